@@ -451,7 +451,7 @@ export interface paths {
         put?: never;
         /**
          * Accept an invitation sent to your email address; you become a member
-         * @description An account whose e-mail is not verified may accept only with the token of the mailed link (which proves the address and verifies it); with the token shown to the inviting admin it gets 403 invitation.email_unverified. When the organization's members already reach the users limit of its omnizen plan (invitations made before a downgrade), the answer is 402 billing.limit_reached (details: app, feature, plan, limit, usage = the members, upgradeTo) and the invitation stays pending, to be accepted once the organization upgrades or a member leaves.
+         * @description An account whose e-mail is not verified may accept only with the token of the mailed link (which proves the address and verifies it); with the token shown to the inviting admin it gets 403 invitation.email_unverified. When the organization's members already reach the users limit of its omnizen plan (invitations made before a downgrade), the answer is 402 billing.limit_reached (details: app, feature, plan, limit, usage = the members, upgradeTo) and the invitation stays pending, to be accepted once the organization upgrades or a member leaves. A new member is a write: while the organization's omnizen subscription is read-only (its trial ended, canceled, unpaid, past due beyond the grace period) the answer is 402 billing.subscription_inactive (details: app, plan, status) and the invitation stays pending until the subscription is renewed. Both are answered only for a valid invitation of the caller.
          */
         post: operations["acceptInvitation"];
         delete?: never;
@@ -491,7 +491,7 @@ export interface paths {
         put?: never;
         /**
          * Start a Stripe Checkout for a personal plan
-         * @description A double-click or a retry does not start a second checkout: while the session the first request created is open (up to 23 hours, until a Stripe event about the app's subscription arrives), the same request answers 201 with that same session (same id and url), and concurrent requests are served one at a time. Another plan starts another session. 409 billing.subscription_exists while a Stripe subscription of the app has not ended: live (active, trialing, past_due: change plans in the billing portal), incomplete (its first payment is pending: complete it, or wait until Stripe expires it), unpaid or paused (settle or cancel it in the billing portal); details.status says which. Once it is canceled or incomplete_expired, a new checkout is allowed.
+         * @description One open checkout per app: a double-click or a retry does not start a second one. While the session the first request created is open (up to 23 hours, until a Stripe event about the app's subscription arrives), the same request answers 201 with that same session (same id and url), and concurrent requests are served one at a time. Another checkout (another plan, or another admin) expires that session in Stripe first, so it can no longer be paid, and answers with a new one; 409 billing.checkout_superseded when another checkout started while Stripe was creating this one's session (that one stays open). 409 billing.subscription_exists while a Stripe subscription of the app has not ended: live (active, trialing, past_due: change plans in the billing portal), incomplete (its first payment is pending: complete it, or wait until Stripe expires it), unpaid or paused (settle or cancel it in the billing portal); details.status says which. Also when the session being expired has just been paid and its subscription has not ended. Once it is canceled or incomplete_expired, a new checkout is allowed. When Stripe's answer is lost (timeout, network error), the checkout answers 502 billing.stripe_failed, though Stripe may have created the session: the same request again answers that session, and the next different checkout first learns it from Stripe (replaying the create) and expires it, so only one can be paid. Until then the request's Stripe parameters (they may hold the admin's e-mail address) are kept, for at most Stripe's 24-hour idempotency window: after it a checkout no longer looks for that session, and the billing job forgets the parameters. A 502 during that step means Stripe still did not answer: try again.
          */
         post: operations["createMyCheckout"];
         delete?: never;
@@ -640,7 +640,7 @@ export interface paths {
         delete?: never;
         options?: never;
         head?: never;
-        /** Switch categories on or off per channel, and the e-mail digest (security stays on) */
+        /** Switch categories on or off per channel, and the e-mail digest (security stays on, its e-mails immediate) */
         patch: operations["updateNotificationPreferences"];
         trace?: never;
     };
@@ -651,7 +651,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The signed-in user's notices from every organization, newest first (filters: unread, category, organization, archive) */
+        /**
+         * The signed-in user's notices from every organization, newest first (filters: unread, category, organization, archive)
+         * @description Only the notices of organizations the user belongs to now, and those addressed to them in person (their role changed, their removal, a sign-in): a notice of an organization they left is no longer listed, counted or marked (404 notification.not_found). The same holds for the unread count, the read marks and the e-mail digest.
+         */
         get: operations["listNotifications"];
         put?: never;
         post?: never;
@@ -1181,7 +1184,7 @@ export interface paths {
         put?: never;
         /**
          * Start a Stripe Checkout for a plan of an app (admin or owner)
-         * @description A double-click or a retry does not start a second checkout: while the session the first request created is open (up to 23 hours, until a Stripe event about the app's subscription arrives), the same request answers 201 with that same session (same id and url), and concurrent requests are served one at a time. Another plan starts another session. 409 billing.subscription_exists while a Stripe subscription of the app has not ended: live (active, trialing, past_due: change plans in the billing portal), incomplete (its first payment is pending: complete it, or wait until Stripe expires it), unpaid or paused (settle or cancel it in the billing portal); details.status says which. Once it is canceled or incomplete_expired, a new checkout is allowed.
+         * @description One open checkout per app: a double-click or a retry does not start a second one. While the session the first request created is open (up to 23 hours, until a Stripe event about the app's subscription arrives), the same request answers 201 with that same session (same id and url), and concurrent requests are served one at a time. Another checkout (another plan, or another admin) expires that session in Stripe first, so it can no longer be paid, and answers with a new one; 409 billing.checkout_superseded when another checkout started while Stripe was creating this one's session (that one stays open). 409 billing.subscription_exists while a Stripe subscription of the app has not ended: live (active, trialing, past_due: change plans in the billing portal), incomplete (its first payment is pending: complete it, or wait until Stripe expires it), unpaid or paused (settle or cancel it in the billing portal); details.status says which. Also when the session being expired has just been paid and its subscription has not ended. Once it is canceled or incomplete_expired, a new checkout is allowed. When Stripe's answer is lost (timeout, network error), the checkout answers 502 billing.stripe_failed, though Stripe may have created the session: the same request again answers that session, and the next different checkout first learns it from Stripe (replaying the create) and expires it, so only one can be paid. Until then the request's Stripe parameters (they may hold the admin's e-mail address) are kept, for at most Stripe's 24-hour idempotency window: after it a checkout no longer looks for that session, and the billing job forgets the parameters. A 502 during that step means Stripe still did not answer: try again.
          */
         post: operations["createOrganizationCheckout"];
         delete?: never;
@@ -1450,7 +1453,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Queue ingestion of the latest version again (after a failure, or a model change) */
+        /**
+         * Queue ingestion of the latest version again (after a failure, or a model change)
+         * @description A document whose ingestion is queued already (status pending) is answered as it is and nothing more is queued, as POST /knowledge/reindex skips it.
+         */
         post: operations["reindexKnowledgeDocument"];
         delete?: never;
         options?: never;
@@ -2281,7 +2287,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Void a draft or rejected bill that will never be posted; it stays, immutable, with its history (owner, admin, accountant) */
+        /** Void a draft or rejected bill that will never be posted, or cancel a posted bill nothing is allocated to (posts the reversal of its entry, dated `date`); it stays, immutable, with its history (owner, admin, accountant) */
         post: operations["voidBill"];
         delete?: never;
         options?: never;
@@ -2420,7 +2426,10 @@ export interface paths {
         /** Payments to vendors and claimants, newest first (a member sees vendor payments and their own reimbursements; cursor pagination) */
         get: operations["listBillPayments"];
         put?: never;
-        /** Pay a vendor (or reimburse a claimant) and allocate to open bills; posts bank credit / AP debit with the realized FX result */
+        /**
+         * Pay a vendor (or reimburse a claimant) and allocate to open bills; posts bank credit / AP debit with the realized FX result
+         * @description Retry with the same Idempotency-Key: one payment is recorded.
+         */
         post: operations["createBillPayment"];
         delete?: never;
         options?: never;
@@ -2610,7 +2619,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Undo an allocation (e.g. a bounced payment): a new reversing allocation row; the invoice is open again */
+        /**
+         * Undo an allocation (e.g. a bounced payment): a new reversing allocation row; the invoice is open again
+         * @description Its date must be in an open fiscal period (ledger.period_closed, ledger.no_fiscal_year), also when no FX entry is posted.
+         */
         post: operations["reverseAllocation"];
         delete?: never;
         options?: never;
@@ -2717,7 +2729,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Credit an issued invoice (whole, or some lines): the credit note is issued and posted at once and reduces what is open */
+        /**
+         * Credit an issued invoice (whole, or some lines): the credit note is issued and posted at once and reduces what is open
+         * @description Lines that come to 0.00 (discounted 100 %) credit nothing: a credit note of 0.00 is refused (422 receivables.nothing_to_credit).
+         */
         post: operations["createCreditNote"];
         delete?: never;
         options?: never;
@@ -2734,7 +2749,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Issue a draft: assign the next number of its series and post it to the ledger (AR debit, revenue and output tax credits) */
+        /**
+         * Issue a draft: assign the next number of its series and post it to the ledger (AR debit, revenue and output tax credits)
+         * @description An invoice of 0.00 (lines discounted 100 %, or priced 0.00) is issued paid, without a journal entry (entryId null; events invoice.issued and invoice.paid), its date still in an open fiscal period (ledger.period_closed, ledger.no_fiscal_year).
+         */
         post: operations["postInvoice"];
         delete?: never;
         options?: never;
@@ -2785,7 +2803,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Void an issued invoice: post the reversal (refused once a payment or credit note is allocated) */
+        /**
+         * Void an issued invoice: post the reversal (refused once a payment or credit note is allocated)
+         * @description An invoice of 0.00 posted nothing: it is voided without a reversal (voidEntryId null), its void date still in an open fiscal period.
+         */
         post: operations["reverseInvoice"];
         delete?: never;
         options?: never;
@@ -2803,7 +2824,10 @@ export interface paths {
         /** Payments received, newest first, with their allocations */
         get: operations["listPayments"];
         put?: never;
-        /** Record a payment received and allocate it to open invoices of the customer (the rest is customer credit) */
+        /**
+         * Record a payment received and allocate it to open invoices of the customer (the rest is customer credit)
+         * @description An archived customer's payment is recorded too: archiving stops new invoices, not the settlement of open ones. Retry with the same Idempotency-Key: one payment is recorded.
+         */
         post: operations["createPayment"];
         delete?: never;
         options?: never;
@@ -2837,7 +2861,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Allocate a payment's unallocated remainder (customer credit) to open invoices */
+        /**
+         * Allocate a payment's unallocated remainder (customer credit) to open invoices
+         * @description Its date must be in an open fiscal period (ledger.period_closed, ledger.no_fiscal_year), also when no FX entry is posted: it changes what was open as of it.
+         */
         post: operations["createAllocation"];
         delete?: never;
         options?: never;
@@ -3068,7 +3095,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Deliver a message again (same webhook-id, a new round of the retry schedule) */
+        /**
+         * Deliver a message again (same webhook-id, a new round of the retry schedule)
+         * @description Refused (409 webhooks.endpoint_disabled, nothing changed) while the endpoint is disabled: enable it first.
+         */
         post: operations["replayWebhookMessage"];
         delete?: never;
         options?: never;
@@ -3102,7 +3132,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Deliver again every failed message created since a time */
+        /**
+         * Deliver again every failed message created since a time
+         * @description Refused (409 webhooks.endpoint_disabled, nothing changed) while the endpoint is disabled: enable it first.
+         */
         post: operations["replayFailedWebhookMessages"];
         delete?: never;
         options?: never;
@@ -4228,6 +4261,18 @@ export interface components {
              * @example 0b8f5f8e-9a43-4a52-8c1b-1f2a3b4c5d6e
              */
             vendorId: string | null;
+            /**
+             * Format: date
+             * @description A posted bill voided: the date of the reversal of its posting; null otherwise
+             * @example null
+             */
+            voidedOn: string | null;
+            /**
+             * Format: uuid
+             * @description A posted bill voided: the entry reversing its posting; null otherwise
+             * @example null
+             */
+            voidEntryId: string | null;
         };
         /** @description A Stripe event received for the organization, and how it was processed */
         BillingEventDto: {
@@ -4612,19 +4657,21 @@ export interface components {
              * @example 50.00
              */
             effectOfExchangeRatesOnCash: string;
-            /** @description Changes of accounts classed financing (equity by default), without their revaluations */
+            /** @description Changes of accounts classed financing (equity by default), without their revaluations and without their lines in entries that moved no cash (see nonCashInvestingAndFinancing) */
             financing: components["schemas"]["CashFlowSectionDto"];
             /** @description First day of the range, YYYY-MM-DD */
             from: string;
-            /** @description Changes of accounts classed investing (without their revaluations) */
+            /** @description Changes of accounts classed investing, without their revaluations and without their lines in entries that moved no cash (see nonCashInvestingAndFinancing) */
             investing: components["schemas"]["CashFlowSectionDto"];
             /** @description operating + investing + financing + effectOfExchangeRatesOnCash */
             netChange: string;
             /** @description Net income of the range (closing entries excluded) */
             netIncome: string;
+            /** @description Non-cash investing and financing transactions (IAS 7.43): left out of the investing and financing sections and disclosed here; their total is a non-cash adjustment in operating. Equipment bought on credit shows neither an investing outflow nor an operating inflow; equipment bought with a loan neither an investing outflow nor a financing inflow. An entry is judged whole: one with a cash line counts in full in its sections (equipment of 5,000.00 paid 1,000.00 in cash and 4,000.00 by a loan in one entry is -5,000.00 investing and +4,000.00 financing), so post such a purchase as a cash entry and a non-cash one to have its loan part disclosed here */
+            nonCashInvestingAndFinancing: components["schemas"]["CashFlowNonCashDto"];
             /** @description Cash accounts (cashFlowClass cash, own or inherited from a group) the day before from */
             openingCash: string;
-            /** @description Working-capital changes (without their revaluations) and the non-cash exchange differences on cash; total = netIncome + unrealizedExchangeDifferences + the rows */
+            /** @description Working-capital changes (without their revaluations) and the non-cash exchange differences on cash; total = netIncome + unrealizedExchangeDifferences + nonCashInvestingAndFinancing.total + the rows */
             operating: components["schemas"]["CashFlowSectionDto"];
             /** @description Last day of the range, YYYY-MM-DD */
             to: string;
@@ -4633,6 +4680,62 @@ export interface components {
              * @example 400.00
              */
             unrealizedExchangeDifferences: string;
+        };
+        /** @description Investing and financing transactions that moved no cash (IAS 7.43), disclosed outside the sections */
+        CashFlowNonCashDto: {
+            /**
+             * @description Per investing or financing account, the sum of its lines in the entries of the range without a cash line (an amount on a cash account): equipment bought on credit or with a loan, depreciation booked against an account classed investing, a share issue for a contribution in kind. Closing entries and revaluations are not included (they have their own handling). The example: equipment of 5,000.00 bought with a loan of 4,000.00 and 1,000.00 on credit from the supplier (accounts payable, operating)
+             * @example [
+             *       {
+             *         "accountId": "9b0c8a4e-1f1e-4c36-9a55-2b6f4f2f7a10",
+             *         "code": "1500",
+             *         "name": "Equipment",
+             *         "section": "investing",
+             *         "amount": "-5000.00"
+             *       },
+             *       {
+             *         "accountId": "3d4b2c1a-7e8f-4a9b-8c0d-1e2f3a4b5c6d",
+             *         "code": "2300",
+             *         "name": "Loans",
+             *         "section": "financing",
+             *         "amount": "4000.00"
+             *       }
+             *     ]
+             */
+            rows: components["schemas"]["CashFlowNonCashRowDto"][];
+            /**
+             * @description Sum of the rows. Counted in operating.total as a non-cash adjustment: it offsets the rest of those entries, on operating accounts and in net income (in the example the payable's increase, +1,000.00 in operating; for depreciation of 300.00 against accumulated depreciation classed investing, +300.00 here adds the expense back), so the entries move no cash in any section
+             * @example -1000.00
+             */
+            total: string;
+        };
+        /** @description The part of one investing or financing account in the entries of the range that moved no cash (IAS 7.43) */
+        CashFlowNonCashRowDto: {
+            /**
+             * Format: uuid
+             * @description The account
+             */
+            accountId: string;
+            /**
+             * @description What these lines would have shown in the section, with its sign (an asset acquired negative, a loan taken on positive); left out of the section because no cash moved
+             * @example -5000.00
+             */
+            amount: string;
+            /**
+             * @description Account code
+             * @example 1500
+             */
+            code: string;
+            /**
+             * @description Account name
+             * @example Equipment
+             */
+            name: string;
+            /**
+             * @description The section the account is classed in (its own class, else its nearest classified ancestor's; equity by default financing)
+             * @enum {string}
+             */
+            section: "investing" | "financing";
         };
         /** @description The contribution of one account to a section of the cash-flow statement */
         CashFlowRowDto: {
@@ -5368,7 +5471,7 @@ export interface components {
              */
             customerId: string;
             /**
-             * @description Due date; default: invoice date plus the customer's payment terms
+             * @description Due date, not before the invoice date (422 receivables.due_before_invoice); default: invoice date plus the customer's payment terms
              * @example 2026-02-09
              */
             dueDate?: string;
@@ -5441,13 +5544,14 @@ export interface components {
              */
             collectionId: string;
             /**
-             * @description note: written here; url: the text of the page at sourceUrl
+             * @description note: written here; url: the text of the page at sourceUrl (required then)
              * @default note
+             * @example url
              * @enum {string}
              */
             source?: "note" | "url";
             /**
-             * @description The page the text comes from (source url)
+             * @description The page the text comes from: required with source url, refused with a note
              * @example https://intranet.example.com/policies/travel
              */
             sourceUrl?: string;
@@ -6650,7 +6754,7 @@ export interface components {
             dueDate: string;
             /**
              * Format: uuid
-             * @description The journal entry of the issue
+             * @description The journal entry of the issue; null for a draft, or an invoice of 0.00 (nothing posted)
              * @example 8a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b
              */
             entryId: string | null;
@@ -6733,7 +6837,7 @@ export interface components {
             voidedOn: string | null;
             /**
              * Format: uuid
-             * @description The reversal entry of the void
+             * @description The reversal entry of the void; null when not void, or for an invoice of 0.00
              * @example null
              */
             voidEntryId: string | null;
@@ -7515,7 +7619,7 @@ export interface components {
              */
             channel: "email" | "in_app";
             /**
-             * @description E-mail only: one summary per hour instead of one e-mail per notice
+             * @description E-mail only: one summary per hour instead of one e-mail per notice (not for security: its e-mails are sent at once)
              * @example true
              */
             digest: boolean;
@@ -8095,11 +8199,11 @@ export interface components {
              */
             cost: string;
             /**
-             * @description Error class of a failed or cancelled run
+             * @description Error class of a failed or cancelled run (worker_lost: the instance executing it stopped before finishing it, or an ?async=true or triggered run's job did not start it within a day)
              * @example null
              * @enum {string|null}
              */
-            errorClass: "provider_rate_limited" | "provider_error" | "timeout" | "tool_error" | "budget_exceeded" | "cancelled" | null;
+            errorClass: "provider_rate_limited" | "provider_error" | "timeout" | "tool_error" | "budget_exceeded" | "cancelled" | "worker_lost" | null;
             /**
              * @description What went wrong
              * @example null
@@ -9272,7 +9376,7 @@ export interface components {
              */
             customerId: string;
             /**
-             * @description Due date; default: invoice date plus the customer's payment terms
+             * @description Due date, not before the invoice date (422 receivables.due_before_invoice); default: invoice date plus the customer's payment terms
              * @example 2026-02-09
              */
             dueDate?: string;
@@ -9865,10 +9969,15 @@ export interface components {
              */
             versionNo: number;
         };
-        /** @description Why a document is voided */
+        /** @description Why a document is voided (and, for a posted bill, when) */
         VoidBillDto: {
             /**
-             * @description Why it will never be posted (kept in the audit trail and the event)
+             * @description A posted bill: the date of the reversal of its posting, in an open period and not before the bill date (default: today). Not used for a draft or rejected document
+             * @example 2026-02-20
+             */
+            date?: string;
+            /**
+             * @description Why it will never be posted, or is cancelled (kept in the audit trail and the event)
              * @example entered twice
              */
             reason?: string;
@@ -10210,7 +10319,7 @@ export interface components {
             version: 1;
         };
         /**
-         * @description Webhook body of agent.run.failed (version 1): An agent run failed (provider, timeout, tool, budget) or was cancelled
+         * @description Webhook body of agent.run.failed (version 1): An agent run failed (provider, timeout, tool, budget, the instance executing it lost) or was cancelled
          * @example {
          *       "id": "evt_4711",
          *       "type": "agent.run.failed",
@@ -10255,7 +10364,7 @@ export interface components {
                  * @example timeout
                  * @enum {string}
                  */
-                errorClass: "provider_rate_limited" | "provider_error" | "timeout" | "tool_error" | "budget_exceeded" | "cancelled";
+                errorClass: "provider_rate_limited" | "provider_error" | "timeout" | "tool_error" | "budget_exceeded" | "cancelled" | "worker_lost";
                 /** @example the provider did not answer within 60000 ms */
                 message: string;
                 /**
@@ -10879,7 +10988,7 @@ export interface components {
             version: 1;
         };
         /**
-         * @description Webhook body of bill.voided (version 1): A draft or rejected bill or expense claim was voided: it will never be posted (kind says which)
+         * @description Webhook body of bill.voided (version 1): A draft or rejected bill or expense claim was voided: it will never be posted (kind says which); or a posted bill nothing was allocated to was voided: the reversal of its posting is reversalEntryId, dated voidedOn (both null for a document never posted)
          * @example {
          *       "id": "evt_4711",
          *       "type": "bill.voided",
@@ -10894,7 +11003,9 @@ export interface components {
          *         "currency": "EUR",
          *         "total": "12000.00",
          *         "reason": "entered twice",
-         *         "voidedBy": "user_123"
+         *         "voidedBy": "user_123",
+         *         "voidedOn": null,
+         *         "reversalEntryId": null
          *       }
          *     }
          */
@@ -10909,7 +11020,9 @@ export interface components {
              *       "currency": "EUR",
              *       "total": "12000.00",
              *       "reason": "entered twice",
-             *       "voidedBy": "user_123"
+             *       "voidedBy": "user_123",
+             *       "voidedOn": null,
+             *       "reversalEntryId": null
              *     }
              */
             data: {
@@ -10934,10 +11047,20 @@ export interface components {
                 partyType: "vendor" | "employee";
                 /** @example entered twice */
                 reason: string | null;
+                /**
+                 * Format: uuid
+                 * @example 3d6f0a2b-1c4e-4f8a-9b7d-2e5c8a1f0b3d
+                 */
+                reversalEntryId?: string | null;
                 /** @example 12000.00 */
                 total: string;
                 /** @example user_123 */
                 voidedBy: string;
+                /**
+                 * Format: date
+                 * @example 2026-03-02
+                 */
+                voidedOn?: string | null;
             };
             /**
              * @description Stable id of the event (evt_...), the same for every endpoint and attempt
@@ -11235,7 +11358,7 @@ export interface components {
             version: 1;
         };
         /**
-         * @description Webhook body of invoice.issued (version 1): A draft invoice or credit note was issued: numbered and posted to the ledger
+         * @description Webhook body of invoice.issued (version 1): A draft invoice or credit note was issued: numbered and posted to the ledger (an invoice of 0.00 posts nothing: entryId null, and invoice.paid follows)
          * @example {
          *       "id": "evt_4711",
          *       "type": "invoice.issued",
@@ -11285,9 +11408,10 @@ export interface components {
                 dueDate: string;
                 /**
                  * Format: uuid
+                 * @description the journal entry of the issue; null for an invoice of 0.00 (nothing posted)
                  * @example 8a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b
                  */
-                entryId: string;
+                entryId: string | null;
                 /**
                  * Format: date
                  * @example 2026-01-10
@@ -11424,7 +11548,7 @@ export interface components {
             version: 1;
         };
         /**
-         * @description Webhook body of invoice.paid (version 1): An invoice's open amount reached zero (by payments or credit notes)
+         * @description Webhook body of invoice.paid (version 1): An invoice's open amount reached zero (by payments or credit notes; an invoice of 0.00 at its issue)
          * @example {
          *       "id": "evt_4711",
          *       "type": "invoice.paid",
@@ -11502,7 +11626,7 @@ export interface components {
             version: 1;
         };
         /**
-         * @description Webhook body of invoice.voided (version 1): An issued invoice was voided: its posting was reversed
+         * @description Webhook body of invoice.voided (version 1): An issued invoice was voided: its posting was reversed (an invoice of 0.00 posted nothing: reversalEntryId null)
          * @example {
          *       "id": "evt_4711",
          *       "type": "invoice.voided",
@@ -11544,9 +11668,10 @@ export interface components {
                 number: string;
                 /**
                  * Format: uuid
+                 * @description the reversal entry; null for an invoice of 0.00 (nothing to reverse)
                  * @example 8a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b
                  */
-                reversalEntryId: string;
+                reversalEntryId: string | null;
                 /**
                  * Format: date
                  * @example 2026-01-12
@@ -13198,27 +13323,27 @@ export interface components {
             version: 1;
         };
         /**
-         * @description Webhook body of webhook_endpoint.disabled (version 1): The delivery worker disabled a webhook endpoint: it answered 410 Gone, or every delivery to it failed for 5 days.
+         * @description Webhook body of webhook_endpoint.disabled (version 2): The delivery worker disabled a webhook endpoint: it answered 410 Gone, or every delivery to it failed for 5 days. Names the endpoint by id and by its URL's origin only (the full URL can hold a credential; version 1 carried it as `url`).
          * @example {
          *       "id": "evt_4711",
          *       "type": "webhook_endpoint.disabled",
-         *       "version": 1,
+         *       "version": 2,
          *       "timestamp": "2026-03-02T09:30:00.000Z",
          *       "organizationId": "9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d",
          *       "data": {
          *         "endpointId": "3d6f0a2b-1c4e-4f8a-9b7d-2e5c8a1f0b3d",
-         *         "url": "https://hooks.example.com/omnizen",
+         *         "urlOrigin": "https://hooks.example.com",
          *         "reason": "failing",
          *         "failingSince": "2026-03-01T10:00:00.000Z"
          *       }
          *     }
          */
-        "WebhookEvent.webhook_endpoint.disabled.v1": {
+        "WebhookEvent.webhook_endpoint.disabled.v2": {
             /**
              * @description The payload
              * @example {
              *       "endpointId": "3d6f0a2b-1c4e-4f8a-9b7d-2e5c8a1f0b3d",
-             *       "url": "https://hooks.example.com/omnizen",
+             *       "urlOrigin": "https://hooks.example.com",
              *       "reason": "failing",
              *       "failingSince": "2026-03-01T10:00:00.000Z"
              *     }
@@ -13243,10 +13368,10 @@ export interface components {
                  */
                 reason: "gone" | "failing";
                 /**
-                 * @description Its URL
-                 * @example https://hooks.example.com/omnizen
+                 * @description The origin of its URL: scheme, host and port (no path, query or credentials)
+                 * @example https://hooks.example.com
                  */
-                url: string;
+                urlOrigin: string;
             };
             /**
              * @description Stable id of the event (evt_...), the same for every endpoint and attempt
@@ -13272,10 +13397,10 @@ export interface components {
             type: "webhook_endpoint.disabled";
             /**
              * @description Version of the payload schema
-             * @example 1
+             * @example 2
              * @enum {integer}
              */
-            version: 1;
+            version: 2;
         };
         /** @description A message with every attempt of it, oldest first */
         WebhookMessageDetailDto: {
@@ -16096,7 +16221,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description 402 billing.limit_reached: the plan's limit is reached; details name the limit and a plan with more. */
+            /** @description 402 billing.limit_reached: the plan's limit is reached; details name the limit and a plan with more. 402 billing.subscription_inactive: the subscription is read-only (canceled, expired, past due too long): reads only. */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -16396,7 +16521,7 @@ export interface operations {
             /**
              * @description Conflicts with existing data
              *
-             *     Conflicts with existing data. error.code is one of: `billing.subscription_exists` (the account has a Stripe subscription for the app that has not ended (live, unpaid, paused, or its first payment pending: details.status): its plan changes in the billing portal, not with a second checkout)
+             *     Conflicts with existing data. error.code is one of: `billing.subscription_exists` (the account has a Stripe subscription for the app that has not ended (live, unpaid, paused, or its first payment pending: details.status): its plan changes in the billing portal, not with a second checkout); `billing.checkout_superseded` (another checkout of the app (another plan, or another admin) started while Stripe created this one's session: that one is the open checkout, and this session was expired)
              */
             409: {
                 headers: {
@@ -17962,7 +18087,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `notification.security_always_on` (security notices cannot be switched off (on either channel)); `notification.digest_email_only` (only the e-mail channel has a digest) */
+            /** @description Rejected by a business rule. error.code is one of: `notification.security_always_on` (security notices cannot be switched off (on either channel)); `notification.digest_email_only` (only the e-mail channel has a digest); `notification.security_immediate` (security e-mails (sign-in alerts) are sent at once: the security category has no digest) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -23274,7 +23399,7 @@ export interface operations {
             /**
              * @description Conflicts with existing data
              *
-             *     Conflicts with existing data. error.code is one of: `billing.subscription_exists` (the account has a Stripe subscription for the app that has not ended (live, unpaid, paused, or its first payment pending: details.status): its plan changes in the billing portal, not with a second checkout)
+             *     Conflicts with existing data. error.code is one of: `billing.subscription_exists` (the account has a Stripe subscription for the app that has not ended (live, unpaid, paused, or its first payment pending: details.status): its plan changes in the billing portal, not with a second checkout); `billing.checkout_superseded` (another checkout of the app (another plan, or another admin) started while Stripe created this one's session: that one is the open checkout, and this session was expired)
              */
             409: {
                 headers: {
@@ -25495,7 +25620,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `knowledge.unreadable_file` (the file could not be read as its type (a corrupt PDF, text that is not UTF-8)); `knowledge.extraction_limit` (the PDF's text could not be extracted within the limits: more than 2,000 pages, more than 256 MB of memory, or more than 30 s; the message names the limit); `knowledge.no_text` (no text could be extracted from the file) */
+            /** @description Rejected by a business rule. error.code is one of: `knowledge.unreadable_file` (the file could not be read as its type (a corrupt PDF, text that is not UTF-8, HTML whose elements nest more than 1,000 levels deep)); `knowledge.extraction_limit` (the PDF's or HTML file's text could not be extracted within the limits: more than 2,000 pages (a PDF), more than 256 MB of memory, or more than 30 s; the message names the limit); `knowledge.no_text` (no text could be extracted from the file) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -25521,7 +25646,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Error. error.code is one of: `knowledge.extraction_busy` (too many uploads wait for their PDF or HTML text to be extracted (KNOWLEDGE_EXTRACTION_MAX_WAITING in the process, KNOWLEDGE_EXTRACTION_MAX_WAITING_PER_ORG of the organization); nothing was stored: retry after Retry-After seconds); or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -26383,7 +26508,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `knowledge.unreadable_file` (the file could not be read as its type (a corrupt PDF, text that is not UTF-8)); `knowledge.extraction_limit` (the PDF's text could not be extracted within the limits: more than 2,000 pages, more than 256 MB of memory, or more than 30 s; the message names the limit); `knowledge.no_text` (no text could be extracted from the file) */
+            /** @description Rejected by a business rule. error.code is one of: `knowledge.unreadable_file` (the file could not be read as its type (a corrupt PDF, text that is not UTF-8, HTML whose elements nest more than 1,000 levels deep)); `knowledge.extraction_limit` (the PDF's or HTML file's text could not be extracted within the limits: more than 2,000 pages (a PDF), more than 256 MB of memory, or more than 30 s; the message names the limit); `knowledge.no_text` (no text could be extracted from the file) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -26409,7 +26534,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Error. error.code is one of: `knowledge.extraction_busy` (too many uploads wait for their PDF or HTML text to be extracted (KNOWLEDGE_EXTRACTION_MAX_WAITING in the process, KNOWLEDGE_EXTRACTION_MAX_WAITING_PER_ORG of the organization); nothing was stored: retry after Retry-After seconds); or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -26843,7 +26968,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller. error.code is one of: `knowledge_collection.not_found` (no knowledge collection of this organization (readable by the caller) has this id) */
+            /** @description Not found, or not visible to the caller. error.code is one of: `knowledge_collection.not_found` (no knowledge collection of this organization (readable by the caller) has this id); `knowledge_document.not_found` (no knowledge document of this organization (readable by the caller) has this id) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -28429,7 +28554,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data. error.code is one of: `ledger.year_closed` (the fiscal year is already closed); `ledger.idempotency_conflict` (the idempotency key was used for a different entry) */
+            /** @description Conflicts with existing data. error.code is one of: `ledger.year_closed` (the fiscal year is already closed) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -28447,7 +28572,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.retained_earnings_missing` (the retained earnings account is not configured); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (a line's taxCodeId names no tax code of this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.retained_earnings_missing` (the retained earnings account is not configured); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -28561,7 +28686,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data. error.code is one of: `ledger.year_open` (the fiscal year is not closed); `ledger.already_reversed` (the entry is already reversed); `ledger.idempotency_conflict` (the idempotency key was used for a different entry) */
+            /** @description Conflicts with existing data. error.code is one of: `ledger.year_open` (the fiscal year is not closed); `ledger.already_reversed` (the entry is already reversed) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -28579,7 +28704,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.later_year_closed` (a later fiscal year is closed: reopen it first); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (a line's taxCodeId names no tax code of this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.later_year_closed` (a later fiscal year is closed: reopen it first); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -29114,7 +29239,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data. error.code is one of: `ledger.already_reversed` (the entry is already reversed); `ledger.idempotency_conflict` (the idempotency key was used for a different entry) */
+            /** @description Conflicts with existing data. error.code is one of: `ledger.already_reversed` (the entry is already reversed) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -29150,7 +29275,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.fx_accounts_missing` (FX gain and loss accounts are not configured); `ledger.no_next_period` (no open fiscal period starts the day after the revaluation date's period (autoReverse): nothing is posted); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (a line's taxCodeId names no tax code of this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.fx_accounts_missing` (FX gain and loss accounts are not configured); `ledger.no_next_period` (no open fiscal period starts the day after the revaluation date's period (autoReverse): nothing is posted); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -29329,6 +29454,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description The same key and request answer the entry posted first (200); another request with it is a 409 ledger.idempotency_conflict. Same as the body's idempotencyKey */
                 "Idempotency-Key"?: string;
                 /** @description Act inside one workspace of the organization */
                 "X-Workspace-Id"?: string;
@@ -29513,7 +29639,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.tax_code_archived` (the tax code is archived); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (a line's taxCodeId names no tax code of this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.tax_code_archived` (the tax code is archived); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (a line's taxCodeId names no tax code of this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `ledger.control_account` (a line of a manual entry posts to a control account of receivables or payables (AR, deferred revenue, AP of their settings): it is posted only through their documents; the message names the line, the account and the module) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -29781,7 +29907,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.reversal_of_reversal` (a reversal cannot be reversed); `ledger.entry_of_document` (the entry belongs to a document (invoice, payment, allocation, bill, a year's closing entry): correct it through the document); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (a line's taxCodeId names no tax code of this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.reversal_of_reversal` (a reversal cannot be reversed); `ledger.entry_of_document` (the entry belongs to a document (invoice, payment, allocation, bill, a year's closing entry): correct it through the document); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -29941,7 +30067,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.tax_code_archived` (the tax code is archived); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (a line's taxCodeId names no tax code of this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.tax_code_archived` (the tax code is archived); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (a line's taxCodeId names no tax code of this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `ledger.control_account` (a line of a manual entry posts to a control account of receivables or payables (AR, deferred revenue, AP of their settings): it is posted only through their documents; the message names the line, the account and the module) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -32703,7 +32829,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data. error.code is one of: `payables.allocation_reversed` (the allocation is already reversed, or is itself a reversal); `ledger.idempotency_conflict` (the idempotency key was used for a different entry) */
+            /** @description Conflicts with existing data. error.code is one of: `payables.allocation_reversed` (the allocation is already reversed, or is itself a reversal) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -32739,7 +32865,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `ledger.fx_accounts_missing` (FX gain and loss accounts are not configured); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (a line's taxCodeId names no tax code of this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            /** @description Rejected by a business rule. error.code is one of: `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `ledger.fx_accounts_missing` (FX gain and loss accounts are not configured); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -32978,6 +33104,15 @@ export interface operations {
             };
             /** @description Not found, or not visible to the caller. error.code is one of: `tax_code.not_found` (no tax code of this organization has this id); `vendor.not_found` (no vendor of this organization has this id) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with existing data. error.code is one of: `payables.duplicate_bill_number` (the vendor already has a bill with this bill number (case and surrounding blanks ignored) that is not voided: details.billId names it) */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -33248,7 +33383,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data. error.code is one of: `payables.not_editable` (the bill is not a draft (or a rejected bill): it cannot be edited or submitted) */
+            /** @description Conflicts with existing data. error.code is one of: `payables.not_editable` (the bill is not a draft (or a rejected bill): it cannot be edited or submitted (nor voided, unless it is a posted bill)); `payables.duplicate_bill_number` (the vendor already has a bill with this bill number (case and surrounding blanks ignored) that is not voided: details.billId names it) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -33402,7 +33537,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data. error.code is one of: `payables.not_submitted` (the bill is not waiting for approval); `payables.already_approved` (this person has already approved this submission); `ledger.idempotency_conflict` (the idempotency key was used for a different entry) */
+            /** @description Conflicts with existing data. error.code is one of: `payables.not_submitted` (the bill is not waiting for approval); `payables.already_approved` (this person has already approved this submission) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -33438,7 +33573,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (a line's taxCodeId names no tax code of this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            /** @description Rejected by a business rule. error.code is one of: `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -33833,7 +33968,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data. error.code is one of: `payables.not_editable` (the bill is not a draft (or a rejected bill): it cannot be edited or submitted); `payables.not_submitted` (the bill is not waiting for approval); `payables.already_approved` (this person has already approved this submission); `ledger.idempotency_conflict` (the idempotency key was used for a different entry) */
+            /** @description Conflicts with existing data. error.code is one of: `payables.not_editable` (the bill is not a draft (or a rejected bill): it cannot be edited or submitted (nor voided, unless it is a posted bill)); `payables.not_submitted` (the bill is not waiting for approval); `payables.already_approved` (this person has already approved this submission) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -33851,7 +33986,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (a line's taxCodeId names no tax code of this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            /** @description Rejected by a business rule. error.code is one of: `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.rate_missing` (no FX rate on or before the date) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -33969,7 +34104,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data. error.code is one of: `payables.not_editable` (the bill is not a draft (or a rejected bill): it cannot be edited or submitted) */
+            /** @description Conflicts with existing data. error.code is one of: `payables.not_editable` (the bill is not a draft (or a rejected bill): it cannot be edited or submitted (nor voided, unless it is a posted bill)); `payables.has_allocations` (payments are allocated to the bill (not reversed): it cannot be voided until its allocations are reversed) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -33998,6 +34133,15 @@ export interface operations {
             };
             /** @description The request body is not JSON */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)) */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -34194,7 +34338,7 @@ export interface operations {
                 };
             };
             /**
-             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `payables.total_mismatch` (the total sent by the client differs from the total the server computed); `payables.empty` (a bill or claim needs at least one line); `payables.due_before_bill` (the due date is before the bill date)
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `payables.total_mismatch` (the total sent by the client differs from the total the server computed); `payables.empty` (a bill or claim needs at least one line); `payables.due_before_bill` (the due date is before the bill date); `payables.invalid_amount` (an amount of a payment, allocation, refund or expense claim line is not positive, or has more decimals than its currency allows)
              *
              *     The input is invalid: the message names each field
              */
@@ -34215,7 +34359,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include full_accounting (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features); or with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include full_accounting (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -34457,7 +34601,7 @@ export interface operations {
                 };
             };
             /**
-             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `payables.total_mismatch` (the total sent by the client differs from the total the server computed); `payables.empty` (a bill or claim needs at least one line); `payables.due_before_bill` (the due date is before the bill date)
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `payables.total_mismatch` (the total sent by the client differs from the total the server computed); `payables.empty` (a bill or claim needs at least one line); `payables.due_before_bill` (the due date is before the bill date); `payables.invalid_amount` (an amount of a payment, allocation, refund or expense claim line is not positive, or has more decimals than its currency allows)
              *
              *     The input is invalid: the message names each field
              */
@@ -34478,7 +34622,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include full_accounting (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features); or with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include full_accounting (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -34505,7 +34649,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data. error.code is one of: `payables.not_editable` (the bill is not a draft (or a rejected bill): it cannot be edited or submitted) */
+            /** @description Conflicts with existing data. error.code is one of: `payables.not_editable` (the bill is not a draft (or a rejected bill): it cannot be edited or submitted (nor voided, unless it is a posted bill)) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -34659,7 +34803,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data. error.code is one of: `payables.not_submitted` (the bill is not waiting for approval); `payables.already_approved` (this person has already approved this submission); `ledger.idempotency_conflict` (the idempotency key was used for a different entry) */
+            /** @description Conflicts with existing data. error.code is one of: `payables.not_submitted` (the bill is not waiting for approval); `payables.already_approved` (this person has already approved this submission) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -34695,7 +34839,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (a line's taxCodeId names no tax code of this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            /** @description Rejected by a business rule. error.code is one of: `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -35063,7 +35207,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include full_accounting (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features); or with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include full_accounting (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -35090,7 +35234,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data. error.code is one of: `payables.not_editable` (the bill is not a draft (or a rejected bill): it cannot be edited or submitted) */
+            /** @description Conflicts with existing data. error.code is one of: `payables.not_editable` (the bill is not a draft (or a rejected bill): it cannot be edited or submitted (nor voided, unless it is a posted bill)) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -35199,7 +35343,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include full_accounting (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features); or with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include full_accounting (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -35226,7 +35370,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data. error.code is one of: `payables.not_editable` (the bill is not a draft (or a rejected bill): it cannot be edited or submitted) */
+            /** @description Conflicts with existing data. error.code is one of: `payables.not_editable` (the bill is not a draft (or a rejected bill): it cannot be edited or submitted (nor voided, unless it is a posted bill)) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -35419,6 +35563,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description Retry-safe: the same key with the same request answers 201 with the payment recorded first (as it is now) and records nothing; with another request, 409 payables.idempotency_conflict. 1 to 200 characters */
+                "Idempotency-Key"?: string;
                 /** @description Act inside one workspace of the organization */
                 "X-Workspace-Id"?: string;
             };
@@ -35449,7 +35595,7 @@ export interface operations {
                 };
             };
             /**
-             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `payables.invalid_amount` (an amount of a payment, allocation or refund is not positive, or has more decimals than its currency allows)
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `payables.invalid_amount` (an amount of a payment, allocation, refund or expense claim line is not positive, or has more decimals than its currency allows)
              *
              *     The input is invalid: the message names each field
              */
@@ -35497,7 +35643,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data. error.code is one of: `payables.over_allocation` (the allocation is larger than the bill's open amount or than what is left of the payment); `payables.not_open` (the bill is not posted and open); `ledger.idempotency_conflict` (the idempotency key was used for a different entry) */
+            /** @description Conflicts with existing data. error.code is one of: `payables.over_allocation` (the allocation is larger than the bill's open amount or than what is left of the payment); `payables.not_open` (the bill is not posted and open); `payables.idempotency_conflict` (the Idempotency-Key was already used with a different request (another payment)) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -35533,7 +35679,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `payables.wrong_party` (the bill belongs to another vendor (or claimant) than the payment); `payables.currency_mismatch` (a currency differs from the document's (claim lines, payment and allocated bills share one currency: pay a bill in its own currency at the rate of the payment date; the realized FX result is posted)); `payables.bank_account_not_allowed` (the bank account is not an active, postable asset account); `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `ledger.fx_accounts_missing` (FX gain and loss accounts are not configured); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (a line's taxCodeId names no tax code of this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            /** @description Rejected by a business rule. error.code is one of: `payables.wrong_party` (the bill belongs to another vendor (or claimant) than the payment); `payables.currency_mismatch` (a currency differs from the document's (claim lines, payment and allocated bills share one currency: pay a bill in its own currency at the rate of the payment date; the realized FX result is posted)); `payables.bank_account_not_allowed` (the bank account is not an active, postable asset account); `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `ledger.fx_accounts_missing` (FX gain and loss accounts are not configured); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -35721,7 +35867,7 @@ export interface operations {
                 };
             };
             /**
-             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `payables.invalid_amount` (an amount of a payment, allocation or refund is not positive, or has more decimals than its currency allows)
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `payables.invalid_amount` (an amount of a payment, allocation, refund or expense claim line is not positive, or has more decimals than its currency allows)
              *
              *     The input is invalid: the message names each field
              */
@@ -35769,7 +35915,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data. error.code is one of: `payables.over_allocation` (the allocation is larger than the bill's open amount or than what is left of the payment); `payables.not_open` (the bill is not posted and open); `ledger.idempotency_conflict` (the idempotency key was used for a different entry) */
+            /** @description Conflicts with existing data. error.code is one of: `payables.over_allocation` (the allocation is larger than the bill's open amount or than what is left of the payment); `payables.not_open` (the bill is not posted and open) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -35805,7 +35951,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `payables.wrong_party` (the bill belongs to another vendor (or claimant) than the payment); `payables.currency_mismatch` (a currency differs from the document's (claim lines, payment and allocated bills share one currency: pay a bill in its own currency at the rate of the payment date; the realized FX result is posted)); `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `ledger.fx_accounts_missing` (FX gain and loss accounts are not configured); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (a line's taxCodeId names no tax code of this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            /** @description Rejected by a business rule. error.code is one of: `payables.wrong_party` (the bill belongs to another vendor (or claimant) than the payment); `payables.currency_mismatch` (a currency differs from the document's (claim lines, payment and allocated bills share one currency: pay a bill in its own currency at the rate of the payment date; the realized FX result is posted)); `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `ledger.fx_accounts_missing` (FX gain and loss accounts are not configured); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -35879,7 +36025,7 @@ export interface operations {
                 };
             };
             /**
-             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `payables.invalid_amount` (an amount of a payment, allocation or refund is not positive, or has more decimals than its currency allows)
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `payables.invalid_amount` (an amount of a payment, allocation, refund or expense claim line is not positive, or has more decimals than its currency allows)
              *
              *     The input is invalid: the message names each field
              */
@@ -35927,7 +36073,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data. error.code is one of: `payables.exceeds_credit` (the refund is larger than the credit with the vendor left on the payment (neither allocated nor refunded)); `ledger.idempotency_conflict` (the idempotency key was used for a different entry) */
+            /** @description Conflicts with existing data. error.code is one of: `payables.exceeds_credit` (the refund is larger than the credit with the vendor left on the payment (neither allocated nor refunded)) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -35963,7 +36109,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `payables.bank_account_not_allowed` (the bank account is not an active, postable asset account); `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `ledger.fx_accounts_missing` (FX gain and loss accounts are not configured); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (a line's taxCodeId names no tax code of this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            /** @description Rejected by a business rule. error.code is one of: `payables.bank_account_not_allowed` (the bank account is not an active, postable asset account); `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `ledger.fx_accounts_missing` (FX gain and loss accounts are not configured); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -37348,7 +37494,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data. error.code is one of: `ledger.idempotency_conflict` (the idempotency key was used for a different entry); `receivables.already_reversed` (the allocation is already reversed); `receivables.invalid_status` (the document is not in a state that allows this) */
+            /** @description Conflicts with existing data. error.code is one of: `receivables.already_reversed` (the allocation is already reversed); `receivables.invalid_status` (the document is not in a state that allows this) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -37384,7 +37530,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (a line's taxCodeId names no tax code of this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first); `receivables.fx_accounts_missing` (a realized FX difference needs the FX gain and loss accounts in the ledger settings) */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.rate_missing` (no FX rate on or before the date); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first); `receivables.fx_accounts_missing` (a realized FX difference needs the FX gain and loss accounts in the ledger settings) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -38289,7 +38435,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `receivables.unknown_customer` (the customer does not exist in this organization); `receivables.customer_archived` (the customer is archived); `receivables.unknown_tax_code` (the tax code does not exist in this organization, or is archived); `receivables.account_not_postable` (the account does not exist in this organization, is a group account, or is archived); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `ledger.unknown_currency` (the currency is not known) */
+            /** @description Rejected by a business rule. error.code is one of: `receivables.unknown_customer` (the customer does not exist in this organization); `receivables.customer_archived` (the customer is archived); `receivables.unknown_tax_code` (the tax code does not exist in this organization, or is archived); `receivables.account_not_postable` (the account does not exist in this organization, is a group account, or is archived); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `ledger.unknown_currency` (the currency is not known); `receivables.due_before_invoice` (the due date is before the invoice date) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -38557,7 +38703,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `receivables.unknown_customer` (the customer does not exist in this organization); `receivables.customer_archived` (the customer is archived); `receivables.unknown_tax_code` (the tax code does not exist in this organization, or is archived); `receivables.account_not_postable` (the account does not exist in this organization, is a group account, or is archived); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `ledger.unknown_currency` (the currency is not known) */
+            /** @description Rejected by a business rule. error.code is one of: `receivables.unknown_customer` (the customer does not exist in this organization); `receivables.customer_archived` (the customer is archived); `receivables.unknown_tax_code` (the tax code does not exist in this organization, or is archived); `receivables.account_not_postable` (the account does not exist in this organization, is a group account, or is archived); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `ledger.unknown_currency` (the currency is not known); `receivables.due_before_invoice` (the due date is before the invoice date) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -38797,7 +38943,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data. error.code is one of: `ledger.idempotency_conflict` (the idempotency key was used for a different entry); `receivables.invalid_status` (the document is not in a state that allows this) */
+            /** @description Conflicts with existing data. error.code is one of: `receivables.invalid_status` (the document is not in a state that allows this) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -38833,7 +38979,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (a line's taxCodeId names no tax code of this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `receivables.credit_lines` (a credit note line names no line of the invoice, or credits more than the line); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first); `receivables.deferred_account_missing` (a line has a service period but no deferred revenue account is set) */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `receivables.credit_lines` (a credit note line names no line of the invoice, or credits more than the line); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first); `receivables.deferred_account_missing` (a line has a service period but no deferred revenue account is set); `receivables.nothing_to_credit` (the credit note comes to 0.00 (what the lines credit has no amount): there is nothing to credit) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -38951,7 +39097,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data. error.code is one of: `ledger.idempotency_conflict` (the idempotency key was used for a different entry); `receivables.not_draft` (the invoice is not a draft (issued invoices are immutable)) */
+            /** @description Conflicts with existing data. error.code is one of: `receivables.not_draft` (the invoice is not a draft (issued invoices are immutable)) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -38987,7 +39133,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (a line's taxCodeId names no tax code of this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first); `receivables.deferred_account_missing` (a line has a service period but no deferred revenue account is set) */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first); `receivables.deferred_account_missing` (a line has a service period but no deferred revenue account is set) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -39346,7 +39492,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data. error.code is one of: `ledger.idempotency_conflict` (the idempotency key was used for a different entry); `receivables.invalid_status` (the document is not in a state that allows this); `receivables.has_allocations` (a payment or credit note is allocated to the invoice: it cannot be voided) */
+            /** @description Conflicts with existing data. error.code is one of: `receivables.invalid_status` (the document is not in a state that allows this); `receivables.has_allocations` (a payment or credit note is allocated to the invoice: it cannot be voided) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -39382,7 +39528,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (a line's taxCodeId names no tax code of this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -39544,6 +39690,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description Retry-safe: the same key with the same request answers 201 with the payment recorded first (as it is now) and records nothing; with another request, 409 receivables.idempotency_conflict. 1 to 200 characters */
+                "Idempotency-Key"?: string;
                 /** @description Act inside one workspace of the organization */
                 "X-Workspace-Id"?: string;
             };
@@ -39618,7 +39766,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data. error.code is one of: `ledger.idempotency_conflict` (the idempotency key was used for a different entry); `receivables.over_allocation` (the allocation is larger than what is open on the invoice); `receivables.invalid_status` (the document is not in a state that allows this) */
+            /** @description Conflicts with existing data. error.code is one of: `receivables.over_allocation` (the allocation is larger than what is open on the invoice); `receivables.invalid_status` (the document is not in a state that allows this); `receivables.idempotency_conflict` (the Idempotency-Key was already used with a different request (another payment, or another refund)) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -39654,7 +39802,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (a line's taxCodeId names no tax code of this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `receivables.unknown_customer` (the customer does not exist in this organization); `receivables.customer_archived` (the customer is archived); `receivables.account_not_postable` (the account does not exist in this organization, is a group account, or is archived); `receivables.exceeds_payment` (the allocations are larger than the payment (or its unallocated remainder)); `receivables.wrong_customer` (the invoice belongs to another customer than the payment); `receivables.currency_mismatch` (the payment and the invoice are in different currencies: a payment settles invoices of its own currency only (record it in the invoice currency at the rate received; the realized FX difference is posted)); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first); `receivables.fx_accounts_missing` (a realized FX difference needs the FX gain and loss accounts in the ledger settings) */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `receivables.unknown_customer` (the customer does not exist in this organization); `receivables.account_not_postable` (the account does not exist in this organization, is a group account, or is archived); `receivables.exceeds_payment` (the allocations are larger than the payment (or its unallocated remainder)); `receivables.wrong_customer` (the invoice belongs to another customer than the payment); `receivables.currency_mismatch` (the payment and the invoice are in different currencies: a payment settles invoices of its own currency only (record it in the invoice currency at the rate received; the realized FX difference is posted)); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first); `receivables.fx_accounts_missing` (a realized FX difference needs the FX gain and loss accounts in the ledger settings) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -39886,7 +40034,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data. error.code is one of: `ledger.idempotency_conflict` (the idempotency key was used for a different entry); `receivables.over_allocation` (the allocation is larger than what is open on the invoice); `receivables.invalid_status` (the document is not in a state that allows this) */
+            /** @description Conflicts with existing data. error.code is one of: `receivables.over_allocation` (the allocation is larger than what is open on the invoice); `receivables.invalid_status` (the document is not in a state that allows this) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -39922,7 +40070,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (a line's taxCodeId names no tax code of this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `receivables.exceeds_payment` (the allocations are larger than the payment (or its unallocated remainder)); `receivables.wrong_customer` (the invoice belongs to another customer than the payment); `receivables.currency_mismatch` (the payment and the invoice are in different currencies: a payment settles invoices of its own currency only (record it in the invoice currency at the rate received; the realized FX difference is posted)); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first); `receivables.fx_accounts_missing` (a realized FX difference needs the FX gain and loss accounts in the ledger settings) */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.rate_missing` (no FX rate on or before the date); `receivables.exceeds_payment` (the allocations are larger than the payment (or its unallocated remainder)); `receivables.wrong_customer` (the invoice belongs to another customer than the payment); `receivables.currency_mismatch` (the payment and the invoice are in different currencies: a payment settles invoices of its own currency only (record it in the invoice currency at the rate received; the realized FX difference is posted)); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first); `receivables.fx_accounts_missing` (a realized FX difference needs the FX gain and loss accounts in the ledger settings) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -39965,6 +40113,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description Retry-safe: the same key with the same request (payment and body) answers 201 with the payment as it is after the refund made first, and refunds nothing again; with another request, 409 receivables.idempotency_conflict. 1 to 200 characters */
+                "Idempotency-Key"?: string;
                 /** @description Act inside one workspace of the organization */
                 "X-Workspace-Id"?: string;
             };
@@ -40040,7 +40190,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data. error.code is one of: `ledger.idempotency_conflict` (the idempotency key was used for a different entry); `receivables.exceeds_credit` (the refund is larger than the customer credit left on the payment (neither allocated nor refunded)) */
+            /** @description Conflicts with existing data. error.code is one of: `receivables.exceeds_credit` (the refund is larger than the customer credit left on the payment (neither allocated nor refunded)); `receivables.idempotency_conflict` (the Idempotency-Key was already used with a different request (another payment, or another refund)) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -40076,7 +40226,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (a line's taxCodeId names no tax code of this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `receivables.account_not_postable` (the account does not exist in this organization, is a group account, or is archived); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first); `receivables.fx_accounts_missing` (a realized FX difference needs the FX gain and loss accounts in the ledger settings) */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `receivables.account_not_postable` (the account does not exist in this organization, is a group account, or is archived); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first); `receivables.fx_accounts_missing` (a realized FX difference needs the FX gain and loss accounts in the ledger settings) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -40193,15 +40343,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data. error.code is one of: `ledger.idempotency_conflict` (the idempotency key was used for a different entry) */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description The request body is larger than the API accepts */
             413: {
                 headers: {
@@ -40229,7 +40370,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (a line's taxCodeId names no tax code of this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first); `receivables.deferred_account_missing` (a line has a service period but no deferred revenue account is set) */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.period_closed` (the fiscal period of the date is closed); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first); `receivables.deferred_account_missing` (a line has a service period but no deferred revenue account is set) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -42423,7 +42564,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data. error.code is one of: `webhooks.message_pending` (the message is still being delivered) */
+            /** @description Conflicts with existing data. error.code is one of: `webhooks.endpoint_disabled` (the endpoint is disabled: enable it first); `webhooks.message_pending` (the message is still being delivered) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -42666,6 +42807,15 @@ export interface operations {
             };
             /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `webhook_endpoint.not_found` (no webhook endpoint of this organization has this id) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with existing data. error.code is one of: `webhooks.endpoint_disabled` (the endpoint is disabled: enable it first) */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
