@@ -1,5 +1,6 @@
 import { jest } from '@jest/globals';
 import type pg from 'pg';
+import { until } from '../support/throwaway-servers.js';
 
 /**
  * Tools for tests that force one interleaving of two requests on real connections: pause one request inside its
@@ -71,20 +72,20 @@ export function pauseNext<T extends object>(target: T, method: keyof T & string)
  * now, pauseNext): the request under test has queued behind it. 'answered' when `request` answers first (it took no
  * lock the paused one holds). Other backends' lock waits (another test's, a job's) do not count. A paused step whose
  * transaction is unknown (no Db argument) falls back to any backend of the test's database waiting for a lock. Polls
- * pg_stat_activity / pg_blocking_pids; bounded.
+ * pg_stat_activity / pg_blocking_pids with the suite's bounded `until`.
  */
 export async function waitsForLockOrAnswers(admin: pg.Pool, request: Promise<unknown>, paused?: Paused): Promise<'waiting' | 'answered'> {
   let answered = false;
   request.then(() => (answered = true), () => (answered = true));
-  for (let i = 0; i < 1500; i++) {
-    if (answered) return 'answered';
+  let waiting = false;
+  await until('the request waits for a lock or answers', async () => {
+    if (answered) return true;
     const holders = paused ? (paused.backend === undefined ? [] : [paused.backend]) : [...pausedBackends];
     const { rows: [{ n }] } = await admin.query(
       `SELECT count(*)::int AS n FROM pg_stat_activity
        WHERE datname = current_database() AND wait_event_type = 'Lock'
          AND (cardinality($1::int[]) = 0 OR pg_blocking_pids(pid) && $1::int[])`, [holders]);
-    if (n > 0) return 'waiting';
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  throw new Error('the request neither waited for a lock nor answered within 30 s');
+    return (waiting = n > 0);
+  }, 1500, 20);
+  return waiting ? 'waiting' : 'answered';
 }
