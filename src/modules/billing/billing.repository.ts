@@ -2,6 +2,7 @@ import { type RawBuilder, sql } from 'kysely';
 import type { Db } from '../../platform/database/database.service.js';
 import { type Compilable, exactInstant, prepare, qb } from '../../platform/database/query-builder.js';
 import { LIVE_STATUSES } from './subscription-status.js';
+import { subscriptionBillsOrganization } from './plan-of-org.repository.js';
 
 export interface AppRow {
   id: string;
@@ -102,10 +103,7 @@ const subscriptions = () => qb.selectFrom('hub.Subscription as s')
  */
 export const billingContext = prepare((p: { orgId: string; appId: string }) => qb.selectFrom('hub.App as a')
   .innerJoin('core.organizations as o', (j) => j.on('o.id', '=', p.orgId))
-  .leftJoin('hub.Subscription as s', (j) => j.onRef('s.appId', '=', 'a.id').on((eb) => eb.or([
-    eb.and([eb('o.account_type', '=', 'personal'), eb('s.userId', '=', eb.ref('o.owner_user_id')), eb('s.organizationId', 'is', null)]),
-    eb.and([eb('o.account_type', '<>', 'personal'), eb('s.organizationId', '=', p.orgId)]),
-  ])))
+  .leftJoin('hub.Subscription as s', (j) => j.on(subscriptionBillsOrganization))
   .leftJoin('hub.subscription_billing as b', 'b.subscription_id', 's.id')
   .select([
     'a.id as appId', 'a.name as appName', 'a.defaultPlan', 'a.trialDays',
