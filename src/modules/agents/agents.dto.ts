@@ -14,10 +14,11 @@ export const RUN_TRIGGERS = ['interactive', 'async', 'schedule', 'event'] as con
 /** A failed step's error classes. */
 export const ERROR_CLASSES = ['provider_rate_limited', 'provider_error', 'timeout', 'tool_error', 'budget_exceeded', 'cancelled'] as const;
 /**
- * A failed or cancelled run's: a step's, or worker_lost (the instance executing it stopped, or no instance took a job's run
- * within a day: RunsService.failLostRuns).
+ * A failed or cancelled run's: a step's, worker_lost (the instance executing it stopped, or no instance took a job's run
+ * within a day: RunsService.failLostRuns), or internal (an interactive run's execution failed unexpectedly, e.g. a database
+ * error: RunsService.execute).
  */
-export const RUN_ERROR_CLASSES = [...ERROR_CLASSES, 'worker_lost'] as const;
+export const RUN_ERROR_CLASSES = [...ERROR_CLASSES, 'worker_lost', 'internal'] as const;
 export const STOP_REASONS = ['answer', 'max_steps', 'error', 'cancelled'] as const;
 export type ErrorClass = (typeof RUN_ERROR_CLASSES)[number];
 
@@ -194,7 +195,7 @@ export class RunDto {
   @ApiProperty({ enum: RUN_STATUSES, description: 'running, succeeded, failed or cancelled', example: 'succeeded' }) status: string;
   @ApiProperty({ type: String, nullable: true, description: 'The final answer', example: 'Cash at bank is EUR 1,500.00.' }) output: string | null;
   @ApiProperty({ enum: [...STOP_REASONS, null], type: String, nullable: true, description: 'Why it stopped', example: 'answer' }) stopReason: string | null;
-  @ApiProperty({ enum: [...RUN_ERROR_CLASSES, null], type: String, nullable: true, description: 'Error class of a failed or cancelled run (worker_lost: the instance executing it stopped before finishing it, or an ?async=true or triggered run\'s job did not start it within a day)', example: null }) errorClass: string | null;
+  @ApiProperty({ enum: [...RUN_ERROR_CLASSES, null], type: String, nullable: true, description: 'Error class of a failed or cancelled run (worker_lost: the instance executing it stopped before finishing it, or an ?async=true or triggered run\'s job did not start it within a day; internal: a synchronous or streamed run\'s execution failed unexpectedly)', example: null }) errorClass: string | null;
   @ApiProperty({ type: String, nullable: true, description: 'What went wrong', example: null }) errorMessage: string | null;
   @ApiProperty({ type: TokenUsageDto, description: 'Tokens of all its LLM calls', example: USAGE_EXAMPLE }) usage: TokenUsageDto;
   @ApiProperty({ description: 'Cost in USD (decimal string)', example: '0.00028800' }) cost: string;

@@ -187,6 +187,16 @@ export const agentsRepository = {
     return { callId: r.call_in_flight_id };
   },
 
+  /**
+   * Locks a running run for its execution to fail it (an unexpected error): answers the call id of the LLM call it has in
+   * flight (its budget reservation, for the caller to settle; null: none), or undefined when it is no longer running.
+   */
+  async lockRunningCall(db: Db, orgId: string, id: string): Promise<{ callId: string | null } | undefined> {
+    const [r] = await db.run(qb.selectFrom('ai.runs').select('call_in_flight_id')
+      .where('org_id', '=', orgId).where('id', '=', id).where('status', '=', 'running').forUpdate());
+    return r && { callId: r.call_in_flight_id };
+  },
+
   async getRun(db: Db, orgId: string, agentId: string, id: string): Promise<RunDto | undefined> {
     const [r] = await db.run(qb.selectFrom('ai.runs').selectAll().where('org_id', '=', orgId).where('agent_id', '=', agentId).where('id', '=', id));
     return r && toRun(r);

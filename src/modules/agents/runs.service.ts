@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import { HttpStatus, Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { Cron, CronExpression } from '@nestjs/schedule';
 import { randomUUID } from 'node:crypto';
 import { Decimal } from 'decimal.js';
@@ -12,14 +12,14 @@ import { AppError } from '../../platform/errors/app-error.js';
 import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import { emitEvent } from '../../platform/events/events.js';
 import { enqueue, JobRegistry, type Job } from '../../platform/queue/jobs.js';
-import { CallTimer, LlmError, Sleeper, withRetries, type ChatMessage, type ChatResult, type TokenUsage } from '../../platform/ai/llm-provider.js';
+import { CallTimer, LlmError, Sleeper, withRetries, type ChatMessage, type ChatResult, type TokenUsage, type ToolCall } from '../../platform/ai/llm-provider.js';
 import { createLlmProvider, type ProviderConnection } from '../../platform/ai/openai-provider.js';
 import type { LlmProvider } from '../../platform/ai/llm-provider.js';
 import { countChatInputTokens, countTextTokens } from '../../platform/ai/token-count.js';
 import { AuditService } from '../audit/audit.service.js';
 import { EntitlementsService } from '../billing/entitlements.service.js';
 import { AgentErrors } from './agents.errors.js';
-import type { AgentDto, CreateRunDto, ErrorClass, RunDto } from './agents.dto.js';
+import type { AgentDto, CreateRunDto, ErrorClass, RunDto, RunStepDto } from './agents.dto.js';
 import { agentsRepository as repo, type Prices, type RunFinish, type StepRow } from './agents.repository.js';
 import { costOf, pricesJson, totalTokens, worstCaseCost } from './cost.js';
 import { ProviderKeysService } from './provider-keys.service.js';
@@ -65,6 +65,13 @@ export interface StartedRun {
   keyScopes: readonly string[] | null;
   orgId: string;
   meta: RequestMeta;
+  /**
+   * executed by its job (?async=true, a trigger): an unexpected error releases the run for the job's retry (runJob); an
+   * interactive run is failed at once instead (internal)
+   */
+  queued?: boolean;
+  /** the steps earlier deliveries of its job stored (their execution failed): the execution resumes after them */
+  steps?: RunStepDto[];
 }
 
 export interface StartOptions {
@@ -105,6 +112,43 @@ class NotRunning extends Error {}
 
 /** A job's run or agent cannot be read once the run is taken: the take rolls back (runJob). */
 class NothingToRun extends Error {}
+
+/** A tool's answer (or its error) as the model is handed it. */
+function toolMessage(toolCallId: string, error: string | null | undefined, answer: unknown): ChatMessage {
+  const text = JSON.stringify(error ? { error } : answer) ?? 'null';
+  return { role: 'tool', toolCallId, content: text.length > TOOL_RESULT_MAX_CHARS ? `${text.slice(0, TOOL_RESULT_MAX_CHARS)}... (cut)` : text };
+}
+
+/**
+ * The conversation of a job's run taken again after its execution failed, from the steps it stored (in order): each LLM
+ * call answered with tool calls, as the assistant's message, and each tool's result (its answer as stored: a JSON value
+ * reads back with its keys in PostgreSQL's order, the same data); the calls made, counted against maxSteps; the tool
+ * calls of the last call with no result stored (the failure came between them), to run before the next call; and the
+ * content of the last call. A failed call (budget, provider) finished the run: a run taken again has none.
+ */
+function resumeConversation(steps: readonly RunStepDto[]): { messages: ChatMessage[]; calls: number; pendingTools: ToolCall[]; lastContent: string | null } {
+  const messages: ChatMessage[] = [];
+  let calls = 0;
+  let pendingTools: ToolCall[] = [];
+  let lastContent: string | null = null;
+  for (const step of steps) {
+    if (step.kind === 'llm_call') {
+      calls++;
+      if (step.status !== 'succeeded') continue;
+      const detail = step.detail as { content?: string | null; toolCalls?: ToolCall[] } | null;
+      const toolCalls = detail?.toolCalls ?? [];
+      lastContent = detail?.content ?? null;
+      messages.push({ role: 'assistant', content: lastContent, ...(toolCalls.length ? { toolCalls } : {}) });
+      pendingTools = [...toolCalls];
+      continue;
+    }
+    const detail = step.detail as { toolCallId?: string; result?: unknown } | null;
+    const toolCallId = detail?.toolCallId ?? '';
+    messages.push(toolMessage(toolCallId, step.status === 'failed' ? step.errorMessage ?? 'the tool failed' : null, detail?.result ?? null));
+    pendingTools = pendingTools.filter((c) => c.id !== toolCallId);
+  }
+  return { messages, calls, pendingTools, lastContent };
+}
 
 /** Tokens of a model's output, counted (the provider reported none, or the call failed before it could). */
 const outputTokens = (content: string, toolCalls: readonly { name: string; arguments: string }[]) =>
@@ -202,7 +246,8 @@ export class RunsService implements OnModuleInit {
    * lost with its instance: failLostRuns finishes it), is left alone. Loading failed, nothing is taken (one transaction):
    * the queue retries the job. The execution failed with an unexpected error (a database error; a budget refusal finishes
    * the run), the lease is released, with the reservation of the call it had in flight, and the job fails: the queue's
-   * retry takes the run again and executes it (its steps so far kept), as it did before runs had a lease.
+   * retry takes the run again and resumes it: its steps so far kept, its conversation rebuilt from them and its calls
+   * counted against maxSteps (resumeConversation).
    */
   private async runJob(job: Job): Promise<void> {
     const { runId, agentId, principal } = job.payload as { runId: string; agentId: string; principal: Principal };
@@ -214,14 +259,17 @@ export class RunsService implements OnModuleInit {
       // nothing to execute (the job names another agent than its run's): the take rolls back, no lease is left on a run
       // nobody executes
       if (!run || !agent) throw new NothingToRun();
-      return { run, agent, input: await repo.runInput(tx.db, job.orgId, runId), connection: await this.keys.connection(tx.db, job.orgId), keyScopes: tx.scopes };
+      return {
+        run, agent, input: await repo.runInput(tx.db, job.orgId, runId), steps: run.steps ? await repo.steps(tx.db, job.orgId, runId) : [],
+        connection: await this.keys.connection(tx.db, job.orgId), keyScopes: tx.scopes,
+      };
     }).catch((err) => {
       if (!(err instanceof NothingToRun)) throw err;
       this.logger.warn(`job ${job.id}: run ${runId} of agent ${agentId} cannot be read; left untaken`);
       return undefined;
     });
     if (!loaded) return;
-    await this.execute({ ...loaded, principal, orgId: job.orgId, meta }).catch(async (err) => {
+    await this.execute({ ...loaded, principal, orgId: job.orgId, meta, queued: true }).catch(async (err) => {
       if (err instanceof AppError) return; // a budget refusal is recorded on the run
       await this.releaseRun(principal, job.orgId, meta, runId, agentId)
         .catch((e: Error) => this.logger.error(`run ${runId}: its lease was not released after its execution failed (${e.message}); the sweep fails it once the lease passes`));
@@ -243,7 +291,9 @@ export class RunsService implements OnModuleInit {
 
   /**
    * Executes a started run to its end. A budget refusal finishes the run (budget_exceeded) and is thrown as
-   * 402 ai.budget_exceeded; every other failure finishes the run with its error class and answers the run.
+   * 402 ai.budget_exceeded; every other failure finishes the run with its error class and answers the run: an unexpected
+   * one (a database error) as internal, at once, its in-flight call's reservation settled at nothing (no job retries an
+   * interactive run; left running, it would wait for the sweep). A job's run is thrown instead: its job releases it (runJob).
    */
   async execute(s: StartedRun, sink?: RunSink): Promise<RunDto> {
     const controller = new AbortController();
@@ -253,7 +303,10 @@ export class RunsService implements OnModuleInit {
       tenant: (work) => this.db.tenant(s.principal, s.orgId, s.meta, work),
     };
     try {
-      return await this.loop(s, ctx, controller.signal, sink);
+      return await this.loop(s, ctx, controller.signal, sink).catch((err) => {
+        if (err instanceof AppError || s.queued) throw err;
+        return this.failUnexpectedly(s, ctx, err as Error, sink);
+      });
     } finally {
       this.active.delete(s.run.id);
       // cancelled, its event left to this execution, which ended before a finishing transaction committed (an error): still owed
@@ -264,6 +317,29 @@ export class RunsService implements OnModuleInit {
         }).catch((err: Error) => this.logger.warn(`run ${s.run.id}: its agent.run.failed event (cancelled) was not emitted: ${err.message}`));
       }
     }
+  }
+
+  /**
+   * Fails a run whose execution here threw an unexpected error (not a job's: runJob releases those for the queue's retry):
+   * failed, internal, with the reservation of the LLM call it had in flight settled at nothing (as releaseRun and the sweep
+   * do: what the provider billed, if it had the call, is not known) and its event. A run finished meanwhile (cancelled) is
+   * answered as it is. Should this transaction fail too (the database is gone), the error is thrown: the sweep fails the run
+   * once its lease passes.
+   */
+  private async failUnexpectedly(s: StartedRun, ctx: ToolContext, err: Error, sink?: RunSink): Promise<RunDto> {
+    this.logger.error(`run ${s.run.id}: its execution failed unexpectedly: ${err.stack ?? err.message}`);
+    // the code a 500 answers with (error.filter.ts): the streamed run's error event carries it, before its result
+    const internal = new AppError(HttpStatus.INTERNAL_SERVER_ERROR, 'internal', 'the run failed unexpectedly (an internal error)');
+    return this.finish(s, ctx, { status: 'failed', stopReason: 'error', errorClass: 'internal', errorMessage: internal.message, output: null }, sink, {
+      refusal: internal,
+      before: async (tx) => {
+        const running = await repo.lockRunningCall(tx.db, s.orgId, s.run.id);
+        if (running?.callId) await this.settle(tx, s.agent.id, running.callId, new Decimal(0), 0, this.now());
+      },
+    }).catch((e: Error) => {
+      this.logger.error(`run ${s.run.id}: it was not failed after its execution failed (${e.message}); the sweep fails it once its lease passes`);
+      throw err;
+    });
   }
 
   private async loop(s: StartedRun, ctx: ToolContext, signal: AbortSignal, sink?: RunSink): Promise<RunDto> {
@@ -277,12 +353,41 @@ export class RunsService implements OnModuleInit {
     ];
     // after the steps stored so far: a job's run taken again after its execution failed keeps them (they were billed)
     let stepNo = run.steps;
-    let lastContent: string | null = null;
+    // a job's run taken again resumes its conversation: the calls it stored count against maxSteps, the model is handed
+    // their messages and tool results, and the tools of its last call that stored no result run first (the call in flight
+    // when it failed stored nothing and is made again: its reservation was settled at nothing, runJob)
+    const resumed = resumeConversation(s.steps ?? []);
+    messages.push(...resumed.messages);
+    let lastContent: string | null = resumed.lastContent;
     sink?.event('run', { id: run.id, agentId: agent.id, status: 'running' });
     const cancelled = { status: 'cancelled', stopReason: 'cancelled', errorClass: 'cancelled', errorMessage: 'the run was cancelled' } as const;
     // each message and tool schema is tokenized once, whatever the number of calls (messages are only added)
     const tokenMemo = new WeakMap<object, number>();
-    for (let call = 0; call < agent.maxSteps; call++) {
+    /** Runs the tools the model asked for, as the person who started the run, each stored as a step: false once the run is no longer running. */
+    const runTools = async (toolCalls: readonly ToolCall[]): Promise<boolean> => {
+      for (const tc of toolCalls) {
+        sink?.event('tool_call', { id: tc.id, name: tc.name, arguments: tc.arguments });
+        const toolStarted = this.now();
+        const { answer, error } = await this.runTool(ctx, agent, tc.name, tc.arguments);
+        stepNo++;
+        const toolStep = {
+          stepNo, kind: tc.name === 'search_knowledge' ? 'retrieval' as const : 'tool_call' as const, name: tc.name, status: error ? 'failed' as const : 'succeeded' as const,
+          errorClass: error ? 'tool_error' : null, errorMessage: error ?? null, startedAt: toolStarted, endedAt: this.now(),
+          detail: { toolCallId: tc.id, arguments: tc.arguments, result: error ? null : answer },
+        };
+        const ok = await ctx.tenant(async (tx) => {
+          if (!(await repo.lockRunning(tx.db, s.orgId, run.id))) return false;
+          await repo.addStep(tx.db, s.orgId, run.id, toolStep, this.lease());
+          return true;
+        });
+        if (!ok) return false;
+        sink?.event('tool_result', { id: tc.id, name: tc.name, ok: !error, error: error ?? undefined });
+        messages.push(toolMessage(tc.id, error, answer));
+      }
+      return true;
+    };
+    if (resumed.pendingTools.length && !(await runTools(resumed.pendingTools))) return this.finish(s, ctx, { ...cancelled, output: lastContent }, sink);
+    for (let call = resumed.calls; call < agent.maxSteps; call++) {
       if (signal.aborted) return this.finish(s, ctx, { ...cancelled, output: lastContent }, sink);
       // ---- one transaction before the call: still running? the prices in effect; the worst case reserved against every budget
       const startedAt = this.now();
@@ -403,26 +508,7 @@ export class RunsService implements OnModuleInit {
       lastContent = result.content;
       // ---- the tools the model asked for, as the person who started the run
       messages.push({ role: 'assistant', content: result.content, toolCalls: result.toolCalls });
-      for (const tc of result.toolCalls) {
-        sink?.event('tool_call', { id: tc.id, name: tc.name, arguments: tc.arguments });
-        const toolStarted = this.now();
-        const { answer, error } = await this.runTool(ctx, agent, tc.name, tc.arguments);
-        stepNo++;
-        const toolStep = {
-          stepNo, kind: tc.name === 'search_knowledge' ? 'retrieval' as const : 'tool_call' as const, name: tc.name, status: error ? 'failed' as const : 'succeeded' as const,
-          errorClass: error ? 'tool_error' : null, errorMessage: error ?? null, startedAt: toolStarted, endedAt: this.now(),
-          detail: { toolCallId: tc.id, arguments: tc.arguments, result: error ? null : answer },
-        };
-        const ok = await ctx.tenant(async (tx) => {
-          if (!(await repo.lockRunning(tx.db, s.orgId, run.id))) return false;
-          await repo.addStep(tx.db, s.orgId, run.id, toolStep, this.lease());
-          return true;
-        });
-        if (!ok) return this.finish(s, ctx, { ...cancelled, output: lastContent }, sink);
-        sink?.event('tool_result', { id: tc.id, name: tc.name, ok: !error, error: error ?? undefined });
-        const text = JSON.stringify(error ? { error } : answer);
-        messages.push({ role: 'tool', toolCallId: tc.id, content: text.length > TOOL_RESULT_MAX_CHARS ? `${text.slice(0, TOOL_RESULT_MAX_CHARS)}... (cut)` : text });
-      }
+      if (!(await runTools(result.toolCalls))) return this.finish(s, ctx, { ...cancelled, output: lastContent }, sink);
     }
     return this.finish(s, ctx, { status: 'succeeded', stopReason: 'max_steps', errorClass: null, errorMessage: null, output: lastContent }, sink);
   }
