@@ -282,6 +282,10 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'function ai.dot_product(real[], real[])': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
   'function ai.embedding_storage()': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
   'function ai.readable_collections()': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
+  // the lookup ai.readable_collections() falls back to, recording it for the statement (20270208060100)
+  'function ai.readable_collections_checked()': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
+  // the organization's documents and text bytes, for the plan's limits of the knowledge base (20270208060200)
+  'function ai.knowledge_usage()': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
   // the organizations a user belongs to, for core.notifications' policy (20270207900100)
   'function core.member_org_ids()': { authenticated: 'EXECUTE' },
   'function core.member_org_ids_checked()': { authenticated: 'EXECUTE' },

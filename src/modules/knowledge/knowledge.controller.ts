@@ -22,7 +22,11 @@ import {
 
 /** Who may add, change and delete documents (in collections they can read): everyone but viewers. */
 const WRITER_ROLES: RequestRole[] = ['owner', 'admin', 'accountant', 'member', 'service'];
-const UPLOAD_ERRORS = ['knowledge.file_missing', 'knowledge.file_empty', 'knowledge.file_too_large', 'knowledge.unsupported_type',
+/** The plan's limits of the knowledge base (knowledge_documents, knowledge_storage_bytes): a write past either is this 402. */
+const LIMIT_DESCRIPTION = 'A write past the knowledge base limits of the plan (knowledge_documents: documents of the organization; knowledge_storage_bytes: '
+  + 'bytes of text of every version of every document) is a 402 billing.limit_reached whose details name the feature, the plan, its limit, the usage '
+  + 'before the write and the plan that allows it (upgradeTo); nothing is stored.';
+const UPLOAD_ERRORS = ['billing.limit_reached', 'knowledge.file_missing', 'knowledge.file_empty', 'knowledge.file_too_large', 'knowledge.unsupported_type',
   'knowledge.unreadable_file', 'knowledge.extraction_limit', 'knowledge.extraction_busy', 'knowledge.no_text', 'knowledge.text_too_large', 'knowledge.invalid_field'];
 const MAX_VERSION_NO = 2 ** 31 - 1;
 const VERSION_PARAM = { name: 'versionNo', description: 'Version number, 1 first', example: 1, schema: { type: 'integer', minimum: 1, maximum: MAX_VERSION_NO } };
@@ -112,10 +116,11 @@ export class KnowledgeDocumentsController {
 
   @Post('documents')
   @RequireRole(...WRITER_ROLES)
-  @ApiOperation({ operationId: 'createKnowledgeNote', summary: 'Add a document whose text is in the request (a note, or a URL reference with its text); ingestion is queued' })
+  @ApiOperation({ operationId: 'createKnowledgeNote', summary: 'Add a document whose text is in the request (a note, or a URL reference with its text); ingestion is queued',
+    description: LIMIT_DESCRIPTION })
   @ApiCreatedResponse({ type: DocumentDto })
   @ApiErrors(400)
-  @ApiErrorCodes('knowledge.no_text', 'knowledge_collection.not_found')
+  @ApiErrorCodes('knowledge.no_text', 'knowledge_collection.not_found', 'billing.limit_reached')
   createNote(@Tx() tx: TenantTx, @Body() dto: CreateNoteDocumentDto): Promise<DocumentDto> {
     return this.knowledge.createNote(tx, dto);
   }
@@ -181,11 +186,12 @@ export class KnowledgeDocumentsController {
 
   @Post('documents/:documentId/versions/:versionNo/restore')
   @RequireRole(...WRITER_ROLES)
-  @ApiOperation({ operationId: 'restoreKnowledgeDocumentVersion', summary: 'Restore an earlier version: its text becomes a new latest version' })
+  @ApiOperation({ operationId: 'restoreKnowledgeDocumentVersion', summary: 'Restore an earlier version: its text becomes a new latest version',
+    description: LIMIT_DESCRIPTION })
   @ApiParam(VERSION_PARAM)
   @ApiCreatedResponse({ type: DocumentDto })
   @ApiErrors(400)
-  @ApiErrorCodes('knowledge.version_not_found')
+  @ApiErrorCodes('knowledge.version_not_found', 'billing.limit_reached')
   restore(@Tx() tx: TenantTx, @IdParam('documentId', 'knowledge_document') id: string, @Param('versionNo') versionNo: string): Promise<DocumentDto> {
     return this.knowledge.restoreVersion(tx, id, versionNoOf(versionNo));
   }
@@ -243,7 +249,7 @@ export class KnowledgeUploadsController {
   @RequireRole(...WRITER_ROLES)
   @ApiOperation({ operationId: 'uploadKnowledgeDocument',
     summary: 'Upload a document (plain text, Markdown, HTML or PDF) to a collection; ingestion is queued',
-    description: 'multipart/form-data with the part `file` (up to KNOWLEDGE_MAX_UPLOAD_BYTES, default 10 MB) and optional `title` and `tags`.' })
+    description: `multipart/form-data with the part \`file\` (up to KNOWLEDGE_MAX_UPLOAD_BYTES, default 10 MB) and optional \`title\` and \`tags\`. ${LIMIT_DESCRIPTION}` })
   @ApiConsumes('multipart/form-data')
   @ApiBody(UPLOAD_BODY)
   @ApiCreatedResponse({ type: DocumentDto })
@@ -260,7 +266,7 @@ export class KnowledgeUploadsController {
   @Post('documents/:documentId/versions')
   @RequireRole(...WRITER_ROLES)
   @ApiOperation({ operationId: 'uploadKnowledgeDocumentVersion', summary: 'Upload a new version of a document; it replaces the indexed one in search once ingested',
-    description: 'multipart/form-data with the part `file`, as for the first upload.' })
+    description: `multipart/form-data with the part \`file\`, as for the first upload. ${LIMIT_DESCRIPTION}` })
   @ApiConsumes('multipart/form-data')
   @ApiBody(UPLOAD_BODY)
   @ApiCreatedResponse({ type: DocumentDto })

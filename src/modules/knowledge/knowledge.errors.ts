@@ -10,7 +10,7 @@ export const KnowledgeErrors = defineErrorCodes({
   'knowledge.unsupported_type': { status: 415, description: 'the file is not plain text, Markdown, HTML or PDF' },
   'knowledge.unreadable_file': { status: 422, description: 'the file could not be read as its type (a corrupt PDF, text that is not UTF-8, HTML whose elements nest more than 1,000 levels deep)' },
   'knowledge.extraction_limit': { status: 422, description: 'the PDF\'s or HTML file\'s text could not be extracted within the limits: more than 2,000 pages (a PDF), more than 256 MB of memory, or more than 30 s; the message names the limit' },
-  'knowledge.extraction_busy': { status: 503, description: 'too many uploads wait for their PDF or HTML text to be extracted (KNOWLEDGE_EXTRACTION_MAX_WAITING in the process, KNOWLEDGE_EXTRACTION_MAX_WAITING_PER_ORG of the organization); nothing was stored: retry after Retry-After seconds' },
+  'knowledge.extraction_busy': { status: 503, description: 'too many uploads wait for their PDF or HTML text to be extracted (KNOWLEDGE_EXTRACTION_MAX_WAITING in the process, KNOWLEDGE_EXTRACTION_MAX_WAITING_PER_ORG of the organization), or no slot came free within KNOWLEDGE_EXTRACTION_MAX_WAIT_MS; nothing was stored: retry after Retry-After seconds' },
   'knowledge.no_text': { status: 422, description: 'no text could be extracted from the file' },
   'knowledge.text_too_large': { status: 413, description: 'the text extracted from the file is longer than a document may hold (1,000,000 characters, as for a note)' },
   'knowledge.invalid_field': { status: 400, description: 'a form field of the upload is missing or invalid' },

@@ -220,6 +220,24 @@ export const knowledgeRepository = {
     return db.runCount(qb.deleteFrom('ai.knowledge_collections').where('org_id', '=', orgId).where('id', '=', id));
   },
 
+  /**
+   * Locks the collection's documents' rows (FOR UPDATE, by id) until the transaction ends: a new version of one (which
+   * locks its document first, then its insert's key check the collection's row) finishes before, or waits.
+   */
+  async lockDocumentsOf(db: Db, orgId: string, collectionId: string): Promise<void> {
+    await db.run(qb.selectFrom('ai.knowledge_documents').select('id').where('org_id', '=', orgId).where('collection_id', '=', collectionId)
+      .orderBy('id').forUpdate());
+  },
+
+  /**
+   * The request's organization's knowledge base, every collection counted (not only those the caller reads): its
+   * documents, and the bytes of its versions' text (ai.knowledge_usage).
+   */
+  async usage(db: Db): Promise<{ documents: number; textBytes: number }> {
+    const [row] = await db.$queryRaw<{ documents: bigint; text_bytes: bigint }[]>`SELECT documents, text_bytes FROM ai.knowledge_usage()`;
+    return { documents: Number(row.documents), textBytes: Number(row.text_bytes) };
+  },
+
   /** Locks the collection's row (FOR UPDATE) until the transaction ends: a document inserted into it waits meanwhile. */
   async lockCollection(db: Db, orgId: string, id: string): Promise<void> {
     await db.run(qb.selectFrom('ai.knowledge_collections').select('id').where('org_id', '=', orgId).where('id', '=', id).forUpdate());

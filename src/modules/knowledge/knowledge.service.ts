@@ -8,6 +8,7 @@ import { emitEvent } from '../../platform/events/events.js';
 import { decodeKeyset, page } from '../../platform/http/pagination.js';
 import { enqueue } from '../../platform/queue/jobs.js';
 import { AuditService } from '../audit/audit.service.js';
+import { EntitlementsService } from '../billing/entitlements.service.js';
 import { KnowledgeEmbeddings } from './embedding-provider.js';
 import { KnowledgeErrors } from './knowledge.errors.js';
 import { knowledgeRepository as repo, searchCandidates, type SearchFilter, type StorageInfo } from './knowledge.repository.js';
@@ -34,6 +35,12 @@ export interface KnowledgeSearch extends SearchFilter {
   k?: number;
 }
 
+/** The app whose plan limits the knowledge base (hub.plan_features). */
+export const KNOWLEDGE_APP = 'omnizen';
+/** The plan's limit of documents per organization (every collection), and of the bytes of text their versions store. */
+export const DOCUMENTS_LIMIT = 'knowledge_documents';
+export const STORAGE_LIMIT = 'knowledge_storage_bytes';
+
 /** Runs `work` in a new tenant transaction of the caller (or, for an in-transaction caller, in its own). */
 const userOf = (tx: TenantTx) => (tx.principal.kind === 'user' ? tx.principal.userId : null);
 
@@ -55,7 +62,23 @@ export class KnowledgeService {
     private readonly audit: AuditService,
     private readonly embeddings: KnowledgeEmbeddings,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly entitlements: EntitlementsService,
   ) {}
+
+  /**
+   * The plan's limit of the knowledge base's text, checked with the change made in this transaction (`added` bytes),
+   * under the counted limits' lock the caller took before the change (enforce with `consumes`): concurrent uploads are
+   * counted one after the other, so together they never pass the limit. A 402 billing.limit_reached past it; the
+   * transaction, and the change with it, is rolled back.
+   */
+  private async storageWithinPlan(tx: TenantTx, added: number): Promise<void> {
+    const { textBytes } = await repo.usage(tx.db);
+    await this.entitlements.enforceWithin(tx, KNOWLEDGE_APP, STORAGE_LIMIT, textBytes, {
+      added,
+      explain: (l) => `with this text (${added} more) the knowledge base would hold ${textBytes} bytes of text, and the ${l.plan} plan allows ${l.allows}; `
+        + `${l.upgradeTo ? `upgrade to ${l.upgradeTo}` : 'no plan allows more; contact sales'}, or delete documents`,
+    });
+  }
 
   // ---------------------------------------------------------------- collections
   listCollections(tx: TenantTx): Promise<CollectionDto[]> {
@@ -88,11 +111,16 @@ export class KnowledgeService {
 
   /**
    * Deletes the collection with its documents, versions and chunks, and emits knowledge_document.deleted for each
-   * document, as deleting one does. The collection's row is locked first: a document added meanwhile waits, then fails
-   * on the collection gone, so none is deleted without its event.
+   * document, as deleting one does. Locks in the order every writer of a document takes them, the document's row
+   * before the collection's (a new version locks its document, then its insert's key check takes the collection's
+   * row): its documents' rows first, so a new version being added finishes first (and is deleted with its document)
+   * or waits and then finds its document gone (404); then the collection's row, so a document added meanwhile is
+   * either committed before (and deleted here, with its event) or waits, then fails on the collection gone. The
+   * other order deadlocked with a new version (one of the two a 409).
    */
   async deleteCollection(tx: TenantTx, id: string): Promise<void> {
     const before = await this.getCollection(tx, id);
+    await repo.lockDocumentsOf(tx.db, tx.orgId, id);
     await repo.lockCollection(tx.db, tx.orgId, id);
     const documents = await repo.deleteDocumentsOf(tx.db, tx.orgId, id);
     await repo.deleteCollection(tx.db, tx.orgId, id);
@@ -142,6 +170,8 @@ export class KnowledgeService {
    */
   private async create(tx: TenantTx, d: { collectionId: string; title: string; source: string; sourceUrl?: string; tags: string[] }, file: UploadedText): Promise<DocumentDto> {
     const gone = () => KnowledgeErrors.notFound('knowledge_collection', d.collectionId);
+    // the plan's documents (402 at the limit), under the counted limits' lock held to the end: the text's check below
+    await this.entitlements.enforce(tx, { app: KNOWLEDGE_APP, feature: DOCUMENTS_LIMIT, consumes: true });
     const doc = await translateDatabaseError(repo.createDocument(tx.db, tx.orgId, { ...d, createdBy: userOf(tx) }), {
       // the collection is the only row a document refers to
       '23503': gone,
@@ -149,17 +179,25 @@ export class KnowledgeService {
       '42501': (e) => (e.message?.startsWith('new row violates row-level security') ? gone() : undefined),
     });
     const version = await this.addVersionRow(tx, doc, 1, file, null);
+    await this.storageWithinPlan(tx, Buffer.byteLength(file.text));
     const after = await repo.setLatestVersion(tx.db, tx.orgId, doc.id, 1);
     await this.audit.record(tx, { action: 'knowledge.document_created', entityType: 'knowledge_document', entityId: doc.id, after: { ...after, version } });
     return after;
   }
 
-  /** A new version of a document from an upload: it replaces the indexed one in search once ingested. */
+  /**
+   * A new version of a document from an upload: it replaces the indexed one in search once ingested. Locks the
+   * document's row first, then the counted limits' (the plan's text limit), then its insert's key check the
+   * collection's row: the order deleteCollection takes them in (documents, then collection).
+   */
   async addVersion(tx: TenantTx, documentId: string, file: UploadedText, restoredFrom: number | null = null): Promise<DocumentDto> {
     const before = await repo.getDocument(tx.db, tx.orgId, documentId, true);
     if (!before) throw KnowledgeErrors.notFound('knowledge_document', documentId);
+    // a knowledge base at its text limit takes no version (402); the lock is held to the check of this one's text
+    await this.entitlements.enforce(tx, { app: KNOWLEDGE_APP, feature: STORAGE_LIMIT, consumes: true });
     const no = before.latestVersion + 1;
     const version = await this.addVersionRow(tx, before, no, file, restoredFrom);
+    await this.storageWithinPlan(tx, Buffer.byteLength(file.text));
     const after = await repo.setLatestVersion(tx.db, tx.orgId, documentId, no);
     await this.audit.record(tx, {
       action: restoredFrom ? 'knowledge.version_restored' : 'knowledge.version_added', entityType: 'knowledge_document', entityId: documentId,

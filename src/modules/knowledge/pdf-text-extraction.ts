@@ -34,6 +34,13 @@ export const HTML_MAX_DEPTH = 1_000;
 /** The Retry-After of a 503 knowledge.extraction_busy: an ordinary extraction takes well under a second. */
 export const EXTRACTION_BUSY_RETRY_SECONDS = 5;
 
+/** A 503 knowledge.extraction_busy with Retry-After: nothing was stored, the client may retry. */
+function busy(message: string, details: Record<string, number>) {
+  const err = KnowledgeErrors.error('knowledge.extraction_busy', `${message}; retry in ${EXTRACTION_BUSY_RETRY_SECONDS} s`, details);
+  err.retryAfterSeconds = EXTRACTION_BUSY_RETRY_SECONDS;
+  return err;
+}
+
 /** What ended an extraction early, and why the upload is refused. */
 export class PdfExtractionLimit extends Error {}
 
@@ -47,10 +54,11 @@ export class PdfExtractionLimit extends Error {}
 @Injectable()
 export class PdfTextExtractor {
   /**
-   * The limits in force: PDF_LIMITS, and how many extractions may wait for a slot (KNOWLEDGE_EXTRACTION_MAX_WAITING),
-   * one organization's of them (KNOWLEDGE_EXTRACTION_MAX_WAITING_PER_ORG). A test may change them on its app's instance.
+   * The limits in force: PDF_LIMITS, how many extractions may wait for a slot (KNOWLEDGE_EXTRACTION_MAX_WAITING), one
+   * organization's of them (KNOWLEDGE_EXTRACTION_MAX_WAITING_PER_ORG), and for how long one waits at most
+   * (KNOWLEDGE_EXTRACTION_MAX_WAIT_MS). A test may change them on its app's instance.
    */
-  readonly limits: typeof PDF_LIMITS & { maxWaiting: number; maxWaitingPerOrg: number };
+  readonly limits: typeof PDF_LIMITS & { maxWaiting: number; maxWaitingPerOrg: number; maxWaitMs: number };
   /** workers alive (started and not yet exited) */
   running = 0;
   private active = 0;
@@ -58,7 +66,10 @@ export class PdfTextExtractor {
   private readonly waiting: { orgId: string; start: () => void }[] = [];
 
   constructor(private readonly timer: CallTimer, @Inject(APP_CONFIG) config: AppConfig) {
-    this.limits = { ...PDF_LIMITS, maxWaiting: config.knowledge.extractionMaxWaiting, maxWaitingPerOrg: config.knowledge.extractionMaxWaitingPerOrg };
+    this.limits = {
+      ...PDF_LIMITS, maxWaiting: config.knowledge.extractionMaxWaiting, maxWaitingPerOrg: config.knowledge.extractionMaxWaitingPerOrg,
+      maxWaitMs: config.knowledge.extractionMaxWaitMs,
+    };
   }
 
   /** Extractions waiting for a slot now (of `orgId` only, when given). */
@@ -68,10 +79,11 @@ export class PdfTextExtractor {
 
   /**
    * The PDF's text (unpdf's extractText with mergePages), extracted for the organization `orgId`; a 4xx naming the
-   * problem when it is refused, a 503 knowledge.extraction_busy when too many extractions wait already (slot).
+   * problem when it is refused, a 503 knowledge.extraction_busy when too many extractions wait already or no slot came
+   * in time (slot). `clientGone`: aborted when the request's client disconnects, which ends its wait.
    */
-  async extract(bytes: Buffer, maxChars: number, orgId: string): Promise<string> {
-    await this.slot(orgId);
+  async extract(bytes: Buffer, maxChars: number, orgId: string, clientGone?: AbortSignal): Promise<string> {
+    await this.slot(orgId, clientGone);
     try {
       return await this.runPdf(bytes, maxChars);
     } finally {
@@ -84,8 +96,8 @@ export class PdfTextExtractor {
    * same slots: a 10 MB page took 9 s, which on the event loop froze every request. Elements nested deeper than
    * HTML_MAX_DEPTH are a 422 knowledge.unreadable_file (html-to-text recurses once per level).
    */
-  async extractHtml(html: string, maxChars: number, orgId: string): Promise<string> {
-    await this.slot(orgId);
+  async extractHtml(html: string, maxChars: number, orgId: string, clientGone?: AbortSignal): Promise<string> {
+    await this.slot(orgId, clientGone);
     try {
       return await this.runHtml(html, maxChars);
     } finally {
@@ -185,17 +197,15 @@ export class PdfTextExtractor {
    * waiting ones hold their files (up to KNOWLEDGE_MAX_UPLOAD_BYTES each) and their clients: past limits.maxWaiting
    * waiting, or limits.maxWaitingPerOrg of this organization (so one member's uploads cannot fill the queue ahead of
    * every other organization's), the upload is a 503 knowledge.extraction_busy with Retry-After, nothing stored.
+   * A waiting upload leaves the queue (its file let go) when no slot has come within limits.maxWaitMs (on the injected
+   * CallTimer): the same 503; and when `clientGone` aborts (its client disconnected: no one would get the answer).
    */
-  private async slot(orgId: string): Promise<void> {
+  private async slot(orgId: string, clientGone?: AbortSignal): Promise<void> {
+    if (clientGone?.aborted) throw busy('the client disconnected before its upload got an extraction slot', {});
     if (this.active < this.limits.concurrency) {
       this.active++;
       return;
     }
-    const busy = (message: string, details: Record<string, number>) => {
-      const err = KnowledgeErrors.error('knowledge.extraction_busy', `${message}; retry in ${EXTRACTION_BUSY_RETRY_SECONDS} s`, details);
-      err.retryAfterSeconds = EXTRACTION_BUSY_RETRY_SECONDS;
-      return err;
-    };
     if (this.waiting.length >= this.limits.maxWaiting) {
       throw busy(`the server is extracting the text of other files: ${this.waiting.length} uploads wait already, the most it queues`,
         { maxWaiting: this.limits.maxWaiting });
@@ -204,8 +214,28 @@ export class PdfTextExtractor {
       throw busy(`${this.queued(orgId)} uploads of this organization wait already for their text to be extracted, the most one organization may queue`,
         { maxWaitingPerOrg: this.limits.maxWaitingPerOrg });
     }
-    // release hands its slot over (active unchanged)
-    await new Promise<void>((start) => this.waiting.push({ orgId, start }));
+    const maxWaitMs = this.limits.maxWaitMs;
+    // release hands its slot over (active unchanged); a waiter that leaves first is taken out of the queue, so no slot
+    // is handed to it
+    await new Promise<void>((resolve, reject) => {
+      const done = () => {
+        stopTimer();
+        clientGone?.removeEventListener('abort', disconnected);
+      };
+      const entry = { orgId, start: () => { done(); resolve(); } };
+      const leave = (err: Error) => {
+        const at = this.waiting.indexOf(entry);
+        if (at < 0) return; // started already
+        this.waiting.splice(at, 1);
+        done();
+        reject(err);
+      };
+      const disconnected = () => leave(busy('the client disconnected while its upload waited for an extraction slot', {}));
+      const stopTimer = this.timer.start(maxWaitMs, () => leave(busy(
+        `no extraction slot came free within ${maxWaitMs / 1000} s: the server is extracting the text of other files`, { maxWaitMs })));
+      clientGone?.addEventListener('abort', disconnected, { once: true });
+      this.waiting.push(entry);
+    });
   }
 
   private release(): void {

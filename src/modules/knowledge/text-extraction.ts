@@ -31,15 +31,16 @@ export function contentTypeOf(mimetype: string | undefined, filename: string | u
 /**
  * The text of an upload to the organization `orgId`; a 4xx naming the problem when it cannot be read or holds no text.
  * A PDF's and an HTML file's are extracted in a worker thread, within limits of memory and time (PdfTextExtractor):
- * never on the event loop; a 503 knowledge.extraction_busy when too many wait for a slot (the organization's, or all).
+ * never on the event loop; a 503 knowledge.extraction_busy when too many wait for a slot (the organization's, or all),
+ * or none came in time. `clientGone` aborts when the request's client disconnects: a wait for a slot ends then.
  */
-export async function extractDocumentText(bytes: Buffer, type: KnowledgeContentType, pdf: PdfTextExtractor, orgId: string): Promise<string> {
+export async function extractDocumentText(bytes: Buffer, type: KnowledgeContentType, pdf: PdfTextExtractor, orgId: string, clientGone?: AbortSignal): Promise<string> {
   let text: string;
   if (type === 'application/pdf') {
     if (bytes.subarray(0, 5).toString('latin1') !== '%PDF-') {
       throw KnowledgeErrors.error('knowledge.unreadable_file', 'the file is not a PDF (it does not start with %PDF-)');
     }
-    text = await pdf.extract(bytes, MAX_DOCUMENT_TEXT_CHARS, orgId);
+    text = await pdf.extract(bytes, MAX_DOCUMENT_TEXT_CHARS, orgId, clientGone);
   } else {
     let raw: string;
     try {
@@ -47,7 +48,7 @@ export async function extractDocumentText(bytes: Buffer, type: KnowledgeContentT
     } catch {
       throw KnowledgeErrors.error('knowledge.unreadable_file', 'the file is not UTF-8 text');
     }
-    text = type === 'text/html' ? await pdf.extractHtml(raw, MAX_DOCUMENT_TEXT_CHARS, orgId) : raw;
+    text = type === 'text/html' ? await pdf.extractHtml(raw, MAX_DOCUMENT_TEXT_CHARS, orgId, clientGone) : raw;
   }
   // NUL cannot be stored in a text column
   text = text.replace(/\u0000/g, '').trim();

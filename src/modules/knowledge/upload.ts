@@ -59,7 +59,19 @@ export async function readUpload(req: FastifyRequest, maxBytes: number, pdf: Pdf
   if (tags.length > 20 || tags.some((t) => !TAG.test(t))) {
     throw KnowledgeErrors.error('knowledge.invalid_field', 'tags: up to 20, comma-separated, each 1-50 characters of a-z, 0-9, _ . -');
   }
-  const text = await extractDocumentText(file.bytes, type, pdf, orgId);
+  // a disconnected client's upload leaves the extraction queue (PdfTextExtractor.slot): its file is let go at once
+  const socket = req.raw.socket;
+  const clientGone = new AbortController();
+  const disconnected = () => clientGone.abort();
+  if (socket.destroyed) disconnected();
+  else socket.once('close', disconnected);
+  let text: string;
+  try {
+    text = await extractDocumentText(file.bytes, type, pdf, orgId, clientGone.signal);
+  } finally {
+    // a kept-alive socket serves later requests: this one's listener goes with it
+    socket.off('close', disconnected);
+  }
   return {
     fields: { title: title || undefined, tags: [...new Set(tags)] },
     file: { filename: file.part.filename ? file.part.filename.slice(0, 300) : null, contentType: type, byteSize: file.bytes.length, text },

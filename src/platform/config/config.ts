@@ -256,6 +256,12 @@ export interface AppConfig {
     extractionMaxWaiting: number;
     /** KNOWLEDGE_EXTRACTION_MAX_WAITING_PER_ORG (default 2): of those, one organization's (so one cannot fill the queue) */
     extractionMaxWaitingPerOrg: number;
+    /**
+     * KNOWLEDGE_EXTRACTION_MAX_WAIT_MS (default 30,000): how long an upload waits for an extraction slot at most; past
+     * it, a 503 knowledge.extraction_busy with Retry-After (its file and its client are let go). A waiting upload whose
+     * client disconnects leaves the queue at once.
+     */
+    extractionMaxWaitMs: number;
   };
 }
 
@@ -443,6 +449,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     exactSearchMaxChunks: int(env, 'KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS', 20_000, 0, 1_000_000),
     extractionMaxWaiting: int(env, 'KNOWLEDGE_EXTRACTION_MAX_WAITING', 8, 0, 1000),
     extractionMaxWaitingPerOrg: int(env, 'KNOWLEDGE_EXTRACTION_MAX_WAITING_PER_ORG', 2, 0, 1000),
+    extractionMaxWaitMs: int(env, 'KNOWLEDGE_EXTRACTION_MAX_WAIT_MS', 30_000, 1, 600_000),
   };
   const webhookConcurrency = int(env, 'WEBHOOKS_CONCURRENCY', 50, 1, 500);
   return {
