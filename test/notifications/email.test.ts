@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
-import { createOrg, onEnterprisePlan, registerUser, type TestUser } from '../support/factories.js';
+import { addMember, createOrg, onEnterprisePlan, registerUser, type TestUser } from '../support/factories.js';
 import { startSmtpDouble, type SmtpDouble } from '../support/doubles/smtp-double.js';
 import { EmailDeliveryService, EMAIL_JOB, EMAIL_RETRY_DELAYS_SECONDS, MAX_EMAIL_ATTEMPTS } from '../../src/modules/notifications/email-delivery.service.js';
 import { captureLogs, linkToken, settle } from './notifications-support.js';
@@ -87,6 +87,7 @@ describe('notifications: e-mail over SMTP', () => {
 
   it('retries a refused message a bounded number of times and keeps the SMTP answer', async () => {
     const ada = await registerUser(t, 'ada');
+    await addMember(t, orgId, ada, 'member'); // a notice of the organization is mailed to its members only
     await settle(t);
     await t.db.admin.query(`INSERT INTO core.email_deliveries (org_id, user_id, to_address, template, category, data, status)
       VALUES ($1, $2, $3, 'notice', 'organization', '{"title":"Hello","body":"World"}', 'queued')`, [orgId, ada.id, ada.email]);
@@ -123,6 +124,7 @@ describe('notifications: e-mail over SMTP', () => {
 
   it('fails a permanently refused message at once (5xx)', async () => {
     const bob = await registerUser(t, 'bob');
+    await addMember(t, orgId, bob, 'member'); // a notice of the organization is mailed to its members only
     await t.db.admin.query(`INSERT INTO core.email_deliveries (org_id, user_id, to_address, template, category, data, status)
       VALUES ($1, $2, $3, 'notice', 'organization', '{"title":"Hello","body":"World"}', 'queued')`, [orgId, bob.id, bob.email]);
     const [{ id }] = (await t.db.admin.query(`SELECT id FROM core.email_deliveries WHERE to_address = $1 AND template = 'notice'`, [bob.email])).rows;
@@ -135,6 +137,7 @@ describe('notifications: e-mail over SMTP', () => {
   it('counts every message the sender hands to SMTP in omnizen_emails_total: one sent, one failed (a scrape shows both moved)', async () => {
     const scrape = async () => (await t.http.get('/metrics').set('Authorization', `Bearer ${METRICS_TOKEN}`).expect(200)).text;
     const cy = await registerUser(t, 'cy');
+    await addMember(t, orgId, cy, 'member'); // a notice of the organization is mailed to its members only
     await settle(t);
     const before = await scrape();
     const ids: string[] = [];

@@ -110,12 +110,17 @@ export class CheckoutService {
         if (!reuse && pending.key && pending.request && pending.params && withinWindow && pending.key !== running) {
           // the key's session is not recorded: Stripe may have created it (its answer lost, or its recording failed).
           // Learned first (below), so that it is expired like a recorded one.
-          return { kind: 'doubt' as const, doubt: { key: pending.key, request: pending.request, params: pending.params } };
+          return {
+            kind: 'doubt' as const,
+            doubt: { key: pending.key, request: pending.request, params: pending.params, previous: pending.sessionId ?? undefined, orgId: tx.orgId, subject },
+          };
         }
         const key = reuse ? pending.key! : randomUUID();
         if (!reuse) await repo.setCheckoutKey(tx.db, tx.orgId, dto.app, key, request, json, now);
-        // the session of the checkout before this one, perhaps still open: expired before this one's is created
-        const previous = reuse ? undefined : pending.sessionId ?? undefined;
+        // the session of the checkout before this one, perhaps still open: expired before this one's is created. The
+        // same request again while the key's own session is not recorded (params kept) expires it too: the first request
+        // may still be expiring it (or have failed to), and this one's session replaces it in the record
+        const previous = reuse && pending.params === null ? undefined : pending.sessionId ?? undefined;
         return { kind: 'create' as const, params, key, request, previous, orgId: tx.orgId, subject };
       });
       if (found.kind === 'doubt') {
@@ -135,8 +140,15 @@ export class CheckoutService {
    * 'running': Stripe is still executing the first request (409), whose own request records or expires its session.
    * No answer (network, timeout): thrown (502), the key stays in doubt for the next checkout.
    */
-  private async settle(open: OpenTenant, app: string, doubt: { key: string; request: string; params: string }): Promise<'settled' | 'running'> {
+  private async settle(
+    open: OpenTenant, app: string,
+    doubt: { key: string; request: string; params: string; previous?: string; orgId: string; subject: Subject },
+  ): Promise<'settled' | 'running'> {
     const params = JSON.parse(doubt.params) as Stripe.Checkout.SessionCreateParams;
+    // the session recorded before the key, which its checkout expires before its create: that checkout may have ended
+    // before it did (the process stopped), and recording the key's session below replaces it in the record. Expired
+    // again first (one Stripe already expired is passed over); a failure leaves the key in doubt and that one recorded.
+    if (doubt.previous) await this.expireReplaced(open, { orgId: doubt.orgId, subject: doubt.subject, app, sessionId: doubt.previous });
     const idempotencyKey = `omnizen-checkout-${doubt.key}-${doubt.request}`;
     let session: Stripe.Checkout.Session;
     try {
@@ -210,14 +222,19 @@ export class CheckoutService {
    */
   private async expirePrevious(open: OpenTenant, c: { orgId: string; subject: Subject; app: string; key: string; sessionId: string }): Promise<void> {
     try {
-      const previous = await this.expire(open, c.app, c.sessionId, 'replaced');
-      if (previous.status === 'complete' && previous.subscription) {
-        const status = await this.stripe.subscriptionStatus(previous.subscription);
-        if (status !== 'missing' && !STRIPE_ENDED.has(status)) throw this.subscriptionExists(c.orgId, c.subject, c.app, { plan: previous.plan ?? 'unknown', status });
-      }
+      await this.expireReplaced(open, c);
     } catch (err) {
       await this.dropKey(open, c.app, c.key);
       throw err;
+    }
+  }
+
+  /** Expires a session a checkout replaces; one completed meanwhile whose subscription has not ended is the 409. */
+  private async expireReplaced(open: OpenTenant, c: { orgId: string; subject: Subject; app: string; sessionId: string }): Promise<void> {
+    const previous = await this.expire(open, c.app, c.sessionId, 'replaced');
+    if (previous.status === 'complete' && previous.subscription) {
+      const status = await this.stripe.subscriptionStatus(previous.subscription);
+      if (status !== 'missing' && !STRIPE_ENDED.has(status)) throw this.subscriptionExists(c.orgId, c.subject, c.app, { plan: previous.plan ?? 'unknown', status });
     }
   }
 

@@ -8,7 +8,7 @@ import { enqueue, JobRegistry, type Job } from '../../platform/queue/jobs.js';
 import { scheduleFromConfig } from '../../platform/queue/schedule.js';
 import { renderEmail, type EmailTemplate } from './email-templates.js';
 import { Mailer } from './mailer.service.js';
-import { notificationRepository as repo } from './notification.repository.js';
+import { NOT_A_MEMBER, notificationRepository as repo } from './notification.repository.js';
 import type { NotificationCategory } from './notification.dto.js';
 
 /** The outbox topic of one e-mail: `{ deliveryId }`; a later attempt's job also carries `after` (see send). */
@@ -142,6 +142,12 @@ export class EmailDeliveryService implements OnModuleInit {
       if (d.status === 'sending' && d.sending_since && now - d.sending_since.getTime() < EMAIL_SENDING_LEASE_MS) {
         // begun by another run that may still be talking to the SMTP server: its outcome decides; this run is retried
         throw new Error(`e-mail ${d.id} is being sent by another run since ${d.sending_since.toISOString()}; it is resumed only after ${EMAIL_SENDING_LEASE_MS / 1000} s`);
+      }
+      // a notice queued before its recipient left the organization: their inbox no longer shows it, so it is not mailed
+      // either (dropped as the digest drops one: dropDigestItemsOfFormerOrgs), unless it was addressed to them in person
+      if (d.template === 'notice' && !(await repo.recipientMayRead(db, d))) {
+        await repo.setDelivery(db, d.org_id, d.id, { status: 'not_sent', smtpResponse: NOT_A_MEMBER });
+        return undefined;
       }
       const data: Record<string, unknown> = { ...(d.data as Record<string, unknown>), preferencesLink: this.appUrl('/settings/notifications') };
       const base = { orgId: d.org_id, id: d.id, to: d.to_address, template: d.template as EmailTemplate };

@@ -37,6 +37,9 @@ export interface PreferenceRow {
   digest: boolean;
 }
 
+/** What a notice not mailed because its recipient left the organization records (its digest, or its own e-mail's job). */
+export const NOT_A_MEMBER = 'not sent: the recipient no longer belongs to the organization';
+
 const NOTIFICATION_COLUMNS = [
   'n.id', 'n.org_id', 'n.event_type', 'n.category', 'n.title', 'n.body', 'n.created_at', 'n.read_at', 'n.archived_at',
 ] as const;
@@ -153,6 +156,16 @@ export const notificationRepository = {
     return row;
   },
 
+  /**
+   * Whether the delivery's recipient may still read the notice it mails, as their inbox decides it (core.notifications'
+   * restrictive policy): addressed to them in person, or they still belong to the organization.
+   */
+  async recipientMayRead(db: Db, d: { org_id: string; user_id: string | null; to_person: boolean }): Promise<boolean> {
+    if (d.to_person || d.user_id === null) return true;
+    const [row] = await db.run(qb.selectFrom('core.memberships').select('user_id').where('org_id', '=', d.org_id).where('user_id', '=', d.user_id));
+    return !!row;
+  },
+
   /** `attempt`: an attempt begins now (counted, its start `sendingSince` kept as the lease of the 'sending' row). */
   async setDelivery(db: Db, orgId: string, id: string, change: { status: string; smtpResponse?: string | null; messageId?: string | null; sent?: boolean; attempt?: { at: Date } }): Promise<void> {
     await db.run(qb.updateTable('core.email_deliveries')
@@ -197,7 +210,7 @@ export const notificationRepository = {
    */
   async dropDigestItemsOfFormerOrgs(db: Db, userId: string, category: string): Promise<number> {
     return db.runCount(qb.updateTable('core.email_deliveries as d')
-      .set({ status: 'not_sent', smtp_response: 'not sent: the recipient no longer belongs to the organization' })
+      .set({ status: 'not_sent', smtp_response: NOT_A_MEMBER })
       .where('d.user_id', '=', userId).where('d.category', '=', category).where('d.status', '=', 'digest_pending').where('d.to_person', '=', false)
       .where(({ not, exists, selectFrom }) => not(exists(selectFrom('core.memberships as m').select('m.user_id')
         .whereRef('m.org_id', '=', 'd.org_id').where('m.user_id', '=', userId)))));

@@ -23,8 +23,12 @@ import { PrivacyErrors } from './privacy.errors.js';
 export const DATA_EXPORT_JOB = 'privacy.data_export';
 /** The schemas an organization's export reads (every table with an org_id column). */
 const OUR_SCHEMAS = ['core', 'hub', 'finance', 'ai', 'public', 'semantic'] as const;
-/** An organization's tables left out of its export: jobs in flight (internal; their payloads may name people). */
-const ORGANIZATION_EXPORT_SKIPS = ['core.outbox'];
+/**
+ * An organization's tables left out of its export, internal state that may name people: jobs in flight (their payloads),
+ * and the counted limits' and checkouts' locks (a pending Stripe checkout's parameters, which may hold the e-mail address
+ * of the admin who asked, even one erased since, for up to 24 hours: personal-data.catalog, hub.limit_locks).
+ */
+const ORGANIZATION_EXPORT_SKIPS = ['core.outbox', 'hub.limit_locks'];
 const BATCH = 500;
 const HOUR_MS = 3_600_000;
 
