@@ -24,7 +24,7 @@ export class ApiKeysController {
   @ApiOperation({ operationId: 'createApiKey', summary: 'Create an API key; the answer holds its secret, shown this once (owner or admin; plans with API access)' })
   @ApiCreatedResponse({ type: CreatedApiKeyDto })
   @ApiErrors(400)
-  @ApiErrorCodes('api_keys.user_required', 'api_keys.expiry_past', 'api_keys.too_many_keys', 'api_keys.route_closed')
+  @ApiErrorCodes('api_keys.expiry_past', 'api_keys.too_many_keys', 'api_keys.route_closed')
   create(@Tx() tx: TenantTx, @Body() dto: CreateApiKeyDto): Promise<CreatedApiKeyDto> {
     return this.keys.create(tx, dto);
   }
@@ -34,7 +34,7 @@ export class ApiKeysController {
   @ApiOperation({ operationId: 'listApiKeys', summary: 'The organization\'s API keys, newest first: those not revoked unless `status` asks for revoked ones; never their secrets (owner or admin)' })
   @ApiOkResponse({ type: [ApiKeyDto] })
   @ApiErrors(400)
-  @ApiErrorCodes('api_keys.user_required', 'api_keys.route_closed')
+  @ApiErrorCodes('api_keys.route_closed')
   list(@Tx() tx: TenantTx, @Query() q: ApiKeyListQuery): Promise<ApiKeyDto[]> {
     return this.keys.list(tx, q.status ?? 'active');
   }
@@ -46,7 +46,7 @@ export class ApiKeysController {
   @ApiParam({ name: 'keyId', format: 'uuid' })
   @ApiOkResponse({ type: ApiKeyDto })
   @ApiErrors(400)
-  @ApiErrorCodes('api_keys.user_required', 'api_keys.already_revoked', 'api_keys.route_closed')
+  @ApiErrorCodes('api_keys.already_revoked', 'api_keys.route_closed')
   revoke(@Tx() tx: TenantTx, @IdParam('keyId', 'api_key') id: string): Promise<ApiKeyDto> {
     return this.keys.revoke(tx, id);
   }

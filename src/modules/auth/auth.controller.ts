@@ -276,7 +276,6 @@ export class SessionsController {
 
   @Post('logout')
   @HttpCode(204)
-  @ApiErrorCodes('auth.refresh_token_missing')
   @ApiOperation({ operationId: 'logOut', summary: 'Log out: revoke the session of this access token' })
   @ApiNoContentResponse()
   async logout(@Tx() tx: TenantTx, @Res({ passthrough: true }) res: FastifyReply): Promise<void> {

@@ -95,7 +95,7 @@ export class OrgCheckoutController {
 
   @Post('billing/portal')
   @RequireRole(...ADMIN_ROLES)
-  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'billing.no_customer', 'billing.stripe_no_url', 'billing.stripe_failed', 'billing.stripe_not_configured')
+  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'billing.no_customer', 'billing.stripe_failed', 'billing.stripe_not_configured')
   @ApiOperation({ operationId: 'createOrganizationBillingPortal', summary: 'Open the Stripe customer portal (admin or owner)' })
   @ApiCreatedResponse({ type: PortalSessionDto })
   @ApiErrors(400, 409, 502, 503)
@@ -147,7 +147,7 @@ export class MyCheckoutController {
   }
 
   @Post('billing/portal')
-  @ApiErrorCodes('auth.user_required', 'billing.no_customer', 'billing.stripe_no_url', 'billing.stripe_failed', 'billing.stripe_not_configured')
+  @ApiErrorCodes('auth.user_required', 'billing.no_customer', 'billing.stripe_failed', 'billing.stripe_not_configured')
   @ApiOperation({ operationId: 'createMyBillingPortal', summary: 'Open the Stripe customer portal for your personal plans' })
   @ApiCreatedResponse({ type: PortalSessionDto })
   @ApiErrors(400, 409, 502, 503)

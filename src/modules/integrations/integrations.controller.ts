@@ -31,7 +31,7 @@ export class IntegrationsController {
   }
 
   @Post()
-  @ApiErrorCodes('auth.user_required', 'integration.exists', 'integration.secret_invalid', 'secrets.not_configured')
+  @ApiErrorCodes('auth.user_required', 'integration.exists')
   @ApiOperation({ operationId: 'createIntegration', summary: 'Connect an integration (one per type)' })
   @ApiCreatedResponse({ type: IntegrationDto })
   @ApiErrors(400, 409)

@@ -72,7 +72,7 @@ export class OrganizationDataExportController {
   })
   @ApiAcceptedResponse({ type: DataExportDto, example: { ...QUEUED, kind: 'organization' } })
   @ApiErrors(400)
-  @ApiErrorCodes('privacy.user_required', 'privacy.export_in_progress')
+  @ApiErrorCodes('privacy.export_in_progress')
   request(@Tx() tx: TenantTx): Promise<DataExportDto> {
     return this.exports.requestOrganization(tx);
   }

@@ -43,6 +43,8 @@ export interface StripeDouble {
   env: Record<string, string>;
   /** the next request is answered with this Stripe error instead */
   failNext(status: number, message: string): void;
+  /** the next Checkout session created is answered without its `url` (as Stripe answers an embedded one) */
+  withoutUrlNext(): void;
   /**
    * the next `count` requests are executed (and their answers kept under their Idempotency-Key, as Stripe does) but the
    * connection is then closed unanswered: Stripe did it, and the caller never learned (a timeout, a network error)
@@ -69,6 +71,7 @@ export async function startStripeDouble(): Promise<StripeDouble> {
   const idempotent = new Map<string, { path: string; form: string; answer?: { status: number; body: unknown } }>();
   const subscriptions = new Map<string, { status: string; customer: string }>();
   let failure: { status: number; message: string } | undefined;
+  let withoutUrl = false;
   let lose = 0;
   let hold: { arrive: (r: StripeDoubleRequest) => void; released: Promise<void> } | undefined;
   const sessionBody = (sid: string, mode: string | undefined, clientReferenceId: string | null, customer: string | null) => {
@@ -135,7 +138,12 @@ export async function startStripeDouble(): Promise<StripeDouble> {
       checkoutSessions.push(sid);
       const metadata = Object.fromEntries(Object.entries(form).filter(([k]) => k.startsWith('metadata[')).map(([k, v]) => [k.slice(9, -1), v]));
       sessions.set(sid, { status: 'open', subscription: null, metadata });
-      return send(200, sessionBody(sid, form.mode, form.client_reference_id ?? null, form.customer ?? null));
+      const body = sessionBody(sid, form.mode, form.client_reference_id ?? null, form.customer ?? null);
+      if (withoutUrl) {
+        withoutUrl = false;
+        return send(200, { ...body, url: null });
+      }
+      return send(200, body);
     }
     const checkoutSession = /^\/v1\/checkout\/sessions\/([A-Za-z0-9_]+)(\/expire)?$/.exec(path);
     if (checkoutSession && ((req.method === 'GET' && !checkoutSession[2]) || (req.method === 'POST' && checkoutSession[2]))) {
@@ -176,6 +184,7 @@ export async function startStripeDouble(): Promise<StripeDouble> {
     sessions,
     subscriptions,
     failNext: (status, message) => (failure = { status, message }),
+    withoutUrlNext: () => (withoutUrl = true),
     loseNext: (count = 1) => (lose = count),
     holdNext: () => {
       let arrive!: (r: StripeDoubleRequest) => void;
