@@ -14,20 +14,20 @@ import { createVendor, payablesUrl } from '../payables/payables-support.js';
 /** operationId -> the POSTING_ERRORS codes it declares (without the `ledger.` prefix), sorted. */
 const DECLARED: Record<string, string[]> = {
   postJournalEntry: POSTING_ERRORS.map((c) => c.slice('ledger.'.length)).sort(),
-  postInvoice: ['account_not_postable', 'books_not_started', 'currency_not_allowed', 'invalid_amount', 'invalid_rate', 'no_fiscal_year', 'period_closed', 'rate_missing', 'rounding_account_missing'],
+  postInvoice: ['account_not_postable', 'currency_not_allowed', 'invalid_amount', 'invalid_rate', 'no_fiscal_year', 'period_closed', 'rate_missing', 'rounding_account_missing'],
   reverseInvoice: ['account_not_postable', 'no_fiscal_year', 'period_closed'],
   createCreditNote: ['account_not_postable', 'currency_not_allowed', 'no_fiscal_year', 'period_closed', 'rounding_account_missing'],
   createPayment: ['account_not_postable', 'currency_not_allowed', 'invalid_amount', 'invalid_rate', 'no_fiscal_year', 'period_closed', 'rate_missing', 'unknown_currency'],
-  createAllocation: ['account_not_postable', 'currency_not_allowed', 'no_fiscal_year', 'period_closed', 'rate_missing'],
+  createAllocation: ['account_not_postable', 'currency_not_allowed', 'no_fiscal_year', 'period_closed'],
   refundCustomerCredit: ['account_not_postable', 'currency_not_allowed', 'invalid_amount', 'invalid_rate', 'no_fiscal_year', 'period_closed', 'rate_missing'],
-  reverseAllocation: ['account_not_postable', 'currency_not_allowed', 'no_fiscal_year', 'period_closed', 'rate_missing'],
+  reverseAllocation: ['account_not_postable', 'currency_not_allowed', 'no_fiscal_year', 'period_closed'],
   postRevenueRecognition: ['account_not_postable', 'currency_not_allowed', 'period_closed'],
   submitBill: ['account_not_postable', 'currency_not_allowed', 'invalid_amount', 'no_fiscal_year', 'period_closed', 'rate_missing', 'rounding_account_missing'],
   approveBill: ['account_not_postable', 'currency_not_allowed', 'invalid_amount', 'no_fiscal_year', 'period_closed', 'rounding_account_missing'],
   approveExpenseClaim: ['account_not_postable', 'currency_not_allowed', 'invalid_amount', 'no_fiscal_year', 'period_closed', 'rounding_account_missing'],
-  createBillPayment: ['account_not_postable', 'books_not_started', 'currency_not_allowed', 'invalid_amount', 'no_fiscal_year', 'period_closed', 'rate_missing', 'unknown_currency'],
+  createBillPayment: ['account_not_postable', 'books_not_started', 'currency_not_allowed', 'invalid_amount', 'invalid_rate', 'no_fiscal_year', 'period_closed', 'rate_missing', 'unknown_currency'],
   allocateBillPayment: ['account_not_postable', 'currency_not_allowed', 'no_fiscal_year', 'period_closed'],
-  refundVendorCredit: ['account_not_postable', 'currency_not_allowed', 'invalid_amount', 'no_fiscal_year', 'period_closed'],
+  refundVendorCredit: ['account_not_postable', 'currency_not_allowed', 'invalid_amount', 'invalid_rate', 'no_fiscal_year', 'period_closed', 'rate_missing'],
   reverseBillAllocation: ['account_not_postable', 'currency_not_allowed', 'no_fiscal_year', 'period_closed'],
   closeFiscalYear: ['account_not_postable', 'books_not_started', 'currency_not_allowed', 'invalid_amount', 'period_closed'],
   reopenFiscalYear: ['account_not_postable'],
@@ -159,17 +159,20 @@ describe('the posting codes each operation declares, and a sample of them produc
     expect([await count('customer_payments'), await entries()]).toEqual([payments, before]);
   });
 
-  it('allocation: the FX entry of a foreign credit allocated later looks the rate up at its date (none: ledger.rate_missing); nothing is written', async () => {
+  it('allocation: the FX entry of a foreign credit allocated later is at the payment rate: no rate of its date is needed (none here)', async () => {
     const invoice = await draftInvoice({ invoiceDate: '2026-04-06', currency: 'USD' });
     await t.http.post(rUrl(orgId, `invoices/${invoice}/issue`)).set(users.accountant.auth).send({ rate: '0.9' }).expect(200);
     const payment = (await t.http.post(rUrl(orgId, 'payments')).set(users.accountant.auth)
       .send({ customerId: customer, date: '2026-04-07', amount: '100.00', currency: 'USD', rate: '0.95', depositAccountId: acc['1100'], method: 'bank_transfer' }).expect(201)).body.id;
     const [allocations, before] = [await count('receivable_allocations'), await entries()];
     const res = await t.http.post(rUrl(orgId, `payments/${payment}/allocations`)).set(users.accountant.auth)
-      .send({ date: '2026-04-08', allocations: [{ invoiceId: invoice, amount: '100.00' }] }).expect(422);
-    expect(res.body.error).toMatchObject({ code: 'ledger.rate_missing', message: expect.stringContaining('no USD rate on or before 2026-04-08') });
-    expect([await count('receivable_allocations'), await entries()]).toEqual([allocations, before]);
-    expect(await invoiceRow(invoice)).toMatchObject({ status: 'issued' });
+      .send({ date: '2026-04-08', allocations: [{ invoiceId: invoice, amount: '100.00' }] }).expect(201);
+    expect(res.body.allocations).toEqual([expect.objectContaining({ invoiceId: invoice, realizedFx: '5.00' })]);
+    expect([await count('receivable_allocations'), await entries()]).toEqual([allocations + 1, before + 1]);
+    const { rows } = await t.db.admin.query(`SELECT l.currency, l.rate::numeric(10, 4)::text AS rate FROM finance.journal_lines l WHERE l.org_id = $1 AND l.entry_id = $2 ORDER BY l.line_no`,
+      [orgId, res.body.allocations[0].entryId]);
+    expect(rows).toEqual([{ currency: 'USD', rate: '0.9500' }, { currency: 'USD', rate: '0.9500' }, { currency: 'EUR', rate: '1.0000' }]);
+    expect(await invoiceRow(invoice)).toMatchObject({ status: 'paid' });
   });
 
   // ------------------------------------------------------------------ vendor payments

@@ -65,7 +65,7 @@ describe('ledger: a worked month', () => {
     const reval = await t.http.post(ledgerUrl(orgId, 'fx-revaluations')).set(owner.auth).send({ date: '2026-01-31' }).expect(201);
     expect(reval.body.adjustments).toEqual([expect.objectContaining({ accountId: acc['1200'], currency: 'USD', balance: '1000.00', rate: '0.9500000000', baseBefore: '900.00', baseAfter: '950.00', difference: '50.00' })]);
     const again = await t.http.post(ledgerUrl(orgId, 'fx-revaluations')).set(owner.auth).send({ date: '2026-01-31' }).expect(201);
-    expect(again.body).toEqual({ adjustments: [], entry: null, reversal: null });
+    expect(again.body).toEqual({ adjustments: [], entry: null, reversal: null, entries: [], reversals: [] });
 
     const tb = await t.http.get(ledgerUrl(orgId, 'reports/trial-balance?asOf=2026-01-31')).set(owner.auth).expect(200);
     expect(tb.body.rows.map((r: any) => [r.code, r.debit, r.credit])).toEqual([

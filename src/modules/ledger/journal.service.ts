@@ -1,6 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
+import type { Decimal } from 'decimal.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
+import { actorOf } from '../../platform/auth/principal.js';
 import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import { LedgerErrors, POSTING_ERRORS } from './ledger.errors.js';
 import { Metrics } from '../../platform/observability/metrics.js';
@@ -15,8 +17,10 @@ import { AnalyticsService } from '../analytics/analytics.service.js';
 import { ledgerRepository as repo, type PostingAudit } from './ledger.repository.js';
 import { ControlAccounts, type ControlAccount } from './control-accounts.js';
 import { JournalEntryOwners } from './entry-owners.js';
+import { RevaluedSubledgers, type Subledger } from './revalued-items.js';
 import { LedgerService } from './ledger.service.js';
 import { D, fixed, formatEntry, rateText } from './money.js';
+import { generatedMemo } from './generated-memo.js';
 import type {
   BatchItemDto, BatchResultDto, CreateJournalEntryDto, JournalEntryDto, JournalEntryPage, JournalEntryQuery, JournalLineInputDto, LedgerSettingsDto,
   ReverseEntryDto, RevaluationLineDto, RevaluationResultDto, TaxCodeDto, YearEndResultDto, YearReopenResultDto,
@@ -100,6 +104,31 @@ export const RESERVED_KEY_PREFIXES = ['reversal:', 'year-end:', 'invoice:', 'bil
 /** The most lines finance.check_entry takes (a rounding line may come on top). */
 const MAX_POSTED_LINES = 499;
 
+/**
+ * The lines of an entry the API builds itself (the year-end close, a revaluation) in as few parts as the posting
+ * function takes (`size` each at most), as even as can be: no part is left with a single line.
+ */
+function parts<T>(items: T[], size: number): T[][] {
+  if (items.length <= size) return [items];
+  const each = Math.ceil(items.length / Math.ceil(items.length / size));
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += each) out.push(items.slice(i, i + each));
+  return out;
+}
+
+/** An entry's memo with the part it is when the API posted it in several (`Year-end close ... (part 2 of 3)`). */
+const partMemo = (memo: string, index: number, count: number) => (count > 1 ? `${memo} (part ${index + 1} of ${count})` : memo);
+
+/** What a revaluation changes of one open item of a subledger (finance.fx_revaluation_items). */
+interface ItemChange {
+  subledger: Subledger;
+  documentId: string;
+  delta: Decimal;
+  /** the rate it is carried at after the revaluation, and before it (its reversal's) */
+  rate: string;
+  carriedRate: string;
+}
+
 /** Revaluation posts to the unrealized FX accounts, or to the (realized) FX accounts when those are not set. */
 function unrealizedFxAccounts(s: LedgerSettingsDto): { gain: string | null; loss: string | null } {
   return { gain: s.fxUnrealizedGainAccountId ?? s.fxGainAccountId, loss: s.fxUnrealizedLossAccountId ?? s.fxLossAccountId };
@@ -127,6 +156,7 @@ export class JournalService {
     private readonly metrics: Metrics,
     private readonly owners: JournalEntryOwners,
     private readonly controls: ControlAccounts,
+    private readonly revalued: RevaluedSubledgers,
   ) {
     // a rejected posting answers with one of these codes; the metrics count it by reason
     metrics.countAsRejectedPostings(POSTING_ERRORS);
@@ -443,7 +473,7 @@ export class JournalService {
     if (original.reversedByEntryId) throw LedgerErrors.error('ledger.already_reversed', `journal entry ${id} is already reversed by ${original.reversedByEntryId}`);
     const opt = (v: string) => (D(v).isZero() ? undefined : v);
     return this.post(tx, {
-      date: dto.date ?? original.date, memo: dto.memo ?? `Reversal of ${original.memo || original.id}`, source: original.source,
+      date: dto.date ?? original.date, memo: dto.memo ?? generatedMemo('Reversal of ', original.memo || original.id), source: original.source,
       sourceRef: original.sourceRef ?? undefined, reversesEntryId: id, idempotencyKey: `reversal:${id}`,
       lines: original.lines.map((l) => ({
         accountId: l.accountId, currency: l.currency, rate: l.rate, debit: opt(l.credit), credit: opt(l.debit),
@@ -453,6 +483,59 @@ export class JournalService {
         taxCodeId: l.taxCodeId ?? undefined, taxRole: (l.taxRole ?? undefined) as PostingLine['taxRole'],
       })),
     }, 'ledger.entry_reversed');
+  }
+
+  /**
+   * The revaluation of the subledgers' control accounts (RevaluedSubledgers): each foreign-currency open item valued at
+   * the rate of `date` and rounded on its own, as its aging row shows it; per account and currency one adjustment and
+   * one pair of lines, the sum of its items' changes, so the aging (which adds the items' changes) equals the account.
+   * Answers the control accounts, which the balance-wise pass leaves alone.
+   */
+  private async revalueOpenItems(tx: TenantTx, date: string, baseMu: number, fx: { gain: string; loss: string }, adjustments: RevaluationLineDto[],
+    pairs: PostingLine[][], pairItems: ItemChange[][]): Promise<Set<string>> {
+    const controlled = new Set<string>();
+    const rates = new Map<string, string>();
+    interface Group { accountId: string; currency: string; rate: string; balance: Decimal; before: Decimal; after: Decimal; items: ItemChange[] }
+    const groups = new Map<string, Group>();
+    for (const sub of await this.revalued.openItems(tx, date)) {
+      for (const id of sub.accountIds) controlled.add(id);
+      // the account's debit side: an AR item adds to it, an AP item (a credit) takes from it
+      const sign = sub.side === 'debit' ? 1 : -1;
+      for (const item of sub.items) {
+        let rate = rates.get(item.currency);
+        if (!rate) {
+          rate = (await repo.effectiveRate(tx.db, item.currency, date)) ?? undefined;
+          if (!rate) throw LedgerErrors.error('ledger.rate_missing', `no ${item.currency} rate on or before ${date}`);
+          rates.set(item.currency, rate);
+        }
+        const target = D(fixed(D(item.open).times(rate), baseMu));
+        const key = `${item.accountId}|${item.currency}`;
+        let g = groups.get(key);
+        if (!g) groups.set(key, (g = { accountId: item.accountId, currency: item.currency, rate, balance: D(0), before: D(0), after: D(0), items: [] }));
+        g.balance = g.balance.plus(D(item.open).times(sign));
+        g.before = g.before.plus(D(item.carried).times(sign));
+        g.after = g.after.plus(target.times(sign));
+        const delta = target.minus(item.carried);
+        if (!delta.isZero()) g.items.push({ subledger: sub.subledger, documentId: item.documentId, delta, rate, carriedRate: item.carriedRate });
+      }
+    }
+    for (const g of [...groups.values()].sort((a, b) => a.accountId.localeCompare(b.accountId) || a.currency.localeCompare(b.currency))) {
+      const diff = g.after.minus(g.before);
+      if (diff.isZero()) continue;
+      const amount = fixed(diff.abs(), baseMu);
+      const adjustment = {
+        accountId: g.accountId, currency: g.currency, balance: fixed(g.balance, await this.ledger.currencyUnits(tx, g.currency)), rate: rateText(g.rate),
+        baseBefore: fixed(g.before, baseMu), baseAfter: fixed(g.after, baseMu), difference: fixed(diff, baseMu),
+      };
+      adjustments.push(adjustment);
+      const description = `FX revaluation of ${g.currency} ${adjustment.balance} at ${adjustment.rate}`;
+      pairs.push([
+        { accountId: g.accountId, currency: g.currency, rate: g.rate, ...(diff.gt(0) ? { baseDebit: amount } : { baseCredit: amount }), description },
+        diff.gt(0) ? { accountId: fx.gain, credit: amount, description } : { accountId: fx.loss, debit: amount, description },
+      ]);
+      pairItems.push(g.items);
+    }
+    return controlled;
   }
 
   /**
@@ -470,10 +553,16 @@ export class JournalService {
     const accounts = new Map((await this.ledger.listAccounts(tx, true)).map((a) => [a.id, a]));
     const totals = await repo.totals(tx.db, null, date);
     const adjustments: RevaluationLineDto[] = [];
-    const lines: PostingLine[] = [];
+    /** each adjustment's two lines: the account's and the gain or loss account's, which balance each other */
+    const pairs: PostingLine[][] = [];
+    /** each pair's open items (a subledger's control account; none for another account), kept with the entry that posts the pair */
+    const pairItems: ItemChange[][] = [];
+    const controlled = await this.revalueOpenItems(tx, date, baseMu, { gain, loss }, adjustments, pairs, pairItems);
+    const perItem = adjustments.length;
     for (const t of totals.sort((a, b) => a.account_id.localeCompare(b.account_id) || a.currency.localeCompare(b.currency))) {
       const a = accounts.get(t.account_id);
-      if (!a || t.currency === s.baseCurrency || (a.type !== 'asset' && a.type !== 'liability')) continue;
+      // a subledger's control account is valued per open item (above)
+      if (!a || t.currency === s.baseCurrency || (a.type !== 'asset' && a.type !== 'liability') || controlled.has(a.id)) continue;
       const balance = D(t.debit).minus(t.credit);
       const baseBefore = D(t.base_debit).minus(t.base_credit);
       const rate = await repo.effectiveRate(tx.db, t.currency, date);
@@ -489,12 +578,19 @@ export class JournalService {
       adjustments.push(adjustment);
       // the amount in the currency's minor units and the rate as stored, as in the answer's adjustments
       const description = `FX revaluation of ${t.currency} ${adjustment.balance} at ${adjustment.rate}`;
-      lines.push(
+      pairs.push([
         { accountId: a.id, currency: t.currency, rate, ...(diff.gt(0) ? { baseDebit: amount } : { baseCredit: amount }), description },
         diff.gt(0) ? { accountId: gain, credit: amount, description } : { accountId: loss, debit: amount, description },
-      );
+      ]);
+      pairItems.push([]);
     }
-    if (!lines.length) return { adjustments, entry: null, reversal: null };
+    // in account and currency order, the per-item adjustments among the others
+    const order = adjustments.map((a, i) => ({ a, i })).sort((x, y) => x.a.accountId.localeCompare(y.a.accountId) || x.a.currency.localeCompare(y.a.currency)).map((x) => x.i);
+    if (perItem) {
+      const [a, p, it] = [[...adjustments], [...pairs], [...pairItems]];
+      order.forEach((from, to) => { adjustments[to] = a[from]; pairs[to] = p[from]; pairItems[to] = it[from]; });
+    }
+    if (!pairs.length) return { adjustments, entry: null, reversal: null, entries: [], reversals: [] };
     // the next period's balances are carried at the original rates again; its own revaluation starts from them. Its
     // period is checked before anything posts: the reversal failing would roll the revaluation back with a less clear code
     let next: string | undefined;
@@ -509,10 +605,29 @@ export class JournalService {
           : `no fiscal period starts on ${next} for the reversal; create the next fiscal year or revalue without autoReverse`);
       }
     }
-    const { entry } = await this.post(tx, { date, memo: `FX revaluation as of ${date}`, source: 'system', lines }, 'ledger.fx_revaluation_posted');
-    if (!next) return { adjustments, entry, reversal: null };
-    const { entry: reversal } = await this.reverse(tx, entry.id, { date: next, memo: `Reversal of FX revaluation as of ${date}` });
-    return { adjustments, entry, reversal };
+    // an entry takes MAX_POSTED_LINES: more adjustments are posted as several entries, each balanced by its own
+    // adjustments (in one transaction: the revaluation posts whole or not at all)
+    const split = parts(pairs, Math.floor(MAX_POSTED_LINES / 2));
+    const entries: JournalEntryDto[] = [];
+    for (const [i, part] of split.entries()) {
+      entries.push((await this.post(tx, { date, memo: partMemo(`FX revaluation as of ${date}`, i, split.length), source: 'system', lines: part.flat() }, 'ledger.fx_revaluation_posted')).entry);
+    }
+    // the items carry their new values from `date` (the agings add them); a reversal's opposite from `next`, at the rate before
+    const itemParts = parts(pairItems, Math.floor(MAX_POSTED_LINES / 2)).map((p) => p.flat());
+    const actor = actorOf(tx.principal).actorId;
+    for (const [i, entry] of entries.entries()) {
+      await repo.insertRevaluationItems(tx.db, tx.orgId, itemParts[i].map((x) => ({
+        entryId: entry.id, date, subledger: x.subledger, documentId: x.documentId, rate: x.rate, delta: x.delta.toFixed(), createdBy: actor })));
+    }
+    const reversals: JournalEntryDto[] = [];
+    if (next) {
+      for (const [i, entry] of entries.entries()) {
+        reversals.push((await this.reverse(tx, entry.id, { date: next, memo: partMemo(`Reversal of FX revaluation as of ${date}`, i, entries.length) })).entry);
+        await repo.insertRevaluationItems(tx.db, tx.orgId, itemParts[i].map((x) => ({
+          entryId: reversals[i].id, date: next, subledger: x.subledger, documentId: x.documentId, rate: x.carriedRate, delta: x.delta.neg().toFixed(), createdBy: actor })));
+      }
+    }
+    return { adjustments, entry: entries[0], reversal: reversals[0] ?? null, entries, reversals };
   }
 
   /**
@@ -541,8 +656,8 @@ export class JournalService {
     const last = before.periods[before.periods.length - 1];
     if (last.status !== 'open') throw LedgerErrors.error('ledger.period_closed', `reopen the last period (${last.startDate} to ${last.endDate}) to post the closing entry`);
     const accounts = new Map((await this.ledger.listAccounts(tx, true)).map((a) => [a.id, a]));
-    const lines: PostingLine[] = [];
-    let result = D(0);
+    /** the closing lines, each with the base amount it moves out of its account (debit positive) */
+    const lines: { line: PostingLine; baseNet: Decimal }[] = [];
     const totals = (await repo.totals(tx.db, year.start_date, year.end_date))
       .filter((t) => ['revenue', 'expense'].includes(accounts.get(t.account_id)?.type ?? ''))
       // lines in chart order (account code, then currency), as an accountant reads them
@@ -550,38 +665,48 @@ export class JournalService {
     for (const t of totals) {
       const net = D(t.debit).minus(t.credit);
       const baseNet = D(t.base_debit).minus(t.base_credit);
-      result = result.plus(baseNet);
       const txn = net.isZero() ? {} : net.gt(0) ? { credit: net.toFixed() } : { debit: net.neg().toFixed() };
       const base = baseNet.isZero() ? {} : baseNet.gt(0) ? { baseCredit: baseNet.toFixed() } : { baseDebit: baseNet.neg().toFixed() };
       const rate = net.isZero() || baseNet.isZero() ? '1' : baseNet.div(net).abs().toDecimalPlaces(10).toFixed();
       const common = { accountId: t.account_id, currency: t.currency, description: 'year-end close' };
       if (t.currency === s.baseCurrency || (net.isZero() ? baseNet.isZero() : net.gt(0) === baseNet.gt(0) && !baseNet.isZero())) {
-        if (!net.isZero() || !baseNet.isZero()) lines.push({ ...common, ...txn, ...(t.currency === s.baseCurrency ? {} : { rate, ...base }) });
+        if (!net.isZero() || !baseNet.isZero()) lines.push({ line: { ...common, ...txn, ...(t.currency === s.baseCurrency ? {} : { rate, ...base }) }, baseNet });
       } else {
         // the transaction and base amounts point different ways (or one is zero): close them on separate lines
-        if (!net.isZero()) lines.push({ ...common, ...txn, rate, baseDebit: '0' });
-        if (!baseNet.isZero()) lines.push({ ...common, rate, ...base });
+        if (!net.isZero()) lines.push({ line: { ...common, ...txn, rate, baseDebit: '0' }, baseNet: D(0) });
+        if (!baseNet.isZero()) lines.push({ line: { ...common, rate, ...base }, baseNet });
       }
     }
-    let closingEntry: JournalEntryDto | null = null;
+    // an entry takes MAX_POSTED_LINES: a year with more balances closes in several entries, each moving its part of the
+    // result to retained earnings, all in this transaction (the close is whole or not at all); the first is the year's
+    // closingEntryId, all of them are reversed when the year reopens (closingEntriesOf)
+    const closingEntries: JournalEntryDto[] = [];
     if (lines.length) {
-      // a profit (credit balance overall) is credited to retained earnings, a loss debited
-      if (result.lt(0)) lines.push({ accountId: s.retainedEarningsAccountId, credit: result.neg().toFixed(), description: 'year-end close' });
-      if (result.gt(0)) lines.push({ accountId: s.retainedEarningsAccountId, debit: result.toFixed(), description: 'year-end close' });
-      // one key per close: a year reopened (its closing entry reversed) and closed again posts a new entry
+      const split = parts(lines, MAX_POSTED_LINES - 1);
+      // one key per closing entry: a year reopened (its closing entries reversed) and closed again posts new ones
       const earlier = await repo.yearEndEntryCount(tx.db, tx.orgId, yearId);
-      closingEntry = (await this.post(tx, {
-        date: year.end_date, memo: `Year-end close ${year.start_date} to ${year.end_date}`, source: 'year_end',
-        idempotencyKey: earlier === 0 ? `year-end:${yearId}` : `year-end:${yearId}:${earlier + 1}`, lines,
-      }, 'ledger.year_end_entry_posted')).entry;
+      for (const [i, part] of split.entries()) {
+        const result = part.reduce((sum, l) => sum.plus(l.baseNet), D(0));
+        const posting = part.map((l) => l.line);
+        // a profit (credit balance overall) is credited to retained earnings, a loss debited
+        if (result.lt(0)) posting.push({ accountId: s.retainedEarningsAccountId, credit: result.neg().toFixed(), description: 'year-end close' });
+        if (result.gt(0)) posting.push({ accountId: s.retainedEarningsAccountId, debit: result.toFixed(), description: 'year-end close' });
+        const n = earlier + i;
+        closingEntries.push((await this.post(tx, {
+          date: year.end_date, memo: partMemo(`Year-end close ${year.start_date} to ${year.end_date}`, i, split.length), source: 'year_end',
+          idempotencyKey: n === 0 ? `year-end:${year.id}` : `year-end:${year.id}:${n + 1}`, lines: posting,
+        }, 'ledger.year_end_entry_posted')).entry);
+      }
     }
+    const closingEntry = closingEntries[0] ?? null;
     await repo.closeYear(tx.db, tx.orgId, yearId, closingEntry?.id ?? null);
     const fiscalYear = await this.ledger.getYear(tx, yearId);
     await this.audit.record(tx, { action: 'ledger.fiscal_year_closed', entityType: 'fiscal_year', entityId: yearId, before: { ...before, periods: undefined }, after: { ...fiscalYear, periods: undefined } });
     await emitEvent(tx, 'fiscal_year.closed', {
       fiscalYearId: yearId, startDate: fiscalYear.startDate, endDate: fiscalYear.endDate, ...(closingEntry ? { closingEntryId: closingEntry.id } : {}),
+      ...(closingEntries.length > 1 ? { closingEntryIds: closingEntries.map((e) => e.id) } : {}),
     });
-    return { fiscalYear, closingEntry };
+    return { fiscalYear, closingEntry, closingEntries };
   }
 
   /**
@@ -596,14 +721,20 @@ export class JournalService {
     if (later) throw LedgerErrors.error('ledger.later_year_closed', `reopen the later fiscal year ${later.start_date} to ${later.end_date} first`);
     const before = await this.ledger.getYear(tx, yearId);
     await repo.reopenYear(tx.db, tx.orgId, yearId);
-    const reversalEntry = year.closing_entry_id
-      ? (await this.reverse(tx, year.closing_entry_id, { date: year.end_date, memo: `Reopening of fiscal year ${year.start_date} to ${year.end_date}` })).entry
-      : null;
+    // every entry of the close (one, or several for a year of more balances than an entry takes), in the order posted
+    const closing = await repo.closingEntriesOf(tx.db, tx.orgId, yearId, year.closing_entry_id);
+    const reversalEntries: JournalEntryDto[] = [];
+    for (const [i, id] of closing.entries()) {
+      const memo = partMemo(`Reopening of fiscal year ${year.start_date} to ${year.end_date}`, i, closing.length);
+      reversalEntries.push((await this.reverse(tx, id, { date: year.end_date, memo })).entry);
+    }
+    const reversalEntry = reversalEntries[0] ?? null;
     const fiscalYear = await this.ledger.getYear(tx, yearId);
     await this.audit.record(tx, { action: 'ledger.fiscal_year_reopened', entityType: 'fiscal_year', entityId: yearId, before: { ...before, periods: undefined }, after: { ...fiscalYear, periods: undefined } });
     await emitEvent(tx, 'fiscal_year.reopened', {
       fiscalYearId: yearId, startDate: fiscalYear.startDate, endDate: fiscalYear.endDate, ...(reversalEntry ? { reversalEntryId: reversalEntry.id } : {}),
+      ...(reversalEntries.length > 1 ? { reversalEntryIds: reversalEntries.map((e) => e.id) } : {}),
     });
-    return { fiscalYear, reversalEntry };
+    return { fiscalYear, reversalEntry, reversalEntries };
   }
 }

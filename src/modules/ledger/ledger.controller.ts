@@ -197,7 +197,8 @@ export class AccountsController {
   @ApiOkResponse({ type: GeneralLedgerDto })
   @ApiProduces('application/json', 'text/csv')
   @ApiErrors(400)
-  @ApiErrorCodes('ledger.range', 'ledger.books_not_started')
+  // the account is read first (404): accounts exist only once the books are started, so never books_not_started
+  @ApiErrorCodes('ledger.range')
   async generalLedger(@Tx() tx: TenantTx, @IdParam('accountId', 'account') id: string, @Query() q: GeneralLedgerQuery, @Req() req: FastifyRequest, @Res({ passthrough: true }) res: FastifyReply): Promise<GeneralLedgerDto | string> {
     const csv = wantsCsv(req, q.format);
     // a spreadsheet cannot follow cursors: as CSV the range comes whole, up to a bound
@@ -351,8 +352,9 @@ export class FiscalCalendarController {
   @RequireRole(...ADMIN_ROLES)
   @ApiOperation({ operationId: 'reopenFiscalYear', summary: 'Reopen the latest closed fiscal year: its periods open again and the closing entry is reversed (owner, admin; audited)' })
   @ApiOkResponse({ type: YearReopenResultDto })
-  // the closing entry's reversal, dated in the year just opened again: only an archived retained earnings account refuses it
-  @ApiErrorCodes('ledger.year_open', 'ledger.later_year_closed', 'ledger.already_reversed', 'ledger.account_not_postable')
+  // the closing entry's reversal, dated in the year just opened again: only an archived retained earnings account refuses it.
+  // Never already_reversed: only the closing entries not reversed yet are reversed (closingEntriesOf)
+  @ApiErrorCodes('ledger.year_open', 'ledger.later_year_closed', 'ledger.account_not_postable')
   reopenYear(@Tx() tx: TenantTx, @IdParam('yearId', 'fiscal_year') id: string): Promise<YearReopenResultDto> {
     return this.journal.reopenYear(tx, id);
   }
@@ -468,13 +470,17 @@ export class JournalController {
   @Post('fx-revaluations')
   @RequiresFeature('omnizen', 'full_accounting')
   @RequireRole(...BOOKKEEPER_ROLES)
-  @ApiOperation({ operationId: 'revalueForeignCurrency', summary: 'Revalue open foreign-currency asset and liability balances at the rate of a date (posts unrealized FX gain/loss; autoReverse: its reversal on the first day of the next period)' })
+  @ApiOperation({ operationId: 'revalueForeignCurrency', summary: 'Revalue open foreign-currency asset and liability balances at the rate of a date (posts unrealized FX gain/loss; autoReverse: its reversal on the first day of the next period)',
+    description: 'The AR and AP control accounts are revalued per open item: each open invoice, bill and payment credit then carries its revalued base '
+      + 'value (the AR and AP agings show it, and still equal the accounts), and a later allocation realizes only what the rate moved since. '
+      + 'Such a revaluation entry is not reversed on its own (ledger.entry_of_document); revalue again instead.' })
   @ApiCreatedResponse({ type: RevaluationResultDto })
   @ApiErrors(400)
   // the client's date (its period, an FX rate on or before it); an account revalued as of a past date and archived since,
   // or an FX account of the settings archived or of another currency; a difference beyond what a line stores
-  // (invalid_amount); the settings are read first (books_not_started)
-  @ApiErrorCodes('ledger.fx_accounts_missing', 'ledger.no_next_period', 'ledger.already_reversed', 'ledger.period_closed', 'ledger.no_fiscal_year',
+  // (invalid_amount); the settings are read first (books_not_started). Never already_reversed: autoReverse reverses the
+  // entries it just posted
+  @ApiErrorCodes('ledger.fx_accounts_missing', 'ledger.no_next_period', 'ledger.period_closed', 'ledger.no_fiscal_year',
     'ledger.account_not_postable', 'ledger.currency_not_allowed', 'ledger.rate_missing', 'ledger.invalid_amount', 'ledger.books_not_started')
   revalue(@Tx() tx: TenantTx, @Body() dto: RevaluationDto): Promise<RevaluationResultDto> {
     return this.journal.revalue(tx, dto.date, dto.autoReverse ?? false);

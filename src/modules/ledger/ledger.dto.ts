@@ -273,7 +273,7 @@ export class FiscalYearDto {
   @ApiProperty({ description: 'First day of the year, YYYY-MM-DD' }) startDate: string;
   @ApiProperty({ description: 'Last day of the year, YYYY-MM-DD' }) endDate: string;
   @ApiProperty({ description: 'open, or closed by the year-end close', enum: ['open', 'closed'] }) status: string;
-  @ApiProperty({ description: 'The closing entry of the year-end close; null while open', type: String, nullable: true, format: 'uuid' }) closingEntryId: string | null;
+  @ApiProperty({ description: 'The closing entry of the year-end close (the first one when the close needed several: more than 498 closing lines); null while open', type: String, nullable: true, format: 'uuid' }) closingEntryId: string | null;
   @ApiProperty({ description: 'When the year was closed; null while open', type: Date, nullable: true }) closedAt: Date | null;
   @ApiProperty({ description: 'The periods of the year, in order', type: [FiscalPeriodDto] }) periods: FiscalPeriodDto[];
 }
@@ -329,7 +329,7 @@ export class CreateJournalEntryDto {
 @ApiSchema({ description: 'When and why to reverse an entry' })
 export class ReverseEntryDto {
   @ApiPropertyOptional({ example: '2026-02-01', description: 'Date of the reversal (default: the original date)' }) @IsOptional() @CalendarDate('date') date?: string;
-  @ApiPropertyOptional({ description: 'Memo of the reversal; default: Reversal of <original memo>' }) @IsOptional() @IsString() @Length(0, 1000) memo?: string;
+  @ApiPropertyOptional({ description: 'Memo of the reversal; default: Reversal of <original memo>, the original memo cut (ending with …) to fit 1,000 characters' }) @IsOptional() @IsString() @Length(0, 1000) memo?: string;
 }
 
 @ApiSchema({ description: 'One line of a journal entry, in its transaction currency and in the base currency' })
@@ -433,12 +433,18 @@ export class BatchResultDto {
 export class RevaluationDto {
   @ApiProperty({ example: '2026-01-31', description: 'Revalue open foreign-currency balances at the rate effective on this date' })
   @CalendarDate('date') date: string;
-  @ApiPropertyOptional({ default: false, description: 'Also post the reversal, dated the first day of the next period' }) @IsOptional() @IsBoolean() autoReverse?: boolean;
+  @ApiPropertyOptional({ default: false, description: 'Also post the reversal, dated the first day of the next period. The open receivables and payables '
+    + 'are then carried at their own rates again from that day, and a later payment realizes its whole difference to the document rate: '
+    + 'EUR 1,000 invoiced at 1.10, revalued at 1.15 (+50.00 unrealized, reversed the next day) and paid at 1.20 realizes 100.00; without '
+    + 'autoReverse it realizes 50.00, the rest being the revaluation\'s. Either way the gain over the invoice\'s life is 100.00' })
+  @IsOptional() @IsBoolean() autoReverse?: boolean;
 }
 
 @ApiSchema({ description: "The revaluation of one account's balance in one currency" })
 export class RevaluationLineDto {
-  @ApiProperty({ description: 'The account revalued', format: 'uuid' }) accountId: string;
+  @ApiProperty({ description: 'The account revalued. The AR and AP control accounts are revalued per open invoice, bill or payment credit '
+    + '(each valued at the rate and rounded on its own, as its aging row shows it): their balance and base amounts here are the sums over those '
+    + 'items, and each item carries its new base value from the date on, so the aging equals the account', format: 'uuid' }) accountId: string;
   @ApiProperty({ description: 'The foreign currency of the balance' }) currency: string;
   @ApiProperty({ example: '1000.00', description: AMOUNT_DOC }) balance: string;
   @ApiProperty({ example: '0.9500000000', description: RATE_DOC }) rate: string;
@@ -450,20 +456,24 @@ export class RevaluationLineDto {
 @ApiSchema({ description: 'The adjustments of a revaluation, and the entry that posted them (none when nothing changed)' })
 export class RevaluationResultDto {
   @ApiProperty({ description: 'One adjustment per account and currency whose base value changed', type: [RevaluationLineDto] }) adjustments: RevaluationLineDto[];
-  @ApiProperty({ description: 'The revaluation entry; null when nothing changed', type: JournalEntryDto, nullable: true }) entry: JournalEntryDto | null;
-  @ApiProperty({ type: JournalEntryDto, nullable: true, description: 'With autoReverse: the reversal, dated the first day of the next period' }) reversal: JournalEntryDto | null;
+  @ApiProperty({ description: 'The revaluation entry (the first of entries); null when nothing changed', type: JournalEntryDto, nullable: true }) entry: JournalEntryDto | null;
+  @ApiProperty({ type: JournalEntryDto, nullable: true, description: 'With autoReverse: the reversal of entry, dated the first day of the next period' }) reversal: JournalEntryDto | null;
+  @ApiProperty({ type: [JournalEntryDto], description: 'Every revaluation entry, in order: one, or several when there are more than 249 adjustments (an entry has at most 499 lines), each balanced by its own adjustments; empty when nothing changed' }) entries: JournalEntryDto[];
+  @ApiProperty({ type: [JournalEntryDto], description: 'With autoReverse: the reversal of each of entries, in the same order; empty otherwise' }) reversals: JournalEntryDto[];
 }
 
 @ApiSchema({ description: 'The closed fiscal year and the entry that moved its result to retained earnings' })
 export class YearEndResultDto {
   @ApiProperty({ description: 'The fiscal year, now closed', type: FiscalYearDto }) fiscalYear: FiscalYearDto;
-  @ApiProperty({ type: JournalEntryDto, nullable: true, description: 'Moves the year\'s result to retained earnings' }) closingEntry: JournalEntryDto | null;
+  @ApiProperty({ type: JournalEntryDto, nullable: true, description: 'Moves the year\'s result to retained earnings (the first of closingEntries)' }) closingEntry: JournalEntryDto | null;
+  @ApiProperty({ type: [JournalEntryDto], description: 'Every closing entry, in order: one, or several when the year has more than 498 closing lines (an entry has at most 499), each moving its part of the result to retained earnings; empty when the year had no revenue or expenses' }) closingEntries: JournalEntryDto[];
 }
 
 @ApiSchema({ description: 'The reopened fiscal year and the entry that reversed its closing entry' })
 export class YearReopenResultDto {
   @ApiProperty({ description: 'The fiscal year, now open again', type: FiscalYearDto }) fiscalYear: FiscalYearDto;
-  @ApiProperty({ type: JournalEntryDto, nullable: true, description: 'Reverses the closing entry: the year\'s result is back on its revenue and expense accounts' }) reversalEntry: JournalEntryDto | null;
+  @ApiProperty({ type: JournalEntryDto, nullable: true, description: 'Reverses the closing entry: the year\'s result is back on its revenue and expense accounts (the first of reversalEntries)' }) reversalEntry: JournalEntryDto | null;
+  @ApiProperty({ type: [JournalEntryDto], description: 'The reversal of each closing entry, in order (several when the close posted several)' }) reversalEntries: JournalEntryDto[];
 }
 
 // ---------------------------------------------------------------- statements

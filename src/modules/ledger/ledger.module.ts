@@ -4,6 +4,7 @@ import {
   AccountsController, FiscalCalendarController, JournalController, LedgerBooksController, RatesAndTaxController, ReportsController,
 } from './ledger.controller.js';
 import { ControlAccounts } from './control-accounts.js';
+import { RevaluedSubledgers } from './revalued-items.js';
 import { JournalEntryOwners } from './entry-owners.js';
 import { JournalService } from './journal.service.js';
 import { LedgerService } from './ledger.service.js';
@@ -14,14 +15,16 @@ import { ledgerRepository } from './ledger.repository.js';
 @Module({
   imports: [BillingModule],
   controllers: [LedgerBooksController, AccountsController, RatesAndTaxController, FiscalCalendarController, JournalController, ReportsController],
-  providers: [LedgerService, JournalService, ReportsService, JournalEntryOwners, ControlAccounts],
-  exports: [LedgerService, JournalService, ReportsService, JournalEntryOwners, ControlAccounts],
+  providers: [LedgerService, JournalService, ReportsService, JournalEntryOwners, ControlAccounts, RevaluedSubledgers],
+  exports: [LedgerService, JournalService, ReportsService, JournalEntryOwners, ControlAccounts, RevaluedSubledgers],
 })
 export class LedgerModule implements OnModuleInit {
   constructor(private readonly owners: JournalEntryOwners) {}
 
   onModuleInit(): void {
     // a year's closing entry is undone by reopening the year
-    this.owners.register('ledger', (tx, entryId) => ledgerRepository.closingEntryOwner(tx.db, tx.orgId, entryId));
+    // an FX revaluation of open receivables and payables is kept per item with the agings: it is not reversed alone
+    this.owners.register('ledger', async (tx, entryId) =>
+      (await ledgerRepository.closingEntryOwner(tx.db, tx.orgId, entryId)) ?? ledgerRepository.revaluationEntryOwner(tx.db, tx.orgId, entryId));
   }
 }

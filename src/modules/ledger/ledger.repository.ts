@@ -318,6 +318,27 @@ export const ledgerRepository = {
     return row.rate;
   },
 
+  /**
+   * A revaluation entry (or its reversal) that revalued open receivables or payables item by item: reversed alone, the
+   * AR or AP account would leave the aging, which keeps the items' changes.
+   */
+  async revaluationEntryOwner(db: Db, orgId: string, entryId: string): Promise<string | undefined> {
+    const [row] = await db.$queryRaw<{ date: string }[]>`
+      SELECT revaluation_date::text AS date FROM finance.fx_revaluation_items WHERE org_id = ${orgId}::uuid AND entry_id = ${entryId}::uuid LIMIT 1`;
+    return row && `the FX revaluation of open receivables and payables as of ${row.date} (revalue again as of a later date instead)`;
+  },
+
+  /** What a revaluation (or its reversal, `entryId`) changed of each open receivable or payable (finance.fx_revaluation_items). */
+  async insertRevaluationItems(db: Db, orgId: string, rows: { entryId: string; date: string; subledger: string; documentId: string; rate: string; delta: string; createdBy: string | null }[]): Promise<void> {
+    if (!rows.length) return;
+    await db.$executeRaw`
+      INSERT INTO finance.fx_revaluation_items (org_id, entry_id, revaluation_date, subledger, document_id, rate, base_delta, created_by)
+      SELECT ${orgId}::uuid, r.entry_id, r.revaluation_date, r.subledger, r.document_id, r.rate, r.base_delta, r.created_by
+      FROM unnest(${rows.map((r) => r.entryId)}::uuid[], ${rows.map((r) => r.date)}::date[], ${rows.map((r) => r.subledger)}::text[],
+        ${rows.map((r) => r.documentId)}::uuid[], ${rows.map((r) => r.rate)}::numeric[], ${rows.map((r) => r.delta)}::numeric[], ${rows.map((r) => r.createdBy)}::text[])
+        AS r(entry_id, revaluation_date, subledger, document_id, rate, base_delta, created_by)`;
+  },
+
   // ---------------------------------------------------------------- tax codes
   async listTaxCodes(db: Db, orgId: string): Promise<TaxCodeDto[]> {
     const rows = await db.run(qb.selectFrom('finance.tax_codes').select(TAX_CODE_COLS).where('org_id', '=', orgId).orderBy('code'));
@@ -401,10 +422,37 @@ export const ledgerRepository = {
     return toPeriod(row);
   },
 
-  /** "the closing entry of fiscal year <name>" when the entry is one (JournalEntryOwners). */
+  /**
+   * "the closing entry of fiscal year <name>" when the entry is one (JournalEntryOwners): the year's closingEntryId, or
+   * another entry of its close when the close needed several (keyed year-end:<year>:<n>, not reversed yet).
+   */
   async closingEntryOwner(db: Db, orgId: string, entryId: string): Promise<string | undefined> {
-    const [row] = await db.run(qb.selectFrom('finance.fiscal_years').select('name').where('org_id', '=', orgId).where('closing_entry_id', '=', entryId));
+    const [row] = await db.$queryRaw<{ name: string }[]>`
+      SELECT y.name FROM finance.fiscal_years y
+      WHERE y.org_id = ${orgId}::uuid AND (y.closing_entry_id = ${entryId}::uuid OR (y.status = 'closed' AND EXISTS (
+        SELECT 1 FROM finance.journal_entries e
+        WHERE e.org_id = y.org_id AND e.id = ${entryId}::uuid AND e.source = 'year_end' AND e.entry_date = y.end_date AND e.reverses_entry_id IS NULL
+          AND (lower(e.idempotency_key) = 'year-end:' || y.id::text OR lower(e.idempotency_key) LIKE 'year-end:' || y.id::text || ':%')
+          AND NOT EXISTS (SELECT 1 FROM finance.journal_entries r WHERE r.org_id = e.org_id AND r.reverses_entry_id = e.id))))
+      LIMIT 1`;
     return row && `the closing entry of fiscal year ${row.name} (reopen the year instead)`;
+  },
+
+  /**
+   * The entries of a closed year's close, in the order posted: its closingEntryId and, when the close needed several
+   * entries (more balances than an entry takes), the others keyed year-end:<year>:<n> with it; those reversed by an
+   * earlier reopening are left out.
+   */
+  async closingEntriesOf(db: Db, orgId: string, yearId: string, closingEntryId: string | null): Promise<string[]> {
+    if (!closingEntryId) return [];
+    const rows = await db.$queryRaw<{ id: string }[]>`
+      SELECT e.id FROM finance.journal_entries e
+      JOIN finance.fiscal_years y ON y.org_id = e.org_id AND y.id = ${yearId}::uuid
+      WHERE e.org_id = ${orgId}::uuid AND e.source = 'year_end' AND e.entry_date = y.end_date AND e.reverses_entry_id IS NULL
+        AND (e.id = ${closingEntryId}::uuid OR lower(e.idempotency_key) = 'year-end:' || y.id::text OR lower(e.idempotency_key) LIKE 'year-end:' || y.id::text || ':%')
+        AND NOT EXISTS (SELECT 1 FROM finance.journal_entries r WHERE r.org_id = e.org_id AND r.reverses_entry_id = e.id)
+      ORDER BY e.seq`;
+    return rows.map((r) => r.id);
   },
 
   /**
@@ -438,11 +486,15 @@ export const ledgerRepository = {
     return row;
   },
 
-  /** How many year-end entries this year has had (each close after a reopen posts a new one). */
+  /**
+   * How many year-end entries this year has had (each close after a reopen posts new ones). Keys compared in lower case:
+   * a close asked for with the year's id in upper case was keyed with it.
+   */
   async yearEndEntryCount(db: Db, orgId: string, yearId: string): Promise<number> {
+    const id = yearId.toLowerCase();
     const [row] = await db.run(qb.selectFrom('finance.journal_entries').select(sql<number>`count(*)::int`.as('n'))
       .where('org_id', '=', orgId)
-      .where((eb) => eb.or([eb('idempotency_key', '=', `year-end:${yearId}`), eb('idempotency_key', 'like', `year-end:${yearId}:%`)])));
+      .where((eb) => eb.or([eb(sql`lower(idempotency_key)`, '=', `year-end:${id}`), eb(sql`lower(idempotency_key)`, 'like', `year-end:${id}:%`)])));
     return row.n;
   },
 

@@ -13,7 +13,7 @@ import { D, fitsMinorUnits, fixed, rateText } from '../ledger/money.js';
 import { agingBucketNames, parseBucketEdges } from '../ledger/aging.js';
 import { agingReport } from './aging.js';
 import { PayablesErrors } from './payables.errors.js';
-import { payablesRepository as repo, type Idempotency } from './payables.repository.js';
+import { payablesRepository as repo, revaluationsOf, type Idempotency } from './payables.repository.js';
 import { iso, PayablesService } from './payables.service.js';
 import type {
   AgingReportDto, AllocationDto, BillPaymentDto, BillPaymentPage, CreateAllocationDto, CreateBillPaymentDto, PaymentQuery, RefundVendorCreditDto, ReverseAllocationDto,
@@ -89,17 +89,22 @@ export class BillPaymentsService {
     if (b.currency !== currency) throw PayablesErrors.error('payables.currency_mismatch', `${at}: ${b.kind} ${billId} is in ${b.currency}, the payment in ${currency}`);
     if (date < iso(b.bill_date)) throw PlatformErrors.error('validation_failed', `${at}: the allocation date ${date} is before the ${b.kind === 'bill' ? 'bill' : 'claim'} date ${iso(b.bill_date)} of ${b.kind} ${billId}`);
     const [s] = await repo.settledOf(tx.db, tx.orgId, [billId]);
-    return { bill: b, settled: D(s?.amount ?? 0), settledBase: D(s?.base ?? 0) };
+    return { bill: b, settled: D(s?.amount ?? 0), settledBase: D(s?.base ?? 0), revalued: (await revaluationsOf(tx.db, tx.orgId, [billId])).get(billId) };
   }
 
-  private plan(b: { bill: BillRow; settled: Decimal; settledBase: Decimal }, amount: Decimal, baseMu: number, at: string, mu: number) {
+  /**
+   * The base `amount` settles of a bill: its share at the bill's rate; for a bill an FX revaluation revalued, at the
+   * revaluation's rate from what it carries (its last revalued base), so the realized result is only what the rate moved since.
+   */
+  private plan(b: { bill: BillRow; settled: Decimal; settledBase: Decimal; revalued?: { delta: Decimal; rate: string } }, amount: Decimal, baseMu: number, at: string, mu: number) {
     const open = D(b.bill.total).minus(b.settled);
     if (amount.gt(open)) {
       throw PayablesErrors.error('payables.over_allocation', `${at}: ${fixed(amount, mu)} is more than the open amount ${fixed(open, mu)} of ${b.bill.kind} ${b.bill.id}`, { open: fixed(open, mu) });
     }
     const paidInFull = amount.eq(open);
     // paid in full: what the bill still carries, so its base reaches exactly 0 (also after allocations valued otherwise before)
-    const billBase = paidInFull ? D(b.bill.base_total!).minus(b.settledBase) : baseShare(open, amount, b.bill.rate!, baseMu);
+    const carried = D(b.bill.base_total!).minus(b.settledBase).plus(b.revalued?.delta ?? 0);
+    const billBase = paidInFull ? carried : b.revalued ? carried.minus(baseOf(open.minus(amount), b.revalued.rate, baseMu)) : baseShare(open, amount, b.bill.rate!, baseMu);
     return { bill: b.bill, amount, billBase, paidInFull };
   }
 
@@ -151,7 +156,8 @@ export class BillPaymentsService {
       throw PayablesErrors.error('payables.over_allocation', `allocations add up to ${fixed(allocated, mu)}, more than the payment of ${fixed(amount, mu)}`);
     }
     if (new Set(allocations.map((a) => a.billId)).size !== allocations.length) throw PlatformErrors.error('validation_failed', 'allocations: a bill appears twice');
-    const rate = await this.payables.rateOn(tx, currency, dto.paymentDate);
+    // the rate paid at (the bank's) when the client gives one, as for a customer payment; else the rate of the date
+    const rate = currency !== base && dto.rate !== undefined ? D(dto.rate) : await this.payables.rateOn(tx, currency, dto.paymentDate);
     const baseAmount = D(fixed(amount.times(rate), baseMu));
     const party = { vendorId: dto.vendorId ?? null, claimantId: dto.claimantId ?? null };
     const cp = dto.vendorId ? { counterpartyType: 'vendor', counterpartyId: dto.vendorId } : { counterpartyType: 'employee', counterpartyId: dto.claimantId! };
@@ -237,6 +243,19 @@ export class BillPaymentsService {
     for (const b of await this.payables.bills(tx, paid)) await emitEvent(tx, 'bill.paid', { ...this.payables.eventBase(b), paymentId });
   }
 
+  /**
+   * The base of `amount` of what is left (`left`) of a payment's credit: what the credit carries (the payment's base less
+   * what its allocations and refunds used, changed by FX revaluations) when it is all of it, else its share at the
+   * payment's rate, or at the last revaluation's rate for a revalued credit.
+   */
+  private async creditShare(tx: TenantTx, payment: PaymentRow, usedBase: Decimal, left: Decimal, amount: Decimal, baseMu: number): Promise<Decimal> {
+    const revalued = (await revaluationsOf(tx.db, tx.orgId, [payment.id])).get(payment.id);
+    // a credit's revaluation is negative in the aging when it raises what AP carries as a debit
+    const carried = D(payment.base_amount).minus(usedBase).minus(revalued?.delta ?? 0);
+    if (amount.eq(left)) return carried;
+    return revalued ? carried.minus(baseOf(left.minus(amount), revalued.rate, baseMu)) : baseShare(left, amount, payment.rate, baseMu);
+  }
+
   /** Allocates what is left of a payment (its credit with the vendor) to an open bill; posts only the FX result, if any. */
   async allocate(tx: TenantTx, paymentId: string, dto: CreateAllocationDto): Promise<BillPaymentDto> {
     const payment = await repo.lockPayment(tx.db, tx.orgId, paymentId);
@@ -253,7 +272,7 @@ export class BillPaymentsService {
     const usage = await repo.paymentUsage(tx.db, tx.orgId, paymentId);
     const left = D(payment.amount).minus(usage.amount);
     if (p.amount.gt(left)) throw PayablesErrors.error('payables.over_allocation', `amount: ${fixed(p.amount, mu)} is more than what is left of the payment (${fixed(left, mu)})`, { left: fixed(left, mu) });
-    const paymentBase = p.amount.eq(left) ? D(payment.base_amount).minus(usage.base) : baseShare(left, p.amount, payment.rate, baseMu);
+    const paymentBase = await this.creditShare(tx, payment, usage.base, left, p.amount, baseMu);
     const entryId = await this.postFx(tx, payment, paymentBase.minus(p.billBase), date, `Allocation of payment ${paymentId} to ${p.bill.kind} ${p.bill.id}`, baseMu);
     const id = await repo.insertAllocation(tx.db, tx.orgId, {
       paymentId, billId: p.bill.id, date, amount: p.amount, billBase: p.billBase, paymentBase, reversesAllocationId: null, journalEntryId: entryId, createdBy: this.payables.actor(tx),
@@ -287,9 +306,9 @@ export class BillPaymentsService {
     if (bank.type !== 'asset' || bank.is_group || bank.archived_at) {
       throw PayablesErrors.error('payables.bank_account_not_allowed', `bankAccountId: account ${bank.code} is not an active, postable asset account`);
     }
-    const rate = await this.payables.rateOn(tx, payment.currency, date);
+    const rate = payment.currency !== base && dto.rate !== undefined ? D(dto.rate) : await this.payables.rateOn(tx, payment.currency, date);
     const bankBase = D(fixed(amount.times(rate), baseMu));
-    const paymentBase = amount.eq(left) ? D(payment.base_amount).minus(usage.base) : baseShare(left, amount, payment.rate, baseMu);
+    const paymentBase = await this.creditShare(tx, payment, usage.base, left, amount, baseMu);
     const { apAccountId } = await this.payables.settings(tx);
     const cp = payment.vendor_id ? { counterpartyType: 'vendor', counterpartyId: payment.vendor_id } : { counterpartyType: 'employee', counterpartyId: payment.claimant_id! };
     const foreign = payment.currency !== base;
@@ -339,7 +358,13 @@ export class BillPaymentsService {
       paymentId: original.payment_id, billId: original.bill_id, date, amount: D(original.amount).neg(), billBase: D(original.bill_base_amount).neg(),
       paymentBase: D(original.payment_base_amount).neg(), reversesAllocationId: allocationId, journalEntryId: entryId, createdBy: this.payables.actor(tx),
     });
+    const [bill] = await this.payables.bills(tx, [original.bill_id]);
     const after = await this.get(tx, original.payment_id);
+    await emitEvent(tx, 'bill_payment.allocation_reversed', {
+      ...this.payables.eventBase(bill), allocationId: id, reversesAllocationId: allocationId, paymentId: original.payment_id, date,
+      amount: fixed(original.amount, await this.ledger.currencyUnits(tx, payment.currency)), openAmount: bill.openAmount, status: bill.status,
+      paymentUnallocated: after.unallocated, journalEntryId: entryId,
+    });
     await this.audit.record(tx, { action: 'payables.allocation_reversed', entityType: 'bill_allocation', entityId: id, after: after.allocations.find((a) => a.id === id) });
     return after;
   }
@@ -363,7 +388,8 @@ export class BillPaymentsService {
     if (diff.isZero()) return null;
     const { apAccountId } = await this.payables.settings(tx);
     const party = payment.vendor_id ? { counterpartyType: 'vendor', counterpartyId: payment.vendor_id } : { counterpartyType: 'employee', counterpartyId: payment.claimant_id! };
-    const lines = await this.fxLines(tx, diff, apAccountId, payment.currency, party, baseMu, account ?? undefined);
+    // the AP line at the payment's rate (as the payment's own entry), never the rate table's of the date
+    const lines = await this.fxLines(tx, diff, apAccountId, payment.currency, { ...party, rate: D(payment.rate).toFixed() }, baseMu, account ?? undefined);
     const { entry } = await this.journal.post(tx, { date, memo, source: 'payment', lines });
     return entry.id;
   }

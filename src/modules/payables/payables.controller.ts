@@ -22,10 +22,19 @@ import {
 /** Members draft and submit their own expense claims and comment; viewers only read. A claim is the caller's own: no API key drafts, edits, submits or voids one (@ClosedToApiKeys). */
 const CLAIMANT_ROLES: RequestRole[] = ['owner', 'admin', 'accountant', 'member'];
 const COMMENTER_ROLES: RequestRole[] = [...BOOKKEEPER_ROLES, 'member'];
-const DOCUMENT_ERRORS = ['payables.total_mismatch', 'payables.account_not_allowed', 'payables.vendor_archived', 'payables.empty', 'payables.due_before_bill',
-  'payables.currency_mismatch', 'ledger.tax_code_archived', 'tax_code.not_found', 'ledger.unknown_currency', 'ledger.books_not_started'];
-// submitting and the final approval read the AP account (payables.account_not_allowed: none set and no standard one)
-const WORKFLOW_ERRORS = ['payables.not_submitted', 'payables.own_bill', 'payables.role_not_allowed', 'payables.already_approved', 'payables.account_not_allowed'];
+/** A bill's content (PayablesService.billContent): its vendor, lines with tax codes, dates and one currency (never payables.currency_mismatch). */
+const BILL_CONTENT_ERRORS = ['payables.total_mismatch', 'payables.account_not_allowed', 'payables.vendor_archived', 'payables.empty', 'payables.due_before_bill',
+  'ledger.tax_code_archived', 'tax_code.not_found', 'ledger.unknown_currency'];
+/**
+ * A claim's content (claimContent): no vendor, tax code nor due date, lines in the claim's currency. It reads no ledger
+ * settings, and its accounts exist only once the books are started (never ledger.books_not_started).
+ */
+const CLAIM_CONTENT_ERRORS = ['payables.total_mismatch', 'payables.account_not_allowed', 'payables.empty', 'payables.currency_mismatch', 'ledger.unknown_currency'];
+/**
+ * An approval's checks. Its posting reads the AP account the submission read already (settings are never deleted, nor
+ * is the standard account 2100, nor does its code change): never payables.account_not_allowed here.
+ */
+const APPROVAL_ERRORS = ['payables.not_submitted', 'payables.own_bill', 'payables.role_not_allowed', 'payables.already_approved'];
 // the posting codes each operation can answer (ledger.errors.ts: what a posting the service builds cannot be refused with)
 /**
  * The final approval posts at the document's date and the FX rate of that date, which its submission found (rates are
@@ -135,7 +144,7 @@ export class PayablesController {
   @ApiOperation({ operationId: 'createBill', summary: 'Create a draft bill; totals and tax are computed by the server (owner, admin, accountant)' })
   @ApiCreatedResponse({ type: BillDto })
   @ApiErrors(400)
-  @ApiErrorCodes(...DOCUMENT_ERRORS, 'vendor.not_found', 'payables.duplicate_bill_number')
+  @ApiErrorCodes(...BILL_CONTENT_ERRORS, 'ledger.books_not_started', 'vendor.not_found', 'payables.duplicate_bill_number')
   createBill(@Tx() tx: TenantTx, @Body() dto: CreateBillDto): Promise<BillDto> {
     return this.payables.createBill(tx, dto);
   }
@@ -154,7 +163,8 @@ export class PayablesController {
   @ApiOperation({ operationId: 'updateBill', summary: 'Replace the content of a draft (or rejected) bill' })
   @ApiOkResponse({ type: BillDto })
   @ApiErrors(400)
-  @ApiErrorCodes('payables.not_editable', ...DOCUMENT_ERRORS, 'vendor.not_found', 'payables.duplicate_bill_number')
+  // a draft exists only once the books are started, and its vendor (never deleted) is the draft's own
+  @ApiErrorCodes('payables.not_editable', ...BILL_CONTENT_ERRORS, 'payables.duplicate_bill_number')
   updateBill(@Tx() tx: TenantTx, @IdParam('billId', 'bill') id: string, @Body() dto: UpdateBillDto): Promise<BillDto> {
     return this.payables.updateBill(tx, id, dto);
   }
@@ -165,8 +175,9 @@ export class PayablesController {
   @RequireRole(...BOOKKEEPER_ROLES)
   @ApiOperation({ operationId: 'submitBill', summary: 'Submit a bill for approval; a bill needing no approval under the rules is posted at once' })
   @ApiOkResponse({ type: BillDto })
-  // a bill needing no approval posts here, at the FX rate its submission looks up (none: ledger.rate_missing)
-  @ApiErrorCodes('payables.not_editable', ...WORKFLOW_ERRORS, ...APPROVAL_POSTING_ERRORS, 'ledger.rate_missing')
+  // a bill needing no approval posts here, at the FX rate its submission looks up (none: ledger.rate_missing); the AP
+  // account is read here first (payables.account_not_allowed: none set and no standard one)
+  @ApiErrorCodes('payables.not_editable', 'payables.account_not_allowed', ...APPROVAL_POSTING_ERRORS, 'ledger.rate_missing')
   submitBill(@Tx() tx: TenantTx, @IdParam('billId', 'bill') id: string): Promise<BillDto> {
     return this.payables.submit(tx, id, 'bill');
   }
@@ -178,7 +189,7 @@ export class PayablesController {
   @ApiOperation({ operationId: 'approveBill', summary: 'Approve a submitted bill (never by whoever created, last edited or submitted it; roles per the rule); the final approval posts it to the ledger' })
   @ApiOkResponse({ type: BillDto })
   @ApiErrors(400)
-  @ApiErrorCodes(...WORKFLOW_ERRORS, ...APPROVAL_POSTING_ERRORS)
+  @ApiErrorCodes(...APPROVAL_ERRORS, ...APPROVAL_POSTING_ERRORS)
   approveBill(@Tx() tx: TenantTx, @IdParam('billId', 'bill') id: string, @Body() dto: DecisionDto): Promise<BillDto> {
     return this.payables.approve(tx, id, 'bill', dto.comment);
   }
@@ -219,7 +230,8 @@ export class PayablesController {
   @ApiOperation({ operationId: 'commentOnBill', summary: 'Comment on a bill (listed with its decisions; audited)' })
   @ApiOkResponse({ type: BillDto })
   @ApiErrors(400)
-  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'billing.feature_not_in_plan', 'billing.subscription_inactive', 'bill.not_found', 'auth.user_required')
+  // an API key comments too, as service:<name> (never auth.user_required)
+  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'billing.feature_not_in_plan', 'billing.subscription_inactive', 'bill.not_found')
   commentOnBill(@Tx() tx: TenantTx, @IdParam('billId', 'bill') id: string, @Body() dto: CommentDto): Promise<BillDto> {
     return this.payables.comment(tx, id, 'bill', dto.comment);
   }
@@ -242,7 +254,7 @@ export class PayablesController {
   @ApiCreatedResponse({ type: BillDto })
   @ApiErrors(400)
   // a line amount with more decimals than the currency has: payables.invalid_amount (never rounded)
-  @ApiErrorCodes(...DOCUMENT_ERRORS, 'payables.invalid_amount')
+  @ApiErrorCodes(...CLAIM_CONTENT_ERRORS, 'payables.invalid_amount')
   createClaim(@Tx() tx: TenantTx, @Body() dto: CreateExpenseClaimDto): Promise<BillDto> {
     return this.payables.createClaim(tx, dto);
   }
@@ -262,7 +274,7 @@ export class PayablesController {
   @ApiOperation({ operationId: 'updateExpenseClaim', summary: 'Replace the content of your draft (or rejected) expense claim; then submit it again' })
   @ApiOkResponse({ type: BillDto })
   @ApiErrors(400)
-  @ApiErrorCodes('payables.not_editable', 'payables.claim_not_own', ...DOCUMENT_ERRORS, 'expense_claim.not_found', 'payables.invalid_amount')
+  @ApiErrorCodes('payables.not_editable', 'payables.claim_not_own', ...CLAIM_CONTENT_ERRORS, 'expense_claim.not_found', 'payables.invalid_amount')
   updateClaim(@Tx() tx: TenantTx, @IdParam('claimId', 'expense_claim') id: string, @Body() dto: UpdateExpenseClaimDto): Promise<BillDto> {
     return this.payables.updateClaim(tx, id, dto);
   }
@@ -275,7 +287,8 @@ export class PayablesController {
   @ApiOperation({ operationId: 'voidExpenseClaim', summary: 'Withdraw your draft or rejected expense claim for good (bookkeepers: any claim); it stays, immutable' })
   @ApiOkResponse({ type: BillDto })
   @ApiErrors(400)
-  @ApiErrorCodes('payables.not_editable', 'payables.claim_not_own')
+  // a member reads only their own claims (another's is 404 expense_claim.not_found): never payables.claim_not_own
+  @ApiErrorCodes('payables.not_editable')
   voidClaim(@Tx() tx: TenantTx, @IdParam('claimId', 'expense_claim') id: string, @Body() dto: VoidBillDto): Promise<BillDto> {
     return this.payables.void(tx, id, 'expense_claim', { reason: dto.reason });
   }
@@ -287,7 +300,8 @@ export class PayablesController {
   @ApiOperation({ operationId: 'commentOnExpenseClaim', summary: 'Comment on an expense claim: a member on their own, bookkeepers on any (listed with its decisions; audited)' })
   @ApiOkResponse({ type: BillDto })
   @ApiErrors(400)
-  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'billing.feature_not_in_plan', 'billing.subscription_inactive', 'expense_claim.not_found', 'auth.user_required')
+  // an API key comments too, as service:<name> (never auth.user_required)
+  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'billing.feature_not_in_plan', 'billing.subscription_inactive', 'expense_claim.not_found')
   commentOnClaim(@Tx() tx: TenantTx, @IdParam('claimId', 'expense_claim') id: string, @Body() dto: CommentDto): Promise<BillDto> {
     return this.payables.comment(tx, id, 'expense_claim', dto.comment);
   }
@@ -299,7 +313,8 @@ export class PayablesController {
   @ClosedToApiKeys()
   @ApiOperation({ operationId: 'submitExpenseClaim', summary: 'Submit your expense claim for approval (at least one bookkeeper approves)' })
   @ApiOkResponse({ type: BillDto })
-  @ApiErrorCodes('payables.not_editable', 'payables.claim_not_own', 'ledger.rate_missing', 'payables.account_not_allowed')
+  // a member reads only their own claims (another's is 404 expense_claim.not_found): never payables.claim_not_own
+  @ApiErrorCodes('payables.not_editable', 'ledger.rate_missing', 'payables.account_not_allowed')
   submitClaim(@Tx() tx: TenantTx, @IdParam('claimId', 'expense_claim') id: string): Promise<BillDto> {
     return this.payables.submit(tx, id, 'expense_claim');
   }
@@ -311,7 +326,7 @@ export class PayablesController {
   @ApiOperation({ operationId: 'approveExpenseClaim', summary: 'Approve a submitted expense claim; the final approval posts a payable to the claimant' })
   @ApiOkResponse({ type: BillDto })
   @ApiErrors(400)
-  @ApiErrorCodes(...WORKFLOW_ERRORS, ...APPROVAL_POSTING_ERRORS)
+  @ApiErrorCodes(...APPROVAL_ERRORS, ...APPROVAL_POSTING_ERRORS)
   approveClaim(@Tx() tx: TenantTx, @IdParam('claimId', 'expense_claim') id: string, @Body() dto: DecisionDto): Promise<BillDto> {
     return this.payables.approve(tx, id, 'expense_claim', dto.comment);
   }
@@ -347,8 +362,8 @@ export class PayablesController {
   @ApiErrors(400)
   @ApiErrorCodes('payables.invalid_amount', 'payables.over_allocation', 'payables.not_open', 'payables.wrong_party', 'payables.currency_mismatch', 'payables.bank_account_not_allowed',
     'payables.account_not_allowed', 'vendor.not_found', 'claimant.not_found', 'bill.not_found', 'account.not_found', 'ledger.fx_accounts_missing',
-    // the client's currency at the FX rate of the payment date; a vendor exists before the books are started
-    ...DOCUMENT_POSTING_ERRORS, 'ledger.unknown_currency', 'ledger.rate_missing', 'ledger.invalid_amount', 'ledger.books_not_started', 'payables.idempotency_conflict')
+    // the client's currency at the client's rate (invalid_rate: not positive) or the FX rate of the payment date; a vendor exists before the books are started
+    ...DOCUMENT_POSTING_ERRORS, 'ledger.unknown_currency', 'ledger.rate_missing', 'ledger.invalid_rate', 'ledger.invalid_amount', 'ledger.books_not_started', 'payables.idempotency_conflict')
   createPayment(@Tx() tx: TenantTx, @Body() dto: CreateBillPaymentDto, @IdempotencyKey(PAYMENT_KEY) key: string | undefined): Promise<BillPaymentDto> {
     return this.payments.create(tx, dto, key);
   }
@@ -367,7 +382,9 @@ export class PayablesController {
   @ApiOperation({ operationId: 'allocateBillPayment', summary: 'Allocate what is left of a payment to an open bill of the same vendor' })
   @ApiCreatedResponse({ type: BillPaymentDto })
   @ApiErrors(400)
-  @ApiErrorCodes('payables.invalid_amount', 'payables.over_allocation', 'payables.not_open', 'payables.wrong_party', 'payables.currency_mismatch', 'payables.account_not_allowed',
+  // the AP account: the one the payment read (payables.account_not_allowed there, never again: settings are never
+  // deleted, nor is the standard account 2100, nor does its code change)
+  @ApiErrorCodes('payables.invalid_amount', 'payables.over_allocation', 'payables.not_open', 'payables.wrong_party', 'payables.currency_mismatch',
     // posts only an FX result in base amounts, at a date that has an FX rate (the payment's or a later one)
     'bill.not_found', 'ledger.fx_accounts_missing', ...DOCUMENT_POSTING_ERRORS)
   allocate(@Tx() tx: TenantTx, @IdParam('paymentId', 'bill_payment') id: string, @Body() dto: CreateAllocationDto): Promise<BillPaymentDto> {
@@ -380,9 +397,11 @@ export class PayablesController {
   @ApiOperation({ operationId: 'refundVendorCredit', summary: 'Record credit paid back by a vendor (what is left of a payment): bank debit, AP credit, realized FX at the refund date\'s rate' })
   @ApiCreatedResponse({ type: BillPaymentDto })
   @ApiErrors(400)
-  @ApiErrorCodes('payables.invalid_amount', 'payables.exceeds_credit', 'payables.bank_account_not_allowed', 'payables.account_not_allowed', 'account.not_found', 'ledger.fx_accounts_missing',
-    // at the FX rate of the refund date (one exists: the payment's date had one); its base too large to store is invalid_amount
-    ...DOCUMENT_POSTING_ERRORS, 'ledger.invalid_amount')
+  // the AP account: the one the payment read (never payables.account_not_allowed, as for an allocation)
+  @ApiErrorCodes('payables.invalid_amount', 'payables.exceeds_credit', 'payables.bank_account_not_allowed', 'account.not_found', 'ledger.fx_accounts_missing',
+    // at the client's rate (invalid_rate: not positive) or the FX rate of the refund date (none when the payment was at the
+    // client's rate only: rate_missing); its base too large to store is invalid_amount
+    ...DOCUMENT_POSTING_ERRORS, 'ledger.rate_missing', 'ledger.invalid_rate', 'ledger.invalid_amount')
   refund(@Tx() tx: TenantTx, @IdParam('paymentId', 'bill_payment') id: string, @Body() dto: RefundVendorCreditDto): Promise<BillPaymentDto> {
     return this.payments.refund(tx, id, dto);
   }
@@ -390,10 +409,12 @@ export class PayablesController {
   @Post('allocations/:allocationId/reverse')
   @RequiresFeature('omnizen', 'full_accounting')
   @RequireRole(...BOOKKEEPER_ROLES)
-  @ApiOperation({ operationId: 'reverseBillAllocation', summary: 'Un-allocate: a new reversing allocation (the bill is open again; the payment has the credit again)' })
+  @ApiOperation({ operationId: 'reverseBillAllocation', summary: 'Un-allocate: a new reversing allocation (the bill is open again; the payment has the credit again)',
+    description: 'Emits bill_payment.allocation_reversed.' })
   @ApiCreatedResponse({ type: BillPaymentDto })
   @ApiErrors(400)
-  @ApiErrorCodes('payables.allocation_reversed', 'payables.account_not_allowed', 'ledger.fx_accounts_missing', ...DOCUMENT_POSTING_ERRORS)
+  // the AP account: the one the payment read (never payables.account_not_allowed, as for an allocation)
+  @ApiErrorCodes('payables.allocation_reversed', 'ledger.fx_accounts_missing', ...DOCUMENT_POSTING_ERRORS)
   reverseAllocation(@Tx() tx: TenantTx, @IdParam('allocationId', 'bill_allocation') id: string, @Body() dto: ReverseAllocationDto): Promise<BillPaymentDto> {
     return this.payments.reverseAllocation(tx, id, dto);
   }

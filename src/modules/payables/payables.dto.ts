@@ -4,7 +4,7 @@ import {
   ArrayMaxSize, ArrayMinSize, IsEmail, IsIn, IsInt, IsOptional, IsString, IsUUID, Length, Max, Min, ValidateNested,
 } from 'class-validator';
 import { CalendarDate } from '../../platform/http/calendar-date.js';
-import { PAYMENT_METHODS, Amount, Currency, Quantity } from '../../platform/http/money.js';
+import { PAYMENT_METHODS, Amount, Currency, Quantity, Rate } from '../../platform/http/money.js';
 import { PageInfo } from '../../platform/http/openapi.js';
 import { PageQuery } from '../../platform/http/pagination.js';
 
@@ -107,6 +107,8 @@ export class CreateBillDto {
   @ApiPropertyOptional({ description: 'Due date; absent: bill date + the vendor\'s payment terms', example: '2026-02-09' }) @IsOptional() @CalendarDate('dueDate') dueDate?: string;
   @ApiPropertyOptional({ description: 'Bill currency; absent: the vendor\'s default, else the base currency', example: 'EUR' })
   @IsOptional() @Currency('currency') currency?: string;
+  @ApiPropertyOptional({ description: 'Rate to post a foreign-currency bill at, base units per unit (default: the rate effective on the bill date, fixed at posting; ignored for the base currency)', example: '1.0850000000' })
+  @IsOptional() @Rate('rate') rate?: string;
   @ApiPropertyOptional({ description: 'Memo', example: 'Office supplies January' }) @IsOptional() @IsString() @Length(0, 1000) memo?: string;
   @ApiProperty({ description: 'Lines (1-200)', type: [BillLineInputDto] })
   @ArrayMinSize(1, { message: 'lines must have at least 1 line' }) @ArrayMaxSize(200) @ValidateNested({ each: true }) @Type(() => BillLineInputDto) lines: BillLineInputDto[];
@@ -119,6 +121,8 @@ export class UpdateBillDto {
   @ApiProperty({ description: 'Date of the bill', example: '2026-01-10' }) @CalendarDate('billDate') billDate: string;
   @ApiPropertyOptional({ description: 'Due date; absent: bill date + the vendor\'s payment terms', example: '2026-02-09' }) @IsOptional() @CalendarDate('dueDate') dueDate?: string;
   @ApiPropertyOptional({ description: 'Bill currency', example: 'EUR' }) @IsOptional() @Currency('currency') currency?: string;
+  @ApiPropertyOptional({ description: 'Rate to post a foreign-currency bill at, base units per unit (default: the rate effective on the bill date, fixed at posting; ignored for the base currency)', example: '1.0850000000' })
+  @IsOptional() @Rate('rate') rate?: string;
   @ApiPropertyOptional({ description: 'Memo', example: 'Office supplies January' }) @IsOptional() @IsString() @Length(0, 1000) memo?: string;
   @ApiProperty({ description: 'Lines (1-200)', type: [BillLineInputDto] })
   @ArrayMinSize(1, { message: 'lines must have at least 1 line' }) @ArrayMaxSize(200) @ValidateNested({ each: true }) @Type(() => BillLineInputDto) lines: BillLineInputDto[];
@@ -194,7 +198,7 @@ export class BillDto {
   @ApiProperty({ description: 'Roles that may approve (set at submission); null before', type: [String], nullable: true, example: ['owner', 'admin'] }) approverRoles: string[] | null;
   @ApiProperty({ description: 'Distinct approvals of the current submission', example: 1 }) approvalsGiven: number;
   @ApiProperty({ description: 'Reason of the latest rejection; null when none', type: String, nullable: true, example: null }) rejectionReason: string | null;
-  @ApiProperty({ description: 'Rate of the bill date (base units per unit); null until posted', type: String, nullable: true, example: '1.0000000000' }) rate: string | null;
+  @ApiProperty({ description: 'Rate the bill posts at (base units per unit): the client\'s (rate of the draft), else the rate of the bill date fixed at posting; null until then', type: String, nullable: true, example: '1.0000000000' }) rate: string | null;
   @ApiProperty({ description: 'Total in the base currency credited to accounts payable; null until posted', type: String, nullable: true, example: '300.00' }) baseTotal: string | null;
   @ApiProperty({ description: 'The posting; null until posted', type: String, nullable: true, format: 'uuid', example: null }) journalEntryId: string | null;
   @ApiProperty({ description: 'A posted bill voided: the date of the reversal of its posting; null otherwise', type: String, nullable: true, format: 'date', example: null }) voidedOn: string | null;
@@ -219,7 +223,7 @@ export class BillQuery extends PageQuery {
 @ApiSchema({ description: 'Why a document is voided (and, for a posted bill, when)' })
 export class VoidBillDto {
   @ApiPropertyOptional({ description: 'Why it will never be posted, or is cancelled (kept in the audit trail and the event)', example: 'entered twice' }) @IsOptional() @IsString() @Length(1, 2000) reason?: string;
-  @ApiPropertyOptional({ description: 'A posted bill: the date of the reversal of its posting, in an open period and not before the bill date (default: today). Not used for a draft or rejected document', example: '2026-02-20' })
+  @ApiPropertyOptional({ description: 'A posted bill: the date of the reversal of its posting, in an open period and not before the bill date nor its last allocation or allocation reversal (default: today, or that date when later). Not used for a draft or rejected document', example: '2026-02-20' })
   @IsOptional() @CalendarDate('date') date?: string;
 }
 
@@ -253,6 +257,8 @@ export class CreateBillPaymentDto {
   @ApiProperty({ description: 'Amount paid', example: '100.00' }) @Amount('amount') amount: string;
   @ApiPropertyOptional({ description: 'Currency; absent: the base currency. Allocated bills must be in it', example: 'EUR' })
   @IsOptional() @Currency('currency') currency?: string;
+  @ApiPropertyOptional({ description: 'Rate paid at, base units per unit of the currency (default: the rate effective on the payment date; ignored for the base currency)', example: '1.0850000000' })
+  @IsOptional() @Rate('rate') rate?: string;
   @ApiProperty({ description: 'The bank or cash account credited', format: 'uuid', example: '1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d' }) @IsUUID() bankAccountId: string;
   @ApiPropertyOptional({ description: 'How it was paid', enum: PAYMENT_METHODS, default: 'bank_transfer', example: 'bank_transfer' }) @IsOptional() @IsIn(PAYMENT_METHODS) method?: string;
   @ApiPropertyOptional({ description: 'Bank reference', example: 'TRX-2026-0001' }) @IsOptional() @IsString() @Length(1, 200) reference?: string;
@@ -272,6 +278,8 @@ export class RefundVendorCreditDto {
   @ApiProperty({ description: 'Amount received back, in the payment currency (at most what is left of the payment)', example: '50.00' }) @Amount('amount') amount: string;
   @ApiPropertyOptional({ description: 'Date received; absent: today', example: '2026-02-20' }) @IsOptional() @CalendarDate('date') date?: string;
   @ApiPropertyOptional({ description: 'Bank or cash account debited; absent: the payment\'s', format: 'uuid', example: '1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d' }) @IsOptional() @IsUUID() bankAccountId?: string;
+  @ApiPropertyOptional({ description: 'Rate received at, base units per unit of the payment currency (default: the rate effective on the date; ignored for the base currency)', example: '1.0850000000' })
+  @IsOptional() @Rate('rate') rate?: string;
   @ApiPropertyOptional({ description: 'Reference', example: 'REFUND-77' }) @IsOptional() @IsString() @Length(0, 200) reference?: string;
 }
 
@@ -280,7 +288,7 @@ export class BillPaymentRefundDto {
   @ApiProperty({ description: 'Refund id', format: 'uuid', example: '2b3c4d5e-6f7a-4b8c-9d0e-1f2a3b4c5d6e' }) id: string;
   @ApiProperty({ description: 'Date', example: '2026-02-20' }) date: string;
   @ApiProperty({ description: 'Amount in the payment currency', example: '50.00' }) amount: string;
-  @ApiProperty({ description: 'Rate of the refund date', example: '1.0000000000' }) rate: string;
+  @ApiProperty({ description: 'Rate received at (the client\'s, else the rate of the refund date)', example: '1.0000000000' }) rate: string;
   @ApiProperty({ description: 'Base amount of the payment\'s credit it used (at the payment\'s rate)', example: '50.00' }) paymentBaseAmount: string;
   @ApiProperty({ description: 'Bank or cash account debited', format: 'uuid', example: '1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d' }) bankAccountId: string;
   @ApiProperty({ description: 'Reference; null when none', type: String, nullable: true, example: 'REFUND-77' }) reference: string | null;
@@ -299,7 +307,7 @@ export class AllocationDto {
   @ApiProperty({ description: 'The bill or claim', format: 'uuid', example: '7d0f0a4e-3c55-4a49-9a0e-1a7e0b1f2c3d' }) billId: string;
   @ApiProperty({ description: 'Date', example: '2026-01-20' }) date: string;
   @ApiProperty({ description: 'Amount in the payment currency (negative for a reversal)', example: '100.00' }) amount: string;
-  @ApiProperty({ description: 'Base amount of the bill it settles (at the bill\'s rate)', example: '100.00' }) billBaseAmount: string;
+  @ApiProperty({ description: 'Base amount of the bill it settles (at the bill\'s rate; for a bill an FX revaluation revalued, of what it carries since, at that rate)', example: '100.00' }) billBaseAmount: string;
   @ApiProperty({ description: 'Base amount of the payment it uses (at the payment\'s rate)', example: '100.00' }) paymentBaseAmount: string;
   @ApiProperty({ description: 'Realized FX result in the base currency: positive a loss, negative a gain', example: '0.00' }) fxDifference: string;
   @ApiProperty({ description: 'The allocation it reverses; null for an allocation', type: String, nullable: true, format: 'uuid', example: null }) reversesAllocationId: string | null;
@@ -316,7 +324,7 @@ export class BillPaymentDto {
   @ApiProperty({ description: 'Date', example: '2026-01-20' }) paymentDate: string;
   @ApiProperty({ description: 'Currency', example: 'EUR' }) currency: string;
   @ApiProperty({ description: 'Amount', example: '100.00' }) amount: string;
-  @ApiProperty({ description: 'Rate of the payment date', example: '1.0000000000' }) rate: string;
+  @ApiProperty({ description: 'Rate paid at (the client\'s, else the rate of the payment date)', example: '1.0000000000' }) rate: string;
   @ApiProperty({ description: 'Amount in the base currency credited to the bank', example: '100.00' }) baseAmount: string;
   @ApiProperty({ description: 'What is neither allocated nor refunded (a credit with the vendor)', example: '0.00' }) unallocated: string;
   @ApiProperty({ description: 'Bank or cash account credited', format: 'uuid', example: '1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d' }) bankAccountId: string;

@@ -61,6 +61,25 @@ export const PAYABLES_EVENT_TYPES: DomainEventType[] = [
     example: { ...example, kind: 'expense_claim', partyType: 'employee', partyId: 'user-7', total: '84.50', approvalsRequired: 1, approverRoles: ['owner', 'admin', 'accountant'] },
   },
   {
+    type: 'bill_payment.allocation_reversed', version: 1, category: 'finance',
+    description: 'An allocation of a bill payment to a bill or expense claim was reversed (a bounced payment, a mistake): the amount is open on the document '
+      + 'again and credit on the payment again (bill.paid, emitted when the allocation paid it in full, is not withdrawn: status says what the document is now). '
+      + 'allocationId is the new reversing allocation, reversesAllocationId the one reversed; journalEntryId the entry that reversed the realized FX of the '
+      + 'original, null when it had none',
+    payloadSchema: billPayload({
+      allocationId: uuid, reversesAllocationId: uuid, paymentId: uuid, date: { type: 'string', format: 'date' },
+      amount: { ...money, description: 'what was un-allocated (positive), in the payment and document currency' },
+      openAmount: { ...money, description: 'what is open on the document after the reversal' },
+      status: { enum: ['posted', 'partially_paid', 'paid'] },
+      paymentUnallocated: { ...money, description: 'the credit on the payment after the reversal: what of it is neither allocated nor refunded' },
+      journalEntryId: { ...uuid, type: ['string', 'null'] },
+    }, ['allocationId', 'reversesAllocationId', 'paymentId', 'date', 'amount', 'openAmount', 'status', 'paymentUnallocated', 'journalEntryId']),
+    example: {
+      ...example, allocationId: '4f5a6b7c-8d9e-4f0a-9b1c-2d3e4f5a6b7c', reversesAllocationId: '3e4f5a6b-7c8d-4e9f-8a0b-1c2d3e4f5a6b', paymentId: '9c8b7a6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d',
+      date: '2026-02-11', amount: '3000.00', openAmount: '12000.00', status: 'posted', paymentUnallocated: '3000.00', journalEntryId: null,
+    },
+  },
+  {
     type: 'bill_payment.refunded', version: 1, category: 'finance',
     description: 'A vendor paid back credit (a bill payment\'s unallocated part) and it was posted (bank debit, AP credit)',
     payloadSchema: {

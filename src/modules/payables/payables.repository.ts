@@ -38,6 +38,8 @@ export interface BillHeader {
   subtotal: Decimal;
   taxTotal: Decimal;
   total: Decimal;
+  /** the rate the client asked a foreign-currency bill to post at (null: the rate of the bill date, fixed at posting) */
+  rate?: string | null;
 }
 /** A payment's Idempotency-Key and the hash of its request (src/platform/http/idempotency-key.ts). */
 export interface Idempotency {
@@ -146,7 +148,7 @@ export const payablesRepository = {
   async insertBill(db: Db, orgId: string, h: BillHeader, createdBy: string): Promise<string> {
     const [row] = await db.run(qb.insertInto('finance.bills').values({
       org_id: orgId, kind: h.kind, vendor_id: h.vendorId, claimant_id: h.claimantId, bill_number: h.billNumber, bill_date: h.billDate,
-      due_date: h.dueDate, currency: h.currency, memo: h.memo, subtotal: h.subtotal, tax_total: h.taxTotal, total: h.total, created_by: createdBy,
+      due_date: h.dueDate, currency: h.currency, memo: h.memo, subtotal: h.subtotal, tax_total: h.taxTotal, total: h.total, rate: h.rate ? new Decimal(h.rate) : null, created_by: createdBy,
     }).returning('id'));
     return row.id;
   },
@@ -154,7 +156,7 @@ export const payablesRepository = {
   async updateBillContent(db: Db, orgId: string, id: string, h: Omit<BillHeader, 'kind' | 'vendorId' | 'claimantId'>) {
     await db.run(qb.updateTable('finance.bills').set({
       bill_number: h.billNumber, bill_date: h.billDate, due_date: h.dueDate, currency: h.currency, memo: h.memo,
-      subtotal: h.subtotal, tax_total: h.taxTotal, total: h.total,
+      subtotal: h.subtotal, tax_total: h.taxTotal, total: h.total, rate: h.rate ? new Decimal(h.rate) : null,
       // its number was checked now (PayablesService.assertNumberFree): a duplicate entered before the check is one no more
       legacy_duplicate_number: false,
     }).where('org_id', '=', orgId).where('id', '=', id));
@@ -208,6 +210,13 @@ export const payablesRepository = {
     if (!ids.length) return [];
     return db.run(qb.selectFrom('finance.bill_allocations').select(['bill_id', sql<Decimal>`sum(amount)`.as('amount'), sql<Decimal>`sum(bill_base_amount)`.as('base')])
       .where('org_id', '=', orgId).where('bill_id', '=', sql<string>`any(${ids}::uuid[])`).groupBy('bill_id'));
+  },
+
+  /** The date of the latest allocation or allocation reversal of a bill (YYYY-MM-DD); null when it has none. */
+  async lastAllocationDate(db: Db, orgId: string, billId: string): Promise<string | null> {
+    const [row] = await db.run(qb.selectFrom('finance.bill_allocations').select(sql<string | null>`max(allocation_date)::text`.as('last'))
+      .where('org_id', '=', orgId).where('bill_id', '=', billId));
+    return row?.last ?? null;
   },
 
   async listBillIds(db: Db, orgId: string, q: { kind: 'bill' | 'expense_claim'; vendorId?: string; claimantId?: string; status?: string; after?: { c: string; i: string }; limit: number }) {
@@ -385,4 +394,54 @@ export async function openBills(db: Db, q: { vendorId?: string; overdueOnly: boo
     WHERE (${q.vendorId ?? null}::text IS NULL OR (party_type = 'vendor' AND party_id = ${q.vendorId ?? null}::text)) AND (NOT ${q.overdueOnly} OR days_past_due > 0)
     ORDER BY days_past_due DESC, due_date, bill_id
     LIMIT ${q.limit + 1}`;
+}
+
+/**
+ * The foreign-currency payables as of `asOf` for the FX revaluation: each posted bill or claim and each payment's credit
+ * with what is open of it (its currency) and its base in the aging (negative for a credit), both from the allocations,
+ * refunds and revaluations dated by then, and the rate it is carried at (the last revaluation's, else its own). A bill
+ * voided by then is open for nothing but may still carry a revaluation (taken back). Items with nothing open and nothing
+ * carried are left out.
+ */
+export async function fxOpenPayables(db: Db, orgId: string, asOf: string): Promise<{ documentId: string; currency: string; open: string; carried: string; carriedRate: string }[]> {
+  return db.$queryRaw`
+    WITH docs AS (
+      SELECT b.id AS document_id, b.currency, b.rate AS own_rate,
+        CASE WHEN b.voided_on <= ${asOf}::date THEN 0 ELSE b.total - coalesce((SELECT sum(a.amount) FROM finance.bill_allocations a
+          WHERE a.org_id = b.org_id AND a.bill_id = b.id AND a.allocation_date <= ${asOf}::date), 0) END AS open,
+        CASE WHEN b.voided_on <= ${asOf}::date THEN 0 ELSE b.base_total - coalesce((SELECT sum(a.bill_base_amount) FROM finance.bill_allocations a
+          WHERE a.org_id = b.org_id AND a.bill_id = b.id AND a.allocation_date <= ${asOf}::date), 0) END AS base
+      FROM finance.bills b
+      WHERE b.org_id = ${orgId}::uuid AND b.journal_entry_id IS NOT NULL AND b.bill_date <= ${asOf}::date
+        AND b.currency <> (SELECT st.base_currency FROM finance.settings st WHERE st.org_id = ${orgId}::uuid)
+      UNION ALL
+      SELECT p.id, p.currency, p.rate,
+        -(p.amount - coalesce((SELECT sum(a.amount) FROM finance.bill_allocations a
+            WHERE a.org_id = p.org_id AND a.payment_id = p.id AND a.allocation_date <= ${asOf}::date), 0)
+          - coalesce((SELECT sum(r.amount) FROM finance.bill_payment_refunds r WHERE r.org_id = p.org_id AND r.payment_id = p.id AND r.refund_date <= ${asOf}::date), 0)),
+        -(p.base_amount - coalesce((SELECT sum(a.payment_base_amount) FROM finance.bill_allocations a
+            WHERE a.org_id = p.org_id AND a.payment_id = p.id AND a.allocation_date <= ${asOf}::date), 0)
+          - coalesce((SELECT sum(r.payment_base_amount) FROM finance.bill_payment_refunds r WHERE r.org_id = p.org_id AND r.payment_id = p.id AND r.refund_date <= ${asOf}::date), 0))
+      FROM finance.bill_payments p
+      WHERE p.org_id = ${orgId}::uuid AND p.payment_date <= ${asOf}::date
+        AND p.currency <> (SELECT st.base_currency FROM finance.settings st WHERE st.org_id = ${orgId}::uuid))
+    SELECT d.document_id::text AS "documentId", d.currency, d.open::text AS open, (d.base + coalesce(v.base, 0))::text AS carried,
+      coalesce(v.rate, d.own_rate)::text AS "carriedRate"
+    FROM docs d LEFT JOIN LATERAL (
+      SELECT sum(x.base_delta) AS base, (array_agg(x.rate ORDER BY x.revaluation_date DESC, x.seq DESC))[1] AS rate
+      FROM finance.fx_revaluation_items x WHERE x.org_id = ${orgId}::uuid AND x.document_id = d.document_id AND x.revaluation_date <= ${asOf}::date) v ON true
+    WHERE d.open <> 0 OR d.base + coalesce(v.base, 0) <> 0
+    ORDER BY d.document_id`;
+}
+
+/**
+ * What FX revaluations changed of payables now: per document with revaluation rows, the sum of their changes (as the
+ * aging shows them: a payment's credit is negative) and the rate of the last one.
+ */
+export async function revaluationsOf(db: Db, orgId: string, documentIds: string[]): Promise<Map<string, { delta: Decimal; rate: string }>> {
+  if (!documentIds.length) return new Map();
+  const rows = await db.$queryRaw<{ id: string; delta: string; rate: string }[]>`
+    SELECT x.document_id::text AS id, sum(x.base_delta)::text AS delta, (array_agg(x.rate ORDER BY x.revaluation_date DESC, x.seq DESC))[1]::text AS rate
+    FROM finance.fx_revaluation_items x WHERE x.org_id = ${orgId}::uuid AND x.document_id = any(${documentIds}::uuid[]) GROUP BY x.document_id`;
+  return new Map(rows.map((r) => [r.id, { delta: new Decimal(r.delta), rate: r.rate }]));
 }

@@ -16,6 +16,7 @@ import { ReportsService } from '../ledger/reports.service.js';
 import { LedgerErrors } from '../ledger/ledger.errors.js';
 import { LedgerService } from '../ledger/ledger.service.js';
 import { computeTax, D, fitsMinorUnits, fixed, rateText } from '../ledger/money.js';
+import { generatedMemo } from '../ledger/generated-memo.js';
 import { PayablesErrors } from './payables.errors.js';
 import { payablesRepository as repo, type BillLineRow, type VendorRow } from './payables.repository.js';
 import type {
@@ -211,12 +212,17 @@ export class PayablesService {
     const vendor = await repo.getVendor(tx.db, tx.orgId, vendorId);
     if (!vendor) throw PayablesErrors.notFound('vendor', vendorId);
     if (vendor.archived_at) throw PayablesErrors.error('payables.vendor_archived', `vendor ${vendor.name} is archived`);
-    const currency = dto.currency ?? vendor.default_currency ?? (await this.ledger.settings(tx)).baseCurrency;
+    const { baseCurrency } = await this.ledger.settings(tx);
+    const currency = dto.currency ?? vendor.default_currency ?? baseCurrency;
     const mu = await this.ledger.currencyUnits(tx, currency);
+    // the client's rate (as an invoice's at issue) is kept with the draft and posted at; a base-currency bill posts at 1
+    const rate = currency !== baseCurrency && dto.rate !== undefined ? dto.rate : null;
+    // refused with the draft (a customer payment's is refused by its posting): a bill would otherwise only fail at approval
+    if (rate !== null && D(rate).lte(0)) throw PlatformErrors.error('validation_failed', 'rate must be positive');
     const dueDate = dto.dueDate ?? addDays(dto.billDate, vendor.payment_terms_days);
     if (dueDate < dto.billDate) throw PayablesErrors.error('payables.due_before_bill', `dueDate ${dueDate} is before billDate ${dto.billDate}`);
     const lines = await this.billLines(tx, dto.lines, currency);
-    return { header: { billNumber: dto.billNumber ?? null, billDate: dto.billDate, dueDate, currency, memo: dto.memo ?? '', ...this.totals(lines, dto.total, mu) }, lines };
+    return { header: { billNumber: dto.billNumber ?? null, billDate: dto.billDate, dueDate, currency, memo: dto.memo ?? '', rate, ...this.totals(lines, dto.total, mu) }, lines };
   }
 
   /**
@@ -404,7 +410,7 @@ export class PayablesService {
     if (b.status !== 'draft' && b.status !== 'rejected') throw PayablesErrors.error('payables.not_editable', `${kind} ${id} is ${b.status}: only a draft or rejected one can be submitted`);
     const before = await this.getBill(tx, id, kind);
     const settings = await this.settings(tx);
-    const rate = await this.rateOn(tx, b.currency, iso(b.bill_date));
+    const rate = b.rate !== null ? D(b.rate) : await this.rateOn(tx, b.currency, iso(b.bill_date));
     const baseMu = await this.ledger.currencyUnits(tx, (await this.ledger.settings(tx)).baseCurrency);
     let rule = this.ruleFor(settings.approvalRules, D(fixed(D(b.total).times(rate), baseMu)));
     if (kind === 'expense_claim' && rule.approvals === 0) rule = { approvals: 1, roles: ['owner', 'admin', 'accountant'] };
@@ -464,7 +470,7 @@ export class PayablesService {
    * Voids a draft or rejected document that will never be posted (entered twice, withdrawn): it stays with its lines and
    * decisions, immutable. A claimant voids their own claim; bookkeepers any document. A posted bill nothing is
    * allocated to (no payment, or every allocation reversed) is voided too: the reversal of its entry is posted, dated
-   * `date` (default: today, and never before the bill date) in an open period.
+   * `date` (default: today, and never before the bill date nor its last allocation or reversal) in an open period.
    */
   async void(tx: TenantTx, id: string, kind: 'bill' | 'expense_claim', o: { reason?: string; date?: string }): Promise<BillDto> {
     const b = await this.lockDocument(tx, id, kind);
@@ -485,9 +491,14 @@ export class PayablesService {
       }
       const billDate = iso(b.bill_date);
       const clockDay = today(this.clock);
-      const date = o.date ?? (clockDay < billDate ? billDate : clockDay);
+      // an allocation and its reversal (nothing is allocated net) still settled the bill between their dates: voided
+      // before the last of them, the aging would drop the bill while the payment's credit still counted it used
+      const lastSettled = await repo.lastAllocationDate(tx.db, tx.orgId, id);
+      const earliest = lastSettled !== null && lastSettled > billDate ? lastSettled : billDate;
+      const date = o.date ?? (clockDay < earliest ? earliest : clockDay);
       // before the bill, AP would carry its reversal before the bill itself
       if (date < billDate) throw PlatformErrors.error('validation_failed', `date must not be before the bill date ${billDate}`);
+      if (date < earliest) throw PlatformErrors.error('validation_failed', `date must not be before ${earliest}, the date of the last allocation or reversal of bill ${b.bill_number ?? id}`);
       // the ledger's one reversal path: every line's sides swapped, base amounts kept; a closed period is refused there
       const { entry } = await this.journal.reverse(tx, b.journal_entry_id!, { date, memo: `Void of bill ${b.bill_number ?? id}` });
       await repo.markVoided(tx.db, tx.orgId, id, { voidedOn: date, voidEntryId: entry.id });
@@ -534,7 +545,8 @@ export class PayablesService {
     const ledgerSettings = await this.ledger.settings(tx);
     const { apAccountId } = await this.settings(tx);
     const date = iso(b.bill_date);
-    const rate = await this.rateOn(tx, b.currency, date);
+    // the client's rate kept with the bill, else the rate of its date
+    const rate = b.rate !== null ? D(b.rate) : await this.rateOn(tx, b.currency, date);
     const mu = await this.ledger.currencyUnits(tx, b.currency);
     const baseMu = await this.ledger.currencyUnits(tx, ledgerSettings.baseCurrency);
     const foreign = b.currency !== ledgerSettings.baseCurrency;
@@ -555,7 +567,7 @@ export class PayablesService {
     posting.push({ accountId: apAccountId, credit: fixed(b.total, mu), ...fx, ...(foreign ? { baseCredit: baseTotal.toFixed(baseMu) } : {}),
       description: b.kind === 'bill' ? `Bill ${b.bill_number ?? id}` : `Expense claim ${id}`, ...party });
     const { entry } = await this.journal.post(tx, {
-      date, memo: b.kind === 'bill' ? `Bill ${b.bill_number ?? ''}`.trim() + (b.memo ? `: ${b.memo}` : '') : `Expense claim${b.memo ? `: ${b.memo}` : ''}`,
+      date, memo: generatedMemo(`${b.kind === 'bill' ? `Bill ${b.bill_number ?? ''}`.trim() : 'Expense claim'}${b.memo ? ': ' : ''}`, b.memo),
       source: 'bill', sourceRef: `${b.kind}:${id}`, idempotencyKey: `${b.kind}:${id}`, lines: posting,
     });
     await repo.markPosted(tx.db, tx.orgId, id, { rate, baseCurrency: ledgerSettings.baseCurrency, baseTotal, apAccountId, journalEntryId: entry.id });

@@ -249,6 +249,7 @@ export const AUTHORSHIP_COLUMNS: Record<string, string> = {
   'finance.bills.created_by': 'an organization\'s bookkeeping record you made',
   'finance.customer_payments.created_by': 'an organization\'s bookkeeping record you made',
   'finance.customer_refunds.created_by': 'an organization\'s bookkeeping record you made',
+  'finance.fx_revaluation_items.created_by': 'an organization\'s bookkeeping record you made',
   'finance.invoices.created_by': 'an organization\'s bookkeeping record you made',
   'finance.journal_entries.created_by': 'an organization\'s journal entry you posted',
   'finance.receivable_allocations.created_by': 'an organization\'s bookkeeping record you made',

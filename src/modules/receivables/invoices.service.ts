@@ -11,7 +11,8 @@ import { Clock, today } from '../../platform/clock/clock.js';
 import { AuditService } from '../audit/audit.service.js';
 import { JournalService, type PostingLine } from '../ledger/journal.service.js';
 import { LedgerService } from '../ledger/ledger.service.js';
-import { computeTax, D, fixed, rateText } from '../ledger/money.js';
+import { computeTax, D, fitsMinorUnits, fixed, rateText } from '../ledger/money.js';
+import { ADMIN_ROLES, type RequestRole } from '../../platform/auth/principal.js';
 import type { TaxCodeDto } from '../ledger/ledger.dto.js';
 import { CustomersService } from './customers.service.js';
 import { assertOpenPeriod } from './open-period.js';
@@ -219,11 +220,15 @@ export class InvoicesService {
    * It ends the transaction (its last statement leaves with COMMIT: db.commitNow), so it is the last thing a request does.
    */
   async issue(tx: TenantTx, id: string, dto: IssueInvoiceDto): Promise<InvoiceDto> {
-    // what the issue reads, sent together (the connection pipelines them): one round trip instead of six
+    // an override of the credit limit is an owner's or admin's, asked for or not needed alike
+    if (dto.overrideCreditLimit && !ADMIN_ROLES.includes(tx.role as RequestRole)) {
+      throw PlatformErrors.error('forbidden.role', `overrideCreditLimit needs the role owner or admin; you are ${tx.role ?? 'not a member'}`);
+    }
+    // what the issue reads, sent together (the connection pipelines them): one round trip instead of seven
     // (the posting lock is held shared before the AR account is read: CustomersService.settings)
-    const [row, , settingsOrMissing, { baseCurrency }, lines, taxCodes] = await Promise.all([
+    const [row, , settingsOrMissing, { baseCurrency }, lines, taxCodes, credit] = await Promise.all([
       repo.getInvoiceLocked(tx.db, tx.orgId, id), this.ledger.holdPostings(tx), repo.settings(tx.db, tx.orgId), this.ledger.settings(tx),
-      repo.getLines(tx.db, tx.orgId, [id]), this.taxCodeMap(tx),
+      repo.getLines(tx.db, tx.orgId, [id]), this.taxCodeMap(tx), repo.creditLimitOfInvoice(tx.db, tx.orgId, id),
     ]);
     if (!row) throw AppError.notFound('invoice', id);
     if (row.status !== 'draft') throw ReceivablesErrors.error('receivables.not_draft', `invoice ${row.number} is already ${row.status}`);
@@ -238,6 +243,7 @@ export class InvoicesService {
     }
     const before = this.toDto(row, lines, taxCodes, currencyMu, today(this.clock));
     if (D(row.total).isZero()) return this.issueWithoutPosting(tx, row, rate, baseMu, currencyMu);
+    const creditOverride = credit?.creditLimit != null ? await this.checkCreditLimit(tx, row, credit, baseOf(row.total, rate, baseMu), baseCurrency, baseMu, dto) : undefined;
     const posting = this.documentLines(row, lines, taxCodes, settings, rate, baseMu, 'invoice', D(row.total));
     const { entry } = await this.journal.post(tx, {
       date: row.invoiceDate, memo: `Invoice (series ${row.series})`, source: 'invoice', sourceRef: id, idempotencyKey: `invoice:${id}`, lines: posting,
@@ -250,13 +256,41 @@ export class InvoicesService {
       invoiceId: id, kind: 'invoice', customerId: row.customerId, invoiceDate: row.invoiceDate, dueDate: row.dueDate, currency: row.currency,
       total: fixed(row.total, currencyMu), entryId: entry.id,
     }); // + number
-    const audit = await this.audit.row(tx, { action: 'receivables.invoice_issued', entityType: 'invoice', entityId: id, before: { status: 'draft' }, after: { status, entryId: entry.id, rate } }); // + number
+    const audit = await this.audit.row(tx, {
+      action: 'receivables.invoice_issued', entityType: 'invoice', entityId: id, before: { status: 'draft' },
+      after: { status, entryId: entry.id, rate, ...(creditOverride ? { creditLimitOverride: creditOverride } : {}) },
+    }); // + number
     const numbered = repo.issueWithNextNumber(tx.db, tx.orgId, id, `${row.series}-${row.invoiceDate.slice(0, 4)}`, {
       rate, status, entryId: entry.id, baseSubtotal: baseOf(row.subtotal, rate, baseMu).toFixed(), baseTotal: baseOf(row.total, rate, baseMu).toFixed(),
     }, { event, audit });
     tx.db.commitNow();
     const number = await numbered;
     return { ...before, status, number, rate: rateText(rate), entryId: entry.id, openAmount: before.total, overdue: D(before.total).gt(0) && row.dueDate < today(this.clock) };
+  }
+
+  /**
+   * The credit limit (in the base currency) against what the customer owes once the invoice is issued: its open
+   * invoices less its customer credit (receivable_open_amounts, as the aging totals them) plus the invoice's base value.
+   * Above the limit: a 422 naming both, nothing written; unless an owner or admin overrides it (overrideCreditLimit),
+   * then the figures it was overridden at, for the audit row. At the limit is within it. The customer's checks run one
+   * at a time until commit (holdCustomerCredit), so two issues that fit alone but not together are never both taken.
+   */
+  private async checkCreditLimit(tx: TenantTx, row: InvoiceRow, customer: { name: string; creditLimit: string | null }, invoiceBase: Decimal,
+    baseCurrency: string, baseMu: number, dto: IssueInvoiceDto): Promise<{ creditLimit: string; balance: string; resultingBalance: string } | undefined> {
+    await repo.holdCustomerCredit(tx.db, tx.orgId, row.customerId);
+    const limit = D(customer.creditLimit!);
+    const balance = D(await repo.customerOpenBase(tx.db, tx.orgId, row.customerId));
+    const resulting = balance.plus(invoiceBase);
+    if (resulting.lte(limit)) return undefined;
+    // a limit entered before the books were started may be finer than the base currency: shown as entered
+    const figures = {
+      creditLimit: fitsMinorUnits(limit, baseMu) ? fixed(limit, baseMu) : limit.toFixed(), balance: fixed(balance, baseMu), resultingBalance: fixed(resulting, baseMu),
+    };
+    if (dto.overrideCreditLimit) return figures;
+    throw ReceivablesErrors.error('receivables.credit_limit_exceeded',
+      `issuing this invoice (${baseCurrency} ${fixed(invoiceBase, baseMu)}) would take what customer ${customer.name} owes to ${baseCurrency} ${figures.resultingBalance}, `
+      + `above its credit limit of ${baseCurrency} ${figures.creditLimit} (an owner or admin may issue it with overrideCreditLimit: true)`,
+      { ...figures, invoiceAmount: fixed(invoiceBase, baseMu), currency: baseCurrency });
   }
 
   /**
@@ -332,16 +366,28 @@ export class InvoicesService {
     if (row.kind !== 'invoice' || !['issued', 'partially_paid', 'paid'].includes(row.status)) {
       throw ReceivablesErrors.error('receivables.invalid_status', `only an issued invoice can be voided; this ${row.kind} is ${row.status}`);
     }
-    if ((await repo.allocationsOf(tx.db, tx.orgId, { invoiceId: id })).length) {
-      throw ReceivablesErrors.error('receivables.has_allocations', `invoice ${row.number} has payments or credit notes allocated: it cannot be voided (credit it instead)`);
+    // what is allocated net of reversals (read after the row lock: allocations and their reversals lock the invoice too).
+    // A payment allocated and then reversed leaves nothing settled: the invoice is voided as one never paid
+    const allocations = await repo.allocationsOf(tx.db, tx.orgId, { invoiceId: id });
+    const allocated = allocations.reduce((s, a) => s.plus(a.amount), D(0));
+    if (!allocated.isZero()) {
+      const mu = await this.ledger.currencyUnits(tx, row.currency);
+      throw ReceivablesErrors.error('receivables.has_allocations',
+        `invoice ${row.number} has ${row.currency} ${fixed(allocated, mu)} of payments or credit notes allocated: it cannot be voided (reverse the allocations of its payments, or credit it instead)`);
     }
     // no recognition run in flight may take revenue from it between this check and the void
     await revenueRecognitionRepository.lockRuns(tx.db, tx.orgId);
     if ((await revenueRecognitionRepository.recognitions(tx.db, tx.orgId, { invoiceId: id })).length) {
       throw ReceivablesErrors.error('receivables.invalid_status', `invoice ${row.number} has revenue recognized from its deferred lines: credit it instead`);
     }
-    const date = dto.date ?? row.invoiceDate;
+    // not before the last allocation or reversal: until then the invoice settled part of a payment, and voided earlier
+    // the aging would drop the invoice while the payment's credit still counted it used (aging and AR balance apart)
+    const lastSettled = allocations.reduce<string | null>((d, a) => (d === null || a.date > d ? a.date : d), null);
+    const date = dto.date ?? (lastSettled !== null && lastSettled > row.invoiceDate ? lastSettled : row.invoiceDate);
     if (date < row.invoiceDate) throw PlatformErrors.error('validation_failed', 'date must not be before the invoice date');
+    if (lastSettled !== null && date < lastSettled) {
+      throw PlatformErrors.error('validation_failed', `date must not be before ${lastSettled}, the date of the last allocation or reversal of invoice ${row.number}`);
+    }
     // an invoice of 0.00 posted nothing (issueWithoutPosting): nothing to reverse, the date still in an open period
     let reversalId: string | null = null;
     if (row.entryId) reversalId = (await this.journal.reverse(tx, row.entryId, { date, memo: `Void of invoice ${row.number}` })).entry.id;

@@ -13,10 +13,10 @@ import { LedgerService } from '../ledger/ledger.service.js';
 import { LedgerErrors } from '../ledger/ledger.errors.js';
 import { D, fitsMinorUnits, fixed, rateText } from '../ledger/money.js';
 import { CustomersService } from './customers.service.js';
-import { actor, baseOf, InvoicesService } from './invoices.service.js';
+import { actor, baseOf, InvoicesService, statusFor } from './invoices.service.js';
 import { assertOpenPeriod } from './open-period.js';
 import { ReceivablesErrors } from './receivables.errors.js';
-import { effectiveRate, receivablesRepository as repo, type AllocationRow, type Idempotency, type InvoiceRow, type PaymentRow } from './receivables.repository.js';
+import { effectiveRate, receivablesRepository as repo, revaluedCarrying, type AllocationRow, type Idempotency, type InvoiceRow, type PaymentRow } from './receivables.repository.js';
 import type { RefundCustomerCreditDto, AllocatePaymentDto, ReceivableAllocationDto, ReceivableAllocationInputDto, CreatePaymentDto, PaymentDto, PaymentPage, CustomerPaymentQuery, ReverseReceivableAllocationDto } from './receivables.dto.js';
 
 /** One allocation worked out: the amount, and the base value it takes off the invoice and off the payment. */
@@ -32,6 +32,22 @@ function amountOf(value: string, mu: number, at: string): Decimal {
   const amount = D(value);
   if (amount.isZero() || !fitsMinorUnits(amount, mu)) throw ReceivablesErrors.error('receivables.invalid_amount', `${at} must be positive with at most ${mu} decimals`);
   return amount;
+}
+
+/** What a revalued open item carries now (revaluedCarrying): its base, positive, and the rate of its last revaluation. */
+interface Carrying {
+  base: Decimal;
+  rate: string;
+}
+
+/**
+ * The base `amount` takes off an open item of `open` (its currency): the difference of its rounded base values before
+ * and after, at its own rate; for an item an FX revaluation revalued, at the revaluation's rate from what it carries
+ * (all of it when settled in full), so the realized result is only what the rate moved since the revaluation.
+ */
+function shareOf(open: Decimal, amount: Decimal, ownRate: string, baseMu: number, carrying?: Carrying): Decimal {
+  if (!carrying) return baseOf(open, ownRate, baseMu).minus(baseOf(open.minus(amount), ownRate, baseMu));
+  return amount.eq(open) ? carrying.base : carrying.base.minus(baseOf(open.minus(amount), carrying.rate, baseMu));
 }
 
 /**
@@ -100,9 +116,13 @@ export class PaymentsService {
    * The invoices are locked (in id order) first, so two requests allocating against one invoice run one after
    * the other and the second sees what the first took: the open amount never goes below zero.
    */
-  private async plan(tx: TenantTx, allocations: ReceivableAllocationInputDto[], p: { customerId: string; currency: string; rate: string; unallocated: Decimal; date: string }, baseMu: number): Promise<Planned[]> {
+  private async plan(tx: TenantTx, allocations: ReceivableAllocationInputDto[],
+    p: { customerId: string; currency: string; rate: string; unallocated: Decimal; date: string; carrying?: Carrying }, baseMu: number): Promise<Planned[]> {
     await repo.lockInvoices(tx.db, tx.orgId, [...new Set(allocations.map((a) => a.invoiceId))]);
-    const open = new Map<string, { invoice: InvoiceRow; open: Decimal }>();
+    // what the revalued invoices carry (after the lock: an allocation in flight has committed its part)
+    const revalued = await revaluedCarrying(tx.db, tx.orgId, [...new Set(allocations.map((a) => a.invoiceId))]);
+    const open = new Map<string, { invoice: InvoiceRow; open: Decimal; carrying?: Carrying }>();
+    let source = p.carrying;
     const mu = await this.ledger.currencyUnits(tx, p.currency);
     let left = p.unallocated;
     const out: Planned[] = [];
@@ -112,7 +132,8 @@ export class PaymentsService {
       if (!o) {
         const invoice = await repo.getInvoice(tx.db, tx.orgId, a.invoiceId);
         if (!invoice) throw ReceivablesErrors.notFound('invoice', a.invoiceId);
-        open.set(a.invoiceId, (o = { invoice, open: D(invoice.total).minus(invoice.allocated) }));
+        const c = revalued.get(a.invoiceId);
+        open.set(a.invoiceId, (o = { invoice, open: D(invoice.total).minus(invoice.allocated), carrying: c && { base: D(c.base), rate: c.rate } }));
       }
       const inv = o.invoice;
       if (inv.customerId !== p.customerId) throw ReceivablesErrors.error('receivables.wrong_customer', `allocations[${i}].invoiceId: invoice ${inv.number ?? inv.id} belongs to another customer than the payment`);
@@ -124,8 +145,10 @@ export class PaymentsService {
       if (inv.currency !== p.currency) throw ReceivablesErrors.error('receivables.currency_mismatch', `allocations[${i}]: invoice ${inv.number} is in ${inv.currency}, the payment in ${p.currency}`);
       if (amount.gt(left)) throw ReceivablesErrors.error('receivables.exceeds_payment', `allocations[${i}].amount: ${a.amount} is more than the payment has left to allocate (${fixed(left, mu)})`);
       if (amount.gt(o.open)) throw ReceivablesErrors.error('receivables.over_allocation', `allocations[${i}].amount: ${a.amount} is more than is open on invoice ${inv.number} (${fixed(o.open, mu)})`, { invoiceId: inv.id, open: fixed(o.open, mu) });
-      const invoiceBase = baseOf(o.open, inv.rate!, baseMu).minus(baseOf(o.open.minus(amount), inv.rate!, baseMu));
-      const sourceBase = baseOf(left, p.rate, baseMu).minus(baseOf(left.minus(amount), p.rate, baseMu));
+      const invoiceBase = shareOf(o.open, amount, inv.rate!, baseMu, o.carrying);
+      const sourceBase = shareOf(left, amount, p.rate, baseMu, source);
+      if (o.carrying) o.carrying = { ...o.carrying, base: o.carrying.base.minus(invoiceBase) };
+      if (source) source = { ...source, base: source.base.minus(sourceBase) };
       o.open = o.open.minus(amount);
       left = left.minus(amount);
       out.push({ invoice: inv, amount, invoiceBase, sourceBase });
@@ -232,8 +255,11 @@ export class PaymentsService {
     const baseMu = await this.ledger.currencyUnits(tx, baseCurrency);
     const date = dto.date ?? today(this.clock);
     if (date < payment.date) throw PlatformErrors.error('validation_failed', 'date must not be before the payment date');
-    const planned = await this.plan(tx, dto.allocations, { customerId: payment.customerId, currency: payment.currency, rate: payment.rate, unallocated: D(payment.amount).minus(payment.allocated), date }, baseMu);
-    const entryId = await this.postFxAdjustment(tx, planned.map((p) => ({ ...p, currency: payment.currency })), settings.arAccountId, baseMu, date, `FX on allocation of payment ${payment.reference ?? payment.id}`);
+    const planned = await this.plan(tx, dto.allocations, {
+      customerId: payment.customerId, currency: payment.currency, rate: payment.rate, unallocated: D(payment.amount).minus(payment.allocated), date,
+      carrying: await this.creditCarrying(tx, paymentId),
+    }, baseMu);
+    const entryId = await this.postFxAdjustment(tx, planned.map((p) => ({ ...p, currency: payment.currency, rate: payment.rate })), settings.arAccountId, baseMu, date, `FX on allocation of payment ${payment.reference ?? payment.id}`);
     // no FX difference, no posting to refuse the date: the allocation still changes what was open as of it
     if (!entryId) await assertOpenPeriod(this.ledger, tx, date);
     await this.record(tx, planned, { paymentId, date, entryId });
@@ -242,15 +268,24 @@ export class PaymentsService {
     return after;
   }
 
-  /** For allocations made after the payment: AR debit at the payment's base, AR credit at the invoice's, the difference to FX. */
-  private async postFxAdjustment(tx: TenantTx, items: { invoice: InvoiceRow; amount: Decimal; invoiceBase: Decimal; sourceBase: Decimal; currency: string; gainOrLoss?: 'gain' | 'loss' }[],
+  /** What a revalued payment's credit carries now (positive), undefined when no revaluation touched it. */
+  private async creditCarrying(tx: TenantTx, paymentId: string): Promise<Carrying | undefined> {
+    const c = (await revaluedCarrying(tx.db, tx.orgId, [paymentId])).get(paymentId);
+    return c && { base: D(c.base).neg(), rate: c.rate };
+  }
+
+  /**
+   * For allocations made after the payment: AR debit at the payment's base, AR credit at the invoice's, the difference
+   * to FX. The lines are at the payment's rate (`rate`), as the payment's own entry: never the rate table's of the date.
+   */
+  private async postFxAdjustment(tx: TenantTx, items: { invoice: InvoiceRow; amount: Decimal; invoiceBase: Decimal; sourceBase: Decimal; currency: string; rate: string; gainOrLoss?: 'gain' | 'loss' }[],
     arAccountId: string, baseMu: number, date: string, memo: string): Promise<string | null> {
     const lines: PostingLine[] = [];
     let fx = D(0);
     let kind: 'gain' | 'loss' | undefined;
     for (const x of items) {
       if (x.sourceBase.eq(x.invoiceBase)) continue;
-      const common = { accountId: arAccountId, currency: x.currency, counterpartyType: 'customer', counterpartyId: x.invoice.customerId };
+      const common = { accountId: arAccountId, currency: x.currency, rate: x.rate, counterpartyType: 'customer', counterpartyId: x.invoice.customerId };
       const a = x.amount.abs().toFixed();
       if (x.amount.gt(0)) {
         lines.push({ ...common, debit: a, baseDebit: x.sourceBase.toFixed(), description: 'customer credit applied' });
@@ -297,7 +332,7 @@ export class PaymentsService {
     await this.customers.postableAccount(tx, accountId, 'accountId');
     const rate = payment.currency === baseCurrency ? '1' : dto.rate ?? (await effectiveRate(tx.db, payment.currency, date));
     if (!rate) throw LedgerErrors.error('ledger.rate_missing', `no ${payment.currency} rate on or before ${date}`);
-    const sourceBase = baseOf(left, payment.rate, baseMu).minus(baseOf(left.minus(amount), payment.rate, baseMu));
+    const sourceBase = shareOf(left, amount, payment.rate, baseMu, await this.creditCarrying(tx, paymentId));
     const bankBase = baseOf(amount, rate, baseMu);
     const common = { currency: payment.currency, counterpartyType: 'customer', counterpartyId: payment.customerId };
     const lines: PostingLine[] = [
@@ -342,17 +377,28 @@ export class PaymentsService {
     const amount = D(a.amount);
     const open = D(invoice.total).minus(invoice.allocated);
     const unallocated = D(payment.amount).minus(payment.allocated);
-    const invoiceBase = baseOf(open, invoice.rate!, baseMu).minus(baseOf(open.plus(amount), invoice.rate!, baseMu));
-    const sourceBase = baseOf(unallocated, payment.rate, baseMu).minus(baseOf(unallocated.plus(amount), payment.rate, baseMu));
+    // reopened at the rate the invoice (and the payment's credit) is carried at: a revalued one at its revaluation's
+    const invoiceCarrying = (await revaluedCarrying(tx.db, tx.orgId, [invoice.id])).get(invoice.id);
+    const creditCarrying = await this.creditCarrying(tx, payment.id);
+    const invoiceBase = invoiceCarrying ? D(invoiceCarrying.base).minus(baseOf(open.plus(amount), invoiceCarrying.rate, baseMu))
+      : baseOf(open, invoice.rate!, baseMu).minus(baseOf(open.plus(amount), invoice.rate!, baseMu));
+    const sourceBase = creditCarrying ? creditCarrying.base.minus(baseOf(unallocated.plus(amount), creditCarrying.rate, baseMu))
+      : baseOf(unallocated, payment.rate, baseMu).minus(baseOf(unallocated.plus(amount), payment.rate, baseMu));
     const original = D(a.sourceBase).minus(a.invoiceBase);
-    const entryId = await this.postFxAdjustment(tx, [{ invoice, amount: amount.neg(), invoiceBase, sourceBase, currency: payment.currency, gainOrLoss: original.gt(0) ? 'gain' : 'loss' }],
+    const entryId = await this.postFxAdjustment(tx, [{ invoice, amount: amount.neg(), invoiceBase, sourceBase, currency: payment.currency, rate: payment.rate, gainOrLoss: original.gt(0) ? 'gain' : 'loss' }],
       settings.arAccountId, baseMu, date, `Reversal of allocation ${allocationId}`);
     if (!entryId) await assertOpenPeriod(this.ledger, tx, date); // as an allocation's
-    await translateDatabaseError(repo.insertAllocation(tx.db, tx.orgId, {
+    const reversalId = await translateDatabaseError(repo.insertAllocation(tx.db, tx.orgId, {
       invoiceId: a.invoiceId, paymentId: a.paymentId, date, amount: amount.neg().toFixed(), invoiceBase: invoiceBase.toFixed(), sourceBase: sourceBase.toFixed(),
       reversesAllocationId: allocationId, entryId, createdBy: actor(tx),
     }), { '23505': () => ReceivablesErrors.error('receivables.already_reversed', `allocation ${allocationId} is already reversed`) });
     await this.invoices.afterSettlement(tx, invoice, open.plus(amount), date);
+    const mu = await this.ledger.currencyUnits(tx, payment.currency);
+    await emitEvent(tx, 'payment.allocation_reversed', {
+      allocationId: reversalId, reversesAllocationId: allocationId, paymentId: a.paymentId, invoiceId: a.invoiceId, invoiceNumber: invoice.number, customerId: payment.customerId,
+      date, currency: payment.currency, amount: fixed(amount, mu), invoiceOpenAmount: fixed(open.plus(amount), mu), invoiceStatus: statusFor(invoice.total, open.plus(amount)),
+      paymentUnallocated: fixed(unallocated.plus(amount), mu), entryId,
+    });
     await this.audit.record(tx, { action: 'receivables.allocation_reversed', entityType: 'allocation', entityId: allocationId, after: { date, amount: amount.neg().toFixed() } });
     return this.get(tx, a.paymentId);
   }

@@ -26,20 +26,21 @@ import {
   ReceivablesSettingsDto, RefundCustomerCreditDto, ReverseReceivableAllocationDto, RevenueRecognitionRunDto, RevenueScheduleDto, RevenueScheduleQuery, RunRevenueRecognitionDto, SetReceivablesSettingsDto, UpdateCustomerDto, UpdateInvoiceDto, VoidInvoiceDto,
 } from './receivables.dto.js';
 
+/** A draft's content (create and update; a draft exists only once the books are started: only the create reads them first). */
 const DOCUMENT_ERRORS = ['receivables.unknown_customer', 'receivables.customer_archived', 'receivables.unknown_tax_code', 'receivables.account_not_postable',
-  'receivables.total_mismatch', 'receivables.invalid_amount', 'ledger.books_not_started', 'ledger.unknown_currency', 'receivables.due_before_invoice'] as const;
+  'receivables.total_mismatch', 'receivables.invalid_amount', 'ledger.unknown_currency', 'receivables.due_before_invoice'] as const;
 // the posting codes each operation can answer (ledger.errors.ts: what a posting the service builds cannot be refused with)
 /** Issue: the client's rate ("0": invalid_rate; too large for the total's base: invalid_amount) or the FX rate of the invoice
- * date (none: rate_missing); per-line rounding of a foreign invoice needs the rounding account; the books are read first. */
-const ISSUE_POSTING_ERRORS = [...DOCUMENT_POSTING_ERRORS, 'ledger.rate_missing', 'ledger.invalid_rate', 'ledger.invalid_amount', 'ledger.rounding_account_missing',
-  'ledger.books_not_started'] as const;
+ * date (none: rate_missing); per-line rounding of a foreign invoice needs the rounding account. A draft exists only once the
+ * books are started, so never books_not_started. */
+const ISSUE_POSTING_ERRORS = [...DOCUMENT_POSTING_ERRORS, 'ledger.rate_missing', 'ledger.invalid_rate', 'ledger.invalid_amount', 'ledger.rounding_account_missing'] as const;
 /** What a retry with an Idempotency-Key answers (the key is unique per organization among payments, and among refunds). */
 const PAYMENT_KEY = 'Retry-safe: the same key with the same request answers 201 with the payment recorded first (as it is now) and records nothing; '
   + 'with another request, 409 receivables.idempotency_conflict. 1 to 200 characters';
 const REFUND_KEY = 'Retry-safe: the same key with the same request (payment and body) answers 201 with the payment as it is after the refund made first, and refunds '
   + 'nothing again; with another request, 409 receivables.idempotency_conflict. 1 to 200 characters';
-/** An allocation's FX entry carries base amounts but no rate: the posting function still looks the currency's rate up at its date. */
-const ALLOCATION_POSTING_ERRORS = [...DOCUMENT_POSTING_ERRORS, 'ledger.rate_missing'] as const;
+/** An allocation's FX entry is at the payment's rate (with the base amounts it moves): no rate of its date is looked up. */
+const ALLOCATION_POSTING_ERRORS = DOCUMENT_POSTING_ERRORS;
 
 @ApiTags('receivables')
 @OrgRoute()
@@ -150,7 +151,7 @@ export class InvoicesController {
   @ApiOperation({ operationId: 'createInvoice', summary: 'Create a draft invoice; totals are computed by the server (a differing client total is a 400)' })
   @ApiCreatedResponse({ type: InvoiceDto })
   @ApiErrors(402)
-  @ApiErrorCodes(...DOCUMENT_ERRORS)
+  @ApiErrorCodes(...DOCUMENT_ERRORS, 'ledger.books_not_started')
   create(@Tx() tx: TenantTx, @Body() dto: CreateInvoiceDto): Promise<InvoiceDto> {
     return this.invoices.create(tx, dto);
   }
@@ -190,10 +191,14 @@ export class InvoicesController {
   @RequireRole(...BOOKKEEPER_ROLES)
   @ApiOperation({ operationId: 'postInvoice', summary: 'Issue a draft: assign the next number of its series and post it to the ledger (AR debit, revenue and output tax credits)',
     description: 'An invoice of 0.00 (lines discounted 100 %, or priced 0.00) is issued paid, without a journal entry (entryId null; events invoice.issued and invoice.paid), '
-      + 'its date still in an open fiscal period (ledger.period_closed, ledger.no_fiscal_year).' })
+      + 'its date still in an open fiscal period (ledger.period_closed, ledger.no_fiscal_year). '
+      + 'A customer with a credit limit (base currency; none: unlimited): what it owes once the invoice is issued (its open invoices less its unallocated '
+      + 'payments, as the aging totals them, plus the invoice at its rate) may reach the limit but not exceed it: 422 receivables.credit_limit_exceeded, '
+      + 'nothing written, the message and details naming the limit and the resulting balance. overrideCreditLimit: true issues it anyway (owner or admin: '
+      + '403 forbidden.role for another role), recorded in the audit row (after.creditLimitOverride). An invoice of 0.00 is never refused by the limit.' })
   @ApiOkResponse({ type: InvoiceDto })
   @ApiErrors(402)
-  @ApiErrorCodes(...ISSUE_POSTING_ERRORS, 'receivables.not_draft', 'receivables.settings_missing', 'receivables.deferred_account_missing')
+  @ApiErrorCodes(...ISSUE_POSTING_ERRORS, 'receivables.not_draft', 'receivables.settings_missing', 'receivables.deferred_account_missing', 'receivables.credit_limit_exceeded')
   issue(@Tx() tx: TenantTx, @IdParam('invoiceId', 'invoice') id: string, @Body() dto: IssueInvoiceDto): Promise<InvoiceDto> {
     return this.invoices.issue(tx, id, dto);
   }
@@ -202,8 +207,10 @@ export class InvoicesController {
   @HttpCode(200)
   @RequiresFeature('omnizen', 'basic_invoicing')
   @RequireRole(...BOOKKEEPER_ROLES)
-  @ApiOperation({ operationId: 'reverseInvoice', summary: 'Void an issued invoice: post the reversal (refused once a payment or credit note is allocated)',
-    description: 'An invoice of 0.00 posted nothing: it is voided without a reversal (voidEntryId null), its void date still in an open fiscal period.' })
+  @ApiOperation({ operationId: 'reverseInvoice', summary: 'Void an issued invoice: post the reversal (refused while payments or credit notes are allocated to it)',
+    description: 'What is allocated counts net of reversed allocations: an invoice whose payment allocations were all reversed is voided as one never paid '
+      + '(409 receivables.has_allocations otherwise), dated no earlier than its last allocation or reversal (400 validation_failed). '
+      + 'An invoice of 0.00 posted nothing: it is voided without a reversal (voidEntryId null), its void date still in an open fiscal period.' })
   @ApiOkResponse({ type: InvoiceDto })
   @ApiErrorCodes(...REVERSAL_POSTING_ERRORS, 'receivables.invalid_status', 'receivables.has_allocations')
   void(@Tx() tx: TenantTx, @IdParam('invoiceId', 'invoice') id: string, @Body() dto: VoidInvoiceDto): Promise<InvoiceDto> {
@@ -216,15 +223,17 @@ export class InvoicesController {
   @ApiOperation({ operationId: 'createCreditNote', summary: 'Credit an issued invoice (whole, or some lines): the credit note is issued and posted at once and reduces what is open',
     description: 'Lines that come to 0.00 (discounted 100 %) credit nothing: a credit note of 0.00 is refused (422 receivables.nothing_to_credit).' })
   @ApiCreatedResponse({ type: InvoiceDto })
-  @ApiErrorCodes(...DOCUMENT_POSTING_ERRORS, 'ledger.rounding_account_missing', 'receivables.invalid_status', 'receivables.credit_lines', 'receivables.settings_missing',
-    'receivables.deferred_account_missing', 'receivables.nothing_to_credit')
+  // an issued invoice had the settings, which are never unset; a line still deferred keeps the deferred revenue account
+  // in the settings (it carries its balance: receivables.control_account_in_use): never settings_missing nor deferred_account_missing
+  @ApiErrorCodes(...DOCUMENT_POSTING_ERRORS, 'ledger.rounding_account_missing', 'receivables.invalid_status', 'receivables.credit_lines', 'receivables.nothing_to_credit')
   creditNote(@Tx() tx: TenantTx, @IdParam('invoiceId', 'invoice') id: string, @Body() dto: CreateCreditNoteDto): Promise<InvoiceDto> {
     return this.invoices.createCreditNote(tx, id, dto);
   }
 
   @Get(':invoiceId/pdf')
   @ApiOperation({ operationId: 'getInvoicePdf', summary: 'The issued invoice as a PDF' })
-  @ApiProduces('application/pdf')
+  // the PDF, or an error in the JSON error shape (a draft: 409)
+  @ApiProduces('application/pdf', 'application/json')
   @ApiOkResponse({ description: 'The PDF', content: { 'application/pdf': { schema: { type: 'string', format: 'binary' } } } })
   @ApiErrorCodes('receivables.invalid_status')
   async pdf(@Tx() tx: TenantTx, @IdParam('invoiceId', 'invoice') id: string, @Res({ passthrough: true }) res: FastifyReply): Promise<Buffer> {
@@ -289,8 +298,9 @@ export class PaymentsController {
   @ApiOperation({ operationId: 'createAllocation', summary: 'Allocate a payment\'s unallocated remainder (customer credit) to open invoices',
     description: 'Its date must be in an open fiscal period (ledger.period_closed, ledger.no_fiscal_year), also when no FX entry is posted: it changes what was open as of it.' })
   @ApiCreatedResponse({ type: PaymentDto })
+  // a payment is recorded only with the receivables settings, which are never unset: never settings_missing (nor on its refunds and reversals)
   @ApiErrorCodes(...ALLOCATION_POSTING_ERRORS, 'receivables.invalid_amount', 'receivables.over_allocation', 'receivables.exceeds_payment', 'receivables.wrong_customer',
-    'receivables.currency_mismatch', 'receivables.invalid_status', 'receivables.settings_missing', 'receivables.fx_accounts_missing', 'invoice.not_found')
+    'receivables.currency_mismatch', 'receivables.invalid_status', 'receivables.fx_accounts_missing', 'invoice.not_found')
   allocate(@Tx() tx: TenantTx, @IdParam('customerPaymentId', 'payment') id: string, @Body() dto: AllocatePaymentDto): Promise<PaymentDto> {
     return this.payments.allocate(tx, id, dto);
   }
@@ -302,8 +312,7 @@ export class PaymentsController {
   @ApiCreatedResponse({ type: PaymentDto })
   // the client's rate of the refund date, as a payment's (its currency is the payment's)
   @ApiErrorCodes(...DOCUMENT_POSTING_ERRORS, 'ledger.rate_missing', 'ledger.invalid_rate', 'ledger.invalid_amount', 'receivables.invalid_amount', 'receivables.exceeds_credit',
-    'receivables.account_not_postable', 'receivables.settings_missing',
-    'receivables.fx_accounts_missing', 'receivables.idempotency_conflict')
+    'receivables.account_not_postable', 'receivables.fx_accounts_missing', 'receivables.idempotency_conflict')
   refund(@Tx() tx: TenantTx, @IdParam('customerPaymentId', 'payment') id: string, @Body() dto: RefundCustomerCreditDto,
     @IdempotencyKey(REFUND_KEY) key: string | undefined): Promise<PaymentDto> {
     return this.payments.refund(tx, id, dto, key);
@@ -313,9 +322,9 @@ export class PaymentsController {
   @RequiresFeature('omnizen', 'basic_invoicing')
   @RequireRole(...BOOKKEEPER_ROLES)
   @ApiOperation({ operationId: 'reverseAllocation', summary: 'Undo an allocation (e.g. a bounced payment): a new reversing allocation row; the invoice is open again',
-    description: 'Its date must be in an open fiscal period (ledger.period_closed, ledger.no_fiscal_year), also when no FX entry is posted.' })
+    description: 'Its date must be in an open fiscal period (ledger.period_closed, ledger.no_fiscal_year), also when no FX entry is posted. Emits payment.allocation_reversed.' })
   @ApiCreatedResponse({ type: PaymentDto })
-  @ApiErrorCodes(...ALLOCATION_POSTING_ERRORS, 'receivables.already_reversed', 'receivables.invalid_status', 'receivables.settings_missing', 'receivables.fx_accounts_missing')
+  @ApiErrorCodes(...ALLOCATION_POSTING_ERRORS, 'receivables.already_reversed', 'receivables.invalid_status', 'receivables.fx_accounts_missing')
   reverse(@Tx() tx: TenantTx, @IdParam('receivableAllocationId', 'allocation') id: string, @Body() dto: ReverseReceivableAllocationDto): Promise<PaymentDto> {
     return this.payments.reverseAllocation(tx, id, dto);
   }
@@ -353,8 +362,9 @@ export class RevenueRecognitionController {
   @RequireRole(...BOOKKEEPER_ROLES)
   @ApiOperation({ operationId: 'postRevenueRecognition', summary: 'Recognize deferred revenue up to a day (straight-line by days); once per organization and day, a repeat is a replay; never into a closed period' })
   @ApiOkResponse({ type: RevenueRecognitionRunDto })
-  // dated by the run; a closed period moves the posting to the next open one (none: ledger.period_closed, never no_fiscal_year)
-  @ApiErrorCodes('ledger.period_closed', 'ledger.account_not_postable', 'ledger.currency_not_allowed', 'receivables.settings_missing', 'receivables.deferred_account_missing')
+  // dated by the run; a closed period moves the posting to the next open one (none: ledger.period_closed, never no_fiscal_year).
+  // A line to recognize was issued with the deferred revenue account, which stays in the settings while it carries the line: never deferred_account_missing
+  @ApiErrorCodes('ledger.period_closed', 'ledger.account_not_postable', 'ledger.currency_not_allowed', 'receivables.settings_missing')
   run(@Tx() tx: TenantTx, @Body() dto: RunRevenueRecognitionDto): Promise<RevenueRecognitionRunDto> {
     return this.recognition.run(tx, dto.date ?? today(this.clock));
   }

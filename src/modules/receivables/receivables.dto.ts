@@ -1,7 +1,7 @@
 import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import {
-  ArrayMaxSize, ArrayMinSize, IsEmail, IsIn, IsInt, IsOptional, IsString, IsUUID, Length, Matches, Max, Min, ValidateNested,
+  ArrayMaxSize, ArrayMinSize, IsBoolean, IsEmail, IsIn, IsInt, IsOptional, IsString, IsUUID, Length, Matches, Max, Min, ValidateNested,
 } from 'class-validator';
 import { CalendarDate } from '../../platform/http/calendar-date.js';
 import { PAYMENT_METHODS, Amount, Currency, Percent, Quantity, Rate } from '../../platform/http/money.js';
@@ -37,7 +37,7 @@ export class CreateCustomerDto {
   @IsOptional() @Currency('defaultCurrency') defaultCurrency?: string;
   @ApiPropertyOptional({ description: 'Payment terms in days: the due date is the invoice date plus this', example: 30, default: 30 })
   @IsOptional() @IsInt() @Min(0) @Max(3650) paymentTermsDays?: number;
-  @ApiPropertyOptional({ description: 'Credit limit in the base currency (once the books are started, at most its minor units of decimals)', example: '10000.00' }) @IsOptional() @Amount('creditLimit') creditLimit?: string;
+  @ApiPropertyOptional({ description: 'Credit limit in the base currency (once the books are started, at most its minor units of decimals); absent or null: no limit. An invoice is not issued above it (receivables.credit_limit_exceeded) unless an owner or admin overrides it', example: '10000.00' }) @IsOptional() @Amount('creditLimit') creditLimit?: string;
 }
 
 @ApiSchema({ description: 'Changes to a customer; fields left out keep their value' })
@@ -50,7 +50,7 @@ export class UpdateCustomerDto {
   @ApiPropertyOptional({ description: 'Billing address', example: 'Unter den Linden 5\n10117 Berlin' }) @IsOptional() @IsString() @Length(0, 1000) billingAddress?: string;
   @ApiPropertyOptional({ description: 'Default currency', example: 'EUR' }) @IsOptional() @Currency('defaultCurrency') defaultCurrency?: string;
   @ApiPropertyOptional({ description: 'Payment terms in days', example: 14 }) @IsOptional() @IsInt() @Min(0) @Max(3650) paymentTermsDays?: number;
-  @ApiPropertyOptional({ description: 'Credit limit in the base currency (once the books are started, at most its minor units of decimals)', example: '5000.00' }) @IsOptional() @Amount('creditLimit') creditLimit?: string;
+  @ApiPropertyOptional({ description: 'Credit limit in the base currency (once the books are started, at most its minor units of decimals). Checked when an invoice is issued', example: '5000.00' }) @IsOptional() @Amount('creditLimit') creditLimit?: string;
 }
 
 @ApiSchema({ description: 'A customer' })
@@ -64,7 +64,7 @@ export class CustomerDto {
   @ApiProperty({ type: String, nullable: true, description: 'Billing address', example: 'Friedrichstr. 1\n10117 Berlin' }) billingAddress: string | null;
   @ApiProperty({ type: String, nullable: true, description: 'Default currency (null: the base currency)', example: 'EUR' }) defaultCurrency: string | null;
   @ApiProperty({ description: 'Payment terms in days', example: 30 }) paymentTermsDays: number;
-  @ApiProperty({ type: String, nullable: true, description: 'Credit limit in the base currency, in its minor units (a limit entered before the books were started: as entered)', example: '10000.00' }) creditLimit: string | null;
+  @ApiProperty({ type: String, nullable: true, description: 'Credit limit in the base currency, in its minor units (a limit entered before the books were started: as entered); null: no limit. An invoice that would take what the customer owes (open invoices less customer credit) above it is not issued unless an owner or admin overrides it', example: '10000.00' }) creditLimit: string | null;
   @ApiProperty({ type: String, nullable: true, format: 'date-time', description: 'When the customer was archived; null when active', example: null }) archivedAt: string | null;
   @ApiProperty({ format: 'date-time', description: 'Created at', example: '2026-01-02T10:00:00.000Z' }) createdAt: string;
   @ApiProperty({ format: 'date-time', description: 'Last changed at', example: '2026-01-02T10:00:00.000Z' }) updatedAt: string;
@@ -179,11 +179,17 @@ export class InvoiceQuery extends PageQuery {
 export class IssueInvoiceDto {
   @ApiPropertyOptional({ description: 'Rate to post a foreign-currency invoice at (default: the rate effective on the invoice date)', example: '1.0850000000' })
   @IsOptional() @Rate('rate') rate?: string;
+  @ApiPropertyOptional({
+    description: 'Issue even when the invoice takes what the customer owes above its credit limit (owner or admin only: 403 forbidden.role for another role, '
+      + 'whether or not the limit is reached); the override, the limit and the balance are recorded in the audit row of the issue',
+    example: false,
+  })
+  @IsOptional() @IsBoolean() overrideCreditLimit?: boolean;
 }
 
 @ApiSchema({ description: 'Void an issued invoice: its posting is reversed' })
 export class VoidInvoiceDto {
-  @ApiPropertyOptional({ description: 'Date of the reversal (default: the invoice date)', example: '2026-01-12' }) @IsOptional() @CalendarDate('date') date?: string;
+  @ApiPropertyOptional({ description: 'Date of the reversal (default: the invoice date, or the date of the last allocation or allocation reversal of the invoice when that is later; never before either)', example: '2026-01-12' }) @IsOptional() @CalendarDate('date') date?: string;
 }
 
 @ApiSchema({ description: 'A line to credit: the invoice line and how much of it' })
@@ -263,7 +269,8 @@ export class ReceivableAllocationDto {
   @ApiProperty({ type: String, nullable: true, format: 'uuid', description: 'Credit note applied', example: null }) creditNoteId: string | null;
   @ApiProperty({ description: 'Date', example: '2026-02-01' }) date: string;
   @ApiProperty({ description: 'Amount in the invoice currency (negative for a reversal)', example: '500.00' }) amount: string;
-  @ApiProperty({ description: 'Realized FX gain (positive) or loss (negative) in the base currency', example: '0.00' }) realizedFx: string;
+  @ApiProperty({ description: 'Realized FX gain (positive) or loss (negative) in the base currency: the payment\'s base less the invoice\'s, each as carried '
+    + '(at its own rate, or since an FX revaluation at the revaluation\'s: EUR 1,000 invoiced at 1.10, revalued at 1.15 and paid at 1.20 realizes 50.00)', example: '50.00' }) realizedFx: string;
   @ApiProperty({ type: String, nullable: true, format: 'uuid', description: 'The allocation this one reverses', example: null }) reversesAllocationId: string | null;
   @ApiProperty({ type: String, nullable: true, format: 'uuid', description: 'Journal entry posted for it (FX difference), if any', example: null }) entryId: string | null;
 }

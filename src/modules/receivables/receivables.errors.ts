@@ -16,7 +16,7 @@ export const ReceivablesErrors = defineErrorCodes({
   'receivables.invalid_amount': { status: 400, description: 'an amount has more decimals than its currency allows, or is zero' },
   'receivables.not_draft': { status: 409, description: 'the invoice is not a draft (issued invoices are immutable)' },
   'receivables.invalid_status': { status: 409, description: 'the document is not in a state that allows this' },
-  'receivables.has_allocations': { status: 409, description: 'a payment or credit note is allocated to the invoice: it cannot be voided' },
+  'receivables.has_allocations': { status: 409, description: 'payments or credit notes are allocated to the invoice (net of reversed allocations): it cannot be voided' },
   'receivables.over_allocation': { status: 409, description: 'the allocation is larger than what is open on the invoice' },
   'receivables.exceeds_payment': { status: 422, description: 'the allocations are larger than the payment (or its unallocated remainder)' },
   'receivables.exceeds_credit': { status: 409, description: 'the refund is larger than the customer credit left on the payment (neither allocated nor refunded)' },
@@ -29,5 +29,6 @@ export const ReceivablesErrors = defineErrorCodes({
   'receivables.buckets': { status: 400, description: 'buckets must be 1 to 10 ascending positive whole numbers of days, e.g. 15,30,60' },
   'receivables.nothing_to_credit': { status: 422, description: 'the credit note comes to 0.00 (what the lines credit has no amount): there is nothing to credit' },
   'receivables.due_before_invoice': { status: 422, description: 'the due date is before the invoice date' },
+  'receivables.credit_limit_exceeded': { status: 422, description: 'issuing the invoice would take what the customer owes (open invoices less customer credit, in the base currency) above its credit limit: nothing is written; an owner or admin may issue it with overrideCreditLimit: true' },
   'receivables.idempotency_conflict': { status: 409, description: 'the Idempotency-Key was already used with a different request (another payment, or another refund)' },
 });

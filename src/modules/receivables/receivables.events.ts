@@ -58,6 +58,31 @@ export const RECEIVABLES_EVENT_TYPES: DomainEventType[] = [
     example: { paymentId: '1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f', customerId: '0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01', paymentDate: '2026-02-01', currency: 'EUR', amount: '500.00', allocated: '500.00', entryId: '8a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b' },
   },
   {
+    type: 'payment.allocation_reversed', version: 1, category: 'finance',
+    description: 'An allocation of a customer payment to an invoice was reversed (a bounced payment, a mistake): the amount is open on the invoice again '
+      + 'and customer credit on the payment again (invoice.paid, emitted when the allocation paid the invoice in full, is not withdrawn: invoiceStatus says '
+      + 'what the invoice is now). allocationId is the new reversing allocation, reversesAllocationId the one reversed; entryId the entry that reversed '
+      + 'the realized FX of the original, null when it had none',
+    payloadSchema: {
+      type: 'object', additionalProperties: false,
+      required: ['allocationId', 'reversesAllocationId', 'paymentId', 'invoiceId', 'invoiceNumber', 'customerId', 'date', 'currency', 'amount', 'invoiceOpenAmount',
+        'invoiceStatus', 'paymentUnallocated', 'entryId'],
+      properties: {
+        allocationId: uuid, reversesAllocationId: uuid, paymentId: uuid, invoiceId: uuid, invoiceNumber: { type: 'string' }, customerId: uuid, date,
+        currency: { type: 'string' }, amount: { ...money, description: 'what was un-allocated (positive), in the payment and invoice currency' },
+        invoiceOpenAmount: { ...money, description: 'what is open on the invoice after the reversal' },
+        invoiceStatus: { enum: ['issued', 'partially_paid', 'paid'] },
+        paymentUnallocated: { ...money, description: 'the customer credit on the payment after the reversal: what of it is neither allocated nor refunded' },
+        entryId: { type: ['string', 'null'], format: 'uuid', description: 'the entry reversing the realized FX of the original allocation; null when it had none' },
+      },
+    },
+    example: {
+      allocationId: '3e4f5a6b-7c8d-4e9f-8a0b-1c2d3e4f5a6b', reversesAllocationId: '2d3e4f5a-6b7c-4d8e-9f0a-1b2c3d4e5f6a', paymentId: '1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f',
+      invoiceId: '5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10', invoiceNumber: 'INV-2026-000001', customerId: '0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01', date: '2026-02-03', currency: 'EUR',
+      amount: '500.00', invoiceOpenAmount: '1200.00', invoiceStatus: 'issued', paymentUnallocated: '500.00', entryId: null,
+    },
+  },
+  {
     type: 'payment.refunded', version: 1, category: 'finance',
     description: 'Customer credit (an unallocated payment remainder) was paid back to the customer and posted (AR debit, bank credit)',
     payloadSchema: {

@@ -5,7 +5,8 @@ import { BillingModule } from '../billing/billing.module.js';
 import { LedgerModule } from '../ledger/ledger.module.js';
 import { ControlAccounts } from '../ledger/control-accounts.js';
 import { JournalEntryOwners } from '../ledger/entry-owners.js';
-import { receivablesRepository } from './receivables.repository.js';
+import { fxOpenItems, receivablesRepository } from './receivables.repository.js';
+import { RevaluedSubledgers } from '../ledger/revalued-items.js';
 import { OrganizationsModule } from '../organizations/organizations.module.js';
 import { AgingService } from './aging.service.js';
 import { CustomersService } from './customers.service.js';
@@ -24,7 +25,8 @@ import { listOpenInvoicesTool } from './receivables.tools.js';
   exports: [CustomersService, InvoicesService, PaymentsService, AgingService, RevenueRecognitionService],
 })
 export class ReceivablesModule implements OnModuleInit {
-  constructor(private readonly tools: ToolRegistry, private readonly owners: JournalEntryOwners, private readonly controls: ControlAccounts) {}
+  constructor(private readonly tools: ToolRegistry, private readonly owners: JournalEntryOwners, private readonly controls: ControlAccounts,
+    private readonly revalued: RevaluedSubledgers) {}
 
   onModuleInit(): void {
     // its documents' postings are corrected through the documents, not reversed alone
@@ -38,6 +40,12 @@ export class ReceivablesModule implements OnModuleInit {
         { accountId: s.arAccountId, role: 'AR', postedThrough: 'invoices, credit notes, customer payments, allocations and refunds' },
         ...(s.deferredRevenueAccountId ? [{ accountId: s.deferredRevenueAccountId, role: 'deferred revenue', postedThrough: 'invoices, credit notes and revenue recognition' }] : []),
       ];
+    });
+    // the FX revaluation values the AR account per open invoice and payment credit, kept with each (the aging adds them)
+    this.revalued.register('receivables', 'debit', async (tx, asOf) => {
+      const s = await receivablesRepository.settings(tx.db, tx.orgId);
+      if (!s) return { accountIds: [], items: [] };
+      return { accountIds: [s.arAccountId], items: (await fxOpenItems(tx.db, tx.orgId, asOf)).map((i) => ({ ...i, accountId: s.arAccountId })) };
     });
     // the agents' list_open_invoices tool (reads semantic.v_ar_open as the run's user)
     this.tools.register(listOpenInvoicesTool);

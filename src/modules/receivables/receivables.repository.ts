@@ -81,6 +81,10 @@ const linesOf = prepare((p: { orgId: string; ids: string[] }) => qb.selectFrom('
   txtOrNull('l.service_start').as('serviceStart'), txtOrNull('l.service_end').as('serviceEnd'), txt('l.net_amount').as('netAmount'),
   txt('l.tax_amount').as('taxAmount'), txt('l.gross_amount').as('grossAmount'), 'l.credited_line_no as creditedLineNo',
 ]).where('l.org_id', '=', p.orgId).where('l.invoice_id', '=', sql<string>`any(${p.ids}::uuid[])`).orderBy('l.invoice_id').orderBy('l.line_no'));
+/** The credit limit (base currency; null: none) and name of the customer of an invoice: read with every issue. */
+const creditLimitOf = prepare((p: { orgId: string; id: string }) => qb.selectFrom('finance.invoices as i')
+  .innerJoin('finance.customers as c', (j) => j.onRef('c.org_id', '=', 'i.org_id').onRef('c.id', '=', 'i.customer_id'))
+  .select(['c.name', txtOrNull('c.credit_limit').as('creditLimit')]).where('i.org_id', '=', p.orgId).where('i.id', '=', p.id));
 /**
  * The issue's last statement: the next number of the series, the invoice marked issued with it, and the two rows that
  * carry the number (the outbox event, the audit row: their JSON as given, with `number` set from the statement's own).
@@ -246,6 +250,30 @@ export const receivablesRepository = {
    * Locks and reads an invoice in one statement. Only for what the row itself decides (a draft's issue): a waiter
    * gets the row as the locker committed it, but a subquery (the allocated sum) as of the statement's start.
    */
+  /** The name and credit limit of the customer of invoice `id` (undefined: no such invoice). */
+  async creditLimitOfInvoice(db: Db, orgId: string, id: string): Promise<{ name: string; creditLimit: string | null } | undefined> {
+    const [row] = await db.run(creditLimitOf({ orgId, id }));
+    return row;
+  },
+
+  /**
+   * Serializes the credit-limit checks of one customer until commit: two issues that each fit the limit alone but not
+   * together run one after the other, and the second reads the first's invoice (a statement after this one sees it).
+   */
+  async holdCustomerCredit(db: Db, orgId: string, customerId: string): Promise<void> {
+    await db.$executeRaw`SELECT pg_advisory_xact_lock(hashtext('finance.customer_credit:' || ${orgId}::uuid::text || ':' || ${customerId}::uuid::text))`;
+  },
+
+  /**
+   * What the customer owes now in the base currency: the open base of its issued invoices less its customer credit
+   * (payments neither allocated nor refunded), as the aging totals it (finance.receivable_open_amounts).
+   */
+  async customerOpenBase(db: Db, orgId: string, customerId: string): Promise<string> {
+    const [row] = await db.run(qb.selectFrom('finance.receivable_open_amounts').select(sql<string>`coalesce(sum(open_base), 0)::text`.as('open'))
+      .where('org_id', '=', orgId).where('customer_id', '=', customerId).where('open_base', '<>', 0 as never));
+    return row.open;
+  },
+
   async getInvoiceLocked(db: Db, orgId: string, id: string): Promise<InvoiceRow | undefined> {
     const [row] = await db.run(invoiceLocked({ orgId, id }));
     return row as InvoiceRow | undefined;
@@ -438,6 +466,61 @@ export interface AgingPageRow {
 export async function effectiveRate(db: Db, currency: string, date: string): Promise<string | null> {
   const [row] = await db.$queryRaw<{ rate: string | null }[]>`SELECT finance.effective_rate(${currency}, ${date}::date)::text AS rate`;
   return row.rate;
+}
+
+/**
+ * The foreign-currency receivables as of `asOf` for the FX revaluation: each issued invoice and each customer payment's
+ * credit with what is open of it (its currency) and its base in the aging (negative for a credit), both from the
+ * settlements and revaluations dated by then, and the rate it is carried at (the last revaluation's, else its own). An
+ * invoice voided by then is open for nothing but may still carry a revaluation (taken back). Items with nothing open
+ * and nothing carried are left out.
+ */
+export async function fxOpenItems(db: Db, orgId: string, asOf: string): Promise<{ documentId: string; currency: string; open: string; carried: string; carriedRate: string }[]> {
+  return db.$queryRaw`
+    WITH docs AS (
+      SELECT i.id AS document_id, i.currency, i.rate AS own_rate,
+        CASE WHEN i.voided_on <= ${asOf}::date THEN 0 ELSE i.total - coalesce((SELECT sum(a.amount) FROM finance.receivable_allocations a
+          WHERE a.org_id = i.org_id AND a.invoice_id = i.id AND a.allocation_date <= ${asOf}::date), 0) END AS open,
+        CASE WHEN i.voided_on <= ${asOf}::date THEN 0 ELSE coalesce(i.base_total, 0) - coalesce((SELECT sum(a.invoice_base) FROM finance.receivable_allocations a
+          WHERE a.org_id = i.org_id AND a.invoice_id = i.id AND a.allocation_date <= ${asOf}::date), 0) END AS base
+      FROM finance.invoices i JOIN finance.receivable_open_amounts o ON o.org_id = i.org_id AND o.document_id = i.id
+      WHERE i.org_id = ${orgId}::uuid AND i.kind = 'invoice' AND i.status <> 'draft' AND i.invoice_date <= ${asOf}::date
+        -- open now, or settled (or revalued) after the date: an item settled by then and carrying nothing has nothing to revalue
+        AND (o.open_base <> 0 OR o.settled_through > ${asOf}::date)
+        AND i.currency <> (SELECT st.base_currency FROM finance.settings st WHERE st.org_id = ${orgId}::uuid)
+      UNION ALL
+      SELECT p.id, p.currency, p.rate,
+        -(p.amount - coalesce((SELECT sum(a.amount) FROM finance.receivable_allocations a
+            WHERE a.org_id = p.org_id AND a.payment_id = p.id AND a.allocation_date <= ${asOf}::date), 0)
+          - coalesce((SELECT sum(r.amount) FROM finance.customer_refunds r WHERE r.org_id = p.org_id AND r.payment_id = p.id AND r.refund_date <= ${asOf}::date), 0)),
+        o.base_amount + coalesce((SELECT sum(a.source_base) FROM finance.receivable_allocations a
+            WHERE a.org_id = p.org_id AND a.payment_id = p.id AND a.allocation_date <= ${asOf}::date), 0)
+          + coalesce((SELECT sum(r.source_base) FROM finance.customer_refunds r WHERE r.org_id = p.org_id AND r.payment_id = p.id AND r.refund_date <= ${asOf}::date), 0)
+      FROM finance.customer_payments p JOIN finance.receivable_open_amounts o ON o.org_id = p.org_id AND o.document_id = p.id
+      WHERE p.org_id = ${orgId}::uuid AND p.payment_date <= ${asOf}::date AND (o.open_base <> 0 OR o.settled_through > ${asOf}::date)
+        AND p.currency <> (SELECT st.base_currency FROM finance.settings st WHERE st.org_id = ${orgId}::uuid))
+    SELECT d.document_id::text AS "documentId", d.currency, d.open::text AS open, (d.base + coalesce(v.base, 0))::text AS carried,
+      coalesce(v.rate, d.own_rate)::text AS "carriedRate"
+    FROM docs d LEFT JOIN LATERAL (
+      SELECT sum(x.base_delta) AS base, (array_agg(x.rate ORDER BY x.revaluation_date DESC, x.seq DESC))[1] AS rate
+      FROM finance.fx_revaluation_items x WHERE x.org_id = ${orgId}::uuid AND x.document_id = d.document_id AND x.revaluation_date <= ${asOf}::date) v ON true
+    WHERE d.open <> 0 OR d.base + coalesce(v.base, 0) <> 0
+    ORDER BY d.document_id`;
+}
+
+/**
+ * What an FX revaluation left a receivable carrying now: its open base (the aging's; a payment's credit negative) and
+ * the rate of its last revaluation row. Only documents with such rows are answered: the others carry their own rate.
+ */
+export async function revaluedCarrying(db: Db, orgId: string, documentIds: string[]): Promise<Map<string, { base: string; rate: string }>> {
+  if (!documentIds.length) return new Map();
+  const rows = await db.$queryRaw<{ id: string; base: string; rate: string }[]>`
+    SELECT o.document_id::text AS id, o.open_base::text AS base, x.rate::text AS rate
+    FROM finance.receivable_open_amounts o CROSS JOIN LATERAL (
+      SELECT r.rate FROM finance.fx_revaluation_items r WHERE r.org_id = o.org_id AND r.document_id = o.document_id
+      ORDER BY r.revaluation_date DESC, r.seq DESC LIMIT 1) x
+    WHERE o.org_id = ${orgId}::uuid AND o.document_id = any(${documentIds}::uuid[])`;
+  return new Map(rows.map((r) => [r.id, { base: r.base, rate: r.rate }]));
 }
 
 /** One row of semantic.v_ar_open as the agents' list_open_invoices tool hands it to a model. */

@@ -1,0 +1,49 @@
+import { Injectable } from '@nestjs/common';
+import type { TenantTx } from '../../platform/database/database.service.js';
+
+/** The subledgers whose control accounts are revalued per open item (finance.fx_revaluation_items.subledger). */
+export type Subledger = 'receivables' | 'payables';
+
+/**
+ * A foreign-currency open item of a subledger as of a date (an invoice, a bill, a payment's credit), signed as its
+ * aging shows it: a receivable or payable positive, a payment's credit negative.
+ */
+export interface OpenItem {
+  /** the control account that carries it */
+  accountId: string;
+  currency: string;
+  /** the invoice, bill or payment */
+  documentId: string;
+  /** what is open of it in its currency */
+  open: string;
+  /** its base value in the aging (and in the control account): the document's, changed by its allocations and revaluations */
+  carried: string;
+  /** the rate it is carried at: the last revaluation's, else the document's */
+  carriedRate: string;
+}
+
+/** A subledger's control accounts and its foreign-currency open items as of `asOf` (items carried at 0 with nothing open left out). */
+export type OpenItemsLookup = (tx: TenantTx, asOf: string) => Promise<{ accountIds: string[]; items: OpenItem[] }>;
+
+/**
+ * The subledgers (receivables, payables) whose control accounts the FX revaluation values per open item rather than as
+ * one balance: each item is valued at the date's rate and its change is kept per item (finance.fx_revaluation_items),
+ * so the aging, which adds those changes, stays equal to the control account, and an allocation settles what the item
+ * carries since (its realized result is only what the rate moved after the revaluation). `side`: where the aging's
+ * amounts sit on the account (AR: debit, AP: credit). Each module registers a lookup over its own tables at init.
+ */
+@Injectable()
+export class RevaluedSubledgers {
+  private readonly lookups = new Map<Subledger, { side: 'debit' | 'credit'; lookup: OpenItemsLookup }>();
+
+  register(subledger: Subledger, side: 'debit' | 'credit', lookup: OpenItemsLookup): void {
+    if (this.lookups.has(subledger)) throw new Error(`revalued open items of ${subledger} are already registered`);
+    this.lookups.set(subledger, { side, lookup });
+  }
+
+  async openItems(tx: TenantTx, asOf: string): Promise<{ subledger: Subledger; side: 'debit' | 'credit'; accountIds: string[]; items: OpenItem[] }[]> {
+    const out = [];
+    for (const [subledger, { side, lookup }] of this.lookups) out.push({ subledger, side, ...(await lookup(tx, asOf)) });
+    return out;
+  }
+}
