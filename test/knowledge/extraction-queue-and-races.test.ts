@@ -191,10 +191,10 @@ describe('knowledge: a bounded extraction queue, and documents added to a collec
     expect(await titles(a)).not.toContain('a-3.pdf');
   });
 
-  it('a note added while its collection is being deleted (the insert\'s key check waits on the deletion\'s lock) is a 404 knowledge_collection.not_found, nothing stored', async () => {
+  it('a note added while its collection is being deleted (its lock of the collection waits on the deletion\'s) is a 404 knowledge_collection.not_found, nothing stored', async () => {
     const doomed = (await t.http.post(url(a, 'collections')).set(a.owner.auth).send({ name: 'Doomed notes', readRoles: [] }).expect(201)).body.id;
     const before = await stored(a);
-    // the deletion stops once it holds the collection's row lock, until the note's insert has been sent
+    // the deletion stops once it holds the collection's row lock, until the note's lock of it has been sent
     const locked = gate();
     const proceed = gate();
     const lock = knowledgeRepository.lockCollection.bind(knowledgeRepository);
@@ -203,24 +203,24 @@ describe('knowledge: a bounded extraction queue, and documents added to a collec
       locked.open();
       await proceed.opened;
     });
-    const inserting = gate();
-    const createDocument = knowledgeRepository.createDocument.bind(knowledgeRepository);
-    jest.spyOn(knowledgeRepository, 'createDocument').mockImplementation((...args) => {
-      const inserted = createDocument(...args);
-      inserting.open();
-      return inserted;
+    const sharing = gate();
+    const shareCollection = knowledgeRepository.shareCollection.bind(knowledgeRepository);
+    jest.spyOn(knowledgeRepository, 'shareCollection').mockImplementation((...args) => {
+      const shared = shareCollection(...args);
+      sharing.open();
+      return shared;
     });
 
     const deletion = send(t.http.delete(url(a, `collections/${doomed}`)).set(a.owner.auth));
     await locked.opened;
-    // the note's check of the collection passes (the row is still there), its insert then waits on the lock
+    // the note's check of the collection passes (the row is still there), its lock of the row (FOR KEY SHARE) then waits
     const note = send(t.http.post(url(a, 'documents')).set(a.owner.auth).send({ collectionId: doomed, title: 'Late note', text: 'Too late.' }));
-    await inserting.opened;
-    // the insert is blocked on the deletion's row lock (its key check): seen in pg_stat_activity, not guessed from a delay
+    await sharing.opened;
+    // the lock waits on the deletion's: seen in pg_stat_activity, not guessed from a delay
     let waits = false;
     for (let tries = 0; !waits && tries < 2000; tries++) {
       waits = (await t.db.admin.query(
-        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query ILIKE 'insert into "ai"."knowledge_documents"%'`)).rows[0].n > 0;
+        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query ILIKE '%ai.lock_knowledge_collection(%'`)).rows[0].n > 0;
     }
     expect(waits).toBe(true);
     proceed.open();
@@ -234,15 +234,15 @@ describe('knowledge: a bounded extraction queue, and documents added to a collec
     expect((await t.db.admin.query('SELECT count(*)::int AS n FROM ai.knowledge_collections WHERE id = $1', [doomed])).rows[0].n).toBe(0);
   });
 
-  it('an upload whose collection is deleted after its check and before its insert (the row policy refuses it) is a 404 knowledge_collection.not_found, nothing stored', async () => {
+  it('an upload whose collection is deleted after its check and before its lock of the collection is a 404 knowledge_collection.not_found, nothing stored', async () => {
     const doomed = (await t.http.post(url(a, 'collections')).set(a.owner.auth).send({ name: 'Doomed uploads', readRoles: [] }).expect(201)).body.id;
     const before = await stored(a);
-    const createDocument = knowledgeRepository.createDocument.bind(knowledgeRepository);
+    const shareCollection = knowledgeRepository.shareCollection.bind(knowledgeRepository);
     let deleted = 0;
-    // between the upload's last check of the collection and its insert, the collection is deleted (and committed)
-    jest.spyOn(knowledgeRepository, 'createDocument').mockImplementation(async (...args) => {
+    // between the upload's last check of the collection and its lock of it, the collection is deleted (and committed)
+    jest.spyOn(knowledgeRepository, 'shareCollection').mockImplementation(async (...args) => {
       deleted = (await t.http.delete(url(a, `collections/${doomed}`)).set(a.owner.auth)).status;
-      return createDocument(...args);
+      return shareCollection(...args);
     });
 
     const res = await t.http.post(url(a, `collections/${doomed}/documents`)).set(a.owner.auth)

@@ -1,8 +1,9 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { knowledgeRepository } from '../../src/modules/knowledge/knowledge.repository.js';
+import { PdfTextExtractor } from '../../src/modules/knowledge/pdf-text-extraction.js';
 import { pauseNext, releaseAll, waitsForLockOrAnswers } from '../auth/lock-order.js';
 import { onPlan, orgWithRoles, type OrgWithRoles } from '../support/factories.js';
-import { startKnowledgeApp, type KnowledgeApp } from './knowledge-support.js';
+import { makePdf, startKnowledgeApp, type KnowledgeApp } from './knowledge-support.js';
 
 /**
  * The knowledge base had no plan limit: an organization could store any number of documents and any amount of text.
@@ -50,6 +51,60 @@ describe('knowledge: the plan limits the documents and the text of the knowledge
     await emptyKnowledgeBase();
   });
   afterAll(() => t?.close());
+
+  /**
+   * An upload to a full knowledge base was read and its text extracted (a slot of the extraction queue, a worker) before
+   * the check after extraction refused it. The limits as they stand are now checked before the file is read: the same
+   * 402, and the extractor is never called.
+   */
+  it('refuses an upload to a knowledge base at its documents or text limit before its file is read: the same 402, no extraction', async () => {
+    const extractor = t.app.get(PdfTextExtractor);
+    const extractions = [jest.spyOn(extractor, 'extract'), jest.spyOn(extractor, 'extractHtml')];
+    const extracted = () => extractions.reduce((n, spy) => n + spy.mock.calls.length, 0);
+    const uploadFile = (path: string, name: string, bytes: Buffer, contentType: string) => t.http.post(url(path)).set(org.users.member.auth)
+      .attach('file', bytes, { filename: name, contentType }).then((r) => r);
+    const pdf = makePdf(['A PDF that is never read.']);
+    const html = Buffer.from('<html><body><p>An HTML file that is never read.</p></body></html>');
+
+    // at the documents limit: as a note is refused, by the check under the counted limits' lock
+    await limits(1, null);
+    const first = await note(shared, 'Only one', 'a'.repeat(600));
+    expect(first.status).toBe(201);
+    const note402 = await note(shared, 'Second', 'One too many.');
+    expect([note402.status, note402.body.error.details.feature]).toEqual([402, 'knowledge_documents']);
+    const before = await stored();
+    for (const [name, bytes, type] of [['second.pdf', pdf, 'application/pdf'], ['second.html', html, 'text/html']] as const) {
+      const res = await uploadFile(`collections/${shared}/documents`, name, bytes, type);
+      expect(res.status).toBe(402);
+      expect(res.body.error).toEqual(note402.body.error);
+    }
+    // a version takes no document: read and extracted as ever
+    expect((await uploadFile(`documents/${first.body.id}/versions`, 'v2.html', html, 'text/html')).status).toBe(201);
+    expect(extracted()).toBe(1);
+    expect(await stored()).toEqual({ ...before, versions: before.versions + 1, bytes: expect.any(Number), jobs: before.jobs + 1, audits: before.audits + 1 });
+
+    // at the text limit: as a restore is refused, by the check under the lock
+    await limits(null, (await stored()).bytes);
+    const restore402 = await t.http.post(url(`documents/${first.body.id}/versions/1/restore`)).set(org.users.member.auth);
+    expect([restore402.status, restore402.body.error.details.feature]).toEqual([402, 'knowledge_storage_bytes']);
+    const full = await stored();
+    const version = await uploadFile(`documents/${first.body.id}/versions`, 'v3.pdf', pdf, 'application/pdf');
+    expect(version.status).toBe(402);
+    expect(version.body.error).toEqual(restore402.body.error);
+    const document = await uploadFile(`collections/${shared}/documents`, 'other.html', html, 'text/html');
+    expect(document.status).toBe(402);
+    expect(document.body.error).toEqual(restore402.body.error);
+    // over it (the plan lowered): the same
+    await limits(null, full.bytes - 1);
+    const over = await uploadFile(`documents/${first.body.id}/versions`, 'v3.html', html, 'text/html');
+    expect([over.status, over.body.error.code, over.body.error.details]).toEqual([402, 'billing.limit_reached',
+      { app: 'omnizen', feature: 'knowledge_storage_bytes', plan: 'professional', limit: full.bytes - 1, usage: full.bytes, upgradeTo: 'enterprise' }]);
+
+    // no file of a refused upload reached the extractor, nothing was stored
+    expect(extracted()).toBe(1);
+    expect(extractor.queued()).toBe(0);
+    expect(await stored()).toEqual(full);
+  });
 
   it('has defaults per plan in the catalog, and shows the usage in the entitlements', async () => {
     const { rows } = await t.db.admin.query(

@@ -8,9 +8,12 @@ import { startKnowledgeApp, type KnowledgeApp } from './knowledge-support.js';
  * A new version of a document and the deletion of its collection took their locks in opposite orders: the version
  * locked its document, then its insert's key check waited for the collection's row; the deletion locked the
  * collection's row, then waited for the document's to delete it. Each waited for the other and PostgreSQL cancelled
- * one (a 409). Now both lock the document first: whichever comes second waits for the first, then sees what it did.
+ * one (a 409). The deletion then locked the documents first, which left a window: a document committed between its two
+ * locks, then given a new version before its DELETE, deadlocked the same way. Now every writer locks the collection's
+ * row first (a new document or version FOR KEY SHARE, the deletion FOR UPDATE), then the document's: whichever comes
+ * second waits for the first, then sees what it did.
  */
-describe('knowledge: a new version and the deletion of its collection lock the document, then the collection', () => {
+describe('knowledge: new documents, new versions and the deletion of their collection lock the collection, then the document', () => {
   let t: KnowledgeApp;
   let org: OrgWithRoles;
 
@@ -24,6 +27,8 @@ describe('knowledge: a new version and the deletion of its collection lock the d
   // by a member: the version needs no admin role, the deletion is the owner's
   const uploadVersion = (documentId: string) => t.http.post(url(`documents/${documentId}/versions`)).set(org.users.member.auth)
     .attach('file', Buffer.from('Version two.'), { filename: 'v2.txt', contentType: 'text/plain' }).then((r) => r);
+  const createNote = (collection: string, title: string) => t.http.post(url('documents')).set(org.users.member.auth)
+    .send({ collectionId: collection, title, text: `The text of ${title}.` }).then((r) => r);
   const deleteCollection = (collection: string) => t.http.delete(url(`collections/${collection}`)).set(org.users.owner.auth).then((r) => r);
   const stored = async (collection: string, document: string) => (await t.db.admin.query(
     `SELECT (SELECT count(*) FROM ai.knowledge_collections WHERE org_id = $1 AND id = $2)::int AS collections,
@@ -79,5 +84,48 @@ describe('knowledge: a new version and the deletion of its collection lock the d
     expect((await deletion).status).toBe(204);
     // deleted after the version committed: its event names version 2, and nothing of the document is left
     expect(await stored(collection, document)).toEqual({ collections: 0, documents: 0, versions: 0, deletedEvents: [2], versionAudits: 1 });
+  });
+
+  it('a document created while the deletion starts, then given a new version before the DELETE, waits with it: no deadlock', async () => {
+    const { collection, document } = await setUp('Created meanwhile');
+    // the deletion has read its collection and is at its lock of the collection (the documents-first order had locked
+    // the documents there already); a document is created and committed meanwhile
+    const locking = pauseNext(knowledgeRepository, 'lockCollection');
+    const deleting = pauseNext(knowledgeRepository, 'deleteDocumentsOf');
+    const deletion = deleteCollection(collection);
+    await locking.reached;
+    const created = await createNote(collection, 'Meanwhile');
+    expect(created.status).toBe(201);
+    locking.release();
+    // the deletion holds its locks and has deleted nothing yet; a new version of the new document comes
+    await deleting.reached;
+    const version = uploadVersion(created.body.id);
+    expect(await waitsForLockOrAnswers(t.db.admin, version, deleting)).toBe('waiting');
+    deleting.release();
+
+    expect((await deletion).status).toBe(204);
+    const res = await version;
+    expect(res.status).toBe(404);
+    expect(res.body.error).toEqual({ code: 'knowledge_document.not_found', message: `knowledge_document ${created.body.id} was not found` });
+    // both documents went with their collection, each with its event; no version 2 was added, nor audited
+    expect(await stored(collection, created.body.id)).toEqual({ collections: 0, documents: 0, versions: 0, deletedEvents: [1], versionAudits: 0 });
+    expect(await stored(collection, document)).toEqual({ collections: 0, documents: 0, versions: 0, deletedEvents: [1], versionAudits: 0 });
+  });
+
+  it('a collection deleted while a document is being created in it waits for the document, then deletes it with its event', async () => {
+    const { collection } = await setUp('Document first');
+    // the creation holds the collection's lock and has not inserted its document yet
+    const paused = pauseNext(knowledgeRepository, 'createDocument');
+    const creation = createNote(collection, 'Being created');
+    await paused.reached;
+    const deletion = deleteCollection(collection);
+    expect(await waitsForLockOrAnswers(t.db.admin, deletion, paused)).toBe('waiting');
+    paused.release();
+
+    const res = await creation;
+    expect(res.status).toBe(201);
+    expect((await deletion).status).toBe(204);
+    // deleted after the creation committed: with its event, and nothing of it is left
+    expect(await stored(collection, res.body.id)).toEqual({ collections: 0, documents: 0, versions: 0, deletedEvents: [1], versionAudits: 0 });
   });
 });

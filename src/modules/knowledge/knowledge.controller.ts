@@ -257,7 +257,8 @@ export class KnowledgeUploadsController {
   @ApiErrorCodes(...UPLOAD_ERRORS)
   async upload(@IdParam('collectionId', 'knowledge_collection') id: string, @Preflight() preflight: PreflightTenant, @Req() req: FastifyRequest): Promise<DocumentDto> {
     const tenant = openTenant(this.db, preflight);
-    await tenant((tx) => this.knowledge.getCollection(tx, id));
+    // the collection, and the plan's limits as they stand: a full knowledge base is refused before the file is read
+    await tenant((tx) => this.knowledge.beforeUpload(tx, id));
     const { fields, file } = await readUpload(req, this.config.knowledge.maxUploadBytes, this.pdf, preflight.orgId);
     // createFromUpload checks the collection again: it may have gone while the body was read
     return tenant((tx) => this.knowledge.createFromUpload(tx, id, fields, file));
@@ -274,7 +275,7 @@ export class KnowledgeUploadsController {
   @ApiErrorCodes(...UPLOAD_ERRORS)
   async addVersion(@IdParam('documentId', 'knowledge_document') id: string, @Preflight() preflight: PreflightTenant, @Req() req: FastifyRequest): Promise<DocumentDto> {
     const tenant = openTenant(this.db, preflight);
-    await tenant((tx) => this.knowledge.getDocument(tx, id));
+    await tenant((tx) => this.knowledge.beforeVersionUpload(tx, id));
     const { file } = await readUpload(req, this.config.knowledge.maxUploadBytes, this.pdf, preflight.orgId);
     // addVersion locks the document and checks it again: it may have gone while the body was read
     return tenant((tx) => this.knowledge.addVersion(tx, id, file));

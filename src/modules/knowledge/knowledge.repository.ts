@@ -221,8 +221,8 @@ export const knowledgeRepository = {
   },
 
   /**
-   * Locks the collection's documents' rows (FOR UPDATE, by id) until the transaction ends: a new version of one (which
-   * locks its document first, then its insert's key check the collection's row) finishes before, or waits.
+   * Locks the collection's documents' rows (FOR UPDATE, in id order) until the transaction ends, after the collection's
+   * row (lockCollection): in the order reindexStale locks documents, so the two never wait for each other in a cycle.
    */
   async lockDocumentsOf(db: Db, orgId: string, collectionId: string): Promise<void> {
     await db.run(qb.selectFrom('ai.knowledge_documents').select('id').where('org_id', '=', orgId).where('collection_id', '=', collectionId)
@@ -238,9 +238,22 @@ export const knowledgeRepository = {
     return { documents: Number(row.documents), textBytes: Number(row.text_bytes) };
   },
 
-  /** Locks the collection's row (FOR UPDATE) until the transaction ends: a document inserted into it waits meanwhile. */
+  /**
+   * Locks the collection's row (FOR UPDATE) until the transaction ends, before its documents': a new document or version
+   * (shareCollection first) waits meanwhile, or is waited for.
+   */
   async lockCollection(db: Db, orgId: string, id: string): Promise<void> {
     await db.run(qb.selectFrom('ai.knowledge_collections').select('id').where('org_id', '=', orgId).where('id', '=', id).forUpdate());
+  },
+
+  /**
+   * Locks the collection's row FOR KEY SHARE until the transaction ends (ai.lock_knowledge_collection, in the request's
+   * organization): what a new document or version takes first, before its document's row, so a deletion of the
+   * collection (lockCollection first) and the write wait for each other in one order. false when the row is gone.
+   */
+  async shareCollection(db: Db, id: string): Promise<boolean> {
+    const [row] = await db.$queryRaw<{ found: boolean }[]>`SELECT ai.lock_knowledge_collection(${id}::uuid) AS found`;
+    return row.found;
   },
 
   /** Deletes the collection's documents (their versions and chunks cascade): the ids and latest versions deleted. */

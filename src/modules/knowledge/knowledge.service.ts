@@ -111,17 +111,17 @@ export class KnowledgeService {
 
   /**
    * Deletes the collection with its documents, versions and chunks, and emits knowledge_document.deleted for each
-   * document, as deleting one does. Locks in the order every writer of a document takes them, the document's row
-   * before the collection's (a new version locks its document, then its insert's key check takes the collection's
-   * row): its documents' rows first, so a new version being added finishes first (and is deleted with its document)
-   * or waits and then finds its document gone (404); then the collection's row, so a document added meanwhile is
-   * either committed before (and deleted here, with its event) or waits, then fails on the collection gone. The
-   * other order deadlocked with a new version (one of the two a 409).
+   * document, as deleting one does. Locks in the order every writer of a document takes them, the collection's row
+   * first (a new document or version takes it FOR KEY SHARE before its document's: shareCollection), then its
+   * documents': a document or version being added finishes first (and is deleted here, with its event) or waits, then
+   * finds the collection or document gone (404). Locking the documents first left a window: a document committed
+   * between the two locks, then given a new version (its document locked, its insert waiting for the collection's
+   * row) before the DELETE, deadlocked with it.
    */
   async deleteCollection(tx: TenantTx, id: string): Promise<void> {
     const before = await this.getCollection(tx, id);
-    await repo.lockDocumentsOf(tx.db, tx.orgId, id);
     await repo.lockCollection(tx.db, tx.orgId, id);
+    await repo.lockDocumentsOf(tx.db, tx.orgId, id);
     const documents = await repo.deleteDocumentsOf(tx.db, tx.orgId, id);
     await repo.deleteCollection(tx.db, tx.orgId, id);
     await this.audit.record(tx, { action: 'knowledge.collection_deleted', entityType: 'knowledge_collection', entityId: id, before: { ...before, documents: documents.length } });
@@ -145,6 +145,31 @@ export class KnowledgeService {
     return d;
   }
 
+  /**
+   * Before an upload's body is read (the collection's, or the document's for a new version): the plan's limits as they
+   * stand, without the counted limits' lock. A knowledge base at its documents limit (a new document), or at or over its
+   * text limit (any upload holds one byte of text at least), is refused at once, the 402 billing.limit_reached the
+   * check after extraction would answer, rather than after its file was read and its text extracted (a slot of the
+   * extraction queue, a worker's CPU). That check, under the lock, stays the one that counts.
+   */
+  async roomForUpload(tx: TenantTx, newDocument: boolean): Promise<void> {
+    const { documents, textBytes } = await repo.usage(tx.db);
+    if (newDocument) await this.entitlements.enforceWithin(tx, KNOWLEDGE_APP, DOCUMENTS_LIMIT, documents + 1);
+    await this.entitlements.enforceWithin(tx, KNOWLEDGE_APP, STORAGE_LIMIT, textBytes + 1);
+  }
+
+  /** The checks of an upload of a new document before its body is read: the collection (404), then roomForUpload. */
+  async beforeUpload(tx: TenantTx, collectionId: string): Promise<void> {
+    await this.getCollection(tx, collectionId);
+    await this.roomForUpload(tx, true);
+  }
+
+  /** The checks of an upload of a new version before its body is read: the document (404), then roomForUpload. */
+  async beforeVersionUpload(tx: TenantTx, documentId: string): Promise<void> {
+    await this.getDocument(tx, documentId);
+    await this.roomForUpload(tx, false);
+  }
+
   /** A new document from an upload (version 1); ingestion is queued in the same transaction. */
   async createFromUpload(tx: TenantTx, collectionId: string, fields: { title?: string; tags: string[] }, file: UploadedText): Promise<DocumentDto> {
     await this.getCollection(tx, collectionId);
@@ -163,13 +188,15 @@ export class KnowledgeService {
 
   /**
    * The document's row and its version 1. The collection was read just before, but a deletion of it may commit between
-   * that read and this insert: before the insert starts, the row's policy finds the collection no longer readable
-   * (42501); while it runs, its key check waits on deleteCollection's row lock, then finds the row gone (23503). Either
-   * is the 404 the read would have answered a moment later (as for a collection no longer readable by the caller's
-   * role), not a 403 forbidden or a 409 conflict.reference.
+   * that read and this insert: its row is locked first (FOR KEY SHARE, the order deleteCollection takes: collection,
+   * then documents), so a deletion under way is waited for, and then the collection is gone. The insert's policy still
+   * refuses a collection no longer readable by the caller's role (its read_roles changed meanwhile: 42501), and its key
+   * check stays (23503). Each is the 404 the read would have answered a moment later, not a 403 forbidden or a 409
+   * conflict.reference.
    */
   private async create(tx: TenantTx, d: { collectionId: string; title: string; source: string; sourceUrl?: string; tags: string[] }, file: UploadedText): Promise<DocumentDto> {
     const gone = () => KnowledgeErrors.notFound('knowledge_collection', d.collectionId);
+    if (!(await repo.shareCollection(tx.db, d.collectionId))) throw gone();
     // the plan's documents (402 at the limit), under the counted limits' lock held to the end: the text's check below
     await this.entitlements.enforce(tx, { app: KNOWLEDGE_APP, feature: DOCUMENTS_LIMIT, consumes: true });
     const doc = await translateDatabaseError(repo.createDocument(tx.db, tx.orgId, { ...d, createdBy: userOf(tx) }), {
@@ -187,11 +214,13 @@ export class KnowledgeService {
 
   /**
    * A new version of a document from an upload: it replaces the indexed one in search once ingested. Locks the
-   * document's row first, then the counted limits' (the plan's text limit), then its insert's key check the
-   * collection's row: the order deleteCollection takes them in (documents, then collection).
+   * collection's row first (FOR KEY SHARE; a document never changes collection), then the document's, then the counted
+   * limits' (the plan's text limit): the order deleteCollection takes them in (collection, then documents). A
+   * deletion under way is waited for, and then the document is gone (404).
    */
   async addVersion(tx: TenantTx, documentId: string, file: UploadedText, restoredFrom: number | null = null): Promise<DocumentDto> {
-    const before = await repo.getDocument(tx.db, tx.orgId, documentId, true);
+    const seen = await repo.getDocument(tx.db, tx.orgId, documentId);
+    const before = seen && (await repo.shareCollection(tx.db, seen.collectionId)) ? await repo.getDocument(tx.db, tx.orgId, documentId, true) : undefined;
     if (!before) throw KnowledgeErrors.notFound('knowledge_document', documentId);
     // a knowledge base at its text limit takes no version (402); the lock is held to the check of this one's text
     await this.entitlements.enforce(tx, { app: KNOWLEDGE_APP, feature: STORAGE_LIMIT, consumes: true });
