@@ -125,6 +125,9 @@ describe('documented error codes of checkout and portal, as answered', () => {
     const cyOrg = await createOrg(bare, cy, 'No Stripe Ltd');
     await customer(bare, { userId: cy.id }, 'cus_test_cy');
     await customer(bare, { orgId: cyOrg }, 'cus_test_cy_org');
+    const locks = async () => (await bare.db.admin.query(
+      `SELECT org_id::text AS org, app_id AS app, checkout_key AS key FROM hub.limit_locks WHERE org_id = ANY ($1::uuid[]) ORDER BY org_id, app_id`, [[cy.personalOrgId, cyOrg]])).rows;
+    const before = await locks();
     const answers = await Promise.all([
       bare.http.post('/v1/me/billing/checkout').set(cy.auth).send({ app: 'app_securevault', plan: 'pro' }),
       bare.http.post(`/v1/orgs/${cyOrg}/billing/checkout`).set(cy.auth).send({ app: 'omnizen', plan: 'professional' }),
@@ -134,5 +137,7 @@ describe('documented error codes of checkout and portal, as answered', () => {
     const refused = [503, 'billing.stripe_not_configured', 'Stripe is not configured on this server (STRIPE_SECRET_KEY is missing)'];
     expect(answers.map(errorOf)).toEqual([refused, refused, refused, refused]);
     expect([await billingAudits(bare, cy.personalOrgId), await billingAudits(bare, cyOrg)]).toEqual([[], []]);
+    // refused before any work: no checkout lock row created (nor key drawn) for either
+    expect(await locks()).toEqual(before);
   });
 });

@@ -8,6 +8,7 @@ import { subscriptionPayload } from './stripe-webhook.service.js';
 import { billingRepository as repo, type EndingTrial } from './billing.repository.js';
 import { DAY_MS } from './subscription-status.js';
 import { CHECKOUT_DOUBT_MS } from './checkout.service.js';
+import { StripeClient } from './stripe.client.js';
 
 /** How long before a trial's end its `subscription.trial_ending` goes out (as Stripe's trial_will_end: three days). */
 export const TRIAL_ENDING_NOTICE_MS = 3 * DAY_MS;
@@ -23,7 +24,8 @@ const DEFAULT_TRIAL_APPS = ['omnizen'];
  * or the subscription was provisioned without Stripe. A Stripe trial is left to Stripe, which may convert
  * it to paid: its end makes it read-only meanwhile (accessFor), not canceled. And records when the grace period of a
  * past_due subscription the Hub provisioned by SQL started (recordPastDueStarts), as Stripe's events record theirs. And
- * drops the checkout keys left in doubt past Stripe's idempotency window, with their parameters (dropStaleCheckoutKeys).
+ * drops the checkout keys left in doubt past Stripe's idempotency window, with their parameters (dropStaleCheckoutKeys). And
+ * expires the Checkout sessions of overtaken checkouts that Stripe failed to expire then (expireLeftCheckoutSessions).
  */
 @Injectable()
 export class BillingExpiryJob {
@@ -33,6 +35,7 @@ export class BillingExpiryJob {
     private readonly privileged: PrivilegedDatabase,
     private readonly audit: AuditService,
     private readonly clock: Clock,
+    private readonly stripe: StripeClient,
   ) {}
 
   @Cron(CronExpression.EVERY_10_MINUTES, { name: 'billing-expiry' })
@@ -41,6 +44,38 @@ export class BillingExpiryJob {
     await this.noticeEndingTrials().catch((err) => this.logger.error(`trial-ending notices failed: ${(err as Error).message}`));
     await this.expire().catch((err) => this.logger.error(`billing expiry failed: ${(err as Error).message}`));
     await this.dropStaleCheckoutKeys().catch((err) => this.logger.error(`dropping stale checkout keys failed: ${(err as Error).message}`));
+    await this.expireLeftCheckoutSessions().catch((err) => this.logger.error(`expiring left checkout sessions failed: ${(err as Error).message}`));
+  }
+
+  /**
+   * Expires in Stripe the Checkout sessions kept to be expired (hub.limit_locks.checkout_sessions_to_expire: a checkout
+   * overtaken while Stripe created its session failed to expire it), so they can no longer be paid; each is forgotten
+   * once Stripe has expired it (audited, billing.checkout_expired, reason superseded) or says it is not open (expired
+   * already, paid, or unknown). Stripe is called with no transaction open; a failure leaves the session for the next
+   * run. Returns the sessions forgotten.
+   */
+  async expireLeftCheckoutSessions(): Promise<string[]> {
+    const left = await this.privileged.run('billing.expiry', (db) => repo.sessionsToExpire(db));
+    const done: string[] = [];
+    for (const s of left) {
+      let result: Awaited<ReturnType<StripeClient['expireCheckoutSession']>>;
+      try {
+        result = await this.stripe.expireCheckoutSession(s.sessionId);
+      } catch (err) {
+        this.logger.warn(`could not expire the left checkout session ${s.sessionId} of ${s.appId}: ${(err as Error).message}; tried again next run`);
+        continue;
+      }
+      if (result.status === 'complete') this.logger.warn(`the left checkout session ${s.sessionId} of ${s.appId} was paid before it could be expired`);
+      await this.privileged.run('billing.expiry', async (db) => {
+        await repo.forgetSessionToExpire(db, s.orgId, s.appId, s.sessionId);
+        if (result.expiredNow) await this.audit.recordPrivileged(db, s.orgId, 'system', {
+          action: 'billing.checkout_expired', entityType: 'checkout_session', entityId: s.sessionId, after: { app: s.appId, reason: 'superseded' },
+        });
+      });
+      done.push(s.sessionId);
+    }
+    if (done.length) this.logger.log(`expired ${done.length} left checkout session(s)`);
+    return done;
   }
 
   /**

@@ -355,6 +355,31 @@ export const billingRepository = {
   },
 
   /**
+   * Keeps a Stripe session of the app that no checkout key holds (a checkout overtaken while Stripe created it) and that
+   * Stripe failed to expire: still open, so BillingExpiryJob expires it (sessionsToExpire, forgetSessionToExpire).
+   */
+  async addCheckoutSessionToExpire(db: Db, orgId: string, appId: string, sessionId: string): Promise<void> {
+    await db.$executeRaw`
+      UPDATE hub.limit_locks SET checkout_sessions_to_expire = array_append(checkout_sessions_to_expire, ${sessionId}::text)
+      WHERE org_id = ${orgId}::uuid AND app_id = ${appId} AND NOT (${sessionId}::text = ANY (checkout_sessions_to_expire))`;
+  },
+
+  /** Every Stripe session kept to be expired (addCheckoutSessionToExpire), of every organization. */
+  async sessionsToExpire(db: Db): Promise<{ orgId: string; appId: string; sessionId: string }[]> {
+    return db.$queryRaw<{ orgId: string; appId: string; sessionId: string }[]>`
+      SELECT org_id::text AS "orgId", app_id AS "appId", s.id AS "sessionId"
+      FROM hub.limit_locks, unnest(checkout_sessions_to_expire) AS s(id)
+      WHERE cardinality(checkout_sessions_to_expire) > 0 ORDER BY org_id, app_id`;
+  },
+
+  /** Forgets a session kept to be expired, once Stripe has expired it (or says it is no longer open). */
+  async forgetSessionToExpire(db: Db, orgId: string, appId: string, sessionId: string): Promise<void> {
+    await db.$executeRaw`
+      UPDATE hub.limit_locks SET checkout_sessions_to_expire = array_remove(checkout_sessions_to_expire, ${sessionId}::text)
+      WHERE org_id = ${orgId}::uuid AND app_id = ${appId} AND ${sessionId}::text = ANY (checkout_sessions_to_expire)`;
+  },
+
+  /**
    * Drops every checkout key still in doubt (parameters kept, no session recorded) drawn at or before `cutoff`: past
    * Stripe's idempotency window a replay of its create would create a new session, so there is nothing left to learn,
    * and its parameters (perhaps the e-mail address of the admin who asked) go with it. The session recorded before it

@@ -64,6 +64,8 @@ export class CheckoutService {
   }
 
   async checkout(open: OpenTenant, dto: CheckoutDto): Promise<CheckoutSessionDto> {
+    // a server without Stripe answers 503 before any work: no lock row, no key drawn
+    this.stripe.requireConfigured();
     const now = new Date(this.clock.now());
     /** a checkout key in doubt whose create is still running in Stripe: its own request records or expires its session */
     let running: string | undefined;
@@ -121,7 +123,8 @@ export class CheckoutService {
         // same request again while the key's own session is not recorded (params kept) expires it too: the first request
         // may still be expiring it (or have failed to), and this one's session replaces it in the record
         const previous = reuse && pending.params === null ? undefined : pending.sessionId ?? undefined;
-        return { kind: 'create' as const, params, key, request, previous, orgId: tx.orgId, subject };
+        // only the request that drew the key may drop it: a reused key belongs to a first request perhaps still running
+        return { kind: 'create' as const, params, key, request, previous, ownsKey: !reuse, orgId: tx.orgId, subject };
       });
       if (found.kind === 'doubt') {
         if (pass >= 3) throw BillingErrors.error('billing.stripe_failed', `Stripe could not settle the previous checkouts of ${dto.app}: other checkouts keep starting; try again`, { stripeType: null, stripeStatus: null });
@@ -171,10 +174,10 @@ export class CheckoutService {
   /** Creates (or, for the same request under the same key, gets again) the checkout's Stripe session and records it. */
   private async create(
     open: OpenTenant, dto: CheckoutDto,
-    c: { params: Stripe.Checkout.SessionCreateParams; key: string; request: string; previous?: string; orgId: string; subject: Subject },
+    c: { params: Stripe.Checkout.SessionCreateParams; key: string; request: string; previous?: string; ownsKey: boolean; orgId: string; subject: Subject },
   ): Promise<CheckoutSessionDto> {
     const { params, key, request } = c;
-    if (c.previous) await this.expirePrevious(open, { orgId: c.orgId, subject: c.subject, app: dto.app, key, sessionId: c.previous });
+    if (c.previous) await this.expirePrevious(open, { orgId: c.orgId, subject: c.subject, app: dto.app, key, ownsKey: c.ownsKey, sessionId: c.previous });
     // the same request under the same key: Stripe answers with the session it created first
     const idempotencyKey = `omnizen-checkout-${key}-${request}`;
     const session = await this.stripe.call('create a checkout session', (api) => api.checkout.sessions.create(params, { idempotencyKey }))
@@ -188,6 +191,17 @@ export class CheckoutService {
         if (!unanswered) await this.dropKey(open, dto.app, key);
         throw err;
       });
+    if (!session.url) {
+      // Stripe keeps it open though no one can be sent to pay it: expired at once, never recorded as the open checkout
+      // (nor audited as started). Once expired its key is dropped (a replay would answer the same session); if the
+      // expire fails the key stays in doubt, so the next different checkout learns the session and expires it first.
+      const expired = await this.expire(open, dto.app, session.id, 'no_url').then(() => true, (err: Error) => {
+        this.logger.warn(`could not expire the checkout session ${session.id} of ${dto.app} Stripe answered without a URL: ${err.message}; its key stays in doubt`);
+        return false;
+      });
+      if (expired) await this.dropKey(open, dto.app, key);
+      throw BillingErrors.error('billing.stripe_no_url', 'Stripe returned a checkout session without a URL');
+    }
     // audited when first recorded (a repeated request is answered with the same session; a first request whose recording
     // failed is audited by the next one that records it); superseded meanwhile, it is audited (then expired) unless Stripe
     // answered it before (replayed)
@@ -198,11 +212,17 @@ export class CheckoutService {
       return outcome !== 'superseded';
     });
     if (!recorded) {
-      // another checkout drew a new key while Stripe created this session: that one is the open checkout now
-      await this.expire(open, dto.app, session.id, 'superseded');
-      throw BillingErrors.error('billing.checkout_superseded', `another checkout of ${dto.app} started while this one's session was being created (another plan, or another admin); that one is the open checkout, and this session (${session.id}) was expired`, { app: dto.app, plan: dto.plan });
+      // another checkout drew a new key while Stripe created this session: that one is the open checkout now. No key
+      // holds this session any longer: when Stripe fails to expire it, it is kept as one to expire, which BillingExpiryJob
+      // expires (so it is not left open and unknown)
+      const expired = await this.expire(open, dto.app, session.id, 'superseded').then(() => true, async (err: Error) => {
+        this.logger.warn(`could not expire the overtaken checkout session ${session.id} of ${dto.app}: ${err.message}; left to the billing job`);
+        await open((tx) => repo.addCheckoutSessionToExpire(tx.db, tx.orgId, dto.app, session.id));
+        return false;
+      });
+      const outcome = expired ? `this session (${session.id}) was expired` : `this session (${session.id}) is expired shortly (Stripe could not expire it now)`;
+      throw BillingErrors.error('billing.checkout_superseded', `another checkout of ${dto.app} started while this one's session was being created (another plan, or another admin); that one is the open checkout, and ${outcome}`, { app: dto.app, plan: dto.plan });
     }
-    if (!session.url) throw BillingErrors.error('billing.stripe_no_url', 'Stripe returned a checkout session without a URL');
     return { id: session.id, url: session.url };
   }
 
@@ -218,13 +238,17 @@ export class CheckoutService {
    * Expires the session of the app's previous checkout before a different one is created, so only one can be paid. One
    * expired already (or unknown to Stripe) is passed over. One completed meanwhile was paid: its subscription may not be
    * recorded here yet, so unless Stripe says it has ended, this is the 409 of a subscription that has not ended. On any
-   * failure the new key is dropped: the next checkout draws another and tries the previous session again.
+   * failure the new key is dropped (by the request that drew it: `ownsKey`): the next checkout draws another and tries
+   * the previous session again. A request reusing the key leaves it: the key's first request may still be creating its
+   * session (or its answer was lost: the key in doubt), which only the key tells the next checkout.
    */
-  private async expirePrevious(open: OpenTenant, c: { orgId: string; subject: Subject; app: string; key: string; sessionId: string }): Promise<void> {
+  private async expirePrevious(
+    open: OpenTenant, c: { orgId: string; subject: Subject; app: string; key: string; ownsKey: boolean; sessionId: string },
+  ): Promise<void> {
     try {
       await this.expireReplaced(open, c);
     } catch (err) {
-      await this.dropKey(open, c.app, c.key);
+      if (c.ownsKey) await this.dropKey(open, c.app, c.key);
       throw err;
     }
   }
@@ -239,7 +263,7 @@ export class CheckoutService {
   }
 
   /** Expires a checkout session in Stripe, and audits it when this call is what expired it. */
-  private async expire(open: OpenTenant, app: string, sessionId: string, reason: 'replaced' | 'superseded') {
+  private async expire(open: OpenTenant, app: string, sessionId: string, reason: 'replaced' | 'superseded' | 'no_url') {
     const result = await this.stripe.expireCheckoutSession(sessionId);
     if (result.expiredNow) {
       await open((tx) => this.audit.record(tx, { action: 'billing.checkout_expired', entityType: 'checkout_session', entityId: sessionId, after: { app, reason } }));

@@ -39,6 +39,11 @@ export class StripeClient implements OnModuleInit {
     return this.client;
   }
 
+  /** 503 billing.stripe_not_configured when STRIPE_SECRET_KEY is not configured: checked before any work that needs Stripe. */
+  requireConfigured(): void {
+    this.api();
+  }
+
   /** Runs one API call; a Stripe failure becomes a 502 naming what Stripe said (never the key). */
   async call<T>(what: string, request: (api: Stripe) => Promise<T>): Promise<T> {
     const api = this.api();

@@ -26,7 +26,7 @@ export const PRIVILEGED_PATHS = {
   /** Stripe webhooks and the Hub provisioning that follows them */
   'billing.webhook': 'apply Stripe events to hub subscriptions',
   /** scheduled expiry of trials and subscriptions canceled at period end */
-  'billing.expiry': 'expire ended trials and canceled subscriptions; record when a past-due grace period began; drop checkout keys left in doubt past the 24-hour idempotency window of Stripe',
+  'billing.expiry': 'expire ended trials and canceled subscriptions; record when a past-due grace period began; drop checkout keys left in doubt past the 24-hour idempotency window of Stripe; expire the sessions of overtaken checkouts Stripe failed to expire',
   /** a deleted organization's subscriptions: found, then canceled (in Stripe first) */
   'billing.org_deleted': 'cancel the subscriptions of a deleted organization (organization.deleted)',
   /** routing domain events to inboxes and e-mails, sending e-mails and digests (every organization's) */
