@@ -290,6 +290,8 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'function ai.readable_collections_checked()': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
   // the organization's documents and text bytes, for the plan's limits of the knowledge base (20270208060200)
   'function ai.knowledge_usage()': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
+  // the counters ai.knowledge_usage() reads, kept by triggers (20270208140100)
+  'table ai.knowledge_usage_counters': { authenticated: 'SELECT', service_role: 'SELECT' },
   // a writer's lock of the collection's row, before its document's (20270208100100)
   'function ai.lock_knowledge_collection(uuid)': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
   // the organizations a user belongs to, for core.notifications' policy (20270207900100)

@@ -231,7 +231,8 @@ export const knowledgeRepository = {
 
   /**
    * The request's organization's knowledge base, every collection counted (not only those the caller reads): its
-   * documents, and the bytes of its versions' text (ai.knowledge_usage).
+   * documents, and the bytes of its versions' text (ai.knowledge_usage: the organization's row of
+   * ai.knowledge_usage_counters, which triggers keep; no scan of the documents or versions).
    */
   async usage(db: Db): Promise<{ documents: number; textBytes: number }> {
     const [row] = await db.$queryRaw<{ documents: bigint; text_bytes: bigint }[]>`SELECT documents, text_bytes FROM ai.knowledge_usage()`;

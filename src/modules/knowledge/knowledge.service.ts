@@ -66,16 +66,25 @@ export class KnowledgeService {
   ) {}
 
   /**
-   * The plan's limit of the knowledge base's text, checked with the change made in this transaction (`added` bytes),
-   * under the counted limits' lock the caller took before the change (enforce with `consumes`): concurrent uploads are
-   * counted one after the other, so together they never pass the limit. A 402 billing.limit_reached past it; the
-   * transaction, and the change with it, is rolled back.
+   * Takes the counted limits' lock (hub.limit_locks, held to the end of the transaction; 402 billing.subscription_inactive
+   * on a read-only subscription) and reads the knowledge base's usage once, under it (ai.knowledge_usage: one counter row,
+   * kept by triggers): concurrent writes are counted one after the other, so together they never pass a limit. The
+   * checks of the write are made on this reading, before anything is written.
    */
-  private async storageWithinPlan(tx: TenantTx, added: number): Promise<void> {
-    const { textBytes } = await repo.usage(tx.db);
-    await this.entitlements.enforceWithin(tx, KNOWLEDGE_APP, STORAGE_LIMIT, textBytes, {
+  private async lockedUsage(tx: TenantTx): Promise<{ documents: number; textBytes: number }> {
+    await this.entitlements.enforce(tx, { app: KNOWLEDGE_APP, consumes: true });
+    return repo.usage(tx.db);
+  }
+
+  /**
+   * The plan's limit of the knowledge base's text with `added` bytes more (usage read by lockedUsage): a 402
+   * billing.limit_reached past it, nothing written.
+   */
+  private async storageWithinPlan(tx: TenantTx, textBytes: number, added: number): Promise<void> {
+    const total = textBytes + added;
+    await this.entitlements.enforceWithin(tx, KNOWLEDGE_APP, STORAGE_LIMIT, total, {
       added,
-      explain: (l) => `with this text (${added} more) the knowledge base would hold ${textBytes} bytes of text, and the ${l.plan} plan allows ${l.allows}; `
+      explain: (l) => `with this text (${added} more) the knowledge base would hold ${total} bytes of text, and the ${l.plan} plan allows ${l.allows}; `
         + `${l.upgradeTo ? `upgrade to ${l.upgradeTo}` : 'no plan allows more; contact sales'}, or delete documents`,
     });
   }
@@ -197,8 +206,10 @@ export class KnowledgeService {
   private async create(tx: TenantTx, d: { collectionId: string; title: string; source: string; sourceUrl?: string; tags: string[] }, file: UploadedText): Promise<DocumentDto> {
     const gone = () => KnowledgeErrors.notFound('knowledge_collection', d.collectionId);
     if (!(await repo.shareCollection(tx.db, d.collectionId))) throw gone();
-    // the plan's documents (402 at the limit), under the counted limits' lock held to the end: the text's check below
-    await this.entitlements.enforce(tx, { app: KNOWLEDGE_APP, feature: DOCUMENTS_LIMIT, consumes: true });
+    // the plan's documents (402 at the limit), then its text with this one, on one reading under the counted limits' lock
+    const usage = await this.lockedUsage(tx);
+    await this.entitlements.enforceWithin(tx, KNOWLEDGE_APP, DOCUMENTS_LIMIT, usage.documents + 1);
+    await this.storageWithinPlan(tx, usage.textBytes, Buffer.byteLength(file.text));
     const doc = await translateDatabaseError(repo.createDocument(tx.db, tx.orgId, { ...d, createdBy: userOf(tx) }), {
       // the collection is the only row a document refers to
       '23503': gone,
@@ -206,7 +217,6 @@ export class KnowledgeService {
       '42501': (e) => (e.message?.startsWith('new row violates row-level security') ? gone() : undefined),
     });
     const version = await this.addVersionRow(tx, doc, 1, file, null);
-    await this.storageWithinPlan(tx, Buffer.byteLength(file.text));
     const after = await repo.setLatestVersion(tx.db, tx.orgId, doc.id, 1);
     await this.audit.record(tx, { action: 'knowledge.document_created', entityType: 'knowledge_document', entityId: doc.id, after: { ...after, version } });
     return after;
@@ -222,11 +232,13 @@ export class KnowledgeService {
     const seen = await repo.getDocument(tx.db, tx.orgId, documentId);
     const before = seen && (await repo.shareCollection(tx.db, seen.collectionId)) ? await repo.getDocument(tx.db, tx.orgId, documentId, true) : undefined;
     if (!before) throw KnowledgeErrors.notFound('knowledge_document', documentId);
-    // a knowledge base at its text limit takes no version (402); the lock is held to the check of this one's text
-    await this.entitlements.enforce(tx, { app: KNOWLEDGE_APP, feature: STORAGE_LIMIT, consumes: true });
+    // a knowledge base at its text limit takes no version (402), nor one whose text would pass it: one reading under the
+    // counted limits' lock, held to the end
+    const { textBytes } = await this.lockedUsage(tx);
+    await this.entitlements.enforceWithin(tx, KNOWLEDGE_APP, STORAGE_LIMIT, textBytes + 1);
+    await this.storageWithinPlan(tx, textBytes, Buffer.byteLength(file.text));
     const no = before.latestVersion + 1;
     const version = await this.addVersionRow(tx, before, no, file, restoredFrom);
-    await this.storageWithinPlan(tx, Buffer.byteLength(file.text));
     const after = await repo.setLatestVersion(tx.db, tx.orgId, documentId, no);
     await this.audit.record(tx, {
       action: restoredFrom ? 'knowledge.version_restored' : 'knowledge.version_added', entityType: 'knowledge_document', entityId: documentId,
