@@ -7,9 +7,12 @@
 -- execution now fails it at once (RunsService.execute), as failed with the error class internal (the code a 500
 -- answers with), its lease and its in-flight call's reservation released. A job's run is not failed so: its job
 -- releases it for the queue's retry, which resumes it.
+-- The check is swapped NOT VALID (no scan of ai.runs under this statement's ACCESS EXCLUSIVE lock, which this migration's
+-- transaction holds to its end); 20270208150200_ai_error_class_checks_validate validates it in a transaction of its own,
+-- under a lock that lets runs be read and written meanwhile.
 ALTER TABLE ai.runs DROP CONSTRAINT runs_error_class_check,
   ADD CONSTRAINT runs_error_class_check
-    CHECK (error_class IN ('provider_rate_limited', 'provider_error', 'timeout', 'tool_error', 'budget_exceeded', 'cancelled', 'worker_lost', 'internal'));
+    CHECK (error_class IN ('provider_rate_limited', 'provider_error', 'timeout', 'tool_error', 'budget_exceeded', 'cancelled', 'worker_lost', 'internal')) NOT VALID;
 
 -- semantic.v_agent_metrics counts failures per error class: redefined with failed_internal among them (dropped and created
 -- again, for the column's place: nothing depends on the view), its grants, its comment and its columns' descriptions as
@@ -57,5 +60,5 @@ COMMENT ON COLUMN semantic.v_agent_metrics.p95_latency_ms IS '95th percentile ru
 CREATE SCHEMA IF NOT EXISTS omnizen_migrations;
 CREATE TABLE IF NOT EXISTS omnizen_migrations.applied (
   name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), duration_ms int NOT NULL);
-INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270208050100_ai_run_internal_error', '93e5e5bd39bdae147a51e2170621a75371e550614288b9342ef21c5104eeda12', 0)
+INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270208050100_ai_run_internal_error', 'cba5bff398abfd601111689065b7ef24c48a7bffc207f9d4d3128030e5066e66', 0)
   ON CONFLICT (name) DO NOTHING;

@@ -268,28 +268,29 @@ describe('a run whose executing instance is lost', () => {
     }
     expect(failedCallId).toBeDefined();
     expect(llm.requests.length).toBe(calls + 2);
-    // the delivery failed; its run is still running with the steps it stored, its lease released, as is the reservation of
-    // the call in flight (at nothing: the sweep's way), and no event
+    // the delivery failed; its run is still running with the steps it stored, its lease released, the call in flight (answered,
+    // billed) stored as unused (step 3: failed, internal) and its reservation settled at its cost, and no event
     expect(await job(id)).toMatchObject({ attempts: 1, last_error: expect.stringContaining('connection terminated unexpectedly'), processed_at: null });
-    expect(await storedRun(id)).toMatchObject({ status: 'running', steps: 2, lease_until: null, call_in_flight_until: null, call_in_flight_id: null });
+    expect(await storedRun(id)).toMatchObject({ status: 'running', steps: 3, lease_until: null, call_in_flight_until: null, call_in_flight_id: null });
     const { rows: [left] } = await a.db.admin.query('SELECT count(*)::int AS n FROM ai.budget_reservations WHERE call_id = $1', [failedCallId]);
     expect(left.n).toBe(0);
     expect((await usage()).reserved_cost).toBe('0.00000000');
     expect(await runEvents(id)).toEqual([]);
 
     // the queue's retry (due at once: the relay's backoff is on the database's clock) takes the run again and executes it to
-    // its answer, numbering its steps after those stored
+    // its answer, numbering its steps after those stored (the unused call made again)
     await a.db.admin.query(`UPDATE core.outbox SET available_at = now() WHERE org_id = $1 AND topic = 'agents.run' AND payload->>'runId' = $2`, [orgId, id]);
     await a.app.get(OutboxRelay).drain();
     expect(await job(id)).toMatchObject({ attempts: 2, processed_at: expect.any(Date) });
     expect(llm.requests.length).toBe(calls + 3);
-    expect(await storedRun(id)).toMatchObject({ status: 'succeeded', error_class: null, stop_reason: 'answer', steps: 3, lease_until: null, call_in_flight_id: null });
+    expect(await storedRun(id)).toMatchObject({ status: 'succeeded', error_class: null, stop_reason: 'answer', steps: 4, lease_until: null, call_in_flight_id: null });
     const read = await a.http.get(agentsUrl(orgId, `/${agent}/runs/${id}`)).set(owner.auth).expect(200);
     expect(read.body).toMatchObject({ id, status: 'succeeded', output: 'Cash is 10.' });
     expect(read.body.trace.map((t: { stepNo: number; kind: string; status: string }) => [t.stepNo, t.kind, t.status]))
-      .toEqual([[1, 'llm_call', 'succeeded'], [2, 'tool_call', 'failed'], [3, 'llm_call', 'succeeded']]);
-    expect(await runEvents(id)).toEqual([{ type: 'agent.run.completed', payload: expect.objectContaining({ runId: id, trigger: 'async', steps: 3 }) }]);
-    // what stays spent: the two calls stored, nothing reserved
+      .toEqual([[1, 'llm_call', 'succeeded'], [2, 'tool_call', 'failed'], [3, 'llm_call', 'failed'], [4, 'llm_call', 'succeeded']]);
+    expect(read.body.trace[2]).toMatchObject({ errorClass: 'internal' });
+    expect(await runEvents(id)).toEqual([{ type: 'agent.run.completed', payload: expect.objectContaining({ runId: id, trigger: 'async', steps: 4 }) }]);
+    // what stays spent: the three calls stored (the run's cost), nothing reserved
     const after = await usage();
     expect(after.reserved_cost).toBe('0.00000000');
     expect(Number(after.spent_cost)).toBeCloseTo(Number(before.spent_cost) + Number(read.body.cost), 8);

@@ -5,9 +5,12 @@
 -- execution now fails it at once (RunsService.execute), as failed with the error class internal (the code a 500
 -- answers with), its lease and its in-flight call's reservation released. A job's run is not failed so: its job
 -- releases it for the queue's retry, which resumes it.
+-- The check is swapped NOT VALID (no scan of ai.runs under this statement's ACCESS EXCLUSIVE lock, which this migration's
+-- transaction holds to its end); 20270208150200_ai_error_class_checks_validate validates it in a transaction of its own,
+-- under a lock that lets runs be read and written meanwhile.
 ALTER TABLE ai.runs DROP CONSTRAINT runs_error_class_check,
   ADD CONSTRAINT runs_error_class_check
-    CHECK (error_class IN ('provider_rate_limited', 'provider_error', 'timeout', 'tool_error', 'budget_exceeded', 'cancelled', 'worker_lost', 'internal'));
+    CHECK (error_class IN ('provider_rate_limited', 'provider_error', 'timeout', 'tool_error', 'budget_exceeded', 'cancelled', 'worker_lost', 'internal')) NOT VALID;
 
 -- semantic.v_agent_metrics counts failures per error class: redefined with failed_internal among them (dropped and created
 -- again, for the column's place: nothing depends on the view), its grants, its comment and its columns' descriptions as

@@ -11,14 +11,19 @@ export const AGENT_TYPES = ['assistant', 'accountant', 'analyst', 'custom'] as c
 export const AGENT_STATUSES = ['active', 'paused'] as const;
 export const RUN_STATUSES = ['running', 'succeeded', 'failed', 'cancelled'] as const;
 export const RUN_TRIGGERS = ['interactive', 'async', 'schedule', 'event'] as const;
-/** A failed step's error classes. */
-export const ERROR_CLASSES = ['provider_rate_limited', 'provider_error', 'timeout', 'tool_error', 'budget_exceeded', 'cancelled'] as const;
+/** The error classes of a failed call or tool, a step's and its run's. */
+const CALL_ERROR_CLASSES = ['provider_rate_limited', 'provider_error', 'timeout', 'tool_error', 'budget_exceeded', 'cancelled'] as const;
+/**
+ * A failed step's error classes; internal: an LLM call answered (and billed) whose step could not be stored (a database
+ * error), stored by its failed execution with what it cost, its answer not used (RunsService.execute).
+ */
+export const ERROR_CLASSES = [...CALL_ERROR_CLASSES, 'internal'] as const;
 /**
  * A failed or cancelled run's: a step's, worker_lost (the instance executing it stopped, or no instance took a job's run
  * within a day: RunsService.failLostRuns), or internal (an interactive run's execution failed unexpectedly, e.g. a database
  * error: RunsService.execute).
  */
-export const RUN_ERROR_CLASSES = [...ERROR_CLASSES, 'worker_lost', 'internal'] as const;
+export const RUN_ERROR_CLASSES = [...CALL_ERROR_CLASSES, 'worker_lost', 'internal'] as const;
 export const STOP_REASONS = ['answer', 'max_steps', 'error', 'cancelled'] as const;
 export type ErrorClass = (typeof RUN_ERROR_CLASSES)[number];
 
@@ -168,7 +173,7 @@ export class RunStepDto {
   @ApiProperty({ enum: ['llm_call', 'tool_call', 'retrieval'], description: 'Kind of step', example: 'llm_call' }) kind: string;
   @ApiProperty({ description: 'Model id of an LLM call, tool name of a tool call', example: 'gpt-4o-mini' }) name: string;
   @ApiProperty({ enum: ['succeeded', 'failed'], description: 'Outcome', example: 'succeeded' }) status: string;
-  @ApiProperty({ enum: [...ERROR_CLASSES, null], type: String, nullable: true, description: 'Error class of a failed step', example: null }) errorClass: string | null;
+  @ApiProperty({ enum: [...ERROR_CLASSES, null], type: String, nullable: true, description: 'Error class of a failed step (internal: an LLM call answered and billed whose step could not be stored when it ended, stored with its cost once its execution failed; its answer was not used)', example: null }) errorClass: string | null;
   @ApiProperty({ type: String, nullable: true, description: 'What went wrong', example: null }) errorMessage: string | null;
   @ApiProperty({ description: 'Start (ISO 8601)', example: '2026-12-02T09:00:00.000Z' }) startedAt: string;
   @ApiProperty({ description: 'End (ISO 8601)', example: '2026-12-02T09:00:01.200Z' }) endedAt: string;

@@ -113,6 +113,19 @@ class NotRunning extends Error {}
 /** A job's run or agent cannot be read once the run is taken: the take rolls back (runJob). */
 class NothingToRun extends Error {}
 
+/**
+ * An LLM call the provider answered (or billed for failed attempts), its step not stored yet: set by the loop from the
+ * answer to the commit of the transaction storing it. Should that transaction fail, the execution's failure stores it
+ * (storeUnusedCall) instead of settling its reservation at nothing.
+ */
+interface UnstoredCall {
+  callId: string;
+  step: StepRow;
+  usage: TokenUsage;
+  cost: Decimal;
+  endedAt: Date;
+}
+
 /** A tool's answer (or its error) as the model is handed it. */
 function toolMessage(toolCallId: string, error: string | null | undefined, answer: unknown): ChatMessage {
   const text = JSON.stringify(error ? { error } : answer) ?? 'null';
@@ -124,7 +137,8 @@ function toolMessage(toolCallId: string, error: string | null | undefined, answe
  * call answered with tool calls, as the assistant's message, and each tool's result (its answer as stored: a JSON value
  * reads back with its keys in PostgreSQL's order, the same data); the calls made, counted against maxSteps; the tool
  * calls of the last call with no result stored (the failure came between them), to run before the next call; and the
- * content of the last call. A failed call (budget, provider) finished the run: a run taken again has none.
+ * content of the last call. A failed call (budget, provider) finished the run: a run taken again has none, but for a
+ * call stored by a failed execution (internal: storeUnusedCall), which is left out.
  */
 function resumeConversation(steps: readonly RunStepDto[]): { messages: ChatMessage[]; calls: number; pendingTools: ToolCall[]; lastContent: string | null } {
   const messages: ChatMessage[] = [];
@@ -132,6 +146,9 @@ function resumeConversation(steps: readonly RunStepDto[]): { messages: ChatMessa
   let pendingTools: ToolCall[] = [];
   let lastContent: string | null = null;
   for (const step of steps) {
+    // a call answered whose step could not be stored when it ended (internal): billed, its answer not used, the call made
+    // again; not counted against maxSteps
+    if (step.kind === 'llm_call' && step.errorClass === 'internal') continue;
     if (step.kind === 'llm_call') {
       calls++;
       if (step.status !== 'succeeded') continue;
@@ -269,31 +286,54 @@ export class RunsService implements OnModuleInit {
       return undefined;
     });
     if (!loaded) return;
-    await this.execute({ ...loaded, principal, orgId: job.orgId, meta, queued: true }).catch(async (err) => {
+    // an unexpected error released the run (execute): the job fails, for the queue's retry
+    await this.execute({ ...loaded, principal, orgId: job.orgId, meta, queued: true }).catch((err) => {
       if (err instanceof AppError) return; // a budget refusal is recorded on the run
-      await this.releaseRun(principal, job.orgId, meta, runId, agentId)
-        .catch((e: Error) => this.logger.error(`run ${runId}: its lease was not released after its execution failed (${e.message}); the sweep fails it once the lease passes`));
       throw err;
     });
   }
 
   /**
-   * Releases the lease on a run whose execution here failed (an unexpected error), so that its job's retry takes it again,
-   * and the budget reservation of the LLM call it had in flight, settled at nothing (as failLostRuns does: what the
-   * provider billed, if it had the call, is not known). A run finished meanwhile (cancelled, swept) is left as it is.
+   * Releases the lease on a job's run whose execution here failed (an unexpected error), so that its job's retry takes it
+   * again, and the budget reservation of the LLM call it had in flight: answered (or billed) but not stored (`unstored`:
+   * the transaction storing it failed), stored now with what it cost (storeUnusedCall); otherwise settled at nothing (as
+   * failLostRuns does: what the provider billed, if it had the call, is not known). A run finished meanwhile (cancelled,
+   * swept) is left as it is.
    */
-  private async releaseRun(principal: Principal, orgId: string, meta: RequestMeta, runId: string, agentId: string): Promise<void> {
-    await this.db.tenant(principal, orgId, meta, async (tx) => {
-      const released = await repo.releaseRun(tx.db, orgId, runId);
-      if (released?.callId) await this.settle(tx, agentId, released.callId, new Decimal(0), 0, this.now());
+  private async releaseRun(s: StartedRun, unstored: UnstoredCall | undefined): Promise<void> {
+    await this.db.tenant(s.principal, s.orgId, s.meta, async (tx) => {
+      await this.storeUnusedCall(tx, s, unstored);
+      const released = await repo.releaseRun(tx.db, s.orgId, s.run.id);
+      if (released?.callId) await this.settle(tx, s.agent.id, released.callId, new Decimal(0), 0, this.now());
     });
+  }
+
+  /**
+   * Stores, in the transaction of a failed execution (`tx`: releaseRun, failUnexpectedly), the LLM call the provider
+   * answered whose step could not be stored (`unstored`), if the running run still has it in flight (its step was not
+   * stored: storing it clears the mark): its reservation settled at what it cost, and a failed step (internal) with its
+   * tokens and cost, which count in the run's; its answer is not used (a job's retry makes the call again, not counting
+   * it against maxSteps: resumeConversation). A call the run no longer has in flight (stored, or the run finished) is left
+   * alone. The step keeps the call's detail (its answer, or its failed attempts); its error class is internal.
+   */
+  private async storeUnusedCall(tx: TenantTx, s: StartedRun, unstored: UnstoredCall | undefined): Promise<void> {
+    if (!unstored) return;
+    const running = await repo.lockRunningCall(tx.db, s.orgId, s.run.id);
+    if (running?.callId !== unstored.callId) return;
+    await this.settle(tx, s.agent.id, unstored.callId, unstored.cost, totalTokens(unstored.usage), unstored.endedAt);
+    await repo.addStep(tx.db, s.orgId, s.run.id, {
+      ...unstored.step, status: 'failed', errorClass: 'internal',
+      errorMessage: 'its step could not be stored when the call ended (an internal error): stored with what the provider billed, its answer not used',
+    }, this.lease());
   }
 
   /**
    * Executes a started run to its end. A budget refusal finishes the run (budget_exceeded) and is thrown as
    * 402 ai.budget_exceeded; every other failure finishes the run with its error class and answers the run: an unexpected
-   * one (a database error) as internal, at once, its in-flight call's reservation settled at nothing (no job retries an
-   * interactive run; left running, it would wait for the sweep). A job's run is thrown instead: its job releases it (runJob).
+   * one (a database error) as internal, at once, its in-flight call stored with its cost if the provider answered it, its
+   * reservation settled at nothing otherwise (no job retries an interactive run; left running, it would wait for the
+   * sweep). A job's run is released (releaseRun, the same for its in-flight call) and the error thrown: its job fails, for
+   * the queue's retry.
    */
   async execute(s: StartedRun, sink?: RunSink): Promise<RunDto> {
     const controller = new AbortController();
@@ -302,10 +342,15 @@ export class RunsService implements OnModuleInit {
       principal: s.principal, keyScopes: s.keyScopes, orgId: s.orgId, meta: s.meta,
       tenant: (work) => this.db.tenant(s.principal, s.orgId, s.meta, work),
     };
+    // the LLM call answered whose step is not stored yet, if any (the loop sets it)
+    const inFlight: { unstored?: UnstoredCall } = {};
     try {
-      return await this.loop(s, ctx, controller.signal, sink).catch((err) => {
-        if (err instanceof AppError || s.queued) throw err;
-        return this.failUnexpectedly(s, ctx, err as Error, sink);
+      return await this.loop(s, ctx, controller.signal, sink, inFlight).catch(async (err) => {
+        if (err instanceof AppError) throw err;
+        if (!s.queued) return this.failUnexpectedly(s, ctx, err as Error, sink, inFlight.unstored);
+        await this.releaseRun(s, inFlight.unstored)
+          .catch((e: Error) => this.logger.error(`run ${s.run.id}: its lease was not released after its execution failed (${e.message}); the sweep fails it once the lease passes`));
+        throw err;
       });
     } finally {
       this.active.delete(s.run.id);
@@ -321,18 +366,20 @@ export class RunsService implements OnModuleInit {
 
   /**
    * Fails a run whose execution here threw an unexpected error (not a job's: runJob releases those for the queue's retry):
-   * failed, internal, with the reservation of the LLM call it had in flight settled at nothing (as releaseRun and the sweep
-   * do: what the provider billed, if it had the call, is not known) and its event. A run finished meanwhile (cancelled) is
+   * failed, internal, with the LLM call it had in flight stored with its cost if the provider answered it (`unstored`:
+   * storeUnusedCall), its reservation settled at nothing otherwise (as releaseRun and the sweep do: what the provider billed,
+   * if it had the call, is not known), and its event. A run finished meanwhile (cancelled) is
    * answered as it is. Should this transaction fail too (the database is gone), the error is thrown: the sweep fails the run
    * once its lease passes.
    */
-  private async failUnexpectedly(s: StartedRun, ctx: ToolContext, err: Error, sink?: RunSink): Promise<RunDto> {
+  private async failUnexpectedly(s: StartedRun, ctx: ToolContext, err: Error, sink: RunSink | undefined, unstored: UnstoredCall | undefined): Promise<RunDto> {
     this.logger.error(`run ${s.run.id}: its execution failed unexpectedly: ${err.stack ?? err.message}`);
     // the code a 500 answers with (error.filter.ts): the streamed run's error event carries it, before its result
     const internal = new AppError(HttpStatus.INTERNAL_SERVER_ERROR, 'internal', 'the run failed unexpectedly (an internal error)');
     return this.finish(s, ctx, { status: 'failed', stopReason: 'error', errorClass: 'internal', errorMessage: internal.message, output: null }, sink, {
       refusal: internal,
       before: async (tx) => {
+        await this.storeUnusedCall(tx, s, unstored);
         const running = await repo.lockRunningCall(tx.db, s.orgId, s.run.id);
         if (running?.callId) await this.settle(tx, s.agent.id, running.callId, new Decimal(0), 0, this.now());
       },
@@ -342,7 +389,7 @@ export class RunsService implements OnModuleInit {
     });
   }
 
-  private async loop(s: StartedRun, ctx: ToolContext, signal: AbortSignal, sink?: RunSink): Promise<RunDto> {
+  private async loop(s: StartedRun, ctx: ToolContext, signal: AbortSignal, sink: RunSink | undefined, inFlight: { unstored?: UnstoredCall }): Promise<RunDto> {
     const { agent, run } = s;
     const provider = this.provider(s.connection);
     // an API key is offered only the tools its scopes reach (the others are refused if asked for: runTool)
@@ -355,7 +402,8 @@ export class RunsService implements OnModuleInit {
     let stepNo = run.steps;
     // a job's run taken again resumes its conversation: the calls it stored count against maxSteps, the model is handed
     // their messages and tool results, and the tools of its last call that stored no result run first (the call in flight
-    // when it failed stored nothing and is made again: its reservation was settled at nothing, runJob)
+    // when it failed is made again: stored as unused with its cost if it was answered, its reservation settled at nothing
+    // if not: releaseRun)
     const resumed = resumeConversation(s.steps ?? []);
     messages.push(...resumed.messages);
     let lastContent: string | null = resumed.lastContent;
@@ -462,6 +510,8 @@ export class RunsService implements OnModuleInit {
           prices: pricesJson(prices), detail: { failures },
         };
         const isCancel = err.errorClass === 'cancelled';
+        // billed although it failed: stored by the execution's failure should this transaction fail
+        if (totalTokens(billedFailures) > 0) inFlight.unstored = { callId, step, usage: billedFailures, cost, endedAt };
         return this.finish(s, ctx, {
           status: isCancel ? 'cancelled' : 'failed', stopReason: isCancel ? 'cancelled' : 'error', errorClass: err.errorClass, errorMessage: err.message, output: lastContent,
         }, sink, {
@@ -488,6 +538,8 @@ export class RunsService implements OnModuleInit {
           ...(totalTokens(billedFailures) ? { failedAttemptsUsage: billedFailures } : {}),
         },
       };
+      // answered and billed: stored by the execution's failure should the transaction storing it fail
+      inFlight.unstored = { callId, step: llmStep, usage, cost, endedAt };
       const answered = result.toolCalls.length === 0;
       if (answered) {
         // the answer: settle, step and finish in one transaction
@@ -503,6 +555,7 @@ export class RunsService implements OnModuleInit {
         await this.settle(tx, agent.id, callId, cost, totalTokens(usage), endedAt);
         return this.addCallStep(tx, run.id, llmStep);
       });
+      inFlight.unstored = undefined;
       if (!recorded) return this.finish(s, ctx, { ...cancelled, output: lastContent }, sink);
       sink?.event('step', this.stepEvent(llmStep.stepNo, usage, cost));
       lastContent = result.content;
