@@ -86,11 +86,17 @@ $$;
 REVOKE ALL ON FUNCTION ai.knowledge_usage_documents_added(), ai.knowledge_usage_documents_removed(), ai.knowledge_usage_versions_added(),
   ai.knowledge_usage_versions_removed(), ai.knowledge_usage_version_changed() FROM PUBLIC, anon, authenticated, service_role;
 
-
-
-
-
-
+CREATE TRIGGER knowledge_documents_usage_added AFTER INSERT ON ai.knowledge_documents
+  REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION ai.knowledge_usage_documents_added();
+CREATE TRIGGER knowledge_documents_usage_removed AFTER DELETE ON ai.knowledge_documents
+  REFERENCING OLD TABLE AS removed FOR EACH STATEMENT EXECUTE FUNCTION ai.knowledge_usage_documents_removed();
+CREATE TRIGGER knowledge_versions_usage_added AFTER INSERT ON ai.knowledge_versions
+  REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION ai.knowledge_usage_versions_added();
+CREATE TRIGGER knowledge_versions_usage_removed AFTER DELETE ON ai.knowledge_versions
+  REFERENCING OLD TABLE AS removed FOR EACH STATEMENT EXECUTE FUNCTION ai.knowledge_usage_versions_removed();
+CREATE TRIGGER knowledge_versions_usage_changed AFTER UPDATE OF org_id, text ON ai.knowledge_versions FOR EACH ROW
+  WHEN (OLD.org_id IS DISTINCT FROM NEW.org_id OR octet_length(OLD.text) IS DISTINCT FROM octet_length(NEW.text))
+  EXECUTE FUNCTION ai.knowledge_usage_version_changed();
 -- TRUNCATE fires none of these: the API never truncates, and a truncate of the knowledge tables by hand is followed by
 -- DELETE FROM ai.knowledge_usage_counters (or the backfill below).
 
@@ -105,9 +111,22 @@ LEFT JOIN (SELECT org_id, sum(octet_length(text)) AS n FROM ai.knowledge_version
 
 -- The request's organization's usage: its row (none yet: nothing stored). Same signature and result as before; still
 -- SECURITY DEFINER, so its answer does not depend on the caller's policies.
+CREATE OR REPLACE FUNCTION ai.knowledge_usage(OUT documents bigint, OUT text_bytes bigint)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = '' AS $$
+DECLARE
+  org uuid := public.auth_org_id();
+BEGIN
+  IF org IS NULL THEN
+    RAISE EXCEPTION 'no organization in this request' USING ERRCODE = '42501';
+  END IF;
+  SELECT c.documents, c.text_bytes INTO documents, text_bytes FROM ai.knowledge_usage_counters c WHERE c.org_id = org;
+  documents := coalesce(documents, 0);
+  text_bytes := coalesce(text_bytes, 0);
+END
+$$;
 
 CREATE SCHEMA IF NOT EXISTS omnizen_migrations;
 CREATE TABLE IF NOT EXISTS omnizen_migrations.applied (
   name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), duration_ms int NOT NULL);
-INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270208140100_knowledge_usage_counters', 'c234ec7f005d2a52603c7ca30909cba3a35a36b02ecdc3fe04731b0296c86fa6', 0)
+INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270208140100_knowledge_usage_counters', '81c0a774c9a7d2e6237b40939c90c19450f77b5ef684474ea1bf62153e4797f8', 0)
   ON CONFLICT (name) DO NOTHING;
