@@ -217,7 +217,7 @@ describe('payables: every documented code of the vendor, settings, document and 
     const submitted = await draftClaim(users.member);
     await submit(`expense-claims/${submitted}`, users.member);
     await refused(() => t.http.post(url(`expense-claims/${submitted}/submit`)).set(users.member.auth), 409, 'payables.not_editable', `expense_claim ${submitted} is submitted: only a draft or rejected one can be submitted`);
-    await refused(() => t.http.post(url(`expense-claims/${submitted}/void`)).set(users.member.auth).send({}), 409, 'payables.not_editable', `expense_claim ${submitted} is submitted: only a draft or rejected one can be voided (reject it first)`);
+    await refused(() => t.http.post(url(`expense-claims/${submitted}/void`)).set(users.member.auth).send({}), 409, 'payables.not_editable', `expense_claim ${submitted} is submitted: only a draft, rejected or posted one can be voided (reject it first)`);
     // a member reads only their own claims: another member's is not found, so these operations do not declare claim_not_own
     const draft = await draftClaim(users.member);
     await refused(() => t.http.post(url(`expense-claims/${draft}/submit`)).set(member2.auth), 404, 'expense_claim.not_found', `expense_claim ${draft} was not found`);

@@ -194,7 +194,7 @@ describe('payables: every documented posting code of the posting operations', ()
       422, 'ledger.no_fiscal_year', 'no fiscal period covers 2031-03-07');
   });
 
-  it('the realized FX result: an FX loss account of another currency, then an archived one, refuses allocations, refunds and reversals', async () => {
+  it('the realized FX result: an FX loss account of another currency, then an archived one, refuses allocations and refunds (not the reversal of an earlier allocation)', async () => {
     // USD bills at 1.0 and USD payments at 1.2: each settlement of a bill loses EUR 0.20 per dollar
     const [b1, b2] = [await postedBill({ currency: 'USD', rate: '1', unitPrice: '100.00', billDate: '2026-03-11' }), await postedBill({ currency: 'USD', rate: '1', unitPrice: '100.00', billDate: '2026-03-11' })];
     const settled = await payment({ currency: 'USD', rate: '1.2', paymentDate: '2026-03-24', allocations: [{ billId: b1, amount: '100.00' }] });
@@ -205,11 +205,18 @@ describe('payables: every documented posting code of the posting operations', ()
     const fxLoss = async (accountId: string) => t.http.patch(ledgerUrl(orgId, 'settings')).set(users.owner.auth).send({ fxLossAccountId: accountId }).expect(200);
 
     await fxLoss(await newAccount('5960', 'expense', { currency: 'USD' }));
-    for (const send of [allocate, refund, reverse]) await refused(send, 422, 'ledger.currency_not_allowed', 'account 5960 only takes USD, not EUR');
+    for (const send of [allocate, refund]) await refused(send, 422, 'ledger.currency_not_allowed', 'account 5960 only takes USD, not EUR');
     const archived = await newAccount('5970', 'expense');
     await fxLoss(archived);
     await archive(archived);
-    for (const send of [allocate, refund, reverse]) await refused(send, 422, 'ledger.account_not_postable', 'account 5970 is archived');
+    for (const send of [allocate, refund]) await refused(send, 422, 'ledger.account_not_postable', 'account 5970 is archived');
+    // a reversal posts its result back on the account the original result went to (read from the original's entry), not
+    // on the settings' account of now: the settled allocation's loss of 20.00 comes back off 5500
+    const reversed = (await reverse().expect(201)).body;
+    const entryId = reversed.allocations.find((a: { reversesAllocationId: string | null }) => a.reversesAllocationId === settled.allocations[0].id).journalEntryId;
+    const { rows } = await t.db.admin.query(`SELECT a.code, l.base_credit::numeric(20, 2)::text AS bc FROM finance.journal_lines l JOIN finance.accounts a ON a.org_id = l.org_id AND a.id = l.account_id
+      WHERE l.org_id = $1 AND l.entry_id = $2 AND l.base_credit > 0 AND a.code <> '2100'`, [orgId, entryId]);
+    expect(rows).toEqual([{ code: '5500', bc: '20.00' }]);
   });
 
   // ------------------------------------------------------------------ an organization started without a chart

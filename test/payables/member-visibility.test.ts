@@ -108,4 +108,63 @@ describe('payables: a member and other people\'s expense claims', () => {
     expect({ totals: all.totals, total: all.total, controlAccountBalance: all.controlAccountBalance })
       .toEqual({ totals: { ...zero, current: '150.00', '1-30': '82.10' }, total: '232.10', controlAccountBalance: '232.10' });
   });
+
+  /**
+   * The FX revaluation rows of open items (finance.fx_revaluation_items) follow their documents: base USD, EUR at 1.10
+   * from Feb 1 and 1.20 on Feb 28, everything in EUR: a vendor bill of 200.00 paid 50.00, the admin's claim of
+   * 432.10 reimbursed 500.00 (400.00 allocated: a credit of 100.00 left), the member's of 80.00 reimbursed 50.00 (30.00
+   * allocated: a credit of 20.00). Revalued as of Feb 28, each open item gets a row; the member reads those of the
+   * vendor bill and of their own claim and reimbursement, not the admin's (their rate and base change give the amount).
+   */
+  it('shows a member the FX revaluation rows of vendors\' documents and of their own claim and reimbursement only', async () => {
+    const fx = await orgWithRoles(t, 'FX Claims Ltd');
+    const o = fx.users;
+    const u = (p: string) => payablesUrl(fx.orgId, p);
+    await onPlan(t, fx.orgId, 'professional');
+    const books = await startBooks(t, fx.orgId, o.owner, 'USD');
+    await t.http.post(`/v1/orgs/${fx.orgId}/ledger/fx-rates/import`).set(o.owner.auth).send({ rates: [
+      { currency: 'EUR', date: '2026-02-01', rate: '1.10' }, { currency: 'EUR', date: '2026-02-28', rate: '1.20' }] }).expect(201);
+    const vendor = await createVendor(t, fx.orgId, o.accountant, { name: 'Euro Supplies', defaultCurrency: 'EUR' });
+    const bill = (await t.http.post(u('bills')).set(o.accountant.auth).send({
+      vendorId: vendor, billNumber: 'E-1', billDate: '2026-02-02', currency: 'EUR', lines: [{ accountId: books['5200'], description: 'Rent', quantity: '1', unitPrice: '200.00' }],
+    }).expect(201)).body.id;
+    expect((await t.http.post(u(`bills/${bill}/submit`)).set(o.accountant.auth).expect(200)).body.status).toBe('posted');
+    const claim = async (who: TestUser, date: string, amount: string) => {
+      const id = (await t.http.post(u('expense-claims')).set(who.auth).send({
+        claimDate: date, currency: 'EUR', lines: [{ accountId: books['5200'], amount, currency: 'EUR', date, description: 'trip' }],
+      }).expect(201)).body.id;
+      await t.http.post(u(`expense-claims/${id}/submit`)).set(who.auth).expect(200);
+      await t.http.post(u(`expense-claims/${id}/approve`)).set(o.accountant.auth).send({}).expect(200);
+      return id as string;
+    };
+    const paid = async (body: object) => (await t.http.post(u('payments')).set(o.accountant.auth)
+      .send({ bankAccountId: books['1100'], currency: 'EUR', ...body }).expect(201)).body.id as string;
+    const adminsClaim = await claim(o.admin, '2026-02-04', '432.10');
+    const membersClaim = await claim(o.member, '2026-02-05', '80.00');
+    await paid({ vendorId: vendor, paymentDate: '2026-02-06', amount: '50.00', allocations: [{ billId: bill, amount: '50.00' }] });
+    const adminsPayment = await paid({ claimantId: o.admin.id, paymentDate: '2026-02-06', amount: '500.00', allocations: [{ billId: adminsClaim, amount: '400.00' }] });
+    const membersPayment = await paid({ claimantId: o.member.id, paymentDate: '2026-02-07', amount: '50.00', allocations: [{ billId: membersClaim, amount: '30.00' }] });
+    await t.http.post(`/v1/orgs/${fx.orgId}/ledger/fx-revaluations`).set(o.owner.auth).send({ date: '2026-02-28', autoReverse: false }).expect(201);
+
+    // the rows are all there: each open item revalued from 1.10 to 1.20 (a payment credit as its aging shows it, negative)
+    const { rows: stored } = await t.db.admin.query(`SELECT document_id::text AS id, rate::numeric(10, 2)::text AS rate, base_delta::numeric(20, 2)::text AS delta
+      FROM finance.fx_revaluation_items WHERE org_id = $1 AND subledger = 'payables' ORDER BY document_id`, [fx.orgId]);
+    const all = [
+      { id: bill, rate: '1.20', delta: '15.00' }, { id: adminsClaim, rate: '1.20', delta: '3.21' }, { id: adminsPayment, rate: '1.20', delta: '-10.00' },
+      { id: membersClaim, rate: '1.20', delta: '5.00' }, { id: membersPayment, rate: '1.20', delta: '-2.00' },
+    ].sort((a, b) => a.id.localeCompare(b.id));
+    expect(stored).toEqual(all);
+
+    const read = `SELECT document_id::text AS id, rate::numeric(10, 2)::text AS rate, base_delta::numeric(20, 2)::text AS delta FROM finance.fx_revaluation_items ORDER BY document_id`;
+    const claimsOf = (who: TestUser) => ({ sub: who.id, role: 'authenticated', org_id: fx.orgId });
+    const own = all.filter((r) => [bill, membersClaim, membersPayment].includes(r.id));
+    expect(await t.db.as(claimsOf(o.member), 'authenticated', read)).toEqual(own);
+    expect(await t.db.asApi(claimsOf(o.member), 'authenticated', read)).toEqual(own);
+    // the admin's rows are there for everyone else
+    for (const who of [o.owner, o.admin, o.accountant, o.viewer]) expect(await t.db.as(claimsOf(who), 'authenticated', read)).toEqual(all);
+    // the member's aging still adds the revaluations: the bill 150.00 x 1.20 = 180.00; their claim 50.00 x 1.20 = 60.00
+    // less their credit 20.00 x 1.20 = 24.00
+    const aging = (await t.http.get(u('aging?asOf=2026-02-28')).set(o.member.auth).expect(200)).body;
+    expect(aging.rows.map((r: any) => [r.partyId, r.total]).sort()).toEqual([[o.member.id, '36.00'], [vendor, '180.00']].sort());
+  });
 });

@@ -11,7 +11,8 @@ import { rUrl, setupReceivables } from './receivables-support.js';
  *    the resulting balance 1,000.01, nothing written. A payment of 300.00 left unallocated (customer credit) brings
  *    what it owes to 700.00: the 0.01 issues then.
  *  - Limit 100.00, invoice 150.00: an accountant asking for overrideCreditLimit is a 403 (nothing written), without it a
- *    422; an admin with it issues, the audit row carrying the limit and the balances it was overridden at.
+ *    422; an admin with it issues, the audit row carrying the limit and the balances it was overridden at. An API key
+ *    with receivables:write asking for it is a 403 too (role service, but a credit decision is a person's).
  *  - No limit (null): unlimited.
  *  - Limit 1,000.00, two invoices of 600.00 issued at once, each under the limit alone: one is issued, the other a 422.
  *    Both are held at the series' counter row (locked by the test) until both are in flight, so without the customer's
@@ -90,6 +91,26 @@ describe('receivables: the credit limit at issue', () => {
       after: { status: 'issued', entryId: issued.entryId, rate: '1', number: issued.number, creditLimitOverride: { creditLimit: '100.00', balance: '0.00', resultingBalance: '150.00' } },
     }]);
     expect(await owed(c)).toBe('150.00');
+  });
+
+  it('overrideCreditLimit: a 403 for an API key with receivables:write, nothing written (a credit decision is made by a person)', async () => {
+    const c = await customer('Keyed Ltd', '100.00');
+    const id = await draft(c, '150.00');
+    await onPlan(t, orgId, 'enterprise'); // API keys are an enterprise feature; nothing else here depends on the plan
+    const key = (await t.http.post(`/v1/orgs/${orgId}/api-keys`).set(users.owner.auth).send({ name: 'invoicing', scopes: ['receivables:write', 'receivables:read'] }).expect(201)).body;
+    const keyAuth = { Authorization: `Bearer ${key.secret}` };
+    const before = await written(id);
+    const forbidden = await t.http.post(rUrl(orgId, `invoices/${id}/issue`)).set(keyAuth).send({ overrideCreditLimit: true }).expect(403);
+    expect(forbidden.body.error).toEqual({
+      code: 'forbidden.role', message: 'overrideCreditLimit needs a person with the role owner or admin: an API key or a service may not override a credit limit',
+    });
+    expect(await written(id)).toEqual(before);
+    expect(before.invoice).toBe('draft/-');
+    expect(await owed(c)).toBe('0.00');
+    // without the override the key gets the 422 every caller gets above the limit
+    expect((await t.http.post(rUrl(orgId, `invoices/${id}/issue`)).set(keyAuth).send({}).expect(422)).body.error.code).toBe('receivables.credit_limit_exceeded');
+    const { rows: audit } = await t.db.admin.query(`SELECT count(*)::int AS n FROM core.audit_logs WHERE org_id = $1 AND action = 'receivables.invoice_issued' AND entity_id = $2`, [orgId, id]);
+    expect(audit).toEqual([{ n: 0 }]);
   });
 
   it('a customer without a limit (null) is unlimited', async () => {

@@ -549,6 +549,11 @@ export class JournalService {
     if (!gain || !loss) throw LedgerErrors.error('ledger.fx_accounts_missing', 'configure fxUnrealizedGainAccountId and fxUnrealizedLossAccountId (or fxGainAccountId and fxLossAccountId) in the ledger settings first');
     // one revaluation at a time per organization: the second sees the first's result
     await tx.db.$executeRaw`SELECT pg_advisory_xact_lock(hashtext('finance.revaluation:' || ${tx.orgId}::uuid::text))`;
+    // the open items are read once no posting is in flight, and none starts before the revaluation commits, as the
+    // close does: an allocation committing between the read and the insert of the items' changes would have settled
+    // what the item carried before, and the change would then be written on what it no longer carries. Whoever reads
+    // what an item carries (receivables and payables) holds this lock shared from then on (RevaluedSubledgers)
+    await repo.drainPostings(tx.db, tx.orgId);
     const baseMu = await this.ledger.currencyUnits(tx, s.baseCurrency);
     const accounts = new Map((await this.ledger.listAccounts(tx, true)).map((a) => [a.id, a]));
     const totals = await repo.totals(tx.db, null, date);
@@ -628,6 +633,62 @@ export class JournalService {
       }
     }
     return { adjustments, entry: entries[0], reversal: reversals[0] ?? null, entries, reversals };
+  }
+
+  /**
+   * The latest date an FX revaluation (or its reversal) changed one of `documentIds` (open receivables or payables), or
+   * undefined: what an item carries (its last revalued base) is what it carries after that date, so a settlement, a credit
+   * or a void dated before it is refused by the subledgers with their own code.
+   */
+  async lastRevaluation(tx: TenantTx, documentIds: string[]): Promise<{ documentId: string; date: string } | undefined> {
+    let last: { documentId: string; date: string } | undefined;
+    for (const [documentId, r] of await repo.revaluationsOf(tx.db, tx.orgId, documentIds)) {
+      if (!last || r.lastDate > last.date) last = { documentId, date: r.lastDate };
+    }
+    return last;
+  }
+
+  /**
+   * The one account of entry `entryId`'s lines that is none of `exclude` (the control and bank accounts of an
+   * allocation's or payment's entry: what is left is its realized FX result's account), or undefined when there is
+   * none or more than one. A reversal posts its result back there, whatever the settings say by then.
+   */
+  async resultAccountOf(tx: TenantTx, entryId: string, exclude: string[]): Promise<string | undefined> {
+    const entry = await this.get(tx, entryId);
+    const accounts = new Set(entry.lines.map((l) => l.accountId).filter((id) => !exclude.includes(id)));
+    return accounts.size === 1 ? [...accounts][0] : undefined;
+  }
+
+  /**
+   * An open item of a subledger that leaves it without being settled (a voided invoice or bill): its aging drops it
+   * whole, so what FX revaluations added to (or took off) its control account leaves the account too, back against the
+   * unrealized FX account the revaluation would have used for it (a gain taken back off the gain account, a loss off the
+   * loss account). Posted dated `date` with a finance.fx_revaluation_items row of the opposite change, so that the item
+   * carries nothing after it (and a later revaluation leaves it alone). Answers the entry, or null when no revaluation
+   * touched the item (or they netted to 0).
+   */
+  async takeOffRevaluations(tx: TenantTx, item: {
+    subledger: Subledger; documentId: string; accountId: string; currency: string; rate: string; date: string; memo: string;
+    counterpartyType: string; counterpartyId: string;
+  }): Promise<string | null> {
+    const r = (await repo.revaluationsOf(tx.db, tx.orgId, [item.documentId])).get(item.documentId);
+    if (!r || D(r.delta).isZero()) return null;
+    // on the account's debit side: an AR item adds to it, an AP item (a credit) takes from it
+    const change = D(r.delta).times(this.revalued.side(item.subledger) === 'debit' ? 1 : -1);
+    const s = await this.ledger.settings(tx);
+    const { gain, loss } = unrealizedFxAccounts(s);
+    if (!gain || !loss) throw LedgerErrors.error('ledger.fx_accounts_missing', 'configure fxUnrealizedGainAccountId and fxUnrealizedLossAccountId (or fxGainAccountId and fxLossAccountId) in the ledger settings first');
+    const amount = fixed(change.abs(), await this.ledger.currencyUnits(tx, s.baseCurrency));
+    const description = `FX revaluation taken off (${item.memo})`.slice(0, 500);
+    const control = { accountId: item.accountId, currency: item.currency, rate: item.rate, counterpartyType: item.counterpartyType, counterpartyId: item.counterpartyId, description };
+    // the revaluations raised the account (a gain): it falls back, the gain is taken back; lowered (a loss): the reverse
+    const lines: PostingLine[] = change.gt(0)
+      ? [{ ...control, baseCredit: amount }, { accountId: gain, debit: amount, description }]
+      : [{ ...control, baseDebit: amount }, { accountId: loss, credit: amount, description }];
+    const { entry } = await this.post(tx, { date: item.date, memo: item.memo, source: 'system', lines }, 'ledger.fx_revaluation_posted');
+    await repo.insertRevaluationItems(tx.db, tx.orgId, [{
+      entryId: entry.id, date: item.date, subledger: item.subledger, documentId: item.documentId, rate: item.rate, delta: D(r.delta).neg().toFixed(), createdBy: actorOf(tx.principal).actorId }]);
+    return entry.id;
   }
 
   /**

@@ -328,6 +328,18 @@ export const ledgerRepository = {
     return row && `the FX revaluation of open receivables and payables as of ${row.date} (revalue again as of a later date instead)`;
   },
 
+  /**
+   * Per document with FX revaluation rows: the sum of their changes (as its aging shows them) and the latest date of a
+   * row (a revaluation, its reversal, or what a void took off).
+   */
+  async revaluationsOf(db: Db, orgId: string, documentIds: string[]): Promise<Map<string, { delta: string; lastDate: string }>> {
+    if (!documentIds.length) return new Map();
+    const rows = await db.$queryRaw<{ id: string; delta: string; last: string }[]>`
+      SELECT x.document_id::text AS id, sum(x.base_delta)::text AS delta, max(x.revaluation_date)::text AS last
+      FROM finance.fx_revaluation_items x WHERE x.org_id = ${orgId}::uuid AND x.document_id = any(${documentIds}::uuid[]) GROUP BY x.document_id`;
+    return new Map(rows.map((r) => [r.id, { delta: r.delta, lastDate: r.last }]));
+  },
+
   /** What a revaluation (or its reversal, `entryId`) changed of each open receivable or payable (finance.fx_revaluation_items). */
   async insertRevaluationItems(db: Db, orgId: string, rows: { entryId: string; date: string; subledger: string; documentId: string; rate: string; delta: string; createdBy: string | null }[]): Promise<void> {
     if (!rows.length) return;

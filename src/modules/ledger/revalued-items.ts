@@ -41,6 +41,13 @@ export class RevaluedSubledgers {
     this.lookups.set(subledger, { side, lookup });
   }
 
+  /** Where the subledger's aging amounts sit on its control account (AR: debit, AP: credit). */
+  side(subledger: Subledger): 'debit' | 'credit' {
+    const registered = this.lookups.get(subledger);
+    if (!registered) throw new Error(`revalued open items of ${subledger} are not registered`);
+    return registered.side;
+  }
+
   async openItems(tx: TenantTx, asOf: string): Promise<{ subledger: Subledger; side: 'debit' | 'credit'; accountIds: string[]; items: OpenItem[] }[]> {
     const out = [];
     for (const [subledger, { side, lookup }] of this.lookups) out.push({ subledger, side, ...(await lookup(tx, asOf)) });

@@ -15,6 +15,7 @@ import { agingReport } from './aging.js';
 import { PayablesErrors } from './payables.errors.js';
 import { payablesRepository as repo, revaluationsOf, type Idempotency } from './payables.repository.js';
 import { iso, PayablesService } from './payables.service.js';
+import { assertAfterRevaluations } from './revalued-dates.js';
 import type {
   AgingReportDto, AllocationDto, BillPaymentDto, BillPaymentPage, CreateAllocationDto, CreateBillPaymentDto, PaymentQuery, RefundVendorCreditDto, ReverseAllocationDto,
 } from './payables.dto.js';
@@ -88,6 +89,8 @@ export class BillPaymentsService {
     }
     if (b.currency !== currency) throw PayablesErrors.error('payables.currency_mismatch', `${at}: ${b.kind} ${billId} is in ${b.currency}, the payment in ${currency}`);
     if (date < iso(b.bill_date)) throw PlatformErrors.error('validation_failed', `${at}: the allocation date ${date} is before the ${b.kind === 'bill' ? 'bill' : 'claim'} date ${iso(b.bill_date)} of ${b.kind} ${billId}`);
+    // what it carries, under the posting lock (a revaluation in flight has committed its changes), as of no date before them
+    await assertAfterRevaluations(this.ledger, this.journal, tx, [billId], date, `${at}: the allocation`);
     const [s] = await repo.settledOf(tx.db, tx.orgId, [billId]);
     return { bill: b, settled: D(s?.amount ?? 0), settledBase: D(s?.base ?? 0), revalued: (await revaluationsOf(tx.db, tx.orgId, [billId])).get(billId) };
   }
@@ -248,7 +251,8 @@ export class BillPaymentsService {
    * what its allocations and refunds used, changed by FX revaluations) when it is all of it, else its share at the
    * payment's rate, or at the last revaluation's rate for a revalued credit.
    */
-  private async creditShare(tx: TenantTx, payment: PaymentRow, usedBase: Decimal, left: Decimal, amount: Decimal, baseMu: number): Promise<Decimal> {
+  private async creditShare(tx: TenantTx, payment: PaymentRow, usedBase: Decimal, left: Decimal, amount: Decimal, baseMu: number, date: string, doing: string): Promise<Decimal> {
+    await assertAfterRevaluations(this.ledger, this.journal, tx, [payment.id], date, doing);
     const revalued = (await revaluationsOf(tx.db, tx.orgId, [payment.id])).get(payment.id);
     // a credit's revaluation is negative in the aging when it raises what AP carries as a debit
     const carried = D(payment.base_amount).minus(usedBase).minus(revalued?.delta ?? 0);
@@ -272,7 +276,7 @@ export class BillPaymentsService {
     const usage = await repo.paymentUsage(tx.db, tx.orgId, paymentId);
     const left = D(payment.amount).minus(usage.amount);
     if (p.amount.gt(left)) throw PayablesErrors.error('payables.over_allocation', `amount: ${fixed(p.amount, mu)} is more than what is left of the payment (${fixed(left, mu)})`, { left: fixed(left, mu) });
-    const paymentBase = await this.creditShare(tx, payment, usage.base, left, p.amount, baseMu);
+    const paymentBase = await this.creditShare(tx, payment, usage.base, left, p.amount, baseMu, date, 'the allocation');
     const entryId = await this.postFx(tx, payment, paymentBase.minus(p.billBase), date, `Allocation of payment ${paymentId} to ${p.bill.kind} ${p.bill.id}`, baseMu);
     const id = await repo.insertAllocation(tx.db, tx.orgId, {
       paymentId, billId: p.bill.id, date, amount: p.amount, billBase: p.billBase, paymentBase, reversesAllocationId: null, journalEntryId: entryId, createdBy: this.payables.actor(tx),
@@ -308,7 +312,7 @@ export class BillPaymentsService {
     }
     const rate = payment.currency !== base && dto.rate !== undefined ? D(dto.rate) : await this.payables.rateOn(tx, payment.currency, date);
     const bankBase = D(fixed(amount.times(rate), baseMu));
-    const paymentBase = await this.creditShare(tx, payment, usage.base, left, amount, baseMu);
+    const paymentBase = await this.creditShare(tx, payment, usage.base, left, amount, baseMu, date, 'the refund');
     const { apAccountId } = await this.payables.settings(tx);
     const cp = payment.vendor_id ? { counterpartyType: 'vendor', counterpartyId: payment.vendor_id } : { counterpartyType: 'employee', counterpartyId: payment.claimant_id! };
     const foreign = payment.currency !== base;
@@ -349,11 +353,16 @@ export class BillPaymentsService {
     // dated before the original, it would reopen the bill before it was settled: the aging would leave the AP balance
     if (date < iso(original.allocation_date)) throw PlatformErrors.error('validation_failed', `date must not be before the allocation date ${iso(original.allocation_date)}`);
     await this.assertPeriodOpen(tx, date);
+    await assertAfterRevaluations(this.ledger, this.journal, tx, [original.bill_id, original.payment_id], date, 'the reversal of the allocation');
     const { baseMu } = await this.baseMu(tx);
     const diff = D(original.payment_base_amount).minus(original.bill_base_amount);
+    // reversed on the account the original result went to: read from the original's entry (its line on neither AP nor
+    // the bank), whatever the settings say now; the settings' account of the result's side only when that cannot be told
+    const { apAccountId } = await this.payables.settings(tx);
+    const resultAccount = original.journal_entry_id && !diff.isZero()
+      ? await this.journal.resultAccountOf(tx, original.journal_entry_id, [apAccountId, payment.bank_account_id]) : undefined;
     const s = await this.ledger.settings(tx);
-    // reversed on the account the original result went to
-    const entryId = await this.postFx(tx, payment, diff.neg(), date, `Reversal of allocation ${allocationId}`, baseMu, diff.gt(0) ? s.fxLossAccountId : s.fxGainAccountId);
+    const entryId = await this.postFx(tx, payment, diff.neg(), date, `Reversal of allocation ${allocationId}`, baseMu, resultAccount ?? (diff.gt(0) ? s.fxLossAccountId : s.fxGainAccountId));
     const id = await repo.insertAllocation(tx.db, tx.orgId, {
       paymentId: original.payment_id, billId: original.bill_id, date, amount: D(original.amount).neg(), billBase: D(original.bill_base_amount).neg(),
       paymentBase: D(original.payment_base_amount).neg(), reversesAllocationId: allocationId, journalEntryId: entryId, createdBy: this.payables.actor(tx),

@@ -1,6 +1,6 @@
 import { ApiKeyScopes, ClosedToApiKeys } from '../../platform/auth/api-key-scopes.js';
 import { Body, Controller, Get, HttpCode, Patch, Post, Put, Query, Req, Res } from '@nestjs/common';
-import { ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
+import { ApiBody, ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ADMIN_ROLES, BOOKKEEPER_ROLES, type RequestRole } from '../../platform/auth/principal.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
@@ -218,7 +218,9 @@ export class PayablesController {
   @ApiOkResponse({ type: BillDto })
   @ApiErrors(400)
   // a posted bill: the reversal of its entry, dated by the client or today (its period closed or uncovered; an account archived since)
-  @ApiErrorCodes('payables.not_editable', 'payables.has_allocations', ...REVERSAL_POSTING_ERRORS)
+  // a bill FX revaluations revalued: what they added to AP (or took off) is taken off too (an entry of its own, against
+  // the unrealized FX account); dated before its last revaluation: payables.before_revaluation
+  @ApiErrorCodes('payables.not_editable', 'payables.has_allocations', 'payables.before_revaluation', ...REVERSAL_POSTING_ERRORS)
   voidBill(@Tx() tx: TenantTx, @IdParam('billId', 'bill') id: string, @Body() dto: VoidBillDto): Promise<BillDto> {
     return this.payables.void(tx, id, 'bill', { reason: dto.reason, date: dto.date });
   }
@@ -284,13 +286,28 @@ export class PayablesController {
   @RequiresFeature('omnizen', 'full_accounting')
   @RequireRole(...CLAIMANT_ROLES)
   @ClosedToApiKeys()
-  @ApiOperation({ operationId: 'voidExpenseClaim', summary: 'Withdraw your draft or rejected expense claim for good (bookkeepers: any claim); it stays, immutable' })
+  @ApiOperation({
+    operationId: 'voidExpenseClaim',
+    summary: 'Withdraw your draft or rejected expense claim for good (bookkeepers: any claim); or cancel a posted claim nothing is reimbursed on '
+      + '(owner, admin, accountant, never its claimant: posts the reversal of its entry, dated `date`); it stays, immutable',
+    description: 'A posted claim with reimbursements allocated (not reversed) is 409 payables.has_allocations: reverse them first. Its claimant '
+      + '(whatever their role) is 403 payables.own_bill. The reversal is dated `date` (default: today, never before the claim date nor its last '
+      + 'allocation or reversal) in an open period. Emits bill.voided (kind expense_claim) with voidedOn and reversalEntryId.',
+  })
+  @ApiBody({
+    type: VoidBillDto,
+    examples: {
+      withdraw: { summary: 'The claimant withdraws a draft or rejected claim', value: { reason: 'paid with the company card' } },
+      cancelPosted: { summary: 'A bookkeeper cancels a posted claim nothing is reimbursed on', value: { reason: 'claimed twice', date: '2026-03-10' } },
+    },
+  })
   @ApiOkResponse({ type: BillDto })
   @ApiErrors(400)
-  // a member reads only their own claims (another's is 404 expense_claim.not_found): never payables.claim_not_own
-  @ApiErrorCodes('payables.not_editable')
+  // a member reads only their own claims (another's is 404 expense_claim.not_found): never payables.claim_not_own.
+  // A posted claim: the reversal of its entry, dated by the client or today (its period closed or uncovered; an account archived since)
+  @ApiErrorCodes('payables.not_editable', 'payables.own_bill', 'payables.has_allocations', 'payables.before_revaluation', ...REVERSAL_POSTING_ERRORS)
   voidClaim(@Tx() tx: TenantTx, @IdParam('claimId', 'expense_claim') id: string, @Body() dto: VoidBillDto): Promise<BillDto> {
-    return this.payables.void(tx, id, 'expense_claim', { reason: dto.reason });
+    return this.payables.void(tx, id, 'expense_claim', { reason: dto.reason, date: dto.date });
   }
 
   @Post('expense-claims/:claimId/comments')
@@ -363,7 +380,9 @@ export class PayablesController {
   @ApiErrorCodes('payables.invalid_amount', 'payables.over_allocation', 'payables.not_open', 'payables.wrong_party', 'payables.currency_mismatch', 'payables.bank_account_not_allowed',
     'payables.account_not_allowed', 'vendor.not_found', 'claimant.not_found', 'bill.not_found', 'account.not_found', 'ledger.fx_accounts_missing',
     // the client's currency at the client's rate (invalid_rate: not positive) or the FX rate of the payment date; a vendor exists before the books are started
-    ...DOCUMENT_POSTING_ERRORS, 'ledger.unknown_currency', 'ledger.rate_missing', 'ledger.invalid_rate', 'ledger.invalid_amount', 'ledger.books_not_started', 'payables.idempotency_conflict')
+    ...DOCUMENT_POSTING_ERRORS, 'ledger.unknown_currency', 'ledger.rate_missing', 'ledger.invalid_rate', 'ledger.invalid_amount', 'ledger.books_not_started', 'payables.idempotency_conflict',
+    // dated before the last FX revaluation of a bill it settles
+    'payables.before_revaluation')
   createPayment(@Tx() tx: TenantTx, @Body() dto: CreateBillPaymentDto, @IdempotencyKey(PAYMENT_KEY) key: string | undefined): Promise<BillPaymentDto> {
     return this.payments.create(tx, dto, key);
   }
@@ -386,7 +405,7 @@ export class PayablesController {
   // deleted, nor is the standard account 2100, nor does its code change)
   @ApiErrorCodes('payables.invalid_amount', 'payables.over_allocation', 'payables.not_open', 'payables.wrong_party', 'payables.currency_mismatch',
     // posts only an FX result in base amounts, at a date that has an FX rate (the payment's or a later one)
-    'bill.not_found', 'ledger.fx_accounts_missing', ...DOCUMENT_POSTING_ERRORS)
+    'bill.not_found', 'ledger.fx_accounts_missing', 'payables.before_revaluation', ...DOCUMENT_POSTING_ERRORS)
   allocate(@Tx() tx: TenantTx, @IdParam('paymentId', 'bill_payment') id: string, @Body() dto: CreateAllocationDto): Promise<BillPaymentDto> {
     return this.payments.allocate(tx, id, dto);
   }
@@ -401,7 +420,7 @@ export class PayablesController {
   @ApiErrorCodes('payables.invalid_amount', 'payables.exceeds_credit', 'payables.bank_account_not_allowed', 'account.not_found', 'ledger.fx_accounts_missing',
     // at the client's rate (invalid_rate: not positive) or the FX rate of the refund date (none when the payment was at the
     // client's rate only: rate_missing); its base too large to store is invalid_amount
-    ...DOCUMENT_POSTING_ERRORS, 'ledger.rate_missing', 'ledger.invalid_rate', 'ledger.invalid_amount')
+    ...DOCUMENT_POSTING_ERRORS, 'ledger.rate_missing', 'ledger.invalid_rate', 'ledger.invalid_amount', 'payables.before_revaluation')
   refund(@Tx() tx: TenantTx, @IdParam('paymentId', 'bill_payment') id: string, @Body() dto: RefundVendorCreditDto): Promise<BillPaymentDto> {
     return this.payments.refund(tx, id, dto);
   }
@@ -410,11 +429,12 @@ export class PayablesController {
   @RequiresFeature('omnizen', 'full_accounting')
   @RequireRole(...BOOKKEEPER_ROLES)
   @ApiOperation({ operationId: 'reverseBillAllocation', summary: 'Un-allocate: a new reversing allocation (the bill is open again; the payment has the credit again)',
-    description: 'Emits bill_payment.allocation_reversed.' })
+    description: 'Emits bill_payment.allocation_reversed. The realized FX result is reversed on the account the original result went to (read from its entry). '
+      + 'Dated before the last FX revaluation of the bill or the payment\'s credit: 422 payables.before_revaluation.' })
   @ApiCreatedResponse({ type: BillPaymentDto })
   @ApiErrors(400)
   // the AP account: the one the payment read (never payables.account_not_allowed, as for an allocation)
-  @ApiErrorCodes('payables.allocation_reversed', 'ledger.fx_accounts_missing', ...DOCUMENT_POSTING_ERRORS)
+  @ApiErrorCodes('payables.allocation_reversed', 'ledger.fx_accounts_missing', 'payables.before_revaluation', ...DOCUMENT_POSTING_ERRORS)
   reverseAllocation(@Tx() tx: TenantTx, @IdParam('allocationId', 'bill_allocation') id: string, @Body() dto: ReverseAllocationDto): Promise<BillPaymentDto> {
     return this.payments.reverseAllocation(tx, id, dto);
   }

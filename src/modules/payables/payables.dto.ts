@@ -99,6 +99,16 @@ export class BillLineInputDto {
   @ApiPropertyOptional({ description: 'Tax code (input tax); absent: no tax', format: 'uuid', example: '4d3e2f1a-0b9c-4d8e-9f7a-6b5c4d3e2f1a' }) @IsOptional() @IsUUID() taxCodeId?: string;
 }
 
+/**
+ * The most lines a bill or expense claim has. Its posting (PayablesService.post) takes one journal line per line, one
+ * more per taxed line for its input tax, and one to AP: 2 x 200 + 1 = 401, within the 499 lines the ledger's posting
+ * function takes (finance.check_entry; a rounding line may come on top). A larger document would be saved and then
+ * fail at its approval with ledger.invalid_entry; it is refused when saved instead.
+ */
+export const MAX_DOCUMENT_LINES = 200;
+const TOO_MANY_LINES = `lines must have at most ${MAX_DOCUMENT_LINES} lines (a bill or expense claim posts as one journal entry)`;
+const LINES_DOC = `Lines (1-${MAX_DOCUMENT_LINES}; more are refused with 400 validation_failed: a taxed line posts a net and a tax line, and the posting must fit one journal entry)`;
+
 @ApiSchema({ description: 'A new vendor bill (a draft)' })
 export class CreateBillDto {
   @ApiProperty({ description: 'The vendor', format: 'uuid', example: '0b8f5f8e-9a43-4a52-8c1b-1f2a3b4c5d6e' }) @IsUUID() vendorId: string;
@@ -110,8 +120,8 @@ export class CreateBillDto {
   @ApiPropertyOptional({ description: 'Rate to post a foreign-currency bill at, base units per unit (default: the rate effective on the bill date, fixed at posting; ignored for the base currency)', example: '1.0850000000' })
   @IsOptional() @Rate('rate') rate?: string;
   @ApiPropertyOptional({ description: 'Memo', example: 'Office supplies January' }) @IsOptional() @IsString() @Length(0, 1000) memo?: string;
-  @ApiProperty({ description: 'Lines (1-200)', type: [BillLineInputDto] })
-  @ArrayMinSize(1, { message: 'lines must have at least 1 line' }) @ArrayMaxSize(200) @ValidateNested({ each: true }) @Type(() => BillLineInputDto) lines: BillLineInputDto[];
+  @ApiProperty({ description: LINES_DOC, type: [BillLineInputDto] })
+  @ArrayMinSize(1, { message: 'lines must have at least 1 line' }) @ArrayMaxSize(MAX_DOCUMENT_LINES, { message: TOO_MANY_LINES }) @ValidateNested({ each: true }) @Type(() => BillLineInputDto) lines: BillLineInputDto[];
   @ApiPropertyOptional({ description: 'The total the client computed (optional); a different server total is a 400', example: '300.00' }) @IsOptional() @Amount('total') total?: string;
 }
 
@@ -124,8 +134,8 @@ export class UpdateBillDto {
   @ApiPropertyOptional({ description: 'Rate to post a foreign-currency bill at, base units per unit (default: the rate effective on the bill date, fixed at posting; ignored for the base currency)', example: '1.0850000000' })
   @IsOptional() @Rate('rate') rate?: string;
   @ApiPropertyOptional({ description: 'Memo', example: 'Office supplies January' }) @IsOptional() @IsString() @Length(0, 1000) memo?: string;
-  @ApiProperty({ description: 'Lines (1-200)', type: [BillLineInputDto] })
-  @ArrayMinSize(1, { message: 'lines must have at least 1 line' }) @ArrayMaxSize(200) @ValidateNested({ each: true }) @Type(() => BillLineInputDto) lines: BillLineInputDto[];
+  @ApiProperty({ description: LINES_DOC, type: [BillLineInputDto] })
+  @ArrayMinSize(1, { message: 'lines must have at least 1 line' }) @ArrayMaxSize(MAX_DOCUMENT_LINES, { message: TOO_MANY_LINES }) @ValidateNested({ each: true }) @Type(() => BillLineInputDto) lines: BillLineInputDto[];
   @ApiPropertyOptional({ description: 'The total the client computed (optional); a different server total is a 400', example: '300.00' }) @IsOptional() @Amount('total') total?: string;
 }
 
@@ -144,8 +154,8 @@ export class CreateExpenseClaimDto {
   @ApiProperty({ description: 'Date of the claim (the posting date on approval)', example: '2026-01-10' }) @CalendarDate('claimDate') claimDate: string;
   @ApiProperty({ description: 'Currency of the claim and of every line', example: 'EUR' }) @Currency('currency') currency: string;
   @ApiPropertyOptional({ description: 'Memo', example: 'Client visit Hamburg' }) @IsOptional() @IsString() @Length(0, 1000) memo?: string;
-  @ApiProperty({ description: 'Lines (1-200)', type: [ClaimLineInputDto] })
-  @ArrayMinSize(1, { message: 'lines must have at least 1 line' }) @ArrayMaxSize(200) @ValidateNested({ each: true }) @Type(() => ClaimLineInputDto) lines: ClaimLineInputDto[];
+  @ApiProperty({ description: LINES_DOC, type: [ClaimLineInputDto] })
+  @ArrayMinSize(1, { message: 'lines must have at least 1 line' }) @ArrayMaxSize(MAX_DOCUMENT_LINES, { message: TOO_MANY_LINES }) @ValidateNested({ each: true }) @Type(() => ClaimLineInputDto) lines: ClaimLineInputDto[];
   @ApiPropertyOptional({ description: 'The total the client computed (optional); a different server total is a 400', example: '42.50' }) @IsOptional() @Amount('total') total?: string;
 }
 
@@ -201,8 +211,8 @@ export class BillDto {
   @ApiProperty({ description: 'Rate the bill posts at (base units per unit): the client\'s (rate of the draft), else the rate of the bill date fixed at posting; null until then', type: String, nullable: true, example: '1.0000000000' }) rate: string | null;
   @ApiProperty({ description: 'Total in the base currency credited to accounts payable; null until posted', type: String, nullable: true, example: '300.00' }) baseTotal: string | null;
   @ApiProperty({ description: 'The posting; null until posted', type: String, nullable: true, format: 'uuid', example: null }) journalEntryId: string | null;
-  @ApiProperty({ description: 'A posted bill voided: the date of the reversal of its posting; null otherwise', type: String, nullable: true, format: 'date', example: null }) voidedOn: string | null;
-  @ApiProperty({ description: 'A posted bill voided: the entry reversing its posting; null otherwise', type: String, nullable: true, format: 'uuid', example: null }) voidEntryId: string | null;
+  @ApiProperty({ description: 'A posted bill or claim voided: the date of the reversal of its posting; null otherwise', type: String, nullable: true, format: 'date', example: null }) voidedOn: string | null;
+  @ApiProperty({ description: 'A posted bill or claim voided: the entry reversing its posting; null otherwise', type: String, nullable: true, format: 'uuid', example: null }) voidEntryId: string | null;
   @ApiProperty({ description: 'Who created it', example: 'c0ffee00-0000-4000-8000-000000000001' }) createdBy: string;
   @ApiProperty({ description: 'When it was created', example: '2026-01-10T09:00:00.000Z' }) createdAt: Date;
   @ApiProperty({ description: 'Lines', type: [BillLineDto] }) lines: BillLineDto[];
@@ -220,10 +230,10 @@ export class BillQuery extends PageQuery {
   @IsOptional() @IsIn(['draft', 'submitted', 'rejected', 'posted', 'voided']) status?: string;
 }
 
-@ApiSchema({ description: 'Why a document is voided (and, for a posted bill, when)' })
+@ApiSchema({ description: 'Why a document is voided (and, for a posted bill or claim, when)' })
 export class VoidBillDto {
   @ApiPropertyOptional({ description: 'Why it will never be posted, or is cancelled (kept in the audit trail and the event)', example: 'entered twice' }) @IsOptional() @IsString() @Length(1, 2000) reason?: string;
-  @ApiPropertyOptional({ description: 'A posted bill: the date of the reversal of its posting, in an open period and not before the bill date nor its last allocation or allocation reversal (default: today, or that date when later). Not used for a draft or rejected document', example: '2026-02-20' })
+  @ApiPropertyOptional({ description: 'A posted bill or expense claim: the date of the reversal of its posting, in an open period and not before the bill or claim date nor its last allocation or allocation reversal (default: today, or that date when later). Not used for a draft or rejected document', example: '2026-02-20' })
   @IsOptional() @CalendarDate('date') date?: string;
 }
 

@@ -41,8 +41,8 @@ export const PAYABLES_EVENT_TYPES: DomainEventType[] = [
   },
   {
     type: 'bill.voided', version: 1, category: 'finance',
-    description: 'A draft or rejected bill or expense claim was voided: it will never be posted (kind says which); or a posted bill nothing was '
-      + 'allocated to was voided: the reversal of its posting is reversalEntryId, dated voidedOn (both null for a document never posted)',
+    description: 'A draft or rejected bill or expense claim was voided: it will never be posted (kind says which); or a posted bill or expense claim '
+      + 'nothing was allocated to (not paid or reimbursed) was voided: the reversal of its posting is reversalEntryId, dated voidedOn (both null for a document never posted)',
     payloadSchema: billPayload({
       reason: { type: ['string', 'null'] }, voidedBy: { type: 'string' }, voidedOn: { type: ['string', 'null'], format: 'date' }, reversalEntryId: { ...uuid, type: ['string', 'null'] },
     }, ['reason', 'voidedBy']),

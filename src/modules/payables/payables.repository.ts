@@ -64,7 +64,7 @@ export const payablesRepository = {
   async entryOwner(db: Db, orgId: string, entryId: string): Promise<string | undefined> {
     const [row] = await db.$queryRaw<{ owner: string }[]>`
       SELECT owner FROM (
-        SELECT 1 AS o, (CASE kind WHEN 'expense_claim' THEN 'expense claim ' || id
+        SELECT 1 AS o, (CASE kind WHEN 'expense_claim' THEN 'expense claim ' || id || ' (void the claim: POST payables/expense-claims/' || id || '/void, once its reimbursements are reversed)'
           ELSE 'bill ' || coalesce(bill_number, id::text) || ' (void the bill: POST payables/bills/' || id || '/void, once its allocations are reversed)' END) AS owner
           FROM finance.bills WHERE org_id = ${orgId}::uuid AND journal_entry_id = ${entryId}::uuid
         UNION ALL SELECT 2, 'vendor payment ' || coalesce(reference, id::text) || ' (reverse its allocations, record a vendor refund)'
@@ -247,7 +247,7 @@ export const payablesRepository = {
     }).where('org_id', '=', orgId).where('id', '=', id));
   },
 
-  /** A posted bill voided: its status, and the reversal of its entry (finance.guard_bill checks the two agree). */
+  /** A posted bill or claim voided: its status, and the reversal of its entry (finance.guard_bill checks the two agree). */
   async markVoided(db: Db, orgId: string, id: string, v: { voidedOn: string; voidEntryId: string }) {
     await db.run(qb.updateTable('finance.bills').set({ status: 'voided', voided_on: v.voidedOn, void_entry_id: v.voidEntryId })
       .where('org_id', '=', orgId).where('id', '=', id));

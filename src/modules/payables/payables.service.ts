@@ -19,6 +19,7 @@ import { computeTax, D, fitsMinorUnits, fixed, rateText } from '../ledger/money.
 import { generatedMemo } from '../ledger/generated-memo.js';
 import { PayablesErrors } from './payables.errors.js';
 import { payablesRepository as repo, type BillLineRow, type VendorRow } from './payables.repository.js';
+import { assertAfterRevaluations } from './revalued-dates.js';
 import type {
   ApprovalRuleDto, BillDto, BillPage, BillQuery, ClaimLineInputDto, CreateBillDto, CreateExpenseClaimDto, CreateVendorDto, UpdateExpenseClaimDto, PayablesSettingsDto,
   UpdateBillDto, UpdatePayablesSettingsDto, UpdateVendorDto, VendorDto, VendorPage, VendorQuery, BillLineInputDto,
@@ -468,39 +469,59 @@ export class PayablesService {
 
   /**
    * Voids a draft or rejected document that will never be posted (entered twice, withdrawn): it stays with its lines and
-   * decisions, immutable. A claimant voids their own claim; bookkeepers any document. A posted bill nothing is
-   * allocated to (no payment, or every allocation reversed) is voided too: the reversal of its entry is posted, dated
-   * `date` (default: today, and never before the bill date nor its last allocation or reversal) in an open period.
+   * decisions, immutable. A claimant voids their own claim; bookkeepers any document. A posted bill or expense claim
+   * nothing is allocated to (not paid or reimbursed, or every allocation reversed) is voided by a bookkeeper too (never
+   * by the claimant of the claim: four eyes, as for its approval): the reversal of its entry is posted, dated `date`
+   * (default: today, and never before the document date nor its last allocation or reversal) in an open period.
    */
   async void(tx: TenantTx, id: string, kind: 'bill' | 'expense_claim', o: { reason?: string; date?: string }): Promise<BillDto> {
     const b = await this.lockDocument(tx, id, kind);
     this.ownClaimOrBookkeeper(tx, b);
-    const posted = kind === 'bill' && b.status === 'posted';
+    const posted = b.status === 'posted';
     if (b.status !== 'draft' && b.status !== 'rejected' && !posted) {
-      const which = kind === 'bill' ? 'a draft, rejected or posted one' : 'a draft or rejected one';
-      throw PayablesErrors.error('payables.not_editable', `${kind} ${id} is ${b.status}: only ${which} can be voided${b.status === 'submitted' ? ' (reject it first)' : ''}`);
+      throw PayablesErrors.error('payables.not_editable', `${kind} ${id} is ${b.status}: only a draft, rejected or posted one can be voided${b.status === 'submitted' ? ' (reject it first)' : ''}`);
+    }
+    const label = kind === 'bill' ? `bill ${b.bill_number ?? id}` : `expense claim ${id}`;
+    // cancelling a posted claim takes back a payable to the claimant: another bookkeeper does it (a member never
+    // reaches here for another's claim, which they cannot see)
+    if (posted && kind === 'expense_claim' && (b.claimant_id === this.actor(tx) || !BOOKKEEPERS.includes(tx.role as RequestRole))) {
+      throw PayablesErrors.error('payables.own_bill', `you claimed ${label}: another owner, admin or accountant must void it once posted`);
     }
     const before = await this.getBill(tx, id, kind);
     const reason = o.reason ?? null;
     let reversal: { voidedOn: string; reversalEntryId: string } | null = null;
     if (posted) {
-      // the bill row is locked: no allocation to it can start before this commits (BillPaymentsService locks it too)
+      // the document row is locked: no allocation to it can start before this commits (BillPaymentsService locks it too)
       const [settled] = await repo.settledOf(tx.db, tx.orgId, [id]);
       if (settled && !D(settled.amount).isZero()) {
-        throw PayablesErrors.error('payables.has_allocations', `bill ${b.bill_number ?? id} has ${before.currency} ${fixed(settled.amount, await this.ledger.currencyUnits(tx, b.currency))} paid: reverse its allocations first, then void it`);
+        const paid = `${before.currency} ${fixed(settled.amount, await this.ledger.currencyUnits(tx, b.currency))} ${kind === 'bill' ? 'paid' : 'reimbursed'}`;
+        throw PayablesErrors.error('payables.has_allocations', `${label} has ${paid}: reverse its allocations first, then void it`);
       }
       const billDate = iso(b.bill_date);
       const clockDay = today(this.clock);
-      // an allocation and its reversal (nothing is allocated net) still settled the bill between their dates: voided
-      // before the last of them, the aging would drop the bill while the payment's credit still counted it used
+      // an allocation and its reversal (nothing is allocated net) still settled the document between their dates: voided
+      // before the last of them, the aging would drop it while the payment's credit still counted it used
       const lastSettled = await repo.lastAllocationDate(tx.db, tx.orgId, id);
-      const earliest = lastSettled !== null && lastSettled > billDate ? lastSettled : billDate;
+      // nor before its last FX revaluation (payables.before_revaluation below): the default is the latest of these
+      const revalued = (await this.journal.lastRevaluation(tx, [id]))?.date ?? null;
+      const earliest = [lastSettled, revalued].reduce<string>((d, x) => (x !== null && x > d ? x : d), billDate);
       const date = o.date ?? (clockDay < earliest ? earliest : clockDay);
-      // before the bill, AP would carry its reversal before the bill itself
-      if (date < billDate) throw PlatformErrors.error('validation_failed', `date must not be before the bill date ${billDate}`);
-      if (date < earliest) throw PlatformErrors.error('validation_failed', `date must not be before ${earliest}, the date of the last allocation or reversal of bill ${b.bill_number ?? id}`);
+      // before the document (its posting date), AP would carry its reversal before the document itself
+      if (date < billDate) throw PlatformErrors.error('validation_failed', `date must not be before the ${kind === 'bill' ? 'bill' : 'claim'} date ${billDate}`);
+      if (lastSettled !== null && date < lastSettled) throw PlatformErrors.error('validation_failed', `date must not be before ${lastSettled}, the date of the last allocation or reversal of ${label}`);
+      await assertAfterRevaluations(this.ledger, this.journal, tx, [id], date, 'the void');
       // the ledger's one reversal path: every line's sides swapped, base amounts kept; a closed period is refused there
-      const { entry } = await this.journal.reverse(tx, b.journal_entry_id!, { date, memo: `Void of bill ${b.bill_number ?? id}` });
+      const { entry } = await this.journal.reverse(tx, b.journal_entry_id!, { date, memo: `Void of ${label}` });
+      // the reversal takes the document's own base off AP; what FX revaluations added to it (or took off) goes too, or
+      // AP would keep it while the aging drops the document
+      const [ap] = await this.controlAccounts(tx);
+      if (b.rate && ap) {
+        await this.journal.takeOffRevaluations(tx, {
+          subledger: 'payables', documentId: id, accountId: ap.accountId, currency: b.currency, rate: D(b.rate).toFixed(), date,
+          memo: `Void of ${label}: FX revaluation taken off`,
+          ...(b.vendor_id ? { counterpartyType: 'vendor', counterpartyId: b.vendor_id } : { counterpartyType: 'employee', counterpartyId: b.claimant_id! }),
+        });
+      }
       await repo.markVoided(tx.db, tx.orgId, id, { voidedOn: date, voidEntryId: entry.id });
       reversal = { voidedOn: date, reversalEntryId: entry.id };
     } else {

@@ -16,10 +16,11 @@ import { ADMIN_ROLES, type RequestRole } from '../../platform/auth/principal.js'
 import type { TaxCodeDto } from '../ledger/ledger.dto.js';
 import { CustomersService } from './customers.service.js';
 import { assertOpenPeriod } from './open-period.js';
+import { assertAfterRevaluations } from './revalued-dates.js';
 import { revenueRecognitionRepository } from './revenue-recognition.repository.js';
 import { ReceivablesErrors } from './receivables.errors.js';
 import { LedgerErrors } from '../ledger/ledger.errors.js';
-import { effectiveRate, receivablesRepository as repo, type InvoiceLineRow, type InvoiceRow, type NewInvoice } from './receivables.repository.js';
+import { effectiveRate, receivablesRepository as repo, revaluedCarrying, type InvoiceLineRow, type InvoiceRow, type NewInvoice } from './receivables.repository.js';
 import type {
   CreateCreditNoteDto, CreateInvoiceDto, InvoiceDto, InvoicePage, InvoiceQuery, IssueInvoiceDto, TaxSummaryDto, VoidInvoiceDto,
 } from './receivables.dto.js';
@@ -220,7 +221,11 @@ export class InvoicesService {
    * It ends the transaction (its last statement leaves with COMMIT: db.commitNow), so it is the last thing a request does.
    */
   async issue(tx: TenantTx, id: string, dto: IssueInvoiceDto): Promise<InvoiceDto> {
-    // an override of the credit limit is an owner's or admin's, asked for or not needed alike
+    // an override of the credit limit is a person's credit decision (an owner's or admin's), asked for or not needed
+    // alike: not an API key's or a service's, though ADMIN_ROLES lets them do an admin's other writes
+    if (dto.overrideCreditLimit && tx.role === 'service') {
+      throw PlatformErrors.error('forbidden.role', 'overrideCreditLimit needs a person with the role owner or admin: an API key or a service may not override a credit limit');
+    }
     if (dto.overrideCreditLimit && !ADMIN_ROLES.includes(tx.role as RequestRole)) {
       throw PlatformErrors.error('forbidden.role', `overrideCreditLimit needs the role owner or admin; you are ${tx.role ?? 'not a member'}`);
     }
@@ -383,18 +388,30 @@ export class InvoicesService {
     // not before the last allocation or reversal: until then the invoice settled part of a payment, and voided earlier
     // the aging would drop the invoice while the payment's credit still counted it used (aging and AR balance apart)
     const lastSettled = allocations.reduce<string | null>((d, a) => (d === null || a.date > d ? a.date : d), null);
-    const date = dto.date ?? (lastSettled !== null && lastSettled > row.invoiceDate ? lastSettled : row.invoiceDate);
+    // nor before its last FX revaluation (receivables.before_revaluation): the default is the latest of these dates
+    const revalued = (await this.journal.lastRevaluation(tx, [id]))?.date ?? null;
+    const earliest = [lastSettled, revalued].reduce<string>((d, x) => (x !== null && x > d ? x : d), row.invoiceDate);
+    const date = dto.date ?? earliest;
     if (date < row.invoiceDate) throw PlatformErrors.error('validation_failed', 'date must not be before the invoice date');
     if (lastSettled !== null && date < lastSettled) {
       throw PlatformErrors.error('validation_failed', `date must not be before ${lastSettled}, the date of the last allocation or reversal of invoice ${row.number}`);
     }
+    await assertAfterRevaluations(this.ledger, this.journal, tx, [id], date, 'the void');
     // an invoice of 0.00 posted nothing (issueWithoutPosting): nothing to reverse, the date still in an open period
     let reversalId: string | null = null;
     if (row.entryId) reversalId = (await this.journal.reverse(tx, row.entryId, { date, memo: `Void of invoice ${row.number}` })).entry.id;
     else await assertOpenPeriod(this.ledger, tx, date);
+    // the reversal takes the invoice's own base off AR; what FX revaluations added to it (or took off) goes too, or AR
+    // would keep it while the aging drops the invoice. Before markVoid: its row of the open amounts follows the change,
+    // then the void leaves it at 0
+    const revaluationEntryId = row.rate ? await this.journal.takeOffRevaluations(tx, {
+      subledger: 'receivables', documentId: id, accountId: (await this.customers.settings(tx)).arAccountId, currency: row.currency, rate: row.rate, date,
+      memo: `Void of invoice ${row.number}: FX revaluation taken off`, counterpartyType: 'customer', counterpartyId: row.customerId,
+    }) : null;
     await repo.markVoid(tx.db, tx.orgId, id, date, reversalId);
     await emitEvent(tx, 'invoice.voided', { invoiceId: id, number: row.number, customerId: row.customerId, voidedOn: date, reversalEntryId: reversalId });
-    await this.audit.record(tx, { action: 'receivables.invoice_voided', entityType: 'invoice', entityId: id, before: { status: row.status }, after: { status: 'void', voidedOn: date, voidEntryId: reversalId } });
+    await this.audit.record(tx, { action: 'receivables.invoice_voided', entityType: 'invoice', entityId: id, before: { status: row.status },
+      after: { status: 'void', voidedOn: date, voidEntryId: reversalId, ...(revaluationEntryId ? { revaluationEntryId } : {}) } });
     return this.get(tx, id);
   }
 
@@ -476,6 +493,9 @@ export class InvoicesService {
     if (total.isZero()) throw ReceivablesErrors.error('receivables.nothing_to_credit', `the lines credited come to ${fixed(total, currencyMu)}: there is nothing to credit`);
     const open = D(inv.total).minus(inv.allocated);
     if (total.gt(open)) throw ReceivablesErrors.error('receivables.credit_lines', `the credit note's total ${fixed(total, currencyMu)} exceeds what is open on invoice ${inv.number}, ${fixed(open, currencyMu)}`);
+    // what the invoice carries is read below: under the posting lock (taken after the recognition runs' lock, as the
+    // posting would), as of no date before its last revaluation
+    await assertAfterRevaluations(this.ledger, this.journal, tx, [invoiceId], dto.date, 'the credit note');
     const cnId = await repo.insertInvoice(tx.db, tx.orgId, {
       kind: 'credit_note', customerId: inv.customerId, creditedInvoiceId: invoiceId, series: 'CN', invoiceDate: dto.date, dueDate: dto.date,
       currency: inv.currency, subtotal: fixed(subtotal, currencyMu), taxTotal: fixed(taxTotal, currencyMu), total: fixed(total, currencyMu),
@@ -485,15 +505,28 @@ export class InvoicesService {
     const cn = await this.row(tx, cnId);
     const year = dto.date.slice(0, 4);
     const number = `CN-${year}-${String(await repo.nextNumber(tx.db, tx.orgId, `CN-${year}`)).padStart(6, '0')}`;
-    // the invoice's base value falls by exactly the difference of its rounded open values
-    const invoiceBase = baseOf(open, rate, baseMu).minus(baseOf(open.minus(total), rate, baseMu));
+    // the credit note's own base (at the invoice's rate): the difference of the invoice's rounded open values
+    const creditBase = baseOf(open, rate, baseMu).minus(baseOf(open.minus(total), rate, baseMu));
+    // what it takes off the invoice: as an allocation does, of what the invoice carries, at its last revaluation's rate
+    // (all of it when it credits what is open); the difference (the revaluation's part) is realized FX, as an
+    // allocation's. Without a revaluation the two are one
+    const carrying = (await revaluedCarrying(tx.db, tx.orgId, [invoiceId])).get(invoiceId);
+    const invoiceBase = !carrying ? creditBase : total.eq(open) ? D(carrying.base) : D(carrying.base).minus(baseOf(open.minus(total), carrying.rate, baseMu));
+    const fx = creditBase.minus(invoiceBase);
+    const docLines = this.documentLines(cn, lines, taxCodes, settings, rate, baseMu, 'credit_note', invoiceBase, backToDeferred);
+    if (!fx.isZero()) {
+      const s = await this.ledger.settings(tx);
+      const account = fx.gt(0) ? s.fxGainAccountId : s.fxLossAccountId;
+      if (!account) throw ReceivablesErrors.error('receivables.fx_accounts_missing', 'a realized FX difference needs fxGainAccountId and fxLossAccountId in the ledger settings');
+      const amount = fixed(fx.abs(), baseMu);
+      docLines.push({ accountId: account, ...(fx.gt(0) ? { credit: amount } : { debit: amount }), description: `realized FX ${fx.gt(0) ? 'gain' : 'loss'}` });
+    }
     const { entry } = await this.journal.post(tx, {
-      date: dto.date, memo: `Credit note ${number} for ${inv.number}`, source: 'invoice', sourceRef: cnId, idempotencyKey: `invoice:${cnId}`,
-      lines: this.documentLines(cn, lines, taxCodes, settings, rate, baseMu, 'credit_note', invoiceBase, backToDeferred),
+      date: dto.date, memo: `Credit note ${number} for ${inv.number}`, source: 'invoice', sourceRef: cnId, idempotencyKey: `invoice:${cnId}`, lines: docLines,
     });
-    await repo.markIssued(tx.db, tx.orgId, cnId, { number, rate, status: 'issued', entryId: entry.id, baseSubtotal: baseOf(subtotal, rate, baseMu).toFixed(), baseTotal: invoiceBase.toFixed() });
+    await repo.markIssued(tx.db, tx.orgId, cnId, { number, rate, status: 'issued', entryId: entry.id, baseSubtotal: baseOf(subtotal, rate, baseMu).toFixed(), baseTotal: creditBase.toFixed() });
     await repo.insertAllocation(tx.db, tx.orgId, {
-      invoiceId, creditNoteId: cnId, date: dto.date, amount: total.toFixed(), invoiceBase: invoiceBase.toFixed(), sourceBase: invoiceBase.toFixed(),
+      invoiceId, creditNoteId: cnId, date: dto.date, amount: total.toFixed(), invoiceBase: invoiceBase.toFixed(), sourceBase: creditBase.toFixed(),
       entryId: entry.id, createdBy: actor(tx),
     });
     await this.afterSettlement(tx, inv, open.minus(total), dto.date);

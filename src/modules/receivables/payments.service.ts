@@ -15,6 +15,7 @@ import { D, fitsMinorUnits, fixed, rateText } from '../ledger/money.js';
 import { CustomersService } from './customers.service.js';
 import { actor, baseOf, InvoicesService, statusFor } from './invoices.service.js';
 import { assertOpenPeriod } from './open-period.js';
+import { assertAfterRevaluations } from './revalued-dates.js';
 import { ReceivablesErrors } from './receivables.errors.js';
 import { effectiveRate, receivablesRepository as repo, revaluedCarrying, type AllocationRow, type Idempotency, type InvoiceRow, type PaymentRow } from './receivables.repository.js';
 import type { RefundCustomerCreditDto, AllocatePaymentDto, ReceivableAllocationDto, ReceivableAllocationInputDto, CreatePaymentDto, PaymentDto, PaymentPage, CustomerPaymentQuery, ReverseReceivableAllocationDto } from './receivables.dto.js';
@@ -117,12 +118,15 @@ export class PaymentsService {
    * the other and the second sees what the first took: the open amount never goes below zero.
    */
   private async plan(tx: TenantTx, allocations: ReceivableAllocationInputDto[],
-    p: { customerId: string; currency: string; rate: string; unallocated: Decimal; date: string; carrying?: Carrying }, baseMu: number): Promise<Planned[]> {
-    await repo.lockInvoices(tx.db, tx.orgId, [...new Set(allocations.map((a) => a.invoiceId))]);
-    // what the revalued invoices carry (after the lock: an allocation in flight has committed its part)
-    const revalued = await revaluedCarrying(tx.db, tx.orgId, [...new Set(allocations.map((a) => a.invoiceId))]);
+    p: { customerId: string; currency: string; rate: string; unallocated: Decimal; date: string; paymentId?: string }, baseMu: number): Promise<Planned[]> {
+    const invoiceIds = [...new Set(allocations.map((a) => a.invoiceId))];
+    await repo.lockInvoices(tx.db, tx.orgId, invoiceIds);
+    // what the revalued invoices (and the payment's credit) carry, after the lock (an allocation in flight has committed
+    // its part) and under the posting lock (a revaluation in flight has committed its changes), as of no date before them
+    await assertAfterRevaluations(this.ledger, this.journal, tx, p.paymentId ? [...invoiceIds, p.paymentId] : invoiceIds, p.date, 'the allocation');
+    const revalued = await revaluedCarrying(tx.db, tx.orgId, invoiceIds);
     const open = new Map<string, { invoice: InvoiceRow; open: Decimal; carrying?: Carrying }>();
-    let source = p.carrying;
+    let source = p.paymentId ? await this.creditCarrying(tx, p.paymentId) : undefined;
     const mu = await this.ledger.currencyUnits(tx, p.currency);
     let left = p.unallocated;
     const out: Planned[] = [];
@@ -157,10 +161,10 @@ export class PaymentsService {
   }
 
   /** The FX line for a base difference (positive: a gain). */
-  private async fxLine(tx: TenantTx, diff: Decimal, baseMu: number, gainOrLoss?: 'gain' | 'loss'): Promise<PostingLine | undefined> {
+  private async fxLine(tx: TenantTx, diff: Decimal, baseMu: number, gainOrLoss?: 'gain' | 'loss', on?: string): Promise<PostingLine | undefined> {
     if (diff.isZero()) return undefined;
     const s = await this.ledger.settings(tx);
-    const account = (gainOrLoss ?? (diff.gt(0) ? 'gain' : 'loss')) === 'gain' ? s.fxGainAccountId : s.fxLossAccountId;
+    const account = on ?? ((gainOrLoss ?? (diff.gt(0) ? 'gain' : 'loss')) === 'gain' ? s.fxGainAccountId : s.fxLossAccountId);
     if (!account) throw ReceivablesErrors.error('receivables.fx_accounts_missing', 'a realized FX difference needs fxGainAccountId and fxLossAccountId in the ledger settings');
     const amount = fixed(diff.abs(), baseMu);
     return { accountId: account, ...(diff.gt(0) ? { credit: amount } : { debit: amount }), description: `realized FX ${diff.gt(0) ? 'gain' : 'loss'}` };
@@ -256,8 +260,7 @@ export class PaymentsService {
     const date = dto.date ?? today(this.clock);
     if (date < payment.date) throw PlatformErrors.error('validation_failed', 'date must not be before the payment date');
     const planned = await this.plan(tx, dto.allocations, {
-      customerId: payment.customerId, currency: payment.currency, rate: payment.rate, unallocated: D(payment.amount).minus(payment.allocated), date,
-      carrying: await this.creditCarrying(tx, paymentId),
+      customerId: payment.customerId, currency: payment.currency, rate: payment.rate, unallocated: D(payment.amount).minus(payment.allocated), date, paymentId,
     }, baseMu);
     const entryId = await this.postFxAdjustment(tx, planned.map((p) => ({ ...p, currency: payment.currency, rate: payment.rate })), settings.arAccountId, baseMu, date, `FX on allocation of payment ${payment.reference ?? payment.id}`);
     // no FX difference, no posting to refuse the date: the allocation still changes what was open as of it
@@ -278,11 +281,12 @@ export class PaymentsService {
    * For allocations made after the payment: AR debit at the payment's base, AR credit at the invoice's, the difference
    * to FX. The lines are at the payment's rate (`rate`), as the payment's own entry: never the rate table's of the date.
    */
-  private async postFxAdjustment(tx: TenantTx, items: { invoice: InvoiceRow; amount: Decimal; invoiceBase: Decimal; sourceBase: Decimal; currency: string; rate: string; gainOrLoss?: 'gain' | 'loss' }[],
+  private async postFxAdjustment(tx: TenantTx, items: { invoice: InvoiceRow; amount: Decimal; invoiceBase: Decimal; sourceBase: Decimal; currency: string; rate: string; gainOrLoss?: 'gain' | 'loss'; account?: string }[],
     arAccountId: string, baseMu: number, date: string, memo: string): Promise<string | null> {
     const lines: PostingLine[] = [];
     let fx = D(0);
     let kind: 'gain' | 'loss' | undefined;
+    let account: string | undefined;
     for (const x of items) {
       if (x.sourceBase.eq(x.invoiceBase)) continue;
       const common = { accountId: arAccountId, currency: x.currency, rate: x.rate, counterpartyType: 'customer', counterpartyId: x.invoice.customerId };
@@ -296,9 +300,10 @@ export class PaymentsService {
       }
       fx = fx.plus(x.sourceBase).minus(x.invoiceBase);
       kind ??= x.gainOrLoss;
+      account ??= x.account;
     }
     if (!lines.length) return null;
-    lines.push((await this.fxLine(tx, fx, baseMu, kind))!);
+    lines.push((await this.fxLine(tx, fx, baseMu, kind, account))!);
     const { entry } = await this.journal.post(tx, { date, memo, source: 'payment', lines });
     return entry.id;
   }
@@ -332,6 +337,7 @@ export class PaymentsService {
     await this.customers.postableAccount(tx, accountId, 'accountId');
     const rate = payment.currency === baseCurrency ? '1' : dto.rate ?? (await effectiveRate(tx.db, payment.currency, date));
     if (!rate) throw LedgerErrors.error('ledger.rate_missing', `no ${payment.currency} rate on or before ${date}`);
+    await assertAfterRevaluations(this.ledger, this.journal, tx, [paymentId], date, 'the refund');
     const sourceBase = shareOf(left, amount, payment.rate, baseMu, await this.creditCarrying(tx, paymentId));
     const bankBase = baseOf(amount, rate, baseMu);
     const common = { currency: payment.currency, counterpartyType: 'customer', counterpartyId: payment.customerId };
@@ -378,6 +384,7 @@ export class PaymentsService {
     const open = D(invoice.total).minus(invoice.allocated);
     const unallocated = D(payment.amount).minus(payment.allocated);
     // reopened at the rate the invoice (and the payment's credit) is carried at: a revalued one at its revaluation's
+    await assertAfterRevaluations(this.ledger, this.journal, tx, [invoice.id, payment.id], date, 'the reversal of the allocation');
     const invoiceCarrying = (await revaluedCarrying(tx.db, tx.orgId, [invoice.id])).get(invoice.id);
     const creditCarrying = await this.creditCarrying(tx, payment.id);
     const invoiceBase = invoiceCarrying ? D(invoiceCarrying.base).minus(baseOf(open.plus(amount), invoiceCarrying.rate, baseMu))
@@ -385,7 +392,9 @@ export class PaymentsService {
     const sourceBase = creditCarrying ? creditCarrying.base.minus(baseOf(unallocated.plus(amount), creditCarrying.rate, baseMu))
       : baseOf(unallocated, payment.rate, baseMu).minus(baseOf(unallocated.plus(amount), payment.rate, baseMu));
     const original = D(a.sourceBase).minus(a.invoiceBase);
-    const entryId = await this.postFxAdjustment(tx, [{ invoice, amount: amount.neg(), invoiceBase, sourceBase, currency: payment.currency, rate: payment.rate, gainOrLoss: original.gt(0) ? 'gain' : 'loss' }],
+    // the result goes back to the account the original's went to (read from its entry), whatever the settings say now
+    const account = !original.isZero() && a.entryId ? await this.journal.resultAccountOf(tx, a.entryId, [settings.arAccountId, payment.depositAccountId]) : undefined;
+    const entryId = await this.postFxAdjustment(tx, [{ invoice, amount: amount.neg(), invoiceBase, sourceBase, currency: payment.currency, rate: payment.rate, gainOrLoss: original.gt(0) ? 'gain' : 'loss', account }],
       settings.arAccountId, baseMu, date, `Reversal of allocation ${allocationId}`);
     if (!entryId) await assertOpenPeriod(this.ledger, tx, date); // as an allocation's
     const reversalId = await translateDatabaseError(repo.insertAllocation(tx.db, tx.orgId, {

@@ -194,8 +194,8 @@ export class InvoicesController {
       + 'its date still in an open fiscal period (ledger.period_closed, ledger.no_fiscal_year). '
       + 'A customer with a credit limit (base currency; none: unlimited): what it owes once the invoice is issued (its open invoices less its unallocated '
       + 'payments, as the aging totals them, plus the invoice at its rate) may reach the limit but not exceed it: 422 receivables.credit_limit_exceeded, '
-      + 'nothing written, the message and details naming the limit and the resulting balance. overrideCreditLimit: true issues it anyway (owner or admin: '
-      + '403 forbidden.role for another role), recorded in the audit row (after.creditLimitOverride). An invoice of 0.00 is never refused by the limit.' })
+      + 'nothing written, the message and details naming the limit and the resulting balance. overrideCreditLimit: true issues it anyway (a person with the role owner or admin: '
+      + '403 forbidden.role for another role or an API key), recorded in the audit row (after.creditLimitOverride). An invoice of 0.00 is never refused by the limit.' })
   @ApiOkResponse({ type: InvoiceDto })
   @ApiErrors(402)
   @ApiErrorCodes(...ISSUE_POSTING_ERRORS, 'receivables.not_draft', 'receivables.settings_missing', 'receivables.deferred_account_missing', 'receivables.credit_limit_exceeded')
@@ -210,9 +210,11 @@ export class InvoicesController {
   @ApiOperation({ operationId: 'reverseInvoice', summary: 'Void an issued invoice: post the reversal (refused while payments or credit notes are allocated to it)',
     description: 'What is allocated counts net of reversed allocations: an invoice whose payment allocations were all reversed is voided as one never paid '
       + '(409 receivables.has_allocations otherwise), dated no earlier than its last allocation or reversal (400 validation_failed). '
-      + 'An invoice of 0.00 posted nothing: it is voided without a reversal (voidEntryId null), its void date still in an open fiscal period.' })
+      + 'An invoice of 0.00 posted nothing: it is voided without a reversal (voidEntryId null), its void date still in an open fiscal period. '
+      + 'An invoice FX revaluations revalued: what they added to AR (or took off) is taken off too, against the unrealized FX account, in an entry of its own; '
+      + 'the void is dated no earlier than its last revaluation (422 receivables.before_revaluation; the default date is the latest of the invoice date, its last allocation or reversal and its last revaluation).' })
   @ApiOkResponse({ type: InvoiceDto })
-  @ApiErrorCodes(...REVERSAL_POSTING_ERRORS, 'receivables.invalid_status', 'receivables.has_allocations')
+  @ApiErrorCodes(...REVERSAL_POSTING_ERRORS, 'receivables.invalid_status', 'receivables.has_allocations', 'receivables.before_revaluation')
   void(@Tx() tx: TenantTx, @IdParam('invoiceId', 'invoice') id: string, @Body() dto: VoidInvoiceDto): Promise<InvoiceDto> {
     return this.invoices.void(tx, id, dto);
   }
@@ -221,11 +223,14 @@ export class InvoicesController {
   @RequiresFeature('omnizen', 'basic_invoicing')
   @RequireRole(...BOOKKEEPER_ROLES)
   @ApiOperation({ operationId: 'createCreditNote', summary: 'Credit an issued invoice (whole, or some lines): the credit note is issued and posted at once and reduces what is open',
-    description: 'Lines that come to 0.00 (discounted 100 %) credit nothing: a credit note of 0.00 is refused (422 receivables.nothing_to_credit).' })
+    description: 'Lines that come to 0.00 (discounted 100 %) credit nothing: a credit note of 0.00 is refused (422 receivables.nothing_to_credit). '
+      + 'Of an invoice FX revaluations revalued it takes what the invoice carries (at the last revaluation\'s rate, all of it when it credits what is open), as an allocation does: '
+      + 'the difference to its own base at the invoice\'s rate is realized FX (receivables.fx_accounts_missing without the FX accounts); dated before the last revaluation it is refused (422 receivables.before_revaluation).' })
   @ApiCreatedResponse({ type: InvoiceDto })
   // an issued invoice had the settings, which are never unset; a line still deferred keeps the deferred revenue account
   // in the settings (it carries its balance: receivables.control_account_in_use): never settings_missing nor deferred_account_missing
-  @ApiErrorCodes(...DOCUMENT_POSTING_ERRORS, 'ledger.rounding_account_missing', 'receivables.invalid_status', 'receivables.credit_lines', 'receivables.nothing_to_credit')
+  @ApiErrorCodes(...DOCUMENT_POSTING_ERRORS, 'ledger.rounding_account_missing', 'receivables.invalid_status', 'receivables.credit_lines', 'receivables.nothing_to_credit',
+    'receivables.fx_accounts_missing', 'receivables.before_revaluation')
   creditNote(@Tx() tx: TenantTx, @IdParam('invoiceId', 'invoice') id: string, @Body() dto: CreateCreditNoteDto): Promise<InvoiceDto> {
     return this.invoices.createCreditNote(tx, id, dto);
   }
@@ -279,7 +284,7 @@ export class PaymentsController {
   @ApiErrorCodes(...DOCUMENT_POSTING_ERRORS, 'ledger.unknown_currency', 'ledger.rate_missing', 'ledger.invalid_rate', 'ledger.invalid_amount',
     'receivables.unknown_customer', 'receivables.account_not_postable', 'receivables.invalid_amount',
     'receivables.over_allocation', 'receivables.exceeds_payment', 'receivables.wrong_customer', 'receivables.currency_mismatch', 'receivables.invalid_status',
-    'receivables.settings_missing', 'receivables.fx_accounts_missing', 'invoice.not_found', 'receivables.idempotency_conflict')
+    'receivables.settings_missing', 'receivables.fx_accounts_missing', 'invoice.not_found', 'receivables.idempotency_conflict', 'receivables.before_revaluation')
   create(@Tx() tx: TenantTx, @Body() dto: CreatePaymentDto, @IdempotencyKey(PAYMENT_KEY) key: string | undefined): Promise<PaymentDto> {
     return this.payments.create(tx, dto, key);
   }
@@ -300,7 +305,7 @@ export class PaymentsController {
   @ApiCreatedResponse({ type: PaymentDto })
   // a payment is recorded only with the receivables settings, which are never unset: never settings_missing (nor on its refunds and reversals)
   @ApiErrorCodes(...ALLOCATION_POSTING_ERRORS, 'receivables.invalid_amount', 'receivables.over_allocation', 'receivables.exceeds_payment', 'receivables.wrong_customer',
-    'receivables.currency_mismatch', 'receivables.invalid_status', 'receivables.fx_accounts_missing', 'invoice.not_found')
+    'receivables.currency_mismatch', 'receivables.invalid_status', 'receivables.fx_accounts_missing', 'invoice.not_found', 'receivables.before_revaluation')
   allocate(@Tx() tx: TenantTx, @IdParam('customerPaymentId', 'payment') id: string, @Body() dto: AllocatePaymentDto): Promise<PaymentDto> {
     return this.payments.allocate(tx, id, dto);
   }
@@ -312,7 +317,7 @@ export class PaymentsController {
   @ApiCreatedResponse({ type: PaymentDto })
   // the client's rate of the refund date, as a payment's (its currency is the payment's)
   @ApiErrorCodes(...DOCUMENT_POSTING_ERRORS, 'ledger.rate_missing', 'ledger.invalid_rate', 'ledger.invalid_amount', 'receivables.invalid_amount', 'receivables.exceeds_credit',
-    'receivables.account_not_postable', 'receivables.fx_accounts_missing', 'receivables.idempotency_conflict')
+    'receivables.account_not_postable', 'receivables.fx_accounts_missing', 'receivables.idempotency_conflict', 'receivables.before_revaluation')
   refund(@Tx() tx: TenantTx, @IdParam('customerPaymentId', 'payment') id: string, @Body() dto: RefundCustomerCreditDto,
     @IdempotencyKey(REFUND_KEY) key: string | undefined): Promise<PaymentDto> {
     return this.payments.refund(tx, id, dto, key);
@@ -322,9 +327,10 @@ export class PaymentsController {
   @RequiresFeature('omnizen', 'basic_invoicing')
   @RequireRole(...BOOKKEEPER_ROLES)
   @ApiOperation({ operationId: 'reverseAllocation', summary: 'Undo an allocation (e.g. a bounced payment): a new reversing allocation row; the invoice is open again',
-    description: 'Its date must be in an open fiscal period (ledger.period_closed, ledger.no_fiscal_year), also when no FX entry is posted. Emits payment.allocation_reversed.' })
+    description: 'Its date must be in an open fiscal period (ledger.period_closed, ledger.no_fiscal_year), also when no FX entry is posted. Emits payment.allocation_reversed. '
+      + 'The realized FX result is reversed on the account the original result went to (read from its entry). Dated before the last FX revaluation of the invoice or the payment\'s credit: 422 receivables.before_revaluation.' })
   @ApiCreatedResponse({ type: PaymentDto })
-  @ApiErrorCodes(...ALLOCATION_POSTING_ERRORS, 'receivables.already_reversed', 'receivables.invalid_status', 'receivables.fx_accounts_missing')
+  @ApiErrorCodes(...ALLOCATION_POSTING_ERRORS, 'receivables.already_reversed', 'receivables.invalid_status', 'receivables.fx_accounts_missing', 'receivables.before_revaluation')
   reverse(@Tx() tx: TenantTx, @IdParam('receivableAllocationId', 'allocation') id: string, @Body() dto: ReverseReceivableAllocationDto): Promise<PaymentDto> {
     return this.payments.reverseAllocation(tx, id, dto);
   }

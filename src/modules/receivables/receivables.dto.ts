@@ -180,7 +180,7 @@ export class IssueInvoiceDto {
   @ApiPropertyOptional({ description: 'Rate to post a foreign-currency invoice at (default: the rate effective on the invoice date)', example: '1.0850000000' })
   @IsOptional() @Rate('rate') rate?: string;
   @ApiPropertyOptional({
-    description: 'Issue even when the invoice takes what the customer owes above its credit limit (owner or admin only: 403 forbidden.role for another role, '
+    description: 'Issue even when the invoice takes what the customer owes above its credit limit (a person with the role owner or admin only: 403 forbidden.role for another role or an API key, '
       + 'whether or not the limit is reached); the override, the limit and the balance are recorded in the audit row of the issue',
     example: false,
   })

@@ -30,5 +30,6 @@ export const ReceivablesErrors = defineErrorCodes({
   'receivables.nothing_to_credit': { status: 422, description: 'the credit note comes to 0.00 (what the lines credit has no amount): there is nothing to credit' },
   'receivables.due_before_invoice': { status: 422, description: 'the due date is before the invoice date' },
   'receivables.credit_limit_exceeded': { status: 422, description: 'issuing the invoice would take what the customer owes (open invoices less customer credit, in the base currency) above its credit limit: nothing is written; an owner or admin may issue it with overrideCreditLimit: true' },
+  'receivables.before_revaluation': { status: 422, description: 'the allocation, its reversal, the refund, the credit note or the void is dated before the last FX revaluation of an invoice or payment credit it takes from: what the item carries is its value after that revaluation; date it on or after details.revaluationDate (details.documentId names the item)' },
   'receivables.idempotency_conflict': { status: 409, description: 'the Idempotency-Key was already used with a different request (another payment, or another refund)' },
 });
