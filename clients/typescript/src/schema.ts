@@ -491,7 +491,7 @@ export interface paths {
         put?: never;
         /**
          * Start a Stripe Checkout for a personal plan
-         * @description One open checkout per app: a double-click or a retry does not start a second one. While the session the first request created is open (up to 23 hours, until a Stripe event about the app's subscription arrives), the same request answers 201 with that same session (same id and url), and concurrent requests are served one at a time. Another checkout (another plan, or another admin) expires that session in Stripe first, so it can no longer be paid, and answers with a new one; 409 billing.checkout_superseded when another checkout started while Stripe was creating this one's session (that one stays open). 409 billing.subscription_exists while a Stripe subscription of the app has not ended: live (active, trialing, past_due: change plans in the billing portal), incomplete (its first payment is pending: complete it, or wait until Stripe expires it), unpaid or paused (settle or cancel it in the billing portal); details.status says which. Also when the session being expired has just been paid and its subscription has not ended. Once it is canceled or incomplete_expired, a new checkout is allowed. When Stripe's answer is lost (timeout, network error), the checkout answers 502 billing.stripe_failed, though Stripe may have created the session: the same request again answers that session, and the next different checkout first learns it from Stripe (replaying the create) and expires it, so only one can be paid. Until then the request's Stripe parameters (they may hold the admin's e-mail address) are kept, for at most Stripe's 24-hour idempotency window: after it a checkout no longer looks for that session, and the billing job forgets the parameters. A 502 during that step means Stripe still did not answer: try again.
+         * @description One open checkout per app: a double-click or a retry does not start a second one. While the session the first request created is open (up to 23 hours, until a Stripe event about the app's subscription arrives), the same request answers 201 with that same session (same id and url), and concurrent requests are served one at a time. Another checkout (another plan, or another admin) expires that session in Stripe first, so it can no longer be paid, and answers with a new one (when Stripe fails to expire it, 502 billing.stripe_failed: no new session is created and that one stays the open checkout, so a retry expires it first); 409 billing.checkout_superseded when another checkout started while Stripe was creating this one's session (that one stays open; this one's session is expired, by the billing job when Stripe fails to expire it at once). 502 billing.stripe_no_url when Stripe answers a session without a URL (it is expired, not kept as the open checkout). 503 billing.stripe_not_configured on a server without Stripe, before anything is read or written. 409 billing.subscription_exists while a Stripe subscription of the app has not ended: live (active, trialing, past_due: change plans in the billing portal), incomplete (its first payment is pending: complete it, or wait until Stripe expires it), unpaid or paused (settle or cancel it in the billing portal); details.status says which. Also when the session being expired has just been paid and its subscription has not ended. Once it is canceled or incomplete_expired, a new checkout is allowed. When Stripe's answer is lost (timeout, network error), the checkout answers 502 billing.stripe_failed, though Stripe may have created the session: the same request again answers that session, and the next different checkout first learns it from Stripe (replaying the create) and expires it, so only one can be paid. Until then the request's Stripe parameters (they may hold the admin's e-mail address) are kept, for at most Stripe's 24-hour idempotency window: after it a checkout no longer looks for that session, and the billing job forgets the parameters. A 502 during that step means Stripe still did not answer: try again.
          */
         post: operations["createMyCheckout"];
         delete?: never;
@@ -859,7 +859,7 @@ export interface paths {
         put?: never;
         /**
          * Run an agent (any member; tools read only what you may): synchronously, as server-sent events (Accept: text/event-stream), or as a job (?async=true → 202)
-         * @description Server-sent events: `run`, then `token` (content deltas), `tool_call`, `tool_result`, `step` (usage and cost of each LLM call), an `error` when a budget refuses a call, and `result` (the run with its trace). A budget that cannot take the call's worst case answers 402 ai.budget_exceeded (synchronous runs) after recording the failed run.
+         * @description Server-sent events: `run`, then `token` (content deltas), `tool_call`, `tool_result`, `step` (usage and cost of each LLM call), an `error` when a budget refuses a call (code ai.budget_exceeded) or the run fails unexpectedly (code internal), and `result` (the run with its trace). A budget that cannot take the call's worst case answers 402 ai.budget_exceeded (synchronous runs) after recording the failed run. A run whose execution fails unexpectedly (e.g. a database error) is failed at once, errorClass internal, and answered as such.
          */
         post: operations["runAgent"];
         delete?: never;
@@ -1184,7 +1184,7 @@ export interface paths {
         put?: never;
         /**
          * Start a Stripe Checkout for a plan of an app (admin or owner)
-         * @description One open checkout per app: a double-click or a retry does not start a second one. While the session the first request created is open (up to 23 hours, until a Stripe event about the app's subscription arrives), the same request answers 201 with that same session (same id and url), and concurrent requests are served one at a time. Another checkout (another plan, or another admin) expires that session in Stripe first, so it can no longer be paid, and answers with a new one; 409 billing.checkout_superseded when another checkout started while Stripe was creating this one's session (that one stays open). 409 billing.subscription_exists while a Stripe subscription of the app has not ended: live (active, trialing, past_due: change plans in the billing portal), incomplete (its first payment is pending: complete it, or wait until Stripe expires it), unpaid or paused (settle or cancel it in the billing portal); details.status says which. Also when the session being expired has just been paid and its subscription has not ended. Once it is canceled or incomplete_expired, a new checkout is allowed. When Stripe's answer is lost (timeout, network error), the checkout answers 502 billing.stripe_failed, though Stripe may have created the session: the same request again answers that session, and the next different checkout first learns it from Stripe (replaying the create) and expires it, so only one can be paid. Until then the request's Stripe parameters (they may hold the admin's e-mail address) are kept, for at most Stripe's 24-hour idempotency window: after it a checkout no longer looks for that session, and the billing job forgets the parameters. A 502 during that step means Stripe still did not answer: try again.
+         * @description One open checkout per app: a double-click or a retry does not start a second one. While the session the first request created is open (up to 23 hours, until a Stripe event about the app's subscription arrives), the same request answers 201 with that same session (same id and url), and concurrent requests are served one at a time. Another checkout (another plan, or another admin) expires that session in Stripe first, so it can no longer be paid, and answers with a new one (when Stripe fails to expire it, 502 billing.stripe_failed: no new session is created and that one stays the open checkout, so a retry expires it first); 409 billing.checkout_superseded when another checkout started while Stripe was creating this one's session (that one stays open; this one's session is expired, by the billing job when Stripe fails to expire it at once). 502 billing.stripe_no_url when Stripe answers a session without a URL (it is expired, not kept as the open checkout). 503 billing.stripe_not_configured on a server without Stripe, before anything is read or written. 409 billing.subscription_exists while a Stripe subscription of the app has not ended: live (active, trialing, past_due: change plans in the billing portal), incomplete (its first payment is pending: complete it, or wait until Stripe expires it), unpaid or paused (settle or cancel it in the billing portal); details.status says which. Also when the session being expired has just been paid and its subscription has not ended. Once it is canceled or incomplete_expired, a new checkout is allowed. When Stripe's answer is lost (timeout, network error), the checkout answers 502 billing.stripe_failed, though Stripe may have created the session: the same request again answers that session, and the next different checkout first learns it from Stripe (replaying the create) and expires it, so only one can be paid. Until then the request's Stripe parameters (they may hold the admin's e-mail address) are kept, for at most Stripe's 24-hour idempotency window: after it a checkout no longer looks for that session, and the billing job forgets the parameters. A 502 during that step means Stripe still did not answer: try again.
          */
         post: operations["createOrganizationCheckout"];
         delete?: never;
@@ -1399,7 +1399,7 @@ export interface paths {
         put?: never;
         /**
          * Upload a document (plain text, Markdown, HTML or PDF) to a collection; ingestion is queued
-         * @description multipart/form-data with the part `file` (up to KNOWLEDGE_MAX_UPLOAD_BYTES, default 10 MB) and optional `title` and `tags`.
+         * @description multipart/form-data with the part `file` (up to KNOWLEDGE_MAX_UPLOAD_BYTES, default 10 MB) and optional `title` and `tags`. A write past the knowledge base limits of the plan (knowledge_documents: documents of the organization; knowledge_storage_bytes: bytes of text of every version of every document) is a 402 billing.limit_reached whose details name the feature, the plan, its limit, the usage before the write and the plan that allows it (upgradeTo); nothing is stored.
          */
         post: operations["uploadKnowledgeDocument"];
         delete?: never;
@@ -1418,7 +1418,10 @@ export interface paths {
         /** Documents of the collections the caller may read, newest first (cursor pagination) */
         get: operations["listKnowledgeDocuments"];
         put?: never;
-        /** Add a document whose text is in the request (a note, or a URL reference with its text); ingestion is queued */
+        /**
+         * Add a document whose text is in the request (a note, or a URL reference with its text); ingestion is queued
+         * @description A write past the knowledge base limits of the plan (knowledge_documents: documents of the organization; knowledge_storage_bytes: bytes of text of every version of every document) is a 402 billing.limit_reached whose details name the feature, the plan, its limit, the usage before the write and the plan that allows it (upgradeTo); nothing is stored.
+         */
         post: operations["createKnowledgeNote"];
         delete?: never;
         options?: never;
@@ -1476,7 +1479,7 @@ export interface paths {
         put?: never;
         /**
          * Upload a new version of a document; it replaces the indexed one in search once ingested
-         * @description multipart/form-data with the part `file`, as for the first upload.
+         * @description multipart/form-data with the part `file`, as for the first upload. A write past the knowledge base limits of the plan (knowledge_documents: documents of the organization; knowledge_storage_bytes: bytes of text of every version of every document) is a 402 billing.limit_reached whose details name the feature, the plan, its limit, the usage before the write and the plan that allows it (upgradeTo); nothing is stored.
          */
         post: operations["uploadKnowledgeDocumentVersion"];
         delete?: never;
@@ -1511,7 +1514,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Restore an earlier version: its text becomes a new latest version */
+        /**
+         * Restore an earlier version: its text becomes a new latest version
+         * @description A write past the knowledge base limits of the plan (knowledge_documents: documents of the organization; knowledge_storage_bytes: bytes of text of every version of every document) is a 402 billing.limit_reached whose details name the feature, the plan, its limit, the usage before the write and the plan that allows it (upgradeTo); nothing is stored.
+         */
         post: operations["restoreKnowledgeDocumentVersion"];
         delete?: never;
         options?: never;
@@ -1776,7 +1782,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Revalue open foreign-currency asset and liability balances at the rate of a date (posts unrealized FX gain/loss; autoReverse: its reversal on the first day of the next period) */
+        /**
+         * Revalue open foreign-currency asset and liability balances at the rate of a date (posts unrealized FX gain/loss; autoReverse: its reversal on the first day of the next period)
+         * @description The AR and AP control accounts are revalued per open item: each open invoice, bill and payment credit then carries its revalued base value (the AR and AP agings show it, and still equal the accounts), and a later allocation realizes only what the rate moved since. Such a revaluation entry is not reversed on its own (ledger.entry_of_document); revalue again instead.
+         */
         post: operations["revalueForeignCurrency"];
         delete?: never;
         options?: never;
@@ -2166,7 +2175,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Un-allocate: a new reversing allocation (the bill is open again; the payment has the credit again) */
+        /**
+         * Un-allocate: a new reversing allocation (the bill is open again; the payment has the credit again)
+         * @description Emits bill_payment.allocation_reversed. The realized FX result is reversed on the account the original result went to (read from its entry). Dated before the last FX revaluation of the bill or the payment's credit: 422 payables.before_revaluation.
+         */
         post: operations["reverseBillAllocation"];
         delete?: never;
         options?: never;
@@ -2408,7 +2420,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Withdraw your draft or rejected expense claim for good (bookkeepers: any claim); it stays, immutable */
+        /**
+         * Withdraw your draft or rejected expense claim for good (bookkeepers: any claim); or cancel a posted claim nothing is reimbursed on (owner, admin, accountant, never its claimant: posts the reversal of its entry, dated `date`); it stays, immutable
+         * @description A posted claim with reimbursements allocated (not reversed) is 409 payables.has_allocations: reverse them first. Its claimant (whatever their role) is 403 payables.own_bill. The reversal is dated `date` (default: today, never before the claim date nor its last allocation or reversal) in an open period. Emits bill.voided (kind expense_claim) with voidedOn and reversalEntryId.
+         */
         post: operations["voidExpenseClaim"];
         delete?: never;
         options?: never;
@@ -2621,7 +2636,7 @@ export interface paths {
         put?: never;
         /**
          * Undo an allocation (e.g. a bounced payment): a new reversing allocation row; the invoice is open again
-         * @description Its date must be in an open fiscal period (ledger.period_closed, ledger.no_fiscal_year), also when no FX entry is posted.
+         * @description Its date must be in an open fiscal period (ledger.period_closed, ledger.no_fiscal_year), also when no FX entry is posted. Emits payment.allocation_reversed. The realized FX result is reversed on the account the original result went to (read from its entry). Dated before the last FX revaluation of the invoice or the payment's credit: 422 receivables.before_revaluation.
          */
         post: operations["reverseAllocation"];
         delete?: never;
@@ -2731,7 +2746,7 @@ export interface paths {
         put?: never;
         /**
          * Credit an issued invoice (whole, or some lines): the credit note is issued and posted at once and reduces what is open
-         * @description Lines that come to 0.00 (discounted 100 %) credit nothing: a credit note of 0.00 is refused (422 receivables.nothing_to_credit).
+         * @description Lines that come to 0.00 (discounted 100 %) credit nothing: a credit note of 0.00 is refused (422 receivables.nothing_to_credit). Of an invoice FX revaluations revalued it takes what the invoice carries (at the last revaluation's rate, all of it when it credits what is open), as an allocation does: the difference to its own base at the invoice's rate is realized FX (receivables.fx_accounts_missing without the FX accounts); dated before the last revaluation it is refused (422 receivables.before_revaluation).
          */
         post: operations["createCreditNote"];
         delete?: never;
@@ -2751,7 +2766,7 @@ export interface paths {
         put?: never;
         /**
          * Issue a draft: assign the next number of its series and post it to the ledger (AR debit, revenue and output tax credits)
-         * @description An invoice of 0.00 (lines discounted 100 %, or priced 0.00) is issued paid, without a journal entry (entryId null; events invoice.issued and invoice.paid), its date still in an open fiscal period (ledger.period_closed, ledger.no_fiscal_year).
+         * @description An invoice of 0.00 (lines discounted 100 %, or priced 0.00) is issued paid, without a journal entry (entryId null; events invoice.issued and invoice.paid), its date still in an open fiscal period (ledger.period_closed, ledger.no_fiscal_year). A customer with a credit limit (base currency; none: unlimited): what it owes once the invoice is issued (its open invoices less its unallocated payments, as the aging totals them, plus the invoice at its rate) may reach the limit but not exceed it: 422 receivables.credit_limit_exceeded, nothing written, the message and details naming the limit and the resulting balance. overrideCreditLimit: true issues it anyway (a person with the role owner or admin: 403 forbidden.role for another role or an API key), recorded in the audit row (after.creditLimitOverride). An invoice of 0.00 is never refused by the limit.
          */
         post: operations["postInvoice"];
         delete?: never;
@@ -2804,8 +2819,8 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Void an issued invoice: post the reversal (refused once a payment or credit note is allocated)
-         * @description An invoice of 0.00 posted nothing: it is voided without a reversal (voidEntryId null), its void date still in an open fiscal period.
+         * Void an issued invoice: post the reversal (refused while payments or credit notes are allocated to it)
+         * @description What is allocated counts net of reversed allocations: an invoice whose payment allocations were all reversed is voided as one never paid (409 receivables.has_allocations otherwise), dated no earlier than its last allocation or reversal (400 validation_failed). An invoice of 0.00 posted nothing: it is voided without a reversal (voidEntryId null), its void date still in an open fiscal period. An invoice FX revaluations revalued: what they added to AR (or took off) is taken off too, against the unrealized FX account, in an entry of its own; the void is dated no earlier than its last revaluation (422 receivables.before_revaluation; the default date is the latest of the invoice date, its last allocation or reversal and its last revaluation).
          */
         post: operations["reverseInvoice"];
         delete?: never;
@@ -3565,7 +3580,7 @@ export interface components {
              */
             amount: string;
             /**
-             * @description Base amount of the bill it settles (at the bill's rate)
+             * @description Base amount of the bill it settles (at the bill's rate; for a bill an FX revaluation revalued, of what it carries since, at that rate)
              * @example 100.00
              */
             billBaseAmount: string;
@@ -4225,7 +4240,7 @@ export interface components {
              */
             openAmount: string;
             /**
-             * @description Rate of the bill date (base units per unit); null until posted
+             * @description Rate the bill posts at (base units per unit): the client's (rate of the draft), else the rate of the bill date fixed at posting; null until then
              * @example 1.0000000000
              */
             rate: string | null;
@@ -4263,13 +4278,13 @@ export interface components {
             vendorId: string | null;
             /**
              * Format: date
-             * @description A posted bill voided: the date of the reversal of its posting; null otherwise
+             * @description A posted bill or claim voided: the date of the reversal of its posting; null otherwise
              * @example null
              */
             voidedOn: string | null;
             /**
              * Format: uuid
-             * @description A posted bill voided: the entry reversing its posting; null otherwise
+             * @description A posted bill or claim voided: the entry reversing its posting; null otherwise
              * @example null
              */
             voidEntryId: string | null;
@@ -4471,7 +4486,7 @@ export interface components {
              */
             paymentDate: string;
             /**
-             * @description Rate of the payment date
+             * @description Rate paid at (the client's, else the rate of the payment date)
              * @example 1.0000000000
              */
             rate: string;
@@ -4537,7 +4552,7 @@ export interface components {
              */
             paymentBaseAmount: string;
             /**
-             * @description Rate of the refund date
+             * @description Rate received at (the client's, else the rate of the refund date)
              * @example 1.0000000000
              */
             rate: string;
@@ -5070,13 +5085,18 @@ export interface components {
              * @example 2026-02-09
              */
             dueDate?: string;
-            /** @description Lines (1-200) */
+            /** @description Lines (1-200; more are refused with 400 validation_failed: a taxed line posts a net and a tax line, and the posting must fit one journal entry) */
             lines: components["schemas"]["BillLineInputDto"][];
             /**
              * @description Memo
              * @example Office supplies January
              */
             memo?: string;
+            /**
+             * @description Rate to post a foreign-currency bill at, base units per unit (default: the rate effective on the bill date, fixed at posting; ignored for the base currency)
+             * @example 1.0850000000
+             */
+            rate?: string;
             /**
              * @description The total the client computed (optional); a different server total is a 400
              * @example 300.00
@@ -5126,6 +5146,11 @@ export interface components {
              * @example 2026-01-20
              */
             paymentDate: string;
+            /**
+             * @description Rate paid at, base units per unit of the currency (default: the rate effective on the payment date; ignored for the base currency)
+             * @example 1.0850000000
+             */
+            rate?: string;
             /**
              * @description Bank reference
              * @example TRX-2026-0001
@@ -5230,7 +5255,7 @@ export interface components {
              */
             contactPerson?: string;
             /**
-             * @description Credit limit in the base currency (once the books are started, at most its minor units of decimals)
+             * @description Credit limit in the base currency (once the books are started, at most its minor units of decimals); absent or null: no limit. An invoice is not issued above it (receivables.credit_limit_exceeded) unless an owner or admin overrides it
              * @example 10000.00
              */
             creditLimit?: string;
@@ -5395,7 +5420,7 @@ export interface components {
              * @example EUR
              */
             currency: string;
-            /** @description Lines (1-200) */
+            /** @description Lines (1-200; more are refused with 400 validation_failed: a taxed line posts a net and a tax line, and the posting must fit one journal entry) */
             lines: components["schemas"]["ClaimLineInputDto"][];
             /**
              * @description Memo
@@ -5840,7 +5865,7 @@ export interface components {
              */
             createdAt: string;
             /**
-             * @description Credit limit in the base currency, in its minor units (a limit entered before the books were started: as entered)
+             * @description Credit limit in the base currency, in its minor units (a limit entered before the books were started: as entered); null: no limit. An invoice that would take what the customer owes (open invoices less customer credit) above it is not issued unless an owner or admin overrides it
              * @example 10000.00
              */
             creditLimit: string | null;
@@ -6502,7 +6527,7 @@ export interface components {
             closedAt: string | null;
             /**
              * Format: uuid
-             * @description The closing entry of the year-end close; null while open
+             * @description The closing entry of the year-end close (the first one when the close needed several: more than 498 closing lines); null while open
              */
             closingEntryId: string | null;
             /** @description Last day of the year, YYYY-MM-DD */
@@ -6967,6 +6992,11 @@ export interface components {
         };
         /** @description Issue a draft: number it and post it */
         IssueInvoiceDto: {
+            /**
+             * @description Issue even when the invoice takes what the customer owes above its credit limit (a person with the role owner or admin only: 403 forbidden.role for another role or an API key, whether or not the limit is reached); the override, the limit and the balance are recorded in the audit row of the issue
+             * @example false
+             */
+            overrideCreditLimit?: boolean;
             /**
              * @description Rate to post a foreign-currency invoice at (default: the rate effective on the invoice date)
              * @example 1.0850000000
@@ -7780,8 +7810,8 @@ export interface components {
              */
             paymentId: string | null;
             /**
-             * @description Realized FX gain (positive) or loss (negative) in the base currency
-             * @example 0.00
+             * @description Realized FX gain (positive) or loss (negative) in the base currency: the payment's base less the invoice's, each as carried (at its own rate, or since an FX revaluation at the revaluation's: EUR 1,000 invoiced at 1.10, revalued at 1.15 and paid at 1.20 realizes 50.00)
+             * @example 50.00
              */
             realizedFx: string;
             /**
@@ -7903,6 +7933,11 @@ export interface components {
              */
             date?: string;
             /**
+             * @description Rate received at, base units per unit of the payment currency (default: the rate effective on the date; ignored for the base currency)
+             * @example 1.0850000000
+             */
+            rate?: string;
+            /**
              * @description Reference
              * @example REFUND-77
              */
@@ -7996,7 +8031,7 @@ export interface components {
         /** @description The date to revalue foreign-currency balances at */
         RevaluationDto: {
             /**
-             * @description Also post the reversal, dated the first day of the next period
+             * @description Also post the reversal, dated the first day of the next period. The open receivables and payables are then carried at their own rates again from that day, and a later payment realizes its whole difference to the document rate: EUR 1,000 invoiced at 1.10, revalued at 1.15 (+50.00 unrealized, reversed the next day) and paid at 1.20 realizes 100.00; without autoReverse it realizes 50.00, the rest being the revaluation's. Either way the gain over the invoice's life is 100.00
              * @default false
              */
             autoReverse?: boolean;
@@ -8010,7 +8045,7 @@ export interface components {
         RevaluationLineDto: {
             /**
              * Format: uuid
-             * @description The account revalued
+             * @description The account revalued. The AR and AP control accounts are revalued per open invoice, bill or payment credit (each valued at the rate and rounded on its own, as its aging row shows it): their balance and base amounts here are the sums over those items, and each item carries its new base value from the date on, so the aging equals the account
              */
             accountId: string;
             /**
@@ -8036,10 +8071,14 @@ export interface components {
         RevaluationResultDto: {
             /** @description One adjustment per account and currency whose base value changed */
             adjustments: components["schemas"]["RevaluationLineDto"][];
-            /** @description The revaluation entry; null when nothing changed */
+            /** @description Every revaluation entry, in order: one, or several when there are more than 249 adjustments (an entry has at most 499 lines), each balanced by its own adjustments; empty when nothing changed */
+            entries: components["schemas"]["JournalEntryDto"][];
+            /** @description The revaluation entry (the first of entries); null when nothing changed */
             entry: components["schemas"]["JournalEntryDto"] | null;
-            /** @description With autoReverse: the reversal, dated the first day of the next period */
+            /** @description With autoReverse: the reversal of entry, dated the first day of the next period */
             reversal: components["schemas"]["JournalEntryDto"] | null;
+            /** @description With autoReverse: the reversal of each of entries, in the same order; empty otherwise */
+            reversals: components["schemas"]["JournalEntryDto"][];
         };
         /** @description A revenue recognition run */
         RevenueRecognitionRunDto: {
@@ -8151,7 +8190,7 @@ export interface components {
              * @example 2026-02-01
              */
             date?: string;
-            /** @description Memo of the reversal; default: Reversal of <original memo> */
+            /** @description Memo of the reversal; default: Reversal of <original memo>, the original memo cut (ending with …) to fit 1,000 characters */
             memo?: string;
         };
         /** @description Undoes an allocation (a bounced payment): a new reversing row */
@@ -8199,11 +8238,11 @@ export interface components {
              */
             cost: string;
             /**
-             * @description Error class of a failed or cancelled run (worker_lost: the instance executing it stopped before finishing it, or an ?async=true or triggered run's job did not start it within a day)
+             * @description Error class of a failed or cancelled run (worker_lost: the instance executing it stopped before finishing it, or an ?async=true or triggered run's job did not start it within a day; internal: a synchronous or streamed run's execution failed unexpectedly)
              * @example null
              * @enum {string|null}
              */
-            errorClass: "provider_rate_limited" | "provider_error" | "timeout" | "tool_error" | "budget_exceeded" | "cancelled" | "worker_lost" | null;
+            errorClass: "provider_rate_limited" | "provider_error" | "timeout" | "tool_error" | "budget_exceeded" | "cancelled" | "worker_lost" | "internal" | null;
             /**
              * @description What went wrong
              * @example null
@@ -8345,11 +8384,11 @@ export interface components {
              */
             endedAt: string;
             /**
-             * @description Error class of a failed step
+             * @description Error class of a failed step (internal: an LLM call answered and billed whose step could not be stored when it ended, stored with its cost once its execution failed; its answer was not used)
              * @example null
              * @enum {string|null}
              */
-            errorClass: "provider_rate_limited" | "provider_error" | "timeout" | "tool_error" | "budget_exceeded" | "cancelled" | null;
+            errorClass: "provider_rate_limited" | "provider_error" | "timeout" | "tool_error" | "budget_exceeded" | "cancelled" | "internal" | null;
             /**
              * @description What went wrong
              * @example null
@@ -9220,13 +9259,18 @@ export interface components {
              * @example 2026-02-09
              */
             dueDate?: string;
-            /** @description Lines (1-200) */
+            /** @description Lines (1-200; more are refused with 400 validation_failed: a taxed line posts a net and a tax line, and the posting must fit one journal entry) */
             lines: components["schemas"]["BillLineInputDto"][];
             /**
              * @description Memo
              * @example Office supplies January
              */
             memo?: string;
+            /**
+             * @description Rate to post a foreign-currency bill at, base units per unit (default: the rate effective on the bill date, fixed at posting; ignored for the base currency)
+             * @example 1.0850000000
+             */
+            rate?: string;
             /**
              * @description The total the client computed (optional); a different server total is a 400
              * @example 300.00
@@ -9289,7 +9333,7 @@ export interface components {
              */
             contactPerson?: string;
             /**
-             * @description Credit limit in the base currency (once the books are started, at most its minor units of decimals)
+             * @description Credit limit in the base currency (once the books are started, at most its minor units of decimals). Checked when an invoice is issued
              * @example 5000.00
              */
             creditLimit?: string;
@@ -9336,7 +9380,7 @@ export interface components {
              * @example EUR
              */
             currency: string;
-            /** @description Lines (1-200) */
+            /** @description Lines (1-200; more are refused with 400 validation_failed: a taxed line posts a net and a tax line, and the posting must fit one journal entry) */
             lines: components["schemas"]["ClaimLineInputDto"][];
             /**
              * @description Memo
@@ -9969,10 +10013,10 @@ export interface components {
              */
             versionNo: number;
         };
-        /** @description Why a document is voided (and, for a posted bill, when) */
+        /** @description Why a document is voided (and, for a posted bill or claim, when) */
         VoidBillDto: {
             /**
-             * @description A posted bill: the date of the reversal of its posting, in an open period and not before the bill date (default: today). Not used for a draft or rejected document
+             * @description A posted bill or expense claim: the date of the reversal of its posting, in an open period and not before the bill or claim date nor its last allocation or allocation reversal (default: today, or that date when later). Not used for a draft or rejected document
              * @example 2026-02-20
              */
             date?: string;
@@ -9985,7 +10029,7 @@ export interface components {
         /** @description Void an issued invoice: its posting is reversed */
         VoidInvoiceDto: {
             /**
-             * @description Date of the reversal (default: the invoice date)
+             * @description Date of the reversal (default: the invoice date, or the date of the last allocation or allocation reversal of the invoice when that is later; never before either)
              * @example 2026-01-12
              */
             date?: string;
@@ -10364,7 +10408,7 @@ export interface components {
                  * @example timeout
                  * @enum {string}
                  */
-                errorClass: "provider_rate_limited" | "provider_error" | "timeout" | "tool_error" | "budget_exceeded" | "cancelled" | "worker_lost";
+                errorClass: "provider_rate_limited" | "provider_error" | "timeout" | "tool_error" | "budget_exceeded" | "cancelled" | "worker_lost" | "internal";
                 /** @example the provider did not answer within 60000 ms */
                 message: string;
                 /**
@@ -10500,6 +10544,151 @@ export interface components {
              * @enum {string}
              */
             type: "ai.budget.threshold_reached";
+            /**
+             * @description Version of the payload schema
+             * @example 1
+             * @enum {integer}
+             */
+            version: 1;
+        };
+        /**
+         * @description Webhook body of bill_payment.allocation_reversed (version 1): An allocation of a bill payment to a bill or expense claim was reversed (a bounced payment, a mistake): the amount is open on the document again and credit on the payment again (bill.paid, emitted when the allocation paid it in full, is not withdrawn: status says what the document is now). allocationId is the new reversing allocation, reversesAllocationId the one reversed; journalEntryId the entry that reversed the realized FX of the original, null when it had none
+         * @example {
+         *       "id": "evt_4711",
+         *       "type": "bill_payment.allocation_reversed",
+         *       "version": 1,
+         *       "timestamp": "2026-03-02T09:30:00.000Z",
+         *       "organizationId": "9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d",
+         *       "data": {
+         *         "billId": "7d0f0a4e-3c55-4a49-9a0e-1a7e0b1f2c3d",
+         *         "kind": "bill",
+         *         "partyType": "vendor",
+         *         "partyId": "0b8f5f8e-9a43-4a52-8c1b-1f2a3b4c5d6e",
+         *         "currency": "EUR",
+         *         "total": "12000.00",
+         *         "allocationId": "4f5a6b7c-8d9e-4f0a-9b1c-2d3e4f5a6b7c",
+         *         "reversesAllocationId": "3e4f5a6b-7c8d-4e9f-8a0b-1c2d3e4f5a6b",
+         *         "paymentId": "9c8b7a6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
+         *         "date": "2026-02-11",
+         *         "amount": "3000.00",
+         *         "openAmount": "12000.00",
+         *         "status": "posted",
+         *         "paymentUnallocated": "3000.00",
+         *         "journalEntryId": null
+         *       }
+         *     }
+         */
+        "WebhookEvent.bill_payment.allocation_reversed.v1": {
+            /**
+             * @description The payload
+             * @example {
+             *       "billId": "7d0f0a4e-3c55-4a49-9a0e-1a7e0b1f2c3d",
+             *       "kind": "bill",
+             *       "partyType": "vendor",
+             *       "partyId": "0b8f5f8e-9a43-4a52-8c1b-1f2a3b4c5d6e",
+             *       "currency": "EUR",
+             *       "total": "12000.00",
+             *       "allocationId": "4f5a6b7c-8d9e-4f0a-9b1c-2d3e4f5a6b7c",
+             *       "reversesAllocationId": "3e4f5a6b-7c8d-4e9f-8a0b-1c2d3e4f5a6b",
+             *       "paymentId": "9c8b7a6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
+             *       "date": "2026-02-11",
+             *       "amount": "3000.00",
+             *       "openAmount": "12000.00",
+             *       "status": "posted",
+             *       "paymentUnallocated": "3000.00",
+             *       "journalEntryId": null
+             *     }
+             */
+            data: {
+                /**
+                 * Format: uuid
+                 * @example 4f5a6b7c-8d9e-4f0a-9b1c-2d3e4f5a6b7c
+                 */
+                allocationId: string;
+                /**
+                 * @description what was un-allocated (positive), in the payment and document currency
+                 * @example 3000.00
+                 */
+                amount: string;
+                /**
+                 * Format: uuid
+                 * @example 7d0f0a4e-3c55-4a49-9a0e-1a7e0b1f2c3d
+                 */
+                billId: string;
+                /** @example EUR */
+                currency: string;
+                /**
+                 * Format: date
+                 * @example 2026-02-11
+                 */
+                date: string;
+                /**
+                 * Format: uuid
+                 * @example 3d6f0a2b-1c4e-4f8a-9b7d-2e5c8a1f0b3d
+                 */
+                journalEntryId: string | null;
+                /**
+                 * @example bill
+                 * @enum {unknown}
+                 */
+                kind: "bill" | "expense_claim";
+                /**
+                 * @description what is open on the document after the reversal
+                 * @example 12000.00
+                 */
+                openAmount: string;
+                /** @example 0b8f5f8e-9a43-4a52-8c1b-1f2a3b4c5d6e */
+                partyId: string;
+                /**
+                 * @example vendor
+                 * @enum {unknown}
+                 */
+                partyType: "vendor" | "employee";
+                /**
+                 * Format: uuid
+                 * @example 9c8b7a6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d
+                 */
+                paymentId: string;
+                /**
+                 * @description the credit on the payment after the reversal: what of it is neither allocated nor refunded
+                 * @example 3000.00
+                 */
+                paymentUnallocated: string;
+                /**
+                 * Format: uuid
+                 * @example 3e4f5a6b-7c8d-4e9f-8a0b-1c2d3e4f5a6b
+                 */
+                reversesAllocationId: string;
+                /**
+                 * @example posted
+                 * @enum {unknown}
+                 */
+                status: "posted" | "partially_paid" | "paid";
+                /** @example 12000.00 */
+                total: string;
+            };
+            /**
+             * @description Stable id of the event (evt_...), the same for every endpoint and attempt
+             * @example evt_4711
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description The organization it happened in
+             * @example 9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d
+             */
+            organizationId: string;
+            /**
+             * Format: date-time
+             * @description When the change happened (its transaction)
+             * @example 2026-03-02T09:30:00.000Z
+             */
+            timestamp: string;
+            /**
+             * @description The event type (enum property replaced by openapi-typescript)
+             * @enum {string}
+             */
+            type: "bill_payment.allocation_reversed";
             /**
              * @description Version of the payload schema
              * @example 1
@@ -10988,7 +11177,7 @@ export interface components {
             version: 1;
         };
         /**
-         * @description Webhook body of bill.voided (version 1): A draft or rejected bill or expense claim was voided: it will never be posted (kind says which); or a posted bill nothing was allocated to was voided: the reversal of its posting is reversalEntryId, dated voidedOn (both null for a document never posted)
+         * @description Webhook body of bill.voided (version 1): A draft or rejected bill or expense claim was voided: it will never be posted (kind says which); or a posted bill or expense claim nothing was allocated to (not paid or reimbursed) was voided: the reversal of its posting is reversalEntryId, dated voidedOn (both null for a document never posted)
          * @example {
          *       "id": "evt_4711",
          *       "type": "bill.voided",
@@ -11224,10 +11413,15 @@ export interface components {
             data: {
                 /**
                  * Format: uuid
-                 * @description The closing entry, when the year had revenue or expenses
+                 * @description The closing entry, when the year had revenue or expenses (the first one when the close posted several)
                  * @example 0b9f3c7e-5d1a-4a52-9a43-2f1d8f0e6c11
                  */
                 closingEntryId?: string;
+                /**
+                 * @description Every closing entry in order, when the close posted several (more than 498 closing lines)
+                 * @example []
+                 */
+                closingEntryIds?: string[];
                 /**
                  * Format: date
                  * @description Last day of the year
@@ -11317,10 +11511,15 @@ export interface components {
                 fiscalYearId: string;
                 /**
                  * Format: uuid
-                 * @description The reversal of the closing entry, when the year had one
+                 * @description The reversal of the closing entry, when the year had one (the first one when the close posted several)
                  * @example 1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f
                  */
                 reversalEntryId?: string;
+                /**
+                 * @description The reversal of each closing entry in order, when the close posted several
+                 * @example []
+                 */
+                reversalEntryIds?: string[];
                 /**
                  * Format: date
                  * @description First day of the year
@@ -12310,6 +12509,141 @@ export interface components {
              * @enum {string}
              */
             type: "organization.deleted";
+            /**
+             * @description Version of the payload schema
+             * @example 1
+             * @enum {integer}
+             */
+            version: 1;
+        };
+        /**
+         * @description Webhook body of payment.allocation_reversed (version 1): An allocation of a customer payment to an invoice was reversed (a bounced payment, a mistake): the amount is open on the invoice again and customer credit on the payment again (invoice.paid, emitted when the allocation paid the invoice in full, is not withdrawn: invoiceStatus says what the invoice is now). allocationId is the new reversing allocation, reversesAllocationId the one reversed; entryId the entry that reversed the realized FX of the original, null when it had none
+         * @example {
+         *       "id": "evt_4711",
+         *       "type": "payment.allocation_reversed",
+         *       "version": 1,
+         *       "timestamp": "2026-03-02T09:30:00.000Z",
+         *       "organizationId": "9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d",
+         *       "data": {
+         *         "allocationId": "3e4f5a6b-7c8d-4e9f-8a0b-1c2d3e4f5a6b",
+         *         "reversesAllocationId": "2d3e4f5a-6b7c-4d8e-9f0a-1b2c3d4e5f6a",
+         *         "paymentId": "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f",
+         *         "invoiceId": "5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10",
+         *         "invoiceNumber": "INV-2026-000001",
+         *         "customerId": "0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01",
+         *         "date": "2026-02-03",
+         *         "currency": "EUR",
+         *         "amount": "500.00",
+         *         "invoiceOpenAmount": "1200.00",
+         *         "invoiceStatus": "issued",
+         *         "paymentUnallocated": "500.00",
+         *         "entryId": null
+         *       }
+         *     }
+         */
+        "WebhookEvent.payment.allocation_reversed.v1": {
+            /**
+             * @description The payload
+             * @example {
+             *       "allocationId": "3e4f5a6b-7c8d-4e9f-8a0b-1c2d3e4f5a6b",
+             *       "reversesAllocationId": "2d3e4f5a-6b7c-4d8e-9f0a-1b2c3d4e5f6a",
+             *       "paymentId": "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f",
+             *       "invoiceId": "5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10",
+             *       "invoiceNumber": "INV-2026-000001",
+             *       "customerId": "0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01",
+             *       "date": "2026-02-03",
+             *       "currency": "EUR",
+             *       "amount": "500.00",
+             *       "invoiceOpenAmount": "1200.00",
+             *       "invoiceStatus": "issued",
+             *       "paymentUnallocated": "500.00",
+             *       "entryId": null
+             *     }
+             */
+            data: {
+                /**
+                 * Format: uuid
+                 * @example 3e4f5a6b-7c8d-4e9f-8a0b-1c2d3e4f5a6b
+                 */
+                allocationId: string;
+                /**
+                 * @description what was un-allocated (positive), in the payment and invoice currency
+                 * @example 500.00
+                 */
+                amount: string;
+                /** @example EUR */
+                currency: string;
+                /**
+                 * Format: uuid
+                 * @example 0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01
+                 */
+                customerId: string;
+                /**
+                 * Format: date
+                 * @example 2026-02-03
+                 */
+                date: string;
+                /**
+                 * Format: uuid
+                 * @description the entry reversing the realized FX of the original allocation; null when it had none
+                 * @example 3d6f0a2b-1c4e-4f8a-9b7d-2e5c8a1f0b3d
+                 */
+                entryId: string | null;
+                /**
+                 * Format: uuid
+                 * @example 5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10
+                 */
+                invoiceId: string;
+                /** @example INV-2026-000001 */
+                invoiceNumber: string;
+                /**
+                 * @description what is open on the invoice after the reversal
+                 * @example 1200.00
+                 */
+                invoiceOpenAmount: string;
+                /**
+                 * @example issued
+                 * @enum {unknown}
+                 */
+                invoiceStatus: "issued" | "partially_paid" | "paid";
+                /**
+                 * Format: uuid
+                 * @example 1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f
+                 */
+                paymentId: string;
+                /**
+                 * @description the customer credit on the payment after the reversal: what of it is neither allocated nor refunded
+                 * @example 500.00
+                 */
+                paymentUnallocated: string;
+                /**
+                 * Format: uuid
+                 * @example 2d3e4f5a-6b7c-4d8e-9f0a-1b2c3d4e5f6a
+                 */
+                reversesAllocationId: string;
+            };
+            /**
+             * @description Stable id of the event (evt_...), the same for every endpoint and attempt
+             * @example evt_4711
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description The organization it happened in
+             * @example 9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d
+             */
+            organizationId: string;
+            /**
+             * Format: date-time
+             * @description When the change happened (its transaction)
+             * @example 2026-03-02T09:30:00.000Z
+             */
+            timestamp: string;
+            /**
+             * @description The event type (enum property replaced by openapi-typescript)
+             * @enum {string}
+             */
+            type: "payment.allocation_reversed";
             /**
              * @description Version of the payload schema
              * @example 1
@@ -13630,7 +13964,9 @@ export interface components {
         };
         /** @description The closed fiscal year and the entry that moved its result to retained earnings */
         YearEndResultDto: {
-            /** @description Moves the year's result to retained earnings */
+            /** @description Every closing entry, in order: one, or several when the year has more than 498 closing lines (an entry has at most 499), each moving its part of the result to retained earnings; empty when the year had no revenue or expenses */
+            closingEntries: components["schemas"]["JournalEntryDto"][];
+            /** @description Moves the year's result to retained earnings (the first of closingEntries) */
             closingEntry: components["schemas"]["JournalEntryDto"] | null;
             /** @description The fiscal year, now closed */
             fiscalYear: components["schemas"]["FiscalYearDto"];
@@ -13639,7 +13975,9 @@ export interface components {
         YearReopenResultDto: {
             /** @description The fiscal year, now open again */
             fiscalYear: components["schemas"]["FiscalYearDto"];
-            /** @description Reverses the closing entry: the year's result is back on its revenue and expense accounts */
+            /** @description The reversal of each closing entry, in order (several when the close posted several) */
+            reversalEntries: components["schemas"]["JournalEntryDto"][];
+            /** @description Reverses the closing entry: the year's result is back on its revenue and expense accounts (the first of reversalEntries) */
             reversalEntry: components["schemas"]["JournalEntryDto"] | null;
         };
     };
@@ -14953,7 +15291,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `auth.refresh_token_missing` (no refresh token in the body or the refresh cookie) */
+            /** @description The input is invalid: the message names each field */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -16741,7 +17079,7 @@ export interface operations {
             /**
              * @description An outside service (Stripe, a calendar server) refused or failed; the message says what it answered
              *
-             *     Error. error.code is one of: `billing.stripe_no_url` (Stripe answered without a URL); `billing.stripe_failed` (Stripe refused or did not answer)
+             *     Error. error.code is one of: `billing.stripe_failed` (Stripe refused or did not answer)
              */
             502: {
                 headers: {
@@ -17221,11 +17559,7 @@ export interface operations {
                     "application/json": components["schemas"]["IntegrationDto"];
                 };
             };
-            /**
-             * @description The input is invalid: the message names each field
-             *
-             *     The input is invalid (`validation_failed` names each field). error.code is one of: `integration.secret_invalid` (the credentials do not fit the integration type (fields, server URL))
-             */
+            /** @description The input is invalid: the message names each field */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -17318,7 +17652,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Error. error.code is one of: `secrets.not_configured` (no encryption key for secrets is configured (SECRETS_KEYS)); or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -22887,7 +23221,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this. error.code is one of: `api_keys.user_required` (only a person (owner or admin) manages API keys; a key or service cannot); `api_keys.route_closed` (the route is not open to API keys (user routes /v1/me/..., key management)) */
+            /** @description The caller may not do this. error.code is one of: `api_keys.route_closed` (the route is not open to API keys (user routes /v1/me/..., key management)) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -23008,7 +23342,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this. error.code is one of: `api_keys.user_required` (only a person (owner or admin) manages API keys; a key or service cannot); `api_keys.route_closed` (the route is not open to API keys (user routes /v1/me/..., key management)) */
+            /** @description The caller may not do this. error.code is one of: `api_keys.route_closed` (the route is not open to API keys (user routes /v1/me/..., key management)) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -23140,7 +23474,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this. error.code is one of: `api_keys.user_required` (only a person (owner or admin) manages API keys; a key or service cannot); `api_keys.route_closed` (the route is not open to API keys (user routes /v1/me/..., key management)) */
+            /** @description The caller may not do this. error.code is one of: `api_keys.route_closed` (the route is not open to API keys (user routes /v1/me/..., key management)) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -23737,7 +24071,7 @@ export interface operations {
             /**
              * @description An outside service (Stripe, a calendar server) refused or failed; the message says what it answered
              *
-             *     Error. error.code is one of: `billing.stripe_no_url` (Stripe answered without a URL); `billing.stripe_failed` (Stripe refused or did not answer)
+             *     Error. error.code is one of: `billing.stripe_failed` (Stripe refused or did not answer)
              */
             502: {
                 headers: {
@@ -23828,7 +24162,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this. error.code is one of: `privacy.user_required` (this route acts for a signed-in person; a service key cannot call it) */
+            /** @description The caller may not do this in this organization */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -25566,7 +25900,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). */
+            /** @description 402 billing.limit_reached: the plan's limit is reached; details name the limit and a plan with more. 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -25646,7 +25980,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Error. error.code is one of: `knowledge.extraction_busy` (too many uploads wait for their PDF or HTML text to be extracted (KNOWLEDGE_EXTRACTION_MAX_WAITING in the process, KNOWLEDGE_EXTRACTION_MAX_WAITING_PER_ORG of the organization); nothing was stored: retry after Retry-After seconds); or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Error. error.code is one of: `knowledge.extraction_busy` (too many uploads wait for their PDF or HTML text to be extracted (KNOWLEDGE_EXTRACTION_MAX_WAITING in the process, KNOWLEDGE_EXTRACTION_MAX_WAITING_PER_ORG of the organization), or no slot came free within KNOWLEDGE_EXTRACTION_MAX_WAIT_MS; nothing was stored: retry after Retry-After seconds); or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -25833,7 +26167,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). */
+            /** @description 402 billing.limit_reached: the plan's limit is reached; details name the limit and a plan with more. 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -26454,7 +26788,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). */
+            /** @description 402 billing.limit_reached: the plan's limit is reached; details name the limit and a plan with more. 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -26534,7 +26868,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Error. error.code is one of: `knowledge.extraction_busy` (too many uploads wait for their PDF or HTML text to be extracted (KNOWLEDGE_EXTRACTION_MAX_WAITING in the process, KNOWLEDGE_EXTRACTION_MAX_WAITING_PER_ORG of the organization); nothing was stored: retry after Retry-After seconds); or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Error. error.code is one of: `knowledge.extraction_busy` (too many uploads wait for their PDF or HTML text to be extracted (KNOWLEDGE_EXTRACTION_MAX_WAITING in the process, KNOWLEDGE_EXTRACTION_MAX_WAITING_PER_ORG of the organization), or no slot came free within KNOWLEDGE_EXTRACTION_MAX_WAIT_MS; nothing was stored: retry after Retry-After seconds); or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -26713,7 +27047,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). */
+            /** @description 402 billing.limit_reached: the plan's limit is reached; details name the limit and a plan with more. 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -27912,16 +28246,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                    "text/csv": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
             429: {
                 headers: {
@@ -28686,7 +29010,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data. error.code is one of: `ledger.year_open` (the fiscal year is not closed); `ledger.already_reversed` (the entry is already reversed) */
+            /** @description Conflicts with existing data. error.code is one of: `ledger.year_open` (the fiscal year is not closed) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -29232,15 +29556,6 @@ export interface operations {
             };
             /** @description Not found, or not visible to the caller */
             404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Conflicts with existing data. error.code is one of: `ledger.already_reversed` (the entry is already reversed) */
-            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -32865,7 +33180,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `ledger.fx_accounts_missing` (FX gain and loss accounts are not configured); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency) */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.fx_accounts_missing` (FX gain and loss accounts are not configured); `payables.before_revaluation` (the allocation, its reversal, the refund or the void is dated before the last FX revaluation of a bill, claim or payment credit it takes from: what the item carries is its value after that revaluation; date it on or after details.revaluationDate (details.documentId names the item)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -33147,7 +33462,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `payables.vendor_archived` (the vendor is archived); `payables.currency_mismatch` (a currency differs from the document's (claim lines, payment and allocated bills share one currency: pay a bill in its own currency at the rate of the payment date; the realized FX result is posted)); `ledger.tax_code_archived` (the tax code is archived); `ledger.unknown_currency` (the currency is not known); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            /** @description Rejected by a business rule. error.code is one of: `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `payables.vendor_archived` (the vendor is archived); `ledger.tax_code_archived` (the tax code is archived); `ledger.unknown_currency` (the currency is not known); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -33374,7 +33689,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller. error.code is one of: `tax_code.not_found` (no tax code of this organization has this id); `vendor.not_found` (no vendor of this organization has this id) */
+            /** @description Not found, or not visible to the caller. error.code is one of: `tax_code.not_found` (no tax code of this organization has this id) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -33383,7 +33698,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data. error.code is one of: `payables.not_editable` (the bill is not a draft (or a rejected bill): it cannot be edited or submitted (nor voided, unless it is a posted bill)); `payables.duplicate_bill_number` (the vendor already has a bill with this bill number (case and surrounding blanks ignored) that is not voided: details.billId names it) */
+            /** @description Conflicts with existing data. error.code is one of: `payables.not_editable` (the bill or claim is not a draft (or a rejected one): it cannot be edited or submitted (nor voided, unless it is posted)); `payables.duplicate_bill_number` (the vendor already has a bill with this bill number (case and surrounding blanks ignored) that is not voided: details.billId names it) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -33419,7 +33734,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `payables.vendor_archived` (the vendor is archived); `payables.currency_mismatch` (a currency differs from the document's (claim lines, payment and allocated bills share one currency: pay a bill in its own currency at the rate of the payment date; the realized FX result is posted)); `ledger.tax_code_archived` (the tax code is archived); `ledger.unknown_currency` (the currency is not known); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            /** @description Rejected by a business rule. error.code is one of: `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `payables.vendor_archived` (the vendor is archived); `ledger.tax_code_archived` (the tax code is archived); `ledger.unknown_currency` (the currency is not known) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -33519,7 +33834,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this. error.code is one of: `payables.own_bill` (whoever created, last edited or submitted a bill (or is the claimant of a claim) cannot approve it); `payables.role_not_allowed` (the approval rule of this amount does not allow the caller's role to approve) */
+            /** @description The caller may not do this. error.code is one of: `payables.own_bill` (whoever created, last edited or submitted a bill (or is the claimant of a claim) cannot approve it; the claimant of a posted claim cannot void it); `payables.role_not_allowed` (the approval rule of this amount does not allow the caller's role to approve) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -33573,7 +33888,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings) */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -33673,7 +33988,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action); `auth.user_required` (the route acts for a signed-in user; a service key or API key cannot call it) */
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -33950,7 +34265,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this. error.code is one of: `payables.own_bill` (whoever created, last edited or submitted a bill (or is the claimant of a claim) cannot approve it); `payables.role_not_allowed` (the approval rule of this amount does not allow the caller's role to approve) */
+            /** @description The caller may not do this in this organization */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -33968,7 +34283,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data. error.code is one of: `payables.not_editable` (the bill is not a draft (or a rejected bill): it cannot be edited or submitted (nor voided, unless it is a posted bill)); `payables.not_submitted` (the bill is not waiting for approval); `payables.already_approved` (this person has already approved this submission) */
+            /** @description Conflicts with existing data. error.code is one of: `payables.not_editable` (the bill or claim is not a draft (or a rejected one): it cannot be edited or submitted (nor voided, unless it is posted)) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -34104,7 +34419,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data. error.code is one of: `payables.not_editable` (the bill is not a draft (or a rejected bill): it cannot be edited or submitted (nor voided, unless it is a posted bill)); `payables.has_allocations` (payments are allocated to the bill (not reversed): it cannot be voided until its allocations are reversed) */
+            /** @description Conflicts with existing data. error.code is one of: `payables.not_editable` (the bill or claim is not a draft (or a rejected one): it cannot be edited or submitted (nor voided, unless it is posted)); `payables.has_allocations` (payments are allocated to the bill, or reimbursements to the expense claim (not reversed): it cannot be voided until its allocations are reversed) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -34140,7 +34455,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)) */
+            /** @description Rejected by a business rule. error.code is one of: `payables.before_revaluation` (the allocation, its reversal, the refund or the void is dated before the last FX revaluation of a bill, claim or payment credit it takes from: what the item carries is its value after that revaluation; date it on or after details.revaluationDate (details.documentId names the item)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -34338,7 +34653,7 @@ export interface operations {
                 };
             };
             /**
-             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `payables.total_mismatch` (the total sent by the client differs from the total the server computed); `payables.empty` (a bill or claim needs at least one line); `payables.due_before_bill` (the due date is before the bill date); `payables.invalid_amount` (an amount of a payment, allocation, refund or expense claim line is not positive, or has more decimals than its currency allows)
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `payables.total_mismatch` (the total sent by the client differs from the total the server computed); `payables.empty` (a bill or claim needs at least one line); `payables.invalid_amount` (an amount of a payment, allocation, refund or expense claim line is not positive, or has more decimals than its currency allows)
              *
              *     The input is invalid: the message names each field
              */
@@ -34377,7 +34692,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller. error.code is one of: `tax_code.not_found` (no tax code of this organization has this id) */
+            /** @description Not found, or not visible to the caller */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -34413,7 +34728,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `payables.vendor_archived` (the vendor is archived); `payables.currency_mismatch` (a currency differs from the document's (claim lines, payment and allocated bills share one currency: pay a bill in its own currency at the rate of the payment date; the realized FX result is posted)); `ledger.tax_code_archived` (the tax code is archived); `ledger.unknown_currency` (the currency is not known); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            /** @description Rejected by a business rule. error.code is one of: `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `payables.currency_mismatch` (a currency differs from the document's (claim lines, payment and allocated bills share one currency: pay a bill in its own currency at the rate of the payment date; the realized FX result is posted)); `ledger.unknown_currency` (the currency is not known) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -34601,7 +34916,7 @@ export interface operations {
                 };
             };
             /**
-             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `payables.total_mismatch` (the total sent by the client differs from the total the server computed); `payables.empty` (a bill or claim needs at least one line); `payables.due_before_bill` (the due date is before the bill date); `payables.invalid_amount` (an amount of a payment, allocation, refund or expense claim line is not positive, or has more decimals than its currency allows)
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `payables.total_mismatch` (the total sent by the client differs from the total the server computed); `payables.empty` (a bill or claim needs at least one line); `payables.invalid_amount` (an amount of a payment, allocation, refund or expense claim line is not positive, or has more decimals than its currency allows)
              *
              *     The input is invalid: the message names each field
              */
@@ -34640,7 +34955,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller. error.code is one of: `tax_code.not_found` (no tax code of this organization has this id); `expense_claim.not_found` (no expense claim of this organization (that the caller may see) has this id) */
+            /** @description Not found, or not visible to the caller. error.code is one of: `expense_claim.not_found` (no expense claim of this organization (that the caller may see) has this id) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -34649,7 +34964,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data. error.code is one of: `payables.not_editable` (the bill is not a draft (or a rejected bill): it cannot be edited or submitted (nor voided, unless it is a posted bill)) */
+            /** @description Conflicts with existing data. error.code is one of: `payables.not_editable` (the bill or claim is not a draft (or a rejected one): it cannot be edited or submitted (nor voided, unless it is posted)) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -34685,7 +35000,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `payables.vendor_archived` (the vendor is archived); `payables.currency_mismatch` (a currency differs from the document's (claim lines, payment and allocated bills share one currency: pay a bill in its own currency at the rate of the payment date; the realized FX result is posted)); `ledger.tax_code_archived` (the tax code is archived); `ledger.unknown_currency` (the currency is not known); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            /** @description Rejected by a business rule. error.code is one of: `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `payables.currency_mismatch` (a currency differs from the document's (claim lines, payment and allocated bills share one currency: pay a bill in its own currency at the rate of the payment date; the realized FX result is posted)); `ledger.unknown_currency` (the currency is not known) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -34785,7 +35100,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this. error.code is one of: `payables.own_bill` (whoever created, last edited or submitted a bill (or is the claimant of a claim) cannot approve it); `payables.role_not_allowed` (the approval rule of this amount does not allow the caller's role to approve) */
+            /** @description The caller may not do this. error.code is one of: `payables.own_bill` (whoever created, last edited or submitted a bill (or is the claimant of a claim) cannot approve it; the claimant of a posted claim cannot void it); `payables.role_not_allowed` (the approval rule of this amount does not allow the caller's role to approve) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -34839,7 +35154,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings) */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -34939,7 +35254,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action); `auth.user_required` (the route acts for a signed-in user; a service key or API key cannot call it) */
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -35216,7 +35531,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this. error.code is one of: `payables.claim_not_own` (a member may only change and submit their own expense claims) */
+            /** @description The caller may not do this in this organization */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -35234,7 +35549,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data. error.code is one of: `payables.not_editable` (the bill is not a draft (or a rejected bill): it cannot be edited or submitted (nor voided, unless it is a posted bill)) */
+            /** @description Conflicts with existing data. error.code is one of: `payables.not_editable` (the bill or claim is not a draft (or a rejected one): it cannot be edited or submitted (nor voided, unless it is posted)) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -35352,7 +35667,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this. error.code is one of: `payables.claim_not_own` (a member may only change and submit their own expense claims) */
+            /** @description The caller may not do this. error.code is one of: `payables.own_bill` (whoever created, last edited or submitted a bill (or is the claimant of a claim) cannot approve it; the claimant of a posted claim cannot void it) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -35370,7 +35685,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data. error.code is one of: `payables.not_editable` (the bill is not a draft (or a rejected bill): it cannot be edited or submitted (nor voided, unless it is a posted bill)) */
+            /** @description Conflicts with existing data. error.code is one of: `payables.not_editable` (the bill or claim is not a draft (or a rejected one): it cannot be edited or submitted (nor voided, unless it is posted)); `payables.has_allocations` (payments are allocated to the bill, or reimbursements to the expense claim (not reversed): it cannot be voided until its allocations are reversed) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -35399,6 +35714,15 @@ export interface operations {
             };
             /** @description The request body is not JSON */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule. error.code is one of: `payables.before_revaluation` (the allocation, its reversal, the refund or the void is dated before the last FX revaluation of a bill, claim or payment credit it takes from: what the item carries is its value after that revaluation; date it on or after details.revaluationDate (details.documentId names the item)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)) */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -35679,7 +36003,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `payables.wrong_party` (the bill belongs to another vendor (or claimant) than the payment); `payables.currency_mismatch` (a currency differs from the document's (claim lines, payment and allocated bills share one currency: pay a bill in its own currency at the rate of the payment date; the realized FX result is posted)); `payables.bank_account_not_allowed` (the bank account is not an active, postable asset account); `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `ledger.fx_accounts_missing` (FX gain and loss accounts are not configured); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            /** @description Rejected by a business rule. error.code is one of: `payables.wrong_party` (the bill belongs to another vendor (or claimant) than the payment); `payables.currency_mismatch` (a currency differs from the document's (claim lines, payment and allocated bills share one currency: pay a bill in its own currency at the rate of the payment date; the realized FX result is posted)); `payables.bank_account_not_allowed` (the bank account is not an active, postable asset account); `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `ledger.fx_accounts_missing` (FX gain and loss accounts are not configured); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `payables.before_revaluation` (the allocation, its reversal, the refund or the void is dated before the last FX revaluation of a bill, claim or payment credit it takes from: what the item carries is its value after that revaluation; date it on or after details.revaluationDate (details.documentId names the item)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -35951,7 +36275,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `payables.wrong_party` (the bill belongs to another vendor (or claimant) than the payment); `payables.currency_mismatch` (a currency differs from the document's (claim lines, payment and allocated bills share one currency: pay a bill in its own currency at the rate of the payment date; the realized FX result is posted)); `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `ledger.fx_accounts_missing` (FX gain and loss accounts are not configured); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency) */
+            /** @description Rejected by a business rule. error.code is one of: `payables.wrong_party` (the bill belongs to another vendor (or claimant) than the payment); `payables.currency_mismatch` (a currency differs from the document's (claim lines, payment and allocated bills share one currency: pay a bill in its own currency at the rate of the payment date; the realized FX result is posted)); `ledger.fx_accounts_missing` (FX gain and loss accounts are not configured); `payables.before_revaluation` (the allocation, its reversal, the refund or the void is dated before the last FX revaluation of a bill, claim or payment credit it takes from: what the item carries is its value after that revaluation; date it on or after details.revaluationDate (details.documentId names the item)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -36109,7 +36433,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `payables.bank_account_not_allowed` (the bank account is not an active, postable asset account); `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `ledger.fx_accounts_missing` (FX gain and loss accounts are not configured); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store) */
+            /** @description Rejected by a business rule. error.code is one of: `payables.bank_account_not_allowed` (the bank account is not an active, postable asset account); `ledger.fx_accounts_missing` (FX gain and loss accounts are not configured); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `payables.before_revaluation` (the allocation, its reversal, the refund or the void is dated before the last FX revaluation of a bill, claim or payment credit it takes from: what the item carries is its value after that revaluation; date it on or after details.revaluationDate (details.documentId names the item)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -37530,7 +37854,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.rate_missing` (no FX rate on or before the date); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first); `receivables.fx_accounts_missing` (a realized FX difference needs the FX gain and loss accounts in the ledger settings) */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `receivables.fx_accounts_missing` (a realized FX difference needs the FX gain and loss accounts in the ledger settings); `receivables.before_revaluation` (the allocation, its reversal, the refund, the credit note or the void is dated before the last FX revaluation of an invoice or payment credit it takes from: what the item carries is its value after that revaluation; date it on or after details.revaluationDate (details.documentId names the item)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -38435,7 +38759,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `receivables.unknown_customer` (the customer does not exist in this organization); `receivables.customer_archived` (the customer is archived); `receivables.unknown_tax_code` (the tax code does not exist in this organization, or is archived); `receivables.account_not_postable` (the account does not exist in this organization, is a group account, or is archived); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `ledger.unknown_currency` (the currency is not known); `receivables.due_before_invoice` (the due date is before the invoice date) */
+            /** @description Rejected by a business rule. error.code is one of: `receivables.unknown_customer` (the customer does not exist in this organization); `receivables.customer_archived` (the customer is archived); `receivables.unknown_tax_code` (the tax code does not exist in this organization, or is archived); `receivables.account_not_postable` (the account does not exist in this organization, is a group account, or is archived); `ledger.unknown_currency` (the currency is not known); `receivables.due_before_invoice` (the due date is before the invoice date); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -38703,7 +39027,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `receivables.unknown_customer` (the customer does not exist in this organization); `receivables.customer_archived` (the customer is archived); `receivables.unknown_tax_code` (the tax code does not exist in this organization, or is archived); `receivables.account_not_postable` (the account does not exist in this organization, is a group account, or is archived); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `ledger.unknown_currency` (the currency is not known); `receivables.due_before_invoice` (the due date is before the invoice date) */
+            /** @description Rejected by a business rule. error.code is one of: `receivables.unknown_customer` (the customer does not exist in this organization); `receivables.customer_archived` (the customer is archived); `receivables.unknown_tax_code` (the tax code does not exist in this organization, or is archived); `receivables.account_not_postable` (the account does not exist in this organization, is a group account, or is archived); `ledger.unknown_currency` (the currency is not known); `receivables.due_before_invoice` (the due date is before the invoice date) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -38979,7 +39303,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `receivables.credit_lines` (a credit note line names no line of the invoice, or credits more than the line); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first); `receivables.deferred_account_missing` (a line has a service period but no deferred revenue account is set); `receivables.nothing_to_credit` (the credit note comes to 0.00 (what the lines credit has no amount): there is nothing to credit) */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `receivables.credit_lines` (a credit note line names no line of the invoice, or credits more than the line); `receivables.nothing_to_credit` (the credit note comes to 0.00 (what the lines credit has no amount): there is nothing to credit); `receivables.fx_accounts_missing` (a realized FX difference needs the FX gain and loss accounts in the ledger settings); `receivables.before_revaluation` (the allocation, its reversal, the refund, the credit note or the void is dated before the last FX revaluation of an invoice or payment credit it takes from: what the item carries is its value after that revaluation; date it on or after details.revaluationDate (details.documentId names the item)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -39133,7 +39457,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first); `receivables.deferred_account_missing` (a line has a service period but no deferred revenue account is set) */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first); `receivables.deferred_account_missing` (a line has a service period but no deferred revenue account is set); `receivables.credit_limit_exceeded` (issuing the invoice would take what the customer owes (open invoices less customer credit, in the base currency) above its credit limit: nothing is written; an owner or admin may issue it with overrideCreditLimit: true) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -39254,6 +39578,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
                     "application/pdf": components["schemas"]["ErrorResponse"];
                 };
             };
@@ -39492,7 +39817,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data. error.code is one of: `receivables.invalid_status` (the document is not in a state that allows this); `receivables.has_allocations` (a payment or credit note is allocated to the invoice: it cannot be voided) */
+            /** @description Conflicts with existing data. error.code is one of: `receivables.invalid_status` (the document is not in a state that allows this); `receivables.has_allocations` (payments or credit notes are allocated to the invoice (net of reversed allocations): it cannot be voided) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -39528,7 +39853,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)) */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `receivables.before_revaluation` (the allocation, its reversal, the refund, the credit note or the void is dated before the last FX revaluation of an invoice or payment credit it takes from: what the item carries is its value after that revaluation; date it on or after details.revaluationDate (details.documentId names the item)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -39802,7 +40127,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `receivables.unknown_customer` (the customer does not exist in this organization); `receivables.account_not_postable` (the account does not exist in this organization, is a group account, or is archived); `receivables.exceeds_payment` (the allocations are larger than the payment (or its unallocated remainder)); `receivables.wrong_customer` (the invoice belongs to another customer than the payment); `receivables.currency_mismatch` (the payment and the invoice are in different currencies: a payment settles invoices of its own currency only (record it in the invoice currency at the rate received; the realized FX difference is posted)); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first); `receivables.fx_accounts_missing` (a realized FX difference needs the FX gain and loss accounts in the ledger settings) */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `receivables.unknown_customer` (the customer does not exist in this organization); `receivables.account_not_postable` (the account does not exist in this organization, is a group account, or is archived); `receivables.exceeds_payment` (the allocations are larger than the payment (or its unallocated remainder)); `receivables.wrong_customer` (the invoice belongs to another customer than the payment); `receivables.currency_mismatch` (the payment and the invoice are in different currencies: a payment settles invoices of its own currency only (record it in the invoice currency at the rate received; the realized FX difference is posted)); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first); `receivables.fx_accounts_missing` (a realized FX difference needs the FX gain and loss accounts in the ledger settings); `receivables.before_revaluation` (the allocation, its reversal, the refund, the credit note or the void is dated before the last FX revaluation of an invoice or payment credit it takes from: what the item carries is its value after that revaluation; date it on or after details.revaluationDate (details.documentId names the item)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -40070,7 +40395,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.rate_missing` (no FX rate on or before the date); `receivables.exceeds_payment` (the allocations are larger than the payment (or its unallocated remainder)); `receivables.wrong_customer` (the invoice belongs to another customer than the payment); `receivables.currency_mismatch` (the payment and the invoice are in different currencies: a payment settles invoices of its own currency only (record it in the invoice currency at the rate received; the realized FX difference is posted)); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first); `receivables.fx_accounts_missing` (a realized FX difference needs the FX gain and loss accounts in the ledger settings) */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `receivables.exceeds_payment` (the allocations are larger than the payment (or its unallocated remainder)); `receivables.wrong_customer` (the invoice belongs to another customer than the payment); `receivables.currency_mismatch` (the payment and the invoice are in different currencies: a payment settles invoices of its own currency only (record it in the invoice currency at the rate received; the realized FX difference is posted)); `receivables.fx_accounts_missing` (a realized FX difference needs the FX gain and loss accounts in the ledger settings); `receivables.before_revaluation` (the allocation, its reversal, the refund, the credit note or the void is dated before the last FX revaluation of an invoice or payment credit it takes from: what the item carries is its value after that revaluation; date it on or after details.revaluationDate (details.documentId names the item)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -40226,7 +40551,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `receivables.account_not_postable` (the account does not exist in this organization, is a group account, or is archived); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first); `receivables.fx_accounts_missing` (a realized FX difference needs the FX gain and loss accounts in the ledger settings) */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `receivables.account_not_postable` (the account does not exist in this organization, is a group account, or is archived); `receivables.fx_accounts_missing` (a realized FX difference needs the FX gain and loss accounts in the ledger settings); `receivables.before_revaluation` (the allocation, its reversal, the refund, the credit note or the void is dated before the last FX revaluation of an invoice or payment credit it takes from: what the item carries is its value after that revaluation; date it on or after details.revaluationDate (details.documentId names the item)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -40370,7 +40695,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.period_closed` (the fiscal period of the date is closed); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first); `receivables.deferred_account_missing` (a line has a service period but no deferred revenue account is set) */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.period_closed` (the fiscal period of the date is closed); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first) */
             422: {
                 headers: {
                     [name: string]: unknown;
