@@ -45,6 +45,9 @@ CREATE POLICY fx_revaluation_items_read ON finance.fx_revaluation_items FOR SELE
 CREATE POLICY fx_revaluation_items_insert ON finance.fx_revaluation_items FOR INSERT TO authenticated
   WITH CHECK (org_id = public.auth_org_id() AND public.auth_has_role('owner', 'admin', 'accountant', 'service'));
 CREATE POLICY fx_revaluation_items_service ON finance.fx_revaluation_items FOR ALL TO service_role USING (true) WITH CHECK (true);
+-- as every table the API writes (20270205000900): not over Supabase's REST API, only in a verified transaction
+CREATE POLICY rest_path_closed_insert ON finance.fx_revaluation_items AS RESTRICTIVE FOR INSERT TO authenticated
+  WITH CHECK (public.auth_claims_verified());
 COMMENT ON TABLE finance.fx_revaluation_items IS
   'Per open receivable or payable: the base change an FX revaluation (or its reversal) made, and the rate it is carried at since; the agings add them';
 
@@ -175,5 +178,5 @@ $$;
 CREATE SCHEMA IF NOT EXISTS omnizen_migrations;
 CREATE TABLE IF NOT EXISTS omnizen_migrations.applied (
   name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), duration_ms int NOT NULL);
-INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270208010100_fx_revaluation_items', '66532c1e94eaa0c27388b12bf989f7d1cfb51d58bdcfdc4d30cb3a06fd911cdb', 0)
+INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270208010100_fx_revaluation_items', '5dbfa347d5ad71d04d18ed144ed7fd22f25a390eb0efda48c3e4aadb71e3bc5f', 0)
   ON CONFLICT (name) DO NOTHING;

@@ -29,6 +29,10 @@ DECLARE
   members bigint;
   upgrade text;
 BEGIN
+  -- as the three-argument function (which checks the same again): never over Supabase's REST API
+  IF public.auth_claims_verified() IS NOT TRUE AND current_setting('role', true) IS DISTINCT FROM 'service_role' THEN
+    RAISE EXCEPTION 'this function runs only through the API (POST /v1/invitations/accept), which audits it and emits its event' USING ERRCODE = '42501';
+  END IF;
   member := core.accept_invitation(p_org, p_token_hash, 'omnizen');
   -- the users limit of the organization's plan, against the members it had before this one (20270206000900's check)
   cur_plan := coalesce(
@@ -65,5 +69,5 @@ GRANT EXECUTE ON FUNCTION core.accept_invitation(uuid, text) TO authenticated;
 CREATE SCHEMA IF NOT EXISTS omnizen_migrations;
 CREATE TABLE IF NOT EXISTS omnizen_migrations.applied (
   name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), duration_ms int NOT NULL);
-INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270208040100_invitation_accept_two_argument', '6d4c845d49a438946564f18d592120042e26a990d3e941a0d77db97c787bf506', 0)
+INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270208040100_invitation_accept_two_argument', '51ae61d8716448ebe4443d2a8b5b1da8ff67e5410bd326bae64b9e2ca5250958', 0)
   ON CONFLICT (name) DO NOTHING;

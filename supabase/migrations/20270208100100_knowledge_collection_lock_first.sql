@@ -20,6 +20,10 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
 DECLARE
   org uuid := public.auth_org_id();
 BEGIN
+  -- a lock for the API's writes only: never taken over Supabase's REST API
+  IF public.auth_claims_verified() IS NOT TRUE AND current_setting('role', true) IS DISTINCT FROM 'service_role' THEN
+    RAISE EXCEPTION 'this function runs only through the API' USING ERRCODE = '42501';
+  END IF;
   IF org IS NULL THEN
     RAISE EXCEPTION 'no organization in this request' USING ERRCODE = '42501';
   END IF;
@@ -33,5 +37,5 @@ GRANT EXECUTE ON FUNCTION ai.lock_knowledge_collection(uuid) TO authenticated, s
 CREATE SCHEMA IF NOT EXISTS omnizen_migrations;
 CREATE TABLE IF NOT EXISTS omnizen_migrations.applied (
   name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), duration_ms int NOT NULL);
-INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270208100100_knowledge_collection_lock_first', 'dd4a25864d4495bb49ecd16f160244d9fbde788eca3503505d2f5eec6520ebf1', 0)
+INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270208100100_knowledge_collection_lock_first', 'b6bd78dafe069bf7463f7f6a498c6fc9511639a6e82f75ab9c40d948ef4e9ee4', 0)
   ON CONFLICT (name) DO NOTHING;

@@ -43,6 +43,9 @@ CREATE POLICY fx_revaluation_items_read ON finance.fx_revaluation_items FOR SELE
 CREATE POLICY fx_revaluation_items_insert ON finance.fx_revaluation_items FOR INSERT TO authenticated
   WITH CHECK (org_id = public.auth_org_id() AND public.auth_has_role('owner', 'admin', 'accountant', 'service'));
 CREATE POLICY fx_revaluation_items_service ON finance.fx_revaluation_items FOR ALL TO service_role USING (true) WITH CHECK (true);
+-- as every table the API writes (20270205000900): not over Supabase's REST API, only in a verified transaction
+CREATE POLICY rest_path_closed_insert ON finance.fx_revaluation_items AS RESTRICTIVE FOR INSERT TO authenticated
+  WITH CHECK (public.auth_claims_verified());
 COMMENT ON TABLE finance.fx_revaluation_items IS
   'Per open receivable or payable: the base change an FX revaluation (or its reversal) made, and the rate it is carried at since; the agings add them';
 

@@ -27,6 +27,10 @@ DECLARE
   members bigint;
   upgrade text;
 BEGIN
+  -- as the three-argument function (which checks the same again): never over Supabase's REST API
+  IF public.auth_claims_verified() IS NOT TRUE AND current_setting('role', true) IS DISTINCT FROM 'service_role' THEN
+    RAISE EXCEPTION 'this function runs only through the API (POST /v1/invitations/accept), which audits it and emits its event' USING ERRCODE = '42501';
+  END IF;
   member := core.accept_invitation(p_org, p_token_hash, 'omnizen');
   -- the users limit of the organization's plan, against the members it had before this one (20270206000900's check)
   cur_plan := coalesce(

@@ -18,6 +18,10 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
 DECLARE
   org uuid := public.auth_org_id();
 BEGIN
+  -- a lock for the API's writes only: never taken over Supabase's REST API
+  IF public.auth_claims_verified() IS NOT TRUE AND current_setting('role', true) IS DISTINCT FROM 'service_role' THEN
+    RAISE EXCEPTION 'this function runs only through the API' USING ERRCODE = '42501';
+  END IF;
   IF org IS NULL THEN
     RAISE EXCEPTION 'no organization in this request' USING ERRCODE = '42501';
   END IF;
