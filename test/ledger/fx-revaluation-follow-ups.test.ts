@@ -140,9 +140,10 @@ describe('FX revaluation of open items: voids, credit notes, dates before a reva
     expect(open.open_base).toBe('0.00');
     // before the revaluation: refused
     const other = await b.invoice('2026-01-20');
-    await b.revalue('2026-02-01');
+    // (not as of Feb 1: the first invoice was credited after it, ledger.revaluation_before_settlement)
+    await b.revalue('2026-02-06');
     const early = await t.http.post(rUrl(b.orgId, `invoices/${other.id}/credit-notes`)).set(owner.auth).send({ date: '2026-01-25' });
-    expect([early.status, early.body.error.code, early.body.error.details?.revaluationDate]).toEqual([422, 'receivables.before_revaluation', '2026-02-01']);
+    expect([early.status, early.body.error.code, early.body.error.details?.revaluationDate]).toEqual([422, 'receivables.before_revaluation', '2026-02-06']);
   });
 
   it('receivables: an allocation, a payment, a refund and a reversal dated before the last revaluation of an item they take from are 422 receivables.before_revaluation', async () => {

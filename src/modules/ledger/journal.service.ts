@@ -14,7 +14,7 @@ import { ENTITLEMENT_GATE, type EntitlementGate } from '../../platform/http/tena
 import { emitEvent, emitEventAtCommit } from '../../platform/events/events.js';
 import { AuditService } from '../audit/audit.service.js';
 import { AnalyticsService } from '../analytics/analytics.service.js';
-import { ledgerRepository as repo, type PostingAudit } from './ledger.repository.js';
+import { FX_SETTLED_SHARE_REF, ledgerRepository as repo, type PostingAudit } from './ledger.repository.js';
 import { ControlAccounts, type ControlAccount } from './control-accounts.js';
 import { JournalEntryOwners } from './entry-owners.js';
 import { RevaluedSubledgers, type Subledger } from './revalued-items.js';
@@ -502,6 +502,12 @@ export class JournalService {
       // the account's debit side: an AR item adds to it, an AP item (a credit) takes from it
       const sign = sub.side === 'debit' ? 1 : -1;
       for (const item of sub.items) {
+        // its settlement after the date took off what it carried then: a change as of the date would stay on it after
+        if (item.settledAfter) {
+          throw LedgerErrors.error('ledger.revaluation_before_settlement',
+            `the ${sub.subledger === 'receivables' ? 'receivable' : 'payable'} ${item.documentId} has a settlement dated ${item.settledAfter}, after ${date}: revalue as of ${item.settledAfter} or later`,
+            { documentId: item.documentId, settledOn: item.settledAfter });
+        }
         let rate = rates.get(item.currency);
         if (!rate) {
           rate = (await repo.effectiveRate(tx.db, item.currency, date)) ?? undefined;
@@ -636,16 +642,90 @@ export class JournalService {
   }
 
   /**
-   * The latest date an FX revaluation (or its reversal) changed one of `documentIds` (open receivables or payables), or
-   * undefined: what an item carries (its last revalued base) is what it carries after that date, so a settlement, a credit
-   * or a void dated before it is refused by the subledgers with their own code.
+   * The latest date an FX revaluation changed one of `documentIds` (open receivables or payables) in the books from that
+   * date on (a revaluation, or what a void took off; not a reversal posted ahead, dated the next period's first day), or
+   * undefined: a settlement, a credit or a void dated before it would take off what the item carried before the
+   * revaluation, and is refused by the subledgers with their own code. One dated between a revaluation and its reversal
+   * is fine: it settles what the item carries as of its date, and settlePendingReversals takes what the reversal would
+   * take off the settled share back.
    */
   async lastRevaluation(tx: TenantTx, documentIds: string[]): Promise<{ documentId: string; date: string } | undefined> {
     let last: { documentId: string; date: string } | undefined;
-    for (const [documentId, r] of await repo.revaluationsOf(tx.db, tx.orgId, documentIds)) {
-      if (!last || r.lastDate > last.date) last = { documentId, date: r.lastDate };
+    for (const r of await repo.lastRevaluations(tx.db, tx.orgId, documentIds)) {
+      if (!last || r.date > last.date) last = r;
     }
     return last;
+  }
+
+  /**
+   * After a settlement (an allocation, a refund, a credit note, a void, or the reversal of one) of a revalued item dated
+   * `date`: the revaluation rows already posted for a later date (an autoReverse reversal, dated the next period's first
+   * day) take off what the revaluation added to the whole item, though the settlement took (or gave back) some of it.
+   * On each such date the item is brought to what it carries then at the rate of that date's rows (its open amount at
+   * the reversal's rate: what it carried before the revaluation), by a row of the difference and its entry against the
+   * unrealized FX account (Dr control / Cr unrealized gain when it raises the item's base on AR; the mirror on AP).
+   * So on every date the aging equals the control account, and an item settled in the window realizes over its life
+   * the settlement's rate against its own. An item `leaving` the subledger (voided as of `date`, before its row is
+   * marked so) is brought to 0 on each such date: its control account, currency and rate are given. Answers the entries posted.
+   */
+  async settlePendingReversals(tx: TenantTx, item: {
+    subledger: Subledger; documentId: string; date: string; memo: string; counterpartyType: string; counterpartyId: string;
+    leaving?: { accountId: string; currency: string; rate: string };
+  }): Promise<string[]> {
+    const entries: string[] = [];
+    const dates = await repo.revaluationDatesAfter(tx.db, tx.orgId, item.documentId, item.date);
+    if (!dates.length) return entries;
+    const s = await this.ledger.settings(tx);
+    const baseMu = await this.ledger.currencyUnits(tx, s.baseCurrency);
+    for (const on of dates) {
+      if (item.leaving) {
+        const r = (await repo.revaluationsOf(tx.db, tx.orgId, [item.documentId], on)).get(item.documentId);
+        if (!r || D(r.delta).isZero()) continue;
+        entries.push(await this.changeCarried(tx, {
+          ...item, ...item.leaving, date: on, delta: D(r.delta).neg(),
+          memo: `${item.memo}: FX revaluation reversal of ${on} taken back`.slice(0, 1000), sourceRef: FX_SETTLED_SHARE_REF,
+        }));
+        continue;
+      }
+      const open = await this.revalued.openItem(tx, item.subledger, on, item.documentId);
+      if (!open) continue;
+      const target = D(fixed(D(open.open).times(open.carriedRate), baseMu));
+      const delta = target.minus(open.carried);
+      if (delta.isZero()) continue;
+      entries.push(await this.changeCarried(tx, {
+        ...item, accountId: open.accountId, currency: open.currency, rate: open.carriedRate, date: on, delta,
+        memo: `${item.memo}: FX revaluation reversal of ${on} on the settled share`.slice(0, 1000), sourceRef: FX_SETTLED_SHARE_REF,
+      }));
+    }
+    return entries;
+  }
+
+  /**
+   * Changes what an open item carries by `delta` (as its aging shows it) dated `date`: a finance.fx_revaluation_items row
+   * and its entry against an unrealized FX account: the one a revaluation making this change would use (the control
+   * account raised: the gain account; lowered: the loss account), or, `undoing` the item's revaluations (a void), the
+   * one they used (what they raised is taken back off the gain account). Answers the entry.
+   */
+  private async changeCarried(tx: TenantTx, item: {
+    subledger: Subledger; documentId: string; accountId: string; currency: string; rate: string; date: string; delta: Decimal; memo: string;
+    counterpartyType: string; counterpartyId: string; sourceRef?: string; description?: string; undoing?: boolean;
+  }): Promise<string> {
+    // on the account's debit side: an AR item adds to it, an AP item (a credit) takes from it
+    const change = item.delta.times(this.revalued.side(item.subledger) === 'debit' ? 1 : -1);
+    const s = await this.ledger.settings(tx);
+    const { gain, loss } = unrealizedFxAccounts(s);
+    if (!gain || !loss) throw LedgerErrors.error('ledger.fx_accounts_missing', 'configure fxUnrealizedGainAccountId and fxUnrealizedLossAccountId (or fxGainAccountId and fxLossAccountId) in the ledger settings first');
+    const amount = fixed(change.abs(), await this.ledger.currencyUnits(tx, s.baseCurrency));
+    const description = (item.description ?? item.memo).slice(0, 500);
+    const control = { accountId: item.accountId, currency: item.currency, rate: item.rate, counterpartyType: item.counterpartyType, counterpartyId: item.counterpartyId, description };
+    const fxAccount = change.gt(0) !== (item.undoing ?? false) ? gain : loss;
+    const lines: PostingLine[] = change.gt(0)
+      ? [{ ...control, baseDebit: amount }, { accountId: fxAccount, credit: amount, description }]
+      : [{ ...control, baseCredit: amount }, { accountId: fxAccount, debit: amount, description }];
+    const { entry } = await this.post(tx, { date: item.date, memo: item.memo, source: 'system', ...(item.sourceRef ? { sourceRef: item.sourceRef } : {}), lines }, 'ledger.fx_revaluation_posted');
+    await repo.insertRevaluationItems(tx.db, tx.orgId, [{
+      entryId: entry.id, date: item.date, subledger: item.subledger, documentId: item.documentId, rate: item.rate, delta: item.delta.toFixed(), createdBy: actorOf(tx.principal).actorId }]);
+    return entry.id;
   }
 
   /**
@@ -671,24 +751,10 @@ export class JournalService {
     subledger: Subledger; documentId: string; accountId: string; currency: string; rate: string; date: string; memo: string;
     counterpartyType: string; counterpartyId: string;
   }): Promise<string | null> {
-    const r = (await repo.revaluationsOf(tx.db, tx.orgId, [item.documentId])).get(item.documentId);
+    // what it carries as of the void; a reversal posted ahead is taken off on its own date (settlePendingReversals)
+    const r = (await repo.revaluationsOf(tx.db, tx.orgId, [item.documentId], item.date)).get(item.documentId);
     if (!r || D(r.delta).isZero()) return null;
-    // on the account's debit side: an AR item adds to it, an AP item (a credit) takes from it
-    const change = D(r.delta).times(this.revalued.side(item.subledger) === 'debit' ? 1 : -1);
-    const s = await this.ledger.settings(tx);
-    const { gain, loss } = unrealizedFxAccounts(s);
-    if (!gain || !loss) throw LedgerErrors.error('ledger.fx_accounts_missing', 'configure fxUnrealizedGainAccountId and fxUnrealizedLossAccountId (or fxGainAccountId and fxLossAccountId) in the ledger settings first');
-    const amount = fixed(change.abs(), await this.ledger.currencyUnits(tx, s.baseCurrency));
-    const description = `FX revaluation taken off (${item.memo})`.slice(0, 500);
-    const control = { accountId: item.accountId, currency: item.currency, rate: item.rate, counterpartyType: item.counterpartyType, counterpartyId: item.counterpartyId, description };
-    // the revaluations raised the account (a gain): it falls back, the gain is taken back; lowered (a loss): the reverse
-    const lines: PostingLine[] = change.gt(0)
-      ? [{ ...control, baseCredit: amount }, { accountId: gain, debit: amount, description }]
-      : [{ ...control, baseDebit: amount }, { accountId: loss, credit: amount, description }];
-    const { entry } = await this.post(tx, { date: item.date, memo: item.memo, source: 'system', lines }, 'ledger.fx_revaluation_posted');
-    await repo.insertRevaluationItems(tx.db, tx.orgId, [{
-      entryId: entry.id, date: item.date, subledger: item.subledger, documentId: item.documentId, rate: item.rate, delta: D(r.delta).neg().toFixed(), createdBy: actorOf(tx.principal).actorId }]);
-    return entry.id;
+    return this.changeCarried(tx, { ...item, delta: D(r.delta).neg(), description: `FX revaluation taken off (${item.memo})`, undoing: true });
   }
 
   /**

@@ -473,15 +473,20 @@ export class JournalController {
   @ApiOperation({ operationId: 'revalueForeignCurrency', summary: 'Revalue open foreign-currency asset and liability balances at the rate of a date (posts unrealized FX gain/loss; autoReverse: its reversal on the first day of the next period)',
     description: 'The AR and AP control accounts are revalued per open item: each open invoice, bill and payment credit then carries its revalued base '
       + 'value (the AR and AP agings show it, and still equal the accounts), and a later allocation realizes only what the rate moved since. '
-      + 'Such a revaluation entry is not reversed on its own (ledger.entry_of_document); revalue again instead.' })
+      + 'Such a revaluation entry is not reversed on its own (ledger.entry_of_document); revalue again instead. '
+      + 'An open item with a settlement (allocation, refund, reversal, void) dated after the date is not revalued: 422 ledger.revaluation_before_settlement '
+      + '(the message names the item and the settlement date; revalue as of that date or later). With autoReverse, an item settled between the revaluation '
+      + 'and its reversal settles what it carries as of its date, and what the reversal would take off the settled share is put back on the reversal date.' })
   @ApiCreatedResponse({ type: RevaluationResultDto })
   @ApiErrors(400)
   // the client's date (its period, an FX rate on or before it); an account revalued as of a past date and archived since,
   // or an FX account of the settings archived or of another currency; a difference beyond what a line stores
   // (invalid_amount); the settings are read first (books_not_started). Never already_reversed: autoReverse reverses the
   // entries it just posted
+  // an open item settled after the date (revaluation_before_settlement)
   @ApiErrorCodes('ledger.fx_accounts_missing', 'ledger.no_next_period', 'ledger.period_closed', 'ledger.no_fiscal_year',
-    'ledger.account_not_postable', 'ledger.currency_not_allowed', 'ledger.rate_missing', 'ledger.invalid_amount', 'ledger.books_not_started')
+    'ledger.account_not_postable', 'ledger.currency_not_allowed', 'ledger.rate_missing', 'ledger.invalid_amount', 'ledger.books_not_started',
+    'ledger.revaluation_before_settlement')
   revalue(@Tx() tx: TenantTx, @Body() dto: RevaluationDto): Promise<RevaluationResultDto> {
     return this.journal.revalue(tx, dto.date, dto.autoReverse ?? false);
   }

@@ -49,6 +49,7 @@ export const LedgerErrors = defineErrorCodes({
   'ledger.period_in_closed_year': { status: 422, description: 'the period belongs to a closed fiscal year' },
   'ledger.account_has_balance': { status: 422, description: 'the account has a balance (a revenue or expense account: also within a fiscal year not closed)' },
   'ledger.account_has_children': { status: 422, description: 'the account has child accounts: it cannot be archived (active children) nor stop being a group' },
+  'ledger.revaluation_before_settlement': { status: 422, description: 'an open receivable or payable the revaluation would revalue has a settlement (an allocation, a refund, a reversal, a void) dated after the revaluation date: it would change a value the item no longer carries; revalue as of that date or later' },
   'ledger.no_next_period': { status: 422, description: 'no open fiscal period starts the day after the revaluation date\'s period (autoReverse): nothing is posted' },
   'ledger.books_started': { status: 409, description: 'the books are already started' },
   'ledger.year_closed': { status: 409, description: 'the fiscal year is already closed' },

@@ -12,6 +12,12 @@ import { LedgerErrors } from './ledger.errors.js';
 // The only place with ledger SQL: typed Kysely queries; raw SQL (with typed rows) for the calls of the posting and
 // totals functions and the set-based reports. Numerics and dates are read as text: money never passes through a float.
 
+/**
+ * The source_ref of the entries that take off, on the date of an autoReverse reversal, what the reversal would take off
+ * an item that a settlement (or a void) dated before it no longer carries (JournalService.settlePendingReversals).
+ */
+export const FX_SETTLED_SHARE_REF = 'fx-revaluation:settled-share';
+
 const txt = (col: string) => sql<string>`${sql.ref(col)}::text`;
 
 type AccountRow = Selectable<DB['finance.accounts']>;
@@ -332,12 +338,36 @@ export const ledgerRepository = {
    * Per document with FX revaluation rows: the sum of their changes (as its aging shows them) and the latest date of a
    * row (a revaluation, its reversal, or what a void took off).
    */
-  async revaluationsOf(db: Db, orgId: string, documentIds: string[]): Promise<Map<string, { delta: string; lastDate: string }>> {
+  async revaluationsOf(db: Db, orgId: string, documentIds: string[], asOf: string): Promise<Map<string, { delta: string; lastDate: string }>> {
     if (!documentIds.length) return new Map();
     const rows = await db.$queryRaw<{ id: string; delta: string; last: string }[]>`
       SELECT x.document_id::text AS id, sum(x.base_delta)::text AS delta, max(x.revaluation_date)::text AS last
-      FROM finance.fx_revaluation_items x WHERE x.org_id = ${orgId}::uuid AND x.document_id = any(${documentIds}::uuid[]) GROUP BY x.document_id`;
+      FROM finance.fx_revaluation_items x WHERE x.org_id = ${orgId}::uuid AND x.document_id = any(${documentIds}::uuid[]) AND x.revaluation_date <= ${asOf}::date
+      GROUP BY x.document_id`;
     return new Map(rows.map((r) => [r.id, { delta: r.delta, lastDate: r.last }]));
+  },
+
+  /**
+   * Per document, the latest date of a revaluation row that is in the books from its own date on: a revaluation, or what
+   * a void took off; not the rows posted ahead for a later date (an autoReverse reversal, dated the next period's first
+   * day, and what a settlement before it compensated of it: FX_SETTLED_SHARE_REF).
+   */
+  async lastRevaluations(db: Db, orgId: string, documentIds: string[]): Promise<{ documentId: string; date: string }[]> {
+    if (!documentIds.length) return [];
+    return db.$queryRaw<{ documentId: string; date: string }[]>`
+      SELECT x.document_id::text AS "documentId", max(x.revaluation_date)::text AS date
+      FROM finance.fx_revaluation_items x JOIN finance.journal_entries e ON e.org_id = x.org_id AND e.id = x.entry_id
+      WHERE x.org_id = ${orgId}::uuid AND x.document_id = any(${documentIds}::uuid[])
+        AND e.reverses_entry_id IS NULL AND e.source_ref IS DISTINCT FROM ${FX_SETTLED_SHARE_REF}
+      GROUP BY x.document_id`;
+  },
+
+  /** The dates after `date` of a document's revaluation rows (the reversals posted ahead of a settlement dated `date`), in order. */
+  async revaluationDatesAfter(db: Db, orgId: string, documentId: string, date: string): Promise<string[]> {
+    const rows = await db.$queryRaw<{ date: string }[]>`
+      SELECT DISTINCT x.revaluation_date::text AS date FROM finance.fx_revaluation_items x
+      WHERE x.org_id = ${orgId}::uuid AND x.document_id = ${documentId}::uuid AND x.revaluation_date > ${date}::date ORDER BY 1`;
+    return rows.map((r) => r.date);
   },
 
   /** What a revaluation (or its reversal, `entryId`) changed of each open receivable or payable (finance.fx_revaluation_items). */

@@ -20,10 +20,18 @@ export interface OpenItem {
   carried: string;
   /** the rate it is carried at: the last revaluation's, else the document's */
   carriedRate: string;
+  /**
+   * the latest date after `asOf` of a settlement of it already in the books (an allocation, a refund, its reversal, a
+   * void), or null: a revaluation as of `asOf` would change a value the item no longer carries from then on
+   */
+  settledAfter: string | null;
 }
 
-/** A subledger's control accounts and its foreign-currency open items as of `asOf` (items carried at 0 with nothing open left out). */
-export type OpenItemsLookup = (tx: TenantTx, asOf: string) => Promise<{ accountIds: string[]; items: OpenItem[] }>;
+/**
+ * A subledger's control accounts and its foreign-currency open items as of `asOf` (items carried at 0 with nothing open
+ * left out), all of them or those of `documentIds`.
+ */
+export type OpenItemsLookup = (tx: TenantTx, asOf: string, documentIds?: string[]) => Promise<{ accountIds: string[]; items: OpenItem[] }>;
 
 /**
  * The subledgers (receivables, payables) whose control accounts the FX revaluation values per open item rather than as
@@ -52,5 +60,12 @@ export class RevaluedSubledgers {
     const out = [];
     for (const [subledger, { side, lookup }] of this.lookups) out.push({ subledger, side, ...(await lookup(tx, asOf)) });
     return out;
+  }
+
+  /** One open item of a subledger as of `asOf`, or undefined when it carries nothing and has nothing open then. */
+  async openItem(tx: TenantTx, subledger: Subledger, asOf: string, documentId: string): Promise<OpenItem | undefined> {
+    const registered = this.lookups.get(subledger);
+    if (!registered) throw new Error(`revalued open items of ${subledger} are not registered`);
+    return (await registered.lookup(tx, asOf, [documentId])).items.find((i) => i.documentId === documentId);
   }
 }

@@ -33,6 +33,8 @@ const baseOf = (amount: Decimal.Value, rate: Decimal.Value, baseMu: number): Dec
  */
 const baseShare = (open: Decimal, amount: Decimal, rate: Decimal.Value, baseMu: number): Decimal => baseOf(open, rate, baseMu).minus(baseOf(open.minus(amount), rate, baseMu));
 type PaymentRow = NonNullable<Awaited<ReturnType<typeof repo.lockPayment>>>;
+/** The counterparty of a payment's AP lines: its vendor, or the claimant it reimburses. */
+const partyOf = (p: PaymentRow) => (p.vendor_id ? { counterpartyType: 'vendor', counterpartyId: p.vendor_id } : { counterpartyType: 'employee', counterpartyId: p.claimant_id! });
 
 /** One allocation worked out before anything is written. */
 interface PlannedAllocation {
@@ -92,7 +94,7 @@ export class BillPaymentsService {
     // what it carries, under the posting lock (a revaluation in flight has committed its changes), as of no date before them
     await assertAfterRevaluations(this.ledger, this.journal, tx, [billId], date, `${at}: the allocation`);
     const [s] = await repo.settledOf(tx.db, tx.orgId, [billId]);
-    return { bill: b, settled: D(s?.amount ?? 0), settledBase: D(s?.base ?? 0), revalued: (await revaluationsOf(tx.db, tx.orgId, [billId])).get(billId) };
+    return { bill: b, settled: D(s?.amount ?? 0), settledBase: D(s?.base ?? 0), revalued: (await revaluationsOf(tx.db, tx.orgId, [billId], date)).get(billId) };
   }
 
   /**
@@ -210,6 +212,7 @@ export class BillPaymentsService {
         reversesAllocationId: null, journalEntryId: entry.id, createdBy: actor,
       });
     }
+    await this.settlePendingReversals(tx, planned.map((p) => p.bill.id), cp, dto.paymentDate, `Bill payment${dto.reference ? ` ${dto.reference}` : ''}`);
     await this.paidEvents(tx, planned, paymentId);
     const payment = await this.get(tx, paymentId);
     await this.audit.record(tx, { action: 'payables.payment_created', entityType: 'bill_payment', entityId: paymentId, after: payment });
@@ -253,11 +256,19 @@ export class BillPaymentsService {
    */
   private async creditShare(tx: TenantTx, payment: PaymentRow, usedBase: Decimal, left: Decimal, amount: Decimal, baseMu: number, date: string, doing: string): Promise<Decimal> {
     await assertAfterRevaluations(this.ledger, this.journal, tx, [payment.id], date, doing);
-    const revalued = (await revaluationsOf(tx.db, tx.orgId, [payment.id])).get(payment.id);
+    const revalued = (await revaluationsOf(tx.db, tx.orgId, [payment.id], date)).get(payment.id);
     // a credit's revaluation is negative in the aging when it raises what AP carries as a debit
     const carried = D(payment.base_amount).minus(usedBase).minus(revalued?.delta ?? 0);
     if (amount.eq(left)) return carried;
     return revalued ? carried.minus(baseOf(left.minus(amount), revalued.rate, baseMu)) : baseShare(left, amount, payment.rate, baseMu);
+  }
+
+  /**
+   * The reversals of revaluations posted ahead of `date` (autoReverse, dated the next period's first day) of these bills
+   * and payment credits take off the share just settled (or given back) no more (JournalService.settlePendingReversals).
+   */
+  private async settlePendingReversals(tx: TenantTx, documentIds: string[], party: { counterpartyType: string; counterpartyId: string }, date: string, memo: string): Promise<void> {
+    for (const documentId of documentIds) await this.journal.settlePendingReversals(tx, { subledger: 'payables', documentId, date, memo, ...party });
   }
 
   /** Allocates what is left of a payment (its credit with the vendor) to an open bill; posts only the FX result, if any. */
@@ -281,6 +292,7 @@ export class BillPaymentsService {
     const id = await repo.insertAllocation(tx.db, tx.orgId, {
       paymentId, billId: p.bill.id, date, amount: p.amount, billBase: p.billBase, paymentBase, reversesAllocationId: null, journalEntryId: entryId, createdBy: this.payables.actor(tx),
     });
+    await this.settlePendingReversals(tx, [p.bill.id, paymentId], partyOf(payment), date, `Allocation of payment ${paymentId}`);
     await this.paidEvents(tx, [p], paymentId);
     const after = await this.get(tx, paymentId);
     await this.audit.record(tx, { action: 'payables.allocation_created', entityType: 'bill_allocation', entityId: id, after: after.allocations.find((a) => a.id === id) });
@@ -328,6 +340,7 @@ export class BillPaymentsService {
     const id = await repo.insertRefund(tx.db, tx.orgId, {
       paymentId, date, amount, currency: payment.currency, rate, paymentBase, bankAccountId, reference: dto.reference ?? null, journalEntryId: entry.id, createdBy: this.payables.actor(tx),
     });
+    await this.settlePendingReversals(tx, [paymentId], cp, date, `Refund of credit on payment ${paymentId}`);
     await emitEvent(tx, 'bill_payment.refunded', {
       refundId: id, paymentId, partyType: payment.vendor_id ? 'vendor' : 'employee', partyId: payment.vendor_id ?? payment.claimant_id, refundDate: date,
       currency: payment.currency, amount: fixed(amount, mu), journalEntryId: entry.id,
@@ -355,7 +368,24 @@ export class BillPaymentsService {
     await this.assertPeriodOpen(tx, date);
     await assertAfterRevaluations(this.ledger, this.journal, tx, [original.bill_id, original.payment_id], date, 'the reversal of the allocation');
     const { baseMu } = await this.baseMu(tx);
-    const diff = D(original.payment_base_amount).minus(original.bill_base_amount);
+    // reopened at what the bill (and the payment's credit) carries as of the date, as on AR: a revalued one at its last
+    // revaluation's rate (the original's bases negated would reopen it at a value from before the revaluation, and the
+    // aging would leave AP); one never revalued by then at the original's bases
+    const amount = D(original.amount);
+    const [settled] = await repo.settledOf(tx.db, tx.orgId, [original.bill_id]);
+    const [billRow] = await repo.getBills(tx.db, tx.orgId, [original.bill_id]);
+    const revalued = await revaluationsOf(tx.db, tx.orgId, [original.bill_id, original.payment_id], date);
+    const billRevalued = revalued.get(original.bill_id);
+    const billOpen = D(billRow.total).minus(settled?.amount ?? 0);
+    const billBase = billRevalued
+      ? D(billRow.base_total!).minus(settled?.base ?? 0).plus(billRevalued.delta).minus(baseOf(billOpen.plus(amount), billRevalued.rate, baseMu))
+      : D(original.bill_base_amount).neg();
+    const creditRevalued = revalued.get(original.payment_id);
+    const usage = await repo.paymentUsage(tx.db, tx.orgId, original.payment_id);
+    const paymentBase = creditRevalued
+      ? D(payment.base_amount).minus(usage.base).minus(creditRevalued.delta).minus(baseOf(D(payment.amount).minus(usage.amount).plus(amount), creditRevalued.rate, baseMu))
+      : D(original.payment_base_amount).neg();
+    const diff = paymentBase.minus(billBase).neg();
     // reversed on the account the original result went to: read from the original's entry (its line on neither AP nor
     // the bank), whatever the settings say now; the settings' account of the result's side only when that cannot be told
     const { apAccountId } = await this.payables.settings(tx);
@@ -364,9 +394,10 @@ export class BillPaymentsService {
     const s = await this.ledger.settings(tx);
     const entryId = await this.postFx(tx, payment, diff.neg(), date, `Reversal of allocation ${allocationId}`, baseMu, resultAccount ?? (diff.gt(0) ? s.fxLossAccountId : s.fxGainAccountId));
     const id = await repo.insertAllocation(tx.db, tx.orgId, {
-      paymentId: original.payment_id, billId: original.bill_id, date, amount: D(original.amount).neg(), billBase: D(original.bill_base_amount).neg(),
-      paymentBase: D(original.payment_base_amount).neg(), reversesAllocationId: allocationId, journalEntryId: entryId, createdBy: this.payables.actor(tx),
+      paymentId: original.payment_id, billId: original.bill_id, date, amount: amount.neg(), billBase, paymentBase,
+      reversesAllocationId: allocationId, journalEntryId: entryId, createdBy: this.payables.actor(tx),
     });
+    await this.settlePendingReversals(tx, [original.bill_id, original.payment_id], partyOf(payment), date, `Reversal of allocation ${allocationId}`);
     const [bill] = await this.payables.bills(tx, [original.bill_id]);
     const after = await this.get(tx, original.payment_id);
     await emitEvent(tx, 'bill_payment.allocation_reversed', {

@@ -220,7 +220,8 @@ export class PayablesController {
   // a posted bill: the reversal of its entry, dated by the client or today (its period closed or uncovered; an account archived since)
   // a bill FX revaluations revalued: what they added to AP (or took off) is taken off too (an entry of its own, against
   // the unrealized FX account); dated before its last revaluation: payables.before_revaluation
-  @ApiErrorCodes('payables.not_editable', 'payables.has_allocations', 'payables.before_revaluation', ...REVERSAL_POSTING_ERRORS)
+  // the FX accounts of the settings unset since the revaluation: ledger.fx_accounts_missing
+  @ApiErrorCodes('payables.not_editable', 'payables.has_allocations', 'payables.before_revaluation', 'ledger.fx_accounts_missing', ...REVERSAL_POSTING_ERRORS)
   voidBill(@Tx() tx: TenantTx, @IdParam('billId', 'bill') id: string, @Body() dto: VoidBillDto): Promise<BillDto> {
     return this.payables.void(tx, id, 'bill', { reason: dto.reason, date: dto.date });
   }
@@ -305,7 +306,8 @@ export class PayablesController {
   @ApiErrors(400)
   // a member reads only their own claims (another's is 404 expense_claim.not_found): never payables.claim_not_own.
   // A posted claim: the reversal of its entry, dated by the client or today (its period closed or uncovered; an account archived since)
-  @ApiErrorCodes('payables.not_editable', 'payables.own_bill', 'payables.has_allocations', 'payables.before_revaluation', ...REVERSAL_POSTING_ERRORS)
+  // a revalued claim whose FX accounts were unset since the revaluation: ledger.fx_accounts_missing
+  @ApiErrorCodes('payables.not_editable', 'payables.own_bill', 'payables.has_allocations', 'payables.before_revaluation', 'ledger.fx_accounts_missing', ...REVERSAL_POSTING_ERRORS)
   voidClaim(@Tx() tx: TenantTx, @IdParam('claimId', 'expense_claim') id: string, @Body() dto: VoidBillDto): Promise<BillDto> {
     return this.payables.void(tx, id, 'expense_claim', { reason: dto.reason, date: dto.date });
   }

@@ -397,36 +397,63 @@ export async function openBills(db: Db, q: { vendorId?: string; overdueOnly: boo
 }
 
 /**
- * The foreign-currency payables as of `asOf` for the FX revaluation: each posted bill or claim and each payment's credit
- * with what is open of it (its currency) and its base in the aging (negative for a credit), both from the allocations,
- * refunds and revaluations dated by then, and the rate it is carried at (the last revaluation's, else its own). A bill
+ * The foreign-currency payables as of `asOf` for the FX revaluation (all, or those of `documentIds`): each posted bill or
+ * claim and each payment's credit with what is open of it (its currency) and its base in the aging (negative for a
+ * credit), both from the allocations, refunds and revaluations dated by then, the rate it is carried at (the last
+ * revaluation's, else its own) and the latest settlement dated after `asOf` (an allocation, a refund, a void). A bill
  * voided by then is open for nothing but may still carry a revaluation (taken back). Items with nothing open and nothing
  * carried are left out.
+ *
+ * Each document's settlements are read in one pass (one lateral per table), and only the documents that can be open or
+ * carry something as of the date are valued: open now, settled or voided after the date, or revalued after their last
+ * settlement (a settlement in full takes all the item carries as of its date, so an item settled in full and not
+ * revalued since carries nothing: it is not read further).
  */
-export async function fxOpenPayables(db: Db, orgId: string, asOf: string): Promise<{ documentId: string; currency: string; open: string; carried: string; carriedRate: string }[]> {
+export async function fxOpenPayables(db: Db, orgId: string, asOf: string, documentIds?: string[]): Promise<{ documentId: string; currency: string; open: string; carried: string; carriedRate: string; settledAfter: string | null }[]> {
+  const ids = documentIds ?? null;
   return db.$queryRaw`
     WITH docs AS (
       SELECT b.id AS document_id, b.currency, b.rate AS own_rate,
-        CASE WHEN b.voided_on <= ${asOf}::date THEN 0 ELSE b.total - coalesce((SELECT sum(a.amount) FROM finance.bill_allocations a
-          WHERE a.org_id = b.org_id AND a.bill_id = b.id AND a.allocation_date <= ${asOf}::date), 0) END AS open,
-        CASE WHEN b.voided_on <= ${asOf}::date THEN 0 ELSE b.base_total - coalesce((SELECT sum(a.bill_base_amount) FROM finance.bill_allocations a
-          WHERE a.org_id = b.org_id AND a.bill_id = b.id AND a.allocation_date <= ${asOf}::date), 0) END AS base
-      FROM finance.bills b
+        CASE WHEN b.voided_on <= ${asOf}::date THEN 0 ELSE b.total - coalesce(s.amount, 0) END AS open,
+        CASE WHEN b.voided_on <= ${asOf}::date THEN 0 ELSE b.base_total - coalesce(s.base, 0) END AS base,
+        greatest(CASE WHEN b.voided_on > ${asOf}::date THEN b.voided_on END, s.later) AS settled_after
+      FROM finance.bills b LEFT JOIN LATERAL (
+        SELECT sum(a.amount) FILTER (WHERE a.allocation_date <= ${asOf}::date) AS amount,
+          sum(a.bill_base_amount) FILTER (WHERE a.allocation_date <= ${asOf}::date) AS base,
+          sum(a.amount) AS amount_now, max(a.allocation_date) AS last,
+          max(a.allocation_date) FILTER (WHERE a.allocation_date > ${asOf}::date) AS later
+        FROM finance.bill_allocations a WHERE a.org_id = b.org_id AND a.bill_id = b.id) s ON true
       WHERE b.org_id = ${orgId}::uuid AND b.journal_entry_id IS NOT NULL AND b.bill_date <= ${asOf}::date
+        AND (${ids}::uuid[] IS NULL OR b.id = any(${ids}::uuid[]))
         AND b.currency <> (SELECT st.base_currency FROM finance.settings st WHERE st.org_id = ${orgId}::uuid)
+        AND ((b.voided_on IS NULL AND b.total <> coalesce(s.amount_now, 0)) OR b.voided_on > ${asOf}::date OR s.later IS NOT NULL
+          OR EXISTS (SELECT 1 FROM finance.fx_revaluation_items x WHERE x.org_id = b.org_id AND x.document_id = b.id
+            AND x.revaluation_date > coalesce(greatest(b.voided_on, s.last), b.bill_date - 1)))
       UNION ALL
       SELECT p.id, p.currency, p.rate,
-        -(p.amount - coalesce((SELECT sum(a.amount) FROM finance.bill_allocations a
-            WHERE a.org_id = p.org_id AND a.payment_id = p.id AND a.allocation_date <= ${asOf}::date), 0)
-          - coalesce((SELECT sum(r.amount) FROM finance.bill_payment_refunds r WHERE r.org_id = p.org_id AND r.payment_id = p.id AND r.refund_date <= ${asOf}::date), 0)),
-        -(p.base_amount - coalesce((SELECT sum(a.payment_base_amount) FROM finance.bill_allocations a
-            WHERE a.org_id = p.org_id AND a.payment_id = p.id AND a.allocation_date <= ${asOf}::date), 0)
-          - coalesce((SELECT sum(r.payment_base_amount) FROM finance.bill_payment_refunds r WHERE r.org_id = p.org_id AND r.payment_id = p.id AND r.refund_date <= ${asOf}::date), 0))
-      FROM finance.bill_payments p
+        -(p.amount - coalesce(u.amount, 0) - coalesce(r.amount, 0)),
+        -(p.base_amount - coalesce(u.base, 0) - coalesce(r.base, 0)),
+        greatest(u.later, r.later)
+      FROM finance.bill_payments p LEFT JOIN LATERAL (
+        SELECT sum(a.amount) FILTER (WHERE a.allocation_date <= ${asOf}::date) AS amount,
+          sum(a.payment_base_amount) FILTER (WHERE a.allocation_date <= ${asOf}::date) AS base,
+          sum(a.amount) AS amount_now, max(a.allocation_date) AS last,
+          max(a.allocation_date) FILTER (WHERE a.allocation_date > ${asOf}::date) AS later
+        FROM finance.bill_allocations a WHERE a.org_id = p.org_id AND a.payment_id = p.id) u ON true
+      LEFT JOIN LATERAL (
+        SELECT sum(x.amount) FILTER (WHERE x.refund_date <= ${asOf}::date) AS amount,
+          sum(x.payment_base_amount) FILTER (WHERE x.refund_date <= ${asOf}::date) AS base,
+          sum(x.amount) AS amount_now, max(x.refund_date) AS last,
+          max(x.refund_date) FILTER (WHERE x.refund_date > ${asOf}::date) AS later
+        FROM finance.bill_payment_refunds x WHERE x.org_id = p.org_id AND x.payment_id = p.id) r ON true
       WHERE p.org_id = ${orgId}::uuid AND p.payment_date <= ${asOf}::date
-        AND p.currency <> (SELECT st.base_currency FROM finance.settings st WHERE st.org_id = ${orgId}::uuid))
+        AND (${ids}::uuid[] IS NULL OR p.id = any(${ids}::uuid[]))
+        AND p.currency <> (SELECT st.base_currency FROM finance.settings st WHERE st.org_id = ${orgId}::uuid)
+        AND (p.amount <> coalesce(u.amount_now, 0) + coalesce(r.amount_now, 0) OR u.later IS NOT NULL OR r.later IS NOT NULL
+          OR EXISTS (SELECT 1 FROM finance.fx_revaluation_items x WHERE x.org_id = p.org_id AND x.document_id = p.id
+            AND x.revaluation_date > coalesce(greatest(u.last, r.last), p.payment_date - 1))))
     SELECT d.document_id::text AS "documentId", d.currency, d.open::text AS open, (d.base + coalesce(v.base, 0))::text AS carried,
-      coalesce(v.rate, d.own_rate)::text AS "carriedRate"
+      coalesce(v.rate, d.own_rate)::text AS "carriedRate", d.settled_after::text AS "settledAfter"
     FROM docs d LEFT JOIN LATERAL (
       SELECT sum(x.base_delta) AS base, (array_agg(x.rate ORDER BY x.revaluation_date DESC, x.seq DESC))[1] AS rate
       FROM finance.fx_revaluation_items x WHERE x.org_id = ${orgId}::uuid AND x.document_id = d.document_id AND x.revaluation_date <= ${asOf}::date) v ON true
@@ -435,13 +462,15 @@ export async function fxOpenPayables(db: Db, orgId: string, asOf: string): Promi
 }
 
 /**
- * What FX revaluations changed of payables now: per document with revaluation rows, the sum of their changes (as the
- * aging shows them: a payment's credit is negative) and the rate of the last one.
+ * What FX revaluations changed of payables as of `asOf` (a settlement's date): per document with revaluation rows dated
+ * by then, the sum of their changes (as the aging shows them: a payment's credit is negative) and the rate of the last
+ * one. A reversal posted ahead (dated after `asOf`) is left out.
  */
-export async function revaluationsOf(db: Db, orgId: string, documentIds: string[]): Promise<Map<string, { delta: Decimal; rate: string }>> {
+export async function revaluationsOf(db: Db, orgId: string, documentIds: string[], asOf: string): Promise<Map<string, { delta: Decimal; rate: string }>> {
   if (!documentIds.length) return new Map();
   const rows = await db.$queryRaw<{ id: string; delta: string; rate: string }[]>`
     SELECT x.document_id::text AS id, sum(x.base_delta)::text AS delta, (array_agg(x.rate ORDER BY x.revaluation_date DESC, x.seq DESC))[1]::text AS rate
-    FROM finance.fx_revaluation_items x WHERE x.org_id = ${orgId}::uuid AND x.document_id = any(${documentIds}::uuid[]) GROUP BY x.document_id`;
+    FROM finance.fx_revaluation_items x WHERE x.org_id = ${orgId}::uuid AND x.document_id = any(${documentIds}::uuid[]) AND x.revaluation_date <= ${asOf}::date
+    GROUP BY x.document_id`;
   return new Map(rows.map((r) => [r.id, { delta: new Decimal(r.delta), rate: r.rate }]));
 }

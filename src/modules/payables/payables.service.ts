@@ -522,6 +522,12 @@ export class PayablesService {
           ...(b.vendor_id ? { counterpartyType: 'vendor', counterpartyId: b.vendor_id } : { counterpartyType: 'employee', counterpartyId: b.claimant_id! }),
         });
       }
+      // a reversal of a revaluation posted ahead of the date (autoReverse) takes off the voided document nothing: taken back on its date
+      if (b.rate && ap) {
+        await this.journal.settlePendingReversals(tx, { subledger: 'payables', documentId: id, date, memo: `Void of ${label}`,
+          leaving: { accountId: ap.accountId, currency: b.currency, rate: D(b.rate).toFixed() },
+          ...(b.vendor_id ? { counterpartyType: 'vendor', counterpartyId: b.vendor_id } : { counterpartyType: 'employee', counterpartyId: b.claimant_id! }) });
+      }
       await repo.markVoided(tx.db, tx.orgId, id, { voidedOn: date, voidEntryId: entry.id });
       reversal = { voidedOn: date, reversalEntryId: entry.id };
     } else {

@@ -408,10 +408,14 @@ export class InvoicesService {
       subledger: 'receivables', documentId: id, accountId: (await this.customers.settings(tx)).arAccountId, currency: row.currency, rate: row.rate, date,
       memo: `Void of invoice ${row.number}: FX revaluation taken off`, counterpartyType: 'customer', counterpartyId: row.customerId,
     }) : null;
+    // a reversal of a revaluation posted ahead of the date (autoReverse) takes off the voided invoice nothing: taken back on its date
+    const pendingEntryIds = row.rate ? await this.journal.settlePendingReversals(tx, { subledger: 'receivables', documentId: id, date,
+      memo: `Void of invoice ${row.number}`, counterpartyType: 'customer', counterpartyId: row.customerId,
+      leaving: { accountId: (await this.customers.settings(tx)).arAccountId, currency: row.currency, rate: row.rate } }) : [];
     await repo.markVoid(tx.db, tx.orgId, id, date, reversalId);
     await emitEvent(tx, 'invoice.voided', { invoiceId: id, number: row.number, customerId: row.customerId, voidedOn: date, reversalEntryId: reversalId });
     await this.audit.record(tx, { action: 'receivables.invoice_voided', entityType: 'invoice', entityId: id, before: { status: row.status },
-      after: { status: 'void', voidedOn: date, voidEntryId: reversalId, ...(revaluationEntryId ? { revaluationEntryId } : {}) } });
+      after: { status: 'void', voidedOn: date, voidEntryId: reversalId, ...(revaluationEntryId ? { revaluationEntryId } : {}), ...(pendingEntryIds.length ? { pendingReversalEntryIds: pendingEntryIds } : {}) } });
     return this.get(tx, id);
   }
 
@@ -510,7 +514,7 @@ export class InvoicesService {
     // what it takes off the invoice: as an allocation does, of what the invoice carries, at its last revaluation's rate
     // (all of it when it credits what is open); the difference (the revaluation's part) is realized FX, as an
     // allocation's. Without a revaluation the two are one
-    const carrying = (await revaluedCarrying(tx.db, tx.orgId, [invoiceId])).get(invoiceId);
+    const carrying = (await revaluedCarrying(tx.db, tx.orgId, [invoiceId], dto.date)).get(invoiceId);
     const invoiceBase = !carrying ? creditBase : total.eq(open) ? D(carrying.base) : D(carrying.base).minus(baseOf(open.minus(total), carrying.rate, baseMu));
     const fx = creditBase.minus(invoiceBase);
     const docLines = this.documentLines(cn, lines, taxCodes, settings, rate, baseMu, 'credit_note', invoiceBase, backToDeferred);
@@ -530,6 +534,9 @@ export class InvoicesService {
       entryId: entry.id, createdBy: actor(tx),
     });
     await this.afterSettlement(tx, inv, open.minus(total), dto.date);
+    // a reversal of a revaluation posted ahead of the date takes off the credited share no more
+    await this.journal.settlePendingReversals(tx, { subledger: 'receivables', documentId: invoiceId, date: dto.date, memo: `Credit note ${number} for ${inv.number}`,
+      counterpartyType: 'customer', counterpartyId: inv.customerId });
     await emitEvent(tx, 'invoice.issued', {
       invoiceId: cnId, kind: 'credit_note', number, customerId: inv.customerId, invoiceDate: dto.date, dueDate: dto.date, currency: inv.currency,
       total: fixed(total, currencyMu), entryId: entry.id,

@@ -124,9 +124,9 @@ export class PaymentsService {
     // what the revalued invoices (and the payment's credit) carry, after the lock (an allocation in flight has committed
     // its part) and under the posting lock (a revaluation in flight has committed its changes), as of no date before them
     await assertAfterRevaluations(this.ledger, this.journal, tx, p.paymentId ? [...invoiceIds, p.paymentId] : invoiceIds, p.date, 'the allocation');
-    const revalued = await revaluedCarrying(tx.db, tx.orgId, invoiceIds);
+    const revalued = await revaluedCarrying(tx.db, tx.orgId, invoiceIds, p.date);
     const open = new Map<string, { invoice: InvoiceRow; open: Decimal; carrying?: Carrying }>();
-    let source = p.paymentId ? await this.creditCarrying(tx, p.paymentId) : undefined;
+    let source = p.paymentId ? await this.creditCarrying(tx, p.paymentId, p.date) : undefined;
     const mu = await this.ledger.currencyUnits(tx, p.currency);
     let left = p.unallocated;
     const out: Planned[] = [];
@@ -245,6 +245,18 @@ export class PaymentsService {
       openAfter.set(x.invoice.id, { invoice: x.invoice, open: o.open.minus(x.amount) });
     }
     for (const { invoice, open } of openAfter.values()) await this.invoices.afterSettlement(tx, invoice, open, p.date);
+    const customerId = planned[0]?.invoice.customerId;
+    if (customerId) await this.settlePendingReversals(tx, [...openAfter.keys(), p.paymentId], customerId, p.date, `Allocation of payment ${p.paymentId}`);
+  }
+
+  /**
+   * The reversals of revaluations posted ahead of `date` (autoReverse, dated the next period's first day) of these
+   * invoices and payment credits take off the share just settled (or given back) no more (JournalService.settlePendingReversals).
+   */
+  private async settlePendingReversals(tx: TenantTx, documentIds: string[], customerId: string, date: string, memo: string): Promise<void> {
+    for (const documentId of documentIds) {
+      await this.journal.settlePendingReversals(tx, { subledger: 'receivables', documentId, date, memo, counterpartyType: 'customer', counterpartyId: customerId });
+    }
   }
 
   /**
@@ -271,9 +283,9 @@ export class PaymentsService {
     return after;
   }
 
-  /** What a revalued payment's credit carries now (positive), undefined when no revaluation touched it. */
-  private async creditCarrying(tx: TenantTx, paymentId: string): Promise<Carrying | undefined> {
-    const c = (await revaluedCarrying(tx.db, tx.orgId, [paymentId])).get(paymentId);
+  /** What a revalued payment's credit carries as of `date` (positive), undefined when no revaluation touched it by then. */
+  private async creditCarrying(tx: TenantTx, paymentId: string, date: string): Promise<Carrying | undefined> {
+    const c = (await revaluedCarrying(tx.db, tx.orgId, [paymentId], date)).get(paymentId);
     return c && { base: D(c.base).neg(), rate: c.rate };
   }
 
@@ -338,7 +350,7 @@ export class PaymentsService {
     const rate = payment.currency === baseCurrency ? '1' : dto.rate ?? (await effectiveRate(tx.db, payment.currency, date));
     if (!rate) throw LedgerErrors.error('ledger.rate_missing', `no ${payment.currency} rate on or before ${date}`);
     await assertAfterRevaluations(this.ledger, this.journal, tx, [paymentId], date, 'the refund');
-    const sourceBase = shareOf(left, amount, payment.rate, baseMu, await this.creditCarrying(tx, paymentId));
+    const sourceBase = shareOf(left, amount, payment.rate, baseMu, await this.creditCarrying(tx, paymentId, date));
     const bankBase = baseOf(amount, rate, baseMu);
     const common = { currency: payment.currency, counterpartyType: 'customer', counterpartyId: payment.customerId };
     const lines: PostingLine[] = [
@@ -353,6 +365,7 @@ export class PaymentsService {
       paymentId, customerId: payment.customerId, date, amount: amount.toFixed(), currency: payment.currency, rate, sourceBase: sourceBase.toFixed(), accountId,
       method: dto.method ?? 'bank_transfer', reference: dto.reference ?? null, entryId: entry.id, createdBy: actor(tx), idempotency,
     });
+    await this.settlePendingReversals(tx, [paymentId], payment.customerId, date, `Refund of payment ${paymentId}`);
     await emitEvent(tx, 'payment.refunded', {
       refundId: id, paymentId, customerId: payment.customerId, refundDate: date, currency: payment.currency, amount: fixed(amount, currencyMu), entryId: entry.id,
     });
@@ -385,8 +398,8 @@ export class PaymentsService {
     const unallocated = D(payment.amount).minus(payment.allocated);
     // reopened at the rate the invoice (and the payment's credit) is carried at: a revalued one at its revaluation's
     await assertAfterRevaluations(this.ledger, this.journal, tx, [invoice.id, payment.id], date, 'the reversal of the allocation');
-    const invoiceCarrying = (await revaluedCarrying(tx.db, tx.orgId, [invoice.id])).get(invoice.id);
-    const creditCarrying = await this.creditCarrying(tx, payment.id);
+    const invoiceCarrying = (await revaluedCarrying(tx.db, tx.orgId, [invoice.id], date)).get(invoice.id);
+    const creditCarrying = await this.creditCarrying(tx, payment.id, date);
     const invoiceBase = invoiceCarrying ? D(invoiceCarrying.base).minus(baseOf(open.plus(amount), invoiceCarrying.rate, baseMu))
       : baseOf(open, invoice.rate!, baseMu).minus(baseOf(open.plus(amount), invoice.rate!, baseMu));
     const sourceBase = creditCarrying ? creditCarrying.base.minus(baseOf(unallocated.plus(amount), creditCarrying.rate, baseMu))
@@ -402,6 +415,7 @@ export class PaymentsService {
       reversesAllocationId: allocationId, entryId, createdBy: actor(tx),
     }), { '23505': () => ReceivablesErrors.error('receivables.already_reversed', `allocation ${allocationId} is already reversed`) });
     await this.invoices.afterSettlement(tx, invoice, open.plus(amount), date);
+    await this.settlePendingReversals(tx, [invoice.id, payment.id], payment.customerId, date, `Reversal of allocation ${allocationId}`);
     const mu = await this.ledger.currencyUnits(tx, payment.currency);
     await emitEvent(tx, 'payment.allocation_reversed', {
       allocationId: reversalId, reversesAllocationId: allocationId, paymentId: a.paymentId, invoiceId: a.invoiceId, invoiceNumber: invoice.number, customerId: payment.customerId,

@@ -469,24 +469,29 @@ export async function effectiveRate(db: Db, currency: string, date: string): Pro
 }
 
 /**
- * The foreign-currency receivables as of `asOf` for the FX revaluation: each issued invoice and each customer payment's
- * credit with what is open of it (its currency) and its base in the aging (negative for a credit), both from the
- * settlements and revaluations dated by then, and the rate it is carried at (the last revaluation's, else its own). An
- * invoice voided by then is open for nothing but may still carry a revaluation (taken back). Items with nothing open
- * and nothing carried are left out.
+ * The foreign-currency receivables as of `asOf` for the FX revaluation (all, or those of `documentIds`): each issued
+ * invoice and each customer payment's credit with what is open of it (its currency) and its base in the aging (negative
+ * for a credit), both from the settlements and revaluations dated by then, the rate it is carried at (the last
+ * revaluation's, else its own) and the latest settlement dated after `asOf` (an allocation, a refund, a void). An invoice
+ * voided by then is open for nothing but may still carry a revaluation (taken back). Items with nothing open and nothing
+ * carried are left out.
  */
-export async function fxOpenItems(db: Db, orgId: string, asOf: string): Promise<{ documentId: string; currency: string; open: string; carried: string; carriedRate: string }[]> {
+export async function fxOpenItems(db: Db, orgId: string, asOf: string, documentIds?: string[]): Promise<{ documentId: string; currency: string; open: string; carried: string; carriedRate: string; settledAfter: string | null }[]> {
+  const ids = documentIds ?? null;
   return db.$queryRaw`
     WITH docs AS (
       SELECT i.id AS document_id, i.currency, i.rate AS own_rate,
         CASE WHEN i.voided_on <= ${asOf}::date THEN 0 ELSE i.total - coalesce((SELECT sum(a.amount) FROM finance.receivable_allocations a
           WHERE a.org_id = i.org_id AND a.invoice_id = i.id AND a.allocation_date <= ${asOf}::date), 0) END AS open,
         CASE WHEN i.voided_on <= ${asOf}::date THEN 0 ELSE coalesce(i.base_total, 0) - coalesce((SELECT sum(a.invoice_base) FROM finance.receivable_allocations a
-          WHERE a.org_id = i.org_id AND a.invoice_id = i.id AND a.allocation_date <= ${asOf}::date), 0) END AS base
+          WHERE a.org_id = i.org_id AND a.invoice_id = i.id AND a.allocation_date <= ${asOf}::date), 0) END AS base,
+        CASE WHEN o.settled_through > ${asOf}::date THEN greatest(CASE WHEN i.voided_on > ${asOf}::date THEN i.voided_on END,
+          (SELECT max(a.allocation_date) FROM finance.receivable_allocations a WHERE a.org_id = i.org_id AND a.invoice_id = i.id AND a.allocation_date > ${asOf}::date)) END AS settled_after
       FROM finance.invoices i JOIN finance.receivable_open_amounts o ON o.org_id = i.org_id AND o.document_id = i.id
       WHERE i.org_id = ${orgId}::uuid AND i.kind = 'invoice' AND i.status <> 'draft' AND i.invoice_date <= ${asOf}::date
-        -- open now, or settled (or revalued) after the date: an item settled by then and carrying nothing has nothing to revalue
-        AND (o.open_base <> 0 OR o.settled_through > ${asOf}::date)
+        AND (${ids}::uuid[] IS NULL OR i.id = any(${ids}::uuid[]))
+        -- open now, or settled (or revalued) on or after the date: an item settled before and carrying nothing has nothing to revalue
+        AND (o.open_base <> 0 OR o.settled_through >= ${asOf}::date)
         AND i.currency <> (SELECT st.base_currency FROM finance.settings st WHERE st.org_id = ${orgId}::uuid)
       UNION ALL
       SELECT p.id, p.currency, p.rate,
@@ -495,12 +500,16 @@ export async function fxOpenItems(db: Db, orgId: string, asOf: string): Promise<
           - coalesce((SELECT sum(r.amount) FROM finance.customer_refunds r WHERE r.org_id = p.org_id AND r.payment_id = p.id AND r.refund_date <= ${asOf}::date), 0)),
         o.base_amount + coalesce((SELECT sum(a.source_base) FROM finance.receivable_allocations a
             WHERE a.org_id = p.org_id AND a.payment_id = p.id AND a.allocation_date <= ${asOf}::date), 0)
-          + coalesce((SELECT sum(r.source_base) FROM finance.customer_refunds r WHERE r.org_id = p.org_id AND r.payment_id = p.id AND r.refund_date <= ${asOf}::date), 0)
+          + coalesce((SELECT sum(r.source_base) FROM finance.customer_refunds r WHERE r.org_id = p.org_id AND r.payment_id = p.id AND r.refund_date <= ${asOf}::date), 0),
+        CASE WHEN o.settled_through > ${asOf}::date THEN greatest(
+          (SELECT max(a.allocation_date) FROM finance.receivable_allocations a WHERE a.org_id = p.org_id AND a.payment_id = p.id AND a.allocation_date > ${asOf}::date),
+          (SELECT max(r.refund_date) FROM finance.customer_refunds r WHERE r.org_id = p.org_id AND r.payment_id = p.id AND r.refund_date > ${asOf}::date)) END
       FROM finance.customer_payments p JOIN finance.receivable_open_amounts o ON o.org_id = p.org_id AND o.document_id = p.id
-      WHERE p.org_id = ${orgId}::uuid AND p.payment_date <= ${asOf}::date AND (o.open_base <> 0 OR o.settled_through > ${asOf}::date)
+      WHERE p.org_id = ${orgId}::uuid AND p.payment_date <= ${asOf}::date AND (o.open_base <> 0 OR o.settled_through >= ${asOf}::date)
+        AND (${ids}::uuid[] IS NULL OR p.id = any(${ids}::uuid[]))
         AND p.currency <> (SELECT st.base_currency FROM finance.settings st WHERE st.org_id = ${orgId}::uuid))
     SELECT d.document_id::text AS "documentId", d.currency, d.open::text AS open, (d.base + coalesce(v.base, 0))::text AS carried,
-      coalesce(v.rate, d.own_rate)::text AS "carriedRate"
+      coalesce(v.rate, d.own_rate)::text AS "carriedRate", d.settled_after::text AS "settledAfter"
     FROM docs d LEFT JOIN LATERAL (
       SELECT sum(x.base_delta) AS base, (array_agg(x.rate ORDER BY x.revaluation_date DESC, x.seq DESC))[1] AS rate
       FROM finance.fx_revaluation_items x WHERE x.org_id = ${orgId}::uuid AND x.document_id = d.document_id AND x.revaluation_date <= ${asOf}::date) v ON true
@@ -509,17 +518,19 @@ export async function fxOpenItems(db: Db, orgId: string, asOf: string): Promise<
 }
 
 /**
- * What an FX revaluation left a receivable carrying now: its open base (the aging's; a payment's credit negative) and
- * the rate of its last revaluation row. Only documents with such rows are answered: the others carry their own rate.
+ * What an FX revaluation left a receivable carrying as of `asOf` (a settlement's date): its open base (the aging's; a
+ * payment's credit negative) with the revaluation rows dated by then, and the rate of the last of them. Only documents
+ * with such rows are answered: the others carry their own rate. A reversal posted ahead (dated after `asOf`) is left out.
  */
-export async function revaluedCarrying(db: Db, orgId: string, documentIds: string[]): Promise<Map<string, { base: string; rate: string }>> {
+export async function revaluedCarrying(db: Db, orgId: string, documentIds: string[], asOf: string): Promise<Map<string, { base: string; rate: string }>> {
   if (!documentIds.length) return new Map();
   const rows = await db.$queryRaw<{ id: string; base: string; rate: string }[]>`
-    SELECT o.document_id::text AS id, o.open_base::text AS base, x.rate::text AS rate
+    SELECT o.document_id::text AS id, (o.open_base - x.later)::text AS base, x.rate::text AS rate
     FROM finance.receivable_open_amounts o CROSS JOIN LATERAL (
-      SELECT r.rate FROM finance.fx_revaluation_items r WHERE r.org_id = o.org_id AND r.document_id = o.document_id
-      ORDER BY r.revaluation_date DESC, r.seq DESC LIMIT 1) x
-    WHERE o.org_id = ${orgId}::uuid AND o.document_id = any(${documentIds}::uuid[])`;
+      SELECT (array_agg(r.rate ORDER BY r.revaluation_date DESC, r.seq DESC) FILTER (WHERE r.revaluation_date <= ${asOf}::date))[1] AS rate,
+        coalesce(sum(r.base_delta) FILTER (WHERE r.revaluation_date > ${asOf}::date), 0) AS later
+      FROM finance.fx_revaluation_items r WHERE r.org_id = o.org_id AND r.document_id = o.document_id) x
+    WHERE o.org_id = ${orgId}::uuid AND o.document_id = any(${documentIds}::uuid[]) AND x.rate IS NOT NULL`;
   return new Map(rows.map((r) => [r.id, { base: r.base, rate: r.rate }]));
 }
 

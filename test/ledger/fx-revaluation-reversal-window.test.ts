@@ -1,0 +1,211 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { createTestApp, type TestApp } from '../support/app.js';
+import { createOrg, onPlan, registerUser, type TestUser } from '../support/factories.js';
+import { issueInvoice, rUrl, setupReceivables } from '../receivables/receivables-support.js';
+import { createVendor, payablesUrl } from '../payables/payables-support.js';
+import { ledgerUrl } from './ledger-support.js';
+
+/**
+ * FX revaluation with autoReverse, settlements in its window (base USD; EUR 1.10 on Jan 15, 1.15 on Jan 31): an invoice
+ * or bill of EUR 1,000.00 at 1.10 revalued as of Jan 31 at 1.15 carries 1,150.00 on Jan 31; the reversal rows and
+ * entry are dated Feb 1.
+ *  - a settlement dated Jan 31 is not refused (the Feb 1 reversal is not a revaluation in the books by then), settles
+ *    what the item carries as of Jan 31 (realized 0 at 1.15), and what the Feb 1 reversal would take off the settled
+ *    share is put back on Feb 1: AR/AP = aging on Jan 31 and Feb 1, FX over the item's life (1.15 - 1.10) x amount;
+ *  - a revaluation dated before a settlement already in the books is 422 ledger.revaluation_before_settlement;
+ *  - AP: an allocation's reversal reopens the bill and the credit at what they carry (a revaluation in between);
+ *  - a void of a revalued item with the FX accounts unset since is 422 ledger.fx_accounts_missing.
+ */
+describe('FX revaluation with autoReverse: settlements between a revaluation and its reversal, revaluations before settlements', () => {
+  let t: TestApp;
+  let owner: TestUser;
+
+  beforeAll(async () => {
+    t = await createTestApp();
+    owner = await registerUser(t, 'owner');
+  });
+  afterAll(() => t.close());
+
+  async function books(name: string) {
+    const orgId = await createOrg(t, owner, name);
+    await onPlan(t, orgId, 'professional');
+    const { acc } = await setupReceivables(t, orgId, owner, 'USD');
+    await t.http.post(ledgerUrl(orgId, 'fx-rates/import')).set(owner.auth).send({ rates: [
+      { currency: 'EUR', date: '2026-01-15', rate: '1.10' }, { currency: 'EUR', date: '2026-01-31', rate: '1.15' }, { currency: 'EUR', date: '2026-02-10', rate: '1.20' }] }).expect(201);
+    await t.http.put(payablesUrl(orgId, 'settings')).set(owner.auth).send({ apAccountId: acc['2100'], approvalRules: [{ above: '0', approvals: 0, roles: ['owner'] }] }).expect(200);
+    const balance = async (code: string, asOf: string) =>
+      (await t.http.get(ledgerUrl(orgId, `accounts/${acc[code]}/balance?asOf=${asOf}`)).set(owner.auth).expect(200)).body.baseBalance as string;
+    /** the FX result (realized and unrealized, a gain positive) booked by `asOf` */
+    const fxResult = async (asOf: string) => {
+      let net = 0;
+      for (const code of ['4300', '4310', '5500', '5510']) net -= Number(await balance(code, asOf));
+      return net.toFixed(2);
+    };
+    const revalue = (date: string, autoReverse = false) => t.http.post(ledgerUrl(orgId, 'fx-revaluations')).set(owner.auth).send({ date, autoReverse });
+    const items = async (documentId: string) => (await t.db.admin.query(
+      `SELECT revaluation_date::text AS date, base_delta::numeric(20, 2)::text AS delta FROM finance.fx_revaluation_items WHERE org_id = $1 AND document_id = $2 ORDER BY seq`,
+      [orgId, documentId])).rows;
+    const customer = (await t.http.post(rUrl(orgId, 'customers')).set(owner.auth).send({ name: 'Euro GmbH', defaultCurrency: 'EUR' }).expect(201)).body.id as string;
+    const vendor = await createVendor(t, orgId, owner, { name: 'Euro Supplies', defaultCurrency: 'EUR' });
+    const invoice = async () => issueInvoice(t, orgId, owner, { customerId: customer, invoiceDate: '2026-01-15',
+      lines: [{ description: 'Licence', quantity: '1', unitPrice: '1000.00', revenueAccountId: acc['4100'] }] });
+    const bill = async () => {
+      const draft = await t.http.post(payablesUrl(orgId, 'bills')).set(owner.auth).send({ vendorId: vendor, billDate: '2026-01-15', currency: 'EUR',
+        lines: [{ accountId: acc['5200'], unitPrice: '1000.00' }] }).expect(201);
+      return (await t.http.post(payablesUrl(orgId, `bills/${draft.body.id}/submit`)).set(owner.auth).send({}).expect(200)).body;
+    };
+    const arPayment = (body: object) => t.http.post(rUrl(orgId, 'payments')).set(owner.auth).send({ customerId: customer, currency: 'EUR', depositAccountId: acc['1100'], method: 'bank_transfer', ...body });
+    const apPayment = (body: object) => t.http.post(payablesUrl(orgId, 'payments')).set(owner.auth).send({ vendorId: vendor, currency: 'EUR', bankAccountId: acc['1100'], ...body });
+    const expectAgingIsAr = async (asOf: string, want: string) => {
+      const aging = (await t.http.get(rUrl(orgId, `aging?asOf=${asOf}`)).set(owner.auth).expect(200)).body.total as string;
+      expect({ asOf, ar: await balance('1200', asOf), aging }).toEqual({ asOf, ar: want, aging: want });
+    };
+    const expectAgingIsAp = async (asOf: string, want: string) => {
+      const a = (await t.http.get(payablesUrl(orgId, `aging?asOf=${asOf}`)).set(owner.auth).expect(200)).body;
+      expect({ asOf, ap: a.controlAccountBalance, aging: a.total }).toEqual({ asOf, ap: want, aging: want });
+    };
+    const footprint = async () => (await t.db.admin.query(`SELECT
+      (SELECT count(*) FROM finance.journal_entries WHERE org_id = $1)::int AS entries, (SELECT count(*) FROM finance.fx_revaluation_items WHERE org_id = $1)::int AS items,
+      (SELECT count(*) FROM finance.invoices WHERE org_id = $1 AND status = 'void')::int AS void_invoices,
+      (SELECT count(*) FROM finance.bills WHERE org_id = $1 AND status = 'voided')::int AS void_bills,
+      (SELECT count(*) FROM core.audit_logs WHERE org_id = $1)::int AS audit`, [orgId])).rows[0];
+    return { orgId, acc, balance, fxResult, revalue, items, invoice, bill, arPayment, apPayment, expectAgingIsAr, expectAgingIsAp, footprint };
+  }
+
+  it('receivables: paid in full on the revaluation date: realized 0, January FX +50.00, AR = aging = 0.00 on Jan 31 and Feb 1, February FX 0', async () => {
+    const b = await books('AR paid in the reversal window');
+    const inv = await b.invoice();
+    const reval = (await b.revalue('2026-01-31', true).expect(201)).body;
+    expect(reval.reversal.date).toBe('2026-02-01');
+    const paid = await b.arPayment({ date: '2026-01-31', amount: '1000.00', rate: '1.15', allocations: [{ invoiceId: inv.id, amount: '1000.00' }] });
+    expect([paid.status, paid.body.allocations?.[0]?.realizedFx]).toEqual([201, '0.00']);
+    const { rows: [allocation] } = await t.db.admin.query(`SELECT invoice_base::numeric(20, 2)::text AS invoice_base, source_base::numeric(20, 2)::text AS source_base
+      FROM finance.receivable_allocations WHERE org_id = $1 AND invoice_id = $2`, [b.orgId, inv.id]);
+    expect(allocation).toEqual({ invoice_base: '1150.00', source_base: '1150.00' });
+    await b.expectAgingIsAr('2026-01-31', '0.00');
+    await b.expectAgingIsAr('2026-02-01', '0.00');
+    await b.expectAgingIsAr('2026-02-28', '0.00');
+    expect(await b.fxResult('2026-01-31')).toBe('50.00');
+    expect(await b.fxResult('2026-02-28')).toBe('50.00');
+    // the reversal's -50.00 and, dated with it, the settled share put back (its entry marked fx-revaluation:settled-share)
+    expect(await b.items(inv.id)).toEqual([{ date: '2026-01-31', delta: '50.00' }, { date: '2026-02-01', delta: '-50.00' }, { date: '2026-02-01', delta: '50.00' }]);
+    const { rows: compensation } = await t.db.admin.query(`SELECT entry_date::text AS date, source FROM finance.journal_entries WHERE org_id = $1 AND source_ref = 'fx-revaluation:settled-share'`, [b.orgId]);
+    expect(compensation).toEqual([{ date: '2026-02-01', source: 'system' }]);
+    const { rows: audit } = await t.db.admin.query(`SELECT count(*)::int AS n FROM core.audit_logs WHERE org_id = $1 AND action = 'ledger.fx_revaluation_posted'`, [b.orgId]);
+    expect(audit[0].n).toBe(2);
+    // nothing left to revalue on AR in February (only the EUR received in the bank)
+    const feb = (await b.revalue('2026-02-10').expect(201)).body;
+    expect(feb.adjustments.map((a: any) => a.accountId)).toEqual([b.acc['1100']]);
+  });
+
+  it('receivables: half paid on the revaluation date: the half left is carried at 575.00, then at 550.00 from Feb 1; AR = aging on both days', async () => {
+    const b = await books('AR half paid in the reversal window');
+    const inv = await b.invoice();
+    await b.revalue('2026-01-31', true).expect(201);
+    const paid = await b.arPayment({ date: '2026-01-31', amount: '500.00', rate: '1.15', allocations: [{ invoiceId: inv.id, amount: '500.00' }] }).expect(201);
+    expect(paid.body.allocations[0].realizedFx).toBe('0.00');
+    await b.expectAgingIsAr('2026-01-31', '575.00');
+    await b.expectAgingIsAr('2026-02-01', '550.00');
+    expect(await b.items(inv.id)).toEqual([{ date: '2026-01-31', delta: '50.00' }, { date: '2026-02-01', delta: '-50.00' }, { date: '2026-02-01', delta: '25.00' }]);
+    // January +50.00; February takes off the revaluation of the half still open (-25.00): the paid half realized +25.00 over its life
+    expect([await b.fxResult('2026-01-31'), await b.fxResult('2026-02-01')]).toEqual(['50.00', '25.00']);
+    // the rest paid at 1.20 on Feb 10: realized (1.20 - 1.10) x 500.00 from what it carries since Feb 1
+    const rest = await b.arPayment({ date: '2026-02-10', amount: '500.00', rate: '1.20', allocations: [{ invoiceId: inv.id, amount: '500.00' }] }).expect(201);
+    expect(rest.body.allocations[0].realizedFx).toBe('50.00');
+    await b.expectAgingIsAr('2026-02-10', '0.00');
+    expect(await b.fxResult('2026-02-10')).toBe('75.00');
+  });
+
+  it('receivables: an invoice voided on the revaluation date leaves AR on Jan 31 and Feb 1 (the reversal takes nothing off it)', async () => {
+    const b = await books('AR voided in the reversal window');
+    const inv = await b.invoice();
+    await b.revalue('2026-01-31', true).expect(201);
+    await t.http.post(rUrl(b.orgId, `invoices/${inv.id}/void`)).set(owner.auth).send({ date: '2026-01-31' }).expect(200);
+    await b.expectAgingIsAr('2026-01-31', '0.00');
+    await b.expectAgingIsAr('2026-02-01', '0.00');
+    expect([await b.fxResult('2026-01-31'), await b.fxResult('2026-02-01')]).toEqual(['0.00', '0.00']);
+    expect(await b.items(inv.id)).toEqual([
+      { date: '2026-01-31', delta: '50.00' }, { date: '2026-02-01', delta: '-50.00' }, { date: '2026-01-31', delta: '-50.00' }, { date: '2026-02-01', delta: '50.00' }]);
+  });
+
+  it('payables: a bill paid in full, and one paid half, on the revaluation date: realized 0, AP = aging on Jan 31 and Feb 1, FX over the paid part (1.15 - 1.10) x amount', async () => {
+    const b = await books('AP paid in the reversal window');
+    const full = await b.bill();
+    const half = await b.bill();
+    await b.revalue('2026-01-31', true).expect(201);
+    await b.expectAgingIsAp('2026-01-31', '2300.00');
+    const paid = await b.apPayment({ paymentDate: '2026-01-31', amount: '1500.00', rate: '1.15',
+      allocations: [{ billId: full.id, amount: '1000.00' }, { billId: half.id, amount: '500.00' }] });
+    expect([paid.status, paid.body.allocations?.map((a: any) => a.fxDifference)]).toEqual([201, ['0.00', '0.00']]);
+    await b.expectAgingIsAp('2026-01-31', '575.00');
+    await b.expectAgingIsAp('2026-02-01', '550.00');
+    expect(await b.items(full.id)).toEqual([{ date: '2026-01-31', delta: '50.00' }, { date: '2026-02-01', delta: '-50.00' }, { date: '2026-02-01', delta: '50.00' }]);
+    expect(await b.items(half.id)).toEqual([{ date: '2026-01-31', delta: '50.00' }, { date: '2026-02-01', delta: '-50.00' }, { date: '2026-02-01', delta: '25.00' }]);
+    // a loss on AP: January -100.00; February gives back the revaluation of the half still open (+25.00)
+    expect([await b.fxResult('2026-01-31'), await b.fxResult('2026-02-01')]).toEqual(['-100.00', '-75.00']);
+    expect(await b.balance('2100', '2026-02-01')).toBe('-550.00');
+  });
+
+  it('a revaluation dated before a settlement already in the books is 422 ledger.revaluation_before_settlement naming the item and the date; nothing is written', async () => {
+    const b = await books('Revaluation before a settlement');
+    const inv = await b.invoice();
+    await b.arPayment({ date: '2026-02-05', amount: '400.00', rate: '1.20', allocations: [{ invoiceId: inv.id, amount: '400.00' }] }).expect(201);
+    const before = await b.footprint();
+    const res = await b.revalue('2026-01-31');
+    expect([res.status, res.body.error?.code, res.body.error?.details]).toEqual([422, 'ledger.revaluation_before_settlement', { documentId: inv.id, settledOn: '2026-02-05' }]);
+    expect(res.body.error.message).toContain(inv.id);
+    expect(res.body.error.message).toContain('2026-02-05');
+    expect(await b.footprint()).toEqual(before);
+    // a bill too
+    const b2 = await books('Revaluation before a bill settlement');
+    const bill = await b2.bill();
+    await b2.apPayment({ paymentDate: '2026-02-05', amount: '400.00', rate: '1.20', allocations: [{ billId: bill.id, amount: '400.00' }] }).expect(201);
+    const before2 = await b2.footprint();
+    const res2 = await b2.revalue('2026-01-31', true);
+    expect([res2.status, res2.body.error?.code, res2.body.error?.details]).toEqual([422, 'ledger.revaluation_before_settlement', { documentId: bill.id, settledOn: '2026-02-05' }]);
+    expect(await b2.footprint()).toEqual(before2);
+    // as of the settlement's date: revalued (what is open then, at what it carries)
+    await b2.revalue('2026-02-05').expect(201);
+    await b2.expectAgingIsAp('2026-02-05', '690.00');
+  });
+
+  it('payables: an allocation reversed after a revaluation reopens the bill and the credit at what they carry (1.15), not at the original bases; aging = AP', async () => {
+    const b = await books('AP reversal after revaluation');
+    const bill = await b.bill();
+    // paid 400.00 at 1.12 on Jan 20: the bill gives up 440.00, the payment 448.00 (a realized loss of 8.00); the credit 600.00 is left
+    const paid = (await b.apPayment({ paymentDate: '2026-01-20', amount: '1000.00', rate: '1.12', allocations: [{ billId: bill.id, amount: '400.00' }] }).expect(201)).body;
+    await b.revalue('2026-01-31').expect(201);
+    await t.http.post(payablesUrl(b.orgId, `allocations/${paid.allocations[0].id}/reverse`)).set(owner.auth).send({ date: '2026-02-05' }).expect(201);
+    const { rows } = await t.db.admin.query(`SELECT amount::numeric(20, 2)::text AS amount, bill_base_amount::numeric(20, 2)::text AS bill_base, payment_base_amount::numeric(20, 2)::text AS payment_base
+      FROM finance.bill_allocations WHERE org_id = $1 AND bill_id = $2 ORDER BY allocation_date`, [b.orgId, bill.id]);
+    // both carried at 1.15 since Jan 31 (bill 600.00 -> 690.00, credit 600.00 -> 690.00): reopened by 460.00 each
+    expect(rows).toEqual([{ amount: '400.00', bill_base: '440.00', payment_base: '448.00' }, { amount: '-400.00', bill_base: '-460.00', payment_base: '-460.00' }]);
+    // what the bill carries: its base less its settlements plus its revaluation, EUR 1,000.00 at 1.15
+    const { rows: [carried] } = await t.db.admin.query(`SELECT (b.base_total - (SELECT sum(a.bill_base_amount) FROM finance.bill_allocations a WHERE a.org_id = b.org_id AND a.bill_id = b.id)
+      + (SELECT sum(x.base_delta) FROM finance.fx_revaluation_items x WHERE x.org_id = b.org_id AND x.document_id = b.id))::numeric(20, 2)::text AS base
+      FROM finance.bills b WHERE b.org_id = $1 AND b.id = $2`, [b.orgId, bill.id]);
+    expect(carried.base).toBe('1150.00');
+    await b.expectAgingIsAp('2026-02-05', '0.00');
+    expect(await b.balance('2100', '2026-02-05')).toBe('0.00');
+    // the bill EUR 1,000.00 from 1.10 to 1.15 (-50.00), the credit EUR 1,000.00 from 1.12 to 1.15 (+30.00), the EUR
+    // 1,000.00 paid out of the bank from 1.12 to 1.15 (-30.00); the reversal itself realizes nothing (0.00, not +8.00)
+    expect(await b.fxResult('2026-02-05')).toBe('-50.00');
+    const reversal = (await t.http.get(payablesUrl(b.orgId, `payments/${paid.id}`)).set(owner.auth).expect(200)).body.allocations.find((a: any) => a.reversesAllocationId);
+    expect(reversal.fxDifference).toBe('0.00');
+  });
+
+  it('a void of a revalued invoice or bill with the FX accounts unset since the revaluation is 422 ledger.fx_accounts_missing; nothing is written', async () => {
+    const b = await books('Void without FX accounts');
+    const inv = await b.invoice();
+    const bill = await b.bill();
+    await b.revalue('2026-01-31').expect(201);
+    await t.db.admin.query(`UPDATE finance.settings SET fx_gain_account_id = NULL, fx_loss_account_id = NULL, fx_unrealized_gain_account_id = NULL, fx_unrealized_loss_account_id = NULL
+      WHERE org_id = $1`, [b.orgId]);
+    const before = await b.footprint();
+    const voidInvoice = await t.http.post(rUrl(b.orgId, `invoices/${inv.id}/void`)).set(owner.auth).send({ date: '2026-02-05' });
+    expect([voidInvoice.status, voidInvoice.body.error?.code]).toEqual([422, 'ledger.fx_accounts_missing']);
+    const voidBill = await t.http.post(payablesUrl(b.orgId, `bills/${bill.id}/void`)).set(owner.auth).send({ date: '2026-02-05', reason: 'duplicate' });
+    expect([voidBill.status, voidBill.body.error?.code]).toEqual([422, 'ledger.fx_accounts_missing']);
+    expect(await b.footprint()).toEqual(before);
+  });
+});
