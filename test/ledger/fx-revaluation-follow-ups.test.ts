@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { createOrg, onPlan, registerUser, type TestUser } from '../support/factories.js';
-import { issueInvoice, rUrl, setupReceivables } from '../receivables/receivables-support.js';
+import { expectOpenAmountsKept, issueInvoice, rUrl, setupReceivables } from '../receivables/receivables-support.js';
 import { createVendor, payablesUrl } from '../payables/payables-support.js';
 import { pauseNext, releaseAll, waitsForLockOrAnswers } from '../auth/lock-order.js';
 import { ledgerRepository } from '../../src/modules/ledger/ledger.repository.js';
@@ -95,6 +95,7 @@ describe('FX revaluation of open items: voids, credit notes, dates before a reva
     expect(open.open_base).toBe('0.00');
     const { rows: audit } = await t.db.admin.query(`SELECT action FROM core.audit_logs WHERE org_id = $1 AND action IN ('receivables.invoice_voided', 'ledger.fx_revaluation_posted') ORDER BY id`, [b.orgId]);
     expect(audit.map((r) => r.action)).toEqual(['ledger.fx_revaluation_posted', 'ledger.fx_revaluation_posted', 'receivables.invoice_voided']);
+    await expectOpenAmountsKept(t, b.orgId);
     // nothing left to revalue
     expect((await b.revalue('2026-02-10')).entry).toBeNull();
   });
@@ -144,6 +145,7 @@ describe('FX revaluation of open items: voids, credit notes, dates before a reva
     await b.revalue('2026-02-06');
     const early = await t.http.post(rUrl(b.orgId, `invoices/${other.id}/credit-notes`)).set(owner.auth).send({ date: '2026-01-25' });
     expect([early.status, early.body.error.code, early.body.error.details?.revaluationDate]).toEqual([422, 'receivables.before_revaluation', '2026-02-06']);
+    await expectOpenAmountsKept(t, b.orgId);
   });
 
   it('receivables: an allocation, a payment, a refund and a reversal dated before the last revaluation of an item they take from are 422 receivables.before_revaluation', async () => {
@@ -169,6 +171,7 @@ describe('FX revaluation of open items: voids, credit notes, dates before a reva
     // on the revaluation's date: settled at what the items carry since
     await t.http.post(rUrl(b.orgId, `payments/${credit.id}/allocations`)).set(owner.auth).send({ date: '2026-01-31', allocations: [{ invoiceId: inv.id, amount: '100.00' }] }).expect(201);
     await b.expectAgingIsAr('2026-01-31', await b.balance('1200', '2026-01-31'));
+    await expectOpenAmountsKept(t, b.orgId);
   });
 
   it('payables: an allocation, a payment, a refund and a reversal dated before the last revaluation of an item they take from are 422 payables.before_revaluation', async () => {

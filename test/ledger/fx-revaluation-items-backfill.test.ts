@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { createOrg, onPlan, registerUser, type TestUser } from '../support/factories.js';
-import { issueInvoice, rUrl, setupReceivables } from '../receivables/receivables-support.js';
+import { expectOpenAmountsKept, issueInvoice, rUrl, setupReceivables } from '../receivables/receivables-support.js';
 import { createVendor, payablesUrl } from '../payables/payables-support.js';
 import { ledgerUrl } from './ledger-support.js';
 
@@ -102,6 +102,7 @@ describe('backfill of the item rows of FX revaluations posted as one balance', (
       `SELECT document_id::text, open_base::numeric(20, 2)::text AS open_base, settled_through::text FROM ${from} WHERE org_id = $1 ORDER BY document_id`, [orgId]).then((r) => r.rows);
     expect(await openAmounts('finance.receivable_open_amounts')).toEqual(await openAmounts('finance.receivable_open_amounts_source'));
     expect((await openAmounts('finance.receivable_open_amounts')).find((r) => r.document_id === c.id)).toEqual({ document_id: c.id, open_base: '384.58', settled_through: '2026-01-31' });
+    await expectOpenAmountsKept(t, orgId);
     // applied again: nothing more
     await migrate();
     expect(await items()).toHaveLength(3);
@@ -121,6 +122,28 @@ describe('backfill of the item rows of FX revaluations posted as one balance', (
     const [realized, unrealized] = [await balance('4300', '2026-03-10'), await balance('4310', '2026-03-10')];
     expect(unrealized).toBe('-100.02');
     expect((Number(realized) + Number(unrealized)).toFixed(2)).toBe('-150.01');
+    await expectOpenAmountsKept(t, orgId);
+  });
+
+  it('receivables: an invoice voided after an old revaluation gets its row replayed, and its stored open amount stays 0 as the source view says', async () => {
+    const { orgId, acc, balance, oldRevaluation, items, migrate } = await books('AR voided after an old revaluation', [['2026-01-15', '1.10'], ['2026-01-31', '1.15']]);
+    const customer = (await t.http.post(rUrl(orgId, 'customers')).set(owner.auth).send({ name: 'Euro GmbH', defaultCurrency: 'EUR' }).expect(201)).body.id;
+    const agingTotal = async (asOf: string) => (await t.http.get(rUrl(orgId, `aging?asOf=${asOf}`)).set(owner.auth).expect(200)).body.total as string;
+    const inv = await issueInvoice(t, orgId, owner, { customerId: customer, invoiceDate: '2026-01-15',
+      lines: [{ description: 'Licence', quantity: '1', unitPrice: '1000.00', revenueAccountId: acc['4100'] }] });
+    const old = await oldRevaluation('2026-01-31', '1200', '1.15', '50.00');
+    // voided the old way: no item rows yet, so the void takes off only the invoice's own base
+    await t.http.post(rUrl(orgId, `invoices/${inv.id}/void`)).set(owner.auth).send({ date: '2026-02-05' }).expect(200);
+
+    // the replay writes the row of an invoice open on Jan 31 and voided since: it must not reopen the invoice
+    await migrate();
+    expect((await items()).map((r) => [r.entry_id, r.document_id, r.date, r.delta])).toEqual([[old.id, inv.id, '2026-01-31', '50.00']]);
+    const { rows: [open] } = await t.db.admin.query(`SELECT open_base::numeric(20, 2)::text AS open_base, settled_through::text, voided_on::text
+      FROM finance.receivable_open_amounts WHERE org_id = $1 AND document_id = $2`, [orgId, inv.id]);
+    expect(open).toEqual({ open_base: '0.00', settled_through: '2026-02-05', voided_on: '2026-02-05' });
+    expect([await balance('1200', '2026-01-31'), await agingTotal('2026-01-31')]).toEqual(['1150.00', '1150.00']);
+    expect(await agingTotal('2026-02-05')).toBe('0.00');
+    await expectOpenAmountsKept(t, orgId);
   });
 
   it('payables: an autoReverse revaluation and a later one replayed in date order, the aging equals AP on each day, a later revaluation and the payment count the loss once', async () => {

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { createOrg, onPlan, registerUser, type TestUser } from '../support/factories.js';
-import { issueInvoice, rUrl, setupReceivables } from '../receivables/receivables-support.js';
+import { expectOpenAmountsKept, issueInvoice, rUrl, setupReceivables } from '../receivables/receivables-support.js';
 import { createVendor, payablesUrl } from '../payables/payables-support.js';
 import { ledgerUrl } from './ledger-support.js';
 
@@ -59,6 +59,7 @@ describe('FX revaluation of open items: the agings follow the control accounts, 
       expect(reval.entry.lines.map((l: any) => [l.accountCode, l.baseDebit, l.baseCredit])).toEqual([['1200', '50.00', '0.00'], ['4310', '0.00', '50.00']]);
       await expectAgingIsAr('2026-01-31', '1150.00');
       await expectAgingIsAr('2026-02-01', autoReverse ? '1100.00' : '1150.00');
+      await expectOpenAmountsKept(t, orgId);
       // reversed alone, the AR account would leave the aging: refused, as a document's entry is
       const refused = await t.http.post(ledgerUrl(orgId, `journal-entries/${reval.entry.id}/reverse`)).set(owner.auth).send({});
       expect([refused.status, refused.body.error.code]).toEqual([422, 'ledger.entry_of_document']);
@@ -84,6 +85,7 @@ describe('FX revaluation of open items: the agings follow the control accounts, 
       expect((await revalue('2026-02-28', false)).entry).toBeNull();
       const { rows: [open] } = await t.db.admin.query(`SELECT open_base::numeric(20, 2)::text AS open_base FROM finance.receivable_open_amounts WHERE org_id = $1 AND document_id = $2`, [orgId, inv.id]);
       expect(open.open_base).toBe('0.00');
+      await expectOpenAmountsKept(t, orgId);
     });
 
     it(`payables${autoReverse ? ' (autoReverse)' : ''}: aging equals AP at every step, realized loss only since the revaluation, 100.00 in total`, async () => {
@@ -154,5 +156,6 @@ describe('FX revaluation of open items: the agings follow the control accounts, 
     expect(rows).toEqual([
       { code: '1200', rate: '1.1200', bd: '1150.00', bc: '0.00' }, { code: '1200', rate: '1.1200', bd: '0.00', bc: '1200.00' }, { code: '5500', rate: '1.0000', bd: '50.00', bc: '0.00' }]);
     expect([await balance('1200', '2026-02-10'), await agingTotal('2026-02-10')]).toEqual(['0.00', '0.00']);
+    await expectOpenAmountsKept(t, orgId);
   });
 });

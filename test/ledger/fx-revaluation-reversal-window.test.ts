@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { createOrg, onPlan, registerUser, type TestUser } from '../support/factories.js';
-import { issueInvoice, rUrl, setupReceivables } from '../receivables/receivables-support.js';
+import { expectOpenAmountsKept, issueInvoice, rUrl, setupReceivables } from '../receivables/receivables-support.js';
 import { createVendor, payablesUrl } from '../payables/payables-support.js';
 import { ledgerUrl } from './ledger-support.js';
 
@@ -96,6 +96,7 @@ describe('FX revaluation with autoReverse: settlements between a revaluation and
     // nothing left to revalue on AR in February (only the EUR received in the bank)
     const feb = (await b.revalue('2026-02-10').expect(201)).body;
     expect(feb.adjustments.map((a: any) => a.accountId)).toEqual([b.acc['1100']]);
+    await expectOpenAmountsKept(t, b.orgId);
   });
 
   it('receivables: half paid on the revaluation date: the half left is carried at 575.00, then at 550.00 from Feb 1; AR = aging on both days', async () => {
@@ -114,6 +115,7 @@ describe('FX revaluation with autoReverse: settlements between a revaluation and
     expect(rest.body.allocations[0].realizedFx).toBe('50.00');
     await b.expectAgingIsAr('2026-02-10', '0.00');
     expect(await b.fxResult('2026-02-10')).toBe('75.00');
+    await expectOpenAmountsKept(t, b.orgId);
   });
 
   it('receivables: an invoice voided on the revaluation date leaves AR on Jan 31 and Feb 1 (the reversal takes nothing off it)', async () => {
@@ -126,6 +128,7 @@ describe('FX revaluation with autoReverse: settlements between a revaluation and
     expect([await b.fxResult('2026-01-31'), await b.fxResult('2026-02-01')]).toEqual(['0.00', '0.00']);
     expect(await b.items(inv.id)).toEqual([
       { date: '2026-01-31', delta: '50.00' }, { date: '2026-02-01', delta: '-50.00' }, { date: '2026-01-31', delta: '-50.00' }, { date: '2026-02-01', delta: '50.00' }]);
+    await expectOpenAmountsKept(t, b.orgId);
   });
 
   it('payables: a bill paid in full, and one paid half, on the revaluation date: realized 0, AP = aging on Jan 31 and Feb 1, FX over the paid part (1.15 - 1.10) x amount', async () => {

@@ -27,7 +27,8 @@ export async function issueInvoice(t: TestApp, orgId: string, user: TestUser, bo
  * The open amounts the triggers keep (finance.receivable_open_amounts) are exactly what the documents and their
  * settlements say now (finance.receivable_open_amounts_source), and the aging read from them
  * (finance.ar_aging_index) answers at every date around the documents' and settlements' dates what the sums of the
- * settlements dated by then answer (the former as-of pass, written out here as the reference).
+ * settlements dated by then answer (the former as-of pass, written out here as the reference), each document with the
+ * changes its FX revaluation rows (finance.fx_revaluation_items) dated by then made, nothing of an invoice voided by then.
  */
 export async function expectOpenAmountsKept(t: TestApp, orgId: string) {
   const cols = `document_id, document_kind, customer_id, document_date::text, aged_from::text, base_amount::numeric(20, 4)::text AS base_amount, open_base::numeric(20, 4)::text AS open_base, settled_through::text, voided_on::text`;
@@ -41,7 +42,8 @@ export async function expectOpenAmountsKept(t: TestApp, orgId: string) {
       UNION SELECT voided_on FROM finance.invoices WHERE org_id = $1 AND voided_on IS NOT NULL
       UNION SELECT payment_date FROM finance.customer_payments WHERE org_id = $1
       UNION SELECT allocation_date FROM finance.receivable_allocations WHERE org_id = $1
-      UNION SELECT refund_date FROM finance.customer_refunds WHERE org_id = $1) x, generate_series(-1, 1) k ORDER BY 1`, [orgId]);
+      UNION SELECT refund_date FROM finance.customer_refunds WHERE org_id = $1
+      UNION SELECT revaluation_date FROM finance.fx_revaluation_items WHERE org_id = $1 AND subledger = 'receivables') x, generate_series(-1, 1) k ORDER BY 1`, [orgId]);
   const reference = `
     WITH settled AS (
       SELECT a.invoice_id, sum(a.invoice_base) AS base FROM finance.receivable_allocations a
@@ -53,15 +55,18 @@ export async function expectOpenAmountsKept(t: TestApp, orgId: string) {
         UNION ALL
         SELECT r.payment_id, r.source_base FROM finance.customer_refunds r WHERE r.org_id = $1 AND r.refund_date <= $2::date) u
       GROUP BY u.payment_id),
+    revalued AS (
+      SELECT x.document_id, sum(x.base_delta) AS base FROM finance.fx_revaluation_items x
+      WHERE x.org_id = $1 AND x.subledger = 'receivables' AND x.revaluation_date <= $2::date GROUP BY x.document_id),
     items AS (
-      SELECT i.customer_id, $2::date - i.due_date AS days, i.base_total - coalesce(s.base, 0) AS base
-      FROM finance.invoices i LEFT JOIN settled s ON s.invoice_id = i.id
+      SELECT i.customer_id, $2::date - i.due_date AS days, i.base_total - coalesce(s.base, 0) + coalesce(v.base, 0) AS base
+      FROM finance.invoices i LEFT JOIN settled s ON s.invoice_id = i.id LEFT JOIN revalued v ON v.document_id = i.id
       WHERE i.org_id = $1 AND i.kind = 'invoice' AND i.status <> 'draft' AND i.invoice_date <= $2::date
         AND (i.voided_on IS NULL OR i.voided_on > $2::date)
       UNION ALL
       SELECT p.customer_id, $2::date - p.payment_date, coalesce(u.base, 0) - round(p.amount * p.rate, (
-        SELECT c.minor_units FROM finance.settings st JOIN finance.currencies c ON c.code = st.base_currency WHERE st.org_id = $1))
-      FROM finance.customer_payments p LEFT JOIN used u ON u.payment_id = p.id
+        SELECT c.minor_units FROM finance.settings st JOIN finance.currencies c ON c.code = st.base_currency WHERE st.org_id = $1)) + coalesce(v.base, 0)
+      FROM finance.customer_payments p LEFT JOIN used u ON u.payment_id = p.id LEFT JOIN revalued v ON v.document_id = p.id
       WHERE p.org_id = $1 AND p.payment_date <= $2::date)
     SELECT it.customer_id, CASE WHEN it.days <= 0 THEN 0 ELSE width_bucket(it.days - 1, $3::int[]) + 1 END AS bucket_index, sum(it.base)::numeric(20, 4)::text AS amount
     FROM items it WHERE it.base <> 0 GROUP BY 1, 2 ORDER BY 1, 2`;
