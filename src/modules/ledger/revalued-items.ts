@@ -1,5 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { TenantTx } from '../../platform/database/database.service.js';
+import type { JournalService } from './journal.service.js';
+import type { LedgerService } from './ledger.service.js';
 
 /** The subledgers whose control accounts are revalued per open item (finance.fx_revaluation_items.subledger). */
 export type Subledger = 'receivables' | 'payables';
@@ -67,5 +69,25 @@ export class RevaluedSubledgers {
     const registered = this.lookups.get(subledger);
     if (!registered) throw new Error(`revalued open items of ${subledger} are not registered`);
     return (await registered.lookup(tx, asOf, [documentId])).items.find((i) => i.documentId === documentId);
+  }
+}
+
+/**
+ * Before what an item of a subledger carries is read as of `date` (a settlement, a credit, a void): the posting lock held
+ * shared, so that an FX revaluation, which drains postings before it reads the open items, is either waited for (and its
+ * changes read here) or waits for this transaction (and revalues what this one left); then a date before the items' last
+ * revaluation in the books by then is refused with the subledger's own error (`refuse`): what an item carries is its
+ * value after that revaluation, not as of an earlier day, so settling, crediting or voiding it then would take the wrong
+ * base off the control account. An autoReverse reversal (dated the next period's first day) does not count: a settlement
+ * dated between a revaluation and its reversal settles what the item carries as of its date
+ * (JournalService.settlePendingReversals).
+ */
+export async function assertAfterRevaluations(ledger: LedgerService, journal: JournalService, tx: TenantTx, documentIds: string[], date: string, doing: string,
+  refuse: (message: string, details: { documentId: string; revaluationDate: string }) => Error): Promise<void> {
+  await ledger.holdPostings(tx);
+  const last = await journal.lastRevaluation(tx, documentIds);
+  if (last && date < last.date) {
+    throw refuse(`${doing} dated ${date} is before ${last.date}, the date of the last FX revaluation of ${last.documentId}: date it on or after ${last.date}`,
+      { documentId: last.documentId, revaluationDate: last.date });
   }
 }
