@@ -164,7 +164,7 @@ describe('FX revaluation with autoReverse: settlements between a revaluation and
     const bill = await b2.bill();
     await b2.apPayment({ paymentDate: '2026-02-05', amount: '400.00', rate: '1.20', allocations: [{ billId: bill.id, amount: '400.00' }] }).expect(201);
     const before2 = await b2.footprint();
-    const res2 = await b2.revalue('2026-01-31', true);
+    const res2 = await b2.revalue('2026-01-31');
     expect([res2.status, res2.body.error?.code, res2.body.error?.details]).toEqual([422, 'ledger.revaluation_before_settlement', { documentId: bill.id, settledOn: '2026-02-05' }]);
     expect(await b2.footprint()).toEqual(before2);
     // as of the settlement's date: revalued (what is open then, at what it carries)

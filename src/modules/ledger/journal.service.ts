@@ -491,7 +491,7 @@ export class JournalService {
    * one pair of lines, the sum of its items' changes, so the aging (which adds the items' changes) equals the account.
    * Answers the control accounts, which the balance-wise pass leaves alone.
    */
-  private async revalueOpenItems(tx: TenantTx, date: string, baseMu: number, fx: { gain: string; loss: string }, adjustments: RevaluationLineDto[],
+  private async revalueOpenItems(tx: TenantTx, date: string, reversalDate: string | undefined, baseMu: number, fx: { gain: string; loss: string }, adjustments: RevaluationLineDto[],
     pairs: PostingLine[][], pairItems: ItemChange[][]): Promise<Set<string>> {
     const controlled = new Set<string>();
     const rates = new Map<string, string>();
@@ -502,11 +502,14 @@ export class JournalService {
       // the account's debit side: an AR item adds to it, an AP item (a credit) takes from it
       const sign = sub.side === 'debit' ? 1 : -1;
       for (const item of sub.items) {
-        // its settlement after the date took off what it carried then: a change as of the date would stay on it after
-        if (item.settledAfter) {
+        // its settlement after the date took off what it carried then: a change as of the date would stay on it after.
+        // With autoReverse the reversal takes the change back first: only a settlement before the reversal date is in the way
+        const settledOn = reversalDate ? (item.firstSettledAfter && item.firstSettledAfter < reversalDate ? item.firstSettledAfter : null) : item.settledAfter;
+        if (settledOn) {
           throw LedgerErrors.error('ledger.revaluation_before_settlement',
-            `the ${sub.subledger === 'receivables' ? 'receivable' : 'payable'} ${item.documentId} has a settlement dated ${item.settledAfter}, after ${date}: revalue as of ${item.settledAfter} or later`,
-            { documentId: item.documentId, settledOn: item.settledAfter });
+            `the ${sub.subledger === 'receivables' ? 'receivable' : 'payable'} ${item.documentId} has a settlement dated ${settledOn}, after ${date}` + (reversalDate
+              ? ` and before the reversal on ${reversalDate}: revalue as of ${settledOn} or later` : `: revalue as of ${settledOn} or later`),
+            { documentId: item.documentId, settledOn });
         }
         let rate = rates.get(item.currency);
         if (!rate) {
@@ -568,7 +571,15 @@ export class JournalService {
     const pairs: PostingLine[][] = [];
     /** each pair's open items (a subledger's control account; none for another account), kept with the entry that posts the pair */
     const pairItems: ItemChange[][] = [];
-    const controlled = await this.revalueOpenItems(tx, date, baseMu, { gain, loss }, adjustments, pairs, pairItems);
+    // the reversal's date (autoReverse): the next period's first day (its period is checked below)
+    let next: string | undefined;
+    let periods: Awaited<ReturnType<LedgerService['listPeriods']>> = [];
+    if (autoReverse) {
+      periods = await this.ledger.listPeriods(tx);
+      const current = periods.find((p) => p.startDate <= date && p.endDate >= date);
+      next = addDays(current?.endDate ?? date, 1);
+    }
+    const controlled = await this.revalueOpenItems(tx, date, next, baseMu, { gain, loss }, adjustments, pairs, pairItems);
     const perItem = adjustments.length;
     for (const t of totals.sort((a, b) => a.account_id.localeCompare(b.account_id) || a.currency.localeCompare(b.currency))) {
       const a = accounts.get(t.account_id);
@@ -604,11 +615,8 @@ export class JournalService {
     if (!pairs.length) return { adjustments, entry: null, reversal: null, entries: [], reversals: [] };
     // the next period's balances are carried at the original rates again; its own revaluation starts from them. Its
     // period is checked before anything posts: the reversal failing would roll the revaluation back with a less clear code
-    let next: string | undefined;
-    if (autoReverse) {
-      const periods = await this.ledger.listPeriods(tx);
+    if (next) {
       const current = periods.find((p) => p.startDate <= date && p.endDate >= date);
-      next = addDays(current?.endDate ?? date, 1);
       const following = periods.find((p) => p.startDate === next);
       if (current && following?.status !== 'open') {
         throw LedgerErrors.error('ledger.no_next_period', following
@@ -623,6 +631,13 @@ export class JournalService {
     for (const [i, part] of split.entries()) {
       entries.push((await this.post(tx, { date, memo: partMemo(`FX revaluation as of ${date}`, i, split.length), source: 'system', lines: part.flat() }, 'ledger.fx_revaluation_posted')).entry);
     }
+    // the rate each item carries on `next` without this revaluation (read before its rows are written): the rate of its
+    // last row dated by then (an earlier revaluation's reversal posted ahead for the same day included), else its own.
+    // The reversal row leaves it carrying that rate, so a later settlement realizes against it
+    const rateOnNext = new Map<string, string>();
+    if (next && pairItems.some((p) => p.length)) {
+      for (const sub of await this.revalued.openItems(tx, next)) for (const i of sub.items) rateOnNext.set(`${sub.subledger}|${i.documentId}`, i.carriedRate);
+    }
     // the items carry their new values from `date` (the agings add them); a reversal's opposite from `next`, at the rate before
     const itemParts = parts(pairItems, Math.floor(MAX_POSTED_LINES / 2)).map((p) => p.flat());
     const actor = actorOf(tx.principal).actorId;
@@ -635,7 +650,7 @@ export class JournalService {
       for (const [i, entry] of entries.entries()) {
         reversals.push((await this.reverse(tx, entry.id, { date: next, memo: partMemo(`Reversal of FX revaluation as of ${date}`, i, entries.length) })).entry);
         await repo.insertRevaluationItems(tx.db, tx.orgId, itemParts[i].map((x) => ({
-          entryId: reversals[i].id, date: next, subledger: x.subledger, documentId: x.documentId, rate: x.carriedRate, delta: x.delta.neg().toFixed(), createdBy: actor })));
+          entryId: reversals[i].id, date: next, subledger: x.subledger, documentId: x.documentId, rate: rateOnNext.get(`${x.subledger}|${x.documentId}`) ?? x.carriedRate, delta: x.delta.neg().toFixed(), createdBy: actor })));
       }
     }
     return { adjustments, entry: entries[0], reversal: reversals[0] ?? null, entries, reversals };

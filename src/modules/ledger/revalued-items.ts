@@ -27,6 +27,11 @@ export interface OpenItem {
    * void), or null: a revaluation as of `asOf` would change a value the item no longer carries from then on
    */
   settledAfter: string | null;
+  /**
+   * the earliest such settlement, or null: with autoReverse only one dated before the reversal (the next period's first
+   * day) stands in the way; one dated on or after it settled what the item carries again once reversed
+   */
+  firstSettledAfter: string | null;
 }
 
 /**

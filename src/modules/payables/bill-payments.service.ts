@@ -13,7 +13,7 @@ import { D, fitsMinorUnits, fixed, rateText } from '../ledger/money.js';
 import { agingBucketNames, parseBucketEdges } from '../ledger/aging.js';
 import { agingReport } from './aging.js';
 import { PayablesErrors } from './payables.errors.js';
-import { payablesRepository as repo, revaluationsOf, type Idempotency } from './payables.repository.js';
+import { laterSettlementOfRevalued, payablesRepository as repo, revaluationsOf, type Idempotency } from './payables.repository.js';
 import { iso, PayablesService } from './payables.service.js';
 import { assertAfterRevaluations } from './revalued-dates.js';
 import type {
@@ -93,6 +93,13 @@ export class BillPaymentsService {
     if (date < iso(b.bill_date)) throw PlatformErrors.error('validation_failed', `${at}: the allocation date ${date} is before the ${b.kind === 'bill' ? 'bill' : 'claim'} date ${iso(b.bill_date)} of ${b.kind} ${billId}`);
     // what it carries, under the posting lock (a revaluation in flight has committed its changes), as of no date before them
     await assertAfterRevaluations(this.ledger, this.journal, tx, [billId], date, `${at}: the allocation`);
+    // what a revalued bill carried before a later settlement is not kept: one dated before it would be valued from today
+    const later = await laterSettlementOfRevalued(tx.db, tx.orgId, [billId], date);
+    if (later) {
+      throw PayablesErrors.error('payables.before_later_settlement',
+        `${at}: the allocation dated ${date} is before ${later.date}, the date of a later allocation of the FX-revalued ${b.kind} ${billId}: date it on or after ${later.date}`,
+        { documentId: billId, settledOn: later.date });
+    }
     const [s] = await repo.settledOf(tx.db, tx.orgId, [billId]);
     return { bill: b, settled: D(s?.amount ?? 0), settledBase: D(s?.base ?? 0), revalued: (await revaluationsOf(tx.db, tx.orgId, [billId], date)).get(billId) };
   }

@@ -383,8 +383,8 @@ export class PayablesController {
     'payables.account_not_allowed', 'vendor.not_found', 'claimant.not_found', 'bill.not_found', 'account.not_found', 'ledger.fx_accounts_missing',
     // the client's currency at the client's rate (invalid_rate: not positive) or the FX rate of the payment date; a vendor exists before the books are started
     ...DOCUMENT_POSTING_ERRORS, 'ledger.unknown_currency', 'ledger.rate_missing', 'ledger.invalid_rate', 'ledger.invalid_amount', 'ledger.books_not_started', 'payables.idempotency_conflict',
-    // dated before the last FX revaluation of a bill it settles
-    'payables.before_revaluation')
+    // dated before the last FX revaluation of a bill it settles, or before a later allocation of a revalued bill
+    'payables.before_revaluation', 'payables.before_later_settlement')
   createPayment(@Tx() tx: TenantTx, @Body() dto: CreateBillPaymentDto, @IdempotencyKey(PAYMENT_KEY) key: string | undefined): Promise<BillPaymentDto> {
     return this.payments.create(tx, dto, key);
   }
@@ -407,7 +407,7 @@ export class PayablesController {
   // deleted, nor is the standard account 2100, nor does its code change)
   @ApiErrorCodes('payables.invalid_amount', 'payables.over_allocation', 'payables.not_open', 'payables.wrong_party', 'payables.currency_mismatch',
     // posts only an FX result in base amounts, at a date that has an FX rate (the payment's or a later one)
-    'bill.not_found', 'ledger.fx_accounts_missing', 'payables.before_revaluation', ...DOCUMENT_POSTING_ERRORS)
+    'bill.not_found', 'ledger.fx_accounts_missing', 'payables.before_revaluation', 'payables.before_later_settlement', ...DOCUMENT_POSTING_ERRORS)
   allocate(@Tx() tx: TenantTx, @IdParam('paymentId', 'bill_payment') id: string, @Body() dto: CreateAllocationDto): Promise<BillPaymentDto> {
     return this.payments.allocate(tx, id, dto);
   }

@@ -397,10 +397,24 @@ export async function openBills(db: Db, q: { vendorId?: string; overdueOnly: boo
 }
 
 /**
+ * Of `billIds`, the FX-revalued ones (with finance.fx_revaluation_items rows) with an allocation (or its reversal) dated
+ * after `date`: the latest such allocation's bill and date, or undefined.
+ */
+export async function laterSettlementOfRevalued(db: Db, orgId: string, billIds: string[], date: string): Promise<{ documentId: string; date: string } | undefined> {
+  if (!billIds.length) return undefined;
+  const [row] = await db.$queryRaw<{ documentId: string; date: string }[]>`
+    SELECT a.bill_id::text AS "documentId", a.allocation_date::text AS date FROM finance.bill_allocations a
+    WHERE a.org_id = ${orgId}::uuid AND a.bill_id = any(${billIds}::uuid[]) AND a.allocation_date > ${date}::date
+      AND EXISTS (SELECT 1 FROM finance.fx_revaluation_items x WHERE x.org_id = a.org_id AND x.document_id = a.bill_id)
+    ORDER BY a.allocation_date DESC, a.bill_id LIMIT 1`;
+  return row;
+}
+
+/**
  * The foreign-currency payables as of `asOf` for the FX revaluation (all, or those of `documentIds`): each posted bill or
  * claim and each payment's credit with what is open of it (its currency) and its base in the aging (negative for a
  * credit), both from the allocations, refunds and revaluations dated by then, the rate it is carried at (the last
- * revaluation's, else its own) and the latest settlement dated after `asOf` (an allocation, a refund, a void). A bill
+ * revaluation's, else its own) and the latest and earliest settlements dated after `asOf` (an allocation, a refund, a void). A bill
  * voided by then is open for nothing but may still carry a revaluation (taken back). Items with nothing open and nothing
  * carried are left out.
  *
@@ -409,19 +423,21 @@ export async function openBills(db: Db, q: { vendorId?: string; overdueOnly: boo
  * settlement (a settlement in full takes all the item carries as of its date, so an item settled in full and not
  * revalued since carries nothing: it is not read further).
  */
-export async function fxOpenPayables(db: Db, orgId: string, asOf: string, documentIds?: string[]): Promise<{ documentId: string; currency: string; open: string; carried: string; carriedRate: string; settledAfter: string | null }[]> {
+export async function fxOpenPayables(db: Db, orgId: string, asOf: string, documentIds?: string[]): Promise<{ documentId: string; currency: string; open: string; carried: string; carriedRate: string; settledAfter: string | null; firstSettledAfter: string | null }[]> {
   const ids = documentIds ?? null;
   return db.$queryRaw`
     WITH docs AS (
       SELECT b.id AS document_id, b.currency, b.rate AS own_rate,
         CASE WHEN b.voided_on <= ${asOf}::date THEN 0 ELSE b.total - coalesce(s.amount, 0) END AS open,
         CASE WHEN b.voided_on <= ${asOf}::date THEN 0 ELSE b.base_total - coalesce(s.base, 0) END AS base,
-        greatest(CASE WHEN b.voided_on > ${asOf}::date THEN b.voided_on END, s.later) AS settled_after
+        greatest(CASE WHEN b.voided_on > ${asOf}::date THEN b.voided_on END, s.later) AS settled_after,
+        least(CASE WHEN b.voided_on > ${asOf}::date THEN b.voided_on END, s.first) AS settled_first
       FROM finance.bills b LEFT JOIN LATERAL (
         SELECT sum(a.amount) FILTER (WHERE a.allocation_date <= ${asOf}::date) AS amount,
           sum(a.bill_base_amount) FILTER (WHERE a.allocation_date <= ${asOf}::date) AS base,
           sum(a.amount) AS amount_now, max(a.allocation_date) AS last,
-          max(a.allocation_date) FILTER (WHERE a.allocation_date > ${asOf}::date) AS later
+          max(a.allocation_date) FILTER (WHERE a.allocation_date > ${asOf}::date) AS later,
+          min(a.allocation_date) FILTER (WHERE a.allocation_date > ${asOf}::date) AS first
         FROM finance.bill_allocations a WHERE a.org_id = b.org_id AND a.bill_id = b.id) s ON true
       WHERE b.org_id = ${orgId}::uuid AND b.journal_entry_id IS NOT NULL AND b.bill_date <= ${asOf}::date
         AND (${ids}::uuid[] IS NULL OR b.id = any(${ids}::uuid[]))
@@ -433,18 +449,20 @@ export async function fxOpenPayables(db: Db, orgId: string, asOf: string, docume
       SELECT p.id, p.currency, p.rate,
         -(p.amount - coalesce(u.amount, 0) - coalesce(r.amount, 0)),
         -(p.base_amount - coalesce(u.base, 0) - coalesce(r.base, 0)),
-        greatest(u.later, r.later)
+        greatest(u.later, r.later), least(u.first, r.first)
       FROM finance.bill_payments p LEFT JOIN LATERAL (
         SELECT sum(a.amount) FILTER (WHERE a.allocation_date <= ${asOf}::date) AS amount,
           sum(a.payment_base_amount) FILTER (WHERE a.allocation_date <= ${asOf}::date) AS base,
           sum(a.amount) AS amount_now, max(a.allocation_date) AS last,
-          max(a.allocation_date) FILTER (WHERE a.allocation_date > ${asOf}::date) AS later
+          max(a.allocation_date) FILTER (WHERE a.allocation_date > ${asOf}::date) AS later,
+          min(a.allocation_date) FILTER (WHERE a.allocation_date > ${asOf}::date) AS first
         FROM finance.bill_allocations a WHERE a.org_id = p.org_id AND a.payment_id = p.id) u ON true
       LEFT JOIN LATERAL (
         SELECT sum(x.amount) FILTER (WHERE x.refund_date <= ${asOf}::date) AS amount,
           sum(x.payment_base_amount) FILTER (WHERE x.refund_date <= ${asOf}::date) AS base,
           sum(x.amount) AS amount_now, max(x.refund_date) AS last,
-          max(x.refund_date) FILTER (WHERE x.refund_date > ${asOf}::date) AS later
+          max(x.refund_date) FILTER (WHERE x.refund_date > ${asOf}::date) AS later,
+          min(x.refund_date) FILTER (WHERE x.refund_date > ${asOf}::date) AS first
         FROM finance.bill_payment_refunds x WHERE x.org_id = p.org_id AND x.payment_id = p.id) r ON true
       WHERE p.org_id = ${orgId}::uuid AND p.payment_date <= ${asOf}::date
         AND (${ids}::uuid[] IS NULL OR p.id = any(${ids}::uuid[]))
@@ -453,7 +471,8 @@ export async function fxOpenPayables(db: Db, orgId: string, asOf: string, docume
           OR EXISTS (SELECT 1 FROM finance.fx_revaluation_items x WHERE x.org_id = p.org_id AND x.document_id = p.id
             AND x.revaluation_date > coalesce(greatest(u.last, r.last), p.payment_date - 1))))
     SELECT d.document_id::text AS "documentId", d.currency, d.open::text AS open, (d.base + coalesce(v.base, 0))::text AS carried,
-      coalesce(v.rate, d.own_rate)::text AS "carriedRate", d.settled_after::text AS "settledAfter"
+      coalesce(v.rate, d.own_rate)::text AS "carriedRate", d.settled_after::text AS "settledAfter",
+      d.settled_first::text AS "firstSettledAfter"
     FROM docs d LEFT JOIN LATERAL (
       SELECT sum(x.base_delta) AS base, (array_agg(x.rate ORDER BY x.revaluation_date DESC, x.seq DESC))[1] AS rate
       FROM finance.fx_revaluation_items x WHERE x.org_id = ${orgId}::uuid AND x.document_id = d.document_id AND x.revaluation_date <= ${asOf}::date) v ON true

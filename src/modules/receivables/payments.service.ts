@@ -17,7 +17,7 @@ import { actor, baseOf, InvoicesService, statusFor } from './invoices.service.js
 import { assertOpenPeriod } from './open-period.js';
 import { assertAfterRevaluations } from './revalued-dates.js';
 import { ReceivablesErrors } from './receivables.errors.js';
-import { effectiveRate, receivablesRepository as repo, revaluedCarrying, type AllocationRow, type Idempotency, type InvoiceRow, type PaymentRow } from './receivables.repository.js';
+import { effectiveRate, laterSettlementOfRevalued, receivablesRepository as repo, revaluedCarrying, type AllocationRow, type Idempotency, type InvoiceRow, type PaymentRow } from './receivables.repository.js';
 import type { RefundCustomerCreditDto, AllocatePaymentDto, ReceivableAllocationDto, ReceivableAllocationInputDto, CreatePaymentDto, PaymentDto, PaymentPage, CustomerPaymentQuery, ReverseReceivableAllocationDto } from './receivables.dto.js';
 
 /** One allocation worked out: the amount, and the base value it takes off the invoice and off the payment. */
@@ -124,6 +124,13 @@ export class PaymentsService {
     // what the revalued invoices (and the payment's credit) carry, after the lock (an allocation in flight has committed
     // its part) and under the posting lock (a revaluation in flight has committed its changes), as of no date before them
     await assertAfterRevaluations(this.ledger, this.journal, tx, p.paymentId ? [...invoiceIds, p.paymentId] : invoiceIds, p.date, 'the allocation');
+    // what a revalued invoice carried before a later settlement is not kept: one dated before it would be valued from today
+    const later = await laterSettlementOfRevalued(tx.db, tx.orgId, invoiceIds, p.date);
+    if (later) {
+      throw ReceivablesErrors.error('receivables.before_later_settlement',
+        `the allocation dated ${p.date} is before ${later.date}, the date of a later allocation of the FX-revalued invoice ${later.documentId}: date it on or after ${later.date}`,
+        { documentId: later.documentId, settledOn: later.date });
+    }
     const revalued = await revaluedCarrying(tx.db, tx.orgId, invoiceIds, p.date);
     const open = new Map<string, { invoice: InvoiceRow; open: Decimal; carrying?: Carrying }>();
     let source = p.paymentId ? await this.creditCarrying(tx, p.paymentId, p.date) : undefined;

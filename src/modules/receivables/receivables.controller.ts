@@ -285,7 +285,7 @@ export class PaymentsController {
   @ApiErrorCodes(...DOCUMENT_POSTING_ERRORS, 'ledger.unknown_currency', 'ledger.rate_missing', 'ledger.invalid_rate', 'ledger.invalid_amount',
     'receivables.unknown_customer', 'receivables.account_not_postable', 'receivables.invalid_amount',
     'receivables.over_allocation', 'receivables.exceeds_payment', 'receivables.wrong_customer', 'receivables.currency_mismatch', 'receivables.invalid_status',
-    'receivables.settings_missing', 'receivables.fx_accounts_missing', 'invoice.not_found', 'receivables.idempotency_conflict', 'receivables.before_revaluation')
+    'receivables.settings_missing', 'receivables.fx_accounts_missing', 'invoice.not_found', 'receivables.idempotency_conflict', 'receivables.before_revaluation', 'receivables.before_later_settlement')
   create(@Tx() tx: TenantTx, @Body() dto: CreatePaymentDto, @IdempotencyKey(PAYMENT_KEY) key: string | undefined): Promise<PaymentDto> {
     return this.payments.create(tx, dto, key);
   }
@@ -306,7 +306,7 @@ export class PaymentsController {
   @ApiCreatedResponse({ type: PaymentDto })
   // a payment is recorded only with the receivables settings, which are never unset: never settings_missing (nor on its refunds and reversals)
   @ApiErrorCodes(...ALLOCATION_POSTING_ERRORS, 'receivables.invalid_amount', 'receivables.over_allocation', 'receivables.exceeds_payment', 'receivables.wrong_customer',
-    'receivables.currency_mismatch', 'receivables.invalid_status', 'receivables.fx_accounts_missing', 'invoice.not_found', 'receivables.before_revaluation')
+    'receivables.currency_mismatch', 'receivables.invalid_status', 'receivables.fx_accounts_missing', 'invoice.not_found', 'receivables.before_revaluation', 'receivables.before_later_settlement')
   allocate(@Tx() tx: TenantTx, @IdParam('customerPaymentId', 'payment') id: string, @Body() dto: AllocatePaymentDto): Promise<PaymentDto> {
     return this.payments.allocate(tx, id, dto);
   }

@@ -31,5 +31,6 @@ export const ReceivablesErrors = defineErrorCodes({
   'receivables.due_before_invoice': { status: 422, description: 'the due date is before the invoice date' },
   'receivables.credit_limit_exceeded': { status: 422, description: 'issuing the invoice would take what the customer owes (open invoices less customer credit, in the base currency) above its credit limit: nothing is written; an owner or admin may issue it with overrideCreditLimit: true' },
   'receivables.before_revaluation': { status: 422, description: 'the allocation, its reversal, the refund, the credit note or the void is dated before the last FX revaluation of an invoice or payment credit it takes from: what the item carries is its value after that revaluation; date it on or after details.revaluationDate (details.documentId names the item)' },
+  'receivables.before_later_settlement': { status: 422, description: 'the allocation is dated before a later allocation (or its reversal) already in the books of an FX-revalued invoice: what the invoice carried on the earlier date is no longer known; date it on or after details.settledOn (details.documentId names the invoice)' },
   'receivables.idempotency_conflict': { status: 409, description: 'the Idempotency-Key was already used with a different request (another payment, or another refund)' },
 });

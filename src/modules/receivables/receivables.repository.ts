@@ -472,11 +472,11 @@ export async function effectiveRate(db: Db, currency: string, date: string): Pro
  * The foreign-currency receivables as of `asOf` for the FX revaluation (all, or those of `documentIds`): each issued
  * invoice and each customer payment's credit with what is open of it (its currency) and its base in the aging (negative
  * for a credit), both from the settlements and revaluations dated by then, the rate it is carried at (the last
- * revaluation's, else its own) and the latest settlement dated after `asOf` (an allocation, a refund, a void). An invoice
+ * revaluation's, else its own) and the latest and earliest settlements dated after `asOf` (an allocation, a refund, a void). An invoice
  * voided by then is open for nothing but may still carry a revaluation (taken back). Items with nothing open and nothing
  * carried are left out.
  */
-export async function fxOpenItems(db: Db, orgId: string, asOf: string, documentIds?: string[]): Promise<{ documentId: string; currency: string; open: string; carried: string; carriedRate: string; settledAfter: string | null }[]> {
+export async function fxOpenItems(db: Db, orgId: string, asOf: string, documentIds?: string[]): Promise<{ documentId: string; currency: string; open: string; carried: string; carriedRate: string; settledAfter: string | null; firstSettledAfter: string | null }[]> {
   const ids = documentIds ?? null;
   return db.$queryRaw`
     WITH docs AS (
@@ -486,7 +486,9 @@ export async function fxOpenItems(db: Db, orgId: string, asOf: string, documentI
         CASE WHEN i.voided_on <= ${asOf}::date THEN 0 ELSE coalesce(i.base_total, 0) - coalesce((SELECT sum(a.invoice_base) FROM finance.receivable_allocations a
           WHERE a.org_id = i.org_id AND a.invoice_id = i.id AND a.allocation_date <= ${asOf}::date), 0) END AS base,
         CASE WHEN o.settled_through > ${asOf}::date THEN greatest(CASE WHEN i.voided_on > ${asOf}::date THEN i.voided_on END,
-          (SELECT max(a.allocation_date) FROM finance.receivable_allocations a WHERE a.org_id = i.org_id AND a.invoice_id = i.id AND a.allocation_date > ${asOf}::date)) END AS settled_after
+          (SELECT max(a.allocation_date) FROM finance.receivable_allocations a WHERE a.org_id = i.org_id AND a.invoice_id = i.id AND a.allocation_date > ${asOf}::date)) END AS settled_after,
+        CASE WHEN o.settled_through > ${asOf}::date THEN least(CASE WHEN i.voided_on > ${asOf}::date THEN i.voided_on END,
+          (SELECT min(a.allocation_date) FROM finance.receivable_allocations a WHERE a.org_id = i.org_id AND a.invoice_id = i.id AND a.allocation_date > ${asOf}::date)) END AS settled_first
       FROM finance.invoices i JOIN finance.receivable_open_amounts o ON o.org_id = i.org_id AND o.document_id = i.id
       WHERE i.org_id = ${orgId}::uuid AND i.kind = 'invoice' AND i.status <> 'draft' AND i.invoice_date <= ${asOf}::date
         AND (${ids}::uuid[] IS NULL OR i.id = any(${ids}::uuid[]))
@@ -503,13 +505,17 @@ export async function fxOpenItems(db: Db, orgId: string, asOf: string, documentI
           + coalesce((SELECT sum(r.source_base) FROM finance.customer_refunds r WHERE r.org_id = p.org_id AND r.payment_id = p.id AND r.refund_date <= ${asOf}::date), 0),
         CASE WHEN o.settled_through > ${asOf}::date THEN greatest(
           (SELECT max(a.allocation_date) FROM finance.receivable_allocations a WHERE a.org_id = p.org_id AND a.payment_id = p.id AND a.allocation_date > ${asOf}::date),
-          (SELECT max(r.refund_date) FROM finance.customer_refunds r WHERE r.org_id = p.org_id AND r.payment_id = p.id AND r.refund_date > ${asOf}::date)) END
+          (SELECT max(r.refund_date) FROM finance.customer_refunds r WHERE r.org_id = p.org_id AND r.payment_id = p.id AND r.refund_date > ${asOf}::date)) END,
+        CASE WHEN o.settled_through > ${asOf}::date THEN least(
+          (SELECT min(a.allocation_date) FROM finance.receivable_allocations a WHERE a.org_id = p.org_id AND a.payment_id = p.id AND a.allocation_date > ${asOf}::date),
+          (SELECT min(r.refund_date) FROM finance.customer_refunds r WHERE r.org_id = p.org_id AND r.payment_id = p.id AND r.refund_date > ${asOf}::date)) END
       FROM finance.customer_payments p JOIN finance.receivable_open_amounts o ON o.org_id = p.org_id AND o.document_id = p.id
       WHERE p.org_id = ${orgId}::uuid AND p.payment_date <= ${asOf}::date AND (o.open_base <> 0 OR o.settled_through >= ${asOf}::date)
         AND (${ids}::uuid[] IS NULL OR p.id = any(${ids}::uuid[]))
         AND p.currency <> (SELECT st.base_currency FROM finance.settings st WHERE st.org_id = ${orgId}::uuid))
     SELECT d.document_id::text AS "documentId", d.currency, d.open::text AS open, (d.base + coalesce(v.base, 0))::text AS carried,
-      coalesce(v.rate, d.own_rate)::text AS "carriedRate", d.settled_after::text AS "settledAfter"
+      coalesce(v.rate, d.own_rate)::text AS "carriedRate", d.settled_after::text AS "settledAfter",
+      d.settled_first::text AS "firstSettledAfter"
     FROM docs d LEFT JOIN LATERAL (
       SELECT sum(x.base_delta) AS base, (array_agg(x.rate ORDER BY x.revaluation_date DESC, x.seq DESC))[1] AS rate
       FROM finance.fx_revaluation_items x WHERE x.org_id = ${orgId}::uuid AND x.document_id = d.document_id AND x.revaluation_date <= ${asOf}::date) v ON true
@@ -532,6 +538,20 @@ export async function revaluedCarrying(db: Db, orgId: string, documentIds: strin
       FROM finance.fx_revaluation_items r WHERE r.org_id = o.org_id AND r.document_id = o.document_id) x
     WHERE o.org_id = ${orgId}::uuid AND o.document_id = any(${documentIds}::uuid[]) AND x.rate IS NOT NULL`;
   return new Map(rows.map((r) => [r.id, { base: r.base, rate: r.rate }]));
+}
+
+/**
+ * Of `invoiceIds`, the FX-revalued ones (with finance.fx_revaluation_items rows) with an allocation (or its reversal)
+ * dated after `date`: the latest such allocation's invoice and date, or undefined.
+ */
+export async function laterSettlementOfRevalued(db: Db, orgId: string, invoiceIds: string[], date: string): Promise<{ documentId: string; date: string } | undefined> {
+  if (!invoiceIds.length) return undefined;
+  const [row] = await db.$queryRaw<{ documentId: string; date: string }[]>`
+    SELECT a.invoice_id::text AS "documentId", a.allocation_date::text AS date FROM finance.receivable_allocations a
+    WHERE a.org_id = ${orgId}::uuid AND a.invoice_id = any(${invoiceIds}::uuid[]) AND a.allocation_date > ${date}::date
+      AND EXISTS (SELECT 1 FROM finance.fx_revaluation_items x WHERE x.org_id = a.org_id AND x.document_id = a.invoice_id)
+    ORDER BY a.allocation_date DESC, a.invoice_id LIMIT 1`;
+  return row;
 }
 
 /** One row of semantic.v_ar_open as the agents' list_open_invoices tool hands it to a model. */

@@ -1,0 +1,147 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { createTestApp, type TestApp } from '../support/app.js';
+import { createOrg, onPlan, registerUser, type TestUser } from '../support/factories.js';
+import { issueInvoice, rUrl, setupReceivables } from '../receivables/receivables-support.js';
+import { createVendor, payablesUrl } from '../payables/payables-support.js';
+import { ledgerUrl } from './ledger-support.js';
+
+/**
+ * FX revaluation with autoReverse and settlements around its reversal (base USD; EUR 1.10 Jan 15, 1.20 Jan 20, 1.25 Jan 25,
+ * 1.15 Jan 31, 1.12 Feb 5, 1.20 Feb 10; an invoice or bill of EUR 1,000.00 on Jan 15 at 1.10):
+ *  - a month-end revaluation with autoReverse after a settlement dated on or after the reversal date is posted (the
+ *    reversal brings the item back first); one dated before the reversal date is still refused;
+ *  - two autoReverse revaluations reversed on the same day leave the item carrying its own rate again;
+ *  - an allocation of a revalued item dated before a later allocation of it is refused (AR and AP).
+ */
+describe('FX revaluation with autoReverse: settlements after its reversal, reversals on one day, backdated settlements', () => {
+  let t: TestApp;
+  let owner: TestUser;
+
+  beforeAll(async () => {
+    t = await createTestApp();
+    owner = await registerUser(t, 'owner');
+  });
+  afterAll(() => t.close());
+
+  async function books(name: string) {
+    const orgId = await createOrg(t, owner, name);
+    await onPlan(t, orgId, 'professional');
+    const { acc } = await setupReceivables(t, orgId, owner, 'USD');
+    await t.http.post(ledgerUrl(orgId, 'fx-rates/import')).set(owner.auth).send({ rates: [
+      { currency: 'EUR', date: '2026-01-15', rate: '1.10' }, { currency: 'EUR', date: '2026-01-31', rate: '1.15' }, { currency: 'EUR', date: '2026-01-20', rate: '1.20' }, { currency: 'EUR', date: '2026-01-25', rate: '1.25' }, { currency: 'EUR', date: '2026-02-05', rate: '1.12' }, { currency: 'EUR', date: '2026-02-10', rate: '1.20' }] }).expect(201);
+    await t.http.put(payablesUrl(orgId, 'settings')).set(owner.auth).send({ apAccountId: acc['2100'], approvalRules: [{ above: '0', approvals: 0, roles: ['owner'] }] }).expect(200);
+    const balance = async (code: string, asOf: string) =>
+      (await t.http.get(ledgerUrl(orgId, `accounts/${acc[code]}/balance?asOf=${asOf}`)).set(owner.auth).expect(200)).body.baseBalance as string;
+    /** the FX result (realized and unrealized, a gain positive) booked by `asOf` */
+    const fxResult = async (asOf: string) => {
+      let net = 0;
+      for (const code of ['4300', '4310', '5500', '5510']) net -= Number(await balance(code, asOf));
+      return net.toFixed(2);
+    };
+    const revalue = (date: string, autoReverse = false) => t.http.post(ledgerUrl(orgId, 'fx-revaluations')).set(owner.auth).send({ date, autoReverse });
+    const items = async (documentId: string) => (await t.db.admin.query(
+      `SELECT revaluation_date::text AS date, base_delta::numeric(20, 2)::text AS delta FROM finance.fx_revaluation_items WHERE org_id = $1 AND document_id = $2 ORDER BY seq`,
+      [orgId, documentId])).rows;
+    const customer = (await t.http.post(rUrl(orgId, 'customers')).set(owner.auth).send({ name: 'Euro GmbH', defaultCurrency: 'EUR' }).expect(201)).body.id as string;
+    const vendor = await createVendor(t, orgId, owner, { name: 'Euro Supplies', defaultCurrency: 'EUR' });
+    const invoice = async () => issueInvoice(t, orgId, owner, { customerId: customer, invoiceDate: '2026-01-15',
+      lines: [{ description: 'Licence', quantity: '1', unitPrice: '1000.00', revenueAccountId: acc['4100'] }] });
+    const bill = async () => {
+      const draft = await t.http.post(payablesUrl(orgId, 'bills')).set(owner.auth).send({ vendorId: vendor, billDate: '2026-01-15', currency: 'EUR',
+        lines: [{ accountId: acc['5200'], unitPrice: '1000.00' }] }).expect(201);
+      return (await t.http.post(payablesUrl(orgId, `bills/${draft.body.id}/submit`)).set(owner.auth).send({}).expect(200)).body;
+    };
+    const arPayment = (body: object) => t.http.post(rUrl(orgId, 'payments')).set(owner.auth).send({ customerId: customer, currency: 'EUR', depositAccountId: acc['1100'], method: 'bank_transfer', ...body });
+    const apPayment = (body: object) => t.http.post(payablesUrl(orgId, 'payments')).set(owner.auth).send({ vendorId: vendor, currency: 'EUR', bankAccountId: acc['1100'], ...body });
+    const expectAgingIsAr = async (asOf: string, want: string) => {
+      const aging = (await t.http.get(rUrl(orgId, `aging?asOf=${asOf}`)).set(owner.auth).expect(200)).body.total as string;
+      expect({ asOf, ar: await balance('1200', asOf), aging }).toEqual({ asOf, ar: want, aging: want });
+    };
+    const expectAgingIsAp = async (asOf: string, want: string) => {
+      const a = (await t.http.get(payablesUrl(orgId, `aging?asOf=${asOf}`)).set(owner.auth).expect(200)).body;
+      expect({ asOf, ap: a.controlAccountBalance, aging: a.total }).toEqual({ asOf, ap: want, aging: want });
+    };
+    const footprint = async () => (await t.db.admin.query(`SELECT
+      (SELECT count(*) FROM finance.journal_entries WHERE org_id = $1)::int AS entries, (SELECT count(*) FROM finance.fx_revaluation_items WHERE org_id = $1)::int AS items,
+      (SELECT count(*) FROM finance.invoices WHERE org_id = $1 AND status = 'void')::int AS void_invoices,
+      (SELECT count(*) FROM finance.bills WHERE org_id = $1 AND status = 'voided')::int AS void_bills,
+      (SELECT count(*) FROM core.audit_logs WHERE org_id = $1)::int AS audit`, [orgId])).rows[0];
+    return { orgId, acc, balance, fxResult, revalue, items, invoice, bill, arPayment, apPayment, expectAgingIsAr, expectAgingIsAp, footprint };
+  }
+
+  it('a month-end revaluation with autoReverse after a payment dated after the reversal date is posted: AR = aging on Jan 31, Feb 1 and Feb 10 (0.00), FX 100.00 over the life', async () => {
+    const b = await books('Revalued with autoReverse after a later payment');
+    const inv = await b.invoice();
+    const paid = await b.arPayment({ date: '2026-02-10', amount: '1000.00', rate: '1.20', allocations: [{ invoiceId: inv.id, amount: '1000.00' }] });
+    expect([paid.status, paid.body.allocations?.[0]?.realizedFx]).toEqual([201, '100.00']);
+    const reval = await b.revalue('2026-01-31', true);
+    expect([reval.status, reval.body.error?.code, reval.body.reversal?.date]).toEqual([201, undefined, '2026-02-01']);
+    expect(await b.items(inv.id)).toEqual([{ date: '2026-01-31', delta: '50.00' }, { date: '2026-02-01', delta: '-50.00' }]);
+    await b.expectAgingIsAr('2026-01-31', '1150.00');
+    await b.expectAgingIsAr('2026-02-01', '1100.00');
+    await b.expectAgingIsAr('2026-02-10', '0.00');
+    expect(await b.fxResult('2026-01-31')).toBe('50.00');
+    expect(await b.fxResult('2026-02-28')).toBe('100.00');
+    // a settlement dated before the reversal date is still in the way, with autoReverse or without
+    const b2 = await books('Revalued with autoReverse before a payment in the window');
+    const inv2 = await b2.invoice();
+    await b2.arPayment({ date: '2026-01-25', amount: '400.00', rate: '1.25', allocations: [{ invoiceId: inv2.id, amount: '400.00' }] }).expect(201);
+    const before = await b2.footprint();
+    const res = await b2.revalue('2026-01-20', true);
+    expect([res.status, res.body.error?.code, res.body.error?.details]).toEqual([422, 'ledger.revaluation_before_settlement', { documentId: inv2.id, settledOn: '2026-01-25' }]);
+    expect(res.body.error.message).toContain('2026-02-01');
+    expect(await b2.footprint()).toEqual(before);
+  });
+
+  it('two autoReverse revaluations (Jan 20 at 1.20, Jan 31 at 1.15) reversed on Feb 1 leave the item at 1.10: 400 paid Feb 5 at 1.12 realizes 8.00, AR = aging = 660.00', async () => {
+    const b = await books('Two reversals on one day');
+    const inv = await b.invoice();
+    await b.revalue('2026-01-20', true).expect(201);
+    await b.revalue('2026-01-31', true).expect(201);
+    const { rows } = await t.db.admin.query(`SELECT revaluation_date::text AS date, base_delta::numeric(20, 2)::text AS delta, rate::numeric(20, 4)::text AS rate
+      FROM finance.fx_revaluation_items WHERE org_id = $1 AND document_id = $2 ORDER BY seq`, [b.orgId, inv.id]);
+    expect(rows).toEqual([
+      { date: '2026-01-20', delta: '100.00', rate: '1.2000' }, { date: '2026-02-01', delta: '-100.00', rate: '1.1000' },
+      { date: '2026-01-31', delta: '-50.00', rate: '1.1500' }, { date: '2026-02-01', delta: '50.00', rate: '1.1000' },
+    ]);
+    await b.expectAgingIsAr('2026-01-31', '1150.00');
+    await b.expectAgingIsAr('2026-02-01', '1100.00');
+    const paid = await b.arPayment({ date: '2026-02-05', amount: '400.00', rate: '1.12', allocations: [{ invoiceId: inv.id, amount: '400.00' }] });
+    expect([paid.status, paid.body.allocations?.[0]?.realizedFx]).toEqual([201, '8.00']);
+    const { rows: [allocation] } = await t.db.admin.query(`SELECT invoice_base::numeric(20, 2)::text AS invoice_base FROM finance.receivable_allocations
+      WHERE org_id = $1 AND invoice_id = $2`, [b.orgId, inv.id]);
+    expect(allocation).toEqual({ invoice_base: '440.00' });
+    await b.expectAgingIsAr('2026-02-05', '660.00');
+    expect(await b.fxResult('2026-02-05')).toBe('8.00');
+  });
+
+  it('an allocation of a revalued invoice or bill dated before a later allocation of it is 422 before_later_settlement naming that date; nothing is written', async () => {
+    const b = await books('Backdated payment of a revalued invoice');
+    const inv = await b.invoice();
+    await b.revalue('2026-01-31', true).expect(201);
+    await b.arPayment({ date: '2026-02-05', amount: '400.00', rate: '1.12', allocations: [{ invoiceId: inv.id, amount: '400.00' }] }).expect(201);
+    const before = await b.footprint();
+    const res = await b.arPayment({ date: '2026-01-31', amount: '600.00', rate: '1.15', allocations: [{ invoiceId: inv.id, amount: '600.00' }] });
+    expect([res.status, res.body.error?.code, res.body.error?.details]).toEqual([422, 'receivables.before_later_settlement', { documentId: inv.id, settledOn: '2026-02-05' }]);
+    expect(res.body.error.message).toContain('2026-02-05');
+    expect(await b.footprint()).toEqual(before);
+    await b.expectAgingIsAr('2026-01-31', '1150.00');
+    await b.expectAgingIsAr('2026-02-05', '660.00');
+    // dated on the later allocation's date: recorded
+    const ok = await b.arPayment({ date: '2026-02-05', amount: '600.00', rate: '1.12', allocations: [{ invoiceId: inv.id, amount: '600.00' }] });
+    expect([ok.status, ok.body.allocations?.[0]?.realizedFx]).toEqual([201, '12.00']);
+    await b.expectAgingIsAr('2026-02-05', '0.00');
+
+    const b2 = await books('Backdated payment of a revalued bill');
+    const bill = await b2.bill();
+    await b2.revalue('2026-01-31', true).expect(201);
+    await b2.apPayment({ paymentDate: '2026-02-05', amount: '400.00', rate: '1.12', allocations: [{ billId: bill.id, amount: '400.00' }] }).expect(201);
+    const before2 = await b2.footprint();
+    const res2 = await b2.apPayment({ paymentDate: '2026-01-31', amount: '600.00', rate: '1.15', allocations: [{ billId: bill.id, amount: '600.00' }] });
+    expect([res2.status, res2.body.error?.code, res2.body.error?.details]).toEqual([422, 'payables.before_later_settlement', { documentId: bill.id, settledOn: '2026-02-05' }]);
+    expect(res2.body.error.message).toContain('2026-02-05');
+    expect(await b2.footprint()).toEqual(before2);
+    await b2.expectAgingIsAp('2026-01-31', '1150.00');
+    await b2.expectAgingIsAp('2026-02-05', '660.00');
+  });
+});
