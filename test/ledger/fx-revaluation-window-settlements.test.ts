@@ -11,7 +11,8 @@ import { ledgerUrl } from './ledger-support.js';
  *  - a month-end revaluation with autoReverse after a settlement dated on or after the reversal date is posted (the
  *    reversal brings the item back first); one dated before the reversal date is still refused;
  *  - two autoReverse revaluations reversed on the same day leave the item carrying its own rate again;
- *  - an allocation of a revalued item dated before a later allocation of it is refused (AR and AP).
+ *  - an allocation of a revalued item dated before a later allocation of it is refused (AR and AP), as is a credit note of a
+ *    revalued invoice, and a refund or an allocation of a revalued payment credit dated before a later use of that credit.
  */
 describe('FX revaluation with autoReverse: settlements after its reversal, reversals on one day, backdated settlements', () => {
   let t: TestApp;
@@ -66,7 +67,19 @@ describe('FX revaluation with autoReverse: settlements after its reversal, rever
       (SELECT count(*) FROM finance.invoices WHERE org_id = $1 AND status = 'void')::int AS void_invoices,
       (SELECT count(*) FROM finance.bills WHERE org_id = $1 AND status = 'voided')::int AS void_bills,
       (SELECT count(*) FROM core.audit_logs WHERE org_id = $1)::int AS audit`, [orgId])).rows[0];
-    return { orgId, acc, balance, fxResult, revalue, items, invoice, bill, arPayment, apPayment, expectAgingIsAr, expectAgingIsAp, footprint };
+    /** runs `check` (refused requests): nothing is written, and AR and AP (aging = control account) are as before on `dates` */
+    const expectAgingUnchanged = async (dates: string[], check: () => Promise<void>) => {
+      const ar = await Promise.all(dates.map((d) => balance('1200', d)));
+      const ap = await Promise.all(dates.map(async (d) => (await t.http.get(payablesUrl(orgId, `aging?asOf=${d}`)).set(owner.auth).expect(200)).body.controlAccountBalance as string));
+      const before = await footprint();
+      await check();
+      expect(await footprint()).toEqual(before);
+      for (const [i, d] of dates.entries()) {
+        await expectAgingIsAr(d, ar[i]);
+        await expectAgingIsAp(d, ap[i]);
+      }
+    };
+    return { orgId, acc, balance, fxResult, revalue, items, invoice, bill, arPayment, apPayment, expectAgingIsAr, expectAgingIsAp, footprint, expectAgingUnchanged };
   }
 
   it('a month-end revaluation with autoReverse after a payment dated after the reversal date is posted: AR = aging on Jan 31, Feb 1 and Feb 10 (0.00), FX 100.00 over the life', async () => {
@@ -143,5 +156,57 @@ describe('FX revaluation with autoReverse: settlements after its reversal, rever
     expect(await b2.footprint()).toEqual(before2);
     await b2.expectAgingIsAp('2026-01-31', '1150.00');
     await b2.expectAgingIsAp('2026-02-05', '660.00');
+  });
+
+  it('a credit note of a revalued invoice dated before a later allocation of it is 422 before_later_settlement naming that date; nothing is written', async () => {
+    const b = await books('Backdated credit note of a revalued invoice');
+    const inv = await b.invoice();
+    await b.revalue('2026-01-31', true).expect(201);
+    await b.arPayment({ date: '2026-02-05', amount: '400.00', rate: '1.12', allocations: [{ invoiceId: inv.id, amount: '400.00' }] }).expect(201);
+    const before = await b.footprint();
+    const res = await t.http.post(rUrl(b.orgId, `invoices/${inv.id}/credit-notes`)).set(owner.auth).send({ date: '2026-01-31', lines: [{ lineNo: 1, quantity: '0.5' }] });
+    expect([res.status, res.body.error?.code, res.body.error?.details]).toEqual([422, 'receivables.before_later_settlement', { documentId: inv.id, settledOn: '2026-02-05' }]);
+    expect(res.body.error.message).toContain('2026-02-05');
+    expect(await b.footprint()).toEqual(before);
+    await b.expectAgingIsAr('2026-01-31', '1150.00');
+    await b.expectAgingIsAr('2026-02-05', '660.00');
+    // dated on the later allocation's date: issued
+    await t.http.post(rUrl(b.orgId, `invoices/${inv.id}/credit-notes`)).set(owner.auth).send({ date: '2026-02-05', lines: [{ lineNo: 1, quantity: '0.5' }] }).expect(201);
+    await b.expectAgingIsAr('2026-02-05', '110.00');
+  });
+
+  it('a refund or an allocation of a revalued payment credit dated before a later use of it is 422 before_later_settlement (AR and AP); nothing is written', async () => {
+    const b = await books('Backdated use of a revalued customer credit');
+    const [inv, inv2] = [await b.invoice(), await b.invoice()];
+    const pay = await b.arPayment({ date: '2026-01-15', amount: '1000.00', rate: '1.10', allocations: [] }).expect(201);
+    await b.revalue('2026-01-31', true).expect(201);
+    expect((await b.items(pay.body.id)).length).toBe(2);
+    await t.http.post(rUrl(b.orgId, `payments/${pay.body.id}/allocations`)).set(owner.auth).send({ date: '2026-02-05', allocations: [{ invoiceId: inv.id, amount: '400.00' }] }).expect(201);
+    await b.expectAgingUnchanged(['2026-01-31', '2026-02-05'], async () => {
+      const refund = await t.http.post(rUrl(b.orgId, `payments/${pay.body.id}/refunds`)).set(owner.auth).send({ date: '2026-01-31', amount: '100.00' });
+      expect([refund.status, refund.body.error?.code, refund.body.error?.details]).toEqual([422, 'receivables.before_later_settlement', { documentId: pay.body.id, settledOn: '2026-02-05' }]);
+      expect(refund.body.error.message).toContain('2026-02-05');
+      const used = await t.http.post(rUrl(b.orgId, `payments/${pay.body.id}/allocations`)).set(owner.auth).send({ date: '2026-01-31', allocations: [{ invoiceId: inv2.id, amount: '100.00' }] });
+      expect([used.status, used.body.error?.code, used.body.error?.details]).toEqual([422, 'receivables.before_later_settlement', { documentId: pay.body.id, settledOn: '2026-02-05' }]);
+      expect(used.body.error.message).toContain('2026-02-05');
+    });
+    // dated on the later use's date: refunded
+    await t.http.post(rUrl(b.orgId, `payments/${pay.body.id}/refunds`)).set(owner.auth).send({ date: '2026-02-05', amount: '100.00' }).expect(201);
+
+    const b2 = await books('Backdated use of a revalued vendor credit');
+    const [bill, bill2] = [await b2.bill(), await b2.bill()];
+    const credit = await b2.apPayment({ paymentDate: '2026-01-15', amount: '1000.00', rate: '1.10', allocations: [] }).expect(201);
+    await b2.revalue('2026-01-31', true).expect(201);
+    expect((await b2.items(credit.body.id)).length).toBe(2);
+    await t.http.post(payablesUrl(b2.orgId, `payments/${credit.body.id}/allocations`)).set(owner.auth).send({ date: '2026-02-05', billId: bill.id, amount: '400.00' }).expect(201);
+    await b2.expectAgingUnchanged(['2026-01-31', '2026-02-05'], async () => {
+      const refund = await t.http.post(payablesUrl(b2.orgId, `payments/${credit.body.id}/refunds`)).set(owner.auth).send({ date: '2026-01-31', amount: '100.00' });
+      expect([refund.status, refund.body.error?.code, refund.body.error?.details]).toEqual([422, 'payables.before_later_settlement', { documentId: credit.body.id, settledOn: '2026-02-05' }]);
+      expect(refund.body.error.message).toContain('2026-02-05');
+      const used = await t.http.post(payablesUrl(b2.orgId, `payments/${credit.body.id}/allocations`)).set(owner.auth).send({ date: '2026-01-31', billId: bill2.id, amount: '100.00' });
+      expect([used.status, used.body.error?.code, used.body.error?.details]).toEqual([422, 'payables.before_later_settlement', { documentId: credit.body.id, settledOn: '2026-02-05' }]);
+      expect(used.body.error.message).toContain('2026-02-05');
+    });
+    await t.http.post(payablesUrl(b2.orgId, `payments/${credit.body.id}/refunds`)).set(owner.auth).send({ date: '2026-02-05', amount: '100.00' }).expect(201);
   });
 });

@@ -13,7 +13,7 @@ import { D, fitsMinorUnits, fixed, rateText } from '../ledger/money.js';
 import { agingBucketNames, parseBucketEdges } from '../ledger/aging.js';
 import { agingReport } from './aging.js';
 import { PayablesErrors } from './payables.errors.js';
-import { laterSettlementOfRevalued, payablesRepository as repo, revaluationsOf, type Idempotency } from './payables.repository.js';
+import { laterSettlementOfRevalued, laterUseOfRevaluedCredit, payablesRepository as repo, revaluationsOf, type Idempotency } from './payables.repository.js';
 import { iso, PayablesService } from './payables.service.js';
 import { assertAfterRevaluations } from './revalued-dates.js';
 import type {
@@ -263,6 +263,13 @@ export class BillPaymentsService {
    */
   private async creditShare(tx: TenantTx, payment: PaymentRow, usedBase: Decimal, left: Decimal, amount: Decimal, baseMu: number, date: string, doing: string): Promise<Decimal> {
     await assertAfterRevaluations(this.ledger, this.journal, tx, [payment.id], date, doing);
+    // what a revalued credit carried before a later use of it is not kept: a use dated before it would be valued from today
+    const later = await laterUseOfRevaluedCredit(tx.db, tx.orgId, payment.id, date);
+    if (later) {
+      throw PayablesErrors.error('payables.before_later_settlement',
+        `${doing} dated ${date} is before ${later.date}, the date of a later use of the credit of the FX-revalued payment ${payment.id}: date it on or after ${later.date}`,
+        { documentId: payment.id, settledOn: later.date });
+    }
     const revalued = (await revaluationsOf(tx.db, tx.orgId, [payment.id], date)).get(payment.id);
     // a credit's revaluation is negative in the aging when it raises what AP carries as a debit
     const carried = D(payment.base_amount).minus(usedBase).minus(revalued?.delta ?? 0);

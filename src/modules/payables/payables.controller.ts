@@ -422,7 +422,7 @@ export class PayablesController {
   @ApiErrorCodes('payables.invalid_amount', 'payables.exceeds_credit', 'payables.bank_account_not_allowed', 'account.not_found', 'ledger.fx_accounts_missing',
     // at the client's rate (invalid_rate: not positive) or the FX rate of the refund date (none when the payment was at the
     // client's rate only: rate_missing); its base too large to store is invalid_amount
-    ...DOCUMENT_POSTING_ERRORS, 'ledger.rate_missing', 'ledger.invalid_rate', 'ledger.invalid_amount', 'payables.before_revaluation')
+    ...DOCUMENT_POSTING_ERRORS, 'ledger.rate_missing', 'ledger.invalid_rate', 'ledger.invalid_amount', 'payables.before_revaluation', 'payables.before_later_settlement')
   refund(@Tx() tx: TenantTx, @IdParam('paymentId', 'bill_payment') id: string, @Body() dto: RefundVendorCreditDto): Promise<BillPaymentDto> {
     return this.payments.refund(tx, id, dto);
   }

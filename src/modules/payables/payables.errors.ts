@@ -34,6 +34,6 @@ export const PayablesErrors = defineErrorCodes({
   'payables.due_before_bill': { status: 400, description: 'the due date is before the bill date' },
   'payables.buckets': { status: 400, description: 'buckets must be 1 to 10 ascending positive whole numbers of days, e.g. 15,30,60' },
   'payables.before_revaluation': { status: 422, description: 'the allocation, its reversal, the refund or the void is dated before the last FX revaluation of a bill, claim or payment credit it takes from: what the item carries is its value after that revaluation; date it on or after details.revaluationDate (details.documentId names the item)' },
-  'payables.before_later_settlement': { status: 422, description: 'the allocation is dated before a later allocation (or its reversal) already in the books of an FX-revalued bill or claim: what it carried on the earlier date is no longer known; date it on or after details.settledOn (details.documentId names the bill)' },
+  'payables.before_later_settlement': { status: 422, description: 'the allocation is dated before a later allocation (or its reversal) already in the books of an FX-revalued bill or claim, or the allocation or refund of a payment credit before a later allocation, reversal or refund of an FX-revalued payment credit: what it carried on the earlier date is no longer known; date it on or after details.settledOn (details.documentId names the bill or payment)' },
   'payables.claim_not_own': { status: 403, description: 'a member may only change and submit their own expense claims' },
 });

@@ -20,7 +20,7 @@ import { assertAfterRevaluations } from './revalued-dates.js';
 import { revenueRecognitionRepository } from './revenue-recognition.repository.js';
 import { ReceivablesErrors } from './receivables.errors.js';
 import { LedgerErrors } from '../ledger/ledger.errors.js';
-import { effectiveRate, receivablesRepository as repo, revaluedCarrying, type InvoiceLineRow, type InvoiceRow, type NewInvoice } from './receivables.repository.js';
+import { effectiveRate, laterSettlementOfRevalued, receivablesRepository as repo, revaluedCarrying, type InvoiceLineRow, type InvoiceRow, type NewInvoice } from './receivables.repository.js';
 import type {
   CreateCreditNoteDto, CreateInvoiceDto, InvoiceDto, InvoicePage, InvoiceQuery, IssueInvoiceDto, TaxSummaryDto, VoidInvoiceDto,
 } from './receivables.dto.js';
@@ -500,6 +500,13 @@ export class InvoicesService {
     // what the invoice carries is read below: under the posting lock (taken after the recognition runs' lock, as the
     // posting would), as of no date before its last revaluation
     await assertAfterRevaluations(this.ledger, this.journal, tx, [invoiceId], dto.date, 'the credit note');
+    // what a revalued invoice carried before a later settlement is not kept: a credit note dated before it would be valued from today
+    const later = await laterSettlementOfRevalued(tx.db, tx.orgId, [invoiceId], dto.date);
+    if (later) {
+      throw ReceivablesErrors.error('receivables.before_later_settlement',
+        `the credit note dated ${dto.date} is before ${later.date}, the date of a later settlement of the FX-revalued invoice ${invoiceId}: date it on or after ${later.date}`,
+        { documentId: invoiceId, settledOn: later.date });
+    }
     const cnId = await repo.insertInvoice(tx.db, tx.orgId, {
       kind: 'credit_note', customerId: inv.customerId, creditedInvoiceId: invoiceId, series: 'CN', invoiceDate: dto.date, dueDate: dto.date,
       currency: inv.currency, subtotal: fixed(subtotal, currencyMu), taxTotal: fixed(taxTotal, currencyMu), total: fixed(total, currencyMu),

@@ -17,7 +17,7 @@ import { actor, baseOf, InvoicesService, statusFor } from './invoices.service.js
 import { assertOpenPeriod } from './open-period.js';
 import { assertAfterRevaluations } from './revalued-dates.js';
 import { ReceivablesErrors } from './receivables.errors.js';
-import { effectiveRate, laterSettlementOfRevalued, receivablesRepository as repo, revaluedCarrying, type AllocationRow, type Idempotency, type InvoiceRow, type PaymentRow } from './receivables.repository.js';
+import { effectiveRate, laterSettlementOfRevalued, laterUseOfRevaluedCredit, receivablesRepository as repo, revaluedCarrying, type AllocationRow, type Idempotency, type InvoiceRow, type PaymentRow } from './receivables.repository.js';
 import type { RefundCustomerCreditDto, AllocatePaymentDto, ReceivableAllocationDto, ReceivableAllocationInputDto, CreatePaymentDto, PaymentDto, PaymentPage, CustomerPaymentQuery, ReverseReceivableAllocationDto } from './receivables.dto.js';
 
 /** One allocation worked out: the amount, and the base value it takes off the invoice and off the payment. */
@@ -131,6 +131,7 @@ export class PaymentsService {
         `the allocation dated ${p.date} is before ${later.date}, the date of a later allocation of the FX-revalued invoice ${later.documentId}: date it on or after ${later.date}`,
         { documentId: later.documentId, settledOn: later.date });
     }
+    if (p.paymentId) await this.assertNoLaterUseOfCredit(tx, p.paymentId, p.date, 'the allocation');
     const revalued = await revaluedCarrying(tx.db, tx.orgId, invoiceIds, p.date);
     const open = new Map<string, { invoice: InvoiceRow; open: Decimal; carrying?: Carrying }>();
     let source = p.paymentId ? await this.creditCarrying(tx, p.paymentId, p.date) : undefined;
@@ -290,6 +291,19 @@ export class PaymentsService {
     return after;
   }
 
+  /**
+   * What a revalued payment's credit carried before a later use of it (an allocation, its reversal, a refund) is not
+   * kept: a use dated before it would be valued from today.
+   */
+  private async assertNoLaterUseOfCredit(tx: TenantTx, paymentId: string, date: string, doing: string): Promise<void> {
+    const later = await laterUseOfRevaluedCredit(tx.db, tx.orgId, paymentId, date);
+    if (later) {
+      throw ReceivablesErrors.error('receivables.before_later_settlement',
+        `${doing} dated ${date} is before ${later.date}, the date of a later use of the credit of the FX-revalued payment ${paymentId}: date it on or after ${later.date}`,
+        { documentId: paymentId, settledOn: later.date });
+    }
+  }
+
   /** What a revalued payment's credit carries as of `date` (positive), undefined when no revaluation touched it by then. */
   private async creditCarrying(tx: TenantTx, paymentId: string, date: string): Promise<Carrying | undefined> {
     const c = (await revaluedCarrying(tx.db, tx.orgId, [paymentId], date)).get(paymentId);
@@ -357,6 +371,7 @@ export class PaymentsService {
     const rate = payment.currency === baseCurrency ? '1' : dto.rate ?? (await effectiveRate(tx.db, payment.currency, date));
     if (!rate) throw LedgerErrors.error('ledger.rate_missing', `no ${payment.currency} rate on or before ${date}`);
     await assertAfterRevaluations(this.ledger, this.journal, tx, [paymentId], date, 'the refund');
+    await this.assertNoLaterUseOfCredit(tx, paymentId, date, 'the refund');
     const sourceBase = shareOf(left, amount, payment.rate, baseMu, await this.creditCarrying(tx, paymentId, date));
     const bankBase = baseOf(amount, rate, baseMu);
     const common = { currency: payment.currency, counterpartyType: 'customer', counterpartyId: payment.customerId };

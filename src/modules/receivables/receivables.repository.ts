@@ -554,6 +554,21 @@ export async function laterSettlementOfRevalued(db: Db, orgId: string, invoiceId
   return row;
 }
 
+/**
+ * When the payment `paymentId` is FX-revalued (has finance.fx_revaluation_items rows): the latest use of its credit (an
+ * allocation or its reversal, a refund) dated after `date`, or undefined.
+ */
+export async function laterUseOfRevaluedCredit(db: Db, orgId: string, paymentId: string, date: string): Promise<{ documentId: string; date: string } | undefined> {
+  const [row] = await db.$queryRaw<{ documentId: string; date: string }[]>`
+    SELECT ${paymentId}::text AS "documentId", max(u.d)::text AS date FROM (
+      SELECT a.allocation_date AS d FROM finance.receivable_allocations a WHERE a.org_id = ${orgId}::uuid AND a.payment_id = ${paymentId}::uuid AND a.allocation_date > ${date}::date
+      UNION ALL
+      SELECT r.refund_date FROM finance.customer_refunds r WHERE r.org_id = ${orgId}::uuid AND r.payment_id = ${paymentId}::uuid AND r.refund_date > ${date}::date) u
+    WHERE EXISTS (SELECT 1 FROM finance.fx_revaluation_items x WHERE x.org_id = ${orgId}::uuid AND x.document_id = ${paymentId}::uuid)
+    HAVING max(u.d) IS NOT NULL`;
+  return row;
+}
+
 /** One row of semantic.v_ar_open as the agents' list_open_invoices tool hands it to a model. */
 export interface OpenInvoiceRow {
   documentKind: string; documentId: string; customerId: string; customerName: string; number: string | null; documentDate: string; dueDate: string;
