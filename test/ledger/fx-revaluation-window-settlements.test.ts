@@ -12,7 +12,9 @@ import { ledgerUrl } from './ledger-support.js';
  *    reversal brings the item back first); one dated before the reversal date is still refused;
  *  - two autoReverse revaluations reversed on the same day leave the item carrying its own rate again;
  *  - an allocation of a revalued item dated before a later allocation of it is refused (AR and AP), as is a credit note of a
- *    revalued invoice, and a refund or an allocation of a revalued payment credit dated before a later use of that credit.
+ *    revalued invoice, and a refund or an allocation of a revalued payment credit dated before a later use of that credit;
+ *  - so is the reversal of an allocation dated before a later allocation of the revalued invoice or bill, or before a later
+ *    use of the revalued payment credit (AR and AP).
  */
 describe('FX revaluation with autoReverse: settlements after its reversal, reversals on one day, backdated settlements', () => {
   let t: TestApp;
@@ -208,5 +210,73 @@ describe('FX revaluation with autoReverse: settlements after its reversal, rever
       expect(used.body.error.message).toContain('2026-02-05');
     });
     await t.http.post(payablesUrl(b2.orgId, `payments/${credit.body.id}/refunds`)).set(owner.auth).send({ date: '2026-02-05', amount: '100.00' }).expect(201);
+  });
+
+  it('the reversal of an allocation dated before a later allocation of the revalued invoice or bill is 422 before_later_settlement (AR and AP); nothing is written', async () => {
+    const b = await books('Backdated reversal on a revalued invoice');
+    const inv = await b.invoice();
+    await b.revalue('2026-01-31', true).expect(201);
+    const first = await b.arPayment({ date: '2026-02-01', amount: '300.00', rate: '1.15', allocations: [{ invoiceId: inv.id, amount: '300.00' }] }).expect(201);
+    await b.arPayment({ date: '2026-02-05', amount: '400.00', rate: '1.12', allocations: [{ invoiceId: inv.id, amount: '400.00' }] }).expect(201);
+    const { rows: [allocation] } = await t.db.admin.query(`SELECT id FROM finance.receivable_allocations WHERE org_id = $1 AND payment_id = $2`, [b.orgId, first.body.id]);
+    await b.expectAgingUnchanged(['2026-02-01', '2026-02-05'], async () => {
+      const res = await t.http.post(rUrl(b.orgId, `allocations/${allocation.id}/reverse`)).set(owner.auth).send({ date: '2026-02-01' });
+      expect([res.status, res.body.error?.code, res.body.error?.details]).toEqual([422, 'receivables.before_later_settlement', { documentId: inv.id, settledOn: '2026-02-05' }]);
+      expect(res.body.error.message).toContain('2026-02-05');
+    });
+    await b.expectAgingIsAr('2026-02-05', '330.00');
+    // dated on the later allocation's date: reversed, the 300.00 open again at the rate the invoice has then (+330.00 at
+    // 1.10) and a credit of the payment again at its own rate (-345.00 at 1.15)
+    await t.http.post(rUrl(b.orgId, `allocations/${allocation.id}/reverse`)).set(owner.auth).send({ date: '2026-02-05' }).expect(201);
+    await b.expectAgingIsAr('2026-02-05', '315.00');
+
+    const b2 = await books('Backdated reversal on a revalued bill');
+    const bill = await b2.bill();
+    await b2.revalue('2026-01-31', true).expect(201);
+    const paid = await b2.apPayment({ paymentDate: '2026-02-01', amount: '300.00', rate: '1.15', allocations: [{ billId: bill.id, amount: '300.00' }] }).expect(201);
+    await b2.apPayment({ paymentDate: '2026-02-05', amount: '400.00', rate: '1.12', allocations: [{ billId: bill.id, amount: '400.00' }] }).expect(201);
+    const { rows: [billAllocation] } = await t.db.admin.query(`SELECT id FROM finance.bill_allocations WHERE org_id = $1 AND payment_id = $2`, [b2.orgId, paid.body.id]);
+    await b2.expectAgingUnchanged(['2026-02-01', '2026-02-05'], async () => {
+      const res = await t.http.post(payablesUrl(b2.orgId, `allocations/${billAllocation.id}/reverse`)).set(owner.auth).send({ date: '2026-02-01' });
+      expect([res.status, res.body.error?.code, res.body.error?.details]).toEqual([422, 'payables.before_later_settlement', { documentId: bill.id, settledOn: '2026-02-05' }]);
+      expect(res.body.error.message).toContain('2026-02-05');
+    });
+    await b2.expectAgingIsAp('2026-02-05', '330.00');
+    await t.http.post(payablesUrl(b2.orgId, `allocations/${billAllocation.id}/reverse`)).set(owner.auth).send({ date: '2026-02-05' }).expect(201);
+    await b2.expectAgingIsAp('2026-02-05', '315.00');
+  });
+
+  it('the reversal of an allocation of a revalued payment credit dated before a later use of that credit is 422 before_later_settlement (AR and AP); nothing is written', async () => {
+    const b = await books('Backdated reversal of a use of a revalued customer credit');
+    const [inv, inv2] = [await b.invoice(), await b.invoice()];
+    const pay = await b.arPayment({ date: '2026-01-15', amount: '1000.00', rate: '1.10', allocations: [] }).expect(201);
+    await b.revalue('2026-01-31', true).expect(201);
+    await t.http.post(rUrl(b.orgId, `payments/${pay.body.id}/allocations`)).set(owner.auth).send({ date: '2026-02-01', allocations: [{ invoiceId: inv.id, amount: '300.00' }] }).expect(201);
+    await t.http.post(rUrl(b.orgId, `payments/${pay.body.id}/allocations`)).set(owner.auth).send({ date: '2026-02-05', allocations: [{ invoiceId: inv2.id, amount: '400.00' }] }).expect(201);
+    const { rows: [allocation] } = await t.db.admin.query(`SELECT id FROM finance.receivable_allocations WHERE org_id = $1 AND invoice_id = $2`, [b.orgId, inv.id]);
+    await b.expectAgingUnchanged(['2026-02-01', '2026-02-05'], async () => {
+      const res = await t.http.post(rUrl(b.orgId, `allocations/${allocation.id}/reverse`)).set(owner.auth).send({ date: '2026-02-01' });
+      expect([res.status, res.body.error?.code, res.body.error?.details]).toEqual([422, 'receivables.before_later_settlement', { documentId: pay.body.id, settledOn: '2026-02-05' }]);
+      expect(res.body.error.message).toContain('2026-02-05');
+    });
+    // dated on the later use's date: reversed
+    await t.http.post(rUrl(b.orgId, `allocations/${allocation.id}/reverse`)).set(owner.auth).send({ date: '2026-02-05' }).expect(201);
+    await b.expectAgingIsAr('2026-02-05', await b.balance('1200', '2026-02-05'));
+
+    const b2 = await books('Backdated reversal of a use of a revalued vendor credit');
+    const [bill, bill2] = [await b2.bill(), await b2.bill()];
+    const credit = await b2.apPayment({ paymentDate: '2026-01-15', amount: '1000.00', rate: '1.10', allocations: [] }).expect(201);
+    await b2.revalue('2026-01-31', true).expect(201);
+    await t.http.post(payablesUrl(b2.orgId, `payments/${credit.body.id}/allocations`)).set(owner.auth).send({ date: '2026-02-01', billId: bill.id, amount: '300.00' }).expect(201);
+    await t.http.post(payablesUrl(b2.orgId, `payments/${credit.body.id}/allocations`)).set(owner.auth).send({ date: '2026-02-05', billId: bill2.id, amount: '400.00' }).expect(201);
+    const { rows: [billAllocation] } = await t.db.admin.query(`SELECT id FROM finance.bill_allocations WHERE org_id = $1 AND bill_id = $2`, [b2.orgId, bill.id]);
+    await b2.expectAgingUnchanged(['2026-02-01', '2026-02-05'], async () => {
+      const res = await t.http.post(payablesUrl(b2.orgId, `allocations/${billAllocation.id}/reverse`)).set(owner.auth).send({ date: '2026-02-01' });
+      expect([res.status, res.body.error?.code, res.body.error?.details]).toEqual([422, 'payables.before_later_settlement', { documentId: credit.body.id, settledOn: '2026-02-05' }]);
+      expect(res.body.error.message).toContain('2026-02-05');
+    });
+    await t.http.post(payablesUrl(b2.orgId, `allocations/${billAllocation.id}/reverse`)).set(owner.auth).send({ date: '2026-02-05' }).expect(201);
+    const ap = (await t.http.get(payablesUrl(b2.orgId, 'aging?asOf=2026-02-05')).set(owner.auth).expect(200)).body;
+    expect(ap.total).toBe(ap.controlAccountBalance);
   });
 });

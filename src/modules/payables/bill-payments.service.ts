@@ -381,6 +381,19 @@ export class BillPaymentsService {
     if (date < iso(original.allocation_date)) throw PlatformErrors.error('validation_failed', `date must not be before the allocation date ${iso(original.allocation_date)}`);
     await this.assertPeriodOpen(tx, date);
     await assertAfterRevaluations(this.ledger, this.journal, tx, [original.bill_id, original.payment_id], date, 'the reversal of the allocation');
+    // what a revalued bill (or credit) carried before a later settlement (or use) is not kept: a reversal dated before it would be valued from today
+    const laterOfBill = await laterSettlementOfRevalued(tx.db, tx.orgId, [original.bill_id], date);
+    if (laterOfBill) {
+      throw PayablesErrors.error('payables.before_later_settlement',
+        `the reversal of the allocation dated ${date} is before ${laterOfBill.date}, the date of a later allocation of the FX-revalued bill or claim ${original.bill_id}: date it on or after ${laterOfBill.date}`,
+        { documentId: original.bill_id, settledOn: laterOfBill.date });
+    }
+    const laterOfCredit = await laterUseOfRevaluedCredit(tx.db, tx.orgId, original.payment_id, date);
+    if (laterOfCredit) {
+      throw PayablesErrors.error('payables.before_later_settlement',
+        `the reversal of the allocation dated ${date} is before ${laterOfCredit.date}, the date of a later use of the credit of the FX-revalued payment ${original.payment_id}: date it on or after ${laterOfCredit.date}`,
+        { documentId: original.payment_id, settledOn: laterOfCredit.date });
+    }
     const { baseMu } = await this.baseMu(tx);
     // reopened at what the bill (and the payment's credit) carries as of the date, as on AR: a revalued one at its last
     // revaluation's rate (the original's bases negated would reopen it at a value from before the revaluation, and the

@@ -432,11 +432,12 @@ export class PayablesController {
   @RequireRole(...BOOKKEEPER_ROLES)
   @ApiOperation({ operationId: 'reverseBillAllocation', summary: 'Un-allocate: a new reversing allocation (the bill is open again; the payment has the credit again)',
     description: 'Emits bill_payment.allocation_reversed. The realized FX result is reversed on the account the original result went to (read from its entry). '
-      + 'Dated before the last FX revaluation of the bill or the payment\'s credit: 422 payables.before_revaluation.' })
+      + 'Dated before the last FX revaluation of the bill or the payment\'s credit: 422 payables.before_revaluation; dated before a later allocation (or reversal) '
+      + 'of a revalued bill, or a later use of a revalued payment credit: 422 payables.before_later_settlement.' })
   @ApiCreatedResponse({ type: BillPaymentDto })
   @ApiErrors(400)
   // the AP account: the one the payment read (never payables.account_not_allowed, as for an allocation)
-  @ApiErrorCodes('payables.allocation_reversed', 'ledger.fx_accounts_missing', 'payables.before_revaluation', ...DOCUMENT_POSTING_ERRORS)
+  @ApiErrorCodes('payables.allocation_reversed', 'ledger.fx_accounts_missing', 'payables.before_revaluation', 'payables.before_later_settlement', ...DOCUMENT_POSTING_ERRORS)
   reverseAllocation(@Tx() tx: TenantTx, @IdParam('allocationId', 'bill_allocation') id: string, @Body() dto: ReverseAllocationDto): Promise<BillPaymentDto> {
     return this.payments.reverseAllocation(tx, id, dto);
   }

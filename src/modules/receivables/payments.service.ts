@@ -420,6 +420,14 @@ export class PaymentsService {
     const unallocated = D(payment.amount).minus(payment.allocated);
     // reopened at the rate the invoice (and the payment's credit) is carried at: a revalued one at its revaluation's
     await assertAfterRevaluations(this.ledger, this.journal, tx, [invoice.id, payment.id], date, 'the reversal of the allocation');
+    // what a revalued invoice (or credit) carried before a later settlement (or use) is not kept: a reversal dated before it would be valued from today
+    const later = await laterSettlementOfRevalued(tx.db, tx.orgId, [invoice.id], date);
+    if (later) {
+      throw ReceivablesErrors.error('receivables.before_later_settlement',
+        `the reversal of the allocation dated ${date} is before ${later.date}, the date of a later allocation of the FX-revalued invoice ${later.documentId}: date it on or after ${later.date}`,
+        { documentId: later.documentId, settledOn: later.date });
+    }
+    await this.assertNoLaterUseOfCredit(tx, payment.id, date, 'the reversal of the allocation');
     const invoiceCarrying = (await revaluedCarrying(tx.db, tx.orgId, [invoice.id], date)).get(invoice.id);
     const creditCarrying = await this.creditCarrying(tx, payment.id, date);
     const invoiceBase = invoiceCarrying ? D(invoiceCarrying.base).minus(baseOf(open.plus(amount), invoiceCarrying.rate, baseMu))
