@@ -52,7 +52,8 @@ describe('a run whose executing instance is lost', () => {
     await llm?.close();
   });
 
-  const sweep = () => a.app.get(RunsService).failLostRuns(new Date(clock.now()));
+  // the injected clock moves with the wall clock (ManualClock): a sweep whose time a test compares with is given it
+  const sweep = (at: Date = new Date(clock.now())) => a.app.get(RunsService).failLostRuns(at);
   const storedRun = async (runId: string) => (await a.db.admin.query(`SELECT status, error_class, stop_reason, steps, cost::text AS cost,
       lease_until, call_in_flight_until, call_in_flight_id, finished_at FROM ai.runs WHERE id = $1`, [runId])).rows[0];
   const runEvents = async (runId: string) => (await a.db.admin.query(`SELECT payload->>'type' AS type, payload->'payload' AS payload FROM core.outbox
@@ -101,7 +102,7 @@ describe('a run whose executing instance is lost', () => {
     // the lease has passed: two instances sweep at once, one fails it
     clock.advance(2 * 60_000);
     const failedAt = new Date(clock.now());
-    const swept = await Promise.all([sweep(), sweep()]);
+    const swept = await Promise.all([sweep(failedAt), sweep(failedAt)]);
     expect(swept.flat()).toEqual([id]);
     expect(await storedRun(id)).toEqual({
       status: 'failed', error_class: 'worker_lost', stop_reason: 'error', steps: 0, cost: '0.00000000',
@@ -187,14 +188,14 @@ describe('a run whose executing instance is lost', () => {
 
     // the queue retries it for a day: left alone until then
     clock.advance(startedAt.getTime() + QUEUED_RUN_LEASE_MS - clock.now());
-    expect(await sweep()).toEqual([]);
+    expect(await sweep(new Date(startedAt.getTime() + QUEUED_RUN_LEASE_MS))).toEqual([]);
     expect(await storedRun(id)).toMatchObject({ status: 'running', lease_until: null });
     expect(await runEvents(id)).toEqual([]);
 
     // a day has passed: two instances sweep at once, one fails it
     clock.advance(60_000);
     const failedAt = new Date(clock.now());
-    const swept = await Promise.all([sweep(), sweep()]);
+    const swept = await Promise.all([sweep(failedAt), sweep(failedAt)]);
     expect(swept.flat()).toEqual([id]);
     expect(await storedRun(id)).toEqual({
       status: 'failed', error_class: 'worker_lost', stop_reason: 'error', steps: 0, cost: '0.00000000',
