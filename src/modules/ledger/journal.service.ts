@@ -698,7 +698,7 @@ export class JournalService {
         if (!r || D(r.delta).isZero()) continue;
         entries.push(await this.changeCarried(tx, {
           ...item, ...item.leaving, date: on, delta: D(r.delta).neg(),
-          memo: `${item.memo}: FX revaluation reversal of ${on} taken back`.slice(0, 1000), sourceRef: FX_SETTLED_SHARE_REF,
+          memo: generatedMemo('', item.memo, `: FX revaluation reversal of ${on} taken back`), sourceRef: FX_SETTLED_SHARE_REF,
         }));
         continue;
       }
@@ -709,7 +709,7 @@ export class JournalService {
       if (delta.isZero()) continue;
       entries.push(await this.changeCarried(tx, {
         ...item, accountId: open.accountId, currency: open.currency, rate: open.carriedRate, date: on, delta,
-        memo: `${item.memo}: FX revaluation reversal of ${on} on the settled share`.slice(0, 1000), sourceRef: FX_SETTLED_SHARE_REF,
+        memo: generatedMemo('', item.memo, `: FX revaluation reversal of ${on} on the settled share`), sourceRef: FX_SETTLED_SHARE_REF,
       }));
     }
     return entries;
