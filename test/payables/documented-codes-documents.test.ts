@@ -30,7 +30,7 @@ const NOT_DECLARED: Record<string, string[]> = {
   commentOnBill: ['auth.user_required'],
   commentOnExpenseClaim: ['auth.user_required'],
   submitExpenseClaim: ['payables.claim_not_own'],
-  voidExpenseClaim: ['payables.claim_not_own'],
+  voidExpenseClaim: ['payables.claim_not_own', 'ledger.fx_accounts_missing'],
 };
 
 /**

@@ -80,6 +80,28 @@ describe('payables: every documented posting code of the posting operations', ()
     }
   }
   const TOO_LARGE = 'must be below 10000000000000000';
+  /** A claim posted at its approval (one bookkeeper's approval up to 1,000.00). */
+  const postedClaim = async (o: Parameters<typeof submittedClaim>[0] = {}, org = orgId, member: TestUser = users.member, approver: TestUser = users.accountant) => {
+    const id = await submittedClaim(o, org, member);
+    expect((await t.http.post(url(`expense-claims/${id}/approve`, org)).set(approver.auth).send({}).expect(200)).body.status).toBe('posted');
+    return id;
+  };
+  let fxAccounts = 0;
+  /**
+   * Runs `fn` with the realized FX gain and loss accounts of the main organization both set to a new expense account,
+   * archived once set (nothing posted to it) or taking USD only, then sets the standard ones (4300, 5500) back.
+   */
+  async function withFxAccount(kind: 'archived' | 'usd', fn: (code: string) => Promise<void>) {
+    const code = String(5980 + fxAccounts++);
+    const account = await newAccount(code, 'expense', kind === 'usd' ? { currency: 'USD' } : {});
+    await t.http.patch(ledgerUrl(orgId, 'settings')).set(users.owner.auth).send({ fxGainAccountId: account, fxLossAccountId: account }).expect(200);
+    if (kind === 'archived') await archive(account);
+    try {
+      await fn(code);
+    } finally {
+      await t.http.patch(ledgerUrl(orgId, 'settings')).set(users.owner.auth).send({ fxGainAccountId: acc['4300'], fxLossAccountId: acc['5500'] }).expect(200);
+    }
+  }
 
   beforeAll(async () => {
     t = await createTestApp();
@@ -153,6 +175,22 @@ describe('payables: every documented posting code of the posting operations', ()
     expect((await t.http.get(url(`bills/${onMoved}`)).set(users.accountant.auth).expect(200)).body).toMatchObject({ status: 'posted', voidEntryId: null });
   });
 
+  it('voidExpenseClaim: a date no fiscal year covers, and an account archived since the claim posted, are refused; the claim stays posted', async () => {
+    const voidClaim = (id: string, date: string) => () => t.http.post(url(`expense-claims/${id}/void`)).set(users.accountant.auth).send({ date, reason: 'claimed twice' });
+    const claim = await postedClaim({ claimDate: '2026-03-12' });
+    await refused(voidClaim(claim, '2031-03-08'), 422, 'ledger.no_fiscal_year', 'no fiscal period covers 2031-03-08');
+    // the claim's expense moved to another account by a journal entry: its account has no balance and is archived
+    const moved = await newAccount('5940', 'expense');
+    const onMoved = await postedClaim({ claimDate: '2026-03-12', accountId: moved });
+    await t.http.post(ledgerUrl(orgId, 'journal-entries')).set(users.owner.auth)
+      .send({ date: '2026-03-12', lines: [{ accountId: acc['5200'], debit: '40.00' }, { accountId: moved, credit: '40.00' }] }).expect(201);
+    await archive(moved);
+    await refused(voidClaim(onMoved, '2026-03-13'), 422, 'ledger.account_not_postable', 'account 5940 is archived');
+    for (const id of [claim, onMoved]) {
+      expect((await t.http.get(url(`expense-claims/${id}`)).set(users.accountant.auth).expect(200)).body).toMatchObject({ status: 'posted', voidEntryId: null });
+    }
+  });
+
   // ------------------------------------------------------------------ payments
   it('createBillPayment: no fiscal year, a bank account of another currency, an unknown currency and a base too large are refused; no payment', async () => {
     const pay = (o: object) => () => t.http.post(url('payments')).set(users.accountant.auth)
@@ -187,6 +225,16 @@ describe('payables: every documented posting code of the posting operations', ()
     await refused(refund({ amount: '99999999999999', rate: '1000' }, large.id), 422, 'ledger.invalid_amount', TOO_LARGE);
   });
 
+  it('refundVendorCredit: no client rate and none in the table on the refund date is 422 ledger.rate_missing; a client rate of 0 is 422 ledger.invalid_rate', async () => {
+    const refund = (id: string, o: object = {}) => () => t.http.post(url(`payments/${id}/refunds`)).set(users.accountant.auth).send({ amount: '40.00', date: '2026-03-25', ...o });
+    // paid at the client's rate: the rate table has no GBP rate, so a refund without one finds none
+    const gbp = await payment({ currency: 'GBP', rate: '1.15', paymentDate: '2026-03-22' });
+    await refused(refund(gbp.id), 422, 'ledger.rate_missing', 'no GBP rate on or before 2026-03-25');
+    const usd = await payment({ currency: 'USD', rate: '1', paymentDate: '2026-03-22' });
+    await refused(refund(usd.id, { rate: '0' }), 422, 'ledger.invalid_rate', 'rate must be positive');
+    for (const p of [gbp, usd]) expect((await t.http.get(url(`payments/${p.id}`)).set(users.accountant.auth).expect(200)).body.refunds).toEqual([]);
+  });
+
   it('reverseBillAllocation: a date no fiscal year covers is refused; the allocation stays', async () => {
     const bill = await postedBill({ billDate: '2026-03-10' });
     const p = await payment({ paymentDate: '2026-03-23', amount: '50.00', allocations: [{ billId: bill, amount: '50.00' }] });
@@ -217,6 +265,34 @@ describe('payables: every documented posting code of the posting operations', ()
     const { rows } = await t.db.admin.query(`SELECT a.code, l.base_credit::numeric(20, 2)::text AS bc FROM finance.journal_lines l JOIN finance.accounts a ON a.org_id = l.org_id AND a.id = l.account_id
       WHERE l.org_id = $1 AND l.entry_id = $2 AND l.base_credit > 0 AND a.code <> '2100'`, [orgId, entryId]);
     expect(rows).toEqual([{ code: '5500', bc: '20.00' }]);
+  });
+
+  it('reverseBillAllocation: a result whose account its original entry does not tell goes to the settings\' FX account: of another currency, or archived, it is refused', async () => {
+    // USD 100 at 0.9 and USD 100 at 1.1, one payment at 1.0 settles both: a loss of EUR 10 and a gain of EUR 10, no result line in its entry
+    const [cheap, dear] = [await postedBill({ currency: 'USD', rate: '0.9', unitPrice: '100.00', billDate: '2026-03-12' }),
+      await postedBill({ currency: 'USD', rate: '1.1', unitPrice: '100.00', billDate: '2026-03-12' })];
+    const both = await payment({ currency: 'USD', rate: '1', amount: '200.00', paymentDate: '2026-03-27', allocations: [{ billId: cheap, amount: '100.00' }, { billId: dear, amount: '100.00' }] });
+    const loss = both.allocations.find((a: { billId: string }) => a.billId === cheap);
+    expect(loss.fxDifference).toBe('10.00');
+    const reverse = () => t.http.post(url(`allocations/${loss.id}/reverse`)).set(users.accountant.auth).send({});
+    await withFxAccount('usd', (code) => refused(reverse, 422, 'ledger.currency_not_allowed', `account ${code} only takes USD, not EUR`));
+    await withFxAccount('archived', (code) => refused(reverse, 422, 'ledger.account_not_postable', `account ${code} is archived`));
+    expect((await t.http.get(url(`payments/${both.id}`)).set(users.accountant.auth).expect(200)).body.allocations).toHaveLength(2);
+  });
+
+  // ------------------------------------------------------------------ an FX revaluation
+  it('voidExpenseClaim dated before the claim\'s last FX revaluation is 422 payables.before_revaluation; the claim stays posted', async () => {
+    // an organization of its own: a revaluation revalues every open foreign item of the organization
+    const { orgId: org, users: u } = await orgWithRoles(t, 'Revalued Claims Ltd');
+    await onPlan(t, org, 'professional');
+    const chart = await startBooks(t, org, u.owner);
+    await t.http.post(ledgerUrl(org, 'fx-rates/import')).set(u.owner.auth)
+      .send({ rates: [{ currency: 'USD', date: '2026-03-01', rate: '0.9' }, { currency: 'USD', date: '2026-03-31', rate: '1.0' }] }).expect(201);
+    const claim = await postedClaim({ currency: 'USD', accountId: chart['5200'] }, org, u.member, u.accountant);
+    await t.http.post(ledgerUrl(org, 'fx-revaluations')).set(u.owner.auth).send({ date: '2026-03-31' }).expect(201);
+    await refused(() => t.http.post(url(`expense-claims/${claim}/void`, org)).set(u.accountant.auth).send({ date: '2026-03-20' }), 422, 'payables.before_revaluation',
+      `the void dated 2026-03-20 is before 2026-03-31, the date of the last FX revaluation of ${claim}: date it on or after 2026-03-31`, org);
+    expect((await t.http.get(url(`expense-claims/${claim}`, org)).set(u.accountant.auth).expect(200)).body).toMatchObject({ status: 'posted', voidEntryId: null });
   });
 
   // ------------------------------------------------------------------ an organization started without a chart

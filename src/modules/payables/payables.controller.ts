@@ -305,9 +305,9 @@ export class PayablesController {
   @ApiOkResponse({ type: BillDto })
   @ApiErrors(400)
   // a member reads only their own claims (another's is 404 expense_claim.not_found): never payables.claim_not_own.
-  // A posted claim: the reversal of its entry, dated by the client or today (its period closed or uncovered; an account archived since)
-  // a revalued claim whose FX accounts were unset since the revaluation: ledger.fx_accounts_missing
-  @ApiErrorCodes('payables.not_editable', 'payables.own_bill', 'payables.has_allocations', 'payables.before_revaluation', 'ledger.fx_accounts_missing', ...REVERSAL_POSTING_ERRORS)
+  // A posted claim: the reversal of its entry, dated by the client or today (its period closed or uncovered; an account archived since).
+  // Never ledger.fx_accounts_missing: a revaluation needs the FX accounts, and the ledger settings never unset one (null leaves it as it is)
+  @ApiErrorCodes('payables.not_editable', 'payables.own_bill', 'payables.has_allocations', 'payables.before_revaluation', ...REVERSAL_POSTING_ERRORS)
   voidClaim(@Tx() tx: TenantTx, @IdParam('claimId', 'expense_claim') id: string, @Body() dto: VoidBillDto): Promise<BillDto> {
     return this.payables.void(tx, id, 'expense_claim', { reason: dto.reason, date: dto.date });
   }
