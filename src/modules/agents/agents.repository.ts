@@ -188,13 +188,22 @@ export const agentsRepository = {
   },
 
   /**
-   * Locks a running run for its execution to fail it (an unexpected error): answers the call id of the LLM call it has in
-   * flight (its budget reservation, for the caller to settle; null: none), or undefined when it is no longer running.
+   * Locks a run whose execution failed (an unexpected error), for it to settle the LLM call it had in flight: answers the
+   * call id the run is marked with (its budget reservation; null: none), its status, whether it was cancelled while that
+   * call was in flight (as lockRun) and, cancelled, whether step `stepNo` (the call's, as its execution numbered it) is
+   * stored; undefined when the run is neither running nor cancelled. A running run's mark is cleared when the call's step
+   * is stored; a cancelled run keeps it (it never changes once finished, but for its counters), hence the step. Only the
+   * run's execution adds steps: the step read after the lock stays as read.
    */
-  async lockRunningCall(db: Db, orgId: string, id: string): Promise<{ callId: string | null } | undefined> {
-    const [r] = await db.run(qb.selectFrom('ai.runs').select('call_in_flight_id')
-      .where('org_id', '=', orgId).where('id', '=', id).where('status', '=', 'running').forUpdate());
-    return r && { callId: r.call_in_flight_id };
+  async lockCallInFlight(db: Db, orgId: string, id: string, stepNo: number | null):
+  Promise<{ callId: string | null; status: 'running' | 'cancelled'; cancelledMidCall: boolean; stepStored: boolean } | undefined> {
+    const [r] = await db.run(qb.selectFrom('ai.runs')
+      .select(['call_in_flight_id', 'status', sql<boolean>`coalesce(status = 'cancelled' AND call_in_flight_until > finished_at, false)`.as('cancelled_mid_call')])
+      .where('org_id', '=', orgId).where('id', '=', id).where('status', 'in', ['running', 'cancelled']).forUpdate());
+    if (!r) return undefined;
+    const stepStored = r.status === 'cancelled' && stepNo !== null && (await db.run(qb.selectFrom('ai.run_steps').select('step_no')
+      .where('org_id', '=', orgId).where('run_id', '=', id).where('step_no', '=', stepNo))).length > 0;
+    return { callId: r.call_in_flight_id, status: r.status as 'running' | 'cancelled', cancelledMidCall: r.cancelled_mid_call, stepStored };
   },
 
   async getRun(db: Db, orgId: string, agentId: string, id: string): Promise<RunDto | undefined> {

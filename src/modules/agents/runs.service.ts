@@ -116,7 +116,7 @@ class NothingToRun extends Error {}
 /**
  * An LLM call the provider answered (or billed for failed attempts), its step not stored yet: set by the loop from the
  * answer to the commit of the transaction storing it. Should that transaction fail, the execution's failure stores it
- * (storeUnusedCall) instead of settling its reservation at nothing.
+ * (settleCallInFlight) instead of settling its reservation at nothing.
  */
 interface UnstoredCall {
   callId: string;
@@ -124,6 +124,16 @@ interface UnstoredCall {
   usage: TokenUsage;
   cost: Decimal;
   endedAt: Date;
+}
+
+/**
+ * The LLM call an execution has in flight: the loop's call from the commit of its reservation to the commit of its step
+ * (`call`: its id, and the step number it takes), and the provider's answer (or billed failure) once it has one
+ * (`unstored`). Should the execution fail meanwhile, its failure settles the call (settleCallInFlight).
+ */
+interface InFlight {
+  call?: { callId: string; stepNo: number };
+  unstored?: UnstoredCall;
 }
 
 /** A tool's answer (or its error) as the model is handed it. */
@@ -138,7 +148,7 @@ function toolMessage(toolCallId: string, error: string | null | undefined, answe
  * reads back with its keys in PostgreSQL's order, the same data); the calls made, counted against maxSteps; the tool
  * calls of the last call with no result stored (the failure came between them), to run before the next call; and the
  * content of the last call. A failed call (budget, provider) finished the run: a run taken again has none, but for a
- * call stored by a failed execution (internal: storeUnusedCall), which is left out.
+ * call stored by a failed execution (internal: settleCallInFlight), which is left out.
  */
 function resumeConversation(steps: readonly RunStepDto[]): { messages: ChatMessage[]; calls: number; pendingTools: ToolCall[]; lastContent: string | null } {
   const messages: ChatMessage[] = [];
@@ -295,45 +305,57 @@ export class RunsService implements OnModuleInit {
 
   /**
    * Releases the lease on a job's run whose execution here failed (an unexpected error), so that its job's retry takes it
-   * again, and the budget reservation of the LLM call it had in flight: answered (or billed) but not stored (`unstored`:
-   * the transaction storing it failed), stored now with what it cost (storeUnusedCall); otherwise settled at nothing (as
-   * failLostRuns does: what the provider billed, if it had the call, is not known). A run finished meanwhile (cancelled,
-   * swept) is left as it is.
+   * again, and the budget reservation of the LLM call it had in flight (settleCallInFlight). A run finished meanwhile
+   * (cancelled, swept) is left as it is, but for its call in flight (a cancel mid-call leaves it to the execution).
    */
-  private async releaseRun(s: StartedRun, unstored: UnstoredCall | undefined): Promise<void> {
+  private async releaseRun(s: StartedRun, inFlight: InFlight): Promise<void> {
     await this.db.tenant(s.principal, s.orgId, s.meta, async (tx) => {
-      await this.storeUnusedCall(tx, s, unstored);
-      const released = await repo.releaseRun(tx.db, s.orgId, s.run.id);
-      if (released?.callId) await this.settle(tx, s.agent.id, released.callId, new Decimal(0), 0, this.now());
+      await this.settleCallInFlight(tx, s, inFlight);
+      await repo.releaseRun(tx.db, s.orgId, s.run.id);
     });
   }
 
   /**
-   * Stores, in the transaction of a failed execution (`tx`: releaseRun, failUnexpectedly), the LLM call the provider
-   * answered whose step could not be stored (`unstored`), if the running run still has it in flight (its step was not
-   * stored: storing it clears the mark): its reservation settled at what it cost, and a failed step (internal) with its
-   * tokens and cost, which count in the run's; its answer is not used (a job's retry makes the call again, not counting
-   * it against maxSteps: resumeConversation). A call the run no longer has in flight (stored, or the run finished) is left
-   * alone. The step keeps the call's detail (its answer, or its failed attempts); its error class is internal.
+   * Settles, in the transaction of a failed execution (`tx`: releaseRun, failUnexpectedly), the budget reservation of the
+   * LLM call the run still has in flight, its step not stored: running, the call it is marked with (storing its step
+   * clears the mark); cancelled while the call was in flight (a cancel keeps the mark, and the cancelled run still takes
+   * the call's step), the loop's call (`inFlight.call`) if its step is not stored: a cancel mid-call leaves both the call
+   * and the run's event to the execution, which emits it once this transaction has stored the call (finish). A call the
+   * provider answered, or billed for failed attempts (`inFlight.unstored`: the transaction storing it failed), is settled
+   * at what it cost and stored as a failed step (internal) with its tokens and cost, which count in the run's; its answer
+   * is not used (a job's retry makes the call again, not counting it against maxSteps: resumeConversation); the step keeps
+   * the call's detail (its answer, or its failed attempts). Any other is settled at nothing (as failLostRuns does: what
+   * the provider billed, if it had the call, is not known). A call stored, or a run finished otherwise, is left alone.
+   * Answers the step stored, if any.
    */
-  private async storeUnusedCall(tx: TenantTx, s: StartedRun, unstored: UnstoredCall | undefined): Promise<void> {
-    if (!unstored) return;
-    const running = await repo.lockRunningCall(tx.db, s.orgId, s.run.id);
-    if (running?.callId !== unstored.callId) return;
+  private async settleCallInFlight(tx: TenantTx, s: StartedRun, inFlight: InFlight): Promise<StepRow | undefined> {
+    const call = await repo.lockCallInFlight(tx.db, s.orgId, s.run.id, inFlight.call?.stepNo ?? null);
+    if (!call?.callId) return undefined;
+    if (call.status === 'cancelled') {
+      if (call.callId !== inFlight.call?.callId || call.stepStored) return undefined;
+      if (call.cancelledMidCall) this.cancelEventOwed.add(s.run.id);
+    }
+    const { unstored } = inFlight;
+    if (unstored?.callId !== call.callId) {
+      await this.settle(tx, s.agent.id, call.callId, new Decimal(0), 0, this.now());
+      return undefined;
+    }
     await this.settle(tx, s.agent.id, unstored.callId, unstored.cost, totalTokens(unstored.usage), unstored.endedAt);
-    await repo.addStep(tx.db, s.orgId, s.run.id, {
+    const step: StepRow = {
       ...unstored.step, status: 'failed', errorClass: 'internal',
       errorMessage: 'its step could not be stored when the call ended (an internal error): stored with what the provider billed, its answer not used',
-    }, this.lease());
+    };
+    await repo.addStep(tx.db, s.orgId, s.run.id, step, this.lease());
+    return step;
   }
 
   /**
    * Executes a started run to its end. A budget refusal finishes the run (budget_exceeded) and is thrown as
    * 402 ai.budget_exceeded; every other failure finishes the run with its error class and answers the run: an unexpected
-   * one (a database error) as internal, at once, its in-flight call stored with its cost if the provider answered it, its
-   * reservation settled at nothing otherwise (no job retries an interactive run; left running, it would wait for the
-   * sweep). A job's run is released (releaseRun, the same for its in-flight call) and the error thrown: its job fails, for
-   * the queue's retry.
+   * one (a database error) as internal, at once, audited, its in-flight call stored with its cost if the provider answered
+   * it, its reservation settled at nothing otherwise (no job retries an interactive run; left running, it would wait for
+   * the sweep). A job's run is released (releaseRun, the same for its in-flight call) and the error thrown: its job fails,
+   * for the queue's retry. Either way a call in flight when a person cancelled the run is settled so too.
    */
   async execute(s: StartedRun, sink?: RunSink): Promise<RunDto> {
     const controller = new AbortController();
@@ -342,13 +364,13 @@ export class RunsService implements OnModuleInit {
       principal: s.principal, keyScopes: s.keyScopes, orgId: s.orgId, meta: s.meta,
       tenant: (work) => this.db.tenant(s.principal, s.orgId, s.meta, work),
     };
-    // the LLM call answered whose step is not stored yet, if any (the loop sets it)
-    const inFlight: { unstored?: UnstoredCall } = {};
+    // the LLM call in flight whose step is not stored yet, if any (the loop sets it)
+    const inFlight: InFlight = {};
     try {
       return await this.loop(s, ctx, controller.signal, sink, inFlight).catch(async (err) => {
         if (err instanceof AppError) throw err;
-        if (!s.queued) return this.failUnexpectedly(s, ctx, err as Error, sink, inFlight.unstored);
-        await this.releaseRun(s, inFlight.unstored)
+        if (!s.queued) return this.failUnexpectedly(s, ctx, err as Error, sink, inFlight);
+        await this.releaseRun(s, inFlight)
           .catch((e: Error) => this.logger.error(`run ${s.run.id}: its lease was not released after its execution failed (${e.message}); the sweep fails it once the lease passes`));
         throw err;
       });
@@ -366,22 +388,28 @@ export class RunsService implements OnModuleInit {
 
   /**
    * Fails a run whose execution here threw an unexpected error (not a job's: runJob releases those for the queue's retry):
-   * failed, internal, with the LLM call it had in flight stored with its cost if the provider answered it (`unstored`:
-   * storeUnusedCall), its reservation settled at nothing otherwise (as releaseRun and the sweep do: what the provider billed,
-   * if it had the call, is not known), and its event. A run finished meanwhile (cancelled) is
-   * answered as it is. Should this transaction fail too (the database is gone), the error is thrown: the sweep fails the run
-   * once its lease passes.
+   * failed, internal, with the LLM call it had in flight stored with its cost if the provider answered it, its reservation
+   * settled at nothing otherwise (settleCallInFlight: as releaseRun and the sweep do), its event, and audited
+   * (ai.run_internal, as the cancel's ai.run_cancelled and the sweep's ai.run_worker_lost: ai.run_ and the error class),
+   * the actor being who started the run (the transaction's). The call stored so is streamed as a step, as any call is. A
+   * run finished meanwhile (cancelled) is answered as it is, its cut call settled so too. Should this transaction fail too
+   * (the database is gone), the error is thrown: the sweep fails the run once its lease passes.
    */
-  private async failUnexpectedly(s: StartedRun, ctx: ToolContext, err: Error, sink: RunSink | undefined, unstored: UnstoredCall | undefined): Promise<RunDto> {
+  private async failUnexpectedly(s: StartedRun, ctx: ToolContext, err: Error, sink: RunSink | undefined, inFlight: InFlight): Promise<RunDto> {
     this.logger.error(`run ${s.run.id}: its execution failed unexpectedly: ${err.stack ?? err.message}`);
     // the code a 500 answers with (error.filter.ts): the streamed run's error event carries it, before its result
     const internal = new AppError(HttpStatus.INTERNAL_SERVER_ERROR, 'internal', 'the run failed unexpectedly (an internal error)');
+    let stored: StepRow | undefined;
     return this.finish(s, ctx, { status: 'failed', stopReason: 'error', errorClass: 'internal', errorMessage: internal.message, output: null }, sink, {
       refusal: internal,
       before: async (tx) => {
-        await this.storeUnusedCall(tx, s, unstored);
-        const running = await repo.lockRunningCall(tx.db, s.orgId, s.run.id);
-        if (running?.callId) await this.settle(tx, s.agent.id, running.callId, new Decimal(0), 0, this.now());
+        stored = await this.settleCallInFlight(tx, s, inFlight);
+      },
+      onFinished: (tx, run) => this.audit.record(tx, {
+        action: 'ai.run_internal', entityType: 'ai_run', entityId: run.id, before: { status: 'running' }, after: { status: run.status, errorClass: run.errorClass },
+      }),
+      afterBefore: () => {
+        if (stored) sink?.event('step', this.stepEvent(stored));
       },
     }).catch((e: Error) => {
       this.logger.error(`run ${s.run.id}: it was not failed after its execution failed (${e.message}); the sweep fails it once its lease passes`);
@@ -389,7 +417,7 @@ export class RunsService implements OnModuleInit {
     });
   }
 
-  private async loop(s: StartedRun, ctx: ToolContext, signal: AbortSignal, sink: RunSink | undefined, inFlight: { unstored?: UnstoredCall }): Promise<RunDto> {
+  private async loop(s: StartedRun, ctx: ToolContext, signal: AbortSignal, sink: RunSink | undefined, inFlight: InFlight): Promise<RunDto> {
     const { agent, run } = s;
     const provider = this.provider(s.connection);
     // an API key is offered only the tools its scopes reach (the others are refused if asked for: runTool)
@@ -477,6 +505,8 @@ export class RunsService implements OnModuleInit {
         throw Object.assign(err.error, { run: finished });
       }
       if (!prices) return this.finish(s, ctx, { ...cancelled, output: lastContent }, sink);
+      // reserved: the call is in flight until its step is stored
+      inFlight.call = { callId, stepNo: stepNo + 1 };
       // ---- the call, with bounded retries
       let result: ChatResult;
       let attempts = 1;
@@ -519,6 +549,7 @@ export class RunsService implements OnModuleInit {
             await this.settle(tx, agent.id, callId, cost, totalTokens(billedFailures), endedAt);
             await this.addCallStep(tx, run.id, step);
           },
+          afterBefore: () => sink?.event('step', this.stepEvent(step)),
         });
       }
       // ---- one transaction after the call: settled to the tokens reported (counted when not) at the prices in effect, and the step
@@ -548,16 +579,16 @@ export class RunsService implements OnModuleInit {
             await this.settle(tx, agent.id, callId, cost, totalTokens(usage), endedAt);
             await this.addCallStep(tx, run.id, llmStep);
           },
-          afterBefore: () => sink?.event('step', this.stepEvent(llmStep.stepNo, usage, cost)),
+          afterBefore: () => sink?.event('step', this.stepEvent(llmStep)),
         });
       }
       const recorded = await ctx.tenant(async (tx) => {
         await this.settle(tx, agent.id, callId, cost, totalTokens(usage), endedAt);
         return this.addCallStep(tx, run.id, llmStep);
       });
-      inFlight.unstored = undefined;
+      inFlight.call = inFlight.unstored = undefined;
       if (!recorded) return this.finish(s, ctx, { ...cancelled, output: lastContent }, sink);
-      sink?.event('step', this.stepEvent(llmStep.stepNo, usage, cost));
+      sink?.event('step', this.stepEvent(llmStep));
       lastContent = result.content;
       // ---- the tools the model asked for, as the person who started the run
       messages.push({ role: 'assistant', content: result.content, toolCalls: result.toolCalls });
@@ -654,8 +685,18 @@ export class RunsService implements OnModuleInit {
       { budgetId: no.budget_id, costLeft, tokensLeft, callCost: cost.toFixed(8), callTokens: tokens }));
   }
 
-  private stepEvent(stepNo: number, usage: TokenUsage, cost: Decimal) {
-    return { stepNo, kind: 'llm_call', usage: { inputTokens: usage.input, outputTokens: usage.output, cachedInputTokens: usage.cachedInput, cacheWriteTokens: usage.cacheWrite }, cost: cost.toFixed(8) };
+  /**
+   * The streamed `step` event of an LLM call's step, once stored: every call made has one (a failed call, a call whose
+   * answer was not used: status failed, with its error class), so that the events' costs add up to the run's. A call the
+   * budget refused was not made: its `error` event says so.
+   */
+  private stepEvent(step: StepRow) {
+    const usage = step.usage ?? { input: 0, output: 0, cachedInput: 0, cacheWrite: 0 };
+    return {
+      stepNo: step.stepNo, kind: step.kind, status: step.status, errorClass: step.errorClass ?? null,
+      usage: { inputTokens: usage.input, outputTokens: usage.output, cachedInputTokens: usage.cachedInput, cacheWriteTokens: usage.cacheWrite },
+      cost: (step.cost ?? new Decimal(0)).toFixed(8),
+    };
   }
 
   /** Settles a call and emits each threshold crossed now (once per budget, threshold and month: the UPDATE marks it). */
@@ -671,10 +712,11 @@ export class RunsService implements OnModuleInit {
 
   /**
    * Finishes the run (if still running: a cancel may have finished it) with its event, in one transaction that
-   * first runs `opts.before` (the last step, the last settlement), and answers the run with its trace.
+   * first runs `opts.before` (the last step, the last settlement), and `opts.onFinished` once it has finished the run
+   * (its audit), and answers the run with its trace.
    */
   private async finish(s: StartedRun, ctx: ToolContext, f: Omit<RunFinish, 'finishedAt'>, sink?: RunSink,
-    opts: { refusal?: AppError; before?: (tx: TenantTx) => Promise<unknown>; afterBefore?: () => void } = {}): Promise<RunDto> {
+    opts: { refusal?: AppError; before?: (tx: TenantTx) => Promise<unknown>; onFinished?: (tx: TenantTx, run: RunDto) => Promise<void>; afterBefore?: () => void } = {}): Promise<RunDto> {
     const { refusal } = opts;
     const finishedAt = this.now();
     const done = await ctx.tenant(async (tx) => {
@@ -683,7 +725,7 @@ export class RunsService implements OnModuleInit {
       // the trace is read while the event is written (pipelined); a run finished meanwhile (cancelled) is read as it is
       const trace = repo.steps(tx.db, s.orgId, s.run.id);
       if (run) {
-        const [, steps] = await Promise.all([this.emitFinished(tx, run), trace]);
+        const [, steps] = await Promise.all([this.emitFinished(tx, run), trace, opts.onFinished?.(tx, run)]);
         return { ...run, trace: steps };
       }
       const [current, steps] = await Promise.all([repo.getRun(tx.db, s.orgId, s.agent.id, s.run.id), trace]);
