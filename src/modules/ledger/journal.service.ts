@@ -833,6 +833,15 @@ export class JournalService {
         // a profit (credit balance overall) is credited to retained earnings, a loss debited
         if (result.lt(0)) posting.push({ accountId: s.retainedEarningsAccountId, credit: result.neg().toFixed(), description: 'year-end close' });
         if (result.gt(0)) posting.push({ accountId: s.retainedEarningsAccountId, debit: result.toFixed(), description: 'year-end close' });
+        // an entry of one currency balances in it (finance.check_entry; one of several currencies in base only): a part
+        // of lines in one foreign currency whose result is zero in base has no base line above, so retained earnings
+        // takes its result in that currency, at a base amount of zero (the base result)
+        const currencies = new Set(posting.map((l) => l.currency ?? s.baseCurrency));
+        const net = posting.reduce((sum, l) => sum.plus(l.debit ?? 0).minus(l.credit ?? 0), D(0));
+        if (result.isZero() && currencies.size === 1 && !currencies.has(s.baseCurrency) && !net.isZero()) {
+          posting.push({ accountId: s.retainedEarningsAccountId, currency: [...currencies][0], rate: '1',
+            ...(net.gt(0) ? { credit: net.toFixed(), baseCredit: '0' } : { debit: net.neg().toFixed(), baseDebit: '0' }), description: 'year-end close' });
+        }
         const n = earlier + i;
         closingEntries.push((await this.post(tx, {
           date: year.end_date, memo: partMemo(`Year-end close ${year.start_date} to ${year.end_date}`, i, split.length), source: 'year_end',
