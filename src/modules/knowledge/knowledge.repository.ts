@@ -250,7 +250,8 @@ export const knowledgeRepository = {
   /**
    * Locks the collection's row FOR KEY SHARE until the transaction ends (ai.lock_knowledge_collection, in the request's
    * organization): what a new document or version takes first, before its document's row, so a deletion of the
-   * collection (lockCollection first) and the write wait for each other in one order. false when the row is gone.
+   * collection (lockCollection first) and the write wait for each other in one order. false when the row is gone, or
+   * the caller may not add documents to it (not readable by their role, or a viewer: migration 20270209040200).
    */
   async shareCollection(db: Db, id: string): Promise<boolean> {
     const [row] = await db.$queryRaw<{ found: boolean }[]>`SELECT ai.lock_knowledge_collection(${id}::uuid) AS found`;

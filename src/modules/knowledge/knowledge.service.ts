@@ -198,10 +198,10 @@ export class KnowledgeService {
   /**
    * The document's row and its version 1. The collection was read just before, but a deletion of it may commit between
    * that read and this insert: its row is locked first (FOR KEY SHARE, the order deleteCollection takes: collection,
-   * then documents), so a deletion under way is waited for, and then the collection is gone. The insert's policy still
-   * refuses a collection no longer readable by the caller's role (its read_roles changed meanwhile: 42501), and its key
-   * check stays (23503). Each is the 404 the read would have answered a moment later, not a 403 forbidden or a 409
-   * conflict.reference.
+   * then documents), so a deletion under way is waited for, and then the collection is gone. The lock is taken only on a
+   * collection the caller's role still reads (its read_roles changed meanwhile: false, gone); the insert's policy checks
+   * it again (42501), and its key check stays (23503). Each is the 404 the read would have answered a moment later, not
+   * a 403 forbidden or a 409 conflict.reference.
    */
   private async create(tx: TenantTx, d: { collectionId: string; title: string; source: string; sourceUrl?: string; tags: string[] }, file: UploadedText): Promise<DocumentDto> {
     const gone = () => KnowledgeErrors.notFound('knowledge_collection', d.collectionId);
