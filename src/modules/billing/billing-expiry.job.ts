@@ -49,7 +49,8 @@ export class BillingExpiryJob {
 
   /**
    * Expires in Stripe the Checkout sessions kept to be expired (hub.limit_locks.checkout_sessions_to_expire: a checkout
-   * overtaken while Stripe created its session failed to expire it), so they can no longer be paid; each is forgotten
+   * overtaken while Stripe created its session saved it, and Stripe failed to expire it; the organization's next checkout
+   * or portal call tries them first too), so they can no longer be paid; each is forgotten
    * once Stripe has expired it (audited, billing.checkout_expired, reason superseded) or says it is not open (expired
    * already, paid, or unknown). Stripe is called with no transaction open; a failure leaves the session for the next
    * run. Returns the sessions forgotten.

@@ -25,8 +25,9 @@ const CHECKOUT_DESCRIPTION = 'One open checkout per app: a double-click or a ret
   + 'session (same id and url), and concurrent requests are served one at a time. Another checkout (another plan, or another admin) expires '
   + 'that session in Stripe first, so it can no longer be paid, and answers with a new one (when Stripe fails to expire it, 502 '
   + 'billing.stripe_failed: no new session is created and that one stays the open checkout, so a retry expires it first); 409 billing.checkout_superseded when another '
-  + 'checkout started while Stripe was creating this one\'s session (that one stays open; this one\'s session is expired, by the billing job '
-  + 'when Stripe fails to expire it at once). 502 billing.stripe_no_url when Stripe answers a session without a URL (it is expired, not kept '
+  + 'checkout started while Stripe was creating this one\'s session (that one stays open; this one\'s session is saved to be expired '
+  + 'before Stripe is asked to expire it, so it is never forgotten: when Stripe fails to expire it at once, the next checkout or portal call of '
+  + 'the account expires it first, or else the billing job). 502 billing.stripe_no_url when Stripe answers a session without a URL (it is expired, not kept '
   + 'as the open checkout). 503 billing.stripe_not_configured on a server without Stripe, before anything is read or written. '
   + '409 billing.subscription_exists while a Stripe subscription of the app has not ended: live (active, trialing, past_due: change plans in the '
   + 'billing portal), incomplete (its first payment is pending: complete it, or wait until Stripe expires it), unpaid or paused (settle or cancel '
@@ -37,6 +38,12 @@ const CHECKOUT_DESCRIPTION = 'One open checkout per app: a double-click or a ret
   + 'create) and expires it, so only one can be paid. Until then the request\'s Stripe parameters (they may hold the admin\'s e-mail '
   + 'address) are kept, for at most Stripe\'s 24-hour idempotency window: after it a checkout no longer looks for that session, and the '
   + 'billing job forgets the parameters. A 502 during that step means Stripe still did not answer: try again.';
+
+/** What both portal routes say about their order of refusals and the saved sessions (OpenAPI description). */
+const PORTAL_DESCRIPTION = '503 billing.stripe_not_configured on a server without Stripe, before anything is read or written; then 409 '
+  + 'billing.no_customer when the account has no Stripe customer yet. Before the portal session is created, the checkout sessions saved to be '
+  + 'expired (overtaken checkouts\' sessions Stripe failed to expire) are expired in Stripe; one Stripe fails to expire stays saved for the '
+  + 'billing job, and the portal opens anyway.';
 
 @ApiTags('billing')
 @OrgRoute()
@@ -98,7 +105,7 @@ export class OrgCheckoutController {
   @Post('billing/portal')
   @RequireRole(...ADMIN_ROLES)
   @ApiErrorCodes('organization.not_found', 'forbidden.role', 'billing.no_customer', 'billing.stripe_failed', 'billing.stripe_not_configured')
-  @ApiOperation({ operationId: 'createOrganizationBillingPortal', summary: 'Open the Stripe customer portal (admin or owner)' })
+  @ApiOperation({ operationId: 'createOrganizationBillingPortal', summary: 'Open the Stripe customer portal (admin or owner)', description: PORTAL_DESCRIPTION })
   @ApiCreatedResponse({ type: PortalSessionDto })
   @ApiErrors(400, 409, 502, 503)
   portal(@Preflight() preflight: PreflightTenant, @Body() dto: PortalDto): Promise<PortalSessionDto> {
@@ -150,7 +157,7 @@ export class MyCheckoutController {
 
   @Post('billing/portal')
   @ApiErrorCodes('auth.user_required', 'billing.no_customer', 'billing.stripe_failed', 'billing.stripe_not_configured')
-  @ApiOperation({ operationId: 'createMyBillingPortal', summary: 'Open the Stripe customer portal for your personal plans' })
+  @ApiOperation({ operationId: 'createMyBillingPortal', summary: 'Open the Stripe customer portal for your personal plans', description: PORTAL_DESCRIPTION })
   @ApiCreatedResponse({ type: PortalSessionDto })
   @ApiErrors(400, 409, 502, 503)
   portal(@Preflight() preflight: PreflightTenant, @Body() dto: PortalDto): Promise<PortalSessionDto> {

@@ -355,13 +355,22 @@ export const billingRepository = {
   },
 
   /**
-   * Keeps a Stripe session of the app that no checkout key holds (a checkout overtaken while Stripe created it) and that
-   * Stripe failed to expire: still open, so BillingExpiryJob expires it (sessionsToExpire, forgetSessionToExpire).
+   * Keeps a Stripe session of the app that no checkout key holds (a checkout overtaken while Stripe created it), recorded
+   * before Stripe is asked to expire it: until it is forgotten (forgetSessionToExpire), the next checkout or portal call
+   * of the organization (sessionsToExpireOf), or else BillingExpiryJob (sessionsToExpire), expires it.
    */
   async addCheckoutSessionToExpire(db: Db, orgId: string, appId: string, sessionId: string): Promise<void> {
     await db.$executeRaw`
       UPDATE hub.limit_locks SET checkout_sessions_to_expire = array_append(checkout_sessions_to_expire, ${sessionId}::text)
       WHERE org_id = ${orgId}::uuid AND app_id = ${appId} AND NOT (${sessionId}::text = ANY (checkout_sessions_to_expire))`;
+  },
+
+  /** The Stripe sessions of one organization (every app) kept to be expired (addCheckoutSessionToExpire). */
+  async sessionsToExpireOf(db: Db, orgId: string): Promise<{ appId: string; sessionId: string }[]> {
+    return db.$queryRaw<{ appId: string; sessionId: string }[]>`
+      SELECT app_id AS "appId", s.id AS "sessionId"
+      FROM hub.limit_locks, unnest(checkout_sessions_to_expire) AS s(id)
+      WHERE org_id = ${orgId}::uuid AND cardinality(checkout_sessions_to_expire) > 0 ORDER BY app_id`;
   },
 
   /** Every Stripe session kept to be expired (addCheckoutSessionToExpire), of every organization. */

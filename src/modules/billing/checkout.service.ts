@@ -45,6 +45,11 @@ export const CHECKOUT_DOUBT_MS = DAY_MS;
  * replays that create under the key's Idempotency-Key, so Stripe tells it the session (settle). Only within Stripe's
  * idempotency window (CHECKOUT_DOUBT_MS): after it the key is not in doubt, and BillingExpiryJob drops it with its
  * parameters if no checkout has.
+ *
+ * A checkout overtaken while Stripe created its session (another drew a new key meanwhile) saves that session to be
+ * expired (hub.limit_locks.checkout_sessions_to_expire) in the transaction that finds it overtaken, then asks Stripe to
+ * expire it and forgets it once expired. One Stripe fails to expire stays saved: the organization's next checkout or
+ * portal call tries it first, and BillingExpiryJob every 10 minutes.
  */
 @Injectable()
 export class CheckoutService {
@@ -69,7 +74,11 @@ export class CheckoutService {
     const now = new Date(this.clock.now());
     /** a checkout key in doubt whose create is still running in Stripe: its own request records or expires its session */
     let running: string | undefined;
-    for (let pass = 0; ; pass++) {
+    /** the organization's saved sessions (kept to be expired) have been tried: once per request, failures stay saved */
+    let savedTried = false;
+    /** how many keys in doubt this request has settled: other checkouts keep starting past a few */
+    let settled = 0;
+    for (;;) {
       const found = await open(async (tx) => {
         if (!(await repo.app(tx.db, dto.app))) throw BillingErrors.notFound('app', dto.app);
         const plan = (await repo.plans(tx.db, dto.app)).find((p) => p.code === dto.plan);
@@ -86,6 +95,12 @@ export class CheckoutService {
         if (current?.stripeSubscriptionId && !STRIPE_ENDED.has(statusOf(current))) throw this.subscriptionExists(tx.orgId, subject, dto.app, current);
         const price = Object.entries(this.config.billing.stripePrices).find(([, v]) => v.app === dto.app && v.plan === dto.plan)?.[0];
         if (!price) throw BillingErrors.error('billing.plan_not_for_sale', `no Stripe price is configured for ${dto.app}:${dto.plan} (STRIPE_PRICES); contact sales`);
+        // sessions of overtaken checkouts Stripe failed to expire: expired first (no transaction open, no key drawn yet)
+        // rather than left to BillingExpiryJob, so none stays payable next to this checkout's
+        if (!savedTried) {
+          const saved = await repo.sessionsToExpireOf(tx.db, tx.orgId);
+          if (saved.length) return { kind: 'saved' as const, saved, orgId: tx.orgId, subject };
+        }
         const customer = await repo.stripeCustomer(tx.db, subject);
         const email = tx.principal.kind === 'user' ? tx.principal.email : undefined;
         // the webhook finds the organization (or person) and the plan again from this metadata
@@ -126,8 +141,13 @@ export class CheckoutService {
         // only the request that drew the key may drop it: a reused key belongs to a first request perhaps still running
         return { kind: 'create' as const, params, key, request, previous, ownsKey: !reuse, orgId: tx.orgId, subject };
       });
+      if (found.kind === 'saved') {
+        savedTried = true;
+        await this.expireSaved(open, found.saved, { orgId: found.orgId, subject: found.subject, app: dto.app });
+        continue;
+      }
       if (found.kind === 'doubt') {
-        if (pass >= 3) throw BillingErrors.error('billing.stripe_failed', `Stripe could not settle the previous checkouts of ${dto.app}: other checkouts keep starting; try again`, { stripeType: null, stripeStatus: null });
+        if (settled++ >= 3) throw BillingErrors.error('billing.stripe_failed', `Stripe could not settle the previous checkouts of ${dto.app}: other checkouts keep starting; try again`, { stripeType: null, stripeStatus: null });
         if ((await this.settle(open, dto.app, found.doubt)) === 'running') running = found.doubt.key;
         continue;
       }
@@ -209,15 +229,20 @@ export class CheckoutService {
     const recorded = await open(async (tx) => {
       const outcome = await repo.recordCheckoutSession(tx.db, tx.orgId, dto.app, key, session.id);
       if (outcome === 'recorded' || (outcome === 'superseded' && !replayed)) await this.auditStarted(tx, dto.app, session.id, params);
+      // another checkout drew a new key while Stripe created this session: no key holds it any longer. Saved to be
+      // expired in the transaction that finds it overtaken, before Stripe is asked to expire it, so no failure after
+      // this (Stripe's, the database's, the process stopping) leaves it open and unknown: it stays saved until expired
+      if (outcome === 'superseded') await repo.addCheckoutSessionToExpire(tx.db, tx.orgId, dto.app, session.id);
       return outcome !== 'superseded';
     });
     if (!recorded) {
-      // another checkout drew a new key while Stripe created this session: that one is the open checkout now. No key
-      // holds this session any longer: when Stripe fails to expire it, it is kept as one to expire, which BillingExpiryJob
-      // expires (so it is not left open and unknown)
-      const expired = await this.expire(open, dto.app, session.id, 'superseded').then(() => true, async (err: Error) => {
-        this.logger.warn(`could not expire the overtaken checkout session ${session.id} of ${dto.app}: ${err.message}; left to the billing job`);
-        await open((tx) => repo.addCheckoutSessionToExpire(tx.db, tx.orgId, dto.app, session.id));
+      // the other checkout is the open one now; this session is expired (and forgotten), else stays saved for the next
+      // checkout or portal call of the organization, or BillingExpiryJob
+      const expired = await this.stripe.expireCheckoutSession(session.id).then(async (result) => {
+        await this.forgetSaved(open, dto.app, session.id, result);
+        return true;
+      }, (err: Error) => {
+        this.logger.warn(`could not expire the overtaken checkout session ${session.id} of ${dto.app}: ${err.message}; it stays saved to be expired`);
         return false;
       });
       const outcome = expired ? `this session (${session.id}) was expired` : `this session (${session.id}) is expired shortly (Stripe could not expire it now)`;
@@ -262,8 +287,50 @@ export class CheckoutService {
     }
   }
 
+  /**
+   * Expires in Stripe the organization's saved sessions (hub.limit_locks.checkout_sessions_to_expire: overtaken
+   * checkouts' sessions, saved before Stripe was asked to expire them), before a checkout or portal session is created
+   * rather than waiting for BillingExpiryJob. One Stripe fails to expire stays saved (for the next try or the job) and
+   * the caller goes on. For a checkout (`checkout`), one of its app the customer paid meanwhile whose subscription has
+   * not ended is the 409 of a subscription that exists, as for the session a checkout replaces (the subscription's
+   * status is read before the session is forgotten: when Stripe does not answer, 502 and it stays saved).
+   */
+  private async expireSaved(open: OpenTenant, saved: { appId: string; sessionId: string }[], checkout?: { orgId: string; subject: Subject; app: string }): Promise<void> {
+    for (const s of saved) {
+      let result: ExpiredSession;
+      try {
+        result = await this.stripe.expireCheckoutSession(s.sessionId);
+      } catch (err) {
+        this.logger.warn(`could not expire the saved checkout session ${s.sessionId} of ${s.appId}: ${(err as Error).message}; it stays saved to be expired`);
+        continue;
+      }
+      let conflict: AppError | undefined;
+      if (result.status === 'complete') {
+        this.logger.warn(`the saved checkout session ${s.sessionId} of ${s.appId} was paid before it could be expired`);
+        if (checkout && s.appId === checkout.app && result.subscription) {
+          const status = await this.stripe.subscriptionStatus(result.subscription);
+          if (status !== 'missing' && !STRIPE_ENDED.has(status)) conflict = this.subscriptionExists(checkout.orgId, checkout.subject, checkout.app, { plan: result.plan ?? 'unknown', status });
+        }
+      }
+      await this.forgetSaved(open, s.appId, s.sessionId, result);
+      if (conflict) throw conflict;
+    }
+  }
+
+  /**
+   * Forgets a saved session Stripe has expired (or says is no longer open), audited when the call before expired it, in
+   * one transaction. When that fails, the session, no longer open, stays saved: the next try finds it so in Stripe and
+   * forgets it (the failure is logged, not answered: the session cannot be paid).
+   */
+  private async forgetSaved(open: OpenTenant, app: string, sessionId: string, result: ExpiredSession): Promise<void> {
+    await open(async (tx) => {
+      await repo.forgetSessionToExpire(tx.db, tx.orgId, app, sessionId);
+      if (result.expiredNow) await this.audit.record(tx, { action: 'billing.checkout_expired', entityType: 'checkout_session', entityId: sessionId, after: { app, reason: 'superseded' } });
+    }).catch((err: Error) => this.logger.warn(`expired the saved checkout session ${sessionId} of ${app} in Stripe, but could not forget it: ${err.message}; the next try forgets it`));
+  }
+
   /** Expires a checkout session in Stripe, and audits it when this call is what expired it. */
-  private async expire(open: OpenTenant, app: string, sessionId: string, reason: 'replaced' | 'superseded' | 'no_url') {
+  private async expire(open: OpenTenant, app: string, sessionId: string, reason: 'replaced' | 'no_url') {
     const result = await this.stripe.expireCheckoutSession(sessionId);
     if (result.expiredNow) {
       await open((tx) => this.audit.record(tx, { action: 'billing.checkout_expired', entityType: 'checkout_session', entityId: sessionId, after: { app, reason } }));
@@ -295,14 +362,24 @@ export class CheckoutService {
   }
 
   async portal(open: OpenTenant, dto: PortalDto): Promise<PortalSessionDto> {
-    const customer = await open(async (tx) => repo.stripeCustomer(tx.db, await this.subject(tx)));
+    // a server without Stripe answers 503 before any work, as checkout does (before no_customer)
+    this.stripe.requireConfigured();
+    const { customer, saved } = await open(async (tx) => ({
+      customer: await repo.stripeCustomer(tx.db, await this.subject(tx)),
+      saved: await repo.sessionsToExpireOf(tx.db, tx.orgId),
+    }));
     if (!customer) throw BillingErrors.error('billing.no_customer', 'there is no Stripe customer for this account yet; start a checkout first');
+    // the organization's overtaken checkouts' sessions Stripe failed to expire: expired now rather than by the billing job
+    await this.expireSaved(open, saved);
     const base = this.config.billing.appUrl;
     const session = await this.stripe.call('open a portal session', (api) => api.billingPortal.sessions.create({ customer, return_url: `${base}${dto.returnPath ?? '/billing'}` }));
     await open((tx) => this.audit.record(tx, { action: 'billing.portal_opened', entityType: 'portal_session', entityId: session.id, after: { customer } }));
     return { id: session.id, url: session.url };
   }
 }
+
+/** What a Checkout session is after StripeClient.expireCheckoutSession. */
+type ExpiredSession = Awaited<ReturnType<StripeClient['expireCheckoutSession']>>;
 
 /** The HTTP status of Stripe's answer to a failed call, null when there was none (timeout, network error). */
 function stripeStatus(err: unknown): number | null {

@@ -61,6 +61,8 @@ export class StripeWebhookService implements OnModuleInit {
 
   /** The webhook endpoint's work: answers fast; processing happens in the job. */
   async receive(rawBody: Buffer | undefined, signature: string | undefined, requestId: string): Promise<{ received: true; duplicate: boolean }> {
+    // a server without the webhook secret answers 503 before anything else (an empty body too), as checkout and portal do
+    this.stripe.requireWebhookConfigured();
     let event: Stripe.Event;
     try {
       if (!rawBody) throw new Error('no raw body (the app must be created with rawBody: true)');

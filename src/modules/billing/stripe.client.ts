@@ -104,11 +104,16 @@ export class StripeClient implements OnModuleInit {
     });
   }
 
-  /** Verifies the Stripe-Signature header over the raw body and parses the event; throws on a bad signature. */
-  verify(rawBody: Buffer, signature: string | undefined): Stripe.Event {
+  /** 503 billing.stripe_not_configured when STRIPE_WEBHOOK_SECRET is not configured: checked before the body is looked at. */
+  requireWebhookConfigured(): string {
     const secret = this.config.billing.stripeWebhookSecret;
     if (!secret) throw BillingErrors.error('billing.stripe_not_configured', 'Stripe webhooks are not configured on this server (STRIPE_WEBHOOK_SECRET is missing)');
-    return Stripe.webhooks.constructEvent(rawBody, signature ?? '', secret);
+    return secret;
+  }
+
+  /** Verifies the Stripe-Signature header over the raw body and parses the event; throws on a bad signature. */
+  verify(rawBody: Buffer, signature: string | undefined): Stripe.Event {
+    return Stripe.webhooks.constructEvent(rawBody, signature ?? '', this.requireWebhookConfigured());
   }
 }
 
