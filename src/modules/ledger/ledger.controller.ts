@@ -336,7 +336,11 @@ export class FiscalCalendarController {
   @Post('fiscal-years/:yearId/close')
   @HttpCode(200)
   @RequireRole(...ADMIN_ROLES)
-  @ApiOperation({ operationId: 'closeFiscalYear', summary: 'Year-end close: move the result to retained earnings and close every period (owner, admin)' })
+  @ApiOperation({ operationId: 'closeFiscalYear', summary: 'Year-end close: move the result to retained earnings and close every period (owner, admin)',
+    description: 'Each revenue and expense balance of the year is moved whole to retained earnings in closing entries (source year_end, dated the year\'s last day; '
+      + 'in parts of up to 498 lines, all in one transaction), then every period and the year close. Retained earnings takes the result in the base currency; '
+      + 'a part whose lines are all in one foreign currency and net to zero in base gives retained earnings that currency\'s result at a base amount of 0.00 '
+      + '(an entry of one currency balances in it), so a trial balance by currency shows it on retained earnings.' })
   @ApiOkResponse({ type: YearEndResultDto })
   // the settings are read first (books_not_started); the closing entry is dated the year's last day, whose period must be open
   // (period_closed); it credits or debits retained earnings in the base currency (archived: account_not_postable; an
