@@ -8,7 +8,11 @@ import { startKnowledgeApp, type KnowledgeApp } from './knowledge-support.js';
  * ai.knowledge_usage_counters (20270208140100) is kept by INSERT and DELETE statement triggers, which a TRUNCATE does
  * not fire: a truncated knowledge base stayed counted, and the plan limits refused writes it had room for. Nor does a
  * load with triggers off (session_replication_role = replica). Now an AFTER TRUNCATE trigger zeroes what was truncated
- * (20270209040100), and ai.recount_knowledge_usage(org) recounts, for the migration owner only, writers going on.
+ * (20270209040100), and ai.recount_knowledge_usage(org) recounts one organization, for the migration owner only, writers
+ * going on; both audit each organization whose counts they change (principal system, before and after). There is no
+ * all-organizations form (its one transaction held every organization's counter row, blocking every knowledge write,
+ * until it had counted them all): docs/knowledge.md recounts them one transaction each. An organization deleted while
+ * it is recounted is named (P0002), not a foreign key failure.
  */
 describe('knowledge: the usage counters after a TRUNCATE, and their recount', () => {
   let t: KnowledgeApp;
@@ -51,6 +55,13 @@ describe('knowledge: the usage counters after a TRUNCATE, and their recount', ()
       c.release();
     }
   };
+  /** the usage audit rows of an organization written since the test began */
+  let auditMark = 0;
+  const usageAudits = async (o: OrgWithRoles | string) => (await t.db.admin.query(
+    `SELECT action, principal_type AS "principalType", actor_id AS "actorId", before, after FROM core.audit_logs
+     WHERE org_id = $1 AND id > $2 AND action LIKE 'knowledge.usage_%' ORDER BY id`, [typeof o === 'string' ? o : o.orgId, auditMark])).rows;
+  const audited = (action: string, before: { documents: number; textBytes: number } | null, after: { documents: number; textBytes: number }) =>
+    ({ action, principalType: 'system', actorId: null, before, after });
   const recount = async (orgId: string | null) => (await t.db.admin.query(
     `SELECT org_id AS "orgId", documents::int, text_bytes::int AS bytes, documents_were::int AS "documentsWere", text_bytes_were::int AS "bytesWere"
      FROM ai.recount_knowledge_usage($1)`, [orgId])).rows;
@@ -65,6 +76,7 @@ describe('knowledge: the usage counters after a TRUNCATE, and their recount', ()
   // each test starts from an empty knowledge base, its counters right (no row yet, or zeros)
   beforeEach(async () => {
     await t.db.admin.query('DELETE FROM ai.knowledge_collections');
+    auditMark = Number((await t.db.admin.query('SELECT coalesce(max(id), 0) AS n FROM core.audit_logs')).rows[0].n);
     for (const o of [org, other]) {
       const { kept, counted } = await usage(o);
       expect([kept ?? { documents: 0, bytes: 0 }, counted]).toEqual([{ documents: 0, bytes: 0 }, { documents: 0, bytes: 0 }]);
@@ -88,11 +100,17 @@ describe('knowledge: the usage counters after a TRUNCATE, and their recount', ()
     await expectKept(org, { documents: 0, bytes: 0 });
     await expectKept(other, { documents: 0, bytes: 0 });
     expect(await entitlements(org)).toEqual({ documents: 0, bytes: 0 });
+    // one audit row per organization: both counts zeroed (the versions went with the documents)
+    expect(await usageAudits(org)).toEqual([audited('knowledge.usage_truncated', { documents: 2, textBytes: 150 }, { documents: 0, textBytes: 0 })]);
+    expect(await usageAudits(other)).toEqual([audited('knowledge.usage_truncated', { documents: 1, textBytes: 70 }, { documents: 0, textBytes: 0 })]);
 
-    // the rows count on from there
+    // the rows count on from there; a TRUNCATE of nothing counted changes nothing, audits nothing
+    await t.db.admin.query('TRUNCATE ai.knowledge_documents CASCADE');
     await note(org, c, 'After', 'd'.repeat(30));
     await expectKept(org, { documents: 1, bytes: 30 });
     expect(await entitlements(org)).toEqual({ documents: 1, bytes: 30 });
+    expect(await usageAudits(org)).toHaveLength(1);
+    expect(await usageAudits(other)).toHaveLength(1);
   });
 
   it('zeroes the text bytes alone when only the versions are truncated, and both for a truncate of the collections (cascade)', async () => {
@@ -109,9 +127,18 @@ describe('knowledge: the usage counters after a TRUNCATE, and their recount', ()
     await expectKept(org, { documents: 0, bytes: 0 });
     await expectKept(other, { documents: 0, bytes: 0 });
     expect(await entitlements(other)).toEqual({ documents: 0, bytes: 0 });
+    // each change audited: the text bytes, then the documents
+    expect(await usageAudits(org)).toEqual([
+      audited('knowledge.usage_truncated', { documents: 1, textBytes: 40 }, { documents: 1, textBytes: 0 }),
+      audited('knowledge.usage_truncated', { documents: 1, textBytes: 0 }, { documents: 0, textBytes: 0 }),
+    ]);
+    expect(await usageAudits(other)).toEqual([
+      audited('knowledge.usage_truncated', { documents: 1, textBytes: 20 }, { documents: 1, textBytes: 0 }),
+      audited('knowledge.usage_truncated', { documents: 1, textBytes: 0 }, { documents: 0, textBytes: 0 }),
+    ]);
   });
 
-  it('recounts one organization, or every one, after writes with triggers off, and answers what the rows said before', async () => {
+  it('recounts one organization after writes with triggers off, answers what its row said before, and audits a change', async () => {
     const c = await collection(org, 'Loaded');
     await note(org, c, 'Kept', 'k'.repeat(25));
     const dropped = await note(org, c, 'Dropped', 'd'.repeat(60));
@@ -128,24 +155,31 @@ describe('knowledge: the usage counters after a TRUNCATE, and their recount', ()
     expect(await entitlements(org)).toEqual({ documents: 2, bytes: 85 });
     expect(await usage(other)).toEqual({ kept: null, counted: { documents: 1, bytes: 10 } });
 
-    // one organization: its row only
+    // one organization: its row only, the change audited with before and after
     expect(await recount(org.orgId)).toEqual([{ orgId: org.orgId, documents: 1, bytes: 25, documentsWere: 2, bytesWere: 85 }]);
     await expectKept(org, { documents: 1, bytes: 25 });
     expect(await entitlements(org)).toEqual({ documents: 1, bytes: 25 });
     expect((await usage(other)).kept).toBeNull();
+    expect(await usageAudits(org)).toEqual([audited('knowledge.usage_recounted', { documents: 2, textBytes: 85 }, { documents: 1, textBytes: 25 })]);
+    expect(await usageAudits(other)).toEqual([]);
 
-    // every organization with a row or anything stored: the other one's row is back (it had none), this one's unchanged
-    const all = await recount(null);
-    expect(all.find((r) => r.orgId === other.orgId)).toEqual({ orgId: other.orgId, documents: 1, bytes: 10, documentsWere: null, bytesWere: null });
-    expect(all.find((r) => r.orgId === org.orgId)).toEqual({ orgId: org.orgId, documents: 1, bytes: 25, documentsWere: 1, bytesWere: 25 });
+    // the other one's row is back (it had none: before is null); recounting a right row again changes nothing, audits nothing
+    expect(await recount(other.orgId)).toEqual([{ orgId: other.orgId, documents: 1, bytes: 10, documentsWere: null, bytesWere: null }]);
+    expect(await recount(org.orgId)).toEqual([{ orgId: org.orgId, documents: 1, bytes: 25, documentsWere: 1, bytesWere: 25 }]);
     await expectKept(other, { documents: 1, bytes: 10 });
     expect(await entitlements(other)).toEqual({ documents: 1, bytes: 10 });
+    expect(await usageAudits(other)).toEqual([audited('knowledge.usage_recounted', null, { documents: 1, textBytes: 10 })]);
+    expect(await usageAudits(org)).toHaveLength(1);
 
-    // an organization with nothing stored: a zero row; one that does not exist: an error naming it
+    // an organization with nothing stored: a zero row, no change to audit; one that does not exist: an error naming it
     const empty = await orgWithRoles(t, 'Empty Ltd');
     expect(await recount(empty.orgId)).toEqual([{ orgId: empty.orgId, documents: 0, bytes: 0, documentsWere: null, bytesWere: null }]);
+    expect(await usageAudits(empty.orgId)).toEqual([]);
     await expect(recount('00000000-0000-4000-8000-000000000000'))
       .rejects.toMatchObject({ code: 'P0002', message: 'no organization 00000000-0000-4000-8000-000000000000' });
+    // one organization per call: no all-organizations form, and a null one is refused
+    await expect(t.db.admin.query('SELECT * FROM ai.recount_knowledge_usage()')).rejects.toMatchObject({ code: '42883' });
+    await expect(recount(null)).rejects.toMatchObject({ code: '22004' });
     // counted per statement, so READ COMMITTED only
     await expect(inTransaction([['SET TRANSACTION ISOLATION LEVEL REPEATABLE READ'], ['SELECT * FROM ai.recount_knowledge_usage($1)', [org.orgId]]]))
       .rejects.toMatchObject({ code: '55000' });
@@ -155,15 +189,16 @@ describe('knowledge: the usage counters after a TRUNCATE, and their recount', ()
     const claims = { sub: org.users.owner.id, role: 'authenticated', org_id: org.orgId };
     await expect(t.db.asApi(claims, 'authenticated', 'SELECT * FROM ai.recount_knowledge_usage($1)', [org.orgId])).rejects.toMatchObject({ code: '42501' });
     for (const role of ['authenticated', 'service_role', 'anon']) {
-      await expect(t.db.as(role === 'anon' ? null : claims, role, 'SELECT * FROM ai.recount_knowledge_usage()')).rejects.toMatchObject({ code: '42501' });
+      await expect(t.db.as(role === 'anon' ? null : claims, role, `SELECT * FROM ai.recount_knowledge_usage('${org.orgId}')`)).rejects.toMatchObject({ code: '42501' });
     }
     const { rows } = await t.db.admin.query(`
-      SELECT p.prosecdef AS definer, p.proconfig AS config,
+      SELECT p.oid::regprocedure::text AS signature, p.pronargdefaults::int AS defaults, p.prosecdef AS definer, p.proconfig AS config,
              EXISTS (SELECT 1 FROM aclexplode(p.proacl) a WHERE a.grantee = 0) OR p.proacl IS NULL AS public,
              ARRAY(SELECT r FROM unnest(ARRAY['anon', 'authenticated', 'service_role', 'omnizen_api']) r
                    WHERE has_function_privilege(r, p.oid, 'EXECUTE')) AS callers
-      FROM pg_proc p WHERE p.oid = 'ai.recount_knowledge_usage(uuid)'::regprocedure`);
-    expect(rows).toEqual([{ definer: true, config: ['search_path=""'], public: false, callers: [] }]);
+      FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'ai' AND p.proname = 'recount_knowledge_usage'`);
+    // one form (one organization), no default argument
+    expect(rows).toEqual([{ signature: 'ai.recount_knowledge_usage(uuid)', defaults: 0, definer: true, config: ['search_path=""'], public: false, callers: [] }]);
   });
 
   /**
@@ -197,5 +232,56 @@ describe('knowledge: the usage counters after a TRUNCATE, and their recount', ()
       r.release();
     }
     await expectKept(org, { documents: 3, bytes: 60 });
+  });
+
+  it('holds only its organization\'s row: another organization writes while it is recounted', async () => {
+    const theirs = await collection(other, 'Theirs');
+    const r = await t.db.admin.connect();
+    try {
+      await r.query('BEGIN');
+      await r.query('SELECT * FROM ai.recount_knowledge_usage($1)', [org.orgId]);
+      // the recount's transaction still open: the other organization's write does not wait for it
+      const noting = t.http.post(url(other, 'documents')).set(other.users.member.auth).send({ collectionId: theirs, title: 'Meanwhile', text: 'm'.repeat(12) }).then((x) => x);
+      expect(await waitsForLockOrAnswers(t.db.admin, noting)).toBe('answered');
+      expect((await noting).status).toBe(201);
+      await r.query('COMMIT');
+    } finally {
+      r.release();
+    }
+    await expectKept(other, { documents: 1, bytes: 12 });
+  });
+
+  it('names an organization deleted while it is recounted (no foreign key failure), and its deletion waits for a recount under way', async () => {
+    const bare = async (name: string) => (await t.db.admin.query(`INSERT INTO core.organizations (name, owner_user_id) VALUES ($1, $2) RETURNING id`,
+      [name, org.users.owner.id])).rows[0].id as string;
+    // deleted (not yet committed) when the recount starts: the recount waits for it, then names it
+    const gone = await bare('Deleted meanwhile');
+    const d = await t.db.admin.connect();
+    try {
+      await d.query('BEGIN');
+      expect((await d.query('DELETE FROM core.organizations WHERE id = $1', [gone])).rowCount).toBe(1);
+      const recounting = recount(gone);
+      expect(await waitsForLockOrAnswers(t.db.admin, recounting)).toBe('waiting');
+      await d.query('COMMIT');
+      await expect(recounting).rejects.toMatchObject({ code: 'P0002', message: `no organization ${gone}` });
+    } finally {
+      d.release();
+    }
+    expect((await t.db.admin.query('SELECT count(*)::int AS n FROM ai.knowledge_usage_counters WHERE org_id = $1', [gone])).rows[0].n).toBe(0);
+
+    // recounted (not yet committed) when the deletion comes: the deletion waits, then takes the counter row along
+    const kept = await bare('Recounted first');
+    const r = await t.db.admin.connect();
+    try {
+      await r.query('BEGIN');
+      await r.query('SELECT * FROM ai.recount_knowledge_usage($1)', [kept]);
+      const deleting = t.db.admin.query('DELETE FROM core.organizations WHERE id = $1', [kept]);
+      expect(await waitsForLockOrAnswers(t.db.admin, deleting)).toBe('waiting');
+      await r.query('COMMIT');
+      expect((await deleting).rowCount).toBe(1);
+    } finally {
+      r.release();
+    }
+    expect((await t.db.admin.query('SELECT count(*)::int AS n FROM ai.knowledge_usage_counters WHERE org_id = $1', [kept])).rows[0].n).toBe(0);
   });
 });

@@ -542,14 +542,18 @@ export class RunsService implements OnModuleInit {
         const isCancel = err.errorClass === 'cancelled';
         // billed although it failed: stored by the execution's failure should this transaction fail
         if (totalTokens(billedFailures) > 0) inFlight.unstored = { callId, step, usage: billedFailures, cost, endedAt };
+        let stored = false;
         return this.finish(s, ctx, {
           status: isCancel ? 'cancelled' : 'failed', stopReason: isCancel ? 'cancelled' : 'error', errorClass: err.errorClass, errorMessage: err.message, output: lastContent,
         }, sink, {
           before: async (tx) => {
             await this.settle(tx, agent.id, callId, cost, totalTokens(billedFailures), endedAt);
-            await this.addCallStep(tx, run.id, step);
+            ({ stored } = await this.addCallStep(tx, run.id, step));
           },
-          afterBefore: () => sink?.event('step', this.stepEvent(step)),
+          // a run the sweep failed meanwhile takes no step: none is streamed
+          afterBefore: () => {
+            if (stored) sink?.event('step', this.stepEvent(step));
+          },
         });
       }
       // ---- one transaction after the call: settled to the tokens reported (counted when not) at the prices in effect, and the step
@@ -574,12 +578,16 @@ export class RunsService implements OnModuleInit {
       const answered = result.toolCalls.length === 0;
       if (answered) {
         // the answer: settle, step and finish in one transaction
+        let stored = false;
         return this.finish(s, ctx, { status: 'succeeded', stopReason: 'answer', errorClass: null, errorMessage: null, output: result.content ?? '' }, sink, {
           before: async (tx) => {
             await this.settle(tx, agent.id, callId, cost, totalTokens(usage), endedAt);
-            await this.addCallStep(tx, run.id, llmStep);
+            ({ stored } = await this.addCallStep(tx, run.id, llmStep));
           },
-          afterBefore: () => sink?.event('step', this.stepEvent(llmStep)),
+          // a run the sweep failed meanwhile takes no step: none is streamed
+          afterBefore: () => {
+            if (stored) sink?.event('step', this.stepEvent(llmStep));
+          },
         });
       }
       const recorded = await ctx.tenant(async (tx) => {
@@ -587,8 +595,9 @@ export class RunsService implements OnModuleInit {
         return this.addCallStep(tx, run.id, llmStep);
       });
       inFlight.call = inFlight.unstored = undefined;
-      if (!recorded) return this.finish(s, ctx, { ...cancelled, output: lastContent }, sink);
-      sink?.event('step', this.stepEvent(llmStep));
+      // stored on a run cancelled during the call too (its cost counts in the run's): streamed before the run's finish
+      if (recorded.stored) sink?.event('step', this.stepEvent(llmStep));
+      if (!recorded.running) return this.finish(s, ctx, { ...cancelled, output: lastContent }, sink);
       lastContent = result.content;
       // ---- the tools the model asked for, as the person who started the run
       messages.push({ role: 'assistant', content: result.content, toolCalls: result.toolCalls });
@@ -663,13 +672,15 @@ export class RunsService implements OnModuleInit {
    * Locks the run and adds an LLM call's step (its tokens and cost: what was settled against the budgets) while it is
    * running, or once cancelled: a call in flight when a person cancelled the run (through the API, here or in another
    * process) was billed, and the database takes its step on the cancelled run. Cancelled while the call was in flight,
-   * the run's event is this execution's (the cancel left it: RunsService.cancel). Answers whether the run is still running.
+   * the run's event is this execution's (the cancel left it: RunsService.cancel). Answers whether the step was stored (not
+   * on a run finished otherwise: the sweep failed it) and whether the run is still running.
    */
-  private async addCallStep(tx: TenantTx, runId: string, step: StepRow): Promise<boolean> {
+  private async addCallStep(tx: TenantTx, runId: string, step: StepRow): Promise<{ stored: boolean; running: boolean }> {
     const run = await repo.lockRun(tx.db, tx.orgId, runId);
-    if (run?.status === 'running' || run?.status === 'cancelled') await repo.addStep(tx.db, tx.orgId, runId, step, this.lease());
+    const stored = run?.status === 'running' || run?.status === 'cancelled';
+    if (stored) await repo.addStep(tx.db, tx.orgId, runId, step, this.lease());
     if (run?.cancelledMidCall) this.cancelEventOwed.add(runId);
-    return run?.status === 'running';
+    return { stored, running: run?.status === 'running' };
   }
 
   /** Reserves a call's worst case in `tx` until `expires`; a refusal is thrown as BudgetRefusal (the transaction rolls back: nothing stays reserved). */
