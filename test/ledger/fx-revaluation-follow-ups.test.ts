@@ -124,10 +124,11 @@ describe('FX revaluation of open items: voids, credit notes, dates before a reva
     const inv = await b.invoice();
     await b.revalue('2026-01-31');
     // half: the invoice carries 1,150.00 at 1.15; what stays open (EUR 500.00) carries 575.00, so the credit takes 575.00;
-    // its own base at the invoice rate is 550.00: a realized loss of 25.00 (against the 50.00 unrealized gain)
+    // its own base at the invoice rate is 550.00: the credited half's 25.00 of revaluation comes off the unrealized gain
+    // (a credit note moves no cash: nothing is realized)
     const half = await t.http.post(rUrl(b.orgId, `invoices/${inv.id}/credit-notes`)).set(owner.auth).send({ date: '2026-02-05', lines: [{ lineNo: 1, quantity: '0.5' }] }).expect(201);
     const entry = (await t.http.get(ledgerUrl(b.orgId, `journal-entries/${half.body.entryId}`)).set(owner.auth).expect(200)).body;
-    expect(entry.lines.map((l: any) => [l.accountCode, l.baseDebit, l.baseCredit])).toEqual([['1200', '0.00', '575.00'], ['4100', '550.00', '0.00'], ['5500', '25.00', '0.00']]);
+    expect(entry.lines.map((l: any) => [l.accountCode, l.baseDebit, l.baseCredit])).toEqual([['1200', '0.00', '575.00'], ['4100', '550.00', '0.00'], ['4310', '25.00', '0.00']]);
     await b.expectAgingIsAr('2026-02-05', '575.00');
     await t.http.post(rUrl(b.orgId, `invoices/${inv.id}/credit-notes`)).set(owner.auth).send({ date: '2026-02-06' }).expect(201);
     await b.expectAgingIsAr('2026-02-06', '0.00');
@@ -135,8 +136,8 @@ describe('FX revaluation of open items: voids, credit notes, dates before a reva
       `SELECT invoice_base::numeric(20, 2)::text AS invoice_base, source_base::numeric(20, 2)::text AS source_base FROM finance.receivable_allocations
        WHERE org_id = $1 AND invoice_id = $2 ORDER BY allocation_date`, [b.orgId, inv.id]);
     expect(rows).toEqual([{ invoice_base: '575.00', source_base: '550.00' }, { invoice_base: '575.00', source_base: '550.00' }]);
-    // the revenue fully reversed at its rate; the unrealized gain (50.00) and the realized loss (50.00) net to 0
-    expect([await b.balance('4100', '2026-02-06'), await b.balance('4310', '2026-02-06'), await b.balance('5500', '2026-02-06')]).toEqual(['0.00', '-50.00', '50.00']);
+    // the revenue fully reversed at its rate; the unrealized gain (50.00) taken off with the invoice, no realized result
+    expect([await b.balance('4100', '2026-02-06'), await b.balance('4310', '2026-02-06'), await b.balance('5500', '2026-02-06')]).toEqual(['0.00', '0.00', '0.00']);
     const { rows: [open] } = await t.db.admin.query(`SELECT open_base::numeric(20, 2)::text AS open_base FROM finance.receivable_open_amounts WHERE org_id = $1 AND document_id = $2`, [b.orgId, inv.id]);
     expect(open.open_base).toBe('0.00');
     // before the revaluation: refused

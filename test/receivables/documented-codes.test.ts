@@ -108,6 +108,8 @@ describe('receivables: the documented error codes of its operations, produced', 
     expect(codes('invoices/{invoiceId}/issue', 'post')).not.toContain('ledger.books_not_started');
     // an issued invoice or a payment had the settings, which are never unset; a line still deferred keeps its account in them
     for (const code of ['receivables.settings_missing', 'receivables.deferred_account_missing']) expect(codes('invoices/{invoiceId}/credit-notes', 'post')).not.toContain(code);
+    // a revalued invoice's share goes back to the unrealized FX accounts its revaluation needed (never unset)
+    expect(codes('invoices/{invoiceId}/credit-notes', 'post')).not.toContain('receivables.fx_accounts_missing');
     for (const path of ['payments/{customerPaymentId}/allocations', 'payments/{customerPaymentId}/refunds', 'allocations/{receivableAllocationId}/reverse']) {
       expect(codes(path, 'post')).not.toContain('receivables.settings_missing');
     }
@@ -279,6 +281,20 @@ describe('receivables: the documented error codes of its operations, produced', 
       const entryId = reversed.allocations.find((x: { reversesAllocationId: string | null }) => x.reversesAllocationId === usdPaid.allocations[0].id).entryId;
       expect(await fxAccountOf(entryId)).toEqual(originalFx);
     });
+  });
+
+  it('allocation reversal: a result whose account its original entry does not tell goes to the settings\' FX account: archived or of another currency, it is refused', async () => {
+    // USD 100 at 0.9 and USD 100 at 1.0, one payment at 0.95 settles both: a gain of EUR 5 and a loss of EUR 5, no result line in its entry
+    const [cheap, dear] = [await issued({ invoiceDate: '2026-04-08', currency: 'USD' }, '0.9'), await issued({ invoiceDate: '2026-04-08', currency: 'USD' }, '1.0')];
+    const both = await payment({ date: '2026-04-27', currency: 'USD', rate: '0.95', amount: '200.00',
+      allocations: [{ invoiceId: cheap.id, amount: '100.00' }, { invoiceId: dear.id, amount: '100.00' }] });
+    const { rows: entryLines } = await t.db.admin.query(`SELECT a.code FROM finance.journal_lines l JOIN finance.accounts a ON a.org_id = l.org_id AND a.id = l.account_id
+      WHERE l.org_id = $1 AND l.entry_id = $2 ORDER BY a.code`, [orgId, both.entryId]);
+    expect(entryLines.map((r) => r.code)).toEqual(['1100', '1200', '1200']);
+    const gain = both.allocations.find((x: { invoiceId: string }) => x.invoiceId === cheap.id);
+    const reverse = () => a().post(orgId, `allocations/${gain.id}/reverse`, { date: '2026-04-28' });
+    await withFxAccount('archived', (code) => refused(orgId, reverse, 422, 'ledger.account_not_postable', `account ${code} is archived`));
+    await withFxAccount('usd', (code) => refused(orgId, reverse, 422, 'ledger.currency_not_allowed', `account ${code} only takes USD, not EUR`));
   });
 
   // ------------------------------------------------------------------ revenue recognition

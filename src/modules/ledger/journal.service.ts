@@ -14,7 +14,7 @@ import { ENTITLEMENT_GATE, type EntitlementGate } from '../../platform/http/tena
 import { emitEvent, emitEventAtCommit } from '../../platform/events/events.js';
 import { AuditService } from '../audit/audit.service.js';
 import { AnalyticsService } from '../analytics/analytics.service.js';
-import { FX_SETTLED_SHARE_REF, ledgerRepository as repo, type PostingAudit } from './ledger.repository.js';
+import { FX_REALIZED_SHARE_REF, FX_SETTLED_SHARE_REF, ledgerRepository as repo, type PostingAudit } from './ledger.repository.js';
 import { ControlAccounts, type ControlAccount } from './control-accounts.js';
 import { JournalEntryOwners } from './entry-owners.js';
 import { RevaluedSubledgers, type Subledger } from './revalued-items.js';
@@ -130,7 +130,7 @@ interface ItemChange {
 }
 
 /** Revaluation posts to the unrealized FX accounts, or to the (realized) FX accounts when those are not set. */
-function unrealizedFxAccounts(s: LedgerSettingsDto): { gain: string | null; loss: string | null } {
+export function unrealizedFxAccounts(s: LedgerSettingsDto): { gain: string | null; loss: string | null } {
   return { gain: s.fxUnrealizedGainAccountId ?? s.fxGainAccountId, loss: s.fxUnrealizedLossAccountId ?? s.fxLossAccountId };
 }
 
@@ -673,67 +673,154 @@ export class JournalService {
   }
 
   /**
-   * After a settlement (an allocation, a refund, a credit note, a void, or the reversal of one) of a revalued item dated
-   * `date`: the revaluation rows already posted for a later date (an autoReverse reversal, dated the next period's first
-   * day) take off what the revaluation added to the whole item, though the settlement took (or gave back) some of it.
-   * On each such date the item is brought to what it carries then at the rate of that date's rows (its open amount at
-   * the reversal's rate: what it carried before the revaluation), by a row of the difference and its entry against the
+   * After a settlement (an allocation, a refund, a credit note, a void, or the reversal of one) dated `date` of open items
+   * of a subledger: the revaluation rows already posted for a later date (an autoReverse reversal, dated the next period's
+   * first day) take off what the revaluation added to the whole item, though the settlement took (or gave back) some of it.
+   * On each such date the item is brought to what it carries then at the rate of that date's rows (its open amount at the
+   * reversal's rate: what it carried before the revaluation), by a row of the difference and its entry against the
    * unrealized FX account (Dr control / Cr unrealized gain when it raises the item's base on AR; the mirror on AP).
-   * So on every date the aging equals the control account, and an item settled in the window realizes over its life
-   * the settlement's rate against its own. An item `leaving` the subledger (voided as of `date`, before its row is
-   * marked so) is brought to 0 on each such date: its control account, currency and rate are given. Answers the entries posted.
+   * So on every date the aging equals the control account, and an item settled in the window realizes over its life the
+   * settlement's rate against its own. An item `leaving` the subledger (voided as of `date`, before its row is marked so)
+   * is brought to 0 on each such date: its control account, currency and rate are given.
+   *
+   * `realize` (a payment, an allocation, a refund, or the reversal of one; not a credit note, which cancels the item at
+   * what it carries, nor a void): the settled share's revaluation result, which the reversal's date compensation keeps
+   * on the unrealized FX account, is moved to the realized FX account on the settlement's date (an entry marked
+   * FX_REALIZED_SHARE_REF), so that the settlement's period ends with an unrealized result only on what is still open; a
+   * share given back (an allocation's reversal) moves back. `fxAccountsMissing`: the subledger's error when that needs the
+   * realized FX accounts and the settings have none.
+   *
+   * One query for all the documents (pass only foreign-currency ones: a base-currency document is never revalued); the
+   * settings are read only when a compensation is due. Answers the entries posted (compensations and realizations).
    */
-  async settlePendingReversals(tx: TenantTx, item: {
-    subledger: Subledger; documentId: string; date: string; memo: string; counterpartyType: string; counterpartyId: string;
-    leaving?: { accountId: string; currency: string; rate: string };
+  async settlePendingReversals(tx: TenantTx, settlement: {
+    subledger: Subledger; date: string; memo: string; counterpartyType: string; counterpartyId: string;
+    documents: { documentId: string; leaving?: { accountId: string; currency: string; rate: string } }[];
+    realize?: boolean; fxAccountsMissing?: (message: string) => Error;
   }): Promise<string[]> {
     const entries: string[] = [];
-    const dates = await repo.revaluationDatesAfter(tx.db, tx.orgId, item.documentId, item.date);
-    if (!dates.length) return entries;
+    const { documents, ...item } = settlement;
+    const pending = await repo.revaluationDatesAfter(tx.db, tx.orgId, [...new Set(documents.map((d) => d.documentId))], item.date);
+    if (!pending.length) return entries;
     const s = await this.ledger.settings(tx);
-    const baseMu = await this.ledger.currencyUnits(tx, s.baseCurrency);
+    const context = { settings: s, baseMu: await this.ledger.currencyUnits(tx, s.baseCurrency) };
+    const leaving = new Map(documents.flatMap((d) => (d.leaving ? [[d.documentId, d.leaving] as const] : [])));
+    const dates = [...new Set(pending.map((p) => p.date))];
     for (const on of dates) {
-      if (item.leaving) {
-        const r = (await repo.revaluationsOf(tx.db, tx.orgId, [item.documentId], on)).get(item.documentId);
-        if (!r || D(r.delta).isZero()) continue;
-        entries.push(await this.changeCarried(tx, {
-          ...item, ...item.leaving, date: on, delta: D(r.delta).neg(),
-          memo: generatedMemo('', item.memo, `: FX revaluation reversal of ${on} taken back`), sourceRef: FX_SETTLED_SHARE_REF,
-        }));
-        continue;
+      const due = pending.filter((p) => p.date === on);
+      const leavingIds = due.filter((p) => leaving.has(p.documentId)).map((p) => p.documentId);
+      const settledIds = due.filter((p) => !leaving.has(p.documentId)).map((p) => p.documentId);
+      // what the leaving items carry on that date, and the settled items as open items then: one read each per date
+      const carried = leavingIds.length ? await repo.revaluationsOf(tx.db, tx.orgId, leavingIds, on) : new Map<string, { delta: string }>();
+      const open = settledIds.length ? await this.revalued.openItemsOf(tx, item.subledger, on, settledIds) : [];
+      for (const p of due) {
+        const gone = leaving.get(p.documentId);
+        if (gone) {
+          const r = carried.get(p.documentId);
+          if (!r || D(r.delta).isZero()) continue;
+          entries.push(await this.compensation(tx, on, () => this.changeCarried(tx, {
+            ...item, ...gone, documentId: p.documentId, date: on, delta: D(r.delta).neg(),
+            memo: generatedMemo('', item.memo, `: FX revaluation reversal of ${on} taken back`), sourceRef: FX_SETTLED_SHARE_REF,
+          }, context)));
+          continue;
+        }
+        const o = open.find((i) => i.documentId === p.documentId);
+        if (!o) continue;
+        const target = D(fixed(D(o.open).times(o.carriedRate), context.baseMu));
+        const delta = target.minus(o.carried);
+        if (delta.isZero()) continue;
+        // on the unrealized account the reversal posts to (the revaluation's), whichever way the share went
+        const reversed = D(p.reversed);
+        const revaluation = reversed.isZero() ? undefined : this.revaluationKind(item.subledger, reversed);
+        entries.push(await this.compensation(tx, on, () => this.changeCarried(tx, {
+          ...item, documentId: p.documentId, accountId: o.accountId, currency: o.currency, rate: o.carriedRate, date: on, delta, fxAccount: revaluation,
+          memo: generatedMemo('', item.memo, `: FX revaluation reversal of ${on} on the settled share`), sourceRef: FX_SETTLED_SHARE_REF,
+        }, context)));
+        if (settlement.realize && revaluation) {
+          const realized = await this.realizeSettledShare(tx, { ...item, on, delta, reversed, revaluation, fxAccountsMissing: settlement.fxAccountsMissing }, context);
+          if (realized) entries.push(realized);
+        }
       }
-      const open = await this.revalued.openItem(tx, item.subledger, on, item.documentId);
-      if (!open) continue;
-      const target = D(fixed(D(open.open).times(open.carriedRate), baseMu));
-      const delta = target.minus(open.carried);
-      if (delta.isZero()) continue;
-      entries.push(await this.changeCarried(tx, {
-        ...item, accountId: open.accountId, currency: open.currency, rate: open.carriedRate, date: on, delta,
-        memo: generatedMemo('', item.memo, `: FX revaluation reversal of ${on} on the settled share`), sourceRef: FX_SETTLED_SHARE_REF,
-      }));
     }
     return entries;
+  }
+
+  /**
+   * The compensation of a reversal posted ahead, dated `on`: a closed period there is the settlement's refusal, said so
+   * (the settlement's own date is in an open period; what falls in the closed one is this entry).
+   */
+  private async compensation(tx: TenantTx, on: string, post: () => Promise<string>): Promise<string> {
+    try {
+      return await post();
+    } catch (err) {
+      const mapped = err instanceof AppError ? err : mapDatabaseError(err);
+      if (mapped?.code !== 'ledger.period_closed') throw err;
+      throw LedgerErrors.error('ledger.period_closed', `the settlement's compensation of the FX revaluation reversal dated ${on} falls in a closed period `
+        + `(${mapped.message}): the reversal took the revaluation off the whole item on ${on}, and the settled share's part must be put back on that date; `
+        + 'reopen that period, or date the settlement on or after the reversal', { compensationDate: on });
+    }
+  }
+
+  /**
+   * A settlement between a revaluation and its reversal (`delta`: the compensation its reversal's date got; `reversed`: what
+   * the reversals of that date changed of the item, as its aging shows it): the settled share's revaluation result moves from
+   * the unrealized to the realized FX account on the settlement's date, or back when the share was given back (the
+   * compensation then goes the way of the reversal). A gain stays on the gain accounts, a loss on the loss accounts.
+   * Nothing when the unrealized accounts are the realized ones (the settings' fallback), or the date has no reversal.
+   */
+  private async realizeSettledShare(tx: TenantTx, x: {
+    date: string; on: string; memo: string; delta: Decimal; reversed: Decimal; revaluation: 'gain' | 'loss'; fxAccountsMissing?: (message: string) => Error;
+  }, context: { settings: LedgerSettingsDto; baseMu: number }): Promise<string | undefined> {
+    const gain = x.revaluation === 'gain';
+    const realizing = x.delta.isNeg() !== x.reversed.isNeg();
+    const s = context.settings;
+    const unrealized = unrealizedFxAccounts(s)[gain ? 'gain' : 'loss'];
+    const realized = gain ? s.fxGainAccountId : s.fxLossAccountId;
+    if (!realized) {
+      const message = 'the settled share of an FX-revalued item realizes its revaluation result: configure fxGainAccountId and fxLossAccountId in the ledger settings first';
+      throw x.fxAccountsMissing?.(message) ?? LedgerErrors.error('ledger.fx_accounts_missing', message);
+    }
+    if (!unrealized || unrealized === realized) return undefined;
+    const amount = fixed(x.delta.abs(), context.baseMu);
+    const description = `FX revaluation result of the settled share ${realizing ? 'realized' : 'unrealized again'} (its reversal dated ${x.on})`;
+    // realizing a gain: off the unrealized gain (debit) onto the realized gain (credit); a loss the mirror; back: the other way
+    const [debit, credit] = realizing === gain ? [unrealized, realized] : [realized, unrealized];
+    const { entry } = await this.post(tx, {
+      date: x.date, memo: generatedMemo('', x.memo, `: ${description}`), source: 'system', sourceRef: FX_REALIZED_SHARE_REF,
+      lines: [{ accountId: debit, debit: amount, description }, { accountId: credit, credit: amount, description }],
+    });
+    return entry.id;
+  }
+
+  /**
+   * Whether the revaluation a reversal (`reversed`: what it changed of an item, as the aging shows it) takes back was a
+   * gain or a loss: one that raised the control account's debit side (an AR item raised, an AP item lowered) was a gain.
+   */
+  private revaluationKind(subledger: Subledger, reversed: Decimal): 'gain' | 'loss' {
+    return reversed.times(this.revalued.side(subledger) === 'debit' ? 1 : -1).lt(0) ? 'gain' : 'loss';
   }
 
   /**
    * Changes what an open item carries by `delta` (as its aging shows it) dated `date`: a finance.fx_revaluation_items row
    * and its entry against an unrealized FX account: the one a revaluation making this change would use (the control
    * account raised: the gain account; lowered: the loss account), or, `undoing` the item's revaluations (a void), the
-   * one they used (what they raised is taken back off the gain account). Answers the entry.
+   * one they used (what they raised is taken back off the gain account); `fxAccount`: that account named (a compensation
+   * posts to the account of the reversal it compensates). `context`: the settings and the base currency's minor units
+   * when the caller has read them. Answers the entry.
    */
   private async changeCarried(tx: TenantTx, item: {
     subledger: Subledger; documentId: string; accountId: string; currency: string; rate: string; date: string; delta: Decimal; memo: string;
-    counterpartyType: string; counterpartyId: string; sourceRef?: string; description?: string; undoing?: boolean;
-  }): Promise<string> {
+    counterpartyType: string; counterpartyId: string; sourceRef?: string; description?: string; undoing?: boolean; fxAccount?: 'gain' | 'loss';
+  }, context?: { settings: LedgerSettingsDto; baseMu: number }): Promise<string> {
     // on the account's debit side: an AR item adds to it, an AP item (a credit) takes from it
     const change = item.delta.times(this.revalued.side(item.subledger) === 'debit' ? 1 : -1);
-    const s = await this.ledger.settings(tx);
+    const s = context?.settings ?? await this.ledger.settings(tx);
     const { gain, loss } = unrealizedFxAccounts(s);
     if (!gain || !loss) throw LedgerErrors.error('ledger.fx_accounts_missing', 'configure fxUnrealizedGainAccountId and fxUnrealizedLossAccountId (or fxGainAccountId and fxLossAccountId) in the ledger settings first');
-    const amount = fixed(change.abs(), await this.ledger.currencyUnits(tx, s.baseCurrency));
+    const amount = fixed(change.abs(), context?.baseMu ?? await this.ledger.currencyUnits(tx, s.baseCurrency));
     const description = (item.description ?? item.memo).slice(0, 500);
     const control = { accountId: item.accountId, currency: item.currency, rate: item.rate, counterpartyType: item.counterpartyType, counterpartyId: item.counterpartyId, description };
-    const fxAccount = change.gt(0) !== (item.undoing ?? false) ? gain : loss;
+    const fxAccount = item.fxAccount ? (item.fxAccount === 'gain' ? gain : loss) : change.gt(0) !== (item.undoing ?? false) ? gain : loss;
     const lines: PostingLine[] = change.gt(0)
       ? [{ ...control, baseDebit: amount }, { accountId: fxAccount, credit: amount, description }]
       : [{ ...control, baseCredit: amount }, { accountId: fxAccount, debit: amount, description }];

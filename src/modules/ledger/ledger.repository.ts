@@ -18,6 +18,13 @@ import { LedgerErrors } from './ledger.errors.js';
  */
 export const FX_SETTLED_SHARE_REF = 'fx-revaluation:settled-share';
 
+/**
+ * The source_ref of the entries that move, on the date of a settlement between a revaluation and its autoReverse
+ * reversal, the settled share's revaluation result from the unrealized to the realized FX accounts (or back, for the
+ * reversal of such a settlement): JournalService.settlePendingReversals.
+ */
+export const FX_REALIZED_SHARE_REF = 'fx-revaluation:realized-share';
+
 const txt = (col: string) => sql<string>`${sql.ref(col)}::text`;
 
 type AccountRow = Selectable<DB['finance.accounts']>;
@@ -329,8 +336,11 @@ export const ledgerRepository = {
    * AR or AP account would leave the aging, which keeps the items' changes.
    */
   async revaluationEntryOwner(db: Db, orgId: string, entryId: string): Promise<string | undefined> {
-    const [row] = await db.$queryRaw<{ date: string }[]>`
-      SELECT revaluation_date::text AS date FROM finance.fx_revaluation_items WHERE org_id = ${orgId}::uuid AND entry_id = ${entryId}::uuid LIMIT 1`;
+    const [row] = await db.$queryRaw<{ date: string; realized: boolean }[]>`
+      SELECT revaluation_date::text AS date, false AS realized FROM finance.fx_revaluation_items WHERE org_id = ${orgId}::uuid AND entry_id = ${entryId}::uuid
+      UNION ALL SELECT entry_date::text, true FROM finance.journal_entries WHERE org_id = ${orgId}::uuid AND id = ${entryId}::uuid AND source_ref = ${FX_REALIZED_SHARE_REF}
+      LIMIT 1`;
+    if (row?.realized) return `the settlement of a revalued receivable or payable dated ${row.date} (its revaluation result realized; correct the settlement instead)`;
     return row && `the FX revaluation of open receivables and payables as of ${row.date} (revalue again as of a later date instead)`;
   },
 
@@ -362,12 +372,19 @@ export const ledgerRepository = {
       GROUP BY x.document_id`;
   },
 
-  /** The dates after `date` of a document's revaluation rows (the reversals posted ahead of a settlement dated `date`), in order. */
-  async revaluationDatesAfter(db: Db, orgId: string, documentId: string, date: string): Promise<string[]> {
-    const rows = await db.$queryRaw<{ date: string }[]>`
-      SELECT DISTINCT x.revaluation_date::text AS date FROM finance.fx_revaluation_items x
-      WHERE x.org_id = ${orgId}::uuid AND x.document_id = ${documentId}::uuid AND x.revaluation_date > ${date}::date ORDER BY 1`;
-    return rows.map((r) => r.date);
+  /**
+   * Per document of `documentIds` and date after `date` of its revaluation rows (the reversals posted ahead of a settlement
+   * dated `date`), in date order: `reversed`, what the reversals of that date changed of it (as its aging shows it; 0 when
+   * the date has only rows of earlier settlements' compensations). One query for all the documents of a settlement.
+   */
+  async revaluationDatesAfter(db: Db, orgId: string, documentIds: string[], date: string): Promise<{ documentId: string; date: string; reversed: string }[]> {
+    if (!documentIds.length) return [];
+    return db.$queryRaw<{ documentId: string; date: string; reversed: string }[]>`
+      SELECT x.document_id::text AS "documentId", x.revaluation_date::text AS date,
+        coalesce(sum(x.base_delta) FILTER (WHERE e.reverses_entry_id IS NOT NULL), 0)::text AS reversed
+      FROM finance.fx_revaluation_items x JOIN finance.journal_entries e ON e.org_id = x.org_id AND e.id = x.entry_id
+      WHERE x.org_id = ${orgId}::uuid AND x.document_id = any(${documentIds}::uuid[]) AND x.revaluation_date > ${date}::date
+      GROUP BY x.document_id, x.revaluation_date ORDER BY 2, 1`;
   },
 
   /** What a revaluation (or its reversal, `entryId`) changed of each open receivable or payable (finance.fx_revaluation_items). */

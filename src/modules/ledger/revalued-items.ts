@@ -69,11 +69,11 @@ export class RevaluedSubledgers {
     return out;
   }
 
-  /** One open item of a subledger as of `asOf`, or undefined when it carries nothing and has nothing open then. */
-  async openItem(tx: TenantTx, subledger: Subledger, asOf: string, documentId: string): Promise<OpenItem | undefined> {
+  /** Open items of a subledger as of `asOf` among `documentIds` (one read): those that carry nothing and have nothing open then are left out. */
+  async openItemsOf(tx: TenantTx, subledger: Subledger, asOf: string, documentIds: string[]): Promise<OpenItem[]> {
     const registered = this.lookups.get(subledger);
     if (!registered) throw new Error(`revalued open items of ${subledger} are not registered`);
-    return (await registered.lookup(tx, asOf, [documentId])).items.find((i) => i.documentId === documentId);
+    return (await registered.lookup(tx, asOf, documentIds)).items;
   }
 }
 
@@ -85,12 +85,14 @@ export class RevaluedSubledgers {
  * value after that revaluation, not as of an earlier day, so settling, crediting or voiding it then would take the wrong
  * base off the control account. An autoReverse reversal (dated the next period's first day) does not count: a settlement
  * dated between a revaluation and its reversal settles what the item carries as of its date
- * (JournalService.settlePendingReversals).
+ * (JournalService.settlePendingReversals). Callers pass the foreign-currency documents only (none: nothing is read).
  */
 export async function assertAfterRevaluations(ledger: LedgerService, journal: JournalService, tx: TenantTx, documentIds: string[], date: string, doing: string,
   refuse: (message: string, details: { documentId: string; revaluationDate: string }) => Error): Promise<void> {
-  await ledger.holdPostings(tx);
-  const last = await journal.lastRevaluation(tx, documentIds);
+  // a settlement of base-currency documents only: none is ever revalued, and what they carry is no revaluation's to change
+  if (!documentIds.length) return;
+  // sent together (the connection pipelines them, in this order: the lock is held before the read)
+  const [, last] = await Promise.all([ledger.holdPostings(tx), journal.lastRevaluation(tx, documentIds)]);
   if (last && date < last.date) {
     throw refuse(`${doing} dated ${date} is before ${last.date}, the date of the last FX revaluation of ${last.documentId}: date it on or after ${last.date}`,
       { documentId: last.documentId, revaluationDate: last.date });

@@ -15,7 +15,7 @@ import { agingReport } from './aging.js';
 import { PayablesErrors } from './payables.errors.js';
 import { laterSettlementOfRevalued, laterUseOfRevaluedCredit, payablesRepository as repo, revaluationsOf, type Idempotency } from './payables.repository.js';
 import { iso, PayablesService } from './payables.service.js';
-import { assertAfterRevaluations } from './revalued-dates.js';
+import { assertAfterRevaluations, settlePendingReversals } from './revalued-dates.js';
 import type {
   AgingReportDto, AllocationDto, BillPaymentDto, BillPaymentPage, CreateAllocationDto, CreateBillPaymentDto, PaymentQuery, RefundVendorCreditDto, ReverseAllocationDto,
 } from './payables.dto.js';
@@ -46,6 +46,9 @@ interface PlannedAllocation {
   paymentBase: Decimal;
   paidInFull: boolean;
 }
+
+/** What a settlement's audit row adds about the entries settlePendingReversals posted for it, when any. */
+const compensations = (ids: string[]): { compensationEntryIds?: string[] } => (ids.length ? { compensationEntryIds: ids } : {});
 
 /**
  * Bill payments and their allocations, and the AP aging. A payment posts bank credit / AP debit in one entry,
@@ -91,17 +94,29 @@ export class BillPaymentsService {
     }
     if (b.currency !== currency) throw PayablesErrors.error('payables.currency_mismatch', `${at}: ${b.kind} ${billId} is in ${b.currency}, the payment in ${currency}`);
     if (date < iso(b.bill_date)) throw PlatformErrors.error('validation_failed', `${at}: the allocation date ${date} is before the ${b.kind === 'bill' ? 'bill' : 'claim'} date ${iso(b.bill_date)} of ${b.kind} ${billId}`);
-    // what it carries, under the posting lock (a revaluation in flight has committed its changes), as of no date before them
-    await assertAfterRevaluations(this.ledger, this.journal, tx, [billId], date, `${at}: the allocation`);
-    // what a revalued bill carried before a later settlement is not kept: one dated before it would be valued from today
-    const later = await laterSettlementOfRevalued(tx.db, tx.orgId, [billId], date);
-    if (later) {
-      throw PayablesErrors.error('payables.before_later_settlement',
-        `${at}: the allocation dated ${date} is before ${later.date}, the date of a later allocation of the FX-revalued ${b.kind} ${billId}: date it on or after ${later.date}`,
-        { documentId: billId, settledOn: later.date });
-    }
     const [s] = await repo.settledOf(tx.db, tx.orgId, [billId]);
-    return { bill: b, settled: D(s?.amount ?? 0), settledBase: D(s?.base ?? 0), revalued: (await revaluationsOf(tx.db, tx.orgId, [billId], date)).get(billId) };
+    return { bill: b, settled: D(s?.amount ?? 0), settledBase: D(s?.base ?? 0) };
+  }
+
+  /**
+   * What the foreign-currency bills of an allocation (or a payment's allocations), locked by openBill, carry from FX
+   * revaluations as of `date`, read once for all of them: under the posting lock (a revaluation in flight has committed
+   * its changes), as of no date before their last revaluation, nor before a later allocation of a revalued one. `at`:
+   * where each bill is named in the request. Nothing is read for base-currency bills, which are never revalued (pass none).
+   */
+  private async revaluedBills(tx: TenantTx, bills: { bill: BillRow; at: string }[], date: string): Promise<Map<string, { delta: Decimal; rate: string }>> {
+    if (!bills.length) return new Map();
+    const ids = bills.map((b) => b.bill.id);
+    await assertAfterRevaluations(this.ledger, this.journal, tx, ids, date, bills.length === 1 ? `${bills[0].at}: the allocation` : 'the allocation');
+    // what a revalued bill carried before a later settlement is not kept: one dated before it would be valued from today
+    const later = await laterSettlementOfRevalued(tx.db, tx.orgId, ids, date);
+    if (later) {
+      const { bill, at } = bills.find((b) => b.bill.id === later.documentId)!;
+      throw PayablesErrors.error('payables.before_later_settlement',
+        `${at}: the allocation dated ${date} is before ${later.date}, the date of a later allocation of the FX-revalued ${bill.kind} ${bill.id}: date it on or after ${later.date}`,
+        { documentId: bill.id, settledOn: later.date });
+    }
+    return revaluationsOf(tx.db, tx.orgId, ids, date);
   }
 
   /**
@@ -180,10 +195,11 @@ export class BillPaymentsService {
     const planned: (PlannedAllocation & { index: number })[] = [];
     let usedBase = D(0);
     let used = D(0);
-    for (const { a, i } of order) {
-      const at = `allocations[${i}]`;
-      const open = await this.openBill(tx, a.billId, party, currency, dto.paymentDate, at);
-      const p = this.plan(open, D(a.amount), baseMu, at, mu);
+    const opened = [];
+    for (const { a, i } of order) opened.push({ a, i, at: `allocations[${i}]`, open: await this.openBill(tx, a.billId, party, currency, dto.paymentDate, `allocations[${i}]`) });
+    const revalued = currency !== base ? await this.revaluedBills(tx, opened.map((o) => ({ bill: o.open.bill, at: o.at })), dto.paymentDate) : new Map();
+    for (const { a, i, at, open } of opened) {
+      const p = this.plan({ ...open, revalued: revalued.get(open.bill.id) }, D(a.amount), baseMu, at, mu);
       const paymentBase = used.plus(p.amount).eq(amount) ? baseAmount.minus(usedBase) : baseShare(amount.minus(used), p.amount, rate, baseMu);
       used = used.plus(p.amount);
       usedBase = usedBase.plus(paymentBase);
@@ -219,10 +235,11 @@ export class BillPaymentsService {
         reversesAllocationId: null, journalEntryId: entry.id, createdBy: actor,
       });
     }
-    await this.settlePendingReversals(tx, planned.map((p) => p.bill.id), cp, dto.paymentDate, `Bill payment${dto.reference ? ` ${dto.reference}` : ''}`);
+    const compensationEntryIds = await settlePendingReversals(this.journal, tx, {
+      documentIds: currency !== base ? planned.map((p) => p.bill.id) : [], party: cp, date: dto.paymentDate, memo: `Bill payment${dto.reference ? ` ${dto.reference}` : ''}` });
     await this.paidEvents(tx, planned, paymentId);
     const payment = await this.get(tx, paymentId);
-    await this.audit.record(tx, { action: 'payables.payment_created', entityType: 'bill_payment', entityId: paymentId, after: payment });
+    await this.audit.record(tx, { action: 'payables.payment_created', entityType: 'bill_payment', entityId: paymentId, after: { ...payment, ...compensations(compensationEntryIds) } });
     return payment;
   }
 
@@ -277,19 +294,11 @@ export class BillPaymentsService {
     return revalued ? carried.minus(baseOf(left.minus(amount), revalued.rate, baseMu)) : baseShare(left, amount, payment.rate, baseMu);
   }
 
-  /**
-   * The reversals of revaluations posted ahead of `date` (autoReverse, dated the next period's first day) of these bills
-   * and payment credits take off the share just settled (or given back) no more (JournalService.settlePendingReversals).
-   */
-  private async settlePendingReversals(tx: TenantTx, documentIds: string[], party: { counterpartyType: string; counterpartyId: string }, date: string, memo: string): Promise<void> {
-    for (const documentId of documentIds) await this.journal.settlePendingReversals(tx, { subledger: 'payables', documentId, date, memo, ...party });
-  }
-
   /** Allocates what is left of a payment (its credit with the vendor) to an open bill; posts only the FX result, if any. */
   async allocate(tx: TenantTx, paymentId: string, dto: CreateAllocationDto): Promise<BillPaymentDto> {
     const payment = await repo.lockPayment(tx.db, tx.orgId, paymentId);
     if (!payment) throw PayablesErrors.notFound('bill_payment', paymentId);
-    const { baseMu } = await this.baseMu(tx);
+    const { base, baseMu } = await this.baseMu(tx);
     const mu = await this.ledger.currencyUnits(tx, payment.currency);
     const date = dto.date ?? iso(payment.payment_date);
     // before the payment there is no credit to allocate: the aging would settle the bill while AP still carries it
@@ -297,7 +306,8 @@ export class BillPaymentsService {
     await this.assertPeriodOpen(tx, date);
     const amount = this.amountOf(dto.amount, mu, payment.currency, 'amount');
     const open = await this.openBill(tx, dto.billId, { vendorId: payment.vendor_id, claimantId: payment.claimant_id }, payment.currency, date, 'billId');
-    const p = this.plan(open, amount, baseMu, 'amount', mu);
+    const revalued = payment.currency !== base ? await this.revaluedBills(tx, [{ bill: open.bill, at: 'billId' }], date) : new Map();
+    const p = this.plan({ ...open, revalued: revalued.get(open.bill.id) }, amount, baseMu, 'amount', mu);
     const usage = await repo.paymentUsage(tx.db, tx.orgId, paymentId);
     const left = D(payment.amount).minus(usage.amount);
     if (p.amount.gt(left)) throw PayablesErrors.error('payables.over_allocation', `amount: ${fixed(p.amount, mu)} is more than what is left of the payment (${fixed(left, mu)})`, { left: fixed(left, mu) });
@@ -306,10 +316,11 @@ export class BillPaymentsService {
     const id = await repo.insertAllocation(tx.db, tx.orgId, {
       paymentId, billId: p.bill.id, date, amount: p.amount, billBase: p.billBase, paymentBase, reversesAllocationId: null, journalEntryId: entryId, createdBy: this.payables.actor(tx),
     });
-    await this.settlePendingReversals(tx, [p.bill.id, paymentId], partyOf(payment), date, `Allocation of payment ${paymentId}`);
+    const compensationEntryIds = await settlePendingReversals(this.journal, tx, {
+      documentIds: payment.currency !== base ? [p.bill.id, paymentId] : [], party: partyOf(payment), date, memo: `Allocation of payment ${paymentId}` });
     await this.paidEvents(tx, [p], paymentId);
     const after = await this.get(tx, paymentId);
-    await this.audit.record(tx, { action: 'payables.allocation_created', entityType: 'bill_allocation', entityId: id, after: after.allocations.find((a) => a.id === id) });
+    await this.audit.record(tx, { action: 'payables.allocation_created', entityType: 'bill_allocation', entityId: id, after: { ...after.allocations.find((a) => a.id === id), ...compensations(compensationEntryIds) } });
     return after;
   }
 
@@ -354,13 +365,13 @@ export class BillPaymentsService {
     const id = await repo.insertRefund(tx.db, tx.orgId, {
       paymentId, date, amount, currency: payment.currency, rate, paymentBase, bankAccountId, reference: dto.reference ?? null, journalEntryId: entry.id, createdBy: this.payables.actor(tx),
     });
-    await this.settlePendingReversals(tx, [paymentId], cp, date, `Refund of credit on payment ${paymentId}`);
+    const compensationEntryIds = await settlePendingReversals(this.journal, tx, { documentIds: foreign ? [paymentId] : [], party: cp, date, memo: `Refund of credit on payment ${paymentId}` });
     await emitEvent(tx, 'bill_payment.refunded', {
       refundId: id, paymentId, partyType: payment.vendor_id ? 'vendor' : 'employee', partyId: payment.vendor_id ?? payment.claimant_id, refundDate: date,
       currency: payment.currency, amount: fixed(amount, mu), journalEntryId: entry.id,
     });
     const after = await this.get(tx, paymentId);
-    await this.audit.record(tx, { action: 'payables.credit_refunded', entityType: 'bill_payment', entityId: paymentId, after: after.refunds.find((r) => r.id === id) });
+    await this.audit.record(tx, { action: 'payables.credit_refunded', entityType: 'bill_payment', entityId: paymentId, after: { ...after.refunds.find((r) => r.id === id), ...compensations(compensationEntryIds) } });
     return after;
   }
 
@@ -394,7 +405,7 @@ export class BillPaymentsService {
         `the reversal of the allocation dated ${date} is before ${laterOfCredit.date}, the date of a later use of the credit of the FX-revalued payment ${original.payment_id}: date it on or after ${laterOfCredit.date}`,
         { documentId: original.payment_id, settledOn: laterOfCredit.date });
     }
-    const { baseMu } = await this.baseMu(tx);
+    const { base, baseMu } = await this.baseMu(tx);
     // reopened at what the bill (and the payment's credit) carries as of the date, as on AR: a revalued one at its last
     // revaluation's rate (the original's bases negated would reopen it at a value from before the revaluation, and the
     // aging would leave AP); one never revalued by then at the original's bases
@@ -424,7 +435,8 @@ export class BillPaymentsService {
       paymentId: original.payment_id, billId: original.bill_id, date, amount: amount.neg(), billBase, paymentBase,
       reversesAllocationId: allocationId, journalEntryId: entryId, createdBy: this.payables.actor(tx),
     });
-    await this.settlePendingReversals(tx, [original.bill_id, original.payment_id], partyOf(payment), date, `Reversal of allocation ${allocationId}`);
+    const compensationEntryIds = await settlePendingReversals(this.journal, tx, {
+      documentIds: payment.currency !== base ? [original.bill_id, original.payment_id] : [], party: partyOf(payment), date, memo: `Reversal of allocation ${allocationId}` });
     const [bill] = await this.payables.bills(tx, [original.bill_id]);
     const after = await this.get(tx, original.payment_id);
     await emitEvent(tx, 'bill_payment.allocation_reversed', {
@@ -432,7 +444,7 @@ export class BillPaymentsService {
       amount: fixed(original.amount, await this.ledger.currencyUnits(tx, payment.currency)), openAmount: bill.openAmount, status: bill.status,
       paymentUnallocated: after.unallocated, journalEntryId: entryId,
     });
-    await this.audit.record(tx, { action: 'payables.allocation_reversed', entityType: 'bill_allocation', entityId: id, after: after.allocations.find((a) => a.id === id) });
+    await this.audit.record(tx, { action: 'payables.allocation_reversed', entityType: 'bill_allocation', entityId: id, after: { ...after.allocations.find((a) => a.id === id), ...compensations(compensationEntryIds) } });
     return after;
   }
 

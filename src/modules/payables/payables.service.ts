@@ -490,6 +490,8 @@ export class PayablesService {
     const before = await this.getBill(tx, id, kind);
     const reason = o.reason ?? null;
     let reversal: { voidedOn: string; reversalEntryId: string } | null = null;
+    /** what the void took off of the document's FX revaluations, and the compensations of the reversals posted ahead (for the audit row) */
+    const fxEntries: { revaluationEntryId?: string; compensationEntryIds?: string[] } = {};
     if (posted) {
       // the document row is locked: no allocation to it can start before this commits (BillPaymentsService locks it too)
       const [settled] = await repo.settledOf(tx.db, tx.orgId, [id]);
@@ -516,16 +518,16 @@ export class PayablesService {
       // AP would keep it while the aging drops the document
       const [ap] = await this.controlAccounts(tx);
       if (b.rate && ap) {
-        await this.journal.takeOffRevaluations(tx, {
+        fxEntries.revaluationEntryId = await this.journal.takeOffRevaluations(tx, {
           subledger: 'payables', documentId: id, accountId: ap.accountId, currency: b.currency, rate: D(b.rate).toFixed(), date,
           memo: `Void of ${label}: FX revaluation taken off`,
           ...(b.vendor_id ? { counterpartyType: 'vendor', counterpartyId: b.vendor_id } : { counterpartyType: 'employee', counterpartyId: b.claimant_id! }),
-        });
+        }) ?? undefined;
       }
       // a reversal of a revaluation posted ahead of the date (autoReverse) takes off the voided document nothing: taken back on its date
       if (b.rate && ap) {
-        await this.journal.settlePendingReversals(tx, { subledger: 'payables', documentId: id, date, memo: `Void of ${label}`,
-          leaving: { accountId: ap.accountId, currency: b.currency, rate: D(b.rate).toFixed() },
+        fxEntries.compensationEntryIds = await this.journal.settlePendingReversals(tx, { subledger: 'payables', date, memo: `Void of ${label}`,
+          documents: [{ documentId: id, leaving: { accountId: ap.accountId, currency: b.currency, rate: D(b.rate).toFixed() } }],
           ...(b.vendor_id ? { counterpartyType: 'vendor', counterpartyId: b.vendor_id } : { counterpartyType: 'employee', counterpartyId: b.claimant_id! }) });
       }
       await repo.markVoided(tx.db, tx.orgId, id, { voidedOn: date, voidEntryId: entry.id });
@@ -535,7 +537,8 @@ export class PayablesService {
     }
     await emitEvent(tx, 'bill.voided', { ...this.eventBase(before), reason, voidedBy: this.actor(tx), voidedOn: reversal?.voidedOn ?? null, reversalEntryId: reversal?.reversalEntryId ?? null });
     const after = await this.getBill(tx, id, kind);
-    await this.audit.record(tx, { action: `payables.${kind}_voided`, entityType: kind, entityId: id, before, after: { ...after, reason } });
+    await this.audit.record(tx, { action: `payables.${kind}_voided`, entityType: kind, entityId: id, before, after: { ...after, reason,
+      ...(fxEntries.revaluationEntryId ? { revaluationEntryId: fxEntries.revaluationEntryId } : {}), ...(fxEntries.compensationEntryIds?.length ? { compensationEntryIds: fxEntries.compensationEntryIds } : {}) } });
     return after;
   }
 

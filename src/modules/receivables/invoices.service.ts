@@ -9,14 +9,14 @@ import { decodeKeyset, page } from '../../platform/http/pagination.js';
 import { ENTITLEMENT_GATE, type EntitlementGate } from '../../platform/http/tenant.js';
 import { Clock, today } from '../../platform/clock/clock.js';
 import { AuditService } from '../audit/audit.service.js';
-import { JournalService, type PostingLine } from '../ledger/journal.service.js';
+import { JournalService, unrealizedFxAccounts, type PostingLine } from '../ledger/journal.service.js';
 import { LedgerService } from '../ledger/ledger.service.js';
 import { computeTax, D, fitsMinorUnits, fixed, rateText } from '../ledger/money.js';
 import { ADMIN_ROLES, type RequestRole } from '../../platform/auth/principal.js';
 import type { TaxCodeDto } from '../ledger/ledger.dto.js';
 import { CustomersService } from './customers.service.js';
 import { assertOpenPeriod } from './open-period.js';
-import { assertAfterRevaluations } from './revalued-dates.js';
+import { assertAfterRevaluations, settlePendingReversals } from './revalued-dates.js';
 import { revenueRecognitionRepository } from './revenue-recognition.repository.js';
 import { ReceivablesErrors } from './receivables.errors.js';
 import { LedgerErrors } from '../ledger/ledger.errors.js';
@@ -409,13 +409,13 @@ export class InvoicesService {
       memo: `Void of invoice ${row.number}: FX revaluation taken off`, counterpartyType: 'customer', counterpartyId: row.customerId,
     }) : null;
     // a reversal of a revaluation posted ahead of the date (autoReverse) takes off the voided invoice nothing: taken back on its date
-    const pendingEntryIds = row.rate ? await this.journal.settlePendingReversals(tx, { subledger: 'receivables', documentId: id, date,
+    const pendingEntryIds = row.rate ? await this.journal.settlePendingReversals(tx, { subledger: 'receivables', date,
       memo: `Void of invoice ${row.number}`, counterpartyType: 'customer', counterpartyId: row.customerId,
-      leaving: { accountId: (await this.customers.settings(tx)).arAccountId, currency: row.currency, rate: row.rate } }) : [];
+      documents: [{ documentId: id, leaving: { accountId: (await this.customers.settings(tx)).arAccountId, currency: row.currency, rate: row.rate } }] }) : [];
     await repo.markVoid(tx.db, tx.orgId, id, date, reversalId);
     await emitEvent(tx, 'invoice.voided', { invoiceId: id, number: row.number, customerId: row.customerId, voidedOn: date, reversalEntryId: reversalId });
     await this.audit.record(tx, { action: 'receivables.invoice_voided', entityType: 'invoice', entityId: id, before: { status: row.status },
-      after: { status: 'void', voidedOn: date, voidEntryId: reversalId, ...(revaluationEntryId ? { revaluationEntryId } : {}), ...(pendingEntryIds.length ? { pendingReversalEntryIds: pendingEntryIds } : {}) } });
+      after: { status: 'void', voidedOn: date, voidEntryId: reversalId, ...(revaluationEntryId ? { revaluationEntryId } : {}), ...(pendingEntryIds.length ? { compensationEntryIds: pendingEntryIds } : {}) } });
     return this.get(tx, id);
   }
 
@@ -499,7 +499,7 @@ export class InvoicesService {
     if (total.gt(open)) throw ReceivablesErrors.error('receivables.credit_lines', `the credit note's total ${fixed(total, currencyMu)} exceeds what is open on invoice ${inv.number}, ${fixed(open, currencyMu)}`);
     // what the invoice carries is read below: under the posting lock (taken after the recognition runs' lock, as the
     // posting would), as of no date before its last revaluation
-    await assertAfterRevaluations(this.ledger, this.journal, tx, [invoiceId], dto.date, 'the credit note');
+    await assertAfterRevaluations(this.ledger, this.journal, tx, inv.currency !== baseCurrency ? [invoiceId] : [], dto.date, 'the credit note');
     // what a revalued invoice carried before a later settlement is not kept: a credit note dated before it would be valued from today
     const later = await laterSettlementOfRevalued(tx.db, tx.orgId, [invoiceId], dto.date);
     if (later) {
@@ -519,18 +519,21 @@ export class InvoicesService {
     // the credit note's own base (at the invoice's rate): the difference of the invoice's rounded open values
     const creditBase = baseOf(open, rate, baseMu).minus(baseOf(open.minus(total), rate, baseMu));
     // what it takes off the invoice: as an allocation does, of what the invoice carries, at its last revaluation's rate
-    // (all of it when it credits what is open); the difference (the revaluation's part) is realized FX, as an
-    // allocation's. Without a revaluation the two are one
-    const carrying = (await revaluedCarrying(tx.db, tx.orgId, [invoiceId], dto.date)).get(invoiceId);
+    // (all of it when it credits what is open). Without a revaluation the two are one
+    const foreign = inv.currency !== baseCurrency;
+    const carrying = foreign ? (await revaluedCarrying(tx.db, tx.orgId, [invoiceId], dto.date)).get(invoiceId) : undefined;
     const invoiceBase = !carrying ? creditBase : total.eq(open) ? D(carrying.base) : D(carrying.base).minus(baseOf(open.minus(total), carrying.rate, baseMu));
-    const fx = creditBase.minus(invoiceBase);
+    // the difference is the credited share's revaluation, not a result: no cash moved, the credit note cancels the share at
+    // what it carries. It is taken back off the unrealized FX account the revaluation used (what it raised off the gain
+    // account, what it lowered off the loss account), as a void takes an invoice's revaluations off
+    const unrealized = creditBase.minus(invoiceBase);
     const docLines = this.documentLines(cn, lines, taxCodes, settings, rate, baseMu, 'credit_note', invoiceBase, backToDeferred);
-    if (!fx.isZero()) {
-      const s = await this.ledger.settings(tx);
-      const account = fx.gt(0) ? s.fxGainAccountId : s.fxLossAccountId;
-      if (!account) throw ReceivablesErrors.error('receivables.fx_accounts_missing', 'a realized FX difference needs fxGainAccountId and fxLossAccountId in the ledger settings');
-      const amount = fixed(fx.abs(), baseMu);
-      docLines.push({ accountId: account, ...(fx.gt(0) ? { credit: amount } : { debit: amount }), description: `realized FX ${fx.gt(0) ? 'gain' : 'loss'}` });
+    if (!unrealized.isZero()) {
+      const fx = unrealizedFxAccounts(await this.ledger.settings(tx));
+      const account = unrealized.lt(0) ? fx.gain : fx.loss;
+      if (!account) throw ReceivablesErrors.error('receivables.fx_accounts_missing', 'the credited share of an FX-revalued invoice takes its revaluation off the unrealized FX accounts: configure them (or fxGainAccountId and fxLossAccountId) in the ledger settings');
+      const amount = fixed(unrealized.abs(), baseMu);
+      docLines.push({ accountId: account, ...(unrealized.gt(0) ? { credit: amount } : { debit: amount }), description: `FX revaluation of the credited share taken off (unrealized ${unrealized.lt(0) ? 'gain' : 'loss'})` });
     }
     const { entry } = await this.journal.post(tx, {
       date: dto.date, memo: `Credit note ${number} for ${inv.number}`, source: 'invoice', sourceRef: cnId, idempotencyKey: `invoice:${cnId}`, lines: docLines,
@@ -541,15 +544,16 @@ export class InvoicesService {
       entryId: entry.id, createdBy: actor(tx),
     });
     await this.afterSettlement(tx, inv, open.minus(total), dto.date);
-    // a reversal of a revaluation posted ahead of the date takes off the credited share no more
-    await this.journal.settlePendingReversals(tx, { subledger: 'receivables', documentId: invoiceId, date: dto.date, memo: `Credit note ${number} for ${inv.number}`,
-      counterpartyType: 'customer', counterpartyId: inv.customerId });
+    // a reversal of a revaluation posted ahead of the date takes off the credited share no more (nothing is realized: the
+    // credit note took the share's revaluation off the unrealized account, which the compensation puts back with the reversal's)
+    const compensationEntryIds = await settlePendingReversals(this.journal, tx, {
+      documentIds: foreign ? [invoiceId] : [], customerId: inv.customerId, date: dto.date, memo: `Credit note ${number} for ${inv.number}`, realize: false });
     await emitEvent(tx, 'invoice.issued', {
       invoiceId: cnId, kind: 'credit_note', number, customerId: inv.customerId, invoiceDate: dto.date, dueDate: dto.date, currency: inv.currency,
       total: fixed(total, currencyMu), entryId: entry.id,
     });
     const after = await this.get(tx, cnId);
-    await this.audit.record(tx, { action: 'receivables.credit_note_issued', entityType: 'invoice', entityId: cnId, after });
+    await this.audit.record(tx, { action: 'receivables.credit_note_issued', entityType: 'invoice', entityId: cnId, after: { ...after, ...(compensationEntryIds.length ? { compensationEntryIds } : {}) } });
     return after;
   }
 

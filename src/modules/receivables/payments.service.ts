@@ -15,7 +15,7 @@ import { D, fitsMinorUnits, fixed, rateText } from '../ledger/money.js';
 import { CustomersService } from './customers.service.js';
 import { actor, baseOf, InvoicesService, statusFor } from './invoices.service.js';
 import { assertOpenPeriod } from './open-period.js';
-import { assertAfterRevaluations } from './revalued-dates.js';
+import { assertAfterRevaluations, settlePendingReversals } from './revalued-dates.js';
 import { ReceivablesErrors } from './receivables.errors.js';
 import { effectiveRate, laterSettlementOfRevalued, laterUseOfRevaluedCredit, receivablesRepository as repo, revaluedCarrying, type AllocationRow, type Idempotency, type InvoiceRow, type PaymentRow } from './receivables.repository.js';
 import type { RefundCustomerCreditDto, AllocatePaymentDto, ReceivableAllocationDto, ReceivableAllocationInputDto, CreatePaymentDto, PaymentDto, PaymentPage, CustomerPaymentQuery, ReverseReceivableAllocationDto } from './receivables.dto.js';
@@ -50,6 +50,12 @@ function shareOf(open: Decimal, amount: Decimal, ownRate: string, baseMu: number
   if (!carrying) return baseOf(open, ownRate, baseMu).minus(baseOf(open.minus(amount), ownRate, baseMu));
   return amount.eq(open) ? carrying.base : carrying.base.minus(baseOf(open.minus(amount), carrying.rate, baseMu));
 }
+
+/**
+ * What a settlement's audit row adds about the entries settlePendingReversals posted for it (the compensations of the
+ * revaluation reversals posted ahead, and the realization of the settled share's revaluation result): their ids, when any.
+ */
+export const compensations = (ids: string[]): { compensationEntryIds?: string[] } => (ids.length ? { compensationEntryIds: ids } : {});
 
 /**
  * Payments received and their allocations. Every allocation takes off the invoice exactly the difference of
@@ -118,23 +124,29 @@ export class PaymentsService {
    * the other and the second sees what the first took: the open amount never goes below zero.
    */
   private async plan(tx: TenantTx, allocations: ReceivableAllocationInputDto[],
-    p: { customerId: string; currency: string; rate: string; unallocated: Decimal; date: string; paymentId?: string }, baseMu: number): Promise<Planned[]> {
+    p: { customerId: string; currency: string; foreign: boolean; rate: string; unallocated: Decimal; date: string; paymentId?: string }, baseMu: number): Promise<Planned[]> {
     const invoiceIds = [...new Set(allocations.map((a) => a.invoiceId))];
     await repo.lockInvoices(tx.db, tx.orgId, invoiceIds);
-    // what the revalued invoices (and the payment's credit) carry, after the lock (an allocation in flight has committed
-    // its part) and under the posting lock (a revaluation in flight has committed its changes), as of no date before them
-    await assertAfterRevaluations(this.ledger, this.journal, tx, p.paymentId ? [...invoiceIds, p.paymentId] : invoiceIds, p.date, 'the allocation');
-    // what a revalued invoice carried before a later settlement is not kept: one dated before it would be valued from today
-    const later = await laterSettlementOfRevalued(tx.db, tx.orgId, invoiceIds, p.date);
-    if (later) {
-      throw ReceivablesErrors.error('receivables.before_later_settlement',
-        `the allocation dated ${p.date} is before ${later.date}, the date of a later allocation of the FX-revalued invoice ${later.documentId}: date it on or after ${later.date}`,
-        { documentId: later.documentId, settledOn: later.date });
+    // a payment in the base currency settles only base-currency invoices (another currency is refused below), which no FX
+    // revaluation ever changes: nothing of theirs to read
+    let revalued = new Map<string, { base: string; rate: string }>();
+    let source: Carrying | undefined;
+    if (p.foreign) {
+      // what the revalued invoices (and the payment's credit) carry, after the lock (an allocation in flight has committed
+      // its part) and under the posting lock (a revaluation in flight has committed its changes), as of no date before them
+      await assertAfterRevaluations(this.ledger, this.journal, tx, p.paymentId ? [...invoiceIds, p.paymentId] : invoiceIds, p.date, 'the allocation');
+      // what a revalued invoice carried before a later settlement is not kept: one dated before it would be valued from today
+      const later = await laterSettlementOfRevalued(tx.db, tx.orgId, invoiceIds, p.date);
+      if (later) {
+        throw ReceivablesErrors.error('receivables.before_later_settlement',
+          `the allocation dated ${p.date} is before ${later.date}, the date of a later allocation of the FX-revalued invoice ${later.documentId}: date it on or after ${later.date}`,
+          { documentId: later.documentId, settledOn: later.date });
+      }
+      if (p.paymentId) await this.assertNoLaterUseOfCredit(tx, p.paymentId, p.date, 'the allocation');
+      revalued = await revaluedCarrying(tx.db, tx.orgId, invoiceIds, p.date);
+      source = p.paymentId ? await this.creditCarrying(tx, p.paymentId, p.date) : undefined;
     }
-    if (p.paymentId) await this.assertNoLaterUseOfCredit(tx, p.paymentId, p.date, 'the allocation');
-    const revalued = await revaluedCarrying(tx.db, tx.orgId, invoiceIds, p.date);
     const open = new Map<string, { invoice: InvoiceRow; open: Decimal; carrying?: Carrying }>();
-    let source = p.paymentId ? await this.creditCarrying(tx, p.paymentId, p.date) : undefined;
     const mu = await this.ledger.currencyUnits(tx, p.currency);
     let left = p.unallocated;
     const out: Planned[] = [];
@@ -198,7 +210,8 @@ export class PaymentsService {
     await this.customers.postableAccount(tx, dto.depositAccountId, 'depositAccountId');
     const rate = currency === baseCurrency ? '1' : dto.rate ?? (await effectiveRate(tx.db, currency, dto.date));
     if (!rate) throw LedgerErrors.error('ledger.rate_missing', `no ${currency} rate on or before ${dto.date}`);
-    const planned = await this.plan(tx, dto.allocations ?? [], { customerId: customer.id, currency, rate, unallocated: amount, date: dto.date }, baseMu);
+    const foreign = currency !== baseCurrency;
+    const planned = await this.plan(tx, dto.allocations ?? [], { customerId: customer.id, currency, foreign, rate, unallocated: amount, date: dto.date }, baseMu);
     const allocated = planned.reduce((s, p) => s.plus(p.amount), D(0));
     const common = { currency, rate, counterpartyType: 'customer', counterpartyId: customer.id };
     const lines: PostingLine[] = [{ ...common, accountId: dto.depositAccountId, debit: amount.toFixed(), description: `payment from customer${dto.reference ? ` ${dto.reference}` : ''}`.slice(0, 500) }];
@@ -216,12 +229,12 @@ export class PaymentsService {
       customerId: customer.id, date: dto.date, amount: amount.toFixed(), currency, rate, depositAccountId: dto.depositAccountId, method: dto.method,
       reference: dto.reference ?? null, entryId: entry.id, createdBy: actor(tx), idempotency,
     });
-    await this.record(tx, planned, { paymentId: id, date: dto.date, entryId: entry.id });
+    const compensationEntryIds = await this.record(tx, planned, { paymentId: id, date: dto.date, entryId: entry.id, foreign });
     await emitEvent(tx, 'payment.received', {
       paymentId: id, customerId: customer.id, paymentDate: dto.date, currency, amount: fixed(amount, currencyMu), allocated: fixed(allocated, currencyMu), entryId: entry.id,
     });
     const payment = await this.get(tx, id);
-    await this.audit.record(tx, { action: 'receivables.payment_received', entityType: 'payment', entityId: id, after: payment });
+    await this.audit.record(tx, { action: 'receivables.payment_received', entityType: 'payment', entityId: id, after: { ...payment, ...compensations(compensationEntryIds) } });
     return payment;
   }
 
@@ -242,7 +255,8 @@ export class PaymentsService {
     return prior.id;
   }
 
-  private async record(tx: TenantTx, planned: Planned[], p: { paymentId: string; date: string; entryId: string | null }): Promise<void> {
+  /** Writes the allocations; answers the entries settlePendingReversals posted for them (for the audit row). */
+  private async record(tx: TenantTx, planned: Planned[], p: { paymentId: string; date: string; entryId: string | null; foreign: boolean }): Promise<string[]> {
     const openAfter = new Map<string, { invoice: InvoiceRow; open: Decimal }>();
     for (const x of planned) {
       await repo.insertAllocation(tx.db, tx.orgId, {
@@ -254,17 +268,8 @@ export class PaymentsService {
     }
     for (const { invoice, open } of openAfter.values()) await this.invoices.afterSettlement(tx, invoice, open, p.date);
     const customerId = planned[0]?.invoice.customerId;
-    if (customerId) await this.settlePendingReversals(tx, [...openAfter.keys(), p.paymentId], customerId, p.date, `Allocation of payment ${p.paymentId}`);
-  }
-
-  /**
-   * The reversals of revaluations posted ahead of `date` (autoReverse, dated the next period's first day) of these
-   * invoices and payment credits take off the share just settled (or given back) no more (JournalService.settlePendingReversals).
-   */
-  private async settlePendingReversals(tx: TenantTx, documentIds: string[], customerId: string, date: string, memo: string): Promise<void> {
-    for (const documentId of documentIds) {
-      await this.journal.settlePendingReversals(tx, { subledger: 'receivables', documentId, date, memo, counterpartyType: 'customer', counterpartyId: customerId });
-    }
+    if (!customerId || !p.foreign) return [];
+    return settlePendingReversals(this.journal, tx, { documentIds: [...openAfter.keys(), p.paymentId], customerId, date: p.date, memo: `Allocation of payment ${p.paymentId}`, realize: true });
   }
 
   /**
@@ -279,15 +284,16 @@ export class PaymentsService {
     const baseMu = await this.ledger.currencyUnits(tx, baseCurrency);
     const date = dto.date ?? today(this.clock);
     if (date < payment.date) throw PlatformErrors.error('validation_failed', 'date must not be before the payment date');
+    const foreign = payment.currency !== baseCurrency;
     const planned = await this.plan(tx, dto.allocations, {
-      customerId: payment.customerId, currency: payment.currency, rate: payment.rate, unallocated: D(payment.amount).minus(payment.allocated), date, paymentId,
+      customerId: payment.customerId, currency: payment.currency, foreign, rate: payment.rate, unallocated: D(payment.amount).minus(payment.allocated), date, paymentId,
     }, baseMu);
     const entryId = await this.postFxAdjustment(tx, planned.map((p) => ({ ...p, currency: payment.currency, rate: payment.rate })), settings.arAccountId, baseMu, date, `FX on allocation of payment ${payment.reference ?? payment.id}`);
     // no FX difference, no posting to refuse the date: the allocation still changes what was open as of it
     if (!entryId) await assertOpenPeriod(this.ledger, tx, date);
-    await this.record(tx, planned, { paymentId, date, entryId });
+    const compensationEntryIds = await this.record(tx, planned, { paymentId, date, entryId, foreign });
     const after = await this.get(tx, paymentId);
-    await this.audit.record(tx, { action: 'receivables.payment_allocated', entityType: 'payment', entityId: paymentId, after: { allocations: dto.allocations, date } });
+    await this.audit.record(tx, { action: 'receivables.payment_allocated', entityType: 'payment', entityId: paymentId, after: { allocations: dto.allocations, date, ...compensations(compensationEntryIds) } });
     return after;
   }
 
@@ -370,7 +376,7 @@ export class PaymentsService {
     await this.customers.postableAccount(tx, accountId, 'accountId');
     const rate = payment.currency === baseCurrency ? '1' : dto.rate ?? (await effectiveRate(tx.db, payment.currency, date));
     if (!rate) throw LedgerErrors.error('ledger.rate_missing', `no ${payment.currency} rate on or before ${date}`);
-    await assertAfterRevaluations(this.ledger, this.journal, tx, [paymentId], date, 'the refund');
+    await assertAfterRevaluations(this.ledger, this.journal, tx, payment.currency !== baseCurrency ? [paymentId] : [], date, 'the refund');
     await this.assertNoLaterUseOfCredit(tx, paymentId, date, 'the refund');
     const sourceBase = shareOf(left, amount, payment.rate, baseMu, await this.creditCarrying(tx, paymentId, date));
     const bankBase = baseOf(amount, rate, baseMu);
@@ -387,12 +393,13 @@ export class PaymentsService {
       paymentId, customerId: payment.customerId, date, amount: amount.toFixed(), currency: payment.currency, rate, sourceBase: sourceBase.toFixed(), accountId,
       method: dto.method ?? 'bank_transfer', reference: dto.reference ?? null, entryId: entry.id, createdBy: actor(tx), idempotency,
     });
-    await this.settlePendingReversals(tx, [paymentId], payment.customerId, date, `Refund of payment ${paymentId}`);
+    const compensationEntryIds = await settlePendingReversals(this.journal, tx, {
+      documentIds: payment.currency !== baseCurrency ? [paymentId] : [], customerId: payment.customerId, date, memo: `Refund of payment ${paymentId}`, realize: true });
     await emitEvent(tx, 'payment.refunded', {
       refundId: id, paymentId, customerId: payment.customerId, refundDate: date, currency: payment.currency, amount: fixed(amount, currencyMu), entryId: entry.id,
     });
     const after = await this.get(tx, paymentId);
-    await this.audit.record(tx, { action: 'receivables.credit_refunded', entityType: 'payment', entityId: paymentId, after: after.refunds.find((r) => r.id === id) });
+    await this.audit.record(tx, { action: 'receivables.credit_refunded', entityType: 'payment', entityId: paymentId, after: { ...after.refunds.find((r) => r.id === id), ...compensations(compensationEntryIds) } });
     return after;
   }
 
@@ -419,7 +426,7 @@ export class PaymentsService {
     const open = D(invoice.total).minus(invoice.allocated);
     const unallocated = D(payment.amount).minus(payment.allocated);
     // reopened at the rate the invoice (and the payment's credit) is carried at: a revalued one at its revaluation's
-    await assertAfterRevaluations(this.ledger, this.journal, tx, [invoice.id, payment.id], date, 'the reversal of the allocation');
+    await assertAfterRevaluations(this.ledger, this.journal, tx, payment.currency !== baseCurrency ? [invoice.id, payment.id] : [], date, 'the reversal of the allocation');
     // what a revalued invoice (or credit) carried before a later settlement (or use) is not kept: a reversal dated before it would be valued from today
     const later = await laterSettlementOfRevalued(tx.db, tx.orgId, [invoice.id], date);
     if (later) {
@@ -445,14 +452,15 @@ export class PaymentsService {
       reversesAllocationId: allocationId, entryId, createdBy: actor(tx),
     }), { '23505': () => ReceivablesErrors.error('receivables.already_reversed', `allocation ${allocationId} is already reversed`) });
     await this.invoices.afterSettlement(tx, invoice, open.plus(amount), date);
-    await this.settlePendingReversals(tx, [invoice.id, payment.id], payment.customerId, date, `Reversal of allocation ${allocationId}`);
+    const compensationEntryIds = await settlePendingReversals(this.journal, tx, {
+      documentIds: payment.currency !== baseCurrency ? [invoice.id, payment.id] : [], customerId: payment.customerId, date, memo: `Reversal of allocation ${allocationId}`, realize: true });
     const mu = await this.ledger.currencyUnits(tx, payment.currency);
     await emitEvent(tx, 'payment.allocation_reversed', {
       allocationId: reversalId, reversesAllocationId: allocationId, paymentId: a.paymentId, invoiceId: a.invoiceId, invoiceNumber: invoice.number, customerId: payment.customerId,
       date, currency: payment.currency, amount: fixed(amount, mu), invoiceOpenAmount: fixed(open.plus(amount), mu), invoiceStatus: statusFor(invoice.total, open.plus(amount)),
       paymentUnallocated: fixed(unallocated.plus(amount), mu), entryId,
     });
-    await this.audit.record(tx, { action: 'receivables.allocation_reversed', entityType: 'allocation', entityId: allocationId, after: { date, amount: amount.neg().toFixed() } });
+    await this.audit.record(tx, { action: 'receivables.allocation_reversed', entityType: 'allocation', entityId: allocationId, after: { date, amount: amount.neg().toFixed(), ...compensations(compensationEntryIds) } });
     return this.get(tx, a.paymentId);
   }
 }

@@ -226,13 +226,14 @@ export class InvoicesController {
   @ApiOperation({ operationId: 'createCreditNote', summary: 'Credit an issued invoice (whole, or some lines): the credit note is issued and posted at once and reduces what is open',
     description: 'Lines that come to 0.00 (discounted 100 %) credit nothing: a credit note of 0.00 is refused (422 receivables.nothing_to_credit). '
       + 'Of an invoice FX revaluations revalued it takes what the invoice carries (at the last revaluation\'s rate, all of it when it credits what is open), as an allocation does: '
-      + 'the difference to its own base at the invoice\'s rate is realized FX (receivables.fx_accounts_missing without the FX accounts); dated before the last revaluation it is refused (422 receivables.before_revaluation), '
+      + 'the difference to its own base at the invoice\'s rate is the credited share\'s revaluation, taken back off the unrealized FX account (no cash moved: nothing realized); dated before the last revaluation it is refused (422 receivables.before_revaluation), '
       + 'as is one dated before a later allocation of a revalued invoice (422 receivables.before_later_settlement).' })
   @ApiCreatedResponse({ type: InvoiceDto })
   // an issued invoice had the settings, which are never unset; a line still deferred keeps the deferred revenue account
-  // in the settings (it carries its balance: receivables.control_account_in_use): never settings_missing nor deferred_account_missing
+  // in the settings (it carries its balance: receivables.control_account_in_use): never settings_missing nor deferred_account_missing.
+  // A revalued invoice's share goes back to the unrealized FX accounts, which its revaluation needed and the settings never unset: never fx_accounts_missing
   @ApiErrorCodes(...DOCUMENT_POSTING_ERRORS, 'ledger.rounding_account_missing', 'receivables.invalid_status', 'receivables.credit_lines', 'receivables.nothing_to_credit',
-    'receivables.fx_accounts_missing', 'receivables.before_revaluation', 'receivables.before_later_settlement')
+    'receivables.before_revaluation', 'receivables.before_later_settlement')
   creditNote(@Tx() tx: TenantTx, @IdParam('invoiceId', 'invoice') id: string, @Body() dto: CreateCreditNoteDto): Promise<InvoiceDto> {
     return this.invoices.createCreditNote(tx, id, dto);
   }

@@ -7,3 +7,15 @@ import { ReceivablesErrors } from './receivables.errors.js';
 /** The ledger's check (revalued-items.ts) for an invoice or payment: a date before its last FX revaluation is 422 receivables.before_revaluation. */
 export const assertAfterRevaluations = (ledger: LedgerService, journal: JournalService, tx: TenantTx, documentIds: string[], date: string, doing: string): Promise<void> =>
   afterRevaluations(ledger, journal, tx, documentIds, date, doing, (message, details) => ReceivablesErrors.error('receivables.before_revaluation', message, details));
+
+/**
+ * The reversals of revaluations posted ahead of `date` (autoReverse, dated the next period's first day) of these
+ * foreign-currency invoices and payment credits take off the share just settled (or given back) no more, in one call
+ * for all of them (JournalService.settlePendingReversals); a realized FX account the settled share needs and the
+ * settings lack is 422 receivables.fx_accounts_missing. Answers the entries posted (for the settlement's audit row).
+ */
+export const settlePendingReversals = (journal: JournalService, tx: TenantTx, s: { documentIds: string[]; customerId: string; date: string; memo: string; realize: boolean }): Promise<string[]> =>
+  s.documentIds.length ? journal.settlePendingReversals(tx, {
+    subledger: 'receivables', date: s.date, memo: s.memo, counterpartyType: 'customer', counterpartyId: s.customerId, realize: s.realize,
+    documents: s.documentIds.map((documentId) => ({ documentId })), fxAccountsMissing: (message) => ReceivablesErrors.error('receivables.fx_accounts_missing', message),
+  }) : Promise.resolve([]);

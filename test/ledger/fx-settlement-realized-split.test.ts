@@ -1,0 +1,231 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { createTestApp, type TestApp } from '../support/app.js';
+import { createOrg, onPlan, registerUser, type TestUser } from '../support/factories.js';
+import { expectOpenAmountsKept, issueInvoice, rUrl, setupReceivables } from '../receivables/receivables-support.js';
+import { createVendor, payablesUrl } from '../payables/payables-support.js';
+import { ledgerUrl } from './ledger-support.js';
+
+/**
+ * The realized / unrealized split of FX results when a revalued item is settled or credited (base USD; EUR 1.10 on
+ * Jan 15, 1.15 on Jan 31, 1.20 on Feb 10; an invoice or bill of EUR 1,000.00 on Jan 15 at 1.10, revalued as of Jan 31 at
+ * 1.15: 50.00 unrealized). The worked example: paid on Jan 31 at 1.20 inside the autoReverse window (reversal Feb 1),
+ * the whole 100.00 is realized in January and no unrealized result is left on the settled item in January or February:
+ * the settled share's unrealized 50.00 moves to the realized account on the settlement's date (an entry marked
+ * fx-revaluation:realized-share), the Feb 1 compensation puts the reversal's 50.00 back on the unrealized account.
+ *  - AR and AP, paid in full; AR half paid, then the allocation reversed (the share's result goes back to unrealized);
+ *  - a credit note cancels the item at what it carries: the credited share's revaluation is taken off the unrealized
+ *    account, nothing is realized (full, partial, and inside the window);
+ *  - a settlement whose compensation falls in a closed period says so (422 ledger.period_closed);
+ *  - the settlements' audit rows list the compensation (and realization) entries.
+ */
+describe('FX revaluation: the realized and unrealized split of settled and credited items', () => {
+  let t: TestApp;
+  let owner: TestUser;
+
+  beforeAll(async () => {
+    t = await createTestApp();
+    owner = await registerUser(t, 'owner');
+  });
+  afterAll(() => t.close());
+
+  async function books(name: string) {
+    const orgId = await createOrg(t, owner, name);
+    await onPlan(t, orgId, 'professional');
+    const { acc } = await setupReceivables(t, orgId, owner, 'USD');
+    await t.http.post(ledgerUrl(orgId, 'fx-rates/import')).set(owner.auth).send({ rates: [
+      { currency: 'EUR', date: '2026-01-15', rate: '1.10' }, { currency: 'EUR', date: '2026-01-31', rate: '1.15' }, { currency: 'EUR', date: '2026-02-10', rate: '1.20' }] }).expect(201);
+    await t.http.put(payablesUrl(orgId, 'settings')).set(owner.auth).send({ apAccountId: acc['2100'], approvalRules: [{ above: '0', approvals: 0, roles: ['owner'] }] }).expect(200);
+    const balance = async (code: string, asOf: string) =>
+      Number((await t.http.get(ledgerUrl(orgId, `accounts/${acc[code]}/balance?asOf=${asOf}`)).set(owner.auth).expect(200)).body.baseBalance);
+    /**
+     * The FX results per month (a gain positive, a loss negative): realized (4300 gain, 5500 loss) and unrealized (4310
+     * gain, 5510 loss), January's and February's own.
+     */
+    const split = async () => {
+      const result = async (asOf: string) => ({
+        realizedGain: -(await balance('4300', asOf)), realizedLoss: -(await balance('5500', asOf)),
+        unrealizedGain: -(await balance('4310', asOf)), unrealizedLoss: -(await balance('5510', asOf)),
+      });
+      const [jan, feb] = [await result('2026-01-31'), await result('2026-02-28')];
+      const month = (r: typeof jan, before?: typeof jan) => {
+        const of = (k: keyof typeof jan) => r[k] - (before?.[k] ?? 0);
+        return { realized: (of('realizedGain') + of('realizedLoss')).toFixed(2), unrealized: (of('unrealizedGain') + of('unrealizedLoss')).toFixed(2) };
+      };
+      return { january: month(jan), february: month(feb, jan) };
+    };
+    const revalue = (date: string, autoReverse = false) => t.http.post(ledgerUrl(orgId, 'fx-revaluations')).set(owner.auth).send({ date, autoReverse });
+    const customer = (await t.http.post(rUrl(orgId, 'customers')).set(owner.auth).send({ name: 'Euro GmbH', defaultCurrency: 'EUR' }).expect(201)).body.id as string;
+    const vendor = await createVendor(t, orgId, owner, { name: 'Euro Supplies', defaultCurrency: 'EUR' });
+    const invoice = async () => issueInvoice(t, orgId, owner, { customerId: customer, invoiceDate: '2026-01-15',
+      lines: [{ description: 'Licence', quantity: '1', unitPrice: '1000.00', revenueAccountId: acc['4100'] }] });
+    const bill = async () => {
+      const draft = await t.http.post(payablesUrl(orgId, 'bills')).set(owner.auth).send({ vendorId: vendor, billDate: '2026-01-15', currency: 'EUR',
+        lines: [{ accountId: acc['5200'], unitPrice: '1000.00' }] }).expect(201);
+      return (await t.http.post(payablesUrl(orgId, `bills/${draft.body.id}/submit`)).set(owner.auth).send({}).expect(200)).body;
+    };
+    const arPayment = (body: object) => t.http.post(rUrl(orgId, 'payments')).set(owner.auth).send({ customerId: customer, currency: 'EUR', depositAccountId: acc['1100'], method: 'bank_transfer', ...body });
+    const apPayment = (body: object) => t.http.post(payablesUrl(orgId, 'payments')).set(owner.auth).send({ vendorId: vendor, currency: 'EUR', bankAccountId: acc['1100'], ...body });
+    const expectAgingIsAr = async (asOf: string, want: string) => {
+      const aging = (await t.http.get(rUrl(orgId, `aging?asOf=${asOf}`)).set(owner.auth).expect(200)).body.total as string;
+      expect({ asOf, ar: (await balance('1200', asOf)).toFixed(2), aging }).toEqual({ asOf, ar: want, aging: want });
+    };
+    const expectAgingIsAp = async (asOf: string, want: string) => {
+      const a = (await t.http.get(payablesUrl(orgId, `aging?asOf=${asOf}`)).set(owner.auth).expect(200)).body;
+      expect({ asOf, ap: a.controlAccountBalance, aging: a.total }).toEqual({ asOf, ap: want, aging: want });
+    };
+    /** the entries settlePendingReversals posted, in order: date, mark and amount */
+    const marked = async () => (await t.db.admin.query(`SELECT e.id, e.entry_date::text AS date, e.source_ref AS ref, e.total_base::numeric(20, 2)::text AS amount
+      FROM finance.journal_entries e WHERE e.org_id = $1 AND e.source_ref LIKE 'fx-revaluation:%' ORDER BY e.seq`, [orgId])).rows;
+    const auditAfter = async (action: string) => (await t.db.admin.query(`SELECT after FROM core.audit_logs WHERE org_id = $1 AND action = $2 ORDER BY id`, [orgId, action])).rows.map((r) => r.after);
+    const footprint = async () => (await t.db.admin.query(`SELECT
+      (SELECT count(*) FROM finance.journal_entries WHERE org_id = $1)::int AS entries, (SELECT count(*) FROM finance.fx_revaluation_items WHERE org_id = $1)::int AS items,
+      (SELECT count(*) FROM finance.customer_payments WHERE org_id = $1)::int AS payments, (SELECT count(*) FROM finance.bill_payments WHERE org_id = $1)::int AS bill_payments,
+      (SELECT count(*) FROM core.audit_logs WHERE org_id = $1)::int AS audit`, [orgId])).rows[0];
+    return { orgId, acc, balance, split, revalue, invoice, bill, arPayment, apPayment, expectAgingIsAr, expectAgingIsAp, marked, auditAfter, footprint };
+  }
+
+  it('AR, the worked example: paid on Jan 31 at 1.20 inside the window: January realizes 100.00 and keeps no unrealized result, February nets 0; the audit row lists the entries', async () => {
+    const b = await books('AR paid at 1.20 in the window');
+    const inv = await b.invoice();
+    await b.revalue('2026-01-31', true).expect(201);
+    const paid = await b.arPayment({ date: '2026-01-31', amount: '1000.00', rate: '1.20', allocations: [{ invoiceId: inv.id, amount: '1000.00' }] });
+    // the payment realizes what it settles against what the invoice carries (1,150.00): 50.00; the revaluation's 50.00 is realized with it
+    expect([paid.status, paid.body.allocations?.[0]?.realizedFx]).toEqual([201, '50.00']);
+    expect(await b.split()).toEqual({ january: { realized: '100.00', unrealized: '0.00' }, february: { realized: '0.00', unrealized: '0.00' } });
+    // the accounts themselves: all of January's result on the realized gain account, the unrealized gain account at 0 on both month ends
+    expect([await b.balance('4300', '2026-01-31'), await b.balance('4310', '2026-01-31'), await b.balance('4310', '2026-02-28'), await b.balance('5510', '2026-02-28')])
+      .toEqual([-100, 0, 0, 0]);
+    await b.expectAgingIsAr('2026-01-31', '0.00');
+    await b.expectAgingIsAr('2026-02-01', '0.00');
+    // the realization dated with the payment, the compensation with the reversal
+    const entries = await b.marked();
+    expect(entries.map(({ id: _id, ...e }) => e)).toEqual([
+      { date: '2026-02-01', ref: 'fx-revaluation:settled-share', amount: '50.00' }, { date: '2026-01-31', ref: 'fx-revaluation:realized-share', amount: '50.00' }]);
+    const [audit] = await b.auditAfter('receivables.payment_received');
+    expect(audit.compensationEntryIds).toEqual(entries.map((e) => e.id));
+    // the realization belongs to the settlement: not reversed on its own
+    const alone = await t.http.post(ledgerUrl(b.orgId, `journal-entries/${entries[1].id}/reverse`)).set(owner.auth).send({});
+    expect([alone.status, alone.body.error?.code]).toEqual([422, 'ledger.entry_of_document']);
+    await expectOpenAmountsKept(t, b.orgId);
+  });
+
+  it('AR: half paid in the window at 1.20, then the allocation reversed: the half realizes its 25.00 of revaluation, which goes back to unrealized with the reversal', async () => {
+    const b = await books('AR half paid in the window, reversed');
+    const inv = await b.invoice();
+    await b.revalue('2026-01-31', true).expect(201);
+    const paid = (await b.arPayment({ date: '2026-01-31', amount: '500.00', rate: '1.20', allocations: [{ invoiceId: inv.id, amount: '500.00' }] }).expect(201)).body;
+    expect(paid.allocations[0].realizedFx).toBe('25.00');
+    // January: the paid half realized (1.20 - 1.10) x 500 = 50.00, the open half unrealized (1.15 - 1.10) x 500 = 25.00;
+    // February: the open half's revaluation reversed (-25.00)
+    expect(await b.split()).toEqual({ january: { realized: '50.00', unrealized: '25.00' }, february: { realized: '0.00', unrealized: '-25.00' } });
+    await b.expectAgingIsAr('2026-01-31', '575.00');
+    await b.expectAgingIsAr('2026-02-01', '550.00');
+    const reversed = await t.http.post(rUrl(b.orgId, `allocations/${paid.allocations[0].id}/reverse`)).set(owner.auth).send({ date: '2026-01-31' });
+    expect(reversed.status).toBe(201);
+    // all open again: January as revalued (50.00 unrealized, nothing realized), February its reversal; the customer credit
+    // (EUR 500.00 received at 1.20) is not revalued by then
+    expect(await b.split()).toEqual({ january: { realized: '0.00', unrealized: '50.00' }, february: { realized: '0.00', unrealized: '-50.00' } });
+    // and on the accounts the revaluation used: the unrealized gain account only
+    expect([await b.balance('4310', '2026-01-31'), await b.balance('4310', '2026-02-28'), await b.balance('5510', '2026-02-28'), await b.balance('4300', '2026-02-28')])
+      .toEqual([-50, 0, 0, 0]);
+    await b.expectAgingIsAr('2026-01-31', '550.00');
+    await b.expectAgingIsAr('2026-02-01', '500.00');
+    const [audit] = await b.auditAfter('receivables.allocation_reversed');
+    const entries = await b.marked();
+    // the payment's compensation and realization, then the reversal's
+    expect(entries.map((e) => [e.date, e.ref])).toEqual([
+      ['2026-02-01', 'fx-revaluation:settled-share'], ['2026-01-31', 'fx-revaluation:realized-share'],
+      ['2026-02-01', 'fx-revaluation:settled-share'], ['2026-01-31', 'fx-revaluation:realized-share']]);
+    expect(audit.compensationEntryIds).toEqual(entries.slice(2).map((e) => e.id));
+    await expectOpenAmountsKept(t, b.orgId);
+  });
+
+  it('AP, the worked example: a bill paid on Jan 31 at 1.20 inside the window: January realizes the 100.00 loss and keeps no unrealized loss; February nets 0', async () => {
+    const b = await books('AP paid at 1.20 in the window');
+    const bill = await b.bill();
+    await b.revalue('2026-01-31', true).expect(201);
+    const paid = await b.apPayment({ paymentDate: '2026-01-31', amount: '1000.00', rate: '1.20', allocations: [{ billId: bill.id, amount: '1000.00' }] });
+    expect([paid.status, paid.body.allocations?.map((a: any) => a.fxDifference)]).toEqual([201, ['50.00']]);
+    expect(await b.split()).toEqual({ january: { realized: '-100.00', unrealized: '0.00' }, february: { realized: '0.00', unrealized: '0.00' } });
+    expect([await b.balance('5500', '2026-01-31'), await b.balance('5510', '2026-01-31'), await b.balance('5510', '2026-02-28'), await b.balance('4310', '2026-02-28')])
+      .toEqual([100, 0, 0, 0]);
+    await b.expectAgingIsAp('2026-01-31', '0.00');
+    await b.expectAgingIsAp('2026-02-01', '0.00');
+    const entries = await b.marked();
+    expect(entries.map((e) => [e.date, e.ref, e.amount])).toEqual([
+      ['2026-02-01', 'fx-revaluation:settled-share', '50.00'], ['2026-01-31', 'fx-revaluation:realized-share', '50.00']]);
+    const [audit] = await b.auditAfter('payables.payment_created');
+    expect(audit.compensationEntryIds).toEqual(entries.map((e) => e.id));
+  });
+
+  it('a credit note cancels a revalued invoice at what it carries: the revaluation comes off the unrealized account, nothing is realized (full, partial, in the window)', async () => {
+    const b = await books('Credit notes of revalued invoices');
+    const full = await b.invoice();
+    const partial = await b.invoice();
+    await b.revalue('2026-01-31').expect(201);
+    expect(await b.split()).toEqual({ january: { realized: '0.00', unrealized: '100.00' }, february: { realized: '0.00', unrealized: '0.00' } });
+    const cn = await t.http.post(rUrl(b.orgId, `invoices/${full.id}/credit-notes`)).set(owner.auth).send({ date: '2026-02-05' });
+    expect(cn.status).toBe(201);
+    // the credit note's entry: revenue back at the invoice's rate (1,100.00), AR off at what it carries (1,150.00), the 50.00 off the unrealized gain
+    const { rows: lines } = await t.db.admin.query(`SELECT a.code, l.base_debit::numeric(20, 2)::text AS debit, l.base_credit::numeric(20, 2)::text AS credit
+      FROM finance.journal_lines l JOIN finance.accounts a ON a.org_id = l.org_id AND a.id = l.account_id WHERE l.org_id = $1 AND l.entry_id = $2 ORDER BY a.code`, [b.orgId, cn.body.entryId]);
+    expect(lines).toEqual([{ code: '1200', debit: '0.00', credit: '1150.00' }, { code: '4100', debit: '1100.00', credit: '0.00' }, { code: '4310', debit: '50.00', credit: '0.00' }]);
+    // a partial credit note (EUR 400.00 of 1,000.00) takes the credited share's revaluation off: 400 x 0.05 = 20.00
+    await t.http.post(rUrl(b.orgId, `invoices/${partial.id}/credit-notes`)).set(owner.auth).send({ date: '2026-02-05', lines: [{ lineNo: 1, quantity: '0.4' }] }).expect(201);
+    // what is still open (EUR 600.00) keeps its 30.00 unrealized; no realized result at all
+    expect(await b.split()).toEqual({ january: { realized: '0.00', unrealized: '100.00' }, february: { realized: '0.00', unrealized: '-70.00' } });
+    expect([await b.balance('4300', '2026-02-28'), await b.balance('5500', '2026-02-28'), await b.balance('4310', '2026-02-28')]).toEqual([0, 0, -30]);
+    await b.expectAgingIsAr('2026-02-05', '690.00');
+    await expectOpenAmountsKept(t, b.orgId);
+
+    // inside the autoReverse window: credited in full on Jan 31, no result in either month; the compensation is audited
+    const w = await books('Credit note in the window');
+    const inv = await w.invoice();
+    await w.revalue('2026-01-31', true).expect(201);
+    await t.http.post(rUrl(w.orgId, `invoices/${inv.id}/credit-notes`)).set(owner.auth).send({ date: '2026-01-31' }).expect(201);
+    expect(await w.split()).toEqual({ january: { realized: '0.00', unrealized: '0.00' }, february: { realized: '0.00', unrealized: '0.00' } });
+    await w.expectAgingIsAr('2026-01-31', '0.00');
+    await w.expectAgingIsAr('2026-02-01', '0.00');
+    const entries = await w.marked();
+    expect(entries.map((e) => [e.date, e.ref])).toEqual([['2026-02-01', 'fx-revaluation:settled-share']]);
+    const [audit] = await w.auditAfter('receivables.credit_note_issued');
+    expect(audit.compensationEntryIds).toEqual([entries[0].id]);
+  });
+
+  it('the settled share realized without realized FX accounts (only the unrealized ones set) is 422 fx_accounts_missing, the subledger\'s code; nothing is written', async () => {
+    const b = await books('Realized share without realized accounts');
+    const inv = await b.invoice();
+    const bill = await b.bill();
+    // the settings an organization started with the empty chart reaches through the API when it sets only the unrealized accounts
+    await t.db.admin.query(`UPDATE finance.settings SET fx_gain_account_id = NULL, fx_loss_account_id = NULL WHERE org_id = $1`, [b.orgId]);
+    await b.revalue('2026-01-31', true).expect(201);
+    const before = await b.footprint();
+    // paid at the rate it carries: no realized result of its own, only the revaluation's to realize
+    const ar = await b.arPayment({ date: '2026-01-31', amount: '1000.00', rate: '1.15', allocations: [{ invoiceId: inv.id, amount: '1000.00' }] });
+    expect([ar.status, ar.body.error?.code]).toEqual([422, 'receivables.fx_accounts_missing']);
+    expect(ar.body.error.message).toContain('fxGainAccountId');
+    const ap = await b.apPayment({ paymentDate: '2026-01-31', amount: '1000.00', rate: '1.15', allocations: [{ billId: bill.id, amount: '1000.00' }] });
+    expect([ap.status, ap.body.error?.code]).toEqual([422, 'ledger.fx_accounts_missing']);
+    expect(await b.footprint()).toEqual(before);
+  });
+
+  it('a settlement in the window whose compensation falls in a closed period is 422 ledger.period_closed saying so; nothing is written', async () => {
+    const b = await books('Compensation in a closed period');
+    const inv = await b.invoice();
+    const bill = await b.bill();
+    await b.revalue('2026-01-31', true).expect(201);
+    const year = (await t.http.get(ledgerUrl(b.orgId, 'fiscal-years')).set(owner.auth).expect(200)).body.find((y: any) => y.startDate === '2026-01-01');
+    const february = year.periods.find((p: any) => p.startDate === '2026-02-01');
+    await t.http.post(ledgerUrl(b.orgId, `periods/${february.id}/close`)).set(owner.auth).expect(200);
+    const before = await b.footprint();
+    const ar = await b.arPayment({ date: '2026-01-31', amount: '1000.00', rate: '1.20', allocations: [{ invoiceId: inv.id, amount: '1000.00' }] });
+    expect([ar.status, ar.body.error?.code, ar.body.error?.details]).toEqual([422, 'ledger.period_closed', { compensationDate: '2026-02-01' }]);
+    expect(ar.body.error.message).toContain('compensation of the FX revaluation reversal dated 2026-02-01 falls in a closed period');
+    const ap = await b.apPayment({ paymentDate: '2026-01-31', amount: '1000.00', rate: '1.20', allocations: [{ billId: bill.id, amount: '1000.00' }] });
+    expect([ap.status, ap.body.error?.code, ap.body.error?.details]).toEqual([422, 'ledger.period_closed', { compensationDate: '2026-02-01' }]);
+    expect(ap.body.error.message).toContain('compensation of the FX revaluation reversal dated 2026-02-01');
+    expect(await b.footprint()).toEqual(before);
+    await b.expectAgingIsAr('2026-01-31', '1150.00');
+    await b.expectAgingIsAp('2026-01-31', '1150.00');
+  });
+});
