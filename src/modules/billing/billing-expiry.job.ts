@@ -7,7 +7,7 @@ import { AuditService } from '../audit/audit.service.js';
 import { subscriptionPayload } from './stripe-webhook.service.js';
 import { billingRepository as repo, type EndingTrial } from './billing.repository.js';
 import { DAY_MS } from './subscription-status.js';
-import { CHECKOUT_DOUBT_MS, checkoutIdempotencyKey } from './checkout.service.js';
+import { CHECKOUT_DOUBT_MS } from './checkout.service.js';
 import { StripeClient } from './stripe.client.js';
 
 /** How long before a trial's end its `subscription.trial_ending` goes out (as Stripe's trial_will_end: three days). */
@@ -25,8 +25,7 @@ const DEFAULT_TRIAL_APPS = ['omnizen'];
  * it to paid: its end makes it read-only meanwhile (accessFor), not canceled. And records when the grace period of a
  * past_due subscription the Hub provisioned by SQL started (recordPastDueStarts), as Stripe's events record theirs. And
  * drops the checkout keys left in doubt past Stripe's idempotency window, with their parameters (dropStaleCheckoutKeys). And
- * expires the Checkout sessions of overtaken checkouts that Stripe failed to expire then (expireLeftCheckoutSessions), after
- * learning those their own requests never saved (learnOvertakenCheckouts).
+ * expires the Checkout sessions of overtaken checkouts that Stripe failed to expire then (expireLeftCheckoutSessions).
  */
 @Injectable()
 export class BillingExpiryJob {
@@ -45,39 +44,7 @@ export class BillingExpiryJob {
     await this.noticeEndingTrials().catch((err) => this.logger.error(`trial-ending notices failed: ${(err as Error).message}`));
     await this.expire().catch((err) => this.logger.error(`billing expiry failed: ${(err as Error).message}`));
     await this.dropStaleCheckoutKeys().catch((err) => this.logger.error(`dropping stale checkout keys failed: ${(err as Error).message}`));
-    await this.learnOvertakenCheckouts().catch((err) => this.logger.error(`learning overtaken checkouts failed: ${(err as Error).message}`));
     await this.expireLeftCheckoutSessions().catch((err) => this.logger.error(`expiring left checkout sessions failed: ${(err as Error).message}`));
-  }
-
-  /**
-   * Learns the sessions of overtaken checkouts whose own request never saved them to be expired (the database failed, the
-   * process stopped, Stripe's answer was lost): for each key kept as overtaken (hub.limit_locks.checkout_overtaken_keys)
-   * within Stripe's idempotency window of `now` (the injected clock's), the create again under its Idempotency-Key with
-   * its parameters; the session Stripe answers is saved to be expired (expireLeftCheckoutSessions expires it next) and the
-   * key forgotten with its parameters, in one transaction. A key whose create Stripe refused is forgotten; one still
-   * running in Stripe (its own request records it), or without an answer, is tried again next run. Stripe is called with
-   * no transaction open. Returns the sessions saved.
-   */
-  async learnOvertakenCheckouts(now = new Date(this.clock.now())): Promise<string[]> {
-    const keys = await this.privileged.run('billing.expiry', (db) => repo.overtakenKeys(db, new Date(now.getTime() - CHECKOUT_DOUBT_MS)));
-    const saved: string[] = [];
-    for (const k of keys) {
-      let replayed: Awaited<ReturnType<StripeClient['replayCheckoutCreate']>>;
-      try {
-        replayed = await this.stripe.replayCheckoutCreate(k.params, checkoutIdempotencyKey(k.key, k.request));
-      } catch (err) {
-        this.logger.warn(`could not learn the session of the overtaken checkout ${k.key} of ${k.appId}: ${(err as Error).message}; tried again next run`);
-        continue;
-      }
-      if (replayed === 'running') continue;
-      await this.privileged.run('billing.expiry', async (db) => {
-        if (replayed !== 'none') await repo.addCheckoutSessionToExpire(db, k.orgId, k.appId, replayed.session.id);
-        await repo.forgetOvertakenKey(db, k.orgId, k.appId, k.key);
-      });
-      if (replayed !== 'none') saved.push(replayed.session.id);
-    }
-    if (saved.length) this.logger.log(`saved ${saved.length} overtaken checkout session(s) to be expired`);
-    return saved;
   }
 
   /**
@@ -113,8 +80,7 @@ export class BillingExpiryJob {
   }
 
   /**
-   * Drops the checkout keys still in doubt (hub.limit_locks.checkout_params: a create Stripe never answered; and
-   * checkout_overtaken_keys: overtaken ones whose session was never saved) drawn
+   * Drops the checkout keys still in doubt (hub.limit_locks.checkout_params: a create Stripe never answered) drawn
    * Stripe's idempotency window (CHECKOUT_DOUBT_MS) or more before `now` (the injected clock's): a replay would create a
    * new session, so nothing is left to learn, and the parameters, which may hold the requesting admin's e-mail address,
    * are kept no longer (the personal-data catalog's retention of the column). Not audited: the module audits checkout
@@ -122,10 +88,9 @@ export class BillingExpiryJob {
    */
   async dropStaleCheckoutKeys(now = new Date(this.clock.now())): Promise<{ orgId: string; appId: string; key: string }[]> {
     return this.privileged.run('billing.expiry', async (db) => {
-      const cutoff = new Date(now.getTime() - CHECKOUT_DOUBT_MS);
-      const dropped = [...(await repo.dropStaleCheckoutKeys(db, cutoff)).map(({ orgId, appId, key }) => ({ orgId, appId, key })), ...await repo.dropStaleOvertakenKeys(db, cutoff)];
+      const dropped = await repo.dropStaleCheckoutKeys(db, new Date(now.getTime() - CHECKOUT_DOUBT_MS));
       if (dropped.length) this.logger.log(`dropped ${dropped.length} checkout key(s) in doubt past Stripe's idempotency window`);
-      return dropped;
+      return dropped.map(({ orgId, appId, key }) => ({ orgId, appId, key }));
     });
   }
 

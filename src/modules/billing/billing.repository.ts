@@ -71,18 +71,6 @@ export interface OpenCheckout {
   sessionId: string | null;
 }
 
-/**
- * A checkout key another checkout overtook while Stripe was creating its session (hub.limit_locks.checkout_overtaken_keys),
- * with its request's hash and Stripe parameters (JSON, as sent): the create replayed with them tells that session.
- */
-export interface OvertakenKey {
-  orgId: string;
-  appId: string;
-  key: string;
-  request: string;
-  params: string;
-}
-
 /** Who holds a subscription: an organization, or a person (personal plan, "organizationId" NULL). */
 export type Subject = { kind: 'organization'; orgId: string } | { kind: 'user'; userId: string };
 
@@ -337,49 +325,11 @@ export const billingRepository = {
   /**
    * Records the key of a new checkout (on the row lockLimits locked), the request it is for (its hash and parameters).
    * The session of the previous key stays recorded until this checkout's own replaces it, so a checkout that fails
-   * before expiring it leaves it for the next one. `keepOvertaken`: the previous key's create is still running in Stripe
-   * (its session not recorded): the key is kept with its request and parameters (checkout_overtaken_keys), so that the
-   * session Stripe creates under it can be found again (replayed) and expired whatever becomes of its own request.
+   * before expiring it leaves it for the next one.
    */
-  async setCheckoutKey(db: Db, orgId: string, appId: string, key: string, request: string, params: string, drawnAt: Date, keepOvertaken = false): Promise<void> {
-    await db.$executeRaw`
-      UPDATE hub.limit_locks SET checkout_overtaken_keys = CASE WHEN ${keepOvertaken} AND checkout_key IS NOT NULL AND checkout_params IS NOT NULL
-          THEN checkout_overtaken_keys || jsonb_build_array(jsonb_build_object('key', checkout_key, 'request', checkout_request, 'params', checkout_params, 'drawnAt', checkout_key_at))
-          ELSE checkout_overtaken_keys END,
-        checkout_key = ${key}::uuid, checkout_key_at = ${drawnAt}::timestamptz, checkout_request = ${request}, checkout_params = ${params}
-      WHERE org_id = ${orgId}::uuid AND app_id = ${appId}`;
-  },
-
-  /**
-   * The overtaken checkout keys of one organization (every app, setCheckoutKey's `keepOvertaken`) drawn after `since`
-   * (within Stripe's idempotency window: a replay of an older one would create a new session rather than tell its own).
-   */
-  async overtakenKeysOf(db: Db, orgId: string, since: Date): Promise<OvertakenKey[]> {
-    return db.$queryRaw<OvertakenKey[]>`
-      SELECT org_id::text AS "orgId", app_id AS "appId", k->>'key' AS key, k->>'request' AS request, k->>'params' AS params
-      FROM hub.limit_locks, jsonb_array_elements(checkout_overtaken_keys) AS k
-      WHERE org_id = ${orgId}::uuid AND jsonb_array_length(checkout_overtaken_keys) > 0 AND (k->>'drawnAt')::timestamptz > ${since}::timestamptz
-      ORDER BY app_id, k->>'drawnAt'`;
-  },
-
-  /** Every overtaken checkout key (of every organization) drawn after `since`, as overtakenKeysOf. */
-  async overtakenKeys(db: Db, since: Date): Promise<OvertakenKey[]> {
-    return db.$queryRaw<OvertakenKey[]>`
-      SELECT org_id::text AS "orgId", app_id AS "appId", k->>'key' AS key, k->>'request' AS request, k->>'params' AS params
-      FROM hub.limit_locks, jsonb_array_elements(checkout_overtaken_keys) AS k
-      WHERE jsonb_array_length(checkout_overtaken_keys) > 0 AND (k->>'drawnAt')::timestamptz > ${since}::timestamptz
-      ORDER BY org_id, app_id, k->>'drawnAt'`;
-  },
-
-  /**
-   * Forgets an overtaken key with its parameters: its session is saved to be expired (in the same transaction), or
-   * Stripe created none under it.
-   */
-  async forgetOvertakenKey(db: Db, orgId: string, appId: string, key: string): Promise<void> {
-    await db.$executeRaw`
-      UPDATE hub.limit_locks SET checkout_overtaken_keys = coalesce(
-          (SELECT jsonb_agg(k ORDER BY n) FROM jsonb_array_elements(checkout_overtaken_keys) WITH ORDINALITY AS e(k, n) WHERE k->>'key' <> ${key}), '[]')
-      WHERE org_id = ${orgId}::uuid AND app_id = ${appId} AND checkout_overtaken_keys @> jsonb_build_array(jsonb_build_object('key', ${key}::text))`;
+  async setCheckoutKey(db: Db, orgId: string, appId: string, key: string, request: string, params: string, drawnAt: Date): Promise<void> {
+    await db.run(qb.updateTable('hub.limit_locks').set({ checkout_key: key, checkout_key_at: drawnAt, checkout_request: request, checkout_params: params })
+      .where('org_id', '=', orgId).where('app_id', '=', appId));
   },
 
   /**
@@ -398,11 +348,10 @@ export const billingRepository = {
     return 'recorded';
   },
 
-  /** Forgets the checkout key `key` (a failed checkout's), unless another has replaced it meanwhile (then, kept as overtaken, it is forgotten there). */
+  /** Forgets the checkout key `key` (a failed checkout's), unless another has replaced it meanwhile. */
   async dropCheckoutKey(db: Db, orgId: string, appId: string, key: string): Promise<void> {
     await db.run(qb.updateTable('hub.limit_locks').set({ checkout_key: null, checkout_key_at: null, checkout_request: null, checkout_params: null })
       .where('org_id', '=', orgId).where('app_id', '=', appId).where('checkout_key', '=', key));
-    await billingRepository.forgetOvertakenKey(db, orgId, appId, key);
   },
 
   /**
@@ -454,25 +403,6 @@ export const billingRepository = {
             FOR UPDATE SKIP LOCKED) old
       WHERE l.org_id = old.org_id AND l.app_id = old.app_id
       RETURNING l.org_id::text AS "orgId", l.app_id AS "appId", old.checkout_key::text AS key, old.checkout_key_at AS "drawnAt"`;
-  },
-
-  /**
-   * Drops the overtaken checkout keys (checkout_overtaken_keys) drawn at or before `cutoff`, with their parameters: past
-   * Stripe's idempotency window a replay would create a new session rather than tell theirs. Rows a checkout holds locked
-   * are skipped (the next run gets them). Returns the keys dropped.
-   */
-  async dropStaleOvertakenKeys(db: Db, cutoff: Date): Promise<{ orgId: string; appId: string; key: string }[]> {
-    const rows = await db.$queryRaw<{ orgId: string; appId: string; keys: string[] }[]>`
-      UPDATE hub.limit_locks l SET checkout_overtaken_keys = coalesce((SELECT jsonb_agg(k ORDER BY n)
-          FROM jsonb_array_elements(l.checkout_overtaken_keys) WITH ORDINALITY AS e(k, n) WHERE (k->>'drawnAt')::timestamptz > ${cutoff}::timestamptz), '[]')
-      FROM (SELECT org_id, app_id, checkout_overtaken_keys AS keys FROM hub.limit_locks
-            WHERE jsonb_array_length(checkout_overtaken_keys) > 0 AND EXISTS (SELECT 1 FROM jsonb_array_elements(checkout_overtaken_keys) AS k
-              WHERE coalesce((k->>'drawnAt')::timestamptz <= ${cutoff}::timestamptz, true))
-            FOR UPDATE SKIP LOCKED) old
-      WHERE l.org_id = old.org_id AND l.app_id = old.app_id
-      RETURNING l.org_id::text AS "orgId", l.app_id AS "appId", ARRAY(SELECT k->>'key' FROM jsonb_array_elements(old.keys) AS k
-        WHERE coalesce((k->>'drawnAt')::timestamptz <= ${cutoff}::timestamptz, true)) AS keys`;
-    return rows.flatMap((r) => r.keys.map((key) => ({ orgId: r.orgId, appId: r.appId, key })));
   },
 
   /** Newest received first, `limit` rows; `key` is each event's keyset position (receivedAt to the microsecond, id). */

@@ -6,7 +6,7 @@ import type { TenantTx } from '../../platform/database/database.service.js';
 import { Clock } from '../../platform/clock/clock.js';
 import { AppError } from '../../platform/errors/app-error.js';
 import { AuditService } from '../audit/audit.service.js';
-import { audienceOf, billingRepository as repo, type OvertakenKey, type Subject, subjectOf, type SubscriptionRow } from './billing.repository.js';
+import { audienceOf, billingRepository as repo, type Subject, subjectOf, type SubscriptionRow } from './billing.repository.js';
 import type { CheckoutDto, CheckoutSessionDto, PortalDto, PortalSessionDto } from './billing.dto.js';
 import { StripeClient } from './stripe.client.js';
 import { BillingErrors } from './billing.errors.js';
@@ -50,14 +50,6 @@ export const CHECKOUT_DOUBT_MS = DAY_MS;
  * expired (hub.limit_locks.checkout_sessions_to_expire) in the transaction that finds it overtaken, then asks Stripe to
  * expire it and forgets it once expired. One Stripe fails to expire stays saved: the organization's next checkout or
  * portal call tries it first, and BillingExpiryJob every 10 minutes.
- *
- * Its own request may never record that session (the database down, the process stopped, Stripe's answer lost), so the
- * checkout that overtakes a key whose create is still running in Stripe keeps that key with its request's parameters
- * (hub.limit_locks.checkout_overtaken_keys) in the transaction that draws its own: the session can always be found
- * again by replaying the create under the key's Idempotency-Key. The overtaken request, once it has saved its session to
- * be expired (or had Stripe's refusal), forgets the key; if it cannot, the organization's next checkout, or else
- * BillingExpiryJob, replays the create and saves the session to be expired (learnOvertaken). Only within Stripe's
- * idempotency window (CHECKOUT_DOUBT_MS), after which the job drops the key with its parameters.
  */
 @Injectable()
 export class CheckoutService {
@@ -84,8 +76,6 @@ export class CheckoutService {
     let running: string | undefined;
     /** the organization's saved sessions (kept to be expired) have been tried: once per request, failures stay saved */
     let savedTried = false;
-    /** the organization's overtaken keys have been replayed (learnOvertaken): once per request, before its saved sessions */
-    let overtakenTried = false;
     /** how many keys in doubt this request has settled: other checkouts keep starting past a few */
     let settled = 0;
     for (;;) {
@@ -108,9 +98,6 @@ export class CheckoutService {
         // sessions of overtaken checkouts Stripe failed to expire: expired first (no transaction open, no key drawn yet)
         // rather than left to BillingExpiryJob, so none stays payable next to this checkout's
         if (!savedTried) {
-          // overtaken checkouts whose session is not saved yet: learned (and saved) first, then expired with the saved ones
-          const overtaken = overtakenTried ? [] : await repo.overtakenKeysOf(tx.db, tx.orgId, new Date(now.getTime() - CHECKOUT_DOUBT_MS));
-          if (overtaken.length) return { kind: 'overtaken' as const, overtaken };
           const saved = await repo.sessionsToExpireOf(tx.db, tx.orgId);
           if (saved.length) return { kind: 'saved' as const, saved, orgId: tx.orgId, subject };
         }
@@ -146,9 +133,7 @@ export class CheckoutService {
           };
         }
         const key = reuse ? pending.key! : randomUUID();
-        // a key whose create is still running in Stripe (unsettled: its session not recorded) is kept with its parameters
-        // as overtaken: its own request may never record the session Stripe creates under it
-        if (!reuse) await repo.setCheckoutKey(tx.db, tx.orgId, dto.app, key, request, json, now, !!pending.key && !!pending.params && withinWindow);
+        if (!reuse) await repo.setCheckoutKey(tx.db, tx.orgId, dto.app, key, request, json, now);
         // the session of the checkout before this one, perhaps still open: expired before this one's is created. The
         // same request again while the key's own session is not recorded (params kept) expires it too: the first request
         // may still be expiring it (or have failed to), and this one's session replaces it in the record
@@ -156,11 +141,6 @@ export class CheckoutService {
         // only the request that drew the key may drop it: a reused key belongs to a first request perhaps still running
         return { kind: 'create' as const, params, key, request, previous, ownsKey: !reuse, orgId: tx.orgId, subject };
       });
-      if (found.kind === 'overtaken') {
-        overtakenTried = true;
-        await this.learnOvertaken(open, found.overtaken);
-        continue;
-      }
       if (found.kind === 'saved') {
         savedTried = true;
         await this.expireSaved(open, found.saved, { orgId: found.orgId, subject: found.subject, app: dto.app });
@@ -192,7 +172,7 @@ export class CheckoutService {
     // before it did (the process stopped), and recording the key's session below replaces it in the record. Expired
     // again first (one Stripe already expired is passed over); a failure leaves the key in doubt and that one recorded.
     if (doubt.previous) await this.expireReplaced(open, { orgId: doubt.orgId, subject: doubt.subject, app, sessionId: doubt.previous });
-    const idempotencyKey = checkoutIdempotencyKey(doubt.key, doubt.request);
+    const idempotencyKey = `omnizen-checkout-${doubt.key}-${doubt.request}`;
     let session: Stripe.Checkout.Session;
     try {
       // no retry: a 409 (the first request still running) is an answer here
@@ -219,7 +199,7 @@ export class CheckoutService {
     const { params, key, request } = c;
     if (c.previous) await this.expirePrevious(open, { orgId: c.orgId, subject: c.subject, app: dto.app, key, ownsKey: c.ownsKey, sessionId: c.previous });
     // the same request under the same key: Stripe answers with the session it created first
-    const idempotencyKey = checkoutIdempotencyKey(key, request);
+    const idempotencyKey = `omnizen-checkout-${key}-${request}`;
     const session = await this.stripe.call('create a checkout session', (api) => api.checkout.sessions.create(params, { idempotencyKey }))
       .catch(async (err: unknown) => {
         // Stripe's answer (kept under the key, a 5xx too): no session; the next checkout draws a new key instead of getting
@@ -252,11 +232,7 @@ export class CheckoutService {
       // another checkout drew a new key while Stripe created this session: no key holds it any longer. Saved to be
       // expired in the transaction that finds it overtaken, before Stripe is asked to expire it, so no failure after
       // this (Stripe's, the database's, the process stopping) leaves it open and unknown: it stays saved until expired
-      // (and the key, kept as overtaken so the session could be found again were this not written, is forgotten)
-      if (outcome === 'superseded') {
-        await repo.addCheckoutSessionToExpire(tx.db, tx.orgId, dto.app, session.id);
-        await repo.forgetOvertakenKey(tx.db, tx.orgId, dto.app, key);
-      }
+      if (outcome === 'superseded') await repo.addCheckoutSessionToExpire(tx.db, tx.orgId, dto.app, session.id);
       return outcome !== 'superseded';
     });
     if (!recorded) {
@@ -273,30 +249,6 @@ export class CheckoutService {
       throw BillingErrors.error('billing.checkout_superseded', `another checkout of ${dto.app} started while this one's session was being created (another plan, or another admin); that one is the open checkout, and ${outcome}`, { app: dto.app, plan: dto.plan });
     }
     return { id: session.id, url: session.url };
-  }
-
-  /**
-   * Learns the sessions of the organization's overtaken checkout keys whose own requests have not saved them (stopped, or
-   * failed to write): the create again under each key (StripeClient.replayCheckoutCreate); the session Stripe answers is
-   * saved to be expired and the key forgotten in one transaction, so the caller's saved sessions include it. A key whose
-   * create Stripe refused is forgotten; one still running in Stripe, or without an answer, stays for the next try (its
-   * own request, the next checkout, or BillingExpiryJob). Failures are logged, not answered: the checkout goes on.
-   */
-  private async learnOvertaken(open: OpenTenant, keys: OvertakenKey[]): Promise<void> {
-    for (const k of keys) {
-      let replayed: Awaited<ReturnType<StripeClient['replayCheckoutCreate']>>;
-      try {
-        replayed = await this.stripe.replayCheckoutCreate(k.params, checkoutIdempotencyKey(k.key, k.request));
-      } catch (err) {
-        this.logger.warn(`could not learn the session of the overtaken checkout ${k.key} of ${k.appId}: ${(err as Error).message}; tried again later`);
-        continue;
-      }
-      if (replayed === 'running') continue;
-      await open(async (tx) => {
-        if (replayed !== 'none') await repo.addCheckoutSessionToExpire(tx.db, tx.orgId, k.appId, replayed.session.id);
-        await repo.forgetOvertakenKey(tx.db, tx.orgId, k.appId, k.key);
-      }).catch((err: Error) => this.logger.warn(`could not save the session of the overtaken checkout ${k.key} of ${k.appId}: ${err.message}; tried again later`));
-    }
   }
 
   /** The audit of a checkout's session, from the Stripe parameters it was created with. */
@@ -428,9 +380,6 @@ export class CheckoutService {
 
 /** What a Checkout session is after StripeClient.expireCheckoutSession. */
 type ExpiredSession = Awaited<ReturnType<StripeClient['expireCheckoutSession']>>;
-
-/** The Idempotency-Key of the create of a checkout session: the key and the request it was drawn for. */
-export const checkoutIdempotencyKey = (key: string, request: string): string => `omnizen-checkout-${key}-${request}`;
 
 /** The HTTP status of Stripe's answer to a failed call, null when there was none (timeout, network error). */
 function stripeStatus(err: unknown): number | null {

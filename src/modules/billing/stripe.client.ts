@@ -104,25 +104,6 @@ export class StripeClient implements OnModuleInit {
     });
   }
 
-  /**
-   * The create of a checkout session again, under the Idempotency-Key and with the parameters (JSON, as first sent) of a
-   * create whose answer the Hub does not have: Stripe answers the session it created under the key (or, if the first
-   * request never reached it, creates it now). 'running': Stripe is still executing the first request (409). 'none': its
-   * answer kept under the key is a refusal (or Stripe kept nothing: another 4xx/5xx), so no session was created. No
-   * answer (network, timeout): thrown (502), nothing learned. No retry: a 409 is an answer here.
-   */
-  async replayCheckoutCreate(params: string, idempotencyKey: string): Promise<{ session: Stripe.Checkout.Session } | 'running' | 'none'> {
-    try {
-      const parsed = JSON.parse(params) as Stripe.Checkout.SessionCreateParams;
-      return { session: await this.call('create a checkout session', (api) => api.checkout.sessions.create(parsed, { idempotencyKey, maxNetworkRetries: 0 })) };
-    } catch (err) {
-      const status = (err as { details?: { stripeStatus?: number | null } }).details?.stripeStatus ?? null;
-      if (status === 409) return 'running';
-      if (status === null) throw err;
-      return 'none';
-    }
-  }
-
   /** 503 billing.stripe_not_configured when STRIPE_WEBHOOK_SECRET is not configured: checked before the body is looked at. */
   requireWebhookConfigured(): string {
     const secret = this.config.billing.stripeWebhookSecret;

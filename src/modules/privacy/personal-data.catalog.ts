@@ -197,12 +197,6 @@ export const PERSONAL_DATA_CATALOG: PersonalDataTable[] = [
         kind: 'retain', basis: 'completing a checkout the person asked for: only one Stripe session of it may stay payable (GDPR Art. 6(1)(b))',
         duration: '24 hours after the checkout key was drawn (Stripe\'s idempotency window; cleared by the billing-expiry job, every 10 minutes)',
       },
-      // the same parameters of a key another checkout overtook while Stripe created its session: kept until that session is
-      // saved to be expired (by its own request, the next checkout or the billing-expiry job), or the window has passed
-      checkout_overtaken_keys: {
-        kind: 'retain', basis: 'completing a checkout the person asked for: only one Stripe session of it may stay payable (GDPR Art. 6(1)(b))',
-        duration: '24 hours after the checkout key was drawn (Stripe\'s idempotency window; cleared by the billing-expiry job, every 10 minutes)',
-      },
     },
   },
   // rows about a person with no personal-looking column: exported (the person's own records), nothing to erase in them
