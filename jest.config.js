@@ -29,10 +29,13 @@ export default {
   // at ~3.9 GB (a full run, ~50 files a worker; measured). Past Jest's default 500 ms it force-killed them and printed
   // "A worker process has failed to exit gracefully" at the end of every full run. No leak: the process's own teardown.
   workerGracefulExitTimeout: 20000,
-  // A worker keeps what every test file it ran loaded (native ESM modules in vm contexts are not collected), ~75 MB a
-  // file: at ~75 files a worker (a full run of 150 files) one ran past V8's heap limit and crashed ("Jest worker ran out
-  // of memory", 2026-12-05). Jest starts a fresh worker after a file that leaves it above this.
-  workerIdleMemoryLimit: '1.5GB',
+  // A worker keeps what every test file it ran loaded (native ESM modules in vm contexts are not collected), ~60-75 MB
+  // a file: at ~75 files a worker (a full run of 150 files) one ran past V8's heap limit and crashed ("Jest worker ran
+  // out of memory", 2026-12-05). Jest starts a fresh worker after a file that leaves it above this. Every garbage
+  // collection marks what is kept: the collector's share of a worker's CPU grew from 10 % (1 file) to 25-45 % (10-12
+  // files, ~0.8 GB), so a worker is replaced early: 12 app-booting files in one worker took 52-55 s of CPU at 512MB
+  // against 64-72 s at 1.5GB (a fresh worker costs ~2-3 s of CPU once; measured 2026-12-05).
+  workerIdleMemoryLimit: '512MB',
   // TEST_ORDER=random: files shuffled with a printed seed (test/support/random-sequencer.mjs)
   testSequencer: '<rootDir>/test/support/random-sequencer.mjs',
 };

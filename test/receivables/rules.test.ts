@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import pg from 'pg';
 import { PDFParse } from 'pdf-parse';
-import { createTestApp, type TestApp } from '../support/app.js';
+import { createTestApp, startApp, type TestApp } from '../support/app.js';
 import { addMember, createOrg, registerUser, type TestUser, onPlan } from '../support/factories.js';
 import { ledgerUrl } from '../ledger/ledger-support.js';
 import { openTenantTransaction } from '../support/database.js';
@@ -60,16 +60,21 @@ describe('receivables: concurrency, immutability, bad input, aging property, PDF
     expect((await t.http.post(rUrl(orgId, `invoices/${first.body.id}/issue`)).set(accountant.auth).send({}).expect(200)).body.number).toBe('LCK-2026-000001');
     const second = (await draft('LCK')).body.id as string;
     const entriesBefore = await count('journal_entries');
+    // the issue that waits goes to a second application over this database whose lock timeout is 1 s: this file's waits
+    // up to 30 s (createTestApp's, for the twenty parallel issues above on a loaded machine), which this test spent idle
+    const short = await startApp({ ...t.config, database: { ...t.config.database, lockTimeoutMs: 1000 } });
     const holder = await t.db.admin.connect();
     try {
       await holder.query('BEGIN');
       await holder.query(`SELECT last_number FROM finance.document_numbers WHERE org_id = $1 AND series = 'LCK-2026' FOR UPDATE`, [orgId]);
-      const res = await t.http.post(rUrl(orgId, `invoices/${second}/issue`)).set(accountant.auth).send({});
+      const res = await short.http.post(rUrl(orgId, `invoices/${second}/issue`)).set(accountant.auth).send({});
       expect([res.status, res.body.error?.code]).toEqual([503, 'database_timeout']);
     } finally {
       await holder.query('ROLLBACK');
       holder.release();
+      await short.app.close();
     }
+    expect(short.contract.violations).toEqual([]);
     expect(await count('journal_entries')).toBe(entriesBefore);
     const { rows: [row] } = await t.db.admin.query(`SELECT status, number FROM finance.invoices WHERE id = $1`, [second]);
     expect(row).toEqual({ status: 'draft', number: null });

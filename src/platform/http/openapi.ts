@@ -51,6 +51,8 @@ export function registerOpenApiSchemas(schemas: () => Record<string, Record<stri
   extraSchemas.push(schemas);
 }
 
+const documents = new WeakMap<INestApplication, OpenAPIObject>();
+
 /**
  * The OpenAPI document of the application: what Nest's explorer finds in the decorators, completed with
  * what holds for every operation (the generic error statuses each can answer, `security: []` on the public
@@ -58,6 +60,9 @@ export function registerOpenApiSchemas(schemas: () => Record<string, Record<stri
  * against it (test/support/contract.ts) and the TypeScript SDK is generated from it.
  */
 export function createOpenApiDocument(app: INestApplication): OpenAPIObject {
+  // built once per application (about a second of CPU): /docs serves it and the test suite's contract checks against it
+  const built = documents.get(app);
+  if (built) return built;
   const config = new DocumentBuilder()
     .setTitle('OmniZen API')
     .setDescription(
@@ -94,7 +99,9 @@ export function createOpenApiDocument(app: INestApplication): OpenAPIObject {
     }
   }
   documentErrorCodes(doc, (status) => ({ description: DESCRIPTIONS[status] ?? 'Error', content: JSON_ERROR }));
-  return documentRetryableErrors(documentRateLimits(documentPlanErrors(doc, declared)));
+  const document = documentRetryableErrors(documentRateLimits(documentPlanErrors(doc, declared)));
+  documents.set(app, document);
+  return document;
 }
 
 type Operation = NonNullable<OpenAPIObject['paths'][string]['get']> & Record<string, unknown>;
