@@ -71,7 +71,8 @@ CREATE TRIGGER knowledge_versions_usage_truncated AFTER TRUNCATE ON ai.knowledge
 -- yet counted in the row is not committed (its trigger runs in its own statement, then waits for this lock), so the count
 -- does not see it and its trigger adds it afterwards. That holds in READ COMMITTED only (a new snapshot per statement):
 -- another isolation level is refused. The organization is locked first (FOR KEY SHARE: the lock its counter row's
--- foreign key takes): one deleted before is named (P0002), not a foreign key failure; its deletion meanwhile waits for
+-- foreign key takes): one deleted before, its row gone or soft-deleted (deleted_at set, as the API deletes one), is
+-- named (P0002), not a foreign key failure nor a counter row written for it; its row's deletion meanwhile waits for
 -- the recount. Only the owner (the migration login) executes it: no grant, closed to the API's roles and to Supabase's
 -- REST path.
 CREATE FUNCTION ai.recount_knowledge_usage(p_org uuid)
@@ -89,7 +90,7 @@ BEGIN
     RAISE EXCEPTION 'ai.recount_knowledge_usage recounts one organization: name it (docs/knowledge.md recounts every one, one at a time)'
       USING ERRCODE = '22004';
   END IF;
-  PERFORM FROM core.organizations g WHERE g.id = p_org FOR KEY SHARE;
+  PERFORM FROM core.organizations g WHERE g.id = p_org AND g.deleted_at IS NULL FOR KEY SHARE;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'no organization %', p_org USING ERRCODE = 'P0002';
   END IF;
@@ -123,5 +124,5 @@ COMMENT ON TABLE ai.knowledge_usage_counters IS
 CREATE SCHEMA IF NOT EXISTS omnizen_migrations;
 CREATE TABLE IF NOT EXISTS omnizen_migrations.applied (
   name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), duration_ms int NOT NULL);
-INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270209040100_knowledge_usage_truncate_recount', 'b11293cfcc5ee8d9e6c134ce5547833fe8d740741bac468d3291dc450bd82cb3', 0)
+INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270209040100_knowledge_usage_truncate_recount', '0ab133f76918aefaba0453899632f4b85c95e032b61dbd7d2d3b560c9df3292e', 0)
   ON CONFLICT (name) DO NOTHING;

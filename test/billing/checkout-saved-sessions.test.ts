@@ -11,7 +11,10 @@ import { BillingExpiryJob } from '../../src/modules/billing/billing-expiry.job.j
  *   in a transaction of its own: when that write failed the session was lost, open and payable, and the request
  *   answered 500. Now it is saved in the transaction that finds it overtaken, before Stripe is asked to expire it;
  * - saved ones waited for BillingExpiryJob (up to 10 minutes): the organization's next checkout, or portal call, did not
- *   expire them. Now both try them first (one Stripe fails to expire stays saved for the job).
+ *   expire them. Now both try them first (one Stripe fails to expire stays saved for the job);
+ * - one the customer paid was forgotten at once (with the 409 of the subscription it started): until the webhook
+ *   recorded that subscription, a retry did not see it and could start a second one. Now it stays saved until the
+ *   subscription is recorded (or has ended in Stripe), and BillingExpiryJob forgets it then.
  */
 describe('billing: checkout sessions saved to be expired', () => {
   let t: TestApp;
@@ -144,7 +147,7 @@ describe('billing: checkout sessions saved to be expired', () => {
     expect(await keyRow(orgId)).toEqual({ session: next.body.id, inDoubt: false, toExpire: [] });
   });
 
-  it('a saved session the customer paid meanwhile: the next checkout of the app is 409 subscription_exists, and the session is forgotten', async () => {
+  it('a saved session the customer paid meanwhile: the next checkout of the app is 409 subscription_exists and the session stays saved (a retry is 409 again) until the webhook records the subscription; the portal keeps it too', async () => {
     const orgId = await createOrg(t, ada, 'Saved Then Paid Co');
     const saved = await savedSession(orgId);
     stripe.sessions.get(saved)!.status = 'complete';
@@ -153,7 +156,43 @@ describe('billing: checkout sessions saved to be expired', () => {
     const next = await checkout(orgId, 'enterprise');
     expect([next.status, next.body.error?.code, next.body.error?.details]).toEqual([409, 'billing.subscription_exists', { app: 'omnizen', plan: 'professional', status: 'active' }]);
     expect(sessionsOf(orgId)).toEqual([{ id: saved, status: 'complete', plan: 'professional' }]);
+    // the webhook has not recorded the subscription: the session is what tells the next checkout it exists, so it is kept
+    expect(await keyRow(orgId)).toEqual({ session: null, inDoubt: false, toExpire: [saved] });
+    // an immediate retry: the same 409, no second session (was: the session forgotten, and a second subscription could start)
+    const retry = await checkout(orgId, 'enterprise');
+    expect([retry.status, retry.body.error?.code, retry.body.error?.details]).toEqual([409, 'billing.subscription_exists', { app: 'omnizen', plan: 'professional', status: 'active' }]);
+    expect(sessionsOf(orgId)).toEqual([{ id: saved, status: 'complete', plan: 'professional' }]);
+    expect(await keyRow(orgId)).toEqual({ session: null, inDoubt: false, toExpire: [saved] });
+    expect((await audits(orgId)).map((a) => a.action)).toEqual(['billing.checkout_started']);
+    // nor does the billing job forget it while the subscription is live in Stripe and not recorded
+    expect(await t.app.get(BillingExpiryJob).expireLeftCheckoutSessions()).toEqual([]);
+    expect(await keyRow(orgId)).toEqual({ session: null, inDoubt: false, toExpire: [saved] });
+
+    // the webhook records the subscription: the job forgets the session (not audited: Stripe did not expire it), and a
+    // checkout is refused by the recorded subscription itself
+    await t.db.admin.query(
+      `INSERT INTO hub."Subscription" (id, "appId", plan, status, "organizationId", "stripeSubscriptionId")
+       VALUES (gen_random_uuid(), 'omnizen', 'professional', 'active', $1, 'sub_test_saved_paid')`, [orgId]);
+    expect(await t.app.get(BillingExpiryJob).expireLeftCheckoutSessions()).toEqual([saved]);
     expect(await keyRow(orgId)).toEqual({ session: null, inDoubt: false, toExpire: [] });
+    const after = await checkout(orgId, 'enterprise');
+    expect([after.status, after.body.error?.code]).toEqual([409, 'billing.subscription_exists']);
+    expect((await audits(orgId)).map((a) => a.action)).toEqual(['billing.checkout_started']);
+
+    // on the portal (no 409 there): a paid saved session whose subscription is not recorded stays saved, the portal opens
+    const other = await createOrg(t, ada, 'Saved Then Paid Portal Co');
+    const paid = await savedSession(other);
+    stripe.sessions.get(paid)!.status = 'complete';
+    stripe.sessions.get(paid)!.subscription = 'sub_test_saved_paid_portal';
+    stripe.subscriptions.set('sub_test_saved_paid_portal', { status: 'active', customer: 'cus_test_saved_paid_portal' });
+    await customer(other, 'cus_test_saved_paid_portal');
+    const portal = await t.http.post(`/v1/orgs/${other}/billing/portal`).set(ada.auth).send({});
+    expect(portal.status).toBe(201);
+    expect(await keyRow(other)).toEqual({ session: null, inDoubt: false, toExpire: [paid] });
+    // Stripe says the subscription has ended: nothing left to tell, the job forgets it
+    stripe.subscriptions.get('sub_test_saved_paid_portal')!.status = 'canceled';
+    expect(await t.app.get(BillingExpiryJob).expireLeftCheckoutSessions()).toEqual([paid]);
+    expect(await keyRow(other)).toEqual({ session: null, inDoubt: false, toExpire: [] });
   });
 
   it('the portal expires the organization\'s saved sessions before opening; one Stripe fails to expire stays saved and the portal opens anyway', async () => {

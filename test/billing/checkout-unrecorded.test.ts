@@ -120,4 +120,32 @@ describe('billing: a checkout session Stripe created but the Hub never recorded'
     expect(stripe.checkoutSessions.slice(created)).toEqual([next.body.id]);
     expect(await keyRow(orgId)).toEqual({ key: expect.any(String), session: next.body.id, inDoubt: false });
   });
+
+  it('Stripe rate-limits the replay (429, which says nothing about the first create): 502, the key stays in doubt, and the next checkout learns the session and expires it', async () => {
+    const orgId = await createOrg(t, ada, 'Rate Limited Replay Co');
+    stripe.loseNext(2); // Stripe created the session, its answer was lost
+    expect((await checkout(orgId, 'professional')).status).toBe(502);
+    const [first] = sessionsOf(orgId);
+    const inDoubt = await keyRow(orgId);
+    expect(inDoubt).toEqual({ key: expect.any(String), session: null, inDoubt: true });
+
+    const before = stripe.requests.length;
+    stripe.failNext(429, 'Too many requests hit the API too quickly.'); // the replay of the create is rate-limited
+    const limited = await checkout(orgId, 'enterprise');
+    expect([limited.status, limited.body.error?.code, limited.body.error?.details]).toEqual([502, 'billing.stripe_failed', { stripeType: 'StripeRateLimitError', stripeStatus: 429 }]);
+    expect(stripe.requests.slice(before).map((r) => `${r.method} ${r.path}`)).toEqual(['POST /v1/checkout/sessions']); // the replay only, not retried
+    // the key is kept in doubt (was: dropped, and the checkout went on next to the first session, open and unknown)
+    expect(await keyRow(orgId)).toEqual(inDoubt);
+    expect(sessionsOf(orgId)).toEqual([first]);
+    expect(await audits(orgId)).toEqual([]);
+
+    // Stripe answers the replay now: the first session is recorded, expired, then the new one created
+    const next = await checkout(orgId, 'enterprise');
+    expect(next.status).toBe(201);
+    expect(sessionsOf(orgId)).toEqual([{ ...first, status: 'expired' }, { id: next.body.id, status: 'open', plan: 'enterprise' }]);
+    expect(await keyRow(orgId)).toEqual({ key: expect.any(String), session: next.body.id, inDoubt: false });
+    expect((await audits(orgId)).map((a) => [a.action, a.session])).toEqual([
+      ['billing.checkout_started', first.id], ['billing.checkout_expired', first.id], ['billing.checkout_started', next.body.id],
+    ]);
+  });
 });

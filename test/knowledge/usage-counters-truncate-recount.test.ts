@@ -12,7 +12,7 @@ import { startKnowledgeApp, type KnowledgeApp } from './knowledge-support.js';
  * going on; both audit each organization whose counts they change (principal system, before and after). There is no
  * all-organizations form (its one transaction held every organization's counter row, blocking every knowledge write,
  * until it had counted them all): docs/knowledge.md recounts them one transaction each. An organization deleted while
- * it is recounted is named (P0002), not a foreign key failure.
+ * it is recounted is named (P0002), not a foreign key failure; so is a soft-deleted one (deleted_at set: was recounted).
  */
 describe('knowledge: the usage counters after a TRUNCATE, and their recount', () => {
   let t: KnowledgeApp;
@@ -251,7 +251,7 @@ describe('knowledge: the usage counters after a TRUNCATE, and their recount', ()
     await expectKept(other, { documents: 1, bytes: 12 });
   });
 
-  it('names an organization deleted while it is recounted (no foreign key failure), and its deletion waits for a recount under way', async () => {
+  it('names an organization deleted while it is recounted (no foreign key failure), and its deletion waits for a recount under way; names a soft-deleted one', async () => {
     const bare = async (name: string) => (await t.db.admin.query(`INSERT INTO core.organizations (name, owner_user_id) VALUES ($1, $2) RETURNING id`,
       [name, org.users.owner.id])).rows[0].id as string;
     // deleted (not yet committed) when the recount starts: the recount waits for it, then names it
@@ -283,5 +283,12 @@ describe('knowledge: the usage counters after a TRUNCATE, and their recount', ()
       r.release();
     }
     expect((await t.db.admin.query('SELECT count(*)::int AS n FROM ai.knowledge_usage_counters WHERE org_id = $1', [kept])).rows[0].n).toBe(0);
+
+    // soft-deleted (deleted_at set, as the API deletes an organization): named the same, no counter row written for it
+    const { orgId: softDeleted, users } = await orgWithRoles(t, 'Soft Deleted Ltd');
+    await t.http.delete(`/v1/orgs/${softDeleted}`).set(users.owner.auth).expect(204);
+    expect((await t.db.admin.query('SELECT deleted_at IS NOT NULL AS deleted FROM core.organizations WHERE id = $1', [softDeleted])).rows).toEqual([{ deleted: true }]);
+    await expect(recount(softDeleted)).rejects.toMatchObject({ code: 'P0002', message: `no organization ${softDeleted}` });
+    expect((await t.db.admin.query('SELECT count(*)::int AS n FROM ai.knowledge_usage_counters WHERE org_id = $1', [softDeleted])).rows[0].n).toBe(0);
   });
 });

@@ -6,7 +6,7 @@ import { emitEvent } from '../../platform/events/events.js';
 import { AuditService } from '../audit/audit.service.js';
 import { subscriptionPayload } from './stripe-webhook.service.js';
 import { billingRepository as repo, type EndingTrial } from './billing.repository.js';
-import { DAY_MS } from './subscription-status.js';
+import { DAY_MS, STRIPE_ENDED } from './subscription-status.js';
 import { CHECKOUT_DOUBT_MS } from './checkout.service.js';
 import { StripeClient } from './stripe.client.js';
 
@@ -52,7 +52,9 @@ export class BillingExpiryJob {
    * overtaken while Stripe created its session saved it, and Stripe failed to expire it; the organization's next checkout
    * or portal call tries them first too), so they can no longer be paid; each is forgotten
    * once Stripe has expired it (audited, billing.checkout_expired, reason superseded) or says it is not open (expired
-   * already, paid, or unknown). Stripe is called with no transaction open; a failure leaves the session for the next
+   * already, or unknown). One the customer paid is forgotten once the Hub has recorded the subscription it started (the
+   * webhook), or Stripe says that subscription has ended: until then it is what tells a checkout of the app that a
+   * subscription exists (409). Stripe is called with no transaction open; a failure leaves the session for the next
    * run. Returns the sessions forgotten.
    */
   async expireLeftCheckoutSessions(): Promise<string[]> {
@@ -67,6 +69,7 @@ export class BillingExpiryJob {
         continue;
       }
       if (result.status === 'complete') this.logger.warn(`the left checkout session ${s.sessionId} of ${s.appId} was paid before it could be expired`);
+      if (result.status === 'complete' && result.subscription && !(await this.subscriptionSettled(result.subscription, s.sessionId))) continue;
       await this.privileged.run('billing.expiry', async (db) => {
         await repo.forgetSessionToExpire(db, s.orgId, s.appId, s.sessionId);
         if (result.expiredNow) await this.audit.recordPrivileged(db, s.orgId, 'system', {
@@ -77,6 +80,22 @@ export class BillingExpiryJob {
     }
     if (done.length) this.logger.log(`expired ${done.length} left checkout session(s)`);
     return done;
+  }
+
+  /**
+   * Whether a paid left session's subscription no longer needs it kept: recorded by the Hub, or ended (or unknown) in
+   * Stripe. False when Stripe does not answer (tried again next run).
+   */
+  private async subscriptionSettled(stripeSubscriptionId: string, sessionId: string): Promise<boolean> {
+    if (await this.privileged.run('billing.expiry', (db) => repo.subscriptionByStripeId(db, stripeSubscriptionId))) return true;
+    const status = await this.stripe.subscriptionStatus(stripeSubscriptionId).catch((err: Error) => {
+      this.logger.warn(`could not read the subscription ${stripeSubscriptionId} of the paid left checkout session ${sessionId}: ${err.message}; tried again next run`);
+      return undefined;
+    });
+    if (status === undefined) return false;
+    if (status === 'missing' || STRIPE_ENDED.has(status)) return true;
+    this.logger.warn(`the paid left checkout session ${sessionId} started the subscription ${stripeSubscriptionId}, not recorded yet: kept until it is`);
+    return false;
   }
 
   /**

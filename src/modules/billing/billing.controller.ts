@@ -28,22 +28,27 @@ const CHECKOUT_DESCRIPTION = 'One open checkout per app: a double-click or a ret
   + 'checkout started while Stripe was creating this one\'s session (that one stays open; this one\'s session is saved to be expired '
   + 'before Stripe is asked to expire it, so it is never forgotten: when Stripe fails to expire it at once, the next checkout or portal call of '
   + 'the account expires it first, or else the billing job). 502 billing.stripe_no_url when Stripe answers a session without a URL (it is expired, not kept '
-  + 'as the open checkout). 503 billing.stripe_not_configured on a server without Stripe, before anything is read or written. '
+  + 'as the open checkout). 503 billing.stripe_not_configured on a server without Stripe, before any Stripe call or write (after the caller\'s '
+  + 'membership and role are checked and the body is validated). Before its own session, a checkout first expires the account\'s checkout '
+  + 'sessions saved to be expired (of every app); one Stripe fails to expire stays saved for the billing job, and the checkout goes on. '
   + '409 billing.subscription_exists while a Stripe subscription of the app has not ended: live (active, trialing, past_due: change plans in the '
   + 'billing portal), incomplete (its first payment is pending: complete it, or wait until Stripe expires it), unpaid or paused (settle or cancel '
-  + 'it in the billing portal); details.status says which. Also when the session being expired has just been paid and its subscription has not '
-  + 'ended. Once it is canceled or incomplete_expired, a new checkout is allowed. '
+  + 'it in the billing portal); details.status says which. Also when the session being expired (or a saved one of the app) has just been paid '
+  + 'and its subscription has not ended: a saved one stays saved until the subscription is recorded, so a retry answers the same 409. Once it '
+  + 'is canceled or incomplete_expired, a new checkout is allowed. '
   + 'When Stripe\'s answer is lost (timeout, network error), the checkout answers 502 billing.stripe_failed, though Stripe may have created '
   + 'the session: the same request again answers that session, and the next different checkout first learns it from Stripe (replaying the '
   + 'create) and expires it, so only one can be paid. Until then the request\'s Stripe parameters (they may hold the admin\'s e-mail '
   + 'address) are kept, for at most Stripe\'s 24-hour idempotency window: after it a checkout no longer looks for that session, and the '
-  + 'billing job forgets the parameters. A 502 during that step means Stripe still did not answer: try again.';
+  + 'billing job forgets the parameters. A 502 during that step means Stripe still did not tell the session (no answer, or one that says '
+  + 'nothing about the first create: rate limited, not authorized, a server error): try again.';
 
 /** What both portal routes say about their order of refusals and the saved sessions (OpenAPI description). */
-const PORTAL_DESCRIPTION = '503 billing.stripe_not_configured on a server without Stripe, before anything is read or written; then 409 '
+const PORTAL_DESCRIPTION = '503 billing.stripe_not_configured on a server without Stripe, before any Stripe call or write (after the '
+  + 'caller\'s membership and role are checked and the body is validated); then 409 '
   + 'billing.no_customer when the account has no Stripe customer yet. Before the portal session is created, the checkout sessions saved to be '
   + 'expired (overtaken checkouts\' sessions Stripe failed to expire) are expired in Stripe; one Stripe fails to expire stays saved for the '
-  + 'billing job, and the portal opens anyway.';
+  + 'billing job, and the portal opens anyway; one the customer paid whose subscription is not recorded yet stays saved too.';
 
 @ApiTags('billing')
 @OrgRoute()

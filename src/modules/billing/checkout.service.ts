@@ -49,7 +49,9 @@ export const CHECKOUT_DOUBT_MS = DAY_MS;
  * A checkout overtaken while Stripe created its session (another drew a new key meanwhile) saves that session to be
  * expired (hub.limit_locks.checkout_sessions_to_expire) in the transaction that finds it overtaken, then asks Stripe to
  * expire it and forgets it once expired. One Stripe fails to expire stays saved: the organization's next checkout or
- * portal call tries it first, and BillingExpiryJob every 10 minutes.
+ * portal call tries it first, and BillingExpiryJob every 10 minutes. One the customer paid meanwhile stays saved until
+ * the Hub records the subscription it started (or Stripe says it has ended): until then it is what makes a checkout of
+ * its app the 409 of a subscription that exists.
  */
 @Injectable()
 export class CheckoutService {
@@ -159,9 +161,10 @@ export class CheckoutService {
    * Learns the session a checkout key's create left unrecorded: the create again, with the key's Idempotency-Key and
    * parameters. Stripe answers the session it created (or, if the first request never reached it, creates it now): it is
    * recorded under the key (and audited then, if the first request could not), so the checkout goes on by expiring it.
-   * Stripe's answer kept under the key is a refusal (or nothing Stripe kept: 4xx): no session, the key is dropped.
-   * 'running': Stripe is still executing the first request (409), whose own request records or expires its session.
-   * No answer (network, timeout): thrown (502), the key stays in doubt for the next checkout.
+   * Stripe's answer kept under the key is a refusal (a 4xx other than 401, 403, 409, 429 and idempotency_error): no
+   * session, the key is dropped. 'running': Stripe is still executing the first request (409), whose own request records
+   * or expires its session. No answer (network, timeout), or one that says nothing about the first create (429, 401,
+   * 403, 400 idempotency_error, 5xx): thrown (502), the key stays in doubt for the next checkout.
    */
   private async settle(
     open: OpenTenant, app: string,
@@ -180,7 +183,15 @@ export class CheckoutService {
     } catch (err) {
       const status = stripeStatus(err);
       if (status === 409) return 'running';
-      if (status === null) throw err; // no answer (or no Stripe): still in doubt
+      // an answer that says nothing about the first create (Stripe's idempotency docs): rate-limited (429) or not
+      // authorized (401, 403) before executing it, a key Stripe holds for other parameters (400 idempotency_error), a
+      // 5xx Stripe may not have kept. As no answer (or no Stripe): the key stays in doubt for the next checkout
+      if (status === null || !answersTheCreate(status, stripeErrorType(err))) {
+        if (stripeErrorType(err) === 'StripeIdempotencyError') {
+          this.logger.error(`the unanswered checkout ${doubt.key} of ${app}: Stripe holds its Idempotency-Key for other parameters (${(err as Error).message}); the key stays in doubt`);
+        }
+        throw err;
+      }
       this.logger.warn(`the unanswered checkout ${doubt.key} of ${app}: Stripe answers ${status} (${(err as Error).message}); no session, the key is dropped`);
       await open((tx) => repo.dropCheckoutKey(tx.db, tx.orgId, app, doubt.key));
       return 'settled';
@@ -291,9 +302,11 @@ export class CheckoutService {
    * Expires in Stripe the organization's saved sessions (hub.limit_locks.checkout_sessions_to_expire: overtaken
    * checkouts' sessions, saved before Stripe was asked to expire them), before a checkout or portal session is created
    * rather than waiting for BillingExpiryJob. One Stripe fails to expire stays saved (for the next try or the job) and
-   * the caller goes on. For a checkout (`checkout`), one of its app the customer paid meanwhile whose subscription has
-   * not ended is the 409 of a subscription that exists, as for the session a checkout replaces (the subscription's
-   * status is read before the session is forgotten: when Stripe does not answer, 502 and it stays saved).
+   * the caller goes on. One the customer paid meanwhile whose subscription has not ended in Stripe stays saved until the
+   * Hub has recorded that subscription (the webhook may not have yet: until then this session is what tells a checkout
+   * that it exists; BillingExpiryJob forgets it once recorded, or ended). For a checkout (`checkout`), one of its app
+   * is the 409 of a subscription that exists, as for the session a checkout replaces (when Stripe does not answer the
+   * subscription's status, 502; for another app, or the portal, the session stays saved and the caller goes on).
    */
   private async expireSaved(open: OpenTenant, saved: { appId: string; sessionId: string }[], checkout?: { orgId: string; subject: Subject; app: string }): Promise<void> {
     for (const s of saved) {
@@ -304,16 +317,27 @@ export class CheckoutService {
         this.logger.warn(`could not expire the saved checkout session ${s.sessionId} of ${s.appId}: ${(err as Error).message}; it stays saved to be expired`);
         continue;
       }
-      let conflict: AppError | undefined;
-      if (result.status === 'complete') {
+      const ofCheckout = !!checkout && s.appId === checkout.app;
+      if (result.status === 'complete' && result.subscription) {
         this.logger.warn(`the saved checkout session ${s.sessionId} of ${s.appId} was paid before it could be expired`);
-        if (checkout && s.appId === checkout.app && result.subscription) {
-          const status = await this.stripe.subscriptionStatus(result.subscription);
-          if (status !== 'missing' && !STRIPE_ENDED.has(status)) conflict = this.subscriptionExists(checkout.orgId, checkout.subject, checkout.app, { plan: result.plan ?? 'unknown', status });
+        let status: string;
+        try {
+          status = await this.stripe.subscriptionStatus(result.subscription);
+        } catch (err) {
+          if (ofCheckout) throw err;
+          this.logger.warn(`could not read the subscription ${result.subscription} of the paid saved checkout session ${s.sessionId} of ${s.appId}: ${(err as Error).message}; it stays saved`);
+          continue;
+        }
+        if (status !== 'missing' && !STRIPE_ENDED.has(status)) {
+          const subscription = result.subscription;
+          const recorded = await open(async (tx) => !!(await repo.subscriptionByStripeId(tx.db, subscription)));
+          if (!recorded) this.logger.warn(`the saved checkout session ${s.sessionId} of ${s.appId} started the subscription ${subscription}, not recorded yet: it stays saved until it is`);
+          else await this.forgetSaved(open, s.appId, s.sessionId, result);
+          if (checkout && ofCheckout) throw this.subscriptionExists(checkout.orgId, checkout.subject, checkout.app, { plan: result.plan ?? 'unknown', status });
+          continue;
         }
       }
       await this.forgetSaved(open, s.appId, s.sessionId, result);
-      if (conflict) throw conflict;
     }
   }
 
@@ -384,4 +408,18 @@ type ExpiredSession = Awaited<ReturnType<StripeClient['expireCheckoutSession']>>
 /** The HTTP status of Stripe's answer to a failed call, null when there was none (timeout, network error). */
 function stripeStatus(err: unknown): number | null {
   return err instanceof AppError ? (err.details as { stripeStatus?: number | null } | undefined)?.stripeStatus ?? null : null;
+}
+
+/** stripe-node's error class of a failed call (StripeClient.call's `stripeType`: e.g. StripeIdempotencyError), null when none. */
+function stripeErrorType(err: unknown): string | null {
+  return err instanceof AppError ? (err.details as { stripeType?: string | null } | undefined)?.stripeType ?? null : null;
+}
+
+/**
+ * Whether Stripe's answer to a replayed create tells its outcome: a refusal Stripe executed and kept under the key (a 4xx
+ * other than 401/403, not authorized before executing; 409, still executing; 429, rate-limited before executing; and
+ * 400 idempotency_error, the key held for other parameters). A 5xx is not kept by Stripe unless it began executing.
+ */
+function answersTheCreate(status: number, type: string | null): boolean {
+  return status >= 400 && status < 500 && ![401, 403, 409, 429].includes(status) && type !== 'StripeIdempotencyError';
 }

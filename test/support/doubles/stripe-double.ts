@@ -99,6 +99,12 @@ export async function startStripeDouble(): Promise<StripeDouble> {
       res.writeHead(status, { 'content-type': 'application/json', 'request-id': id('req'), ...headers });
       res.end(JSON.stringify(body));
     };
+    if (failure?.status === 429) {
+      // as Stripe: a rate-limited request is refused before its Idempotency-Key is looked at, not executed nor kept
+      const { status, message } = failure;
+      failure = undefined;
+      return send(status, { error: { type: 'invalid_request_error', code: 'rate_limit', message } });
+    }
     if (req.method === 'POST' && request.idempotencyKey) {
       const key = request.idempotencyKey;
       const first = idempotent.get(key);
