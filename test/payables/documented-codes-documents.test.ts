@@ -14,7 +14,9 @@ const CLAIM_HAS_NONE = ['payables.vendor_archived', 'payables.due_before_bill', 
  *  - a claim has no vendor, tax code or due date, and reads no ledger settings (its accounts exist only on started books);
  *  - a submission is no approval (the approval's checks); an approval, allocation, refund or reversal reads the AP account
  *    the submission or payment read already (never payables.account_not_allowed);
- *  - an API key comments too (never auth.user_required); a member reads only their own claims (another's is a 404).
+ *  - an API key comments too (never auth.user_required); a member reads only their own claims (another's is a 404);
+ *  - a void of a revalued bill or claim takes its revaluation off the FX accounts the revaluation needed, which the
+ *    settings never unset (never ledger.fx_accounts_missing).
  */
 const NOT_DECLARED: Record<string, string[]> = {
   createBill: ['payables.currency_mismatch'],
@@ -30,6 +32,7 @@ const NOT_DECLARED: Record<string, string[]> = {
   commentOnBill: ['auth.user_required'],
   commentOnExpenseClaim: ['auth.user_required'],
   submitExpenseClaim: ['payables.claim_not_own'],
+  voidBill: ['ledger.fx_accounts_missing'],
   voidExpenseClaim: ['payables.claim_not_own', 'ledger.fx_accounts_missing'],
 };
 

@@ -110,6 +110,8 @@ describe('receivables: the documented error codes of its operations, produced', 
     for (const code of ['receivables.settings_missing', 'receivables.deferred_account_missing']) expect(codes('invoices/{invoiceId}/credit-notes', 'post')).not.toContain(code);
     // a revalued invoice's share goes back to the unrealized FX accounts its revaluation needed (never unset)
     expect(codes('invoices/{invoiceId}/credit-notes', 'post')).not.toContain('receivables.fx_accounts_missing');
+    // a void takes a revalued invoice's revaluation off those same accounts
+    for (const code of ['ledger.fx_accounts_missing', 'receivables.fx_accounts_missing']) expect(codes('invoices/{invoiceId}/void', 'post')).not.toContain(code);
     for (const path of ['payments/{customerPaymentId}/allocations', 'payments/{customerPaymentId}/refunds', 'allocations/{receivableAllocationId}/reverse']) {
       expect(codes(path, 'post')).not.toContain('receivables.settings_missing');
     }

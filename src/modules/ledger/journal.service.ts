@@ -129,6 +129,30 @@ interface ItemChange {
   carriedRate: string;
 }
 
+/** What JournalService.changeCarried changes of one open item: its control account, currency and rate, and `delta` as its aging shows it. */
+interface CarriedChange {
+  documentId: string;
+  accountId: string;
+  currency: string;
+  rate: string;
+  delta: Decimal;
+  /** the unrealized FX account named (a compensation: its reversal's); else the one a revaluation making this change would use */
+  fxAccount?: 'gain' | 'loss';
+  /** taking the item's revaluations back (a void): the account they used */
+  undoing?: boolean;
+  /** its lines' description (else the entry's memo) */
+  description?: string;
+}
+
+/** A share settled (or given back) between a revaluation and its reversal dated `on`: JournalService.realizeSettledShares. */
+interface SettledShare {
+  on: string;
+  /** the compensation the reversal's date got for it, and what the reversals of that date changed of the item (as its aging shows it) */
+  delta: Decimal;
+  reversed: Decimal;
+  revaluation: 'gain' | 'loss';
+}
+
 /** Revaluation posts to the unrealized FX accounts, or to the (realized) FX accounts when those are not set. */
 export function unrealizedFxAccounts(s: LedgerSettingsDto): { gain: string | null; loss: string | null } {
   return { gain: s.fxUnrealizedGainAccountId ?? s.fxGainAccountId, loss: s.fxUnrealizedLossAccountId ?? s.fxLossAccountId };
@@ -677,51 +701,53 @@ export class JournalService {
    * of a subledger: the revaluation rows already posted for a later date (an autoReverse reversal, dated the next period's
    * first day) take off what the revaluation added to the whole item, though the settlement took (or gave back) some of it.
    * On each such date the item is brought to what it carries then at the rate of that date's rows (its open amount at the
-   * reversal's rate: what it carried before the revaluation), by a row of the difference and its entry against the
+   * reversal's rate: what it carried before the revaluation), by a row of the difference and its lines against the
    * unrealized FX account (Dr control / Cr unrealized gain when it raises the item's base on AR; the mirror on AP).
    * So on every date the aging equals the control account, and an item settled in the window realizes over its life the
    * settlement's rate against its own. An item `leaving` the subledger (voided as of `date`, before its row is marked so)
-   * is brought to 0 on each such date: its control account, currency and rate are given.
+   * is brought to 0 on each such date: its control account, currency and rate are given. One compensation entry per such
+   * date for all the documents (in parts when its lines are more than a posting takes), each item's row linked to the
+   * entry (part) that moved it.
    *
    * `realize` (a payment, an allocation, a refund, or the reversal of one; not a credit note, which cancels the item at
-   * what it carries, nor a void): the settled share's revaluation result, which the reversal's date compensation keeps
-   * on the unrealized FX account, is moved to the realized FX account on the settlement's date (an entry marked
-   * FX_REALIZED_SHARE_REF), so that the settlement's period ends with an unrealized result only on what is still open; a
-   * share given back (an allocation's reversal) moves back. `fxAccountsMissing`: the subledger's error when that needs the
-   * realized FX accounts and the settings have none.
+   * what it carries, nor a void): the settled shares' revaluation result, which the reversal's date compensation keeps
+   * on the unrealized FX account, is moved to the realized FX account on the settlement's date (one entry for all the
+   * documents, in parts likewise, marked FX_REALIZED_SHARE_REF), so that the settlement's period ends with an unrealized
+   * result only on what is still open; a share given back (an allocation's reversal) moves back. `fxAccountsMissing`:
+   * the subledger's error when that needs the realized FX accounts and the settings have none.
    *
    * One query for all the documents (pass only foreign-currency ones: a base-currency document is never revalued); the
-   * settings are read only when a compensation is due. Answers the entries posted (compensations and realizations).
+   * settings are read only when a compensation is due. Answers the entries posted (compensations, then realizations).
    */
   async settlePendingReversals(tx: TenantTx, settlement: {
     subledger: Subledger; date: string; memo: string; counterpartyType: string; counterpartyId: string;
     documents: { documentId: string; leaving?: { accountId: string; currency: string; rate: string } }[];
     realize?: boolean; fxAccountsMissing?: (message: string) => Error;
   }): Promise<string[]> {
-    const entries: string[] = [];
-    const { documents, ...item } = settlement;
+    const { documents, realize, fxAccountsMissing, ...item } = settlement;
     const pending = await repo.revaluationDatesAfter(tx.db, tx.orgId, [...new Set(documents.map((d) => d.documentId))], item.date);
-    if (!pending.length) return entries;
+    if (!pending.length) return [];
     const s = await this.ledger.settings(tx);
     const context = { settings: s, baseMu: await this.ledger.currencyUnits(tx, s.baseCurrency) };
     const leaving = new Map(documents.flatMap((d) => (d.leaving ? [[d.documentId, d.leaving] as const] : [])));
-    const dates = [...new Set(pending.map((p) => p.date))];
-    for (const on of dates) {
+    const entries: string[] = [];
+    /** the settled shares whose revaluation result moves to the realized FX account (or back) on the settlement's date */
+    const shares: SettledShare[] = [];
+    for (const on of [...new Set(pending.map((p) => p.date))]) {
       const due = pending.filter((p) => p.date === on);
       const leavingIds = due.filter((p) => leaving.has(p.documentId)).map((p) => p.documentId);
       const settledIds = due.filter((p) => !leaving.has(p.documentId)).map((p) => p.documentId);
       // what the leaving items carry on that date, and the settled items as open items then: one read each per date
       const carried = leavingIds.length ? await repo.revaluationsOf(tx.db, tx.orgId, leavingIds, on) : new Map<string, { delta: string }>();
       const open = settledIds.length ? await this.revalued.openItemsOf(tx, item.subledger, on, settledIds) : [];
+      const takenBack = generatedMemo('', item.memo, `: FX revaluation reversal of ${on} taken back`);
+      const onSettledShare = generatedMemo('', item.memo, `: FX revaluation reversal of ${on} on the settled share`);
+      const changes: CarriedChange[] = [];
       for (const p of due) {
         const gone = leaving.get(p.documentId);
         if (gone) {
           const r = carried.get(p.documentId);
-          if (!r || D(r.delta).isZero()) continue;
-          entries.push(await this.compensation(tx, on, () => this.changeCarried(tx, {
-            ...item, ...gone, documentId: p.documentId, date: on, delta: D(r.delta).neg(),
-            memo: generatedMemo('', item.memo, `: FX revaluation reversal of ${on} taken back`), sourceRef: FX_SETTLED_SHARE_REF,
-          }, context)));
+          if (r && !D(r.delta).isZero()) changes.push({ ...gone, documentId: p.documentId, delta: D(r.delta).neg(), description: takenBack });
           continue;
         }
         const o = open.find((i) => i.documentId === p.documentId);
@@ -732,16 +758,14 @@ export class JournalService {
         // on the unrealized account the reversal posts to (the revaluation's), whichever way the share went
         const reversed = D(p.reversed);
         const revaluation = reversed.isZero() ? undefined : this.revaluationKind(item.subledger, reversed);
-        entries.push(await this.compensation(tx, on, () => this.changeCarried(tx, {
-          ...item, documentId: p.documentId, accountId: o.accountId, currency: o.currency, rate: o.carriedRate, date: on, delta, fxAccount: revaluation,
-          memo: generatedMemo('', item.memo, `: FX revaluation reversal of ${on} on the settled share`), sourceRef: FX_SETTLED_SHARE_REF,
-        }, context)));
-        if (settlement.realize && revaluation) {
-          const realized = await this.realizeSettledShare(tx, { ...item, on, delta, reversed, revaluation, fxAccountsMissing: settlement.fxAccountsMissing }, context);
-          if (realized) entries.push(realized);
-        }
+        changes.push({ documentId: p.documentId, accountId: o.accountId, currency: o.currency, rate: o.carriedRate, delta, fxAccount: revaluation, description: onSettledShare });
+        if (realize && revaluation) shares.push({ on, delta, reversed, revaluation });
       }
+      if (!changes.length) continue;
+      const memo = changes.some((c) => !leaving.has(c.documentId)) ? onSettledShare : takenBack;
+      entries.push(...await this.compensation(tx, on, () => this.changeCarried(tx, { ...item, date: on, memo, sourceRef: FX_SETTLED_SHARE_REF, items: changes }, context)));
     }
+    if (shares.length) entries.push(...await this.realizeSettledShares(tx, { ...item, shares, fxAccountsMissing }, context));
     return entries;
   }
 
@@ -749,7 +773,7 @@ export class JournalService {
    * The compensation of a reversal posted ahead, dated `on`: a closed period there is the settlement's refusal, said so
    * (the settlement's own date is in an open period; what falls in the closed one is this entry).
    */
-  private async compensation(tx: TenantTx, on: string, post: () => Promise<string>): Promise<string> {
+  private async compensation<T>(tx: TenantTx, on: string, post: () => Promise<T>): Promise<T> {
     try {
       return await post();
     } catch (err) {
@@ -762,34 +786,51 @@ export class JournalService {
   }
 
   /**
-   * A settlement between a revaluation and its reversal (`delta`: the compensation its reversal's date got; `reversed`: what
-   * the reversals of that date changed of the item, as its aging shows it): the settled share's revaluation result moves from
-   * the unrealized to the realized FX account on the settlement's date, or back when the share was given back (the
-   * compensation then goes the way of the reversal). A gain stays on the gain accounts, a loss on the loss accounts.
-   * Nothing when the unrealized accounts are the realized ones (the settings' fallback), or the date has no reversal.
+   * A settlement between a revaluation and its reversal: each settled share's revaluation result (`delta`: the
+   * compensation its reversal's date `on` got; `reversed`: what the reversals of that date changed of the item, as its
+   * aging shows it) moves from the unrealized to the realized FX account on the settlement's date, or back when the share
+   * was given back (the compensation then goes the way of the reversal). A gain stays on the gain accounts, a loss on the
+   * loss accounts. Nothing for a share whose unrealized account is the realized one (the settings' fallback). One entry
+   * for all the shares, a pair of lines each, in parts when they are more than a posting takes. Answers the entries.
    */
-  private async realizeSettledShare(tx: TenantTx, x: {
-    date: string; on: string; memo: string; delta: Decimal; reversed: Decimal; revaluation: 'gain' | 'loss'; fxAccountsMissing?: (message: string) => Error;
-  }, context: { settings: LedgerSettingsDto; baseMu: number }): Promise<string | undefined> {
-    const gain = x.revaluation === 'gain';
-    const realizing = x.delta.isNeg() !== x.reversed.isNeg();
+  private async realizeSettledShares(tx: TenantTx, x: { date: string; memo: string; shares: SettledShare[]; fxAccountsMissing?: (message: string) => Error },
+    context: { settings: LedgerSettingsDto; baseMu: number }): Promise<string[]> {
     const s = context.settings;
-    const unrealized = unrealizedFxAccounts(s)[gain ? 'gain' : 'loss'];
-    const realized = gain ? s.fxGainAccountId : s.fxLossAccountId;
-    if (!realized) {
-      const message = 'the settled share of an FX-revalued item realizes its revaluation result: configure fxGainAccountId and fxLossAccountId in the ledger settings first';
-      throw x.fxAccountsMissing?.(message) ?? LedgerErrors.error('ledger.fx_accounts_missing', message);
+    const pairs: PostingLine[][] = [];
+    /** what the shares did, and their reversal's date (a settlement realizes, or gives back, shares of one reversal's date) */
+    const kinds = new Map<string, { direction: string; on: string }>();
+    for (const share of x.shares) {
+      const gain = share.revaluation === 'gain';
+      const realizing = share.delta.isNeg() !== share.reversed.isNeg();
+      const unrealized = unrealizedFxAccounts(s)[gain ? 'gain' : 'loss'];
+      const realized = gain ? s.fxGainAccountId : s.fxLossAccountId;
+      if (!realized) {
+        const message = 'the settled share of an FX-revalued item realizes its revaluation result: configure fxGainAccountId and fxLossAccountId in the ledger settings first';
+        throw x.fxAccountsMissing?.(message) ?? LedgerErrors.error('ledger.fx_accounts_missing', message);
+      }
+      if (!unrealized || unrealized === realized) continue;
+      const amount = fixed(share.delta.abs(), context.baseMu);
+      const direction = realizing ? 'realized' : 'unrealized again';
+      const description = `FX revaluation result of the settled share ${direction} (its reversal dated ${share.on})`;
+      kinds.set(`${direction}|${share.on}`, { direction, on: share.on });
+      // realizing a gain: off the unrealized gain (debit) onto the realized gain (credit); a loss the mirror; back: the other way
+      const [debit, credit] = realizing === gain ? [unrealized, realized] : [realized, unrealized];
+      pairs.push([{ accountId: debit, debit: amount, description }, { accountId: credit, credit: amount, description }]);
     }
-    if (!unrealized || unrealized === realized) return undefined;
-    const amount = fixed(x.delta.abs(), context.baseMu);
-    const description = `FX revaluation result of the settled share ${realizing ? 'realized' : 'unrealized again'} (its reversal dated ${x.on})`;
-    // realizing a gain: off the unrealized gain (debit) onto the realized gain (credit); a loss the mirror; back: the other way
-    const [debit, credit] = realizing === gain ? [unrealized, realized] : [realized, unrealized];
-    const { entry } = await this.post(tx, {
-      date: x.date, memo: generatedMemo('', x.memo, `: ${description}`), source: 'system', sourceRef: FX_REALIZED_SHARE_REF,
-      lines: [{ accountId: debit, debit: amount, description }, { accountId: credit, credit: amount, description }],
-    });
-    return entry.id;
+    if (!pairs.length) return [];
+    const [kind] = kinds.values();
+    const what = kinds.size > 1 ? `FX revaluation results of ${pairs.length} settled shares realized or unrealized again`
+      : pairs.length > 1 ? `FX revaluation result of ${pairs.length} settled shares ${kind.direction} (their reversals dated ${kind.on})`
+        : `FX revaluation result of the settled share ${kind.direction} (its reversal dated ${kind.on})`;
+    const split = parts(pairs, Math.floor(MAX_POSTED_LINES / 2));
+    const entries: string[] = [];
+    for (const [i, part] of split.entries()) {
+      const { entry } = await this.post(tx, {
+        date: x.date, memo: generatedMemo('', x.memo, `: ${partMemo(what, i, split.length)}`), source: 'system', sourceRef: FX_REALIZED_SHARE_REF, lines: part.flat(),
+      });
+      entries.push(entry.id);
+    }
+    return entries;
   }
 
   /**
@@ -801,33 +842,50 @@ export class JournalService {
   }
 
   /**
-   * Changes what an open item carries by `delta` (as its aging shows it) dated `date`: a finance.fx_revaluation_items row
-   * and its entry against an unrealized FX account: the one a revaluation making this change would use (the control
-   * account raised: the gain account; lowered: the loss account), or, `undoing` the item's revaluations (a void), the
-   * one they used (what they raised is taken back off the gain account); `fxAccount`: that account named (a compensation
-   * posts to the account of the reversal it compensates). `context`: the settings and the base currency's minor units
-   * when the caller has read them. Answers the entry.
+   * Changes what open items of a subledger carry, each by its `delta` (as its aging shows it), dated `date`: a
+   * finance.fx_revaluation_items row each, and its pair of lines (the control account's, and an unrealized FX account's:
+   * the one a revaluation making this change would use (the control account raised: the gain account; lowered: the loss
+   * account), or, `undoing` the item's revaluations (a void), the one they used (what they raised is taken back off the
+   * gain account); `fxAccount`: that account named (a compensation posts to the account of the reversal it compensates)).
+   * One entry for all the items, in parts when their lines are more than a posting takes (each balanced by its own
+   * items' pairs), each row linked to the part that moved its item. `context`: the settings and the base currency's minor
+   * units when the caller has read them. Answers the entries.
    */
-  private async changeCarried(tx: TenantTx, item: {
-    subledger: Subledger; documentId: string; accountId: string; currency: string; rate: string; date: string; delta: Decimal; memo: string;
-    counterpartyType: string; counterpartyId: string; sourceRef?: string; description?: string; undoing?: boolean; fxAccount?: 'gain' | 'loss';
-  }, context?: { settings: LedgerSettingsDto; baseMu: number }): Promise<string> {
-    // on the account's debit side: an AR item adds to it, an AP item (a credit) takes from it
-    const change = item.delta.times(this.revalued.side(item.subledger) === 'debit' ? 1 : -1);
+  private async changeCarried(tx: TenantTx, change: {
+    subledger: Subledger; date: string; memo: string; counterpartyType: string; counterpartyId: string; sourceRef?: string; items: CarriedChange[];
+  }, context?: { settings: LedgerSettingsDto; baseMu: number }): Promise<string[]> {
     const s = context?.settings ?? await this.ledger.settings(tx);
     const { gain, loss } = unrealizedFxAccounts(s);
     if (!gain || !loss) throw LedgerErrors.error('ledger.fx_accounts_missing', 'configure fxUnrealizedGainAccountId and fxUnrealizedLossAccountId (or fxGainAccountId and fxLossAccountId) in the ledger settings first');
-    const amount = fixed(change.abs(), context?.baseMu ?? await this.ledger.currencyUnits(tx, s.baseCurrency));
-    const description = (item.description ?? item.memo).slice(0, 500);
-    const control = { accountId: item.accountId, currency: item.currency, rate: item.rate, counterpartyType: item.counterpartyType, counterpartyId: item.counterpartyId, description };
-    const fxAccount = item.fxAccount ? (item.fxAccount === 'gain' ? gain : loss) : change.gt(0) !== (item.undoing ?? false) ? gain : loss;
-    const lines: PostingLine[] = change.gt(0)
-      ? [{ ...control, baseDebit: amount }, { accountId: fxAccount, credit: amount, description }]
-      : [{ ...control, baseCredit: amount }, { accountId: fxAccount, debit: amount, description }];
-    const { entry } = await this.post(tx, { date: item.date, memo: item.memo, source: 'system', ...(item.sourceRef ? { sourceRef: item.sourceRef } : {}), lines }, 'ledger.fx_revaluation_posted');
-    await repo.insertRevaluationItems(tx.db, tx.orgId, [{
-      entryId: entry.id, date: item.date, subledger: item.subledger, documentId: item.documentId, rate: item.rate, delta: item.delta.toFixed(), createdBy: actorOf(tx.principal).actorId }]);
-    return entry.id;
+    const baseMu = context?.baseMu ?? await this.ledger.currencyUnits(tx, s.baseCurrency);
+    // on the account's debit side: an AR item adds to it, an AP item (a credit) takes from it
+    const sign = this.revalued.side(change.subledger) === 'debit' ? 1 : -1;
+    const pairs = change.items.map((item): PostingLine[] => {
+      const onDebit = item.delta.times(sign);
+      const amount = fixed(onDebit.abs(), baseMu);
+      const description = (item.description ?? change.memo).slice(0, 500);
+      const control = { accountId: item.accountId, currency: item.currency, rate: item.rate, counterpartyType: change.counterpartyType, counterpartyId: change.counterpartyId, description };
+      const fxAccount = item.fxAccount ? (item.fxAccount === 'gain' ? gain : loss) : onDebit.gt(0) !== (item.undoing ?? false) ? gain : loss;
+      return onDebit.gt(0)
+        ? [{ ...control, baseDebit: amount }, { accountId: fxAccount, credit: amount, description }]
+        : [{ ...control, baseCredit: amount }, { accountId: fxAccount, debit: amount, description }];
+    });
+    const split = parts(change.items.map((item, i) => ({ item, lines: pairs[i] })), Math.floor(MAX_POSTED_LINES / 2));
+    const actor = actorOf(tx.principal).actorId;
+    const entries: string[] = [];
+    const rows: Parameters<typeof repo.insertRevaluationItems>[2] = [];
+    for (const [i, part] of split.entries()) {
+      const memo = split.length > 1 ? generatedMemo('', change.memo, ` (part ${i + 1} of ${split.length})`) : change.memo;
+      const { entry } = await this.post(tx, {
+        date: change.date, memo, source: 'system', ...(change.sourceRef ? { sourceRef: change.sourceRef } : {}), lines: part.flatMap((p) => p.lines),
+      }, 'ledger.fx_revaluation_posted');
+      entries.push(entry.id);
+      for (const { item } of part) {
+        rows.push({ entryId: entry.id, date: change.date, subledger: change.subledger, documentId: item.documentId, rate: item.rate, delta: item.delta.toFixed(), createdBy: actor });
+      }
+    }
+    await repo.insertRevaluationItems(tx.db, tx.orgId, rows);
+    return entries;
   }
 
   /**
@@ -856,7 +914,10 @@ export class JournalService {
     // what it carries as of the void; a reversal posted ahead is taken off on its own date (settlePendingReversals)
     const r = (await repo.revaluationsOf(tx.db, tx.orgId, [item.documentId], item.date)).get(item.documentId);
     if (!r || D(r.delta).isZero()) return null;
-    return this.changeCarried(tx, { ...item, delta: D(r.delta).neg(), description: `FX revaluation taken off (${item.memo})`, undoing: true });
+    const { documentId, accountId, currency, rate, ...change } = item;
+    const [entry] = await this.changeCarried(tx, { ...change, items: [{
+      documentId, accountId, currency, rate, delta: D(r.delta).neg(), description: `FX revaluation taken off (${item.memo})`, undoing: true }] });
+    return entry;
   }
 
   /**

@@ -220,8 +220,8 @@ export class PayablesController {
   // a posted bill: the reversal of its entry, dated by the client or today (its period closed or uncovered; an account archived since)
   // a bill FX revaluations revalued: what they added to AP (or took off) is taken off too (an entry of its own, against
   // the unrealized FX account); dated before its last revaluation: payables.before_revaluation
-  // the FX accounts of the settings unset since the revaluation: ledger.fx_accounts_missing
-  @ApiErrorCodes('payables.not_editable', 'payables.has_allocations', 'payables.before_revaluation', 'ledger.fx_accounts_missing', ...REVERSAL_POSTING_ERRORS)
+  // Never ledger.fx_accounts_missing: a revaluation needs the FX accounts, and the ledger settings never unset one (null leaves it as it is)
+  @ApiErrorCodes('payables.not_editable', 'payables.has_allocations', 'payables.before_revaluation', ...REVERSAL_POSTING_ERRORS)
   voidBill(@Tx() tx: TenantTx, @IdParam('billId', 'bill') id: string, @Body() dto: VoidBillDto): Promise<BillDto> {
     return this.payables.void(tx, id, 'bill', { reason: dto.reason, date: dto.date });
   }

@@ -214,8 +214,8 @@ export class InvoicesController {
       + 'An invoice FX revaluations revalued: what they added to AR (or took off) is taken off too, against the unrealized FX account, in an entry of its own; '
       + 'the void is dated no earlier than its last revaluation (422 receivables.before_revaluation; the default date is the latest of the invoice date, its last allocation or reversal and its last revaluation).' })
   @ApiOkResponse({ type: InvoiceDto })
-  // a revalued invoice whose FX accounts were unset in the settings since the revaluation: ledger.fx_accounts_missing
-  @ApiErrorCodes(...REVERSAL_POSTING_ERRORS, 'receivables.invalid_status', 'receivables.has_allocations', 'receivables.before_revaluation', 'ledger.fx_accounts_missing')
+  // Never ledger.fx_accounts_missing: a revaluation needs the FX accounts, and the ledger settings never unset one (null leaves it as it is)
+  @ApiErrorCodes(...REVERSAL_POSTING_ERRORS, 'receivables.invalid_status', 'receivables.has_allocations', 'receivables.before_revaluation')
   void(@Tx() tx: TenantTx, @IdParam('invoiceId', 'invoice') id: string, @Body() dto: VoidInvoiceDto): Promise<InvoiceDto> {
     return this.invoices.void(tx, id, dto);
   }
