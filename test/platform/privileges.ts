@@ -168,6 +168,7 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'table finance.receivable_allocations': { authenticated: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'INSERT,SELECT' },
   // the open amount per document (20270113000100): written by triggers only (SECURITY DEFINER), read like the allocations
   'table finance.receivable_open_amounts': { authenticated: 'SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
+  'table finance.payable_open_amounts': { authenticated: 'SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
   // what each FX revaluation changed of each open receivable or payable (20270208010100): written with the revaluation entry
   'table finance.fx_revaluation_items': { authenticated: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'INSERT,SELECT' },
   // invoices the daily job found overdue (20270201000400): noted by a service principal in the tenant transaction

@@ -408,7 +408,9 @@ export class BillPaymentsService {
     const { base, baseMu } = await this.baseMu(tx);
     // reopened at what the bill (and the payment's credit) carries as of the date, as on AR: a revalued one at its last
     // revaluation's rate (the original's bases negated would reopen it at a value from before the revaluation, and the
-    // aging would leave AP); one never revalued by then at the original's bases
+    // aging would leave AP); one never revalued by then at its own rate, by the rounded difference of what is open
+    // before and after (as an allocation takes it off): after other allocations the original's bases negated would leave
+    // it carrying a base other than its open amount at its rate
     const amount = D(original.amount);
     const [settled] = await repo.settledOf(tx.db, tx.orgId, [original.bill_id]);
     const [billRow] = await repo.getBills(tx.db, tx.orgId, [original.bill_id]);
@@ -417,12 +419,12 @@ export class BillPaymentsService {
     const billOpen = D(billRow.total).minus(settled?.amount ?? 0);
     const billBase = billRevalued
       ? D(billRow.base_total!).minus(settled?.base ?? 0).plus(billRevalued.delta).minus(baseOf(billOpen.plus(amount), billRevalued.rate, baseMu))
-      : D(original.bill_base_amount).neg();
+      : baseShare(billOpen, amount.neg(), billRow.rate!, baseMu);
     const creditRevalued = revalued.get(original.payment_id);
     const usage = await repo.paymentUsage(tx.db, tx.orgId, original.payment_id);
     const paymentBase = creditRevalued
       ? D(payment.base_amount).minus(usage.base).minus(creditRevalued.delta).minus(baseOf(D(payment.amount).minus(usage.amount).plus(amount), creditRevalued.rate, baseMu))
-      : D(original.payment_base_amount).neg();
+      : baseShare(D(payment.amount).minus(usage.amount), amount.neg(), payment.rate, baseMu);
     const diff = paymentBase.minus(billBase).neg();
     // reversed on the account the original result went to: read from the original's entry (its line on neither AP nor
     // the bank), whatever the settings say now; the settings' account of the result's side only when that cannot be told

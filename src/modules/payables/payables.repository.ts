@@ -433,10 +433,10 @@ export async function laterUseOfRevaluedCredit(db: Db, orgId: string, paymentId:
  * voided by then is open for nothing but may still carry a revaluation (taken back). Items with nothing open and nothing
  * carried are left out.
  *
- * Each document's settlements are read in one pass (one lateral per table), and only the documents that can be open or
- * carry something as of the date are valued: open now, settled or voided after the date, or revalued after their last
- * settlement (a settlement in full takes all the item carries as of its date, so an item settled in full and not
- * revalued since carries nothing: it is not read further).
+ * Only the documents that can be open or carry something as of the date are valued, found from their stored open amounts
+ * (finance.payable_open_amounts, as receivables' fxOpenItems): open now, or settled, voided or revalued on or after the
+ * date (a settlement in full takes all the item carries as of its date, so an item settled in full before the date and
+ * not revalued since carries nothing: it is not read). Each one's settlements are read in one pass (one lateral per table).
  */
 export async function fxOpenPayables(db: Db, orgId: string, asOf: string, documentIds?: string[]): Promise<{ documentId: string; currency: string; open: string; carried: string; carriedRate: string; settledAfter: string | null; firstSettledAfter: string | null }[]> {
   const ids = documentIds ?? null;
@@ -450,16 +450,15 @@ export async function fxOpenPayables(db: Db, orgId: string, asOf: string, docume
       FROM finance.bills b LEFT JOIN LATERAL (
         SELECT sum(a.amount) FILTER (WHERE a.allocation_date <= ${asOf}::date) AS amount,
           sum(a.bill_base_amount) FILTER (WHERE a.allocation_date <= ${asOf}::date) AS base,
-          sum(a.amount) AS amount_now, max(a.allocation_date) AS last,
           max(a.allocation_date) FILTER (WHERE a.allocation_date > ${asOf}::date) AS later,
           min(a.allocation_date) FILTER (WHERE a.allocation_date > ${asOf}::date) AS first
         FROM finance.bill_allocations a WHERE a.org_id = b.org_id AND a.bill_id = b.id) s ON true
       WHERE b.org_id = ${orgId}::uuid AND b.journal_entry_id IS NOT NULL AND b.bill_date <= ${asOf}::date
         AND (${ids}::uuid[] IS NULL OR b.id = any(${ids}::uuid[]))
         AND b.currency <> (SELECT st.base_currency FROM finance.settings st WHERE st.org_id = ${orgId}::uuid)
-        AND ((b.voided_on IS NULL AND b.total <> coalesce(s.amount_now, 0)) OR b.voided_on > ${asOf}::date OR s.later IS NOT NULL
-          OR EXISTS (SELECT 1 FROM finance.fx_revaluation_items x WHERE x.org_id = b.org_id AND x.document_id = b.id
-            AND x.revaluation_date > coalesce(greatest(b.voided_on, s.last), b.bill_date - 1)))
+        -- open now, or settled (or revalued) on or after the date: one settled before and carrying nothing has nothing to revalue
+        AND b.id IN (SELECT o.document_id FROM finance.payable_open_amounts o WHERE o.org_id = ${orgId}::uuid AND o.document_kind <> 'payment'
+          AND (o.open_base <> 0 OR o.settled_through >= ${asOf}::date))
       UNION ALL
       SELECT p.id, p.currency, p.rate,
         -(p.amount - coalesce(u.amount, 0) - coalesce(r.amount, 0)),
@@ -468,23 +467,20 @@ export async function fxOpenPayables(db: Db, orgId: string, asOf: string, docume
       FROM finance.bill_payments p LEFT JOIN LATERAL (
         SELECT sum(a.amount) FILTER (WHERE a.allocation_date <= ${asOf}::date) AS amount,
           sum(a.payment_base_amount) FILTER (WHERE a.allocation_date <= ${asOf}::date) AS base,
-          sum(a.amount) AS amount_now, max(a.allocation_date) AS last,
           max(a.allocation_date) FILTER (WHERE a.allocation_date > ${asOf}::date) AS later,
           min(a.allocation_date) FILTER (WHERE a.allocation_date > ${asOf}::date) AS first
         FROM finance.bill_allocations a WHERE a.org_id = p.org_id AND a.payment_id = p.id) u ON true
       LEFT JOIN LATERAL (
         SELECT sum(x.amount) FILTER (WHERE x.refund_date <= ${asOf}::date) AS amount,
           sum(x.payment_base_amount) FILTER (WHERE x.refund_date <= ${asOf}::date) AS base,
-          sum(x.amount) AS amount_now, max(x.refund_date) AS last,
           max(x.refund_date) FILTER (WHERE x.refund_date > ${asOf}::date) AS later,
           min(x.refund_date) FILTER (WHERE x.refund_date > ${asOf}::date) AS first
         FROM finance.bill_payment_refunds x WHERE x.org_id = p.org_id AND x.payment_id = p.id) r ON true
       WHERE p.org_id = ${orgId}::uuid AND p.payment_date <= ${asOf}::date
         AND (${ids}::uuid[] IS NULL OR p.id = any(${ids}::uuid[]))
         AND p.currency <> (SELECT st.base_currency FROM finance.settings st WHERE st.org_id = ${orgId}::uuid)
-        AND (p.amount <> coalesce(u.amount_now, 0) + coalesce(r.amount_now, 0) OR u.later IS NOT NULL OR r.later IS NOT NULL
-          OR EXISTS (SELECT 1 FROM finance.fx_revaluation_items x WHERE x.org_id = p.org_id AND x.document_id = p.id
-            AND x.revaluation_date > coalesce(greatest(u.last, r.last), p.payment_date - 1))))
+        AND p.id IN (SELECT o.document_id FROM finance.payable_open_amounts o WHERE o.org_id = ${orgId}::uuid AND o.document_kind = 'payment'
+          AND (o.open_base <> 0 OR o.settled_through >= ${asOf}::date)))
     SELECT d.document_id::text AS "documentId", d.currency, d.open::text AS open, (d.base + coalesce(v.base, 0))::text AS carried,
       coalesce(v.rate, d.own_rate)::text AS "carriedRate", d.settled_after::text AS "settledAfter",
       d.settled_first::text AS "firstSettledAfter"
