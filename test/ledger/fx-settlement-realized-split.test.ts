@@ -16,7 +16,7 @@ import { ledgerUrl } from './ledger-support.js';
  *  - a credit note cancels the item at what it carries: the credited share's revaluation is taken off the unrealized
  *    account, nothing is realized (full, partial, and inside the window);
  *  - a settlement whose compensation falls in a closed period says so (422 ledger.period_closed);
- *  - the settlements' audit rows list the compensation (and realization) entries.
+ *  - the settlements' audit rows list the compensation and the realization entries, each on its own.
  */
 describe('FX revaluation: the realized and unrealized split of settled and credited items', () => {
   let t: TestApp;
@@ -102,7 +102,7 @@ describe('FX revaluation: the realized and unrealized split of settled and credi
     expect(entries.map(({ id: _id, ...e }) => e)).toEqual([
       { date: '2026-02-01', ref: 'fx-revaluation:settled-share', amount: '50.00' }, { date: '2026-01-31', ref: 'fx-revaluation:realized-share', amount: '50.00' }]);
     const [audit] = await b.auditAfter('receivables.payment_received');
-    expect(audit.compensationEntryIds).toEqual(entries.map((e) => e.id));
+    expect([audit.compensationEntryIds, audit.realizationEntryIds]).toEqual([[entries[0].id], [entries[1].id]]);
     // the realization belongs to the settlement: not reversed on its own
     const alone = await t.http.post(ledgerUrl(b.orgId, `journal-entries/${entries[1].id}/reverse`)).set(owner.auth).send({});
     expect([alone.status, alone.body.error?.code]).toEqual([422, 'ledger.entry_of_document']);
@@ -136,7 +136,7 @@ describe('FX revaluation: the realized and unrealized split of settled and credi
     expect(entries.map((e) => [e.date, e.ref])).toEqual([
       ['2026-02-01', 'fx-revaluation:settled-share'], ['2026-01-31', 'fx-revaluation:realized-share'],
       ['2026-02-01', 'fx-revaluation:settled-share'], ['2026-01-31', 'fx-revaluation:realized-share']]);
-    expect(audit.compensationEntryIds).toEqual(entries.slice(2).map((e) => e.id));
+    expect([audit.compensationEntryIds, audit.realizationEntryIds]).toEqual([[entries[2].id], [entries[3].id]]);
     await expectOpenAmountsKept(t, b.orgId);
   });
 
@@ -155,7 +155,7 @@ describe('FX revaluation: the realized and unrealized split of settled and credi
     expect(entries.map((e) => [e.date, e.ref, e.amount])).toEqual([
       ['2026-02-01', 'fx-revaluation:settled-share', '50.00'], ['2026-01-31', 'fx-revaluation:realized-share', '50.00']]);
     const [audit] = await b.auditAfter('payables.payment_created');
-    expect(audit.compensationEntryIds).toEqual(entries.map((e) => e.id));
+    expect([audit.compensationEntryIds, audit.realizationEntryIds]).toEqual([[entries[0].id], [entries[1].id]]);
   });
 
   it('a credit note cancels a revalued invoice at what it carries: the revaluation comes off the unrealized account, nothing is realized (full, partial, in the window)', async () => {

@@ -90,7 +90,7 @@ describe('FX revaluation: the statements a settlement sends for the revaluation 
     expect(items.map((i) => i.documentId).sort()).toEqual(invoices.map((i) => i.id).sort());
     expect(new Set(items.map((i) => i.delta))).toEqual(new Set(['5.00']));
     const { rows: [audit] } = await t.db.admin.query(`SELECT after FROM core.audit_logs WHERE org_id = $1 AND action = 'receivables.payment_received' AND entity_id = $2`, [orgId, paymentId]);
-    expect(audit.after.compensationEntryIds).toEqual(rows.map((r) => r.id));
+    expect([audit.after.compensationEntryIds, audit.after.realizationEntryIds]).toEqual([[rows[0].id], [rows[1].id]]);
   });
 
   it('the statements the window adds to a EUR payment do not grow with the invoices it is allocated to (2 or 20 revalued invoices)', async () => {

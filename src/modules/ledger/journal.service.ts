@@ -136,8 +136,8 @@ interface CarriedChange {
   currency: string;
   rate: string;
   delta: Decimal;
-  /** the unrealized FX account named (a compensation: its reversal's); else the one a revaluation making this change would use */
-  fxAccount?: 'gain' | 'loss';
+  /** the unrealized FX account named (a compensation: the one its reversal posted to); else the one a revaluation making this change would use */
+  fxAccountId?: string;
   /** taking the item's revaluations back (a void): the account they used */
   undoing?: boolean;
   /** its lines' description (else the entry's memo) */
@@ -147,11 +147,24 @@ interface CarriedChange {
 /** A share settled (or given back) between a revaluation and its reversal dated `on`: JournalService.realizeSettledShares. */
 interface SettledShare {
   on: string;
-  /** the compensation the reversal's date got for it, and what the reversals of that date changed of the item (as its aging shows it) */
-  delta: Decimal;
-  reversed: Decimal;
-  revaluation: 'gain' | 'loss';
+  /** its own revaluation result: how much (what its reversal's date's compensation moved), a gain or a loss, and on which unrealized FX account */
+  amount: Decimal;
+  kind: 'gain' | 'loss';
+  unrealized: string;
+  givenBack: boolean;
 }
+
+/** The entries JournalService.settlePendingReversals posted: the compensations (dated the reversals' dates), and the realizations (the settlement's). */
+export interface SettledReversals {
+  compensationEntryIds: string[];
+  realizationEntryIds: string[];
+}
+
+/** What a settlement's audit row adds about the entries settlePendingReversals posted for it: their ids, each kind when any. */
+export const settledReversalsAudit = (r: SettledReversals): { compensationEntryIds?: string[]; realizationEntryIds?: string[] } => ({
+  ...(r.compensationEntryIds.length ? { compensationEntryIds: r.compensationEntryIds } : {}),
+  ...(r.realizationEntryIds.length ? { realizationEntryIds: r.realizationEntryIds } : {}),
+});
 
 /** Revaluation posts to the unrealized FX accounts, or to the (realized) FX accounts when those are not set. */
 export function unrealizedFxAccounts(s: LedgerSettingsDto): { gain: string | null; loss: string | null } {
@@ -709,27 +722,35 @@ export class JournalService {
    * date for all the documents (in parts when its lines are more than a posting takes), each item's row linked to the
    * entry (part) that moved it.
    *
-   * `realize` (a payment, an allocation, a refund, or the reversal of one; not a credit note, which cancels the item at
-   * what it carries, nor a void): the settled shares' revaluation result, which the reversal's date compensation keeps
-   * on the unrealized FX account, is moved to the realized FX account on the settlement's date (one entry for all the
-   * documents, in parts likewise, marked FX_REALIZED_SHARE_REF), so that the settlement's period ends with an unrealized
-   * result only on what is still open; a share given back (an allocation's reversal) moves back. `fxAccountsMissing`:
-   * the subledger's error when that needs the realized FX accounts and the settings have none.
+   * A settled share's compensation is its own revaluation result (what the reversals took off it), whatever the date's
+   * reversals net to: it is a gain or a loss by its own sign, and posts to the unrealized FX account a reversal of that
+   * date posted the item's change to (read from the reversal's lines, as the revaluation used it, whatever the settings
+   * say by now; of a revaluation of the share's kind when the date has several).
+   *
+   * `realize` (a payment, an allocation or a refund: 'settled'; the reversal of an allocation: 'givenBack'; not a credit
+   * note, which cancels the item at what it carries, nor a void): the settled shares' revaluation result, which the
+   * reversal's date compensation keeps on the unrealized FX account, is moved to the realized FX account of its kind on
+   * the settlement's date (one entry for all the documents, in parts likewise, marked FX_REALIZED_SHARE_REF), so that the
+   * settlement's period ends with an unrealized result only on what is still open; a share given back moves back.
+   * `fxAccountsMissing`: the subledger's error when an amount moves to a realized FX account the settings lack.
    *
    * One query for all the documents (pass only foreign-currency ones: a base-currency document is never revalued); the
-   * settings are read only when a compensation is due. Answers the entries posted (compensations, then realizations).
+   * settings are read only when a compensation is due. Answers the entries posted: the compensations and the realizations.
    */
   async settlePendingReversals(tx: TenantTx, settlement: {
     subledger: Subledger; date: string; memo: string; counterpartyType: string; counterpartyId: string;
     documents: { documentId: string; leaving?: { accountId: string; currency: string; rate: string } }[];
-    realize?: boolean; fxAccountsMissing?: (message: string) => Error;
-  }): Promise<string[]> {
+    realize?: 'settled' | 'givenBack'; fxAccountsMissing?: (message: string) => Error;
+  }): Promise<SettledReversals> {
     const { documents, realize, fxAccountsMissing, ...item } = settlement;
     const pending = await repo.revaluationDatesAfter(tx.db, tx.orgId, [...new Set(documents.map((d) => d.documentId))], item.date);
-    if (!pending.length) return [];
+    if (!pending.length) return { compensationEntryIds: [], realizationEntryIds: [] };
     const s = await this.ledger.settings(tx);
     const context = { settings: s, baseMu: await this.ledger.currencyUnits(tx, s.baseCurrency) };
     const leaving = new Map(documents.flatMap((d) => (d.leaving ? [[d.documentId, d.leaving] as const] : [])));
+    // the unrealized FX accounts the reversals posted the settled items' changes to (one read for all)
+    const reversalIds = [...new Set(pending.filter((p) => !leaving.has(p.documentId)).flatMap((p) => p.reversals.map((r) => r.entryId)))];
+    const fxPairs = await repo.revaluationFxAccounts(tx.db, tx.orgId, reversalIds);
     const entries: string[] = [];
     /** the settled shares whose revaluation result moves to the realized FX account (or back) on the settlement's date */
     const shares: SettledShare[] = [];
@@ -755,18 +776,36 @@ export class JournalService {
         const target = D(fixed(D(o.open).times(o.carriedRate), context.baseMu));
         const delta = target.minus(o.carried);
         if (delta.isZero()) continue;
-        // on the unrealized account the reversal posts to (the revaluation's), whichever way the share went
-        const reversed = D(p.reversed);
-        const revaluation = reversed.isZero() ? undefined : this.revaluationKind(item.subledger, reversed);
-        changes.push({ documentId: p.documentId, accountId: o.accountId, currency: o.currency, rate: o.carriedRate, delta, fxAccount: revaluation, description: onSettledShare });
-        if (realize && revaluation) shares.push({ on, delta, reversed, revaluation });
+        // the share's own revaluation result (as the aging shows it): what the compensation puts back of what the reversals
+        // took off it, or (given back) takes off it again; not what the date's reversals net to, which other shares share
+        const kind = this.resultKind(item.subledger, realize === 'givenBack' ? delta.neg() : delta);
+        const fxAccountId = this.reversalFxAccount(item.subledger, p.reversals, fxPairs, o, kind) ?? unrealizedFxAccounts(s)[kind] ?? undefined;
+        changes.push({ documentId: p.documentId, accountId: o.accountId, currency: o.currency, rate: o.carriedRate, delta, fxAccountId, description: onSettledShare });
+        if (realize && fxAccountId) shares.push({ on, amount: delta.abs(), kind, unrealized: fxAccountId, givenBack: realize === 'givenBack' });
       }
       if (!changes.length) continue;
       const memo = changes.some((c) => !leaving.has(c.documentId)) ? onSettledShare : takenBack;
       entries.push(...await this.compensation(tx, on, () => this.changeCarried(tx, { ...item, date: on, memo, sourceRef: FX_SETTLED_SHARE_REF, items: changes }, context)));
     }
-    if (shares.length) entries.push(...await this.realizeSettledShares(tx, { ...item, shares, fxAccountsMissing }, context));
-    return entries;
+    const realizationEntryIds = shares.length ? await this.realizeSettledShares(tx, { ...item, shares, fxAccountsMissing }, context) : [];
+    return { compensationEntryIds: entries, realizationEntryIds };
+  }
+
+  /**
+   * The unrealized FX account a reversal (of `reversals`, an item's rows of one date) posted the item's change to: the
+   * line after the item's control line in its entry (a revaluation posts a pair per control account and currency). Of
+   * several, a reversal of a revaluation of `kind` (the share's), the largest; else the largest. Undefined when none is
+   * found (the settings' account is used).
+   */
+  private reversalFxAccount(subledger: Subledger, reversals: { entryId: string; delta: string }[],
+    pairs: { entryId: string; accountId: string; currency: string; fxAccountId: string }[], item: { accountId: string; currency: string }, kind: 'gain' | 'loss'): string | undefined {
+    const found = reversals.flatMap((r) => {
+      const pair = pairs.find((x) => x.entryId === r.entryId && x.accountId === item.accountId && x.currency === item.currency);
+      // the revaluation the reversal takes back changed the item by the opposite of the reversal's row
+      return pair ? [{ fxAccountId: pair.fxAccountId, size: D(r.delta).abs(), kind: this.resultKind(subledger, D(r.delta).neg()) }] : [];
+    });
+    found.sort((a, b) => Number(b.kind === kind) - Number(a.kind === kind) || b.size.comparedTo(a.size));
+    return found[0]?.fxAccountId;
   }
 
   /**
@@ -786,12 +825,12 @@ export class JournalService {
   }
 
   /**
-   * A settlement between a revaluation and its reversal: each settled share's revaluation result (`delta`: the
-   * compensation its reversal's date `on` got; `reversed`: what the reversals of that date changed of the item, as its
-   * aging shows it) moves from the unrealized to the realized FX account on the settlement's date, or back when the share
-   * was given back (the compensation then goes the way of the reversal). A gain stays on the gain accounts, a loss on the
-   * loss accounts. Nothing for a share whose unrealized account is the realized one (the settings' fallback). One entry
-   * for all the shares, a pair of lines each, in parts when they are more than a posting takes. Answers the entries.
+   * A settlement between a revaluation and its reversal: each settled share's own revaluation result (what its
+   * reversal's date `on` compensation moved, on the unrealized FX account it moved) moves from that account to the
+   * realized FX account of its kind (a gain to the gain account, a loss to the loss account) on the settlement's date, or
+   * back when the share was given back. Nothing for a share whose unrealized account is that realized one (the settings'
+   * fallback); a realized account the settings lack is refused only for an amount that moves. One entry for all the
+   * shares, a pair of lines each, in parts when they are more than a posting takes. Answers the entries.
    */
   private async realizeSettledShares(tx: TenantTx, x: { date: string; memo: string; shares: SettledShare[]; fxAccountsMissing?: (message: string) => Error },
     context: { settings: LedgerSettingsDto; baseMu: number }): Promise<string[]> {
@@ -800,21 +839,18 @@ export class JournalService {
     /** what the shares did, and their reversal's date (a settlement realizes, or gives back, shares of one reversal's date) */
     const kinds = new Map<string, { direction: string; on: string }>();
     for (const share of x.shares) {
-      const gain = share.revaluation === 'gain';
-      const realizing = share.delta.isNeg() !== share.reversed.isNeg();
-      const unrealized = unrealizedFxAccounts(s)[gain ? 'gain' : 'loss'];
-      const realized = gain ? s.fxGainAccountId : s.fxLossAccountId;
+      const realized = share.kind === 'gain' ? s.fxGainAccountId : s.fxLossAccountId;
+      const amount = fixed(share.amount, context.baseMu);
+      if (realized === share.unrealized || D(amount).isZero()) continue;
       if (!realized) {
         const message = 'the settled share of an FX-revalued item realizes its revaluation result: configure fxGainAccountId and fxLossAccountId in the ledger settings first';
         throw x.fxAccountsMissing?.(message) ?? LedgerErrors.error('ledger.fx_accounts_missing', message);
       }
-      if (!unrealized || unrealized === realized) continue;
-      const amount = fixed(share.delta.abs(), context.baseMu);
-      const direction = realizing ? 'realized' : 'unrealized again';
-      const description = `FX revaluation result of the settled share ${direction} (its reversal dated ${share.on})`;
+      const direction = share.givenBack ? 'unrealized again' : 'realized';
+      const description = `FX revaluation ${share.kind} of the settled share ${direction} (its reversal dated ${share.on})`;
       kinds.set(`${direction}|${share.on}`, { direction, on: share.on });
-      // realizing a gain: off the unrealized gain (debit) onto the realized gain (credit); a loss the mirror; back: the other way
-      const [debit, credit] = realizing === gain ? [unrealized, realized] : [realized, unrealized];
+      // realizing a gain (a credit): off the unrealized account (debit) onto the realized one (credit); a loss the mirror; given back: the other way
+      const [debit, credit] = (share.kind === 'gain') !== share.givenBack ? [share.unrealized, realized] : [realized, share.unrealized];
       pairs.push([{ accountId: debit, debit: amount, description }, { accountId: credit, credit: amount, description }]);
     }
     if (!pairs.length) return [];
@@ -834,11 +870,24 @@ export class JournalService {
   }
 
   /**
-   * Whether the revaluation a reversal (`reversed`: what it changed of an item, as the aging shows it) takes back was a
-   * gain or a loss: one that raised the control account's debit side (an AR item raised, an AP item lowered) was a gain.
+   * The unrealized FX account the revaluations of an open item dated up to `asOf` posted its change to, read from their
+   * entries' lines (what they used, whatever the settings say by now): the latest revaluation of `kind` (the change taken
+   * off was a gain or a loss), else the latest; undefined when none is found. A credit note takes its share off there.
    */
-  private revaluationKind(subledger: Subledger, reversed: Decimal): 'gain' | 'loss' {
-    return reversed.times(this.revalued.side(subledger) === 'debit' ? 1 : -1).lt(0) ? 'gain' : 'loss';
+  async revaluationFxAccountOf(tx: TenantTx, subledger: Subledger, item: { documentId: string; accountId: string; currency: string }, asOf: string,
+    kind: 'gain' | 'loss'): Promise<string | undefined> {
+    const rows = await repo.revaluationEntriesOf(tx.db, tx.orgId, item.documentId, asOf);
+    const pairs = await repo.revaluationFxAccounts(tx.db, tx.orgId, [...new Set(rows.map((r) => r.entryId))]);
+    const found = rows.flatMap((r) => {
+      const pair = pairs.find((x) => x.entryId === r.entryId && x.accountId === item.accountId && x.currency === item.currency);
+      return pair ? [{ fxAccountId: pair.fxAccountId, kind: this.resultKind(subledger, D(r.delta)) }] : [];
+    });
+    return (found.find((f) => f.kind === kind) ?? found[0])?.fxAccountId;
+  }
+
+  /** Whether a change of an item (as its aging shows it) is a gain: one that raises the control account's debit side (an AR item raised, an AP item lowered). */
+  private resultKind(subledger: Subledger, change: Decimal): 'gain' | 'loss' {
+    return change.times(this.revalued.side(subledger) === 'debit' ? 1 : -1).gt(0) ? 'gain' : 'loss';
   }
 
   /**
@@ -865,7 +914,7 @@ export class JournalService {
       const amount = fixed(onDebit.abs(), baseMu);
       const description = (item.description ?? change.memo).slice(0, 500);
       const control = { accountId: item.accountId, currency: item.currency, rate: item.rate, counterpartyType: change.counterpartyType, counterpartyId: change.counterpartyId, description };
-      const fxAccount = item.fxAccount ? (item.fxAccount === 'gain' ? gain : loss) : onDebit.gt(0) !== (item.undoing ?? false) ? gain : loss;
+      const fxAccount = item.fxAccountId ?? (onDebit.gt(0) !== (item.undoing ?? false) ? gain : loss);
       return onDebit.gt(0)
         ? [{ ...control, baseDebit: amount }, { accountId: fxAccount, credit: amount, description }]
         : [{ ...control, baseCredit: amount }, { accountId: fxAccount, debit: amount, description }];

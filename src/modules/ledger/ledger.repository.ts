@@ -375,16 +375,47 @@ export const ledgerRepository = {
   /**
    * Per document of `documentIds` and date after `date` of its revaluation rows (the reversals posted ahead of a settlement
    * dated `date`), in date order: `reversed`, what the reversals of that date changed of it (as its aging shows it; 0 when
-   * the date has only rows of earlier settlements' compensations). One query for all the documents of a settlement.
+   * the date has only rows of earlier settlements' compensations, or its reversals net to 0), and `reversals`, each
+   * reversal entry's own change of it. One query for all the documents of a settlement.
    */
-  async revaluationDatesAfter(db: Db, orgId: string, documentIds: string[], date: string): Promise<{ documentId: string; date: string; reversed: string }[]> {
+  async revaluationDatesAfter(db: Db, orgId: string, documentIds: string[], date: string): Promise<{ documentId: string; date: string; reversed: string; reversals: { entryId: string; delta: string }[] }[]> {
     if (!documentIds.length) return [];
-    return db.$queryRaw<{ documentId: string; date: string; reversed: string }[]>`
+    return db.$queryRaw<{ documentId: string; date: string; reversed: string; reversals: { entryId: string; delta: string }[] }[]>`
       SELECT x.document_id::text AS "documentId", x.revaluation_date::text AS date,
-        coalesce(sum(x.base_delta) FILTER (WHERE e.reverses_entry_id IS NOT NULL), 0)::text AS reversed
+        coalesce(sum(x.base_delta) FILTER (WHERE e.reverses_entry_id IS NOT NULL), 0)::text AS reversed,
+        coalesce(jsonb_agg(jsonb_build_object('entryId', x.entry_id, 'delta', x.base_delta::text)) FILTER (WHERE e.reverses_entry_id IS NOT NULL), '[]'::jsonb) AS reversals
       FROM finance.fx_revaluation_items x JOIN finance.journal_entries e ON e.org_id = x.org_id AND e.id = x.entry_id
       WHERE x.org_id = ${orgId}::uuid AND x.document_id = any(${documentIds}::uuid[]) AND x.revaluation_date > ${date}::date
       GROUP BY x.document_id, x.revaluation_date ORDER BY 2, 1`;
+  },
+
+  /**
+   * An item's revaluation rows dated up to `asOf` that are in the books from their own date on (revaluations; not the
+   * reversals posted ahead nor the compensations of them), the latest first: each one's entry and change (as the aging shows it).
+   */
+  async revaluationEntriesOf(db: Db, orgId: string, documentId: string, asOf: string): Promise<{ entryId: string; delta: string }[]> {
+    return db.$queryRaw<{ entryId: string; delta: string }[]>`
+      SELECT x.entry_id::text AS "entryId", x.base_delta::text AS delta
+      FROM finance.fx_revaluation_items x JOIN finance.journal_entries e ON e.org_id = x.org_id AND e.id = x.entry_id
+      WHERE x.org_id = ${orgId}::uuid AND x.document_id = ${documentId}::uuid AND x.revaluation_date <= ${asOf}::date
+        AND e.reverses_entry_id IS NULL AND e.source_ref IS DISTINCT FROM ${FX_SETTLED_SHARE_REF}
+      ORDER BY x.revaluation_date DESC, x.seq DESC`;
+  },
+
+  /**
+   * The FX account each control account and currency moved against in revaluation entries (or their reversals)
+   * `entryIds`: a revaluation posts per control account and currency a pair of lines, the control line and then its
+   * unrealized FX account's line (whatever the settings say by now).
+   */
+  async revaluationFxAccounts(db: Db, orgId: string, entryIds: string[]): Promise<{ entryId: string; accountId: string; currency: string; fxAccountId: string }[]> {
+    if (!entryIds.length) return [];
+    return db.$queryRaw<{ entryId: string; accountId: string; currency: string; fxAccountId: string }[]>`
+      SELECT c.entry_id::text AS "entryId", c.account_id::text AS "accountId", c.currency, f.account_id::text AS "fxAccountId"
+      FROM finance.journal_lines c
+      JOIN finance.journal_lines f ON f.org_id = c.org_id AND f.entry_id = c.entry_id AND f.line_no = c.line_no + 1
+      JOIN finance.accounts fa ON fa.org_id = f.org_id AND fa.id = f.account_id AND fa.type IN ('revenue', 'expense')
+      JOIN finance.accounts ca ON ca.org_id = c.org_id AND ca.id = c.account_id AND ca.type IN ('asset', 'liability')
+      WHERE c.org_id = ${orgId}::uuid AND c.entry_id = any(${entryIds}::uuid[])`;
   },
 
   /** What a revaluation (or its reversal, `entryId`) changed of each open receivable or payable (finance.fx_revaluation_items). */

@@ -6,7 +6,7 @@ import { emitEvent } from '../../platform/events/events.js';
 import { requestHash } from '../../platform/http/idempotency-key.js';
 import { decodeKeyset, page } from '../../platform/http/pagination.js';
 import { AuditService } from '../audit/audit.service.js';
-import { JournalService, type PostingLine } from '../ledger/journal.service.js';
+import { JournalService, settledReversalsAudit, type PostingLine } from '../ledger/journal.service.js';
 import { LedgerErrors } from '../ledger/ledger.errors.js';
 import { LedgerService } from '../ledger/ledger.service.js';
 import { D, fitsMinorUnits, fixed, rateText } from '../ledger/money.js';
@@ -48,7 +48,7 @@ interface PlannedAllocation {
 }
 
 /** What a settlement's audit row adds about the entries settlePendingReversals posted for it, when any. */
-const compensations = (ids: string[]): { compensationEntryIds?: string[] } => (ids.length ? { compensationEntryIds: ids } : {});
+const compensations = settledReversalsAudit;
 
 /**
  * Bill payments and their allocations, and the AP aging. A payment posts bank credit / AP debit in one entry,
@@ -438,7 +438,7 @@ export class BillPaymentsService {
       reversesAllocationId: allocationId, journalEntryId: entryId, createdBy: this.payables.actor(tx),
     });
     const compensationEntryIds = await settlePendingReversals(this.journal, tx, {
-      documentIds: payment.currency !== base ? [original.bill_id, original.payment_id] : [], party: partyOf(payment), date, memo: `Reversal of allocation ${allocationId}` });
+      documentIds: payment.currency !== base ? [original.bill_id, original.payment_id] : [], party: partyOf(payment), date, memo: `Reversal of allocation ${allocationId}`, givenBack: true });
     const [bill] = await this.payables.bills(tx, [original.bill_id]);
     const after = await this.get(tx, original.payment_id);
     await emitEvent(tx, 'bill_payment.allocation_reversed', {

@@ -526,9 +526,9 @@ export class PayablesService {
       }
       // a reversal of a revaluation posted ahead of the date (autoReverse) takes off the voided document nothing: taken back on its date
       if (b.rate && ap) {
-        fxEntries.compensationEntryIds = await this.journal.settlePendingReversals(tx, { subledger: 'payables', date, memo: `Void of ${label}`,
+        fxEntries.compensationEntryIds = (await this.journal.settlePendingReversals(tx, { subledger: 'payables', date, memo: `Void of ${label}`,
           documents: [{ documentId: id, leaving: { accountId: ap.accountId, currency: b.currency, rate: D(b.rate).toFixed() } }],
-          ...(b.vendor_id ? { counterpartyType: 'vendor', counterpartyId: b.vendor_id } : { counterpartyType: 'employee', counterpartyId: b.claimant_id! }) });
+          ...(b.vendor_id ? { counterpartyType: 'vendor', counterpartyId: b.vendor_id } : { counterpartyType: 'employee', counterpartyId: b.claimant_id! }) })).compensationEntryIds;
       }
       await repo.markVoided(tx.db, tx.orgId, id, { voidedOn: date, voidEntryId: entry.id });
       reversal = { voidedOn: date, reversalEntryId: entry.id };

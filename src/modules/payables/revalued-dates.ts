@@ -1,5 +1,5 @@
 import type { TenantTx } from '../../platform/database/database.service.js';
-import type { JournalService } from '../ledger/journal.service.js';
+import type { JournalService, SettledReversals } from '../ledger/journal.service.js';
 import type { LedgerService } from '../ledger/ledger.service.js';
 import { assertAfterRevaluations as afterRevaluations } from '../ledger/revalued-items.js';
 import { PayablesErrors } from './payables.errors.js';
@@ -12,9 +12,11 @@ export const assertAfterRevaluations = (ledger: LedgerService, journal: JournalS
  * The reversals of revaluations posted ahead of `date` (autoReverse, dated the next period's first day) of these
  * foreign-currency bills, claims and payment credits take off the share just settled (or given back) no more, in one
  * call for all of them (JournalService.settlePendingReversals; a realized FX account missing: 422 ledger.fx_accounts_missing,
- * as the payments' own results). Answers the entries posted (for the settlement's audit row).
+ * as the payments' own results). `givenBack`: an allocation's reversal. Answers the entries posted (for the settlement's audit row).
  */
-export const settlePendingReversals = (journal: JournalService, tx: TenantTx, s: { documentIds: string[]; party: { counterpartyType: string; counterpartyId: string }; date: string; memo: string }): Promise<string[]> =>
+export const settlePendingReversals = (journal: JournalService, tx: TenantTx, s: {
+  documentIds: string[]; party: { counterpartyType: string; counterpartyId: string }; date: string; memo: string; givenBack?: boolean;
+}): Promise<SettledReversals> =>
   s.documentIds.length ? journal.settlePendingReversals(tx, {
-    subledger: 'payables', date: s.date, memo: s.memo, ...s.party, realize: true, documents: s.documentIds.map((documentId) => ({ documentId })),
-  }) : Promise.resolve([]);
+    subledger: 'payables', date: s.date, memo: s.memo, ...s.party, realize: s.givenBack ? 'givenBack' : 'settled', documents: s.documentIds.map((documentId) => ({ documentId })),
+  }) : Promise.resolve({ compensationEntryIds: [], realizationEntryIds: [] });

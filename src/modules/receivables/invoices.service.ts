@@ -409,9 +409,9 @@ export class InvoicesService {
       memo: `Void of invoice ${row.number}: FX revaluation taken off`, counterpartyType: 'customer', counterpartyId: row.customerId,
     }) : null;
     // a reversal of a revaluation posted ahead of the date (autoReverse) takes off the voided invoice nothing: taken back on its date
-    const pendingEntryIds = row.rate ? await this.journal.settlePendingReversals(tx, { subledger: 'receivables', date,
+    const pendingEntryIds = row.rate ? (await this.journal.settlePendingReversals(tx, { subledger: 'receivables', date,
       memo: `Void of invoice ${row.number}`, counterpartyType: 'customer', counterpartyId: row.customerId,
-      documents: [{ documentId: id, leaving: { accountId: (await this.customers.settings(tx)).arAccountId, currency: row.currency, rate: row.rate } }] }) : [];
+      documents: [{ documentId: id, leaving: { accountId: (await this.customers.settings(tx)).arAccountId, currency: row.currency, rate: row.rate } }] })).compensationEntryIds : [];
     await repo.markVoid(tx.db, tx.orgId, id, date, reversalId);
     await emitEvent(tx, 'invoice.voided', { invoiceId: id, number: row.number, customerId: row.customerId, voidedOn: date, reversalEntryId: reversalId });
     await this.audit.record(tx, { action: 'receivables.invoice_voided', entityType: 'invoice', entityId: id, before: { status: row.status },
@@ -529,8 +529,10 @@ export class InvoicesService {
     const unrealized = creditBase.minus(invoiceBase);
     const docLines = this.documentLines(cn, lines, taxCodes, settings, rate, baseMu, 'credit_note', invoiceBase, backToDeferred);
     if (!unrealized.isZero()) {
-      const fx = unrealizedFxAccounts(await this.ledger.settings(tx));
-      const account = unrealized.lt(0) ? fx.gain : fx.loss;
+      // the account the invoice's revaluation posted to (the settings may name another by now), else the settings' one
+      const kind = unrealized.lt(0) ? 'gain' : 'loss';
+      const account = await this.journal.revaluationFxAccountOf(tx, 'receivables', { documentId: invoiceId, accountId: settings.arAccountId, currency: inv.currency }, dto.date, kind)
+        ?? unrealizedFxAccounts(await this.ledger.settings(tx))[kind];
       if (!account) throw ReceivablesErrors.error('receivables.fx_accounts_missing', 'the credited share of an FX-revalued invoice takes its revaluation off the unrealized FX accounts: configure them (or fxGainAccountId and fxLossAccountId) in the ledger settings');
       const amount = fixed(unrealized.abs(), baseMu);
       docLines.push({ accountId: account, ...(unrealized.gt(0) ? { credit: amount } : { debit: amount }), description: `FX revaluation of the credited share taken off (unrealized ${unrealized.lt(0) ? 'gain' : 'loss'})` });
@@ -546,7 +548,7 @@ export class InvoicesService {
     await this.afterSettlement(tx, inv, open.minus(total), dto.date);
     // a reversal of a revaluation posted ahead of the date takes off the credited share no more (nothing is realized: the
     // credit note took the share's revaluation off the unrealized account, which the compensation puts back with the reversal's)
-    const compensationEntryIds = await settlePendingReversals(this.journal, tx, {
+    const { compensationEntryIds } = await settlePendingReversals(this.journal, tx, {
       documentIds: foreign ? [invoiceId] : [], customerId: inv.customerId, date: dto.date, memo: `Credit note ${number} for ${inv.number}`, realize: false });
     await emitEvent(tx, 'invoice.issued', {
       invoiceId: cnId, kind: 'credit_note', number, customerId: inv.customerId, invoiceDate: dto.date, dueDate: dto.date, currency: inv.currency,

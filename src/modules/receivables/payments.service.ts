@@ -8,7 +8,7 @@ import { requestHash } from '../../platform/http/idempotency-key.js';
 import { decodeKeyset, page } from '../../platform/http/pagination.js';
 import { Clock, today } from '../../platform/clock/clock.js';
 import { AuditService } from '../audit/audit.service.js';
-import { JournalService, type PostingLine } from '../ledger/journal.service.js';
+import { JournalService, settledReversalsAudit, type PostingLine, type SettledReversals } from '../ledger/journal.service.js';
 import { LedgerService } from '../ledger/ledger.service.js';
 import { LedgerErrors } from '../ledger/ledger.errors.js';
 import { D, fitsMinorUnits, fixed, rateText } from '../ledger/money.js';
@@ -53,9 +53,9 @@ function shareOf(open: Decimal, amount: Decimal, ownRate: string, baseMu: number
 
 /**
  * What a settlement's audit row adds about the entries settlePendingReversals posted for it (the compensations of the
- * revaluation reversals posted ahead, and the realization of the settled share's revaluation result): their ids, when any.
+ * revaluation reversals posted ahead, and the realizations of the settled shares' revaluation results): their ids, when any.
  */
-export const compensations = (ids: string[]): { compensationEntryIds?: string[] } => (ids.length ? { compensationEntryIds: ids } : {});
+export const compensations = settledReversalsAudit;
 
 /**
  * Payments received and their allocations. Every allocation takes off the invoice exactly the difference of
@@ -256,7 +256,7 @@ export class PaymentsService {
   }
 
   /** Writes the allocations; answers the entries settlePendingReversals posted for them (for the audit row). */
-  private async record(tx: TenantTx, planned: Planned[], p: { paymentId: string; date: string; entryId: string | null; foreign: boolean }): Promise<string[]> {
+  private async record(tx: TenantTx, planned: Planned[], p: { paymentId: string; date: string; entryId: string | null; foreign: boolean }): Promise<SettledReversals> {
     const openAfter = new Map<string, { invoice: InvoiceRow; open: Decimal }>();
     for (const x of planned) {
       await repo.insertAllocation(tx.db, tx.orgId, {
@@ -268,8 +268,8 @@ export class PaymentsService {
     }
     for (const { invoice, open } of openAfter.values()) await this.invoices.afterSettlement(tx, invoice, open, p.date);
     const customerId = planned[0]?.invoice.customerId;
-    if (!customerId || !p.foreign) return [];
-    return settlePendingReversals(this.journal, tx, { documentIds: [...openAfter.keys(), p.paymentId], customerId, date: p.date, memo: `Allocation of payment ${p.paymentId}`, realize: true });
+    if (!customerId || !p.foreign) return { compensationEntryIds: [], realizationEntryIds: [] };
+    return settlePendingReversals(this.journal, tx, { documentIds: [...openAfter.keys(), p.paymentId], customerId, date: p.date, memo: `Allocation of payment ${p.paymentId}`, realize: 'settled' });
   }
 
   /**
@@ -394,7 +394,7 @@ export class PaymentsService {
       method: dto.method ?? 'bank_transfer', reference: dto.reference ?? null, entryId: entry.id, createdBy: actor(tx), idempotency,
     });
     const compensationEntryIds = await settlePendingReversals(this.journal, tx, {
-      documentIds: payment.currency !== baseCurrency ? [paymentId] : [], customerId: payment.customerId, date, memo: `Refund of payment ${paymentId}`, realize: true });
+      documentIds: payment.currency !== baseCurrency ? [paymentId] : [], customerId: payment.customerId, date, memo: `Refund of payment ${paymentId}`, realize: 'settled' });
     await emitEvent(tx, 'payment.refunded', {
       refundId: id, paymentId, customerId: payment.customerId, refundDate: date, currency: payment.currency, amount: fixed(amount, currencyMu), entryId: entry.id,
     });
@@ -453,7 +453,7 @@ export class PaymentsService {
     }), { '23505': () => ReceivablesErrors.error('receivables.already_reversed', `allocation ${allocationId} is already reversed`) });
     await this.invoices.afterSettlement(tx, invoice, open.plus(amount), date);
     const compensationEntryIds = await settlePendingReversals(this.journal, tx, {
-      documentIds: payment.currency !== baseCurrency ? [invoice.id, payment.id] : [], customerId: payment.customerId, date, memo: `Reversal of allocation ${allocationId}`, realize: true });
+      documentIds: payment.currency !== baseCurrency ? [invoice.id, payment.id] : [], customerId: payment.customerId, date, memo: `Reversal of allocation ${allocationId}`, realize: 'givenBack' });
     const mu = await this.ledger.currencyUnits(tx, payment.currency);
     await emitEvent(tx, 'payment.allocation_reversed', {
       allocationId: reversalId, reversesAllocationId: allocationId, paymentId: a.paymentId, invoiceId: a.invoiceId, invoiceNumber: invoice.number, customerId: payment.customerId,

@@ -1,5 +1,5 @@
 import type { TenantTx } from '../../platform/database/database.service.js';
-import type { JournalService } from '../ledger/journal.service.js';
+import type { JournalService, SettledReversals } from '../ledger/journal.service.js';
 import type { LedgerService } from '../ledger/ledger.service.js';
 import { assertAfterRevaluations as afterRevaluations } from '../ledger/revalued-items.js';
 import { ReceivablesErrors } from './receivables.errors.js';
@@ -12,10 +12,13 @@ export const assertAfterRevaluations = (ledger: LedgerService, journal: JournalS
  * The reversals of revaluations posted ahead of `date` (autoReverse, dated the next period's first day) of these
  * foreign-currency invoices and payment credits take off the share just settled (or given back) no more, in one call
  * for all of them (JournalService.settlePendingReversals); a realized FX account the settled share needs and the
- * settings lack is 422 receivables.fx_accounts_missing. Answers the entries posted (for the settlement's audit row).
+ * settings lack is 422 receivables.fx_accounts_missing. `realize`: the shares were settled or given back (an allocation's
+ * reversal); false for a credit note. Answers the entries posted (for the settlement's audit row).
  */
-export const settlePendingReversals = (journal: JournalService, tx: TenantTx, s: { documentIds: string[]; customerId: string; date: string; memo: string; realize: boolean }): Promise<string[]> =>
+export const settlePendingReversals = (journal: JournalService, tx: TenantTx, s: {
+  documentIds: string[]; customerId: string; date: string; memo: string; realize: 'settled' | 'givenBack' | false;
+}): Promise<SettledReversals> =>
   s.documentIds.length ? journal.settlePendingReversals(tx, {
-    subledger: 'receivables', date: s.date, memo: s.memo, counterpartyType: 'customer', counterpartyId: s.customerId, realize: s.realize,
+    subledger: 'receivables', date: s.date, memo: s.memo, counterpartyType: 'customer', counterpartyId: s.customerId, ...(s.realize ? { realize: s.realize } : {}),
     documents: s.documentIds.map((documentId) => ({ documentId })), fxAccountsMissing: (message) => ReceivablesErrors.error('receivables.fx_accounts_missing', message),
-  }) : Promise.resolve([]);
+  }) : Promise.resolve({ compensationEntryIds: [], realizationEntryIds: [] });

@@ -1,0 +1,205 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { createTestApp, type TestApp } from '../support/app.js';
+import { createOrg, onPlan, registerUser, type TestUser } from '../support/factories.js';
+import { expectOpenAmountsKept, issueInvoice, rUrl, setupReceivables } from '../receivables/receivables-support.js';
+import { createVendor, payablesUrl } from '../payables/payables-support.js';
+import { ledgerUrl } from './ledger-support.js';
+
+/**
+ * The review of the realization of settled shares inside autoReverse windows (base USD, EUR 1,000.00 documents dated
+ * Jan 5 at 1.10, two revaluations with autoReverse, both reversed on Feb 1):
+ *  - (a) the reversals of one date net to 0: revalued Jan 10 at 1.12 (+20.00), EUR 500.00 settled Jan 15 at 1.12,
+ *    revalued Jan 20 at 1.08 (-20.00 on the 500.00 left), the rest settled Jan 25 at 1.08. Everything is settled at
+ *    what it carried: no result at all, in either month (the second settlement's share is realized although the
+ *    date's reversals net to 0);
+ *  - (b) the reversals of the date net to the opposite of the share's own revaluation: 1.10 -> 1.12 -> 1.00, EUR 900.00
+ *    settled at 1.12, the last 100.00 at 1.00: 8.00 realized in January, split by the shares' own results (a gain of
+ *    18.00 realized by the first, a loss of 10.00 by the second), nothing unrealized left on the settled invoice;
+ *  - the unrealized FX accounts changed in the settings between the revaluation and the settlement: the compensation
+ *    and the realization use the account the revaluation (and its reversal) posted to, not the settings' new one; so
+ *    does a credit note taking the credited share's revaluation off.
+ * Each asserts the months' realized and unrealized results and the control account equal to the aging at the month ends.
+ */
+describe('FX revaluation windows: the realized share classified by its own result, on the reversal\'s account', () => {
+  let t: TestApp;
+  let owner: TestUser;
+
+  beforeAll(async () => {
+    t = await createTestApp();
+    owner = await registerUser(t, 'owner');
+  });
+  afterAll(() => t.close());
+
+  async function books(name: string, rates: Record<string, string>) {
+    const orgId = await createOrg(t, owner, name);
+    await onPlan(t, orgId, 'professional');
+    const { acc } = await setupReceivables(t, orgId, owner, 'USD');
+    await t.http.post(ledgerUrl(orgId, 'fx-rates/import')).set(owner.auth)
+      .send({ rates: Object.entries(rates).map(([date, rate]) => ({ currency: 'EUR', date, rate })) }).expect(201);
+    await t.http.put(payablesUrl(orgId, 'settings')).set(owner.auth).send({ apAccountId: acc['2100'], approvalRules: [{ above: '0', approvals: 0, roles: ['owner'] }] }).expect(200);
+    const balance = async (code: string, asOf: string) =>
+      Number((await t.http.get(ledgerUrl(orgId, `accounts/${acc[code]}/balance?asOf=${asOf}`)).set(owner.auth).expect(200)).body.baseBalance);
+    /** January's and February's own FX results (a gain positive): realized (4300, 5500) and unrealized (4310, 5510, and `more`) */
+    const split = async (more: string[] = []) => {
+      const result = async (asOf: string) => ({
+        realized: -(await balance('4300', asOf)) - (await balance('5500', asOf)),
+        unrealized: -(await balance('4310', asOf)) - (await balance('5510', asOf)) - (await Promise.all(more.map((c) => balance(c, asOf)))).reduce((s, b) => s + b, 0),
+      });
+      const [jan, feb] = [await result('2026-01-31'), await result('2026-02-28')];
+      return {
+        january: { realized: jan.realized.toFixed(2), unrealized: jan.unrealized.toFixed(2) },
+        february: { realized: (feb.realized - jan.realized).toFixed(2), unrealized: (feb.unrealized - jan.unrealized).toFixed(2) },
+      };
+    };
+    const revalue = (date: string, autoReverse = true) => t.http.post(ledgerUrl(orgId, 'fx-revaluations')).set(owner.auth).send({ date, autoReverse }).expect(201);
+    const customer = (await t.http.post(rUrl(orgId, 'customers')).set(owner.auth).send({ name: 'Euro GmbH', defaultCurrency: 'EUR' }).expect(201)).body.id as string;
+    const vendor = await createVendor(t, orgId, owner, { name: 'Euro Supplies', defaultCurrency: 'EUR' });
+    const invoice = async (date = '2026-01-05') => issueInvoice(t, orgId, owner, { customerId: customer, invoiceDate: date,
+      lines: [{ description: 'Licence', quantity: '1', unitPrice: '1000.00', revenueAccountId: acc['4100'] }] });
+    const bill = async (date = '2026-01-05') => {
+      const draft = await t.http.post(payablesUrl(orgId, 'bills')).set(owner.auth).send({ vendorId: vendor, billDate: date, currency: 'EUR',
+        lines: [{ accountId: acc['5200'], unitPrice: '1000.00' }] }).expect(201);
+      return (await t.http.post(payablesUrl(orgId, `bills/${draft.body.id}/submit`)).set(owner.auth).send({}).expect(200)).body;
+    };
+    const arPay = async (invoiceId: string, date: string, amount: string, rate: string) => (await t.http.post(rUrl(orgId, 'payments')).set(owner.auth)
+      .send({ customerId: customer, currency: 'EUR', depositAccountId: acc['1100'], method: 'bank_transfer', date, amount, rate, allocations: [{ invoiceId, amount }] }).expect(201)).body;
+    const apPay = async (billId: string, date: string, amount: string, rate: string) => (await t.http.post(payablesUrl(orgId, 'payments')).set(owner.auth)
+      .send({ vendorId: vendor, currency: 'EUR', bankAccountId: acc['1100'], paymentDate: date, amount, rate, allocations: [{ billId, amount }] }).expect(201)).body;
+    const expectAgingIsAr = async (asOf: string, want: string) => {
+      const aging = (await t.http.get(rUrl(orgId, `aging?asOf=${asOf}`)).set(owner.auth).expect(200)).body.total as string;
+      expect({ asOf, ar: (await balance('1200', asOf)).toFixed(2), aging }).toEqual({ asOf, ar: want, aging: want });
+    };
+    const expectAgingIsAp = async (asOf: string, want: string) => {
+      const a = (await t.http.get(payablesUrl(orgId, `aging?asOf=${asOf}`)).set(owner.auth).expect(200)).body;
+      expect({ asOf, ap: a.controlAccountBalance, aging: a.total }).toEqual({ asOf, ap: want, aging: want });
+    };
+    /** the lines of an entry: account code, base debit and credit */
+    const lines = async (entryId: string) => (await t.db.admin.query(`SELECT a.code, l.base_debit::numeric(20, 2)::text AS debit, l.base_credit::numeric(20, 2)::text AS credit
+      FROM finance.journal_lines l JOIN finance.accounts a ON a.org_id = l.org_id AND a.id = l.account_id WHERE l.org_id = $1 AND l.entry_id = $2 ORDER BY l.line_no`, [orgId, entryId])).rows;
+    /** the entries settlePendingReversals posted, in order */
+    const marked = async () => (await t.db.admin.query(`SELECT e.id, e.entry_date::text AS date, e.source_ref AS ref
+      FROM finance.journal_entries e WHERE e.org_id = $1 AND e.source_ref IN ('fx-revaluation:settled-share', 'fx-revaluation:realized-share') ORDER BY e.seq`, [orgId])).rows;
+    const auditAfter = async (action: string) => (await t.db.admin.query(`SELECT after FROM core.audit_logs WHERE org_id = $1 AND action = $2 ORDER BY id`, [orgId, action])).rows.map((r) => r.after);
+    return { orgId, acc, balance, split, revalue, invoice, bill, arPay, apPay, expectAgingIsAr, expectAgingIsAp, lines, marked, auditAfter };
+  }
+
+  const netZero = { '2026-01-05': '1.10', '2026-01-10': '1.12', '2026-01-20': '1.08' };
+  const opposite = { '2026-01-05': '1.10', '2026-01-10': '1.12', '2026-01-20': '1.00' };
+
+  it('AR (a): the reversals of Feb 1 net to 0: the second payment\'s share is still realized, on the loss pair; no result is left in either month', async () => {
+    const b = await books('AR window, reversals netting to 0', netZero);
+    const inv = await b.invoice();
+    await b.revalue('2026-01-10');
+    expect((await b.arPay(inv.id, '2026-01-15', '500.00', '1.12')).allocations[0].realizedFx).toBe('0.00');
+    await b.revalue('2026-01-20');
+    expect((await b.arPay(inv.id, '2026-01-25', '500.00', '1.08')).allocations[0].realizedFx).toBe('0.00');
+    // received 560.00 + 540.00 for 1,100.00: nothing realized, nothing unrealized on a settled invoice (the unrealized
+    // -20.00 is the bank's EUR 500.00 revalued on Jan 20 from 1.12 to 1.08, reversed on Feb 1)
+    expect(await b.split()).toEqual({ january: { realized: '0.00', unrealized: '-20.00' }, february: { realized: '0.00', unrealized: '20.00' } });
+    await b.expectAgingIsAr('2026-01-31', '0.00');
+    await b.expectAgingIsAr('2026-02-01', '0.00');
+    await b.expectAgingIsAr('2026-02-28', '0.00');
+    // the second share's revaluation result was a loss of 10.00 (its -20.00, less the 10.00 gain of its half of the first):
+    // compensated on the unrealized loss account the Jan 20 reversal posted to, realized off it on Jan 25
+    const entries = await b.marked();
+    expect(entries.map((e) => [e.date, e.ref])).toEqual([
+      ['2026-02-01', 'fx-revaluation:settled-share'], ['2026-01-15', 'fx-revaluation:realized-share'],
+      ['2026-02-01', 'fx-revaluation:settled-share'], ['2026-01-25', 'fx-revaluation:realized-share']]);
+    expect(await b.lines(entries[2].id)).toEqual([{ code: '1200', debit: '0.00', credit: '10.00' }, { code: '5510', debit: '10.00', credit: '0.00' }]);
+    expect(await b.lines(entries[3].id)).toEqual([{ code: '5500', debit: '10.00', credit: '0.00' }, { code: '5510', debit: '0.00', credit: '10.00' }]);
+    const [, second] = await b.auditAfter('receivables.payment_received');
+    expect([second.compensationEntryIds, second.realizationEntryIds]).toEqual([[entries[2].id], [entries[3].id]]);
+    await expectOpenAmountsKept(t, b.orgId);
+  });
+
+  it('AR (b): the reversals of Feb 1 net to a gain, the share lost 10.00: its loss is realized (not "unrealized again"), January realizes 8.00 and keeps nothing unrealized', async () => {
+    const b = await books('AR window, reversals opposite to the share', opposite);
+    const inv = await b.invoice();
+    await b.revalue('2026-01-10');
+    await b.arPay(inv.id, '2026-01-15', '900.00', '1.12');
+    await b.revalue('2026-01-20');
+    await b.arPay(inv.id, '2026-01-25', '100.00', '1.00');
+    // received 1,008.00 + 100.00 for 1,100.00 (the unrealized -108.00: the bank's EUR 900.00 revalued on Jan 20 from 1.12 to 1.00)
+    expect(await b.split()).toEqual({ january: { realized: '8.00', unrealized: '-108.00' }, february: { realized: '0.00', unrealized: '108.00' } });
+    // the first share's gain (18.00) on the realized gain account, the second's loss (10.00) on the realized loss account
+    expect([await b.balance('4300', '2026-01-31'), await b.balance('5500', '2026-01-31')]).toEqual([-18, 10]);
+    await b.expectAgingIsAr('2026-01-31', '0.00');
+    await b.expectAgingIsAr('2026-02-01', '0.00');
+    const entries = await b.marked();
+    expect(await b.lines(entries[2].id)).toEqual([{ code: '1200', debit: '0.00', credit: '10.00' }, { code: '5510', debit: '10.00', credit: '0.00' }]);
+    expect(await b.lines(entries[3].id)).toEqual([{ code: '5500', debit: '10.00', credit: '0.00' }, { code: '5510', debit: '0.00', credit: '10.00' }]);
+    await expectOpenAmountsKept(t, b.orgId);
+  });
+
+  it('AP (a) and (b): the mirror: no result left on a bill settled at what it carried; the opposite case realizes its own loss and gain', async () => {
+    const a = await books('AP window, reversals netting to 0', netZero);
+    const bill = await a.bill();
+    await a.revalue('2026-01-10');
+    expect((await a.apPay(bill.id, '2026-01-15', '500.00', '1.12')).allocations.map((x: any) => x.fxDifference)).toEqual(['0.00']);
+    await a.revalue('2026-01-20');
+    expect((await a.apPay(bill.id, '2026-01-25', '500.00', '1.08')).allocations.map((x: any) => x.fxDifference)).toEqual(['0.00']);
+    // the unrealized 20.00: the bank's EUR -500.00 revalued on Jan 20 from 1.12 to 1.08, reversed on Feb 1
+    expect(await a.split()).toEqual({ january: { realized: '0.00', unrealized: '20.00' }, february: { realized: '0.00', unrealized: '-20.00' } });
+    await a.expectAgingIsAp('2026-01-31', '0.00');
+    await a.expectAgingIsAp('2026-02-01', '0.00');
+    const entries = await a.marked();
+    // the second share's result is a gain of 10.00 on AP: compensated on the unrealized gain account, realized off it
+    expect(await a.lines(entries[2].id)).toEqual([{ code: '2100', debit: '10.00', credit: '0.00' }, { code: '4310', debit: '0.00', credit: '10.00' }]);
+    expect(await a.lines(entries[3].id)).toEqual([{ code: '4310', debit: '10.00', credit: '0.00' }, { code: '4300', debit: '0.00', credit: '10.00' }]);
+    const [, second] = await a.auditAfter('payables.payment_created');
+    expect([second.compensationEntryIds, second.realizationEntryIds]).toEqual([[entries[2].id], [entries[3].id]]);
+
+    const b = await books('AP window, reversals opposite to the share', opposite);
+    const other = await b.bill();
+    await b.revalue('2026-01-10');
+    await b.apPay(other.id, '2026-01-15', '900.00', '1.12');
+    await b.revalue('2026-01-20');
+    await b.apPay(other.id, '2026-01-25', '100.00', '1.00');
+    // paid 1,008.00 + 100.00 for 1,100.00 booked: a loss of 8.00, 18.00 lost by the first share, 10.00 gained by the second
+    expect(await b.split()).toEqual({ january: { realized: '-8.00', unrealized: '108.00' }, february: { realized: '0.00', unrealized: '-108.00' } });
+    expect([await b.balance('5500', '2026-01-31'), await b.balance('4300', '2026-01-31')]).toEqual([18, -10]);
+    await b.expectAgingIsAp('2026-01-31', '0.00');
+    await b.expectAgingIsAp('2026-02-01', '0.00');
+  });
+
+  it('the unrealized FX accounts changed after the revaluation: the compensation and the realization use the accounts the revaluation posted to', async () => {
+    const b = await books('Unrealized accounts changed in the window', { '2026-01-15': '1.10', '2026-01-31': '1.15' });
+    const inv = await b.invoice('2026-01-15');
+    const bill = await b.bill('2026-01-15');
+    await b.revalue('2026-01-31');
+    // new unrealized accounts from now on
+    const add = async (code: string, type: string, parent: string) =>
+      (b.acc[code] = (await t.http.post(ledgerUrl(b.orgId, 'accounts')).set(owner.auth).send({ code, name: `Unrealized FX ${code}`, type, parentId: b.acc[parent] }).expect(201)).body.id);
+    await add('4320', 'revenue', '4000');
+    await add('5520', 'expense', '5000');
+    await t.http.patch(ledgerUrl(b.orgId, 'settings')).set(owner.auth).send({ fxUnrealizedGainAccountId: b.acc['4320'], fxUnrealizedLossAccountId: b.acc['5520'] }).expect(200);
+    await b.arPay(inv.id, '2026-01-31', '1000.00', '1.20');
+    await b.apPay(bill.id, '2026-01-31', '1000.00', '1.20');
+    // AR: 100.00 realized gain; AP: 100.00 realized loss; nothing left on any unrealized account in either month
+    expect(await b.split(['4320', '5520'])).toEqual({ january: { realized: '0.00', unrealized: '0.00' }, february: { realized: '0.00', unrealized: '0.00' } });
+    expect([await b.balance('4300', '2026-01-31'), await b.balance('5500', '2026-01-31')]).toEqual([-100, 100]);
+    for (const asOf of ['2026-01-31', '2026-02-28']) {
+      expect({ asOf, unrealized: await Promise.all(['4310', '5510', '4320', '5520'].map((c) => b.balance(c, asOf))) }).toEqual({ asOf, unrealized: [0, 0, 0, 0] });
+    }
+    await b.expectAgingIsAr('2026-01-31', '0.00');
+    await b.expectAgingIsAr('2026-02-01', '0.00');
+    await b.expectAgingIsAp('2026-01-31', '0.00');
+    await b.expectAgingIsAp('2026-02-01', '0.00');
+    await expectOpenAmountsKept(t, b.orgId);
+  });
+
+  it('the unrealized FX accounts changed after the revaluation: a credit note takes the credited share\'s revaluation off the account the revaluation posted to', async () => {
+    const b = await books('Unrealized accounts changed before a credit note', { '2026-01-15': '1.10', '2026-01-31': '1.15' });
+    const inv = await b.invoice('2026-01-15');
+    await b.revalue('2026-01-31', false);
+    const gain = (await t.http.post(ledgerUrl(b.orgId, 'accounts')).set(owner.auth).send({ code: '4320', name: 'Unrealized FX 4320', type: 'revenue', parentId: b.acc['4000'] }).expect(201)).body.id;
+    await t.http.patch(ledgerUrl(b.orgId, 'settings')).set(owner.auth).send({ fxUnrealizedGainAccountId: gain }).expect(200);
+    const cn = (await t.http.post(rUrl(b.orgId, `invoices/${inv.id}/credit-notes`)).set(owner.auth).send({ date: '2026-02-05' }).expect(201)).body;
+    // revenue back at the invoice's rate (1,100.00), AR off at what it carries (1,150.00), the 50.00 off the account the revaluation credited
+    expect(await b.lines(cn.entryId)).toEqual(expect.arrayContaining([{ code: '1200', debit: '0.00', credit: '1150.00' }, { code: '4310', debit: '50.00', credit: '0.00' }]));
+    expect([await b.balance('4310', '2026-02-28'), Number((await t.http.get(ledgerUrl(b.orgId, `accounts/${gain}/balance?asOf=2026-02-28`)).set(owner.auth).expect(200)).body.baseBalance)])
+      .toEqual([0, 0]);
+    await b.expectAgingIsAr('2026-02-05', '0.00');
+    await expectOpenAmountsKept(t, b.orgId);
+  });
+});
