@@ -121,6 +121,22 @@ describe('billing: a checkout session Stripe created but the Hub never recorded'
     expect(await keyRow(orgId)).toEqual({ key: expect.any(String), session: next.body.id, inDoubt: false });
   });
 
+  it('Stripe refuses the create (a 4xx it executed and kept): the key is dropped, and the next checkout creates its session without replaying it', async () => {
+    const orgId = await createOrg(t, ada, 'Refused Create Co');
+    stripe.failNext(400, 'No such price: price_omz_pro');
+    const refused = await checkout(orgId, 'professional');
+    expect([refused.status, refused.body.error?.code, refused.body.error?.details]).toEqual([502, 'billing.stripe_failed', { stripeType: 'StripeInvalidRequestError', stripeStatus: 400 }]);
+    expect(sessionsOf(orgId)).toEqual([]);
+    expect(await keyRow(orgId)).toEqual({ key: null, session: null, inDoubt: false });
+
+    const before = stripe.requests.length;
+    const next = await checkout(orgId, 'enterprise');
+    expect(next.status).toBe(201);
+    expect(stripe.requests.slice(before).map((r) => `${r.method} ${r.path}`)).toEqual(['POST /v1/checkout/sessions']);
+    expect(sessionsOf(orgId)).toEqual([{ id: next.body.id, status: 'open', plan: 'enterprise' }]);
+    expect(await keyRow(orgId)).toEqual({ key: expect.any(String), session: next.body.id, inDoubt: false });
+  });
+
   it('Stripe rate-limits the replay (429, which says nothing about the first create): 502, the key stays in doubt, and the next checkout learns the session and expires it', async () => {
     const orgId = await createOrg(t, ada, 'Rate Limited Replay Co');
     stripe.loseNext(2); // Stripe created the session, its answer was lost
