@@ -374,15 +374,13 @@ export const ledgerRepository = {
 
   /**
    * Per document of `documentIds` and date after `date` of its revaluation rows (the reversals posted ahead of a settlement
-   * dated `date`), in date order: `reversed`, what the reversals of that date changed of it (as its aging shows it; 0 when
-   * the date has only rows of earlier settlements' compensations, or its reversals net to 0), and `reversals`, each
-   * reversal entry's own change of it. One query for all the documents of a settlement.
+   * dated `date`), in date order: `reversals`, each reversal entry's own change of it (as its aging shows it; none when
+   * the date has only rows of earlier settlements' compensations). One query for all the documents of a settlement.
    */
-  async revaluationDatesAfter(db: Db, orgId: string, documentIds: string[], date: string): Promise<{ documentId: string; date: string; reversed: string; reversals: { entryId: string; delta: string }[] }[]> {
+  async revaluationDatesAfter(db: Db, orgId: string, documentIds: string[], date: string): Promise<{ documentId: string; date: string; reversals: { entryId: string; delta: string }[] }[]> {
     if (!documentIds.length) return [];
-    return db.$queryRaw<{ documentId: string; date: string; reversed: string; reversals: { entryId: string; delta: string }[] }[]>`
+    return db.$queryRaw<{ documentId: string; date: string; reversals: { entryId: string; delta: string }[] }[]>`
       SELECT x.document_id::text AS "documentId", x.revaluation_date::text AS date,
-        coalesce(sum(x.base_delta) FILTER (WHERE e.reverses_entry_id IS NOT NULL), 0)::text AS reversed,
         coalesce(jsonb_agg(jsonb_build_object('entryId', x.entry_id, 'delta', x.base_delta::text)) FILTER (WHERE e.reverses_entry_id IS NOT NULL), '[]'::jsonb) AS reversals
       FROM finance.fx_revaluation_items x JOIN finance.journal_entries e ON e.org_id = x.org_id AND e.id = x.entry_id
       WHERE x.org_id = ${orgId}::uuid AND x.document_id = any(${documentIds}::uuid[]) AND x.revaluation_date > ${date}::date

@@ -47,9 +47,6 @@ interface PlannedAllocation {
   paidInFull: boolean;
 }
 
-/** What a settlement's audit row adds about the entries settlePendingReversals posted for it, when any. */
-const compensations = settledReversalsAudit;
-
 /**
  * Bill payments and their allocations, and the AP aging. A payment posts bank credit / AP debit in one entry,
  * with each allocation's realized FX result (payment base minus the bill's carried base) on the ledger's
@@ -239,7 +236,7 @@ export class BillPaymentsService {
       documentIds: currency !== base ? planned.map((p) => p.bill.id) : [], party: cp, date: dto.paymentDate, memo: `Bill payment${dto.reference ? ` ${dto.reference}` : ''}` });
     await this.paidEvents(tx, planned, paymentId);
     const payment = await this.get(tx, paymentId);
-    await this.audit.record(tx, { action: 'payables.payment_created', entityType: 'bill_payment', entityId: paymentId, after: { ...payment, ...compensations(compensationEntryIds) } });
+    await this.audit.record(tx, { action: 'payables.payment_created', entityType: 'bill_payment', entityId: paymentId, after: { ...payment, ...settledReversalsAudit(compensationEntryIds) } });
     return payment;
   }
 
@@ -320,7 +317,7 @@ export class BillPaymentsService {
       documentIds: payment.currency !== base ? [p.bill.id, paymentId] : [], party: partyOf(payment), date, memo: `Allocation of payment ${paymentId}` });
     await this.paidEvents(tx, [p], paymentId);
     const after = await this.get(tx, paymentId);
-    await this.audit.record(tx, { action: 'payables.allocation_created', entityType: 'bill_allocation', entityId: id, after: { ...after.allocations.find((a) => a.id === id), ...compensations(compensationEntryIds) } });
+    await this.audit.record(tx, { action: 'payables.allocation_created', entityType: 'bill_allocation', entityId: id, after: { ...after.allocations.find((a) => a.id === id), ...settledReversalsAudit(compensationEntryIds) } });
     return after;
   }
 
@@ -371,7 +368,7 @@ export class BillPaymentsService {
       currency: payment.currency, amount: fixed(amount, mu), journalEntryId: entry.id,
     });
     const after = await this.get(tx, paymentId);
-    await this.audit.record(tx, { action: 'payables.credit_refunded', entityType: 'bill_payment', entityId: paymentId, after: { ...after.refunds.find((r) => r.id === id), ...compensations(compensationEntryIds) } });
+    await this.audit.record(tx, { action: 'payables.credit_refunded', entityType: 'bill_payment', entityId: paymentId, after: { ...after.refunds.find((r) => r.id === id), ...settledReversalsAudit(compensationEntryIds) } });
     return after;
   }
 
@@ -446,7 +443,7 @@ export class BillPaymentsService {
       amount: fixed(original.amount, await this.ledger.currencyUnits(tx, payment.currency)), openAmount: bill.openAmount, status: bill.status,
       paymentUnallocated: after.unallocated, journalEntryId: entryId,
     });
-    await this.audit.record(tx, { action: 'payables.allocation_reversed', entityType: 'bill_allocation', entityId: id, after: { ...after.allocations.find((a) => a.id === id), ...compensations(compensationEntryIds) } });
+    await this.audit.record(tx, { action: 'payables.allocation_reversed', entityType: 'bill_allocation', entityId: id, after: { ...after.allocations.find((a) => a.id === id), ...settledReversalsAudit(compensationEntryIds) } });
     return after;
   }
 

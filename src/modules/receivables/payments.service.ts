@@ -52,12 +52,6 @@ function shareOf(open: Decimal, amount: Decimal, ownRate: string, baseMu: number
 }
 
 /**
- * What a settlement's audit row adds about the entries settlePendingReversals posted for it (the compensations of the
- * revaluation reversals posted ahead, and the realizations of the settled shares' revaluation results): their ids, when any.
- */
-export const compensations = settledReversalsAudit;
-
-/**
  * Payments received and their allocations. Every allocation takes off the invoice exactly the difference of
  * its rounded base values before and after (and likewise off the payment's credit), so the AR control account
  * always equals the open items valued at their own rates; the difference between the two is the realized FX
@@ -234,7 +228,7 @@ export class PaymentsService {
       paymentId: id, customerId: customer.id, paymentDate: dto.date, currency, amount: fixed(amount, currencyMu), allocated: fixed(allocated, currencyMu), entryId: entry.id,
     });
     const payment = await this.get(tx, id);
-    await this.audit.record(tx, { action: 'receivables.payment_received', entityType: 'payment', entityId: id, after: { ...payment, ...compensations(compensationEntryIds) } });
+    await this.audit.record(tx, { action: 'receivables.payment_received', entityType: 'payment', entityId: id, after: { ...payment, ...settledReversalsAudit(compensationEntryIds) } });
     return payment;
   }
 
@@ -293,7 +287,7 @@ export class PaymentsService {
     if (!entryId) await assertOpenPeriod(this.ledger, tx, date);
     const compensationEntryIds = await this.record(tx, planned, { paymentId, date, entryId, foreign });
     const after = await this.get(tx, paymentId);
-    await this.audit.record(tx, { action: 'receivables.payment_allocated', entityType: 'payment', entityId: paymentId, after: { allocations: dto.allocations, date, ...compensations(compensationEntryIds) } });
+    await this.audit.record(tx, { action: 'receivables.payment_allocated', entityType: 'payment', entityId: paymentId, after: { allocations: dto.allocations, date, ...settledReversalsAudit(compensationEntryIds) } });
     return after;
   }
 
@@ -399,7 +393,7 @@ export class PaymentsService {
       refundId: id, paymentId, customerId: payment.customerId, refundDate: date, currency: payment.currency, amount: fixed(amount, currencyMu), entryId: entry.id,
     });
     const after = await this.get(tx, paymentId);
-    await this.audit.record(tx, { action: 'receivables.credit_refunded', entityType: 'payment', entityId: paymentId, after: { ...after.refunds.find((r) => r.id === id), ...compensations(compensationEntryIds) } });
+    await this.audit.record(tx, { action: 'receivables.credit_refunded', entityType: 'payment', entityId: paymentId, after: { ...after.refunds.find((r) => r.id === id), ...settledReversalsAudit(compensationEntryIds) } });
     return after;
   }
 
@@ -460,7 +454,7 @@ export class PaymentsService {
       date, currency: payment.currency, amount: fixed(amount, mu), invoiceOpenAmount: fixed(open.plus(amount), mu), invoiceStatus: statusFor(invoice.total, open.plus(amount)),
       paymentUnallocated: fixed(unallocated.plus(amount), mu), entryId,
     });
-    await this.audit.record(tx, { action: 'receivables.allocation_reversed', entityType: 'allocation', entityId: allocationId, after: { date, amount: amount.neg().toFixed(), ...compensations(compensationEntryIds) } });
+    await this.audit.record(tx, { action: 'receivables.allocation_reversed', entityType: 'allocation', entityId: allocationId, after: { date, amount: amount.neg().toFixed(), ...settledReversalsAudit(compensationEntryIds) } });
     return this.get(tx, a.paymentId);
   }
 }
