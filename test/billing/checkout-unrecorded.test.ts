@@ -121,6 +121,49 @@ describe('billing: a checkout session Stripe created but the Hub never recorded'
     expect(await keyRow(orgId)).toEqual({ key: expect.any(String), session: next.body.id, inDoubt: false });
   });
 
+  it('Stripe replays a 5xx it kept under the key (it executed the create, which failed): no session, the key is dropped and the checkout goes on', async () => {
+    const orgId = await createOrg(t, ada, 'Kept Failure Replay Co');
+    const created = stripe.checkoutSessions.length;
+    stripe.loseNext(2);
+    stripe.failNext(500, 'An unknown error occurred'); // Stripe executed the create, failed, kept the 500; the answer was lost
+    expect((await checkout(orgId, 'professional')).status).toBe(502);
+    const inDoubt = await keyRow(orgId);
+    expect(inDoubt).toEqual({ key: expect.any(String), session: null, inDoubt: true });
+
+    const before = stripe.requests.length;
+    const next = await checkout(orgId, 'enterprise');
+    // was: 502, the key kept in doubt, and every checkout of the app 502 (the kept 500 replayed) for 24 hours
+    expect([next.status, next.body]).toEqual([201, { id: expect.any(String), url: expect.stringContaining('https://checkout.stripe.test/c/pay/') }]);
+    const sent = stripe.requests.slice(before);
+    expect(sent.map((r) => `${r.method} ${r.path}`)).toEqual(['POST /v1/checkout/sessions', 'POST /v1/checkout/sessions']); // the replay, then its own
+    expect(sent[0].idempotencyKey).toContain(inDoubt.key);
+    expect(sent[1].idempotencyKey).not.toContain(inDoubt.key);
+    expect(stripe.checkoutSessions.slice(created)).toEqual([next.body.id]);
+    const row = await keyRow(orgId);
+    expect(row).toEqual({ key: expect.any(String), session: next.body.id, inDoubt: false });
+    expect(row.key).not.toBe(inDoubt.key);
+    expect((await audits(orgId)).map((a) => [a.action, a.session])).toEqual([['billing.checkout_started', next.body.id]]);
+  });
+
+  it('Stripe answers the replay with a 5xx it did not keep (not replayed: the first create\'s outcome unknown): 502, the key stays in doubt', async () => {
+    const orgId = await createOrg(t, ada, 'Fresh Failure Replay Co');
+    stripe.loseNext(2); // Stripe created the session, its answer was lost
+    expect((await checkout(orgId, 'professional')).status).toBe(502);
+    const [first] = sessionsOf(orgId);
+    const inDoubt = await keyRow(orgId);
+    expect(inDoubt).toEqual({ key: expect.any(String), session: null, inDoubt: true });
+
+    const before = stripe.requests.length;
+    stripe.failNext(500, 'An unknown error occurred', { notKept: true });
+    const failed = await checkout(orgId, 'enterprise');
+    // the details keep their documented shape (stripeReplayed is for the service only)
+    expect([failed.status, failed.body.error?.code, failed.body.error?.details]).toEqual([502, 'billing.stripe_failed', { stripeType: 'StripeAPIError', stripeStatus: 500 }]);
+    expect(stripe.requests.slice(before).map((r) => `${r.method} ${r.path}`)).toEqual(['POST /v1/checkout/sessions']); // the replay only
+    expect(await keyRow(orgId)).toEqual(inDoubt);
+    expect(sessionsOf(orgId)).toEqual([first]);
+    expect(await audits(orgId)).toEqual([]);
+  });
+
   it('Stripe refuses the create (a 4xx it executed and kept): the key is dropped, and the next checkout creates its session without replaying it', async () => {
     const orgId = await createOrg(t, ada, 'Refused Create Co');
     stripe.failNext(400, 'No such price: price_omz_pro');

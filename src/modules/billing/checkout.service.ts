@@ -46,12 +46,14 @@ export const CHECKOUT_DOUBT_MS = DAY_MS;
  * idempotency window (CHECKOUT_DOUBT_MS): after it the key is not in doubt, and BillingExpiryJob drops it with its
  * parameters if no checkout has.
  *
- * A checkout overtaken while Stripe created its session (another drew a new key meanwhile) saves that session to be
- * expired (hub.limit_locks.checkout_sessions_to_expire) in the transaction that finds it overtaken, then asks Stripe to
- * expire it and forgets it once expired. One Stripe fails to expire stays saved: the organization's next checkout or
- * portal call tries it first, and BillingExpiryJob every 10 minutes. One the customer paid meanwhile stays saved until
- * the Hub records the subscription it started (or Stripe says it has ended): until then it is what makes a checkout of
- * its app the 409 of a subscription that exists.
+ * A checkout overtaken while Stripe created its session (another drew a new key meanwhile) answers 409 without that
+ * session's URL: no client has it, so no one can pay it, and left alone Stripe would expire it after 24 hours. It is
+ * closed sooner all the same: saved to be expired (hub.limit_locks.checkout_sessions_to_expire) in the transaction that
+ * finds it overtaken, then Stripe is asked to expire it, and it is forgotten once expired. One Stripe fails to expire
+ * stays saved: the organization's next checkout or portal call tries it first, and BillingExpiryJob every 10 minutes.
+ * Should Stripe say one was completed nonetheless (a guard: its URL was never answered), it stays saved until the Hub
+ * records the subscription it started (or Stripe says it has ended), making a checkout of its app the 409 of a
+ * subscription that exists.
  */
 @Injectable()
 export class CheckoutService {
@@ -97,8 +99,9 @@ export class CheckoutService {
         if (current?.stripeSubscriptionId && !STRIPE_ENDED.has(statusOf(current))) throw this.subscriptionExists(tx.orgId, subject, dto.app, current);
         const price = Object.entries(this.config.billing.stripePrices).find(([, v]) => v.app === dto.app && v.plan === dto.plan)?.[0];
         if (!price) throw BillingErrors.error('billing.plan_not_for_sale', `no Stripe price is configured for ${dto.app}:${dto.plan} (STRIPE_PRICES); contact sales`);
-        // sessions of overtaken checkouts Stripe failed to expire: expired first (no transaction open, no key drawn yet)
-        // rather than left to BillingExpiryJob, so none stays payable next to this checkout's
+        // sessions of overtaken checkouts Stripe failed to expire (their URLs never reached a client): tried first (no
+        // transaction open, no key drawn yet) rather than left to BillingExpiryJob, once per request; one of this app
+        // Stripe says was completed all the same is the 409 of a subscription that exists
         if (!savedTried) {
           const saved = await repo.sessionsToExpireOf(tx.db, tx.orgId);
           if (saved.length) return { kind: 'saved' as const, saved, orgId: tx.orgId, subject };
@@ -161,10 +164,12 @@ export class CheckoutService {
    * Learns the session a checkout key's create left unrecorded: the create again, with the key's Idempotency-Key and
    * parameters. Stripe answers the session it created (or, if the first request never reached it, creates it now): it is
    * recorded under the key (and audited then, if the first request could not), so the checkout goes on by expiring it.
-   * Stripe's answer kept under the key is a refusal (a 4xx other than 401, 403, 409, 429 and idempotency_error): no
-   * session, the key is dropped. 'running': Stripe is still executing the first request (409), whose own request records
-   * or expires its session. No answer (network, timeout), or one that says nothing about the first create (429, 401,
-   * 403, 400 idempotency_error, 5xx): thrown (502), the key stays in doubt for the next checkout.
+   * Stripe's answer kept under the key is a refusal (a 4xx other than 401, 403, 409, 429 and idempotency_error), or a 5xx
+   * Stripe replays (Idempotent-Replayed: true: it executed the first create, which failed): no session, the key is
+   * dropped. Kept, such a 5xx would answer every replay until the window ends, and every checkout of the app 502 for
+   * 24 hours. 'running': Stripe is still executing the first request (409), whose own request records or expires its
+   * session. No answer (network, timeout), or one that says nothing about the first create (429, 401, 403, 400
+   * idempotency_error, a 5xx not replayed): thrown (502), the key stays in doubt for the next checkout.
    */
   private async settle(
     open: OpenTenant, app: string,
@@ -185,14 +190,16 @@ export class CheckoutService {
       if (status === 409) return 'running';
       // an answer that says nothing about the first create (Stripe's idempotency docs): rate-limited (429) or not
       // authorized (401, 403) before executing it, a key Stripe holds for other parameters (400 idempotency_error), a
-      // 5xx Stripe may not have kept. As no answer (or no Stripe): the key stays in doubt for the next checkout
-      if (status === null || !answersTheCreate(status, stripeErrorType(err))) {
+      // 5xx not replayed (Stripe's own failure now, the first create's outcome unknown). As no answer (or no Stripe):
+      // the key stays in doubt for the next checkout
+      if (status === null || !answersTheCreate(status, stripeErrorType(err), stripeReplayed(err))) {
         if (stripeErrorType(err) === 'StripeIdempotencyError') {
           this.logger.error(`the unanswered checkout ${doubt.key} of ${app}: Stripe holds its Idempotency-Key for other parameters (${(err as Error).message}); the key stays in doubt`);
         }
         throw err;
       }
-      this.logger.warn(`the unanswered checkout ${doubt.key} of ${app}: Stripe answers ${status} (${(err as Error).message}); no session, the key is dropped`);
+      const kept = status >= 500 ? `the ${status} it kept (replayed): the create failed in Stripe` : status;
+      this.logger.warn(`the unanswered checkout ${doubt.key} of ${app}: Stripe answers ${kept} (${(err as Error).message}); no session, the key is dropped`);
       await open((tx) => repo.dropCheckoutKey(tx.db, tx.orgId, app, doubt.key));
       return 'settled';
     }
@@ -302,11 +309,12 @@ export class CheckoutService {
    * Expires in Stripe the organization's saved sessions (hub.limit_locks.checkout_sessions_to_expire: overtaken
    * checkouts' sessions, saved before Stripe was asked to expire them), before a checkout or portal session is created
    * rather than waiting for BillingExpiryJob. One Stripe fails to expire stays saved (for the next try or the job) and
-   * the caller goes on. One the customer paid meanwhile whose subscription has not ended in Stripe stays saved until the
-   * Hub has recorded that subscription (the webhook may not have yet: until then this session is what tells a checkout
-   * that it exists; BillingExpiryJob forgets it once recorded, or ended). For a checkout (`checkout`), one of its app
-   * is the 409 of a subscription that exists, as for the session a checkout replaces (when Stripe does not answer the
-   * subscription's status, 502; for another app, or the portal, the session stays saved and the caller goes on).
+   * the caller goes on. One Stripe says was completed (a guard: their URLs never reached a client) whose subscription has
+   * not ended in Stripe stays saved until the Hub has recorded that subscription (the webhook may not have yet: until
+   * then this session is what tells a checkout that it exists; BillingExpiryJob forgets it once recorded, or ended). For
+   * a checkout (`checkout`), one of its app is the 409 of a subscription that exists, as for the session a checkout
+   * replaces (when Stripe does not answer the subscription's status, 502; for another app, or the portal, the session
+   * stays saved and the caller goes on).
    */
   private async expireSaved(open: OpenTenant, saved: { appId: string; sessionId: string }[], checkout?: { orgId: string; subject: Subject; app: string }): Promise<void> {
     for (const s of saved) {
@@ -415,11 +423,18 @@ function stripeErrorType(err: unknown): string | null {
   return err instanceof AppError ? (err.details as { stripeType?: string | null } | undefined)?.stripeType ?? null : null;
 }
 
+/** Whether a failed StripeClient.call's answer is one Stripe kept under the Idempotency-Key and replayed (details' `stripeReplayed`). */
+function stripeReplayed(err: unknown): boolean {
+  return err instanceof AppError && (err.details as { stripeReplayed?: boolean } | undefined)?.stripeReplayed === true;
+}
+
 /**
  * Whether Stripe's answer to a replayed create tells its outcome: a refusal Stripe executed and kept under the key (a 4xx
  * other than 401/403, not authorized before executing; 409, still executing; 429, rate-limited before executing; and
- * 400 idempotency_error, the key held for other parameters). A 5xx is not kept by Stripe unless it began executing.
+ * 400 idempotency_error, the key held for other parameters), or a 5xx Stripe replays (`replayed`: it kept it, having
+ * begun executing the create, which failed). A 5xx not replayed is Stripe's failure now: the first create's outcome unknown.
  */
-function answersTheCreate(status: number, type: string | null): boolean {
-  return status >= 400 && status < 500 && ![401, 403, 409, 429].includes(status) && type !== 'StripeIdempotencyError';
+function answersTheCreate(status: number, type: string | null, replayed: boolean): boolean {
+  if (status >= 500) return replayed;
+  return status >= 400 && ![401, 403, 409, 429].includes(status) && type !== 'StripeIdempotencyError';
 }

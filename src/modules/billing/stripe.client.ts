@@ -44,14 +44,21 @@ export class StripeClient implements OnModuleInit {
     this.api();
   }
 
-  /** Runs one API call; a Stripe failure becomes a 502 naming what Stripe said (never the key). */
+  /**
+   * Runs one API call; a Stripe failure becomes a 502 naming what Stripe said (never the key), details `stripeType` and
+   * `stripeStatus`. The details also carry `stripeReplayed`: the answer is one Stripe kept under the request's
+   * Idempotency-Key and replayed (response header Idempotent-Replayed: true), so Stripe executed the first request with
+   * that key. Not enumerable: for the callers only, the error body's details stay { stripeType, stripeStatus }.
+   */
   async call<T>(what: string, request: (api: Stripe) => Promise<T>): Promise<T> {
     const api = this.api();
     try {
       return await request(api);
     } catch (err) {
-      const e = err as { type?: string; message?: string; statusCode?: number };
-      throw BillingErrors.error('billing.stripe_failed', `Stripe could not ${what}: ${e.message ?? 'no answer'}`, { stripeType: e.type ?? null, stripeStatus: e.statusCode ?? null });
+      const e = err as { type?: string; message?: string; statusCode?: number; headers?: Record<string, string | undefined> };
+      const details = { stripeType: e.type ?? null, stripeStatus: e.statusCode ?? null };
+      Object.defineProperty(details, 'stripeReplayed', { value: e.headers?.['idempotent-replayed'] === 'true', enumerable: false });
+      throw BillingErrors.error('billing.stripe_failed', `Stripe could not ${what}: ${e.message ?? 'no answer'}`, details);
     }
   }
 

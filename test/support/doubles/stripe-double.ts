@@ -41,8 +41,12 @@ export interface StripeDouble {
   subscriptions: Map<string, { status: string; customer: string }>;
   /** env for createTestApp: points the SDK at this double */
   env: Record<string, string>;
-  /** the next request is answered with this Stripe error instead */
-  failNext(status: number, message: string): void;
+  /**
+   * the next request is answered with this Stripe error instead: executed (a POST's answer kept under its
+   * Idempotency-Key and replayed to the next one with that key, as Stripe keeps a 5xx once it began executing); with
+   * `notKept` (and always for a 429), refused before its Idempotency-Key is looked at, not executed nor kept
+   */
+  failNext(status: number, message: string, options?: { notKept?: boolean }): void;
   /** the next Checkout session created is answered without its `url` (as Stripe answers an embedded one) */
   withoutUrlNext(): void;
   /**
@@ -70,7 +74,7 @@ export async function startStripeDouble(): Promise<StripeDouble> {
   /** by Idempotency-Key: the first request's path and parameters, and its answer once sent */
   const idempotent = new Map<string, { path: string; form: string; answer?: { status: number; body: unknown } }>();
   const subscriptions = new Map<string, { status: string; customer: string }>();
-  let failure: { status: number; message: string } | undefined;
+  let failure: { status: number; message: string; notKept?: boolean } | undefined;
   let withoutUrl = false;
   let lose = 0;
   let hold: { arrive: (r: StripeDoubleRequest) => void; released: Promise<void> } | undefined;
@@ -99,11 +103,12 @@ export async function startStripeDouble(): Promise<StripeDouble> {
       res.writeHead(status, { 'content-type': 'application/json', 'request-id': id('req'), ...headers });
       res.end(JSON.stringify(body));
     };
-    if (failure?.status === 429) {
-      // as Stripe: a rate-limited request is refused before its Idempotency-Key is looked at, not executed nor kept
+    if (failure?.status === 429 || failure?.notKept) {
+      // as Stripe: a rate-limited request (or one failing before it is executed) is refused before its Idempotency-Key
+      // is looked at, not executed nor kept
       const { status, message } = failure;
       failure = undefined;
-      return send(status, { error: { type: 'invalid_request_error', code: 'rate_limit', message } });
+      return send(status, { error: status === 429 ? { type: 'invalid_request_error', code: 'rate_limit', message } : { type: 'api_error', message } });
     }
     if (req.method === 'POST' && request.idempotencyKey) {
       const key = request.idempotencyKey;
@@ -189,7 +194,7 @@ export async function startStripeDouble(): Promise<StripeDouble> {
     checkoutSessions,
     sessions,
     subscriptions,
-    failNext: (status, message) => (failure = { status, message }),
+    failNext: (status, message, options) => (failure = { status, message, notKept: options?.notKept }),
     withoutUrlNext: () => (withoutUrl = true),
     loseNext: (count = 1) => (lose = count),
     holdNext: () => {
