@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
-import { createOrg, onPlan, registerUser, type TestUser } from '../support/factories.js';
-import { expectOpenAmountsKept, issueInvoice, rUrl, setupReceivables } from '../receivables/receivables-support.js';
-import { createVendor, payablesUrl } from '../payables/payables-support.js';
+import { registerUser, type TestUser } from '../support/factories.js';
+import { expectOpenAmountsKept, rUrl } from '../receivables/receivables-support.js';
+import { payablesUrl } from '../payables/payables-support.js';
 import { ledgerUrl } from './ledger-support.js';
+import { fxBooks } from './fx-support.js';
 
 /**
  * The review of the realization of settled shares inside autoReverse windows (base USD, EUR 1,000.00 documents dated
@@ -17,7 +18,8 @@ import { ledgerUrl } from './ledger-support.js';
  *    18.00 realized by the first, a loss of 10.00 by the second), nothing unrealized left on the settled invoice;
  *  - the unrealized FX accounts changed in the settings between the revaluation and the settlement: the compensation
  *    and the realization use the account the revaluation (and its reversal) posted to, not the settings' new one; so
- *    does a credit note taking the credited share's revaluation off.
+ *    does a credit note taking the credited share's revaluation off, and a void in the window (what it takes off on its
+ *    date, and the compensation of the reversal dated after it: AR and AP).
  * Each asserts the months' realized and unrealized results and the control account equal to the aging at the month ends.
  */
 describe('FX revaluation windows: the realized share classified by its own result, on the reversal\'s account', () => {
@@ -31,14 +33,9 @@ describe('FX revaluation windows: the realized share classified by its own resul
   afterAll(() => t.close());
 
   async function books(name: string, rates: Record<string, string>) {
-    const orgId = await createOrg(t, owner, name);
-    await onPlan(t, orgId, 'professional');
-    const { acc } = await setupReceivables(t, orgId, owner, 'USD');
-    await t.http.post(ledgerUrl(orgId, 'fx-rates/import')).set(owner.auth)
-      .send({ rates: Object.entries(rates).map(([date, rate]) => ({ currency: 'EUR', date, rate })) }).expect(201);
-    await t.http.put(payablesUrl(orgId, 'settings')).set(owner.auth).send({ apAccountId: acc['2100'], approvalRules: [{ above: '0', approvals: 0, roles: ['owner'] }] }).expect(200);
-    const balance = async (code: string, asOf: string) =>
-      Number((await t.http.get(ledgerUrl(orgId, `accounts/${acc[code]}/balance?asOf=${asOf}`)).set(owner.auth).expect(200)).body.baseBalance);
+    const b = await fxBooks(t, owner, name, { rates, documentDate: '2026-01-05' });
+    const { orgId } = b;
+    const balance = async (code: string, asOf: string) => Number(await b.balance(code, asOf));
     /** January's and February's own FX results (a gain positive): realized (4300, 5500) and unrealized (4310, 5510, and `more`) */
     const split = async (more: string[] = []) => {
       const result = async (asOf: string) => ({
@@ -51,28 +48,11 @@ describe('FX revaluation windows: the realized share classified by its own resul
         february: { realized: (feb.realized - jan.realized).toFixed(2), unrealized: (feb.unrealized - jan.unrealized).toFixed(2) },
       };
     };
-    const revalue = (date: string, autoReverse = true) => t.http.post(ledgerUrl(orgId, 'fx-revaluations')).set(owner.auth).send({ date, autoReverse }).expect(201);
-    const customer = (await t.http.post(rUrl(orgId, 'customers')).set(owner.auth).send({ name: 'Euro GmbH', defaultCurrency: 'EUR' }).expect(201)).body.id as string;
-    const vendor = await createVendor(t, orgId, owner, { name: 'Euro Supplies', defaultCurrency: 'EUR' });
-    const invoice = async (date = '2026-01-05') => issueInvoice(t, orgId, owner, { customerId: customer, invoiceDate: date,
-      lines: [{ description: 'Licence', quantity: '1', unitPrice: '1000.00', revenueAccountId: acc['4100'] }] });
-    const bill = async (date = '2026-01-05') => {
-      const draft = await t.http.post(payablesUrl(orgId, 'bills')).set(owner.auth).send({ vendorId: vendor, billDate: date, currency: 'EUR',
-        lines: [{ accountId: acc['5200'], unitPrice: '1000.00' }] }).expect(201);
-      return (await t.http.post(payablesUrl(orgId, `bills/${draft.body.id}/submit`)).set(owner.auth).send({}).expect(200)).body;
-    };
-    const arPay = async (invoiceId: string, date: string, amount: string, rate: string) => (await t.http.post(rUrl(orgId, 'payments')).set(owner.auth)
-      .send({ customerId: customer, currency: 'EUR', depositAccountId: acc['1100'], method: 'bank_transfer', date, amount, rate, allocations: [{ invoiceId, amount }] }).expect(201)).body;
-    const apPay = async (billId: string, date: string, amount: string, rate: string) => (await t.http.post(payablesUrl(orgId, 'payments')).set(owner.auth)
-      .send({ vendorId: vendor, currency: 'EUR', bankAccountId: acc['1100'], paymentDate: date, amount, rate, allocations: [{ billId, amount }] }).expect(201)).body;
-    const expectAgingIsAr = async (asOf: string, want: string) => {
-      const aging = (await t.http.get(rUrl(orgId, `aging?asOf=${asOf}`)).set(owner.auth).expect(200)).body.total as string;
-      expect({ asOf, ar: (await balance('1200', asOf)).toFixed(2), aging }).toEqual({ asOf, ar: want, aging: want });
-    };
-    const expectAgingIsAp = async (asOf: string, want: string) => {
-      const a = (await t.http.get(payablesUrl(orgId, `aging?asOf=${asOf}`)).set(owner.auth).expect(200)).body;
-      expect({ asOf, ap: a.controlAccountBalance, aging: a.total }).toEqual({ asOf, ap: want, aging: want });
-    };
+    const revalue = (date: string, autoReverse = true) => b.revalue(date, autoReverse).expect(201);
+    const arPay = async (invoiceId: string, date: string, amount: string, rate: string) =>
+      (await b.arPayment({ date, amount, rate, allocations: [{ invoiceId, amount }] }).expect(201)).body;
+    const apPay = async (billId: string, date: string, amount: string, rate: string) =>
+      (await b.apPayment({ paymentDate: date, amount, rate, allocations: [{ billId, amount }] }).expect(201)).body;
     /** the lines of an entry: account code, base debit and credit */
     const lines = async (entryId: string) => (await t.db.admin.query(`SELECT a.code, l.base_debit::numeric(20, 2)::text AS debit, l.base_credit::numeric(20, 2)::text AS credit
       FROM finance.journal_lines l JOIN finance.accounts a ON a.org_id = l.org_id AND a.id = l.account_id WHERE l.org_id = $1 AND l.entry_id = $2 ORDER BY l.line_no`, [orgId, entryId])).rows;
@@ -80,7 +60,7 @@ describe('FX revaluation windows: the realized share classified by its own resul
     const marked = async () => (await t.db.admin.query(`SELECT e.id, e.entry_date::text AS date, e.source_ref AS ref
       FROM finance.journal_entries e WHERE e.org_id = $1 AND e.source_ref IN ('fx-revaluation:settled-share', 'fx-revaluation:realized-share') ORDER BY e.seq`, [orgId])).rows;
     const auditAfter = async (action: string) => (await t.db.admin.query(`SELECT after FROM core.audit_logs WHERE org_id = $1 AND action = $2 ORDER BY id`, [orgId, action])).rows.map((r) => r.after);
-    return { orgId, acc, balance, split, revalue, invoice, bill, arPay, apPay, expectAgingIsAr, expectAgingIsAp, lines, marked, auditAfter };
+    return { ...b, balance, split, revalue, arPay, apPay, lines, marked, auditAfter };
   }
 
   const netZero = { '2026-01-05': '1.10', '2026-01-10': '1.12', '2026-01-20': '1.08' };
@@ -185,6 +165,38 @@ describe('FX revaluation windows: the realized share classified by its own resul
     await b.expectAgingIsAr('2026-02-01', '0.00');
     await b.expectAgingIsAp('2026-01-31', '0.00');
     await b.expectAgingIsAp('2026-02-01', '0.00');
+    await expectOpenAmountsKept(t, b.orgId);
+  });
+
+  it('the unrealized FX accounts changed after the revaluation: an invoice and a bill voided in the window are taken off, and their reversals compensated, on the accounts the revaluation posted to', async () => {
+    const b = await books('Unrealized accounts changed before a void in the window', { '2026-01-15': '1.10', '2026-01-31': '1.15' });
+    const inv = await b.invoice('2026-01-15');
+    const bill = await b.bill('2026-01-15');
+    await b.revalue('2026-01-31');
+    for (const [code, type, parent] of [['4320', 'revenue', '4000'], ['5520', 'expense', '5000']]) {
+      b.acc[code] = (await t.http.post(ledgerUrl(b.orgId, 'accounts')).set(owner.auth).send({ code, name: `Unrealized FX ${code}`, type, parentId: b.acc[parent] }).expect(201)).body.id;
+    }
+    await t.http.patch(ledgerUrl(b.orgId, 'settings')).set(owner.auth).send({ fxUnrealizedGainAccountId: b.acc['4320'], fxUnrealizedLossAccountId: b.acc['5520'] }).expect(200);
+    await t.http.post(rUrl(b.orgId, `invoices/${inv.id}/void`)).set(owner.auth).send({ date: '2026-01-31' }).expect(200);
+    await t.http.post(payablesUrl(b.orgId, `bills/${bill.id}/void`)).set(owner.auth).send({ date: '2026-01-31' }).expect(200);
+    // the void takes the item's 50.00 off on Jan 31, and puts back on Feb 1 what the reversal takes off it then: both on
+    // the account the revaluation (and its reversal) used, 4310 for the invoice's gain, 5510 for the bill's loss
+    const [arVoid] = await b.auditAfter('receivables.invoice_voided');
+    const [apVoid] = await b.auditAfter('payables.bill_voided');
+    expect([arVoid.compensationEntryIds?.length, apVoid.compensationEntryIds?.length]).toEqual([1, 1]);
+    expect({ takenOff: await b.lines(arVoid.revaluationEntryId), compensated: await b.lines(arVoid.compensationEntryIds[0]) }).toEqual({
+      takenOff: [{ code: '1200', debit: '0.00', credit: '50.00' }, { code: '4310', debit: '50.00', credit: '0.00' }],
+      compensated: [{ code: '1200', debit: '50.00', credit: '0.00' }, { code: '4310', debit: '0.00', credit: '50.00' }] });
+    expect({ takenOff: await b.lines(apVoid.revaluationEntryId), compensated: await b.lines(apVoid.compensationEntryIds[0]) }).toEqual({
+      takenOff: [{ code: '2100', debit: '50.00', credit: '0.00' }, { code: '5510', debit: '0.00', credit: '50.00' }],
+      compensated: [{ code: '2100', debit: '0.00', credit: '50.00' }, { code: '5510', debit: '50.00', credit: '0.00' }] });
+    // no result left anywhere in either month; the settings' new accounts never moved
+    expect(await b.split(['4320', '5520'])).toEqual({ january: { realized: '0.00', unrealized: '0.00' }, february: { realized: '0.00', unrealized: '0.00' } });
+    for (const asOf of ['2026-01-31', '2026-02-01', '2026-02-28']) {
+      expect({ asOf, unrealized: await Promise.all(['4310', '5510', '4320', '5520'].map((c) => b.balance(c, asOf))) }).toEqual({ asOf, unrealized: [0, 0, 0, 0] });
+      await b.expectAgingIsAr(asOf, '0.00');
+      await b.expectAgingIsAp(asOf, '0.00');
+    }
     await expectOpenAmountsKept(t, b.orgId);
   });
 

@@ -136,7 +136,7 @@ interface CarriedChange {
   currency: string;
   rate: string;
   delta: Decimal;
-  /** the unrealized FX account named (a compensation: the one its reversal posted to); else the one a revaluation making this change would use */
+  /** the unrealized FX account named (a compensation: the one its reversal posted to; a void: its revaluations'); else the one a revaluation making this change would use */
   fxAccountId?: string;
   /** taking the item's revaluations back (a void): the account they used */
   undoing?: boolean;
@@ -725,7 +725,8 @@ export class JournalService {
    * A settled share's compensation is its own revaluation result (what the reversals took off it), whatever the date's
    * reversals net to: it is a gain or a loss by its own sign, and posts to the unrealized FX account a reversal of that
    * date posted the item's change to (read from the reversal's lines, as the revaluation used it, whatever the settings
-   * say by now; of a revaluation of the share's kind when the date has several).
+   * say by now; of a revaluation of the share's kind when the date has several). A leaving item's compensation posts
+   * there too (its kind: what the reversal took off it), so the void moves nothing to an account that never held it.
    *
    * `realize` (a payment, an allocation or a refund: 'settled'; the reversal of an allocation: 'givenBack'; not a credit
    * note, which cancels the item at what it carries, nor a void): the settled shares' revaluation result, which the
@@ -748,8 +749,8 @@ export class JournalService {
     const s = await this.ledger.settings(tx);
     const context = { settings: s, baseMu: await this.ledger.currencyUnits(tx, s.baseCurrency) };
     const leaving = new Map(documents.flatMap((d) => (d.leaving ? [[d.documentId, d.leaving] as const] : [])));
-    // the unrealized FX accounts the reversals posted the settled items' changes to (one read for all)
-    const reversalIds = [...new Set(pending.filter((p) => !leaving.has(p.documentId)).flatMap((p) => p.reversals.map((r) => r.entryId)))];
+    // the unrealized FX accounts the reversals posted the items' changes to (one read for all)
+    const reversalIds = [...new Set(pending.flatMap((p) => p.reversals.map((r) => r.entryId)))];
     const fxPairs = await repo.revaluationFxAccounts(tx.db, tx.orgId, reversalIds);
     const entries: string[] = [];
     /** the settled shares whose revaluation result moves to the realized FX account (or back) on the settlement's date */
@@ -768,7 +769,11 @@ export class JournalService {
         const gone = leaving.get(p.documentId);
         if (gone) {
           const r = carried.get(p.documentId);
-          if (r && !D(r.delta).isZero()) changes.push({ ...gone, documentId: p.documentId, delta: D(r.delta).neg(), description: takenBack });
+          if (!r || D(r.delta).isZero()) continue;
+          // taken back off the account the reversal posted it to, as a settled share's (none found: the settings')
+          const delta = D(r.delta).neg();
+          const fxAccountId = this.reversalFxAccount(item.subledger, p.reversals, fxPairs, gone, this.resultKind(item.subledger, delta));
+          changes.push({ ...gone, documentId: p.documentId, delta, fxAccountId, description: takenBack });
           continue;
         }
         const o = open.find((i) => i.documentId === p.documentId);
@@ -951,9 +956,10 @@ export class JournalService {
   /**
    * An open item of a subledger that leaves it without being settled (a voided invoice or bill): its aging drops it
    * whole, so what FX revaluations added to (or took off) its control account leaves the account too, back against the
-   * unrealized FX account the revaluation would have used for it (a gain taken back off the gain account, a loss off the
-   * loss account). Posted dated `date` with a finance.fx_revaluation_items row of the opposite change, so that the item
-   * carries nothing after it (and a later revaluation leaves it alone). Answers the entry, or null when no revaluation
+   * unrealized FX account the revaluations posted it to (a gain taken back off the gain account, a loss off the loss
+   * account; the latest revaluation of that kind, whatever the settings say by now). Posted dated `date` with a
+   * finance.fx_revaluation_items row of the opposite change, so that the item carries nothing after it (and a later
+   * revaluation leaves it alone). Answers the entry, or null when no revaluation
    * touched the item (or they netted to 0).
    */
   async takeOffRevaluations(tx: TenantTx, item: {
@@ -964,8 +970,10 @@ export class JournalService {
     const r = (await repo.revaluationsOf(tx.db, tx.orgId, [item.documentId], item.date)).get(item.documentId);
     if (!r || D(r.delta).isZero()) return null;
     const { documentId, accountId, currency, rate, ...change } = item;
+    // off the account the revaluations posted it to (the settings may name another by now); none found: the settings'
+    const fxAccountId = await this.revaluationFxAccountOf(tx, item.subledger, item, item.date, this.resultKind(item.subledger, D(r.delta)));
     const [entry] = await this.changeCarried(tx, { ...change, items: [{
-      documentId, accountId, currency, rate, delta: D(r.delta).neg(), description: `FX revaluation taken off (${item.memo})`, undoing: true }] });
+      documentId, accountId, currency, rate, delta: D(r.delta).neg(), fxAccountId, description: `FX revaluation taken off (${item.memo})`, undoing: true }] });
     return entry;
   }
 
