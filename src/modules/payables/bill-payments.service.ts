@@ -232,11 +232,11 @@ export class BillPaymentsService {
         reversesAllocationId: null, journalEntryId: entry.id, createdBy: actor,
       });
     }
-    const compensationEntryIds = await settlePendingReversals(this.journal, tx, {
+    const fxEntries = await settlePendingReversals(this.journal, tx, {
       documentIds: currency !== base ? planned.map((p) => p.bill.id) : [], party: cp, date: dto.paymentDate, memo: `Bill payment${dto.reference ? ` ${dto.reference}` : ''}` });
     await this.paidEvents(tx, planned, paymentId);
     const payment = await this.get(tx, paymentId);
-    await this.audit.record(tx, { action: 'payables.payment_created', entityType: 'bill_payment', entityId: paymentId, after: { ...payment, ...settledReversalsAudit(compensationEntryIds) } });
+    await this.audit.record(tx, { action: 'payables.payment_created', entityType: 'bill_payment', entityId: paymentId, after: { ...payment, ...settledReversalsAudit(fxEntries) } });
     return payment;
   }
 
@@ -313,11 +313,11 @@ export class BillPaymentsService {
     const id = await repo.insertAllocation(tx.db, tx.orgId, {
       paymentId, billId: p.bill.id, date, amount: p.amount, billBase: p.billBase, paymentBase, reversesAllocationId: null, journalEntryId: entryId, createdBy: this.payables.actor(tx),
     });
-    const compensationEntryIds = await settlePendingReversals(this.journal, tx, {
+    const fxEntries = await settlePendingReversals(this.journal, tx, {
       documentIds: payment.currency !== base ? [p.bill.id, paymentId] : [], party: partyOf(payment), date, memo: `Allocation of payment ${paymentId}` });
     await this.paidEvents(tx, [p], paymentId);
     const after = await this.get(tx, paymentId);
-    await this.audit.record(tx, { action: 'payables.allocation_created', entityType: 'bill_allocation', entityId: id, after: { ...after.allocations.find((a) => a.id === id), ...settledReversalsAudit(compensationEntryIds) } });
+    await this.audit.record(tx, { action: 'payables.allocation_created', entityType: 'bill_allocation', entityId: id, after: { ...after.allocations.find((a) => a.id === id), ...settledReversalsAudit(fxEntries) } });
     return after;
   }
 
@@ -362,13 +362,13 @@ export class BillPaymentsService {
     const id = await repo.insertRefund(tx.db, tx.orgId, {
       paymentId, date, amount, currency: payment.currency, rate, paymentBase, bankAccountId, reference: dto.reference ?? null, journalEntryId: entry.id, createdBy: this.payables.actor(tx),
     });
-    const compensationEntryIds = await settlePendingReversals(this.journal, tx, { documentIds: foreign ? [paymentId] : [], party: cp, date, memo: `Refund of credit on payment ${paymentId}` });
+    const fxEntries = await settlePendingReversals(this.journal, tx, { documentIds: foreign ? [paymentId] : [], party: cp, date, memo: `Refund of credit on payment ${paymentId}` });
     await emitEvent(tx, 'bill_payment.refunded', {
       refundId: id, paymentId, partyType: payment.vendor_id ? 'vendor' : 'employee', partyId: payment.vendor_id ?? payment.claimant_id, refundDate: date,
       currency: payment.currency, amount: fixed(amount, mu), journalEntryId: entry.id,
     });
     const after = await this.get(tx, paymentId);
-    await this.audit.record(tx, { action: 'payables.credit_refunded', entityType: 'bill_payment', entityId: paymentId, after: { ...after.refunds.find((r) => r.id === id), ...settledReversalsAudit(compensationEntryIds) } });
+    await this.audit.record(tx, { action: 'payables.credit_refunded', entityType: 'bill_payment', entityId: paymentId, after: { ...after.refunds.find((r) => r.id === id), ...settledReversalsAudit(fxEntries) } });
     return after;
   }
 
@@ -434,7 +434,7 @@ export class BillPaymentsService {
       paymentId: original.payment_id, billId: original.bill_id, date, amount: amount.neg(), billBase, paymentBase,
       reversesAllocationId: allocationId, journalEntryId: entryId, createdBy: this.payables.actor(tx),
     });
-    const compensationEntryIds = await settlePendingReversals(this.journal, tx, {
+    const fxEntries = await settlePendingReversals(this.journal, tx, {
       documentIds: payment.currency !== base ? [original.bill_id, original.payment_id] : [], party: partyOf(payment), date, memo: `Reversal of allocation ${allocationId}`, givenBack: true });
     const [bill] = await this.payables.bills(tx, [original.bill_id]);
     const after = await this.get(tx, original.payment_id);
@@ -443,7 +443,7 @@ export class BillPaymentsService {
       amount: fixed(original.amount, await this.ledger.currencyUnits(tx, payment.currency)), openAmount: bill.openAmount, status: bill.status,
       paymentUnallocated: after.unallocated, journalEntryId: entryId,
     });
-    await this.audit.record(tx, { action: 'payables.allocation_reversed', entityType: 'bill_allocation', entityId: id, after: { ...after.allocations.find((a) => a.id === id), ...settledReversalsAudit(compensationEntryIds) } });
+    await this.audit.record(tx, { action: 'payables.allocation_reversed', entityType: 'bill_allocation', entityId: id, after: { ...after.allocations.find((a) => a.id === id), ...settledReversalsAudit(fxEntries) } });
     return after;
   }
 

@@ -223,12 +223,12 @@ export class PaymentsService {
       customerId: customer.id, date: dto.date, amount: amount.toFixed(), currency, rate, depositAccountId: dto.depositAccountId, method: dto.method,
       reference: dto.reference ?? null, entryId: entry.id, createdBy: actor(tx), idempotency,
     });
-    const compensationEntryIds = await this.record(tx, planned, { paymentId: id, date: dto.date, entryId: entry.id, foreign });
+    const fxEntries = await this.record(tx, planned, { paymentId: id, date: dto.date, entryId: entry.id, foreign });
     await emitEvent(tx, 'payment.received', {
       paymentId: id, customerId: customer.id, paymentDate: dto.date, currency, amount: fixed(amount, currencyMu), allocated: fixed(allocated, currencyMu), entryId: entry.id,
     });
     const payment = await this.get(tx, id);
-    await this.audit.record(tx, { action: 'receivables.payment_received', entityType: 'payment', entityId: id, after: { ...payment, ...settledReversalsAudit(compensationEntryIds) } });
+    await this.audit.record(tx, { action: 'receivables.payment_received', entityType: 'payment', entityId: id, after: { ...payment, ...settledReversalsAudit(fxEntries) } });
     return payment;
   }
 
@@ -285,9 +285,9 @@ export class PaymentsService {
     const entryId = await this.postFxAdjustment(tx, planned.map((p) => ({ ...p, currency: payment.currency, rate: payment.rate })), settings.arAccountId, baseMu, date, `FX on allocation of payment ${payment.reference ?? payment.id}`);
     // no FX difference, no posting to refuse the date: the allocation still changes what was open as of it
     if (!entryId) await assertOpenPeriod(this.ledger, tx, date);
-    const compensationEntryIds = await this.record(tx, planned, { paymentId, date, entryId, foreign });
+    const fxEntries = await this.record(tx, planned, { paymentId, date, entryId, foreign });
     const after = await this.get(tx, paymentId);
-    await this.audit.record(tx, { action: 'receivables.payment_allocated', entityType: 'payment', entityId: paymentId, after: { allocations: dto.allocations, date, ...settledReversalsAudit(compensationEntryIds) } });
+    await this.audit.record(tx, { action: 'receivables.payment_allocated', entityType: 'payment', entityId: paymentId, after: { allocations: dto.allocations, date, ...settledReversalsAudit(fxEntries) } });
     return after;
   }
 
@@ -387,13 +387,13 @@ export class PaymentsService {
       paymentId, customerId: payment.customerId, date, amount: amount.toFixed(), currency: payment.currency, rate, sourceBase: sourceBase.toFixed(), accountId,
       method: dto.method ?? 'bank_transfer', reference: dto.reference ?? null, entryId: entry.id, createdBy: actor(tx), idempotency,
     });
-    const compensationEntryIds = await settlePendingReversals(this.journal, tx, {
+    const fxEntries = await settlePendingReversals(this.journal, tx, {
       documentIds: payment.currency !== baseCurrency ? [paymentId] : [], customerId: payment.customerId, date, memo: `Refund of payment ${paymentId}`, realize: 'settled' });
     await emitEvent(tx, 'payment.refunded', {
       refundId: id, paymentId, customerId: payment.customerId, refundDate: date, currency: payment.currency, amount: fixed(amount, currencyMu), entryId: entry.id,
     });
     const after = await this.get(tx, paymentId);
-    await this.audit.record(tx, { action: 'receivables.credit_refunded', entityType: 'payment', entityId: paymentId, after: { ...after.refunds.find((r) => r.id === id), ...settledReversalsAudit(compensationEntryIds) } });
+    await this.audit.record(tx, { action: 'receivables.credit_refunded', entityType: 'payment', entityId: paymentId, after: { ...after.refunds.find((r) => r.id === id), ...settledReversalsAudit(fxEntries) } });
     return after;
   }
 
@@ -446,7 +446,7 @@ export class PaymentsService {
       reversesAllocationId: allocationId, entryId, createdBy: actor(tx),
     }), { '23505': () => ReceivablesErrors.error('receivables.already_reversed', `allocation ${allocationId} is already reversed`) });
     await this.invoices.afterSettlement(tx, invoice, open.plus(amount), date);
-    const compensationEntryIds = await settlePendingReversals(this.journal, tx, {
+    const fxEntries = await settlePendingReversals(this.journal, tx, {
       documentIds: payment.currency !== baseCurrency ? [invoice.id, payment.id] : [], customerId: payment.customerId, date, memo: `Reversal of allocation ${allocationId}`, realize: 'givenBack' });
     const mu = await this.ledger.currencyUnits(tx, payment.currency);
     await emitEvent(tx, 'payment.allocation_reversed', {
@@ -454,7 +454,7 @@ export class PaymentsService {
       date, currency: payment.currency, amount: fixed(amount, mu), invoiceOpenAmount: fixed(open.plus(amount), mu), invoiceStatus: statusFor(invoice.total, open.plus(amount)),
       paymentUnallocated: fixed(unallocated.plus(amount), mu), entryId,
     });
-    await this.audit.record(tx, { action: 'receivables.allocation_reversed', entityType: 'allocation', entityId: allocationId, after: { date, amount: amount.neg().toFixed(), ...settledReversalsAudit(compensationEntryIds) } });
+    await this.audit.record(tx, { action: 'receivables.allocation_reversed', entityType: 'allocation', entityId: allocationId, after: { date, amount: amount.neg().toFixed(), ...settledReversalsAudit(fxEntries) } });
     return this.get(tx, a.paymentId);
   }
 }
