@@ -1,11 +1,12 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
-import { createOrg, onPlan, registerUser, type TestUser } from '../support/factories.js';
-import { expectOpenAmountsKept, issueInvoice, rUrl, setupReceivables } from '../receivables/receivables-support.js';
-import { createVendor, payablesUrl } from '../payables/payables-support.js';
+import { registerUser, type TestUser } from '../support/factories.js';
+import { expectOpenAmountsKept, rUrl } from '../receivables/receivables-support.js';
+import { payablesUrl } from '../payables/payables-support.js';
 import { pauseNext, releaseAll, waitsForLockOrAnswers } from '../auth/lock-order.js';
 import { ledgerRepository } from '../../src/modules/ledger/ledger.repository.js';
 import { ledgerUrl } from './ledger-support.js';
+import { fxBooks } from './fx-support.js';
 
 /**
  * FX revaluation of open items, the follow-ups (base USD; EUR 1.10 on Jan 15, 1.15 on Jan 31, 1.20 on Feb 10): an
@@ -31,36 +32,15 @@ describe('FX revaluation of open items: voids, credit notes, dates before a reva
   afterAll(() => t.close());
 
   async function books(name: string) {
-    const orgId = await createOrg(t, owner, name);
-    await onPlan(t, orgId, 'professional');
-    const { acc } = await setupReceivables(t, orgId, owner, 'USD');
-    await t.http.post(ledgerUrl(orgId, 'fx-rates/import')).set(owner.auth).send({ rates: [
-      { currency: 'EUR', date: '2026-01-15', rate: '1.10' }, { currency: 'EUR', date: '2026-01-31', rate: '1.15' }, { currency: 'EUR', date: '2026-02-10', rate: '1.20' }] }).expect(201);
-    await t.http.put(payablesUrl(orgId, 'settings')).set(owner.auth).send({ apAccountId: acc['2100'], approvalRules: [{ above: '0', approvals: 0, roles: ['owner'] }] }).expect(200);
-    const balance = async (code: string, asOf: string) =>
-      (await t.http.get(ledgerUrl(orgId, `accounts/${acc[code]}/balance?asOf=${asOf}`)).set(owner.auth).expect(200)).body.baseBalance as string;
-    const revalue = async (date: string, autoReverse = false) =>
-      (await t.http.post(ledgerUrl(orgId, 'fx-revaluations')).set(owner.auth).send({ date, autoReverse }).expect(201)).body;
+    const b = await fxBooks(t, owner, name);
+    const { orgId } = b;
+    const revalue = async (date: string, autoReverse = false) => (await b.revalue(date, autoReverse).expect(201)).body;
     const items = async () => (await t.db.admin.query(
       `SELECT subledger, document_id::text, revaluation_date::text AS date, base_delta::numeric(20, 2)::text AS delta
        FROM finance.fx_revaluation_items WHERE org_id = $1 ORDER BY seq`, [orgId])).rows;
-    const customer = (await t.http.post(rUrl(orgId, 'customers')).set(owner.auth).send({ name: 'Euro GmbH', defaultCurrency: 'EUR' }).expect(201)).body.id as string;
-    const vendor = await createVendor(t, orgId, owner, { name: 'Euro Supplies', defaultCurrency: 'EUR' });
-    const invoice = async (date = '2026-01-15') => issueInvoice(t, orgId, owner, { customerId: customer, invoiceDate: date,
-      lines: [{ description: 'Licence', quantity: '1', unitPrice: '1000.00', revenueAccountId: acc['4100'] }] });
-    const bill = async (date = '2026-01-15') => {
-      const draft = await t.http.post(payablesUrl(orgId, 'bills')).set(owner.auth).send({ vendorId: vendor, billDate: date, currency: 'EUR',
-        lines: [{ accountId: acc['5200'], unitPrice: '1000.00' }] }).expect(201);
-      return (await t.http.post(payablesUrl(orgId, `bills/${draft.body.id}/submit`)).set(owner.auth).send({}).expect(200)).body;
-    };
-    const arAging = async (asOf: string) => (await t.http.get(rUrl(orgId, `aging?asOf=${asOf}`)).set(owner.auth).expect(200)).body.total as string;
-    const expectAgingIsAr = async (asOf: string, want: string) => {
-      expect({ asOf, ar: await balance('1200', asOf), aging: await arAging(asOf) }).toEqual({ asOf, ar: want, aging: want });
-    };
     const expectAgingIsAp = async (asOf: string, want: string) => {
-      const a = (await t.http.get(payablesUrl(orgId, `aging?asOf=${asOf}`)).set(owner.auth).expect(200)).body;
-      expect({ asOf, ap: a.controlAccountBalance, aging: a.total }).toEqual({ asOf, ap: want, aging: want });
-      expect(await balance('2100', asOf)).toBe(want === '0.00' ? '0.00' : `-${want}`);
+      await b.expectAgingIsAp(asOf, want);
+      expect(await b.balance('2100', asOf)).toBe(want === '0.00' ? '0.00' : `-${want}`);
     };
     /** the rows a refused request could have written */
     const footprint = async () => (await t.db.admin.query(`SELECT
@@ -70,7 +50,7 @@ describe('FX revaluation of open items: voids, credit notes, dates before a reva
       (SELECT count(*) FROM finance.bill_allocations WHERE org_id = $1)::int AS ap_allocations, (SELECT count(*) FROM finance.bill_payments WHERE org_id = $1)::int AS ap_payments,
       (SELECT count(*) FROM finance.bill_payment_refunds WHERE org_id = $1)::int AS ap_refunds, (SELECT count(*) FROM finance.bills WHERE org_id = $1 AND status = 'voided')::int AS void_bills,
       (SELECT count(*) FROM finance.fx_revaluation_items WHERE org_id = $1)::int AS items, (SELECT count(*) FROM core.audit_logs WHERE org_id = $1)::int AS audit`, [orgId])).rows[0];
-    return { orgId, acc, balance, revalue, items, customer, vendor, invoice, bill, expectAgingIsAr, expectAgingIsAp, footprint };
+    return { ...b, revalue, items, expectAgingIsAp, footprint };
   }
 
   it('a revalued invoice voided: the revaluation leaves AR too (back off the unrealized gain), aging = AR; a void dated before the revaluation is 422', async () => {

@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
-import { createOrg, onPlan, registerUser, type TestUser } from '../support/factories.js';
-import { expectOpenAmountsKept, issueInvoice, rUrl, setupReceivables } from '../receivables/receivables-support.js';
+import { registerUser, type TestUser } from '../support/factories.js';
+import { expectOpenAmountsKept, issueInvoice, rUrl } from '../receivables/receivables-support.js';
 import { createVendor, payablesUrl } from '../payables/payables-support.js';
-import { ledgerUrl } from './ledger-support.js';
+import { fxLedger, oldFxEntries, setupPayables } from './fx-support.js';
 
 const MIGRATION = new URL('../../prisma/migrations/20270208180100_fx_revaluation_items_backfill/migration.sql', import.meta.url);
 const ACTOR = 'migration:20270208180100';
@@ -27,53 +27,23 @@ describe('backfill of the item rows of FX revaluations posted as one balance', (
   afterAll(() => t.close());
 
   async function books(name: string, rates: [string, string][]) {
-    const orgId = await createOrg(t, owner, name);
-    await onPlan(t, orgId, 'professional');
-    const { acc } = await setupReceivables(t, orgId, owner, 'USD');
-    await t.http.post(ledgerUrl(orgId, 'fx-rates/import')).set(owner.auth)
-      .send({ rates: rates.map(([date, rate]) => ({ currency: 'EUR', date, rate })) }).expect(201);
-    const balance = async (code: string, asOf: string) =>
-      (await t.http.get(ledgerUrl(orgId, `accounts/${acc[code]}/balance?asOf=${asOf}`)).set(owner.auth).expect(200)).body.baseBalance as string;
-    const claims = { sub: owner.id, org_id: orgId };
-    /** the old revaluation entry of one account: its line at the rate, base only, against the unrealized FX account */
-    const oldRevaluation = async (date: string, accountCode: string, rate: string, difference: string) => {
-      const amount = difference.replace('-', '');
-      const description = `FX revaluation of EUR at ${rate}`;
-      const gain = !difference.startsWith('-');
-      const payload = { date, memo: `FX revaluation as of ${date}`, source: 'system', lines: [
-        { accountId: acc[accountCode], currency: 'EUR', rate, ...(gain ? { baseDebit: amount } : { baseCredit: amount }), description },
-        gain ? { accountId: acc['4310'], credit: amount, description } : { accountId: acc['5510'], debit: amount, description }] };
-      const [row] = await t.db.asApi(claims, 'authenticated', 'SELECT entry FROM finance.post_journal_entry($1::jsonb, $2::jsonb)',
-        [JSON.stringify(payload), JSON.stringify({ action: 'ledger.fx_revaluation_posted' })]);
-      return row.entry as { id: string; lines: { baseDebit: string; baseCredit: string }[] };
-    };
-    /** its autoReverse reversal, as JournalService.reverse posted it */
-    const oldReversal = async (entry: { id: string }, date: string, revaluedOn: string) => {
-      const original = (await t.http.get(ledgerUrl(orgId, `journal-entries/${entry.id}`)).set(owner.auth).expect(200)).body;
-      const payload = { date, memo: `Reversal of FX revaluation as of ${revaluedOn}`, source: 'system', reversesEntryId: entry.id, idempotencyKey: `reversal:${entry.id}`,
-        lines: original.lines.map((l: any) => ({ accountId: l.accountId, currency: l.currency, rate: l.rate,
-          ...(Number(l.credit) ? { debit: l.credit } : {}), ...(Number(l.debit) ? { credit: l.debit } : {}), baseDebit: l.baseCredit, baseCredit: l.baseDebit, description: l.description })) };
-      const [row] = await t.db.asApi(claims, 'authenticated', 'SELECT entry FROM finance.post_journal_entry($1::jsonb, $2::jsonb)',
-        [JSON.stringify(payload), JSON.stringify({ action: 'ledger.entry_reversed' })]);
-      return row.entry as { id: string };
-    };
+    const { orgId, acc, balance, arAging, revalue: revaluation } = await fxLedger(t, owner, name, { rates: Object.fromEntries(rates), payables: false });
+    const { oldRevaluation, oldReversal } = oldFxEntries(t, owner, orgId, acc);
     const items = async () => (await t.db.admin.query(
       `SELECT entry_id::text, subledger, document_id::text, revaluation_date::text AS date, rate::numeric(10, 4)::text AS rate, base_delta::numeric(20, 2)::text AS delta, created_by
        FROM finance.fx_revaluation_items WHERE org_id = $1 ORDER BY seq`, [orgId])).rows;
     const backfilled = async () => (await t.db.admin.query(
       `SELECT entity_id, principal_type, after ->> 'items' AS items, after ->> 'baseDelta' AS base_delta FROM core.audit_logs
        WHERE org_id = $1 AND action = 'ledger.fx_revaluation_items_backfilled' AND actor_id = $2 ORDER BY id`, [orgId, ACTOR])).rows;
-    const revalue = async (date: string) =>
-      (await t.http.post(ledgerUrl(orgId, 'fx-revaluations')).set(owner.auth).send({ date, autoReverse: false }).expect(201)).body;
+    const revalue = async (date: string) => (await revaluation(date).expect(201)).body;
     const migrate = async () => { await t.db.admin.query(readFileSync(MIGRATION, 'utf8')); };
-    return { orgId, acc, balance, oldRevaluation, oldReversal, items, backfilled, revalue, migrate };
+    return { orgId, acc, balance, arAging, oldRevaluation, oldReversal, items, backfilled, revalue, migrate };
   }
 
   it('receivables: the open invoices carry the old revaluation (its rounding on the largest), the aging equals AR, a later revaluation and the payment count the gain once', async () => {
-    const { orgId, acc, balance, oldRevaluation, items, backfilled, revalue, migrate } = await books('AR revalued the old way',
+    const { orgId, acc, balance, oldRevaluation, items, backfilled, revalue, migrate, arAging: agingTotal } = await books('AR revalued the old way',
       [['2026-01-15', '1.10'], ['2026-01-31', '1.1537'], ['2026-02-28', '1.20'], ['2026-03-10', '1.25']]);
     const customer = (await t.http.post(rUrl(orgId, 'customers')).set(owner.auth).send({ name: 'Euro GmbH', defaultCurrency: 'EUR' }).expect(201)).body.id;
-    const agingTotal = async (asOf: string) => (await t.http.get(rUrl(orgId, `aging?asOf=${asOf}`)).set(owner.auth).expect(200)).body.total as string;
     const invoice = (unitPrice: string) => issueInvoice(t, orgId, owner, { customerId: customer, invoiceDate: '2026-01-15',
       lines: [{ description: 'Licence', quantity: '1', unitPrice, revenueAccountId: acc['4100'] }] });
     const [a, b, c] = [await invoice('333.33'), await invoice('333.33'), await invoice('333.34')];
@@ -126,9 +96,8 @@ describe('backfill of the item rows of FX revaluations posted as one balance', (
   });
 
   it('receivables: an invoice voided after an old revaluation gets its row replayed, and its stored open amount stays 0 as the source view says', async () => {
-    const { orgId, acc, balance, oldRevaluation, items, migrate } = await books('AR voided after an old revaluation', [['2026-01-15', '1.10'], ['2026-01-31', '1.15']]);
+    const { orgId, acc, balance, oldRevaluation, items, migrate, arAging: agingTotal } = await books('AR voided after an old revaluation', [['2026-01-15', '1.10'], ['2026-01-31', '1.15']]);
     const customer = (await t.http.post(rUrl(orgId, 'customers')).set(owner.auth).send({ name: 'Euro GmbH', defaultCurrency: 'EUR' }).expect(201)).body.id;
-    const agingTotal = async (asOf: string) => (await t.http.get(rUrl(orgId, `aging?asOf=${asOf}`)).set(owner.auth).expect(200)).body.total as string;
     const inv = await issueInvoice(t, orgId, owner, { customerId: customer, invoiceDate: '2026-01-15',
       lines: [{ description: 'Licence', quantity: '1', unitPrice: '1000.00', revenueAccountId: acc['4100'] }] });
     const old = await oldRevaluation('2026-01-31', '1200', '1.15', '50.00');
@@ -149,7 +118,7 @@ describe('backfill of the item rows of FX revaluations posted as one balance', (
   it('payables: an autoReverse revaluation and a later one replayed in date order, the aging equals AP on each day, a later revaluation and the payment count the loss once', async () => {
     const { orgId, acc, balance, oldRevaluation, oldReversal, items, backfilled, revalue, migrate } = await books('AP revalued the old way',
       [['2026-01-15', '1.10'], ['2026-01-31', '1.15'], ['2026-02-28', '1.20'], ['2026-03-31', '1.25'], ['2026-04-10', '1.30']]);
-    await t.http.put(payablesUrl(orgId, 'settings')).set(owner.auth).send({ apAccountId: acc['2100'], approvalRules: [{ above: '0', approvals: 0, roles: ['owner'] }] }).expect(200);
+    await setupPayables(t, orgId, owner, acc);
     const vendor = await createVendor(t, orgId, owner, { name: 'Euro Supplies', defaultCurrency: 'EUR' });
     const aging = async (asOf: string) => (await t.http.get(payablesUrl(orgId, `aging?asOf=${asOf}`)).set(owner.auth).expect(200)).body;
     const expectAgingIsAp = async (asOf: string, want: string) => {

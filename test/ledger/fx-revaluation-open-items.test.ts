@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
-import { createOrg, onPlan, registerUser, type TestUser } from '../support/factories.js';
-import { expectOpenAmountsKept, issueInvoice, rUrl, setupReceivables } from '../receivables/receivables-support.js';
+import { registerUser, type TestUser } from '../support/factories.js';
+import { expectOpenAmountsKept, issueInvoice, rUrl } from '../receivables/receivables-support.js';
 import { createVendor, payablesUrl } from '../payables/payables-support.js';
 import { ledgerUrl } from './ledger-support.js';
+import { fxLedger, setupPayables } from './fx-support.js';
 
 /**
  * FX revaluation of open receivables and payables, worked by hand (base USD; EUR 1.10 on Jan 15, 1.15 on Jan 31, 1.20 on Feb 10):
@@ -25,26 +26,19 @@ describe('FX revaluation of open items: the agings follow the control accounts, 
   afterAll(() => t.close());
 
   async function books(name: string) {
-    const orgId = await createOrg(t, owner, name);
-    await onPlan(t, orgId, 'professional');
-    const { acc } = await setupReceivables(t, orgId, owner, 'USD');
-    await t.http.post(ledgerUrl(orgId, 'fx-rates/import')).set(owner.auth).send({ rates: [
-      { currency: 'EUR', date: '2026-01-15', rate: '1.10' }, { currency: 'EUR', date: '2026-01-31', rate: '1.15' }, { currency: 'EUR', date: '2026-02-10', rate: '1.20' }] }).expect(201);
-    const balance = async (code: string, asOf: string) =>
-      (await t.http.get(ledgerUrl(orgId, `accounts/${acc[code]}/balance?asOf=${asOf}`)).set(owner.auth).expect(200)).body.baseBalance as string;
-    const revalue = async (date: string, autoReverse: boolean) =>
-      (await t.http.post(ledgerUrl(orgId, 'fx-revaluations')).set(owner.auth).send({ date, autoReverse }).expect(201)).body;
+    const b = await fxLedger(t, owner, name, { payables: false });
+    const { orgId } = b;
+    const revalue = async (date: string, autoReverse: boolean) => (await b.revalue(date, autoReverse).expect(201)).body;
     const items = async () => (await t.db.admin.query(
       `SELECT subledger, document_id::text, revaluation_date::text AS date, rate::numeric(10, 4)::text AS rate, base_delta::numeric(20, 2)::text AS delta
        FROM finance.fx_revaluation_items WHERE org_id = $1 ORDER BY seq`, [orgId])).rows;
-    return { orgId, acc, balance, revalue, items };
+    return { ...b, revalue, items };
   }
 
   for (const autoReverse of [false, true]) {
     it(`receivables${autoReverse ? ' (autoReverse)' : ''}: aging equals AR at every step, realized gain only since the revaluation, 100.00 in total`, async () => {
-      const { orgId, acc, balance, revalue, items } = await books(`AR revalued ${autoReverse}`);
+      const { orgId, acc, balance, revalue, items, arAging: agingTotal } = await books(`AR revalued ${autoReverse}`);
       const customer = (await t.http.post(rUrl(orgId, 'customers')).set(owner.auth).send({ name: 'Euro GmbH', defaultCurrency: 'EUR' }).expect(201)).body.id;
-      const agingTotal = async (asOf: string) => (await t.http.get(rUrl(orgId, `aging?asOf=${asOf}`)).set(owner.auth).expect(200)).body.total as string;
       const expectAgingIsAr = async (asOf: string, want: string) => {
         expect({ asOf, ar: await balance('1200', asOf), aging: await agingTotal(asOf) }).toEqual({ asOf, ar: want, aging: want });
       };
@@ -90,7 +84,7 @@ describe('FX revaluation of open items: the agings follow the control accounts, 
 
     it(`payables${autoReverse ? ' (autoReverse)' : ''}: aging equals AP at every step, realized loss only since the revaluation, 100.00 in total`, async () => {
       const { orgId, acc, balance, revalue, items } = await books(`AP revalued ${autoReverse}`);
-      await t.http.put(payablesUrl(orgId, 'settings')).set(owner.auth).send({ apAccountId: acc['2100'], approvalRules: [{ above: '0', approvals: 0, roles: ['owner'] }] }).expect(200);
+      await setupPayables(t, orgId, owner, acc);
       const vendor = await createVendor(t, orgId, owner, { name: 'Euro Supplies', defaultCurrency: 'EUR' });
       const aging = async (asOf: string) => (await t.http.get(payablesUrl(orgId, `aging?asOf=${asOf}`)).set(owner.auth).expect(200)).body;
       const expectAgingIsAp = async (asOf: string, want: string) => {
@@ -132,9 +126,8 @@ describe('FX revaluation of open items: the agings follow the control accounts, 
   }
 
   it('a payment credit revalued and allocated later: settled at what it carries; the allocation entry is at the payment rate, not the rate table', async () => {
-    const { orgId, acc, balance, revalue } = await books('AR credit revalued');
+    const { orgId, acc, balance, revalue, arAging: agingTotal } = await books('AR credit revalued');
     const customer = (await t.http.post(rUrl(orgId, 'customers')).set(owner.auth).send({ name: 'Credit GmbH', defaultCurrency: 'EUR' }).expect(201)).body.id;
-    const agingTotal = async (asOf: string) => (await t.http.get(rUrl(orgId, `aging?asOf=${asOf}`)).set(owner.auth).expect(200)).body.total as string;
     // paid in advance at the bank's 1.12 (no table rate that day), revalued at 1.15 (credit 1,120.00 -> 1,150.00: a loss of 30.00)
     const pay = await t.http.post(rUrl(orgId, 'payments')).set(owner.auth).send({ customerId: customer, date: '2026-01-20', amount: '1000.00', currency: 'EUR', rate: '1.12',
       depositAccountId: acc['1100'], method: 'bank_transfer' }).expect(201);

@@ -1,10 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
-import { addMember, createOrg, onPlan, registerUser, type TestUser } from '../support/factories.js';
-import { expectOpenAmountsKept, issueInvoice, rUrl, setupReceivables } from '../receivables/receivables-support.js';
+import { addMember, registerUser, type TestUser } from '../support/factories.js';
+import { expectOpenAmountsKept, issueInvoice, rUrl } from '../receivables/receivables-support.js';
 import { createVendor, payablesUrl } from '../payables/payables-support.js';
 import { balanceDrift, ledgerUrl } from './ledger-support.js';
+import { fxLedger, oldFxEntries, setupPayables } from './fx-support.js';
 
 const BACKFILL = new URL('../../prisma/migrations/20270208180100_fx_revaluation_items_backfill/migration.sql', import.meta.url);
 const CORRECTION = new URL('../../prisma/migrations/20270209020100_fx_revaluation_voided_items_correction/migration.sql', import.meta.url);
@@ -64,39 +65,8 @@ describe('correction of documents voided after an FX revaluation posted as one b
   }
 
   async function books(name: string, rates: [string, string][]) {
-    const orgId = await createOrg(t, owner, name);
-    await onPlan(t, orgId, 'professional');
-    const { acc } = await setupReceivables(t, orgId, owner, 'USD');
-    await t.http.post(ledgerUrl(orgId, 'fx-rates/import')).set(owner.auth)
-      .send({ rates: rates.map(([date, rate]) => ({ currency: 'EUR', date, rate })) }).expect(201);
-    const balance = async (code: string, asOf: string) =>
-      (await t.http.get(ledgerUrl(orgId, `accounts/${acc[code]}/balance?asOf=${asOf}`)).set(owner.auth).expect(200)).body.baseBalance as string;
-    const claims = { sub: owner.id, org_id: orgId };
-    /**
-     * the old revaluation entry of one account: its line at the rate, base only, against the unrealized FX account
-     * (`fx`: the gain and loss accounts' codes it used, the settings' 4310 and 5510 unless given)
-     */
-    const oldRevaluation = async (date: string, accountCode: string, rate: string, difference: string, fx = { gain: '4310', loss: '5510' }) => {
-      const amount = difference.replace('-', '');
-      const description = `FX revaluation of EUR at ${rate}`;
-      const gain = !difference.startsWith('-');
-      const payload = { date, memo: `FX revaluation as of ${date}`, source: 'system', lines: [
-        { accountId: acc[accountCode], currency: 'EUR', rate, ...(gain ? { baseDebit: amount } : { baseCredit: amount }), description },
-        gain ? { accountId: acc[fx.gain], credit: amount, description } : { accountId: acc[fx.loss], debit: amount, description }] };
-      const [row] = await t.db.asApi(claims, 'authenticated', 'SELECT entry FROM finance.post_journal_entry($1::jsonb, $2::jsonb)',
-        [JSON.stringify(payload), JSON.stringify({ action: 'ledger.fx_revaluation_posted' })]);
-      return row.entry as { id: string };
-    };
-    /** its autoReverse reversal, as the old JournalService.reverse posted it (every line's sides swapped) */
-    const oldReversal = async (entry: { id: string }, date: string, revaluedOn: string) => {
-      const original = (await t.http.get(ledgerUrl(orgId, `journal-entries/${entry.id}`)).set(owner.auth).expect(200)).body;
-      const payload = { date, memo: `Reversal of FX revaluation as of ${revaluedOn}`, source: 'system', reversesEntryId: entry.id, idempotencyKey: `reversal:${entry.id}`,
-        lines: original.lines.map((l: any) => ({ accountId: l.accountId, currency: l.currency, rate: l.rate,
-          ...(Number(l.credit) ? { debit: l.credit } : {}), ...(Number(l.debit) ? { credit: l.debit } : {}), baseDebit: l.baseCredit, baseCredit: l.baseDebit, description: l.description })) };
-      const [row] = await t.db.asApi(claims, 'authenticated', 'SELECT entry FROM finance.post_journal_entry($1::jsonb, $2::jsonb)',
-        [JSON.stringify(payload), JSON.stringify({ action: 'ledger.entry_reversed' })]);
-      return row.entry as { id: string };
-    };
+    const { orgId, acc, balance, arAging: agingTotal } = await fxLedger(t, owner, name, { rates: Object.fromEntries(rates), payables: false });
+    const { oldRevaluation, oldReversal } = oldFxEntries(t, owner, orgId, acc);
     const rows = async (createdBy: string) => (await t.db.admin.query(
       `SELECT entry_id::text, subledger, document_id::text, revaluation_date::text AS date, rate::numeric(10, 4)::text AS rate, base_delta::numeric(20, 2)::text AS delta
        FROM finance.fx_revaluation_items WHERE org_id = $1 AND created_by = $2 ORDER BY seq`, [orgId, createdBy])).rows;
@@ -118,7 +88,6 @@ describe('correction of documents voided after an FX revaluation posted as one b
       return correct();
     };
     const customer = async () => (await t.http.post(rUrl(orgId, 'customers')).set(owner.auth).send({ name: 'Euro GmbH', defaultCurrency: 'EUR' }).expect(201)).body.id as string;
-    const agingTotal = async (asOf: string) => (await t.http.get(rUrl(orgId, `aging?asOf=${asOf}`)).set(owner.auth).expect(200)).body.total as string;
     /** AR and the aging as of each day */
     const arAndAging = async (days: string[]) => {
       const out = [];
@@ -137,10 +106,9 @@ describe('correction of documents voided after an FX revaluation posted as one b
   }
 
   it('receivables: the voided invoice\'s leftover is taken off AR on its void date against the gain account; AR equals the aging again, the open invoice keeps its revaluation', async () => {
-    const { orgId, acc, balance, oldRevaluation, rows, corrections, audits, migrate } = await books('AR voided after an old revaluation',
+    const { orgId, acc, balance, oldRevaluation, rows, corrections, audits, migrate, agingTotal } = await books('AR voided after an old revaluation',
       [['2026-01-15', '1.10'], ['2026-01-31', '1.15']]);
     const customer = (await t.http.post(rUrl(orgId, 'customers')).set(owner.auth).send({ name: 'Euro GmbH', defaultCurrency: 'EUR' }).expect(201)).body.id;
-    const agingTotal = async (asOf: string) => (await t.http.get(rUrl(orgId, `aging?asOf=${asOf}`)).set(owner.auth).expect(200)).body.total as string;
     const invoice = (unitPrice: string) => issueInvoice(t, orgId, owner, { customerId: customer, invoiceDate: '2026-01-15',
       lines: [{ description: 'Licence', quantity: '1', unitPrice, revenueAccountId: acc['4100'] }] });
     const [voided, open] = [await invoice('1000.00'), await invoice('500.00')];
@@ -189,9 +157,8 @@ describe('correction of documents voided after an FX revaluation posted as one b
   });
 
   it('receivables: voided in a period closed since, the leftover is taken off on the first day of the next open period', async () => {
-    const { orgId, acc, balance, oldRevaluation, rows, corrections, migrate } = await books('AR voided in a closed period', [['2026-01-15', '1.10'], ['2026-01-31', '1.15']]);
+    const { orgId, acc, balance, oldRevaluation, rows, corrections, migrate, agingTotal } = await books('AR voided in a closed period', [['2026-01-15', '1.10'], ['2026-01-31', '1.15']]);
     const customer = (await t.http.post(rUrl(orgId, 'customers')).set(owner.auth).send({ name: 'Euro GmbH', defaultCurrency: 'EUR' }).expect(201)).body.id;
-    const agingTotal = async (asOf: string) => (await t.http.get(rUrl(orgId, `aging?asOf=${asOf}`)).set(owner.auth).expect(200)).body.total as string;
     const inv = await issueInvoice(t, orgId, owner, { customerId: customer, invoiceDate: '2026-01-15',
       lines: [{ description: 'Licence', quantity: '1', unitPrice: '1000.00', revenueAccountId: acc['4100'] }] });
     await oldRevaluation('2026-01-31', '1200', '1.15', '50.00');
@@ -246,7 +213,7 @@ describe('correction of documents voided after an FX revaluation posted as one b
   it('payables: a bill voided after an old revaluation has its loss taken off AP against the loss account; the aging equals AP', async () => {
     const { orgId, acc, balance, oldRevaluation, rows, corrections, audits, migrate } = await books('AP voided after an old revaluation',
       [['2026-01-15', '1.10'], ['2026-01-31', '1.15']]);
-    await t.http.put(payablesUrl(orgId, 'settings')).set(owner.auth).send({ apAccountId: acc['2100'], approvalRules: [{ above: '0', approvals: 0, roles: ['owner'] }] }).expect(200);
+    await setupPayables(t, orgId, owner, acc);
     const vendor = await createVendor(t, orgId, owner, { name: 'Euro Supplies', defaultCurrency: 'EUR' });
     const aging = async (asOf: string) => {
       const x = (await t.http.get(payablesUrl(orgId, `aging?asOf=${asOf}`)).set(owner.auth).expect(200)).body;
@@ -369,7 +336,7 @@ describe('correction of documents voided after an FX revaluation posted as one b
 
   it('payables: an expense claim voided after an old revaluation: taken off AP with the employee as counterparty', async () => {
     const { orgId, acc, balance, oldRevaluation, corrections, migrate } = await books('AP expense claim voided', [['2026-01-15', '1.10'], ['2026-01-31', '1.15']]);
-    await t.http.put(payablesUrl(orgId, 'settings')).set(owner.auth).send({ apAccountId: acc['2100'], approvalRules: [{ above: '0', approvals: 0, roles: ['owner'] }] }).expect(200);
+    await setupPayables(t, orgId, owner, acc);
     // a member's claim, approved by the owner
     const member = await registerUser(t, 'claimant');
     await addMember(t, orgId, member, 'member');

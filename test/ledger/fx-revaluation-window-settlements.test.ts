@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
-import { createOrg, onPlan, registerUser, type TestUser } from '../support/factories.js';
-import { issueInvoice, rUrl, setupReceivables } from '../receivables/receivables-support.js';
-import { createVendor, payablesUrl } from '../payables/payables-support.js';
-import { ledgerUrl } from './ledger-support.js';
+import { registerUser, type TestUser } from '../support/factories.js';
+import { rUrl } from '../receivables/receivables-support.js';
+import { payablesUrl } from '../payables/payables-support.js';
+import { fxBooks } from './fx-support.js';
 
 /**
  * FX revaluation with autoReverse and settlements around its reversal (base USD; EUR 1.10 Jan 15, 1.20 Jan 20, 1.25 Jan 25,
@@ -27,43 +27,12 @@ describe('FX revaluation with autoReverse: settlements after its reversal, rever
   afterAll(() => t.close());
 
   async function books(name: string) {
-    const orgId = await createOrg(t, owner, name);
-    await onPlan(t, orgId, 'professional');
-    const { acc } = await setupReceivables(t, orgId, owner, 'USD');
-    await t.http.post(ledgerUrl(orgId, 'fx-rates/import')).set(owner.auth).send({ rates: [
-      { currency: 'EUR', date: '2026-01-15', rate: '1.10' }, { currency: 'EUR', date: '2026-01-31', rate: '1.15' }, { currency: 'EUR', date: '2026-01-20', rate: '1.20' }, { currency: 'EUR', date: '2026-01-25', rate: '1.25' }, { currency: 'EUR', date: '2026-02-05', rate: '1.12' }, { currency: 'EUR', date: '2026-02-10', rate: '1.20' }] }).expect(201);
-    await t.http.put(payablesUrl(orgId, 'settings')).set(owner.auth).send({ apAccountId: acc['2100'], approvalRules: [{ above: '0', approvals: 0, roles: ['owner'] }] }).expect(200);
-    const balance = async (code: string, asOf: string) =>
-      (await t.http.get(ledgerUrl(orgId, `accounts/${acc[code]}/balance?asOf=${asOf}`)).set(owner.auth).expect(200)).body.baseBalance as string;
-    /** the FX result (realized and unrealized, a gain positive) booked by `asOf` */
-    const fxResult = async (asOf: string) => {
-      let net = 0;
-      for (const code of ['4300', '4310', '5500', '5510']) net -= Number(await balance(code, asOf));
-      return net.toFixed(2);
-    };
-    const revalue = (date: string, autoReverse = false) => t.http.post(ledgerUrl(orgId, 'fx-revaluations')).set(owner.auth).send({ date, autoReverse });
+    const b = await fxBooks(t, owner, name, { rates: {
+      '2026-01-15': '1.10', '2026-01-31': '1.15', '2026-01-20': '1.20', '2026-01-25': '1.25', '2026-02-05': '1.12', '2026-02-10': '1.20' } });
+    const { orgId, balance, expectAgingIsAr, expectAgingIsAp } = b;
     const items = async (documentId: string) => (await t.db.admin.query(
       `SELECT revaluation_date::text AS date, base_delta::numeric(20, 2)::text AS delta FROM finance.fx_revaluation_items WHERE org_id = $1 AND document_id = $2 ORDER BY seq`,
       [orgId, documentId])).rows;
-    const customer = (await t.http.post(rUrl(orgId, 'customers')).set(owner.auth).send({ name: 'Euro GmbH', defaultCurrency: 'EUR' }).expect(201)).body.id as string;
-    const vendor = await createVendor(t, orgId, owner, { name: 'Euro Supplies', defaultCurrency: 'EUR' });
-    const invoice = async () => issueInvoice(t, orgId, owner, { customerId: customer, invoiceDate: '2026-01-15',
-      lines: [{ description: 'Licence', quantity: '1', unitPrice: '1000.00', revenueAccountId: acc['4100'] }] });
-    const bill = async () => {
-      const draft = await t.http.post(payablesUrl(orgId, 'bills')).set(owner.auth).send({ vendorId: vendor, billDate: '2026-01-15', currency: 'EUR',
-        lines: [{ accountId: acc['5200'], unitPrice: '1000.00' }] }).expect(201);
-      return (await t.http.post(payablesUrl(orgId, `bills/${draft.body.id}/submit`)).set(owner.auth).send({}).expect(200)).body;
-    };
-    const arPayment = (body: object) => t.http.post(rUrl(orgId, 'payments')).set(owner.auth).send({ customerId: customer, currency: 'EUR', depositAccountId: acc['1100'], method: 'bank_transfer', ...body });
-    const apPayment = (body: object) => t.http.post(payablesUrl(orgId, 'payments')).set(owner.auth).send({ vendorId: vendor, currency: 'EUR', bankAccountId: acc['1100'], ...body });
-    const expectAgingIsAr = async (asOf: string, want: string) => {
-      const aging = (await t.http.get(rUrl(orgId, `aging?asOf=${asOf}`)).set(owner.auth).expect(200)).body.total as string;
-      expect({ asOf, ar: await balance('1200', asOf), aging }).toEqual({ asOf, ar: want, aging: want });
-    };
-    const expectAgingIsAp = async (asOf: string, want: string) => {
-      const a = (await t.http.get(payablesUrl(orgId, `aging?asOf=${asOf}`)).set(owner.auth).expect(200)).body;
-      expect({ asOf, ap: a.controlAccountBalance, aging: a.total }).toEqual({ asOf, ap: want, aging: want });
-    };
     const footprint = async () => (await t.db.admin.query(`SELECT
       (SELECT count(*) FROM finance.journal_entries WHERE org_id = $1)::int AS entries, (SELECT count(*) FROM finance.fx_revaluation_items WHERE org_id = $1)::int AS items,
       (SELECT count(*) FROM finance.invoices WHERE org_id = $1 AND status = 'void')::int AS void_invoices,
@@ -81,7 +50,7 @@ describe('FX revaluation with autoReverse: settlements after its reversal, rever
         await expectAgingIsAp(d, ap[i]);
       }
     };
-    return { orgId, acc, balance, fxResult, revalue, items, invoice, bill, arPayment, apPayment, expectAgingIsAr, expectAgingIsAp, footprint, expectAgingUnchanged };
+    return { ...b, items, footprint, expectAgingUnchanged };
   }
 
   it('a month-end revaluation with autoReverse after a payment dated after the reversal date is posted: AR = aging on Jan 31, Feb 1 and Feb 10 (0.00), FX 100.00 over the life', async () => {

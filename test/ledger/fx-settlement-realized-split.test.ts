@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
-import { createOrg, onPlan, registerUser, type TestUser } from '../support/factories.js';
-import { expectOpenAmountsKept, issueInvoice, rUrl, setupReceivables } from '../receivables/receivables-support.js';
-import { createVendor, payablesUrl } from '../payables/payables-support.js';
+import { registerUser, type TestUser } from '../support/factories.js';
+import { expectOpenAmountsKept, rUrl } from '../receivables/receivables-support.js';
 import { ledgerUrl } from './ledger-support.js';
+import { fxBooks } from './fx-support.js';
 
 /**
  * The realized / unrealized split of FX results when a revalued item is settled or credited (base USD; EUR 1.10 on
@@ -29,14 +29,9 @@ describe('FX revaluation: the realized and unrealized split of settled and credi
   afterAll(() => t.close());
 
   async function books(name: string) {
-    const orgId = await createOrg(t, owner, name);
-    await onPlan(t, orgId, 'professional');
-    const { acc } = await setupReceivables(t, orgId, owner, 'USD');
-    await t.http.post(ledgerUrl(orgId, 'fx-rates/import')).set(owner.auth).send({ rates: [
-      { currency: 'EUR', date: '2026-01-15', rate: '1.10' }, { currency: 'EUR', date: '2026-01-31', rate: '1.15' }, { currency: 'EUR', date: '2026-02-10', rate: '1.20' }] }).expect(201);
-    await t.http.put(payablesUrl(orgId, 'settings')).set(owner.auth).send({ apAccountId: acc['2100'], approvalRules: [{ above: '0', approvals: 0, roles: ['owner'] }] }).expect(200);
-    const balance = async (code: string, asOf: string) =>
-      Number((await t.http.get(ledgerUrl(orgId, `accounts/${acc[code]}/balance?asOf=${asOf}`)).set(owner.auth).expect(200)).body.baseBalance);
+    const b = await fxBooks(t, owner, name);
+    const { orgId } = b;
+    const balance = async (code: string, asOf: string) => Number(await b.balance(code, asOf));
     /**
      * The FX results per month (a gain positive, a loss negative): realized (4300 gain, 5500 loss) and unrealized (4310
      * gain, 5510 loss), January's and February's own.
@@ -53,26 +48,6 @@ describe('FX revaluation: the realized and unrealized split of settled and credi
       };
       return { january: month(jan), february: month(feb, jan) };
     };
-    const revalue = (date: string, autoReverse = false) => t.http.post(ledgerUrl(orgId, 'fx-revaluations')).set(owner.auth).send({ date, autoReverse });
-    const customer = (await t.http.post(rUrl(orgId, 'customers')).set(owner.auth).send({ name: 'Euro GmbH', defaultCurrency: 'EUR' }).expect(201)).body.id as string;
-    const vendor = await createVendor(t, orgId, owner, { name: 'Euro Supplies', defaultCurrency: 'EUR' });
-    const invoice = async () => issueInvoice(t, orgId, owner, { customerId: customer, invoiceDate: '2026-01-15',
-      lines: [{ description: 'Licence', quantity: '1', unitPrice: '1000.00', revenueAccountId: acc['4100'] }] });
-    const bill = async () => {
-      const draft = await t.http.post(payablesUrl(orgId, 'bills')).set(owner.auth).send({ vendorId: vendor, billDate: '2026-01-15', currency: 'EUR',
-        lines: [{ accountId: acc['5200'], unitPrice: '1000.00' }] }).expect(201);
-      return (await t.http.post(payablesUrl(orgId, `bills/${draft.body.id}/submit`)).set(owner.auth).send({}).expect(200)).body;
-    };
-    const arPayment = (body: object) => t.http.post(rUrl(orgId, 'payments')).set(owner.auth).send({ customerId: customer, currency: 'EUR', depositAccountId: acc['1100'], method: 'bank_transfer', ...body });
-    const apPayment = (body: object) => t.http.post(payablesUrl(orgId, 'payments')).set(owner.auth).send({ vendorId: vendor, currency: 'EUR', bankAccountId: acc['1100'], ...body });
-    const expectAgingIsAr = async (asOf: string, want: string) => {
-      const aging = (await t.http.get(rUrl(orgId, `aging?asOf=${asOf}`)).set(owner.auth).expect(200)).body.total as string;
-      expect({ asOf, ar: (await balance('1200', asOf)).toFixed(2), aging }).toEqual({ asOf, ar: want, aging: want });
-    };
-    const expectAgingIsAp = async (asOf: string, want: string) => {
-      const a = (await t.http.get(payablesUrl(orgId, `aging?asOf=${asOf}`)).set(owner.auth).expect(200)).body;
-      expect({ asOf, ap: a.controlAccountBalance, aging: a.total }).toEqual({ asOf, ap: want, aging: want });
-    };
     /** the entries settlePendingReversals posted, in order: date, mark and amount */
     const marked = async () => (await t.db.admin.query(`SELECT e.id, e.entry_date::text AS date, e.source_ref AS ref, e.total_base::numeric(20, 2)::text AS amount
       FROM finance.journal_entries e WHERE e.org_id = $1 AND e.source_ref LIKE 'fx-revaluation:%' ORDER BY e.seq`, [orgId])).rows;
@@ -81,7 +56,7 @@ describe('FX revaluation: the realized and unrealized split of settled and credi
       (SELECT count(*) FROM finance.journal_entries WHERE org_id = $1)::int AS entries, (SELECT count(*) FROM finance.fx_revaluation_items WHERE org_id = $1)::int AS items,
       (SELECT count(*) FROM finance.customer_payments WHERE org_id = $1)::int AS payments, (SELECT count(*) FROM finance.bill_payments WHERE org_id = $1)::int AS bill_payments,
       (SELECT count(*) FROM core.audit_logs WHERE org_id = $1)::int AS audit`, [orgId])).rows[0];
-    return { orgId, acc, balance, split, revalue, invoice, bill, arPayment, apPayment, expectAgingIsAr, expectAgingIsAp, marked, auditAfter, footprint };
+    return { ...b, balance, split, marked, auditAfter, footprint };
   }
 
   it('AR, the worked example: paid on Jan 31 at 1.20 inside the window: January realizes 100.00 and keeps no unrealized result, February nets 0; the audit row lists the entries', async () => {

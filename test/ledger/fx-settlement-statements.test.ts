@@ -1,9 +1,10 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
 import { createTestApp, type TestApp } from '../support/app.js';
-import { createOrg, onPlan, registerUser, type TestUser } from '../support/factories.js';
-import { issueInvoice, rUrl, setupReceivables } from '../receivables/receivables-support.js';
+import { registerUser, type TestUser } from '../support/factories.js';
+import { issueInvoice, rUrl } from '../receivables/receivables-support.js';
 import { ledgerUrl } from './ledger-support.js';
+import { fxLedger } from './fx-support.js';
 
 /**
  * What a settlement asks of the FX revaluation rows (finance.fx_revaluation_items): nothing for base-currency documents,
@@ -42,10 +43,7 @@ describe('FX revaluation: the statements a settlement sends for the revaluation 
   }
 
   async function payInvoices(currency: 'USD' | 'EUR', revalued: boolean, count = 20) {
-    const orgId = await createOrg(t, owner, `${count} ${currency} invoices${revalued ? ' revalued' : ''}`);
-    await onPlan(t, orgId, 'professional');
-    const { acc } = await setupReceivables(t, orgId, owner, 'USD');
-    await t.http.post(ledgerUrl(orgId, 'fx-rates/import')).set(owner.auth).send({ rates: [{ currency: 'EUR', date: '2026-01-15', rate: '1.10' }, { currency: 'EUR', date: '2026-01-31', rate: '1.15' }] }).expect(201);
+    const { orgId, acc } = await fxLedger(t, owner, `${count} ${currency} invoices${revalued ? ' revalued' : ''}`, { rates: { '2026-01-15': '1.10', '2026-01-31': '1.15' }, payables: false });
     const customer = (await t.http.post(rUrl(orgId, 'customers')).set(owner.auth).send({ name: 'Twenty', defaultCurrency: currency }).expect(201)).body.id as string;
     const invoices: { id: string }[] = [];
     for (let i = 0; i < count; i++) {
