@@ -65,6 +65,17 @@ describe('agent automation', () => {
     const runs = await runsOf('event');
     expect(runs[0]).toMatchObject({ trigger: 'event', started_by: owner.id, status: 'succeeded' });
     expect(runs[0].input.messages[0].content).toContain('"billId":"b-1"');
+    // started and finished audited, as the member who set the trigger; the finish with the run's totals
+    // (gpt-4o-mini: 50 × 0.15 + 5 × 0.60 per million)
+    const { rows: audits } = await t.db.admin.query(`SELECT action, actor_id, before, after FROM core.audit_logs
+      WHERE org_id = $1 AND entity_id = $2 ORDER BY id`, [orgId, runs[0].id]);
+    expect(audits).toEqual([expect.objectContaining({ action: 'ai.run_started', actor_id: owner.id }), {
+      action: 'ai.run_succeeded', actor_id: owner.id, before: { status: 'running' },
+      after: {
+        status: 'succeeded', errorClass: null, stopReason: 'answer', cost: '0.00001050', steps: 1,
+        usage: { inputTokens: 50, outputTokens: 5, cachedInputTokens: 0, cacheWriteTokens: 0 },
+      },
+    }]);
     // the same event delivered again (at least once): no second run
     await t.app.get(AutomationService).onEvent({ id: eventId, orgId, type: 'bill.submitted', version: 1, occurredAt: new Date().toISOString(), payload: { billId: 'b-1' } });
     expect(await runsOf('event')).toHaveLength(1);

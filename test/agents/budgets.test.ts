@@ -74,6 +74,14 @@ describe('AI budgets', () => {
     expect(rows).toEqual([{ status: 'failed', error_class: 'budget_exceeded', n: refused.length }, { status: 'succeeded', error_class: null, n: ok.length }]);
     const left = await t.db.admin.query('SELECT count(*)::int AS n FROM ai.budget_reservations');
     expect(left.rows[0].n).toBe(0);
+    // every finish audited once, in its own transaction: each answered run as ai.run_succeeded, each refused one as
+    // ai.run_budget_exceeded
+    const { rows: audited } = await t.db.admin.query(`SELECT a.action, count(*)::int AS n, count(DISTINCT a.entity_id)::int AS runs FROM core.audit_logs a
+      WHERE a.org_id = $1 AND a.entity_type = 'ai_run' AND a.action <> 'ai.run_started' GROUP BY 1 ORDER BY 1`, [orgId]);
+    expect(audited).toEqual([
+      { action: 'ai.run_budget_exceeded', n: refused.length, runs: refused.length },
+      { action: 'ai.run_succeeded', n: ok.length, runs: ok.length },
+    ]);
     // each threshold once: 50 % is passed (≥ 8 runs of 0.035 of 0.40), 80 % when 10 or more runs fitted (how many do
     // depends on how the concurrent reservations interleave: 9 once under load)
     const events = await t.db.admin.query(`SELECT (payload->'payload'->>'threshold')::int AS threshold, count(*)::int AS n FROM core.outbox
@@ -116,8 +124,21 @@ describe('AI budgets', () => {
   it('refuses a call over an agent\'s token limit with 402, records the failed run, and emits the 100 % threshold once', async () => {
     const budget = await t.http.post(`/v1/orgs/${orgId}/ai/budgets`).set(owner.auth).send({ agentId, tokenLimit: 7100, thresholds: [100] }).expect(201);
     await run().expect(200); // reserves ~4,050 of 7,100, spends 3,510
+    const refusedBefore = (await t.db.admin.query(`SELECT id FROM ai.runs WHERE org_id = $1 AND error_class = 'budget_exceeded'`, [orgId])).rows.map((r) => r.id);
     const refused = await run().expect(402);
     expect(refused.body.error.details).toMatchObject({ budgetId: budget.body.id, tokensLeft: 7100 - 3510 });
+    // the refused run is audited as such, by the member who started it, with its totals (the refused call is a step, at nothing)
+    const { rows: [{ id: refusedId }] } = await t.db.admin.query(`SELECT id FROM ai.runs WHERE org_id = $1 AND error_class = 'budget_exceeded'
+      AND NOT (id = ANY($2::uuid[]))`, [orgId, refusedBefore]);
+    const { rows: audits } = await t.db.admin.query(`SELECT action, actor_id, before, after FROM core.audit_logs
+      WHERE org_id = $1 AND entity_id = $2 ORDER BY id`, [orgId, refusedId]);
+    expect(audits).toEqual([expect.objectContaining({ action: 'ai.run_started', actor_id: member.id }), {
+      action: 'ai.run_budget_exceeded', actor_id: member.id, before: { status: 'running' },
+      after: {
+        status: 'failed', errorClass: 'budget_exceeded', stopReason: 'error', cost: '0.00000000', steps: 1,
+        usage: { inputTokens: 0, outputTokens: 0, cachedInputTokens: 0, cacheWriteTokens: 0 },
+      },
+    }]);
     const b = await t.http.get(`/v1/orgs/${orgId}/ai/budgets/${budget.body.id}`).set(member.auth).expect(200);
     expect(b.body).toMatchObject({ spentTokens: 3510, reservedTokens: 0, tokensLeft: 3590, thresholdsReached: [] });
     await t.http.patch(`/v1/orgs/${orgId}/ai/budgets/${budget.body.id}`).set(owner.auth).send({ tokenLimit: 3510 }).expect(200);

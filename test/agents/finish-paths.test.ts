@@ -117,7 +117,13 @@ describe('the finishes of a run\'s execution', () => {
     // one row for its start, one for its failure, both by the person who started it
     expect(await audits(id)).toEqual([
       { action: 'ai.run_started', actor_id: owner.id, before: null, after: expect.objectContaining({ agentId: agent, trigger: 'interactive' }) },
-      { action: 'ai.run_internal', actor_id: owner.id, before: { status: 'running' }, after: { status: 'failed', errorClass: 'internal' } },
+      {
+        action: 'ai.run_internal', actor_id: owner.id, before: { status: 'running' },
+        after: {
+          status: 'failed', errorClass: 'internal', stopReason: 'error', cost: gpt4oCost(1000, 100), steps: 1,
+          usage: { inputTokens: 1000, outputTokens: 100, cachedInputTokens: 0, cacheWriteTokens: 0 },
+        },
+      },
     ]);
     expect(await runEvents(id)).toEqual([{ type: 'agent.run.failed', payload: expect.objectContaining({ runId: id, errorClass: 'internal', steps: 1 }) }]);
   });
@@ -159,6 +165,14 @@ describe('the finishes of a run\'s execution', () => {
       { stepNo: 1, kind: 'llm_call', status: 'failed', errorClass: 'provider_error', cost: result.trace[0].cost, usage: result.trace[0].usage },
     ]);
     expect(list.map((e) => e.event)).toEqual(['run', 'step', 'result']);
+    // a provider's failure is audited in the transaction that failed the run (ai.run_failed, with its class and totals)
+    expect(await audits(result.id)).toEqual([
+      expect.objectContaining({ action: 'ai.run_started' }),
+      {
+        action: 'ai.run_failed', actor_id: owner.id, before: { status: 'running' },
+        after: { status: 'failed', errorClass: 'provider_error', stopReason: 'error', cost: result.cost, steps: 1, usage: result.usage },
+      },
+    ]);
   });
 
   it('a run cancelled while its call is in flight here, whose cut call fails to store: the call is stored as unused and billed once, its reservation settled, one event', async () => {
@@ -198,8 +212,15 @@ describe('the finishes of a run\'s execution', () => {
       type: 'agent.run.failed',
       payload: { runId: id, agentId: agent, startedBy: owner.id, trigger: 'interactive', errorClass: 'cancelled', message: 'cancelled by a person', steps: 1, cost },
     }]);
-    // the cancel is its finish: audited once, no internal failure
-    expect((await audits(id)).map((r) => r.action)).toEqual(['ai.run_started', 'ai.run_cancelled']);
+    // the cancel is its finish: audited once (by who cancelled, with the totals stored then: the cut call came after), no
+    // internal failure
+    expect(await audits(id)).toEqual([expect.objectContaining({ action: 'ai.run_started' }), {
+      action: 'ai.run_cancelled', actor_id: owner.id, before: { status: 'running' },
+      after: {
+        status: 'cancelled', errorClass: 'cancelled', stopReason: 'cancelled', cost: '0.00000000', steps: 0,
+        usage: { inputTokens: 0, outputTokens: 0, cachedInputTokens: 0, cacheWriteTokens: 0 },
+      },
+    }]);
   });
 
   it('a run cancelled on another instance while its call is in flight, whose answered call fails to store: billed once, its reservation settled, one event', async () => {

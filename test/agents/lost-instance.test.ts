@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { SchedulerRegistry } from '@nestjs/schedule';
+import { Decimal } from 'decimal.js';
+import { countChatInputTokens } from '../../src/platform/ai/token-count.js';
 import { CallTimer } from '../../src/platform/clock/clock.js';
 import { agentsRepository } from '../../src/modules/agents/agents.repository.js';
 import { QUEUED_RUN_LEASE_MS, RunsService } from '../../src/modules/agents/runs.service.js';
@@ -117,9 +119,11 @@ describe('a run whose executing instance is lost', () => {
       type: 'agent.run.failed',
       payload: { runId: id, agentId: agent, startedBy: owner.id, trigger: 'interactive', errorClass: 'worker_lost', message, steps: 0, cost: '0.00000000' },
     }]);
-    expect(await audits(id)).toEqual([{
-      action: 'ai.run_worker_lost', actor_id: 'service:agents-lost-runs', before: { status: 'running' }, after: { status: 'failed', errorClass: 'worker_lost' },
-    }]);
+    const sweptAudit = {
+      action: 'ai.run_worker_lost', actor_id: 'service:agents-lost-runs', before: { status: 'running' },
+      after: { status: 'failed', errorClass: 'worker_lost', stopReason: 'error', cost: '0.00000000', steps: 0, usage: { inputTokens: 0, outputTokens: 0, cachedInputTokens: 0, cacheWriteTokens: 0 } },
+    };
+    expect(await audits(id)).toEqual([sweptAudit]);
     const read = await a.http.get(agentsUrl(orgId, `/${agent}/runs/${id}`)).set(owner.auth).expect(200);
     expect(read.body).toMatchObject({ id, status: 'failed', stopReason: 'error', errorClass: 'worker_lost', errorMessage: message, finishedAt: failedAt.toISOString() });
 
@@ -129,15 +133,29 @@ describe('a run whose executing instance is lost', () => {
     // the next sweep finds nothing
     expect(await sweep()).toEqual([]);
 
-    // the execution thought lost answers after all: the run stays as the sweep finished it, with no second event
+    // the execution thought lost ends after all, its call cut (timeout: billed its input). The budget is charged what the
+    // provider billed (the sweep had settled the call at nothing), and the run takes the call's step with that cost, so
+    // that the run's cost is what its budget was charged; it stays failed as the sweep finished it, with no second event
+    // nor audit row
     expect(timers).toHaveLength(1);
     timers[0]();
     const answered = await started;
+    const input = countChatInputTokens([{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'What is our cash?' }]);
+    // gpt-4o: 2.50 USD per million input tokens
+    const cost = new Decimal(input).times('2.5').div(1_000_000).toFixed(8);
+    expect(cost).not.toBe('0.00000000');
     expect(answered.status).toBe(200);
-    expect(answered.body).toMatchObject({ id, status: 'failed', errorClass: 'worker_lost', steps: 0, cost: '0.00000000' });
-    expect(await storedRun(id)).toMatchObject({ status: 'failed', error_class: 'worker_lost', steps: 0, finished_at: failedAt });
+    expect(answered.body).toMatchObject({ id, status: 'failed', errorClass: 'worker_lost', steps: 1, cost });
+    expect(answered.body.trace).toEqual([expect.objectContaining({ stepNo: 1, kind: 'llm_call', status: 'failed', errorClass: 'timeout', cost })]);
+    expect(await storedRun(id)).toEqual({
+      status: 'failed', error_class: 'worker_lost', stop_reason: 'error', steps: 1, cost,
+      lease_until: null, call_in_flight_until: null, call_in_flight_id: null, finished_at: failedAt,
+    });
+    expect(await usage()).toEqual({
+      spent_cost: new Decimal(reserved.spent_cost).plus(cost).toFixed(8), reserved_cost: '0.00000000', spent_tokens: reserved.spent_tokens + input, reserved_tokens: 0,
+    });
     expect(await runEvents(id)).toHaveLength(1);
-    expect((await usage()).reserved_cost).toBe('0.00000000');
+    expect(await audits(id)).toEqual([sweptAudit]);
   });
 
   it('leaves a job\'s run no instance has taken for a day; a job leases its run, and a redelivered job leaves a run an earlier delivery took', async () => {
@@ -163,6 +181,12 @@ describe('a run whose executing instance is lost', () => {
     const taken = (await a.http.post(agentsUrl(orgId, `/${agent}/runs?async=true`)).set(owner.auth).send({ messages }).expect(202)).body.id as string;
     await a.app.get(OutboxRelay).drain();
     expect(await storedRun(taken)).toMatchObject({ status: 'succeeded', steps: 1, lease_until: null, call_in_flight_id: null });
+    // its finish audited by its job, as who started it, with the run's totals
+    const done = (await a.http.get(agentsUrl(orgId, `/${agent}/runs/${taken}`)).set(owner.auth).expect(200)).body;
+    expect(await audits(taken)).toEqual([{
+      action: 'ai.run_succeeded', actor_id: owner.id, before: { status: 'running' },
+      after: { status: 'succeeded', errorClass: null, stopReason: 'answer', cost: done.cost, steps: 1, usage: done.usage },
+    }]);
     expect(await sweep()).toEqual([]);
   });
 
@@ -207,7 +231,8 @@ describe('a run whose executing instance is lost', () => {
       payload: { runId: id, agentId: agent, startedBy: owner.id, trigger: 'async', errorClass: 'worker_lost', message, steps: 0, cost: '0.00000000' },
     }]);
     expect(await audits(id)).toEqual([{
-      action: 'ai.run_worker_lost', actor_id: 'service:agents-lost-runs', before: { status: 'running' }, after: { status: 'failed', errorClass: 'worker_lost', taken: false },
+      action: 'ai.run_worker_lost', actor_id: 'service:agents-lost-runs', before: { status: 'running' },
+      after: { status: 'failed', errorClass: 'worker_lost', stopReason: 'error', cost: '0.00000000', steps: 0, usage: { inputTokens: 0, outputTokens: 0, cachedInputTokens: 0, cacheWriteTokens: 0 }, taken: false },
     }]);
     const read = await a.http.get(agentsUrl(orgId, `/${agent}/runs/${id}`)).set(owner.auth).expect(200);
     expect(read.body).toMatchObject({ id, status: 'failed', stopReason: 'error', errorClass: 'worker_lost', errorMessage: message, finishedAt: failedAt.toISOString() });

@@ -15,8 +15,9 @@ import { startHeldAnswerProxy, type HeldAnswerProxy } from './held-answer-proxy.
  * A streamed run's `step` events are those of the LLM calls stored, each once, before the run's result: the steps'
  * costs add up to the run's (runAgent's description). A call answered with tool calls whose run was cancelled through
  * another instance meanwhile is stored on the cancelled run with its cost, and was not streamed (the run was finished
- * first): it is now. A call whose run the lost-runs sweep failed meanwhile is not stored (the run takes no step): it was
- * streamed all the same, and is not now. The provider is the test double on 127.0.0.1, behind a proxy that holds its
+ * first): it is now. A call whose run the lost-runs sweep failed meanwhile was not stored (the run took no step) while
+ * the budget was charged what it cost: the failed run (worker_lost) now takes it, with its cost, as a cancelled run does,
+ * and it is streamed as a step. The provider is the test double on 127.0.0.1, behind a proxy that holds its
  * answer until the test releases it; the clock and the calls' timers are the test's (nothing waits on the wall clock).
  */
 describe('the step events of a streamed run', () => {
@@ -123,7 +124,7 @@ describe('the step events of a streamed run', () => {
     expect(await audits(id)).toEqual(['ai.run_started', 'ai.run_cancelled']);
   });
 
-  it('streams no step for an answered call its run, failed by the lost-runs sweep meanwhile, did not take', async () => {
+  it('stores, and streams, the step of an answered call whose run the lost-runs sweep failed meanwhile: its cost is what the budget was charged', async () => {
     const before = await usage();
     llm.enqueue({ kind: 'text', content: 'Cash at bank is EUR 100.', usage: { prompt: 900, completion: 20 } });
     const hold = proxy.holdNext();
@@ -136,18 +137,26 @@ describe('the step events of a streamed run', () => {
     hold.release();
     const { status, list } = await started;
     expect(status).toBe(200);
-    // the answer was streamed as it came; the call is not a step of the run: no step event
-    expect(list.filter((e) => e.event === 'token').map((e) => e.data.delta).join('')).toBe('Cash at bank is EUR 100.');
-    expect(list.filter((e) => e.event !== 'token').map((e) => e.event)).toEqual(['run', 'result']);
-    const result = list.at(-1)!.data;
-    expect(result).toMatchObject({ id, status: 'failed', errorClass: 'worker_lost', steps: 0, cost: '0.00000000', trace: [] });
-    expect(await storedRun(id)).toMatchObject({ status: 'failed', error_class: 'worker_lost', steps: 0, cost: '0.00000000', steps_cost: '0' });
-    expect(await storedSteps(id)).toEqual([]);
-    // what the provider billed is charged to the budget all the same (settled when the call returned), nothing stays reserved
     const cost = gpt4oCost(900, 20);
+    // the answer was streamed as it came; the call is a step of the run (as the call ended: its answer is not the run's
+    // output), streamed before the result
+    expect(list.filter((e) => e.event === 'token').map((e) => e.data.delta).join('')).toBe('Cash at bank is EUR 100.');
+    expect(list.filter((e) => e.event !== 'token').map((e) => e.event)).toEqual(['run', 'step', 'result']);
+    expect(list.find((e) => e.event === 'step')!.data).toEqual({
+      stepNo: 1, kind: 'llm_call', status: 'succeeded', errorClass: null, cost,
+      usage: { inputTokens: 900, outputTokens: 20, cachedInputTokens: 0, cacheWriteTokens: 0 },
+    });
+    const result = list.at(-1)!.data;
+    expect(result).toMatchObject({ id, status: 'failed', errorClass: 'worker_lost', output: null, steps: 1, cost });
+    expect(result.trace).toEqual([expect.objectContaining({ stepNo: 1, kind: 'llm_call', status: 'succeeded', cost })]);
+    // as stored: the run's cost is its step's, and what the budget was charged for the call (settled when it returned);
+    // nothing stays reserved
+    expect(await storedRun(id)).toMatchObject({ status: 'failed', error_class: 'worker_lost', steps: 1, cost, steps_cost: cost, call_in_flight_id: null });
+    expect(await storedSteps(id)).toEqual([{ step_no: 1, kind: 'llm_call', status: 'succeeded', error_class: null, cost }]);
     expect(await usage()).toEqual({
       spent_cost: new Decimal(before.spent_cost).plus(cost).toFixed(8), reserved_cost: '0.00000000', spent_tokens: before.spent_tokens + 920, reserved_tokens: 0,
     });
+    // the sweep's event and audit row, once (with the cost then: the call came after)
     expect(await runEvents(id)).toEqual([{ type: 'agent.run.failed', payload: expect.objectContaining({ runId: id, errorClass: 'worker_lost', steps: 0, cost: '0.00000000' }) }]);
     expect(await audits(id)).toEqual(['ai.run_started', 'ai.run_worker_lost']);
   });

@@ -224,14 +224,14 @@ export const agentsRepository = {
   },
 
   /**
-   * Locks the run and answers its status (undefined: no such run), and whether it was cancelled while an LLM call of its
-   * execution was in flight (the cancel then left the run's event to the execution).
+   * Locks the run and answers its status and error class (undefined: no such run), and whether it was cancelled while an
+   * LLM call of its execution was in flight (the cancel then left the run's event to the execution).
    */
-  async lockRun(db: Db, orgId: string, id: string): Promise<{ status: string; cancelledMidCall: boolean } | undefined> {
+  async lockRun(db: Db, orgId: string, id: string): Promise<{ status: string; errorClass: string | null; cancelledMidCall: boolean } | undefined> {
     const [r] = await db.run(qb.selectFrom('ai.runs')
-      .select(['status', sql<boolean>`coalesce(status = 'cancelled' AND call_in_flight_until > finished_at, false)`.as('cancelled_mid_call')])
+      .select(['status', 'error_class', sql<boolean>`coalesce(status = 'cancelled' AND call_in_flight_until > finished_at, false)`.as('cancelled_mid_call')])
       .where('org_id', '=', orgId).where('id', '=', id).forUpdate());
-    return r && { status: r.status, cancelledMidCall: r.cancelled_mid_call };
+    return r && { status: r.status, errorClass: r.error_class, cancelledMidCall: r.cancelled_mid_call };
   },
 
   /**
@@ -268,8 +268,9 @@ export const agentsRepository = {
   },
 
   /**
-   * Adds a step and its tokens and cost to the run (refused by the database once the run is finished, but a cancelled run's
-   * LLM call); a running run's lease is renewed until `leaseUntil`.
+   * Adds a step and its tokens and cost to the run (refused by the database once the run is finished, but the LLM call of a
+   * run cancelled, or failed by the sweep (worker_lost), while it was in flight); a running run's lease is renewed until
+   * `leaseUntil`.
    */
   async addStep(db: Db, orgId: string, runId: string, s: StepRow, leaseUntil: Date): Promise<void> {
     const u = s.usage ?? { input: 0, output: 0, cachedInput: 0, cacheWrite: 0 };

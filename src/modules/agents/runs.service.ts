@@ -390,10 +390,10 @@ export class RunsService implements OnModuleInit {
    * Fails a run whose execution here threw an unexpected error (not a job's: runJob releases those for the queue's retry):
    * failed, internal, with the LLM call it had in flight stored with its cost if the provider answered it, its reservation
    * settled at nothing otherwise (settleCallInFlight: as releaseRun and the sweep do), its event, and audited
-   * (ai.run_internal, as the cancel's ai.run_cancelled and the sweep's ai.run_worker_lost: ai.run_ and the error class),
-   * the actor being who started the run (the transaction's). The call stored so is streamed as a step, as any call is. A
-   * run finished meanwhile (cancelled) is answered as it is, its cut call settled so too. Should this transaction fail too
-   * (the database is gone), the error is thrown: the sweep fails the run once its lease passes.
+   * (ai.run_internal: auditFinished), the actor being who started the run (the transaction's). The call stored so is
+   * streamed as a step, as any call is. A run finished meanwhile (cancelled) is answered as it is, its cut call settled so
+   * too. Should this transaction fail too (the database is gone), the error is thrown: the sweep fails the run once its
+   * lease passes.
    */
   private async failUnexpectedly(s: StartedRun, ctx: ToolContext, err: Error, sink: RunSink | undefined, inFlight: InFlight): Promise<RunDto> {
     this.logger.error(`run ${s.run.id}: its execution failed unexpectedly: ${err.stack ?? err.message}`);
@@ -405,9 +405,6 @@ export class RunsService implements OnModuleInit {
       before: async (tx) => {
         stored = await this.settleCallInFlight(tx, s, inFlight);
       },
-      onFinished: (tx, run) => this.audit.record(tx, {
-        action: 'ai.run_internal', entityType: 'ai_run', entityId: run.id, before: { status: 'running' }, after: { status: run.status, errorClass: run.errorClass },
-      }),
       afterBefore: () => {
         if (stored) sink?.event('step', this.stepEvent(stored));
       },
@@ -550,7 +547,7 @@ export class RunsService implements OnModuleInit {
             await this.settle(tx, agent.id, callId, cost, totalTokens(billedFailures), endedAt);
             ({ stored } = await this.addCallStep(tx, run.id, step));
           },
-          // a run the sweep failed meanwhile takes no step: none is streamed
+          // a run gone meanwhile (its agent deleted) takes no step: none is streamed
           afterBefore: () => {
             if (stored) sink?.event('step', this.stepEvent(step));
           },
@@ -584,7 +581,7 @@ export class RunsService implements OnModuleInit {
             await this.settle(tx, agent.id, callId, cost, totalTokens(usage), endedAt);
             ({ stored } = await this.addCallStep(tx, run.id, llmStep));
           },
-          // a run the sweep failed meanwhile takes no step: none is streamed
+          // a run gone meanwhile (its agent deleted) takes no step: none is streamed
           afterBefore: () => {
             if (stored) sink?.event('step', this.stepEvent(llmStep));
           },
@@ -671,13 +668,17 @@ export class RunsService implements OnModuleInit {
   /**
    * Locks the run and adds an LLM call's step (its tokens and cost: what was settled against the budgets) while it is
    * running, or once cancelled: a call in flight when a person cancelled the run (through the API, here or in another
-   * process) was billed, and the database takes its step on the cancelled run. Cancelled while the call was in flight,
-   * the run's event is this execution's (the cancel left it: RunsService.cancel). Answers whether the step was stored (not
-   * on a run finished otherwise: the sweep failed it) and whether the run is still running.
+   * process) was billed, and the database takes its step on the cancelled run. So too once the sweep failed it
+   * (worker_lost: this execution outlived its lease, a paused process, a call slower than its longest duration): the sweep
+   * settled the call's reservation at nothing, the budget is charged what the provider billed now, and the run takes the
+   * call's step (as the call ended: its answer is not used), so that its cost is what the budget was charged. Cancelled
+   * while the call was in flight, the run's event is this execution's (the cancel left it: RunsService.cancel); swept, the
+   * sweep emitted it, with the cost before the call's. Answers whether the step was stored (not on a run gone: its agent
+   * deleted) and whether the run is still running.
    */
   private async addCallStep(tx: TenantTx, runId: string, step: StepRow): Promise<{ stored: boolean; running: boolean }> {
     const run = await repo.lockRun(tx.db, tx.orgId, runId);
-    const stored = run?.status === 'running' || run?.status === 'cancelled';
+    const stored = run?.status === 'running' || run?.status === 'cancelled' || (run?.status === 'failed' && run.errorClass === 'worker_lost');
     if (stored) await repo.addStep(tx.db, tx.orgId, runId, step, this.lease());
     if (run?.cancelledMidCall) this.cancelEventOwed.add(runId);
     return { stored, running: run?.status === 'running' };
@@ -722,12 +723,11 @@ export class RunsService implements OnModuleInit {
   }
 
   /**
-   * Finishes the run (if still running: a cancel may have finished it) with its event, in one transaction that
-   * first runs `opts.before` (the last step, the last settlement), and `opts.onFinished` once it has finished the run
-   * (its audit), and answers the run with its trace.
+   * Finishes the run (if still running: a cancel may have finished it) with its event and its audit (auditFinished), in
+   * one transaction that first runs `opts.before` (the last step, the last settlement), and answers the run with its trace.
    */
   private async finish(s: StartedRun, ctx: ToolContext, f: Omit<RunFinish, 'finishedAt'>, sink?: RunSink,
-    opts: { refusal?: AppError; before?: (tx: TenantTx) => Promise<unknown>; onFinished?: (tx: TenantTx, run: RunDto) => Promise<void>; afterBefore?: () => void } = {}): Promise<RunDto> {
+    opts: { refusal?: AppError; before?: (tx: TenantTx) => Promise<unknown>; afterBefore?: () => void } = {}): Promise<RunDto> {
     const { refusal } = opts;
     const finishedAt = this.now();
     const done = await ctx.tenant(async (tx) => {
@@ -736,7 +736,7 @@ export class RunsService implements OnModuleInit {
       // the trace is read while the event is written (pipelined); a run finished meanwhile (cancelled) is read as it is
       const trace = repo.steps(tx.db, s.orgId, s.run.id);
       if (run) {
-        const [, steps] = await Promise.all([this.emitFinished(tx, run), trace, opts.onFinished?.(tx, run)]);
+        const [, steps] = await Promise.all([this.emitFinished(tx, run), trace, this.auditFinished(tx, run)]);
         return { ...run, trace: steps };
       }
       const [current, steps] = await Promise.all([repo.getRun(tx.db, s.orgId, s.agent.id, s.run.id), trace]);
@@ -767,6 +767,26 @@ export class RunsService implements OnModuleInit {
   }
 
   /**
+   * Audits a run's finish, in the transaction that wrote its terminal status (every finish goes through here: the
+   * execution's (finish), the cancel's and the sweep's), as the transaction's principal: who started the run (the member of
+   * a trigger), the person cancelling, the sweep. The action is ai.run_ and how it ended: ai.run_succeeded (an answer, or
+   * maxSteps reached), ai.run_cancelled, and for a failed run its error class where it has an action of its own,
+   * ai.run_budget_exceeded (a budget refused a call), ai.run_internal (the execution failed unexpectedly),
+   * ai.run_worker_lost (the sweep: its instance was lost, or no job took it), else ai.run_failed (the provider's failure:
+   * provider_error, provider_rate_limited, timeout). Before: running; after: the status, error class and stop reason, and
+   * the run's totals as its row has them then (cost, tokens, steps; a call in flight when it was cancelled or swept adds
+   * its step later). The row travels with the transaction's COMMIT: no round trip of its own.
+   */
+  private auditFinished(tx: TenantTx, run: RunDto, extra: Record<string, unknown> = {}): Promise<void> {
+    const own = run.errorClass === 'budget_exceeded' || run.errorClass === 'internal' || run.errorClass === 'worker_lost';
+    const action = run.status === 'failed' ? (own ? `ai.run_${run.errorClass}` : 'ai.run_failed') : `ai.run_${run.status}`;
+    return this.audit.record(tx, {
+      action, entityType: 'ai_run', entityId: run.id, before: { status: 'running' },
+      after: { status: run.status, errorClass: run.errorClass, stopReason: run.stopReason, cost: run.cost, usage: run.usage, steps: run.steps, ...extra },
+    });
+  }
+
+  /**
    * The agent.run.failed events a cancel left to an execution that died before emitting them (its process stopped during
    * the LLM call): once the run's mark has passed (the call's longest possible duration), anyone emits them, each once
    * (the mark is cleared in the event's transaction; two instances sweeping skip each other's rows). Answers the runs.
@@ -791,9 +811,10 @@ export class RunsService implements OnModuleInit {
    * runs no instance took within QUEUED_RUN_LEASE_MS of their start (their job never started them), as failed,
    * worker_lost, each in a transaction of its organization as this sweep: the reservation of the LLM call it had in
    * flight released as a failed run's call is settled (at nothing: what the provider billed, if it had the call, is not
-   * known), agent.run.failed emitted, the change audited. Once per run: the run is locked and checked again (another
-   * sweep, its execution renewing the lease after all, or its job taking it, wins). A run whose lease is still valid,
-   * however slow, is left alone. Answers the runs failed.
+   * known; should the execution outlive its lease after all, the call's end charges the budget what it cost and stores
+   * its step on the run, so that they agree: addCallStep), agent.run.failed emitted, the change audited (auditFinished).
+   * Once per run: the run is locked and checked again (another sweep, its execution renewing the lease after all, or its
+   * job taking it, wins). A run whose lease is still valid, however slow, is left alone. Answers the runs failed.
    */
   async failLostRuns(now: Date = this.now()): Promise<string[]> {
     const queuedBefore = new Date(now.getTime() - QUEUED_RUN_LEASE_MS);
@@ -813,10 +834,7 @@ export class RunsService implements OnModuleInit {
         if (!run) return;
         if (locked.lostCallId) await this.settle(tx, run.agentId, locked.lostCallId, new Decimal(0), 0, now);
         await this.emitFinished(tx, run);
-        await this.audit.record(tx, {
-          action: 'ai.run_worker_lost', entityType: 'ai_run', entityId: id, before: { status: 'running' },
-          after: { status: run.status, errorClass: run.errorClass, ...(locked.taken ? {} : { taken: false }) },
-        });
+        await this.auditFinished(tx, run, locked.taken ? {} : { taken: false });
         failed.push(id);
       }).catch((err: Error) => this.logger.error(`run ${id}: its lost execution was not finished: ${err.message}`));
     }
@@ -861,7 +879,7 @@ export class RunsService implements OnModuleInit {
     // a call in flight in another process (the run was marked when it began): its step adds to the cost after this commits
     const midCall = !execution && callInFlightUntil !== null && callInFlightUntil > now;
     if (!execution && !midCall) await this.emitFinished(tx, run);
-    await this.audit.record(tx, { action: 'ai.run_cancelled', entityType: 'ai_run', entityId: runId, before: { status: before.status }, after: { status: run.status } });
+    await this.auditFinished(tx, run);
     if (execution) {
       // executing here: cut now, its event left to the execution (its finishing transaction waits for this one's lock on
       // the run, so it reads the run as cancelled; should this transaction not commit, the execution finishes the run as
