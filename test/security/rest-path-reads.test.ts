@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { restGateway, type RestGateway } from '../support/rest-gateway.js';
 import { createTestApp, type TestApp } from '../support/app.js';
-import { onPlan, orgWithRoles, registerUser, verifyEmailOf, type RoleUsers, type TestUser } from '../support/factories.js';
+import { addMember, createOrg, onPlan, orgWithRoles, registerUser, verifyEmailOf, type RoleUsers, type TestUser } from '../support/factories.js';
 import { testKeys } from '../integrations/keys.js';
 
 /**
@@ -10,7 +10,7 @@ import { testKeys } from '../integrations/keys.js';
  * the organization's sealed AI provider key with its hint and endpoint (ai.provider_keys); owners and admins the sealed
  * webhook signing secrets (core.webhook_endpoints) and the invitations' token hashes (core.invitations); anyone, over
  * rpc/public_provider_profile, a provider's WhatsApp number while WhatsApp booking is off. Each is now closed, and the
- * API's routes that read them go on.
+ * API's routes that read them go on. Members of a deleted organization no longer read each other's profiles (20270210060100).
  */
 describe('the Supabase REST path reads no sealed secret, token hash or hidden phone number', () => {
   let t: TestApp;
@@ -77,6 +77,25 @@ describe('the Supabase REST path reads no sealed secret, token hash or hidden ph
     await t.http.delete(`/v1/orgs/${orgId}/invitations/${invitationId}`).set(admin.auth).expect(204);
     const { rows: [revoked] } = await t.db.admin.query('SELECT revoked_at IS NOT NULL AS revoked FROM core.invitations WHERE id = $1', [invitationId]);
     expect(revoked).toEqual({ revoked: true });
+  });
+
+  it('the members of a deleted organization read no profile of each other, only their own (core.shares_org_with, 20270210060100)', async () => {
+    const [ada, bob] = [await registerUser(t, 'ada'), await registerUser(t, 'bob')];
+    const shared = await createOrg(t, ada, 'Wound Down Ltd');
+    await addMember(t, shared, bob, 'member');
+    const profiles = () => gateway.rest('authenticated', { sub: ada.id, email: ada.email, aud: 'authenticated' },
+      'SELECT id, email FROM core."User" WHERE id = any($1) ORDER BY email', [[ada.id, bob.id]]);
+    expect(await profiles()).toEqual([{ id: ada.id, email: ada.email }, { id: bob.id, email: bob.email }]);
+
+    await t.http.delete(`/v1/orgs/${shared}`).set(ada.auth).expect(204);
+    expect((await t.http.get(`/v1/orgs/${shared}/members`).set(ada.auth)).status).toBe(404);
+    expect(await profiles()).toEqual([{ id: ada.id, email: ada.email }]);
+    // bob's row and both memberships are still there; only the deleted organization no longer counts
+    const { rows } = await t.db.admin.query(
+      `SELECT (SELECT deleted_at IS NOT NULL FROM core.organizations WHERE id = $1) AS deleted,
+              (SELECT count(*)::int FROM core.memberships WHERE org_id = $1) AS members,
+              (SELECT email FROM core."User" WHERE id = $2) AS email`, [shared, bob.id]);
+    expect(rows).toEqual([{ deleted: true, members: 2, email: bob.email }]);
   });
 
   it('rpc/public_provider_profile answers anyone a WhatsApp number only while WhatsApp booking is on, as the public page does', async () => {
