@@ -6,6 +6,7 @@ import { OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
 import { WebhookDelivery } from '../../src/modules/webhooks/webhook-delivery.service.js';
 import { MAX_ATTEMPTS, RETRY_DELAYS_SECONDS } from '../../src/modules/webhooks/retry-schedule.js';
 import { EVENT_CATALOG } from '../../src/modules/webhooks/event-catalog.js';
+import { webhookRepository } from '../../src/modules/webhooks/webhook.repository.js';
 import { CallTimer } from '../../src/platform/clock/clock.js';
 import { createTestApp, startApp, type TestApp } from '../support/app.js';
 import { ManualClock } from '../support/clock.js';
@@ -342,6 +343,33 @@ describe('webhooks: signed delivery of the ledger\'s events with retries, the de
     expect(await deliveryProblems(r.received[0])).toBeUndefined();
     // and the check can fail: a ping whose data lacks the ping's message
     expect(await deliveryProblems({ ...r.received[0], body: { ...r.received[0].body, data: { endpointId: ep.id } } })).toMatch(/oneOf|message/);
+  });
+
+  it('records a batch once more when its transaction deadlocked (40P01), instead of leaving it to be sent again', async () => {
+    const owner = await registerUser(t, 'owner');
+    const org = { owner, orgId: await createOrg(t, owner, 'Deadlocked Ltd'), acc: {} };
+    await onPlan(t, org.orgId, 'professional');
+    const r = await receiver();
+    const ep = await endpoint(org, r);
+    const ping = await t.http.post(endpointsUrl(org, `/${ep.id}/ping`)).set(org.owner.auth).expect(202);
+    // the first recording loses a deadlock (a request deleting or changing one of its endpoints)
+    const insert = jest.spyOn(webhookRepository, 'insertAttempts').mockRejectedValueOnce(Object.assign(new Error('deadlock detected'), { code: '40P01' }));
+    let recordings: number;
+    try {
+      expect(await delivery.deliverDue()).toBe(1);
+    } finally {
+      recordings = insert.mock.calls.length;
+      insert.mockRestore();
+    }
+    expect(recordings).toBe(2);
+    expect(r.received).toHaveLength(1);
+    const [message] = (await t.db.admin.query('SELECT status, attempts, next_attempt_at FROM core.webhook_messages WHERE id = $1', [ping.body.id])).rows;
+    expect(message).toEqual({ status: 'succeeded', attempts: 1, next_attempt_at: null });
+    expect((await attemptsOf(ep.id)).map((a) => [a.succeeded, a.status_code])).toEqual([[true, 200]]);
+    // recorded: past the claim's lease nothing is sent again
+    clock.advance(TIMEOUT_MS + 30_000 + 1);
+    expect(await delivery.deliverDue()).toBe(0);
+    expect(r.received).toHaveLength(1);
   });
 
   it('never delivers one organization\'s events to another\'s endpoint', async () => {

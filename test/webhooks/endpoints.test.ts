@@ -12,6 +12,7 @@ import { createTestApp, type TestApp } from '../support/app.js';
 import { createOrg, onPlan, registerUser, type TestUser } from '../support/factories.js';
 import { testKeys } from '../integrations/keys.js';
 import { ledgerUrl, startBooks } from '../ledger/ledger-support.js';
+import { until } from '../support/throwaway-servers.js';
 
 /** Production's URL rules: https only, and the outbound SSRF guard on (no private networks), at creation and when connecting. */
 describe('webhooks: endpoint URLs as production checks them', () => {
@@ -108,5 +109,49 @@ describe('webhooks: endpoint URLs as production checks them', () => {
     const both = await Promise.all([1, 2].map((n) => t.http.post(cappedUrl).set(owner.auth).send({ url: `https://hooks.example.com/race${n}` })));
     expect(both.map((r) => r.status).sort()).toEqual([201, 409]);
     expect(await count()).toBe(16);
+  });
+
+  it('deletes an endpoint while the worker records an attempt of its message: in the worker\'s lock order, neither deadlocks', async () => {
+    const created = await t.http.post(url()).set(owner.auth).send({ url: 'https://hooks.example.com/deleted' }).expect(201);
+    const id = created.body.id as string;
+    const ping = await t.http.post(url(`/${id}/ping`)).set(owner.auth).expect(202);
+    await t.db.admin.query(`INSERT INTO core.webhook_attempts (org_id, message_id, endpoint_id, attempted_at, succeeded, status_code, latency_ms)
+      VALUES ($1, $2, $3, now(), false, 500, 1)`, [orgId, ping.body.id, id]);
+    // the worker's record(): its attempts key-share lock the message, then it updates the endpoint's health
+    const worker = await t.db.admin.connect();
+    try {
+      await worker.query('BEGIN');
+      await worker.query('SELECT 1 FROM core.webhook_messages WHERE id = $1 FOR KEY SHARE', [ping.body.id]);
+      const deleting = t.http.delete(url(`/${id}`)).set(owner.auth).then((res) => res);
+      await until('the DELETE waits for the message\'s lock', async () => (await t.db.admin.query(
+        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE usename = 'omnizen_api' AND wait_event_type = 'Lock' AND datname = current_database()`)).rows[0].n === 1);
+      const recorded = await worker.query('UPDATE core.webhook_endpoints SET failing_since = now() WHERE id = $1', [id]).then(() => 'recorded', (err) => err.code);
+      await worker.query('COMMIT');
+      const res = await deleting;
+      expect([recorded, res.status, res.body]).toEqual(['recorded', 204, {}]);
+    } finally {
+      worker.release();
+    }
+    const left = await t.db.admin.query(`SELECT (SELECT count(*)::int FROM core.webhook_endpoints WHERE id = $1) AS endpoints,
+      (SELECT count(*)::int FROM core.webhook_messages WHERE endpoint_id = $1) AS messages, (SELECT count(*)::int FROM core.webhook_attempts WHERE endpoint_id = $1) AS attempts`, [id]);
+    expect(left.rows).toEqual([{ endpoints: 0, messages: 0, attempts: 0 }]);
+    const audit = await t.db.admin.query(`SELECT before FROM core.audit_logs WHERE entity_id = $1 AND action = 'webhooks.endpoint_deleted'`, [id]);
+    expect(audit.rows).toEqual([{ before: { id, url: 'https://hooks.example.com/deleted', description: '', eventTypes: null, enabled: true } }]);
+    await t.http.delete(url(`/${id}`)).set(owner.auth).expect(404);
+  });
+
+  it('a signing secret that cannot be opened (its key left SECRETS_KEYS): the operators\' log names the endpoint, the tenant\'s log not our key', async () => {
+    const created = await t.http.post(url()).set(owner.auth).send({ url: 'https://hooks.example.com/lost-key' }).expect(201);
+    const id = created.body.id as string;
+    await t.db.admin.query(`UPDATE core.webhook_endpoints SET secret = jsonb_set(secret, '{kid}', '"k0"') WHERE id = $1`, [id]);
+    await t.http.post(url(`/${id}/ping`)).set(owner.auth).expect(202);
+    const from = lines.length;
+    await t.app.get(WebhookDelivery).deliverDue();
+    const log = await t.http.get(url(`/${id}/attempts`)).set(owner.auth).expect(200);
+    expect(log.body.items).toEqual([expect.objectContaining({ succeeded: false, statusCode: null, eventType: 'ping', error: 'the endpoint\'s signing secret could not be opened' })]);
+    expect(JSON.stringify(log.body)).not.toContain('k0');
+    const [stored] = (await t.db.admin.query('SELECT error FROM core.webhook_attempts WHERE endpoint_id = $1', [id])).rows;
+    expect(stored.error).toBe('the endpoint\'s signing secret could not be opened');
+    expect(lines.slice(from).filter((l) => l.includes(`webhook endpoint ${id} of organization ${orgId}`) && /its current signing secret cannot be opened \(.*key \\?"k0\\?" is not configured\)/.test(l))).toHaveLength(1);
   });
 });

@@ -12,7 +12,7 @@ import { sqlState } from '../../platform/errors/database-errors.js';
 import { Metrics } from '../../platform/observability/metrics.js';
 import { Coalescer } from '../../platform/queue/coalesce.js';
 import { AuditService } from '../audit/audit.service.js';
-import { SECRET_BOX, type SecretBox } from '../integrations/secret-box.js';
+import { SECRET_BOX, SecretOpenError, type SecretBox } from '../integrations/secret-box.js';
 import type { WebhookBody } from './event-catalog.js';
 import { DISABLE_AFTER_FAILING_MS, MAX_ATTEMPTS, retryDelayMs } from './retry-schedule.js';
 import { webhookRepository as repo, type ClaimedMessage } from './webhook.repository.js';
@@ -63,8 +63,12 @@ export function deliveryOutcome(statusCode: number | null, timedOut: boolean): '
   return statusCode === 410 ? 'gone' : 'failed';
 }
 
+/** What the tenant's attempt log says of a secret that cannot be opened (why is in the operators' log: secrets()). */
+const SECRET_NOT_OPENED = 'the endpoint\'s signing secret could not be opened';
+
 /** A failed send's error as the attempt log shows it to the tenant. */
 const describe = (err: unknown): string => {
+  if (err instanceof SecretOpenError) return SECRET_NOT_OPENED;
   const refused = outboundRefusal(err);
   // the name, never the address it resolved to: the log is the tenant's, the addresses are our network's
   if (refused) return refused.forTenant;
@@ -233,14 +237,24 @@ export class WebhookDelivery implements OnModuleInit, OnApplicationBootstrap, On
   /**
    * One transaction records a batch. A failure is logged, never thrown: the other batches are recorded all the same,
    * and this one's claims run out, so its messages are sent again (at most MAX_ATTEMPTS claims: claimDue then fails them).
+   * A deadlock (40P01: a request changing one of the batch's messages or endpoints) is retried once: the batch holds
+   * other organizations' messages too, which would all be sent again.
    */
   private async recordBatch(attempts: Attempt[]): Promise<void> {
     if (!attempts.length) return;
-    try {
-      await this.privileged.run('webhooks.delivery', (db) => this.record(db, attempts));
-    } catch (err) {
-      const { code } = sqlState(err);
-      this.logger.error(`recording webhook attempts failed (${code ?? 'no SQLSTATE'}: ${(err as Error).message}) for messages ${attempts.map((a) => a.message.id).join(', ')}`);
+    for (let run = 1; ; run++) {
+      try {
+        await this.privileged.run('webhooks.delivery', (db) => this.record(db, attempts));
+        return;
+      } catch (err) {
+        const { code } = sqlState(err);
+        if (code === '40P01' && run === 1) {
+          this.logger.warn(`recording webhook attempts deadlocked with a concurrent change; retrying once (messages ${attempts.map((a) => a.message.id).join(', ')})`);
+          continue;
+        }
+        this.logger.error(`recording webhook attempts failed (${code ?? 'no SQLSTATE'}: ${(err as Error).message}) for messages ${attempts.map((a) => a.message.id).join(', ')}`);
+        return;
+      }
     }
   }
 
@@ -259,11 +273,25 @@ export class WebhookDelivery implements OnModuleInit, OnApplicationBootstrap, On
     });
   }
 
+  /**
+   * The endpoint's signing secrets; SecretOpenError when one cannot be opened (its key left SECRETS_KEYS before the
+   * secrets were re-sealed, or the row was tampered with): the operators' log says why, the tenant's attempt log
+   * only that it could not be opened (our key ids are not theirs to see).
+   */
   private secrets(m: ClaimedMessage, now: Date): string[] {
     const context = secretContext(m.org_id, m.endpoint_id);
-    const secrets = [this.box.openFor<string>(m.secret, context)];
+    const open = (sealed: unknown, which: string): string => {
+      try {
+        return this.box.openFor<string>(sealed, context);
+      } catch (err) {
+        if (!(err instanceof SecretOpenError)) throw err;
+        this.logger.warn(`webhook endpoint ${m.endpoint_id} of organization ${m.org_id}: its ${which} signing secret cannot be opened (${err.message}); message ${m.id} not sent`);
+        throw err;
+      }
+    };
+    const secrets = [open(m.secret, 'current')];
     if (m.previous_secret && m.previous_secret_expires_at && new Date(m.previous_secret_expires_at) > now) {
-      secrets.push(this.box.openFor<string>(m.previous_secret, context));
+      secrets.push(open(m.previous_secret, 'previous'));
     }
     return secrets;
   }

@@ -132,8 +132,20 @@ export const webhookRepository = {
     return r as EndpointRow;
   },
 
-  async deleteEndpoint(db: Db, orgId: string, id: string): Promise<void> {
-    await db.run(qb.deleteFrom(ENDPOINTS).where('org_id', '=', orgId).where('id', '=', id));
+  /**
+   * Locks the endpoint's messages (FOR UPDATE, as their deletion would: the API may not delete them itself, the cascade
+   * does), in id order, the order the worker's insertAttempts key-share locks them in.
+   */
+  async lockEndpointMessages(db: Db, orgId: string, endpointId: string): Promise<void> {
+    await db.$queryRaw`
+      SELECT count(*)::int AS n FROM (SELECT 1 FROM core.webhook_messages
+        WHERE org_id = ${orgId}::uuid AND endpoint_id = ${endpointId}::uuid ORDER BY id FOR UPDATE) locked`;
+  },
+
+  /** Deletes the endpoint (its messages and their attempts with it); answers the row deleted, undefined when it was gone. */
+  async deleteEndpoint(db: Db, orgId: string, id: string): Promise<EndpointRow | undefined> {
+    const [r] = await db.run(qb.deleteFrom(ENDPOINTS).where('org_id', '=', orgId).where('id', '=', id).returningAll());
+    return r as EndpointRow | undefined;
   },
 
   async rotateSecret(db: Db, orgId: string, id: string, secret: SealedSecret, previous: SealedSecret | null, previousExpiresAt: Date | null): Promise<EndpointRow> {
@@ -260,7 +272,9 @@ export const webhookRepository = {
   /**
    * The attempts of one worker batch, in one statement. An attempt whose message is
    * gone (its endpoint was deleted while it was being sent) is skipped: the messages are read under KEY SHARE, so a
-   * deletion committing meanwhile cannot fail the foreign key either.
+   * deletion committing meanwhile cannot fail the foreign key either. Locked in id order, the order an endpoint's
+   * deletion locks its messages in (lockEndpointMessages): two statements locking the same rows in different orders
+   * could deadlock.
    */
   async insertAttempts(db: Db, attempts: AttemptInsert[]): Promise<void> {
     if (!attempts.length) return;
@@ -270,6 +284,7 @@ export const webhookRepository = {
       FROM jsonb_to_recordset(${JSON.stringify(attempts)}::jsonb)
         AS v("orgId" uuid, "messageId" uuid, at timestamptz, succeeded boolean, "statusCode" int, "latencyMs" int, "responseBody" text, error text)
       JOIN core.webhook_messages m ON m.org_id = v."orgId" AND m.id = v."messageId"
+      ORDER BY m.id
       FOR KEY SHARE OF m`;
   },
 

@@ -126,10 +126,17 @@ export class WebhooksService {
     return after;
   }
 
+  /**
+   * In the worker's lock order (record(): its messages, then their endpoints), as replay's: the endpoint read unlocked
+   * (a 404), its messages locked, then the endpoint deleted (its messages with it). Locking the endpoint first
+   * deadlocked with a recording that held one of its messages and then updated the endpoint's health.
+   */
   async remove(tx: TenantTx, id: string): Promise<void> {
-    const before = toEndpoint(await this.endpointRow(tx, id, true), this.clock.now());
-    await repo.deleteEndpoint(tx.db, tx.orgId, id);
-    await this.audit.record(tx, { action: 'webhooks.endpoint_deleted', entityType: 'webhook_endpoint', entityId: id, before: audited(before) });
+    await this.endpointRow(tx, id);
+    await repo.lockEndpointMessages(tx.db, tx.orgId, id);
+    const row = await repo.deleteEndpoint(tx.db, tx.orgId, id);
+    if (!row) throw WebhookErrors.notFound('webhook_endpoint', id); // deleted by a concurrent request meanwhile
+    await this.audit.record(tx, { action: 'webhooks.endpoint_deleted', entityType: 'webhook_endpoint', entityId: id, before: audited(toEndpoint(row, this.clock.now())) });
   }
 
   /** A new secret, shown once; the current one keeps signing for `overlapSeconds` (both signatures are sent meanwhile). */
