@@ -8,7 +8,8 @@ import { until } from '../support/throwaway-servers.js';
 import { PrivilegedDatabase } from '../../src/platform/database/privileged.service.js';
 import { OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
 import { JobRegistry } from '../../src/platform/queue/jobs.js';
-import { EMAIL_JOB, EMAIL_SENDING_LEASE_MS, EmailDeliveryService, queueEmail } from '../../src/modules/notifications/email-delivery.service.js';
+import { EMAIL_JOB, EMAIL_SENDING_LEASE_MS, EmailDeliveryService, MAX_EMAIL_ATTEMPTS, queueEmail } from '../../src/modules/notifications/email-delivery.service.js';
+import { Mailer } from '../../src/modules/notifications/mailer.service.js';
 import { settle } from './notifications-support.js';
 
 const CLAIM_MS = 60_000;
@@ -95,10 +96,29 @@ describe('notifications: an e-mail is sent once when a slow batch outlives its o
     await expect(run()).rejects.toThrow(/is being sent by another run/);
     expect(smtp.messages.filter((m) => m.to.includes(to))).toHaveLength(0);
     clockA.advance(EMAIL_SENDING_LEASE_MS);
+    // the attempt that resumes it is cut off too (the process dies again while talking to the SMTP server)
+    const mailer = jest.spyOn(a.app.get(Mailer), 'send').mockRejectedValueOnce(new Error('the process died mid-send'));
+    try {
+      await expect(run()).rejects.toThrow('the process died mid-send');
+    } finally {
+      mailer.mockRestore();
+    }
+    const state = async () => (await a.db.admin.query(`SELECT status, attempts FROM core.email_deliveries WHERE id = $1`, [deliveryId])).rows;
+    expect(await state()).toEqual([{ status: 'sending', attempts: 2 }]);
+    await expect(run()).rejects.toThrow(/is being sent by another run/);
+    clockA.advance(EMAIL_SENDING_LEASE_MS);
     await run();
     expect(smtp.messages.filter((m) => m.to.includes(to)).map((m) => m.subject)).toEqual(['after a crash']);
-    const { rows } = await a.db.admin.query(`SELECT status, attempts FROM core.email_deliveries WHERE id = $1`, [deliveryId]);
-    // the cut-off attempt counts as one (as it did before leases)
-    expect(rows).toEqual([{ status: 'sent', attempts: 2 }]);
+    // each cut-off attempt counts as one (as it did before leases)
+    expect(await state()).toEqual([{ status: 'sent', attempts: 3 }]);
+    // the last of MAX_EMAIL_ATTEMPTS cut off: failed, not sent again, and said so
+    const last = await a.app.get(PrivilegedDatabase).run('notifications.deliver', (db) =>
+      queueEmail({ db, orgId }, { userId: null, to: 'cut-off@sent-once.test', template: 'notice', category: 'organization', data: { title: 'cut off', body: 'hello', eventType: 'test' } }));
+    await a.db.admin.query(`UPDATE core.email_deliveries SET status = 'sending', attempts = $2, sending_since = to_timestamp($3::double precision / 1000) WHERE id = $1`,
+      [last, MAX_EMAIL_ATTEMPTS, clockA.now() - EMAIL_SENDING_LEASE_MS]);
+    await a.app.get(JobRegistry).run({ id: '0', orgId, topic: EMAIL_JOB, payload: { deliveryId: last, after: MAX_EMAIL_ATTEMPTS - 1 } });
+    expect(smtp.messages.filter((m) => m.to.includes('cut-off@sent-once.test'))).toHaveLength(0);
+    const { rows } = await a.db.admin.query(`SELECT status, attempts, smtp_response FROM core.email_deliveries WHERE id = $1`, [last]);
+    expect(rows).toEqual([{ status: 'failed', attempts: MAX_EMAIL_ATTEMPTS, smtp_response: expect.stringMatching(new RegExp(`last attempt \\(${MAX_EMAIL_ATTEMPTS} of ${MAX_EMAIL_ATTEMPTS}\\) was cut off`)) }]);
   });
 });

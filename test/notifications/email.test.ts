@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { addMember, createOrg, onEnterprisePlan, registerUser, type TestUser } from '../support/factories.js';
 import { startSmtpDouble, type SmtpDouble } from '../support/doubles/smtp-double.js';
-import { EmailDeliveryService, EMAIL_JOB, EMAIL_RETRY_DELAYS_SECONDS, MAX_EMAIL_ATTEMPTS } from '../../src/modules/notifications/email-delivery.service.js';
+import { EmailDeliveryService, EMAIL_JOB, EMAIL_RETRY_DELAYS_SECONDS, MAX_EMAIL_ATTEMPTS, queueEmail } from '../../src/modules/notifications/email-delivery.service.js';
+import { PrivilegedDatabase } from '../../src/platform/database/privileged.service.js';
 import { captureLogs, linkToken, settle } from './notifications-support.js';
 
 const METRICS_TOKEN = 'test-metrics-token-mail-0123456789abcdef0123';
@@ -132,6 +133,35 @@ describe('notifications: e-mail over SMTP', () => {
     await t.app.get(EmailDeliveryService).send({ id: '0', orgId, topic: EMAIL_JOB, payload: { deliveryId: id } });
     const row = (await t.db.admin.query('SELECT status, attempts, smtp_response FROM core.email_deliveries WHERE id = $1', [id])).rows[0];
     expect(row).toEqual({ status: 'failed', attempts: 1, smtp_response: expect.stringContaining('No such mailbox') });
+  });
+
+  it('mails a notice and a digest to the address the user has when they are sent, not the one they were queued for', async () => {
+    const cy = await registerUser(t, 'cy');
+    await addMember(t, orgId, cy, 'member'); // a notice of the organization is mailed to its members only
+    await settle(t);
+    // queued while cy had the old address: a notice, and two notices of an hour's digest that is over
+    await t.app.get(PrivilegedDatabase).run('notifications.deliver', (db) => queueEmail({ db, orgId }, {
+      userId: cy.id, to: cy.email, template: 'notice', category: 'organization', data: { title: 'Moved on', body: 'one', eventType: 'test' } }));
+    const [digest] = (await t.db.admin.query(`INSERT INTO core.email_digests (user_id, category, window_start, due_at)
+      VALUES ($1, 'organization', date_trunc('hour', now()) - interval '2 hours', date_trunc('hour', now()) - interval '1 hour') RETURNING id`, [cy.id])).rows;
+    for (const title of ['first', 'second']) {
+      await t.db.admin.query(`INSERT INTO core.email_deliveries (org_id, user_id, to_address, template, category, data, status)
+        VALUES ($1, $2, $3, 'notice', 'organization', $4, 'digest_pending')`, [orgId, cy.id, cy.email, { title, body: 'in the digest' }]);
+    }
+    const moved = `moved-${cy.email}`;
+    await t.db.admin.query(`UPDATE core."User" SET email = $2 WHERE id = $1`, [cy.id, moved]);
+    const before = smtp.messages.length;
+    await t.app.get(EmailDeliveryService).flushDigests();
+    await settle(t);
+    const mails = smtp.messages.slice(before).filter((m) => m.to.includes(moved) || m.to.includes(cy.email));
+    expect(mails.map((m) => [m.to, m.subject]).sort()).toEqual([[[moved], '2 new organization notice(s) on OmniZen'], [[moved], 'Moved on']]);
+    const rows = (await t.db.admin.query(`SELECT template, to_address, status FROM core.email_deliveries WHERE user_id = $1 AND status <> 'digested' ORDER BY template`, [cy.id])).rows;
+    // the verification e-mail of cy's registration stays the old address's: its link proves that address
+    expect(rows).toEqual([
+      { template: 'digest', to_address: moved, status: 'sent' }, { template: 'email_verification', to_address: cy.email, status: 'sent' },
+      { template: 'notice', to_address: moved, status: 'sent' },
+    ]);
+    expect((await t.db.admin.query('SELECT sent_at IS NOT NULL AS sent FROM core.email_digests WHERE id = $1', [digest.id])).rows).toEqual([{ sent: true }]);
   });
 
   it('counts every message the sender hands to SMTP in omnizen_emails_total: one sent, one failed (a scrape shows both moved)', async () => {

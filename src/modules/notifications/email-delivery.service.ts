@@ -27,6 +27,13 @@ export const MAX_EMAIL_ATTEMPTS = EMAIL_RETRY_DELAYS_SECONDS.length + 1;
  */
 export const EMAIL_SENDING_LEASE_MS = 5 * 60_000;
 
+/**
+ * The templates mailed to their user's address at the time they are sent (a notice, a digest): a user who changed their
+ * address since gets them at the new one. The others belong to the address they were queued for (a link that proves
+ * it, a change told to the old address).
+ */
+const TO_CURRENT_ADDRESS: ReadonlySet<string> = new Set<EmailTemplate>(['notice', 'digest']);
+
 export interface QueuedEmail {
   userId: string | null;
   to: string;
@@ -136,12 +143,20 @@ export class EmailDeliveryService implements OnModuleInit {
       const userGone = this.mailer.configured && !(await this.lockUserOf(db, job.orgId, deliveryId));
       const d = await repo.lockDelivery(db, job.orgId, deliveryId);
       if (!d || !['queued', 'sending'].includes(d.status)) return undefined;
-      // this job's attempt: not made yet, or begun and cut off (the process ended while sending; relayed again)
-      if (d.attempts !== after && !(d.status === 'sending' && d.attempts === after + 1)) return undefined;
+      // this job's attempt: not made yet, or begun and cut off (the process ended while sending; relayed again), that
+      // one or the attempt that resumed it (each resumption counts one more attempt: cut off again, it is resumed again)
+      if (d.attempts !== after && !(d.status === 'sending' && d.attempts > after)) return undefined;
       const now = this.clock.now();
       if (d.status === 'sending' && d.sending_since && now - d.sending_since.getTime() < EMAIL_SENDING_LEASE_MS) {
         // begun by another run that may still be talking to the SMTP server: its outcome decides; this run is retried
         throw new Error(`e-mail ${d.id} is being sent by another run since ${d.sending_since.toISOString()}; it is resumed only after ${EMAIL_SENDING_LEASE_MS / 1000} s`);
+      }
+      if (d.status === 'sending' && d.attempts >= MAX_EMAIL_ATTEMPTS) {
+        // every attempt was made, the last one cut off: failed, as when the last one is refused
+        const response = `not sent again: its last attempt (${d.attempts} of ${MAX_EMAIL_ATTEMPTS}) was cut off while sending; whether it arrived is unknown`;
+        await repo.setDelivery(db, d.org_id, d.id, { status: 'failed', smtpResponse: response });
+        this.logger.warn(`e-mail ${d.id} failed for good: ${response}`);
+        return undefined;
       }
       // a notice queued before its recipient left the organization: their inbox no longer shows it, so it is not mailed
       // either (dropped as the digest drops one: dropDigestItemsOfFormerOrgs), unless it was addressed to them in person
@@ -149,8 +164,17 @@ export class EmailDeliveryService implements OnModuleInit {
         await repo.setDelivery(db, d.org_id, d.id, { status: 'not_sent', smtpResponse: NOT_A_MEMBER });
         return undefined;
       }
+      let to = d.to_address;
+      if (d.user_id !== null && TO_CURRENT_ADDRESS.has(d.template)) {
+        const current = await repo.currentAddress(db, d.user_id);
+        if (current === undefined) {
+          await repo.setDelivery(db, d.org_id, d.id, { status: 'not_sent', smtpResponse: 'not sent: the recipient\'s account is gone (erased)' });
+          return undefined;
+        }
+        to = current;
+      }
       const data: Record<string, unknown> = { ...(d.data as Record<string, unknown>), preferencesLink: this.appUrl('/settings/notifications') };
-      const base = { orgId: d.org_id, id: d.id, to: d.to_address, template: d.template as EmailTemplate };
+      const base = { orgId: d.org_id, id: d.id, to, template: d.template as EmailTemplate };
       if (!this.mailer.configured) return { ...base, data, attempts: d.attempts };
       const minter = this.links.get(d.template);
       if (minter) {
@@ -163,7 +187,7 @@ export class EmailDeliveryService implements OnModuleInit {
       } else {
         data.link ??= this.appUrl('/notifications');
       }
-      await repo.setDelivery(db, d.org_id, d.id, { status: 'sending', attempt: { at: new Date(now) } });
+      await repo.setDelivery(db, d.org_id, d.id, { status: 'sending', attempt: { at: new Date(now), to } });
       return { ...base, data, attempts: d.attempts + 1 };
     });
     if (!prepared) return;
@@ -211,10 +235,14 @@ export class EmailDeliveryService implements OnModuleInit {
       for (const digest of due) {
         // an organization's notices reach only its current members (as their inbox: core.notifications' policy)
         await repo.dropDigestItemsOfFormerOrgs(db, digest.user_id, digest.category);
-        const items = await repo.takeDigestItems(db, digest.user_id, digest.category, digest.id);
+        const items = (await repo.takeDigestItems(db, digest.user_id, digest.category, digest.id))
+          .sort((a, b) => a.created_at.getTime() - b.created_at.getTime());
         await repo.closeDigest(db, digest.id);
         if (items.length === 0) continue;
-        const to = items[items.length - 1].to_address;
+        // the user's address now, not one a notice was queued for (the user may have changed it since); the sending job
+        // reads it again. An erased user gets none.
+        const to = await repo.currentAddress(db, digest.user_id);
+        if (to === undefined) continue;
         await queueEmail({ db, orgId: items[0].org_id }, {
           userId: digest.user_id, to, template: 'digest', category: digest.category as NotificationCategory,
           data: {

@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import type { Db } from '../../platform/database/database.service.js';
 import { exactInstant, qb } from '../../platform/database/query-builder.js';
+import { erasedEmail } from '../auth/user.repository.js';
 import type { NotificationCategory, NotificationChannel } from './notification.dto.js';
 
 export interface RouteRow {
@@ -101,6 +102,12 @@ export const notificationRepository = {
     return (await this.users(db, [id]))[0];
   },
 
+  /** The user's e-mail address now; undefined when the user is gone or erased. */
+  async currentAddress(db: Db, userId: string): Promise<string | undefined> {
+    const [row] = await db.run(qb.selectFrom('core.User').select('email').where('id', '=', userId));
+    return row && row.email !== erasedEmail(userId) ? row.email : undefined;
+  },
+
   /** The stored preferences of `userIds` in `category` (absent rows: the defaults, see notifications.service.ts). */
   async preferencesOf(db: Db, userIds: string[], category: string): Promise<Map<string, PreferenceRow[]>> {
     const byUser = new Map<string, PreferenceRow[]>();
@@ -166,11 +173,17 @@ export const notificationRepository = {
     return !!row;
   },
 
-  /** `attempt`: an attempt begins now (counted, its start `sendingSince` kept as the lease of the 'sending' row). */
-  async setDelivery(db: Db, orgId: string, id: string, change: { status: string; smtpResponse?: string | null; messageId?: string | null; sent?: boolean; attempt?: { at: Date } }): Promise<void> {
+  /**
+   * `attempt`: an attempt begins now (counted, its start `sendingSince` kept as the lease of the 'sending' row), `to` the
+   * address it is sent to.
+   */
+  async setDelivery(db: Db, orgId: string, id: string, change: {
+    status: string; smtpResponse?: string | null; messageId?: string | null; sent?: boolean; attempt?: { at: Date; to?: string };
+  }): Promise<void> {
     await db.run(qb.updateTable('core.email_deliveries')
       .set((eb) => ({
         status: change.status,
+        ...(change.attempt?.to !== undefined ? { to_address: change.attempt.to } : {}),
         ...(change.smtpResponse !== undefined ? { smtp_response: change.smtpResponse } : {}),
         ...(change.messageId !== undefined ? { message_id: change.messageId } : {}),
         ...(change.sent ? { sent_at: sql<Date>`now()` } : {}),
@@ -220,7 +233,7 @@ export const notificationRepository = {
   async takeDigestItems(db: Db, userId: string, category: string, digestId: string) {
     return db.run(qb.updateTable('core.email_deliveries').set({ status: 'digested', digest_id: digestId })
       .where('user_id', '=', userId).where('category', '=', category).where('status', '=', 'digest_pending')
-      .returning(['org_id', 'data', 'to_address', 'created_at']));
+      .returning(['org_id', 'data', 'created_at']));
   },
 
   async closeDigest(db: Db, id: string): Promise<void> {
