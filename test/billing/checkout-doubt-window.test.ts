@@ -82,6 +82,15 @@ describe('billing: a checkout key in doubt is kept only within Stripe\'s idempot
     expect(next.status).toBe(201);
     expect(createsOf(key)).toHaveLength(2); // the lost create and stripe-node's retry, nothing since
     expect(await keyRow(orgId)).toEqual({ key: expect.any(String), drawnAt: expect.any(Date), request: expect.any(String), params: null, session: next.body.id });
+
+    // that settled key keeps its request's hash (an unsalted SHA-256 of the parameters, ada's e-mail among them) while the
+    // key may be reused, and no longer than 24 hours; its session stays (to be expired by the next checkout)
+    clock.advance(23 * HOUR_MS + 59 * 60_000);
+    expect((await job.dropStaleCheckoutKeys()).filter((d) => d.orgId === orgId)).toEqual([]);
+    expect((await keyRow(orgId)).request).toEqual(expect.any(String));
+    clock.advance(60_000);
+    expect((await job.dropStaleCheckoutKeys()).filter((d) => d.orgId === orgId)).toEqual([]); // not a key in doubt
+    expect(await keyRow(orgId)).toEqual({ key: expect.any(String), drawnAt: expect.any(Date), request: null, params: null, session: next.body.id });
   });
 
   it('a checkout after the window does not replay the create of a key in doubt the job has not dropped yet: it draws a new key', async () => {

@@ -392,11 +392,20 @@ export const billingRepository = {
    * Drops every checkout key still in doubt (parameters kept, no session recorded) drawn at or before `cutoff`: past
    * Stripe's idempotency window a replay of its create would create a new session, so there is nothing left to learn,
    * and its parameters (perhaps the e-mail address of the admin who asked) go with it. The session recorded before it
-   * (still to be expired by the next checkout) stays. Rows a checkout holds locked are skipped (the next run gets them).
-   * Returns the keys dropped.
+   * (still to be expired by the next checkout) stays. A settled key (its session recorded, its parameters gone) keeps its
+   * request's hash for the key's reuse (CHECKOUT_KEY_MS, under 24 hours): past the cutoff the hash goes too (an unsalted
+   * SHA-256 of the parameters, customer_email included). Rows a checkout holds locked are skipped (the next run gets them).
+   * Returns the keys dropped (the ones in doubt).
    */
   async dropStaleCheckoutKeys(db: Db, cutoff: Date): Promise<{ orgId: string; appId: string; key: string; drawnAt: Date }[]> {
     return db.$queryRaw<{ orgId: string; appId: string; key: string; drawnAt: Date }[]>`
+      WITH settled AS (
+        UPDATE hub.limit_locks l SET checkout_request = NULL
+        FROM (SELECT org_id, app_id FROM hub.limit_locks
+              WHERE checkout_params IS NULL AND checkout_request IS NOT NULL AND (checkout_key_at IS NULL OR checkout_key_at <= ${cutoff}::timestamptz)
+              FOR UPDATE SKIP LOCKED) old
+        WHERE l.org_id = old.org_id AND l.app_id = old.app_id
+        RETURNING 1)
       UPDATE hub.limit_locks l SET checkout_key = NULL, checkout_key_at = NULL, checkout_request = NULL, checkout_params = NULL
       FROM (SELECT org_id, app_id, checkout_key, checkout_key_at FROM hub.limit_locks
             WHERE checkout_params IS NOT NULL AND (checkout_key_at IS NULL OR checkout_key_at <= ${cutoff}::timestamptz)
