@@ -50,6 +50,13 @@ describe('personal data catalog', () => {
       .filter((t) => 'column' in t.person && !existing.has(`${t.table}.${(t.person as { column: string }).column}`))
       .map((t) => `${t.table}: person column missing`);
     expect(missing).toEqual([]);
+    // a row reached through another table's: that table is in the catalog, and the columns joining them exist
+    const has = (table: string, column: string) => existing.has(`${table}.${column}`);
+    const broken = PERSONAL_DATA_CATALOG.flatMap((t) => [t.person, ...(t.alsoLocatedBy ?? []), ...(t.alsoErasedBy ?? [])].flatMap((l) => (l.kind !== 'through' ? [] : [
+      ...(PERSONAL_DATA_CATALOG.some((x) => x.table === l.table) ? [] : [`${t.table}: ${l.table} is not in the catalog`]),
+      ...l.columns.filter(([mine, theirs]) => !has(t.table, mine) || !has(l.table, theirs)).map(([mine, theirs]) => `${t.table}.${mine} = ${l.table}.${theirs}: a column is missing`),
+    ])));
+    expect(broken).toEqual([]);
   });
 
   it('knows every column that holds a user id: a person locator (the person\'s export and erasure find its rows) or an organization\'s record they authored', async () => {

@@ -90,6 +90,13 @@ describe('data exports: POST /v1/me/data-export, POST /v1/orgs/{orgId}/data-expo
     ids.qClaim = (await t.http.post(payablesUrl(acme, 'expense-claims')).set(q.auth).send(claim).expect(201)).body.id;
     ids.qIntegration = (await t.http.post('/v1/me/integrations').set(q.auth).send({ integrationType: 'icloud', label: 'Q iCloud', externalEmail: q.email }).expect(201)).body.id;
     await t.http.post(`/v1/orgs/${quux}/analytics/events`).set(q.auth).send({ events: [{ name: 'q.opened' }] }).expect(200);
+    // about P, by someone else: the owner changes their role
+    await t.http.patch(`/v1/orgs/${acme}/members/${p.id}`).set(owner.auth).send({ role: 'member' }).expect(200);
+    // Stripe events: one of P's personal organization, one of Q's
+    for (const [orgId, tag] of [[p.personalOrgId, 'p'], [q.personalOrgId, 'q']]) {
+      await t.db.admin.query(`INSERT INTO hub."BillingEvent" ("stripeEventId", type, "orgId", "stripeCreatedAt", payload, status)
+        VALUES ($1, 'invoice.paid', $2, now(), $3, 'processed')`, [`evt_${tag}_${randomBytes(6).toString('hex')}`, orgId, JSON.stringify({ tag })]);
+    }
     await t.app.get(OutboxRelay).drain();
   });
   afterAll(async () => {
@@ -140,9 +147,18 @@ describe('data exports: POST /v1/me/data-export, POST /v1/orgs/{orgId}/data-expo
     expect(rows('core.analytics_events.json').map((e) => e.name)).toContain('p.opened');
     expect(rows('finance.bills.json').map((b) => b.id)).toEqual([ids.pClaim]);
     expect(rows('core.organizations.json').map((o) => o.id)).toEqual([p.personalOrgId]);
+    // the lines of their expense claim; the Stripe events of their personal organization
+    expect(rows('finance.bill_lines.json').map((l) => [l.bill_id, Number(l.gross)])).toEqual([[ids.pClaim, 9.99]]);
+    expect(rows('hub.BillingEvent.json').map((e) => [e.orgId, e.payload])).toEqual([[p.personalOrgId, { tag: 'p' }]]);
     const audit = rows('core.audit_logs.json');
-    expect(audit.every((a) => a.actor_id === p.id)).toBe(true);
+    // the entries they acted in, and those about them (their account, their memberships) whoever acted
+    expect(audit.every((a) => a.actor_id === p.id || (['user', 'membership'].includes(a.entity_type) && a.entity_id === p.id))).toBe(true);
     expect(audit.map((a) => a.action)).toEqual(expect.arrayContaining(['organization.created', 'invitation.created', 'payables.expense_claim_created', 'integration.created']));
+    // the owner's change of their role: its snapshots open (sealed for P), the owner's IP address is withheld
+    const roleChanged = audit.filter((a) => a.action === 'membership.role_changed');
+    expect(roleChanged).toEqual([expect.objectContaining({ actor_id: owner.id, org_id: acme, ip: WITHHELD,
+      before: expect.objectContaining({ role: 'accountant', email: p.email }), after: expect.objectContaining({ role: 'member', email: p.email }) })]);
+    expect(audit.filter((a) => a.actor_id === p.id && a.ip !== null).every((a) => a.ip !== WITHHELD)).toBe(true);
     // their own sealed data reads; another person's (the invitee's e-mail) is withheld
     expect(audit.find((a) => a.action === 'integration.created')!.after).toMatchObject({ externalEmail: p.email });
     expect(audit.find((a) => a.action === 'invitation.created')!.after).toMatchObject({ email: WITHHELD, role: 'viewer' });

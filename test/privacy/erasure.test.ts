@@ -3,7 +3,9 @@ import jwt from 'jsonwebtoken';
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { ManualClock } from '../support/clock.js';
-import { addMember, createOrg, registerUser, uniqueEmail, verifyEmailOf, type TestUser } from '../support/factories.js';
+import { addMember, createOrg, onPlan, registerUser, uniqueEmail, verifyEmailOf, type TestUser } from '../support/factories.js';
+import { startOpenAiDouble, type OpenAiDouble } from '../support/doubles/openai-double.js';
+import { agentsUrl } from '../agents/agents-support.js';
 import { ledgerUrl, startBooks } from '../ledger/ledger-support.js';
 import { PERSONAL_DATA_CATALOG } from '../../src/modules/privacy/personal-data.catalog.js';
 import { findEverywhere } from './columns.js';
@@ -29,12 +31,18 @@ const RETAINED = new Set(PERSONAL_DATA_CATALOG.flatMap((t) => Object.entries(t.c
 
 describe('DELETE /v1/me: erasure', () => {
   let t: TestApp;
+  let llm: OpenAiDouble;
   const clock = new ManualClock();
 
   beforeAll(async () => {
-    t = await createTestApp({ AUTH_COOKIES: 'false', REDIS_URL: '' }, { clock }); // jobs run in drain()
+    llm = await startOpenAiDouble();
+    // jobs run in drain(); agents call the LLM double
+    t = await createTestApp({ AUTH_COOKIES: 'false', REDIS_URL: '', AI_BASE_URL: llm.url, AI_API_KEY: 'sk-test-erasure-0000' }, { clock });
   });
-  afterAll(() => t.close());
+  afterAll(async () => {
+    await t?.close();
+    await llm?.close();
+  });
 
   it('needs re-authentication: a fresh access token is enough; a token older than 5 minutes without the password, or a wrong password, is refused and nothing changes', async () => {
     // a sign-in is recent on the app's clock (this file's, which moves on)
@@ -204,8 +212,28 @@ describe('DELETE /v1/me: erasure', () => {
     // a journal entry the person posted, an invitation to their e-mail, a solo business organization of theirs
     await t.http.post(ledgerUrl(acme, 'journal-entries')).set(p.auth).send({ date: '2026-03-01', memo: 'Office rent', lines: [
       { accountId: acc['5200'], debit: '500.00' }, { accountId: acc['1100'], credit: '500.00' }] }).expect(201);
+    // Other runs an agent on member.invited: the event's payload (the invitee's e-mail) is pasted into the run's input,
+    // and the model's answer (its output, its step's detail) repeats it
     const other = await createOrg(t, owner, 'Other');
+    await onPlan(t, other, 'professional');
+    const agentId = (await t.http.post(agentsUrl(other)).set(owner.auth).send({ name: 'Greeter', type: 'accountant', modelId: 'gpt-4o-mini' }).expect(201)).body.id;
+    await t.http.post(agentsUrl(other, `/${agentId}/triggers`)).set(owner.auth).send({ kind: 'event', eventType: 'member.invited', prompt: 'Greet the invitee.' }).expect(201);
+    llm.enqueue({ kind: 'text', content: `Welcome aboard, ${p.email}!`, usage: { prompt: 40, completion: 8 } });
     await t.http.post(`/v1/orgs/${other}/invitations`).set(owner.auth).send({ email: p.email, role: 'viewer' }).expect(201);
+    await t.app.get(OutboxRelay).drain(); // the event starts the run
+    await t.app.get(OutboxRelay).drain(); // the run's job calls the model
+    const runs = async () => (await t.db.admin.query(`SELECT r.status, r.input::text AS input, r.output, r.cost::text AS cost, r.steps,
+      (SELECT json_agg(s.detail::text) FROM ai.run_steps s WHERE s.org_id = r.org_id AND s.run_id = r.id) AS details
+      FROM ai.runs r WHERE r.org_id = $1`, [other])).rows;
+    const [run] = await runs();
+    expect(run).toMatchObject({ status: 'succeeded', output: `Welcome aboard, ${p.email}!`, steps: 1 });
+    expect([run.input, run.details[0]].map((v: string) => v.includes(p.email))).toEqual([true, true]);
+    // their provider page (a WhatsApp number, a slug) and their personal organization renamed: both audited
+    const phone = `+9715${String(randomBytes(4).readUInt32BE() % 1e8).padStart(8, '0')}`;
+    const slug = `zelda-${randomBytes(4).toString('hex')}`;
+    await t.http.patch('/v1/me/provider').set(p.auth)
+      .send({ publicSlug: slug, settings: { whatsapp: { enabled: true, phoneE164: phone, messageTemplate: 'Book {date} at {time}?' } } }).expect(200);
+    await t.http.patch(`/v1/orgs/${p.personalOrgId}`).set(p.auth).send({ name: `${p.name} Consulting` }).expect(200);
     const solo = await createOrg(t, p, 'Solo Trading');
     const second = await t.http.post('/v1/auth/login').send({ email: p.email, password: PASSWORD }).expect(200);
 
@@ -218,7 +246,7 @@ describe('DELETE /v1/me: erasure', () => {
     expect(await invitationAudit()).toMatchObject({ after: { email: p.email, role: 'viewer' } });
     const rawAudit = async () => (await t.db.admin.query(`SELECT id, before, after FROM core.audit_logs WHERE org_id = ANY($1::uuid[]) ORDER BY id`, [[other, acme, p.personalOrgId]])).rows;
     const rawBefore = await rawAudit();
-    expect(JSON.stringify(rawBefore)).not.toContain(p.email);
+    for (const needle of [p.email, p.name, phone, slug]) expect([needle, JSON.stringify(rawBefore).includes(needle)]).toEqual([needle, false]);
 
     clock.advance(600_000); // the token is old: the password re-authenticates
     const res = await t.http.delete('/v1/me').set(p.auth).send({ password: PASSWORD }).expect(200);
@@ -237,12 +265,15 @@ describe('DELETE /v1/me: erasure', () => {
     expect(orgs.rows).toEqual(expect.arrayContaining([{ id: p.personalOrgId, name: 'Erased personal organization', deleted: true }, { id: solo, name: 'Solo Trading', deleted: true }]));
 
     // the scan: every text and JSON column of every table in our schemas
-    for (const needle of [p.email, p.name]) {
+    for (const needle of [p.email, p.name, phone, slug]) {
       const found = await findEverywhere(t.db.admin, needle);
       expect(found.filter((f) => !RETAINED.has(f.replace(/ \(.*$/, '')))).toEqual([]);
     }
     // nothing of the bystander was touched
     expect(await findEverywhere(t.db.admin, bystander.email)).toEqual(expect.arrayContaining([expect.stringMatching(/^core."User".email/)]));
+
+    // the run naming them keeps its status, cost and step; its content is gone
+    expect(await runs()).toEqual([{ ...run, input: '{}', output: null, details: ['{}'] }]);
 
     // the books they belonged to are unchanged, the entry they posted keeps its author id
     expect(await reports()).toEqual(before);

@@ -44,6 +44,7 @@ interface PersonalSnapshot {
 
 const PARTY_FIELDS = ['name', 'contactPerson', 'email', 'phone', 'taxId', 'billingAddress'] as const;
 const byEntityUser = (e: EntryFacts) => (e.entityId ? userSubject(e.entityId) : undefined);
+const byActor = (e: EntryFacts) => (e.actorUserId ? userSubject(e.actorUserId) : undefined);
 
 /**
  * The audited entity types whose snapshots carry a person's data (declared with the personal-data catalog: the
@@ -53,7 +54,14 @@ export const AUDITED_PERSONAL_DATA: Record<string, PersonalSnapshot> = {
   user: { subject: byEntityUser, fields: ['email', 'name', 'image', 'newEmail', 'oldEmail'] },
   membership: { subject: byEntityUser, fields: ['email', 'name', 'image'] },
   invitation: { subject: (_e, s) => (typeof s.email === 'string' ? emailSubject(s.email) : undefined), fields: ['email'] },
-  integration: { subject: (e) => (e.actorUserId ? userSubject(e.actorUserId) : undefined), fields: ['externalEmail', 'externalUsername'] },
+  integration: { subject: byActor, fields: ['externalEmail', 'externalUsername'] },
+  // the acting user's own provider page: its slug, and settings (WhatsApp number and message, CalDAV calendar URLs)
+  provider: { subject: byActor, fields: ['publicSlug', 'settings'] },
+  // a personal organization is named after its person at registration (a business one is nobody's in particular)
+  organization: {
+    subject: (_e, s) => (s.accountType === 'personal' && typeof s.ownerUserId === 'string' ? userSubject(s.ownerUserId) : undefined),
+    fields: ['name', 'domain'],
+  },
   vendor: { subject: (e) => (e.entityId ? partySubject('vendor', e.orgId, e.entityId) : undefined), fields: PARTY_FIELDS },
   customer: { subject: (e) => (e.entityId ? partySubject('customer', e.orgId, e.entityId) : undefined), fields: PARTY_FIELDS },
 };

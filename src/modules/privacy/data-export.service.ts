@@ -13,7 +13,7 @@ import type { Db, TenantTx } from '../../platform/database/database.service.js';
 import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
 import { enqueue, JobRegistry, type Job } from '../../platform/queue/jobs.js';
 import { AuditService } from '../audit/audit.service.js';
-import { AuditSealer, emailSubject, userSubject } from './audit-sealing.js';
+import { AuditSealer, emailSubject, userSubject, WITHHELD } from './audit-sealing.js';
 import { archiveName, dataExportRepository as repo, type DataExportRow, type ExportTable } from './data-export.repository.js';
 import { erasureRepository, locate } from './erasure.repository.js';
 import { PERSONAL_DATA_CATALOG } from './personal-data.catalog.js';
@@ -198,7 +198,7 @@ export class DataExportService implements OnModuleInit {
       if (row.kind === 'person') await put('[');
       else await put(`${step.table.columns.join(',')}\n`);
       count = await repo.stream(db, step.table, step.where, BATCH, async (batch) => {
-        const shown = step.table.table === 'core.audit_logs' ? await this.openAudit(db, batch, step.allowSubject) : batch;
+        const shown = step.table.table === 'core.audit_logs' ? await this.openAudit(db, batch, step.allowSubject, step.personId) : batch;
         const text = row.kind === 'person'
           ? shown.map((r, i) => `${count + i === 0 ? '\n' : ',\n'}${JSON.stringify(r)}`).join('')
           : shown.map((r) => `${step.table.columns.map((c) => csvCell(r[c])).join(',')}\n`).join('');
@@ -234,7 +234,7 @@ export class DataExportService implements OnModuleInit {
     const tables = await repo.columnsOf(db, entries.map((e) => e.t.table));
     const byName = new Map(tables.map((t) => [t.table, t]));
     return entries.filter((e) => byName.has(e.t.table)).map((e) => ({
-      table: byName.get(e.t.table)!, where: e.where, describes: e.t.describes, allowSubject: (s: string) => own.has(s),
+      table: byName.get(e.t.table)!, where: e.where, describes: e.t.describes, allowSubject: (s: string) => own.has(s), personId: userId,
     }));
   }
 
@@ -247,19 +247,26 @@ export class DataExportService implements OnModuleInit {
     }));
   }
 
-  /** Audit entries as they read (sealed fields opened); in a person's export only their own person's fields. */
-  private async openAudit(db: Db, rows: Record<string, unknown>[], allow: (subject: string) => boolean): Promise<Record<string, unknown>[]> {
+  /**
+   * Audit entries as they read (sealed fields opened); in a person's export only their own person's fields, and the IP
+   * address of the entries they did not act in (an admin changing their role) withheld: it is the actor's.
+   */
+  private async openAudit(db: Db, rows: Record<string, unknown>[], allow: (subject: string) => boolean, personId?: string): Promise<Record<string, unknown>[]> {
     const keys = await this.sealer.openKeys(db, this.sealer.keyIds(rows.flatMap((r) => [r.before, r.after])));
     return rows.map((r) => {
       const facts = { entityType: String(r.entity_type), entityId: (r.entity_id as string | null) ?? null };
-      return { ...r, before: this.sealer.open(r.before, String(r.org_id), facts, keys, allow), after: this.sealer.open(r.after, String(r.org_id), facts, keys, allow) };
+      const ip = personId !== undefined && r.actor_id !== personId && r.ip != null ? WITHHELD : r.ip;
+      return { ...r, ip, before: this.sealer.open(r.before, String(r.org_id), facts, keys, allow), after: this.sealer.open(r.after, String(r.org_id), facts, keys, allow) };
     });
   }
 
   private readme(row: DataExportRow, lines: string[]): string {
     const what = row.kind === 'person'
-      ? 'Everything OmniZen holds about you, one JSON file per table (an array of rows). Secrets and token hashes are never exported; '
-        + 'audit entries show other people\'s data as withheld.'
+      ? 'The data OmniZen holds about you, one JSON file per table (an array of rows); audit entries show other people\'s data '
+        + '(and the IP address of another person acting) as withheld.\n\nNot in this archive: secrets, password and token hashes; '
+        + 'records of organizations that you made or that name you in free text (journal entries, invoices, bills you entered, '
+        + 'memos: the organization\'s own export holds them); notices and e-mails to other people that mention you; jobs and '
+        + 'webhook messages in flight; a pending Stripe checkout request (kept at most 24 hours).'
       : 'The organization\'s data, one CSV file per table (a header line, then one line per row; JSON values as JSON text). '
         + 'Secrets and token hashes are never exported.';
     return `# OmniZen data export ${row.id}\n\n${what}\n\nCreated: ${new Date(this.clock.now()).toISOString()}\n\n| file | holds | rows |\n|---|---|---|\n${lines.join('\n')}\n`;
@@ -307,4 +314,6 @@ interface PlanStep {
   where: { sql: string; values: unknown[] };
   describes: string;
   allowSubject: (subject: string) => boolean;
+  /** a person's export: the person (whose audit entries show their own IP address only) */
+  personId?: string;
 }

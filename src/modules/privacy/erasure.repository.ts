@@ -94,19 +94,22 @@ export const erasureRepository = {
   /** Applies the catalog's treatment of every table that locates the person by user id, proven e-mail or personal organization. */
   async applyCatalog(db: Db, person: LocatedPerson): Promise<Record<string, number>> {
     const counts: Record<string, number> = {};
-    // the user row last: the other tables may locate the person by the e-mail it still holds
-    const tables = [...PERSONAL_DATA_CATALOG].sort((a, b) => Number(a.table === 'core."User"') - Number(b.table === 'core."User"'));
+    // rows reached through another table's first (a run's steps, before the run's content that finds it goes); the user
+    // row last: the other tables may locate the person by the e-mail it still holds
+    const rank = (t: PersonalDataTable) => (t.person.kind === 'through' ? 0 : t.table === 'core."User"' ? 2 : 1);
+    const tables = [...PERSONAL_DATA_CATALOG].sort((a, b) => rank(a) - rank(b));
     for (const t of tables) {
+      const treatments = Object.entries(t.columns) as [string, Treatment][];
+      if (!treatments.some(([, tr]) => CHANGED.has(tr.kind))) continue;
       const where = locate(t, person);
       if (!where) continue;
-      const treatments = Object.entries(t.columns) as [string, Treatment][];
       if (treatments.some(([, tr]) => tr.kind === 'delete-row')) {
-        counts[t.table] = await db.$executeRawUnsafe(`DELETE FROM ${t.table} WHERE ${where.sql}`, ...where.values);
+        counts[t.table] = await db.$executeRawUnsafe(`DELETE FROM ${t.table} x WHERE ${where.sql}`, ...where.values);
         continue;
       }
       const sets = treatments.flatMap(([column, tr]) =>
         tr.kind === 'erase' ? [`${quote(column)} = NULL`] : tr.kind === 'pseudonymize' ? [`${quote(column)} = ${tr.sql}`] : []);
-      if (sets.length) counts[t.table] = await db.$executeRawUnsafe(`UPDATE ${t.table} SET ${sets.join(', ')} WHERE ${where.sql}`, ...where.values);
+      counts[t.table] = await db.$executeRawUnsafe(`UPDATE ${t.table} x SET ${sets.join(', ')} WHERE ${where.sql}`, ...where.values);
     }
     return counts;
   },
@@ -140,40 +143,63 @@ export interface LocatedPerson {
   emails: string[];
 }
 
+/** The treatments that change a row (the others leave it as it is). */
+const CHANGED = new Set<Treatment['kind']>(['erase', 'pseudonymize', 'delete-row']);
+
 /**
- * The WHERE clause that finds the person's rows of a catalog table, with its parameters ($1, $2: the user id and the
- * e-mails, as the clause uses them); undefined for tables erased otherwise (parties) or never. `erasure`: the table's
- * `alsoErasedBy` locators count too (an export leaves them out: those rows are other people's records). A person with
- * no proven address is located by nothing e-mail-based (an e-mail column matches no row; no value is scanned).
+ * The WHERE clause that finds the person's rows of a catalog table aliased `x`, with its parameters ($1, $2: the user id
+ * and the e-mails, as the clause uses them); undefined for tables erased otherwise (parties) or never. `erasure`: the
+ * table's `alsoErasedBy` locators count too (an export leaves them out: those rows are other people's records). A person
+ * with no proven address is located by nothing e-mail-based (an e-mail column matches no row; no value is scanned).
  */
 export function locate(t: PersonalDataTable, person: LocatedPerson, erasure = true): { sql: string; values: unknown[] } | undefined {
   const values: unknown[] = [];
-  const param = (v: unknown) => `$${values.push(v)}`;
-  let userParam: string | undefined;
-  let emailsParam: string | undefined;
-  const user = () => (userParam ??= param(person.userId));
-  const emails = () => (emailsParam ??= param(person.emails.map((e) => e.toLowerCase())));
-  const conditions = [t.person, ...(erasure ? t.alsoErasedBy ?? [] : [])].map((l): string | undefined => {
+  const sql = conditionOf(t, person, erasure, 'x', { values, param: (v) => `$${values.push(v)}` }, 0);
+  return sql === undefined ? undefined : { sql, values };
+}
+
+interface Params {
+  values: unknown[];
+  param: (v: unknown) => string;
+  user?: string;
+  emails?: string;
+}
+
+function conditionOf(t: PersonalDataTable, person: LocatedPerson, erasure: boolean, alias: string, p: Params, depth: number): string | undefined {
+  const user = () => (p.user ??= p.param(person.userId));
+  const emails = () => (p.emails ??= p.param(person.emails.map((e) => e.toLowerCase())));
+  const col = (column: string) => `${alias}.${quote(column)}`;
+  const locators = [t.person, ...(t.alsoLocatedBy ?? []), ...(erasure ? t.alsoErasedBy ?? [] : [])];
+  const conditions = locators.map((l): string | undefined => {
     switch (l.kind) {
       case 'user':
-        return `${quote(l.column)}::text = ${user()}`;
+        return `${col(l.column)}::text = ${user()}${l.only ? ` AND ${col(l.only.column)} = ANY(${p.param(l.only.values)}::text[])` : ''}`;
       case 'email':
-        return person.emails.length ? `lower(${quote(l.column)}) = ANY(${emails()}::text[])` : 'false';
+        return person.emails.length ? `lower(${col(l.column)}) = ANY(${emails()}::text[])` : 'false';
       case 'personal-org':
-        return `${quote(l.column)}::text = ${user()} AND account_type = 'personal'`;
+        return `${col(l.column)}::text = ${user()} AND ${col('account_type')} = 'personal'`;
       case 'value-scan': {
-        // only tables whose rows go when they mention the person (a job naming their e-mail)
-        const deletable = Object.entries(t.columns).filter(([, tr]) => tr.kind === 'delete-row').map(([c]) => c);
-        if (!deletable.length || !person.emails.length) return undefined;
-        const pattern = param(wholeAddressPattern(person.emails));
-        return deletable.map((c) => `${quote(c)}::text ~* ${pattern}`).join(' OR ');
+        // the columns the erasure changes (a job naming their e-mail goes; a run naming it loses its content)
+        const changed = Object.entries(t.columns).filter(([, tr]) => CHANGED.has(tr.kind)).map(([c]) => c);
+        if (!changed.length || !person.emails.length) return undefined;
+        const pattern = p.param(wholeAddressPattern(person.emails));
+        return changed.map((c) => `${col(c)}::text ~* ${pattern}`).join(' OR ');
+      }
+      case 'through': {
+        const parent = PERSONAL_DATA_CATALOG.find((x) => x.table === l.table);
+        if (!parent || depth > 2) throw new Error(`${t.table}: no catalog table ${l.table} to locate its rows through`);
+        const inner = `p${depth}`;
+        const found = conditionOf(parent, person, erasure, inner, p, depth + 1);
+        if (!found) return undefined;
+        const join = l.columns.map(([mine, theirs]) => `${inner}.${quote(theirs)} = ${col(mine)}`).join(' AND ');
+        return `EXISTS (SELECT 1 FROM ${parent.table} ${inner} WHERE ${join} AND (${found}))`;
       }
       case 'party':
         return undefined;
     }
   }).filter((c): c is string => !!c);
   if (!conditions.length) return undefined;
-  return { sql: conditions.length === 1 ? conditions[0] : conditions.map((c) => `(${c})`).join(' OR '), values };
+  return conditions.length === 1 ? conditions[0] : conditions.map((c) => `(${c})`).join(' OR ');
 }
 
 /** The retention job's statements: each deletes one data class older than its cutoff (computed from the injected clock). */

@@ -9,15 +9,23 @@
 
 /** How to find the person a row belongs to. */
 export type PersonLocator =
-  /** `column` holds the person's user id (text or uuid) */
-  | { kind: 'user'; column: string }
+  /** `column` holds the person's user id (text or uuid); `only`: in the rows whose `only.column` is one of `only.values` */
+  | { kind: 'user'; column: string; only?: { column: string; values: readonly string[] } }
   /** `column` holds the person's e-mail address (e.g. an invitation sent to it) */
   | { kind: 'email'; column: string }
   /** the row is the person's personal organization: owner column + account_type = 'personal' */
   | { kind: 'personal-org'; column: string }
   /** the row is a party (vendor, customer) an organization may erase as a natural person */
   | { kind: 'party'; party: string; orgColumn: string; idColumn: string }
-  /** the row names nobody in particular: its value may mention a person (JSON payloads) */
+  /**
+   * the row belongs to a row of `table` (another table of the catalog), and is the person's when that row is: `columns`
+   * pairs this table's columns with that table's (a run's steps, a claim's lines)
+   */
+  | { kind: 'through'; table: string; columns: readonly (readonly [string, string])[] }
+  /**
+   * the row names nobody in particular: its value may mention a person (JSON payloads). As an `alsoErasedBy` locator, the
+   * rows whose erased, pseudonymized or deleted columns name one of the person's proven addresses (as a whole) are theirs
+   */
   | { kind: 'value-scan' };
 
 export type Treatment =
@@ -46,6 +54,8 @@ export interface PersonalDataTable {
    * an account, another member's notice naming them. Not in their export: those rows are someone else's record.
    */
   alsoErasedBy?: PersonLocator[];
+  /** More rows that are the person's own (any of them matches), in their export and their erasure: audit entries about them. */
+  alsoLocatedBy?: PersonLocator[];
   columns: Record<string, Treatment>;
   /** what an export's README says this table holds */
   describes: string;
@@ -102,9 +112,17 @@ export const PERSONAL_DATA_CATALOG: PersonalDataTable[] = [
     },
   },
   {
-    table: 'core.audit_logs', person: { kind: 'user', column: 'actor_id' }, describes: 'audit entries where you are the actor',
+    // also the entries about them (their account, their memberships: a role an admin changed), whoever acted; in their
+    // export another actor's ip is withheld
+    table: 'core.audit_logs', person: { kind: 'user', column: 'actor_id' },
+    alsoLocatedBy: [{ kind: 'user', column: 'entity_id', only: { column: 'entity_type', values: ['user', 'membership'] } }],
+    describes: 'audit entries where you are the actor, and those about your account and memberships (another actor\'s IP address withheld)',
     columns: {
-      ip: { kind: 'retain', basis: 'security and accountability of an append-only audit trail (GDPR Art. 6(1)(f), 5(2))', duration: 'AUDIT retention (docs/privacy.md)' },
+      // in the clear, never sealed: kept as long as the audit log itself, which is append-only and not purged (docs/privacy.md)
+      ip: {
+        kind: 'retain', basis: 'security and accountability of an append-only audit trail (GDPR Art. 6(1)(f), 5(2))',
+        duration: 'as long as the audit log (not purged yet: an open decision, docs/privacy.md)',
+      },
       before: { kind: 'crypto-shred', how: 'personal fields sealed with the person\'s key (core.personal_data_keys); erasure deletes the key' },
       after: { kind: 'crypto-shred', how: 'personal fields sealed with the person\'s key (core.personal_data_keys); erasure deletes the key' },
     },
@@ -184,7 +202,10 @@ export const PERSONAL_DATA_CATALOG: PersonalDataTable[] = [
     },
   },
   {
-    table: 'hub."BillingEvent"', person: { kind: 'value-scan' }, describes: 'Stripe events of your subscriptions',
+    // the events of subscriptions in their name, and those about their personal organization (its personal plans)
+    table: 'hub."BillingEvent"', person: { kind: 'through', table: 'hub."Subscription"', columns: [['subscriptionId', 'id']] },
+    alsoLocatedBy: [{ kind: 'through', table: 'core.organizations', columns: [['orgId', 'id']] }],
+    describes: 'Stripe events of your subscriptions and of your personal organization',
     columns: { payload: { kind: 'retain', basis: 'billing records under bookkeeping law', duration: '10 years' } },
   },
   {
@@ -204,8 +225,24 @@ export const PERSONAL_DATA_CATALOG: PersonalDataTable[] = [
   { table: 'core.notification_preferences', person: { kind: 'user', column: 'user_id' }, describes: 'your notification settings', columns: {} },
   { table: 'core.email_digests', person: { kind: 'user', column: 'user_id' }, describes: 'digest e-mails prepared for you', columns: {} },
   { table: 'core.data_exports', person: { kind: 'user', column: 'user_id' }, describes: 'the data exports you asked for', columns: { file_name: notPersonal('the export file, named by its id') } },
-  { table: 'ai.runs', person: { kind: 'user', column: 'started_by' }, describes: 'AI agent runs you started (your prompts and the answers)', columns: {} },
+  {
+    // also the runs that name the person's address (an event trigger pastes the event's payload, e.g. member.invited's
+    // e-mail, into its run's input): the content goes, the run's tokens, cost and status stay (budgets, usage)
+    table: 'ai.runs', person: { kind: 'user', column: 'started_by' }, alsoErasedBy: [{ kind: 'value-scan' }],
+    describes: 'AI agent runs you started (your prompts and the answers)',
+    columns: { input: { kind: 'pseudonymize', sql: `'{}'::jsonb` }, output: ERASE },
+  },
+  {
+    // the steps of those runs (the model's answers, tool arguments and results): erased with their run, before it
+    table: 'ai.run_steps', person: { kind: 'through', table: 'ai.runs', columns: [['org_id', 'org_id'], ['run_id', 'id']] },
+    describes: 'the steps of AI agent runs you started (model answers, tool calls)',
+    columns: { name: notPersonal('a tool or step name'), detail: { kind: 'pseudonymize', sql: `'{}'::jsonb` } },
+  },
   { table: 'finance.bills', person: { kind: 'user', column: 'claimant_id' }, describes: 'your expense claims (bills of kind expense_claim)', columns: {} },
+  {
+    table: 'finance.bill_lines', person: { kind: 'through', table: 'finance.bills', columns: [['org_id', 'org_id'], ['bill_id', 'id']] },
+    describes: 'the lines of your expense claims', columns: {},
+  },
   { table: 'finance.bill_payments', person: { kind: 'user', column: 'claimant_id' }, describes: 'reimbursements of your expense claims', columns: {} },
   { table: 'hub."Subscription"', person: { kind: 'user', column: 'userId' }, describes: 'app subscriptions in your name', columns: {} },
   { table: 'hub.subscription_billing', person: { kind: 'user', column: 'user_id' }, describes: 'billing state of subscriptions in your name', columns: {} },
@@ -220,7 +257,6 @@ export const PERSONAL_DATA_CATALOG: PersonalDataTable[] = [
   { table: 'ai.agents', person: { kind: 'value-scan' }, describes: 'agents', columns: { name: notPersonal('an agent of an organization') } },
   { table: 'ai.models', person: { kind: 'value-scan' }, describes: 'models', columns: { display_name: notPersonal('an LLM model name') } },
   { table: 'ai.knowledge_collections', person: { kind: 'value-scan' }, describes: 'knowledge collections', columns: { name: notPersonal('a collection of an organization\'s knowledge base') } },
-  { table: 'ai.run_steps', person: { kind: 'value-scan' }, describes: 'agent run steps', columns: { name: notPersonal('a tool or step name') } },
   { table: 'hub.plans', person: { kind: 'value-scan' }, describes: 'plans', columns: { name: notPersonal('a plan of an app') } },
   { table: 'core.analytics_event_names', person: { kind: 'value-scan' }, describes: 'event names', columns: { name: notPersonal('an event name an organization\'s apps send') } },
 ];
