@@ -93,6 +93,12 @@ export function createOpenApiDocument(app: INestApplication): OpenAPIObject {
       // a path parameter other than the organization's (checked first, 404) is validated too: a NUL character in it is a 400
       if (op.requestBody || op.parameters?.some((p) => 'in' in p && (p.in === 'query' || (p.in === 'path' && p.name !== 'orgId')))) generic.push(400);
       if (op.requestBody) generic.push(413, 415);
+      // the generic codes of the database's refusals (mapDatabaseError): a write's statements may meet a check or a rule
+      // (422 invalid, rejected), a key or a concurrent change (409 conflict.unique, conflict.reference, conflict.retry: a
+      // deadlock, a serialization failure) or a policy (403 forbidden); a read with input may meet a value the database
+      // refuses (422 invalid)
+      if (method !== 'get') generic.push(403, 409, 422);
+      else if (generic.includes(400)) generic.push(422);
       for (const status of generic) {
         op.responses[status] ??= { description: DESCRIPTIONS[status], content: JSON_ERROR };
       }
