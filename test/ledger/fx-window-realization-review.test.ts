@@ -19,7 +19,9 @@ import { fxBooks } from './fx-support.js';
  *  - the unrealized FX accounts changed in the settings between the revaluation and the settlement: the compensation
  *    and the realization use the account the revaluation (and its reversal) posted to, not the settings' new one; so
  *    does a credit note taking the credited share's revaluation off, and a void in the window (what it takes off on its
- *    date, and the compensation of the reversal dated after it: AR and AP).
+ *    date, and the compensation of the reversal dated after it: AR and AP);
+ *  - a void after (or in the window of) several revaluations: each unrealized FX account they moved the item on is
+ *    brought back by its own amount (a gain then a loss; two gains on accounts changed in between), AR and AP.
  * Each asserts the months' realized and unrealized results and the control account equal to the aging at the month ends.
  */
 describe('FX revaluation windows: the realized share classified by its own result, on the reversal\'s account', () => {
@@ -198,6 +200,89 @@ describe('FX revaluation windows: the realized share classified by its own resul
       await b.expectAgingIsAp(asOf, '0.00');
     }
     await expectOpenAmountsKept(t, b.orgId);
+  });
+
+  /**
+   * The voids of an invoice and a bill revalued several times (r3's review): each unrealized FX account a revaluation (or
+   * a reversal, a compensation) moved the item on is brought back by its own amount, not the item's net off one account.
+   * `dates`: the days every FX account (4310, 5510, 4320, 5520) is 0 and AR and AP equal their agings (0.00).
+   */
+  async function voidBoth(b: Awaited<ReturnType<typeof books>>, invoiceId: string, billId: string, date: string, dates: string[]) {
+    await t.http.post(rUrl(b.orgId, `invoices/${invoiceId}/void`)).set(owner.auth).send({ date }).expect(200);
+    await t.http.post(payablesUrl(b.orgId, `bills/${billId}/void`)).set(owner.auth).send({ date }).expect(200);
+    for (const asOf of dates) {
+      expect({ asOf, fx: await Promise.all(['4310', '5510', '4320', '5520'].map((c) => (b.acc[c] ? b.balance(c, asOf) : 0))), sales: await b.balance('4100', asOf) })
+        .toEqual({ asOf, fx: [0, 0, 0, 0], sales: 0 });
+      await b.expectAgingIsAr(asOf, '0.00');
+      await b.expectAgingIsAp(asOf, '0.00');
+    }
+    await expectOpenAmountsKept(t, b.orgId);
+    const [arVoid] = await b.auditAfter('receivables.invoice_voided');
+    const [apVoid] = await b.auditAfter('payables.bill_voided');
+    return { arVoid, apVoid };
+  }
+  const addFxAccounts = async (b: Awaited<ReturnType<typeof books>>) => {
+    for (const [code, type, parent] of [['4320', 'revenue', '4000'], ['5520', 'expense', '5000']]) {
+      b.acc[code] = (await t.http.post(ledgerUrl(b.orgId, 'accounts')).set(owner.auth).send({ code, name: `Unrealized FX ${code}`, type, parentId: b.acc[parent] }).expect(201)).body.id;
+    }
+    await t.http.patch(ledgerUrl(b.orgId, 'settings')).set(owner.auth).send({ fxUnrealizedGainAccountId: b.acc['4320'], fxUnrealizedLossAccountId: b.acc['5520'] }).expect(200);
+  };
+
+  it('a void after several revaluations takes each unrealized FX account\'s own amount off: a gain then a loss; two gains on accounts changed in between (AR and AP)', async () => {
+    // (a) 1.10 -> 1.15 (Jan 31: AR +50.00 on 4310, AP +50.00 on 5510) -> 1.12 (Feb 28: AR -30.00 on 5510, AP -30.00 on 4310)
+    const a = await books('Void after a gain and a loss', { '2026-01-15': '1.10', '2026-01-31': '1.15', '2026-02-28': '1.12' });
+    const [inv, bill] = [await a.invoice('2026-01-15'), await a.bill('2026-01-15')];
+    await a.revalue('2026-01-31', false);
+    await a.revalue('2026-02-28', false);
+    const voided = await voidBoth(a, inv.id, bill.id, '2026-03-05', ['2026-03-05', '2026-03-31']);
+    // AR carried +20.00: 50.00 off the gain account, 30.00 off the loss account (not the net 20.00 off the gain account)
+    expect(await a.lines(voided.arVoid.revaluationEntryId)).toEqual([
+      { code: '1200', debit: '0.00', credit: '50.00' }, { code: '4310', debit: '50.00', credit: '0.00' },
+      { code: '1200', debit: '30.00', credit: '0.00' }, { code: '5510', debit: '0.00', credit: '30.00' }]);
+    expect(await a.lines(voided.apVoid.revaluationEntryId)).toEqual([
+      { code: '2100', debit: '50.00', credit: '0.00' }, { code: '5510', debit: '0.00', credit: '50.00' },
+      { code: '2100', debit: '0.00', credit: '30.00' }, { code: '4310', debit: '30.00', credit: '0.00' }]);
+
+    // (b) 1.10 -> 1.15 (Jan 31: AR +50.00 on 4310, AP +50.00 on 5510), the settings then name 4320 and 5520, -> 1.20
+    // (Feb 28: AR +50.00 on 4320, AP +50.00 on 5520): each void takes 50.00 off each account (not 100.00 off the new one)
+    const b = await books('Void after two gains on changed accounts', { '2026-01-15': '1.10', '2026-01-31': '1.15', '2026-02-28': '1.20' });
+    const [inv2, bill2] = [await b.invoice('2026-01-15'), await b.bill('2026-01-15')];
+    await b.revalue('2026-01-31', false);
+    await addFxAccounts(b);
+    await b.revalue('2026-02-28', false);
+    const again = await voidBoth(b, inv2.id, bill2.id, '2026-03-05', ['2026-03-05', '2026-03-31']);
+    expect(await b.lines(again.arVoid.revaluationEntryId)).toEqual([
+      { code: '1200', debit: '0.00', credit: '50.00' }, { code: '4310', debit: '50.00', credit: '0.00' },
+      { code: '1200', debit: '0.00', credit: '50.00' }, { code: '4320', debit: '50.00', credit: '0.00' }]);
+  });
+
+  it('a void in the window of several revaluations: each account\'s own amount is taken off on the void\'s date, and put back on the reversals\' date on each account they move (AR and AP)', async () => {
+    // Jan 20 at 1.15 (AR +50.00 on 4310, AP +50.00 on 5510) and Jan 31 at 1.12 (AR -30.00 on 5510, AP -30.00 on 4310),
+    // both reversed on Feb 1; voided Jan 31
+    const a = await books('Void in the window of a gain and a loss', { '2026-01-15': '1.10', '2026-01-20': '1.15', '2026-01-31': '1.12' });
+    const [inv, bill] = [await a.invoice('2026-01-15'), await a.bill('2026-01-15')];
+    await a.revalue('2026-01-20');
+    await a.revalue('2026-01-31');
+    const voided = await voidBoth(a, inv.id, bill.id, '2026-01-31', ['2026-01-31', '2026-02-01', '2026-02-28']);
+    // Feb 1: the reversals take -50.00 (4310) and +30.00 (5510) off the invoice, which carries nothing: each put back on its account
+    expect(voided.arVoid.compensationEntryIds).toHaveLength(1);
+    expect(await a.lines(voided.arVoid.compensationEntryIds[0])).toEqual([
+      { code: '1200', debit: '50.00', credit: '0.00' }, { code: '4310', debit: '0.00', credit: '50.00' },
+      { code: '1200', debit: '0.00', credit: '30.00' }, { code: '5510', debit: '30.00', credit: '0.00' }]);
+    expect(await a.split()).toEqual({ january: { realized: '0.00', unrealized: '0.00' }, february: { realized: '0.00', unrealized: '0.00' } });
+
+    // Jan 20 at 1.15 (AR +50.00 on 4310, AP +50.00 on 5510), the settings then name 4320 and 5520, Jan 31 at 1.20 (AR
+    // +50.00 on 4320, AP +50.00 on 5520), both reversed on Feb 1; voided Jan 31: two take-offs of the same 50.00 each
+    const b = await books('Void in the window of two gains on changed accounts', { '2026-01-15': '1.10', '2026-01-20': '1.15', '2026-01-31': '1.20' });
+    const [inv2, bill2] = [await b.invoice('2026-01-15'), await b.bill('2026-01-15')];
+    await b.revalue('2026-01-20');
+    await addFxAccounts(b);
+    await b.revalue('2026-01-31');
+    const again = await voidBoth(b, inv2.id, bill2.id, '2026-01-31', ['2026-01-31', '2026-02-01', '2026-02-28']);
+    expect(await b.lines(again.apVoid.compensationEntryIds[0])).toEqual([
+      { code: '2100', debit: '0.00', credit: '50.00' }, { code: '5510', debit: '50.00', credit: '0.00' },
+      { code: '2100', debit: '0.00', credit: '50.00' }, { code: '5520', debit: '50.00', credit: '0.00' }]);
+    expect(await b.split(['4320', '5520'])).toEqual({ january: { realized: '0.00', unrealized: '0.00' }, february: { realized: '0.00', unrealized: '0.00' } });
   });
 
   it('the unrealized FX accounts changed after the revaluation: a credit note takes the credited share\'s revaluation off the account the revaluation posted to', async () => {

@@ -725,8 +725,10 @@ export class JournalService {
    * A settled share's compensation is its own revaluation result (what the reversals took off it), whatever the date's
    * reversals net to: it is a gain or a loss by its own sign, and posts to the unrealized FX account a reversal of that
    * date posted the item's change to (read from the reversal's lines, as the revaluation used it, whatever the settings
-   * say by now; of a revaluation of the share's kind when the date has several). A leaving item's compensation posts
-   * there too (its kind: what the reversal took off it), so the void moves nothing to an account that never held it.
+   * say by now; of a revaluation of the share's kind when the date has several). A leaving item's compensation is one
+   * per unrealized FX account the item's rows moved it on (carriedPerFxAccount: the date's reversals may take back
+   * revaluations posted to several), each account's own amount back on it: the void moves nothing to an account that
+   * never held it, and leaves none holding any of it.
    *
    * `realize` (a payment, an allocation or a refund: 'settled'; the reversal of an allocation: 'givenBack'; not a credit
    * note, which cancels the item at what it carries, nor a void): the settled shares' revaluation result, which the
@@ -749,8 +751,8 @@ export class JournalService {
     const s = await this.ledger.settings(tx);
     const context = { settings: s, baseMu: await this.ledger.currencyUnits(tx, s.baseCurrency) };
     const leaving = new Map(documents.flatMap((d) => (d.leaving ? [[d.documentId, d.leaving] as const] : [])));
-    // the unrealized FX accounts the reversals posted the items' changes to (one read for all)
-    const reversalIds = [...new Set(pending.flatMap((p) => p.reversals.map((r) => r.entryId)))];
+    // the unrealized FX accounts the reversals posted the settled items' changes to (one read for all; a leaving item's: carriedPerFxAccount)
+    const reversalIds = [...new Set(pending.filter((p) => !leaving.has(p.documentId)).flatMap((p) => p.reversals.map((r) => r.entryId)))];
     const fxPairs = await repo.revaluationFxAccounts(tx.db, tx.orgId, reversalIds);
     const entries: string[] = [];
     /** the settled shares whose revaluation result moves to the realized FX account (or back) on the settlement's date */
@@ -759,8 +761,9 @@ export class JournalService {
       const due = pending.filter((p) => p.date === on);
       const leavingIds = due.filter((p) => leaving.has(p.documentId)).map((p) => p.documentId);
       const settledIds = due.filter((p) => !leaving.has(p.documentId)).map((p) => p.documentId);
-      // what the leaving items carry on that date, and the settled items as open items then: one read each per date
-      const carried = leavingIds.length ? await repo.revaluationsOf(tx.db, tx.orgId, leavingIds, on) : new Map<string, { delta: string }>();
+      // what the leaving items carry on that date (per unrealized FX account), and the settled items as open items then: one read each per date
+      const carried = leavingIds.length ? await this.carriedPerFxAccount(tx, item.subledger,
+        leavingIds.map((id) => ({ ...leaving.get(id)!, documentId: id, counterpartyId: item.counterpartyId })), on) : new Map<string, Map<string, Decimal>>();
       const open = settledIds.length ? await this.revalued.openItemsOf(tx, item.subledger, on, settledIds) : [];
       const takenBack = generatedMemo('', item.memo, `: FX revaluation reversal of ${on} taken back`);
       const onSettledShare = generatedMemo('', item.memo, `: FX revaluation reversal of ${on} on the settled share`);
@@ -768,12 +771,11 @@ export class JournalService {
       for (const p of due) {
         const gone = leaving.get(p.documentId);
         if (gone) {
-          const r = carried.get(p.documentId);
-          if (!r || D(r.delta).isZero()) continue;
-          // taken back off the account the reversal posted it to, as a settled share's (none found: the settings')
-          const delta = D(r.delta).neg();
-          const fxAccountId = this.reversalFxAccount(item.subledger, p.reversals, fxPairs, gone, this.resultKind(item.subledger, delta));
-          changes.push({ ...gone, documentId: p.documentId, delta, fxAccountId, description: takenBack });
+          // each account's own amount taken back off it (the date's reversals may have moved the item on several: one
+          // per revaluation they take back); rows of no account found: the settings' account of the change's kind
+          for (const [fxAccountId, net] of carried.get(p.documentId) ?? []) {
+            if (!net.isZero()) changes.push({ ...gone, documentId: p.documentId, delta: net.neg(), fxAccountId: fxAccountId || undefined, description: takenBack });
+          }
           continue;
         }
         const o = open.find((i) => i.documentId === p.documentId);
@@ -890,6 +892,40 @@ export class JournalService {
     return (found.find((f) => f.kind === kind) ?? found[0])?.fxAccountId;
   }
 
+  /**
+   * What open items of a subledger carry as of `asOf` (the sum of their finance.fx_revaluation_items rows: revaluations,
+   * reversals, compensations, what a credit note or a void took off), per unrealized FX account the rows' entries moved
+   * them against (read from the entries' lines, whatever the settings say by now), the accounts in the order they first
+   * moved the item; '' for the rows whose account is not found. An entry's pair of the item's control account and
+   * currency is the row's when it has one (a revaluation: per control account and currency); an entry changing items one
+   * by one (several pairs) gives each of the item's rows its own pair, matched by its change (and the item's
+   * counterparty), each pair taken once: what a void took off two accounts in equal amounts is one row on each.
+   */
+  private async carriedPerFxAccount(tx: TenantTx, subledger: Subledger,
+    items: { documentId: string; accountId: string; currency: string; counterpartyId: string }[], asOf: string): Promise<Map<string, Map<string, Decimal>>> {
+    const rows = await repo.revaluationRowsOf(tx.db, tx.orgId, items.map((i) => i.documentId), asOf);
+    const pairs = await repo.revaluationFxAccounts(tx.db, tx.orgId, [...new Set(rows.map((r) => r.entryId))]);
+    const sign = this.revalued.side(subledger) === 'debit' ? 1 : -1;
+    const taken = new Set<(typeof pairs)[number]>();
+    const out = new Map<string, Map<string, Decimal>>();
+    for (const row of rows) {
+      const item = items.find((i) => i.documentId === row.documentId)!;
+      const candidates = pairs.filter((x) => x.entryId === row.entryId && x.accountId === item.accountId && x.currency === item.currency
+        && (x.counterpartyId === null || x.counterpartyId === item.counterpartyId));
+      let pair = candidates[0];
+      if (new Set(candidates.map((c) => c.fxAccountId)).size > 1) {
+        const free = candidates.filter((c) => !taken.has(c));
+        pair = free.find((c) => D(c.control).equals(D(row.delta).times(sign))) ?? free[0] ?? pair;
+        taken.add(pair);
+      }
+      const perAccount = out.get(row.documentId) ?? new Map<string, Decimal>();
+      out.set(row.documentId, perAccount);
+      const fxAccountId = pair?.fxAccountId ?? '';
+      perAccount.set(fxAccountId, (perAccount.get(fxAccountId) ?? D(0)).plus(row.delta));
+    }
+    return out;
+  }
+
   /** Whether a change of an item (as its aging shows it) is a gain: one that raises the control account's debit side (an AR item raised, an AP item lowered). */
   private resultKind(subledger: Subledger, change: Decimal): 'gain' | 'loss' {
     return change.times(this.revalued.side(subledger) === 'debit' ? 1 : -1).gt(0) ? 'gain' : 'loss';
@@ -956,24 +992,26 @@ export class JournalService {
   /**
    * An open item of a subledger that leaves it without being settled (a voided invoice or bill): its aging drops it
    * whole, so what FX revaluations added to (or took off) its control account leaves the account too, back against the
-   * unrealized FX account the revaluations posted it to (a gain taken back off the gain account, a loss off the loss
-   * account; the latest revaluation of that kind, whatever the settings say by now). Posted dated `date` with a
-   * finance.fx_revaluation_items row of the opposite change, so that the item carries nothing after it (and a later
-   * revaluation leaves it alone). Answers the entry, or null when no revaluation
-   * touched the item (or they netted to 0).
+   * unrealized FX accounts the revaluations posted it to, each account's own amount (carriedPerFxAccount: a gain taken
+   * back off the gain account, a loss off the loss account, an account of the settings before a change off that one,
+   * whatever the settings say by now), not the item's net off one of them. Posted dated `date`, one entry: per account
+   * a pair of lines and a finance.fx_revaluation_items row of the opposite of its amount, so that the item carries
+   * nothing after it (and a later revaluation leaves it alone). Answers the entry, or null when no revaluation touched
+   * the item (or each account's amount came to 0).
    */
   async takeOffRevaluations(tx: TenantTx, item: {
     subledger: Subledger; documentId: string; accountId: string; currency: string; rate: string; date: string; memo: string;
     counterpartyType: string; counterpartyId: string;
   }): Promise<string | null> {
-    // what it carries as of the void; a reversal posted ahead is taken off on its own date (settlePendingReversals)
-    const r = (await repo.revaluationsOf(tx.db, tx.orgId, [item.documentId], item.date)).get(item.documentId);
-    if (!r || D(r.delta).isZero()) return null;
+    // what it carries as of the void, per account; a reversal posted ahead is taken off on its own date (settlePendingReversals)
+    const carried = (await this.carriedPerFxAccount(tx, item.subledger, [item], item.date)).get(item.documentId) ?? new Map<string, Decimal>();
     const { documentId, accountId, currency, rate, ...change } = item;
-    // off the account the revaluations posted it to (the settings may name another by now); none found: the settings'
-    const fxAccountId = await this.revaluationFxAccountOf(tx, item.subledger, item, item.date, this.resultKind(item.subledger, D(r.delta)));
-    const [entry] = await this.changeCarried(tx, { ...change, items: [{
-      documentId, accountId, currency, rate, delta: D(r.delta).neg(), fxAccountId, description: `FX revaluation taken off (${item.memo})`, undoing: true }] });
+    const description = `FX revaluation taken off (${item.memo})`;
+    // rows of no account found: the settings' account of what they did (undoing)
+    const items = [...carried].filter(([, net]) => !net.isZero()).map(([fxAccountId, net]): CarriedChange => ({
+      documentId, accountId, currency, rate, delta: net.neg(), fxAccountId: fxAccountId || undefined, description, undoing: true }));
+    if (!items.length) return null;
+    const [entry] = await this.changeCarried(tx, { ...change, items });
     return entry;
   }
 

@@ -345,19 +345,6 @@ export const ledgerRepository = {
   },
 
   /**
-   * Per document with FX revaluation rows: the sum of their changes (as its aging shows them) and the latest date of a
-   * row (a revaluation, its reversal, or what a void took off).
-   */
-  async revaluationsOf(db: Db, orgId: string, documentIds: string[], asOf: string): Promise<Map<string, { delta: string; lastDate: string }>> {
-    if (!documentIds.length) return new Map();
-    const rows = await db.$queryRaw<{ id: string; delta: string; last: string }[]>`
-      SELECT x.document_id::text AS id, sum(x.base_delta)::text AS delta, max(x.revaluation_date)::text AS last
-      FROM finance.fx_revaluation_items x WHERE x.org_id = ${orgId}::uuid AND x.document_id = any(${documentIds}::uuid[]) AND x.revaluation_date <= ${asOf}::date
-      GROUP BY x.document_id`;
-    return new Map(rows.map((r) => [r.id, { delta: r.delta, lastDate: r.last }]));
-  },
-
-  /**
    * Per document, the latest date of a revaluation row that is in the books from its own date on: a revaluation, or what
    * a void took off; not the rows posted ahead for a later date (an autoReverse reversal, dated the next period's first
    * day, and what a settlement before it compensated of it: FX_SETTLED_SHARE_REF).
@@ -401,19 +388,39 @@ export const ledgerRepository = {
   },
 
   /**
+   * Every revaluation row of `documentIds` dated up to `asOf` (revaluations, their reversals, the compensations of
+   * reversals posted ahead, what a void or a credit note took off), in date and insertion order: each one's entry and
+   * change (as the aging shows it). Their sum per document is what it carries as of `asOf`.
+   */
+  async revaluationRowsOf(db: Db, orgId: string, documentIds: string[], asOf: string): Promise<{ documentId: string; entryId: string; delta: string }[]> {
+    if (!documentIds.length) return [];
+    return db.$queryRaw<{ documentId: string; entryId: string; delta: string }[]>`
+      SELECT x.document_id::text AS "documentId", x.entry_id::text AS "entryId", x.base_delta::text AS delta
+      FROM finance.fx_revaluation_items x
+      WHERE x.org_id = ${orgId}::uuid AND x.document_id = any(${documentIds}::uuid[]) AND x.revaluation_date <= ${asOf}::date
+      ORDER BY x.revaluation_date, x.seq`;
+  },
+
+  /**
    * The FX account each control account and currency moved against in revaluation entries (or their reversals)
    * `entryIds`: a revaluation posts per control account and currency a pair of lines, the control line and then its
-   * unrealized FX account's line (whatever the settings say by now).
+   * unrealized FX account's line (whatever the settings say by now); an entry changing items one by one (a compensation,
+   * what a void or a credit note took off) a pair per item. Each pair with its control line's base change (debit
+   * positive) and counterparty, in line order.
    */
-  async revaluationFxAccounts(db: Db, orgId: string, entryIds: string[]): Promise<{ entryId: string; accountId: string; currency: string; fxAccountId: string }[]> {
+  async revaluationFxAccounts(db: Db, orgId: string, entryIds: string[]): Promise<{
+    entryId: string; accountId: string; currency: string; fxAccountId: string; control: string; counterpartyId: string | null;
+  }[]> {
     if (!entryIds.length) return [];
-    return db.$queryRaw<{ entryId: string; accountId: string; currency: string; fxAccountId: string }[]>`
-      SELECT c.entry_id::text AS "entryId", c.account_id::text AS "accountId", c.currency, f.account_id::text AS "fxAccountId"
+    return db.$queryRaw<{ entryId: string; accountId: string; currency: string; fxAccountId: string; control: string; counterpartyId: string | null }[]>`
+      SELECT c.entry_id::text AS "entryId", c.account_id::text AS "accountId", c.currency, f.account_id::text AS "fxAccountId",
+        (c.base_debit - c.base_credit)::text AS control, c.counterparty_id::text AS "counterpartyId"
       FROM finance.journal_lines c
       JOIN finance.journal_lines f ON f.org_id = c.org_id AND f.entry_id = c.entry_id AND f.line_no = c.line_no + 1
       JOIN finance.accounts fa ON fa.org_id = f.org_id AND fa.id = f.account_id AND fa.type IN ('revenue', 'expense')
       JOIN finance.accounts ca ON ca.org_id = c.org_id AND ca.id = c.account_id AND ca.type IN ('asset', 'liability')
-      WHERE c.org_id = ${orgId}::uuid AND c.entry_id = any(${entryIds}::uuid[])`;
+      WHERE c.org_id = ${orgId}::uuid AND c.entry_id = any(${entryIds}::uuid[])
+      ORDER BY c.entry_id, c.line_no`;
   },
 
   /** What a revaluation (or its reversal, `entryId`) changed of each open receivable or payable (finance.fx_revaluation_items). */
