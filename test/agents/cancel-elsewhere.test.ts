@@ -60,6 +60,8 @@ describe('a run cancelled through another instance', () => {
     WHERE org_id = $1 AND topic = 'domain_event' AND payload->'payload'->>'runId' = $2`, [orgId, runId])).rows;
   const cancelAudits = async (runId: string) => (await a.db.admin.query<{ n: number }>(
     `SELECT count(*)::int AS n FROM core.audit_logs WHERE org_id = $1 AND action = 'ai.run_cancelled' AND entity_id = $2`, [orgId, runId])).rows[0].n;
+  const lateCallAudits = async (runId: string) => (await a.db.admin.query(
+    `SELECT actor_id, before, after FROM core.audit_logs WHERE org_id = $1 AND action = 'ai.run_late_call' AND entity_id = $2`, [orgId, runId])).rows;
   const spent = async () => (await a.db.admin.query(
     'SELECT spent_cost::text, reserved_cost::text, spent_tokens::int FROM ai.budget_usage WHERE budget_id = $1', [budget])).rows[0];
 
@@ -70,7 +72,7 @@ describe('a run cancelled through another instance', () => {
     const held = llm.nextHang();
     const started = a.http.post(agentsUrl(orgId, `/${agent}/runs`)).set(owner.auth).send({ messages }).then((r) => r);
     await held;
-    const { rows: [{ id }] } = await a.db.admin.query(`SELECT id FROM ai.runs WHERE agent_id = $1 AND status = 'running'`, [agent]);
+    const { rows: [{ id, call_in_flight_id: callId }] } = await a.db.admin.query(`SELECT id, call_in_flight_id FROM ai.runs WHERE agent_id = $1 AND status = 'running'`, [agent]);
 
     // B takes the cancel: the run is finished at once, at the cost stored so far (A's call is still in flight)
     const cancelled = await b.http.post(agentsUrl(orgId, `/${agent}/runs/${id}/cancel`)).set(owner.auth).expect(200);
@@ -89,12 +91,22 @@ describe('a run cancelled through another instance', () => {
       spent_cost: new Decimal(before?.spent_cost ?? 0).plus(inputCost).toFixed(8), reserved_cost: '0.00000000', spent_tokens: (before?.spent_tokens ?? 0) + input,
     });
 
-    // one event, with what the run and the budget say; one audit row
+    // one event, with what the run and the budget say; one audit row for the cancel (with the totals then), one for the
+    // cut call's step stored on the cancelled run after it (by who started the run, A's execution)
     expect(await runEvents(id)).toEqual([{
       type: 'agent.run.failed',
       payload: { runId: id, agentId: agent, startedBy: owner.id, trigger: 'interactive', errorClass: 'cancelled', message: 'cancelled by a person', steps: 1, cost: inputCost },
     }]);
     expect(await cancelAudits(id)).toBe(1);
+    const noTokens = { inputTokens: 0, outputTokens: 0, cachedInputTokens: 0, cacheWriteTokens: 0 };
+    expect(await lateCallAudits(id)).toEqual([{
+      actor_id: owner.id,
+      before: { status: 'cancelled', errorClass: 'cancelled', cost: '0.00000000', steps: 0, usage: noTokens },
+      after: {
+        status: 'cancelled', errorClass: 'cancelled', cost: inputCost, steps: 1, usage: { ...noTokens, inputTokens: input },
+        callId, stepNo: 1, stepStatus: 'failed', stepErrorClass: 'timeout',
+      },
+    }]);
   });
 
   it('emits the event from the cancel when no call of the run is in flight anywhere (a job not yet executed), once', async () => {

@@ -213,12 +213,17 @@ describe('the finishes of a run\'s execution', () => {
       payload: { runId: id, agentId: agent, startedBy: owner.id, trigger: 'interactive', errorClass: 'cancelled', message: 'cancelled by a person', steps: 1, cost },
     }]);
     // the cancel is its finish: audited once (by who cancelled, with the totals stored then: the cut call came after), no
-    // internal failure
+    // internal failure; the cut call's step on the cancelled run is audited by the execution's failure that stored it
+    const noTokens = { inputTokens: 0, outputTokens: 0, cachedInputTokens: 0, cacheWriteTokens: 0 };
     expect(await audits(id)).toEqual([expect.objectContaining({ action: 'ai.run_started' }), {
       action: 'ai.run_cancelled', actor_id: owner.id, before: { status: 'running' },
+      after: { status: 'cancelled', errorClass: 'cancelled', stopReason: 'cancelled', cost: '0.00000000', steps: 0, usage: noTokens },
+    }, {
+      action: 'ai.run_late_call', actor_id: owner.id,
+      before: { status: 'cancelled', errorClass: 'cancelled', cost: '0.00000000', steps: 0, usage: noTokens },
       after: {
-        status: 'cancelled', errorClass: 'cancelled', stopReason: 'cancelled', cost: '0.00000000', steps: 0,
-        usage: { inputTokens: 0, outputTokens: 0, cachedInputTokens: 0, cacheWriteTokens: 0 },
+        status: 'cancelled', errorClass: 'cancelled', cost, steps: 1, usage: { ...noTokens, inputTokens: input },
+        callId, stepNo: 1, stepStatus: 'failed', stepErrorClass: 'internal',
       },
     }]);
   });
@@ -263,7 +268,7 @@ describe('the finishes of a run\'s execution', () => {
       type: 'agent.run.failed',
       payload: { runId: id, agentId: agent, startedBy: owner.id, trigger: 'interactive', errorClass: 'cancelled', message: 'cancelled by a person', steps: 1, cost },
     }]);
-    expect((await audits(id)).map((r) => r.action)).toEqual(['ai.run_started', 'ai.run_cancelled']);
+    expect((await audits(id)).map((r) => r.action)).toEqual(['ai.run_started', 'ai.run_cancelled', 'ai.run_late_call']);
   });
 
   it('a job\'s run cancelled while its call is in flight, whose cut call fails to store: billed once, its reservation settled, one event; the retry leaves it', async () => {
@@ -303,6 +308,6 @@ describe('the finishes of a run\'s execution', () => {
     expect(llm.requests.length).toBe(calls);
     expect(await storedRun(id)).toMatchObject({ status: 'cancelled', steps: 1, cost });
     expect(await runEvents(id)).toHaveLength(1);
-    expect((await audits(id)).map((r) => r.action)).toEqual(['ai.run_started', 'ai.run_cancelled']);
+    expect((await audits(id)).map((r) => r.action)).toEqual(['ai.run_started', 'ai.run_cancelled', 'ai.run_late_call']);
   });
 });

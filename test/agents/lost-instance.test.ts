@@ -72,6 +72,38 @@ describe('a run whose executing instance is lost', () => {
   };
   const usage = async () => (await a.db.admin.query(
     'SELECT spent_cost::text, reserved_cost::text, spent_tokens::int, reserved_tokens::int FROM ai.budget_usage WHERE budget_id = $1', [budget])).rows[0];
+  const input = countChatInputTokens([{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'What is our cash?' }]);
+  // a call cut by its timer is billed its input: gpt-4o, 2.50 USD per million input tokens
+  const cutCost = new Decimal(input).times('2.5').div(1_000_000).toFixed(8);
+  const noTokens = { inputTokens: 0, outputTokens: 0, cachedInputTokens: 0, cacheWriteTokens: 0 };
+  /** the sweep's audit row of an interactive run it failed with nothing stored */
+  const sweptAudit = {
+    action: 'ai.run_worker_lost', actor_id: 'service:agents-lost-runs', before: { status: 'running' },
+    after: { status: 'failed', errorClass: 'worker_lost', stopReason: 'error', cost: '0.00000000', steps: 0, usage: noTokens },
+  };
+  /**
+   * The audit row of a cut call (billed its input) stored on a run the sweep had failed with nothing stored: by who started
+   * the run, with its totals before and after the step
+   */
+  const lateCallAudit = (callId: string, stepErrorClass: string) => ({
+    action: 'ai.run_late_call', actor_id: owner.id,
+    before: { status: 'failed', errorClass: 'worker_lost', cost: '0.00000000', steps: 0, usage: noTokens },
+    after: {
+      status: 'failed', errorClass: 'worker_lost', cost: cutCost, steps: 1, usage: { ...noTokens, inputTokens: input },
+      callId, stepNo: 1, stepStatus: 'failed', stepErrorClass,
+    },
+  });
+  /** An interactive run whose call hangs, past its lease: answers the run, its call and the request (ends with the run). */
+  const hangPastLease = async () => {
+    timers.length = 0;
+    llm.enqueue({ kind: 'hang' });
+    const held = llm.nextHang();
+    const started = a.http.post(agentsUrl(orgId, `/${agent}/runs`)).set(owner.auth).send({ messages }).then((r) => r);
+    await held;
+    const { rows: [run] } = await a.db.admin.query(`SELECT id, call_in_flight_id, lease_until FROM ai.runs WHERE agent_id = $1 AND status = 'running'`, [agent]);
+    clock.advance((run.lease_until as Date).getTime() - clock.now() + 60_000);
+    return { id: run.id as string, callId: run.call_in_flight_id as string, started };
+  };
 
   it('leaves the run alone while its lease holds; once it has passed, fails it (worker_lost) once, releasing its reservation', async () => {
     timers.length = 0;
@@ -119,10 +151,6 @@ describe('a run whose executing instance is lost', () => {
       type: 'agent.run.failed',
       payload: { runId: id, agentId: agent, startedBy: owner.id, trigger: 'interactive', errorClass: 'worker_lost', message, steps: 0, cost: '0.00000000' },
     }]);
-    const sweptAudit = {
-      action: 'ai.run_worker_lost', actor_id: 'service:agents-lost-runs', before: { status: 'running' },
-      after: { status: 'failed', errorClass: 'worker_lost', stopReason: 'error', cost: '0.00000000', steps: 0, usage: { inputTokens: 0, outputTokens: 0, cachedInputTokens: 0, cacheWriteTokens: 0 } },
-    };
     expect(await audits(id)).toEqual([sweptAudit]);
     const read = await a.http.get(agentsUrl(orgId, `/${agent}/runs/${id}`)).set(owner.auth).expect(200);
     expect(read.body).toMatchObject({ id, status: 'failed', stopReason: 'error', errorClass: 'worker_lost', errorMessage: message, finishedAt: failedAt.toISOString() });
@@ -135,14 +163,12 @@ describe('a run whose executing instance is lost', () => {
 
     // the execution thought lost ends after all, its call cut (timeout: billed its input). The budget is charged what the
     // provider billed (the sweep had settled the call at nothing), and the run takes the call's step with that cost, so
-    // that the run's cost is what its budget was charged; it stays failed as the sweep finished it, with no second event
-    // nor audit row
+    // that the run's cost is what its budget was charged; it stays failed as the sweep finished it, with no second event;
+    // the step is audited (ai.run_late_call: the sweep's row has the totals before it)
     expect(timers).toHaveLength(1);
     timers[0]();
     const answered = await started;
-    const input = countChatInputTokens([{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'What is our cash?' }]);
-    // gpt-4o: 2.50 USD per million input tokens
-    const cost = new Decimal(input).times('2.5').div(1_000_000).toFixed(8);
+    const cost = cutCost;
     expect(cost).not.toBe('0.00000000');
     expect(answered.status).toBe(200);
     expect(answered.body).toMatchObject({ id, status: 'failed', errorClass: 'worker_lost', steps: 1, cost });
@@ -155,7 +181,87 @@ describe('a run whose executing instance is lost', () => {
       spent_cost: new Decimal(reserved.spent_cost).plus(cost).toFixed(8), reserved_cost: '0.00000000', spent_tokens: reserved.spent_tokens + input, reserved_tokens: 0,
     });
     expect(await runEvents(id)).toHaveLength(1);
-    expect(await audits(id)).toEqual([sweptAudit]);
+    expect(await audits(id)).toEqual([sweptAudit, lateCallAudit(calling.call_in_flight_id, 'timeout')]);
+  });
+
+  it('charges and stores a call ending after the sweep whose storing transaction fails: an unused step (internal), audited', async () => {
+    const before = await usage();
+    const { id, callId, started } = await hangPastLease();
+    expect(await sweep()).toEqual([id]);
+    // the call ends (cut: billed its input); the transaction storing it fails, as a database error would
+    const spy = jest.spyOn(agentsRepository, 'addStep').mockRejectedValueOnce(new Error('connection terminated unexpectedly'));
+    let answered: { status: number; body: Record<string, any> };
+    try {
+      timers[0]();
+      answered = await started;
+      expect(spy).toHaveBeenCalledTimes(2);
+    } finally {
+      spy.mockRestore();
+    }
+    // the execution's failure stores the call on the swept run, billed, as it would on a running run (its answer not used)
+    expect(answered.status).toBe(200);
+    expect(answered.body).toMatchObject({ id, status: 'failed', errorClass: 'worker_lost', steps: 1, cost: cutCost });
+    expect(answered.body.trace).toEqual([expect.objectContaining({ stepNo: 1, kind: 'llm_call', status: 'failed', errorClass: 'internal', cost: cutCost })]);
+    expect(await storedRun(id)).toMatchObject({ status: 'failed', error_class: 'worker_lost', steps: 1, cost: cutCost, call_in_flight_id: null });
+    expect(await usage()).toEqual({
+      spent_cost: new Decimal(before.spent_cost).plus(cutCost).toFixed(8), reserved_cost: '0.00000000', spent_tokens: before.spent_tokens + input, reserved_tokens: 0,
+    });
+    // the sweep's event only; its audit row and the late call's
+    expect(await runEvents(id)).toEqual([expect.objectContaining({ type: 'agent.run.failed', payload: expect.objectContaining({ errorClass: 'worker_lost', steps: 0 }) })]);
+    expect(await audits(id)).toEqual([sweptAudit, lateCallAudit(callId, 'internal')]);
+  });
+
+  it('the sweep and the end of the call it settles lock the run, then the budget: neither waits for the other', async () => {
+    const before = await usage();
+    const { id, callId, started } = await hangPastLease();
+    // the sweep holds the run it failed (not committed yet), before it settles the call
+    let sweepHolds!: () => void;
+    const sweepHeld = new Promise<void>((r) => (sweepHolds = r));
+    let releaseSweep!: () => void;
+    const sweepReleased = new Promise<void>((r) => (releaseSweep = r));
+    const realFinish = agentsRepository.finishRun.bind(agentsRepository);
+    const finishSpy = jest.spyOn(agentsRepository, 'finishRun').mockImplementation(async (...args) => {
+      const run = await realFinish(...args);
+      if (args[3].errorClass === 'worker_lost') {
+        sweepHolds();
+        await sweepReleased;
+      }
+      return run;
+    });
+    // the transaction storing the call reaches the run's lock (before settling the call; in the earlier order, after: it
+    // held the call's reservation, which the sweep then waited for, while it waited for the run: a deadlock)
+    let execLocks!: () => void;
+    const execLocking = new Promise<void>((r) => (execLocks = r));
+    const realLock = agentsRepository.lockRun.bind(agentsRepository);
+    const lockSpy = jest.spyOn(agentsRepository, 'lockRun').mockImplementation(async (...args) => {
+      if (args[2] === id) execLocks();
+      return realLock(...args);
+    });
+    let answered: { status: number; body: Record<string, any> };
+    try {
+      const swept = sweep();
+      await sweepHeld;
+      timers[0]();
+      await execLocking;
+      releaseSweep();
+      expect(await swept).toEqual([id]);
+      answered = await started;
+    } finally {
+      finishSpy.mockRestore();
+      lockSpy.mockRestore();
+    }
+    // the sweep failed the run, then the call's end stored its step on it (as the call ended: a timeout) and charged the
+    // budget. Crossed (the deadlock), the database aborted one side: the sweep (the run stayed running), or the
+    // transaction storing the call (its execution's failure then stored it as unused: internal)
+    expect(answered.status).toBe(200);
+    expect(answered.body).toMatchObject({ id, status: 'failed', errorClass: 'worker_lost', steps: 1, cost: cutCost });
+    expect(answered.body.trace).toEqual([expect.objectContaining({ stepNo: 1, kind: 'llm_call', status: 'failed', errorClass: 'timeout', cost: cutCost })]);
+    expect(await storedRun(id)).toMatchObject({ status: 'failed', error_class: 'worker_lost', steps: 1, cost: cutCost });
+    expect(await usage()).toEqual({
+      spent_cost: new Decimal(before.spent_cost).plus(cutCost).toFixed(8), reserved_cost: '0.00000000', spent_tokens: before.spent_tokens + input, reserved_tokens: 0,
+    });
+    expect(await runEvents(id)).toHaveLength(1);
+    expect(await audits(id)).toEqual([sweptAudit, lateCallAudit(callId, 'timeout')]);
   });
 
   it('leaves a job\'s run no instance has taken for a day; a job leases its run, and a redelivered job leaves a run an earlier delivery took', async () => {

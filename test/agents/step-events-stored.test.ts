@@ -116,12 +116,13 @@ describe('the step events of a streamed run', () => {
     expect(await usage()).toEqual({
       spent_cost: new Decimal(before.spent_cost).plus(cost).toFixed(8), reserved_cost: '0.00000000', spent_tokens: before.spent_tokens + 1230, reserved_tokens: 0,
     });
-    // one event, from A (it stored the call), with the cost the run ends with; the cancel audited once
+    // one event, from A (it stored the call), with the cost the run ends with; the cancel audited once, then the call's step
+    // on the cancelled run
     expect(await runEvents(id)).toEqual([{
       type: 'agent.run.failed',
       payload: { runId: id, agentId: agent, startedBy: owner.id, trigger: 'interactive', errorClass: 'cancelled', message: 'cancelled by a person', steps: 1, cost },
     }]);
-    expect(await audits(id)).toEqual(['ai.run_started', 'ai.run_cancelled']);
+    expect(await audits(id)).toEqual(['ai.run_started', 'ai.run_cancelled', 'ai.run_late_call']);
   });
 
   it('stores, and streams, the step of an answered call whose run the lost-runs sweep failed meanwhile: its cost is what the budget was charged', async () => {
@@ -156,8 +157,8 @@ describe('the step events of a streamed run', () => {
     expect(await usage()).toEqual({
       spent_cost: new Decimal(before.spent_cost).plus(cost).toFixed(8), reserved_cost: '0.00000000', spent_tokens: before.spent_tokens + 920, reserved_tokens: 0,
     });
-    // the sweep's event and audit row, once (with the cost then: the call came after)
+    // the sweep's event and audit row, once (with the cost then: the call came after), then the call's step audited
     expect(await runEvents(id)).toEqual([{ type: 'agent.run.failed', payload: expect.objectContaining({ runId: id, errorClass: 'worker_lost', steps: 0, cost: '0.00000000' }) }]);
-    expect(await audits(id)).toEqual(['ai.run_started', 'ai.run_worker_lost']);
+    expect(await audits(id)).toEqual(['ai.run_started', 'ai.run_worker_lost', 'ai.run_late_call']);
   });
 });

@@ -32,6 +32,9 @@ const toStep = (r: Selectable<DB['ai.run_steps']>): RunStepDto => ({
   tokensCounted: r.tokens_counted, cost: dec(r.cost), prices: r.prices as RunStepDto['prices'], detail: r.detail as RunStepDto['detail'],
 });
 
+/** A run's status and counters (RunDto's), as a step leaves them. */
+export type RunTotals = Pick<RunDto, 'status' | 'errorClass' | 'cost' | 'steps' | 'usage'>;
+
 export interface Prices {
   input: Decimal;
   output: Decimal;
@@ -190,20 +193,24 @@ export const agentsRepository = {
   /**
    * Locks a run whose execution failed (an unexpected error), for it to settle the LLM call it had in flight: answers the
    * call id the run is marked with (its budget reservation; null: none), its status, whether it was cancelled while that
-   * call was in flight (as lockRun) and, cancelled, whether step `stepNo` (the call's, as its execution numbered it) is
-   * stored; undefined when the run is neither running nor cancelled. A running run's mark is cleared when the call's step
-   * is stored; a cancelled run keeps it (it never changes once finished, but for its counters), hence the step. Only the
+   * call was in flight (as lockRun) and, finished (cancelled, or failed by the sweep: worker_lost), whether step `stepNo`
+   * (the call's, as its execution numbered it) is stored; undefined when the run is neither running, cancelled nor swept. A
+   * running run's mark is cleared when the call's step is stored; a cancelled run keeps it (it never changes once finished,
+   * but for its counters), hence the step; the sweep cleared it (it settled the call's reservation at nothing). Only the
    * run's execution adds steps: the step read after the lock stays as read.
    */
   async lockCallInFlight(db: Db, orgId: string, id: string, stepNo: number | null):
-  Promise<{ callId: string | null; status: 'running' | 'cancelled'; cancelledMidCall: boolean; stepStored: boolean } | undefined> {
+  Promise<{ callId: string | null; status: 'running' | 'cancelled' | 'swept'; cancelledMidCall: boolean; stepStored: boolean } | undefined> {
     const [r] = await db.run(qb.selectFrom('ai.runs')
       .select(['call_in_flight_id', 'status', sql<boolean>`coalesce(status = 'cancelled' AND call_in_flight_until > finished_at, false)`.as('cancelled_mid_call')])
-      .where('org_id', '=', orgId).where('id', '=', id).where('status', 'in', ['running', 'cancelled']).forUpdate());
+      .where('org_id', '=', orgId).where('id', '=', id)
+      .where((eb) => eb.or([eb('status', 'in', ['running', 'cancelled']), eb.and([eb('status', '=', 'failed'), eb('error_class', '=', 'worker_lost')])]))
+      .forUpdate());
     if (!r) return undefined;
-    const stepStored = r.status === 'cancelled' && stepNo !== null && (await db.run(qb.selectFrom('ai.run_steps').select('step_no')
+    const status = r.status === 'failed' ? 'swept' as const : r.status as 'running' | 'cancelled';
+    const stepStored = status !== 'running' && stepNo !== null && (await db.run(qb.selectFrom('ai.run_steps').select('step_no')
       .where('org_id', '=', orgId).where('run_id', '=', id).where('step_no', '=', stepNo))).length > 0;
-    return { callId: r.call_in_flight_id, status: r.status as 'running' | 'cancelled', cancelledMidCall: r.cancelled_mid_call, stepStored };
+    return { callId: r.call_in_flight_id, status, cancelledMidCall: r.cancelled_mid_call, stepStored };
   },
 
   async getRun(db: Db, orgId: string, agentId: string, id: string): Promise<RunDto | undefined> {
@@ -270,9 +277,10 @@ export const agentsRepository = {
   /**
    * Adds a step and its tokens and cost to the run (refused by the database once the run is finished, but the LLM call of a
    * run cancelled, or failed by the sweep (worker_lost), while it was in flight); a running run's lease is renewed until
-   * `leaseUntil`.
+   * `leaseUntil`. Answers the run's status and counters as the step leaves them (a late call on a finished run is audited
+   * with them: RunsService.storeCallStep).
    */
-  async addStep(db: Db, orgId: string, runId: string, s: StepRow, leaseUntil: Date): Promise<void> {
+  async addStep(db: Db, orgId: string, runId: string, s: StepRow, leaseUntil: Date): Promise<RunTotals> {
     const u = s.usage ?? { input: 0, output: 0, cachedInput: 0, cacheWrite: 0 };
     const cost = s.cost ?? new Decimal(0);
     await db.run(qb.insertInto('ai.run_steps').values({
@@ -283,7 +291,7 @@ export const agentsRepository = {
       cached_input_tokens: BigInt(u.cachedInput), cache_write_tokens: BigInt(u.cacheWrite), tokens_counted: s.tokensCounted ?? false, cost,
       prices: s.prices ? JSON.stringify(s.prices) : null, detail: JSON.stringify(s.detail),
     }));
-    await db.run(qb.updateTable('ai.runs').set((eb) => ({
+    const [r] = await db.run(qb.updateTable('ai.runs').set((eb) => ({
       input_tokens: eb('input_tokens', '+', BigInt(u.input)), output_tokens: eb('output_tokens', '+', BigInt(u.output)),
       cached_input_tokens: eb('cached_input_tokens', '+', BigInt(u.cachedInput)), cache_write_tokens: eb('cache_write_tokens', '+', BigInt(u.cacheWrite)),
       cost: eb('cost', '+', cost), steps: eb('steps', '+', 1),
@@ -291,7 +299,12 @@ export const agentsRepository = {
       call_in_flight_until: sql<Date | null>`CASE WHEN status = 'running' THEN NULL ELSE call_in_flight_until END`,
       call_in_flight_id: sql<string | null>`CASE WHEN status = 'running' THEN NULL ELSE call_in_flight_id END`,
       lease_until: sql<Date | null>`CASE WHEN status = 'running' THEN ${leaseUntil}::timestamptz ELSE lease_until END`,
-    })).where('org_id', '=', orgId).where('id', '=', runId));
+    })).where('org_id', '=', orgId).where('id', '=', runId)
+      .returning(['status', 'error_class', 'cost', 'steps', 'input_tokens', 'output_tokens', 'cached_input_tokens', 'cache_write_tokens']));
+    return {
+      status: r.status, errorClass: r.error_class, cost: dec(r.cost), steps: r.steps,
+      usage: { inputTokens: num(r.input_tokens), outputTokens: num(r.output_tokens), cachedInputTokens: num(r.cached_input_tokens), cacheWriteTokens: num(r.cache_write_tokens) },
+    };
   },
 
   /**

@@ -320,24 +320,29 @@ export class RunsService implements OnModuleInit {
    * LLM call the run still has in flight, its step not stored: running, the call it is marked with (storing its step
    * clears the mark); cancelled while the call was in flight (a cancel keeps the mark, and the cancelled run still takes
    * the call's step), the loop's call (`inFlight.call`) if its step is not stored: a cancel mid-call leaves both the call
-   * and the run's event to the execution, which emits it once this transaction has stored the call (finish). A call the
+   * and the run's event to the execution, which emits it once this transaction has stored the call (finish); failed by the
+   * sweep (worker_lost) while the call was in flight, the loop's call if its step is not stored: the sweep cleared the
+   * run's mark and settled the call's reservation at nothing, and the run takes the call's step (addCallStep). A call the
    * provider answered, or billed for failed attempts (`inFlight.unstored`: the transaction storing it failed), is settled
    * at what it cost and stored as a failed step (internal) with its tokens and cost, which count in the run's; its answer
    * is not used (a job's retry makes the call again, not counting it against maxSteps: resumeConversation); the step keeps
    * the call's detail (its answer, or its failed attempts). Any other is settled at nothing (as failLostRuns does: what
-   * the provider billed, if it had the call, is not known). A call stored, or a run finished otherwise, is left alone.
-   * Answers the step stored, if any.
+   * the provider billed, if it had the call, is not known), but a swept run's (the sweep did). A call stored, or a run
+   * finished otherwise, is left alone. The run is locked before the budget is settled (the order of every transaction
+   * touching both: addCallStep). Answers the step stored, if any.
    */
   private async settleCallInFlight(tx: TenantTx, s: StartedRun, inFlight: InFlight): Promise<StepRow | undefined> {
     const call = await repo.lockCallInFlight(tx.db, s.orgId, s.run.id, inFlight.call?.stepNo ?? null);
-    if (!call?.callId) return undefined;
-    if (call.status === 'cancelled') {
-      if (call.callId !== inFlight.call?.callId || call.stepStored) return undefined;
+    if (!call) return undefined;
+    const callId = call.status === 'swept' ? inFlight.call?.callId : call.callId;
+    if (!callId) return undefined;
+    if (call.status !== 'running') {
+      if (callId !== inFlight.call?.callId || call.stepStored) return undefined;
       if (call.cancelledMidCall) this.cancelEventOwed.add(s.run.id);
     }
     const { unstored } = inFlight;
-    if (unstored?.callId !== call.callId) {
-      await this.settle(tx, s.agent.id, call.callId, new Decimal(0), 0, this.now());
+    if (unstored?.callId !== callId) {
+      if (call.status !== 'swept') await this.settle(tx, s.agent.id, callId, new Decimal(0), 0, this.now());
       return undefined;
     }
     await this.settle(tx, s.agent.id, unstored.callId, unstored.cost, totalTokens(unstored.usage), unstored.endedAt);
@@ -345,7 +350,7 @@ export class RunsService implements OnModuleInit {
       ...unstored.step, status: 'failed', errorClass: 'internal',
       errorMessage: 'its step could not be stored when the call ended (an internal error): stored with what the provider billed, its answer not used',
     };
-    await repo.addStep(tx.db, s.orgId, s.run.id, step, this.lease());
+    await this.storeCallStep(tx, s.run.id, unstored.callId, step);
     return step;
   }
 
@@ -544,8 +549,7 @@ export class RunsService implements OnModuleInit {
           status: isCancel ? 'cancelled' : 'failed', stopReason: isCancel ? 'cancelled' : 'error', errorClass: err.errorClass, errorMessage: err.message, output: lastContent,
         }, sink, {
           before: async (tx) => {
-            await this.settle(tx, agent.id, callId, cost, totalTokens(billedFailures), endedAt);
-            ({ stored } = await this.addCallStep(tx, run.id, step));
+            ({ stored } = await this.addCallStep(tx, agent.id, run.id, callId, step));
           },
           // a run gone meanwhile (its agent deleted) takes no step: none is streamed
           afterBefore: () => {
@@ -578,8 +582,7 @@ export class RunsService implements OnModuleInit {
         let stored = false;
         return this.finish(s, ctx, { status: 'succeeded', stopReason: 'answer', errorClass: null, errorMessage: null, output: result.content ?? '' }, sink, {
           before: async (tx) => {
-            await this.settle(tx, agent.id, callId, cost, totalTokens(usage), endedAt);
-            ({ stored } = await this.addCallStep(tx, run.id, llmStep));
+            ({ stored } = await this.addCallStep(tx, agent.id, run.id, callId, llmStep));
           },
           // a run gone meanwhile (its agent deleted) takes no step: none is streamed
           afterBefore: () => {
@@ -587,10 +590,7 @@ export class RunsService implements OnModuleInit {
           },
         });
       }
-      const recorded = await ctx.tenant(async (tx) => {
-        await this.settle(tx, agent.id, callId, cost, totalTokens(usage), endedAt);
-        return this.addCallStep(tx, run.id, llmStep);
-      });
+      const recorded = await ctx.tenant((tx) => this.addCallStep(tx, agent.id, run.id, callId, llmStep));
       inFlight.call = inFlight.unstored = undefined;
       // stored on a run cancelled during the call too (its cost counts in the run's): streamed before the run's finish
       if (recorded.stored) sink?.event('step', this.stepEvent(llmStep));
@@ -673,15 +673,46 @@ export class RunsService implements OnModuleInit {
    * settled the call's reservation at nothing, the budget is charged what the provider billed now, and the run takes the
    * call's step (as the call ended: its answer is not used), so that its cost is what the budget was charged. Cancelled
    * while the call was in flight, the run's event is this execution's (the cancel left it: RunsService.cancel); swept, the
-   * sweep emitted it, with the cost before the call's. Answers whether the step was stored (not on a run gone: its agent
-   * deleted) and whether the run is still running.
+   * sweep emitted it, with the cost before the call's; either way the step is audited (storeCallStep). The call
+   * (`callId`: its reservation) is settled at the step's tokens and cost (what the provider billed), after the run is
+   * locked: the sweep and the cancel lock the run first too (then the sweep settles), so that no two of them wait for each
+   * other (the sweep holding the run, this transaction the reservation). Answers whether the step was stored (not on a
+   * run gone: its agent deleted) and whether the run is still running.
    */
-  private async addCallStep(tx: TenantTx, runId: string, step: StepRow): Promise<{ stored: boolean; running: boolean }> {
+  private async addCallStep(tx: TenantTx, agentId: string, runId: string, callId: string, step: StepRow): Promise<{ stored: boolean; running: boolean }> {
     const run = await repo.lockRun(tx.db, tx.orgId, runId);
+    await this.settle(tx, agentId, callId, step.cost ?? new Decimal(0), totalTokens(step.usage ?? { input: 0, output: 0, cachedInput: 0, cacheWrite: 0 }), step.endedAt);
     const stored = run?.status === 'running' || run?.status === 'cancelled' || (run?.status === 'failed' && run.errorClass === 'worker_lost');
-    if (stored) await repo.addStep(tx.db, tx.orgId, runId, step, this.lease());
+    if (stored) await this.storeCallStep(tx, runId, callId, step);
     if (run?.cancelledMidCall) this.cancelEventOwed.add(runId);
     return { stored, running: run?.status === 'running' };
+  }
+
+  /**
+   * Stores an LLM call's step on its run (locked by the caller). On a run finished while the call was in flight (a late
+   * call: cancelled, or failed by the sweep), the step changes the run's counters after its finish was audited (with the
+   * totals before the call): audited here, in the same transaction, as ai.run_late_call with the run's totals before and
+   * after the step, the call and the step's status. The run's event is not emitted again (a cancel mid-call left it to
+   * the execution, finish; the sweep's stands).
+   */
+  private async storeCallStep(tx: TenantTx, runId: string, callId: string, step: StepRow): Promise<void> {
+    const after = await repo.addStep(tx.db, tx.orgId, runId, step, this.lease());
+    if (after.status === 'running') return;
+    const u = step.usage ?? { input: 0, output: 0, cachedInput: 0, cacheWrite: 0 };
+    await this.audit.record(tx, {
+      action: 'ai.run_late_call', entityType: 'ai_run', entityId: runId,
+      before: {
+        status: after.status, errorClass: after.errorClass, cost: new Decimal(after.cost).minus(step.cost ?? 0).toFixed(8), steps: after.steps - 1,
+        usage: {
+          inputTokens: after.usage.inputTokens - u.input, outputTokens: after.usage.outputTokens - u.output,
+          cachedInputTokens: after.usage.cachedInputTokens - u.cachedInput, cacheWriteTokens: after.usage.cacheWriteTokens - u.cacheWrite,
+        },
+      },
+      after: {
+        status: after.status, errorClass: after.errorClass, cost: after.cost, steps: after.steps, usage: after.usage,
+        callId, stepNo: step.stepNo, stepStatus: step.status, stepErrorClass: step.errorClass ?? null,
+      },
+    });
   }
 
   /** Reserves a call's worst case in `tx` until `expires`; a refusal is thrown as BudgetRefusal (the transaction rolls back: nothing stays reserved). */
@@ -814,7 +845,9 @@ export class RunsService implements OnModuleInit {
    * known; should the execution outlive its lease after all, the call's end charges the budget what it cost and stores
    * its step on the run, so that they agree: addCallStep), agent.run.failed emitted, the change audited (auditFinished).
    * Once per run: the run is locked and checked again (another sweep, its execution renewing the lease after all, or its
-   * job taking it, wins). A run whose lease is still valid, however slow, is left alone. Answers the runs failed.
+   * job taking it, wins), before its call is settled: the order of every transaction that touches both (addCallStep), else
+   * this sweep and a late call's end would wait for each other. A run whose lease is still valid, however slow, is left
+   * alone. Answers the runs failed.
    */
   async failLostRuns(now: Date = this.now()): Promise<string[]> {
     const queuedBefore = new Date(now.getTime() - QUEUED_RUN_LEASE_MS);
