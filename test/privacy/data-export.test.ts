@@ -14,6 +14,8 @@ import { OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
 import { RetentionJob } from '../../src/modules/privacy/retention.job.js';
 import { dataExportRepository } from '../../src/modules/privacy/data-export.repository.js';
 import { WITHHELD } from '../../src/modules/privacy/audit-sealing.js';
+import { locate } from '../../src/modules/privacy/erasure.repository.js';
+import { PERSONAL_DATA_CATALOG } from '../../src/modules/privacy/personal-data.catalog.js';
 
 const PASSWORD = 'correct horse battery';
 const HOUR = 3_600_000;
@@ -234,19 +236,51 @@ describe('data exports: POST /v1/me/data-export, POST /v1/orgs/{orgId}/data-expo
     expect(row.rows).toEqual([{ status: 'expired' }]);
   });
 
-  it('an invitation to the person\'s address is in their export only once they proved the address (an unverified one may be someone else\'s)', async () => {
+  it('an invitation to the person\'s address, and the audit entries about it, are in their export only once they proved the address (an unverified one may be someone else\'s)', async () => {
     const s = await person(t, 'invited');
-    await t.http.post(`/v1/orgs/${acme}/invitations`).set(owner.auth).send({ email: s.email, role: 'viewer' }).expect(201);
-    const invitations = async () => {
+    const invitationId = (await t.http.post(`/v1/orgs/${acme}/invitations`).set(owner.auth).send({ email: s.email, role: 'viewer' }).expect(201)).body.id;
+    await t.http.delete(`/v1/orgs/${acme}/invitations/${invitationId}`).set(owner.auth).expect(204);
+    const exported = async () => {
       const started = (await t.http.post('/v1/me/data-export').set(s.auth).expect(202)).body.id;
       await t.app.get(OutboxRelay).drain();
       const status = (await t.http.get(`/v1/me/data-exports/${started}`).set(s.auth).expect(200)).body;
       const files = await unzip((await download(status.downloadUrl)).body as Buffer);
-      return (JSON.parse(files['core.invitations.json']) as Record<string, any>[]).map((i) => [i.org_id, i.email]);
+      const rows = (name: string) => JSON.parse(files[name]) as Record<string, any>[];
+      return {
+        invitations: rows('core.invitations.json').map((i) => [i.org_id, i.email]),
+        // the owner created then revoked it: the invitee's e-mail opens (sealed for it), the owner's IP address is withheld
+        audit: rows('core.audit_logs.json').filter((a) => a.entity_type === 'invitation')
+          .map((a) => [a.action, a.org_id, a.entity_id, a.actor_id, a.ip, a.before?.email ?? null, a.after?.email ?? null]).sort(),
+      };
     };
-    expect(await invitations()).toEqual([]);
+    expect(await exported()).toEqual({ invitations: [], audit: [] });
     await verifyEmailOf(t, s);
-    expect(await invitations()).toEqual([[acme, s.email]]);
+    expect(await exported()).toEqual({
+      invitations: [[acme, s.email]],
+      audit: [
+        ['invitation.created', acme, invitationId, owner.id, WITHHELD, null, s.email],
+        ['invitation.revoked', acme, invitationId, owner.id, WITHHELD, s.email, s.email],
+      ],
+    });
+  });
+
+  it('reads the person\'s audit entries across organizations by index, not by reading the whole log', async () => {
+    // the export's own statement (its WHERE, as the catalog builds it), planned with sequential scans priced out: a
+    // lookup no index serves still reads the table whole
+    const table = PERSONAL_DATA_CATALOG.find((x) => x.table === 'core.audit_logs')!;
+    const where = locate(table, { userId: p.id, emails: [p.email] }, false)!;
+    const client = await t.db.admin.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query('SET LOCAL enable_seqscan = off');
+      const { rows } = await client.query(`EXPLAIN (COSTS OFF) DECLARE export_rows NO SCROLL CURSOR FOR SELECT x.id FROM core.audit_logs x WHERE ${where.sql}`, where.values);
+      const plan = rows.map((r: Record<string, string>) => r['QUERY PLAN']).join('\n');
+      expect(plan).not.toMatch(/Seq Scan on audit_logs/);
+      for (const index of ['audit_logs_actor_idx', 'audit_logs_about_person_idx', 'audit_logs_invitation_key_idx']) expect(plan).toContain(`Bitmap Index Scan on ${index}`);
+    } finally {
+      await client.query('ROLLBACK');
+      client.release();
+    }
   });
 
   it('erasing the person expires their exports at once: a ready archive is deleted and its link refused; a queued one never runs', async () => {

@@ -100,6 +100,53 @@ describe('DELETE /v1/me: erasure', () => {
     }
   });
 
+  it('erases the jobs, webhook messages (with their attempts) and e-mails about the person by user id (a sign-in from a new device with its user agent; not the events where they only acted), and their name in the invitation mails they sent, which still go to the invitee', async () => {
+    const owner = await registerUser(t, 'idowner');
+    const orgId = await createOrg(t, owner, 'Named By Id Ltd');
+    const p = await person(t, 'byid'); // no proven address: found by their id alone
+    await addMember(t, orgId, p, 'admin');
+    const q = (sql: string, params: unknown[]) => t.db.admin.query(sql, params);
+    // every event of their personal organization and of orgId is fanned out to a webhook endpoint
+    for (const org of [p.personalOrgId, orgId]) await q(`INSERT INTO core.webhook_endpoints (org_id, url, secret) VALUES ($1, 'https://hooks.example.test/id', '{}')`, [org]);
+    // a sign-in from a device never seen: session.started_from_unknown_device names them by id, with the user agent
+    const agent = `ZeldaPhone/${randomBytes(4).toString('hex')}`;
+    await t.http.post('/v1/auth/login').set('User-Agent', agent).send({ email: p.email, password: PASSWORD }).expect(200);
+    // they invite someone (member.invited names them as invitedBy; the invitation mail by their name)
+    const invitee = uniqueEmail('byid-invitee');
+    const invitationId = (await t.http.post(`/v1/orgs/${orgId}/invitations`).set(p.auth).send({ email: invitee, role: 'viewer' }).expect(201)).body.id;
+    // another person's job, named by their id: not the person's
+    const ownersJob = String((await q(`INSERT INTO core.outbox (org_id, topic, payload) VALUES ($1, 'test.job', $2) RETURNING id`, [orgId, JSON.stringify({ userId: owner.id })])).rows[0].id);
+    await t.app.get(OutboxRelay).drain();
+    const [signIn] = (await q(`SELECT id, org_id, body::text AS body FROM core.webhook_messages WHERE event_type = 'session.started_from_unknown_device' AND body::text LIKE $1`, [`%${p.id}%`])).rows;
+    expect([signIn.org_id, signIn.body.includes(agent)]).toEqual([p.personalOrgId, true]);
+    await q(`INSERT INTO core.webhook_attempts (org_id, message_id, endpoint_id, attempted_at, succeeded, status_code, latency_ms)
+      SELECT org_id, id, endpoint_id, now(), false, 500, 12 FROM core.webhook_messages WHERE id = $1`, [signIn.id]);
+    const mail = async () => (await q(`SELECT to_address, status, data FROM core.email_deliveries WHERE template = 'invitation' AND data->>'invitationId' = $1`, [invitationId])).rows;
+    const [sent] = await mail();
+    expect(sent).toMatchObject({ to_address: invitee, data: { invitationId, inviterName: p.name, role: 'viewer', orgName: 'Named By Id Ltd' } });
+    /** The transport rows (jobs, webhook messages and attempts, e-mails, notices) that hold a needle. */
+    const naming = async (needle: string) => (await findEverywhere(t.db.admin, needle)).filter((f) => /^core\.(outbox|webhook_\w+|email_deliveries|notifications)\./.test(f));
+    expect(await naming(p.id)).toEqual(expect.arrayContaining([expect.stringMatching(/^core\.outbox\.payload/), expect.stringMatching(/^core\.webhook_messages\.body/)]));
+    expect(await naming(agent)).toEqual(expect.arrayContaining([expect.stringMatching(/^core\.outbox\.payload/), expect.stringMatching(/^core\.webhook_messages\.body/)]));
+    expect((await q('SELECT count(*)::int AS n FROM core.webhook_attempts WHERE message_id = $1', [signIn.id])).rows).toEqual([{ n: 1 }]);
+
+    await t.http.delete('/v1/me').set(p.auth).send({ password: PASSWORD }).expect(200);
+    // what still names them is the organization's own event where they only acted (member.invited's invitedBy), kept as
+    // the books keep created_by; none about them (their userId) is left
+    expect(await naming(p.id)).toEqual(['core.outbox.payload (1 rows)', 'core.webhook_messages.body (1 rows)']);
+    const kept = await q(`SELECT payload->>'type' AS type FROM core.outbox WHERE payload::text LIKE $1
+      UNION ALL SELECT event_type FROM core.webhook_messages WHERE body::text LIKE $1`, [`%${p.id}%`]);
+    expect(kept.rows).toEqual([{ type: 'member.invited' }, { type: 'member.invited' }]);
+    expect(await findEverywhere(t.db.admin, agent)).toEqual([]);
+    expect((await q('SELECT count(*)::int AS n FROM core.webhook_attempts WHERE message_id = $1', [signIn.id])).rows).toEqual([{ n: 0 }]);
+    // the invitee's mail stays, as it was, without the inviter's name
+    expect(await mail()).toEqual([{ ...sent, data: { ...sent.data, inviterName: null } }]);
+    expect((await findEverywhere(t.db.admin, p.name)).filter((f) => !RETAINED.has(f.replace(/ \(.*$/, '')))).toEqual([]);
+    expect((await q('SELECT count(*)::int AS n FROM core.outbox WHERE id = $1', [ownersJob])).rows).toEqual([{ n: 1 }]);
+    const erased = await q(`SELECT after->>'inviterNamesCleared' AS n FROM core.audit_logs WHERE action = 'user.erased' AND entity_id = $1`, [p.id]);
+    expect(erased.rows).toEqual([{ n: '1' }]);
+  });
+
   it('an address the person never proved is not theirs: erasing an unverified account or one with an unconfirmed e-mail change leaves another organization\'s invitation, its mails, jobs, notices and audit key alone', async () => {
     const owner = await registerUser(t, 'vowner');
     const orgV = await createOrg(t, owner, 'V Ltd');

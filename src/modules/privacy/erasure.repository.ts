@@ -1,4 +1,5 @@
 import type { Db } from '../../platform/database/database.service.js';
+import { emailSubject } from './audit-sealing.js';
 import { PERSONAL_DATA_CATALOG, partyTable, type PersonalDataTable, type Treatment } from './personal-data.catalog.js';
 
 export interface MembershipFacts {
@@ -11,14 +12,27 @@ export interface MembershipFacts {
 
 const quote = (column: string) => `"${column.replace(/"/g, '""')}"`;
 
+const regexLiteral = (text: string) => text.replace(/[.\\^$|?*+()[\]{}]/g, (c) => `\\${c}`);
+
 /**
  * A PostgreSQL regular expression (matched with ~*, case-insensitively) for any of `emails` as a whole address in a
  * text: not inside a longer one (m@x.test is not in tom@x.test, nor in m@x.test.au), yet followed by a full stop that
  * ends a sentence.
  */
 export function wholeAddressPattern(emails: string[]): string {
-  const literals = emails.map((email) => email.replace(/[.\\^$|?*+()[\]{}]/g, (c) => `\\${c}`));
+  const literals = emails.map(regexLiteral);
   return `(?<![a-z0-9._%+-])(?:${literals.join('|')})(?![a-z0-9_%+-]|\\.[a-z0-9_%+-])`;
+}
+
+/**
+ * What a value scan looks for: any of `emails` as a whole address, or `userId` as the value of a `userId` key (an event
+ * about the person: a sign-in from a new device, member.* about them). Not their id as another key's value (invitedBy,
+ * approvedBy, startedBy: the organization's events where they acted, kept as its books keep created_by); undefined when
+ * there is nothing to look for.
+ */
+export function valueScanPattern(emails: string[], userId?: string): string | undefined {
+  const parts = [...(emails.length ? [wholeAddressPattern(emails)] : []), ...(userId ? [`"userId": ?"${regexLiteral(userId)}"`] : [])];
+  return parts.length ? parts.join('|') : undefined;
 }
 
 /**
@@ -89,6 +103,19 @@ export const erasureRepository = {
 
   async endMemberships(db: Db, userId: string, orgIds: string[]): Promise<void> {
     if (orgIds.length) await db.$executeRaw`DELETE FROM core.memberships WHERE user_id = ${userId} AND org_id = ANY(${orgIds}::uuid[])`;
+  },
+
+  /**
+   * The invitation mails the person sent (of invitations still on record) name them: the name, or their e-mail when
+   * they had none, is cleared from the mail's data (data.inviterName null: the mail reads "You are invited"). The mail
+   * stays, it is the invitee's; a queued one still goes. Before applyCatalog: the value scan would otherwise delete
+   * one naming the inviter's address. An invitation deleted since (expired and replaced, or purged) is not found: its
+   * mail keeps the name until the retention job purges it (30 days after sending).
+   */
+  async clearInviterNames(db: Db, userId: string): Promise<number> {
+    return db.$executeRaw`UPDATE core.email_deliveries d SET data = jsonb_set(d.data, '{inviterName}', 'null'::jsonb)
+      WHERE d.template = 'invitation' AND d.data->>'inviterName' IS NOT NULL
+        AND EXISTS (SELECT 1 FROM core.invitations i WHERE i.org_id = d.org_id AND i.id::text = d.data->>'invitationId' AND i.invited_by = ${userId})`;
   },
 
   /** Applies the catalog's treatment of every table that locates the person by user id, proven e-mail or personal organization. */
@@ -178,11 +205,21 @@ function conditionOf(t: PersonalDataTable, person: LocatedPerson, erasure: boole
         return person.emails.length ? `lower(${col(l.column)}) = ANY(${emails()}::text[])` : 'false';
       case 'personal-org':
         return `${col(l.column)}::text = ${user()} AND ${col('account_type')} = 'personal'`;
+      case 'sealed-for-email': {
+        // the key ids of their addresses first (an InitPlan, once), then the entries sealed with one: an index lookup
+        // (the expression of audit_logs_invitation_key_idx, migration 20270210090100)
+        if (!person.emails.length) return undefined;
+        const subjects = p.param(person.emails.map(emailSubject));
+        return `${col('entity_type')} = ANY(${p.param(l.entityTypes)}::text[])
+          AND coalesce(${alias}.after->'$sealed'->>'k', ${alias}.before->'$sealed'->>'k')
+            = ANY(ARRAY(SELECT k.id::text FROM core.personal_data_keys k WHERE k.subject = ANY(${subjects}::text[])))`;
+      }
       case 'value-scan': {
         // the columns the erasure changes (a job naming their e-mail goes; a run naming it loses its content)
         const changed = Object.entries(t.columns).filter(([, tr]) => CHANGED.has(tr.kind)).map(([c]) => c);
-        if (!changed.length || !person.emails.length) return undefined;
-        const pattern = p.param(wholeAddressPattern(person.emails));
+        const scanned = valueScanPattern(person.emails, l.userId ? person.userId : undefined);
+        if (!changed.length || !scanned) return undefined;
+        const pattern = p.param(scanned);
         return changed.map((c) => `${col(c)}::text ~* ${pattern}`).join(' OR ');
       }
       case 'through': {

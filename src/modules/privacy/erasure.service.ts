@@ -68,12 +68,13 @@ export class ErasureService {
       for (const m of memberships.filter((x) => deleted.includes(x.orgId))) {
         await emitEvent({ db, orgId: m.orgId }, 'organization.deleted', { organizationId: m.orgId, accountType: m.accountType, reason: 'erased' });
       }
+      const inviterNamesCleared = await erasureRepository.clearInviterNames(db, userId);
       const rows = await erasureRepository.applyCatalog(db, { userId, emails });
       await erasureRepository.eraseAuthUser(db, userId, erasedEmail(userId));
 
       // audited without personal data: ids and counts only
       const erasedAt = new Date(this.clock.now()).toISOString();
-      const after = { deletedOrganizationIds: deleted, leftOrganizationIds: left, sessionsRevoked, exportsExpired: exportsExpired.count, rowsByTable: rows, keysShredded };
+      const after = { deletedOrganizationIds: deleted, leftOrganizationIds: left, sessionsRevoked, exportsExpired: exportsExpired.count, rowsByTable: rows, inviterNamesCleared, keysShredded };
       // not even the client's address: it would be new personal data about the erased person
       const meta = { requestId: client.requestId };
       await this.audit.recordPrivileged(db, principal.personalOrgId, principal, { action: 'user.erased', entityType: 'user', entityId: userId, after }, meta);

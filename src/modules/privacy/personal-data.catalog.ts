@@ -23,10 +23,17 @@ export type PersonLocator =
    */
   | { kind: 'through'; table: string; columns: readonly (readonly [string, string])[] }
   /**
-   * the row names nobody in particular: its value may mention a person (JSON payloads). As an `alsoErasedBy` locator, the
-   * rows whose erased, pseudonymized or deleted columns name one of the person's proven addresses (as a whole) are theirs
+   * an audit entry of `entityTypes` sealed with the key of one of the person's proven addresses (an invitation to it:
+   * audit-sealing names its invitee by the e-mail's hash, AUDITED_PERSONAL_DATA), found by the snapshot's key id
    */
-  | { kind: 'value-scan' };
+  | { kind: 'sealed-for-email'; entityTypes: readonly string[] }
+  /**
+   * the row names nobody in particular: its value may mention a person (JSON payloads). As the erasure's locator, the
+   * rows whose erased, pseudonymized or deleted columns name one of the person's proven addresses (as a whole) are
+   * theirs; `userId`: also those whose `userId` key holds their id (an event about them: a sign-in from a new device
+   * carries its user agent and network along with it; not an event where they only acted, e.g. invitedBy)
+   */
+  | { kind: 'value-scan'; userId?: true };
 
 export type Treatment =
   /** set to NULL */
@@ -114,9 +121,14 @@ export const PERSONAL_DATA_CATALOG: PersonalDataTable[] = [
   {
     // also the entries about them (their account, their memberships: a role an admin changed), whoever acted; in their
     // export another actor's ip is withheld
+    // and those about invitations to their proven addresses. Each lookup has an index (migration 20270210090100): the
+    // log is read across organizations, which lead its other indexes
     table: 'core.audit_logs', person: { kind: 'user', column: 'actor_id' },
-    alsoLocatedBy: [{ kind: 'user', column: 'entity_id', only: { column: 'entity_type', values: ['user', 'membership'] } }],
-    describes: 'audit entries where you are the actor, and those about your account and memberships (another actor\'s IP address withheld)',
+    alsoLocatedBy: [
+      { kind: 'user', column: 'entity_id', only: { column: 'entity_type', values: ['user', 'membership'] } },
+      { kind: 'sealed-for-email', entityTypes: ['invitation'] },
+    ],
+    describes: 'audit entries where you are the actor, and those about your account, your memberships and invitations to your e-mail (another actor\'s IP address withheld)',
     columns: {
       // in the clear, never sealed: kept as long as the audit log itself, which is append-only and not purged (docs/privacy.md)
       ip: {
@@ -128,14 +140,16 @@ export const PERSONAL_DATA_CATALOG: PersonalDataTable[] = [
     },
   },
   {
-    table: 'core.outbox', person: { kind: 'value-scan' }, describes: 'jobs',
-    // a delivered job's payload may name an invitee's e-mail: such rows go with the person
+    // a delivered job's payload may name an invitee's e-mail, or a person by user id (session.started_from_unknown_device:
+    // with the device's user agent and network): such rows go with the person
+    table: 'core.outbox', person: { kind: 'value-scan', userId: true }, describes: 'jobs',
     columns: { payload: DELETE },
   },
   {
-    // a webhook message's body is a domain event (member.invited, member.joined name the e-mail): those go with the
-    // person, with their attempts; replaying one would send the address again
-    table: 'core.webhook_messages', person: { kind: 'value-scan' }, describes: 'webhook messages naming you',
+    // a webhook message's body is a domain event (member.invited, member.joined name the e-mail; member.* about them and
+    // sign-ins from a new device name their user id as `userId`): those go with the person, with their attempts;
+    // replaying one would send it again
+    table: 'core.webhook_messages', person: { kind: 'value-scan', userId: true }, describes: 'webhook messages naming you',
     columns: { body: DELETE },
   },
   {
@@ -145,8 +159,10 @@ export const PERSONAL_DATA_CATALOG: PersonalDataTable[] = [
   },
   {
     // also e-mails to their address that name no user (sent before they had an account: an invitation), and e-mails to
-    // others that name their address
-    table: 'core.email_deliveries', person: { kind: 'user', column: 'user_id' }, alsoErasedBy: [{ kind: 'email', column: 'to_address' }, { kind: 'value-scan' }], describes: 'e-mails sent to you',
+    // others that name their address or user id. An invitation mail they sent keeps going to its invitee without
+    // their name (data.inviterName cleared first: erasureRepository.clearInviterNames)
+    table: 'core.email_deliveries', person: { kind: 'user', column: 'user_id' },
+    alsoErasedBy: [{ kind: 'email', column: 'to_address' }, { kind: 'value-scan', userId: true }], describes: 'e-mails sent to you',
     columns: { to_address: DELETE, data: DELETE },
   },
   {
