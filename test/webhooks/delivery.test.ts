@@ -1,5 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { Writable } from 'node:stream';
+import { Logger } from '@nestjs/common';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import { OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
@@ -15,6 +16,7 @@ import { startWebhookReceiverDouble, type ReceiverAnswer, type WebhookReceiverDo
 import { testKeys } from '../integrations/keys.js';
 import { ResponseContract } from '../support/contract.js';
 import { ledgerUrl, startBooks } from '../ledger/ledger-support.js';
+import { until } from '../support/throwaway-servers.js';
 
 // ajv-formats is CommonJS: its default export is the plugin function
 const addFormats = ((addFormatsModule as any).default ?? addFormatsModule) as (ajv: Ajv2020) => Ajv2020;
@@ -370,6 +372,82 @@ describe('webhooks: signed delivery of the ledger\'s events with retries, the de
     clock.advance(TIMEOUT_MS + 30_000 + 1);
     expect(await delivery.deliverDue()).toBe(0);
     expect(r.received).toHaveLength(1);
+  });
+
+  it('records two batches at once whose endpoints are the same in opposite roles (one\'s succeeded is the other\'s failed) without a deadlock', async () => {
+    const owner = await registerUser(t, 'owner');
+    const org = { owner, orgId: await createOrg(t, owner, 'Two Workers Ltd'), acc: {} };
+    await onPlan(t, org.orgId, 'professional');
+    const r = await receiver();
+    const [lo, hi] = [(await endpoint(org, r)).id, (await endpoint(org, r)).id].sort();
+    const pings: Record<string, string[]> = { [lo]: [], [hi]: [] };
+    for (const id of [lo, hi, lo, hi]) pings[id].push((await t.http.post(endpointsUrl(org, `/${id}/ping`)).set(org.owner.auth).expect(202)).body.id);
+    await t.db.admin.query('UPDATE core.webhook_endpoints SET failing_since = $2 WHERE id = ANY($1)', [[lo, hi], new Date(clock.now())]);
+    const attempt = (endpointId: string, messageId: string, statusCode: number) => ({
+      message: { org_id: org.orgId, id: messageId, endpoint_id: endpointId, event_type: 'ping', body: {}, attempts: 1, url: r.url, secret: null, previous_secret: null, previous_secret_expires_at: null },
+      at: new Date(clock.now()), latencyMs: 1, statusCode, responseBody: null, error: null,
+    });
+    // two workers' recordings (record(): the batch's attempts, then its endpoints' health)
+    const recordBatch = (batch: unknown[]) => (delivery as unknown as { recordBatch(batch: unknown[]): Promise<void> }).recordBatch(batch);
+    const waiting = async () => (await t.db.admin.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`)).rows[0].n;
+    const insert = jest.spyOn(webhookRepository, 'insertAttempts');
+    const holder = await t.db.admin.connect();
+    let recordings: number;
+    try {
+      // the first endpoint held elsewhere: the first recording waits for it, then the second one behind it; each batch's order
+      // alone (lo then hi, hi then lo) deadlocked them, one of them recorded twice
+      await holder.query('BEGIN');
+      await holder.query('SELECT 1 FROM core.webhook_endpoints WHERE id = $1 FOR UPDATE', [lo]);
+      const first = recordBatch([attempt(lo, pings[lo][0], 200), attempt(hi, pings[hi][0], 500)]);
+      await until('the first recording waits for the endpoint', async () => (await waiting()) === 1);
+      const second = recordBatch([attempt(hi, pings[hi][1], 200), attempt(lo, pings[lo][1], 500)]);
+      await until('the second recording waits too', async () => (await waiting()) === 2);
+      await holder.query('COMMIT');
+      await Promise.all([first, second]);
+    } finally {
+      recordings = insert.mock.calls.length;
+      insert.mockRestore();
+      holder.release();
+    }
+    expect(recordings).toBe(2);
+    const messages = await t.db.admin.query('SELECT id, status FROM core.webhook_messages WHERE org_id = $1', [org.orgId]);
+    expect(Object.fromEntries(messages.rows.map((m) => [m.id, m.status]))).toEqual({
+      [pings[lo][0]]: 'succeeded', [pings[hi][0]]: 'pending', [pings[hi][1]]: 'succeeded', [pings[lo][1]]: 'pending',
+    });
+    expect((await t.db.admin.query('SELECT count(*)::int AS n FROM core.webhook_attempts WHERE org_id = $1', [org.orgId])).rows).toEqual([{ n: 4 }]);
+    // in the order they were recorded: lo failing again (the second batch), hi healthy (the second batch)
+    const health = await t.db.admin.query('SELECT id, failing_since IS NOT NULL AS failing FROM core.webhook_endpoints WHERE id = ANY($1)', [[lo, hi]]);
+    expect(Object.fromEntries(health.rows.map((e) => [e.id, e.failing]))).toEqual({ [lo]: true, [hi]: false });
+  });
+
+  it('sends with the current secret alone when only the previous one (a rotation\'s overlap) cannot be opened, and tells the operators', async () => {
+    const owner = await registerUser(t, 'owner');
+    const org = { owner, orgId: await createOrg(t, owner, 'Lost Previous Ltd'), acc: {} };
+    await onPlan(t, org.orgId, 'professional');
+    const r = await receiver();
+    const ep = await endpoint(org, r);
+    r.secrets.old = ep.secret;
+    const rotated = await t.http.post(endpointsUrl(org, `/${ep.id}/rotate-secret`)).set(org.owner.auth).send({ overlapSeconds: 3600 }).expect(201);
+    r.secrets.current = rotated.body.secret;
+    // the previous secret's key left SECRETS_KEYS
+    await t.db.admin.query(`UPDATE core.webhook_endpoints SET previous_secret = jsonb_set(previous_secret, '{kid}', '"k0"') WHERE id = $1`, [ep.id]);
+    const ping = await t.http.post(endpointsUrl(org, `/${ep.id}/ping`)).set(org.owner.auth).expect(202);
+    const warn = jest.spyOn(Logger.prototype, 'warn');
+    let warned: string[];
+    try {
+      expect(await delivery.deliverDue()).toBe(1);
+    } finally {
+      warned = warn.mock.calls.map((c) => String(c[0]));
+      warn.mockRestore();
+    }
+    expect(r.received).toHaveLength(1);
+    expect(r.received[0]).toMatchObject({ id: ping.body.webhookId, verifiedWith: { current: true, old: false } });
+    expect(r.received[0].signature.split(' ')).toHaveLength(1);
+    const [message] = (await t.db.admin.query('SELECT status, attempts FROM core.webhook_messages WHERE id = $1', [ping.body.id])).rows;
+    expect(message).toEqual({ status: 'succeeded', attempts: 1 });
+    expect((await attemptsOf(ep.id)).map((a) => [a.succeeded, a.status_code, a.error])).toEqual([[true, 200, null]]);
+    expect(warned.filter((l) => l.startsWith(`webhook endpoint ${ep.id} of organization ${org.orgId}: its previous signing secret cannot be opened (`)
+      && /key "?k0"? is not configured/.test(l) && l.endsWith(`message ${ping.body.id} sent signed with the current secret alone`))).toHaveLength(1);
   });
 
   it('never delivers one organization\'s events to another\'s endpoint', async () => {

@@ -140,6 +140,60 @@ describe('webhooks: endpoint URLs as production checks them', () => {
     await t.http.delete(url(`/${id}`)).set(owner.auth).expect(404);
   });
 
+  it('replays the failed messages while the endpoint is being deleted: both in the worker\'s lock order (messages, then the endpoint), neither deadlocks', async () => {
+    const created = await t.http.post(url()).set(owner.auth).send({ url: 'https://hooks.example.com/replayed-deleted' }).expect(201);
+    const id = created.body.id as string;
+    const ping = await t.http.post(url(`/${id}/ping`)).set(owner.auth).expect(202);
+    await t.db.admin.query(`UPDATE core.webhook_messages SET status = 'failed', next_attempt_at = NULL WHERE id = $1`, [ping.body.id]);
+    const waiting = async () => (await t.db.admin.query(
+      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE usename = 'omnizen_api' AND wait_event_type = 'Lock' AND datname = current_database()`)).rows[0].n;
+    // the failed message held elsewhere: the DELETE waits for it first, then the replay of the failed messages behind it
+    const holder = await t.db.admin.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('SELECT 1 FROM core.webhook_messages WHERE id = $1 FOR UPDATE', [ping.body.id]);
+      const deleting = t.http.delete(url(`/${id}`)).set(owner.auth).then((res) => res);
+      await until('the DELETE waits for the message', async () => (await waiting()) === 1);
+      const replaying = t.http.post(url(`/${id}/replay-failed`)).set(owner.auth).send({ since: '2000-01-01T00:00:00Z' }).then((res) => res);
+      await until('the replay waits too', async () => (await waiting()) === 2);
+      await holder.query('COMMIT');
+      const [deleted, replayed] = await Promise.all([deleting, replaying]);
+      // the DELETE goes first; the replay then finds the endpoint gone (locking it first, it deadlocked with the DELETE: a 409 to one)
+      expect([deleted.status, deleted.body]).toEqual([204, {}]);
+      expect([replayed.status, replayed.body.error?.code]).toEqual([404, 'webhook_endpoint.not_found']);
+    } finally {
+      holder.release();
+    }
+    const left = await t.db.admin.query(`SELECT (SELECT count(*)::int FROM core.webhook_endpoints WHERE id = $1) AS endpoints,
+      (SELECT count(*)::int FROM core.webhook_messages WHERE endpoint_id = $1) AS messages`, [id]);
+    expect(left.rows).toEqual([{ endpoints: 0, messages: 0 }]);
+    const audit = await t.db.admin.query(`SELECT action FROM core.audit_logs WHERE entity_id = $1 ORDER BY id`, [id]);
+    expect(audit.rows.map((r) => r.action)).toEqual(['webhooks.endpoint_created', 'webhooks.endpoint_pinged', 'webhooks.endpoint_deleted']);
+  });
+
+  it('replays the failed messages only if the endpoint is still enabled once they are locked: disabled meanwhile, a 409 and nothing replayed', async () => {
+    const created = await t.http.post(url()).set(owner.auth).send({ url: 'https://hooks.example.com/disabled-meanwhile' }).expect(201);
+    const id = created.body.id as string;
+    const ping = await t.http.post(url(`/${id}/ping`)).set(owner.auth).expect(202);
+    await t.db.admin.query(`UPDATE core.webhook_messages SET status = 'failed', next_attempt_at = NULL WHERE id = $1`, [ping.body.id]);
+    const holder = await t.db.admin.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('SELECT 1 FROM core.webhook_messages WHERE id = $1 FOR UPDATE', [ping.body.id]);
+      const replaying = t.http.post(url(`/${id}/replay-failed`)).set(owner.auth).send({ since: '2000-01-01T00:00:00Z' }).then((res) => res);
+      await until('the replay waits for the message', async () => (await t.db.admin.query(
+        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE usename = 'omnizen_api' AND wait_event_type = 'Lock' AND datname = current_database()`)).rows[0].n === 1);
+      await t.http.patch(url(`/${id}`)).set(owner.auth).send({ enabled: false }).expect(200);
+      await holder.query('COMMIT');
+      const replayed = await replaying;
+      expect([replayed.status, replayed.body.error?.code]).toEqual([409, 'webhooks.endpoint_disabled']);
+    } finally {
+      holder.release();
+    }
+    expect((await t.db.admin.query('SELECT status FROM core.webhook_messages WHERE id = $1', [ping.body.id])).rows).toEqual([{ status: 'failed' }]);
+    expect((await t.db.admin.query(`SELECT count(*)::int AS n FROM core.audit_logs WHERE entity_id = $1 AND action = 'webhooks.failed_replayed'`, [id])).rows).toEqual([{ n: 0 }]);
+  });
+
   it('a signing secret that cannot be opened (its key left SECRETS_KEYS): the operators\' log names the endpoint, the tenant\'s log not our key', async () => {
     const created = await t.http.post(url()).set(owner.auth).send({ url: 'https://hooks.example.com/lost-key' }).expect(201);
     const id = created.body.id as string;

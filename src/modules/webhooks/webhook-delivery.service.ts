@@ -274,24 +274,28 @@ export class WebhookDelivery implements OnModuleInit, OnApplicationBootstrap, On
   }
 
   /**
-   * The endpoint's signing secrets; SecretOpenError when one cannot be opened (its key left SECRETS_KEYS before the
-   * secrets were re-sealed, or the row was tampered with): the operators' log says why, the tenant's attempt log
-   * only that it could not be opened (our key ids are not theirs to see).
+   * The endpoint's signing secrets. One that cannot be opened (its key left SECRETS_KEYS before the secrets were
+   * re-sealed, or the row was tampered with) is logged for the operators, with why; the tenant's attempt log says only
+   * that it could not be opened (our key ids are not theirs to see). The current one: SecretOpenError, nothing is sent.
+   * The previous one (a rotation's overlap): sent signed with the current one alone, which the receiver has.
    */
   private secrets(m: ClaimedMessage, now: Date): string[] {
     const context = secretContext(m.org_id, m.endpoint_id);
-    const open = (sealed: unknown, which: string): string => {
+    const open = (sealed: unknown, which: 'current' | 'previous'): string | null => {
       try {
         return this.box.openFor<string>(sealed, context);
       } catch (err) {
         if (!(err instanceof SecretOpenError)) throw err;
-        this.logger.warn(`webhook endpoint ${m.endpoint_id} of organization ${m.org_id}: its ${which} signing secret cannot be opened (${err.message}); message ${m.id} not sent`);
-        throw err;
+        const outcome = which === 'current' ? 'not sent' : 'sent signed with the current secret alone';
+        this.logger.warn(`webhook endpoint ${m.endpoint_id} of organization ${m.org_id}: its ${which} signing secret cannot be opened (${err.message}); message ${m.id} ${outcome}`);
+        if (which === 'current') throw err;
+        return null;
       }
     };
-    const secrets = [open(m.secret, 'current')];
+    const secrets = [open(m.secret, 'current') as string];
     if (m.previous_secret && m.previous_secret_expires_at && new Date(m.previous_secret_expires_at) > now) {
-      secrets.push(open(m.previous_secret, 'previous'));
+      const previous = open(m.previous_secret, 'previous');
+      if (previous !== null) secrets.push(previous);
     }
     return secrets;
   }
@@ -335,6 +339,8 @@ export class WebhookDelivery implements OnModuleInit, OnApplicationBootstrap, On
       statusCode: a.statusCode, latencyMs: a.latencyMs, responseBody: a.responseBody, error: a.error,
     })));
     const key = (a: Attempt) => `${a.message.org_id}/${a.message.endpoint_id}`;
+    // every endpoint this recording may update (health, disabling), locked at once in one order (lockEndpoints)
+    await repo.lockEndpoints(db, [...new Map(attempts.map((a) => [key(a), { orgId: a.message.org_id, id: a.message.endpoint_id }])).values()]);
     const healthy = new Set(attempts.filter(ok).map(key));
     const failed = new Map(attempts.filter((a) => !ok(a) && a.statusCode !== 410 && !healthy.has(key(a))).map((a) => [key(a), a]));
     await repo.endpointsSucceeded(db, [...new Map(attempts.filter(ok).map((a) => [key(a), { orgId: a.message.org_id, id: a.message.endpoint_id }])).values()]);

@@ -197,9 +197,24 @@ export const webhookRepository = {
     return r as MessageRow;
   },
 
-  async replayFailedSince(db: Db, orgId: string, endpointId: string, since: Date, now: Date): Promise<number> {
-    return db.runCount(qb.updateTable(MESSAGES).set({ status: 'pending', attempts: 0, next_attempt_at: now })
-      .where('org_id', '=', orgId).where('endpoint_id', '=', endpointId).where('status', '=', 'failed').where('created_at', '>=', since));
+  /**
+   * Locks the endpoint's messages failed since `since` (FOR NO KEY UPDATE, as their update will), in id order: the order
+   * an endpoint's deletion (lockEndpointMessages) and the worker's recording (insertAttempts) lock messages in.
+   * Answers their ids.
+   */
+  async lockFailedSince(db: Db, orgId: string, endpointId: string, since: Date): Promise<string[]> {
+    const rows = await db.run(qb.selectFrom(MESSAGES).select('id').where('org_id', '=', orgId).where('endpoint_id', '=', endpointId)
+      .where('status', '=', 'failed').where('created_at', '>=', since).orderBy('id').forNoKeyUpdate());
+    return rows.map((r) => r.id as string);
+  },
+
+  /** A new round of attempts for those of the messages (locked: lockFailedSince) still failed; answers how many. */
+  async replayFailed(db: Db, orgId: string, ids: string[], now: Date): Promise<number> {
+    if (!ids.length) return 0;
+    // one array parameter, however many messages failed (a list of parameters stops at 65,535)
+    return Number(await db.$executeRaw`
+      UPDATE core.webhook_messages SET status = 'pending', attempts = 0, next_attempt_at = ${now}::timestamptz
+      WHERE org_id = ${orgId}::uuid AND id = ANY(${ids}::uuid[]) AND status = 'failed'`);
   },
 
   // ---------------------------------------------------------------- fan-out and delivery (privileged: webhooks.delivery)
@@ -297,7 +312,20 @@ export const webhookRepository = {
       WHERE m.org_id = v."orgId" AND m.id = v.id`;
   },
 
-  /** Endpoints that answered 2xx are no longer failing. */
+  /**
+   * Locks the endpoints a batch's recording updates (its health, or its disabling), in (org_id, id) order, before any
+   * of them is updated: two workers' recordings updating the same endpoints in their batches' orders (one's succeeded
+   * endpoint is the other's failed one) would deadlock each other.
+   */
+  async lockEndpoints(db: Db, endpoints: { orgId: string; id: string }[]): Promise<void> {
+    if (!endpoints.length) return;
+    await db.$queryRaw`
+      SELECT count(*)::int AS n FROM (SELECT 1 FROM core.webhook_endpoints e
+        JOIN jsonb_to_recordset(${JSON.stringify(endpoints)}::jsonb) AS v("orgId" uuid, id uuid) ON e.org_id = v."orgId" AND e.id = v.id
+        ORDER BY e.org_id, e.id FOR NO KEY UPDATE OF e) locked`;
+  },
+
+  /** Endpoints that answered 2xx are no longer failing (locked first: lockEndpoints). */
   async endpointsSucceeded(db: Db, endpoints: { orgId: string; id: string }[]): Promise<void> {
     if (!endpoints.length) return;
     await db.$executeRaw`
@@ -306,7 +334,7 @@ export const webhookRepository = {
       WHERE e.org_id = v."orgId" AND e.id = v.id AND e.failing_since IS NOT NULL`;
   },
 
-  /** Records failures; answers since when each endpoint has been failing (this failure if it is the first). */
+  /** Records failures (the endpoints locked first: lockEndpoints); answers since when each endpoint has been failing (this failure if it is the first). */
   async endpointsFailed(db: Db, endpoints: { orgId: string; id: string; at: Date }[]): Promise<Map<string, Date>> {
     if (!endpoints.length) return new Map();
     const rows = await db.$queryRaw<{ id: string; failing_since: Date }[]>`

@@ -195,11 +195,11 @@ export class WebhooksService {
 
   /**
    * A replay is refused while the endpoint is disabled (like a ping): the worker sends nothing to a disabled endpoint,
-   * so the replayed message would sit pending, answered 202 but never sent. FOR SHARE: the worker (or a PATCH) does
-   * not disable it between this check and the commit.
+   * so the replayed message would sit pending, answered 202 but never sent. Locked ('share'), the worker (or a PATCH)
+   * does not disable it between this check and the commit; taken after the messages' locks (the worker's order).
    */
-  private async enabledEndpoint(tx: TenantTx, id: string): Promise<void> {
-    const endpoint = await this.endpointRow(tx, id, 'share');
+  private async enabledEndpoint(tx: TenantTx, id: string, lock: false | 'share'): Promise<void> {
+    const endpoint = await this.endpointRow(tx, id, lock);
     if (!endpoint.enabled) throw WebhookErrors.error('webhooks.endpoint_disabled', 'the endpoint is disabled: enable it to replay its messages');
   }
 
@@ -209,16 +209,23 @@ export class WebhooksService {
     if (!row) throw WebhookErrors.notFound('webhook_message', id);
     // the message's lock first, then the endpoint's: the worker's record() holds its messages (its attempts' keys) before
     // it updates their endpoints
-    await this.enabledEndpoint(tx, endpointId);
+    await this.enabledEndpoint(tx, endpointId, 'share');
     if (row.status === 'pending') throw WebhookErrors.error('webhooks.message_pending', 'the message is still being delivered');
     const message = toMessage(await repo.replayMessage(tx.db, tx.orgId, id, new Date(this.clock.now())));
     await this.audit.record(tx, { action: 'webhooks.message_replayed', entityType: 'webhook_message', entityId: id, before: { status: row.status }, after: { status: message.status } });
     return message;
   }
 
+  /**
+   * In the worker's lock order, as replay's and remove's: the endpoint checked unlocked (a 404, a 409 when disabled), its
+   * failed messages locked in id order, then the endpoint locked and checked again (still there, still enabled).
+   * Locking the endpoint first deadlocked with a deletion that held its messages and then deleted the endpoint.
+   */
   async replayFailed(tx: TenantTx, endpointId: string, since: string): Promise<ReplayResultDto> {
-    await this.enabledEndpoint(tx, endpointId);
-    const replayed = await repo.replayFailedSince(tx.db, tx.orgId, endpointId, new Date(since), new Date(this.clock.now()));
+    await this.enabledEndpoint(tx, endpointId, false);
+    const ids = await repo.lockFailedSince(tx.db, tx.orgId, endpointId, new Date(since));
+    await this.enabledEndpoint(tx, endpointId, 'share');
+    const replayed = await repo.replayFailed(tx.db, tx.orgId, ids, new Date(this.clock.now()));
     await this.audit.record(tx, { action: 'webhooks.failed_replayed', entityType: 'webhook_endpoint', entityId: endpointId, after: { since, replayed } });
     return { replayed };
   }
