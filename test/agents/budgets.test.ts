@@ -1,6 +1,10 @@
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import type pg from 'pg';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { ManualClock } from '../support/clock.js';
+import { openTenantTransaction } from '../support/database.js';
+import { until } from '../support/throwaway-servers.js';
 import { addMember, createOrg, onPlan, registerUser, type TestUser } from '../support/factories.js';
 import { startOpenAiDouble, type OpenAiDouble } from '../support/doubles/openai-double.js';
 import { agentsUrl } from './agents-support.js';
@@ -118,6 +122,52 @@ describe('AI budgets', () => {
     expect(ok.body.status).toBe('succeeded');
     const u = await usage(budget.body.id);
     expect(u).toMatchObject({ spent_cost: '0.03502500', reserved_cost: '0.00000000' });
+    await t.http.delete(`/v1/orgs/${orgId}/ai/budgets/${budget.body.id}`).set(owner.auth).expect(204);
+  });
+
+  it('settling an expired reservation while a call reserves on the same budget: both lock its usage, then its reservations (no deadlock)', async () => {
+    const budget = await t.http.post(`/v1/orgs/${orgId}/ai/budgets`).set(owner.auth).send({ agentId, costLimit: '1.0000' }).expect(201);
+    const clients: pg.Client[] = [];
+    const tx = () => openTenantTransaction(t.db.apiUrl, { sub: member.id, org_id: orgId }, clients);
+    const waitsForLock = (pid: number) => until(`backend ${pid} waits for a lock`, async () => (await t.db.admin.query(
+      `SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1`, [pid])).rows[0]?.wait_event_type === 'Lock');
+    // fixed times (one month): two calls reserved, then outlived their expiry; `late` is a swept run's call, settled later
+    const at = new Date('2026-12-15T12:00:00Z');
+    const later = new Date(at.getTime() + 10 * 60_000);
+    const [gateCall, lateCall, nextCall] = [randomUUID(), randomUUID(), randomUUID()];
+    try {
+      const setup = await tx();
+      for (const [call, cost, tokens, expiresMin] of [[gateCall, 0.1, 100, 1], [lateCall, 0.2, 200, 2]] as const) {
+        const { rows } = await setup.c.query(`SELECT ok FROM ai.reserve_budget($1, $2, $3, $4, $5, $6)`, [agentId, call, cost, tokens, at, new Date(at.getTime() + expiresMin * 60_000)]);
+        expect(rows).toEqual([{ ok: true }]);
+      }
+      await setup.c.query('COMMIT');
+      // the gate holds the first expired reservation: the reserving call stops at it, its budget's usage locked, before
+      // it reaches `late`'s (released after `gate`'s: earlier expiry, stored first)
+      const gate = await tx();
+      await gate.c.query(`SELECT 1 FROM ai.budget_reservations WHERE call_id = $1 FOR UPDATE`, [gateCall]);
+      const reserving = await tx();
+      const reserved = reserving.c.query(`SELECT ok, cost_left::text FROM ai.reserve_budget($1, $2, 0.05, 50, $3, $4)`, [agentId, nextCall, later, new Date(later.getTime() + 5 * 60_000)]);
+      reserved.catch(() => undefined); // awaited below (a rejection meanwhile is not unhandled)
+      await waitsForLock(reserving.pid);
+      // `late`'s settlement waits for the usage row; in the earlier order it first deleted its reservation, which the
+      // reserving call then waited for (it releases expired ones) while holding the usage row: PostgreSQL aborted one (40P01)
+      const settling = await tx();
+      const settled = settling.c.query(`SELECT * FROM ai.settle_budget($1, 0.03, 30, $2, $3)`, [lateCall, agentId, later]);
+      settled.catch(() => undefined);
+      await waitsForLock(settling.pid);
+      await gate.c.query('COMMIT');
+      expect((await reserved).rows).toEqual([{ ok: true, cost_left: '0.95000000' }]);
+      await reserving.c.query('COMMIT');
+      expect((await settled).rows).toEqual([]);
+      await settling.c.query('COMMIT');
+    } finally {
+      await Promise.all(clients.map((c) => c.end()));
+    }
+    // both expired reservations released by the reserving call, `late`'s spend charged once, `next` reserved
+    expect(await usage(budget.body.id)).toEqual({ spent_cost: '0.03000000', reserved_cost: '0.05000000', spent_tokens: 30, reserved_tokens: 50, thresholds_reached: [] });
+    const left = await t.db.admin.query('SELECT call_id, cost::text FROM ai.budget_reservations WHERE budget_id = $1', [budget.body.id]);
+    expect(left.rows).toEqual([{ call_id: nextCall, cost: '0.05000000' }]);
     await t.http.delete(`/v1/orgs/${orgId}/ai/budgets/${budget.body.id}`).set(owner.auth).expect(204);
   });
 
