@@ -21,7 +21,9 @@ import { fxBooks } from './fx-support.js';
  *    does a credit note taking the credited share's revaluation off, and a void in the window (what it takes off on its
  *    date, and the compensation of the reversal dated after it: AR and AP);
  *  - a void after (or in the window of) several revaluations: each unrealized FX account they moved the item on is
- *    brought back by its own amount (a gain then a loss; two gains on accounts changed in between), AR and AP.
+ *    brought back by its own amount (a gain then a loss; two gains on accounts changed in between), AR and AP;
+ *  - unrealized FX accounts of another type (an equity reserve) changed back to the standard ones: a void after the
+ *    revaluation, and one in its window, take the revaluation off the reserve, AR and AP.
  * Each asserts the months' realized and unrealized results and the control account equal to the aging at the month ends.
  */
 describe('FX revaluation windows: the realized share classified by its own result, on the reversal\'s account', () => {
@@ -298,5 +300,61 @@ describe('FX revaluation windows: the realized share classified by its own resul
       .toEqual([0, 0]);
     await b.expectAgingIsAr('2026-02-05', '0.00');
     await expectOpenAmountsKept(t, b.orgId);
+  });
+
+  /**
+   * The settings may name unrealized FX accounts of any postable type (r5's review: an equity "FX reserve"): the
+   * revaluation's FX line is found by the entry's pair structure (control line, FX line), not by the account's type, so
+   * a void after a settings change takes the item's revaluation off the reserve, not off the settings' new account.
+   */
+  it('unrealized FX accounts of another type (an equity reserve), then the standard ones: a void after the revaluation, and one in its window, take the revaluation off the reserve (AR and AP)', async () => {
+    const withReserve = async (name: string) => {
+      const b = await books(name, { '2026-01-05': '1.10', '2026-01-31': '1.15' });
+      b.acc['3400'] = (await t.http.post(ledgerUrl(b.orgId, 'accounts')).set(owner.auth).send({ code: '3400', name: 'FX reserve', type: 'equity', parentId: b.acc['3000'] }).expect(201)).body.id;
+      await t.http.patch(ledgerUrl(b.orgId, 'settings')).set(owner.auth).send({ fxUnrealizedGainAccountId: b.acc['3400'], fxUnrealizedLossAccountId: b.acc['3400'] }).expect(200);
+      return { b, inv: await b.invoice(), bill: await b.bill() };
+    };
+    const standard = (b: Awaited<ReturnType<typeof books>>) =>
+      t.http.patch(ledgerUrl(b.orgId, 'settings')).set(owner.auth).send({ fxUnrealizedGainAccountId: b.acc['4310'], fxUnrealizedLossAccountId: b.acc['5510'] }).expect(200);
+    const fxAccounts = (b: Awaited<ReturnType<typeof books>>, asOf: string) => Promise.all(['3400', '4310', '5510'].map((c) => b.balance(c, asOf)));
+
+    // voided after the revaluation (Jan 31: AR +50.00, AP +50.00, both on 3400), the settings naming 4310 and 5510 by then
+    const after = await withReserve('Equity FX reserve, void after');
+    await after.b.revalue('2026-01-31', false);
+    await standard(after.b);
+    await t.http.post(rUrl(after.b.orgId, `invoices/${after.inv.id}/void`)).set(owner.auth).send({ date: '2026-02-05' }).expect(200);
+    await t.http.post(payablesUrl(after.b.orgId, `bills/${after.bill.id}/void`)).set(owner.auth).send({ date: '2026-02-05' }).expect(200);
+    const [arVoid] = await after.b.auditAfter('receivables.invoice_voided');
+    const [apVoid] = await after.b.auditAfter('payables.bill_voided');
+    expect({ ar: await after.b.lines(arVoid.revaluationEntryId), ap: await after.b.lines(apVoid.revaluationEntryId) }).toEqual({
+      ar: [{ code: '1200', debit: '0.00', credit: '50.00' }, { code: '3400', debit: '50.00', credit: '0.00' }],
+      ap: [{ code: '2100', debit: '50.00', credit: '0.00' }, { code: '3400', debit: '0.00', credit: '50.00' }] });
+    for (const asOf of ['2026-02-05', '2026-02-28']) {
+      expect({ asOf, fx: await fxAccounts(after.b, asOf) }).toEqual({ asOf, fx: [0, 0, 0] });
+      await after.b.expectAgingIsAr(asOf, '0.00');
+      await after.b.expectAgingIsAp(asOf, '0.00');
+    }
+    await expectOpenAmountsKept(t, after.b.orgId);
+
+    // voided in the window (autoReverse: reversed Feb 1): taken off 3400 on Jan 31, and the reversals' take-off put back there on Feb 1
+    const inWindow = await withReserve('Equity FX reserve, void in the window');
+    await inWindow.b.revalue('2026-01-31');
+    await standard(inWindow.b);
+    await t.http.post(rUrl(inWindow.b.orgId, `invoices/${inWindow.inv.id}/void`)).set(owner.auth).send({ date: '2026-01-31' }).expect(200);
+    await t.http.post(payablesUrl(inWindow.b.orgId, `bills/${inWindow.bill.id}/void`)).set(owner.auth).send({ date: '2026-01-31' }).expect(200);
+    const [arWindow] = await inWindow.b.auditAfter('receivables.invoice_voided');
+    const [apWindow] = await inWindow.b.auditAfter('payables.bill_voided');
+    expect({ takenOff: await inWindow.b.lines(arWindow.revaluationEntryId), compensated: await inWindow.b.lines(arWindow.compensationEntryIds[0]) }).toEqual({
+      takenOff: [{ code: '1200', debit: '0.00', credit: '50.00' }, { code: '3400', debit: '50.00', credit: '0.00' }],
+      compensated: [{ code: '1200', debit: '50.00', credit: '0.00' }, { code: '3400', debit: '0.00', credit: '50.00' }] });
+    expect({ takenOff: await inWindow.b.lines(apWindow.revaluationEntryId), compensated: await inWindow.b.lines(apWindow.compensationEntryIds[0]) }).toEqual({
+      takenOff: [{ code: '2100', debit: '50.00', credit: '0.00' }, { code: '3400', debit: '0.00', credit: '50.00' }],
+      compensated: [{ code: '2100', debit: '0.00', credit: '50.00' }, { code: '3400', debit: '50.00', credit: '0.00' }] });
+    for (const asOf of ['2026-01-31', '2026-02-01', '2026-02-28']) {
+      expect({ asOf, fx: await fxAccounts(inWindow.b, asOf) }).toEqual({ asOf, fx: [0, 0, 0] });
+      await inWindow.b.expectAgingIsAr(asOf, '0.00');
+      await inWindow.b.expectAgingIsAp(asOf, '0.00');
+    }
+    await expectOpenAmountsKept(t, inWindow.b.orgId);
   });
 });

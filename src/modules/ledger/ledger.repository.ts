@@ -407,6 +407,13 @@ export const ledgerRepository = {
    * unrealized FX account's line (whatever the settings say by now); an entry changing items one by one (a compensation,
    * what a void or a credit note took off) a pair per item. Each pair with its control line's base change (debit
    * positive) and counterparty, in line order.
+   *
+   * Found by the entries' structure, not by the accounts' types (the settings may name an FX account of any postable
+   * type, an equity reserve say): these entries are made of pairs only (lines 1-2, 3-4, ...; JournalService.revalue,
+   * reverse and changeCarried; parts each start with a pair; a pair balances in the base currency, so no rounding line),
+   * the control line in the item's currency first, the FX line in the base currency second. Each pair is checked for
+   * that shape and balance, so lines an entry made otherwise puts side by side (migration 20270209020100's entries list
+   * control lines, then FX lines; they concern voided documents only) are not read as a pair.
    */
   async revaluationFxAccounts(db: Db, orgId: string, entryIds: string[]): Promise<{
     entryId: string; accountId: string; currency: string; fxAccountId: string; control: string; counterpartyId: string | null;
@@ -416,10 +423,11 @@ export const ledgerRepository = {
       SELECT c.entry_id::text AS "entryId", c.account_id::text AS "accountId", c.currency, f.account_id::text AS "fxAccountId",
         (c.base_debit - c.base_credit)::text AS control, c.counterparty_id::text AS "counterpartyId"
       FROM finance.journal_lines c
+      JOIN finance.journal_entries e ON e.org_id = c.org_id AND e.id = c.entry_id
       JOIN finance.journal_lines f ON f.org_id = c.org_id AND f.entry_id = c.entry_id AND f.line_no = c.line_no + 1
-      JOIN finance.accounts fa ON fa.org_id = f.org_id AND fa.id = f.account_id AND fa.type IN ('revenue', 'expense')
-      JOIN finance.accounts ca ON ca.org_id = c.org_id AND ca.id = c.account_id AND ca.type IN ('asset', 'liability')
-      WHERE c.org_id = ${orgId}::uuid AND c.entry_id = any(${entryIds}::uuid[])
+      WHERE c.org_id = ${orgId}::uuid AND c.entry_id = any(${entryIds}::uuid[]) AND c.line_no % 2 = 1
+        AND c.currency <> e.base_currency AND f.currency = e.base_currency AND NOT c.is_rounding AND NOT f.is_rounding
+        AND c.base_debit - c.base_credit = f.base_credit - f.base_debit
       ORDER BY c.entry_id, c.line_no`;
   },
 
