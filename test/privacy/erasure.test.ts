@@ -147,6 +147,20 @@ describe('DELETE /v1/me: erasure', () => {
     expect(erased.rows).toEqual([{ n: '1' }]);
   });
 
+  it('an invitation mail whose job was still pending at the inviter\'s erasure names no one (not their erased pseudonym)', async () => {
+    const owner = await registerUser(t, 'qowner');
+    const orgId = await createOrg(t, owner, 'Queued Mail Ltd');
+    const p = await person(t, 'queued');
+    await addMember(t, orgId, p, 'admin');
+    await t.app.get(OutboxRelay).drain();
+    const invitee = uniqueEmail('queued-invitee');
+    const invitationId = (await t.http.post(`/v1/orgs/${orgId}/invitations`).set(p.auth).send({ email: invitee, role: 'viewer' }).expect(201)).body.id;
+    await t.http.delete('/v1/me').set(p.auth).send({ password: PASSWORD }).expect(200);
+    await t.app.get(OutboxRelay).drain(); // the invitation's job runs after the erasure
+    const { rows } = await t.db.admin.query(`SELECT to_address, data FROM core.email_deliveries WHERE template = 'invitation' AND data->>'invitationId' = $1`, [invitationId]);
+    expect(rows).toEqual([{ to_address: invitee, data: expect.objectContaining({ invitationId, orgName: 'Queued Mail Ltd', inviterName: null }) }]);
+  });
+
   it('an address the person never proved is not theirs: erasing an unverified account or one with an unconfirmed e-mail change leaves another organization\'s invitation, its mails, jobs, notices and audit key alone', async () => {
     const owner = await registerUser(t, 'vowner');
     const orgV = await createOrg(t, owner, 'V Ltd');

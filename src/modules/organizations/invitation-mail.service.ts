@@ -5,6 +5,7 @@ import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import type { Db } from '../../platform/database/database.service.js';
 import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
 import { qb } from '../../platform/database/query-builder.js';
+import { erasedEmail } from '../auth/user.repository.js';
 import { JobRegistry } from '../../platform/queue/jobs.js';
 import { EmailLinks, queueEmail } from '../notifications/email-delivery.service.js';
 import { notificationRepository } from '../notifications/notification.repository.js';
@@ -34,7 +35,7 @@ export class InvitationMail implements OnModuleInit {
       await queueEmail({ db, orgId: job.orgId }, {
         userId: null, to: invitation.email, template: 'invitation', category: 'organization',
         data: {
-          invitationId, role: invitation.role, orgName: invitation.org_name, inviterName: invitation.inviter_name ?? invitation.inviter_email ?? null,
+          invitationId, role: invitation.role, orgName: invitation.org_name, inviterName: invitation.inviter_name ?? inviterAddress(invitation),
           expiresAt: new Date(invitation.expires_at).toUTCString(),
         },
       });
@@ -55,9 +56,17 @@ export class InvitationMail implements OnModuleInit {
     const [row] = await db.run(qb.selectFrom('core.invitations as i')
       .innerJoin('core.organizations as o', 'o.id', 'i.org_id')
       .leftJoin('core.User as u', 'u.id', 'i.invited_by')
-      .select(['i.email', 'i.role', 'i.expires_at', 'o.name as org_name', 'u.name as inviter_name', 'u.email as inviter_email'])
+      .select(['i.email', 'i.role', 'i.expires_at', 'i.invited_by', 'o.name as org_name', 'u.name as inviter_name', 'u.email as inviter_email'])
       .where('i.org_id', '=', orgId).where('i.id', '=', id)
       .where('i.accepted_at', 'is', null).where('i.revoked_at', 'is', null).where('i.expires_at', '>', sql<Date>`now()`));
     return row;
   }
+}
+
+/**
+ * The inviter's address, named in the mail when they have no name; none once they are erased (their account keeps the
+ * pseudonym erasedEmail: a mail queued after the erasure, its job still pending then, would show it).
+ */
+function inviterAddress(i: { invited_by: string | null; inviter_email: string | null }): string | null {
+  return i.inviter_email && i.invited_by && i.inviter_email !== erasedEmail(i.invited_by) ? i.inviter_email : null;
 }
