@@ -198,13 +198,14 @@ export const webhookRepository = {
   },
 
   /**
-   * Locks the endpoint's messages failed since `since` (FOR NO KEY UPDATE, as their update will), in id order: the order
-   * an endpoint's deletion (lockEndpointMessages) and the worker's recording (insertAttempts) lock messages in.
-   * Answers their ids.
+   * Locks the endpoint's messages failed since `since` (FOR UPDATE, as a single replay's getMessage does), in id order:
+   * the order an endpoint's deletion (lockEndpointMessages) and the worker's recording (insertAttempts) lock messages in.
+   * Not FOR NO KEY UPDATE, which the recording's KEY SHARE does not wait for: it would then lock the endpoint and wait
+   * for the message, while this transaction waits for the endpoint (a deadlock). Answers their ids.
    */
   async lockFailedSince(db: Db, orgId: string, endpointId: string, since: Date): Promise<string[]> {
     const rows = await db.run(qb.selectFrom(MESSAGES).select('id').where('org_id', '=', orgId).where('endpoint_id', '=', endpointId)
-      .where('status', '=', 'failed').where('created_at', '>=', since).orderBy('id').forNoKeyUpdate());
+      .where('status', '=', 'failed').where('created_at', '>=', since).orderBy('id').forUpdate());
     return rows.map((r) => r.id as string);
   },
 
