@@ -160,6 +160,9 @@ export interface SettledReversals {
   realizationEntryIds: string[];
 }
 
+/** No entries posted (nothing pending, or no foreign-currency document). */
+export const noSettledReversals = (): SettledReversals => ({ compensationEntryIds: [], realizationEntryIds: [] });
+
 /** What a settlement's audit row adds about the entries settlePendingReversals posted for it: their ids, each kind when any. */
 export const settledReversalsAudit = (r: SettledReversals): { compensationEntryIds?: string[]; realizationEntryIds?: string[] } => ({
   ...(r.compensationEntryIds.length ? { compensationEntryIds: r.compensationEntryIds } : {}),
@@ -746,8 +749,9 @@ export class JournalService {
     realize?: 'settled' | 'givenBack'; fxAccountsMissing?: (message: string) => Error;
   }): Promise<SettledReversals> {
     const { documents, realize, fxAccountsMissing, ...item } = settlement;
+    if (!documents.length) return noSettledReversals();
     const pending = await repo.revaluationDatesAfter(tx.db, tx.orgId, [...new Set(documents.map((d) => d.documentId))], item.date);
-    if (!pending.length) return { compensationEntryIds: [], realizationEntryIds: [] };
+    if (!pending.length) return noSettledReversals();
     const s = await this.ledger.settings(tx);
     const context = { settings: s, baseMu: await this.ledger.currencyUnits(tx, s.baseCurrency) };
     const leaving = new Map(documents.flatMap((d) => (d.leaving ? [[d.documentId, d.leaving] as const] : [])));

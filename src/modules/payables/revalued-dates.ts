@@ -17,6 +17,6 @@ export const assertAfterRevaluations = (ledger: LedgerService, journal: JournalS
 export const settlePendingReversals = (journal: JournalService, tx: TenantTx, s: {
   documentIds: string[]; party: { counterpartyType: string; counterpartyId: string }; date: string; memo: string; givenBack?: boolean;
 }): Promise<SettledReversals> =>
-  s.documentIds.length ? journal.settlePendingReversals(tx, {
+  journal.settlePendingReversals(tx, {
     subledger: 'payables', date: s.date, memo: s.memo, ...s.party, realize: s.givenBack ? 'givenBack' : 'settled', documents: s.documentIds.map((documentId) => ({ documentId })),
-  }) : Promise.resolve({ compensationEntryIds: [], realizationEntryIds: [] });
+  });

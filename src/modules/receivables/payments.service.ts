@@ -8,7 +8,7 @@ import { requestHash } from '../../platform/http/idempotency-key.js';
 import { decodeKeyset, page } from '../../platform/http/pagination.js';
 import { Clock, today } from '../../platform/clock/clock.js';
 import { AuditService } from '../audit/audit.service.js';
-import { JournalService, settledReversalsAudit, type PostingLine, type SettledReversals } from '../ledger/journal.service.js';
+import { JournalService, noSettledReversals, settledReversalsAudit, type PostingLine, type SettledReversals } from '../ledger/journal.service.js';
 import { LedgerService } from '../ledger/ledger.service.js';
 import { LedgerErrors } from '../ledger/ledger.errors.js';
 import { D, fitsMinorUnits, fixed, rateText } from '../ledger/money.js';
@@ -262,7 +262,7 @@ export class PaymentsService {
     }
     for (const { invoice, open } of openAfter.values()) await this.invoices.afterSettlement(tx, invoice, open, p.date);
     const customerId = planned[0]?.invoice.customerId;
-    if (!customerId || !p.foreign) return { compensationEntryIds: [], realizationEntryIds: [] };
+    if (!customerId || !p.foreign) return noSettledReversals();
     return settlePendingReversals(this.journal, tx, { documentIds: [...openAfter.keys(), p.paymentId], customerId, date: p.date, memo: `Allocation of payment ${p.paymentId}`, realize: 'settled' });
   }
 

@@ -18,7 +18,7 @@ export const assertAfterRevaluations = (ledger: LedgerService, journal: JournalS
 export const settlePendingReversals = (journal: JournalService, tx: TenantTx, s: {
   documentIds: string[]; customerId: string; date: string; memo: string; realize: 'settled' | 'givenBack' | false;
 }): Promise<SettledReversals> =>
-  s.documentIds.length ? journal.settlePendingReversals(tx, {
+  journal.settlePendingReversals(tx, {
     subledger: 'receivables', date: s.date, memo: s.memo, counterpartyType: 'customer', counterpartyId: s.customerId, ...(s.realize ? { realize: s.realize } : {}),
     documents: s.documentIds.map((documentId) => ({ documentId })), fxAccountsMissing: (message) => ReceivablesErrors.error('receivables.fx_accounts_missing', message),
-  }) : Promise.resolve({ compensationEntryIds: [], realizationEntryIds: [] });
+  });
