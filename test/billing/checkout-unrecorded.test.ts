@@ -156,7 +156,7 @@ describe('billing: a checkout session Stripe created but the Hub never recorded'
     const before = stripe.requests.length;
     stripe.failNext(500, 'An unknown error occurred', { notKept: true });
     const failed = await checkout(orgId, 'enterprise');
-    // the details keep their documented shape (stripeReplayed is for the service only)
+    // the details keep their documented shape (StripeCallError.replayed is for the service only)
     expect([failed.status, failed.body.error?.code, failed.body.error?.details]).toEqual([502, 'billing.stripe_failed', { stripeType: 'StripeAPIError', stripeStatus: 500 }]);
     expect(stripe.requests.slice(before).map((r) => `${r.method} ${r.path}`)).toEqual(['POST /v1/checkout/sessions']); // the replay only
     expect(await keyRow(orgId)).toEqual(inDoubt);

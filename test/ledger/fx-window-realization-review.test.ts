@@ -303,15 +303,17 @@ describe('FX revaluation windows: the realized share classified by its own resul
   });
 
   /**
-   * The settings may name unrealized FX accounts of any postable type (r5's review: an equity "FX reserve"): the
-   * revaluation's FX line is found by the entry's pair structure (control line, FX line), not by the account's type, so
-   * a void after a settings change takes the item's revaluation off the reserve, not off the settings' new account.
+   * Settings written before PATCH /ledger/settings refused an FX account that is no revenue or expense account
+   * (ledger.fx_account_type) may name one (r5's review: an equity "FX reserve"): the revaluation's FX line is found by
+   * the entry's pair structure (control line, FX line), not by the account's type, so a void after a settings change
+   * takes the item's revaluation off the reserve, not off the settings' new account.
    */
   it('unrealized FX accounts of another type (an equity reserve), then the standard ones: a void after the revaluation, and one in its window, take the revaluation off the reserve (AR and AP)', async () => {
     const withReserve = async (name: string) => {
       const b = await books(name, { '2026-01-05': '1.10', '2026-01-31': '1.15' });
       b.acc['3400'] = (await t.http.post(ledgerUrl(b.orgId, 'accounts')).set(owner.auth).send({ code: '3400', name: 'FX reserve', type: 'equity', parentId: b.acc['3000'] }).expect(201)).body.id;
-      await t.http.patch(ledgerUrl(b.orgId, 'settings')).set(owner.auth).send({ fxUnrealizedGainAccountId: b.acc['3400'], fxUnrealizedLossAccountId: b.acc['3400'] }).expect(200);
+      // the API refuses it now: written as such older settings are
+      await t.db.admin.query('UPDATE finance.settings SET fx_unrealized_gain_account_id = $2, fx_unrealized_loss_account_id = $2 WHERE org_id = $1', [b.orgId, b.acc['3400']]);
       return { b, inv: await b.invoice(), bill: await b.bill() };
     };
     const standard = (b: Awaited<ReturnType<typeof books>>) =>

@@ -73,4 +73,24 @@ describe('ledger: changing the system accounts', () => {
     expect(await row()).toEqual(settingsBefore);
     expect(await audits()).toHaveLength(auditBefore);
   });
+
+  it('refuses an FX gain or loss account, realized or unrealized, that is not a revenue or expense account: 422 ledger.fx_account_type naming the field and the account; nothing changes', async () => {
+    const settings = async () => (await t.db.admin.query(`SELECT * FROM finance.settings WHERE org_id = $1`, [orgId])).rows[0];
+    const before = await settings();
+    const auditBefore = (await audits()).length;
+    const refusals = [['fxUnrealizedGainAccountId', '1200', 'asset'], ['fxUnrealizedLossAccountId', '2100', 'liability'],
+      ['fxUnrealizedGainAccountId', '3200', 'equity'], ['fxGainAccountId', '1100', 'asset'], ['fxLossAccountId', '2300', 'liability']];
+    for (const [field, code, type] of refusals) {
+      // next to a valid field: no half write
+      const res = await patch({ roundingAccountId: acc['5300'], [field]: acc[code] }).expect(422);
+      expect(res.body).toEqual({ error: { code: 'ledger.fx_account_type', message: expect.stringContaining(`${field}: account ${code} is a ${type} account`) }, requestId: expect.any(String) });
+    }
+    expect(await settings()).toEqual(before);
+    expect(await audits()).toHaveLength(auditBefore);
+
+    // one income or expense account for both sides is accepted (the standard chart's are 4310 and 5510)
+    const ok = await patch({ fxUnrealizedGainAccountId: acc['5510'], fxUnrealizedLossAccountId: acc['5510'] }).expect(200);
+    expect(ok.body).toMatchObject({ fxUnrealizedGainAccountId: acc['5510'], fxUnrealizedLossAccountId: acc['5510'] });
+    expect(await settings()).toMatchObject({ fx_unrealized_gain_account_id: acc['5510'], fx_unrealized_loss_account_id: acc['5510'] });
+  });
 });

@@ -8,7 +8,7 @@ import { AppError } from '../../platform/errors/app-error.js';
 import { AuditService } from '../audit/audit.service.js';
 import { audienceOf, billingRepository as repo, type Subject, subjectOf, type SubscriptionRow } from './billing.repository.js';
 import type { CheckoutDto, CheckoutSessionDto, PortalDto, PortalSessionDto } from './billing.dto.js';
-import { StripeClient } from './stripe.client.js';
+import { StripeCallError, StripeClient } from './stripe.client.js';
 import { BillingErrors } from './billing.errors.js';
 import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import type { OpenTenant } from '../../platform/http/tenant.js';
@@ -192,7 +192,7 @@ export class CheckoutService {
       // authorized (401, 403) before executing it, a key Stripe holds for other parameters (400 idempotency_error), a
       // 5xx not replayed (Stripe's own failure now, the first create's outcome unknown). As no answer (or no Stripe):
       // the key stays in doubt for the next checkout
-      if (status === null || !answersTheCreate(status, stripeErrorType(err), stripeReplayed(err))) {
+      if (status === null || !answersTheCreate(status, stripeErrorType(err), err instanceof StripeCallError && err.replayed)) {
         if (stripeErrorType(err) === 'StripeIdempotencyError') {
           this.logger.error(`the unanswered checkout ${doubt.key} of ${app}: Stripe holds its Idempotency-Key for other parameters (${(err as Error).message}); the key stays in doubt`);
         }
@@ -421,11 +421,6 @@ function stripeStatus(err: unknown): number | null {
 /** stripe-node's error class of a failed call (StripeClient.call's `stripeType`: e.g. StripeIdempotencyError), null when none. */
 function stripeErrorType(err: unknown): string | null {
   return err instanceof AppError ? (err.details as { stripeType?: string | null } | undefined)?.stripeType ?? null : null;
-}
-
-/** Whether a failed StripeClient.call's answer is one Stripe kept under the Idempotency-Key and replayed (details' `stripeReplayed`). */
-function stripeReplayed(err: unknown): boolean {
-  return err instanceof AppError && (err.details as { stripeReplayed?: boolean } | undefined)?.stripeReplayed === true;
 }
 
 /**

@@ -1,9 +1,21 @@
 import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
 import Stripe from 'stripe';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
+import { AppError } from '../../platform/errors/app-error.js';
 import { ReadinessProbes } from '../../platform/health/readiness-probes.js';
 import { BillingErrors } from './billing.errors.js';
 import { STRIPE_ENDED } from './subscription-status.js';
+
+/**
+ * StripeClient.call's failure: 502 billing.stripe_failed, details { stripeType, stripeStatus } (the error body's).
+ * `replayed` is for the callers only: the answer is one Stripe kept under the request's Idempotency-Key and replayed
+ * (response header Idempotent-Replayed: true), so Stripe executed the first request with that key.
+ */
+export class StripeCallError extends AppError {
+  constructor(message: string, stripeType: string | null, stripeStatus: number | null, readonly replayed: boolean) {
+    super(BillingErrors.codes['billing.stripe_failed'].status, 'billing.stripe_failed', message, { stripeType, stripeStatus });
+  }
+}
 
 /**
  * The Stripe SDK, configured from the `billing` config. STRIPE_API_HOST/PORT/PROTOCOL point it at
@@ -46,9 +58,7 @@ export class StripeClient implements OnModuleInit {
 
   /**
    * Runs one API call; a Stripe failure becomes a 502 naming what Stripe said (never the key), details `stripeType` and
-   * `stripeStatus`. The details also carry `stripeReplayed`: the answer is one Stripe kept under the request's
-   * Idempotency-Key and replayed (response header Idempotent-Replayed: true), so Stripe executed the first request with
-   * that key. Not enumerable: for the callers only, the error body's details stay { stripeType, stripeStatus }.
+   * `stripeStatus`: a StripeCallError, whose `replayed` tells the callers whether Stripe replayed the answer.
    */
   async call<T>(what: string, request: (api: Stripe) => Promise<T>): Promise<T> {
     const api = this.api();
@@ -56,9 +66,7 @@ export class StripeClient implements OnModuleInit {
       return await request(api);
     } catch (err) {
       const e = err as { type?: string; message?: string; statusCode?: number; headers?: Record<string, string | undefined> };
-      const details = { stripeType: e.type ?? null, stripeStatus: e.statusCode ?? null };
-      Object.defineProperty(details, 'stripeReplayed', { value: e.headers?.['idempotent-replayed'] === 'true', enumerable: false });
-      throw BillingErrors.error('billing.stripe_failed', `Stripe could not ${what}: ${e.message ?? 'no answer'}`, details);
+      throw new StripeCallError(`Stripe could not ${what}: ${e.message ?? 'no answer'}`, e.type ?? null, e.statusCode ?? null, e.headers?.['idempotent-replayed'] === 'true');
     }
   }
 

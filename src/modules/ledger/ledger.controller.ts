@@ -111,7 +111,7 @@ export class LedgerBooksController {
   @ApiOperation({ operationId: 'updateLedgerSettings', summary: 'Change the rounding, retained earnings and FX gain/loss accounts (owner, admin)' })
   @ApiOkResponse({ type: LedgerSettingsDto })
   @ApiErrors(400)
-  @ApiErrorCodes('ledger.books_not_started', 'ledger.account_not_postable', 'account.not_found')
+  @ApiErrorCodes('ledger.books_not_started', 'ledger.account_not_postable', 'ledger.fx_account_type', 'account.not_found')
   updateSettings(@Tx() tx: TenantTx, @Body() dto: UpdateLedgerSettingsDto): Promise<LedgerSettingsDto> {
     return this.ledger.updateSettings(tx, dto);
   }

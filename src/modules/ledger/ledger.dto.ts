@@ -42,10 +42,10 @@ export class LedgerSettingsDto {
 export class UpdateLedgerSettingsDto {
   @ApiPropertyOptional({ description: 'Account that takes rounding differences of an entry', format: 'uuid' }) @IsOptional() @IsUUID() roundingAccountId?: string;
   @ApiPropertyOptional({ description: 'Account the year-end close moves the year\'s result to', format: 'uuid' }) @IsOptional() @IsUUID() retainedEarningsAccountId?: string;
-  @ApiPropertyOptional({ description: 'Account for FX gains', format: 'uuid' }) @IsOptional() @IsUUID() fxGainAccountId?: string;
-  @ApiPropertyOptional({ description: 'Account for FX losses', format: 'uuid' }) @IsOptional() @IsUUID() fxLossAccountId?: string;
-  @ApiPropertyOptional({ description: 'Account for unrealized FX gains (revaluation)', format: 'uuid' }) @IsOptional() @IsUUID() fxUnrealizedGainAccountId?: string;
-  @ApiPropertyOptional({ description: 'Account for unrealized FX losses (revaluation)', format: 'uuid' }) @IsOptional() @IsUUID() fxUnrealizedLossAccountId?: string;
+  @ApiPropertyOptional({ description: 'Account for FX gains: a revenue or expense account', format: 'uuid' }) @IsOptional() @IsUUID() fxGainAccountId?: string;
+  @ApiPropertyOptional({ description: 'Account for FX losses: a revenue or expense account', format: 'uuid' }) @IsOptional() @IsUUID() fxLossAccountId?: string;
+  @ApiPropertyOptional({ description: 'Account for unrealized FX gains (revaluation): a revenue or expense account', format: 'uuid' }) @IsOptional() @IsUUID() fxUnrealizedGainAccountId?: string;
+  @ApiPropertyOptional({ description: 'Account for unrealized FX losses (revaluation): a revenue or expense account', format: 'uuid' }) @IsOptional() @IsUUID() fxUnrealizedLossAccountId?: string;
 }
 
 @ApiSchema({ description: 'An ISO 4217 currency and its minor units' })

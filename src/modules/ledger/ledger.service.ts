@@ -22,6 +22,13 @@ export function fiscalYearName(start: string): string {
 /** The replaced rates an import's audit row lists one by one (its count says how many there were in all). */
 const FX_AUDIT_REPLACED_MAX = 100;
 
+/**
+ * The settings' FX gain and loss accounts, realized and unrealized: an exchange difference on a monetary item is profit
+ * or loss (IAS 21.28), so a revenue or expense account. The revaluation and the cash-flow statement rely on it: net
+ * income holds the unrealized result, which the statement adds back as a non-cash item.
+ */
+const FX_RESULT_ACCOUNTS: ReadonlySet<keyof UpdateLedgerSettingsDto> = new Set(['fxGainAccountId', 'fxLossAccountId', 'fxUnrealizedGainAccountId', 'fxUnrealizedLossAccountId']);
+
 /** Books, chart of accounts, FX rates, tax codes and the fiscal calendar. */
 @Injectable()
 export class LedgerService {
@@ -106,7 +113,13 @@ export class LedgerService {
 
   async updateSettings(tx: TenantTx, dto: UpdateLedgerSettingsDto): Promise<LedgerSettingsDto> {
     const before = await this.settings(tx);
-    for (const id of Object.values(dto)) if (id) await this.postableAccount(tx, id);
+    for (const [field, id] of Object.entries(dto) as [keyof UpdateLedgerSettingsDto, string | undefined][]) {
+      if (!id) continue;
+      const a = await this.postableAccount(tx, id);
+      if (FX_RESULT_ACCOUNTS.has(field) && a.type !== 'revenue' && a.type !== 'expense') {
+        throw LedgerErrors.error('ledger.fx_account_type', `${field}: account ${a.code} is a ${a.type} account; an FX gain or loss account (realized or unrealized) is a revenue or expense account`);
+      }
+    }
     const after = await repo.updateSettings(tx.db, tx.orgId, dto);
     await this.audit.record(tx, { action: 'ledger.settings_updated', entityType: 'ledger', entityId: tx.orgId, before, after });
     return after;
