@@ -383,6 +383,7 @@ describe('webhooks: signed delivery of the ledger\'s events with retries, the de
     const pings: Record<string, string[]> = { [lo]: [], [hi]: [] };
     for (const id of [lo, hi, lo, hi]) pings[id].push((await t.http.post(endpointsUrl(org, `/${id}/ping`)).set(org.owner.auth).expect(202)).body.id);
     await t.db.admin.query('UPDATE core.webhook_endpoints SET failing_since = $2 WHERE id = ANY($1)', [[lo, hi], new Date(clock.now())]);
+    await t.db.admin.query('UPDATE core.webhook_messages SET attempts = 1 WHERE org_id = $1', [org.orgId]); // claimed once, as the attempts say
     const attempt = (endpointId: string, messageId: string, statusCode: number) => ({
       message: { org_id: org.orgId, id: messageId, endpoint_id: endpointId, event_type: 'ping', body: {}, attempts: 1, url: r.url, secret: null, previous_secret: null, previous_secret_expires_at: null },
       at: new Date(clock.now()), latencyMs: 1, statusCode, responseBody: null, error: null,

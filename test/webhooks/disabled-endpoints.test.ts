@@ -17,7 +17,8 @@ const addFormats = ((addFormatsModule as any).default ?? addFormatsModule) as (a
 /**
  * h18: a disabled endpoint's event names its URL's origin only (the path and query of a Slack-style URL are its
  * credential, and the event goes to the organization's other endpoints and admins); a replay to a disabled endpoint is
- * refused like a ping, not answered 202 and left pending for ever.
+ * refused like a ping, not answered 202 and left pending for ever. A deleted organization's endpoints are disabled and
+ * send nothing more.
  */
 describe('webhooks: a disabled endpoint, its event and its replays', () => {
   let t: TestApp;
@@ -133,5 +134,39 @@ describe('webhooks: a disabled endpoint, its event and its replays', () => {
     await flush();
     expect(r.received).toHaveLength(2);
     expect((await messagesOf(ep.id)).map((m) => m.status)).toEqual(['succeeded']);
+  });
+
+  it('a deleted organization sends nothing more: a message pending at the deletion is not sent, none is queued after it, its endpoints say why (audited)', async () => {
+    const org = await orgWithBooks('Closing Ltd');
+    let answer = 500;
+    const r = await receiver(() => ({ status: answer }));
+    const ep = await endpoint(org, r, r.url, ['journal_entry.posted', 'organization.deleted', 'subscription.canceled']);
+    await postEntry(org);
+    await flush(); // its first attempt fails: due again in 5 s
+    const [pending] = await messagesOf(ep.id);
+    expect(pending).toMatchObject({ status: 'pending', attempts: 1 });
+    answer = 200;
+    await t.http.delete(`/v1/orgs/${org.orgId}`).set(org.owner.auth).expect(204);
+    clock.advance(3600_000);
+    const deletedBy = clock.now();
+    // the worker's pass before the outbox relays organization.deleted: nothing of the organization is claimed
+    expect(await delivery.deliverDue()).toBe(0);
+    await flush(); // organization.deleted: its endpoint disabled; billing cancels its subscription (subscription.canceled)
+    await flush();
+    expect(r.received).toHaveLength(1);
+    expect(await messagesOf(ep.id)).toEqual([pending]); // no organization.deleted or subscription.canceled queued
+    const events = await t.db.admin.query(`SELECT payload->>'type' AS type FROM core.outbox WHERE org_id = $1 AND processed_at IS NOT NULL
+      AND payload->>'type' IN ('organization.deleted', 'subscription.canceled', 'webhook_endpoint.disabled') ORDER BY id`, [org.orgId]);
+    expect(events.rows.map((e) => e.type)).toEqual(['organization.deleted', 'subscription.canceled']);
+    const [row] = (await t.db.admin.query('SELECT enabled, disabled_reason, disabled_at FROM core.webhook_endpoints WHERE id = $1', [ep.id])).rows;
+    expect(row).toEqual({ enabled: false, disabled_reason: 'organization_deleted', disabled_at: expect.any(Date) });
+    expect(row.disabled_at.getTime()).toBeGreaterThanOrEqual(deletedBy); // on the injected clock
+    const audit = await t.db.admin.query(`SELECT principal_type, actor_id, before, after FROM core.audit_logs WHERE entity_id = $1 AND action = 'webhooks.endpoint_disabled'`, [ep.id]);
+    expect(audit.rows).toEqual([{ principal_type: 'system', actor_id: null, before: { enabled: true }, after: { enabled: false, reason: 'organization_deleted' } }]);
+    // organization.deleted relayed again (subscribers run at least once): nothing more disabled or audited
+    await t.db.admin.query(`UPDATE core.outbox SET processed_at = NULL, attempts = 0 WHERE org_id = $1 AND payload->>'type' = 'organization.deleted'`, [org.orgId]);
+    await flush();
+    expect((await t.db.admin.query(`SELECT count(*)::int AS n FROM core.audit_logs WHERE entity_id = $1 AND action = 'webhooks.endpoint_disabled'`, [ep.id])).rows).toEqual([{ n: 1 }]);
+    expect(r.received).toHaveLength(1);
   });
 });

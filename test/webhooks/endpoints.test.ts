@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { PrivilegedDatabase } from '../../src/platform/database/privileged.service.js';
@@ -8,6 +8,8 @@ import { resealWebhookSecrets } from '../../src/modules/webhooks/webhook-secret-
 import { secretContext } from '../../src/modules/webhooks/webhooks.service.js';
 import { OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
 import { WebhookDelivery } from '../../src/modules/webhooks/webhook-delivery.service.js';
+import { MAX_ATTEMPTS } from '../../src/modules/webhooks/retry-schedule.js';
+import { webhookRepository } from '../../src/modules/webhooks/webhook.repository.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { createOrg, onPlan, registerUser, type TestUser } from '../support/factories.js';
 import { testKeys } from '../integrations/keys.js';
@@ -169,6 +171,43 @@ describe('webhooks: endpoint URLs as production checks them', () => {
     expect(left.rows).toEqual([{ endpoints: 0, messages: 0 }]);
     const audit = await t.db.admin.query(`SELECT action FROM core.audit_logs WHERE entity_id = $1 ORDER BY id`, [id]);
     expect(audit.rows.map((r) => r.action)).toEqual(['webhooks.endpoint_created', 'webhooks.endpoint_pinged', 'webhooks.endpoint_deleted']);
+  });
+
+  it('replays one message while the worker records its last claim\'s late outcome: in the worker\'s lock order neither deadlocks, and the outcome does not undo the replay', async () => {
+    const created = await t.http.post(url()).set(owner.auth).send({ url: 'https://hooks.example.com/late-outcome' }).expect(201);
+    const id = created.body.id as string;
+    const ping = await t.http.post(url(`/${id}/ping`)).set(owner.auth).expect(202);
+    // claimDue failed it (its last claim ran out unrecorded) while that claim's send was still under way
+    await t.db.admin.query(`UPDATE core.webhook_messages SET status = 'failed', next_attempt_at = NULL, attempts = $2 WHERE id = $1`, [ping.body.id, MAX_ATTEMPTS]);
+    const late = {
+      message: { org_id: orgId, id: ping.body.id, endpoint_id: id, event_type: 'ping', body: {}, attempts: MAX_ATTEMPTS, url: created.body.url, secret: null, previous_secret: null, previous_secret_expires_at: null },
+      at: new Date(), latencyMs: 1, statusCode: 500, responseBody: null, error: null,
+    };
+    const recordBatch = (batch: unknown[]) => (t.app.get(WebhookDelivery) as unknown as { recordBatch(batch: unknown[]): Promise<void> }).recordBatch(batch);
+    const waiting = async () => (await t.db.admin.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`)).rows[0].n;
+    // the endpoint held elsewhere: the replay locks the message and waits for the endpoint; the recording waits for the message
+    const insert = jest.spyOn(webhookRepository, 'insertAttempts');
+    const holder = await t.db.admin.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('SELECT 1 FROM core.webhook_endpoints WHERE id = $1 FOR UPDATE', [id]);
+      const replaying = t.http.post(url(`/${id}/messages/${ping.body.id}/replay`)).set(owner.auth).then((res) => res);
+      await until('the replay waits for the endpoint', async () => (await waiting()) === 1);
+      const recording = recordBatch([late]);
+      await until('the recording waits for the message', async () => (await waiting()) === 2);
+      await holder.query('COMMIT');
+      const [replayed] = await Promise.all([replaying, recording]);
+      expect([replayed.status, replayed.body.status, replayed.body.attemptCount]).toEqual([202, 'pending', 0]);
+      expect(insert).toHaveBeenCalledTimes(1); // recorded at the first try: no deadlock retried
+    } finally {
+      insert.mockRestore();
+      holder.release();
+    }
+    // the late attempt is logged; the message keeps the replay's new round (the late outcome failed it: never sent again)
+    const { rows: [message] } = await t.db.admin.query('SELECT status, attempts, next_attempt_at IS NOT NULL AS due FROM core.webhook_messages WHERE id = $1', [ping.body.id]);
+    expect(message).toEqual({ status: 'pending', attempts: 0, due: true });
+    expect((await t.db.admin.query('SELECT status_code FROM core.webhook_attempts WHERE message_id = $1', [ping.body.id])).rows).toEqual([{ status_code: 500 }]);
+    await t.db.admin.query('DELETE FROM core.webhook_endpoints WHERE id = $1', [id]); // not sent by a later test's pass
   });
 
   it('replays the failed messages only if the endpoint is still enabled once they are locked: disabled meanwhile, a 409 and nothing replayed', async () => {

@@ -8,7 +8,8 @@ export const ORGANIZATIONS_EVENT_TYPES: DomainEventType[] = [
   {
     type: 'organization.deleted', version: 1, category: 'organization',
     description: 'The organization was deleted (DELETE /v1/orgs/{orgId}), or went with the erasure of its only member (DELETE /v1/me). '
-      + 'Its subscriptions are canceled, in Stripe too; its books stay, and nobody can act in it any more.',
+      + 'Its subscriptions are canceled, in Stripe too; its books stay, and nobody can act in it any more. Its webhook endpoints '
+      + 'send nothing more, this event neither: they are disabled (reason organization_deleted).',
     payloadSchema: {
       type: 'object', additionalProperties: false, required: ['organizationId', 'accountType', 'reason'],
       properties: {

@@ -113,7 +113,29 @@ export class WebhookDelivery implements OnModuleInit, OnApplicationBootstrap, On
   }
 
   onModuleInit(): void {
-    this.events.subscribe('webhooks', (event) => this.fanOut(event));
+    this.events.subscribe('webhooks', async (event) => {
+      await this.fanOut(event);
+      if (event.type === 'organization.deleted') await this.organizationDeleted(event);
+    });
+  }
+
+  /**
+   * A deleted organization sends nothing more (an owner's DELETE, or the erasure of its only member): from the deletion's
+   * commit on, claimDue claims none of its messages and fanOut queues none; on `organization.deleted` its enabled endpoints
+   * are disabled (reason organization_deleted), audited, so the endpoints say why their pending messages are left (the
+   * retention job drops them, as any disabled endpoint's). No webhook_endpoint.disabled: nobody is left to tell. The
+   * organization's row decides, not the event: one for an organization that is not deleted (a forged outbox row) disables
+   * nothing; a second delivery of the event, nothing more.
+   */
+  async organizationDeleted(event: DomainEvent): Promise<void> {
+    await this.privileged.run('webhooks.delivery', async (db) => {
+      for (const e of await repo.disableEndpointsOfDeletedOrg(db, event.orgId, new Date(this.clock.now()))) {
+        await this.audit.recordPrivileged(db, event.orgId, 'system', {
+          action: 'webhooks.endpoint_disabled', entityType: 'webhook_endpoint', entityId: e.id,
+          before: { enabled: true }, after: { enabled: false, reason: 'organization_deleted' },
+        }, { requestId: event.id });
+      }
+    });
   }
 
   onApplicationBootstrap(): void {
@@ -356,7 +378,7 @@ export class WebhookDelivery implements OnModuleInit, OnApplicationBootstrap, On
     await repo.settleMessages(db, attempts.map((a) => {
       const delay = ok(a) || disable.has(key(a)) ? null : retryDelayMs(a.message.attempts);
       const status = ok(a) ? 'succeeded' : delay === null ? 'failed' : 'pending';
-      return { orgId: a.message.org_id, id: a.message.id, status, at: a.at, next: delay === null ? null : new Date(a.at.getTime() + delay) };
+      return { orgId: a.message.org_id, id: a.message.id, attempts: a.message.attempts, status, at: a.at, next: delay === null ? null : new Date(a.at.getTime() + delay) };
     }));
     for (const { attempt: a, reason, since } of disable.values()) {
       const endpoint = await repo.disableEndpoint(db, a.message.org_id, a.message.endpoint_id, reason, a.at);

@@ -221,7 +221,8 @@ export const webhookRepository = {
   // ---------------------------------------------------------------- fan-out and delivery (privileged: webhooks.delivery)
   /**
    * One message per enabled endpoint of the event's organization that takes its type, for many events in one
-   * statement; an event fanned out twice adds nothing. Answers how many messages are new.
+   * statement; an event fanned out twice adds nothing. A deleted organization's events (its organization.deleted, the
+   * subscription.canceled that follows) add none: it sends nothing more. Answers how many messages are new.
    */
   async fanOut(db: Db, events: { orgId: string; eventId: string; type: string; body: unknown; now: Date }[]): Promise<number> {
     if (!events.length) return 0;
@@ -231,6 +232,7 @@ export const webhookRepository = {
       SELECT e.org_id, e.id, v.event, v.type, v.body, v.at, v.at
       FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) AS v(org uuid, event bigint, type text, body jsonb, at timestamptz)
       JOIN core.webhook_endpoints e ON e.org_id = v.org AND e.enabled AND (cardinality(e.event_types) = 0 OR v.type = ANY(e.event_types))
+      JOIN core.organizations o ON o.id = e.org_id AND o.deleted_at IS NULL
       ORDER BY v.event, e.id
       ON CONFLICT (org_id, endpoint_id, event_id) DO NOTHING`);
   },
@@ -245,6 +247,8 @@ export const webhookRepository = {
    * Looked for among the oldest due messages of the endpoints not yet at their limit (8 × `limit` of them), so one
    * endpoint's backlog costs no more to skip than a batch. A message claimed or settled by another worker after this
    * statement's snapshot is skipped, not claimed again (the locking step re-checks the row's lease and attempts).
+   * A deleted organization's messages are not claimed, from the deletion's commit on (before organizationDeleted has
+   * disabled its endpoints).
    */
   async claimDue(db: Db, now: Date, leaseUntil: Date, limit: number, maxAttempts: number,
     fair: { perEndpoint: number; sending: Map<string, number> }):
@@ -255,6 +259,7 @@ export const webhookRepository = {
       WITH candidates AS (
         SELECT m.org_id, m.id, m.endpoint_id, m.next_attempt_at, m.attempts, m.attempts >= ${maxAttempts}::int AS exhausted FROM core.webhook_messages m
         JOIN core.webhook_endpoints e ON e.org_id = m.org_id AND e.id = m.endpoint_id AND e.enabled
+        JOIN core.organizations o ON o.id = m.org_id AND o.deleted_at IS NULL
         WHERE m.status = 'pending' AND m.next_attempt_at <= ${now}::timestamptz AND NOT (m.endpoint_id = ANY(${full}::uuid[]))
         ORDER BY m.next_attempt_at LIMIT ${limit * 8}),
       ranked AS (
@@ -304,13 +309,18 @@ export const webhookRepository = {
       FOR KEY SHARE OF m`;
   },
 
-  /** Each message's next state after its attempt (succeeded, failed for good, or due again), in one statement. */
-  async settleMessages(db: Db, settled: { orgId: string; id: string; status: 'pending' | 'succeeded' | 'failed'; at: Date; next: Date | null }[]): Promise<void> {
+  /**
+   * Each message's next state after its attempt (succeeded, failed for good, or due again), in one statement, only
+   * while the message is in the claim the attempt was sent under (`attempts` as claimed). A late outcome (its claim ran
+   * out, or claimDue failed the message as exhausted meanwhile) does not undo a replay made since (a new round, attempts
+   * 0) or a later claim's outcome: the message keeps its newer state, the attempt is logged all the same.
+   */
+  async settleMessages(db: Db, settled: { orgId: string; id: string; attempts: number; status: 'pending' | 'succeeded' | 'failed'; at: Date; next: Date | null }[]): Promise<void> {
     if (!settled.length) return;
     await db.$executeRaw`
       UPDATE core.webhook_messages m SET status = v.status, next_attempt_at = v.next, last_attempt_at = v.at
-      FROM jsonb_to_recordset(${JSON.stringify(settled)}::jsonb) AS v("orgId" uuid, id uuid, status text, at timestamptz, next timestamptz)
-      WHERE m.org_id = v."orgId" AND m.id = v.id`;
+      FROM jsonb_to_recordset(${JSON.stringify(settled)}::jsonb) AS v("orgId" uuid, id uuid, attempts int, status text, at timestamptz, next timestamptz)
+      WHERE m.org_id = v."orgId" AND m.id = v.id AND m.attempts = v.attempts`;
   },
 
   /**
@@ -351,6 +361,21 @@ export const webhookRepository = {
     const [r] = await db.run(qb.updateTable(ENDPOINTS).set({ enabled: false, disabled_reason: reason, disabled_at: at, updated_at: sql<Date>`now()` })
       .where('org_id', '=', orgId).where('id', '=', id).where('enabled', '=', true).returningAll());
     return r as EndpointRow | undefined;
+  },
+
+  /**
+   * Disables the enabled endpoints of an organization that is deleted (reason organization_deleted), locked in id order
+   * before any is updated, as lockEndpoints locks them; answers those this call disabled (none when the organization is
+   * not deleted, or once they are).
+   */
+  async disableEndpointsOfDeletedOrg(db: Db, orgId: string, at: Date): Promise<{ id: string }[]> {
+    return db.$queryRaw`
+      WITH locked AS (
+        SELECT e.org_id, e.id FROM core.webhook_endpoints e JOIN core.organizations o ON o.id = e.org_id AND o.deleted_at IS NOT NULL
+        WHERE e.org_id = ${orgId}::uuid AND e.enabled ORDER BY e.id FOR NO KEY UPDATE OF e)
+      UPDATE core.webhook_endpoints e SET enabled = false, disabled_reason = 'organization_deleted', disabled_at = ${at}::timestamptz, updated_at = now()
+      FROM locked WHERE e.org_id = locked.org_id AND e.id = locked.id
+      RETURNING e.id`;
   },
 
   /** Forgets the previous secrets whose overlap has ended (they sign nothing more); answers the endpoints cleared. */

@@ -48,7 +48,7 @@ export const PRIVILEGED_PATHS = {
   /** analytics: feature usage by plan tier across organizations (service-role key only) */
   'analytics.reports': 'cross-organization usage report for services',
   /** outbound webhooks: fan-out of every organization's domain events, and the delivery worker's claims and outcomes */
-  'webhooks.delivery': 'fan out domain events to webhook endpoints, claim due messages, record attempts, disable failing endpoints',
+  'webhooks.delivery': 'fan out domain events to webhook endpoints, claim due messages, record attempts, disable failing endpoints and a deleted organization\'s',
   /** a person's erasure: their rows in every organization they belong to, by the personal-data catalog */
   'privacy.erasure': 'erase a person (DELETE /v1/me): sessions, memberships, personal organization, declared personal fields',
   /** data exports: a person's own export (every table that locates them), the job writing any export, its download */
