@@ -302,7 +302,7 @@ async function serve(ownerUrl: string, apiUrl: string, llmUrl: string) {
     JOBS_RELAY_INTERVAL_MS: '0', MIGRATE_ON_START: 'false', REDIS_URL: '', REDIS_PREFIX: `bench:${new URL(ownerUrl).pathname.slice(1)}`,
     AI_BASE_URL: llmUrl, AI_API_KEY: 'sk-bench-double', AI_SEMANTIC_TIMEOUT_MS: process.env.BENCH_SEMANTIC_TIMEOUT_MS ?? '300000',
   });
-  const app = await createApp(AppModule.forRoot(config));
+  const app = await createApp(AppModule.forRoot(config), config);
   await app.listen(0, '127.0.0.1');
   process.on('SIGTERM', () => void app.close().finally(() => process.exit(0)));
   console.log(`listening on ${(app.getHttpServer().address() as { port: number }).port}`);

@@ -454,7 +454,7 @@ async function serve() {
     DATABASE_URL: process.env.BENCH_OWNER_URL, API_DATABASE_URL: process.env.BENCH_API_URL, API_DATABASE_POOL_SIZE: String(POOL),
     PASSWORD_HASH_MEMORY_KIB: '256', PASSWORD_HASH_TIME_COST: '1', JOBS_RELAY_INTERVAL_MS: '0', MIGRATE_ON_START: 'false', REDIS_PREFIX: `bench:${process.pid}`,
   });
-  const app = await createApp(AppModule.forRoot(config));
+  const app = await createApp(AppModule.forRoot(config), config);
   await app.listen(0, '127.0.0.1');
   process.on('SIGTERM', () => void app.close().finally(() => process.exit(0)));
   process.on('message', (m: unknown) => {

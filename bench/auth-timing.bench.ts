@@ -50,7 +50,7 @@ async function main() {
       // the limits would answer 429 long before the samples are taken: out of the way
       LOGIN_MAX_FAILURES: '100000', LOGIN_ACCOUNT_MAX_FAILURES: '100000', REGISTER_MAX_PER_ADDRESS: '100000',
     });
-    app = await createApp(AppModule.forRoot(config));
+    app = await createApp(AppModule.forRoot(config), config);
     await app.listen(0, '127.0.0.1');
     const base = `http://127.0.0.1:${(app.getHttpServer().address() as { port: number }).port}`;
     const timed = async (method: string, path: string, body?: unknown) => {

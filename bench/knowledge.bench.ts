@@ -132,7 +132,7 @@ async function main(): Promise<void> {
       MIGRATE_ON_START: 'false', LOG_LEVEL: 'silent', AI_BASE_URL: embeddings.url,
       AI_API_KEY: embeddings.apiKey, AI_EMBEDDING_MODEL: MODEL, AI_EMBEDDING_DIMENSIONS: String(DIMS), AUTH_LOGIN_MAX_FAILURES: '1000',
     });
-    app = await createApp(AppModule.forRoot(config));
+    app = await createApp(AppModule.forRoot(config), config);
     await app.listen(0, '127.0.0.1');
     const base = await app.getUrl();
     const call = async (method: string, path: string, body?: unknown, token?: string) => {

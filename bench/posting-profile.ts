@@ -49,7 +49,7 @@ async function setupOrg(ownerUrl: string) {
     ...process.env, NODE_ENV: 'test', LOG_LEVEL: 'error', DATABASE_URL: ownerUrl, API_DATABASE_URL: ownerUrl,
     JOBS_RELAY_INTERVAL_MS: '0', MIGRATE_ON_START: 'false', RATE_LIMITS_ENABLED: 'false', REDIS_PREFIX: `profile:${dbName}`,
   });
-  const app = await createApp(AppModule.forRoot(config));
+  const app = await createApp(AppModule.forRoot(config), config);
   await app.listen(0, '127.0.0.1');
   const base = `http://127.0.0.1:${(app.getHttpServer().address() as { port: number }).port}`;
   const http = async (method: string, path: string, token?: string, body?: unknown) => {

@@ -486,7 +486,7 @@ async function serve(ownerUrl: string, apiUrl: string) {
     ...process.env, NODE_ENV: 'test', LOG_LEVEL: 'error', DATABASE_URL: ownerUrl, API_DATABASE_URL: apiUrl,
     API_DATABASE_POOL_SIZE: String(CONNECTIONS), JOBS_RELAY_INTERVAL_MS: '0', MIGRATE_ON_START: 'false', REDIS_PREFIX: `bench:${new URL(ownerUrl).pathname.slice(1)}`,
   });
-  const app = await createApp(AppModule.forRoot(config));
+  const app = await createApp(AppModule.forRoot(config), config);
   await app.listen(0, '127.0.0.1');
   process.on('SIGTERM', () => void app.close().finally(() => process.exit(0)));
   console.log(`listening on ${(app.getHttpServer().address() as { port: number }).port}`);

@@ -235,7 +235,7 @@ async function serve(ownerUrl: string, apiUrl: string) {
     JOBS_RELAY_INTERVAL_MS: RELAY_INTERVAL_MS, WEBHOOKS_POLL_INTERVAL_MS: POLL_INTERVAL_MS, MIGRATE_ON_START: 'false',
     REDIS_PREFIX: `bench:${new URL(ownerUrl).pathname.slice(1)}`, SECRETS_KEYS, OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true',
   });
-  const app = await createApp(AppModule.forRoot(config));
+  const app = await createApp(AppModule.forRoot(config), config);
   await app.listen(0, '127.0.0.1');
   process.on('SIGTERM', () => void app.close().finally(() => process.exit(0)));
   console.log(`listening on ${(app.getHttpServer().address() as { port: number }).port}`);

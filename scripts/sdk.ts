@@ -19,7 +19,7 @@ export const SDK_DIR = join(projectRoot(), 'clients', 'typescript');
 /** The document as the application builds it; no database is needed (nothing connects before a request). */
 export async function buildDocument(): Promise<OpenAPIObject> {
   const config = loadConfig({ NODE_ENV: 'test', DATABASE_URL: 'postgresql://sdk@127.0.0.1:1/sdk', LOG_LEVEL: 'silent', JOBS_RELAY_INTERVAL_MS: '0' });
-  const app = await createApp(AppModule.forRoot(config));
+  const app = await createApp(AppModule.forRoot(config), config);
   try {
     return createOpenApiDocument(app);
   } finally {

@@ -133,7 +133,7 @@ async function main(): Promise<void> {
   // jobs in this process (drain() applies the plan before the ledger is started)
   const config = loadConfig({ ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn', REDIS_URL: '', STRIPE_WEBHOOK_SECRET: webhookSecret });
   await migrate(config.databaseUrl, { apiPassword: loginPassword(config.apiDatabaseUrl) });
-  const app = await createApp(AppModule.forRoot(config));
+  const app = await createApp(AppModule.forRoot(config), config);
   await app.init();
   const fastify = app.getHttpAdapter().getInstance();
   const api: DemoApi = async (method, url, body, token, headers = {}) => {

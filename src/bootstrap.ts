@@ -28,10 +28,11 @@ export const BODY_LIMIT_BYTES = 1024 * 1024;
  * The HTTP server under Nest: Fastify. (On Express the read route cost twice the CPU per request:
  * bench/README.md.)
  */
-export function httpAdapter(): FastifyAdapter {
+export function httpAdapter(config: Pick<AppConfig, 'http'>): FastifyAdapter {
   return new FastifyAdapter({
-    // the client address comes from X-Forwarded-For only when a proxy on this machine sent it
-    trustProxy: 'loopback',
+    // the client address comes from X-Forwarded-For only when a trusted proxy sent it (TRUST_PROXY; default: one on
+    // this machine): the per-address limits count what this gives
+    trustProxy: config.http.trustProxy,
     genReqId: requestIdOf,
     bodyLimit: BODY_LIMIT_BYTES,
     // /v1/orgs/ is /v1/orgs, as it was on Express
@@ -42,9 +43,12 @@ export function httpAdapter(): FastifyAdapter {
   });
 }
 
-/** The application as main.ts serves it (and the benchmarks): `bootstrap` already applied, not yet listening. */
-export async function createApp(module: DynamicModule): Promise<NestFastifyApplication> {
-  const app = await NestFactory.create<NestFastifyApplication>(module, httpAdapter(), { bufferLogs: true, rawBody: true });
+/**
+ * The application as main.ts serves it (and the benchmarks): `bootstrap` already applied, not yet listening. `config`:
+ * the one `module` was made with (AppModule.forRoot(config)).
+ */
+export async function createApp(module: DynamicModule, config: AppConfig): Promise<NestFastifyApplication> {
+  const app = await NestFactory.create<NestFastifyApplication>(module, httpAdapter(config), { bufferLogs: true, rawBody: true });
   return bootstrap(app);
 }
 

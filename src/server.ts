@@ -36,7 +36,7 @@ export async function serve(): Promise<void> {
   if (config.migrateOnStart) {
     await migrate(config.databaseUrl, { apiPassword: loginPassword(config.apiDatabaseUrl) });
   }
-  const app = await createApp(AppModule.forRoot(config));
+  const app = await createApp(AppModule.forRoot(config), config);
   await app.listen(config.port, config.host).catch((err: NodeJS.ErrnoException) => {
     throw listenError(err, config.host, config.port);
   });

@@ -105,7 +105,17 @@ describe('config validation', () => {
   });
   it('reads CORS_ORIGINS and API_DOCS', () => {
     const config = loadConfig({ ...base, CORS_ORIGINS: 'https://app.example.com, http://localhost:5173', API_DOCS: 'false' });
-    expect(config.http).toEqual({ corsOrigins: ['https://app.example.com', 'http://localhost:5173'], apiDocs: false });
-    expect(loadConfig(base).http).toEqual({ corsOrigins: [], apiDocs: true });
+    expect(config.http).toEqual({ corsOrigins: ['https://app.example.com', 'http://localhost:5173'], apiDocs: false, trustProxy: ['loopback'] });
+    expect(loadConfig(base).http).toEqual({ corsOrigins: [], apiDocs: true, trustProxy: ['loopback'] });
+  });
+  it('reads TRUST_PROXY: true, false, or addresses, CIDR ranges and range names; never a hop count', () => {
+    const trusted = (value: string) => loadConfig({ ...base, TRUST_PROXY: value }).http.trustProxy;
+    expect(trusted('true')).toBe(true);
+    expect(trusted('false')).toBe(false);
+    expect(trusted(' 10.0.0.0/8, 192.0.2.7,2001:db8::/32, uniquelocal ')).toEqual(['10.0.0.0/8', '192.0.2.7', '2001:db8::/32', 'uniquelocal']);
+    fails({ ...base, TRUST_PROXY: '1' }, /TRUST_PROXY cannot be a hop count/);
+    for (const bad of ['10.0.0.0/33', '10.0.0.0/0', '2001:db8::/129', 'lb.internal', '10.0.0.1/8/1', 'loopback,10.0.0.1/x']) {
+      fails({ ...base, TRUST_PROXY: bad }, /^TRUST_PROXY must be true, false, or a comma-separated list/);
+    }
   });
 });

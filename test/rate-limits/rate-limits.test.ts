@@ -4,6 +4,8 @@ import { DatabaseService } from '../../src/platform/database/database.service.js
 import { createTestApp, type TestApp } from '../support/app.js';
 import { createOrg, onEnterprisePlan, onPlan, registerUser, uniqueEmail, type TestUser } from '../support/factories.js';
 import { OrgRateLimits, RateLimiter } from '../../src/platform/http/rate-limit.js';
+import { httpAdapter } from '../../src/bootstrap.js';
+import { loadConfig } from '../../src/platform/config/config.js';
 
 /** Requests per minute: per organization (plan or override), per API key, per client IP on public routes; health exempt. */
 // the full 1,000-request race against Redis (shared by every instance); a shorter one in memory
@@ -159,6 +161,42 @@ describe.each([
     }
   });
 
+  it('lets a key the database verified past the refusals of made-up keys from its network (an IPv6 /64), until it is revoked', async () => {
+    const orgId = await createOrg(t, owner, 'Shared address');
+    await onEnterprisePlan(t, orgId);
+    const key = (await t.http.post(`/v1/orgs/${orgId}/api-keys`).set(owner.auth).send({ name: 'integration', scopes: ['org:read'] }).expect(201)).body;
+    const madeUp = () => `ozk_live_${randomBytes(16).toString('hex')}_${randomBytes(32).toString('base64url')}`;
+    const from = (ip: string, secret: string) => t.http.get(`/v1/orgs/${orgId}`).set('X-Forwarded-For', ip).set({ Authorization: `Bearer ${secret}` });
+    expect((await from('2001:db8:77:1::10', key.secret).expect(200)).body.id).toBe(orgId);
+    // made-up keys from three addresses of one /64 (a host's usual share): one bucket
+    for (const host of ['a', 'b', 'c']) expect((await from(`2001:db8:77:1::${host}`, madeUp()).expect(401)).body.error.code).toBe('auth.unauthorized');
+    const refused = await from('2001:db8:77:1:ffff::1', madeUp()).expect(429);
+    expect(refused.body.error.message).toContain('this client address was refused 3 times');
+    expect((await from('2001:db8:77:2::a', madeUp()).expect(401)).body.error.code).toBe('auth.unauthorized'); // the next /64
+    // the key the database let in is not held up by them
+    expect((await from('2001:db8:77:1::10', key.secret).expect(200)).body.id).toBe(orgId);
+    // revoked, the database refuses it from the next request on; then it is pre-checked like any other key
+    await t.http.post(`/v1/orgs/${orgId}/api-keys/${key.id}/revoke`).set(owner.auth).expect(200);
+    expect((await from('2001:db8:77:1::10', key.secret).expect(401)).body.error.code).toBe('auth.unauthorized');
+    expect((await from('2001:db8:77:1::10', key.secret).expect(429)).body.error.code).toBe('rate_limited');
+  });
+
+  it('counts a stale X-Workspace-Id against the organization\'s limit, not as a refusal of the user', async () => {
+    const orgId = await createOrg(t, owner, 'Stale workspace');
+    const other = await createOrg(t, owner, 'Other');
+    await override(orgId, 4);
+    await t.http.get(`/v1/orgs/${orgId}`).set(owner.auth).expect(200);
+    const stale = randomUUID();
+    for (let i = 0; i < 3; i++) {
+      const missed = await t.http.get(`/v1/orgs/${orgId}`).set(owner.auth).set('X-Workspace-Id', stale).expect(404);
+      expect(missed.body.error.code).toBe('workspace.not_found');
+    }
+    const spent = await t.http.get(`/v1/orgs/${orgId}`).set(owner.auth).set('X-Workspace-Id', stale).expect(429);
+    expect(spent.body.error.message).toContain('this organization allows 4 requests per minute');
+    // the user's other organizations are not affected
+    expect((await t.http.get(`/v1/orgs/${other}`).set(owner.auth).expect(200)).body.id).toBe(other);
+  });
+
   it('limits public routes per client IP and leaves the health probes alone', async () => {
     const login = () => t.http.post('/v1/auth/login').send({ email: 'nobody@example.test', password: 'wrong password 1' });
     const first = await login();
@@ -170,9 +208,35 @@ describe.each([
     expect(fourth.status).toBe(429);
     expect(fourth.body.error.code).toBe('rate_limited');
     expect(fourth.headers['retry-after']).toBeDefined();
+    // IPv6 clients per /64
+    const loginFrom = (ip: string) => t.http.post('/v1/auth/login').set('X-Forwarded-For', ip).send({ email: 'nobody6@example.test', password: 'wrong password 1' });
+    for (const host of ['1', '2', '3']) expect((await loginFrom(`2001:db8:5:1::${host}`).expect(401)).headers['ratelimit-limit']).toBe('3');
+    expect((await loginFrom('2001:db8:5:1:abcd::9').expect(429)).body.error.code).toBe('rate_limited');
     for (let i = 0; i < 10; i++) {
       const health = await t.http.get('/health').expect(200);
       expect(health.headers['ratelimit-limit']).toBeUndefined();
     }
+  });
+});
+
+describe('TRUST_PROXY', () => {
+  const base = { NODE_ENV: 'test', DATABASE_URL: 'postgresql://postgres@127.0.0.1:5432/omnizen' };
+  const clientOf = async (trust: string | undefined, remoteAddress: string): Promise<string> => {
+    const fastify = httpAdapter(loadConfig({ ...base, TRUST_PROXY: trust })).getInstance();
+    fastify.get('/ip', async (req) => ({ ip: req.ip }));
+    try {
+      const res = await fastify.inject({ url: '/ip', remoteAddress, headers: { 'x-forwarded-for': '203.0.113.50' } });
+      return res.json().ip;
+    } finally {
+      await fastify.close();
+    }
+  };
+
+  it('takes the client address from X-Forwarded-For only when the peer is a proxy it names (default: loopback)', async () => {
+    expect(await clientOf(undefined, '127.0.0.1')).toBe('203.0.113.50');
+    expect(await clientOf(undefined, '10.0.0.5')).toBe('10.0.0.5');
+    expect(await clientOf('10.0.0.0/8', '10.0.0.5')).toBe('203.0.113.50');
+    expect(await clientOf('10.0.0.0/8', '127.0.0.1')).toBe('127.0.0.1');
+    expect(await clientOf('false', '127.0.0.1')).toBe('127.0.0.1');
   });
 });

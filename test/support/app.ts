@@ -80,7 +80,7 @@ export async function startApp(config: AppConfig, clock?: Clock, logDestination?
   const builder = Test.createTestingModule({ imports: [AppModule.forRoot(config)] });
   if (clock) builder.overrideProvider(Clock).useValue(clock);
   const moduleRef = await builder.compile();
-  const app = moduleRef.createNestApplication<NestFastifyApplication>(httpAdapter(), { rawBody: true, bufferLogs: true });
+  const app = moduleRef.createNestApplication<NestFastifyApplication>(httpAdapter(config), { rawBody: true, bufferLogs: true });
   await bootstrap(app, { logDestination });
   const contract = new ResponseContract(createOpenApiDocument(app));
   contract.attach(app.getHttpAdapter().getInstance());

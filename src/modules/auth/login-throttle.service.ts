@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import { Clock } from '../../platform/clock/clock.js';
 import { RedisService } from '../../platform/redis/redis.service.js';
+import { clientAddressKey } from '../../platform/http/client-address.js';
 import { AppError } from '../../platform/errors/app-error.js';
 import { AuthErrors } from './auth.errors.js';
 
@@ -74,7 +75,7 @@ export class LoginThrottle {
   private loginCounters(email: string, ip: string | undefined): Counter[] {
     const p = `${this.config.redisPrefix}:login`;
     const a = this.config.auth;
-    const address = ip ?? 'unknown';
+    const address = clientAddressKey(ip);
     return [
       { key: `${p}:acct-ip:${email}|${address}`, limit: a.loginMaxFailures, windowMs: a.loginLockoutSeconds * 1000, scope: 'this account from this address' },
       { key: `${p}:acct:${email}`, limit: a.loginAccountMaxFailures, windowMs: a.loginAccountWindowSeconds * 1000, scope: 'this account' },
@@ -110,7 +111,7 @@ export class LoginThrottle {
   async reserveRegistration(ip: string | undefined): Promise<void> {
     const a = this.config.auth;
     const counter = {
-      key: `${this.config.redisPrefix}:register:ip:${ip ?? 'unknown'}`, limit: a.registerMaxPerAddress,
+      key: `${this.config.redisPrefix}:register:ip:${clientAddressKey(ip)}`, limit: a.registerMaxPerAddress,
       windowMs: a.registerWindowSeconds * 1000, scope: 'this address',
     };
     const refused = await this.reserve([counter]);

@@ -1,4 +1,5 @@
 import { join, resolve } from 'node:path';
+import { isIP } from 'node:net';
 import { assertCronExpression } from '../queue/schedule.js';
 
 // Configuration is read once, at boot, and validated: a bad or missing variable stops the process
@@ -44,6 +45,11 @@ export interface AppConfig {
     corsOrigins: string[];
     /** Whether /docs (Swagger UI) and /docs-json are served (API_DOCS) */
     apiDocs: boolean;
+    /**
+     * TRUST_PROXY: the peers whose X-Forwarded-For names the client (Fastify's trustProxy): true (any), false (none),
+     * or addresses, CIDR ranges and range names; default ['loopback']. The client address feeds the per-address limits.
+     */
+    trustProxy: boolean | string[];
   };
   auth: {
     supabaseJwtSecret: string;
@@ -340,6 +346,35 @@ function origins(env: Env, name: string): string[] {
   return list;
 }
 
+/** Names of address ranges Fastify's trustProxy (@fastify/proxy-addr) knows. */
+const PROXY_RANGE_NAMES = ['loopback', 'linklocal', 'uniquelocal'];
+
+/**
+ * TRUST_PROXY: which peers' X-Forwarded-For is believed (Fastify's trustProxy). Default `loopback`; `false`: none (the
+ * client address is the connection's); `true`: every peer (only when nothing but the proxies can reach the API); or
+ * a comma-separated list of addresses, CIDR ranges and the names loopback, linklocal, uniquelocal.
+ */
+function trustProxy(env: Env, name: string): boolean | string[] {
+  const raw = (env[name] ?? '').trim();
+  if (raw === '') return ['loopback'];
+  if (raw.toLowerCase() === 'true') return true;
+  if (raw.toLowerCase() === 'false') return false;
+  if (/^\d+$/.test(raw)) {
+    throw new ConfigError(`${name} cannot be a hop count ("${raw}": Fastify 5 trusts no peer by hop count, it cannot tell a proxy from a client); list the proxies' addresses or ranges, e.g. 10.0.0.0/8`);
+  }
+  const list = raw.split(',').map((entry) => entry.trim()).filter(Boolean);
+  for (const entry of list) {
+    if (PROXY_RANGE_NAMES.includes(entry)) continue;
+    const [address, prefix, ...rest] = entry.split('/');
+    const version = isIP(address);
+    const bits = version === 4 ? 32 : 128;
+    if (!version || rest.length || (prefix !== undefined && !(/^\d+$/.test(prefix) && Number(prefix) >= 1 && Number(prefix) <= bits))) {
+      throw new ConfigError(`${name} must be true, false, or a comma-separated list of addresses, CIDR ranges (prefix 1 to 32, IPv6 1 to 128) and ${PROXY_RANGE_NAMES.join(', ')}; got "${entry}"`);
+    }
+  }
+  return list;
+}
+
 /** .env.example's development values: a production process that finds one refuses to start. */
 const DEVELOPMENT_SECRET = /^dev-only-|^omnizen_api_dev$/;
 
@@ -472,7 +507,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     redisPrefix: env.REDIS_PREFIX || 'omnizen',
     migrateOnStart: bool(env, 'MIGRATE_ON_START', nodeEnv === 'development'),
     logLevel: oneOf(env, 'LOG_LEVEL', LOG_LEVELS, nodeEnv === 'test' ? 'silent' : 'info')!,
-    http: { corsOrigins: origins(env, 'CORS_ORIGINS'), apiDocs: bool(env, 'API_DOCS', true) },
+    http: { corsOrigins: origins(env, 'CORS_ORIGINS'), apiDocs: bool(env, 'API_DOCS', true), trustProxy: trustProxy(env, 'TRUST_PROXY') },
     auth: {
       supabaseJwtSecret: secret(env, 'SUPABASE_JWT_SECRET', 'dev-only-supabase-jwt-secret-change-me-0000', nodeEnv),
       nextAuthSecret: env.NEXTAUTH_SECRET || nodeEnv !== 'production'

@@ -10,6 +10,7 @@ import { Clock } from '../clock/clock.js';
 import type { Db } from '../database/database.service.js';
 import { rateLimitRepository } from './rate-limit.repository.js';
 import { RedisTokenLeases, type Token } from './rate-limit-leases.js';
+import { clientAddressKey } from './client-address.js';
 import type { Principal } from '../auth/principal.js';
 import type { Observable } from 'rxjs';
 
@@ -19,6 +20,12 @@ const WINDOW_SECONDS = 60;
  * asks Redis again: a hung Redis costs one command timeout per second, not one per request.
  */
 const REDIS_RETRY_MS = 1000;
+/**
+ * How long an API key (its id and the hash of its secret) the database let in skips the refused callers' pre-check
+ * (RateLimiter.keyVerified), renewed by each request it makes; and how many such keys one instance remembers.
+ */
+const VERIFIED_KEY_TTL_MS = 10 * 60_000;
+const VERIFIED_KEYS_MAX = 10_000;
 
 /** What one consumed request left in its bucket; sent as RateLimit-* headers on every limited response. */
 export interface RateLimitState {
@@ -41,7 +48,7 @@ export const LIMITED_PER_ORGANIZATION = 'omnizen:limited-per-organization';
 export const LimitedPerOrganization = () => SetMetadata(LIMITED_PER_ORGANIZATION, true);
 
 /**
- * Requests per minute per bucket (`org:<id>`, `key:<id>`, `ip:<address>`), with a per-bucket limit. With REDIS_URL
+ * Requests per minute per bucket (`org:<id>`, `key:<id>`, `ip:<address or IPv6 /64>`), with a per-bucket limit. With REDIS_URL
  * the counters live in Redis, shared by every API instance: an instance claims a bucket's tokens with one atomic Lua
  * call that never hands out more than the limit (RedisTokenLeases: a block of them while the bucket is far from its
  * limit, one per request near it, so 1,000 parallel requests against a limit of 5 let exactly 5 through), and a
@@ -61,6 +68,8 @@ export class RateLimiter {
   private redisRetryAt = 0;
   /** buckets of refused callers over their limit, until their window ends (ms): refused here without Redis or SQL */
   private readonly refusedUntil = new Map<string, { until: number; limit: number }>();
+  /** `<key id>:<secret hash>` of API keys the database let in lately → until when (ms): see keyVerified */
+  private readonly verifiedKeys = new Map<string, number>();
   /** RATE_LIMITS_ENABLED; switched at run time only by the benchmark (on vs off in one process: bench/api.bench.ts) */
   enabled: boolean;
 
@@ -132,6 +141,34 @@ export class RateLimiter {
       return;
     }
     throw this.tooMany(`too many refused requests: ${what} was refused ${hit.limit} times within a minute`, hit.limit, Math.ceil(left / 1000));
+  }
+
+  /**
+   * The database let this API key (id and secret) in: for VERIFIED_KEY_TTL_MS after its last such request it skips
+   * assertNotRefusing, so made-up or revoked keys from the same address (a shared NAT) do not lock it out. Only the
+   * pre-check is skipped: the database still verifies the key (revocation, expiry) on every request. The oldest entry
+   * goes first past VERIFIED_KEYS_MAX; only keys whose secret verified can be entered.
+   */
+  keyVerified(key: { keyId: string; secretHash: string }): void {
+    const id = `${key.keyId}:${key.secretHash}`;
+    this.verifiedKeys.delete(id);
+    if (this.verifiedKeys.size >= VERIFIED_KEYS_MAX) this.verifiedKeys.delete(this.verifiedKeys.keys().next().value!);
+    this.verifiedKeys.set(id, this.clock.now() + VERIFIED_KEY_TTL_MS);
+  }
+
+  /** Whether this API key (id and secret) was let in within VERIFIED_KEY_TTL_MS (keyVerified). */
+  keyRecentlyVerified(key: { keyId: string; secretHash: string }): boolean {
+    const id = `${key.keyId}:${key.secretHash}`;
+    const until = this.verifiedKeys.get(id);
+    if (until === undefined) return false;
+    if (until > this.clock.now()) return true;
+    this.verifiedKeys.delete(id);
+    return false;
+  }
+
+  /** The database refused this API key (revoked, expired, another organization's): it is pre-checked again. */
+  keyRefused(key: { keyId: string; secretHash: string }): void {
+    this.verifiedKeys.delete(`${key.keyId}:${key.secretHash}`);
   }
 
   /**
@@ -212,6 +249,15 @@ export class OrgRateLimits {
     return limit;
   }
 
+  /**
+   * Without a transaction: the organization's limit as last read (even if older than the cache time), or
+   * RATE_LIMIT_DEFAULT_PER_MINUTE when none was read yet.
+   */
+  lastKnownLimit(orgId: string): number | null {
+    const hit = this.cache.get(orgId);
+    return hit ? hit.limit : this.config.rateLimits.defaultPerMinute;
+  }
+
   /** Forget cached limits (tests and operators after an override change). */
   clear(): void {
     this.cache.clear();
@@ -246,8 +292,7 @@ export class PublicRouteRateLimitGuard implements CanActivate {
     }
     if (!here) return true;
     const http = context.switchToHttp();
-    const ip: string = http.getRequest().ip ?? 'unknown';
-    return this.limiter.consume(`ip:${ip}`, this.config.rateLimits.anonymousPerMinute, http.getResponse(), 'this client address').then(() => true);
+    return this.limiter.consume(`ip:${clientAddressKey(http.getRequest().ip)}`, this.config.rateLimits.anonymousPerMinute, http.getResponse(), 'this client address').then(() => true);
   }
 }
 
@@ -287,7 +332,7 @@ export class PrincipalRateLimitInterceptor implements NestInterceptor {
     const principal = req.user as Principal | undefined;
     const [bucket, what] = principal?.kind === 'user' ? [`user:${principal.userId}`, 'this user']
       : principal?.kind === 'service' ? [`service:${principal.name}`, 'this service']
-        : [`ip:${req.ip ?? 'unknown'}`, 'this client address'];
+        : [`ip:${clientAddressKey(req.ip)}`, 'this client address'];
     return this.limiter.consume(bucket, this.config.rateLimits.principalPerMinute, http.getResponse(), what).then(() => next.handle());
   }
 }

@@ -12,6 +12,7 @@ import { ApiErrors } from './openapi.js';
 import { PlatformErrors } from '../errors/platform.errors.js';
 import { API_KEY_SCOPE } from '../auth/api-key-scopes.js';
 import { LimitedPerOrganization, NOT_RATE_LIMITED, OrgRateLimits, RateLimiter } from './rate-limit.js';
+import { clientAddressKey } from './client-address.js';
 import { AppError } from '../errors/app-error.js';
 import { sqlState } from '../errors/database-errors.js';
 import { APP_CONFIG, type AppConfig } from '../config/config.js';
@@ -122,10 +123,10 @@ export class TenantTransactionInterceptor implements NestInterceptor {
    * OrgPreflightInterceptor alike: which organization, then, inside the tenant transaction (`verify`), the rate
    * limit, the API key's scope, the role, and the plan's requirements (for an API key, API access as well). `open`
    * wraps the transaction: a caller the database refuses on entry (an API key that does not verify: 401; an
-   * organization the user is no member of: 404) is counted apart, per client IP or per user
+   * organization the user is no member of: 404) is counted apart, per client IP (IPv6: per /64) or per user
    * (RATE_LIMIT_REFUSED_PER_MINUTE), and past that limit refused with 429 before any transaction: the organization's
    * own limit counts only callers let in, so without this a made-up key could hold a pooled connection per request
-   * for ever.
+   * for ever. An API key the database let in within the last minutes is not pre-checked (RateLimiter.keyVerified).
    */
   prepare(context: ExecutionContext): {
     principal: Principal; orgId: string; workspaceId?: string; meta: { requestId: string; ip: string };
@@ -153,16 +154,14 @@ export class TenantTransactionInterceptor implements NestInterceptor {
     const workspaceId = typeof header === 'string' && header ? header : undefined;
     if (workspaceId && !UUID.test(workspaceId)) throw PlatformErrors.error('workspace.invalid', 'X-Workspace-Id must be a UUID');
     let entered = false;
+    const [letIn, letInWhat] = principal.kind === 'apiKey' ? [`key:${principal.keyId}`, 'this API key'] : [`org:${orgId}`, 'this organization'];
     const verify = async (tx: TenantTx): Promise<void> => {
       entered = true;
       // after begin_request: only a caller the database let into the organization counts against its limit
       if (limited) {
+        if (principal.kind === 'apiKey') this.limiter.keyVerified(principal);
         const limit = await this.orgLimits.limitOf(tx);
-        if (limit !== null) {
-          await (principal.kind === 'apiKey'
-            ? this.limiter.consume(`key:${principal.keyId}`, limit, reply, 'this API key')
-            : this.limiter.consume(`org:${orgId}`, limit, reply, 'this organization'));
-        }
+        if (limit !== null) await this.limiter.consume(letIn, limit, reply, letInWhat);
       }
       if (tx.scopes) {
         if (!keyScope) throw PlatformErrors.error('api_keys.route_closed', 'this route is not open to API keys; call it with a user token');
@@ -187,14 +186,25 @@ export class TenantTransactionInterceptor implements NestInterceptor {
       for (const check of checks) if (check.status === 'rejected') throw check.reason;
     };
     const refused = !limited ? undefined
-      : principal.kind === 'apiKey' ? { bucket: `refused:ip:${req.ip ?? 'unknown'}`, what: 'this client address' }
+      : principal.kind === 'apiKey' ? { bucket: `refused:ip:${clientAddressKey(req.ip)}`, what: 'this client address' }
         : principal.kind === 'user' ? { bucket: `refused:user:${principal.userId}`, what: 'this user' } : undefined;
     const open = async <T>(transaction: () => Promise<T>): Promise<T> => {
-      this.limiter.assertNotRefusing(refused?.bucket, refused?.what ?? '');
+      // a key the database let in lately is not held up by the made-up keys of others at its address
+      if (!(principal.kind === 'apiKey' && this.limiter.keyRecentlyVerified(principal))) this.limiter.assertNotRefusing(refused?.bucket, refused?.what ?? '');
       try {
         return await transaction();
       } catch (err) {
-        if (refused && !entered && refusedOnEntry(err)) await this.limiter.countRefusal(refused.bucket, this.config.rateLimits.refusedPerMinute, refused.what);
+        if (!limited || entered) throw err;
+        if (err instanceof AppError && err.code === 'workspace.not_found') {
+          // let into the organization, in none of its workspaces (a stale X-Workspace-Id): no refusal, but a request
+          // of the organization (or key) all the same, counted against its limit as last read
+          if (principal.kind === 'apiKey') this.limiter.keyVerified(principal);
+          const limit = this.orgLimits.lastKnownLimit(orgId);
+          if (limit !== null) await this.limiter.consume(letIn, limit, reply, letInWhat);
+        } else if (refused && refusedOnEntry(err)) {
+          if (principal.kind === 'apiKey') this.limiter.keyRefused(principal);
+          await this.limiter.countRefusal(refused.bucket, this.config.rateLimits.refusedPerMinute, refused.what);
+        }
         throw err;
       }
     };
@@ -202,9 +212,12 @@ export class TenantTransactionInterceptor implements NestInterceptor {
   }
 }
 
-/** begin_request found no organization for the caller (404), or begin_key_request did not verify the key (28000 → 401). */
+/**
+ * begin_request found no organization for the caller (404 `organization.not_found`), or begin_key_request did not
+ * verify the key (28000 → 401). Not a workspace of the organization that is not there (a stale X-Workspace-Id).
+ */
 const refusedOnEntry = (err: unknown): boolean =>
-  (err instanceof AppError && (err.status === 404 || err.status === 401)) || sqlState(err).code === '28000';
+  (err instanceof AppError && (err.code === 'organization.not_found' || err.status === 401)) || sqlState(err).code === '28000';
 
 /**
  * For routes whose handler opens its own transactions instead of running in the request's one: a run of an
