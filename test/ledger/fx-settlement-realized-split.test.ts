@@ -16,7 +16,10 @@ import { fxBooks } from './fx-support.js';
  *  - a credit note cancels the item at what it carries: the credited share's revaluation is taken off the unrealized
  *    account, nothing is realized (full, partial, and inside the window);
  *  - a settlement whose compensation falls in a closed period says so (422 ledger.period_closed);
- *  - the settlements' audit rows list the compensation and the realization entries, each on its own.
+ *  - the settlements' audit rows list the compensation and the realization entries, each on its own;
+ *  - an item revalued onto both unrealized FX accounts (a gain, then a loss; or accounts changed in the settings): a
+ *    share settled or credited takes each account's share of what the item carries there (rounded to sum to the share's,
+ *    the last share all that is left), AR and AP.
  */
 describe('FX revaluation: the realized and unrealized split of settled and credited items', () => {
   let t: TestApp;
@@ -28,8 +31,8 @@ describe('FX revaluation: the realized and unrealized split of settled and credi
   });
   afterAll(() => t.close());
 
-  async function books(name: string) {
-    const b = await fxBooks(t, owner, name);
+  async function books(name: string, rates?: Record<string, string>) {
+    const b = await fxBooks(t, owner, name, { rates });
     const { orgId } = b;
     const balance = async (code: string, asOf: string) => Number(await b.balance(code, asOf));
     /**
@@ -56,7 +59,16 @@ describe('FX revaluation: the realized and unrealized split of settled and credi
       (SELECT count(*) FROM finance.journal_entries WHERE org_id = $1)::int AS entries, (SELECT count(*) FROM finance.fx_revaluation_items WHERE org_id = $1)::int AS items,
       (SELECT count(*) FROM finance.customer_payments WHERE org_id = $1)::int AS payments, (SELECT count(*) FROM finance.bill_payments WHERE org_id = $1)::int AS bill_payments,
       (SELECT count(*) FROM core.audit_logs WHERE org_id = $1)::int AS audit`, [orgId])).rows[0];
-    return { ...b, balance, split, marked, auditAfter, footprint };
+    /** the lines of an entry in order: account code, base debit and credit */
+    const lines = async (entryId: string) => (await t.db.admin.query(`SELECT a.code, l.base_debit::numeric(20, 2)::text AS debit, l.base_credit::numeric(20, 2)::text AS credit
+      FROM finance.journal_lines l JOIN finance.accounts a ON a.org_id = l.org_id AND a.id = l.account_id WHERE l.org_id = $1 AND l.entry_id = $2 ORDER BY l.line_no`, [orgId, entryId])).rows;
+    /** the realized (4300, 5500) and unrealized (4310, 5510, and `more`) FX accounts' balances as of a day */
+    const fxAccounts = async (asOf: string, more: string[] = []) => {
+      const out: Record<string, number> = {};
+      for (const code of ['4300', '5500', '4310', '5510', ...more]) out[code] = await balance(code, asOf);
+      return out;
+    };
+    return { ...b, balance, split, marked, auditAfter, footprint, lines, fxAccounts };
   }
 
   it('AR, the worked example: paid on Jan 31 at 1.20 inside the window: January realizes 100.00 and keeps no unrealized result, February nets 0; the audit row lists the entries', async () => {
@@ -202,5 +214,128 @@ describe('FX revaluation: the realized and unrealized split of settled and credi
     expect(await b.footprint()).toEqual(before);
     await b.expectAgingIsAr('2026-01-31', '1150.00');
     await b.expectAgingIsAp('2026-01-31', '1150.00');
+  });
+  /**
+   * An item revalued onto both unrealized FX accounts before it is settled (r7's review): revalued Jan 20 at 1.15 (AR
+   * +50.00 on the gain account 4310, AP +50.00 on the loss account 5510) and Jan 31 at 1.12 (AR -30.00 on 5510, AP -30.00
+   * on 4310), both with autoReverse (reversed Feb 1). A share settled in the window takes its part of each account's
+   * amount off that account (compensated on Feb 1, realized on the settlement's date to the realized account of its
+   * kind), not its net off one of them: at the month end the unrealized accounts hold only what is still open, and
+   * nothing once the item is settled.
+   */
+  const bothWays = { '2026-01-15': '1.10', '2026-01-20': '1.15', '2026-01-31': '1.12', '2026-02-10': '1.13' };
+
+  it('AR: EUR 400.00 of an invoice revalued onto 4310 and 5510 paid in the window: each account gives its share (20.00 and 12.00); the rest paid after the reversal leaves both at 0', async () => {
+    const b = await books('AR share of two unrealized accounts', bothWays);
+    const inv = await b.invoice();
+    await b.revalue('2026-01-20', true).expect(201);
+    await b.revalue('2026-01-31', true).expect(201);
+    const paid = await b.arPayment({ date: '2026-01-31', amount: '400.00', rate: '1.12', allocations: [{ invoiceId: inv.id, amount: '400.00' }] });
+    expect([paid.status, paid.body.allocations?.[0]?.realizedFx]).toEqual([201, '0.00']);
+    // the share carried +20.00 on 4310 and -12.00 on 5510 (400 x 0.05, 400 x -0.03): put back on Feb 1 on each account
+    // (what the reversals took off it), realized on Jan 31 to 4300 and 5500
+    const [compensation, realization] = await b.marked();
+    expect(await b.lines(compensation.id)).toEqual([
+      { code: '1200', debit: '20.00', credit: '0.00' }, { code: '4310', debit: '0.00', credit: '20.00' },
+      { code: '1200', debit: '0.00', credit: '12.00' }, { code: '5510', debit: '12.00', credit: '0.00' }]);
+    expect(await b.lines(realization.id)).toEqual([
+      { code: '4310', debit: '20.00', credit: '0.00' }, { code: '4300', debit: '0.00', credit: '20.00' },
+      { code: '5500', debit: '12.00', credit: '0.00' }, { code: '5510', debit: '0.00', credit: '12.00' }]);
+    // January's month end: the open EUR 600.00 carries 30.00 on 4310 and -18.00 on 5510, nothing else is left there
+    expect(await b.fxAccounts('2026-01-31')).toEqual({ 4300: -20, 5500: 12, 4310: -30, 5510: 18 });
+    await b.expectAgingIsAr('2026-01-31', '672.00');
+    await b.expectAgingIsAr('2026-02-01', '660.00');
+    // the rest paid at 1.13 after the reversal: 18.00 realized against its 660.00; the unrealized accounts keep nothing
+    await b.arPayment({ date: '2026-02-10', amount: '600.00', rate: '1.13', allocations: [{ invoiceId: inv.id, amount: '600.00' }] }).expect(201);
+    expect(await b.fxAccounts('2026-02-28')).toEqual({ 4300: -38, 5500: 12, 4310: 0, 5510: 0 });
+    // received 448.00 + 678.00 for 1,100.00: 26.00 realized in all
+    expect(await b.split()).toEqual({ january: { realized: '8.00', unrealized: '12.00' }, february: { realized: '18.00', unrealized: '-12.00' } });
+    await b.expectAgingIsAr('2026-02-28', '0.00');
+    await expectOpenAmountsKept(t, b.orgId);
+
+    // shares that do not divide evenly: EUR 333.33 (16.6665 and -9.9999 of the accounts' amounts, rounded to 16.67 and
+    // -10.00, which sum to the share's 6.67), then the last 666.67, both in the window: the last takes what each account
+    // has left (33.33 and -20.00), so each account's whole amount is realized and neither keeps a cent
+    const r = await books('AR uneven shares of two unrealized accounts', bothWays);
+    const other = await r.invoice();
+    await r.revalue('2026-01-20', true).expect(201);
+    await r.revalue('2026-01-31', true).expect(201);
+    for (const amount of ['333.33', '666.67']) {
+      await r.arPayment({ date: '2026-01-31', amount, rate: '1.12', allocations: [{ invoiceId: other.id, amount }] }).expect(201);
+    }
+    const [first, , last] = await r.marked();
+    expect(await r.lines(first.id)).toEqual([
+      { code: '1200', debit: '16.67', credit: '0.00' }, { code: '4310', debit: '0.00', credit: '16.67' },
+      { code: '1200', debit: '0.00', credit: '10.00' }, { code: '5510', debit: '10.00', credit: '0.00' }]);
+    expect(await r.lines(last.id)).toEqual([
+      { code: '1200', debit: '33.33', credit: '0.00' }, { code: '4310', debit: '0.00', credit: '33.33' },
+      { code: '1200', debit: '0.00', credit: '20.00' }, { code: '5510', debit: '20.00', credit: '0.00' }]);
+    for (const asOf of ['2026-01-31', '2026-02-01']) {
+      expect({ asOf, fx: await r.fxAccounts(asOf) }).toEqual({ asOf, fx: { 4300: -50, 5500: 30, 4310: 0, 5510: 0 } });
+      await r.expectAgingIsAr(asOf, '0.00');
+    }
+  });
+
+  it('AP: a bill revalued onto 5510 and 4310 paid in full in the window: each account\'s own amount is compensated and realized; neither keeps anything at the month end', async () => {
+    const b = await books('AP settled off two unrealized accounts', bothWays);
+    const bill = await b.bill();
+    await b.revalue('2026-01-20', true).expect(201);
+    await b.revalue('2026-01-31', true).expect(201);
+    const paid = await b.apPayment({ paymentDate: '2026-01-31', amount: '1000.00', rate: '1.12', allocations: [{ billId: bill.id, amount: '1000.00' }] });
+    expect([paid.status, paid.body.allocations?.map((a: any) => a.fxDifference)]).toEqual([201, ['0.00']]);
+    const [compensation, realization] = await b.marked();
+    // the last share takes all each account holds of the bill: 50.00 of loss on 5510, 30.00 of gain on 4310
+    expect(await b.lines(compensation.id)).toEqual([
+      { code: '2100', debit: '0.00', credit: '50.00' }, { code: '5510', debit: '50.00', credit: '0.00' },
+      { code: '2100', debit: '30.00', credit: '0.00' }, { code: '4310', debit: '0.00', credit: '30.00' }]);
+    expect(await b.lines(realization.id)).toEqual([
+      { code: '5500', debit: '50.00', credit: '0.00' }, { code: '5510', debit: '0.00', credit: '50.00' },
+      { code: '4310', debit: '30.00', credit: '0.00' }, { code: '4300', debit: '0.00', credit: '30.00' }]);
+    // paid 1,120.00 for 1,100.00 booked: a loss of 20.00, realized in January; no unrealized amount left on either account
+    for (const asOf of ['2026-01-31', '2026-02-01', '2026-02-28']) {
+      expect({ asOf, fx: await b.fxAccounts(asOf) }).toEqual({ asOf, fx: { 4300: -30, 5500: 50, 4310: 0, 5510: 0 } });
+      await b.expectAgingIsAp(asOf, '0.00');
+    }
+  });
+
+  it('credit notes of an invoice revalued onto 4310 then 5510 take each account\'s share off it (the last one all that is left); in the window, off the accounts of changed settings', async () => {
+    // 1.10 -> 1.15 (Jan 31: +50.00 on 4310) -> 1.12 (Feb 28: -30.00 on 5510), no autoReverse; credited EUR 400.00, then the rest
+    const b = await books('Credit notes off two unrealized accounts', { '2026-01-15': '1.10', '2026-01-31': '1.15', '2026-02-28': '1.12' });
+    const inv = await b.invoice();
+    await b.revalue('2026-01-31').expect(201);
+    await b.revalue('2026-02-28').expect(201);
+    const first = (await t.http.post(rUrl(b.orgId, `invoices/${inv.id}/credit-notes`)).set(owner.auth).send({ date: '2026-03-05', lines: [{ lineNo: 1, quantity: '0.4' }] }).expect(201)).body;
+    const rest = (await t.http.post(rUrl(b.orgId, `invoices/${inv.id}/credit-notes`)).set(owner.auth).send({ date: '2026-03-06', lines: [{ lineNo: 1, quantity: '0.6' }] }).expect(201)).body;
+    // revenue back at the invoice's rate, AR off at what the share carries (at 1.12), each account's share off it
+    expect(await b.lines(first.entryId)).toEqual(expect.arrayContaining([{ code: '1200', debit: '0.00', credit: '448.00' },
+      { code: '4310', debit: '20.00', credit: '0.00' }, { code: '5510', debit: '0.00', credit: '12.00' }]));
+    expect(await b.lines(rest.entryId)).toEqual(expect.arrayContaining([{ code: '1200', debit: '0.00', credit: '672.00' },
+      { code: '4310', debit: '30.00', credit: '0.00' }, { code: '5510', debit: '0.00', credit: '18.00' }]));
+    expect(await b.fxAccounts('2026-03-31')).toEqual({ 4300: 0, 5500: 0, 4310: 0, 5510: 0 });
+    await b.expectAgingIsAr('2026-03-31', '0.00');
+    await expectOpenAmountsKept(t, b.orgId);
+
+    // Jan 20 at 1.15 (+50.00 on 4310), the settings then name 4320 and 5520, Jan 31 at 1.20 (+50.00 on 4320), both
+    // reversed Feb 1; credited in full on Jan 31: 50.00 off each account, and the reversals' take-off put back on each
+    const w = await books('Credit note in the window off changed accounts', { '2026-01-15': '1.10', '2026-01-20': '1.15', '2026-01-31': '1.20' });
+    const other = await w.invoice();
+    await w.revalue('2026-01-20', true).expect(201);
+    for (const [code, type, parent] of [['4320', 'revenue', '4000'], ['5520', 'expense', '5000']]) {
+      w.acc[code] = (await t.http.post(ledgerUrl(w.orgId, 'accounts')).set(owner.auth).send({ code, name: `Unrealized FX ${code}`, type, parentId: w.acc[parent] }).expect(201)).body.id;
+    }
+    await t.http.patch(ledgerUrl(w.orgId, 'settings')).set(owner.auth).send({ fxUnrealizedGainAccountId: w.acc['4320'], fxUnrealizedLossAccountId: w.acc['5520'] }).expect(200);
+    await w.revalue('2026-01-31', true).expect(201);
+    const cn = (await t.http.post(rUrl(w.orgId, `invoices/${other.id}/credit-notes`)).set(owner.auth).send({ date: '2026-01-31' }).expect(201)).body;
+    expect(await w.lines(cn.entryId)).toEqual(expect.arrayContaining([{ code: '1200', debit: '0.00', credit: '1200.00' },
+      { code: '4310', debit: '50.00', credit: '0.00' }, { code: '4320', debit: '50.00', credit: '0.00' }]));
+    const [compensation] = await w.marked();
+    expect(await w.lines(compensation.id)).toEqual([
+      { code: '1200', debit: '50.00', credit: '0.00' }, { code: '4310', debit: '0.00', credit: '50.00' },
+      { code: '1200', debit: '50.00', credit: '0.00' }, { code: '4320', debit: '0.00', credit: '50.00' }]);
+    for (const asOf of ['2026-01-31', '2026-02-01', '2026-02-28']) {
+      expect({ asOf, fx: await w.fxAccounts(asOf, ['4320', '5520']) }).toEqual({ asOf, fx: { 4300: 0, 5500: 0, 4310: 0, 5510: 0, 4320: 0, 5520: 0 } });
+      await w.expectAgingIsAr(asOf, '0.00');
+    }
+    await expectOpenAmountsKept(t, w.orgId);
   });
 });

@@ -14,8 +14,9 @@ import { fxBooks } from './fx-support.js';
  *    what it carried: no result at all, in either month (the second settlement's share is realized although the
  *    date's reversals net to 0);
  *  - (b) the reversals of the date net to the opposite of the share's own revaluation: 1.10 -> 1.12 -> 1.00, EUR 900.00
- *    settled at 1.12, the last 100.00 at 1.00: 8.00 realized in January, split by the shares' own results (a gain of
- *    18.00 realized by the first, a loss of 10.00 by the second), nothing unrealized left on the settled invoice;
+ *    settled at 1.12, the last 100.00 at 1.00: 8.00 realized in January, split by the shares' results on each unrealized
+ *    account (a gain of 18.00 realized by the first; by the second 2.00 gained on 4310 and 12.00 lost on 5510), nothing
+ *    unrealized left on the settled invoice;
  *  - the unrealized FX accounts changed in the settings between the revaluation and the settlement: the compensation
  *    and the realization use the account the revaluation (and its reversal) posted to, not the settings' new one; so
  *    does a credit note taking the credited share's revaluation off, and a void in the window (what it takes off on its
@@ -83,20 +84,23 @@ describe('FX revaluation windows: the realized share classified by its own resul
     await b.expectAgingIsAr('2026-01-31', '0.00');
     await b.expectAgingIsAr('2026-02-01', '0.00');
     await b.expectAgingIsAr('2026-02-28', '0.00');
-    // the second share's revaluation result was a loss of 10.00 (its -20.00, less the 10.00 gain of its half of the first):
-    // compensated on the unrealized loss account the Jan 20 reversal posted to, realized off it on Jan 25
+    // the second share carried the 10.00 gain of its half of the first revaluation on 4310 and the 20.00 loss of the
+    // second on 5510 (a loss of 10.00 net): each compensated on its account, and realized off it on Jan 25 to the
+    // realized account of its kind
     const entries = await b.marked();
     expect(entries.map((e) => [e.date, e.ref])).toEqual([
       ['2026-02-01', 'fx-revaluation:settled-share'], ['2026-01-15', 'fx-revaluation:realized-share'],
       ['2026-02-01', 'fx-revaluation:settled-share'], ['2026-01-25', 'fx-revaluation:realized-share']]);
-    expect(await b.lines(entries[2].id)).toEqual([{ code: '1200', debit: '0.00', credit: '10.00' }, { code: '5510', debit: '10.00', credit: '0.00' }]);
-    expect(await b.lines(entries[3].id)).toEqual([{ code: '5500', debit: '10.00', credit: '0.00' }, { code: '5510', debit: '0.00', credit: '10.00' }]);
+    expect(await b.lines(entries[2].id)).toEqual([{ code: '1200', debit: '10.00', credit: '0.00' }, { code: '4310', debit: '0.00', credit: '10.00' },
+      { code: '1200', debit: '0.00', credit: '20.00' }, { code: '5510', debit: '20.00', credit: '0.00' }]);
+    expect(await b.lines(entries[3].id)).toEqual([{ code: '4310', debit: '10.00', credit: '0.00' }, { code: '4300', debit: '0.00', credit: '10.00' },
+      { code: '5500', debit: '20.00', credit: '0.00' }, { code: '5510', debit: '0.00', credit: '20.00' }]);
     const [, second] = await b.auditAfter('receivables.payment_received');
     expect([second.compensationEntryIds, second.realizationEntryIds]).toEqual([[entries[2].id], [entries[3].id]]);
     await expectOpenAmountsKept(t, b.orgId);
   });
 
-  it('AR (b): the reversals of Feb 1 net to a gain, the share lost 10.00: its loss is realized (not "unrealized again"), January realizes 8.00 and keeps nothing unrealized', async () => {
+  it('AR (b): the reversals of Feb 1 net to a gain, the share lost 10.00 (2.00 gained on 4310, 12.00 lost on 5510): each realized (not "unrealized again"), January realizes 8.00 and keeps nothing unrealized', async () => {
     const b = await books('AR window, reversals opposite to the share', opposite);
     const inv = await b.invoice();
     await b.revalue('2026-01-10');
@@ -105,17 +109,20 @@ describe('FX revaluation windows: the realized share classified by its own resul
     await b.arPay(inv.id, '2026-01-25', '100.00', '1.00');
     // received 1,008.00 + 100.00 for 1,100.00 (the unrealized -108.00: the bank's EUR 900.00 revalued on Jan 20 from 1.12 to 1.00)
     expect(await b.split()).toEqual({ january: { realized: '8.00', unrealized: '-108.00' }, february: { realized: '0.00', unrealized: '108.00' } });
-    // the first share's gain (18.00) on the realized gain account, the second's loss (10.00) on the realized loss account
-    expect([await b.balance('4300', '2026-01-31'), await b.balance('5500', '2026-01-31')]).toEqual([-18, 10]);
+    // the first share's gain (18.00) and the second's part of it (2.00) on the realized gain account, the second's loss
+    // (12.00, on 5510) on the realized loss account
+    expect([await b.balance('4300', '2026-01-31'), await b.balance('5500', '2026-01-31')]).toEqual([-20, 12]);
     await b.expectAgingIsAr('2026-01-31', '0.00');
     await b.expectAgingIsAr('2026-02-01', '0.00');
     const entries = await b.marked();
-    expect(await b.lines(entries[2].id)).toEqual([{ code: '1200', debit: '0.00', credit: '10.00' }, { code: '5510', debit: '10.00', credit: '0.00' }]);
-    expect(await b.lines(entries[3].id)).toEqual([{ code: '5500', debit: '10.00', credit: '0.00' }, { code: '5510', debit: '0.00', credit: '10.00' }]);
+    expect(await b.lines(entries[2].id)).toEqual([{ code: '1200', debit: '2.00', credit: '0.00' }, { code: '4310', debit: '0.00', credit: '2.00' },
+      { code: '1200', debit: '0.00', credit: '12.00' }, { code: '5510', debit: '12.00', credit: '0.00' }]);
+    expect(await b.lines(entries[3].id)).toEqual([{ code: '4310', debit: '2.00', credit: '0.00' }, { code: '4300', debit: '0.00', credit: '2.00' },
+      { code: '5500', debit: '12.00', credit: '0.00' }, { code: '5510', debit: '0.00', credit: '12.00' }]);
     await expectOpenAmountsKept(t, b.orgId);
   });
 
-  it('AP (a) and (b): the mirror: no result left on a bill settled at what it carried; the opposite case realizes its own loss and gain', async () => {
+  it('AP (a) and (b): the mirror: no result left on a bill settled at what it carried; the opposite case realizes each account\'s loss and gain', async () => {
     const a = await books('AP window, reversals netting to 0', netZero);
     const bill = await a.bill();
     await a.revalue('2026-01-10');
@@ -127,9 +134,12 @@ describe('FX revaluation windows: the realized share classified by its own resul
     await a.expectAgingIsAp('2026-01-31', '0.00');
     await a.expectAgingIsAp('2026-02-01', '0.00');
     const entries = await a.marked();
-    // the second share's result is a gain of 10.00 on AP: compensated on the unrealized gain account, realized off it
-    expect(await a.lines(entries[2].id)).toEqual([{ code: '2100', debit: '10.00', credit: '0.00' }, { code: '4310', debit: '0.00', credit: '10.00' }]);
-    expect(await a.lines(entries[3].id)).toEqual([{ code: '4310', debit: '10.00', credit: '0.00' }, { code: '4300', debit: '0.00', credit: '10.00' }]);
+    // the second share's result on AP: a loss of 10.00 on 5510 and a gain of 20.00 on 4310, each compensated on its
+    // unrealized account and realized off it
+    expect(await a.lines(entries[2].id)).toEqual([{ code: '2100', debit: '0.00', credit: '10.00' }, { code: '5510', debit: '10.00', credit: '0.00' },
+      { code: '2100', debit: '20.00', credit: '0.00' }, { code: '4310', debit: '0.00', credit: '20.00' }]);
+    expect(await a.lines(entries[3].id)).toEqual([{ code: '5500', debit: '10.00', credit: '0.00' }, { code: '5510', debit: '0.00', credit: '10.00' },
+      { code: '4310', debit: '20.00', credit: '0.00' }, { code: '4300', debit: '0.00', credit: '20.00' }]);
     const [, second] = await a.auditAfter('payables.payment_created');
     expect([second.compensationEntryIds, second.realizationEntryIds]).toEqual([[entries[2].id], [entries[3].id]]);
 
@@ -139,9 +149,10 @@ describe('FX revaluation windows: the realized share classified by its own resul
     await b.apPay(other.id, '2026-01-15', '900.00', '1.12');
     await b.revalue('2026-01-20');
     await b.apPay(other.id, '2026-01-25', '100.00', '1.00');
-    // paid 1,008.00 + 100.00 for 1,100.00 booked: a loss of 8.00, 18.00 lost by the first share, 10.00 gained by the second
+    // paid 1,008.00 + 100.00 for 1,100.00 booked: a loss of 8.00, 18.00 lost by the first share, 10.00 gained by the
+    // second (2.00 lost on 5510, 12.00 gained on 4310)
     expect(await b.split()).toEqual({ january: { realized: '-8.00', unrealized: '108.00' }, february: { realized: '0.00', unrealized: '-108.00' } });
-    expect([await b.balance('5500', '2026-01-31'), await b.balance('4300', '2026-01-31')]).toEqual([18, -10]);
+    expect([await b.balance('5500', '2026-01-31'), await b.balance('4300', '2026-01-31')]).toEqual([20, -12]);
     await b.expectAgingIsAp('2026-01-31', '0.00');
     await b.expectAgingIsAp('2026-02-01', '0.00');
   });

@@ -144,14 +144,48 @@ interface CarriedChange {
   description?: string;
 }
 
-/** A share settled (or given back) between a revaluation and its reversal dated `on`: JournalService.realizeSettledShares. */
+/** A share settled (or given back) between a revaluation and its reversal dated `on`, on one unrealized FX account: JournalService.realizeSettledShares. */
 interface SettledShare {
+  documentId: string;
   on: string;
-  /** its own revaluation result: how much (what its reversal's date's compensation moved), a gain or a loss, and on which unrealized FX account */
+  /** its revaluation result on that account: how much (what its reversal's date's compensation moved there), a gain or a loss, and the account */
   amount: Decimal;
   kind: 'gain' | 'loss';
   unrealized: string;
   givenBack: boolean;
+}
+
+/** An open item whose revaluation rows JournalService.carriedPerFxAccount reads. */
+interface RevaluedItem {
+  documentId: string;
+  accountId: string;
+  currency: string;
+  counterpartyId: string;
+  /**
+   * what is open of it as of the date read (as its aging shows it) and its own rate: a row written while more of it was
+   * open counts for the part still open. Absent (an item leaving the subledger, never settled): every row counts whole.
+   */
+  open?: { amount: string; ownRate: string };
+}
+
+/** What an item's revaluation rows moved it on one unrealized FX account: `booked`, their sum; `carried`, what its open part carries of it. */
+interface FxAccountAmount {
+  booked: Decimal;
+  carried: Decimal;
+}
+
+/**
+ * `amounts` (per unrealized FX account) in the base currency's minor units, summing to exactly `total`: what rounding
+ * leaves goes to the largest; none: all of `total` on '' (the settings' account of its kind).
+ */
+function partsOf(amounts: Map<string, Decimal>, total: Decimal, baseMu: number): Map<string, Decimal> {
+  const out = new Map([...amounts].map(([id, a]) => [id, D(fixed(a, baseMu))]));
+  const left = total.minus([...out.values()].reduce((sum, a) => sum.plus(a), D(0)));
+  if (!left.isZero()) {
+    const [largest] = [...amounts].sort(([, a], [, b]) => b.abs().comparedTo(a.abs()))[0] ?? [''];
+    out.set(largest, (out.get(largest) ?? D(0)).plus(left));
+  }
+  return out;
 }
 
 /** The entries JournalService.settlePendingReversals posted: the compensations (dated the reversals' dates), and the realizations (the settlement's). */
@@ -717,31 +751,29 @@ export class JournalService {
    * of a subledger: the revaluation rows already posted for a later date (an autoReverse reversal, dated the next period's
    * first day) take off what the revaluation added to the whole item, though the settlement took (or gave back) some of it.
    * On each such date the item is brought to what it carries then at the rate of that date's rows (its open amount at the
-   * reversal's rate: what it carried before the revaluation), by a row of the difference and its lines against the
-   * unrealized FX account (Dr control / Cr unrealized gain when it raises the item's base on AR; the mirror on AP).
+   * reversal's rate: what it carried before the revaluation), by rows of the difference and their lines against the
+   * unrealized FX accounts (Dr control / Cr unrealized gain when it raises the item's base on AR; the mirror on AP).
    * So on every date the aging equals the control account, and an item settled in the window realizes over its life the
    * settlement's rate against its own. An item `leaving` the subledger (voided as of `date`, before its row is marked so)
    * is brought to 0 on each such date: its control account, currency and rate are given. One compensation entry per such
    * date for all the documents (in parts when its lines are more than a posting takes), each item's row linked to the
    * entry (part) that moved it.
    *
-   * A settled share's compensation is its own revaluation result (what the reversals took off it), whatever the date's
-   * reversals net to: it is a gain or a loss by its own sign, and posts to the unrealized FX account a reversal of that
-   * date posted the item's change to (read from the reversal's lines, as the revaluation used it, whatever the settings
-   * say by now; of a revaluation of the share's kind when the date has several). A leaving item's compensation is one
-   * per unrealized FX account the item's rows moved it on (carriedPerFxAccount: the date's reversals may take back
-   * revaluations posted to several), each account's own amount back on it: the void moves nothing to an account that
-   * never held it, and leaves none holding any of it.
+   * Per unrealized FX account the item's rows moved it on (carriedPerFxAccount, whatever the settings say by now), a row
+   * and a pair of lines each: a settled share's compensation puts back on each account what that date's rows took off the
+   * part no longer open (the last share: all they took), a leaving item's takes each account's own amount back, so no
+   * account keeps any of a settled or voided item and none holds the opposite.
    *
    * `realize` (a payment, an allocation or a refund: 'settled'; the reversal of an allocation: 'givenBack'; not a credit
-   * note, which cancels the item at what it carries, nor a void): the settled shares' revaluation result, which the
-   * reversal's date compensation keeps on the unrealized FX account, is moved to the realized FX account of its kind on
-   * the settlement's date (one entry for all the documents, in parts likewise, marked FX_REALIZED_SHARE_REF), so that the
+   * note, which cancels the item at what it carries, nor a void): each account's part of the settled shares' compensation
+   * is moved to the realized FX account of its kind (a gain to the gain account, a loss to the loss account) on the
+   * settlement's date (one entry for all the documents, in parts likewise, marked FX_REALIZED_SHARE_REF), so that the
    * settlement's period ends with an unrealized result only on what is still open; a share given back moves back.
    * `fxAccountsMissing`: the subledger's error when an amount moves to a realized FX account the settings lack.
    *
-   * One query for all the documents (pass only foreign-currency ones: a base-currency document is never revalued); the
-   * settings are read only when a compensation is due. Answers the entries posted: the compensations and the realizations.
+   * One query for the pending dates of all the documents (pass only foreign-currency ones: a base-currency document is
+   * never revalued), then per such date one read of their rows; the settings are read only when a compensation is due.
+   * Answers the entries posted: the compensations and the realizations.
    */
   async settlePendingReversals(tx: TenantTx, settlement: {
     subledger: Subledger; date: string; memo: string; counterpartyType: string; counterpartyId: string;
@@ -755,29 +787,28 @@ export class JournalService {
     const s = await this.ledger.settings(tx);
     const context = { settings: s, baseMu: await this.ledger.currencyUnits(tx, s.baseCurrency) };
     const leaving = new Map(documents.flatMap((d) => (d.leaving ? [[d.documentId, d.leaving] as const] : [])));
-    // the unrealized FX accounts the reversals posted the settled items' changes to (one read for all; a leaving item's: carriedPerFxAccount)
-    const reversalIds = [...new Set(pending.filter((p) => !leaving.has(p.documentId)).flatMap((p) => p.reversals.map((r) => r.entryId)))];
-    const fxPairs = await repo.revaluationFxAccounts(tx.db, tx.orgId, reversalIds);
     const entries: string[] = [];
-    /** the settled shares whose revaluation result moves to the realized FX account (or back) on the settlement's date */
+    /** the settled shares' parts whose revaluation result moves to the realized FX account (or back) on the settlement's date */
     const shares: SettledShare[] = [];
     for (const on of [...new Set(pending.map((p) => p.date))]) {
       const due = pending.filter((p) => p.date === on);
       const leavingIds = due.filter((p) => leaving.has(p.documentId)).map((p) => p.documentId);
       const settledIds = due.filter((p) => !leaving.has(p.documentId)).map((p) => p.documentId);
-      // what the leaving items carry on that date (per unrealized FX account), and the settled items as open items then: one read each per date
-      const carried = leavingIds.length ? await this.carriedPerFxAccount(tx, item.subledger,
-        leavingIds.map((id) => ({ ...leaving.get(id)!, documentId: id, counterpartyId: item.counterpartyId })), on) : new Map<string, Map<string, Decimal>>();
+      // the settled items as open items then; what the leaving items carry on that date, and the settled ones' rows of that date (per account)
       const open = settledIds.length ? await this.revalued.openItemsOf(tx, item.subledger, on, settledIds) : [];
+      const carried = leavingIds.length ? await this.carriedPerFxAccount(tx, item.subledger,
+        leavingIds.map((id) => ({ ...leaving.get(id)!, documentId: id, counterpartyId: item.counterpartyId })), on, context.baseMu) : new Map<string, Map<string, FxAccountAmount>>();
+      const onDate = open.length ? await this.carriedPerFxAccount(tx, item.subledger, open.map((o) => ({
+        documentId: o.documentId, accountId: o.accountId, currency: o.currency, counterpartyId: item.counterpartyId, open: { amount: o.open, ownRate: o.ownRate } })), on, context.baseMu, on)
+        : new Map<string, Map<string, FxAccountAmount>>();
       const takenBack = generatedMemo('', item.memo, `: FX revaluation reversal of ${on} taken back`);
       const onSettledShare = generatedMemo('', item.memo, `: FX revaluation reversal of ${on} on the settled share`);
       const changes: CarriedChange[] = [];
       for (const p of due) {
         const gone = leaving.get(p.documentId);
         if (gone) {
-          // each account's own amount taken back off it (the date's reversals may have moved the item on several: one
-          // per revaluation they take back); rows of no account found: the settings' account of the change's kind
-          for (const [fxAccountId, net] of carried.get(p.documentId) ?? []) {
+          // each account's own amount taken back off it; rows of no account found: the settings' account of the change's kind
+          for (const [fxAccountId, { carried: net }] of carried.get(p.documentId) ?? []) {
             if (!net.isZero()) changes.push({ ...gone, documentId: p.documentId, delta: net.neg(), fxAccountId: fxAccountId || undefined, description: takenBack });
           }
           continue;
@@ -787,12 +818,16 @@ export class JournalService {
         const target = D(fixed(D(o.open).times(o.carriedRate), context.baseMu));
         const delta = target.minus(o.carried);
         if (delta.isZero()) continue;
-        // the share's own revaluation result (as the aging shows it): what the compensation puts back of what the reversals
-        // took off it, or (given back) takes off it again; not what the date's reversals net to, which other shares share
-        const kind = this.resultKind(item.subledger, realize === 'givenBack' ? delta.neg() : delta);
-        const fxAccountId = this.reversalFxAccount(item.subledger, p.reversals, fxPairs, o, kind) ?? unrealizedFxAccounts(s)[kind] ?? undefined;
-        changes.push({ documentId: p.documentId, accountId: o.accountId, currency: o.currency, rate: o.carriedRate, delta, fxAccountId, description: onSettledShare });
-        if (realize && fxAccountId) shares.push({ on, amount: delta.abs(), kind, unrealized: fxAccountId, givenBack: realize === 'givenBack' });
+        // per account, what the date's rows took off the part no longer open, put back (or, given back, taken off again)
+        const rows = new Map([...onDate.get(p.documentId) ?? []].map(([id, a]) => [id, a.carried.minus(a.booked)]));
+        for (const [fxAccount, part] of partsOf(rows, delta, context.baseMu)) {
+          if (part.isZero()) continue;
+          // the part's own revaluation result: a gain or a loss by its sign
+          const kind = this.resultKind(item.subledger, realize === 'givenBack' ? part.neg() : part);
+          const fxAccountId = fxAccount || (unrealizedFxAccounts(s)[kind] ?? undefined);
+          changes.push({ documentId: p.documentId, accountId: o.accountId, currency: o.currency, rate: o.carriedRate, delta: part, fxAccountId, description: onSettledShare });
+          if (realize && fxAccountId) shares.push({ documentId: p.documentId, on, amount: part.abs(), kind, unrealized: fxAccountId, givenBack: realize === 'givenBack' });
+        }
       }
       if (!changes.length) continue;
       const memo = changes.some((c) => !leaving.has(c.documentId)) ? onSettledShare : takenBack;
@@ -800,23 +835,6 @@ export class JournalService {
     }
     const realizationEntryIds = shares.length ? await this.realizeSettledShares(tx, { ...item, shares, fxAccountsMissing }, context) : [];
     return { compensationEntryIds: entries, realizationEntryIds };
-  }
-
-  /**
-   * The unrealized FX account a reversal (of `reversals`, an item's rows of one date) posted the item's change to: the
-   * line after the item's control line in its entry (a revaluation posts a pair per control account and currency). Of
-   * several, a reversal of a revaluation of `kind` (the share's), the largest; else the largest. Undefined when none is
-   * found (the settings' account is used).
-   */
-  private reversalFxAccount(subledger: Subledger, reversals: { entryId: string; delta: string }[],
-    pairs: { entryId: string; accountId: string; currency: string; fxAccountId: string }[], item: { accountId: string; currency: string }, kind: 'gain' | 'loss'): string | undefined {
-    const found = reversals.flatMap((r) => {
-      const pair = pairs.find((x) => x.entryId === r.entryId && x.accountId === item.accountId && x.currency === item.currency);
-      // the revaluation the reversal takes back changed the item by the opposite of the reversal's row
-      return pair ? [{ fxAccountId: pair.fxAccountId, size: D(r.delta).abs(), kind: this.resultKind(subledger, D(r.delta).neg()) }] : [];
-    });
-    found.sort((a, b) => Number(b.kind === kind) - Number(a.kind === kind) || b.size.comparedTo(a.size));
-    return found[0]?.fxAccountId;
   }
 
   /**
@@ -836,9 +854,9 @@ export class JournalService {
   }
 
   /**
-   * A settlement between a revaluation and its reversal: each settled share's own revaluation result (what its
-   * reversal's date `on` compensation moved, on the unrealized FX account it moved) moves from that account to the
-   * realized FX account of its kind (a gain to the gain account, a loss to the loss account) on the settlement's date, or
+   * A settlement between a revaluation and its reversal: each settled share's revaluation result on each unrealized FX
+   * account (what its reversal's date `on` compensation moved there) moves from that account to the realized FX account
+   * of its kind (a gain to the gain account, a loss to the loss account) on the settlement's date, or
    * back when the share was given back. Nothing for a share whose unrealized account is that realized one (the settings'
    * fallback); a realized account the settings lack is refused only for an amount that moves. One entry for all the
    * shares, a pair of lines each, in parts when they are more than a posting takes. Answers the entries.
@@ -849,6 +867,8 @@ export class JournalService {
     const pairs: PostingLine[][] = [];
     /** what the shares did, and their reversal's date (a settlement realizes, or gives back, shares of one reversal's date) */
     const kinds = new Map<string, { direction: string; on: string }>();
+    /** the settled documents whose shares move (a share moves a pair per unrealized FX account) */
+    const documents = new Set<string>();
     for (const share of x.shares) {
       const realized = share.kind === 'gain' ? s.fxGainAccountId : s.fxLossAccountId;
       const amount = fixed(share.amount, context.baseMu);
@@ -860,14 +880,15 @@ export class JournalService {
       const direction = share.givenBack ? 'unrealized again' : 'realized';
       const description = `FX revaluation ${share.kind} of the settled share ${direction} (its reversal dated ${share.on})`;
       kinds.set(`${direction}|${share.on}`, { direction, on: share.on });
+      documents.add(share.documentId);
       // realizing a gain (a credit): off the unrealized account (debit) onto the realized one (credit); a loss the mirror; given back: the other way
       const [debit, credit] = (share.kind === 'gain') !== share.givenBack ? [share.unrealized, realized] : [realized, share.unrealized];
       pairs.push([{ accountId: debit, debit: amount, description }, { accountId: credit, credit: amount, description }]);
     }
     if (!pairs.length) return [];
     const [kind] = kinds.values();
-    const what = kinds.size > 1 ? `FX revaluation results of ${pairs.length} settled shares realized or unrealized again`
-      : pairs.length > 1 ? `FX revaluation result of ${pairs.length} settled shares ${kind.direction} (their reversals dated ${kind.on})`
+    const what = kinds.size > 1 ? 'FX revaluation results of settled shares realized or unrealized again'
+      : documents.size > 1 ? `FX revaluation result of ${documents.size} settled shares ${kind.direction} (their reversals dated ${kind.on})`
         : `FX revaluation result of the settled share ${kind.direction} (its reversal dated ${kind.on})`;
     const split = parts(pairs, Math.floor(MAX_POSTED_LINES / 2));
     const entries: string[] = [];
@@ -881,37 +902,44 @@ export class JournalService {
   }
 
   /**
-   * The unrealized FX account the revaluations of an open item dated up to `asOf` posted its change to, read from their
-   * entries' lines (what they used, whatever the settings say by now): the latest revaluation of `kind` (the change taken
-   * off was a gain or a loss), else the latest; undefined when none is found. A credit note takes its share off there.
+   * The part of what an open item carries on each unrealized FX account as of `asOf` (carriedPerFxAccount) that a share
+   * of `settled` of its `open` amount takes (a credit note: the credited share's revaluation, taken back off the accounts
+   * it is on): each account's amount times the settled fraction, all of it for the last share, in the base currency's
+   * minor units summing to exactly `total` (what the share takes of the item's revaluation, as its aging shows it).
+   * '' for rows whose account is not found (the settings' account of the part's kind).
    */
-  async revaluationFxAccountOf(tx: TenantTx, subledger: Subledger, item: { documentId: string; accountId: string; currency: string }, asOf: string,
-    kind: 'gain' | 'loss'): Promise<string | undefined> {
-    const rows = await repo.revaluationEntriesOf(tx.db, tx.orgId, item.documentId, asOf);
-    const pairs = await repo.revaluationFxAccounts(tx.db, tx.orgId, [...new Set(rows.map((r) => r.entryId))]);
-    const found = rows.flatMap((r) => {
-      const pair = pairs.find((x) => x.entryId === r.entryId && x.accountId === item.accountId && x.currency === item.currency);
-      return pair ? [{ fxAccountId: pair.fxAccountId, kind: this.resultKind(subledger, D(r.delta)) }] : [];
-    });
-    return (found.find((f) => f.kind === kind) ?? found[0])?.fxAccountId;
+  async revaluationShareOf(tx: TenantTx, subledger: Subledger, item: Omit<RevaluedItem, 'open'> & { open: string; ownRate: string }, asOf: string,
+    settled: Decimal, total: Decimal): Promise<Map<string, Decimal>> {
+    const baseMu = await this.ledger.currencyUnits(tx, (await this.ledger.settings(tx)).baseCurrency);
+    const carried = (await this.carriedPerFxAccount(tx, subledger, [{ ...item, open: { amount: item.open, ownRate: item.ownRate } }], asOf, baseMu)).get(item.documentId);
+    const fraction = settled.eq(item.open) ? D(1) : settled.div(item.open);
+    return partsOf(new Map([...carried ?? []].map(([id, a]) => [id, a.carried.times(fraction)])), total, baseMu);
   }
 
   /**
-   * What open items of a subledger carry as of `asOf` (the sum of their finance.fx_revaluation_items rows: revaluations,
-   * reversals, compensations, what a credit note or a void took off), per unrealized FX account the rows' entries moved
-   * them against (read from the entries' lines, whatever the settings say by now), the accounts in the order they first
-   * moved the item; '' for the rows whose account is not found. An entry's pair of the item's control account and
-   * currency is the row's when it has one (a revaluation: per control account and currency); an entry changing items one
-   * by one (several pairs) gives each of the item's rows its own pair, matched by its change (and the item's
-   * counterparty), each pair taken once: what a void took off two accounts in equal amounts is one row on each.
+   * What open items of a subledger carry as of `asOf` per unrealized FX account their finance.fx_revaluation_items rows
+   * (revaluations, reversals, compensations, what a void took off) moved them against (read from the entries' lines,
+   * whatever the settings say by now), the accounts in the order they first moved the item; '' for the rows whose account
+   * is not found; only the rows dated `from` on when given. An entry's pair of the item's control account and currency is
+   * the row's when it has one (a revaluation: per control account and currency); an entry changing items one by one
+   * (several pairs) gives each of the item's rows its own pair, matched by its change (and the item's counterparty), each
+   * pair taken once: what a void took off two accounts in equal amounts is one row on each.
+   *
+   * `carried` is `booked` (the rows' sum) for an item without `open`. With it, a settled share took its part of each
+   * account with it: a row counts for the part still open, its rate step (a revaluation's rate over the rate before it; a
+   * reversal's, its revaluation's taken back) times the open amount, or whole when that is within a minor unit of it (no
+   * share settled since it); a compensation, which put back what a reversal took off settled shares, counts nothing.
    */
-  private async carriedPerFxAccount(tx: TenantTx, subledger: Subledger,
-    items: { documentId: string; accountId: string; currency: string; counterpartyId: string }[], asOf: string): Promise<Map<string, Map<string, Decimal>>> {
+  private async carriedPerFxAccount(tx: TenantTx, subledger: Subledger, items: RevaluedItem[], asOf: string, baseMu: number,
+    from?: string): Promise<Map<string, Map<string, FxAccountAmount>>> {
     const rows = await repo.revaluationRowsOf(tx.db, tx.orgId, items.map((i) => i.documentId), asOf);
     const pairs = await repo.revaluationFxAccounts(tx.db, tx.orgId, [...new Set(rows.map((r) => r.entryId))]);
     const sign = this.revalued.side(subledger) === 'debit' ? 1 : -1;
+    const unit = D(10).pow(-baseMu);
     const taken = new Set<(typeof pairs)[number]>();
-    const out = new Map<string, Map<string, Decimal>>();
+    const out = new Map<string, Map<string, FxAccountAmount>>();
+    /** per document, the rate its rows so far leave it carried at and each revaluation entry's rate step */
+    const rates = new Map<string, { rate: Decimal; steps: Map<string, Decimal> }>();
     for (const row of rows) {
       const item = items.find((i) => i.documentId === row.documentId)!;
       const candidates = pairs.filter((x) => x.entryId === row.entryId && x.accountId === item.accountId && x.currency === item.currency
@@ -922,10 +950,26 @@ export class JournalService {
         pair = free.find((c) => D(c.control).equals(D(row.delta).times(sign))) ?? free[0] ?? pair;
         taken.add(pair);
       }
-      const perAccount = out.get(row.documentId) ?? new Map<string, Decimal>();
+      let chain = rates.get(row.documentId);
+      if (!chain) rates.set(row.documentId, (chain = { rate: D(item.open?.ownRate ?? row.rate), steps: new Map() }));
+      const reversed = row.reverses ? chain.steps.get(row.reverses) : undefined;
+      const step = row.compensation ? D(0) : reversed ? reversed.neg() : D(row.rate).minus(chain.rate);
+      if (!row.reverses) chain.steps.set(row.entryId, step);
+      chain.rate = D(row.rate);
+      if (from && row.date < from) continue;
+      const perAccount = out.get(row.documentId) ?? new Map<string, FxAccountAmount>();
       out.set(row.documentId, perAccount);
       const fxAccountId = pair?.fxAccountId ?? '';
-      perAccount.set(fxAccountId, (perAccount.get(fxAccountId) ?? D(0)).plus(row.delta));
+      const amount = perAccount.get(fxAccountId) ?? { booked: D(0), carried: D(0) };
+      perAccount.set(fxAccountId, amount);
+      const delta = D(row.delta);
+      amount.booked = amount.booked.plus(delta);
+      if (!item.open) {
+        amount.carried = amount.carried.plus(delta);
+      } else if (!row.compensation && !D(item.open.amount).isZero()) {
+        const onOpen = D(item.open.amount).times(step);
+        amount.carried = amount.carried.plus(step.isZero() || onOpen.minus(delta).abs().lte(unit) ? delta : onOpen);
+      }
     }
     return out;
   }
@@ -1008,12 +1052,14 @@ export class JournalService {
     counterpartyType: string; counterpartyId: string;
   }): Promise<string | null> {
     // what it carries as of the void, per account; a reversal posted ahead is taken off on its own date (settlePendingReversals)
-    const carried = (await this.carriedPerFxAccount(tx, item.subledger, [item], item.date)).get(item.documentId) ?? new Map<string, Decimal>();
+    const s = await this.ledger.settings(tx);
+    const carried = (await this.carriedPerFxAccount(tx, item.subledger, [item], item.date, await this.ledger.currencyUnits(tx, s.baseCurrency))).get(item.documentId)
+      ?? new Map<string, FxAccountAmount>();
     const { documentId, accountId, currency, rate, ...change } = item;
     const description = `FX revaluation taken off (${item.memo})`;
     // rows of no account found: the settings' account of what they did (undoing)
-    const items = [...carried].filter(([, net]) => !net.isZero()).map(([fxAccountId, net]): CarriedChange => ({
-      documentId, accountId, currency, rate, delta: net.neg(), fxAccountId: fxAccountId || undefined, description, undoing: true }));
+    const items = [...carried].filter(([, a]) => !a.carried.isZero()).map(([fxAccountId, a]): CarriedChange => ({
+      documentId, accountId, currency, rate, delta: a.carried.neg(), fxAccountId: fxAccountId || undefined, description, undoing: true }));
     if (!items.length) return null;
     const [entry] = await this.changeCarried(tx, { ...change, items });
     return entry;

@@ -360,43 +360,34 @@ export const ledgerRepository = {
   },
 
   /**
-   * Per document of `documentIds` and date after `date` of its revaluation rows (the reversals posted ahead of a settlement
-   * dated `date`), in date order: `reversals`, each reversal entry's own change of it (as its aging shows it; none when
-   * the date has only rows of earlier settlements' compensations). One query for all the documents of a settlement.
+   * Per document of `documentIds`, the dates after `date` of its revaluation rows (the reversals posted ahead of a
+   * settlement dated `date`, and earlier settlements' compensations of them), in date order. One query for all the
+   * documents of a settlement.
    */
-  async revaluationDatesAfter(db: Db, orgId: string, documentIds: string[], date: string): Promise<{ documentId: string; date: string; reversals: { entryId: string; delta: string }[] }[]> {
+  async revaluationDatesAfter(db: Db, orgId: string, documentIds: string[], date: string): Promise<{ documentId: string; date: string }[]> {
     if (!documentIds.length) return [];
-    return db.$queryRaw<{ documentId: string; date: string; reversals: { entryId: string; delta: string }[] }[]>`
-      SELECT x.document_id::text AS "documentId", x.revaluation_date::text AS date,
-        coalesce(jsonb_agg(jsonb_build_object('entryId', x.entry_id, 'delta', x.base_delta::text)) FILTER (WHERE e.reverses_entry_id IS NOT NULL), '[]'::jsonb) AS reversals
-      FROM finance.fx_revaluation_items x JOIN finance.journal_entries e ON e.org_id = x.org_id AND e.id = x.entry_id
+    return db.$queryRaw<{ documentId: string; date: string }[]>`
+      SELECT DISTINCT x.document_id::text AS "documentId", x.revaluation_date::text AS date
+      FROM finance.fx_revaluation_items x
       WHERE x.org_id = ${orgId}::uuid AND x.document_id = any(${documentIds}::uuid[]) AND x.revaluation_date > ${date}::date
-      GROUP BY x.document_id, x.revaluation_date ORDER BY 2, 1`;
-  },
-
-  /**
-   * An item's revaluation rows dated up to `asOf` that are in the books from their own date on (revaluations; not the
-   * reversals posted ahead nor the compensations of them), the latest first: each one's entry and change (as the aging shows it).
-   */
-  async revaluationEntriesOf(db: Db, orgId: string, documentId: string, asOf: string): Promise<{ entryId: string; delta: string }[]> {
-    return db.$queryRaw<{ entryId: string; delta: string }[]>`
-      SELECT x.entry_id::text AS "entryId", x.base_delta::text AS delta
-      FROM finance.fx_revaluation_items x JOIN finance.journal_entries e ON e.org_id = x.org_id AND e.id = x.entry_id
-      WHERE x.org_id = ${orgId}::uuid AND x.document_id = ${documentId}::uuid AND x.revaluation_date <= ${asOf}::date
-        AND e.reverses_entry_id IS NULL AND e.source_ref IS DISTINCT FROM ${FX_SETTLED_SHARE_REF}
-      ORDER BY x.revaluation_date DESC, x.seq DESC`;
+      ORDER BY 2, 1`;
   },
 
   /**
    * Every revaluation row of `documentIds` dated up to `asOf` (revaluations, their reversals, the compensations of
-   * reversals posted ahead, what a void or a credit note took off), in date and insertion order: each one's entry and
-   * change (as the aging shows it). Their sum per document is what it carries as of `asOf`.
+   * reversals posted ahead, what a void took off), in date and insertion order: each one's entry, date, change (as the
+   * aging shows it) and the rate it left the item carried at; `reverses`, the entry a reversal's entry reverses;
+   * `compensation`, a row of a settlement's compensation (FX_SETTLED_SHARE_REF). Their sum per document is what it
+   * carries as of `asOf`.
    */
-  async revaluationRowsOf(db: Db, orgId: string, documentIds: string[], asOf: string): Promise<{ documentId: string; entryId: string; delta: string }[]> {
+  async revaluationRowsOf(db: Db, orgId: string, documentIds: string[], asOf: string): Promise<{
+    documentId: string; entryId: string; date: string; delta: string; rate: string; reverses: string | null; compensation: boolean;
+  }[]> {
     if (!documentIds.length) return [];
-    return db.$queryRaw<{ documentId: string; entryId: string; delta: string }[]>`
-      SELECT x.document_id::text AS "documentId", x.entry_id::text AS "entryId", x.base_delta::text AS delta
-      FROM finance.fx_revaluation_items x
+    return db.$queryRaw<{ documentId: string; entryId: string; date: string; delta: string; rate: string; reverses: string | null; compensation: boolean }[]>`
+      SELECT x.document_id::text AS "documentId", x.entry_id::text AS "entryId", x.revaluation_date::text AS date, x.base_delta::text AS delta,
+        x.rate::text AS rate, e.reverses_entry_id::text AS reverses, e.source_ref IS NOT DISTINCT FROM ${FX_SETTLED_SHARE_REF} AS compensation
+      FROM finance.fx_revaluation_items x JOIN finance.journal_entries e ON e.org_id = x.org_id AND e.id = x.entry_id
       WHERE x.org_id = ${orgId}::uuid AND x.document_id = any(${documentIds}::uuid[]) AND x.revaluation_date <= ${asOf}::date
       ORDER BY x.revaluation_date, x.seq`;
   },

@@ -22,6 +22,8 @@ export interface OpenItem {
   carried: string;
   /** the rate it is carried at: the last revaluation's, else the document's */
   carriedRate: string;
+  /** the document's own rate */
+  ownRate: string;
   /**
    * the latest date after `asOf` of a settlement of it already in the books (an allocation, a refund, its reversal, a
    * void), or null: a revaluation as of `asOf` would change a value the item no longer carries from then on

@@ -438,7 +438,7 @@ export async function laterUseOfRevaluedCredit(db: Db, orgId: string, paymentId:
  * date (a settlement in full takes all the item carries as of its date, so an item settled in full before the date and
  * not revalued since carries nothing: it is not read). Each one's settlements are read in one pass (one lateral per table).
  */
-export async function fxOpenPayables(db: Db, orgId: string, asOf: string, documentIds?: string[]): Promise<{ documentId: string; currency: string; open: string; carried: string; carriedRate: string; settledAfter: string | null; firstSettledAfter: string | null }[]> {
+export async function fxOpenPayables(db: Db, orgId: string, asOf: string, documentIds?: string[]): Promise<{ documentId: string; currency: string; open: string; carried: string; carriedRate: string; ownRate: string; settledAfter: string | null; firstSettledAfter: string | null }[]> {
   const ids = documentIds ?? null;
   return db.$queryRaw`
     WITH docs AS (
@@ -482,7 +482,7 @@ export async function fxOpenPayables(db: Db, orgId: string, asOf: string, docume
         AND p.id IN (SELECT o.document_id FROM finance.payable_open_amounts o WHERE o.org_id = ${orgId}::uuid AND o.document_kind = 'payment'
           AND (o.open_base <> 0 OR o.settled_through >= ${asOf}::date)))
     SELECT d.document_id::text AS "documentId", d.currency, d.open::text AS open, (d.base + coalesce(v.base, 0))::text AS carried,
-      coalesce(v.rate, d.own_rate)::text AS "carriedRate", d.settled_after::text AS "settledAfter",
+      coalesce(v.rate, d.own_rate)::text AS "carriedRate", d.own_rate::text AS "ownRate", d.settled_after::text AS "settledAfter",
       d.settled_first::text AS "firstSettledAfter"
     FROM docs d LEFT JOIN LATERAL (
       SELECT sum(x.base_delta) AS base, (array_agg(x.rate ORDER BY x.revaluation_date DESC, x.seq DESC))[1] AS rate

@@ -524,18 +524,23 @@ export class InvoicesService {
     const carrying = foreign ? (await revaluedCarrying(tx.db, tx.orgId, [invoiceId], dto.date)).get(invoiceId) : undefined;
     const invoiceBase = !carrying ? creditBase : total.eq(open) ? D(carrying.base) : D(carrying.base).minus(baseOf(open.minus(total), carrying.rate, baseMu));
     // the difference is the credited share's revaluation, not a result: no cash moved, the credit note cancels the share at
-    // what it carries. It is taken back off the unrealized FX account the revaluation used (what it raised off the gain
-    // account, what it lowered off the loss account), as a void takes an invoice's revaluations off
+    // what it carries. Each unrealized FX account the invoice's revaluations moved it on gives back its share of what the
+    // invoice carries there (what they raised off the gain account, what they lowered off the loss account, whatever the
+    // settings say by now), as a void takes an invoice's revaluations off
     const unrealized = creditBase.minus(invoiceBase);
     const docLines = this.documentLines(cn, lines, taxCodes, settings, rate, baseMu, 'credit_note', invoiceBase, backToDeferred);
     if (!unrealized.isZero()) {
-      // the account the invoice's revaluation posted to (the settings may name another by now), else the settings' one
-      const kind = unrealized.lt(0) ? 'gain' : 'loss';
-      const account = await this.journal.revaluationFxAccountOf(tx, 'receivables', { documentId: invoiceId, accountId: settings.arAccountId, currency: inv.currency }, dto.date, kind)
-        ?? unrealizedFxAccounts(await this.ledger.settings(tx))[kind];
-      if (!account) throw ReceivablesErrors.error('receivables.fx_accounts_missing', 'the credited share of an FX-revalued invoice takes its revaluation off the unrealized FX accounts: configure them (or fxGainAccountId and fxLossAccountId) in the ledger settings');
-      const amount = fixed(unrealized.abs(), baseMu);
-      docLines.push({ accountId: account, ...(unrealized.gt(0) ? { credit: amount } : { debit: amount }), description: `FX revaluation of the credited share taken off (unrealized ${unrealized.lt(0) ? 'gain' : 'loss'})` });
+      const parts = await this.journal.revaluationShareOf(tx, 'receivables', { documentId: invoiceId, accountId: settings.arAccountId, currency: inv.currency,
+        counterpartyId: inv.customerId, open: open.toFixed(), ownRate: rate }, dto.date, total, unrealized.neg());
+      for (const [fxAccount, part] of parts) {
+        if (part.isZero()) continue;
+        // rows of no account found: the settings' account of the part's kind
+        const kind = part.gt(0) ? 'gain' : 'loss';
+        const account = fxAccount || unrealizedFxAccounts(await this.ledger.settings(tx))[kind];
+        if (!account) throw ReceivablesErrors.error('receivables.fx_accounts_missing', 'the credited share of an FX-revalued invoice takes its revaluation off the unrealized FX accounts: configure them (or fxGainAccountId and fxLossAccountId) in the ledger settings');
+        const amount = fixed(part.abs(), baseMu);
+        docLines.push({ accountId: account, ...(part.gt(0) ? { debit: amount } : { credit: amount }), description: `FX revaluation of the credited share taken off (unrealized ${kind})` });
+      }
     }
     const { entry } = await this.journal.post(tx, {
       date: dto.date, memo: `Credit note ${number} for ${inv.number}`, source: 'invoice', sourceRef: cnId, idempotencyKey: `invoice:${cnId}`, lines: docLines,

@@ -476,7 +476,7 @@ export async function effectiveRate(db: Db, currency: string, date: string): Pro
  * voided by then is open for nothing but may still carry a revaluation (taken back). Items with nothing open and nothing
  * carried are left out.
  */
-export async function fxOpenItems(db: Db, orgId: string, asOf: string, documentIds?: string[]): Promise<{ documentId: string; currency: string; open: string; carried: string; carriedRate: string; settledAfter: string | null; firstSettledAfter: string | null }[]> {
+export async function fxOpenItems(db: Db, orgId: string, asOf: string, documentIds?: string[]): Promise<{ documentId: string; currency: string; open: string; carried: string; carriedRate: string; ownRate: string; settledAfter: string | null; firstSettledAfter: string | null }[]> {
   const ids = documentIds ?? null;
   return db.$queryRaw`
     WITH docs AS (
@@ -514,7 +514,7 @@ export async function fxOpenItems(db: Db, orgId: string, asOf: string, documentI
         AND (${ids}::uuid[] IS NULL OR p.id = any(${ids}::uuid[]))
         AND p.currency <> (SELECT st.base_currency FROM finance.settings st WHERE st.org_id = ${orgId}::uuid))
     SELECT d.document_id::text AS "documentId", d.currency, d.open::text AS open, (d.base + coalesce(v.base, 0))::text AS carried,
-      coalesce(v.rate, d.own_rate)::text AS "carriedRate", d.settled_after::text AS "settledAfter",
+      coalesce(v.rate, d.own_rate)::text AS "carriedRate", d.own_rate::text AS "ownRate", d.settled_after::text AS "settledAfter",
       d.settled_first::text AS "firstSettledAfter"
     FROM docs d LEFT JOIN LATERAL (
       SELECT sum(x.base_delta) AS base, (array_agg(x.rate ORDER BY x.revaluation_date DESC, x.seq DESC))[1] AS rate
