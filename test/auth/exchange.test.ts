@@ -2,8 +2,10 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { createTestApp, type TestApp } from '../support/app.js';
-import { registerUser, uniqueEmail } from '../support/factories.js';
+import { onEnterprisePlan, registerUser, uniqueEmail, verifyEmailOf } from '../support/factories.js';
+import { ManualClock } from '../support/clock.js';
 import { AuthBridge } from '../../src/modules/auth/auth-bridge.js';
+import { SETTINGS_TTL_MS } from '../../src/modules/auth/supabase-email-check.js';
 import { startPostgrestDouble, type PostgrestDouble } from './doubles/postgrest-double.js';
 
 describe('token exchange, app tokens and the Supabase bridge', () => {
@@ -11,6 +13,7 @@ describe('token exchange, app tokens and the Supabase bridge', () => {
   let postgrest: PostgrestDouble;
   let supabaseSecret: string;
   let nextAuthSecret: string;
+  const clock = new ManualClock();
 
   const nextAuthToken = (claims: Record<string, unknown>, options: jwt.SignOptions = { expiresIn: 600 }) =>
     jwt.sign(claims, nextAuthSecret, { algorithm: 'HS256', ...options });
@@ -22,7 +25,7 @@ describe('token exchange, app tokens and the Supabase bridge', () => {
 
   beforeAll(async () => {
     postgrest = await startPostgrestDouble();
-    t = await createTestApp({ SUPABASE_URL: postgrest.url });
+    t = await createTestApp({ SUPABASE_URL: postgrest.url }, { clock });
     supabaseSecret = t.config.auth.supabaseJwtSecret;
     nextAuthSecret = t.config.auth.nextAuthSecret!;
   });
@@ -80,6 +83,12 @@ describe('token exchange, app tokens and the Supabase bridge', () => {
       const victimEmail = uniqueEmail('victim');
       await t.http.post('/v1/auth/register').send({ email: victimEmail, password: 'attacker password' }).expect(202);
       const attacker = await t.http.post('/v1/auth/login').send({ email: victimEmail, password: 'attacker password' }).expect(200);
+      // an organization of theirs with an API key, whose secret only they ever saw
+      const attackerAuth = { Authorization: `Bearer ${attacker.body.accessToken}` };
+      const squatted: string = (await t.http.post('/v1/orgs').set(attackerAuth).send({ name: 'Squatted Co' }).expect(201)).body.id;
+      await onEnterprisePlan(t, squatted);
+      const key = (await t.http.post(`/v1/orgs/${squatted}/api-keys`).set(attackerAuth).send({ name: 'kept', scopes: ['org:read'] }).expect(201)).body;
+      await t.http.get(`/v1/orgs/${squatted}`).set({ Authorization: `Bearer ${key.secret}` }).expect(200);
       // and, while signed in, links a Hub identity of their own (verified for their address) and asks to move the account to
       // another address of theirs: both ways back in must go with the claim
       const attackerHub = nextAuthToken({ sub: `hub-${randomUUID()}`, email: uniqueEmail('attacker'), email_verified: true });
@@ -94,7 +103,8 @@ describe('token exchange, app tokens and the Supabase bridge', () => {
       const victimToken = supabaseToken({ sub: victimSub, email: victimEmail });
       const victim = await exchange({ token: victimToken }).expect(200);
       expect(victim.body.user.id).toBe(attacker.body.user.id);
-      expect(postgrest.requests).toEqual([expect.objectContaining({ method: 'GET', url: '/auth/v1/user', headers: expect.objectContaining({ authorization: `Bearer ${victimToken}` }) })]);
+      expect(postgrest.requests.filter((r) => r.url !== '/auth/v1/settings'))
+        .toEqual([expect.objectContaining({ method: 'GET', url: '/auth/v1/user', headers: expect.objectContaining({ authorization: `Bearer ${victimToken}` }) })]);
 
       const pw = await t.http.post('/v1/auth/login').send({ email: victimEmail, password: 'attacker password' }).expect(401);
       expect(pw.body.error.message).toBe('email or password is incorrect');
@@ -138,6 +148,54 @@ describe('token exchange, app tokens and the Supabase bridge', () => {
       expect(rows).toEqual([{ provider: 'password' }]);
       await t.http.post('/v1/auth/login').send({ email: owner.email, password: 'correct horse battery' }).expect(200);
       await t.http.get('/v1/orgs').set(owner.auth).expect(200);
+    });
+
+    it('a project that auto-confirms sign-ups proves no e-mail: signing up there with a victim\'s address takes nothing (409), linking proves nothing', async () => {
+      // GoTrue with [auth.email] enable_confirmations = false: the attacker signs up with the victim's address and is "confirmed" at once
+      const victim = await verifyEmailOf(t, await registerUser(t, 'autoconfirm-victim'));
+      postgrest.settings.mailerAutoconfirm = true;
+      clock.advance(SETTINGS_TTL_MS); // the project's settings are read again
+      const attackerSub = randomUUID();
+      postgrest.authUsers.set(attackerSub, { email: victim.email, email_confirmed_at: new Date().toISOString() });
+      try {
+        // a hook's email_verified claim, made from the same auto-set confirmation, proves no more
+        for (const claims of [{ sub: attackerSub }, { sub: randomUUID(), email_verified: true }]) {
+          const res = await exchange({ token: supabaseToken({ ...claims, email: victim.email }) }).expect(409);
+          expect(res.body.error.code).toBe('auth.link_required');
+          expect(res.body).not.toHaveProperty('accessToken');
+        }
+        expect(postgrest.requests).toEqual(expect.arrayContaining([expect.objectContaining({ method: 'GET', url: '/auth/v1/settings' })]));
+        const { rows } = await t.db.admin.query('SELECT provider, email_verified_at IS NOT NULL AS verified FROM core.user_identities WHERE user_id = $1', [victim.id]);
+        expect(rows).toEqual([{ provider: 'password', verified: true }]);
+        expect((await t.db.admin.query('SELECT 1 FROM core.user_identities WHERE subject = $1', [attackerSub])).rows).toEqual([]);
+
+        // the pre-registration defence holds: an auto-confirmed identity linked while signed in does not verify the account's e-mail
+        const squatter = await registerUser(t, 'autoconfirm-squatter');
+        const squatterSub = randomUUID();
+        postgrest.authUsers.set(squatterSub, { email: squatter.email, email_confirmed_at: new Date().toISOString() });
+        const linked = await t.http.post('/v1/auth/identities').set(squatter.auth).send({ token: supabaseToken({ sub: squatterSub, email: squatter.email }) }).expect(201);
+        expect(linked.body).toEqual(expect.arrayContaining([expect.objectContaining({ provider: 'supabase', email: squatter.email, emailVerified: false })]));
+        const verified = await t.db.admin.query('SELECT count(*)::int AS n FROM core.user_identities WHERE user_id = $1 AND email_verified_at IS NOT NULL', [squatter.id]);
+        expect(verified.rows).toEqual([{ n: 0 }]);
+
+        // settings that cannot be read prove nothing either (and are asked again next time)
+        postgrest.settings.mailerAutoconfirm = false;
+        postgrest.settings.status = 503;
+        clock.advance(SETTINGS_TTL_MS);
+        const unread = await exchange({ token: supabaseToken({ sub: attackerSub, email: victim.email }) }).expect(409);
+        expect(unread.body.error.code).toBe('auth.link_required');
+      } finally {
+        postgrest.settings.mailerAutoconfirm = false;
+        postgrest.settings.status = 200;
+        clock.advance(SETTINGS_TTL_MS);
+      }
+
+      // the same confirmation from a project that confirms by mail links the identity to the verified account
+      const owner = await exchange({ token: supabaseToken({ sub: attackerSub, email: victim.email }) }).expect(200);
+      expect(owner.body.user.id).toBe(victim.id);
+      const { rows } = await t.db.admin.query(
+        'SELECT provider, subject, email_verified_at IS NOT NULL AS verified FROM core.user_identities WHERE user_id = $1 ORDER BY provider', [victim.id]);
+      expect(rows).toEqual([{ provider: 'password', subject: victim.id, verified: true }, { provider: 'supabase', subject: attackerSub, verified: true }]);
     });
 
     it('links a provider-verified identity to an account whose e-mail is verified too, keeping its password', async () => {

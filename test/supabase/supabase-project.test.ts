@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { loadConfig } from '../../src/platform/config/config.js';
 import { listMigrations, migrate, supabaseCliMigrations } from '../../src/platform/database/migrator.js';
@@ -207,6 +209,40 @@ describe.each(postgresBinaries())('on a Supabase-shaped database (PostgreSQL $ma
           `SELECT (SELECT count(*)::int FROM auth.users u WHERE u.email = 'ada@example.com') AS auth_users,
                   (SELECT m.role FROM core.memberships m WHERE m.org_id = $1) AS role`, [org.body.id]);
         expect(rows).toEqual([{ auth_users: 1, role: 'owner' }]);
+
+        // that row mirrors the user for foreign keys; Supabase Auth (GoTrue) must never hand it out (its session's sub
+        // would be the user's id): every lookup by e-mail GoTrue makes leaves it out, those of its sign-up, OTP and
+        // password grant (FindUserByEmailAndAudience) and of its OAuth account linking (DetermineAccountLinking)
+        const adaId = login.body.user.id;
+        const { rows: [mirror] } = await check.query(`SELECT id::text, is_sso_user, instance_id, aud FROM auth.users WHERE email = 'ada@example.com'`);
+        expect(mirror).toEqual({ id: adaId, is_sso_user: true, instance_id: null, aud: null });
+        const gotrue = await check.query(
+          `SELECT (SELECT count(*)::int FROM auth.users WHERE instance_id = '00000000-0000-0000-0000-000000000000'
+                     AND lower(email) = $1 AND aud = 'authenticated' AND is_sso_user = false) AS sign_up,
+                  (SELECT count(*)::int FROM auth.users WHERE email ILIKE ANY($2) AND is_sso_user IS false) AS oauth_linking`,
+          ['ada@example.com', ['ada@example.com']]);
+        expect(gotrue.rows).toEqual([{ sign_up: 0, oauth_linking: 0 }]);
+
+        // a mirror row written before 20270210210100 is flagged by it (audited); a row GoTrue made (an exchanged
+        // Supabase user keeps its auth.users id) is not
+        const bob = randomUUID();
+        await check.query('UPDATE auth.users SET is_sso_user = false WHERE id = $1', [adaId]);
+        await check.query(`INSERT INTO core."User" (id, email) VALUES ($1, 'bob@example.com')`, [bob]);
+        await check.query(`INSERT INTO auth.users (instance_id, id, aud, email) VALUES ('00000000-0000-0000-0000-000000000000', $1, 'authenticated', 'bob@example.com')`, [bob]);
+        const asPostgres = new pg.Client({ connectionString: cluster.postgresUrl(APP_DB) });
+        await asPostgres.connect();
+        try {
+          await asPostgres.query(readFileSync(new URL('../../prisma/migrations/20270210210100_auth_user_mirror_not_claimable/migration.sql', import.meta.url), 'utf8'));
+        } finally {
+          await asPostgres.end();
+        }
+        const flags = await check.query(`SELECT id::text, is_sso_user FROM auth.users WHERE email IN ('ada@example.com', 'bob@example.com') ORDER BY email`);
+        expect(flags.rows).toEqual([{ id: adaId, is_sso_user: true }, { id: bob, is_sso_user: false }]);
+        const audited = await check.query(`SELECT org_id::text, actor_id, principal_type, entity_id, before, after FROM core.audit_logs WHERE action = 'auth.supabase_row_locked'`);
+        expect(audited.rows).toEqual([{
+          org_id: login.body.personalOrgId, actor_id: 'migration:20270210210100', principal_type: 'system', entity_id: adaId,
+          before: { isSsoUser: false }, after: { isSsoUser: true },
+        }]);
       } finally {
         await check.end();
       }

@@ -11,7 +11,8 @@
 --     and no grant option there;
 --   * anon, authenticated (NOLOGIN) and service_role (NOLOGIN, BYPASSRLS); authenticator, a NOINHERIT login that can
 --     switch into the three (PostgREST's login);
---   * schema auth owned by supabase_auth_admin, with auth.users, auth.uid(), auth.role(), auth.email(), auth.jwt();
+--   * schema auth owned by supabase_auth_admin, with auth.users (with GoTrue's is_sso_user and its partial unique
+--     index on the address), auth.uid(), auth.role(), auth.email(), auth.jwt();
 --   * pgcrypto in schema extensions;
 --   * the default privileges in public: every table, sequence and function that postgres (or supabase_admin)
 --     creates there grants ALL to anon, authenticated and service_role by name.
@@ -57,8 +58,11 @@ CREATE TABLE auth.users (
   raw_app_meta_data jsonb,
   raw_user_meta_data jsonb,
   created_at timestamptz,
-  updated_at timestamptz
+  updated_at timestamptz,
+  is_sso_user boolean NOT NULL DEFAULT false
 );
+-- GoTrue's unique address (its migration 20221215195500): SSO users may share one
+CREATE UNIQUE INDEX users_email_partial_key ON auth.users (email) WHERE is_sso_user = false;
 -- Supabase's current definitions: the claims of the request (PostgREST sets request.jwt.claims), falling
 -- back to the older per-claim settings
 CREATE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql STABLE AS $$

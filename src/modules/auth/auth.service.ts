@@ -261,10 +261,12 @@ export class AuthService {
   /**
    * A Supabase identity signing in for the first time, without a verified-e-mail claim: the project
    * says whether the e-mail is confirmed (outside any transaction: it is a network call). Known
-   * identities keep the verification they have.
+   * identities keep the verification they have. Neither a claim nor `email_confirmed_at` counts when
+   * the project auto-confirms sign-ups (SupabaseEmailCheck): anyone can sign up there with any address.
    */
   private async withEmailProof(identity: ExternalIdentity, token: string): Promise<ExternalIdentity> {
-    if (identity.provider !== 'supabase' || identity.emailVerified) return identity;
+    if (identity.provider !== 'supabase') return identity;
+    if (identity.emailVerified) return { ...identity, emailVerified: await this.supabaseEmails.projectConfirmsEmails() };
     const known = await this.privileged.run('auth.credentials', (db) => identityRepository.findUser(db, identity.provider, identity.subject));
     if (known) return identity;
     return { ...identity, emailVerified: await this.supabaseEmails.isConfirmed(token, identity.email) };

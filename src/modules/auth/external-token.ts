@@ -16,7 +16,8 @@ export interface ExternalIdentity {
    * Whether the token itself vouches that the e-mail is the user's: a top-level `email_verified: true`
    * claim (the Hub adds it for addresses it verified; a Supabase project can add it with a custom access
    * token hook). Never `user_metadata`, which a Supabase user edits at will, and never for anonymous
-   * users. Without the claim, the exchange asks the Supabase project (SupabaseEmailCheck).
+   * users. Without the claim, the exchange asks the Supabase project (SupabaseEmailCheck); with or without it,
+   * nothing of a project that auto-confirms e-mail sign-ups counts as verified.
    */
   emailVerified: boolean;
   name?: string;
