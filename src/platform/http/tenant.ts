@@ -146,12 +146,14 @@ export class TenantTransactionInterceptor implements NestInterceptor {
     if (scope === 'org') {
       orgId = req.params.orgId;
       if (!UUID.test(orgId ?? '')) throw PlatformErrors.notFound('organization', orgId);
+      // one spelling (as the validation pipe gives ids): the rate limit's bucket, the audit rows and the events key by it
+      orgId = orgId.toLowerCase();
     } else {
       if (principal.kind !== 'user') throw PlatformErrors.error('auth.user_required', 'this route acts for a signed-in user; a service key or API key cannot call it');
       orgId = principal.personalOrgId;
     }
     const header = req.headers['x-workspace-id'];
-    const workspaceId = typeof header === 'string' && header ? header : undefined;
+    const workspaceId = typeof header === 'string' && header ? header.toLowerCase() : undefined;
     if (workspaceId && !UUID.test(workspaceId)) throw PlatformErrors.error('workspace.invalid', 'X-Workspace-Id must be a UUID');
     let entered = false;
     const [letIn, letInWhat] = principal.kind === 'apiKey' ? [`key:${principal.keyId}`, 'this API key'] : [`org:${orgId}`, 'this organization'];

@@ -1,5 +1,6 @@
 import { type ArgumentMetadata, BadRequestException, ValidationError, ValidationPipe } from '@nestjs/common';
-import { getMetadataStorage, ValidationTypes, type ValidatorOptions } from 'class-validator';
+import { getMetadataStorage, IS_UUID, ValidationTypes, type ValidatorOptions } from 'class-validator';
+import { UUID } from './uuid.js';
 
 // @nestjs/swagger keeps each @ApiProperty's options under this key; the document and this check read the same metadata
 const API_PROPERTY = 'swagger/apiModelProperties';
@@ -319,6 +320,52 @@ function keepFreeFormJson(dto: unknown, raw: unknown, field: string, out: FieldP
   return dto;
 }
 
+/** Where a DTO class holds UUIDs (@IsUUID, `each` for an array of them) and nested DTOs (@ValidateNested). */
+interface UuidPlaces {
+  uuids: { property: string; each: boolean }[];
+  nested: string[];
+}
+const uuidPlaces = new WeakMap<object, UuidPlaces>();
+function uuidPlacesOf(target: object): UuidPlaces {
+  let places = uuidPlaces.get(target);
+  if (!places) {
+    const storage = getMetadataStorage() as unknown as { getTargetValidationMetadatas(target: unknown, schema: string | undefined, always: boolean, strictGroups: boolean): (RuleMetadata & { name?: string })[] };
+    const rules = storage.getTargetValidationMetadatas(target, undefined, false, false);
+    places = {
+      uuids: rules.filter((r) => r.name === IS_UUID).map((r) => ({ property: r.propertyName, each: !!r.each })),
+      nested: [...new Set(rules.filter((r) => r.type === ValidationTypes.NESTED_VALIDATION).map((r) => r.propertyName))],
+    };
+    uuidPlaces.set(target, places);
+  }
+  return places;
+}
+
+/**
+ * UUIDs reach the services in one spelling, lower case (PostgreSQL's): @IsUUID accepts upper case, and a service that
+ * keys a map or compares by id would take one id spelled two ways for two (one invoice allocated twice, a vendor taken
+ * for another). Lower-cases, in place, every property of a validated DTO (and of its nested DTOs) that @IsUUID checked.
+ */
+function canonicalUuids(dto: unknown): void {
+  if (Array.isArray(dto)) {
+    for (const v of dto) canonicalUuids(v);
+    return;
+  }
+  if (dto === null || typeof dto !== 'object') return;
+  const proto = Object.getPrototypeOf(dto);
+  if (!proto || proto === Object.prototype) return; // free-form JSON
+  const places = uuidPlacesOf(proto.constructor);
+  const d = dto as Record<string, unknown>;
+  for (const { property, each } of places.uuids) {
+    const v = d[property];
+    if (typeof v === 'string') d[property] = v.toLowerCase();
+    else if (each && Array.isArray(v)) d[property] = v.map((x) => (typeof x === 'string' ? x.toLowerCase() : x));
+  }
+  for (const property of places.nested) canonicalUuids(d[property]);
+}
+
+/** A path parameter that names a resource by id (`id`, `accountId`, `orgId`...): a UUID in it is taken in lower case, as in a body. */
+const isIdParam = (name: string | undefined) => !!name && (name === 'id' || name.endsWith('Id'));
+
 /** Unknown fields are rejected; each invalid field is named in the message and in details. */
 class RequestValidationPipe extends ValidationPipe {
   /** A valid body skips class-validator (FastValidityCheck); an invalid one gets class-validator's errors. */
@@ -354,6 +401,8 @@ class RequestValidationPipe extends ValidationPipe {
       unexpectedNulls(dto, '', nulls);
       if (nulls.length > 0) throw invalid(nulls);
     }
+    if (metadata.type === 'body' || metadata.type === 'query') canonicalUuids(dto);
+    else if (metadata.type === 'param' && isIdParam(metadata.data) && typeof dto === 'string' && UUID.test(dto)) dto = dto.toLowerCase();
     return dto;
   }
 }
