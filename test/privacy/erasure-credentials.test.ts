@@ -6,6 +6,7 @@ import { addMember, createOrg, onEnterprisePlan, registerUser, uniqueEmail, veri
 import { hashToken } from '../../src/modules/auth/token.service.js';
 import { PasswordHasher } from '../../src/modules/auth/password-hasher.js';
 import { DataExportService } from '../../src/modules/privacy/data-export.service.js';
+import { startPostgrestDouble, type PostgrestDouble } from '../auth/doubles/postgrest-double.js';
 
 const PASSWORD = 'correct horse battery';
 
@@ -20,16 +21,22 @@ describe('credentials issued before an erasure do not outlive it', () => {
   let t: TestApp;
   let nextAuthSecret: string;
   let supabaseSecret: string;
+  // the Supabase project's Auth API (GET /auth/v1/settings: it confirms e-mails by mail, so its tokens' email_verified counts)
+  let gotrue: PostgrestDouble;
 
   beforeAll(async () => {
-    t = await createTestApp({ AUTH_COOKIES: 'false', REDIS_URL: '' });
+    gotrue = await startPostgrestDouble();
+    t = await createTestApp({ AUTH_COOKIES: 'false', REDIS_URL: '', SUPABASE_URL: gotrue.url });
     nextAuthSecret = t.config.auth.nextAuthSecret!;
     supabaseSecret = t.config.auth.supabaseJwtSecret;
   });
   afterEach(() => {
     jest.restoreAllMocks();
   });
-  afterAll(() => t.close());
+  afterAll(async () => {
+    await t.close();
+    await gotrue.close();
+  });
 
   const q = async (sql: string, params: unknown[] = []) => (await t.db.admin.query(sql, params)).rows;
   const erase = (who: { auth: { Authorization: string } }) => t.http.delete('/v1/me').set(who.auth).send({}).expect(200);
