@@ -145,6 +145,7 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'table ai.runs': { authenticated: 'INSERT,SELECT,UPDATE', service_role: 'INSERT,SELECT,UPDATE' },
   'table ai.run_steps': { authenticated: 'INSERT,SELECT', service_role: 'INSERT,SELECT' },
   'column ai.run_steps(detail)': { service_role: 'UPDATE' }, // a person's erasure clears the steps of their runs (20270210040100)
+  'column ai.run_steps(error_message)': { service_role: 'UPDATE' }, // and their error messages (20270210120100)
   'table ai.budgets': { authenticated: RW, service_role: RW },
   'table ai.budget_usage': { authenticated: RW, service_role: RW },
   'table ai.budget_reservations': { authenticated: RW, service_role: RW },

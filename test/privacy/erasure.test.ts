@@ -6,8 +6,10 @@ import { ManualClock } from '../support/clock.js';
 import { addMember, createOrg, onPlan, registerUser, uniqueEmail, verifyEmailOf, type TestUser } from '../support/factories.js';
 import { startOpenAiDouble, type OpenAiDouble } from '../support/doubles/openai-double.js';
 import { agentsUrl } from '../agents/agents-support.js';
+import { startHeldAnswerProxy, type HeldAnswerProxy } from '../agents/held-answer-proxy.js';
 import { ledgerUrl, startBooks } from '../ledger/ledger-support.js';
 import { PERSONAL_DATA_CATALOG } from '../../src/modules/privacy/personal-data.catalog.js';
+import { locate } from '../../src/modules/privacy/erasure.repository.js';
 import { findEverywhere } from './columns.js';
 import { OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
 import { emailSubject } from '../../src/modules/privacy/audit-sealing.js';
@@ -32,14 +34,18 @@ const RETAINED = new Set(PERSONAL_DATA_CATALOG.flatMap((t) => Object.entries(t.c
 describe('DELETE /v1/me: erasure', () => {
   let t: TestApp;
   let llm: OpenAiDouble;
+  /** in front of the double: a test holds an answer (the provider has answered, the run not yet heard it) */
+  let proxy: HeldAnswerProxy;
   const clock = new ManualClock();
 
   beforeAll(async () => {
     llm = await startOpenAiDouble();
+    proxy = await startHeldAnswerProxy(llm.url);
     // jobs run in drain(); agents call the LLM double
-    t = await createTestApp({ AUTH_COOKIES: 'false', REDIS_URL: '', AI_BASE_URL: llm.url, AI_API_KEY: 'sk-test-erasure-0000' }, { clock });
+    t = await createTestApp({ AUTH_COOKIES: 'false', REDIS_URL: '', AI_BASE_URL: proxy.url, AI_API_KEY: 'sk-test-erasure-0000' }, { clock });
   });
   afterAll(async () => {
+    await proxy?.close(); // first: an answer a failed test still holds is let go, the app's request ends
     await t?.close();
     await llm?.close();
   });
@@ -246,6 +252,101 @@ describe('DELETE /v1/me: erasure', () => {
     expect(await left(verifiedRows)).toEqual([]);
     await t.http.delete('/v1/me').set(unverified.auth).send({ password: PASSWORD }).expect(200);
     expect(await left(unverifiedRows)).toEqual([...unverifiedRows].sort());
+  });
+
+  it('cancels their AI runs still running (theirs, and another member\'s naming them), audited as a cancel: a call answered meanwhile adds its cost, not its content', async () => {
+    const owner = await registerUser(t, 'runs-owner');
+    const orgId = await createOrg(t, owner, 'Running Runs Ltd');
+    await onPlan(t, orgId, 'professional');
+    const p = await verifyEmailOf(t, await person(t, 'running'));
+    await addMember(t, orgId, p, 'member');
+    const agentId = (await t.http.post(agentsUrl(orgId)).set(owner.auth).send({ name: 'Holder', type: 'assistant', modelId: 'gpt-4o-mini' }).expect(201)).body.id;
+    const q = (sql: string, params: unknown[]) => t.db.admin.query(sql, params);
+    /** An interactive run whose answer (naming p) the provider has given and the proxy holds; answers its id and release. */
+    const heldRun = async (who: TestUser, prompt: string) => {
+      llm.enqueue({ kind: 'text', content: `Noted for ${p.email}.`, usage: { prompt: 30, completion: 6 } });
+      const hold = proxy.holdNext();
+      const response = t.http.post(agentsUrl(orgId, `/${agentId}/runs`)).set(who.auth).send({ messages: [{ role: 'user', content: prompt }] }).then((r) => r);
+      await hold.held;
+      const { rows: [{ id }] } = await q(`SELECT id FROM ai.runs WHERE agent_id = $1 AND status = 'running' ORDER BY started_at DESC LIMIT 1`, [agentId]);
+      return { id: id as string, release: hold.release, response };
+    };
+    const own = await heldRun(p, 'Summarize my month.');
+    const others = await heldRun(owner, `Welcome ${p.email} to the team.`);
+    // a failed run of theirs whose error (and its step's) quotes the input: an error message is content too
+    const { rows: [{ id: failed }] } = await q(`INSERT INTO ai.runs (org_id, agent_id, model_id, started_by, trigger, input, started_at)
+      VALUES ($1, $2, 'gpt-4o-mini', $3, 'interactive', $4, now()) RETURNING id`, [orgId, agentId, p.id, JSON.stringify({ messages: [{ role: 'user', content: 'Look up x' }] })]);
+    await q(`INSERT INTO ai.run_steps (org_id, run_id, step_no, kind, name, status, error_class, error_message, started_at, ended_at, latency_ms, detail)
+      VALUES ($1, $2, 1, 'tool_call', 'query_semantic', 'failed', 'tool_error', $3, now(), now(), 0, '{}')`, [orgId, failed, `invalid input syntax for type uuid: "${p.email}"`]);
+    await q(`UPDATE ai.runs SET status = 'failed', stop_reason = 'error', error_class = 'tool_error', error_message = $2, finished_at = now() WHERE id = $1`,
+      [failed, `the tool failed on "${p.email}"`]);
+
+    const erased = await Promise.resolve(t.http.delete('/v1/me').set(p.auth).send({ password: PASSWORD })).finally(() => [own, others].forEach((r) => r.release()));
+    expect(erased.status).toBe(200);
+    await Promise.all([own.response, others.response]);
+    const stored = async (id: string) => (await q(`SELECT r.status, r.error_class, r.input::text AS input, r.output, r.error_message, r.steps, r.cost > 0 AS charged,
+      (SELECT json_agg(json_build_object('detail', s.detail, 'error', s.error_message) ORDER BY s.step_no) FROM ai.run_steps s WHERE s.org_id = r.org_id AND s.run_id = r.id) AS trace
+      FROM ai.runs r WHERE r.id = $1`, [id])).rows[0];
+    // cancelled by the erasure; no content, nor the cancel's message (an error message goes with the erasure)
+    const cancelled = { status: 'cancelled', error_class: 'cancelled', input: '{}', output: null, error_message: null };
+    // the starter's own execution cannot write any more (their sessions and membership ended): its call adds nothing
+    expect(await stored(own.id)).toEqual({ ...cancelled, steps: 0, charged: false, trace: null });
+    // the owner's run naming them: its answered call is stored with its cost, without the answer
+    expect(await stored(others.id)).toEqual({ ...cancelled, steps: 1, charged: true, trace: [{ detail: {}, error: null }] });
+    expect(await stored(failed)).toMatchObject({ status: 'failed', error_class: 'tool_error', input: '{}', error_message: null, trace: [{ detail: {}, error: null }] });
+    expect((await findEverywhere(t.db.admin, p.email)).filter((f) => f.startsWith('ai.'))).toEqual([]);
+    // each cancel audited as the API's is (the erased person its actor), the erasure with the count
+    const audits = await q(`SELECT entity_id, actor_id, before, after->>'status' AS status FROM core.audit_logs WHERE org_id = $1 AND action = 'ai.run_cancelled' ORDER BY entity_id`, [orgId]);
+    expect(audits.rows).toEqual([own.id, others.id].sort().map((id) => ({ entity_id: id, actor_id: p.id, before: { status: 'running' }, status: 'cancelled' })));
+    const erasure = await q(`SELECT after->>'runsCancelled' AS n FROM core.audit_logs WHERE action = 'user.erased' AND entity_id = $1`, [p.id]);
+    expect([erasure.rows, erased.body.userId]).toEqual([[{ n: '2' }], p.id]);
+  });
+
+  it('looks for the runs naming the person in their organizations only, by index: those they left and those that invited them included', async () => {
+    const owner = await registerUser(t, 'orgs-owner');
+    const p = await verifyEmailOf(t, await person(t, 'orgs'));
+    const q = (sql: string, params: unknown[]) => t.db.admin.query(sql, params);
+    /** A finished run of `orgId` naming p's address, started by `by` (an agent of its own). */
+    const runNaming = async (orgId: string, by: TestUser) => {
+      const agentId = (await q(`INSERT INTO ai.agents (org_id, name, type, model_id, created_by) VALUES ($1, 'Scribe', 'assistant', 'gpt-4o-mini', $2) RETURNING id`, [orgId, owner.id])).rows[0].id;
+      const { rows: [{ id }] } = await q(`INSERT INTO ai.runs (org_id, agent_id, model_id, started_by, trigger, input, started_at)
+        VALUES ($1, $2, 'gpt-4o-mini', $3, 'interactive', $4, now()) RETURNING id`, [orgId, agentId, by.id, JSON.stringify({ messages: [{ role: 'user', content: `Mail ${p.email}` }] })]);
+      await q(`UPDATE ai.runs SET status = 'succeeded', stop_reason = 'answer', output = 'done', finished_at = now() WHERE id = $1`, [id]);
+      return id as string;
+    };
+    // an organization they left (its run started by them), one that invited them, one they never knew
+    const left = await createOrg(t, owner, 'Left Ltd');
+    await addMember(t, left, p, 'member');
+    const leftRun = await runNaming(left, p);
+    await t.http.delete(`/v1/orgs/${left}/members/me`).set(p.auth).expect(204);
+    const inviting = await createOrg(t, owner, 'Inviting Ltd');
+    await t.http.post(`/v1/orgs/${inviting}/invitations`).set(owner.auth).send({ email: p.email, role: 'viewer' }).expect(201);
+    const invitedRun = await runNaming(inviting, owner);
+    const stranger = await createOrg(t, owner, 'Stranger Ltd');
+    const strangerRun = await runNaming(stranger, owner);
+
+    // the erasure's statement over the runs (as the catalog builds it), planned with sequential scans priced out: the
+    // organizations bound it to an index, not every organization's runs
+    const runs = PERSONAL_DATA_CATALOG.find((x) => x.table === 'ai.runs')!;
+    const where = locate(runs, { userId: p.id, emails: [p.email], orgIds: [left, inviting] })!;
+    const client = await t.db.admin.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query('SET LOCAL enable_seqscan = off');
+      const { rows } = await client.query(`EXPLAIN (COSTS OFF) SELECT x.id FROM ai.runs x WHERE ${where.sql}`, where.values);
+      const plan = rows.map((r: Record<string, string>) => r['QUERY PLAN']).join('\n');
+      expect(plan).not.toMatch(/Seq Scan/);
+      expect(plan).toMatch(/Index Scan.* on runs_agent_idx/);
+    } finally {
+      await client.query('ROLLBACK');
+      client.release();
+    }
+
+    await t.http.delete('/v1/me').set(p.auth).send({ password: PASSWORD }).expect(200);
+    const inputs = await q(`SELECT id, input::text AS input FROM ai.runs WHERE id = ANY($1::uuid[])`, [[leftRun, invitedRun, strangerRun]]);
+    const erasedOnes = inputs.rows.filter((r) => r.input === '{}').map((r) => r.id).sort();
+    // a run of an organization they never belonged to nor were invited to is that organization's record: kept
+    expect(erasedOnes).toEqual([leftRun, invitedRun].sort());
   });
 
   it('a service key cannot erase anybody', async () => {

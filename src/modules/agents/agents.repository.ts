@@ -32,6 +32,12 @@ const toStep = (r: Selectable<DB['ai.run_steps']>): RunStepDto => ({
   tokensCounted: r.tokens_counted, cost: dec(r.cost), prices: r.prices as RunStepDto['prices'], detail: r.detail as RunStepDto['detail'],
 });
 
+/**
+ * A run whose content a person's erasure took: its input is '{}' (personal-data.catalog's ai.runs; a run is created with
+ * its messages). The erasure cancelled it if it was running: a late LLM call's step on it stores no content.
+ */
+const ERASED = sql<boolean>`input = '{}'::jsonb`.as('erased');
+
 /** A run's status and counters (RunDto's), as a step leaves them. */
 export type RunTotals = Pick<RunDto, 'status' | 'errorClass' | 'cost' | 'steps' | 'usage'>;
 
@@ -200,9 +206,9 @@ export const agentsRepository = {
    * run's execution adds steps: the step read after the lock stays as read.
    */
   async lockCallInFlight(db: Db, orgId: string, id: string, stepNo: number | null):
-  Promise<{ callId: string | null; status: 'running' | 'cancelled' | 'swept'; cancelledMidCall: boolean; stepStored: boolean } | undefined> {
+  Promise<{ callId: string | null; status: 'running' | 'cancelled' | 'swept'; cancelledMidCall: boolean; stepStored: boolean; erased: boolean } | undefined> {
     const [r] = await db.run(qb.selectFrom('ai.runs')
-      .select(['call_in_flight_id', 'status', sql<boolean>`coalesce(status = 'cancelled' AND call_in_flight_until > finished_at, false)`.as('cancelled_mid_call')])
+      .select(['call_in_flight_id', 'status', sql<boolean>`coalesce(status = 'cancelled' AND call_in_flight_until > finished_at, false)`.as('cancelled_mid_call'), ERASED])
       .where('org_id', '=', orgId).where('id', '=', id)
       .where((eb) => eb.or([eb('status', 'in', ['running', 'cancelled']), eb.and([eb('status', '=', 'failed'), eb('error_class', '=', 'worker_lost')])]))
       .forUpdate());
@@ -210,7 +216,7 @@ export const agentsRepository = {
     const status = r.status === 'failed' ? 'swept' as const : r.status as 'running' | 'cancelled';
     const stepStored = status !== 'running' && stepNo !== null && (await db.run(qb.selectFrom('ai.run_steps').select('step_no')
       .where('org_id', '=', orgId).where('run_id', '=', id).where('step_no', '=', stepNo))).length > 0;
-    return { callId: r.call_in_flight_id, status, cancelledMidCall: r.cancelled_mid_call, stepStored };
+    return { callId: r.call_in_flight_id, status, cancelledMidCall: r.cancelled_mid_call, stepStored, erased: r.erased };
   },
 
   async getRun(db: Db, orgId: string, agentId: string, id: string): Promise<RunDto | undefined> {
@@ -231,14 +237,15 @@ export const agentsRepository = {
   },
 
   /**
-   * Locks the run and answers its status and error class (undefined: no such run), and whether it was cancelled while an
-   * LLM call of its execution was in flight (the cancel then left the run's event to the execution).
+   * Locks the run and answers its status and error class (undefined: no such run), whether it was cancelled while an
+   * LLM call of its execution was in flight (the cancel then left the run's event to the execution), and whether a
+   * person's erasure took its content (ERASED).
    */
-  async lockRun(db: Db, orgId: string, id: string): Promise<{ status: string; errorClass: string | null; cancelledMidCall: boolean } | undefined> {
+  async lockRun(db: Db, orgId: string, id: string): Promise<{ status: string; errorClass: string | null; cancelledMidCall: boolean; erased: boolean } | undefined> {
     const [r] = await db.run(qb.selectFrom('ai.runs')
-      .select(['status', 'error_class', sql<boolean>`coalesce(status = 'cancelled' AND call_in_flight_until > finished_at, false)`.as('cancelled_mid_call')])
+      .select(['status', 'error_class', sql<boolean>`coalesce(status = 'cancelled' AND call_in_flight_until > finished_at, false)`.as('cancelled_mid_call'), ERASED])
       .where('org_id', '=', orgId).where('id', '=', id).forUpdate());
-    return r && { status: r.status, errorClass: r.error_class, cancelledMidCall: r.cancelled_mid_call };
+    return r && { status: r.status, errorClass: r.error_class, cancelledMidCall: r.cancelled_mid_call, erased: r.erased };
   },
 
   /**

@@ -16,7 +16,7 @@ import { CallTimer, LlmError, Sleeper, withRetries, type ChatMessage, type ChatR
 import { createLlmProvider, type ProviderConnection } from '../../platform/ai/openai-provider.js';
 import type { LlmProvider } from '../../platform/ai/llm-provider.js';
 import { countChatInputTokens, countTextTokens } from '../../platform/ai/token-count.js';
-import { AuditService } from '../audit/audit.service.js';
+import { AuditService, type AuditEntry } from '../audit/audit.service.js';
 import { EntitlementsService } from '../billing/entitlements.service.js';
 import { AgentErrors } from './agents.errors.js';
 import type { AgentDto, CreateRunDto, ErrorClass, RunDto, RunStepDto } from './agents.dto.js';
@@ -175,6 +175,27 @@ function resumeConversation(steps: readonly RunStepDto[]): { messages: ChatMessa
     pendingTools = pendingTools.filter((c) => c.id !== toolCallId);
   }
   return { messages, calls, pendingTools, lastContent };
+}
+
+/**
+ * The event of a finished run: agent.run.completed, or agent.run.failed (failed, cancelled), with its counters as stored
+ * (RunsService; the erasure's cancel of a person's runs too).
+ */
+export function runFinishedEvent(run: RunDto): [type: string, payload: Record<string, unknown>] {
+  const common = { runId: run.id, agentId: run.agentId, startedBy: run.startedBy, trigger: run.trigger, steps: run.steps, cost: run.cost };
+  return run.status === 'succeeded'
+    ? ['agent.run.completed', { ...common, stopReason: run.stopReason, usage: run.usage, latencyMs: run.latencyMs ?? 0 }]
+    : ['agent.run.failed', { ...common, errorClass: run.errorClass as ErrorClass, message: run.errorMessage ?? '' }];
+}
+
+/** The audit entry of a run's finish (RunsService.auditFinished says which; the erasure's cancel of a person's runs too). */
+export function runFinishedAudit(run: RunDto, extra: Record<string, unknown> = {}): AuditEntry {
+  const own = run.errorClass === 'budget_exceeded' || run.errorClass === 'internal' || run.errorClass === 'worker_lost';
+  const action = run.status === 'failed' ? (own ? `ai.run_${run.errorClass}` : 'ai.run_failed') : `ai.run_${run.status}`;
+  return {
+    action, entityType: 'ai_run', entityId: run.id, before: { status: 'running' },
+    after: { status: run.status, errorClass: run.errorClass, stopReason: run.stopReason, cost: run.cost, usage: run.usage, steps: run.steps, ...extra },
+  };
 }
 
 /** Tokens of a model's output, counted (the provider reported none, or the call failed before it could). */
@@ -350,7 +371,7 @@ export class RunsService implements OnModuleInit {
       ...unstored.step, status: 'failed', errorClass: 'internal',
       errorMessage: 'its step could not be stored when the call ended (an internal error): stored with what the provider billed, its answer not used',
     };
-    await this.storeCallStep(tx, s.run.id, unstored.callId, step);
+    await this.storeCallStep(tx, s.run.id, unstored.callId, step, call.erased);
     return step;
   }
 
@@ -683,7 +704,7 @@ export class RunsService implements OnModuleInit {
     const run = await repo.lockRun(tx.db, tx.orgId, runId);
     await this.settle(tx, agentId, callId, step.cost ?? new Decimal(0), totalTokens(step.usage ?? { input: 0, output: 0, cachedInput: 0, cacheWrite: 0 }), step.endedAt);
     const stored = run?.status === 'running' || run?.status === 'cancelled' || (run?.status === 'failed' && run.errorClass === 'worker_lost');
-    if (stored) await this.storeCallStep(tx, runId, callId, step);
+    if (stored) await this.storeCallStep(tx, runId, callId, step, !!run?.erased);
     if (run?.cancelledMidCall) this.cancelEventOwed.add(runId);
     return { stored, running: run?.status === 'running' };
   }
@@ -693,10 +714,12 @@ export class RunsService implements OnModuleInit {
    * call: cancelled, or failed by the sweep), the step changes the run's counters after its finish was audited (with the
    * totals before the call): audited here, in the same transaction, as ai.run_late_call with the run's totals before and
    * after the step, the call and the step's status. The run's event is not emitted again (a cancel mid-call left it to
-   * the execution, finish; the sweep's stands).
+   * the execution, finish; the sweep's stands). On a run whose content a person's erasure took (`erased`: it cancelled the
+   * run, or found it finished), the step keeps its tokens, cost and status but no content: no detail (the model's answer,
+   * its failed attempts), no error message.
    */
-  private async storeCallStep(tx: TenantTx, runId: string, callId: string, step: StepRow): Promise<void> {
-    const after = await repo.addStep(tx.db, tx.orgId, runId, step, this.lease());
+  private async storeCallStep(tx: TenantTx, runId: string, callId: string, step: StepRow, erased: boolean): Promise<void> {
+    const after = await repo.addStep(tx.db, tx.orgId, runId, erased ? { ...step, detail: {}, errorMessage: null } : step, this.lease());
     if (after.status === 'running') return;
     const u = step.usage ?? { input: 0, output: 0, cachedInput: 0, cacheWrite: 0 };
     await this.audit.record(tx, {
@@ -789,12 +812,9 @@ export class RunsService implements OnModuleInit {
     return done;
   }
 
-  /** The event of a finished run: agent.run.completed, or agent.run.failed (failed, cancelled), with its counters as stored. */
+  /** The event of a finished run (runFinishedEvent). */
   private emitFinished(tx: TenantTx | { db: Db; orgId: string }, run: RunDto): Promise<void> {
-    const common = { runId: run.id, agentId: run.agentId, startedBy: run.startedBy, trigger: run.trigger, steps: run.steps, cost: run.cost };
-    return run.status === 'succeeded'
-      ? emitEvent(tx, 'agent.run.completed', { ...common, stopReason: run.stopReason, usage: run.usage, latencyMs: run.latencyMs ?? 0 })
-      : emitEvent(tx, 'agent.run.failed', { ...common, errorClass: run.errorClass as ErrorClass, message: run.errorMessage ?? '' });
+    return emitEvent(tx, ...runFinishedEvent(run));
   }
 
   /**
@@ -809,12 +829,7 @@ export class RunsService implements OnModuleInit {
    * its step later). The row travels with the transaction's COMMIT: no round trip of its own.
    */
   private auditFinished(tx: TenantTx, run: RunDto, extra: Record<string, unknown> = {}): Promise<void> {
-    const own = run.errorClass === 'budget_exceeded' || run.errorClass === 'internal' || run.errorClass === 'worker_lost';
-    const action = run.status === 'failed' ? (own ? `ai.run_${run.errorClass}` : 'ai.run_failed') : `ai.run_${run.status}`;
-    return this.audit.record(tx, {
-      action, entityType: 'ai_run', entityId: run.id, before: { status: 'running' },
-      after: { status: run.status, errorClass: run.errorClass, stopReason: run.stopReason, cost: run.cost, usage: run.usage, steps: run.steps, ...extra },
-    });
+    return this.audit.record(tx, runFinishedAudit(run, extra));
   }
 
   /**

@@ -1,4 +1,8 @@
+import type { Selectable } from 'kysely';
 import type { Db } from '../../platform/database/database.service.js';
+import type { DB } from '../../platform/database/query-builder.js';
+import type { RunDto } from '../agents/agents.dto.js';
+import { toRun } from '../agents/agents.repository.js';
 import { emailSubject } from './audit-sealing.js';
 import { PERSONAL_DATA_CATALOG, partyTable, type PersonalDataTable, type Treatment } from './personal-data.catalog.js';
 
@@ -90,6 +94,49 @@ export const erasureRepository = {
     return rows.map((r) => r.email);
   },
 
+  /**
+   * The organizations the person is or was in (LocatedPerson.orgIds: the erasure's bound of tables with an orgColumn): those
+   * they belong to (deleted ones too), those they left or were removed from (the audit entries about their membership),
+   * and those that invited one of their proven addresses (`emails`: its invitation, or the audit entries sealed with its
+   * key, which outlive a purged invitation). Before the erasure ends their memberships, deletes the invitations and
+   * shreds the keys. Each lookup has an index but the invitations' (a small table, which the erasure reads whole anyway).
+   */
+  async organizationsOf(db: Db, userId: string, emails: string[]): Promise<string[]> {
+    const subjects = emails.map(emailSubject);
+    const rows = await db.$queryRaw<{ org_id: string }[]>`
+      SELECT org_id FROM core.memberships WHERE user_id = ${userId}
+      UNION SELECT org_id FROM core.audit_logs WHERE entity_type IN ('user', 'membership') AND entity_id = ${userId}
+      UNION SELECT org_id FROM core.invitations WHERE lower(email) = ANY(${emails}::text[])
+      UNION SELECT org_id FROM core.audit_logs WHERE entity_type = 'invitation'
+        AND coalesce(after->'$sealed'->>'k', before->'$sealed'->>'k') = ANY(ARRAY(SELECT k.id::text FROM core.personal_data_keys k WHERE k.subject = ANY(${subjects}::text[])))
+      ORDER BY 1`;
+    return rows.map((r) => r.org_id);
+  },
+
+  /**
+   * Cancels the AI runs of the person (the catalog's ai.runs: those they started, those naming them) still running or
+   * waiting for their job, as the API's cancel does (cancelled, by a person; RunsService.cancel), at `now`: their executions
+   * stop at their next step, and a call in flight adds only its step, without content (its run's input, '{}' once the
+   * erasure commits, marks it erased). Every run of theirs is locked first, finished ones too: a late call of one waits
+   * for the erasure to commit, then stores no content; one that committed before is in the erasure's statements' snapshot.
+   * Answers the runs cancelled, as stored, with their organization and whether a call of theirs was in flight (the
+   * cancel then leaves the run's event to its execution).
+   */
+  async cancelRuns(db: Db, person: LocatedPerson, now: Date): Promise<{ orgId: string; run: RunDto; midCall: boolean }[]> {
+    const t = PERSONAL_DATA_CATALOG.find((x) => x.table === 'ai.runs')!;
+    const where = locate(t, person)!;
+    const locked = await db.$queryRawUnsafe<{ org_id: string; id: string; status: string }[]>(
+      `SELECT x.org_id, x.id, x.status FROM ai.runs x WHERE ${where.sql} ORDER BY x.org_id, x.id FOR UPDATE`, ...where.values);
+    const running = locked.filter((r) => r.status === 'running');
+    if (!running.length) return [];
+    const rows = await db.$queryRaw<(Selectable<DB['ai.runs']> & { mid_call: boolean })[]>`
+      UPDATE ai.runs SET status = 'cancelled', stop_reason = 'cancelled', error_class = 'cancelled', error_message = 'cancelled by a person',
+        finished_at = ${now}, latency_ms = greatest(0, round(extract(epoch FROM (${now}::timestamptz - started_at)) * 1000))::int, lease_until = NULL
+      WHERE (org_id, id) IN (SELECT * FROM unnest(${running.map((r) => r.org_id)}::uuid[], ${running.map((r) => r.id)}::uuid[])) AND status = 'running'
+      RETURNING *, coalesce(call_in_flight_until > ${now}::timestamptz, false) AS mid_call`;
+    return rows.map(({ mid_call, ...r }) => ({ orgId: r.org_id, run: toRun(r), midCall: mid_call }));
+  },
+
   async revokeSessions(db: Db, userId: string): Promise<number> {
     const n = await db.$executeRaw`UPDATE core.sessions SET revoked_at = now(), revoked_reason = 'erased' WHERE user_id = ${userId} AND revoked_at IS NULL`;
     await db.$executeRaw`DELETE FROM core.refresh_tokens WHERE user_id = ${userId}`;
@@ -168,6 +215,8 @@ export const erasureRepository = {
 export interface LocatedPerson {
   userId: string;
   emails: string[];
+  /** the erasure's: the organizations they are or were in (erasureRepository.organizationsOf), the bound of tables with an orgColumn */
+  orgIds?: string[];
 }
 
 /** The treatments that change a row (the others leave it as it is). */
@@ -176,7 +225,8 @@ const CHANGED = new Set<Treatment['kind']>(['erase', 'pseudonymize', 'delete-row
 /**
  * The WHERE clause that finds the person's rows of a catalog table aliased `x`, with its parameters ($1, $2: the user id
  * and the e-mails, as the clause uses them); undefined for tables erased otherwise (parties) or never. `erasure`: the
- * table's `alsoErasedBy` locators count too (an export leaves them out: those rows are other people's records). A person
+ * table's `alsoErasedBy` locators count too (an export leaves them out: those rows are other people's records), and a table
+ * with an orgColumn is looked at in the person's organizations only (`person.orgIds`, which the erasure must give). A person
  * with no proven address is located by nothing e-mail-based (an e-mail column matches no row; no value is scanned).
  */
 export function locate(t: PersonalDataTable, person: LocatedPerson, erasure = true): { sql: string; values: unknown[] } | undefined {
@@ -190,6 +240,7 @@ interface Params {
   param: (v: unknown) => string;
   user?: string;
   emails?: string;
+  orgs?: string;
 }
 
 function conditionOf(t: PersonalDataTable, person: LocatedPerson, erasure: boolean, alias: string, p: Params, depth: number): string | undefined {
@@ -236,7 +287,12 @@ function conditionOf(t: PersonalDataTable, person: LocatedPerson, erasure: boole
     }
   }).filter((c): c is string => !!c);
   if (!conditions.length) return undefined;
-  return conditions.length === 1 ? conditions[0] : conditions.map((c) => `(${c})`).join(' OR ');
+  const any = conditions.length === 1 ? conditions[0] : conditions.map((c) => `(${c})`).join(' OR ');
+  if (!erasure || !t.orgColumn) return any;
+  // only in their organizations: an index on the organization column, not the whole table's rows
+  if (!person.orgIds) throw new Error(`${t.table}: the erasure looks only in the person's organizations; none given`);
+  const orgs = (p.orgs ??= p.param(person.orgIds));
+  return `${col(t.orgColumn)} = ANY(${orgs}::uuid[]) AND (${any})`;
 }
 
 /** The retention job's statements: each deletes one data class older than its cutoff (computed from the injected clock). */

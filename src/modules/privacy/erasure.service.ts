@@ -15,6 +15,7 @@ import { personalDataKeyRepository } from './personal-data-key.repository.js';
 import { PrivacyErrors } from './privacy.errors.js';
 import { DataExportService } from './data-export.service.js';
 import { emitEvent } from '../../platform/events/events.js';
+import { runFinishedAudit, runFinishedEvent } from '../agents/runs.service.js';
 
 /** How recent the sign-in (of the access token's session) must be to erase without the password. */
 export const RECENT_SIGN_IN_SECONDS = 300;
@@ -56,9 +57,13 @@ export class ErasureService {
       const deleted = memberships.filter((m) => m.accountType === 'personal' || m.members === 1).map((m) => m.orgId);
       const left = memberships.filter((m) => !deleted.includes(m.orgId)).map((m) => m.orgId);
 
+      // not even the client's address in what it audits: it would be new personal data about the erased person
+      const meta = { requestId: client.requestId };
       // crypto-shredding: the keys that sealed their data in audit snapshots go (the audit rows stay as written)
       // only addresses they proved: an unverified one may be another person's (an invitee's), whose key must stay
       const emails = await erasureRepository.provenEmails(db, userId);
+      // before their memberships end, their invitations go and their keys are shredded: the bound of the erasure's run lookups
+      const orgIds = await erasureRepository.organizationsOf(db, userId, emails);
       const keysShredded = await personalDataKeyRepository.deleteSubjects(db, [userSubject(userId), ...emails.map(emailSubject)]);
       const sessionsRevoked = await erasureRepository.revokeSessions(db, userId);
       const exportsExpired = await this.exports.expireOfPerson(db, userId);
@@ -68,15 +73,23 @@ export class ErasureService {
       for (const m of memberships.filter((x) => deleted.includes(x.orgId))) {
         await emitEvent({ db, orgId: m.orgId }, 'organization.deleted', { organizationId: m.orgId, accountType: m.accountType, reason: 'erased' });
       }
+      // their runs still running stop before their content goes (a late call adds no content), each audited as a cancel
+      // is and its event emitted as the cancel emits it (RunsService.cancel: left to an execution with a call in flight)
+      const runsCancelled = await erasureRepository.cancelRuns(db, { userId, emails, orgIds }, new Date(this.clock.now()));
+      for (const { orgId, run, midCall } of runsCancelled) {
+        if (!midCall) await emitEvent({ db, orgId }, ...runFinishedEvent(run));
+        await this.audit.recordPrivileged(db, orgId, principal, runFinishedAudit(run), meta);
+      }
       const inviterNamesCleared = await erasureRepository.clearInviterNames(db, userId);
-      const rows = await erasureRepository.applyCatalog(db, { userId, emails });
+      const rows = await erasureRepository.applyCatalog(db, { userId, emails, orgIds });
       await erasureRepository.eraseAuthUser(db, userId, erasedEmail(userId));
 
       // audited without personal data: ids and counts only
       const erasedAt = new Date(this.clock.now()).toISOString();
-      const after = { deletedOrganizationIds: deleted, leftOrganizationIds: left, sessionsRevoked, exportsExpired: exportsExpired.count, rowsByTable: rows, inviterNamesCleared, keysShredded };
-      // not even the client's address: it would be new personal data about the erased person
-      const meta = { requestId: client.requestId };
+      const after = {
+        deletedOrganizationIds: deleted, leftOrganizationIds: left, sessionsRevoked, exportsExpired: exportsExpired.count, rowsByTable: rows, inviterNamesCleared,
+        keysShredded, runsCancelled: runsCancelled.length,
+      };
       await this.audit.recordPrivileged(db, principal.personalOrgId, principal, { action: 'user.erased', entityType: 'user', entityId: userId, after }, meta);
       for (const orgId of left) {
         await this.audit.recordPrivileged(db, orgId, principal, { action: 'membership.erased', entityType: 'membership', entityId: userId }, meta);

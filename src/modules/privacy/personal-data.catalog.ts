@@ -63,6 +63,13 @@ export interface PersonalDataTable {
   alsoErasedBy?: PersonLocator[];
   /** More rows that are the person's own (any of them matches), in their export and their erasure: audit entries about them. */
   alsoLocatedBy?: PersonLocator[];
+  /**
+   * The column of the row's organization, when every row the erasure takes from this table is in an organization the
+   * person is or was a member of, or one that invited one of their proven addresses (LocatedPerson.orgIds): the erasure
+   * then looks only there, by an index leading on it, not through every organization's rows. Not for the transport
+   * tables (a job, a mail may name them from anywhere; the retention job purges them).
+   */
+  orgColumn?: string;
   columns: Record<string, Treatment>;
   /** what an export's README says this table holds */
   describes: string;
@@ -243,16 +250,22 @@ export const PERSONAL_DATA_CATALOG: PersonalDataTable[] = [
   { table: 'core.data_exports', person: { kind: 'user', column: 'user_id' }, describes: 'the data exports you asked for', columns: { file_name: notPersonal('the export file, named by its id') } },
   {
     // also the runs that name the person's address (an event trigger pastes the event's payload, e.g. member.invited's
-    // e-mail, into its run's input): the content goes, the run's tokens, cost and status stay (budgets, usage)
-    table: 'ai.runs', person: { kind: 'user', column: 'started_by' }, alsoErasedBy: [{ kind: 'value-scan' }],
+    // e-mail, into its run's input): the content goes, the run's tokens, cost and status stay (budgets, usage). Only in
+    // their organizations (orgColumn): they started runs as a member, and an invitation names them in the organization
+    // that sent it; a run of an organization they never knew that names their address is that organization's record.
+    // The erasure cancels those still running first (erasureRepository.cancelRuns): their input '{}' marks them erased,
+    // and a late LLM call's step stores no content (RunsService.storeCallStep)
+    table: 'ai.runs', person: { kind: 'user', column: 'started_by' }, alsoErasedBy: [{ kind: 'value-scan' }], orgColumn: 'org_id',
     describes: 'AI agent runs you started (your prompts and the answers)',
-    columns: { input: { kind: 'pseudonymize', sql: `'{}'::jsonb` }, output: ERASE },
+    // an error message may quote the input (a provider's refusal, a tool's error): its error class stays
+    columns: { input: { kind: 'pseudonymize', sql: `'{}'::jsonb` }, output: ERASE, error_message: ERASE },
   },
   {
-    // the steps of those runs (the model's answers, tool arguments and results): erased with their run, before it
-    table: 'ai.run_steps', person: { kind: 'through', table: 'ai.runs', columns: [['org_id', 'org_id'], ['run_id', 'id']] },
+    // the steps of those runs (the model's answers, tool arguments and results, errors quoting them): erased with their
+    // run, before it
+    table: 'ai.run_steps', person: { kind: 'through', table: 'ai.runs', columns: [['org_id', 'org_id'], ['run_id', 'id']] }, orgColumn: 'org_id',
     describes: 'the steps of AI agent runs you started (model answers, tool calls)',
-    columns: { name: notPersonal('a tool or step name'), detail: { kind: 'pseudonymize', sql: `'{}'::jsonb` } },
+    columns: { name: notPersonal('a tool or step name'), detail: { kind: 'pseudonymize', sql: `'{}'::jsonb` }, error_message: ERASE },
   },
   { table: 'finance.bills', person: { kind: 'user', column: 'claimant_id' }, describes: 'your expense claims (bills of kind expense_claim)', columns: {} },
   {
