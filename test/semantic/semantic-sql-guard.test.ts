@@ -72,14 +72,55 @@ describe('semantic SQL guard: fences and growth bound', () => {
     await acceptSemanticQuery(`SELECT concat_ws(', ', memo, account_code), replace(memo, ',', '; '), regexp_replace(memo, '\\s+', ' ', 'g') FROM semantic.v_gl_fact`);
   });
 
+  it('accepts the everyday shapes the bounds weigh: aggregated arrays, JSON of columns, casts, and many CTEs and derived tables (fenced)', async () => {
+    await acceptSemanticQuery(`SELECT array_to_string(array_agg(memo), ', '), array_to_string(ARRAY(SELECT account_code FROM semantic.v_gl_fact), ',', '-'),
+      json_agg(json_build_object('memo', memo, 'code', account_code, 'amount', amount, 'date', entry_date)), to_json(ARRAY[memo, account_code])::text,
+      to_jsonb(json_build_object('a', memo)), '{"a": [1, 2.5e3]}'::jsonb -> 'a', (regexp_match(memo, '(\\d+)-(\\d+)'))[1], to_char(entry_date, 'YYYY-MM'),
+      translate(memo, 'ab', 'cd'), amount::numeric(12, 2), memo::varchar(20), ROW(memo, amount)::text, t::text FROM semantic.v_gl_fact t`);
+    // the columns' names may be those of types: rel.name is a column first
+    await acceptSemanticQuery(`WITH a AS (SELECT memo AS name, account_code AS text FROM semantic.v_gl_fact) SELECT a.name, a.text FROM a`);
+    const ctes = Array.from({ length: 1000 }, (_, i) => `a${i} AS (SELECT ${i} AS n)`).join(', ');
+    const derived = Array.from({ length: 1000 }, (_, i) => `(VALUES (${i})) d${i}`).join(', ');
+    const { statement } = await acceptSemanticQuery(`WITH ${ctes} SELECT 1 FROM ${derived}`);
+    expect(await fences(statement)).toEqual({ ctes: Array(1000).fill('CTEMaterializeAlways'), derived: Array(1000).fill(true) });
+  });
+
+  const nest = (levels: number, seed: string, f: (s: string) => string) => Array.from({ length: levels }).reduce<string>((s) => f(s), seed);
+  const quotes = `'${'"'.repeat(1000)}'::text`;
   it.each([
+    // 65 MB from 1,276 bytes (each level escapes every '"' again), 4.5 s past a 500 ms statement timeout
+    ['16 levels of to_json(x)::text', `SELECT octet_length(${nest(16, quotes, (s) => `to_json(${s})::text`)}) AS n`, /to_json\(\.\.\.\) can build a value up to 156 times/],
+    ['16 levels of (ARRAY[x])::text', `SELECT octet_length(${nest(16, quotes, (s) => `(ARRAY[${s}])::text`)}) AS n`, /ARRAY\[\.\.\.\] can build a value up to \d+ times/],
+    ['16 levels of ROW(x)::text', `SELECT ${nest(16, quotes, (s) => `ROW(${s}, 1)::text`)}`, /ROW\(\.\.\.\) can build a value up to \d+ times/],
+    ['6 levels of json_build_array(x)::text', `SELECT ${nest(6, quotes, (s) => `json_build_array(${s})::text`)}`, /json_build_array\(\.\.\.\) can build/],
+    ['a whole row as text, 6 CTEs deep', `WITH a0 AS (SELECT '${'"'.repeat(50_000)}'::text AS s)${Array.from({ length: 5 }, (_, i) => `, a${i + 1} AS (SELECT a${i}::text AS s, a${i}::text AS t FROM a${i})`).join('')} SELECT s FROM a5`, /column a4 can build a value up to 86 times/],
+    // 99,900,000 bytes: the separator once per element of an array built across rows
+    ['array_to_string with a 100 KB separator', `SELECT octet_length(array_to_string(ARRAY(SELECT '' FROM generate_series(1, 1000)), '${'x'.repeat(100_000)}')) AS n`, /array_to_string\(\.\.\.\) can build a value up to 100001 times/],
+    ['array_to_string with a separator not a literal', `SELECT array_to_string(array_agg(memo), memo) FROM semantic.v_gl_fact`, /array_to_string's separator \(second argument\) must be a string literal/],
+    ['replace of an aggregate by a 100 KB replacement', `SELECT replace(string_agg('x', ''), 'x', '${'y'.repeat(100_000)}') FROM generate_series(1, 1000)`, /replace\(\.\.\.\) can build a value up to 100000 times/],
+    ['concat_ws with VARIADIC', `SELECT concat_ws('${'x'.repeat(1000)}', VARIADIC ARRAY(SELECT '' FROM generate_series(1, 100000)))`, /concat_ws with VARIADIC is not allowed/],
+    ['numbers written with an exponent (131,072 digits each)', `SELECT concat(${Array(200).fill(`'1e131071'::numeric`).join(', ')})`, /concat\(\.\.\.\) can build a value up to 88 times/],
+    ['JSON text built by the query cast to jsonb', `SELECT concat('[1', 'e131071]')::jsonb`, /a cast to jsonb must be of a string literal or a JSON value/],
+    ['char(n) padding', `SELECT concat(${Array(3).fill(`'x'::char(10485760)`).join(', ')})`, /concat\(\.\.\.\) can build a value up to 105 times/],
+    ['nested to_char formats', `SELECT ${nest(5, `'${'Day'.repeat(1000)}'`, (s) => `to_char(DATE '2027-01-04', ${s})`)}`, /to_char\(\.\.\.\) can build a value up to \d+ times/],
+    // rel.fn is fn(rel): functions outside the allow-list
+    ['x.row_to_json', `SELECT x.row_to_json FROM (SELECT 1 AS a) x`, /the field \.row_to_json is a call of function row_to_json on the row/],
+    ['(x).pg_typeof', `SELECT (x).pg_typeof FROM semantic.v_gl_fact x`, /the field \.pg_typeof is a call of function pg_typeof/],
+    // the checks' work grows with the tree: 15 s and 29 s of a blocked event loop before
+    ['5,100 CTEs', `WITH ${Array.from({ length: 5100 }, (_, i) => `a${i} AS (SELECT 1)`).join(',')} SELECT 1`, /the query has more than 20000 parse-tree nodes/],
+    ['7,000 derived tables', `SELECT 1 FROM ${Array.from({ length: 7000 }, (_, i) => `(VALUES(1))a${i}`).join(',')}`, /the query has more than 20000 parse-tree nodes/],
+    ['700 nested coalesce', `SELECT ${nest(700, '1', (s) => `coalesce(${s}, 1, 1)`)}`, /the query nests expressions more than 200 levels deep/],
+    // a 500 before (RangeError: Maximum call stack size exceeded, in the guard's walk), and past the parser's own stack
+    ['1,000 nested abs', `SELECT ${nest(1000, '1', (s) => `abs(${s})`)}`, /the query nests expressions more than 200 levels deep/],
+    ['1,600 nested abs', `SELECT ${nest(1600, '1', (s) => `abs(${s})`)}`, /the query nests expressions more than 200 levels deep/],
     ['7 levels of concat(s x10) (21 GB and an OOM-killed backend before)', chain(7), /concat\(\.\.\.\) can build a value up to 334 times/],
     ['3 levels of concat(s x100) from a 1 KB literal', chain(3, 100, `'${'x'.repeat(1000)}'`), /concat\(\.\.\.\) can build a value up to \d+ times/],
     ['6 levels of s || s ... (x10) from a 1 KB literal', `WITH a0 AS (SELECT '${'x'.repeat(1000)}'::text AS s)${Array.from({ length: 6 }, (_, i) => `, a${i + 1} AS (SELECT s || s || s || s || s || s || s || s || s || s AS s FROM a${i})`).join('')} SELECT length(s) FROM a6`, /operator \|\| can build a value up to \d+ times/],
     ['nested replace (10^9 bytes from one literal)', `SELECT length(${'replace('.repeat(9)}'x'${",'x','xxxxxxxxxx')".repeat(9)})`, /replace\(\.\.\.\) can build a value/],
     ['replace by the value itself (quadratic)', `SELECT length(replace(s, 'x', s)) FROM (SELECT '${'x'.repeat(50_000)}' AS s) a`, /replacement \(third argument\) must be a string literal/],
     ['a chain through derived tables', `SELECT concat(${Array(10).fill('s').join(',')}) FROM (SELECT concat(${Array(50).fill('s').join(',')}) AS s FROM (SELECT concat(${Array(50).fill('s').join(',')}) AS s FROM semantic.v_gl_fact) a) b`, /can build a value/],
-    ['a whole row repeated', `WITH a AS (SELECT ${Array.from({ length: 40 }, (_, i) => `memo AS m${i}`).join(', ')} FROM semantic.v_gl_fact) SELECT concat(a, a) FROM a`, /concat\(\.\.\.\) can build a value up to 80 times/],
+    // a whole row is read as a record: printed as text, each of its 40 columns quoted and escaped (2x)
+    ['a whole row repeated', `WITH a AS (SELECT ${Array.from({ length: 40 }, (_, i) => `memo AS m${i}`).join(', ')} FROM semantic.v_gl_fact) SELECT concat(a, a) FROM a`, /column a can build a value up to 81 times/],
     ['recursion', `WITH RECURSIVE r(s) AS (SELECT 'x'::text UNION ALL SELECT s || s FROM r WHERE length(s) < 1e9) SELECT max(length(s)) FROM r`, /WITH RECURSIVE is not allowed/],
     [`${MAX_DEPTH + 1} CTEs reading each other`, `WITH a0 AS (SELECT 1 AS s)${Array.from({ length: MAX_DEPTH }, (_, i) => `, a${i + 1} AS (SELECT s FROM a${i})`).join('')} SELECT s FROM a${MAX_DEPTH}`, new RegExp(`nests ${MAX_DEPTH + 1} SELECTs`)],
     ['JSON_QUERY', `SELECT json_query('{"a":[1]}', '$.a')`, /SQL\/JSON JSON_VALUE\/JSON_QUERY\/JSON_EXISTS is not allowed/],

@@ -10,18 +10,27 @@ import { SemanticErrors } from './semantic.errors.js';
  * Memory: a statement's size says little about the values it builds. PostgreSQL inlines a CTE or subquery read once
  * into the query above it, so a chain of CTEs each doing concat(s,s,s,s,s,s,s,s,s,s) on the one before becomes ONE
  * expression that grows 10x per level while it is planned, before any row is read and out of the statement timeout's
- * reach (4 levels: 6 s; 7 levels: 21 GB and an OOM-killed backend). Three rules keep every value far from the 1 GB
+ * reach (4 levels: 6 s; 7 levels: 21 GB and an OOM-killed backend). These rules keep every value far from the 1 GB
  * a PostgreSQL value may have:
- * - growth bound (boundGrowth): every expression is weighed by how many values of its inputs it can hold (concat,
- *   ||, json/array/row building add up their arguments' weights, replace/regexp_replace multiply by their literal
- *   replacement's length, a CTE's or subquery's columns carry their weight into the query that reads them); any
- *   expression heavier than MAX_GROWTH (64) is refused. So no value exceeds 64 x U, where U is the larger of the
- *   largest value or row of a semantic view and QUERY_MAX_BYTES (300 KB: every literal of the query together weighs
- *   at most 1): about 19 MB, up to the constant factor of a function's own formatting (JSON escaping: at most 6x).
+ * - growth bound (boundGrowth): every expression is weighed by how large its value can be as text, in units of its
+ *   inputs' largest values: concat and || add up their arguments' weights; printing an array or a row as text quotes
+ *   each element and escapes its '"' and '\' (ARRAY[...], ROW(...), ARRAY(SELECT ...), array_agg, a whole-row
+ *   reference weigh 2x their parts), JSON escaping up to 6x (to_json, json_build_*, json_agg...: a control character
+ *   becomes \u0001), so that each level of to_json(to_json(x)::text) or (ARRAY[x])::text multiplies; replace,
+ *   regexp_replace and array_to_string multiply by their literal replacement's / separator's length, translate by 4,
+ *   to_char its format by 8; a cast weighs what its text input can make (char(n) pads, a number's exponent expands:
+ *   '1e131071' prints 131,072 digits); a CTE's or subquery's columns carry their weight into the query that reads
+ *   them. Any expression heavier than MAX_GROWTH (64) is refused. So no value exceeds 64 x U, where U is the larger
+ *   of the largest value or row (as text) of a semantic view and QUERY_MAX_BYTES (300 KB: a literal weighs its share
+ *   of that, a number in it at its printed length): about 19 MB.
  *   Values built across ROWS (string_agg, array_agg, json_agg... over many rows, ARRAY(SELECT ...)) are bounded by
- *   the statement timeout only: rows are read with interrupt checks (about 50-100 MB per second of timeout).
+ *   the statement timeout only (rows are read with interrupt checks); they weigh at least 1, so what is built from them
+ *   is at most 64 times their size (array_to_string(ARRAY(SELECT ...), '<100 KB>') is refused).
  * - depth bound: at most MAX_DEPTH (8) SELECTs nested inside each other or reading each other (a CTE chain counts);
  *   WITH RECURSIVE is refused (a recursive CTE grows a value every iteration: s || s doubles it).
+ * - size bound, checked first: at most MAX_NODES (20,000) parse-tree nodes nested at most MAX_NESTING (200) deep, so
+ *   that the checks (synchronous: they hold the event loop; some recursive) stay short and never exhaust the stack;
+ *   each is linear in the tree but for the derived tables' fences (their subtrees, nested at most MAX_DEPTH deep).
  * - fences (fenceStatement): the statement run is the caller's with every CTE made AS MATERIALIZED and every derived
  *   table (subquery in FROM) given OFFSET 0, so PostgreSQL plans each level on its own and never merges their
  *   expressions into one. The rewrite is checked on the parse tree: the fenced text must parse to the caller's tree
@@ -34,6 +43,9 @@ export const QUERY_MAX_BYTES = 300_000;
 export const MAX_GROWTH = 64;
 /** SELECTs nested inside each other or reading each other (CTE chains) at most. */
 export const MAX_DEPTH = 8;
+/** Parse-tree nodes at most, and how deeply they may nest: the checks take time in proportion to them (and stack). */
+export const MAX_NODES = 20_000;
+export const MAX_NESTING = 200;
 
 /**
  * Functions a query may call (unqualified or pg_catalog.*): aggregates, windows, arithmetic, text, dates, json building.
@@ -103,14 +115,28 @@ const refuse = (reason: string) => SemanticErrors.error('semantic.query_refused'
 
 const nameOf = (list: any[] | undefined): string[] => (list ?? []).map((n) => n?.String?.sval ?? '').filter(Boolean);
 
+const refuseNesting = () => refuse(`the query nests expressions more than ${MAX_NESTING} levels deep; at most ${MAX_NESTING} are allowed`);
+
 /** Parses `sql` and checks it against the rules above; throws semantic.query_refused / semantic.syntax_error naming the reason. */
 export async function acceptSemanticQuery(sql: string): Promise<AcceptedQuery> {
+  try {
+    return await accept(sql);
+  } catch (err) {
+    // the checks below recurse over the tree: MAX_NESTING keeps them far from the stack's end, this is the backstop
+    if (err instanceof RangeError) throw refuse(`the query could not be checked (${err.message}): it is too large or nests too deeply`);
+    throw err;
+  }
+}
+
+async function accept(sql: string): Promise<AcceptedQuery> {
   const size = Buffer.byteLength(sql, 'utf8');
   if (size > QUERY_MAX_BYTES) throw refuse(`the query is ${size} bytes; at most ${QUERY_MAX_BYTES} are allowed`);
   let tree: { stmts?: { stmt: Record<string, unknown>; stmt_location?: number; stmt_len?: number }[] };
   try {
     tree = (await parse(sql)) as typeof tree;
   } catch (err) {
+    // the parser's own tree, past about 1,500 levels, does not fit the stack
+    if (err instanceof RangeError) throw refuseNesting();
     throw SemanticErrors.error('semantic.syntax_error', `the query is not valid SQL: ${(err as Error).message}`);
   }
   const stmts = tree.stmts ?? [];
@@ -120,6 +146,8 @@ export async function acceptSemanticQuery(sql: string): Promise<AcceptedQuery> {
   const kind = Object.keys(stmt)[0];
   if (kind !== 'SelectStmt') throw refuse(`only SELECT is allowed, found ${REFUSED_NODES[kind] ?? kind.replace(/Stmt$/, '').toUpperCase()}`);
 
+  // before any work that grows with the tree's depth or size (every check below walks it, recursively)
+  checkTreeSize(stmt);
   // an unqualified name must be a CTE in scope where it is read (PostgreSQL would resolve any other through the search path)
   checkUnqualifiedNames(stmt, new Set());
   const views = new Set<string>();
@@ -164,6 +192,12 @@ export async function acceptSemanticQuery(sql: string): Promise<AcceptedQuery> {
         if ((parts.length > 1 && parts[0] !== 'pg_catalog') || !ALLOWED_TYPES.has(name)) throw refuse(`a cast to ${parts.join('.')} is not allowed`);
         break;
       }
+      case 'ColumnRef':
+        checkFieldNames((node.fields ?? []).slice(1));
+        break;
+      case 'A_Indirection':
+        checkFieldNames(node.indirection ?? []);
+        break;
       case 'SQLValueFunction':
         if (!ALLOWED_SQL_VALUES.has(node.op)) throw refuse(`${String(node.op).replace('SVFOP_', '').toLowerCase()} is not allowed`);
         break;
@@ -181,6 +215,49 @@ export async function acceptSemanticQuery(sql: string): Promise<AcceptedQuery> {
   const bytes = Buffer.from(sql, 'utf8');
   const statement = (len > 0 ? bytes.subarray(at, at + len) : bytes.subarray(at)).toString('utf8');
   return { statement: await fenceStatement(statement), views: [...views].sort() };
+}
+
+/** Refuses a tree of more than MAX_NODES nodes or nested more than MAX_NESTING deep; iterative, so any tree the parser gives is measured. */
+function checkTreeSize(root: unknown): void {
+  let nodes = 0;
+  const stack: [unknown, number][] = [[root, 0]];
+  while (stack.length) {
+    const [value, depth] = stack.pop()!;
+    if (!value || typeof value !== 'object') continue;
+    if (Array.isArray(value)) {
+      for (const v of value) stack.push([v, depth]);
+      continue;
+    }
+    for (const [key, child] of Object.entries(value)) {
+      if (!child || typeof child !== 'object') continue;
+      let d = depth;
+      if (/^[A-Z]/.test(key) && !Array.isArray(child)) {
+        if (++nodes > MAX_NODES) throw refuse(`the query has more than ${MAX_NODES} parse-tree nodes (names, values, operators, calls...); at most ${MAX_NODES} are allowed`);
+        if (++d > MAX_NESTING) throw refuseNesting();
+      }
+      stack.push([child, d]);
+    }
+  }
+}
+
+/**
+ * Refuses a field name PostgreSQL may read as a call: `rel.f` and `(expr).f` are f(rel) when rel has no column f
+ * (`x.row_to_json` calls row_to_json(x)). These are the functions of pg_catalog that take a whole row (one argument
+ * of type record, anyelement, "any"...); no semantic view has a column of these names. (Casts of a row in this
+ * notation, `x.text`, are not PostgreSQL's since 9.1.)
+ */
+const ROW_FUNCTIONS = new Set([
+  'any_out', 'anycompatible_out', 'anyelement_out', 'anynonarray_out', 'concat', 'hash_record', 'json_build_array', 'json_build_object',
+  'jsonb_build_array', 'jsonb_build_object', 'num_nonnulls', 'num_nulls', 'pg_collation_for', 'pg_column_compression', 'pg_column_size',
+  'pg_typeof', 'quote_literal', 'quote_nullable', 'record_out', 'record_send', 'row_to_json', 'to_json', 'to_jsonb',
+]);
+function checkFieldNames(fields: any[]): void {
+  for (const f of fields) {
+    const name: string | undefined = f?.String?.sval;
+    if (name !== undefined && ROW_FUNCTIONS.has(name)) {
+      throw refuse(`the field .${name} is a call of function ${name} on the row (PostgreSQL reads rel.${name} as ${name}(rel)); write the call if the function is allowed`);
+    }
+  }
 }
 
 /**
@@ -253,6 +330,11 @@ interface Env {
 interface Ctx { env: Env; value: number; row: number; names: ReadonlySet<string>; depth: number }
 
 const VIEW: Shape = { value: 1, row: 1, depth: 0 };
+/** One byte, as a weight (U is at least QUERY_MAX_BYTES). */
+const BYTE = 1 / QUERY_MAX_BYTES;
+/** The most bytes a numeric prints as (131,072 digits before the point, 16,383 after), and any other fixed-size type. */
+const NUMERIC_MAX_BYTES = 147_500;
+const FIXED_MAX_BYTES = 100;
 
 /** Functions whose result is a number, a boolean, a date or a fixed-size text, whatever their arguments' size. */
 const BOUNDED_RESULT = new Set([
@@ -266,13 +348,23 @@ const BOUNDED_RESULT = new Set([
   'jsonb_array_length', 'jsonb_typeof', 'generate_series', 'array_length', 'cardinality', 'array_position', 'num_nulls', 'num_nonnulls',
 ]);
 /** Functions returning one of their arguments (or a part of one). */
-const ONE_OF_ARGS = new Set(['min', 'max', 'mode', 'percentile_disc', 'lag', 'lead', 'first_value', 'last_value', 'nth_value', 'jsonb_extract_path_text', 'json_extract_path_text', 'substring', 'substr', 'left', 'right', 'split_part', 'regexp_match', 'unnest']);
+const ONE_OF_ARGS = new Set(['min', 'max', 'mode', 'percentile_disc', 'lag', 'lead', 'first_value', 'last_value', 'nth_value', 'substring', 'substr', 'left', 'right', 'split_part', 'unnest']);
+/** Functions whose result is JSON: printing a text argument escapes it (up to 6x: a control character becomes \u0001). */
+const JSON_VALUED = new Set(['to_json', 'to_jsonb', 'json_build_object', 'json_build_array', 'jsonb_build_object', 'jsonb_build_array', 'json_agg', 'jsonb_agg', 'json_object_agg', 'jsonb_object_agg']);
+/**
+ * Aggregates building one value across rows: the rows they read are bounded by the statement timeout only, so their
+ * value weighs at least 1 (as much as a view's value) and a later multiplication (replace, array_to_string) counts.
+ */
+const ACROSS_ROWS = new Set(['string_agg', 'array_agg', 'json_agg', 'jsonb_agg', 'json_object_agg', 'jsonb_object_agg']);
+const TEXT_TYPES = new Set(['text', 'varchar', 'bpchar', 'char', 'character varying', 'name']);
+const NUMERIC_TYPES = new Set(['numeric', 'decimal']);
+const JSON_TYPES = new Set(['json', 'jsonb']);
 /** Operators whose result is a part of their left argument. */
 const PART_OPERATORS = new Set(['->', '->>', '#>', '#>>', '#-']);
 const AT_MOST_ONE = (...w: number[]) => Math.max(0, ...w);
 
 const refuseGrowth = (what: string, weight: number) =>
-  refuse(`${what} can build a value up to ${weight > 1e9 ? "over 10^9" : Math.ceil(weight)} times the largest value a query starts from (a semantic view's value or row, or the query's own text); at most ${MAX_GROWTH} is allowed (each concat / || / replace of a value multiplies its size, and CTEs and subqueries reading each other multiply again)`);
+  refuse(`${what} can build a value up to ${weight > 1e9 ? "over 10^9" : Math.ceil(weight)} times the largest value a query starts from (a semantic view's value or row, or the query's own text); at most ${MAX_GROWTH} is allowed (each concat / || / replace of a value multiplies its size, printing an array or row as text doubles it, JSON escaping up to 6x, and CTEs and subqueries reading each other multiply again)`);
 
 /** Refuses a query whose values could grow past MAX_GROWTH times its inputs', or whose SELECTs nest deeper than MAX_DEPTH. */
 function boundGrowth(select: Sel): void {
@@ -307,7 +399,7 @@ function shapeOf(s: Sel, env: Env): Shape {
       const items: unknown[] = list.List?.items ?? [];
       const w = items.map((i) => weigh(i, ctx));
       value = Math.max(value, ...w);
-      row = Math.max(row, w.reduce((a, b) => a + b, 0));
+      row = Math.max(row, w.reduce((a, b) => a + b + 3 * BYTE, 0));
     }
     weigh([s.sortClause, s.limitCount, s.limitOffset], ctx);
     shape = { value, row, depth: 1 + ctx.depth };
@@ -355,7 +447,8 @@ function shapeOf(s: Sel, env: Env): Shape {
       } else {
         const w = weigh(val, ctx);
         value = Math.max(value, w);
-        row += w;
+        // (the row printed as a record quotes each column and adds a comma)
+        row += w + 3 * BYTE;
       }
     }
     weigh([s.whereClause, s.havingClause, s.groupClause, s.sortClause, s.windowClause, s.distinctClause, s.limitCount, s.limitOffset], ctx);
@@ -393,12 +486,14 @@ function weighNode(type: string, n: any, ctx: Ctx): number {
     case 'ColumnRef': {
       const fields: any[] = n.fields ?? [];
       const last = fields[fields.length - 1];
-      if (last?.A_Star) return ctx.row;
+      if (last?.A_Star) return printedRow(ctx.row);
       // a lone name that is also a FROM item's name may be that item's whole row
-      if (fields.length === 1 && ctx.names.has(last?.String?.sval)) return Math.max(ctx.row, ctx.value);
+      if (fields.length === 1 && ctx.names.has(last?.String?.sval)) return Math.max(printedRow(ctx.row), ctx.value);
       return ctx.value;
     }
-    case 'TypeCast': case 'CollateClause':
+    case 'TypeCast':
+      return weighCast(n, ctx);
+    case 'CollateClause':
       return weigh(n.arg, ctx);
     case 'A_Indirection':
       weigh(n.indirection, ctx);
@@ -407,14 +502,25 @@ function weighNode(type: string, n: any, ctx: Ctx): number {
       const inner = shapeOf(n.subselect.SelectStmt, { ctes: ctx.env.ctes, outerValue: ctx.value, outerRow: ctx.row, outerNames: ctx.names });
       ctx.depth = Math.max(ctx.depth, inner.depth);
       weigh(n.testexpr, ctx);
-      return n.subLinkType === 'EXPR_SUBLINK' || n.subLinkType === 'ARRAY_SUBLINK' ? inner.value : 1;
+      if (n.subLinkType === 'EXPR_SUBLINK') return inner.value;
+      // ARRAY(SELECT ...) is built across rows, and printed as text it escapes its elements
+      if (n.subLinkType === 'ARRAY_SUBLINK') return Math.max(1, 2 * inner.value + 3 * BYTE);
+      return 1;
+    }
+    case 'A_ArrayExpr': case 'RowExpr': {
+      // printed as text ('{"a","b"}', '("a","b")'): each element quoted, '"' and '\' escaped (x2), a comma
+      const items: unknown[] = n.elements ?? n.args ?? [];
+      return 2 * weigh(items, ctx) + 3 * BYTE * (items.length + 1);
     }
     case 'A_Expr': {
       const l = weigh(n.lexpr, ctx);
       const r = weigh(n.rexpr, ctx);
       const op = nameOf(n.name).pop();
       if (n.kind === 'AEXPR_OP' && op === '||') return l + r;
-      if (n.kind === 'AEXPR_OP' && op && PART_OPERATORS.has(op)) return l;
+      // a part of JSON: jsonb prints a space after each ',' and ':' ('[1,1]' -> '[1, 1]')
+      if (n.kind === 'AEXPR_OP' && op && PART_OPERATORS.has(op)) return isJsonValued(n.lexpr) ? l : 1.5 * l;
+      // jsonb - key: the rest of its left argument (numbers: at most a numeric, 1)
+      if (n.kind === 'AEXPR_OP' && op === '-') return Math.max(1, l);
       if (n.kind === 'AEXPR_NULLIF') return l;
       return 1;
     }
@@ -432,42 +538,131 @@ function weighNode(type: string, n: any, ctx: Ctx): number {
     }
     case 'CoalesceExpr': case 'MinMaxExpr':
       return AT_MOST_ONE(...(n.args ?? []).map((a: unknown) => weigh(a, ctx)));
-    case 'FuncCall': {
-      const parts = nameOf(n.funcname);
-      const name = parts[parts.length - 1]?.toLowerCase();
-      const args: unknown[] = n.args ?? [];
-      const w = args.map((a) => weigh(a, ctx));
-      weigh([n.agg_order, n.agg_filter, n.over], ctx);
-      if (name === 'replace' || name === 'regexp_replace') {
-        // output <= input x replacement length (replace); each match may also repeat itself (\1, \&) in regexp_replace
-        const length = literalLength(args[2]);
-        if (length === undefined) throw refuse(`${name}'s replacement (third argument) must be a string literal`);
-        const factor = name === 'replace' ? Math.max(1, length) : 2 * length + 1;
-        return (w[0] ?? 0) * factor;
-      }
-      // the separator comes between every two arguments
-      if (name === 'concat_ws') return (w[0] ?? 0) * Math.max(1, w.length - 2) + w.slice(1).reduce((a, b) => a + b, 0);
-      if (BOUNDED_RESULT.has(name)) return 1;
-      if (ONE_OF_ARGS.has(name)) return AT_MOST_ONE(...w);
-      return w.reduce((a, b) => a + b, 0);
-    }
+    case 'FuncCall':
+      return weighCall(n, ctx);
     case 'WindowDef': case 'SortBy':
       weigh(Object.values(n), ctx);
       return 0;
     default:
-      // anything else (ARRAY[...], ROW(...), a function's named argument...): the sum of its parts
+      // anything else (a function's named argument...): the sum of its parts
       return Object.values(n).reduce((a: number, v) => a + weigh(v, ctx), 0);
   }
 }
 
+/** A whole row printed as a record: '("a","b")', each column quoted with '"' and '\' doubled (its columns carry the rest). */
+const printedRow = (row: number) => 2 * row + 2 * BYTE;
+
+function weighCall(n: any, ctx: Ctx): number {
+  const parts = nameOf(n.funcname);
+  const name = parts[parts.length - 1]?.toLowerCase();
+  const args: unknown[] = n.args ?? [];
+  const w = args.map((a) => weigh(a, ctx));
+  const sum = (from = 0) => w.slice(from).reduce((a, b) => a + b, 0);
+  weigh([n.agg_order, n.agg_filter, n.over], ctx);
+  const literal = (i: number, what: string): number => literalLength(args[i]) ?? refuseLiteral(name, what);
+  switch (name) {
+    case 'replace': case 'regexp_replace': {
+      // output <= input x replacement length (replace); each match may also repeat itself (\1, \&) in regexp_replace
+      const length = literal(2, 'replacement (third argument)');
+      return (w[0] ?? 0) * (name === 'replace' ? Math.max(1, length) : 2 * length + 1);
+    }
+    case 'array_to_string':
+      // the separator comes after every element (at most one per byte of the array as text), the null string for each NULL
+      return (w[0] ?? 0) * (1 + literal(1, 'separator (second argument)') + (args.length > 2 ? literal(2, 'null string (third argument)') : 0));
+    case 'concat_ws':
+      // the separator comes between every two arguments: VARIADIC would make that every two elements of an array
+      if (n.func_variadic) throw refuse('concat_ws with VARIADIC is not allowed (the separator would repeat once per element of the array)');
+      return (w[0] ?? 0) * Math.max(1, w.length - 2) + sum(1);
+    case 'regexp_match': {
+      // text[] of the capturing groups (each at most the string, one per '(' of the pattern), printed escaped (x2)
+      const groups = (literalText(args[1]) ?? refuseLiteral(name, 'pattern (second argument)')).split('(').length;
+      return 2 * (w[0] ?? 0) * groups + 3 * BYTE * (groups + 1);
+    }
+    case 'translate':
+      // each character may become one of up to 4 bytes
+      return 4 * (w[0] ?? 0);
+    case 'to_char':
+      // each pattern of the format prints at most 8 times its length ('RN': 15 characters, 'J': 7)
+      return 8 * (w[1] ?? 0);
+    case 'jsonb_extract_path_text': case 'json_extract_path_text':
+      return 1.5 * AT_MOST_ONE(...w);
+  }
+  if (JSON_VALUED.has(name)) {
+    // a JSON argument is embedded as it is (jsonb: reprinted, a space after each ',' and ':'); any other is escaped
+    const json = args.reduce((a: number, arg, i) => a + (isJsonValued(arg) ? 1.5 : 6) * w[i] + 5 * BYTE, 5 * BYTE);
+    return ACROSS_ROWS.has(name) ? Math.max(1, json) : json;
+  }
+  if (name === 'array_agg') return Math.max(1, 2 * sum() + 3 * BYTE);
+  if (ACROSS_ROWS.has(name)) return Math.max(1, sum());
+  if (BOUNDED_RESULT.has(name)) return 1;
+  if (ONE_OF_ARGS.has(name)) return AT_MOST_ONE(...w);
+  return sum();
+}
+
+const refuseLiteral = (name: string, what: string): never => {
+  throw refuse(`${name}'s ${what} must be a string literal`);
+};
+
 /**
- * A literal's weight: its share of QUERY_MAX_BYTES. U (the unit of every weight) is at least that, so all the
- * literals of a query together weigh at most 1: ARRAY[1, 2, ... 500] is light, 'x' repeated 10^k times by CTEs is not.
+ * A cast's weight: the value it makes, as text. Text input can make more than it reads: a number's exponent
+ * ('1e131071': 131,072 digits), a char(n)'s padding, a numeric(p, s)'s digits, each element of an array; JSON text
+ * built by the query could hold such numbers for jsonb to print, so json/jsonb take only literals or JSON values.
+ */
+function weighCast(n: any, ctx: Ctx): number {
+  const names = nameOf(n.typeName?.names).map((s) => s.toLowerCase());
+  const type = names[names.length - 1];
+  const array = (n.typeName?.arrayBounds ?? []).length > 0;
+  const typmod = Number(n.typeName?.typmods?.[0]?.A_Const?.ival?.ival ?? 0);
+  const literal = literalLength(n.arg) !== undefined || n.arg?.A_Const?.isnull === true;
+  const w = weigh(n.arg, ctx);
+  if (!literal && JSON_TYPES.has(type) && (array || !isJsonValued(n.arg))) {
+    throw refuse(`a cast to ${type}${array ? '[]' : ''} must be of a string literal or a JSON value (to_json, json_build_object...): JSON text built by the query could hold a number like 1e131071, which prints as 131,072 digits`);
+  }
+  if (!literal && NUMERIC_TYPES.has(type) && array) throw refuse(`a cast to ${type}[] must be of a string literal (a number like 1e131071 prints as 131,072 digits)`);
+  const pad = TEXT_TYPES.has(type) ? typmod : NUMERIC_TYPES.has(type) ? typmod + 2 : 0;
+  if (array) return w * (10 + pad);
+  if (TEXT_TYPES.has(type)) return w + pad * BYTE;
+  // (a literal's weight counts the space jsonb prints after each ',' and ':')
+  if (JSON_TYPES.has(type)) return type === 'jsonb' && !literal ? 1.5 * w : w;
+  if (NUMERIC_TYPES.has(type)) return Math.max(w, (literal ? pad + 3 : NUMERIC_MAX_BYTES) * BYTE);
+  // a date, time, interval, integer, float, boolean or uuid, whatever its input
+  return FIXED_MAX_BYTES * BYTE;
+}
+
+/** Whether an expression's value is JSON (its text is not escaped again where JSON is built). */
+function isJsonValued(node: any): boolean {
+  if (node?.FuncCall) return JSON_VALUED.has(nameOf(node.FuncCall.funcname).pop()?.toLowerCase() ?? '');
+  if (node?.TypeCast) {
+    const names = nameOf(node.TypeCast.typeName?.names);
+    return JSON_TYPES.has(names[names.length - 1]?.toLowerCase()) && !(node.TypeCast.typeName?.arrayBounds ?? []).length;
+  }
+  if (node?.A_Expr) return node.A_Expr.kind === 'AEXPR_OP' && ['->', '#>'].includes(nameOf(node.A_Expr.name).pop() ?? '');
+  return false;
+}
+
+/**
+ * A literal's weight: its share of QUERY_MAX_BYTES, so that ARRAY[1, 2, ... 500] is light and 'x' repeated 10^k times
+ * by CTEs is not; as printed wherever it is read: a number in it with an exponent counts its digits (1e1000 prints
+ * as 1,001 digits as a numeric or in jsonb), jsonb prints a space after each ',' and ':', X'1F' prints 4 bits a digit.
  */
 function literalWeight(c: any): number {
-  if (c.isnull) return 0;
-  const text = c.sval?.sval ?? c.fval?.fval ?? c.bsval?.bsval ?? String(c.ival?.ival ?? c.boolval?.boolval ?? 0);
-  return Math.max(1, Buffer.byteLength(text, 'utf8')) / QUERY_MAX_BYTES;
+  if (c.isnull) return 4 * BYTE;
+  const text: string = c.sval?.sval ?? c.fval?.fval ?? c.bsval?.bsval ?? String(c.ival?.ival ?? c.boolval?.boolval ?? 0);
+  let bytes = Math.max(1, Buffer.byteLength(text, 'utf8'));
+  if (c.bsval && /^x/i.test(text)) bytes *= 4;
+  // (0xFFFF... prints in decimal: 1.21 digits a hex digit)
+  else if (c.fval && /^-?0x/i.test(text)) bytes *= 1.25;
+  for (let i = text.indexOf(','); i >= 0; i = text.indexOf(',', i + 1)) bytes++;
+  for (let i = text.indexOf(':'); i >= 0; i = text.indexOf(':', i + 1)) bytes++;
+  // (a lookbehind of one character: no backtracking over long runs of digits)
+  for (const m of text.matchAll(/(?<=[0-9.])[eE][+-]?0*(\d{1,7})/g)) bytes += Math.min(Number(m[1]), NUMERIC_MAX_BYTES);
+  return bytes * BYTE;
+}
+
+/** The text of a string literal, possibly cast; undefined for anything else. */
+function literalText(node: any): string | undefined {
+  const c = node?.TypeCast ? node.TypeCast.arg?.A_Const : node?.A_Const;
+  return c?.sval ? (c.sval.sval ?? '') : undefined;
 }
 
 /** The byte length of a string (or NULL) literal, possibly cast; undefined for anything else. */
@@ -482,6 +677,10 @@ function describe(type: string, n: any): string {
   if (type === 'FuncCall') return `${nameOf(n.funcname).join('.')}(...)`;
   if (type === 'A_Expr') return `operator ${nameOf(n.name).join('.')}`;
   if (type === 'ColumnRef') return `column ${nameOf(n.fields).join('.') || '*'}`;
+  if (type === 'TypeCast') return `a cast to ${nameOf(n.typeName?.names).join('.')}${(n.typeName?.arrayBounds ?? []).length ? '[]' : ''}`;
+  if (type === 'A_ArrayExpr') return 'ARRAY[...]';
+  if (type === 'RowExpr') return 'ROW(...)';
+  if (type === 'SubLink') return n.subLinkType === 'ARRAY_SUBLINK' ? 'ARRAY(SELECT ...)' : '(SELECT ...)';
   return type;
 }
 
@@ -499,18 +698,34 @@ export async function fenceStatement(statement: string): Promise<string> {
   const tree = (await parse(statement)) as { stmts: { stmt: Record<string, any> }[] };
   const stmt = tree.stmts[0].stmt;
   const tokens = (await scan(statement)).tokens.filter((t) => t.tokenName !== 'C_COMMENT' && t.tokenName !== 'SQL_COMMENT');
+  // each '(' with its ')', each token with the innermost '(' around it (-1: none), each token by its offset
   const match = new Map<number, number>();
+  const around: number[] = [];
+  const at = new Map<number, number>();
   const stack: number[] = [];
   tokens.forEach((t, i) => {
+    at.set(t.start, i);
+    if (t.text === ')' && stack.length) match.set(stack.pop()!, i);
+    around.push(stack.length ? stack[stack.length - 1] : -1);
     if (t.text === '(') stack.push(i);
-    else if (t.text === ')' && stack.length) match.set(stack.pop()!, i);
   });
+  /** the last token starting at or before `offset` */
+  const tokenAt = (offset: number): number => {
+    let lo = 0;
+    let hi = tokens.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (tokens[mid].start <= offset) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  };
   const cannot = (why: string) => refuse(`the query could not be fenced (${why})`);
   const edits: { at: number; end: number; text: string }[] = [];
   const expected = JSON.parse(JSON.stringify(stmt)) as Record<string, any>;
   walk(expected, (node, type) => {
     if (type === 'CommonTableExpr') {
-      let i = tokens.findIndex((t) => t.start === node.location);
+      let i = at.get(node.location) ?? -1;
       if (i < 0) throw cannot(`CTE ${node.ctename} not found`);
       i++;
       if (tokens[i]?.text === '(') i = (match.get(i) ?? -2) + 1;
@@ -526,10 +741,15 @@ export async function fenceStatement(statement: string): Promise<string> {
       let lo = Infinity;
       let hi = -1;
       walkLocations(sub, (at) => { lo = Math.min(lo, at); hi = Math.max(hi, at); });
-      // the innermost parentheses around all of the subquery that open a query (SELECT, VALUES, WITH, TABLE or another '(')
+      // the innermost parentheses around all of the subquery that open a query (SELECT, VALUES, WITH, TABLE or another '('):
+      // outwards from the subquery's first token, never a scan of all of them (a query may have thousands of subqueries)
       let open = -1;
-      for (const [o, c] of match) {
-        if (tokens[o].start < lo && tokens[c].start > hi && o > open && /^(SELECT|VALUES|WITH|TABLE|\()$/i.test(tokens[o + 1]?.text ?? '')) open = o;
+      for (let o = around[tokenAt(lo)] ?? -1; o >= 0; o = around[o]) {
+        const c = match.get(o);
+        if (c !== undefined && tokens[c].start > hi && /^(SELECT|VALUES|WITH|TABLE|\()$/i.test(tokens[o + 1]?.text ?? '')) {
+          open = o;
+          break;
+        }
       }
       if (open < 0) throw cannot('a derived table was not found');
       const close = tokens[match.get(open)!];
@@ -538,13 +758,18 @@ export async function fenceStatement(statement: string): Promise<string> {
       if (sub.limitOption === 'LIMIT_OPTION_DEFAULT') sub.limitOption = 'LIMIT_OPTION_COUNT';
     }
   });
-  let bytes = Buffer.from(statement, 'utf8');
-  for (const e of edits.sort((a, b) => b.at - a.at)) {
-    bytes = Buffer.concat([bytes.subarray(0, e.at), Buffer.from(e.text), bytes.subarray(e.end)]);
+  // one pass over the text, the edits in order
+  const bytes = Buffer.from(statement, 'utf8');
+  const pieces: Buffer[] = [];
+  let done = 0;
+  for (const e of edits.sort((a, b) => a.at - b.at)) {
+    pieces.push(bytes.subarray(done, e.at), Buffer.from(e.text));
+    done = e.end;
   }
-  const fenced = bytes.toString('utf8');
+  pieces.push(bytes.subarray(done));
+  const fenced = Buffer.concat(pieces).toString('utf8');
   const again = (await parse(fenced)) as { stmts: { stmt: Record<string, any> }[] };
-  if (again.stmts.length !== 1 || canonical(again.stmts[0].stmt) !== canonical(expected)) {
+  if (again.stmts.length !== 1 || !sameTree(again.stmts[0].stmt, expected)) {
     throw cannot('the fenced statement is not the query');
   }
   return fenced;
@@ -559,10 +784,12 @@ function walkLocations(value: unknown, visit: (at: number) => void): void {
   }
 }
 
-/** The tree as text without its locations, keys sorted: equal for the same query however it is spelled. */
-function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
-  if (!value || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
-  const entries = Object.entries(value).filter(([k]) => k !== 'location').sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
+/** Whether two parse trees are the same but for their locations: one pass over both. */
+function sameTree(a: unknown, b: unknown): boolean {
+  if (Array.isArray(a)) return Array.isArray(b) && a.length === b.length && a.every((v, i) => sameTree(v, b[i]));
+  if (!a || typeof a !== 'object' || !b || typeof b !== 'object' || Array.isArray(b)) return a === b;
+  const x = a as Record<string, unknown>;
+  const y = b as Record<string, unknown>;
+  const keys = Object.keys(x).filter((k) => k !== 'location');
+  return keys.length === Object.keys(y).filter((k) => k !== 'location').length && keys.every((k) => Object.hasOwn(y, k) && sameTree(x[k], y[k]));
 }
