@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { openTenantTransaction } from '../support/database.js';
@@ -61,6 +62,17 @@ describe('members', () => {
     const res = await t.http.patch(`/v1/orgs/${orgId}/members/${users.member.id}`).set(users.admin.auth).send({ role: 'emperor' }).expect(400);
     expect(res.body.error.details[0].field).toBe('role');
     await t.http.patch(`/v1/orgs/${orgId}/members/${stranger.id}`).set(users.admin.auth).send({ role: 'viewer' }).expect(404);
+  });
+
+  it('reaches a member whose user id another app wrote in upper case (core."User".id is text): the path keeps its case', async () => {
+    const { orgId, users } = await orgWithRoles(t, 'Upper Case Co');
+    const upper = randomUUID().toUpperCase();
+    await t.db.admin.query(`INSERT INTO core."User" (id, email) VALUES ($1, $2)`, [upper, `upper-${upper}@example.test`]);
+    await t.db.admin.query(`INSERT INTO core.memberships (org_id, user_id, role) VALUES ($1, $2, 'member')`, [orgId, upper]);
+    const changed = await t.http.patch(`/v1/orgs/${orgId}/members/${upper}`).set(users.admin.auth).send({ role: 'viewer' }).expect(200);
+    expect([changed.body.userId, changed.body.role]).toEqual([upper, 'viewer']);
+    await t.http.delete(`/v1/orgs/${orgId}/members/${upper}`).set(users.admin.auth).expect(204);
+    expect(await roleOf(orgId, upper)).toBeUndefined();
   });
 
   it('never leaves an organization without an owner: 409 membership.last_owner', async () => {

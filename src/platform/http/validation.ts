@@ -363,8 +363,12 @@ function canonicalUuids(dto: unknown): void {
   for (const property of places.nested) canonicalUuids(d[property]);
 }
 
-/** A path parameter that names a resource by id (`id`, `accountId`, `orgId`...): a UUID in it is taken in lower case, as in a body. */
-const isIdParam = (name: string | undefined) => !!name && (name === 'id' || name.endsWith('Id'));
+/**
+ * A path parameter that names a resource by id (`id`, `accountId`, `orgId`...): a UUID in it is taken in lower case, as in a
+ * body. Not `userId`: core."User".id is text that other apps write (seed 000: a UUID in whatever case they write it),
+ * matched as written.
+ */
+const isIdParam = (name: string | undefined) => !!name && name !== 'userId' && (name === 'id' || name.endsWith('Id'));
 
 /** Unknown fields are rejected; each invalid field is named in the message and in details. */
 class RequestValidationPipe extends ValidationPipe {
