@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createHash } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { createTestApp, type TestApp } from '../support/app.js';
-import { createOrg, onEnterprisePlan, registerUser, type TestUser } from '../support/factories.js';
+import { addMember, createOrg, onEnterprisePlan, registerUser, type TestUser } from '../support/factories.js';
 import { ledgerUrl, startBooks } from '../ledger/ledger-support.js';
 
 /**
@@ -225,6 +225,105 @@ describe('API keys', () => {
     }
     const { rows } = await t.db.admin.query('SELECT count(*)::int AS n FROM core.audit_logs WHERE after::text LIKE $1', [`%${secretPart}%`]);
     expect(rows[0].n).toBe(0);
+  });
+
+  describe('a key ends with its creator\'s right to create it (owner or admin)', () => {
+    const teamOrg = async (name: string) => {
+      const orgId = await createOrg(t, owner, name);
+      await onEnterprisePlan(t, orgId);
+      return orgId;
+    };
+    const admin = async (orgId: string, name: string) => {
+      const user = await registerUser(t, name);
+      await addMember(t, orgId, user, 'admin');
+      return user;
+    };
+    const keyOf = async (who: TestUser, orgId: string) => {
+      const res = await t.http.post(`/v1/orgs/${orgId}/api-keys`).set(who.auth).send({ name: 'team key', scopes: ['org:read', 'ledger:read', 'ledger:write'] }).expect(201);
+      return res.body as { id: string; secret: string };
+    };
+    /** The key's row and the audit entries of its revocation. */
+    const revocationOf = async (keyId: string) => (await t.db.admin.query(
+      `SELECT k.revoked_at IS NOT NULL AS revoked, k.revoked_by,
+              coalesce(jsonb_agg(jsonb_build_object('actor', a.actor_id, 'principal', a.principal_type, 'reason', a.after->>'reason',
+                'revokedAt', a.after->>'revokedAt' IS NOT NULL, 'createdBy', a.after->>'createdBy'))
+                FILTER (WHERE a.id IS NOT NULL), '[]') AS audit
+       FROM core.api_keys k
+       LEFT JOIN core.audit_logs a ON a.org_id = k.org_id AND a.action = 'api_key.revoked' AND a.entity_type = 'api_key' AND a.entity_id = k.id::text
+       WHERE k.id = $1 GROUP BY k.revoked_at, k.revoked_by`, [keyId])).rows[0];
+    const live = { revoked: false, revoked_by: null, audit: [] };
+    const expectRefused = async (orgId: string, key: { secret: string }) => {
+      const res = await t.http.get(`/v1/orgs/${orgId}`).set(bearer(key.secret)).expect(401);
+      expect(res.body.error).toMatchObject({ code: 'auth.unauthorized', message: 'the API key has been revoked' });
+    };
+
+    it('revokes the keys of a removed admin in the removal\'s transaction, audited; the owner\'s key stays', async () => {
+      const orgId = await teamOrg('Removal Co');
+      const removed = await admin(orgId, 'removed-admin');
+      const key = await keyOf(removed, orgId);
+      const ownerKey = await keyOf(owner, orgId);
+      await t.http.get(`/v1/orgs/${orgId}`).set(bearer(key.secret)).expect(200);
+
+      await t.http.delete(`/v1/orgs/${orgId}/members/${removed.id}`).set(owner.auth).expect(204);
+      await t.http.get(`/v1/orgs/${orgId}`).set(removed.auth).expect(404);
+      await expectRefused(orgId, key);
+      await t.http.get(ledgerUrl(orgId, 'accounts')).set(bearer(key.secret)).expect(401);
+      expect(await revocationOf(key.id)).toEqual({
+        revoked: true, revoked_by: owner.id,
+        audit: [{ actor: owner.id, principal: 'user', reason: 'creator_removed', revokedAt: true, createdBy: removed.id }],
+      });
+      await t.http.get(`/v1/orgs/${orgId}`).set(bearer(ownerKey.secret)).expect(200);
+      expect(await revocationOf(ownerKey.id)).toEqual(live);
+      const list = await t.http.get(`/v1/orgs/${orgId}/api-keys?status=active`).set(owner.auth).expect(200);
+      expect(list.body.map((k: { id: string }) => k.id)).toEqual([ownerKey.id]);
+    });
+
+    it('revokes the keys of an admin demoted below admin; a promotion, owner to admin, and the other members\' keys leave keys alone', async () => {
+      const orgId = await teamOrg('Demotion Co');
+      const [demoted, promoted] = [await admin(orgId, 'demoted-admin'), await admin(orgId, 'promoted-admin')];
+      const [demotedKey, promotedKey, ownerKey] = [await keyOf(demoted, orgId), await keyOf(promoted, orgId), await keyOf(owner, orgId)];
+
+      const res = await t.http.patch(`/v1/orgs/${orgId}/members/${demoted.id}`).set(owner.auth).send({ role: 'accountant' }).expect(200);
+      expect(res.body).toMatchObject({ userId: demoted.id, role: 'accountant' });
+      await expectRefused(orgId, demotedKey);
+      expect(await revocationOf(demotedKey.id)).toEqual({
+        revoked: true, revoked_by: owner.id,
+        audit: [{ actor: owner.id, principal: 'user', reason: 'creator_demoted', revokedAt: true, createdBy: demoted.id }],
+      });
+
+      // admin -> owner, then the first owner -> admin: both still may create keys
+      await t.http.patch(`/v1/orgs/${orgId}/members/${promoted.id}`).set(owner.auth).send({ role: 'owner' }).expect(200);
+      await t.http.patch(`/v1/orgs/${orgId}/members/${owner.id}`).set(promoted.auth).send({ role: 'admin' }).expect(200);
+      for (const key of [promotedKey, ownerKey]) {
+        await t.http.get(`/v1/orgs/${orgId}`).set(bearer(key.secret)).expect(200);
+        expect(await revocationOf(key.id)).toEqual(live);
+      }
+    });
+
+    it('revokes them too when the admin leaves, is demoted by an operator\'s SQL, or is erased', async () => {
+      const orgId = await teamOrg('Every Path Co');
+      const [leaving, sqlDemoted, erased] = [await admin(orgId, 'leaving-admin'), await admin(orgId, 'sql-admin'), await admin(orgId, 'erased-admin')];
+      const [leavingKey, sqlKey, erasedKey] = [await keyOf(leaving, orgId), await keyOf(sqlDemoted, orgId), await keyOf(erased, orgId)];
+
+      await t.http.delete(`/v1/orgs/${orgId}/members/me`).set(leaving.auth).expect(204);
+      // Supabase's REST path writes no membership (20270205000900); an operator's SQL does, and gets the same
+      await t.db.admin.query(`UPDATE core.memberships SET role = 'viewer' WHERE org_id = $1 AND user_id = $2`, [orgId, sqlDemoted.id]);
+      await t.http.delete('/v1/me').set(erased.auth).send({}).expect(200);
+
+      for (const key of [leavingKey, sqlKey, erasedKey]) await expectRefused(orgId, key);
+      expect(await revocationOf(leavingKey.id)).toEqual({
+        revoked: true, revoked_by: leaving.id,
+        audit: [{ actor: leaving.id, principal: 'user', reason: 'creator_left', revokedAt: true, createdBy: leaving.id }],
+      });
+      expect(await revocationOf(sqlKey.id)).toEqual({
+        revoked: true, revoked_by: null,
+        audit: [{ actor: null, principal: 'system', reason: 'creator_demoted', revokedAt: true, createdBy: sqlDemoted.id }],
+      });
+      expect(await revocationOf(erasedKey.id)).toEqual({
+        revoked: true, revoked_by: null,
+        audit: [{ actor: null, principal: 'system', reason: 'creator_erased', revokedAt: true, createdBy: erased.id }],
+      });
+    });
   });
 });
 

@@ -115,9 +115,23 @@ describe('token exchange, app tokens and the Supabase bridge', () => {
       const { rows: identities } = await t.db.admin.query(
         'SELECT provider, email_verified_at IS NOT NULL AS verified FROM core.user_identities WHERE user_id = $1', [victim.body.user.id]);
       expect(identities).toEqual([{ provider: 'supabase', verified: true }]);
-      expect(await auditOf(victim.body.personalOrgId, 'auth.unverified_account_claimed')).toEqual([
-        expect.objectContaining({ principal_type: 'system', before: { passwordRemoved: true, identitiesRemoved: ['nextauth', 'password'], emailChangesCanceled: 1, sessionsRevoked: 1 } }),
+      // the key went with the claim (audited, as a revocation), and the claim names the organizations the account was in
+      const refused = await t.http.get(`/v1/orgs/${squatted}`).set({ Authorization: `Bearer ${key.secret}` }).expect(401);
+      expect(refused.body.error).toMatchObject({ code: 'auth.unauthorized', message: 'the API key has been revoked' });
+      const { rows: keys } = await t.db.admin.query('SELECT revoked_at IS NOT NULL AS revoked FROM core.api_keys WHERE id = $1', [key.id]);
+      expect(keys).toEqual([{ revoked: true }]);
+      expect(await auditOf(squatted, 'api_key.revoked')).toEqual([
+        expect.objectContaining({ actor_id: null, principal_type: 'system', after: expect.objectContaining({ id: key.id, createdBy: victim.body.user.id, reason: 'creator_account_claimed' }) }),
       ]);
+      const organizations = [{ orgId: victim.body.personalOrgId, role: 'owner' }, { orgId: squatted, role: 'owner' }].sort((a, b) => (a.orgId < b.orgId ? -1 : 1));
+      expect(await auditOf(victim.body.personalOrgId, 'auth.unverified_account_claimed')).toEqual([
+        expect.objectContaining({
+          principal_type: 'system',
+          before: { passwordRemoved: true, identitiesRemoved: ['nextauth', 'password'], emailChangesCanceled: 1, sessionsRevoked: 1, apiKeysRevoked: 1, organizations },
+        }),
+      ]);
+      const orgs = await t.http.get('/v1/orgs').set('Authorization', `Bearer ${victim.body.accessToken}`).expect(200);
+      expect(orgs.body.map((o: { id: string }) => o.id).sort()).toEqual(organizations.map((o) => o.orgId));
       // the attacker's Hub identity now signs in to an account of its own, not the victim's; the e-mail change is dead
       const back = await exchange({ token: attackerHub }).expect(200);
       expect(back.body.user.id).not.toBe(victim.body.user.id);

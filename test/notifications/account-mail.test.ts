@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
-import { registerUser, uniqueEmail } from '../support/factories.js';
+import { createOrg, onEnterprisePlan, registerUser, uniqueEmail } from '../support/factories.js';
 import { startSmtpDouble, type SmtpDouble } from '../support/doubles/smtp-double.js';
 import { RESET_REQUESTED } from '../../src/modules/auth/account-mail.service.js';
 import { captureLogs, linkToken, settle } from './notifications-support.js';
@@ -27,6 +27,10 @@ describe('account e-mails: password reset, e-mail change, sign-in from an unknow
     try {
       const ada = await registerUser(t, 'ada', PASSWORD);
       const other = await t.http.post('/v1/auth/login').send({ email: ada.email, password: PASSWORD }).expect(200);
+      // ada's address is unverified: the reset proves it and claims the account, whose API keys go (only their creator saw them)
+      const orgId = await createOrg(t, ada, 'Ada Co');
+      await onEnterprisePlan(t, orgId);
+      const key = (await t.http.post(`/v1/orgs/${orgId}/api-keys`).set(ada.auth).send({ name: 'pre-claim', scopes: ['org:read'] }).expect(201)).body;
 
       const known = await t.http.post('/v1/auth/password-reset').send({ email: ada.email }).expect(202);
       const unknown = await t.http.post('/v1/auth/password-reset').send({ email: uniqueEmail('nobody') }).expect(202);
@@ -57,6 +61,14 @@ describe('account e-mails: password reset, e-mail change, sign-in from an unknow
       await t.http.post('/v1/auth/login').send({ email: ada.email, password: 'a brand new password' }).expect(200);
       const audit = (await t.db.admin.query(`SELECT action FROM core.audit_logs WHERE org_id = $1 AND action LIKE 'auth.password_reset%' ORDER BY id`, [ada.personalOrgId])).rows;
       expect(audit.map((a) => a.action)).toEqual(['auth.password_reset_requested', 'auth.password_reset']);
+      const refused = await t.http.get(`/v1/orgs/${orgId}`).set({ Authorization: `Bearer ${key.secret}` }).expect(401);
+      expect(refused.body.error).toMatchObject({ code: 'auth.unauthorized', message: 'the API key has been revoked' });
+      const revoked = (await t.db.admin.query(`SELECT k.revoked_at IS NOT NULL AS revoked, a.principal_type, a.after->>'reason' AS reason
+        FROM core.api_keys k JOIN core.audit_logs a ON a.org_id = k.org_id AND a.action = 'api_key.revoked' AND a.entity_id = k.id::text WHERE k.id = $1`, [key.id])).rows;
+      expect(revoked).toEqual([{ revoked: true, principal_type: 'system', reason: 'creator_account_claimed' }]);
+      const reset = (await t.db.admin.query(`SELECT after FROM core.audit_logs WHERE org_id = $1 AND action = 'auth.password_reset'`, [ada.personalOrgId])).rows;
+      const organizations = [{ orgId: ada.personalOrgId, role: 'owner' }, { orgId, role: 'owner' }].sort((a, b) => (a.orgId < b.orgId ? -1 : 1));
+      expect(reset).toEqual([{ after: expect.objectContaining({ emailVerified: true, apiKeysRevoked: 1, organizations }) }]);
 
       expect(logs.lines.join('\n')).not.toContain(token);
     } finally {

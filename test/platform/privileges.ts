@@ -217,6 +217,8 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   // writes auth.users (Supabase Auth's table) for the privileged registration path
   'function core.sync_auth_user(uuid, text)': { service_role: 'EXECUTE' },
   'function core.erase_auth_user(uuid, text)': { service_role: 'EXECUTE' },
+  // the claim of a pre-registered account revokes its keys (20270210160100); its membership trigger needs no grant
+  'function core.revoke_api_keys_of_creator(text, uuid, text, text, text)': { service_role: 'EXECUTE' },
   // the API's tenant transactions and privileged paths only: the functions refuse other callers (20270202000200)
   'function core.personal_data_key(uuid, text, jsonb)': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
   'function core.personal_data_keys_by_id(uuid[])': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },

@@ -250,7 +250,7 @@ describe('credentials issued before an erasure do not outlive it', () => {
       .toEqual([{ org_id: kept }]);
   });
 
-  it('API keys they created are the organization\'s: one of an organization they left keeps working, one of an organization deleted with them is refused', async () => {
+  it('API keys they created end with them: one of an organization they left is revoked (creator_erased, audited), one of an organization deleted with them is refused with it', async () => {
     const owner = await registerUser(t, 'keyowner');
     const kept = await createOrg(t, owner, 'Keyed Lives On');
     await onEnterprisePlan(t, kept);
@@ -264,11 +264,14 @@ describe('credentials issued before an erasure do not outlive it', () => {
     const ownKey = await key(own);
     await erase(p);
 
-    const read = await t.http.get(`/v1/orgs/${kept}`).set(bearer(keptKey.secret)).expect(200);
-    expect(read.body.id).toBe(kept);
+    // its secret was shown to them only: it goes with their membership (migration 20270210160100)
+    const revoked = await t.http.get(`/v1/orgs/${kept}`).set(bearer(keptKey.secret)).expect(401);
+    expect(revoked.body.error).toMatchObject({ code: 'auth.unauthorized', message: 'the API key has been revoked' });
     const gone = await t.http.get(`/v1/orgs/${own}`).set(bearer(ownKey.secret)).expect(404);
     expect(gone.body.error.code).toBe('organization.not_found');
-    expect(await q('SELECT id, created_by, revoked_at FROM core.api_keys WHERE id = ANY($1) ORDER BY id', [[keptKey.id, ownKey.id]]))
-      .toEqual([keptKey.id, ownKey.id].sort().map((id) => ({ id, created_by: p.id, revoked_at: null })));
+    expect(await q('SELECT id, created_by, revoked_at IS NOT NULL AS revoked FROM core.api_keys WHERE id = ANY($1) ORDER BY id', [[keptKey.id, ownKey.id]]))
+      .toEqual([keptKey.id, ownKey.id].sort().map((id) => ({ id, created_by: p.id, revoked: id === keptKey.id })));
+    expect(await q(`SELECT principal_type, after->>'reason' AS reason FROM core.audit_logs WHERE org_id = $1 AND action = 'api_key.revoked' AND entity_id = $2`, [kept, keptKey.id]))
+      .toEqual([{ principal_type: 'system', reason: 'creator_erased' }]);
   });
 });

@@ -42,4 +42,15 @@ export const apiKeyRepository = {
       .where('org_id', '=', orgId).where('id', '=', id).where('revoked_at', 'is', null).returning(COLUMNS));
     return row;
   },
+
+  /**
+   * Revokes every key `userId` created (in every organization) that nobody has revoked yet, each audited as api_key.revoked
+   * with `reason` (core.revoke_api_keys_of_creator, migration 20270210160100; a membership that stops being owner or admin
+   * does the same for its organization by trigger). Privileged paths only (service_role); answers how many went.
+   */
+  async revokeAllOfCreator(db: Db, userId: string, reason: string, meta?: { requestId?: string; ip?: string }): Promise<number> {
+    const [row] = await db.$queryRaw<{ n: number }[]>`
+      SELECT core.revoke_api_keys_of_creator(${userId}, NULL, ${reason}, ${meta?.requestId ?? null}, ${meta?.ip ?? null}) AS n`;
+    return row.n;
+  },
 };

@@ -122,7 +122,7 @@ export class AccountMailService implements OnModuleInit {
       // the link came to the account's address: if nobody had proved it before, this proves it, and whatever was set
       // up before (a pre-registration's linked identities, its pending e-mail change) goes as on a verified claim
       const claimed = (await identityRepository.hasVerifiedEmail(db, userId, email))
-        ? undefined : await identityRepository.removeUnverifiedAccess(db, userId, { password: false });
+        ? undefined : await identityRepository.removeUnverifiedAccess(db, userId, { password: false, meta: client });
       if (claimed) await identityRepository.add(db, userId, { provider: 'password', subject: userId, email, emailVerified: true });
       await userRepository.setPassword(db, userId, hash);
       const sessions = await sessionRepository.revokeAllForUser(db, userId, 'password_reset');
@@ -130,7 +130,13 @@ export class AccountMailService implements OnModuleInit {
       if (personalOrgId) {
         await this.audit.recordPrivileged(db, personalOrgId, 'system', {
           action: 'auth.password_reset', entityType: 'user', entityId: userId,
-          after: { sessionsRevoked: sessions, ...(claimed ? { emailVerified: true, identitiesRemoved: claimed.identities, emailChangesCanceled: claimed.emailChanges } : {}) },
+          after: {
+            sessionsRevoked: sessions,
+            ...(claimed ? {
+              emailVerified: true, identitiesRemoved: claimed.identities, emailChangesCanceled: claimed.emailChanges,
+              apiKeysRevoked: claimed.apiKeys, organizations: claimed.organizations,
+            } : {}),
+          },
         }, client);
       }
       return true;

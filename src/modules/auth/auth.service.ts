@@ -219,11 +219,14 @@ export class AuthService {
       const personalOrgId = existing.personalOrgId ?? (await userRepository.personalOrgId(db, existing.id))!;
       const accountVerified = await identityRepository.hasVerifiedEmail(db, existing.id, existing.email);
       if (!accountVerified) {
-        const removed = await identityRepository.removeUnverifiedAccess(db, existing.id, { password: true });
+        const removed = await identityRepository.removeUnverifiedAccess(db, existing.id, { password: true, meta: client });
         const sessions = await sessionRepository.revokeAllForUser(db, existing.id, 'claimed_by_verified_identity');
         await this.audit.recordPrivileged(db, personalOrgId, 'system', {
           action: 'auth.unverified_account_claimed', entityType: 'user', entityId: existing.id,
-          before: { passwordRemoved: removed.password, identitiesRemoved: removed.identities, emailChangesCanceled: removed.emailChanges, sessionsRevoked: sessions },
+          before: {
+            passwordRemoved: removed.password, identitiesRemoved: removed.identities, emailChangesCanceled: removed.emailChanges, sessionsRevoked: sessions,
+            apiKeysRevoked: removed.apiKeys, organizations: removed.organizations,
+          },
           after: { provider: identity.provider, email: identity.email },
         }, client);
       }

@@ -3,6 +3,7 @@ import type { Db } from '../../platform/database/database.service.js';
 import { qb } from '../../platform/database/query-builder.js';
 import type { UserRow } from './user.repository.js';
 import { accountTokenRepository } from './account-token.repository.js';
+import { apiKeyRepository } from '../api-keys/api-key.repository.js';
 
 export type IdentityProvider = 'password' | 'nextauth' | 'supabase';
 
@@ -69,13 +70,21 @@ export const identityRepository = {
    * Someone proves the e-mail of an account nobody had proved it of (a verified sign-in claims it, a password-reset link
    * is used): every way in set up before goes, since whoever pre-registered the address may have set it up. That is
    * every identity linked so far (one linked while signed in carries its own verified e-mail, not the account's),
-   * every pending e-mail change, and with `password` the password. Says what went.
+   * every pending e-mail change, with `password` the password, and every API key the account created (audited, reason
+   * creator_account_claimed: only its creator ever saw a key's secret). Says what went, and the organizations the account
+   * belongs to (the claimant now sees them; a pre-registrant may have created them or been invited).
    */
-  async removeUnverifiedAccess(db: Db, userId: string, opts: { password: boolean }): Promise<{ password: boolean; identities: string[]; emailChanges: number }> {
+  async removeUnverifiedAccess(db: Db, userId: string, opts: { password: boolean; meta?: { requestId?: string; ip?: string } }): Promise<{
+    password: boolean; identities: string[]; emailChanges: number; apiKeys: number; organizations: { orgId: string; role: string }[];
+  }> {
     const password = opts.password && (await db.runCount(qb.deleteFrom('core.user_credentials').where('user_id', '=', userId))) > 0;
     const gone = await db.run(qb.deleteFrom('core.user_identities').where('user_id', '=', userId).returning('provider'));
     const emailChanges = await accountTokenRepository.endPendingEmailChanges(db, userId);
-    return { password, identities: gone.map((r) => r.provider).sort(), emailChanges };
+    const apiKeys = await apiKeyRepository.revokeAllOfCreator(db, userId, 'creator_account_claimed', opts.meta);
+    const organizations = await db.run(qb.selectFrom('core.memberships as m')
+      .innerJoin('core.organizations as o', (j) => j.onRef('o.id', '=', 'm.org_id').on('o.deleted_at', 'is', null))
+      .select(['m.org_id as orgId', 'm.role']).where('m.user_id', '=', userId).orderBy('m.org_id'));
+    return { password, identities: gone.map((r) => r.provider).sort(), emailChanges, apiKeys, organizations };
   },
 
   async listForUser(db: Db, userId: string): Promise<{ provider: string; email: string; emailVerified: boolean; createdAt: Date; lastUsedAt: Date }[]> {
