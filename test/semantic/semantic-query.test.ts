@@ -1,8 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { addMember, createOrg, onEnterprisePlan, registerUser, type TestUser } from '../support/factories.js';
 import { booksWithEntry, semanticUrl } from '../agents/agents-support.js';
 import { RUN_ERROR_CLASSES } from '../../src/modules/agents/agents.dto.js';
+import { semanticRepository } from '../../src/modules/semantic/semantic.repository.js';
 
 /**
  * POST /semantic/query: the parser's allow-list refuses everything but one SELECT over semantic.* views and
@@ -143,6 +144,42 @@ describe('semantic query', () => {
     const res = await query('SELECT no_such_column FROM semantic.v_gl_fact').expect(400);
     expect(res.body.error).toMatchObject({ code: 'semantic.query_failed' });
     expect(res.body.error.message).toMatch(/no_such_column/);
+  });
+
+  it('answers dates and timestamps a JavaScript Date cannot hold as PostgreSQL\'s text, the others as ISO 8601', async () => {
+    const res = await query(`SELECT 'infinity'::date AS a, make_date(-44, 3, 15) AS b, DATE '9999-12-31' + 1 AS c, 'infinity'::timestamp AS d,
+      '-infinity'::timestamptz AS e, make_timestamp(-44, 3, 15, 10, 0, 0) AS f, DATE '2026-01-15' AS g, TIMESTAMP '2026-01-15 10:20:30.123456' AS h,
+      TIMESTAMPTZ '2026-01-15 10:20:30+05:30' AS i, ARRAY['infinity'::date, DATE '2026-01-15', NULL] AS j`).expect(200);
+    expect(res.body.columns.map((c: { type: string }) => c.type)).toEqual(['date', 'date', 'date', 'timestamp', 'timestamptz', 'timestamp', 'date', 'timestamp', 'timestamptz', 'date[]']);
+    expect(res.body.rows).toEqual([['infinity', '0044-03-15 BC', '10000-01-01', 'infinity', '-infinity', '0044-03-15 10:00:00 BC', '2026-01-15',
+      '2026-01-15T10:20:30.123Z', '2026-01-15T04:50:30.000Z', ['infinity', '2026-01-15', null]]]);
+  });
+
+  it('answers json and jsonb as their text, numbers exact', async () => {
+    const res = await query(`SELECT jsonb_build_object('amount', 12345678901234567.89::numeric) AS j, '[1, 2.50]'::json AS k, ARRAY['{"n": 0.1}'::jsonb] AS l`).expect(200);
+    expect(res.body.columns).toEqual([{ name: 'j', type: 'jsonb' }, { name: 'k', type: 'json' }, { name: 'l', type: 'jsonb[]' }]);
+    expect(res.body.rows).toEqual([['{"amount": 12345678901234567.89}', '[1, 2.50]', ['{"n": 0.1}']]]);
+  });
+
+  it('answers a query the server lacks memory or temporary disk for as 400 semantic.query_failed naming it (not a 500)', async () => {
+    const failures: [string, string, RegExp][] = [
+      ['53400', 'temporary file size exceeds temp_file_limit (65536kB)', /more temporary disk space than the server allows \(temp_file_limit\)/],
+      ['53200', 'out of memory', /ran out of memory/],
+      ['53100', 'could not write to file "base/pgsql_tmp/pgsql_tmp1.0": No space left on device', /ran out of disk space for the query's temporary files/],
+    ];
+    // what PostgreSQL answers the statement with: the one way to raise these without exhausting the server
+    const run = jest.spyOn(semanticRepository, 'run');
+    try {
+      for (const [sqlState, message, said] of failures) {
+        run.mockRejectedValueOnce(Object.assign(new Error(message), { code: sqlState }));
+        const res = await query('SELECT 1 AS one').expect(400);
+        expect(res.body.error).toMatchObject({ code: 'semantic.query_failed', details: { sqlState } });
+        expect(res.body.error.message).toMatch(said);
+        expect(res.body.error.message).toContain(message);
+      }
+    } finally {
+      run.mockRestore();
+    }
   });
 
   it('cancels a query past the statement timeout with 422 semantic.query_timeout (not a 500 or 503)', async () => {

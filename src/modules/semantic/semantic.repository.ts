@@ -1,3 +1,4 @@
+import pg from 'pg';
 import type { Db } from '../../platform/database/database.service.js';
 
 // The only place with semantic SQL: the caller's statement (checked by semantic-sql-guard.ts) wrapped as a
@@ -8,6 +9,44 @@ const TYPE_NAMES: Record<number, string> = {
   1042: 'character', 1043: 'character varying', 1082: 'date', 1083: 'time', 1114: 'timestamp', 1184: 'timestamptz', 1186: 'interval',
   1700: 'numeric', 2950: 'uuid', 3802: 'jsonb', 1009: 'text[]', 1016: 'bigint[]', 1007: 'integer[]', 2951: 'uuid[]',
 };
+
+/**
+ * Types whose values are read as PostgreSQL's text and answered by `cell`, not parsed into JavaScript values: a Date
+ * cannot hold infinity, BC or years past 9999 (toISOString throws on those), and JSON.parse turns a jsonb number such
+ * as 12345678901234567.89 into the nearest double.
+ */
+const DATE = 1082, TIMESTAMP = 1114, TIMESTAMPTZ = 1184, JSON_ = 114, JSONB = 3802;
+const ARRAY_OF: Record<number, number> = { 1182: DATE, 1115: TIMESTAMP, 1185: TIMESTAMPTZ, 199: JSON_, 3807: JSONB };
+const AS_TEXT = new Set([DATE, TIMESTAMP, TIMESTAMPTZ, JSON_, JSONB, ...Object.keys(ARRAY_OF).map(Number)]);
+const parseTextArray = pg.types.getTypeParser(1009 as never) as (s: string) => unknown[]; // nested for several dimensions
+const parseTimestamptz = pg.types.getTypeParser(1184 as never) as (s: string) => unknown;
+
+/** A timestamp of years 1-9999 AD as PostgreSQL prints it (DateStyle ISO), with or without its UTC offset. */
+const PLAIN_TIMESTAMP = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d+)?$/;
+const PLAIN_TIMESTAMPTZ = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d+)?[+-]\d{2}(:\d{2}){0,2}$/;
+
+/** ISO 8601 in UTC (milliseconds) when `d` is a valid instant of years 1-9999, else undefined. */
+function iso(d: unknown): string | undefined {
+  if (!(d instanceof Date) || Number.isNaN(d.getTime())) return undefined;
+  const year = d.getUTCFullYear();
+  return year >= 1 && year <= 9999 ? d.toISOString() : undefined;
+}
+
+/**
+ * The answer of one value read as text (AS_TEXT): a date as PostgreSQL prints it (YYYY-MM-DD, or infinity, -infinity,
+ * 0044-03-15 BC, 10000-01-01); a timestamp as ISO 8601 in UTC when it is an instant of years 1-9999, else as
+ * PostgreSQL prints it; json and jsonb as their text, numbers exact; arrays element by element.
+ */
+function cell(oid: number, text: string): unknown {
+  const element = ARRAY_OF[oid];
+  if (element !== undefined) {
+    const each = (v: unknown): unknown => (v === null ? null : Array.isArray(v) ? v.map(each) : cell(element, v as string));
+    return each(parseTextArray(text));
+  }
+  if (oid === TIMESTAMP && PLAIN_TIMESTAMP.test(text)) return iso(new Date(`${text.replace(' ', 'T')}Z`)) ?? text;
+  if (oid === TIMESTAMPTZ && PLAIN_TIMESTAMPTZ.test(text)) return iso(parseTimestamptz(text)) ?? text;
+  return text;
+}
 
 export interface SemanticRows {
   columns: { name: string; type: string }[];
@@ -31,6 +70,9 @@ export const semanticRepository = {
    */
   async run(db: Db, statement: string, caps: { limit: number; byteCap: number }, timeoutMs: number): Promise<SemanticRows> {
     await db.$executeRawUnsafe(`SET LOCAL statement_timeout = ${Math.trunc(timeoutMs)}`);
+    // No temp_file_limit here: it is a superuser's setting (PGC_SUSET), which neither the API's role nor a migration
+    // (Supabase's postgres is no superuser) may set. Where the database's operator sets one, its error (53400) is
+    // answered 400 semantic.query_failed (semantic.service).
     // The semantic views filter on org_id = auth_org_id(), whose value the planner cannot know: it estimates one row
     // per table and picks nested loops, which over 1,000,000 journal lines join every line against every entry
     // (minutes). Semantic queries are analytical reads: hash and merge joins only (bench/README.md, bench:agents).
@@ -49,7 +91,7 @@ export const semanticRepository = {
 SELECT answer.*, NULL::bigint AS ${FETCHED} FROM answer WHERE answer.${BYTES} <= $2
 UNION ALL
 SELECT nothing.*, fetched.n FROM (SELECT count(*) AS n FROM answer) AS fetched
-  LEFT JOIN (SELECT * FROM answer WHERE false) AS nothing ON nothing.${BYTES} = fetched.n`, [caps.limit, caps.byteCap]);
+  LEFT JOIN (SELECT * FROM answer WHERE false) AS nothing ON nothing.${BYTES} = fetched.n`, [caps.limit, caps.byteCap], AS_TEXT);
     const own = r.columns.slice(0, -2);
     const last = r.rows[r.rows.length - 1];
     const unknown = [...new Set(own.map((c) => c.typeOid).filter((oid) => !TYPE_NAMES[oid]))];
@@ -60,7 +102,7 @@ SELECT nothing.*, fetched.n FROM (SELECT count(*) AS n FROM answer) AS fetched
     }
     return {
       columns: own.map((c) => ({ name: c.name, type: TYPE_NAMES[c.typeOid] ?? names.get(c.typeOid) ?? 'unknown' })),
-      rows: r.rows.slice(0, -1).map((row) => row.slice(0, -2)),
+      rows: r.rows.slice(0, -1).map((row) => own.map((c, i) => (row[i] !== null && AS_TEXT.has(c.typeOid) ? cell(c.typeOid, row[i] as string) : row[i]))),
       fetched: Number(last[last.length - 1]),
     };
   },

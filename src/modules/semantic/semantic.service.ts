@@ -10,16 +10,26 @@ import { SemanticErrors } from './semantic.errors.js';
 import { semanticRepository as repo } from './semantic.repository.js';
 import type { SemanticResultDto, SemanticViewDto } from './semantic.dto.js';
 
-/** JSON of one result value: exact decimals as strings, dates as ISO text. */
-function jsonValue(v: unknown, type: string): unknown {
+/** JSON of one result value: exact decimals as strings (dates, timestamps and JSON come as text: semantic.repository). */
+function jsonValue(v: unknown): unknown {
   if (v === null || v === undefined) return null;
   if (typeof v === 'bigint') return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v.toString();
   if (v instanceof Decimal) return v.toFixed();
-  if (v instanceof Date) return type === 'date' ? v.toISOString().slice(0, 10) : v.toISOString();
   if (Buffer.isBuffer(v)) return v.toString('base64');
-  if (Array.isArray(v)) return v.map((x) => jsonValue(x, ''));
+  if (Array.isArray(v)) return v.map(jsonValue);
   return v;
 }
+
+/**
+ * What the server ran out of (SQLSTATE class 53 but 53300, too many connections, which is the server's): the query's
+ * own size, answered as 400 semantic.query_failed. 53400 is temp_file_limit where the database sets one.
+ */
+const OUT_OF_RESOURCES: Record<string, string> = {
+  '53000': 'the server lacked the resources to run the query',
+  '53100': 'the server ran out of disk space for the query\'s temporary files',
+  '53200': 'the server ran out of memory running the query',
+  '53400': 'the query needed more temporary disk space than the server allows (temp_file_limit)',
+};
 
 /**
  * The semantic layer's read endpoint, for people (POST /semantic/query) and for agents (the query_semantic tool):
@@ -48,7 +58,7 @@ export class SemanticService {
     const kept = result.rows.slice(0, rowCap);
     // the byte cap cut it when it kept fewer rows than the statement gave, short of the row cap
     const truncatedBy = kept.length < Math.min(result.fetched, rowCap) ? 'bytes' : result.fetched > rowCap ? 'rows' : null;
-    const rows = kept.map((r) => r.map((v, i) => jsonValue(v, result.columns[i].type)));
+    const rows = kept.map((r) => r.map(jsonValue));
     return { columns: result.columns, rows, rowCount: rows.length, truncated: truncatedBy !== null, truncatedBy };
   }
 
@@ -71,6 +81,9 @@ export class SemanticService {
     if (code === '57014') return SemanticErrors.error('semantic.query_timeout', `the query ran longer than ${timeoutMs} ms and was cancelled`);
     if (code === '25006') return SemanticErrors.error('semantic.query_refused', 'the query tried to write in a read-only transaction', { reason: 'read-only transaction' });
     if (code === '42501') return SemanticErrors.error('semantic.query_refused', `permission denied: ${message}`, { reason: 'permission denied' });
+    if (code.startsWith('53') && code !== '53300') {
+      return SemanticErrors.error('semantic.query_failed', `${OUT_OF_RESOURCES[code] ?? OUT_OF_RESOURCES['53000']}: read fewer rows, aggregate earlier or sort less (${message})`, { sqlState: code });
+    }
     // connection-level failures stay what they are (503 from the one mapping)
     if (code.startsWith('08') || code.startsWith('57') || code.startsWith('53')) return err;
     return SemanticErrors.error('semantic.query_failed', `the query failed: ${message}`, { sqlState: code });

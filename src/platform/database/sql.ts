@@ -42,9 +42,10 @@ export interface Db {
   commitNow(): void;
   /**
    * Runs one statement over the extended protocol (Parse/Bind/Execute: one statement by construction) and answers
-   * its columns and its rows as arrays (two columns of one name stay two). For the semantic layer's queries.
+   * its columns and its rows as arrays (two columns of one name stay two). For the semantic layer's queries. Values
+   * of the types in `asText` (OIDs) come back as PostgreSQL's text, unparsed.
    */
-  $queryArrays(sql: string, values: unknown[]): Promise<{ columns: { name: string; typeOid: number }[]; rows: unknown[][] }>;
+  $queryArrays(sql: string, values: unknown[], asText?: ReadonlySet<number>): Promise<{ columns: { name: string; typeOid: number }[]; rows: unknown[][] }>;
   /** Runs a typed query of the query builder (`qb` in query-builder.ts): its rows, typed from the schema. */
   run<Q extends Compilable>(query: Q): Promise<InferResult<Q>>;
   /** Runs a typed write and answers the number of rows it changed. */
@@ -73,6 +74,7 @@ const parseArray = (parse: (s: string) => unknown) => {
 };
 const toBigInt = (s: string) => BigInt(s);
 const toDecimal = (s: string) => new Decimal(s);
+const asIs = (s: string) => s;
 
 /** The result types above, for this pool only (pg's global parsers stay as they are). */
 const typeParsers: pg.CustomTypesConfig = {
@@ -374,9 +376,10 @@ class ConnectionDb implements Db {
     return (await this.query(q.text, q, true)).rows as InferResult<Q>;
   }
 
-  async $queryArrays(sql: string, values: unknown[]): Promise<{ columns: { name: string; typeOid: number }[]; rows: unknown[][] }> {
+  async $queryArrays(sql: string, values: unknown[], asText?: ReadonlySet<number>): Promise<{ columns: { name: string; typeOid: number }[]; rows: unknown[][] }> {
     if (values.length === 0) throw new Error('$queryArrays needs at least one parameter: without one node-postgres would use the simple protocol');
-    const r = await this.query(sql, { text: sql, values: values.map(param), rowMode: 'array' } as pg.QueryConfig, false); // rows as arrays
+    const types = asText?.size ? { getTypeParser: (oid: number, format?: string) => (asText.has(oid) ? asIs : typeParsers.getTypeParser(oid as never, format as never)) } : undefined;
+    const r = await this.query(sql, { text: sql, values: values.map(param), rowMode: 'array', types } as pg.QueryConfig, false); // rows as arrays
     return { columns: r.fields.map((f) => ({ name: f.name, typeOid: f.dataTypeID })), rows: r.rows as unknown[][] };
   }
 
