@@ -4,10 +4,12 @@ import jwt from 'jsonwebtoken';
 import pg from 'pg';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { ManualClock } from '../support/clock.js';
-import { createOrg, onEnterprisePlan, onPlan, registerUser, type TestUser } from '../support/factories.js';
+import { addMember, createOrg, onEnterprisePlan, onPlan, registerUser, type TestUser } from '../support/factories.js';
 import { startPostHogDouble, type PostHogDouble } from '../support/doubles/posthog-double.js';
+import { until } from '../support/throwaway-servers.js';
 import { AnalyticsMaintenanceJob } from '../../src/modules/analytics/analytics-maintenance.job.js';
 import { PostHogForwarder } from '../../src/modules/analytics/posthog.forwarder.js';
+import { ROLL_UP_LOCK, rollUpStatement } from '../../src/modules/analytics/analytics.repository.js';
 import { ledgerUrl, startBooks } from '../ledger/ledger-support.js';
 
 const DAY = 86_400_000;
@@ -231,6 +233,87 @@ describe('usage analytics', () => {
     const { rows: [row] } = await t.db.admin.query(`SELECT id FROM core.analytics_events WHERE name = 'posthog.checked'`);
     expect(sent).toMatchObject({ distinct_id: owner.id, uuid: row.id, properties: expect.objectContaining({ n: 1, source: 'client', org_id: orgId }) });
     expect(posthog.apiKeys[0]).toBe('phc_test_double');
+  });
+
+  it('keeps an app\'s events from PostHog persons it cannot speak for and from the server\'s event names', async () => {
+    // any member may send events, a viewer too; a PostHog person is shared by every organization of the project
+    const viewer = await registerUser(t, 'analytics-viewer');
+    await addMember(t, orgId, viewer, 'viewer');
+    await t.app.get(PostHogForwarder).flush();
+    const before = posthog.events.length;
+    const res = await t.http.post(`/v1/orgs/${orgId}/analytics/events`).set(viewer.auth).send({ events: [
+      { name: 'profile.hijack', userId: owner.id, properties: { $set: { email: 'x@evil.test' } } },
+      { name: 'profile.hijack', properties: { ok: 1, $set_once: { plan: 'free' } } },
+      { name: 'ledger.entry_posted' },
+      { name: 'user.signed_in', userId: viewer.id },
+      { name: 'profile.named', userId: owner.id, properties: { n: 1 } },
+      { name: 'profile.own', properties: { n: 2 } },
+      { name: 'profile.anon', anonymousId: owner.id },
+    ] }).expect(200);
+    expect(res.body).toEqual({ accepted: 3, rejected: [
+      { index: 0, problems: ['properties key $set is not allowed: keys starting with $ are reserved'] },
+      { index: 1, problems: ['properties key $set_once is not allowed: keys starting with $ are reserved'] },
+      { index: 2, problems: ['name ledger.entry_posted is reserved for the server\'s own events'] },
+      { index: 3, problems: ['name user.signed_in is reserved for the server\'s own events'] },
+    ] });
+    const { rows } = await t.db.admin.query(`SELECT name, user_id, anonymous_id FROM core.analytics_events
+      WHERE org_id = $1 AND source = 'client' AND (name LIKE 'profile.%' OR name IN ('ledger.entry_posted', 'user.signed_in')) ORDER BY name`, [orgId]);
+    expect(rows).toEqual([
+      { name: 'profile.anon', user_id: null, anonymous_id: owner.id },
+      { name: 'profile.named', user_id: owner.id, anonymous_id: null },
+      { name: 'profile.own', user_id: viewer.id, anonymous_id: null },
+    ]);
+    await t.app.get(PostHogForwarder).flush();
+    await posthog.received(before + 3);
+    const sent = posthog.events.slice(before);
+    // the caller's own id names their person; any other id the caller chose is a person of this organization only
+    expect(sent.map((e) => [e.event, e.distinct_id]).sort()).toEqual([
+      ['profile.anon', `org:${orgId}:anon:${owner.id}`],
+      ['profile.named', `org:${orgId}:user:${owner.id}`],
+      ['profile.own', viewer.id],
+    ]);
+    for (const e of sent) {
+      expect(Object.keys(e.properties).filter((k) => ['$set', '$set_once', '$unset'].includes(k))).toEqual([]);
+    }
+    expect(sent.find((e) => e.event === 'profile.named')!.properties).toMatchObject({ n: 1, source: 'client', org_id: orgId });
+  });
+
+  it('runs one roll-up at a time: one that starts while another is open waits for its commit, then counts after it', async () => {
+    const org = await createOrg(t, owner, 'Raced Roll-up');
+    const today = new Date(clock.now() - (clock.now() % DAY));
+    const send = () => t.http.post(`/v1/orgs/${org}/analytics/events`).set(owner.auth).send({ events: [{ name: 'race.counted', userId: 'u1' }] }).expect(200);
+    const count = async () => (await t.db.admin.query(`SELECT events::int FROM core.analytics_daily WHERE org_id = $1 AND event = 'race.counted'`, [org])).rows;
+    await send();
+    const first = await t.db.admin.connect();
+    let second: Promise<number> | undefined;
+    try {
+      // another instance's roll-up: under the lock, it counts the one event, and has not committed yet
+      const firstPid = (await first.query('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+      await first.query('BEGIN');
+      await first.query('SELECT pg_advisory_xact_lock(hashtext($1))', [ROLL_UP_LOCK]);
+      await rollUpStatement((strings: TemplateStringsArray, ...values: unknown[]) =>
+        first.query(strings.reduce((text, part, i) => text + `$${i}` + part), values), [today]);
+      await send();
+      second = t.app.get(AnalyticsMaintenanceJob).rollUp();
+      let done = false;
+      void second.finally(() => { done = true; }).catch(() => undefined);
+      // this one waits for the first's lock (not merely for its row), before counting anything
+      await until('the second roll-up waits for the roll-up lock', async () => {
+        if (done) throw new Error('the second roll-up finished while the first was open');
+        // a bigint key's low 32 bits are the lock's objid
+        const { rows } = await t.db.admin.query(`SELECT count(*)::int AS n FROM pg_locks
+          WHERE locktype = 'advisory' AND NOT granted AND pid <> $1 AND objid = (hashtext($2)::bigint & 4294967295)::text::oid
+            AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`, [firstPid, ROLL_UP_LOCK]);
+        return rows[0].n === 1;
+      });
+      await first.query('COMMIT');
+    } finally {
+      await first.query('ROLLBACK').catch(() => undefined);
+      first.release();
+    }
+    await second;
+    // the later roll-up's counts stand: both events
+    expect(await count()).toEqual([{ events: 2 }]);
   });
 
   it('forwards an event to PostHog only once its transaction committed', async () => {

@@ -6,14 +6,22 @@ import { CalendarDate, Timestamp } from '../../platform/http/calendar-date.js';
 export const EVENT_NAME = /^[a-z][a-z0-9_.:-]{0,99}$/;
 export const MAX_BATCH = 500;
 
+/**
+ * The events the modules themselves record (source 'server', AnalyticsService.record): an app may not send these names,
+ * whose roll-ups and feature usage count what the server saw. A new server event is added here (ServerEvent's name is
+ * typed by this list).
+ */
+export const SERVER_EVENT_NAMES = ['user.signed_in', 'ledger.entry_posted'] as const;
+export type ServerEventName = (typeof SERVER_EVENT_NAMES)[number];
+
 /** One event as an app sends it. Validated one by one (AnalyticsService), so one bad event does not sink the batch. */
 @ApiSchema({ description: 'One usage event: what happened, when, to whom, with free-form properties' })
 export class AnalyticsEventInputDto {
-  @ApiProperty({ description: 'Event name: lower case letters, digits and _ . : - (up to 100), starting with a letter', example: 'invoice.viewed' })
+  @ApiProperty({ description: `Event name: lower case letters, digits and _ . : - (up to 100), starting with a letter. The server's own event names (${SERVER_EVENT_NAMES.join(', ')}) are reserved: an event with one is rejected, naming it`, example: 'invoice.viewed' })
   @IsString() @Matches(EVENT_NAME, { message: 'name must be lower case letters, digits and _ . : - (up to 100), starting with a letter' })
   name: string;
 
-  @ApiPropertyOptional({ description: 'Properties of the event: a JSON object of up to 8 KB', type: 'object', additionalProperties: true, example: { invoiceId: 'INV-1042', source: 'email' } })
+  @ApiPropertyOptional({ description: 'Properties of the event: a JSON object of up to 8 KB. Its keys may not start with $ (PostHog reads those as instructions, e.g. $set changes a person): an event with one is rejected, naming the key', type: 'object', additionalProperties: true, example: { invoiceId: 'INV-1042', source: 'email' } })
   @IsOptional() @IsObject()
   properties?: Record<string, unknown>;
 
@@ -21,11 +29,13 @@ export class AnalyticsEventInputDto {
   @IsOptional() @Timestamp('timestamp')
   timestamp?: string;
 
-  @ApiPropertyOptional({ description: 'The acting user (default: the signed-in caller); up to 200 characters', example: 'b3c1f2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d' })
+  @ApiPropertyOptional({ description: 'The acting user (default: the signed-in caller); up to 200 characters. Any id the app uses, counted as given in '
+    + 'the organization\'s reports; only the signed-in caller\'s own id is sent to PostHog as that user: any other id (an API key\'s, another user\'s) '
+    + 'goes there as org:<orgId>:user:<userId>, a person of this organization only', example: 'b3c1f2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d' })
   @IsOptional() @IsString() @MaxLength(200)
   userId?: string;
 
-  @ApiPropertyOptional({ description: 'An anonymous visitor id, when no user is known; up to 200 characters', example: 'anon-6f0e4c55' })
+  @ApiPropertyOptional({ description: 'An anonymous visitor id, when no user is known; up to 200 characters (sent to PostHog as org:<orgId>:anon:<anonymousId>)', example: 'anon-6f0e4c55' })
   @IsOptional() @IsString() @MaxLength(200)
   anonymousId?: string;
 }

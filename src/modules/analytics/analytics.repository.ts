@@ -25,6 +25,9 @@ const oneEvent = prepare((p: { id: string; orgId: string; name: string; properti
 
 const oneEventParams = (r: AnalyticsEventRow) => ({ ...r, properties: JSON.stringify(r.properties), occurredAt: r.occurredAt.toISOString() });
 
+/** hashtext() of it is the advisory lock key that analyticsRepository.rollUp holds until its transaction ends */
+export const ROLL_UP_LOCK = 'core.analytics_daily';
+
 /**
  * The roll-up's statement for `days` (at least one), handed to `tag` (the database's $executeRaw; a test's EXPLAIN of
  * the very statement the job runs).
@@ -155,10 +158,13 @@ export const analyticsRepository = {
   /**
    * Recomputes the roll-ups of every organization for the given UTC days (privileged: service_role), in one statement:
    * one range scan of the span from the first day to the last (analytics_events_occurred_at_idx; the partitions outside
-   * it are pruned), only the listed days kept.
+   * it are pruned), only the listed days kept. Under a lock every roll-up holds until its transaction ends: the
+   * statement counts from its own snapshot, and without it a roll-up of another instance that counted earlier but
+   * committed later would overwrite newer counts; waiting, this one's snapshot is taken after that one committed.
    */
   async rollUp(db: Db, days: Date[]): Promise<number> {
     if (!days.length) return 0;
+    await db.$executeRaw`SELECT pg_advisory_xact_lock(hashtext(${ROLL_UP_LOCK}::text))`;
     return rollUpStatement(db.$executeRaw.bind(db), days);
   },
 

@@ -9,7 +9,7 @@ import { PrivilegedDatabase } from '../../platform/database/privileged.service.j
 import { AuditService } from '../audit/audit.service.js';
 import { analyticsRepository as repo, type AnalyticsEventRow } from './analytics.repository.js';
 import { AnalyticsErrors } from './analytics.errors.js';
-import { type AnalyticsEventInputDto, EVENT_NAME, type ActiveUsersDto, type AnalyticsBatchResultDto, type EventDayCountDto, type FeatureUsageByPlanDto, type RejectedEventDto, type TopEventDto } from './analytics.dto.js';
+import { type AnalyticsEventInputDto, EVENT_NAME, SERVER_EVENT_NAMES, type ServerEventName, type ActiveUsersDto, type AnalyticsBatchResultDto, type EventDayCountDto, type FeatureUsageByPlanDto, type RejectedEventDto, type TopEventDto } from './analytics.dto.js';
 import { PostHogForwarder } from './posthog.forwarder.js';
 
 const DAY_MS = 86_400_000;
@@ -21,11 +21,12 @@ const MAX_RANGE_DAYS = 400;
 /** rows of GET .../analytics/events/daily per page, unless ?limit= asks fewer */
 export const DAILY_COUNTS_PAGE = 1000;
 const EVENT_FIELDS = new Set(['name', 'properties', 'timestamp', 'userId', 'anonymousId']);
+const SERVER_NAMES: ReadonlySet<string> = new Set(SERVER_EVENT_NAMES);
 const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?$/;
 
-/** A server-side event a module records (sign-in, journal entry posted, invoice issued, agent run...). */
+/** A server-side event a module records (its name one of SERVER_EVENT_NAMES, which apps may not send). */
 export interface ServerEvent {
-  name: string;
+  name: ServerEventName;
   properties?: Record<string, unknown>;
   /** default: the transaction's user, if a person acts */
   userId?: string | null;
@@ -119,7 +120,7 @@ export class AnalyticsService {
     tx.db.afterCommit(() => {
       // once committed: a roll-up that took the day before would not see the events
       for (const r of rows) this.receivedDays.add(r.occurredAt.getTime() - (r.occurredAt.getTime() % DAY_MS));
-      this.posthog.forward(rows);
+      this.posthog.forward(rows, caller);
     });
     return { accepted: rows.length, rejected };
   }
@@ -167,8 +168,14 @@ export class AnalyticsService {
     const problems: string[] = [];
     for (const key of Object.keys(e)) if (!EVENT_FIELDS.has(key)) problems.push(`property ${key} should not exist`);
     if (typeof e.name !== 'string' || !EVENT_NAME.test(e.name)) problems.push('name must be lower case letters, digits and _ . : - (up to 100), starting with a letter');
+    else if (SERVER_NAMES.has(e.name)) problems.push(`name ${e.name} is reserved for the server's own events`);
     if (e.properties !== undefined && (typeof e.properties !== 'object' || e.properties === null || Array.isArray(e.properties))) problems.push('properties must be an object');
-    else if (e.properties !== undefined && Buffer.byteLength(JSON.stringify(e.properties)) > MAX_PROPERTIES_BYTES) problems.push('properties must be at most 8 KB of JSON');
+    else if (e.properties !== undefined) {
+      if (Buffer.byteLength(JSON.stringify(e.properties)) > MAX_PROPERTIES_BYTES) problems.push('properties must be at most 8 KB of JSON');
+      // PostHog applies $set, $set_once, $unset... of any event to a person that every organization of the project shares
+      const reserved = Object.keys(e.properties).find((key) => key.startsWith('$'));
+      if (reserved !== undefined) problems.push(`properties key ${reserved} is not allowed: keys starting with $ are reserved`);
+    }
     for (const field of ['userId', 'anonymousId'] as const) {
       const v = e[field];
       if (v !== undefined && (typeof v !== 'string' || v.length > 200)) problems.push(`${field} must be a string of at most 200 characters`);
