@@ -7,6 +7,8 @@
 // - `login`: BENCH_SAMPLES (50) logins with an unknown e-mail and as many with a wrong password for an
 //   existing one, interleaved; medians, p10/p90 and how many of one kind fall inside the other's p10..p90;
 // - `register`: as many registrations of a taken e-mail and of free ones, interleaved (the answer is the same);
+// - `password_reset`: as many reset requests for existing accounts (each under its hourly limit) and for unknown
+//   addresses, interleaved (the answer is the same);
 // - `health_during_registrations`: GET /health latency alone, then while 4 registrations run at once.
 // Prints one JSON document on stdout; progress on stderr. Not a pass/fail test: figures depend on the machine.
 import 'reflect-metadata';
@@ -48,7 +50,7 @@ async function main() {
       ...process.env, NODE_ENV: 'production', LOG_LEVEL: 'error', SUPABASE_JWT_SECRET: SECRET, NEXTAUTH_SECRET: SECRET,
       DATABASE_URL: ownerUrl, API_DATABASE_URL: apiUrl, REDIS_URL: undefined, JOBS_RELAY_INTERVAL_MS: '0', MIGRATE_ON_START: 'false',
       // the limits would answer 429 long before the samples are taken: out of the way
-      LOGIN_MAX_FAILURES: '100000', LOGIN_ACCOUNT_MAX_FAILURES: '100000', REGISTER_MAX_PER_ADDRESS: '100000',
+      LOGIN_MAX_FAILURES: '100000', LOGIN_ACCOUNT_MAX_FAILURES: '100000', REGISTER_MAX_PER_ADDRESS: '100000', RATE_LIMIT_ANONYMOUS_PER_MINUTE: '100000',
     });
     app = await createApp(AppModule.forRoot(config), config);
     await app.listen(0, '127.0.0.1');
@@ -94,6 +96,20 @@ async function main() {
       free.push(b.ms);
     }
 
+    log(`password_reset: ${SAMPLES} existing accounts and ${SAMPLES} unknown addresses, interleaved`);
+    const accounts = Array.from({ length: SAMPLES }, (_, i) => `reset.${process.pid}.${i}@bench.test`);
+    for (const a of accounts) await timed('POST', '/v1/auth/register', { email: a, password: 'correct horse battery' });
+    for (let i = 0; i < 3; i++) await timed('POST', '/v1/auth/password-reset', { email: `warm.${process.pid}.${i}@bench.test` });
+    const resetKnown: number[] = [];
+    const resetUnknown: number[] = [];
+    for (let i = 0; i < SAMPLES; i++) {
+      const a = await timed('POST', '/v1/auth/password-reset', { email: accounts[i] });
+      const b = await timed('POST', '/v1/auth/password-reset', { email: `nobody.reset.${process.pid}.${i}@bench.test` });
+      if (a.status !== 202 || b.status !== 202) throw new Error(`expected 202s, got ${a.status} / ${b.status}`);
+      resetKnown.push(a.ms);
+      resetUnknown.push(b.ms);
+    }
+
     log('GET /health alone, then during 4 concurrent registrations');
     const alone: number[] = [];
     for (let i = 0; i < SAMPLES; i++) alone.push((await timed('GET', '/health')).ms);
@@ -119,6 +135,12 @@ async function main() {
         free_email: stats(free),
         median_difference_ms: round(stats(taken).median_ms - stats(free).median_ms),
         taken_within_free_p10_p90: inside(taken, free),
+      },
+      password_reset: {
+        existing_account: stats(resetKnown),
+        unknown_address: stats(resetUnknown),
+        median_difference_ms: round(stats(resetKnown).median_ms - stats(resetUnknown).median_ms),
+        unknown_within_existing_p10_p90: inside(resetUnknown, resetKnown),
       },
       health_during_registrations: {
         alone: stats(alone),

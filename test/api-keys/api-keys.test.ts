@@ -42,6 +42,18 @@ describe('API keys', () => {
     expect(rows[0].n).toBe(0);
   });
 
+  it('refuses keys on a personal organization (422), even on a personal plan with API access: a key would not see that plan (402 starter)', async () => {
+    const solo = await registerUser(t, 'keysolo');
+    await t.db.admin.query(`INSERT INTO hub."Subscription" (id, "userId", "appId", plan, status, "organizationId", "createdAt", "updatedAt")
+      VALUES (gen_random_uuid()::text, $1, 'omnizen', 'enterprise', 'active', NULL, now(), now())`, [solo.id]);
+    const res = await t.http.post(`/v1/orgs/${solo.personalOrgId}/api-keys`).set(solo.auth).send({ name: 'mine', scopes: ['org:read'] }).expect(422);
+    expect(res.body.error).toEqual({
+      code: 'api_keys.personal_organization', message: 'a personal organization takes no API keys: create them in a business organization',
+    });
+    const { rows } = await t.db.admin.query('SELECT count(*)::int AS n FROM core.api_keys WHERE org_id = $1', [solo.personalOrgId]);
+    expect(rows[0].n).toBe(0);
+  });
+
   it('shows the secret once, stores only its SHA-256, and never lists it', async () => {
     const key = await createKey(orgA, ['ledger:read'], 'reader');
     expect(key.secret).toMatch(/^ozk_live_[0-9a-f]{32}_[A-Za-z0-9_-]{43}$/);

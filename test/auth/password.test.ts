@@ -299,6 +299,25 @@ describe('register and password hashing', () => {
     expect(audit.rows).toEqual([{ n: 2 }]);
   });
 
+  it('at most 5 e-mail change requests per account per hour, to taken addresses as to free ones (or the 429 would tell them apart): then 429 auth.mail_limited', async () => {
+    const email = await registered();
+    const taken = await registered();
+    const session = await login(t, email, PASSWORD, '198.51.100.20').expect(200);
+    const auth = { Authorization: `Bearer ${session.body.accessToken}` };
+    const change = (newEmail: string) => t.http.post('/v1/auth/email-change').set(auth).send({ newEmail, password: PASSWORD });
+    for (let i = 0; i < 3; i++) await change(uniqueEmail('stranger')).expect(202);
+    for (let i = 0; i < 2; i++) await change(taken).expect(202);
+    for (const newEmail of [uniqueEmail('stranger'), taken]) {
+      const refused = await change(newEmail).expect(429);
+      expect(refused.body.error).toEqual({
+        code: 'auth.mail_limited', message: expect.stringMatching(/^at most 5 e-mail change requests per hour; try again in \d+ seconds$/),
+        details: { limit: 5, retryAfterSeconds: expect.any(Number) },
+      });
+    }
+    const { rows } = await t.db.admin.query(`SELECT count(*)::int AS n FROM core.email_deliveries WHERE user_id = $1 AND template = 'email_change_confirm'`, [session.body.user.id]);
+    expect(rows).toEqual([{ n: 3 }]);
+  });
+
   describe('e-mail verification', () => {
     /** The verification links mailed (over SMTP, by the outbox's jobs) since this was called. */
     const captureLinks = async () => {
@@ -386,6 +405,21 @@ describe('register and password hashing', () => {
       } finally {
         sent.restore();
       }
+    });
+
+    it('sends at most 5 verification e-mails per account per hour (the registration\'s included): then 429 auth.mail_limited, mailing nothing', async () => {
+      const email = await registered();
+      const session = await login(t, email, PASSWORD, '198.51.100.19').expect(200);
+      for (let i = 0; i < 4; i++) await t.http.post('/v1/auth/email-verification').set(bearer(session)).expect(204);
+      const refused = await t.http.post('/v1/auth/email-verification').set(bearer(session)).expect(429);
+      expect(refused.body.error).toEqual({
+        code: 'auth.mail_limited', message: expect.stringMatching(/^at most 5 verification e-mails per hour; try again in \d+ seconds$/),
+        details: { limit: 5, retryAfterSeconds: expect.any(Number) },
+      });
+      expect(refused.body.error.details.retryAfterSeconds).toBeLessThanOrEqual(3600);
+      expect(refused.headers['retry-after']).toBe(String(refused.body.error.details.retryAfterSeconds));
+      const { rows } = await t.db.admin.query(`SELECT count(*)::int AS n FROM core.email_deliveries WHERE user_id = $1 AND template = 'email_verification'`, [session.body.user.id]);
+      expect(rows).toEqual([{ n: 5 }]);
     });
 
     it('refuses an unknown or malformed token', async () => {

@@ -1,9 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { createOrg, onEnterprisePlan, registerUser, uniqueEmail } from '../support/factories.js';
 import { startSmtpDouble, type SmtpDouble } from '../support/doubles/smtp-double.js';
 import { RESET_REQUESTED } from '../../src/modules/auth/account-mail.service.js';
 import { captureLogs, linkToken, settle } from './notifications-support.js';
+import { notificationRepository } from '../../src/modules/notifications/notification.repository.js';
+import { auditRepository } from '../../src/modules/audit/audit.repository.js';
 
 const PASSWORD = 'correct horse battery';
 
@@ -80,7 +82,22 @@ describe('account e-mails: password reset, e-mail change, sign-in from an unknow
     const bad = await t.http.post('/v1/auth/password-reset/confirm').send({ token: 'x'.repeat(43), password: 'a brand new password' }).expect(400);
     expect(bad.body.error.code).toBe('auth.reset_invalid');
     const bo = await registerUser(t, 'bo', PASSWORD);
-    for (let i = 0; i < 5; i++) await t.http.post('/v1/auth/password-reset').send({ email: bo.email }).expect(202);
+    // past the limit, and for an unknown address, the same statements run (the answer's time tells nothing), rolled back
+    const deliveries = jest.spyOn(notificationRepository, 'insertDelivery');
+    const audits = jest.spyOn(auditRepository, 'insert');
+    try {
+      for (let i = 0; i < 5; i++) await t.http.post('/v1/auth/password-reset').send({ email: bo.email }).expect(202);
+      await t.http.post('/v1/auth/password-reset').send({ email: uniqueEmail('nobody') }).expect(202);
+      expect([deliveries.mock.calls.length, audits.mock.calls.length]).toEqual([6, 6]);
+    } finally {
+      deliveries.mockRestore();
+      audits.mockRestore();
+    }
+    const kept = await t.db.admin.query(`SELECT (SELECT count(*)::int FROM core.email_deliveries WHERE template = 'password_reset' AND user_id = $1) AS mine,
+      (SELECT count(*)::int FROM core."User" WHERE email LIKE '%@password-reset.invalid') AS "standIns",
+      (SELECT count(*)::int FROM core.audit_logs a WHERE a.action = 'auth.password_reset_requested'
+        AND NOT EXISTS (SELECT 1 FROM core."User" u WHERE u.id = a.entity_id)) AS "standInAudits"`, [bo.id]);
+    expect(kept.rows).toEqual([{ mine: 3, standIns: 0, standInAudits: 0 }]);
     await settle(t);
     const mails = mailsTo(bo.email, 'Reset your OmniZen password');
     expect(mails).toHaveLength(3);

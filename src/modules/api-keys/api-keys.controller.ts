@@ -21,10 +21,13 @@ export class ApiKeysController {
   @Post()
   @RequireRole('owner', 'admin')
   @RequiresFeature('omnizen', 'api_access')
-  @ApiOperation({ operationId: 'createApiKey', summary: 'Create an API key; the answer holds its secret, shown this once (owner or admin; plans with API access)' })
+  @ApiOperation({
+    operationId: 'createApiKey', summary: 'Create an API key; the answer holds its secret, shown this once (owner or admin; plans with API access)',
+    description: 'Business organizations only: a personal organization answers 422 api_keys.personal_organization.',
+  })
   @ApiCreatedResponse({ type: CreatedApiKeyDto })
   @ApiErrors(400)
-  @ApiErrorCodes('api_keys.expiry_past', 'api_keys.too_many_keys', 'api_keys.route_closed')
+  @ApiErrorCodes('api_keys.expiry_past', 'api_keys.too_many_keys', 'api_keys.route_closed', 'api_keys.personal_organization')
   create(@Tx() tx: TenantTx, @Body() dto: CreateApiKeyDto): Promise<CreatedApiKeyDto> {
     return this.keys.create(tx, dto);
   }

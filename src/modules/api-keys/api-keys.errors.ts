@@ -7,6 +7,7 @@ export const ApiKeyErrors = defineErrorCodes({
   'api_keys.expiry_past': { status: 400, description: 'expiresAt is not in the future' },
   'api_keys.too_many_keys': { status: 409, description: 'the organization holds as many live keys as it may (API_KEYS_MAX_ACTIVE): revoke one first' },
   'api_keys.already_revoked': { status: 409, description: 'the key is already revoked' },
+  'api_keys.personal_organization': { status: 422, description: 'a personal organization takes no API keys (its one person acts there themselves): use a business organization' },
 });
 
 // Every operation open to API keys answers a key 402 billing.feature_not_in_plan when the organization's plan has no

@@ -5,6 +5,7 @@ import type { TenantTx } from '../../platform/database/database.service.js';
 import { Clock } from '../../platform/clock/clock.js';
 import { AuditService } from '../audit/audit.service.js';
 import { apiKeyRepository } from './api-key.repository.js';
+import { organizationRepository } from '../organizations/organization.repository.js';
 import type { ApiKeyDto, ApiKeyListStatus, CreateApiKeyDto, CreatedApiKeyDto } from './api-key.dto.js';
 import { ApiKeyErrors } from './api-keys.errors.js';
 import { newApiKeySecret } from './api-key-secret.js';
@@ -27,6 +28,11 @@ export class ApiKeysService {
     const userId = this.personOf(tx);
     const expiresAt = dto.expiresAt ? new Date(dto.expiresAt) : null;
     if (expiresAt && expiresAt.getTime() <= this.clock.now()) throw ApiKeyErrors.error('api_keys.expiry_past', 'expiresAt must be in the future');
+    // a personal organization is its one person's, billed through their personal subscription, which a key (no person)
+    // does not see: every request of such a key answered 402 (starter). The person acts there themselves.
+    if ((await organizationRepository.get(tx.db, tx.orgId))?.accountType === 'personal') {
+      throw ApiKeyErrors.error('api_keys.personal_organization', 'a personal organization takes no API keys: create them in a business organization');
+    }
     const max = this.config.auth.apiKeysMaxActive;
     if (await apiKeyRepository.countLiveLocked(tx.db, tx.orgId, new Date(this.clock.now())) >= max) {
       throw ApiKeyErrors.error('api_keys.too_many_keys', `the organization already holds ${max} live API keys, the most it may: revoke one first`, { max });

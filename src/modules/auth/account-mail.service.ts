@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, OnModuleInit } from '@nestjs/common';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import type { Db } from '../../platform/database/database.service.js';
@@ -6,9 +7,10 @@ import type { Principal } from '../../platform/auth/principal.js';
 import { AppError } from '../../platform/errors/app-error.js';
 import { translateDatabaseError } from '../../platform/errors/database-errors.js';
 import { AuditService } from '../audit/audit.service.js';
+import { OrganizationsService } from '../organizations/organizations.service.js';
 import { EmailLinks, queueEmail } from '../notifications/email-delivery.service.js';
 import { AccountErrors } from './account.errors.js';
-import { accountTokenRepository as tokens } from './account-token.repository.js';
+import { accountTokenRepository as tokens, type RecentCount } from './account-token.repository.js';
 import { identityRepository } from './identity.repository.js';
 import { LoginThrottle } from './login-throttle.service.js';
 import { PasswordHasher } from './password-hasher.js';
@@ -22,6 +24,13 @@ export const PASSWORD_RESET_TTL_MINUTES = 30;
 export const EMAIL_CHANGE_TTL_HOURS = 24;
 /** reset e-mails per account per hour; past it the request answers the same and sends nothing */
 export const PASSWORD_RESET_MAILS_PER_HOUR = 3;
+/** verification e-mails per account per hour (the registration's counts); past it 429 auth.mail_limited */
+export const EMAIL_VERIFICATION_MAILS_PER_HOUR = 5;
+/** e-mail change requests per account per hour (each mails a stranger's address, or would); past it 429 auth.mail_limited */
+export const EMAIL_CHANGE_REQUESTS_PER_HOUR = 5;
+
+/** Thrown to roll a rehearsal transaction back (the same statements as the real thing, for the same answer time). */
+export const ROLLED_BACK = Symbol('rolled back');
 
 export const RESET_REQUESTED: CheckEmailDto = {
   status: 'check_email',
@@ -47,6 +56,7 @@ export class AccountMailService implements OnModuleInit {
     private readonly links: EmailLinks,
     private readonly audit: AuditService,
     private readonly throttle: LoginThrottle,
+    private readonly organizations: OrganizationsService,
   ) {}
 
   private link(path: string, token: string): string {
@@ -76,6 +86,15 @@ export class AccountMailService implements OnModuleInit {
     });
   }
 
+  /**
+   * Queues another verification e-mail (the signed-in user asked), in the caller's transaction, which has locked the
+   * account's row (concurrent requests count one after the other); past the hour's limit 429 auth.mail_limited.
+   */
+  async queueVerificationAgain(db: Db, user: UserRow, personalOrgId: string): Promise<void> {
+    refuseOverLimit(await tokens.recentMails(db, user.id, 'email_verification'), EMAIL_VERIFICATION_MAILS_PER_HOUR, 'verification e-mails');
+    await this.queueVerification(db, user, personalOrgId);
+  }
+
   /** Queues the verification e-mail of a new (or still unverified) password account, in the caller's transaction. */
   async queueVerification(db: Db, user: UserRow, personalOrgId: string): Promise<void> {
     await queueEmail({ db, orgId: personalOrgId }, {
@@ -86,21 +105,31 @@ export class AccountMailService implements OnModuleInit {
 
   /**
    * Answers the same whether or not the address has an account (and whether or not the hourly limit
-   * was reached). The mail is sent by a job, so the answer's time does not depend on the SMTP server.
+   * was reached), after the same statements: an unknown address, or one past the limit, rehearses the
+   * queuing (for a stand-in account when there is none) and rolls it back, as a registration of a taken
+   * address does. The mail is sent by a job, so the answer's time does not depend on the SMTP server.
    */
   async requestPasswordReset(email: string, client: ClientInfo): Promise<CheckEmailDto> {
     await this.privileged.run('auth.credentials', async (db) => {
       const user = await userRepository.findByEmail(db, email);
-      if (!user?.personalOrgId) return;
-      if ((await tokens.recentResetMails(db, user.id)) >= PASSWORD_RESET_MAILS_PER_HOUR) return;
-      await queueEmail({ db, orgId: user.personalOrgId }, {
-        userId: user.id, to: user.email, template: 'password_reset', category: 'security', data: { ttlMinutes: PASSWORD_RESET_TTL_MINUTES },
+      const account = user?.personalOrgId ? { id: user.id, email: user.email, personalOrgId: user.personalOrgId } : await this.standIn(db);
+      const recent = await tokens.recentMails(db, account.id, 'password_reset');
+      await queueEmail({ db, orgId: account.personalOrgId }, {
+        userId: account.id, to: account.email, template: 'password_reset', category: 'security', data: { ttlMinutes: PASSWORD_RESET_TTL_MINUTES },
       });
-      await this.audit.recordPrivileged(db, user.personalOrgId, 'system', {
-        action: 'auth.password_reset_requested', entityType: 'user', entityId: user.id,
+      await this.audit.recordPrivileged(db, account.personalOrgId, 'system', {
+        action: 'auth.password_reset_requested', entityType: 'user', entityId: account.id,
       }, client);
-    });
+      if (account.id !== user?.id || recent.count >= PASSWORD_RESET_MAILS_PER_HOUR) throw ROLLED_BACK;
+    }).catch((err) => { if (err !== ROLLED_BACK) throw err; });
     return RESET_REQUESTED;
+  }
+
+  /** An account and its personal organization for a rehearsal (rolled back with it): an address nobody can have. */
+  private async standIn(db: Db): Promise<{ id: string; email: string; personalOrgId: string }> {
+    const email = `${randomUUID()}@password-reset.invalid`;
+    const user = (await userRepository.create(db, { email }))!;
+    return { id: user.id, email, personalOrgId: await this.organizations.createPersonal(db, user.id, email) };
   }
 
   /** Sets a new password with a reset link's token (once); every session of the account ends. */
@@ -163,6 +192,8 @@ export class AccountMailService implements OnModuleInit {
       if (!(await userRepository.lockIfNotErased(db, found.id))) throw AppError.unauthorized('this account has been erased');
       const personalOrgId = found.personalOrgId ?? (await userRepository.personalOrgId(db, found.id));
       if (!personalOrgId) return;
+      // counted after the account's lock: concurrent requests count one after the other
+      refuseOverLimit(await tokens.recentEmailChangeRequests(db, personalOrgId, found.id), EMAIL_CHANGE_REQUESTS_PER_HOUR, 'e-mail change requests');
       // alike for a taken address (the earlier link ends, the request is audited): what the caller can see tells nothing
       await tokens.endPendingEmailChanges(db, found.id);
       await this.audit.recordPrivileged(db, personalOrgId, principal, {
@@ -208,6 +239,15 @@ export class AccountMailService implements OnModuleInit {
     if (!changed) throw emailChangeInvalid();
     return changed;
   }
+}
+
+/** 429 auth.mail_limited once `recent` reached `limit` (per account and hour), with the wait in the body and Retry-After. */
+function refuseOverLimit(recent: RecentCount, limit: number, what: string): void {
+  if (recent.count < limit) return;
+  const err = AccountErrors.error('auth.mail_limited', `at most ${limit} ${what} per hour; try again in ${recent.retryAfterSeconds} seconds`,
+    { limit, retryAfterSeconds: recent.retryAfterSeconds });
+  err.retryAfterSeconds = recent.retryAfterSeconds;
+  throw err;
 }
 
 const emailChangeInvalid = () =>

@@ -1,6 +1,10 @@
 import { sql } from 'kysely';
 import type { Db } from '../../platform/database/database.service.js';
 import { qb } from '../../platform/database/query-builder.js';
+import type { EmailTemplate } from '../notifications/email-templates.js';
+
+/** How many of something happened in the last hour, and in how many seconds the oldest of them leaves it (at least 1). */
+export interface RecentCount { count: number; retryAfterSeconds: number }
 
 /** Password-reset tokens and e-mail change requests (privileged auth path only); tokens only as SHA-256. */
 export const accountTokenRepository = {
@@ -33,11 +37,28 @@ export const accountTokenRepository = {
       .where('token_hash', '=', tokenHash).where('user_id', '=', userId).where('used_at', 'is', null).where('expires_at', '>', sql<Date>`now()`))) > 0;
   },
 
-  /** Reset e-mails queued for the user within the last hour (a limit against mail bombing). */
-  async recentResetMails(db: Db, userId: string): Promise<number> {
-    const [row] = await db.run(qb.selectFrom('core.email_deliveries').select((eb) => eb.fn.countAll<string>().as('n'))
-      .where('user_id', '=', userId).where('template', '=', 'password_reset').where('created_at', '>', sql<Date>`now() - interval '1 hour'`));
-    return Number(row.n);
+  /**
+   * The account e-mails of `template` queued for the user within the last hour, and in how many seconds the oldest of
+   * them leaves the hour (the per-account hourly limits against mail bombing: account-mail.service.ts).
+   */
+  async recentMails(db: Db, userId: string, template: EmailTemplate): Promise<RecentCount> {
+    const [row] = await db.run(qb.selectFrom('core.email_deliveries')
+      .select([(eb) => eb.fn.countAll<string>().as('n'), sql<number>`${retryAfter(sql.ref('created_at'))}`.as('retryAfterSeconds')])
+      .where('user_id', '=', userId).where('template', '=', template).where('created_at', '>', sql<Date>`now() - interval '1 hour'`));
+    return { count: Number(row.n), retryAfterSeconds: row.retryAfterSeconds };
+  },
+
+  /**
+   * The e-mail changes the user asked for within the last hour, as audited (auth.email_change_requested, in their personal
+   * organization): a request for an address another account uses mails nothing and stores no request, yet counts alike,
+   * or the limit's 429 would tell which addresses have accounts.
+   */
+  async recentEmailChangeRequests(db: Db, personalOrgId: string, userId: string): Promise<RecentCount> {
+    const [row] = await db.run(qb.selectFrom('core.audit_logs')
+      .select([(eb) => eb.fn.countAll<string>().as('n'), sql<number>`${retryAfter(sql.ref('occurred_at'))}`.as('retryAfterSeconds')])
+      .where('org_id', '=', personalOrgId).where('action', '=', 'auth.email_change_requested').where('entity_type', '=', 'user')
+      .where('entity_id', '=', userId).where('occurred_at', '>', sql<Date>`now() - interval '1 hour'`));
+    return { count: Number(row.n), retryAfterSeconds: row.retryAfterSeconds };
   },
 
   /** One pending change at a time: a new request ends the earlier one's link (whatever address it names). Answers how many ended. */
@@ -106,3 +127,8 @@ export const accountTokenRepository = {
     await db.$executeRaw`SELECT core.sync_auth_user(${userId}::uuid, ${newEmail})`;
   },
 };
+
+/** Seconds until the oldest of the hour's rows (by `at`) leaves the hour; at least 1 (0 without rows). */
+function retryAfter(at: ReturnType<typeof sql.ref>) {
+  return sql<number>`coalesce(greatest(1, ceil(extract(epoch FROM min(${at}) + interval '1 hour' - now())))::int, 0)`;
+}

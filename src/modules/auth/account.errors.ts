@@ -7,4 +7,5 @@ export const AccountErrors = defineErrorCodes({
   'auth.email_taken': { status: 409, description: 'another account uses this e-mail address' },
   'auth.password_incorrect': { status: 403, description: 'the current password is not correct' },
   'auth.email_unchanged': { status: 400, description: 'the new e-mail address is the current one' },
+  'auth.mail_limited': { status: 429, description: 'the account asked for too many e-mails of this kind within the hour; wait details.retryAfterSeconds' },
 });

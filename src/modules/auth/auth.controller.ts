@@ -17,7 +17,9 @@ import { ACCESS_COOKIE } from './jwt.strategy.js';
 import { AuthErrors } from './auth.errors.js';
 import { ApiErrorCodes } from '../../platform/errors/catalog.js';
 import '../../platform/errors/platform.errors.js'; // registers PlatformErrors
-import { AccountMailService, EMAIL_CHANGE_REQUESTED, RESET_REQUESTED } from './account-mail.service.js';
+import {
+  AccountMailService, EMAIL_CHANGE_REQUESTED, EMAIL_CHANGE_REQUESTS_PER_HOUR, EMAIL_VERIFICATION_MAILS_PER_HOUR, PASSWORD_RESET_MAILS_PER_HOUR, RESET_REQUESTED,
+} from './account-mail.service.js';
 import { CheckEmailDto, EmailChangeConfirmDto, EmailChangedDto, EmailChangeRequestDto, PasswordResetDto, PasswordResetRequestDto } from './auth.dto.js';
 
 export const REFRESH_COOKIE = 'omnizen_refresh';
@@ -70,7 +72,7 @@ export class AuthController {
   @HttpCode(202)
   @ApiOperation({
     operationId: 'requestPasswordReset', summary: 'Mail a link to reset the password (valid 30 minutes, single use)',
-    description: 'Answers the same 202 whether or not the address has an account; at most 3 reset e-mails per account per hour.',
+    description: `Answers the same 202 whether or not the address has an account; at most ${PASSWORD_RESET_MAILS_PER_HOUR} reset e-mails per account per hour.`,
   })
   @ApiAcceptedResponse({ type: CheckEmailDto, example: RESET_REQUESTED })
   @ApiErrors(400)
@@ -248,10 +250,11 @@ export class IdentitiesController {
   @ApiOperation({
     operationId: 'requestEmailChange', summary: 'Ask to change the e-mail address (current password needed); a link to confirm goes to the new address',
     description: 'The address changes only when the link mailed to it is used (POST /v1/auth/email-change/confirm). An address another '
-      + 'account uses gets no mail, and the answer is the same. The password check counts like a login (429 auth.locked past the limits).',
+      + 'account uses gets no mail, and the answer is the same. The password check counts like a login (429 auth.locked past the limits). '
+      + `At most ${EMAIL_CHANGE_REQUESTS_PER_HOUR} requests per account per hour, whatever address they name (429 auth.mail_limited with details.retryAfterSeconds).`,
   })
   @ApiAcceptedResponse({ type: CheckEmailDto, example: EMAIL_CHANGE_REQUESTED })
-  @ApiErrorCodes('auth.password_incorrect', 'auth.email_unchanged', 'auth.locked')
+  @ApiErrorCodes('auth.password_incorrect', 'auth.email_unchanged', 'auth.locked', 'auth.mail_limited')
   @ApiErrors(401)
   requestEmailChange(@Body() dto: EmailChangeRequestDto, @CurrentPrincipal() principal: Principal, @Req() req: FastifyRequest): Promise<CheckEmailDto> {
     return this.accountMail.requestEmailChange(principal, dto.newEmail, dto.password, clientInfo(req));
@@ -259,8 +262,12 @@ export class IdentitiesController {
 
   @Post('email-verification')
   @HttpCode(204)
-  @ApiErrorCodes('auth.user_required')
-  @ApiOperation({ operationId: 'sendEmailVerification', summary: 'Send a new verification link for the signed-in user\'s e-mail (nothing when it is verified already)' })
+  @ApiErrorCodes('auth.user_required', 'auth.mail_limited')
+  @ApiOperation({
+    operationId: 'sendEmailVerification', summary: 'Send a new verification link for the signed-in user\'s e-mail (nothing when it is verified already)',
+    description: `At most ${EMAIL_VERIFICATION_MAILS_PER_HOUR} verification e-mails per account per hour, the registration's included `
+      + '(429 auth.mail_limited with details.retryAfterSeconds).',
+  })
   @ApiNoContentResponse()
   @ApiErrors(401, 403)
   async resendVerification(@CurrentPrincipal() principal: Principal): Promise<void> {

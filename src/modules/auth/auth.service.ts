@@ -15,7 +15,7 @@ import { TokenService, hashToken } from './token.service.js';
 import { userRepository, type UserRow } from './user.repository.js';
 import { sessionRepository } from './session.repository.js';
 import { identityRepository, type IdentityInput } from './identity.repository.js';
-import { AccountMailService } from './account-mail.service.js';
+import { AccountMailService, ROLLED_BACK } from './account-mail.service.js';
 import { SupabaseEmailCheck } from './supabase-email-check.js';
 import type { AppSessionDto, AppTokenDto, IdentityDto, RegistrationAcceptedDto, TokensDto } from './auth.dto.js';
 import { verifyExternalToken, type ExchangeProvider, type ExternalIdentity } from './external-token.js';
@@ -26,9 +26,6 @@ import { deviceHash, knownDeviceRepository, networkPrefix } from './known-device
 
 /** App tokens only carry the user into the app's login page (seed 000 handshake). */
 export const APP_TOKEN_TTL_SECONDS = 120;
-
-/** Thrown to roll a rehearsal transaction back. */
-const ROLLED_BACK = Symbol('rolled back');
 
 /** The one answer to every registration, whether or not the e-mail already has an account. */
 export const REGISTRATION_ACCEPTED: RegistrationAcceptedDto = {
@@ -126,13 +123,18 @@ export class AuthService {
     return { email: done.email, verified: true };
   }
 
-  /** Sends a new verification link for the signed-in user's password e-mail, unless it is verified already. */
+  /**
+   * Sends a new verification link for the signed-in user's password e-mail, unless it is verified already; at most
+   * EMAIL_VERIFICATION_MAILS_PER_HOUR an hour (429 auth.mail_limited).
+   */
   async resendVerification(principal: Principal): Promise<void> {
     if (principal.kind !== 'user') throw PlatformErrors.error('auth.user_required', 'this route acts for a signed-in user; a service key cannot call it');
     await this.privileged.run('auth.credentials', async (db) => {
+      // the account's row first (as the erasure takes it): concurrent requests count the hour's mails one after the other
+      if (!(await userRepository.lockIfNotErased(db, principal.userId))) throw AppError.unauthorized('this account has been erased');
       const user = await userRepository.findById(db, principal.userId);
       if (!user || (await identityRepository.hasVerifiedEmail(db, user.id, user.email))) return;
-      await this.accountMail.queueVerification(db, user, principal.personalOrgId);
+      await this.accountMail.queueVerificationAgain(db, user, principal.personalOrgId);
       await this.audit.recordPrivileged(db, principal.personalOrgId, principal, {
         action: 'user.verification_link_sent', entityType: 'user', entityId: user.id, after: { email: user.email },
       });
