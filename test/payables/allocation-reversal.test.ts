@@ -85,4 +85,48 @@ describe('payables: a reversed allocation (its event; the void after it)', () =>
       expect({ asOf, offBalance: new Decimal(aging.total).plus(balance.baseBalance).toFixed(2) }).toEqual({ asOf, offBalance: '0.00' });
     }
   });
+
+  it('nothing settles a bill, or uses a payment\'s credit, dated before the last reversal of one of its allocations (as a void): 400, nothing written', async () => {
+    const posted = async (billNumber: string) => {
+      const draft = (await t.http.post(url('bills')).set(users.accountant.auth)
+        .send({ vendorId: vendor, billNumber, billDate: '2026-02-10', lines: [{ accountId: acc['5200'], unitPrice: '300.00' }] }).expect(201)).body;
+      return (await t.http.post(url(`bills/${draft.id}/submit`)).set(users.accountant.auth).expect(200)).body.id as string;
+    };
+    const [bill, other] = [await posted('B-2'), await posted('B-3')];
+    // P paid B-2 on Feb 10 and was reversed on Feb 20: it settled B-2 (and used P's credit) from Feb 10 to Feb 19
+    const p = (await t.http.post(url('payments')).set(users.accountant.auth)
+      .send({ vendorId: vendor, bankAccountId: acc['1100'], paymentDate: '2026-02-10', amount: '300.00', allocations: [{ billId: bill, amount: '300.00' }] }).expect(201)).body;
+    await t.http.post(url(`allocations/${p.allocations[0].id}/reverse`)).set(users.accountant.auth).send({ date: '2026-02-20' }).expect(201);
+    const state = async () => (await t.db.admin.query(`SELECT (SELECT count(*) FROM finance.bill_payments WHERE org_id = $1)::int AS payments,
+      (SELECT count(*) FROM finance.bill_allocations WHERE org_id = $1)::int AS allocations, (SELECT count(*) FROM finance.bill_payment_refunds WHERE org_id = $1)::int AS refunds,
+      (SELECT count(*) FROM finance.journal_entries WHERE org_id = $1)::int AS entries`, [orgId])).rows[0];
+    const before = await state();
+    const refused = (path: string, body: object) => t.http.post(url(path)).set(users.accountant.auth).send(body).expect(400);
+    // payment Q of Feb 12 paying B-2: it would be settled 600.00 from Feb 12 to Feb 19 (the aging at -300.00)
+    const q = await refused('payments', { vendorId: vendor, bankAccountId: acc['1100'], paymentDate: '2026-02-12', amount: '300.00', allocations: [{ billId: bill, amount: '300.00' }] });
+    expect(q.body.error).toMatchObject({ code: 'validation_failed', message: `allocations[0]: the allocation date 2026-02-12 is before 2026-02-20, the date of the last allocation reversal of bill ${bill}` });
+    const allocated = await refused(`payments/${p.id}/allocations`, { billId: other, amount: '300.00', date: '2026-02-15' });
+    expect(allocated.body.error).toMatchObject({ code: 'validation_failed', message: `date: the allocation dated 2026-02-15 is before 2026-02-20, the date of the last reversal of an allocation of payment ${p.id}` });
+    const refunded = await refused(`payments/${p.id}/refunds`, { amount: '300.00', date: '2026-02-15' });
+    expect(refunded.body.error).toMatchObject({ code: 'validation_failed', message: `date: the refund dated 2026-02-15 is before 2026-02-20, the date of the last reversal of an allocation of payment ${p.id}` });
+    // nor can SQL insert such an allocation (of the payment's credit, or to the bill)
+    const insert = (billId: string) => t.db.asApi({ sub: users.accountant.id, role: 'authenticated', org_id: orgId }, 'authenticated',
+      `INSERT INTO finance.bill_allocations (org_id, payment_id, bill_id, allocation_date, amount, bill_base_amount, payment_base_amount, created_by)
+       VALUES ($1, $2, $3, '2026-02-15', 300, 300, 300, $4)`, [orgId, p.id, billId, users.accountant.id]);
+    await expect(insert(other)).rejects.toThrow(`the allocation to bill ${other} dated 2026-02-15 is before 2026-02-20, the date of the last allocation reversal of its payment ${p.id}`);
+    await expect(insert(bill)).rejects.toThrow(`the allocation to bill ${bill} dated 2026-02-15 is before 2026-02-20, the date of the last allocation reversal of its bill`);
+    expect(await state()).toEqual(before);
+
+    // from the reversal on, all of them are taken; the aging is the AP balance on every date around
+    await t.http.post(url('payments')).set(users.accountant.auth)
+      .send({ vendorId: vendor, bankAccountId: acc['1100'], paymentDate: '2026-02-20', amount: '100.00', allocations: [{ billId: bill, amount: '100.00' }] }).expect(201);
+    await t.http.post(url(`payments/${p.id}/allocations`)).set(users.accountant.auth).send({ billId: bill, amount: '200.00', date: '2026-02-20' }).expect(201);
+    await t.http.post(url(`payments/${p.id}/refunds`)).set(users.accountant.auth).send({ amount: '100.00', date: '2026-02-21' }).expect(201);
+    expect((await t.http.get(url(`bills/${bill}`)).set(users.viewer.auth).expect(200)).body).toMatchObject({ status: 'paid', openAmount: '0.00' });
+    for (const asOf of ['2026-02-11', '2026-02-12', '2026-02-19', '2026-02-20', '2026-02-21']) {
+      const aging = (await t.http.get(url(`aging?asOf=${asOf}`)).set(users.viewer.auth).expect(200)).body;
+      const balance = (await t.http.get(ledgerUrl(orgId, `accounts/${acc['2100']}/balance?asOf=${asOf}`)).set(users.viewer.auth).expect(200)).body;
+      expect({ asOf, offBalance: new Decimal(aging.total).plus(balance.baseBalance).toFixed(2) }).toEqual({ asOf, offBalance: '0.00' });
+    }
+  });
 });

@@ -81,6 +81,71 @@ describe('payables and receivables: a control account is replaced only while it 
     expect((await t.http.get(rUrl(orgId, 'settings')).set(users.owner.auth).expect(200)).body.deferredRevenueAccountId).toBe(acc['2400']);
   });
 
+  it('no document takes a control account from the client, nor do the settings name another module\'s: 422 with the module\'s code, nothing written', async () => {
+    const own = await orgWithRoles(t, 'Control Lines Ltd');
+    await onPlan(t, own.orgId, 'professional');
+    const { acc: a, customer: c } = await setupReceivables(t, own.orgId, own.users.owner, 'EUR');
+    const { owner, accountant, member } = own.users;
+    const rules = [{ above: '0', approvals: 0, roles: ['owner'] }];
+    await t.http.put(payablesUrl(own.orgId, 'settings')).set(owner.auth).send({ apAccountId: a['2100'], approvalRules: rules }).expect(200);
+    const vendor = await createVendor(t, own.orgId, accountant);
+    const line = (accountId: string) => ({ accountId, unitPrice: '100.00' });
+    const claimLine = (accountId: string) => ({ accountId, amount: '40.00', currency: 'EUR', date: '2026-03-03' });
+    const bill = (await t.http.post(payablesUrl(own.orgId, 'bills')).set(accountant.auth).send({ vendorId: vendor, billDate: '2026-03-02', lines: [line(a['5200'])] }).expect(201)).body.id;
+    const claim = (await t.http.post(payablesUrl(own.orgId, 'expense-claims')).set(member.auth).send({ claimDate: '2026-03-03', currency: 'EUR', lines: [claimLine(a['5200'])] }).expect(201)).body.id;
+    const vendorCredit = (await t.http.post(payablesUrl(own.orgId, 'payments')).set(accountant.auth)
+      .send({ vendorId: vendor, paymentDate: '2026-03-05', amount: '50.00', bankAccountId: a['1100'] }).expect(201)).body.id;
+    const customerCredit = (await t.http.post(rUrl(own.orgId, 'payments')).set(accountant.auth)
+      .send({ customerId: c, date: '2026-03-05', amount: '50.00', depositAccountId: a['1100'], method: 'bank_transfer' }).expect(201)).body.id;
+
+    const tables = ['finance.bills', 'finance.bill_lines', 'finance.bill_payments', 'finance.bill_payment_refunds', 'finance.payables_settings', 'finance.invoices',
+      'finance.customer_payments', 'finance.customer_refunds', 'finance.receivables_settings', 'finance.journal_entries', 'finance.journal_lines', 'core.audit_logs'];
+    const footprint = async () => Promise.all(tables.map(async (table) => (await t.db.admin.query(
+      `SELECT count(*)::text || ':' || coalesce(md5(string_agg(x::text, '|' ORDER BY x::text)), '') AS v FROM ${table} x WHERE x.org_id = $1`, [own.orgId])).rows[0].v as string));
+    const before = await footprint();
+    const ar = 'account 1200 is the AR control account of receivables';
+    const refusals: [string, () => PromiseLike<{ status: number; body: any }>, number, string, string][] = [
+      // a bill or claim line may be an asset, but not AR: the AR balance would carry a bill no aging knows
+      ['createBill', () => t.http.post(payablesUrl(own.orgId, 'bills')).set(accountant.auth).send({ vendorId: vendor, billDate: '2026-03-02', lines: [line(a['5200']), line(a['1200'])] }),
+        422, 'payables.control_account', `lines[1].accountId: ${ar}`],
+      ['updateBill', () => t.http.patch(payablesUrl(own.orgId, `bills/${bill}`)).set(accountant.auth).send({ billDate: '2026-03-02', lines: [line(a['1200'])] }),
+        422, 'payables.control_account', `lines[0].accountId: ${ar}`],
+      ['createExpenseClaim', () => t.http.post(payablesUrl(own.orgId, 'expense-claims')).set(member.auth).send({ claimDate: '2026-03-03', currency: 'EUR', lines: [claimLine(a['1200'])] }),
+        422, 'payables.control_account', `lines[0].accountId: ${ar}`],
+      ['updateExpenseClaim', () => t.http.patch(payablesUrl(own.orgId, `expense-claims/${claim}`)).set(member.auth).send({ claimDate: '2026-03-03', currency: 'EUR', lines: [claimLine(a['1200'])] }),
+        422, 'payables.control_account', `lines[0].accountId: ${ar}`],
+      ['createBillPayment', () => t.http.post(payablesUrl(own.orgId, 'payments')).set(accountant.auth).send({ vendorId: vendor, paymentDate: '2026-03-05', amount: '10.00', bankAccountId: a['1200'] }),
+        422, 'payables.control_account', `bankAccountId: ${ar}`],
+      ['refundVendorCredit', () => t.http.post(payablesUrl(own.orgId, `payments/${vendorCredit}/refunds`)).set(accountant.auth).send({ amount: '10.00', date: '2026-03-06', bankAccountId: a['1200'] }),
+        422, 'payables.control_account', `bankAccountId: ${ar}`],
+      ['updatePayablesSettings', () => t.http.put(payablesUrl(own.orgId, 'settings')).set(owner.auth).send({ apAccountId: a['2400'], approvalRules: rules }),
+        422, 'payables.control_account', 'apAccountId: account 2400 is the deferred revenue control account of receivables'],
+      // a deposit or refund account is an asset that is no control account
+      ['createPayment (AR)', () => t.http.post(rUrl(own.orgId, 'payments')).set(accountant.auth).send({ customerId: c, date: '2026-03-05', amount: '10.00', depositAccountId: a['1200'], method: 'bank_transfer' }),
+        422, 'receivables.control_account', `depositAccountId: ${ar}`],
+      ['createPayment (AP)', () => t.http.post(rUrl(own.orgId, 'payments')).set(accountant.auth).send({ customerId: c, date: '2026-03-05', amount: '10.00', depositAccountId: a['2100'], method: 'bank_transfer' }),
+        422, 'receivables.account_not_postable', 'depositAccountId: account 2100 is a liability account, not an asset account'],
+      ['refundCustomerCredit', () => t.http.post(rUrl(own.orgId, `payments/${customerCredit}/refunds`)).set(accountant.auth).send({ amount: '10.00', date: '2026-03-06', accountId: a['1200'] }),
+        422, 'receivables.control_account', `accountId: ${ar}`],
+      // a revenue line on revenue only
+      ['createInvoice', () => t.http.post(rUrl(own.orgId, 'invoices')).set(accountant.auth)
+        .send({ customerId: c, invoiceDate: '2026-03-02', lines: [{ description: 'Work', quantity: '1', unitPrice: '100.00', revenueAccountId: a['1200'] }] }),
+      422, 'receivables.account_not_postable', 'lines[0].revenueAccountId: account 1200 is an asset account, not a revenue account'],
+      // AR an asset, deferred revenue a liability that is not AP
+      ['setReceivablesSettings (AR)', () => t.http.put(rUrl(own.orgId, 'settings')).set(owner.auth).send({ arAccountId: a['2100'], deferredRevenueAccountId: a['2400'] }),
+        422, 'receivables.account_not_postable', 'arAccountId: account 2100 is a liability account, not an asset account'],
+      ['setReceivablesSettings (deferred)', () => t.http.put(rUrl(own.orgId, 'settings')).set(owner.auth).send({ arAccountId: a['1200'], deferredRevenueAccountId: a['2100'] }),
+        422, 'receivables.control_account', 'deferredRevenueAccountId: account 2100 is the AP control account of payables'],
+    ];
+    const answers = [];
+    for (const [operation, send, , ,] of refusals) {
+      const res = await send();
+      answers.push([operation, res.status, res.body.error?.code, res.body.error?.message]);
+    }
+    expect(answers).toEqual(refusals.map(([operation, , status, code, message]) => [operation, status, code, expect.stringContaining(message)]));
+    expect(await footprint()).toEqual(before);
+  });
+
   it('AR: a change waits for a posting in flight on the old account, then refuses; a flow that starts during a change posts to the new account', async () => {
     const own = await orgWithRoles(t, 'Control Race Ltd');
     await onPlan(t, own.orgId, 'professional');

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
-import { createOrg, onPlan, registerUser, type TestUser } from '../support/factories.js';
+import { addMember, createOrg, onPlan, registerUser, type TestUser } from '../support/factories.js';
 import { ledgerUrl, startBooks } from '../ledger/ledger-support.js';
 import { createVendor, payablesUrl } from './payables-support.js';
 
@@ -65,7 +65,7 @@ describe('payables: the client rate of payments and refunds; the allocation FX e
     expect([aging.total, aging.controlAccountBalance]).toEqual(['0.00', '0.00']);
   });
 
-  it('a bill at the client rate: kept with the draft, posted at it (the approval rule valued at it too); a base-currency bill ignores it', async () => {
+  it('a bill at the client rate: kept with the draft, posted at it; a base-currency bill ignores it', async () => {
     const draft = await t.http.post(payablesUrl(orgId, 'bills')).set(owner.auth).send({ vendorId: vendor, billDate: '2026-02-02', currency: 'EUR', rate: '1.25',
       lines: [{ accountId: acc['5200'], unitPrice: '400.00' }] }).expect(201);
     expect(draft.body).toMatchObject({ status: 'draft', rate: '1.2500000000' });
@@ -95,5 +95,28 @@ describe('payables: the client rate of payments and refunds; the allocation FX e
     const bill = await t.http.post(payablesUrl(orgId, 'bills')).set(owner.auth).send({ vendorId: vendor, billDate: '2026-01-20', currency: 'EUR', rate: '0',
       lines: [{ accountId: acc['5200'], unitPrice: '10.00' }] }).expect(400);
     expect(bill.body.error.code).toBe('validation_failed');
+  });
+
+  it('the approval rule values a bill at the larger of the client\'s rate and the table\'s: a rate typed low does not let an accountant post alone', async () => {
+    const accountant = await registerUser(t, 'accountant');
+    await addMember(t, orgId, accountant, 'accountant');
+    await t.http.put(payablesUrl(orgId, 'settings')).set(owner.auth).send({ apAccountId: acc['2100'], approvalRules: [
+      { above: '0.00', approvals: 0, roles: ['owner', 'admin', 'accountant'] }, { above: '1000.00', approvals: 1, roles: ['owner', 'admin'] }, { above: '10000.00', approvals: 2, roles: ['owner', 'admin'] }] }).expect(200);
+    const submitted = async (billDate: string, rate: string, unitPrice: string) => {
+      const draft = await t.http.post(payablesUrl(orgId, 'bills')).set(accountant.auth).send({ vendorId: vendor, billDate, currency: 'EUR', rate, lines: [{ accountId: acc['5200'], unitPrice }] }).expect(201);
+      const bill = (await t.http.post(payablesUrl(orgId, `bills/${draft.body.id}/submit`)).set(accountant.auth).send({}).expect(200)).body;
+      const { rows: [stored] } = await t.db.admin.query(`SELECT status, approvals_required, base_total::text AS base, journal_entry_id FROM finance.bills WHERE org_id = $1 AND id = $2`, [orgId, bill.id]);
+      return { bill, stored };
+    };
+    // EUR 1,000,000.00 at "0.0001" (USD 100.00) is USD 1,100,000.00 at the table's 1.10: two approvals, nothing posted
+    const low = await submitted('2026-02-10', '0.0001', '1000000.00');
+    expect(low.bill).toMatchObject({ status: 'submitted', approvalsRequired: 2, approverRoles: ['owner', 'admin'], rate: '0.0001000000', baseTotal: null, journalEntryId: null });
+    expect(low.stored).toEqual({ status: 'submitted', approvals_required: 2, base: null, journal_entry_id: null });
+    // a client rate above the table's counts too: EUR 900.00 is USD 1,080.00 at 1.20 (990.00 at 1.10), one approval
+    const high = await submitted('2026-02-10', '1.20', '900.00');
+    expect(high.bill).toMatchObject({ status: 'submitted', approvalsRequired: 1 });
+    // no table rate that day (before Jan 15): the client's, as before (EUR 20,000.00 at 0.01: USD 200.00, posted at once)
+    const untabled = await submitted('2026-01-12', '0.01', '20000.00');
+    expect(untabled.bill).toMatchObject({ status: 'posted', approvalsRequired: 0, baseTotal: '200.00' });
   });
 });

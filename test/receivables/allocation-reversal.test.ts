@@ -123,4 +123,47 @@ describe('receivables: reversed allocations (void when nothing is allocated net;
     const type = EVENT_CATALOG.find((e) => e.type === 'payment.allocation_reversed')!;
     for (const payload of [...all.map((e) => e.p), type.example]) expect([ajv.validate(type.payloadSchema, payload), ajv.errorsText()]).toEqual([true, 'No errors']);
   });
+
+  it('nothing settles an invoice, or uses a payment\'s credit, dated before the last reversal of one of its allocations (as a void): 400, nothing written', async () => {
+    // invoice 100.00 of May 1, paid by A on May 1 and reversed on May 20: A settled it from May 1 to May 19
+    const inv = await issueInvoice(t, orgId, users.accountant, { customerId: customer, invoiceDate: '2026-05-01', lines: [{ description: 'Work', quantity: '1', unitPrice: '100', revenueAccountId: acc['4100'] }] });
+    const other = await issueInvoice(t, orgId, users.accountant, { customerId: customer, invoiceDate: '2026-05-01', lines: [{ description: 'More work', quantity: '1', unitPrice: '100', revenueAccountId: acc['4100'] }] });
+    const a = (await pay({ date: '2026-05-01', amount: '100.00', allocations: [{ invoiceId: inv.id, amount: '100.00' }] })).body;
+    await reverse(a.allocations[0].id, '2026-05-20').expect(201);
+    const state = async () => Promise.all(['finance.customer_payments', 'finance.receivable_allocations', 'finance.customer_refunds', 'finance.invoices', 'finance.journal_entries'].map(count));
+    const before = await state();
+    const post = (path: string, body: object) => t.http.post(rUrl(orgId, path)).set(users.accountant.auth).send(body).expect(400);
+    // payment B dated May 5 settling the invoice: it would be settled 200.00 from May 5 to May 19 (the aging at -100.00)
+    const b = await post('payments', { customerId: customer, depositAccountId: acc['1100'], method: 'bank_transfer', date: '2026-05-05', amount: '100.00', allocations: [{ invoiceId: inv.id, amount: '100.00' }] });
+    expect(b.body.error).toMatchObject({ code: 'validation_failed', message: `allocations[0].invoiceId: the allocation date 2026-05-05 is before 2026-05-20, the date of the last allocation reversal of invoice ${inv.number}` });
+    const credited = await post(`invoices/${inv.id}/credit-notes`, { date: '2026-05-19' });
+    expect(credited.body.error).toMatchObject({ code: 'validation_failed', message: `date must not be before 2026-05-20, the date of the last allocation reversal of invoice ${inv.number}` });
+    // A's credit was used until May 20: allocated to another invoice or refunded before, it would be used twice
+    const allocated = await post(`payments/${a.id}/allocations`, { date: '2026-05-10', allocations: [{ invoiceId: other.id, amount: '100.00' }] });
+    expect(allocated.body.error).toMatchObject({ code: 'validation_failed', message: `date: the allocation dated 2026-05-10 is before 2026-05-20, the date of the last reversal of an allocation of payment ${a.id}` });
+    const refunded = await post(`payments/${a.id}/refunds`, { date: '2026-05-10', amount: '100.00' });
+    expect(refunded.body.error).toMatchObject({ code: 'validation_failed', message: `date: the refund dated 2026-05-10 is before 2026-05-20, the date of the last reversal of an allocation of payment ${a.id}` });
+    // nor can SQL insert such an allocation (of the payment's credit, or to the invoice)
+    const insert = (invoiceId: string) => asOwner(`INSERT INTO finance.receivable_allocations (org_id, invoice_id, payment_id, allocation_date, amount, invoice_base, source_base)
+      VALUES ($1, $2, $3, '2026-05-10', 100, 100, 100)`, [orgId, invoiceId, a.id]);
+    await expect(insert(other.id)).rejects.toThrow(`the allocation to invoice ${other.id} dated 2026-05-10 is before 2026-05-20, the date of the last allocation reversal of its payment ${a.id}`);
+    await expect(insert(inv.id)).rejects.toThrow(`the allocation to invoice ${inv.id} dated 2026-05-10 is before 2026-05-20, the date of the last allocation reversal of its invoice`);
+    await expect(asOwner(`INSERT INTO finance.customer_refunds (org_id, payment_id, customer_id, refund_date, amount, currency, rate, source_base, account_id, method, entry_id)
+      VALUES ($1, $2, $3, '2026-05-10', 100, 'EUR', 1, 100, $4, 'bank_transfer', $5)`, [orgId, a.id, customer, acc['1100'], a.entryId]))
+      .rejects.toThrow(`the refund of payment ${a.id} dated 2026-05-10 is before 2026-05-20, the date of the last reversal of an allocation of the payment`);
+    expect(await state()).toEqual(before);
+
+    // from the reversal on, all of them are taken; the aging is the AR balance on every date around
+    await pay({ date: '2026-05-20', amount: '60.00', allocations: [{ invoiceId: inv.id, amount: '60.00' }] });
+    await t.http.post(rUrl(orgId, `invoices/${inv.id}/credit-notes`)).set(users.accountant.auth).send({ date: '2026-05-20', lines: [{ lineNo: 1, quantity: '0.4' }] }).expect(201);
+    await t.http.post(rUrl(orgId, `payments/${a.id}/allocations`)).set(users.accountant.auth).send({ date: '2026-05-20', allocations: [{ invoiceId: other.id, amount: '70.00' }] }).expect(201);
+    await t.http.post(rUrl(orgId, `payments/${a.id}/refunds`)).set(users.accountant.auth).send({ date: '2026-05-21', amount: '30.00' }).expect(201);
+    expect((await t.http.get(rUrl(orgId, `invoices/${inv.id}`)).set(users.viewer.auth).expect(200)).body).toMatchObject({ status: 'paid', openAmount: '0.00' });
+    for (const asOf of ['2026-05-04', '2026-05-05', '2026-05-19', '2026-05-20', '2026-05-21']) {
+      const aging = (await t.http.get(rUrl(orgId, `aging?asOf=${asOf}`)).set(users.viewer.auth).expect(200)).body;
+      const balance = (await t.http.get(ledgerUrl(orgId, `accounts/${acc['1200']}/balance?asOf=${asOf}`)).set(users.viewer.auth).expect(200)).body;
+      expect({ asOf, aging: aging.total }).toEqual({ asOf, aging: balance.baseBalance });
+    }
+    await expectOpenAmountsKept(t, orgId);
+  });
 });

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { onPlan, orgWithRoles, type RoleUsers, type TestUser } from '../support/factories.js';
 import { until } from '../support/throwaway-servers.js';
+import { ledgerUrl } from '../ledger/ledger-support.js';
 import { rUrl, setupReceivables } from './receivables-support.js';
 
 /**
@@ -111,6 +112,27 @@ describe('receivables: the credit limit at issue', () => {
     expect((await t.http.post(rUrl(orgId, `invoices/${id}/issue`)).set(keyAuth).send({}).expect(422)).body.error.code).toBe('receivables.credit_limit_exceeded');
     const { rows: audit } = await t.db.admin.query(`SELECT count(*)::int AS n FROM core.audit_logs WHERE org_id = $1 AND action = 'receivables.invoice_issued' AND entity_id = $2`, [orgId, id]);
     expect(audit).toEqual([{ n: 0 }]);
+  });
+
+  it('the limit values an invoice at the larger of the client\'s rate and the table\'s: a rate typed low does not take it under the limit', async () => {
+    await t.http.post(ledgerUrl(orgId, 'fx-rates/import')).set(users.owner.auth).send({ rates: [{ currency: 'USD', date: '2026-03-01', rate: '0.90' }] }).expect(201);
+    const c = await customer('Dollar Ltd', '1000.00');
+    const id = (await t.http.post(rUrl(orgId, 'invoices')).set(users.accountant.auth).send({ customerId: c, invoiceDate: '2026-03-02', currency: 'USD',
+      lines: [{ description: 'Work', quantity: '1', unitPrice: '10000.00', revenueAccountId: acc['4100'] }] }).expect(201)).body.id as string;
+    const before = await written(id);
+    // USD 10,000.00 at "0.0001" is EUR 1.00, at the table's 0.90 EUR 9,000.00: above the limit, no override asked for
+    const refused = await issue(id, users.accountant, { rate: '0.0001' }).expect(422);
+    expect(refused.body.error).toMatchObject({ code: 'receivables.credit_limit_exceeded',
+      details: { creditLimit: '1000.00', balance: '0.00', resultingBalance: '9000.00', invoiceAmount: '9000.00', currency: 'EUR' } });
+    expect(await written(id)).toEqual(before);
+    expect(await owed(c)).toBe('0.00');
+    // a client rate above the table's counts as given: USD 1,050.00 at 1.00 is EUR 1,050.00 (945.00 at 0.90)
+    const dear = (await t.http.post(rUrl(orgId, 'invoices')).set(users.accountant.auth).send({ customerId: c, invoiceDate: '2026-03-02', currency: 'USD',
+      lines: [{ description: 'Work', quantity: '1', unitPrice: '1050.00', revenueAccountId: acc['4100'] }] }).expect(201)).body.id as string;
+    expect((await issue(dear, users.accountant, { rate: '1.00' }).expect(422)).body.error.details).toMatchObject({ invoiceAmount: '1050.00' });
+    // within the limit at both, it posts at the client's rate
+    expect((await issue(dear, users.accountant, { rate: '0.95' }).expect(200)).body).toMatchObject({ status: 'issued', rate: '0.9500000000' });
+    expect(await owed(c)).toBe('997.50');
   });
 
   it('a customer without a limit (null) is unlimited', async () => {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
+import { ManualClock } from '../support/clock.js';
 import { createOrg, onPlan, orgWithRoles, registerUser, type RoleUsers, type TestUser } from '../support/factories.js';
 import { ledgerUrl } from '../ledger/ledger-support.js';
 import { rUrl, setupReceivables } from './receivables-support.js';
@@ -19,6 +20,7 @@ type Res = { status: number; body: any };
 
 describe('receivables: the documented error codes of its operations, produced', () => {
   let t: TestApp;
+  const clock = new ManualClock();
   let orgId: string;
   let users: RoleUsers;
   let acc: Record<string, string>;
@@ -90,7 +92,7 @@ describe('receivables: the documented error codes of its operations, produced', 
   }
 
   beforeAll(async () => {
-    t = await createTestApp();
+    t = await createTestApp({}, { clock });
     ({ orgId, users } = await orgWithRoles(t, 'Receivables Codes Ltd'));
     await onPlan(t, orgId, 'professional');
     ({ acc, vat, customer } = await setupReceivables(t, orgId, users.owner, 'EUR'));
@@ -301,28 +303,35 @@ describe('receivables: the documented error codes of its operations, produced', 
 
   // ------------------------------------------------------------------ revenue recognition
   it('revenue recognition: no open period from its date on 422 ledger.period_closed; a revenue account archived or of another currency since the issue', async () => {
-    // each case in an organization of its own: a run recognizes every line due by its date
-    const december = await issued({ invoiceDate: '2026-12-01', lines: [line({ serviceStart: '2026-12-01', serviceEnd: '2026-12-31' })] });
-    expect(december.number).toBeTruthy();
-    const period = await periodOf(orgId, users.owner, '2026-12-15');
-    await o().ledger(orgId, `periods/${period}/close`).expect(200);
+    // a run is never dated after today (receivables.recognition_date_future): the clock is on Dec 31, 2026 at least here
+    const ahead = Math.max(0, Date.parse('2026-12-31T12:00:00Z') - clock.now());
+    clock.advance(ahead);
     try {
-      await refused(orgId, () => a().post(orgId, 'revenue-recognition/runs', { date: '2026-12-15' }), 422, 'ledger.period_closed', 'the period of 2026-12-15 is closed and no open period follows it');
+      // each case in an organization of its own: a run recognizes every line due by its date
+      const december = await issued({ invoiceDate: '2026-12-01', lines: [line({ serviceStart: '2026-12-01', serviceEnd: '2026-12-31' })] });
+      expect(december.number).toBeTruthy();
+      const period = await periodOf(orgId, users.owner, '2026-12-15');
+      await o().ledger(orgId, `periods/${period}/close`).expect(200);
+      try {
+        await refused(orgId, () => a().post(orgId, 'revenue-recognition/runs', { date: '2026-12-15' }), 422, 'ledger.period_closed', 'the period of 2026-12-15 is closed and no open period follows it');
+      } finally {
+        await o().ledger(orgId, `periods/${period}/reopen`).expect(200);
+      }
+      for (const [code, name, account] of [['ledger.account_not_postable', 'Archived Revenue Ltd', {}], ['ledger.currency_not_allowed', 'Dollar Revenue Ltd', { currency: 'USD' }]] as const) {
+        const owner = await registerUser(t, 'rr-owner');
+        const org = await createOrg(t, owner, name);
+        await onPlan(t, org, 'professional');
+        const setup = await setupReceivables(t, org, owner, 'EUR');
+        const revenue = await newAccount(org, owner, { code: '4197', type: 'revenue', parentId: setup.acc['4000'], ...account });
+        const body = { customerId: setup.customer, invoiceDate: '2026-06-01', lines: [line({ revenueAccountId: revenue, serviceStart: '2026-06-01', serviceEnd: '2026-06-30' })] };
+        const id = (await as(owner).post(org, 'invoices', body).expect(201)).body.id;
+        await as(owner).post(org, `invoices/${id}/issue`).expect(200);
+        // nothing has posted to the revenue account yet (the issue credits deferred revenue): it can be archived
+        if (code === 'ledger.account_not_postable') await as(owner).ledger(org, `accounts/${revenue}/archive`).expect(200);
+        await refused(org, () => as(owner).post(org, 'revenue-recognition/runs', { date: '2026-06-15' }), 422, code, '4197');
+      }
     } finally {
-      await o().ledger(orgId, `periods/${period}/reopen`).expect(200);
-    }
-    for (const [code, name, account] of [['ledger.account_not_postable', 'Archived Revenue Ltd', {}], ['ledger.currency_not_allowed', 'Dollar Revenue Ltd', { currency: 'USD' }]] as const) {
-      const owner = await registerUser(t, 'rr-owner');
-      const org = await createOrg(t, owner, name);
-      await onPlan(t, org, 'professional');
-      const setup = await setupReceivables(t, org, owner, 'EUR');
-      const revenue = await newAccount(org, owner, { code: '4197', type: 'revenue', parentId: setup.acc['4000'], ...account });
-      const body = { customerId: setup.customer, invoiceDate: '2026-06-01', lines: [line({ revenueAccountId: revenue, serviceStart: '2026-06-01', serviceEnd: '2026-06-30' })] };
-      const id = (await as(owner).post(org, 'invoices', body).expect(201)).body.id;
-      await as(owner).post(org, `invoices/${id}/issue`).expect(200);
-      // nothing has posted to the revenue account yet (the issue credits deferred revenue): it can be archived
-      if (code === 'ledger.account_not_postable') await as(owner).ledger(org, `accounts/${revenue}/archive`).expect(200);
-      await refused(org, () => as(owner).post(org, 'revenue-recognition/runs', { date: '2026-06-15' }), 422, code, '4197');
+      clock.advance(-ahead);
     }
   });
 

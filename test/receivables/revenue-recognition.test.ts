@@ -24,6 +24,8 @@ describe('receivables: revenue recognition', () => {
 
   beforeAll(async () => {
     clock = new ManualClock();
+    // runs are dated up to the last day of 2026, and never after today: the clock is on Jan 1, 2027 at least
+    clock.advance(Math.max(0, Date.parse('2027-01-01T12:00:00Z') - clock.now()));
     t = await createTestApp({}, { clock });
     owner = await registerUser(t, 'owner');
     orgId = await createOrg(t, owner, 'Deferred Ltd');
@@ -54,6 +56,17 @@ describe('receivables: revenue recognition', () => {
     expect(schedule.body.lines).toEqual([expect.objectContaining({ lineNo: 1, netAmount: '3650.00', scheduled: '310.00', recognized: '310.00', deferred: '3340.00' })]);
     // an invoice with recognized revenue is credited, not voided
     expect((await t.http.post(rUrl(orgId, `invoices/${invoice.id}/void`)).set(owner.auth).send({}).expect(409)).body.error.code).toBe('receivables.invalid_status');
+  });
+
+  it('a run dated after today (the clock\'s) is a 422 naming today, nothing written: only what has elapsed is recognized', async () => {
+    const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+    const [today, tomorrow] = [day(clock.now()), day(clock.now() + 86_400_000)];
+    const n = await entries();
+    const res = await t.http.post(rUrl(orgId, 'revenue-recognition/runs')).set(owner.auth).send({ date: tomorrow }).expect(422);
+    expect(res.body.error).toEqual({ code: 'receivables.recognition_date_future', message: `date ${tomorrow} is after today (${today}): revenue is recognized up to today at the latest`, details: { today } });
+    expect(await entries()).toBe(n);
+    const { rows } = await t.db.admin.query(`SELECT count(*)::int AS n FROM finance.revenue_recognition_runs WHERE org_id = $1 AND run_date > $2::date`, [orgId, today]);
+    expect(rows[0].n).toBe(0);
   });
 
   it('never posts into a closed period: it posts into the first open one and says so', async () => {

@@ -6,6 +6,7 @@ import { createTestApp, startApp, type TestApp } from '../support/app.js';
 import { addMember, createOrg, registerUser, type TestUser, onPlan } from '../support/factories.js';
 import { ledgerUrl } from '../ledger/ledger-support.js';
 import { openTenantTransaction } from '../support/database.js';
+import { until } from '../support/throwaway-servers.js';
 import { expectOpenAmountsKept, issueInvoice, rUrl, setupReceivables } from './receivables-support.js';
 
 describe('receivables: concurrency, immutability, bad input, aging property, PDF, plans', () => {
@@ -54,6 +55,16 @@ describe('receivables: concurrency, immutability, bad input, aging property, PDF
     expect(audits[0]).toMatchObject({ actor_id: accountant.id, before: { status: 'draft' }, after: { status: 'issued', rate: '1' } });
   });
 
+  it('numbers past 999,999 keep every digit: the millionth invoice of a series is number 1000000, the next 1000001', async () => {
+    await t.db.admin.query(`INSERT INTO finance.document_numbers (org_id, series, last_number) VALUES ($1, 'BIG-2026', 999999)`, [orgId]);
+    const numbers = [];
+    for (let k = 0; k < 2; k++) {
+      const draft = await t.http.post(rUrl(orgId, 'invoices')).set(accountant.auth).send({ customerId: customer, invoiceDate: '2026-03-02', series: 'BIG', lines: [line()] }).expect(201);
+      numbers.push((await t.http.post(rUrl(orgId, `invoices/${draft.body.id}/issue`)).set(accountant.auth).send({}).expect(200)).body.number);
+    }
+    expect(numbers).toEqual(['BIG-2026-1000000', 'BIG-2026-1000001']);
+  });
+
   it('an issue whose number cannot be taken (the series locked past the lock timeout) writes nothing, and the number is not lost', async () => {
     const draft = (series: string) => t.http.post(rUrl(orgId, 'invoices')).set(accountant.auth).send({ customerId: customer, invoiceDate: '2026-03-03', series, lines: [line()] }).expect(201);
     const first = await draft('LCK');
@@ -96,6 +107,74 @@ describe('receivables: concurrency, immutability, bad input, aging property, PDF
     expect(await count('customer_payments')).toBe(paymentsBefore + 1);
     const { rows } = await t.db.admin.query(`SELECT sum(amount)::text AS s FROM finance.receivable_allocations WHERE org_id = $1 AND invoice_id = $2`, [orgId, inv.id]);
     expect(rows[0].s).toBe('250.0000');
+  });
+
+  it('an invoice id in upper case is the same invoice: allocating it twice over is a 409 over_allocation, nothing written; ids in paths too', async () => {
+    const inv = await issueInvoice(t, orgId, owner, { customerId: customer, invoiceDate: '2026-04-01', lines: [line()] });
+    const both = [{ invoiceId: inv.id, amount: '100.00' }, { invoiceId: inv.id.toUpperCase(), amount: '100.00' }];
+    const tables = ['customer_payments', 'receivable_allocations', 'journal_entries', 'audit_logs'];
+    const written = () => Promise.all(tables.map((x) => x === 'audit_logs'
+      ? t.db.admin.query(`SELECT count(*)::int AS n FROM core.audit_logs WHERE org_id = $1`, [orgId]).then((r) => r.rows[0].n as number) : count(x)));
+    const before = await written();
+    const paid = await t.http.post(rUrl(orgId, 'payments')).set(owner.auth)
+      .send({ customerId: customer, date: '2026-04-02', amount: '200.00', depositAccountId: acc['1100'], method: 'cash', allocations: both }).expect(409);
+    // the service's own check (it takes the two spellings for one invoice), not only the database's
+    expect(paid.body.error).toMatchObject({ code: 'receivables.over_allocation', details: { invoiceId: inv.id, open: '0.00' } });
+    expect(await written()).toEqual(before);
+    const credit = (await t.http.post(rUrl(orgId, 'payments')).set(owner.auth)
+      .send({ customerId: customer, date: '2026-04-02', amount: '200.00', depositAccountId: acc['1100'], method: 'cash' }).expect(201)).body;
+    const mid = await written();
+    const later = await t.http.post(rUrl(orgId, `payments/${credit.id}/allocations`)).set(owner.auth).send({ date: '2026-04-03', allocations: both }).expect(409);
+    expect(later.body.error).toMatchObject({ code: 'receivables.over_allocation', details: { invoiceId: inv.id, open: '0.00' } });
+    expect(await written()).toEqual(mid);
+    expect((await t.http.get(rUrl(orgId, `invoices/${inv.id}`)).set(owner.auth).expect(200)).body).toMatchObject({ status: 'issued', openAmount: '100.00' });
+    // the payment's id in the path in upper case: the same payment, answered and audited under its id as stored
+    const ok = await t.http.post(rUrl(orgId, `payments/${credit.id.toUpperCase()}/allocations`)).set(owner.auth)
+      .send({ date: '2026-04-03', allocations: [{ invoiceId: inv.id.toUpperCase(), amount: '100.00' }] }).expect(201);
+    expect(ok.body).toMatchObject({ id: credit.id, unallocated: '100.00', allocations: [expect.objectContaining({ invoiceId: inv.id, amount: '100.00' })] });
+    const { rows: audits } = await t.db.admin.query(`SELECT entity_id, after->'allocations' AS allocations FROM core.audit_logs WHERE org_id = $1 AND action = 'receivables.payment_allocated'
+      AND lower(entity_id) = $2`, [orgId, credit.id]);
+    expect(audits).toEqual([{ entity_id: credit.id, allocations: [{ invoiceId: inv.id, amount: '100.00' }] }]);
+    expect((await t.http.get(rUrl(orgId, `invoices/${inv.id.toUpperCase()}`)).set(owner.auth).expect(200)).body).toMatchObject({ id: inv.id, status: 'paid', openAmount: '0.00' });
+  });
+
+  it('the database refuses allocations beyond an invoice\'s total or a payment\'s amount, whoever writes them, also two in flight at once', async () => {
+    // an organization of its own: the allocation committed here has no journal entry (the aging property above reads this one's)
+    const other = await registerUser(t, 'backstop-owner');
+    const otherOrg = await createOrg(t, other, 'Backstop Ltd');
+    const o = await setupReceivables(t, otherOrg, other);
+    const invoice = async () => (await issueInvoice(t, otherOrg, other, { customerId: o.customer, invoiceDate: '2026-04-01',
+      lines: [{ description: 'Service', quantity: '1', unitPrice: '100.00', revenueAccountId: o.acc['4100'] }] })).id as string;
+    const [inv1, inv2] = [await invoice(), await invoice()];
+    const pay = (await t.http.post(rUrl(otherOrg, 'payments')).set(other.auth)
+      .send({ customerId: o.customer, date: '2026-04-02', amount: '100.00', depositAccountId: o.acc['1100'], method: 'cash' }).expect(201)).body.id as string;
+    const insert = (rows: [string, string][]) => `INSERT INTO finance.receivable_allocations (org_id, invoice_id, payment_id, allocation_date, amount, invoice_base, source_base)
+      VALUES ${rows.map(([invoiceId, amount]) => `('${otherOrg}', '${invoiceId}', '${pay}', '2026-04-02', ${amount}, ${amount}, ${amount})`).join(', ')}`;
+    const clients: pg.Client[] = [];
+    const claims = { sub: other.id, org_id: otherOrg };
+    try {
+      // one statement of two rows, over the invoice's total; one row over what is left of the payment
+      const a = await openTenantTransaction(t.db.apiUrl, claims, clients);
+      await expect(a.c.query(insert([[inv1, '60'], [inv1, '60']]))).rejects.toMatchObject({ code: '23514', hint: 'receivables.over_allocation' });
+      await a.c.query('ROLLBACK');
+      const b = await openTenantTransaction(t.db.apiUrl, claims, clients);
+      await b.c.query(insert([[inv1, '60']]));
+      await expect(b.c.query(insert([[inv2, '60']]))).rejects.toMatchObject({ code: '23514', hint: 'receivables.exceeds_payment' });
+      await b.c.query('ROLLBACK');
+      // two writers in flight: the second waits for the first, then counts what it committed
+      const first = await openTenantTransaction(t.db.apiUrl, claims, clients);
+      const second = await openTenantTransaction(t.db.apiUrl, claims, clients);
+      await first.c.query(insert([[inv1, '60']]));
+      const waiting = second.c.query(insert([[inv1, '60']])).then(() => 'inserted', (e) => e);
+      await until('the second writer waits for the first', async () => (await t.db.admin.query(`SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1`, [second.pid])).rows[0]?.wait_event_type === 'Lock');
+      await first.c.query('COMMIT');
+      expect(await waiting).toMatchObject({ code: '23514', hint: 'receivables.over_allocation' });
+      await second.c.query('ROLLBACK');
+    } finally {
+      for (const c of clients) await c.end();
+    }
+    const { rows } = await t.db.admin.query(`SELECT invoice_id, sum(amount)::text AS settled FROM finance.receivable_allocations WHERE org_id = $1 GROUP BY 1`, [otherOrg]);
+    expect(rows).toEqual([{ invoice_id: inv1, settled: '60.0000' }]);
   });
 
   it('un-allocating adds a reversing row; the invoice is open again; a second reversal is a 409', async () => {
@@ -294,6 +373,18 @@ describe('receivables: concurrency, immutability, bad input, aging property, PDF
     const by = (code: string) => entry.lines.filter((l: any) => l.accountCode === code).reduce((s: number, l: any) => s + Number(l.debit) - Number(l.credit), 0);
     expect([by('4100'), by('2200'), by('1200')]).toEqual([500, 100, -600]);
     await credit([{ lineNo: 1 }]).expect(422);
+  });
+
+  it('a credit note without lines credits what is left of the lines not credited in full yet', async () => {
+    const buyer = (await t.http.post(rUrl(orgId, 'customers')).set(owner.auth).send({ name: 'Default Credit Buyer' }).expect(201)).body.id;
+    const inv = await issueInvoice(t, orgId, owner, { customerId: buyer, invoiceDate: '2026-03-20', lines: [line({ quantity: '2' }), line({ quantity: '3' }), line({ quantity: '4' })] });
+    const credit = (body: object) => t.http.post(rUrl(orgId, `invoices/${inv.id}/credit-notes`)).set(owner.auth).send({ date: '2026-03-21', ...body });
+    await credit({ lines: [{ lineNo: 1 }, { lineNo: 2, quantity: '1' }] }).expect(201);
+    // line 1 is credited in full: the default takes the 2 units left of line 2 and line 3 whole
+    const rest = (await credit({}).expect(201)).body;
+    expect(rest).toMatchObject({ kind: 'credit_note', total: '600.00' });
+    expect(rest.lines.map((l: { creditedLineNo: number; quantity: string }) => [l.creditedLineNo, Number(l.quantity)])).toEqual([[2, 2], [3, 4]]);
+    expect((await t.http.get(rUrl(orgId, `invoices/${inv.id}`)).set(owner.auth).expect(200)).body).toMatchObject({ status: 'paid', openAmount: '0.00' });
   });
 
   it('the credits of a line add up to its own rounded net and tax: the last takes exactly what is left', async () => {

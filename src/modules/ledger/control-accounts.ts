@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { TenantTx } from '../../platform/database/database.service.js';
+import type { AppError } from '../../platform/errors/app-error.js';
 
 /** An account a module's settings make its control account: only the module's documents post to it. */
 export interface ControlAccount {
@@ -16,7 +17,8 @@ export type ControlAccountLookup = (tx: TenantTx) => Promise<ControlAccount[]>;
 /**
  * The control accounts of the modules with a subledger (receivables: AR and deferred revenue; payables: AP). Such an
  * account is posted only through the module's documents, so that the subledger (the AR or AP aging, the revenue
- * schedule) and the account agree; a manual journal entry on it is refused (JournalService). Each module registers a
+ * schedule) and the account agree; a manual journal entry on it is refused (JournalService), and so is a document's
+ * account the client chose (refuse: a bill line, a deposit or bank account). Each module registers a
  * lookup over its own settings at init. Read under the posting lock held shared (LedgerService.holdPostings), as a
  * module's flow reads its settings: a settings change drains the postings first, so a manual entry either sees the
  * change or is waited for by it.
@@ -40,5 +42,23 @@ export class ControlAccounts {
       }
     }
     return out;
+  }
+
+  /**
+   * The check of the accounts a document path takes from the client (a bill or claim line's account, a deposit, bank
+   * or refund account) and of the control accounts a module's settings name: none may be a control account, which is
+   * posted only on the control line of its module's documents (an AR balance no open invoice explains, an AP aging
+   * above its account). `own`: the module whose settings are set, whose own control accounts are its to name again.
+   * `refuse` makes the module's error of the message. The modules' settings are read once for all `accounts`.
+   */
+  async refuse(tx: TenantTx, accounts: { id: string; code: string; field: string }[], refuse: (message: string) => AppError, o: { own?: string } = {}): Promise<void> {
+    if (!accounts.length) return;
+    const controls = await this.byAccount(tx);
+    for (const a of accounts) {
+      const control = controls.get(a.id.toLowerCase());
+      if (!control || control.module === o.own) continue;
+      throw refuse(`${a.field}: account ${a.code} is the ${control.role} control account of ${control.module}: it is posted only through ${control.module}' `
+        + `${control.postedThrough}, so that ${control.module} and the ledger agree`);
+    }
   }
 }

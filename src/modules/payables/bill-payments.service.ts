@@ -13,7 +13,7 @@ import { D, fitsMinorUnits, fixed, rateText } from '../ledger/money.js';
 import { agingBucketNames, parseBucketEdges } from '../ledger/aging.js';
 import { agingReport } from './aging.js';
 import { PayablesErrors } from './payables.errors.js';
-import { laterSettlementOfRevalued, laterUseOfRevaluedCredit, payablesRepository as repo, revaluationsOf, type Idempotency } from './payables.repository.js';
+import { laterSettlementOfRevalued, laterUseOfRevaluedCredit, payablesRepository as repo, reversalsAfter, revaluationsOf, type Idempotency } from './payables.repository.js';
 import { iso, PayablesService } from './payables.service.js';
 import { assertAfterRevaluations, settlePendingReversals } from './revalued-dates.js';
 import type {
@@ -91,6 +91,10 @@ export class BillPaymentsService {
     }
     if (b.currency !== currency) throw PayablesErrors.error('payables.currency_mismatch', `${at}: ${b.kind} ${billId} is in ${b.currency}, the payment in ${currency}`);
     if (date < iso(b.bill_date)) throw PlatformErrors.error('validation_failed', `${at}: the allocation date ${date} is before the ${b.kind === 'bill' ? 'bill' : 'claim'} date ${iso(b.bill_date)} of ${b.kind} ${billId}`);
+    // nor before its last allocation reversal (read after the lock: reversals lock the bill too): the reversed allocation
+    // settled it until then, and one dated before would settle it twice in between
+    const reversedOn = (await reversalsAfter(tx.db, tx.orgId, { billIds: [billId] }, date)).get(billId);
+    if (reversedOn) throw PlatformErrors.error('validation_failed', `${at}: the allocation date ${date} is before ${reversedOn}, the date of the last allocation reversal of ${b.kind} ${billId}`);
     const [s] = await repo.settledOf(tx.db, tx.orgId, [billId]);
     return { bill: b, settled: D(s?.amount ?? 0), settledBase: D(s?.base ?? 0) };
   }
@@ -179,13 +183,15 @@ export class BillPaymentsService {
     if (allocated.gt(amount)) {
       throw PayablesErrors.error('payables.over_allocation', `allocations add up to ${fixed(allocated, mu)}, more than the payment of ${fixed(amount, mu)}`);
     }
-    if (new Set(allocations.map((a) => a.billId)).size !== allocations.length) throw PlatformErrors.error('validation_failed', 'allocations: a bill appears twice');
+    if (new Set(allocations.map((a) => a.billId)).size !== allocations.length) throw PayablesErrors.error('payables.bill_repeated', 'allocations: a bill appears twice');
     // the rate paid at (the bank's) when the client gives one, as for a customer payment; else the rate of the date
     const rate = currency !== base && dto.rate !== undefined ? D(dto.rate) : await this.payables.rateOn(tx, currency, dto.paymentDate);
     const baseAmount = D(fixed(amount.times(rate), baseMu));
     const party = { vendorId: dto.vendorId ?? null, claimantId: dto.claimantId ?? null };
     const cp = dto.vendorId ? { counterpartyType: 'vendor', counterpartyId: dto.vendorId } : { counterpartyType: 'employee', counterpartyId: dto.claimantId! };
     const { apAccountId } = await this.payables.settings(tx);
+    // AR is an asset too, but no bank account (read under the posting lock, which a settings change drains)
+    await this.payables.refuseControlAccounts(tx, [{ id: bank.id, code: bank.code, field: 'bankAccountId' }]);
 
     // lock the bills in id order (two payments to the same bills never wait on each other in a circle)
     const order = allocations.map((a, i) => ({ a, i })).sort((x, y) => x.a.billId.localeCompare(y.a.billId));
@@ -291,6 +297,16 @@ export class BillPaymentsService {
     return revalued ? carried.minus(baseOf(left.minus(amount), revalued.rate, baseMu)) : baseShare(left, amount, payment.rate, baseMu);
   }
 
+  /**
+   * A use of the payment's credit (an allocation, a refund; the payment row locked) is not dated before the last reversal
+   * of one of its allocations, as a void is not before its bill's last allocation or reversal: the reversed allocation
+   * used the credit until then, and a use dated before would use it twice in between (the credit below zero).
+   */
+  private async assertAfterCreditReversals(tx: TenantTx, paymentId: string, date: string, doing: string): Promise<void> {
+    const reversedOn = (await reversalsAfter(tx.db, tx.orgId, { paymentId }, date)).get(paymentId);
+    if (reversedOn) throw PlatformErrors.error('validation_failed', `date: ${doing} dated ${date} is before ${reversedOn}, the date of the last reversal of an allocation of payment ${paymentId}`);
+  }
+
   /** Allocates what is left of a payment (its credit with the vendor) to an open bill; posts only the FX result, if any. */
   async allocate(tx: TenantTx, paymentId: string, dto: CreateAllocationDto): Promise<BillPaymentDto> {
     const payment = await repo.lockPayment(tx.db, tx.orgId, paymentId);
@@ -300,6 +316,7 @@ export class BillPaymentsService {
     const date = dto.date ?? iso(payment.payment_date);
     // before the payment there is no credit to allocate: the aging would settle the bill while AP still carries it
     if (date < iso(payment.payment_date)) throw PlatformErrors.error('validation_failed', `date must not be before the payment date ${iso(payment.payment_date)}`);
+    await this.assertAfterCreditReversals(tx, paymentId, date, 'the allocation');
     await this.assertPeriodOpen(tx, date);
     const amount = this.amountOf(dto.amount, mu, payment.currency, 'amount');
     const open = await this.openBill(tx, dto.billId, { vendorId: payment.vendor_id, claimantId: payment.claimant_id }, payment.currency, date, 'billId');
@@ -335,6 +352,7 @@ export class BillPaymentsService {
     const amount = this.amountOf(dto.amount, mu, payment.currency, 'amount');
     const date = dto.date ?? today(this.clock);
     if (date < iso(payment.payment_date)) throw PlatformErrors.error('validation_failed', `date must not be before the payment date ${iso(payment.payment_date)}`);
+    await this.assertAfterCreditReversals(tx, paymentId, date, 'the refund');
     const usage = await repo.paymentUsage(tx.db, tx.orgId, paymentId);
     const left = D(payment.amount).minus(usage.amount);
     if (amount.gt(left)) throw PayablesErrors.error('payables.exceeds_credit', `amount: ${fixed(amount, mu)} is more than the credit left on the payment (${fixed(left, mu)})`, { left: fixed(left, mu) });
@@ -348,6 +366,8 @@ export class BillPaymentsService {
     const bankBase = D(fixed(amount.times(rate), baseMu));
     const paymentBase = await this.creditShare(tx, payment, usage.base, left, amount, baseMu, date, 'the refund');
     const { apAccountId } = await this.payables.settings(tx);
+    // AR is an asset too, but no bank account (read under the posting lock, which a settings change drains)
+    await this.payables.refuseControlAccounts(tx, [{ id: bank.id, code: bank.code, field: 'bankAccountId' }]);
     const cp = payment.vendor_id ? { counterpartyType: 'vendor', counterpartyId: payment.vendor_id } : { counterpartyType: 'employee', counterpartyId: payment.claimant_id! };
     const foreign = payment.currency !== base;
     const lines: PostingLine[] = [

@@ -23,13 +23,13 @@ import {
 const CLAIMANT_ROLES: RequestRole[] = ['owner', 'admin', 'accountant', 'member'];
 const COMMENTER_ROLES: RequestRole[] = [...BOOKKEEPER_ROLES, 'member'];
 /** A bill's content (PayablesService.billContent): its vendor, lines with tax codes, dates and one currency (never payables.currency_mismatch). */
-const BILL_CONTENT_ERRORS = ['payables.total_mismatch', 'payables.account_not_allowed', 'payables.vendor_archived', 'payables.empty', 'payables.due_before_bill',
+const BILL_CONTENT_ERRORS = ['payables.total_mismatch', 'payables.account_not_allowed', 'payables.control_account', 'payables.vendor_archived', 'payables.empty', 'payables.due_before_bill',
   'ledger.tax_code_archived', 'tax_code.not_found', 'ledger.unknown_currency'];
 /**
  * A claim's content (claimContent): no vendor, tax code nor due date, lines in the claim's currency. It reads no ledger
  * settings, and its accounts exist only once the books are started (never ledger.books_not_started).
  */
-const CLAIM_CONTENT_ERRORS = ['payables.total_mismatch', 'payables.account_not_allowed', 'payables.empty', 'payables.currency_mismatch', 'ledger.unknown_currency'];
+const CLAIM_CONTENT_ERRORS = ['payables.total_mismatch', 'payables.account_not_allowed', 'payables.control_account', 'payables.empty', 'payables.currency_mismatch', 'ledger.unknown_currency'];
 /**
  * An approval's checks. Its posting reads the AP account the submission read already (settings are never deleted, nor
  * is the standard account 2100, nor does its code change): never payables.account_not_allowed here.
@@ -72,7 +72,7 @@ export class PayablesController {
   @ApiOperation({ operationId: 'updatePayablesSettings', summary: 'Set the AP control account and the approval rules: thresholds in the base currency → approvers and roles (owner, admin)' })
   @ApiOkResponse({ type: PayablesSettingsDto })
   @ApiErrors(400)
-  @ApiErrorCodes('payables.invalid_rules', 'payables.account_not_allowed', 'payables.control_account_in_use', 'ledger.books_not_started', 'account.not_found')
+  @ApiErrorCodes('payables.invalid_rules', 'payables.account_not_allowed', 'payables.control_account', 'payables.control_account_in_use', 'ledger.books_not_started', 'account.not_found')
   updateSettings(@Tx() tx: TenantTx, @Body() dto: UpdatePayablesSettingsDto): Promise<PayablesSettingsDto> {
     return this.payables.updateSettings(tx, dto);
   }
@@ -379,8 +379,8 @@ export class PayablesController {
     description: 'Retry with the same Idempotency-Key: one payment is recorded.' })
   @ApiCreatedResponse({ type: BillPaymentDto })
   @ApiErrors(400)
-  @ApiErrorCodes('payables.invalid_amount', 'payables.over_allocation', 'payables.not_open', 'payables.wrong_party', 'payables.currency_mismatch', 'payables.bank_account_not_allowed',
-    'payables.account_not_allowed', 'vendor.not_found', 'claimant.not_found', 'bill.not_found', 'account.not_found', 'ledger.fx_accounts_missing',
+  @ApiErrorCodes('payables.invalid_amount', 'payables.over_allocation', 'payables.bill_repeated', 'payables.not_open', 'payables.wrong_party', 'payables.currency_mismatch', 'payables.bank_account_not_allowed',
+    'payables.control_account', 'payables.account_not_allowed', 'vendor.not_found', 'claimant.not_found', 'bill.not_found', 'account.not_found', 'ledger.fx_accounts_missing',
     // the client's currency at the client's rate (invalid_rate: not positive) or the FX rate of the payment date; a vendor exists before the books are started
     ...DOCUMENT_POSTING_ERRORS, 'ledger.unknown_currency', 'ledger.rate_missing', 'ledger.invalid_rate', 'ledger.invalid_amount', 'ledger.books_not_started', 'payables.idempotency_conflict',
     // dated before the last FX revaluation of a bill it settles, or before a later allocation of a revalued bill
@@ -419,7 +419,7 @@ export class PayablesController {
   @ApiCreatedResponse({ type: BillPaymentDto })
   @ApiErrors(400)
   // the AP account: the one the payment read (never payables.account_not_allowed, as for an allocation)
-  @ApiErrorCodes('payables.invalid_amount', 'payables.exceeds_credit', 'payables.bank_account_not_allowed', 'account.not_found', 'ledger.fx_accounts_missing',
+  @ApiErrorCodes('payables.invalid_amount', 'payables.exceeds_credit', 'payables.bank_account_not_allowed', 'payables.control_account', 'account.not_found', 'ledger.fx_accounts_missing',
     // at the client's rate (invalid_rate: not positive) or the FX rate of the refund date (none when the payment was at the
     // client's rate only: rate_missing); its base too large to store is invalid_amount
     ...DOCUMENT_POSTING_ERRORS, 'ledger.rate_missing', 'ledger.invalid_rate', 'ledger.invalid_amount', 'payables.before_revaluation', 'payables.before_later_settlement')

@@ -107,6 +107,9 @@ export class BillLineInputDto {
  */
 export const MAX_DOCUMENT_LINES = 200;
 const TOO_MANY_LINES = `lines must have at most ${MAX_DOCUMENT_LINES} lines (a bill or expense claim posts as one journal entry)`;
+/** A bill's `rate` (create and update). */
+const BILL_RATE_DOC = 'Rate to post a foreign-currency bill at, base units per unit (default: the rate effective on the bill date, fixed at posting; ignored for the base currency). '
+  + 'The approval rule is chosen by the total at the larger of this rate and the rate table\'s of the bill date (this one when the table has none that day): a lower rate cannot lower the approvals the bill needs';
 const LINES_DOC = `Lines (1-${MAX_DOCUMENT_LINES}; more are refused with 400 validation_failed: a taxed line posts a net and a tax line, and the posting must fit one journal entry)`;
 
 @ApiSchema({ description: 'A new vendor bill (a draft)' })
@@ -117,7 +120,7 @@ export class CreateBillDto {
   @ApiPropertyOptional({ description: 'Due date; absent: bill date + the vendor\'s payment terms', example: '2026-02-09' }) @IsOptional() @CalendarDate('dueDate') dueDate?: string;
   @ApiPropertyOptional({ description: 'Bill currency; absent: the vendor\'s default, else the base currency', example: 'EUR' })
   @IsOptional() @Currency('currency') currency?: string;
-  @ApiPropertyOptional({ description: 'Rate to post a foreign-currency bill at, base units per unit (default: the rate effective on the bill date, fixed at posting; ignored for the base currency)', example: '1.0850000000' })
+  @ApiPropertyOptional({ description: BILL_RATE_DOC, example: '1.0850000000' })
   @IsOptional() @Rate('rate') rate?: string;
   @ApiPropertyOptional({ description: 'Memo', example: 'Office supplies January' }) @IsOptional() @IsString() @Length(0, 1000) memo?: string;
   @ApiProperty({ description: LINES_DOC, type: [BillLineInputDto] })
@@ -131,7 +134,7 @@ export class UpdateBillDto {
   @ApiProperty({ description: 'Date of the bill', example: '2026-01-10' }) @CalendarDate('billDate') billDate: string;
   @ApiPropertyOptional({ description: 'Due date; absent: bill date + the vendor\'s payment terms', example: '2026-02-09' }) @IsOptional() @CalendarDate('dueDate') dueDate?: string;
   @ApiPropertyOptional({ description: 'Bill currency', example: 'EUR' }) @IsOptional() @Currency('currency') currency?: string;
-  @ApiPropertyOptional({ description: 'Rate to post a foreign-currency bill at, base units per unit (default: the rate effective on the bill date, fixed at posting; ignored for the base currency)', example: '1.0850000000' })
+  @ApiPropertyOptional({ description: BILL_RATE_DOC, example: '1.0850000000' })
   @IsOptional() @Rate('rate') rate?: string;
   @ApiPropertyOptional({ description: 'Memo', example: 'Office supplies January' }) @IsOptional() @IsString() @Length(0, 1000) memo?: string;
   @ApiProperty({ description: LINES_DOC, type: [BillLineInputDto] })
@@ -280,13 +283,13 @@ export class CreateBillPaymentDto {
 export class CreateAllocationDto {
   @ApiProperty({ description: 'The bill or claim', format: 'uuid', example: '7d0f0a4e-3c55-4a49-9a0e-1a7e0b1f2c3d' }) @IsUUID() billId: string;
   @ApiProperty({ description: 'Amount in the payment currency', example: '100.00' }) @Amount('amount') amount: string;
-  @ApiPropertyOptional({ description: 'Date of the allocation; absent: the payment date', example: '2026-01-25' }) @IsOptional() @CalendarDate('date') date?: string;
+  @ApiPropertyOptional({ description: 'Date of the allocation; absent: the payment date. Not before the payment date, the bill date, the last reversal of an allocation of the payment nor that of an allocation to the bill (400 validation_failed)', example: '2026-01-25' }) @IsOptional() @CalendarDate('date') date?: string;
 }
 
 @ApiSchema({ description: 'A vendor pays back credit: what of a payment is neither allocated nor refunded' })
 export class RefundVendorCreditDto {
   @ApiProperty({ description: 'Amount received back, in the payment currency (at most what is left of the payment)', example: '50.00' }) @Amount('amount') amount: string;
-  @ApiPropertyOptional({ description: 'Date received; absent: today', example: '2026-02-20' }) @IsOptional() @CalendarDate('date') date?: string;
+  @ApiPropertyOptional({ description: 'Date received; absent: today. Not before the payment date nor the last reversal of an allocation of the payment (400 validation_failed)', example: '2026-02-20' }) @IsOptional() @CalendarDate('date') date?: string;
   @ApiPropertyOptional({ description: 'Bank or cash account debited; absent: the payment\'s', format: 'uuid', example: '1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d' }) @IsOptional() @IsUUID() bankAccountId?: string;
   @ApiPropertyOptional({ description: 'Rate received at, base units per unit of the payment currency (default: the rate effective on the date; ignored for the base currency)', example: '1.0850000000' })
   @IsOptional() @Rate('rate') rate?: string;

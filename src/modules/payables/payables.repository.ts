@@ -411,6 +411,25 @@ export async function laterSettlementOfRevalued(db: Db, orgId: string, billIds: 
 }
 
 /**
+ * The bills of `by.billIds` (or the payment `by.paymentId`) with an allocation reversal dated after `date`, each with the
+ * latest such date. An allocation settled its bill (and used its payment's credit) until its reversal: a settlement or
+ * use dated before that would count its amount twice in between (the aging would show the bill settled more than its
+ * total, the payment's credit below zero).
+ */
+export async function reversalsAfter(db: Db, orgId: string, by: { billIds: string[] } | { paymentId: string }, date: string): Promise<Map<string, string>> {
+  const rows = 'paymentId' in by
+    ? await db.$queryRaw<{ id: string; date: string }[]>`
+      SELECT payment_id::text AS id, max(allocation_date)::text AS date FROM finance.bill_allocations
+      WHERE org_id = ${orgId}::uuid AND payment_id = ${by.paymentId}::uuid AND reverses_allocation_id IS NOT NULL AND allocation_date > ${date}::date
+      GROUP BY payment_id`
+    : by.billIds.length ? await db.$queryRaw<{ id: string; date: string }[]>`
+      SELECT bill_id::text AS id, max(allocation_date)::text AS date FROM finance.bill_allocations
+      WHERE org_id = ${orgId}::uuid AND bill_id = any(${by.billIds}::uuid[]) AND reverses_allocation_id IS NOT NULL AND allocation_date > ${date}::date
+      GROUP BY bill_id` : [];
+  return new Map(rows.map((r) => [r.id, r.date]));
+}
+
+/**
  * When the bill payment `paymentId` is FX-revalued (has finance.fx_revaluation_items rows): the latest use of its credit
  * (an allocation or its reversal, a refund) dated after `date`, or undefined.
  */

@@ -10,7 +10,7 @@ import { emitEvent } from '../../platform/events/events.js';
 import { addDays } from '../../platform/http/calendar-date.js';
 import { decodeKeyset, page } from '../../platform/http/pagination.js';
 import { AuditService } from '../audit/audit.service.js';
-import type { ControlAccount } from '../ledger/control-accounts.js';
+import { ControlAccounts, type ControlAccount } from '../ledger/control-accounts.js';
 import { JournalService, type PostingLine } from '../ledger/journal.service.js';
 import { ReportsService } from '../ledger/reports.service.js';
 import { LedgerErrors } from '../ledger/ledger.errors.js';
@@ -60,6 +60,7 @@ export class PayablesService {
     private readonly journal: JournalService,
     private readonly reports: ReportsService,
     private readonly clock: Clock,
+    private readonly controls: ControlAccounts,
   ) {}
 
   actor(tx: TenantTx): string {
@@ -145,6 +146,8 @@ export class PayablesService {
     if (a.type !== 'liability' || a.is_group || a.archived_at) {
       throw PayablesErrors.error('payables.account_not_allowed', `apAccountId: account ${a.code} is not an active, postable liability account`);
     }
+    // nor receivables' deferred revenue (a liability too): one account would carry two subledgers
+    await this.refuseControlAccounts(tx, [{ id: a.id, code: a.code, field: 'apAccountId' }], { own: true });
     // payments, refunds and FX results post to the AP account of the settings: moved while the old one carries open
     // bills, those would be paid on the new account and the old one would keep their credit for ever
     if (before && dto.apAccountId !== before.apAccountId) await this.reports.assertControlAccountClear(tx, before.apAccountId, 'AP', (m) => PayablesErrors.error('payables.control_account_in_use', m));
@@ -165,21 +168,35 @@ export class PayablesService {
   }
 
   // ---------------------------------------------------------------- bills and claims: content
-  /** An account a bill or claim line may post to: an active, postable expense or asset account. */
-  private async lineAccount(tx: TenantTx, id: string, at: string): Promise<void> {
+  /**
+   * 422 payables.control_account when one of `accounts` (a line's account, a bank account, the AP account of the
+   * settings) is a control account of a subledger (ControlAccounts.refuse); `own`: set by the settings, which may name
+   * payables' own AP again.
+   */
+  refuseControlAccounts(tx: TenantTx, accounts: { id: string; code: string; field: string }[], o: { own?: boolean } = {}): Promise<void> {
+    return this.controls.refuse(tx, accounts, (m) => PayablesErrors.error('payables.control_account', m), o.own ? { own: 'payables' } : {});
+  }
+
+  /**
+   * An account a bill or claim line may post to: an active, postable expense or asset account (the caller then refuses
+   * the control accounts among them, refuseControlAccounts: AR is an asset).
+   */
+  private async lineAccount(tx: TenantTx, id: string, at: string): Promise<{ id: string; code: string; field: string }> {
     const a = await repo.account(tx.db, tx.orgId, id);
     if (!a) throw PayablesErrors.error('payables.account_not_allowed', `${at}.accountId: account ${id} does not exist in this organization`);
     if (a.is_group) throw PayablesErrors.error('payables.account_not_allowed', `${at}.accountId: account ${a.code} is a group account; use one of its children`);
     if (a.archived_at) throw PayablesErrors.error('payables.account_not_allowed', `${at}.accountId: account ${a.code} is archived`);
     if (a.type !== 'expense' && a.type !== 'asset') throw PayablesErrors.error('payables.account_not_allowed', `${at}.accountId: account ${a.code} is a ${a.type} account, not an expense or asset account`);
+    return { id: a.id, code: a.code, field: `${at}.accountId` };
   }
 
   /** Lines with the amounts the server computes: quantity x unit price, then the ledger's one tax calculation. */
   private async billLines(tx: TenantTx, lines: BillLineInputDto[], currency: string): Promise<BillLineRow[]> {
     const mu = await this.ledger.currencyUnits(tx, currency);
     const out: BillLineRow[] = [];
+    const accounts = [];
     for (const [i, l] of lines.entries()) {
-      await this.lineAccount(tx, l.accountId, `lines[${i}]`);
+      accounts.push(await this.lineAccount(tx, l.accountId, `lines[${i}]`));
       const quantity = D(l.quantity ?? '1');
       if (quantity.lte(0)) throw PlatformErrors.error('validation_failed', `lines[${i}].quantity must be positive`);
       const amount = quantity.times(l.unitPrice);
@@ -194,6 +211,7 @@ export class PayablesService {
         net: D(r.net), tax: D(r.tax), gross: D(r.gross), expenseDate: null, receiptRef: null,
       });
     }
+    await this.refuseControlAccounts(tx, accounts);
     return out;
   }
 
@@ -303,14 +321,16 @@ export class PayablesService {
   private async claimContent(tx: TenantTx, dto: CreateExpenseClaimDto) {
     const mu = await this.ledger.currencyUnits(tx, dto.currency);
     const lines: BillLineRow[] = [];
+    const accounts = [];
     for (const [i, l] of dto.lines.entries()) {
-      await this.lineAccount(tx, l.accountId, `lines[${i}]`);
+      accounts.push(await this.lineAccount(tx, l.accountId, `lines[${i}]`));
       if (l.currency !== dto.currency) throw PayablesErrors.error('payables.currency_mismatch', `lines[${i}].currency is ${l.currency}, the claim is in ${dto.currency}`);
       // what was spent, as the receipt says: never rounded to the currency's units (10.005 is no EUR amount)
       if (!fitsMinorUnits(l.amount, mu)) throw PayablesErrors.error('payables.invalid_amount', `lines[${i}].amount must have at most ${mu} decimals for ${dto.currency} (got ${l.amount})`);
       const amount = D(l.amount);
       lines.push(this.claimLine(l, amount));
     }
+    await this.refuseControlAccounts(tx, accounts);
     const header = { billNumber: null, billDate: dto.claimDate, dueDate: dto.claimDate, currency: dto.currency, memo: dto.memo ?? '', ...this.totals(lines, dto.total, mu) };
     return { header, lines };
   }
@@ -401,9 +421,10 @@ export class PayablesService {
   }
 
   /**
-   * Submits for approval: the rule of the total in the base currency (at the rate of the bill date) is fixed on
-   * the document. A bill whose rule needs no approval is approved and posted at once; an expense claim always
-   * needs one bookkeeper's approval (posting is a bookkeeper's act).
+   * Submits for approval: the rule of the total in the base currency is fixed on the document, valued at the larger of
+   * the client's rate kept with the bill and the rate table's of the bill date (approvalRate). A bill whose rule needs
+   * no approval is approved and posted at once; an expense claim always needs one bookkeeper's approval (posting is a
+   * bookkeeper's act).
    */
   async submit(tx: TenantTx, id: string, kind: 'bill' | 'expense_claim'): Promise<BillDto> {
     const b = await this.lockDocument(tx, id, kind);
@@ -411,7 +432,7 @@ export class PayablesService {
     if (b.status !== 'draft' && b.status !== 'rejected') throw PayablesErrors.error('payables.not_editable', `${kind} ${id} is ${b.status}: only a draft or rejected one can be submitted`);
     const before = await this.getBill(tx, id, kind);
     const settings = await this.settings(tx);
-    const rate = b.rate !== null ? D(b.rate) : await this.rateOn(tx, b.currency, iso(b.bill_date));
+    const rate = await this.approvalRate(tx, b.currency, iso(b.bill_date), b.rate === null ? null : D(b.rate));
     const baseMu = await this.ledger.currencyUnits(tx, (await this.ledger.settings(tx)).baseCurrency);
     let rule = this.ruleFor(settings.approvalRules, D(fixed(D(b.total).times(rate), baseMu)));
     if (kind === 'expense_claim' && rule.approvals === 0) rule = { approvals: 1, roles: ['owner', 'admin', 'accountant'] };
@@ -557,11 +578,29 @@ export class PayablesService {
 
   /** The rate of `currency` effective on `date` (1 for the base currency); ledger.rate_missing when there is none. */
   async rateOn(tx: TenantTx, currency: string, date: string): Promise<Decimal> {
+    const rate = await this.tableRate(tx, currency, date);
+    if (!rate) throw LedgerErrors.error('ledger.rate_missing', `no ${currency} rate on or before ${date}`);
+    return rate;
+  }
+
+  /** The rate table's rate of `currency` effective on `date` (1 for the base currency); null when there is none. */
+  private async tableRate(tx: TenantTx, currency: string, date: string): Promise<Decimal | null> {
     const s = await this.ledger.settings(tx);
     if (currency === s.baseCurrency) return D(1);
     const [row] = await tx.db.$queryRaw<{ rate: string | null }[]>`SELECT finance.effective_rate(${currency}, ${date}::date)::text AS rate`;
-    if (!row?.rate) throw LedgerErrors.error('ledger.rate_missing', `no ${currency} rate on or before ${date}`);
-    return D(row.rate);
+    return row?.rate ? D(row.rate) : null;
+  }
+
+  /**
+   * The rate the approval rule values a document at: the larger of the client's rate (`clientRate`, kept with the draft)
+   * and the rate table's of its date, so a rate typed low cannot lower the approvals a bill needs (it still posts at the
+   * client's rate, which its approvers see). Without a client rate, the table's (none: ledger.rate_missing); with one and
+   * none in the table that day, the client's.
+   */
+  private async approvalRate(tx: TenantTx, currency: string, date: string, clientRate: Decimal | null): Promise<Decimal> {
+    if (clientRate === null) return this.rateOn(tx, currency, date);
+    const table = await this.tableRate(tx, currency, date);
+    return table !== null && table.gt(clientRate) ? table : clientRate;
   }
 
   /**

@@ -3,6 +3,7 @@ import type { TenantTx } from '../../platform/database/database.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
 import { decodeKeyset, page } from '../../platform/http/pagination.js';
 import { AuditService } from '../audit/audit.service.js';
+import { ControlAccounts } from '../ledger/control-accounts.js';
 import { LedgerService } from '../ledger/ledger.service.js';
 import { ReportsService } from '../ledger/reports.service.js';
 import { ReceivablesErrors } from './receivables.errors.js';
@@ -26,6 +27,7 @@ export class CustomersService {
     private readonly audit: AuditService,
     private readonly ledger: LedgerService,
     private readonly reports: ReportsService,
+    private readonly controls: ControlAccounts,
   ) {}
 
   /**
@@ -43,7 +45,9 @@ export class CustomersService {
   async setSettings(tx: TenantTx, dto: SetReceivablesSettingsDto): Promise<ReceivablesSettingsDto> {
     await this.ledger.drainPostings(tx);
     const before = (await repo.settings(tx.db, tx.orgId)) ?? null;
-    await this.postableAccount(tx, dto.arAccountId, 'arAccountId');
+    const ar = await this.postableAccount(tx, dto.arAccountId, 'arAccountId', 'asset');
+    // neither may be another subledger's control account (payables' AP): one account would carry two subledgers
+    const named = [{ id: ar.id, code: ar.code, field: 'arAccountId' }];
     // invoices, payments and refunds post to the AR account of the settings: moved while the old one carries open items,
     // those would be settled on the new account and the old one would keep them for ever
     if (before && dto.arAccountId !== before.arAccountId) {
@@ -53,22 +57,45 @@ export class CustomersService {
     if (before?.deferredRevenueAccountId && (dto.deferredRevenueAccountId ?? null) !== before.deferredRevenueAccountId) {
       await this.reports.assertControlAccountClear(tx, before.deferredRevenueAccountId, 'deferred revenue', (m) => ReceivablesErrors.error('receivables.control_account_in_use', m));
     }
-    if (dto.deferredRevenueAccountId) await this.postableAccount(tx, dto.deferredRevenueAccountId, 'deferredRevenueAccountId');
+    if (dto.deferredRevenueAccountId) {
+      const deferred = await this.postableAccount(tx, dto.deferredRevenueAccountId, 'deferredRevenueAccountId', 'liability');
+      named.push({ id: deferred.id, code: deferred.code, field: 'deferredRevenueAccountId' });
+    }
+    await this.refuseControlAccounts(tx, named, { own: true });
     await repo.setSettings(tx.db, tx.orgId, dto.arAccountId, dto.deferredRevenueAccountId ?? null);
     const after = await this.settings(tx);
     await this.audit.record(tx, { action: 'receivables.settings_updated', entityType: 'receivables_settings', entityId: tx.orgId, before, after });
     return after;
   }
 
-  /** An account of this organization that can take postings; a 422 naming the field otherwise. */
-  async postableAccount(tx: TenantTx, id: string, field: string) {
+  /**
+   * An account of this organization of `type` that can take postings (a 422 naming the field otherwise): AR and a
+   * deposit or refund account are assets, deferred revenue a liability, a line's revenue account revenue.
+   */
+  async postableAccount(tx: TenantTx, id: string, field: string, type: 'asset' | 'liability' | 'revenue') {
     const a = await this.ledger.getAccount(tx, id).catch((err) => {
       if (err instanceof AppError && err.status === 404) throw ReceivablesErrors.error('receivables.account_not_postable', `${field}: account ${id} does not exist in this organization`);
       throw err;
     });
     if (a.isGroup) throw ReceivablesErrors.error('receivables.account_not_postable', `${field}: account ${a.code} is a group account; use one of its children`);
     if (a.archivedAt) throw ReceivablesErrors.error('receivables.account_not_postable', `${field}: account ${a.code} is archived`);
+    if (a.type !== type) throw ReceivablesErrors.error('receivables.account_not_postable', `${field}: account ${a.code} is a${a.type === 'asset' || a.type === 'equity' || a.type === 'expense' ? 'n' : ''} ${a.type} account, not a${type === 'asset' ? 'n' : ''} ${type} account`);
     return a;
+  }
+
+  /**
+   * 422 receivables.control_account when one of `accounts` (what a document takes from the client, or the settings'
+   * accounts) is a control account of a subledger (ControlAccounts.refuse); `own`: set by the settings, which may name
+   * receivables' own again.
+   */
+  refuseControlAccounts(tx: TenantTx, accounts: { id: string; code: string; field: string }[], o: { own?: boolean } = {}): Promise<void> {
+    return this.controls.refuse(tx, accounts, (m) => ReceivablesErrors.error('receivables.control_account', m), o.own ? { own: 'receivables' } : {});
+  }
+
+  /** A deposit or refund account: a postable asset account that is no control account (AR's balance is its open items). */
+  async cashAccount(tx: TenantTx, id: string, field: string): Promise<void> {
+    const a = await this.postableAccount(tx, id, field, 'asset');
+    await this.refuseControlAccounts(tx, [{ id: a.id, code: a.code, field }]);
   }
 
   /**

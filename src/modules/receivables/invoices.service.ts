@@ -20,7 +20,7 @@ import { assertAfterRevaluations, settlePendingReversals } from './revalued-date
 import { revenueRecognitionRepository } from './revenue-recognition.repository.js';
 import { ReceivablesErrors } from './receivables.errors.js';
 import { LedgerErrors } from '../ledger/ledger.errors.js';
-import { effectiveRate, laterSettlementOfRevalued, receivablesRepository as repo, revaluedCarrying, type InvoiceLineRow, type InvoiceRow, type NewInvoice } from './receivables.repository.js';
+import { effectiveRate, laterSettlementOfRevalued, receivablesRepository as repo, reversalsAfter, revaluedCarrying, type InvoiceLineRow, type InvoiceRow, type NewInvoice } from './receivables.repository.js';
 import type {
   CreateCreditNoteDto, CreateInvoiceDto, InvoiceDto, InvoicePage, InvoiceQuery, IssueInvoiceDto, TaxSummaryDto, VoidInvoiceDto,
 } from './receivables.dto.js';
@@ -160,7 +160,8 @@ export class InvoicesService {
         throw PlatformErrors.error('validation_failed', `lines[${i}]: give both serviceStart and serviceEnd, start not after end`);
       }
       const tax = l.taxCodeId ? await this.taxCode(tx, l.taxCodeId, `lines[${i}].taxCodeId`, ctx) : undefined;
-      await this.customers.postableAccount(tx, l.revenueAccountId, `lines[${i}].revenueAccountId`);
+      // a revenue account is no control account: the settings take AR an asset, deferred revenue and AP liabilities
+      await this.customers.postableAccount(tx, l.revenueAccountId, `lines[${i}].revenueAccountId`, 'revenue');
       const r = this.computeLine(l.quantity, l.unitPrice, discount, tax, currencyMu);
       subtotal = subtotal.plus(r.net);
       taxTotal = taxTotal.plus(r.tax);
@@ -248,7 +249,9 @@ export class InvoicesService {
     }
     const before = this.toDto(row, lines, taxCodes, currencyMu, today(this.clock));
     if (D(row.total).isZero()) return this.issueWithoutPosting(tx, row, rate, baseMu, currencyMu);
-    const creditOverride = credit?.creditLimit != null ? await this.checkCreditLimit(tx, row, credit, baseOf(row.total, rate, baseMu), baseCurrency, baseMu, dto) : undefined;
+    const creditOverride = credit?.creditLimit != null
+      ? await this.checkCreditLimit(tx, row, credit, baseOf(row.total, await this.creditLimitRate(tx, row, rate, row.currency !== baseCurrency && dto.rate !== undefined), baseMu), baseCurrency, baseMu, dto)
+      : undefined;
     const posting = this.documentLines(row, lines, taxCodes, settings, rate, baseMu, 'invoice', D(row.total));
     const { entry } = await this.journal.post(tx, {
       date: row.invoiceDate, memo: `Invoice (series ${row.series})`, source: 'invoice', sourceRef: id, idempotencyKey: `invoice:${id}`, lines: posting,
@@ -271,6 +274,17 @@ export class InvoicesService {
     tx.db.commitNow();
     const number = await numbered;
     return { ...before, status, number, rate: rateText(rate), entryId: entry.id, openAmount: before.total, overdue: D(before.total).gt(0) && row.dueDate < today(this.clock) };
+  }
+
+  /**
+   * The rate the credit limit values an invoice at: the larger of the client's (`rate`, when `clientRate`) and the rate
+   * table's of the invoice date, so a rate typed low cannot take the invoice under the limit (it still posts at the
+   * client's); the client's when the table has none that day.
+   */
+  private async creditLimitRate(tx: TenantTx, row: InvoiceRow, rate: string, clientRate: boolean): Promise<string> {
+    if (!clientRate) return rate;
+    const table = await effectiveRate(tx.db, row.currency, row.invoiceDate);
+    return table !== null && D(table).gt(rate) ? table : rate;
   }
 
   /**
@@ -431,6 +445,10 @@ export class InvoicesService {
       throw ReceivablesErrors.error('receivables.invalid_status', `only an issued invoice with an open amount can be credited; this ${inv.kind} is ${inv.status}`);
     }
     if (dto.date < inv.invoiceDate) throw PlatformErrors.error('validation_failed', 'date must not be before the invoice date');
+    // nor before its last allocation reversal (the invoice row locked): the reversed allocation settled it until then, and
+    // the credit note's allocation dated before would settle it twice in between
+    const reversedOn = (await reversalsAfter(tx.db, tx.orgId, { invoiceIds: [invoiceId] }, dto.date)).get(invoiceId);
+    if (reversedOn) throw PlatformErrors.error('validation_failed', `date must not be before ${reversedOn}, the date of the last allocation reversal of invoice ${inv.number}`);
     const settings = await this.customers.settings(tx);
     const { baseCurrency, currencyMu } = await this.requireCurrency(tx, inv.currency);
     const baseMu = await this.ledger.currencyUnits(tx, baseCurrency);
@@ -440,7 +458,9 @@ export class InvoicesService {
     const credited = new Map([...(await repo.creditedLines(tx.db, tx.orgId, invoiceId))]
       .map(([lineNo, c]) => [lineNo, { quantity: D(c.quantity), net: D(c.net), tax: D(c.tax) }]));
     const taxCodes = await this.taxCodeMap(tx);
-    const wanted = dto.lines ?? invLines.map((l) => ({ lineNo: l.lineNo, quantity: undefined as string | undefined }));
+    // by default every line with a quantity left to credit, whole (a line credited in full before is left out)
+    const wanted = dto.lines ?? invLines.filter((l) => D(l.quantity).gt(credited.get(l.lineNo)?.quantity ?? 0))
+      .map((l) => ({ lineNo: l.lineNo, quantity: undefined as string | undefined }));
     // a line with a service period: what its credit notes left of its net, and what recognition has taken of that (read
     // while no recognition run of the organization is in flight: one committing meanwhile would take it twice)
     if (invLines.some((l) => l.serviceStart !== null)) await revenueRecognitionRepository.lockRuns(tx.db, tx.orgId);

@@ -17,7 +17,7 @@ import { actor, baseOf, InvoicesService, statusFor } from './invoices.service.js
 import { assertOpenPeriod } from './open-period.js';
 import { assertAfterRevaluations, settlePendingReversals } from './revalued-dates.js';
 import { ReceivablesErrors } from './receivables.errors.js';
-import { effectiveRate, laterSettlementOfRevalued, laterUseOfRevaluedCredit, receivablesRepository as repo, revaluedCarrying, type AllocationRow, type Idempotency, type InvoiceRow, type PaymentRow } from './receivables.repository.js';
+import { effectiveRate, laterSettlementOfRevalued, laterUseOfRevaluedCredit, receivablesRepository as repo, reversalsAfter, revaluedCarrying, type AllocationRow, type Idempotency, type InvoiceRow, type PaymentRow } from './receivables.repository.js';
 import type { RefundCustomerCreditDto, AllocatePaymentDto, ReceivableAllocationDto, ReceivableAllocationInputDto, CreatePaymentDto, PaymentDto, PaymentPage, CustomerPaymentQuery, ReverseReceivableAllocationDto } from './receivables.dto.js';
 
 /** One allocation worked out: the amount, and the base value it takes off the invoice and off the payment. */
@@ -121,6 +121,8 @@ export class PaymentsService {
     p: { customerId: string; currency: string; foreign: boolean; rate: string; unallocated: Decimal; date: string; paymentId?: string }, baseMu: number): Promise<Planned[]> {
     const invoiceIds = [...new Set(allocations.map((a) => a.invoiceId))];
     await repo.lockInvoices(tx.db, tx.orgId, invoiceIds);
+    // not before the last allocation reversal of an invoice (read after the lock: reversals lock it too)
+    const reversed = await reversalsAfter(tx.db, tx.orgId, { invoiceIds }, p.date);
     // a payment in the base currency settles only base-currency invoices (another currency is refused below), which no FX
     // revaluation ever changes: nothing of theirs to read
     let revalued = new Map<string, { base: string; rate: string }>();
@@ -160,6 +162,11 @@ export class PaymentsService {
       }
       // an invoice is settled no earlier than it exists: the aging and the statements as of a date before it would show it paid
       if (p.date < inv.invoiceDate) throw PlatformErrors.error('validation_failed', `allocations[${i}].invoiceId: the allocation date ${p.date} is before the invoice date ${inv.invoiceDate} of invoice ${inv.number}`);
+      // the reversed allocation settled the invoice until its reversal: one dated before would settle it twice in between
+      const reversedOn = reversed.get(inv.id);
+      if (reversedOn) {
+        throw PlatformErrors.error('validation_failed', `allocations[${i}].invoiceId: the allocation date ${p.date} is before ${reversedOn}, the date of the last allocation reversal of invoice ${inv.number}`);
+      }
       if (inv.currency !== p.currency) throw ReceivablesErrors.error('receivables.currency_mismatch', `allocations[${i}]: invoice ${inv.number} is in ${inv.currency}, the payment in ${p.currency}`);
       if (amount.gt(left)) throw ReceivablesErrors.error('receivables.exceeds_payment', `allocations[${i}].amount: ${a.amount} is more than the payment has left to allocate (${fixed(left, mu)})`);
       if (amount.gt(o.open)) throw ReceivablesErrors.error('receivables.over_allocation', `allocations[${i}].amount: ${a.amount} is more than is open on invoice ${inv.number} (${fixed(o.open, mu)})`, { invoiceId: inv.id, open: fixed(o.open, mu) });
@@ -201,7 +208,7 @@ export class PaymentsService {
     const { baseCurrency, currencyMu } = await this.invoices.requireCurrency(tx, currency);
     const baseMu = await this.ledger.currencyUnits(tx, baseCurrency);
     const amount = amountOf(dto.amount, currencyMu, 'amount');
-    await this.customers.postableAccount(tx, dto.depositAccountId, 'depositAccountId');
+    await this.customers.cashAccount(tx, dto.depositAccountId, 'depositAccountId');
     const rate = currency === baseCurrency ? '1' : dto.rate ?? (await effectiveRate(tx.db, currency, dto.date));
     if (!rate) throw LedgerErrors.error('ledger.rate_missing', `no ${currency} rate on or before ${dto.date}`);
     const foreign = currency !== baseCurrency;
@@ -278,6 +285,7 @@ export class PaymentsService {
     const baseMu = await this.ledger.currencyUnits(tx, baseCurrency);
     const date = dto.date ?? today(this.clock);
     if (date < payment.date) throw PlatformErrors.error('validation_failed', 'date must not be before the payment date');
+    await this.assertAfterCreditReversals(tx, paymentId, date, 'the allocation');
     const foreign = payment.currency !== baseCurrency;
     const planned = await this.plan(tx, dto.allocations, {
       customerId: payment.customerId, currency: payment.currency, foreign, rate: payment.rate, unallocated: D(payment.amount).minus(payment.allocated), date, paymentId,
@@ -289,6 +297,16 @@ export class PaymentsService {
     const after = await this.get(tx, paymentId);
     await this.audit.record(tx, { action: 'receivables.payment_allocated', entityType: 'payment', entityId: paymentId, after: { allocations: dto.allocations, date, ...settledReversalsAudit(fxEntries) } });
     return after;
+  }
+
+  /**
+   * A use of the payment's credit (an allocation, a refund; the payment row locked) is not dated before the last reversal
+   * of one of its allocations, as a void is not before its invoice's last allocation or reversal: the reversed allocation
+   * used the credit until then, and a use dated before would use it twice in between (the credit below zero).
+   */
+  private async assertAfterCreditReversals(tx: TenantTx, paymentId: string, date: string, doing: string): Promise<void> {
+    const reversedOn = (await reversalsAfter(tx.db, tx.orgId, { paymentId }, date)).get(paymentId);
+    if (reversedOn) throw PlatformErrors.error('validation_failed', `date: ${doing} dated ${date} is before ${reversedOn}, the date of the last reversal of an allocation of payment ${paymentId}`);
   }
 
   /**
@@ -361,13 +379,14 @@ export class PaymentsService {
     const baseMu = await this.ledger.currencyUnits(tx, baseCurrency);
     const date = dto.date ?? today(this.clock);
     if (date < payment.date) throw PlatformErrors.error('validation_failed', `date must not be before the payment date ${payment.date}`);
+    await this.assertAfterCreditReversals(tx, paymentId, date, 'the refund');
     const amount = amountOf(dto.amount, currencyMu, 'amount');
     const left = D(payment.amount).minus(payment.allocated);
     if (amount.gt(left)) {
       throw ReceivablesErrors.error('receivables.exceeds_credit', `amount: ${dto.amount} is more than the customer credit left on the payment (${fixed(left, currencyMu)})`, { credit: fixed(left, currencyMu) });
     }
     const accountId = dto.accountId ?? payment.depositAccountId;
-    await this.customers.postableAccount(tx, accountId, 'accountId');
+    await this.customers.cashAccount(tx, accountId, 'accountId');
     const rate = payment.currency === baseCurrency ? '1' : dto.rate ?? (await effectiveRate(tx.db, payment.currency, date));
     if (!rate) throw LedgerErrors.error('ledger.rate_missing', `no ${payment.currency} rate on or before ${date}`);
     await assertAfterRevaluations(this.ledger, this.journal, tx, payment.currency !== baseCurrency ? [paymentId] : [], date, 'the refund');

@@ -63,7 +63,7 @@ export class ReceivablesSettingsController {
   @RequireRole(...ADMIN_ROLES)
   @ApiOperation({ operationId: 'setReceivablesSettings', summary: 'Set the AR control and deferred revenue accounts (owner, admin); the AR account is replaced only while it carries nothing' })
   @ApiOkResponse({ type: ReceivablesSettingsDto })
-  @ApiErrorCodes('receivables.account_not_postable', 'receivables.control_account_in_use')
+  @ApiErrorCodes('receivables.account_not_postable', 'receivables.control_account', 'receivables.control_account_in_use')
   setSettings(@Tx() tx: TenantTx, @Body() dto: SetReceivablesSettingsDto): Promise<ReceivablesSettingsDto> {
     return this.customers.setSettings(tx, dto);
   }
@@ -285,7 +285,7 @@ export class PaymentsController {
   @ApiErrors(402)
   // the client's currency and rate, as an invoice's issue (no rounding: every base amount is given, the deposit's at the payment's rate)
   @ApiErrorCodes(...DOCUMENT_POSTING_ERRORS, 'ledger.unknown_currency', 'ledger.rate_missing', 'ledger.invalid_rate', 'ledger.invalid_amount',
-    'receivables.unknown_customer', 'receivables.account_not_postable', 'receivables.invalid_amount',
+    'receivables.unknown_customer', 'receivables.account_not_postable', 'receivables.control_account', 'receivables.invalid_amount',
     'receivables.over_allocation', 'receivables.exceeds_payment', 'receivables.wrong_customer', 'receivables.currency_mismatch', 'receivables.invalid_status',
     'receivables.settings_missing', 'receivables.fx_accounts_missing', 'invoice.not_found', 'receivables.idempotency_conflict', 'receivables.before_revaluation', 'receivables.before_later_settlement')
   create(@Tx() tx: TenantTx, @Body() dto: CreatePaymentDto, @IdempotencyKey(PAYMENT_KEY) key: string | undefined): Promise<PaymentDto> {
@@ -320,7 +320,7 @@ export class PaymentsController {
   @ApiCreatedResponse({ type: PaymentDto })
   // the client's rate of the refund date, as a payment's (its currency is the payment's)
   @ApiErrorCodes(...DOCUMENT_POSTING_ERRORS, 'ledger.rate_missing', 'ledger.invalid_rate', 'ledger.invalid_amount', 'receivables.invalid_amount', 'receivables.exceeds_credit',
-    'receivables.account_not_postable', 'receivables.fx_accounts_missing', 'receivables.idempotency_conflict', 'receivables.before_revaluation', 'receivables.before_later_settlement')
+    'receivables.account_not_postable', 'receivables.control_account', 'receivables.fx_accounts_missing', 'receivables.idempotency_conflict', 'receivables.before_revaluation', 'receivables.before_later_settlement')
   refund(@Tx() tx: TenantTx, @IdParam('customerPaymentId', 'payment') id: string, @Body() dto: RefundCustomerCreditDto,
     @IdempotencyKey(REFUND_KEY) key: string | undefined): Promise<PaymentDto> {
     return this.payments.refund(tx, id, dto, key);
@@ -375,7 +375,7 @@ export class RevenueRecognitionController {
   @ApiOkResponse({ type: RevenueRecognitionRunDto })
   // dated by the run; a closed period moves the posting to the next open one (none: ledger.period_closed, never no_fiscal_year).
   // A line to recognize was issued with the deferred revenue account, which stays in the settings while it carries the line: never deferred_account_missing
-  @ApiErrorCodes('ledger.period_closed', 'ledger.account_not_postable', 'ledger.currency_not_allowed', 'receivables.settings_missing')
+  @ApiErrorCodes('ledger.period_closed', 'ledger.account_not_postable', 'ledger.currency_not_allowed', 'receivables.settings_missing', 'receivables.recognition_date_future')
   run(@Tx() tx: TenantTx, @Body() dto: RunRevenueRecognitionDto): Promise<RevenueRecognitionRunDto> {
     return this.recognition.run(tx, dto.date ?? today(this.clock));
   }

@@ -177,7 +177,8 @@ export class InvoiceQuery extends PageQuery {
 
 @ApiSchema({ description: 'Issue a draft: number it and post it' })
 export class IssueInvoiceDto {
-  @ApiPropertyOptional({ description: 'Rate to post a foreign-currency invoice at (default: the rate effective on the invoice date)', example: '1.0850000000' })
+  @ApiPropertyOptional({ description: 'Rate to post a foreign-currency invoice at (default: the rate effective on the invoice date). The credit limit check values the invoice at the larger '
+    + 'of this rate and the rate table\'s of the invoice date (this one when the table has none that day): a lower rate cannot take the invoice under the customer\'s credit limit', example: '1.0850000000' })
   @IsOptional() @Rate('rate') rate?: string;
   @ApiPropertyOptional({
     description: 'Issue even when the invoice takes what the customer owes above its credit limit (a person with the role owner or admin only: 403 forbidden.role for another role or an API key, '
@@ -200,8 +201,8 @@ export class CreditLineInputDto {
 
 @ApiSchema({ description: 'A credit note of an issued invoice, for the whole invoice or some lines; issued at once' })
 export class CreateCreditNoteDto {
-  @ApiProperty({ description: 'Date of the credit note', example: '2026-01-20' }) @CalendarDate('date') date: string;
-  @ApiPropertyOptional({ type: [CreditLineInputDto], description: 'Lines to credit (default: every line, whole)', example: [{ lineNo: 1, quantity: '2' }] })
+  @ApiProperty({ description: 'Date of the credit note: not before the invoice date nor the last allocation reversal of the invoice (400 validation_failed)', example: '2026-01-20' }) @CalendarDate('date') date: string;
+  @ApiPropertyOptional({ type: [CreditLineInputDto], description: 'Lines to credit (default: every line with a quantity left to credit, all that is left of it)', example: [{ lineNo: 1, quantity: '2' }] })
   @IsOptional() @ArrayMinSize(1) @ArrayMaxSize(200) @ValidateNested({ each: true }) @Type(() => CreditLineInputDto) lines?: CreditLineInputDto[];
   @ApiPropertyOptional({ description: 'Memo (reason)', example: 'Returned goods' }) @IsOptional() @IsString() @Length(0, 1000) memo?: string;
 }
@@ -229,14 +230,14 @@ export class CreatePaymentDto {
 
 @ApiSchema({ description: 'Allocates a payment\'s unallocated remainder (customer credit) to open invoices' })
 export class AllocatePaymentDto {
-  @ApiPropertyOptional({ description: 'Date of the allocation (default: today)', example: '2026-02-15' }) @IsOptional() @CalendarDate('date') date?: string;
+  @ApiPropertyOptional({ description: 'Date of the allocation (default: today): not before the payment date, the last reversal of an allocation of the payment, nor that of an allocation to an invoice allocated to (400 validation_failed)', example: '2026-02-15' }) @IsOptional() @CalendarDate('date') date?: string;
   @ApiProperty({ type: [ReceivableAllocationInputDto], description: 'Invoices settled', example: [{ invoiceId: '5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10', amount: '500.00' }] })
   @ArrayMinSize(1) @ArrayMaxSize(200) @ValidateNested({ each: true }) @Type(() => ReceivableAllocationInputDto) allocations: ReceivableAllocationInputDto[];
 }
 
 @ApiSchema({ description: 'Pays customer credit (a payment\'s unallocated remainder) back to the customer' })
 export class RefundCustomerCreditDto {
-  @ApiPropertyOptional({ description: 'Date of the refund (default: today)', example: '2026-02-20' }) @IsOptional() @CalendarDate('date') date?: string;
+  @ApiPropertyOptional({ description: 'Date of the refund (default: today): not before the payment date nor the last reversal of an allocation of the payment (400 validation_failed)', example: '2026-02-20' }) @IsOptional() @CalendarDate('date') date?: string;
   @ApiProperty({ description: 'Amount refunded, in the payment\'s currency (at most its unallocated remainder)', example: '100.00' }) @Amount('amount') amount: string;
   @ApiPropertyOptional({ format: 'uuid', description: 'Cash or bank account credited (default: the payment\'s deposit account)', example: '2e1d0c9b-8a79-4685-9473-a2b1c0d9e8f7' }) @IsOptional() @IsUUID() accountId?: string;
   @ApiPropertyOptional({ enum: PAYMENT_METHODS, description: 'How it was paid back (default: bank_transfer)', example: 'bank_transfer' }) @IsOptional() @IsIn(PAYMENT_METHODS) method?: string;
@@ -340,7 +341,7 @@ export class ArAgingReportDto {
 // ---------------------------------------------------------------- revenue recognition
 @ApiSchema({ description: 'Runs revenue recognition for a day (idempotent per organization and day)' })
 export class RunRevenueRecognitionDto {
-  @ApiPropertyOptional({ description: 'The day to recognize up to and including (default: today)', example: '2026-01-31' }) @IsOptional() @CalendarDate('date') date?: string;
+  @ApiPropertyOptional({ description: 'The day to recognize up to and including (default: today); not after today (422 receivables.recognition_date_future)', example: '2026-01-31' }) @IsOptional() @CalendarDate('date') date?: string;
 }
 
 @ApiSchema({ description: 'What a run recognized on one invoice line' })

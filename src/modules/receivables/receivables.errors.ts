@@ -11,7 +11,8 @@ export const ReceivablesErrors = defineErrorCodes({
   'receivables.unknown_customer': { status: 422, description: 'the customer does not exist in this organization' },
   'receivables.customer_archived': { status: 422, description: 'the customer is archived' },
   'receivables.unknown_tax_code': { status: 422, description: 'the tax code does not exist in this organization, or is archived' },
-  'receivables.account_not_postable': { status: 422, description: 'the account does not exist in this organization, is a group account, or is archived' },
+  'receivables.account_not_postable': { status: 422, description: 'the account does not exist in this organization, is a group account, is archived, or is not of the type its field takes (AR, a deposit or refund account: asset; deferred revenue: liability; a line\'s revenue account: revenue)' },
+  'receivables.control_account': { status: 422, description: 'the account is a control account of a subledger (the AR or deferred revenue account of the receivables settings, the AP account of payables): it is posted only through its own module\'s documents, so it can be no line\'s revenue account, deposit or refund account, nor (for AR or deferred revenue) another module\'s control account' },
   'receivables.total_mismatch': { status: 400, description: 'the total sent differs from the total the server computed from the lines' },
   'receivables.invalid_amount': { status: 400, description: 'an amount has more decimals than its currency allows, or is zero' },
   'receivables.not_draft': { status: 409, description: 'the invoice is not a draft (issued invoices are immutable)' },
@@ -32,5 +33,6 @@ export const ReceivablesErrors = defineErrorCodes({
   'receivables.credit_limit_exceeded': { status: 422, description: 'issuing the invoice would take what the customer owes (open invoices less customer credit, in the base currency) above its credit limit: nothing is written; an owner or admin may issue it with overrideCreditLimit: true' },
   'receivables.before_revaluation': { status: 422, description: 'the allocation, its reversal, the refund, the credit note or the void is dated before the last FX revaluation of an invoice or payment credit it takes from: what the item carries is its value after that revaluation; date it on or after details.revaluationDate (details.documentId names the item)' },
   'receivables.before_later_settlement': { status: 422, description: 'the allocation, its reversal or a credit note is dated before a later allocation (or its reversal) already in the books of an FX-revalued invoice, or the allocation, its reversal or the refund of a payment credit before a later allocation, reversal or refund of an FX-revalued payment credit: what the item carried on the earlier date is no longer known; date it on or after details.settledOn (details.documentId names the invoice or payment)' },
+  'receivables.recognition_date_future': { status: 422, description: 'the revenue recognition run is dated after today: revenue is recognized up to a day that has passed or is today, never ahead (a run dated the last day of the year made early in it would recognize the whole year at once)' },
   'receivables.idempotency_conflict': { status: 409, description: 'the Idempotency-Key was already used with a different request (another payment, or another refund)' },
 });

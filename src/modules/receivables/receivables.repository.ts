@@ -99,7 +99,7 @@ const issueNumbered = prepare((p: {
     .returning('last_number'))
   .with('i', (w) => w.updateTable('finance.invoices').from('n')
     .set({
-      status: p.status, number: sql`${p.series}::text || '-' || lpad(n.last_number::text, 6, '0')`, rate: p.rate, base_subtotal: p.baseSubtotal, base_total: p.baseTotal,
+      status: p.status, number: sql`${p.series}::text || '-' || lpad(n.last_number::text, greatest(6, length(n.last_number::text)), '0')`, rate: p.rate, base_subtotal: p.baseSubtotal, base_total: p.baseTotal,
       entry_id: p.entryId, issued_at: sql`now()`, updated_at: sql`now()`,
     } as never)
     .where('finance.invoices.org_id', '=', p.orgId).where('finance.invoices.id', '=', p.id)
@@ -567,6 +567,25 @@ export async function laterUseOfRevaluedCredit(db: Db, orgId: string, paymentId:
     WHERE EXISTS (SELECT 1 FROM finance.fx_revaluation_items x WHERE x.org_id = ${orgId}::uuid AND x.document_id = ${paymentId}::uuid)
     HAVING max(u.d) IS NOT NULL`;
   return row;
+}
+
+/**
+ * The invoices of `by.invoiceIds` (or the payment `by.paymentId`) with an allocation reversal dated after `date`, each with
+ * the latest such date. An allocation settled its invoice (and used its payment's credit) until its reversal: a
+ * settlement or use dated before that would count its amount twice in between (the aging would show the invoice settled
+ * more than its total, the payment's credit below zero).
+ */
+export async function reversalsAfter(db: Db, orgId: string, by: { invoiceIds: string[] } | { paymentId: string }, date: string): Promise<Map<string, string>> {
+  const rows = 'paymentId' in by
+    ? await db.$queryRaw<{ id: string; date: string }[]>`
+      SELECT payment_id::text AS id, max(allocation_date)::text AS date FROM finance.receivable_allocations
+      WHERE org_id = ${orgId}::uuid AND payment_id = ${by.paymentId}::uuid AND reverses_allocation_id IS NOT NULL AND allocation_date > ${date}::date
+      GROUP BY payment_id`
+    : by.invoiceIds.length ? await db.$queryRaw<{ id: string; date: string }[]>`
+      SELECT invoice_id::text AS id, max(allocation_date)::text AS date FROM finance.receivable_allocations
+      WHERE org_id = ${orgId}::uuid AND invoice_id = any(${by.invoiceIds}::uuid[]) AND reverses_allocation_id IS NOT NULL AND allocation_date > ${date}::date
+      GROUP BY invoice_id` : [];
+  return new Map(rows.map((r) => [r.id, r.date]));
 }
 
 /** One row of semantic.v_ar_open as the agents' list_open_invoices tool hands it to a model. */

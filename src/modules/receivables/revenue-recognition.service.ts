@@ -29,7 +29,7 @@ export function scheduledAmount(net: string, start: string, end: string, date: s
 /**
  * Revenue recognition: lines with a service period were credited to deferred revenue at issue; a run for a day
  * moves what has elapsed by then (straight-line by days) to each line's revenue account, at the invoice's rate.
- * One run per organization and day (a second is a replay); never into a closed period.
+ * One run per organization and day (a second is a replay), never for a day after today (the clock's); never into a closed period.
  */
 @Injectable()
 export class RevenueRecognitionService {
@@ -67,6 +67,9 @@ export class RevenueRecognitionService {
   }
 
   async run(tx: TenantTx, date: string): Promise<RevenueRecognitionRunDto> {
+    // what has elapsed by then: a day not yet come would recognize service not yet given (12-31 run in March: the whole year)
+    const now = today(this.clock);
+    if (date > now) throw ReceivablesErrors.error('receivables.recognition_date_future', `date ${date} is after today (${now}): revenue is recognized up to today at the latest`, { today: now });
     await repo.lockRuns(tx.db, tx.orgId);
     if (await repo.getRun(tx.db, tx.orgId, date)) return this.runDto(tx, date, true);
     const settings = await this.customers.settings(tx);
