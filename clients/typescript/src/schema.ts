@@ -123,7 +123,7 @@ export interface paths {
         put?: never;
         /**
          * Ask to change the e-mail address (current password needed); a link to confirm goes to the new address
-         * @description The address changes only when the link mailed to it is used (POST /v1/auth/email-change/confirm). An address another account uses gets no mail, and the answer is the same. The password check counts like a login (429 auth.locked past the limits).
+         * @description The address changes only when the link mailed to it is used (POST /v1/auth/email-change/confirm). An address another account uses gets no mail, and the answer is the same. The password check counts like a login (429 auth.locked past the limits). At most 5 requests per account per hour, whatever address they name (429 auth.mail_limited with details.retryAfterSeconds).
          */
         post: operations["requestEmailChange"];
         delete?: never;
@@ -158,7 +158,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Send a new verification link for the signed-in user's e-mail (nothing when it is verified already) */
+        /**
+         * Send a new verification link for the signed-in user's e-mail (nothing when it is verified already)
+         * @description At most 5 verification e-mails per account per hour, the registration's included (429 auth.mail_limited with details.retryAfterSeconds).
+         */
         post: operations["sendEmailVerification"];
         delete?: never;
         options?: never;
@@ -1134,7 +1137,10 @@ export interface paths {
         /** The organization's API keys, newest first: those not revoked unless `status` asks for revoked ones; never their secrets (owner or admin) */
         get: operations["listApiKeys"];
         put?: never;
-        /** Create an API key; the answer holds its secret, shown this once (owner or admin; plans with API access) */
+        /**
+         * Create an API key; the answer holds its secret, shown this once (owner or admin; plans with API access)
+         * @description Business organizations only: a personal organization answers 422 api_keys.personal_organization.
+         */
         post: operations["createApiKey"];
         delete?: never;
         options?: never;
@@ -2959,7 +2965,7 @@ export interface paths {
         put?: never;
         /**
          * Run one read-only SELECT over the semantic views (any member; the rows are those your claims allow)
-         * @description Parsed with PostgreSQL's parser: one SELECT (CTEs allowed, WITH RECURSIVE not) over semantic.* views and allow-listed functions; everything else is a 400 naming what was refused. Bounds on what a query may build, checked before it runs (400 semantic.query_refused naming the expression): at most 8 SELECTs nested in or reading each other (CTE chains count); no expression may build a value more than 64 times the largest value the query starts from (a semantic view's value or row, or the query's own text of at most 300,000 bytes): concat, ||, json and array building add up their arguments, replace and regexp_replace multiply by the length of their replacement (which must be a string literal), and a CTE's or subquery's columns carry their weight into the queries reading them. SQL/JSON syntax (JSON_VALUE, JSON_ARRAY, IS JSON...) is refused. Runs as written but with every CTE AS MATERIALIZED and every subquery in FROM given OFFSET 0 (each level is planned on its own), in a READ ONLY transaction that is rolled back, with a statement timeout (422 when exceeded) and a row cap (truncated: true).
+         * @description Parsed with PostgreSQL's parser: one SELECT (CTEs allowed, WITH RECURSIVE not) over semantic.* views and allow-listed functions; everything else is a 400 naming what was refused. Bounds on what a query may build, checked before it runs (400 semantic.query_refused naming the expression): at most 8 SELECTs nested in or reading each other (CTE chains count); at most 20,000 parse-tree nodes nested at most 200 deep; no expression may build a value (as text) more than 64 times the largest value the query starts from (a semantic view's value or row, or the query's own text of at most 300,000 bytes): concat and || add up their arguments, arrays and rows printed as text count 2x their parts (ARRAY[...], ROW(...), ARRAY(SELECT ...), array_agg, a whole row), JSON building 6x (escaping; JSON arguments 1.5x), replace, regexp_replace and array_to_string multiply by the length of their replacement or separator (which must be string literals, as must regexp_match's pattern), translate 4x, to_char 8x its format, values aggregated across rows count at least 1, casts count what their text can become (char(n) padding; a number's exponent: 1e1000 prints 1,001 digits; a cast to json/jsonb takes only a string literal or a JSON value), and a CTE's or subquery's columns carry their weight into the queries reading them. SQL/JSON syntax (JSON_VALUE, JSON_ARRAY, IS JSON...), concat_ws with VARIADIC and rel.function notation (x.row_to_json) are refused. Runs as written but with every CTE AS MATERIALIZED and every subquery in FROM given OFFSET 0 (each level is planned on its own), in a READ ONLY transaction that is rolled back, with a statement timeout (422 when exceeded) and a row cap (truncated: true).
          */
         post: operations["querySemanticLayer"];
         delete?: never;
@@ -3576,7 +3582,7 @@ export interface components {
              */
             allocations: components["schemas"]["ReceivableAllocationInputDto"][];
             /**
-             * @description Date of the allocation (default: today)
+             * @description Date of the allocation (default: today): not before the payment date, the last reversal of an allocation of the payment, nor that of an allocation to an invoice allocated to (400 validation_failed)
              * @example 2026-02-15
              */
             date?: string;
@@ -3694,17 +3700,17 @@ export interface components {
         /** @description One usage event: what happened, when, to whom, with free-form properties */
         AnalyticsEventInputDto: {
             /**
-             * @description An anonymous visitor id, when no user is known; up to 200 characters
+             * @description An anonymous visitor id, when no user is known; up to 200 characters (sent to PostHog as org:<orgId>:anon:<anonymousId>)
              * @example anon-6f0e4c55
              */
             anonymousId?: string;
             /**
-             * @description Event name: lower case letters, digits and _ . : - (up to 100), starting with a letter
+             * @description Event name: lower case letters, digits and _ . : - (up to 100), starting with a letter. The server's own event names (user.signed_in, ledger.entry_posted) are reserved: an event with one is rejected, naming it
              * @example invoice.viewed
              */
             name: string;
             /**
-             * @description Properties of the event: a JSON object of up to 8 KB
+             * @description Properties of the event: a JSON object of up to 8 KB. Its keys may not start with $ (PostHog reads those as instructions, e.g. $set changes a person): an event with one is rejected, naming the key
              * @example {
              *       "invoiceId": "INV-1042",
              *       "source": "email"
@@ -3720,7 +3726,7 @@ export interface components {
              */
             timestamp?: string;
             /**
-             * @description The acting user (default: the signed-in caller); up to 200 characters
+             * @description The acting user (default: the signed-in caller); up to 200 characters. Any id the app uses, counted as given in the organization's reports; only the signed-in caller's own id is sent to PostHog as that user: any other id (an API key's, another user's) goes there as org:<orgId>:user:<userId>, a person of this organization only
              * @example b3c1f2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d
              */
             userId?: string;
@@ -5046,7 +5052,7 @@ export interface components {
              */
             billId: string;
             /**
-             * @description Date of the allocation; absent: the payment date
+             * @description Date of the allocation; absent: the payment date. Not before the payment date, the bill date, the last reversal of an allocation of the payment nor that of an allocation to the bill (400 validation_failed)
              * @example 2026-01-25
              */
             date?: string;
@@ -5102,7 +5108,7 @@ export interface components {
              */
             memo?: string;
             /**
-             * @description Rate to post a foreign-currency bill at, base units per unit (default: the rate effective on the bill date, fixed at posting; ignored for the base currency)
+             * @description Rate to post a foreign-currency bill at, base units per unit (default: the rate effective on the bill date, fixed at posting; ignored for the base currency). The approval rule is chosen by the total at the larger of this rate and the rate table's of the bill date (this one when the table has none that day): a lower rate cannot lower the approvals the bill needs
              * @example 1.0850000000
              */
             rate?: string;
@@ -5230,12 +5236,12 @@ export interface components {
         /** @description A credit note of an issued invoice, for the whole invoice or some lines; issued at once */
         CreateCreditNoteDto: {
             /**
-             * @description Date of the credit note
+             * @description Date of the credit note: not before the invoice date nor the last allocation reversal of the invoice (400 validation_failed)
              * @example 2026-01-20
              */
             date: string;
             /**
-             * @description Lines to credit (default: every line, whole)
+             * @description Lines to credit (default: every line with a quantity left to credit, all that is left of it)
              * @example [
              *       {
              *         "lineNo": 1,
@@ -7007,7 +7013,7 @@ export interface components {
              */
             overrideCreditLimit?: boolean;
             /**
-             * @description Rate to post a foreign-currency invoice at (default: the rate effective on the invoice date)
+             * @description Rate to post a foreign-currency invoice at (default: the rate effective on the invoice date). The credit limit check values the invoice at the larger of this rate and the rate table's of the invoice date (this one when the table has none that day): a lower rate cannot take the invoice under the customer's credit limit
              * @example 1.0850000000
              */
             rate?: string;
@@ -7902,7 +7908,7 @@ export interface components {
              */
             amount: string;
             /**
-             * @description Date of the refund (default: today)
+             * @description Date of the refund (default: today): not before the payment date nor the last reversal of an allocation of the payment (400 validation_failed)
              * @example 2026-02-20
              */
             date?: string;
@@ -7937,7 +7943,7 @@ export interface components {
              */
             bankAccountId?: string;
             /**
-             * @description Date received; absent: today
+             * @description Date received; absent: today. Not before the payment date nor the last reversal of an allocation of the payment (400 validation_failed)
              * @example 2026-02-20
              */
             date?: string;
@@ -8357,7 +8363,7 @@ export interface components {
         /** @description Runs revenue recognition for a day (idempotent per organization and day) */
         RunRevenueRecognitionDto: {
             /**
-             * @description The day to recognize up to and including (default: today)
+             * @description The day to recognize up to and including (default: today); not after today (422 receivables.recognition_date_future)
              * @example 2026-01-31
              */
             date?: string;
@@ -8636,7 +8642,7 @@ export interface components {
              */
             rowCount: number;
             /**
-             * @description Rows, each an array in column order. numeric values are decimal strings; int8 values are numbers when exact, strings beyond 2^53; dates YYYY-MM-DD; timestamps ISO 8601
+             * @description Rows, each an array in column order. numeric values are decimal strings; int8 values are numbers when exact, strings beyond 2^53; date values are PostgreSQL's text: YYYY-MM-DD, or infinity, -infinity, 0044-03-15 BC, 10000-01-01; timestamp and timestamptz values are ISO 8601 in UTC with milliseconds (2026-01-15T10:20:30.123Z) for instants of years 1-9999, else PostgreSQL's text (infinity, -infinity, 0044-03-15 10:00:00 BC, 10000-01-01 00:00:00); json and jsonb values are their JSON text as PostgreSQL prints it (a string, its numbers exact); arrays are arrays of such values; bytea is base64
              * @example [
              *       [
              *         "1100",
@@ -9276,7 +9282,7 @@ export interface components {
              */
             memo?: string;
             /**
-             * @description Rate to post a foreign-currency bill at, base units per unit (default: the rate effective on the bill date, fixed at posting; ignored for the base currency)
+             * @description Rate to post a foreign-currency bill at, base units per unit (default: the rate effective on the bill date, fixed at posting; ignored for the base currency). The approval rule is chosen by the total at the larger of this rate and the rate table's of the bill date (this one when the table has none that day): a lower rate cannot lower the approvals the bill needs
              * @example 1.0850000000
              */
             rate?: string;
@@ -9472,22 +9478,22 @@ export interface components {
         UpdateLedgerSettingsDto: {
             /**
              * Format: uuid
-             * @description Account for FX gains
+             * @description Account for FX gains: a revenue or expense account
              */
             fxGainAccountId?: string;
             /**
              * Format: uuid
-             * @description Account for FX losses
+             * @description Account for FX losses: a revenue or expense account
              */
             fxLossAccountId?: string;
             /**
              * Format: uuid
-             * @description Account for unrealized FX gains (revaluation)
+             * @description Account for unrealized FX gains (revaluation): a revenue or expense account
              */
             fxUnrealizedGainAccountId?: string;
             /**
              * Format: uuid
-             * @description Account for unrealized FX losses (revaluation)
+             * @description Account for unrealized FX losses (revaluation): a revenue or expense account
              */
             fxUnrealizedLossAccountId?: string;
             /**
@@ -10127,11 +10133,11 @@ export interface components {
              */
             disabledAt: string | null;
             /**
-             * @description Why the delivery worker disabled it (gone: it answered 410; failing: 5 days of failures); null otherwise
+             * @description Why it was disabled, when not by a person (gone: it answered 410; failing: 5 days of failures; organization_deleted: its organization was deleted); null otherwise
              * @example null
              * @enum {string|null}
              */
-            disabledReason: "gone" | "failing" | null;
+            disabledReason: "gone" | "failing" | "organization_deleted" | null;
             /**
              * @description Whether events are delivered
              * @example true
@@ -10194,11 +10200,11 @@ export interface components {
              */
             disabledAt: string | null;
             /**
-             * @description Why the delivery worker disabled it (gone: it answered 410; failing: 5 days of failures); null otherwise
+             * @description Why it was disabled, when not by a person (gone: it answered 410; failing: 5 days of failures; organization_deleted: its organization was deleted); null otherwise
              * @example null
              * @enum {string|null}
              */
-            disabledReason: "gone" | "failing" | null;
+            disabledReason: "gone" | "failing" | "organization_deleted" | null;
             /**
              * @description Whether events are delivered
              * @example true
@@ -12455,7 +12461,7 @@ export interface components {
             version: 1;
         };
         /**
-         * @description Webhook body of organization.deleted (version 1): The organization was deleted (DELETE /v1/orgs/{orgId}), or went with the erasure of its only member (DELETE /v1/me). Its subscriptions are canceled, in Stripe too; its books stay, and nobody can act in it any more.
+         * @description Webhook body of organization.deleted (version 1): The organization was deleted (DELETE /v1/orgs/{orgId}), or went with the erasure of its only member (DELETE /v1/me). Its subscriptions are canceled, in Stripe too; its books stay, and nobody can act in it any more. Its webhook endpoints send nothing more, this event neither: they are disabled (reason organization_deleted).
          * @example {
          *       "id": "evt_4711",
          *       "type": "organization.deleted",
@@ -14652,7 +14658,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Error. error.code is one of: `auth.locked` (too many failed logins; wait details.retryAfterSeconds); or rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
+            /** @description Error. error.code is one of: `auth.locked` (too many failed logins; wait details.retryAfterSeconds); `auth.mail_limited` (the account asked for too many e-mails of this kind within the hour; wait details.retryAfterSeconds); or rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
             429: {
                 headers: {
                     /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
@@ -14872,7 +14878,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
+            /** @description Error. error.code is one of: `auth.mail_limited` (the account asked for too many e-mails of this kind within the hour; wait details.retryAfterSeconds); or rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
             429: {
                 headers: {
                     /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
@@ -24224,7 +24230,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule */
+            /** @description Rejected by a business rule. error.code is one of: `api_keys.personal_organization` (a personal organization takes no API keys (its one person acts there themselves): use a business organization) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -33016,7 +33022,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.books_not_started` (the books are not started (POST /ledger/books)); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)) */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.books_not_started` (the books are not started (POST /ledger/books)); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.fx_account_type` (an FX gain or loss account of the settings (realized or unrealized) is not a revenue or expense account: the message names the field and the account) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -34830,7 +34836,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `payables.vendor_archived` (the vendor is archived); `ledger.tax_code_archived` (the tax code is archived); `ledger.unknown_currency` (the currency is not known); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            /** @description Rejected by a business rule. error.code is one of: `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `payables.control_account` (the account is a control account of a subledger (the AR or deferred revenue account of the receivables settings, the AP account of payables): it is posted only through its own module's documents, so it can be no bill or claim line's account nor a bank account, nor (for AP) another module's control account); `payables.vendor_archived` (the vendor is archived); `ledger.tax_code_archived` (the tax code is archived); `ledger.unknown_currency` (the currency is not known); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -35111,7 +35117,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `payables.vendor_archived` (the vendor is archived); `ledger.tax_code_archived` (the tax code is archived); `ledger.unknown_currency` (the currency is not known) */
+            /** @description Rejected by a business rule. error.code is one of: `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `payables.control_account` (the account is a control account of a subledger (the AR or deferred revenue account of the receivables settings, the AP account of payables): it is posted only through its own module's documents, so it can be no bill or claim line's account nor a bank account, nor (for AP) another module's control account); `payables.vendor_archived` (the vendor is archived); `ledger.tax_code_archived` (the tax code is archived); `ledger.unknown_currency` (the currency is not known) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -36150,7 +36156,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `payables.currency_mismatch` (a currency differs from the document's (claim lines, payment and allocated bills share one currency: pay a bill in its own currency at the rate of the payment date; the realized FX result is posted)); `ledger.unknown_currency` (the currency is not known) */
+            /** @description Rejected by a business rule. error.code is one of: `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `payables.control_account` (the account is a control account of a subledger (the AR or deferred revenue account of the receivables settings, the AP account of payables): it is posted only through its own module's documents, so it can be no bill or claim line's account nor a bank account, nor (for AP) another module's control account); `payables.currency_mismatch` (a currency differs from the document's (claim lines, payment and allocated bills share one currency: pay a bill in its own currency at the rate of the payment date; the realized FX result is posted)); `ledger.unknown_currency` (the currency is not known) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -36431,7 +36437,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `payables.currency_mismatch` (a currency differs from the document's (claim lines, payment and allocated bills share one currency: pay a bill in its own currency at the rate of the payment date; the realized FX result is posted)); `ledger.unknown_currency` (the currency is not known) */
+            /** @description Rejected by a business rule. error.code is one of: `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `payables.control_account` (the account is a control account of a subledger (the AR or deferred revenue account of the receivables settings, the AP account of payables): it is posted only through its own module's documents, so it can be no bill or claim line's account nor a bank account, nor (for AP) another module's control account); `payables.currency_mismatch` (a currency differs from the document's (claim lines, payment and allocated bills share one currency: pay a bill in its own currency at the rate of the payment date; the realized FX result is posted)); `ledger.unknown_currency` (the currency is not known) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -37386,7 +37392,7 @@ export interface operations {
                 };
             };
             /**
-             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `payables.invalid_amount` (an amount of a payment, allocation, refund or expense claim line is not positive, or has more decimals than its currency allows)
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `payables.invalid_amount` (an amount of a payment, allocation, refund or expense claim line is not positive, or has more decimals than its currency allows); `payables.bill_repeated` (a bill (or claim) appears more than once in a payment's allocations: allocate its amount in one)
              *
              *     The input is invalid: the message names each field
              */
@@ -37470,7 +37476,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `payables.wrong_party` (the bill belongs to another vendor (or claimant) than the payment); `payables.currency_mismatch` (a currency differs from the document's (claim lines, payment and allocated bills share one currency: pay a bill in its own currency at the rate of the payment date; the realized FX result is posted)); `payables.bank_account_not_allowed` (the bank account is not an active, postable asset account); `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `ledger.fx_accounts_missing` (FX gain and loss accounts are not configured); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `payables.before_revaluation` (the allocation, its reversal, the refund or the void is dated before the last FX revaluation of a bill, claim or payment credit it takes from: what the item carries is its value after that revaluation; date it on or after details.revaluationDate (details.documentId names the item)); `payables.before_later_settlement` (the allocation or its reversal is dated before a later allocation (or its reversal) already in the books of an FX-revalued bill or claim, or the allocation, its reversal or the refund of a payment credit before a later allocation, reversal or refund of an FX-revalued payment credit: what it carried on the earlier date is no longer known; date it on or after details.settledOn (details.documentId names the bill or payment)) */
+            /** @description Rejected by a business rule. error.code is one of: `payables.wrong_party` (the bill belongs to another vendor (or claimant) than the payment); `payables.currency_mismatch` (a currency differs from the document's (claim lines, payment and allocated bills share one currency: pay a bill in its own currency at the rate of the payment date; the realized FX result is posted)); `payables.bank_account_not_allowed` (the bank account is not an active, postable asset account); `payables.control_account` (the account is a control account of a subledger (the AR or deferred revenue account of the receivables settings, the AP account of payables): it is posted only through its own module's documents, so it can be no bill or claim line's account nor a bank account, nor (for AP) another module's control account); `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `ledger.fx_accounts_missing` (FX gain and loss accounts are not configured); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `payables.before_revaluation` (the allocation, its reversal, the refund or the void is dated before the last FX revaluation of a bill, claim or payment credit it takes from: what the item carries is its value after that revaluation; date it on or after details.revaluationDate (details.documentId names the item)); `payables.before_later_settlement` (the allocation or its reversal is dated before a later allocation (or its reversal) already in the books of an FX-revalued bill or claim, or the allocation, its reversal or the refund of a payment credit before a later allocation, reversal or refund of an FX-revalued payment credit: what it carried on the earlier date is no longer known; date it on or after details.settledOn (details.documentId names the bill or payment)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -37909,7 +37915,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `payables.bank_account_not_allowed` (the bank account is not an active, postable asset account); `ledger.fx_accounts_missing` (FX gain and loss accounts are not configured); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `payables.before_revaluation` (the allocation, its reversal, the refund or the void is dated before the last FX revaluation of a bill, claim or payment credit it takes from: what the item carries is its value after that revaluation; date it on or after details.revaluationDate (details.documentId names the item)); `payables.before_later_settlement` (the allocation or its reversal is dated before a later allocation (or its reversal) already in the books of an FX-revalued bill or claim, or the allocation, its reversal or the refund of a payment credit before a later allocation, reversal or refund of an FX-revalued payment credit: what it carried on the earlier date is no longer known; date it on or after details.settledOn (details.documentId names the bill or payment)) */
+            /** @description Rejected by a business rule. error.code is one of: `payables.bank_account_not_allowed` (the bank account is not an active, postable asset account); `payables.control_account` (the account is a control account of a subledger (the AR or deferred revenue account of the receivables settings, the AP account of payables): it is posted only through its own module's documents, so it can be no bill or claim line's account nor a bank account, nor (for AP) another module's control account); `ledger.fx_accounts_missing` (FX gain and loss accounts are not configured); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `payables.before_revaluation` (the allocation, its reversal, the refund or the void is dated before the last FX revaluation of a bill, claim or payment credit it takes from: what the item carries is its value after that revaluation; date it on or after details.revaluationDate (details.documentId names the item)); `payables.before_later_settlement` (the allocation or its reversal is dated before a later allocation (or its reversal) already in the books of an FX-revalued bill or claim, or the allocation, its reversal or the refund of a payment credit before a later allocation, reversal or refund of an FX-revalued payment credit: what it carried on the earlier date is no longer known; date it on or after details.settledOn (details.documentId names the bill or payment)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -38188,7 +38194,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            /** @description Rejected by a business rule. error.code is one of: `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `payables.control_account` (the account is a control account of a subledger (the AR or deferred revenue account of the receivables settings, the AP account of payables): it is posted only through its own module's documents, so it can be no bill or claim line's account nor a bank account, nor (for AP) another module's control account); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -40397,7 +40403,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `receivables.unknown_customer` (the customer does not exist in this organization); `receivables.customer_archived` (the customer is archived); `receivables.unknown_tax_code` (the tax code does not exist in this organization, or is archived); `receivables.account_not_postable` (the account does not exist in this organization, is a group account, or is archived); `ledger.unknown_currency` (the currency is not known); `receivables.due_before_invoice` (the due date is before the invoice date); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            /** @description Rejected by a business rule. error.code is one of: `receivables.unknown_customer` (the customer does not exist in this organization); `receivables.customer_archived` (the customer is archived); `receivables.unknown_tax_code` (the tax code does not exist in this organization, or is archived); `receivables.account_not_postable` (the account does not exist in this organization, is a group account, is archived, or is not of the type its field takes (AR, a deposit or refund account: asset; deferred revenue: liability; a line's revenue account: revenue)); `ledger.unknown_currency` (the currency is not known); `receivables.due_before_invoice` (the due date is before the invoice date); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -40674,7 +40680,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `receivables.unknown_customer` (the customer does not exist in this organization); `receivables.customer_archived` (the customer is archived); `receivables.unknown_tax_code` (the tax code does not exist in this organization, or is archived); `receivables.account_not_postable` (the account does not exist in this organization, is a group account, or is archived); `ledger.unknown_currency` (the currency is not known); `receivables.due_before_invoice` (the due date is before the invoice date) */
+            /** @description Rejected by a business rule. error.code is one of: `receivables.unknown_customer` (the customer does not exist in this organization); `receivables.customer_archived` (the customer is archived); `receivables.unknown_tax_code` (the tax code does not exist in this organization, or is archived); `receivables.account_not_postable` (the account does not exist in this organization, is a group account, is archived, or is not of the type its field takes (AR, a deposit or refund account: asset; deferred revenue: liability; a line's revenue account: revenue)); `ledger.unknown_currency` (the currency is not known); `receivables.due_before_invoice` (the due date is before the invoice date) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -41810,7 +41816,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `receivables.unknown_customer` (the customer does not exist in this organization); `receivables.account_not_postable` (the account does not exist in this organization, is a group account, or is archived); `receivables.exceeds_payment` (the allocations are larger than the payment (or its unallocated remainder)); `receivables.wrong_customer` (the invoice belongs to another customer than the payment); `receivables.currency_mismatch` (the payment and the invoice are in different currencies: a payment settles invoices of its own currency only (record it in the invoice currency at the rate received; the realized FX difference is posted)); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first); `receivables.fx_accounts_missing` (a realized FX difference needs the FX gain and loss accounts in the ledger settings); `receivables.before_revaluation` (the allocation, its reversal, the refund, the credit note or the void is dated before the last FX revaluation of an invoice or payment credit it takes from: what the item carries is its value after that revaluation; date it on or after details.revaluationDate (details.documentId names the item)); `receivables.before_later_settlement` (the allocation, its reversal or a credit note is dated before a later allocation (or its reversal) already in the books of an FX-revalued invoice, or the allocation, its reversal or the refund of a payment credit before a later allocation, reversal or refund of an FX-revalued payment credit: what the item carried on the earlier date is no longer known; date it on or after details.settledOn (details.documentId names the invoice or payment)) */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `receivables.unknown_customer` (the customer does not exist in this organization); `receivables.account_not_postable` (the account does not exist in this organization, is a group account, is archived, or is not of the type its field takes (AR, a deposit or refund account: asset; deferred revenue: liability; a line's revenue account: revenue)); `receivables.control_account` (the account is a control account of a subledger (the AR or deferred revenue account of the receivables settings, the AP account of payables): it is posted only through its own module's documents, so it can be no line's revenue account, deposit or refund account, nor (for AR or deferred revenue) another module's control account); `receivables.exceeds_payment` (the allocations are larger than the payment (or its unallocated remainder)); `receivables.wrong_customer` (the invoice belongs to another customer than the payment); `receivables.currency_mismatch` (the payment and the invoice are in different currencies: a payment settles invoices of its own currency only (record it in the invoice currency at the rate received; the realized FX difference is posted)); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first); `receivables.fx_accounts_missing` (a realized FX difference needs the FX gain and loss accounts in the ledger settings); `receivables.before_revaluation` (the allocation, its reversal, the refund, the credit note or the void is dated before the last FX revaluation of an invoice or payment credit it takes from: what the item carries is its value after that revaluation; date it on or after details.revaluationDate (details.documentId names the item)); `receivables.before_later_settlement` (the allocation, its reversal or a credit note is dated before a later allocation (or its reversal) already in the books of an FX-revalued invoice, or the allocation, its reversal or the refund of a payment credit before a later allocation, reversal or refund of an FX-revalued payment credit: what the item carried on the earlier date is no longer known; date it on or after details.settledOn (details.documentId names the invoice or payment)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -42243,7 +42249,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `receivables.account_not_postable` (the account does not exist in this organization, is a group account, or is archived); `receivables.fx_accounts_missing` (a realized FX difference needs the FX gain and loss accounts in the ledger settings); `receivables.before_revaluation` (the allocation, its reversal, the refund, the credit note or the void is dated before the last FX revaluation of an invoice or payment credit it takes from: what the item carries is its value after that revaluation; date it on or after details.revaluationDate (details.documentId names the item)); `receivables.before_later_settlement` (the allocation, its reversal or a credit note is dated before a later allocation (or its reversal) already in the books of an FX-revalued invoice, or the allocation, its reversal or the refund of a payment credit before a later allocation, reversal or refund of an FX-revalued payment credit: what the item carried on the earlier date is no longer known; date it on or after details.settledOn (details.documentId names the invoice or payment)) */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `receivables.account_not_postable` (the account does not exist in this organization, is a group account, is archived, or is not of the type its field takes (AR, a deposit or refund account: asset; deferred revenue: liability; a line's revenue account: revenue)); `receivables.control_account` (the account is a control account of a subledger (the AR or deferred revenue account of the receivables settings, the AP account of payables): it is posted only through its own module's documents, so it can be no line's revenue account, deposit or refund account, nor (for AR or deferred revenue) another module's control account); `receivables.fx_accounts_missing` (a realized FX difference needs the FX gain and loss accounts in the ledger settings); `receivables.before_revaluation` (the allocation, its reversal, the refund, the credit note or the void is dated before the last FX revaluation of an invoice or payment credit it takes from: what the item carries is its value after that revaluation; date it on or after details.revaluationDate (details.documentId names the item)); `receivables.before_later_settlement` (the allocation, its reversal or a credit note is dated before a later allocation (or its reversal) already in the books of an FX-revalued invoice, or the allocation, its reversal or the refund of a payment credit before a later allocation, reversal or refund of an FX-revalued payment credit: what the item carried on the earlier date is no longer known; date it on or after details.settledOn (details.documentId names the invoice or payment)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -42396,7 +42402,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.period_closed` (the fiscal period of the date is closed); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first) */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.period_closed` (the fiscal period of the date is closed); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first); `receivables.recognition_date_future` (the revenue recognition run is dated after today: revenue is recognized up to a day that has passed or is today, never ahead (a run dated the last day of the year made early in it would recognize the whole year at once)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -42671,7 +42677,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `receivables.account_not_postable` (the account does not exist in this organization, is a group account, or is archived) */
+            /** @description Rejected by a business rule. error.code is one of: `receivables.account_not_postable` (the account does not exist in this organization, is a group account, is archived, or is not of the type its field takes (AR, a deposit or refund account: asset; deferred revenue: liability; a line's revenue account: revenue)); `receivables.control_account` (the account is a control account of a subledger (the AR or deferred revenue account of the receivables settings, the AP account of payables): it is posted only through its own module's documents, so it can be no line's revenue account, deposit or refund account, nor (for AR or deferred revenue) another module's control account) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -42743,7 +42749,7 @@ export interface operations {
                     "application/json": components["schemas"]["SemanticResultDto"];
                 };
             };
-            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `semantic.syntax_error` (the query is not valid PostgreSQL); `semantic.query_refused` (the query is not a single SELECT over semantic.* views with allow-listed functions, within the bounds on nesting and value growth (details.reason says what was refused)); `semantic.query_failed` (PostgreSQL rejected the query (unknown column, division by zero, ...)) */
+            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `semantic.syntax_error` (the query is not valid PostgreSQL); `semantic.query_refused` (the query is not a single SELECT over semantic.* views with allow-listed functions, within the bounds on nesting and value growth (details.reason says what was refused)); `semantic.query_failed` (PostgreSQL rejected the query (unknown column, division by zero, ...), or the query needed more memory or temporary disk than the server has or allows (details.sqlState 53000, 53100, 53200 or 53400)) */
             400: {
                 headers: {
                     [name: string]: unknown;
