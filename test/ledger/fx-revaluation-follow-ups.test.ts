@@ -115,7 +115,13 @@ describe('FX revaluation of open items: voids, credit notes, dates before a reva
     const { rows } = await t.db.admin.query(
       `SELECT invoice_base::numeric(20, 2)::text AS invoice_base, source_base::numeric(20, 2)::text AS source_base FROM finance.receivable_allocations
        WHERE org_id = $1 AND invoice_id = $2 ORDER BY allocation_date`, [b.orgId, inv.id]);
-    expect(rows).toEqual([{ invoice_base: '575.00', source_base: '550.00' }, { invoice_base: '575.00', source_base: '550.00' }]);
+    // each allocation takes its share at the invoice's rate; the share's revaluation (25.00 each) leaves as the credit note's
+    // row on the account it took it off (finance.fx_revaluation_items, linked to its entry)
+    expect(rows).toEqual([{ invoice_base: '550.00', source_base: '550.00' }, { invoice_base: '550.00', source_base: '550.00' }]);
+    const { rows: taken } = await t.db.admin.query(`SELECT x.revaluation_date::text AS date, x.base_delta::numeric(20, 2)::text AS delta, a.code FROM finance.fx_revaluation_items x
+      JOIN finance.accounts a ON a.org_id = x.org_id AND a.id = x.fx_account_id JOIN finance.journal_entries e ON e.org_id = x.org_id AND e.id = x.entry_id
+      WHERE x.org_id = $1 AND x.document_id = $2 AND e.source = 'invoice' ORDER BY x.seq`, [b.orgId, inv.id]);
+    expect(taken).toEqual([{ date: '2026-02-05', delta: '-25.00', code: '4310' }, { date: '2026-02-06', delta: '-25.00', code: '4310' }]);
     // the revenue fully reversed at its rate; the unrealized gain (50.00) taken off with the invoice, no realized result
     expect([await b.balance('4100', '2026-02-06'), await b.balance('4310', '2026-02-06'), await b.balance('5500', '2026-02-06')]).toEqual(['0.00', '0.00', '0.00']);
     const { rows: [open] } = await t.db.admin.query(`SELECT open_base::numeric(20, 2)::text AS open_base FROM finance.receivable_open_amounts WHERE org_id = $1 AND document_id = $2`, [b.orgId, inv.id]);

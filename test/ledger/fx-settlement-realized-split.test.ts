@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { registerUser, type TestUser } from '../support/factories.js';
-import { expectOpenAmountsKept, rUrl } from '../receivables/receivables-support.js';
+import { expectOpenAmountsKept, issueInvoice, rUrl } from '../receivables/receivables-support.js';
 import { ledgerUrl } from './ledger-support.js';
 import { fxBooks } from './fx-support.js';
 
@@ -19,7 +19,9 @@ import { fxBooks } from './fx-support.js';
  *  - the settlements' audit rows list the compensation and the realization entries, each on its own;
  *  - an item revalued onto both unrealized FX accounts (a gain, then a loss; or accounts changed in the settings): a
  *    share settled or credited takes each account's share of what the item carries there (rounded to sum to the share's,
- *    the last share all that is left), AR and AP.
+ *    the last share all that is left), AR and AP;
+ *  - each revaluation row keeps its own unrealized FX account (one compensation holding two invoices' equal amounts on
+ *    two accounts), and a credit note writes what it took off each account, so the last credit takes exactly the rest.
  */
 describe('FX revaluation: the realized and unrealized split of settled and credited items', () => {
   let t: TestApp;
@@ -337,5 +339,54 @@ describe('FX revaluation: the realized and unrealized split of settled and credi
       await w.expectAgingIsAr(asOf, '0.00');
     }
     await expectOpenAmountsKept(t, w.orgId);
+  });
+
+  it('one payment of two invoices in the window whose compensations are equal amounts on different accounts: each invoice\'s row keeps its own account, so crediting the rests leaves every unrealized account at 0', async () => {
+    // A (EUR 1,000.00 at 1.10) revalued Jan 20 at 1.16 onto 4310, the settings then name 4320 and 5520, B (EUR 2,000.00,
+    // Jan 21) revalued Jan 31 at 1.19 onto 4320 (and A onto 4320), both reversed Feb 1
+    const b = await books('Equal compensations of two invoices', { '2026-01-15': '1.10', '2026-01-20': '1.16', '2026-01-31': '1.19' });
+    const a = await b.invoice();
+    await b.revalue('2026-01-20', true).expect(201);
+    for (const [code, type, parent] of [['4320', 'revenue', '4000'], ['5520', 'expense', '5000']]) {
+      b.acc[code] = (await t.http.post(ledgerUrl(b.orgId, 'accounts')).set(owner.auth).send({ code, name: `Unrealized FX ${code}`, type, parentId: b.acc[parent] }).expect(201)).body.id;
+    }
+    await t.http.patch(ledgerUrl(b.orgId, 'settings')).set(owner.auth).send({ fxUnrealizedGainAccountId: b.acc['4320'], fxUnrealizedLossAccountId: b.acc['5520'] }).expect(200);
+    const other = await issueInvoice(t, b.orgId, owner, { customerId: b.customer, invoiceDate: '2026-01-21', lines: [{ description: 'Licence', quantity: '1', unitPrice: '2000.00', revenueAccountId: b.acc['4100'] }] });
+    await b.revalue('2026-01-31', true).expect(201);
+    // one payment of half of each: one compensation holding A's 30.00 on 4310 (and 15.00 on 4320) and B's 30.00 on 4320
+    await b.arPayment({ date: '2026-01-31', amount: '1500.00', rate: '1.19', allocations: [{ invoiceId: a.id, amount: '500.00' }, { invoiceId: other.id, amount: '1000.00' }] }).expect(201);
+    for (const id of [a.id, other.id]) {
+      await t.http.post(rUrl(b.orgId, `invoices/${id}/credit-notes`)).set(owner.auth).send({ date: '2026-01-31', lines: [{ lineNo: 1, quantity: '0.5' }] }).expect(201);
+    }
+    // every row names the account its pair moved
+    const { rows: unnamed } = await t.db.admin.query(`SELECT count(*)::int AS n FROM finance.fx_revaluation_items WHERE org_id = $1 AND fx_account_id IS NULL`, [b.orgId]);
+    expect(unnamed).toEqual([{ n: 0 }]);
+    for (const asOf of ['2026-01-31', '2026-02-01', '2026-02-28']) {
+      expect({ asOf, unrealized: await b.fxAccounts(asOf, ['4320', '5520']) }).toEqual({ asOf, unrealized: { 4300: -75, 5500: 0, 4310: 0, 5510: 0, 4320: 0, 5520: 0 } });
+      await b.expectAgingIsAr(asOf, '0.00');
+    }
+    await expectOpenAmountsKept(t, b.orgId);
+  });
+
+  it('credit notes of uneven shares of an invoice revalued onto 4310 then 5510 write what they took off each account: the last takes exactly what is left there', async () => {
+    // 1.10 -> 1.16 (Jan 31: +60.00 on 4310) -> 1.11 (Feb 28: -50.00 on 5510), no autoReverse; a third credited, then the rest
+    const b = await books('Uneven credit notes off two unrealized accounts', { '2026-01-15': '1.10', '2026-01-31': '1.16', '2026-02-28': '1.11' });
+    const inv = await b.invoice();
+    await b.revalue('2026-01-31').expect(201);
+    await b.revalue('2026-02-28').expect(201);
+    const first = (await t.http.post(rUrl(b.orgId, `invoices/${inv.id}/credit-notes`)).set(owner.auth).send({ date: '2026-03-05', lines: [{ lineNo: 1, quantity: '0.3333' }] }).expect(201)).body;
+    const rest = (await t.http.post(rUrl(b.orgId, `invoices/${inv.id}/credit-notes`)).set(owner.auth).send({ date: '2026-03-06', lines: [{ lineNo: 1, quantity: '0.6667' }] }).expect(201)).body;
+    // EUR 333.30: 20.00 of 4310's 60.00 and 16.67 of 5510's 50.00; the rest: 40.00 and 33.33, each account's own rest
+    expect(await b.lines(first.entryId)).toEqual(expect.arrayContaining([{ code: '4310', debit: '20.00', credit: '0.00' }, { code: '5510', debit: '0.00', credit: '16.67' }]));
+    expect(await b.lines(rest.entryId)).toEqual(expect.arrayContaining([{ code: '4310', debit: '40.00', credit: '0.00' }, { code: '5510', debit: '0.00', credit: '33.33' }]));
+    // each credit note's row per account, linked to its entry
+    const { rows } = await t.db.admin.query(`SELECT x.entry_id::text AS "entryId", a.code, x.base_delta::numeric(20, 2)::text AS delta FROM finance.fx_revaluation_items x
+      JOIN finance.accounts a ON a.org_id = x.org_id AND a.id = x.fx_account_id WHERE x.org_id = $1 AND x.entry_id = any($2::uuid[]) ORDER BY x.seq`, [b.orgId, [first.entryId, rest.entryId]]);
+    expect(rows).toEqual([{ entryId: first.entryId, code: '4310', delta: '-20.00' }, { entryId: first.entryId, code: '5510', delta: '16.67' },
+      { entryId: rest.entryId, code: '4310', delta: '-40.00' }, { entryId: rest.entryId, code: '5510', delta: '33.33' }]);
+    expect(await b.fxAccounts('2026-03-31')).toEqual({ 4300: 0, 5500: 0, 4310: 0, 5510: 0 });
+    await b.expectAgingIsAr('2026-03-05', '740.04');
+    await b.expectAgingIsAr('2026-03-31', '0.00');
+    await expectOpenAmountsKept(t, b.orgId);
   });
 });

@@ -127,6 +127,8 @@ interface ItemChange {
   /** the rate it is carried at after the revaluation, and before it (its reversal's) */
   rate: string;
   carriedRate: string;
+  /** the unrealized FX account its pair of lines moves against (its control account and currency's, set when the pair is made) */
+  fxAccountId?: string;
 }
 
 /** What JournalService.changeCarried changes of one open item: its control account, currency and rate, and `delta` as its aging shows it. */
@@ -164,8 +166,10 @@ interface RevaluedItem {
   /**
    * what is open of it as of the date read (as its aging shows it) and its own rate: a row written while more of it was
    * open counts for the part still open. Absent (an item leaving the subledger, never settled): every row counts whole.
+   * `exact`: every share settled since its first revaluation wrote what it took off each account (credit notes' rows):
+   * every row counts whole, their sum per account is what the open part carries there.
    */
-  open?: { amount: string; ownRate: string };
+  open?: { amount: string; ownRate: string; exact?: boolean };
 }
 
 /** What an item's revaluation rows moved it on one unrealized FX account: `booked`, their sum; `carried`, what its open part carries of it. */
@@ -616,7 +620,9 @@ export class JournalService {
         { accountId: g.accountId, currency: g.currency, rate: g.rate, ...(diff.gt(0) ? { baseDebit: amount } : { baseCredit: amount }), description },
         diff.gt(0) ? { accountId: fx.gain, credit: amount, description } : { accountId: fx.loss, debit: amount, description },
       ]);
-      pairItems.push(g.items);
+      // each item's row names the account of its group's pair (whichever way the item itself moved)
+      const fxAccountId = diff.gt(0) ? fx.gain : fx.loss;
+      pairItems.push(g.items.map((item) => ({ ...item, fxAccountId })));
     }
     return controlled;
   }
@@ -717,14 +723,15 @@ export class JournalService {
     const actor = actorOf(tx.principal).actorId;
     for (const [i, entry] of entries.entries()) {
       await repo.insertRevaluationItems(tx.db, tx.orgId, itemParts[i].map((x) => ({
-        entryId: entry.id, date, subledger: x.subledger, documentId: x.documentId, rate: x.rate, delta: x.delta.toFixed(), createdBy: actor })));
+        entryId: entry.id, date, subledger: x.subledger, documentId: x.documentId, rate: x.rate, delta: x.delta.toFixed(), fxAccountId: x.fxAccountId!, createdBy: actor })));
     }
     const reversals: JournalEntryDto[] = [];
     if (next) {
       for (const [i, entry] of entries.entries()) {
         reversals.push((await this.reverse(tx, entry.id, { date: next, memo: partMemo(`Reversal of FX revaluation as of ${date}`, i, entries.length) })).entry);
         await repo.insertRevaluationItems(tx.db, tx.orgId, itemParts[i].map((x) => ({
-          entryId: reversals[i].id, date: next, subledger: x.subledger, documentId: x.documentId, rate: rateOnNext.get(`${x.subledger}|${x.documentId}`) ?? x.carriedRate, delta: x.delta.neg().toFixed(), createdBy: actor })));
+          entryId: reversals[i].id, date: next, subledger: x.subledger, documentId: x.documentId, rate: rateOnNext.get(`${x.subledger}|${x.documentId}`) ?? x.carriedRate,
+          delta: x.delta.neg().toFixed(), fxAccountId: x.fxAccountId!, createdBy: actor })));
       }
     }
     return { adjustments, entry: entries[0], reversal: reversals[0] ?? null, entries, reversals };
@@ -906,67 +913,91 @@ export class JournalService {
    * of `settled` of its `open` amount takes (a credit note: the credited share's revaluation, taken back off the accounts
    * it is on): each account's amount times the settled fraction, all of it for the last share, in the base currency's
    * minor units summing to exactly `total` (what the share takes of the item's revaluation, as its aging shows it).
-   * '' for rows whose account is not found (the settings' account of the part's kind).
+   * '' for rows whose account is not found (the settings' account of the part's kind). `exact`: the item's shares settled
+   * since its first revaluation were all credit notes that wrote their rows (recordTakenOff): each account's amount is
+   * what its rows leave there, so the last share takes exactly what the earlier ones left.
    */
-  async revaluationShareOf(tx: TenantTx, subledger: Subledger, item: Omit<RevaluedItem, 'open'> & { open: string; ownRate: string }, asOf: string,
+  async revaluationShareOf(tx: TenantTx, subledger: Subledger, item: Omit<RevaluedItem, 'open'> & { open: string; ownRate: string; exact: boolean }, asOf: string,
     settled: Decimal, total: Decimal): Promise<Map<string, Decimal>> {
     const baseMu = await this.ledger.currencyUnits(tx, (await this.ledger.settings(tx)).baseCurrency);
-    const carried = (await this.carriedPerFxAccount(tx, subledger, [{ ...item, open: { amount: item.open, ownRate: item.ownRate } }], asOf, baseMu)).get(item.documentId);
-    const fraction = settled.eq(item.open) ? D(1) : settled.div(item.open);
+    const { open, ownRate, exact, ...revalued } = item;
+    const carried = (await this.carriedPerFxAccount(tx, subledger, [{ ...revalued, open: { amount: open, ownRate, exact } }], asOf, baseMu)).get(item.documentId);
+    const fraction = settled.eq(open) ? D(1) : settled.div(open);
     return partsOf(new Map([...carried ?? []].map(([id, a]) => [id, a.carried.times(fraction)])), total, baseMu);
   }
 
   /**
+   * What a settlement posted by its subledger (a credit note, in its own entry `entryId`) took off an item's revaluation
+   * on each unrealized FX account (`parts`, as the item's aging shows it: a raised item's part positive): a
+   * finance.fx_revaluation_items row each, of the opposite, dated `date`, at the rate the item stays carried at, so that
+   * what the item's rows leave on each account is what it still carries there (revaluationShareOf, a void).
+   */
+  async recordTakenOff(tx: TenantTx, taken: { subledger: Subledger; entryId: string; date: string; documentId: string; rate: string; parts: Map<string, Decimal> }): Promise<void> {
+    const createdBy = actorOf(tx.principal).actorId;
+    await repo.insertRevaluationItems(tx.db, tx.orgId, [...taken.parts].filter(([, part]) => !part.isZero()).map(([fxAccountId, part]) => ({
+      entryId: taken.entryId, date: taken.date, subledger: taken.subledger, documentId: taken.documentId, rate: taken.rate, delta: part.neg().toFixed(), fxAccountId, createdBy })));
+  }
+
+  /**
    * What open items of a subledger carry as of `asOf` per unrealized FX account their finance.fx_revaluation_items rows
-   * (revaluations, reversals, compensations, what a void took off) moved them against (read from the entries' lines,
-   * whatever the settings say by now), the accounts in the order they first moved the item; '' for the rows whose account
-   * is not found; only the rows dated `from` on when given. An entry's pair of the item's control account and currency is
-   * the row's when it has one (a revaluation: per control account and currency); an entry changing items one by one
-   * (several pairs) gives each of the item's rows its own pair, matched by its change (and the item's counterparty), each
-   * pair taken once: what a void took off two accounts in equal amounts is one row on each.
+   * (revaluations, reversals, compensations, what a void took off) moved them against (each row's own account, as its
+   * writer stored it, whatever the settings say by now), the accounts in the order they first moved the item; '' for
+   * the rows whose account is not found; only the rows dated `from` on when given. A row written before the account was
+   * stored and that migration 20270210250100 could not tell (fxAccountId null) is read from its entry's lines: the
+   * entry's pair of the item's control account and currency when it has one account for it, else among its pairs one of
+   * the row's change (and the item's counterparty), each pair taken once.
    *
-   * `carried` is `booked` (the rows' sum) for an item without `open`. With it, a settled share took its part of each
-   * account with it: a row counts for the part still open, its rate step (a revaluation's rate over the rate before it; a
-   * reversal's, its revaluation's taken back) times the open amount, or whole when that is within a minor unit of it (no
-   * share settled since it); a compensation, which put back what a reversal took off settled shares, counts nothing.
+   * `carried` is `booked` (the rows' sum) for an item without `open` or with `open.exact`. With `open`, a settled share
+   * took its part of each account with it: a row counts for the part still open, its rate step (a revaluation's rate over
+   * the rate before it; a reversal's, its revaluation's taken back) times the open amount, or whole when that is within
+   * a minor unit of it (no share settled since it); a compensation, which put back what a reversal took off settled
+   * shares, and what a credit note took off (its share, already out of the open amount) count nothing.
    */
   private async carriedPerFxAccount(tx: TenantTx, subledger: Subledger, items: RevaluedItem[], asOf: string, baseMu: number,
     from?: string): Promise<Map<string, Map<string, FxAccountAmount>>> {
     const rows = await repo.revaluationRowsOf(tx.db, tx.orgId, items.map((i) => i.documentId), asOf);
-    const pairs = await repo.revaluationFxAccounts(tx.db, tx.orgId, [...new Set(rows.map((r) => r.entryId))]);
+    const byDocument = new Map(items.map((i) => [i.documentId, i]));
+    // older rows without their account only: their entries' pairs, per entry
+    const pairsOf = new Map<string, Awaited<ReturnType<typeof repo.revaluationFxAccounts>>>();
+    for (const pair of await repo.revaluationFxAccounts(tx.db, tx.orgId, [...new Set(rows.filter((r) => !r.fxAccountId).map((r) => r.entryId))])) {
+      pairsOf.set(pair.entryId, [...pairsOf.get(pair.entryId) ?? [], pair]);
+    }
     const sign = this.revalued.side(subledger) === 'debit' ? 1 : -1;
     const unit = D(10).pow(-baseMu);
-    const taken = new Set<(typeof pairs)[number]>();
+    const taken = new Set<object>();
     const out = new Map<string, Map<string, FxAccountAmount>>();
     /** per document, the rate its rows so far leave it carried at and each revaluation entry's rate step */
     const rates = new Map<string, { rate: Decimal; steps: Map<string, Decimal> }>();
     for (const row of rows) {
-      const item = items.find((i) => i.documentId === row.documentId)!;
-      const candidates = pairs.filter((x) => x.entryId === row.entryId && x.accountId === item.accountId && x.currency === item.currency
-        && (x.counterpartyId === null || x.counterpartyId === item.counterpartyId));
-      let pair = candidates[0];
-      if (new Set(candidates.map((c) => c.fxAccountId)).size > 1) {
-        const free = candidates.filter((c) => !taken.has(c));
-        pair = free.find((c) => D(c.control).equals(D(row.delta).times(sign))) ?? free[0] ?? pair;
-        taken.add(pair);
+      const item = byDocument.get(row.documentId)!;
+      let fxAccountId = row.fxAccountId ?? '';
+      if (!row.fxAccountId) {
+        const candidates = (pairsOf.get(row.entryId) ?? []).filter((x) => x.accountId === item.accountId && x.currency === item.currency
+          && (x.counterpartyId === null || x.counterpartyId === item.counterpartyId));
+        let pair = candidates[0];
+        if (new Set(candidates.map((c) => c.fxAccountId)).size > 1) {
+          const free = candidates.filter((c) => !taken.has(c));
+          pair = free.find((c) => D(c.control).equals(D(row.delta).times(sign))) ?? free[0] ?? pair;
+          taken.add(pair);
+        }
+        fxAccountId = pair?.fxAccountId ?? '';
       }
       let chain = rates.get(row.documentId);
       if (!chain) rates.set(row.documentId, (chain = { rate: D(item.open?.ownRate ?? row.rate), steps: new Map() }));
       const reversed = row.reverses ? chain.steps.get(row.reverses) : undefined;
-      const step = row.compensation ? D(0) : reversed ? reversed.neg() : D(row.rate).minus(chain.rate);
-      if (!row.reverses) chain.steps.set(row.entryId, step);
-      chain.rate = D(row.rate);
+      const step = row.compensation || row.credited ? D(0) : reversed ? reversed.neg() : D(row.rate).minus(chain.rate);
+      if (!row.reverses && !row.credited) chain.steps.set(row.entryId, step);
+      if (!row.credited) chain.rate = D(row.rate);
       if (from && row.date < from) continue;
       const perAccount = out.get(row.documentId) ?? new Map<string, FxAccountAmount>();
       out.set(row.documentId, perAccount);
-      const fxAccountId = pair?.fxAccountId ?? '';
       const amount = perAccount.get(fxAccountId) ?? { booked: D(0), carried: D(0) };
       perAccount.set(fxAccountId, amount);
       const delta = D(row.delta);
       amount.booked = amount.booked.plus(delta);
-      if (!item.open) {
+      if (!item.open || item.open.exact) {
         amount.carried = amount.carried.plus(delta);
-      } else if (!row.compensation && !D(item.open.amount).isZero()) {
+      } else if (!row.compensation && !row.credited && !D(item.open.amount).isZero()) {
         const onOpen = D(item.open.amount).times(step);
         amount.carried = amount.carried.plus(step.isZero() || onOpen.minus(delta).abs().lte(unit) ? delta : onOpen);
       }
@@ -998,17 +1029,17 @@ export class JournalService {
     const baseMu = context?.baseMu ?? await this.ledger.currencyUnits(tx, s.baseCurrency);
     // on the account's debit side: an AR item adds to it, an AP item (a credit) takes from it
     const sign = this.revalued.side(change.subledger) === 'debit' ? 1 : -1;
-    const pairs = change.items.map((item): PostingLine[] => {
+    const pairs = change.items.map((item): { fxAccount: string; lines: PostingLine[] } => {
       const onDebit = item.delta.times(sign);
       const amount = fixed(onDebit.abs(), baseMu);
       const description = (item.description ?? change.memo).slice(0, 500);
       const control = { accountId: item.accountId, currency: item.currency, rate: item.rate, counterpartyType: change.counterpartyType, counterpartyId: change.counterpartyId, description };
       const fxAccount = item.fxAccountId ?? (onDebit.gt(0) !== (item.undoing ?? false) ? gain : loss);
-      return onDebit.gt(0)
+      return { fxAccount, lines: onDebit.gt(0)
         ? [{ ...control, baseDebit: amount }, { accountId: fxAccount, credit: amount, description }]
-        : [{ ...control, baseCredit: amount }, { accountId: fxAccount, debit: amount, description }];
+        : [{ ...control, baseCredit: amount }, { accountId: fxAccount, debit: amount, description }] };
     });
-    const split = parts(change.items.map((item, i) => ({ item, lines: pairs[i] })), Math.floor(MAX_POSTED_LINES / 2));
+    const split = parts(change.items.map((item, i) => ({ item, ...pairs[i] })), Math.floor(MAX_POSTED_LINES / 2));
     const actor = actorOf(tx.principal).actorId;
     const entries: string[] = [];
     const rows: Parameters<typeof repo.insertRevaluationItems>[2] = [];
@@ -1018,8 +1049,8 @@ export class JournalService {
         date: change.date, memo, source: 'system', ...(change.sourceRef ? { sourceRef: change.sourceRef } : {}), lines: part.flatMap((p) => p.lines),
       }, 'ledger.fx_revaluation_posted');
       entries.push(entry.id);
-      for (const { item } of part) {
-        rows.push({ entryId: entry.id, date: change.date, subledger: change.subledger, documentId: item.documentId, rate: item.rate, delta: item.delta.toFixed(), createdBy: actor });
+      for (const { item, fxAccount } of part) {
+        rows.push({ entryId: entry.id, date: change.date, subledger: change.subledger, documentId: item.documentId, rate: item.rate, delta: item.delta.toFixed(), fxAccountId: fxAccount, createdBy: actor });
       }
     }
     await repo.insertRevaluationItems(tx.db, tx.orgId, rows);

@@ -337,7 +337,9 @@ export const ledgerRepository = {
    */
   async revaluationEntryOwner(db: Db, orgId: string, entryId: string): Promise<string | undefined> {
     const [row] = await db.$queryRaw<{ date: string; realized: boolean }[]>`
-      SELECT revaluation_date::text AS date, false AS realized FROM finance.fx_revaluation_items WHERE org_id = ${orgId}::uuid AND entry_id = ${entryId}::uuid
+      SELECT x.revaluation_date::text AS date, false AS realized FROM finance.fx_revaluation_items x
+      JOIN finance.journal_entries e ON e.org_id = x.org_id AND e.id = x.entry_id AND e.source = 'system'
+      WHERE x.org_id = ${orgId}::uuid AND x.entry_id = ${entryId}::uuid
       UNION ALL SELECT entry_date::text, true FROM finance.journal_entries WHERE org_id = ${orgId}::uuid AND id = ${entryId}::uuid AND source_ref = ${FX_REALIZED_SHARE_REF}
       LIMIT 1`;
     if (row?.realized) return `the settlement of a revalued receivable or payable dated ${row.date} (its revaluation result realized; correct the settlement instead)`;
@@ -347,7 +349,8 @@ export const ledgerRepository = {
   /**
    * Per document, the latest date of a revaluation row that is in the books from its own date on: a revaluation, or what
    * a void took off; not the rows posted ahead for a later date (an autoReverse reversal, dated the next period's first
-   * day, and what a settlement before it compensated of it: FX_SETTLED_SHARE_REF).
+   * day, and what a settlement before it compensated of it: FX_SETTLED_SHARE_REF), nor what a credit note took off (a
+   * settlement: the subledger orders settlements of a revalued item on its own).
    */
   async lastRevaluations(db: Db, orgId: string, documentIds: string[]): Promise<{ documentId: string; date: string }[]> {
     if (!documentIds.length) return [];
@@ -355,48 +358,52 @@ export const ledgerRepository = {
       SELECT x.document_id::text AS "documentId", max(x.revaluation_date)::text AS date
       FROM finance.fx_revaluation_items x JOIN finance.journal_entries e ON e.org_id = x.org_id AND e.id = x.entry_id
       WHERE x.org_id = ${orgId}::uuid AND x.document_id = any(${documentIds}::uuid[])
-        AND e.reverses_entry_id IS NULL AND e.source_ref IS DISTINCT FROM ${FX_SETTLED_SHARE_REF}
+        AND e.reverses_entry_id IS NULL AND e.source_ref IS DISTINCT FROM ${FX_SETTLED_SHARE_REF} AND e.source = 'system'
       GROUP BY x.document_id`;
   },
 
   /**
    * Per document of `documentIds`, the dates after `date` of its revaluation rows (the reversals posted ahead of a
-   * settlement dated `date`, and earlier settlements' compensations of them), in date order. One query for all the
-   * documents of a settlement.
+   * settlement dated `date`, and earlier settlements' compensations of them; not what a credit note took off, a
+   * settlement of its own), in date order. One query for all the documents of a settlement.
    */
   async revaluationDatesAfter(db: Db, orgId: string, documentIds: string[], date: string): Promise<{ documentId: string; date: string }[]> {
     if (!documentIds.length) return [];
     return db.$queryRaw<{ documentId: string; date: string }[]>`
       SELECT DISTINCT x.document_id::text AS "documentId", x.revaluation_date::text AS date
-      FROM finance.fx_revaluation_items x
+      FROM finance.fx_revaluation_items x JOIN finance.journal_entries e ON e.org_id = x.org_id AND e.id = x.entry_id AND e.source = 'system'
       WHERE x.org_id = ${orgId}::uuid AND x.document_id = any(${documentIds}::uuid[]) AND x.revaluation_date > ${date}::date
       ORDER BY 2, 1`;
   },
 
   /**
    * Every revaluation row of `documentIds` dated up to `asOf` (revaluations, their reversals, the compensations of
-   * reversals posted ahead, what a void took off), in date and insertion order: each one's entry, date, change (as the
-   * aging shows it) and the rate it left the item carried at; `reverses`, the entry a reversal's entry reverses;
-   * `compensation`, a row of a settlement's compensation (FX_SETTLED_SHARE_REF). Their sum per document is what it
+   * reversals posted ahead, what a void or a credit note took off), in date and insertion order: each one's entry, date,
+   * change (as the aging shows it) and the rate it left the item carried at; `reverses`, the entry a reversal's entry
+   * reverses; `compensation`, a row of a settlement's compensation (FX_SETTLED_SHARE_REF); `credited`, a row of what a
+   * credit note took off (its own entry, not the ledger's); `fxAccountId`, the unrealized FX account its pair of lines
+   * moved (null: an older row its entry did not tell, migration 20270210250100). Their sum per document is what it
    * carries as of `asOf`.
    */
   async revaluationRowsOf(db: Db, orgId: string, documentIds: string[], asOf: string): Promise<{
-    documentId: string; entryId: string; date: string; delta: string; rate: string; reverses: string | null; compensation: boolean;
+    documentId: string; entryId: string; date: string; delta: string; rate: string; reverses: string | null; compensation: boolean; credited: boolean; fxAccountId: string | null;
   }[]> {
     if (!documentIds.length) return [];
-    return db.$queryRaw<{ documentId: string; entryId: string; date: string; delta: string; rate: string; reverses: string | null; compensation: boolean }[]>`
+    return db.$queryRaw<{ documentId: string; entryId: string; date: string; delta: string; rate: string; reverses: string | null; compensation: boolean; credited: boolean; fxAccountId: string | null }[]>`
       SELECT x.document_id::text AS "documentId", x.entry_id::text AS "entryId", x.revaluation_date::text AS date, x.base_delta::text AS delta,
-        x.rate::text AS rate, e.reverses_entry_id::text AS reverses, e.source_ref IS NOT DISTINCT FROM ${FX_SETTLED_SHARE_REF} AS compensation
+        x.rate::text AS rate, e.reverses_entry_id::text AS reverses, e.source_ref IS NOT DISTINCT FROM ${FX_SETTLED_SHARE_REF} AS compensation,
+        e.source <> 'system' AS credited, x.fx_account_id::text AS "fxAccountId"
       FROM finance.fx_revaluation_items x JOIN finance.journal_entries e ON e.org_id = x.org_id AND e.id = x.entry_id
       WHERE x.org_id = ${orgId}::uuid AND x.document_id = any(${documentIds}::uuid[]) AND x.revaluation_date <= ${asOf}::date
       ORDER BY x.revaluation_date, x.seq`;
   },
 
   /**
-   * The FX account each control account and currency moved against in revaluation entries (or their reversals)
-   * `entryIds`: a revaluation posts per control account and currency a pair of lines, the control line and then its
-   * unrealized FX account's line (whatever the settings say by now); an entry changing items one by one (a compensation,
-   * what a void or a credit note took off) a pair per item. Each pair with its control line's base change (debit
+   * For revaluation rows written before their FX account was stored (fx_revaluation_items.fx_account_id NULL, migration
+   * 20270210250100, which filled in the rows whose entry tells it without doubt): the FX account each control account
+   * and currency moved against in revaluation entries (or their reversals) `entryIds`: a revaluation posts per control
+   * account and currency a pair of lines, the control line and then its unrealized FX account's line (whatever the
+   * settings say by now); an entry changing items one by one (a compensation, what a void took off) a pair per item. Each pair with its control line's base change (debit
    * positive) and counterparty, in line order.
    *
    * Found by the entries' structure, not by the accounts' types (the settings may name an FX account of any postable
@@ -422,15 +429,21 @@ export const ledgerRepository = {
       ORDER BY c.entry_id, c.line_no`;
   },
 
-  /** What a revaluation (or its reversal, `entryId`) changed of each open receivable or payable (finance.fx_revaluation_items). */
-  async insertRevaluationItems(db: Db, orgId: string, rows: { entryId: string; date: string; subledger: string; documentId: string; rate: string; delta: string; createdBy: string | null }[]): Promise<void> {
+  /**
+   * What a revaluation (or its reversal, `entryId`) changed of each open receivable or payable (finance.fx_revaluation_items),
+   * each with the unrealized FX account its pair of lines moved against.
+   */
+  async insertRevaluationItems(db: Db, orgId: string, rows: {
+    entryId: string; date: string; subledger: string; documentId: string; rate: string; delta: string; fxAccountId: string; createdBy: string | null;
+  }[]): Promise<void> {
     if (!rows.length) return;
     await db.$executeRaw`
-      INSERT INTO finance.fx_revaluation_items (org_id, entry_id, revaluation_date, subledger, document_id, rate, base_delta, created_by)
-      SELECT ${orgId}::uuid, r.entry_id, r.revaluation_date, r.subledger, r.document_id, r.rate, r.base_delta, r.created_by
+      INSERT INTO finance.fx_revaluation_items (org_id, entry_id, revaluation_date, subledger, document_id, rate, base_delta, fx_account_id, created_by)
+      SELECT ${orgId}::uuid, r.entry_id, r.revaluation_date, r.subledger, r.document_id, r.rate, r.base_delta, r.fx_account_id, r.created_by
       FROM unnest(${rows.map((r) => r.entryId)}::uuid[], ${rows.map((r) => r.date)}::date[], ${rows.map((r) => r.subledger)}::text[],
-        ${rows.map((r) => r.documentId)}::uuid[], ${rows.map((r) => r.rate)}::numeric[], ${rows.map((r) => r.delta)}::numeric[], ${rows.map((r) => r.createdBy)}::text[])
-        AS r(entry_id, revaluation_date, subledger, document_id, rate, base_delta, created_by)`;
+        ${rows.map((r) => r.documentId)}::uuid[], ${rows.map((r) => r.rate)}::numeric[], ${rows.map((r) => r.delta)}::numeric[],
+        ${rows.map((r) => r.fxAccountId)}::uuid[], ${rows.map((r) => r.createdBy)}::text[])
+        AS r(entry_id, revaluation_date, subledger, document_id, rate, base_delta, fx_account_id, created_by)`;
   },
 
   // ---------------------------------------------------------------- tax codes

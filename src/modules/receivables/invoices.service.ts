@@ -20,7 +20,7 @@ import { assertAfterRevaluations, settlePendingReversals } from './revalued-date
 import { revenueRecognitionRepository } from './revenue-recognition.repository.js';
 import { ReceivablesErrors } from './receivables.errors.js';
 import { LedgerErrors } from '../ledger/ledger.errors.js';
-import { effectiveRate, laterSettlementOfRevalued, receivablesRepository as repo, reversalsAfter, revaluedCarrying, type InvoiceLineRow, type InvoiceRow, type NewInvoice } from './receivables.repository.js';
+import { creditedOnlySinceRevalued, effectiveRate, laterSettlementOfRevalued, receivablesRepository as repo, reversalsAfter, revaluedCarrying, type InvoiceLineRow, type InvoiceRow, type NewInvoice } from './receivables.repository.js';
 import type {
   CreateCreditNoteDto, CreateInvoiceDto, InvoiceDto, InvoicePage, InvoiceQuery, IssueInvoiceDto, TaxSummaryDto, VoidInvoiceDto,
 } from './receivables.dto.js';
@@ -549,16 +549,21 @@ export class InvoicesService {
     // settings say by now), as a void takes an invoice's revaluations off
     const unrealized = creditBase.minus(invoiceBase);
     const docLines = this.documentLines(cn, lines, taxCodes, settings, rate, baseMu, 'credit_note', invoiceBase, backToDeferred);
+    /** what the credit note takes off each unrealized FX account (as the invoice's aging shows it), written as its rows */
+    const taken = new Map<string, Decimal>();
     if (!unrealized.isZero()) {
+      const exact = await creditedOnlySinceRevalued(tx.db, tx.orgId, invoiceId, dto.date);
       const parts = await this.journal.revaluationShareOf(tx, 'receivables', { documentId: invoiceId, accountId: settings.arAccountId, currency: inv.currency,
-        counterpartyId: inv.customerId, open: open.toFixed(), ownRate: rate }, dto.date, total, unrealized.neg());
+        counterpartyId: inv.customerId, open: open.toFixed(), ownRate: rate, exact }, dto.date, total, unrealized.neg());
+      // rows of no account found: the settings' account of the part's kind (read once)
+      const fallback = [...parts].some(([fxAccount, part]) => !fxAccount && !part.isZero()) ? unrealizedFxAccounts(await this.ledger.settings(tx)) : undefined;
       for (const [fxAccount, part] of parts) {
         if (part.isZero()) continue;
-        // rows of no account found: the settings' account of the part's kind
         const kind = part.gt(0) ? 'gain' : 'loss';
-        const account = fxAccount || unrealizedFxAccounts(await this.ledger.settings(tx))[kind];
+        const account = fxAccount || fallback?.[kind];
         if (!account) throw ReceivablesErrors.error('receivables.fx_accounts_missing', 'the credited share of an FX-revalued invoice takes its revaluation off the unrealized FX accounts: configure them (or fxGainAccountId and fxLossAccountId) in the ledger settings');
         const amount = fixed(part.abs(), baseMu);
+        taken.set(account, (taken.get(account) ?? D(0)).plus(part));
         docLines.push({ accountId: account, ...(part.gt(0) ? { debit: amount } : { credit: amount }), description: `FX revaluation of the credited share taken off (unrealized ${kind})` });
       }
     }
@@ -566,10 +571,13 @@ export class InvoicesService {
       date: dto.date, memo: `Credit note ${number} for ${inv.number}`, source: 'invoice', sourceRef: cnId, idempotencyKey: `invoice:${cnId}`, lines: docLines,
     });
     await repo.markIssued(tx.db, tx.orgId, cnId, { number, rate, status: 'issued', entryId: entry.id, baseSubtotal: baseOf(subtotal, rate, baseMu).toFixed(), baseTotal: creditBase.toFixed() });
+    // the share leaves the invoice at what it carries: its allocation at the invoice's rate (what it was booked at), and
+    // its revaluation as rows per account (what the credit note took off each), so the last share takes each account's rest
     await repo.insertAllocation(tx.db, tx.orgId, {
-      invoiceId, creditNoteId: cnId, date: dto.date, amount: total.toFixed(), invoiceBase: invoiceBase.toFixed(), sourceBase: creditBase.toFixed(),
-      entryId: entry.id, createdBy: actor(tx),
+      invoiceId, creditNoteId: cnId, date: dto.date, amount: total.toFixed(), invoiceBase: invoiceBase.minus([...taken.values()].reduce((a, b) => a.plus(b), D(0))).toFixed(),
+      sourceBase: creditBase.toFixed(), entryId: entry.id, createdBy: actor(tx),
     });
+    if (taken.size) await this.journal.recordTakenOff(tx, { subledger: 'receivables', entryId: entry.id, date: dto.date, documentId: invoiceId, rate: carrying!.rate, parts: taken });
     await this.afterSettlement(tx, inv, open.minus(total), dto.date);
     // a reversal of a revaluation posted ahead of the date takes off the credited share no more (nothing is realized: the
     // credit note took the share's revaluation off the unrealized account, which the compensation puts back with the reversal's)

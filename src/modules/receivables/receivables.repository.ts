@@ -541,6 +541,23 @@ export async function revaluedCarrying(db: Db, orgId: string, documentIds: strin
 }
 
 /**
+ * Whether every share of an FX-revalued invoice settled since its first revaluation, up to `asOf`, was a credit note
+ * that wrote what it took off each unrealized FX account (its rows, migration 20270210250100 on: its allocation takes
+ * the share at the invoice's own rate, invoice_base = source_base): no payment's allocation (nor its reversal), which
+ * leaves its share's revaluation on the accounts, and no older credit note, which wrote none. Then the invoice's rows
+ * sum per account to what it carries there.
+ */
+export async function creditedOnlySinceRevalued(db: Db, orgId: string, invoiceId: string, asOf: string): Promise<boolean> {
+  const [row] = await db.$queryRaw<{ exact: boolean }[]>`
+    SELECT NOT EXISTS (
+      SELECT 1 FROM finance.receivable_allocations a
+      WHERE a.org_id = ${orgId}::uuid AND a.invoice_id = ${invoiceId}::uuid AND a.allocation_date <= ${asOf}::date
+        AND a.allocation_date >= (SELECT min(x.revaluation_date) FROM finance.fx_revaluation_items x WHERE x.org_id = a.org_id AND x.document_id = a.invoice_id)
+        AND (a.credit_note_id IS NULL OR a.invoice_base <> a.source_base)) AS exact`;
+  return row.exact;
+}
+
+/**
  * Of `invoiceIds`, the FX-revalued ones (with finance.fx_revaluation_items rows) with an allocation (or its reversal)
  * dated after `date`: the latest such allocation's invoice and date, or undefined.
  */
