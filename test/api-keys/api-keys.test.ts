@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { addMember, createOrg, onEnterprisePlan, registerUser, type TestUser } from '../support/factories.js';
 import { ledgerUrl, startBooks } from '../ledger/ledger-support.js';
+import { waitsForLockOrAnswers } from '../auth/lock-order.js';
 
 /**
  * API keys end to end: plan gate, one-time secret, scopes per route, own organization only, revocation, the audit
@@ -335,6 +336,46 @@ describe('API keys', () => {
         revoked: true, revoked_by: null,
         audit: [{ actor: null, principal: 'system', reason: 'creator_erased', revokedAt: true, createdBy: erased.id }],
       });
+    });
+
+    it('revokes them when the creator\'s user row is deleted (another app, an operator): created_by still names them then', async () => {
+      const orgId = await teamOrg('Deleted User Co');
+      const deleted = await admin(orgId, 'deleted-admin');
+      const key = await keyOf(deleted, orgId);
+      // their personal organization (audited, so kept; owner_user_id has no ON DELETE, and it keeps an owner) changes hands first
+      const heir = randomUUID();
+      await t.db.admin.query(`INSERT INTO core."User" (id, email) VALUES ($1, $2)`, [heir, `${heir}@example.test`]);
+      await t.db.admin.query('UPDATE core.organizations SET owner_user_id = $2 WHERE id = $1', [deleted.personalOrgId, heir]);
+      await t.db.admin.query(`INSERT INTO core.memberships (org_id, user_id, role) VALUES ($1, $2, 'owner')`, [deleted.personalOrgId, heir]);
+      await t.db.admin.query('DELETE FROM core."User" WHERE id = $1', [deleted.id]);
+
+      await expectRefused(orgId, key);
+      expect(await revocationOf(key.id)).toEqual({
+        revoked: true, revoked_by: null,
+        audit: [{ actor: null, principal: 'system', reason: 'creator_deleted', revokedAt: true, createdBy: deleted.id }],
+      });
+      expect((await t.db.admin.query('SELECT created_by FROM core.api_keys WHERE id = $1', [key.id])).rows).toEqual([{ created_by: null }]);
+    });
+
+    it('refuses a key whose creator is demoted while it is being created (403 forbidden.role, no key): the role is read again, locked', async () => {
+      const orgId = await teamOrg('Race Co');
+      const demoted = await admin(orgId, 'racing-admin');
+      const c = await t.db.admin.connect();
+      try {
+        // the demotion holds the membership row; the creation began with the role admin, and waits for it
+        await c.query('BEGIN');
+        await c.query(`UPDATE core.memberships SET role = 'accountant' WHERE org_id = $1 AND user_id = $2`, [orgId, demoted.id]);
+        const creating = t.http.post(`/v1/orgs/${orgId}/api-keys`).set(demoted.auth).send({ name: 'racing', scopes: ['org:read'] }).then((r) => r);
+        expect(await waitsForLockOrAnswers(t.db.admin, creating)).toBe('waiting');
+        await c.query('COMMIT');
+        const res = await creating;
+        expect(res.status).toBe(403);
+        expect(res.body.error).toEqual({ code: 'forbidden.role', message: 'this action needs the role owner or admin; you are accountant' });
+      } finally {
+        await c.query('ROLLBACK').catch(() => undefined);
+        c.release();
+      }
+      expect((await t.db.admin.query('SELECT count(*)::int AS n FROM core.api_keys WHERE org_id = $1', [orgId])).rows).toEqual([{ n: 0 }]);
     });
   });
 });

@@ -17,6 +17,17 @@ export const apiKeyRepository = {
     return row;
   },
 
+  /**
+   * The creator's role in the organization, read again under FOR SHARE (RLS shows a member their organization's
+   * memberships; the lock passes the membership update policy as an owner or admin, all that reach here). begin_request
+   * reads the role once, as the transaction begins: a demotion or removal committed since, or under way (waited for), is
+   * seen here (READ COMMITTED); one coming later waits for this transaction, and its trigger then revokes the new key.
+   */
+  async creatorRoleLocked(db: Db, orgId: string, userId: string): Promise<string | undefined> {
+    const [row] = await db.run(qb.selectFrom('core.memberships').select('role').where('org_id', '=', orgId).where('user_id', '=', userId).forShare());
+    return row?.role;
+  },
+
   /** Keys not revoked and not expired, counted under a lock that concurrent creations take too (so none passes the cap). */
   async countLiveLocked(db: Db, orgId: string, now: Date): Promise<number> {
     await db.$executeRaw`SELECT pg_advisory_xact_lock(hashtext('core.api_keys:' || ${orgId}::uuid::text))`;

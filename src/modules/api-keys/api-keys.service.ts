@@ -3,6 +3,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { Clock } from '../../platform/clock/clock.js';
+import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import { AuditService } from '../audit/audit.service.js';
 import { apiKeyRepository } from './api-key.repository.js';
 import { organizationRepository } from '../organizations/organization.repository.js';
@@ -32,6 +33,12 @@ export class ApiKeysService {
     // does not see: every request of such a key answered 402 (starter). The person acts there themselves.
     if ((await organizationRepository.get(tx.db, tx.orgId))?.accountType === 'personal') {
       throw ApiKeyErrors.error('api_keys.personal_organization', 'a personal organization takes no API keys: create them in a business organization');
+    }
+    // the route's role check used the role the transaction began with: a demotion or removal committed since would
+    // otherwise leave the new key live (the membership trigger had nothing to revoke yet)
+    const role = await apiKeyRepository.creatorRoleLocked(tx.db, tx.orgId, userId);
+    if (role !== 'owner' && role !== 'admin') {
+      throw PlatformErrors.error('forbidden.role', `this action needs the role owner or admin; you are ${role ?? 'not a member'}`);
     }
     const max = this.config.auth.apiKeysMaxActive;
     if (await apiKeyRepository.countLiveLocked(tx.db, tx.orgId, new Date(this.clock.now())) >= max) {
