@@ -161,6 +161,11 @@ describe('semantic query', () => {
     expect(res.body.rows).toEqual([['{"amount": 12345678901234567.89}', '[1, 2.50]', ['{"n": 0.1}']]]);
   });
 
+  it('answers multi-dimensional numeric and bigint arrays element by element (numeric[][] was a 500)', async () => {
+    const res = await query(`SELECT ARRAY[[1.5, 2], [3, 4]] AS a, '{{{0.10,NULL}},{{-7,12345678901234567.89}}}'::numeric[] AS b, ARRAY[[9007199254740993, 2]]::bigint[] AS c`).expect(200);
+    expect(res.body.rows).toEqual([[[['1.5', '2'], ['3', '4']], [[['0.1', null]], [['-7', '12345678901234567.89']]], [['9007199254740993', 2]]]]);
+  });
+
   it('answers a query the server lacks memory or temporary disk for as 400 semantic.query_failed naming it (not a 500)', async () => {
     const failures: [string, string, RegExp][] = [
       ['53400', 'temporary file size exceeds temp_file_limit (65536kB)', /more temporary disk space than the server allows \(temp_file_limit\)/],

@@ -77,6 +77,13 @@ describe('semantic SQL guard: fences and growth bound', () => {
       json_agg(json_build_object('memo', memo, 'code', account_code, 'amount', amount, 'date', entry_date)), to_json(ARRAY[memo, account_code])::text,
       to_jsonb(json_build_object('a', memo)), '{"a": [1, 2.5e3]}'::jsonb -> 'a', (regexp_match(memo, '(\\d+)-(\\d+)'))[1], to_char(entry_date, 'YYYY-MM'),
       translate(memo, 'ab', 'cd'), amount::numeric(12, 2), memo::varchar(20), ROW(memo, amount)::text, t::text FROM semantic.v_gl_fact t`);
+    // JSON built of JSON copies it unescaped (1x, not 1.5x a level): nested builders, a CTE's JSON column, a scalar subquery's JSON
+    await acceptSemanticQuery(`SELECT customer_name, json_build_object('customer', customer_name, 'docs', json_agg(json_build_object('n', number,
+      'lines', json_build_array(total, open_amount, currency, due_date)))) FROM semantic.v_ar_open GROUP BY customer_name`);
+    await acceptSemanticQuery(`WITH per_account AS (SELECT account_code, jsonb_agg(jsonb_build_object('date', entry_date, 'memo', memo, 'amount', amount)
+      ORDER BY entry_date) AS lines FROM semantic.v_gl_fact GROUP BY account_code) SELECT jsonb_object_agg(account_code, lines) FROM per_account`);
+    await acceptSemanticQuery(`SELECT json_build_object('summary', (SELECT json_agg(x) FROM (SELECT customer_name, sum(open_amount) AS open FROM semantic.v_ar_open
+      GROUP BY customer_name) x), 'ap', (SELECT json_agg(y) FROM (SELECT party_name, open_amount FROM semantic.v_ap_open) y))`);
     // the columns' names may be those of types: rel.name is a column first
     await acceptSemanticQuery(`WITH a AS (SELECT memo AS name, account_code AS text FROM semantic.v_gl_fact) SELECT a.name, a.text FROM a`);
     const ctes = Array.from({ length: 1000 }, (_, i) => `a${i} AS (SELECT ${i} AS n)`).join(', ');
@@ -92,6 +99,11 @@ describe('semantic SQL guard: fences and growth bound', () => {
     ['16 levels of to_json(x)::text', `SELECT octet_length(${nest(16, quotes, (s) => `to_json(${s})::text`)}) AS n`, /to_json\(\.\.\.\) can build a value up to 156 times/],
     ['16 levels of (ARRAY[x])::text', `SELECT octet_length(${nest(16, quotes, (s) => `(ARRAY[${s}])::text`)}) AS n`, /ARRAY\[\.\.\.\] can build a value up to \d+ times/],
     ['16 levels of ROW(x)::text', `SELECT ${nest(16, quotes, (s) => `ROW(${s}, 1)::text`)}`, /ROW\(\.\.\.\) can build a value up to \d+ times/],
+    // a CTE's or subquery's columns are read at their own weight: JSON copied into JSON still adds up, text escaped again multiplies
+    ['JSON columns built 4 times over through CTEs', `WITH a0 AS (SELECT json_build_array(memo) AS j FROM semantic.v_gl_fact)${Array.from({ length: 3 }, (_, i) => `, a${i + 1} AS (SELECT json_build_array(j, j, j, j) AS j FROM a${i})`).join('')} SELECT j FROM a3`, /json_build_array\(\.\.\.\) can build a value up to 97 times/],
+    ['to_json(x)::text through CTE columns', `WITH a0 AS (SELECT memo AS s FROM semantic.v_gl_fact)${Array.from({ length: 3 }, (_, i) => `, a${i + 1} AS (SELECT to_json(s)::text AS s FROM a${i})`).join('')} SELECT s FROM a3`, /to_json\(\.\.\.\) can build a value up to 217 times/],
+    ['a heavy CTE column renamed', `WITH a(light, heavy) AS (SELECT account_code, concat(${Array(40).fill('memo').join(', ')}) FROM semantic.v_gl_fact) SELECT concat(heavy, heavy) FROM a`, /concat\(\.\.\.\) can build a value up to 80 times/],
+    ['a heavy column renamed by a join\'s alias', `SELECT concat(x, x) FROM ((SELECT concat(${Array(40).fill('memo').join(', ')}) AS h FROM semantic.v_gl_fact) a CROSS JOIN (SELECT 'y' AS x) b) j(x)`, /concat\(\.\.\.\) can build a value up to 80 times/],
     ['6 levels of json_build_array(x)::text', `SELECT ${nest(6, quotes, (s) => `json_build_array(${s})::text`)}`, /json_build_array\(\.\.\.\) can build/],
     ['a whole row as text, 6 CTEs deep', `WITH a0 AS (SELECT '${'"'.repeat(50_000)}'::text AS s)${Array.from({ length: 5 }, (_, i) => `, a${i + 1} AS (SELECT a${i}::text AS s, a${i}::text AS t FROM a${i})`).join('')} SELECT s FROM a5`, /column a4 can build a value up to 86 times/],
     // 99,900,000 bytes: the separator once per element of an array built across rows

@@ -16,11 +16,12 @@ import { SemanticErrors } from './semantic.errors.js';
  *   inputs' largest values: concat and || add up their arguments' weights; printing an array or a row as text quotes
  *   each element and escapes its '"' and '\' (ARRAY[...], ROW(...), ARRAY(SELECT ...), array_agg, a whole-row
  *   reference weigh 2x their parts), JSON escaping up to 6x (to_json, json_build_*, json_agg...: a control character
- *   becomes \u0001), so that each level of to_json(to_json(x)::text) or (ARRAY[x])::text multiplies; replace,
- *   regexp_replace and array_to_string multiply by their literal replacement's / separator's length, translate by 4,
- *   to_char its format by 8; a cast weighs what its text input can make (char(n) pads, a number's exponent expands:
- *   '1e131071' prints 131,072 digits); a CTE's or subquery's columns carry their weight into the query that reads
- *   them. Any expression heavier than MAX_GROWTH (64) is refused. So no value exceeds 64 x U, where U is the larger
+ *   becomes \u0001; a JSON argument is copied unescaped, 1x), so that each level of to_json(to_json(x)::text) or
+ *   (ARRAY[x])::text multiplies; replace, regexp_replace and array_to_string multiply by their literal replacement's /
+ *   separator's length, translate by 4, to_char its format by 8; a cast weighs what its text input can make (char(n)
+ *   pads, a number's exponent expands: '1e131071' prints 131,072 digits); a CTE's or subquery's columns carry their
+ *   weight (each its own where the guard can tell which column a name reads) and whether they are JSON into the query
+ *   that reads them. Any expression heavier than MAX_GROWTH (64) is refused. So no value exceeds 64 x U, where U is the larger
  *   of the largest value or row (as text) of a semantic view and QUERY_MAX_BYTES (300 KB: a literal weighs its share
  *   of that, a number in it at its printed length): about 19 MB.
  *   Values built across ROWS (string_agg, array_agg, json_agg... over many rows, ARRAY(SELECT ...)) are bounded by
@@ -317,17 +318,25 @@ function walk(value: unknown, visit: (node: any, type: string) => void): void {
 // ---- growth and depth bound -------------------------------------------------------------------------------------
 
 type Sel = Record<string, any>;
-/** What a SELECT gives the query that reads it: its heaviest column, its whole row (for `t` / `t.*` / `*`), its depth. */
-interface Shape { value: number; row: number; depth: number }
+/**
+ * What a SELECT gives the query that reads it: its heaviest column, its whole row (for `t` / `t.*` / `*`), its depth,
+ * and where known its output columns in order (name undefined where the guard does not tell PostgreSQL's name: such a
+ * column may be any name read), so that a column is read at its own weight and a JSON column is known as JSON.
+ */
+interface Shape { value: number; row: number; depth: number; cols?: readonly Col[] }
+interface Col { name?: string; weight: number; json: boolean }
+/** A FROM item a column reference may read: its name (alias or relation) and shape. */
+interface Source { name?: string; shape: Shape }
 interface Env {
   ctes: ReadonlyMap<string, Shape>;
-  /** the heaviest value / row readable from enclosing queries (correlated and LATERAL references) */
+  /** the heaviest value / row readable from enclosing queries (correlated and LATERAL references), and their FROM items */
   outerValue: number;
   outerRow: number;
   outerNames: ReadonlySet<string>;
+  outerSources: readonly Source[];
 }
 /** What an expression of one SELECT can read. */
-interface Ctx { env: Env; value: number; row: number; names: ReadonlySet<string>; depth: number }
+interface Ctx { env: Env; value: number; row: number; names: ReadonlySet<string>; depth: number; sources: readonly Source[] }
 
 const VIEW: Shape = { value: 1, row: 1, depth: 0 };
 /** One byte, as a weight (U is at least QUERY_MAX_BYTES). */
@@ -351,6 +360,8 @@ const BOUNDED_RESULT = new Set([
 const ONE_OF_ARGS = new Set(['min', 'max', 'mode', 'percentile_disc', 'lag', 'lead', 'first_value', 'last_value', 'nth_value', 'substring', 'substr', 'left', 'right', 'split_part', 'unnest']);
 /** Functions whose result is JSON: printing a text argument escapes it (up to 6x: a control character becomes \u0001). */
 const JSON_VALUED = new Set(['to_json', 'to_jsonb', 'json_build_object', 'json_build_array', 'jsonb_build_object', 'jsonb_build_array', 'json_agg', 'jsonb_agg', 'json_object_agg', 'jsonb_object_agg']);
+/** Column references and scalar subqueries found (while weighed) to read a JSON value: a JSON builder copies it unescaped. */
+const JSON_READS = new WeakSet<object>();
 /**
  * Aggregates building one value across rows: the rows they read are bounded by the statement timeout only, so their
  * value weighs at least 1 (as much as a view's value) and a later multiplication (replace, array_to_string) counts.
@@ -368,7 +379,7 @@ const refuseGrowth = (what: string, weight: number) =>
 
 /** Refuses a query whose values could grow past MAX_GROWTH times its inputs', or whose SELECTs nest deeper than MAX_DEPTH. */
 function boundGrowth(select: Sel): void {
-  shapeOf(select, { ctes: new Map(), outerValue: 0, outerRow: 0, outerNames: new Set() });
+  shapeOf(select, { ctes: new Map(), outerValue: 0, outerRow: 0, outerNames: new Set(), outerSources: [] });
 }
 
 function shapeOf(s: Sel, env: Env): Shape {
@@ -378,7 +389,7 @@ function shapeOf(s: Sel, env: Env): Shape {
     for (const c of s.withClause.ctes ?? []) {
       const cte = c.CommonTableExpr;
       if (!cte) continue;
-      inScope.set(cte.ctename, shapeOf(cte.ctequery.SelectStmt, { ...env, ctes: inScope }));
+      inScope.set(cte.ctename, renamed(shapeOf(cte.ctequery.SelectStmt, { ...env, ctes: inScope }), cte.aliascolnames));
     }
     ctes = inScope;
   }
@@ -387,28 +398,39 @@ function shapeOf(s: Sel, env: Env): Shape {
   if (s.op && s.op !== 'SETOP_NONE') {
     const l = shapeOf(s.larg, own);
     const r = shapeOf(s.rarg, own);
-    shape = { value: Math.max(l.value, r.value), row: Math.max(l.row, r.row), depth: Math.max(l.depth, r.depth) };
-    const ctx: Ctx = { env: own, value: Math.max(shape.value, env.outerValue), row: Math.max(shape.row, env.outerRow), names: env.outerNames, depth: 0 };
+    // the columns: the left arm's names, each the heavier of the two arms' (JSON if both are)
+    const cols = l.cols && r.cols && l.cols.length === r.cols.length
+      ? l.cols.map((c, i) => ({ name: c.name, weight: Math.max(c.weight, r.cols![i].weight), json: c.json && r.cols![i].json }))
+      : undefined;
+    shape = { value: Math.max(l.value, r.value), row: Math.max(l.row, r.row), depth: Math.max(l.depth, r.depth), cols };
+    const ctx: Ctx = { env: own, value: Math.max(shape.value, env.outerValue), row: Math.max(shape.row, env.outerRow), names: env.outerNames, depth: 0, sources: env.outerSources };
     weigh([s.sortClause, s.limitCount, s.limitOffset], ctx);
     shape.depth = Math.max(shape.depth, ctx.depth);
   } else if (s.valuesLists) {
-    const ctx: Ctx = { env: own, value: env.outerValue, row: env.outerRow, names: env.outerNames, depth: 0 };
+    const ctx: Ctx = { env: own, value: env.outerValue, row: env.outerRow, names: env.outerNames, depth: 0, sources: env.outerSources };
     let value = 0;
     let row = 0;
+    const cols: Col[] = [];
     for (const list of s.valuesLists) {
       const items: unknown[] = list.List?.items ?? [];
       const w = items.map((i) => weigh(i, ctx));
       value = Math.max(value, ...w);
       row = Math.max(row, w.reduce((a, b) => a + b + 3 * BYTE, 0));
+      w.forEach((x, i) => {
+        const json = jsonRead(items[i]);
+        cols[i] = cols[i] ? { name: `column${i + 1}`, weight: Math.max(cols[i].weight, x), json: cols[i].json && json } : { name: `column${i + 1}`, weight: x, json };
+      });
     }
     weigh([s.sortClause, s.limitCount, s.limitOffset], ctx);
-    shape = { value, row, depth: 1 + ctx.depth };
+    shape = { value, row, depth: 1 + ctx.depth, cols };
   } else {
-    const sources: Shape[] = [];
+    const sources: Source[] = [...env.outerSources];
+    const read: Shape[] = [];
     const names = new Set(env.outerNames);
-    const ctx: Ctx = { env: own, value: env.outerValue, row: env.outerRow, names, depth: 0 };
+    const ctx: Ctx = { env: own, value: env.outerValue, row: env.outerRow, names, depth: 0, sources };
     const add = (shape: Shape, name?: string) => {
-      sources.push(shape);
+      read.push(shape);
+      sources.push({ name, shape });
       if (name) names.add(name);
       ctx.value = Math.max(ctx.value, shape.value);
       ctx.row = Math.max(ctx.row, shape.row);
@@ -417,18 +439,22 @@ function shapeOf(s: Sel, env: Env): Shape {
     const from = (item: any): void => {
       if (item.RangeVar) {
         const rv = item.RangeVar;
-        add(rv.schemaname ? VIEW : (ctes.get(rv.relname) ?? VIEW), rv.alias?.aliasname ?? rv.relname);
+        add(renamed(rv.schemaname ? VIEW : (ctes.get(rv.relname) ?? VIEW), rv.alias?.colnames), rv.alias?.aliasname ?? rv.relname);
       } else if (item.RangeSubselect) {
         const rs = item.RangeSubselect;
         // earlier FROM items are readable by a LATERAL subquery: counted for every subquery (an upper bound)
-        add(shapeOf(rs.subquery.SelectStmt, { ctes, outerValue: ctx.value, outerRow: ctx.row, outerNames: names }), rs.alias?.aliasname);
+        add(renamed(shapeOf(rs.subquery.SelectStmt, { ctes, outerValue: ctx.value, outerRow: ctx.row, outerNames: names, outerSources: [...sources] }), rs.alias?.colnames), rs.alias?.aliasname);
       } else if (item.RangeFunction) {
         const w = weigh(item.RangeFunction.functions, ctx);
         add({ value: w, row: w, depth: 0 }, item.RangeFunction.alias?.aliasname);
       } else if (item.JoinExpr) {
         from(item.JoinExpr.larg);
         from(item.JoinExpr.rarg);
-        if (item.JoinExpr.alias?.aliasname) names.add(item.JoinExpr.alias.aliasname);
+        if (item.JoinExpr.alias?.aliasname) {
+          names.add(item.JoinExpr.alias.aliasname);
+          // its columns may be renamed (`AS j(x, y)`): any name read may be any of them
+          sources.push({ name: item.JoinExpr.alias.aliasname, shape: { value: ctx.value, row: ctx.row, depth: 0 } });
+        }
         weigh(item.JoinExpr.quals, ctx);
       } else {
         weigh(item, ctx);
@@ -437,22 +463,26 @@ function shapeOf(s: Sel, env: Env): Shape {
     for (const item of s.fromClause ?? []) from(item);
     let value = 0;
     let row = 0;
+    let cols: Col[] | undefined = [];
     for (const t of s.targetList ?? []) {
       const val = t.ResTarget?.val;
       const fields: any[] | undefined = val?.ColumnRef?.fields;
       if (fields && fields[fields.length - 1]?.A_Star) {
-        // `*` / `t.*` as output columns: each column is one input column
+        // `*` / `t.*` as output columns: each column is one input column (which ones, in which order: not followed)
         value = Math.max(value, ctx.value);
-        row += fields.length === 1 ? sources.reduce((a, x) => a + x.row, 0) : ctx.row;
+        row += fields.length === 1 ? read.reduce((a, x) => a + x.row, 0) : ctx.row;
+        cols = undefined;
       } else {
         const w = weigh(val, ctx);
         value = Math.max(value, w);
         // (the row printed as a record quotes each column and adds a comma)
         row += w + 3 * BYTE;
+        const last = fields?.[fields.length - 1]?.String?.sval;
+        cols?.push({ name: t.ResTarget?.name ?? last, weight: w, json: jsonRead(val) });
       }
     }
     weigh([s.whereClause, s.havingClause, s.groupClause, s.sortClause, s.windowClause, s.distinctClause, s.limitCount, s.limitOffset], ctx);
-    shape = { value, row, depth: 1 + ctx.depth };
+    shape = { value, row, depth: 1 + ctx.depth, cols };
   }
   if (shape.depth > MAX_DEPTH) throw refuse(`the query nests ${shape.depth} SELECTs (subqueries, and CTEs reading CTEs); at most ${MAX_DEPTH} are allowed`);
   return shape;
@@ -489,7 +519,10 @@ function weighNode(type: string, n: any, ctx: Ctx): number {
       if (last?.A_Star) return printedRow(ctx.row);
       // a lone name that is also a FROM item's name may be that item's whole row
       if (fields.length === 1 && ctx.names.has(last?.String?.sval)) return Math.max(printedRow(ctx.row), ctx.value);
-      return ctx.value;
+      const col = columnRead(fields, ctx);
+      if (!col) return ctx.value;
+      if (col.json) JSON_READS.add(n);
+      return col.weight;
     }
     case 'TypeCast':
       return weighCast(n, ctx);
@@ -499,10 +532,13 @@ function weighNode(type: string, n: any, ctx: Ctx): number {
       weigh(n.indirection, ctx);
       return weigh(n.arg, ctx);
     case 'SubLink': {
-      const inner = shapeOf(n.subselect.SelectStmt, { ctes: ctx.env.ctes, outerValue: ctx.value, outerRow: ctx.row, outerNames: ctx.names });
+      const inner = shapeOf(n.subselect.SelectStmt, { ctes: ctx.env.ctes, outerValue: ctx.value, outerRow: ctx.row, outerNames: ctx.names, outerSources: ctx.sources });
       ctx.depth = Math.max(ctx.depth, inner.depth);
       weigh(n.testexpr, ctx);
-      if (n.subLinkType === 'EXPR_SUBLINK') return inner.value;
+      if (n.subLinkType === 'EXPR_SUBLINK') {
+        if (inner.cols?.length === 1 && inner.cols[0].json) JSON_READS.add(n);
+        return inner.value;
+      }
       // ARRAY(SELECT ...) is built across rows, and printed as text it escapes its elements
       if (n.subLinkType === 'ARRAY_SUBLINK') return Math.max(1, 2 * inner.value + 3 * BYTE);
       return 1;
@@ -588,8 +624,9 @@ function weighCall(n: any, ctx: Ctx): number {
       return 1.5 * AT_MOST_ONE(...w);
   }
   if (JSON_VALUED.has(name)) {
-    // a JSON argument is embedded as it is (jsonb: reprinted, a space after each ',' and ':'); any other is escaped
-    const json = args.reduce((a: number, arg, i) => a + (isJsonValued(arg) ? 1.5 : 6) * w[i] + 5 * BYTE, 5 * BYTE);
+    // a JSON argument is copied as it is, however deep the nesting (jsonb reprints it once: its spaces after ',' and ':'
+    // are counted where compact JSON enters, a literal or ->); any other is escaped, up to 6x
+    const json = args.reduce((a: number, arg, i) => a + (jsonRead(arg) ? 1 : 6) * w[i] + 5 * BYTE, 5 * BYTE);
     return ACROSS_ROWS.has(name) ? Math.max(1, json) : json;
   }
   if (name === 'array_agg') return Math.max(1, 2 * sum() + 3 * BYTE);
@@ -627,6 +664,47 @@ function weighCast(n: any, ctx: Ctx): number {
   if (NUMERIC_TYPES.has(type)) return Math.max(w, (literal ? pad + 3 : NUMERIC_MAX_BYTES) * BYTE);
   // a date, time, interval, integer, float, boolean or uuid, whatever its input
   return FIXED_MAX_BYTES * BYTE;
+}
+
+/**
+ * A shape read under other column names (`AS x(a, b)`, `WITH x(a, b)`): the first columns renamed in order; without
+ * its columns known, nothing to rename.
+ */
+function renamed(shape: Shape, colnames: any[] | undefined): Shape {
+  if (!colnames?.length || !shape.cols) return shape;
+  const names = nameOf(colnames);
+  return { ...shape, cols: shape.cols.map((c, i) => (i < names.length ? { ...c, name: names[i] } : c)) };
+}
+
+/**
+ * The column `fields` (`c` or `rel.c`) may read: the heaviest of the FROM items' columns it may name (any column of an
+ * item whose columns are not known, one of no known name), JSON if all of them are; undefined if none is found.
+ */
+function columnRead(fields: any[], ctx: Ctx): Omit<Col, 'name'> | undefined {
+  const parts = fields.map((f) => f?.String?.sval as string | undefined);
+  if (parts.length > 2 || parts.some((p) => p === undefined)) return undefined;
+  const [rel, name] = parts.length === 2 ? parts : [undefined, parts[0]];
+  let weight = -1;
+  let json = true;
+  for (const src of ctx.sources) {
+    if (rel !== undefined && src.name !== rel) continue;
+    if (!src.shape.cols) {
+      weight = Math.max(weight, src.shape.value);
+      json = false;
+      continue;
+    }
+    for (const c of src.shape.cols) {
+      if (c.name !== undefined && c.name !== name) continue;
+      weight = Math.max(weight, c.weight);
+      json &&= c.json;
+    }
+  }
+  return weight < 0 ? undefined : { weight, json };
+}
+
+/** Whether an expression, already weighed, reads a JSON value: a JSON expression, or a column or scalar subquery of one. */
+function jsonRead(node: any): boolean {
+  return isJsonValued(node) || (!!node?.ColumnRef && JSON_READS.has(node.ColumnRef)) || (!!node?.SubLink && JSON_READS.has(node.SubLink));
 }
 
 /** Whether an expression's value is JSON (its text is not escaped again where JSON is built). */

@@ -69,8 +69,10 @@ const TYPES = {
 } as const;
 
 const parseArray = (parse: (s: string) => unknown) => {
-  const arrayParser = pg.types.getTypeParser(1009 as never) as (s: string) => (string | null)[]; // text[]
-  return (s: string) => arrayParser(s).map((v) => (v === null ? null : parse(v)));
+  const arrayParser = pg.types.getTypeParser(1009 as never) as (s: string) => unknown[]; // text[]
+  // a multi-dimensional array (numeric[][]) parses to nested arrays: each element, however deep
+  const each = (v: unknown): unknown => (v === null ? null : Array.isArray(v) ? v.map(each) : parse(v as string));
+  return (s: string) => arrayParser(s).map(each);
 };
 const toBigInt = (s: string) => BigInt(s);
 const toDecimal = (s: string) => new Decimal(s);
