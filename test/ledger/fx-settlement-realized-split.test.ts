@@ -1,9 +1,12 @@
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { registerUser, type TestUser } from '../support/factories.js';
 import { expectOpenAmountsKept, issueInvoice, rUrl } from '../receivables/receivables-support.js';
 import { ledgerUrl } from './ledger-support.js';
 import { fxBooks } from './fx-support.js';
+
+const FX_ACCOUNT_MIGRATION = new URL('../../prisma/migrations/20270210250100_fx_revaluation_items_fx_account/migration.sql', import.meta.url);
 
 /**
  * The realized / unrealized split of FX results when a revalued item is settled or credited (base USD; EUR 1.10 on
@@ -21,7 +24,8 @@ import { fxBooks } from './fx-support.js';
  *    share settled or credited takes each account's share of what the item carries there (rounded to sum to the share's,
  *    the last share all that is left), AR and AP;
  *  - each revaluation row keeps its own unrealized FX account (one compensation holding two invoices' equal amounts on
- *    two accounts), and a credit note writes what it took off each account, so the last credit takes exactly the rest.
+ *    two accounts; the migration's backfill tells it from the entry alike), and a credit note writes what it took off each account, so the last credit takes exactly the rest,
+ *    also when the item's revaluations net to 0 over the two accounts.
  */
 describe('FX revaluation: the realized and unrealized split of settled and credited items', () => {
   let t: TestApp;
@@ -355,6 +359,16 @@ describe('FX revaluation: the realized and unrealized split of settled and credi
     await b.revalue('2026-01-31', true).expect(201);
     // one payment of half of each: one compensation holding A's 30.00 on 4310 (and 15.00 on 4320) and B's 30.00 on 4320
     await b.arPayment({ date: '2026-01-31', amount: '1500.00', rate: '1.19', allocations: [{ invoiceId: a.id, amount: '500.00' }, { invoiceId: other.id, amount: '1000.00' }] }).expect(201);
+    // the migration's backfill (20270210250100, of this organization's rows) tells each row's account from its entry as
+    // the writer stored it, the compensation's equal amounts by their order; the credit notes below read the backfilled rows
+    const stored = async () => (await t.db.admin.query(`SELECT id, fx_account_id FROM finance.fx_revaluation_items WHERE org_id = $1 ORDER BY seq`, [b.orgId])).rows;
+    const written = await stored();
+    const migration = readFileSync(FX_ACCOUNT_MIGRATION, 'utf8');
+    const backfill = migration.slice(migration.indexOf('ALTER TABLE finance.fx_revaluation_items DISABLE TRIGGER')).replace('FROM found f WHERE', `FROM found f WHERE f.org_id = '${b.orgId}' AND`);
+    expect(backfill).toContain(`f.org_id = '${b.orgId}'`);
+    await t.db.admin.query(`ALTER TABLE finance.fx_revaluation_items DISABLE TRIGGER fx_revaluation_items_immutable;
+      UPDATE finance.fx_revaluation_items SET fx_account_id = NULL WHERE org_id = '${b.orgId}'; ${backfill}`);
+    expect(await stored()).toEqual(written);
     for (const id of [a.id, other.id]) {
       await t.http.post(rUrl(b.orgId, `invoices/${id}/credit-notes`)).set(owner.auth).send({ date: '2026-01-31', lines: [{ lineNo: 1, quantity: '0.5' }] }).expect(201);
     }
@@ -386,6 +400,24 @@ describe('FX revaluation: the realized and unrealized split of settled and credi
       { entryId: rest.entryId, code: '4310', delta: '-40.00' }, { entryId: rest.entryId, code: '5510', delta: '33.33' }]);
     expect(await b.fxAccounts('2026-03-31')).toEqual({ 4300: 0, 5500: 0, 4310: 0, 5510: 0 });
     await b.expectAgingIsAr('2026-03-05', '740.04');
+    await b.expectAgingIsAr('2026-03-31', '0.00');
+    await expectOpenAmountsKept(t, b.orgId);
+  });
+
+  it('credit notes of an invoice whose revaluations net to 0 over 4310 and 5510 still take each account\'s share off it', async () => {
+    // 1.10 -> 1.15 (Jan 31: +50.00 on 4310) -> 1.10 (Feb 28: -50.00 on 5510), no autoReverse; credited half, then the rest
+    const b = await books('Credit notes of net-zero revaluations', { '2026-01-15': '1.10', '2026-01-31': '1.15', '2026-02-28': '1.10' });
+    const inv = await b.invoice();
+    await b.revalue('2026-01-31').expect(201);
+    await b.revalue('2026-02-28').expect(201);
+    const first = (await t.http.post(rUrl(b.orgId, `invoices/${inv.id}/credit-notes`)).set(owner.auth).send({ date: '2026-03-05', lines: [{ lineNo: 1, quantity: '0.5' }] }).expect(201)).body;
+    const rest = (await t.http.post(rUrl(b.orgId, `invoices/${inv.id}/credit-notes`)).set(owner.auth).send({ date: '2026-03-06' }).expect(201)).body;
+    for (const entryId of [first.entryId, rest.entryId]) {
+      expect(await b.lines(entryId)).toEqual(expect.arrayContaining([{ code: '1200', debit: '0.00', credit: '550.00' },
+        { code: '4310', debit: '25.00', credit: '0.00' }, { code: '5510', debit: '0.00', credit: '25.00' }]));
+    }
+    expect(await b.fxAccounts('2026-03-31')).toEqual({ 4300: 0, 5500: 0, 4310: 0, 5510: 0 });
+    await b.expectAgingIsAr('2026-03-05', '550.00');
     await b.expectAgingIsAr('2026-03-31', '0.00');
     await expectOpenAmountsKept(t, b.orgId);
   });

@@ -551,7 +551,9 @@ export class InvoicesService {
     const docLines = this.documentLines(cn, lines, taxCodes, settings, rate, baseMu, 'credit_note', invoiceBase, backToDeferred);
     /** what the credit note takes off each unrealized FX account (as the invoice's aging shows it), written as its rows */
     const taken = new Map<string, Decimal>();
-    if (!unrealized.isZero()) {
+    // whenever the invoice was revalued, not only when the share's net is not 0: revaluations that net to 0 over two
+    // accounts (+50.00 on 4310, -50.00 on 5510) still leave each account its share to take off
+    if (carrying) {
       const exact = await creditedOnlySinceRevalued(tx.db, tx.orgId, invoiceId, dto.date);
       const parts = await this.journal.revaluationShareOf(tx, 'receivables', { documentId: invoiceId, accountId: settings.arAccountId, currency: inv.currency,
         counterpartyId: inv.customerId, open: open.toFixed(), ownRate: rate, exact }, dto.date, total, unrealized.neg());
