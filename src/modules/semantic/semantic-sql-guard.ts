@@ -422,7 +422,9 @@ function shapeOf(s: Sel, env: Env): Shape {
       });
     }
     weigh([s.sortClause, s.limitCount, s.limitOffset], ctx);
-    shape = { value, row, depth: 1 + ctx.depth, cols };
+    // `t.*` / `(t).*` in a VALUES list expands to t's columns: positions not followed
+    const star = (s.valuesLists as any[]).some((l) => (l.List?.items ?? []).some(expandsColumns));
+    shape = { value, row, depth: 1 + ctx.depth, cols: star ? undefined : cols };
   } else {
     const sources: Source[] = [...env.outerSources];
     const read: Shape[] = [];
@@ -478,6 +480,8 @@ function shapeOf(s: Sel, env: Env): Shape {
         // (the row printed as a record quotes each column and adds a comma)
         row += w + 3 * BYTE;
         const last = fields?.[fields.length - 1]?.String?.sval;
+        // `(t).*`, `(expr).*`: several output columns, which ones not followed
+        if (expandsColumns(val)) cols = undefined;
         cols?.push({ name: t.ResTarget?.name ?? last, weight: w, json: jsonRead(val) });
       }
     }
@@ -870,4 +874,10 @@ function sameTree(a: unknown, b: unknown): boolean {
   const y = b as Record<string, unknown>;
   const keys = Object.keys(x).filter((k) => k !== 'location');
   return keys.length === Object.keys(y).filter((k) => k !== 'location').length && keys.every((k) => Object.hasOwn(y, k) && sameTree(x[k], y[k]));
+}
+
+/** `t.*`, `(t).*`, `(expr).*`: an item PostgreSQL expands into several columns (in a target list or a VALUES row). */
+function expandsColumns(v: any): boolean {
+  const f = v?.ColumnRef?.fields;
+  return (!!f && !!f[f.length - 1]?.A_Star) || (v?.A_Indirection?.indirection ?? []).some((i: any) => i?.A_Star);
 }
