@@ -320,6 +320,30 @@ describe('payables: concurrency, immutability, bad input, roles and plans', () =
     expect(archivedBill.body.error.code).toBe('payables.vendor_archived');
   });
 
+  it('vendors: pages one at a time by the lower(name) PostgreSQL orders by, also where JavaScript lowers a name differently (İ, final Σ): each once, in order', async () => {
+    // JavaScript lowers 'İ' to 'i' + U+0307 and a word-final 'Σ' to 'ς'; PostgreSQL to 'i' and 'σ'. A cursor built in
+    // JavaScript skipped "Izmir Ltd" after "İstanbul Ticaret" and served "ΣΟΦΟΣ ΑΕ" again and again
+    for (const name of ['İstanbul Ticaret', 'Izmir Ltd', 'ΣΟΦΟΣ ΑΕ', 'Σωκράτης ΟΕ']) await createVendor(t, orgId, users.accountant, { name });
+    const { rows } = await t.db.admin.query<{ id: string; name: string; n: string }>(
+      'SELECT id, name, lower(name) AS n FROM finance.vendors WHERE org_id = $1 AND archived_at IS NULL ORDER BY lower(name), id', [orgId]);
+    for (const name of ['İstanbul Ticaret', 'ΣΟΦΟΣ ΑΕ']) expect(name.toLowerCase()).not.toBe(rows.find((r) => r.name === name)!.n);
+    const seen: string[] = [];
+    const cursors: unknown[] = [];
+    let cursor: string | undefined;
+    // bounded: a cursor that serves its own row again would page for ever
+    for (let i = 0; i <= rows.length; i++) {
+      const res = await t.http.get(url(`vendors?limit=1${cursor ? `&cursor=${cursor}` : ''}`)).set(users.viewer.auth).expect(200);
+      seen.push(...res.body.items.map((v: { name: string }) => v.name));
+      cursor = res.body.nextCursor;
+      if (!cursor) break;
+      cursors.push(JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')));
+    }
+    expect(seen).toEqual(rows.map((r) => r.name));
+    expect(seen).toEqual(expect.arrayContaining(['İstanbul Ticaret', 'Izmir Ltd', 'ΣΟΦΟΣ ΑΕ', 'Σωκράτης ΟΕ']));
+    // each cursor is the position the ORDER BY gave its row
+    expect(cursors).toEqual(rows.slice(0, -1).map((r) => ({ n: r.n, i: r.id })));
+  });
+
   it('approval rules are data: a custom rule set changes what a bill needs', async () => {
     const res = await t.http.put(url('settings')).set(users.admin.auth).send({ apAccountId: acc['2100'], approvalRules: [{ above: '50.00', approvals: 1, roles: ['accountant'] }] }).expect(200);
     expect(res.body).toMatchObject({ isDefault: false, approvalRules: [{ above: '50.00', approvals: 1, roles: ['accountant'] }] });

@@ -114,4 +114,32 @@ describe('receivables: listing customers and payments', () => {
     }
     await t.http.get(rUrl(orgId, 'payments')).expect(401);
   });
+
+  it('pages customers one at a time by the lower(name) PostgreSQL orders by, also where JavaScript lowers a name differently (İ, final Σ): each once, in order', async () => {
+    // JavaScript lowers 'İ' to 'i' + U+0307 and a word-final 'Σ' to 'ς'; PostgreSQL to 'i' and 'σ'. A cursor built in
+    // JavaScript skipped "Izmir Ltd" after "İstanbul Ticaret" and served "ΣΟΦΟΣ ΑΕ" again and again
+    for (const name of ['İstanbul Ticaret', 'Izmir Ltd', 'ΣΟΦΟΣ ΑΕ', 'Σωκράτης ΟΕ']) {
+      await t.http.post(rUrl(orgId, 'customers')).set(users.accountant.auth).send({ name }).expect(201);
+    }
+    const { rows } = await t.db.admin.query<{ id: string; name: string; n: string }>(
+      'SELECT id, name, lower(name) AS n FROM finance.customers WHERE org_id = $1 AND archived_at IS NULL ORDER BY lower(name), id', [orgId]);
+    for (const name of ['İstanbul Ticaret', 'ΣΟΦΟΣ ΑΕ']) expect(name.toLowerCase()).not.toBe(rows.find((r) => r.name === name)!.n);
+    const seen: string[] = [];
+    const cursors: unknown[] = [];
+    let cursor: string | undefined;
+    // bounded: a cursor that serves its own row again would page for ever
+    for (let i = 0; i <= rows.length; i++) {
+      const res = await get(`customers?limit=1${cursor ? `&cursor=${cursor}` : ''}`).expect(200);
+      seen.push(...res.body.items.map((x: { name: string }) => x.name));
+      cursor = res.body.nextCursor;
+      if (!cursor) break;
+      cursors.push(JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')));
+    }
+    expect(seen).toEqual(rows.map((r) => r.name));
+    expect(seen).toEqual(expect.arrayContaining(['İstanbul Ticaret', 'Izmir Ltd', 'ΣΟΦΟΣ ΑΕ', 'Σωκράτης ΟΕ']));
+    // each cursor is the position the ORDER BY gave its row
+    expect(cursors).toEqual(rows.slice(0, -1).map((r) => ({ n: r.n, i: r.id })));
+    // a search is lowered as the names are: "İstanbul" finds its customer
+    expect((await get(`customers?search=${encodeURIComponent('İstanbul')}`).expect(200)).body.items.map((x: { name: string }) => x.name)).toEqual(['İstanbul Ticaret']);
+  });
 });

@@ -100,16 +100,21 @@ export const payablesRepository = {
     return row;
   },
 
-  /** By (lower(name), id); `search` is a substring of the name or e-mail (LIKE wildcards taken literally). */
+  /**
+   * By (lower(name), id); `search` is a substring of the name or e-mail (LIKE wildcards taken literally). `key` is each
+   * row's position as the ORDER BY computes it (PostgreSQL's lower(name), not JavaScript's toLowerCase: 'İ' and final
+   * 'Σ' lower differently there, and a cursor built from those skipped or repeated rows).
+   */
   async listVendors(db: Db, orgId: string, q: { search?: string; includeArchived: boolean; after?: { n: string; i: string }; limit: number }) {
-    let query = qb.selectFrom('finance.vendors').select(VENDOR_COLS).where('org_id', '=', orgId);
+    let query = qb.selectFrom('finance.vendors').select(VENDOR_COLS).select(sql<string>`lower(name)`.as('position')).where('org_id', '=', orgId);
     if (!q.includeArchived) query = query.where('archived_at', 'is', null);
     if (q.search) {
       const like = `%${q.search.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
       query = query.where((eb) => eb.or([eb('name', 'ilike', like), eb('email', 'ilike', like)]));
     }
-    if (q.after) query = query.where(sql<boolean>`(lower(name), id) > (${q.after.n}, ${q.after.i}::uuid)`);
-    return db.run(query.orderBy(sql`lower(name)`).orderBy('id').limit(q.limit + 1));
+    if (q.after) query = query.where(sql<boolean>`(lower(name), id) > (${q.after.n}::text, ${q.after.i}::uuid)`);
+    const rows = await db.run(query.orderBy(sql`lower(name)`).orderBy('id').limit(q.limit + 1));
+    return rows.map(({ position, ...vendor }) => ({ vendor, key: { n: position, i: vendor.id } }));
   },
 
   // ---------------------------------------------------------------- settings

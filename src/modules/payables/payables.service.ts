@@ -101,8 +101,8 @@ export class PayablesService {
     const limit = q.limit ?? 50;
     const after = decodeKeyset(q.cursor, { n: 'text', i: 'uuid' });
     const rows = await repo.listVendors(tx.db, tx.orgId, { search: q.search, includeArchived: q.includeArchived === 'true', after, limit });
-    const p = page(rows, limit, (r) => ({ n: r.name.toLowerCase(), i: r.id }));
-    return { items: p.items.map(toVendor), nextCursor: p.nextCursor };
+    const p = page(rows, limit, (r) => r.key);
+    return { items: p.items.map((r) => toVendor(r.vendor)), nextCursor: p.nextCursor };
   }
 
   // ---------------------------------------------------------------- settings

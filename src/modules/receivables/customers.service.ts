@@ -166,8 +166,8 @@ export class CustomersService {
     const limit = q.limit ?? 50;
     const after = decodeKeyset(q.cursor, { n: 'text', i: 'uuid' });
     const rows = await repo.listCustomers(tx.db, tx.orgId, { search: q.search, includeArchived: q.includeArchived === 'true', after, limit });
-    const p = page(rows, limit, (r) => ({ n: r.name.toLowerCase(), i: r.id }));
+    const p = page(rows, limit, (r) => r.key);
     const baseMu = await this.limitUnits(tx);
-    return { items: p.items.map((c) => toDto(c, baseMu)), nextCursor: p.nextCursor };
+    return { items: p.items.map((r) => toDto(r.customer, baseMu)), nextCursor: p.nextCursor };
   }
 }

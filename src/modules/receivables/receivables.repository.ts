@@ -197,16 +197,22 @@ export const receivablesRepository = {
     return row as CustomerRow | undefined;
   },
 
-  /** By name (case-insensitive), then id; keyset after (lower(name), id). */
-  async listCustomers(db: Db, orgId: string, q: { search?: string; includeArchived: boolean; after?: { n: string; i: string }; limit: number }): Promise<CustomerRow[]> {
-    let query = qb.selectFrom('finance.customers').select(customerColumns()).where('org_id', '=', orgId);
+  /**
+   * By name (case-insensitive), then id; keyset after (lower(name), id). `key` is each row's position as the ORDER BY
+   * computes it (PostgreSQL's lower(name), not JavaScript's toLowerCase: 'İ' and final 'Σ' lower differently there, and
+   * a cursor built from those skipped or repeated rows).
+   */
+  async listCustomers(db: Db, orgId: string, q: { search?: string; includeArchived: boolean; after?: { n: string; i: string }; limit: number }): Promise<{ customer: CustomerRow; key: { n: string; i: string } }[]> {
+    let query = qb.selectFrom('finance.customers').select(customerColumns()).select(sql<string>`lower(name)`.as('position')).where('org_id', '=', orgId);
     if (!q.includeArchived) query = query.where('archived_at', 'is', null);
     if (q.search) {
-      const pattern = `%${q.search.toLowerCase().replace(/[\\%_]/g, (m) => `\\${m}`)}%`;
+      // lowered by PostgreSQL as the column is (JavaScript lowers 'İ' to 'i' + U+0307: "İstanbul" found nothing)
+      const pattern = sql<string>`lower(${`%${q.search.replace(/[\\%_]/g, (m) => `\\${m}`)}%`}::text)`;
       query = query.where((eb) => eb.or([eb(sql`lower(name)`, 'like', pattern), eb(sql`lower(email)`, 'like', pattern)]));
     }
-    if (q.after) query = query.where(sql<boolean>`(lower(name), id) > (${q.after.n}, ${q.after.i}::uuid)`);
-    return (await db.run(query.orderBy(sql`lower(name)`).orderBy('id').limit(q.limit + 1))) as CustomerRow[];
+    if (q.after) query = query.where(sql<boolean>`(lower(name), id) > (${q.after.n}::text, ${q.after.i}::uuid)`);
+    const rows = await db.run(query.orderBy(sql`lower(name)`).orderBy('id').limit(q.limit + 1));
+    return rows.map(({ position, ...customer }) => ({ customer: customer as CustomerRow, key: { n: position, i: customer.id } }));
   },
 
   // ---------------------------------------------------------------- invoices
