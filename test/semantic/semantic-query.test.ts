@@ -109,6 +109,8 @@ describe('semantic query', () => {
     // values that grow by concat / replace per level, recursion, nesting (the harmful ones are in semantic-sql-guard.test.ts)
     ['WITH RECURSIVE', `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3) SELECT sum(i) AS s FROM n`, /WITH RECURSIVE is not allowed/],
     ['a value repeated past the growth bound', `SELECT concat(${Array(65).fill('memo').join(',')}) FROM semantic.v_gl_fact`, /concat\(\.\.\.\) can build a value up to 65 times .* at most 64/],
+    // an aggregate's value counts at least 1 (its rows are bounded by the timeout, its answer by the byte cap): what is built on it is weighed
+    ['an aggregate repeated past the growth bound', `WITH a AS (SELECT string_agg(memo, ',') AS s FROM semantic.v_gl_fact) SELECT concat(${Array(65).fill('s').join(',')}) FROM a`, /concat\(\.\.\.\) can build a value up to 66 times .* at most 64/],
     ['replace by a column', `SELECT replace(memo, 'a', memo) FROM semantic.v_gl_fact`, /replace's replacement \(third argument\) must be a string literal/],
     ['nine nested SELECTs', `SELECT (SELECT (SELECT (SELECT (SELECT (SELECT (SELECT (SELECT (SELECT 1))))))))`, /nests 9 SELECTs.*at most 8/],
     // SQL/JSON syntax is not a FuncCall or a TypeCast: it would pass both allow-lists
@@ -146,6 +148,24 @@ describe('semantic query', () => {
     expect(res.body.error.message).toMatch(/no_such_column/);
   });
 
+  it('answers syntax of PostgreSQL 16-18 that the guard\'s parser (18) accepts and an older server does not as 400 semantic.query_failed, never a 500', async () => {
+    // [statement, the server version that accepts it, what an older one says]: docker-compose runs PostgreSQL 16
+    const newer: [string, number, RegExp][] = [
+      [`SELECT count(*) AS n FROM (SELECT account_code FROM semantic.v_gl_fact)`, 160000, /subquery in FROM must have an alias/],
+      [`SELECT sum(base_amount) AS s, now() AT LOCAL AS t FROM semantic.v_gl_fact`, 170000, /syntax error at or near "LOCAL"/],
+      [`SELECT 1_000 AS n`, 160000, /trailing junk after numeric literal/],
+    ];
+    const server = Number((await t.db.admin.query('SHOW server_version_num')).rows[0].server_version_num);
+    const before = await fingerprint();
+    for (const [sql, since, said] of newer) {
+      if (server >= since) { await query(sql).expect(200); continue; }
+      const res = await query(sql).expect(400);
+      expect(res.body.error).toMatchObject({ code: 'semantic.query_failed', details: { sqlState: '42601' } });
+      expect(res.body.error.message).toMatch(said);
+    }
+    expect(await fingerprint()).toBe(before);
+  });
+
   it('answers dates and timestamps a JavaScript Date cannot hold as PostgreSQL\'s text, the others as ISO 8601', async () => {
     const res = await query(`SELECT 'infinity'::date AS a, make_date(-44, 3, 15) AS b, DATE '9999-12-31' + 1 AS c, 'infinity'::timestamp AS d,
       '-infinity'::timestamptz AS e, make_timestamp(-44, 3, 15, 10, 0, 0) AS f, DATE '2026-01-15' AS g, TIMESTAMP '2026-01-15 10:20:30.123456' AS h,
@@ -159,6 +179,22 @@ describe('semantic query', () => {
     const res = await query(`SELECT jsonb_build_object('amount', 12345678901234567.89::numeric) AS j, '[1, 2.50]'::json AS k, ARRAY['{"n": 0.1}'::jsonb] AS l`).expect(200);
     expect(res.body.columns).toEqual([{ name: 'j', type: 'jsonb' }, { name: 'k', type: 'json' }, { name: 'l', type: 'jsonb[]' }]);
     expect(res.body.rows).toEqual([['{"amount": 12345678901234567.89}', '[1, 2.50]', ['{"n": 0.1}']]]);
+  });
+
+  it('answers intervals as PostgreSQL\'s text and float Infinity, -Infinity and NaN as strings (an interval was an object of its parts, those floats null)', async () => {
+    const res = await query(`SELECT INTERVAL '1 day 2 hours' AS a, TIMESTAMP '2026-01-02 10:00' - TIMESTAMP '2026-01-01 08:00' AS b,
+      INTERVAL '1 year 2 months -3 days' AS c, INTERVAL '-1.5 seconds' AS d, INTERVAL '0' AS e, ARRAY[INTERVAL '1 day', NULL] AS f,
+      'Infinity'::float8 AS g, '-Infinity'::float8 AS h, 'NaN'::float8 AS i, 0.1::float8 AS j, 'Infinity'::real AS k, 1.5::real AS l,
+      ARRAY['-Infinity'::float8, 2.5, NULL, 'NaN'] AS m, 'NaN'::numeric AS n, 'Infinity'::numeric AS o, '-Infinity'::numeric AS p`).expect(200);
+    expect(res.body.columns.map((c: { type: string }) => c.type)).toEqual(['interval', 'interval', 'interval', 'interval', 'interval', 'interval[]',
+      'double precision', 'double precision', 'double precision', 'double precision', 'real', 'real', 'double precision[]', 'numeric', 'numeric', 'numeric']);
+    expect(res.body.rows).toEqual([['1 day 02:00:00', '1 day 02:00:00', '1 year 2 mons -3 days', '-00:00:01.5', '00:00:00', ['1 day', null],
+      'Infinity', '-Infinity', 'NaN', 0.1, 'Infinity', 1.5, ['-Infinity', 2.5, null, 'NaN'], 'NaN', 'Infinity', '-Infinity']]);
+    // an interval of a view's dates: PostgreSQL's own text of it
+    const ages = await query(`SELECT entry_date - TIMESTAMP '2025-12-31 00:00:00.5' AS age FROM semantic.v_gl_fact`).expect(200);
+    const { rows } = await t.db.admin.query(`SELECT (entry_date - TIMESTAMP '2025-12-31 00:00:00.5')::text AS age FROM finance.journal_lines WHERE org_id = $1`, [orgA]);
+    expect(rows.map((r) => [r.age])).toEqual([['1 day 23:59:59.5'], ['1 day 23:59:59.5']]);
+    expect(ages.body).toMatchObject({ columns: [{ name: 'age', type: 'interval' }], rows: rows.map((r) => [r.age]) });
   });
 
   it('answers multi-dimensional numeric and bigint arrays element by element (numeric[][] was a 500)', async () => {
@@ -224,6 +260,18 @@ describe('semantic query', () => {
     const named = await query(`SELECT 1 AS semantic_query, 2 AS semantic_query, 3 AS answer`).expect(200);
     expect(named.body.columns.map((c: { name: string }) => c.name)).toEqual(['semantic_query', 'semantic_query', 'answer']);
     expect(named.body.rows).toEqual([[1, 2, 3]]);
+  });
+
+  it('cuts an aggregate of a view\'s many rows by the byte cap like any row: a string_agg, array_agg or json_agg far past it never leaves the database', async () => {
+    // the guard weighs values, not rows: an aggregate's size is the rows' (bounded by the statement timeout), its answer the byte cap's
+    const agg = `string_agg(concat(${Array(32).fill('memo').join(', ')}), ',')`; // 32 x 'A capital' a row: 288 bytes
+    const size = await query(`SELECT octet_length(${agg}) AS n FROM semantic.v_gl_fact CROSS JOIN generate_series(1, 400) g`).expect(200);
+    expect(size.body.rows).toEqual([[800 * 289 - 1]]); // about 110 times the 2,048-byte cap
+    const big = await query(`SELECT ${agg} AS s, array_agg(memo) AS a, json_agg(account_code) AS j FROM semantic.v_gl_fact CROSS JOIN generate_series(1, 400) g`).expect(200);
+    expect(big.body).toEqual({ columns: [{ name: 's', type: 'text' }, { name: 'a', type: 'text[]' }, { name: 'j', type: 'json' }], rows: [], rowCount: 0, truncated: true, truncatedBy: 'bytes' });
+    // the same of 4 rows fits, and is answered whole
+    const small = await query(`SELECT ${agg} AS s FROM semantic.v_gl_fact CROSS JOIN generate_series(1, 2) g`).expect(200);
+    expect(small.body).toEqual({ columns: [{ name: 's', type: 'text' }], rows: [[Array(4).fill('A capital'.repeat(32)).join(',')]], rowCount: 1, truncated: false, truncatedBy: null });
   });
 
   it('runs under the caller\'s claims: B\'s organization is not reachable from A, a non-member gets 404', async () => {

@@ -12,12 +12,13 @@ const TYPE_NAMES: Record<number, string> = {
 
 /**
  * Types whose values are read as PostgreSQL's text and answered by `cell`, not parsed into JavaScript values: a Date
- * cannot hold infinity, BC or years past 9999 (toISOString throws on those), and JSON.parse turns a jsonb number such
- * as 12345678901234567.89 into the nearest double.
+ * cannot hold infinity, BC or years past 9999 (toISOString throws on those), JSON.parse turns a jsonb number such
+ * as 12345678901234567.89 into the nearest double, node-postgres makes an interval an object of its parts (answered
+ * as {"days":1,"hours":2}, 0 parts left out) and a float Infinity or NaN, which JSON answers as null.
  */
-const DATE = 1082, TIMESTAMP = 1114, TIMESTAMPTZ = 1184, JSON_ = 114, JSONB = 3802;
-const ARRAY_OF: Record<number, number> = { 1182: DATE, 1115: TIMESTAMP, 1185: TIMESTAMPTZ, 199: JSON_, 3807: JSONB };
-const AS_TEXT = new Set([DATE, TIMESTAMP, TIMESTAMPTZ, JSON_, JSONB, ...Object.keys(ARRAY_OF).map(Number)]);
+const DATE = 1082, TIMESTAMP = 1114, TIMESTAMPTZ = 1184, JSON_ = 114, JSONB = 3802, FLOAT4 = 700, FLOAT8 = 701, INTERVAL = 1186;
+const ARRAY_OF: Record<number, number> = { 1182: DATE, 1115: TIMESTAMP, 1185: TIMESTAMPTZ, 199: JSON_, 3807: JSONB, 1021: FLOAT4, 1022: FLOAT8, 1187: INTERVAL };
+const AS_TEXT = new Set([DATE, TIMESTAMP, TIMESTAMPTZ, JSON_, JSONB, FLOAT4, FLOAT8, INTERVAL, ...Object.keys(ARRAY_OF).map(Number)]);
 const parseTextArray = pg.types.getTypeParser(1009 as never) as (s: string) => unknown[]; // nested for several dimensions
 const parseTimestamptz = pg.types.getTypeParser(1184 as never) as (s: string) => unknown;
 
@@ -35,7 +36,9 @@ function iso(d: unknown): string | undefined {
 /**
  * The answer of one value read as text (AS_TEXT): a date as PostgreSQL prints it (YYYY-MM-DD, or infinity, -infinity,
  * 0044-03-15 BC, 10000-01-01); a timestamp as ISO 8601 in UTC when it is an instant of years 1-9999, else as
- * PostgreSQL prints it; json and jsonb as their text, numbers exact; arrays element by element.
+ * PostgreSQL prints it; json and jsonb as their text, numbers exact; an interval as PostgreSQL prints it (IntervalStyle
+ * postgres, set by `run`); a real or double precision as a number, or its text when it is Infinity, -Infinity or NaN
+ * (PostgreSQL prints the shortest text that reads back as the same float: the number is that text's); arrays element by element.
  */
 function cell(oid: number, text: string): unknown {
   const element = ARRAY_OF[oid];
@@ -45,6 +48,10 @@ function cell(oid: number, text: string): unknown {
   }
   if (oid === TIMESTAMP && PLAIN_TIMESTAMP.test(text)) return iso(new Date(`${text.replace(' ', 'T')}Z`)) ?? text;
   if (oid === TIMESTAMPTZ && PLAIN_TIMESTAMPTZ.test(text)) return iso(parseTimestamptz(text)) ?? text;
+  if (oid === FLOAT4 || oid === FLOAT8) {
+    const n = Number(text);
+    return Number.isFinite(n) ? n : text;
+  }
   return text;
 }
 
@@ -79,7 +86,10 @@ export const semanticRepository = {
     await db.$executeRawUnsafe('SET LOCAL enable_nestloop = off');
     // A join that can only be a nested loop (LATERAL, a cross join) then costs 10^10, and that cost starts JIT: half a
     // second of compiling for two rows. The guard's fences (OFFSET 0 on every derived table) keep such joins as joins.
-    await db.$executeRawUnsafe('SET LOCAL jit = off');
+    // Intervals and floats are answered as PostgreSQL prints them: intervals in the documented style ('1 day 02:00:00'),
+    // floats in their shortest exact text (extra_float_digits 0 would round them to 15 digits), whatever the server's
+    // settings. All three for this transaction, in one round trip.
+    await db.$executeRawUnsafe(`SELECT set_config('jit', 'off', true), set_config('IntervalStyle', 'postgres', true), set_config('extra_float_digits', '1', true)`);
     // `answer`: the statement's rows within the row limit, each with the running sum of the rows' text sizes. The
     // rows within the byte cap follow in order; then one last row, every column NULL but the count of `answer`'s
     // rows (to tell "cut by the byte cap" from "no rows"). That row comes from a join that never matches, on an
