@@ -1,6 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Decimal } from 'decimal.js';
+import pg from 'pg';
 import { createTestApp, type TestApp } from '../support/app.js';
+import { openTenantTransaction } from '../support/database.js';
+import { until } from '../support/throwaway-servers.js';
 import { createOrg, onPlan, orgWithRoles, type RoleUsers } from '../support/factories.js';
 import { ledgerUrl, startBooks } from '../ledger/ledger-support.js';
 import { createVendor, payablesUrl } from './payables-support.js';
@@ -152,5 +155,66 @@ describe('payables: allocation amounts and dates; declared error codes', () => {
     const ap = (await t.http.post(ledgerUrl(bare, 'accounts')).set(users.owner.auth).send({ code: '2600', name: 'Payables', type: 'liability' }).expect(201)).body.id;
     await t.http.put(payablesUrl(bare, 'settings')).set(users.owner.auth).send({ apAccountId: ap, approvalRules: [{ above: '0', approvals: 1, roles: ['owner', 'admin'] }] }).expect(200);
     await t.http.post(payablesUrl(bare, `expense-claims/${claim.id}/submit`)).set(users.owner.auth).expect(200);
+  });
+
+  it('the database refuses allocations and refunds beyond a bill\'s total or a payment\'s amount (its refunds counted), whoever writes them: rows of one statement together, two writers in flight', async () => {
+    // an organization of its own: the rows committed directly here carry no journal entry (the aging checks above read this one's)
+    const other = await createOrg(t, users.owner, 'AP Backstop Ltd');
+    await onPlan(t, other, 'professional');
+    const o = await startBooks(t, other, users.owner);
+    const v = await createVendor(t, other, users.owner);
+    const bill = async () => {
+      const b = await t.http.post(payablesUrl(other, 'bills')).set(users.owner.auth).send({ vendorId: v, billDate: '2026-03-01', lines: [{ accountId: o['5200'], unitPrice: '100.00' }] }).expect(201);
+      await t.http.post(payablesUrl(other, `bills/${b.body.id}/submit`)).set(users.owner.auth).expect(200);
+      return b.body.id as string;
+    };
+    const [b1, b2] = [await bill(), await bill()];
+    // the API path goes through the checks: 50.00 allocated with the payment, 10.00 refunded; 40.00 left
+    const pay = (await t.http.post(payablesUrl(other, 'payments')).set(users.owner.auth)
+      .send({ vendorId: v, paymentDate: '2026-03-02', amount: '100.00', bankAccountId: o['1100'], allocations: [{ billId: b1, amount: '50.00' }] }).expect(201)).body.id as string;
+    await t.http.post(payablesUrl(other, `payments/${pay}/refunds`)).set(users.owner.auth).send({ date: '2026-03-02', amount: '10.00' }).expect(201);
+
+    const amounts = (a: string[]) => `unnest('{${a.join(',')}}'::numeric[]) a`;
+    const allocate = (...a: string[]) => `INSERT INTO finance.bill_allocations (org_id, payment_id, bill_id, allocation_date, amount, bill_base_amount, payment_base_amount, created_by)
+      SELECT '${other}', '${pay}', '${b2}', '2026-03-03', a, a, a, 'direct' FROM ${amounts(a)}`;
+    const refund = (...a: string[]) => `INSERT INTO finance.bill_payment_refunds (org_id, payment_id, refund_date, amount, currency, rate, payment_base_amount, bank_account_id, journal_entry_id, created_by)
+      SELECT p.org_id, p.id, '2026-03-03', a, p.currency, 1, a, p.bank_account_id, p.journal_entry_id, 'direct' FROM finance.bill_payments p, ${amounts(a)}
+      WHERE p.org_id = '${other}' AND p.id = '${pay}'`;
+    const overBill = { code: '23514', hint: 'payables.over_allocation', message: expect.stringContaining(`open amount of bill ${b2} below zero`) };
+    const overPayment = { code: '23514', hint: 'payables.over_allocation', message: expect.stringContaining(`allocations of payment ${pay}`) };
+    const overCredit = { code: '23514', hint: 'payables.exceeds_credit', message: expect.stringContaining(`refunds of payment ${pay}`) };
+    const clients: pg.Client[] = [];
+    const tx = () => openTenantTransaction(t.db.apiUrl, { sub: users.owner.id, org_id: other }, clients);
+    try {
+      for (const [first, then, error] of [
+        [null, allocate('60', '60'), overBill], // one statement: 120.00 of a 100.00 bill
+        [null, allocate('25', '25'), overPayment], // one statement: 50.00 of the 40.00 left of the payment
+        [null, refund('20', '30'), overCredit],
+        [refund('40'), allocate('0.01'), overPayment], // the refund counts for an allocation
+        [allocate('40'), refund('0.01'), overCredit], // the allocation counts for a refund
+      ] as const) {
+        const { c } = await tx();
+        if (first) await c.query(first);
+        await expect(c.query(then)).rejects.toMatchObject(error);
+        await c.query('ROLLBACK');
+      }
+      // two writers in flight: the refund waits for the allocation, then counts what it committed
+      const a = await tx();
+      const b = await tx();
+      await a.c.query(allocate('40'));
+      const waiting = b.c.query(refund('40')).then(() => 'inserted', (e) => e);
+      await until('the refund waits for the allocation', async () => (await t.db.admin.query(`SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1`, [b.pid])).rows[0]?.wait_event_type === 'Lock');
+      await a.c.query('COMMIT');
+      expect(await waiting).toMatchObject(overCredit);
+      await b.c.query('ROLLBACK');
+    } finally {
+      for (const c of clients) await c.end();
+    }
+    const used = async (table: string) => (await t.db.admin.query(`SELECT amount::text FROM finance.${table} WHERE org_id = $1 AND payment_id = $2 ORDER BY created_at, amount`, [other, pay])).rows.map((r) => r.amount);
+    expect([await used('bill_allocations'), await used('bill_payment_refunds')]).toEqual([['50.0000', '40.0000'], ['10.0000']]);
+    // the service's own check answers first on the API path
+    const more = await t.http.post(payablesUrl(other, `payments/${pay}/refunds`)).set(users.owner.auth).send({ date: '2026-03-03', amount: '0.01' }).expect(409);
+    expect(more.body.error).toMatchObject({ code: 'payables.exceeds_credit', details: { left: '0.00' } });
+    expect(await used('bill_payment_refunds')).toEqual(['10.0000']);
   });
 });

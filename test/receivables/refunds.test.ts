@@ -1,6 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import pg from 'pg';
 import { createTestApp, type TestApp } from '../support/app.js';
-import { onPlan, orgWithRoles, type RoleUsers } from '../support/factories.js';
+import { openTenantTransaction } from '../support/database.js';
+import { createOrg, onPlan, orgWithRoles, type RoleUsers } from '../support/factories.js';
+import { until } from '../support/throwaway-servers.js';
 import { ledgerUrl } from '../ledger/ledger-support.js';
 import { createVendor, payablesUrl } from '../payables/payables-support.js';
 import { expectOpenAmountsKept, issueInvoice, rUrl, setupReceivables } from './receivables-support.js';
@@ -117,6 +120,55 @@ describe('refunds of customer and vendor credit; a payment in another currency t
       bankAccountId: acc['1100'], allocations: [{ billId: bill.body.id, amount: '80.00' }] }).expect(422);
     expect(ap.body.error.code).toBe('payables.currency_mismatch');
     expect([await count('finance.bill_payments'), await count('finance.journal_entries')]).toEqual(before);
+  });
+
+  it('the database refuses refunds beyond what the allocations leave of a payment, whoever writes them: rows of one statement together, two writers in flight', async () => {
+    // an organization of its own: the refund committed directly here has no journal entry of its own (the last test checks the open amounts of the first organization)
+    const other = await createOrg(t, users.owner, 'AR Backstop Ltd');
+    const o = await setupReceivables(t, other, users.owner, 'EUR');
+    const inv = await issueInvoice(t, other, users.owner, { customerId: o.customer, invoiceDate: '2026-04-01', lines: [{ description: 'Work', quantity: '1', unitPrice: '100', revenueAccountId: o.acc['4100'] }] });
+    // the API path goes through the checks: 60.00 allocated with the payment, 10.00 refunded; 30.00 left
+    const pay = (await t.http.post(rUrl(other, 'payments')).set(users.owner.auth).send({ customerId: o.customer, date: '2026-04-02', amount: '100.00', depositAccountId: o.acc['1100'],
+      method: 'bank_transfer', allocations: [{ invoiceId: inv.id, amount: '60.00' }] }).expect(201)).body.id as string;
+    await t.http.post(rUrl(other, `payments/${pay}/refunds`)).set(users.owner.auth).send({ date: '2026-04-02', amount: '10.00' }).expect(201);
+
+    const refund = (...a: string[]) => `INSERT INTO finance.customer_refunds (org_id, payment_id, customer_id, refund_date, amount, currency, rate, source_base, account_id, method, entry_id)
+      SELECT p.org_id, p.id, p.customer_id, '2026-04-03', a, p.currency, 1, a, p.deposit_account_id, 'cash', p.entry_id
+      FROM finance.customer_payments p, unnest('{${a.join(',')}}'::numeric[]) a WHERE p.org_id = '${other}' AND p.id = '${pay}'`;
+    const allocate = (amount: string) => `INSERT INTO finance.receivable_allocations (org_id, invoice_id, payment_id, allocation_date, amount, invoice_base, source_base)
+      VALUES ('${other}', '${inv.id}', '${pay}', '2026-04-03', ${amount}, ${amount}, ${amount})`;
+    const overCredit = { code: '23514', hint: 'receivables.exceeds_credit', message: expect.stringContaining(`refunds of payment ${pay}`) };
+    const clients: pg.Client[] = [];
+    const tx = () => openTenantTransaction(t.db.apiUrl, { sub: users.owner.id, org_id: other }, clients);
+    try {
+      for (const [first, then, error] of [
+        [null, refund('20', '20'), overCredit], // one statement: 40.00 of the 30.00 left
+        [allocate('30'), refund('0.01'), overCredit], // the allocations count for a refund
+        [refund('30'), allocate('0.01'), { code: '23514', hint: 'receivables.exceeds_payment' }], // and the refunds for an allocation
+      ] as const) {
+        const { c } = await tx();
+        if (first) await c.query(first);
+        await expect(c.query(then)).rejects.toMatchObject(error);
+        await c.query('ROLLBACK');
+      }
+      // two writers in flight: the second waits for the first, then counts what it committed
+      const a = await tx();
+      const b = await tx();
+      await a.c.query(refund('30'));
+      const waiting = b.c.query(refund('30')).then(() => 'inserted', (e) => e);
+      await until('the second refund waits for the first', async () => (await t.db.admin.query(`SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1`, [b.pid])).rows[0]?.wait_event_type === 'Lock');
+      await a.c.query('COMMIT');
+      expect(await waiting).toMatchObject(overCredit);
+      await b.c.query('ROLLBACK');
+    } finally {
+      for (const c of clients) await c.end();
+    }
+    const refunds = async () => (await t.db.admin.query(`SELECT amount::text FROM finance.customer_refunds WHERE org_id = $1 ORDER BY refund_date`, [other])).rows.map((r) => r.amount);
+    expect(await refunds()).toEqual(['10.0000', '30.0000']);
+    // the service's own check answers first on the API path
+    const more = await t.http.post(rUrl(other, `payments/${pay}/refunds`)).set(users.owner.auth).send({ date: '2026-04-03', amount: '0.01' }).expect(409);
+    expect(more.body.error).toMatchObject({ code: 'receivables.exceeds_credit', details: { credit: '0.00' } });
+    expect(await refunds()).toEqual(['10.0000', '30.0000']);
   });
 
   it('keeps the open amount of every payment and invoice as refunds are written; the aging from them equals the settlements\' sums at every date', async () => {
