@@ -5,7 +5,7 @@ import { createTestApp, type TestApp } from '../support/app.js';
 import { onEnterprisePlan, registerUser, uniqueEmail, verifyEmailOf } from '../support/factories.js';
 import { ManualClock } from '../support/clock.js';
 import { AuthBridge } from '../../src/modules/auth/auth-bridge.js';
-import { SETTINGS_TTL_MS } from '../../src/modules/auth/supabase-email-check.js';
+import { SETTINGS_FAILURE_TTL_MS, SETTINGS_TTL_MS } from '../../src/modules/auth/supabase-email-check.js';
 import { startPostgrestDouble, type PostgrestDouble } from './doubles/postgrest-double.js';
 
 describe('token exchange, app tokens and the Supabase bridge', () => {
@@ -192,12 +192,22 @@ describe('token exchange, app tokens and the Supabase bridge', () => {
         const verified = await t.db.admin.query('SELECT count(*)::int AS n FROM core.user_identities WHERE user_id = $1 AND email_verified_at IS NOT NULL', [squatter.id]);
         expect(verified.rows).toEqual([{ n: 0 }]);
 
-        // settings that cannot be read prove nothing either (and are asked again next time)
+        // settings that cannot be read prove nothing either; the failure is remembered briefly (GoTrue down must not
+        // cost every exchange a request of up to 5 s), then asked again
         postgrest.settings.mailerAutoconfirm = false;
         postgrest.settings.status = 503;
         clock.advance(SETTINGS_TTL_MS);
-        const unread = await exchange({ token: supabaseToken({ sub: attackerSub, email: victim.email }) }).expect(409);
-        expect(unread.body.error.code).toBe('auth.link_required');
+        const settingsReads = () => postgrest.requests.filter((r) => r.url === '/auth/v1/settings').length;
+        const readsBefore = settingsReads();
+        for (let i = 0; i < 2; i++) {
+          const unread = await exchange({ token: supabaseToken({ sub: attackerSub, email: victim.email }) }).expect(409);
+          expect(unread.body.error.code).toBe('auth.link_required');
+        }
+        expect(settingsReads()).toBe(readsBefore + 1);
+        clock.advance(SETTINGS_FAILURE_TTL_MS);
+        await exchange({ token: supabaseToken({ sub: attackerSub, email: victim.email }) }).expect(409);
+        expect(settingsReads()).toBe(readsBefore + 2);
+        expect((await t.db.admin.query('SELECT 1 FROM core.user_identities WHERE subject = $1', [attackerSub])).rows).toEqual([]);
       } finally {
         postgrest.settings.mailerAutoconfirm = false;
         postgrest.settings.status = 200;
