@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createHash, randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { addMember, createOrg, onEnterprisePlan, registerUser, type TestUser } from '../support/factories.js';
@@ -336,6 +337,11 @@ describe('API keys', () => {
         revoked: true, revoked_by: null,
         audit: [{ actor: null, principal: 'system', reason: 'creator_erased', revokedAt: true, createdBy: erased.id }],
       });
+      // the trigger's audit row names the erasure's request, as the erasure's own rows do (no IP: the erasure records none)
+      const { rows } = await t.db.admin.query(
+        `SELECT k.request_id IS NOT NULL AS named, k.request_id = e.request_id AS same, k.ip FROM core.audit_logs k, core.audit_logs e
+         WHERE k.action = 'api_key.revoked' AND k.entity_id = $1 AND e.action = 'user.erased' AND e.entity_id = $2`, [erasedKey.id, erased.id]);
+      expect(rows).toEqual([{ named: true, same: true, ip: null }]);
     });
 
     it('revokes them when the creator\'s user row is deleted (another app, an operator): created_by still names them then', async () => {
@@ -355,6 +361,26 @@ describe('API keys', () => {
         audit: [{ actor: null, principal: 'system', reason: 'creator_deleted', revokedAt: true, createdBy: deleted.id }],
       });
       expect((await t.db.admin.query('SELECT created_by FROM core.api_keys WHERE id = $1', [key.id])).rows).toEqual([{ created_by: null }]);
+    });
+
+    it('a key its creator\'s deletion left live before 20270210260100 (created_by NULL) is revoked by migration 20270210300200, audited once', async () => {
+      const orgId = await teamOrg('Orphaned Key Co');
+      const creator = await admin(orgId, 'orphaning-admin');
+      const [orphan, ownerKey] = [await keyOf(creator, orgId), await keyOf(owner, orgId)];
+      // as the cascade of a user row's delete left it then (ON DELETE SET NULL, no trigger yet)
+      await t.db.admin.query('UPDATE core.api_keys SET created_by = NULL WHERE id = $1', [orphan.id]);
+      await t.http.get(`/v1/orgs/${orgId}`).set(bearer(orphan.secret)).expect(200);
+
+      const migrate = async () => { await t.db.admin.query(readFileSync(new URL('../../prisma/migrations/20270210300200_api_keys_of_deleted_creators_revoked/migration.sql', import.meta.url), 'utf8')); };
+      await migrate();
+      await migrate(); // applied again: nothing more
+      await expectRefused(orgId, orphan);
+      expect(await revocationOf(orphan.id)).toEqual({
+        revoked: true, revoked_by: null,
+        audit: [{ actor: 'migration:20270210300200', principal: 'system', reason: 'creator_deleted', revokedAt: true, createdBy: null }],
+      });
+      await t.http.get(`/v1/orgs/${orgId}`).set(bearer(ownerKey.secret)).expect(200);
+      expect(await revocationOf(ownerKey.id)).toEqual(live);
     });
 
     it('refuses a key whose creator is demoted while it is being created (403 forbidden.role, no key): the role is read again, locked', async () => {

@@ -14,6 +14,7 @@ import { findEverywhere } from './columns.js';
 import { OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
 import { emailSubject } from '../../src/modules/privacy/audit-sealing.js';
 import { hashToken } from '../../src/modules/auth/token.service.js';
+import { RunsService } from '../../src/modules/agents/runs.service.js';
 
 const PASSWORD = 'correct horse battery';
 
@@ -300,6 +301,43 @@ describe('DELETE /v1/me: erasure', () => {
     expect(audits.rows).toEqual([own.id, others.id].sort().map((id) => ({ entity_id: id, actor_id: p.id, before: { status: 'running' }, status: 'cancelled' })));
     const erasure = await q(`SELECT after->>'runsCancelled' AS n FROM core.audit_logs WHERE action = 'user.erased' AND entity_id = $1`, [p.id]);
     expect([erasure.rows, erased.body.userId]).toEqual([[{ n: '2' }], p.id]);
+  });
+
+  it('emits no run event into an organization the erasure deletes: its runs are cancelled and audited, none owes an event to the sweep; a kept organization gets its event', async () => {
+    const owner = await registerUser(t, 'kept-owner');
+    const p = await verifyEmailOf(t, await person(t, 'solo-runs'));
+    const solo = await createOrg(t, p, 'Solo Runs Ltd');
+    const kept = await createOrg(t, owner, 'Kept Runs Ltd');
+    await addMember(t, kept, p, 'member');
+    const q = (sql: string, params: unknown[]) => t.db.admin.query(sql, params);
+    /** A run of p's still running in `orgId`; `callUntil`: an LLM call of it in flight (in another process) until then. */
+    const running = async (orgId: string, callUntil: Date | null = null) => {
+      const agentId = (await q(`INSERT INTO ai.agents (org_id, name, type, model_id, created_by) VALUES ($1, 'Runner ' || gen_random_uuid(), 'assistant', 'gpt-4o-mini', $2) RETURNING id`, [orgId, p.id])).rows[0].id;
+      const { rows: [{ id }] } = await q(`INSERT INTO ai.runs (org_id, agent_id, model_id, started_by, trigger, input, started_at, call_in_flight_until)
+        VALUES ($1, $2, 'gpt-4o-mini', $3, 'interactive', '{"messages":[]}', now(), $4) RETURNING id`, [orgId, agentId, p.id, callUntil]);
+      return id as string;
+    };
+    const soloRun = await running(solo);
+    const soloMidCall = await running(solo, new Date(clock.now() + 600_000));
+    const keptRun = await running(kept);
+
+    await t.http.delete('/v1/me').set(p.auth).send({ password: PASSWORD }).expect(200);
+    const runIds = [soloRun, soloMidCall, keptRun];
+    const runs = await q(`SELECT id, org_id, status, call_in_flight_until IS NOT NULL AS owes_event FROM ai.runs WHERE id = ANY($1::uuid[]) ORDER BY id`, [runIds]);
+    expect(runs.rows).toEqual([
+      { id: soloRun, org_id: solo, status: 'cancelled', owes_event: false },
+      { id: soloMidCall, org_id: solo, status: 'cancelled', owes_event: false },
+      { id: keptRun, org_id: kept, status: 'cancelled', owes_event: false },
+    ].sort((a, b) => a.id.localeCompare(b.id)));
+    // each cancel audited where its run is (the deleted organization's log stays, as its books do)
+    const audits = await q(`SELECT org_id, entity_id FROM core.audit_logs WHERE action = 'ai.run_cancelled' AND entity_id = ANY($1::text[]) ORDER BY entity_id`, [runIds]);
+    expect(audits.rows).toEqual([{ org_id: solo, entity_id: soloRun }, { org_id: solo, entity_id: soloMidCall }, { org_id: kept, entity_id: keptRun }]
+      .sort((a, b) => a.entity_id.localeCompare(b.entity_id)));
+    // the sweep of owed events (past every mark) finds none of them
+    expect(await t.app.get(RunsService).emitOwedCancelEvents(new Date(clock.now() + 86_400_000))).not.toEqual(expect.arrayContaining([soloMidCall]));
+    const events = await q(`SELECT org_id, payload->>'type' AS type, payload->'payload'->>'runId' AS run_id FROM core.outbox
+      WHERE org_id = ANY($1::uuid[]) AND payload->>'type' IN ('agent.run.failed', 'organization.deleted') ORDER BY 2, 1`, [[solo, kept]]);
+    expect(events.rows).toEqual([{ org_id: kept, type: 'agent.run.failed', run_id: keptRun }, { org_id: solo, type: 'organization.deleted', run_id: null }]);
   });
 
   it('looks for the runs naming the person in their organizations only, by index: those they left and those that invited them included', async () => {

@@ -119,22 +119,40 @@ export const erasureRepository = {
    * stop at their next step, and a call in flight adds only its step, without content (its run's input, '{}' once the
    * erasure commits, marks it erased). Every run of theirs is locked first, finished ones too: a late call of one waits
    * for the erasure to commit, then stores no content; one that committed before is in the erasure's statements' snapshot.
-   * Answers the runs cancelled, as stored, with their organization and whether a call of theirs was in flight (the
-   * cancel then leaves the run's event to its execution).
+   * Answers the runs cancelled, as stored, with their organization, whether a call of theirs was in flight (the
+   * cancel then leaves the run's event to its execution) and whether their organization is deleted (orgDeleted: by this
+   * erasure, deleteOrganizations first, or before). A deleted organization gets no event: the caller emits none, and
+   * its run owes none (its mark is cleared, so the sweep of owed events, agents.cancel_events, emits none either;
+   * its execution can open no transaction there any more).
    */
-  async cancelRuns(db: Db, person: LocatedPerson, now: Date): Promise<{ orgId: string; run: RunDto; midCall: boolean }[]> {
+  async cancelRuns(db: Db, person: LocatedPerson, now: Date): Promise<{ orgId: string; run: RunDto; midCall: boolean; orgDeleted: boolean }[]> {
     const t = PERSONAL_DATA_CATALOG.find((x) => x.table === 'ai.runs')!;
     const where = locate(t, person)!;
     const locked = await db.$queryRawUnsafe<{ org_id: string; id: string; status: string }[]>(
       `SELECT x.org_id, x.id, x.status FROM ai.runs x WHERE ${where.sql} ORDER BY x.org_id, x.id FOR UPDATE`, ...where.values);
     const running = locked.filter((r) => r.status === 'running');
     if (!running.length) return [];
-    const rows = await db.$queryRaw<(Selectable<DB['ai.runs']> & { mid_call: boolean })[]>`
-      UPDATE ai.runs SET status = 'cancelled', stop_reason = 'cancelled', error_class = 'cancelled', error_message = 'cancelled by a person',
-        finished_at = ${now}, latency_ms = greatest(0, round(extract(epoch FROM (${now}::timestamptz - started_at)) * 1000))::int, lease_until = NULL
-      WHERE (org_id, id) IN (SELECT * FROM unnest(${running.map((r) => r.org_id)}::uuid[], ${running.map((r) => r.id)}::uuid[])) AND status = 'running'
-      RETURNING *, coalesce(call_in_flight_until > ${now}::timestamptz, false) AS mid_call`;
-    return rows.map(({ mid_call, ...r }) => ({ orgId: r.org_id, run: toRun(r), midCall: mid_call }));
+    const rows = await db.$queryRaw<(Selectable<DB['ai.runs']> & { mid_call: boolean; org_deleted: boolean })[]>`
+      WITH target AS (
+        SELECT r.org_id, r.id, (o.deleted_at IS NOT NULL) AS org_deleted
+        FROM unnest(${running.map((r) => r.org_id)}::uuid[], ${running.map((r) => r.id)}::uuid[]) AS r(org_id, id)
+        JOIN core.organizations o ON o.id = r.org_id)
+      UPDATE ai.runs x SET status = 'cancelled', stop_reason = 'cancelled', error_class = 'cancelled', error_message = 'cancelled by a person',
+        finished_at = ${now}, latency_ms = greatest(0, round(extract(epoch FROM (${now}::timestamptz - x.started_at)) * 1000))::int, lease_until = NULL,
+        call_in_flight_until = CASE WHEN t.org_deleted THEN NULL ELSE x.call_in_flight_until END
+      FROM target t
+      WHERE x.org_id = t.org_id AND x.id = t.id AND x.status = 'running'
+      RETURNING x.*, coalesce(x.call_in_flight_until > ${now}::timestamptz, false) AS mid_call, t.org_deleted`;
+    return rows.map(({ mid_call, org_deleted, ...r }) => ({ orgId: r.org_id, run: toRun(r), midCall: mid_call, orgDeleted: org_deleted }));
+  },
+
+  /**
+   * Publishes the request's id to what the database audits by itself in this transaction (omnizen.request_id, local):
+   * the api_key.revoked rows of the keys whose creator's memberships the erasure ends (core.revoke_api_keys_of_creator,
+   * migration 20270210300100). No IP: the erasure records none.
+   */
+  async publishRequestId(db: Db, requestId: string): Promise<void> {
+    await db.$executeRaw`SELECT set_config('omnizen.request_id', ${requestId}, true)`;
   },
 
   async revokeSessions(db: Db, userId: string): Promise<number> {

@@ -59,6 +59,8 @@ export class ErasureService {
 
       // not even the client's address in what it audits: it would be new personal data about the erased person
       const meta = { requestId: client.requestId };
+      // and the database's own audit rows of it (the keys its memberships' end revokes) name the request too
+      if (client.requestId) await erasureRepository.publishRequestId(db, client.requestId);
       // crypto-shredding: the keys that sealed their data in audit snapshots go (the audit rows stay as written)
       // only addresses they proved: an unverified one may be another person's (an invitee's), whose key must stay
       const emails = await erasureRepository.provenEmails(db, userId);
@@ -74,10 +76,11 @@ export class ErasureService {
         await emitEvent({ db, orgId: m.orgId }, 'organization.deleted', { organizationId: m.orgId, accountType: m.accountType, reason: 'erased' });
       }
       // their runs still running stop before their content goes (a late call adds no content), each audited as a cancel
-      // is and its event emitted as the cancel emits it (RunsService.cancel: left to an execution with a call in flight)
+      // is and its event emitted as the cancel emits it (RunsService.cancel: left to an execution with a call in flight);
+      // none into an organization deleted (by this erasure, or before): its subscribers hear organization.deleted last
       const runsCancelled = await erasureRepository.cancelRuns(db, { userId, emails, orgIds }, new Date(this.clock.now()));
-      for (const { orgId, run, midCall } of runsCancelled) {
-        if (!midCall) await emitEvent({ db, orgId }, ...runFinishedEvent(run));
+      for (const { orgId, run, midCall, orgDeleted } of runsCancelled) {
+        if (!midCall && !orgDeleted) await emitEvent({ db, orgId }, ...runFinishedEvent(run));
         await this.audit.recordPrivileged(db, orgId, principal, runFinishedAudit(run), meta);
       }
       const inviterNamesCleared = await erasureRepository.clearInviterNames(db, userId);
