@@ -180,16 +180,16 @@ describe('billing: the subscriptions of a deleted organization are canceled', ()
       { appId: 'omnizen', plan: 'professional', status: 'canceled', stripeSubscriptionId: 'sub_paid_too_late' },
     ]);
     expect(stripe.subscriptions.get('sub_paid_too_late')!.status).toBe('canceled');
-    // canceled in Stripe by the first event; the second asks again with the same key (Stripe: already ended, accepted)
-    expect(cancels('sub_paid_too_late').map((r) => r.idempotencyKey)).toEqual(['omnizen-org-deleted-sub_paid_too_late', 'omnizen-org-deleted-sub_paid_too_late']);
-    expect((await t.db.admin.query(`SELECT type, status FROM hub."BillingEvent" WHERE "orgId" = $1 ORDER BY type`, [org])).rows).toEqual([
-      { type: 'checkout.session.completed', status: 'processed' }, { type: 'customer.subscription.created', status: 'processed' },
+    // canceled in Stripe by the first event; the second (active) finds it canceled, which is final: Stripe is not asked again
+    expect(cancels('sub_paid_too_late').map((r) => r.idempotencyKey)).toEqual(['omnizen-org-deleted-sub_paid_too_late']);
+    expect((await t.db.admin.query(`SELECT type, status, reason FROM hub."BillingEvent" WHERE "orgId" = $1 ORDER BY type`, [org])).rows).toEqual([
+      { type: 'checkout.session.completed', status: 'processed', reason: null },
+      { type: 'customer.subscription.created', status: 'ignored', reason: 'Stripe subscription sub_paid_too_late is canceled, which is final: it does not become active' },
     ]);
     expect((await t.db.admin.query(
       `SELECT action, after->>'status' AS status, after->>'reason' AS reason, after->>'stripeCanceled' AS "stripeCanceled" FROM core.audit_logs
        WHERE org_id = $1 AND action LIKE 'billing.subscription_%' ORDER BY id`, [org])).rows).toEqual([
       { action: 'billing.subscription_created', status: 'canceled', reason: 'organization_deleted', stripeCanceled: 'true' },
-      { action: 'billing.subscription_updated', status: 'canceled', reason: 'organization_deleted', stripeCanceled: 'true' },
     ]);
     expect((await events(org, 'subscription.created')).map((e) => e.payload.status)).toEqual(['canceled']);
     // nothing is left for the entitlements of anyone: the organization is gone (404)

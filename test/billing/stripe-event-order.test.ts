@@ -1,9 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
+import { StripeWebhookService } from '../../src/modules/billing/stripe-webhook.service.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { createOrg, registerUser, type TestUser } from '../support/factories.js';
 import { startStripeDouble, type StripeDouble } from '../support/doubles/stripe-double.js';
-import { sendStripeEvent, stripeEvent } from './stripe-events.js';
+import { until } from '../support/throwaway-servers.js';
+import { postStripeEvent, sendStripeEvent, stripeEvent } from './stripe-events.js';
 
 const WEBHOOK_SECRET = 'whsec_test_event_order';
 const T0 = Math.floor(Date.now() / 1000) - 3_600; // Stripe event times (seconds), an hour ago
@@ -18,6 +20,11 @@ const subscriptionObject = (id: string, status: string, orgId: string, extra: Re
 const checkoutCompleted = (orgId: string, subscription: string, created: number) => stripeEvent('checkout.session.completed', {
   id: `cs_test_${randomBytes(6).toString('hex')}`, object: 'checkout.session', mode: 'subscription', payment_status: 'paid', client_reference_id: orgId,
   customer: `cus_${orgId}`, subscription, metadata: { org_id: orgId, app: 'omnizen', plan: 'professional' },
+}, created);
+/** An invoice event as Stripe sends it: its own metadata empty, the subscription's (org_id) under parent. */
+const invoiceEvent = (type: string, subscription: string, orgId: string, created: number) => stripeEvent(type, {
+  id: `in_${randomBytes(6).toString('hex')}`, object: 'invoice', customer: `cus_${orgId}`, metadata: {},
+  parent: { type: 'subscription_details', subscription_details: { subscription, metadata: { org_id: orgId } } },
 }, created);
 
 /**
@@ -38,6 +45,10 @@ describe('billing: a checkout completion and the order of Stripe events', () => 
      FROM hub."Subscription" s LEFT JOIN hub.subscription_billing b ON b.subscription_id = s.id WHERE s."organizationId" = $1`, [org])).rows;
   const eventRow = async (stripeEventId: string) => (await t.db.admin.query(
     `SELECT status, reason FROM hub."BillingEvent" WHERE "stripeEventId" = $1`, [stripeEventId])).rows;
+  const storedId = async (stripeEventId: string) => (await t.db.admin.query(
+    `SELECT id FROM hub."BillingEvent" WHERE "stripeEventId" = $1`, [stripeEventId])).rows[0].id as string;
+  const lockWaiters = (n: number) => until(`${n} backend(s) wait for a lock`, async () => (await t.db.admin.query(
+    `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)).rows[0].n === n);
 
   beforeAll(async () => {
     stripe = await startStripeDouble();
@@ -120,5 +131,72 @@ describe('billing: a checkout completion and the order of Stripe events', () => 
     expect(stripe.requests.length).toBe(calls);
     expect((await t.db.admin.query(`SELECT 1 FROM core.audit_logs WHERE org_id = $1 AND action = 'billing.checkout_started'`, [org])).rows).toEqual([]);
     expect(await hubRow(org)).toEqual([{ sub: 'sub_hub_null', status: null, trialEndsAt: null, lastEventAt: null, lastEventId: null }]);
+  });
+
+  it('an invoice job that read the subscription before a deletion of the same second committed does not bring it back', async () => {
+    const org = await createOrg(t, ada, 'Race Co');
+    await send(stripeEvent('customer.subscription.created', subscriptionObject('sub_race', 'active', org), T0));
+    const deleted = stripeEvent('customer.subscription.deleted', subscriptionObject('sub_race', 'canceled', org), T0 + 100);
+    const paid = invoiceEvent('invoice.paid', 'sub_race', org, T0 + 100); // e.g. a final invoice paid as it is canceled
+    await postStripeEvent(t, WEBHOOK_SECRET, deleted);
+    await postStripeEvent(t, WEBHOOK_SECRET, paid);
+    // two jobs at once (Bull runs 16): the test holds the subscription row, the deletion's job waits for it first, then the
+    // payment's, which has read 'active' by then; the deletion goes first once the row is free
+    const svc = t.app.get(StripeWebhookService);
+    const holder = await t.db.admin.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query(`SELECT 1 FROM hub."Subscription" WHERE "stripeSubscriptionId" = 'sub_race' FOR UPDATE`);
+      const deletion = svc.process(await storedId(deleted.id));
+      await lockWaiters(1);
+      const payment = svc.process(await storedId(paid.id));
+      await lockWaiters(2);
+      await holder.query('COMMIT');
+      await Promise.all([deletion, payment]);
+    } finally {
+      holder.release();
+    }
+    expect(await eventRow(deleted.id)).toEqual([{ status: 'processed', reason: null }]);
+    expect(await eventRow(paid.id)).toEqual([{ status: 'ignored', reason: 'the subscription is canceled: an invoice does not change that' }]);
+    expect(await hubRow(org)).toEqual([{ sub: 'sub_race', status: 'canceled', trialEndsAt: null, lastEventAt: ms(T0 + 100), lastEventId: deleted.id }]);
+    expect(await entitlements(org)).toMatchObject({ status: 'canceled', access: 'read_only' });
+  });
+
+  it('canceled is final for its Stripe subscription: an update of the same second as the deletion, or later, does not undo it', async () => {
+    const org = await createOrg(t, ada, 'Same Second Co');
+    await send(stripeEvent('customer.subscription.created', subscriptionObject('sub_tie', 'active', org), T0));
+    const deleted = stripeEvent('customer.subscription.deleted', subscriptionObject('sub_tie', 'canceled', org), T0 + 100);
+    await send(deleted);
+    const tie = stripeEvent('customer.subscription.updated', subscriptionObject('sub_tie', 'past_due', org), T0 + 100);
+    const later = stripeEvent('customer.subscription.updated', subscriptionObject('sub_tie', 'active', org), T0 + 200);
+    await send(tie);
+    await send(later);
+    expect(await eventRow(tie.id)).toEqual([{ status: 'ignored', reason: 'Stripe subscription sub_tie is canceled, which is final: it does not become past_due' }]);
+    expect(await eventRow(later.id)).toEqual([{ status: 'ignored', reason: 'Stripe subscription sub_tie is canceled, which is final: it does not become active' }]);
+    expect(await hubRow(org)).toEqual([{ sub: 'sub_tie', status: 'canceled', trialEndsAt: null, lastEventAt: ms(T0 + 100), lastEventId: deleted.id }]);
+    expect(await entitlements(org)).toMatchObject({ status: 'canceled', access: 'read_only' });
+  });
+
+  it('a known subscription whose price is no longer in STRIPE_PRICES still ends: all but the plan applies', async () => {
+    const org = await createOrg(t, ada, 'Retired Price Co');
+    await send(stripeEvent('customer.subscription.created', subscriptionObject('sub_retired', 'active', org), T0));
+    const deleted = stripeEvent('customer.subscription.deleted', subscriptionObject('sub_retired', 'canceled', org, {
+      items: { object: 'list', data: [{ id: 'si_retired', price: { id: 'price_omz_2025', object: 'price' }, current_period_end: T0 + 60 * DAY }] },
+    }), T0 + 100);
+    await send(deleted);
+    expect(await eventRow(deleted.id)).toEqual([{ status: 'processed', reason: 'price price_omz_2025 is not mapped to an app plan (STRIPE_PRICES): the plan stays professional' }]);
+    const { rows } = await t.db.admin.query(
+      `SELECT s.plan, s.status, b.stripe_price_id AS price, b.current_period_end AS "periodEnd" FROM hub."Subscription" s
+       JOIN hub.subscription_billing b ON b.subscription_id = s.id WHERE s."organizationId" = $1`, [org]);
+    expect(rows).toEqual([{ plan: 'professional', status: 'canceled', price: 'price_omz_2025', periodEnd: ms(T0 + 60 * DAY) }]);
+    expect(await entitlements(org)).toMatchObject({ plan: 'professional', status: 'canceled', access: 'read_only' });
+  });
+
+  it("an invoice with its own metadata {} (as Stripe sends it) is filed under the organization its subscription's metadata names", async () => {
+    const org = await createOrg(t, ada, 'Invoice Metadata Co');
+    const paid = invoiceEvent('invoice.paid', 'sub_not_yet_known', org, T0);
+    await send(paid);
+    const { rows } = await t.db.admin.query(`SELECT "orgId", status, reason FROM hub."BillingEvent" WHERE "stripeEventId" = $1`, [paid.id]);
+    expect(rows).toEqual([{ orgId: org, status: 'ignored', reason: 'no subscription is known for Stripe subscription sub_not_yet_known' }]);
   });
 });

@@ -13,9 +13,14 @@ export function stripeEvent(type: string, object: Record<string, unknown>, creat
  * started with REDIS_URL '': jobs run in-process on drain). Answers the route's body.
  */
 export async function sendStripeEvent(t: TestApp, secret: string, event: object): Promise<Record<string, unknown>> {
+  const body = await postStripeEvent(t, secret, event);
+  await t.app.get(OutboxRelay).drain();
+  return body;
+}
+
+/** Delivers `event` as sendStripeEvent does, without running its job (a test runs it: StripeWebhookService.process). */
+export async function postStripeEvent(t: TestApp, secret: string, event: object): Promise<Record<string, unknown>> {
   const payload = JSON.stringify(event);
   const header = Stripe.webhooks.generateTestHeaderString({ payload, secret });
-  const res = await t.http.post('/v1/billing/stripe/webhook').set('Content-Type', 'application/json').set('Stripe-Signature', header).send(payload).expect(200);
-  await t.app.get(OutboxRelay).drain();
-  return res.body;
+  return (await t.http.post('/v1/billing/stripe/webhook').set('Content-Type', 'application/json').set('Stripe-Signature', header).send(payload).expect(200)).body;
 }

@@ -162,12 +162,20 @@ describe('billing: Stripe checkout, portal, webhooks and the expiry job', () => 
     expect(await eventRow(older.id)).toMatchObject({ status: 'ignored', reason: expect.stringMatching(/^out of order/) });
   });
 
-  it('records an event with an unknown price as ignored, logs it, and changes nothing', async () => {
-    const event = stripeEvent('customer.subscription.updated', subscriptionObject('sub_org_1', 'price_unknown', 'canceled', { org_id: orgId }), T0 + 400);
+  it('an unknown price: a known subscription takes all but the plan; a new one is recorded as ignored, logged, and changes nothing', async () => {
+    const known = stripeEvent('customer.subscription.updated',
+      subscriptionObject('sub_org_1', 'price_unknown', 'past_due', { org_id: orgId }, { cancel_at_period_end: true }), T0 + 400);
+    await send(known).expect(200);
+    await drain();
+    expect(await eventRow(known.id)).toMatchObject({ status: 'processed', reason: 'price price_unknown is not mapped to an app plan (STRIPE_PRICES): the plan stays enterprise' });
+    expect(await entitlements(orgId)).toMatchObject({ plan: 'enterprise', status: 'past_due', cancelAtPeriodEnd: true });
+    const event = stripeEvent('customer.subscription.created', subscriptionObject('sub_org_unknown', 'price_unknown', 'active', { org_id: orgId }), T0 + 450);
     await send(event).expect(200);
     await drain();
     expect(await eventRow(event.id)).toMatchObject({ status: 'ignored', reason: 'price price_unknown is not mapped to an app plan (STRIPE_PRICES)' });
-    expect(await entitlements(orgId)).toMatchObject({ plan: 'enterprise', status: 'active' });
+    expect(await entitlements(orgId)).toMatchObject({ plan: 'enterprise', status: 'past_due', cancelAtPeriodEnd: true });
+    const { rows: subscriptions } = await t.db.admin.query(`SELECT "stripeSubscriptionId" AS sub, plan, status FROM hub."Subscription" WHERE "organizationId" = $1`, [orgId]);
+    expect(subscriptions).toEqual([{ sub: 'sub_org_1', plan: 'enterprise', status: 'past_due' }]);
     // the organization's admins see the event log
     const events = await t.http.get(`/v1/orgs/${orgId}/billing/events`).set(ada.auth).expect(200);
     expect(events.body.items.find((e: any) => e.stripeEventId === event.id)).toMatchObject({ status: 'ignored' });

@@ -33,6 +33,8 @@ interface Change {
   cancelAtPeriodEnd?: boolean;
   /** checkout completion: the subscription events know the real status (e.g. trialing); keep theirs, and their ordering mark */
   keepKnownStatus?: boolean;
+  /** what of the event is not applied (the rest is): recorded as the reason of the processed event */
+  notApplied?: string;
 }
 
 const idOf = (v: unknown): string | undefined => (typeof v === 'string' ? v : (v as { id?: string } | null)?.id ?? undefined);
@@ -41,7 +43,8 @@ const time = (s: number | null | undefined): Date | null => (s ? new Date(s * 10
 /**
  * Stripe webhooks: verify, store once (unique event id), enqueue in the same transaction; the job
  * applies the event to hub."Subscription". Out of order: an event older than the last subscription event applied
- * to that subscription is recorded and ignored (the newest state wins; a checkout completion is not one).
+ * to that subscription is recorded and ignored (the newest state wins; a checkout completion is not one). What a
+ * subscription's status allows is checked on the row as locked (`refusal`): an ended Stripe subscription stays ended.
  */
 @Injectable()
 export class StripeWebhookService implements OnModuleInit {
@@ -99,9 +102,11 @@ export class StripeWebhookService implements OnModuleInit {
   /** The organization an event concerns (a person's personal organization for personal plans). */
   private async locate(db: Db, event: Stripe.Event): Promise<string | undefined> {
     const obj = (event.data?.object ?? {}) as any; // signed by Stripe, yet never trusted to be complete
-    const metadata = obj.metadata ?? obj.parent?.subscription_details?.metadata ?? obj.subscription_details?.metadata ?? {};
-    const claimed = metadata.org_id ?? obj.client_reference_id;
-    if (typeof claimed === 'string' && UUID.test(claimed) && (await repo.org(db, claimed))) return claimed;
+    // each source in turn: Stripe sends an invoice's own metadata as {} (present, empty), the subscription's under parent
+    const claims = [obj.metadata, obj.parent?.subscription_details?.metadata, obj.subscription_details?.metadata].map((m) => m?.org_id);
+    for (const claimed of [...claims, obj.client_reference_id]) {
+      if (typeof claimed === 'string' && UUID.test(claimed) && (await repo.org(db, claimed))) return claimed;
+    }
     const stripeSub = this.stripeSubscriptionId(event);
     const sub = stripeSub ? await repo.subscriptionByStripeId(db, stripeSub) : undefined;
     if (sub) return this.orgOf(db, sub);
@@ -195,6 +200,8 @@ export class StripeWebhookService implements OnModuleInit {
     if (existing && change.keepKnownStatus && existing.stripeSubscriptionId === change.stripeSubscriptionId && existing.status) {
       change.status = existing.status;
     }
+    const refused = existing ? this.refusal(event, change, existing, other) : undefined;
+    if (refused) return { status: 'ignored', reason: refused, subscriptionId: existing!.id };
     if (other && change.keepKnownStatus) {
       // the row moves to a new Stripe subscription: what its own events said while the row held the other one (set aside
       // above) is its real state (e.g. trialing), newer knowledge than the checkout's metadata
@@ -229,7 +236,33 @@ export class StripeWebhookService implements OnModuleInit {
     // a deleted organization's subscription ended here, whatever the Stripe event said (no trial_ending, no payment.failed)
     const type = this.domainEventType(endedForDeletedOrg ? 'customer.subscription.deleted' : event.type, existing, after);
     await emitEvent({ db, orgId }, type, subscriptionPayload(after!, existing?.status ?? null), 1, at);
-    return { status: 'processed', subscriptionId: id };
+    return { status: 'processed', subscriptionId: id, ...(change.notApplied ? { reason: change.notApplied } : {}) };
+  }
+
+  /**
+   * Why the event must not change the subscription as it is now, read under its lock (a concurrent job may have
+   * changed it since `changeFrom` read it: a deletion applied meanwhile), or undefined. `canceled` and
+   * `incomplete_expired` are final for a Stripe subscription (Stripe never revives one): only another ended status
+   * may follow, so no event, of the same second as the deletion or later, undoes it. Another Stripe subscription
+   * id (`other`: a checkout moving the row) is a new life.
+   */
+  private refusal(event: Stripe.Event, change: Change, existing: SubscriptionRow, other: string | undefined): string | undefined {
+    const status = statusOf(existing);
+    if (event.type === 'invoice.paid' || event.type === 'invoice.payment_failed') {
+      // a canceled subscription stays canceled (in Stripe too): a last open invoice paid afterwards, or a failed payment
+      // sent in the same second as the deletion, does not bring it back; a trial's own (zero) invoice does not end it
+      if (STRIPE_ENDED.has(status)) return `the subscription is ${status}: an invoice does not change that`;
+      if (event.type === 'invoice.paid' && status === 'trialing') return 'an invoice paid during the trial does not end it (the subscription events do)';
+      // past_due is a live subscription's failed renewal (full access for the grace period). A failed payment leaves an
+      // incomplete (first payment), unpaid or paused one as it is, read-only: Stripe's subscription events say when that changes
+      if (event.type === 'invoice.payment_failed' && !LIVE_STATUSES.has(status)) return `the subscription is ${status}: a failed payment leaves it so`;
+      return undefined;
+    }
+    if (!other && existing.stripeSubscriptionId && existing.stripeSubscriptionId === change.stripeSubscriptionId
+      && STRIPE_ENDED.has(status) && !STRIPE_ENDED.has(change.status)) {
+      return `Stripe subscription ${existing.stripeSubscriptionId} is ${status}, which is final: it does not become ${change.status}`;
+    }
+    return undefined;
   }
 
   /** A completed Checkout session (for a subscription) that this organization started: our checkout named it in the metadata. */
@@ -267,16 +300,22 @@ export class StripeWebhookService implements OnModuleInit {
       case 'customer.subscription.trial_will_end': {
         const item = obj.items?.data?.[0];
         const price = idOf(item?.price);
-        const mapped = price ? this.config.billing.stripePrices[price] : undefined;
-        if (!mapped) return { ignored: `price ${price ?? '(none)'} is not mapped to an app plan (STRIPE_PRICES)` };
-        if (!(await this.planExists(db, mapped.app, mapped.plan))) return { ignored: `STRIPE_PRICES maps ${price} to ${mapped.app}:${mapped.plan}, which is not in the catalog` };
-        return {
-          app: mapped.app, plan: mapped.plan, price,
-          status: event.type === 'customer.subscription.deleted' ? 'canceled' : String(obj.status),
+        const change: Change = {
+          price, status: event.type === 'customer.subscription.deleted' ? 'canceled' : String(obj.status),
           stripeSubscriptionId: obj.id, customer: idOf(obj.customer),
           trialEndsAt: time(obj.trial_end), currentPeriodEnd: time(item?.current_period_end ?? obj.current_period_end),
           cancelAtPeriodEnd: Boolean(obj.cancel_at_period_end),
         };
+        const mapped = price ? this.config.billing.stripePrices[price] : undefined;
+        const unplaced = !mapped ? `price ${price ?? '(none)'} is not mapped to an app plan (STRIPE_PRICES)`
+          : !(await this.planExists(db, mapped.app, mapped.plan)) ? `STRIPE_PRICES maps ${price} to ${mapped.app}:${mapped.plan}, which is not in the catalog`
+            : undefined;
+        if (!unplaced) return { ...change, app: mapped!.app, plan: mapped!.plan };
+        // a subscription already known (e.g. on a retired price) still ends, renews and is canceled at period end: all
+        // but its plan applies. A new one cannot be placed (no app, no plan)
+        const known = typeof obj.id === 'string' ? await repo.subscriptionByStripeId(db, obj.id) : undefined;
+        if (!known) return { ignored: unplaced };
+        return { ...change, notApplied: `${unplaced}: the plan stays ${known.plan}` };
       }
       case 'invoice.paid':
       case 'invoice.payment_failed': {
@@ -284,14 +323,7 @@ export class StripeWebhookService implements OnModuleInit {
         if (!stripeSubscriptionId) return { ignored: 'the invoice belongs to no subscription' };
         const known = await repo.subscriptionByStripeId(db, stripeSubscriptionId);
         if (!known) return { ignored: `no subscription is known for Stripe subscription ${stripeSubscriptionId}` };
-        // a canceled subscription stays canceled (in Stripe too): a last open invoice paid afterwards, or a failed payment
-        // sent in the same second as the deletion, does not bring it back; a trial's own (zero) invoice does not end it
-        const status = statusOf(known);
-        if (STRIPE_ENDED.has(status)) return { ignored: `the subscription is ${status}: an invoice does not change that` };
-        if (event.type === 'invoice.paid' && status === 'trialing') return { ignored: 'an invoice paid during the trial does not end it (the subscription events do)' };
-        // past_due is a live subscription's failed renewal (full access for the grace period). A failed payment leaves an
-        // incomplete (first payment), unpaid or paused one as it is, read-only: Stripe's subscription events say when that changes
-        if (event.type === 'invoice.payment_failed' && !LIVE_STATUSES.has(status)) return { ignored: `the subscription is ${status}: a failed payment leaves it so` };
+        // what the subscription's status allows is decided under its lock (refusal)
         return { status: event.type === 'invoice.paid' ? 'active' : 'past_due', stripeSubscriptionId, customer: idOf(obj.customer) };
       }
       default:
