@@ -7,6 +7,8 @@ import { addMember, createOrg, registerUser, type TestUser, onPlan } from '../su
 import { ledgerUrl } from '../ledger/ledger-support.js';
 import { openTenantTransaction } from '../support/database.js';
 import { until } from '../support/throwaway-servers.js';
+import { pauseNext, releaseAll } from '../auth/lock-order.js';
+import { ledgerRepository } from '../../src/modules/ledger/ledger.repository.js';
 import { expectOpenAmountsKept, issueInvoice, rUrl, setupReceivables } from './receivables-support.js';
 
 describe('receivables: concurrency, immutability, bad input, aging property, PDF, plans', () => {
@@ -94,6 +96,66 @@ describe('receivables: concurrency, immutability, bad input, aging property, PDF
     expect(await written()).toEqual({ events: 0, audits: 0 });
     expect((await t.http.post(rUrl(orgId, `invoices/${second}/issue`)).set(accountant.auth).send({}).expect(200)).body.number).toBe('LCK-2026-000002');
     expect(await written()).toEqual({ events: 1, audits: 1 });
+  });
+
+  it('a credit note takes its number after posting, as an issue does: against an issue of series CN holding its balance rows and the counter it waits, no deadlock (40P01)', async () => {
+    // invoices of series CN and credit notes share the counter CN-<year>. An issue posts (its balance rows locked), then
+    // takes the counter; a credit note that took the counter first and then posted could wait for the issue's balance
+    // rows while the issue waits for the counter: a deadlock (40P01) whenever the two post into the same balance slot
+    // (the backend's pid % 8). The test plays that issue on a raw connection in the credit note's own slot
+    const buyer = (await t.http.post(rUrl(orgId, 'customers')).set(owner.auth).send({ name: 'Counter Buyer' }).expect(201)).body.id as string;
+    const inv = await issueInvoice(t, orgId, owner, { customerId: buyer, invoiceDate: '2026-03-20', lines: [line()] });
+    const cnSeries = (await t.http.post(rUrl(orgId, 'invoices')).set(accountant.auth).send({ customerId: buyer, invoiceDate: '2026-03-22', series: 'CN', lines: [line()] }).expect(201)).body.id as string;
+    const lastNumber = async () => Number((await t.db.admin.query(`SELECT coalesce(max(last_number), 0) AS n FROM finance.document_numbers WHERE org_id = $1 AND series = 'CN-2026'`, [orgId])).rows[0].n);
+    const last = await lastNumber();
+    const paused = pauseNext(ledgerRepository, 'post'); // the credit note's posting
+    const credit = t.http.post(rUrl(orgId, `invoices/${inv.id}/credit-notes`)).set(owner.auth).send({ date: '2026-03-21' }).then((r) => r);
+    const issue = await t.db.admin.connect();
+    let counter: Promise<unknown> | undefined;
+    let creditWaited = false;
+    try {
+      await paused.reached;
+      const issuePid = (await issue.query('SELECT pg_backend_pid() AS pid')).rows[0].pid as number;
+      await issue.query('BEGIN');
+      // the issue's posting: the AR balance row of the slot the credit note posts into, then its last statement: the counter
+      await issue.query(`INSERT INTO finance.account_balances (org_id, account_id, currency, slot) VALUES ($1, $2, 'USD', $3)
+        ON CONFLICT ON CONSTRAINT account_balances_pkey DO UPDATE SET line_count = finance.account_balances.line_count`, [orgId, acc['1200'], paused.backend! % 8]);
+      counter = issue.query(`INSERT INTO finance.document_numbers (org_id, series, last_number) VALUES ($1, 'CN-2026', 1)
+        ON CONFLICT (org_id, series) DO UPDATE SET last_number = finance.document_numbers.last_number + 1 RETURNING last_number`, [orgId])
+        .then(() => 'numbered', (err: { code?: string }) => err.code);
+      let counterDone = false;
+      void counter.then(() => (counterDone = true));
+      // the counter is taken at once (the credit note holds it not); with the old order it waits for the paused credit note
+      await until('the issue takes the counter or waits for it', async () => counterDone || (await t.db.admin.query(
+        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1 AND wait_event_type = 'Lock'`, [issuePid])).rows[0].n === 1, 100, 20);
+      paused.release();
+      // the credit note posts and waits for the issue's balance row (with the old order PostgreSQL finds the cycle and
+      // cancels one of the two)
+      let creditDone = false;
+      void credit.then(() => (creditDone = true));
+      await until('the credit note waits for the issue, or a deadlock ends one', async () => {
+        if (creditDone || (counterDone && (await counter) !== 'numbered')) return true;
+        creditWaited = (await t.db.admin.query(`SELECT $2::int = ANY(pg_blocking_pids($1)) AS w`, [paused.backend, issuePid])).rows[0].w;
+        return creditWaited;
+      }, 250, 20);
+      expect(await counter).toBe('numbered');
+    } finally {
+      releaseAll();
+      await counter;
+      await issue.query('ROLLBACK'); // the issue gives its number back
+      issue.release();
+    }
+    const res = await credit;
+    expect([res.status, res.body.number, creditWaited]).toEqual([201, `CN-2026-${String(last + 1).padStart(6, '0')}`, true]);
+    const { rows: [cn] } = await t.db.admin.query(`SELECT i.status, i.number, e.memo, e.source_ref::text AS source_ref FROM finance.invoices i
+      JOIN finance.journal_entries e ON e.org_id = i.org_id AND e.id = i.entry_id WHERE i.id = $1`, [res.body.id]);
+    expect(cn).toEqual({ status: 'issued', number: res.body.number, memo: `Credit note for ${inv.number}`, source_ref: res.body.id });
+    expect((await t.db.admin.query(`SELECT payload->'payload'->>'number' AS number FROM core.outbox WHERE org_id = $1 AND payload->>'type' = 'invoice.issued'
+      AND payload->'payload'->>'invoiceId' = $2`, [orgId, res.body.id])).rows).toEqual([{ number: res.body.number }]);
+    expect((await t.http.get(rUrl(orgId, `invoices/${inv.id}`)).set(owner.auth).expect(200)).body).toMatchObject({ status: 'paid', openAmount: '0.00' });
+    // the invoice of series CN takes the next number of the same counter: gapless, no number twice
+    expect((await t.http.post(rUrl(orgId, `invoices/${cnSeries}/issue`)).set(accountant.auth).send({}).expect(200)).body.number).toBe(`CN-2026-${String(last + 2).padStart(6, '0')}`);
+    expect(await lastNumber()).toBe(last + 2);
   });
 
   it('20 parallel allocations of the whole open amount: exactly one succeeds, the others are clear 409s', async () => {

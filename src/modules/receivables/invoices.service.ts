@@ -534,8 +534,6 @@ export class InvoicesService {
     });
     await repo.replaceLines(tx.db, tx.orgId, cnId, lines);
     const cn = await this.row(tx, cnId);
-    const year = dto.date.slice(0, 4);
-    const number = `CN-${year}-${String(await repo.nextNumber(tx.db, tx.orgId, `CN-${year}`)).padStart(6, '0')}`;
     // the credit note's own base (at the invoice's rate): the difference of the invoice's rounded open values
     const creditBase = baseOf(open, rate, baseMu).minus(baseOf(open.minus(total), rate, baseMu));
     // what it takes off the invoice: as an allocation does, of what the invoice carries, at its last revaluation's rate
@@ -570,9 +568,8 @@ export class InvoicesService {
       }
     }
     const { entry } = await this.journal.post(tx, {
-      date: dto.date, memo: `Credit note ${number} for ${inv.number}`, source: 'invoice', sourceRef: cnId, idempotencyKey: `invoice:${cnId}`, lines: docLines,
+      date: dto.date, memo: `Credit note for ${inv.number}`, source: 'invoice', sourceRef: cnId, idempotencyKey: `invoice:${cnId}`, lines: docLines,
     });
-    await repo.markIssued(tx.db, tx.orgId, cnId, { number, rate, status: 'issued', entryId: entry.id, baseSubtotal: baseOf(subtotal, rate, baseMu).toFixed(), baseTotal: creditBase.toFixed() });
     // the share leaves the invoice at what it carries: its allocation at the invoice's rate (what it was booked at), and
     // its revaluation as rows per account (what the credit note took off each), so the last share takes each account's rest
     await repo.insertAllocation(tx.db, tx.orgId, {
@@ -584,7 +581,14 @@ export class InvoicesService {
     // a reversal of a revaluation posted ahead of the date takes off the credited share no more (nothing is realized: the
     // credit note took the share's revaluation off the unrealized account, which the compensation puts back with the reversal's)
     const { compensationEntryIds } = await settlePendingReversals(this.journal, tx, {
-      documentIds: foreign ? [invoiceId] : [], customerId: inv.customerId, date: dto.date, memo: `Credit note ${number} for ${inv.number}`, realize: false });
+      documentIds: foreign ? [invoiceId] : [], customerId: inv.customerId, date: dto.date, memo: `Credit note for ${inv.number}`, realize: false });
+    // the number after every posting, as an issue takes it (issueWithNextNumber): the counter CN-<year> is also an invoice
+    // series' (series CN), whose issue holds its balance rows when it takes the counter; a credit note that took it before
+    // posting could wait for that issue's balance rows while the issue waits for the counter (40P01). The counter row
+    // stays locked until commit, so numbers are gapless (the postings' memos carry the invoice's number instead)
+    const year = dto.date.slice(0, 4);
+    const number = `CN-${year}-${String(await repo.nextNumber(tx.db, tx.orgId, `CN-${year}`)).padStart(6, '0')}`;
+    await repo.markIssued(tx.db, tx.orgId, cnId, { number, rate, status: 'issued', entryId: entry.id, baseSubtotal: baseOf(subtotal, rate, baseMu).toFixed(), baseTotal: creditBase.toFixed() });
     await emitEvent(tx, 'invoice.issued', {
       invoiceId: cnId, kind: 'credit_note', number, customerId: inv.customerId, invoiceDate: dto.date, dueDate: dto.date, currency: inv.currency,
       total: fixed(total, currencyMu), entryId: entry.id,
