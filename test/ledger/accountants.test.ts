@@ -158,6 +158,13 @@ describe('ledger as accountants use it', () => {
     expect(await ids('source=bill')).toEqual(['Bill']);
     expect(await ids('counterpartyType=customer&counterpartyId=C-9')).toEqual(['Invoice two', 'Invoice 100% paid_']);
     expect(await ids('counterpartyId=V-1')).toEqual(['Bill']);
+    // each filter on its own: the counterparty is on the receivable's line, not on the sales line (review r3); type and id on one line
+    expect(await ids(`accountId=${acc['4100']}&counterpartyId=C-9`)).toEqual(['Invoice two', 'Invoice 100% paid_']);
+    expect(await ids(`accountId=${acc['4100']}&counterpartyType=customer&minAmount=400&maxAmount=1000`)).toEqual(['Invoice 100% paid_']);
+    expect(await ids('counterpartyType=vendor&counterpartyId=C-9')).toEqual([]);
+    const { rows: sales } = await t.db.admin.query(`SELECT l.counterparty_id FROM finance.journal_lines l JOIN finance.journal_entries e ON e.org_id = l.org_id AND e.id = l.entry_id
+      WHERE l.org_id = $1 AND l.account_id = $2 AND e.memo LIKE 'Invoice%'`, [orgId, acc['4100']]);
+    expect(sales).toEqual([{ counterparty_id: null }, { counterparty_id: null }]);
     expect(await ids('minAmount=400&maxAmount=1000')).toEqual(['Invoice 100% paid_']);
     expect(await ids('memo=INVOICE')).toEqual(['Invoice two', 'Invoice 100% paid_']);
     expect(await ids('memo=100%25%20paid_')).toEqual(['Invoice 100% paid_']);

@@ -150,6 +150,95 @@ describe('cash-flow statement: non-cash investing and financing transactions (IA
     expect(comment.text).not.toContain('differs');
   });
 
+  /**
+   * Entries that move cash and something else: only what the cash paid counts in investing and financing (review r3).
+   * Base EUR, the standard chart plus 1120 Savings (under the cash group) and 5800 Loss on disposals.
+   *  Jan  2 capital                          Dr 1100 20,000.00   Cr 3100 20,000.00
+   *  Feb  2 equipment, 2,000 cash + loan     Dr 1500 10,000.00   Cr 1100 2,000.00, Cr 2300 8,000.00
+   *  Mar  2 equipment, 200 cash + supplier   Dr 1500 1,000.00    Cr 1100 200.00, Cr 2100 800.00
+   *  Apr 10 disposal at a gain               Dr 1100 600.00      Cr 1500 500.00, Cr 4200 100.00
+   *  May  5 two cash lines + loan            Dr 1500 3,000.00, Dr 1120 500.00   Cr 1100 2,000.00, Cr 2300 1,500.00
+   *  Jun 10 disposal at a loss               Dr 1100 400.00, Dr 5800 100.00     Cr 1500 500.00
+   * Feb: investing −2,000 (not −10,000), financing 0 (not +8,000), 8,000 disclosed on both accounts.
+   * Mar: investing −200 (not −1,000); operating 0: the payable's +800 offset by the disclosed −800.
+   * Apr: investing +600, the proceeds; the gain's 100 taken out of operating (row on 4200), which is then 0.
+   * May: cash −1,500 net over two accounts: investing −1,500, 1,500 disclosed on both accounts.
+   * Jun: investing +400; the loss of 100 added back in operating (row on 5800), nothing disclosed.
+   * Feb–Jun: net income 0; operating 800 − 100 + 100 − 800 (disclosed) = 0; investing −2,700; net change −2,700.
+   */
+  it('an entry with cash and a non-cash part: only its cash counts in investing and financing, the rest disclosed; gains and losses on disposals leave operating', async () => {
+    const { orgId, users } = await orgWithRoles(t, 'Mixed Entries Ltd');
+    const owner = users.owner;
+    const url = (path: string) => ledgerUrl(orgId, path);
+    const a = await startBooks(t, orgId, owner);
+    const create = async (body: object) => (await t.http.post(url('accounts')).set(owner.auth).send(body).expect(201)).body.id as string;
+    const savings = await create({ code: '1120', name: 'Savings', type: 'asset', parentId: a['1050'] });
+    const loss = await create({ code: '5800', name: 'Loss on disposals', type: 'expense', parentId: a['5000'] });
+    const post = async (date: string, lines: [string, 'debit' | 'credit', string][]) => (await t.http.post(url('journal-entries')).set(owner.auth)
+      .send({ date, lines: lines.map(([accountId, side, amount]) => ({ accountId, [side]: amount })) }).expect(201)).body.id as string;
+    await post('2026-01-02', [[a['1100'], 'debit', '20000.00'], [a['3100'], 'credit', '20000.00']]);
+    const ids = [
+      await post('2026-02-02', [[a['1500'], 'debit', '10000.00'], [a['1100'], 'credit', '2000.00'], [a['2300'], 'credit', '8000.00']]),
+      await post('2026-03-02', [[a['1500'], 'debit', '1000.00'], [a['1100'], 'credit', '200.00'], [a['2100'], 'credit', '800.00']]),
+      await post('2026-04-10', [[a['1100'], 'debit', '600.00'], [a['1500'], 'credit', '500.00'], [a['4200'], 'credit', '100.00']]),
+      await post('2026-05-05', [[a['1500'], 'debit', '3000.00'], [savings, 'debit', '500.00'], [a['1100'], 'credit', '2000.00'], [a['2300'], 'credit', '1500.00']]),
+      await post('2026-06-10', [[a['1100'], 'debit', '400.00'], [loss, 'debit', '100.00'], [a['1500'], 'credit', '500.00']]),
+    ];
+    // each of them has a line on a cash account, as stored
+    const { rows: cash } = await t.db.admin.query(`SELECT count(DISTINCT l.entry_id)::int AS n FROM finance.journal_lines l
+      WHERE l.org_id = $1 AND l.entry_id = ANY($2::uuid[]) AND l.account_id = ANY($3::uuid[])`, [orgId, ids, [a['1100'], savings]]);
+    expect(cash).toEqual([{ n: 5 }]);
+
+    const names: Record<string, string> = { '1500': 'Equipment', '2100': 'Accounts payable', '2300': 'Loans', '4200': 'Other income', '5800': 'Loss on disposals' };
+    const row = (code: string, amount: string) => ({ accountId: code === '5800' ? loss : a[code], code, name: names[code], amount });
+    const nonCash = (code: string, amount: string) => ({ ...row(code, amount), section: code === '1500' ? 'investing' : 'financing' });
+    const report = async (from: string, to: string) => (await t.http.get(url(`reports/cash-flow?from=${from}&to=${to}`)).set(users.viewer.auth).expect(200)).body;
+    const statement = (from: string, to: string, body: object) => ({
+      from, to, baseCurrency: 'EUR', unrealizedExchangeDifferences: '0.00', effectOfExchangeRatesOnCash: '0.00', balanced: true,
+      financing: { total: '0.00', rows: [] }, ...body,
+    });
+    const [feb, mar, apr, may, jun, all] = await Promise.all([['2026-02-01', '2026-02-28'], ['2026-03-01', '2026-03-31'], ['2026-04-01', '2026-04-30'],
+      ['2026-05-01', '2026-05-31'], ['2026-06-01', '2026-06-30'], ['2026-02-01', '2026-06-30']].map(([from, to]) => report(from, to)));
+    expect({ feb, mar, apr, may, jun, all }).toEqual({
+      feb: statement('2026-02-01', '2026-02-28', {
+        netIncome: '0.00', operating: { total: '0.00', rows: [] }, investing: { total: '-2000.00', rows: [row('1500', '-2000.00')] },
+        nonCashInvestingAndFinancing: { total: '0.00', rows: [nonCash('1500', '-8000.00'), nonCash('2300', '8000.00')] },
+        netChange: '-2000.00', openingCash: '20000.00', closingCash: '18000.00',
+      }),
+      mar: statement('2026-03-01', '2026-03-31', {
+        netIncome: '0.00', operating: { total: '0.00', rows: [row('2100', '800.00')] }, investing: { total: '-200.00', rows: [row('1500', '-200.00')] },
+        nonCashInvestingAndFinancing: { total: '-800.00', rows: [nonCash('1500', '-800.00')] },
+        netChange: '-200.00', openingCash: '18000.00', closingCash: '17800.00',
+      }),
+      apr: statement('2026-04-01', '2026-04-30', {
+        netIncome: '100.00', operating: { total: '0.00', rows: [row('4200', '-100.00')] }, investing: { total: '600.00', rows: [row('1500', '600.00')] },
+        nonCashInvestingAndFinancing: none, netChange: '600.00', openingCash: '17800.00', closingCash: '18400.00',
+      }),
+      may: statement('2026-05-01', '2026-05-31', {
+        netIncome: '0.00', operating: { total: '0.00', rows: [] }, investing: { total: '-1500.00', rows: [row('1500', '-1500.00')] },
+        nonCashInvestingAndFinancing: { total: '0.00', rows: [nonCash('1500', '-1500.00'), nonCash('2300', '1500.00')] },
+        netChange: '-1500.00', openingCash: '18400.00', closingCash: '16900.00',
+      }),
+      jun: statement('2026-06-01', '2026-06-30', {
+        netIncome: '-100.00', operating: { total: '0.00', rows: [row('5800', '100.00')] }, investing: { total: '400.00', rows: [row('1500', '400.00')] },
+        nonCashInvestingAndFinancing: none, netChange: '400.00', openingCash: '16900.00', closingCash: '17300.00',
+      }),
+      all: statement('2026-02-01', '2026-06-30', {
+        netIncome: '0.00',
+        operating: { total: '0.00', rows: [row('2100', '800.00'), row('4200', '-100.00'), row('5800', '100.00')] },
+        investing: { total: '-2700.00', rows: [row('1500', '-2700.00')] },
+        nonCashInvestingAndFinancing: { total: '-800.00', rows: [nonCash('1500', '-10300.00'), nonCash('2300', '9500.00')] },
+        netChange: '-2700.00', openingCash: '20000.00', closingCash: '17300.00',
+      }),
+    });
+    // each account's change over the range (from the lines, credit − debit) is its section row plus its disclosed part (1500:
+    // −2,700 − 10,300; 2300: 0 + 9,500), and the cash accounts' is the net change
+    const { rows: changes } = await t.db.admin.query(`SELECT x.code, (sum(l.base_credit) - sum(l.base_debit))::numeric(20, 2)::text AS change
+      FROM finance.journal_lines l JOIN finance.accounts x ON x.org_id = l.org_id AND x.id = l.account_id
+      WHERE l.org_id = $1 AND l.entry_date BETWEEN '2026-02-01' AND '2026-06-30' AND x.code IN ('1100', '1120', '1500', '2300') GROUP BY x.code ORDER BY x.code`, [orgId]);
+    expect(changes).toEqual([{ code: '1100', change: '3200.00' }, { code: '1120', change: '-500.00' }, { code: '1500', change: '-13000.00' }, { code: '2300', change: '9500.00' }]);
+  });
+
   it('a closing entry (retained earnings, financing by default) and a share issue for a contribution in kind', async () => {
     const { orgId, users } = await orgWithRoles(t, 'In Kind Ltd');
     const owner = users.owner;

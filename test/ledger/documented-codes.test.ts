@@ -126,6 +126,21 @@ describe('ledger: the documented error codes of its operations, produced', () =>
     }
   });
 
+  it('the first years of the calendar: year 0050 a year back is 0049 (not 1949); a comparative before 0001-01-01 is 400 ledger.range naming compare; from 0001-01-01 has nothing before it', async () => {
+    const pl = await as(users.viewer).get(orgId, 'reports/profit-and-loss?from=0050-03-01&to=0050-03-31&compare=previous_year').expect(200);
+    expect(pl.body.comparative).toEqual({ from: '0049-03-01', to: '0049-03-31', totalRevenue: '0.00', totalExpenses: '0.00', netIncome: '0.00' });
+    await refused(orgId, () => as(users.viewer).get(orgId, 'reports/profit-and-loss?from=0001-03-01&to=0001-03-31&compare=previous_year'), 400, 'ledger.range',
+      'compare=previous_year would start the comparative column before 0001-01-01');
+    await refused(orgId, () => as(users.viewer).get(orgId, 'reports/balance-sheet?asOf=0001-01-15&compare=previous_period'), 400, 'ledger.range',
+      'compare=previous_period would start the comparative column before 0001-01-01');
+    const cf = await as(users.viewer).get(orgId, 'reports/cash-flow?from=0001-01-01&to=2099-12-31').expect(200);
+    const { rows: [cash] } = await t.db.admin.query(`SELECT coalesce(sum(l.base_debit - l.base_credit), 0)::numeric(20, 2)::text AS balance FROM finance.journal_lines l
+      WHERE l.org_id = $1 AND l.account_id = $2`, [orgId, acc['1100']]);
+    expect(cf.body).toMatchObject({ openingCash: '0.00', closingCash: cash.balance, netChange: cash.balance, balanced: true });
+    const gl = await as(users.viewer).get(orgId, `accounts/${acc['1100']}/ledger?from=0001-01-01`).expect(200);
+    expect(gl.body.openingBalance).toBe('0.00');
+  });
+
   // ------------------------------------------------------------------ chart of accounts
   it('an account in an unknown currency is 422 ledger.unknown_currency; archiving a group with active children is 422 ledger.account_has_children', async () => {
     await refused(orgId, () => as(users.accountant).post(orgId, 'accounts', { code: '1199', name: 'Quux cash', type: 'asset', parentId: acc['1000'], currency: 'QQQ' }),

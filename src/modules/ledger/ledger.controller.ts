@@ -540,7 +540,7 @@ export class ReportsController {
   @ApiOkResponse({ type: BalanceSheetDto })
   @ApiProduces('application/json', 'text/csv')
   @ApiErrors(400)
-  @ApiErrorCodes('ledger.books_not_started')
+  @ApiErrorCodes('ledger.range', 'ledger.books_not_started')
   async balanceSheet(@Tx() tx: TenantTx, @Query() q: BalanceSheetQuery, @Req() req: FastifyRequest, @Res({ passthrough: true }) res: FastifyReply): Promise<BalanceSheetDto | string> {
     const asOf = q.asOf ?? new Date().toISOString().slice(0, 10);
     const bs = await this.reports.balanceSheet(tx, asOf, q.compare);
@@ -571,7 +571,21 @@ export class ReportsController {
   }
 
   @Get('cash-flow')
-  @ApiOperation({ operationId: 'getCashFlowStatement', summary: 'Cash-flow statement over a date range (indirect method; sections from the accounts\' cashFlowClass)' })
+  @ApiOperation({
+    operationId: 'getCashFlowStatement',
+    summary: 'Cash-flow statement over a date range (indirect method; sections from the accounts\' cashFlowClass)',
+    description: 'Investing and financing show the cash each entry paid or received for their accounts; the rest of those accounts\' '
+      + 'lines moved no cash and is disclosed in nonCashInvestingAndFinancing (IAS 7.43). Per entry: its cash is the net of its lines '
+      + 'on cash accounts (none, or netting to zero: the entry moved no cash). Cash paid out paid for the entry\'s debit lines, cash '
+      + 'received came from its credit lines; it goes to the investing and financing lines among them first, pro rata to their amounts and '
+      + 'up to them, the rest is operating cash. Investing and financing lines on the cash\'s own side took no cash (a loan paid straight '
+      + 'to the supplier). When cash is received for investing or financing lines (a disposal, a loan drawn), the entry\'s revenue and '
+      + 'expense lines are their gain or loss (or a cost deducted): the proceeds are the section\'s cash flow and the gain or loss is '
+      + 'taken out of operating, as a row on its revenue or expense account. Examples: equipment 10,000.00 paid 2,000.00 in cash and '
+      + '8,000.00 by a loan: investing -2,000.00, financing 0, 8,000.00 disclosed on both accounts; equipment 1,000.00 paid 200.00 in cash, '
+      + 'the rest on supplier credit: investing -200.00, operating 0 (the payable\'s +800.00 offset by the disclosed -800.00); equipment '
+      + 'carried at 500.00 sold for 600.00: investing +600.00, the gain\'s 100.00 taken out of operating (row -100.00 on the revenue account)',
+  })
   @ApiOkResponse({ type: CashFlowDto })
   @ApiErrors(400)
   @ApiErrorCodes('ledger.range', 'ledger.books_not_started')

@@ -377,13 +377,13 @@ export class JournalEntryPage extends PageInfo {
 export class JournalEntryQuery extends PageQuery {
   @ApiPropertyOptional() @IsOptional() @CalendarDate('from') from?: string;
   @ApiPropertyOptional() @IsOptional() @CalendarDate('to') to?: string;
-  @ApiPropertyOptional({ format: 'uuid', description: 'Entries with a line on this account' }) @IsOptional() @IsUUID() accountId?: string;
+  @ApiPropertyOptional({ format: 'uuid', description: 'Entries with a line on this account (any line: with counterpartyType or counterpartyId, each filter is matched on its own, not necessarily on the same line)' }) @IsOptional() @IsUUID() accountId?: string;
   @ApiPropertyOptional({ enum: ALL_ENTRY_SOURCES }) @IsOptional() @IsIn(ALL_ENTRY_SOURCES) source?: string;
-  @ApiPropertyOptional({ enum: ['customer', 'vendor', 'employee', 'other'], description: 'Entries with a line for this kind of counterparty' })
+  @ApiPropertyOptional({ enum: ['customer', 'vendor', 'employee', 'other'], description: 'Entries with a line for this kind of counterparty (with counterpartyId: one line for both)' })
   @IsOptional() @IsIn(['customer', 'vendor', 'employee', 'other']) counterpartyType?: string;
-  @ApiPropertyOptional({ description: 'Entries with a line for this counterparty' }) @IsOptional() @IsString() @Length(1, 200) counterpartyId?: string;
-  @ApiPropertyOptional({ example: '100.00', description: 'totalBase at least this' }) @IsOptional() @Amount('minAmount') minAmount?: string;
-  @ApiPropertyOptional({ example: '5000.00', description: 'totalBase at most this' }) @IsOptional() @Amount('maxAmount') maxAmount?: string;
+  @ApiPropertyOptional({ description: 'Entries with a line for this counterparty (with counterpartyType: one line for both; with accountId, that line need not be on the account)' }) @IsOptional() @IsString() @Length(1, 200) counterpartyId?: string;
+  @ApiPropertyOptional({ example: '100.00', description: 'The entry\'s totalBase (the sum of its base debits, the whole entry: not one line\'s amount) at least this' }) @IsOptional() @Amount('minAmount') minAmount?: string;
+  @ApiPropertyOptional({ example: '5000.00', description: 'The entry\'s totalBase (the sum of its base debits, the whole entry: not one line\'s amount) at most this' }) @IsOptional() @Amount('maxAmount') maxAmount?: string;
   @ApiPropertyOptional({ description: 'Memo contains this text (case-insensitive)' }) @IsOptional() @IsString() @Length(1, 200) memo?: string;
 }
 
@@ -601,7 +601,7 @@ export class CashFlowSectionDto {
   @ApiProperty({ description: 'Sum of the section (base currency)' }) total: string;
 }
 
-@ApiSchema({ description: 'The part of one investing or financing account in the entries of the range that moved no cash (IAS 7.43)' })
+@ApiSchema({ description: 'The part of one investing or financing account\'s lines in the range that moved no cash (IAS 7.43)' })
 export class CashFlowNonCashRowDto {
   @ApiProperty({ description: 'The account', format: 'uuid' }) accountId: string;
   @ApiProperty({ description: 'Account code', example: '1500' }) code: string;
@@ -623,9 +623,11 @@ export class CashFlowNonCashDto {
       { accountId: '9b0c8a4e-1f1e-4c36-9a55-2b6f4f2f7a10', code: '1500', name: 'Equipment', section: 'investing', amount: '-5000.00' },
       { accountId: '3d4b2c1a-7e8f-4a9b-8c0d-1e2f3a4b5c6d', code: '2300', name: 'Loans', section: 'financing', amount: '4000.00' },
     ],
-    description: 'Per investing or financing account, the sum of its lines in the entries of the range without a cash line (an amount on a '
-      + 'cash account): equipment bought on credit or with a loan, depreciation booked against an account classed investing, a share issue '
-      + 'for a contribution in kind. Closing entries and revaluations are not included (they have their own handling). The example: '
+    description: 'Per investing or financing account, the part of its lines in the range that moved no cash: all of them in an entry '
+      + 'without cash (no amount on a cash account, or netting to zero there), and in an entry with cash what its cash did not pay (the '
+      + 'operation\'s description has the rule): equipment bought on credit or with a loan (also when part is paid in cash), depreciation '
+      + 'booked against an account classed investing, a share issue for a contribution in kind. Closing entries and revaluations are not '
+      + 'included (they have their own handling), nor a gain or loss booked with a disposal (taken out of operating on its own row). The example: '
       + 'equipment of 5,000.00 bought with a loan of 4,000.00 and 1,000.00 on credit from the supplier (accounts payable, operating)',
   }) rows: CashFlowNonCashRowDto[];
   @ApiProperty({
@@ -652,27 +654,27 @@ export class CashFlowDto {
   }) unrealizedExchangeDifferences: string;
   @ApiProperty({
     type: CashFlowSectionDto,
-    description: 'Working-capital changes (without their revaluations) and the non-cash exchange differences on cash; '
+    description: 'Working-capital changes (without their revaluations), the non-cash exchange differences on cash, and the gains and '
+      + 'losses booked with a disposal or a loan drawn for cash, taken out (a row on their revenue or expense account: a gain negative); '
       + 'total = netIncome + unrealizedExchangeDifferences + nonCashInvestingAndFinancing.total + the rows',
   }) operating: CashFlowSectionDto;
   @ApiProperty({
-    description: 'Changes of accounts classed investing, without their revaluations and without their lines in entries that moved no cash '
-      + '(see nonCashInvestingAndFinancing)',
+    description: 'Changes of accounts classed investing, without their revaluations: only the cash their entries paid or received for them '
+      + '(a disposal\'s proceeds including its gain; the rest is in nonCashInvestingAndFinancing)',
     type: CashFlowSectionDto,
   }) investing: CashFlowSectionDto;
   @ApiProperty({
-    description: 'Changes of accounts classed financing (equity by default), without their revaluations and without their lines in entries '
-      + 'that moved no cash (see nonCashInvestingAndFinancing)',
+    description: 'Changes of accounts classed financing (equity by default), without their revaluations: only the cash their entries paid or '
+      + 'received for them (the rest is in nonCashInvestingAndFinancing)',
     type: CashFlowSectionDto,
   }) financing: CashFlowSectionDto;
   @ApiProperty({
     type: CashFlowNonCashDto,
     description: 'Non-cash investing and financing transactions (IAS 7.43): left out of the investing and financing sections and disclosed '
       + 'here; their total is a non-cash adjustment in operating. Equipment bought on credit shows neither an investing outflow nor an '
-      + 'operating inflow; equipment bought with a loan neither an investing outflow nor a financing inflow. An entry is judged whole: one '
-      + 'with a cash line counts in full in its sections (equipment of 5,000.00 paid 1,000.00 in cash and 4,000.00 by a loan in one entry '
-      + 'is -5,000.00 investing and +4,000.00 financing), so post such a purchase as a cash entry and a non-cash one to have its loan part '
-      + 'disclosed here',
+      + 'operating inflow; equipment bought with a loan neither an investing outflow nor a financing inflow. In an entry with cash only what '
+      + 'the cash paid counts in the sections (equipment of 5,000.00 paid 1,000.00 in cash and 4,000.00 by a loan in one entry is -1,000.00 '
+      + 'investing, and -4,000.00 on the equipment and +4,000.00 on the loan here)',
   }) nonCashInvestingAndFinancing: CashFlowNonCashDto;
   @ApiProperty({
     example: '50.00',

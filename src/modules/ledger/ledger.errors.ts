@@ -33,7 +33,7 @@ export const LedgerErrors = defineErrorCodes({
   'ledger.line_side': { status: 400, description: 'a line needs exactly one of debit or credit' },
   'ledger.idempotency_key': { status: 400, description: 'the Idempotency-Key header and idempotencyKey differ' },
   'ledger.idempotency_key_reserved': { status: 400, description: 'the idempotency key starts with a prefix of the entries the API posts itself (reversal:, year-end:, invoice:, bill:, expense_claim:, revenue-recognition:)' },
-  'ledger.range': { status: 400, description: 'from is after to' },
+  'ledger.range': { status: 400, description: 'from is after to (minAmount above maxAmount), or a comparative column (?compare=) would start before 0001-01-01, the first day of the calendar' },
   'ledger.rate_base_currency': { status: 400, description: 'the base currency has no rate (always 1)' },
   'ledger.rate_not_positive': { status: 400, description: 'a rate must be positive' },
   'ledger.rate_duplicate': { status: 400, description: 'the same currency and date appear twice' },

@@ -245,25 +245,27 @@ export const ledgerRepository = {
   },
 
   /**
-   * Base net (debit − credit) per account of the lines in [from, to] on the given accounts (the cash-flow report's
-   * investing and financing accounts) in the entries that moved no cash: none of their lines is on a cash account
-   * (`cashIds`) with an amount in its currency (IAS 7.43's non-cash transactions: equipment bought on credit or with a
-   * loan, depreciation). Closing entries (source year_end) are left out, as the report leaves them out, and so are lines
-   * without an amount in their currency (revaluations: baseOnlyTotals). Read from journal_lines_account_idx for these
-   * accounts; each entry's cash lines from the primary key.
+   * The entries in [from, to] with a line on the given accounts (the cash-flow report's investing and financing accounts):
+   * each entry's base net (debit − credit) per account, over all its lines that carry an amount in their currency, for the
+   * report to split each entry's cash over its investing and financing lines (ReportsService.cashFlow). Closing entries
+   * (source year_end) are left out, as the report leaves them out, and so are lines without an amount in their currency
+   * (revaluations: baseOnlyTotals). The entries are found from journal_lines_account_idx for these accounts, their lines
+   * from the primary key.
    */
-  async nonCashTotals(db: Db, orgId: string, from: string, to: string, cashIds: string[], accountIds: string[]): Promise<{ account_id: string; base_net: string }[]> {
+  async investingFinancingEntries(db: Db, orgId: string, from: string, to: string, accountIds: string[]): Promise<{ entry_id: string; account_id: string; base_net: string }[]> {
     if (!accountIds.length) return [];
     return db.$queryRaw`
-      SELECT l.account_id, (sum(l.base_debit) - sum(l.base_credit))::text AS base_net
+      SELECT l.entry_id, l.account_id, (sum(l.base_debit) - sum(l.base_credit))::text AS base_net
       FROM finance.journal_lines l
       JOIN finance.journal_entries e ON e.org_id = l.org_id AND e.id = l.entry_id
-      WHERE l.org_id = ${orgId}::uuid AND l.account_id = ANY(${accountIds}::uuid[]) AND (l.debit <> 0 OR l.credit <> 0)
-        AND l.entry_date BETWEEN ${from}::date AND ${to}::date AND e.source <> 'year_end'
-        AND NOT EXISTS (
-          SELECT 1 FROM finance.journal_lines c
-          WHERE c.org_id = l.org_id AND c.entry_id = l.entry_id AND c.account_id = ANY(${cashIds}::uuid[]) AND (c.debit <> 0 OR c.credit <> 0))
-      GROUP BY l.account_id`;
+      WHERE l.org_id = ${orgId}::uuid AND (l.debit <> 0 OR l.credit <> 0) AND e.source <> 'year_end'
+        AND l.entry_date BETWEEN ${from}::date AND ${to}::date
+        AND l.entry_id IN (
+          SELECT f.entry_id FROM finance.journal_lines f
+          WHERE f.org_id = ${orgId}::uuid AND f.account_id = ANY(${accountIds}::uuid[]) AND (f.debit <> 0 OR f.credit <> 0)
+            AND f.entry_date BETWEEN ${from}::date AND ${to}::date)
+      GROUP BY l.entry_id, l.account_id
+      ORDER BY l.entry_id, l.account_id`;
   },
 
   /** Base-currency sums of the taxed lines in [from, to] per tax code and role (output/input, base/tax). */
@@ -687,7 +689,8 @@ export const ledgerRepository = {
   async listEntryIds(db: Db, orgId: string, q: EntryFilter & { after?: { d: string; s: string }; limit: number }) {
     // the memo filter is a substring: LIKE's wildcards in the text are matched literally
     const memo = q.memo === undefined ? null : `%${q.memo.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
-    const line = q.accountId !== undefined || q.counterpartyType !== undefined || q.counterpartyId !== undefined;
+    // each line filter on its own (documented so): the account and the counterparty may be on different lines of the entry
+    const counterparty = q.counterpartyType !== undefined || q.counterpartyId !== undefined;
     return db.$queryRaw<{ id: string; entry_date: string; seq: string }[]>`
       SELECT e.id, e.entry_date::text AS entry_date, e.seq::text AS seq FROM finance.journal_entries e
       WHERE e.org_id = ${orgId}::uuid
@@ -697,9 +700,10 @@ export const ledgerRepository = {
         AND (${q.minAmount ?? null}::numeric IS NULL OR e.total_base >= ${q.minAmount ?? null}::numeric)
         AND (${q.maxAmount ?? null}::numeric IS NULL OR e.total_base <= ${q.maxAmount ?? null}::numeric)
         AND (${memo}::text IS NULL OR e.memo ILIKE ${memo})
-        AND (NOT ${line} OR EXISTS (
+        AND (${q.accountId ?? null}::uuid IS NULL OR EXISTS (
+          SELECT 1 FROM finance.journal_lines l WHERE l.org_id = e.org_id AND l.entry_id = e.id AND l.account_id = ${q.accountId ?? null}::uuid))
+        AND (NOT ${counterparty} OR EXISTS (
           SELECT 1 FROM finance.journal_lines l WHERE l.org_id = e.org_id AND l.entry_id = e.id
-            AND (${q.accountId ?? null}::uuid IS NULL OR l.account_id = ${q.accountId ?? null}::uuid)
             AND (${q.counterpartyType ?? null}::text IS NULL OR l.counterparty_type = ${q.counterpartyType ?? null})
             AND (${q.counterpartyId ?? null}::text IS NULL OR l.counterparty_id = ${q.counterpartyId ?? null})))
         AND (${q.after?.d ?? null}::date IS NULL OR (e.entry_date, e.seq) < (${q.after?.d ?? null}::date, ${q.after?.s ?? null}::bigint))

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import type { Decimal } from 'decimal.js';
+import { Decimal } from 'decimal.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { LedgerErrors } from './ledger.errors.js';
 import { addDays } from '../../platform/http/calendar-date.js';
@@ -20,9 +20,15 @@ type Compare = 'previous_period' | 'previous_year';
  */
 function addMonths(date: string, months: number): string {
   const [y, m, d] = date.split('-').map(Number);
-  const first = new Date(Date.UTC(y, m - 1 + months, 1));
-  const last = new Date(Date.UTC(first.getUTCFullYear(), first.getUTCMonth() + 1, 0)).getUTCDate();
-  return new Date(Date.UTC(first.getUTCFullYear(), first.getUTCMonth(), Math.min(d, last))).toISOString().slice(0, 10);
+  const first = utcDay(y, m - 1 + months, 1);
+  const last = utcDay(first.getUTCFullYear(), first.getUTCMonth() + 1, 0).getUTCDate();
+  return utcDay(first.getUTCFullYear(), first.getUTCMonth(), Math.min(d, last)).toISOString().slice(0, 10);
+}
+/** Date.UTC's day, but years 0-99 as written: Date.UTC reads them as 1900-1999 (0050 would become 1950). */
+function utcDay(year: number, month: number, day: number): Date {
+  const t = new Date(0);
+  t.setUTCFullYear(year, month, day);
+  return t;
 }
 const isMonthStart = (date: string) => date.endsWith('-01');
 const isMonthEnd = (date: string) => addDays(date, 1).endsWith('-01');
@@ -47,6 +53,18 @@ export function comparativeRange(from: string, to: string, compare: Compare): { 
   }
   const n = daysBetween(from, to);
   return { from: addDays(from, -n), to: addDays(from, -1) };
+}
+
+/** The first day PostgreSQL's dates have (it has no year 0): nothing is posted before it. */
+const FIRST_DAY = '0001-01-01';
+
+/**
+ * Refuses a comparative column that would start before FIRST_DAY (from 0001-03-01 a year back is no date of the ledger),
+ * naming the parameter: 400 ledger.range, never a database cast error.
+ */
+function assertComparable(start: string, compare: Compare): void {
+  // a year before 0001 is written 0000 (or -000001 by toISOString): both sort before FIRST_DAY
+  if (start < FIRST_DAY) throw LedgerErrors.error('ledger.range', `compare=${compare} would start the comparative column before ${FIRST_DAY}, the first day of the ledger's calendar: choose a later from (asOf)`);
 }
 
 /** The comparative date of a balance sheet: the end of the previous month, or the same date a year earlier. */
@@ -129,6 +147,78 @@ function cashFlowClasses(accounts: AccountDto[]): Map<string, string | null> {
   return out;
 }
 
+/** `total` split in proportion to `weights` (summing to non-zero), each part rounded to `mu` decimals, the last taking the rest: the parts add up exactly. */
+function prorate(total: Decimal, weights: Decimal[], mu: number): Decimal[] {
+  const sum = weights.reduce((a, w) => a.plus(w), D(0));
+  let left = total;
+  return weights.map((w, i) => {
+    if (i === weights.length - 1) return left;
+    const part = total.times(w).div(sum).toDecimalPlaces(mu, Decimal.ROUND_HALF_UP);
+    left = left.minus(part);
+    return part;
+  });
+}
+
+type CashFlowKind = 'cash' | 'income' | 'investingOrFinancing' | 'operating';
+
+/**
+ * How much of the investing and financing lines of the range moved cash, entry by entry (IAS 7.43: the rest is a
+ * non-cash transaction). Per entry, x is a line's base credit − debit (what it brought into cash, had it all been cash):
+ *  * the entry's cash is the net of its cash lines; an entry without (or netting to zero) moved no cash: all of its
+ *    investing and financing lines are non-cash;
+ *  * cash paid out paid for the entry's debit lines, cash received came from its credit lines ("the lines opposite the
+ *    cash"). It goes to the investing and financing lines among them first, pro rata to their amounts and up to them; the
+ *    rest is operating cash (the indirect method needs no more of it). Investing and financing lines on the cash's own
+ *    side took no cash (a loan paid straight to the supplier): non-cash in full;
+ *  * when cash is received for investing or financing lines (a disposal, a loan drawn), the entry's income and expense
+ *    lines are their gain or loss (or a cost deducted from the proceeds): they count with them, so the proceeds are
+ *    the section's cash flow, and the gain or loss is taken out of net income in operating (`adjustments`).
+ * Answers per account, credit-positive: `nonCash` (investing or financing lines: the part that moved no cash, gains and
+ * losses included), `disclosed` (the same without the gains and losses: nonCashInvestingAndFinancing) and
+ * `adjustments` (income and expense accounts: the operating adjustment, a gain negative, a loss positive).
+ * disclosed + Σ adjustments = nonCash (over the range), so the statement still ties out.
+ */
+export function splitEntryCash(rows: { entry_id: string; account_id: string; base_net: string }[], kindOf: (accountId: string) => CashFlowKind, mu: number) {
+  const nonCash = new Map<string, Decimal>();
+  const disclosed = new Map<string, Decimal>();
+  const adjustments = new Map<string, Decimal>();
+  const add = (m: Map<string, Decimal>, k: string, v: Decimal) => m.set(k, (m.get(k) ?? D(0)).plus(v));
+  const byEntry = new Map<string, { account: string; x: Decimal; kind: CashFlowKind }[]>();
+  for (const r of rows) {
+    const lines = byEntry.get(r.entry_id) ?? [];
+    lines.push({ account: r.account_id, x: D(r.base_net).neg(), kind: kindOf(r.account_id) });
+    byEntry.set(r.entry_id, lines);
+  }
+  for (const lines of byEntry.values()) {
+    // cash received positive: the cash lines' debits
+    const cash = lines.filter((l) => l.kind === 'cash').reduce((a, l) => a.minus(l.x), D(0));
+    const investing = lines.filter((l) => l.kind === 'investingOrFinancing');
+    const s = cash.isZero() ? 0 : cash.gt(0) ? 1 : -1;
+    const opposite = investing.filter((l) => l.x.times(s).gt(0));
+    for (const l of investing.filter((x) => !opposite.includes(x))) {
+      add(nonCash, l.account, l.x);
+      add(disclosed, l.account, l.x);
+    }
+    if (!opposite.length) continue;
+    const base = opposite.reduce((a, l) => a.plus(l.x.abs()), D(0));
+    const income = s > 0 ? lines.filter((l) => l.kind === 'income' && !l.x.isZero()) : [];
+    const e = income.reduce((a, l) => a.plus(l.x), D(0));
+    const paid = Decimal.min(cash.abs(), Decimal.max(0, base.plus(e)));
+    // the gain (positive) or loss (negative) the cash part of the lines holds
+    const gain = e.gte(0) ? Decimal.max(0, paid.minus(base)) : Decimal.min(e.neg(), base.minus(paid)).neg();
+    const weights = opposite.map((l) => l.x.abs());
+    const paidParts = prorate(paid, weights, mu);
+    const gainParts = prorate(gain, weights, mu);
+    opposite.forEach((l, i) => {
+      const rest = l.x.minus(paidParts[i].times(s));
+      add(nonCash, l.account, rest);
+      add(disclosed, l.account, rest.plus(gainParts[i]));
+    });
+    if (!gain.isZero()) prorate(gain.neg(), income.map((l) => l.x), mu).forEach((a, i) => add(adjustments, income[i].account, a));
+  }
+  return { nonCash, disclosed, adjustments };
+}
+
 /** Balances and statements; all read balances or per-period totals, never a full scan of journal lines. */
 @Injectable()
 export class ReportsService {
@@ -182,6 +272,7 @@ export class ReportsService {
     const { base, mu, accounts } = await this.context(tx);
     const net = await this.rangeNet(tx, from, to, includeClosing);
     const other = opts.compare ? comparativeRange(from, to, opts.compare) : undefined;
+    if (other) assertComparable(other.from, opts.compare!);
     const compared = other ? await this.rangeNet(tx, other.from, other.to, includeClosing) : undefined;
     const revenue = rollUp(accounts, net, ['revenue'], () => -1, mu, compared);
     const expenses = rollUp(accounts, net, ['expense'], () => 1, mu, compared);
@@ -203,6 +294,7 @@ export class ReportsService {
     const { base, mu, accounts } = await this.context(tx);
     const net = baseNetByAccount(await repo.totals(tx.db, null, asOf));
     const otherDate = compare ? comparativeDate(asOf, compare) : undefined;
+    if (otherDate) assertComparable(otherDate, compare!);
     const compared = otherDate ? baseNetByAccount(await repo.totals(tx.db, null, otherDate)) : undefined;
     const assets = rollUp(accounts, net, ['asset'], () => 1, mu, compared);
     const liabilities = rollUp(accounts, net, ['liability'], () => -1, mu, compared);
@@ -267,10 +359,12 @@ export class ReportsService {
    * is taken out of operating and reported as the effect of exchange rates on cash (IAS 7); on any other account (a
    * loan, a receivable) it is left out of the account's own section, which shows only its cash movements, and the
    * unrealized gain or loss is added back in operating as a non-cash item (`unrealizedExchangeDifferences`).
-   * Entries without a cash line (equipment bought on credit or with a loan, depreciation) are no investing or financing
-   * cash flows (IAS 7.43): their lines on investing and financing accounts are left out of those sections and disclosed
-   * in `nonCashInvestingAndFinancing`, whose total is counted in operating as a non-cash adjustment, where it offsets the
-   * rest of those entries (their operating accounts and net income: a payable's increase, a depreciation expense).
+   * What moved no cash on investing and financing accounts (equipment bought on credit or with a loan, depreciation; in an
+   * entry with cash, what its cash did not pay: splitEntryCash) is no investing or financing cash flow (IAS 7.43): it is
+   * left out of those sections and disclosed in `nonCashInvestingAndFinancing`, whose total is counted in operating as a
+   * non-cash adjustment, where it offsets the rest of those entries (their operating accounts and net income: a payable's
+   * increase, a depreciation expense). A gain or loss booked with a disposal for cash is taken out of operating on its
+   * account's row, its cash being the disposal's proceeds in investing.
    * The sections and the exchange-rate effect add up to the change of the cash accounts, which is checked against their
    * balances (`balanced`). Two reads of totals: the balances the day before from, and the range's.
    */
@@ -283,13 +377,14 @@ export class ReportsService {
     const sectionOf = (a: AccountDto) => (classOf.get(a.id) ?? (a.type === 'equity' ? 'financing' : 'operating')) as 'operating' | 'investing' | 'financing';
     // revaluation revalues asset and liability accounts only
     const revaluable = accounts.filter((a) => a.type === 'asset' || a.type === 'liability').map((a) => a.id);
-    const before = baseNetByAccount(await repo.totals(tx.db, null, addDays(from, -1)));
+    // nothing is dated before the first day of the calendar (and the day before it is no date PostgreSQL takes)
+    const before = from > FIRST_DAY ? baseNetByAccount(await repo.totals(tx.db, null, addDays(from, -1))) : new Map<string, Decimal>();
     const range = baseNetByAccount(await repo.totals(tx.db, from, to));
     const movement = minus(range, baseNetByAccount(await repo.yearEndTotals(tx.db, tx.orgId, from, to)));
     const fx = new Map((await repo.baseOnlyTotals(tx.db, tx.orgId, from, to, base, revaluable)).map((r) => [r.account_id, D(r.base_net)]));
-    const cashIds = accounts.filter(isCash).map((a) => a.id);
-    const investingOrFinancing = accounts.filter((a) => !isIncome(a) && !isCash(a) && sectionOf(a) !== 'operating').map((a) => a.id);
-    const nonCash = new Map((await repo.nonCashTotals(tx.db, tx.orgId, from, to, cashIds, investingOrFinancing)).map((r) => [r.account_id, D(r.base_net)]));
+    const kinds = new Map(accounts.map((a) => [a.id, (isIncome(a) ? 'income' : isCash(a) ? 'cash' : sectionOf(a) === 'operating' ? 'operating' : 'investingOrFinancing') as CashFlowKind]));
+    const investingOrFinancing = accounts.filter((a) => kinds.get(a.id) === 'investingOrFinancing').map((a) => a.id);
+    const split = splitEntryCash(await repo.investingFinancingEntries(tx.db, tx.orgId, from, to, investingOrFinancing), (id) => kinds.get(id) ?? 'operating', mu);
     const sections: Record<'operating' | 'investing' | 'financing', { rows: CashFlowRowDto[]; total: Decimal }> = {
       operating: { rows: [], total: D(0) }, investing: { rows: [], total: D(0) }, financing: { rows: [], total: D(0) },
     };
@@ -305,6 +400,12 @@ export class ReportsService {
       const m = movement.get(a.id) ?? D(0);
       if (isIncome(a)) {
         netIncome = netIncome.minus(m);
+        // a gain or loss booked with a disposal or a loan drawn: its cash is that line's, in its section
+        const adjustment = split.adjustments.get(a.id) ?? D(0);
+        if (!adjustment.isZero()) {
+          sections.operating.rows.push(row(a, adjustment));
+          sections.operating.total = sections.operating.total.plus(adjustment);
+        }
         continue;
       }
       if (isCash(a)) {
@@ -324,13 +425,14 @@ export class ReportsService {
       // the revaluation of a loan or receivable is no cash flow of its section: the gain or loss it booked is added back
       const diff = fx.get(a.id) ?? D(0);
       unrealized = unrealized.minus(diff);
-      // nor is an investing or financing account's part in entries without cash: disclosed, and adjusted in operating
-      const other = nonCash.get(a.id) ?? D(0);
-      if (!other.isZero()) {
-        disclosed.push({ ...row(a, other.neg()), section: section as 'investing' | 'financing' });
-        nonCashTotal = nonCashTotal.minus(other);
+      // nor is an investing or financing account's part that moved no cash (splitEntryCash): disclosed, and adjusted in
+      // operating; a gain or loss it holds is adjusted there on its own account's row
+      const shown = split.disclosed.get(a.id) ?? D(0);
+      if (!shown.isZero()) {
+        disclosed.push({ ...row(a, shown), section: section as 'investing' | 'financing' });
+        nonCashTotal = nonCashTotal.plus(shown);
       }
-      const cashMovement = m.minus(diff).minus(other);
+      const cashMovement = m.minus(diff).plus(split.nonCash.get(a.id) ?? 0);
       if (cashMovement.isZero()) continue;
       // an asset growing (debit) took cash; a liability or equity growing (credit) brought cash
       sections[section].rows.push(row(a, cashMovement.neg()));
@@ -361,7 +463,7 @@ export class ReportsService {
     const cursor = decodeKeyset(q.cursor, { d: 'date', s: 'integer', r: 'decimal' });
     let running: Decimal;
     if (cursor) running = D(cursor.r);
-    else if (q.from) running = (await repo.totals(tx.db, null, addDays(q.from, -1), accountId)).reduce((s, t) => s.plus(t.base_debit).minus(t.base_credit), D(0));
+    else if (q.from && q.from > FIRST_DAY) running = (await repo.totals(tx.db, null, addDays(q.from, -1), accountId)).reduce((s, t) => s.plus(t.base_debit).minus(t.base_credit), D(0));
     else running = D(0);
     const openingBalance = fixed(running, mu);
     const rows = await repo.generalLedger(tx.db, tx.orgId, accountId, q.from ?? null, q.to ?? null, cursor, limit);
