@@ -35,6 +35,9 @@ describe('correction of documents voided after an FX revaluation posted as one b
   beforeAll(async () => {
     t = await createTestApp();
     owner = await registerUser(t, 'owner');
+    // the backfill and the correction replayed here ran before 20270210290100, whose check holds later rows to naming
+    // their unrealized FX account (theirs name none)
+    await t.db.admin.query('ALTER TABLE finance.fx_revaluation_items DROP CONSTRAINT fx_revaluation_items_fx_account_required');
     await t.db.admin.query(`CREATE ROLE ${migrationRole} NOLOGIN NOSUPERUSER BYPASSRLS`);
     await t.db.admin.query(`GRANT ${(await t.db.admin.query('SELECT pg_get_userbyid(relowner) AS owner FROM pg_class WHERE oid = \'finance.journal_entries\'::regclass')).rows[0].owner} TO ${migrationRole}`);
   });

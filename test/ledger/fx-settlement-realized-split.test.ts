@@ -366,8 +366,11 @@ describe('FX revaluation: the realized and unrealized split of settled and credi
     const migration = readFileSync(FX_ACCOUNT_MIGRATION, 'utf8');
     const backfill = migration.slice(migration.indexOf('ALTER TABLE finance.fx_revaluation_items DISABLE TRIGGER')).replace('FROM found f WHERE', `FROM found f WHERE f.org_id = '${b.orgId}' AND`);
     expect(backfill).toContain(`f.org_id = '${b.orgId}'`);
-    await t.db.admin.query(`ALTER TABLE finance.fx_revaluation_items DISABLE TRIGGER fx_revaluation_items_immutable;
-      UPDATE finance.fx_revaluation_items SET fx_account_id = NULL WHERE org_id = '${b.orgId}'; ${backfill}`);
+    // rows as they were before 20270210250100 (no account), which 20270210290100's check leaves to older rows alone
+    await t.db.admin.query(`ALTER TABLE finance.fx_revaluation_items DROP CONSTRAINT fx_revaluation_items_fx_account_required;
+      ALTER TABLE finance.fx_revaluation_items DISABLE TRIGGER fx_revaluation_items_immutable;
+      UPDATE finance.fx_revaluation_items SET fx_account_id = NULL WHERE org_id = '${b.orgId}'; ${backfill}
+      ALTER TABLE finance.fx_revaluation_items ADD CONSTRAINT fx_revaluation_items_fx_account_required CHECK (fx_account_id IS NOT NULL) NOT VALID`);
     expect(await stored()).toEqual(written);
     for (const id of [a.id, other.id]) {
       await t.http.post(rUrl(b.orgId, `invoices/${id}/credit-notes`)).set(owner.auth).send({ date: '2026-01-31', lines: [{ lineNo: 1, quantity: '0.5' }] }).expect(201);
@@ -420,5 +423,98 @@ describe('FX revaluation: the realized and unrealized split of settled and credi
     await b.expectAgingIsAr('2026-03-05', '550.00');
     await b.expectAgingIsAr('2026-03-31', '0.00');
     await expectOpenAmountsKept(t, b.orgId);
+  });
+
+
+  /**
+   * An allocation reversed after FX revaluation rows it did not go through (r9's follow-up): the share comes back carrying
+   * what the invoice carries now, and what those rows changed of it is written as the invoice's rows on the accounts
+   * they moved (restoreShare), not into the realized result: what the invoice's rows leave on each account is what the
+   * account holds of it, so a later void or credit note takes each account's own amount.
+   */
+  it('an allocation paid in the window and reversed after the revaluation\'s reversal gives the share back on the unrealized account as rows: a void then leaves AR equal to the aging and no FX result', async () => {
+    const b = await books('Window allocation reversed after the reversal');
+    const inv = await b.invoice();
+    await b.revalue('2026-01-31', true).expect(201);
+    const paid = (await b.arPayment({ date: '2026-01-31', amount: '300.00', rate: '1.20', allocations: [{ invoiceId: inv.id, amount: '300.00' }] }).expect(201)).body;
+    const reversed = await t.http.post(rUrl(b.orgId, `allocations/${paid.allocations[0].id}/reverse`)).set(owner.auth).send({ date: '2026-02-05' });
+    expect(reversed.status).toBe(201);
+    // the share went out at 1.15 (345.00) and comes back at 1.10 (330.00): its part of the Feb 1 reversal (-15.00 on 4310)
+    // is a row of the invoice, and what the payment's compensation realized of it goes back to 4310
+    const rows = async () => (await t.db.admin.query(`SELECT x.revaluation_date::text AS date, a.code, x.base_delta::numeric(20, 2)::text AS delta FROM finance.fx_revaluation_items x
+      JOIN finance.accounts a ON a.org_id = x.org_id AND a.id = x.fx_account_id WHERE x.org_id = $1 AND x.document_id = $2 ORDER BY x.seq`, [b.orgId, inv.id])).rows;
+    expect(await rows()).toEqual([{ date: '2026-01-31', code: '4310', delta: '50.00' }, { date: '2026-02-01', code: '4310', delta: '-50.00' },
+      { date: '2026-02-01', code: '4310', delta: '15.00' }, { date: '2026-02-05', code: '4310', delta: '-15.00' }]);
+    const { rows: [allocation] } = await t.db.admin.query(`SELECT invoice_base::numeric(20, 2)::text AS base FROM finance.receivable_allocations WHERE org_id = $1 AND reverses_allocation_id = $2`,
+      [b.orgId, paid.allocations[0].id]);
+    expect(allocation).toEqual({ base: '-345.00' });
+    expect(await b.fxAccounts('2026-02-05')).toEqual({ 4300: 0, 5500: 0, 4310: 0, 5510: 0 });
+    // the invoice EUR 1,000.00 at 1.10 and the customer credit EUR 300.00 at 1.20
+    await b.expectAgingIsAr('2026-02-05', '740.00');
+    const [audit] = await b.auditAfter('receivables.allocation_reversed');
+    expect([audit.compensationEntryIds?.length, audit.realizationEntryIds?.length]).toEqual([1, 1]);
+    await t.http.post(rUrl(b.orgId, `invoices/${inv.id}/void`)).set(owner.auth).send({ date: '2026-02-06' }).expect(200);
+    expect(await b.fxAccounts('2026-02-28')).toEqual({ 4300: 0, 5500: 0, 4310: 0, 5510: 0 });
+    await b.expectAgingIsAr('2026-02-28', '-360.00');
+    await expectOpenAmountsKept(t, b.orgId);
+  });
+
+  it('an allocation reversed after a revaluation of the rest of the invoice: the share comes back on the unrealized account (not out of the realized result), so crediting the invoice leaves no FX result', async () => {
+    const b = await books('Allocation reversed after a revaluation');
+    const inv = await b.invoice();
+    await b.revalue('2026-01-31').expect(201);
+    const paid = (await b.arPayment({ date: '2026-02-05', amount: '300.00', rate: '1.20', allocations: [{ invoiceId: inv.id, amount: '300.00' }] }).expect(201)).body;
+    expect(paid.allocations[0].realizedFx).toBe('15.00');
+    // EUR 700.00 open revalued at 1.20: +35.00 on 4310
+    await b.revalue('2026-02-28').expect(201);
+    await t.http.post(rUrl(b.orgId, `allocations/${paid.allocations[0].id}/reverse`)).set(owner.auth).send({ date: '2026-03-05' }).expect(201);
+    // all EUR 1,000.00 open at 1.20: 100.00 unrealized on 4310 (the share's 15.00 of the Feb 28 step put there), the 15.00 realized given back
+    expect(await b.fxAccounts('2026-03-05')).toEqual({ 4300: 0, 5500: 0, 4310: -100, 5510: 0 });
+    await b.expectAgingIsAr('2026-03-05', '840.00');
+    const cn = (await t.http.post(rUrl(b.orgId, `invoices/${inv.id}/credit-notes`)).set(owner.auth).send({ date: '2026-03-06' }).expect(201)).body;
+    expect(await b.lines(cn.entryId)).toEqual(expect.arrayContaining([{ code: '1200', debit: '0.00', credit: '1200.00' }, { code: '4310', debit: '100.00', credit: '0.00' }]));
+    expect(await b.fxAccounts('2026-03-31')).toEqual({ 4300: 0, 5500: 0, 4310: 0, 5510: 0 });
+    await b.expectAgingIsAr('2026-03-31', '-360.00');
+    await expectOpenAmountsKept(t, b.orgId);
+  });
+
+  it('an allocation reversed after a revaluation of the invoice and of the payment\'s credit: each share comes back on the unrealized account its own rows name, nothing is realized', async () => {
+    const b = await books('Allocation reversed after a revaluation of both sides');
+    const inv = await b.invoice();
+    // EUR 600.00 at 1.10, 300.00 of it allocated: the rest stays customer credit
+    const paid = (await b.arPayment({ date: '2026-01-20', amount: '600.00', rate: '1.10', allocations: [{ invoiceId: inv.id, amount: '300.00' }] }).expect(201)).body;
+    // at 1.15: the invoice's open 700.00 +35.00, the credit's 300.00 -15.00 (AR's net on 4310: the rows name it) and the
+    // bank's EUR 600.00 +30.00
+    await b.revalue('2026-01-31').expect(201);
+    const reversed = (await t.http.post(rUrl(b.orgId, `allocations/${paid.allocations[0].id}/reverse`)).set(owner.auth).send({ date: '2026-02-05' }).expect(201)).body;
+    expect(reversed.allocations.map((a: { realizedFx: string }) => a.realizedFx)).toEqual(['0.00', '0.00']);
+    // all EUR 1,000.00 of the invoice and all 600.00 of the credit at 1.15 (50.00 of gain, 30.00 of loss) and the bank's
+    // 30.00, unrealized; the rows of each on 4310 are what it carries there: the invoice's share +15.00, the credit's -15.00
+    expect(await b.fxAccounts('2026-02-05')).toEqual({ 4300: 0, 5500: 0, 4310: -50, 5510: 0 });
+    await b.expectAgingIsAr('2026-02-05', '460.00');
+    const { rows } = await t.db.admin.query(`SELECT x.document_id = $2 AS invoice, a.code, sum(x.base_delta)::numeric(20, 2)::text AS booked FROM finance.fx_revaluation_items x
+      JOIN finance.accounts a ON a.org_id = x.org_id AND a.id = x.fx_account_id WHERE x.org_id = $1 GROUP BY 1, 2 ORDER BY 1, 2`, [b.orgId, inv.id]);
+    expect(rows).toEqual([{ invoice: false, code: '4310', booked: '-30.00' }, { invoice: true, code: '4310', booked: '50.00' }]);
+    await expectOpenAmountsKept(t, b.orgId);
+  });
+
+  it('a revaluation row written without its unrealized FX account is refused, older rows without one are kept (NOT VALID); the account\'s foreign key has its index', async () => {
+    const b = await books('Rows name their account');
+    const inv = await b.invoice();
+    await b.revalue('2026-01-31').expect(201);
+    const { rows: [row] } = await t.db.admin.query(`SELECT entry_id, fx_account_id FROM finance.fx_revaluation_items WHERE org_id = $1`, [b.orgId]);
+    expect(row.fx_account_id).toBe(b.acc['4310']);
+    const insert = (fxAccountId: string | null) => t.db.admin.query(`INSERT INTO finance.fx_revaluation_items
+      (org_id, entry_id, revaluation_date, subledger, document_id, rate, base_delta, fx_account_id, created_by) VALUES ($1, $2, '2026-01-31', 'receivables', $3, 1.15, 0.01, $4, 'test')`,
+    [b.orgId, row.entry_id, inv.id, fxAccountId]);
+    await expect(insert(null)).rejects.toMatchObject({ code: '23514', constraint: 'fx_revaluation_items_fx_account_required' });
+    await insert(b.acc['4310']);
+    const { rows: check } = await t.db.admin.query(`SELECT convalidated FROM pg_constraint WHERE conrelid = 'finance.fx_revaluation_items'::regclass AND conname = 'fx_revaluation_items_fx_account_required'`);
+    expect(check).toEqual([{ convalidated: false }]);
+    // an index leading with the foreign key's columns (org_id, fx_account_id): deleting an account does not scan the rows
+    const { rows: indexes } = await t.db.admin.query(`SELECT i.indexrelid::regclass::text AS name FROM pg_index i
+      WHERE i.indrelid = 'finance.fx_revaluation_items'::regclass AND i.indkey[0] = (SELECT attnum FROM pg_attribute WHERE attrelid = i.indrelid AND attname = 'org_id')
+        AND i.indkey[1] = (SELECT attnum FROM pg_attribute WHERE attrelid = i.indrelid AND attname = 'fx_account_id')`);
+    expect(indexes).toEqual([{ name: 'finance.fx_revaluation_items_fx_account_idx' }]);
   });
 });

@@ -91,6 +91,25 @@ describe('FX revaluation: the statements a settlement sends for the revaluation 
     expect([audit.after.compensationEntryIds, audit.after.realizationEntryIds]).toEqual([[rows[0].id], [rows[1].id]]);
   });
 
+  it('a credit note of a revalued invoice reads the ledger settings no more often than one of an invoice never revalued (the share of the revaluation takes the base currency\'s minor units its caller read)', async () => {
+    const settingsReads = async (revalued: boolean) => {
+      const { orgId, acc } = await fxLedger(t, owner, `Credit note${revalued ? ' revalued' : ''}`, { rates: { '2026-01-15': '1.10', '2026-01-31': '1.15' }, payables: false });
+      const customer = (await t.http.post(rUrl(orgId, 'customers')).set(owner.auth).send({ name: 'Euro GmbH', defaultCurrency: 'EUR' }).expect(201)).body.id as string;
+      const inv = await issueInvoice(t, orgId, owner, { customerId: customer, invoiceDate: '2026-01-15', currency: 'EUR',
+        lines: [{ description: 'Licence', quantity: '1', unitPrice: '1000.00', revenueAccountId: acc['4100'] }] });
+      if (revalued) await t.http.post(ledgerUrl(orgId, 'fx-revaluations')).set(owner.auth).send({ date: '2026-01-31' }).expect(201);
+      const res = await counting(() => t.http.post(rUrl(orgId, `invoices/${inv.id}/credit-notes`)).set(owner.auth).send({ date: '2026-02-05', lines: [{ lineNo: 1, quantity: '0.5' }] }));
+      expect(res.status).toBe(201);
+      // the revalued one took its share of the revaluation (25.00) off the unrealized gain account
+      const { rows } = await t.db.admin.query(`SELECT count(*)::int AS n FROM finance.fx_revaluation_items WHERE org_id = $1 AND entry_id = $2`, [orgId, res.body.entryId]);
+      expect(rows).toEqual([{ n: revalued ? 1 : 0 }]);
+      return sent.filter((q) => /from "finance"\."settings"/i.test(q)).length;
+    };
+    const [plain, revalued] = [await settingsReads(false), await settingsReads(true)];
+    expect(plain).toBeGreaterThan(0);
+    expect(revalued).toBe(plain);
+  });
+
   it('the statements the window adds to a EUR payment do not grow with the invoices it is allocated to (2 or 20 revalued invoices)', async () => {
     const added = async (count: number) => (await payInvoices('EUR', true, count)).statements.length - (await payInvoices('EUR', false, count)).statements.length;
     const [two, twenty] = [await added(2), await added(20)];

@@ -377,12 +377,15 @@ describe('receivables: the documented error codes of its operations, produced', 
     await refused(plain, () => p.post(plain, `payments/${credit}/allocations`, { date: '2026-04-21', allocations: [{ invoiceId: usdInvoice.id, amount: '100.00' }] }),
       422, 'receivables.fx_accounts_missing', fxMissing);
     await refused(plain, () => p.post(plain, `payments/${credit}/refunds`, { date: '2026-04-21', amount: '10.00', rate: '1.0' }), 422, 'receivables.fx_accounts_missing', fxMissing);
-    // an allocation without FX (both at 0.9), its invoice revalued since (unrealized FX accounts only): its reversal realizes a difference
+    // an allocation without FX (both at 0.9), its invoice revalued since with autoReverse (unrealized FX accounts only) and
+    // the reversal dated in the revaluation's window: the share comes back at the revalued rate, a realized difference
+    // (moved to unrealized with the revaluation's reversal). Dated after the reversal it would come back on the unrealized
+    // accounts alone (restoreShare), no realized FX account needed
     const second = await plainIssued({ currency: 'USD' }, '0.9');
     const paid = (await pay({ rate: '0.9', amount: '50.00', allocations: [{ invoiceId: second.id, amount: '50.00' }] }).expect(201)).body;
     await p.ledger(plain, 'settings', { fxUnrealizedGainAccountId: x['4900'], fxUnrealizedLossAccountId: x['5900'] }, 'patch').expect(200);
     await p.ledger(plain, 'fx-rates', { currency: 'USD', date: '2026-06-01', rate: '1.0' }).expect(201);
-    await p.ledger(plain, 'fx-revaluations', { date: '2026-06-30' }).expect(201);
-    await refused(plain, () => p.post(plain, `allocations/${paid.allocations[0].id}/reverse`, { date: '2026-07-01' }), 422, 'receivables.fx_accounts_missing', fxMissing);
+    await p.ledger(plain, 'fx-revaluations', { date: '2026-06-30', autoReverse: true }).expect(201);
+    await refused(plain, () => p.post(plain, `allocations/${paid.allocations[0].id}/reverse`, { date: '2026-06-30' }), 422, 'receivables.fx_accounts_missing', fxMissing);
   });
 });

@@ -157,6 +157,18 @@ interface SettledShare {
   givenBack: boolean;
 }
 
+/**
+ * What the FX revaluation rows dated after a settlement of an item changed of the settled share (had it stayed open), on
+ * one unrealized FX account (JournalService.shareChangesSince): `part`, as the item's aging shows it; `realizedOn`, the
+ * date of a revaluation's reversal whose part of the share the settlement compensated and realized (it was dated in the
+ * reversal's window: settlePendingReversals), else absent.
+ */
+export interface ShareChange {
+  fxAccountId: string;
+  part: Decimal;
+  realizedOn?: string;
+}
+
 /** An open item whose revaluation rows JournalService.carriedPerFxAccount reads. */
 interface RevaluedItem {
   documentId: string;
@@ -915,11 +927,11 @@ export class JournalService {
    * minor units summing to exactly `total` (what the share takes of the item's revaluation, as its aging shows it).
    * '' for rows whose account is not found (the settings' account of the part's kind). `exact`: the item's shares settled
    * since its first revaluation were all credit notes that wrote their rows (recordTakenOff): each account's amount is
-   * what its rows leave there, so the last share takes exactly what the earlier ones left.
+   * what its rows leave there, so the last share takes exactly what the earlier ones left. `baseMu`: the base currency's
+   * minor units, as the caller read them with its settings (not read again here).
    */
   async revaluationShareOf(tx: TenantTx, subledger: Subledger, item: Omit<RevaluedItem, 'open'> & { open: string; ownRate: string; exact: boolean }, asOf: string,
-    settled: Decimal, total: Decimal): Promise<Map<string, Decimal>> {
-    const baseMu = await this.ledger.currencyUnits(tx, (await this.ledger.settings(tx)).baseCurrency);
+    settled: Decimal, total: Decimal, baseMu: number): Promise<Map<string, Decimal>> {
     const { open, ownRate, exact, ...revalued } = item;
     const carried = (await this.carriedPerFxAccount(tx, subledger, [{ ...revalued, open: { amount: open, ownRate, exact } }], asOf, baseMu)).get(item.documentId);
     const fraction = settled.eq(open) ? D(1) : settled.div(open);
@@ -936,6 +948,89 @@ export class JournalService {
     const createdBy = actorOf(tx.principal).actorId;
     await repo.insertRevaluationItems(tx.db, tx.orgId, [...taken.parts].filter(([, part]) => !part.isZero()).map(([fxAccountId, part]) => ({
       entryId: taken.entryId, date: taken.date, subledger: taken.subledger, documentId: taken.documentId, rate: taken.rate, delta: part.neg().toFixed(), fxAccountId, createdBy })));
+  }
+
+  /**
+   * The reversal of a settlement of `share.amount` of an item dated `share.settledOn` (an allocation's reversal, dated
+   * `asOf`) gives the share back carrying what the item carries now; what the rows dated after the settlement up to
+   * `asOf` changed of the item (a revaluation, or a reversal of one posted ahead) the share did not go through while
+   * settled. Per unrealized FX account (each row's own; '' for an older row whose account is not stored), the share
+   * times each such row's rate step, so the reversal writes them as rows of the item (restoreShare) rather than into its
+   * realized result: what the item's rows leave on each account is then what the accounts hold of it (a void, a credit
+   * note or a later settlement takes each account's own amount). `realizedOn`: a reversal of a revaluation dated on or
+   * before the settlement, whose part of the share the settlement's compensation realized (given back by restoreShare).
+   * Left to the caller's realized result: a revaluation whose reversal is dated after `asOf` (settlePendingReversals of the
+   * reversal compensates the share on that date). In the base currency's minor units, summing to exactly `total` (the
+   * share's value now less what the settlement took off) when every row counted and they come to it within a minor unit
+   * per row. None when no row changed the share since.
+   */
+  async shareChangesSince(tx: TenantTx, item: { documentId: string; ownRate: string }, share: { amount: Decimal; settledOn: string }, asOf: string,
+    total: Decimal, baseMu: number): Promise<ShareChange[]> {
+    const rows = await repo.revaluationRowsOf(tx.db, tx.orgId, [item.documentId], '9999-12-31');
+    /** the revaluations reversed by a row dated after `asOf`: their reversal compensates the share on its own date */
+    const reversedLater = new Set(rows.filter((r) => r.reverses && r.date > asOf).map((r) => r.reverses!));
+    let rate = D(item.ownRate);
+    const steps = new Map<string, { step: Decimal; date: string }>();
+    const amounts = new Map<string, Decimal>();
+    const realizedOn = new Map<string, string>();
+    let counted = 0;
+    let complete = true;
+    for (const row of rows) {
+      // the rate steps as carriedPerFxAccount reads them
+      const reversed = row.reverses ? steps.get(row.reverses) : undefined;
+      const step = row.compensation || row.credited ? D(0) : reversed ? reversed.step.neg() : D(row.rate).minus(rate);
+      if (!row.reverses && !row.credited) steps.set(row.entryId, { step, date: row.date });
+      if (!row.credited) rate = D(row.rate);
+      if (row.date <= share.settledOn || row.date > asOf || step.isZero()) continue;
+      if (!row.reverses && reversedLater.has(row.entryId)) {
+        complete = false;
+        continue;
+      }
+      const realized = reversed && reversed.date <= share.settledOn ? row.date : undefined;
+      const key = `${row.fxAccountId ?? ''}|${realized ?? ''}`;
+      amounts.set(key, (amounts.get(key) ?? D(0)).plus(share.amount.times(step)));
+      if (realized) realizedOn.set(key, realized);
+      counted++;
+    }
+    if (!amounts.size) return [];
+    const sum = [...amounts.values()].reduce((a, b) => a.plus(b), D(0));
+    const exact = complete && sum.minus(total).abs().lte(D(10).pow(-baseMu).times(counted));
+    const parts = exact ? partsOf(amounts, total, baseMu) : new Map([...amounts].map(([key, a]) => [key, D(fixed(a, baseMu))]));
+    return [...parts].filter(([, part]) => !part.isZero()).map(([key, part]) => ({
+      fxAccountId: key.slice(0, key.indexOf('|')), part, ...(realizedOn.has(key) ? { realizedOn: realizedOn.get(key)! } : {}) }));
+  }
+
+  /**
+   * Writes what shareChangesSince answered for a share given back (an allocation's reversal, dated `date`, posted by the
+   * subledger): a finance.fx_revaluation_items row per account and its pair of lines (the control account's and the
+   * unrealized FX account's: '' the settings' one of the part's kind), one entry marked as a settlement's compensation
+   * (FX_SETTLED_SHARE_REF: a revaluation's rate steps already count the share), at the rate the item is carried at; and
+   * the parts the settlement had realized (`realizedOn`) moved back from the realized FX accounts to the unrealized ones
+   * (realizeSettledShares, given back). Answers the entries posted.
+   */
+  async restoreShare(tx: TenantTx, s: {
+    subledger: Subledger; documentId: string; accountId: string; currency: string; rate: string; date: string; memo: string;
+    counterpartyType: string; counterpartyId: string; changes: ShareChange[]; fxAccountsMissing?: (message: string) => Error;
+  }): Promise<SettledReversals> {
+    if (!s.changes.length) return noSettledReversals();
+    const settings = await this.ledger.settings(tx);
+    const context = { settings, baseMu: await this.ledger.currencyUnits(tx, settings.baseCurrency) };
+    const { documentId, accountId, currency, rate, changes, fxAccountsMissing, ...change } = s;
+    const description = generatedMemo('', s.memo, ': FX revaluation of the share given back');
+    const items: CarriedChange[] = [];
+    const shares: SettledShare[] = [];
+    for (const c of changes) {
+      const kind = this.resultKind(s.subledger, c.part);
+      const fxAccountId = c.fxAccountId || (unrealizedFxAccounts(settings)[kind] ?? undefined);
+      items.push({ documentId, accountId, currency, rate, delta: c.part, fxAccountId, description });
+      // the settlement realized the opposite (what the reversal's compensation put back on the settled share)
+      if (c.realizedOn && fxAccountId) {
+        shares.push({ documentId, on: c.realizedOn, amount: c.part.abs(), kind: this.resultKind(s.subledger, c.part.neg()), unrealized: fxAccountId, givenBack: true });
+      }
+    }
+    const compensationEntryIds = await this.changeCarried(tx, { ...change, memo: description, sourceRef: FX_SETTLED_SHARE_REF, items }, context);
+    const realizationEntryIds = shares.length ? await this.realizeSettledShares(tx, { date: s.date, memo: s.memo, shares, fxAccountsMissing }, context) : [];
+    return { compensationEntryIds, realizationEntryIds };
   }
 
   /**

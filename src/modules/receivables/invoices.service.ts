@@ -554,7 +554,7 @@ export class InvoicesService {
     if (carrying) {
       const exact = await creditedOnlySinceRevalued(tx.db, tx.orgId, invoiceId, dto.date);
       const parts = await this.journal.revaluationShareOf(tx, 'receivables', { documentId: invoiceId, accountId: settings.arAccountId, currency: inv.currency,
-        counterpartyId: inv.customerId, open: open.toFixed(), ownRate: rate, exact }, dto.date, total, unrealized.neg());
+        counterpartyId: inv.customerId, open: open.toFixed(), ownRate: rate, exact }, dto.date, total, unrealized.neg(), baseMu);
       // rows of no account found: the settings' account of the part's kind (read once)
       const fallback = [...parts].some(([fxAccount, part]) => !fxAccount && !part.isZero()) ? unrealizedFxAccounts(await this.ledger.settings(tx)) : undefined;
       for (const [fxAccount, part] of parts) {

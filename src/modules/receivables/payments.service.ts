@@ -450,23 +450,43 @@ export class PaymentsService {
     await this.assertNoLaterUseOfCredit(tx, payment.id, date, 'the reversal of the allocation');
     const invoiceCarrying = (await revaluedCarrying(tx.db, tx.orgId, [invoice.id], date)).get(invoice.id);
     const creditCarrying = await this.creditCarrying(tx, payment.id, date);
-    const invoiceBase = invoiceCarrying ? D(invoiceCarrying.base).minus(baseOf(open.plus(amount), invoiceCarrying.rate, baseMu))
+    // the share comes back carrying what the invoice carries now
+    const reopened = invoiceCarrying ? D(invoiceCarrying.base).minus(baseOf(open.plus(amount), invoiceCarrying.rate, baseMu))
       : baseOf(open, invoice.rate!, baseMu).minus(baseOf(open.plus(amount), invoice.rate!, baseMu));
-    const sourceBase = creditCarrying ? creditCarrying.base.minus(baseOf(unallocated.plus(amount), creditCarrying.rate, baseMu))
+    // what revaluations (or their reversals) since the allocation changed of it while it was settled is no realized result:
+    // written as the invoice's rows on the unrealized FX accounts they moved (restoreShare), so what its rows leave on
+    // each account stays what the account holds of it; the rest reopens the share at what the allocation took off
+    const memo = `Reversal of allocation ${allocationId}`;
+    const changes = invoiceCarrying ? await this.journal.shareChangesSince(tx, { documentId: invoice.id, ownRate: invoice.rate! }, { amount, settledOn: a.date }, date,
+      reopened.neg().minus(a.invoiceBase), baseMu) : [];
+    const invoiceBase = reopened.plus(changes.reduce((sum, c) => sum.plus(c.part), D(0)));
+    // the payment's credit alike: its share comes back carrying what the credit carries now (as the aging shows it, a
+    // credit is negative), what its revaluations since changed of the share as its rows
+    const restoredCredit = creditCarrying ? creditCarrying.base.minus(baseOf(unallocated.plus(amount), creditCarrying.rate, baseMu))
       : baseOf(unallocated, payment.rate, baseMu).minus(baseOf(unallocated.plus(amount), payment.rate, baseMu));
+    const creditChanges = creditCarrying ? await this.journal.shareChangesSince(tx, { documentId: payment.id, ownRate: payment.rate }, { amount: amount.neg(), settledOn: a.date }, date,
+      restoredCredit.plus(a.sourceBase), baseMu) : [];
+    const sourceBase = restoredCredit.minus(creditChanges.reduce((sum, c) => sum.plus(c.part), D(0)));
     const original = D(a.sourceBase).minus(a.invoiceBase);
     // the result goes back to the account the original's went to (read from its entry), whatever the settings say now
     const account = !original.isZero() && a.entryId ? await this.journal.resultAccountOf(tx, a.entryId, [settings.arAccountId, payment.depositAccountId]) : undefined;
     const entryId = await this.postFxAdjustment(tx, [{ invoice, amount: amount.neg(), invoiceBase, sourceBase, currency: payment.currency, rate: payment.rate, gainOrLoss: original.gt(0) ? 'gain' : 'loss', account }],
-      settings.arAccountId, baseMu, date, `Reversal of allocation ${allocationId}`);
+      settings.arAccountId, baseMu, date, memo);
     if (!entryId) await assertOpenPeriod(this.ledger, tx, date); // as an allocation's
     const reversalId = await translateDatabaseError(repo.insertAllocation(tx.db, tx.orgId, {
       invoiceId: a.invoiceId, paymentId: a.paymentId, date, amount: amount.neg().toFixed(), invoiceBase: invoiceBase.toFixed(), sourceBase: sourceBase.toFixed(),
       reversesAllocationId: allocationId, entryId, createdBy: actor(tx),
     }), { '23505': () => ReceivablesErrors.error('receivables.already_reversed', `allocation ${allocationId} is already reversed`) });
+    const restore = { subledger: 'receivables' as const, accountId: settings.arAccountId, currency: payment.currency, date, memo, counterpartyType: 'customer', counterpartyId: payment.customerId,
+      fxAccountsMissing: (message: string) => ReceivablesErrors.error('receivables.fx_accounts_missing', message) };
+    const restored = await this.journal.restoreShare(tx, { ...restore, documentId: invoice.id, rate: invoiceCarrying?.rate ?? invoice.rate!, changes });
+    const restoredOfCredit = await this.journal.restoreShare(tx, { ...restore, documentId: payment.id, rate: creditCarrying?.rate ?? payment.rate, changes: creditChanges });
     await this.invoices.afterSettlement(tx, invoice, open.plus(amount), date);
-    const fxEntries = await settlePendingReversals(this.journal, tx, {
-      documentIds: payment.currency !== baseCurrency ? [invoice.id, payment.id] : [], customerId: payment.customerId, date, memo: `Reversal of allocation ${allocationId}`, realize: 'givenBack' });
+    const pending = await settlePendingReversals(this.journal, tx, {
+      documentIds: payment.currency !== baseCurrency ? [invoice.id, payment.id] : [], customerId: payment.customerId, date, memo, realize: 'givenBack' });
+    const fxEntries: SettledReversals = {
+      compensationEntryIds: [restored, restoredOfCredit, pending].flatMap((r) => r.compensationEntryIds),
+      realizationEntryIds: [restored, restoredOfCredit, pending].flatMap((r) => r.realizationEntryIds) };
     const mu = await this.ledger.currencyUnits(tx, payment.currency);
     await emitEvent(tx, 'payment.allocation_reversed', {
       allocationId: reversalId, reversesAllocationId: allocationId, paymentId: a.paymentId, invoiceId: a.invoiceId, invoiceNumber: invoice.number, customerId: payment.customerId,
