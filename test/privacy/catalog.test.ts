@@ -80,6 +80,9 @@ describe('personal data catalog', () => {
     const vague = PERSONAL_DATA_CATALOG.flatMap((t) => Object.entries(t.columns)
       .filter(([, tr]) => tr.kind === 'retain' && (!tr.basis.trim() || !tr.duration.trim()))
       .map(([c]) => `${t.table}.${c}`));
+    // rows in a person's export that their erasure leaves (an organization's record they wrote): kept on a stated basis too
+    const keptVaguely = PERSONAL_DATA_CATALOG.filter((t) => t.alsoExportedBy && (!t.alsoExportedBy.basis.trim() || !t.alsoExportedBy.duration.trim())).map((t) => t.table);
     expect(vague).toEqual([]);
+    expect(keptVaguely).toEqual([]);
   });
 });

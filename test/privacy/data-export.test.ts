@@ -10,6 +10,7 @@ import { addMember, createOrg, onEnterprisePlan, uniqueEmail, verifyEmailOf, typ
 import { startBooks } from '../ledger/ledger-support.js';
 import { payablesUrl } from '../payables/payables-support.js';
 import { testKeys } from '../integrations/keys.js';
+import { startEmbeddingsDouble, type EmbeddingsDouble } from '../support/doubles/embeddings-double.js';
 import { OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
 import { RetentionJob } from '../../src/modules/privacy/retention.job.js';
 import { dataExportRepository } from '../../src/modules/privacy/data-export.repository.js';
@@ -53,6 +54,7 @@ function unzip(buffer: Buffer): Promise<Record<string, string>> {
 
 describe('data exports: POST /v1/me/data-export, POST /v1/orgs/{orgId}/data-export', () => {
   let t: TestApp;
+  let embeddings: EmbeddingsDouble;
   const clock = new ManualClock();
   const dir = mkdtempSync(join(tmpdir(), 'omnizen-exports-'));
   let p: TestUser & { name: string };
@@ -68,8 +70,10 @@ describe('data exports: POST /v1/me/data-export, POST /v1/orgs/{orgId}/data-expo
     .expect(status);
 
   beforeAll(async () => {
-    // jobs run in-process (the relay is drained by the test); integrations' secrets need a key
-    t = await createTestApp({ DATA_EXPORT_DIR: dir, REDIS_URL: '', SECRETS_KEYS: testKeys('k1').env }, { clock });
+    // jobs run in-process (the relay is drained by the test); integrations' secrets need a key; the knowledge base embeds
+    embeddings = await startEmbeddingsDouble();
+    t = await createTestApp({ DATA_EXPORT_DIR: dir, REDIS_URL: '', SECRETS_KEYS: testKeys('k1').env, AI_BASE_URL: embeddings.url, AI_API_KEY: embeddings.apiKey,
+      AI_EMBEDDING_MODEL: 'double-hash-256', AI_EMBEDDING_DIMENSIONS: '256' }, { clock });
     owner = await person(t, 'acmeowner');
     p = await person(t, 'exported');
     q = await person(t, 'otherperson');
@@ -103,6 +107,7 @@ describe('data exports: POST /v1/me/data-export, POST /v1/orgs/{orgId}/data-expo
   });
   afterAll(async () => {
     await t.close();
+    await embeddings?.close();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -301,6 +306,52 @@ describe('data exports: POST /v1/me/data-export, POST /v1/orgs/{orgId}/data-expo
     expect(rows.rows).toEqual([{ id: ready, status: 'expired' }, { id: queued, status: 'expired' }]);
     const audit = await t.db.admin.query(`SELECT after->>'exportsExpired' AS n FROM core.audit_logs WHERE action = 'user.erased' AND entity_id = $1`, [r.id]);
     expect(audit.rows).toEqual([{ n: '2' }]);
+  });
+
+  it('the knowledge base: the export holds the documents the person added and those of the organizations that go with them; the erasure deletes those organizations\' (versions, chunks), one that goes on keeps what they added', async () => {
+    const k = await person(t, 'knowledge');
+    const solo = await createOrg(t, k, 'K Solo');
+    const shared = await createOrg(t, owner, 'K Shared');
+    await addMember(t, shared, k, 'member');
+    const doc = async (orgId: string, by: TestUser, title: string) => {
+      await onEnterprisePlan(t, orgId);
+      const collectionId = (await t.http.post(`/v1/orgs/${orgId}/knowledge/collections`).set(orgId === shared ? owner.auth : k.auth)
+        .send({ name: `Notes ${title}`, readRoles: ['member'] }).expect(201)).body.id;
+      return (await t.http.post(`/v1/orgs/${orgId}/knowledge/documents`).set(by.auth)
+        .send({ collectionId, title: `${title} of ${k.email}`, text: `My diagnosis (${title}): type 2 diabetes. Contact ${k.email}.` }).expect(201)).body.id as string;
+    };
+    const ids = { personal: await doc(k.personalOrgId, k, 'personal'), solo: await doc(solo, k, 'solo'), theirsShared: await doc(shared, k, 'theirs'),
+      ownersShared: await doc(shared, owner, 'owners') };
+    await t.app.get(OutboxRelay).drain(); // ingested: versions and chunks
+    const orgs = [k.personalOrgId, solo, shared];
+    const held = async () => (await t.db.admin.query(`SELECT d.id, d.title IS NOT NULL AS titled,
+        (SELECT count(*)::int FROM ai.knowledge_versions v WHERE v.org_id = d.org_id AND v.document_id = d.id) AS versions,
+        (SELECT count(*)::int FROM ai.knowledge_chunks c WHERE c.org_id = d.org_id AND c.document_id = d.id) AS chunks
+      FROM ai.knowledge_documents d WHERE d.org_id = ANY($1::uuid[]) ORDER BY d.title`, [orgs])).rows;
+    expect(await held()).toEqual(Object.values(ids).map(() => ({ id: expect.any(String), titled: true, versions: 1, chunks: 1 })));
+
+    // the export: theirs everywhere, and the organizations' that go with them; not another member's in one that goes on
+    const started = (await t.http.post('/v1/me/data-export').set(k.auth).expect(202)).body.id;
+    await t.app.get(OutboxRelay).drain();
+    const status = (await t.http.get(`/v1/me/data-exports/${started}`).set(k.auth).expect(200)).body;
+    const files = await unzip((await download(status.downloadUrl)).body as Buffer);
+    const rows = (name: string) => JSON.parse(files[name]) as Record<string, any>[];
+    const exported = [ids.personal, ids.solo, ids.theirsShared].sort();
+    expect(rows('ai.knowledge_documents.json').map((d) => d.id).sort()).toEqual(exported);
+    expect(rows('ai.knowledge_versions.json').map((v) => [v.document_id, v.text.includes(k.email)]).sort()).toEqual(exported.map((id) => [id, true]));
+    expect(Object.keys(files).filter((f) => f.startsWith('ai.knowledge_chunks'))).toEqual([]);
+    expect(files['README.md']).toContain('| ai.knowledge_documents.json | knowledge base documents you added');
+
+    await t.http.delete('/v1/me').set(k.auth).send({ password: PASSWORD }).expect(200);
+    // the organizations that went took their knowledge base; the one that goes on keeps both documents, indexed
+    expect(await held()).toEqual([ids.ownersShared, ids.theirsShared].map((id) => ({ id, titled: true, versions: 1, chunks: 1 })));
+    const gone = await t.db.admin.query(`SELECT (SELECT count(*)::int FROM ai.knowledge_versions WHERE org_id = ANY($1::uuid[])) AS versions,
+      (SELECT count(*)::int FROM ai.knowledge_chunks WHERE org_id = ANY($1::uuid[])) AS chunks,
+      (SELECT json_agg(json_build_object('documents', documents, 'bytes', text_bytes)) FROM ai.knowledge_usage_counters WHERE org_id = ANY($1::uuid[])) AS counted`,
+    [[k.personalOrgId, solo]]);
+    expect(gone.rows).toEqual([{ versions: 0, chunks: 0, counted: [{ documents: 0, bytes: 0 }, { documents: 0, bytes: 0 }] }]);
+    const erased = await t.db.admin.query(`SELECT after->'rowsByTable' AS r FROM core.audit_logs WHERE action = 'user.erased' AND entity_id = $1`, [k.id]);
+    expect(erased.rows[0].r).toMatchObject({ 'ai.knowledge_documents': 2, 'ai.knowledge_versions': 2, 'ai.knowledge_chunks': 2 });
   });
 
   it('a service key cannot export a person; an unknown or malformed export id is 404', async () => {

@@ -50,17 +50,31 @@ export class KnowledgeEmbeddings {
     return platform;
   }
 
-  /** One unit vector per input, in input order (ingestion calls it between its transactions: the provider may be slow). */
+  /**
+   * One unit vector per input, in input order (ingestion calls it between its transactions: the provider may be slow).
+   * An answer of another number of vectors than the batch's inputs, or of a vector that is not `dimensions` finite
+   * numbers, is the provider's error (LlmError provider_error): one vector too few or too many would shift every
+   * later chunk onto another's vector.
+   */
   async embed(connection: ProviderConnection, inputs: string[]): Promise<number[][]> {
     const provider = createLlmProvider(connection);
     const { maxRetries, retryBaseMs, retryMaxMs } = this.config.ai;
     const out: number[][] = [];
     for (let i = 0; i < inputs.length; i += BATCH) {
-      const { result } = await withRetries(() => provider.embed({ model: this.model, input: inputs.slice(i, i + BATCH), dimensions: this.dimensions }),
+      const batch = inputs.slice(i, i + BATCH);
+      const { result } = await withRetries(() => provider.embed({ model: this.model, input: batch, dimensions: this.dimensions }),
         { maxRetries, baseMs: retryBaseMs, maxMs: retryMaxMs }, this.sleeper);
-      for (const v of result.vectors) {
-        if (v.length !== this.dimensions) throw new LlmError('provider_error', `the embedding model answered ${v.length} dimensions, ${this.dimensions} were asked for`);
-        out.push(normalize(v));
+      const vectors: unknown = result.vectors;
+      if (!Array.isArray(vectors) || vectors.length !== batch.length) {
+        const n = Array.isArray(vectors) ? vectors.length : 'no';
+        throw new LlmError('provider_error', `the embedding model answered ${n} vectors for ${batch.length} inputs`);
+      }
+      for (const v of vectors as unknown[]) {
+        if (!Array.isArray(v) || v.length !== this.dimensions) {
+          throw new LlmError('provider_error', `the embedding model answered ${Array.isArray(v) ? v.length : 'no'} dimensions, ${this.dimensions} were asked for`);
+        }
+        if (!v.every((x) => typeof x === 'number' && Number.isFinite(x))) throw new LlmError('provider_error', 'the embedding model answered a vector that is not all finite numbers');
+        out.push(normalize(v as number[]));
       }
     }
     return out;

@@ -1,5 +1,7 @@
 import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
+import { AppError } from '../../platform/errors/app-error.js';
+import { DatabaseUnavailableError, sqlState } from '../../platform/errors/database-errors.js';
 import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
 import { emitEvent } from '../../platform/events/events.js';
 import { JobRegistry, type Job } from '../../platform/queue/jobs.js';
@@ -39,6 +41,8 @@ export class KnowledgeIngestion implements OnModuleInit {
     const documentId = String(job.payload.documentId);
     const versionNo = Number(job.payload.version);
     const loaded = await this.privileged.run('knowledge.ingest', async (db) => {
+      // a deleted organization's jobs end here: no call on its (or the platform's) key, nothing written into it
+      if (await repo.organizationDeleted(db, orgId)) return undefined;
       const doc = await repo.getDocument(db, orgId, documentId);
       const version = doc && (await repo.getVersion(db, orgId, documentId, versionNo));
       if (!doc || !version) return undefined;
@@ -46,7 +50,7 @@ export class KnowledgeIngestion implements OnModuleInit {
       const connection = await this.embeddings.connection(db, orgId).catch((err: Error) => err);
       return { doc, version, connection };
     });
-    if (!loaded) return; // the document was deleted meanwhile
+    if (!loaded) return; // the document, or its organization, was deleted meanwhile
     if (loaded.doc.latestVersion !== versionNo) {
       await this.privileged.run('knowledge.ingest', (db) => repo.setVersionStatus(db, orgId, documentId, versionNo, 'superseded', null));
       return;
@@ -58,15 +62,34 @@ export class KnowledgeIngestion implements OnModuleInit {
       if (loaded.connection instanceof Error) throw loaded.connection;
       vectors = await this.embeddings.embed(loaded.connection, chunks.map((c) => c.content));
     } catch (err) {
-      const reason = `embedding failed: ${(err as Error).message}`.slice(0, 1000);
-      this.logger.warn(`knowledge document ${documentId} version ${versionNo}: ${reason}`);
-      await this.privileged.run('knowledge.ingest', async (db) => {
-        await repo.markFailed(db, orgId, documentId, versionNo, reason);
-        await this.audit.recordPrivileged(db, orgId, 'system', { action: 'knowledge.document_index_failed', entityType: 'knowledge_document', entityId: documentId, after: { version: versionNo, reason } });
-      });
-      return;
+      return this.fail(orgId, documentId, versionNo, `embedding failed: ${(err as Error).message}`);
     }
+    try {
+      await this.write(orgId, documentId, versionNo, loaded.version.createdAt, chunks, vectors);
+    } catch (err) {
+      // the same write would fail the same way again (a value or rule the database refuses, a bug): the version fails,
+      // rather than its job calling the provider again forever; a transient failure is the job's to retry
+      if (transientFailure(err)) throw err;
+      return this.fail(orgId, documentId, versionNo, `indexing failed: ${(err as Error).message}`);
+    }
+  }
+
+  /** The version and its document fail with `reason` (the re-index route queues it again); audited. */
+  private async fail(orgId: string, documentId: string, versionNo: number, reason: string): Promise<void> {
+    reason = reason.slice(0, 1000);
+    this.logger.warn(`knowledge document ${documentId} version ${versionNo}: ${reason}`);
     await this.privileged.run('knowledge.ingest', async (db) => {
+      if (await repo.organizationDeleted(db, orgId, true)) return;
+      await repo.markFailed(db, orgId, documentId, versionNo, reason);
+      await this.audit.recordPrivileged(db, orgId, 'system', { action: 'knowledge.document_index_failed', entityType: 'knowledge_document', entityId: documentId, after: { version: versionNo, reason } });
+    });
+  }
+
+  /** The write step: the document's chunks replaced by the version's, audited, its event emitted; one transaction. */
+  private async write(orgId: string, documentId: string, versionNo: number, createdAt: string, chunks: ReturnType<typeof chunkByTokens>, vectors: number[][]): Promise<void> {
+    await this.privileged.run('knowledge.ingest', async (db) => {
+      // deleted while the provider answered: nothing goes into it (the lock orders this after a deletion committing now)
+      if (await repo.organizationDeleted(db, orgId, true)) return;
       const info = await this.knowledge.storageInfo({ db });
       // the row lock orders this write after an upload of a newer version that committed meanwhile
       const doc = await repo.getDocument(db, orgId, documentId, true);
@@ -76,7 +99,7 @@ export class KnowledgeIngestion implements OnModuleInit {
         return;
       }
       await repo.replaceChunks(db, info.storage, orgId, doc,
-        { versionNo, createdAt: loaded.version.createdAt, model: this.embeddings.model, dimensions: this.embeddings.dimensions },
+        { versionNo, createdAt, model: this.embeddings.model, dimensions: this.embeddings.dimensions },
         chunks.map((c, i) => ({ chunkNo: i, content: c.content, tokenCount: c.tokenCount, embedding: vectors[i] })));
       await this.audit.recordPrivileged(db, orgId, 'system', {
         action: 'knowledge.document_indexed', entityType: 'knowledge_document', entityId: documentId,
@@ -85,4 +108,18 @@ export class KnowledgeIngestion implements OnModuleInit {
       await emitEvent({ db, orgId }, 'knowledge_document.indexed', { documentId, collectionId: doc.collectionId, version: versionNo, chunkCount: chunks.length });
     });
   }
+}
+
+/**
+ * Whether a failed write may succeed when its job runs again: the database was unreachable or cut the connection
+ * (08xxx, DatabaseUnavailableError), the transaction lost a conflict (40xxx: serialization, deadlock), the server ran
+ * short of resources (53xxx), a statement or lock waited too long or the server is shutting down (57xxx, 55P03), a
+ * system error (58xxx, XX000). Anything else (a value or a rule the database refuses: 22xxx, 23xxx, 42xxx, 54xxx; an
+ * error of the code itself) would fail again with the same version.
+ */
+export function transientFailure(err: unknown): boolean {
+  if (err instanceof DatabaseUnavailableError) return true;
+  if (err instanceof AppError) return err.status === 503;
+  const { code } = sqlState(err);
+  return !!code && (['08', '40', '53', '57', '58', 'XX'].includes(code.slice(0, 2)) || ['55P03', '25P03'].includes(code));
 }

@@ -179,6 +179,17 @@ async function restrictToRole<F extends SearchFilter & { readRole?: string }>(db
 }
 
 export const knowledgeRepository = {
+  /**
+   * Whether organization `orgId` is deleted (or gone). `lock`: its row is held FOR SHARE until the transaction ends, so
+   * a deletion (an UPDATE of its row) committing meanwhile is waited for and seen, or waits for this transaction.
+   */
+  async organizationDeleted(db: Db, orgId: string, lock = false): Promise<boolean> {
+    let q = qb.selectFrom('core.organizations').select('deleted_at').where('id', '=', orgId);
+    if (lock) q = q.forShare();
+    const [r] = await db.run(q);
+    return !r || r.deleted_at !== null;
+  },
+
   async storageInfo(db: Db): Promise<StorageInfo> {
     const [row] = await db.$queryRaw<{ storage: EmbeddingStorage; version: string | null }[]>`
       SELECT ai.embedding_storage() AS storage, (SELECT extversion FROM pg_extension WHERE extname = 'vector') AS version`;

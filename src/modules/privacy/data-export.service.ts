@@ -15,7 +15,7 @@ import { enqueue, JobRegistry, type Job } from '../../platform/queue/jobs.js';
 import { AuditService } from '../audit/audit.service.js';
 import { AuditSealer, emailSubject, userSubject, WITHHELD } from './audit-sealing.js';
 import { archiveName, dataExportRepository as repo, type DataExportRow, type ExportTable } from './data-export.repository.js';
-import { erasureRepository, locate } from './erasure.repository.js';
+import { erasureRepository, locate, organizationsErasedWith } from './erasure.repository.js';
 import { PERSONAL_DATA_CATALOG } from './personal-data.catalog.js';
 import type { DataExportDto } from './privacy.dto.js';
 import { PrivacyErrors } from './privacy.errors.js';
@@ -227,9 +227,11 @@ export class DataExportService implements OnModuleInit {
   private async personPlan(db: Db, userId: string): Promise<PlanStep[]> {
     // only addresses they proved: an invitation to an address merely typed in is another organization's record of someone else
     const emails = await erasureRepository.provenEmails(db, userId);
+    // what their erasure would delete with the organizations that go with them (their knowledge base) is theirs to take
+    const erasedOrgIds = organizationsErasedWith(await erasureRepository.memberships(db, userId));
     const own = new Set<string>([userSubject(userId), ...emails.map(emailSubject)]);
     const entries = PERSONAL_DATA_CATALOG.filter((t) => t.exported !== false)
-      .map((t) => ({ t, where: locate(t, { userId, emails }, false) }))
+      .map((t) => ({ t, where: locate(t, { userId, emails, erasedOrgIds }, false) }))
       .filter((x): x is { t: typeof x.t; where: { sql: string; values: unknown[] } } => !!x.where && x.t.person.kind !== 'value-scan');
     const tables = await repo.columnsOf(db, entries.map((e) => e.t.table));
     const byName = new Map(tables.map((t) => [t.table, t]));

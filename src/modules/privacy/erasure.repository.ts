@@ -40,6 +40,15 @@ export function valueScanPattern(emails: string[], userId?: string): string | un
 }
 
 /**
+ * The organizations that go with the person (of `memberships`, erasureRepository.memberships): their personal one, and
+ * the business ones nobody else belongs to. The erasure deletes them (and their rows the catalog locates by
+ * `erased-org`); the person's export holds those rows beforehand.
+ */
+export function organizationsErasedWith(memberships: MembershipFacts[]): string[] {
+  return memberships.filter((m) => m.accountType === 'personal' || m.members === 1).map((m) => m.orgId);
+}
+
+/**
  * The statements of a person's erasure, on the privileged path privacy.erasure. The catalog-driven part builds
  * its SQL from the identifiers declared in personal-data.catalog.ts (code constants, never input); values are
  * always bound parameters.
@@ -235,6 +244,8 @@ export interface LocatedPerson {
   emails: string[];
   /** the erasure's: the organizations they are or were in (erasureRepository.organizationsOf), the bound of tables with an orgColumn */
   orgIds?: string[];
+  /** the organizations that go with them (organizationsErasedWith): what the `erased-org` locator finds; erasure and export give it */
+  erasedOrgIds?: string[];
 }
 
 /** The treatments that change a row (the others leave it as it is). */
@@ -243,7 +254,8 @@ const CHANGED = new Set<Treatment['kind']>(['erase', 'pseudonymize', 'delete-row
 /**
  * The WHERE clause that finds the person's rows of a catalog table aliased `x`, with its parameters ($1, $2: the user id
  * and the e-mails, as the clause uses them); undefined for tables erased otherwise (parties) or never. `erasure`: the
- * table's `alsoErasedBy` locators count too (an export leaves them out: those rows are other people's records), and a table
+ * table's `alsoErasedBy` locators count too (an export leaves them out: those rows are other people's records); else
+ * (an export) its `alsoExportedBy` locators do (rows the erasure leaves: an organization's record they wrote); and a table
  * with an orgColumn is looked at in the person's organizations only (`person.orgIds`, which the erasure must give). A person
  * with no proven address is located by nothing e-mail-based (an e-mail column matches no row; no value is scanned).
  */
@@ -265,7 +277,7 @@ function conditionOf(t: PersonalDataTable, person: LocatedPerson, erasure: boole
   const user = () => (p.user ??= p.param(person.userId));
   const emails = () => (p.emails ??= p.param(person.emails.map((e) => e.toLowerCase())));
   const col = (column: string) => `${alias}.${quote(column)}`;
-  const locators = [t.person, ...(t.alsoLocatedBy ?? []), ...(erasure ? t.alsoErasedBy ?? [] : [])];
+  const locators = [t.person, ...(t.alsoLocatedBy ?? []), ...(erasure ? t.alsoErasedBy ?? [] : t.alsoExportedBy?.locators ?? [])];
   const conditions = locators.map((l): string | undefined => {
     switch (l.kind) {
       case 'user':
@@ -274,6 +286,9 @@ function conditionOf(t: PersonalDataTable, person: LocatedPerson, erasure: boole
         return person.emails.length ? `lower(${col(l.column)}) = ANY(${emails()}::text[])` : 'false';
       case 'personal-org':
         return `${col(l.column)}::text = ${user()} AND ${col('account_type')} = 'personal'`;
+      case 'erased-org':
+        if (!person.erasedOrgIds) throw new Error(`${t.table}: the organizations that go with the person were not given`);
+        return `${col(l.column)} = ANY(${p.param(person.erasedOrgIds)}::uuid[])`;
       case 'sealed-for-email': {
         // the key ids of their addresses first (an InitPlan, once), then the entries sealed with one: an index lookup
         // (the expression of audit_logs_invitation_key_idx, migration 20270210090100)

@@ -9,7 +9,7 @@ import { LoginThrottle } from '../auth/login-throttle.service.js';
 import type { ClientInfo } from '../auth/auth.service.js';
 import { erasedEmail } from '../auth/user.repository.js';
 import type { ErasureDto } from './privacy.dto.js';
-import { erasureRepository } from './erasure.repository.js';
+import { erasureRepository, organizationsErasedWith } from './erasure.repository.js';
 import { emailSubject, userSubject } from './audit-sealing.js';
 import { personalDataKeyRepository } from './personal-data-key.repository.js';
 import { PrivacyErrors } from './privacy.errors.js';
@@ -54,7 +54,7 @@ export class ErasureService {
           { organizationIds: blocking.map((m) => m.orgId) });
       }
       // the personal organization, and business ones nobody else belongs to, go with the person
-      const deleted = memberships.filter((m) => m.accountType === 'personal' || m.members === 1).map((m) => m.orgId);
+      const deleted = organizationsErasedWith(memberships);
       const left = memberships.filter((m) => !deleted.includes(m.orgId)).map((m) => m.orgId);
 
       // not even the client's address in what it audits: it would be new personal data about the erased person
@@ -84,7 +84,8 @@ export class ErasureService {
         await this.audit.recordPrivileged(db, orgId, principal, runFinishedAudit(run), meta);
       }
       const inviterNamesCleared = await erasureRepository.clearInviterNames(db, userId);
-      const rows = await erasureRepository.applyCatalog(db, { userId, emails, orgIds });
+      // with the organizations that go, their knowledge base (the catalog's `erased-org` rows)
+      const rows = await erasureRepository.applyCatalog(db, { userId, emails, orgIds, erasedOrgIds: deleted });
       await erasureRepository.eraseAuthUser(db, userId, erasedEmail(userId));
 
       // audited without personal data: ids and counts only

@@ -15,6 +15,12 @@ export type PersonLocator =
   | { kind: 'email'; column: string }
   /** the row is the person's personal organization: owner column + account_type = 'personal' */
   | { kind: 'personal-org'; column: string }
+  /**
+   * `column` holds an organization that goes with the person (LocatedPerson.erasedOrgIds: their personal one, and the
+   * business ones nobody else belongs to, organizationsErasedWith): the erasure deletes those organizations, and the rows
+   * of theirs that the catalog names this way with them; the person's export holds them beforehand
+   */
+  | { kind: 'erased-org'; column: string }
   /** the row is a party (vendor, customer) an organization may erase as a natural person */
   | { kind: 'party'; party: string; orgColumn: string; idColumn: string }
   /**
@@ -64,6 +70,12 @@ export interface PersonalDataTable {
   /** More rows that are the person's own (any of them matches), in their export and their erasure: audit entries about them. */
   alsoLocatedBy?: PersonLocator[];
   /**
+   * More rows in the person's export that their erasure leaves (any of the locators matches): what they wrote into an
+   * organization that goes on without them (a knowledge document they added), kept as the organization's record on
+   * `basis` for `duration` (docs/privacy.md, Retention).
+   */
+  alsoExportedBy?: { locators: PersonLocator[]; basis: string; duration: string };
+  /**
    * The column of the row's organization, when every row the erasure takes from this table is in an organization the
    * person is or was a member of, or one that invited one of their proven addresses (LocatedPerson.orgIds): the erasure
    * then looks only there, by an index leading on it, not through every organization's rows. Not for the transport
@@ -78,6 +90,11 @@ export interface PersonalDataTable {
 }
 
 const DELETE: Treatment = { kind: 'delete-row' };
+/** Why a knowledge document (and version) a person added stays in an organization that goes on after their erasure. */
+const KNOWLEDGE_KEPT = {
+  basis: 'the organization\'s knowledge base, which its members search and its agents answer from; the organization decides what it holds (GDPR Art. 6(1)(f))',
+  duration: 'until the organization deletes the document or its collection (DELETE /v1/orgs/{orgId}/knowledge/documents/{id}, .../knowledge/collections/{id})',
+};
 const ERASE: Treatment = { kind: 'erase' };
 const notPersonal = (reason: string): Treatment => ({ kind: 'not-personal', reason });
 
@@ -286,20 +303,43 @@ export const PERSONAL_DATA_CATALOG: PersonalDataTable[] = [
   { table: 'ai.agents', person: { kind: 'value-scan' }, describes: 'agents', columns: { name: notPersonal('an agent of an organization') } },
   { table: 'ai.models', person: { kind: 'value-scan' }, describes: 'models', columns: { display_name: notPersonal('an LLM model name') } },
   { table: 'ai.knowledge_collections', person: { kind: 'value-scan' }, describes: 'knowledge collections', columns: { name: notPersonal('a collection of an organization\'s knowledge base') } },
+  {
+    // free text about anyone (a note of their health, a contract naming them): the knowledge base of an organization that
+    // goes with the person (their personal one, a business one nobody else belongs to) goes with it, its versions and
+    // chunks first; in an organization that goes on, what they added stays its record (alsoExportedBy)
+    table: 'ai.knowledge_documents', person: { kind: 'erased-org', column: 'org_id' }, orgColumn: 'org_id',
+    alsoExportedBy: { locators: [{ kind: 'user', column: 'created_by' }], ...KNOWLEDGE_KEPT },
+    describes: 'knowledge base documents you added, and those of the organizations that go with your erasure (your personal one, those nobody else belongs to)',
+    columns: { title: DELETE, source_url: DELETE, tags: DELETE },
+  },
+  {
+    // the text of each version (what is chunked and searched), and its file's name
+    table: 'ai.knowledge_versions', person: { kind: 'through', table: 'ai.knowledge_documents', columns: [['org_id', 'org_id'], ['document_id', 'id']] },
+    orgColumn: 'org_id', alsoExportedBy: { locators: [{ kind: 'user', column: 'created_by' }], ...KNOWLEDGE_KEPT },
+    describes: 'the versions (their text) of those knowledge documents, and the versions you added to others',
+    columns: { text: DELETE, filename: DELETE },
+  },
+  {
+    // the versions' text cut in pieces, with its embedding: derived from the version's text (exported there)
+    table: 'ai.knowledge_chunks', person: { kind: 'through', table: 'ai.knowledge_documents', columns: [['org_id', 'org_id'], ['document_id', 'id']] },
+    orgColumn: 'org_id', exported: false, describes: 'never exported (the search index of the versions: their text in pieces, and its embeddings)',
+    columns: { content: DELETE, tags: DELETE, embedding: DELETE },
+  },
   { table: 'hub.plans', person: { kind: 'value-scan' }, describes: 'plans', columns: { name: notPersonal('a plan of an app') } },
   { table: 'core.analytics_event_names', person: { kind: 'value-scan' }, describes: 'event names', columns: { name: notPersonal('an event name an organization\'s apps send') } },
 ];
 
 /**
  * Columns that name a person by user id but whose rows are the organization's records (authorship): not in the
- * person's export (the organization's export has them), nothing to erase. A column holding a user id that is neither
- * a person locator of the catalog nor listed here fails test/privacy/catalog.test.ts.
+ * person's export (the organization's export has them) unless their table's alsoExportedBy names the column; nothing
+ * to erase. A column holding a user id that is neither a person locator of the catalog nor listed here fails
+ * test/privacy/catalog.test.ts.
  */
 export const AUTHORSHIP_COLUMNS: Record<string, string> = {
   'ai.agent_triggers.created_by': 'an organization\'s agent trigger you set up',
   'ai.agents.created_by': 'an organization\'s agent you created',
-  'ai.knowledge_documents.created_by': 'an organization\'s knowledge document you added',
-  'ai.knowledge_versions.created_by': 'a version of an organization\'s knowledge document',
+  'ai.knowledge_documents.created_by': 'an organization\'s knowledge document you added (in your export: the catalog\'s alsoExportedBy)',
+  'ai.knowledge_versions.created_by': 'a version of an organization\'s knowledge document (in your export: the catalog\'s alsoExportedBy)',
   'ai.provider_keys.created_by': 'an organization\'s AI provider key',
   'core.api_keys.created_by': 'an organization\'s API key',
   'core.api_keys.revoked_by': 'an organization\'s API key',

@@ -17,6 +17,8 @@ export interface EmbeddingsDouble {
   requests: { model: string; inputs: number; dimensions?: number }[];
   /** when set, every request is answered with this HTTP status (an outage) */
   failWith?: number;
+  /** when set, the answer's `data` (one embedding per input, in order) is replaced by what it returns: a provider answering wrongly */
+  alterData?: (data: { object: 'embedding'; index: number; embedding: unknown }[]) => unknown[];
   close(): Promise<void>;
 }
 
@@ -52,9 +54,10 @@ export async function startEmbeddingsDouble(apiKey = 'sk-embeddings-double', emb
       const inputs = Array.isArray(p.input) ? p.input : [p.input];
       const dims = p.dimensions ?? 256;
       double.requests.push({ model: p.model, inputs: inputs.length, dimensions: p.dimensions });
+      const data = inputs.map((text, index) => ({ object: 'embedding' as const, index, embedding: embed(text, dims) as unknown }));
       send(200, {
         object: 'list', model: p.model,
-        data: inputs.map((text, index) => ({ object: 'embedding', index, embedding: embed(text, dims) })),
+        data: double.alterData ? double.alterData(data) : data,
         usage: { prompt_tokens: inputs.reduce((n, t) => n + t.length, 0), total_tokens: inputs.reduce((n, t) => n + t.length, 0) },
       });
     });
