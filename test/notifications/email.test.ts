@@ -164,6 +164,43 @@ describe('notifications: e-mail over SMTP', () => {
     expect((await t.db.admin.query('SELECT sent_at IS NOT NULL AS sent FROM core.email_digests WHERE id = $1', [digest.id])).rows).toEqual([{ sent: true }]);
   });
 
+  it('mails neither the retry of a notice nor a pending digest of a category whose e-mail the recipient switched off meanwhile', async () => {
+    const dee = await registerUser(t, 'dee');
+    await addMember(t, orgId, dee, 'member');
+    await settle(t);
+    await t.http.patch('/v1/me/notification-preferences').set(dee.auth)
+      .send({ items: [{ category: 'finance', channel: 'email', enabled: true, digest: true }] }).expect(200);
+    // a notice refused for now (its retry waits minutes), and two notices of a finance digest whose hour is over
+    const id = await t.app.get(PrivilegedDatabase).run('notifications.deliver', (db) => queueEmail({ db, orgId }, {
+      userId: dee.id, to: dee.email, template: 'notice', category: 'finance', data: { title: 'Bill submitted', body: 'one', eventType: 'test' } }));
+    smtp.refuseNext(451, 'Try again later');
+    const sender = t.app.get(EmailDeliveryService);
+    await sender.send({ id: '0', orgId, topic: EMAIL_JOB, payload: { deliveryId: id } });
+    const [digest] = (await t.db.admin.query(`INSERT INTO core.email_digests (user_id, category, window_start, due_at)
+      VALUES ($1, 'finance', date_trunc('hour', now()) - interval '2 hours', date_trunc('hour', now()) - interval '1 hour') RETURNING id`, [dee.id])).rows;
+    for (const title of ['first', 'second']) {
+      await t.db.admin.query(`INSERT INTO core.email_deliveries (org_id, user_id, to_address, template, category, data, status)
+        VALUES ($1, $2, $3, 'notice', 'finance', $4, 'digest_pending')`, [orgId, dee.id, dee.email, { title, body: 'in the digest' }]);
+    }
+    // dee switches finance e-mail off
+    await t.http.patch('/v1/me/notification-preferences').set(dee.auth)
+      .send({ items: [{ category: 'finance', channel: 'email', enabled: false, digest: false }] }).expect(200);
+    const before = smtp.messages.length;
+    await sender.send({ id: '0', orgId, topic: EMAIL_JOB, payload: { deliveryId: id, after: 1 } });
+    await sender.flushDigests();
+    await settle(t);
+    expect(smtp.messages.slice(before).filter((m) => m.to.includes(dee.email))).toEqual([]);
+    const rows = (await t.db.admin.query(`SELECT template, data ->> 'title' AS title, status, attempts, smtp_response FROM core.email_deliveries
+      WHERE user_id = $1 AND category = 'finance' ORDER BY created_at`, [dee.id])).rows;
+    const off = 'not sent: e-mail of this category was switched off by the recipient';
+    expect(rows).toEqual([
+      { template: 'notice', title: 'Bill submitted', status: 'not_sent', attempts: 1, smtp_response: off },
+      { template: 'notice', title: 'first', status: 'not_sent', attempts: 0, smtp_response: off },
+      { template: 'notice', title: 'second', status: 'not_sent', attempts: 0, smtp_response: off },
+    ]);
+    expect((await t.db.admin.query('SELECT sent_at IS NOT NULL AS sent FROM core.email_digests WHERE id = $1', [digest.id])).rows).toEqual([{ sent: true }]);
+  });
+
   it('counts every message the sender hands to SMTP in omnizen_emails_total: one sent, one failed (a scrape shows both moved)', async () => {
     const scrape = async () => (await t.http.get('/metrics').set('Authorization', `Bearer ${METRICS_TOKEN}`).expect(200)).text;
     const cy = await registerUser(t, 'cy');

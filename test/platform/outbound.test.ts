@@ -10,8 +10,10 @@ import { testKeys } from '../integrations/keys.js';
 describe('outbound requests to user-chosen URLs (server-side request forgery guard)', () => {
   it('tells public from loopback, private, link-local, shared and reserved addresses', () => {
     const nonPublic = ['127.0.0.1', '10.1.2.3', '172.16.0.1', '172.31.255.255', '192.168.1.1', '169.254.169.254', '100.64.0.1', '0.0.0.0',
-      '224.0.0.1', '::1', '::', 'fe80::1', 'fd00::1', '::ffff:127.0.0.1', '::ffff:8.8.8.8', '64:ff9b::a00:5', 'not-an-address'];
-    const publicOnes = ['8.8.8.8', '1.1.1.1', '172.32.0.1', '100.128.0.1', '2001:4860:4860::8888', '2606:4700:4700::1111'];
+      '224.0.0.1', '::1', '::', 'fe80::1', 'fd00::1', '::ffff:127.0.0.1', '::ffff:8.8.8.8', '64:ff9b::a00:5', 'not-an-address',
+      // IPv4-compatible, IPv4-translated, 6to4, Teredo and site-local forms: each can reach an address the others refuse
+      '::7f00:1', '::a00:5', '::ffff:0:7f00:1', '2002:7f00:1::1', '2002:a00:5::', '2001:0:4136:e378:8000:63bf:3fff:fdd2', 'fec0::1', 'feff::1'];
+    const publicOnes = ['8.8.8.8', '1.1.1.1', '172.32.0.1', '100.128.0.1', '2001:4860:4860::8888', '2606:4700:4700::1111', '2001:200::1', '2003::1'];
     expect(nonPublic.filter((a) => !isNonPublicAddress(a))).toEqual([]);
     expect(publicOnes.filter((a) => isNonPublicAddress(a))).toEqual([]);
   });

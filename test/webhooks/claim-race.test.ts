@@ -55,7 +55,7 @@ describe('webhooks: a message claimed by one worker after another worker\'s clai
     const { rows: [due] } = await t.db.admin.query('SELECT max(next_attempt_at) AS at FROM core.webhook_messages WHERE endpoint_id = $1', [ep.id]);
     const now = new Date(due.at);
     const claim = (leaseUntil: Date) => privileged.run('webhooks.delivery',
-      (db) => repo.claimDue(db, now, leaseUntil, 10, MAX_ATTEMPTS, { perEndpoint: 4, sending: new Map() }));
+      (db) => repo.claimDue(db, now, leaseUntil, 10, MAX_ATTEMPTS, { perEndpoint: 4, perOrganization: 10, sending: new Map(), sendingByOrg: new Map() }));
 
     const holder = new pg.Client({ connectionString: t.db.url });
     await holder.connect();

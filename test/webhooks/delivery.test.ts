@@ -1,8 +1,11 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { Logger } from '@nestjs/common';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
+import { projectRoot } from '../../src/platform/database/migrator.js';
 import { OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
 import { WebhookDelivery } from '../../src/modules/webhooks/webhook-delivery.service.js';
 import { MAX_ATTEMPTS, RETRY_DELAYS_SECONDS } from '../../src/modules/webhooks/retry-schedule.js';
@@ -99,6 +102,9 @@ describe('webhooks: signed delivery of the ledger\'s events with retries, the de
     const body = doc.paths['/v1/orgs/{orgId}/webhooks/endpoints'].post.callbacks.delivery['{$request.body#/url}'].post.requestBody.content['application/json'].schema;
     expect(Object.keys(body.discriminator.mapping).sort()).toEqual([...types, 'ping'].sort());
     expect(body.oneOf.map((s: { $ref: string }) => s.$ref).sort()).toEqual([...res.body.map((e: { bodySchemaRef: string }) => e.bodySchemaRef), '#/components/schemas/WebhookEvent.ping.v1'].sort());
+    // docs/webhooks.md lists every type
+    const guide = readFileSync(join(projectRoot(), 'docs', 'webhooks.md'), 'utf8');
+    expect(EVENT_CATALOG.map((e) => e.type).filter((type) => !guide.includes(`\`${type}\``))).toEqual([]);
   });
 
   it('shows the signing secret once, stores it sealed, and refuses unknown event types', async () => {
@@ -542,6 +548,44 @@ describe('webhooks: signed delivery of the ledger\'s events with retries, the de
       const statuses = (await t.db.admin.query(`SELECT status, count(*)::int AS n FROM core.webhook_messages WHERE endpoint_id = $1 GROUP BY status`, [fast.id])).rows;
       expect(statuses).toEqual([{ status: 'succeeded', n: 3 }]);
       expect((await attemptsOf(fast.id)).map((x) => [x.succeeded, x.status_code])).toEqual([[true, 200], [true, 200], [true, 200]]);
+    } finally {
+      await worker.app.close();
+    }
+  });
+
+  it('shares the sends between organizations: one whose receivers do not answer holds at most its slots, and another\'s messages, older backlog or not, go on meanwhile', async () => {
+    const [a, b] = [await orgWithBooks('Backlog Org'), await orgWithBooks('Other Org')];
+    const tarpit = await receiver(() => 'hang');
+    const plain = await receiver(() => ({ status: 200, body: 'thanks' }));
+    const [a1, a2] = [await endpoint(a, tarpit, { url: `${tarpit.url}/a1` }), await endpoint(a, tarpit, { url: `${tarpit.url}/a2` })];
+    const other = await endpoint(b, plain);
+    // A's backlog of 40 messages, all due before B's one: the oldest due messages are all A's
+    await t.db.admin.query(`INSERT INTO core.webhook_messages (org_id, endpoint_id, event_type, body, next_attempt_at, created_at)
+      SELECT $1, CASE WHEN g % 2 = 0 THEN $2::uuid ELSE $3::uuid END, 'ping', '{"type":"ping"}', $4::timestamptz + g * interval '1 ms', $4::timestamptz
+      FROM generate_series(1, 40) g`, [a.orgId, a1.id, a2.id, new Date(clock.now() - 10_000)]);
+    const ping = async () => (await t.http.post(endpointsUrl(b, `/${other.id}/ping`)).set(b.owner.auth).expect(202)).body.id as string;
+    const first = await ping();
+    const worker = await startApp({ ...t.config, webhooks: { ...t.config.webhooks, concurrency: 4, concurrencyPerEndpoint: 2, concurrencyPerOrganization: 2, timeoutMs: 60_000 } }, clock);
+    try {
+      const sender = worker.app.get(WebhookDelivery);
+      const pass = sender.deliverDue();
+      // A's two sends wait at the receiver that does not answer; B's message is sent meanwhile
+      await plain.waitFor(1);
+      await tarpit.waitFor(2);
+      // one more of B's, due while the pass waits on A's sends: a call of deliverDue has the pass claim it at once
+      const second = await ping();
+      void sender.deliverDue();
+      await plain.waitFor(2);
+      expect(tarpit.received).toHaveLength(2);
+      const inFlight = await t.db.admin.query(`SELECT count(*)::int AS n FROM core.webhook_messages WHERE org_id = $1 AND attempts > 0`, [a.orgId]);
+      expect(inFlight.rows).toEqual([{ n: 2 }]); // claimed: A's two sends, no more
+      // the rest of A's backlog is not this test's: A's two sends fail now, and the pass ends
+      await t.db.admin.query(`UPDATE core.webhook_messages SET status = 'failed', next_attempt_at = NULL WHERE org_id = $1 AND attempts = 0`, [a.orgId]);
+      await tarpit.close();
+      await pass;
+      const messages = await t.db.admin.query(`SELECT id, status, attempts FROM core.webhook_messages WHERE org_id = $1 ORDER BY created_at`, [b.orgId]);
+      expect(messages.rows).toEqual([{ id: first, status: 'succeeded', attempts: 1 }, { id: second, status: 'succeeded', attempts: 1 }]);
+      expect(plain.received.map((w) => w.id)).toEqual([first, second].map((id) => `msg_${id.replace(/-/g, '')}`));
     } finally {
       await worker.app.close();
     }

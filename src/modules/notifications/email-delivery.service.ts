@@ -8,7 +8,8 @@ import { enqueue, JobRegistry, type Job } from '../../platform/queue/jobs.js';
 import { scheduleFromConfig } from '../../platform/queue/schedule.js';
 import { renderEmail, type EmailTemplate } from './email-templates.js';
 import { Mailer } from './mailer.service.js';
-import { NOT_A_MEMBER, notificationRepository as repo } from './notification.repository.js';
+import { effectivePreference } from './notification-preferences.js';
+import { NOT_A_MEMBER, notificationRepository as repo, SWITCHED_OFF } from './notification.repository.js';
 import type { NotificationCategory } from './notification.dto.js';
 
 /** The outbox topic of one e-mail: `{ deliveryId }`; a later attempt's job also carries `after` (see send). */
@@ -164,6 +165,11 @@ export class EmailDeliveryService implements OnModuleInit {
         await repo.setDelivery(db, d.org_id, d.id, { status: 'not_sent', smtpResponse: NOT_A_MEMBER });
         return undefined;
       }
+      // a notice or digest whose category's e-mail its recipient switched off since it was queued (a retry, a late job)
+      if (d.user_id !== null && TO_CURRENT_ADDRESS.has(d.template) && !(await this.emailWanted(db, d.user_id, d.category))) {
+        await repo.setDelivery(db, d.org_id, d.id, { status: 'not_sent', smtpResponse: SWITCHED_OFF });
+        return undefined;
+      }
       let to = d.to_address;
       if (d.user_id !== null && TO_CURRENT_ADDRESS.has(d.template)) {
         const current = await repo.currentAddress(db, d.user_id);
@@ -225,9 +231,16 @@ export class EmailDeliveryService implements OnModuleInit {
     return lockUser ? lockUser(db, recipient!.user_id!) : true;
   }
 
+  /** Whether the user's e-mail of `category` is on now (their preference as it is, not as it was when a mail was queued). */
+  private async emailWanted(db: Db, userId: string, category: string): Promise<boolean> {
+    const stored = await repo.preferencesOf(db, [userId], category);
+    return effectivePreference(stored.get(userId), category as NotificationCategory, 'email').enabled;
+  }
+
   /**
    * Sends every digest whose hour is over: all its pending notices in one e-mail, queued in the
-   * transaction that marks them digested (so each notice is in exactly one digest). Returns how many.
+   * transaction that marks them digested (so each notice is in exactly one digest); none when the recipient has switched
+   * the category's e-mail off meanwhile (its notices not_sent, SWITCHED_OFF). Returns how many.
    */
   async flushDigests(now: Date = new Date(this.clock.now())): Promise<number> {
     return this.privileged.run('notifications.deliver', async (db) => {
@@ -235,6 +248,12 @@ export class EmailDeliveryService implements OnModuleInit {
       for (const digest of due) {
         // an organization's notices reach only its current members (as their inbox: core.notifications' policy)
         await repo.dropDigestItemsOfFormerOrgs(db, digest.user_id, digest.category);
+        // the category's e-mail switched off since its notices were queued: none is mailed
+        if (!(await this.emailWanted(db, digest.user_id, digest.category))) {
+          await repo.dropDigestItems(db, digest.user_id, digest.category, SWITCHED_OFF);
+          await repo.closeDigest(db, digest.id);
+          continue;
+        }
         const items = (await repo.takeDigestItems(db, digest.user_id, digest.category, digest.id))
           .sort((a, b) => a.created_at.getTime() - b.created_at.getTime());
         await repo.closeDigest(db, digest.id);

@@ -40,6 +40,8 @@ export interface PreferenceRow {
 
 /** What a notice not mailed because its recipient left the organization records (its digest, or its own e-mail's job). */
 export const NOT_A_MEMBER = 'not sent: the recipient no longer belongs to the organization';
+/** What a notice or digest not mailed because its recipient switched its category's e-mail off since it was queued records. */
+export const SWITCHED_OFF = 'not sent: e-mail of this category was switched off by the recipient';
 
 const NOTIFICATION_COLUMNS = [
   'n.id', 'n.org_id', 'n.event_type', 'n.category', 'n.title', 'n.body', 'n.created_at', 'n.read_at', 'n.archived_at',
@@ -227,6 +229,12 @@ export const notificationRepository = {
       .where('d.user_id', '=', userId).where('d.category', '=', category).where('d.status', '=', 'digest_pending').where('d.to_person', '=', false)
       .where(({ not, exists, selectFrom }) => not(exists(selectFrom('core.memberships as m').select('m.user_id')
         .whereRef('m.org_id', '=', 'd.org_id').where('m.user_id', '=', userId)))));
+  },
+
+  /** The pending notices of (user, category), marked not_sent with `reason`: no digest mails them. Returns how many. */
+  async dropDigestItems(db: Db, userId: string, category: string, reason: string): Promise<number> {
+    return db.runCount(qb.updateTable('core.email_deliveries').set({ status: 'not_sent', smtp_response: reason })
+      .where('user_id', '=', userId).where('category', '=', category).where('status', '=', 'digest_pending'));
   },
 
   /** The pending deliveries a digest summarizes, marked digested. */

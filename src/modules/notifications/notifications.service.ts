@@ -10,25 +10,16 @@ import { AuditService } from '../audit/audit.service.js';
 import { renderRouteText } from './email-templates.js';
 import { queueEmail } from './email-delivery.service.js';
 import { NotificationStream } from './notification-stream.js';
-import { notificationRepository as repo, type NotificationRow, type PreferenceRow, type Recipient, type RouteRow } from './notification.repository.js';
+import { effectivePreference } from './notification-preferences.js';
+import { notificationRepository as repo, type NotificationRow, type Recipient, type RouteRow } from './notification.repository.js';
 import {
-  NOTIFICATION_CATEGORIES, NOTIFICATION_CHANNELS, type MarkAllReadDto, type MarkedReadDto, type NotificationCategory, type NotificationChannel,
+  NOTIFICATION_CATEGORIES, NOTIFICATION_CHANNELS, type MarkAllReadDto, type MarkedReadDto, type NotificationCategory,
   type NotificationDto, type NotificationPage, type NotificationQuery, type PreferencesDto, type UnreadCountDto, type UpdatePreferencesDto,
 } from './notification.dto.js';
 import { NotificationErrors } from './notifications.errors.js';
 
 /** How long the set of routed event types is kept (see NotificationsService.routedTypes). */
 const ROUTED_TYPES_TTL_MS = 60_000;
-
-/**
- * Without a stored preference every channel is on, without digest; security is on, and its mail immediate (a sign-in
- * alert an hour late is too late), whatever is stored (a digest stored before 20270207900100 is ignored).
- */
-export function effectivePreference(stored: PreferenceRow[] | undefined, category: NotificationCategory, channel: NotificationChannel): PreferenceRow {
-  const found = stored?.find((p) => p.category === category && p.channel === channel);
-  const enabled = category === 'security' ? true : found?.enabled ?? true;
-  return { category, channel, enabled, digest: channel === 'email' && category !== 'security' && enabled && (found?.digest ?? false) };
-}
 
 const toDto = (n: NotificationRow): NotificationDto => ({ ...n });
 

@@ -95,6 +95,8 @@ export class WebhookDelivery implements OnModuleInit, OnApplicationBootstrap, On
   private readonly shutdown = new AbortController();
   private running: Promise<number> | null = null;
   private rerun = false;
+  /** Wakes a pass waiting for a send to end: something may be due meanwhile (deliverDue during the pass). */
+  private nudge: (() => void) | null = null;
   private sweptSecretsAt = -Infinity;
 
   constructor(
@@ -172,10 +174,14 @@ export class WebhookDelivery implements OnModuleInit, OnApplicationBootstrap, On
     void this.deliverDue().catch((err: Error) => this.logger.warn(`webhook delivery pass failed: ${err.message}`));
   }
 
-  /** Delivers every due message; answers how many attempts were made. A call during a pass makes that pass look once more. */
+  /**
+   * Delivers every due message; answers how many attempts were made. A call during a pass makes that pass look once more,
+   * at once if slots are free (it does not wait for a send to end: those in flight may be to receivers that do not answer).
+   */
   deliverDue(): Promise<number> {
     if (this.running) {
       this.rerun = true;
+      this.nudge?.();
       return this.running;
     }
     this.running = this.passes().finally(() => (this.running = null));
@@ -194,16 +200,25 @@ export class WebhookDelivery implements OnModuleInit, OnApplicationBootstrap, On
 
   /**
    * Sends until nothing is due, as a pool of WEBHOOKS_CONCURRENCY sends: a slot is claimed again as soon as its send
-   * ends (once a quarter of the slots is free, or none is sending), so one slow receiver holds up no other send, and
-   * one endpoint holds at most WEBHOOKS_CONCURRENCY_PER_ENDPOINT slots (claimDue). What has been sent is recorded in
-   * batches, one recording at a time, while the sends go on: the worker is not idle while the database writes.
+   * ends (once a quarter of the slots is free, or none is sending), so one slow receiver holds up no other send, one
+   * endpoint holds at most WEBHOOKS_CONCURRENCY_PER_ENDPOINT slots and one organization at most
+   * WEBHOOKS_CONCURRENCY_PER_ORGANIZATION (claimDue): receivers that do not answer leave the other organizations'
+   * messages free slots, claimed as soon as they are due (deliverDue nudges a pass waiting on its sends). What has been
+   * sent is recorded in batches, one recording at a time, while the sends go on: the worker is not idle while the
+   * database writes.
    */
   private async pass(): Promise<number> {
-    const { concurrency, concurrencyPerEndpoint, timeoutMs } = this.config.webhooks;
+    const { concurrency, concurrencyPerEndpoint, concurrencyPerOrganization, timeoutMs } = this.config.webhooks;
     await this.clearExpiredSecrets().catch((err: Error) => this.logger.warn(`clearing expired webhook secrets failed: ${err.message}`));
     const quarter = Math.max(1, Math.ceil(concurrency / 4));
     const sends = new Set<Promise<void>>();
     const sending = new Map<string, number>(); // endpoint id → sends in flight
+    const sendingByOrg = new Map<string, number>(); // organization id → sends in flight
+    const count = (map: Map<string, number>, key: string, by: 1 | -1) => {
+      const n = (map.get(key) ?? 0) + by;
+      if (n > 0) map.set(key, n);
+      else map.delete(key);
+    };
     let sent: Attempt[] = []; // not yet recorded
     let recording: Promise<void> | null = null;
     const record = () => {
@@ -218,22 +233,24 @@ export class WebhookDelivery implements OnModuleInit, OnApplicationBootstrap, On
     try {
       while (!this.shutdown.signal.aborted) {
         const free = concurrency - sends.size;
-        if (!nothingDue && free > 0 && (free >= quarter || sends.size === 0)) {
+        const mayClaim = free > 0 && (free >= quarter || sends.size === 0);
+        if (mayClaim && (!nothingDue || this.rerun)) {
+          this.rerun = false; // this claim finds what a call of deliverDue before it was for
           const now = new Date(this.clock.now());
           const lease = new Date(now.getTime() + timeoutMs + CLAIM_MARGIN_MS);
           const { claimed, exhausted } = await this.privileged.run('webhooks.delivery',
-            (db) => repo.claimDue(db, now, lease, free, MAX_ATTEMPTS, { perEndpoint: concurrencyPerEndpoint, sending }));
+            (db) => repo.claimDue(db, now, lease, free, MAX_ATTEMPTS, { perEndpoint: concurrencyPerEndpoint, perOrganization: concurrencyPerOrganization, sending, sendingByOrg }));
           for (const m of exhausted) this.logger.warn(`webhook message ${m.id} of organization ${m.org_id} failed: claimed ${MAX_ATTEMPTS} times, its outcome never recorded`);
           if (claimed.length === 0 && exhausted.length === 0) nothingDue = true;
           for (const m of claimed) {
-            sending.set(m.endpoint_id, (sending.get(m.endpoint_id) ?? 0) + 1);
+            count(sending, m.endpoint_id, 1);
+            count(sendingByOrg, m.org_id, 1);
             const send: Promise<void> = this.attempt(m).then((a) => {
               if (a) sent.push(a);
             }).finally(() => {
               sends.delete(send);
-              const left = (sending.get(m.endpoint_id) ?? 1) - 1;
-              if (left > 0) sending.set(m.endpoint_id, left);
-              else sending.delete(m.endpoint_id);
+              count(sending, m.endpoint_id, -1);
+              count(sendingByOrg, m.org_id, -1);
             });
             sends.add(send);
           }
@@ -241,8 +258,11 @@ export class WebhookDelivery implements OnModuleInit, OnApplicationBootstrap, On
           continue;
         }
         if (sends.size === 0) break; // nothing due, nothing sending
-        await Promise.race(sends);
-        nothingDue = false; // a slot is free again, and its endpoint may be below its limit again
+        // a send ends (a slot is free again, its endpoint and organization may be below their limits again), or, slots
+        // being free, deliverDue is called: a message due meanwhile does not wait behind sends to silent receivers
+        await Promise.race([...sends, ...(mayClaim ? [new Promise<void>((resolve) => (this.nudge = resolve))] : [])]);
+        this.nudge = null;
+        nothingDue = false;
         record();
       }
     } finally {

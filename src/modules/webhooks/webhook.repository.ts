@@ -242,36 +242,54 @@ export const webhookRepository = {
    * `leaseUntil` (past the send timeout), so one whose outcome is never recorded is sent again. A due message already
    * claimed `maxAttempts` times is not claimed but failed (`exhausted`): its last claim ran out unrecorded (the
    * process died, or the outcome could not be written), and it must not be sent forever. Committed at once.
-   * Fair between endpoints: at most `perEndpoint` messages of one endpoint, less what the worker still sends to it
-   * (`sending`: endpoint id → sends in flight), and the first due message of each endpoint before the second of any.
-   * Looked for among the oldest due messages of the endpoints not yet at their limit (8 × `limit` of them), so one
-   * endpoint's backlog costs no more to skip than a batch. A message claimed or settled by another worker after this
+   * Fair between endpoints and between organizations: at most `perEndpoint` messages of one endpoint and
+   * `perOrganization` of one organization, less what the worker still sends to them (`sending`: endpoint id → sends in
+   * flight; `sendingByOrg`: organization id → sends in flight), and the first due message of each endpoint before the
+   * second of any (among those, each organization's first before its second). Looked for per endpoint, its own oldest
+   * due messages (webhook_messages_endpoint_due_idx): one endpoint's or organization's backlog, however old, is not in
+   * the way of another's message, and costs nothing to skip. A message claimed or settled by another worker after this
    * statement's snapshot is skipped, not claimed again (the locking step re-checks the row's lease and attempts).
    * A deleted organization's messages are not claimed, from the deletion's commit on (before organizationDeleted has
    * disabled its endpoints).
    */
   async claimDue(db: Db, now: Date, leaseUntil: Date, limit: number, maxAttempts: number,
-    fair: { perEndpoint: number; sending: Map<string, number> }):
+    fair: { perEndpoint: number; perOrganization: number; sending: Map<string, number>; sendingByOrg: Map<string, number> }):
     Promise<{ claimed: ClaimedMessage[]; exhausted: { org_id: string; id: string; endpoint_id: string }[] }> {
-    const full = [...fair.sending].filter(([, n]) => n >= fair.perEndpoint).map(([id]) => id);
-    const allowed = Object.fromEntries([...fair.sending].map(([id, n]) => [id, Math.max(0, fair.perEndpoint - n)]));
+    const room = (sending: Map<string, number>, cap: number) => Object.fromEntries([...sending].map(([id, n]) => [id, Math.max(0, cap - n)]));
+    const endpointRoom = JSON.stringify(room(fair.sending, fair.perEndpoint));
+    const orgRoom = JSON.stringify(room(fair.sendingByOrg, fair.perOrganization));
     const rows = await db.$queryRaw<(ClaimedMessage & { exhausted: boolean })[]>`
-      WITH candidates AS (
-        SELECT m.org_id, m.id, m.endpoint_id, m.next_attempt_at, m.attempts, m.attempts >= ${maxAttempts}::int AS exhausted FROM core.webhook_messages m
-        JOIN core.webhook_endpoints e ON e.org_id = m.org_id AND e.id = m.endpoint_id AND e.enabled
-        JOIN core.organizations o ON o.id = m.org_id AND o.deleted_at IS NULL
-        WHERE m.status = 'pending' AND m.next_attempt_at <= ${now}::timestamptz AND NOT (m.endpoint_id = ANY(${full}::uuid[]))
-        ORDER BY m.next_attempt_at LIMIT ${limit * 8}),
+      WITH endpoints AS (
+        SELECT * FROM (
+          SELECT e.org_id, e.id,
+            least(${limit}::int, coalesce((${endpointRoom}::jsonb ->> e.id::text)::int, ${fair.perEndpoint}::int),
+              coalesce((${orgRoom}::jsonb ->> e.org_id::text)::int, ${fair.perOrganization}::int)) AS room
+          FROM core.webhook_endpoints e
+          JOIN core.organizations o ON o.id = e.org_id AND o.deleted_at IS NULL
+          WHERE e.enabled) e
+        WHERE e.room > 0),
+      candidates AS (
+        SELECT c.* FROM endpoints e CROSS JOIN LATERAL (
+          SELECT m.org_id, m.id, m.endpoint_id, m.next_attempt_at, m.attempts, m.attempts >= ${maxAttempts}::int AS exhausted
+          FROM core.webhook_messages m
+          WHERE m.org_id = e.org_id AND m.endpoint_id = e.id AND m.status = 'pending' AND m.next_attempt_at <= ${now}::timestamptz
+          ORDER BY m.next_attempt_at, m.id LIMIT e.room) c),
       ranked AS (
         SELECT c.*, row_number() OVER (PARTITION BY c.endpoint_id ORDER BY c.next_attempt_at, c.id) AS n FROM candidates c),
+      -- each organization's sendable candidates, its endpoints' first messages first (an exhausted one is failed, not sent)
+      org_ranked AS (
+        SELECT r.*, row_number() OVER (PARTITION BY r.org_id, r.exhausted ORDER BY r.n, r.next_attempt_at, r.id) AS k FROM ranked r),
+      -- in claiming order; eight times as many as the claim takes, for those another worker holds locked (SKIP LOCKED)
+      picked AS (
+        SELECT r.* FROM org_ranked r WHERE r.exhausted OR r.k <= coalesce((${orgRoom}::jsonb ->> r.org_id::text)::int, ${fair.perOrganization}::int)
+        ORDER BY r.n, r.k, r.next_attempt_at LIMIT ${limit * 8}),
       due AS (
         SELECT m.org_id, m.id, r.exhausted FROM core.webhook_messages m
-        JOIN ranked r ON r.org_id = m.org_id AND r.id = m.id
-        WHERE (r.exhausted OR r.n <= coalesce((${JSON.stringify(allowed)}::jsonb ->> r.endpoint_id::text)::int, ${fair.perEndpoint}::int))
-          -- the row as the candidates saw it: when another worker's claim (or an outcome) committed after this
-          -- statement's snapshot, the lock re-checks these on the new version (READ COMMITTED) and skips the row
-          AND m.status = 'pending' AND m.next_attempt_at = r.next_attempt_at AND m.attempts = r.attempts
-        ORDER BY r.n, r.next_attempt_at LIMIT ${limit} FOR UPDATE OF m SKIP LOCKED),
+        JOIN picked r ON r.org_id = m.org_id AND r.id = m.id
+        -- the row as the candidates saw it: when another worker's claim (or an outcome) committed after this
+        -- statement's snapshot, the lock re-checks these on the new version (READ COMMITTED) and skips the row
+        WHERE m.status = 'pending' AND m.next_attempt_at = r.next_attempt_at AND m.attempts = r.attempts
+        ORDER BY r.n, r.k, r.next_attempt_at LIMIT ${limit} FOR UPDATE OF m SKIP LOCKED),
       failed AS (
         UPDATE core.webhook_messages m SET status = 'failed', next_attempt_at = NULL
         FROM due WHERE due.exhausted AND m.org_id = due.org_id AND m.id = due.id

@@ -228,6 +228,12 @@ export interface AppConfig {
      * WEBHOOKS_CONCURRENCY): an endpoint that answers slowly, or not at all, holds at most these slots
      */
     concurrencyPerEndpoint: number;
+    /**
+     * deliveries in flight at once to one organization's endpoints (WEBHOOKS_CONCURRENCY_PER_ORGANIZATION, default half
+     * of WEBHOOKS_CONCURRENCY, at least WEBHOOKS_CONCURRENCY_PER_ENDPOINT): an organization whose receivers do not answer
+     * holds at most these slots, the others' messages take the rest
+     */
+    concurrencyPerOrganization: number;
     /** default overlap of a secret rotation: the previous secret still signs for this long (seconds) */
     secretOverlapSeconds: number;
     /** endpoint URLs must be https (default in production) */
@@ -487,6 +493,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     extractionMaxWaitMs: int(env, 'KNOWLEDGE_EXTRACTION_MAX_WAIT_MS', 30_000, 1, 600_000),
   };
   const webhookConcurrency = int(env, 'WEBHOOKS_CONCURRENCY', 50, 1, 500);
+  const webhookConcurrencyPerEndpoint = int(env, 'WEBHOOKS_CONCURRENCY_PER_ENDPOINT', Math.ceil(webhookConcurrency / 4), 1, 500);
   return {
     knowledge,
     nodeEnv,
@@ -612,7 +619,8 @@ export function loadConfig(env: Env = process.env): AppConfig {
       timeoutMs: int(env, 'WEBHOOKS_TIMEOUT_MS', 15_000, 100, 120_000),
       pollIntervalMs: int(env, 'WEBHOOKS_POLL_INTERVAL_MS', nodeEnv === 'test' ? 0 : 500, 0),
       concurrency: webhookConcurrency,
-      concurrencyPerEndpoint: int(env, 'WEBHOOKS_CONCURRENCY_PER_ENDPOINT', Math.ceil(webhookConcurrency / 4), 1, 500),
+      concurrencyPerEndpoint: webhookConcurrencyPerEndpoint,
+      concurrencyPerOrganization: int(env, 'WEBHOOKS_CONCURRENCY_PER_ORGANIZATION', Math.max(webhookConcurrencyPerEndpoint, Math.ceil(webhookConcurrency / 2)), 1, 500),
       secretOverlapSeconds: int(env, 'WEBHOOKS_SECRET_OVERLAP_SECONDS', 86_400, 0, 30 * 86_400),
       requireHttps: bool(env, 'WEBHOOKS_REQUIRE_HTTPS', secureDefault),
       maxEndpoints: int(env, 'WEBHOOKS_MAX_ENDPOINTS', 16, 1, 1000),

@@ -20,9 +20,10 @@ for (const [net, prefix] of [
   ['224.0.0.0', 4], ['240.0.0.0', 4],
 ] as const) NON_PUBLIC_V4.addSubnet(net, prefix, 'ipv4');
 for (const [net, prefix] of [
-  // IPv4-mapped and NAT64 forms are refused whole: they can carry any IPv4 address, private ones included
-  ['::', 127], ['::ffff:0:0', 96], ['64:ff9b::', 96], ['64:ff9b:1::', 48], ['100::', 64], ['2001:db8::', 32],
-  ['fc00::', 7], ['fe80::', 10], ['ff00::', 8],
+  // forms that embed an IPv4 address are refused whole, as they can carry any, private ones included: IPv4-compatible
+  // (::/96, with :: and ::1), IPv4-mapped, IPv4-translated (::ffff:0:0:0/96), NAT64, 6to4 (2002::/16), Teredo (2001::/32)
+  ['::', 96], ['::ffff:0:0', 96], ['::ffff:0:0:0', 96], ['64:ff9b::', 96], ['64:ff9b:1::', 48], ['2002::', 16], ['2001::', 32],
+  ['100::', 64], ['2001:db8::', 32], ['fc00::', 7], ['fec0::', 10], ['fe80::', 10], ['ff00::', 8],
 ] as const) NON_PUBLIC_V6.addSubnet(net, prefix, 'ipv6');
 
 /** Whether `ip` (v4 or v6) is an address outbound requests must not reach. */
