@@ -1,7 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { CalDavBusyTimeSource, MAX_REPORT_BYTES } from '../../src/modules/integrations/busy-time-source.js';
+import { DateTime } from 'luxon';
+import {
+  CalDavBusyTimeSource, CALENDAR_CONCURRENCY, MAX_CALENDARS, MAX_EVENTS, MAX_EVENTS_PER_CALENDAR, MAX_REPORT_BYTES, readCalendars, TooManyBusyTimes,
+} from '../../src/modules/integrations/busy-time-source.js';
+import { openSlots } from '../../src/modules/integrations/availability.js';
 import { BodyTooLarge } from '../../src/platform/http/body-reader.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { registerUser, type TestUser } from '../support/factories.js';
@@ -140,5 +144,153 @@ describe('CalDAV answers larger than the API reads', () => {
     expect(refusal).toBeInstanceOf(BodyTooLarge);
     expect(refusal).toMatchObject({ max: MAX_REPORT_BYTES, declared: HEAD.length + TOTAL + TAIL.length });
     expect((refusal as Error).message).toBe(`CalDAV REPORT on /calendars/declared/ answered ${HEAD.length + TOTAL + TAIL.length} bytes, more than the ${MAX_REPORT_BYTES} read`);
+  });
+});
+
+/**
+ * Slots by brute force: every candidate slot against every busy interval, as availability computed them before the
+ * busy intervals were merged (the answer must not change, only its cost).
+ */
+function bruteForceSlots(days: string[], start: string, end: string, minutes: number, busy: { start: number; end: number }[]): string[] {
+  const out: string[] = [];
+  for (const day of days) {
+    for (let s = Date.parse(`${day}T${start}:00Z`), e = s + minutes * 60_000; e <= Date.parse(`${day}T${end}:00Z`); s = e, e = s + minutes * 60_000) {
+      if (!busy.some((b) => b.start < e && b.end > s)) out.push(new Date(s).toISOString());
+    }
+  }
+  return out;
+}
+
+/**
+ * `count` events on 2030-03-01..03 (UTC), the same for the same seed: a `dayShare` of them of 5 to 50 minutes at any
+ * time, the others at night (00:00-05:59 starts), so that slots stay open between the daytime ones.
+ */
+function events(count: number, seed: number, dayShare: number): { start: number; end: number }[] {
+  let x = seed;
+  const next = () => (x = (x * 1103515245 + 12345) % 2147483648) / 2147483648;
+  const base = Date.parse('2030-03-01T00:00:00Z');
+  return Array.from({ length: count }, () => {
+    const day = Math.floor(next() * 3) * 24 * 60;
+    const minute = next() < dayShare ? Math.floor(next() * 24 * 60) : Math.floor(next() * 6 * 60);
+    const start = base + (day + minute) * 60_000;
+    return { start, end: start + (5 + Math.floor(next() * 46)) * 60_000 };
+  });
+}
+
+describe('open slots over many busy intervals', () => {
+  it('are the brute-force answer: merged, touching, nested and zero-length intervals, across days', () => {
+    const busy = [...events(300, 7, 0.1), { start: Date.parse('2030-03-02T10:00:00Z'), end: Date.parse('2030-03-02T10:00:00Z') }];
+    const days = ['2030-03-01', '2030-03-02', '2030-03-03'];
+    const slots = openSlots({
+      hours: { timezone: 'UTC', days: [1, 2, 3, 4, 5, 6, 7], start: '06:00', end: '22:00' },
+      from: DateTime.fromISO(days[0], { zone: 'UTC' }), to: DateTime.fromISO(days[2], { zone: 'UTC' }), durationMinutes: 15,
+      busy: busy.map((b) => ({ start: new Date(b.start), end: new Date(b.end) })), now: new Date('2026-01-01'),
+    });
+    const expected = bruteForceSlots(days, '06:00', '22:00', 15, busy);
+    expect(expected.length).toBeGreaterThan(10);
+    expect(expected.length).toBeLessThan(3 * 64);
+    expect(slots.map((x) => x.start)).toEqual(expected);
+  });
+
+  it('asks no calendar when more than MAX_CALENDARS are selected', async () => {
+    let asked = 0;
+    const source = new CalDavBusyTimeSource({ username: 'u', password: 'p', serverUrl: 'https://caldav.example.com' },
+      Array.from({ length: MAX_CALENDARS + 1 }, (_, i) => `/c${i}/`), 'UTC', (async () => { asked++; return new Response('', { status: 207 }); }) as typeof fetch);
+    const refusal = await source.busyTimes({ start: new Date('2030-03-01T00:00:00Z'), end: new Date('2030-03-02T00:00:00Z') }).catch((e: unknown) => e);
+    expect(refusal).toBeInstanceOf(TooManyBusyTimes);
+    expect((refusal as Error).message).toBe(`${MAX_CALENDARS + 1} calendars are selected, more than the ${MAX_CALENDARS} read`);
+    expect(asked).toBe(0);
+    expect(await readCalendars([], { start: new Date(0), end: new Date(1) })).toEqual([]);
+  });
+
+  it(`asks ${CALENDAR_CONCURRENCY} calendars at a time, and gives all up at the request's deadline`, async () => {
+    const deadline = new AbortController();
+    const started: string[] = [];
+    // a server that never answers; the deadline passes once the first calendars are being asked
+    const hanging = ((url: URL, init: RequestInit) => new Promise<Response>((_, reject) => {
+      started.push(url.pathname);
+      if (started.length === CALENDAR_CONCURRENCY) deadline.abort(new Error('the busy-time deadline passed'));
+      if (init.signal!.aborted) reject(init.signal!.reason);
+      init.signal!.addEventListener('abort', () => reject(init.signal!.reason));
+    })) as unknown as typeof fetch;
+    const source = new CalDavBusyTimeSource({ username: 'u', password: 'p', serverUrl: 'https://caldav.example.com' },
+      Array.from({ length: CALENDAR_CONCURRENCY + 2 }, (_, i) => `/c${i}/`), 'UTC', hanging);
+    const reads = source.calendars().map((url) => ({ source, url }));
+    const refusal = await readCalendars(reads, { start: new Date('2030-03-01T00:00:00Z'), end: new Date('2030-03-02T00:00:00Z') }, deadline.signal)
+      .catch((e: unknown) => e);
+    expect((refusal as Error).message).toBe('the busy-time deadline passed');
+    expect(started).toEqual(Array.from({ length: CALENDAR_CONCURRENCY }, (_, i) => `/c${i}/`)); // the rest never asked
+  });
+});
+
+/**
+ * TEST DOUBLE of a CalDAV server answering /many/<count>/<seed>/ with `count` events (events(count, seed)), in UTC as
+ * servers expanding recurrences answer them: what a provider's own server may send to every anonymous visitor.
+ */
+describe('calendars answering many events', () => {
+  const DAY_SHARE = 0.002;
+  let t: TestApp;
+  let coach: TestUser;
+  let server: Server;
+  let url: string;
+  const asked: string[] = [];
+  const ics = (ms: number) => DateTime.fromMillis(ms, { zone: 'utc' }).toFormat("yyyyMMdd'T'HHmmss'Z'");
+
+  beforeAll(async () => {
+    t = await createTestApp({ SECRETS_KEYS: testKeys('k1').env });
+    server = createServer((req, res) => {
+      req.resume();
+      asked.push(req.url ?? '');
+      const [, count, seed] = /^\/many\/(\d+)\/(\d+)\/$/.exec(req.url ?? '') ?? [];
+      const vevents = events(Number(count ?? 0), Number(seed ?? 0), DAY_SHARE)
+        .map((e) => `BEGIN:VEVENT\r\nDTSTART:${ics(e.start)}\r\nDTEND:${ics(e.end)}\r\nEND:VEVENT\r\n`).join('');
+      res.writeHead(207, { 'content-type': 'application/xml; charset=utf-8' });
+      res.end(`${HEAD}<D:response><D:propstat><D:prop><C:calendar-data>BEGIN:VCALENDAR\r\n${vevents}END:VCALENDAR</C:calendar-data></D:prop></D:propstat></D:response>${TAIL}`);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    coach = await registerUser(t, 'many-events');
+    const { body: integration } = await t.http.post('/v1/me/integrations').set(coach.auth).send({ integrationType: 'caldav' }).expect(201);
+    await t.http.put(`/v1/me/integrations/${integration.id}/secret`).set(coach.auth)
+      .send({ credentials: { username: 'coach@example.com', password: 'pw', serverUrl: url } }).expect(200);
+    await t.http.patch('/v1/me/provider').set(coach.auth).send({
+      publicSlug: 'many-events-coach', isPublic: true, timezone: 'UTC',
+      settings: { workingHours: { timezone: 'UTC', days: [1, 2, 3, 4, 5, 6, 7], start: '06:00', end: '22:00' } },
+    }).expect(200);
+  });
+  afterAll(async () => {
+    server?.closeAllConnections();
+    server?.close();
+    await t?.close();
+  });
+
+  const useCalendars = (...paths: string[]) => t.http.patch('/v1/me/provider').set(coach.auth)
+    .send({ settings: { calendar: { selectedCalendarIds: paths.map((p) => `${url}${p}`) } } }).expect(200);
+  const availability = () => t.http.get('/v1/public/providers/many-events-coach/availability?from=2030-03-01&to=2030-03-03&duration=15');
+
+  it(`subtracts ${MAX_EVENTS} events (${MAX_EVENTS_PER_CALENDAR} per calendar, the most read) as brute force would`, async () => {
+    // two calendars of MAX_EVENTS_PER_CALENDAR events each, most at night: some working quarter hours stay open
+    await useCalendars(`/many/${MAX_EVENTS_PER_CALENDAR}/1/`, `/many/${MAX_EVENTS / 2}/2/`);
+    asked.length = 0;
+    const res = await availability().expect(200);
+    expect(asked.sort()).toEqual([`/many/${MAX_EVENTS_PER_CALENDAR}/1/`, `/many/${MAX_EVENTS / 2}/2/`].sort());
+    const busy = [...events(MAX_EVENTS_PER_CALENDAR, 1, DAY_SHARE), ...events(MAX_EVENTS / 2, 2, DAY_SHARE)];
+    const expected = bruteForceSlots(['2030-03-01', '2030-03-02', '2030-03-03'], '06:00', '22:00', 15, busy);
+    expect(expected.length).toBeGreaterThan(20); // some open, some not
+    expect(expected.length).toBeLessThan(3 * 64 - 20);
+    expect(res.body.slots.map((s: { start: string }) => s.start)).toEqual(expected);
+  });
+
+  it('answers 503 when one calendar answers more events than are read, or all together do', async () => {
+    await useCalendars(`/many/${MAX_EVENTS_PER_CALENDAR + 1}/3/`);
+    const one = await availability().expect(503);
+    expect(one.body.error).toEqual({ code: 'availability.calendar_unavailable', message: 'the provider\'s calendar could not be read; try again later' });
+    // each calendar within its limit, all three over the request's
+    const third = Math.ceil((MAX_EVENTS + 1) / 3);
+    expect(third).toBeLessThanOrEqual(MAX_EVENTS_PER_CALENDAR);
+    await useCalendars(`/many/${third}/4/`, `/many/${third}/5/`, `/many/${third}/6/`);
+    const all = await availability().expect(503);
+    expect(all.body.error.code).toBe('availability.calendar_unavailable');
+    expect(all.body.slots).toBeUndefined();
   });
 });

@@ -3,6 +3,7 @@ import { createTestApp, type TestApp } from '../support/app.js';
 import { registerUser, type TestUser } from '../support/factories.js';
 import { startCalDavDouble, type CalDavDouble } from '../support/doubles/caldav-double.js';
 import { testKeys } from './keys.js';
+import { RESERVED_SLUGS } from '../../src/modules/integrations/providers.service.js';
 
 const ALL_DAYS = [1, 2, 3, 4, 5, 6, 7];
 const WHATSAPP = { enabled: true, phoneE164: '+971500000000', messageTemplate: 'Hi! Can I book {date} at {time}?' };
@@ -250,5 +251,128 @@ describe('public provider pages and availability', () => {
     await t.http.patch(`/v1/me/integrations/${integration.id}`).set(ny.auth).send({ status: 'disabled' }).expect(200);
     const open = await availability('new-york-coach', 'from=2030-03-11&to=2030-03-11').expect(200);
     expect(open.body.slots).toHaveLength(3);
+  });
+});
+
+/**
+ * public.providers is writable over REST by its owner (seed 004): the database refuses there what the API refuses
+ * (20270210360100), and rows written before that are read with their malformed groups as not set.
+ */
+describe('provider rows written over REST', () => {
+  let t: TestApp;
+  let ada: TestUser;
+  let caldav: CalDavDouble;
+  const HOURS = { timezone: 'UTC', days: [1, 2, 3, 4, 5], start: '09:00', end: '11:00' };
+
+  beforeAll(async () => {
+    t = await createTestApp({ SECRETS_KEYS: testKeys('k1').env });
+    ada = await registerUser(t, 'ada-rest');
+    caldav = await startCalDavDouble({ username: 'ada@example.com', password: 'pw' });
+    await t.http.patch('/v1/me/provider').set(ada.auth).send({ publicSlug: 'ada-rest', isPublic: true, timezone: 'UTC', settings: { workingHours: HOURS, whatsapp: WHATSAPP } }).expect(200);
+  });
+  afterAll(async () => {
+    await caldav.close();
+    await t.close();
+  });
+
+  const asOwner = (sql: string, params: unknown[] = []) => t.db.as({ sub: ada.id, role: 'authenticated' }, 'authenticated', sql, params);
+  const stored = async () => (await t.db.admin.query(`SELECT public_slug, timezone, settings FROM public.providers WHERE owner_user_id = $1`, [ada.id])).rows[0];
+  /** a row as written before the database checked them: the check switched off for one statement */
+  const legacyWrite = (set: string) => t.db.admin.query(`ALTER TABLE public.providers DISABLE TRIGGER providers_check;
+    UPDATE public.providers SET ${set} WHERE owner_user_id = '${ada.id}';
+    ALTER TABLE public.providers ENABLE TRIGGER providers_check;`);
+
+  it.each([
+    ['settings.workingHours.days must be an array', { workingHours: { ...HOURS, days: 5 } }, 'validation_failed'],
+    ['settings.workingHours.days must be ISO weekdays', { workingHours: { ...HOURS, days: [1, 8] } }, 'validation_failed'],
+    ['settings.workingHours.timezone must be an IANA time zone', { workingHours: { ...HOURS, timezone: 'Nowhere/Land' } }, 'validation_failed'],
+    ['settings.workingHours.start must be before settings.workingHours.end', { workingHours: { ...HOURS, start: '17:00' } }, 'provider.working_hours_invalid'],
+    ['settings.workingHours must be an object', { workingHours: 'weekdays' }, 'validation_failed'],
+    ['settings.whatsapp.phoneE164 must be a phone number', { whatsapp: { ...WHATSAPP, phoneE164: 971500000000 } }, 'validation_failed'],
+    ['settings.whatsapp.messageTemplate must be', { whatsapp: { ...WHATSAPP, messageTemplate: 'Book {date}' } }, 'validation_failed'],
+    ['settings.whatsapp.enabled must be true or false', { whatsapp: { enabled: 'yes' } }, 'validation_failed'],
+    ['holds 51 calendars, more than 50', { calendar: { selectedCalendarIds: Array.from({ length: 51 }, (_, i) => `https://caldav.icloud.com/c${i}/`) } }, 'validation_failed'],
+    ['must be an http or https calendar URL', { calendar: { selectedCalendarIds: ['ftp://files.example.com/cal/'] } }, 'validation_failed'],
+    ['settings.colour is not a settings group', { colour: 'red' }, 'validation_failed'],
+  ])('refuses over REST what the API refuses: %s; the row unchanged', async (message, settings, hint) => {
+    const before = await stored();
+    await expect(asOwner(`UPDATE public.providers SET settings = settings || $1::jsonb RETURNING id`, [JSON.stringify(settings)]))
+      .rejects.toMatchObject({ code: '23514', hint, message: expect.stringContaining(message) });
+    expect(await stored()).toEqual(before);
+  });
+
+  it('refuses every reserved slug, a malformed slug and an unknown time zone over REST, as the API does', async () => {
+    for (const slug of RESERVED_SLUGS) {
+      await expect(asOwner(`UPDATE public.providers SET public_slug = $1 RETURNING id`, [slug]))
+        // as in the API, the shape first: `c` is too short to be reserved
+        .rejects.toMatchObject(slug.length < 3 ? { code: '23514', hint: 'validation_failed' }
+          : { code: '23514', hint: 'provider.slug_reserved', message: `publicSlug "${slug}" is reserved; choose another` });
+    }
+    await expect(asOwner(`UPDATE public.providers SET public_slug = 'Ada_REST' RETURNING id`)).rejects.toMatchObject({ code: '23514', hint: 'validation_failed' });
+    await expect(asOwner(`UPDATE public.providers SET timezone = 'Nowhere/Land' RETURNING id`)).rejects.toMatchObject({ code: '23514', hint: 'validation_failed' });
+    // a new row is checked whole
+    const other = await registerUser(t, 'admin-claimer');
+    await expect(t.db.as({ sub: other.id, role: 'authenticated' }, 'authenticated', `INSERT INTO public.providers (owner_user_id, public_slug, is_public) VALUES ($1, 'admin', true)`, [other.id]))
+      .rejects.toMatchObject({ code: '23514', hint: 'provider.slug_reserved' });
+    expect((await t.db.admin.query(`SELECT count(*)::int AS n FROM public.providers WHERE public_slug = 'admin'`)).rows[0].n).toBe(0);
+    expect((await stored()).public_slug).toBe('ada-rest');
+    // what the API writes passes, and what it refuses it still answers as before
+    expect(await asOwner(`UPDATE public.providers SET settings = settings || $1::jsonb, timezone = 'Europe/London' RETURNING timezone`,
+      [JSON.stringify({ whatsapp: { enabled: false }, calendar: { selectedCalendarIds: [] } })])).toEqual([{ timezone: 'Europe/London' }]);
+    expect((await t.http.patch('/v1/me/provider').set(ada.auth).send({ publicSlug: 'admin' }).expect(400)).body.error.code).toBe('provider.slug_reserved');
+  });
+
+  it('reads groups written before the check as not set: no 500, no shape the schema does not promise; other groups stay editable', async () => {
+    await legacyWrite(`timezone = 'UTC', settings = '${JSON.stringify({ workingHours: { ...HOURS, days: 5 }, whatsapp: { ...WHATSAPP, phoneE164: 971500000000 }, colour: 'red' })}'`);
+    const profile = await t.http.get('/v1/public/providers/ada-rest').expect(200);
+    expect(profile.body).toEqual({ slug: 'ada-rest', timezone: 'UTC', workingHours: null, whatsapp: null });
+    const slots = await t.http.get('/v1/public/providers/ada-rest/availability?from=2030-01-07&to=2030-01-08').expect(200);
+    expect(slots.body).toMatchObject({ timezone: 'UTC', slots: [] });
+    expect((await t.http.get('/v1/me/provider').set(ada.auth).expect(200)).body.settings).toEqual({});
+
+    await legacyWrite(`settings = '{"workingHours": "weekdays", "whatsapp": {"enabled": true, "phoneE164": "+971500000000", "messageTemplate": 7}}'`);
+    expect((await t.http.get('/v1/public/providers/ada-rest').expect(200)).body).toMatchObject({ workingHours: null, whatsapp: null });
+    await t.http.get('/v1/public/providers/ada-rest/availability?from=2030-01-07&to=2030-01-07').expect(200);
+
+    // the API replaces one group of such a row without being refused for the others, which stay unread
+    const saved = await t.http.patch('/v1/me/provider').set(ada.auth).send({ settings: { workingHours: HOURS } }).expect(200);
+    expect(saved.body.settings).toEqual({ workingHours: HOURS });
+    expect((await stored()).settings).toEqual({ workingHours: HOURS, whatsapp: { enabled: true, phoneE164: '+971500000000', messageTemplate: 7 } });
+    const open = await t.http.get('/v1/public/providers/ada-rest/availability?from=2030-01-07&to=2030-01-07').expect(200);
+    expect(open.body.slots.map((s: { time: string }) => s.time)).toEqual(['09:00', '10:00']);
+    expect(open.body.slots[0].whatsappUrl).toBeUndefined();
+  });
+
+  it('answers 503 rather than ignore calendar settings it cannot read (more than 50 calendars): no calendar is asked', async () => {
+    const { body: integration } = await t.http.post('/v1/me/integrations').set(ada.auth).send({ integrationType: 'caldav' }).expect(201);
+    await t.http.put(`/v1/me/integrations/${integration.id}/secret`).set(ada.auth)
+      .send({ credentials: { username: 'ada@example.com', password: 'pw', serverUrl: caldav.url } }).expect(200);
+    caldav.calendars.set('/calendars/c0/', []);
+    const ids = Array.from({ length: 500 }, (_, i) => `${caldav.url}/calendars/c${i}/`);
+    await legacyWrite(`settings = settings || '${JSON.stringify({ calendar: { selectedCalendarIds: ids } })}'`);
+    caldav.requests.length = 0;
+    const res = await t.http.get('/v1/public/providers/ada-rest/availability?from=2030-01-07&to=2030-01-07').expect(503);
+    expect(res.body.error.code).toBe('availability.calendar_unavailable');
+    expect(caldav.requests).toEqual([]);
+    await t.http.patch('/v1/me/provider').set(ada.auth).send({ settings: { calendar: { selectedCalendarIds: [`${caldav.url}/calendars/c0/`] } } }).expect(200);
+    expect((await t.http.get('/v1/public/providers/ada-rest/availability?from=2030-01-07&to=2030-01-07').expect(200)).body.slots).toHaveLength(2);
+    expect(caldav.requests.map((r) => r.path)).toEqual(['/calendars/c0/']);
+  });
+
+  it('checks stored credentials again when opening them: a type switched over REST does not send unchecked ones', async () => {
+    const bea = await registerUser(t, 'bea-rest');
+    await t.http.patch('/v1/me/provider').set(bea.auth).send({
+      publicSlug: 'bea-rest', isPublic: true, timezone: 'UTC', settings: { workingHours: HOURS, calendar: { selectedCalendarIds: [`${caldav.url}/calendars/c0/`] } },
+    }).expect(200);
+    // accepted for a type without CalDAV rules, refused for caldav (an unknown field)
+    const { body: other } = await t.http.post('/v1/me/integrations').set(bea.auth).send({ integrationType: 'other' }).expect(201);
+    const credentials = { username: 'ada@example.com', password: 'pw', serverUrl: caldav.url, extra: 'x' };
+    await t.http.put(`/v1/me/integrations/${other.id}/secret`).set(bea.auth).send({ credentials }).expect(200);
+    expect(await t.db.as({ sub: bea.id, role: 'authenticated' }, 'authenticated',
+      `UPDATE public.integrations SET integration_type = 'caldav' WHERE id = $1 RETURNING integration_type`, [other.id])).toEqual([{ integration_type: 'caldav' }]);
+    caldav.requests.length = 0;
+    const res = await t.http.get('/v1/public/providers/bea-rest/availability?from=2030-01-07&to=2030-01-07').expect(503);
+    expect(res.body.error.code).toBe('availability.calendar_unavailable');
+    expect(caldav.requests).toEqual([]); // the credentials were not sent
   });
 });

@@ -83,6 +83,8 @@ describe('seed 004 schema, exactly', () => {
       ['integration_secrets_owner', 'BEFORE INSERT OR UPDATE EXECUTE FUNCTION enforce_integration_owner()'],
       ['integration_secrets_touch', 'BEFORE UPDATE EXECUTE FUNCTION touch_updated_at()'],
       ['integrations_touch', 'BEFORE UPDATE EXECUTE FUNCTION touch_updated_at()'],
+      // beyond the seed (20270210360100): what the owner writes over REST is checked as the API checks it
+      ['providers_check', 'BEFORE INSERT OR UPDATE EXECUTE FUNCTION check_provider_row()'],
       ['providers_touch', 'BEFORE UPDATE EXECUTE FUNCTION touch_updated_at()'],
     ]);
   });

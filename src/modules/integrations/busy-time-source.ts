@@ -29,7 +29,66 @@ const ICLOUD_HOST = /^(p\d+-)?caldav\.icloud\.com$/;
  */
 export const MAX_REPORT_BYTES = 4 * 1024 * 1024;
 
+/** The most calendars one availability request asks, as the API's settings allow (CalendarSettingsDto). */
+export const MAX_CALENDARS = 50;
+/** The most events one calendar's answer may hold for a range (a month of a busy calendar is far less)... */
+export const MAX_EVENTS_PER_CALENDAR = 10_000;
+/** ...and all calendars of one request together. Beyond either, the calendars count as unavailable. */
+export const MAX_EVENTS = 20_000;
+/** How many calendars are asked at once, each within its own timeout and all within one deadline. */
+export const CALENDAR_CONCURRENCY = 4;
+export const CALENDAR_TIMEOUT_MS = 10_000;
+export const BUSY_TIMES_DEADLINE_MS = 15_000;
+
+/** More calendars or events than one request reads. */
+export class TooManyBusyTimes extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TooManyBusyTimes';
+  }
+}
+
+/** How many more events may be read in a request. */
+export interface EventBudget {
+  left: number;
+}
+
 const icsUtc = (d: Date) => DateTime.fromJSDate(d, { zone: 'utc' }).toFormat("yyyyMMdd'T'HHmmss'Z'");
+
+/** One calendar to ask, on the source allowed to ask it. */
+export interface CalendarRead {
+  source: CalDavBusyTimeSource;
+  url: URL;
+}
+
+/**
+ * Busy times of several calendars: at most MAX_CALENDARS, CALENDAR_CONCURRENCY at a time, MAX_EVENTS in all, and
+ * everything within `deadline`. The first failure stops the calendars still being read and is thrown.
+ */
+export async function readCalendars(
+  reads: CalendarRead[], range: { start: Date; end: Date }, deadline: AbortSignal = AbortSignal.timeout(BUSY_TIMES_DEADLINE_MS),
+): Promise<BusyInterval[]> {
+  if (reads.length > MAX_CALENDARS) throw new TooManyBusyTimes(`${reads.length} calendars are selected, more than the ${MAX_CALENDARS} read`);
+  const budget: EventBudget = { left: MAX_EVENTS };
+  const stop = new AbortController();
+  const signal = AbortSignal.any([deadline, stop.signal]);
+  const out: BusyInterval[] = [];
+  let next = 0;
+  const worker = async () => {
+    while (next < reads.length && !signal.aborted) {
+      const { source, url } = reads[next++];
+      for (const b of await source.read(url, range, signal, budget)) out.push(b);
+    }
+    signal.throwIfAborted();
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.min(CALENDAR_CONCURRENCY, reads.length) }, worker));
+  } catch (err) {
+    stop.abort();
+    throw err;
+  }
+  return out.filter((b) => b.end > range.start && b.start < range.end);
+}
 
 /**
  * Busy times from CalDAV calendars (as iCloud serves them): one REPORT calendar-query with a
@@ -38,22 +97,45 @@ const icsUtc = (d: Date) => DateTime.fromJSDate(d, { zone: 'utc' }).toFormat("yy
  * the credentials cannot be sent elsewhere.
  */
 export class CalDavBusyTimeSource implements BusyTimeSource {
+  private readonly origin: string;
+
   constructor(
     private readonly credentials: CalDavCredentials,
     private readonly calendarUrls: string[],
     /** zone for floating times and all-day events (the provider's) */
     private readonly zone: string,
     private readonly fetchImpl: typeof fetch = fetch,
-  ) {}
+  ) {
+    this.origin = new URL(this.credentials.serverUrl ?? ICLOUD_CALDAV_URL).origin;
+  }
 
   /** The credentials' server only; for iCloud also its partition hosts (pNN-caldav.icloud.com), over https. */
-  private mayAsk(url: URL, origin: string): boolean {
-    if (url.origin === origin) return true;
+  private mayAsk(url: URL): boolean {
+    if (url.origin === this.origin) return true;
     return !this.credentials.serverUrl && url.protocol === 'https:' && url.port === '' && ICLOUD_HOST.test(url.hostname);
   }
 
-  async busyTimes(range: { start: Date; end: Date }): Promise<BusyInterval[]> {
-    const origin = new URL(this.credentials.serverUrl ?? ICLOUD_CALDAV_URL).origin;
+  /** The selected calendars this source may ask. */
+  calendars(): URL[] {
+    const out: URL[] = [];
+    for (const calendar of this.calendarUrls) {
+      let url: URL;
+      try {
+        url = new URL(calendar, this.origin);
+      } catch {
+        continue; // not a URL: nothing to ask
+      }
+      if (this.mayAsk(url)) out.push(url);
+    }
+    return out;
+  }
+
+  busyTimes(range: { start: Date; end: Date }): Promise<BusyInterval[]> {
+    return readCalendars(this.calendars().map((url) => ({ source: this, url })), range);
+  }
+
+  /** One calendar's busy times; at most MAX_EVENTS_PER_CALENDAR events, and no more than the request's budget. */
+  async read(url: URL, range: { start: Date; end: Date }, signal: AbortSignal, budget: EventBudget): Promise<BusyInterval[]> {
     const auth = 'Basic ' + Buffer.from(`${this.credentials.username}:${this.credentials.password}`).toString('base64');
     const body = `<?xml version="1.0" encoding="utf-8"?>
 <C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">
@@ -62,25 +144,32 @@ export class CalDavBusyTimeSource implements BusyTimeSource {
     <C:time-range start="${icsUtc(range.start)}" end="${icsUtc(range.end)}"/>
   </C:comp-filter></C:comp-filter></C:filter>
 </C:calendar-query>`;
-    const out: BusyInterval[] = [];
-    for (const calendar of this.calendarUrls) {
-      const url = new URL(calendar, origin);
-      if (!this.mayAsk(url, origin)) continue;
-      const res = await this.fetchImpl(url, {
-        method: 'REPORT',
-        headers: { Authorization: auth, Depth: '1', 'Content-Type': 'application/xml; charset=utf-8' },
-        body,
-        signal: AbortSignal.timeout(10_000),
-      });
-      // the status only: a server's error page could echo what it was sent
-      if (res.status !== 207 && res.status !== 200) {
-        void res.body?.cancel().catch(() => undefined);
-        throw new Error(`CalDAV REPORT on ${url.pathname} answered ${res.status}`);
-      }
-      const multistatus = await readBodyAtMost(res, MAX_REPORT_BYTES, { over: 'fail', what: `CalDAV REPORT on ${url.pathname}` });
-      for (const ics of calendarDataOf(multistatus)) out.push(...busyFromIcs(ics, this.zone));
+    const res = await this.fetchImpl(url, {
+      method: 'REPORT',
+      headers: { Authorization: auth, Depth: '1', 'Content-Type': 'application/xml; charset=utf-8' },
+      body,
+      signal: AbortSignal.any([signal, AbortSignal.timeout(CALENDAR_TIMEOUT_MS)]),
+    });
+    // the status only: a server's error page could echo what it was sent
+    if (res.status !== 207 && res.status !== 200) {
+      void res.body?.cancel().catch(() => undefined);
+      throw new Error(`CalDAV REPORT on ${url.pathname} answered ${res.status}`);
     }
-    return out.filter((b) => b.end > range.start && b.start < range.end);
+    const multistatus = await readBodyAtMost(res, MAX_REPORT_BYTES, { over: 'fail', what: `CalDAV REPORT on ${url.pathname}` });
+    // parsed without awaiting: the budget is this calendar's share of what is left now
+    const limit = Math.min(MAX_EVENTS_PER_CALENDAR, budget.left);
+    const mine: EventBudget = { left: limit };
+    const out: BusyInterval[] = [];
+    try {
+      for (const ics of calendarDataOf(multistatus)) for (const b of busyFromIcs(ics, this.zone, mine)) out.push(b);
+    } catch (err) {
+      if (!(err instanceof TooManyBusyTimes)) throw err;
+      throw new TooManyBusyTimes(limit < MAX_EVENTS_PER_CALENDAR
+        ? `CalDAV REPORT on ${url.pathname} answered more events than the ${MAX_EVENTS} read for all calendars together`
+        : `CalDAV REPORT on ${url.pathname} answered more than the ${MAX_EVENTS_PER_CALENDAR} events read`);
+    }
+    budget.left -= limit - mine.left;
+    return out;
   }
 }
 
@@ -127,21 +216,26 @@ export function calendarDataOf(multistatus: string): string[] {
 /** DTSTART/DTEND forms: UTC (...Z), TZID=zone, floating (the provider's zone), and all-day VALUE=DATE. */
 function parseIcsTime(params: string, value: string, zone: string): { at: DateTime; allDay: boolean } | undefined {
   const tzid = /(?:^|;)TZID=("?)([^;:"]+)\1/i.exec(params)?.[2];
-  if (/^\d{8}$/.test(value)) {
-    return { at: DateTime.fromFormat(value, 'yyyyMMdd', { zone: tzid ?? zone }), allDay: true };
-  }
-  const m = /^(\d{8}T\d{6})(Z?)$/.exec(value);
+  // fromObject, not fromFormat: the same reading (an impossible date or time is invalid), without a format parser per value
+  const m = /^(\d{4})(\d{2})(\d{2})(?:T(\d{2})(\d{2})(\d{2})(Z?))?$/.exec(value);
   if (!m) return undefined;
-  const at = DateTime.fromFormat(m[1], "yyyyMMdd'T'HHmmss", { zone: m[2] ? 'utc' : tzid ?? zone });
+  const [year, month, day] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  if (m[4] === undefined) return { at: DateTime.fromObject({ year, month, day }, { zone: tzid ?? zone }), allDay: true };
+  const at = DateTime.fromObject({ year, month, day, hour: Number(m[4]), minute: Number(m[5]), second: Number(m[6]) }, { zone: m[7] ? 'utc' : tzid ?? zone });
   return at.isValid ? { at, allDay: false } : undefined;
 }
 
-export function busyFromIcs(ics: string, zone: string): BusyInterval[] {
+/** The busy intervals of an iCalendar text; each VEVENT takes one from `budget` (TooManyBusyTimes when none is left). */
+export function busyFromIcs(ics: string, zone: string, budget: EventBudget = { left: Infinity }): BusyInterval[] {
   const lines = ics.replace(/\r?\n[ \t]/g, '').split(/\r?\n/); // unfold continuation lines
   const out: BusyInterval[] = [];
   let ev: Record<string, { params: string; value: string }> | undefined;
   for (const line of lines) {
-    if (line === 'BEGIN:VEVENT') { ev = {}; continue; }
+    if (line === 'BEGIN:VEVENT') {
+      if (--budget.left < 0) throw new TooManyBusyTimes('more events than are read');
+      ev = {};
+      continue;
+    }
     if (line === 'END:VEVENT' && ev) {
       const interval = toInterval(ev, zone);
       if (interval) out.push(interval);
@@ -155,9 +249,22 @@ export function busyFromIcs(ics: string, zone: string): BusyInterval[] {
   return out;
 }
 
+/** A UTC date-time (yyyyMMddTHHmmssZ) in epoch milliseconds without luxon; undefined for any other form or an impossible time. */
+function utcMillis(value: string | undefined): number | undefined {
+  const m = value === undefined ? null : /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(value);
+  if (!m) return undefined;
+  const [y, mo, d, h, mi, s] = m.slice(1).map(Number);
+  const ms = Date.UTC(y, mo - 1, d, h, mi, s);
+  const at = new Date(ms);
+  return at.getUTCFullYear() === y && at.getUTCMonth() === mo - 1 && at.getUTCDate() === d && h < 24 && mi < 60 && s < 60 ? ms : undefined;
+}
+
 function toInterval(ev: Record<string, { params: string; value: string }>, zone: string): BusyInterval | undefined {
   if (ev.TRANSP?.value.toUpperCase() === 'TRANSPARENT' || ev.STATUS?.value.toUpperCase() === 'CANCELLED') return undefined;
   if (!ev.DTSTART) return undefined;
+  // the common form (UTC start and end, as servers expanding recurrences answer) read without luxon: a server may answer thousands
+  const [fastStart, fastEnd] = [utcMillis(ev.DTSTART.value), utcMillis(ev.DTEND?.value)];
+  if (fastStart !== undefined && fastEnd !== undefined) return fastEnd > fastStart ? { start: new Date(fastStart), end: new Date(fastEnd) } : undefined;
   const start = parseIcsTime(ev.DTSTART.params, ev.DTSTART.value, zone);
   if (!start?.at.isValid) return undefined;
   let end = ev.DTEND && parseIcsTime(ev.DTEND.params, ev.DTEND.value, zone)?.at;

@@ -10,9 +10,11 @@ export const CALDAV_TYPES = ['icloud', 'caldav'];
 
 export interface CalendarIntegrationRow {
   integration_id: string;
+  integration_type: string;
   user_id: string;
   secret: unknown;
-  calendar_ids: string[] | null;
+  /** the provider's settings.calendar as stored (checked by the reader) */
+  calendar: unknown;
 }
 
 export interface StaleSecretRow {
@@ -114,14 +116,13 @@ export const integrationRepository = {
   },
 
   /**
-   * The active CalDAV integrations (with a secret) of a PUBLIC provider, and its selected calendars.
+   * The active CalDAV integrations (with a secret) of a PUBLIC provider, and its calendar settings group.
    * Runs on the privileged path integrations.busy_times: anon cannot read the tables, and the
    * sealed secret leaves this query only to be opened by the busy-time source.
    */
   async calendarIntegrationsOfPublicProvider(db: Db, slug: string): Promise<CalendarIntegrationRow[]> {
     return db.$queryRaw<CalendarIntegrationRow[]>`
-      SELECT i.id AS integration_id, i.user_id, s.secret,
-             ARRAY(SELECT jsonb_array_elements_text(coalesce(p.settings #> '{calendar,selectedCalendarIds}', '[]'::jsonb))) AS calendar_ids
+      SELECT i.id AS integration_id, i.integration_type, i.user_id, s.secret, p.settings -> 'calendar' AS calendar
       FROM public.providers p
       JOIN public.integrations i ON i.user_id = p.owner_user_id AND i.status = 'active' AND i.integration_type = ANY (${CALDAV_TYPES})
       JOIN public.integration_secrets s ON s.integration_id = i.id

@@ -72,37 +72,46 @@ export class IntegrationsService {
     await this.audit.record(tx, { action: 'integration.secret_deleted', entityType: 'integration', entityId: id, before: { hasSecret: true }, after: { hasSecret: false } });
   }
 
-  /** Shape checks whose messages name fields, never values. */
   private checkCredentials(type: string, raw: Record<string, unknown>): Record<string, string> {
-    const entries = Object.entries(raw);
-    if (entries.length === 0 || entries.length > MAX_FIELDS) {
-      throw IntegrationsErrors.error('integration.secret_invalid', `credentials must have 1 to ${MAX_FIELDS} fields`);
-    }
-    for (const [key, value] of entries) {
-      if (!/^[A-Za-z][A-Za-z0-9_]{0,63}$/.test(key)) throw IntegrationsErrors.error('integration.secret_invalid', 'credential field names must be letters, digits or _');
-      if (typeof value !== 'string' || value.length === 0 || value.length > MAX_VALUE) {
-        throw IntegrationsErrors.error('integration.secret_invalid', `credentials.${key} must be a non-empty string of at most ${MAX_VALUE} characters`);
-      }
-    }
-    const creds = raw as Record<string, string>;
-    if (CALDAV_TYPES.includes(type)) {
-      const allowed = type === 'caldav' ? ['username', 'password', 'serverUrl'] : ['username', 'password'];
-      const unknown = Object.keys(creds).filter((k) => !allowed.includes(k));
-      if (unknown.length) throw IntegrationsErrors.error('integration.secret_invalid', `credentials for ${type} take only ${allowed.join(', ')}; not ${unknown.join(', ')}`);
-      for (const k of ['username', 'password']) {
-        if (!creds[k]) throw IntegrationsErrors.error('integration.secret_invalid', `credentials.${k} is required for ${type}`);
-      }
-      if (type === 'caldav') {
-        if (!creds.serverUrl) throw IntegrationsErrors.error('integration.secret_invalid', 'credentials.serverUrl is required for caldav');
-        // the same check as a webhook's or an AI provider's URL; a host name is checked again when connecting
-        checkOutboundUrl(creds.serverUrl, {
-          field: 'credentials.serverUrl', example: 'https://caldav.example.com/', httpsOnly: this.config.nodeEnv === 'production',
-          allowPrivateNetworks: this.config.outbound.allowPrivateNetworks, credentialsHint: 'username and password go in credentials',
-        }, (_kind, message) => IntegrationsErrors.error('integration.secret_invalid', message));
-      }
-    }
-    return creds;
+    return checkCredentials(type, raw, { httpsOnly: this.config.nodeEnv === 'production', allowPrivateNetworks: this.config.outbound.allowPrivateNetworks },
+      (message) => IntegrationsErrors.error('integration.secret_invalid', message));
   }
+}
+
+/**
+ * Shape checks whose messages name fields, never values: when a secret is set, and again when CalDAV credentials are
+ * opened (the owner may change integration_type over REST after the secret was checked for another type).
+ */
+export function checkCredentials(
+  type: string, raw: Record<string, unknown>, o: { httpsOnly: boolean; allowPrivateNetworks: boolean }, fail: (message: string) => Error,
+): Record<string, string> {
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw fail('credentials must be an object');
+  const entries = Object.entries(raw);
+  if (entries.length === 0 || entries.length > MAX_FIELDS) throw fail(`credentials must have 1 to ${MAX_FIELDS} fields`);
+  for (const [key, value] of entries) {
+    if (!/^[A-Za-z][A-Za-z0-9_]{0,63}$/.test(key)) throw fail('credential field names must be letters, digits or _');
+    if (typeof value !== 'string' || value.length === 0 || value.length > MAX_VALUE) {
+      throw fail(`credentials.${key} must be a non-empty string of at most ${MAX_VALUE} characters`);
+    }
+  }
+  const creds = raw as Record<string, string>;
+  if (CALDAV_TYPES.includes(type)) {
+    const allowed = type === 'caldav' ? ['username', 'password', 'serverUrl'] : ['username', 'password'];
+    const unknown = Object.keys(creds).filter((k) => !allowed.includes(k));
+    if (unknown.length) throw fail(`credentials for ${type} take only ${allowed.join(', ')}; not ${unknown.join(', ')}`);
+    for (const k of ['username', 'password']) {
+      if (!creds[k]) throw fail(`credentials.${k} is required for ${type}`);
+    }
+    if (type === 'caldav') {
+      if (!creds.serverUrl) throw fail('credentials.serverUrl is required for caldav');
+      // the same check as a webhook's or an AI provider's URL; a host name is checked again when connecting
+      checkOutboundUrl(creds.serverUrl, {
+        field: 'credentials.serverUrl', example: 'https://caldav.example.com/', httpsOnly: o.httpsOnly,
+        allowPrivateNetworks: o.allowPrivateNetworks, credentialsHint: 'username and password go in credentials',
+      }, (_kind, message) => fail(message));
+    }
+  }
+  return creds;
 }
 
 export function userIdOf(tx: TenantTx): string {

@@ -1,20 +1,22 @@
 import { sql } from 'kysely';
 import type { Db } from '../../platform/database/database.service.js';
 import { qb } from '../../platform/database/query-builder.js';
-import type { WhatsappSettings, WorkingHours } from './availability.js';
 import type { ProviderDto } from './provider.dto.js';
+import { settingsOf } from './provider-settings.js';
 
 const COLUMNS = [
   'id', 'public_slug as publicSlug', 'is_public as isPublic', 'timezone', 'settings', 'created_at as createdAt', 'updated_at as updatedAt',
 ] as const;
 
-const toProvider = ({ settings, ...r }: Omit<ProviderDto, 'settings'> & { settings: unknown }): ProviderDto => ({ ...r, settings: (settings ?? {}) as Record<string, unknown> });
+/** Only the well-formed settings groups: the row may have been written over REST. */
+const toProvider = ({ settings, ...r }: Omit<ProviderDto, 'settings'> & { settings: unknown }): ProviderDto => ({ ...r, settings: settingsOf(settings) });
 
 export interface PublicProviderRow {
   public_slug: string;
   timezone: string;
-  working_hours: WorkingHours | null;
-  whatsapp: WhatsappSettings | null;
+  /** as stored: read through workingHoursOf / whatsappOf */
+  working_hours: unknown;
+  whatsapp: unknown;
 }
 
 /** The signed-in user's provider row (policies: auth.uid() = owner_user_id), and the public read for anon. */

@@ -6,8 +6,10 @@ import { outboundFetch } from '../../platform/http/outbound.js';
 import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
 import { providerRepository as providers, type PublicProviderRow } from './provider.repository.js';
 import { integrationRepository } from './integration.repository.js';
-import { CalDavBusyTimeSource, type BusyInterval, type CalDavCredentials } from './busy-time-source.js';
-import { MAX_RANGE_DAYS, openSlots, type WorkingHours } from './availability.js';
+import { CalDavBusyTimeSource, readCalendars, type BusyInterval, type CalDavCredentials } from './busy-time-source.js';
+import { MAX_RANGE_DAYS, openSlots } from './availability.js';
+import { calendarOf, whatsappOf, workingHoursOf } from './provider-settings.js';
+import { checkCredentials } from './integrations.service.js';
 import { SECRET_BOX, SecretBox } from './secret-box.js';
 import type { AvailabilityDto, AvailabilityQueryDto, PublicProviderDto } from './provider.dto.js';
 import { ProvidersErrors } from './providers.errors.js';
@@ -21,6 +23,8 @@ export class PublicProvidersService {
 
   /** for the providers' calendar servers: user-chosen URLs, so no private addresses in production */
   private readonly fetch: typeof fetch;
+  /** the checks a secret passed when it was set, made again when it is opened */
+  private readonly credentialRules: { httpsOnly: boolean; allowPrivateNetworks: boolean };
 
   constructor(
     private readonly db: DatabaseService,
@@ -29,6 +33,7 @@ export class PublicProvidersService {
     @Inject(APP_CONFIG) config: AppConfig,
   ) {
     this.fetch = outboundFetch(config.outbound.allowPrivateNetworks);
+    this.credentialRules = { httpsOnly: config.nodeEnv === 'production', allowPrivateNetworks: config.outbound.allowPrivateNetworks };
   }
 
   /** The same 404 for an unknown and a private slug. */
@@ -40,11 +45,12 @@ export class PublicProvidersService {
 
   async profile(slug: string, meta: RequestMeta): Promise<PublicProviderDto> {
     const row = await this.load(slug, meta);
+    const whatsapp = whatsappOf(row.whatsapp);
     return {
       slug: row.public_slug,
       timezone: row.timezone,
-      workingHours: row.working_hours ?? null,
-      whatsapp: row.whatsapp ? { enabled: Boolean(row.whatsapp.enabled), phoneE164: row.whatsapp.enabled ? row.whatsapp.phoneE164 : undefined } : null,
+      workingHours: workingHoursOf(row.working_hours) ?? null,
+      whatsapp: whatsapp ? { enabled: whatsapp.enabled, phoneE164: whatsapp.enabled ? whatsapp.phoneE164 : undefined } : null,
     };
   }
 
@@ -63,7 +69,7 @@ export class PublicProvidersService {
       throw ProvidersErrors.error('availability.range_too_long', `the range may cover at most ${MAX_RANGE_DAYS} days`);
     }
     const row = await this.load(slug, meta);
-    const hours = row.working_hours as WorkingHours | null;
+    const hours = workingHoursOf(row.working_hours);
     const zone = hours?.timezone ?? row.timezone;
     const from = DateTime.fromISO(q.from, { zone });
     const to = DateTime.fromISO(q.to, { zone });
@@ -71,26 +77,35 @@ export class PublicProvidersService {
     if (!hours) return result;
     const range = { start: from.toUTC().toJSDate(), end: to.plus({ days: 1 }).toUTC().toJSDate() };
     const busy = await this.busyTimes(slug, zone, range);
-    result.slots = openSlots({ hours, from, to, durationMinutes, busy, now, whatsapp: row.whatsapp ?? undefined });
+    result.slots = openSlots({ hours, from, to, durationMinutes, busy, now, whatsapp: whatsappOf(row.whatsapp) });
     return result;
   }
 
-  /** Busy times of the provider's connected calendars; the credentials are opened here and nowhere else. */
+  /**
+   * Busy times of the provider's connected calendars; the credentials are opened here and nowhere else. All calendars
+   * are read together (readCalendars: at most 50, a few at a time, a bounded number of events, one deadline).
+   */
   private async busyTimes(slug: string, zone: string, range: { start: Date; end: Date }): Promise<BusyInterval[]> {
     const rows = await this.privileged.run('integrations.busy_times', (db) => integrationRepository.calendarIntegrationsOfPublicProvider(db, slug));
-    const busy: BusyInterval[] = [];
-    for (const row of rows) {
-      if (!row.calendar_ids?.length) continue;
-      try {
-        const credentials = this.box.open<CalDavCredentials>(row.secret, { integrationId: row.integration_id, userId: row.user_id });
-        busy.push(...(await new CalDavBusyTimeSource(credentials, row.calendar_ids, zone, this.fetch).busyTimes(range)));
-      } catch (err) {
-        // better no slots than double bookings; the log names the integration, never a credential
-        const reason = [(err as Error).message, ((err as Error).cause as Error | undefined)?.message].filter(Boolean).join(': ');
-        this.logger.warn({ integrationId: row.integration_id, reason }, 'calendar busy times unavailable');
-        throw ProvidersErrors.error('availability.calendar_unavailable', 'the provider\'s calendar could not be read; try again later');
-      }
+    const group = rows[0]?.calendar;
+    if (group === undefined || group === null) return [];
+    try {
+      // settings the API would not have saved (written over REST): unreadable rather than ignored, no double bookings
+      const selected = calendarOf(group);
+      if (!selected) throw new Error('the calendar settings are malformed');
+      if (!selected.selectedCalendarIds.length) return [];
+      const reads = rows.flatMap((row) => {
+        const opened = this.box.open<Record<string, unknown>>(row.secret, { integrationId: row.integration_id, userId: row.user_id });
+        const credentials = checkCredentials(row.integration_type, opened, this.credentialRules, (message) => new Error(`stored credentials: ${message}`));
+        const source = new CalDavBusyTimeSource(credentials as unknown as CalDavCredentials, selected.selectedCalendarIds, zone, this.fetch);
+        return source.calendars().map((url) => ({ source, url }));
+      });
+      return await readCalendars(reads, range);
+    } catch (err) {
+      // better no slots than double bookings; the log names the integrations, never a credential
+      const reason = [(err as Error).message, ((err as Error).cause as Error | undefined)?.message].filter(Boolean).join(': ');
+      this.logger.warn({ integrationIds: rows.map((r) => r.integration_id), reason }, 'calendar busy times unavailable');
+      throw ProvidersErrors.error('availability.calendar_unavailable', 'the provider\'s calendar could not be read; try again later');
     }
-    return busy;
   }
 }
