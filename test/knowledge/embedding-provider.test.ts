@@ -107,7 +107,7 @@ describe('knowledge: embeddings through the AI provider, with the organization\'
   };
   const sentences = (n: number, about: string) => Array.from({ length: n }, (_, i) => `Sentence number ${i} about ${about}.`).join(' ');
 
-  it('a provider answering fewer or more vectors than inputs, or values that are not numbers: the version fails with the reason, its job ends, nothing is stored; search answers 503; a re-index then indexes it', async () => {
+  it('a provider answering fewer or more vectors than inputs, misnumbered ones (an index repeated) or values that are not numbers: the version fails with the reason, its job ends, nothing is stored; search answers 503; a re-index then indexes it', async () => {
     const collectionId = await collection(withKey, 'Miscounted');
     type Data = Parameters<NonNullable<typeof t.embeddings.alterData>>[0];
     const cases: [string, (d: Data) => unknown[], RegExp][] = [
@@ -115,6 +115,9 @@ describe('knowledge: embeddings through the AI provider, with the organization\'
       ['more', (d) => [...d, { ...d[0], index: d.length }], /^embedding failed: the embedding model answered (\d+) vectors for (\d+) inputs$/],
       ['not numbers', (d) => d.map((e, i) => (i === 1 ? { ...e, embedding: (e.embedding as number[]).map((x, j) => (j === 7 ? null : x)) } : e)),
         /^embedding failed: the embedding model answered a vector that is not all finite numbers$/],
+      // the right count, but the last vector numbered 0 again: sorted by index, every chunk after the first took another's vector
+      ['index repeated', (d) => d.map((e, i) => (i === d.length - 1 ? { ...e, index: 0 } : e)),
+        /^embedding failed: the embedding model answered vectors whose indices are not 0 to \d+, each once$/],
     ];
     for (const [name, alter, reason] of cases) {
       const doc = (await note(withKey, collectionId, sentences(60, `travel expenses (${name})`))).body;

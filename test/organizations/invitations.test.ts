@@ -142,6 +142,85 @@ describe('invitations', () => {
     expect(personal.body.error.code).toBe('invitation.personal_organization');
   });
 
+  describe('invitation e-mails per hour', () => {
+    const refusal = (per: 'address' | 'organization', limit: number) => ({
+      code: 'invitation.mail_limited',
+      message: expect.stringMatching(new RegExp(`^at most ${limit} invitations ${per === 'address' ? 'to this address' : 'from this organization'} per hour; try again in \\d+ seconds$`)),
+      details: { per, limit, retryAfterSeconds: expect.any(Number) },
+    });
+    const newOrg = async (name: string) => {
+      const org = await createOrg(t, owner, name);
+      await onEnterprisePlan(t, org);
+      return org;
+    };
+    /** The invitations to the mailbox of `local`@example.test (any "+tag"), their jobs (each mails it once) and audit rows. */
+    const sent = async (local: string) => (await t.db.admin.query(`SELECT
+        (SELECT count(*)::int FROM core.invitations WHERE email ~ ('^' || $1 || '(\\+[^@]*)?@example\\.test$')) AS invitations,
+        (SELECT count(*)::int FROM core.outbox WHERE topic = 'invitation.created' AND payload->>'email' ~ ('^' || $1 || '(\\+[^@]*)?@example\\.test$')) AS mails,
+        (SELECT count(*)::int FROM core.audit_logs a JOIN core.invitations i ON i.id::text = a.entity_id
+          WHERE a.action = 'invitation.created' AND i.email ~ ('^' || $1 || '(\\+[^@]*)?@example\\.test$')) AS audited`, [local])).rows[0];
+
+    it('at most 3 an hour to one address, whichever organizations send them, revoked ones and "+tags" counted: then 429 invitation.mail_limited, nothing written; one more once the oldest is an hour old', async () => {
+      const local = `target.${Date.now()}`;
+      const target = `${local}@example.test`;
+      const other = await newOrg('Second Inviter');
+      // invite, revoke, invite again: each round mailed the address once more
+      for (let round = 0; round < 2; round++) {
+        const { body } = await invite(target).expect(201);
+        await t.http.delete(`/v1/orgs/${orgId}/invitations/${body.id}`).set(owner.auth).expect(204);
+      }
+      await invite(`${local}+other@example.test`, 'member', owner, other).expect(201);
+      expect(await sent(local)).toEqual({ invitations: 3, mails: 3, audited: 3 });
+      for (const [email, org] of [[target, orgId], [target.toUpperCase(), other], [`${local}+again@example.test`, await newOrg('Third Inviter')]]) {
+        const refused = await invite(email, 'member', owner, org).expect(429);
+        expect(refused.body.error).toEqual(refusal('address', 3));
+        expect(refused.body.error.details.retryAfterSeconds).toBeGreaterThan(3500);
+        expect(refused.body.error.details.retryAfterSeconds).toBeLessThanOrEqual(3600);
+        expect(refused.headers['retry-after']).toBe(String(refused.body.error.details.retryAfterSeconds));
+      }
+      expect(await sent(local)).toEqual({ invitations: 3, mails: 3, audited: 3 });
+      // another address is not held up
+      await invite(`bystander.${Date.now()}@example.test`).expect(201);
+
+      // the oldest leaves the hour: one more, and only one
+      await t.db.admin.query(`UPDATE core.invitations SET created_at = created_at - interval '1 hour'
+        WHERE id = (SELECT id FROM core.invitations WHERE email = $1 ORDER BY created_at LIMIT 1)`, [target]);
+      await invite(target).expect(201);
+      expect((await invite(`${local}+later@example.test`, 'member', owner, other).expect(429)).body.error).toEqual(refusal('address', 3));
+      expect(await sent(local)).toEqual({ invitations: 4, mails: 4, audited: 4 });
+    });
+
+    it('at most 50 an hour from one organization, revoked ones counted: then 429 invitation.mail_limited, nothing written', async () => {
+      const org = await newOrg('Bulk Inviter');
+      // 50 made (and revoked: no seat held) within the hour
+      await t.db.admin.query(`INSERT INTO core.invitations (org_id, email, role, token_hash, expires_at, revoked_at, created_at)
+        SELECT $1, 'bulk' || g || '.' || $2 || '@example.test', 'member', md5(random()::text), now() + interval '7 days', now(), now() - make_interval(mins => 50 - g)
+        FROM generate_series(1, 50) g`, [org, Date.now()]);
+      const local = `fresh.${Date.now()}`;
+      const refused = await invite(`${local}@example.test`, 'member', owner, org).expect(429);
+      expect(refused.body.error).toEqual(refusal('organization', 50));
+      // the oldest was made 49 minutes ago: it leaves the hour in about 11
+      expect(refused.body.error.details.retryAfterSeconds).toBeGreaterThan(600);
+      expect(refused.body.error.details.retryAfterSeconds).toBeLessThanOrEqual(660);
+      expect(refused.headers['retry-after']).toBe(String(refused.body.error.details.retryAfterSeconds));
+      expect(await sent(local)).toEqual({ invitations: 0, mails: 0, audited: 0 });
+      // another organization is not held up
+      await invite(`${local}@example.test`).expect(201);
+      await t.db.admin.query(`UPDATE core.invitations SET created_at = created_at - interval '11 minutes' WHERE org_id = $1 AND email LIKE 'bulk1.%'`, [org]);
+      await invite(`${local}+second@example.test`, 'member', owner, org).expect(201);
+      expect(await sent(local)).toEqual({ invitations: 2, mails: 2, audited: 2 });
+    });
+
+    it('concurrent invitations to one address from several organizations count one after the other: 3 made, the rest 429', async () => {
+      const orgs = await Promise.all([1, 2, 3, 4, 5].map((i) => newOrg(`Racing Inviter ${i}`)));
+      const local = `raced.${Date.now()}`;
+      const answers = await Promise.all(orgs.map((org) => invite(`${local}@example.test`, 'member', owner, org)));
+      expect(answers.map((r) => r.status).sort()).toEqual([201, 201, 201, 429, 429]);
+      for (const r of answers.filter((a) => a.status === 429)) expect(r.body.error).toEqual(refusal('address', 3));
+      expect(await sent(local)).toEqual({ invitations: 3, mails: 3, audited: 3 });
+    });
+  });
+
   it('lists newest first with a status filter and cursor pagination', async () => {
     const org = await createOrg(t, owner, 'Paging Co');
     await onEnterprisePlan(t, org);

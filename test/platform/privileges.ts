@@ -212,6 +212,8 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   // begin_request sets a request's claims and role: the API's runtime login only
   'function public.begin_request(text, text)': { omnizen_api: 'EXECUTE' },
   'function core.accept_invitation(uuid, text, text)': { authenticated: 'EXECUTE' },
+  // the invitation e-mails' hourly counts, across organizations for the address: the API only (20270210410200)
+  'function core.invitations_within_hour(text)': { authenticated: 'EXECUTE' },
   'function core.create_organization(text, text)': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
   'function core.personal_org_id(text)': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
   // writes auth.users (Supabase Auth's table) for the privileged registration path

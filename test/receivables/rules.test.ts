@@ -298,7 +298,7 @@ describe('receivables: concurrency, immutability, bad input, aging property, PDF
     expect((await t.http.delete(rUrl(orgId, `invoices/${paid.id}`)).set(owner.auth).expect(409)).body.error.code).toBe('receivables.not_draft');
   });
 
-  it('issued invoices, their lines and allocations cannot be updated or deleted by any API role (SQL level)', async () => {
+  it('issued invoices, their lines and allocations cannot be updated or deleted by any API role (SQL level); the append-only tables refuse TRUNCATE even to the owner', async () => {
     const inv = await issueInvoice(t, orgId, owner, { customerId: customer, invoiceDate: '2026-03-11', lines: [line()] });
     const [alloc] = (await t.db.admin.query(`SELECT id FROM finance.receivable_allocations WHERE org_id = $1 LIMIT 1`, [orgId])).rows;
     for (const role of ['authenticated', 'service_role']) {
@@ -331,6 +331,22 @@ describe('receivables: concurrency, immutability, bad input, aging property, PDF
         }
       }
     }
+    // nor TRUNCATE, not even on the owner connection (it fires no row trigger): each append-only table's statement
+    // trigger refuses it (CASCADE: the tables that reference it are emptied too, and the first named fires first)
+    const appendOnly = ['customer_payments', 'receivable_allocations', 'revenue_recognition_runs', 'revenue_recognitions'];
+    const counts = await Promise.all(appendOnly.map(count));
+    const c = await t.db.admin.connect();
+    try {
+      for (const table of appendOnly.map((name) => `finance.${name}`)) {
+        await c.query('BEGIN');
+        await expect(c.query(`TRUNCATE ${table} CASCADE`)).rejects.toThrow(`${table} is append-only: TRUNCATE is not allowed`);
+        await c.query('ROLLBACK');
+      }
+    } finally {
+      await c.query('ROLLBACK');
+      c.release();
+    }
+    expect(await Promise.all(appendOnly.map(count))).toEqual(counts);
     const { rows } = await t.db.admin.query(`SELECT total::text, number FROM finance.invoices WHERE id = $1`, [inv.id]);
     expect(rows[0]).toEqual({ total: '100.0000', number: inv.number });
   });

@@ -22,6 +22,9 @@ const COLUMNS = [
 
 const statusColumn = (eb: Invitations) => status(eb).as('status');
 
+/** How many invitations were created within the last hour, and in how many seconds the oldest of them leaves it (0 without any). */
+export interface RecentCount { count: number; retryAfterSeconds: number }
+
 /** core.invitations (admins only, by policy) and core.accept_invitation (the invitee, not yet a member). */
 export const invitationRepository = {
   async create(db: Db, i: { orgId: string; email: string; role: string; tokenHash: string; invitedBy: string | null; ttlDays: number }): Promise<InvitationDto> {
@@ -32,6 +35,21 @@ export const invitationRepository = {
       })
       .returning([...COLUMNS, statusColumn]));
     return row;
+  },
+
+  /**
+   * The invitations created within the last hour to `email`'s mailbox (lower-cased, without a "+tag"), by any organization,
+   * and by the request's organization, to any address; each with the seconds until the oldest leaves the hour.
+   * core.invitations_within_hour (SECURITY DEFINER: the first count reads across organizations) takes the organization's
+   * and the mailbox's locks first, held until the transaction ends: concurrent creations count one after the other.
+   */
+  async recentlyCreated(db: Db, email: string): Promise<{ toMailbox: RecentCount; byOrganization: RecentCount }> {
+    const [row] = await db.$queryRaw<{ to_mailbox: number; to_mailbox_retry_after: number; by_org: number; by_org_retry_after: number }[]>`
+      SELECT to_mailbox, to_mailbox_retry_after, by_org, by_org_retry_after FROM core.invitations_within_hour(${email})`;
+    return {
+      toMailbox: { count: row.to_mailbox, retryAfterSeconds: row.to_mailbox_retry_after },
+      byOrganization: { count: row.by_org, retryAfterSeconds: row.by_org_retry_after },
+    };
   },
 
   /** An expired, never-answered invitation still holds the "one pending per email" index; a new one replaces it. Returns the ids deleted. */

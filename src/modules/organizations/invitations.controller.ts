@@ -5,7 +5,7 @@ import { ApiErrors } from '../../platform/http/openapi.js';
 import { ADMIN_ROLES } from '../../platform/auth/principal.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { IdParam } from '../../platform/http/id-param.js';
-import { InvitationsService, SEATS_APP } from './invitations.service.js';
+import { INVITATIONS_PER_MAILBOX_PER_HOUR, INVITATIONS_PER_ORGANIZATION_PER_HOUR, InvitationsService, SEATS_APP } from './invitations.service.js';
 import { ApiErrorCodes } from '../../platform/errors/catalog.js';
 import './invitation.errors.js';
 import {
@@ -24,8 +24,15 @@ export class InvitationsController {
 
   @Post()
   @ConsumesLimit(SEATS_APP, 'users')
-  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'invitation.personal_organization', 'invitation.already_member', 'invitation.pending_exists', 'billing.limit_reached')
-  @ApiOperation({ operationId: 'createInvitation', summary: 'Invite someone by email with a role (admin). The response holds the token, once.' })
+  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'invitation.personal_organization', 'invitation.already_member', 'invitation.pending_exists',
+    'invitation.mail_limited', 'billing.limit_reached')
+  @ApiOperation({
+    operationId: 'createInvitation', summary: 'Invite someone by email with a role (admin). The response holds the token, once.',
+    description: `Each invitation mails its invitee. At most ${INVITATIONS_PER_MAILBOX_PER_HOUR} invitations per hour to one address, whichever `
+      + `organizations send them (a "+tag" of the address counts as the address), and ${INVITATIONS_PER_ORGANIZATION_PER_HOUR} per hour from one `
+      + 'organization, revoked ones included: past either, 429 invitation.mail_limited (details: per = address or organization, limit, '
+      + 'retryAfterSeconds; Retry-After header).',
+  })
   @ApiCreatedResponse({ type: CreatedInvitationDto })
   @ApiErrors(400, 409, 422)
   create(@Tx() tx: TenantTx, @Body() dto: CreateInvitationDto): Promise<CreatedInvitationDto> {

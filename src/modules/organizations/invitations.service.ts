@@ -8,7 +8,7 @@ import { UUID } from '../../platform/http/uuid.js';
 import { enqueue } from '../../platform/queue/jobs.js';
 import { emitEvent } from '../../platform/events/events.js';
 import { AuditService } from '../audit/audit.service.js';
-import { invitationRepository as invitations } from './invitation.repository.js';
+import { invitationRepository as invitations, type RecentCount } from './invitation.repository.js';
 import { membershipRepository as members } from './membership.repository.js';
 import { organizationRepository as orgs } from './organization.repository.js';
 import type {
@@ -33,6 +33,14 @@ const seatsReached = (l: LimitExceeded) => `the ${l.plan} plan allows ${l.allows
   + `${l.upgradeTo ? `an admin must upgrade to ${l.upgradeTo}` : 'no plan allows more, so an admin must remove a member'} `
   + 'before this invitation can be accepted (it stays pending until then)';
 
+/**
+ * Invitations (each mails its invitee, with a subject naming the organization) per hour: to one mailbox, whichever
+ * organizations send them, and from one organization; past either 429 invitation.mail_limited. Revoked ones count too:
+ * their mail went out, and invite, revoke, invite again must not mail an address without end.
+ */
+export const INVITATIONS_PER_MAILBOX_PER_HOUR = 3;
+export const INVITATIONS_PER_ORGANIZATION_PER_HOUR = 50;
+
 /** Only the SHA-256 of a token is stored; the token itself is shown once, to the inviting admin. */
 export const hashInvitationToken = (token: string) => createHash('sha256').update(token, 'utf8').digest('hex');
 
@@ -54,6 +62,10 @@ export class InvitationsService {
     if (await members.findByEmail(tx.db, tx.orgId, dto.email)) {
       throw OrganizationsErrors.error('invitation.already_member', `${dto.email} is already a member of this organization`);
     }
+    // counted under the organization's and the address's locks, held until this transaction ends (the invitation is in)
+    const recent = await invitations.recentlyCreated(tx.db, dto.email);
+    refuseOverLimit(recent.toMailbox, INVITATIONS_PER_MAILBOX_PER_HOUR, 'invitations to this address', 'address');
+    refuseOverLimit(recent.byOrganization, INVITATIONS_PER_ORGANIZATION_PER_HOUR, 'invitations from this organization', 'organization');
     for (const id of await invitations.deleteExpiredFor(tx.db, tx.orgId, dto.email)) {
       await this.audit.record(tx, { action: 'invitation.expired_replaced', entityType: 'invitation', entityId: id });
     }
@@ -119,4 +131,13 @@ export class InvitationsService {
     });
     return membership;
   }
+}
+
+/** 429 invitation.mail_limited once `recent` reached `limit` (per hour), with the wait in the body and Retry-After. */
+function refuseOverLimit(recent: RecentCount, limit: number, what: string, per: 'address' | 'organization'): void {
+  if (recent.count < limit) return;
+  const err = OrganizationsErrors.error('invitation.mail_limited', `at most ${limit} ${what} per hour; try again in ${recent.retryAfterSeconds} seconds`,
+    { per, limit, retryAfterSeconds: recent.retryAfterSeconds });
+  err.retryAfterSeconds = recent.retryAfterSeconds;
+  throw err;
 }

@@ -10,6 +10,10 @@ export const OrganizationsErrors = defineErrorCodes({
   'invitation.personal_organization': { status: 422, description: 'a personal organization cannot have other members' },
   'invitation.already_member': { status: 409, description: 'the invitee is already a member' },
   'invitation.pending_exists': { status: 409, description: 'the e-mail already has a pending invitation' },
+  'invitation.mail_limited': {
+    status: 429,
+    description: 'too many invitations within the hour, each of which mails its invitee: to this address (whichever organizations sent them) or from this organization; wait details.retryAfterSeconds',
+  },
   'invitation.not_pending': { status: 409, description: 'the invitation is already accepted, revoked or expired' },
   'invitation.email_mismatch': { status: 403, description: 'the invitation was sent to another e-mail address' },
   'workspace.name_taken': { status: 409, description: 'a workspace of that name already exists' },

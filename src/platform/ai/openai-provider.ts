@@ -144,7 +144,12 @@ export class OpenAiCompatibleProvider implements LlmProvider {
         model: request.model, input: request.input, encoding_format: 'float', ...(request.dimensions !== undefined ? { dimensions: request.dimensions } : {}),
       }, { signal: options.signal });
       const usage = r.usage ? { input: r.usage.prompt_tokens, output: 0, cachedInput: 0, cacheWrite: 0 } : null;
-      return { vectors: [...r.data].sort((a, b) => a.index - b.index).map((d) => d.embedding as number[]), usage };
+      const data = [...r.data].sort((a, b) => a.index - b.index);
+      // a repeated (or missing) index, even with the right count, would pair a chunk with another input's vector
+      if (data.some((d, i) => d.index !== i)) {
+        throw new WrongAnswer('provider_error', `the embedding model answered vectors whose indices are not 0 to ${data.length - 1}, each once`);
+      }
+      return { vectors: data.map((d) => d.embedding as number[]), usage };
     } catch (err) {
       throw toLlmError(err, options.signal, undefined, this.connection.timeoutMs);
     }
@@ -177,6 +182,13 @@ function retryAfterMs(headers: Headers | undefined): number | undefined {
 
 /** The outbound guard refused to connect: trying again would reach the same address, so it is not retried. */
 class EndpointRefused extends LlmError {
+  override get retryable(): boolean {
+    return false;
+  }
+}
+
+/** The provider answered, but not what was asked (its vectors misnumbered): asked again, it would bill again for the like. */
+class WrongAnswer extends LlmError {
   override get retryable(): boolean {
     return false;
   }
