@@ -575,16 +575,23 @@ export class ReportsController {
     operationId: 'getCashFlowStatement',
     summary: 'Cash-flow statement over a date range (indirect method; sections from the accounts\' cashFlowClass)',
     description: 'Investing and financing show the cash each entry paid or received for their accounts; the rest of those accounts\' '
-      + 'lines moved no cash and is disclosed in nonCashInvestingAndFinancing (IAS 7.43). Per entry: its cash is the net of its lines '
-      + 'on cash accounts (none, or netting to zero: the entry moved no cash). Cash paid out paid for the entry\'s debit lines, cash '
-      + 'received came from its credit lines; it goes to the investing and financing lines among them first, pro rata to their amounts and '
-      + 'up to them, the rest is operating cash. Investing and financing lines on the cash\'s own side took no cash (a loan paid straight '
-      + 'to the supplier). When cash is received for investing or financing lines (a disposal, a loan drawn), the entry\'s revenue and '
-      + 'expense lines are their gain or loss (or a cost deducted): the proceeds are the section\'s cash flow and the gain or loss is '
-      + 'taken out of operating, as a row on its revenue or expense account. Examples: equipment 10,000.00 paid 2,000.00 in cash and '
-      + '8,000.00 by a loan: investing -2,000.00, financing 0, 8,000.00 disclosed on both accounts; equipment 1,000.00 paid 200.00 in cash, '
-      + 'the rest on supplier credit: investing -200.00, operating 0 (the payable\'s +800.00 offset by the disclosed -800.00); equipment '
-      + 'carried at 500.00 sold for 600.00: investing +600.00, the gain\'s 100.00 taken out of operating (row -100.00 on the revenue account)',
+      + 'lines moved no cash and is disclosed in nonCashInvestingAndFinancing (IAS 7.43). Per entry: cash received is the debits of its '
+      + 'lines on cash accounts, cash paid their credits, each apart and never netted against the other (only what one cash account of the '
+      + 'entry gave another is no cash flow, IAS 7.9: it is taken off both). Cash received pays the entry\'s credit lines: its investing and '
+      + 'financing credit lines first, at face value, pro rata when it is less than their total; the rest of it is operating. An investing '
+      + 'credit line is a disposal: the entry\'s revenue and expense lines are its gain or loss, its proceeds its book value plus the gain '
+      + '(or less the loss), the gain or loss shared pro rata over the investing credit lines only (a financing line has none: a loan drawn '
+      + 'with a cash sale leaves the sale operating). Cash paid pays the entry\'s debit lines the same way: investing and financing debit '
+      + 'lines first, at face value, pro rata when it is less; the rest is operating (an expense paid with a purchase stays operating). What '
+      + 'of an investing or financing line no cash paid is non-cash: disclosed in nonCashInvestingAndFinancing and counted in operating as a '
+      + 'non-cash adjustment. Of a disposal\'s gain or loss, the part realized in cash (as much of it as of the proceeds) is taken out of '
+      + 'operating, as a row on its revenue or expense account. Each part is rounded to the base currency\'s minor units, the line of the '
+      + 'greatest account id taking the rest. Examples: equipment 10,000.00 paid 2,000.00 in cash and 8,000.00 by a loan: investing '
+      + '-2,000.00, financing 0, 8,000.00 disclosed on both accounts; equipment 1,000.00 paid 200.00 in cash, the rest on supplier credit: '
+      + 'investing -200.00, operating 0 (the payable\'s +800.00 offset by the disclosed -800.00); equipment carried at 1,000.00 sold for '
+      + '1,200.00 and a loan of 500.00 drawn, 1,700.00 received in one entry: investing +1,200.00, financing +500.00, the gain\'s 200.00 '
+      + 'taken out of operating (row -200.00 on the revenue account); a loan of 1,000.00 drawn and equipment of 400.00 paid in one entry: '
+      + 'financing +1,000.00, investing -400.00',
   })
   @ApiOkResponse({ type: CashFlowDto })
   @ApiErrors(400)

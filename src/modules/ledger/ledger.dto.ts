@@ -624,10 +624,11 @@ export class CashFlowNonCashDto {
       { accountId: '3d4b2c1a-7e8f-4a9b-8c0d-1e2f3a4b5c6d', code: '2300', name: 'Loans', section: 'financing', amount: '4000.00' },
     ],
     description: 'Per investing or financing account, the part of its lines in the range that moved no cash: all of them in an entry '
-      + 'without cash (no amount on a cash account, or netting to zero there), and in an entry with cash what its cash did not pay (the '
+      + 'without cash (no amount on a cash account, or only amounts moved between cash accounts), and in an entry with cash what its cash did not pay (the '
       + 'operation\'s description has the rule): equipment bought on credit or with a loan (also when part is paid in cash), depreciation '
       + 'booked against an account classed investing, a share issue for a contribution in kind. Closing entries and revaluations are not '
-      + 'included (they have their own handling), nor a gain or loss booked with a disposal (taken out of operating on its own row). The example: '
+      + 'included (they have their own handling), nor the part of a disposal\'s gain or loss realized in cash (taken out of operating on its '
+      + 'own row; a disposal sold partly on credit shows its proceeds not received in cash, less the part of its gain not realized). The example: '
       + 'equipment of 5,000.00 bought with a loan of 4,000.00 and 1,000.00 on credit from the supplier (accounts payable, operating)',
   }) rows: CashFlowNonCashRowDto[];
   @ApiProperty({
@@ -654,8 +655,8 @@ export class CashFlowDto {
   }) unrealizedExchangeDifferences: string;
   @ApiProperty({
     type: CashFlowSectionDto,
-    description: 'Working-capital changes (without their revaluations), the non-cash exchange differences on cash, and the gains and '
-      + 'losses booked with a disposal or a loan drawn for cash, taken out (a row on their revenue or expense account: a gain negative); '
+    description: 'Working-capital changes (without their revaluations), the non-cash exchange differences on cash, and the part of the gains and '
+      + 'losses booked with a disposal realized in cash, taken out (a row on their revenue or expense account: a gain negative); '
       + 'total = netIncome + unrealizedExchangeDifferences + nonCashInvestingAndFinancing.total + the rows',
   }) operating: CashFlowSectionDto;
   @ApiProperty({

@@ -246,16 +246,17 @@ export const ledgerRepository = {
 
   /**
    * The entries in [from, to] with a line on the given accounts (the cash-flow report's investing and financing accounts):
-   * each entry's base net (debit − credit) per account, over all its lines that carry an amount in their currency, for the
-   * report to split each entry's cash over its investing and financing lines (ReportsService.cashFlow). Closing entries
+   * each entry's base debits and base credits per account (apart: a cash account's debit and credit lines in one entry are
+   * cash received and cash paid), over all its lines that carry an amount in their currency, for the report to split each
+   * entry's cash over its investing and financing lines (ReportsService.cashFlow, splitEntryCash). Closing entries
    * (source year_end) are left out, as the report leaves them out, and so are lines without an amount in their currency
    * (revaluations: baseOnlyTotals). The entries are found from journal_lines_account_idx for these accounts, their lines
    * from the primary key.
    */
-  async investingFinancingEntries(db: Db, orgId: string, from: string, to: string, accountIds: string[]): Promise<{ entry_id: string; account_id: string; base_net: string }[]> {
+  async investingFinancingEntries(db: Db, orgId: string, from: string, to: string, accountIds: string[]): Promise<{ entry_id: string; account_id: string; base_debit: string; base_credit: string }[]> {
     if (!accountIds.length) return [];
     return db.$queryRaw`
-      SELECT l.entry_id, l.account_id, (sum(l.base_debit) - sum(l.base_credit))::text AS base_net
+      SELECT l.entry_id, l.account_id, sum(l.base_debit)::text AS base_debit, sum(l.base_credit)::text AS base_credit
       FROM finance.journal_lines l
       JOIN finance.journal_entries e ON e.org_id = l.org_id AND e.id = l.entry_id
       WHERE l.org_id = ${orgId}::uuid AND (l.debit <> 0 OR l.credit <> 0) AND e.source <> 'year_end'

@@ -159,62 +159,83 @@ function prorate(total: Decimal, weights: Decimal[], mu: number): Decimal[] {
   });
 }
 
-type CashFlowKind = 'cash' | 'income' | 'investingOrFinancing' | 'operating';
+type CashFlowKind = 'cash' | 'income' | 'investing' | 'financing' | 'operating';
 
 /**
  * How much of the investing and financing lines of the range moved cash, entry by entry (IAS 7.43: the rest is a
- * non-cash transaction). Per entry, x is a line's base credit − debit (what it brought into cash, had it all been cash):
- *  * the entry's cash is the net of its cash lines; an entry without (or netting to zero) moved no cash: all of its
- *    investing and financing lines are non-cash;
- *  * cash paid out paid for the entry's debit lines, cash received came from its credit lines ("the lines opposite the
- *    cash"). It goes to the investing and financing lines among them first, pro rata to their amounts and up to them; the
- *    rest is operating cash (the indirect method needs no more of it). Investing and financing lines on the cash's own
- *    side took no cash (a loan paid straight to the supplier): non-cash in full;
- *  * when cash is received for investing or financing lines (a disposal, a loan drawn), the entry's income and expense
- *    lines are their gain or loss (or a cost deducted from the proceeds): they count with them, so the proceeds are
- *    the section's cash flow, and the gain or loss is taken out of net income in operating (`adjustments`).
- * Answers per account, credit-positive: `nonCash` (investing or financing lines: the part that moved no cash, gains and
- * losses included), `disclosed` (the same without the gains and losses: nonCashInvestingAndFinancing) and
- * `adjustments` (income and expense accounts: the operating adjustment, a gain negative, a loss positive).
- * disclosed + Σ adjustments = nonCash (over the range), so the statement still ties out.
+ * non-cash transaction). Per entry and account, its base debits and credits (each side apart):
+ *  * cash received R is the cash lines' debits, cash paid P their credits, never netted against each other (a loan drawn
+ *    and equipment paid in one entry are a financing inflow and an investing outflow), except what one cash account of
+ *    the entry gave another: that is no cash flow (IAS 7.9), taken off both;
+ *  * R pays the entry's credit lines: its investing and financing credit lines first, at face value, pro rata when R is
+ *    less than their total; the rest of R is operating cash. An investing credit line is a disposal: the entry's income
+ *    and expense lines are its gain or loss, its proceeds its book value plus the gain (or less the loss, at most the book
+ *    value), the gain or loss shared pro rata over the investing credit lines only (never a financing line's);
+ *  * P pays the entry's debit lines the same way: investing and financing debit lines first, at face value, pro rata when
+ *    P is less; the rest of P is operating (an expense paid with a purchase stays operating);
+ *  * what of an investing or financing line no cash paid is non-cash; of a disposal's gain or loss, the part realized in
+ *    cash (as much of it as of the proceeds) is taken out of net income in operating (`adjustments`), its cash being
+ *    in the disposal's proceeds. An entry without cash has all of its investing and financing lines non-cash.
+ * Each part is rounded to `mu` decimals, the line of the greatest account id taking the rest (prorate).
+ * Answers per account, credit-positive: `nonCash` (investing or financing lines: the part that moved no cash, realized
+ * gains and losses included), `disclosed` (the same without them: nonCashInvestingAndFinancing) and `adjustments`
+ * (income and expense accounts: the operating adjustment, a gain negative, a loss positive).
+ * disclosed + Σ adjustments = nonCash (per entry), so the statement still ties out.
  */
-export function splitEntryCash(rows: { entry_id: string; account_id: string; base_net: string }[], kindOf: (accountId: string) => CashFlowKind, mu: number) {
+export function splitEntryCash(rows: { entry_id: string; account_id: string; base_debit: string; base_credit: string }[], kindOf: (accountId: string) => CashFlowKind, mu: number) {
   const nonCash = new Map<string, Decimal>();
   const disclosed = new Map<string, Decimal>();
   const adjustments = new Map<string, Decimal>();
   const add = (m: Map<string, Decimal>, k: string, v: Decimal) => m.set(k, (m.get(k) ?? D(0)).plus(v));
-  const byEntry = new Map<string, { account: string; x: Decimal; kind: CashFlowKind }[]>();
+  const sum = (xs: Decimal[]) => xs.reduce((a, x) => a.plus(x), D(0));
+  // prorate, with nothing to share when `total` is zero
+  const share = (total: Decimal, weights: Decimal[]) => (total.isZero() ? weights.map(() => D(0)) : prorate(total, weights, mu));
+  const byEntry = new Map<string, { account: string; debit: Decimal; credit: Decimal; kind: CashFlowKind }[]>();
   for (const r of rows) {
     const lines = byEntry.get(r.entry_id) ?? [];
-    lines.push({ account: r.account_id, x: D(r.base_net).neg(), kind: kindOf(r.account_id) });
+    lines.push({ account: r.account_id, debit: D(r.base_debit), credit: D(r.base_credit), kind: kindOf(r.account_id) });
     byEntry.set(r.entry_id, lines);
   }
   for (const lines of byEntry.values()) {
-    // cash received positive: the cash lines' debits
-    const cash = lines.filter((l) => l.kind === 'cash').reduce((a, l) => a.minus(l.x), D(0));
-    const investing = lines.filter((l) => l.kind === 'investingOrFinancing');
-    const s = cash.isZero() ? 0 : cash.gt(0) ? 1 : -1;
-    const opposite = investing.filter((l) => l.x.times(s).gt(0));
-    for (const l of investing.filter((x) => !opposite.includes(x))) {
-      add(nonCash, l.account, l.x);
-      add(disclosed, l.account, l.x);
-    }
-    if (!opposite.length) continue;
-    const base = opposite.reduce((a, l) => a.plus(l.x.abs()), D(0));
-    const income = s > 0 ? lines.filter((l) => l.kind === 'income' && !l.x.isZero()) : [];
-    const e = income.reduce((a, l) => a.plus(l.x), D(0));
-    const paid = Decimal.min(cash.abs(), Decimal.max(0, base.plus(e)));
-    // the gain (positive) or loss (negative) the cash part of the lines holds
-    const gain = e.gte(0) ? Decimal.max(0, paid.minus(base)) : Decimal.min(e.neg(), base.minus(paid)).neg();
-    const weights = opposite.map((l) => l.x.abs());
-    const paidParts = prorate(paid, weights, mu);
-    const gainParts = prorate(gain, weights, mu);
-    opposite.forEach((l, i) => {
-      const rest = l.x.minus(paidParts[i].times(s));
+    const cash = lines.filter((l) => l.kind === 'cash');
+    const received = sum(cash.map((l) => l.debit));
+    const paid = sum(cash.map((l) => l.credit));
+    // the most that can have gone from one cash account to another (an account's own debits and credits are no transfer)
+    const transfer = Decimal.min(received, paid, ...cash.map((l) => received.plus(paid).minus(l.debit).minus(l.credit)));
+    const inCash = received.minus(transfer);
+    const outCash = paid.minus(transfer);
+    const isInvestingOrFinancing = (l: { kind: CashFlowKind }) => l.kind === 'investing' || l.kind === 'financing';
+
+    // cash received: the investing and financing credit lines, a disposal's at its proceeds
+    const credits = lines.filter((l) => isInvestingOrFinancing(l) && l.credit.gt(0));
+    const disposals = credits.filter((l) => l.kind === 'investing');
+    const income = disposals.length ? lines.filter((l) => l.kind === 'income' && !l.credit.eq(l.debit)) : [];
+    const book = sum(disposals.map((l) => l.credit));
+    // the gain (positive) or loss (negative), a loss at most the book value (the proceeds are never negative)
+    const gain = Decimal.max(book.neg(), sum(income.map((l) => l.credit.minus(l.debit))));
+    const gains = share(gain, disposals.map((l) => l.credit));
+    const claims = credits.map((l) => (l.kind === 'investing' ? l.credit.plus(gains[disposals.indexOf(l)]) : l.credit));
+    const owed = sum(claims);
+    const got = Decimal.min(inCash, owed);
+    const parts = share(got, claims.map((c) => Decimal.max(0, c)));
+    // the part of the gain or loss realized in cash: as much of it as of the proceeds
+    const realized = got.isZero() ? D(0) : got.eq(owed) ? gain : gain.times(got).div(owed).toDecimalPlaces(mu, Decimal.ROUND_HALF_UP);
+    const realizedParts = share(realized, disposals.map((l) => l.credit));
+    credits.forEach((l, i) => {
+      const rest = l.credit.minus(parts[i]);
       add(nonCash, l.account, rest);
-      add(disclosed, l.account, rest.plus(gainParts[i]));
+      add(disclosed, l.account, l.kind === 'investing' ? rest.plus(realizedParts[disposals.indexOf(l)]) : rest);
     });
-    if (!gain.isZero()) prorate(gain.neg(), income.map((l) => l.x), mu).forEach((a, i) => add(adjustments, income[i].account, a));
+    if (!realized.isZero()) share(realized.neg(), income.map((l) => l.credit.minus(l.debit))).forEach((a, i) => add(adjustments, income[i].account, a));
+
+    // cash paid: the investing and financing debit lines, at face value
+    const debits = lines.filter((l) => isInvestingOrFinancing(l) && l.debit.gt(0));
+    const spent = share(Decimal.min(outCash, sum(debits.map((l) => l.debit))), debits.map((l) => l.debit));
+    debits.forEach((l, i) => {
+      const rest = spent[i].minus(l.debit);
+      add(nonCash, l.account, rest);
+      add(disclosed, l.account, rest);
+    });
   }
   return { nonCash, disclosed, adjustments };
 }
@@ -363,8 +384,8 @@ export class ReportsService {
    * entry with cash, what its cash did not pay: splitEntryCash) is no investing or financing cash flow (IAS 7.43): it is
    * left out of those sections and disclosed in `nonCashInvestingAndFinancing`, whose total is counted in operating as a
    * non-cash adjustment, where it offsets the rest of those entries (their operating accounts and net income: a payable's
-   * increase, a depreciation expense). A gain or loss booked with a disposal for cash is taken out of operating on its
-   * account's row, its cash being the disposal's proceeds in investing.
+   * increase, a depreciation expense). The part of a disposal's gain or loss realized in cash is taken out of operating on
+   * its account's row, its cash being in the disposal's proceeds in investing.
    * The sections and the exchange-rate effect add up to the change of the cash accounts, which is checked against their
    * balances (`balanced`). Two reads of totals: the balances the day before from, and the range's.
    */
@@ -382,8 +403,8 @@ export class ReportsService {
     const range = baseNetByAccount(await repo.totals(tx.db, from, to));
     const movement = minus(range, baseNetByAccount(await repo.yearEndTotals(tx.db, tx.orgId, from, to)));
     const fx = new Map((await repo.baseOnlyTotals(tx.db, tx.orgId, from, to, base, revaluable)).map((r) => [r.account_id, D(r.base_net)]));
-    const kinds = new Map(accounts.map((a) => [a.id, (isIncome(a) ? 'income' : isCash(a) ? 'cash' : sectionOf(a) === 'operating' ? 'operating' : 'investingOrFinancing') as CashFlowKind]));
-    const investingOrFinancing = accounts.filter((a) => kinds.get(a.id) === 'investingOrFinancing').map((a) => a.id);
+    const kinds = new Map(accounts.map((a): [string, CashFlowKind] => [a.id, isIncome(a) ? 'income' : isCash(a) ? 'cash' : sectionOf(a)]));
+    const investingOrFinancing = accounts.filter((a) => kinds.get(a.id) === 'investing' || kinds.get(a.id) === 'financing').map((a) => a.id);
     const split = splitEntryCash(await repo.investingFinancingEntries(tx.db, tx.orgId, from, to, investingOrFinancing), (id) => kinds.get(id) ?? 'operating', mu);
     const sections: Record<'operating' | 'investing' | 'financing', { rows: CashFlowRowDto[]; total: Decimal }> = {
       operating: { rows: [], total: D(0) }, investing: { rows: [], total: D(0) }, financing: { rows: [], total: D(0) },
@@ -400,7 +421,7 @@ export class ReportsService {
       const m = movement.get(a.id) ?? D(0);
       if (isIncome(a)) {
         netIncome = netIncome.minus(m);
-        // a gain or loss booked with a disposal or a loan drawn: its cash is that line's, in its section
+        // the part of a disposal's gain or loss realized in cash: its cash is in the proceeds, in investing
         const adjustment = split.adjustments.get(a.id) ?? D(0);
         if (!adjustment.isZero()) {
           sections.operating.rows.push(row(a, adjustment));
