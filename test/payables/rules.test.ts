@@ -221,6 +221,19 @@ describe('payables: concurrency, immutability, bad input, roles and plans', () =
     // not even the owner connection (the migration role) changes them: the triggers
     await expect(t.db.admin.query(`UPDATE finance.bills SET memo = 'x' WHERE id = $1`, [bill])).rejects.toThrow(/cannot be changed/);
     await expect(t.db.admin.query(`DELETE FROM finance.bill_allocations WHERE bill_id = $1`, [bill])).rejects.toThrow(/append-only/);
+    // nor TRUNCATE (it fires no row trigger): each table's own statement trigger refuses it (CASCADE: the tables that
+    // reference it are emptied too, and the first named fires first)
+    const c = await t.db.admin.connect();
+    try {
+      for (const table of ['finance.bill_payments', 'finance.bill_allocations', 'finance.bill_decisions', 'finance.bill_payment_refunds']) {
+        await c.query('BEGIN');
+        await expect(c.query(`TRUNCATE ${table} CASCADE`)).rejects.toThrow(`${table} is append-only: TRUNCATE is not allowed`);
+        await c.query('ROLLBACK');
+      }
+    } finally {
+      await c.query('ROLLBACK');
+      c.release();
+    }
     expect(await counts()).toBe(before);
     const { rows: [after] } = await t.db.admin.query(`SELECT b::text AS b FROM finance.bills b WHERE org_id = $1 AND id = $2`, [orgId, bill]);
     expect(after.b).toBe(snap.b);
