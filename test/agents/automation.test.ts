@@ -119,4 +119,28 @@ describe('agent automation', () => {
     expect(res.body.error).toMatchObject({ code: 'billing.feature_not_in_plan', details: { feature: 'ai_automation', upgradeTo: 'professional' } });
     await onPlan(t, orgId, 'professional');
   });
+
+  it('refuses a cron with no date that ever comes; one stored anyway stops alone, the tick fires the other organizations\' triggers', async () => {
+    const refused = await t.http.post(agentsUrl(orgId, `/${agentId}/triggers`)).set(owner.auth).send({ kind: 'schedule', cron: '0 0 30 2 *', prompt: 'x' }).expect(400);
+    expect(refused.body.error).toMatchObject({ code: 'validation_failed', details: [{ field: 'cron' }] });
+    expect(refused.body.error.message).toMatch(/never|no date/);
+    // stored before creation refused it (inserted directly): 30 February
+    const { rows: [bad] } = await t.db.admin.query(`INSERT INTO ai.agent_triggers (org_id, agent_id, kind, cron, prompt, created_by)
+      VALUES ($1, $2, 'schedule', '0 0 30 2 *', 'Never', $3) RETURNING id`, [orgId, agentId, owner.id]);
+    const other = await registerUser(t, 'auto-other');
+    const otherOrg = await createOrg(t, other, 'Other Automation Ltd');
+    await onPlan(t, otherOrg, 'professional');
+    const otherAgent = (await t.http.post(agentsUrl(otherOrg)).set(other.auth).send({ name: 'Checker', type: 'assistant', modelId: 'gpt-4o-mini' }).expect(201)).body.id;
+    await t.http.post(agentsUrl(otherOrg, `/${otherAgent}/triggers`)).set(other.auth).send({ kind: 'schedule', cron: '* * * * *', prompt: 'Check.' }).expect(201);
+    llm.enqueue({ kind: 'text', content: 'Checked.', usage: { prompt: 50, completion: 5 } }, { kind: 'text', content: 'Checked.', usage: { prompt: 50, completion: 5 } });
+    await t.app.get(AutomationService).tick(new Date(Date.now() + 10 * 60_000));
+    const { rows: otherRuns } = await t.db.admin.query(`SELECT trigger, started_by::text FROM ai.runs WHERE org_id = $1`, [otherOrg]);
+    expect(otherRuns).toEqual([{ trigger: 'schedule', started_by: other.id }]);
+    const { rows: [stopped] } = await t.db.admin.query(`SELECT status, last_error FROM ai.agent_triggers WHERE id = $1`, [bad.id]);
+    expect(stopped.status).toBe('stopped');
+    expect(stopped.last_error).toMatch(/0 0 30 2 \*/);
+    const { rows: audits } = await t.db.admin.query(`SELECT action FROM core.audit_logs WHERE org_id = $1 AND entity_id = $2`, [orgId, bad.id]);
+    expect(audits).toEqual([{ action: 'ai.trigger_stopped' }]);
+    await t.app.get(OutboxRelay).drain();
+  });
 });

@@ -202,4 +202,20 @@ describe('AI budgets', () => {
     expect(dup.body.error.code).toBe('ai.budget_exists');
     await t.http.post(`/v1/orgs/${orgId}/ai/budgets`).set(owner.auth).send({}).expect(400);
   });
+
+  it('refuses a cost limit of 0 with a 400 naming costLimit (the table allows only one above 0), on create and on change', async () => {
+    for (const costLimit of ['0', '0.0000', '00.00']) {
+      const res = await t.http.post(`/v1/orgs/${orgId}/ai/budgets`).set(owner.auth).send({ costLimit }).expect(400);
+      expect(res.body.error).toMatchObject({ code: 'validation_failed', details: [{ field: 'costLimit', problems: [expect.stringContaining('greater than 0')] }] });
+    }
+    expect((await t.db.admin.query('SELECT count(*)::int AS n FROM ai.budgets')).rows[0].n).toBe(0);
+    // the smallest limit there is (4 decimals) is one
+    const small = await t.http.post(`/v1/orgs/${orgId}/ai/budgets`).set(owner.auth).send({ costLimit: '0.0001' }).expect(201);
+    const changed = await t.http.patch(`/v1/orgs/${orgId}/ai/budgets/${small.body.id}`).set(owner.auth).send({ costLimit: '0' }).expect(400);
+    expect(changed.body.error).toMatchObject({ code: 'validation_failed', details: [{ field: 'costLimit' }] });
+    // the token limit's Min(1) matches its CHECK too
+    const tokens = await t.http.patch(`/v1/orgs/${orgId}/ai/budgets/${small.body.id}`).set(owner.auth).send({ tokenLimit: 0 }).expect(400);
+    expect(tokens.body.error).toMatchObject({ code: 'validation_failed', details: [{ field: 'tokenLimit' }] });
+    expect((await t.db.admin.query('SELECT cost_limit::text, token_limit FROM ai.budgets WHERE id = $1', [small.body.id])).rows).toEqual([{ cost_limit: '0.0001', token_limit: null }]);
+  });
 });

@@ -3,6 +3,9 @@ import { Decimal } from 'decimal.js';
 import { CallTimer } from '../../src/platform/ai/llm-provider.js';
 import { countChatInputTokens } from '../../src/platform/ai/token-count.js';
 import { OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
+import { RunsService } from '../../src/modules/agents/runs.service.js';
+import { organizationRepository } from '../../src/modules/organizations/organization.repository.js';
+import { pauseNext, releaseAll, waitsForLockOrAnswers } from '../auth/lock-order.js';
 import { createTestApp, startApp, type TestApp } from '../support/app.js';
 import { createOrg, onPlan, registerUser, type TestUser } from '../support/factories.js';
 import { startOpenAiDouble, type OpenAiDouble } from '../support/doubles/openai-double.js';
@@ -124,5 +127,116 @@ describe('a run cancelled through another instance', () => {
       payload: { runId: id, agentId: agent, startedBy: owner.id, trigger: 'async', errorClass: 'cancelled', message: 'cancelled by a person', steps: 0, cost: '0.00000000' },
     }]);
     expect(await cancelAudits(id)).toBe(1);
+  });
+
+  /** A business organization on a plan with AI, its agent and an organization-wide budget; B's provider calls cut by the test too (bTimers). */
+  const bTimers: (() => void)[] = [];
+  const organizationWithAgent = async (name: string) => {
+    b.app.get(CallTimer).start = (_ms, expire) => {
+      bTimers.push(expire);
+      return () => undefined;
+    };
+    const org = await createOrg(a, owner, name);
+    await onPlan(a, org, 'professional');
+    const orgAgent = (await a.http.post(agentsUrl(org)).set(owner.auth).send({ name: 'Brief', type: 'assistant', instructions: 'Be brief.', modelId: 'gpt-4o', maxOutputTokens: 1000, maxSteps: 2 }).expect(201)).body.id as string;
+    const orgBudget = (await a.http.post(`/v1/orgs/${org}/ai/budgets`).set(owner.auth).send({ costLimit: '10.00' }).expect(201)).body.id as string;
+    const seen: string[] = [];
+    /** Starts a run on `app` whose LLM call hangs; answers its id and its response (once its execution ends). */
+    const hung = async (app: { http: TestApp['http'] }) => {
+      llm.enqueue({ kind: 'hang' });
+      const held = llm.nextHang();
+      const response = app.http.post(agentsUrl(org, `/${orgAgent}/runs`)).set(owner.auth).send({ messages }).then((r) => r);
+      await held;
+      const { rows: [{ id }] } = await a.db.admin.query(`SELECT id FROM ai.runs WHERE org_id = $1 AND status = 'running' AND call_in_flight_id IS NOT NULL
+        AND id <> ALL($2::uuid[]) LIMIT 1`, [org, seen]);
+      seen.push(id);
+      return { id: id as string, response };
+    };
+    /** The runs as stored (in the order of `ids`), with their step rows. */
+    const stored = async (ids: string[]) => (await a.db.admin.query(`SELECT id, status, error_message, steps, cost::text AS cost, lease_until,
+        call_in_flight_until IS NOT NULL AS marked, (SELECT count(*)::int FROM ai.run_steps s WHERE s.org_id = r.org_id AND s.run_id = r.id) AS step_rows
+      FROM ai.runs r WHERE id = ANY($1::uuid[]) ORDER BY array_position($1::uuid[], id)`, [ids])).rows;
+    const usage = async () => (await a.db.admin.query(`SELECT spent_cost::text, reserved_cost::text, reserved_tokens::int,
+        (SELECT count(*)::int FROM ai.budget_reservations x WHERE x.org_id = u.org_id) AS reservations
+      FROM ai.budget_usage u WHERE budget_id = $1`, [orgBudget])).rows;
+    /** The audit rows of the runs' finishes and late calls (not their starts), in the order of `ids`. */
+    const runAudits = async (ids: string[]) => (await a.db.admin.query(`SELECT entity_id, action, actor_id, after->>'reason' AS reason FROM core.audit_logs
+      WHERE org_id = $1 AND entity_type = 'ai_run' AND action <> 'ai.run_started' ORDER BY array_position($2::uuid[], entity_id::uuid), id`, [org, ids])).rows;
+    /** The organization's run events and organization.deleted, in order. */
+    const events = async () => (await a.db.admin.query(`SELECT payload->>'type' AS type FROM core.outbox WHERE org_id = $1 AND topic = 'domain_event'
+      AND (payload->>'type' LIKE 'agent.run.%' OR payload->>'type' = 'organization.deleted') ORDER BY id`, [org])).rows;
+    return { org, orgAgent, hung, stored, usage, runAudits, events };
+  };
+  const cancelledRow = { status: 'cancelled', steps: 0, cost: '0.00000000', lease_until: null, marked: false, step_rows: 0 };
+  const released = [{ spent_cost: '0.00000000', reserved_cost: '0.00000000', reserved_tokens: 0, reservations: 0 }];
+
+  it('an organization deleted while its runs execute (here, elsewhere, one cancelled mid-call before): cancelled, audited, reservations released, no event now or owed, and their calls ending later write nothing there', async () => {
+    const o = await organizationWithAgent('Deleted while running');
+    bTimers.length = 0;
+    const here = await o.hung(a);
+    const elsewhere = await o.hung(b);
+    const cancelledBefore = await o.hung(b);
+    // cancelled through A while B's call is in flight: its event is left to B's execution (owed)
+    await a.http.post(agentsUrl(o.org, `/${o.orgAgent}/runs/${cancelledBefore.id}/cancel`)).set(owner.auth).expect(200);
+    const ids = [here.id, elsewhere.id, cancelledBefore.id];
+    // marked: a call in flight (running), an event owed (cancelled)
+    expect((await o.stored(ids)).map((r) => [r.status, r.marked])).toEqual([['running', true], ['running', true], ['cancelled', true]]);
+    expect((await o.usage())[0].reservations).toBe(3);
+
+    await a.http.delete(`/v1/orgs/${o.org}`).set(owner.auth).expect(204);
+    const afterDeletion = [
+      { id: here.id, ...cancelledRow, error_message: 'cancelled: its organization was deleted' },
+      { id: elsewhere.id, ...cancelledRow, error_message: 'cancelled: its organization was deleted' },
+      { id: cancelledBefore.id, ...cancelledRow, error_message: 'cancelled by a person' },
+    ];
+    expect(await o.stored(ids)).toEqual(afterDeletion);
+    // every call's reservation released, at nothing (the provider's bill for a cut call is not known)
+    expect(await o.usage()).toEqual(released);
+
+    // the calls end: the execution here was cut by the deletion, B's end now; none can write in the deleted organization
+    bTimers.forEach((cut) => cut());
+    for (const { response } of [here, elsewhere, cancelledBefore]) {
+      expect(await response).toMatchObject({ status: 404, body: { error: { code: 'organization.not_found' } } });
+    }
+    expect(await o.stored(ids)).toEqual(afterDeletion);
+    expect(await o.usage()).toEqual(released);
+    // nor do the sweeps, past every lease and mark
+    const later = new Date(Date.now() + 3 * 86_400_000);
+    expect((await a.app.get(RunsService).emitOwedCancelEvents(later)).filter((id) => ids.includes(id))).toEqual([]);
+    expect((await a.app.get(RunsService).failLostRuns(later)).filter((id) => ids.includes(id))).toEqual([]);
+    expect(await o.stored(ids)).toEqual(afterDeletion);
+
+    // no run event in the deleted organization, now or later; its subscribers hear organization.deleted
+    expect(await o.events()).toEqual([{ type: 'organization.deleted' }]);
+    // each cancel audited once, by the owner: the deletion's with its reason; no late call stored
+    expect(await o.runAudits(ids)).toEqual([
+      { entity_id: here.id, action: 'ai.run_cancelled', actor_id: owner.id, reason: 'organization_deleted' },
+      { entity_id: elsewhere.id, action: 'ai.run_cancelled', actor_id: owner.id, reason: 'organization_deleted' },
+      { entity_id: cancelledBefore.id, action: 'ai.run_cancelled', actor_id: owner.id, reason: null },
+    ]);
+  });
+
+  it('a call that ends while the deletion holds its run, its transaction let in before the deletion committed, writes nothing in the deleted organization', async () => {
+    const o = await organizationWithAgent('Deleted under a late call');
+    bTimers.length = 0;
+    const run = await o.hung(b);
+    // the deletion paused with the run cancelled and locked, the organization not yet deleted
+    const paused = pauseNext(organizationRepository, 'delete');
+    const deletion = a.http.delete(`/v1/orgs/${o.org}`).set(owner.auth).then((r) => r);
+    try {
+      await paused.reached;
+      // B's call ends: the transaction storing it opens in a live organization, then waits for the run
+      bTimers[0]();
+      expect(await waitsForLockOrAnswers(a.db.admin, run.response, paused)).toBe('waiting');
+    } finally {
+      releaseAll();
+    }
+    expect((await deletion).status).toBe(204);
+    expect(await run.response).toMatchObject({ status: 404, body: { error: { code: 'organization.not_found' } } });
+    // no step, no cost, no late call audited, no event: the run as the deletion left it, its reservation released
+    expect(await o.stored([run.id])).toEqual([{ id: run.id, ...cancelledRow, error_message: 'cancelled: its organization was deleted' }]);
+    expect(await o.usage()).toEqual(released);
+    expect(await o.runAudits([run.id])).toEqual([{ entity_id: run.id, action: 'ai.run_cancelled', actor_id: owner.id, reason: 'organization_deleted' }]);
+    expect(await o.events()).toEqual([{ type: 'organization.deleted' }]);
   });
 });

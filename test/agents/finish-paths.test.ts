@@ -2,12 +2,13 @@ import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { Decimal } from 'decimal.js';
 import { agentsRepository } from '../../src/modules/agents/agents.repository.js';
 import { CallTimer } from '../../src/platform/clock/clock.js';
-import { Sleeper } from '../../src/platform/ai/llm-provider.js';
+import { Sleeper, type LlmProvider } from '../../src/platform/ai/llm-provider.js';
+import { RunsService } from '../../src/modules/agents/runs.service.js';
 import { countChatInputTokens } from '../../src/platform/ai/token-count.js';
 import { OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
 import { createTestApp, startApp, type TestApp } from '../support/app.js';
 import { ManualClock } from '../support/clock.js';
-import { createOrg, onPlan, registerUser, type TestUser } from '../support/factories.js';
+import { addMember, createOrg, onPlan, registerUser, type TestUser } from '../support/factories.js';
 import { startOpenAiDouble, type OpenAiDouble } from '../support/doubles/openai-double.js';
 import { testKeys } from '../integrations/keys.js';
 import { agentsUrl } from './agents-support.js';
@@ -164,7 +165,9 @@ describe('the finishes of a run\'s execution', () => {
     expect(list.filter((e) => e.event === 'step').map((e) => e.data)).toEqual([
       { stepNo: 1, kind: 'llm_call', status: 'failed', errorClass: 'provider_error', cost: result.trace[0].cost, usage: result.trace[0].usage },
     ]);
-    expect(list.map((e) => e.event)).toEqual(['run', 'step', 'result']);
+    // each attempt after the first announced (retry: the client drops the tokens of the attempts before)
+    expect(list.map((e) => e.event)).toEqual(['run', 'retry', 'retry', 'step', 'result']);
+    expect(list.filter((e) => e.event === 'retry').map((e) => e.data)).toEqual([{ attempt: 2 }, { attempt: 3 }]);
     // a provider's failure is audited in the transaction that failed the run (ai.run_failed, with its class and totals)
     expect(await audits(result.id)).toEqual([
       expect.objectContaining({ action: 'ai.run_started' }),
@@ -309,5 +312,78 @@ describe('the finishes of a run\'s execution', () => {
     expect(await storedRun(id)).toMatchObject({ status: 'cancelled', steps: 1, cost });
     expect(await runEvents(id)).toHaveLength(1);
     expect((await audits(id)).map((r) => r.action)).toEqual(['ai.run_started', 'ai.run_cancelled', 'ai.run_late_call']);
+  });
+
+  /** The provider's answers return once `during` has run: what it does happens while an answered (billed) call is in flight. */
+  const duringCall = (during: () => Promise<unknown>) => {
+    const runs = a.app.get(RunsService) as unknown as { provider(c: unknown): LlmProvider };
+    const real = runs.provider.bind(runs);
+    return jest.spyOn(runs, 'provider').mockImplementation((c) => {
+      const p = real(c);
+      return Object.assign(Object.create(p) as LlmProvider, {
+        chat: async (...args: Parameters<LlmProvider['chat']>) => {
+          const answer = await p.chat(...args);
+          await during();
+          return answer;
+        },
+      });
+    });
+  };
+
+  it('a run whose starter leaves the organization during its LLM call: failed (internal) by the agents service, the answered call stored as unused and charged, its reservation released; streamed, an error event before the result; a job\'s too', async () => {
+    const leaver = await registerUser(a, 'finish-paths-leaver');
+    const cost = gpt4oCost(200_000, 1_000);
+    for (const how of ['sync', 'stream', 'job'] as const) {
+      await addMember(a, orgId, leaver, 'member');
+      const before = await usage();
+      llm.enqueue({ kind: 'text', content: 'Cash is 100.', usage: { prompt: 200_000, completion: 1_000 } });
+      const spy = duringCall(() => a.db.admin.query('DELETE FROM core.memberships WHERE org_id = $1 AND user_id = $2', [orgId, leaver.id]));
+      let body: Record<string, any>;
+      try {
+        const req = a.http.post(agentsUrl(orgId, `/${agent}/runs${how === 'job' ? '?async=true' : ''}`)).set(leaver.auth);
+        if (how === 'sync') body = (await req.send({ messages }).expect(200)).body;
+        else if (how === 'job') {
+          const { id } = (await req.send({ messages }).expect(202)).body;
+          await a.app.get(OutboxRelay).drain();
+          body = { id, ...(await a.http.get(agentsUrl(orgId, `/${agent}/runs/${id}`)).set(owner.auth).expect(200)).body };
+        } else {
+          const list = events((await req.set('Accept', 'text/event-stream').send({ messages }).buffer(true).parse((r, cb) => {
+            let data = '';
+            r.on('data', (c: Buffer) => (data += c.toString()));
+            r.on('end', () => cb(null, data));
+          }).expect(200)).body as unknown as string);
+          expect(list.filter((e) => e.event !== 'token').map((e) => e.event)).toEqual(['run', 'step', 'error', 'result']);
+          expect(list.at(-2)!.data).toMatchObject({ code: 'organization.not_found' });
+          body = list.at(-1)!.data;
+        }
+      } finally {
+        spy.mockRestore();
+      }
+      expect(body).toMatchObject({ status: 'failed', errorClass: 'internal', errorMessage: expect.stringMatching(/organization\.not_found/), steps: 1, cost });
+      expect(await storedRun(body.id)).toMatchObject({ status: 'failed', error_class: 'internal', steps: 1, cost, steps_cost: cost, lease_until: null });
+      expect(await storedSteps(body.id)).toEqual([{ step_no: 1, kind: 'llm_call', status: 'failed', error_class: 'internal', cost }]);
+      expect(await usage()).toEqual({
+        spent_cost: new Decimal(before.spent_cost).plus(cost).toFixed(8), reserved_cost: '0.00000000', spent_tokens: before.spent_tokens + 201_000, reserved_tokens: 0,
+      });
+      expect((await audits(body.id)).map((r) => [r.action, r.actor_id])).toEqual([['ai.run_started', leaver.id], ['ai.run_internal', 'service:agents-runs']]);
+      expect(await runEvents(body.id)).toEqual([{ type: 'agent.run.failed', payload: expect.objectContaining({ runId: body.id, errorClass: 'internal', cost }) }]);
+    }
+  });
+
+  it('stores a model\'s answer and tool arguments holding NUL characters without them', async () => {
+    const drafter = (await a.http.post(agentsUrl(orgId)).set(owner.auth)
+      .send({ name: 'Drafter', type: 'assistant', instructions: 'Be brief.', modelId: 'gpt-4o', maxOutputTokens: 1000, maxSteps: 2, tools: ['draft_journal_entry'] }).expect(201)).body.id;
+    llm.enqueue(
+      { kind: 'tool_calls', calls: [{ name: 'draft_journal_entry', arguments: '{"memo":"x\u0000"}' }], usage: { prompt: 100, completion: 10 } },
+      { kind: 'text', content: 'Drafted.\u0000', usage: { prompt: 200, completion: 10 } },
+    );
+    const res = await a.http.post(agentsUrl(orgId, `/${drafter}/runs`)).set(owner.auth).send({ messages }).expect(200);
+    expect(res.body).toMatchObject({ status: 'succeeded', output: 'Drafted.', steps: 3 });
+    const { rows } = await a.db.admin.query(`SELECT kind, status, detail FROM ai.run_steps WHERE run_id = $1 ORDER BY step_no`, [res.body.id]);
+    expect(rows.map((r) => [r.kind, r.status])).toEqual([['llm_call', 'succeeded'], ['tool_call', expect.any(String)], ['llm_call', 'succeeded']]);
+    expect(rows[0].detail.toolCalls).toEqual([expect.objectContaining({ name: 'draft_journal_entry', arguments: '{"memo":"x"}' })]);
+    expect(rows[1].detail).toMatchObject({ arguments: '{"memo":"x"}' });
+    expect(rows[2].detail.content).toBe('Drafted.');
+    expect(await a.db.admin.query(`SELECT output, status FROM ai.runs WHERE id = $1`, [res.body.id]).then((r) => r.rows[0])).toEqual({ output: 'Drafted.', status: 'succeeded' });
   });
 });

@@ -383,6 +383,13 @@ describe('agent runs', () => {
       const result = list.at(-1)!;
       expect(result).toMatchObject({ event: 'result', data: { status: 'succeeded', output: 'Cash is EUR 100.00.' } });
       expect(partial.requests).toHaveLength(2);
+      // the broken attempt's tokens, then `retry`: the client drops them, and the tokens after it are the answer
+      const retry = list.findIndex((e) => e.event === 'retry');
+      expect(list[retry]).toEqual({ event: 'retry', data: { attempt: 2 } });
+      const tokens = (events: typeof list) => events.filter((e) => e.event === 'token').map((e) => e.data.delta).join('');
+      expect(list.slice(1, retry).map((e) => e.event)).toEqual(list.slice(1, retry).map(() => 'token'));
+      expect(tokens(list.slice(0, retry))).toBe(chunks.join(''));
+      expect(tokens(list.slice(retry + 1))).toBe(result.data.output);
       const brokenOff = { input, output: countTextTokens(chunks.join('')) };
       const usage = { inputTokens: 50 + brokenOff.input, outputTokens: 7 + brokenOff.output, cachedInputTokens: 0, cacheWriteTokens: 0 };
       const cost = gpt4oCost(usage.inputTokens, usage.outputTokens);
@@ -392,6 +399,60 @@ describe('agent runs', () => {
         FROM ai.runs r JOIN ai.run_steps s ON s.org_id = r.org_id AND s.run_id = r.id WHERE r.id = $1`, [result.data.id]);
       expect(stored).toEqual({ run: cost, step: cost, input: usage.inputTokens, output: usage.outputTokens });
       expect(await budgetUsage(budget)).toEqual({ spent_cost: cost, reserved_cost: '0.00000000', spent_tokens: usage.inputTokens + usage.outputTokens });
+    } finally {
+      await partial.close();
+      await t.db.admin.query('DELETE FROM ai.budgets WHERE id = $1', [budget]);
+    }
+  });
+
+  it('asks a reasoning model (o4-mini) for max_completion_tokens without a temperature, the others for max_tokens and theirs', async () => {
+    const orgE = await createOrg(t, ownerA, 'Runs E reasoning');
+    await onPlan(t, orgE, 'professional');
+    const agent = async (modelId: string) => (await t.http.post(agentsUrl(orgE)).set(ownerA.auth)
+      .send({ name: modelId, type: 'assistant', modelId, temperature: 0.7, maxOutputTokens: 3000, maxSteps: 1 }).expect(201)).body.id as string;
+    const reasoning = await agent('o4-mini');
+    const chat = await agent('gpt-4o');
+    llm.enqueue({ kind: 'text', content: 'Reasoned.', usage: { prompt: 1000, completion: 100 } }, { kind: 'text', content: 'Chatted.', usage: { prompt: 1000, completion: 100 } });
+    const r1 = await t.http.post(agentsUrl(orgE, `/${reasoning}/runs`)).set(ownerA.auth).send({ messages: [{ role: 'user', content: 'Think.' }] }).expect(200);
+    const r2 = await t.http.post(agentsUrl(orgE, `/${chat}/runs`)).set(ownerA.auth).send({ messages: [{ role: 'user', content: 'Chat.' }] }).expect(200);
+    expect(r1.body).toMatchObject({ status: 'succeeded', modelId: 'o4-mini', output: 'Reasoned.' });
+    expect(r2.body).toMatchObject({ status: 'succeeded', modelId: 'gpt-4o', output: 'Chatted.' });
+    const [o4, gpt] = llm.requests.map((r) => r.body);
+    expect(o4).toMatchObject({ model: 'o4-mini', max_completion_tokens: 3000 });
+    expect(o4).not.toHaveProperty('max_tokens');
+    expect(o4).not.toHaveProperty('temperature');
+    expect(gpt).toMatchObject({ model: 'gpt-4o', max_tokens: 3000, temperature: 0.7 });
+    expect(gpt).not.toHaveProperty('max_completion_tokens');
+    const { rows } = await t.db.admin.query('SELECT model_id, status, output FROM ai.runs WHERE id = ANY($1) ORDER BY started_at', [[r1.body.id, r2.body.id]]);
+    expect(rows).toEqual([{ model_id: 'o4-mini', status: 'succeeded', output: 'Reasoned.' }, { model_id: 'gpt-4o', status: 'succeeded', output: 'Chatted.' }]);
+  });
+
+  it('reserves before a retry what the failed attempts billed: a retry the budget cannot take is not made, and the budget never spends past its limit', async () => {
+    const partial = await startPartialStreamDouble();
+    const { orgId, agent, budget, input } = await cutAgent();
+    try {
+      // the budget takes one attempt's worst case (its input's worst case and 1,000 output tokens), no more
+      const worst = Math.ceil(input * 1.1) + 16 + 1000;
+      await t.http.patch(`/v1/orgs/${orgId}/ai/budgets/${budget}`).set(ownerA.auth).send({ tokenLimit: worst }).expect(200);
+      const chunks = ['Cash at bank ', 'is EUR 100'];
+      partial.enqueue({ kind: 'drop', chunks }, { kind: 'text', content: 'Cash is EUR 100.00.', usage: { prompt: input, completion: 900 } });
+      const list = await atEndpoint(partial.url, () => streamedRun(orgId, agent, chunks.join('')).response);
+      // the broken attempt was billed; its retry did not fit: not made
+      expect(partial.requests).toHaveLength(1);
+      expect(list.filter((e) => e.event !== 'token').map((e) => e.event)).toEqual(['run', 'step', 'error', 'result']);
+      expect(list.at(-2)!.data).toMatchObject({ code: 'ai.budget_exceeded', details: { budgetId: budget } });
+      const brokenOff = { input, output: countTextTokens(chunks.join('')) };
+      const cost = gpt4oCost(brokenOff.input, brokenOff.output);
+      const result = list.at(-1)!.data;
+      expect(result).toMatchObject({ status: 'failed', errorClass: 'budget_exceeded', steps: 1, cost });
+      expect(result.trace).toEqual([expect.objectContaining({ status: 'failed', errorClass: 'budget_exceeded', attempts: 1, cost })]);
+      const { rows: [stored] } = await t.db.admin.query(`SELECT r.status, r.error_class, r.cost::text AS run, s.cost::text AS step, s.error_class AS step_error
+        FROM ai.runs r JOIN ai.run_steps s ON s.org_id = r.org_id AND s.run_id = r.id WHERE r.id = $1`, [result.id]);
+      expect(stored).toEqual({ status: 'failed', error_class: 'budget_exceeded', run: cost, step: cost, step_error: 'budget_exceeded' });
+      const spent = await budgetUsage(budget);
+      expect(spent).toEqual({ spent_cost: cost, reserved_cost: '0.00000000', spent_tokens: brokenOff.input + brokenOff.output });
+      expect(spent.spent_tokens).toBeLessThanOrEqual(worst);
+      expect((await t.db.admin.query('SELECT count(*)::int AS n FROM ai.budget_reservations WHERE budget_id = $1', [budget])).rows[0].n).toBe(0);
     } finally {
       await partial.close();
       await t.db.admin.query('DELETE FROM ai.budgets WHERE id = $1', [budget]);

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { readFileSync } from 'node:fs';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { addMember, createOrg, registerUser, type TestUser } from '../support/factories.js';
 
@@ -89,5 +90,54 @@ describe('organizations', () => {
               (SELECT count(*)::int FROM core.audit_logs a WHERE a.org_id = o.id AND a.action = 'organization.deleted') AS audited
        FROM core.organizations o WHERE o.id = $1`, [ada.personalOrgId]);
     expect(rows).toEqual([{ deleted_at: null, members: 1, audited: 0 }]);
+  });
+
+  it('the runs a deletion before 20270210330200 left running are cancelled by that migration, audited once, their reservations released and no event owed; a live organization\'s run is left', async () => {
+    const q = (text: string, params: unknown[] = []) => t.db.admin.query(text, params);
+    const gone = await createOrg(t, ada, 'Left Running Ltd');
+    const live = await createOrg(t, ada, 'Still Running Ltd');
+    const agentOf = async (orgId: string) => (await q(`INSERT INTO ai.agents (org_id, name, type, model_id, created_by)
+      VALUES ($1, 'Runner', 'assistant', 'gpt-4o-mini', $2) RETURNING id`, [orgId, ada.id])).rows[0].id as string;
+    const [goneAgent, liveAgent] = [await agentOf(gone), await agentOf(live)];
+    const budget = (await q(`INSERT INTO ai.budgets (org_id, cost_limit) VALUES ($1, 10) RETURNING id`, [gone])).rows[0].id as string;
+    // deleted as before the fix; its runs as that left them: one running with a call in flight (and its reservation), one
+    // a person cancelled mid-call whose event its execution still owed
+    await t.http.delete(`/v1/orgs/${gone}`).set(ada.auth).expect(204);
+    const call = '6d1c0b7e-0000-4000-8000-000000000001';
+    const run = async (orgId: string, agentId: string, extra: string, values: unknown[] = []) => (await q(`INSERT INTO ai.runs (org_id, agent_id, model_id, started_by, input, started_at,
+        status, stop_reason, error_class, error_message, finished_at, lease_until, call_in_flight_until, call_in_flight_id)
+      VALUES ($1, $2, 'gpt-4o-mini', $3, '{"messages":[]}', now() - interval '2 days', ${extra}) RETURNING id`, [orgId, agentId, ada.id, ...values])).rows[0].id as string;
+    const running = await run(gone, goneAgent, `'running', NULL, NULL, NULL, NULL, now() + interval '1 hour', now() + interval '1 hour', $4::uuid`, [call]);
+    const owing = await run(gone, goneAgent, `'cancelled', 'cancelled', 'cancelled', 'cancelled by a person', now() - interval '1 day', NULL, now() + interval '1 hour', NULL`);
+    const liveRun = await run(live, liveAgent, `'running', NULL, NULL, NULL, NULL, now() + interval '1 hour', NULL, NULL`);
+    await q(`INSERT INTO ai.budget_usage (org_id, budget_id, period, reserved_cost, reserved_tokens) VALUES ($1, $2, date_trunc('month', now())::date, 0.5, 1000)`, [gone, budget]);
+    await q(`INSERT INTO ai.budget_reservations (org_id, call_id, budget_id, period, cost, tokens, expires_at)
+      VALUES ($1, $2, $3, date_trunc('month', now())::date, 0.5, 1000, now() + interval '1 hour')`, [gone, call, budget]);
+
+    const migrate = async () => { await q(readFileSync(new URL('../../prisma/migrations/20270210330200_runs_of_deleted_organizations_cancelled/migration.sql', import.meta.url), 'utf8')); };
+    await migrate();
+    await migrate(); // applied again: nothing more
+    const runs = await q(`SELECT id, status, error_message, lease_until, call_in_flight_until FROM ai.runs WHERE id = ANY($1::uuid[])
+      ORDER BY array_position($1::uuid[], id)`, [[running, owing, liveRun]]);
+    expect(runs.rows.map((r) => ({ ...r, lease_until: r.lease_until === null ? null : 'set' }))).toEqual([
+      { id: running, status: 'cancelled', error_message: 'cancelled: its organization was deleted', lease_until: null, call_in_flight_until: null },
+      { id: owing, status: 'cancelled', error_message: 'cancelled by a person', lease_until: null, call_in_flight_until: null },
+      { id: liveRun, status: 'running', error_message: null, lease_until: 'set', call_in_flight_until: null },
+    ]);
+    const usage = await q(`SELECT reserved_cost::text, reserved_tokens::int, spent_cost::text,
+      (SELECT count(*)::int FROM ai.budget_reservations r WHERE r.org_id = u.org_id) AS reservations FROM ai.budget_usage u WHERE budget_id = $1`, [budget]);
+    expect(usage.rows).toEqual([{ reserved_cost: '0.00000000', reserved_tokens: 0, spent_cost: '0.00000000', reservations: 0 }]);
+    const audits = await q(`SELECT entity_id, actor_id, principal_type, before, after FROM core.audit_logs WHERE entity_type = 'ai_run' AND entity_id = ANY($1::text[])`,
+      [[running, owing, liveRun]]);
+    expect(audits.rows).toEqual([{
+      entity_id: running, actor_id: 'migration:20270210330200', principal_type: 'system', before: { status: 'running' },
+      after: {
+        status: 'cancelled', errorClass: 'cancelled', stopReason: 'cancelled', cost: '0.00000000', steps: 0, reason: 'organization_deleted',
+        usage: { inputTokens: 0, outputTokens: 0, cachedInputTokens: 0, cacheWriteTokens: 0 },
+      },
+    }]);
+    // no run event in the deleted organization, now (none emitted) or later (none owed)
+    const events = await q(`SELECT count(*)::int AS n FROM core.outbox WHERE org_id = $1 AND payload->>'type' LIKE 'agent.run.%'`, [gone]);
+    expect(events.rows).toEqual([{ n: 0 }]);
   });
 });

@@ -265,7 +265,7 @@ export class AgentRunsController {
   @ApiOperation({
     operationId: 'runAgent',
     summary: 'Run an agent (any member; tools read only what you may): synchronously, as server-sent events (Accept: text/event-stream), or as a job (?async=true → 202)',
-    description: 'Server-sent events: `run`, then `token` (content deltas), `tool_call`, `tool_result`, `step` (each LLM call made, once its step is stored: stepNo, kind, status — failed for a call that failed or whose answer was not used — errorClass, usage and cost; the steps\' costs add up to the run\'s), an `error` when a budget refuses a call (code ai.budget_exceeded) or the run fails unexpectedly (code internal), and `result` (the run with its trace). A budget that cannot take the call\'s worst case answers 402 ai.budget_exceeded (synchronous runs) after recording the failed run. A run whose execution fails unexpectedly (e.g. a database error) is failed at once, errorClass internal, and answered as such.',
+    description: 'Server-sent events: `run`, then `token` (content deltas), `retry` ({ attempt }: a failed LLM call is made again, its answer streamed from the start: discard the `token` deltas received since the last event that is not a `token`), `tool_call`, `tool_result`, `step` (each LLM call made, once its step is stored: stepNo, kind, status — failed for a call that failed or whose answer was not used — errorClass, usage and cost; the steps\' costs add up to the run\'s), an `error` when a budget refuses a call (code ai.budget_exceeded) or the run fails unexpectedly (code internal), and `result` (the run with its trace). A budget that cannot take the call\'s worst case answers 402 ai.budget_exceeded (synchronous runs) after recording the failed run. A run whose execution fails unexpectedly (e.g. a database error) is failed at once, errorClass internal, and answered as such.',
   })
   @ApiHeader({ name: 'Accept', required: false, description: 'text/event-stream to stream the run', example: 'application/json' })
   @ApiBody({ type: CreateRunDto })
@@ -307,7 +307,9 @@ export class AgentRunsController {
     try {
       await this.runs.execute(started, sink);
     } catch (err) {
+      // a budget refusal's error event was streamed with its run (it carries it); any other error ends the stream with its own
       if (!(err instanceof AppError)) sink.event('error', { code: 'internal', message: 'the run failed unexpectedly' });
+      else if (!('run' in err)) sink.event('error', { code: err.code, message: err.message, details: err.details });
     } finally {
       raw.end();
     }

@@ -30,7 +30,9 @@ export type ErrorClass = (typeof RUN_ERROR_CLASSES)[number];
 const AGENT_ID = '5a1c2e3f-9b8d-4c7e-a6f5-1d2e3f4a5b6c';
 const RUN_ID = '0b8f4f7e-4c1a-4d3e-9a55-3f1d2c6b7a10';
 const USER_ID = '7c9e6679-7425-40de-944b-e07fc1f90ae7';
-const DECIMAL = /^\d{1,10}(\.\d{1,4})?$/;
+/** A budget's cost limit: up to 10 digits and 4 decimals (numeric(14, 4)), above 0 (a digit other than 0 somewhere) as ai.budgets' CHECK wants it. */
+const POSITIVE_DECIMAL = /^(?=[\d.]*[1-9])\d{1,10}(\.\d{1,4})?$/;
+const COST_LIMIT_MESSAGE = 'costLimit must be a decimal string greater than 0 with at most 4 decimals, like "100.00"';
 /** A token limit is a bigint; a JSON number is exact up to 2^53 - 1 (a larger one would be neither stored nor read back as sent). */
 const MAX_TOKEN_LIMIT = Number.MAX_SAFE_INTEGER;
 
@@ -232,7 +234,7 @@ export class RunAcceptedDto {
 export class CreateBudgetDto {
   @ApiPropertyOptional({ type: String, nullable: true, format: 'uuid', description: 'The agent; absent or null: the organization\'s budget', example: null })
   @IsOptional() @IsUUID() agentId?: string | null;
-  @ApiPropertyOptional({ description: 'Monthly cost limit in USD (decimal string)', example: '100.00' }) @IsOptional() @Matches(DECIMAL, { message: 'costLimit must be a decimal string like "100.00"' }) costLimit?: string;
+  @ApiPropertyOptional({ description: 'Monthly cost limit in USD (decimal string, greater than 0)', example: '100.00' }) @IsOptional() @Matches(POSITIVE_DECIMAL, { message: COST_LIMIT_MESSAGE }) costLimit?: string;
   @ApiPropertyOptional({ description: 'Monthly token limit (all usage types)', example: 5000000, minimum: 1, maximum: MAX_TOKEN_LIMIT })
   @IsOptional() @IsInt() @Min(1) @Max(MAX_TOKEN_LIMIT) tokenLimit?: number;
   @ApiPropertyOptional({ type: [Number], description: 'Percent thresholds that emit ai.budget.threshold_reached', example: [50, 80, 100] })
@@ -241,8 +243,8 @@ export class CreateBudgetDto {
 
 @ApiSchema({ description: 'Changes to a budget' })
 export class UpdateBudgetDto {
-  @ApiPropertyOptional({ type: String, nullable: true, description: 'Monthly cost limit in USD; null removes it', example: '150.00' })
-  @IsOptional() @Matches(DECIMAL, { message: 'costLimit must be a decimal string like "100.00"' }) costLimit?: string | null;
+  @ApiPropertyOptional({ type: String, nullable: true, description: 'Monthly cost limit in USD (greater than 0); null removes it', example: '150.00' })
+  @IsOptional() @Matches(POSITIVE_DECIMAL, { message: COST_LIMIT_MESSAGE }) costLimit?: string | null;
   @ApiPropertyOptional({ type: Number, nullable: true, description: 'Monthly token limit; null removes it', example: 8000000, minimum: 1, maximum: MAX_TOKEN_LIMIT })
   @IsOptional() @IsInt() @Min(1) @Max(MAX_TOKEN_LIMIT) tokenLimit?: number | null;
   @ApiPropertyOptional({ type: [Number], description: 'Percent thresholds', example: [80, 100] })

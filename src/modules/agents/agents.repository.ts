@@ -359,6 +359,37 @@ export const agentsRepository = {
   },
 
   /**
+   * Locks, by id, the runs of an organization being deleted that its deletion finishes (RunsService.cancelRunsOfDeletedOrganization):
+   * those running, and those cancelled whose event their execution still owes (call_in_flight_until later than finished_at).
+   * Answers each with its agent and the LLM call it is marked with (its budget reservation, if still held; null: none).
+   */
+  async lockRunsOfDeletedOrganization(db: Db, orgId: string): Promise<{ id: string; status: string; agentId: string; callId: string | null }[]> {
+    const rows = await db.run(qb.selectFrom('ai.runs').select(['id', 'status', 'agent_id', 'call_in_flight_id'])
+      .where('org_id', '=', orgId).where(sql<boolean>`(status = 'running' OR (status = 'cancelled' AND call_in_flight_until > finished_at))`)
+      .orderBy('id').forUpdate());
+    return rows.map((r) => ({ id: r.id, status: r.status, agentId: r.agent_id, callId: r.call_in_flight_id }));
+  },
+
+  /**
+   * Clears the marks of cancelled runs (`ids`, locked): none owes its event any more, so neither its execution (takeCancelEvent)
+   * nor the sweep of owed events (takeDueCancelEvents) emits one.
+   */
+  async clearCancelEventMarks(db: Db, orgId: string, ids: string[]): Promise<void> {
+    if (!ids.length) return;
+    await db.run(qb.updateTable('ai.runs').set({ call_in_flight_until: null })
+      .where('org_id', '=', orgId).where('id', 'in', ids).where('status', '=', 'cancelled').where('call_in_flight_until', 'is not', null));
+  },
+
+  /**
+   * Whether organization `orgId` is deleted, as committed when this statement starts: a transaction let in before its
+   * deletion committed (begin_request) learns of it after waiting for a run the deletion had locked.
+   */
+  async organizationDeleted(db: Db, orgId: string): Promise<boolean> {
+    const [r] = await db.run(qb.selectFrom('core.organizations').select('deleted_at').where('id', '=', orgId));
+    return !r || r.deleted_at !== null;
+  },
+
+  /**
    * Privileged (agents.lost_runs): running runs whose lease passed before `now` (the instance executing them stopped
    * writing: it is gone), and those no instance has taken (NULL lease: their job never started them) started before
    * `queuedBefore` (their job has failed, or been lost, for longer than the queue retries it). Each is then failed in a
@@ -390,6 +421,12 @@ export const agentsRepository = {
   async reserve(db: Db, agentId: string, callId: string, cost: Decimal, tokens: number, now: Date, expires: Date) {
     return db.$queryRaw<{ budget_id: string; ok: boolean; cost_left: Decimal | null; tokens_left: bigint | null }[]>`
       SELECT budget_id, ok, cost_left, tokens_left FROM ai.reserve_budget(${agentId}::uuid, ${callId}::uuid, ${cost}::numeric, ${tokens}::bigint, ${now}::timestamptz, ${expires}::timestamptz)`;
+  },
+
+  /** Adds to the reservations of call `callId` (a retry's: what its failed attempts billed), where every budget can take it (ai.extend_reservation). */
+  async extendReservation(db: Db, agentId: string, callId: string, cost: Decimal, tokens: number, now: Date, expires: Date) {
+    return db.$queryRaw<{ budget_id: string; ok: boolean; cost_left: Decimal | null; tokens_left: bigint | null }[]>`
+      SELECT budget_id, ok, cost_left, tokens_left FROM ai.extend_reservation(${agentId}::uuid, ${callId}::uuid, ${cost}::numeric, ${tokens}::bigint, ${now}::timestamptz, ${expires}::timestamptz)`;
   },
 
   async settle(db: Db, callId: string, cost: Decimal, tokens: number, agentId: string, now: Date) {

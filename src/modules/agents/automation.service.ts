@@ -34,6 +34,15 @@ class AlreadyFired extends Error {}
  */
 const stopsTrigger = (err: AppError) => err.status === 403 || err.status === 404 || err.code === 'billing.feature_not_in_plan';
 
+/** The first slot of `time` after `from`; undefined if none ever comes (the cron library gives up searching: 30 February). */
+function nextSlot(time: CronTime, from: Date): Date | undefined {
+  try {
+    return time.getNextDateFrom(from).toJSDate();
+  } catch {
+    return undefined;
+  }
+}
+
 /** The latest slot of `cron` (UTC) after `from` and at or before `now`, or undefined. */
 export function dueSlot(cron: string, from: Date, now: Date): Date | undefined {
   const time = new CronTime(cron, 'UTC');
@@ -96,11 +105,16 @@ export class AutomationService implements OnModuleInit, OnApplicationBootstrap {
       throw PlatformErrors.error('validation_failed', `a ${dto.kind} trigger needs ${field} (and only it)`, [{ field, problems: [`${field} is required for kind ${dto.kind}`] }]);
     }
     if (dto.cron) {
+      let time: CronTime;
       try {
         if (dto.cron.trim().split(/\s+/).length !== 5) throw new Error('5 fields expected');
-        new CronTime(dto.cron, 'UTC');
+        time = new CronTime(dto.cron, 'UTC');
       } catch (err) {
         throw PlatformErrors.error('validation_failed', `cron "${dto.cron}" is not a 5-field cron expression: ${(err as Error).message}`, [{ field: 'cron', problems: ['not a cron expression'] }]);
+      }
+      // a date that never comes (30 February): every tick would search for its next slot in vain (dueSlot)
+      if (!nextSlot(time, new Date(this.clock.now()))) {
+        throw PlatformErrors.error('validation_failed', `cron "${dto.cron}" names no date that ever comes`, [{ field: 'cron', problems: ['never due: no date matches it'] }]);
       }
     }
     if (dto.eventType?.startsWith('agent.run.') || dto.eventType?.startsWith('ai.')) {
@@ -145,9 +159,21 @@ export class AutomationService implements OnModuleInit, OnApplicationBootstrap {
   async tick(now: Date = new Date(this.clock.now())): Promise<number> {
     let fired = 0;
     for (const t of await this.privileged.run('agents.triggers', (db) => repo.scheduleTriggers(db))) {
-      const slot = dueSlot(t.cron!, new Date(t.last_fired_at ?? t.created_at), now);
-      if (!slot) continue;
-      if (await this.fire(t, slot.toISOString(), `${t.prompt}\n\n(Scheduled run of ${slot.toISOString()}.)`, 'schedule', slot)) fired++;
+      // one trigger's failure is its own: the tick goes on with the others (of every organization)
+      try {
+        let slot: Date | undefined;
+        try {
+          slot = dueSlot(t.cron!, new Date(t.last_fired_at ?? t.created_at), now);
+        } catch (err) {
+          // a cron with no date that ever comes (stored before creation refused it): it can never fire, it stops
+          await this.stop(t, `cron "${t.cron}" has no next date: ${(err as Error).message.split('\n')[0]}`);
+          continue;
+        }
+        if (!slot) continue;
+        if (await this.fire(t, slot.toISOString(), `${t.prompt}\n\n(Scheduled run of ${slot.toISOString()}.)`, 'schedule', slot)) fired++;
+      } catch (err) {
+        this.logger.error(`agent trigger ${t.id} of organization ${t.org_id}: its scheduled firing failed: ${(err as Error).message}`);
+      }
     }
     return fired;
   }

@@ -36,6 +36,13 @@ export const RUNNER_ROLES: RequestRole[] = ['owner', 'admin', 'accountant', 'mem
 /** Who finishes the runs of lost instances (RunsService.failLostRuns): the audit's actor. */
 const LOST_RUN_SWEEPER: Principal = { kind: 'service', name: 'agents-lost-runs' };
 
+/**
+ * Who fails a run whose starter can no longer open a transaction in its organization (removed from it, their API key
+ * revoked: RunsService.failUnexpectedly): the audit's actor. As the sweep's, its transaction opens in a live organization
+ * only: nothing is written in a deleted one.
+ */
+const RUN_FAILER: Principal = { kind: 'service', name: 'agents-runs' };
+
 /** The outbox topic of runs started with ?async=true. */
 export const RUN_JOB_TOPIC = 'agents.run';
 
@@ -51,7 +58,7 @@ export const QUEUED_RUN_LEASE_MS = 24 * 60 * 60_000;
 
 /** Where a streamed run's events go (server-sent events). */
 export interface RunSink {
-  event(name: 'run' | 'token' | 'tool_call' | 'tool_result' | 'step' | 'result' | 'error', data: unknown): void;
+  event(name: 'run' | 'token' | 'retry' | 'tool_call' | 'tool_result' | 'step' | 'result' | 'error', data: unknown): void;
 }
 
 export interface StartedRun {
@@ -198,6 +205,17 @@ export function runFinishedAudit(run: RunDto, extra: Record<string, unknown> = {
   };
 }
 
+/** `text` without NUL characters, which PostgreSQL stores in no text or jsonb value (the write would fail: 400). */
+const withoutNul = (text: string) => text.replaceAll('\u0000', '');
+
+/** A model's answer as it is stored and used: its content, tool calls and finish reason without NUL characters (withoutNul). */
+function storableResult(r: ChatResult): ChatResult {
+  return {
+    ...r, content: r.content === null ? null : withoutNul(r.content), finishReason: r.finishReason === null ? null : withoutNul(r.finishReason),
+    toolCalls: r.toolCalls.map((c) => ({ id: withoutNul(c.id), name: withoutNul(c.name), arguments: withoutNul(c.arguments) })),
+  };
+}
+
 /** Tokens of a model's output, counted (the provider reported none, or the call failed before it could). */
 const outputTokens = (content: string, toolCalls: readonly { name: string; arguments: string }[]) =>
   countTextTokens(content) + toolCalls.reduce((n, c) => n + countTextTokens(c.name) + countTextTokens(c.arguments), 0);
@@ -319,7 +337,9 @@ export class RunsService implements OnModuleInit {
     if (!loaded) return;
     // an unexpected error released the run (execute): the job fails, for the queue's retry
     await this.execute({ ...loaded, principal, orgId: job.orgId, meta, queued: true }).catch((err) => {
-      if (err instanceof AppError) return; // a budget refusal is recorded on the run
+      // a budget refusal is recorded on the run; any other app error failed it (or found its organization deleted, or the
+      // run could not be failed: the sweep fails it once its lease passes): a retry would fail the same way
+      if (err instanceof AppError) return;
       throw err;
     });
   }
@@ -355,6 +375,7 @@ export class RunsService implements OnModuleInit {
   private async settleCallInFlight(tx: TenantTx, s: StartedRun, inFlight: InFlight): Promise<StepRow | undefined> {
     const call = await repo.lockCallInFlight(tx.db, s.orgId, s.run.id, inFlight.call?.stepNo ?? null);
     if (!call) return undefined;
+    await this.refuseDeletedOrganization(tx, call.status);
     const callId = call.status === 'swept' ? inFlight.call?.callId : call.callId;
     if (!callId) return undefined;
     if (call.status !== 'running') {
@@ -394,8 +415,11 @@ export class RunsService implements OnModuleInit {
     const inFlight: InFlight = {};
     try {
       return await this.loop(s, ctx, controller.signal, sink, inFlight).catch(async (err) => {
-        if (err instanceof AppError) throw err;
-        if (!s.queued) return this.failUnexpectedly(s, ctx, err as Error, sink, inFlight);
+        // the budget refused a call: the run is finished (budget_exceeded), the refusal carries it
+        if (err instanceof AppError && 'run' in err) throw err;
+        // an app error (the starter removed from the organization or their key revoked mid-run: 404/401, a value the
+        // database refused: 400) fails the same way again: the run is failed now, a job's too (no retry)
+        if (!s.queued || err instanceof AppError) return this.failUnexpectedly(s, ctx, err as Error, sink, inFlight);
         await this.releaseRun(s, inFlight)
           .catch((e: Error) => this.logger.error(`run ${s.run.id}: its lease was not released after its execution failed (${e.message}); the sweep fails it once the lease passes`));
         throw err;
@@ -418,22 +442,32 @@ export class RunsService implements OnModuleInit {
    * settled at nothing otherwise (settleCallInFlight: as releaseRun and the sweep do), its event, and audited
    * (ai.run_internal: auditFinished), the actor being who started the run (the transaction's). The call stored so is
    * streamed as a step, as any call is. A run finished meanwhile (cancelled) is answered as it is, its cut call settled so
-   * too. Should this transaction fail too (the database is gone), the error is thrown: the sweep fails the run once its
-   * lease passes.
+   * too. An app error (a job's run too: execute) fails it so, its code and message in the run's error message and in the
+   * streamed error event. Should the starter no longer be able to open a transaction in the organization (removed from
+   * it, their API key revoked: 404, 401), the run is failed as RUN_FAILER, whose transaction opens in a live organization
+   * (a deleted one's runs were cancelled by its deletion: nothing is written there, the error is thrown). Should this
+   * transaction fail too (the database is gone), the error is thrown: the sweep fails the run once its lease passes.
    */
   private async failUnexpectedly(s: StartedRun, ctx: ToolContext, err: Error, sink: RunSink | undefined, inFlight: InFlight): Promise<RunDto> {
-    this.logger.error(`run ${s.run.id}: its execution failed unexpectedly: ${err.stack ?? err.message}`);
-    // the code a 500 answers with (error.filter.ts): the streamed run's error event carries it, before its result
+    const app = err instanceof AppError ? err : undefined;
+    if (app) this.logger.warn(`run ${s.run.id}: its execution failed: ${app.code}: ${app.message}`);
+    else this.logger.error(`run ${s.run.id}: its execution failed unexpectedly: ${err.stack ?? err.message}`);
+    // the code a 500 answers with (error.filter.ts): the streamed run's error event carries it (an app error's own code), before its result
     const internal = new AppError(HttpStatus.INTERNAL_SERVER_ERROR, 'internal', 'the run failed unexpectedly (an internal error)');
+    const errorMessage = app ? `the run failed: ${app.code}: ${app.message}` : internal.message;
     let stored: StepRow | undefined;
-    return this.finish(s, ctx, { status: 'failed', stopReason: 'error', errorClass: 'internal', errorMessage: internal.message, output: null }, sink, {
-      refusal: internal,
+    const fail = (c: ToolContext) => this.finish(s, c, { status: 'failed', stopReason: 'error', errorClass: 'internal', errorMessage, output: null }, sink, {
+      refusal: app ?? internal,
       before: async (tx) => {
         stored = await this.settleCallInFlight(tx, s, inFlight);
       },
       afterBefore: () => {
         if (stored) sink?.event('step', this.stepEvent(stored));
       },
+    });
+    return fail(ctx).catch((e: Error) => {
+      if (!(e instanceof AppError) || e.status >= 500) throw e;
+      return fail({ ...ctx, tenant: (work) => this.db.tenant(RUN_FAILER, s.orgId, s.meta, work) });
     }).catch((e: Error) => {
       this.logger.error(`run ${s.run.id}: it was not failed after its execution failed (${e.message}); the sweep fails it once its lease passes`);
       throw err;
@@ -537,38 +571,62 @@ export class RunsService implements OnModuleInit {
       // what the provider bills for failed attempts it had (cut, cancelled, broken off): never nothing once it had the call
       const billedFailures: TokenUsage = { input: 0, output: 0, cachedInput: 0, cacheWrite: 0 };
       const onFailed = (e: LlmError, attempt: number) => {
-        failures.push(`attempt ${attempt}: ${e.message}`);
+        failures.push(withoutNul(`attempt ${attempt}: ${e.message}`));
         if (e.received) addUsage(billedFailures, e.received.usage ?? { input: counted, cachedInput: 0, cacheWrite: 0, output: outputTokens(e.received.content, e.received.toolCalls) });
       };
+      // the reservation covers one attempt's worst case; before a retry it takes what the failed attempts billed since it
+      // last reserved (so it holds what is billed so far plus the retry's worst case), or the budget refuses the retry
+      // (BudgetRefusal: no retry). `reservedFailures`: the failed attempts' tokens reserved so far.
+      const callPrices: Prices = prices;
+      const reservedFailures: TokenUsage = { input: 0, output: 0, cachedInput: 0, cacheWrite: 0 };
+      const reserveRetry = async () => {
+        const tokens = totalTokens(billedFailures) - totalTokens(reservedFailures);
+        if (tokens <= 0) return;
+        const cost = Decimal.max(0, costOf(billedFailures, callPrices).minus(costOf(reservedFailures, callPrices)));
+        await ctx.tenant((tx) => this.reserve(tx, agent.id, callId, cost, tokens, this.now(), expires, true));
+        Object.assign(reservedFailures, billedFailures);
+      };
+      // a streamed attempt after a failed one starts the answer over: `retry` tells the client to drop the earlier attempts' tokens
+      let attempt = 0;
       try {
         const r = await withRetries(
-          () => provider.chat({
-            model: agent.modelId, messages, tools: definitions, temperature: agent.temperature, maxOutputTokens: agent.maxOutputTokens,
-            stream: !!sink, onToken: sink ? (delta) => sink.event('token', { delta }) : undefined,
-          }, { signal }),
+          async () => {
+            if (attempt > 0) await reserveRetry();
+            if (++attempt > 1) sink?.event('retry', { attempt });
+            return provider.chat({
+              model: agent.modelId, messages, tools: definitions, temperature: agent.temperature, maxOutputTokens: agent.maxOutputTokens,
+              stream: !!sink, onToken: sink ? (delta) => sink.event('token', { delta }) : undefined,
+            }, { signal });
+          },
           { maxRetries: this.config.ai.maxRetries, baseMs: this.config.ai.retryBaseMs, maxMs: this.config.ai.retryMaxMs },
           this.sleeper, signal, onFailed,
         );
-        result = r.result;
+        result = storableResult(r.result);
         attempts = r.attempts;
-      } catch (err) {
-        if (!(err instanceof LlmError)) throw err;
+      } catch (caught) {
+        // the budget refused a retry: the failed attempts are settled at what they billed, the run fails (budget_exceeded)
+        const refused = caught instanceof BudgetRefusal ? caught : undefined;
+        if (!refused && !(caught instanceof LlmError)) throw caught;
+        const err = refused
+          ? { errorClass: 'budget_exceeded' as const, message: `not retried: ${refused.message}`, attempts: failures.length }
+          : (caught as LlmError & { attempts?: number });
         const endedAt = this.now();
         // settled at what the provider bills (zero only if it never had the call), in the transaction that finishes the run
         const cost = costOf(billedFailures, prices);
         if (totalTokens(billedFailures) > 0) this.metrics.countLlmCall(s.orgId, agent.id, agent.modelId, billedFailures, cost.toNumber());
         const step = {
           stepNo: ++stepNo, kind: 'llm_call' as const, name: agent.modelId, status: 'failed' as const, errorClass: err.errorClass, errorMessage: err.message, startedAt, endedAt,
-          streamed: !!sink, attempts: (err as LlmError & { attempts?: number }).attempts ?? failures.length, usage: billedFailures, tokensCounted: true, cost,
-          prices: pricesJson(prices), detail: { failures },
+          streamed: !!sink, attempts: err.attempts ?? failures.length, usage: billedFailures, tokensCounted: true, cost,
+          prices: pricesJson(prices), detail: { failures, ...(refused ? { refused: refused.error.details ?? null } : {}) },
         };
         const isCancel = err.errorClass === 'cancelled';
         // billed although it failed: stored by the execution's failure should this transaction fail
         if (totalTokens(billedFailures) > 0) inFlight.unstored = { callId, step, usage: billedFailures, cost, endedAt };
         let stored = false;
-        return this.finish(s, ctx, {
+        const finished = await this.finish(s, ctx, {
           status: isCancel ? 'cancelled' : 'failed', stopReason: isCancel ? 'cancelled' : 'error', errorClass: err.errorClass, errorMessage: err.message, output: lastContent,
         }, sink, {
+          refusal: refused?.error,
           before: async (tx) => {
             ({ stored } = await this.addCallStep(tx, agent.id, run.id, callId, step));
           },
@@ -577,6 +635,9 @@ export class RunsService implements OnModuleInit {
             if (stored) sink?.event('step', this.stepEvent(step));
           },
         });
+        if (!refused) return finished;
+        this.metrics.aiBudgetRefusals.inc();
+        throw Object.assign(refused.error, { run: finished });
       }
       // ---- one transaction after the call: settled to the tokens reported (counted when not) at the prices in effect, and the step
       const endedAt = this.now();
@@ -632,7 +693,8 @@ export class RunsService implements OnModuleInit {
     if (refused) return { error: refused };
     let args: Record<string, unknown>;
     try {
-      const parsed = JSON.parse(rawArgs || '{}');
+      // a NUL escaped in the JSON text (\u0000) is dropped from the values too: no tool could store it
+      const parsed = JSON.parse(rawArgs || '{}', (_key, value: unknown) => (typeof value === 'string' ? withoutNul(value) : value));
       if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not an object');
       args = parsed;
     } catch {
@@ -702,11 +764,22 @@ export class RunsService implements OnModuleInit {
    */
   private async addCallStep(tx: TenantTx, agentId: string, runId: string, callId: string, step: StepRow): Promise<{ stored: boolean; running: boolean }> {
     const run = await repo.lockRun(tx.db, tx.orgId, runId);
+    await this.refuseDeletedOrganization(tx, run?.status);
     await this.settle(tx, agentId, callId, step.cost ?? new Decimal(0), totalTokens(step.usage ?? { input: 0, output: 0, cachedInput: 0, cacheWrite: 0 }), step.endedAt);
     const stored = run?.status === 'running' || run?.status === 'cancelled' || (run?.status === 'failed' && run.errorClass === 'worker_lost');
     if (stored) await this.storeCallStep(tx, runId, callId, step, !!run?.erased);
     if (run?.cancelledMidCall) this.cancelEventOwed.add(runId);
     return { stored, running: run?.status === 'running' };
+  }
+
+  /**
+   * Refuses (404, the transaction rolls back) a transaction of an execution that finds its run (locked: `status`) finished
+   * by its organization's deletion (cancelRunsOfDeletedOrganization): let in before the deletion committed, it waited for the
+   * run, and writes nothing in the deleted organization (no step, no settlement, no audit, no event), as any transaction
+   * begun after it could not. Checked only once the run is no longer running: the deletion finishes every running run first.
+   */
+  private async refuseDeletedOrganization(tx: TenantTx, status: string | undefined): Promise<void> {
+    if (status !== undefined && status !== 'running' && (await repo.organizationDeleted(tx.db, tx.orgId))) throw PlatformErrors.notFound('organization', tx.orgId);
   }
 
   /**
@@ -738,16 +811,19 @@ export class RunsService implements OnModuleInit {
     });
   }
 
-  /** Reserves a call's worst case in `tx` until `expires`; a refusal is thrown as BudgetRefusal (the transaction rolls back: nothing stays reserved). */
-  private async reserve(tx: TenantTx, agentId: string, callId: string, cost: Decimal, tokens: number, now: Date, expires: Date): Promise<void> {
+  /**
+   * Reserves a call's worst case in `tx` until `expires` (`retry`: adds to the call's reservation before a retry what its
+   * failed attempts billed); a refusal is thrown as BudgetRefusal (the transaction rolls back: nothing stays reserved).
+   */
+  private async reserve(tx: TenantTx, agentId: string, callId: string, cost: Decimal, tokens: number, now: Date, expires: Date, retry = false): Promise<void> {
     // a reservation outlives the call's longest possible duration (callExpiry), then it expires
-    const rows = await repo.reserve(tx.db, agentId, callId, cost, tokens, now, expires);
+    const rows = await (retry ? repo.extendReservation : repo.reserve)(tx.db, agentId, callId, cost, tokens, now, expires);
     const no = rows.find((r) => !r.ok);
     if (!no) return;
     const costLeft = no.cost_left === null ? null : new Decimal(no.cost_left.toString()).toFixed(8);
     const tokensLeft = no.tokens_left === null ? null : Number(no.tokens_left);
     throw new BudgetRefusal(AgentErrors.error('ai.budget_exceeded',
-      `the call does not fit in budget ${no.budget_id}: it may cost up to ${cost.toFixed(8)} USD / ${tokens} tokens; left ${costLeft === null ? 'unlimited' : `${costLeft} USD`}, ${tokensLeft === null ? 'unlimited' : `${tokensLeft} tokens`}`,
+      `the ${retry ? 'retry of the call' : 'call'} does not fit in budget ${no.budget_id}: it may cost up to ${cost.toFixed(8)} USD / ${tokens} tokens; left ${costLeft === null ? 'unlimited' : `${costLeft} USD`}, ${tokensLeft === null ? 'unlimited' : `${tokensLeft} tokens`}`,
       { budgetId: no.budget_id, costLeft, tokensLeft, callCost: cost.toFixed(8), callTokens: tokens }));
   }
 
@@ -936,6 +1012,34 @@ export class RunsService implements OnModuleInit {
       execution.abort();
     }
     return { ...run, trace: await repo.steps(tx.db, tx.orgId, runId) };
+  }
+
+  /**
+   * Cancels the runs of an organization being deleted, in its deletion's transaction (OrganizationsService.delete, before
+   * the organization's row goes), as the person deleting it: each still running finished as a cancel finishes it, audited
+   * (ai.run_cancelled, reason organization_deleted), with no agent.run.* event (the organization's subscribers hear
+   * organization.deleted), and none owed: neither these nor runs cancelled earlier whose event their execution still owed
+   * keep their mark, so the sweep of owed events (emitOwedCancelEvents) emits none either. The budget reservation of a
+   * call any of them has in flight is released, settled at nothing as the lost-runs sweep settles one (no execution can:
+   * none opens a transaction in a deleted organization; one let in before the deletion committed writes nothing there,
+   * addCallStep), with no threshold event. Executions here are cut now. Answers the runs cancelled.
+   */
+  async cancelRunsOfDeletedOrganization(tx: TenantTx): Promise<string[]> {
+    const now = this.now();
+    const locked = await repo.lockRunsOfDeletedOrganization(tx.db, tx.orgId);
+    const cancelled: RunDto[] = [];
+    for (const { id } of locked.filter((r) => r.status === 'running')) {
+      const run = await repo.finishRun(tx.db, tx.orgId, id, {
+        status: 'cancelled', stopReason: 'cancelled', errorClass: 'cancelled', errorMessage: 'cancelled: its organization was deleted', output: null, finishedAt: now,
+      });
+      // running and locked: the update finds it
+      if (run) cancelled.push(run);
+    }
+    await repo.clearCancelEventMarks(tx.db, tx.orgId, locked.map((r) => r.id));
+    for (const { agentId, callId } of locked) if (callId) await repo.settle(tx.db, callId, new Decimal(0), 0, agentId, now);
+    for (const run of cancelled) await this.auditFinished(tx, run, { reason: 'organization_deleted' });
+    for (const run of cancelled) this.active.get(run.id)?.abort();
+    return cancelled.map((r) => r.id);
   }
 }
 

@@ -1,4 +1,5 @@
 import { Module, OnModuleInit } from '@nestjs/common';
+import { AgentsModule } from '../agents/agents.module.js';
 import { BillingModule } from '../billing/billing.module.js';
 import { UsageCounters } from '../billing/usage-counters.js';
 import { workspaceRepository } from './workspace.repository.js';
@@ -16,7 +17,7 @@ import { FeatureFlagsController, SettingsController } from './settings.controlle
 import { SettingsService } from './settings.service.js';
 
 @Module({
-  imports: [BillingModule],
+  imports: [BillingModule, AgentsModule],
   controllers: [
     MyOrganizationsController, OrganizationController, MembershipsController, InvitationsController, InvitationAcceptanceController,
     WorkspacesController, SettingsController, FeatureFlagsController,

@@ -6,10 +6,11 @@ import type { CreateOrganizationDto, OrganizationDto, UpdateOrganizationDto } fr
 import { OrganizationsErrors } from './organizations.errors.js';
 import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import { emitEvent } from '../../platform/events/events.js';
+import { RunsService } from '../agents/runs.service.js';
 
 @Injectable()
 export class OrganizationsService {
-  constructor(private readonly audit: AuditService) {}
+  constructor(private readonly audit: AuditService, private readonly runs: RunsService) {}
 
   /** Creates a business organization; the creator becomes its owner. */
   async create(tx: TenantTx, dto: CreateOrganizationDto): Promise<OrganizationDto> {
@@ -51,6 +52,9 @@ export class OrganizationsService {
       throw OrganizationsErrors.error('organization.personal', 'a personal organization cannot be deleted');
     }
     await this.audit.record(tx, { action: 'organization.deleted', entityType: 'organization', entityId: tx.orgId, before });
+    // its AI runs stop with it (no transaction of theirs opens in a deleted organization, nor does the lost-runs sweep's):
+    // cancelled, audited, their reservations released, with no event of theirs
+    await this.runs.cancelRunsOfDeletedOrganization(tx);
     // before the row goes: the outbox's policy admits rows of an organization the caller can still act in.
     // The billing module cancels the organization's subscriptions on this event (in Stripe too).
     await emitEvent(tx, 'organization.deleted', { organizationId: tx.orgId, accountType: before.accountType, reason: 'deleted' });

@@ -38,6 +38,14 @@ export function createLlmProvider(connection: ProviderConnection, timer?: CallTi
   return new OpenAiCompatibleProvider(connection, timer);
 }
 
+/**
+ * OpenAI's reasoning models (o1, o3, o4-mini, …, also behind a proxy that keeps the name): they take
+ * max_completion_tokens, not max_tokens, and only their default temperature.
+ */
+export function isReasoningModel(model: string): boolean {
+  return /^(?:[\w-]+\/)?o\d(?:$|[-.])/.test(model);
+}
+
 const toUsage = (u: OpenAI.CompletionUsage | undefined | null): TokenUsage | null => {
   if (!u) return null;
   const details = u.prompt_tokens_details as { cached_tokens?: number; cache_write_tokens?: number } | undefined;
@@ -62,14 +70,17 @@ export class OpenAiCompatibleProvider implements LlmProvider {
   }
 
   async chat(request: ChatRequest, options: CallOptions = {}): Promise<ChatResult> {
+    const reasoning = isReasoningModel(request.model);
     const body = {
       model: request.model,
       messages: request.messages.map(toOpenAiMessage),
       ...(request.tools?.length
         ? { tools: request.tools.map((t) => ({ type: 'function' as const, function: { name: t.name, description: t.description, parameters: t.parameters } })) }
         : {}),
-      ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
-      ...(request.maxOutputTokens !== undefined ? { max_tokens: request.maxOutputTokens } : {}),
+      // a reasoning model refuses max_tokens and a temperature other than its default; the others keep max_tokens,
+      // which every OpenAI-compatible endpoint knows (vLLM, Ollama, proxies: max_completion_tokens is newer)
+      ...(request.temperature !== undefined && !reasoning ? { temperature: request.temperature } : {}),
+      ...(request.maxOutputTokens !== undefined ? (reasoning ? { max_completion_tokens: request.maxOutputTokens } : { max_tokens: request.maxOutputTokens }) : {}),
     };
     // a hung stream is cut by our own timer too: the SDK's timeout covers the wait for the response headers
     const timeout = new AbortController();
