@@ -343,6 +343,24 @@ describe('provider rows written over REST', () => {
     expect(open.body.slots[0].whatsappUrl).toBeUndefined();
   });
 
+  it.each([['an array', '[]'], ['a string', '"weekdays"']])('edits a row whose settings are %s (written before the check): another field leaves them, settings given replace them', async (_, legacy) => {
+    const cy = await registerUser(t, 'cy-rest');
+    await t.http.patch('/v1/me/provider').set(cy.auth).send({ timezone: 'UTC' }).expect(200);
+    await t.db.admin.query(`ALTER TABLE public.providers DISABLE TRIGGER providers_check;
+      UPDATE public.providers SET settings = '${legacy}'::jsonb WHERE owner_user_id = '${cy.id}';
+      ALTER TABLE public.providers ENABLE TRIGGER providers_check;`);
+    const row = async () => (await t.db.admin.query(`SELECT timezone, settings FROM public.providers WHERE owner_user_id = $1`, [cy.id])).rows[0];
+    expect((await t.http.get('/v1/me/provider').set(cy.auth).expect(200)).body.settings).toEqual({});
+    // not touching settings: they stay as stored (read as not set), the check has nothing to refuse
+    const moved = await t.http.patch('/v1/me/provider').set(cy.auth).send({ timezone: 'Europe/Berlin' }).expect(200);
+    expect(moved.body).toMatchObject({ timezone: 'Europe/Berlin', settings: {} });
+    expect(await row()).toEqual({ timezone: 'Europe/Berlin', settings: JSON.parse(legacy) });
+    // groups given replace what cannot hold groups (no `[..., {}]` the check refuses)
+    const saved = await t.http.patch('/v1/me/provider').set(cy.auth).send({ settings: { whatsapp: { enabled: false } } }).expect(200);
+    expect(saved.body.settings).toEqual({ whatsapp: { enabled: false } });
+    expect(await row()).toEqual({ timezone: 'Europe/Berlin', settings: { whatsapp: { enabled: false } } });
+  });
+
   it('answers 503 rather than ignore calendar settings it cannot read (more than 50 calendars): no calendar is asked', async () => {
     const { body: integration } = await t.http.post('/v1/me/integrations').set(ada.auth).send({ integrationType: 'caldav' }).expect(201);
     await t.http.put(`/v1/me/integrations/${integration.id}/secret`).set(ada.auth)

@@ -37,7 +37,11 @@ export const providerRepository = {
         ...(v.publicSlug !== undefined && { public_slug: eb.ref('excluded.public_slug') }),
         ...(v.isPublic !== undefined && { is_public: eb.ref('excluded.is_public') }),
         ...(v.timezone !== undefined && { timezone: eb.ref('excluded.timezone') }),
-        settings: sql`providers.settings || excluded.settings`,
+        // the groups given over the stored ones; a row written over REST before the database checked it may hold a
+        // non-object (its groups read as not set): replaced, not merged into an array the check refuses. No settings given:
+        // the stored ones stay as they are (the check passes unchanged settings), whatever they hold
+        settings: v.settings === undefined ? sql`providers.settings`
+          : sql`CASE WHEN jsonb_typeof(providers.settings) = 'object' THEN providers.settings ELSE '{}'::jsonb END || excluded.settings`,
       })))
       .returning(COLUMNS));
     return toProvider(row);
