@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
+import { BillingExpiryJob } from '../../src/modules/billing/billing-expiry.job.js';
 import { StripeWebhookService } from '../../src/modules/billing/stripe-webhook.service.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { createOrg, registerUser, type TestUser } from '../support/factories.js';
@@ -174,6 +175,53 @@ describe('billing: a checkout completion and the order of Stripe events', () => 
     expect(await eventRow(tie.id)).toEqual([{ status: 'ignored', reason: 'Stripe subscription sub_tie is canceled, which is final: it does not become past_due' }]);
     expect(await eventRow(later.id)).toEqual([{ status: 'ignored', reason: 'Stripe subscription sub_tie is canceled, which is final: it does not become active' }]);
     expect(await hubRow(org)).toEqual([{ sub: 'sub_tie', status: 'canceled', trialEndsAt: null, lastEventAt: ms(T0 + 100), lastEventId: deleted.id }]);
+    expect(await entitlements(org)).toMatchObject({ status: 'canceled', access: 'read_only' });
+  });
+
+  it("the expiry job's own end of a subscription canceled at period end is not final: Stripe's renewal, and its invoice, still apply", async () => {
+    const org = await createOrg(t, ada, 'Reactivated Co');
+    const sub = (status: string, cancelAtPeriodEnd: boolean, periodEnd: number) => subscriptionObject('sub_reactivated', status, org, {
+      cancel_at_period_end: cancelAtPeriodEnd,
+      items: { object: 'list', data: [{ id: 'si_reactivated', price: { id: 'price_omz_pro', object: 'price' }, current_period_end: periodEnd }] },
+    });
+    // the customer set cancel at period end; the period ended (T0 + 10, an hour ago)
+    const cape = stripeEvent('customer.subscription.updated', sub('active', true, T0 + 10), T0);
+    await send(cape);
+    // the expiry job runs first (Stripe's event of the reactivation and renewal is late): it ends the row locally, Stripe is not called
+    const stripeCalls = stripe.requests.length;
+    const [ended] = await t.app.get(BillingExpiryJob).expire(ms(T0 + 60));
+    expect(stripe.requests.length).toBe(stripeCalls);
+    const endedRow = (await t.db.admin.query(`SELECT s.id, s.status, b.ended_locally_at AS "endedLocallyAt" FROM hub."Subscription" s
+      JOIN hub.subscription_billing b ON b.subscription_id = s.id WHERE s."organizationId" = $1`, [org])).rows;
+    expect(endedRow).toEqual([{ id: ended, status: 'canceled', endedLocallyAt: ms(T0 + 60) }]);
+    // Stripe: the customer turned the cancellation off before the period end, and the subscription renewed
+    const renewed = stripeEvent('customer.subscription.updated', sub('active', false, T0 + 30 * DAY), T0 + 5);
+    await send(renewed);
+    expect(await eventRow(renewed.id)).toEqual([{ status: 'processed', reason: null }]);
+    const billing = async () => (await t.db.admin.query(`SELECT s.status, b.cancel_at_period_end AS cape, b.current_period_end AS "periodEnd",
+      b.ended_locally_at AS "endedLocallyAt", b.last_event_id AS "lastEventId" FROM hub."Subscription" s
+      JOIN hub.subscription_billing b ON b.subscription_id = s.id WHERE s."organizationId" = $1`, [org])).rows;
+    expect(await billing()).toEqual([{ status: 'active', cape: false, periodEnd: ms(T0 + 30 * DAY), endedLocallyAt: null, lastEventId: renewed.id }]);
+    expect(await entitlements(org)).toMatchObject({ status: 'active', access: 'full' });
+    expect(await t.app.get(BillingExpiryJob).expire(ms(T0 + 120))).toEqual([]);
+
+    // the same once more, and this time the renewal's invoice.paid is the first Stripe event after the local end
+    await send(stripeEvent('customer.subscription.updated', sub('active', true, T0 + 20), T0 + 6));
+    expect(await t.app.get(BillingExpiryJob).expire(ms(T0 + 60))).toEqual([ended]);
+    const paid = invoiceEvent('invoice.paid', 'sub_reactivated', org, T0 + 7);
+    await send(paid);
+    expect(await eventRow(paid.id)).toEqual([{ status: 'processed', reason: null }]);
+    expect(await billing()).toEqual([{ status: 'active', cape: true, periodEnd: ms(T0 + 20), endedLocallyAt: null, lastEventId: paid.id }]);
+
+    // a Stripe deletion after a local end is Stripe's word: final again
+    expect(await t.app.get(BillingExpiryJob).expire(ms(T0 + 60))).toEqual([ended]);
+    const deleted = stripeEvent('customer.subscription.deleted', sub('canceled', true, T0 + 20), T0 + 8);
+    const revived = stripeEvent('customer.subscription.updated', sub('active', false, T0 + 30 * DAY), T0 + 9);
+    await send(deleted);
+    await send(revived);
+    expect(await eventRow(deleted.id)).toEqual([{ status: 'processed', reason: null }]);
+    expect(await eventRow(revived.id)).toEqual([{ status: 'ignored', reason: 'Stripe subscription sub_reactivated is canceled, which is final: it does not become active' }]);
+    expect(await billing()).toEqual([{ status: 'canceled', cape: true, periodEnd: ms(T0 + 20), endedLocallyAt: null, lastEventId: deleted.id }]);
     expect(await entitlements(org)).toMatchObject({ status: 'canceled', access: 'read_only' });
   });
 

@@ -21,9 +21,11 @@ const DEFAULT_TRIAL_APPS = ['omnizen'];
  * ends what is over: local trials (no Stripe subscription) whose end has passed, and subscriptions canceled
  * at period end whose period has ended, become 'canceled' (read-only, docs/plans.md). Stripe normally
  * says so too (customer.subscription.deleted); this job makes the Hub right even when that event is late
- * or the subscription was provisioned without Stripe. A Stripe trial is left to Stripe, which may convert
- * it to paid: its end makes it read-only meanwhile (accessFor), not canceled. And records when the grace period of a
- * past_due subscription the Hub provisioned by SQL started (recordPastDueStarts), as Stripe's events record theirs. And
+ * or the subscription was provisioned without Stripe. It calls no Stripe API to end one: its end is recorded as local
+ * (hub.subscription_billing.ended_locally_at), not final, and a newer Stripe event (a renewal) overrides it. A Stripe
+ * trial is left to Stripe, which may convert it to paid: its end makes it read-only meanwhile (accessFor), not
+ * canceled. And records when the grace period of a past_due subscription the Hub provisioned by SQL started
+ * (recordPastDueStarts), as Stripe's events record theirs. And
  * drops the checkout keys left in doubt past Stripe's idempotency window, with their parameters (dropStaleCheckoutKeys). And
  * expires the Checkout sessions of overtaken checkouts that Stripe failed to expire then (expireLeftCheckoutSessions).
  */
@@ -169,7 +171,9 @@ export class BillingExpiryJob {
     return this.privileged.run('billing.expiry', async (db) => {
       const due = await repo.dueToExpire(db, now);
       for (const s of due) {
-        await repo.cancel(db, s.id);
+        // Stripe is not asked to cancel (nor told): its subscription may have been renewed meanwhile (the customer turned
+        // the cancellation off, the event is late), so this end is recorded as local, and Stripe's next event overrides it
+        await repo.cancel(db, s.id, s.reason === 'canceled_at_period_end' ? now : undefined);
         if (s.orgId) {
           await this.audit.recordPrivileged(db, s.orgId, 'system', {
             action: 'billing.subscription_expired', entityType: 'subscription', entityId: s.id,

@@ -47,6 +47,11 @@ export interface SubscriptionRow {
   cancelAtPeriodEnd: boolean;
   pastDueSince: Date | null;
   lastEventAt: Date | null;
+  /**
+   * When BillingExpiryJob ended it (canceled at period end, the period passed) without Stripe saying so; null when its
+   * status is Stripe's word (or the Hub's own). Not read by the gate's billingContext (absent there).
+   */
+  endedLocallyAt?: Date | null;
 }
 
 export interface OrgRow {
@@ -92,7 +97,7 @@ const subscriptions = () => qb.selectFrom('hub.Subscription as s')
     's.id', 's.userId', 's.organizationId', 's.appId', 's.plan', 's.status', 's.stripeSubscriptionId', 's.createdAt', 's.updatedAt',
     'b.stripe_customer_id as stripeCustomerId', 'b.stripe_price_id as stripePriceId', 'b.trial_ends_at as trialEndsAt',
     'b.current_period_end as currentPeriodEnd', (eb) => eb.fn.coalesce('b.cancel_at_period_end', sql<boolean>`false`).as('cancelAtPeriodEnd'),
-    'b.past_due_since as pastDueSince', 'b.last_event_at as lastEventAt',
+    'b.past_due_since as pastDueSince', 'b.last_event_at as lastEventAt', 'b.ended_locally_at as endedLocallyAt',
   ]);
 
 /**
@@ -140,6 +145,8 @@ export interface BillingChange {
   trialEndsAt?: Date | null;
   currentPeriodEnd?: Date | null;
   cancelAtPeriodEnd?: boolean;
+  /** null: the status written is Stripe's word (clears BillingExpiryJob's local end); undefined: kept (a status kept as known) */
+  endedLocallyAt?: null;
 }
 
 /**
@@ -508,6 +515,7 @@ export const billingRepository = {
       stripe_customer_id: change.customer ?? null, stripe_price_id: change.price ?? null, trial_ends_at: change.trialEndsAt ?? null,
       current_period_end: change.currentPeriodEnd ?? null, cancel_at_period_end: change.cancelAtPeriodEnd ?? false,
       past_due_since: change.status === 'past_due' ? at : null, last_event_at: ordered?.at ?? null, last_event_id: ordered?.id ?? null, updated_at: sql`now()`,
+      ended_locally_at: null,
     }).onConflict((c) => c.column('subscription_id').doUpdateSet((eb) => ({
       stripe_customer_id: eb.fn.coalesce('excluded.stripe_customer_id', 'hub.subscription_billing.stripe_customer_id'),
       stripe_price_id: eb.fn.coalesce('excluded.stripe_price_id', 'hub.subscription_billing.stripe_price_id'),
@@ -516,6 +524,7 @@ export const billingRepository = {
       cancel_at_period_end: change.cancelAtPeriodEnd === undefined ? eb.ref('hub.subscription_billing.cancel_at_period_end') : eb.ref('excluded.cancel_at_period_end'),
       past_due_since: change.status === 'past_due' ? eb.fn.coalesce('hub.subscription_billing.past_due_since', 'excluded.past_due_since') : null,
       ...(ordered === undefined ? {} : { last_event_at: eb.ref('excluded.last_event_at'), last_event_id: eb.ref('excluded.last_event_id') }),
+      ...(change.endedLocallyAt === undefined ? {} : { ended_locally_at: null }),
       updated_at: sql`now()`,
     }))));
   },
@@ -580,8 +589,16 @@ export const billingRepository = {
     return { recorded, cleared };
   },
 
-  async cancel(db: Db, id: string): Promise<void> {
+  /**
+   * `endedLocallyAt`: BillingExpiryJob ends it on its own (Stripe has not said so, and is not asked): recorded, so that
+   * a newer Stripe event still applies (the webhook's `refusal`). Without it (an organization's deletion, canceled in
+   * Stripe first) the end is final.
+   */
+  async cancel(db: Db, id: string, endedLocallyAt?: Date): Promise<void> {
     await db.run(qb.updateTable('hub.Subscription').set({ status: 'canceled', updatedAt: sql`now() AT TIME ZONE 'utc'` }).where('id', '=', id));
+    if (endedLocallyAt) {
+      await db.run(qb.updateTable('hub.subscription_billing').set({ ended_locally_at: endedLocallyAt, updated_at: sql`now()` }).where('subscription_id', '=', id));
+    }
   },
 
   /**

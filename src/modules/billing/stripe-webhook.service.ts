@@ -35,6 +35,8 @@ interface Change {
   keepKnownStatus?: boolean;
   /** what of the event is not applied (the rest is): recorded as the reason of the processed event */
   notApplied?: string;
+  /** null: the status written is Stripe's, no longer BillingExpiryJob's local end (undefined: kept) */
+  endedLocallyAt?: null;
 }
 
 const idOf = (v: unknown): string | undefined => (typeof v === 'string' ? v : (v as { id?: string } | null)?.id ?? undefined);
@@ -198,7 +200,9 @@ export class StripeWebhookService implements OnModuleInit {
     // another Stripe subscription clears the old one's mark (another subscription's clock), or takes its set-aside event's.
     let ordered: { id: string; at: Date } | null | undefined = !change.keepKnownStatus ? { id: event.id, at } : other ? null : undefined;
     if (existing && change.keepKnownStatus && existing.stripeSubscriptionId === change.stripeSubscriptionId && existing.status) {
-      change.status = existing.status;
+      change.status = existing.status; // and whether the expiry job ended it locally
+    } else {
+      change.endedLocallyAt = null; // the status written is Stripe's word
     }
     const refused = existing ? this.refusal(event, change, existing, other) : undefined;
     if (refused) return { status: 'ignored', reason: refused, subscriptionId: existing!.id };
@@ -242,15 +246,21 @@ export class StripeWebhookService implements OnModuleInit {
   /**
    * Why the event must not change the subscription as it is now, read under its lock (a concurrent job may have
    * changed it since `changeFrom` read it: a deletion applied meanwhile), or undefined. `canceled` and
-   * `incomplete_expired` are final for a Stripe subscription (Stripe never revives one): only another ended status
-   * may follow, so no event, of the same second as the deletion or later, undoes it. Another Stripe subscription
-   * id (`other`: a checkout moving the row) is a new life.
+   * `incomplete_expired` are final for a Stripe subscription when Stripe said so (Stripe never revives one): only
+   * another ended status may follow, so no event, of the same second as the deletion or later, undoes it.
+   * BillingExpiryJob's own end of a subscription canceled at period end (`endedLocallyAt`) is not Stripe's word: Stripe
+   * was not asked and may have renewed it (the customer turned the cancellation off), so a Stripe event newer than the
+   * last one applied (the ordering mark, which that end leaves) still applies. Another Stripe subscription id
+   * (`other`: a checkout moving the row) is a new life.
    */
   private refusal(event: Stripe.Event, change: Change, existing: SubscriptionRow, other: string | undefined): string | undefined {
     const status = statusOf(existing);
+    const endedLocally = STRIPE_ENDED.has(status) && Boolean(existing.endedLocallyAt);
     if (event.type === 'invoice.paid' || event.type === 'invoice.payment_failed') {
       // a canceled subscription stays canceled (in Stripe too): a last open invoice paid afterwards, or a failed payment
-      // sent in the same second as the deletion, does not bring it back; a trial's own (zero) invoice does not end it
+      // sent in the same second as the deletion, does not bring it back; a trial's own (zero) invoice does not end it.
+      // Ended only here (the expiry job): Stripe billed a renewal, so the subscription lives (paid: active; failed: past_due)
+      if (endedLocally) return undefined;
       if (STRIPE_ENDED.has(status)) return `the subscription is ${status}: an invoice does not change that`;
       if (event.type === 'invoice.paid' && status === 'trialing') return 'an invoice paid during the trial does not end it (the subscription events do)';
       // past_due is a live subscription's failed renewal (full access for the grace period). A failed payment leaves an
@@ -259,7 +269,7 @@ export class StripeWebhookService implements OnModuleInit {
       return undefined;
     }
     if (!other && existing.stripeSubscriptionId && existing.stripeSubscriptionId === change.stripeSubscriptionId
-      && STRIPE_ENDED.has(status) && !STRIPE_ENDED.has(change.status)) {
+      && STRIPE_ENDED.has(status) && !endedLocally && !STRIPE_ENDED.has(change.status)) {
       return `Stripe subscription ${existing.stripeSubscriptionId} is ${status}, which is final: it does not become ${change.status}`;
     }
     return undefined;
