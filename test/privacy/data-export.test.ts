@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
@@ -13,6 +13,7 @@ import { testKeys } from '../integrations/keys.js';
 import { startEmbeddingsDouble, type EmbeddingsDouble } from '../support/doubles/embeddings-double.js';
 import { OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
 import { RetentionJob } from '../../src/modules/privacy/retention.job.js';
+import { AuditService } from '../../src/modules/audit/audit.service.js';
 import { dataExportRepository } from '../../src/modules/privacy/data-export.repository.js';
 import { WITHHELD } from '../../src/modules/privacy/audit-sealing.js';
 import { locate } from '../../src/modules/privacy/erasure.repository.js';
@@ -308,6 +309,72 @@ describe('data exports: POST /v1/me/data-export, POST /v1/orgs/{orgId}/data-expo
     expect(audit.rows).toEqual([{ n: '2' }]);
   });
 
+  it('erasing the person also expires the organization exports they asked for and those of the organizations it deletes: their links answer 410, their files go', async () => {
+    const r = await person(t, 'orgexporter');
+    const solo = await createOrg(t, r, 'R Solo Trading'); // only R: deleted with R
+    const shared = await createOrg(t, owner, 'Shared Export Ltd'); // stays: R leaves it
+    await addMember(t, shared, r, 'owner');
+    const exportOf = async (orgId: string, u: TestUser) => {
+      const id = (await t.http.post(`/v1/orgs/${orgId}/data-export`).set(u.auth).send({}).expect(202)).body.id as string;
+      await t.app.get(OutboxRelay).drain();
+      return { id, link: (await t.http.get(`/v1/orgs/${orgId}/data-exports/${id}`).set(u.auth).expect(200)).body.downloadUrl as string };
+    };
+    const ofSolo = await exportOf(solo, r);
+    const ofShared = await exportOf(shared, r);
+    const ofSharedByOwner = await exportOf(shared, owner); // not R's, of an organization that stays
+    await download(ofShared.link);
+
+    await t.http.delete('/v1/me').set(r.auth).send({ password: PASSWORD }).expect(200);
+
+    for (const e of [ofSolo, ofShared]) {
+      expect((await download(e.link, 410)).body).toBeDefined();
+      expect(existsSync(join(dir, `${e.id}.zip`))).toBe(false);
+    }
+    await download(ofSharedByOwner.link);
+    const rows = await t.db.admin.query('SELECT id, status FROM core.data_exports WHERE id = ANY($1::uuid[]) ORDER BY id', [[ofSolo.id, ofShared.id, ofSharedByOwner.id]]);
+    expect(rows.rows).toEqual([{ id: ofSolo.id, status: 'expired' }, { id: ofShared.id, status: 'expired' }, { id: ofSharedByOwner.id, status: 'ready' }]
+      .sort((a, b) => a.id.localeCompare(b.id)));
+    const audit = await t.db.admin.query(`SELECT after->>'exportsExpired' AS n FROM core.audit_logs WHERE action = 'user.erased' AND entity_id = $1`, [r.id]);
+    expect(audit.rows).toEqual([{ n: '2' }]);
+  });
+
+  it('the export of an organization deleted since is not served (410)', async () => {
+    const gone = await createOrg(t, owner, 'Gone Export Ltd');
+    const id = (await t.http.post(`/v1/orgs/${gone}/data-export`).set(owner.auth).send({}).expect(202)).body.id;
+    await t.app.get(OutboxRelay).drain();
+    const link = (await t.http.get(`/v1/orgs/${gone}/data-exports/${id}`).set(owner.auth).expect(200)).body.downloadUrl;
+    await download(link);
+    await t.http.delete(`/v1/orgs/${gone}`).set(owner.auth).expect(204);
+    const res = await download(link, 410);
+    expect(JSON.parse((res.body as Buffer).toString('utf8')).error.code).toBe('privacy.export_link_expired');
+  });
+
+  it('an export failing at its finish leaves no archive; the retention job deletes an archive left of a failed or expired export, never a live one', async () => {
+    const u = await person(t, 'failfinish');
+    const id = (await t.http.post('/v1/me/data-export').set(u.auth).expect(202)).body.id as string;
+    const audit = t.app.get(AuditService);
+    const record = audit.recordPrivileged.bind(audit);
+    jest.spyOn(audit, 'recordPrivileged').mockImplementation(async (...args: Parameters<AuditService['recordPrivileged']>) => {
+      if ((args[3] as { action?: string }).action === 'data_export.completed') throw new Error('connection lost (simulated)');
+      return record(...args);
+    });
+    try {
+      await t.app.get(OutboxRelay).drain();
+    } finally {
+      jest.restoreAllMocks();
+    }
+    expect((await t.db.admin.query('SELECT status, file_name FROM core.data_exports WHERE id = $1', [id])).rows).toEqual([{ status: 'failed', file_name: null }]);
+    expect(readdirSync(dir).filter((f) => f.startsWith(id))).toEqual([]);
+
+    // an archive a crash left behind (of the failed export), next to a live one's: the retention job takes the first only
+    const live = (await t.http.post('/v1/me/data-export').set(u.auth).expect(202)).body.id as string;
+    await t.app.get(OutboxRelay).drain();
+    writeFileSync(join(dir, `${id}.zip`), 'left behind');
+    await t.app.get(RetentionJob).run();
+    expect(existsSync(join(dir, `${id}.zip`))).toBe(false);
+    expect(existsSync(join(dir, `${live}.zip`))).toBe(true);
+  });
+
   it('the knowledge base: the export holds the documents the person added and those of the organizations that go with them; the erasure deletes those organizations\' (versions, chunks), one that goes on keeps what they added', async () => {
     const k = await person(t, 'knowledge');
     const solo = await createOrg(t, k, 'K Solo');
@@ -352,6 +419,55 @@ describe('data exports: POST /v1/me/data-export, POST /v1/orgs/{orgId}/data-expo
     expect(gone.rows).toEqual([{ versions: 0, chunks: 0, counted: [{ documents: 0, bytes: 0 }, { documents: 0, bytes: 0 }] }]);
     const erased = await t.db.admin.query(`SELECT after->'rowsByTable' AS r FROM core.audit_logs WHERE action = 'user.erased' AND entity_id = $1`, [k.id]);
     expect(erased.rows[0].r).toMatchObject({ 'ai.knowledge_documents': 2, 'ai.knowledge_versions': 2, 'ai.knowledge_chunks': 2 });
+  });
+
+  it('the knowledge versions in the export: those the person wrote, not another member\'s of a document they added (in an organization they left or are in); every one of an organization that goes with them; the erasure unchanged', async () => {
+    const k = await person(t, 'versions');
+    const m = await person(t, 'versionsmember');
+    const left = await createOrg(t, owner, 'KV Left'); // k leaves it, then the owner writes into k's document
+    const stays = await createOrg(t, owner, 'KV Stays'); // k stays a member
+    const solo = await createOrg(t, k, 'KV Solo'); // m writes into k's document and leaves: it goes with k
+    await addMember(t, left, k, 'member');
+    await addMember(t, stays, k, 'member');
+    await addMember(t, solo, m, 'member');
+    const collection = async (orgId: string, by: TestUser) => {
+      await onEnterprisePlan(t, orgId);
+      return (await t.http.post(`/v1/orgs/${orgId}/knowledge/collections`).set(by.auth).send({ name: 'Versions', readRoles: ['member'] }).expect(201)).body.id as string;
+    };
+    // each text starts with its marker: who wrote it where
+    const note = async (orgId: string, collectionId: string, by: TestUser, text: string) => (await t.http.post(`/v1/orgs/${orgId}/knowledge/documents`).set(by.auth)
+      .send({ collectionId, title: `Note ${text}`, text: `${text} and more` }).expect(201)).body.id as string;
+    const version = (orgId: string, documentId: string, by: TestUser, text: string) => t.http.post(`/v1/orgs/${orgId}/knowledge/documents/${documentId}/versions`)
+      .set(by.auth).attach('file', Buffer.from(`${text} and more`), { filename: `${text}.txt`, contentType: 'text/plain' }).expect(201);
+    const [cLeft, cStays, cSolo] = [await collection(left, owner), await collection(stays, owner), await collection(solo, k)];
+    const docs = { kLeft: await note(left, cLeft, k, 'k-left-1'), kStays: await note(stays, cStays, k, 'k-stays-1'),
+      ownersStays: await note(stays, cStays, owner, 'owner-stays-1'), kSolo: await note(solo, cSolo, k, 'k-solo-1') };
+    await version(stays, docs.kStays, owner, 'owner-stays-2');
+    await version(stays, docs.ownersStays, k, 'k-stays-2');
+    await version(solo, docs.kSolo, m, 'm-solo-2');
+    await t.http.delete(`/v1/orgs/${left}/members/me`).set(k.auth).expect(204);
+    await t.http.delete(`/v1/orgs/${solo}/members/me`).set(m.auth).expect(204);
+    await version(left, docs.kLeft, owner, 'owner-left-2');
+    await t.app.get(OutboxRelay).drain();
+
+    const started = (await t.http.post('/v1/me/data-export').set(k.auth).expect(202)).body.id;
+    await t.app.get(OutboxRelay).drain();
+    const status = (await t.http.get(`/v1/me/data-exports/${started}`).set(k.auth).expect(200)).body;
+    const files = await unzip((await download(status.downloadUrl)).body as Buffer);
+    const rows = (name: string) => JSON.parse(files[name]) as Record<string, any>[];
+    expect(rows('ai.knowledge_documents.json').map((d) => d.id).sort()).toEqual([docs.kLeft, docs.kStays, docs.kSolo].sort());
+    expect(rows('ai.knowledge_versions.json').map((v) => String(v.text).trim().split(' ')[0]).sort())
+      .toEqual(['k-left-1', 'k-solo-1', 'k-stays-1', 'k-stays-2', 'm-solo-2']);
+    expect(Object.values(files).join('\n')).not.toMatch(/owner-(left|stays)-2/);
+
+    // the erasure deletes what it did: every version of the organization that goes with them, none elsewhere
+    const versions = async () => (await t.db.admin.query(`SELECT org_id, count(*)::int AS n FROM ai.knowledge_versions WHERE org_id = ANY($1::uuid[]) GROUP BY org_id`,
+      [[left, stays, solo]])).rows.reduce((o: Record<string, number>, r) => ({ ...o, [r.org_id]: r.n }), {});
+    expect(await versions()).toEqual({ [left]: 2, [stays]: 4, [solo]: 2 });
+    await t.http.delete('/v1/me').set(k.auth).send({ password: PASSWORD }).expect(200);
+    expect(await versions()).toEqual({ [left]: 2, [stays]: 4 });
+    const erased = await t.db.admin.query(`SELECT after->'rowsByTable' AS r FROM core.audit_logs WHERE action = 'user.erased' AND entity_id = $1`, [k.id]);
+    expect(erased.rows[0].r).toMatchObject({ 'ai.knowledge_documents': 1, 'ai.knowledge_versions': 2, 'ai.knowledge_chunks': 1 }); // the indexed version's
   });
 
   it('a service key cannot export a person; an unknown or malformed export id is 404', async () => {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
-import { registerUser, type TestUser } from '../support/factories.js';
+import { addMember, createOrg, onPlan, registerUser, verifyEmailOf, type TestUser } from '../support/factories.js';
 import { startSmtpDouble, type SmtpDouble } from '../support/doubles/smtp-double.js';
 import { linkToken, settle } from '../notifications/notifications-support.js';
 import { pauseNext, releaseAll, waitsForLockOrAnswers } from '../auth/lock-order.js';
@@ -194,6 +194,58 @@ describe('erasure next to e-mail verification, the mail job and a sign-out of th
       expect(await state(u.id)).toEqual(erased(u.id));
       expect(await q('SELECT revoked_reason FROM core.sessions WHERE user_id = $1', [u.id])).toEqual([{ revoked_reason: 'revoked_by_user' }]);
       expect(await audited(u, 'auth.session_revoked')).toBe(1);
+    });
+  });
+
+  describe('an organization\'s members while its owner is erased', () => {
+    const membersOf = async (orgId: string) => q('SELECT user_id, role FROM core.memberships WHERE org_id = $1 ORDER BY role, user_id', [orgId]);
+
+    it('an invitee accepting while the only member is erased waits for the erasure, then finds the organization deleted (404); it used to join the deleted organization', async () => {
+      const a = await verifyEmailOf(t, await registerUser(t, 'soleowner', PASSWORD));
+      const b = await verifyEmailOf(t, await registerUser(t, 'joiner', PASSWORD));
+      const orgId = await createOrg(t, a, 'Solo Until Now');
+      await onPlan(t, orgId, 'professional');
+      const inv = await t.http.post(`/v1/orgs/${orgId}/invitations`).set(a.auth).send({ email: b.email, role: 'member' }).expect(201);
+
+      const race = await duringErasure(a, () => t.http.post('/v1/invitations/accept').set(b.auth).send({ orgId, token: inv.body.token }).then((r): Response => r));
+      expect(answer(race.erasure)).toEqual([200, expect.objectContaining({ deletedOrganizationIds: expect.arrayContaining([orgId]) })]);
+      expect(answer(race.during)).toEqual([404, 'invitation.not_found']);
+      expect(await membersOf(orgId)).toEqual([{ user_id: a.id, role: 'owner' }]); // the deleted organization keeps its rows, B is not among them
+      expect((await q('SELECT deleted_at IS NOT NULL AS deleted FROM core.organizations WHERE id = $1', [orgId]))[0]).toEqual({ deleted: true });
+    });
+
+    it('two owners erased at once: the second waits, then is refused as the only owner left (409 privacy.sole_owner); it used to answer 422', async () => {
+      const a = await registerUser(t, 'owna', PASSWORD);
+      const b = await registerUser(t, 'ownb', PASSWORD);
+      const c = await registerUser(t, 'memberc', PASSWORD);
+      const orgId = await createOrg(t, a, 'Two Owners Ltd');
+      await addMember(t, orgId, b, 'owner');
+      await addMember(t, orgId, c, 'member');
+
+      const race = await duringErasure(a, () => erase(b));
+      expect(answer(race.erasure)).toEqual([200, expect.objectContaining({ leftOrganizationIds: expect.arrayContaining([orgId]) })]);
+      expect(answer(race.during)).toEqual([409, 'privacy.sole_owner']);
+      expect(await membersOf(orgId)).toEqual([{ user_id: b.id, role: 'owner' }, { user_id: c.id, role: 'member' }].sort((x, y) => x.role.localeCompare(y.role)));
+      expect((await state(b.id)).email).toBe(b.email);
+    });
+
+    it('the other owner stepping down while the erasure runs (after it counted the owners): 409 privacy.sole_owner, nothing erased', async () => {
+      const a = await registerUser(t, 'ownx', PASSWORD);
+      const b = await registerUser(t, 'owny', PASSWORD);
+      const c = await registerUser(t, 'memberz', PASSWORD);
+      const orgId = await createOrg(t, a, 'Stepping Down Ltd');
+      await addMember(t, orgId, b, 'owner');
+      await addMember(t, orgId, c, 'member');
+
+      const paused = pauseNext(t.app.get(DataExportService), 'expireOfPerson');
+      const erasure = erase(a);
+      await paused.reached;
+      await t.http.patch(`/v1/orgs/${orgId}/members/${b.id}`).set(b.auth).send({ role: 'member' }).expect(200);
+      paused.release();
+      expect(answer(await erasure)).toEqual([409, 'privacy.sole_owner']);
+      expect(await membersOf(orgId)).toEqual([{ user_id: b.id, role: 'member' }, { user_id: c.id, role: 'member' }, { user_id: a.id, role: 'owner' }]
+        .sort((x, y) => x.role.localeCompare(y.role) || x.user_id.localeCompare(y.user_id)));
+      expect((await state(a.id)).email).toBe(a.email);
     });
   });
 });

@@ -159,10 +159,10 @@ describe('credentials issued before an erasure do not outlive it', () => {
     const holding = new Promise<void>((resolve) => (reached = resolve));
     let release!: () => void;
     const released = new Promise<void>((resolve) => (release = resolve));
-    jest.spyOn(exports, 'expireOfPerson').mockImplementationOnce(async (db, userId) => {
+    jest.spyOn(exports, 'expireOfPerson').mockImplementationOnce(async (db, userId, deletedOrgIds) => {
       reached();
       await released;
-      return expire(db, userId);
+      return expire(db, userId, deletedOrgIds);
     });
     const erasure = t.http.delete('/v1/me').set(who.auth).send({}).then((r) => r);
     await holding;

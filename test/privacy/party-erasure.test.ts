@@ -1,11 +1,15 @@
 import jwt from 'jsonwebtoken';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
-import { addMember, createOrg, onEnterprisePlan, registerUser, type TestUser } from '../support/factories.js';
+import { addMember, createOrg, onEnterprisePlan, onPlan, registerUser, type TestUser } from '../support/factories.js';
 import { ledgerUrl, startBooks } from '../ledger/ledger-support.js';
 import { payablesUrl } from '../payables/payables-support.js';
 import { findEverywhere } from './columns.js';
 import { partySubject } from '../../src/modules/privacy/audit-sealing.js';
+import { startOpenAiDouble, type OpenAiDouble } from '../support/doubles/openai-double.js';
+import { testKeys } from '../integrations/keys.js';
+import { agentsUrl } from '../agents/agents-support.js';
+import { issueInvoice, setupReceivables } from '../receivables/receivables-support.js';
 
 describe('POST /v1/orgs/{orgId}/privacy/vendors/{vendorId}/erasure: a natural-person vendor', () => {
   let t: TestApp;
@@ -87,5 +91,58 @@ describe('POST /v1/orgs/{orgId}/privacy/vendors/{vendorId}/erasure: a natural-pe
     await t.http.post(`/v1/orgs/${orgId}/privacy/vendors/not-a-uuid/erasure`).set(owner.auth).expect(404); // as every malformed id
     const kept = (await t.http.get(payablesUrl(orgId, `vendors/${vendor.id}`)).set(owner.auth).expect(200)).body;
     expect(kept).toMatchObject({ name: 'Kept Vendor', email: 'kept@example.test' });
+  });
+});
+
+describe('a party\'s erasure and the AI runs that read it', () => {
+  let t: TestApp;
+  let llm: OpenAiDouble;
+  beforeAll(async () => {
+    llm = await startOpenAiDouble();
+    t = await createTestApp({ AI_BASE_URL: llm.url, AI_API_KEY: 'sk-test-platform-key-0000', AI_MAX_RETRIES: '0', REDIS_URL: '', SECRETS_KEYS: testKeys('k1').env });
+  });
+  afterAll(async () => {
+    await t?.close();
+    await llm?.close();
+  });
+
+  it('the runs whose tool results named the customer lose their content (steps and answer); a run that did not name it keeps its own', async () => {
+    const owner = await registerUser(t, 'party-runs');
+    const orgId = await createOrg(t, owner, 'Runs Ltd');
+    await onPlan(t, orgId, 'professional');
+    const a = await setupReceivables(t, orgId, owner, 'EUR');
+    await issueInvoice(t, orgId, owner, { customerId: a.customer, invoiceDate: '2026-01-10', dueDate: '2026-02-09',
+      lines: [{ description: 'Consulting', quantity: '1', unitPrice: '100', revenueAccountId: a.acc['4100'] }] });
+    const name = (await t.db.admin.query('SELECT name FROM finance.customers WHERE id = $1', [a.customer])).rows[0].name as string;
+    const agent = (await t.http.post(agentsUrl(orgId)).set(owner.auth).send({
+      name: 'Collector', type: 'accountant', instructions: 'Chase.', modelId: 'gpt-4o', maxOutputTokens: 1000, maxSteps: 3, tools: ['list_open_invoices'],
+    }).expect(201)).body.id;
+    llm.enqueue(
+      { kind: 'tool_calls', usage: { prompt: 10, completion: 10 }, calls: [{ name: 'list_open_invoices', arguments: '{}' }] },
+      { kind: 'text', content: `${name} owes 100.`, usage: { prompt: 10, completion: 5 } },
+      { kind: 'text', content: 'Nothing to chase today.', usage: { prompt: 10, completion: 5 } },
+    );
+    const named = (await t.http.post(agentsUrl(orgId, `/${agent}/runs`)).set(owner.auth).send({ messages: [{ role: 'user', content: 'Who owes us?' }] }).expect(200)).body.id;
+    const other = (await t.http.post(agentsUrl(orgId, `/${agent}/runs`)).set(owner.auth).send({ messages: [{ role: 'user', content: 'Anything?' }] }).expect(200)).body.id;
+    const naming = async () => (await t.db.admin.query(`SELECT 'step' AS what FROM ai.run_steps WHERE org_id = $1 AND strpos(detail::text, $2) > 0
+      UNION ALL SELECT 'run' FROM ai.runs WHERE org_id = $1 AND strpos(coalesce(output, '') || input::text, $2) > 0 ORDER BY 1`, [orgId, name])).rows;
+    expect(await naming()).toEqual(expect.arrayContaining([{ what: 'run' }, { what: 'step' }]));
+
+    await t.http.post(`/v1/orgs/${orgId}/privacy/customers/${a.customer}/erasure`).set(owner.auth).expect(200);
+
+    expect(await naming()).toEqual([]);
+    const runs = await t.db.admin.query('SELECT id, input, output, status FROM ai.runs WHERE org_id = $1 ORDER BY started_at', [orgId]);
+    expect(runs.rows).toEqual([
+      { id: named, input: {}, output: null, status: 'succeeded' },
+      { id: other, input: expect.objectContaining({ messages: [{ role: 'user', content: 'Anything?' }] }), output: 'Nothing to chase today.', status: 'succeeded' },
+    ]);
+    const steps = await t.db.admin.query(`SELECT run_id, count(*)::int AS n, count(*) FILTER (WHERE detail = '{}'::jsonb)::int AS blank
+      FROM ai.run_steps WHERE org_id = $1 GROUP BY run_id`, [orgId]);
+    // the named run's steps stay (their costs), every one blank; the other run's keep their detail
+    const ofNamed = steps.rows.find((r) => r.run_id === named);
+    expect(ofNamed).toEqual({ run_id: named, n: expect.any(Number), blank: ofNamed?.n });
+    expect(ofNamed!.n).toBeGreaterThan(0);
+    const ofOther = steps.rows.find((r) => r.run_id === other);
+    expect(ofOther?.blank).toBe(0);
   });
 });

@@ -86,11 +86,22 @@ export const dataExportRepository = {
     return rows.length > 0;
   },
 
-  /** A person's own exports, queued, running or ready, expire at once (their erasure); answers the files to delete. */
-  async expireOfPerson(db: Db, userId: string): Promise<{ count: number; files: string[] }> {
+  /**
+   * A person's erasure: every export they asked for (theirs and their organizations': an organization's archive holds their
+   * e-mail address in its audit entries, opened at export time) and every export of the organizations it deletes, queued,
+   * running, ready or failed, expire at once; answers the files to delete.
+   */
+  async expireOfPerson(db: Db, userId: string, deletedOrgIds: string[]): Promise<{ count: number; files: string[] }> {
     const rows = await db.run(qb.updateTable('core.data_exports').set({ status: 'expired' })
-      .where('user_id', '=', userId).where('kind', '=', 'person').where('status', '<>', 'expired').returning(['id', 'file_name']));
+      .where((eb) => eb.or([eb('user_id', '=', userId), ...(deletedOrgIds.length ? [eb('org_id', 'in', deletedOrgIds)] : [])]))
+      .where('status', '<>', 'expired').returning(['id', 'file_name']));
     return { count: rows.length, files: ownFiles(rows) };
+  },
+
+  /** Whether the organization has been deleted (or is gone): its exports are no longer served. */
+  async organizationDeleted(db: Db, orgId: string): Promise<boolean> {
+    const [row] = await db.run(qb.selectFrom('core.organizations').select('deleted_at').where('id', '=', orgId));
+    return !row || row.deleted_at !== null;
   },
 
   async fail(db: Db, id: string, error: string): Promise<void> {
@@ -102,6 +113,13 @@ export const dataExportRepository = {
     const rows = await db.run(qb.updateTable('core.data_exports').set({ status: 'expired' })
       .where('status', '=', 'ready').where('expires_at', '<=', now).returning(['id', 'file_name']));
     return ownFiles(rows);
+  },
+
+  /** Of these exports (ids of archives on disk), those failed or expired: their archives are to be deleted. */
+  async finishedWithout(db: Db, ids: string[]): Promise<string[]> {
+    if (!ids.length) return [];
+    const rows = await db.run(qb.selectFrom('core.data_exports').select('id').where('id', 'in', ids).where('status', 'in', ['failed', 'expired']));
+    return rows.map((r) => r.id);
   },
 
   /** The exported columns of these tables (from pg_catalog, in column order), secrets left out. */

@@ -1,6 +1,6 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -114,8 +114,13 @@ export class DataExportService implements OnModuleInit {
   /** GET /v1/data-exports/download?token=: the archive, while the signed link is valid. */
   async open(token: string): Promise<{ stream: Readable; fileName: string; sizeBytes: number }> {
     const id = this.verifyToken(token);
-    const row = await this.privileged.run('privacy.export', (db) => repo.get(db, id));
-    if (!row || row.status === 'expired' || (row.expiresAt && row.expiresAt.getTime() <= this.clock.now())) {
+    const found = await this.privileged.run('privacy.export', async (db) => {
+      const row = await repo.get(db, id);
+      // an organization deleted since (by its owner, or with the person's erasure) has no data to hand out any more
+      return row && { row, orgDeleted: row.kind === 'organization' && await repo.organizationDeleted(db, row.orgId) };
+    });
+    const row = found?.row;
+    if (!row || found.orgDeleted || row.status === 'expired' || (row.expiresAt && row.expiresAt.getTime() <= this.clock.now())) {
       throw PrivacyErrors.error('privacy.export_link_expired', 'this download link has expired: ask for a new export');
     }
     // the job names the archive by the export's id: a row naming another file (forged over REST) serves nothing
@@ -127,22 +132,30 @@ export class DataExportService implements OnModuleInit {
   }
 
   /**
-   * A person's erasure, in its transaction: their own exports expire at once, a ready archive included (it holds data the
-   * erasure removes). Delete the files it answers once that transaction has committed (deleteFiles).
+   * A person's erasure, in its transaction: the exports they asked for (their own and their organizations') and those of
+   * the organizations it deletes expire at once, a ready archive included (it holds data the erasure removes). Delete the
+   * files it answers once that transaction has committed (deleteFiles).
    */
-  expireOfPerson(db: Db, userId: string): Promise<{ count: number; files: string[] }> {
-    return repo.expireOfPerson(db, userId);
+  expireOfPerson(db: Db, userId: string, deletedOrgIds: string[]): Promise<{ count: number; files: string[] }> {
+    return repo.expireOfPerson(db, userId, deletedOrgIds);
   }
 
   async deleteFiles(files: string[]): Promise<void> {
     for (const f of files) await rm(join(this.config.dataExportDir, f), { force: true });
   }
 
-  /** The retention job: expired exports' files are deleted and their rows marked expired. */
+  /**
+   * The retention job: expired exports' files are deleted and their rows marked expired; and an archive left on disk by
+   * an export that failed or expired (a failure after its file was complete, a file deleted on its erasure that a
+   * crash kept) goes too.
+   */
   async purgeExpired(db: Db, now: Date): Promise<number> {
     const files = await repo.expire(db, now);
-    for (const f of files) await rm(join(this.config.dataExportDir, f), { force: true });
-    return files.length;
+    const onDisk = (await readdir(this.config.dataExportDir).catch(() => [] as string[]))
+      .map((f) => /^([0-9a-f-]{36})\.zip$/.exec(f)?.[1]).filter((id): id is string => !!id);
+    const left = await repo.finishedWithout(db, onDisk);
+    for (const f of [...files, ...left.map(archiveName)]) await rm(join(this.config.dataExportDir, f), { force: true });
+    return files.length + left.length;
   }
 
   /** The job: idempotent per export (a finished one is left; an interrupted one starts over). */
@@ -171,7 +184,9 @@ export class DataExportService implements OnModuleInit {
       // expired while it ran (its person was erased): the archive never becomes downloadable
       if (!finished) await rm(final, { force: true });
     } catch (err) {
+      // the archive too, when it was complete (a failure at the finish): a failed export has no file to keep
       await rm(part, { force: true });
+      await rm(final, { force: true });
       this.logger.warn(`data export ${id} failed: ${(err as Error).message}`);
       await this.privileged.run('privacy.export', (db) => repo.fail(db, id, (err as Error).message));
     }

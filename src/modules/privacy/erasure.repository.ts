@@ -73,6 +73,18 @@ export const erasureRepository = {
     return row?.created_at;
   },
 
+  /**
+   * Locks the live organizations the person belongs to (in id order), FOR NO KEY UPDATE: an acceptance of an invitation
+   * (core.accept_invitation takes the row FOR SHARE) and another member's erasure wait until this one ends, and then see
+   * its result; the inserts in flight there (their foreign keys' KEY SHARE) do not conflict.
+   */
+  async lockOrganizations(db: Db, userId: string): Promise<void> {
+    await db.$queryRaw`
+      SELECT o.id FROM core.organizations o
+      WHERE o.id IN (SELECT m.org_id FROM core.memberships m WHERE m.user_id = ${userId}) AND o.deleted_at IS NULL
+      ORDER BY o.id FOR NO KEY UPDATE OF o`;
+  },
+
   /** Every live organization the person belongs to, with its owner and member counts. */
   async memberships(db: Db, userId: string): Promise<MembershipFacts[]> {
     const rows = await db.$queryRaw<{ org_id: string; role: string; account_type: 'personal' | 'business'; owners: number; members: number }[]>`
@@ -226,6 +238,27 @@ export const erasureRepository = {
     return n > 0;
   },
 
+  /**
+   * A party's erasure, on the privileged path privacy.erasure (the immutability triggers' exception for run content): the
+   * AI runs of the organization that name the party's id (a tool's result lists it with its name; the model's answer
+   * then quotes the name) lose their content as a person's do: every step's detail '{}' and error message NULL, the run's
+   * input '{}', output and error message NULL. Answers the runs blanked.
+   */
+  async blankRunsNamingParty(db: Db, orgId: string, partyId: string): Promise<number> {
+    const runs = await db.$queryRaw<{ id: string }[]>`
+      SELECT s.run_id AS id FROM ai.run_steps s WHERE s.org_id = ${orgId}::uuid AND strpos(lower(s.detail::text || coalesce(s.error_message, '')), ${partyId}) > 0
+      UNION SELECT r.id FROM ai.runs r WHERE r.org_id = ${orgId}::uuid
+        AND strpos(lower(r.input::text || coalesce(r.output, '') || coalesce(r.error_message, '')), ${partyId}) > 0
+      ORDER BY 1`;
+    if (!runs.length) return 0;
+    const ids = runs.map((r) => r.id);
+    await db.$executeRaw`UPDATE ai.run_steps SET detail = '{}'::jsonb, error_message = NULL
+      WHERE org_id = ${orgId}::uuid AND run_id = ANY(${ids}::uuid[]) AND (detail <> '{}'::jsonb OR error_message IS NOT NULL)`;
+    await db.$executeRaw`UPDATE ai.runs SET input = '{}'::jsonb, output = NULL, error_message = NULL
+      WHERE org_id = ${orgId}::uuid AND id = ANY(${ids}::uuid[]) AND (input <> '{}'::jsonb OR output IS NOT NULL OR error_message IS NOT NULL)`;
+    return ids.length;
+  },
+
   async partyName(db: Db, party: string, orgId: string, partyId: string): Promise<string> {
     const t = partyTable(party)!;
     const [row] = await db.$queryRawUnsafe<{ name: string }[]>(
@@ -255,7 +288,8 @@ const CHANGED = new Set<Treatment['kind']>(['erase', 'pseudonymize', 'delete-row
  * The WHERE clause that finds the person's rows of a catalog table aliased `x`, with its parameters ($1, $2: the user id
  * and the e-mails, as the clause uses them); undefined for tables erased otherwise (parties) or never. `erasure`: the
  * table's `alsoErasedBy` locators count too (an export leaves them out: those rows are other people's records); else
- * (an export) its `alsoExportedBy` locators do (rows the erasure leaves: an organization's record they wrote); and a table
+ * (an export) its `alsoExportedBy` locators do (rows the erasure leaves: an organization's record they wrote; the rows
+ * reached `through` such a row are not theirs by it); and a table
  * with an orgColumn is looked at in the person's organizations only (`person.orgIds`, which the erasure must give). A person
  * with no proven address is located by nothing e-mail-based (an e-mail column matches no row; no value is scanned).
  */
@@ -277,7 +311,11 @@ function conditionOf(t: PersonalDataTable, person: LocatedPerson, erasure: boole
   const user = () => (p.user ??= p.param(person.userId));
   const emails = () => (p.emails ??= p.param(person.emails.map((e) => e.toLowerCase())));
   const col = (column: string) => `${alias}.${quote(column)}`;
-  const locators = [t.person, ...(t.alsoLocatedBy ?? []), ...(erasure ? t.alsoErasedBy ?? [] : t.alsoExportedBy?.locators ?? [])];
+  // a row reached through another (depth > 0) is theirs when that row is: not when the export holds that row only because
+  // they wrote it into an organization that goes on (alsoExportedBy): other members' versions of a document they added
+  // are the organization's, and the child table's own alsoExportedBy finds what they wrote there
+  const exportedToo = depth > 0 ? [] : t.alsoExportedBy?.locators ?? [];
+  const locators = [t.person, ...(t.alsoLocatedBy ?? []), ...(erasure ? t.alsoErasedBy ?? [] : exportedToo)];
   const conditions = locators.map((l): string | undefined => {
     switch (l.kind) {
       case 'user':

@@ -13,6 +13,7 @@ import { erasureRepository, organizationsErasedWith } from './erasure.repository
 import { emailSubject, userSubject } from './audit-sealing.js';
 import { personalDataKeyRepository } from './personal-data-key.repository.js';
 import { PrivacyErrors } from './privacy.errors.js';
+import { translateDatabaseError } from '../../platform/errors/database-errors.js';
 import { DataExportService } from './data-export.service.js';
 import { emitEvent } from '../../platform/events/events.js';
 import { runFinishedAudit, runFinishedEvent } from '../agents/runs.service.js';
@@ -46,6 +47,9 @@ export class ErasureService {
       if (!person || person.email === erasedEmail(userId)) throw PrivacyErrors.error('privacy.already_erased', 'this person has been erased already');
       await this.reauthenticate(db, principal, person.passwordHash, password);
 
+      // their organizations locked before their members are counted: an invitee joining (core.accept_invitation takes the
+      // row FOR SHARE) waits, or is counted; another owner erasing themselves waits and counts this erasure's result
+      await erasureRepository.lockOrganizations(db, userId);
       const memberships = await erasureRepository.memberships(db, userId);
       const blocking = memberships.filter((m) => m.role === 'owner' && m.owners === 1 && m.members > 1 && m.accountType === 'business');
       if (blocking.length) {
@@ -68,8 +72,14 @@ export class ErasureService {
       const orgIds = await erasureRepository.organizationsOf(db, userId, emails);
       const keysShredded = await personalDataKeyRepository.deleteSubjects(db, [userSubject(userId), ...emails.map(emailSubject)]);
       const sessionsRevoked = await erasureRepository.revokeSessions(db, userId);
-      const exportsExpired = await this.exports.expireOfPerson(db, userId);
-      await erasureRepository.endMemberships(db, userId, left);
+      const exportsExpired = await this.exports.expireOfPerson(db, userId, deleted);
+      // the last owner taken away meanwhile by a role change (memberships_keep_owner, 23514): the sole-owner refusal
+      await translateDatabaseError(erasureRepository.endMemberships(db, userId, left), {
+        '23514': ({ message }) => (message?.includes('at least one owner')
+          ? PrivacyErrors.error('privacy.sole_owner',
+            'you are the only owner of an organization that has other members: make another member owner (or delete the organization) first')
+          : undefined),
+      });
       await erasureRepository.deleteOrganizations(db, deleted);
       // the billing module cancels their subscriptions (the person's personal plans with the personal organization)
       for (const m of memberships.filter((x) => deleted.includes(x.orgId))) {

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { Clock } from '../../platform/clock/clock.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
+import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
 import { AuditService } from '../audit/audit.service.js';
 import type { PartyErasureDto } from './privacy.dto.js';
 import { erasureRepository } from './erasure.repository.js';
@@ -15,7 +16,7 @@ import { PlatformErrors } from '../../platform/errors/platform.errors.js';
  */
 @Injectable()
 export class PartyErasureService {
-  constructor(private readonly audit: AuditService, private readonly clock: Clock) {}
+  constructor(private readonly audit: AuditService, private readonly clock: Clock, private readonly privileged: PrivilegedDatabase) {}
 
   async erase(tx: TenantTx, party: string, partyId: string): Promise<PartyErasureDto> {
     const erased = await erasureRepository.eraseParty(tx.db, party, tx.orgId, partyId);
@@ -26,6 +27,9 @@ export class PartyErasureService {
     if (!(await personalDataKeyRepository.shredPartyKey(tx.db, party, partyId))) {
       throw PlatformErrors.error('forbidden', `the database refused to delete the key of ${party} ${partyId} to this caller: nothing was erased`);
     }
+    // the AI runs whose tool results named it (and the answers quoting its name): their content goes, on the erasure's
+    // privileged path (runs and steps are immutable but for it), once this transaction's policies allowed the erasure
+    await this.privileged.run('privacy.erasure', (db) => erasureRepository.blankRunsNamingParty(db, tx.orgId, partyId.toLowerCase()));
     // audited with ids only: the entry must not carry what was erased
     await this.audit.record(tx, { action: 'party.erased', entityType: party, entityId: partyId, after: { party, erased: true } });
     return { party, partyId, name, erasedAt: new Date(this.clock.now()).toISOString() };

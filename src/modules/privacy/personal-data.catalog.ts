@@ -313,10 +313,12 @@ export const PERSONAL_DATA_CATALOG: PersonalDataTable[] = [
     columns: { title: DELETE, source_url: DELETE, tags: DELETE },
   },
   {
-    // the text of each version (what is chunked and searched), and its file's name
+    // the text of each version (what is chunked and searched), and its file's name: every version of the documents of the
+    // organizations that go with the person; elsewhere only those they wrote (another member's version of a document they
+    // added is that member's text: the `through` reaches no row by the document's alsoExportedBy)
     table: 'ai.knowledge_versions', person: { kind: 'through', table: 'ai.knowledge_documents', columns: [['org_id', 'org_id'], ['document_id', 'id']] },
     orgColumn: 'org_id', alsoExportedBy: { locators: [{ kind: 'user', column: 'created_by' }], ...KNOWLEDGE_KEPT },
-    describes: 'the versions (their text) of those knowledge documents, and the versions you added to others',
+    describes: 'the versions (their text) you wrote of knowledge documents, and every version of those of the organizations that go with your erasure',
     columns: { text: DELETE, filename: DELETE },
   },
   {
