@@ -865,7 +865,7 @@ export interface paths {
         put?: never;
         /**
          * Run an agent (any member; tools read only what you may): synchronously, as server-sent events (Accept: text/event-stream), or as a job (?async=true → 202)
-         * @description Server-sent events: `run`, then `token` (content deltas), `tool_call`, `tool_result`, `step` (each LLM call made, once its step is stored: stepNo, kind, status — failed for a call that failed or whose answer was not used — errorClass, usage and cost; the steps' costs add up to the run's), an `error` when a budget refuses a call (code ai.budget_exceeded) or the run fails unexpectedly (code internal), and `result` (the run with its trace). A budget that cannot take the call's worst case answers 402 ai.budget_exceeded (synchronous runs) after recording the failed run. A run whose execution fails unexpectedly (e.g. a database error) is failed at once, errorClass internal, and answered as such.
+         * @description Server-sent events: `run`, then `token` (content deltas), `retry` ({ attempt }: a failed LLM call is made again, its answer streamed from the start: discard the `token` deltas received since the last event that is not a `token`), `tool_call`, `tool_result`, `step` (each LLM call made, once its step is stored: stepNo, kind, status — failed for a call that failed or whose answer was not used — errorClass, usage and cost; the steps' costs add up to the run's), an `error` when a budget refuses a call (code ai.budget_exceeded) or the run fails unexpectedly (code internal), and `result` (the run with its trace). A budget that cannot take the call's worst case answers 402 ai.budget_exceeded (synchronous runs) after recording the failed run. A run whose execution fails unexpectedly (e.g. a database error) is failed at once, errorClass internal, and answered as such.
          */
         post: operations["runAgent"];
         delete?: never;
@@ -1338,7 +1338,10 @@ export interface paths {
         /** Invitations of the organization, newest first (admin) */
         get: operations["listInvitations"];
         put?: never;
-        /** Invite someone by email with a role (admin). The response holds the token, once. */
+        /**
+         * Invite someone by email with a role (admin). The response holds the token, once.
+         * @description Each invitation mails its invitee. At most 3 invitations per hour to one address, whichever organizations send them (a "+tag" of the address counts as the address), and 50 per hour from one organization, revoked ones included: past either, 429 invitation.mail_limited (details: per = address or organization, limit, retryAfterSeconds; Retry-After header).
+         */
         post: operations["createInvitation"];
         delete?: never;
         options?: never;
@@ -1958,7 +1961,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Cash-flow statement over a date range (indirect method; sections from the accounts' cashFlowClass) */
+        /**
+         * Cash-flow statement over a date range (indirect method; sections from the accounts' cashFlowClass)
+         * @description Investing and financing show the cash each entry paid or received for their accounts; the rest of those accounts' lines moved no cash and is disclosed in nonCashInvestingAndFinancing (IAS 7.43). Per entry: cash received is the debits of its lines on cash accounts, cash paid their credits, each apart and never netted against the other (only what one cash account of the entry gave another is no cash flow, IAS 7.9: it is taken off both). Cash received pays the entry's credit lines: its investing and financing credit lines first, at face value, pro rata when it is less than their total; the rest of it is operating. An investing credit line is a disposal: the entry's revenue and expense lines are its gain or loss, its proceeds its book value plus the gain (or less the loss), the gain or loss shared pro rata over the investing credit lines only (a financing line has none: a loan drawn with a cash sale leaves the sale operating). Cash paid pays the entry's debit lines the same way: investing and financing debit lines first, at face value, pro rata when it is less; the rest is operating (an expense paid with a purchase stays operating). What of an investing or financing line no cash paid is non-cash: disclosed in nonCashInvestingAndFinancing and counted in operating as a non-cash adjustment. Of a disposal's gain or loss, the part realized in cash (as much of it as of the proceeds) is taken out of operating, as a row on its revenue or expense account. Each part is rounded to the base currency's minor units, the line of the greatest account id taking the rest. Examples: equipment 10,000.00 paid 2,000.00 in cash and 8,000.00 by a loan: investing -2,000.00, financing 0, 8,000.00 disclosed on both accounts; equipment 1,000.00 paid 200.00 in cash, the rest on supplier credit: investing -200.00, operating 0 (the payable's +800.00 offset by the disclosed -800.00); equipment carried at 1,000.00 sold for 1,200.00 and a loan of 500.00 drawn, 1,700.00 received in one entry: investing +1,200.00, financing +500.00, the gain's 200.00 taken out of operating (row -200.00 on the revenue account); a loan of 1,000.00 drawn and equipment of 400.00 paid in one entry: financing +1,000.00, investing -400.00
+         */
         get: operations["getCashFlowStatement"];
         put?: never;
         post?: never;
@@ -2651,7 +2657,7 @@ export interface paths {
         put?: never;
         /**
          * Undo an allocation (e.g. a bounced payment): a new reversing allocation row; the invoice is open again
-         * @description Its date must be in an open fiscal period (ledger.period_closed, ledger.no_fiscal_year), also when no FX entry is posted. Emits payment.allocation_reversed. The realized FX result is reversed on the account the original result went to (read from its entry). Dated before the last FX revaluation of the invoice or the payment's credit: 422 receivables.before_revaluation; dated before a later allocation (or reversal) of a revalued invoice, or a later use of a revalued payment credit: 422 receivables.before_later_settlement.
+         * @description Its date must be in an open fiscal period (ledger.period_closed, ledger.no_fiscal_year), also when no FX entry is posted. Emits payment.allocation_reversed. The realized FX result is reversed on the account the original result went to (read from its entry); what FX revaluations (or their reversals) dated since the allocation changed of the share comes back on the unrealized FX accounts they moved, with the invoice's revaluation rows (what the allocation's window compensation realized of it is unrealized again). Dated before the last FX revaluation of the invoice or the payment's credit: 422 receivables.before_revaluation; dated before a later allocation (or reversal) of a revalued invoice, or a later use of a revalued payment credit: 422 receivables.before_later_settlement.
          */
         post: operations["reverseAllocation"];
         delete?: never;
@@ -4313,7 +4319,7 @@ export interface components {
              * @description When the event was processed or ignored; null while received
              */
             processedAt: string | null;
-            /** @description Why the event was ignored or failed; null otherwise */
+            /** @description Why the event was ignored or failed, or what of a processed event was not applied (a price not mapped to a plan: the plan stays); null otherwise */
             reason: string | null;
             /**
              * Format: date-time
@@ -4687,21 +4693,21 @@ export interface components {
              * @example 50.00
              */
             effectOfExchangeRatesOnCash: string;
-            /** @description Changes of accounts classed financing (equity by default), without their revaluations and without their lines in entries that moved no cash (see nonCashInvestingAndFinancing) */
+            /** @description Changes of accounts classed financing (equity by default), without their revaluations: only the cash their entries paid or received for them (the rest is in nonCashInvestingAndFinancing) */
             financing: components["schemas"]["CashFlowSectionDto"];
             /** @description First day of the range, YYYY-MM-DD */
             from: string;
-            /** @description Changes of accounts classed investing, without their revaluations and without their lines in entries that moved no cash (see nonCashInvestingAndFinancing) */
+            /** @description Changes of accounts classed investing, without their revaluations: only the cash their entries paid or received for them (a disposal's proceeds including its gain; the rest is in nonCashInvestingAndFinancing) */
             investing: components["schemas"]["CashFlowSectionDto"];
             /** @description operating + investing + financing + effectOfExchangeRatesOnCash */
             netChange: string;
             /** @description Net income of the range (closing entries excluded) */
             netIncome: string;
-            /** @description Non-cash investing and financing transactions (IAS 7.43): left out of the investing and financing sections and disclosed here; their total is a non-cash adjustment in operating. Equipment bought on credit shows neither an investing outflow nor an operating inflow; equipment bought with a loan neither an investing outflow nor a financing inflow. An entry is judged whole: one with a cash line counts in full in its sections (equipment of 5,000.00 paid 1,000.00 in cash and 4,000.00 by a loan in one entry is -5,000.00 investing and +4,000.00 financing), so post such a purchase as a cash entry and a non-cash one to have its loan part disclosed here */
+            /** @description Non-cash investing and financing transactions (IAS 7.43): left out of the investing and financing sections and disclosed here; their total is a non-cash adjustment in operating. Equipment bought on credit shows neither an investing outflow nor an operating inflow; equipment bought with a loan neither an investing outflow nor a financing inflow. In an entry with cash only what the cash paid counts in the sections (equipment of 5,000.00 paid 1,000.00 in cash and 4,000.00 by a loan in one entry is -1,000.00 investing, and -4,000.00 on the equipment and +4,000.00 on the loan here) */
             nonCashInvestingAndFinancing: components["schemas"]["CashFlowNonCashDto"];
             /** @description Cash accounts (cashFlowClass cash, own or inherited from a group) the day before from */
             openingCash: string;
-            /** @description Working-capital changes (without their revaluations) and the non-cash exchange differences on cash; total = netIncome + unrealizedExchangeDifferences + nonCashInvestingAndFinancing.total + the rows */
+            /** @description Working-capital changes (without their revaluations), the non-cash exchange differences on cash, and the part of the gains and losses booked with a disposal realized in cash, taken out (a row on their revenue or expense account: a gain negative); total = netIncome + unrealizedExchangeDifferences + nonCashInvestingAndFinancing.total + the rows */
             operating: components["schemas"]["CashFlowSectionDto"];
             /** @description Last day of the range, YYYY-MM-DD */
             to: string;
@@ -4714,7 +4720,7 @@ export interface components {
         /** @description Investing and financing transactions that moved no cash (IAS 7.43), disclosed outside the sections */
         CashFlowNonCashDto: {
             /**
-             * @description Per investing or financing account, the sum of its lines in the entries of the range without a cash line (an amount on a cash account): equipment bought on credit or with a loan, depreciation booked against an account classed investing, a share issue for a contribution in kind. Closing entries and revaluations are not included (they have their own handling). The example: equipment of 5,000.00 bought with a loan of 4,000.00 and 1,000.00 on credit from the supplier (accounts payable, operating)
+             * @description Per investing or financing account, the part of its lines in the range that moved no cash: all of them in an entry without cash (no amount on a cash account, or only amounts moved between cash accounts), and in an entry with cash what its cash did not pay (the operation's description has the rule): equipment bought on credit or with a loan (also when part is paid in cash), depreciation booked against an account classed investing, a share issue for a contribution in kind. Closing entries and revaluations are not included (they have their own handling), nor the part of a disposal's gain or loss realized in cash (taken out of operating on its own row; a disposal sold partly on credit shows its proceeds not received in cash, less the part of its gain not realized). The example: equipment of 5,000.00 bought with a loan of 4,000.00 and 1,000.00 on credit from the supplier (accounts payable, operating)
              * @example [
              *       {
              *         "accountId": "9b0c8a4e-1f1e-4c36-9a55-2b6f4f2f7a10",
@@ -4739,7 +4745,7 @@ export interface components {
              */
             total: string;
         };
-        /** @description The part of one investing or financing account in the entries of the range that moved no cash (IAS 7.43) */
+        /** @description The part of one investing or financing account's lines in the range that moved no cash (IAS 7.43) */
         CashFlowNonCashRowDto: {
             /**
              * Format: uuid
@@ -5187,7 +5193,7 @@ export interface components {
              */
             agentId?: string | null;
             /**
-             * @description Monthly cost limit in USD (decimal string)
+             * @description Monthly cost limit in USD (decimal string, greater than 0)
              * @example 100.00
              */
             costLimit?: string;
@@ -8642,7 +8648,7 @@ export interface components {
              */
             rowCount: number;
             /**
-             * @description Rows, each an array in column order. numeric values are decimal strings; int8 values are numbers when exact, strings beyond 2^53; date values are PostgreSQL's text: YYYY-MM-DD, or infinity, -infinity, 0044-03-15 BC, 10000-01-01; timestamp and timestamptz values are ISO 8601 in UTC with milliseconds (2026-01-15T10:20:30.123Z) for instants of years 1-9999, else PostgreSQL's text (infinity, -infinity, 0044-03-15 10:00:00 BC, 10000-01-01 00:00:00); json and jsonb values are their JSON text as PostgreSQL prints it (a string, its numbers exact); arrays are arrays of such values; bytea is base64
+             * @description Rows, each an array in column order. numeric values are decimal strings (NaN, Infinity, -Infinity as such); int8 values are numbers when exact, strings beyond 2^53; real and double precision values are numbers (as exact as PostgreSQL prints them), or the strings Infinity, -Infinity and NaN; interval values are PostgreSQL's text in its default style (IntervalStyle postgres): 1 day 02:00:00, 1 year 2 mons -3 days, -00:00:01.5; date values are PostgreSQL's text: YYYY-MM-DD, or infinity, -infinity, 0044-03-15 BC, 10000-01-01; timestamp and timestamptz values are ISO 8601 in UTC with milliseconds (2026-01-15T10:20:30.123Z) for instants of years 1-9999, else PostgreSQL's text (infinity, -infinity, 0044-03-15 10:00:00 BC, 10000-01-01 00:00:00); json and jsonb values are their JSON text as PostgreSQL prints it (a string, its numbers exact); arrays are arrays of such values; bytea is base64
              * @example [
              *       [
              *         "1100",
@@ -9295,7 +9301,7 @@ export interface components {
         /** @description Changes to a budget */
         UpdateBudgetDto: {
             /**
-             * @description Monthly cost limit in USD; null removes it
+             * @description Monthly cost limit in USD (greater than 0); null removes it
              * @example 150.00
              */
             costLimit?: string | null;
@@ -26003,7 +26009,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
+            /** @description Error. error.code is one of: `invitation.mail_limited` (too many invitations within the hour, each of which mails its invitee: to this address (whichever organizations sent them) or from this organization; wait details.retryAfterSeconds); or rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
             429: {
                 headers: {
                     /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
@@ -29391,7 +29397,7 @@ export interface operations {
                 };
             };
             /**
-             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `ledger.range` (from is after to)
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `ledger.range` (from is after to (minAmount above maxAmount), or a comparative column (?compare=) would start before 0001-01-01, the first day of the calendar)
              *
              *     The input is invalid: the message names each field
              */
@@ -30889,21 +30895,21 @@ export interface operations {
     listJournalEntries: {
         parameters: {
             query?: {
-                /** @description Entries with a line on this account */
+                /** @description Entries with a line on this account (any line: with counterpartyType or counterpartyId, each filter is matched on its own, not necessarily on the same line) */
                 accountId?: string;
-                /** @description Entries with a line for this counterparty */
+                /** @description Entries with a line for this counterparty (with counterpartyType: one line for both; with accountId, that line need not be on the account) */
                 counterpartyId?: string;
-                /** @description Entries with a line for this kind of counterparty */
+                /** @description Entries with a line for this kind of counterparty (with counterpartyId: one line for both) */
                 counterpartyType?: "customer" | "vendor" | "employee" | "other";
                 /** @description Opaque cursor from the previous page */
                 cursor?: string;
                 from?: string;
                 limit?: number;
-                /** @description totalBase at most this */
+                /** @description The entry's totalBase (the sum of its base debits, the whole entry: not one line's amount) at most this */
                 maxAmount?: string;
                 /** @description Memo contains this text (case-insensitive) */
                 memo?: string;
-                /** @description totalBase at least this */
+                /** @description The entry's totalBase (the sum of its base debits, the whole entry: not one line's amount) at least this */
                 minAmount?: string;
                 source?: "manual" | "invoice" | "bill" | "payment" | "system" | "year_end";
                 to?: string;
@@ -30935,7 +30941,7 @@ export interface operations {
                 };
             };
             /**
-             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `ledger.range` (from is after to)
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `ledger.range` (from is after to (minAmount above maxAmount), or a comparative column (?compare=) would start before 0001-01-01, the first day of the calendar)
              *
              *     The input is invalid: the message names each field
              */
@@ -32109,7 +32115,11 @@ export interface operations {
                     "text/csv": components["schemas"]["BalanceSheetDto"];
                 };
             };
-            /** @description The input is invalid: the message names each field */
+            /**
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `ledger.range` (from is after to (minAmount above maxAmount), or a comparative column (?compare=) would start before 0001-01-01, the first day of the calendar)
+             *
+             *     The input is invalid: the message names each field
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -32237,7 +32247,7 @@ export interface operations {
                 };
             };
             /**
-             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `ledger.range` (from is after to)
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `ledger.range` (from is after to (minAmount above maxAmount), or a comparative column (?compare=) would start before 0001-01-01, the first day of the calendar)
              *
              *     The input is invalid: the message names each field
              */
@@ -32372,7 +32382,7 @@ export interface operations {
                 };
             };
             /**
-             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `ledger.range` (from is after to)
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `ledger.range` (from is after to (minAmount above maxAmount), or a comparative column (?compare=) would start before 0001-01-01, the first day of the calendar)
              *
              *     The input is invalid: the message names each field
              */
@@ -32688,7 +32698,7 @@ export interface operations {
                 };
             };
             /**
-             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `ledger.range` (from is after to)
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `ledger.range` (from is after to (minAmount above maxAmount), or a comparative column (?compare=) would start before 0001-01-01, the first day of the calendar)
              *
              *     The input is invalid: the message names each field
              */
