@@ -245,9 +245,12 @@ export const webhookRepository = {
    * Fair between endpoints and between organizations: at most `perEndpoint` messages of one endpoint and
    * `perOrganization` of one organization, less what the worker still sends to them (`sending`: endpoint id → sends in
    * flight; `sendingByOrg`: organization id → sends in flight), and the first due message of each endpoint before the
-   * second of any (among those, each organization's first before its second). Looked for per endpoint, its own oldest
-   * due messages (webhook_messages_endpoint_due_idx): one endpoint's or organization's backlog, however old, is not in
-   * the way of another's message, and costs nothing to skip. A message claimed or settled by another worker after this
+   * second of any (among those, each organization's first before its second). Looked for among the oldest due messages
+   * (webhook_messages_due_idx) of the endpoints and organizations below their caps, 8 × `limit` of them: they are the
+   * answer when they are all there are, or hold `limit` organizations' first messages (the claim takes those, nothing
+   * later). Else (a few organizations' backlog fills them) looked for per endpoint, its own oldest due messages
+   * (webhook_messages_endpoint_due_idx): one endpoint's or organization's backlog, however old, is not in the way of
+   * another's message (a capped one's is skipped in the due order). A message claimed or settled by another worker after this
    * statement's snapshot is skipped, not claimed again (the locking step re-checks the row's lease and attempts).
    * A deleted organization's messages are not claimed, from the deletion's commit on (before organizationDeleted has
    * disabled its endpoints).
@@ -256,10 +259,22 @@ export const webhookRepository = {
     fair: { perEndpoint: number; perOrganization: number; sending: Map<string, number>; sendingByOrg: Map<string, number> }):
     Promise<{ claimed: ClaimedMessage[]; exhausted: { org_id: string; id: string; endpoint_id: string }[] }> {
     const room = (sending: Map<string, number>, cap: number) => Object.fromEntries([...sending].map(([id, n]) => [id, Math.max(0, cap - n)]));
+    const capped = (sending: Map<string, number>, cap: number) => [...sending].filter(([, n]) => n >= cap).map(([id]) => id);
     const endpointRoom = JSON.stringify(room(fair.sending, fair.perEndpoint));
     const orgRoom = JSON.stringify(room(fair.sendingByOrg, fair.perOrganization));
     const rows = await db.$queryRaw<(ClaimedMessage & { exhausted: boolean })[]>`
-      WITH endpoints AS (
+      WITH oldest AS (
+        SELECT m.org_id, m.id, m.endpoint_id, m.next_attempt_at, m.attempts, m.attempts >= ${maxAttempts}::int AS exhausted FROM core.webhook_messages m
+        JOIN core.webhook_endpoints e ON e.org_id = m.org_id AND e.id = m.endpoint_id AND e.enabled
+        JOIN core.organizations o ON o.id = m.org_id AND o.deleted_at IS NULL
+        WHERE m.status = 'pending' AND m.next_attempt_at <= ${now}::timestamptz
+          AND NOT (m.endpoint_id = ANY(${capped(fair.sending, fair.perEndpoint)}::uuid[]))
+          AND NOT (m.org_id = ANY(${capped(fair.sendingByOrg, fair.perOrganization)}::uuid[]))
+        ORDER BY m.next_attempt_at, m.id LIMIT ${limit * 8}),
+      -- the oldest are the answer: every due message of the endpoints with room, or the first messages of limit organizations
+      oldest_suffice AS (
+        SELECT count(*) < ${limit * 8}::int OR count(DISTINCT o.org_id) >= ${limit}::int AS yes FROM oldest o),
+      endpoints AS (
         SELECT * FROM (
           SELECT e.org_id, e.id,
             least(${limit}::int, coalesce((${endpointRoom}::jsonb ->> e.id::text)::int, ${fair.perEndpoint}::int),
@@ -269,16 +284,23 @@ export const webhookRepository = {
           WHERE e.enabled) e
         WHERE e.room > 0),
       candidates AS (
+        SELECT o.* FROM oldest o WHERE (SELECT yes FROM oldest_suffice)
+        UNION ALL
+        -- not run when the oldest suffice
         SELECT c.* FROM endpoints e CROSS JOIN LATERAL (
           SELECT m.org_id, m.id, m.endpoint_id, m.next_attempt_at, m.attempts, m.attempts >= ${maxAttempts}::int AS exhausted
           FROM core.webhook_messages m
           WHERE m.org_id = e.org_id AND m.endpoint_id = e.id AND m.status = 'pending' AND m.next_attempt_at <= ${now}::timestamptz
-          ORDER BY m.next_attempt_at, m.id LIMIT e.room) c),
+          ORDER BY m.next_attempt_at, m.id LIMIT e.room) c
+        WHERE NOT (SELECT yes FROM oldest_suffice)),
       ranked AS (
         SELECT c.*, row_number() OVER (PARTITION BY c.endpoint_id ORDER BY c.next_attempt_at, c.id) AS n FROM candidates c),
       -- each organization's sendable candidates, its endpoints' first messages first (an exhausted one is failed, not sent)
       org_ranked AS (
-        SELECT r.*, row_number() OVER (PARTITION BY r.org_id, r.exhausted ORDER BY r.n, r.next_attempt_at, r.id) AS k FROM ranked r),
+        SELECT r.*, row_number() OVER (PARTITION BY r.org_id, r.exhausted ORDER BY r.n, r.next_attempt_at, r.id) AS k FROM ranked r
+        -- an endpoint's room (the per-endpoint lookup took no more)
+        WHERE r.n <= least(${limit}::int, coalesce((${endpointRoom}::jsonb ->> r.endpoint_id::text)::int, ${fair.perEndpoint}::int),
+          coalesce((${orgRoom}::jsonb ->> r.org_id::text)::int, ${fair.perOrganization}::int))),
       -- in claiming order; eight times as many as the claim takes, for those another worker holds locked (SKIP LOCKED)
       picked AS (
         SELECT r.* FROM org_ranked r WHERE r.exhausted OR r.k <= coalesce((${orgRoom}::jsonb ->> r.org_id::text)::int, ${fair.perOrganization}::int)
