@@ -178,7 +178,7 @@ describe('billing: a checkout completion and the order of Stripe events', () => 
     expect(await entitlements(org)).toMatchObject({ status: 'canceled', access: 'read_only' });
   });
 
-  it("the expiry job's own end of a subscription canceled at period end is not final: Stripe's renewal, and its invoice, still apply", async () => {
+  it("the expiry job's own end of a subscription canceled at period end is not final: Stripe's renewal still applies, an invoice alone does not revive it", async () => {
     const org = await createOrg(t, ada, 'Reactivated Co');
     const sub = (status: string, cancelAtPeriodEnd: boolean, periodEnd: number) => subscriptionObject('sub_reactivated', status, org, {
       cancel_at_period_end: cancelAtPeriodEnd,
@@ -205,18 +205,30 @@ describe('billing: a checkout completion and the order of Stripe events', () => 
     expect(await entitlements(org)).toMatchObject({ status: 'active', access: 'full' });
     expect(await t.app.get(BillingExpiryJob).expire(ms(T0 + 120))).toEqual([]);
 
-    // the same once more, and this time the renewal's invoice.paid is the first Stripe event after the local end
-    await send(stripeEvent('customer.subscription.updated', sub('active', true, T0 + 20), T0 + 6));
+    // the same once more, and this time the renewal's invoice.paid arrives first, dated after Stripe's subscription
+    // events of the renewal (review r12): it revives nothing (an invoice carries no period, no cancellation flag) and moves
+    // no ordering mark, so those events, late, still apply
+    const capeAgain = stripeEvent('customer.subscription.updated', sub('active', true, T0 + 20), T0 + 6);
+    await send(capeAgain);
     expect(await t.app.get(BillingExpiryJob).expire(ms(T0 + 60))).toEqual([ended]);
-    const paid = invoiceEvent('invoice.paid', 'sub_reactivated', org, T0 + 7);
+    const paid = invoiceEvent('invoice.paid', 'sub_reactivated', org, T0 + 9);
     await send(paid);
-    expect(await eventRow(paid.id)).toEqual([{ status: 'processed', reason: null }]);
-    expect(await billing()).toEqual([{ status: 'active', cape: true, periodEnd: ms(T0 + 20), endedLocallyAt: null, lastEventId: paid.id }]);
-
-    // a Stripe deletion after a local end is Stripe's word: final again
+    expect(await eventRow(paid.id)).toEqual([{ status: 'ignored', reason: "the subscription was ended here at its period end: Stripe's subscription events, not an invoice, bring it back" }]);
+    expect(await billing()).toEqual([{ status: 'canceled', cape: true, periodEnd: ms(T0 + 20), endedLocallyAt: ms(T0 + 60), lastEventId: capeAgain.id }]);
+    const renewedLate = stripeEvent('customer.subscription.updated', sub('active', false, T0 + 31 * DAY), T0 + 7);
+    await send(renewedLate);
+    expect(await eventRow(renewedLate.id)).toEqual([{ status: 'processed', reason: null }]);
+    expect(await billing()).toEqual([{ status: 'active', cape: false, periodEnd: ms(T0 + 31 * DAY), endedLocallyAt: null, lastEventId: renewedLate.id }]);
+    expect(await t.app.get(BillingExpiryJob).expire(ms(T0 + 120))).toEqual([]);
+    // an old open invoice paid after a local end revives nothing either, and Stripe's deletion (dated before that invoice)
+    // still applies; a Stripe deletion after a local end is Stripe's word: final again
+    await send(stripeEvent('customer.subscription.updated', sub('active', true, T0 + 20), T0 + 8));
     expect(await t.app.get(BillingExpiryJob).expire(ms(T0 + 60))).toEqual([ended]);
-    const deleted = stripeEvent('customer.subscription.deleted', sub('canceled', true, T0 + 20), T0 + 8);
-    const revived = stripeEvent('customer.subscription.updated', sub('active', false, T0 + 30 * DAY), T0 + 9);
+    const oldInvoice = invoiceEvent('invoice.paid', 'sub_reactivated', org, T0 + 12);
+    await send(oldInvoice);
+    expect(await eventRow(oldInvoice.id)).toEqual([{ status: 'ignored', reason: "the subscription was ended here at its period end: Stripe's subscription events, not an invoice, bring it back" }]);
+    const deleted = stripeEvent('customer.subscription.deleted', sub('canceled', true, T0 + 20), T0 + 10);
+    const revived = stripeEvent('customer.subscription.updated', sub('active', false, T0 + 30 * DAY), T0 + 11);
     await send(deleted);
     await send(revived);
     expect(await eventRow(deleted.id)).toEqual([{ status: 'processed', reason: null }]);

@@ -249,8 +249,9 @@ export class StripeWebhookService implements OnModuleInit {
    * `incomplete_expired` are final for a Stripe subscription when Stripe said so (Stripe never revives one): only
    * another ended status may follow, so no event, of the same second as the deletion or later, undoes it.
    * BillingExpiryJob's own end of a subscription canceled at period end (`endedLocallyAt`) is not Stripe's word: Stripe
-   * was not asked and may have renewed it (the customer turned the cancellation off), so a Stripe event newer than the
-   * last one applied (the ordering mark, which that end leaves) still applies. Another Stripe subscription id
+   * was not asked and may have renewed it (the customer turned the cancellation off), so a Stripe subscription event
+   * newer than the last one applied (the ordering mark, which that end leaves) still applies; an invoice event does not
+   * (it carries neither the period nor the cancellation flag). Another Stripe subscription id
    * (`other`: a checkout moving the row) is a new life.
    */
   private refusal(event: Stripe.Event, change: Change, existing: SubscriptionRow, other: string | undefined): string | undefined {
@@ -259,8 +260,11 @@ export class StripeWebhookService implements OnModuleInit {
     if (event.type === 'invoice.paid' || event.type === 'invoice.payment_failed') {
       // a canceled subscription stays canceled (in Stripe too): a last open invoice paid afterwards, or a failed payment
       // sent in the same second as the deletion, does not bring it back; a trial's own (zero) invoice does not end it.
-      // Ended only here (the expiry job): Stripe billed a renewal, so the subscription lives (paid: active; failed: past_due)
-      if (endedLocally) return undefined;
+      // Ended only here (the expiry job) neither: an invoice carries no period nor cancellation flag (applied, it left the
+      // row active with its period past, ended again by the next run, while its later date put Stripe's own earlier
+      // subscription events, the renewal's, out of order), and an old invoice paid late is no renewal. Stripe's
+      // subscription events, which carry the whole state, bring a locally ended subscription back (review r12)
+      if (endedLocally) return `the subscription was ended here at its period end: Stripe's subscription events, not an invoice, bring it back`;
       if (STRIPE_ENDED.has(status)) return `the subscription is ${status}: an invoice does not change that`;
       if (event.type === 'invoice.paid' && status === 'trialing') return 'an invoice paid during the trial does not end it (the subscription events do)';
       // past_due is a live subscription's failed renewal (full access for the grace period). A failed payment leaves an
