@@ -164,9 +164,10 @@ describe('cash-flow statement: non-cash investing and financing transactions (IA
    * Feb: investing −2,000 (not −10,000), financing 0 (not +8,000), 8,000 disclosed on both accounts.
    * Mar: investing −200 (not −1,000); operating 0: the payable's +800 offset by the disclosed −800.
    * Apr: investing +600, the proceeds; the gain's 100 taken out of operating (row on 4200), which is then 0.
-   * May: cash −1,500 net over two accounts: investing −1,500, 1,500 disclosed on both accounts.
+   * May: 500 received (savings) from the loan, 2,000 paid (bank) for the equipment: no transfer is needed to explain it
+   *      (the least one counts: review r12), so investing −2,000, financing +500, 1,000 disclosed on both accounts.
    * Jun: investing +400; the loss of 100 added back in operating (row on 5800), nothing disclosed.
-   * Feb–Jun: net income 0; operating 800 − 100 + 100 − 800 (disclosed) = 0; investing −2,700; net change −2,700.
+   * Feb–Jun: net income 0; operating 800 − 100 + 100 − 800 (disclosed) = 0; investing −3,200, financing +500; net change −2,700.
    */
   it('an entry with cash and a non-cash part: only its cash counts in investing and financing, the rest disclosed; gains and losses on disposals leave operating', async () => {
     const { orgId, users } = await orgWithRoles(t, 'Mixed Entries Ltd');
@@ -217,8 +218,9 @@ describe('cash-flow statement: non-cash investing and financing transactions (IA
         nonCashInvestingAndFinancing: none, netChange: '600.00', openingCash: '17800.00', closingCash: '18400.00',
       }),
       may: statement('2026-05-01', '2026-05-31', {
-        netIncome: '0.00', operating: { total: '0.00', rows: [] }, investing: { total: '-1500.00', rows: [row('1500', '-1500.00')] },
-        nonCashInvestingAndFinancing: { total: '0.00', rows: [nonCash('1500', '-1500.00'), nonCash('2300', '1500.00')] },
+        netIncome: '0.00', operating: { total: '0.00', rows: [] }, investing: { total: '-2000.00', rows: [row('1500', '-2000.00')] },
+        financing: { total: '500.00', rows: [row('2300', '500.00')] },
+        nonCashInvestingAndFinancing: { total: '0.00', rows: [nonCash('1500', '-1000.00'), nonCash('2300', '1000.00')] },
         netChange: '-1500.00', openingCash: '18400.00', closingCash: '16900.00',
       }),
       jun: statement('2026-06-01', '2026-06-30', {
@@ -228,13 +230,14 @@ describe('cash-flow statement: non-cash investing and financing transactions (IA
       all: statement('2026-02-01', '2026-06-30', {
         netIncome: '0.00',
         operating: { total: '0.00', rows: [row('2100', '800.00'), row('4200', '-100.00'), row('5800', '100.00')] },
-        investing: { total: '-2700.00', rows: [row('1500', '-2700.00')] },
-        nonCashInvestingAndFinancing: { total: '-800.00', rows: [nonCash('1500', '-10300.00'), nonCash('2300', '9500.00')] },
+        investing: { total: '-3200.00', rows: [row('1500', '-3200.00')] },
+        financing: { total: '500.00', rows: [row('2300', '500.00')] },
+        nonCashInvestingAndFinancing: { total: '-800.00', rows: [nonCash('1500', '-9800.00'), nonCash('2300', '9000.00')] },
         netChange: '-2700.00', openingCash: '20000.00', closingCash: '17300.00',
       }),
     });
     // each account's change over the range (from the lines, credit − debit) is its section row plus its disclosed part (1500:
-    // −2,700 − 10,300; 2300: 0 + 9,500), and the cash accounts' is the net change
+    // −3,200 − 9,800; 2300: 500 + 9,000), and the cash accounts' is the net change
     const { rows: changes } = await t.db.admin.query(`SELECT x.code, (sum(l.base_credit) - sum(l.base_debit))::numeric(20, 2)::text AS change
       FROM finance.journal_lines l JOIN finance.accounts x ON x.org_id = l.org_id AND x.id = l.account_id
       WHERE l.org_id = $1 AND l.entry_date BETWEEN '2026-02-01' AND '2026-06-30' AND x.code IN ('1100', '1120', '1500', '2300') GROUP BY x.code ORDER BY x.code`, [orgId]);

@@ -166,7 +166,8 @@ type CashFlowKind = 'cash' | 'income' | 'investing' | 'financing' | 'operating';
  * non-cash transaction). Per entry and account, its base debits and credits (each side apart):
  *  * cash received R is the cash lines' debits, cash paid P their credits, never netted against each other (a loan drawn
  *    and equipment paid in one entry are a financing inflow and an investing outflow), except what one cash account of
- *    the entry gave another: that is no cash flow (IAS 7.9), taken off both;
+ *    the entry must have given another (R beyond the other lines' credits, or P beyond their debits: the least transfer
+ *    the entry allows): that is no cash flow (IAS 7.9), taken off both;
  *  * R pays the entry's credit lines: its investing and financing credit lines first, at face value, pro rata when R is
  *    less than their total; the rest of R is operating cash. An investing credit line is a disposal: the entry's income
  *    and expense lines are its gain or loss, its proceeds its book value plus the gain (or less the loss, at most the book
@@ -200,8 +201,13 @@ export function splitEntryCash(rows: { entry_id: string; account_id: string; bas
     const cash = lines.filter((l) => l.kind === 'cash');
     const received = sum(cash.map((l) => l.debit));
     const paid = sum(cash.map((l) => l.credit));
-    // the most that can have gone from one cash account to another (an account's own debits and credits are no transfer)
-    const transfer = Decimal.min(received, paid, ...cash.map((l) => received.plus(paid).minus(l.debit).minus(l.credit)));
+    // what must have gone from one cash account to another: the cash received beyond what the entry's other credit lines
+    // can have brought in, or paid beyond what its other debit lines can have taken (the least transfer the entry allows:
+    // a loan drawn into one bank and equipment paid from another are two cash flows, not a transfer; review r12), and
+    // never more than can have gone between two accounts (an account's own debits and credits are no transfer)
+    const others = lines.filter((l) => l.kind !== 'cash');
+    const atLeast = Decimal.max(0, received.minus(sum(others.map((l) => l.credit))), paid.minus(sum(others.map((l) => l.debit))));
+    const transfer = Decimal.min(atLeast, received, paid, ...cash.map((l) => received.plus(paid).minus(l.debit).minus(l.credit)));
     const inCash = received.minus(transfer);
     const outCash = paid.minus(transfer);
     const isInvestingOrFinancing = (l: { kind: CashFlowKind }) => l.kind === 'investing' || l.kind === 'financing';
