@@ -10,6 +10,7 @@ import { accountTokenRepository } from '../../src/modules/auth/account-token.rep
 import { identityRepository } from '../../src/modules/auth/identity.repository.js';
 import { AuditService } from '../../src/modules/audit/audit.service.js';
 import { DataExportService } from '../../src/modules/privacy/data-export.service.js';
+import { agentsRepository } from '../../src/modules/agents/agents.repository.js';
 import { EMAIL_JOB, EmailDeliveryService } from '../../src/modules/notifications/email-delivery.service.js';
 
 const PASSWORD = 'correct horse battery';
@@ -227,6 +228,36 @@ describe('erasure next to e-mail verification, the mail job and a sign-out of th
       expect(answer(race.during)).toEqual([409, 'privacy.sole_owner']);
       expect(await membersOf(orgId)).toEqual([{ user_id: b.id, role: 'owner' }, { user_id: c.id, role: 'member' }].sort((x, y) => x.role.localeCompare(y.role)));
       expect((await state(b.id)).email).toBe(b.email);
+    });
+
+    /**
+     * The erasure locks the person's organizations, then their runs; a deletion of one of those organizations locked its
+     * running runs first and the organization's row last: two owners, A's run running, B deleting while A is erased
+     * deadlocked (40P01, 409 conflict.retry). The deletion now locks the organization first: whichever comes second waits.
+     */
+    it.each(['erasure', 'deletion'] as const)('the other owner deletes the organization while a run of the erased owner runs, the %s first: the other waits, both succeed; it used to deadlock (409)', async (first) => {
+      const a = await registerUser(t, `runowner${first}`, PASSWORD);
+      const b = await registerUser(t, `deleter${first}`, PASSWORD);
+      const orgId = await createOrg(t, a, `Deleted While Erasing ${first}`);
+      await addMember(t, orgId, b, 'owner');
+      const [{ id: agentId }] = await q(`INSERT INTO ai.agents (org_id, name, type, model_id, created_by) VALUES ($1, 'Runner', 'assistant', 'gpt-4o-mini', $2) RETURNING id`, [orgId, a.id]);
+      const [{ id: runId }] = await q(`INSERT INTO ai.runs (org_id, agent_id, model_id, started_by, input, started_at, status, lease_until)
+        VALUES ($1, $2, 'gpt-4o-mini', $3, '{"messages":[]}', now(), 'running', now() + interval '1 hour') RETURNING id`, [orgId, agentId, a.id]);
+      const deletion = () => t.http.delete(`/v1/orgs/${orgId}`).set(b.auth).then((r): Response => r);
+
+      const race = first === 'erasure'
+        ? await duringErasure(a, deletion).then((r) => ({ erasure: r.erasure, deletion: r.during }))
+        // the deletion holding the organization and its runs (cancelled, not committed)
+        : await beforeErasure(a, pauseNext(agentsRepository, 'clearCancelEventMarks'), deletion).then((r) => ({ erasure: r.erasure, deletion: r.before }));
+      expect([race.deletion.status, race.deletion.body]).toEqual([204, {}]);
+      // the erasure first: A leaves the organization, then B deletes it; the deletion first: the erasure finds it deleted
+      expect(answer(race.erasure)).toEqual([200, expect.objectContaining({
+        userId: a.id, leftOrganizationIds: first === 'erasure' ? [orgId] : [] })]);
+      expect(await state(a.id)).toEqual(erased(a.id));
+      expect(await q('SELECT deleted_at IS NOT NULL AS deleted FROM core.organizations WHERE id = $1', [orgId])).toEqual([{ deleted: true }]);
+      expect(await q('SELECT status FROM ai.runs WHERE id = $1', [runId])).toEqual([{ status: 'cancelled' }]);
+      expect(await q(`SELECT after->>'reason' AS reason FROM core.audit_logs WHERE org_id = $1 AND action = 'ai.run_cancelled' AND entity_id = $2`, [orgId, runId]))
+        .toEqual([{ reason: first === 'erasure' ? null : 'organization_deleted' }]);
     });
 
     it('the other owner stepping down while the erasure runs (after it counted the owners): 409 privacy.sole_owner, nothing erased', async () => {

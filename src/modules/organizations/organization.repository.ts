@@ -59,6 +59,17 @@ export const organizationRepository = {
     return row && toOrg(row);
   },
 
+  /**
+   * Locks the live organization being deleted, FOR NO KEY UPDATE (as its soft delete does), before its deletion locks
+   * anything else: a member's erasure locks their organizations, then their runs (ErasureService.eraseMe), so a deletion
+   * that locked the organization's runs first and the organization last closed a cycle with it (40P01). Each now waits
+   * for the other. False: deleted meanwhile (or not the caller's to delete).
+   */
+  async lockForDeletion(db: Db, orgId: string): Promise<boolean> {
+    return (await db.run(qb.selectFrom('core.organizations').select('id')
+      .where('id', '=', orgId).where('deleted_at', 'is', null).forNoKeyUpdate())).length > 0;
+  },
+
   /** Soft delete: the row (and the organization's books and audit trail) stays; nobody can act in it. */
   async delete(db: Db, orgId: string): Promise<boolean> {
     return (await db.runCount(qb.updateTable('core.organizations').set({ deleted_at: sql`now()`, updated_at: sql`now()` })

@@ -47,6 +47,8 @@ export class OrganizationsService {
   }
 
   async delete(tx: TenantTx): Promise<void> {
+    // the organization before its runs, in the order of an erasure of one of its members
+    if (!(await orgs.lockForDeletion(tx.db, tx.orgId))) throw PlatformErrors.notFound('organization', tx.orgId);
     const before = await this.get(tx);
     if (before.accountType === 'personal') {
       throw OrganizationsErrors.error('organization.personal', 'a personal organization cannot be deleted');
