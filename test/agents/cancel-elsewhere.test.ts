@@ -5,6 +5,7 @@ import { countChatInputTokens } from '../../src/platform/ai/token-count.js';
 import { OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
 import { RunsService } from '../../src/modules/agents/runs.service.js';
 import { organizationRepository } from '../../src/modules/organizations/organization.repository.js';
+import { DatabaseUnavailableError } from '../../src/platform/errors/database-errors.js';
 import { pauseNext, releaseAll, waitsForLockOrAnswers } from '../auth/lock-order.js';
 import { createTestApp, startApp, type TestApp } from '../support/app.js';
 import { createOrg, onPlan, registerUser, type TestUser } from '../support/factories.js';
@@ -214,6 +215,34 @@ describe('a run cancelled through another instance', () => {
       { entity_id: elsewhere.id, action: 'ai.run_cancelled', actor_id: owner.id, reason: 'organization_deleted' },
       { entity_id: cancelledBefore.id, action: 'ai.run_cancelled', actor_id: owner.id, reason: null },
     ]);
+  });
+
+  it('a deletion that fails (rolled back) leaves its runs running and their executions here uncut: a person cancels one as ever', async () => {
+    const o = await organizationWithAgent('Deletion rolled back');
+    const here = await o.hung(a);
+    const softDelete = organizationRepository.delete;
+    organizationRepository.delete = async () => {
+      throw new DatabaseUnavailableError(new Error('the soft delete failed (a lock timeout)'));
+    };
+    try {
+      await a.http.delete(`/v1/orgs/${o.org}`).set(owner.auth).expect(503);
+    } finally {
+      organizationRepository.delete = softDelete;
+    }
+    // the execution is not cut (it would finish the run as cancelled itself), the run still running with its call in flight
+    const active = (a.app.get(RunsService) as unknown as { active: Map<string, AbortController> }).active;
+    expect(active.get(here.id)?.signal.aborted).toBe(false);
+    expect((await o.stored([here.id])).map((r) => [r.status, r.marked])).toEqual([['running', true]]);
+    expect(await o.runAudits([here.id])).toEqual([]);
+    expect(await o.events()).toEqual([]);
+    // the organization is live: a person's cancel cuts the execution and finishes the run (the cut call stored on it), audited and heard once
+    await a.http.post(agentsUrl(o.org, `/${o.orgAgent}/runs/${here.id}/cancel`)).set(owner.auth).expect(200);
+    expect(await here.response).toMatchObject({ status: 200, body: { id: here.id, status: 'cancelled', errorMessage: 'cancelled by a person' } });
+    expect(await o.runAudits([here.id])).toEqual([
+      { entity_id: here.id, action: 'ai.run_cancelled', actor_id: owner.id, reason: null },
+      { entity_id: here.id, action: 'ai.run_late_call', actor_id: owner.id, reason: null },
+    ]);
+    expect(await o.events()).toEqual([{ type: 'agent.run.failed' }]);
   });
 
   it('a call that ends while the deletion holds its run, its transaction let in before the deletion committed, writes nothing in the deleted organization', async () => {

@@ -12,6 +12,7 @@ import { countChatInputTokens, countTextTokens } from '../../src/platform/ai/tok
 import { agentsUrl, booksWithEntry } from './agents-support.js';
 import { spyOnEncoder, sum } from './encoder-spy.js';
 import { startPartialStreamDouble } from './partial-stream-double.js';
+import { isReasoningModel } from '../../src/platform/ai/openai-provider.js';
 
 /**
  * Runs against the OpenAI-compatible double: the trace (LLM call → tool → LLM call) with tokens and cost to the
@@ -251,6 +252,50 @@ describe('agent runs', () => {
       (SELECT count(*)::int FROM ai.run_steps s WHERE s.org_id = r.org_id AND s.run_id = r.id) AS step_rows
     FROM ai.runs r WHERE r.id = $1`, [runId])).rows[0];
 
+  it('charges and stores the failed attempts the provider billed when the retry\'s reservation fails (the starter removed between attempts)', async () => {
+    const partial = await startPartialStreamDouble();
+    const { orgId, agent, budget, input } = await cutAgent();
+    const leaver = await registerUser(t, 'run-leaver');
+    await addMember(t, orgId, leaver, 'member');
+    const sleeper = t.app.get(Sleeper) as Sleeper;
+    const sleep = sleeper.sleep;
+    // removed in the back-off before the retry: reserving the retry (the starter's transaction) is refused
+    sleeper.sleep = async () => {
+      await t.db.admin.query('DELETE FROM core.memberships WHERE org_id = $1 AND user_id = $2', [orgId, leaver.id]);
+    };
+    try {
+      const chunks = ['Cash at bank ', 'is EUR 100'];
+      partial.enqueue({ kind: 'drop', chunks }, { kind: 'text', content: 'Cash is EUR 100.00.', usage: { prompt: input, completion: 900 } });
+      const text = await atEndpoint(partial.url, async () => (await t.http.post(agentsUrl(orgId, `/${agent}/runs`)).set(leaver.auth).set('Accept', 'text/event-stream')
+        .send({ messages: [{ role: 'user', content: 'What is our cash?' }] }).buffer(true)
+        .parse((res, cb) => {
+          let d = '';
+          res.on('data', (c: Buffer) => (d += c.toString()));
+          res.on('end', () => cb(null, d));
+        })).body as unknown as string);
+      // the retry was never made
+      expect(partial.requests).toHaveLength(1);
+      const list = events(text).filter((e) => e.event !== 'token');
+      const output = countTextTokens(chunks.join(''));
+      const cost = gpt4oCost(input, output);
+      expect(cost).not.toBe('0.00000000');
+      const step = { kind: 'llm_call', status: 'failed', errorClass: 'internal', cost };
+      expect(list.map((e) => e.event)).toEqual(['run', 'step', 'error', 'result']);
+      expect(list[1].data).toMatchObject(step);
+      expect(list[2].data).toMatchObject({ code: 'organization.not_found' });
+      expect(list[3].data).toMatchObject({ status: 'failed', errorClass: 'internal', cost, steps: 1, trace: [step] });
+      // the broken attempt is charged and is the run's step: the run, its steps and the budget agree
+      expect(await storedRun(list[3].data.id)).toEqual({ status: 'failed', cost, steps: 1, tokens: input + output, steps_cost: cost, step_rows: 1 });
+      expect(await budgetUsage(budget)).toEqual({ spent_cost: cost, reserved_cost: '0.00000000', spent_tokens: input + output });
+      const { rows } = await t.db.admin.query('SELECT count(*)::int AS n FROM ai.budget_reservations WHERE budget_id = $1', [budget]);
+      expect(rows[0].n).toBe(0);
+    } finally {
+      sleeper.sleep = sleep;
+      await partial.close();
+      await t.db.admin.query('DELETE FROM ai.budgets WHERE id = $1', [budget]);
+    }
+  });
+
   it('bills a streamed call cancelled mid-answer: its input and the tokens streamed count against the budget', async () => {
     const partial = await startPartialStreamDouble();
     const { orgId, agent, budget, input } = await cutAgent();
@@ -425,6 +470,12 @@ describe('agent runs', () => {
     expect(gpt).not.toHaveProperty('max_completion_tokens');
     const { rows } = await t.db.admin.query('SELECT model_id, status, output FROM ai.runs WHERE id = ANY($1) ORDER BY started_at', [[r1.body.id, r2.body.id]]);
     expect(rows).toEqual([{ model_id: 'o4-mini', status: 'succeeded', output: 'Reasoned.' }, { model_id: 'gpt-4o', status: 'succeeded', output: 'Chatted.' }]);
+    // the o-series and the gpt-5 family, in any case, behind any number of prefixes; no other model
+    const reasoningModels = ['o1', 'o1-preview', 'o3-pro', 'o4-mini', 'O3', 'o10-mini', 'gpt-5', 'GPT-5-mini', 'gpt-5.1', 'gpt-5-nano-2025-08-07',
+      'openai/o3', 'openrouter/openai/gpt-5-mini', 'Azure/OpenAI/O4-Mini', 'proxy/eu/openai/o1:high'];
+    const chatModels = ['gpt-4o', 'gpt-4o-mini', 'gpt-4.1', 'openai/gpt-4o', 'omni', 'o', 'gpt-50', 'gpt-5o', 'mistral/open-mixtral', 'claude-3-opus', 'foo/bar-o3', 'ollama/llama3'];
+    expect(reasoningModels.filter((m) => !isReasoningModel(m))).toEqual([]);
+    expect(chatModels.filter((m) => isReasoningModel(m))).toEqual([]);
   });
 
   it('reserves before a retry what the failed attempts billed: a retry the budget cannot take is not made, and the budget never spends past its limit', async () => {

@@ -606,10 +606,15 @@ export class RunsService implements OnModuleInit {
       } catch (caught) {
         // the budget refused a retry: the failed attempts are settled at what they billed, the run fails (budget_exceeded)
         const refused = caught instanceof BudgetRefusal ? caught : undefined;
-        if (!refused && !(caught instanceof LlmError)) throw caught;
+        // any other error than the provider's or the budget's (reserveRetry's transaction: the starter removed or their key
+        // revoked between attempts, a database error) is thrown on below, once the failed attempts the provider billed are
+        // recorded as unstored: the execution's failure charges and stores them (settleCallInFlight)
+        const unexpected = !refused && !(caught instanceof LlmError);
         const err = refused
           ? { errorClass: 'budget_exceeded' as const, message: `not retried: ${refused.message}`, attempts: failures.length }
-          : (caught as LlmError & { attempts?: number });
+          : unexpected
+            ? { errorClass: 'internal' as const, message: `not retried: ${(caught as Error).message}`, attempts: failures.length }
+            : (caught as LlmError & { attempts?: number });
         const endedAt = this.now();
         // settled at what the provider bills (zero only if it never had the call), in the transaction that finishes the run
         const cost = costOf(billedFailures, prices);
@@ -622,6 +627,7 @@ export class RunsService implements OnModuleInit {
         const isCancel = err.errorClass === 'cancelled';
         // billed although it failed: stored by the execution's failure should this transaction fail
         if (totalTokens(billedFailures) > 0) inFlight.unstored = { callId, step, usage: billedFailures, cost, endedAt };
+        if (unexpected) throw caught;
         let stored = false;
         const finished = await this.finish(s, ctx, {
           status: isCancel ? 'cancelled' : 'failed', stopReason: isCancel ? 'cancelled' : 'error', errorClass: err.errorClass, errorMessage: err.message, output: lastContent,
@@ -1022,7 +1028,8 @@ export class RunsService implements OnModuleInit {
    * keep their mark, so the sweep of owed events (emitOwedCancelEvents) emits none either. The budget reservation of a
    * call any of them has in flight is released, settled at nothing as the lost-runs sweep settles one (no execution can:
    * none opens a transaction in a deleted organization; one let in before the deletion committed writes nothing there,
-   * addCallStep), with no threshold event. Executions here are cut now. Answers the runs cancelled.
+   * addCallStep), with no threshold event. Executions here are cut once the deletion commits (afterCommit): should it roll
+   * back, they go on as the runs do. Answers the runs cancelled.
    */
   async cancelRunsOfDeletedOrganization(tx: TenantTx): Promise<string[]> {
     const now = this.now();
@@ -1038,7 +1045,10 @@ export class RunsService implements OnModuleInit {
     await repo.clearCancelEventMarks(tx.db, tx.orgId, locked.map((r) => r.id));
     for (const { agentId, callId } of locked) if (callId) await repo.settle(tx.db, callId, new Decimal(0), 0, agentId, now);
     for (const run of cancelled) await this.auditFinished(tx, run, { reason: 'organization_deleted' });
-    for (const run of cancelled) this.active.get(run.id)?.abort();
+    // cut once the deletion has committed: one that fails (rolled back) leaves the runs running, their executions too
+    tx.db.afterCommit(() => {
+      for (const run of cancelled) this.active.get(run.id)?.abort();
+    });
     return cancelled.map((r) => r.id);
   }
 }

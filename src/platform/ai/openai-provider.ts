@@ -39,11 +39,12 @@ export function createLlmProvider(connection: ProviderConnection, timer?: CallTi
 }
 
 /**
- * OpenAI's reasoning models (o1, o3, o4-mini, …, also behind a proxy that keeps the name): they take
+ * OpenAI's reasoning models (o1, o3-pro, o4-mini, …, the gpt-5 family: gpt-5, gpt-5-mini, gpt-5.1, …), in any case and
+ * behind any number of `prefix/` parts (a proxy or router that keeps the name: openrouter/openai/gpt-5): they take
  * max_completion_tokens, not max_tokens, and only their default temperature.
  */
 export function isReasoningModel(model: string): boolean {
-  return /^(?:[\w-]+\/)?o\d(?:$|[-.])/.test(model);
+  return /^(?:[^/]*\/)*(?:o\d+|gpt-5)(?:$|[-.:_@])/i.test(model);
 }
 
 const toUsage = (u: OpenAI.CompletionUsage | undefined | null): TokenUsage | null => {
