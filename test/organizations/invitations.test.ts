@@ -5,6 +5,7 @@ import { createTestApp, type TestApp } from '../support/app.js';
 import { addMember, createOrg, orgWithRoles, registerUser as registerUnverified, verifyEmailOf, type TestUser, onEnterprisePlan } from '../support/factories.js';
 import { JobRegistry } from '../../src/platform/queue/jobs.js';
 import { InvitationPurge } from '../../src/modules/organizations/invitation-purge.service.js';
+import { MAIL_WITHHELD } from '../../src/modules/organizations/invitations.service.js';
 
 /** Invitees here accept with the admin's token, which needs a verified e-mail (see the test of that rule below). */
 const registerUser = async (t: TestApp, prefix: string) => verifyEmailOf(t, await registerUnverified(t, prefix));
@@ -145,49 +146,91 @@ describe('invitations', () => {
   describe('invitation e-mails per hour', () => {
     const refusal = (per: 'address' | 'organization', limit: number) => ({
       code: 'invitation.mail_limited',
-      message: expect.stringMatching(new RegExp(`^at most ${limit} invitations ${per === 'address' ? 'to this address' : 'from this organization'} per hour; try again in \\d+ seconds$`)),
+      message: expect.stringMatching(new RegExp(`^at most ${limit} invitations ${per === 'address' ? 'to this address from this organization' : 'from this organization'} per hour; try again in \\d+ seconds$`)),
       details: { per, limit, retryAfterSeconds: expect.any(Number) },
     });
-    const newOrg = async (name: string) => {
-      const org = await createOrg(t, owner, name);
+    const newOrg = async (name: string, who: TestUser = owner) => {
+      const org = await createOrg(t, who, name);
       await onEnterprisePlan(t, org);
       return org;
     };
-    /** The invitations to the mailbox of `local`@example.test (any "+tag"), their jobs (each mails it once) and audit rows. */
+    const mailbox = (local: string) => `'^' || $1 || '(\\+[^@]*)?@example\\.test$'`.replace(/\$1/g, `'${local}'`);
+    /**
+     * The invitations to the mailbox of `local`@example.test (any "+tag"), their jobs that mail it (one e-mail each; the
+     * others record it not_sent), their e-mails recorded not_sent past the cap, and their audit rows.
+     */
     const sent = async (local: string) => (await t.db.admin.query(`SELECT
-        (SELECT count(*)::int FROM core.invitations WHERE email ~ ('^' || $1 || '(\\+[^@]*)?@example\\.test$')) AS invitations,
-        (SELECT count(*)::int FROM core.outbox WHERE topic = 'invitation.created' AND payload->>'email' ~ ('^' || $1 || '(\\+[^@]*)?@example\\.test$')) AS mails,
+        (SELECT count(*)::int FROM core.invitations WHERE email ~ (${mailbox(local)})) AS invitations,
+        (SELECT count(*)::int FROM core.outbox WHERE topic = 'invitation.created' AND payload->>'email' ~ (${mailbox(local)})
+          AND payload->'mailWithheld' IS NULL) AS mails,
+        (SELECT count(*)::int FROM core.email_deliveries WHERE template = 'invitation' AND to_address ~ (${mailbox(local)})
+          AND status = 'not_sent' AND smtp_response = $1) AS withheld,
         (SELECT count(*)::int FROM core.audit_logs a JOIN core.invitations i ON i.id::text = a.entity_id
-          WHERE a.action = 'invitation.created' AND i.email ~ ('^' || $1 || '(\\+[^@]*)?@example\\.test$')) AS audited`, [local])).rows[0];
+          WHERE a.action = 'invitation.created' AND i.email ~ (${mailbox(local)})) AS audited`, [MAIL_WITHHELD])).rows[0];
+    /** Runs the invitation jobs of `local`'s mailbox not run yet, as the outbox would. */
+    const runJobs = async (local: string) => {
+      const { rows } = await t.db.admin.query(`SELECT id::text, org_id, payload FROM core.outbox
+        WHERE topic = 'invitation.created' AND payload->>'email' ~ (${mailbox(local)}) ORDER BY id`);
+      for (const job of rows) await t.app.get(JobRegistry).run({ id: job.id, orgId: job.org_id, topic: 'invitation.created', payload: job.payload });
+    };
 
-    it('at most 3 an hour to one address, whichever organizations send them, revoked ones and "+tags" counted: then 429 invitation.mail_limited, nothing written; one more once the oldest is an hour old', async () => {
+    it('another organization exhausting an address\'s hour (invite, revoke, invite again, "+tags") does not refuse this one\'s invitation: 201, made but not mailed (not_sent, with why), its token in the response', async () => {
+      const attacker = await registerUser(t, 'attacker');
+      const attackerOrg = await newOrg('Free Inviter', attacker);
+      const victimOrg = await newOrg('Hiring Co');
+      const local = `hire.${Date.now()}`;
+      const hire = `${local}@example.test`;
+      for (let round = 0; round < 3; round++) {
+        const { body } = await invite(`${local}+x${round}@example.test`, 'member', attacker, attackerOrg).expect(201);
+        await runJobs(local); // mailed before it is revoked (a job runs once: the earlier ones do nothing again)
+        await t.http.delete(`/v1/orgs/${attackerOrg}/invitations/${body.id}`).set(attacker.auth).expect(204);
+      }
+      expect(await sent(local)).toEqual({ invitations: 3, mails: 3, withheld: 0, audited: 3 });
+
+      const made = await invite(hire, 'member', owner, victimOrg).expect(201);
+      // what the admin needs to share the link: the organization and the token
+      expect(made.body).toMatchObject({ orgId: victimOrg, email: hire, status: 'pending', token: expect.any(String) });
+      await runJobs(local);
+      expect(await sent(local)).toEqual({ invitations: 4, mails: 3, withheld: 1, audited: 4 });
+      expect((await t.db.admin.query(`SELECT org_id, status, smtp_response, data->>'invitationId' AS invitation FROM core.email_deliveries
+        WHERE template = 'invitation' AND to_address = $1`, [hire])).rows)
+        .toEqual([{ org_id: victimOrg, status: 'not_sent', smtp_response: MAIL_WITHHELD, invitation: made.body.id }]);
+      // no job sends it later: nothing queued to the mailbox beyond the attacker's 3 e-mails
+      expect((await t.db.admin.query(`SELECT count(*)::int AS n FROM core.email_deliveries WHERE template = 'invitation'
+        AND to_address ~ (${mailbox(local)}) AND status <> 'not_sent'`)).rows).toEqual([{ n: 3 }]);
+      // the invitee accepts with the token the admin shares
+      const invitee = await verifyEmailOf(t, await registerUnverified(t, 'hire', undefined, hire));
+      expect((await accept(invitee, made.body.token, victimOrg).expect(200)).body).toEqual({ orgId: victimOrg, userId: invitee.id, role: 'member' });
+    });
+
+    it('at most 3 an hour to one address from one organization, revoked ones and "+tags" counted: then 429 invitation.mail_limited, nothing written; one more once the oldest is an hour old', async () => {
       const local = `target.${Date.now()}`;
       const target = `${local}@example.test`;
-      const other = await newOrg('Second Inviter');
+      const org = await newOrg('Repeat Inviter');
       // invite, revoke, invite again: each round mailed the address once more
       for (let round = 0; round < 2; round++) {
-        const { body } = await invite(target).expect(201);
-        await t.http.delete(`/v1/orgs/${orgId}/invitations/${body.id}`).set(owner.auth).expect(204);
+        const { body } = await invite(target, 'member', owner, org).expect(201);
+        await t.http.delete(`/v1/orgs/${org}/invitations/${body.id}`).set(owner.auth).expect(204);
       }
-      await invite(`${local}+other@example.test`, 'member', owner, other).expect(201);
-      expect(await sent(local)).toEqual({ invitations: 3, mails: 3, audited: 3 });
-      for (const [email, org] of [[target, orgId], [target.toUpperCase(), other], [`${local}+again@example.test`, await newOrg('Third Inviter')]]) {
+      await invite(`${local}+other@example.test`, 'member', owner, org).expect(201);
+      expect(await sent(local)).toEqual({ invitations: 3, mails: 3, withheld: 0, audited: 3 });
+      for (const email of [target, target.toUpperCase(), `${local}+again@example.test`]) {
         const refused = await invite(email, 'member', owner, org).expect(429);
         expect(refused.body.error).toEqual(refusal('address', 3));
         expect(refused.body.error.details.retryAfterSeconds).toBeGreaterThan(3500);
         expect(refused.body.error.details.retryAfterSeconds).toBeLessThanOrEqual(3600);
         expect(refused.headers['retry-after']).toBe(String(refused.body.error.details.retryAfterSeconds));
       }
-      expect(await sent(local)).toEqual({ invitations: 3, mails: 3, audited: 3 });
+      expect(await sent(local)).toEqual({ invitations: 3, mails: 3, withheld: 0, audited: 3 });
       // another address is not held up
-      await invite(`bystander.${Date.now()}@example.test`).expect(201);
+      await invite(`bystander.${Date.now()}@example.test`, 'member', owner, org).expect(201);
 
       // the oldest leaves the hour: one more, and only one
       await t.db.admin.query(`UPDATE core.invitations SET created_at = created_at - interval '1 hour'
         WHERE id = (SELECT id FROM core.invitations WHERE email = $1 ORDER BY created_at LIMIT 1)`, [target]);
-      await invite(target).expect(201);
-      expect((await invite(`${local}+later@example.test`, 'member', owner, other).expect(429)).body.error).toEqual(refusal('address', 3));
-      expect(await sent(local)).toEqual({ invitations: 4, mails: 4, audited: 4 });
+      await invite(target, 'member', owner, org).expect(201);
+      expect((await invite(`${local}+later@example.test`, 'member', owner, org).expect(429)).body.error).toEqual(refusal('address', 3));
+      expect(await sent(local)).toEqual({ invitations: 4, mails: 4, withheld: 0, audited: 4 });
     });
 
     it('at most 50 an hour from one organization, revoked ones counted: then 429 invitation.mail_limited, nothing written', async () => {
@@ -203,21 +246,28 @@ describe('invitations', () => {
       expect(refused.body.error.details.retryAfterSeconds).toBeGreaterThan(600);
       expect(refused.body.error.details.retryAfterSeconds).toBeLessThanOrEqual(660);
       expect(refused.headers['retry-after']).toBe(String(refused.body.error.details.retryAfterSeconds));
-      expect(await sent(local)).toEqual({ invitations: 0, mails: 0, audited: 0 });
+      expect(await sent(local)).toEqual({ invitations: 0, mails: 0, withheld: 0, audited: 0 });
       // another organization is not held up
       await invite(`${local}@example.test`).expect(201);
       await t.db.admin.query(`UPDATE core.invitations SET created_at = created_at - interval '11 minutes' WHERE org_id = $1 AND email LIKE 'bulk1.%'`, [org]);
       await invite(`${local}+second@example.test`, 'member', owner, org).expect(201);
-      expect(await sent(local)).toEqual({ invitations: 2, mails: 2, audited: 2 });
+      expect(await sent(local)).toEqual({ invitations: 2, mails: 2, withheld: 0, audited: 2 });
     });
 
-    it('concurrent invitations to one address from several organizations count one after the other: 3 made, the rest 429', async () => {
+    it('concurrent invitations to one address count one after the other: from several organizations all made, 3 mailed; from one, 3 made, the rest 429', async () => {
       const orgs = await Promise.all([1, 2, 3, 4, 5].map((i) => newOrg(`Racing Inviter ${i}`)));
       const local = `raced.${Date.now()}`;
       const answers = await Promise.all(orgs.map((org) => invite(`${local}@example.test`, 'member', owner, org)));
-      expect(answers.map((r) => r.status).sort()).toEqual([201, 201, 201, 429, 429]);
-      for (const r of answers.filter((a) => a.status === 429)) expect(r.body.error).toEqual(refusal('address', 3));
-      expect(await sent(local)).toEqual({ invitations: 3, mails: 3, audited: 3 });
+      expect(answers.map((r) => r.status)).toEqual([201, 201, 201, 201, 201]);
+      await runJobs(local);
+      expect(await sent(local)).toEqual({ invitations: 5, mails: 3, withheld: 2, audited: 5 });
+
+      const one = await newOrg('Racing Repeater');
+      const again = `raced.again.${Date.now()}`;
+      const repeated = await Promise.all([1, 2, 3, 4, 5].map((i) => invite(`${again}+${i}@example.test`, 'member', owner, one)));
+      expect(repeated.map((r) => r.status).sort()).toEqual([201, 201, 201, 429, 429]);
+      for (const r of repeated.filter((a) => a.status === 429)) expect(r.body.error).toEqual(refusal('address', 3));
+      expect(await sent(again)).toEqual({ invitations: 3, mails: 3, withheld: 0, audited: 3 });
     });
   });
 

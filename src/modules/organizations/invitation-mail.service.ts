@@ -7,14 +7,15 @@ import { PrivilegedDatabase } from '../../platform/database/privileged.service.j
 import { qb } from '../../platform/database/query-builder.js';
 import { erasedEmail } from '../auth/user.repository.js';
 import { JobRegistry } from '../../platform/queue/jobs.js';
-import { EmailLinks, queueEmail } from '../notifications/email-delivery.service.js';
+import { EmailLinks, queueEmail, type QueuedEmail } from '../notifications/email-delivery.service.js';
 import { notificationRepository } from '../notifications/notification.repository.js';
-import { hashInvitationToken, INVITATION_CREATED } from './invitations.service.js';
+import { hashInvitationToken, INVITATION_CREATED, MAIL_WITHHELD } from './invitations.service.js';
 
 /**
  * The invitation e-mail. The job of INVITATION_CREATED queues it (no token anywhere); when it is sent, a
  * token of its own is minted for the link and only its hash stored (core.invitations.mailed_token_hash,
- * which core.accept_invitation accepts like the token shown to the inviting admin). A resend replaces it.
+ * which core.accept_invitation accepts like the token shown to the inviting admin). A resend replaces it. An invitation
+ * made past its mailbox's hourly cap (the job's mailWithheld) is not mailed: its e-mail is recorded not_sent, with why.
  */
 @Injectable()
 export class InvitationMail implements OnModuleInit {
@@ -32,13 +33,20 @@ export class InvitationMail implements OnModuleInit {
       const invitationId = String(job.payload.invitationId);
       const invitation = await this.pending(db, job.orgId, invitationId);
       if (!invitation) return; // revoked or accepted before the mail went out
-      await queueEmail({ db, orgId: job.orgId }, {
+      const email: QueuedEmail = {
         userId: null, to: invitation.email, template: 'invitation', category: 'organization',
         data: {
           invitationId, role: invitation.role, orgName: invitation.org_name, inviterName: invitation.inviter_name ?? inviterAddress(invitation),
           expiresAt: new Date(invitation.expires_at).toUTCString(),
         },
-      });
+      };
+      if (job.payload.mailWithheld === true) {
+        // recorded as the delivery log records every e-mail not sent (no job: nothing to send)
+        const id = await notificationRepository.insertDelivery(db, { orgId: job.orgId, ...email, status: 'queued' });
+        await notificationRepository.setDelivery(db, job.orgId, id, { status: 'not_sent', smtpResponse: MAIL_WITHHELD });
+        return;
+      }
+      await queueEmail({ db, orgId: job.orgId }, email);
     }));
     this.links.register('invitation', async (db, delivery) => {
       const token = randomBytes(32).toString('base64url');

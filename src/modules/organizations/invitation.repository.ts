@@ -38,16 +38,22 @@ export const invitationRepository = {
   },
 
   /**
-   * The invitations created within the last hour to `email`'s mailbox (lower-cased, without a "+tag"), by any organization,
-   * and by the request's organization, to any address; each with the seconds until the oldest leaves the hour.
-   * core.invitations_within_hour (SECURITY DEFINER: the first count reads across organizations) takes the organization's
-   * and the mailbox's locks first, held until the transaction ends: concurrent creations count one after the other.
+   * The invitations created within the last hour to `email`'s mailbox (lower-cased, without a "+tag"): by any
+   * organization, and by the request's organization; and by the request's organization to any address; each with the
+   * seconds until the oldest leaves the hour. core.invitations_within_hour (SECURITY DEFINER: the first count reads
+   * across organizations) takes the organization's and the mailbox's locks first, held until the transaction ends:
+   * concurrent creations count one after the other.
    */
-  async recentlyCreated(db: Db, email: string): Promise<{ toMailbox: RecentCount; byOrganization: RecentCount }> {
-    const [row] = await db.$queryRaw<{ to_mailbox: number; to_mailbox_retry_after: number; by_org: number; by_org_retry_after: number }[]>`
-      SELECT to_mailbox, to_mailbox_retry_after, by_org, by_org_retry_after FROM core.invitations_within_hour(${email})`;
+  async recentlyCreated(db: Db, email: string): Promise<{ toMailbox: RecentCount; toMailboxFromOrganization: RecentCount; byOrganization: RecentCount }> {
+    const [row] = await db.$queryRaw<{
+      to_mailbox: number; to_mailbox_retry_after: number; to_mailbox_from_org: number; to_mailbox_from_org_retry_after: number;
+      by_org: number; by_org_retry_after: number;
+    }[]>`
+      SELECT to_mailbox, to_mailbox_retry_after, to_mailbox_from_org, to_mailbox_from_org_retry_after, by_org, by_org_retry_after
+      FROM core.invitations_within_hour(${email})`;
     return {
       toMailbox: { count: row.to_mailbox, retryAfterSeconds: row.to_mailbox_retry_after },
+      toMailboxFromOrganization: { count: row.to_mailbox_from_org, retryAfterSeconds: row.to_mailbox_from_org_retry_after },
       byOrganization: { count: row.by_org, retryAfterSeconds: row.by_org_retry_after },
     };
   },

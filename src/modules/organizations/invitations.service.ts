@@ -34,12 +34,18 @@ const seatsReached = (l: LimitExceeded) => `the ${l.plan} plan allows ${l.allows
   + 'before this invitation can be accepted (it stays pending until then)';
 
 /**
- * Invitations (each mails its invitee, with a subject naming the organization) per hour: to one mailbox, whichever
- * organizations send them, and from one organization; past either 429 invitation.mail_limited. Revoked ones count too:
- * their mail went out, and invite, revoke, invite again must not mail an address without end.
+ * Invitations (each mails its invitee, with a subject naming the organization) per hour. From one organization: to one
+ * mailbox, and to any; past either 429 invitation.mail_limited. To one mailbox, whichever organizations send them: past
+ * it the invitation is made but not mailed (refusing it let any organization keep every other from inviting an address:
+ * review r11); its admin shares the link (the response's token). Revoked ones count too: their mail went out, and
+ * invite, revoke, invite again must not mail an address without end.
  */
 export const INVITATIONS_PER_MAILBOX_PER_HOUR = 3;
 export const INVITATIONS_PER_ORGANIZATION_PER_HOUR = 50;
+
+/** Why an invitation past the mailbox's hourly cap was not mailed: its e-mail's not_sent reason (core.email_deliveries). */
+export const MAIL_WITHHELD = `not sent: ${INVITATIONS_PER_MAILBOX_PER_HOUR} invitations to this address were made within the hour, `
+  + 'whichever organizations sent them; the inviting admin shares the invitation\'s link';
 
 /** Only the SHA-256 of a token is stored; the token itself is shown once, to the inviting admin. */
 export const hashInvitationToken = (token: string) => createHash('sha256').update(token, 'utf8').digest('hex');
@@ -62,10 +68,12 @@ export class InvitationsService {
     if (await members.findByEmail(tx.db, tx.orgId, dto.email)) {
       throw OrganizationsErrors.error('invitation.already_member', `${dto.email} is already a member of this organization`);
     }
-    // counted under the organization's and the address's locks, held until this transaction ends (the invitation is in)
+    // counted under the organization's and the address's locks, held until this transaction ends (the invitation is in);
+    // refused on this organization's own counts only, never on another's
     const recent = await invitations.recentlyCreated(tx.db, dto.email);
-    refuseOverLimit(recent.toMailbox, INVITATIONS_PER_MAILBOX_PER_HOUR, 'invitations to this address', 'address');
+    refuseOverLimit(recent.toMailboxFromOrganization, INVITATIONS_PER_MAILBOX_PER_HOUR, 'invitations to this address from this organization', 'address');
     refuseOverLimit(recent.byOrganization, INVITATIONS_PER_ORGANIZATION_PER_HOUR, 'invitations from this organization', 'organization');
+    const mailWithheld = recent.toMailbox.count >= INVITATIONS_PER_MAILBOX_PER_HOUR;
     for (const id of await invitations.deleteExpiredFor(tx.db, tx.orgId, dto.email)) {
       await this.audit.record(tx, { action: 'invitation.expired_replaced', entityType: 'invitation', entityId: id });
     }
@@ -75,8 +83,11 @@ export class InvitationsService {
       invitedBy: tx.principal.kind === 'user' ? tx.principal.userId : null, ttlDays: this.config.invitationTtlDays,
     }), { '23505': () => OrganizationsErrors.error('invitation.pending_exists', `${dto.email} already has a pending invitation; revoke it first`) });
     await this.audit.record(tx, { action: 'invitation.created', entityType: 'invitation', entityId: invitation.id, after: invitation });
-    // the notifications module mails the invitee a link with a token of its own, minted when it sends
-    await enqueue(tx, INVITATION_CREATED, { invitationId: invitation.id, email: invitation.email, role: invitation.role, expiresAt: invitation.expiresAt });
+    // the notifications module mails the invitee a link with a token of its own, minted when it sends; past the
+    // mailbox's cap the job records the e-mail not_sent instead (InvitationMail)
+    await enqueue(tx, INVITATION_CREATED, {
+      invitationId: invitation.id, email: invitation.email, role: invitation.role, expiresAt: invitation.expiresAt, ...(mailWithheld ? { mailWithheld: true } : {}),
+    });
     await emitEvent(tx, 'member.invited', {
       invitationId: invitation.id, email: invitation.email, role: invitation.role, invitedBy: invitation.invitedBy, expiresAt: new Date(invitation.expiresAt).toISOString(),
     });

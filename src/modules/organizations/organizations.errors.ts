@@ -12,7 +12,7 @@ export const OrganizationsErrors = defineErrorCodes({
   'invitation.pending_exists': { status: 409, description: 'the e-mail already has a pending invitation' },
   'invitation.mail_limited': {
     status: 429,
-    description: 'too many invitations within the hour, each of which mails its invitee: to this address (whichever organizations sent them) or from this organization; wait details.retryAfterSeconds',
+    description: 'too many invitations from this organization within the hour, each of which mails its invitee: to this address or in all; wait details.retryAfterSeconds',
   },
   'invitation.not_pending': { status: 409, description: 'the invitation is already accepted, revoked or expired' },
   'invitation.email_mismatch': { status: 403, description: 'the invitation was sent to another e-mail address' },
