@@ -1,5 +1,5 @@
 import jwt from 'jsonwebtoken';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { addMember, createOrg, onEnterprisePlan, onPlan, registerUser, type TestUser } from '../support/factories.js';
 import { ledgerUrl, startBooks } from '../ledger/ledger-support.js';
@@ -10,6 +10,8 @@ import { startOpenAiDouble, type OpenAiDouble } from '../support/doubles/openai-
 import { testKeys } from '../integrations/keys.js';
 import { agentsUrl } from '../agents/agents-support.js';
 import { issueInvoice, setupReceivables } from '../receivables/receivables-support.js';
+import { AuditService } from '../../src/modules/audit/audit.service.js';
+import { DatabaseUnavailableError } from '../../src/platform/errors/database-errors.js';
 
 describe('POST /v1/orgs/{orgId}/privacy/vendors/{vendorId}/erasure: a natural-person vendor', () => {
   let t: TestApp;
@@ -144,5 +146,70 @@ describe('a party\'s erasure and the AI runs that read it', () => {
     expect(ofNamed!.n).toBeGreaterThan(0);
     const ofOther = steps.rows.find((r) => r.run_id === other);
     expect(ofOther?.blank).toBe(0);
+  });
+
+  /** A run of the organization still running (its execution elsewhere), whose tool result named `text`. */
+  const runningRun = async (orgId: string, startedBy: string, text: string) => {
+    const q = (sql: string, params: unknown[]) => t.db.admin.query(sql, params);
+    const agentId = (await q(`INSERT INTO ai.agents (org_id, name, type, model_id, created_by) VALUES ($1, 'Runner ' || gen_random_uuid(), 'assistant', 'gpt-4o-mini', $2) RETURNING id`,
+      [orgId, startedBy])).rows[0].id;
+    const { rows: [{ id }] } = await q(`INSERT INTO ai.runs (org_id, agent_id, model_id, started_by, trigger, input, started_at)
+      VALUES ($1, $2, 'gpt-4o-mini', $3, 'interactive', $4, now()) RETURNING id`, [orgId, agentId, startedBy, JSON.stringify({ messages: [{ role: 'user', content: 'Who owes us?' }] })]);
+    await q(`INSERT INTO ai.run_steps (org_id, run_id, step_no, kind, name, status, started_at, ended_at, latency_ms, detail)
+      VALUES ($1, $2, 1, 'tool_call', 'list_open_invoices', 'succeeded', now(), now(), 0, $3)`, [orgId, id, JSON.stringify({ result: text })]);
+    return id as string;
+  };
+  const stored = async (id: string) => (await t.db.admin.query(`SELECT r.status, r.input::text AS input, r.error_message,
+    (SELECT json_agg(s.detail ORDER BY s.step_no) FROM ai.run_steps s WHERE s.org_id = r.org_id AND s.run_id = r.id) AS details
+    FROM ai.runs r WHERE r.id = $1`, [id])).rows[0];
+
+  it('a run still running that named the customer is cancelled before its content goes (audited and announced as a cancel; the erasure audits the count); another running run goes on', async () => {
+    const owner = await registerUser(t, 'party-running');
+    const orgId = await createOrg(t, owner, 'Running Party Ltd');
+    await onPlan(t, orgId, 'professional');
+    const customer = (await t.http.post(`/v1/orgs/${orgId}/receivables/customers`).set(owner.auth)
+      .send({ name: 'Rita Runningova', email: 'rita.runningova@example.test' }).expect(201)).body;
+    const naming = await runningRun(orgId, owner.id, `[{"customerId":"${customer.id}","name":"Rita Runningova"}]`);
+    const other = await runningRun(orgId, owner.id, '[]');
+
+    await t.http.post(`/v1/orgs/${orgId}/privacy/customers/${customer.id}/erasure`).set(owner.auth).expect(200);
+
+    expect(await stored(naming)).toEqual({ status: 'cancelled', input: '{}', error_message: null, details: [{}] });
+    expect(await stored(other)).toEqual({ status: 'running', input: expect.stringContaining('Who owes us?'), error_message: null, details: [{ result: '[]' }] });
+    expect(await findEverywhere(t.db.admin, 'Rita Runningova')).toEqual([]);
+    const audits = await t.db.admin.query(`SELECT action, entity_id, actor_id, after FROM core.audit_logs WHERE org_id = $1
+      AND action IN ('ai.run_cancelled', 'party.erased', 'party.runs_erased') ORDER BY id`, [orgId]);
+    expect(audits.rows).toEqual([
+      { action: 'party.erased', entity_id: customer.id, actor_id: owner.id, after: { party: 'customer', erased: true } },
+      { action: 'ai.run_cancelled', entity_id: naming, actor_id: owner.id, after: expect.objectContaining({ status: 'cancelled', errorClass: 'cancelled' }) },
+      { action: 'party.runs_erased', entity_id: customer.id, actor_id: owner.id, after: { party: 'customer', runsBlanked: 1, runsCancelled: 1 } },
+    ]);
+    const events = await t.db.admin.query(`SELECT payload->'payload'->>'runId' AS run_id FROM core.outbox WHERE org_id = $1 AND payload->>'type' = 'agent.run.failed'`, [orgId]);
+    expect(events.rows).toEqual([{ run_id: naming }]);
+  });
+
+  it('a party erasure that fails (rolled back) leaves the runs naming the party as they are: nothing blanked, nothing cancelled, nothing audited', async () => {
+    const owner = await registerUser(t, 'party-fails');
+    const orgId = await createOrg(t, owner, 'Failing Party Ltd');
+    await onPlan(t, orgId, 'professional');
+    const customer = (await t.http.post(`/v1/orgs/${orgId}/receivables/customers`).set(owner.auth)
+      .send({ name: 'Fritz Failsworth', email: 'fritz.failsworth@example.test' }).expect(201)).body;
+    const naming = await runningRun(orgId, owner.id, `[{"customerId":"${customer.id}","name":"Fritz Failsworth"}]`);
+    const before = await stored(naming);
+    const audit = t.app.get(AuditService);
+    const record = audit.record.bind(audit);
+    jest.spyOn(audit, 'record').mockImplementation(async (...args: Parameters<AuditService['record']>) => {
+      if (args[1].action === 'party.erased') throw new DatabaseUnavailableError(new Error('connection lost (simulated)'));
+      return record(...args);
+    });
+    try {
+      await t.http.post(`/v1/orgs/${orgId}/privacy/customers/${customer.id}/erasure`).set(owner.auth).expect(503);
+    } finally {
+      jest.restoreAllMocks();
+    }
+    expect(await stored(naming)).toEqual({ ...before, status: 'running' });
+    expect(before.details).toEqual([{ result: expect.stringContaining('Fritz Failsworth') }]);
+    expect((await t.db.admin.query('SELECT name, email FROM finance.customers WHERE id = $1', [customer.id])).rows).toEqual([{ name: 'Fritz Failsworth', email: 'fritz.failsworth@example.test' }]);
+    expect((await t.db.admin.query(`SELECT action FROM core.audit_logs WHERE org_id = $1 AND action IN ('ai.run_cancelled', 'party.erased', 'party.runs_erased')`, [orgId])).rows).toEqual([]);
   });
 });

@@ -146,25 +146,12 @@ export const erasureRepository = {
    * its run owes none (its mark is cleared, so the sweep of owed events, agents.cancel_events, emits none either;
    * its execution can open no transaction there any more).
    */
-  async cancelRuns(db: Db, person: LocatedPerson, now: Date): Promise<{ orgId: string; run: RunDto; midCall: boolean; orgDeleted: boolean }[]> {
+  async cancelRuns(db: Db, person: LocatedPerson, now: Date): Promise<CancelledRun[]> {
     const t = PERSONAL_DATA_CATALOG.find((x) => x.table === 'ai.runs')!;
     const where = locate(t, person)!;
     const locked = await db.$queryRawUnsafe<{ org_id: string; id: string; status: string }[]>(
       `SELECT x.org_id, x.id, x.status FROM ai.runs x WHERE ${where.sql} ORDER BY x.org_id, x.id FOR UPDATE`, ...where.values);
-    const running = locked.filter((r) => r.status === 'running');
-    if (!running.length) return [];
-    const rows = await db.$queryRaw<(Selectable<DB['ai.runs']> & { mid_call: boolean; org_deleted: boolean })[]>`
-      WITH target AS (
-        SELECT r.org_id, r.id, (o.deleted_at IS NOT NULL) AS org_deleted
-        FROM unnest(${running.map((r) => r.org_id)}::uuid[], ${running.map((r) => r.id)}::uuid[]) AS r(org_id, id)
-        JOIN core.organizations o ON o.id = r.org_id)
-      UPDATE ai.runs x SET status = 'cancelled', stop_reason = 'cancelled', error_class = 'cancelled', error_message = 'cancelled by a person',
-        finished_at = ${now}, latency_ms = greatest(0, round(extract(epoch FROM (${now}::timestamptz - x.started_at)) * 1000))::int, lease_until = NULL,
-        call_in_flight_until = CASE WHEN t.org_deleted THEN NULL ELSE x.call_in_flight_until END
-      FROM target t
-      WHERE x.org_id = t.org_id AND x.id = t.id AND x.status = 'running'
-      RETURNING x.*, coalesce(x.call_in_flight_until > ${now}::timestamptz, false) AS mid_call, t.org_deleted`;
-    return rows.map(({ mid_call, org_deleted, ...r }) => ({ orgId: r.org_id, run: toRun(r), midCall: mid_call, orgDeleted: org_deleted }));
+    return cancelLockedRuns(db, locked, now);
   },
 
   /**
@@ -239,24 +226,29 @@ export const erasureRepository = {
   },
 
   /**
-   * A party's erasure, on the privileged path privacy.erasure (the immutability triggers' exception for run content): the
-   * AI runs of the organization that name the party's id (a tool's result lists it with its name; the model's answer
-   * then quotes the name) lose their content as a person's do: every step's detail '{}' and error message NULL, the run's
-   * input '{}', output and error message NULL. Answers the runs blanked.
+   * A party's erasure, on the privileged path privacy.erasure (the immutability triggers' exception for run content), once
+   * the party's own erasure has committed (re-runnable: it finds what is left): the AI runs of the organization that name
+   * the party's id (`partyId` lower case; a tool's result lists it with its name; the model's answer then quotes the name)
+   * are locked, those still running cancelled as cancelRuns cancels a person's (their execution stops at its next step; a
+   * call in flight waits for the lock, then finds the input '{}' and adds its step without content), and all lose their
+   * content as a person's do: every step's detail '{}' and error message NULL, the run's input '{}', output and error
+   * message NULL. Answers the runs cancelled (for their audit and event) and how many runs were blanked.
    */
-  async blankRunsNamingParty(db: Db, orgId: string, partyId: string): Promise<number> {
-    const runs = await db.$queryRaw<{ id: string }[]>`
-      SELECT s.run_id AS id FROM ai.run_steps s WHERE s.org_id = ${orgId}::uuid AND strpos(lower(s.detail::text || coalesce(s.error_message, '')), ${partyId}) > 0
-      UNION SELECT r.id FROM ai.runs r WHERE r.org_id = ${orgId}::uuid
-        AND strpos(lower(r.input::text || coalesce(r.output, '') || coalesce(r.error_message, '')), ${partyId}) > 0
-      ORDER BY 1`;
-    if (!runs.length) return 0;
+  async blankRunsNamingParty(db: Db, orgId: string, partyId: string, now: Date): Promise<{ cancelled: CancelledRun[]; blanked: number }> {
+    const runs = await db.$queryRaw<{ org_id: string; id: string; status: string }[]>`
+      SELECT r.org_id, r.id, r.status FROM ai.runs r WHERE r.org_id = ${orgId}::uuid
+        AND (strpos(lower(r.input::text || coalesce(r.output, '') || coalesce(r.error_message, '')), ${partyId}) > 0
+          OR EXISTS (SELECT 1 FROM ai.run_steps s WHERE s.org_id = r.org_id AND s.run_id = r.id
+            AND strpos(lower(s.detail::text || coalesce(s.error_message, '')), ${partyId}) > 0))
+      ORDER BY r.id FOR UPDATE OF r`;
+    if (!runs.length) return { cancelled: [], blanked: 0 };
+    const cancelled = await cancelLockedRuns(db, runs, now);
     const ids = runs.map((r) => r.id);
     await db.$executeRaw`UPDATE ai.run_steps SET detail = '{}'::jsonb, error_message = NULL
       WHERE org_id = ${orgId}::uuid AND run_id = ANY(${ids}::uuid[]) AND (detail <> '{}'::jsonb OR error_message IS NOT NULL)`;
     await db.$executeRaw`UPDATE ai.runs SET input = '{}'::jsonb, output = NULL, error_message = NULL
       WHERE org_id = ${orgId}::uuid AND id = ANY(${ids}::uuid[]) AND (input <> '{}'::jsonb OR output IS NOT NULL OR error_message IS NOT NULL)`;
-    return ids.length;
+    return { cancelled, blanked: ids.length };
   },
 
   async partyName(db: Db, party: string, orgId: string, partyId: string): Promise<string> {
@@ -270,6 +262,31 @@ export const erasureRepository = {
     await db.$executeRaw`SELECT core.erase_auth_user(${userId}::uuid, ${pseudonym})`;
   },
 };
+
+/** A run an erasure cancelled (cancelRuns, blankRunsNamingParty): as stored, with its organization and how to announce it. */
+type CancelledRun = { orgId: string; run: RunDto; midCall: boolean; orgDeleted: boolean };
+
+/**
+ * Cancels those of `locked` (runs the caller locked FOR UPDATE) still running, as the API's cancel does (cancelRuns; a
+ * party's erasure, cancelRunsNamingParty): answers them as stored, with their organization, whether a call was in flight
+ * and whether their organization is deleted (no event then: its mark is cleared).
+ */
+async function cancelLockedRuns(db: Db, locked: { org_id: string; id: string; status: string }[], now: Date): Promise<CancelledRun[]> {
+  const running = locked.filter((r) => r.status === 'running');
+  if (!running.length) return [];
+  const rows = await db.$queryRaw<(Selectable<DB['ai.runs']> & { mid_call: boolean; org_deleted: boolean })[]>`
+    WITH target AS (
+      SELECT r.org_id, r.id, (o.deleted_at IS NOT NULL) AS org_deleted
+      FROM unnest(${running.map((r) => r.org_id)}::uuid[], ${running.map((r) => r.id)}::uuid[]) AS r(org_id, id)
+      JOIN core.organizations o ON o.id = r.org_id)
+    UPDATE ai.runs x SET status = 'cancelled', stop_reason = 'cancelled', error_class = 'cancelled', error_message = 'cancelled by a person',
+      finished_at = ${now}, latency_ms = greatest(0, round(extract(epoch FROM (${now}::timestamptz - x.started_at)) * 1000))::int, lease_until = NULL,
+      call_in_flight_until = CASE WHEN t.org_deleted THEN NULL ELSE x.call_in_flight_until END
+    FROM target t
+    WHERE x.org_id = t.org_id AND x.id = t.id AND x.status = 'running'
+    RETURNING x.*, coalesce(x.call_in_flight_until > ${now}::timestamptz, false) AS mid_call, t.org_deleted`;
+  return rows.map(({ mid_call, org_deleted, ...r }) => ({ orgId: r.org_id, run: toRun(r), midCall: mid_call, orgDeleted: org_deleted }));
+}
 
 /** Whom erasure and export look for: the user id, and the e-mail addresses they have proven (erasureRepository.provenEmails). */
 export interface LocatedPerson {

@@ -2,11 +2,11 @@ import { Body, Controller, Delete, HttpCode, Post, Req } from '@nestjs/common';
 import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { FastifyRequest } from 'fastify';
 import { ADMIN_ROLES, type Principal } from '../../platform/auth/principal.js';
-import type { TenantTx } from '../../platform/database/database.service.js';
+import { DatabaseService } from '../../platform/database/database.service.js';
 import { IdParam } from '../../platform/http/id-param.js';
 import { ApiErrorCodes } from '../../platform/errors/catalog.js';
 import { ApiErrors } from '../../platform/http/openapi.js';
-import { CurrentPrincipal, OrgRoute, RequireRole, Tx } from '../../platform/http/tenant.js';
+import { CurrentPrincipal, OrgPreflightRoute, openTenant, Preflight, type PreflightTenant, RequireRole } from '../../platform/http/tenant.js';
 import { clientInfo } from '../auth/auth.controller.js';
 import { EraseMeDto, ErasureDto, PartyErasureDto } from './privacy.dto.js';
 import { PartyErasureService } from './party-erasure.service.js';
@@ -49,14 +49,15 @@ export class PrivacyController {
 /**
  * An organization erases a natural-person party (owner, admin, or a service key). One route per party table of the catalog, all
  * served by the same catalog-driven service. Not behind a
- * subscription: erasure is a legal duty on any plan.
+ * subscription: erasure is a legal duty on any plan. A preflight route: the service commits the party's erasure in its own
+ * tenant transaction before the AI runs naming it are blanked on the privileged path.
  */
 @ApiTags('privacy')
-@OrgRoute()
+@OrgPreflightRoute()
 @RequireRole(...ADMIN_ROLES)
 @Controller('v1/orgs/:orgId/privacy')
 export class PartyErasureController {
-  constructor(private readonly parties: PartyErasureService) {}
+  constructor(private readonly parties: PartyErasureService, private readonly db: DatabaseService) {}
 
   @Post('vendors/:vendorId/erasure')
   @HttpCode(200)
@@ -67,8 +68,8 @@ export class PartyErasureController {
   @ApiOkResponse({ type: PartyErasureDto })
   @ApiErrors(400)
   @ApiErrorCodes('privacy.party_not_found')
-  eraseVendor(@Tx() tx: TenantTx, @IdParam('vendorId', 'vendor') vendorId: string): Promise<PartyErasureDto> {
-    return this.parties.erase(tx, 'vendor', vendorId);
+  eraseVendor(@Preflight() preflight: PreflightTenant, @IdParam('vendorId', 'vendor') vendorId: string): Promise<PartyErasureDto> {
+    return this.parties.erase(openTenant(this.db, preflight), 'vendor', vendorId);
   }
 
   @Post('customers/:customerId/erasure')
@@ -80,7 +81,7 @@ export class PartyErasureController {
   @ApiOkResponse({ type: PartyErasureDto })
   @ApiErrors(400)
   @ApiErrorCodes('privacy.party_not_found')
-  eraseCustomer(@Tx() tx: TenantTx, @IdParam('customerId', 'customer') customerId: string): Promise<PartyErasureDto> {
-    return this.parties.erase(tx, 'customer', customerId);
+  eraseCustomer(@Preflight() preflight: PreflightTenant, @IdParam('customerId', 'customer') customerId: string): Promise<PartyErasureDto> {
+    return this.parties.erase(openTenant(this.db, preflight), 'customer', customerId);
   }
 }
