@@ -299,7 +299,7 @@ describe('data exports: POST /v1/me/data-export, POST /v1/orgs/{orgId}/data-expo
     expect(existsSync(join(dir, `${ready}.zip`))).toBe(true);
 
     await t.http.delete('/v1/me').set(r.auth).send({ password: PASSWORD }).expect(200);
-    expect((await download(link, 410)).body).toBeDefined();
+    expect(JSON.parse(((await download(link, 410)).body as Buffer).toString('utf8')).error.code).toBe('privacy.export_link_expired');
     expect(existsSync(join(dir, `${ready}.zip`))).toBe(false);
     await t.app.get(OutboxRelay).drain();
     expect(existsSync(join(dir, `${queued}.zip`))).toBe(false);
@@ -327,7 +327,7 @@ describe('data exports: POST /v1/me/data-export, POST /v1/orgs/{orgId}/data-expo
     await t.http.delete('/v1/me').set(r.auth).send({ password: PASSWORD }).expect(200);
 
     for (const e of [ofSolo, ofShared]) {
-      expect((await download(e.link, 410)).body).toBeDefined();
+      expect(JSON.parse(((await download(e.link, 410)).body as Buffer).toString('utf8')).error.code).toBe('privacy.export_link_expired');
       expect(existsSync(join(dir, `${e.id}.zip`))).toBe(false);
     }
     await download(ofSharedByOwner.link);

@@ -1029,9 +1029,9 @@ export class RunsService implements OnModuleInit {
    * call any of them has in flight is released, settled at nothing as the lost-runs sweep settles one (no execution can:
    * none opens a transaction in a deleted organization; one let in before the deletion committed writes nothing there,
    * addCallStep), with no threshold event. Executions here are cut once the deletion commits (afterCommit): should it roll
-   * back, they go on as the runs do. Answers the runs cancelled.
+   * back, they go on as the runs do.
    */
-  async cancelRunsOfDeletedOrganization(tx: TenantTx): Promise<string[]> {
+  async cancelRunsOfDeletedOrganization(tx: TenantTx): Promise<void> {
     const now = this.now();
     const locked = await repo.lockRunsOfDeletedOrganization(tx.db, tx.orgId);
     const cancelled: RunDto[] = [];
@@ -1049,7 +1049,6 @@ export class RunsService implements OnModuleInit {
     tx.db.afterCommit(() => {
       for (const run of cancelled) this.active.get(run.id)?.abort();
     });
-    return cancelled.map((r) => r.id);
   }
 }
 

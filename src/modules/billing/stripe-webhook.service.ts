@@ -106,7 +106,7 @@ export class StripeWebhookService implements OnModuleInit {
     const obj = (event.data?.object ?? {}) as any; // signed by Stripe, yet never trusted to be complete
     // each source in turn: Stripe sends an invoice's own metadata as {} (present, empty), the subscription's under parent
     const claims = [obj.metadata, obj.parent?.subscription_details?.metadata, obj.subscription_details?.metadata].map((m) => m?.org_id);
-    for (const claimed of [...claims, obj.client_reference_id]) {
+    for (const claimed of new Set([...claims, obj.client_reference_id])) {
       if (typeof claimed === 'string' && UUID.test(claimed) && (await repo.org(db, claimed))) return claimed;
     }
     const stripeSub = this.stripeSubscriptionId(event);

@@ -36,7 +36,7 @@ export function whatsappUrl(w: WhatsappSettings, date: string, time: string): st
  * A slot then overlaps a busy time exactly when the first merged interval ending after the slot's start begins
  * before its end.
  */
-export function mergeBusy(busy: BusyInterval[]): { starts: number[]; ends: number[] } {
+function mergeBusy(busy: BusyInterval[]): { starts: number[]; ends: number[] } {
   const sorted = busy.map((b) => [b.start.getTime(), b.end.getTime()] as const)
     .filter(([s, e]) => e > s).sort((a, b) => a[0] - b[0]);
   const starts: number[] = [];

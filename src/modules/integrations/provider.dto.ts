@@ -5,6 +5,7 @@ import {
   MaxLength, Min, ValidateBy, ValidateIf, ValidateNested, type ValidationOptions,
 } from 'class-validator';
 import { IANAZone } from 'luxon';
+import { MAX_CALENDARS } from './busy-time-source.js';
 
 /** A time zone from the IANA database (luxon checks it against Intl). */
 export function IsIanaZone(options?: ValidationOptions): PropertyDecorator {
@@ -45,7 +46,7 @@ export class WhatsappDto {
 @ApiSchema({ description: 'The calendars whose busy times block slots' })
 export class CalendarSettingsDto {
   @ApiProperty({ description: 'CalDAV URLs of the calendars whose busy times block slots; empty: none block', example: ['https://caldav.icloud.com/123456789/calendars/home/'] })
-  @IsArray() @ArrayMaxSize(50) @ArrayUnique()
+  @IsArray() @ArrayMaxSize(MAX_CALENDARS) @ArrayUnique()
   @IsUrl({ protocols: ['http', 'https'], require_protocol: true, require_tld: false }, { each: true, message: 'each selectedCalendarIds entry must be a calendar URL' })
   @MaxLength(2048, { each: true })
   selectedCalendarIds: string[];

@@ -1006,15 +1006,16 @@ export class JournalService {
    * unrealized FX account's: '' the settings' one of the part's kind), one entry marked as a settlement's compensation
    * (FX_SETTLED_SHARE_REF: a revaluation's rate steps already count the share), at the rate the item is carried at; and
    * the parts the settlement had realized (`realizedOn`) moved back from the realized FX accounts to the unrealized ones
-   * (realizeSettledShares, given back). Answers the entries posted.
+   * (realizeSettledShares, given back). Answers the entries posted. `given`: the ledger settings and the base
+   * currency's minor units, as the caller read them (read here when not given).
    */
   async restoreShare(tx: TenantTx, s: {
     subledger: Subledger; documentId: string; accountId: string; currency: string; rate: string; date: string; memo: string;
     counterpartyType: string; counterpartyId: string; changes: ShareChange[]; fxAccountsMissing?: (message: string) => Error;
-  }): Promise<SettledReversals> {
+  }, given?: { settings: LedgerSettingsDto; baseMu: number }): Promise<SettledReversals> {
     if (!s.changes.length) return noSettledReversals();
-    const settings = await this.ledger.settings(tx);
-    const context = { settings, baseMu: await this.ledger.currencyUnits(tx, settings.baseCurrency) };
+    const settings = given?.settings ?? await this.ledger.settings(tx);
+    const context = given ?? { settings, baseMu: await this.ledger.currencyUnits(tx, settings.baseCurrency) };
     const { documentId, accountId, currency, rate, changes, fxAccountsMissing, ...change } = s;
     const description = generatedMemo('', s.memo, ': FX revaluation of the share given back');
     const items: CarriedChange[] = [];

@@ -268,7 +268,7 @@ type CancelledRun = { orgId: string; run: RunDto; midCall: boolean; orgDeleted: 
 
 /**
  * Cancels those of `locked` (runs the caller locked FOR UPDATE) still running, as the API's cancel does (cancelRuns; a
- * party's erasure, cancelRunsNamingParty): answers them as stored, with their organization, whether a call was in flight
+ * party's erasure, blankRunsNamingParty): answers them as stored, with their organization, whether a call was in flight
  * and whether their organization is deleted (no event then: its mark is cleared).
  */
 async function cancelLockedRuns(db: Db, locked: { org_id: string; id: string; status: string }[], now: Date): Promise<CancelledRun[]> {

@@ -431,7 +431,8 @@ export class PaymentsService {
     const invoice = (await repo.getInvoice(tx.db, tx.orgId, a.invoiceId))!;
     if (invoice.status === 'void') throw ReceivablesErrors.error('receivables.invalid_status', 'the invoice is void');
     const settings = await this.customers.settings(tx);
-    const { baseCurrency } = await this.ledger.settings(tx);
+    const ledgerSettings = await this.ledger.settings(tx);
+    const { baseCurrency } = ledgerSettings;
     const baseMu = await this.ledger.currencyUnits(tx, baseCurrency);
     const date = dto.date ?? today(this.clock);
     if (date < a.date) throw PlatformErrors.error('validation_failed', 'date must not be before the allocation date');
@@ -479,8 +480,9 @@ export class PaymentsService {
     }), { '23505': () => ReceivablesErrors.error('receivables.already_reversed', `allocation ${allocationId} is already reversed`) });
     const restore = { subledger: 'receivables' as const, accountId: settings.arAccountId, currency: payment.currency, date, memo, counterpartyType: 'customer', counterpartyId: payment.customerId,
       fxAccountsMissing: (message: string) => ReceivablesErrors.error('receivables.fx_accounts_missing', message) };
-    const restored = await this.journal.restoreShare(tx, { ...restore, documentId: invoice.id, rate: invoiceCarrying?.rate ?? invoice.rate!, changes });
-    const restoredOfCredit = await this.journal.restoreShare(tx, { ...restore, documentId: payment.id, rate: creditCarrying?.rate ?? payment.rate, changes: creditChanges });
+    const context = { settings: ledgerSettings, baseMu };
+    const restored = await this.journal.restoreShare(tx, { ...restore, documentId: invoice.id, rate: invoiceCarrying?.rate ?? invoice.rate!, changes }, context);
+    const restoredOfCredit = await this.journal.restoreShare(tx, { ...restore, documentId: payment.id, rate: creditCarrying?.rate ?? payment.rate, changes: creditChanges }, context);
     await this.invoices.afterSettlement(tx, invoice, open.plus(amount), date);
     const pending = await settlePendingReversals(this.journal, tx, {
       documentIds: payment.currency !== baseCurrency ? [invoice.id, payment.id] : [], customerId: payment.customerId, date, memo, realize: 'givenBack' });

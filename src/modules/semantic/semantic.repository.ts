@@ -76,20 +76,19 @@ export const semanticRepository = {
    * readOnlyRolledBack).
    */
   async run(db: Db, statement: string, caps: { limit: number; byteCap: number }, timeoutMs: number): Promise<SemanticRows> {
-    await db.$executeRawUnsafe(`SET LOCAL statement_timeout = ${Math.trunc(timeoutMs)}`);
     // No temp_file_limit here: it is a superuser's setting (PGC_SUSET), which neither the API's role nor a migration
     // (Supabase's postgres is no superuser) may set. Where the database's operator sets one, its error (53400) is
     // answered 400 semantic.query_failed (semantic.service).
     // The semantic views filter on org_id = auth_org_id(), whose value the planner cannot know: it estimates one row
     // per table and picks nested loops, which over 1,000,000 journal lines join every line against every entry
     // (minutes). Semantic queries are analytical reads: hash and merge joins only (bench/README.md, bench:agents).
-    await db.$executeRawUnsafe('SET LOCAL enable_nestloop = off');
     // A join that can only be a nested loop (LATERAL, a cross join) then costs 10^10, and that cost starts JIT: half a
     // second of compiling for two rows. The guard's fences (OFFSET 0 on every derived table) keep such joins as joins.
     // Intervals and floats are answered as PostgreSQL prints them: intervals in the documented style ('1 day 02:00:00'),
     // floats in their shortest exact text (extra_float_digits 0 would round them to 15 digits), whatever the server's
-    // settings. All three for this transaction, in one round trip.
-    await db.$executeRawUnsafe(`SELECT set_config('jit', 'off', true), set_config('IntervalStyle', 'postgres', true), set_config('extra_float_digits', '1', true)`);
+    // settings. All of these (and the statement timeout) for this transaction, in one round trip.
+    await db.$executeRawUnsafe(`SELECT set_config('statement_timeout', '${Math.trunc(timeoutMs)}', true), set_config('enable_nestloop', 'off', true), `
+      + `set_config('jit', 'off', true), set_config('IntervalStyle', 'postgres', true), set_config('extra_float_digits', '1', true)`);
     // `answer`: the statement's rows within the row limit, each with the running sum of the rows' text sizes. The
     // rows within the byte cap follow in order; then one last row, every column NULL but the count of `answer`'s
     // rows (to tell "cut by the byte cap" from "no rows"). That row comes from a join that never matches, on an

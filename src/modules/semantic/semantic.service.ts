@@ -84,8 +84,8 @@ export class SemanticService {
     if (code.startsWith('53') && code !== '53300') {
       return SemanticErrors.error('semantic.query_failed', `${OUT_OF_RESOURCES[code] ?? OUT_OF_RESOURCES['53000']}: read fewer rows, aggregate earlier or sort less (${message})`, { sqlState: code });
     }
-    // connection-level failures stay what they are (503 from the one mapping)
-    if (code.startsWith('08') || code.startsWith('57') || code.startsWith('53')) return err;
+    // connection-level failures stay what they are (503 from the one mapping; of class 53 only 53300 is left here)
+    if (code.startsWith('08') || code.startsWith('57') || code === '53300') return err;
     return SemanticErrors.error('semantic.query_failed', `the query failed: ${message}`, { sqlState: code });
   }
 }
