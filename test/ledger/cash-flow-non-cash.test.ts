@@ -21,6 +21,19 @@ describe('cash-flow statement: non-cash investing and financing transactions (IA
   const none = { rows: [], total: '0.00' };
 
   /**
+   * semantic.v_cash_flow summed over whole months (from and to: first days of months) per activity, read as the viewer;
+   * activities netting 0 left out. `reportSums`: the report's figures in the same shape, to compare.
+   */
+  const viewSums = async (orgId: string, auth: { Authorization: string }, from: string, to: string, scale = 2) => {
+    const res = await t.http.post(semanticUrl(orgId)).set(auth).send({ sql: `SELECT activity, sum(net_cash)::numeric(20, ${scale})::text AS net
+      FROM semantic.v_cash_flow WHERE month BETWEEN '${from}' AND '${to}' GROUP BY activity HAVING sum(net_cash) <> 0 ORDER BY activity` }).expect(200);
+    return Object.fromEntries(res.body.rows as [string, string][]);
+  };
+  const reportSums = (r: any) => Object.fromEntries(Object.entries({
+    exchange_rate_effect: r.effectOfExchangeRatesOnCash as string, financing: r.financing.total as string, investing: r.investing.total as string, operating: r.operating.total as string,
+  }).filter(([, v]) => Number(v) !== 0));
+
+  /**
    * Base EUR, the standard chart plus 1510 Accumulated depreciation (asset, classed investing) and 5700 Depreciation.
    *  Jan  2 capital (before the ranges)      Dr 1100 20,000.00   Cr 3100 20,000.00
    *  Feb  2 equipment bought on credit       Dr 1500 5,000.00    Cr 2100 5,000.00    no cash
@@ -129,27 +142,20 @@ describe('cash-flow statement: non-cash investing and financing transactions (IA
     expect(changes).toEqual([{ code: '1500', change: '-15000.00' }, { code: '1510', change: '300.00' }, { code: '2300', change: '7500.00' }]);
 
     // the semantic view, summed over the same months, gives the report's figures (it reads only the entries that moved cash)
-    const viewSums = async (from: string, to: string) => {
-      const res = await t.http.post(semanticUrl(orgId)).set(users.viewer.auth).send({ sql: `SELECT activity, sum(net_cash)::numeric(20, 2)::text AS net
-        FROM semantic.v_cash_flow WHERE month BETWEEN '${from}' AND '${to}' GROUP BY activity ORDER BY activity` }).expect(200);
-      return Object.fromEntries(res.body.rows as [string, string][]);
-    };
-    const fromReport = (r: any) => Object.fromEntries(Object.entries({
-      exchange_rate_effect: r.effectOfExchangeRatesOnCash, financing: r.financing.total, investing: r.investing.total, operating: r.operating.total,
-    }).filter(([, v]) => v !== '0.00'));
-    expect(await viewSums('2026-02-01', '2026-02-01')).toEqual({ operating: '-1500.00' });
-    expect(await viewSums('2026-02-01', '2026-02-01')).toEqual(fromReport(feb));
-    expect(await viewSums('2026-03-01', '2026-03-01')).toEqual(fromReport(mar));
-    expect(await viewSums('2026-04-01', '2026-04-01')).toEqual(fromReport(apr));
-    expect(await viewSums('2026-05-01', '2026-05-01')).toEqual(fromReport(may));
-    expect(await viewSums('2026-02-01', '2026-05-01')).toEqual({ financing: '-500.00', investing: '-2000.00', operating: '-500.00' });
-    expect(await viewSums('2026-02-01', '2026-05-01')).toEqual(fromReport(all));
+    const sums = (from: string, to: string) => viewSums(orgId, users.viewer.auth, from, to);
+    expect(await sums('2026-02-01', '2026-02-01')).toEqual({ operating: '-1500.00' });
+    expect(await sums('2026-02-01', '2026-02-01')).toEqual(reportSums(feb));
+    expect(await sums('2026-03-01', '2026-03-01')).toEqual(reportSums(mar));
+    expect(await sums('2026-04-01', '2026-04-01')).toEqual(reportSums(apr));
+    expect(await sums('2026-05-01', '2026-05-01')).toEqual(reportSums(may));
+    expect(await sums('2026-02-01', '2026-05-01')).toEqual({ financing: '-500.00', investing: '-2000.00', operating: '-500.00' });
+    expect(await sums('2026-02-01', '2026-05-01')).toEqual(reportSums(all));
     // and its description no longer says the report differs for such entries
     const { rows: [comment] } = await t.db.admin.query(`SELECT obj_description('semantic.v_cash_flow'::regclass, 'pg_class') AS text`);
     expect(comment.text).toContain('nonCashInvestingAndFinancing');
     expect(comment.text).not.toContain('differs');
-    // it names where the report splits an entry that the view counts in full (20270210370100)
-    expect(comment.text).toContain('mixes cash with a non-cash investing or financing part');
+    // it splits an entry that mixes cash with a non-cash part as the report does (20270210520100)
+    expect(comment.text).toContain('is split as in the cash-flow report');
   });
 
   /**
@@ -242,6 +248,17 @@ describe('cash-flow statement: non-cash investing and financing transactions (IA
       FROM finance.journal_lines l JOIN finance.accounts x ON x.org_id = l.org_id AND x.id = l.account_id
       WHERE l.org_id = $1 AND l.entry_date BETWEEN '2026-02-01' AND '2026-06-30' AND x.code IN ('1100', '1120', '1500', '2300') GROUP BY x.code ORDER BY x.code`, [orgId]);
     expect(changes).toEqual([{ code: '1100', change: '3200.00' }, { code: '1120', change: '-500.00' }, { code: '1500', change: '-13000.00' }, { code: '2300', change: '9500.00' }]);
+
+    // semantic.v_cash_flow splits these entries as the report does: its sums per month are the report's sections (it
+    // counted them in full: Feb investing -10,000 and financing +8,000)
+    const months = { feb, mar, apr, may, jun } as Record<string, any>;
+    const view: Record<string, object> = {};
+    for (const [month, first] of [['feb', '2026-02-01'], ['mar', '2026-03-01'], ['apr', '2026-04-01'], ['may', '2026-05-01'], ['jun', '2026-06-01']]) {
+      view[month] = await viewSums(orgId, users.viewer.auth, first, first);
+    }
+    view.all = await viewSums(orgId, users.viewer.auth, '2026-02-01', '2026-06-01');
+    expect(view).toEqual({ ...Object.fromEntries(Object.entries(months).map(([m, r]) => [m, reportSums(r)])), all: reportSums(all) });
+    expect(view.feb).toEqual({ investing: '-2000.00' });
   });
 
   /**
@@ -314,6 +331,15 @@ describe('cash-flow statement: non-cash investing and financing transactions (IA
       FROM finance.journal_lines l JOIN finance.accounts x ON x.org_id = l.org_id AND x.id = l.account_id
       WHERE l.org_id = $1 AND l.entry_date BETWEEN '2026-02-01' AND '2026-05-31' AND x.code IN ('1100', '1500', '2300') GROUP BY x.code ORDER BY x.code`, [orgId]);
     expect(changes).toEqual([{ code: '1100', change: '-3900.00' }, { code: '1500', change: '670.00' }, { code: '2300', change: '2570.00' }]);
+
+    // semantic.v_cash_flow gives the same sections per month and over the range (it counted each line in full)
+    const view = {
+      feb: await viewSums(orgId, users.viewer.auth, '2026-02-01', '2026-02-01'), mar: await viewSums(orgId, users.viewer.auth, '2026-03-01', '2026-03-01'),
+      apr: await viewSums(orgId, users.viewer.auth, '2026-04-01', '2026-04-01'), may: await viewSums(orgId, users.viewer.auth, '2026-05-01', '2026-05-01'),
+      all: await viewSums(orgId, users.viewer.auth, '2026-02-01', '2026-05-01'),
+    };
+    expect(view).toEqual({ feb: reportSums(feb), mar: reportSums(mar), apr: reportSums(apr), may: reportSums(may), all: reportSums(all) });
+    expect(view.may).toEqual({ financing: '1000.00', investing: '-400.00' });
   });
 
   /**
@@ -366,6 +392,70 @@ describe('cash-flow statement: non-cash investing and financing transactions (IA
     const { rows: [cash] } = await t.db.admin.query(`SELECT (sum(l.base_debit) - sum(l.base_credit))::numeric(20, 0)::text AS change
       FROM finance.journal_lines l WHERE l.org_id = $1 AND l.account_id = $2 AND l.entry_date BETWEEN '2026-06-01' AND '2026-07-31'`, [orgId, a['1100']]);
     expect(cash).toEqual({ change: '2700' });
+
+    // semantic.v_cash_flow: the same pro rata to the yen (Jul: investing 600, financing 400, operating 0)
+    const view = {
+      jun: await viewSums(orgId, users.viewer.auth, '2026-06-01', '2026-06-01', 0), jul: await viewSums(orgId, users.viewer.auth, '2026-07-01', '2026-07-01', 0),
+      both: await viewSums(orgId, users.viewer.auth, '2026-06-01', '2026-07-01', 0),
+    };
+    expect(view).toEqual({ jun: reportSums(jun), jul: reportSums(jul), both: reportSums(both) });
+    expect(view.jul).toEqual({ financing: '400', investing: '600' });
+  });
+
+  /**
+   * A foreign-currency loan repaid with its realized exchange result (review r12), base amounts, EUR:
+   *  Jan  2 capital                          Dr 1100 20,000.00   Cr 3100 20,000.00
+   *  Jan  5 loan drawn                       Dr 1100 1,000.00    Cr 2300 1,000.00
+   *  Feb  3 half repaid, exchange gain       Dr 2300 500.00      Cr 1100 480.00, Cr 4300 20.00
+   *  Mar  3 half repaid, exchange loss       Dr 2300 500.00, Dr 5500 30.00   Cr 1100 530.00
+   * IAS 7.25: the repayment is the cash paid at the day's rate, in financing; the realized gain or loss in net income is
+   * no operating cash (taken out on its account's row), a gain and a loss alike. Was: Feb financing −480 with the gain
+   * disclosed as non-cash on the loan (−20), Mar financing −500 and the loss's −30 left in operating.
+   */
+  it('a loan repaid with a realized exchange gain or loss: financing is the cash paid, the gain or loss taken out of operating alike; the view agrees', async () => {
+    const { orgId, users } = await orgWithRoles(t, 'FX Loan Ltd');
+    const owner = users.owner;
+    const url = (path: string) => ledgerUrl(orgId, path);
+    const a = await startBooks(t, orgId, owner);
+    const post = (date: string, lines: [string, 'debit' | 'credit', string][]) => t.http.post(url('journal-entries')).set(owner.auth)
+      .send({ date, lines: lines.map(([code, side, amount]) => ({ accountId: a[code], [side]: amount })) }).expect(201);
+    await post('2026-01-02', [['1100', 'debit', '20000.00'], ['3100', 'credit', '20000.00']]);
+    await post('2026-01-05', [['1100', 'debit', '1000.00'], ['2300', 'credit', '1000.00']]);
+    await post('2026-02-03', [['2300', 'debit', '500.00'], ['1100', 'credit', '480.00'], ['4300', 'credit', '20.00']]);
+    await post('2026-03-03', [['2300', 'debit', '500.00'], ['5500', 'debit', '30.00'], ['1100', 'credit', '530.00']]);
+    // 4300 and 5500 are the settings' realized exchange result accounts
+    const settings = (await t.http.get(url('settings')).set(owner.auth).expect(200)).body;
+    expect([settings.fxGainAccountId, settings.fxLossAccountId]).toEqual([a['4300'], a['5500']]);
+
+    const names: Record<string, string> = { '2300': 'Loans', '4300': 'Foreign exchange gains', '5500': 'Foreign exchange losses' };
+    const section = (total: string, ...rows: [string, string][]) => ({ total, rows: rows.map(([code, amount]) => ({ accountId: a[code], code, name: names[code], amount })) });
+    const report = async (from: string, to: string) => (await t.http.get(url(`reports/cash-flow?from=${from}&to=${to}`)).set(users.viewer.auth).expect(200)).body;
+    const statement = (from: string, to: string, body: object) => ({
+      from, to, baseCurrency: 'EUR', unrealizedExchangeDifferences: '0.00', effectOfExchangeRatesOnCash: '0.00', balanced: true,
+      investing: section('0.00'), nonCashInvestingAndFinancing: none, ...body,
+    });
+    const [feb, mar, both] = await Promise.all([['2026-02-01', '2026-02-28'], ['2026-03-01', '2026-03-31'], ['2026-02-01', '2026-03-31']].map(([from, to]) => report(from, to)));
+    expect({ feb, mar, both }).toEqual({
+      feb: statement('2026-02-01', '2026-02-28', {
+        netIncome: '20.00', operating: section('0.00', ['4300', '-20.00']), financing: section('-480.00', ['2300', '-480.00']),
+        netChange: '-480.00', openingCash: '21000.00', closingCash: '20520.00',
+      }),
+      mar: statement('2026-03-01', '2026-03-31', {
+        netIncome: '-30.00', operating: section('0.00', ['5500', '30.00']), financing: section('-530.00', ['2300', '-530.00']),
+        netChange: '-530.00', openingCash: '20520.00', closingCash: '19990.00',
+      }),
+      both: statement('2026-02-01', '2026-03-31', {
+        netIncome: '-10.00', operating: section('0.00', ['4300', '-20.00'], ['5500', '30.00']), financing: section('-1010.00', ['2300', '-1010.00']),
+        netChange: '-1010.00', openingCash: '21000.00', closingCash: '19990.00',
+      }),
+    });
+    // the view: the same financing per month (it had the loan at face value, the gain or loss in operating)
+    const view = {
+      feb: await viewSums(orgId, users.viewer.auth, '2026-02-01', '2026-02-01'), mar: await viewSums(orgId, users.viewer.auth, '2026-03-01', '2026-03-01'),
+      both: await viewSums(orgId, users.viewer.auth, '2026-02-01', '2026-03-01'),
+    };
+    expect(view).toEqual({ feb: { financing: '-480.00' }, mar: { financing: '-530.00' }, both: { financing: '-1010.00' } });
+    expect(view).toEqual({ feb: reportSums(feb), mar: reportSums(mar), both: reportSums(both) });
   });
 
   it('a closing entry (retained earnings, financing by default) and a share issue for a contribution in kind', async () => {

@@ -583,16 +583,20 @@ export class ReportsController {
       + 'credit line is a disposal: the entry\'s revenue and expense lines are its gain or loss, its proceeds its book value plus the gain '
       + '(or less the loss), the gain or loss shared pro rata over the investing credit lines only (a financing line has none: a loan drawn '
       + 'with a cash sale leaves the sale operating). Cash paid pays the entry\'s debit lines the same way: investing and financing debit '
-      + 'lines first, at face value, pro rata when it is less; the rest is operating (an expense paid with a purchase stays operating). What '
+      + 'lines first, pro rata when it is less, at face value less the entry\'s realized exchange gain (plus its loss: its lines on the '
+      + 'settings\' fxGainAccountId and fxLossAccountId; a foreign-currency loan repaid is the cash paid, IAS 7.25; without such debit lines '
+      + 'they are part of a disposal\'s gain or loss); the rest is operating (an expense paid with a purchase stays operating). What '
       + 'of an investing or financing line no cash paid is non-cash: disclosed in nonCashInvestingAndFinancing and counted in operating as a '
-      + 'non-cash adjustment. Of a disposal\'s gain or loss, the part realized in cash (as much of it as of the proceeds) is taken out of '
-      + 'operating, as a row on its revenue or expense account. Each part is rounded to the base currency\'s minor units, the line of the '
+      + 'non-cash adjustment. Of a disposal\'s gain or loss, or a settlement\'s realized exchange gain or loss, the part realized in cash (as '
+      + 'much of it as of the proceeds or of the payment) is taken out of operating, as a row on its revenue or expense account, a gain and a '
+      + 'loss alike. Each part is rounded to the base currency\'s minor units, the line of the '
       + 'greatest account id taking the rest. Examples: equipment 10,000.00 paid 2,000.00 in cash and 8,000.00 by a loan: investing '
       + '-2,000.00, financing 0, 8,000.00 disclosed on both accounts; equipment 1,000.00 paid 200.00 in cash, the rest on supplier credit: '
       + 'investing -200.00, operating 0 (the payable\'s +800.00 offset by the disclosed -800.00); equipment carried at 1,000.00 sold for '
       + '1,200.00 and a loan of 500.00 drawn, 1,700.00 received in one entry: investing +1,200.00, financing +500.00, the gain\'s 200.00 '
       + 'taken out of operating (row -200.00 on the revenue account); a loan of 1,000.00 drawn and equipment of 400.00 paid in one entry: '
-      + 'financing +1,000.00, investing -400.00',
+      + 'financing +1,000.00, investing -400.00; a loan of 500.00 repaid with 480.00 of cash and an exchange gain of 20.00: financing -480.00, '
+      + 'the gain\'s 20.00 taken out of operating (row -20.00 on fxGainAccountId), nothing disclosed',
   })
   @ApiOkResponse({ type: CashFlowDto })
   @ApiErrors(400)

@@ -656,7 +656,8 @@ export class CashFlowDto {
   @ApiProperty({
     type: CashFlowSectionDto,
     description: 'Working-capital changes (without their revaluations), the non-cash exchange differences on cash, and the part of the gains and '
-      + 'losses booked with a disposal realized in cash, taken out (a row on their revenue or expense account: a gain negative); '
+      + 'losses booked with a disposal, or the realized exchange gain or loss booked with an investing or financing line\'s settlement '
+      + '(a foreign-currency loan repaid), realized in cash, taken out (a row on their revenue or expense account: a gain negative); '
       + 'total = netIncome + unrealizedExchangeDifferences + nonCashInvestingAndFinancing.total + the rows',
   }) operating: CashFlowSectionDto;
   @ApiProperty({
@@ -666,7 +667,7 @@ export class CashFlowDto {
   }) investing: CashFlowSectionDto;
   @ApiProperty({
     description: 'Changes of accounts classed financing (equity by default), without their revaluations: only the cash their entries paid or '
-      + 'received for them (the rest is in nonCashInvestingAndFinancing)',
+      + 'received for them (a loan repaid with an exchange gain or loss: the cash paid; the rest is in nonCashInvestingAndFinancing)',
     type: CashFlowSectionDto,
   }) financing: CashFlowSectionDto;
   @ApiProperty({

@@ -159,7 +159,8 @@ function prorate(total: Decimal, weights: Decimal[], mu: number): Decimal[] {
   });
 }
 
-type CashFlowKind = 'cash' | 'income' | 'investing' | 'financing' | 'operating';
+/** `fx`: the realized exchange gain and loss accounts of the settings (revenue and expense accounts, otherwise `income`) */
+type CashFlowKind = 'cash' | 'income' | 'fx' | 'investing' | 'financing' | 'operating';
 
 /**
  * How much of the investing and financing lines of the range moved cash, entry by entry (IAS 7.43: the rest is a
@@ -172,11 +173,16 @@ type CashFlowKind = 'cash' | 'income' | 'investing' | 'financing' | 'operating';
  *    less than their total; the rest of R is operating cash. An investing credit line is a disposal: the entry's income
  *    and expense lines are its gain or loss, its proceeds its book value plus the gain (or less the loss, at most the book
  *    value), the gain or loss shared pro rata over the investing credit lines only (never a financing line's);
- *  * P pays the entry's debit lines the same way: investing and financing debit lines first, at face value, pro rata when
- *    P is less; the rest of P is operating (an expense paid with a purchase stays operating);
- *  * what of an investing or financing line no cash paid is non-cash; of a disposal's gain or loss, the part realized in
- *    cash (as much of it as of the proceeds) is taken out of net income in operating (`adjustments`), its cash being
- *    in the disposal's proceeds. An entry without cash has all of its investing and financing lines non-cash.
+ *  * P pays the entry's debit lines the same way: investing and financing debit lines first, pro rata when P is less; the
+ *    rest of P is operating (an expense paid with a purchase stays operating). They are at face value, except that the
+ *    entry's realized exchange gain or loss (its lines on the `fx` accounts) is the settlement's (a foreign-currency loan
+ *    repaid: IAS 7.25 records the cash paid at the day's rate): a gain lowers, a loss raises what they ask, shared pro rata
+ *    over them (a gain at most their total). An entry without investing or financing debit lines counts its `fx` lines
+ *    as income (a disposal's gain or loss);
+ *  * what of an investing or financing line no cash paid is non-cash; of a disposal's gain or loss, or of a settlement's
+ *    exchange gain or loss, the part realized in cash (as much of it as of the proceeds or of the payment) is taken out
+ *    of net income in operating (`adjustments`), its cash being in the disposal's proceeds or the settlement's payment,
+ *    a gain and a loss alike. An entry without cash has all of its investing and financing lines non-cash.
  * Each part is rounded to `mu` decimals, the line of the greatest account id taking the rest (prorate).
  * Answers per account, credit-positive: `nonCash` (investing or financing lines: the part that moved no cash, realized
  * gains and losses included), `disclosed` (the same without them: nonCashInvestingAndFinancing) and `adjustments`
@@ -214,8 +220,11 @@ export function splitEntryCash(rows: { entry_id: string; account_id: string; bas
 
     // cash received: the investing and financing credit lines, a disposal's at its proceeds
     const credits = lines.filter((l) => isInvestingOrFinancing(l) && l.credit.gt(0));
+    const debits = lines.filter((l) => isInvestingOrFinancing(l) && l.debit.gt(0));
     const disposals = credits.filter((l) => l.kind === 'investing');
-    const income = disposals.length ? lines.filter((l) => l.kind === 'income' && !l.credit.eq(l.debit)) : [];
+    // the realized exchange gain or loss belongs to the settlement of the debit lines when there are any (review r12)
+    const fxLines = lines.filter((l) => l.kind === 'fx' && !l.credit.eq(l.debit));
+    const income = disposals.length ? lines.filter((l) => (l.kind === 'income' || (l.kind === 'fx' && !debits.length)) && !l.credit.eq(l.debit)) : [];
     const book = sum(disposals.map((l) => l.credit));
     // the gain (positive) or loss (negative), a loss at most the book value (the proceeds are never negative)
     const gain = Decimal.max(book.neg(), sum(income.map((l) => l.credit.minus(l.debit))));
@@ -234,14 +243,23 @@ export function splitEntryCash(rows: { entry_id: string; account_id: string; bas
     });
     if (!realized.isZero()) share(realized.neg(), income.map((l) => l.credit.minus(l.debit))).forEach((a, i) => add(adjustments, income[i].account, a));
 
-    // cash paid: the investing and financing debit lines, at face value
-    const debits = lines.filter((l) => isInvestingOrFinancing(l) && l.debit.gt(0));
-    const spent = share(Decimal.min(outCash, sum(debits.map((l) => l.debit))), debits.map((l) => l.debit));
+    // cash paid: the investing and financing debit lines, at face value less the exchange gain (plus the loss)
+    if (!debits.length) continue;
+    const faceValue = sum(debits.map((l) => l.debit));
+    const fx = Decimal.min(faceValue, sum(fxLines.map((l) => l.credit.minus(l.debit))));
+    const fxShares = share(fx, debits.map((l) => l.debit));
+    const asks = debits.map((l, i) => l.debit.minus(fxShares[i]));
+    const asked = faceValue.minus(fx);
+    const paidOut = Decimal.min(outCash, asked);
+    const spent = share(paidOut, asks.map((c) => Decimal.max(0, c)));
+    const realizedFx = paidOut.isZero() ? D(0) : paidOut.eq(asked) ? fx : fx.times(paidOut).div(asked).toDecimalPlaces(mu, Decimal.ROUND_HALF_UP);
+    const realizedFxParts = share(realizedFx, debits.map((l) => l.debit));
     debits.forEach((l, i) => {
       const rest = spent[i].minus(l.debit);
       add(nonCash, l.account, rest);
-      add(disclosed, l.account, rest);
+      add(disclosed, l.account, rest.plus(realizedFxParts[i]));
     });
+    if (!realizedFx.isZero()) share(realizedFx.neg(), fxLines.map((l) => l.credit.minus(l.debit))).forEach((a, i) => add(adjustments, fxLines[i].account, a));
   }
   return { nonCash, disclosed, adjustments };
 }
@@ -253,7 +271,7 @@ export class ReportsService {
 
   private async context(tx: TenantTx) {
     const s = await this.ledger.settings(tx);
-    return { base: s.baseCurrency, mu: await this.ledger.currencyUnits(tx, s.baseCurrency), accounts: await this.ledger.listAccounts(tx, true) };
+    return { settings: s, base: s.baseCurrency, mu: await this.ledger.currencyUnits(tx, s.baseCurrency), accounts: await this.ledger.listAccounts(tx, true) };
   }
 
   async accountBalance(tx: TenantTx, accountId: string, asOf?: string): Promise<AccountBalanceDto> {
@@ -391,13 +409,15 @@ export class ReportsService {
    * left out of those sections and disclosed in `nonCashInvestingAndFinancing`, whose total is counted in operating as a
    * non-cash adjustment, where it offsets the rest of those entries (their operating accounts and net income: a payable's
    * increase, a depreciation expense). The part of a disposal's gain or loss realized in cash is taken out of operating on
-   * its account's row, its cash being in the disposal's proceeds in investing.
+   * its account's row, its cash being in the disposal's proceeds in investing; so is the realized exchange gain or loss of
+   * an investing or financing line's settlement (a foreign-currency loan repaid), its cash being in the payment.
+   * semantic.v_cash_flow applies the same split in SQL (20270210520100); the tests in cash-flow-non-cash compare the two.
    * The sections and the exchange-rate effect add up to the change of the cash accounts, which is checked against their
    * balances (`balanced`). Two reads of totals: the balances the day before from, and the range's.
    */
   async cashFlow(tx: TenantTx, from: string, to: string): Promise<CashFlowDto> {
     if (from > to) throw LedgerErrors.error('ledger.range', 'from must not be after to');
-    const { base, mu, accounts } = await this.context(tx);
+    const { settings, base, mu, accounts } = await this.context(tx);
     const classOf = cashFlowClasses(accounts);
     const isIncome = (a: AccountDto) => a.type === 'revenue' || a.type === 'expense';
     const isCash = (a: AccountDto) => !isIncome(a) && classOf.get(a.id) === 'cash';
@@ -409,7 +429,9 @@ export class ReportsService {
     const range = baseNetByAccount(await repo.totals(tx.db, from, to));
     const movement = minus(range, baseNetByAccount(await repo.yearEndTotals(tx.db, tx.orgId, from, to)));
     const fx = new Map((await repo.baseOnlyTotals(tx.db, tx.orgId, from, to, base, revaluable)).map((r) => [r.account_id, D(r.base_net)]));
-    const kinds = new Map(accounts.map((a): [string, CashFlowKind] => [a.id, isIncome(a) ? 'income' : isCash(a) ? 'cash' : sectionOf(a)]));
+    // the realized exchange result of a settlement (a foreign-currency loan repaid) is the settlement's cash flow (splitEntryCash)
+    const fxResult = new Set([settings.fxGainAccountId, settings.fxLossAccountId]);
+    const kinds = new Map(accounts.map((a): [string, CashFlowKind] => [a.id, isIncome(a) ? (fxResult.has(a.id) ? 'fx' : 'income') : isCash(a) ? 'cash' : sectionOf(a)]));
     const investingOrFinancing = accounts.filter((a) => kinds.get(a.id) === 'investing' || kinds.get(a.id) === 'financing').map((a) => a.id);
     const split = splitEntryCash(await repo.investingFinancingEntries(tx.db, tx.orgId, from, to, investingOrFinancing), (id) => kinds.get(id) ?? 'operating', mu);
     const sections: Record<'operating' | 'investing' | 'financing', { rows: CashFlowRowDto[]; total: Decimal }> = {
