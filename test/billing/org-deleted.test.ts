@@ -126,6 +126,29 @@ describe('billing: the subscriptions of a deleted organization are canceled', ()
     expect((await events(org, 'organization.deleted'))[0]).toMatchObject({ attempts: 1, done: true, last_error: null });
   });
 
+  it('a subscription the expiry job ended on its own (Stripe not asked; it may renew) is canceled in Stripe too, and its end made final', async () => {
+    const org = await createOrg(t, ada, 'Ended Here Only');
+    const sub = await subscribe({ orgId: org }, 'omnizen', 'professional', 'sub_ended_here', 'canceled');
+    await t.db.admin.query(`UPDATE hub.subscription_billing SET ended_locally_at = now() - interval '1 hour' WHERE subscription_id = $1`, [sub]);
+    stripe.subscriptions.get('sub_ended_here')!.status = 'active'; // Stripe's end not processed yet (or renewed): it would bill on
+    await t.http.delete(`/v1/orgs/${org}`).set(ada.auth).expect(204);
+    await drain();
+    expect(stripe.subscriptions.get('sub_ended_here')!.status).toBe('canceled');
+    expect(cancels('sub_ended_here').map((r) => r.idempotencyKey)).toEqual([`omnizen-org-deleted-${await eventId(org)}:${sub}`]);
+    expect((await t.db.admin.query(`SELECT s.status, b.ended_locally_at AS "endedLocallyAt" FROM hub."Subscription" s
+      JOIN hub.subscription_billing b ON b.subscription_id = s.id WHERE s.id = $1`, [sub])).rows).toEqual([{ status: 'canceled', endedLocallyAt: null }]);
+    expect(await audits(org)).toEqual([{ entity_id: sub, actor_id: 'service:billing', before: 'canceled', reason: 'organization_deleted' }]);
+    expect(await events(org, 'subscription.canceled')).toEqual([]); // sent when the job ended it
+    // Stripe's late renewal of it changes nothing now: canceled is final
+    await deliver('customer.subscription.updated', {
+      id: 'sub_ended_here', object: 'subscription', customer: 'cus_test_leaving', status: 'active', metadata: { org_id: org }, cancel_at_period_end: false, trial_end: null,
+      items: { object: 'list', data: [{ id: 'si_ended_here', price: { id: 'price_omz_pro', object: 'price' }, current_period_end: Math.floor(Date.now() / 1000) + 30 * 86_400 }] },
+    });
+    await drain();
+    expect(await hubStatus(sub)).toBe('canceled');
+    expect(cancels('sub_ended_here')).toHaveLength(1);
+  });
+
   it('a subscription Stripe still bills is never taken for ended: the event stays unfinished until Stripe cancels it', async () => {
     const org = await createOrg(t, ada, 'Stripe says no');
     const sub = await subscribe({ orgId: org }, 'omnizen', 'professional', 'sub_refused_1');

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { BillingExpiryJob } from '../../src/modules/billing/billing-expiry.job.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { createOrg, registerUser, type TestUser } from '../support/factories.js';
 import { startStripeDouble, type StripeDouble } from '../support/doubles/stripe-double.js';
@@ -172,5 +173,57 @@ describe('billing: two Stripe subscriptions for one app', () => {
     const stale = stripeEvent('customer.subscription.updated', subscriptionObject('sub_b', 'price_omz_pro', 'past_due', md), T0 + 99);
     await send(stale);
     expect(await eventRow(stale.id)).toMatchObject({ status: 'ignored', reason: expect.stringMatching(/^out of order/) });
+  });
+
+  it('a subscription the expiry job ended at its period end: no second checkout while Stripe has not ended it; once it has, its late events revive nothing', async () => {
+    const orgId = await createOrg(t, ada, 'Ended Here Co');
+    const md = { org_id: orgId };
+    const periodEnding = (status: string, cancelAtPeriodEnd: boolean, periodEnd: number) => subscriptionObject('sub_ended_here', 'price_omz_pro', status, md, {
+      cancel_at_period_end: cancelAtPeriodEnd, items: { object: 'list', data: [{ id: 'si_ended_here', price: { id: 'price_omz_pro', object: 'price' }, current_period_end: periodEnd }] },
+    });
+    // canceled at period end; the period ended (T0 + 10) and the expiry job ends the row before Stripe's own event comes
+    await send(stripeEvent('customer.subscription.updated', periodEnding('active', true, T0 + 10), T0));
+    stripe.subscriptions.set('sub_ended_here', { status: 'active', customer: 'cus_test_two' }); // Stripe has not ended it yet
+    await t.app.get(BillingExpiryJob).expire(new Date((T0 + 60) * 1000));
+    const ended = async () => (await t.db.admin.query(`SELECT s.status, b.ended_locally_at IS NOT NULL AS "endedLocally" FROM hub."Subscription" s
+      JOIN hub.subscription_billing b ON b.subscription_id = s.id WHERE s."organizationId" = $1`, [orgId])).rows;
+    expect(await ended()).toEqual([{ status: 'canceled', endedLocally: true }]);
+
+    // a new checkout would be billed besides it: Stripe is asked, and says it bills it still
+    const before = stripe.requests.length;
+    const checkout = () => t.http.post(`/v1/orgs/${orgId}/billing/checkout`).set(ada.auth).send({ app: 'omnizen', plan: 'enterprise' });
+    const refused = await checkout().expect(409);
+    expect(refused.body.error).toEqual({
+      code: 'billing.subscription_end_pending',
+      message: `this organization's omnizen subscription (professional) was ended at its period end, but Stripe has not ended it yet (active: its end is not processed yet, or it was renewed); `
+        + `try again once Stripe has ended it, or manage it in the billing portal (POST /v1/orgs/${orgId}/billing/portal), instead of starting a second subscription`,
+      details: { app: 'omnizen', plan: 'professional', stripeStatus: 'active' },
+    });
+    expect(stripe.requests.slice(before).map((r) => `${r.method} ${r.path}`)).toEqual(['GET /v1/subscriptions/sub_ended_here']);
+    expect(await ended()).toEqual([{ status: 'canceled', endedLocally: true }]);
+
+    // Stripe ends it (its customer.subscription.deleted not delivered yet): the checkout goes on, and the end is final
+    stripe.subscriptions.get('sub_ended_here')!.status = 'canceled';
+    await checkout().expect(201);
+    expect(await ended()).toEqual([{ status: 'canceled', endedLocally: false }]);
+    const confirmed = (await t.db.admin.query(`SELECT actor_id AS "actorId", before, after FROM core.audit_logs WHERE org_id = $1 AND action = 'billing.subscription_end_confirmed'`, [orgId])).rows;
+    expect(confirmed).toEqual([{ actorId: ada.id, before: expect.objectContaining({ status: 'canceled', plan: 'professional' }), after: { status: 'canceled', plan: 'professional', stripeStatus: 'canceled' } }]);
+    // a late event of it dated before Stripe's end (and after the last one applied) no longer revives the row
+    const late = stripeEvent('customer.subscription.updated', periodEnding('active', false, T0 + 30 * 86_400), T0 + 5);
+    await send(late);
+    expect(await eventRow(late.id)).toEqual({ status: 'ignored', reason: 'Stripe subscription sub_ended_here is canceled, which is final: it does not become active' });
+    // the new checkout's subscription takes the row: one subscription, live in Stripe and here
+    await send(checkoutCompleted('cs_after_end', orgId, 'sub_after_end', 'enterprise', T0 + 100));
+    expect(await hubRows(orgId)).toEqual([{ stripeSubscriptionId: 'sub_after_end', plan: 'enterprise', status: 'active' }]);
+
+    // a personal plan the same (on /v1/me, pointing to its portal)
+    const bo = await registerUser(t, 'bo');
+    const [{ id: personal }] = (await t.db.admin.query(`INSERT INTO hub."Subscription" (id, "appId", plan, status, "userId", "stripeSubscriptionId")
+      VALUES (gen_random_uuid(), 'app_securevault', 'pro', 'canceled', $1, 'sub_bo_ended_here') RETURNING id`, [bo.id])).rows;
+    await t.db.admin.query(`INSERT INTO hub.subscription_billing (subscription_id, user_id, stripe_customer_id, ended_locally_at) VALUES ($1, $2, 'cus_bo', now())`, [personal, bo.id]);
+    stripe.subscriptions.set('sub_bo_ended_here', { status: 'past_due', customer: 'cus_bo' });
+    expect((await t.http.post('/v1/me/billing/checkout').set(bo.auth).send({ app: 'app_securevault', plan: 'pro' }).expect(409)).body.error).toMatchObject({
+      code: 'billing.subscription_end_pending', message: expect.stringContaining('(POST /v1/me/billing/portal)'), details: { app: 'app_securevault', plan: 'pro', stripeStatus: 'past_due' },
+    });
   });
 });

@@ -35,7 +35,10 @@ const CHECKOUT_DESCRIPTION = 'One open checkout per app: a double-click or a ret
   + 'billing portal), incomplete (its first payment is pending: complete it, or wait until Stripe expires it), unpaid or paused (settle or cancel '
   + 'it in the billing portal); details.status says which. Also when the session being expired (or a saved one of the app) has just been paid '
   + 'and its subscription has not ended: a saved one stays saved until the subscription is recorded, so a retry answers the same 409. Once it '
-  + 'is canceled or incomplete_expired, a new checkout is allowed. '
+  + 'is canceled or incomplete_expired, a new checkout is allowed. A subscription the billing job ended at its period end (canceled at period '
+  + 'end, the period passed) without Stripe saying so yet: Stripe is asked first, and while it has not ended the subscription (its end not '
+  + 'processed yet, or renewed) the checkout answers 409 billing.subscription_end_pending (details.stripeStatus), as a new one would be billed '
+  + 'besides it: try again once Stripe has ended it, or manage it in the billing portal. '
   + 'When Stripe\'s answer is lost (timeout, network error), the checkout answers 502 billing.stripe_failed, though Stripe may have created '
   + 'the session: the same request again answers that session, and the next different checkout first learns it from Stripe (replaying the '
   + 'create) and expires it, so only one can be paid. Until then the request\'s Stripe parameters (they may hold the admin\'s e-mail '
@@ -99,7 +102,7 @@ export class OrgCheckoutController {
 
   @Post('billing/checkout')
   @RequireRole(...ADMIN_ROLES)
-  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'app.not_found', 'billing.plan_unknown', 'billing.plan_audience', 'billing.plan_not_for_sale', 'billing.subscription_exists', 'billing.checkout_superseded', 'billing.stripe_no_url', 'billing.stripe_failed', 'billing.stripe_not_configured')
+  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'app.not_found', 'billing.plan_unknown', 'billing.plan_audience', 'billing.plan_not_for_sale', 'billing.subscription_exists', 'billing.subscription_end_pending', 'billing.checkout_superseded', 'billing.stripe_no_url', 'billing.stripe_failed', 'billing.stripe_not_configured')
   @ApiOperation({ operationId: 'createOrganizationCheckout', summary: 'Start a Stripe Checkout for a plan of an app (admin or owner)', description: CHECKOUT_DESCRIPTION })
   @ApiCreatedResponse({ type: CheckoutSessionDto })
   @ApiErrors(400, 409, 422, 502, 503)
@@ -152,7 +155,7 @@ export class MyCheckoutController {
   ) {}
 
   @Post('billing/checkout')
-  @ApiErrorCodes('auth.user_required', 'app.not_found', 'billing.plan_unknown', 'billing.plan_audience', 'billing.plan_not_for_sale', 'billing.subscription_exists', 'billing.checkout_superseded', 'billing.stripe_no_url', 'billing.stripe_failed', 'billing.stripe_not_configured')
+  @ApiErrorCodes('auth.user_required', 'app.not_found', 'billing.plan_unknown', 'billing.plan_audience', 'billing.plan_not_for_sale', 'billing.subscription_exists', 'billing.subscription_end_pending', 'billing.checkout_superseded', 'billing.stripe_no_url', 'billing.stripe_failed', 'billing.stripe_not_configured')
   @ApiOperation({ operationId: 'createMyCheckout', summary: 'Start a Stripe Checkout for a personal plan', description: CHECKOUT_DESCRIPTION })
   @ApiCreatedResponse({ type: CheckoutSessionDto })
   @ApiErrors(400, 409, 422, 502, 503)

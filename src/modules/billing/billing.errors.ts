@@ -10,6 +10,7 @@ export const BillingErrors = defineErrorCodes({
   'billing.plan_not_for_sale': { status: 422, description: 'no Stripe price is configured for the plan' },
   'billing.no_customer': { status: 409, description: 'there is no Stripe customer for the account yet' },
   'billing.subscription_exists': { status: 409, description: 'the account has a Stripe subscription for the app that has not ended (live, unpaid, paused, or its first payment pending: details.status): its plan changes in the billing portal, not with a second checkout' },
+  'billing.subscription_end_pending': { status: 409, description: 'the account\'s Stripe subscription for the app was ended by the billing job at its period end, but Stripe, asked, has not ended it (details.stripeStatus: its end not processed yet, or it was renewed): a second checkout would be billed besides it; try again once Stripe has ended it, or manage it in the billing portal' },
   'billing.checkout_superseded': { status: 409, description: 'another checkout of the app (another plan, or another admin) started while Stripe created this one\'s session: that one is the open checkout, and this session was expired (or, when Stripe could not expire it, is saved to be expired)' },
   'billing.stripe_no_url': { status: 502, description: 'Stripe answered without a URL' },
   'billing.stripe_failed': { status: 502, description: 'Stripe refused or did not answer' },

@@ -602,6 +602,15 @@ export const billingRepository = {
   },
 
   /**
+   * Makes BillingExpiryJob's local end of a Stripe subscription final (clears ended_locally_at): Stripe has ended it too
+   * (it said so when asked, or the organization's deletion canceled it there), so no Stripe event of it revives the row
+   * any more (the webhook's `refusal`). Run with the subscription locked (lockSubscription).
+   */
+  async recordEndFinal(db: Db, id: string): Promise<void> {
+    await db.run(qb.updateTable('hub.subscription_billing').set({ ended_locally_at: null, updated_at: sql`now()` }).where('subscription_id', '=', id));
+  },
+
+  /**
    * Trials without Stripe ending in (now, until] that have had no notice yet: local subscriptions 'trialing' with a
    * trial end and no Stripe subscription (Stripe announces its own), and the default trials ("trialDays" from the
    * creation) of business organizations without a subscription of `defaultTrialApps`.

@@ -4,6 +4,7 @@ import type Stripe from 'stripe';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { Clock } from '../../platform/clock/clock.js';
+import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
 import { AuditService } from '../audit/audit.service.js';
 import { audienceOf, billingRepository as repo, type Subject, subjectOf, type SubscriptionRow } from './billing.repository.js';
@@ -54,6 +55,9 @@ export const CHECKOUT_DOUBT_MS = DAY_MS;
  * Should Stripe say one was completed nonetheless (a guard: its URL was never answered), it stays saved until the Hub
  * records the subscription it started (or Stripe says it has ended), making a checkout of its app the 409 of a
  * subscription that exists.
+ *
+ * A subscription BillingExpiryJob ended on its own at its period end (ended_locally_at: Stripe was not asked) may still
+ * bill in Stripe: a checkout of its app asks Stripe first (confirmEnded), and answers 409 while Stripe has not ended it.
  */
 @Injectable()
 export class CheckoutService {
@@ -64,6 +68,7 @@ export class CheckoutService {
     private readonly stripe: StripeClient,
     private readonly audit: AuditService,
     private readonly clock: Clock,
+    private readonly privileged: PrivilegedDatabase,
   ) {}
 
   private async subject(tx: TenantTx): Promise<Subject> {
@@ -82,6 +87,8 @@ export class CheckoutService {
     let savedTried = false;
     /** how many keys in doubt this request has settled: other checkouts keep starting past a few */
     let settled = 0;
+    /** the Stripe subscription ended here at its period end that Stripe has said is ended too (asked once per request) */
+    let endConfirmed: string | undefined;
     for (;;) {
       const found = await open(async (tx) => {
         if (!(await repo.app(tx.db, dto.app))) throw BillingErrors.notFound('app', dto.app);
@@ -99,6 +106,12 @@ export class CheckoutService {
         if (current?.stripeSubscriptionId && !STRIPE_ENDED.has(statusOf(current))) throw this.subscriptionExists(tx.orgId, subject, dto.app, current);
         const price = Object.entries(this.config.billing.stripePrices).find(([, v]) => v.app === dto.app && v.plan === dto.plan)?.[0];
         if (!price) throw BillingErrors.error('billing.plan_not_for_sale', `no Stripe price is configured for ${dto.app}:${dto.plan} (STRIPE_PRICES); contact sales`);
+        // ended only here (BillingExpiryJob, at its period end), not by Stripe: Stripe may still bill it (its end not
+        // processed yet, or renewed, the event late), and a second subscription would be billed besides it. Stripe is
+        // asked first (no transaction open)
+        if (current?.stripeSubscriptionId && current.endedLocallyAt && current.stripeSubscriptionId !== endConfirmed) {
+          return { kind: 'ended_locally' as const, subscription: { id: current.id, stripeSubscriptionId: current.stripeSubscriptionId, plan: current.plan }, orgId: tx.orgId, subject, principal: tx.principal, meta: tx.meta };
+        }
         // sessions of overtaken checkouts Stripe failed to expire (their URLs never reached a client): tried first (no
         // transaction open, no key drawn yet) rather than left to BillingExpiryJob, once per request; one of this app
         // Stripe says was completed all the same is the 409 of a subscription that exists
@@ -146,6 +159,11 @@ export class CheckoutService {
         // only the request that drew the key may drop it: a reused key belongs to a first request perhaps still running
         return { kind: 'create' as const, params, key, request, previous, ownsKey: !reuse, orgId: tx.orgId, subject };
       });
+      if (found.kind === 'ended_locally') {
+        await this.confirmEnded(found, dto.app);
+        endConfirmed = found.subscription.stripeSubscriptionId;
+        continue;
+      }
       if (found.kind === 'saved') {
         savedTried = true;
         await this.expireSaved(open, found.saved, { orgId: found.orgId, subject: found.subject, app: dto.app });
@@ -374,6 +392,40 @@ export class CheckoutService {
   private async dropKey(open: OpenTenant, app: string, key: string): Promise<void> {
     await open((tx) => repo.dropCheckoutKey(tx.db, tx.orgId, app, key))
       .catch((e: Error) => this.logger.warn(`could not drop the checkout key of ${app} after a failed checkout: ${e.message}`));
+  }
+
+  /**
+   * A checkout of an app whose Stripe subscription BillingExpiryJob ended on its own (canceled at period end, the period
+   * passed; Stripe not asked): Stripe is asked whether it has ended it too. Not ended (its end not processed yet, or the
+   * customer turned the cancellation off and it renewed, the event late): 409 billing.subscription_end_pending, as a new
+   * checkout would start a second subscription billed besides it. Ended (or unknown to Stripe): the local end is made
+   * final (Stripe never revives an ended subscription), so a late event of it, dated before its end, no longer revives
+   * the row, and the checkout goes on.
+   */
+  private async confirmEnded(
+    { orgId, subject, subscription: sub, principal, meta }: { orgId: string; subject: Subject; subscription: { id: string; stripeSubscriptionId: string; plan: string }; principal: TenantTx['principal']; meta: TenantTx['meta'] },
+    app: string,
+  ): Promise<void> {
+    const status = await this.stripe.subscriptionStatus(sub.stripeSubscriptionId);
+    if (status !== 'missing' && !STRIPE_ENDED.has(status)) {
+      const holder = subject.kind === 'user' ? 'account' : 'organization';
+      const portal = subject.kind === 'user' ? '/v1/me/billing/portal' : `/v1/orgs/${orgId}/billing/portal`;
+      throw BillingErrors.error('billing.subscription_end_pending',
+        `this ${holder}'s ${app} subscription (${sub.plan}) was ended at its period end, but Stripe has not ended it yet (${status}: its end is not processed yet, or it was renewed); `
+        + `try again once Stripe has ended it, or manage it in the billing portal (POST ${portal}), instead of starting a second subscription`,
+        { app, plan: sub.plan, stripeStatus: status });
+    }
+    // Stripe's word, recorded with the row locked (a concurrent event waits, then is refused), audited
+    await this.privileged.run('billing.checkout', async (db) => {
+      const row = await repo.lockSubscription(db, sub.id);
+      if (row?.stripeSubscriptionId !== sub.stripeSubscriptionId || !row.endedLocallyAt || !STRIPE_ENDED.has(statusOf(row))) return;
+      await repo.recordEndFinal(db, sub.id);
+      await this.audit.recordPrivileged(db, orgId, principal, {
+        action: 'billing.subscription_end_confirmed', entityType: 'subscription', entityId: sub.id,
+        before: { status: row.status, plan: row.plan, endedLocallyAt: row.endedLocallyAt.toISOString() },
+        after: { status: row.status, plan: row.plan, stripeStatus: status },
+      }, { requestId: meta.requestId, ip: meta.ip });
+    });
   }
 
   /**

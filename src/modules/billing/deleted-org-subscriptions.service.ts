@@ -2,7 +2,7 @@ import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
 import { DomainEvents, emitEvent, type DomainEvent } from '../../platform/events/events.js';
 import { AuditService } from '../audit/audit.service.js';
-import { billingRepository as repo, subjectOf } from './billing.repository.js';
+import { billingRepository as repo, subjectOf, type SubscriptionRow } from './billing.repository.js';
 import { StripeClient } from './stripe.client.js';
 import { STRIPE_ENDED, statusOf } from './subscription-status.js';
 import { subscriptionPayload } from './stripe-webhook.service.js';
@@ -14,7 +14,10 @@ const BILLING_ACTOR = { kind: 'service', name: 'billing' } as const;
  * member), every subscription that bills it ends at once. That is the business organization's own subscriptions, or,
  * for a personal organization (deleted only by an erasure), its person's personal plans. Stripe subscriptions are
  * canceled in Stripe first: after deletion nobody can reach the organization's billing portal any more. Then the Hub
- * row turns 'canceled', audited, with `subscription.canceled`.
+ * row turns 'canceled', audited, with `subscription.canceled`. A Stripe subscription BillingExpiryJob ended on its own
+ * (canceled at period end, the period passed: ended_locally_at) is canceled in Stripe too, as Stripe may not have ended
+ * it (its end late, or renewed) and would go on billing the deleted organization: its end is then final (audited; its
+ * `subscription.canceled` went out when the job ended it).
  *
  * Domain-event subscribers run at least once per event. A Stripe call repeated for the same event carries the same
  * idempotency key, and a subscription already canceled is skipped. A failed Stripe call fails the event's job, and
@@ -47,7 +50,7 @@ export class DeletedOrgSubscriptions implements OnModuleInit {
         if (org) this.logger.warn(`organization.deleted ${event.id} for organization ${event.orgId}, which is not deleted: nothing canceled`);
         return [];
       }
-      return (await repo.subscriptionsOf(db, subjectOf(org))).filter((s) => !STRIPE_ENDED.has(statusOf(s))); // NULL: 'active'
+      return (await repo.subscriptionsOf(db, subjectOf(org))).filter((s) => !STRIPE_ENDED.has(statusOf(s)) || endedLocally(s)); // NULL: 'active'
     });
     const ended: string[] = [];
     for (const s of live) {
@@ -55,7 +58,18 @@ export class DeletedOrgSubscriptions implements OnModuleInit {
       if (s.stripeSubscriptionId) await this.stripe.cancelSubscription(s.stripeSubscriptionId, `omnizen-org-deleted-${event.id}:${s.id}`);
       const done = await this.privileged.run('billing.org_deleted', async (db) => {
         const before = await repo.lockSubscription(db, s.id);
-        if (!before || STRIPE_ENDED.has(statusOf(before))) return false;
+        if (!before) return false;
+        if (STRIPE_ENDED.has(statusOf(before))) {
+          // ended here only, now canceled in Stripe as well (the same Stripe subscription): final
+          if (!endedLocally(before) || before.stripeSubscriptionId !== s.stripeSubscriptionId) return false;
+          await repo.recordEndFinal(db, s.id);
+          await this.audit.recordPrivileged(db, event.orgId, BILLING_ACTOR, {
+            action: 'billing.subscription_canceled', entityType: 'subscription', entityId: s.id,
+            before: { status: before.status, plan: before.plan, endedLocallyAt: before.endedLocallyAt!.toISOString() },
+            after: { status: before.status, plan: before.plan, reason: 'organization_deleted', stripeCanceled: true },
+          }, { requestId: event.id });
+          return true;
+        }
         await repo.cancel(db, s.id);
         const after = await repo.lockSubscription(db, s.id);
         await this.audit.recordPrivileged(db, event.orgId, BILLING_ACTOR, {
@@ -71,3 +85,6 @@ export class DeletedOrgSubscriptions implements OnModuleInit {
     return ended;
   }
 }
+
+/** A Stripe subscription BillingExpiryJob ended on its own: Stripe may still bill it. */
+const endedLocally = (s: SubscriptionRow): boolean => Boolean(s.stripeSubscriptionId && s.endedLocallyAt && STRIPE_ENDED.has(statusOf(s)));

@@ -25,6 +25,8 @@ export const PRIVILEGED_PATHS = {
   'jobs.invoice_overdue': 'list the organizations with overdue invoices not yet noted',
   /** Stripe webhooks and the Hub provisioning that follows them */
   'billing.webhook': 'apply Stripe events to hub subscriptions',
+  /** a checkout of an app whose Stripe subscription the expiry job ended on its own: Stripe's word that it has ended too */
+  'billing.checkout': 'record that Stripe has ended a subscription the billing job ended locally (asked by a checkout of its app)',
   /** scheduled expiry of trials and subscriptions canceled at period end */
   'billing.expiry': 'expire ended trials and canceled subscriptions; record when a past-due grace period began; drop checkout keys left in doubt past the 24-hour idempotency window of Stripe; expire the sessions of overtaken checkouts Stripe failed to expire',
   /** a deleted organization's subscriptions: found, then canceled (in Stripe first) */
