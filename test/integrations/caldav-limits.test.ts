@@ -3,7 +3,7 @@ import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { DateTime } from 'luxon';
 import {
-  CalDavBusyTimeSource, CALENDAR_CONCURRENCY, MAX_CALENDARS, MAX_EVENTS, MAX_EVENTS_PER_CALENDAR, MAX_REPORT_BYTES, readCalendars, TooManyBusyTimes,
+  CalDavBusyTimeSource, CALENDAR_CONCURRENCY, MAX_CALENDAR_SOURCES, MAX_CALENDARS, MAX_EVENTS, MAX_EVENTS_PER_CALENDAR, MAX_REPORT_BYTES, readCalendars, TooManyBusyTimes,
 } from '../../src/modules/integrations/busy-time-source.js';
 import { openSlots } from '../../src/modules/integrations/availability.js';
 import { BodyTooLarge } from '../../src/platform/http/body-reader.js';
@@ -203,6 +203,33 @@ describe('open slots over many busy intervals', () => {
     expect(await readCalendars([], { start: new Date(0), end: new Date(1) })).toEqual([]);
   });
 
+  it(`reads with at most ${MAX_CALENDAR_SOURCES} integrations, ${MAX_CALENDARS} calendars and ${MAX_EVENTS} events each`, async () => {
+    const range = { start: new Date('2030-03-01T00:00:00Z'), end: new Date('2030-03-02T00:00:00Z') };
+    let asked = 0;
+    const vevent = 'BEGIN:VEVENT\r\nDTSTART:20300301T100000Z\r\nDTEND:20300301T110000Z\r\nEND:VEVENT\r\n';
+    const PER_CALENDAR = MAX_EVENTS / 4 + 1;
+    const answer = `${HEAD}<C:calendar-data>BEGIN:VCALENDAR\r\n${vevent.repeat(PER_CALENDAR)}END:VCALENDAR</C:calendar-data>${TAIL}`;
+    const fake = (async () => { asked++; return new Response(answer, { status: 207 }); }) as typeof fetch;
+    // one iCloud account connected twice (as iCloud, and as CalDAV at caldav.icloud.com): both may ask every calendar
+    const ids = Array.from({ length: MAX_CALENDARS }, (_, i) => `https://caldav.icloud.com/1/calendars/c${i}/`);
+    const sources = Array.from({ length: MAX_CALENDAR_SOURCES + 1 }, (_, i) =>
+      new CalDavBusyTimeSource({ username: 'u', password: 'p', ...(i % 2 ? { serverUrl: 'https://caldav.icloud.com' } : {}) }, ids, 'UTC', fake));
+    const reads = (n: number, calendars: number) => sources.slice(0, n).flatMap((source) => source.calendars().slice(0, calendars).map((url) => ({ source, url })));
+    // more integrations than a provider has, or more calendars on one than are selected: nothing is asked
+    const tooMany = await readCalendars(reads(MAX_CALENDAR_SOURCES + 1, 1), range).catch((e: unknown) => e);
+    expect((tooMany as Error).message).toBe(`${MAX_CALENDAR_SOURCES + 1} calendar integrations are read, more than the ${MAX_CALENDAR_SOURCES} a provider has`);
+    const [first] = reads(1, 1);
+    const repeated = await readCalendars(Array.from({ length: MAX_CALENDARS + 1 }, () => first), range).catch((e: unknown) => e);
+    expect((repeated as Error).message).toBe(`${MAX_CALENDARS + 1} calendars are read with one integration, more than the ${MAX_CALENDARS} selected at most`);
+    expect([tooMany, repeated].map((e) => e instanceof TooManyBusyTimes)).toEqual([true, true]);
+    expect(asked).toBe(0);
+    // each integration within its own event budget (over it: 'all together do' below): two calendars of a quarter
+    // of it and one event, read by both, more than one budget in all
+    const both = await readCalendars(reads(MAX_CALENDAR_SOURCES, 2), range);
+    expect(asked).toBe(2 * MAX_CALENDAR_SOURCES);
+    expect(both).toHaveLength(2 * MAX_CALENDAR_SOURCES * PER_CALENDAR);
+  });
+
   it(`asks ${CALENDAR_CONCURRENCY} calendars at a time, and gives all up at the request's deadline`, async () => {
     const deadline = new AbortController();
     const started: string[] = [];
@@ -285,7 +312,7 @@ describe('calendars answering many events', () => {
     await useCalendars(`/many/${MAX_EVENTS_PER_CALENDAR + 1}/3/`);
     const one = await availability().expect(503);
     expect(one.body.error).toEqual({ code: 'availability.calendar_unavailable', message: 'the provider\'s calendar could not be read; try again later' });
-    // each calendar within its limit, all three over the request's
+    // each calendar within its limit, all three over the integration's
     const third = Math.ceil((MAX_EVENTS + 1) / 3);
     expect(third).toBeLessThanOrEqual(MAX_EVENTS_PER_CALENDAR);
     await useCalendars(`/many/${third}/4/`, `/many/${third}/5/`, `/many/${third}/6/`);

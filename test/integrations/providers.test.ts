@@ -4,6 +4,7 @@ import { registerUser, type TestUser } from '../support/factories.js';
 import { startCalDavDouble, type CalDavDouble } from '../support/doubles/caldav-double.js';
 import { testKeys } from './keys.js';
 import { RESERVED_SLUGS } from '../../src/modules/integrations/providers.service.js';
+import { PublicProvidersService } from '../../src/modules/integrations/public-providers.service.js';
 
 const ALL_DAYS = [1, 2, 3, 4, 5, 6, 7];
 const WHATSAPP = { enabled: true, phoneE164: '+971500000000', messageTemplate: 'Hi! Can I book {date} at {time}?' };
@@ -238,6 +239,37 @@ describe('public provider pages and availability', () => {
     expect(caldav.requests[0].authorization).toBe('Basic ' + Buffer.from(`ny@example.com:${calPassword}`).toString('base64'));
     expect(caldav.requests[0].body).toContain('<C:time-range start="20300311T040000Z" end="20300314T040000Z"/>');
     expect(res.text).not.toContain(calPassword);
+  });
+
+  it('reads 30 calendars with two integrations on one server (iCloud, and CalDAV at caldav.icloud.com): 60 asks, busy times merged', async () => {
+    const coach = await registerUser(t, 'two-integrations');
+    const icloud = 'https://caldav.icloud.com';
+    const paths = Array.from({ length: 30 }, (_, i) => `/1/calendars/c${i}/`);
+    for (const path of paths) caldav.calendars.set(path, []);
+    caldav.calendars.set(paths[0], ['BEGIN:VEVENT\r\nUID:f\r\nDTSTART:20300311T090000Z\r\nDTEND:20300311T100000Z\r\nEND:VEVENT']);
+    caldav.calendars.set(paths[29], ['BEGIN:VEVENT\r\nUID:g\r\nDTSTART:20300311T110000Z\r\nDTEND:20300311T120000Z\r\nEND:VEVENT']);
+    // the same account connected twice: the double knows one
+    for (const [integrationType, server] of [['icloud', {}], ['caldav', { serverUrl: icloud }]] as const) {
+      const { body: integration } = await t.http.post('/v1/me/integrations').set(coach.auth).send({ integrationType }).expect(201);
+      await t.http.put(`/v1/me/integrations/${integration.id}/secret`).set(coach.auth)
+        .send({ credentials: { username: 'ny@example.com', password: calPassword, ...server } }).expect(200);
+    }
+    await t.http.patch('/v1/me/provider').set(coach.auth).send({
+      publicSlug: 'two-integrations-coach', isPublic: true, timezone: 'UTC',
+      settings: { workingHours: { timezone: 'UTC', days: ALL_DAYS, start: '09:00', end: '12:00' }, calendar: { selectedCalendarIds: paths.map((p) => `${icloud}${p}`) } },
+    }).expect(200);
+    // TEST DOUBLE: iCloud's server is the CalDAV double
+    const service = t.app.get(PublicProvidersService);
+    const outbound = Reflect.get(service, 'fetch') as typeof fetch;
+    Reflect.set(service, 'fetch', ((url: URL, init: RequestInit) => outbound(new URL(url.pathname, caldav.url), init)) as typeof fetch);
+    caldav.requests.length = 0;
+    try {
+      const res = await availability('two-integrations-coach', 'from=2030-03-11&to=2030-03-11').expect(200);
+      expect(res.body.slots.map((s: any) => s.time)).toEqual(['10:00']);
+    } finally {
+      Reflect.set(service, 'fetch', outbound);
+    }
+    expect(caldav.requests.map((r) => r.path).sort()).toEqual([...paths, ...paths].sort());
   });
 
   it('answers 503 without slots, and without the credentials, when the calendar refuses them', async () => {

@@ -1,5 +1,6 @@
 import { DateTime, Duration } from 'luxon';
 import { readBodyAtMost } from '../../platform/http/body-reader.js';
+import { CALDAV_TYPES } from './integration.repository.js';
 
 /** A busy interval, in UTC. */
 export interface BusyInterval {
@@ -29,11 +30,20 @@ const ICLOUD_HOST = /^(p\d+-)?caldav\.icloud\.com$/;
  */
 export const MAX_REPORT_BYTES = 4 * 1024 * 1024;
 
-/** The most calendars one availability request asks, as the API's settings allow (CalendarSettingsDto). */
+/** The most calendars a provider selects, as the API's settings allow (CalendarSettingsDto). */
 export const MAX_CALENDARS = 50;
+/**
+ * The most CalDAV integrations one availability request reads with: a user has one of each CALDAV_TYPES
+ * (integrations_user_type_uq). Each reads the selected calendars it may ask, so two on the same server (iCloud, and
+ * CalDAV at caldav.icloud.com) both ask each of them: a request asks at most MAX_CALENDARS times this many.
+ */
+export const MAX_CALENDAR_SOURCES = CALDAV_TYPES.length;
 /** The most events one calendar's answer may hold for a range (a month of a busy calendar is far less)... */
 export const MAX_EVENTS_PER_CALENDAR = 10_000;
-/** ...and all calendars of one request together. Beyond either, the calendars count as unavailable. */
+/**
+ * ...and all calendars one integration reads together (so at most MAX_CALENDAR_SOURCES times this a request).
+ * Beyond either, the calendars count as unavailable.
+ */
 export const MAX_EVENTS = 20_000;
 /** How many calendars are asked at once, each within its own timeout and all within one deadline. */
 export const CALENDAR_CONCURRENCY = 4;
@@ -62,14 +72,26 @@ export interface CalendarRead {
 }
 
 /**
- * Busy times of several calendars: at most MAX_CALENDARS, CALENDAR_CONCURRENCY at a time, MAX_EVENTS in all, and
- * everything within `deadline`. The first failure stops the calendars still being read and is thrown.
+ * Busy times of several calendars, read with up to MAX_CALENDAR_SOURCES integrations (sources): at most MAX_CALENDARS
+ * and MAX_EVENTS a source, CALENDAR_CONCURRENCY at a time, and everything within `deadline`. The first failure stops
+ * the calendars still being read and is thrown.
  */
 export async function readCalendars(
   reads: CalendarRead[], range: { start: Date; end: Date }, deadline: AbortSignal = AbortSignal.timeout(BUSY_TIMES_DEADLINE_MS),
 ): Promise<BusyInterval[]> {
-  if (reads.length > MAX_CALENDARS) throw new TooManyBusyTimes(`${reads.length} calendars are selected, more than the ${MAX_CALENDARS} read`);
-  const budget: EventBudget = { left: MAX_EVENTS };
+  // what each source reads is counted as its own: a calendar two sources may ask is read (and its events parsed) twice
+  const budgets = new Map<CalDavBusyTimeSource, EventBudget & { calendars: number }>();
+  for (const { source } of reads) {
+    const budget = budgets.get(source) ?? { left: MAX_EVENTS, calendars: 0 };
+    budget.calendars++;
+    budgets.set(source, budget);
+  }
+  if (budgets.size > MAX_CALENDAR_SOURCES) {
+    throw new TooManyBusyTimes(`${budgets.size} calendar integrations are read, more than the ${MAX_CALENDAR_SOURCES} a provider has`);
+  }
+  for (const { calendars } of budgets.values()) {
+    if (calendars > MAX_CALENDARS) throw new TooManyBusyTimes(`${calendars} calendars are read with one integration, more than the ${MAX_CALENDARS} selected at most`);
+  }
   const stop = new AbortController();
   const signal = AbortSignal.any([deadline, stop.signal]);
   const out: BusyInterval[] = [];
@@ -77,7 +99,7 @@ export async function readCalendars(
   const worker = async () => {
     while (next < reads.length && !signal.aborted) {
       const { source, url } = reads[next++];
-      for (const b of await source.read(url, range, signal, budget)) out.push(b);
+      for (const b of await source.read(url, range, signal, budgets.get(source)!)) out.push(b);
     }
     signal.throwIfAborted();
   };
@@ -115,8 +137,11 @@ export class CalDavBusyTimeSource implements BusyTimeSource {
     return !this.credentials.serverUrl && url.protocol === 'https:' && url.port === '' && ICLOUD_HOST.test(url.hostname);
   }
 
-  /** The selected calendars this source may ask. */
+  /** The selected calendars this source may ask; TooManyBusyTimes when more than MAX_CALENDARS are selected. */
   calendars(): URL[] {
+    if (this.calendarUrls.length > MAX_CALENDARS) {
+      throw new TooManyBusyTimes(`${this.calendarUrls.length} calendars are selected, more than the ${MAX_CALENDARS} read`);
+    }
     const out: URL[] = [];
     for (const calendar of this.calendarUrls) {
       let url: URL;
@@ -130,11 +155,11 @@ export class CalDavBusyTimeSource implements BusyTimeSource {
     return out;
   }
 
-  busyTimes(range: { start: Date; end: Date }): Promise<BusyInterval[]> {
+  async busyTimes(range: { start: Date; end: Date }): Promise<BusyInterval[]> {
     return readCalendars(this.calendars().map((url) => ({ source: this, url })), range);
   }
 
-  /** One calendar's busy times; at most MAX_EVENTS_PER_CALENDAR events, and no more than the request's budget. */
+  /** One calendar's busy times; at most MAX_EVENTS_PER_CALENDAR events, and no more than this source's budget. */
   async read(url: URL, range: { start: Date; end: Date }, signal: AbortSignal, budget: EventBudget): Promise<BusyInterval[]> {
     const auth = 'Basic ' + Buffer.from(`${this.credentials.username}:${this.credentials.password}`).toString('base64');
     const body = `<?xml version="1.0" encoding="utf-8"?>
@@ -165,7 +190,7 @@ export class CalDavBusyTimeSource implements BusyTimeSource {
     } catch (err) {
       if (!(err instanceof TooManyBusyTimes)) throw err;
       throw new TooManyBusyTimes(limit < MAX_EVENTS_PER_CALENDAR
-        ? `CalDAV REPORT on ${url.pathname} answered more events than the ${MAX_EVENTS} read for all calendars together`
+        ? `CalDAV REPORT on ${url.pathname} answered more events than the ${MAX_EVENTS} read for all calendars of an integration together`
         : `CalDAV REPORT on ${url.pathname} answered more than the ${MAX_EVENTS_PER_CALENDAR} events read`);
     }
     budget.left -= limit - mine.left;

@@ -83,7 +83,8 @@ export class PublicProvidersService {
 
   /**
    * Busy times of the provider's connected calendars; the credentials are opened here and nowhere else. All calendars
-   * are read together (readCalendars: at most 50, a few at a time, a bounded number of events, one deadline).
+   * are read together, each with every integration that may ask it (readCalendars: at most 50 selected calendars and a
+   * bounded number of events an integration, a few at a time, one deadline).
    */
   private async busyTimes(slug: string, zone: string, range: { start: Date; end: Date }): Promise<BusyInterval[]> {
     const rows = await this.privileged.run('integrations.busy_times', (db) => integrationRepository.calendarIntegrationsOfPublicProvider(db, slug));
