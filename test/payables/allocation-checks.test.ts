@@ -7,6 +7,8 @@ import { until } from '../support/throwaway-servers.js';
 import { createOrg, onPlan, orgWithRoles, type RoleUsers } from '../support/factories.js';
 import { ledgerUrl, startBooks } from '../ledger/ledger-support.js';
 import { createVendor, payablesUrl } from './payables-support.js';
+import { pauseNext, releaseAll } from '../auth/lock-order.js';
+import { payablesRepository } from '../../src/modules/payables/payables.repository.js';
 
 /**
  * What an allocation of a bill payment must be, and the codes the payment routes answer (each one declared on its
@@ -183,6 +185,9 @@ describe('payables: allocation amounts and dates; declared error codes', () => {
     const overBill = { code: '23514', hint: 'payables.over_allocation', message: expect.stringContaining(`open amount of bill ${b2} below zero`) };
     const overPayment = { code: '23514', hint: 'payables.over_allocation', message: expect.stringContaining(`allocations of payment ${pay}`) };
     const overCredit = { code: '23514', hint: 'payables.exceeds_credit', message: expect.stringContaining(`refunds of payment ${pay}`) };
+    // a refund is in its payment's currency (the service writes the payment's; the payment has no other party column)
+    const inUsd = refund('1').replace('p.currency', `'USD'`);
+    const otherCurrency = { code: '23514', hint: 'payables.currency_mismatch', message: expect.stringContaining(`refund of payment ${pay} is in USD, the payment in EUR`) };
     const clients: pg.Client[] = [];
     const tx = () => openTenantTransaction(t.db.apiUrl, { sub: users.owner.id, org_id: other }, clients);
     try {
@@ -192,6 +197,7 @@ describe('payables: allocation amounts and dates; declared error codes', () => {
         [null, refund('20', '30'), overCredit],
         [refund('40'), allocate('0.01'), overPayment], // the refund counts for an allocation
         [allocate('40'), refund('0.01'), overCredit], // the allocation counts for a refund
+        [null, inUsd, otherCurrency],
       ] as const) {
         const { c } = await tx();
         if (first) await c.query(first);
@@ -216,5 +222,31 @@ describe('payables: allocation amounts and dates; declared error codes', () => {
     const more = await t.http.post(payablesUrl(other, `payments/${pay}/refunds`)).set(users.owner.auth).send({ date: '2026-03-03', amount: '0.01' }).expect(409);
     expect(more.body.error).toMatchObject({ code: 'payables.exceeds_credit', details: { left: '0.00' } });
     expect(await used('bill_payment_refunds')).toEqual(['10.0000']);
+  });
+
+  it('a direct writer of an allocation waits for the service allocating the same payment, then counts what it committed: no deadlock (40P01)', async () => {
+    // the service holds the payment's lock, paused before it locks the bill. The writer's row would have locked the bill
+    // (its foreign key check) before its checks took the payment's lock: each waiting for the other, PostgreSQL cancelled the writer
+    const bill = await postedBill('2026-03-01');
+    const pay = (await payment('2026-03-02').expect(201)).body.id as string;
+    const clients: pg.Client[] = [];
+    try {
+      const paused = pauseNext(payablesRepository, 'lockBill');
+      const service = t.http.post(url(`payments/${pay}/allocations`)).set(users.accountant.auth).send({ billId: bill, amount: '60.00' }).then((r) => r);
+      await paused.reached;
+      const direct = await openTenantTransaction(t.db.apiUrl, { sub: users.owner.id, org_id: orgId }, clients);
+      const written = direct.c.query(`INSERT INTO finance.bill_allocations (org_id, payment_id, bill_id, allocation_date, amount, bill_base_amount, payment_base_amount, created_by)
+        VALUES ('${orgId}', '${pay}', '${bill}', '2026-03-02', 60, 60, 60, 'direct')`).then(() => 'inserted', (e) => e);
+      await until('the direct writer waits for the payment', async () => (await t.db.admin.query(`SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1`, [direct.pid])).rows[0]?.wait_event_type === 'Lock');
+      paused.release();
+      expect((await service).status).toBe(201);
+      expect(await written).toMatchObject({ code: '23514', hint: 'payables.over_allocation', message: expect.stringContaining(`open amount of bill ${bill}`) });
+      await direct.c.query('ROLLBACK');
+    } finally {
+      releaseAll();
+      for (const c of clients) await c.end();
+    }
+    const { rows } = await t.db.admin.query(`SELECT amount::text FROM finance.bill_allocations WHERE org_id = $1 AND payment_id = $2`, [orgId, pay]);
+    expect(rows).toEqual([{ amount: '60.0000' }]);
   });
 });

@@ -138,6 +138,9 @@ describe('refunds of customer and vendor credit; a payment in another currency t
     const allocate = (amount: string) => `INSERT INTO finance.receivable_allocations (org_id, invoice_id, payment_id, allocation_date, amount, invoice_base, source_base)
       VALUES ('${other}', '${inv.id}', '${pay}', '2026-04-03', ${amount}, ${amount}, ${amount})`;
     const overCredit = { code: '23514', hint: 'receivables.exceeds_credit', message: expect.stringContaining(`refunds of payment ${pay}`) };
+    // a refund is in its payment's currency and to its payment's customer (the service writes the payment's own)
+    const beta = (await t.http.post(rUrl(other, 'customers')).set(users.owner.auth).send({ name: 'Beta Ltd', email: 'ap@beta.example', paymentTermsDays: 30 }).expect(201)).body.id as string;
+    const unlike = (customerId: string, currency: string) => refund('1').replace('p.customer_id,', `${customerId},`).replace('p.currency,', `${currency},`);
     const clients: pg.Client[] = [];
     const tx = () => openTenantTransaction(t.db.apiUrl, { sub: users.owner.id, org_id: other }, clients);
     try {
@@ -145,6 +148,8 @@ describe('refunds of customer and vendor credit; a payment in another currency t
         [null, refund('20', '20'), overCredit], // one statement: 40.00 of the 30.00 left
         [allocate('30'), refund('0.01'), overCredit], // the allocations count for a refund
         [refund('30'), allocate('0.01'), { code: '23514', hint: 'receivables.exceeds_payment' }], // and the refunds for an allocation
+        [null, unlike('p.customer_id', `'USD'`), { code: '23514', hint: 'receivables.currency_mismatch', message: expect.stringContaining(`refund of payment ${pay} is in USD, the payment in EUR`) }],
+        [null, unlike(`'${beta}'`, 'p.currency'), { code: '23514', hint: 'receivables.wrong_customer', message: expect.stringContaining(`names customer ${beta}`) }],
       ] as const) {
         const { c } = await tx();
         if (first) await c.query(first);

@@ -9,6 +9,7 @@ import { openTenantTransaction } from '../support/database.js';
 import { until } from '../support/throwaway-servers.js';
 import { pauseNext, releaseAll } from '../auth/lock-order.js';
 import { ledgerRepository } from '../../src/modules/ledger/ledger.repository.js';
+import { receivablesRepository } from '../../src/modules/receivables/receivables.repository.js';
 import { expectOpenAmountsKept, issueInvoice, rUrl, setupReceivables } from './receivables-support.js';
 
 describe('receivables: concurrency, immutability, bad input, aging property, PDF, plans', () => {
@@ -237,6 +238,38 @@ describe('receivables: concurrency, immutability, bad input, aging property, PDF
     }
     const { rows } = await t.db.admin.query(`SELECT invoice_id, sum(amount)::text AS settled FROM finance.receivable_allocations WHERE org_id = $1 GROUP BY 1`, [otherOrg]);
     expect(rows).toEqual([{ invoice_id: inv1, settled: '60.0000' }]);
+  });
+
+  it('a direct writer of an allocation waits for the service allocating the same payment, then counts what it committed: no deadlock (40P01)', async () => {
+    // an organization of its own (the aging property above reads this one's); the service holds the payment's lock, paused
+    // before it locks the invoice. The writer's row would have locked the invoice (its foreign key check) before its
+    // checks took the payment's lock: each waiting for the other, PostgreSQL cancelled the writer
+    const other = await registerUser(t, 'lock-order-owner');
+    const otherOrg = await createOrg(t, other, 'Lock Order Ltd');
+    const o = await setupReceivables(t, otherOrg, other);
+    const inv = (await issueInvoice(t, otherOrg, other, { customerId: o.customer, invoiceDate: '2026-04-01',
+      lines: [{ description: 'Service', quantity: '1', unitPrice: '100.00', revenueAccountId: o.acc['4100'] }] })).id as string;
+    const pay = (await t.http.post(rUrl(otherOrg, 'payments')).set(other.auth)
+      .send({ customerId: o.customer, date: '2026-04-02', amount: '100.00', depositAccountId: o.acc['1100'], method: 'cash' }).expect(201)).body.id as string;
+    const clients: pg.Client[] = [];
+    try {
+      const paused = pauseNext(receivablesRepository, 'lockInvoices');
+      const service = t.http.post(rUrl(otherOrg, `payments/${pay}/allocations`)).set(other.auth).send({ date: '2026-04-02', allocations: [{ invoiceId: inv, amount: '60.00' }] }).then((r) => r);
+      await paused.reached;
+      const direct = await openTenantTransaction(t.db.apiUrl, { sub: other.id, org_id: otherOrg }, clients);
+      const written = direct.c.query(`INSERT INTO finance.receivable_allocations (org_id, invoice_id, payment_id, allocation_date, amount, invoice_base, source_base)
+        VALUES ('${otherOrg}', '${inv}', '${pay}', '2026-04-02', 60, 60, 60)`).then(() => 'inserted', (e) => e);
+      await until('the direct writer waits for the payment', async () => (await t.db.admin.query(`SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1`, [direct.pid])).rows[0]?.wait_event_type === 'Lock');
+      paused.release();
+      expect((await service).status).toBe(201);
+      expect(await written).toMatchObject({ code: '23514', hint: 'receivables.over_allocation' });
+      await direct.c.query('ROLLBACK');
+    } finally {
+      releaseAll();
+      for (const c of clients) await c.end();
+    }
+    const { rows } = await t.db.admin.query(`SELECT amount::text FROM finance.receivable_allocations WHERE org_id = $1`, [otherOrg]);
+    expect(rows).toEqual([{ amount: '60.0000' }]);
   });
 
   it('un-allocating adds a reversing row; the invoice is open again; a second reversal is a 409', async () => {
