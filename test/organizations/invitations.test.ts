@@ -6,6 +6,7 @@ import { addMember, createOrg, orgWithRoles, registerUser as registerUnverified,
 import { JobRegistry } from '../../src/platform/queue/jobs.js';
 import { InvitationPurge } from '../../src/modules/organizations/invitation-purge.service.js';
 import { MAIL_WITHHELD } from '../../src/modules/organizations/invitations.service.js';
+import { notificationRepository } from '../../src/modules/notifications/notification.repository.js';
 
 /** Invitees here accept with the admin's token, which needs a verified e-mail (see the test of that rule below). */
 const registerUser = async (t: TestApp, prefix: string) => verifyEmailOf(t, await registerUnverified(t, prefix));
@@ -32,7 +33,7 @@ describe('invitations', () => {
   it('creates an invitation whose token is shown once and stored only as its SHA-256; audited; job without the token', async () => {
     const grace = await registerUser(t, 'grace');
     const res = await invite(grace.email.toUpperCase(), 'accountant').expect(201);
-    expect(res.body).toMatchObject({ orgId, email: grace.email, role: 'accountant', status: 'pending', invitedBy: owner.id, token: expect.any(String) });
+    expect(res.body).toMatchObject({ orgId, email: grace.email, role: 'accountant', status: 'pending', invitedBy: owner.id, token: expect.any(String), mail: 'queued' });
     const token: string = res.body.token;
     expect(token.length).toBeGreaterThanOrEqual(40);
     const ttlDays = (Date.parse(res.body.expiresAt) - Date.parse(res.body.createdAt)) / 86_400_000;
@@ -188,9 +189,16 @@ describe('invitations', () => {
       expect(await sent(local)).toEqual({ invitations: 3, mails: 3, withheld: 0, audited: 3 });
 
       const made = await invite(hire, 'member', owner, victimOrg).expect(201);
-      // what the admin needs to share the link: the organization and the token
-      expect(made.body).toMatchObject({ orgId: victimOrg, email: hire, status: 'pending', token: expect.any(String) });
-      await runJobs(local);
+      // what the admin needs to share the link: the organization and the token, and that it is theirs to share
+      expect(made.body).toMatchObject({ orgId: victimOrg, email: hire, status: 'pending', token: expect.any(String), mail: 'withheld' });
+      // its e-mail is recorded not_sent in one write (never queued first: no state a sender could pick up)
+      const changed = jest.spyOn(notificationRepository, 'setDelivery');
+      try {
+        await runJobs(local);
+        expect(changed).not.toHaveBeenCalled();
+      } finally {
+        changed.mockRestore();
+      }
       expect(await sent(local)).toEqual({ invitations: 4, mails: 3, withheld: 1, audited: 4 });
       expect((await t.db.admin.query(`SELECT org_id, status, smtp_response, data->>'invitationId' AS invitation FROM core.email_deliveries
         WHERE template = 'invitation' AND to_address = $1`, [hire])).rows)
@@ -201,6 +209,21 @@ describe('invitations', () => {
       // the invitee accepts with the token the admin shares
       const invitee = await verifyEmailOf(t, await registerUnverified(t, 'hire', undefined, hire));
       expect((await accept(invitee, made.body.token, victimOrg).expect(200)).body).toEqual({ orgId: victimOrg, userId: invitee.id, role: 'member' });
+    });
+
+    it('counts a gmail.com or googlemail.com address without the dots of its local part (the address is kept as given): 429 from one organization, withheld across them', async () => {
+      const local = `ada.love.${Date.now()}`;
+      const folded = local.replace(/\./g, '');
+      const org = await newOrg('Gmail Inviter');
+      const spellings = [`${local}@gmail.com`, `${folded}@googlemail.com`, `${folded.slice(0, 3)}.${folded.slice(3)}+hr@gmail.com`];
+      for (const email of spellings) expect((await invite(email, 'member', owner, org).expect(201)).body).toMatchObject({ email, mail: 'queued' });
+      expect((await invite(`${folded}@gmail.com`, 'member', owner, org).expect(429)).body.error).toEqual(refusal('address', 3));
+      // another organization's invitation is made, its e-mail withheld; another domain's same local part is another mailbox
+      const other = await newOrg('Second Gmail Inviter');
+      expect((await invite(`${folded}@gmail.com`, 'member', owner, other).expect(201)).body).toMatchObject({ email: `${folded}@gmail.com`, mail: 'withheld' });
+      expect((await invite(`${folded}@example.test`, 'member', owner, org).expect(201)).body.mail).toBe('queued');
+      expect((await t.db.admin.query(`SELECT email FROM core.invitations WHERE org_id = ANY($1) ORDER BY created_at`, [[org, other]])).rows.map((r) => r.email))
+        .toEqual([...spellings, `${folded}@gmail.com`, `${folded}@example.test`]);
     });
 
     it('at most 3 an hour to one address from one organization, revoked ones and "+tags" counted: then 429 invitation.mail_limited, nothing written; one more once the oldest is an hour old', async () => {

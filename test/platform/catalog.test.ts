@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
+import { listMigrations } from '../../src/platform/database/migrator.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { privilegeDifferences, privilegesHeld } from './privileges.js';
 import { NOT_FROM_EXTENSION, SCHEMAS_PARAM } from './schemas.js';
@@ -141,6 +142,61 @@ describe('catalog: row level security and the runtime login', () => {
     const held = await privilegesHeld(db.admin);
     held['table public.providers'] = { ...held['table public.providers'], authenticated: 'DELETE,INSERT,SELECT,TRUNCATE,UPDATE' };
     expect(privilegeDifferences(held)).toEqual(['table public.providers: authenticated holds TRUNCATE (not in the allow-list)']);
+  });
+
+  it('revokes every function created after 20261201000100 from anon, authenticated and service_role by name, not only from PUBLIC', async () => {
+    // Default privileges (Supabase's in public; an operator's, per Supabase's guide to exposing a schema, in core or ai)
+    // grant a new function to those roles by name: REVOKE ... FROM PUBLIC leaves those grants. 20261201000100 revoked
+    // every grant of the objects it found; a function created since is covered only by a REVOKE of its own that names
+    // them, in the migration that created it or a later one.
+    const { rows } = await db.admin.query<{ fn: string }>(
+      `SELECT DISTINCT format('%s.%s/%s', n.nspname, p.proname, p.pronargs) AS fn FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+       WHERE n.nspname = ANY($1) AND n.nspname <> 'public' AND ${NOT_FROM_EXTENSION('p.oid', 'pg_proc')}`, SCHEMAS_PARAM);
+    // `name/arguments` of the function whose argument list opens at `open`: overloads are told apart by how many
+    // arguments they take (pg_proc.pronargs: OUT ones not counted)
+    const signature = (text: string, name: string, open: number) => {
+      const args: string[] = [];
+      let depth = 0, quoted = false, arg = '';
+      for (let i = open; i < text.length; i++) {
+        const ch = text[i];
+        if (ch === "'") quoted = !quoted;
+        else if (!quoted && ch === '(' && ++depth === 1) continue;
+        else if (!quoted && ch === ')' && --depth === 0) break;
+        else if (!quoted && ch === ',' && depth === 1) {
+          args.push(arg);
+          arg = '';
+          continue;
+        }
+        arg += ch;
+      }
+      args.push(arg);
+      return `${name.toLowerCase()}/${args.filter((a) => a.trim() && !/^\s*OUT\s/i.test(a)).length}`;
+    };
+    const named = ['anon', 'authenticated', 'service_role'];
+    const created = new Map<string, number>(); // function -> index of the migration that last created it
+    const revoked = new Map<string, Set<string>>(); // function -> roles revoked by name since then
+    const migrations = listMigrations().filter((m) => !m.name.startsWith('supabase/'));
+    migrations.forEach((m, i) => {
+      const text = m.sql.replace(/--[^\n]*/g, '');
+      for (const c of text.matchAll(/CREATE\s+(OR\s+REPLACE\s+)?FUNCTION\s+([\w.]+)\s*\(/gi)) {
+        const fn = signature(text, c[2], c.index + c[0].length - 1);
+        if (c[1] && created.has(fn)) continue; // a replaced function keeps its privileges
+        created.set(fn, i);
+        revoked.set(fn, new Set());
+      }
+      for (const r of text.matchAll(/REVOKE\s+(?:ALL|EXECUTE)\s+ON\s+FUNCTION\s+([\s\S]*?)\s+FROM\s+([^;]+);/gi)) {
+        const roles = r[2].split(',').map((role) => role.trim().toLowerCase());
+        for (const f of r[1].matchAll(/([\w.]+)\s*\(/g)) {
+          const fn = signature(r[1], f[1], f.index + f[0].length - 1);
+          for (const role of roles) revoked.get(fn)?.add(role);
+        }
+      }
+    });
+    const sweep = migrations.findIndex((m) => m.name === '20261201000100_supabase_privileges');
+    const gaps = rows.map((r) => r.fn).filter((fn) => (created.get(fn) ?? -1) > sweep)
+      .filter((fn) => !named.every((role) => revoked.get(fn)!.has(role)))
+      .map((fn) => `${fn} (created by ${migrations[created.get(fn)!].name}) is revoked from ${[...revoked.get(fn)!].join(', ') || 'no role'} only`);
+    expect(gaps.sort()).toEqual([]);
   });
 
   it('sets search_path = \'\' on every SECURITY DEFINER function in our schemas', async () => {

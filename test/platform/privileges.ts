@@ -214,6 +214,8 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'function core.accept_invitation(uuid, text, text)': { authenticated: 'EXECUTE' },
   // the invitation e-mails' hourly counts, across organizations for the address: the API only (20270210410200)
   'function core.invitations_within_hour(text)': { authenticated: 'EXECUTE' },
+  // the mailbox those counts fold an address to (20270210500200): its index's expression, run by the roles writing invitations
+  'function core.invitation_mailbox(text)': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
   'function core.create_organization(text, text)': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
   'function core.personal_org_id(text)': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
   // writes auth.users (Supabase Auth's table) for the privileged registration path

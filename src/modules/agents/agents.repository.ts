@@ -3,6 +3,7 @@ import { sql, type Selectable } from 'kysely';
 import type { Db } from '../../platform/database/database.service.js';
 import { exactInstant, qb, type DB } from '../../platform/database/query-builder.js';
 import type { AgentDto, BudgetDto, ModelDto, ProviderKeyDto, RunDto, RunStepDto, UsageRowDto } from './agents.dto.js';
+import { organizationDeleted } from '../organizations/organization.repository.js';
 
 // The only place with SQL of the agents module: typed queries (Kysely) on schema ai, raw SQL for the budget
 // functions and the usage report. Money is numeric (Decimal), never a float.
@@ -380,14 +381,8 @@ export const agentsRepository = {
       .where('org_id', '=', orgId).where('id', 'in', ids).where('status', '=', 'cancelled').where('call_in_flight_until', 'is not', null));
   },
 
-  /**
-   * Whether organization `orgId` is deleted, as committed when this statement starts: a transaction let in before its
-   * deletion committed (begin_request) learns of it after waiting for a run the deletion had locked.
-   */
-  async organizationDeleted(db: Db, orgId: string): Promise<boolean> {
-    const [r] = await db.run(qb.selectFrom('core.organizations').select('deleted_at').where('id', '=', orgId));
-    return !r || r.deleted_at !== null;
-  },
+  /** organizations' helper: a transaction let in before the deletion committed learns of it after waiting for a run the deletion locked */
+  organizationDeleted,
 
   /**
    * Privileged (agents.lost_runs): running runs whose lease passed before `now` (the instance executing them stopped

@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import { AppError } from '../../platform/errors/app-error.js';
-import { DatabaseUnavailableError, sqlState } from '../../platform/errors/database-errors.js';
+import { DatabaseUnavailableError, isTransientSqlState, sqlState } from '../../platform/errors/database-errors.js';
 import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
 import { emitEvent } from '../../platform/events/events.js';
 import { JobRegistry, type Job } from '../../platform/queue/jobs.js';
@@ -112,14 +112,13 @@ export class KnowledgeIngestion implements OnModuleInit {
 
 /**
  * Whether a failed write may succeed when its job runs again: the database was unreachable or cut the connection
- * (08xxx, DatabaseUnavailableError), the transaction lost a conflict (40xxx: serialization, deadlock), the server ran
- * short of resources (53xxx), a statement or lock waited too long or the server is shutting down (57xxx, 55P03), a
- * system error (58xxx, XX000). Anything else (a value or a rule the database refuses: 22xxx, 23xxx, 42xxx, 54xxx; an
- * error of the code itself) would fail again with the same version.
+ * (DatabaseUnavailableError), an answer of 503, or a transient SQLSTATE (isTransientSqlState: lost connection or
+ * conflict, resources, timeouts, shutdown). Anything else (a value or a rule the database refuses: 22xxx, 23xxx, 42xxx,
+ * 54xxx; a server fault, 58xxx, XX000; an error of the code itself) fails the version rather than its job calling the
+ * provider again.
  */
 export function transientFailure(err: unknown): boolean {
   if (err instanceof DatabaseUnavailableError) return true;
   if (err instanceof AppError) return err.status === 503;
-  const { code } = sqlState(err);
-  return !!code && (['08', '40', '53', '57', '58', 'XX'].includes(code.slice(0, 2)) || ['55P03', '25P03'].includes(code));
+  return isTransientSqlState(sqlState(err).code);
 }

@@ -2,6 +2,7 @@ import { sql, type Selectable } from 'kysely';
 import type { Db } from '../../platform/database/database.service.js';
 import { exactInstant, qb, type DB } from '../../platform/database/query-builder.js';
 import type { CollectionDto, DocumentDto, SearchHitDto, VersionDto } from './knowledge.dto.js';
+import { organizationDeleted } from '../organizations/organization.repository.js';
 
 // The only place with knowledge SQL. CRUD is typed (Kysely); the chunk writes and the search are raw: their
 // embedding column is pgvector's `vector` or `real[]` (the migration decided), which the generated types omit.
@@ -179,16 +180,8 @@ async function restrictToRole<F extends SearchFilter & { readRole?: string }>(db
 }
 
 export const knowledgeRepository = {
-  /**
-   * Whether organization `orgId` is deleted (or gone). `lock`: its row is held FOR SHARE until the transaction ends, so
-   * a deletion (an UPDATE of its row) committing meanwhile is waited for and seen, or waits for this transaction.
-   */
-  async organizationDeleted(db: Db, orgId: string, lock = false): Promise<boolean> {
-    let q = qb.selectFrom('core.organizations').select('deleted_at').where('id', '=', orgId);
-    if (lock) q = q.forShare();
-    const [r] = await db.run(q);
-    return !r || r.deleted_at !== null;
-  },
+  /** organizations' helper: with `lock`, a deletion committing meanwhile is waited for and seen, or waits for this transaction */
+  organizationDeleted,
 
   async storageInfo(db: Db): Promise<StorageInfo> {
     const [row] = await db.$queryRaw<{ storage: EmbeddingStorage; version: string | null }[]>`

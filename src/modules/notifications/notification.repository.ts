@@ -139,13 +139,16 @@ export const notificationRepository = {
   // ------------------------------------------------------------------ e-mail deliveries (privileged)
 
   async insertDelivery(db: Db, d: {
-    orgId: string; userId: string | null; to: string; template: string; category: string; data: Record<string, unknown>; eventId?: string; status: 'queued' | 'digest_pending';
-    toPerson?: boolean;
+    orgId: string; userId: string | null; to: string; template: string; category: string; data: Record<string, unknown>; eventId?: string;
+    status: 'queued' | 'digest_pending' | 'not_sent'; toPerson?: boolean;
+    /** why a delivery inserted not_sent is not sent */
+    smtpResponse?: string;
   }): Promise<string> {
     const [row] = await db.run(qb.insertInto('core.email_deliveries')
       .values({
         org_id: d.orgId, user_id: d.userId, to_address: d.to, template: d.template, category: d.category, data: JSON.stringify(d.data),
         event_id: d.eventId === undefined ? null : BigInt(d.eventId), status: d.status, to_person: d.toPerson ?? false,
+        ...(d.smtpResponse !== undefined ? { smtp_response: d.smtpResponse } : {}),
       }).returning('id'));
     return row.id;
   },

@@ -41,9 +41,8 @@ export class InvitationMail implements OnModuleInit {
         },
       };
       if (job.payload.mailWithheld === true) {
-        // recorded as the delivery log records every e-mail not sent (no job: nothing to send)
-        const id = await notificationRepository.insertDelivery(db, { orgId: job.orgId, ...email, status: 'queued' });
-        await notificationRepository.setDelivery(db, job.orgId, id, { status: 'not_sent', smtpResponse: MAIL_WITHHELD });
+        // recorded as the delivery log records every e-mail not sent, in its final state at once (no job: nothing to send)
+        await notificationRepository.insertDelivery(db, { orgId: job.orgId, ...email, status: 'not_sent', smtpResponse: MAIL_WITHHELD });
         return;
       }
       await queueEmail({ db, orgId: job.orgId }, email);

@@ -7,6 +7,9 @@ import { PageInfo } from '../../platform/http/openapi.js';
 export const INVITABLE_ROLES = ['admin', 'accountant', 'member', 'viewer'] as const;
 export const INVITATION_STATUSES = ['pending', 'accepted', 'revoked', 'expired'] as const;
 export type InvitationStatus = (typeof INVITATION_STATUSES)[number];
+/** What became of a new invitation's e-mail: queued to be mailed, or withheld (the address's hourly cap across organizations). */
+export const INVITATION_MAIL = ['queued', 'withheld'] as const;
+export type InvitationMail = (typeof INVITATION_MAIL)[number];
 
 @ApiSchema({ description: 'Who to invite, and with which role' })
 export class CreateInvitationDto {
@@ -41,6 +44,14 @@ export class InvitationDto {
 export class CreatedInvitationDto extends InvitationDto {
   @ApiProperty({ description: 'The secret to send to the invitee. Shown once: only its SHA-256 hash is stored.' })
   token: string;
+
+  @ApiProperty({
+    description: 'The invitation e-mail: queued (the invitee is mailed a link shortly), or withheld (the address already had its '
+      + 'hourly cap of invitations from any organizations: no e-mail goes out, its delivery is recorded not_sent; share the '
+      + 'link yourself, with the orgId and the token)',
+    enum: INVITATION_MAIL, example: 'withheld',
+  })
+  mail: InvitationMail;
 }
 
 @ApiSchema({ description: 'A page of invitations' })

@@ -29,11 +29,13 @@ export class InvitationsController {
   @ApiOperation({
     operationId: 'createInvitation', summary: 'Invite someone by email with a role (admin). The response holds the token, once.',
     description: `Each invitation mails its invitee. From one organization, at most ${INVITATIONS_PER_MAILBOX_PER_HOUR} invitations per hour to one `
-      + `address (a "+tag" of the address counts as the address) and ${INVITATIONS_PER_ORGANIZATION_PER_HOUR} per hour in all, revoked ones included: `
+      + 'address (a "+tag" of the address counts as the address, and so do the dots of a gmail.com or googlemail.com one) and '
+      + `${INVITATIONS_PER_ORGANIZATION_PER_HOUR} per hour in all, revoked ones included: `
       + 'past either, 429 invitation.mail_limited (details: per = address or organization, limit, retryAfterSeconds; Retry-After header). '
       + `Once ${INVITATIONS_PER_MAILBOX_PER_HOUR} invitations to the address were made within the hour by any organizations, the invitation is `
-      + 'still created (201) but not mailed (its e-mail is recorded not_sent, with the reason): share the link yourself, with the orgId and '
-      + 'the token of this response (the invitee accepts with POST /v1/invitations/accept, from an account whose e-mail is verified).',
+      + 'still created (201) but not mailed (the response\'s mail is "withheld"; its e-mail is recorded not_sent, with the reason): share '
+      + 'the link yourself, with the orgId and the token of this response (the invitee accepts with POST /v1/invitations/accept, from an '
+      + 'account whose e-mail is verified).',
   })
   @ApiCreatedResponse({ type: CreatedInvitationDto })
   @ApiErrors(400, 409, 422)

@@ -91,7 +91,7 @@ export class InvitationsService {
     await emitEvent(tx, 'member.invited', {
       invitationId: invitation.id, email: invitation.email, role: invitation.role, invitedBy: invitation.invitedBy, expiresAt: new Date(invitation.expiresAt).toISOString(),
     });
-    return { ...invitation, token };
+    return { ...invitation, token, mail: mailWithheld ? 'withheld' : 'queued' };
   }
 
   async list(tx: TenantTx, limit: number, status?: InvitationStatus, cursor?: string): Promise<InvitationPage> {

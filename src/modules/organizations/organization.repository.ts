@@ -15,6 +15,19 @@ const toOrg = ({ role, ...r }: Omit<OrganizationDto, 'role'> & { role: string | 
 /** One organization with the caller's role: every organization route reads it (prepared: compiled once). */
 const byId = prepare((p: { orgId: string }) => qb.selectFrom('core.organizations as o').select([...COLUMNS, callerRole]).where('o.id', '=', p.orgId));
 
+/**
+ * Whether organization `orgId` is deleted (or gone), as committed when this statement starts: what the jobs and privileged
+ * paths of other modules (agents, knowledge, data exports) ask before they write into, or serve, an organization. `lock`:
+ * its row is held FOR SHARE until the transaction ends, so a deletion (an UPDATE of its row) committing meanwhile is
+ * waited for and seen, or waits for this transaction.
+ */
+export async function organizationDeleted(db: Db, orgId: string, lock = false): Promise<boolean> {
+  let q = qb.selectFrom('core.organizations').select('deleted_at').where('id', '=', orgId);
+  if (lock) q = q.forShare();
+  const [r] = await db.run(q);
+  return !r || r.deleted_at !== null;
+}
+
 export const organizationRepository = {
   async create(db: Db, name: string): Promise<OrganizationDto> {
     const [row] = await db.$queryRaw<{ id: string; name: string; account_type: string; domain: string | null; owner_user_id: string; created_at: Date; updated_at: Date }[]>`

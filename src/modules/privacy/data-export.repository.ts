@@ -1,6 +1,7 @@
 import type { Db } from '../../platform/database/database.service.js';
 import { qb } from '../../platform/database/query-builder.js';
 import { SECRET_COLUMN_NAME } from './personal-data.catalog.js';
+import { organizationDeleted } from '../organizations/organization.repository.js';
 
 export type DataExportKind = 'person' | 'organization';
 export type DataExportStatus = 'queued' | 'running' | 'ready' | 'failed' | 'expired';
@@ -98,11 +99,8 @@ export const dataExportRepository = {
     return { count: rows.length, files: ownFiles(rows) };
   },
 
-  /** Whether the organization has been deleted (or is gone): its exports are no longer served. */
-  async organizationDeleted(db: Db, orgId: string): Promise<boolean> {
-    const [row] = await db.run(qb.selectFrom('core.organizations').select('deleted_at').where('id', '=', orgId));
-    return !row || row.deleted_at !== null;
-  },
+  /** organizations' helper: a deleted organization's exports are no longer served */
+  organizationDeleted,
 
   async fail(db: Db, id: string, error: string): Promise<void> {
     await db.run(qb.updateTable('core.data_exports').set({ status: 'failed', error: error.slice(0, 1000) }).where('id', '=', id));

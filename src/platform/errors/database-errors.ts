@@ -26,6 +26,24 @@ export function retryableError(code: RetryableErrorCode): AppError {
   return AppError.unavailable(code, message, retryAfterSeconds);
 }
 
+/**
+ * The SQLSTATEs of failures that may pass when the same work runs again, whatever it was: the connection was lost or refused
+ * (class 08); the transaction lost a conflict (40001 serialization, 40P01 deadlock; not the rest of class 40: 40002, a
+ * deferred constraint refused at commit, fails again); the server ran short of resources (53000, 53100 disk full, 53200
+ * out of memory, 53300 too many connections; not 53400, a configured limit the same work exceeds again); a statement or
+ * lock waited too long (57014, 55P03) or a transaction sat idle too long (25P03); the server shut down, crashed, was
+ * starting, or ended an idle session (57P01, 57P02, 57P03, 57P05). Not 58xxx or XX000: a server fault or corruption,
+ * not known to pass.
+ */
+const TRANSIENT_SQLSTATES = new Set(['40001', '40P01', '53000', '53100', '53200', '53300', '57014', '55P03', '25P03', '57P01', '57P02', '57P03', '57P05']);
+const CONFLICT_SQLSTATES = new Set(['40001', '40P01']);
+const TIMEOUT_SQLSTATES = new Set(['57014', '55P03']);
+
+/** Whether a failure with this SQLSTATE may pass when the same work runs again (TRANSIENT_SQLSTATES, class 08). */
+export function isTransientSqlState(code: string | undefined): boolean {
+  return !!code && (code.startsWith('08') || TRANSIENT_SQLSTATES.has(code));
+}
+
 /** The SQLSTATE of a PostgreSQL error (pg's DatabaseError, or an error that wraps one as `cause`). */
 export function sqlState(err: unknown): { code?: string; message?: string; constraint?: string; detail?: string; hint?: string } {
   const seen = new Set<unknown>();
@@ -62,7 +80,7 @@ export async function translateDatabaseError<T>(work: Promise<T>, handlers: Reco
 /**
  * Maps database errors to API errors: unique → 409, foreign key → 409/404, check or any data exception (22xxx) → 422,
  * RLS or privilege denial → 403, raised application errors (P0001, P0002) → 422 rejected with their message; a database that is
- * down or timed out → 503 with Retry-After; an error whose HINT is a declared code
+ * down, out of resources or timed out → 503 with Retry-After; a lost conflict → 409 conflict.retry; an error whose HINT is a declared code
  * (src/platform/errors/catalog.ts) leaves with that code and its status, and with the JSON object of its DETAIL, if it
  * has one, as its details.
  */
@@ -70,8 +88,9 @@ export function mapDatabaseError(err: unknown): AppError | undefined {
   if (err instanceof DatabaseUnavailableError) return retryableError('database_unavailable');
   const { code, message, constraint, detail, hint } = sqlState(err);
   if (!code) return undefined;
-  // connection exceptions, the server shutting down or starting up, too many connections
-  if (code.startsWith('08') || ['57P01', '57P02', '57P03', '53300', '25P03'].includes(code)) return retryableError('database_unavailable');
+  // transient (isTransientSqlState): lost connections, the server shutting down or starting up, out of resources; the
+  // timeouts and the lost conflicts have answers of their own, below
+  if (isTransientSqlState(code) && !TIMEOUT_SQLSTATES.has(code) && !CONFLICT_SQLSTATES.has(code)) return retryableError('database_unavailable');
   // a rule in the database names its declared error code in the HINT (RAISE ... USING HINT = 'ledger.unbalanced'), and
   // its details, when it has any, in the DETAIL as a JSON object (a batch's entry: DETAIL = jsonb_build_object('index', i))
   const declared = hint ? errorCodeSpec(hint) : undefined;

@@ -35,7 +35,7 @@ export const RequestErrors = defineErrorCodes({
   'uri_too_long': { status: 414, description: 'a path segment is longer than the API accepts' },
   'unsupported_media_type': { status: 415, description: 'the body is not sent as application/json' },
   'rate_limited': { status: 429, description: 'too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds' },
-  'database_unavailable': { status: 503, description: 'PostgreSQL is unreachable or the connection was lost; retry after Retry-After seconds' },
+  'database_unavailable': { status: 503, description: 'PostgreSQL is unreachable, the connection was lost, or the server ran out of memory, disk or connections; retry after Retry-After seconds' },
   'database_timeout': { status: 503, description: 'a statement or lock timeout; retry after Retry-After seconds' },
   'queue_unavailable': { status: 503, description: 'the job queue is down; retry after Retry-After seconds' },
 });

@@ -161,7 +161,7 @@ type Example = { summary?: string; value?: unknown };
 type ResponseObject = { description?: string; headers?: Record<string, unknown>; content?: Record<string, { schema?: unknown; example?: unknown; examples?: Record<string, Example> }> };
 type ErrorBody = { error?: { code?: string } };
 
-const RETRYABLE_DESCRIPTION = 'Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), ' +
+const RETRYABLE_DESCRIPTION = 'Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), ' +
   'database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds.';
 
 const HTTP_METHODS = ['get', 'put', 'post', 'delete', 'patch', 'options', 'head', 'trace'] as const;
