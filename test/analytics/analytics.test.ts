@@ -11,6 +11,7 @@ import { AnalyticsMaintenanceJob } from '../../src/modules/analytics/analytics-m
 import { PostHogForwarder } from '../../src/modules/analytics/posthog.forwarder.js';
 import { ROLL_UP_LOCK, rollUpStatement } from '../../src/modules/analytics/analytics.repository.js';
 import { ledgerUrl, startBooks } from '../ledger/ledger-support.js';
+import { loadConfig } from '../../src/platform/config/config.js';
 
 const DAY = 86_400_000;
 const isoDay = (t: number) => new Date(t).toISOString().slice(0, 10);
@@ -233,6 +234,15 @@ describe('usage analytics', () => {
     const { rows: [row] } = await t.db.admin.query(`SELECT id FROM core.analytics_events WHERE name = 'posthog.checked'`);
     expect(sent).toMatchObject({ distinct_id: owner.id, uuid: row.id, properties: expect.objectContaining({ n: 1, source: 'client', org_id: orgId }) });
     expect(posthog.apiKeys[0]).toBe('phc_test_double');
+  });
+
+  it('forwards to PostHog only where a person\'s erasure can delete them there: POSTHOG_API_KEY alone refuses to start', () => {
+    const env = { NODE_ENV: 'test', DATABASE_URL: 'postgresql://postgres@127.0.0.1:5432/omnizen', POSTHOG_API_KEY: 'phc_x' };
+    expect(() => loadConfig(env)).toThrow(/POSTHOG_API_KEY needs POSTHOG_PERSONAL_API_KEY \(scope person:write\) and POSTHOG_PROJECT_ID/);
+    expect(() => loadConfig({ ...env, POSTHOG_PERSONAL_API_KEY: 'phx_x' })).toThrow(/POSTHOG_PROJECT_ID/);
+    // the private API is served by the app host, not the ingestion host
+    expect(loadConfig({ ...env, POSTHOG_PERSONAL_API_KEY: 'phx_x', POSTHOG_PROJECT_ID: '1', POSTHOG_HOST: 'https://eu.i.posthog.com' }).analytics)
+      .toMatchObject({ posthogHost: 'https://eu.i.posthog.com', posthogAppHost: 'https://eu.posthog.com', posthogProjectId: '1' });
   });
 
   it('keeps an app\'s events from PostHog persons it cannot speak for and from the server\'s event names', async () => {

@@ -417,8 +417,15 @@ describe('data exports: POST /v1/me/data-export, POST /v1/orgs/{orgId}/data-expo
       (SELECT json_agg(json_build_object('documents', documents, 'bytes', text_bytes)) FROM ai.knowledge_usage_counters WHERE org_id = ANY($1::uuid[])) AS counted`,
     [[k.personalOrgId, solo]]);
     expect(gone.rows).toEqual([{ versions: 0, chunks: 0, counted: [{ documents: 0, bytes: 0 }, { documents: 0, bytes: 0 }] }]);
-    const erased = await t.db.admin.query(`SELECT after->'rowsByTable' AS r FROM core.audit_logs WHERE action = 'user.erased' AND entity_id = $1`, [k.id]);
+    const erased = await t.db.admin.query(`SELECT after->'rowsByTable' AS r, after->'posthogErasure' AS ph FROM core.audit_logs WHERE action = 'user.erased' AND entity_id = $1`, [k.id]);
     expect(erased.rows[0].r).toMatchObject({ 'ai.knowledge_documents': 2, 'ai.knowledge_versions': 2, 'ai.knowledge_chunks': 2 });
+    // events are not forwarded to PostHog here: the erasure leaves no PostHog job
+    expect(erased.rows[0].ph).toBe(false);
+    // the documents' audit entries (the deleted organizations' log stays) hold ids and states, not a title naming them
+    const audited = await t.db.admin.query(`SELECT count(*)::int AS entries,
+        count(*) FILTER (WHERE strpos(lower(coalesce(before::text, '') || coalesce(after::text, '')), lower($2)) > 0)::int AS naming
+      FROM core.audit_logs WHERE entity_type = 'knowledge_document' AND entity_id = ANY($1::text[]) AND action = 'knowledge.document_created'`, [Object.values(ids), k.email]);
+    expect(audited.rows).toEqual([{ entries: 4, naming: 0 }]);
   });
 
   it('the knowledge versions in the export: those the person wrote, not another member\'s of a document they added (in an organization they left or are in); every one of an organization that goes with them; the erasure unchanged', async () => {

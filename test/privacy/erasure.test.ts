@@ -5,6 +5,7 @@ import { createTestApp, type TestApp } from '../support/app.js';
 import { ManualClock } from '../support/clock.js';
 import { addMember, createOrg, onPlan, registerUser, uniqueEmail, verifyEmailOf, type TestUser } from '../support/factories.js';
 import { startOpenAiDouble, type OpenAiDouble } from '../support/doubles/openai-double.js';
+import { startPostHogDouble, type PostHogDouble } from '../support/doubles/posthog-double.js';
 import { agentsUrl } from '../agents/agents-support.js';
 import { startHeldAnswerProxy, type HeldAnswerProxy } from '../agents/held-answer-proxy.js';
 import { ledgerUrl, startBooks } from '../ledger/ledger-support.js';
@@ -37,18 +38,50 @@ describe('DELETE /v1/me: erasure', () => {
   let llm: OpenAiDouble;
   /** in front of the double: a test holds an answer (the provider has answered, the run not yet heard it) */
   let proxy: HeldAnswerProxy;
+  /** events are forwarded to a PostHog double: an erasure deletes their persons there */
+  let posthog: PostHogDouble;
   const clock = new ManualClock();
 
   beforeAll(async () => {
     llm = await startOpenAiDouble();
     proxy = await startHeldAnswerProxy(llm.url);
+    posthog = await startPostHogDouble();
     // jobs run in drain(); agents call the LLM double
-    t = await createTestApp({ AUTH_COOKIES: 'false', REDIS_URL: '', AI_BASE_URL: proxy.url, AI_API_KEY: 'sk-test-erasure-0000' }, { clock });
+    t = await createTestApp({ AUTH_COOKIES: 'false', REDIS_URL: '', AI_BASE_URL: proxy.url, AI_API_KEY: 'sk-test-erasure-0000', ...posthog.env }, { clock });
   });
   afterAll(async () => {
     await proxy?.close(); // first: an answer a failed test still holds is let go, the app's request ends
     await t?.close();
     await llm?.close();
+    await posthog?.close();
+  });
+
+  it('deletes their PostHog persons with their events once the erasure has committed: PostHog down delays it, the erasure completes', async () => {
+    const owner = await registerUser(t, 'ph-owner');
+    const p = await person(t, 'posthog');
+    const orgId = await createOrg(t, owner, 'PostHog Kept Ltd');
+    await addMember(t, orgId, p, 'member');
+    posthog.refuseDeletions = true;
+    await t.http.delete('/v1/me').set(p.auth).send({ password: PASSWORD }).expect(200);
+    const job = async () => (await t.db.admin.query(`SELECT org_id, payload, processed_at IS NOT NULL AS done, attempts FROM core.outbox
+      WHERE topic = 'analytics.posthog_erasure' AND payload->'distinctIds' ? $1`, [p.id])).rows;
+    // their own id, and the ids an app of their organizations may have sent for them
+    const distinctIds = [p.id, ...[p.personalOrgId, orgId].sort().map((o) => `org:${o}:user:${p.id}`)];
+    expect(await job()).toEqual([{ org_id: p.personalOrgId, payload: { distinctIds }, done: false, attempts: 0 }]);
+    const erasure = await t.db.admin.query(`SELECT after->'posthogErasure' AS ph FROM core.audit_logs WHERE action = 'user.erased' AND entity_id = $1`, [p.id]);
+    expect(erasure.rows).toEqual([{ ph: true }]);
+
+    const mine = () => posthog.deletions.filter((d) => d.body.distinct_ids?.includes(p.id));
+    await t.app.get(OutboxRelay).drain();
+    expect([mine().map((d) => d.answered), await job()]).toEqual([[503], [expect.objectContaining({ done: false, attempts: 1 })]]);
+    // PostHog is back, the job's backoff has passed: tried again, done
+    posthog.refuseDeletions = false;
+    await t.db.admin.query(`UPDATE core.outbox SET available_at = now() WHERE topic = 'analytics.posthog_erasure' AND processed_at IS NULL`);
+    await t.app.get(OutboxRelay).drain();
+    expect(mine()).toEqual([503, 200].map((answered) => ({
+      path: '/api/projects/4242/persons/bulk_delete/', authorization: 'Bearer phx_test_double', body: { distinct_ids: distinctIds, delete_events: true }, answered,
+    })));
+    expect(await job()).toEqual([expect.objectContaining({ done: true, attempts: 2 })]);
   });
 
   it('needs re-authentication: a fresh access token is enough; a token older than 5 minutes without the password, or a wrong password, is refused and nothing changes', async () => {
@@ -139,11 +172,12 @@ describe('DELETE /v1/me: erasure', () => {
 
     await t.http.delete('/v1/me').set(p.auth).send({ password: PASSWORD }).expect(200);
     // what still names them is the organization's own event where they only acted (member.invited's invitedBy), kept as
-    // the books keep created_by; none about them (their userId) is left
-    expect(await naming(p.id)).toEqual(['core.outbox.payload (1 rows)', 'core.webhook_messages.body (1 rows)']);
-    const kept = await q(`SELECT payload->>'type' AS type FROM core.outbox WHERE payload::text LIKE $1
-      UNION ALL SELECT event_type FROM core.webhook_messages WHERE body::text LIKE $1`, [`%${p.id}%`]);
-    expect(kept.rows).toEqual([{ type: 'member.invited' }, { type: 'member.invited' }]);
+    // the books keep created_by, and the erasure's own job deleting their PostHog persons (by their id, which the User row
+    // keeps too); none about them (their userId) is left
+    expect(await naming(p.id)).toEqual(['core.outbox.payload (2 rows)', 'core.webhook_messages.body (1 rows)']);
+    const kept = await q(`SELECT coalesce(payload->>'type', topic) AS type FROM core.outbox WHERE payload::text LIKE $1
+      UNION ALL SELECT event_type FROM core.webhook_messages WHERE body::text LIKE $1 ORDER BY 1`, [`%${p.id}%`]);
+    expect(kept.rows).toEqual([{ type: 'analytics.posthog_erasure' }, { type: 'member.invited' }, { type: 'member.invited' }]);
     expect(await findEverywhere(t.db.admin, agent)).toEqual([]);
     expect((await q('SELECT count(*)::int AS n FROM core.webhook_attempts WHERE message_id = $1', [signIn.id])).rows).toEqual([{ n: 0 }]);
     // the invitee's mail stays, as it was, without the inviter's name
@@ -311,30 +345,38 @@ describe('DELETE /v1/me: erasure', () => {
     await addMember(t, kept, p, 'member');
     const q = (sql: string, params: unknown[]) => t.db.admin.query(sql, params);
     /** A run of p's still running in `orgId`; `callUntil`: an LLM call of it in flight (in another process) until then. */
-    const running = async (orgId: string, callUntil: Date | null = null) => {
+    const running = async (orgId: string, callUntil: Date | null = null, startedBy: string | null = p.id) => {
       const agentId = (await q(`INSERT INTO ai.agents (org_id, name, type, model_id, created_by) VALUES ($1, 'Runner ' || gen_random_uuid(), 'assistant', 'gpt-4o-mini', $2) RETURNING id`, [orgId, p.id])).rows[0].id;
       const { rows: [{ id }] } = await q(`INSERT INTO ai.runs (org_id, agent_id, model_id, started_by, trigger, input, started_at, call_in_flight_until)
-        VALUES ($1, $2, 'gpt-4o-mini', $3, 'interactive', '{"messages":[]}', now(), $4) RETURNING id`, [orgId, agentId, p.id, callUntil]);
+        VALUES ($1, $2, 'gpt-4o-mini', $3, 'interactive', '{"messages":[]}', now(), $4) RETURNING id`, [orgId, agentId, startedBy, callUntil]);
       return id as string;
     };
     const soloRun = await running(solo);
     const soloMidCall = await running(solo, new Date(clock.now() + 600_000));
     const keptRun = await running(kept);
+    // a run of the organization that goes that names nobody, started by one of its API keys: its deletion stops it too
+    const keyRun = await running(solo, new Date(clock.now() + 600_000), null);
 
     await t.http.delete('/v1/me').set(p.auth).send({ password: PASSWORD }).expect(200);
-    const runIds = [soloRun, soloMidCall, keptRun];
+    const runIds = [soloRun, soloMidCall, keptRun, keyRun];
     const runs = await q(`SELECT id, org_id, status, call_in_flight_until IS NOT NULL AS owes_event FROM ai.runs WHERE id = ANY($1::uuid[]) ORDER BY id`, [runIds]);
     expect(runs.rows).toEqual([
       { id: soloRun, org_id: solo, status: 'cancelled', owes_event: false },
       { id: soloMidCall, org_id: solo, status: 'cancelled', owes_event: false },
       { id: keptRun, org_id: kept, status: 'cancelled', owes_event: false },
+      { id: keyRun, org_id: solo, status: 'cancelled', owes_event: false },
     ].sort((a, b) => a.id.localeCompare(b.id)));
-    // each cancel audited where its run is (the deleted organization's log stays, as its books do)
-    const audits = await q(`SELECT org_id, entity_id FROM core.audit_logs WHERE action = 'ai.run_cancelled' AND entity_id = ANY($1::text[]) ORDER BY entity_id`, [runIds]);
-    expect(audits.rows).toEqual([{ org_id: solo, entity_id: soloRun }, { org_id: solo, entity_id: soloMidCall }, { org_id: kept, entity_id: keptRun }]
+    // each cancel audited where its run is (the deleted organization's log stays, as its books do); the key's as the
+    // organization's deletion audits it
+    const audits = await q(`SELECT org_id, entity_id, after->>'reason' AS reason FROM core.audit_logs WHERE action = 'ai.run_cancelled' AND entity_id = ANY($1::text[]) ORDER BY entity_id`, [runIds]);
+    expect(audits.rows).toEqual([{ org_id: solo, entity_id: soloRun, reason: null }, { org_id: solo, entity_id: soloMidCall, reason: null },
+      { org_id: kept, entity_id: keptRun, reason: null }, { org_id: solo, entity_id: keyRun, reason: 'organization_deleted' }]
       .sort((a, b) => a.entity_id.localeCompare(b.entity_id)));
+    const counted = await q(`SELECT after->>'runsCancelled' AS n FROM core.audit_logs WHERE action = 'user.erased' AND entity_id = $1`, [p.id]);
+    expect(counted.rows).toEqual([{ n: '4' }]);
     // the sweep of owed events (past every mark) finds none of them
-    expect(await t.app.get(RunsService).emitOwedCancelEvents(new Date(clock.now() + 86_400_000))).not.toEqual(expect.arrayContaining([soloMidCall]));
+    const swept = await t.app.get(RunsService).emitOwedCancelEvents(new Date(clock.now() + 86_400_000));
+    expect(swept.filter((id) => [soloMidCall, keyRun].includes(id))).toEqual([]);
     const events = await q(`SELECT org_id, payload->>'type' AS type, payload->'payload'->>'runId' AS run_id FROM core.outbox
       WHERE org_id = ANY($1::uuid[]) AND payload->>'type' IN ('agent.run.failed', 'organization.deleted') ORDER BY 2, 1`, [[solo, kept]]);
     expect(events.rows).toEqual([{ org_id: kept, type: 'agent.run.failed', run_id: keptRun }, { org_id: solo, type: 'organization.deleted', run_id: null }]);

@@ -1029,9 +1029,10 @@ export class RunsService implements OnModuleInit {
    * call any of them has in flight is released, settled at nothing as the lost-runs sweep settles one (no execution can:
    * none opens a transaction in a deleted organization; one let in before the deletion committed writes nothing there,
    * addCallStep), with no threshold event. Executions here are cut once the deletion commits (afterCommit): should it roll
-   * back, they go on as the runs do.
+   * back, they go on as the runs do. The erasure of its last member calls this too (on its privileged path, as that
+   * person), for each organization it deletes. Answers the runs it cancelled.
    */
-  async cancelRunsOfDeletedOrganization(tx: TenantTx): Promise<void> {
+  async cancelRunsOfDeletedOrganization(tx: TenantTx): Promise<RunDto[]> {
     const now = this.now();
     const locked = await repo.lockRunsOfDeletedOrganization(tx.db, tx.orgId);
     const cancelled: RunDto[] = [];
@@ -1049,6 +1050,7 @@ export class RunsService implements OnModuleInit {
     tx.db.afterCommit(() => {
       for (const run of cancelled) this.active.get(run.id)?.abort();
     });
+    return cancelled;
   }
 }
 

@@ -1,7 +1,26 @@
-import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import { PostHog } from 'posthog-node';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
+import type { Db } from '../../platform/database/database.service.js';
+import { enqueue, JobRegistry, type Job } from '../../platform/queue/jobs.js';
 import type { AnalyticsEventRow } from './analytics.repository.js';
+
+/** The outbox topic of a person's deletion from PostHog: payload { distinctIds } (PostHogForwarder.erasePersons). */
+export const POSTHOG_ERASURE_JOB = 'analytics.posthog_erasure';
+
+/** persons/bulk_delete takes at most this many distinct ids per call. */
+const BULK_DELETE_MAX = 1000;
+
+/** How long one deletion call may take; a slower one fails, and the outbox tries the job again. */
+const DELETE_TIMEOUT_MS = 15_000;
+
+/**
+ * The distinct ids an OmniZen user's events may have been forwarded under (distinctIdOf): their own id, and the id an app
+ * of one of `orgIds` sent for them without speaking for them (`org:<orgId>:user:<id>`).
+ */
+export function distinctIdsOfUser(userId: string, orgIds: string[]): string[] {
+  return [userId, ...orgIds.map((orgId) => `org:${orgId}:user:${userId}`)];
+}
 
 /**
  * An event's PostHog person. A person is shared by every organization of the PostHog project, so an event names one of
@@ -22,11 +41,11 @@ function distinctIdOf(e: AnalyticsEventRow, caller: string | null): string {
  * `organization` group. Without the key this does nothing.
  */
 @Injectable()
-export class PostHogForwarder implements OnApplicationShutdown {
+export class PostHogForwarder implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger(PostHogForwarder.name);
   private readonly client: PostHog | null;
 
-  constructor(@Inject(APP_CONFIG) config: AppConfig) {
+  constructor(@Inject(APP_CONFIG) private readonly config: AppConfig, private readonly jobs: JobRegistry) {
     this.client = config.analytics.posthogApiKey
       ? new PostHog(config.analytics.posthogApiKey, { host: config.analytics.posthogHost, flushAt: 100, flushInterval: 1000 })
       : null;
@@ -52,6 +71,47 @@ export class PostHogForwarder implements OnApplicationShutdown {
         timestamp: e.occurredAt,
         uuid: e.id,
       });
+    }
+  }
+
+  onModuleInit(): void {
+    this.jobs.register(POSTHOG_ERASURE_JOB, (job) => this.deletePersons(job));
+  }
+
+  /**
+   * A person's erasure (in its transaction, `db` on organization `orgId`): when events are forwarded, a job deletes the
+   * PostHog persons of `distinctIds` with their events once the erasure has committed, tried again until PostHog has
+   * taken it (the outbox's backoff): PostHog being down delays it, and fails no erasure. Without forwarding, nothing.
+   */
+  async erasePersons(tx: { db: Db; orgId: string }, distinctIds: string[]): Promise<boolean> {
+    if (!this.client || !distinctIds.length) return false;
+    await enqueue(tx, POSTHOG_ERASURE_JOB, { distinctIds });
+    return true;
+  }
+
+  /**
+   * The job: POST /api/projects/<id>/persons/bulk_delete/ (PostHog's private API, a personal API key with person:write),
+   * the persons of the distinct ids and their events (delete_events: PostHog deletes them in its weekly batch). Repeated,
+   * it deletes nothing more (an id of no person is no error). A refusal or a timeout throws: the outbox retries.
+   */
+  private async deletePersons(job: Job): Promise<void> {
+    const { posthogPersonalApiKey: key, posthogProjectId: project, posthogAppHost: host } = this.config.analytics;
+    const ids = (job.payload.distinctIds as unknown[]).filter((id): id is string => typeof id === 'string');
+    // forwarding configured needs both (config.ts), so this is a job left by a deployment that since turned PostHog off
+    if (!key || !project) {
+      this.logger.warn(`job ${job.id}: PostHog is no longer configured; ${ids.length} distinct id(s) not deleted from it`);
+      return;
+    }
+    const url = new URL(`api/projects/${encodeURIComponent(project)}/persons/bulk_delete/`, host.endsWith('/') ? host : `${host}/`);
+    for (let i = 0; i < ids.length; i += BULK_DELETE_MAX) {
+      const res = await fetch(url, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', accept: 'application/json' },
+        body: JSON.stringify({ distinct_ids: ids.slice(i, i + BULK_DELETE_MAX), delete_events: true }),
+        signal: AbortSignal.timeout(DELETE_TIMEOUT_MS),
+      });
+      await res.body?.cancel();
+      if (!res.ok) throw new Error(`PostHog refused the deletion of persons: HTTP ${res.status}`);
     }
   }
 

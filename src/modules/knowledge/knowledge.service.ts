@@ -45,6 +45,17 @@ export const STORAGE_LIMIT = 'knowledge_storage_bytes';
 const userOf = (tx: TenantTx) => (tx.principal.kind === 'user' ? tx.principal.userId : null);
 
 /**
+ * A document as its audit entries hold it: ids, numbers and states, not its title, source URL, tags or a version's file
+ * name. Those may name a person (a title is free text: "Sick note of J. Doe"), and the append-only audit log would keep
+ * them after the document is deleted (an organization's, a person's erasure). The document's id finds the rest.
+ */
+function auditedDocument<T extends DocumentDto>(d: T): Omit<T, 'title' | 'sourceUrl' | 'tags'> {
+  const { title: _title, sourceUrl: _sourceUrl, tags: _tags, ...rest } = d;
+  return rest;
+}
+const auditedVersion = ({ filename: _filename, ...rest }: VersionDto) => rest;
+
+/**
  * The role an API key reads knowledge as (the routes with the scope knowledge:read, the agents' search_knowledge tool):
  * its transactions run as the role 'service', which the policies let read every collection, admin-only ones too; a
  * key reads the collections whose read_roles name this one.
@@ -218,7 +229,7 @@ export class KnowledgeService {
     });
     const version = await this.addVersionRow(tx, doc, 1, file, null);
     const after = await repo.setLatestVersion(tx.db, tx.orgId, doc.id, 1);
-    await this.audit.record(tx, { action: 'knowledge.document_created', entityType: 'knowledge_document', entityId: doc.id, after: { ...after, version } });
+    await this.audit.record(tx, { action: 'knowledge.document_created', entityType: 'knowledge_document', entityId: doc.id, after: { ...auditedDocument(after), version: auditedVersion(version) } });
     return after;
   }
 
@@ -242,7 +253,7 @@ export class KnowledgeService {
     const after = await repo.setLatestVersion(tx.db, tx.orgId, documentId, no);
     await this.audit.record(tx, {
       action: restoredFrom ? 'knowledge.version_restored' : 'knowledge.version_added', entityType: 'knowledge_document', entityId: documentId,
-      before, after: { ...after, version },
+      before: auditedDocument(before), after: { ...auditedDocument(after), version: auditedVersion(version) },
     });
     return after;
   }
@@ -286,7 +297,7 @@ export class KnowledgeService {
     await repo.setVersionStatus(tx.db, tx.orgId, documentId, before.latestVersion, 'pending', null);
     const after = await repo.setLatestVersion(tx.db, tx.orgId, documentId, before.latestVersion);
     await enqueue(tx, INDEX_VERSION_JOB, { documentId, version: before.latestVersion });
-    await this.audit.record(tx, { action: 'knowledge.document_reindexed', entityType: 'knowledge_document', entityId: documentId, before, after });
+    await this.audit.record(tx, { action: 'knowledge.document_reindexed', entityType: 'knowledge_document', entityId: documentId, before: auditedDocument(before), after: auditedDocument(after) });
     return after;
   }
 
@@ -306,7 +317,7 @@ export class KnowledgeService {
     const before = await repo.getDocument(tx.db, tx.orgId, documentId, true);
     if (!before) throw KnowledgeErrors.notFound('knowledge_document', documentId);
     await repo.deleteDocument(tx.db, tx.orgId, documentId);
-    await this.audit.record(tx, { action: 'knowledge.document_deleted', entityType: 'knowledge_document', entityId: documentId, before });
+    await this.audit.record(tx, { action: 'knowledge.document_deleted', entityType: 'knowledge_document', entityId: documentId, before: auditedDocument(before) });
     await emitEvent(tx, 'knowledge_document.deleted', { documentId, collectionId: before.collectionId, version: before.latestVersion });
   }
 

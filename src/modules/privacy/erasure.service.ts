@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import type { Principal } from '../../platform/auth/principal.js';
 import { Clock } from '../../platform/clock/clock.js';
 import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
-import type { Db } from '../../platform/database/database.service.js';
+import type { Db, RequestMeta } from '../../platform/database/database.service.js';
 import { AuditService } from '../audit/audit.service.js';
 import { PasswordHasher } from '../auth/password-hasher.js';
 import { LoginThrottle } from '../auth/login-throttle.service.js';
@@ -16,7 +16,8 @@ import { PrivacyErrors } from './privacy.errors.js';
 import { translateDatabaseError } from '../../platform/errors/database-errors.js';
 import { DataExportService } from './data-export.service.js';
 import { emitEvent } from '../../platform/events/events.js';
-import { runFinishedAudit, runFinishedEvent } from '../agents/runs.service.js';
+import { RunsService, runFinishedAudit, runFinishedEvent } from '../agents/runs.service.js';
+import { distinctIdsOfUser, PostHogForwarder } from '../analytics/posthog.forwarder.js';
 
 /** How recent the sign-in (of the access token's session) must be to erase without the password. */
 export const RECENT_SIGN_IN_SECONDS = 300;
@@ -35,6 +36,8 @@ export class ErasureService {
     private readonly audit: AuditService,
     private readonly clock: Clock,
     private readonly exports: DataExportService,
+    private readonly runs: RunsService,
+    private readonly posthog: PostHogForwarder,
   ) {}
 
   async eraseMe(principal: Principal, password: string | undefined, client: ClientInfo): Promise<ErasureDto> {
@@ -93,16 +96,26 @@ export class ErasureService {
         if (!midCall && !orgDeleted) await emitEvent({ db, orgId }, ...runFinishedEvent(run));
         await this.audit.recordPrivileged(db, orgId, principal, runFinishedAudit(run), meta);
       }
+      // the other runs of the organizations that go (started by API keys, by members who left, naming nobody) stop as the
+      // organization's deletion stops them (OrganizationsService.delete): cancelled, audited, no event, their executions
+      // here cut once this commits
+      for (const orgId of deleted) {
+        const tx = { db, principal, orgId, role: null, workspaceId: null, meta: meta as RequestMeta, scopes: null };
+        runsCancelled.push(...(await this.runs.cancelRunsOfDeletedOrganization(tx)).map((run) => ({ orgId, run, midCall: false, orgDeleted: true })));
+      }
       const inviterNamesCleared = await erasureRepository.clearInviterNames(db, userId);
       // with the organizations that go, their knowledge base (the catalog's `erased-org` rows)
       const rows = await erasureRepository.applyCatalog(db, { userId, emails, orgIds, erasedOrgIds: deleted });
       await erasureRepository.eraseAuthUser(db, userId, erasedEmail(userId));
+      // the events forwarded to PostHog (when they are): their persons deleted with their events by a job once this commits,
+      // retried until PostHog has taken it
+      const posthogErasure = await this.posthog.erasePersons({ db, orgId: principal.personalOrgId }, distinctIdsOfUser(userId, orgIds));
 
       // audited without personal data: ids and counts only
       const erasedAt = new Date(this.clock.now()).toISOString();
       const after = {
         deletedOrganizationIds: deleted, leftOrganizationIds: left, sessionsRevoked, exportsExpired: exportsExpired.count, rowsByTable: rows, inviterNamesCleared,
-        keysShredded, runsCancelled: runsCancelled.length,
+        keysShredded, runsCancelled: runsCancelled.length, posthogErasure,
       };
       await this.audit.recordPrivileged(db, principal.personalOrgId, principal, { action: 'user.erased', entityType: 'user', entityId: userId, after }, meta);
       for (const orgId of left) {

@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { AgentsModule } from '../agents/agents.module.js';
 import { AuthModule } from '../auth/auth.module.js';
 import { PartyErasureController, PrivacyController } from './privacy.controller.js';
 import { PartyErasureService } from './party-erasure.service.js';
@@ -9,7 +10,7 @@ import { DataExportService } from './data-export.service.js';
 
 /** Personal data (issue 20): the catalog (personal-data.catalog.ts), erasure, exports, retention; docs/privacy.md. */
 @Module({
-  imports: [AuthModule],
+  imports: [AuthModule, AgentsModule],
   controllers: [PrivacyController, PartyErasureController, MyDataExportController, OrganizationDataExportController, DataExportDownloadController],
   providers: [ErasureService, PartyErasureService, RetentionJob, DataExportService],
   exports: [RetentionJob],

@@ -215,6 +215,15 @@ export interface AppConfig {
     /** POSTHOG_API_KEY set: events are also forwarded to PostHog */
     posthogApiKey?: string;
     posthogHost: string;
+    /**
+     * What a person's erasure deletes their PostHog persons with (persons/bulk_delete of PostHog's private API): a
+     * personal API key with the person:write scope (POSTHOG_PERSONAL_API_KEY), the project's id (POSTHOG_PROJECT_ID) and
+     * the app host that serves that API (POSTHOG_APP_HOST; by default POSTHOG_HOST without its ingestion `.i.`).
+     * Required with POSTHOG_API_KEY: events are not forwarded where they could not be erased.
+     */
+    posthogPersonalApiKey?: string;
+    posthogProjectId?: string;
+    posthogAppHost: string;
   };
   webhooks: {
     /** how long one delivery may take before it counts as failed (WEBHOOKS_TIMEOUT_MS, default 15 s) */
@@ -334,6 +343,21 @@ function url(env: Env, name: string, protocols: string[], fallback?: string): st
     throw new ConfigError(`${name} must use ${protocols.join(' or ')}, got ${parsed.protocol}`);
   }
   return value;
+}
+
+/** PostHog forwarding, and the erasure's deletion of its persons (AppConfig.analytics): both, or neither. */
+function posthog(env: Env): Pick<AppConfig['analytics'], 'posthogApiKey' | 'posthogHost' | 'posthogPersonalApiKey' | 'posthogProjectId' | 'posthogAppHost'> {
+  const posthogApiKey = env.POSTHOG_API_KEY || undefined;
+  const posthogHost = url(env, 'POSTHOG_HOST', ['http:', 'https:'], 'https://us.i.posthog.com');
+  const posthogPersonalApiKey = env.POSTHOG_PERSONAL_API_KEY || undefined;
+  const posthogProjectId = env.POSTHOG_PROJECT_ID || undefined;
+  if (posthogApiKey && (!posthogPersonalApiKey || !posthogProjectId)) {
+    throw new ConfigError('POSTHOG_API_KEY needs POSTHOG_PERSONAL_API_KEY (scope person:write) and POSTHOG_PROJECT_ID: '
+      + 'a person\'s erasure deletes their PostHog persons, and events are not forwarded where they could not be erased');
+  }
+  if (posthogProjectId && !/^[A-Za-z0-9_-]{1,64}$/.test(posthogProjectId)) throw new ConfigError('POSTHOG_PROJECT_ID must be a project id (letters, digits, - or _)');
+  const appHostDefault = posthogHost.replace(/^(https?:\/\/(?:[a-z0-9-]+\.)?)i\.posthog\.com/i, '$1posthog.com');
+  return { posthogApiKey, posthogHost, posthogPersonalApiKey, posthogProjectId, posthogAppHost: url(env, 'POSTHOG_APP_HOST', ['http:', 'https:'], appHostDefault) };
 }
 
 function origins(env: Env, name: string): string[] {
@@ -612,8 +636,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       retentionMonths: analyticsRetentionMonths(env),
       partitionsAhead: int(env, 'ANALYTICS_PARTITIONS_AHEAD', 3, 1, 24),
       maxEventNames: int(env, 'ANALYTICS_MAX_EVENT_NAMES', 500, 1, 100_000),
-      posthogApiKey: env.POSTHOG_API_KEY || undefined,
-      posthogHost: url(env, 'POSTHOG_HOST', ['http:', 'https:'], 'https://us.i.posthog.com'),
+      ...posthog(env),
     },
     webhooks: {
       timeoutMs: int(env, 'WEBHOOKS_TIMEOUT_MS', 15_000, 100, 120_000),
