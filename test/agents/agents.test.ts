@@ -63,6 +63,9 @@ describe('agents', () => {
     const models = await t.http.get(`/v1/orgs/${org.orgId}/ai/models`).set(org.users.viewer.auth).expect(200);
     const mini = models.body.find((m: any) => m.id === 'gpt-4o-mini');
     expect(mini.prices[0]).toMatchObject({ input: '0.150000', output: '0.600000', cachedInput: '0.075000', effectiveFrom: '2024-07-18T00:00:00.000Z' });
+    // the catalog's reasoning models (max_completion_tokens, no temperature), as the migration flagged them
+    expect(models.body.filter((m: any) => m.reasoning).map((m: any) => m.id)).toEqual(['o4-mini']);
+    expect(mini.reasoning).toBe(false);
     const tools = await t.http.get(`/v1/orgs/${org.orgId}/ai/tools`).set(org.users.viewer.auth).expect(200);
     expect(tools.body.map((x: any) => x.name)).toEqual(['draft_journal_entry', 'get_profit_and_loss', 'get_trial_balance', 'list_open_bills', 'list_open_invoices', 'query_semantic', 'search_knowledge']);
   });

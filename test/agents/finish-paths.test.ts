@@ -370,6 +370,27 @@ describe('the finishes of a run\'s execution', () => {
     }
   });
 
+  it('a job\'s run whose starter left the organization before the job started it: failed at once (internal, naming why), its job done, not retried until the sweep a day later', async () => {
+    const leaver = await registerUser(a, 'finish-paths-early-leaver');
+    await addMember(a, orgId, leaver, 'member');
+    const requests = llm.requests.length;
+    const { id } = (await a.http.post(agentsUrl(orgId, `/${agent}/runs?async=true`)).set(leaver.auth).send({ messages }).expect(202)).body;
+    await a.db.admin.query('DELETE FROM core.memberships WHERE org_id = $1 AND user_id = $2', [orgId, leaver.id]);
+    await a.app.get(OutboxRelay).drain();
+    const run = (await a.http.get(agentsUrl(orgId, `/${agent}/runs/${id}`)).set(owner.auth).expect(200)).body;
+    expect(run).toMatchObject({
+      status: 'failed', stopReason: 'error', errorClass: 'internal', steps: 0, cost: '0.00000000',
+      errorMessage: expect.stringMatching(/^the run failed before it started: its starter can no longer run it in this organization .*organization\.not_found/),
+    });
+    expect(llm.requests).toHaveLength(requests);
+    expect(await storedRun(id)).toMatchObject({ status: 'failed', error_class: 'internal', steps: 0, lease_until: null });
+    expect((await audits(id)).map((r) => [r.action, r.actor_id])).toEqual([['ai.run_started', leaver.id], ['ai.run_internal', 'service:agents-runs']]);
+    expect(await runEvents(id)).toEqual([{ type: 'agent.run.failed', payload: expect.objectContaining({ runId: id, errorClass: 'internal' }) }]);
+    // the job is done: nothing left for the queue to retry
+    const { rows: [job] } = await a.db.admin.query(`SELECT processed_at IS NOT NULL AS done FROM core.outbox WHERE topic = 'agents.run' AND payload->>'runId' = $1`, [id]);
+    expect(job).toEqual({ done: true });
+  });
+
   it('stores a model\'s answer and tool arguments holding NUL characters without them', async () => {
     const drafter = (await a.http.post(agentsUrl(orgId)).set(owner.auth)
       .send({ name: 'Drafter', type: 'assistant', instructions: 'Be brief.', modelId: 'gpt-4o', maxOutputTokens: 1000, maxSteps: 2, tools: ['draft_journal_entry'] }).expect(201)).body.id;

@@ -12,7 +12,6 @@ import { countChatInputTokens, countTextTokens } from '../../src/platform/ai/tok
 import { agentsUrl, booksWithEntry } from './agents-support.js';
 import { spyOnEncoder, sum } from './encoder-spy.js';
 import { startPartialStreamDouble } from './partial-stream-double.js';
-import { isReasoningModel } from '../../src/platform/ai/openai-provider.js';
 
 /**
  * Runs against the OpenAI-compatible double: the trace (LLM call → tool → LLM call) with tokens and cost to the
@@ -107,7 +106,7 @@ describe('agent runs', () => {
       [3, 'llm_call', 'gpt-4o', 'succeeded', '0.22500000'],
     ]);
     expect(res.body.trace[0].prices).toMatchObject({ input: '2.500000', output: '10.000000', cachedInput: '1.250000' });
-    expect(res.body.trace[1].detail.result.rows).toEqual([['A capital', '0']]);
+    expect(res.body.trace[1].detail.result.rows).toEqual([['A capital', '0.0000']]);
     // the model got the tool's rows: A's only
     const second = llm.requests[1].body;
     const toolMessage = second.messages.find((m: any) => m.role === 'tool');
@@ -450,32 +449,35 @@ describe('agent runs', () => {
     }
   });
 
-  it('asks a reasoning model (o4-mini) for max_completion_tokens without a temperature, the others for max_tokens and theirs', async () => {
+  it('asks a model the catalog flags as reasoning (o4-mini, any model flagged) for max_completion_tokens without a temperature, the others for max_tokens and theirs', async () => {
     const orgE = await createOrg(t, ownerA, 'Runs E reasoning');
     await onPlan(t, orgE, 'professional');
+    // the flag is the catalog's data, not a rule on ids: a reasoning model under any name, an o-series lookalike that is not one
+    await t.db.admin.query(`INSERT INTO ai.models (id, provider, display_name, kind, context_window, max_output_tokens, reasoning)
+      VALUES ('acme/thinker-1', 'other', 'Acme Thinker', 'chat', 100000, 10000, true), ('o9-lookalike', 'other', 'Lookalike', 'chat', 100000, 10000, false)`);
+    await t.db.admin.query(`INSERT INTO ai.model_prices (model_id, effective_from, input, output, cached_input, cache_write, source)
+      VALUES ('acme/thinker-1', '2024-01-01', 1, 1, 1, 0, 'test'), ('o9-lookalike', '2024-01-01', 1, 1, 1, 0, 'test')`);
     const agent = async (modelId: string) => (await t.http.post(agentsUrl(orgE)).set(ownerA.auth)
       .send({ name: modelId, type: 'assistant', modelId, temperature: 0.7, maxOutputTokens: 3000, maxSteps: 1 }).expect(201)).body.id as string;
-    const reasoning = await agent('o4-mini');
-    const chat = await agent('gpt-4o');
-    llm.enqueue({ kind: 'text', content: 'Reasoned.', usage: { prompt: 1000, completion: 100 } }, { kind: 'text', content: 'Chatted.', usage: { prompt: 1000, completion: 100 } });
-    const r1 = await t.http.post(agentsUrl(orgE, `/${reasoning}/runs`)).set(ownerA.auth).send({ messages: [{ role: 'user', content: 'Think.' }] }).expect(200);
-    const r2 = await t.http.post(agentsUrl(orgE, `/${chat}/runs`)).set(ownerA.auth).send({ messages: [{ role: 'user', content: 'Chat.' }] }).expect(200);
-    expect(r1.body).toMatchObject({ status: 'succeeded', modelId: 'o4-mini', output: 'Reasoned.' });
-    expect(r2.body).toMatchObject({ status: 'succeeded', modelId: 'gpt-4o', output: 'Chatted.' });
-    const [o4, gpt] = llm.requests.map((r) => r.body);
-    expect(o4).toMatchObject({ model: 'o4-mini', max_completion_tokens: 3000 });
-    expect(o4).not.toHaveProperty('max_tokens');
-    expect(o4).not.toHaveProperty('temperature');
-    expect(gpt).toMatchObject({ model: 'gpt-4o', max_tokens: 3000, temperature: 0.7 });
-    expect(gpt).not.toHaveProperty('max_completion_tokens');
-    const { rows } = await t.db.admin.query('SELECT model_id, status, output FROM ai.runs WHERE id = ANY($1) ORDER BY started_at', [[r1.body.id, r2.body.id]]);
-    expect(rows).toEqual([{ model_id: 'o4-mini', status: 'succeeded', output: 'Reasoned.' }, { model_id: 'gpt-4o', status: 'succeeded', output: 'Chatted.' }]);
-    // the o-series and the gpt-5 family, in any case, behind any number of prefixes; no other model
-    const reasoningModels = ['o1', 'o1-preview', 'o3-pro', 'o4-mini', 'O3', 'o10-mini', 'gpt-5', 'GPT-5-mini', 'gpt-5.1', 'gpt-5-nano-2025-08-07',
-      'openai/o3', 'openrouter/openai/gpt-5-mini', 'Azure/OpenAI/O4-Mini', 'proxy/eu/openai/o1:high'];
-    const chatModels = ['gpt-4o', 'gpt-4o-mini', 'gpt-4.1', 'openai/gpt-4o', 'omni', 'o', 'gpt-50', 'gpt-5o', 'mistral/open-mixtral', 'claude-3-opus', 'foo/bar-o3', 'ollama/llama3'];
-    expect(reasoningModels.filter((m) => !isReasoningModel(m))).toEqual([]);
-    expect(chatModels.filter((m) => isReasoningModel(m))).toEqual([]);
+    const ids = ['o4-mini', 'gpt-4o', 'acme/thinker-1', 'o9-lookalike'];
+    const requestsBefore = llm.requests.length;
+    for (const modelId of ids) {
+      llm.enqueue({ kind: 'text', content: `Answered by ${modelId}.`, usage: { prompt: 1000, completion: 100 } });
+      const res = await t.http.post(agentsUrl(orgE, `/${await agent(modelId)}/runs`)).set(ownerA.auth).send({ messages: [{ role: 'user', content: 'Think.' }] }).expect(200);
+      expect(res.body).toMatchObject({ status: 'succeeded', modelId, output: `Answered by ${modelId}.` });
+    }
+    const [o4, gpt, thinker, lookalike] = llm.requests.slice(requestsBefore).map((r) => r.body);
+    for (const [body, model] of [[o4, 'o4-mini'], [thinker, 'acme/thinker-1']] as const) {
+      expect(body).toMatchObject({ model, max_completion_tokens: 3000 });
+      expect(body).not.toHaveProperty('max_tokens');
+      expect(body).not.toHaveProperty('temperature');
+    }
+    for (const [body, model] of [[gpt, 'gpt-4o'], [lookalike, 'o9-lookalike']] as const) {
+      expect(body).toMatchObject({ model, max_tokens: 3000, temperature: 0.7 });
+      expect(body).not.toHaveProperty('max_completion_tokens');
+    }
+    const { rows } = await t.db.admin.query('SELECT model_id, status FROM ai.runs WHERE org_id = $1 ORDER BY model_id COLLATE "C"', [orgE]);
+    expect(rows).toEqual([...ids].sort().map((model_id) => ({ model_id, status: 'succeeded' })));
   });
 
   it('reserves before a retry what the failed attempts billed: a retry the budget cannot take is not made, and the budget never spends past its limit', async () => {
@@ -572,7 +574,7 @@ describe('agent runs', () => {
     const reader = await keyedRun(await key(['agents:run', 'ledger:read', 'semantic:read', 'knowledge:read']));
     expect(reader.offered).toEqual(['draft_journal_entry', 'get_trial_balance', 'query_semantic', 'search_knowledge']);
     expect(reader.steps.map((s) => s.status)).toEqual(['succeeded', 'succeeded', 'succeeded']);
-    expect(reader.steps[0].result.rows).toEqual([['C keyed capital', '321.57']]);
+    expect(reader.steps[0].result.rows).toEqual([['C keyed capital', '321.5700']]);
     expect(JSON.stringify(reader.steps[1].result)).toContain('321.57');
     expect(reader.steps[2].result.items.map((i: any) => i.documentTitle)).toEqual(['Merger policy']);
     expect(reader.toModel).not.toContain('Globex');
@@ -608,7 +610,7 @@ describe('agent runs', () => {
     const res = await run(viewerA).expect(200);
     const steps = res.body.trace.filter((s: any) => s.kind === 'tool_call');
     expect(steps[0].detail.result.rows).toEqual([[viewerA.id, orgA, 'viewer']]);
-    expect(steps[1].detail.result.rows).toEqual([[2, '100']]);
+    expect(steps[1].detail.result.rows).toEqual([[2, '100.0000']]);
     expect(JSON.stringify(steps[2].detail.result)).toContain('100');
     // B's books hold 999.00: no tool result shows that amount, and the run shows nothing of B's
     // (a bare substring check also matched ids and timestamps, which may hold "999")

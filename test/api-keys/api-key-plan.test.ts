@@ -99,7 +99,7 @@ describe('API keys: the plan is checked on use', () => {
       expect(read.body.map((a: any) => a.code)).toEqual(expect.arrayContaining(['1100', '3100']));
       const query = await t.http.post(semanticUrl(org)).set(auth).send({ sql: 'SELECT memo, base_amount FROM semantic.v_gl_fact ORDER BY base_amount' });
       expect({ status, code: query.status }).toEqual({ status, code: 200 });
-      expect(query.body.rows).toEqual([['lapsed capital', '-5'], ['lapsed capital', '5']]);
+      expect(query.body.rows).toEqual([['lapsed capital', '-5.0000'], ['lapsed capital', '5.0000']]);
       const write = await t.http.post(ledgerUrl(org, 'accounts')).set(auth).send({ code: '1193', name: 'x', type: 'asset' }).expect(402);
       expect(write.body.error).toEqual({
         code: 'billing.subscription_inactive',

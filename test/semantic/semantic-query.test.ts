@@ -43,7 +43,7 @@ describe('semantic query', () => {
   it('answers columns, rows and truncated for a viewer, with only the caller\'s organization\'s rows', async () => {
     const res = await query(`SELECT memo, sum(base_amount) AS total, count(*) AS lines FROM semantic.v_gl_fact GROUP BY memo ORDER BY memo`).expect(200);
     expect(res.body.columns).toEqual([{ name: 'memo', type: 'text' }, { name: 'total', type: 'numeric' }, { name: 'lines', type: 'bigint' }]);
-    expect(res.body.rows).toEqual([['A capital', '0', 2]]);
+    expect(res.body.rows).toEqual([['A capital', '0.0000', 2]]);
     expect(res.body).toMatchObject({ truncated: false, truncatedBy: null, rowCount: 1 });
     const all = await query(`SELECT memo FROM semantic.v_gl_fact`).expect(200);
     expect(JSON.stringify(all.body)).not.toContain('B secret');
@@ -53,7 +53,7 @@ describe('semantic query', () => {
     const res = await query(`WITH x AS (SELECT account_code, base_amount FROM semantic.v_gl_fact)
       SELECT account_code, round(sum(base_amount), 1) AS s, date_trunc('month', DATE '2026-01-15')::date AS m FROM x
       WHERE account_code IN (SELECT account_code FROM semantic.v_gl_fact) GROUP BY account_code ORDER BY account_code -- trailing comment`).expect(200);
-    expect(res.body.rows).toEqual([['1100', '100', '2026-01-01'], ['3100', '-100', '2026-01-01']]);
+    expect(res.body.rows).toEqual([['1100', '100.0', '2026-01-01'], ['3100', '-100.0', '2026-01-01']]);
     // CTE names where PostgreSQL sees them: nested queries, later siblings, both arms of a set operation
     const scoped = await query(`WITH a AS (SELECT account_code FROM semantic.v_gl_fact), b AS (SELECT * FROM a)
       SELECT count(*) AS n FROM (SELECT * FROM b WHERE account_code IN (SELECT account_code FROM a)) s
@@ -63,7 +63,7 @@ describe('semantic query', () => {
     const fenced = await query(`WITH a AS NOT MATERIALIZED (SELECT account_code, base_amount FROM semantic.v_gl_fact)
       SELECT x.account_code, l.doubled FROM (SELECT * FROM a ORDER BY account_code) x,
         LATERAL (SELECT x.base_amount * 2 AS doubled) l, (VALUES (1)) v ORDER BY 1`).expect(200);
-    expect(fenced.body.rows).toEqual([['1100', '200'], ['3100', '-200']]);
+    expect(fenced.body.rows).toEqual([['1100', '200.0000'], ['3100', '-200.0000']]);
     // text beyond ASCII before a trailing semicolon: the statement is cut where the parser says, in bytes
     const umlaut = await query(`SELECT count(*) AS n FROM semantic.v_gl_fact WHERE memo = 'Müller GmbH' OR memo = 'A capital';`).expect(200);
     expect(umlaut.body.rows).toEqual([[2]]);
@@ -148,7 +148,7 @@ describe('semantic query', () => {
     expect(res.body.error.message).toMatch(/no_such_column/);
   });
 
-  it('answers syntax of PostgreSQL 16-18 that the guard\'s parser (18) accepts and an older server does not as 400 semantic.query_failed, never a 500', async () => {
+  it('answers syntax of PostgreSQL 16-18 that the guard\'s parser (18) accepts and an older server does not as 400 semantic.syntax_error (was query_failed), never a 500', async () => {
     // [statement, the server version that accepts it, what an older one says]: docker-compose runs PostgreSQL 16
     const newer: [string, number, RegExp][] = [
       [`SELECT count(*) AS n FROM (SELECT account_code FROM semantic.v_gl_fact)`, 160000, /subquery in FROM must have an alias/],
@@ -160,7 +160,7 @@ describe('semantic query', () => {
     for (const [sql, since, said] of newer) {
       if (server >= since) { await query(sql).expect(200); continue; }
       const res = await query(sql).expect(400);
-      expect(res.body.error).toMatchObject({ code: 'semantic.query_failed', details: { sqlState: '42601' } });
+      expect(res.body.error).toMatchObject({ code: 'semantic.syntax_error', details: { sqlState: '42601' } });
       expect(res.body.error.message).toMatch(said);
     }
     expect(await fingerprint()).toBe(before);
@@ -197,9 +197,16 @@ describe('semantic query', () => {
     expect(ages.body).toMatchObject({ columns: [{ name: 'age', type: 'interval' }], rows: rows.map((r) => [r.age]) });
   });
 
+  it('answers numerics exactly as PostgreSQL prints them, their scale kept (10.50 was answered 10.5)', async () => {
+    const res = await query(`SELECT 10.50::numeric(12,2) AS a, 0::numeric(12,2) AS b, '{1.10,2}'::numeric(6,2)[] AS c, 1e3 AS d, sum(base_amount) AS e
+      FROM semantic.v_gl_fact`).expect(200);
+    expect(res.body.columns.map((c: { type: string }) => c.type)).toEqual(['numeric', 'numeric', 'numeric[]', 'numeric', 'numeric']);
+    expect(res.body.rows).toEqual([['10.50', '0.00', ['1.10', '2.00'], '1000', '0.0000']]);
+  });
+
   it('answers multi-dimensional numeric and bigint arrays element by element (numeric[][] was a 500)', async () => {
     const res = await query(`SELECT ARRAY[[1.5, 2], [3, 4]] AS a, '{{{0.10,NULL}},{{-7,12345678901234567.89}}}'::numeric[] AS b, ARRAY[[9007199254740993, 2]]::bigint[] AS c`).expect(200);
-    expect(res.body.rows).toEqual([[[['1.5', '2'], ['3', '4']], [[['0.1', null]], [['-7', '12345678901234567.89']]], [['9007199254740993', 2]]]]);
+    expect(res.body.rows).toEqual([[[['1.5', '2'], ['3', '4']], [[['0.10', null]], [['-7', '12345678901234567.89']]], [['9007199254740993', 2]]]]);
   });
 
   it('answers a query the server lacks memory or temporary disk for as 400 semantic.query_failed naming it (not a 500)', async () => {

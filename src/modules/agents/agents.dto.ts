@@ -55,6 +55,8 @@ export class ModelDto {
   @ApiProperty({ enum: ['chat', 'embedding'], description: 'What the model does', example: 'chat' }) kind: string;
   @ApiProperty({ description: 'Context window in tokens', example: 128000 }) contextWindow: number;
   @ApiProperty({ description: 'Most output tokens per call', example: 16384 }) maxOutputTokens: number;
+  @ApiProperty({ description: 'A reasoning model (o-series, gpt-5 family): a run asks it for maxOutputTokens as max_completion_tokens and leaves out the agent\'s temperature (it takes only its default)', example: false })
+  reasoning: boolean;
   @ApiProperty({ type: [ModelPriceDto], description: 'Prices, newest first', example: [{ effectiveFrom: '2024-07-18T00:00:00.000Z', input: '0.150000', output: '0.600000', cachedInput: '0.075000', cacheWrite: '0.000000', source: 'openai.com/api/pricing, read 2026-12-02' }] })
   prices: ModelPriceDto[];
 }
@@ -202,7 +204,7 @@ export class RunDto {
   @ApiProperty({ enum: RUN_STATUSES, description: 'running, succeeded, failed or cancelled', example: 'succeeded' }) status: string;
   @ApiProperty({ type: String, nullable: true, description: 'The final answer', example: 'Cash at bank is EUR 1,500.00.' }) output: string | null;
   @ApiProperty({ enum: [...STOP_REASONS, null], type: String, nullable: true, description: 'Why it stopped', example: 'answer' }) stopReason: string | null;
-  @ApiProperty({ enum: [...RUN_ERROR_CLASSES, null], type: String, nullable: true, description: 'Error class of a failed or cancelled run (worker_lost: the instance executing it stopped before finishing it, or an ?async=true or triggered run\'s job did not start it within a day; internal: a synchronous or streamed run\'s execution failed unexpectedly)', example: null }) errorClass: string | null;
+  @ApiProperty({ enum: [...RUN_ERROR_CLASSES, null], type: String, nullable: true, description: 'Error class of a failed or cancelled run (worker_lost: the instance executing it stopped before finishing it, or an ?async=true or triggered run\'s job did not start it within a day; internal: the run\'s execution failed unexpectedly, or its starter could no longer run it, removed from the organization or their API key revoked, mid-run or before its job started it: errorMessage names the refusal)', example: null }) errorClass: string | null;
   @ApiProperty({ type: String, nullable: true, description: 'What went wrong', example: null }) errorMessage: string | null;
   @ApiProperty({ type: TokenUsageDto, description: 'Tokens of all its LLM calls', example: USAGE_EXAMPLE }) usage: TokenUsageDto;
   @ApiProperty({ description: 'Cost in USD (decimal string)', example: '0.00028800' }) cost: string;

@@ -86,7 +86,7 @@ export const agentsRepository = {
       db.run(qb.selectFrom('ai.model_prices').selectAll().orderBy('model_id').orderBy('effective_from', 'desc')),
     ]);
     return models.map((m) => ({
-      id: m.id, provider: m.provider, displayName: m.display_name, kind: m.kind, contextWindow: m.context_window, maxOutputTokens: m.max_output_tokens,
+      id: m.id, provider: m.provider, displayName: m.display_name, kind: m.kind, contextWindow: m.context_window, maxOutputTokens: m.max_output_tokens, reasoning: m.reasoning,
       prices: prices.filter((p) => p.model_id === m.id).map((p) => ({
         effectiveFrom: iso(p.effective_from)!, input: p.input.toFixed(6), output: p.output.toFixed(6), cachedInput: p.cached_input.toFixed(6),
         cacheWrite: p.cache_write.toFixed(6), source: p.source,
@@ -99,10 +99,19 @@ export const agentsRepository = {
     return m && { id: m.id, maxOutputTokens: m.max_output_tokens };
   },
 
-  /** Every price of a model, the latest first (past, current and announced ones): the runs' in-process price list. */
-  async modelPrices(db: Db, modelId: string): Promise<Prices[]> {
-    const rows = await db.run(qb.selectFrom('ai.model_prices').selectAll().where('model_id', '=', modelId).orderBy('effective_from', 'desc'));
-    return rows.map((p) => ({ input: p.input, output: p.output, cachedInput: p.cached_input, cacheWrite: p.cache_write, effectiveFrom: iso(p.effective_from)! }));
+  /**
+   * What a run needs of its model's catalog entry: whether it is a reasoning model (asked for max_completion_tokens and
+   * no temperature) and every price, the latest first (past, current and announced ones): the runs' in-process copy.
+   */
+  async modelForRuns(db: Db, modelId: string): Promise<{ reasoning: boolean; prices: Prices[] }> {
+    const [models, rows] = await Promise.all([
+      db.run(qb.selectFrom('ai.models').select('reasoning').where('id', '=', modelId)),
+      db.run(qb.selectFrom('ai.model_prices').selectAll().where('model_id', '=', modelId).orderBy('effective_from', 'desc')),
+    ]);
+    return {
+      reasoning: models[0]?.reasoning ?? false,
+      prices: rows.map((p) => ({ input: p.input, output: p.output, cachedInput: p.cached_input, cacheWrite: p.cache_write, effectiveFrom: iso(p.effective_from)! })),
+    };
   },
 
   // ---------------------------------------------------------------- agents

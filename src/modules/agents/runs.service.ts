@@ -43,6 +43,9 @@ const LOST_RUN_SWEEPER: Principal = { kind: 'service', name: 'agents-lost-runs' 
  */
 const RUN_FAILER: Principal = { kind: 'service', name: 'agents-runs' };
 
+/** What the starter's transaction is refused with when they can no longer run in the organization: removed from it (404), their API key revoked (401), a role that no longer reaches (403). */
+const STARTER_REFUSED = new Set([401, 403, 404]);
+
 /** The outbox topic of runs started with ?async=true. */
 export const RUN_JOB_TOPIC = 'agents.run';
 
@@ -108,8 +111,8 @@ class BudgetRefusal extends Error {
 const TOOL_RESULT_MAX_CHARS = 20_000;
 // the worst case of a call's input: the tokenizer's count plus a margin for the provider's own framing
 const inputWorstCase = (counted: number) => Math.ceil(counted * 1.1) + 16;
-// a model's price list (catalog data, the same for every organization) is read once per this many ms per process:
-// a price added later is used from its date on once the list is read again (announced prices are in the list)
+// a model's price list and reasoning flag (catalog data, the same for every organization) are read once per this many ms
+// per process: a price added later is used from its date on once the list is read again (announced prices are in the list)
 const PRICE_LIST_TTL_MS = 30_000;
 // provider clients kept per connection (endpoint, key, timeout): a client per run cost CPU on every run
 const PROVIDER_CACHE_MAX = 64;
@@ -246,8 +249,8 @@ export class RunsService implements OnModuleInit {
    * not by the cancel, which saw the cost before it
    */
   private readonly cancelEventOwed = new Set<string>();
-  /** model → its price list (latest first) and when it was read (performance.now()) */
-  private readonly priceLists = new Map<string, { prices: Prices[]; readAt: number }>();
+  /** model → its price list (latest first), whether it is a reasoning model, and when they were read (performance.now()) */
+  private readonly catalog = new Map<string, { prices: Prices[]; reasoning: boolean; readAt: number }>();
   private readonly providers = new Map<string, LlmProvider>();
 
   constructor(
@@ -329,7 +332,13 @@ export class RunsService implements OnModuleInit {
         run, agent, input: await repo.runInput(tx.db, job.orgId, runId), steps: run.steps ? await repo.steps(tx.db, job.orgId, runId) : [],
         connection: await this.keys.connection(tx.db, job.orgId), keyScopes: tx.scopes,
       };
-    }).catch((err) => {
+    }).catch(async (err) => {
+      // the starter can no longer open a transaction in the organization (removed from it, their API key revoked): every
+      // retry would be refused so until the sweep fails the run a day later: it is failed now
+      if (err instanceof AppError && STARTER_REFUSED.has(err.status)) {
+        await this.failUntakenRun(job, runId, meta, err);
+        return undefined;
+      }
       if (!(err instanceof NothingToRun)) throw err;
       this.logger.warn(`job ${job.id}: run ${runId} of agent ${agentId} cannot be read; left untaken`);
       return undefined;
@@ -342,6 +351,27 @@ export class RunsService implements OnModuleInit {
       if (err instanceof AppError) return;
       throw err;
     });
+  }
+
+  /**
+   * Fails, as RUN_FAILER, a job's run its starter can no longer run (`refusal`: their transaction was refused before the
+   * job took the run): failed, internal, the refusal's code and message in its error message, its event, audited
+   * (ai.run_internal), as a run whose starter leaves mid-run is (failUnexpectedly). A run taken or finished meanwhile is
+   * left alone; in a deleted organization (whose deletion cancelled its runs) nothing is written. The job is done either
+   * way, but for a database error (thrown: the queue retries the job).
+   */
+  private async failUntakenRun(job: Job, runId: string, meta: RequestMeta, refusal: AppError): Promise<void> {
+    const errorMessage = `the run failed before it started: its starter can no longer run it in this organization (removed from it, or their API key revoked): ${refusal.code}: ${refusal.message}`;
+    const failed = await this.db.tenant(RUN_FAILER, job.orgId, meta, async (tx) => {
+      if (!(await repo.takeRun(tx.db, job.orgId, runId, this.lease()))) return undefined;
+      const run = await repo.finishRun(tx.db, job.orgId, runId, { status: 'failed', stopReason: 'error', errorClass: 'internal', errorMessage, output: null, finishedAt: this.now() });
+      if (run) await Promise.all([this.emitFinished(tx, run), this.auditFinished(tx, run)]);
+      return run;
+    }).catch((err) => {
+      if (err instanceof AppError && err.status < 500) return undefined;
+      throw err;
+    });
+    if (failed) this.logger.warn(`job ${job.id}: run ${runId} failed before it started: ${refusal.code}: ${refusal.message}`);
   }
 
   /**
@@ -529,9 +559,11 @@ export class RunsService implements OnModuleInit {
       const callId = randomUUID();
       const expires = this.callExpiry(startedAt);
       let prices: Prices | undefined;
+      let reasoning = false;
       try {
         prices = await ctx.tenant(async (tx) => {
-          const p = await this.pricesAt(tx, agent.modelId, startedAt);
+          const { prices: p, reasoning: r } = await this.modelAt(tx, agent.modelId, startedAt);
+          reasoning = r;
           // the run marked as calling (a cancel meanwhile leaves its event to this execution) and the reservation travel
           // together; a run no longer running rolls the reservation back
           const [running, reserved] = await Promise.allSettled([
@@ -594,7 +626,7 @@ export class RunsService implements OnModuleInit {
             if (attempt > 0) await reserveRetry();
             if (++attempt > 1) sink?.event('retry', { attempt });
             return provider.chat({
-              model: agent.modelId, messages, tools: definitions, temperature: agent.temperature, maxOutputTokens: agent.maxOutputTokens,
+              model: agent.modelId, reasoning, messages, tools: definitions, temperature: agent.temperature, maxOutputTokens: agent.maxOutputTokens,
               stream: !!sink, onToken: sink ? (delta) => sink.event('token', { delta }) : undefined,
             }, { signal });
           },
@@ -715,16 +747,19 @@ export class RunsService implements OnModuleInit {
     }
   }
 
-  /** The prices of `modelId` in effect at `at`, from the model's price list (read at most every PRICE_LIST_TTL_MS). */
-  private async pricesAt(tx: TenantTx, modelId: string, at: Date): Promise<Prices> {
-    let list = this.priceLists.get(modelId);
-    if (!list || performance.now() - list.readAt > PRICE_LIST_TTL_MS) {
-      list = { prices: await repo.modelPrices(tx.db, modelId), readAt: performance.now() };
-      this.priceLists.set(modelId, list);
+  /**
+   * The prices of `modelId` in effect at `at`, from the model's price list, and whether it is a reasoning model (its
+   * catalog row's flag): read at most every PRICE_LIST_TTL_MS.
+   */
+  private async modelAt(tx: TenantTx, modelId: string, at: Date): Promise<{ prices: Prices; reasoning: boolean }> {
+    let entry = this.catalog.get(modelId);
+    if (!entry || performance.now() - entry.readAt > PRICE_LIST_TTL_MS) {
+      entry = { ...(await repo.modelForRuns(tx.db, modelId)), readAt: performance.now() };
+      this.catalog.set(modelId, entry);
     }
-    const p = list.prices.find((x) => new Date(x.effectiveFrom).getTime() <= at.getTime());
+    const p = entry.prices.find((x) => new Date(x.effectiveFrom).getTime() <= at.getTime());
     if (!p) throw new Error(`model ${modelId} has no price in effect at ${at.toISOString()}`);
-    return p;
+    return { prices: p, reasoning: entry.reasoning };
   }
 
   /** The provider client of a connection, kept for the next run with the same endpoint, key, timeout and way of reaching it (guarded or not). */

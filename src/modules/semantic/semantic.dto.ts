@@ -23,13 +23,13 @@ export class SemanticResultDto {
   columns: SemanticColumnDto[];
   @ApiProperty({
     type: 'array', items: { type: 'array', items: { description: 'One value, as its column\'s type gives it (see rows); null for NULL' } },
-    description: 'Rows, each an array in column order. numeric values are decimal strings (NaN, Infinity, -Infinity as such); int8 values are numbers when exact, strings beyond 2^53; '
+    description: 'Rows, each an array in column order. numeric values are strings, exactly as PostgreSQL prints them, their scale kept (10.50 and 0.00 of a numeric(12,2), never 10.5 or 0; NaN, Infinity, -Infinity as such); int8 values are numbers when exact, strings beyond 2^53; '
       + 'real and double precision values are numbers (as exact as PostgreSQL prints them), or the strings Infinity, -Infinity and NaN; '
       + 'interval values are PostgreSQL\'s text in its default style (IntervalStyle postgres): 1 day 02:00:00, 1 year 2 mons -3 days, -00:00:01.5; '
       + 'date values are PostgreSQL\'s text: YYYY-MM-DD, or infinity, -infinity, 0044-03-15 BC, 10000-01-01; '
       + 'timestamp and timestamptz values are ISO 8601 in UTC with milliseconds (2026-01-15T10:20:30.123Z) for instants of years 1-9999, else PostgreSQL\'s text (infinity, -infinity, 0044-03-15 10:00:00 BC, 10000-01-01 00:00:00); '
       + 'json and jsonb values are their JSON text as PostgreSQL prints it (a string, its numbers exact); arrays are arrays of such values; bytea is base64',
-    example: [['1100', '1500.00'], ['4000', '-1500.00']],
+    example: [['1100', '1500.0000'], ['4000', '-1500.0000']],
   })
   rows: unknown[][];
   @ApiProperty({ description: 'Rows answered', example: 2 }) rowCount: number;

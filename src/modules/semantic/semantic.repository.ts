@@ -14,11 +14,14 @@ const TYPE_NAMES: Record<number, string> = {
  * Types whose values are read as PostgreSQL's text and answered by `cell`, not parsed into JavaScript values: a Date
  * cannot hold infinity, BC or years past 9999 (toISOString throws on those), JSON.parse turns a jsonb number such
  * as 12345678901234567.89 into the nearest double, node-postgres makes an interval an object of its parts (answered
- * as {"days":1,"hours":2}, 0 parts left out) and a float Infinity or NaN, which JSON answers as null.
+ * as {"days":1,"hours":2}, 0 parts left out) and a float Infinity or NaN, which JSON answers as null, and a numeric
+ * read as a Decimal loses its scale (10.50 of a numeric(12,2) printed back as 10.5).
  */
-const DATE = 1082, TIMESTAMP = 1114, TIMESTAMPTZ = 1184, JSON_ = 114, JSONB = 3802, FLOAT4 = 700, FLOAT8 = 701, INTERVAL = 1186;
-const ARRAY_OF: Record<number, number> = { 1182: DATE, 1115: TIMESTAMP, 1185: TIMESTAMPTZ, 199: JSON_, 3807: JSONB, 1021: FLOAT4, 1022: FLOAT8, 1187: INTERVAL };
-const AS_TEXT = new Set([DATE, TIMESTAMP, TIMESTAMPTZ, JSON_, JSONB, FLOAT4, FLOAT8, INTERVAL, ...Object.keys(ARRAY_OF).map(Number)]);
+const DATE = 1082, TIMESTAMP = 1114, TIMESTAMPTZ = 1184, JSON_ = 114, JSONB = 3802, FLOAT4 = 700, FLOAT8 = 701, INTERVAL = 1186, NUMERIC = 1700;
+const ARRAY_OF: Record<number, number> = {
+  1182: DATE, 1115: TIMESTAMP, 1185: TIMESTAMPTZ, 199: JSON_, 3807: JSONB, 1021: FLOAT4, 1022: FLOAT8, 1187: INTERVAL, 1231: NUMERIC,
+};
+const AS_TEXT = new Set([DATE, TIMESTAMP, TIMESTAMPTZ, JSON_, JSONB, FLOAT4, FLOAT8, INTERVAL, NUMERIC, ...Object.keys(ARRAY_OF).map(Number)]);
 const parseTextArray = pg.types.getTypeParser(1009 as never) as (s: string) => unknown[]; // nested for several dimensions
 const parseTimestamptz = pg.types.getTypeParser(1184 as never) as (s: string) => unknown;
 
@@ -38,7 +41,8 @@ function iso(d: unknown): string | undefined {
  * 0044-03-15 BC, 10000-01-01); a timestamp as ISO 8601 in UTC when it is an instant of years 1-9999, else as
  * PostgreSQL prints it; json and jsonb as their text, numbers exact; an interval as PostgreSQL prints it (IntervalStyle
  * postgres, set by `run`); a real or double precision as a number, or its text when it is Infinity, -Infinity or NaN
- * (PostgreSQL prints the shortest text that reads back as the same float: the number is that text's); arrays element by element.
+ * (PostgreSQL prints the shortest text that reads back as the same float: the number is that text's); a numeric as
+ * PostgreSQL prints it (its scale kept: 10.50, 0.00; NaN, Infinity, -Infinity); arrays element by element.
  */
 function cell(oid: number, text: string): unknown {
   const element = ARRAY_OF[oid];

@@ -1,5 +1,4 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { Decimal } from 'decimal.js';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import type { Principal } from '../../platform/auth/principal.js';
 import { DatabaseService, type RequestMeta, type TenantTx } from '../../platform/database/database.service.js';
@@ -10,11 +9,10 @@ import { SemanticErrors } from './semantic.errors.js';
 import { semanticRepository as repo } from './semantic.repository.js';
 import type { SemanticResultDto, SemanticViewDto } from './semantic.dto.js';
 
-/** JSON of one result value: exact decimals as strings (dates, timestamps and JSON come as text: semantic.repository). */
+/** JSON of one result value (numerics, dates, timestamps and JSON come as PostgreSQL's text: semantic.repository). */
 function jsonValue(v: unknown): unknown {
   if (v === null || v === undefined) return null;
   if (typeof v === 'bigint') return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v.toString();
-  if (v instanceof Decimal) return v.toFixed();
   if (Buffer.isBuffer(v)) return v.toString('base64');
   if (Array.isArray(v)) return v.map(jsonValue);
   return v;
@@ -78,6 +76,8 @@ export class SemanticService {
     if (err instanceof AppError) return err;
     const { code, message } = sqlState(err);
     if (!code) return err;
+    // syntax the guard's parser (PostgreSQL 18's) accepts and an older server does not (1_000, AT LOCAL): a syntax error as the parser's
+    if (code === '42601') return SemanticErrors.error('semantic.syntax_error', `the query is not valid SQL for this server: ${message}`, { sqlState: code });
     if (code === '57014') return SemanticErrors.error('semantic.query_timeout', `the query ran longer than ${timeoutMs} ms and was cancelled`);
     if (code === '25006') return SemanticErrors.error('semantic.query_refused', 'the query tried to write in a read-only transaction', { reason: 'read-only transaction' });
     if (code === '42501') return SemanticErrors.error('semantic.query_refused', `permission denied: ${message}`, { reason: 'permission denied' });

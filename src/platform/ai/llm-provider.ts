@@ -31,6 +31,8 @@ export interface ToolDefinition {
 
 export interface ChatRequest {
   model: string;
+  /** a reasoning model (ai.models.reasoning): asked for max_completion_tokens, not max_tokens, and with no temperature */
+  reasoning?: boolean;
   messages: ChatMessage[];
   tools?: ToolDefinition[];
   temperature?: number;

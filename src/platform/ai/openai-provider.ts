@@ -38,15 +38,6 @@ export function createLlmProvider(connection: ProviderConnection, timer?: CallTi
   return new OpenAiCompatibleProvider(connection, timer);
 }
 
-/**
- * OpenAI's reasoning models (o1, o3-pro, o4-mini, …, the gpt-5 family: gpt-5, gpt-5-mini, gpt-5.1, …), in any case and
- * behind any number of `prefix/` parts (a proxy or router that keeps the name: openrouter/openai/gpt-5): they take
- * max_completion_tokens, not max_tokens, and only their default temperature.
- */
-export function isReasoningModel(model: string): boolean {
-  return /^(?:[^/]*\/)*(?:o\d+|gpt-5)(?:$|[-.:_@])/i.test(model);
-}
-
 const toUsage = (u: OpenAI.CompletionUsage | undefined | null): TokenUsage | null => {
   if (!u) return null;
   const details = u.prompt_tokens_details as { cached_tokens?: number; cache_write_tokens?: number } | undefined;
@@ -71,7 +62,9 @@ export class OpenAiCompatibleProvider implements LlmProvider {
   }
 
   async chat(request: ChatRequest, options: CallOptions = {}): Promise<ChatResult> {
-    const reasoning = isReasoningModel(request.model);
+    // OpenAI's reasoning models (the o-series, the gpt-5 family) take max_completion_tokens, not max_tokens, and only their
+    // default temperature: the catalog says which a model is (ai.models.reasoning)
+    const reasoning = request.reasoning ?? false;
     const body = {
       model: request.model,
       messages: request.messages.map(toOpenAiMessage),
