@@ -13,7 +13,8 @@ import { fxBooks } from './fx-support.js';
  *    what the item carries as of Jan 31 (realized 0 at 1.15), and what the Feb 1 reversal would take off the settled
  *    share is put back on Feb 1: AR/AP = aging on Jan 31 and Feb 1, FX over the item's life (1.15 - 1.10) x amount;
  *  - a revaluation dated before a settlement already in the books is 422 ledger.revaluation_before_settlement;
- *  - AP: an allocation's reversal reopens the bill and the credit at what they carry (a revaluation in between).
+ *  - AP: an allocation's reversal reopens the bill and the credit at what they carry (a revaluation in between): the
+ *    share at what the allocation took off, what the revaluation changed of it as the bill's (and credit's) rows.
  */
 describe('FX revaluation with autoReverse: settlements between a revaluation and its reversal, revaluations before settlements', () => {
   let t: TestApp;
@@ -136,7 +137,7 @@ describe('FX revaluation with autoReverse: settlements between a revaluation and
     await b2.expectAgingIsAp('2026-02-05', '690.00');
   });
 
-  it('payables: an allocation reversed after a revaluation reopens the bill and the credit at what they carry (1.15), not at the original bases; aging = AP', async () => {
+  it('payables: an allocation reversed after a revaluation reopens the bill and the credit at what they carry (1.15): the shares as taken off, the revaluation\'s part of them as rows; aging = AP', async () => {
     const b = await books('AP reversal after revaluation');
     const bill = await b.bill();
     // paid 400.00 at 1.12 on Jan 20: the bill gives up 440.00, the payment 448.00 (a realized loss of 8.00); the credit 600.00 is left
@@ -145,8 +146,12 @@ describe('FX revaluation with autoReverse: settlements between a revaluation and
     await t.http.post(payablesUrl(b.orgId, `allocations/${paid.allocations[0].id}/reverse`)).set(owner.auth).send({ date: '2026-02-05' }).expect(201);
     const { rows } = await t.db.admin.query(`SELECT amount::numeric(20, 2)::text AS amount, bill_base_amount::numeric(20, 2)::text AS bill_base, payment_base_amount::numeric(20, 2)::text AS payment_base
       FROM finance.bill_allocations WHERE org_id = $1 AND bill_id = $2 ORDER BY allocation_date`, [b.orgId, bill.id]);
-    // both carried at 1.15 since Jan 31 (bill 600.00 -> 690.00, credit 600.00 -> 690.00): reopened by 460.00 each
-    expect(rows).toEqual([{ amount: '400.00', bill_base: '440.00', payment_base: '448.00' }, { amount: '-400.00', bill_base: '-460.00', payment_base: '-460.00' }]);
+    // both carried at 1.15 since Jan 31 (bill 600.00 -> 690.00, credit 600.00 -> 690.00): reopened by 460.00 each, the
+    // shares at what the allocation took off (440.00, 448.00) and the Jan 31 step of them as rows (the bill's +20.00, the credit's -12.00)
+    expect(rows).toEqual([{ amount: '400.00', bill_base: '440.00', payment_base: '448.00' }, { amount: '-400.00', bill_base: '-440.00', payment_base: '-448.00' }]);
+    const { rows: steps } = await t.db.admin.query(`SELECT x.document_id = $2 AS bill, x.base_delta::numeric(20, 2)::text AS delta FROM finance.fx_revaluation_items x
+      WHERE x.org_id = $1 AND x.revaluation_date = '2026-02-05' ORDER BY 1 DESC`, [b.orgId, bill.id]);
+    expect(steps).toEqual([{ bill: true, delta: '20.00' }, { bill: false, delta: '-12.00' }]);
     // what the bill carries: its base less its settlements plus its revaluation, EUR 1,000.00 at 1.15
     const { rows: [carried] } = await t.db.admin.query(`SELECT (b.base_total - (SELECT sum(a.bill_base_amount) FROM finance.bill_allocations a WHERE a.org_id = b.org_id AND a.bill_id = b.id)
       + (SELECT sum(x.base_delta) FROM finance.fx_revaluation_items x WHERE x.org_id = b.org_id AND x.document_id = b.id))::numeric(20, 2)::text AS base
@@ -155,9 +160,11 @@ describe('FX revaluation with autoReverse: settlements between a revaluation and
     await b.expectAgingIsAp('2026-02-05', '0.00');
     expect(await b.balance('2100', '2026-02-05')).toBe('0.00');
     // the bill EUR 1,000.00 from 1.10 to 1.15 (-50.00), the credit EUR 1,000.00 from 1.12 to 1.15 (+30.00), the EUR
-    // 1,000.00 paid out of the bank from 1.12 to 1.15 (-30.00); the reversal itself realizes nothing (0.00, not +8.00)
+    // 1,000.00 paid out of the bank from 1.12 to 1.15 (-30.00), all unrealized: the reversal takes the allocation's realized
+    // loss of 8.00 back (the Jan 31 step of the shares is on the unrealized accounts, not realized)
     expect(await b.fxResult('2026-02-05')).toBe('-50.00');
+    expect([await b.balance('4300', '2026-02-05'), await b.balance('5500', '2026-02-05')]).toEqual(['0.00', '0.00']);
     const reversal = (await t.http.get(payablesUrl(b.orgId, `payments/${paid.id}`)).set(owner.auth).expect(200)).body.allocations.find((a: any) => a.reversesAllocationId);
-    expect(reversal.fxDifference).toBe('0.00');
+    expect(reversal.fxDifference).toBe('-8.00');
   });
 });

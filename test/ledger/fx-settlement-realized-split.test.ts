@@ -498,6 +498,29 @@ describe('FX revaluation: the realized and unrealized split of settled and credi
     await expectOpenAmountsKept(t, b.orgId);
   });
 
+  it('an allocation reversed in the window of a later revaluation (its reversal posted ahead): the share\'s part goes to the unrealized account and off it with the reversal, nothing realized, no residue', async () => {
+    const b = await books('Allocation reversed in a later revaluation\'s window');
+    const inv = await b.invoice();
+    // EUR 333.33 of it paid at the invoice's rate (366.66 both sides: no result)
+    const paid = (await b.arPayment({ date: '2026-01-20', amount: '333.33', rate: '1.10', allocations: [{ invoiceId: inv.id, amount: '333.33' }] }).expect(201)).body;
+    expect(paid.allocations[0].realizedFx).toBe('0.00');
+    // at 1.15, reversed on Feb 1: the invoice's open 666.67 +33.33 and the bank's EUR 333.33 +16.67, both on 4310
+    await b.revalue('2026-01-31', true).expect(201);
+    const reversed = (await t.http.post(rUrl(b.orgId, `allocations/${paid.allocations[0].id}/reverse`)).set(owner.auth).send({ date: '2026-01-31' }).expect(201)).body;
+    expect(reversed.allocations.map((a: { realizedFx: string }) => a.realizedFx)).toEqual(['0.00', '0.00']);
+    // the share's 16.67 of the revaluation (333.33 x 0.05) on 4310 with it, and off it on Feb 1 with the revaluation's reversal
+    const { rows } = await t.db.admin.query(`SELECT x.revaluation_date::text AS date, a.code, x.base_delta::numeric(20, 2)::text AS delta FROM finance.fx_revaluation_items x
+      JOIN finance.accounts a ON a.org_id = x.org_id AND a.id = x.fx_account_id WHERE x.org_id = $1 AND x.document_id = $2 ORDER BY x.revaluation_date, x.seq`, [b.orgId, inv.id]);
+    expect(rows).toEqual([{ date: '2026-01-31', code: '4310', delta: '33.33' }, { date: '2026-01-31', code: '4310', delta: '16.67' },
+      { date: '2026-02-01', code: '4310', delta: '-33.33' }, { date: '2026-02-01', code: '4310', delta: '-16.67' }]);
+    // January: all EUR 1,000.00 of the invoice at 1.15 and the bank: 66.67 unrealized; February: back to the invoice's own 1.10
+    expect([await b.fxAccounts('2026-01-31'), await b.fxAccounts('2026-02-28')]).toEqual([{ 4300: 0, 5500: 0, 4310: -66.67, 5510: 0 }, { 4300: 0, 5500: 0, 4310: 0, 5510: 0 }]);
+    // the invoice at 1,150.00 then 1,100.00, the customer credit EUR 333.33 at 1.10 (366.66)
+    await b.expectAgingIsAr('2026-01-31', '783.34');
+    await b.expectAgingIsAr('2026-02-28', '733.34');
+    await expectOpenAmountsKept(t, b.orgId);
+  });
+
   it('a revaluation row written without its unrealized FX account is refused, older rows without one are kept (NOT VALID); the account\'s foreign key has its index', async () => {
     const b = await books('Rows name their account');
     const inv = await b.invoice();

@@ -6,6 +6,7 @@ import { EVENT_CATALOG } from '../../src/modules/webhooks/event-catalog.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { ManualClock } from '../support/clock.js';
 import { onPlan, orgWithRoles, type RoleUsers } from '../support/factories.js';
+import { fxBooks } from '../ledger/fx-support.js';
 import { ledgerUrl, startBooks } from '../ledger/ledger-support.js';
 import { createVendor, payablesUrl } from './payables-support.js';
 
@@ -18,8 +19,14 @@ const addFormats = ((addFormatsModule as any).default ?? addFormatsModule) as (a
  * (the bill open and posted again, the payment's credit back, no FX entry), valid against its catalog schema. The bill,
  * nothing allocated net, is voided; not before Feb 9 (the reversal: a 400, nothing written), on Feb 9 it is. The AP
  * aging is the AP balance on every date around.
+ *
+ * A reversed allocation of a bill in EUR (base USD, fxBooks: EUR 1.10 on Jan 15, 1.15 on Jan 31, 1.20 on Feb 10; a bill
+ * of EUR 1,000.00 on Jan 15) revalued between the allocation and its reversal, or paid in a revaluation's window: the
+ * share comes back as the allocation took it off, and what revaluations since changed of it are the bill's (and the
+ * credit's) rows on the unrealized FX accounts they moved (JournalService.restoreShare, as on AR), not a realized result:
+ * the realized (4300 gain, 5500 loss) and unrealized (4310 gain, 5510 loss) FX accounts hold what the documents carry.
  */
-describe('payables: a reversed allocation (its event; the void after it)', () => {
+describe('payables: a reversed allocation (its event; the void after it; FX)', () => {
   const clock = new ManualClock();
   let t: TestApp;
   let orgId: string;
@@ -40,6 +47,100 @@ describe('payables: a reversed allocation (its event; the void after it)', () =>
 
   const events = async (type: string) => (await t.db.admin.query(
     `SELECT payload->'payload' AS p, payload->>'version' AS v FROM core.outbox WHERE org_id = $1 AND topic = 'domain_event' AND payload->>'type' = $2 ORDER BY id`, [orgId, type])).rows;
+
+  /** fxBooks with the reads of the FX cases: each FX account's balance, the revaluation rows per account, an allocation's reversal */
+  async function fx(name: string) {
+    const b = await fxBooks(t, users.owner, name);
+    const fxAccounts = async (asOf: string) => {
+      const out: Record<string, number> = {};
+      for (const code of ['4300', '5500', '4310', '5510']) out[code] = Number(await b.balance(code, asOf));
+      return out;
+    };
+    /** the revaluation rows of a document, in order: date, unrealized FX account and change */
+    const rows = async (documentId: string) => (await t.db.admin.query(`SELECT x.revaluation_date::text AS date, a.code, x.base_delta::numeric(20, 2)::text AS delta
+      FROM finance.fx_revaluation_items x JOIN finance.accounts a ON a.org_id = x.org_id AND a.id = x.fx_account_id WHERE x.org_id = $1 AND x.document_id = $2 ORDER BY x.revaluation_date, x.seq`,
+    [b.orgId, documentId])).rows;
+    const reverse = (allocationId: string, date: string) => t.http.post(payablesUrl(b.orgId, `allocations/${allocationId}/reverse`)).set(users.owner.auth).send({ date });
+    const voidBill = (billId: string, date: string) => t.http.post(payablesUrl(b.orgId, `bills/${billId}/void`)).set(users.owner.auth).send({ date }).expect(200);
+    return { ...b, fxAccounts, rows, reverse, voidBill };
+  }
+
+  it('FX: an allocation reversed after a revaluation of the rest of the bill gives the share back on the unrealized account, not out of the realized result: the void then leaves no FX result', async () => {
+    const b = await fx('Bill allocation reversed after a revaluation');
+    const bill = await b.bill();
+    await b.revalue('2026-01-31').expect(201);
+    // the share carried at 1.15 (345.00) paid at 1.20 (360.00): a realized loss of 15.00
+    const paid = (await b.apPayment({ paymentDate: '2026-02-05', amount: '300.00', rate: '1.20', allocations: [{ billId: bill.id, amount: '300.00' }] }).expect(201)).body;
+    expect(paid.allocations[0].fxDifference).toBe('15.00');
+    // EUR 700.00 open revalued at 1.20: +35.00 on 5510
+    await b.revalue('2026-02-28').expect(201);
+    const reversed = (await b.reverse(paid.allocations[0].id, '2026-03-05').expect(201)).body;
+    // the share comes back at 345.00, as taken off; its 15.00 of the Feb 28 step is the bill's row on 5510, the realized loss reversed
+    expect(reversed.allocations.find((a: { reversesAllocationId: string | null }) => a.reversesAllocationId).billBaseAmount).toBe('-345.00');
+    expect(await b.rows(bill.id)).toEqual([{ date: '2026-01-31', code: '5510', delta: '50.00' }, { date: '2026-02-28', code: '5510', delta: '35.00' },
+      { date: '2026-03-05', code: '5510', delta: '15.00' }]);
+    // all EUR 1,000.00 of the bill open at 1.20 (1,200.00: 100.00 unrealized), the vendor credit EUR 300.00 at 1.20
+    expect(await b.fxAccounts('2026-03-05')).toEqual({ 4300: 0, 5500: 0, 4310: 0, 5510: 100 });
+    await b.expectAgingIsAp('2026-03-05', '840.00');
+    await b.voidBill(bill.id, '2026-03-06');
+    expect(await b.fxAccounts('2026-03-31')).toEqual({ 4300: 0, 5500: 0, 4310: 0, 5510: 0 });
+    await b.expectAgingIsAp('2026-03-31', '-360.00');
+  });
+
+  it('FX: an allocation paid in a revaluation\'s window and reversed after its reversal gives the share back on the unrealized account as rows (what the window realized of it unrealized again)', async () => {
+    const b = await fx('Bill window allocation reversed after the reversal');
+    const bill = await b.bill();
+    await b.revalue('2026-01-31', true).expect(201);
+    const paid = (await b.apPayment({ paymentDate: '2026-01-31', amount: '300.00', rate: '1.20', allocations: [{ billId: bill.id, amount: '300.00' }] }).expect(201)).body;
+    await b.reverse(paid.allocations[0].id, '2026-02-05').expect(201);
+    // out at 1.15 (345.00), back at 1.10 (330.00): the share's part of the Feb 1 reversal (-15.00 on 5510) is a row of the
+    // bill, and what the payment's window realized of it goes back to 5510
+    expect(await b.rows(bill.id)).toEqual([{ date: '2026-01-31', code: '5510', delta: '50.00' }, { date: '2026-02-01', code: '5510', delta: '-50.00' },
+      { date: '2026-02-01', code: '5510', delta: '15.00' }, { date: '2026-02-05', code: '5510', delta: '-15.00' }]);
+    expect(await b.fxAccounts('2026-02-05')).toEqual({ 4300: 0, 5500: 0, 4310: 0, 5510: 0 });
+    // the bill EUR 1,000.00 at 1.10, the vendor credit EUR 300.00 at 1.20
+    await b.expectAgingIsAp('2026-02-05', '740.00');
+    await b.voidBill(bill.id, '2026-02-06');
+    expect(await b.fxAccounts('2026-02-28')).toEqual({ 4300: 0, 5500: 0, 4310: 0, 5510: 0 });
+    await b.expectAgingIsAp('2026-02-28', '-360.00');
+  });
+
+  it('FX: an allocation reversed after a revaluation of the bill and of the payment\'s credit: each share comes back on the account its own rows name, nothing realized', async () => {
+    const b = await fx('Bill allocation reversed after a revaluation of both sides');
+    const bill = await b.bill();
+    // EUR 600.00 at 1.10, 300.00 of it allocated: the rest a credit with the vendor
+    const paid = (await b.apPayment({ paymentDate: '2026-01-20', amount: '600.00', rate: '1.10', allocations: [{ billId: bill.id, amount: '300.00' }] }).expect(201)).body;
+    // at 1.15: the bill's open 700.00 +35.00 and the credit's 300.00 -15.00 (AP's net a loss: both rows on 5510), the bank's EUR -600.00 a loss of 30.00
+    await b.revalue('2026-01-31').expect(201);
+    const reversed = (await b.reverse(paid.allocations[0].id, '2026-02-05').expect(201)).body;
+    expect(reversed.allocations.map((a: { fxDifference: string }) => a.fxDifference)).toEqual(['0.00', '0.00']);
+    // the bill (1,150.00) and the credit (690.00) all at 1.15; the rows of each on 5510 are what it carries there
+    expect(await b.fxAccounts('2026-02-05')).toEqual({ 4300: 0, 5500: 0, 4310: 0, 5510: 50 });
+    await b.expectAgingIsAp('2026-02-05', '460.00');
+    expect([await b.rows(bill.id), await b.rows(paid.id)]).toEqual([
+      [{ date: '2026-01-31', code: '5510', delta: '35.00' }, { date: '2026-02-05', code: '5510', delta: '15.00' }],
+      [{ date: '2026-01-31', code: '5510', delta: '-15.00' }, { date: '2026-02-05', code: '5510', delta: '-15.00' }]]);
+  });
+
+  it('FX: an allocation reversed in the window of a later revaluation (its reversal posted ahead): the share\'s part goes to the unrealized account and off it with the reversal, nothing realized, no residue', async () => {
+    const b = await fx('Bill allocation reversed in a later revaluation\'s window');
+    const bill = await b.bill();
+    // EUR 333.33 of it paid at the bill's rate (366.66 both sides: no result)
+    const paid = (await b.apPayment({ paymentDate: '2026-01-20', amount: '333.33', rate: '1.10', allocations: [{ billId: bill.id, amount: '333.33' }] }).expect(201)).body;
+    expect(paid.allocations[0].fxDifference).toBe('0.00');
+    // at 1.15, reversed on Feb 1: the bill's open 666.67 +33.33 and the bank's EUR -333.33 a loss of 16.67, both on 5510
+    await b.revalue('2026-01-31', true).expect(201);
+    const reversed = (await b.reverse(paid.allocations[0].id, '2026-01-31').expect(201)).body;
+    expect(reversed.allocations.map((a: { fxDifference: string }) => a.fxDifference)).toEqual(['0.00', '0.00']);
+    // the share's 16.67 of the revaluation (333.33 x 0.05) on 5510 with it, and off it on Feb 1 with the revaluation's reversal
+    expect(await b.rows(bill.id)).toEqual([{ date: '2026-01-31', code: '5510', delta: '33.33' }, { date: '2026-01-31', code: '5510', delta: '16.67' },
+      { date: '2026-02-01', code: '5510', delta: '-33.33' }, { date: '2026-02-01', code: '5510', delta: '-16.67' }]);
+    // January: all EUR 1,000.00 of the bill at 1.15 and the bank: 66.67 unrealized; February: back to the bill's own 1.10
+    expect([await b.fxAccounts('2026-01-31'), await b.fxAccounts('2026-02-28')]).toEqual([{ 4300: 0, 5500: 0, 4310: 0, 5510: 66.67 }, { 4300: 0, 5500: 0, 4310: 0, 5510: 0 }]);
+    // the bill at 1,150.00 then 1,100.00, the vendor credit EUR 333.33 at 1.10 (366.66)
+    await b.expectAgingIsAp('2026-01-31', '783.34');
+    await b.expectAgingIsAp('2026-02-28', '733.34');
+  });
 
   it('emits bill_payment.allocation_reversed; the bill is voided no earlier than the reversal; aging = AP balance', async () => {
     const draft = (await t.http.post(url('bills')).set(users.accountant.auth)

@@ -167,6 +167,12 @@ export interface ShareChange {
   fxAccountId: string;
   part: Decimal;
   realizedOn?: string;
+  /**
+   * the revaluation's reversal posted ahead, dated after the settlement's reversal (`on`, leaving the item carried at
+   * `rate`): it takes the revaluation off only what was open then, so the part is taken back off on that date too
+   * (restoreShare), as the reversal would have taken it off had the share been open
+   */
+  reversedOn?: { on: string; rate: string };
 }
 
 /** An open item whose revaluation rows JournalService.carriedPerFxAccount reads. */
@@ -951,6 +957,20 @@ export class JournalService {
   }
 
   /**
+   * An allocation's reversal (dated `asOf`) of either subledger gives back `share.amount` of an item (as its aging shows
+   * it: a payment's credit negative) that the allocation took off at `share.takenOff` on `share.settledOn`; `now`, the
+   * share's value at what the item carries as of `asOf`; `revalued`, whether the item has revaluation rows by then
+   * (else it is carried at its own rate and nothing changed). Answers the value the share comes back at (what was taken
+   * off, when every change since counted) and the changes since (shareChangesSince), which restoreShare writes as the
+   * item's rows on their unrealized FX accounts instead of the realized result.
+   */
+  async shareGivenBack(tx: TenantTx, item: { documentId: string; ownRate: string; revalued: boolean }, share: { amount: Decimal; settledOn: string; takenOff: Decimal },
+    now: Decimal, asOf: string, baseMu: number): Promise<{ value: Decimal; changes: ShareChange[] }> {
+    const changes = item.revalued ? await this.shareChangesSince(tx, item, share, asOf, now.minus(share.takenOff), baseMu) : [];
+    return { value: now.minus(changes.reduce((sum, c) => sum.plus(c.part), D(0))), changes };
+  }
+
+  /**
    * The reversal of a settlement of `share.amount` of an item dated `share.settledOn` (an allocation's reversal, dated
    * `asOf`) gives the share back carrying what the item carries now; what the rows dated after the settlement up to
    * `asOf` changed of the item (a revaluation, or a reversal of one posted ahead) the share did not go through while
@@ -959,22 +979,23 @@ export class JournalService {
    * realized result: what the item's rows leave on each account is then what the accounts hold of it (a void, a credit
    * note or a later settlement takes each account's own amount). `realizedOn`: a reversal of a revaluation dated on or
    * before the settlement, whose part of the share the settlement's compensation realized (given back by restoreShare).
-   * Left to the caller's realized result: a revaluation whose reversal is dated after `asOf` (settlePendingReversals of the
-   * reversal compensates the share on that date). In the base currency's minor units, summing to exactly `total` (the
-   * share's value now less what the settlement took off) when every row counted and they come to it within a minor unit
-   * per row. None when no row changed the share since.
+   * `reversedOn`: a revaluation whose own reversal is posted ahead of `asOf` (autoReverse): that reversal takes it off
+   * only what was open then, so the part is taken back off on the reversal's date as well (restoreShare): none of it is
+   * a realized result, and settlePendingReversals finds nothing left to compensate on that date. In the base
+   * currency's minor units, summing to exactly `total` (the share's value now less what the settlement took off) when
+   * they come to it within a minor unit per row. None when no row changed the share since.
    */
-  async shareChangesSince(tx: TenantTx, item: { documentId: string; ownRate: string }, share: { amount: Decimal; settledOn: string }, asOf: string,
+  private async shareChangesSince(tx: TenantTx, item: { documentId: string; ownRate: string }, share: { amount: Decimal; settledOn: string }, asOf: string,
     total: Decimal, baseMu: number): Promise<ShareChange[]> {
     const rows = await repo.revaluationRowsOf(tx.db, tx.orgId, [item.documentId], '9999-12-31');
-    /** the revaluations reversed by a row dated after `asOf`: their reversal compensates the share on its own date */
-    const reversedLater = new Set(rows.filter((r) => r.reverses && r.date > asOf).map((r) => r.reverses!));
+    /** the reversals dated after `asOf`, by the revaluation they reverse: they take its part of the share off on their own date */
+    const reversedLater = new Map(rows.filter((r) => r.reverses && r.date > asOf).map((r) => [r.reverses!, { on: r.date, rate: r.rate }]));
     let rate = D(item.ownRate);
     const steps = new Map<string, { step: Decimal; date: string }>();
     const amounts = new Map<string, Decimal>();
     const realizedOn = new Map<string, string>();
+    const reversedOn = new Map<string, { on: string; rate: string }>();
     let counted = 0;
-    let complete = true;
     for (const row of rows) {
       // the rate steps as carriedPerFxAccount reads them
       const reversed = row.reverses ? steps.get(row.reverses) : undefined;
@@ -982,22 +1003,21 @@ export class JournalService {
       if (!row.reverses && !row.credited) steps.set(row.entryId, { step, date: row.date });
       if (!row.credited) rate = D(row.rate);
       if (row.date <= share.settledOn || row.date > asOf || step.isZero()) continue;
-      if (!row.reverses && reversedLater.has(row.entryId)) {
-        complete = false;
-        continue;
-      }
       const realized = reversed && reversed.date <= share.settledOn ? row.date : undefined;
-      const key = `${row.fxAccountId ?? ''}|${realized ?? ''}`;
+      const pending = !row.reverses ? reversedLater.get(row.entryId) : undefined;
+      const key = `${row.fxAccountId ?? ''}|${realized ?? ''}|${pending ? `${pending.on}|${pending.rate}` : ''}`;
       amounts.set(key, (amounts.get(key) ?? D(0)).plus(share.amount.times(step)));
       if (realized) realizedOn.set(key, realized);
+      if (pending) reversedOn.set(key, pending);
       counted++;
     }
     if (!amounts.size) return [];
     const sum = [...amounts.values()].reduce((a, b) => a.plus(b), D(0));
-    const exact = complete && sum.minus(total).abs().lte(D(10).pow(-baseMu).times(counted));
+    const exact = sum.minus(total).abs().lte(D(10).pow(-baseMu).times(counted));
     const parts = exact ? partsOf(amounts, total, baseMu) : new Map([...amounts].map(([key, a]) => [key, D(fixed(a, baseMu))]));
     return [...parts].filter(([, part]) => !part.isZero()).map(([key, part]) => ({
-      fxAccountId: key.slice(0, key.indexOf('|')), part, ...(realizedOn.has(key) ? { realizedOn: realizedOn.get(key)! } : {}) }));
+      fxAccountId: key.slice(0, key.indexOf('|')), part, ...(realizedOn.has(key) ? { realizedOn: realizedOn.get(key)! } : {}),
+      ...(reversedOn.has(key) ? { reversedOn: reversedOn.get(key)! } : {}) }));
   }
 
   /**
@@ -1006,8 +1026,10 @@ export class JournalService {
    * unrealized FX account's: '' the settings' one of the part's kind), one entry marked as a settlement's compensation
    * (FX_SETTLED_SHARE_REF: a revaluation's rate steps already count the share), at the rate the item is carried at; and
    * the parts the settlement had realized (`realizedOn`) moved back from the realized FX accounts to the unrealized ones
-   * (realizeSettledShares, given back). Answers the entries posted. `given`: the ledger settings and the base
-   * currency's minor units, as the caller read them (read here when not given).
+   * (realizeSettledShares, given back); the parts whose revaluation's reversal is posted ahead (`reversedOn`) taken
+   * back off on that date, as settlePendingReversals compensates a settled share (one entry per date, refused as its
+   * compensation when that date's period is closed), so that nothing of them is realized. Answers the entries posted.
+   * `given`: the ledger settings and the base currency's minor units, as the caller read them (read here when not given).
    */
   async restoreShare(tx: TenantTx, s: {
     subledger: Subledger; documentId: string; accountId: string; currency: string; rate: string; date: string; memo: string;
@@ -1030,6 +1052,12 @@ export class JournalService {
       }
     }
     const compensationEntryIds = await this.changeCarried(tx, { ...change, memo: description, sourceRef: FX_SETTLED_SHARE_REF, items }, context);
+    // a part whose revaluation's reversal is posted ahead: taken back off on that date, at the rate the reversal leaves
+    for (const on of [...new Set(changes.flatMap((c) => (c.reversedOn ? [c.reversedOn.on] : [])))]) {
+      const memo = generatedMemo('', s.memo, `: FX revaluation reversal of ${on} on the share given back`);
+      const reversing = items.flatMap((item, i) => (changes[i].reversedOn?.on === on ? [{ ...item, rate: changes[i].reversedOn!.rate, delta: item.delta.neg(), description: memo }] : []));
+      compensationEntryIds.push(...await this.compensation(tx, on, () => this.changeCarried(tx, { ...change, date: on, memo, sourceRef: FX_SETTLED_SHARE_REF, items: reversing }, context)));
+    }
     const realizationEntryIds = shares.length ? await this.realizeSettledShares(tx, { date: s.date, memo: s.memo, shares, fxAccountsMissing }, context) : [];
     return { compensationEntryIds, realizationEntryIds };
   }

@@ -6,7 +6,7 @@ import { emitEvent } from '../../platform/events/events.js';
 import { requestHash } from '../../platform/http/idempotency-key.js';
 import { decodeKeyset, page } from '../../platform/http/pagination.js';
 import { AuditService } from '../audit/audit.service.js';
-import { JournalService, settledReversalsAudit, type PostingLine } from '../ledger/journal.service.js';
+import { JournalService, settledReversalsAudit, type PostingLine, type SettledReversals } from '../ledger/journal.service.js';
 import { LedgerErrors } from '../ledger/ledger.errors.js';
 import { LedgerService } from '../ledger/ledger.service.js';
 import { D, fitsMinorUnits, fixed, rateText } from '../ledger/money.js';
@@ -434,14 +434,25 @@ export class BillPaymentsService {
     const revalued = await revaluationsOf(tx.db, tx.orgId, [original.bill_id, original.payment_id], date);
     const billRevalued = revalued.get(original.bill_id);
     const billOpen = D(billRow.total).minus(settled?.amount ?? 0);
-    const billBase = billRevalued
+    const reopenedBill = billRevalued
       ? D(billRow.base_total!).minus(settled?.base ?? 0).plus(billRevalued.delta).minus(baseOf(billOpen.plus(amount), billRevalued.rate, baseMu))
       : baseShare(billOpen, amount.neg(), billRow.rate!, baseMu);
     const creditRevalued = revalued.get(original.payment_id);
     const usage = await repo.paymentUsage(tx.db, tx.orgId, original.payment_id);
-    const paymentBase = creditRevalued
+    const reopenedCredit = creditRevalued
       ? D(payment.base_amount).minus(usage.base).minus(creditRevalued.delta).minus(baseOf(D(payment.amount).minus(usage.amount).plus(amount), creditRevalued.rate, baseMu))
       : baseShare(D(payment.amount).minus(usage.amount), amount.neg(), payment.rate, baseMu);
+    // what revaluations (or their reversals) since the allocation changed of each share while it was settled is no
+    // realized result: written as the bill's (and the credit's) rows on the unrealized FX accounts they moved
+    // (restoreShare, as on AR), so what its rows leave on each account stays what the account holds of it; the rest
+    // reopens the share at what the allocation took off (as the aging shows them: the credit's share negative)
+    const settledOn = iso(original.allocation_date);
+    const billShare = await this.journal.shareGivenBack(tx, { documentId: original.bill_id, ownRate: D(billRow.rate!).toFixed(), revalued: !!billRevalued },
+      { amount, settledOn, takenOff: D(original.bill_base_amount) }, reopenedBill.neg(), date, baseMu);
+    const creditShare = await this.journal.shareGivenBack(tx, { documentId: original.payment_id, ownRate: D(payment.rate).toFixed(), revalued: !!creditRevalued },
+      { amount: amount.neg(), settledOn, takenOff: D(original.payment_base_amount).neg() }, reopenedCredit, date, baseMu);
+    const billBase = billShare.value.neg();
+    const paymentBase = creditShare.value;
     const diff = paymentBase.minus(billBase).neg();
     // reversed on the account the original result went to: read from the original's entry (its line on neither AP nor
     // the bank), whatever the settings say now; the settings' account of the result's side only when that cannot be told
@@ -449,13 +460,22 @@ export class BillPaymentsService {
     const resultAccount = original.journal_entry_id && !diff.isZero()
       ? await this.journal.resultAccountOf(tx, original.journal_entry_id, [apAccountId, payment.bank_account_id]) : undefined;
     const s = await this.ledger.settings(tx);
-    const entryId = await this.postFx(tx, payment, diff.neg(), date, `Reversal of allocation ${allocationId}`, baseMu, resultAccount ?? (diff.gt(0) ? s.fxLossAccountId : s.fxGainAccountId));
+    const memo = `Reversal of allocation ${allocationId}`;
+    const entryId = await this.postFx(tx, payment, diff.neg(), date, memo, baseMu, resultAccount ?? (diff.gt(0) ? s.fxLossAccountId : s.fxGainAccountId));
     const id = await repo.insertAllocation(tx.db, tx.orgId, {
       paymentId: original.payment_id, billId: original.bill_id, date, amount: amount.neg(), billBase, paymentBase,
       reversesAllocationId: allocationId, journalEntryId: entryId, createdBy: this.payables.actor(tx),
     });
-    const fxEntries = await settlePendingReversals(this.journal, tx, {
-      documentIds: payment.currency !== base ? [original.bill_id, original.payment_id] : [], party: partyOf(payment), date, memo: `Reversal of allocation ${allocationId}`, givenBack: true });
+    const restore = { subledger: 'payables' as const, accountId: apAccountId, currency: payment.currency, date, memo, ...partyOf(payment) };
+    const context = { settings: s, baseMu };
+    const restored = [
+      await this.journal.restoreShare(tx, { ...restore, documentId: original.bill_id, rate: billRevalued?.rate ?? D(billRow.rate!).toFixed(), changes: billShare.changes }, context),
+      await this.journal.restoreShare(tx, { ...restore, documentId: original.payment_id, rate: creditRevalued?.rate ?? D(payment.rate).toFixed(), changes: creditShare.changes }, context),
+      await settlePendingReversals(this.journal, tx, {
+        documentIds: payment.currency !== base ? [original.bill_id, original.payment_id] : [], party: partyOf(payment), date, memo, givenBack: true }),
+    ];
+    const fxEntries: SettledReversals = {
+      compensationEntryIds: restored.flatMap((r) => r.compensationEntryIds), realizationEntryIds: restored.flatMap((r) => r.realizationEntryIds) };
     const [bill] = await this.payables.bills(tx, [original.bill_id]);
     const after = await this.get(tx, original.payment_id);
     await emitEvent(tx, 'bill_payment.allocation_reversed', {

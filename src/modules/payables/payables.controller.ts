@@ -431,8 +431,9 @@ export class PayablesController {
   @RequiresFeature('omnizen', 'full_accounting')
   @RequireRole(...BOOKKEEPER_ROLES)
   @ApiOperation({ operationId: 'reverseBillAllocation', summary: 'Un-allocate: a new reversing allocation (the bill is open again; the payment has the credit again)',
-    description: 'Emits bill_payment.allocation_reversed. The realized FX result is reversed on the account the original result went to (read from its entry). '
-      + 'Dated before the last FX revaluation of the bill or the payment\'s credit: 422 payables.before_revaluation; dated before a later allocation (or reversal) '
+    description: 'Emits bill_payment.allocation_reversed. The realized FX result is reversed on the account the original result went to (read from its entry); what FX revaluations (or their reversals) '
+      + 'dated since the allocation changed of the share comes back on the unrealized FX accounts they moved, with the bill\'s (and the credit\'s) revaluation rows '
+      + '(what the allocation\'s window compensation realized of it is unrealized again; a revaluation\'s reversal posted ahead takes its part back off on its own date). Dated before the last FX revaluation of the bill or the payment\'s credit: 422 payables.before_revaluation; dated before a later allocation (or reversal) '
       + 'of a revalued bill, or a later use of a revalued payment credit: 422 payables.before_later_settlement.' })
   @ApiCreatedResponse({ type: BillPaymentDto })
   @ApiErrors(400)

@@ -458,16 +458,16 @@ export class PaymentsService {
     // written as the invoice's rows on the unrealized FX accounts they moved (restoreShare), so what its rows leave on
     // each account stays what the account holds of it; the rest reopens the share at what the allocation took off
     const memo = `Reversal of allocation ${allocationId}`;
-    const changes = invoiceCarrying ? await this.journal.shareChangesSince(tx, { documentId: invoice.id, ownRate: invoice.rate! }, { amount, settledOn: a.date }, date,
-      reopened.neg().minus(a.invoiceBase), baseMu) : [];
-    const invoiceBase = reopened.plus(changes.reduce((sum, c) => sum.plus(c.part), D(0)));
+    const invoiceShare = await this.journal.shareGivenBack(tx, { documentId: invoice.id, ownRate: invoice.rate!, revalued: !!invoiceCarrying },
+      { amount, settledOn: a.date, takenOff: D(a.invoiceBase) }, reopened.neg(), date, baseMu);
+    const invoiceBase = invoiceShare.value.neg();
     // the payment's credit alike: its share comes back carrying what the credit carries now (as the aging shows it, a
     // credit is negative), what its revaluations since changed of the share as its rows
     const restoredCredit = creditCarrying ? creditCarrying.base.minus(baseOf(unallocated.plus(amount), creditCarrying.rate, baseMu))
       : baseOf(unallocated, payment.rate, baseMu).minus(baseOf(unallocated.plus(amount), payment.rate, baseMu));
-    const creditChanges = creditCarrying ? await this.journal.shareChangesSince(tx, { documentId: payment.id, ownRate: payment.rate }, { amount: amount.neg(), settledOn: a.date }, date,
-      restoredCredit.plus(a.sourceBase), baseMu) : [];
-    const sourceBase = restoredCredit.minus(creditChanges.reduce((sum, c) => sum.plus(c.part), D(0)));
+    const creditShare = await this.journal.shareGivenBack(tx, { documentId: payment.id, ownRate: payment.rate, revalued: !!creditCarrying },
+      { amount: amount.neg(), settledOn: a.date, takenOff: D(a.sourceBase).neg() }, restoredCredit, date, baseMu);
+    const sourceBase = creditShare.value;
     const original = D(a.sourceBase).minus(a.invoiceBase);
     // the result goes back to the account the original's went to (read from its entry), whatever the settings say now
     const account = !original.isZero() && a.entryId ? await this.journal.resultAccountOf(tx, a.entryId, [settings.arAccountId, payment.depositAccountId]) : undefined;
@@ -481,8 +481,8 @@ export class PaymentsService {
     const restore = { subledger: 'receivables' as const, accountId: settings.arAccountId, currency: payment.currency, date, memo, counterpartyType: 'customer', counterpartyId: payment.customerId,
       fxAccountsMissing: (message: string) => ReceivablesErrors.error('receivables.fx_accounts_missing', message) };
     const context = { settings: ledgerSettings, baseMu };
-    const restored = await this.journal.restoreShare(tx, { ...restore, documentId: invoice.id, rate: invoiceCarrying?.rate ?? invoice.rate!, changes }, context);
-    const restoredOfCredit = await this.journal.restoreShare(tx, { ...restore, documentId: payment.id, rate: creditCarrying?.rate ?? payment.rate, changes: creditChanges }, context);
+    const restored = await this.journal.restoreShare(tx, { ...restore, documentId: invoice.id, rate: invoiceCarrying?.rate ?? invoice.rate!, changes: invoiceShare.changes }, context);
+    const restoredOfCredit = await this.journal.restoreShare(tx, { ...restore, documentId: payment.id, rate: creditCarrying?.rate ?? payment.rate, changes: creditShare.changes }, context);
     await this.invoices.afterSettlement(tx, invoice, open.plus(amount), date);
     const pending = await settlePendingReversals(this.journal, tx, {
       documentIds: payment.currency !== baseCurrency ? [invoice.id, payment.id] : [], customerId: payment.customerId, date, memo, realize: 'givenBack' });

@@ -332,7 +332,7 @@ export class PaymentsController {
   @ApiOperation({ operationId: 'reverseAllocation', summary: 'Undo an allocation (e.g. a bounced payment): a new reversing allocation row; the invoice is open again',
     description: 'Its date must be in an open fiscal period (ledger.period_closed, ledger.no_fiscal_year), also when no FX entry is posted. Emits payment.allocation_reversed. '
       + 'The realized FX result is reversed on the account the original result went to (read from its entry); what FX revaluations (or their reversals) dated since the allocation changed of the share '
-      + 'comes back on the unrealized FX accounts they moved, with the invoice\'s revaluation rows (what the allocation\'s window compensation realized of it is unrealized again). Dated before the last FX revaluation of the invoice or the payment\'s credit: 422 receivables.before_revaluation; '
+      + 'comes back on the unrealized FX accounts they moved, with the invoice\'s revaluation rows (what the allocation\'s window compensation realized of it is unrealized again; a revaluation\'s reversal posted ahead takes its part back off on its own date). Dated before the last FX revaluation of the invoice or the payment\'s credit: 422 receivables.before_revaluation; '
       + 'dated before a later allocation (or reversal) of a revalued invoice, or a later use of a revalued payment credit: 422 receivables.before_later_settlement.' })
   @ApiCreatedResponse({ type: PaymentDto })
   @ApiErrorCodes(...ALLOCATION_POSTING_ERRORS, 'receivables.already_reversed', 'receivables.invalid_status', 'receivables.fx_accounts_missing', 'receivables.before_revaluation',
