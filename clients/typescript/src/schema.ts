@@ -494,7 +494,7 @@ export interface paths {
         put?: never;
         /**
          * Start a Stripe Checkout for a personal plan
-         * @description One open checkout per app: a double-click or a retry does not start a second one. While the session the first request created is open (up to 23 hours, until a Stripe event about the app's subscription arrives), the same request answers 201 with that same session (same id and url), and concurrent requests are served one at a time. Another checkout (another plan, or another admin) expires that session in Stripe first, so it can no longer be paid, and answers with a new one (when Stripe fails to expire it, 502 billing.stripe_failed: no new session is created and that one stays the open checkout, so a retry expires it first); 409 billing.checkout_superseded when another checkout started while Stripe was creating this one's session (that one stays open; this one's session is saved to be expired before Stripe is asked to expire it, so it is never forgotten: when Stripe fails to expire it at once, the next checkout or portal call of the account expires it first, or else the billing job). 502 billing.stripe_no_url when Stripe answers a session without a URL (it is expired, not kept as the open checkout). 503 billing.stripe_not_configured on a server without Stripe, before any Stripe call or write (after the caller's membership and role are checked and the body is validated). Before its own session, a checkout first expires the account's checkout sessions saved to be expired (of every app); one Stripe fails to expire stays saved for the billing job, and the checkout goes on. 409 billing.subscription_exists while a Stripe subscription of the app has not ended: live (active, trialing, past_due: change plans in the billing portal), incomplete (its first payment is pending: complete it, or wait until Stripe expires it), unpaid or paused (settle or cancel it in the billing portal); details.status says which. Also when the session being expired (or a saved one of the app) has just been paid and its subscription has not ended: a saved one stays saved until the subscription is recorded, so a retry answers the same 409. Once it is canceled or incomplete_expired, a new checkout is allowed. When Stripe's answer is lost (timeout, network error), the checkout answers 502 billing.stripe_failed, though Stripe may have created the session: the same request again answers that session, and the next different checkout first learns it from Stripe (replaying the create) and expires it, so only one can be paid. Until then the request's Stripe parameters (they may hold the admin's e-mail address) are kept, for at most Stripe's 24-hour idempotency window: after it a checkout no longer looks for that session, and the billing job forgets the parameters. A 502 during that step means Stripe still did not tell the session (no answer, or one that says nothing about the first create: rate limited, not authorized, a server error): try again.
+         * @description One open checkout per app: a double-click or a retry does not start a second one. While the session the first request created is open (up to 23 hours, until a Stripe event about the app's subscription arrives), the same request answers 201 with that same session (same id and url), and concurrent requests are served one at a time. Another checkout (another plan, or another admin) expires that session in Stripe first, so it can no longer be paid, and answers with a new one (when Stripe fails to expire it, 502 billing.stripe_failed: no new session is created and that one stays the open checkout, so a retry expires it first); 409 billing.checkout_superseded when another checkout started while Stripe was creating this one's session (that one stays open; this one's session is saved to be expired before Stripe is asked to expire it, so it is never forgotten: when Stripe fails to expire it at once, the next checkout or portal call of the account expires it first, or else the billing job). 502 billing.stripe_no_url when Stripe answers a session without a URL (it is expired, not kept as the open checkout). 503 billing.stripe_not_configured on a server without Stripe, before any Stripe call or write (after the caller's membership and role are checked and the body is validated). Before its own session, a checkout first expires the account's checkout sessions saved to be expired (of every app); one Stripe fails to expire stays saved for the billing job, and the checkout goes on. 409 billing.subscription_exists while a Stripe subscription of the app has not ended: live (active, trialing, past_due: change plans in the billing portal), incomplete (its first payment is pending: complete it, or wait until Stripe expires it), unpaid or paused (settle or cancel it in the billing portal); details.status says which. Also when the session being expired (or a saved one of the app) has just been paid and its subscription has not ended: a saved one stays saved until the subscription is recorded, so a retry answers the same 409. Once it is canceled or incomplete_expired, a new checkout is allowed. A subscription the billing job ended at its period end (canceled at period end, the period passed) without Stripe saying so yet: Stripe is asked first, and while it has not ended the subscription (its end not processed yet, or renewed) the checkout answers 409 billing.subscription_end_pending (details.stripeStatus), as a new one would be billed besides it: try again once Stripe has ended it, or manage it in the billing portal. When Stripe's answer is lost (timeout, network error), the checkout answers 502 billing.stripe_failed, though Stripe may have created the session: the same request again answers that session, and the next different checkout first learns it from Stripe (replaying the create) and expires it, so only one can be paid. Until then the request's Stripe parameters (they may hold the admin's e-mail address) are kept, for at most Stripe's 24-hour idempotency window: after it a checkout no longer looks for that session, and the billing job forgets the parameters. A 502 during that step means Stripe still did not tell the session (no answer, or one that says nothing about the first create: rate limited, not authorized, a server error): try again.
          */
         post: operations["createMyCheckout"];
         delete?: never;
@@ -1193,7 +1193,7 @@ export interface paths {
         put?: never;
         /**
          * Start a Stripe Checkout for a plan of an app (admin or owner)
-         * @description One open checkout per app: a double-click or a retry does not start a second one. While the session the first request created is open (up to 23 hours, until a Stripe event about the app's subscription arrives), the same request answers 201 with that same session (same id and url), and concurrent requests are served one at a time. Another checkout (another plan, or another admin) expires that session in Stripe first, so it can no longer be paid, and answers with a new one (when Stripe fails to expire it, 502 billing.stripe_failed: no new session is created and that one stays the open checkout, so a retry expires it first); 409 billing.checkout_superseded when another checkout started while Stripe was creating this one's session (that one stays open; this one's session is saved to be expired before Stripe is asked to expire it, so it is never forgotten: when Stripe fails to expire it at once, the next checkout or portal call of the account expires it first, or else the billing job). 502 billing.stripe_no_url when Stripe answers a session without a URL (it is expired, not kept as the open checkout). 503 billing.stripe_not_configured on a server without Stripe, before any Stripe call or write (after the caller's membership and role are checked and the body is validated). Before its own session, a checkout first expires the account's checkout sessions saved to be expired (of every app); one Stripe fails to expire stays saved for the billing job, and the checkout goes on. 409 billing.subscription_exists while a Stripe subscription of the app has not ended: live (active, trialing, past_due: change plans in the billing portal), incomplete (its first payment is pending: complete it, or wait until Stripe expires it), unpaid or paused (settle or cancel it in the billing portal); details.status says which. Also when the session being expired (or a saved one of the app) has just been paid and its subscription has not ended: a saved one stays saved until the subscription is recorded, so a retry answers the same 409. Once it is canceled or incomplete_expired, a new checkout is allowed. When Stripe's answer is lost (timeout, network error), the checkout answers 502 billing.stripe_failed, though Stripe may have created the session: the same request again answers that session, and the next different checkout first learns it from Stripe (replaying the create) and expires it, so only one can be paid. Until then the request's Stripe parameters (they may hold the admin's e-mail address) are kept, for at most Stripe's 24-hour idempotency window: after it a checkout no longer looks for that session, and the billing job forgets the parameters. A 502 during that step means Stripe still did not tell the session (no answer, or one that says nothing about the first create: rate limited, not authorized, a server error): try again.
+         * @description One open checkout per app: a double-click or a retry does not start a second one. While the session the first request created is open (up to 23 hours, until a Stripe event about the app's subscription arrives), the same request answers 201 with that same session (same id and url), and concurrent requests are served one at a time. Another checkout (another plan, or another admin) expires that session in Stripe first, so it can no longer be paid, and answers with a new one (when Stripe fails to expire it, 502 billing.stripe_failed: no new session is created and that one stays the open checkout, so a retry expires it first); 409 billing.checkout_superseded when another checkout started while Stripe was creating this one's session (that one stays open; this one's session is saved to be expired before Stripe is asked to expire it, so it is never forgotten: when Stripe fails to expire it at once, the next checkout or portal call of the account expires it first, or else the billing job). 502 billing.stripe_no_url when Stripe answers a session without a URL (it is expired, not kept as the open checkout). 503 billing.stripe_not_configured on a server without Stripe, before any Stripe call or write (after the caller's membership and role are checked and the body is validated). Before its own session, a checkout first expires the account's checkout sessions saved to be expired (of every app); one Stripe fails to expire stays saved for the billing job, and the checkout goes on. 409 billing.subscription_exists while a Stripe subscription of the app has not ended: live (active, trialing, past_due: change plans in the billing portal), incomplete (its first payment is pending: complete it, or wait until Stripe expires it), unpaid or paused (settle or cancel it in the billing portal); details.status says which. Also when the session being expired (or a saved one of the app) has just been paid and its subscription has not ended: a saved one stays saved until the subscription is recorded, so a retry answers the same 409. Once it is canceled or incomplete_expired, a new checkout is allowed. A subscription the billing job ended at its period end (canceled at period end, the period passed) without Stripe saying so yet: Stripe is asked first, and while it has not ended the subscription (its end not processed yet, or renewed) the checkout answers 409 billing.subscription_end_pending (details.stripeStatus), as a new one would be billed besides it: try again once Stripe has ended it, or manage it in the billing portal. When Stripe's answer is lost (timeout, network error), the checkout answers 502 billing.stripe_failed, though Stripe may have created the session: the same request again answers that session, and the next different checkout first learns it from Stripe (replaying the create) and expires it, so only one can be paid. Until then the request's Stripe parameters (they may hold the admin's e-mail address) are kept, for at most Stripe's 24-hour idempotency window: after it a checkout no longer looks for that session, and the billing job forgets the parameters. A 502 during that step means Stripe still did not tell the session (no answer, or one that says nothing about the first create: rate limited, not authorized, a server error): try again.
          */
         post: operations["createOrganizationCheckout"];
         delete?: never;
@@ -1340,7 +1340,7 @@ export interface paths {
         put?: never;
         /**
          * Invite someone by email with a role (admin). The response holds the token, once.
-         * @description Each invitation mails its invitee. From one organization, at most 3 invitations per hour to one address (a "+tag" of the address counts as the address) and 50 per hour in all, revoked ones included: past either, 429 invitation.mail_limited (details: per = address or organization, limit, retryAfterSeconds; Retry-After header). Once 3 invitations to the address were made within the hour by any organizations, the invitation is still created (201) but not mailed (its e-mail is recorded not_sent, with the reason): share the link yourself, with the orgId and the token of this response (the invitee accepts with POST /v1/invitations/accept, from an account whose e-mail is verified).
+         * @description Each invitation mails its invitee. From one organization, at most 3 invitations per hour to one address (a "+tag" of the address counts as the address, and so do the dots of a gmail.com or googlemail.com one) and 50 per hour in all, revoked ones included: past either, 429 invitation.mail_limited (details: per = address or organization, limit, retryAfterSeconds; Retry-After header). Once 3 invitations to the address were made within the hour by any organizations, the invitation is still created (201) but not mailed (the response's mail is "withheld"; its e-mail is recorded not_sent, with the reason): share the link yourself, with the orgId and the token of this response (the invitee accepts with POST /v1/invitations/accept, from an account whose e-mail is verified).
          */
         post: operations["createInvitation"];
         delete?: never;
@@ -1963,7 +1963,7 @@ export interface paths {
         };
         /**
          * Cash-flow statement over a date range (indirect method; sections from the accounts' cashFlowClass)
-         * @description Investing and financing show the cash each entry paid or received for their accounts; the rest of those accounts' lines moved no cash and is disclosed in nonCashInvestingAndFinancing (IAS 7.43). Per entry: cash received is the debits of its lines on cash accounts, cash paid their credits, each apart and never netted against the other (only what one cash account of the entry must have given another, the cash received beyond its other lines' credits or paid beyond their debits, is no cash flow, IAS 7.9: it is taken off both). Cash received pays the entry's credit lines: its investing and financing credit lines first, at face value, pro rata when it is less than their total; the rest of it is operating. An investing credit line is a disposal: the entry's revenue and expense lines are its gain or loss, its proceeds its book value plus the gain (or less the loss), the gain or loss shared pro rata over the investing credit lines only (a financing line has none: a loan drawn with a cash sale leaves the sale operating). Cash paid pays the entry's debit lines the same way: investing and financing debit lines first, at face value, pro rata when it is less; the rest is operating (an expense paid with a purchase stays operating). What of an investing or financing line no cash paid is non-cash: disclosed in nonCashInvestingAndFinancing and counted in operating as a non-cash adjustment. Of a disposal's gain or loss, the part realized in cash (as much of it as of the proceeds) is taken out of operating, as a row on its revenue or expense account. Each part is rounded to the base currency's minor units, the line of the greatest account id taking the rest. Examples: equipment 10,000.00 paid 2,000.00 in cash and 8,000.00 by a loan: investing -2,000.00, financing 0, 8,000.00 disclosed on both accounts; equipment 1,000.00 paid 200.00 in cash, the rest on supplier credit: investing -200.00, operating 0 (the payable's +800.00 offset by the disclosed -800.00); equipment carried at 1,000.00 sold for 1,200.00 and a loan of 500.00 drawn, 1,700.00 received in one entry: investing +1,200.00, financing +500.00, the gain's 200.00 taken out of operating (row -200.00 on the revenue account); a loan of 1,000.00 drawn and equipment of 400.00 paid in one entry: financing +1,000.00, investing -400.00
+         * @description Investing and financing show the cash each entry paid or received for their accounts; the rest of those accounts' lines moved no cash and is disclosed in nonCashInvestingAndFinancing (IAS 7.43). Per entry: cash received is the debits of its lines on cash accounts, cash paid their credits, each apart and never netted against the other (only what one cash account of the entry must have given another, the cash received beyond its other lines' credits or paid beyond their debits, is no cash flow, IAS 7.9: it is taken off both). Cash received pays the entry's credit lines: its investing and financing credit lines first, at face value, pro rata when it is less than their total; the rest of it is operating. An investing credit line is a disposal: the entry's revenue and expense lines are its gain or loss, its proceeds its book value plus the gain (or less the loss), the gain or loss shared pro rata over the investing credit lines only (a financing line has none: a loan drawn with a cash sale leaves the sale operating). Cash paid pays the entry's debit lines the same way: investing and financing debit lines first, pro rata when it is less, at face value less the entry's realized exchange gain (plus its loss: its lines on the settings' fxGainAccountId and fxLossAccountId; a foreign-currency loan repaid is the cash paid, IAS 7.25; without such debit lines they are part of a disposal's gain or loss); the rest is operating (an expense paid with a purchase stays operating). What of an investing or financing line no cash paid is non-cash: disclosed in nonCashInvestingAndFinancing and counted in operating as a non-cash adjustment. Of a disposal's gain or loss, or a settlement's realized exchange gain or loss, the part realized in cash (as much of it as of the proceeds or of the payment) is taken out of operating, as a row on its revenue or expense account, a gain and a loss alike. Each part is rounded to the base currency's minor units, the line of the greatest account id taking the rest. Examples: equipment 10,000.00 paid 2,000.00 in cash and 8,000.00 by a loan: investing -2,000.00, financing 0, 8,000.00 disclosed on both accounts; equipment 1,000.00 paid 200.00 in cash, the rest on supplier credit: investing -200.00, operating 0 (the payable's +800.00 offset by the disclosed -800.00); equipment carried at 1,000.00 sold for 1,200.00 and a loan of 500.00 drawn, 1,700.00 received in one entry: investing +1,200.00, financing +500.00, the gain's 200.00 taken out of operating (row -200.00 on the revenue account); a loan of 1,000.00 drawn and equipment of 400.00 paid in one entry: financing +1,000.00, investing -400.00; a loan of 500.00 repaid with 480.00 of cash and an exchange gain of 20.00: financing -480.00, the gain's 20.00 taken out of operating (row -20.00 on fxGainAccountId), nothing disclosed
          */
         get: operations["getCashFlowStatement"];
         put?: never;
@@ -2198,7 +2198,7 @@ export interface paths {
         put?: never;
         /**
          * Un-allocate: a new reversing allocation (the bill is open again; the payment has the credit again)
-         * @description Emits bill_payment.allocation_reversed. The realized FX result is reversed on the account the original result went to (read from its entry). Dated before the last FX revaluation of the bill or the payment's credit: 422 payables.before_revaluation; dated before a later allocation (or reversal) of a revalued bill, or a later use of a revalued payment credit: 422 payables.before_later_settlement.
+         * @description Emits bill_payment.allocation_reversed. The realized FX result is reversed on the account the original result went to (read from its entry); what FX revaluations (or their reversals) dated since the allocation changed of the share comes back on the unrealized FX accounts they moved, with the bill's (and the credit's) revaluation rows (what the allocation's window compensation realized of it is unrealized again; a revaluation's reversal posted ahead takes its part back off on its own date). Dated before the last FX revaluation of the bill or the payment's credit: 422 payables.before_revaluation; dated before a later allocation (or reversal) of a revalued bill, or a later use of a revalued payment credit: 422 payables.before_later_settlement.
          */
         post: operations["reverseBillAllocation"];
         delete?: never;
@@ -2657,7 +2657,7 @@ export interface paths {
         put?: never;
         /**
          * Undo an allocation (e.g. a bounced payment): a new reversing allocation row; the invoice is open again
-         * @description Its date must be in an open fiscal period (ledger.period_closed, ledger.no_fiscal_year), also when no FX entry is posted. Emits payment.allocation_reversed. The realized FX result is reversed on the account the original result went to (read from its entry); what FX revaluations (or their reversals) dated since the allocation changed of the share comes back on the unrealized FX accounts they moved, with the invoice's revaluation rows (what the allocation's window compensation realized of it is unrealized again). Dated before the last FX revaluation of the invoice or the payment's credit: 422 receivables.before_revaluation; dated before a later allocation (or reversal) of a revalued invoice, or a later use of a revalued payment credit: 422 receivables.before_later_settlement.
+         * @description Its date must be in an open fiscal period (ledger.period_closed, ledger.no_fiscal_year), also when no FX entry is posted. Emits payment.allocation_reversed. The realized FX result is reversed on the account the original result went to (read from its entry); what FX revaluations (or their reversals) dated since the allocation changed of the share comes back on the unrealized FX accounts they moved, with the invoice's revaluation rows (what the allocation's window compensation realized of it is unrealized again; a revaluation's reversal posted ahead takes its part back off on its own date). Dated before the last FX revaluation of the invoice or the payment's credit: 422 receivables.before_revaluation; dated before a later allocation (or reversal) of a revalued invoice, or a later use of a revalued payment credit: 422 receivables.before_later_settlement.
          */
         post: operations["reverseAllocation"];
         delete?: never;
@@ -4693,7 +4693,7 @@ export interface components {
              * @example 50.00
              */
             effectOfExchangeRatesOnCash: string;
-            /** @description Changes of accounts classed financing (equity by default), without their revaluations: only the cash their entries paid or received for them (the rest is in nonCashInvestingAndFinancing) */
+            /** @description Changes of accounts classed financing (equity by default), without their revaluations: only the cash their entries paid or received for them (a loan repaid with an exchange gain or loss: the cash paid; the rest is in nonCashInvestingAndFinancing) */
             financing: components["schemas"]["CashFlowSectionDto"];
             /** @description First day of the range, YYYY-MM-DD */
             from: string;
@@ -4707,7 +4707,7 @@ export interface components {
             nonCashInvestingAndFinancing: components["schemas"]["CashFlowNonCashDto"];
             /** @description Cash accounts (cashFlowClass cash, own or inherited from a group) the day before from */
             openingCash: string;
-            /** @description Working-capital changes (without their revaluations), the non-cash exchange differences on cash, and the part of the gains and losses booked with a disposal realized in cash, taken out (a row on their revenue or expense account: a gain negative); total = netIncome + unrealizedExchangeDifferences + nonCashInvestingAndFinancing.total + the rows */
+            /** @description Working-capital changes (without their revaluations), the non-cash exchange differences on cash, and the part of the gains and losses booked with a disposal, or the realized exchange gain or loss booked with an investing or financing line's settlement (a foreign-currency loan repaid), realized in cash, taken out (a row on their revenue or expense account: a gain negative); total = netIncome + unrealizedExchangeDifferences + nonCashInvestingAndFinancing.total + the rows */
             operating: components["schemas"]["CashFlowSectionDto"];
             /** @description Last day of the range, YYYY-MM-DD */
             to: string;
@@ -5406,6 +5406,12 @@ export interface components {
             id: string;
             /** @description Id of the user who invited; null when a service invited or that user was deleted */
             invitedBy: string | null;
+            /**
+             * @description The invitation e-mail: queued (the invitee is mailed a link shortly), or withheld (the address already had its hourly cap of invitations from any organizations: no e-mail goes out, its delivery is recorded not_sent; share the link yourself, with the orgId and the token)
+             * @example withheld
+             * @enum {string}
+             */
+            mail: "queued" | "withheld";
             /**
              * Format: uuid
              * @description The organization the invitation is to
@@ -7337,6 +7343,11 @@ export interface components {
              * @example openai
              */
             provider: string;
+            /**
+             * @description A reasoning model (o-series, gpt-5 family): a run asks it for maxOutputTokens as max_completion_tokens and leaves out the agent's temperature (it takes only its default)
+             * @example false
+             */
+            reasoning: boolean;
         };
         /** @description Prices of a model in USD per million tokens, by usage type, from a date on */
         ModelPriceDto: {
@@ -8259,7 +8270,7 @@ export interface components {
              */
             cost: string;
             /**
-             * @description Error class of a failed or cancelled run (worker_lost: the instance executing it stopped before finishing it, or an ?async=true or triggered run's job did not start it within a day; internal: a synchronous or streamed run's execution failed unexpectedly)
+             * @description Error class of a failed or cancelled run (worker_lost: the instance executing it stopped before finishing it, or an ?async=true or triggered run's job did not start it within a day; internal: the run's execution failed unexpectedly, or its starter could no longer run it, removed from the organization or their API key revoked, mid-run or before its job started it: errorMessage names the refusal)
              * @example null
              * @enum {string|null}
              */
@@ -8648,15 +8659,15 @@ export interface components {
              */
             rowCount: number;
             /**
-             * @description Rows, each an array in column order. numeric values are decimal strings (NaN, Infinity, -Infinity as such); int8 values are numbers when exact, strings beyond 2^53; real and double precision values are numbers (as exact as PostgreSQL prints them), or the strings Infinity, -Infinity and NaN; interval values are PostgreSQL's text in its default style (IntervalStyle postgres): 1 day 02:00:00, 1 year 2 mons -3 days, -00:00:01.5; date values are PostgreSQL's text: YYYY-MM-DD, or infinity, -infinity, 0044-03-15 BC, 10000-01-01; timestamp and timestamptz values are ISO 8601 in UTC with milliseconds (2026-01-15T10:20:30.123Z) for instants of years 1-9999, else PostgreSQL's text (infinity, -infinity, 0044-03-15 10:00:00 BC, 10000-01-01 00:00:00); json and jsonb values are their JSON text as PostgreSQL prints it (a string, its numbers exact); arrays are arrays of such values; bytea is base64
+             * @description Rows, each an array in column order. numeric values are strings, exactly as PostgreSQL prints them, their scale kept (10.50 and 0.00 of a numeric(12,2), never 10.5 or 0; NaN, Infinity, -Infinity as such); int8 values are numbers when exact, strings beyond 2^53; real and double precision values are numbers (as exact as PostgreSQL prints them), or the strings Infinity, -Infinity and NaN; interval values are PostgreSQL's text in its default style (IntervalStyle postgres): 1 day 02:00:00, 1 year 2 mons -3 days, -00:00:01.5; date values are PostgreSQL's text: YYYY-MM-DD, or infinity, -infinity, 0044-03-15 BC, 10000-01-01; timestamp and timestamptz values are ISO 8601 in UTC with milliseconds (2026-01-15T10:20:30.123Z) for instants of years 1-9999, else PostgreSQL's text (infinity, -infinity, 0044-03-15 10:00:00 BC, 10000-01-01 00:00:00); json and jsonb values are their JSON text as PostgreSQL prints it (a string, its numbers exact); arrays are arrays of such values; bytea is base64
              * @example [
              *       [
              *         "1100",
-             *         "1500.00"
+             *         "1500.0000"
              *       ],
              *       [
              *         "4000",
-             *         "-1500.00"
+             *         "-1500.0000"
              *       ]
              *     ]
              */
@@ -14168,7 +14179,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -14279,7 +14290,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -14417,7 +14428,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -14546,7 +14557,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -14681,7 +14692,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -14801,7 +14812,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -14901,7 +14912,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -15034,7 +15045,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -15118,7 +15129,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -15255,7 +15266,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -15404,7 +15415,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -15518,7 +15529,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -15644,7 +15655,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -15762,7 +15773,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -15895,7 +15906,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -16025,7 +16036,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -16123,7 +16134,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -16243,7 +16254,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -16380,7 +16391,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -16478,7 +16489,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -16586,7 +16597,7 @@ export interface operations {
             /**
              * @description A service this operation needs is not configured or not reachable
              *
-             *     Error. error.code is one of: `billing.stripe_not_configured` (Stripe is not configured on this server); or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds.
+             *     Error. error.code is one of: `billing.stripe_not_configured` (Stripe is not configured on this server); or Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds.
              */
             503: {
                 headers: {
@@ -16708,7 +16719,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -16810,7 +16821,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -16965,7 +16976,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -17107,7 +17118,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -17186,7 +17197,7 @@ export interface operations {
             /**
              * @description Conflicts with existing data
              *
-             *     Conflicts with existing data. error.code is one of: `billing.subscription_exists` (the account has a Stripe subscription for the app that has not ended (live, unpaid, paused, or its first payment pending: details.status): its plan changes in the billing portal, not with a second checkout); `billing.checkout_superseded` (another checkout of the app (another plan, or another admin) started while Stripe created this one's session: that one is the open checkout, and this session was expired (or, when Stripe could not expire it, is saved to be expired))
+             *     Conflicts with existing data. error.code is one of: `billing.subscription_exists` (the account has a Stripe subscription for the app that has not ended (live, unpaid, paused, or its first payment pending: details.status): its plan changes in the billing portal, not with a second checkout); `billing.subscription_end_pending` (the account's Stripe subscription for the app was ended by the billing job at its period end, but Stripe, asked, has not ended it (details.stripeStatus: its end not processed yet, or it was renewed): a second checkout would be billed besides it; try again once Stripe has ended it, or manage it in the billing portal); `billing.checkout_superseded` (another checkout of the app (another plan, or another admin) started while Stripe created this one's session: that one is the open checkout, and this session was expired (or, when Stripe could not expire it, is saved to be expired))
              */
             409: {
                 headers: {
@@ -17269,7 +17280,7 @@ export interface operations {
             /**
              * @description A service this operation needs is not configured or not reachable
              *
-             *     Error. error.code is one of: `billing.stripe_not_configured` (Stripe is not configured on this server); or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds.
+             *     Error. error.code is one of: `billing.stripe_not_configured` (Stripe is not configured on this server); or Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds.
              */
             503: {
                 headers: {
@@ -17428,7 +17439,7 @@ export interface operations {
             /**
              * @description A service this operation needs is not configured or not reachable
              *
-             *     Error. error.code is one of: `billing.stripe_not_configured` (Stripe is not configured on this server); or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds.
+             *     Error. error.code is one of: `billing.stripe_not_configured` (Stripe is not configured on this server); or Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds.
              */
             503: {
                 headers: {
@@ -17544,7 +17555,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -17670,7 +17681,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -17784,7 +17795,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -17882,7 +17893,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -18024,7 +18035,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -18137,7 +18148,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -18257,7 +18268,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -18401,7 +18412,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -18552,7 +18563,7 @@ export interface operations {
             /**
              * @description A service this operation needs is not configured or not reachable
              *
-             *     Error. error.code is one of: `secrets.not_configured` (no encryption key for secrets is configured (SECRETS_KEYS)); or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds.
+             *     Error. error.code is one of: `secrets.not_configured` (no encryption key for secrets is configured (SECRETS_KEYS)); or Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds.
              */
             503: {
                 headers: {
@@ -18673,7 +18684,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -18771,7 +18782,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -18909,7 +18920,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -19028,7 +19039,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -19147,7 +19158,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -19266,7 +19277,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -19404,7 +19415,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -19489,7 +19500,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -19587,7 +19598,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -19685,7 +19696,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -19831,7 +19842,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -19929,7 +19940,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -20079,7 +20090,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -20192,7 +20203,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -20312,7 +20323,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -20456,7 +20467,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -20560,7 +20571,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -20713,7 +20724,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -20827,7 +20838,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -20958,7 +20969,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -21112,7 +21123,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -21234,7 +21245,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -21416,7 +21427,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -21531,7 +21542,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -21664,7 +21675,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -21778,7 +21789,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -21932,7 +21943,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -22064,7 +22075,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -22168,7 +22179,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -22321,7 +22332,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -22435,7 +22446,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -22566,7 +22577,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -22720,7 +22731,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -22824,7 +22835,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -22928,7 +22939,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -23081,7 +23092,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Error. error.code is one of: `secrets.not_configured` (no encryption key for secrets is configured (SECRETS_KEYS)); or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Error. error.code is one of: `secrets.not_configured` (no encryption key for secrets is configured (SECRETS_KEYS)); or Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -23211,7 +23222,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -23315,7 +23326,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -23433,7 +23444,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -23564,7 +23575,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -23717,7 +23728,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -23856,7 +23867,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -23989,7 +24000,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -24105,7 +24116,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -24262,7 +24273,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -24385,7 +24396,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -24515,7 +24526,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -24600,7 +24611,7 @@ export interface operations {
             /**
              * @description Conflicts with existing data
              *
-             *     Conflicts with existing data. error.code is one of: `billing.subscription_exists` (the account has a Stripe subscription for the app that has not ended (live, unpaid, paused, or its first payment pending: details.status): its plan changes in the billing portal, not with a second checkout); `billing.checkout_superseded` (another checkout of the app (another plan, or another admin) started while Stripe created this one's session: that one is the open checkout, and this session was expired (or, when Stripe could not expire it, is saved to be expired))
+             *     Conflicts with existing data. error.code is one of: `billing.subscription_exists` (the account has a Stripe subscription for the app that has not ended (live, unpaid, paused, or its first payment pending: details.status): its plan changes in the billing portal, not with a second checkout); `billing.subscription_end_pending` (the account's Stripe subscription for the app was ended by the billing job at its period end, but Stripe, asked, has not ended it (details.stripeStatus: its end not processed yet, or it was renewed): a second checkout would be billed besides it; try again once Stripe has ended it, or manage it in the billing portal); `billing.checkout_superseded` (another checkout of the app (another plan, or another admin) started while Stripe created this one's session: that one is the open checkout, and this session was expired (or, when Stripe could not expire it, is saved to be expired))
              */
             409: {
                 headers: {
@@ -24683,7 +24694,7 @@ export interface operations {
             /**
              * @description A service this operation needs is not configured or not reachable
              *
-             *     Error. error.code is one of: `billing.stripe_not_configured` (Stripe is not configured on this server); or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds.
+             *     Error. error.code is one of: `billing.stripe_not_configured` (Stripe is not configured on this server); or Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds.
              */
             503: {
                 headers: {
@@ -24805,7 +24816,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -24969,7 +24980,7 @@ export interface operations {
             /**
              * @description A service this operation needs is not configured or not reachable
              *
-             *     Error. error.code is one of: `billing.stripe_not_configured` (Stripe is not configured on this server); or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds.
+             *     Error. error.code is one of: `billing.stripe_not_configured` (Stripe is not configured on this server); or Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds.
              */
             503: {
                 headers: {
@@ -25109,7 +25120,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -25240,7 +25251,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -25365,7 +25376,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -25469,7 +25480,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -25618,7 +25629,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -25743,7 +25754,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -25865,7 +25876,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -26026,7 +26037,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -26151,7 +26162,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -26264,7 +26275,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -26417,7 +26428,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -26540,7 +26551,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -26671,7 +26682,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -26825,7 +26836,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -27000,7 +27011,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Error. error.code is one of: `knowledge.extraction_busy` (too many uploads wait for their PDF or HTML text to be extracted (KNOWLEDGE_EXTRACTION_MAX_WAITING in the process, KNOWLEDGE_EXTRACTION_MAX_WAITING_PER_ORG of the organization), or no slot came free within KNOWLEDGE_EXTRACTION_MAX_WAIT_MS; nothing was stored: retry after Retry-After seconds); or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Error. error.code is one of: `knowledge.extraction_busy` (too many uploads wait for their PDF or HTML text to be extracted (KNOWLEDGE_EXTRACTION_MAX_WAITING in the process, KNOWLEDGE_EXTRACTION_MAX_WAITING_PER_ORG of the organization), or no slot came free within KNOWLEDGE_EXTRACTION_MAX_WAIT_MS; nothing was stored: retry after Retry-After seconds); or Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -27132,7 +27143,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -27285,7 +27296,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -27408,7 +27419,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -27539,7 +27550,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -27671,7 +27682,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -27794,7 +27805,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -27969,7 +27980,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Error. error.code is one of: `knowledge.extraction_busy` (too many uploads wait for their PDF or HTML text to be extracted (KNOWLEDGE_EXTRACTION_MAX_WAITING in the process, KNOWLEDGE_EXTRACTION_MAX_WAITING_PER_ORG of the organization), or no slot came free within KNOWLEDGE_EXTRACTION_MAX_WAIT_MS; nothing was stored: retry after Retry-After seconds); or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Error. error.code is one of: `knowledge.extraction_busy` (too many uploads wait for their PDF or HTML text to be extracted (KNOWLEDGE_EXTRACTION_MAX_WAITING in the process, KNOWLEDGE_EXTRACTION_MAX_WAITING_PER_ORG of the organization), or no slot came free within KNOWLEDGE_EXTRACTION_MAX_WAIT_MS; nothing was stored: retry after Retry-After seconds); or Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -28094,7 +28105,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -28228,7 +28239,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -28362,7 +28373,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -28519,7 +28530,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Error. error.code is one of: `knowledge.embedding_unavailable` (the embedding provider did not answer; retry later); or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Error. error.code is one of: `knowledge.embedding_unavailable` (the embedding provider did not answer; retry later); or Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -28644,7 +28655,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -28805,7 +28816,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -28928,7 +28939,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -29086,7 +29097,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -29218,7 +29229,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -29345,7 +29356,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -29481,7 +29492,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -29634,7 +29645,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -29747,7 +29758,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -29860,7 +29871,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -30017,7 +30028,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -30149,7 +30160,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -30281,7 +30292,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -30412,7 +30423,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -30569,7 +30580,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -30726,7 +30737,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -30879,7 +30890,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -31024,7 +31035,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -31252,7 +31263,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -31375,7 +31386,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -31529,7 +31540,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -31689,7 +31700,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -31802,7 +31813,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -31934,7 +31945,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -32066,7 +32077,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -32201,7 +32212,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -32330,7 +32341,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -32467,7 +32478,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -32650,7 +32661,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -32783,7 +32794,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -32905,7 +32916,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -33058,7 +33069,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -33171,7 +33182,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -33332,7 +33343,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -33486,7 +33497,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -33618,7 +33629,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -33772,7 +33783,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -33893,7 +33904,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -34018,7 +34029,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -34167,7 +34178,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -34291,7 +34302,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -34427,7 +34438,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -34581,7 +34592,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -34715,7 +34726,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -34872,7 +34883,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -34995,7 +35006,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -35153,7 +35164,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -35307,7 +35318,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -35461,7 +35472,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -35615,7 +35626,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -35747,7 +35758,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -35901,7 +35912,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -36035,7 +36046,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -36192,7 +36203,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -36315,7 +36326,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -36473,7 +36484,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -36627,7 +36638,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -36781,7 +36792,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -36935,7 +36946,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -37067,7 +37078,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -37221,7 +37232,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -37353,7 +37364,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -37512,7 +37523,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -37635,7 +37646,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -37793,7 +37804,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -37951,7 +37962,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -38073,7 +38084,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -38230,7 +38241,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -38364,7 +38375,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -38517,7 +38528,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -38640,7 +38651,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -38794,7 +38805,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -38926,7 +38937,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -39049,7 +39060,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -39172,7 +39183,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -39308,7 +39319,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -39462,7 +39473,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -39592,7 +39603,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -39745,7 +39756,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -39868,7 +39879,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -40022,7 +40033,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -40154,7 +40165,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -40286,7 +40297,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -40439,7 +40450,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -40562,7 +40573,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -40716,7 +40727,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -40847,7 +40858,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -41001,7 +41012,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -41155,7 +41166,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -41289,7 +41300,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -41415,7 +41426,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -41569,7 +41580,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -41697,7 +41708,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -41852,7 +41863,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -41975,7 +41986,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -42129,7 +42140,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -42285,7 +42296,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -42438,7 +42449,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -42560,7 +42571,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -42713,7 +42724,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -42759,7 +42770,7 @@ export interface operations {
                     "application/json": components["schemas"]["SemanticResultDto"];
                 };
             };
-            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `semantic.syntax_error` (the query is not valid PostgreSQL); `semantic.query_refused` (the query is not a single SELECT over semantic.* views with allow-listed functions, within the bounds on nesting and value growth (details.reason says what was refused)); `semantic.query_failed` (PostgreSQL rejected the query (unknown column, division by zero, ...), or the query needed more memory or temporary disk than the server has or allows (details.sqlState 53000, 53100, 53200 or 53400)) */
+            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `semantic.syntax_error` (the query is not valid PostgreSQL: refused by the parser before it runs, or by the server when it runs (syntax of a newer PostgreSQL than the server's: details.sqlState 42601)); `semantic.query_refused` (the query is not a single SELECT over semantic.* views with allow-listed functions, within the bounds on nesting and value growth (details.reason says what was refused)); `semantic.query_failed` (PostgreSQL rejected the query (unknown column, division by zero, ...), or the query needed more memory or temporary disk than the server has or allows (details.sqlState 53000, 53100, 53200 or 53400)) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -42866,7 +42877,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -42979,7 +42990,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -43098,7 +43109,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -43248,7 +43259,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -43368,7 +43379,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -43519,7 +43530,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -43646,7 +43657,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -43750,7 +43761,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -43907,7 +43918,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Error. error.code is one of: `secrets.not_configured` (no encryption key for secrets is configured (SECRETS_KEYS)); or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Error. error.code is one of: `secrets.not_configured` (no encryption key for secrets is configured (SECRETS_KEYS)); or Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -44021,7 +44032,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -44152,7 +44163,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -44310,7 +44321,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -44438,7 +44449,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -44564,7 +44575,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -44679,7 +44690,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -44812,7 +44823,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -44944,7 +44955,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -45098,7 +45109,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -45252,7 +45263,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Error. error.code is one of: `secrets.not_configured` (no encryption key for secrets is configured (SECRETS_KEYS)); or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Error. error.code is one of: `secrets.not_configured` (no encryption key for secrets is configured (SECRETS_KEYS)); or Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -45356,7 +45367,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -45513,7 +45524,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -45627,7 +45638,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -45776,7 +45787,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -45897,7 +45908,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -46001,7 +46012,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -46096,7 +46107,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -46205,7 +46216,7 @@ export interface operations {
             /**
              * @description A service this operation needs is not configured or not reachable
              *
-             *     Error. error.code is one of: `availability.calendar_unavailable` (the provider's calendar could not be read); or Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds.
+             *     Error. error.code is one of: `availability.calendar_unavailable` (the provider's calendar could not be read); or Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds.
              */
             503: {
                 headers: {
@@ -46268,7 +46279,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, or the connection was lost), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
