@@ -197,7 +197,7 @@ describe('billing: two Stripe subscriptions for one app', () => {
       code: 'billing.subscription_end_pending',
       message: `this organization's omnizen subscription (professional) was ended at its period end, but Stripe has not ended it yet (active: its end is not processed yet, or it was renewed); `
         + `try again once Stripe has ended it, or manage it in the billing portal (POST /v1/orgs/${orgId}/billing/portal), instead of starting a second subscription`,
-      details: { app: 'omnizen', plan: 'professional', stripeStatus: 'active' },
+      details: { app: 'omnizen', plan: 'professional', status: 'active' },
     });
     expect(stripe.requests.slice(before).map((r) => `${r.method} ${r.path}`)).toEqual(['GET /v1/subscriptions/sub_ended_here']);
     expect(await ended()).toEqual([{ status: 'canceled', endedLocally: true }]);
@@ -223,7 +223,7 @@ describe('billing: two Stripe subscriptions for one app', () => {
     await t.db.admin.query(`INSERT INTO hub.subscription_billing (subscription_id, user_id, stripe_customer_id, ended_locally_at) VALUES ($1, $2, 'cus_bo', now())`, [personal, bo.id]);
     stripe.subscriptions.set('sub_bo_ended_here', { status: 'past_due', customer: 'cus_bo' });
     expect((await t.http.post('/v1/me/billing/checkout').set(bo.auth).send({ app: 'app_securevault', plan: 'pro' }).expect(409)).body.error).toMatchObject({
-      code: 'billing.subscription_end_pending', message: expect.stringContaining('(POST /v1/me/billing/portal)'), details: { app: 'app_securevault', plan: 'pro', stripeStatus: 'past_due' },
+      code: 'billing.subscription_end_pending', message: expect.stringContaining('(POST /v1/me/billing/portal)'), details: { app: 'app_securevault', plan: 'pro', status: 'past_due' },
     });
   });
 });

@@ -413,7 +413,7 @@ export class CheckoutService {
       throw BillingErrors.error('billing.subscription_end_pending',
         `this ${holder}'s ${app} subscription (${sub.plan}) was ended at its period end, but Stripe has not ended it yet (${status}: its end is not processed yet, or it was renewed); `
         + `try again once Stripe has ended it, or manage it in the billing portal (POST ${portal}), instead of starting a second subscription`,
-        { app, plan: sub.plan, stripeStatus: status });
+        { app, plan: sub.plan, status });
     }
     // Stripe's word, recorded with the row locked (a concurrent event waits, then is refused), audited
     await this.privileged.run('billing.checkout', async (db) => {

@@ -46,7 +46,7 @@ export class CreatedInvitationDto extends InvitationDto {
   token: string;
 
   @ApiProperty({
-    description: 'The invitation e-mail: queued (the invitee is mailed a link shortly), or withheld (the address already had its '
+    description: 'The invitation e-mail: queued (handed to the mail queue: sent shortly where the server has a mailer, SMTP_URL; the organization\'s e-mail delivery log tells the outcome), or withheld (the address already had its '
       + 'hourly cap of invitations from any organizations: no e-mail goes out, its delivery is recorded not_sent; share the '
       + 'link yourself, with the orgId and the token)',
     enum: INVITATION_MAIL, example: 'withheld',
