@@ -8,10 +8,12 @@ import { addMember, createOrg, onEnterprisePlan, onPlan, registerUser, type Test
 import { startPostHogDouble, type PostHogDouble } from '../support/doubles/posthog-double.js';
 import { until } from '../support/throwaway-servers.js';
 import { AnalyticsMaintenanceJob } from '../../src/modules/analytics/analytics-maintenance.job.js';
-import { PostHogForwarder } from '../../src/modules/analytics/posthog.forwarder.js';
+import { POSTHOG_ERASURE_JOB, PostHogForwarder } from '../../src/modules/analytics/posthog.forwarder.js';
+import { JobRegistry } from '../../src/platform/queue/jobs.js';
+import { PrivilegedDatabase } from '../../src/platform/database/privileged.service.js';
 import { ROLL_UP_LOCK, rollUpStatement } from '../../src/modules/analytics/analytics.repository.js';
 import { ledgerUrl, startBooks } from '../ledger/ledger-support.js';
-import { loadConfig } from '../../src/platform/config/config.js';
+import { loadConfig, type AppConfig } from '../../src/platform/config/config.js';
 
 const DAY = 86_400_000;
 const isoDay = (t: number) => new Date(t).toISOString().slice(0, 10);
@@ -243,6 +245,36 @@ describe('usage analytics', () => {
     // the private API is served by the app host, not the ingestion host
     expect(loadConfig({ ...env, POSTHOG_PERSONAL_API_KEY: 'phx_x', POSTHOG_PROJECT_ID: '1', POSTHOG_HOST: 'https://eu.i.posthog.com' }).analytics)
       .toMatchObject({ posthogHost: 'https://eu.i.posthog.com', posthogAppHost: 'https://eu.posthog.com', posthogProjectId: '1' });
+  });
+
+  it('a person\'s erasure deletes their PostHog persons while the deletion settings are set, forwarding turned off too; a job finding them gone waits for them', async () => {
+    /** A forwarder of this app's configuration with `settings` changed (its jobs in a registry of its own). */
+    const forwarderWith = (settings: Partial<AppConfig['analytics']>) => {
+      const registry = new JobRegistry();
+      const forwarder = new PostHogForwarder({ ...t.config, analytics: { ...t.config.analytics, ...settings } }, registry);
+      forwarder.onModuleInit();
+      return { forwarder, registry };
+    };
+    const erase = (f: PostHogForwarder, distinctId: string) =>
+      t.app.get(PrivilegedDatabase).run('privacy.erasure', (db) => f.erasePersons({ db, orgId }, [distinctId]));
+    const jobsOf = async (distinctId: string) =>
+      (await t.db.admin.query(`SELECT topic, payload FROM core.outbox WHERE org_id = $1 AND payload->'distinctIds' ? $2`, [orgId, distinctId])).rows;
+    // forwarding off (no POSTHOG_API_KEY), the deletion settings kept: the persons it forwarded before still go
+    const off = forwarderWith({ posthogApiKey: undefined });
+    const forwardedBefore = randomUUID();
+    expect(await erase(off.forwarder, forwardedBefore)).toBe(true);
+    expect(await jobsOf(forwardedBefore)).toEqual([{ topic: POSTHOG_ERASURE_JOB, payload: { distinctIds: [forwardedBefore] } }]);
+    await t.db.admin.query(`DELETE FROM core.outbox WHERE org_id = $1 AND payload->'distinctIds' ? $2`, [orgId, forwardedBefore]);
+    // without them nothing is written, and a job written before fails (the outbox keeps it pending and retries it) without
+    // calling PostHog: it is not taken as done
+    const gone = forwarderWith({ posthogApiKey: undefined, posthogPersonalApiKey: undefined, posthogProjectId: undefined });
+    const never = randomUUID();
+    expect(await erase(gone.forwarder, never)).toBe(false);
+    expect(await jobsOf(never)).toEqual([]);
+    const deletions = posthog.deletions.length;
+    await expect(gone.registry.run({ id: '1', orgId, topic: POSTHOG_ERASURE_JOB, payload: { distinctIds: [forwardedBefore] } }))
+      .rejects.toThrow('PostHog\'s deletion is not configured (POSTHOG_PERSONAL_API_KEY, POSTHOG_PROJECT_ID): 1 distinct id(s) wait for it');
+    expect(posthog.deletions.length).toBe(deletions);
   });
 
   it('keeps an app\'s events from PostHog persons it cannot speak for and from the server\'s event names', async () => {

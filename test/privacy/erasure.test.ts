@@ -63,11 +63,16 @@ describe('DELETE /v1/me: erasure', () => {
     await addMember(t, orgId, p, 'member');
     posthog.refuseDeletions = true;
     await t.http.delete('/v1/me').set(p.auth).send({ password: PASSWORD }).expect(200);
-    const job = async () => (await t.db.admin.query(`SELECT org_id, payload, processed_at IS NOT NULL AS done, attempts FROM core.outbox
+    const job = async () => (await t.db.admin.query(`SELECT org_id, payload, processed_at IS NOT NULL AS done, attempts,
+      extract(epoch FROM available_at - created_at)::int AS delay FROM core.outbox
       WHERE topic = 'analytics.posthog_erasure' AND payload->'distinctIds' ? $1`, [p.id])).rows;
     // their own id, and the ids an app of their organizations may have sent for them
     const distinctIds = [p.id, ...[p.personalOrgId, orgId].sort().map((o) => `org:${o}:user:${p.id}`)];
-    expect(await job()).toEqual([{ org_id: p.personalOrgId, payload: { distinctIds }, done: false, attempts: 0 }]);
+    expect(await job()).toEqual([{ org_id: p.personalOrgId, payload: { distinctIds }, done: false, attempts: 0, delay: 3600 }]);
+    // not before: PostHog deletes only the events it has by then (the erasure's own sign-in's are still on their way)
+    await t.app.get(OutboxRelay).drain();
+    expect(posthog.deletions.filter((d) => d.body.distinct_ids?.includes(p.id))).toEqual([]);
+    await t.db.admin.query(`UPDATE core.outbox SET available_at = now() WHERE topic = 'analytics.posthog_erasure' AND processed_at IS NULL`);
     const erasure = await t.db.admin.query(`SELECT after->'posthogErasure' AS ph FROM core.audit_logs WHERE action = 'user.erased' AND entity_id = $1`, [p.id]);
     expect(erasure.rows).toEqual([{ ph: true }]);
 
@@ -356,8 +361,19 @@ describe('DELETE /v1/me: erasure', () => {
     const keptRun = await running(kept);
     // a run of the organization that goes that names nobody, started by one of its API keys: its deletion stops it too
     const keyRun = await running(solo, new Date(clock.now() + 600_000), null);
+    // a finished one of its API keys whose retrieval step quotes the knowledge base that goes with the organization
+    const keyDone = await running(solo, null, null);
+    await q(`INSERT INTO ai.run_steps (org_id, run_id, step_no, kind, name, status, started_at, ended_at, latency_ms, detail)
+      VALUES ($1, $2, 1, 'retrieval', 'knowledge_search', 'succeeded', now(), now(), 0, $3)`,
+    [solo, keyDone, JSON.stringify({ results: [{ title: 'Solo payroll notes', text: 'Salary of the founder: 4200' }] })]);
+    await q(`UPDATE ai.runs SET status = 'succeeded', stop_reason = 'answer', output = 'The founder earns 4200.', finished_at = now() WHERE id = $1`, [keyDone]);
 
     await t.http.delete('/v1/me').set(p.auth).send({ password: PASSWORD }).expect(200);
+    // every run of the organization that goes loses its content, whoever started it; the running key run's too
+    const content = await q(`SELECT r.id, r.input::text AS input, r.output, (SELECT json_agg(s.detail) FROM ai.run_steps s WHERE s.org_id = r.org_id AND s.run_id = r.id) AS details
+      FROM ai.runs r WHERE r.id = ANY($1::uuid[]) ORDER BY r.id`, [[keyRun, keyDone]]);
+    expect(content.rows).toEqual([{ id: keyRun, input: '{}', output: null, details: null }, { id: keyDone, input: '{}', output: null, details: [{}] }]
+      .sort((a, b) => a.id.localeCompare(b.id)));
     const runIds = [soloRun, soloMidCall, keptRun, keyRun];
     const runs = await q(`SELECT id, org_id, status, call_in_flight_until IS NOT NULL AS owes_event FROM ai.runs WHERE id = ANY($1::uuid[]) ORDER BY id`, [runIds]);
     expect(runs.rows).toEqual([
@@ -408,7 +424,7 @@ describe('DELETE /v1/me: erasure', () => {
     // the erasure's statement over the runs (as the catalog builds it), planned with sequential scans priced out: the
     // organizations bound it to an index, not every organization's runs
     const runs = PERSONAL_DATA_CATALOG.find((x) => x.table === 'ai.runs')!;
-    const where = locate(runs, { userId: p.id, emails: [p.email], orgIds: [left, inviting] })!;
+    const where = locate(runs, { userId: p.id, emails: [p.email], orgIds: [left, inviting, p.personalOrgId], erasedOrgIds: [p.personalOrgId] })!;
     const client = await t.db.admin.connect();
     try {
       await client.query('BEGIN');

@@ -15,6 +15,13 @@ const BULK_DELETE_MAX = 1000;
 const DELETE_TIMEOUT_MS = 15_000;
 
 /**
+ * How long after the erasure the deletion job first runs: PostHog deletes only the events it has ingested by then, and
+ * the person's last ones may still be on their way (posthog-node sends its queue every second and retries; the erasure's
+ * own re-authentication emits user.signed_in; PostHog's ingestion lags behind its capture endpoint).
+ */
+export const POSTHOG_ERASURE_DELAY_SECONDS = 3600;
+
+/**
  * The distinct ids an OmniZen user's events may have been forwarded under (distinctIdOf): their own id, and the id an app
  * of one of `orgIds` sent for them without speaking for them (`org:<orgId>:user:<id>`).
  */
@@ -79,28 +86,32 @@ export class PostHogForwarder implements OnModuleInit, OnApplicationShutdown {
   }
 
   /**
-   * A person's erasure (in its transaction, `db` on organization `orgId`): when events are forwarded, a job deletes the
-   * PostHog persons of `distinctIds` with their events once the erasure has committed, tried again until PostHog has
-   * taken it (the outbox's backoff): PostHog being down delays it, and fails no erasure. Without forwarding, nothing.
+   * A person's erasure (in its transaction, `db` on organization `orgId`): when PostHog's deletion is configured
+   * (POSTHOG_PERSONAL_API_KEY and POSTHOG_PROJECT_ID, which forwarding needs, and which a deployment that stopped
+   * forwarding keeps for the persons it forwarded before), a job deletes the PostHog persons of `distinctIds` with their
+   * events, POSTHOG_ERASURE_DELAY_SECONDS after the erasure has committed (their last events have reached PostHog), tried
+   * again until PostHog has taken it (the outbox's backoff): PostHog being down delays it, and fails no erasure. Without
+   * those settings, nothing.
    */
   async erasePersons(tx: { db: Db; orgId: string }, distinctIds: string[]): Promise<boolean> {
-    if (!this.client || !distinctIds.length) return false;
-    await enqueue(tx, POSTHOG_ERASURE_JOB, { distinctIds });
+    const { posthogPersonalApiKey: key, posthogProjectId: project } = this.config.analytics;
+    if (!key || !project || !distinctIds.length) return false;
+    await enqueue(tx, POSTHOG_ERASURE_JOB, { distinctIds }, POSTHOG_ERASURE_DELAY_SECONDS);
     return true;
   }
 
   /**
    * The job: POST /api/projects/<id>/persons/bulk_delete/ (PostHog's private API, a personal API key with person:write),
    * the persons of the distinct ids and their events (delete_events: PostHog deletes them in its weekly batch). Repeated,
-   * it deletes nothing more (an id of no person is no error). A refusal or a timeout throws: the outbox retries.
+   * it deletes nothing more (an id of no person is no error). A refusal or a timeout throws: the outbox retries. So does a
+   * deployment that has since removed the deletion settings: the job stays pending until they are back (they are kept after
+   * forwarding is turned off, docs/privacy.md).
    */
   private async deletePersons(job: Job): Promise<void> {
     const { posthogPersonalApiKey: key, posthogProjectId: project, posthogAppHost: host } = this.config.analytics;
     const ids = (job.payload.distinctIds as unknown[]).filter((id): id is string => typeof id === 'string');
-    // forwarding configured needs both (config.ts), so this is a job left by a deployment that since turned PostHog off
     if (!key || !project) {
-      this.logger.warn(`job ${job.id}: PostHog is no longer configured; ${ids.length} distinct id(s) not deleted from it`);
-      return;
+      throw new Error(`PostHog's deletion is not configured (POSTHOG_PERSONAL_API_KEY, POSTHOG_PROJECT_ID): ${ids.length} distinct id(s) wait for it`);
     }
     const url = new URL(`api/projects/${encodeURIComponent(project)}/persons/bulk_delete/`, host.endsWith('/') ? host : `${host}/`);
     for (let i = 0; i < ids.length; i += BULK_DELETE_MAX) {

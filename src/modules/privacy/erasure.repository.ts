@@ -148,7 +148,9 @@ export const erasureRepository = {
    */
   async cancelRuns(db: Db, person: LocatedPerson, now: Date): Promise<CancelledRun[]> {
     const t = PERSONAL_DATA_CATALOG.find((x) => x.table === 'ai.runs')!;
-    const where = locate(t, person)!;
+    // the person's: the other runs of the organizations that go are their deletion's to stop (cancelRunsOfDeletedOrganization:
+    // settled, audited as the deletion's), before applyCatalog takes their content
+    const where = locate({ ...t, alsoErasedBy: t.alsoErasedBy?.filter((l) => l.kind !== 'erased-org') }, person)!;
     const locked = await db.$queryRawUnsafe<{ org_id: string; id: string; status: string }[]>(
       `SELECT x.org_id, x.id, x.status FROM ai.runs x WHERE ${where.sql} ORDER BY x.org_id, x.id FOR UPDATE`, ...where.values);
     return cancelLockedRuns(db, locked, now);

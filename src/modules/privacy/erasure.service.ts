@@ -104,11 +104,11 @@ export class ErasureService {
         runsCancelled.push(...(await this.runs.cancelRunsOfDeletedOrganization(tx)).map((run) => ({ orgId, run, midCall: false, orgDeleted: true })));
       }
       const inviterNamesCleared = await erasureRepository.clearInviterNames(db, userId);
-      // with the organizations that go, their knowledge base (the catalog's `erased-org` rows)
+      // with the organizations that go, their knowledge base and the content of their AI runs (the catalog's `erased-org` rows)
       const rows = await erasureRepository.applyCatalog(db, { userId, emails, orgIds, erasedOrgIds: deleted });
       await erasureRepository.eraseAuthUser(db, userId, erasedEmail(userId));
-      // the events forwarded to PostHog (when they are): their persons deleted with their events by a job once this commits,
-      // retried until PostHog has taken it
+      // the events forwarded to PostHog (now or before: when its deletion is configured): their persons deleted with their
+      // events by a job an hour after this commits (their last events have reached PostHog), retried until PostHog has taken it
       const posthogErasure = await this.posthog.erasePersons({ db, orgId: principal.personalOrgId }, distinctIdsOfUser(userId, orgIds));
 
       // audited without personal data: ids and counts only

@@ -271,8 +271,11 @@ export const PERSONAL_DATA_CATALOG: PersonalDataTable[] = [
     // their organizations (orgColumn): they started runs as a member, and an invitation names them in the organization
     // that sent it; a run of an organization they never knew that names their address is that organization's record.
     // The erasure cancels those still running first (erasureRepository.cancelRuns): their input '{}' marks them erased,
-    // and a late LLM call's step stores no content (RunsService.storeCallStep)
-    table: 'ai.runs', person: { kind: 'user', column: 'started_by' }, alsoErasedBy: [{ kind: 'value-scan' }], orgColumn: 'org_id',
+    // and a late LLM call's step stores no content (RunsService.storeCallStep). And every run of the organizations that go
+    // with the person (erased-org), whoever started it (an API key, a trigger, a member who left): their prompts, answers
+    // and retrieval steps quote the organization's knowledge base, which goes with it (its deletion stops them first,
+    // RunsService.cancelRunsOfDeletedOrganization)
+    table: 'ai.runs', person: { kind: 'user', column: 'started_by' }, alsoErasedBy: [{ kind: 'value-scan' }, { kind: 'erased-org', column: 'org_id' }], orgColumn: 'org_id',
     describes: 'AI agent runs you started (your prompts and the answers)',
     // an error message may quote the input (a provider's refusal, a tool's error): its error class stays
     columns: { input: { kind: 'pseudonymize', sql: `'{}'::jsonb` }, output: ERASE, error_message: ERASE },
