@@ -54,7 +54,8 @@ describe('the finishes of a run\'s execution', () => {
     };
     owner = await registerUser(a, 'finish-paths');
     orgId = await createOrg(a, owner, 'Finish paths');
-    await onPlan(a, orgId, 'professional');
+    // enterprise: its plan includes API access (the runs of an API key)
+    await onPlan(a, orgId, 'enterprise');
     agent = (await a.http.post(agentsUrl(orgId)).set(owner.auth).send({ name: 'Brief', type: 'assistant', instructions: 'Be brief.', modelId: 'gpt-4o', maxOutputTokens: 1000, maxSteps: 2 }).expect(201)).body.id;
     budget = (await a.http.post(`/v1/orgs/${orgId}/ai/budgets`).set(owner.auth).send({ agentId: agent, costLimit: '10.00' }).expect(201)).body.id;
   });
@@ -370,25 +371,91 @@ describe('the finishes of a run\'s execution', () => {
     }
   });
 
-  it('a job\'s run whose starter left the organization before the job started it: failed at once (internal, naming why), its job done, not retried until the sweep a day later', async () => {
-    const leaver = await registerUser(a, 'finish-paths-early-leaver');
-    await addMember(a, orgId, leaver, 'member');
-    const requests = llm.requests.length;
-    const { id } = (await a.http.post(agentsUrl(orgId, `/${agent}/runs?async=true`)).set(leaver.auth).send({ messages }).expect(202)).body;
-    await a.db.admin.query('DELETE FROM core.memberships WHERE org_id = $1 AND user_id = $2', [orgId, leaver.id]);
-    await a.app.get(OutboxRelay).drain();
-    const run = (await a.http.get(agentsUrl(orgId, `/${agent}/runs/${id}`)).set(owner.auth).expect(200)).body;
-    expect(run).toMatchObject({
-      status: 'failed', stopReason: 'error', errorClass: 'internal', steps: 0, cost: '0.00000000',
-      errorMessage: expect.stringMatching(/^the run failed before it started: its starter can no longer run it in this organization .*organization\.not_found/),
-    });
-    expect(llm.requests).toHaveLength(requests);
-    expect(await storedRun(id)).toMatchObject({ status: 'failed', error_class: 'internal', steps: 0, lease_until: null });
-    expect((await audits(id)).map((r) => [r.action, r.actor_id])).toEqual([['ai.run_started', leaver.id], ['ai.run_internal', 'service:agents-runs']]);
-    expect(await runEvents(id)).toEqual([{ type: 'agent.run.failed', payload: expect.objectContaining({ runId: id, errorClass: 'internal' }) }]);
-    // the job is done: nothing left for the queue to retry
-    const { rows: [job] } = await a.db.admin.query(`SELECT processed_at IS NOT NULL AS done FROM core.outbox WHERE topic = 'agents.run' AND payload->>'runId' = $1`, [id]);
-    expect(job).toEqual({ done: true });
+  /** an API key of `orgId` for runs, minted by the owner, and its revocation */
+  const runKey = async () => {
+    const { id, secret } = (await a.http.post(`/v1/orgs/${orgId}/api-keys`).set(owner.auth).send({ name: 'runner', scopes: ['agents:run'] }).expect(201)).body as { id: string; secret: string };
+    return { id, auth: { Authorization: `Bearer ${secret}` }, revoke: () => a.http.post(`/v1/orgs/${orgId}/api-keys/${id}/revoke`).set(owner.auth).send({}).expect(200) };
+  };
+  const jobDone = async (runId: string) => (await a.db.admin.query(`SELECT processed_at IS NOT NULL AS done FROM core.outbox WHERE topic = 'agents.run' AND payload->>'runId' = $1`, [runId])).rows[0];
+
+  it('a job\'s run whose starter left the organization, logged out or had their API key revoked before the job started it: failed at once (internal, naming why), its job done, not retried until the sweep a day later', async () => {
+    const starters = {
+      left: async () => {
+        const leaver = await registerUser(a, 'finish-paths-early-leaver');
+        await addMember(a, orgId, leaver, 'member');
+        return { auth: leaver.auth, actor: leaver.id, refuse: () => a.db.admin.query('DELETE FROM core.memberships WHERE org_id = $1 AND user_id = $2', [orgId, leaver.id]) };
+      },
+      'logged out': async () => {
+        const quitter = await registerUser(a, 'finish-paths-early-logout');
+        await addMember(a, orgId, quitter, 'member');
+        return { auth: quitter.auth, actor: quitter.id, refuse: () => a.http.post('/v1/auth/logout').set(quitter.auth).send({}).expect(204) };
+      },
+      'key revoked': async () => {
+        const key = await runKey();
+        return { auth: key.auth, actor: `api_key:${key.id}`, refuse: key.revoke };
+      },
+    };
+    const why = {
+      left: 'organization.not_found: organization',
+      'logged out': 'auth.unauthorized: the session of this access token has ended; log in again',
+      'key revoked': 'auth.unauthorized: the API key has been revoked',
+    };
+    for (const [how, starter] of Object.entries(starters) as [keyof typeof starters, (typeof starters)[keyof typeof starters]][]) {
+      const { auth, actor, refuse } = await starter();
+      const requests = llm.requests.length;
+      const { id } = (await a.http.post(agentsUrl(orgId, `/${agent}/runs?async=true`)).set(auth).send({ messages }).expect(202)).body;
+      await refuse();
+      await a.app.get(OutboxRelay).drain();
+      const run = (await a.http.get(agentsUrl(orgId, `/${agent}/runs/${id}`)).set(owner.auth).expect(200)).body;
+      expect([how, run]).toEqual([how, expect.objectContaining({
+        status: 'failed', stopReason: 'error', errorClass: 'internal', steps: 0, cost: '0.00000000',
+        errorMessage: expect.stringContaining(`the run failed before it started: its starter can no longer run it in this organization (removed from it, their session ended, or their API key revoked): ${why[how]}`),
+      })]);
+      expect(llm.requests).toHaveLength(requests);
+      expect(await storedRun(id)).toMatchObject({ status: 'failed', error_class: 'internal', steps: 0, lease_until: null });
+      expect((await audits(id)).map((r) => [r.action, r.actor_id])).toEqual([['ai.run_started', actor], ['ai.run_internal', 'service:agents-runs']]);
+      expect(await runEvents(id)).toEqual([{ type: 'agent.run.failed', payload: expect.objectContaining({ runId: id, errorClass: 'internal' }) }]);
+      // the job is done: nothing left for the queue to retry
+      expect(await jobDone(id)).toEqual({ done: true });
+    }
+  });
+
+  it('a run whose API key is revoked mid-run (after its call started): failed at once (internal) by the agents service, the answered call stored as unused and charged, one event, audited; a job\'s too, its job done', async () => {
+    const cost = gpt4oCost(1000, 100);
+    for (const how of ['sync', 'job'] as const) {
+      const key = await runKey();
+      llm.enqueue({ kind: 'text', content: 'Cash is 100.', usage: { prompt: 1000, completion: 100 } });
+      // the key is revoked once the run's call is marked as started: the transaction storing the answer is refused (401)
+      const real = agentsRepository.startCall.bind(agentsRepository);
+      let started = 0;
+      const spy = jest.spyOn(agentsRepository, 'startCall').mockImplementation(async (...args) => {
+        started++;
+        await key.revoke();
+        return real(...args);
+      });
+      let body: Record<string, any>;
+      try {
+        const req = a.http.post(agentsUrl(orgId, `/${agent}/runs${how === 'job' ? '?async=true' : ''}`)).set(key.auth).send({ messages });
+        if (how === 'sync') body = (await req.expect(200)).body;
+        else {
+          const { id } = (await req.expect(202)).body;
+          await a.app.get(OutboxRelay).drain();
+          body = (await a.http.get(agentsUrl(orgId, `/${agent}/runs/${id}`)).set(owner.auth).expect(200)).body;
+          expect(await jobDone(id)).toEqual({ done: true });
+        }
+      } finally {
+        spy.mockRestore();
+      }
+      expect(started).toBe(1);
+      expect([how, body]).toEqual([how, expect.objectContaining({
+        status: 'failed', errorClass: 'internal', errorMessage: 'the run failed: auth.unauthorized: the API key has been revoked', steps: 1, cost,
+      })]);
+      expect(await storedRun(body.id)).toMatchObject({ status: 'failed', error_class: 'internal', steps: 1, cost, steps_cost: cost, lease_until: null });
+      expect(await storedSteps(body.id)).toEqual([{ step_no: 1, kind: 'llm_call', status: 'failed', error_class: 'internal', cost }]);
+      expect(await usage()).toMatchObject({ reserved_cost: '0.00000000', reserved_tokens: 0 });
+      expect((await audits(body.id)).map((r) => [r.action, r.actor_id])).toEqual([['ai.run_started', `api_key:${key.id}`], ['ai.run_internal', 'service:agents-runs']]);
+      expect(await runEvents(body.id)).toEqual([{ type: 'agent.run.failed', payload: expect.objectContaining({ runId: body.id, errorClass: 'internal', cost }) }]);
+    }
   });
 
   it('stores a model\'s answer and tool arguments holding NUL characters without them', async () => {

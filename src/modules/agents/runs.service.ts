@@ -38,12 +38,16 @@ const LOST_RUN_SWEEPER: Principal = { kind: 'service', name: 'agents-lost-runs' 
 
 /**
  * Who fails a run whose starter can no longer open a transaction in its organization (removed from it, their API key
- * revoked: RunsService.failUnexpectedly): the audit's actor. As the sweep's, its transaction opens in a live organization
- * only: nothing is written in a deleted one.
+ * revoked, their session ended: RunsService.failUnexpectedly, failUntakenRun): the audit's actor. As the sweep's, its
+ * transaction opens in a live organization only: nothing is written in a deleted one.
  */
 const RUN_FAILER: Principal = { kind: 'service', name: 'agents-runs' };
 
-/** What the starter's transaction is refused with when they can no longer run in the organization: removed from it (404), their API key revoked (401), a role that no longer reaches (403). */
+/**
+ * What the starter's transaction is refused with when they can no longer run in the organization: removed from it (404),
+ * their API key revoked or expired or the session of their token ended (401: DatabaseService.tenant answers the database's
+ * 28000 so), a role that no longer reaches (403).
+ */
 const STARTER_REFUSED = new Set([401, 403, 404]);
 
 /** The outbox topic of runs started with ?async=true. */
@@ -333,8 +337,8 @@ export class RunsService implements OnModuleInit {
         connection: await this.keys.connection(tx.db, job.orgId), keyScopes: tx.scopes,
       };
     }).catch(async (err) => {
-      // the starter can no longer open a transaction in the organization (removed from it, their API key revoked): every
-      // retry would be refused so until the sweep fails the run a day later: it is failed now
+      // the starter can no longer open a transaction in the organization (removed from it, their API key revoked, their
+      // session ended): every retry would be refused so until the sweep fails the run a day later: it is failed now
       if (err instanceof AppError && STARTER_REFUSED.has(err.status)) {
         await this.failUntakenRun(job, runId, meta, err);
         return undefined;
@@ -361,7 +365,7 @@ export class RunsService implements OnModuleInit {
    * way, but for a database error (thrown: the queue retries the job).
    */
   private async failUntakenRun(job: Job, runId: string, meta: RequestMeta, refusal: AppError): Promise<void> {
-    const errorMessage = `the run failed before it started: its starter can no longer run it in this organization (removed from it, or their API key revoked): ${refusal.code}: ${refusal.message}`;
+    const errorMessage = `the run failed before it started: its starter can no longer run it in this organization (removed from it, their session ended, or their API key revoked): ${refusal.code}: ${refusal.message}`;
     const failed = await this.db.tenant(RUN_FAILER, job.orgId, meta, async (tx) => {
       if (!(await repo.takeRun(tx.db, job.orgId, runId, this.lease()))) return undefined;
       const run = await repo.finishRun(tx.db, job.orgId, runId, { status: 'failed', stopReason: 'error', errorClass: 'internal', errorMessage, output: null, finishedAt: this.now() });
@@ -447,8 +451,8 @@ export class RunsService implements OnModuleInit {
       return await this.loop(s, ctx, controller.signal, sink, inFlight).catch(async (err) => {
         // the budget refused a call: the run is finished (budget_exceeded), the refusal carries it
         if (err instanceof AppError && 'run' in err) throw err;
-        // an app error (the starter removed from the organization or their key revoked mid-run: 404/401, a value the
-        // database refused: 400) fails the same way again: the run is failed now, a job's too (no retry)
+        // an app error (the starter removed from the organization, their key revoked or their session ended mid-run: 404/401,
+        // a value the database refused: 400) fails the same way again: the run is failed now, a job's too (no retry)
         if (!s.queued || err instanceof AppError) return this.failUnexpectedly(s, ctx, err as Error, sink, inFlight);
         await this.releaseRun(s, inFlight)
           .catch((e: Error) => this.logger.error(`run ${s.run.id}: its lease was not released after its execution failed (${e.message}); the sweep fails it once the lease passes`));
@@ -474,9 +478,10 @@ export class RunsService implements OnModuleInit {
    * streamed as a step, as any call is. A run finished meanwhile (cancelled) is answered as it is, its cut call settled so
    * too. An app error (a job's run too: execute) fails it so, its code and message in the run's error message and in the
    * streamed error event. Should the starter no longer be able to open a transaction in the organization (removed from
-   * it, their API key revoked: 404, 401), the run is failed as RUN_FAILER, whose transaction opens in a live organization
-   * (a deleted one's runs were cancelled by its deletion: nothing is written there, the error is thrown). Should this
-   * transaction fail too (the database is gone), the error is thrown: the sweep fails the run once its lease passes.
+   * it, their API key revoked, their session ended: 404, 401), the run is failed as RUN_FAILER, whose transaction opens
+   * in a live organization (a deleted one's runs were cancelled by its deletion: nothing is written there, the error is
+   * thrown). Should this transaction fail too (the database is gone), the error is thrown: the sweep fails the run once
+   * its lease passes.
    */
   private async failUnexpectedly(s: StartedRun, ctx: ToolContext, err: Error, sink: RunSink | undefined, inFlight: InFlight): Promise<RunDto> {
     const app = err instanceof AppError ? err : undefined;

@@ -3,6 +3,8 @@ import { SqlPool, type Db } from './sql.js';
 import { APP_CONFIG, type AppConfig } from '../config/config.js';
 import { claimsFor, type Principal, type RequestRole } from '../auth/principal.js';
 import { PlatformErrors } from '../errors/platform.errors.js';
+import { AppError } from '../errors/app-error.js';
+import { translateDatabaseError } from '../errors/database-errors.js';
 import { Metrics } from '../observability/metrics.js';
 
 export type { Db } from './sql.js';
@@ -48,6 +50,15 @@ export async function claimOrganization(db: Db, principal: Principal, orgId: str
   return { orgId: ctx.org_id, role: ctx.role };
 }
 
+/**
+ * begin_request (an ended session: logout, revocation, expiry) or begin_key_request (an unknown, revoked or expired API
+ * key) refused the caller with SQLSTATE 28000: the 401 `auth.unauthorized` with the database's message, as the HTTP error
+ * filter answers it (mapDatabaseError), thrown as that AppError so that every caller sees it so, not only the filter: a
+ * job run as the person or key that started it (RunsService: a run whose starter can no longer run it fails at once).
+ */
+const refusedCaller = <T>(begin: Promise<T>): Promise<T> =>
+  translateDatabaseError(begin, { '28000': (e) => AppError.unauthorized(e.message) });
+
 /** Ends the canary's transaction by rollback, carrying what it saw. */
 class CanaryDone extends Error {
   constructor(readonly seen: { table: string; rows: number }[]) {
@@ -72,7 +83,8 @@ export class DatabaseService implements OnApplicationShutdown {
 
   /**
    * Runs `work` in one transaction as `principal` inside organization `orgId`.
-   * A caller who may not act in the organization gets a 404, decided by the database.
+   * A caller who may not act in the organization gets a 404, decided by the database; a token whose session has ended,
+   * a 401 (refusedCaller).
    */
   async tenant<T>(
     principal: Principal,
@@ -85,8 +97,8 @@ export class DatabaseService implements OnApplicationShutdown {
     const claims = JSON.stringify(claimsFor(principal, orgId, options.workspaceId));
     const role = principal.kind === 'anonymous' ? 'anon' : 'authenticated';
     return this.pool.transaction(async function tenant(db) {
-      const [ctx] = await db.$queryRaw<{ org_id: string | null; role: RequestRole | null; workspace_id: string | null }[]>`
-        SELECT org_id, role, workspace_id FROM public.begin_request(${claims}, ${role})`;
+      const [ctx] = await refusedCaller(db.$queryRaw<{ org_id: string | null; role: RequestRole | null; workspace_id: string | null }[]>`
+        SELECT org_id, role, workspace_id FROM public.begin_request(${claims}, ${role})`);
       if (!ctx.org_id && !options.allowNonMember) {
         throw PlatformErrors.notFound('organization', orgId);
       }
@@ -98,7 +110,7 @@ export class DatabaseService implements OnApplicationShutdown {
   }
 
   /**
-   * The same for an API key: the database verifies the key (hash, revocation, expiry: 401 otherwise) and sets
+   * The same for an API key: the database verifies the key (hash, revocation, expiry: 401 otherwise, refusedCaller) and sets
    * the claims itself (public.begin_key_request), in the same single round trip. Another organization's key: 404.
    */
   private keyTenant<T>(
@@ -109,8 +121,8 @@ export class DatabaseService implements OnApplicationShutdown {
     options: { workspaceId?: string; readOnlyRolledBack?: boolean },
   ): Promise<T> {
     return this.pool.transaction(async function keyTenant(db) {
-      const [ctx] = await db.$queryRaw<{ org_id: string | null; role: RequestRole | null; workspace_id: string | null; scopes: string[] }[]>`
-        SELECT org_id, role, workspace_id, scopes FROM public.begin_key_request(${principal.keyId}::uuid, ${principal.secretHash}, ${orgId}::uuid, ${options.workspaceId ?? null})`;
+      const [ctx] = await refusedCaller(db.$queryRaw<{ org_id: string | null; role: RequestRole | null; workspace_id: string | null; scopes: string[] }[]>`
+        SELECT org_id, role, workspace_id, scopes FROM public.begin_key_request(${principal.keyId}::uuid, ${principal.secretHash}, ${orgId}::uuid, ${options.workspaceId ?? null})`);
       if (!ctx.org_id) throw PlatformErrors.notFound('organization', orgId);
       if (options.workspaceId && !ctx.workspace_id) throw PlatformErrors.notFound('workspace', options.workspaceId);
       return work({ db, principal, orgId, role: ctx.role, workspaceId: ctx.workspace_id, meta, scopes: ctx.scopes });
@@ -163,8 +175,10 @@ export class DatabaseService implements OnApplicationShutdown {
    * themselves) and that the role may select, if only some of its columns (core.api_keys); each must show none (so a module's new table is covered at once). A row seen means a policy
    * lets it through (a policy loosened or RLS switched off). Runs in a transaction that is always rolled back.
    */
-  async rlsCanary(schemas: readonly string[]): Promise<{ table: string; rows: number }[]> {
+  async rlsCanary(schemas: readonly string[], lockTimeoutMs: number): Promise<{ table: string; rows: number }[]> {
     return this.pool.transaction(async function rlsCanary(db) {
+      // a table locked by a migration or VACUUM FULL fails the check soon (55P03) instead of holding it for the pool's timeout
+      await db.$queryRaw`SELECT set_config('lock_timeout', ${`${Math.max(1, Math.trunc(lockTimeoutMs))}ms`}, true)`;
       const probe = JSON.stringify({ sub: '00000000-0000-4000-8000-00000000c4a7', role: 'authenticated' });
       await db.$queryRaw`SELECT org_id FROM public.begin_request(${probe}, 'authenticated')`;
       const tables = (await db.$queryRaw<{ name: string }[]>`
