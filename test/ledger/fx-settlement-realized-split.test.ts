@@ -521,6 +521,27 @@ describe('FX revaluation: the realized and unrealized split of settled and credi
     await expectOpenAmountsKept(t, b.orgId);
   });
 
+  it('an allocation reversed on the date of a revaluation whose reversal is posted ahead, after an earlier one kept: each revaluation\'s part of the share is its own rounded step, no cent realized (r6)', async () => {
+    const b = await books('Allocation reversed with a pending revaluation, rounded steps', { '2026-01-15': '1.10', '2026-01-31': '1.1234', '2026-02-28': '1.20' });
+    const inv = await b.invoice();
+    // EUR 100.05 at 1.10: 110.05 taken off the invoice (EUR 899.95 left at 989.95), 110.06 into the bank
+    const paid = (await b.arPayment({ date: '2026-01-20', amount: '100.05', rate: '1.10', allocations: [{ invoiceId: inv.id, amount: '100.05' }] }).expect(201)).body;
+    await b.revalue('2026-01-31').expect(201);
+    await b.revalue('2026-02-28', true).expect(201);
+    await t.http.post(rUrl(b.orgId, `allocations/${paid.allocations[0].id}/reverse`)).set(owner.auth).send({ date: '2026-02-28' }).expect(201);
+    // the share's parts, rounded values of EUR 1,000.00 less EUR 899.95: 2.35 (Jan 31) and 7.66 (Feb 28, off again on Mar 1)
+    const { rows } = await t.db.admin.query(`SELECT x.revaluation_date::text AS date, a.code, x.base_delta::numeric(20, 2)::text AS delta FROM finance.fx_revaluation_items x
+      JOIN finance.accounts a ON a.org_id = x.org_id AND a.id = x.fx_account_id WHERE x.org_id = $1 AND x.document_id = $2 ORDER BY x.revaluation_date, x.seq`, [b.orgId, inv.id]);
+    expect(rows).toEqual([{ date: '2026-01-31', code: '4310', delta: '21.05' }, { date: '2026-02-28', code: '4310', delta: '68.94' },
+      { date: '2026-02-28', code: '4310', delta: '2.35' }, { date: '2026-02-28', code: '4310', delta: '7.66' },
+      { date: '2026-03-01', code: '4310', delta: '-68.94' }, { date: '2026-03-01', code: '4310', delta: '-7.66' }]);
+    // all unrealized: the invoice EUR 1,000.00 and the bank's EUR 100.05 at 1.20, then at 1.1234 (23.40 and 2.34)
+    expect([await b.fxAccounts('2026-02-28'), await b.fxAccounts('2026-03-01')]).toEqual([{ 4300: 0, 5500: 0, 4310: -110, 5510: 0 }, { 4300: 0, 5500: 0, 4310: -25.74, 5510: 0 }]);
+    await b.expectAgingIsAr('2026-02-28', '1089.94');
+    await b.expectAgingIsAr('2026-03-01', '1013.34');
+    await expectOpenAmountsKept(t, b.orgId);
+  });
+
   it('a revaluation row written without its unrealized FX account is refused, older rows without one are kept (NOT VALID); the account\'s foreign key has its index', async () => {
     const b = await books('Rows name their account');
     const inv = await b.invoice();

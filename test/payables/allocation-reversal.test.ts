@@ -49,8 +49,8 @@ describe('payables: a reversed allocation (its event; the void after it; FX)', (
     `SELECT payload->'payload' AS p, payload->>'version' AS v FROM core.outbox WHERE org_id = $1 AND topic = 'domain_event' AND payload->>'type' = $2 ORDER BY id`, [orgId, type])).rows;
 
   /** fxBooks with the reads of the FX cases: each FX account's balance, the revaluation rows per account, an allocation's reversal */
-  async function fx(name: string) {
-    const b = await fxBooks(t, users.owner, name);
+  async function fx(name: string, rates?: Record<string, string>) {
+    const b = await fxBooks(t, users.owner, name, { rates });
     const fxAccounts = async (asOf: string) => {
       const out: Record<string, number> = {};
       for (const code of ['4300', '5500', '4310', '5510']) out[code] = Number(await b.balance(code, asOf));
@@ -140,6 +140,27 @@ describe('payables: a reversed allocation (its event; the void after it; FX)', (
     // the bill at 1,150.00 then 1,100.00, the vendor credit EUR 333.33 at 1.10 (366.66)
     await b.expectAgingIsAp('2026-01-31', '783.34');
     await b.expectAgingIsAp('2026-02-28', '733.34');
+  });
+
+  it('FX: an allocation reversed on the date of a revaluation whose reversal is posted ahead, after an earlier one kept: each revaluation\'s part of the share is its own rounded step, no cent realized (r6)', async () => {
+    const b = await fx('Bill allocation reversed with a pending revaluation, rounded steps', { '2026-01-15': '1.10', '2026-01-31': '1.1234', '2026-02-28': '1.20' });
+    const bill = await b.bill();
+    // EUR 100.05 at 1.10: 1,100.00 - 989.95 (EUR 899.95 left) = 110.05 taken off the bill, 110.06 paid out of the bank
+    const paid = (await b.apPayment({ paymentDate: '2026-01-20', amount: '100.05', rate: '1.10', allocations: [{ billId: bill.id, amount: '100.05' }] }).expect(201)).body;
+    // EUR 899.95 at 1.1234 (1,011.00: +21.05), then at 1.20 (1,079.94: +68.94), reversed on Mar 1
+    await b.revalue('2026-01-31').expect(201);
+    await b.revalue('2026-02-28', true).expect(201);
+    await b.reverse(paid.allocations[0].id, '2026-02-28').expect(201);
+    // the share's part of each step, the rounded values of EUR 1,000.00 less those of EUR 899.95: Jan 31's 1,123.40 - 1,011.00
+    // - 110.05 = 2.35, Feb 28's 1,200.00 - 1,079.94 - 112.40 = 7.66 (not 2.34 and 7.66 + 0.01), taken off with the Feb 28
+    // revaluation's reversal on Mar 1: 1,200.00 - 68.94 - 7.66 = 1,123.40, EUR 1,000.00 at 1.1234, nothing left to settle
+    expect(await b.rows(bill.id)).toEqual([{ date: '2026-01-31', code: '5510', delta: '21.05' }, { date: '2026-02-28', code: '5510', delta: '68.94' },
+      { date: '2026-02-28', code: '5510', delta: '2.35' }, { date: '2026-02-28', code: '5510', delta: '7.66' },
+      { date: '2026-03-01', code: '5510', delta: '-68.94' }, { date: '2026-03-01', code: '5510', delta: '-7.66' }]);
+    // all unrealized: in February the bill 100.00 over 1,100.00 and the bank's EUR -100.05 10.00 over 110.06; from Mar 1 23.40 and 2.34
+    expect([await b.fxAccounts('2026-02-28'), await b.fxAccounts('2026-03-01')]).toEqual([{ 4300: 0, 5500: 0, 4310: 0, 5510: 110 }, { 4300: 0, 5500: 0, 4310: 0, 5510: 25.74 }]);
+    await b.expectAgingIsAp('2026-02-28', '1089.94');
+    await b.expectAgingIsAp('2026-03-01', '1013.34');
   });
 
   it('emits bill_payment.allocation_reversed; the bill is voided no earlier than the reversal; aging = AP balance', async () => {

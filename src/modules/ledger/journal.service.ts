@@ -959,12 +959,13 @@ export class JournalService {
   /**
    * An allocation's reversal (dated `asOf`) of either subledger gives back `share.amount` of an item (as its aging shows
    * it: a payment's credit negative) that the allocation took off at `share.takenOff` on `share.settledOn`; `now`, the
-   * share's value at what the item carries as of `asOf`; `revalued`, whether the item has revaluation rows by then
-   * (else it is carried at its own rate and nothing changed). Answers the value the share comes back at (what was taken
-   * off, when every change since counted) and the changes since (shareChangesSince), which restoreShare writes as the
-   * item's rows on their unrealized FX accounts instead of the realized result.
+   * share's value at what the item carries as of `asOf`; `item.open`, what is open of the item without the share (signed
+   * alike); `revalued`, whether the item has revaluation rows by then (else it is carried at its own rate and nothing
+   * changed). Answers the value the share comes back at (what was taken off, when every change since counted) and the
+   * changes since (shareChangesSince), which restoreShare writes as the item's rows on their unrealized FX accounts
+   * instead of the realized result.
    */
-  async shareGivenBack(tx: TenantTx, item: { documentId: string; ownRate: string; revalued: boolean }, share: { amount: Decimal; settledOn: string; takenOff: Decimal },
+  async shareGivenBack(tx: TenantTx, item: { documentId: string; ownRate: string; open: Decimal; revalued: boolean }, share: { amount: Decimal; settledOn: string; takenOff: Decimal },
     now: Decimal, asOf: string, baseMu: number): Promise<{ value: Decimal; changes: ShareChange[] }> {
     const changes = item.revalued ? await this.shareChangesSince(tx, item, share, asOf, now.minus(share.takenOff), baseMu) : [];
     return { value: now.minus(changes.reduce((sum, c) => sum.plus(c.part), D(0))), changes };
@@ -974,8 +975,11 @@ export class JournalService {
    * The reversal of a settlement of `share.amount` of an item dated `share.settledOn` (an allocation's reversal, dated
    * `asOf`) gives the share back carrying what the item carries now; what the rows dated after the settlement up to
    * `asOf` changed of the item (a revaluation, or a reversal of one posted ahead) the share did not go through while
-   * settled. Per unrealized FX account (each row's own; '' for an older row whose account is not stored), the share
-   * times each such row's rate step, so the reversal writes them as rows of the item (restoreShare) rather than into its
+   * settled. Per unrealized FX account (each row's own; '' for an older row whose account is not stored), each such row's
+   * change of the share's value, the share's value at a rate being what the item carries open with it less what it carries
+   * open without it (`item.open`), each rounded as a revaluation rounds an item (so a row's part is exactly what the row,
+   * or its reversal, moves of the item with the share against without it, and the parts add up with no rounding left to
+   * put anywhere), so the reversal writes them as rows of the item (restoreShare) rather than into its
    * realized result: what the item's rows leave on each account is then what the accounts hold of it (a void, a credit
    * note or a later settlement takes each account's own amount). `realizedOn`: a reversal of a revaluation dated on or
    * before the settlement, whose part of the share the settlement's compensation realized (given back by restoreShare).
@@ -983,10 +987,13 @@ export class JournalService {
    * only what was open then, so the part is taken back off on the reversal's date as well (restoreShare): none of it is
    * a realized result, and settlePendingReversals finds nothing left to compensate on that date. In the base
    * currency's minor units, summing to exactly `total` (the share's value now less what the settlement took off) when
-   * they come to it within a minor unit per row. None when no row changed the share since.
+   * they come to it within a minor unit per row (they differ when the item's rounding history does, another settlement
+   * since say: partsOf). None when no row changed the share since.
    */
-  private async shareChangesSince(tx: TenantTx, item: { documentId: string; ownRate: string }, share: { amount: Decimal; settledOn: string }, asOf: string,
+  private async shareChangesSince(tx: TenantTx, item: { documentId: string; ownRate: string; open: Decimal }, share: { amount: Decimal; settledOn: string }, asOf: string,
     total: Decimal, baseMu: number): Promise<ShareChange[]> {
+    /** the share's value at a rate: the item open with it less without it, each rounded (a revaluation's target) */
+    const valueAt = (r: Decimal) => D(fixed(item.open.plus(share.amount).times(r), baseMu)).minus(fixed(item.open.times(r), baseMu));
     const rows = await repo.revaluationRowsOf(tx.db, tx.orgId, [item.documentId], '9999-12-31');
     /** the reversals dated after `asOf`, by the revaluation they reverse: they take its part of the share off on their own date */
     const reversedLater = new Map(rows.filter((r) => r.reverses && r.date > asOf).map((r) => [r.reverses!, { on: r.date, rate: r.rate }]));
@@ -1001,12 +1008,15 @@ export class JournalService {
       const reversed = row.reverses ? steps.get(row.reverses) : undefined;
       const step = row.compensation || row.credited ? D(0) : reversed ? reversed.step.neg() : D(row.rate).minus(rate);
       if (!row.reverses && !row.credited) steps.set(row.entryId, { step, date: row.date });
+      const before = rate;
       if (!row.credited) rate = D(row.rate);
       if (row.date <= share.settledOn || row.date > asOf || step.isZero()) continue;
       const realized = reversed && reversed.date <= share.settledOn ? row.date : undefined;
       const pending = !row.reverses ? reversedLater.get(row.entryId) : undefined;
       const key = `${row.fxAccountId ?? ''}|${realized ?? ''}|${pending ? `${pending.on}|${pending.rate}` : ''}`;
-      amounts.set(key, (amounts.get(key) ?? D(0)).plus(share.amount.times(step)));
+      // the difference of rounded values, not the share times the step rounded: a pending part is then exactly what its
+      // reversal takes off the item given back (rounding each part on its own left a minor unit to settle as realized)
+      amounts.set(key, (amounts.get(key) ?? D(0)).plus(valueAt(before.plus(step)).minus(valueAt(before))));
       if (realized) realizedOn.set(key, realized);
       if (pending) reversedOn.set(key, pending);
       counted++;

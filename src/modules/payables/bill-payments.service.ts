@@ -447,9 +447,9 @@ export class BillPaymentsService {
     // (restoreShare, as on AR), so what its rows leave on each account stays what the account holds of it; the rest
     // reopens the share at what the allocation took off (as the aging shows them: the credit's share negative)
     const settledOn = iso(original.allocation_date);
-    const billShare = await this.journal.shareGivenBack(tx, { documentId: original.bill_id, ownRate: D(billRow.rate!).toFixed(), revalued: !!billRevalued },
+    const billShare = await this.journal.shareGivenBack(tx, { documentId: original.bill_id, ownRate: D(billRow.rate!).toFixed(), open: billOpen, revalued: !!billRevalued },
       { amount, settledOn, takenOff: D(original.bill_base_amount) }, reopenedBill.neg(), date, baseMu);
-    const creditShare = await this.journal.shareGivenBack(tx, { documentId: original.payment_id, ownRate: D(payment.rate).toFixed(), revalued: !!creditRevalued },
+    const creditShare = await this.journal.shareGivenBack(tx, { documentId: original.payment_id, ownRate: D(payment.rate).toFixed(), open: D(usage.amount).minus(payment.amount), revalued: !!creditRevalued },
       { amount: amount.neg(), settledOn, takenOff: D(original.payment_base_amount).neg() }, reopenedCredit, date, baseMu);
     const billBase = billShare.value.neg();
     const paymentBase = creditShare.value;

@@ -458,14 +458,14 @@ export class PaymentsService {
     // written as the invoice's rows on the unrealized FX accounts they moved (restoreShare), so what its rows leave on
     // each account stays what the account holds of it; the rest reopens the share at what the allocation took off
     const memo = `Reversal of allocation ${allocationId}`;
-    const invoiceShare = await this.journal.shareGivenBack(tx, { documentId: invoice.id, ownRate: invoice.rate!, revalued: !!invoiceCarrying },
+    const invoiceShare = await this.journal.shareGivenBack(tx, { documentId: invoice.id, ownRate: invoice.rate!, open, revalued: !!invoiceCarrying },
       { amount, settledOn: a.date, takenOff: D(a.invoiceBase) }, reopened.neg(), date, baseMu);
     const invoiceBase = invoiceShare.value.neg();
     // the payment's credit alike: its share comes back carrying what the credit carries now (as the aging shows it, a
     // credit is negative), what its revaluations since changed of the share as its rows
     const restoredCredit = creditCarrying ? creditCarrying.base.minus(baseOf(unallocated.plus(amount), creditCarrying.rate, baseMu))
       : baseOf(unallocated, payment.rate, baseMu).minus(baseOf(unallocated.plus(amount), payment.rate, baseMu));
-    const creditShare = await this.journal.shareGivenBack(tx, { documentId: payment.id, ownRate: payment.rate, revalued: !!creditCarrying },
+    const creditShare = await this.journal.shareGivenBack(tx, { documentId: payment.id, ownRate: payment.rate, open: unallocated.neg(), revalued: !!creditCarrying },
       { amount: amount.neg(), settledOn: a.date, takenOff: D(a.sourceBase).neg() }, restoredCredit, date, baseMu);
     const sourceBase = creditShare.value;
     const original = D(a.sourceBase).minus(a.invoiceBase);
