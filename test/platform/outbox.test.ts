@@ -1,12 +1,16 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
+import { Logger } from '@nestjs/common';
 import type { Queue } from 'bull';
 import { DatabaseService } from '../../src/platform/database/database.service.js';
 import { enqueue, JobRegistry, type Job } from '../../src/platform/queue/jobs.js';
 import { JOBS_QUEUE_TOKEN, OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
 import { claimDue, recordFailure } from '../../src/platform/queue/outbox.repository.js';
 import { PrivilegedDatabase } from '../../src/platform/database/privileged.service.js';
+import { Metrics } from '../../src/platform/observability/metrics.js';
+import { CallTimer } from '../../src/platform/clock/clock.js';
 import { createTestApp, hasRedis, type TestApp } from '../support/app.js';
+import { bounded, until } from '../support/throwaway-servers.js';
 
 const service = { kind: 'service', name: 'outbox-test' } as const;
 const meta = { requestId: 'outbox-test' };
@@ -27,6 +31,21 @@ function enqueueCommitted(t: TestApp, orgId: string, topic: string, payload: Rec
 
 const outboxRows = async (t: TestApp, topic: string) =>
   (await t.db.admin.query('SELECT id, attempts, last_error, processed_at, available_at > now() AS later FROM core.outbox WHERE topic = $1', [topic])).rows;
+
+/** The failed-jobs counter of `topic`. */
+const failedJobs = async (t: TestApp, topic: string) =>
+  (await t.app.get(Metrics).jobsFailed.get()).values.find((v) => v.labels.topic === topic)?.value ?? 0;
+
+/** A gauge's value after a scrape (its collectors run first). */
+async function scraped(t: TestApp, gauge: 'outboxLag' | 'outboxDepth'): Promise<number> {
+  const metrics = t.app.get(Metrics);
+  await metrics.scrape();
+  return (await metrics[gauge].get()).values[0].value;
+}
+
+/** Makes the topic's rows due `minutes` ago (moved here instead of waiting). */
+const dueAgo = (t: TestApp, topic: string, minutes: number) =>
+  t.db.admin.query(`UPDATE core.outbox SET available_at = now() - make_interval(mins => $2) WHERE topic = $1`, [topic, minutes]);
 
 describe('job outbox, in-process (no REDIS_URL)', () => {
   let t: TestApp;
@@ -103,6 +122,57 @@ describe('job outbox, in-process (no REDIS_URL)', () => {
     await privileged.run('jobs.relay', (db) => recordFailure(db, second, 'the second claim failed', 1));
     expect((await outboxRows(t, 'test.reclaimed'))[0]).toMatchObject({ attempts: 2, last_error: 'the second claim failed', processed_at: null });
   });
+
+  it('counts a job that keeps failing, and its lag grows from when it first became due (claims and backoffs move available_at)', async () => {
+    registry.register('test.always_failing', async () => {
+      throw new Error('downstream refuses it');
+    });
+    await enqueueCommitted(t, orgId, 'test.always_failing', {});
+    await dueAgo(t, 'test.always_failing', 10);
+    const lags: number[] = [];
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      await relay.drain();
+      expect(await failedJobs(t, 'test.always_failing')).toBe(attempt);
+      expect((await outboxRows(t, 'test.always_failing'))[0]).toMatchObject({ attempts: attempt, last_error: 'downstream refuses it', processed_at: null, later: true });
+      lags.push(await scraped(t, 'outboxLag'));
+      // its backoff has passed (moved here instead of waiting)
+      await dueAgo(t, 'test.always_failing', 0);
+    }
+    // due for ten minutes and more, though each failure made it due again later
+    expect(lags[0]).toBeGreaterThanOrEqual(600);
+    expect(lags[0]).toBeLessThan(900);
+    expect(lags[2]).toBeGreaterThanOrEqual(lags[1]);
+    expect(lags[1]).toBeGreaterThanOrEqual(lags[0]);
+    await t.db.admin.query(`UPDATE core.outbox SET processed_at = now() WHERE topic = 'test.always_failing'`);
+  });
+
+  it('answers a scrape while the outbox cannot be read, its gauges left as they were', async () => {
+    const depth = await scraped(t, 'outboxDepth');
+    await enqueueCommitted(t, orgId, 'test.scrape_locked', {});
+    const locker = await t.db.admin.connect();
+    const expiries: (() => void)[] = [];
+    const timer = jest.spyOn(t.app.get(CallTimer), 'start').mockImplementation((_ms, expire) => {
+      expiries.push(expire);
+      return () => undefined;
+    });
+    try {
+      await locker.query('BEGIN');
+      await locker.query('LOCK TABLE core.outbox IN ACCESS EXCLUSIVE MODE');
+      const scraping = t.app.get(Metrics).scrape();
+      // the collector's statement waits for the lock; its time limit runs out (the injected timer fires)
+      await until('the scrape waits for the outbox lock', async () => (await t.db.admin.query(
+        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = 'relation'`)).rows[0].n >= 1);
+      for (const expire of expiries) expire();
+      // well before the lock timeout (DATABASE_LOCK_TIMEOUT_MS, 5 s) would end the statement
+      await bounded(scraping, 2_000, () => '/metrics did not answer while the outbox was locked');
+      expect((await t.app.get(Metrics).outboxDepth.get()).values[0].value).toBe(depth);
+    } finally {
+      timer.mockRestore();
+      await locker.query('ROLLBACK');
+      locker.release();
+    }
+    expect(await scraped(t, 'outboxDepth')).toBe(depth + 1);
+  });
 });
 
 (hasRedis ? describe : describe.skip)('job outbox through Bull (REDIS_URL set)', () => {
@@ -138,6 +208,34 @@ describe('job outbox, in-process (no REDIS_URL)', () => {
     const [row] = await outboxRows(t, 'test.bull');
     expect(row).toMatchObject({ attempts: 2, last_error: null });
     expect(row.processed_at).not.toBeNull();
+  });
+
+  it('counts a job failing in the worker, logs it without its payload, keeps its error, and its lag grows', async () => {
+    const relay = t.app.get(OutboxRelay);
+    const queue = t.app.get<Queue>(JOBS_QUEUE_TOKEN);
+    t.app.get(JobRegistry).register('test.bull_failing', async () => {
+      throw new Error('downstream refuses it');
+    });
+    await enqueueCommitted(t, orgId, 'test.bull_failing', { email: 'person@example.test' });
+    await dueAgo(t, 'test.bull_failing', 10);
+    const warn = jest.spyOn(Logger.prototype, 'warn');
+    try {
+      const failed = failure(queue);
+      await relay.drain();
+      const job = await failed;
+      // the worker recorded the failure before Bull saw it; Bull retries it after its backoff (removed here: not waited for)
+      await job.remove();
+      const [row] = await outboxRows(t, 'test.bull_failing');
+      expect(row).toMatchObject({ attempts: 1, last_error: 'downstream refuses it', processed_at: null });
+      expect(await failedJobs(t, 'test.bull_failing')).toBe(1);
+      const logged = warn.mock.calls.map((c) => String(c[0])).filter((m) => m.includes('test.bull_failing'));
+      expect(logged).toEqual([`job ${row.id} (test.bull_failing) failed (attempt 1 of 5 in the jobs queue): downstream refuses it; the jobs queue retries it`]);
+      // queued (its claim moved available_at on), yet due for ten minutes
+      expect(await scraped(t, 'outboxLag')).toBeGreaterThanOrEqual(600);
+    } finally {
+      warn.mockRestore();
+      await t.db.admin.query(`UPDATE core.outbox SET processed_at = now() WHERE topic = 'test.bull_failing'`);
+    }
   });
 
   it('counts a job done when its handler has finished, not when it was queued', async () => {
@@ -203,6 +301,11 @@ describe('job outbox at shutdown (in-process)', () => {
     }
   });
 });
+
+/** Bull's next 'failed' event: the job whose attempt failed. */
+function failure(queue: Queue): Promise<import('bull').Job> {
+  return new Promise((resolve) => queue.once('failed', (job) => resolve(job)));
+}
 
 /** Bull's next 'completed' event: the worker has run the handler and recorded the outbox row as done. */
 function completion(queue: Queue): Promise<void> {

@@ -13,7 +13,8 @@ export const JOBS_WORKER_CONCURRENCY = 16;
 /**
  * Runs relayed jobs from Bull (only when REDIS_URL is set), then records the outbox row as done: a
  * job counts as done when its handler has finished, not when it was queued. If recording fails, the
- * Bull job fails and Bull runs it again (handlers are idempotent).
+ * Bull job fails and Bull runs it again (handlers are idempotent). A failure is counted, logged and kept
+ * on the outbox row (last_error) before Bull sees it.
  */
 @Processor(JOBS_QUEUE)
 export class JobsProcessor {
@@ -24,7 +25,12 @@ export class JobsProcessor {
 
   @Process({ name: '*', concurrency: JOBS_WORKER_CONCURRENCY })
   async handle(job: BullJob<Job>): Promise<void> {
-    await this.registry.run(job.data);
-    await this.relay.markDone(job.data);
+    try {
+      await this.registry.run(job.data);
+      await this.relay.markDone(job.data);
+    } catch (err) {
+      await this.relay.recordWorkerFailure(job.data, err, job.attemptsMade + 1, job.opts.attempts ?? 1);
+      throw err;
+    }
   }
 }

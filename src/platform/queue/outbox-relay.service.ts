@@ -6,7 +6,7 @@ import { APP_CONFIG, type AppConfig } from '../config/config.js';
 import { PrivilegedDatabase } from '../database/privileged.service.js';
 import { retryableError } from '../errors/database-errors.js';
 import { JobRegistry, type Job } from './jobs.js';
-import { backlog, claimDue, markDone, recordFailure, releaseClaims, renewClaim, type ClaimedJob } from './outbox.repository.js';
+import { backlog, claimDue, markDone, recordError, recordFailure, releaseClaims, renewClaim, type ClaimedJob } from './outbox.repository.js';
 import { Metrics } from '../observability/metrics.js';
 import { Coalescer } from './coalesce.js';
 import { CallTimer, Clock, withTimeout as within } from '../clock/clock.js';
@@ -98,7 +98,9 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
     @Optional() @Inject(JOBS_QUEUE_TOKEN) private readonly queue?: Queue,
   ) {
     metrics.onScrape(async () => {
-      const { depth, lagSeconds } = await this.privileged.run('metrics.scrape', (db) => backlog(db));
+      // capped like the queue's counts: a database that does not answer leaves the gauges as they were, /metrics answers
+      const { depth, lagSeconds } = await within(this.privileged.run('metrics.scrape', (db) => backlog(db)), 1000,
+        () => new Error('the database did not answer'), this.timer);
       metrics.outboxDepth.set(depth);
       metrics.outboxLag.set(lagSeconds);
       if (this.queue) {
@@ -264,6 +266,20 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
   }
 
   private readonly done = new Coalescer<Job>((jobs) => this.privileged.run('jobs.relay', (db) => markDone(db, jobs)));
+
+  /**
+   * The job failed in Bull's worker (attempt `attempt` of `attempts`): counted, logged (its id and topic, never its
+   * payload) and its error kept on the outbox row. Bull retries it after its backoff; once Bull's attempts are spent,
+   * the relay retries it when its claim runs out. If the database is down the error is only logged.
+   */
+  async recordWorkerFailure(job: Job, err: unknown, attempt: number, attempts: number): Promise<void> {
+    const message = err instanceof Error ? err.message : String(err);
+    this.metrics.jobsFailed.inc({ topic: job.topic });
+    const next = attempt < attempts ? 'the jobs queue retries it' : 'retried when its outbox claim runs out';
+    this.logger.warn(`job ${job.id} (${job.topic}) failed (attempt ${attempt} of ${attempts} in the jobs queue): ${message}; ${next}`);
+    await this.privileged.run('jobs.relay', (db) => recordError(db, job, message))
+      .catch((e: Error) => this.logger.warn(`job ${job.id}: could not record its failure: ${e.message}`));
+  }
 
   private async recordFailure(job: ClaimedJob, err: Error): Promise<void> {
     const delaySeconds = Math.min(3600, 2 ** Math.min(job.attempts - 1, 12));

@@ -9,11 +9,13 @@ export interface ClaimedJob extends Job {
 /**
  * Claims up to `limit` due rows for one relay pass: each becomes due again `claimSeconds` later,
  * so a row whose outcome is never recorded (the process died, Redis lost the job) is relayed again.
+ * The first claim keeps when the row first became due (first_due_at): the lag is measured from it.
  * Committed at once: nothing holds a transaction open while the jobs are handed on.
  */
 export async function claimDue(db: Db, limit: number, claimSeconds: number): Promise<ClaimedJob[]> {
   const rows = await db.$queryRaw<{ id: bigint; org_id: string; topic: string; payload: Record<string, unknown>; attempts: number }[]>`
-    UPDATE core.outbox o SET available_at = now() + make_interval(secs => ${claimSeconds}::double precision), attempts = o.attempts + 1
+    UPDATE core.outbox o SET available_at = now() + make_interval(secs => ${claimSeconds}::double precision), attempts = o.attempts + 1,
+      first_due_at = coalesce(o.first_due_at, o.available_at)
     FROM (SELECT org_id, id FROM core.outbox WHERE processed_at IS NULL AND available_at <= now()
           ORDER BY available_at, id LIMIT ${limit} FOR UPDATE SKIP LOCKED) due
     WHERE o.org_id = due.org_id AND o.id = due.id
@@ -63,11 +65,23 @@ export async function recordFailure(db: Db, job: ClaimedJob, error: string, dela
     WHERE org_id = ${job.orgId}::uuid AND id = ${BigInt(job.id)} AND attempts = ${job.attempts} AND processed_at IS NULL`;
 }
 
-/** Rows not yet processed, and the age in seconds of the oldest one already due (0 when none is due). */
+/**
+ * The job failed in Bull's worker: its error is kept on the row (Bull retries it with its own backoff, and the relay once
+ * its claim runs out; the claim and its attempts are left as they are).
+ */
+export async function recordError(db: Db, job: Job, error: string): Promise<void> {
+  await db.$executeRaw`UPDATE core.outbox SET last_error = ${error}
+    WHERE org_id = ${job.orgId}::uuid AND id = ${BigInt(job.id)} AND processed_at IS NULL`;
+}
+
+/**
+ * Rows not yet processed, and the age in seconds of the oldest one already due (0 when none is due), measured from when
+ * it first became due: claims and failures move available_at forward, and a job retried for ever would show no lag.
+ */
 export async function backlog(db: Db): Promise<{ depth: number; lagSeconds: number }> {
   const [row] = await db.$queryRaw<{ depth: number; lag: number }[]>`
     SELECT count(*)::int AS depth,
-           coalesce(extract(epoch FROM now() - min(available_at) FILTER (WHERE available_at <= now())), 0)::float8 AS lag
+           coalesce(extract(epoch FROM now() - min(coalesce(first_due_at, available_at)) FILTER (WHERE coalesce(first_due_at, available_at) <= now())), 0)::float8 AS lag
     FROM core.outbox WHERE processed_at IS NULL`;
   return { depth: row.depth, lagSeconds: row.lag };
 }
