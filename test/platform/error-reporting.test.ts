@@ -2,8 +2,11 @@
  * @jest-environment-options {"globalsCleanup": "off"}
  */
 // (Sentry keeps its state on globalThis.__SENTRY__; Jest's soft-deletion of globals between files recurses on it)
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { scrubEvent, scrubText } from '../../src/platform/observability/error-reporting.js';
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import type { FastifyRequest } from 'fastify';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { scrubEvent, scrubText, startErrorReporting } from '../../src/platform/observability/error-reporting.js';
+import { InFlightRequests, shutDownGracefullyOn } from '../../src/platform/http/graceful-shutdown.js';
 import { ConfigError, loadConfig } from '../../src/platform/config/config.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { orgWithRoles, type OrgWithRoles } from '../support/factories.js';
@@ -70,6 +73,33 @@ describe('error reporting (Sentry)', () => {
     const { flush } = await import('@sentry/nestjs');
     await flush(5000);
     expect(sentry.items.filter((i) => i.type === 'event' && i.payload.tags?.request_id === 'sentry-req-2')).toEqual([]);
+  });
+
+  it('sends the events still queued at shutdown before the process exits (flush, 2 s at most)', async () => {
+    const reporter = (await startErrorReporting(t.config))!; // the reporter the shutdown flushes (the last started)
+    const flush = jest.spyOn(reporter, 'flush');
+    const sent = () => sentry.items.some((i) => i.type === 'event' && i.payload.tags?.request_id === 'sentry-shutdown');
+    // the application, as far as the shutdown sees it: nothing in flight, a server that closes, a close that returns
+    const app = {
+      get: () => new InFlightRequests(),
+      getHttpAdapter: () => ({ getInstance: () => ({ server: { close: () => undefined, closeAllConnections: () => undefined } }) }),
+      close: async () => undefined,
+    } as unknown as NestFastifyApplication;
+    const before = process.listeners('SIGUSR2');
+    let exit!: (outcome: { code: number | undefined; sent: boolean }) => void;
+    const exited = new Promise<{ code: number | undefined; sent: boolean }>((resolve) => (exit = resolve));
+    const exitSpy = jest.spyOn(process, 'exit').mockImplementation(((code?: number) => exit({ code, sent: sent() })) as never);
+    try {
+      shutDownGracefullyOn(['SIGUSR2'], app, 0);
+      reporter.report(new Error('failed just before the shutdown'), { id: 'sentry-shutdown', method: 'GET', params: {}, routeOptions: { url: '/x' } } as unknown as FastifyRequest, 500);
+      process.emit('SIGUSR2', 'SIGUSR2');
+      // the event reached Sentry before the process would have ended
+      expect(await exited).toEqual({ code: 0, sent: true });
+      expect(flush).toHaveBeenCalledWith(2000);
+    } finally {
+      exitSpy.mockRestore();
+      for (const l of process.listeners('SIGUSR2')) if (!before.includes(l)) process.off('SIGUSR2', l);
+    }
   });
 
   it('scrubs every event: secret-named keys, secret-looking text, the request reduced to method and path', () => {

@@ -15,6 +15,7 @@ import { startStripeDouble, type StripeDouble } from '../support/doubles/stripe-
 import { startOpenAiDouble, type OpenAiDouble } from '../support/doubles/openai-double.js';
 import { operationOf } from '../../src/platform/database/sql.js';
 import { CallTimer } from '../../src/platform/clock/clock.js';
+import { CANARY_LOCK_TIMEOUT_MS, RlsCanary } from '../../src/platform/health/rls-canary.js';
 
 /**
  * /metrics (Prometheus text format, only with METRICS_TOKEN), the counters a scripted set of requests moves,
@@ -176,6 +177,25 @@ describe('observability', () => {
       await t.db.admin.query(`DROP POLICY canary_leak ON core.api_keys`);
     }
     await t.http.get('/health/ready').expect(200);
+
+    // a table a migration holds ACCESS EXCLUSIVE (ALTER TABLE, VACUUM FULL): the check cannot run, soon (its own lock
+    // timeout, not the pool's 30 s); no verdict: the last one stands, omnizen_rls_canary_unchecked says it is older
+    const locker = await t.db.admin.connect();
+    try {
+      await locker.query('BEGIN');
+      await locker.query('LOCK TABLE core.memberships IN ACCESS EXCLUSIVE MODE');
+      const started = performance.now();
+      const locked = await t.http.get('/health/ready').expect(200);
+      expect(performance.now() - started).toBeLessThan(CANARY_LOCK_TIMEOUT_MS + 5000);
+      expect(locked.body).toMatchObject({ status: 'ok', checks: { postgres: 'up', rls: 'up' } });
+      const during = await scrape();
+      expect([value(during, 'omnizen_rls_canary_ok'), value(during, 'omnizen_rls_canary_unchecked'), value(during, 'omnizen_ready')]).toEqual([1, 1, 1]);
+    } finally {
+      await locker.query('ROLLBACK');
+      locker.release();
+    }
+    expect(await t.app.get(RlsCanary).run()).toMatchObject({ ok: true, leaks: [] });
+    expect(value(await scrape(), 'omnizen_rls_canary_unchecked')).toBe(0);
   });
 });
 

@@ -118,6 +118,11 @@ export interface AppConfig {
     tracing?: TracingConfig;
     /** how long a third-party readiness probe's result (Stripe, the LLM provider) is reused (ms) */
     readinessProbeCacheMs: number;
+    /**
+     * whether Redis being down makes /health/ready 503 (READINESS_REQUIRES_REDIS); by default it is reported without
+     * deciding: the API serves without Redis, jobs wait in the outbox until it is back
+     */
+    readinessRequiresRedis: boolean;
     /** errors (5xx) reported to Sentry (SENTRY_DSN); unset: nothing is sent */
     sentry?: { dsn: string; environment: string };
   };
@@ -591,6 +596,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       orgLabelLimit: int(env, 'METRICS_ORG_LABEL_LIMIT', 100, 0),
       rlsCanaryIntervalMs: int(env, 'RLS_CANARY_INTERVAL_MS', nodeEnv === 'test' ? 0 : 60_000, 0),
       readinessProbeCacheMs: int(env, 'READINESS_PROBE_CACHE_MS', nodeEnv === 'test' ? 0 : 30_000, 0),
+      readinessRequiresRedis: bool(env, 'READINESS_REQUIRES_REDIS', false),
       tracing: tracingConfig(env),
       sentry: sentryConfig(env, nodeEnv),
     },

@@ -1,7 +1,8 @@
-import { Controller, Get, HttpStatus, Res } from '@nestjs/common';
+import { Controller, Get, HttpStatus, Inject, Res } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
 import { withTimeout } from '../clock/clock.js';
+import { APP_CONFIG, type AppConfig } from '../config/config.js';
 import { DatabaseService } from '../database/database.service.js';
 import { RedisService } from '../redis/redis.service.js';
 import { Public } from '../auth/public.decorator.js';
@@ -30,7 +31,7 @@ const READINESS_SCHEMA = {
     status: { type: 'string' as const, enum: ['ok', 'unavailable', 'draining'] },
     checks: {
       type: 'object' as const,
-      description: 'Each dependency (postgres, redis when configured) and the row-level-security canary (rls: no organization\'s rows visible to a principal of none): up or down; absent while draining. Third-party services, when configured (stripe, llm), are reported too, but being down does not make the instance unavailable',
+      description: 'Each dependency (postgres, redis when configured) and the row-level-security canary (rls: no organization\'s rows visible to a principal of none): up or down; absent while draining. Redis being down makes the instance unavailable only when READINESS_REQUIRES_REDIS is set (the API serves without it; jobs wait in the outbox until it is back). Third-party services, when configured (stripe, llm), are reported too, but being down does not make the instance unavailable',
       additionalProperties: { type: 'string' as const, enum: ['up', 'down'] },
     },
     latencyMs: { type: 'object' as const, description: 'How long each dependency took to answer its probe, in milliseconds', additionalProperties: { type: 'number' as const } },
@@ -44,6 +45,7 @@ const READINESS_SCHEMA = {
 @Controller('health')
 export class HealthController {
   constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly db: DatabaseService,
     private readonly redis: RedisService,
     private readonly requests: InFlightRequests,
@@ -60,33 +62,35 @@ export class HealthController {
   }
 
   @Get('ready')
-  @ApiOperation({ operationId: 'checkReadiness', summary: 'Readiness: PostgreSQL (and Redis, when configured) answer, row-level security still hides every organization from a principal of none, and the server is not shutting down; 503 otherwise. Stripe and the LLM provider, when configured, are reported with their latency without deciding' })
+  @ApiOperation({ operationId: 'checkReadiness', summary: 'Readiness: PostgreSQL answers, row-level security still hides every organization from a principal of none, and the server is not shutting down; 503 otherwise. Redis (when configured), Stripe and the LLM provider (when configured) are reported with their latency without deciding (Redis decides too with READINESS_REQUIRES_REDIS)' })
   @ApiOkResponse({ schema: READINESS_SCHEMA })
   @ApiServiceUnavailableResponse({
     description: 'A dependency is down (status unavailable), or the server is draining for shutdown (status draining)',
-    schema: { ...READINESS_SCHEMA, example: { status: 'unavailable', checks: { postgres: 'up', redis: 'down' } } },
+    schema: { ...READINESS_SCHEMA, example: { status: 'unavailable', checks: { postgres: 'down', redis: 'up' } } },
   })
   async ready(@Res({ passthrough: true }) res: FastifyReply) {
     if (this.requests.draining) {
       res.status(HttpStatus.SERVICE_UNAVAILABLE);
       return { status: 'draining' };
     }
-    const probes: Record<string, { status: 'up' | 'down'; ms: number }> = { postgres: await check(() => this.db.ping()) };
+    const postgres = await check(() => this.db.ping());
+    const checks: Record<string, 'up' | 'down'> = { postgres: postgres.status };
+    const latencyMs: Record<string, number> = { postgres: postgres.ms };
+    const report = (probes: Record<string, { status: 'up' | 'down'; ms: number }>) => {
+      for (const [name, p] of Object.entries(probes)) {
+        checks[name] = p.status;
+        latencyMs[name] = p.ms;
+      }
+    };
+    // Redis decides only when the deployment says it needs it: the API serves without it (jobs wait in the outbox)
     const redis = this.redis.client;
-    if (redis) probes.redis = await check(() => redis.ping());
-    const checks: Record<string, 'up' | 'down'> = {};
-    const latencyMs: Record<string, number> = {};
-    for (const [name, p] of Object.entries(probes)) {
-      checks[name] = p.status;
-      latencyMs[name] = p.ms;
-    }
+    const redisProbe = redis ? await check(() => redis.ping()) : undefined;
+    if (redisProbe && this.config.observability.readinessRequiresRedis) report({ redis: redisProbe });
     if (checks.postgres === 'up') checks.rls = (await this.canary.latest()).ok ? 'up' : 'down';
     const ok = Object.values(checks).every((c) => c === 'up');
-    // third-party services: reported, not deciding (a provider's outage is not this instance's)
-    for (const [name, p] of Object.entries(await this.providers.run(check))) {
-      checks[name] = p.status;
-      latencyMs[name] = p.ms;
-    }
+    // reported, not deciding: Redis (unless required), third-party services (a provider's outage is not this instance's)
+    if (redisProbe) report({ redis: redisProbe });
+    report(await this.providers.run(check));
     this.metrics.ready.set(ok ? 1 : 0);
     res.status(ok ? HttpStatus.OK : HttpStatus.SERVICE_UNAVAILABLE);
     return { status: ok ? 'ok' : 'unavailable', checks, latencyMs };

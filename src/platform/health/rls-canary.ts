@@ -2,11 +2,16 @@ import { Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/comm
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { APP_CONFIG, type AppConfig } from '../config/config.js';
 import { DatabaseService } from '../database/database.service.js';
-import { DatabaseUnavailableError } from '../errors/database-errors.js';
+import { DatabaseUnavailableError, isTransientSqlState, sqlState } from '../errors/database-errors.js';
 import { Metrics } from '../observability/metrics.js';
 
 /** The schemas whose tables hold organizations' rows (test/platform/schemas.ts lists the same). */
 const TENANT_SCHEMAS = ['core', 'hub', 'finance', 'ai', 'public', 'semantic'] as const;
+/**
+ * How long the canary waits for a table's lock (ms): a table held ACCESS EXCLUSIVE (a migration's ALTER TABLE, VACUUM
+ * FULL) fails the check soon, as a check that could not run, not a verdict.
+ */
+export const CANARY_LOCK_TIMEOUT_MS = 1000;
 
 export interface CanaryResult {
   ok: boolean;
@@ -20,7 +25,10 @@ export interface CanaryResult {
  * Row-level security checked from the outside, periodically (RLS_CANARY_INTERVAL_MS) and on demand by
  * /health/ready: a person who belongs to no organization must see no row of any organization. A failure makes
  * the instance not ready, sets omnizen_rls_canary_ok to 0 (the RlsCanaryFailing alert) and is logged as an error; so
- * does a check that cannot run while the database answers (only an unreachable database keeps the last verdict).
+ * does a check that fails for a reason that does not pass (a policy that raises). A check that could not run for a
+ * reason that passes (the database unreachable, a lock or statement timeout: isTransientSqlState) is no verdict: the
+ * last one stands, omnizen_rls_canary_unchecked is 1 (the RlsCanaryNotRunning alert, when it lasts) and a warning is
+ * logged; with no verdict yet the instance is not ready.
  */
 @Injectable()
 export class RlsCanary implements OnApplicationBootstrap {
@@ -47,16 +55,23 @@ export class RlsCanary implements OnApplicationBootstrap {
 
   async run(): Promise<CanaryResult> {
     try {
-      const leaks = await this.db.rlsCanary(TENANT_SCHEMAS);
+      const leaks = await this.db.rlsCanary(TENANT_SCHEMAS, CANARY_LOCK_TIMEOUT_MS);
       this.last = { ok: leaks.length === 0, leaks, checkedAt: new Date() };
       if (leaks.length) this.logger.error({ leaks }, 'RLS canary: a principal of no organization can read organizations\' rows');
     } catch (err) {
-      // the database is down: readiness reports it as postgres down; the canary keeps its last verdict
-      if (err instanceof DatabaseUnavailableError) return this.last ?? { ok: false, leaks: [], checkedAt: new Date(), error: err.message };
-      // the database answers but the check fails (a policy that raises, a timeout): not a verdict of "no leak"
-      this.last = { ok: false, leaks: [], checkedAt: new Date(), error: (err as Error).message };
-      this.logger.error({ err: (err as Error).message }, 'RLS canary: the check could not run');
+      const message = (err as Error).message;
+      // the check could not run this time (the database down, a table locked by a migration, a timeout): no verdict;
+      // the last one stands (readiness reports a database that is down as postgres down)
+      if (err instanceof DatabaseUnavailableError || isTransientSqlState(sqlState(err).code)) {
+        this.metrics.rlsCanaryUnchecked.set(1);
+        this.logger.warn({ err: message, verdictOf: this.last?.checkedAt }, 'RLS canary: the check could not run; the last verdict stands');
+        return this.last ?? { ok: false, leaks: [], checkedAt: new Date(), error: message };
+      }
+      // the database answers but the check fails for a reason that does not pass (a policy that raises): not "no leak"
+      this.last = { ok: false, leaks: [], checkedAt: new Date(), error: message };
+      this.logger.error({ err: message }, 'RLS canary: the check could not run');
     }
+    this.metrics.rlsCanaryUnchecked.set(0);
     this.metrics.rlsCanary.set(this.last.ok ? 1 : 0);
     return this.last;
   }

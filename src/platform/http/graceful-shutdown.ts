@@ -1,6 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { stopTracing } from '../observability/tracing.js';
+import { flushErrorReporting } from '../observability/error-reporting.js';
 import type { FastifyInstance } from 'fastify';
 
 /**
@@ -60,8 +61,12 @@ export class InFlightRequests {
  * balancer that polls readiness, or an orchestrator that removes the endpoint asynchronously, stops routing here
  * before connections are refused; a second signal ends the delay at once); then stop accepting connections, let the requests in flight finish within
  * `graceMs` (those still running then are cut), then close the application: the outbox relay finishes its pass,
- * Bull's worker its jobs, and the database pools close last. Exits 0 when nothing was cut, 1 otherwise.
+ * Bull's worker its jobs, and the database pools close last; the spans and error events not yet sent are flushed (2 s
+ * at most for the errors). Exits 0 when nothing was cut, 1 otherwise.
  */
+/** How long the shutdown waits for the error reporter to send what it has queued (ms). */
+const ERROR_FLUSH_MS = 2000;
+
 export function shutDownGracefullyOn(signals: NodeJS.Signals[], app: NestFastifyApplication, graceMs: number, drainDelayMs = 0): void {
   const logger = new Logger('Shutdown');
   let started = false;
@@ -78,7 +83,7 @@ export function shutDownGracefullyOn(signals: NodeJS.Signals[], app: NestFastify
     const requests = app.get(InFlightRequests);
     const server = app.getHttpAdapter().getInstance().server;
     // the application's own close must not hang the process for ever
-    setTimeout(() => {
+    const watchdog = setTimeout(() => {
       logger.error('shutdown did not finish in time; exiting');
       process.exit(1);
     }, drainDelayMs + graceMs + 15_000).unref();
@@ -100,6 +105,9 @@ export function shutDownGracefullyOn(signals: NodeJS.Signals[], app: NestFastify
     }
     await app.close();
     await stopTracing(); // the spans not yet exported (a no-op without tracing)
+    // the error events not yet sent (Sentry sends in the background: process.exit would drop them); a no-op without SENTRY_DSN
+    if (!(await flushErrorReporting(ERROR_FLUSH_MS))) logger.warn(`error events not sent within ${ERROR_FLUSH_MS} ms: dropped`);
+    clearTimeout(watchdog);
     logger.log('shut down');
     process.exit(finished ? 0 : 1);
   };

@@ -50,10 +50,26 @@ export function scrubEvent<E extends ErrorEvent>(event: E): E {
   return scrubValue(event) as E;
 }
 
+/** The reporter startErrorReporting returned last (one per process but in tests): what the shutdown flushes. */
+let active: ErrorReporter | null = null;
+
+/**
+ * Sends the events still queued, waiting `timeoutMs` at most (at shutdown, before process.exit drops them); false when
+ * some were left; true at once without a reporter.
+ */
+export async function flushErrorReporting(timeoutMs: number): Promise<boolean> {
+  return active ? active.flush(timeoutMs).catch(() => false) : true;
+}
+
 /** The Sentry reporter when SENTRY_DSN is configured (the SDK is initialized once per process); null otherwise. */
 export async function startErrorReporting(config: AppConfig): Promise<ErrorReporter | null> {
   const sentry = config.observability.sentry;
   if (!sentry) return null;
+  active = await sentryReporter(sentry);
+  return active;
+}
+
+async function sentryReporter(sentry: NonNullable<AppConfig['observability']['sentry']>): Promise<ErrorReporter> {
   const Sentry = await import('@sentry/nestjs');
   if (!Sentry.getClient()) {
     Sentry.init({

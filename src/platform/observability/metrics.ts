@@ -106,7 +106,11 @@ export class Metrics {
     labelNames: ['plan', 'feature'] as const, registers: [this.registry],
   });
   readonly rlsCanary = new Gauge({
-    name: 'omnizen_rls_canary_ok', help: '1 when the last row-level-security self-check found no cross-tenant row, 0 when it did (or could not run)',
+    name: 'omnizen_rls_canary_ok', help: '1 when the last row-level-security self-check found no cross-tenant row, 0 when it did (or failed for a reason that does not pass: a policy that raises)',
+    registers: [this.registry],
+  });
+  readonly rlsCanaryUnchecked = new Gauge({
+    name: 'omnizen_rls_canary_unchecked', help: '1 when the last row-level-security self-check could not run for a reason that passes (a lock or statement timeout, the database unreachable): omnizen_rls_canary_ok is an older verdict',
     registers: [this.registry],
   });
   readonly ready = new Gauge({
@@ -120,6 +124,7 @@ export class Metrics {
   constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {
     registerDefaultMetrics(this.registry, 'omnizen_process_');
     this.rlsCanary.set(1);
+    this.rlsCanaryUnchecked.set(0);
   }
 
   /**
