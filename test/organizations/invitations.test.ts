@@ -349,6 +349,45 @@ describe('invitations', () => {
     expect(await t.app.get(InvitationPurge).purgeExpired()).toBe(0);
   });
 
+  it('ends with its sender\'s admin role: a removed, demoted or departed admin\'s pending invitations are revoked (accepting answers 404), audited; an owner made admin keeps theirs', async () => {
+    const org = await createOrg(t, owner, 'Inviter Role Co');
+    await onEnterprisePlan(t, org);
+    const [removed, demoted, departed, second] = await Promise.all(['removed', 'demoted', 'departed', 'second'].map((p) => registerUser(t, p)));
+    for (const a of [removed, demoted, departed]) await addMember(t, org, a, 'admin');
+    await addMember(t, org, second, 'owner');
+    const invitees = await Promise.all(['alt-removed', 'alt-demoted', 'alt-departed', 'alt-owner'].map((p) => registerUser(t, p)));
+    const [fromRemoved, fromDemoted, fromDeparted, fromOwner] = await Promise.all([removed, demoted, departed, second]
+      .map(async (who, i) => (await invite(invitees[i].email, 'admin', who, org).expect(201)).body));
+
+    await t.http.delete(`/v1/orgs/${org}/members/${removed.id}`).set(owner.auth).expect(204);
+    await t.http.patch(`/v1/orgs/${org}/members/${demoted.id}`).set(owner.auth).send({ role: 'viewer' }).expect(200);
+    await t.http.delete(`/v1/orgs/${org}/members/me`).set(departed.auth).expect(204);
+    await t.http.patch(`/v1/orgs/${org}/members/${second.id}`).set(owner.auth).send({ role: 'admin' }).expect(200);
+
+    for (const [i, inv] of [fromRemoved, fromDemoted, fromDeparted].entries()) {
+      const res = await accept(invitees[i], inv.token, org).expect(404);
+      expect(res.body.error.code).toBe('invitation.not_found');
+    }
+    await accept(invitees[3], fromOwner.token, org).expect(200);
+    const { rows } = await t.db.admin.query(
+      `SELECT i.id, i.revoked_at IS NOT NULL AS revoked, a.actor_id, a.principal_type, a.after
+       FROM core.invitations i LEFT JOIN core.audit_logs a ON a.org_id = i.org_id AND a.action = 'invitation.revoked' AND a.entity_id = i.id::text
+       WHERE i.org_id = $1 ORDER BY i.created_at, i.id`, [org]);
+    const revoked = (inv: { id: string; expiresAt: string; createdAt: string }, by: TestUser, actor: TestUser, reason: string) => ({
+      id: inv.id, revoked: true, actor_id: actor.id, principal_type: 'user',
+      after: {
+        id: inv.id, orgId: org, role: 'admin', status: 'revoked', invitedBy: by.id, expiresAt: inv.expiresAt, acceptedAt: null,
+        acceptedBy: null, revokedAt: expect.any(String), createdAt: inv.createdAt, reason,
+      },
+    });
+    expect(rows.sort((a, b) => a.id.localeCompare(b.id))).toEqual([
+      revoked(fromRemoved, removed, owner, 'inviter_removed'),
+      revoked(fromDemoted, demoted, owner, 'inviter_demoted'),
+      revoked(fromDeparted, departed, departed, 'inviter_left'),
+      { id: fromOwner.id, revoked: false, actor_id: null, principal_type: null, after: null },
+    ].sort((a, b) => a.id.localeCompare(b.id)));
+  });
+
   it('cannot be accepted once the organization is deleted', async () => {
     const doomedOrg = await createOrg(t, owner, 'Doomed Co');
     await onEnterprisePlan(t, doomedOrg);

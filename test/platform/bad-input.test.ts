@@ -120,6 +120,18 @@ describe('bad input to every write operation of the OpenAPI document', () => {
     expect(failures).toEqual([]);
   });
 
+  it('refuses an unpaired UTF-16 surrogate in a string or a JSON key with 400 validation_failed naming the field (it was stored as U+FFFD); a pair is kept', async () => {
+    const org = (await t.http.post('/v1/orgs').set(owner.auth).send({ name: 'Surrogate \ud83d\ude00 Co' }).expect(201)).body;
+    expect(org.name).toBe('Surrogate \ud83d\ude00 Co');
+    for (const name of ['\ud800', 'a\udc00b', 'x\ud83d']) {
+      const res = await t.http.patch(`/v1/orgs/${org.id}`).set(owner.auth).send({ name }).expect(400);
+      expect(res.body).toMatchObject({ error: { code: 'validation_failed', details: [{ field: 'name', problems: [expect.stringMatching(/unpaired UTF-16 surrogate/)] }] } });
+    }
+    const key = await t.http.post('/v1/orgs').set(owner.auth).send(JSON.parse('{"name":"A","x\\udfff":1}')).expect(400);
+    expect(key.body.error).toMatchObject({ code: 'validation_failed', details: [{ field: 'x\\udfff', problems: [expect.stringMatching(/^a key .*unpaired/)] }] });
+    expect((await t.db.admin.query('SELECT name FROM core.organizations WHERE id = $1', [org.id])).rows[0].name).toBe('Surrogate \ud83d\ude00 Co');
+  });
+
   it('refuses null in every field that is not nullable, naming it', async () => {
     const failures: string[] = [];
     for (const op of ops.filter((o) => o.body)) {

@@ -227,7 +227,7 @@ describe('credentials issued before an erasure do not outlive it', () => {
       .toEqual([{ provider: 'nextauth' }, { provider: 'supabase' }]);
   });
 
-  it('invitations: those to the person\'s proven address go; those they sent stay the organization\'s (acceptable where it lives on, not in one deleted with them)', async () => {
+  it('invitations: those to the person\'s proven address go; those they sent end with their admin role (revoked, inviter_erased, where the organization lives on; gone with one deleted with them)', async () => {
     const owner = await registerUser(t, 'invowner');
     const kept = await createOrg(t, owner, 'Lives On Ltd');
     const p = await verifyEmailOf(t, await registerUser(t, 'inviter'));
@@ -242,12 +242,16 @@ describe('credentials issued before an erasure do not outlive it', () => {
     expect(done.body).toMatchObject({ leftOrganizationIds: [kept], deletedOrganizationIds: expect.arrayContaining([own]) });
 
     expect(await q('SELECT count(*)::int AS n FROM core.invitations WHERE id = $1', [toThem.body.id])).toEqual([{ n: 0 }]);
-    const accepted = await t.http.post('/v1/invitations/accept').set(invitee.auth).send({ orgId: kept, token: fromThem.body.token }).expect(200);
-    expect(accepted.body).toMatchObject({ orgId: kept, userId: invitee.id, role: 'viewer' });
-    const refused = await t.http.post('/v1/invitations/accept').set(invitee.auth).send({ orgId: own, token: fromThemOwn.body.token }).expect(404);
-    expect(refused.body.error.code).toBe('invitation.not_found');
+    // sent with the admin role they held (migration 20270210560100), as their API keys
+    for (const [orgId, invitation] of [[kept, fromThem], [own, fromThemOwn]] as const) {
+      const refused = await t.http.post('/v1/invitations/accept').set(invitee.auth).send({ orgId, token: invitation.body.token }).expect(404);
+      expect(refused.body.error.code).toBe('invitation.not_found');
+    }
+    expect(await q(`SELECT a.after->>'reason' AS reason FROM core.invitations i JOIN core.audit_logs a ON a.org_id = i.org_id
+      AND a.action = 'invitation.revoked' AND a.entity_id = i.id::text WHERE i.id = $1 AND i.revoked_at IS NOT NULL`, [fromThem.body.id]))
+      .toEqual([{ reason: 'inviter_erased' }]);
     expect(await q('SELECT org_id FROM core.memberships WHERE user_id = $1 AND org_id = ANY($2) ORDER BY org_id', [invitee.id, [kept, own]]))
-      .toEqual([{ org_id: kept }]);
+      .toEqual([]);
   });
 
   it('API keys they created end with them: one of an organization they left is revoked (creator_erased, audited), one of an organization deleted with them is refused with it', async () => {

@@ -193,7 +193,7 @@ describe('DELETE /v1/me: erasure', () => {
     expect(erased.rows).toEqual([{ n: '1' }]);
   });
 
-  it('an invitation mail whose job was still pending at the inviter\'s erasure names no one (not their erased pseudonym)', async () => {
+  it('an invitation still pending at the inviter\'s erasure is revoked with their admin role (20270210560100): its queued mail goes out to no one, naming no one', async () => {
     const owner = await registerUser(t, 'qowner');
     const orgId = await createOrg(t, owner, 'Queued Mail Ltd');
     const p = await person(t, 'queued');
@@ -204,7 +204,11 @@ describe('DELETE /v1/me: erasure', () => {
     await t.http.delete('/v1/me').set(p.auth).send({ password: PASSWORD }).expect(200);
     await t.app.get(OutboxRelay).drain(); // the invitation's job runs after the erasure
     const { rows } = await t.db.admin.query(`SELECT to_address, data FROM core.email_deliveries WHERE template = 'invitation' AND data->>'invitationId' = $1`, [invitationId]);
-    expect(rows).toEqual([{ to_address: invitee, data: expect.objectContaining({ invitationId, orgName: 'Queued Mail Ltd', inviterName: null }) }]);
+    expect(rows).toEqual([]);
+    const revoked = await t.db.admin.query(
+      `SELECT i.revoked_at IS NOT NULL AS revoked, a.after->>'reason' AS reason FROM core.invitations i
+       JOIN core.audit_logs a ON a.org_id = i.org_id AND a.action = 'invitation.revoked' AND a.entity_id = i.id::text WHERE i.id = $1`, [invitationId]);
+    expect(revoked.rows).toEqual([{ revoked: true, reason: 'inviter_erased' }]);
   });
 
   it('an address the person never proved is not theirs: erasing an unverified account or one with an unconfirmed e-mail change leaves another organization\'s invitation, its mails, jobs, notices and audit key alone', async () => {

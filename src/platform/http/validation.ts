@@ -49,6 +49,10 @@ interface InputWalk {
   strippedKeys: boolean;
 }
 
+/** String.prototype.isWellFormed (ES2024: Node has it, the es2023 lib does not declare it). */
+const wellFormed = (s: string): boolean => (s as unknown as { isWellFormed(): boolean }).isWellFormed();
+const NOT_WELL_FORMED = 'must be well-formed Unicode: it has an unpaired UTF-16 surrogate (\\uD800-\\uDFFF alone)';
+
 /**
  * PostgreSQL stores no NUL character, neither in text nor in jsonb: one anywhere in the input, in a value or
  * in a JSON key, is refused here, naming the field, rather than failing in the database. A key `__proto__` is refused
@@ -56,11 +60,14 @@ interface InputWalk {
  * prototype of the object copied into (the JSON body parser refuses it already; this holds for every input the pipe
  * sees, so that keepFreeFormJson can keep the input's objects as they are). The walk also measures the nesting: an
  * object or array deeper than MAX_INPUT_DEPTH throws TooDeep naming it, before anything recurses over the input
- * without a bound. `depth` is the number of objects and arrays `value` is inside.
+ * without a bound. `depth` is the number of objects and arrays `value` is inside. A string (or key) that is not
+ * well-formed Unicode, an unpaired UTF-16 surrogate (JSON allows `"\ud800"`), is refused too, naming the field: UTF-8
+ * cannot encode it, so it was stored as U+FFFD with a 200 and the client's value changed without an error.
  */
 function walkInput(value: unknown, field: string, walk: InputWalk, depth = 0): void {
   if (typeof value === 'string') {
     if (value.includes('\u0000')) walk.problems.push({ field: field || 'body', problems: [`${field || 'body'} must not contain a NUL character (\\u0000)`] });
+    if (!wellFormed(value)) walk.problems.push({ field: field || 'body', problems: [`${field || 'body'} ${NOT_WELL_FORMED}`] });
     return;
   }
   if (value === null || typeof value !== 'object') return;
@@ -70,6 +77,7 @@ function walkInput(value: unknown, field: string, walk: InputWalk, depth = 0): v
   } else {
     for (const [key, v] of Object.entries(value)) {
       if (key.includes('\u0000')) walk.problems.push({ field: join(field, key.replaceAll('\u0000', '\\u0000')), problems: ['a key must not contain a NUL character (\\u0000)'] });
+      else if (!wellFormed(key)) walk.problems.push({ field: join(field, key.replace(/\p{Cs}/gu, (c) => `\\u${c.charCodeAt(0).toString(16)}`)), problems: [`a key ${NOT_WELL_FORMED}`] });
       else if (key === '__proto__') walk.problems.push({ field: join(field, key), problems: [`${join(field, key)} is not accepted: no key may be named __proto__`] });
       else {
         if (key === 'constructor' || key === 'prototype') walk.strippedKeys = true;
@@ -79,7 +87,7 @@ function walkInput(value: unknown, field: string, walk: InputWalk, depth = 0): v
   }
 }
 
-/** The problems of an input (NUL characters, `__proto__` keys), or the first place it nests too deeply (then only that: the rest is not walked). */
+/** The problems of an input (NUL characters, unpaired surrogates, `__proto__` keys), or the first place it nests too deeply (then only that: the rest is not walked). */
 function walkedInput(value: unknown, field: string): InputWalk {
   const walk: InputWalk = { problems: [], strippedKeys: false };
   try {
