@@ -333,8 +333,9 @@ describe('DELETE /v1/me: erasure', () => {
       FROM ai.runs r WHERE r.id = $1`, [id])).rows[0];
     // cancelled by the erasure; no content, nor the cancel's message (an error message goes with the erasure)
     const cancelled = { status: 'cancelled', error_class: 'cancelled', input: '{}', output: null, error_message: null };
-    // the starter's own execution cannot write any more (their sessions and membership ended): its call adds nothing
-    expect(await stored(own.id)).toEqual({ ...cancelled, steps: 0, charged: false, trace: null });
+    // the starter's own execution cannot write as them any more (their sessions and membership ended: 401): its answered
+    // call is stored as the runs' service, with its cost, without the answer, as the owner's below
+    expect(await stored(own.id)).toEqual({ ...cancelled, steps: 1, charged: true, trace: [{ detail: {}, error: null }] });
     // the owner's run naming them: its answered call is stored with its cost, without the answer
     expect(await stored(others.id)).toEqual({ ...cancelled, steps: 1, charged: true, trace: [{ detail: {}, error: null }] });
     expect(await stored(failed)).toMatchObject({ status: 'failed', error_class: 'tool_error', input: '{}', error_message: null, trace: [{ detail: {}, error: null }] });
