@@ -74,7 +74,7 @@ describe('config validation', () => {
   it('needs CORS_ORIGINS with AUTH_COOKIES=true (cookie-mode writes must come from an allowed origin)', () =>
     fails({ ...base, AUTH_COOKIES: 'true' }, /AUTH_COOKIES=true needs CORS_ORIGINS/));
   it('sets database timeouts, with a lock timeout shorter than the statement timeout', () => {
-    expect(loadConfig(base).database).toEqual({ connectTimeoutMs: 10_000, statementTimeoutMs: 30_000, lockTimeoutMs: 5_000, idleInTransactionTimeoutMs: 60_000, preparedStatements: true });
+    expect(loadConfig(base).database).toEqual({ connectTimeoutMs: 10_000, statementTimeoutMs: 30_000, localStatementTimeoutMs: 5_000, lockTimeoutMs: 5_000, idleInTransactionTimeoutMs: 60_000, preparedStatements: true });
     expect(loadConfig(base).jobs).toMatchObject({ claimTimeoutMs: 300_000, enqueueTimeoutMs: 5_000 });
     expect(loadConfig(base).shutdownGraceMs).toBe(25_000);
     fails({ ...base, DATABASE_LOCK_TIMEOUT_MS: '30000' }, /DATABASE_LOCK_TIMEOUT_MS must be shorter than DATABASE_STATEMENT_TIMEOUT_MS \(30000\)/);

@@ -1,8 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
-import { createTestApp, type TestApp } from '../support/app.js';
-import { createOrg, orgWithRoles, registerUser, type RoleUsers } from '../support/factories.js';
-import { ThrowawayPostgres, until } from '../support/throwaway-servers.js';
+import { createTestApp, startApp, type TestApp } from '../support/app.js';
+import { createTestDatabase } from '../support/database.js';
+import { createOrg, orgWithRoles, registerUser, type RoleUsers, type TestUser } from '../support/factories.js';
+import { FreezingRedisProxy } from '../support/freezing-redis-proxy.js';
+import { bounded, ThrowawayPostgres, until } from '../support/throwaway-servers.js';
+import { loadConfig } from '../../src/platform/config/config.js';
 import { ledgerUrl, startBooks } from '../ledger/ledger-support.js';
 
 /**
@@ -119,5 +122,54 @@ describe('the API survives PostgreSQL faults', () => {
     await t.http.post('/v1/auth/login').send({ email: users.owner.email, password: 'correct horse battery' }).expect(200);
     const ada = await registerUser(t, 'after-crash');
     await createOrg(t, ada, 'After The Crash');
+  });
+});
+
+/**
+ * PostgreSQL that stops answering without closing anything (a frozen host, a partition): a TCP proxy in front of the
+ * API login's connections forwards nothing once frozen. A request on a connection the pool already holds fails 503
+ * database_unavailable within the client deadline (2 × statement timeout + 1 s), instead of waiting for TCP to give up.
+ */
+describe('the API survives a PostgreSQL that stops answering', () => {
+  let proxy: FreezingRedisProxy;
+  let t: TestApp;
+  let owner: TestUser;
+  let orgId: string;
+
+  beforeAll(async () => {
+    const db = await createTestDatabase();
+    proxy = new FreezingRedisProxy(new URL(db.apiUrl)); // any TCP server: PostgreSQL here
+    await proxy.listen();
+    const apiUrl = new URL(db.apiUrl);
+    apiUrl.port = String(proxy.port);
+    const config = loadConfig({
+      ...process.env, NODE_ENV: 'test', DATABASE_URL: db.url, API_DATABASE_URL: apiUrl.toString(), REDIS_URL: undefined,
+      MIGRATE_ON_START: 'false', JOBS_RELAY_INTERVAL_MS: '0', API_DATABASE_POOL_SIZE: '2',
+      DATABASE_STATEMENT_TIMEOUT_MS: '500', DATABASE_LOCK_TIMEOUT_MS: '250', DATABASE_CONNECT_TIMEOUT_MS: '1000',
+    });
+    const { app, http, contract } = await startApp(config);
+    t = { app, http, config, db, contract, close: async () => { await app.close(); await db.drop(); } };
+    owner = await registerUser(t, 'frozen-owner');
+    orgId = await createOrg(t, owner, 'Frozen Ltd');
+  });
+  afterAll(async () => {
+    await proxy?.close();
+    await t?.close();
+    expect(t?.contract.violations ?? []).toEqual([]);
+  });
+
+  it('a request on a held connection answers 503 database_unavailable with Retry-After; the next one, after the freeze, 200', async () => {
+    await t.http.get(`/v1/orgs/${orgId}`).set(owner.auth).expect(200); // the pool now holds an open connection
+    proxy.frozen = true;
+    try {
+      const res = await bounded(t.http.get(`/v1/orgs/${orgId}`).set(owner.auth).then((r) => r), 10_000, () => 'the request hung on a silent connection');
+      expect(res.status).toBe(503);
+      expect(res.headers['retry-after']).toBe('5');
+      expect(res.body).toEqual({ error: { code: 'database_unavailable', message: expect.any(String) }, requestId: expect.any(String) });
+    } finally {
+      proxy.frozen = false;
+    }
+    const again = await t.http.get(`/v1/orgs/${orgId}`).set(owner.auth).expect(200);
+    expect(again.body).toMatchObject({ id: orgId, name: 'Frozen Ltd' });
   });
 });

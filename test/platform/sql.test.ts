@@ -1,7 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Decimal } from 'decimal.js';
 import { SqlPool, type Db } from '../../src/platform/database/sql.js';
+import { DatabaseUnavailableError } from '../../src/platform/errors/database-errors.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { FreezingRedisProxy } from '../support/freezing-redis-proxy.js';
+import { bounded, until } from '../support/throwaway-servers.js';
 
 /** The repositories' SQL client: bind parameters, the value types it returns, one transaction per call. */
 describe('SqlPool', () => {
@@ -199,6 +202,70 @@ describe('SqlPool', () => {
       await expect(slow.transaction((db) => db.$queryRaw`SELECT pg_sleep(2)`)).rejects.toMatchObject({ code: '57014' });
     } finally {
       await slow.end();
+    }
+  });
+
+  it('a server that stops answering fails the statement within the client deadline (not when TCP gives up), and so does the ping; both recover', async () => {
+    // a TCP proxy (to PostgreSQL, whatever its name says) that, frozen, forwards nothing either way: a frozen host
+    const proxy = new FreezingRedisProxy(new URL(tdb.url));
+    await proxy.listen();
+    const proxied = new URL(tdb.url);
+    proxied.port = String(proxy.port);
+    // client deadline: 2 × 200 ms + 1 s
+    const frozen = new SqlPool(proxied.toString(), { max: 1, connectTimeoutMs: 1_000, statementTimeoutMs: 200 }, 'test');
+    try {
+      // a connection of each is open before the freeze: the server goes silent on it
+      await frozen.transaction((db) => db.$queryRaw`SELECT 1`);
+      await frozen.ping();
+      proxy.frozen = true;
+      const hung = () => 'a statement on a frozen connection waited past the client deadline';
+      const err = await bounded(frozen.transaction((db) => db.$queryRaw`SELECT 1`), 5_000, hung).catch((e: Error) => e);
+      // the first statement past the deadline (BEGIN or SELECT, pipelined together) fails, the other with the connection
+      expect([err instanceof DatabaseUnavailableError, (err as Error).message])
+        .toEqual([true, expect.stringMatching(/^the database is unavailable: (Query read timeout|Connection terminated unexpectedly)$/)]);
+      await expect(bounded(frozen.ping(), 5_000, hung)).rejects.toThrow('Query read timeout');
+      proxy.frozen = false;
+      // the silent connections were given up: the next transaction and ping run on fresh ones
+      expect(await frozen.transaction((db) => db.$queryRaw<{ n: number }[]>`SELECT 2 AS n`)).toEqual([{ n: 2 }]);
+      await frozen.ping();
+      expect(frozen.stats()).toEqual({ inUse: 0, idle: 1, waiting: 0 });
+    } finally {
+      await proxy.close(); // cuts a connection still waiting, which end() would wait for
+      await frozen.end();
+    }
+  });
+
+  it('a $queryArrays statement under a longer statement timeout its transaction set (a semantic query) is not cut by the pool\'s client deadline', async () => {
+    // the pool's client deadline: 2 × 100 ms + 1 s; the statement's, under its own 1 s timeout: 2 × 1 s + 1 s
+    const short = new SqlPool(tdb.url, { max: 1, connectTimeoutMs: 30_000, statementTimeoutMs: 100, localStatementTimeoutMs: 1_000 }, 'test');
+    try {
+      const r = await short.transaction(async (db) => {
+        await db.$executeRawUnsafe(`SELECT set_config('statement_timeout', '1500', true)`);
+        return db.$queryArrays('SELECT $1::int AS n FROM pg_sleep(1.3)', [7]);
+      }, { readOnlyRolledBack: true });
+      expect(r.rows).toEqual([[7]]);
+    } finally {
+      await short.end();
+    }
+  });
+
+  it('the readiness ping answers while every connection of the pool is held by slow requests', async () => {
+    let finish!: () => void;
+    const held = new Promise<void>((resolve) => (finish = resolve));
+    let started = 0;
+    const slow = [1, 2].map(() => pool.transaction(async (db) => {
+      await db.$queryRaw`SELECT 1`;
+      started++;
+      await held;
+    }));
+    try {
+      await until('the slow transactions hold both connections', () => started === 2);
+      expect(pool.stats()).toMatchObject({ inUse: 2, idle: 0 });
+      // (bounded well inside the idle-in-transaction timeout, 5 s, which would end the held transactions)
+      await bounded(pool.ping(), 2_000, () => 'the ping waited for a connection of the pool');
+    } finally {
+      finish();
+      await Promise.all(slow);
     }
   });
 });

@@ -23,6 +23,11 @@ export interface AppConfig {
     connectTimeoutMs: number;
     /** longest single statement: cancelled by the server (57014 → 503 database_timeout) */
     statementTimeoutMs: number;
+    /**
+     * the longest statement timeout a transaction sets for itself: a semantic query's (AI_SEMANTIC_TIMEOUT_MS). The
+     * client waits twice the timeout in force, and a second, for a statement's answer before it gives the connection up
+     */
+    localStatementTimeoutMs: number;
     /** longest wait for a lock, shorter than the statement timeout (55P03 → 503 database_timeout) */
     lockTimeoutMs: number;
     /** a transaction left idle this long is ended by the server (its connection is discarded) */
@@ -502,6 +507,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
   const grace = int(env, 'BILLING_PAST_DUE_GRACE_DAYS', 7);
   const statementTimeoutMs = int(env, 'DATABASE_STATEMENT_TIMEOUT_MS', 30_000, 1);
   const lockTimeoutMs = int(env, 'DATABASE_LOCK_TIMEOUT_MS', 5_000, 1);
+  const semanticTimeoutMs = int(env, 'AI_SEMANTIC_TIMEOUT_MS', 5_000, 10, 300_000);
   if (lockTimeoutMs >= statementTimeoutMs) {
     throw new ConfigError(`DATABASE_LOCK_TIMEOUT_MS must be shorter than DATABASE_STATEMENT_TIMEOUT_MS (${statementTimeoutMs}), got "${lockTimeoutMs}"`);
   }
@@ -534,6 +540,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     database: {
       connectTimeoutMs: int(env, 'DATABASE_CONNECT_TIMEOUT_MS', 10_000, 1),
       statementTimeoutMs,
+      localStatementTimeoutMs: semanticTimeoutMs,
       lockTimeoutMs,
       idleInTransactionTimeoutMs: int(env, 'DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS', 60_000, 1),
       preparedStatements: bool(env, 'DATABASE_PREPARED_STATEMENTS', true),
@@ -619,7 +626,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       retryBaseMs: int(env, 'AI_RETRY_BASE_MS', 500, 0, 60_000),
       retryMaxMs: int(env, 'AI_RETRY_MAX_MS', 30_000, 0, 600_000),
       scheduleTickMs: int(env, 'AI_SCHEDULE_TICK_MS', nodeEnv === 'test' ? 0 : 60_000, 0),
-      semanticTimeoutMs: int(env, 'AI_SEMANTIC_TIMEOUT_MS', 5_000, 10, 300_000),
+      semanticTimeoutMs,
       semanticRowCap: int(env, 'AI_SEMANTIC_ROW_CAP', 10_000, 1, 1_000_000),
       semanticByteCap: int(env, 'AI_SEMANTIC_BYTE_CAP', 8 * 1024 * 1024, 1024, 256 * 1024 * 1024),
     },

@@ -315,6 +315,8 @@ class ConnectionDb implements Db {
     private readonly target: StatementTarget,
     /** set when this transaction runs in a recorded span */
     private readonly spans: StatementSpans | undefined,
+    /** the client-side deadline of $queryArrays' statements (ms), which run under a statement timeout of their own */
+    private readonly arraysDeadlineMs: number,
   ) {}
 
   private get c(): pg.PoolClient {
@@ -381,7 +383,7 @@ class ConnectionDb implements Db {
   async $queryArrays(sql: string, values: unknown[], asText?: ReadonlySet<number>): Promise<{ columns: { name: string; typeOid: number }[]; rows: unknown[][] }> {
     if (values.length === 0) throw new Error('$queryArrays needs at least one parameter: without one node-postgres would use the simple protocol');
     const types = asText?.size ? { getTypeParser: (oid: number, format?: string) => (asText.has(oid) ? asIs : typeParsers.getTypeParser(oid as never, format as never)) } : undefined;
-    const r = await this.query(sql, { text: sql, values: values.map(param), rowMode: 'array', types } as pg.QueryConfig, false); // rows as arrays
+    const r = await this.query(sql, { text: sql, values: values.map(param), rowMode: 'array', types, query_timeout: this.arraysDeadlineMs } as pg.QueryConfig, false); // rows as arrays
     return { columns: r.fields.map((f) => ({ name: f.name, typeOid: f.dataTypeID })), rows: r.rows as unknown[][] };
   }
 
@@ -406,6 +408,11 @@ export interface SqlPoolOptions {
   connectTimeoutMs: number;
   /** longest single statement (ms): a runaway query is cancelled by the server */
   statementTimeoutMs: number;
+  /**
+   * The longest statement timeout a transaction sets for itself (set_config('statement_timeout', ..., true)) before the
+   * statements it sends with $queryArrays: a semantic query's (AI_SEMANTIC_TIMEOUT_MS). Default: statementTimeoutMs.
+   */
+  localStatementTimeoutMs?: number;
   /** longest wait for a lock (ms), shorter than the statement timeout: a request behind a held lock fails early */
   lockTimeoutMs?: number;
   /** a transaction left idle this long is ended by the server (ms; default: the statement timeout) */
@@ -420,6 +427,23 @@ export interface SqlPoolOptions {
 }
 
 /**
+ * How long the client waits for a statement's answer (ms) before it gives the connection up, for statements under
+ * `statementTimeoutMs`: PostgreSQL's statement timeout cannot fire when the server does not answer at all (a frozen
+ * host, a network partition), and the request would wait until TCP gives up (about 15 minutes). Twice the statement
+ * timeout, because a statement's clock starts when it is sent and a pipelined statement may wait behind the one before
+ * it, and a second for the network: a statement the server cancels, or that finishes just in time, is answered before.
+ */
+export function clientDeadlineMs(statementTimeoutMs: number): number {
+  return 2 * statementTimeoutMs + 1_000;
+}
+
+/** TCP keepalive probes start after this long without traffic (ms). */
+const KEEPALIVE_DELAY_MS = 10_000;
+
+/** The readiness ping's longest wait for a connection, and then for its answer (ms): under /health/ready's 2 s per probe. */
+const PING_TIMEOUT_MS = 1_500;
+
+/**
  * A pool of connections for one login, handing out transactions.
  *
  * A connection the server cuts (restart, crash, failover, terminated backend, idle-in-transaction
@@ -427,24 +451,38 @@ export interface SqlPoolOptions {
  * unless someone listens. The pool listens for idle connections; `transaction` listens for as long as
  * it holds one, and discards a connection that errored instead of returning it to the pool. The request
  * on it fails with DatabaseUnavailableError (503), every other request carries on.
+ *
+ * A server that stops answering (frozen, partitioned away) emits nothing: a statement not answered within
+ * clientDeadlineMs of the statement timeout in force fails, and pg destroys its connection (the statements pipelined
+ * behind it could not be answered either); the request fails with DatabaseUnavailableError. TCP keepalive finds the
+ * idle connections such a server left behind.
  */
 export class SqlPool {
   private readonly pool: pg.Pool;
+  /** the readiness ping's own connection, opened on the first ping */
+  private pingPool?: pg.Pool;
   private readonly named: boolean;
+  private readonly arraysDeadlineMs: number;
+  private readonly connectTimeoutMs: number;
   private readonly recordQuery: QueryRecorder | undefined;
   private readonly target: StatementTarget;
   private readonly logger: Logger;
 
-  constructor(connectionString: string, options: SqlPoolOptions, name: string) {
+  constructor(private readonly connectionString: string, options: SqlPoolOptions, name: string) {
     this.logger = new Logger(name);
     this.named = options.preparedStatements ?? true;
     this.recordQuery = options.recordQuery;
     this.target = targetOf(connectionString);
+    this.connectTimeoutMs = options.connectTimeoutMs;
+    this.arraysDeadlineMs = clientDeadlineMs(Math.max(options.statementTimeoutMs, options.localStatementTimeoutMs ?? 0));
     this.pool = new pg.Pool({
       connectionString,
       max: options.max,
       connectionTimeoutMillis: options.connectTimeoutMs,
       statement_timeout: options.statementTimeoutMs,
+      query_timeout: clientDeadlineMs(options.statementTimeoutMs),
+      keepAlive: true,
+      keepAliveInitialDelayMillis: KEEPALIVE_DELAY_MS,
       lock_timeout: options.lockTimeoutMs,
       // a transaction left open by a stuck handler does not hold its locks for ever
       idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMs ?? options.statementTimeoutMs,
@@ -485,7 +523,7 @@ export class SqlPool {
       sendTogether(client);
       const begun = client.query(options.readOnlyRolledBack ? 'BEGIN READ ONLY' : 'BEGIN');
       begun.catch(() => undefined); // awaited below; the first statement of `work` fails too if BEGIN did
-      const db = new ConnectionDb(client, this.named, !!options.readOnlyRolledBack, this.recordQuery, this.target, statementSpans?.recording() ? statementSpans : undefined);
+      const db = new ConnectionDb(client, this.named, !!options.readOnlyRolledBack, this.recordQuery, this.target, statementSpans?.recording() ? statementSpans : undefined, this.arraysDeadlineMs);
       const result = await work(db);
       await begun;
       if (options.readOnlyRolledBack) {
@@ -524,9 +562,27 @@ export class SqlPool {
     }
   }
 
-  /** One statement outside any transaction (readiness probe). */
+  /**
+   * One statement outside any transaction (readiness probe), on a connection of its own: readiness reports whether
+   * PostgreSQL answers, not whether the pool has a free connection (slow requests holding all of them still succeed).
+   * A server that does not answer fails it within PING_TIMEOUT_MS, and its connection is replaced.
+   */
   async ping(): Promise<void> {
-    await this.pool.query('SELECT 1');
+    if (this.pool.ended) throw new Error('the pool has ended'); // opens no connection after end()
+    if (!this.pingPool) {
+      this.pingPool = new pg.Pool({
+        connectionString: this.connectionString,
+        max: 1,
+        connectionTimeoutMillis: Math.min(this.connectTimeoutMs, PING_TIMEOUT_MS),
+        query_timeout: PING_TIMEOUT_MS,
+        keepAlive: true,
+        keepAliveInitialDelayMillis: KEEPALIVE_DELAY_MS,
+        idleTimeoutMillis: 0, // kept open between probes
+        allowExitOnIdle: true,
+      });
+      this.pingPool.on('error', (err) => this.logger.warn(`the readiness ping's idle connection lost: ${err.message}`));
+    }
+    await this.pingPool.query('SELECT 1');
   }
 
   /** Connections in use and idle, and callers waiting for one (for /metrics). */
@@ -535,6 +591,7 @@ export class SqlPool {
   }
 
   async end(): Promise<void> {
+    if (this.pingPool && !this.pingPool.ended) await this.pingPool.end();
     if (!this.pool.ended) await this.pool.end();
   }
 }
