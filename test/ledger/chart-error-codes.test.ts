@@ -106,9 +106,39 @@ describe('chart of accounts and fiscal calendar: specific error codes', () => {
     expect(codes('accounts/{accountId}', 'patch')).toEqual(expect.arrayContaining(['account.not_found', 'ledger.parent_not_group', 'ledger.parent_type_mismatch',
       'ledger.parent_cycle', 'ledger.hierarchy_too_deep', 'ledger.account_has_postings', 'ledger.account_has_children']));
     expect(codes('tax-codes', 'post')).toContain('ledger.tax_code_taken');
-    expect(codes('fiscal-years', 'post')).toContain('ledger.fiscal_year_overlap');
+    expect(codes('fiscal-years', 'post')).toEqual(expect.arrayContaining(['ledger.fiscal_year_overlap', 'ledger.fiscal_year_before_closed_year']));
     const close = codes('fiscal-years/{yearId}/close', 'post');
     expect(close).toContain('ledger.period_closed');
     expect(close.filter((c, i) => close.indexOf(c) !== i)).toEqual([]);
+  });
+
+  it('a fiscal year ending after 9999-12-31: 400 naming the field (it ended in year 10000, which no date of the API names)', async () => {
+    const before = await snapshot();
+    const problem = (field: string) => [{ field, problems: [`${field} must be 9999-01-01 or earlier: the fiscal year's 12 months would end after 9999-12-31`] }];
+    for (const startDate of ['9999-06-01', '9999-01-02']) {
+      const res = await t.http.post(url('fiscal-years')).set(users.accountant.auth).send({ startDate }).expect(400);
+      expect(res.body.error).toMatchObject({ code: 'validation_failed', details: problem('startDate') });
+    }
+    const books = await t.http.post(url('books')).set(users.owner.auth).send({ baseCurrency: 'EUR', fiscalYearStart: '9999-06-01' }).expect(400);
+    expect(books.body.error.details).toEqual(problem('fiscalYearStart'));
+    expect(await snapshot()).toEqual(before);
+    const last = await t.http.post(url('fiscal-years')).set(users.accountant.auth).send({ startDate: '9999-01-01' }).expect(201);
+    expect([last.body.endDate, last.body.periods.at(-1).endDate]).toEqual(['9999-12-31', '9999-12-31']);
+  });
+
+  it('a fiscal year before a closed one: 422 ledger.fiscal_year_before_closed_year (its entries changed the closed year\'s figures); with no later year closed it is created and posted into', async () => {
+    const y2026 = (await t.http.get(url('fiscal-years')).set(users.owner.auth).expect(200)).body.find((y: any) => y.startDate === '2026-01-01');
+    await t.http.post(url(`fiscal-years/${y2026.id}/close`)).set(users.owner.auth).expect(200);
+    const before = await snapshot();
+    const res = await t.http.post(url('fiscal-years')).set(users.accountant.auth).send({ startDate: '2025-01-01' }).expect(422);
+    expect(res.body.error).toEqual({ code: 'ledger.fiscal_year_before_closed_year', message: 'fiscal year 2025-01-01 to 2025-12-31 would start before fiscal year FY2026 '
+      + '(2026-01-01 to 2026-12-31), which is closed: its entries would change the closed year\'s figures; reopen that year (and any later closed one) first' });
+    expect(await snapshot()).toEqual(before);
+    // a later year is created as before; the earlier one once the closed year reopened, and it takes postings
+    await t.http.post(url('fiscal-years')).set(users.accountant.auth).send({ startDate: '2027-01-01' }).expect(201);
+    await t.http.post(url(`fiscal-years/${y2026.id}/reopen`)).set(users.owner.auth).expect(200);
+    await t.http.post(url('fiscal-years')).set(users.accountant.auth).send({ startDate: '2025-01-01' }).expect(201);
+    await t.http.post(url('journal-entries')).set(users.accountant.auth)
+      .send({ date: '2025-06-30', lines: [{ accountId: acc['1100'], debit: '5.00' }, { accountId: acc['3100'], credit: '5.00' }] }).expect(201);
   });
 });

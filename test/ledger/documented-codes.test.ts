@@ -182,6 +182,9 @@ describe('ledger: the documented error codes of its operations, produced', () =>
     await refused(orgId, imported([usd, { currency: 'EUR', date: '2026-03-02', rate: '1' }]), 400, 'ledger.rate_base_currency', 'EUR is the base currency; its rate is always 1');
     await refused(orgId, imported([usd, { currency: 'GBP', date: '2026-03-02', rate: '0' }]), 400, 'ledger.rate_not_positive', 'rate for GBP on 2026-03-02 must be positive');
     await refused(orgId, imported([usd, { ...usd, rate: '0.92' }]), 400, 'ledger.rate_duplicate', 'rate for USD on 2026-03-02 appears twice');
+    // an array in the place of a rate: 400 naming its index (class-validator took it for a further list of rates)
+    const nested = await refused(orgId, imported([usd, [usd]]), 400, 'validation_failed', 'each element of rates must be an FX rate (an object)');
+    expect(nested.details).toEqual([{ field: 'rates.1', problems: ['each element of rates must be an FX rate (an object)'] }]);
   });
 
   // ------------------------------------------------------------------ journal entries
@@ -293,9 +296,10 @@ describe('ledger: the documented error codes of its operations, produced', () =>
 
   // ------------------------------------------------------------------ fiscal years and periods
   it('fiscal years: closed twice is 409 ledger.year_closed; its period reopened 422 ledger.period_in_closed_year; an open period reopened 409 ledger.period_status', async () => {
-    const year = (await owner().post(orgId, 'fiscal-years', { startDate: '2025-01-01' }).expect(201)).body;
+    // FY2023: the earliest year of the tests below (a fiscal year cannot be created before a closed one)
+    const year = (await owner().post(orgId, 'fiscal-years', { startDate: '2023-01-01' }).expect(201)).body;
     await owner().post(orgId, `fiscal-years/${year.id}/close`).expect(200);
-    await refused(orgId, () => owner().post(orgId, `fiscal-years/${year.id}/close`), 409, 'ledger.year_closed', 'fiscal year 2025-01-01 to 2025-12-31 is already closed');
+    await refused(orgId, () => owner().post(orgId, `fiscal-years/${year.id}/close`), 409, 'ledger.year_closed', 'fiscal year 2023-01-01 to 2023-12-31 is already closed');
     await refused(orgId, () => owner().post(orgId, `periods/${year.periods[3].id}/reopen`), 422, 'ledger.period_in_closed_year', 'the fiscal year of this period is closed');
     const open = await periodOf(orgId, users.owner, '2026-05-05');
     await refused(orgId, () => owner().post(orgId, `periods/${open}/reopen`), 409, 'ledger.period_status', 'the period 2026-05-01 to 2026-05-31 is already open');
@@ -311,8 +315,8 @@ describe('ledger: the documented error codes of its operations, produced', () =>
   });
 
   it('year-end close into a retained earnings account of another currency is 422 ledger.currency_not_allowed; the year stays open', async () => {
-    const year = (await owner().post(orgId, 'fiscal-years', { startDate: '2023-01-01' }).expect(201)).body;
-    await entry('2023-05-01', [{ accountId: acc['1100'], debit: '10.00' }, { accountId: acc['4100'], credit: '10.00' }]).expect(201);
+    const year = (await owner().post(orgId, 'fiscal-years', { startDate: '2025-01-01' }).expect(201)).body;
+    await entry('2025-05-01', [{ accountId: acc['1100'], debit: '10.00' }, { accountId: acc['4100'], credit: '10.00' }]).expect(201);
     const settings = (await owner().get(orgId, 'settings').expect(200)).body;
     const usdEquity = await newAccount(orgId, users.owner, { code: '3299', type: 'equity', parentId: acc['3000'], currency: 'USD' });
     await owner().patch(orgId, 'settings', { retainedEarningsAccountId: usdEquity }).expect(200);

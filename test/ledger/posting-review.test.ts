@@ -91,6 +91,30 @@ describe('ledger: posting review', () => {
     expect(await entries()).toBe(before + 3);
   });
 
+  it('an array in the place of an entry or of a line is refused at its index (it was a 500 in both modes, the valid entries beside it unposted)', async () => {
+    const valid = entry('2026-03-03', acc['5200'], acc['1100'], '6', { memo: 'beside an array' });
+    const nestedLines = { date: '2026-03-03', lines: [[line(acc['5200'], 'debit', '1')], line(acc['1100'], 'credit', '1')] };
+    const before = await entries();
+    const all = await batch([[valid], valid, nestedLines]).expect(400);
+    expect(all.body.error).toMatchObject({ code: 'validation_failed', details: [
+      { field: 'entries.0', problems: ['each element of entries must be a journal entry (an object)'] },
+      { field: 'entries.2.lines.0', problems: ['each element of lines must be a journal line (an object)'] },
+    ] });
+    expect(await entries()).toBe(before);
+    const res = await batch([[valid], valid, [], nestedLines], 'independent').expect(201);
+    expect(res.body).toMatchObject({ mode: 'independent', posted: 1, rejected: 3 });
+    expect(res.body.results.map((r: any) => [r.index, r.status, r.error?.code])).toEqual([
+      [0, 'rejected', 'validation_failed'], [1, 'posted', undefined], [2, 'rejected', 'validation_failed'], [3, 'rejected', 'validation_failed']]);
+    const notAnEntry = [{ field: 'entries[0]', problems: ['each element of entries must be a journal entry (an object)'] }];
+    expect([res.body.results[0].error.details, res.body.results[2].error.details]).toEqual([notAnEntry, [{ ...notAnEntry[0], field: 'entries[2]' }]]);
+    expect(res.body.results[3].error.details).toEqual([{ field: 'entries[3].lines[0]', problems: ['each element of lines must be a journal line (an object)'] }]);
+    expect((await t.db.admin.query(`SELECT count(*)::int AS n FROM finance.journal_entries WHERE org_id = $1 AND memo = 'beside an array'`, [orgId])).rows[0].n).toBe(1);
+    expect(await entries()).toBe(before + 1);
+    // a single posting with an array for a line: 400 naming the line, not 422 ledger.line_side
+    const single = await post(nestedLines).expect(400);
+    expect(single.body.error).toMatchObject({ code: 'validation_failed', details: [{ field: 'lines.0', problems: ['each element of lines must be a journal line (an object)'] }] });
+  });
+
   it('all or nothing names the lowest rejected index, whether the service or the database rejects it', async () => {
     const before = await entries();
     const auditBefore = await audits();

@@ -64,6 +64,13 @@ async function batchEntries(body: unknown, independent: boolean): Promise<{ entr
   const entries: (CreateJournalEntryDto | undefined)[] = [];
   const rejected: BatchItemDto[] = [];
   for (const [index, value] of (sent as { entries: unknown[] }).entries.entries()) {
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+      // as the batch's validation said it (validated alone, an array was taken for an entry lacking every field)
+      const problem = 'each element of entries must be a journal entry (an object)';
+      entries.push(undefined);
+      rejected.push({ index, status: 'rejected', error: { code: 'validation_failed', message: problem, details: [{ field: `entries[${index}]`, problems: [problem] }] } });
+      continue;
+    }
     try {
       entries.push((await batchValidation.transform(value, { type: 'body', metatype: CreateJournalEntryDto })) as CreateJournalEntryDto);
     } catch (err) {
@@ -328,7 +335,7 @@ export class FiscalCalendarController {
   @ApiOperation({ operationId: 'createFiscalYear', summary: 'Create a fiscal year of 12 monthly periods' })
   @ApiCreatedResponse({ type: FiscalYearDto })
   @ApiErrors(400, 422)
-  @ApiErrorCodes('ledger.books_not_started', 'ledger.fiscal_year_overlap')
+  @ApiErrorCodes('ledger.books_not_started', 'ledger.fiscal_year_overlap', 'ledger.fiscal_year_before_closed_year')
   createYear(@Tx() tx: TenantTx, @Body() dto: CreateFiscalYearDto): Promise<FiscalYearDto> {
     return this.ledger.createYear(tx, dto);
   }

@@ -1,7 +1,8 @@
+import { applyDecorators } from '@nestjs/common';
 import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
-import { Type } from 'class-transformer';
+import { Transform, Type } from 'class-transformer';
 import {
-  ArrayMaxSize, ArrayMinSize, IsBoolean, IsIn, IsOptional, IsString, IsUUID, Length, Matches, ValidateNested,
+  ArrayMaxSize, ArrayMinSize, IsBoolean, IsIn, IsOptional, IsString, IsUUID, Length, Matches, ValidateBy, ValidateNested,
 } from 'class-validator';
 import { CalendarDate } from '../../platform/http/calendar-date.js';
 import { Amount, Currency, Percent, Rate } from '../../platform/http/money.js';
@@ -17,12 +18,35 @@ const AMOUNT_DOC = 'Decimal string with exactly the currency\'s minor units';
 const BASE_DOC = 'Decimal string with exactly the base currency\'s minor units';
 const RATE_DOC = 'Base units per unit of currency, 10 decimals';
 
+/**
+ * A list of nested DTOs, each element an object (`what` names it in the message). class-validator validates an array
+ * found in an element's place as a further list of the DTO: `{"entries":[[{...}]]}` passed, and the service got an array
+ * for an entry (a 500; `lines: [[line], line]` a misleading ledger.line_side). Such an element is made null before
+ * validation, so that it fails at its own index (entries.0) with this message, as any other element that is no object.
+ */
+const NestedList = (type: () => new () => object, what: string): PropertyDecorator => applyDecorators(
+  Transform(({ value }: { value: unknown }) => (Array.isArray(value) ? value.map((v: unknown) => (Array.isArray(v) ? null : v)) : value)),
+  ValidateNested({ each: true, message: `each element of $property must be ${what} (an object)` }),
+  Type(type),
+);
+
+/** The last first day of a fiscal year: its 12 months end on 9999-12-31, the last day the API's dates can name. */
+const LAST_YEAR_START = '9999-01-01';
+/** A fiscal year's first day whose year ends by 9999-12-31 (a later start ended in year 10000, which no date of the API names). */
+const YearEndsByYear9999 = (field: string): PropertyDecorator => ValidateBy({
+  name: 'yearEndsByYear9999',
+  validator: {
+    validate: (v: unknown) => typeof v !== 'string' || !/^\d{4}-\d{2}-\d{2}$/.test(v) || v <= LAST_YEAR_START,
+    defaultMessage: () => `${field} must be ${LAST_YEAR_START} or earlier: the fiscal year's 12 months would end after 9999-12-31`,
+  },
+});
+
 // ---------------------------------------------------------------- books and settings
 @ApiSchema({ description: 'The base currency, the first fiscal year and the chart of accounts to start the ledger with' })
 export class StartBooksDto {
   @ApiProperty({ example: 'EUR', description: 'Base currency (ISO 4217)' }) @Currency('baseCurrency') baseCurrency: string;
-  @ApiProperty({ example: '2026-01-01', description: 'First day of the first fiscal year (12 monthly periods are created)' })
-  @CalendarDate('fiscalYearStart') fiscalYearStart: string;
+  @ApiProperty({ example: '2026-01-01', description: 'First day of the first fiscal year (12 monthly periods are created); 9999-01-01 at the latest (the year ends by 9999-12-31)' })
+  @CalendarDate('fiscalYearStart') @YearEndsByYear9999('fiscalYearStart') fiscalYearStart: string;
   @ApiPropertyOptional({ enum: ['standard', 'none'], default: 'standard', description: 'Chart of accounts template to install' })
   @IsOptional() @IsIn(['standard', 'none']) template?: 'standard' | 'none';
 }
@@ -187,7 +211,7 @@ export class SetFxRateDto {
 @ApiSchema({ description: 'Exchange rates to set, all or none' })
 export class ImportFxRatesDto {
   @ApiProperty({ description: '1 to 5,000 rates; a rate for an existing currency and date replaces it', type: [SetFxRateDto] })
-  @ArrayMinSize(1) @ArrayMaxSize(5000) @ValidateNested({ each: true }) @Type(() => SetFxRateDto)
+  @ArrayMinSize(1) @ArrayMaxSize(5000) @NestedList(() => SetFxRateDto, 'an FX rate')
   rates: SetFxRateDto[];
 }
 
@@ -280,7 +304,8 @@ export class FiscalYearDto {
 
 @ApiSchema({ description: 'The next fiscal year to open' })
 export class CreateFiscalYearDto {
-  @ApiProperty({ example: '2027-01-01', description: 'First day; the year has 12 monthly periods' }) @CalendarDate('startDate') startDate: string;
+  @ApiProperty({ example: '2027-01-01', description: 'First day; the year has 12 monthly periods. 9999-01-01 at the latest (the year ends by 9999-12-31); '
+    + 'not before a closed fiscal year (422 ledger.fiscal_year_before_closed_year: its entries would change that year\'s closed figures)' }) @CalendarDate('startDate') @YearEndsByYear9999('startDate') startDate: string;
   @ApiPropertyOptional({ description: 'Name of the year; default FY2027 for a calendar year, FY2027/28 otherwise', example: 'FY2027' }) @IsOptional() @IsString() @Length(1, 100) name?: string;
 }
 
@@ -322,7 +347,7 @@ export class CreateJournalEntryDto {
   @IsOptional() @IsString() @Length(1, 200) idempotencyKey?: string;
   @ApiProperty({ description: '2 to 400 lines; base debits must equal base credits. A line with a tax code posts as two (net and tax) when the tax is not zero: '
     + 'at most 499 lines once split (422 ledger.invalid_entry)', type: [JournalLineInputDto] })
-  @ArrayMinSize(2, { message: 'lines must have at least 2 lines' }) @ArrayMaxSize(400) @ValidateNested({ each: true }) @Type(() => JournalLineInputDto)
+  @ArrayMinSize(2, { message: 'lines must have at least 2 lines' }) @ArrayMaxSize(400) @NestedList(() => JournalLineInputDto, 'a journal line')
   lines: JournalLineInputDto[];
 }
 
@@ -390,7 +415,7 @@ export class JournalEntryQuery extends PageQuery {
 @ApiSchema({ description: 'Up to 1,000 journal entries to post in one request' })
 export class BatchJournalEntriesDto {
   @ApiProperty({ type: [CreateJournalEntryDto], description: '1 to 1,000 entries, each with its own idempotencyKey (optional)' })
-  @ArrayMinSize(1) @ArrayMaxSize(1000) @ValidateNested({ each: true }) @Type(() => CreateJournalEntryDto)
+  @ArrayMinSize(1) @ArrayMaxSize(1000) @NestedList(() => CreateJournalEntryDto, 'a journal entry')
   entries: CreateJournalEntryDto[];
 }
 

@@ -64,6 +64,7 @@ export const LedgerErrors = defineErrorCodes({
   'ledger.hierarchy_too_deep': { status: 422, description: 'the account would be more than 32 levels deep in the hierarchy' },
   'ledger.account_has_postings': { status: 422, description: 'the account has postings: it cannot become a group account (nor change its type)' },
   'ledger.fiscal_year_overlap': { status: 422, description: 'the fiscal year (or one of its periods) overlaps an existing fiscal year' },
+  'ledger.fiscal_year_before_closed_year': { status: 422, description: 'the fiscal year would start before a closed fiscal year: its entries would change the closed year\'s figures (balance sheet, retained earnings); reopen the later closed years first' },
   'ledger.account_code_taken': { status: 409, description: 'another account of this organization has this code' },
   'ledger.tax_code_taken': { status: 409, description: 'another tax code of this organization has this code' },
 });
