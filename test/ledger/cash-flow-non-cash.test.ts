@@ -458,6 +458,67 @@ describe('cash-flow statement: non-cash investing and financing transactions (IA
     expect(view).toEqual({ feb: reportSums(feb), mar: reportSums(mar), both: reportSums(both) });
   });
 
+  /**
+   * The realized exchange result is the investing and financing lines' only when they are all the entry settles on that
+   * side (review r1), base amounts, EUR:
+   *  Jan  2 capital                          Dr 1100 20,000.00   Cr 3100 20,000.00
+   *  Jan 10 a foreign-currency bill          Dr 5200 110.00      Cr 2100 110.00
+   *  Feb  3 bill paid, equipment bought      Dr 2100 110.00, Dr 1500 1,000.00   Cr 1100 1,100.00, Cr 4300 10.00
+   *  Mar 31 loan repaid, exchange gain       Dr 2300 500.00      Cr 1100 480.00, Cr 4300 20.00
+   *  Apr  1 its reversal                     Dr 1100 480.00, Dr 4300 20.00      Cr 2300 500.00
+   *  May  4 a repayment reversed with a sale Dr 1100 600.00, Dr 4300 20.00      Cr 2300 500.00, Cr 4100 120.00
+   * Feb: the gain is the bill's settlement: investing −1,000, operating −100 (were −990 and −110, the gain taken out of
+   *   operating as the equipment's).
+   * Apr: the loss is the loan's, as the gain was in Mar: financing +480, the loss added back (row 4300 +20), nothing
+   *   disclosed; over Mar–Apr nothing at all (were row 4300 −20 and 20 disclosed on the loan).
+   * May: financing +480, operating +120 (were +500 and +100).
+   */
+  it('an exchange result goes with investing and financing lines only when they are all the entry settles on that side; a repayment reversed leaves nothing', async () => {
+    const { orgId, users } = await orgWithRoles(t, 'FX Settled Ltd');
+    const owner = users.owner;
+    const url = (path: string) => ledgerUrl(orgId, path);
+    const a = await startBooks(t, orgId, owner);
+    const post = async (date: string, lines: [string, 'debit' | 'credit', string][]) => (await t.http.post(url('journal-entries')).set(owner.auth)
+      .send({ date, lines: lines.map(([code, side, amount]) => ({ accountId: a[code], [side]: amount })) }).expect(201)).body.id as string;
+    await post('2026-01-02', [['1100', 'debit', '20000.00'], ['3100', 'credit', '20000.00']]);
+    await post('2026-01-10', [['5200', 'debit', '110.00'], ['2100', 'credit', '110.00']]);
+    await post('2026-02-03', [['2100', 'debit', '110.00'], ['1500', 'debit', '1000.00'], ['1100', 'credit', '1100.00'], ['4300', 'credit', '10.00']]);
+    const repaid = await post('2026-03-31', [['2300', 'debit', '500.00'], ['1100', 'credit', '480.00'], ['4300', 'credit', '20.00']]);
+    await t.http.post(url(`journal-entries/${repaid}/reverse`)).set(owner.auth).send({ date: '2026-04-01' }).expect(201);
+    await post('2026-05-04', [['1100', 'debit', '600.00'], ['4300', 'debit', '20.00'], ['2300', 'credit', '500.00'], ['4100', 'credit', '120.00']]);
+
+    const names: Record<string, string> = { '1500': 'Equipment', '2100': 'Accounts payable', '2300': 'Loans', '4300': 'Foreign exchange gains' };
+    const section = (total: string, ...rows: [string, string][]) => ({ total, rows: rows.map(([code, amount]) => ({ accountId: a[code], code, name: names[code], amount })) });
+    const report = async (from: string, to: string) => (await t.http.get(url(`reports/cash-flow?from=${from}&to=${to}`)).set(users.viewer.auth).expect(200)).body;
+    const statement = (from: string, to: string, body: object) => ({
+      from, to, baseCurrency: 'EUR', unrealizedExchangeDifferences: '0.00', effectOfExchangeRatesOnCash: '0.00', balanced: true,
+      investing: section('0.00'), financing: section('0.00'), nonCashInvestingAndFinancing: none, ...body,
+    });
+    const ranges = { feb: ['2026-02-01', '2026-02-28'], apr: ['2026-04-01', '2026-04-30'], marApr: ['2026-03-01', '2026-04-30'], may: ['2026-05-01', '2026-05-31'] };
+    const [feb, apr, marApr, may] = await Promise.all(Object.values(ranges).map(([from, to]) => report(from, to)));
+    expect({ feb, apr, marApr, may }).toEqual({
+      feb: statement('2026-02-01', '2026-02-28', {
+        netIncome: '10.00', operating: section('-100.00', ['2100', '-110.00']), investing: section('-1000.00', ['1500', '-1000.00']),
+        netChange: '-1100.00', openingCash: '20000.00', closingCash: '18900.00',
+      }),
+      apr: statement('2026-04-01', '2026-04-30', {
+        netIncome: '-20.00', operating: section('0.00', ['4300', '20.00']), financing: section('480.00', ['2300', '480.00']),
+        netChange: '480.00', openingCash: '18420.00', closingCash: '18900.00',
+      }),
+      marApr: statement('2026-03-01', '2026-04-30', {
+        netIncome: '0.00', operating: section('0.00'), netChange: '0.00', openingCash: '18900.00', closingCash: '18900.00',
+      }),
+      may: statement('2026-05-01', '2026-05-31', {
+        netIncome: '100.00', operating: section('120.00', ['4300', '20.00']), financing: section('480.00', ['2300', '480.00']),
+        netChange: '600.00', openingCash: '18900.00', closingCash: '19500.00',
+      }),
+    });
+    // the view: the same per month (it had Feb investing −990 and operating −110, May financing +500 and operating +100)
+    const view = Object.fromEntries(await Promise.all(Object.entries(ranges).map(async ([k, [from, to]]) => [k, await viewSums(orgId, users.viewer.auth, from, to.slice(0, 8) + '01')])));
+    expect(view).toEqual({ feb: { investing: '-1000.00', operating: '-100.00' }, apr: { financing: '480.00' }, marApr: {}, may: { financing: '480.00', operating: '120.00' } });
+    expect(view).toEqual({ feb: reportSums(feb), apr: reportSums(apr), marApr: reportSums(marApr), may: reportSums(may) });
+  });
+
   it('a closing entry (retained earnings, financing by default) and a share issue for a contribution in kind', async () => {
     const { orgId, users } = await orgWithRoles(t, 'In Kind Ltd');
     const owner = users.owner;

@@ -176,13 +176,16 @@ type CashFlowKind = 'cash' | 'income' | 'fx' | 'investing' | 'financing' | 'oper
  *  * P pays the entry's debit lines the same way: investing and financing debit lines first, pro rata when P is less; the
  *    rest of P is operating (an expense paid with a purchase stays operating). They are at face value, except that the
  *    entry's realized exchange gain or loss (its lines on the `fx` accounts) is the settlement's (a foreign-currency loan
- *    repaid: IAS 7.25 records the cash paid at the day's rate): a gain lowers, a loss raises what they ask, shared pro rata
- *    over them (a gain at most their total). An entry without investing or financing debit lines counts its `fx` lines
- *    as income (a disposal's gain or loss);
+ *    repaid: IAS 7.25 records the cash paid at the day's rate) when they are all the entry settles on its debit side (no
+ *    operating debit line, whose settlement the exchange result may be: a foreign-currency bill paid): a gain lowers, a
+ *    loss raises what they ask, shared pro rata over them (a gain at most their total). Otherwise the `fx` lines count as
+ *    income (a disposal's gain or loss); in an entry without investing or financing debit lines nor disposals, whose
+ *    settled credit lines are all financing (a repayment reversed), they are those lines' as a gain is a disposal's: a
+ *    gain raises, a loss lowers what they ask (a loss at most their total);
  *  * what of an investing or financing line no cash paid is non-cash; of a disposal's gain or loss, or of a settlement's
  *    exchange gain or loss, the part realized in cash (as much of it as of the proceeds or of the payment) is taken out
- *    of net income in operating (`adjustments`), its cash being in the disposal's proceeds or the settlement's payment,
- *    a gain and a loss alike. An entry without cash has all of its investing and financing lines non-cash.
+ *    of net income in operating (`adjustments`), its cash being in the disposal's proceeds or the settlement's payment
+ *    (or receipt), a gain and a loss alike. An entry without cash has all of its investing and financing lines non-cash.
  * Each part is rounded to `mu` decimals, the line of the greatest account id taking the rest (prorate).
  * Answers per account, credit-positive: `nonCash` (investing or financing lines: the part that moved no cash, realized
  * gains and losses included), `disclosed` (the same without them: nonCashInvestingAndFinancing) and `adjustments`
@@ -222,31 +225,40 @@ export function splitEntryCash(rows: { entry_id: string; account_id: string; bas
     const credits = lines.filter((l) => isInvestingOrFinancing(l) && l.credit.gt(0));
     const debits = lines.filter((l) => isInvestingOrFinancing(l) && l.debit.gt(0));
     const disposals = credits.filter((l) => l.kind === 'investing');
-    // the realized exchange gain or loss belongs to the settlement of the debit lines when there are any (review r12)
+    // the realized exchange gain or loss belongs to the settlement of the investing and financing debit lines (review
+    // r12) only when the entry settles no other line (no operating debit line: a foreign-currency bill paid with equipment
+    // bought keeps its exchange result in operating; review r1); without such debit lines, to a disposal's gain or loss,
+    // or else to the financing credit lines when the entry settles no other credit line (a repayment reversed; review r1)
+    const settled = (side: 'debit' | 'credit') => lines.filter((l) => l.kind !== 'cash' && l.kind !== 'income' && l.kind !== 'fx' && l[side].gt(0));
     const fxLines = lines.filter((l) => l.kind === 'fx' && !l.credit.eq(l.debit));
-    const income = disposals.length ? lines.filter((l) => (l.kind === 'income' || (l.kind === 'fx' && !debits.length)) && !l.credit.eq(l.debit)) : [];
-    const book = sum(disposals.map((l) => l.credit));
+    const fxOnDebits = debits.length > 0 && settled('debit').length === debits.length;
+    const fxOnCredits = !debits.length && !disposals.length && credits.length > 0 && settled('credit').length === credits.length;
+    // the lines whose proceeds carry the entry's gain or loss: the disposals (their gain: the income lines, the fx ones
+    // unless they are the debit lines' settlement), or the financing credit lines (the fx lines)
+    const gainLines = disposals.length ? disposals : fxOnCredits ? credits : [];
+    const income = disposals.length ? lines.filter((l) => (l.kind === 'income' || (l.kind === 'fx' && !fxOnDebits)) && !l.credit.eq(l.debit)) : fxOnCredits ? fxLines : [];
+    const book = sum(gainLines.map((l) => l.credit));
     // the gain (positive) or loss (negative), a loss at most the book value (the proceeds are never negative)
     const gain = Decimal.max(book.neg(), sum(income.map((l) => l.credit.minus(l.debit))));
-    const gains = share(gain, disposals.map((l) => l.credit));
-    const claims = credits.map((l) => (l.kind === 'investing' ? l.credit.plus(gains[disposals.indexOf(l)]) : l.credit));
+    const gains = share(gain, gainLines.map((l) => l.credit));
+    const claims = credits.map((l) => (gainLines.includes(l) ? l.credit.plus(gains[gainLines.indexOf(l)]) : l.credit));
     const owed = sum(claims);
     const got = Decimal.min(inCash, owed);
     const parts = share(got, claims.map((c) => Decimal.max(0, c)));
     // the part of the gain or loss realized in cash: as much of it as of the proceeds
     const realized = got.isZero() ? D(0) : got.eq(owed) ? gain : gain.times(got).div(owed).toDecimalPlaces(mu, Decimal.ROUND_HALF_UP);
-    const realizedParts = share(realized, disposals.map((l) => l.credit));
+    const realizedParts = share(realized, gainLines.map((l) => l.credit));
     credits.forEach((l, i) => {
       const rest = l.credit.minus(parts[i]);
       add(nonCash, l.account, rest);
-      add(disclosed, l.account, l.kind === 'investing' ? rest.plus(realizedParts[disposals.indexOf(l)]) : rest);
+      add(disclosed, l.account, gainLines.includes(l) ? rest.plus(realizedParts[gainLines.indexOf(l)]) : rest);
     });
     if (!realized.isZero()) share(realized.neg(), income.map((l) => l.credit.minus(l.debit))).forEach((a, i) => add(adjustments, income[i].account, a));
 
     // cash paid: the investing and financing debit lines, at face value less the exchange gain (plus the loss)
     if (!debits.length) continue;
     const faceValue = sum(debits.map((l) => l.debit));
-    const fx = Decimal.min(faceValue, sum(fxLines.map((l) => l.credit.minus(l.debit))));
+    const fx = fxOnDebits ? Decimal.min(faceValue, sum(fxLines.map((l) => l.credit.minus(l.debit)))) : D(0);
     const fxShares = share(fx, debits.map((l) => l.debit));
     const asks = debits.map((l, i) => l.debit.minus(fxShares[i]));
     const asked = faceValue.minus(fx);
@@ -411,7 +423,7 @@ export class ReportsService {
    * increase, a depreciation expense). The part of a disposal's gain or loss realized in cash is taken out of operating on
    * its account's row, its cash being in the disposal's proceeds in investing; so is the realized exchange gain or loss of
    * an investing or financing line's settlement (a foreign-currency loan repaid), its cash being in the payment.
-   * semantic.v_cash_flow applies the same split in SQL (20270210520100); the tests in cash-flow-non-cash compare the two.
+   * semantic.v_cash_flow applies the same split in SQL (20270210540100); the tests in cash-flow-non-cash compare the two.
    * The sections and the exchange-rate effect add up to the change of the cash accounts, which is checked against their
    * balances (`balanced`). Two reads of totals: the balances the day before from, and the range's.
    */
