@@ -6,7 +6,7 @@ import { emitEvent } from '../../platform/events/events.js';
 import { AuditService } from '../audit/audit.service.js';
 import { subscriptionPayload } from './stripe-webhook.service.js';
 import { billingRepository as repo, type EndingTrial } from './billing.repository.js';
-import { DAY_MS, STRIPE_ENDED } from './subscription-status.js';
+import { DAY_MS, stripeStillBills } from './subscription-status.js';
 import { CHECKOUT_DOUBT_MS } from './checkout.service.js';
 import { StripeClient } from './stripe.client.js';
 
@@ -95,7 +95,7 @@ export class BillingExpiryJob {
       return undefined;
     });
     if (status === undefined) return false;
-    if (status === 'missing' || STRIPE_ENDED.has(status)) return true;
+    if (!stripeStillBills(status)) return true;
     this.logger.warn(`the paid left checkout session ${sessionId} started the subscription ${stripeSubscriptionId}, not recorded yet: kept until it is`);
     return false;
   }

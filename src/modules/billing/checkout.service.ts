@@ -13,7 +13,7 @@ import { StripeCallError, StripeClient } from './stripe.client.js';
 import { BillingErrors } from './billing.errors.js';
 import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import type { OpenTenant } from '../../platform/http/tenant.js';
-import { DAY_MS, LIVE_STATUSES, STRIPE_ENDED, statusOf } from './subscription-status.js';
+import { DAY_MS, endedLocally, LIVE_STATUSES, STRIPE_ENDED, statusOf, stripeStillBills } from './subscription-status.js';
 
 /**
  * How long one checkout key is kept: less than Stripe's 24 hours, both the default life of a Checkout session and the
@@ -109,8 +109,8 @@ export class CheckoutService {
         // ended only here (BillingExpiryJob, at its period end), not by Stripe: Stripe may still bill it (its end not
         // processed yet, or renewed, the event late), and a second subscription would be billed besides it. Stripe is
         // asked first (no transaction open)
-        if (current?.stripeSubscriptionId && current.endedLocallyAt && current.stripeSubscriptionId !== endConfirmed) {
-          return { kind: 'ended_locally' as const, subscription: { id: current.id, stripeSubscriptionId: current.stripeSubscriptionId, plan: current.plan }, orgId: tx.orgId, subject, principal: tx.principal, meta: tx.meta };
+        if (current && endedLocally(current) && current.stripeSubscriptionId !== endConfirmed) {
+          return { kind: 'ended_locally' as const, subscription: { id: current.id, stripeSubscriptionId: current.stripeSubscriptionId!, plan: current.plan }, orgId: tx.orgId, subject, principal: tx.principal, meta: tx.meta };
         }
         // sessions of overtaken checkouts Stripe failed to expire (their URLs never reached a client): tried first (no
         // transaction open, no key drawn yet) rather than left to BillingExpiryJob, once per request; one of this app
@@ -319,7 +319,7 @@ export class CheckoutService {
     const previous = await this.expire(open, c.app, c.sessionId, 'replaced');
     if (previous.status === 'complete' && previous.subscription) {
       const status = await this.stripe.subscriptionStatus(previous.subscription);
-      if (status !== 'missing' && !STRIPE_ENDED.has(status)) throw this.subscriptionExists(c.orgId, c.subject, c.app, { plan: previous.plan ?? 'unknown', status });
+      if (stripeStillBills(status)) throw this.subscriptionExists(c.orgId, c.subject, c.app, { plan: previous.plan ?? 'unknown', status });
     }
   }
 
@@ -354,7 +354,7 @@ export class CheckoutService {
           this.logger.warn(`could not read the subscription ${result.subscription} of the paid saved checkout session ${s.sessionId} of ${s.appId}: ${(err as Error).message}; it stays saved`);
           continue;
         }
-        if (status !== 'missing' && !STRIPE_ENDED.has(status)) {
+        if (stripeStillBills(status)) {
           const subscription = result.subscription;
           const recorded = await open(async (tx) => !!(await repo.subscriptionByStripeId(tx.db, subscription)));
           if (!recorded) this.logger.warn(`the saved checkout session ${s.sessionId} of ${s.appId} started the subscription ${subscription}, not recorded yet: it stays saved until it is`);
@@ -407,7 +407,7 @@ export class CheckoutService {
     app: string,
   ): Promise<void> {
     const status = await this.stripe.subscriptionStatus(sub.stripeSubscriptionId);
-    if (status !== 'missing' && !STRIPE_ENDED.has(status)) {
+    if (stripeStillBills(status)) {
       const holder = subject.kind === 'user' ? 'account' : 'organization';
       const portal = subject.kind === 'user' ? '/v1/me/billing/portal' : `/v1/orgs/${orgId}/billing/portal`;
       throw BillingErrors.error('billing.subscription_end_pending',
@@ -418,11 +418,11 @@ export class CheckoutService {
     // Stripe's word, recorded with the row locked (a concurrent event waits, then is refused), audited
     await this.privileged.run('billing.checkout', async (db) => {
       const row = await repo.lockSubscription(db, sub.id);
-      if (row?.stripeSubscriptionId !== sub.stripeSubscriptionId || !row.endedLocallyAt || !STRIPE_ENDED.has(statusOf(row))) return;
+      if (!row || row.stripeSubscriptionId !== sub.stripeSubscriptionId || !endedLocally(row)) return;
       await repo.recordEndFinal(db, sub.id);
       await this.audit.recordPrivileged(db, orgId, principal, {
         action: 'billing.subscription_end_confirmed', entityType: 'subscription', entityId: sub.id,
-        before: { status: row.status, plan: row.plan, endedLocallyAt: row.endedLocallyAt.toISOString() },
+        before: { status: row.status, plan: row.plan, endedLocallyAt: row.endedLocallyAt!.toISOString() },
         after: { status: row.status, plan: row.plan, stripeStatus: status },
       }, { requestId: meta.requestId, ip: meta.ip });
     });

@@ -2,9 +2,9 @@ import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
 import { DomainEvents, emitEvent, type DomainEvent } from '../../platform/events/events.js';
 import { AuditService } from '../audit/audit.service.js';
-import { billingRepository as repo, subjectOf, type SubscriptionRow } from './billing.repository.js';
+import { billingRepository as repo, subjectOf } from './billing.repository.js';
 import { StripeClient } from './stripe.client.js';
-import { STRIPE_ENDED, statusOf } from './subscription-status.js';
+import { endedLocally, STRIPE_ENDED, statusOf } from './subscription-status.js';
 import { subscriptionPayload } from './stripe-webhook.service.js';
 
 const BILLING_ACTOR = { kind: 'service', name: 'billing' } as const;
@@ -85,6 +85,3 @@ export class DeletedOrgSubscriptions implements OnModuleInit {
     return ended;
   }
 }
-
-/** A Stripe subscription BillingExpiryJob ended on its own: Stripe may still bill it. */
-const endedLocally = (s: SubscriptionRow): boolean => Boolean(s.stripeSubscriptionId && s.endedLocallyAt && STRIPE_ENDED.has(statusOf(s)));

@@ -4,7 +4,7 @@ import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import { AppError } from '../../platform/errors/app-error.js';
 import { ReadinessProbes } from '../../platform/health/readiness-probes.js';
 import { BillingErrors } from './billing.errors.js';
-import { STRIPE_ENDED } from './subscription-status.js';
+import { stripeStillBills } from './subscription-status.js';
 
 /**
  * StripeClient.call's failure: 502 billing.stripe_failed, details { stripeType, stripeStatus } (the error body's).
@@ -82,7 +82,7 @@ export class StripeClient implements OnModuleInit {
       } catch (err) {
         if ((err as { statusCode?: number }).statusCode !== 404) throw err;
         const status = await subscriptionStatus(api, stripeSubscriptionId);
-        if (status !== 'missing' && !STRIPE_ENDED.has(status)) throw err;
+        if (stripeStillBills(status)) throw err;
       }
     });
   }

@@ -23,6 +23,16 @@ export const STRIPE_ENDED: ReadonlySet<string> = new Set(['canceled', 'incomplet
 /** A subscription row's status (NULL: seed 000's default, 'active'). */
 export const statusOf = (row: { status: string | null }): string => row.status ?? 'active';
 
+/** Whether a Stripe subscription, as Stripe answered its status ('missing': Stripe does not know it), may still bill. */
+export const stripeStillBills = (status: string): boolean => status !== 'missing' && !STRIPE_ENDED.has(status);
+
+/**
+ * Whether a row's Stripe subscription was ended by BillingExpiryJob on its own (ended_locally_at), not by Stripe's word:
+ * Stripe may still bill it (its end not processed yet, or renewed).
+ */
+export const endedLocally = (row: { status: string | null; stripeSubscriptionId?: string | null; endedLocallyAt?: Date | null }): boolean =>
+  Boolean(row.stripeSubscriptionId && row.endedLocallyAt && STRIPE_ENDED.has(statusOf(row)));
+
 export interface Access {
   access: 'full' | 'read_only';
   /** why the subscription is read-only */
