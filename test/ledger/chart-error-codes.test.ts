@@ -108,7 +108,7 @@ describe('chart of accounts and fiscal calendar: specific error codes', () => {
     expect(codes('tax-codes', 'post')).toContain('ledger.tax_code_taken');
     expect(codes('fiscal-years', 'post')).toEqual(expect.arrayContaining(['ledger.fiscal_year_overlap', 'ledger.fiscal_year_before_closed_year']));
     const close = codes('fiscal-years/{yearId}/close', 'post');
-    expect(close).toContain('ledger.period_closed');
+    expect(close).toEqual(expect.arrayContaining(['ledger.period_closed', 'ledger.earlier_year_open']));
     expect(close.filter((c, i) => close.indexOf(c) !== i)).toEqual([]);
   });
 
@@ -140,5 +140,21 @@ describe('chart of accounts and fiscal calendar: specific error codes', () => {
     await t.http.post(url('fiscal-years')).set(users.accountant.auth).send({ startDate: '2025-01-01' }).expect(201);
     await t.http.post(url('journal-entries')).set(users.accountant.auth)
       .send({ date: '2025-06-30', lines: [{ accountId: acc['1100'], debit: '5.00' }, { accountId: acc['3100'], credit: '5.00' }] }).expect(201);
+  });
+
+  it('a fiscal year closing while an earlier one is open: 422 ledger.earlier_year_open (the earlier year\'s postings changed its closed figures), whoever updates it; in order they close', async () => {
+    const years = (await t.http.get(url('fiscal-years')).set(users.owner.auth).expect(200)).body;
+    const [y2025, y2026] = ['2025-01-01', '2026-01-01'].map((d) => years.find((y: any) => y.startDate === d));
+    expect([y2025.status, y2026.status]).toEqual(['open', 'open']);
+    const before = await snapshot();
+    const res = await t.http.post(url(`fiscal-years/${y2026.id}/close`)).set(users.owner.auth).expect(422);
+    expect(res.body.error).toEqual({ code: 'ledger.earlier_year_open', message: 'close the earlier fiscal year 2025-01-01 to 2025-12-31 first' });
+    expect(await snapshot()).toEqual(before);
+    // the database rule, for any writer
+    await expect(t.db.admin.query(`UPDATE finance.fiscal_years SET status = 'closed' WHERE org_id = $1 AND id = $2`, [orgId, y2026.id]))
+      .rejects.toMatchObject({ code: '23514', hint: 'ledger.earlier_year_open' });
+    expect(await snapshot()).toEqual(before);
+    await t.http.post(url(`fiscal-years/${y2025.id}/close`)).set(users.owner.auth).expect(200);
+    await t.http.post(url(`fiscal-years/${y2026.id}/close`)).set(users.owner.auth).expect(200);
   });
 });

@@ -310,6 +310,9 @@ describe('ledger: the documented error codes of its operations, produced', () =>
     const december = year.periods[year.periods.length - 1].id;
     await owner().post(orgId, `periods/${december}/close`).expect(200);
     await refused(orgId, () => owner().post(orgId, `fiscal-years/${year.id}/close`), 422, 'ledger.period_closed', 'reopen the last period (2024-12-01 to 2024-12-31)');
+    // years close in order: FY2024 closes before the later years of the tests below
+    await owner().post(orgId, `periods/${december}/reopen`).expect(200);
+    await owner().post(orgId, `fiscal-years/${year.id}/close`).expect(200);
     const plainYear = (await as(plainOwner).get(plain, 'fiscal-years').expect(200)).body[0].id;
     await refused(plain, () => as(plainOwner).post(plain, `fiscal-years/${plainYear}/close`), 422, 'ledger.retained_earnings_missing', 'configure retainedEarningsAccountId');
   });
@@ -329,18 +332,18 @@ describe('ledger: the documented error codes of its operations, produced', () =>
   });
 
   it('reopening a year whose retained earnings account was emptied in a later year and archived is 422 ledger.account_not_postable; the year stays closed', async () => {
-    // FY2027, the latest year (reopening needs no later year closed), and FY2028 after it
-    const year = (await owner().post(orgId, 'fiscal-years', { startDate: '2027-01-01' }).expect(201)).body;
-    await owner().post(orgId, 'fiscal-years', { startDate: '2028-01-01' }).expect(201);
-    await entry('2027-05-01', [{ accountId: acc['1100'], debit: '20.00' }, { accountId: acc['4100'], credit: '20.00' }]).expect(201);
+    // FY2025, the latest year closed (reopening needs no later year closed; closing needs every earlier one closed), with
+    // its 10.00 of revenue from the test above, and FY2026 after it
+    const year = (await owner().get(orgId, 'fiscal-years').expect(200)).body.find((y: any) => y.startDate === '2025-01-01');
+    await entry('2025-05-02', [{ accountId: acc['1100'], debit: '20.00' }, { accountId: acc['4100'], credit: '20.00' }]).expect(201);
     // a retained earnings account of its own: the standard one carries other years' results
     const settings = (await owner().get(orgId, 'settings').expect(200)).body;
     const earnings = await newAccount(orgId, users.owner, { code: '3298', type: 'equity', parentId: acc['3000'] });
     await owner().patch(orgId, 'settings', { retainedEarningsAccountId: earnings }).expect(200);
     try {
       await owner().post(orgId, `fiscal-years/${year.id}/close`).expect(200);
-      // the result moved on to share capital in 2028: the account is zero, and archived
-      await entry('2028-03-10', [{ accountId: earnings, debit: '20.00' }, { accountId: acc['3100'], credit: '20.00' }]).expect(201);
+      // the result moved on to share capital in 2026: the account is zero, and archived
+      await entry('2026-03-10', [{ accountId: earnings, debit: '30.00' }, { accountId: acc['3100'], credit: '30.00' }]).expect(201);
       await owner().post(orgId, `accounts/${earnings}/archive`).expect(200);
     } finally {
       await owner().patch(orgId, 'settings', { retainedEarningsAccountId: settings.retainedEarningsAccountId }).expect(200);

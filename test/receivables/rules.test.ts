@@ -402,6 +402,9 @@ describe('receivables: concurrency, immutability, bad input, aging property, PDF
       ['a total that differs', () => inv({ total: '99.00' }), 400, 'receivables.total_mismatch', /total 99\.00 differs.*100\.00/],
       ['an allocation larger than the payment', () => pay({ allocations: [{ invoiceId: invOfSecond.id, amount: '60.00' }], customerId: second }), 422, 'receivables.exceeds_payment', /allocations\[0\]\.amount/],
       ['an allocation to another customer\'s invoice', () => pay({ allocations: [{ invoiceId: invOfSecond.id, amount: '10.00' }] }), 422, 'receivables.wrong_customer', /another customer/],
+      // an array in the place of a line or an allocation: a 400 at its index (class-validator took it for a further list; the service answered 500)
+      ['an array for a line', () => inv({ lines: [[line()], line()] }), 400, 'validation_failed', /^each element of lines must be an invoice line \(an object\)$/],
+      ['an array for an allocation', () => pay({ allocations: [[{ invoiceId: invOfSecond.id, amount: '10.00' }]] }), 400, 'validation_failed', /^each element of allocations must be an allocation \(an object\)$/],
     ];
     // a date in a closed period
     const periods = (await t.http.get(ledgerUrl(orgId, 'fiscal-years')).set(owner.auth).expect(200)).body[0].periods;

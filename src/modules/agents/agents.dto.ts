@@ -1,9 +1,9 @@
 import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
-import { Type } from 'class-transformer';
 import {
-  ArrayMaxSize, ArrayMinSize, IsArray, IsIn, IsInt, IsNumber, IsOptional, IsString, IsUUID, Length, Matches, Max, MaxLength, Min, ValidateBy, ValidateNested,
+  ArrayMaxSize, ArrayMinSize, IsArray, IsIn, IsInt, IsNumber, IsOptional, IsString, IsUUID, Length, Matches, Max, MaxLength, Min, ValidateBy,
 } from 'class-validator';
 import { CalendarDate } from '../../platform/http/calendar-date.js';
+import { NestedList } from '../../platform/http/nested-list.js';
 import { PageQuery } from '../../platform/http/pagination.js';
 import { PageInfo } from '../../platform/http/openapi.js';
 
@@ -153,7 +153,7 @@ export class CreateRunDto {
     type: [RunMessageDto], example: [{ role: 'user', content: 'What is our cash balance?' }],
     description: `Conversation so far, the last one the user's; at most ${RUN_INPUT_MAX_CHARS} characters of content in all`,
   })
-  @IsArray() @ArrayMinSize(1) @ArrayMaxSize(100) @ValidateNested({ each: true }) @TotalContentAtMost(RUN_INPUT_MAX_CHARS) @Type(() => RunMessageDto) messages: RunMessageDto[];
+  @IsArray() @ArrayMinSize(1) @ArrayMaxSize(100) @NestedList(() => RunMessageDto, 'a message') @TotalContentAtMost(RUN_INPUT_MAX_CHARS) messages: RunMessageDto[];
 }
 
 export class RunQuery {

@@ -347,13 +347,15 @@ export class FiscalCalendarController {
     description: 'Each revenue and expense balance of the year is moved whole to retained earnings in closing entries (source year_end, dated the year\'s last day; '
       + 'in parts of up to 498 lines, all in one transaction), then every period and the year close. Retained earnings takes the result in the base currency; '
       + 'a part whose lines are all in one foreign currency and net to zero in base gives retained earnings that currency\'s result at a base amount of 0.00 '
-      + '(an entry of one currency balances in it), so a trial balance by currency shows it on retained earnings.' })
+      + '(an entry of one currency balances in it), so a trial balance by currency shows it on retained earnings. Years close in order: '
+      + 'a year with an earlier fiscal year still open is refused (422 ledger.earlier_year_open).' })
   @ApiOkResponse({ type: YearEndResultDto })
   // the settings are read first (books_not_started); the closing entry is dated the year's last day, whose period must be open
   // (period_closed); it credits or debits retained earnings in the base currency (archived: account_not_postable; an
   // account of another currency: currency_not_allowed) and moves each balance whole (beyond what a line stores: invalid_amount)
-  @ApiErrorCodes('ledger.year_closed', 'ledger.retained_earnings_missing', 'ledger.period_closed', 'ledger.account_not_postable', 'ledger.currency_not_allowed',
-    'ledger.invalid_amount', 'ledger.books_not_started')
+  // an earlier fiscal year still open must close first (earlier_year_open: its entries would change this year's closed figures)
+  @ApiErrorCodes('ledger.year_closed', 'ledger.earlier_year_open', 'ledger.retained_earnings_missing', 'ledger.period_closed', 'ledger.account_not_postable',
+    'ledger.currency_not_allowed', 'ledger.invalid_amount', 'ledger.books_not_started')
   closeYear(@Tx() tx: TenantTx, @IdParam('yearId', 'fiscal_year') id: string): Promise<YearEndResultDto> {
     return this.journal.closeYear(tx, id);
   }

@@ -1,11 +1,10 @@
-import { applyDecorators } from '@nestjs/common';
 import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
-import { Transform, Type } from 'class-transformer';
 import {
-  ArrayMaxSize, ArrayMinSize, IsBoolean, IsIn, IsOptional, IsString, IsUUID, Length, Matches, ValidateBy, ValidateNested,
+  ArrayMaxSize, ArrayMinSize, IsBoolean, IsIn, IsOptional, IsString, IsUUID, Length, Matches, ValidateBy,
 } from 'class-validator';
 import { CalendarDate } from '../../platform/http/calendar-date.js';
 import { Amount, Currency, Percent, Rate } from '../../platform/http/money.js';
+import { NestedList } from '../../platform/http/nested-list.js';
 import { PageInfo } from '../../platform/http/openapi.js';
 import { PageQuery } from '../../platform/http/pagination.js';
 
@@ -17,18 +16,6 @@ export const CASH_FLOW_CLASSES = ['cash', 'operating', 'investing', 'financing']
 const AMOUNT_DOC = 'Decimal string with exactly the currency\'s minor units';
 const BASE_DOC = 'Decimal string with exactly the base currency\'s minor units';
 const RATE_DOC = 'Base units per unit of currency, 10 decimals';
-
-/**
- * A list of nested DTOs, each element an object (`what` names it in the message). class-validator validates an array
- * found in an element's place as a further list of the DTO: `{"entries":[[{...}]]}` passed, and the service got an array
- * for an entry (a 500; `lines: [[line], line]` a misleading ledger.line_side). Such an element is made null before
- * validation, so that it fails at its own index (entries.0) with this message, as any other element that is no object.
- */
-const NestedList = (type: () => new () => object, what: string): PropertyDecorator => applyDecorators(
-  Transform(({ value }: { value: unknown }) => (Array.isArray(value) ? value.map((v: unknown) => (Array.isArray(v) ? null : v)) : value)),
-  ValidateNested({ each: true, message: `each element of $property must be ${what} (an object)` }),
-  Type(type),
-);
 
 /** The last first day of a fiscal year: its 12 months end on 9999-12-31, the last day the API's dates can name. */
 const LAST_YEAR_START = '9999-01-01';

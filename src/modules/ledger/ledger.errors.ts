@@ -47,6 +47,7 @@ export const LedgerErrors = defineErrorCodes({
   'ledger.fx_accounts_missing': { status: 422, description: 'FX gain and loss accounts are not configured' },
   'ledger.retained_earnings_missing': { status: 422, description: 'the retained earnings account is not configured' },
   'ledger.later_year_closed': { status: 422, description: 'a later fiscal year is closed: reopen it first' },
+  'ledger.earlier_year_open': { status: 422, description: 'an earlier fiscal year is open: close it first (its entries would change this year\'s closed figures)' },
   'ledger.period_in_closed_year': { status: 422, description: 'the period belongs to a closed fiscal year' },
   'ledger.account_has_balance': { status: 422, description: 'the account has a balance (a revenue or expense account: also within a fiscal year not closed)' },
   'ledger.account_has_children': { status: 422, description: 'the account has child accounts: it cannot be archived (active children) nor stop being a group' },

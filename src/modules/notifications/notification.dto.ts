@@ -1,6 +1,7 @@
 import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
-import { Transform, Type } from 'class-transformer';
-import { ArrayMaxSize, ArrayMinSize, IsBoolean, IsIn, IsOptional, IsUUID, ValidateNested } from 'class-validator';
+import { Transform } from 'class-transformer';
+import { ArrayMaxSize, ArrayMinSize, IsBoolean, IsIn, IsOptional, IsUUID } from 'class-validator';
+import { NestedList } from '../../platform/http/nested-list.js';
 import { PageQuery } from '../../platform/http/pagination.js';
 import { PageInfo } from '../../platform/http/openapi.js';
 
@@ -105,6 +106,6 @@ export class UpdatePreferencesDto {
     description: 'The category/channel pairs to set', type: [PreferenceDto],
     example: [{ category: 'finance', channel: 'email', enabled: true, digest: true }, { category: 'ai', channel: 'in_app', enabled: false, digest: false }],
   })
-  @ValidateNested({ each: true }) @Type(() => PreferenceDto) @ArrayMinSize(1) @ArrayMaxSize(10)
+  @NestedList(() => PreferenceDto, 'a preference') @ArrayMinSize(1) @ArrayMaxSize(10)
   items: PreferenceDto[];
 }

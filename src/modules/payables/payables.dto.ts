@@ -1,10 +1,10 @@
 import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
-import { Type } from 'class-transformer';
 import {
-  ArrayMaxSize, ArrayMinSize, IsEmail, IsIn, IsInt, IsOptional, IsString, IsUUID, Length, Max, Min, ValidateNested,
+  ArrayMaxSize, ArrayMinSize, IsEmail, IsIn, IsInt, IsOptional, IsString, IsUUID, Length, Max, Min,
 } from 'class-validator';
 import { CalendarDate } from '../../platform/http/calendar-date.js';
 import { PAYMENT_METHODS, Amount, Currency, Quantity, Rate } from '../../platform/http/money.js';
+import { NestedList } from '../../platform/http/nested-list.js';
 import { PageInfo } from '../../platform/http/openapi.js';
 import { PageQuery } from '../../platform/http/pagination.js';
 
@@ -86,7 +86,7 @@ export class PayablesSettingsDto {
 export class UpdatePayablesSettingsDto {
   @ApiProperty({ description: 'The accounts-payable control account (an active liability account)', format: 'uuid', example: '2b1c3d4e-5f60-4a7b-8c9d-0e1f2a3b4c5d' }) @IsUUID() apAccountId: string;
   @ApiProperty({ description: 'Approval rules; thresholds must be distinct', type: [ApprovalRuleDto] })
-  @ArrayMinSize(1) @ArrayMaxSize(20) @ValidateNested({ each: true }) @Type(() => ApprovalRuleDto) approvalRules: ApprovalRuleDto[];
+  @ArrayMinSize(1) @ArrayMaxSize(20) @NestedList(() => ApprovalRuleDto, 'an approval rule') approvalRules: ApprovalRuleDto[];
 }
 
 // ---------------------------------------------------------------- bills and expense claims
@@ -124,7 +124,7 @@ export class CreateBillDto {
   @IsOptional() @Rate('rate') rate?: string;
   @ApiPropertyOptional({ description: 'Memo', example: 'Office supplies January' }) @IsOptional() @IsString() @Length(0, 1000) memo?: string;
   @ApiProperty({ description: LINES_DOC, type: [BillLineInputDto] })
-  @ArrayMinSize(1, { message: 'lines must have at least 1 line' }) @ArrayMaxSize(MAX_DOCUMENT_LINES, { message: TOO_MANY_LINES }) @ValidateNested({ each: true }) @Type(() => BillLineInputDto) lines: BillLineInputDto[];
+  @ArrayMinSize(1, { message: 'lines must have at least 1 line' }) @ArrayMaxSize(MAX_DOCUMENT_LINES, { message: TOO_MANY_LINES }) @NestedList(() => BillLineInputDto, 'a bill line') lines: BillLineInputDto[];
   @ApiPropertyOptional({ description: 'The total the client computed (optional); a different server total is a 400', example: '300.00' }) @IsOptional() @Amount('total') total?: string;
 }
 
@@ -138,7 +138,7 @@ export class UpdateBillDto {
   @IsOptional() @Rate('rate') rate?: string;
   @ApiPropertyOptional({ description: 'Memo', example: 'Office supplies January' }) @IsOptional() @IsString() @Length(0, 1000) memo?: string;
   @ApiProperty({ description: LINES_DOC, type: [BillLineInputDto] })
-  @ArrayMinSize(1, { message: 'lines must have at least 1 line' }) @ArrayMaxSize(MAX_DOCUMENT_LINES, { message: TOO_MANY_LINES }) @ValidateNested({ each: true }) @Type(() => BillLineInputDto) lines: BillLineInputDto[];
+  @ArrayMinSize(1, { message: 'lines must have at least 1 line' }) @ArrayMaxSize(MAX_DOCUMENT_LINES, { message: TOO_MANY_LINES }) @NestedList(() => BillLineInputDto, 'a bill line') lines: BillLineInputDto[];
   @ApiPropertyOptional({ description: 'The total the client computed (optional); a different server total is a 400', example: '300.00' }) @IsOptional() @Amount('total') total?: string;
 }
 
@@ -158,7 +158,7 @@ export class CreateExpenseClaimDto {
   @ApiProperty({ description: 'Currency of the claim and of every line', example: 'EUR' }) @Currency('currency') currency: string;
   @ApiPropertyOptional({ description: 'Memo', example: 'Client visit Hamburg' }) @IsOptional() @IsString() @Length(0, 1000) memo?: string;
   @ApiProperty({ description: LINES_DOC, type: [ClaimLineInputDto] })
-  @ArrayMinSize(1, { message: 'lines must have at least 1 line' }) @ArrayMaxSize(MAX_DOCUMENT_LINES, { message: TOO_MANY_LINES }) @ValidateNested({ each: true }) @Type(() => ClaimLineInputDto) lines: ClaimLineInputDto[];
+  @ArrayMinSize(1, { message: 'lines must have at least 1 line' }) @ArrayMaxSize(MAX_DOCUMENT_LINES, { message: TOO_MANY_LINES }) @NestedList(() => ClaimLineInputDto, 'a claim line') lines: ClaimLineInputDto[];
   @ApiPropertyOptional({ description: 'The total the client computed (optional); a different server total is a 400', example: '42.50' }) @IsOptional() @Amount('total') total?: string;
 }
 
@@ -276,7 +276,7 @@ export class CreateBillPaymentDto {
   @ApiPropertyOptional({ description: 'How it was paid', enum: PAYMENT_METHODS, default: 'bank_transfer', example: 'bank_transfer' }) @IsOptional() @IsIn(PAYMENT_METHODS) method?: string;
   @ApiPropertyOptional({ description: 'Bank reference', example: 'TRX-2026-0001' }) @IsOptional() @IsString() @Length(1, 200) reference?: string;
   @ApiPropertyOptional({ description: 'Allocations to open bills; what is left stays as a credit with the vendor', type: [AllocationInputDto] })
-  @IsOptional() @ArrayMaxSize(200) @ValidateNested({ each: true }) @Type(() => AllocationInputDto) allocations?: AllocationInputDto[];
+  @IsOptional() @ArrayMaxSize(200) @NestedList(() => AllocationInputDto, 'an allocation') allocations?: AllocationInputDto[];
 }
 
 @ApiSchema({ description: 'Allocating what is left of a payment to an open bill' })

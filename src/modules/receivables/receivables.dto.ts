@@ -1,10 +1,11 @@
 import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import {
-  ArrayMaxSize, ArrayMinSize, IsBoolean, IsEmail, IsIn, IsInt, IsOptional, IsString, IsUUID, Length, Matches, Max, Min, ValidateNested,
+  ArrayMaxSize, ArrayMinSize, IsBoolean, IsEmail, IsIn, IsInt, IsOptional, IsString, IsUUID, Length, Matches, Max, Min,
 } from 'class-validator';
 import { CalendarDate } from '../../platform/http/calendar-date.js';
 import { PAYMENT_METHODS, Amount, Currency, Percent, Quantity, Rate } from '../../platform/http/money.js';
+import { NestedList } from '../../platform/http/nested-list.js';
 import { PageInfo } from '../../platform/http/openapi.js';
 import { PageQuery } from '../../platform/http/pagination.js';
 
@@ -104,7 +105,7 @@ export class CreateInvoiceDto {
   @ApiPropertyOptional({ description: 'Number series (the number is <series>-<year>-<6 digits>)', example: 'INV', default: 'INV' }) @IsOptional() @Matches(/^[A-Z][A-Z0-9]{0,9}$/, { message: 'series must be 1 to 10 capital letters or digits' }) series?: string;
   @ApiPropertyOptional({ description: 'Memo shown on the invoice', example: 'Thank you for your business' }) @IsOptional() @IsString() @Length(0, 1000) memo?: string;
   @ApiProperty({ type: [InvoiceLineInputDto], description: '1 to 200 lines', example: [{ description: 'Consulting, January', quantity: '10', unitPrice: '100.00', taxCodeId: '9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a', revenueAccountId: '7c6b5a49-3827-4160-9f8e-7d6c5b4a3928' }] })
-  @ArrayMinSize(1, { message: 'lines must have at least 1 line' }) @ArrayMaxSize(200) @ValidateNested({ each: true }) @Type(() => InvoiceLineInputDto) lines: InvoiceLineInputDto[];
+  @ArrayMinSize(1, { message: 'lines must have at least 1 line' }) @ArrayMaxSize(200) @NestedList(() => InvoiceLineInputDto, 'an invoice line') lines: InvoiceLineInputDto[];
   @ApiPropertyOptional({ description: 'The total the client computed; a 400 when it differs from the server\'s', example: '1200.00' }) @IsOptional() @Amount('total') total?: string;
 }
 
@@ -203,7 +204,7 @@ export class CreditLineInputDto {
 export class CreateCreditNoteDto {
   @ApiProperty({ description: 'Date of the credit note: not before the invoice date nor the last allocation reversal of the invoice (400 validation_failed)', example: '2026-01-20' }) @CalendarDate('date') date: string;
   @ApiPropertyOptional({ type: [CreditLineInputDto], description: 'Lines to credit (default: every line with a quantity left to credit, all that is left of it)', example: [{ lineNo: 1, quantity: '2' }] })
-  @IsOptional() @ArrayMinSize(1) @ArrayMaxSize(200) @ValidateNested({ each: true }) @Type(() => CreditLineInputDto) lines?: CreditLineInputDto[];
+  @IsOptional() @ArrayMinSize(1) @ArrayMaxSize(200) @NestedList(() => CreditLineInputDto, 'a credit note line') lines?: CreditLineInputDto[];
   @ApiPropertyOptional({ description: 'Memo (reason)', example: 'Returned goods' }) @IsOptional() @IsString() @Length(0, 1000) memo?: string;
 }
 
@@ -225,14 +226,14 @@ export class CreatePaymentDto {
   @ApiProperty({ enum: PAYMENT_METHODS, description: 'How it was paid', example: 'bank_transfer' }) @IsIn(PAYMENT_METHODS) method: string;
   @ApiPropertyOptional({ description: 'Bank reference', example: 'SEPA 2026-02-01 4711' }) @IsOptional() @IsString() @Length(0, 200) reference?: string;
   @ApiPropertyOptional({ type: [ReceivableAllocationInputDto], description: 'Invoices settled (at most the amount in total)', example: [{ invoiceId: '5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10', amount: '500.00' }] })
-  @IsOptional() @ArrayMaxSize(200) @ValidateNested({ each: true }) @Type(() => ReceivableAllocationInputDto) allocations?: ReceivableAllocationInputDto[];
+  @IsOptional() @ArrayMaxSize(200) @NestedList(() => ReceivableAllocationInputDto, 'an allocation') allocations?: ReceivableAllocationInputDto[];
 }
 
 @ApiSchema({ description: 'Allocates a payment\'s unallocated remainder (customer credit) to open invoices' })
 export class AllocatePaymentDto {
   @ApiPropertyOptional({ description: 'Date of the allocation (default: today): not before the payment date, the last reversal of an allocation of the payment, nor that of an allocation to an invoice allocated to (400 validation_failed)', example: '2026-02-15' }) @IsOptional() @CalendarDate('date') date?: string;
   @ApiProperty({ type: [ReceivableAllocationInputDto], description: 'Invoices settled', example: [{ invoiceId: '5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10', amount: '500.00' }] })
-  @ArrayMinSize(1) @ArrayMaxSize(200) @ValidateNested({ each: true }) @Type(() => ReceivableAllocationInputDto) allocations: ReceivableAllocationInputDto[];
+  @ArrayMinSize(1) @ArrayMaxSize(200) @NestedList(() => ReceivableAllocationInputDto, 'an allocation') allocations: ReceivableAllocationInputDto[];
 }
 
 @ApiSchema({ description: 'Pays customer credit (a payment\'s unallocated remainder) back to the customer' })
