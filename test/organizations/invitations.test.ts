@@ -388,6 +388,24 @@ describe('invitations', () => {
     ].sort((a, b) => a.id.localeCompare(b.id)));
   });
 
+  it('is refused (404, as a revoked one) when its sender is no longer owner or admin, as one sent while the sender\'s demotion committed stays pending; one a service sent (no sender) is accepted', async () => {
+    const sender = await registerUser(t, 'now-viewer');
+    await addMember(t, orgId, sender, 'viewer');
+    const [raced, fromService] = await Promise.all(['raced', 'from-service'].map((p) => registerUser(t, p)));
+    const [racedInv, serviceInv] = await Promise.all([raced, fromService].map(async (who) => (await invite(who.email, 'admin').expect(201)).body));
+    // the race's outcome: pending, sent by a member who is a viewer now (the trigger of the demotion did not see it)
+    await t.db.admin.query('UPDATE core.invitations SET invited_by = $2 WHERE id = $1', [racedInv.id, sender.id]);
+    await t.db.admin.query('UPDATE core.invitations SET invited_by = NULL WHERE id = $1', [serviceInv.id]);
+    expect((await accept(raced, racedInv.token).expect(404)).body.error.code).toBe('invitation.not_found');
+    expect((await accept(fromService, serviceInv.token).expect(200)).body).toEqual({ orgId, userId: fromService.id, role: 'admin' });
+    const { rows } = await t.db.admin.query(
+      'SELECT i.id, i.accepted_at IS NOT NULL AS accepted, m.role FROM core.invitations i LEFT JOIN core.memberships m ON m.org_id = i.org_id AND m.user_id = i.accepted_by WHERE i.id = ANY($1::uuid[]) ORDER BY i.id',
+      [[racedInv.id, serviceInv.id]]);
+    expect(rows).toEqual([{ id: racedInv.id, accepted: false, role: null }, { id: serviceInv.id, accepted: true, role: 'admin' }].sort((a, b) => a.id.localeCompare(b.id)));
+    const { rows: memberships } = await t.db.admin.query('SELECT 1 FROM core.memberships WHERE org_id = $1 AND user_id = $2', [orgId, raced.id]);
+    expect(memberships).toHaveLength(0);
+  });
+
   it('cannot be accepted once the organization is deleted', async () => {
     const doomedOrg = await createOrg(t, owner, 'Doomed Co');
     await onEnterprisePlan(t, doomedOrg);

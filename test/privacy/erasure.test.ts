@@ -387,10 +387,10 @@ describe('DELETE /v1/me: erasure', () => {
       { id: keptRun, org_id: kept, status: 'cancelled', owes_event: false },
       { id: keyRun, org_id: solo, status: 'cancelled', owes_event: false },
     ].sort((a, b) => a.id.localeCompare(b.id)));
-    // each cancel audited where its run is (the deleted organization's log stays, as its books do); the key's as the
-    // organization's deletion audits it
+    // each cancel audited where its run is (the deleted organization's log stays, as its books do); those of the
+    // organization that goes, the person's too, as its deletion audits them
     const audits = await q(`SELECT org_id, entity_id, after->>'reason' AS reason FROM core.audit_logs WHERE action = 'ai.run_cancelled' AND entity_id = ANY($1::text[]) ORDER BY entity_id`, [runIds]);
-    expect(audits.rows).toEqual([{ org_id: solo, entity_id: soloRun, reason: null }, { org_id: solo, entity_id: soloMidCall, reason: null },
+    expect(audits.rows).toEqual([{ org_id: solo, entity_id: soloRun, reason: 'organization_deleted' }, { org_id: solo, entity_id: soloMidCall, reason: 'organization_deleted' },
       { org_id: kept, entity_id: keptRun, reason: null }, { org_id: solo, entity_id: keyRun, reason: 'organization_deleted' }]
       .sort((a, b) => a.entity_id.localeCompare(b.entity_id)));
     const counted = await q(`SELECT after->>'runsCancelled' AS n FROM core.audit_logs WHERE action = 'user.erased' AND entity_id = $1`, [p.id]);

@@ -140,16 +140,17 @@ export const erasureRepository = {
    * stop at their next step, and a call in flight adds only its step, without content (its run's input, '{}' once the
    * erasure commits, marks it erased). Every run of theirs is locked first, finished ones too: a late call of one waits
    * for the erasure to commit, then stores no content; one that committed before is in the erasure's statements' snapshot.
-   * Answers the runs cancelled, as stored, with their organization, whether a call of theirs was in flight (the
-   * cancel then leaves the run's event to its execution) and whether their organization is deleted (orgDeleted: by this
-   * erasure, deleteOrganizations first, or before). A deleted organization gets no event: the caller emits none, and
+   * Called after the organizations the erasure deletes had their runs stopped (cancelRunsOfDeletedOrganization, which
+   * needs their mid-call marks): their runs are no longer running here. Answers the runs cancelled, as stored, with their
+   * organization, whether a call of theirs was in flight (the cancel then leaves the run's event to its execution) and
+   * whether their organization is deleted (orgDeleted: before). A deleted organization gets no event: the caller emits none, and
    * its run owes none (its mark is cleared, so the sweep of owed events, agents.cancel_events, emits none either;
    * its execution can open no transaction there any more).
    */
   async cancelRuns(db: Db, person: LocatedPerson, now: Date): Promise<CancelledRun[]> {
     const t = PERSONAL_DATA_CATALOG.find((x) => x.table === 'ai.runs')!;
-    // the person's: the other runs of the organizations that go are their deletion's to stop (cancelRunsOfDeletedOrganization:
-    // settled, audited as the deletion's), before applyCatalog takes their content
+    // the person's: the runs of the organizations that go were their deletion's to stop (cancelRunsOfDeletedOrganization:
+    // audited as the deletion's, before this), before applyCatalog takes their content
     const where = locate({ ...t, alsoErasedBy: t.alsoErasedBy?.filter((l) => l.kind !== 'erased-org') }, person)!;
     const locked = await db.$queryRawUnsafe<{ org_id: string; id: string; status: string }[]>(
       `SELECT x.org_id, x.id, x.status FROM ai.runs x WHERE ${where.sql} ORDER BY x.org_id, x.id FOR UPDATE`, ...where.values);

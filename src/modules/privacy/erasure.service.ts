@@ -88,21 +88,25 @@ export class ErasureService {
       for (const m of memberships.filter((x) => deleted.includes(x.orgId))) {
         await emitEvent({ db, orgId: m.orgId }, 'organization.deleted', { organizationId: m.orgId, accountType: m.accountType, reason: 'erased' });
       }
-      // their runs still running stop before their content goes (a late call adds no content), each audited as a cancel
-      // is and its event emitted as the cancel emits it (RunsService.cancel: left to an execution with a call in flight);
-      // none into an organization deleted (by this erasure, or before): its subscribers hear organization.deleted last
-      const runsCancelled = await erasureRepository.cancelRuns(db, { userId, emails, orgIds }, new Date(this.clock.now()));
-      for (const { orgId, run, midCall, orgDeleted } of runsCancelled) {
-        if (!midCall && !orgDeleted) await emitEvent({ db, orgId }, ...runFinishedEvent(run));
-        await this.audit.recordPrivileged(db, orgId, principal, runFinishedAudit(run), meta);
-      }
-      // the other runs of the organizations that go (started by API keys, by members who left, naming nobody) stop as the
-      // organization's deletion stops them (OrganizationsService.delete): cancelled, audited, no event, their executions
-      // here cut once this commits
+      // the runs of the organizations that go (the person's, those of API keys, of members who left, naming nobody) stop
+      // as the organization's deletion stops them (OrganizationsService.delete): cancelled, audited with reason
+      // organization_deleted, no event, their executions here cut once this commits.
+      // First: the person's own cancellation below would finish theirs and clear their mid-call marks (then not found
+      // here), so it is left the organizations that live on
+      const runsCancelled: Awaited<ReturnType<typeof erasureRepository.cancelRuns>> = [];
       for (const orgId of deleted) {
         const tx = { db, principal, orgId, role: null, workspaceId: null, meta: meta as RequestMeta, scopes: null };
         runsCancelled.push(...(await this.runs.cancelRunsOfDeletedOrganization(tx)).map((run) => ({ orgId, run, midCall: false, orgDeleted: true })));
       }
+      // their runs still running elsewhere stop before their content goes (a late call adds no content), each audited as a
+      // cancel is and its event emitted as the cancel emits it (RunsService.cancel: left to an execution with a call in
+      // flight); none into an organization deleted before: its subscribers heard organization.deleted last
+      const ownCancelled = await erasureRepository.cancelRuns(db, { userId, emails, orgIds }, new Date(this.clock.now()));
+      for (const { orgId, run, midCall, orgDeleted } of ownCancelled) {
+        if (!midCall && !orgDeleted) await emitEvent({ db, orgId }, ...runFinishedEvent(run));
+        await this.audit.recordPrivileged(db, orgId, principal, runFinishedAudit(run), meta);
+      }
+      runsCancelled.push(...ownCancelled);
       const inviterNamesCleared = await erasureRepository.clearInviterNames(db, userId);
       // with the organizations that go, their knowledge base and the content of their AI runs (the catalog's `erased-org` rows)
       const rows = await erasureRepository.applyCatalog(db, { userId, emails, orgIds, erasedOrgIds: deleted });
