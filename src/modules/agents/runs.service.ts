@@ -46,9 +46,9 @@ const RUN_FAILER: Principal = { kind: 'service', name: 'agents-runs' };
 /**
  * What the starter's transaction is refused with when they can no longer run in the organization: removed from it (404),
  * their API key revoked or expired or the session of their token ended (401: DatabaseService.tenant answers the database's
- * 28000 so), a role that no longer reaches (403).
+ * 28000 so). The run's load checks no role.
  */
-const STARTER_REFUSED = new Set([401, 403, 404]);
+const STARTER_REFUSED = new Set([401, 404]);
 
 /** The outbox topic of runs started with ?async=true. */
 export const RUN_JOB_TOPIC = 'agents.run';

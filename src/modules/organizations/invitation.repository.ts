@@ -38,7 +38,7 @@ export const invitationRepository = {
   },
 
   /**
-   * The invitations created within the last hour to `email`'s mailbox (lower-cased, without a "+tag"): by any
+   * The invitations created within the last hour to `email`'s mailbox (core.invitation_mailbox: lower-cased, without a "+tag", Gmail's dots and googlemail.com folded): by any
    * organization, and by the request's organization; and by the request's organization to any address; each with the
    * seconds until the oldest leaves the hour. core.invitations_within_hour (SECURITY DEFINER: the first count reads
    * across organizations) takes the organization's and the mailbox's locks first, held until the transaction ends:

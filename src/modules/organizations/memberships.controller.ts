@@ -11,6 +11,8 @@ import { ApiErrorCodes } from '../../platform/errors/catalog.js';
 import './organizations.errors.js'; // registers OrganizationsErrors
 import '../../platform/errors/platform.errors.js'; // registers PlatformErrors
 
+const ENDS_ADMIN_GRANTS = 'A member who stops being owner or admin (leaving, removed, or demoted below admin) loses what they created with that role: their API keys of the organization are revoked (api_key.revoked) and their pending invitations revoked (invitation.revoked, with the reason).';
+
 @ApiTags('members')
 @OrgRoute()
 @Controller('v1/orgs/:orgId/members')
@@ -30,7 +32,7 @@ export class MembershipsController {
   @Delete('me')
   @HttpCode(204)
   @ApiErrorCodes('organization.not_found', 'auth.user_required', 'member.not_found', 'membership.last_owner')
-  @ApiOperation({ operationId: 'leaveOrganization', summary: 'Leave the organization (the last owner cannot)' })
+  @ApiOperation({ operationId: 'leaveOrganization', summary: 'Leave the organization (the last owner cannot)', description: ENDS_ADMIN_GRANTS })
   @ApiNoContentResponse()
   @ApiErrors(409)
   leave(@Tx() tx: TenantTx): Promise<void> {
@@ -40,7 +42,7 @@ export class MembershipsController {
   @Patch(':userId')
   @RequireRole(...ADMIN_ROLES)
   @ApiErrorCodes('organization.not_found', 'forbidden.role', 'member.not_found', 'membership.owner_only', 'membership.last_owner')
-  @ApiOperation({ operationId: 'changeMemberRole', summary: "Change a member's role (admin; only an owner grants or takes away 'owner')" })
+  @ApiOperation({ operationId: 'changeMemberRole', summary: "Change a member's role (admin; only an owner grants or takes away 'owner')", description: ENDS_ADMIN_GRANTS })
   @ApiParam({ name: 'userId' })
   @ApiOkResponse({ type: MemberDto })
   @ApiErrors(400, 409)
@@ -52,7 +54,7 @@ export class MembershipsController {
   @HttpCode(204)
   @RequireRole(...ADMIN_ROLES)
   @ApiErrorCodes('organization.not_found', 'forbidden.role', 'member.not_found', 'membership.owner_only', 'membership.last_owner')
-  @ApiOperation({ operationId: 'removeMember', summary: 'Remove a member (admin; only an owner removes an owner; never the last owner)' })
+  @ApiOperation({ operationId: 'removeMember', summary: 'Remove a member (admin; only an owner removes an owner; never the last owner)', description: ENDS_ADMIN_GRANTS })
   @ApiParam({ name: 'userId' })
   @ApiNoContentResponse()
   @ApiErrors(409)

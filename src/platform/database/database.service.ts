@@ -3,8 +3,7 @@ import { SqlPool, type Db } from './sql.js';
 import { APP_CONFIG, type AppConfig } from '../config/config.js';
 import { claimsFor, type Principal, type RequestRole } from '../auth/principal.js';
 import { PlatformErrors } from '../errors/platform.errors.js';
-import { AppError } from '../errors/app-error.js';
-import { translateDatabaseError } from '../errors/database-errors.js';
+import { mapDatabaseError, translateDatabaseError } from '../errors/database-errors.js';
 import { Metrics } from '../observability/metrics.js';
 
 export type { Db } from './sql.js';
@@ -56,8 +55,7 @@ export async function claimOrganization(db: Db, principal: Principal, orgId: str
  * filter answers it (mapDatabaseError), thrown as that AppError so that every caller sees it so, not only the filter: a
  * job run as the person or key that started it (RunsService: a run whose starter can no longer run it fails at once).
  */
-const refusedCaller = <T>(begin: Promise<T>): Promise<T> =>
-  translateDatabaseError(begin, { '28000': (e) => AppError.unauthorized(e.message) });
+const refusedCaller = <T>(begin: Promise<T>): Promise<T> => translateDatabaseError(begin, { '28000': (e) => mapDatabaseError(e)! });
 
 /** Ends the canary's transaction by rollback, carrying what it saw. */
 class CanaryDone extends Error {
@@ -143,8 +141,8 @@ export class DatabaseService implements OnApplicationShutdown {
   ): Promise<T | undefined> {
     const role = principal.kind === 'anonymous' ? 'anon' : 'authenticated';
     return this.pool.transaction(async function tenantResolving(db) {
-      const [outside] = await db.$queryRaw<{ role: RequestRole | null }[]>`
-        SELECT role FROM public.begin_request(${JSON.stringify(claimsFor(principal, ''))}, ${role})`;
+      const [outside] = await refusedCaller(db.$queryRaw<{ role: RequestRole | null }[]>`
+        SELECT role FROM public.begin_request(${JSON.stringify(claimsFor(principal, ''))}, ${role})`);
       const orgId = await resolve({ db, principal, orgId: '', role: outside.role, workspaceId: null, meta, scopes: null });
       if (!orgId) return undefined;
       const ctx = await claimOrganization(db, principal, orgId);

@@ -56,6 +56,9 @@ export class InFlightRequests {
   }
 }
 
+/** How long the shutdown waits for the error reporter to send what it has queued (ms). */
+const ERROR_FLUSH_MS = 2000;
+
 /**
  * On SIGTERM (or SIGINT): report not ready at once, and keep accepting connections for `drainDelayMs` (so a load
  * balancer that polls readiness, or an orchestrator that removes the endpoint asynchronously, stops routing here
@@ -64,8 +67,6 @@ export class InFlightRequests {
  * Bull's worker its jobs, and the database pools close last; the spans and error events not yet sent are flushed (2 s
  * at most for the errors). Exits 0 when nothing was cut, 1 otherwise.
  */
-/** How long the shutdown waits for the error reporter to send what it has queued (ms). */
-const ERROR_FLUSH_MS = 2000;
 
 export function shutDownGracefullyOn(signals: NodeJS.Signals[], app: NestFastifyApplication, graceMs: number, drainDelayMs = 0): void {
   const logger = new Logger('Shutdown');

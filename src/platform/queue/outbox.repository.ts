@@ -75,13 +75,15 @@ export async function recordError(db: Db, job: Job, error: string): Promise<void
 }
 
 /**
- * Rows not yet processed, and the age in seconds of the oldest one already due (0 when none is due), measured from when
- * it first became due: claims and failures move available_at forward, and a job retried for ever would show no lag.
+ * Rows not yet processed, and the age in seconds of the oldest one waiting (0 when none is), measured from when it first
+ * became due: claims and failures move available_at forward, and a job retried for ever would show no lag. Waiting: due
+ * and not claimed (available_at passed), or failed at least once (last_error); a healthy job still running under its
+ * renewed claim is not lag.
  */
 export async function backlog(db: Db): Promise<{ depth: number; lagSeconds: number }> {
   const [row] = await db.$queryRaw<{ depth: number; lag: number }[]>`
     SELECT count(*)::int AS depth,
-           coalesce(extract(epoch FROM now() - min(coalesce(first_due_at, available_at)) FILTER (WHERE coalesce(first_due_at, available_at) <= now())), 0)::float8 AS lag
+           coalesce(extract(epoch FROM now() - min(coalesce(first_due_at, available_at)) FILTER (WHERE available_at <= now() OR last_error IS NOT NULL)), 0)::float8 AS lag
     FROM core.outbox WHERE processed_at IS NULL`;
   return { depth: row.depth, lagSeconds: row.lag };
 }
