@@ -25,7 +25,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Readiness: PostgreSQL (and Redis, when configured) answer, row-level security still hides every organization from a principal of none, and the server is not shutting down; 503 otherwise. Stripe and the LLM provider, when configured, are reported with their latency without deciding */
+        /** Readiness: PostgreSQL answers, row-level security still hides every organization from a principal of none, and the server is not shutting down; 503 otherwise. Redis (when configured), Stripe and the LLM provider (when configured) are reported with their latency without deciding (Redis decides too with READINESS_REQUIRES_REDIS) */
         get: operations["checkReadiness"];
         put?: never;
         post?: never;
@@ -494,7 +494,7 @@ export interface paths {
         put?: never;
         /**
          * Start a Stripe Checkout for a personal plan
-         * @description One open checkout per app: a double-click or a retry does not start a second one. While the session the first request created is open (up to 23 hours, until a Stripe event about the app's subscription arrives), the same request answers 201 with that same session (same id and url), and concurrent requests are served one at a time. Another checkout (another plan, or another admin) expires that session in Stripe first, so it can no longer be paid, and answers with a new one (when Stripe fails to expire it, 502 billing.stripe_failed: no new session is created and that one stays the open checkout, so a retry expires it first); 409 billing.checkout_superseded when another checkout started while Stripe was creating this one's session (that one stays open; this one's session is saved to be expired before Stripe is asked to expire it, so it is never forgotten: when Stripe fails to expire it at once, the next checkout or portal call of the account expires it first, or else the billing job). 502 billing.stripe_no_url when Stripe answers a session without a URL (it is expired, not kept as the open checkout). 503 billing.stripe_not_configured on a server without Stripe, before any Stripe call or write (after the caller's membership and role are checked and the body is validated). Before its own session, a checkout first expires the account's checkout sessions saved to be expired (of every app); one Stripe fails to expire stays saved for the billing job, and the checkout goes on. 409 billing.subscription_exists while a Stripe subscription of the app has not ended: live (active, trialing, past_due: change plans in the billing portal), incomplete (its first payment is pending: complete it, or wait until Stripe expires it), unpaid or paused (settle or cancel it in the billing portal); details.status says which. Also when the session being expired (or a saved one of the app) has just been paid and its subscription has not ended: a saved one stays saved until the subscription is recorded, so a retry answers the same 409. Once it is canceled or incomplete_expired, a new checkout is allowed. A subscription the billing job ended at its period end (canceled at period end, the period passed) without Stripe saying so yet: Stripe is asked first, and while it has not ended the subscription (its end not processed yet, or renewed) the checkout answers 409 billing.subscription_end_pending (details.stripeStatus), as a new one would be billed besides it: try again once Stripe has ended it, or manage it in the billing portal. When Stripe's answer is lost (timeout, network error), the checkout answers 502 billing.stripe_failed, though Stripe may have created the session: the same request again answers that session, and the next different checkout first learns it from Stripe (replaying the create) and expires it, so only one can be paid. Until then the request's Stripe parameters (they may hold the admin's e-mail address) are kept, for at most Stripe's 24-hour idempotency window: after it a checkout no longer looks for that session, and the billing job forgets the parameters. A 502 during that step means Stripe still did not tell the session (no answer, or one that says nothing about the first create: rate limited, not authorized, a server error): try again.
+         * @description One open checkout per app: a double-click or a retry does not start a second one. While the session the first request created is open (up to 23 hours, until a Stripe event about the app's subscription arrives), the same request answers 201 with that same session (same id and url), and concurrent requests are served one at a time. Another checkout (another plan, or another admin) expires that session in Stripe first, so it can no longer be paid, and answers with a new one (when Stripe fails to expire it, 502 billing.stripe_failed: no new session is created and that one stays the open checkout, so a retry expires it first); 409 billing.checkout_superseded when another checkout started while Stripe was creating this one's session (that one stays open; this one's session is saved to be expired before Stripe is asked to expire it, so it is never forgotten: when Stripe fails to expire it at once, the next checkout or portal call of the account expires it first, or else the billing job). 502 billing.stripe_no_url when Stripe answers a session without a URL (it is expired, not kept as the open checkout). 503 billing.stripe_not_configured on a server without Stripe, before any Stripe call or write (after the caller's membership and role are checked and the body is validated). Before its own session, a checkout first expires the account's checkout sessions saved to be expired (of every app); one Stripe fails to expire stays saved for the billing job, and the checkout goes on. 409 billing.subscription_exists while a Stripe subscription of the app has not ended: live (active, trialing, past_due: change plans in the billing portal), incomplete (its first payment is pending: complete it, or wait until Stripe expires it), unpaid or paused (settle or cancel it in the billing portal); details.status says which. Also when the session being expired (or a saved one of the app) has just been paid and its subscription has not ended: a saved one stays saved until the subscription is recorded, so a retry answers the same 409. Once it is canceled or incomplete_expired, a new checkout is allowed. A subscription the billing job ended at its period end (canceled at period end, the period passed) without Stripe saying so yet: Stripe is asked first, and while it has not ended the subscription (its end not processed yet, or renewed) the checkout answers 409 billing.subscription_end_pending (details.status: the subscription's status in Stripe), as a new one would be billed besides it: try again once Stripe has ended it, or manage it in the billing portal. Once Stripe says it has ended (or does not know it), the end is final and the checkout goes on. When Stripe's answer is lost (timeout, network error), the checkout answers 502 billing.stripe_failed, though Stripe may have created the session: the same request again answers that session, and the next different checkout first learns it from Stripe (replaying the create) and expires it, so only one can be paid. Until then the request's Stripe parameters (they may hold the admin's e-mail address) are kept, for at most Stripe's 24-hour idempotency window: after it a checkout no longer looks for that session, and the billing job forgets the parameters. A 502 during that step means Stripe still did not tell the session (no answer, or one that says nothing about the first create: rate limited, not authorized, a server error): try again.
          */
         post: operations["createMyCheckout"];
         delete?: never;
@@ -1193,7 +1193,7 @@ export interface paths {
         put?: never;
         /**
          * Start a Stripe Checkout for a plan of an app (admin or owner)
-         * @description One open checkout per app: a double-click or a retry does not start a second one. While the session the first request created is open (up to 23 hours, until a Stripe event about the app's subscription arrives), the same request answers 201 with that same session (same id and url), and concurrent requests are served one at a time. Another checkout (another plan, or another admin) expires that session in Stripe first, so it can no longer be paid, and answers with a new one (when Stripe fails to expire it, 502 billing.stripe_failed: no new session is created and that one stays the open checkout, so a retry expires it first); 409 billing.checkout_superseded when another checkout started while Stripe was creating this one's session (that one stays open; this one's session is saved to be expired before Stripe is asked to expire it, so it is never forgotten: when Stripe fails to expire it at once, the next checkout or portal call of the account expires it first, or else the billing job). 502 billing.stripe_no_url when Stripe answers a session without a URL (it is expired, not kept as the open checkout). 503 billing.stripe_not_configured on a server without Stripe, before any Stripe call or write (after the caller's membership and role are checked and the body is validated). Before its own session, a checkout first expires the account's checkout sessions saved to be expired (of every app); one Stripe fails to expire stays saved for the billing job, and the checkout goes on. 409 billing.subscription_exists while a Stripe subscription of the app has not ended: live (active, trialing, past_due: change plans in the billing portal), incomplete (its first payment is pending: complete it, or wait until Stripe expires it), unpaid or paused (settle or cancel it in the billing portal); details.status says which. Also when the session being expired (or a saved one of the app) has just been paid and its subscription has not ended: a saved one stays saved until the subscription is recorded, so a retry answers the same 409. Once it is canceled or incomplete_expired, a new checkout is allowed. A subscription the billing job ended at its period end (canceled at period end, the period passed) without Stripe saying so yet: Stripe is asked first, and while it has not ended the subscription (its end not processed yet, or renewed) the checkout answers 409 billing.subscription_end_pending (details.stripeStatus), as a new one would be billed besides it: try again once Stripe has ended it, or manage it in the billing portal. When Stripe's answer is lost (timeout, network error), the checkout answers 502 billing.stripe_failed, though Stripe may have created the session: the same request again answers that session, and the next different checkout first learns it from Stripe (replaying the create) and expires it, so only one can be paid. Until then the request's Stripe parameters (they may hold the admin's e-mail address) are kept, for at most Stripe's 24-hour idempotency window: after it a checkout no longer looks for that session, and the billing job forgets the parameters. A 502 during that step means Stripe still did not tell the session (no answer, or one that says nothing about the first create: rate limited, not authorized, a server error): try again.
+         * @description One open checkout per app: a double-click or a retry does not start a second one. While the session the first request created is open (up to 23 hours, until a Stripe event about the app's subscription arrives), the same request answers 201 with that same session (same id and url), and concurrent requests are served one at a time. Another checkout (another plan, or another admin) expires that session in Stripe first, so it can no longer be paid, and answers with a new one (when Stripe fails to expire it, 502 billing.stripe_failed: no new session is created and that one stays the open checkout, so a retry expires it first); 409 billing.checkout_superseded when another checkout started while Stripe was creating this one's session (that one stays open; this one's session is saved to be expired before Stripe is asked to expire it, so it is never forgotten: when Stripe fails to expire it at once, the next checkout or portal call of the account expires it first, or else the billing job). 502 billing.stripe_no_url when Stripe answers a session without a URL (it is expired, not kept as the open checkout). 503 billing.stripe_not_configured on a server without Stripe, before any Stripe call or write (after the caller's membership and role are checked and the body is validated). Before its own session, a checkout first expires the account's checkout sessions saved to be expired (of every app); one Stripe fails to expire stays saved for the billing job, and the checkout goes on. 409 billing.subscription_exists while a Stripe subscription of the app has not ended: live (active, trialing, past_due: change plans in the billing portal), incomplete (its first payment is pending: complete it, or wait until Stripe expires it), unpaid or paused (settle or cancel it in the billing portal); details.status says which. Also when the session being expired (or a saved one of the app) has just been paid and its subscription has not ended: a saved one stays saved until the subscription is recorded, so a retry answers the same 409. Once it is canceled or incomplete_expired, a new checkout is allowed. A subscription the billing job ended at its period end (canceled at period end, the period passed) without Stripe saying so yet: Stripe is asked first, and while it has not ended the subscription (its end not processed yet, or renewed) the checkout answers 409 billing.subscription_end_pending (details.status: the subscription's status in Stripe), as a new one would be billed besides it: try again once Stripe has ended it, or manage it in the billing portal. Once Stripe says it has ended (or does not know it), the end is final and the checkout goes on. When Stripe's answer is lost (timeout, network error), the checkout answers 502 billing.stripe_failed, though Stripe may have created the session: the same request again answers that session, and the next different checkout first learns it from Stripe (replaying the create) and expires it, so only one can be paid. Until then the request's Stripe parameters (they may hold the admin's e-mail address) are kept, for at most Stripe's 24-hour idempotency window: after it a checkout no longer looks for that session, and the billing job forgets the parameters. A 502 during that step means Stripe still did not tell the session (no answer, or one that says nothing about the first create: rate limited, not authorized, a server error): try again.
          */
         post: operations["createOrganizationCheckout"];
         delete?: never;
@@ -1730,7 +1730,7 @@ export interface paths {
         put?: never;
         /**
          * Year-end close: move the result to retained earnings and close every period (owner, admin)
-         * @description Each revenue and expense balance of the year is moved whole to retained earnings in closing entries (source year_end, dated the year's last day; in parts of up to 498 lines, all in one transaction), then every period and the year close. Retained earnings takes the result in the base currency; a part whose lines are all in one foreign currency and net to zero in base gives retained earnings that currency's result at a base amount of 0.00 (an entry of one currency balances in it), so a trial balance by currency shows it on retained earnings.
+         * @description Each revenue and expense balance of the year is moved whole to retained earnings in closing entries (source year_end, dated the year's last day; in parts of up to 498 lines, all in one transaction), then every period and the year close. Retained earnings takes the result in the base currency; a part whose lines are all in one foreign currency and net to zero in base gives retained earnings that currency's result at a base amount of 0.00 (an entry of one currency balances in it), so a trial balance by currency shows it on retained earnings. Years close in order: a year with an earlier fiscal year still open is refused (422 ledger.earlier_year_open).
          */
         post: operations["closeFiscalYear"];
         delete?: never;
@@ -2145,11 +2145,17 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /** Remove a member (admin; only an owner removes an owner; never the last owner) */
+        /**
+         * Remove a member (admin; only an owner removes an owner; never the last owner)
+         * @description A member who stops being owner or admin (leaving, removed, or demoted below admin) loses what they created with that role: their API keys of the organization are revoked (api_key.revoked) and their pending invitations revoked (invitation.revoked, with the reason).
+         */
         delete: operations["removeMember"];
         options?: never;
         head?: never;
-        /** Change a member's role (admin; only an owner grants or takes away 'owner') */
+        /**
+         * Change a member's role (admin; only an owner grants or takes away 'owner')
+         * @description A member who stops being owner or admin (leaving, removed, or demoted below admin) loses what they created with that role: their API keys of the organization are revoked (api_key.revoked) and their pending invitations revoked (invitation.revoked, with the reason).
+         */
         patch: operations["changeMemberRole"];
         trace?: never;
     };
@@ -2163,7 +2169,10 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /** Leave the organization (the last owner cannot) */
+        /**
+         * Leave the organization (the last owner cannot)
+         * @description A member who stops being owner or admin (leaving, removed, or demoted below admin) loses what they created with that role: their API keys of the organization are revoked (api_key.revoked) and their pending invitations revoked (invitation.revoked, with the reason).
+         */
         delete: operations["leaveOrganization"];
         options?: never;
         head?: never;
@@ -5407,7 +5416,7 @@ export interface components {
             /** @description Id of the user who invited; null when a service invited or that user was deleted */
             invitedBy: string | null;
             /**
-             * @description The invitation e-mail: queued (the invitee is mailed a link shortly), or withheld (the address already had its hourly cap of invitations from any organizations: no e-mail goes out, its delivery is recorded not_sent; share the link yourself, with the orgId and the token)
+             * @description The invitation e-mail: queued (handed to the mail queue: sent shortly where the server has a mailer, SMTP_URL; the organization's e-mail delivery log tells the outcome), or withheld (the address already had its hourly cap of invitations from any organizations: no e-mail goes out, its delivery is recorded not_sent; share the link yourself, with the orgId and the token)
              * @example withheld
              * @enum {string}
              */
@@ -5468,7 +5477,7 @@ export interface components {
              */
             name?: string;
             /**
-             * @description First day; the year has 12 monthly periods
+             * @description First day; the year has 12 monthly periods. 9999-01-01 at the latest (the year ends by 9999-12-31); not before a closed fiscal year (422 ledger.fiscal_year_before_closed_year: its entries would change that year's closed figures)
              * @example 2027-01-01
              */
             startDate: string;
@@ -8270,7 +8279,7 @@ export interface components {
              */
             cost: string;
             /**
-             * @description Error class of a failed or cancelled run (worker_lost: the instance executing it stopped before finishing it, or an ?async=true or triggered run's job did not start it within a day; internal: the run's execution failed unexpectedly, or its starter could no longer run it, removed from the organization or their API key revoked, mid-run or before its job started it: errorMessage names the refusal)
+             * @description Error class of a failed or cancelled run (worker_lost: the instance executing it stopped before finishing it, or an ?async=true or triggered run's job did not start it within a day; internal: the run's execution failed unexpectedly, or its starter could no longer run it, removed from the organization, their session ended or their API key revoked, mid-run or before its job started it: errorMessage names the refusal)
              * @example null
              * @enum {string|null}
              */
@@ -8895,7 +8904,7 @@ export interface components {
              */
             baseCurrency: string;
             /**
-             * @description First day of the first fiscal year (12 monthly periods are created)
+             * @description First day of the first fiscal year (12 monthly periods are created); 9999-01-01 at the latest (the year ends by 9999-12-31)
              * @example 2026-01-01
              */
             fiscalYearStart: string;
@@ -14067,7 +14076,7 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        /** @description Each dependency (postgres, redis when configured) and the row-level-security canary (rls: no organization's rows visible to a principal of none): up or down; absent while draining. Third-party services, when configured (stripe, llm), are reported too, but being down does not make the instance unavailable */
+                        /** @description Each dependency (postgres, redis when configured) and the row-level-security canary (rls: no organization's rows visible to a principal of none): up or down; absent while draining. Redis being down makes the instance unavailable only when READINESS_REQUIRES_REDIS is set (the API serves without it; jobs wait in the outbox until it is back). Third-party services, when configured (stripe, llm), are reported too, but being down does not make the instance unavailable */
                         checks?: {
                             [key: string]: "up" | "down";
                         };
@@ -14096,7 +14105,7 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        /** @description Each dependency (postgres, redis when configured) and the row-level-security canary (rls: no organization's rows visible to a principal of none): up or down; absent while draining. Third-party services, when configured (stripe, llm), are reported too, but being down does not make the instance unavailable */
+                        /** @description Each dependency (postgres, redis when configured) and the row-level-security canary (rls: no organization's rows visible to a principal of none): up or down; absent while draining. Redis being down makes the instance unavailable only when READINESS_REQUIRES_REDIS is set (the API serves without it; jobs wait in the outbox until it is back). Third-party services, when configured (stripe, llm), are reported too, but being down does not make the instance unavailable */
                         checks?: {
                             [key: string]: "up" | "down";
                         };
@@ -17197,7 +17206,7 @@ export interface operations {
             /**
              * @description Conflicts with existing data
              *
-             *     Conflicts with existing data. error.code is one of: `billing.subscription_exists` (the account has a Stripe subscription for the app that has not ended (live, unpaid, paused, or its first payment pending: details.status): its plan changes in the billing portal, not with a second checkout); `billing.subscription_end_pending` (the account's Stripe subscription for the app was ended by the billing job at its period end, but Stripe, asked, has not ended it (details.stripeStatus: its end not processed yet, or it was renewed): a second checkout would be billed besides it; try again once Stripe has ended it, or manage it in the billing portal); `billing.checkout_superseded` (another checkout of the app (another plan, or another admin) started while Stripe created this one's session: that one is the open checkout, and this session was expired (or, when Stripe could not expire it, is saved to be expired))
+             *     Conflicts with existing data. error.code is one of: `billing.subscription_exists` (the account has a Stripe subscription for the app that has not ended (live, unpaid, paused, or its first payment pending: details.status): its plan changes in the billing portal, not with a second checkout); `billing.subscription_end_pending` (the account's Stripe subscription for the app was ended by the billing job at its period end, but Stripe, asked, has not ended it (details.status, the subscription's status in Stripe: its end not processed yet, or it was renewed): a second checkout would be billed besides it; try again once Stripe has ended it, or manage it in the billing portal); `billing.checkout_superseded` (another checkout of the app (another plan, or another admin) started while Stripe created this one's session: that one is the open checkout, and this session was expired (or, when Stripe could not expire it, is saved to be expired))
              */
             409: {
                 headers: {
@@ -24419,7 +24428,7 @@ export interface operations {
                 cursor?: string;
                 entityId?: string;
                 entityType?: string;
-                /** @description occurred at or after */
+                /** @description occurred at or after. An entry's occurredAt is when the transaction that made the change began, and the entry becomes visible only when that transaction commits, which may be later; ids are not in commit order either. So an entry can appear after newer ones were already listed: a poller asking for from = the newest occurredAt it has read can miss it for good. To read the log incrementally, poll with an overlap window (from = the newest occurredAt read minus a margin longer than a transaction lasts, a few minutes) and skip the ids already read. */
                 from?: string;
                 limit?: number;
                 /** @description occurred before */
@@ -24611,7 +24620,7 @@ export interface operations {
             /**
              * @description Conflicts with existing data
              *
-             *     Conflicts with existing data. error.code is one of: `billing.subscription_exists` (the account has a Stripe subscription for the app that has not ended (live, unpaid, paused, or its first payment pending: details.status): its plan changes in the billing portal, not with a second checkout); `billing.subscription_end_pending` (the account's Stripe subscription for the app was ended by the billing job at its period end, but Stripe, asked, has not ended it (details.stripeStatus: its end not processed yet, or it was renewed): a second checkout would be billed besides it; try again once Stripe has ended it, or manage it in the billing portal); `billing.checkout_superseded` (another checkout of the app (another plan, or another admin) started while Stripe created this one's session: that one is the open checkout, and this session was expired (or, when Stripe could not expire it, is saved to be expired))
+             *     Conflicts with existing data. error.code is one of: `billing.subscription_exists` (the account has a Stripe subscription for the app that has not ended (live, unpaid, paused, or its first payment pending: details.status): its plan changes in the billing portal, not with a second checkout); `billing.subscription_end_pending` (the account's Stripe subscription for the app was ended by the billing job at its period end, but Stripe, asked, has not ended it (details.status, the subscription's status in Stripe: its end not processed yet, or it was renewed): a second checkout would be billed besides it; try again once Stripe has ended it, or manage it in the billing portal); `billing.checkout_superseded` (another checkout of the app (another plan, or another admin) started while Stripe created this one's session: that one is the open checkout, and this session was expired (or, when Stripe could not expire it, is saved to be expired))
              */
             409: {
                 headers: {
@@ -29999,7 +30008,7 @@ export interface operations {
                 };
             };
             /**
-             * @description Rejected by a business rule. error.code is one of: `ledger.books_not_started` (the books are not started (POST /ledger/books)); `ledger.fiscal_year_overlap` (the fiscal year (or one of its periods) overlaps an existing fiscal year)
+             * @description Rejected by a business rule. error.code is one of: `ledger.books_not_started` (the books are not started (POST /ledger/books)); `ledger.fiscal_year_overlap` (the fiscal year (or one of its periods) overlaps an existing fiscal year); `ledger.fiscal_year_before_closed_year` (the fiscal year would start before a closed fiscal year: its entries would change the closed year's figures (balance sheet, retained earnings); reopen the later closed years first)
              *
              *     Rejected by a business rule
              */
@@ -30134,7 +30143,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.retained_earnings_missing` (the retained earnings account is not configured); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.earlier_year_open` (an earlier fiscal year is open: close it first (its entries would change this year's closed figures)); `ledger.retained_earnings_missing` (the retained earnings account is not configured); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
             422: {
                 headers: {
                     [name: string]: unknown;
