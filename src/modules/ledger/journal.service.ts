@@ -1249,11 +1249,7 @@ export class JournalService {
     // an earlier year still open would take postings that change this year's closed figures: it closes first. Its row
     // is locked FOR SHARE before the drain below, as a reopening locks its year before it posts (no lock cycle); its
     // status is read from the locked row (a reopening in flight is waited for). finance.check_close_order is the rule.
-    const earlier = await tx.db.$queryRaw<{ status: string; start_date: string; end_date: string }[]>`
-      SELECT e.status, e.start_date::text AS start_date, e.end_date::text AS end_date FROM finance.fiscal_years e
-      WHERE e.org_id = ${tx.orgId}::uuid AND e.start_date < (SELECT y.start_date FROM finance.fiscal_years y WHERE y.org_id = ${tx.orgId}::uuid AND y.id = ${yearId}::uuid)
-      ORDER BY e.start_date FOR SHARE OF e`;
-    const open = earlier.find((e) => e.status !== 'closed');
+    const open = (await repo.lockEarlierYears(tx.db, tx.orgId, yearId)).find((e) => e.status !== 'closed');
     if (open) throw LedgerErrors.error('ledger.earlier_year_open', `close the earlier fiscal year ${open.start_date} to ${open.end_date} first`);
     // the year's totals are read once no posting is in flight, and none starts before the close commits: a posting
     // committing between the read and the close would stay in the closed year, outside the closing entry

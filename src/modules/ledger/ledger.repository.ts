@@ -590,6 +590,14 @@ export const ledgerRepository = {
   },
 
   /** A closed fiscal year after `endDate`: the year ending then cannot reopen under it. */
+  /** The fiscal years before year `yearId`, oldest first, locked FOR SHARE (their status as locked: a reopening in flight is waited for). */
+  async lockEarlierYears(db: Db, orgId: string, yearId: string): Promise<{ status: string; start_date: string; end_date: string }[]> {
+    return db.$queryRaw<{ status: string; start_date: string; end_date: string }[]>`
+      SELECT e.status, e.start_date::text AS start_date, e.end_date::text AS end_date FROM finance.fiscal_years e
+      WHERE e.org_id = ${orgId}::uuid AND e.start_date < (SELECT y.start_date FROM finance.fiscal_years y WHERE y.org_id = ${orgId}::uuid AND y.id = ${yearId}::uuid)
+      ORDER BY e.start_date FOR SHARE OF e`;
+  },
+
   async laterClosedYear(db: Db, orgId: string, endDate: string): Promise<{ start_date: string; end_date: string } | undefined> {
     const [row] = await db.run(qb.selectFrom('finance.fiscal_years').select([txt('start_date').as('start_date'), txt('end_date').as('end_date')])
       .where('org_id', '=', orgId).where('start_date', '>', sql<Date>`${endDate}::date`).where('status', '=', 'closed').orderBy('start_date').limit(1));
