@@ -1,6 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import pg from 'pg';
 import { Decimal } from 'decimal.js';
-import { SqlPool, type Db } from '../../src/platform/database/sql.js';
+import { clientDeadlineMs, SqlPool, type Db } from '../../src/platform/database/sql.js';
 import { DatabaseUnavailableError } from '../../src/platform/errors/database-errors.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { FreezingRedisProxy } from '../support/freezing-redis-proxy.js';
@@ -235,16 +236,27 @@ describe('SqlPool', () => {
     }
   });
 
-  it('a $queryArrays statement under a longer statement timeout its transaction set (a semantic query) is not cut by the pool\'s client deadline', async () => {
-    // the pool's client deadline: 2 × 100 ms + 1 s; the statement's, under its own 1 s timeout: 2 × 1 s + 1 s
+  it('a $queryArrays statement (a semantic query, under a longer statement timeout its transaction sets) gets the client deadline of that timeout, not the pool\'s', async () => {
+    // the pool's client deadline: 2 × 100 ms + 1 s (its connections' setting); $queryArrays': 2 × 1 s + 1 s, on the statement
     const short = new SqlPool(tdb.url, { max: 1, connectTimeoutMs: 30_000, statementTimeoutMs: 100, localStatementTimeoutMs: 1_000 }, 'test');
+    const sent: { text: string; deadline: unknown }[] = [];
+    const query = pg.Client.prototype.query;
+    const spy = jest.spyOn(pg.Client.prototype, 'query').mockImplementation(function (this: pg.Client, ...args: unknown[]) {
+      const config = args[0] as { text?: string; query_timeout?: number };
+      if (typeof config === 'object' && config?.text?.startsWith('SELECT $1')) sent.push({ text: config.text, deadline: config.query_timeout });
+      return (query as (...a: unknown[]) => unknown).apply(this, args);
+    } as never);
     try {
       const r = await short.transaction(async (db) => {
-        await db.$executeRawUnsafe(`SELECT set_config('statement_timeout', '1500', true)`);
-        return db.$queryArrays('SELECT $1::int AS n FROM pg_sleep(1.3)', [7]);
+        await db.$executeRawUnsafe(`SELECT set_config('statement_timeout', '1000', true)`);
+        await db.$queryRawUnsafe('SELECT $1::int AS n', 6);
+        return db.$queryArrays('SELECT $1::int AS n', [7]);
       }, { readOnlyRolledBack: true });
       expect(r.rows).toEqual([[7]]);
+      expect(sent).toEqual([{ text: 'SELECT $1::int AS n', deadline: undefined }, { text: 'SELECT $1::int AS n', deadline: 3_000 }]);
+      expect(clientDeadlineMs(100)).toBe(1_200);
     } finally {
+      spy.mockRestore();
       await short.end();
     }
   });
