@@ -19,7 +19,7 @@ import { ControlAccounts, type ControlAccount } from './control-accounts.js';
 import { JournalEntryOwners } from './entry-owners.js';
 import { RevaluedSubledgers, type Subledger } from './revalued-items.js';
 import { LedgerService } from './ledger.service.js';
-import { D, fixed, formatEntry, rateText } from './money.js';
+import { baseShare, D, fixed, formatEntry, rateText } from './money.js';
 import { generatedMemo } from './generated-memo.js';
 import type {
   BatchItemDto, BatchResultDto, CreateJournalEntryDto, JournalEntryDto, JournalEntryPage, JournalEntryQuery, JournalLineInputDto, LedgerSettingsDto,
@@ -993,7 +993,7 @@ export class JournalService {
   private async shareChangesSince(tx: TenantTx, item: { documentId: string; ownRate: string; open: Decimal }, share: { amount: Decimal; settledOn: string }, asOf: string,
     total: Decimal, baseMu: number): Promise<ShareChange[]> {
     /** the share's value at a rate: the item open with it less without it, each rounded (a revaluation's target) */
-    const valueAt = (r: Decimal) => D(fixed(item.open.plus(share.amount).times(r), baseMu)).minus(fixed(item.open.times(r), baseMu));
+    const valueAt = (r: Decimal) => baseShare(item.open.plus(share.amount), share.amount, r, baseMu);
     const rows = await repo.revaluationRowsOf(tx.db, tx.orgId, [item.documentId], '9999-12-31');
     /** the reversals dated after `asOf`, by the revaluation they reverse: they take its part of the share off on their own date */
     const reversedLater = new Map(rows.filter((r) => r.reverses && r.date > asOf).map((r) => [r.reverses!, { on: r.date, rate: r.rate }]));

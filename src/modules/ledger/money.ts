@@ -8,6 +8,17 @@ export function fixed(v: Decimal.Value, minorUnits: number): string {
   return new Decimal(v).toDecimalPlaces(minorUnits, Decimal.ROUND_HALF_UP).toFixed(minorUnits);
 }
 
+/** The base value of `amount` at `rate`, rounded to the base currency's `baseMu` decimals. */
+export const baseOf = (amount: Decimal.Value, rate: Decimal.Value, baseMu: number): Decimal => D(fixed(D(amount).times(rate), baseMu));
+
+/**
+ * The base value `amount` takes off an open item of `open` carried at `rate`: the difference of its rounded base values
+ * before and after. Partial settlements then add up to the item's rounded base exactly: GBP 0.05 at 0.5 (base 0.03)
+ * settled 0.01 at a time takes 0.01, 0.00, 0.01, 0.00, 0.01, never 0.01 five times (0.05, more than it carried).
+ */
+export const baseShare = (open: Decimal, amount: Decimal, rate: Decimal.Value, baseMu: number): Decimal =>
+  baseOf(open, rate, baseMu).minus(baseOf(open.minus(amount), rate, baseMu));
+
 /** Whether an amount is exact in a currency of `minorUnits` decimals (no digit beyond them). */
 export function fitsMinorUnits(v: Decimal.Value, minorUnits: number): boolean {
   return new Decimal(v).decimalPlaces() <= minorUnits;

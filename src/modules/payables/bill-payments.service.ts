@@ -9,7 +9,7 @@ import { AuditService } from '../audit/audit.service.js';
 import { JournalService, settledReversalsAudit, type PostingLine, type SettledReversals } from '../ledger/journal.service.js';
 import { LedgerErrors } from '../ledger/ledger.errors.js';
 import { LedgerService } from '../ledger/ledger.service.js';
-import { D, fitsMinorUnits, fixed, rateText } from '../ledger/money.js';
+import { baseOf, baseShare, D, fitsMinorUnits, fixed, rateText } from '../ledger/money.js';
 import { agingBucketNames, parseBucketEdges } from '../ledger/aging.js';
 import { agingReport } from './aging.js';
 import { PayablesErrors } from './payables.errors.js';
@@ -24,14 +24,6 @@ import { Clock, today } from '../../platform/clock/clock.js';
 type BillRow = NonNullable<Awaited<ReturnType<typeof repo.lockBill>>>;
 
 /** An amount's base value at `rate`, rounded to the base currency's units. */
-const baseOf = (amount: Decimal.Value, rate: Decimal.Value, baseMu: number): Decimal => D(fixed(D(amount).times(rate), baseMu));
-/**
- * The base value `amount` takes off an open item of `open` carried at `rate`: the difference of its rounded base values
- * before and after (receivables' PaymentsService values its allocations so). Partial settlements then add up to the
- * item's rounded base exactly: GBP 0.05 at 0.5 (base 0.03) settled 0.01 at a time takes 0.01, 0.00, 0.01, 0.00, 0.01,
- * never 0.01 five times (0.05, more than it carried).
- */
-const baseShare = (open: Decimal, amount: Decimal, rate: Decimal.Value, baseMu: number): Decimal => baseOf(open, rate, baseMu).minus(baseOf(open.minus(amount), rate, baseMu));
 type PaymentRow = NonNullable<Awaited<ReturnType<typeof repo.lockPayment>>>;
 /** The counterparty of a payment's AP lines: its vendor, or the claimant it reimburses. */
 const partyOf = (p: PaymentRow) => (p.vendor_id ? { counterpartyType: 'vendor', counterpartyId: p.vendor_id } : { counterpartyType: 'employee', counterpartyId: p.claimant_id! });

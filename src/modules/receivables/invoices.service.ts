@@ -11,7 +11,7 @@ import { Clock, today } from '../../platform/clock/clock.js';
 import { AuditService } from '../audit/audit.service.js';
 import { JournalService, unrealizedFxAccounts, type PostingLine } from '../ledger/journal.service.js';
 import { LedgerService } from '../ledger/ledger.service.js';
-import { computeTax, D, fitsMinorUnits, fixed, rateText } from '../ledger/money.js';
+import { baseOf, computeTax, D, fitsMinorUnits, fixed, rateText } from '../ledger/money.js';
 import { ADMIN_ROLES, type RequestRole } from '../../platform/auth/principal.js';
 import type { TaxCodeDto } from '../ledger/ledger.dto.js';
 import { CustomersService } from './customers.service.js';
@@ -30,7 +30,7 @@ export const actor = (tx: TenantTx): string | null => (tx.principal.kind === 'us
 
 
 /** The base value of an open amount at a document's rate: what the control account carries for it. */
-export const baseOf = (amount: Decimal.Value, rate: Decimal.Value, baseMu: number) => D(fixed(D(amount).times(rate), baseMu));
+export { baseOf } from '../ledger/money.js';
 
 /** A status that follows the open amount. */
 export function statusFor(total: string, open: Decimal.Value): 'issued' | 'partially_paid' | 'paid' {
