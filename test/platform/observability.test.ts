@@ -117,7 +117,7 @@ describe('observability', () => {
     const alerts = rules.groups.flatMap((g) => g.rules);
     expect(alerts.map((r) => r.alert)).toEqual(expect.arrayContaining([
       'OmniZenUnbalancedPostings', 'OmniZenTokenUsageSpike', 'OmniZenRlsDenials', 'OmniZenRlsCanaryFailing', 'OmniZenAuthenticationFailures',
-      'OmniZenOutboxLag', 'OmniZenJobsFailing', 'OmniZenWebhookFailures', 'OmniZenServerErrors', 'OmniZenNotReady']));
+      'OmniZenOutboxLag', 'OmniZenJobsFailing', 'OmniZenJobsDead', 'OmniZenWebhookFailures', 'OmniZenServerErrors', 'OmniZenNotReady']));
     for (const r of alerts) expect(r.expr.trim().length).toBeGreaterThan(0);
     const dashboard = JSON.parse(readFileSync(join(root, 'deploy/grafana/omnizen.json'), 'utf8')) as { panels: { targets: { expr: string }[] }[] };
     const exprs = [...alerts.map((r) => r.expr), ...dashboard.panels.flatMap((p) => p.targets.map((x) => x.expr))];

@@ -22,6 +22,13 @@ const DELETE_TIMEOUT_MS = 15_000;
 export const POSTHOG_ERASURE_DELAY_SECONDS = 3600;
 
 /**
+ * The deletion job's attempts before it is dead (about three days: JobRegistry, retryDelaySeconds): time to mend PostHog
+ * or a revoked key; then omnizen_outbox_dead (OmniZenJobsDead) says so, and its payload (the distinct ids, which the
+ * erased person's User row keeps anyway) stays for an operator to retry it, until the retention purge.
+ */
+export const POSTHOG_ERASURE_MAX_ATTEMPTS = 84;
+
+/**
  * The distinct ids an OmniZen user's events may have been forwarded under (distinctIdOf): their own id, and the id an app
  * of one of `orgIds` sent for them without speaking for them (`org:<orgId>:user:<id>`).
  */
@@ -82,7 +89,7 @@ export class PostHogForwarder implements OnModuleInit, OnApplicationShutdown {
   }
 
   onModuleInit(): void {
-    this.jobs.register(POSTHOG_ERASURE_JOB, (job) => this.deletePersons(job));
+    this.jobs.register(POSTHOG_ERASURE_JOB, (job) => this.deletePersons(job), { maxAttempts: POSTHOG_ERASURE_MAX_ATTEMPTS });
   }
 
   /**
@@ -90,8 +97,8 @@ export class PostHogForwarder implements OnModuleInit, OnApplicationShutdown {
    * (POSTHOG_PERSONAL_API_KEY and POSTHOG_PROJECT_ID, which forwarding needs, and which a deployment that stopped
    * forwarding keeps for the persons it forwarded before), a job deletes the PostHog persons of `distinctIds` with their
    * events, POSTHOG_ERASURE_DELAY_SECONDS after the erasure has committed (their last events have reached PostHog), tried
-   * again until PostHog has taken it (the outbox's backoff): PostHog being down delays it, and fails no erasure. Without
-   * those settings, nothing.
+   * again until PostHog has taken it (the outbox's backoff), at most POSTHOG_ERASURE_MAX_ATTEMPTS times: PostHog being
+   * down delays it, and fails no erasure. Without those settings, nothing.
    */
   async erasePersons(tx: { db: Db; orgId: string }, distinctIds: string[]): Promise<boolean> {
     const { posthogPersonalApiKey: key, posthogProjectId: project } = this.config.analytics;
@@ -105,7 +112,7 @@ export class PostHogForwarder implements OnModuleInit, OnApplicationShutdown {
    * the persons of the distinct ids and their events (delete_events: PostHog deletes them in its weekly batch). Repeated,
    * it deletes nothing more (an id of no person is no error). A refusal or a timeout throws: the outbox retries. So does a
    * deployment that has since removed the deletion settings: the job stays pending until they are back (they are kept after
-   * forwarding is turned off, docs/privacy.md).
+   * forwarding is turned off, docs/privacy.md), or until its last attempt (then dead, for an operator to retry).
    */
   private async deletePersons(job: Job): Promise<void> {
     const { posthogPersonalApiKey: key, posthogProjectId: project, posthogAppHost: host } = this.config.analytics;

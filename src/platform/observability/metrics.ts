@@ -73,6 +73,10 @@ export class Metrics {
   readonly outboxLag = new Gauge({
     name: 'omnizen_outbox_lag_seconds', help: 'Age of the oldest due outbox row not yet processed (0 when none)', registers: [this.registry],
   });
+  readonly outboxDead = new Gauge({
+    name: 'omnizen_outbox_dead', help: 'Outbox jobs given up after their topic\'s last attempt (dead, never retried), still kept, by topic',
+    labelNames: ['topic'] as const, registers: [this.registry],
+  });
   readonly jobsFailed = new Counter({
     name: 'omnizen_jobs_failed_total', help: 'Job attempts that failed, by topic', labelNames: ['topic'] as const, registers: [this.registry],
   });

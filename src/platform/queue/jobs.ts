@@ -11,15 +11,45 @@ export interface Job {
 
 export type JobHandler = (job: Job) => Promise<void>;
 
+/**
+ * The backoff after a job's `attempts`-th failed attempt: 1 s, doubling, at most an hour (the twelve first attempts take
+ * about 68 minutes, then one an hour). The Bull worker's last failure of a relay backs off the same (outbox.repository
+ * recordError computes it in SQL).
+ */
+export const retryDelaySeconds = (attempts: number): number => Math.min(3600, 2 ** Math.min(attempts - 1, 12));
+
+/**
+ * How many times a job is tried (outbox attempts: relays) before it is given up as dead, unless its topic says otherwise:
+ * about six and a half days of retries (retryDelaySeconds), time to mend an outage or a credential the job is refused for.
+ */
+export const DEFAULT_JOB_MAX_ATTEMPTS = 168;
+
+export interface JobOptions {
+  /**
+   * Attempts before the job is dead (never relayed again, its error and payload kept in core.outbox for an operator;
+   * omnizen_outbox_dead); DEFAULT_JOB_MAX_ATTEMPTS when not given.
+   */
+  maxAttempts?: number;
+}
+
 /** Topic → handler. Modules register their handlers at init; handlers must be idempotent. */
 @Injectable()
 export class JobRegistry {
   private readonly handlers = new Map<string, JobHandler>();
+  private readonly caps = new Map<string, number>();
   private readonly logger = new Logger(JobRegistry.name);
 
-  register(topic: string, handler: JobHandler): void {
+  register(topic: string, handler: JobHandler, options: JobOptions = {}): void {
     if (this.handlers.has(topic)) throw new Error(`a handler for job topic ${topic} is already registered`);
+    const { maxAttempts = DEFAULT_JOB_MAX_ATTEMPTS } = options;
+    if (!Number.isInteger(maxAttempts) || maxAttempts < 1) throw new Error(`job topic ${topic}: maxAttempts must be a positive integer`);
     this.handlers.set(topic, handler);
+    this.caps.set(topic, maxAttempts);
+  }
+
+  /** The attempts a job of `topic` gets before it is dead. */
+  maxAttempts(topic: string): number {
+    return this.caps.get(topic) ?? DEFAULT_JOB_MAX_ATTEMPTS;
   }
 
   async run(job: Job): Promise<void> {

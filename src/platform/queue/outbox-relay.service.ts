@@ -5,8 +5,8 @@ import type { Queue } from 'bull';
 import { APP_CONFIG, type AppConfig } from '../config/config.js';
 import { PrivilegedDatabase } from '../database/privileged.service.js';
 import { retryableError } from '../errors/database-errors.js';
-import { JobRegistry, type Job } from './jobs.js';
-import { backlog, claimDue, markDone, recordError, recordFailure, releaseClaims, renewClaim, type ClaimedJob } from './outbox.repository.js';
+import { JobRegistry, retryDelaySeconds, type Job } from './jobs.js';
+import { backlog, claimDue, markDead, markDone, recordError, recordFailure, releaseClaims, renewClaim, type ClaimedJob } from './outbox.repository.js';
 import { Metrics } from '../observability/metrics.js';
 import { Coalescer } from './coalesce.js';
 import { CallTimer, Clock, withTimeout as within } from '../clock/clock.js';
@@ -76,7 +76,8 @@ export function guardQueue(queue: Queue, logger: Pick<Logger, 'warn'>, shutdownG
  *    the job running renews its own claim every third of the claim, so a single job longer than the claim is not run
  *    again by another instance meanwhile;
  * 3. record the outcome: done when its handler has finished (for Bull: the worker, see
- *    JobsProcessor), or a failure with a backoff.
+ *    JobsProcessor), or a failure with a backoff; after its topic's last attempt (JobRegistry.maxAttempts) the job is
+ *    dead: never relayed again, its error and payload kept for an operator (omnizen_outbox_dead).
  * So no transaction stays open while Redis is slow or down, and a job Redis lost (a restart without
  * persistence) is relayed again when its claim runs out. Handlers are idempotent.
  */
@@ -99,10 +100,13 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
   ) {
     metrics.onScrape(async () => {
       // capped like the queue's counts: a database that does not answer leaves the gauges as they were, /metrics answers
-      const { depth, lagSeconds } = await within(this.privileged.run('metrics.scrape', (db) => backlog(db)), 1000,
+      const { depth, lagSeconds, dead } = await within(this.privileged.run('metrics.scrape', (db) => backlog(db)), 1000,
         () => new Error('the database did not answer'), this.timer);
       metrics.outboxDepth.set(depth);
       metrics.outboxLag.set(lagSeconds);
+      // a topic whose dead jobs an operator retried or deleted (or the retention purged) drops out
+      metrics.outboxDead.reset();
+      for (const { topic, count } of dead) metrics.outboxDead.set({ topic }, count);
       if (this.queue) {
         const counts = await within(this.queue.getJobCounts(), 1000, () => new Error('the jobs queue did not answer'));
         for (const state of ['waiting', 'active', 'delayed', 'failed'] as const) metrics.queueDepth.set({ state }, counts[state] ?? 0);
@@ -159,11 +163,12 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
         try {
           await this.handManyToBull(this.queue, fresh);
         } catch (err) {
-          for (const job of fresh) await this.recordFailure(job, err as Error);
+          for (const job of fresh) await this.recordFailure(job, err as Error, false);
         }
       }
       for (const job of jobs.filter((j) => j.attempts !== 1)) {
-        await this.handToBull(this.queue, job).catch((err: Error) => this.recordFailure(job, err));
+        // a failed hand-off (Redis down) is not the job's refusal: it never makes it dead
+        await this.handToBull(this.queue, job).catch((err: Error) => this.recordFailure(job, err, false));
       }
       return jobs.length;
     }
@@ -177,6 +182,11 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
         await this.privileged.run('jobs.relay', (db) => releaseClaims(db, left))
           .catch((e: Error) => this.logger.warn(`${left.length} claimed job(s) not given back ${why} (due again when the claim runs out): ${e.message}`));
         break;
+      }
+      // claimed past its cap: its last attempt's failure was never recorded (the process died running it)
+      if (job.attempts > this.registry.maxAttempts(job.topic)) {
+        await this.giveUp(job, null);
+        continue;
       }
       try {
         await this.runClaimed(job, claimMs);
@@ -250,6 +260,8 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
     if (existing) {
       const state = await within(existing.getState(), timeoutMs, unavailable);
       if (state === 'completed') return this.markDone(job);
+      // past its cap (the worker's last failure did not make it dead: not recorded), it is not retried again
+      if (state === 'failed' && job.attempts > this.registry.maxAttempts(job.topic)) return this.giveUp(job, null);
       if (state === 'failed') return within(existing.retry(), timeoutMs, unavailable);
       return;
     }
@@ -270,23 +282,53 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
   /**
    * The job failed in Bull's worker (attempt `attempt` of `attempts`): counted, logged (its id and topic, never its
    * payload) and its error kept on the outbox row. Bull retries it after its backoff; once Bull's attempts are spent,
-   * the relay retries it when its claim runs out. If the database is down the error is only logged.
+   * the relay retries it after the outbox's backoff (no sooner than its claim runs out), or, that relay its topic's last,
+   * it is dead. If the database is down the error is only logged.
    */
   async recordWorkerFailure(job: Job, err: unknown, attempt: number, attempts: number): Promise<void> {
     const message = err instanceof Error ? err.message : String(err);
     this.metrics.jobsFailed.inc({ topic: job.topic });
-    const next = attempt < attempts ? 'the jobs queue retries it' : 'retried when its outbox claim runs out';
+    const last = attempt >= attempts;
+    const maxAttempts = this.registry.maxAttempts(job.topic);
+    const next = last ? `retried after its outbox backoff, unless this was its last relay (of ${maxAttempts})` : 'the jobs queue retries it';
     this.logger.warn(`job ${job.id} (${job.topic}) failed (attempt ${attempt} of ${attempts} in the jobs queue): ${message}; ${next}`);
-    await this.privileged.run('jobs.relay', (db) => recordError(db, job, message))
-      .catch((e: Error) => this.logger.warn(`job ${job.id}: could not record its failure: ${e.message}`));
+    const dead = await this.privileged.run('jobs.relay', (db) => recordError(db, job, message, last ? { maxAttempts } : undefined))
+      .catch((e: Error) => {
+        this.logger.warn(`job ${job.id}: could not record its failure: ${e.message}`);
+        return false;
+      });
+    if (dead) this.logDead(job, maxAttempts);
   }
 
-  private async recordFailure(job: ClaimedJob, err: Error): Promise<void> {
-    const delaySeconds = Math.min(3600, 2 ** Math.min(job.attempts - 1, 12));
+  /**
+   * A job's attempt failed: due again after its backoff, or, its topic's last attempt (and `mayDie`: the job itself failed,
+   * not its hand-off to Bull), dead.
+   */
+  private async recordFailure(job: ClaimedJob, err: Error, mayDie = true): Promise<void> {
     this.metrics.jobsFailed.inc({ topic: job.topic });
+    if (mayDie && job.attempts >= this.registry.maxAttempts(job.topic)) {
+      this.logger.warn(`job ${job.id} (${job.topic}) failed: ${err.message}`);
+      return this.giveUp(job, err.message);
+    }
+    const delaySeconds = retryDelaySeconds(job.attempts);
     this.logger.warn(`job ${job.id} (${job.topic}) failed: ${err.message}; retry in ${delaySeconds}s`);
     // if this fails too (the database is down), the claim runs out and the job is relayed again
     await this.privileged.run('jobs.relay', (db) => recordFailure(db, job, err.message, delaySeconds))
       .catch((e: Error) => this.logger.warn(`job ${job.id}: could not record its failure: ${e.message}`));
+  }
+
+  /** Marks the job dead (markDead: `error` as its last error, or the one recorded before when null). */
+  private async giveUp(job: ClaimedJob, error: string | null): Promise<void> {
+    // if this fails (the database is down), the claim runs out and the job is claimed, past its cap, again
+    const dead = await this.privileged.run('jobs.relay', (db) => markDead(db, job, error))
+      .catch((e: Error) => {
+        this.logger.warn(`job ${job.id}: could not record it dead: ${e.message}`);
+        return false;
+      });
+    if (dead) this.logDead(job, this.registry.maxAttempts(job.topic));
+  }
+
+  private logDead(job: Job, maxAttempts: number): void {
+    this.logger.error(`job ${job.id} (${job.topic}) given up after ${maxAttempts} attempts: dead, never retried; its error and payload stay in core.outbox (dead_at) for an operator to retry it, until the retention purge`);
   }
 }

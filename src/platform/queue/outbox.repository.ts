@@ -66,24 +66,49 @@ export async function recordFailure(db: Db, job: ClaimedJob, error: string, dela
 }
 
 /**
- * The job failed in Bull's worker: its error is kept on the row (Bull retries it with its own backoff, and the relay once
- * its claim runs out; the claim and its attempts are left as they are).
+ * The job's last attempt failed (`attempts` reached its topic's cap), or it was claimed past the cap (its last failure not
+ * recorded: the process died): it is dead, never relayed again (processed_at with dead_at), its payload kept for an
+ * operator's retry and the retention purge, `error` kept as last_error (NULL: the one recorded before stays). Only under
+ * this claim. False when the row is no longer this claim's.
  */
-export async function recordError(db: Db, job: Job, error: string): Promise<void> {
-  await db.$executeRaw`UPDATE core.outbox SET last_error = ${error}
-    WHERE org_id = ${job.orgId}::uuid AND id = ${BigInt(job.id)} AND processed_at IS NULL`;
+export async function markDead(db: Db, job: ClaimedJob, error: string | null): Promise<boolean> {
+  const n = await db.$executeRaw`UPDATE core.outbox SET last_error = coalesce(${error}, last_error), dead_at = now(), processed_at = now()
+    WHERE org_id = ${job.orgId}::uuid AND id = ${BigInt(job.id)} AND attempts = ${job.attempts} AND processed_at IS NULL`;
+  return n > 0;
+}
+
+/**
+ * The job failed in Bull's worker: its error is kept on the row (Bull retries it with its own backoff, and the relay once
+ * its claim runs out; the claim and its attempts are left as they are). `final`: Bull's last attempt of this relay failed:
+ * a row whose outbox attempts reached `final.maxAttempts` is dead (markDead); any other is due again no sooner than the
+ * relay's backoff after its attempts (retryDelaySeconds, here in SQL), so a job refused for good is relayed about as often
+ * as in-process, not each time its claim runs out. Answers whether it is now dead.
+ */
+export async function recordError(db: Db, job: Job, error: string, final?: { maxAttempts: number }): Promise<boolean> {
+  const max = final?.maxAttempts ?? null;
+  const rows = await db.$queryRaw<{ dead: boolean }[]>`
+    UPDATE core.outbox SET last_error = ${error},
+      dead_at = CASE WHEN attempts >= ${max}::int THEN now() END,
+      processed_at = CASE WHEN attempts >= ${max}::int THEN now() END,
+      available_at = CASE WHEN ${max}::int IS NULL THEN available_at
+        ELSE greatest(available_at, now() + make_interval(secs => least(3600, 2 ^ least(greatest(attempts, 1) - 1, 12)))) END
+    WHERE org_id = ${job.orgId}::uuid AND id = ${BigInt(job.id)} AND processed_at IS NULL
+    RETURNING dead_at IS NOT NULL AS dead`;
+  return rows[0]?.dead ?? false;
 }
 
 /**
  * Rows not yet processed, and the age in seconds of the oldest one waiting (0 when none is), measured from when it first
  * became due: claims and failures move available_at forward, and a job retried for ever would show no lag. Waiting: due
  * and not claimed (available_at passed), or failed at least once (last_error); a healthy job still running under its
- * renewed claim is not lag.
+ * renewed claim is not lag. A dead job is processed: in neither. `dead`: the dead jobs still kept, by topic.
  */
-export async function backlog(db: Db): Promise<{ depth: number; lagSeconds: number }> {
-  const [row] = await db.$queryRaw<{ depth: number; lag: number }[]>`
+export async function backlog(db: Db): Promise<{ depth: number; lagSeconds: number; dead: { topic: string; count: number }[] }> {
+  const [row] = await db.$queryRaw<{ depth: number; lag: number; dead: { topic: string; count: number }[] }[]>`
     SELECT count(*)::int AS depth,
-           coalesce(extract(epoch FROM now() - min(coalesce(first_due_at, available_at)) FILTER (WHERE available_at <= now() OR last_error IS NOT NULL)), 0)::float8 AS lag
+           coalesce(extract(epoch FROM now() - min(coalesce(first_due_at, available_at)) FILTER (WHERE available_at <= now() OR last_error IS NOT NULL)), 0)::float8 AS lag,
+           (SELECT coalesce(jsonb_agg(jsonb_build_object('topic', d.topic, 'count', d.n) ORDER BY d.topic), '[]'::jsonb)
+            FROM (SELECT topic, count(*)::int AS n FROM core.outbox WHERE dead_at IS NOT NULL GROUP BY topic) d) AS dead
     FROM core.outbox WHERE processed_at IS NULL`;
-  return { depth: row.depth, lagSeconds: row.lag };
+  return { depth: row.depth, lagSeconds: row.lag, dead: row.dead };
 }

@@ -1,0 +1,175 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { randomUUID } from 'node:crypto';
+import { DatabaseService } from '../../src/platform/database/database.service.js';
+import { PrivilegedDatabase } from '../../src/platform/database/privileged.service.js';
+import { DEFAULT_JOB_MAX_ATTEMPTS, enqueue, JobRegistry } from '../../src/platform/queue/jobs.js';
+import { OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
+import { Metrics } from '../../src/platform/observability/metrics.js';
+import { POSTHOG_ERASURE_JOB, POSTHOG_ERASURE_MAX_ATTEMPTS, PostHogForwarder } from '../../src/modules/analytics/posthog.forwarder.js';
+import { createTestApp, type TestApp } from '../support/app.js';
+import { startPostHogDouble, type PostHogDouble } from '../support/doubles/posthog-double.js';
+
+const service = { kind: 'service', name: 'outbox-dead-test' } as const;
+const meta = { requestId: 'outbox-dead-test' };
+
+/**
+ * A job refused for good is tried as many times as its topic allows (JobRegistry.register's maxAttempts), then it is dead:
+ * never relayed again, its error and payload kept for an operator, counted by omnizen_outbox_dead, out of the depth and lag.
+ * Attempts are driven here by making each backoff pass (available_at moved to now), never by waiting.
+ */
+describe('dead jobs of the outbox (in-process)', () => {
+  let t: TestApp;
+  let orgId: string;
+  let relay: OutboxRelay;
+  let registry: JobRegistry;
+  let posthog: PostHogDouble;
+
+  beforeAll(async () => {
+    posthog = await startPostHogDouble();
+    t = await createTestApp({ REDIS_URL: undefined, ...posthog.env });
+    const userId = randomUUID();
+    await t.db.admin.query(`INSERT INTO core."User" (id, email) VALUES ($1, $2)`, [userId, `${userId}@example.test`]);
+    orgId = (await t.db.admin.query(`INSERT INTO core.organizations (name, owner_user_id) VALUES ('Dead Jobs Org', $1) RETURNING id`, [userId])).rows[0].id;
+    await t.db.admin.query(`INSERT INTO core.memberships (org_id, user_id, role) VALUES ($1, $2, 'owner')`, [orgId, userId]);
+    relay = t.app.get(OutboxRelay);
+    registry = t.app.get(JobRegistry);
+  });
+  afterAll(async () => {
+    await t?.close();
+    await posthog?.close();
+  });
+
+  const enqueueCommitted = (topic: string, payload: Record<string, unknown>) =>
+    t.app.get(DatabaseService).tenant(service, orgId, meta, (tx) => enqueue(tx, topic, payload));
+  const row = async (topic: string) => (await t.db.admin.query(
+    `SELECT attempts, last_error, payload, processed_at IS NOT NULL AS processed, dead_at IS NOT NULL AS dead, available_at > now() AS later
+     FROM core.outbox WHERE topic = $1`, [topic])).rows[0];
+  /** its backoff has passed (moved here instead of waiting) */
+  const due = (topic: string) => t.db.admin.query(`UPDATE core.outbox SET available_at = now() WHERE topic = $1 AND processed_at IS NULL`, [topic]);
+  /** as if it had been tried `attempts` times already, the last one failing with `error` */
+  const triedAlready = (topic: string, attempts: number, error: string) => t.db.admin.query(
+    `UPDATE core.outbox SET attempts = $2, last_error = $3, first_due_at = now() - interval '3 days', available_at = now() WHERE topic = $1`, [topic, attempts, error]);
+  async function scrape(): Promise<string> {
+    return t.app.get(Metrics).scrape();
+  }
+  const deadOf = (text: string, topic: string) => Number(text.match(new RegExp(`^omnizen_outbox_dead\\{topic="${topic.replace('.', '\\.')}"\\} (\\S+)$`, 'm'))?.[1] ?? 0);
+  const gauge = (text: string, name: string) => Number(text.match(new RegExp(`^${name} (\\S+)$`, 'm'))?.[1]);
+
+  it('tries a refused job as often as its topic allows, then gives it up: never run again, its error and payload kept, counted, out of the lag', async () => {
+    let calls = 0;
+    registry.register('test.refused', async () => {
+      calls += 1;
+      throw new Error('the key was revoked');
+    }, { maxAttempts: 3 });
+    await enqueueCommitted('test.refused', { userId: 'u-1' });
+    await t.db.admin.query(`UPDATE core.outbox SET available_at = now() - interval '10 minutes' WHERE topic = 'test.refused'`);
+    for (let attempt = 1; attempt <= 2; attempt++) {
+      await relay.drain();
+      expect(await row('test.refused')).toMatchObject({ attempts: attempt, last_error: 'the key was revoked', processed: false, dead: false, later: true });
+      await due('test.refused');
+    }
+    // failing, it is lag; not dead yet
+    let metrics = await scrape();
+    expect(gauge(metrics, 'omnizen_outbox_lag_seconds')).toBeGreaterThanOrEqual(600);
+    expect(deadOf(metrics, 'test.refused')).toBe(0);
+
+    // the third and last attempt fails: dead
+    await relay.drain();
+    expect(calls).toBe(3);
+    expect(await row('test.refused')).toMatchObject({
+      attempts: 3, last_error: 'the key was revoked', payload: { userId: 'u-1' }, processed: true, dead: true,
+    });
+    metrics = await scrape();
+    expect(deadOf(metrics, 'test.refused')).toBe(1);
+    // nothing else waits: a dead job is neither depth nor lag
+    expect(gauge(metrics, 'omnizen_outbox_lag_seconds')).toBe(0);
+    expect(gauge(metrics, 'omnizen_outbox_depth')).toBe(0);
+
+    // never relayed again, however long one waits
+    await t.db.admin.query(`UPDATE core.outbox SET available_at = now() - interval '30 days' WHERE topic = 'test.refused'`);
+    expect(await relay.drain()).toBe(0);
+    expect(calls).toBe(3);
+
+    // an operator's retry (alerts.yml, OmniZenJobsDead) runs it again from its first attempt; done, it is no longer counted
+    registry.register('test.refused_mended', async () => undefined);
+    await t.db.admin.query(`UPDATE core.outbox SET topic = 'test.refused_mended', processed_at = NULL, dead_at = NULL, first_due_at = NULL,
+      attempts = 0, available_at = now() WHERE topic = 'test.refused'`);
+    await relay.drain();
+    expect(await row('test.refused_mended')).toMatchObject({ attempts: 1, last_error: null, processed: true, dead: false });
+    expect(deadOf(await scrape(), 'test.refused')).toBe(0);
+  });
+
+  it('gives a topic registered without a cap DEFAULT_JOB_MAX_ATTEMPTS attempts', async () => {
+    expect(registry.maxAttempts('test.uncapped')).toBe(DEFAULT_JOB_MAX_ATTEMPTS);
+    registry.register('test.uncapped', async () => {
+      throw new Error('still refused');
+    });
+    await enqueueCommitted('test.uncapped', {});
+    await triedAlready('test.uncapped', DEFAULT_JOB_MAX_ATTEMPTS - 2, 'refused before');
+    await relay.drain();
+    expect(await row('test.uncapped')).toMatchObject({ attempts: DEFAULT_JOB_MAX_ATTEMPTS - 1, last_error: 'still refused', dead: false, later: true });
+    await due('test.uncapped');
+    await relay.drain();
+    expect(await row('test.uncapped')).toMatchObject({ attempts: DEFAULT_JOB_MAX_ATTEMPTS, last_error: 'still refused', processed: true, dead: true });
+    expect(deadOf(await scrape(), 'test.uncapped')).toBe(1);
+  });
+
+  it('gives up, without running it, a job claimed past its cap whose last failure was never recorded (the process died)', async () => {
+    let calls = 0;
+    registry.register('test.crashing', async () => void (calls += 1), { maxAttempts: 2 });
+    await enqueueCommitted('test.crashing', { n: 1 });
+    await triedAlready('test.crashing', 2, 'the failure recorded before');
+    await relay.drain();
+    expect(calls).toBe(0);
+    expect(await row('test.crashing')).toMatchObject({ attempts: 3, last_error: 'the failure recorded before', processed: true, dead: true });
+  });
+
+  it('gives up a PostHog erasure PostHog keeps refusing after about three days of hourly retries, its distinct ids kept for a retry', async () => {
+    expect(registry.maxAttempts(POSTHOG_ERASURE_JOB)).toBe(POSTHOG_ERASURE_MAX_ATTEMPTS);
+    // the twelve first retries take about 68 minutes, every later one an hour: the cap is about three days
+    expect(POSTHOG_ERASURE_MAX_ATTEMPTS - 12).toBeGreaterThanOrEqual(60);
+    const distinctId = randomUUID();
+    await t.app.get(PrivilegedDatabase).run('privacy.erasure', (db) => t.app.get(PostHogForwarder).erasePersons({ db, orgId }, [distinctId]));
+    posthog.refuseDeletions = true;
+    try {
+      await triedAlready(POSTHOG_ERASURE_JOB, POSTHOG_ERASURE_MAX_ATTEMPTS - 2, 'PostHog refused the deletion of persons: HTTP 503');
+      await relay.drain();
+      expect(await row(POSTHOG_ERASURE_JOB)).toMatchObject({ attempts: POSTHOG_ERASURE_MAX_ATTEMPTS - 1, dead: false, later: true });
+      await due(POSTHOG_ERASURE_JOB);
+      await relay.drain();
+      expect(await row(POSTHOG_ERASURE_JOB)).toMatchObject({
+        attempts: POSTHOG_ERASURE_MAX_ATTEMPTS, last_error: 'PostHog refused the deletion of persons: HTTP 503',
+        payload: { distinctIds: [distinctId] }, processed: true, dead: true,
+      });
+      const tries = posthog.deletions.filter((d) => d.body.distinct_ids?.includes(distinctId)).length;
+      expect(tries).toBe(2);
+      expect(deadOf(await scrape(), POSTHOG_ERASURE_JOB)).toBe(1);
+      await t.db.admin.query(`UPDATE core.outbox SET available_at = now() - interval '30 days' WHERE topic = $1`, [POSTHOG_ERASURE_JOB]);
+      await relay.drain();
+      expect(posthog.deletions.filter((d) => d.body.distinct_ids?.includes(distinctId)).length).toBe(tries);
+    } finally {
+      posthog.refuseDeletions = false;
+    }
+  });
+
+  it('in Bull\'s worker: the last failure of a relay backs the row off as the relay does, and the one of its last relay makes it dead', async () => {
+    registry.register('test.worker_refused', async () => undefined, { maxAttempts: 20 });
+    await enqueueCommitted('test.worker_refused', {});
+    const job = { id: String((await t.db.admin.query(`SELECT id FROM core.outbox WHERE topic = 'test.worker_refused'`)).rows[0].id), orgId, topic: 'test.worker_refused', payload: {} };
+    const dueIn = async () => (await t.db.admin.query(
+      `SELECT extract(epoch FROM available_at - now())::int AS s FROM core.outbox WHERE topic = 'test.worker_refused'`)).rows[0].s as number;
+    // relayed 19 times: a failure Bull retries leaves the row's time as it is
+    await t.db.admin.query(`UPDATE core.outbox SET attempts = 19, available_at = now() + interval '5 minutes' WHERE topic = 'test.worker_refused'`);
+    await relay.recordWorkerFailure(job, new Error('refused'), 1, 5);
+    expect(await dueIn()).toBeLessThanOrEqual(300);
+    // Bull's last attempt of the 19th relay: due again an hour later (the relay's backoff), not when the claim runs out
+    await relay.recordWorkerFailure(job, new Error('refused'), 5, 5);
+    expect(await dueIn()).toBeGreaterThan(3500);
+    expect(await row('test.worker_refused')).toMatchObject({ attempts: 19, last_error: 'refused', processed: false, dead: false });
+    // the 20th and last relay's last attempt fails: dead
+    await t.db.admin.query(`UPDATE core.outbox SET attempts = 20 WHERE topic = 'test.worker_refused'`);
+    await relay.recordWorkerFailure(job, new Error('refused for good'), 5, 5);
+    expect(await row('test.worker_refused')).toMatchObject({ attempts: 20, last_error: 'refused for good', processed: true, dead: true });
+    expect(deadOf(await scrape(), 'test.worker_refused')).toBe(1);
+  });
+});
