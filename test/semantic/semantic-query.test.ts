@@ -119,6 +119,11 @@ describe('semantic query', () => {
     ['json_value RETURNING regclass', `SELECT json_value('"finance.journal_lines"', '$' RETURNING regclass)`, /SQL\/JSON JSON_VALUE\/JSON_QUERY\/JSON_EXISTS is not allowed/],
     ['merge_action()', `SELECT merge_action()`, /MERGE_ACTION\(\) is not allowed/],
     ['a CTE name of one set-operation arm read in the other', `(WITH pg_settings AS (SELECT 'x' AS name) SELECT name FROM pg_settings) UNION ALL (SELECT name FROM pg_settings)`, /table pg_settings is outside schema semantic/],
+    // a row's columns add up (review r3: 1,000 columns of 18 MB each, 97 KB of text, made a backend allocate ~17 GB; here 20 columns of 60x each)
+    ['a row whose columns add up past the growth bound', `SELECT ${Array(20).fill(`concat(${Array(60).fill('memo').join(',')})`).join(', ')} FROM semantic.v_gl_fact`, /the row of a SELECT can hold up to 1201 times .* at most 1024/],
+    // the checks' work: every name read is looked up in every FROM item in scope (a CTE of 1,000 columns read by 1,000 FROM items: 14 s)
+    ['a SELECT of 101 FROM items', `WITH c AS (SELECT 1 AS a) SELECT count(a) FROM ${Array(100).fill('c').join(', ')} CROSS JOIN c`, /a SELECT reads 101 FROM items.*at most 100/],
+    ['a SELECT of 1,665 output columns', `SELECT ${Array.from({ length: 1665 }, (_, i) => `${i} AS c${i}`).join(', ')}`, /a SELECT has 1665 output columns; at most 1664/],
   ];
 
   it.each(refusals)('refuses %s with a 400 naming the reason, changing nothing', async (_label, sql, reason) => {

@@ -86,10 +86,24 @@ describe('semantic SQL guard: fences and growth bound', () => {
       GROUP BY customer_name) x), 'ap', (SELECT json_agg(y) FROM (SELECT party_name, open_amount FROM semantic.v_ap_open) y))`);
     // the columns' names may be those of types: rel.name is a column first
     await acceptSemanticQuery(`WITH a AS (SELECT memo AS name, account_code AS text FROM semantic.v_gl_fact) SELECT a.name, a.text FROM a`);
+    // (at most MAX_FROM_ITEMS FROM items a SELECT: 10 subqueries of 100 derived tables each)
     const ctes = Array.from({ length: 1000 }, (_, i) => `a${i} AS (SELECT ${i} AS n)`).join(', ');
-    const derived = Array.from({ length: 1000 }, (_, i) => `(VALUES (${i})) d${i}`).join(', ');
+    const derived = Array.from({ length: 10 }, (_, j) => `(SELECT 1 FROM ${Array.from({ length: 100 }, (_, i) => `(VALUES (${100 * j + i})) d${i}`).join(', ')}) s${j}`).join(', ');
     const { statement } = await acceptSemanticQuery(`WITH ${ctes} SELECT 1 FROM ${derived}`);
-    expect(await fences(statement)).toEqual({ ctes: Array(1000).fill('CTEMaterializeAlways'), derived: Array(1000).fill(true) });
+    expect(await fences(statement)).toEqual({ ctes: Array(1000).fill('CTEMaterializeAlways'), derived: Array(1010).fill(true) });
+  });
+
+  it('accepts rows within the growth bound and the widest SELECT and FROM list allowed (1,664 columns read through 100 FROM items)', async () => {
+    // 16 columns of 60 (a row of 960 x the largest input), in a SELECT and in a VALUES row; 200 plain columns
+    const c60 = Array(16).fill(`concat(${Array(60).fill('memo').join(',')})`).join(', ');
+    await acceptSemanticQuery(`SELECT ${c60} FROM semantic.v_gl_fact`);
+    await acceptSemanticQuery(`SELECT v.* FROM semantic.v_gl_fact, LATERAL (VALUES (${c60})) v`);
+    await acceptSemanticQuery(`SELECT ${Array(200).fill('memo').join(', ')} FROM semantic.v_gl_fact`);
+    // before: each name read was looked up in every column of every FROM item (a CTE of 1,000 columns read by 1,000 FROM items
+    // and 1,000 names: 14 s of a blocked event loop); now one lookup per FROM item
+    const cols = Array.from({ length: 1664 }, (_, i) => `${i} AS a${i}`).join(', ');
+    const reads = Array.from({ length: 3000 }, (_, i) => `a${i % 1664}`).join(', ');
+    await acceptSemanticQuery(`WITH c AS (SELECT ${cols}) SELECT count(${reads}) FROM ${Array.from({ length: 100 }, (_, i) => `c c${i}`).join(', ')}`);
   });
 
   const nest = (levels: number, seed: string, f: (s: string) => string) => Array.from({ length: levels }).reduce<string>((s) => f(s), seed);
@@ -143,6 +157,20 @@ describe('semantic SQL guard: fences and growth bound', () => {
     ['IS JSON', `SELECT '1' IS JSON`, /SQL\/JSON IS JSON is not allowed/],
     ['JSON_SERIALIZE', `SELECT json_serialize('1')`, /SQL\/JSON JSON_SERIALIZE is not allowed/],
     ['a query over the size bound', `SELECT '${'x'.repeat(300_001)}'`, /the query is 300010 bytes; at most 300000/],
+    // a row's columns add up: review r3's probe (97 KB) made a backend allocate ~17 GB (1,000 columns of 18 MB each), out
+    // of the statement timeout's reach; refused here, never run
+    ['1,000 columns of 60x each (the 17 GB probe)', `WITH a AS (SELECT '${'a'.repeat(90_000)}' AS x), b AS (SELECT concat(concat(${Array(100).fill('x').join(',')}), concat(${Array(100).fill('x').join(',')})) AS y FROM a) SELECT ${Array(1000).fill(`y||''`).join(', ')} FROM b`, /the row of a SELECT can hold up to 60001 times .* at most 1024 is allowed/],
+    ['a CTE\'s row past the bound (its output small)', `WITH a AS (SELECT ${Array(20).fill(`concat(${Array(60).fill('memo').join(',')})`).join(', ')} FROM semantic.v_gl_fact) SELECT count(*) FROM a`, /the row of a SELECT can hold up to 1201 times/],
+    ['a VALUES row past the bound', `SELECT 1 FROM semantic.v_gl_fact, LATERAL (VALUES (${Array(20).fill(`concat(${Array(60).fill('memo').join(',')})`).join(', ')})) v`, /a VALUES row can hold up to 1201 times/],
+    ['* of two heavy CTEs', `WITH a AS (SELECT ${Array(10).fill(`concat(${Array(60).fill('memo').join(',')})`).join(', ')} FROM semantic.v_gl_fact) SELECT * FROM a x, a y`, /the row of a SELECT can hold up to 1201 times/],
+    ['ROWS FROM of heavy functions', `SELECT 1 FROM semantic.v_gl_fact, ROWS FROM (${Array(20).fill(`unnest(ARRAY[concat(${Array(30).fill('memo').join(',')})])`).join(', ')}) r`, /a function in FROM \(ROWS FROM\) can hold up to \d+ times/],
+    // the checks' work: each name read is looked up in every FROM item in scope
+    ['101 FROM items (joins count each side)', `WITH c AS (SELECT 1 AS a) SELECT count(a) FROM ${Array(99).fill('c').join(', ')}, c JOIN c ON true`, /a SELECT reads 101 FROM items .*at most 100 are allowed/],
+    ['1,000 FROM items of a 1,000-column CTE (14 s before)', `WITH c AS (SELECT ${Array.from({ length: 1000 }, (_, i) => `1 a${i}`).join(', ')}) SELECT count(${Array(1000).fill('a0').join(',')}) FROM ${Array(1000).fill('c').join(', ')}`, /a SELECT reads 1000 FROM items/],
+    ['1,665 output columns', `SELECT ${Array.from({ length: 1665 }, (_, i) => `${i} AS c${i}`).join(', ')}`, /a SELECT has 1665 output columns; at most 1664 are allowed/],
+    ['a VALUES row of 1,665 columns', `VALUES (${Array(1665).fill('1').join(', ')})`, /a VALUES row has 1665 output columns/],
+    // the parser reads up to a NUL: the text after it was accepted unparsed
+    ['text after a NUL character', `SELECT 1\u0000; DROP TABLE x`, /the query contains a NUL character/],
   ])('refuses %s before it runs', async (_label, sql, reason) => {
     const r = await refusal(sql);
     expect(r.code).toBe('semantic.query_refused');

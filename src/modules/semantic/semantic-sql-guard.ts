@@ -27,11 +27,16 @@ import { SemanticErrors } from './semantic.errors.js';
  *   Values built across ROWS (string_agg, array_agg, json_agg... over many rows, ARRAY(SELECT ...)) are bounded by
  *   the statement timeout only (rows are read with interrupt checks); they weigh at least 1, so what is built from them
  *   is at most 64 times their size (array_to_string(ARRAY(SELECT ...), '<100 KB>') is refused).
+ *   A row is held whole (formed, sorted, materialized): the weights of a SELECT's, CTE's or VALUES row's columns add up
+ *   and are held to MAX_ROW_GROWTH (1,024) (1,000 columns of 19 MB each made a backend allocate 17 GB, out of the timeout's reach).
  * - depth bound: at most MAX_DEPTH (8) SELECTs nested inside each other or reading each other (a CTE chain counts);
  *   WITH RECURSIVE is refused (a recursive CTE grows a value every iteration: s || s doubles it).
  * - size bound, checked first: at most MAX_NODES (20,000) parse-tree nodes nested at most MAX_NESTING (200) deep, so
  *   that the checks (synchronous: they hold the event loop; some recursive) stay short and never exhaust the stack;
- *   each is linear in the tree but for the derived tables' fences (their subtrees, nested at most MAX_DEPTH deep).
+ *   each is linear in the tree but for the derived tables' fences (their subtrees, nested at most MAX_DEPTH deep) and
+ *   the lookup of each column name read in every FROM item in scope (at most MAX_FROM_ITEMS a SELECT, each looked up
+ *   by name: a CTE's columns are indexed once), with at most MAX_COLUMNS output columns a SELECT or VALUES row.
+ * - a NUL character is refused: the parser reads a C string and would check only the text before it.
  * - fences (fenceStatement): the statement run is the caller's with every CTE made AS MATERIALIZED and every derived
  *   table (subquery in FROM) given OFFSET 0, so PostgreSQL plans each level on its own and never merges their
  *   expressions into one. The rewrite is checked on the parse tree: the fenced text must parse to the caller's tree
@@ -42,11 +47,24 @@ import { SemanticErrors } from './semantic.errors.js';
 export const QUERY_MAX_BYTES = 300_000;
 /** The heaviest expression a query may have: how many of its inputs' largest values one value may hold (see above). */
 export const MAX_GROWTH = 64;
+/**
+ * A row's columns add up (a row is held whole: formed, sorted, materialized), to at most MAX_ROW_GROWTH times the largest
+ * input: far more than one value may grow to, so that a SELECT of many plain columns or JSON builders stays allowed, while
+ * a row stays far below PostgreSQL's 1 GB tuple (1,000 columns of 64 x each made a backend allocate 17 GB).
+ */
+export const MAX_ROW_GROWTH = 1024;
 /** SELECTs nested inside each other or reading each other (CTE chains) at most. */
 export const MAX_DEPTH = 8;
 /** Parse-tree nodes at most, and how deeply they may nest: the checks take time in proportion to them (and stack). */
 export const MAX_NODES = 20_000;
 export const MAX_NESTING = 200;
+/**
+ * FROM items of one SELECT at most (tables, views, CTEs, subqueries and functions; each side of a join counts): each
+ * column name is looked up in every FROM item in scope, so their number times the names read is the checks' work.
+ */
+export const MAX_FROM_ITEMS = 100;
+/** Output columns of one SELECT or VALUES row at most: PostgreSQL's own limit of a target list (MaxTupleAttributeNumber). */
+export const MAX_COLUMNS = 1664;
 
 /**
  * Functions a query may call (unqualified or pg_catalog.*): aggregates, windows, arithmetic, text, dates, json building.
@@ -132,6 +150,8 @@ export async function acceptSemanticQuery(sql: string): Promise<AcceptedQuery> {
 async function accept(sql: string): Promise<AcceptedQuery> {
   const size = Buffer.byteLength(sql, 'utf8');
   if (size > QUERY_MAX_BYTES) throw refuse(`the query is ${size} bytes; at most ${QUERY_MAX_BYTES} are allowed`);
+  // the parser reads a C string: it would stop at a NUL and check only the text before it, the rest handed on unparsed
+  if (sql.includes('\u0000')) throw refuse('the query contains a NUL character (\\u0000), which a statement cannot hold');
   let tree: { stmts?: { stmt: Record<string, unknown>; stmt_location?: number; stmt_len?: number }[] };
   try {
     tree = (await parse(sql)) as typeof tree;
@@ -413,6 +433,7 @@ function shapeOf(s: Sel, env: Env): Shape {
     const cols: Col[] = [];
     for (const list of s.valuesLists) {
       const items: unknown[] = list.List?.items ?? [];
+      if (items.length > MAX_COLUMNS) throw refuseColumns('a VALUES row', items.length);
       const w = items.map((i) => weigh(i, ctx));
       value = Math.max(value, ...w);
       row = Math.max(row, w.reduce((a, b) => a + b + 3 * BYTE, 0));
@@ -426,6 +447,10 @@ function shapeOf(s: Sel, env: Env): Shape {
     const star = (s.valuesLists as any[]).some((l) => (l.List?.items ?? []).some(expandsColumns));
     shape = { value, row, depth: 1 + ctx.depth, cols: star ? undefined : cols };
   } else {
+    // before any work in proportion to them (every column name read is looked up in every FROM item in scope)
+    const fromItems = countFromItems(s.fromClause ?? []);
+    if (fromItems > MAX_FROM_ITEMS) throw refuse(`a SELECT reads ${fromItems} FROM items (tables, views, CTEs, subqueries, functions; each side of a join counts); at most ${MAX_FROM_ITEMS} are allowed`);
+    if ((s.targetList ?? []).length > MAX_COLUMNS) throw refuseColumns('a SELECT', s.targetList.length);
     const sources: Source[] = [...env.outerSources];
     const read: Shape[] = [];
     const names = new Set(env.outerNames);
@@ -448,6 +473,8 @@ function shapeOf(s: Sel, env: Env): Shape {
         add(renamed(shapeOf(rs.subquery.SelectStmt, { ctes, outerValue: ctx.value, outerRow: ctx.row, outerNames: names, outerSources: [...sources] }), rs.alias?.colnames), rs.alias?.aliasname);
       } else if (item.RangeFunction) {
         const w = weigh(item.RangeFunction.functions, ctx);
+        // ROWS FROM (f(...), g(...)): one row of all of them
+        if (w > MAX_ROW_GROWTH) throw refuseRow('a function in FROM (ROWS FROM)', w);
         add({ value: w, row: w, depth: 0 }, item.RangeFunction.alias?.aliasname);
       } else if (item.JoinExpr) {
         from(item.JoinExpr.larg);
@@ -489,8 +516,28 @@ function shapeOf(s: Sel, env: Env): Shape {
     shape = { value, row, depth: 1 + ctx.depth, cols };
   }
   if (shape.depth > MAX_DEPTH) throw refuse(`the query nests ${shape.depth} SELECTs (subqueries, and CTEs reading CTEs); at most ${MAX_DEPTH} are allowed`);
+  // a row is held whole (formed, sorted, materialized as one tuple): its columns add up
+  if (shape.row > MAX_ROW_GROWTH) throw refuseRow(s.valuesLists ? 'a VALUES row' : 'the row of a SELECT', shape.row);
   return shape;
 }
+
+/** The FROM items of a FROM list, each side of a join counted (a join itself, and its alias, not). */
+function countFromItems(items: any[]): number {
+  let n = 0;
+  const stack = [...items];
+  while (stack.length) {
+    const item = stack.pop();
+    if (item?.JoinExpr) stack.push(item.JoinExpr.larg, item.JoinExpr.rarg);
+    else n++;
+  }
+  return n;
+}
+
+const refuseColumns = (what: string, n: number) =>
+  refuse(`${what} has ${n} output columns; at most ${MAX_COLUMNS} are allowed (PostgreSQL's own limit of a target list)`);
+
+const refuseRow = (what: string, weight: number) =>
+  refuse(`${what} can hold up to ${weight > 1e9 ? 'over 10^9' : Math.ceil(weight)} times the largest value a query starts from (a semantic view's value or row, or the query's own text) in one row: its columns add up; at most ${MAX_ROW_GROWTH} is allowed (return fewer or lighter columns)`);
 
 /** An upper bound of the size of the value `node` builds, in units of the largest value it reads; refuses past MAX_GROWTH. */
 function weigh(node: unknown, ctx: Ctx): number {
@@ -692,18 +739,36 @@ function columnRead(fields: any[], ctx: Ctx): Omit<Col, 'name'> | undefined {
   let json = true;
   for (const src of ctx.sources) {
     if (rel !== undefined && src.name !== rel) continue;
-    if (!src.shape.cols) {
-      weight = Math.max(weight, src.shape.value);
-      json = false;
-      continue;
-    }
-    for (const c of src.shape.cols) {
-      if (c.name !== undefined && c.name !== name) continue;
+    const index = columnIndex(src.shape);
+    for (const c of [index.named.get(name!), index.any]) {
+      if (!c) continue;
       weight = Math.max(weight, c.weight);
       json &&= c.json;
     }
   }
   return weight < 0 ? undefined : { weight, json };
+}
+
+/**
+ * A shape's columns by name, built once per shape (a CTE read by many FROM items is one shape): the heaviest column of
+ * each name, JSON if all of them are, and `any`, what every name may read (the columns of no known name; all of them,
+ * at the shape's heaviest value and not JSON, when its columns are not known). A lookup is then one get per FROM item,
+ * not a pass over its columns (a CTE of 1,000 columns read 1,000 times by 1,000 names took minutes).
+ */
+interface ColumnIndex { named: Map<string, Omit<Col, 'name'>>; any?: Omit<Col, 'name'> }
+const COLUMN_INDEXES = new WeakMap<Shape, ColumnIndex>();
+function columnIndex(shape: Shape): ColumnIndex {
+  let index = COLUMN_INDEXES.get(shape);
+  if (index) return index;
+  const merged = (a: Omit<Col, 'name'> | undefined, c: Omit<Col, 'name'>) => (a ? { weight: Math.max(a.weight, c.weight), json: a.json && c.json } : { weight: c.weight, json: c.json });
+  index = { named: new Map() };
+  if (!shape.cols) index.any = { weight: shape.value, json: false };
+  for (const c of shape.cols ?? []) {
+    if (c.name === undefined) index.any = merged(index.any, c);
+    else index.named.set(c.name, merged(index.named.get(c.name), c));
+  }
+  COLUMN_INDEXES.set(shape, index);
+  return index;
 }
 
 /** Whether an expression, already weighed, reads a JSON value: a JSON expression, or a column or scalar subquery of one. */

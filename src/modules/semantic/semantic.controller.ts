@@ -47,11 +47,12 @@ export class SemanticQueryController {
     summary: 'Run one read-only SELECT over the semantic views (any member; the rows are those your claims allow)',
     description: 'Parsed with PostgreSQL\'s parser: one SELECT (CTEs allowed, WITH RECURSIVE not) over semantic.* views and allow-listed functions; everything else is a 400 naming what was refused. '
       + 'Bounds on what a query may build, checked before it runs (400 semantic.query_refused naming the expression): at most 8 SELECTs nested in or reading each other (CTE chains count); '
-      + 'at most 20,000 parse-tree nodes nested at most 200 deep; '
+      + 'at most 20,000 parse-tree nodes nested at most 200 deep; at most 100 FROM items in one SELECT (each side of a join counts) and 1,664 output columns in one SELECT or VALUES row (PostgreSQL\'s own limit); no NUL character (\\u0000); '
       + 'no expression may build a value (as text) more than 64 times the largest value the query starts from (a semantic view\'s value or row, or the query\'s own text of at most 300,000 bytes): concat and || add up their arguments, '
       + 'arrays and rows printed as text count 2x their parts (ARRAY[...], ROW(...), ARRAY(SELECT ...), array_agg, a whole row), JSON building 6x (escaping; JSON arguments 1.5x), '
       + 'replace, regexp_replace and array_to_string multiply by the length of their replacement or separator (which must be string literals, as must regexp_match\'s pattern), translate 4x, to_char 8x its format, values aggregated across rows count at least 1, '
       + 'casts count what their text can become (char(n) padding; a number\'s exponent: 1e1000 prints 1,001 digits; a cast to json/jsonb takes only a string literal or a JSON value), and a CTE\'s or subquery\'s columns carry their weight into the queries reading them. '
+      + 'A whole row of a SELECT, CTE, subquery or VALUES list is held to 1,024 times: its columns\' weights add up (1,000 columns of a large value each are refused). '
       + 'SQL/JSON syntax (JSON_VALUE, JSON_ARRAY, IS JSON...), concat_ws with VARIADIC and rel.function notation (x.row_to_json) are refused. '
       + 'Runs as written but with every CTE AS MATERIALIZED and every subquery in FROM given OFFSET 0 (each level is planned on its own), in a READ ONLY transaction that is rolled back, with a statement timeout (422 when exceeded) and a row cap (truncated: true).',
   })
