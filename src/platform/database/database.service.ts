@@ -57,9 +57,35 @@ export async function claimOrganization(db: Db, principal: Principal, orgId: str
  */
 const refusedCaller = <T>(begin: Promise<T>): Promise<T> => translateDatabaseError(begin, { '28000': (e) => mapDatabaseError(e)! });
 
+/** What the row-level-security canary found wrong with one table or view. */
+export interface CanaryLeak {
+  table: string;
+  /** rows the probe principal saw; 0 for what the catalog shows (a table need not hold rows to be open) */
+  rows: number;
+  /**
+   * rows_visible: the probe saw rows; rls_disabled, rls_not_forced: the table's row-level security off, or not forced
+   * (its owner, and what runs as it, reads past the policies); policy_allows_all: a permissive policy the probe's role
+   * falls under whose USING is `true`; view_not_invoker: a view that reads as its owner (no security_invoker).
+   */
+  reason: 'rows_visible' | 'rls_disabled' | 'rls_not_forced' | 'policy_allows_all' | 'view_not_invoker';
+}
+
+/**
+ * The canary's read of one table: all of it up to `samplePages` pages, past that TABLESAMPLE SYSTEM of about
+ * `samplePages` of its `pages`. Unsampled, a read the policies hide every row of is a scan of the whole table whenever
+ * the plan has no index for them (a large table: the statement timeout every check, so never a verdict); sampled, it
+ * costs the same on any size of table. Every page has the same chance each time (no REPEATABLE), so a policy that lets
+ * only some rows through is found over successive checks; what needs no rows to see (RLS off, a policy `true`) the
+ * catalog shows at once.
+ */
+export function rlsCanaryProbe(table: string, pages: number, samplePages: number): string {
+  const sample = pages > samplePages ? ` TABLESAMPLE SYSTEM (${(100 * samplePages) / pages})` : '';
+  return `SELECT count(*)::int AS n FROM (SELECT 1 FROM ${table}${sample} LIMIT 1) x`;
+}
+
 /** Ends the canary's transaction by rollback, carrying what it saw. */
 class CanaryDone extends Error {
-  constructor(readonly seen: { table: string; rows: number }[]) {
+  constructor(readonly seen: CanaryLeak[]) {
     super('canary done');
   }
 }
@@ -169,27 +195,48 @@ export class DatabaseService implements OnApplicationShutdown {
 
   /**
    * The row-level-security canary: as `authenticated` with the claims of a person who belongs to no organization,
-   * reads every table of `schemas` that holds organizations' rows (an org_id column, and the organizations
-   * themselves) and that the role may select, if only some of its columns (core.api_keys); each must show none (so a module's new table is covered at once). A row seen means a policy
-   * lets it through (a policy loosened or RLS switched off). Runs in a transaction that is always rolled back.
+   * checks every table and view of `schemas` that holds organizations' rows (an org_id column, and the organizations
+   * themselves) and that the role may select, if only some of its columns (core.api_keys), so a module's new table is
+   * covered at once. The catalog first: RLS enabled and forced, no permissive policy `USING (true)` for the role, views
+   * security_invoker. Then a read, which must show no row (a policy loosened some other way): a table's bounded by
+   * `samplePages` (rlsCanaryProbe), a view's whole (a view cannot be sampled; an invoker view reads its tables under
+   * their policies, and one that calls a SECURITY DEFINER function, semantic.v_ar_open, could show rows its tables
+   * hide). Runs in a transaction that is always rolled back.
    */
-  async rlsCanary(schemas: readonly string[], lockTimeoutMs: number): Promise<{ table: string; rows: number }[]> {
+  async rlsCanary(schemas: readonly string[], lockTimeoutMs: number, samplePages: number): Promise<CanaryLeak[]> {
     return this.pool.transaction(async function rlsCanary(db) {
-      // a table locked by a migration or VACUUM FULL fails the check soon (55P03) instead of holding it for the pool's timeout
-      await db.$queryRaw`SELECT set_config('lock_timeout', ${`${Math.max(1, Math.trunc(lockTimeoutMs))}ms`}, true)`;
+      // a table locked by a migration or VACUUM FULL fails the check soon (55P03) instead of holding it for the pool's
+      // timeout; no JIT: the reads find nothing, and compiling a view's plan (semantic.v_cash_flow) cost more than running it
+      await db.$queryRaw`SELECT set_config('lock_timeout', ${`${Math.max(1, Math.trunc(lockTimeoutMs))}ms`}, true), set_config('jit', 'off', true)`;
       const probe = JSON.stringify({ sub: '00000000-0000-4000-8000-00000000c4a7', role: 'authenticated' });
       await db.$queryRaw`SELECT org_id FROM public.begin_request(${probe}, 'authenticated')`;
-      const tables = (await db.$queryRaw<{ name: string }[]>`
-        SELECT format('%I.%I', n.nspname, c.relname) AS name
+      const relations = await db.$queryRaw<{ name: string; kind: string; pages: number; rls: boolean; forced: boolean; allowsAll: boolean; invoker: boolean }[]>`
+        SELECT format('%I.%I', n.nspname, c.relname) AS name, c.relkind::text AS kind,
+          (CASE WHEN c.relkind = 'p' THEN (SELECT coalesce(sum(pg_relation_size(t.relid)), 0) FROM pg_partition_tree(c.oid) t WHERE t.isleaf)
+                ELSE pg_relation_size(c.oid) END / current_setting('block_size')::int)::float8 AS pages,
+          c.relrowsecurity AS rls, c.relforcerowsecurity AS forced,
+          EXISTS (SELECT 1 FROM pg_policy p
+                  WHERE p.polrelid = c.oid AND p.polpermissive AND p.polcmd IN ('r', '*') AND pg_get_expr(p.polqual, p.polrelid) = 'true'
+                    AND EXISTS (SELECT 1 FROM unnest(p.polroles) r WHERE CASE WHEN r = 0 THEN true ELSE pg_has_role(r, 'MEMBER') END)) AS "allowsAll",
+          EXISTS (SELECT 1 FROM unnest(c.reloptions) o WHERE o ~* '^security_invoker=(t|tr|tru|true|y|ye|yes|on|1)$') AS invoker
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE c.relkind IN ('r', 'p', 'v') AND n.nspname = ANY(${schemas as string[]}) AND has_any_column_privilege(c.oid, 'SELECT')
           AND (EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'org_id' AND NOT a.attisdropped)
                OR (n.nspname, c.relname) = ('core', 'organizations'))
-        ORDER BY 1`).map((r) => r.name);
-      const seen: { table: string; rows: number }[] = [];
-      for (const table of tables) {
-        const [row] = await db.$queryRawUnsafe<{ n: number }[]>(`SELECT count(*)::int AS n FROM (SELECT 1 FROM ${table} LIMIT 1) x`);
-        if (row.n > 0) seen.push({ table, rows: row.n });
+        ORDER BY 1`;
+      const seen: CanaryLeak[] = [];
+      for (const r of relations) {
+        const view = r.kind === 'v';
+        const found: CanaryLeak['reason'] | null = view
+          ? (r.invoker ? null : 'view_not_invoker')
+          : !r.rls ? 'rls_disabled' : !r.forced ? 'rls_not_forced' : r.allowsAll ? 'policy_allows_all' : null;
+        if (found) {
+          seen.push({ table: r.name, rows: 0, reason: found });
+          continue;
+        }
+        // a view has no pages of its own: read whole
+        const [row] = await db.$queryRawUnsafe<{ n: number }[]>(rlsCanaryProbe(r.name, r.pages, samplePages));
+        if (row.n > 0) seen.push({ table: r.name, rows: row.n, reason: 'rows_visible' });
       }
       throw new CanaryDone(seen);
     }).catch((err: unknown) => {

@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { APP_CONFIG, type AppConfig } from '../config/config.js';
-import { DatabaseService } from '../database/database.service.js';
+import { DatabaseService, type CanaryLeak } from '../database/database.service.js';
 import { DatabaseUnavailableError, isTransientSqlState, sqlState } from '../errors/database-errors.js';
 import { Metrics } from '../observability/metrics.js';
 
@@ -12,18 +12,25 @@ const TENANT_SCHEMAS = ['core', 'hub', 'finance', 'ai', 'public', 'semantic'] as
  * FULL) fails the check soon, as a check that could not run, not a verdict.
  */
 export const CANARY_LOCK_TIMEOUT_MS = 1000;
+/**
+ * About how many pages of a table one check reads at most (rlsCanaryProbe): 512 kB, whatever the table's size; a
+ * smaller table is read whole.
+ */
+export const CANARY_SAMPLE_PAGES = 64;
 
 export interface CanaryResult {
   ok: boolean;
-  /** tables where the probe principal saw rows: a policy lets another organization's rows through */
-  leaks: { table: string; rows: number }[];
+  /** tables where the probe principal saw rows (a policy lets another organization's rows through), or whose catalog says it could */
+  leaks: CanaryLeak[];
   checkedAt: Date;
   error?: string;
 }
 
 /**
  * Row-level security checked from the outside, periodically (RLS_CANARY_INTERVAL_MS) and on demand by
- * /health/ready: a person who belongs to no organization must see no row of any organization. A failure makes
+ * /health/ready: a person who belongs to no organization must see no row of any organization, and no table may be
+ * open to them whatever it holds (DatabaseService.rlsCanary: the catalog, then a read of each table bounded by
+ * CANARY_SAMPLE_PAGES, so that a large table does not make every check end in the statement timeout). A failure makes
  * the instance not ready, sets omnizen_rls_canary_ok to 0 (the RlsCanaryFailing alert) and is logged as an error; so
  * does a check that fails for a reason that does not pass (a policy that raises). A check that could not run for a
  * reason that passes (the database unreachable, a lock or statement timeout: isTransientSqlState) is no verdict: the
@@ -55,9 +62,9 @@ export class RlsCanary implements OnApplicationBootstrap {
 
   async run(): Promise<CanaryResult> {
     try {
-      const leaks = await this.db.rlsCanary(TENANT_SCHEMAS, CANARY_LOCK_TIMEOUT_MS);
+      const leaks = await this.db.rlsCanary(TENANT_SCHEMAS, CANARY_LOCK_TIMEOUT_MS, CANARY_SAMPLE_PAGES);
       this.last = { ok: leaks.length === 0, leaks, checkedAt: new Date() };
-      if (leaks.length) this.logger.error({ leaks }, 'RLS canary: a principal of no organization can read organizations\' rows');
+      if (leaks.length) this.logger.error({ leaks }, 'RLS canary: a principal of no organization can read organizations\' rows, or a table is open to it');
     } catch (err) {
       const message = (err as Error).message;
       // the check could not run this time (the database down, a table locked by a migration, a timeout): no verdict;
