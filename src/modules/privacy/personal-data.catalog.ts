@@ -233,9 +233,12 @@ export const PERSONAL_DATA_CATALOG: PersonalDataTable[] = [
   },
   {
     table: 'core.analytics_events', person: { kind: 'user', column: 'user_id' }, describes: 'product analytics events about you',
-    // pseudonymized, not deleted: the organization's aggregates stay; a fresh random id per row links nothing
+    // pseudonymized, not deleted: the organization's aggregates stay. One random id for all the person's rows, drawn once
+    // per erasure (an uncorrelated sub-select is an InitPlan: evaluated once per statement, and the statement is this
+    // person's): their events stay one user in the distinct counts (active users, the roll-ups' users), and the id links
+    // them to nobody. A fresh id per row would count one erased person with N events on a day as N users.
     columns: {
-      user_id: { kind: 'pseudonymize', sql: `'erased-' || gen_random_uuid()` },
+      user_id: { kind: 'pseudonymize', sql: `(SELECT 'erased-' || gen_random_uuid())` },
       anonymous_id: ERASE,
       properties: { kind: 'pseudonymize', sql: `'{}'::jsonb` },
       name: notPersonal('the event name'),
