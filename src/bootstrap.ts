@@ -24,6 +24,11 @@ import type { DestinationStream } from 'pino';
 /** Largest request body accepted (413 above it). */
 export const BODY_LIMIT_BYTES = 1024 * 1024;
 
+/** Response headers the API sets on purpose that a browser app on another origin may read (README, "Browsers on other origins"). */
+export const CORS_EXPOSED_HEADERS = [
+  'x-request-id', 'x-next-cursor', 'content-disposition', 'ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset', 'retry-after',
+];
+
 /**
  * The HTTP server under Nest: Fastify. (On Express the read route cost twice the CPU per request:
  * bench/README.md.)
@@ -82,7 +87,9 @@ export async function bootstrap(app: NestFastifyApplication, options: { logDesti
     origin: config.http.corsOrigins,
     credentials: true,
     methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
-    exposedHeaders: ['x-request-id'],
+    // the response headers a browser app reads (the CORS-safelisted ones, Content-Type and Content-Length, need no listing):
+    // the request id of an error report, the next page's cursor, a download's file name, the rate limit and when to retry
+    exposedHeaders: CORS_EXPOSED_HEADERS,
     maxAge: 600,
   });
   // multipart bodies (knowledge uploads) are parsed by the route that reads them, with its own size limit

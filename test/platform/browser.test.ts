@@ -22,6 +22,19 @@ describe('browser callers: CORS, security headers, the docs', () => {
     expect(get.headers['access-control-expose-headers']).toContain('x-request-id');
   });
 
+  it('lets a page of an allowed origin read the headers the API sets on purpose: cursor, file name, rate limit, retry', async () => {
+    const res = await t.http.get('/health').set('Origin', APP).expect(200);
+    expect(res.headers['access-control-allow-origin']).toBe(APP);
+    const exposed = String(res.headers['access-control-expose-headers']).toLowerCase().split(/\s*,\s*/);
+    expect(exposed).toEqual(expect.arrayContaining([
+      'x-request-id', 'x-next-cursor', 'content-disposition', 'ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset', 'retry-after',
+    ]));
+    // also on an error answer (a 4xx of the error filter), where Retry-After and the request id matter most
+    const err = await t.http.get('/v1/no-such-route').set('Origin', APP).expect(404);
+    expect(String(err.headers['access-control-expose-headers']).toLowerCase()).toContain('retry-after');
+    expect(err.body.error.code).toBeDefined();
+  });
+
   it('gives an origin not on the list no Access-Control-Allow-Origin', async () => {
     const res = await t.http.options('/v1/orgs').set('Origin', 'https://evil.example.test').set('Access-Control-Request-Method', 'POST');
     expect(res.status).toBeLessThan(500);
