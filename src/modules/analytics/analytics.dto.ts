@@ -25,7 +25,8 @@ export class AnalyticsEventInputDto {
   @IsOptional() @IsObject()
   properties?: Record<string, unknown>;
 
-  @ApiPropertyOptional({ description: 'When it happened (default: now); at most 28 days ago and 1 day ahead', format: 'date-time', example: '2026-12-02T08:30:00.000Z' })
+  @ApiPropertyOptional({ description: 'When it happened (default: now), ISO 8601; at most 28 days ago and 1 day ahead. A date-time without an offset '
+    + '(2026-12-02T08:30:00) is read as UTC, as the reports\' days are; a date alone (2026-12-02) as its UTC midnight', format: 'date-time', example: '2026-12-02T08:30:00.000Z' })
   @IsOptional() @Timestamp('timestamp')
   timestamp?: string;
 

@@ -16,6 +16,11 @@ export interface AnalyticsEventRow {
 
 const num = (v: bigint | number | string | null) => (v === null ? 0 : Number(v));
 const isoDay = (d: Date | string) => (typeof d === 'string' ? d.slice(0, 10) : d.toISOString().slice(0, 10));
+/**
+ * A UTC day as a `date` parameter: its YYYY-MM-DD text cast in SQL. A JS Date bound to a date column is written by pg in
+ * the process's local time zone (TZ=America/New_York: UTC midnight is 19:00 the day before), which shifts the day.
+ */
+const utcDay = (d: Date | string) => sql<Date>`${isoDay(d)}::date`;
 
 /** One event, as the server records them on hot paths (a posted entry): compiled once, no arrays to serialize. */
 const oneEvent = prepare((p: { id: string; orgId: string; name: string; properties: string; occurredAt: string; userId: string | null; anonymousId: string | null; source: string }) => qb
@@ -77,11 +82,11 @@ export const analyticsRepository = {
    */
   async dailyCounts(db: Db, orgId: string, q: { from: string; to: string; event?: string; after?: { d: string; e: string }; limit: number }): Promise<{ day: string; event: string; events: number; users: number }[]> {
     let query = qb.selectFrom('core.analytics_daily').select(['day', 'event', 'events', 'users'])
-      .where('org_id', '=', orgId).where('day', '>=', new Date(q.from)).where('day', '<=', new Date(q.to));
+      .where('org_id', '=', orgId).where('day', '>=', utcDay(q.from)).where('day', '<=', utcDay(q.to));
     if (q.event) query = query.where('event', '=', q.event);
     if (q.after) {
       const { d, e } = q.after;
-      query = query.where((eb) => eb.or([eb('day', '>', new Date(d)), eb.and([eb('day', '=', new Date(d)), eb('event', '>', e)])]));
+      query = query.where((eb) => eb.or([eb('day', '>', utcDay(d)), eb.and([eb('day', '=', utcDay(d)), eb('event', '>', e)])]));
     }
     const rows = await db.run(query.orderBy('day').orderBy('event').limit(q.limit + 1));
     return rows.map((r) => ({ day: isoDay(r.day), event: r.event, events: num(r.events), users: num(r.users) }));
@@ -124,13 +129,13 @@ export const analyticsRepository = {
   async deleteEventNamesUnusedSince(db: Db, before: Date): Promise<number> {
     return db.runCount(qb.deleteFrom('core.analytics_event_names as n').where('n.first_seen_at', '<', before)
       .where(({ not, exists, selectFrom }) => not(exists(selectFrom('core.analytics_daily as d').select(sql`1`.as('one'))
-        .whereRef('d.org_id', '=', 'n.org_id').whereRef('d.event', '=', 'n.name').where('d.day', '>=', before)))));
+        .whereRef('d.org_id', '=', 'n.org_id').whereRef('d.event', '=', 'n.name').where('d.day', '>=', utcDay(before))))));
   },
 
   async topEvents(db: Db, orgId: string, from: string, to: string, limit: number): Promise<{ event: string; events: number }[]> {
     const rows = await db.run(qb.selectFrom('core.analytics_daily')
       .select((eb) => ['event', eb.fn.sum<string>('events').as('events')])
-      .where('org_id', '=', orgId).where('day', '>=', new Date(from)).where('day', '<=', new Date(to))
+      .where('org_id', '=', orgId).where('day', '>=', utcDay(from)).where('day', '<=', utcDay(to))
       .groupBy('event').orderBy('events', 'desc').orderBy('event').limit(limit));
     return rows.map((r) => ({ event: r.event, events: num(r.events) }));
   },
@@ -170,7 +175,7 @@ export const analyticsRepository = {
 
   /** Deletes the roll-ups of the days before `before` (their events' partitions are dropped: privileged, service_role). */
   async deleteRollUpsBefore(db: Db, before: Date): Promise<number> {
-    return db.runCount(qb.deleteFrom('core.analytics_daily').where('day', '<', before));
+    return db.runCount(qb.deleteFrom('core.analytics_daily').where('day', '<', utcDay(before)));
   },
 
   /**
@@ -208,7 +213,7 @@ export const analyticsRepository = {
       .with('plan_of', () => plansOfOrganizations(OMNIZEN_APP))
       .with('usage', (w) => w.selectFrom('core.analytics_daily as d').innerJoin('plan_of as p', 'p.org_id', 'd.org_id')
         .select((eb) => ['p.plan', 'd.event', eb.fn.count<string>('d.org_id').distinct().as('organizations'), eb.fn.sum<string>('d.events').as('events')])
-        .where('d.day', '>=', sql<Date>`${from}::date`).where('d.day', '<=', sql<Date>`${to}::date`)
+        .where('d.day', '>=', utcDay(from)).where('d.day', '<=', utcDay(to))
         .groupBy(['p.plan', 'd.event']))
       .with('ranked', (w) => w.selectFrom('usage').selectAll()
         .select(sql<string>`row_number() OVER (PARTITION BY plan ORDER BY events DESC, event)`.as('rank')))

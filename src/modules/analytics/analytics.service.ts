@@ -24,6 +24,15 @@ const EVENT_FIELDS = new Set(['name', 'properties', 'timestamp', 'userId', 'anon
 const SERVER_NAMES: ReadonlySet<string> = new Set(SERVER_EVENT_NAMES);
 const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?$/;
 
+/**
+ * An event's timestamp (ISO_DATE_TIME) as epoch ms. A date-time without an offset is read as UTC, as the reports' days
+ * are (JavaScript would read it in the server's time zone: the same event a different hour, maybe day, per server); a
+ * date alone is its UTC midnight. NaN when it is no instant.
+ */
+function eventInstant(timestamp: string): number {
+  return Date.parse(/T[^Z+-]*$/.test(timestamp) ? `${timestamp}Z` : timestamp);
+}
+
 /** A server-side event a module records (its name one of SERVER_EVENT_NAMES, which apps may not send). */
 export interface ServerEvent {
   name: ServerEventName;
@@ -105,7 +114,7 @@ export class AnalyticsService {
         return;
       }
       valid.push({ index, row: {
-        id: randomUUID(), orgId: tx.orgId, name: e.name, properties: e.properties ?? {}, occurredAt: e.timestamp ? new Date(e.timestamp) : new Date(now),
+        id: randomUUID(), orgId: tx.orgId, name: e.name, properties: e.properties ?? {}, occurredAt: new Date(e.timestamp ? eventInstant(e.timestamp) : now),
         userId, anonymousId: e.anonymousId ?? null, source: 'client',
       } });
     });
@@ -181,7 +190,7 @@ export class AnalyticsService {
       if (v !== undefined && (typeof v !== 'string' || v.length > 200)) problems.push(`${field} must be a string of at most 200 characters`);
     }
     if (e.timestamp !== undefined) {
-      const at = typeof e.timestamp === 'string' && ISO_DATE_TIME.test(e.timestamp) ? Date.parse(e.timestamp) : NaN;
+      const at = typeof e.timestamp === 'string' && ISO_DATE_TIME.test(e.timestamp) ? eventInstant(e.timestamp) : NaN;
       if (Number.isNaN(at)) problems.push('timestamp must be a valid ISO 8601 date string');
       else if (at < now - MAX_AGE_MS) problems.push('timestamp must be at most 28 days ago');
       else if (at > now + MAX_AHEAD_MS) problems.push('timestamp must be at most 1 day ahead');
