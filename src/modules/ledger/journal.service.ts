@@ -175,6 +175,22 @@ export interface ShareChange {
   reversedOn?: { on: string; rate: string };
 }
 
+/**
+ * One side of an allocation its reversal gives back (JournalService.giveBackAllocation), signed as the item's aging shows
+ * it (a payment's credit negative): the document, its own rate and, when revalued by the reversal's date, its last
+ * revaluation's rate (what it is carried at); what is open of it without the share; the share (`amount`), what the
+ * allocation took off for it, and its value now, at what the item carries as of the reversal.
+ */
+export interface AllocationSide {
+  documentId: string;
+  ownRate: string;
+  revaluedRate?: string;
+  open: Decimal;
+  amount: Decimal;
+  takenOff: Decimal;
+  now: Decimal;
+}
+
 /** An open item whose revaluation rows JournalService.carriedPerFxAccount reads. */
 interface RevaluedItem {
   documentId: string;
@@ -965,7 +981,7 @@ export class JournalService {
    * changes since (shareChangesSince), which restoreShare writes as the item's rows on their unrealized FX accounts
    * instead of the realized result.
    */
-  async shareGivenBack(tx: TenantTx, item: { documentId: string; ownRate: string; open: Decimal; revalued: boolean }, share: { amount: Decimal; settledOn: string; takenOff: Decimal },
+  private async shareGivenBack(tx: TenantTx, item: { subledger: Subledger; documentId: string; ownRate: string; open: Decimal; revalued: boolean }, share: { amount: Decimal; settledOn: string; takenOff: Decimal },
     now: Decimal, asOf: string, baseMu: number): Promise<{ value: Decimal; changes: ShareChange[] }> {
     const changes = item.revalued ? await this.shareChangesSince(tx, item, share, asOf, now.minus(share.takenOff), baseMu) : [];
     return { value: now.minus(changes.reduce((sum, c) => sum.plus(c.part), D(0))), changes };
@@ -977,7 +993,9 @@ export class JournalService {
    * `asOf` changed of the item (a revaluation, or a reversal of one posted ahead) the share did not go through while
    * settled. Per unrealized FX account (each row's own; '' for an older row whose account is not stored), each such row's
    * change of the share's value, the share's value at a rate being what the item carries open with it less what it carries
-   * open without it (`item.open`), each rounded as a revaluation rounds an item (so a row's part is exactly what the row,
+   * open without it as of the row's date (`item.open` and what settled it since: another allocation between the row and
+   * `asOf` would otherwise put its own rounding into the row's part, a minor unit realized at the reversal), each rounded
+   * as a revaluation rounds an item (so a row's part is exactly what the row,
    * or its reversal, moves of the item with the share against without it, and the parts add up with no rounding left to
    * put anywhere), so the reversal writes them as rows of the item (restoreShare) rather than into its
    * realized result: what the item's rows leave on each account is then what the accounts hold of it (a void, a credit
@@ -990,10 +1008,16 @@ export class JournalService {
    * they come to it within a minor unit per row (they differ when the item's rounding history does, another settlement
    * since say: partsOf). None when no row changed the share since.
    */
-  private async shareChangesSince(tx: TenantTx, item: { documentId: string; ownRate: string; open: Decimal }, share: { amount: Decimal; settledOn: string }, asOf: string,
-    total: Decimal, baseMu: number): Promise<ShareChange[]> {
-    /** the share's value at a rate: the item open with it less without it, each rounded (a revaluation's target) */
-    const valueAt = (r: Decimal) => baseShare(item.open.plus(share.amount), share.amount, r, baseMu);
+  private async shareChangesSince(tx: TenantTx, item: { subledger: Subledger; documentId: string; ownRate: string; open: Decimal }, share: { amount: Decimal; settledOn: string },
+    asOf: string, total: Decimal, baseMu: number): Promise<ShareChange[]> {
+    /** the share's value at a rate, `open` without it open: the item open with it less without it, each rounded (a revaluation's target) */
+    const valueAt = (open: Decimal, r: Decimal) => baseShare(open.plus(share.amount), share.amount, r, baseMu);
+    /** what the subledger says is open of the item (without the share, still settled) as of a date */
+    const openOn = new Map<string, Decimal>();
+    const openAsOf = async (date: string): Promise<Decimal> => {
+      if (!openOn.has(date)) openOn.set(date, D((await this.revalued.openItemsOf(tx, item.subledger, date, [item.documentId]))[0]?.open ?? 0));
+      return openOn.get(date)!;
+    };
     const rows = await repo.revaluationRowsOf(tx.db, tx.orgId, [item.documentId], '9999-12-31');
     /** the reversals dated after `asOf`, by the revaluation they reverse: they take its part of the share off on their own date */
     const reversedLater = new Map(rows.filter((r) => r.reverses && r.date > asOf).map((r) => [r.reverses!, { on: r.date, rate: r.rate }]));
@@ -1016,7 +1040,10 @@ export class JournalService {
       const key = `${row.fxAccountId ?? ''}|${realized ?? ''}|${pending ? `${pending.on}|${pending.rate}` : ''}`;
       // the difference of rounded values, not the share times the step rounded: a pending part is then exactly what its
       // reversal takes off the item given back (rounding each part on its own left a minor unit to settle as realized)
-      amounts.set(key, (amounts.get(key) ?? D(0)).plus(valueAt(before.plus(step)).minus(valueAt(before))));
+      // at what was open on the row's date: another settlement since (before `asOf`) changed the share's rounded value, not
+      // the row (what it settled of the open amount then, at the rate then, is its own, not this share's)
+      const open = item.open.plus((await openAsOf(row.date)).minus(await openAsOf(asOf)));
+      amounts.set(key, (amounts.get(key) ?? D(0)).plus(valueAt(open, before.plus(step)).minus(valueAt(open, before))));
       if (realized) realizedOn.set(key, realized);
       if (pending) reversedOn.set(key, pending);
       counted++;
@@ -1031,23 +1058,22 @@ export class JournalService {
   }
 
   /**
-   * Writes what shareChangesSince answered for a share given back (an allocation's reversal, dated `date`, posted by the
-   * subledger): a finance.fx_revaluation_items row per account and its pair of lines (the control account's and the
+   * Writes what shareChangesSince answered for a share given back (an allocation's reversal, dated `date`:
+   * giveBackAllocation): a finance.fx_revaluation_items row per account and its pair of lines (the control account's and the
    * unrealized FX account's: '' the settings' one of the part's kind), one entry marked as a settlement's compensation
    * (FX_SETTLED_SHARE_REF: a revaluation's rate steps already count the share), at the rate the item is carried at; and
    * the parts the settlement had realized (`realizedOn`) moved back from the realized FX accounts to the unrealized ones
    * (realizeSettledShares, given back); the parts whose revaluation's reversal is posted ahead (`reversedOn`) taken
    * back off on that date, as settlePendingReversals compensates a settled share (one entry per date, refused as its
    * compensation when that date's period is closed), so that nothing of them is realized. Answers the entries posted.
-   * `given`: the ledger settings and the base currency's minor units, as the caller read them (read here when not given).
+   * `context`: the ledger settings and the base currency's minor units, as the caller read them.
    */
-  async restoreShare(tx: TenantTx, s: {
+  private async restoreShare(tx: TenantTx, s: {
     subledger: Subledger; documentId: string; accountId: string; currency: string; rate: string; date: string; memo: string;
     counterpartyType: string; counterpartyId: string; changes: ShareChange[]; fxAccountsMissing?: (message: string) => Error;
-  }, given?: { settings: LedgerSettingsDto; baseMu: number }): Promise<SettledReversals> {
+  }, context: { settings: LedgerSettingsDto; baseMu: number }): Promise<SettledReversals> {
     if (!s.changes.length) return noSettledReversals();
-    const settings = given?.settings ?? await this.ledger.settings(tx);
-    const context = given ?? { settings, baseMu: await this.ledger.currencyUnits(tx, settings.baseCurrency) };
+    const { settings } = context;
     const { documentId, accountId, currency, rate, changes, fxAccountsMissing, ...change } = s;
     const description = generatedMemo('', s.memo, ': FX revaluation of the share given back');
     const items: CarriedChange[] = [];
@@ -1070,6 +1096,37 @@ export class JournalService {
     }
     const realizationEntryIds = shares.length ? await this.realizeSettledShares(tx, { date: s.date, memo: s.memo, shares, fxAccountsMissing }, context) : [];
     return { compensationEntryIds, realizationEntryIds };
+  }
+
+  /**
+   * An allocation's reversal (dated `r.date`) of either subledger, in the order both post it: each side's share given
+   * back (shareGivenBack: the settled item's, an invoice or a bill, then the payment's credit), `post` with the values
+   * they come back at, in that order (the reversal's realized result and allocation row, the subledger's own), what
+   * revaluations since changed of each share written as its rows (restoreShare), then the revaluations' reversals posted
+   * ahead of it taking off the shares given back no more (settlePendingReversals, given back; nothing is pending for a
+   * base-currency allocation, `foreign` false). `fxAccountsMissing`: the subledger's error when a realized FX account is
+   * missing (absent: the ledger's). Answers what `post` answered and the entries posted after it (for the audit row).
+   */
+  async giveBackAllocation<T>(tx: TenantTx, r: {
+    subledger: Subledger; accountId: string; currency: string; date: string; memo: string; counterpartyType: string; counterpartyId: string;
+    settledOn: string; foreign: boolean; sides: [AllocationSide, AllocationSide]; fxAccountsMissing?: (message: string) => Error;
+  }, context: { settings: LedgerSettingsDto; baseMu: number }, post: (values: [Decimal, Decimal]) => Promise<T>): Promise<{ posted: T; fxEntries: SettledReversals }> {
+    const { sides, settledOn, foreign, ...restore } = r;
+    const shares: { value: Decimal; changes: ShareChange[] }[] = [];
+    for (const side of sides) {
+      shares.push(await this.shareGivenBack(tx, { subledger: r.subledger, documentId: side.documentId, ownRate: side.ownRate, open: side.open, revalued: side.revaluedRate !== undefined },
+        { amount: side.amount, settledOn, takenOff: side.takenOff }, side.now, r.date, context.baseMu));
+    }
+    const posted = await post([shares[0].value, shares[1].value]);
+    const entries: SettledReversals[] = [];
+    for (const [i, side] of sides.entries()) {
+      entries.push(await this.restoreShare(tx, { ...restore, documentId: side.documentId, rate: side.revaluedRate ?? side.ownRate, changes: shares[i].changes }, context));
+    }
+    entries.push(await this.settlePendingReversals(tx, {
+      subledger: r.subledger, date: r.date, memo: r.memo, counterpartyType: r.counterpartyType, counterpartyId: r.counterpartyId, realize: 'givenBack',
+      documents: foreign ? sides.map((s) => ({ documentId: s.documentId })) : [], fxAccountsMissing: r.fxAccountsMissing }));
+    return { posted, fxEntries: {
+      compensationEntryIds: entries.flatMap((e) => e.compensationEntryIds), realizationEntryIds: entries.flatMap((e) => e.realizationEntryIds) } };
   }
 
   /**

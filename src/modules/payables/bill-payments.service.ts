@@ -6,7 +6,7 @@ import { emitEvent } from '../../platform/events/events.js';
 import { requestHash } from '../../platform/http/idempotency-key.js';
 import { decodeKeyset, page } from '../../platform/http/pagination.js';
 import { AuditService } from '../audit/audit.service.js';
-import { JournalService, settledReversalsAudit, type PostingLine, type SettledReversals } from '../ledger/journal.service.js';
+import { JournalService, settledReversalsAudit, type PostingLine } from '../ledger/journal.service.js';
 import { LedgerErrors } from '../ledger/ledger.errors.js';
 import { LedgerService } from '../ledger/ledger.service.js';
 import { baseOf, baseShare, D, fitsMinorUnits, fixed, rateText } from '../ledger/money.js';
@@ -178,7 +178,7 @@ export class BillPaymentsService {
     if (new Set(allocations.map((a) => a.billId)).size !== allocations.length) throw PayablesErrors.error('payables.bill_repeated', 'allocations: a bill appears twice');
     // the rate paid at (the bank's) when the client gives one, as for a customer payment; else the rate of the date
     const rate = currency !== base && dto.rate !== undefined ? D(dto.rate) : await this.payables.rateOn(tx, currency, dto.paymentDate);
-    const baseAmount = D(fixed(amount.times(rate), baseMu));
+    const baseAmount = baseOf(amount, rate, baseMu);
     const party = { vendorId: dto.vendorId ?? null, claimantId: dto.claimantId ?? null };
     const cp = dto.vendorId ? { counterpartyType: 'vendor', counterpartyId: dto.vendorId } : { counterpartyType: 'employee', counterpartyId: dto.claimantId! };
     const { apAccountId } = await this.payables.settings(tx);
@@ -355,7 +355,7 @@ export class BillPaymentsService {
       throw PayablesErrors.error('payables.bank_account_not_allowed', `bankAccountId: account ${bank.code} is not an active, postable asset account`);
     }
     const rate = payment.currency !== base && dto.rate !== undefined ? D(dto.rate) : await this.payables.rateOn(tx, payment.currency, date);
-    const bankBase = D(fixed(amount.times(rate), baseMu));
+    const bankBase = baseOf(amount, rate, baseMu);
     const paymentBase = await this.creditShare(tx, payment, usage.base, left, amount, baseMu, date, 'the refund');
     const { apAccountId } = await this.payables.settings(tx);
     // AR is an asset too, but no bank account (read under the posting lock, which a settings change drains)
@@ -435,39 +435,33 @@ export class BillPaymentsService {
       ? D(payment.base_amount).minus(usage.base).minus(creditRevalued.delta).minus(baseOf(D(payment.amount).minus(usage.amount).plus(amount), creditRevalued.rate, baseMu))
       : baseShare(D(payment.amount).minus(usage.amount), amount.neg(), payment.rate, baseMu);
     // what revaluations (or their reversals) since the allocation changed of each share while it was settled is no
-    // realized result: written as the bill's (and the credit's) rows on the unrealized FX accounts they moved
-    // (restoreShare, as on AR), so what its rows leave on each account stays what the account holds of it; the rest
-    // reopens the share at what the allocation took off (as the aging shows them: the credit's share negative)
-    const settledOn = iso(original.allocation_date);
-    const billShare = await this.journal.shareGivenBack(tx, { documentId: original.bill_id, ownRate: D(billRow.rate!).toFixed(), open: billOpen, revalued: !!billRevalued },
-      { amount, settledOn, takenOff: D(original.bill_base_amount) }, reopenedBill.neg(), date, baseMu);
-    const creditShare = await this.journal.shareGivenBack(tx, { documentId: original.payment_id, ownRate: D(payment.rate).toFixed(), open: D(usage.amount).minus(payment.amount), revalued: !!creditRevalued },
-      { amount: amount.neg(), settledOn, takenOff: D(original.payment_base_amount).neg() }, reopenedCredit, date, baseMu);
-    const billBase = billShare.value.neg();
-    const paymentBase = creditShare.value;
-    const diff = paymentBase.minus(billBase).neg();
-    // reversed on the account the original result went to: read from the original's entry (its line on neither AP nor
-    // the bank), whatever the settings say now; the settings' account of the result's side only when that cannot be told
+    // realized result: written as the bill's (and the credit's) rows on the unrealized FX accounts they moved (as on AR),
+    // so what its rows leave on each account stays what the account holds of it; the rest reopens the share at what the
+    // allocation took off (as the aging shows them: the credit's share negative)
     const { apAccountId } = await this.payables.settings(tx);
-    const resultAccount = original.journal_entry_id && !diff.isZero()
-      ? await this.journal.resultAccountOf(tx, original.journal_entry_id, [apAccountId, payment.bank_account_id]) : undefined;
     const s = await this.ledger.settings(tx);
     const memo = `Reversal of allocation ${allocationId}`;
-    const entryId = await this.postFx(tx, payment, diff.neg(), date, memo, baseMu, resultAccount ?? (diff.gt(0) ? s.fxLossAccountId : s.fxGainAccountId));
-    const id = await repo.insertAllocation(tx.db, tx.orgId, {
-      paymentId: original.payment_id, billId: original.bill_id, date, amount: amount.neg(), billBase, paymentBase,
-      reversesAllocationId: allocationId, journalEntryId: entryId, createdBy: this.payables.actor(tx),
+    const { posted: { entryId, id }, fxEntries } = await this.journal.giveBackAllocation(tx, {
+      subledger: 'payables', accountId: apAccountId, currency: payment.currency, date, memo, ...partyOf(payment), settledOn: iso(original.allocation_date), foreign: payment.currency !== base,
+      sides: [
+        { documentId: original.bill_id, ownRate: D(billRow.rate!).toFixed(), revaluedRate: billRevalued?.rate, open: billOpen, amount, takenOff: D(original.bill_base_amount), now: reopenedBill.neg() },
+        { documentId: original.payment_id, ownRate: D(payment.rate).toFixed(), revaluedRate: creditRevalued?.rate, open: D(usage.amount).minus(payment.amount), amount: amount.neg(),
+          takenOff: D(original.payment_base_amount).neg(), now: reopenedCredit },
+      ],
+    }, { settings: s, baseMu }, async ([billShare, paymentBase]) => {
+      const billBase = billShare.neg();
+      const diff = paymentBase.minus(billBase).neg();
+      // reversed on the account the original result went to: read from the original's entry (its line on neither AP nor
+      // the bank), whatever the settings say now; the settings' account of the result's side only when that cannot be told
+      const resultAccount = original.journal_entry_id && !diff.isZero()
+        ? await this.journal.resultAccountOf(tx, original.journal_entry_id, [apAccountId, payment.bank_account_id]) : undefined;
+      const entryId = await this.postFx(tx, payment, diff.neg(), date, memo, baseMu, resultAccount ?? (diff.gt(0) ? s.fxLossAccountId : s.fxGainAccountId));
+      const id = await repo.insertAllocation(tx.db, tx.orgId, {
+        paymentId: original.payment_id, billId: original.bill_id, date, amount: amount.neg(), billBase, paymentBase,
+        reversesAllocationId: allocationId, journalEntryId: entryId, createdBy: this.payables.actor(tx),
+      });
+      return { entryId, id };
     });
-    const restore = { subledger: 'payables' as const, accountId: apAccountId, currency: payment.currency, date, memo, ...partyOf(payment) };
-    const context = { settings: s, baseMu };
-    const restored = [
-      await this.journal.restoreShare(tx, { ...restore, documentId: original.bill_id, rate: billRevalued?.rate ?? D(billRow.rate!).toFixed(), changes: billShare.changes }, context),
-      await this.journal.restoreShare(tx, { ...restore, documentId: original.payment_id, rate: creditRevalued?.rate ?? D(payment.rate).toFixed(), changes: creditShare.changes }, context),
-      await settlePendingReversals(this.journal, tx, {
-        documentIds: payment.currency !== base ? [original.bill_id, original.payment_id] : [], party: partyOf(payment), date, memo, givenBack: true }),
-    ];
-    const fxEntries: SettledReversals = {
-      compensationEntryIds: restored.flatMap((r) => r.compensationEntryIds), realizationEntryIds: restored.flatMap((r) => r.realizationEntryIds) };
     const [bill] = await this.payables.bills(tx, [original.bill_id]);
     const after = await this.get(tx, original.payment_id);
     await emitEvent(tx, 'bill_payment.allocation_reversed', {

@@ -12,11 +12,12 @@ export const assertAfterRevaluations = (ledger: LedgerService, journal: JournalS
  * The reversals of revaluations posted ahead of `date` (autoReverse, dated the next period's first day) of these
  * foreign-currency bills, claims and payment credits take off the share just settled (or given back) no more, in one
  * call for all of them (JournalService.settlePendingReversals; a realized FX account missing: 422 ledger.fx_accounts_missing,
- * as the payments' own results). `givenBack`: an allocation's reversal. Answers the entries posted (for the settlement's audit row).
+ * as the payments' own results). Answers the entries posted (for the settlement's audit row); an allocation's reversal
+ * gives its shares back through JournalService.giveBackAllocation.
  */
 export const settlePendingReversals = (journal: JournalService, tx: TenantTx, s: {
-  documentIds: string[]; party: { counterpartyType: string; counterpartyId: string }; date: string; memo: string; givenBack?: boolean;
+  documentIds: string[]; party: { counterpartyType: string; counterpartyId: string }; date: string; memo: string;
 }): Promise<SettledReversals> =>
   journal.settlePendingReversals(tx, {
-    subledger: 'payables', date: s.date, memo: s.memo, ...s.party, realize: s.givenBack ? 'givenBack' : 'settled', documents: s.documentIds.map((documentId) => ({ documentId })),
+    subledger: 'payables', date: s.date, memo: s.memo, ...s.party, realize: 'settled', documents: s.documentIds.map((documentId) => ({ documentId })),
   });

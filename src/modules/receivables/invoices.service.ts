@@ -11,7 +11,7 @@ import { Clock, today } from '../../platform/clock/clock.js';
 import { AuditService } from '../audit/audit.service.js';
 import { JournalService, unrealizedFxAccounts, type PostingLine } from '../ledger/journal.service.js';
 import { LedgerService } from '../ledger/ledger.service.js';
-import { baseOf, computeTax, D, fitsMinorUnits, fixed, rateText } from '../ledger/money.js';
+import { baseOf, baseShare, computeTax, D, fitsMinorUnits, fixed, rateText } from '../ledger/money.js';
 import { ADMIN_ROLES, type RequestRole } from '../../platform/auth/principal.js';
 import type { TaxCodeDto } from '../ledger/ledger.dto.js';
 import { CustomersService } from './customers.service.js';
@@ -27,10 +27,6 @@ import type {
 
 /** Who wrote a document: the user id, or service:<name>. */
 export const actor = (tx: TenantTx): string | null => (tx.principal.kind === 'user' ? tx.principal.userId : tx.principal.kind === 'service' ? `service:${tx.principal.name}` : null);
-
-
-/** The base value of an open amount at a document's rate: what the control account carries for it. */
-export { baseOf } from '../ledger/money.js';
 
 /** A status that follows the open amount. */
 export function statusFor(total: string, open: Decimal.Value): 'issued' | 'partially_paid' | 'paid' {
@@ -502,7 +498,7 @@ export class InvoicesService {
         const amount = net.lt(still) ? net : still;
         if (amount.gt(0)) {
           if (!settings.deferredRevenueAccountId) throw ReceivablesErrors.error('receivables.deferred_account_missing', 'a credited line has deferred revenue: set deferredRevenueAccountId in the receivables settings first');
-          const base = net.lte(still) ? baseOf(d.net, rate, baseMu).minus(baseOf(d.net.minus(net), rate, baseMu)) : baseOf(d.net, rate, baseMu).minus(baseOf(d.recognized, rate, baseMu));
+          const base = baseShare(d.net, amount, rate, baseMu);
           backToDeferred.set(i + 1, { amount: amount.toFixed(), base: base.toFixed() });
         }
         d.net = d.net.minus(net);
@@ -535,7 +531,7 @@ export class InvoicesService {
     await repo.replaceLines(tx.db, tx.orgId, cnId, lines);
     const cn = await this.row(tx, cnId);
     // the credit note's own base (at the invoice's rate): the difference of the invoice's rounded open values
-    const creditBase = baseOf(open, rate, baseMu).minus(baseOf(open.minus(total), rate, baseMu));
+    const creditBase = baseShare(open, total, rate, baseMu);
     // what it takes off the invoice: as an allocation does, of what the invoice carries, at its last revaluation's rate
     // (all of it when it credits what is open). Without a revaluation the two are one
     const foreign = inv.currency !== baseCurrency;

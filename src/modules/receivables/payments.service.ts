@@ -11,9 +11,9 @@ import { AuditService } from '../audit/audit.service.js';
 import { JournalService, noSettledReversals, settledReversalsAudit, type PostingLine, type SettledReversals } from '../ledger/journal.service.js';
 import { LedgerService } from '../ledger/ledger.service.js';
 import { LedgerErrors } from '../ledger/ledger.errors.js';
-import { D, fitsMinorUnits, fixed, rateText } from '../ledger/money.js';
+import { baseOf, baseShare, D, fitsMinorUnits, fixed, rateText } from '../ledger/money.js';
 import { CustomersService } from './customers.service.js';
-import { actor, baseOf, InvoicesService, statusFor } from './invoices.service.js';
+import { actor, InvoicesService, statusFor } from './invoices.service.js';
 import { assertOpenPeriod } from './open-period.js';
 import { assertAfterRevaluations, settlePendingReversals } from './revalued-dates.js';
 import { ReceivablesErrors } from './receivables.errors.js';
@@ -47,7 +47,7 @@ interface Carrying {
  * (all of it when settled in full), so the realized result is only what the rate moved since the revaluation.
  */
 function shareOf(open: Decimal, amount: Decimal, ownRate: string, baseMu: number, carrying?: Carrying): Decimal {
-  if (!carrying) return baseOf(open, ownRate, baseMu).minus(baseOf(open.minus(amount), ownRate, baseMu));
+  if (!carrying) return baseShare(open, amount, ownRate, baseMu);
   return amount.eq(open) ? carrying.base : carrying.base.minus(baseOf(open.minus(amount), carrying.rate, baseMu));
 }
 
@@ -453,42 +453,38 @@ export class PaymentsService {
     const creditCarrying = await this.creditCarrying(tx, payment.id, date);
     // the share comes back carrying what the invoice carries now
     const reopened = invoiceCarrying ? D(invoiceCarrying.base).minus(baseOf(open.plus(amount), invoiceCarrying.rate, baseMu))
-      : baseOf(open, invoice.rate!, baseMu).minus(baseOf(open.plus(amount), invoice.rate!, baseMu));
-    // what revaluations (or their reversals) since the allocation changed of it while it was settled is no realized result:
-    // written as the invoice's rows on the unrealized FX accounts they moved (restoreShare), so what its rows leave on
-    // each account stays what the account holds of it; the rest reopens the share at what the allocation took off
-    const memo = `Reversal of allocation ${allocationId}`;
-    const invoiceShare = await this.journal.shareGivenBack(tx, { documentId: invoice.id, ownRate: invoice.rate!, open, revalued: !!invoiceCarrying },
-      { amount, settledOn: a.date, takenOff: D(a.invoiceBase) }, reopened.neg(), date, baseMu);
-    const invoiceBase = invoiceShare.value.neg();
+      : baseShare(open, amount.neg(), invoice.rate!, baseMu);
     // the payment's credit alike: its share comes back carrying what the credit carries now (as the aging shows it, a
-    // credit is negative), what its revaluations since changed of the share as its rows
+    // credit is negative)
     const restoredCredit = creditCarrying ? creditCarrying.base.minus(baseOf(unallocated.plus(amount), creditCarrying.rate, baseMu))
-      : baseOf(unallocated, payment.rate, baseMu).minus(baseOf(unallocated.plus(amount), payment.rate, baseMu));
-    const creditShare = await this.journal.shareGivenBack(tx, { documentId: payment.id, ownRate: payment.rate, open: unallocated.neg(), revalued: !!creditCarrying },
-      { amount: amount.neg(), settledOn: a.date, takenOff: D(a.sourceBase).neg() }, restoredCredit, date, baseMu);
-    const sourceBase = creditShare.value;
+      : baseShare(unallocated, amount.neg(), payment.rate, baseMu);
+    // what revaluations (or their reversals) since the allocation changed of each share while it was settled is no realized
+    // result: written as the invoice's (and the credit's) rows on the unrealized FX accounts they moved, so what its rows
+    // leave on each account stays what the account holds of it; the rest reopens the share at what the allocation took off
+    const memo = `Reversal of allocation ${allocationId}`;
     const original = D(a.sourceBase).minus(a.invoiceBase);
-    // the result goes back to the account the original's went to (read from its entry), whatever the settings say now
-    const account = !original.isZero() && a.entryId ? await this.journal.resultAccountOf(tx, a.entryId, [settings.arAccountId, payment.depositAccountId]) : undefined;
-    const entryId = await this.postFxAdjustment(tx, [{ invoice, amount: amount.neg(), invoiceBase, sourceBase, currency: payment.currency, rate: payment.rate, gainOrLoss: original.gt(0) ? 'gain' : 'loss', account }],
-      settings.arAccountId, baseMu, date, memo);
-    if (!entryId) await assertOpenPeriod(this.ledger, tx, date); // as an allocation's
-    const reversalId = await translateDatabaseError(repo.insertAllocation(tx.db, tx.orgId, {
-      invoiceId: a.invoiceId, paymentId: a.paymentId, date, amount: amount.neg().toFixed(), invoiceBase: invoiceBase.toFixed(), sourceBase: sourceBase.toFixed(),
-      reversesAllocationId: allocationId, entryId, createdBy: actor(tx),
-    }), { '23505': () => ReceivablesErrors.error('receivables.already_reversed', `allocation ${allocationId} is already reversed`) });
-    const restore = { subledger: 'receivables' as const, accountId: settings.arAccountId, currency: payment.currency, date, memo, counterpartyType: 'customer', counterpartyId: payment.customerId,
-      fxAccountsMissing: (message: string) => ReceivablesErrors.error('receivables.fx_accounts_missing', message) };
-    const context = { settings: ledgerSettings, baseMu };
-    const restored = await this.journal.restoreShare(tx, { ...restore, documentId: invoice.id, rate: invoiceCarrying?.rate ?? invoice.rate!, changes: invoiceShare.changes }, context);
-    const restoredOfCredit = await this.journal.restoreShare(tx, { ...restore, documentId: payment.id, rate: creditCarrying?.rate ?? payment.rate, changes: creditShare.changes }, context);
-    await this.invoices.afterSettlement(tx, invoice, open.plus(amount), date);
-    const pending = await settlePendingReversals(this.journal, tx, {
-      documentIds: payment.currency !== baseCurrency ? [invoice.id, payment.id] : [], customerId: payment.customerId, date, memo, realize: 'givenBack' });
-    const fxEntries: SettledReversals = {
-      compensationEntryIds: [restored, restoredOfCredit, pending].flatMap((r) => r.compensationEntryIds),
-      realizationEntryIds: [restored, restoredOfCredit, pending].flatMap((r) => r.realizationEntryIds) };
+    const { posted: { entryId, reversalId }, fxEntries } = await this.journal.giveBackAllocation(tx, {
+      subledger: 'receivables', accountId: settings.arAccountId, currency: payment.currency, date, memo, counterpartyType: 'customer', counterpartyId: payment.customerId,
+      settledOn: a.date, foreign: payment.currency !== baseCurrency, fxAccountsMissing: (message: string) => ReceivablesErrors.error('receivables.fx_accounts_missing', message),
+      sides: [
+        { documentId: invoice.id, ownRate: invoice.rate!, revaluedRate: invoiceCarrying?.rate, open, amount, takenOff: D(a.invoiceBase), now: reopened.neg() },
+        { documentId: payment.id, ownRate: payment.rate, revaluedRate: creditCarrying?.rate, open: unallocated.neg(), amount: amount.neg(), takenOff: D(a.sourceBase).neg(), now: restoredCredit },
+      ],
+    }, { settings: ledgerSettings, baseMu }, async ([invoiceShare, sourceBase]) => {
+      const invoiceBase = invoiceShare.neg();
+      // the result goes back to the account the original's went to (read from its entry), whatever the settings say now
+      const account = !original.isZero() && a.entryId ? await this.journal.resultAccountOf(tx, a.entryId, [settings.arAccountId, payment.depositAccountId]) : undefined;
+      const entryId = await this.postFxAdjustment(tx, [{ invoice, amount: amount.neg(), invoiceBase, sourceBase, currency: payment.currency, rate: payment.rate, gainOrLoss: original.gt(0) ? 'gain' : 'loss', account }],
+        settings.arAccountId, baseMu, date, memo);
+      if (!entryId) await assertOpenPeriod(this.ledger, tx, date); // as an allocation's
+      const reversalId = await translateDatabaseError(repo.insertAllocation(tx.db, tx.orgId, {
+        invoiceId: a.invoiceId, paymentId: a.paymentId, date, amount: amount.neg().toFixed(), invoiceBase: invoiceBase.toFixed(), sourceBase: sourceBase.toFixed(),
+        reversesAllocationId: allocationId, entryId, createdBy: actor(tx),
+      }), { '23505': () => ReceivablesErrors.error('receivables.already_reversed', `allocation ${allocationId} is already reversed`) });
+      // reopened before its share's revaluation rows are written (they read nothing of its status)
+      await this.invoices.afterSettlement(tx, invoice, open.plus(amount), date);
+      return { entryId, reversalId };
+    });
     const mu = await this.ledger.currencyUnits(tx, payment.currency);
     await emitEvent(tx, 'payment.allocation_reversed', {
       allocationId: reversalId, reversesAllocationId: allocationId, paymentId: a.paymentId, invoiceId: a.invoiceId, invoiceNumber: invoice.number, customerId: payment.customerId,

@@ -12,11 +12,12 @@ export const assertAfterRevaluations = (ledger: LedgerService, journal: JournalS
  * The reversals of revaluations posted ahead of `date` (autoReverse, dated the next period's first day) of these
  * foreign-currency invoices and payment credits take off the share just settled (or given back) no more, in one call
  * for all of them (JournalService.settlePendingReversals); a realized FX account the settled share needs and the
- * settings lack is 422 receivables.fx_accounts_missing. `realize`: the shares were settled or given back (an allocation's
- * reversal); false for a credit note. Answers the entries posted (for the settlement's audit row).
+ * settings lack is 422 receivables.fx_accounts_missing. `realize`: the shares were settled; false for a credit note (an
+ * allocation's reversal gives its shares back through JournalService.giveBackAllocation). Answers the entries posted
+ * (for the settlement's audit row).
  */
 export const settlePendingReversals = (journal: JournalService, tx: TenantTx, s: {
-  documentIds: string[]; customerId: string; date: string; memo: string; realize: 'settled' | 'givenBack' | false;
+  documentIds: string[]; customerId: string; date: string; memo: string; realize: 'settled' | false;
 }): Promise<SettledReversals> =>
   journal.settlePendingReversals(tx, {
     subledger: 'receivables', date: s.date, memo: s.memo, counterpartyType: 'customer', counterpartyId: s.customerId, ...(s.realize ? { realize: s.realize } : {}),

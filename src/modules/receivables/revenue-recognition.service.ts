@@ -9,10 +9,10 @@ import { AuditService } from '../audit/audit.service.js';
 import { JournalService, type PostingLine } from '../ledger/journal.service.js';
 import { LedgerErrors } from '../ledger/ledger.errors.js';
 import { LedgerService } from '../ledger/ledger.service.js';
-import { D, fixed } from '../ledger/money.js';
+import { baseShare, D, fixed } from '../ledger/money.js';
 import { CustomersService } from './customers.service.js';
 import { ReceivablesErrors } from './receivables.errors.js';
-import { actor, baseOf, InvoicesService } from './invoices.service.js';
+import { actor, InvoicesService } from './invoices.service.js';
 import { revenueRecognitionRepository as repo, type DeferredLine, type RecognitionRow } from './revenue-recognition.repository.js';
 import type { RevenueRecognitionRunDto, RevenueScheduleDto } from './receivables.dto.js';
 
@@ -86,7 +86,7 @@ export class RevenueRecognitionService {
       const delta = D(target).minus(l.recognized);
       if (!delta.gt(0)) continue;
       // telescoping base values: the deferred base credited at issue is exactly used up on the last day
-      const baseDelta = baseOf(target, l.rate, baseMu).minus(baseOf(l.recognized, l.rate, baseMu));
+      const baseDelta = baseShare(D(target), delta, l.rate, baseMu);
       due.push({ line: l, delta: delta.toFixed(), baseDelta: baseDelta.toFixed(), through: date < l.serviceEnd ? date : l.serviceEnd });
     }
     let entryId: string | null = null;
