@@ -127,7 +127,10 @@ describe('token exchange, app tokens and the Supabase bridge', () => {
       expect(await auditOf(victim.body.personalOrgId, 'auth.unverified_account_claimed')).toEqual([
         expect.objectContaining({
           principal_type: 'system',
-          before: { passwordRemoved: true, identitiesRemoved: ['nextauth', 'password'], emailChangesCanceled: 1, sessionsRevoked: 1, apiKeysRevoked: 1, organizations },
+          before: {
+            passwordRemoved: true, identitiesRemoved: ['nextauth', 'password'], emailChangesCanceled: 1, sessionsRevoked: 1, apiKeysRevoked: 1,
+            invitationsRevoked: 0, organizationsLeft: [], organizations, webhookEndpointsDisabled: 0,
+          },
         }),
       ]);
       const orgs = await t.http.get('/v1/orgs').set('Authorization', `Bearer ${victim.body.accessToken}`).expect(200);

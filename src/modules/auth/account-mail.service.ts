@@ -12,6 +12,7 @@ import { EmailLinks, queueEmail } from '../notifications/email-delivery.service.
 import { AccountErrors } from './account.errors.js';
 import { accountTokenRepository as tokens, type RecentCount } from './account-token.repository.js';
 import { identityRepository } from './identity.repository.js';
+import { AccountClaim } from './account-claim.service.js';
 import { LoginThrottle } from './login-throttle.service.js';
 import { PasswordHasher } from './password-hasher.js';
 import { sessionRepository } from './session.repository.js';
@@ -57,6 +58,7 @@ export class AccountMailService implements OnModuleInit {
     private readonly audit: AuditService,
     private readonly throttle: LoginThrottle,
     private readonly organizations: OrganizationsService,
+    private readonly accountClaim: AccountClaim,
   ) {}
 
   private link(path: string, token: string): string {
@@ -149,9 +151,10 @@ export class AccountMailService implements OnModuleInit {
       if (!user) return false;
       const { email } = user;
       // the link came to the account's address: if nobody had proved it before, this proves it, and whatever was set
-      // up before (a pre-registration's linked identities, its pending e-mail change) goes as on a verified claim
+      // up before (a pre-registration's linked identities, its pending e-mail change, its invitations, the organizations
+      // it shares with others) goes as on a verified claim (AccountClaim)
       const claimed = (await identityRepository.hasVerifiedEmail(db, userId, email))
-        ? undefined : await identityRepository.removeUnverifiedAccess(db, userId, { password: false, meta: client });
+        ? undefined : await this.accountClaim.clear(db, userId, { password: false, meta: client });
       if (claimed) await identityRepository.add(db, userId, { provider: 'password', subject: userId, email, emailVerified: true });
       await userRepository.setPassword(db, userId, hash);
       const sessions = await sessionRepository.revokeAllForUser(db, userId, 'password_reset');
@@ -163,7 +166,8 @@ export class AccountMailService implements OnModuleInit {
             sessionsRevoked: sessions,
             ...(claimed ? {
               emailVerified: true, identitiesRemoved: claimed.identities, emailChangesCanceled: claimed.emailChanges,
-              apiKeysRevoked: claimed.apiKeys, organizations: claimed.organizations,
+              apiKeysRevoked: claimed.apiKeys, invitationsRevoked: claimed.invitationsRevoked, organizationsLeft: claimed.organizationsLeft,
+              organizations: claimed.organizations, webhookEndpointsDisabled: claimed.webhookEndpointsDisabled,
             } : {}),
           },
         }, client);

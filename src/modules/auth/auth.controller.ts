@@ -1,5 +1,5 @@
-import { Body, Controller, Delete, Get, HttpCode, Inject, Post, Req, Res } from '@nestjs/common';
-import { ApiAcceptedResponse, ApiBearerAuth, ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Req, Res } from '@nestjs/common';
+import { ApiAcceptedResponse, ApiBearerAuth, ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiParam, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import { Public } from '../../platform/auth/public.decorator.js';
@@ -10,10 +10,11 @@ import type { TenantTx } from '../../platform/database/database.service.js';
 import { IdParam } from '../../platform/http/id-param.js';
 import { AuthService, REGISTRATION_ACCEPTED, type ClientInfo } from './auth.service.js';
 import {
-  AppSessionDto, AppTokenDto, AppTokenRedeemDto, AppTokenRequestDto, EmailVerifiedDto, ExchangeDto, IdentityDto, LoginDto, RefreshDto,
-  RegisterDto, RegistrationAcceptedDto, SessionDto, TokensDto, VerifyEmailDto,
+  AppSessionDto, AppTokenDto, AppTokenRedeemDto, AppTokenRequestDto, EmailVerifiedDto, ExchangeDto, IdentityDto, LinkIdentityDto, LoginDto, RefreshDto,
+  RegisterDto, RegistrationAcceptedDto, SessionDto, TokensDto, UnlinkIdentityDto, VerifyEmailDto,
 } from './auth.dto.js';
 import { ACCESS_COOKIE } from './jwt.strategy.js';
+import { EXCHANGE_PROVIDERS } from './external-token.js';
 import { AuthErrors } from './auth.errors.js';
 import { ApiErrorCodes } from '../../platform/errors/catalog.js';
 import '../../platform/errors/platform.errors.js'; // registers PlatformErrors
@@ -86,6 +87,9 @@ export class AuthController {
   @HttpCode(204)
   @ApiOperation({
     operationId: 'resetPassword', summary: 'Set a new password with the token of a reset link; every session of the account ends',
+    description: 'The link proves the account\'s e-mail. If nobody had proved it before, the account is claimed as on a verified token exchange: '
+      + 'its other identities and API keys are removed, its pending invitations revoked, and it leaves the organizations it shares with others '
+      + '(where it was the only owner, the senior remaining member becomes owner); the webhook endpoints of the organizations it keeps are disabled.',
   })
   @ApiNoContentResponse()
   @ApiErrorCodes('auth.reset_invalid')
@@ -172,8 +176,10 @@ export class AuthController {
     operationId: 'exchangeToken', summary: 'Exchange a Hub / NextAuth session JWT or a Supabase access token for our tokens',
     description: 'The user is found by the identity (provider, subject). A new identity is joined to an existing account of '
       + 'the same e-mail only when its provider verified the e-mail (an email_verified: true claim; for Supabase otherwise '
-      + 'the project\'s GET /auth/v1/user: email_confirmed_at). If that account\'s own e-mail was never verified, the verified identity claims it: its password '
-      + 'and sessions are removed. Otherwise 409 auth.link_required. Unknown identity and e-mail: a new user.',
+      + 'the project\'s GET /auth/v1/user: email_confirmed_at). If that account\'s own e-mail was never verified, the verified identity claims it: its password, '
+      + 'sessions, other identities and API keys are removed, its pending invitations revoked, and it leaves the organizations it shares with '
+      + 'others (where it was the only owner, the senior remaining member becomes owner); the webhook endpoints of the organizations it keeps '
+      + 'are disabled. Otherwise 409 auth.link_required. Unknown identity and e-mail: a new user.',
   })
   @ApiOkResponse({ type: TokensDto })
   @ApiErrors(400, 401)
@@ -221,13 +227,42 @@ export class IdentitiesController {
 
   @Post('identities')
   @HttpCode(201)
-  @ApiErrorCodes('auth.user_required', 'auth.identity_taken')
-  @ApiOperation({ operationId: 'linkIdentity', summary: 'Link a Hub / NextAuth or Supabase identity to the signed-in user (the way out of auth.link_required)' })
+  @ApiErrorCodes('auth.user_required', 'auth.identity_taken', 'auth.recent_sign_in_required', 'auth.password_incorrect', 'auth.locked')
+  @ApiOperation({
+    operationId: 'linkIdentity', summary: 'Link a Hub / NextAuth or Supabase identity to the signed-in user (the way out of auth.link_required)',
+    description: 'The identity becomes a way to sign in to the account (a password reset keeps it), so this needs re-authentication: the '
+      + '`password`, or an access token of a sign-in (password or token exchange) within the last 5 minutes; a refreshed token does not count '
+      + '(403 auth.recent_sign_in_required; a wrong password 403 auth.password_incorrect, counted like a login attempt: 429 auth.locked past its limits). '
+      + 'The access token\'s session must still be live when the link is written. A new link is audited (auth.identity_linked) and mailed to the '
+      + 'account\'s address; remove one with DELETE /v1/auth/identities/{provider}.',
+  })
   @ApiCreatedResponse({ type: [IdentityDto] })
-  @ApiErrors(400, 401, 403)
+  @ApiErrors(400, 401, 403, 429)
   @ApiResponse({ status: 409, type: ErrorResponse, description: 'auth.identity_taken: the identity already signs in to another account' })
-  linkIdentity(@Body() dto: ExchangeDto, @CurrentPrincipal() principal: Principal, @Req() req: FastifyRequest): Promise<IdentityDto[]> {
-    return this.auth.linkIdentity(principal, dto.token, dto.provider, clientInfo(req));
+  linkIdentity(@Body() dto: LinkIdentityDto, @CurrentPrincipal() principal: Principal, @Req() req: FastifyRequest): Promise<IdentityDto[]> {
+    return this.auth.linkIdentity(principal, dto.token, dto.provider, dto.password, clientInfo(req));
+  }
+
+  @Delete('identities/:provider')
+  @HttpCode(200)
+  @ApiErrorCodes(
+    'auth.user_required', 'auth.identity_not_found', 'auth.last_sign_in_method', 'auth.email_proof_required', 'auth.recent_sign_in_required',
+    'auth.password_incorrect', 'auth.locked',
+  )
+  @ApiOperation({
+    operationId: 'removeIdentity', summary: 'Remove the signed-in user\'s Hub / NextAuth or Supabase identity: it no longer signs in to the account',
+    description: 'Re-authenticated as a link is (the `password`, or an access token of a sign-in within the last 5 minutes). Refused with 409 '
+      + 'auth.last_sign_in_method when nothing else could sign in (no password, no other identity), and with 409 auth.email_proof_required when it '
+      + 'is the only identity that verified the account\'s e-mail. The password is not removed here (change it with a reset). Audited '
+      + '(auth.identity_unlinked) and mailed to the account\'s address. Answers the identities that remain.',
+  })
+  @ApiParam({ name: 'provider', enum: EXCHANGE_PROVIDERS, description: 'The issuer whose identity goes (any other value: 404 auth.identity_not_found)' })
+  @ApiOkResponse({ type: [IdentityDto] })
+  @ApiErrors(400, 401, 403, 404, 409, 429)
+  unlinkIdentity(
+    @Param('provider') provider: string, @Body() dto: UnlinkIdentityDto, @CurrentPrincipal() principal: Principal, @Req() req: FastifyRequest,
+  ): Promise<IdentityDto[]> {
+    return this.auth.unlinkIdentity(principal, provider, dto.password, clientInfo(req));
   }
 
   @Post('verify-email')

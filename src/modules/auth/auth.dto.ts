@@ -62,6 +62,24 @@ export class ExchangeDto {
   @IsOptional() @IsIn(EXCHANGE_PROVIDERS) provider?: ExchangeProvider;
 }
 
+const REAUTH_PASSWORD = {
+  description: 'The account password, for re-authentication. Without it, the access token must be of a sign-in (password or token exchange) '
+    + 'within the last 5 minutes; a refreshed token does not count. Checked like a login attempt (429 auth.locked past its limits).',
+  format: 'password', example: 'correct horse battery staple',
+} as const;
+
+@ApiSchema({ description: 'A Hub / NextAuth or Supabase token whose identity becomes a way to sign in to the signed-in user\'s account, and the re-authentication' })
+export class LinkIdentityDto extends ExchangeDto {
+  @ApiPropertyOptional(REAUTH_PASSWORD)
+  @IsOptional() @IsString() @Length(1, 200) password?: string;
+}
+
+@ApiSchema({ description: 'Re-authentication for removing a sign-in method: the password, or nothing with the access token of a recent sign-in' })
+export class UnlinkIdentityDto {
+  @ApiPropertyOptional(REAUTH_PASSWORD)
+  @IsOptional() @IsString() @Length(1, 200) password?: string;
+}
+
 export const APP_CODE = /^[a-z][a-z0-9_]{1,62}$/;
 
 @ApiSchema({ description: 'Which app the short-lived token is for' })

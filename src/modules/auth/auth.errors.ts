@@ -7,6 +7,17 @@ export const AuthErrors = defineErrorCodes({
   'auth.refresh_token_missing': { status: 400, description: 'no refresh token in the body or the refresh cookie' },
   'auth.identity_taken': { status: 409, description: 'the identity already signs in to another account' },
   'auth.link_required': { status: 409, description: 'an account with this e-mail exists: sign in to it and link the identity' },
+  'auth.recent_sign_in_required': {
+    status: 403,
+    description: 'adding or removing a sign-in method needs re-authentication: send the password in the body, or use an access token of a sign-in '
+      + '(password or token exchange) within the last 5 minutes; a refreshed token does not count',
+  },
+  'auth.identity_not_found': { status: 404, description: 'the signed-in user has no identity of this provider' },
+  'auth.last_sign_in_method': { status: 409, description: 'the identity is the account\'s last way to sign in: add another (a password, another identity) first' },
+  'auth.email_proof_required': {
+    status: 409,
+    description: 'the identity is the only one that verified the account\'s e-mail: verify it another way first (POST /v1/auth/email-verification)',
+  },
   'auth.locked': { status: 429, description: 'too many failed logins; wait details.retryAfterSeconds' },
   'auth.rate_limited': { status: 429, description: 'too many registrations from this address; wait details.retryAfterSeconds' },
   'session.not_found': { status: 404, description: 'the session does not exist or is not the caller\'s' },

@@ -14,17 +14,19 @@ import { JwtStrategy } from './jwt.strategy.js';
 import { LoginThrottle } from './login-throttle.service.js';
 import { TokenService } from './token.service.js';
 import { AccountMailService } from './account-mail.service.js';
+import { AccountClaim } from './account-claim.service.js';
 import { SessionLiveness } from './session-liveness.js';
+import { SignInFailureAudit } from './sign-in-failure-audit.js';
 
 @Module({
   imports: [PassportModule, OrganizationsModule],
   controllers: [AuthController, IdentitiesController, SessionsController],
   providers: [
-    AuthService, AccountMailService, AuthBridge, SessionLiveness, SessionPurgeJob, TokenService, LoginThrottle, PasswordHasher, SupabaseEmailCheck, JwtStrategy,
+    AuthService, AccountMailService, AccountClaim, AuthBridge, SessionLiveness, SignInFailureAudit, SessionPurgeJob, TokenService, LoginThrottle, PasswordHasher, SupabaseEmailCheck, JwtStrategy,
     // global guards run in this order: CSRF (cookie mode) before the token is even read
     { provide: APP_GUARD, useClass: CookieCsrfGuard },
     { provide: APP_GUARD, useClass: JwtAuthGuard },
   ],
-  exports: [AuthService, AuthBridge, TokenService, PasswordHasher, LoginThrottle, SessionLiveness],
+  exports: [AuthService, AuthBridge, TokenService, PasswordHasher, LoginThrottle, SessionLiveness, SignInFailureAudit],
 })
 export class AuthModule {}

@@ -16,12 +16,16 @@ import { userRepository, type UserRow } from './user.repository.js';
 import { sessionRepository } from './session.repository.js';
 import { identityRepository, type IdentityInput } from './identity.repository.js';
 import { AccountMailService, ROLLED_BACK } from './account-mail.service.js';
+import { AccountClaim } from './account-claim.service.js';
 import { SupabaseEmailCheck } from './supabase-email-check.js';
+import { SignInFailureAudit } from './sign-in-failure-audit.js';
+import { AccountErrors } from './account.errors.js';
 import type { AppSessionDto, AppTokenDto, IdentityDto, RegistrationAcceptedDto, TokensDto } from './auth.dto.js';
-import { verifyExternalToken, type ExchangeProvider, type ExternalIdentity } from './external-token.js';
+import { EXCHANGE_PROVIDERS, verifyExternalToken, type ExchangeProvider, type ExternalIdentity } from './external-token.js';
 import { AuthErrors } from './auth.errors.js';
 import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import { emitEvent } from '../../platform/events/events.js';
+import { queueEmail } from '../notifications/email-delivery.service.js';
 import { deviceHash, knownDeviceRepository, networkPrefix } from './known-device.repository.js';
 
 /** App tokens only carry the user into the app's login page (seed 000 handshake). */
@@ -34,6 +38,9 @@ export const REGISTRATION_ACCEPTED: RegistrationAcceptedDto = {
 };
 
 const PROVIDER_LABEL: Record<ExchangeProvider, string> = { nextauth: 'Hub', supabase: 'Supabase' };
+
+/** How recent the sign-in of the access token's session must be to add or remove a sign-in method without the password (as for an erasure). */
+export const SIGN_IN_METHOD_RECENT_SECONDS = 300;
 
 export interface ClientInfo {
   ip?: string;
@@ -55,6 +62,8 @@ export class AuthService {
     private readonly supabaseEmails: SupabaseEmailCheck,
     private readonly clock: Clock,
     private readonly organizations: OrganizationsService,
+    private readonly accountClaim: AccountClaim,
+    private readonly failures: SignInFailureAudit,
   ) {}
 
   /**
@@ -152,14 +161,17 @@ export class AuthService {
   /**
    * Password login. The attempt is counted before the password is checked (so parallel guesses
    * cannot outrun the limit), and an unknown e-mail costs the same hash check as a wrong password.
+   * A wrong password and a lockout are audited for an address with an account (SignInFailureAudit:
+   * beside the answer, whose time stays the same for an address without one).
    */
   async login(email: string, password: string, client: ClientInfo): Promise<TokensDto> {
-    await this.throttle.reserveLogin(email, client.ip);
+    await this.throttle.reserveLogin(email, client.ip).catch((err) => { throw this.failures.lockedOut(err, email, 'login', client); });
     const found = await this.privileged.run('auth.credentials', (db) => userRepository.findByEmail(db, email));
     const check = found?.passwordHash
       ? await this.hasher.verify(found.passwordHash, password)
       : { ok: await this.hasher.verifyDummy(password), needsRehash: false };
     if (!found || !found.passwordHash || !check.ok || !found.personalOrgId) {
+      this.failures.record(email, 'auth.login_failed', 'login', client);
       throw AppError.unauthorized('email or password is incorrect');
     }
     await this.throttle.loginSucceeded(email, client.ip);
@@ -182,8 +194,8 @@ export class AuthService {
    * Exchanges a Hub / NextAuth session or a Supabase access token for our tokens. The user is the
    * one the identity (provider, subject) belongs to. A new identity joins an existing account of
    * the same e-mail only when the provider verified the e-mail; if nobody ever verified that
-   * account's e-mail, the verified identity claims it and whatever else could sign in to it (a
-   * pre-registered password, its sessions) is removed. Otherwise: 409 auth.link_required.
+   * account's e-mail, the verified identity claims it: whatever else could sign in to it (a pre-registered password,
+   * its sessions) is removed, and what it built up with others goes (AccountClaim). Otherwise: 409 auth.link_required.
    */
   async exchange(token: string, provider: ExchangeProvider | undefined, client: ClientInfo): Promise<TokensDto> {
     const identity = await this.withEmailProof(verifyExternalToken(this.config, token, provider), token);
@@ -221,13 +233,14 @@ export class AuthService {
       const personalOrgId = existing.personalOrgId ?? (await userRepository.personalOrgId(db, existing.id))!;
       const accountVerified = await identityRepository.hasVerifiedEmail(db, existing.id, existing.email);
       if (!accountVerified) {
-        const removed = await identityRepository.removeUnverifiedAccess(db, existing.id, { password: true, meta: client });
+        const removed = await this.accountClaim.clear(db, existing.id, { password: true, meta: client });
         const sessions = await sessionRepository.revokeAllForUser(db, existing.id, 'claimed_by_verified_identity');
         await this.audit.recordPrivileged(db, personalOrgId, 'system', {
           action: 'auth.unverified_account_claimed', entityType: 'user', entityId: existing.id,
           before: {
             passwordRemoved: removed.password, identitiesRemoved: removed.identities, emailChangesCanceled: removed.emailChanges, sessionsRevoked: sessions,
-            apiKeysRevoked: removed.apiKeys, organizations: removed.organizations,
+            apiKeysRevoked: removed.apiKeys, invitationsRevoked: removed.invitationsRevoked, organizationsLeft: removed.organizationsLeft,
+            organizations: removed.organizations, webhookEndpointsDisabled: removed.webhookEndpointsDisabled,
           },
           after: { provider: identity.provider, email: identity.email },
         }, client);
@@ -242,25 +255,110 @@ export class AuthService {
     });
   }
 
-  /** Links another identity to the signed-in user: the explicit way when the exchange answered auth.link_required. */
-  async linkIdentity(principal: Principal, token: string, provider: ExchangeProvider | undefined, client: ClientInfo): Promise<IdentityDto[]> {
+  /**
+   * Links another identity to the signed-in user: the explicit way when the exchange answered auth.link_required. The
+   * identity becomes a way into the account that a password reset keeps, so this asks what an erasure asks: the password,
+   * or a sign-in of the token's session within SIGN_IN_METHOD_RECENT_SECONDS (reauthenticate). A new link is mailed to
+   * the account's address (sign_in_method_added), so that a link its owner did not make is seen and can be removed.
+   */
+  async linkIdentity(principal: Principal, token: string, provider: ExchangeProvider | undefined, password: string | undefined, client: ClientInfo): Promise<IdentityDto[]> {
     if (principal.kind !== 'user') throw PlatformErrors.error('auth.user_required', 'this route acts for a signed-in user; a service key cannot call it');
+    // a password guess here counts like a login attempt (a stolen access token must not be a password oracle)
+    if (password !== undefined) await this.throttle.reserveLogin(principal.email, client.ip).catch((err) => { throw this.failures.lockedOut(err, principal.email, 'link_identity', client); });
     const identity = await this.withEmailProof(verifyExternalToken(this.config, token, provider), token);
     const input = identityInput(identity);
-    return this.privileged.run('auth.credentials', async (db) => {
+    const listed = await this.privileged.run('auth.credentials', async (db) => {
       await refuseErased(db, principal.userId);
+      // after the provider's checks over the network: the session is locked live here, or the link is refused
+      const reauthenticated = await this.reauthenticate(db, principal, password, 'link_identity', client);
       const owner = await identityRepository.findUser(db, identity.provider, identity.subject);
-      if (owner && owner.id !== principal.userId) {
-        throw AuthErrors.error('auth.identity_taken', `this ${PROVIDER_LABEL[identity.provider]} identity already signs in to another account`);
-      }
+      if (owner && owner.id !== principal.userId) throw identityTaken(identity.provider);
+      const added = !owner;
       if (owner) await identityRepository.touch(db, input);
-      else await identityRepository.add(db, principal.userId, input);
+      else if (!(await identityRepository.add(db, principal.userId, input))) throw identityTaken(identity.provider); // linked meanwhile
       await this.audit.recordPrivileged(db, principal.personalOrgId, principal, {
         action: 'auth.identity_linked', entityType: 'user', entityId: principal.userId,
-        after: { provider: identity.provider, email: identity.email, emailVerified: identity.emailVerified, by: 'signed_in_user' },
+        after: { provider: identity.provider, email: identity.email, emailVerified: identity.emailVerified, by: 'signed_in_user', reauthenticated, added },
       }, client);
+      if (added) {
+        const user = (await userRepository.findById(db, principal.userId))!;
+        await queueEmail({ db, orgId: principal.personalOrgId }, {
+          userId: user.id, to: user.email, template: 'sign_in_method_added', category: 'security',
+          data: { provider: PROVIDER_LABEL[identity.provider], identityEmail: identity.email, addedAt: new Date(this.clock.now()).toISOString() },
+        });
+      }
       return identityRepository.listForUser(db, principal.userId);
     });
+    if (password !== undefined) await this.throttle.loginSucceeded(principal.email, client.ip);
+    return listed;
+  }
+
+  /**
+   * Removes the signed-in user's identities of a Hub / Supabase provider (the password is changed by a reset, not here).
+   * Re-authenticated as a link is; refused when it would leave no way to sign in (409 auth.last_sign_in_method) or take
+   * the only proof of the account's e-mail (409 auth.email_proof_required: an unproven account may be claimed by a verified
+   * sign-in). Audited, and mailed to the account's address.
+   */
+  async unlinkIdentity(principal: Principal, provider: string, password: string | undefined, client: ClientInfo): Promise<IdentityDto[]> {
+    if (principal.kind !== 'user') throw PlatformErrors.error('auth.user_required', 'this route acts for a signed-in user; a service key cannot call it');
+    if (!(EXCHANGE_PROVIDERS as readonly string[]).includes(provider)) throw identityNotFound(provider);
+    const issuer = provider as ExchangeProvider;
+    if (password !== undefined) await this.throttle.reserveLogin(principal.email, client.ip).catch((err) => { throw this.failures.lockedOut(err, principal.email, 'unlink_identity', client); });
+    const listed = await this.privileged.run('auth.credentials', async (db) => {
+      await refuseErased(db, principal.userId);
+      const reauthenticated = await this.reauthenticate(db, principal, password, 'unlink_identity', client);
+      const removed = await identityRepository.removeProvider(db, principal.userId, issuer);
+      if (!removed.length) throw identityNotFound(provider);
+      const left = await identityRepository.signInMethods(db, principal.userId);
+      if (!left.password && left.identities === 0) {
+        throw AuthErrors.error('auth.last_sign_in_method', `this ${PROVIDER_LABEL[issuer]} sign-in is the account's last way to sign in: set a password or link another identity first`);
+      }
+      const user = (await userRepository.findById(db, principal.userId))!;
+      const provedEmail = removed.some((r) => r.emailVerified && r.email.toLowerCase() === user.email.toLowerCase());
+      if (provedEmail && !(await identityRepository.hasVerifiedEmail(db, user.id, user.email))) {
+        throw AuthErrors.error('auth.email_proof_required',
+          `this ${PROVIDER_LABEL[issuer]} sign-in is the only proof of the account's e-mail: verify the e-mail another way (POST /v1/auth/email-verification) first`);
+      }
+      await this.audit.recordPrivileged(db, principal.personalOrgId, principal, {
+        action: 'auth.identity_unlinked', entityType: 'user', entityId: principal.userId,
+        before: { provider: issuer, emails: removed.map((r) => r.email) }, after: { reauthenticated },
+      }, client);
+      for (const r of removed) {
+        await queueEmail({ db, orgId: principal.personalOrgId }, {
+          userId: user.id, to: user.email, template: 'sign_in_method_removed', category: 'security',
+          data: { provider: PROVIDER_LABEL[issuer], identityEmail: r.email, removedAt: new Date(this.clock.now()).toISOString() },
+        });
+      }
+      return identityRepository.listForUser(db, principal.userId);
+    });
+    if (password !== undefined) await this.throttle.loginSucceeded(principal.email, client.ip);
+    return listed;
+  }
+
+  /**
+   * Re-authentication for adding or removing a way to sign in, in the change's transaction: the access token's session
+   * is locked live until it commits (a sign-out, revocation or password reset under way is waited for and seen: the
+   * guard checked it before any network call), then the password, or a sign-in of that session (password or token
+   * exchange, not a refresh) within SIGN_IN_METHOD_RECENT_SECONDS. A wrong password is audited as a failed sign-in.
+   */
+  private async reauthenticate(db: Db, principal: Extract<Principal, { kind: 'user' }>, password: string | undefined, route: string, client: ClientInfo): Promise<'password' | 'recent_sign_in'> {
+    const signedInAt = principal.sessionId ? await sessionRepository.lockLiveSignIn(db, principal.sessionId, principal.userId) : undefined;
+    if (principal.sessionId && !signedInAt) throw AppError.unauthorized('the session of this access token has ended; log in again');
+    if (password !== undefined) {
+      const found = await userRepository.findWithCredentials(db, principal.userId);
+      const ok = found?.passwordHash ? (await this.hasher.verify(found.passwordHash, password)).ok : await this.hasher.verifyDummy(password);
+      if (!ok) {
+        this.failures.record(principal.email, 'auth.login_failed', route, client);
+        throw AccountErrors.error('auth.password_incorrect', 'the password is not this account\'s');
+      }
+      return 'password';
+    }
+    const ageSeconds = signedInAt ? (this.clock.now() - signedInAt.getTime()) / 1000 : Infinity;
+    if (!(ageSeconds <= SIGN_IN_METHOD_RECENT_SECONDS)) {
+      throw AuthErrors.error('auth.recent_sign_in_required',
+        `send your password, or sign in again: adding or removing a way to sign in without the password needs a sign-in (password or token exchange) within the last ${SIGN_IN_METHOD_RECENT_SECONDS / 60} minutes; refreshing the access token does not count`);
+    }
+    return 'recent_sign_in';
   }
 
   /**
@@ -421,6 +519,14 @@ function identityInput(identity: ExternalIdentity): IdentityInput {
  */
 async function refuseErased(db: Db, userId: string): Promise<void> {
   if (!(await userRepository.lockIfNotErased(db, userId))) throw AppError.unauthorized('this account has been erased');
+}
+
+function identityTaken(provider: ExchangeProvider): AppError {
+  return AuthErrors.error('auth.identity_taken', `this ${PROVIDER_LABEL[provider]} identity already signs in to another account`);
+}
+
+function identityNotFound(provider: string): AppError {
+  return AuthErrors.error('auth.identity_not_found', `the signed-in user has no ${provider.slice(0, 40)} identity`);
 }
 
 function linkRequired(provider: ExchangeProvider): AppError {

@@ -71,20 +71,17 @@ export const identityRepository = {
    * is used): every way in set up before goes, since whoever pre-registered the address may have set it up. That is
    * every identity linked so far (one linked while signed in carries its own verified e-mail, not the account's),
    * every pending e-mail change, with `password` the password, and every API key the account created (audited, reason
-   * creator_account_claimed: only its creator ever saw a key's secret). Says what went, and the organizations the account
-   * belongs to (the claimant now sees them; a pre-registrant may have created them or been invited).
+   * creator_account_claimed: only its creator ever saw a key's secret). Says what went. The rest of a claim (invitations,
+   * shared organizations) is AccountClaim's (account-claim.service.ts), which calls this.
    */
   async removeUnverifiedAccess(db: Db, userId: string, opts: { password: boolean; meta?: { requestId?: string; ip?: string } }): Promise<{
-    password: boolean; identities: string[]; emailChanges: number; apiKeys: number; organizations: { orgId: string; role: string }[];
+    password: boolean; identities: string[]; emailChanges: number; apiKeys: number;
   }> {
     const password = opts.password && (await db.runCount(qb.deleteFrom('core.user_credentials').where('user_id', '=', userId))) > 0;
     const gone = await db.run(qb.deleteFrom('core.user_identities').where('user_id', '=', userId).returning('provider'));
     const emailChanges = await accountTokenRepository.endPendingEmailChanges(db, userId);
     const apiKeys = await apiKeyRepository.revokeAllOfCreator(db, userId, 'creator_account_claimed', opts.meta);
-    const organizations = await db.run(qb.selectFrom('core.memberships as m')
-      .innerJoin('core.organizations as o', (j) => j.onRef('o.id', '=', 'm.org_id').on('o.deleted_at', 'is', null))
-      .select(['m.org_id as orgId', 'm.role']).where('m.user_id', '=', userId).orderBy('m.org_id'));
-    return { password, identities: gone.map((r) => r.provider).sort(), emailChanges, apiKeys, organizations };
+    return { password, identities: gone.map((r) => r.provider).sort(), emailChanges, apiKeys };
   },
 
   async listForUser(db: Db, userId: string): Promise<{ provider: string; email: string; emailVerified: boolean; createdAt: Date; lastUsedAt: Date }[]> {
@@ -98,6 +95,22 @@ export const identityRepository = {
   },
 
   /** A verification link's token; the mail job has locked the user's row first (see accountTokenRepository.addResetToken). */
+  /** Removes the user's identities of `provider` (unlinking); says what went. */
+  async removeProvider(db: Db, userId: string, provider: IdentityProvider): Promise<{ subject: string; email: string; emailVerified: boolean }[]> {
+    const rows = await db.run(qb.deleteFrom('core.user_identities').where('user_id', '=', userId).where('provider', '=', provider)
+      .returning(['subject', 'email', 'email_verified_at']));
+    return rows.map((r) => ({ subject: r.subject, email: r.email, emailVerified: r.email_verified_at !== null }));
+  },
+
+  /** The ways the user can sign in now: a password (core.user_credentials), and how many identities of other issuers. */
+  async signInMethods(db: Db, userId: string): Promise<{ password: boolean; identities: number }> {
+    const [row] = await db.run(qb.selectNoFrom([
+      sql<boolean>`EXISTS (SELECT 1 FROM core.user_credentials WHERE user_id = ${userId})`.as('password'),
+      sql<number>`(SELECT count(*)::int FROM core.user_identities WHERE user_id = ${userId} AND provider <> 'password')`.as('identities'),
+    ]));
+    return { password: row.password, identities: Number(row.identities) };
+  },
+
   async addVerificationToken(db: Db, v: { tokenHash: string; userId: string; email: string; ttlHours: number }): Promise<void> {
     await db.run(qb.insertInto('core.email_verification_tokens').values({
       token_hash: v.tokenHash, user_id: v.userId, email: v.email, expires_at: sql`now() + make_interval(hours => ${v.ttlHours})`,

@@ -7,6 +7,9 @@ import { clientAddressKey } from '../../platform/http/client-address.js';
 import { AppError } from '../../platform/errors/app-error.js';
 import { AuthErrors } from './auth.errors.js';
 
+/** A failed sign-in of one kind is audited at most once a minute per e-mail (LoginThrottle.reserveFailureAudit). */
+export const FAILED_SIGN_IN_AUDIT_WINDOW_MS = 60_000;
+
 /** One counted limit: at most `limit` attempts per `windowMs`, the window starting at the first attempt. */
 interface Counter {
   key: string;
@@ -105,6 +108,15 @@ export class LoginThrottle {
         }
       },
     );
+  }
+
+  /**
+   * Whether a failed sign-in of this kind for this e-mail may be audited now: at most one a minute per e-mail and kind
+   * (FAILED_SIGN_IN_AUDIT_WINDOW_MS), so that guesses cannot flood an account's audit log. Shares the counters' store.
+   */
+  async reserveFailureAudit(email: string, kind: string): Promise<boolean> {
+    const counter = { key: `${this.config.redisPrefix}:login-audit:${kind}:${email}`, limit: 1, windowMs: FAILED_SIGN_IN_AUDIT_WINDOW_MS, scope: 'audit' };
+    return (await this.reserve([counter])) === undefined;
   }
 
   /** Counts a registration from this address, or refuses it (429 auth.rate_limited). */

@@ -74,6 +74,16 @@ export const sessionRepository = {
     return rows.length > 0;
   },
 
+  /**
+   * lockIfLive, answering when the session's person signed in (its created_at: sessionRepository.create); undefined when
+   * the session is not live or not theirs. Locked until the caller's transaction ends: a sign-out or reset under way is waited for.
+   */
+  async lockLiveSignIn(db: Db, sessionId: string, userId: string): Promise<Date | undefined> {
+    const rows = await db.$queryRaw<{ created_at: Date }[]>`
+      SELECT created_at FROM core.sessions WHERE id = ${sessionId}::uuid AND user_id = ${userId} AND revoked_at IS NULL AND expires_at > now() FOR SHARE`;
+    return rows[0]?.created_at;
+  },
+
   /** Of these sessions (id and the user the token names), the ones no longer live: revoked, expired or gone. */
   async endedOf(db: Db, sessions: { id: string; userId: string }[]): Promise<string[]> {
     const rows = await db.$queryRaw<{ id: string }[]>`

@@ -39,6 +39,20 @@ export const EMAIL_TEMPLATES = {
     text: 'The e-mail address of your OmniZen account was changed from {{oldEmail}} to {{newEmail}}. If you did not do this, contact support at once.\n',
     html: '<p>The e-mail address of your OmniZen account was changed from {{oldEmail}} to {{newEmail}}. If you did not do this, contact support at once.</p>',
   },
+  sign_in_method_added: {
+    subject: 'A new way to sign in to your OmniZen account',
+    text: 'A {{provider}} sign-in ({{identityEmail}}) was added to your OmniZen account on {{addedAt}}. It can now sign in to your account.\n\n'
+      + 'If you did not do this, remove it at once in your account\'s sign-in settings, reset your password and contact support.\n',
+    html: '<p>A {{provider}} sign-in ({{identityEmail}}) was added to your OmniZen account on {{addedAt}}. It can now sign in to your account.</p>'
+      + '<p>If you did not do this, remove it at once (in your account\'s sign-in settings), reset your password and contact support.</p>',
+  },
+  sign_in_method_removed: {
+    subject: 'A way to sign in to your OmniZen account was removed',
+    text: 'The {{provider}} sign-in ({{identityEmail}}) was removed from your OmniZen account on {{removedAt}}. '
+      + 'If you did not do this, reset your password and contact support.\n',
+    html: '<p>The {{provider}} sign-in ({{identityEmail}}) was removed from your OmniZen account on {{removedAt}}. '
+      + 'If you did not do this, reset your password and contact support.</p>',
+  },
   notice: {
     subject: '{{title}}',
     text: '{{body}}\n\nSee it in OmniZen: {{link}}\n\nManage which notices you receive: {{preferencesLink}}\n',

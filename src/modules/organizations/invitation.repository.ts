@@ -92,6 +92,17 @@ export const invitationRepository = {
   },
 
   /**
+   * Revokes every pending invitation `userId` sent, in every organization (an account claimed by the owner of its
+   * address: auth/account-claim.service.ts). Privileged path only; the revoked invitations, oldest first.
+   */
+  async revokePendingSentBy(db: Db, userId: string): Promise<InvitationDto[]> {
+    const rows = await db.run(qb.updateTable('core.invitations').set({ revoked_at: sql<Date>`now()` })
+      .where('invited_by', '=', userId).where('accepted_at', 'is', null).where('revoked_at', 'is', null).where('expires_at', '>', sql<Date>`now()`)
+      .returning([...COLUMNS, statusColumn]));
+    return rows.sort((a, b) => (a.orgId === b.orgId ? new Date(a.createdAt).getTime() - new Date(b.createdAt).getTime() : a.orgId < b.orgId ? -1 : 1));
+  },
+
+  /**
    * The database checks the hash, single use, expiry and the caller's email (SECURITY DEFINER) and adds the membership,
    * under the organization's counted-limit lock of `app` (held until the transaction ends: the caller checks the members
    * against the users limit of `app`'s plan after this, under it).

@@ -418,6 +418,22 @@ export const webhookRepository = {
       RETURNING e.id`;
   },
 
+  /**
+   * Disables the enabled endpoints of organizations a claimed account keeps (reason account_claimed, see
+   * auth/account-claim.service.ts), locked in (org, id) order before any is updated, as lockEndpoints locks them;
+   * answers those this call disabled.
+   */
+  async disableEndpointsOfClaimedAccount(db: Db, orgIds: string[], at: Date): Promise<{ org_id: string; id: string }[]> {
+    if (!orgIds.length) return [];
+    return db.$queryRaw`
+      WITH locked AS (
+        SELECT e.org_id, e.id FROM core.webhook_endpoints e
+        WHERE e.org_id = ANY(${orgIds}::uuid[]) AND e.enabled ORDER BY e.org_id, e.id FOR NO KEY UPDATE OF e)
+      UPDATE core.webhook_endpoints e SET enabled = false, disabled_reason = 'account_claimed', disabled_at = ${at}::timestamptz, updated_at = now()
+      FROM locked WHERE e.org_id = locked.org_id AND e.id = locked.id
+      RETURNING e.org_id, e.id`;
+  },
+
   /** Forgets the previous secrets whose overlap has ended (they sign nothing more); answers the endpoints cleared. */
   async clearExpiredPreviousSecrets(db: Db, now: Date): Promise<{ org_id: string; id: string; previous_secret_expires_at: Date }[]> {
     return db.$queryRaw`

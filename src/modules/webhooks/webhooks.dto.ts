@@ -52,7 +52,7 @@ export class WebhookEndpointDto {
   @ApiProperty({ description: 'What the endpoint is for', example: 'ERP sync' }) description: string;
   @ApiProperty({ description: 'The event types delivered; null: every type', type: [String], nullable: true, example: ['journal_entry.posted'] }) eventTypes: string[] | null;
   @ApiProperty({ description: 'Whether events are delivered', example: true }) enabled: boolean;
-  @ApiProperty({ description: 'Why it was disabled, when not by a person (gone: it answered 410; failing: 5 days of failures; organization_deleted: its organization was deleted); null otherwise', enum: ['gone', 'failing', 'organization_deleted', null], type: String, nullable: true, example: null })
+  @ApiProperty({ description: 'Why it was disabled, when not by a person (gone: it answered 410; failing: 5 days of failures; organization_deleted: its organization was deleted; account_claimed: the account that set it up before its e-mail was verified was claimed by the owner of the address); null otherwise', enum: ['gone', 'failing', 'organization_deleted', 'account_claimed', null], type: String, nullable: true, example: null })
   disabledReason: string | null;
   @ApiProperty({ description: 'When it was disabled; null while enabled', type: Date, nullable: true, example: null }) disabledAt: Date | null;
   @ApiProperty({ description: 'First failure since the last successful delivery; null when the last delivery succeeded', type: Date, nullable: true, example: null }) failingSince: Date | null;
