@@ -189,6 +189,8 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'view semantic.v_ar_open': { authenticated: 'SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
   'view semantic.v_revenue_by_customer': { authenticated: 'SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
   'view semantic.v_cash_flow': { authenticated: 'SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
+  // the cash-flow split of each entry (20270210630200): read by the report (authenticated) and by semantic.v_cash_flow
+  'view finance.cash_flow_split': { authenticated: 'SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
 
   'table public.integration_secrets': { authenticated: RW, service_role: RW },
   'table public.integrations': { authenticated: RW, service_role: RW },

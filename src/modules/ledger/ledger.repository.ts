@@ -245,28 +245,22 @@ export const ledgerRepository = {
   },
 
   /**
-   * The entries in [from, to] with a line on the given accounts (the cash-flow report's investing and financing accounts):
-   * each entry's base debits and base credits per account (apart: a cash account's debit and credit lines in one entry are
-   * cash received and cash paid), over all its lines that carry an amount in their currency, for the report to split each
-   * entry's cash over its investing and financing lines (ReportsService.cashFlow, splitEntryCash). Closing entries
-   * (source year_end) are left out, as the report leaves them out, and so are lines without an amount in their currency
-   * (revaluations: baseOnlyTotals). The entries are found from journal_lines_account_idx for these accounts, their lines
-   * from the primary key.
+   * The cash-flow report's split of the entries in [from, to] with an investing or financing line (finance.cash_flow_split,
+   * the one definition of the rule, which semantic.v_cash_flow reads too), summed per account, credit-positive: what of
+   * the investing and financing lines no cash paid (`non_cash`), the same with the realized gains and losses
+   * (`disclosed`), and the operating adjustment of revenue and expense accounts (`adjustment`). Closing entries (source
+   * year_end) are left out, as the report leaves them out. The filter on entry_date reaches the lines before the view's
+   * windows (partitioned by entry and entry_date).
    */
-  async investingFinancingEntries(db: Db, orgId: string, from: string, to: string, accountIds: string[]): Promise<{ entry_id: string; account_id: string; base_debit: string; base_credit: string }[]> {
-    if (!accountIds.length) return [];
+  async cashFlowSplit(db: Db, orgId: string, from: string, to: string): Promise<{ account_id: string; non_cash: string; disclosed: string; adjustment: string }[]> {
     return db.$queryRaw`
-      SELECT l.entry_id, l.account_id, sum(l.base_debit)::text AS base_debit, sum(l.base_credit)::text AS base_credit
-      FROM finance.journal_lines l
-      JOIN finance.journal_entries e ON e.org_id = l.org_id AND e.id = l.entry_id
-      WHERE l.org_id = ${orgId}::uuid AND (l.debit <> 0 OR l.credit <> 0) AND e.source <> 'year_end'
-        AND l.entry_date BETWEEN ${from}::date AND ${to}::date
-        AND l.entry_id IN (
-          SELECT f.entry_id FROM finance.journal_lines f
-          WHERE f.org_id = ${orgId}::uuid AND f.account_id = ANY(${accountIds}::uuid[]) AND (f.debit <> 0 OR f.credit <> 0)
-            AND f.entry_date BETWEEN ${from}::date AND ${to}::date)
-      GROUP BY l.entry_id, l.account_id
-      ORDER BY l.entry_id, l.account_id`;
+      SELECT s.account_id, sum(s.non_cash)::text AS non_cash, sum(s.disclosed)::text AS disclosed, sum(s.adjustment)::text AS adjustment
+      FROM finance.cash_flow_split s
+      WHERE s.org_id = ${orgId}::uuid AND s.entry_date BETWEEN ${from}::date AND ${to}::date
+        AND s.entry_id NOT IN (
+          SELECT e.id FROM finance.journal_entries e
+          WHERE e.org_id = ${orgId}::uuid AND e.source = 'year_end' AND e.entry_date BETWEEN ${from}::date AND ${to}::date)
+      GROUP BY s.account_id`;
   },
 
   /** Base-currency sums of the taxed lines in [from, to] per tax code and role (output/input, base/tax). */

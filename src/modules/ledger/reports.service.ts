@@ -147,135 +147,6 @@ function cashFlowClasses(accounts: AccountDto[]): Map<string, string | null> {
   return out;
 }
 
-/** `total` split in proportion to `weights` (summing to non-zero), each part rounded to `mu` decimals, the last taking the rest: the parts add up exactly. */
-function prorate(total: Decimal, weights: Decimal[], mu: number): Decimal[] {
-  const sum = weights.reduce((a, w) => a.plus(w), D(0));
-  let left = total;
-  return weights.map((w, i) => {
-    if (i === weights.length - 1) return left;
-    const part = total.times(w).div(sum).toDecimalPlaces(mu, Decimal.ROUND_HALF_UP);
-    left = left.minus(part);
-    return part;
-  });
-}
-
-/** `fx`: the realized exchange gain and loss accounts of the settings (revenue and expense accounts, otherwise `income`) */
-type CashFlowKind = 'cash' | 'income' | 'fx' | 'investing' | 'financing' | 'operating';
-
-/**
- * How much of the investing and financing lines of the range moved cash, entry by entry (IAS 7.43: the rest is a
- * non-cash transaction). Per entry and account, its base debits and credits (each side apart):
- *  * cash received R is the cash lines' debits, cash paid P their credits, never netted against each other (a loan drawn
- *    and equipment paid in one entry are a financing inflow and an investing outflow), except what one cash account of
- *    the entry must have given another (R beyond the other lines' credits, or P beyond their debits: the least transfer
- *    the entry allows): that is no cash flow (IAS 7.9), taken off both;
- *  * R pays the entry's credit lines: its investing and financing credit lines first, at face value, pro rata when R is
- *    less than their total; the rest of R is operating cash. An investing credit line is a disposal: the entry's income
- *    and expense lines are its gain or loss, its proceeds its book value plus the gain (or less the loss, at most the book
- *    value), the gain or loss shared pro rata over the investing credit lines only (never a financing line's);
- *  * P pays the entry's debit lines the same way: investing and financing debit lines first, pro rata when P is less; the
- *    rest of P is operating (an expense paid with a purchase stays operating). They are at face value, except that the
- *    entry's realized exchange gain or loss (its lines on the `fx` accounts) is the settlement's (a foreign-currency loan
- *    repaid: IAS 7.25 records the cash paid at the day's rate) when they are all the entry settles on its debit side (no
- *    operating debit line, whose settlement the exchange result may be: a foreign-currency bill paid): a gain lowers, a
- *    loss raises what they ask, shared pro rata over them (a gain at most their total). Otherwise the `fx` lines count as
- *    income (a disposal's gain or loss); in an entry without investing or financing debit lines nor disposals, whose
- *    settled credit lines are all financing (a repayment reversed), they are those lines' as a gain is a disposal's: a
- *    gain raises, a loss lowers what they ask (a loss at most their total);
- *  * what of an investing or financing line no cash paid is non-cash; of a disposal's gain or loss, or of a settlement's
- *    exchange gain or loss, the part realized in cash (as much of it as of the proceeds or of the payment) is taken out
- *    of net income in operating (`adjustments`), its cash being in the disposal's proceeds or the settlement's payment
- *    (or receipt), a gain and a loss alike. An entry without cash has all of its investing and financing lines non-cash.
- * Each part is rounded to `mu` decimals, the line of the greatest account id taking the rest (prorate).
- * Answers per account, credit-positive: `nonCash` (investing or financing lines: the part that moved no cash, realized
- * gains and losses included), `disclosed` (the same without them: nonCashInvestingAndFinancing) and `adjustments`
- * (income and expense accounts: the operating adjustment, a gain negative, a loss positive).
- * disclosed + Σ adjustments = nonCash (per entry), so the statement still ties out.
- */
-export function splitEntryCash(rows: { entry_id: string; account_id: string; base_debit: string; base_credit: string }[], kindOf: (accountId: string) => CashFlowKind, mu: number) {
-  const nonCash = new Map<string, Decimal>();
-  const disclosed = new Map<string, Decimal>();
-  const adjustments = new Map<string, Decimal>();
-  const add = (m: Map<string, Decimal>, k: string, v: Decimal) => m.set(k, (m.get(k) ?? D(0)).plus(v));
-  const sum = (xs: Decimal[]) => xs.reduce((a, x) => a.plus(x), D(0));
-  // prorate, with nothing to share when `total` is zero
-  const share = (total: Decimal, weights: Decimal[]) => (total.isZero() ? weights.map(() => D(0)) : prorate(total, weights, mu));
-  const byEntry = new Map<string, { account: string; debit: Decimal; credit: Decimal; kind: CashFlowKind }[]>();
-  for (const r of rows) {
-    const lines = byEntry.get(r.entry_id) ?? [];
-    lines.push({ account: r.account_id, debit: D(r.base_debit), credit: D(r.base_credit), kind: kindOf(r.account_id) });
-    byEntry.set(r.entry_id, lines);
-  }
-  for (const lines of byEntry.values()) {
-    const cash = lines.filter((l) => l.kind === 'cash');
-    const received = sum(cash.map((l) => l.debit));
-    const paid = sum(cash.map((l) => l.credit));
-    // what must have gone from one cash account to another: the cash received beyond what the entry's other credit lines
-    // can have brought in, or paid beyond what its other debit lines can have taken (the least transfer the entry allows:
-    // a loan drawn into one bank and equipment paid from another are two cash flows, not a transfer; review r12), and
-    // never more than can have gone between two accounts (an account's own debits and credits are no transfer)
-    const others = lines.filter((l) => l.kind !== 'cash');
-    const atLeast = Decimal.max(0, received.minus(sum(others.map((l) => l.credit))), paid.minus(sum(others.map((l) => l.debit))));
-    const transfer = Decimal.min(atLeast, received, paid, ...cash.map((l) => received.plus(paid).minus(l.debit).minus(l.credit)));
-    const inCash = received.minus(transfer);
-    const outCash = paid.minus(transfer);
-    const isInvestingOrFinancing = (l: { kind: CashFlowKind }) => l.kind === 'investing' || l.kind === 'financing';
-
-    // cash received: the investing and financing credit lines, a disposal's at its proceeds
-    const credits = lines.filter((l) => isInvestingOrFinancing(l) && l.credit.gt(0));
-    const debits = lines.filter((l) => isInvestingOrFinancing(l) && l.debit.gt(0));
-    const disposals = credits.filter((l) => l.kind === 'investing');
-    // the realized exchange gain or loss belongs to the settlement of the investing and financing debit lines (review
-    // r12) only when the entry settles no other line (no operating debit line: a foreign-currency bill paid with equipment
-    // bought keeps its exchange result in operating; review r1); without such debit lines, to a disposal's gain or loss,
-    // or else to the financing credit lines when the entry settles no other credit line (a repayment reversed; review r1)
-    const settled = (side: 'debit' | 'credit') => lines.filter((l) => l.kind !== 'cash' && l.kind !== 'income' && l.kind !== 'fx' && l[side].gt(0));
-    const fxLines = lines.filter((l) => l.kind === 'fx' && !l.credit.eq(l.debit));
-    const fxOnDebits = debits.length > 0 && settled('debit').length === debits.length;
-    const fxOnCredits = !debits.length && !disposals.length && credits.length > 0 && settled('credit').length === credits.length;
-    // the lines whose proceeds carry the entry's gain or loss: the disposals (their gain: the income lines, the fx ones
-    // unless they are the debit lines' settlement), or the financing credit lines (the fx lines)
-    const gainLines = disposals.length ? disposals : fxOnCredits ? credits : [];
-    const income = disposals.length ? lines.filter((l) => (l.kind === 'income' || (l.kind === 'fx' && !fxOnDebits)) && !l.credit.eq(l.debit)) : fxOnCredits ? fxLines : [];
-    const book = sum(gainLines.map((l) => l.credit));
-    // the gain (positive) or loss (negative), a loss at most the book value (the proceeds are never negative)
-    const gain = Decimal.max(book.neg(), sum(income.map((l) => l.credit.minus(l.debit))));
-    const gains = share(gain, gainLines.map((l) => l.credit));
-    const claims = credits.map((l) => (gainLines.includes(l) ? l.credit.plus(gains[gainLines.indexOf(l)]) : l.credit));
-    const owed = sum(claims);
-    const got = Decimal.min(inCash, owed);
-    const parts = share(got, claims.map((c) => Decimal.max(0, c)));
-    // the part of the gain or loss realized in cash: as much of it as of the proceeds
-    const realized = got.isZero() ? D(0) : got.eq(owed) ? gain : gain.times(got).div(owed).toDecimalPlaces(mu, Decimal.ROUND_HALF_UP);
-    const realizedParts = share(realized, gainLines.map((l) => l.credit));
-    credits.forEach((l, i) => {
-      const rest = l.credit.minus(parts[i]);
-      add(nonCash, l.account, rest);
-      add(disclosed, l.account, gainLines.includes(l) ? rest.plus(realizedParts[gainLines.indexOf(l)]) : rest);
-    });
-    if (!realized.isZero()) share(realized.neg(), income.map((l) => l.credit.minus(l.debit))).forEach((a, i) => add(adjustments, income[i].account, a));
-
-    // cash paid: the investing and financing debit lines, at face value less the exchange gain (plus the loss)
-    if (!debits.length) continue;
-    const faceValue = sum(debits.map((l) => l.debit));
-    const fx = fxOnDebits ? Decimal.min(faceValue, sum(fxLines.map((l) => l.credit.minus(l.debit)))) : D(0);
-    const fxShares = share(fx, debits.map((l) => l.debit));
-    const asks = debits.map((l, i) => l.debit.minus(fxShares[i]));
-    const asked = faceValue.minus(fx);
-    const paidOut = Decimal.min(outCash, asked);
-    const spent = share(paidOut, asks.map((c) => Decimal.max(0, c)));
-    const realizedFx = paidOut.isZero() ? D(0) : paidOut.eq(asked) ? fx : fx.times(paidOut).div(asked).toDecimalPlaces(mu, Decimal.ROUND_HALF_UP);
-    const realizedFxParts = share(realizedFx, debits.map((l) => l.debit));
-    debits.forEach((l, i) => {
-      const rest = spent[i].minus(l.debit);
-      add(nonCash, l.account, rest);
-      add(disclosed, l.account, rest.plus(realizedFxParts[i]));
-    });
-    if (!realizedFx.isZero()) share(realizedFx.neg(), fxLines.map((l) => l.credit.minus(l.debit))).forEach((a, i) => add(adjustments, fxLines[i].account, a));
-  }
-  return { nonCash, disclosed, adjustments };
-}
-
 /** Balances and statements; all read balances or per-period totals, never a full scan of journal lines. */
 @Injectable()
 export class ReportsService {
@@ -417,19 +288,20 @@ export class ReportsService {
    * loan, a receivable) it is left out of the account's own section, which shows only its cash movements, and the
    * unrealized gain or loss is added back in operating as a non-cash item (`unrealizedExchangeDifferences`).
    * What moved no cash on investing and financing accounts (equipment bought on credit or with a loan, depreciation; in an
-   * entry with cash, what its cash did not pay: splitEntryCash) is no investing or financing cash flow (IAS 7.43): it is
-   * left out of those sections and disclosed in `nonCashInvestingAndFinancing`, whose total is counted in operating as a
-   * non-cash adjustment, where it offsets the rest of those entries (their operating accounts and net income: a payable's
+   * entry with cash, what its cash did not pay: finance.cash_flow_split) is no investing or financing cash flow (IAS
+   * 7.43): it is left out of those sections and disclosed in `nonCashInvestingAndFinancing`, whose total is counted in
+   * operating as a non-cash adjustment, where it offsets the rest of those entries (their operating accounts and net income: a payable's
    * increase, a depreciation expense). The part of a disposal's gain or loss realized in cash is taken out of operating on
    * its account's row, its cash being in the disposal's proceeds in investing; so is the realized exchange gain or loss of
    * an investing or financing line's settlement (a foreign-currency loan repaid), its cash being in the payment.
-   * semantic.v_cash_flow applies the same split in SQL (20270210540100); the tests in cash-flow-non-cash compare the two.
+   * That split of each entry is defined once, in SQL (finance.cash_flow_split, 20270210630200), and semantic.v_cash_flow
+   * sums the same rows per month; the tests in cash-flow-non-cash compare the two.
    * The sections and the exchange-rate effect add up to the change of the cash accounts, which is checked against their
    * balances (`balanced`). Two reads of totals: the balances the day before from, and the range's.
    */
   async cashFlow(tx: TenantTx, from: string, to: string): Promise<CashFlowDto> {
     if (from > to) throw LedgerErrors.error('ledger.range', 'from must not be after to');
-    const { settings, base, mu, accounts } = await this.context(tx);
+    const { base, mu, accounts } = await this.context(tx);
     const classOf = cashFlowClasses(accounts);
     const isIncome = (a: AccountDto) => a.type === 'revenue' || a.type === 'expense';
     const isCash = (a: AccountDto) => !isIncome(a) && classOf.get(a.id) === 'cash';
@@ -441,11 +313,14 @@ export class ReportsService {
     const range = baseNetByAccount(await repo.totals(tx.db, from, to));
     const movement = minus(range, baseNetByAccount(await repo.yearEndTotals(tx.db, tx.orgId, from, to)));
     const fx = new Map((await repo.baseOnlyTotals(tx.db, tx.orgId, from, to, base, revaluable)).map((r) => [r.account_id, D(r.base_net)]));
-    // the realized exchange result of a settlement (a foreign-currency loan repaid) is the settlement's cash flow (splitEntryCash)
-    const fxResult = new Set([settings.fxGainAccountId, settings.fxLossAccountId]);
-    const kinds = new Map(accounts.map((a): [string, CashFlowKind] => [a.id, isIncome(a) ? (fxResult.has(a.id) ? 'fx' : 'income') : isCash(a) ? 'cash' : sectionOf(a)]));
-    const investingOrFinancing = accounts.filter((a) => kinds.get(a.id) === 'investing' || kinds.get(a.id) === 'financing').map((a) => a.id);
-    const split = splitEntryCash(await repo.investingFinancingEntries(tx.db, tx.orgId, from, to, investingOrFinancing), (id) => kinds.get(id) ?? 'operating', mu);
+    // what of the investing and financing lines no cash paid, and the realized gains and losses, per account: the split of
+    // each entry is defined once, in SQL (finance.cash_flow_split, which semantic.v_cash_flow reads too)
+    const split = { nonCash: new Map<string, Decimal>(), disclosed: new Map<string, Decimal>(), adjustments: new Map<string, Decimal>() };
+    for (const r of await repo.cashFlowSplit(tx.db, tx.orgId, from, to)) {
+      split.nonCash.set(r.account_id, D(r.non_cash));
+      split.disclosed.set(r.account_id, D(r.disclosed));
+      split.adjustments.set(r.account_id, D(r.adjustment));
+    }
     const sections: Record<'operating' | 'investing' | 'financing', { rows: CashFlowRowDto[]; total: Decimal }> = {
       operating: { rows: [], total: D(0) }, investing: { rows: [], total: D(0) }, financing: { rows: [], total: D(0) },
     };
@@ -486,8 +361,8 @@ export class ReportsService {
       // the revaluation of a loan or receivable is no cash flow of its section: the gain or loss it booked is added back
       const diff = fx.get(a.id) ?? D(0);
       unrealized = unrealized.minus(diff);
-      // nor is an investing or financing account's part that moved no cash (splitEntryCash): disclosed, and adjusted in
-      // operating; a gain or loss it holds is adjusted there on its own account's row
+      // nor is an investing or financing account's part that moved no cash (finance.cash_flow_split): disclosed, and
+      // adjusted in operating; a gain or loss it holds is adjusted there on its own account's row
       const shown = split.disclosed.get(a.id) ?? D(0);
       if (!shown.isZero()) {
         disclosed.push({ ...row(a, shown), section: section as 'investing' | 'financing' });
