@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
 import { DatabaseService } from '../../src/platform/database/database.service.js';
 import { PrivilegedDatabase } from '../../src/platform/database/privileged.service.js';
-import { DEFAULT_JOB_MAX_ATTEMPTS, enqueue, JobRegistry } from '../../src/platform/queue/jobs.js';
+import { DEFAULT_JOB_MAX_ATTEMPTS, enqueue, JobRegistry, retryDelaySeconds } from '../../src/platform/queue/jobs.js';
+import { claimDue, markDead } from '../../src/platform/queue/outbox.repository.js';
 import { OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
 import { Metrics } from '../../src/platform/observability/metrics.js';
 import { POSTHOG_ERASURE_JOB, POSTHOG_ERASURE_MAX_ATTEMPTS, PostHogForwarder } from '../../src/modules/analytics/posthog.forwarder.js';
@@ -42,13 +43,13 @@ describe('dead jobs of the outbox (in-process)', () => {
   const enqueueCommitted = (topic: string, payload: Record<string, unknown>) =>
     t.app.get(DatabaseService).tenant(service, orgId, meta, (tx) => enqueue(tx, topic, payload));
   const row = async (topic: string) => (await t.db.admin.query(
-    `SELECT attempts, last_error, payload, processed_at IS NOT NULL AS processed, dead_at IS NOT NULL AS dead, available_at > now() AS later
+    `SELECT attempts, tries, last_error, payload, processed_at IS NOT NULL AS processed, dead_at IS NOT NULL AS dead, available_at > now() AS later
      FROM core.outbox WHERE topic = $1`, [topic])).rows[0];
   /** its backoff has passed (moved here instead of waiting) */
   const due = (topic: string) => t.db.admin.query(`UPDATE core.outbox SET available_at = now() WHERE topic = $1 AND processed_at IS NULL`, [topic]);
-  /** as if it had been tried `attempts` times already, the last one failing with `error` */
-  const triedAlready = (topic: string, attempts: number, error: string) => t.db.admin.query(
-    `UPDATE core.outbox SET attempts = $2, last_error = $3, first_due_at = now() - interval '3 days', available_at = now() WHERE topic = $1`, [topic, attempts, error]);
+  /** as if it had been claimed and tried `tries` times already, the last one failing with `error` */
+  const triedAlready = (topic: string, tries: number, error: string) => t.db.admin.query(
+    `UPDATE core.outbox SET attempts = $2, tries = $2, last_error = $3, first_due_at = now() - interval '3 days', available_at = now() WHERE topic = $1`, [topic, tries, error]);
   async function scrape(): Promise<string> {
     return t.app.get(Metrics).scrape();
   }
@@ -65,7 +66,7 @@ describe('dead jobs of the outbox (in-process)', () => {
     await t.db.admin.query(`UPDATE core.outbox SET available_at = now() - interval '10 minutes' WHERE topic = 'test.refused'`);
     for (let attempt = 1; attempt <= 2; attempt++) {
       await relay.drain();
-      expect(await row('test.refused')).toMatchObject({ attempts: attempt, last_error: 'the key was revoked', processed: false, dead: false, later: true });
+      expect(await row('test.refused')).toMatchObject({ attempts: attempt, tries: attempt, last_error: 'the key was revoked', processed: false, dead: false, later: true });
       await due('test.refused');
     }
     // failing, it is lag; not dead yet
@@ -77,7 +78,7 @@ describe('dead jobs of the outbox (in-process)', () => {
     await relay.drain();
     expect(calls).toBe(3);
     expect(await row('test.refused')).toMatchObject({
-      attempts: 3, last_error: 'the key was revoked', payload: { userId: 'u-1' }, processed: true, dead: true,
+      attempts: 3, tries: 3, last_error: 'the key was revoked', payload: { userId: 'u-1' }, processed: true, dead: true,
     });
     metrics = await scrape();
     expect(deadOf(metrics, 'test.refused')).toBe(1);
@@ -93,9 +94,9 @@ describe('dead jobs of the outbox (in-process)', () => {
     // an operator's retry (alerts.yml, OmniZenJobsDead) runs it again from its first attempt; done, it is no longer counted
     registry.register('test.refused_mended', async () => undefined);
     await t.db.admin.query(`UPDATE core.outbox SET topic = 'test.refused_mended', processed_at = NULL, dead_at = NULL, first_due_at = NULL,
-      attempts = 0, available_at = now() WHERE topic = 'test.refused'`);
+      attempts = 0, tries = 0, available_at = now() WHERE topic = 'test.refused'`);
     await relay.drain();
-    expect(await row('test.refused_mended')).toMatchObject({ attempts: 1, last_error: null, processed: true, dead: false });
+    expect(await row('test.refused_mended')).toMatchObject({ attempts: 1, tries: 1, last_error: null, processed: true, dead: false });
     expect(deadOf(await scrape(), 'test.refused')).toBe(0);
   });
 
@@ -107,10 +108,10 @@ describe('dead jobs of the outbox (in-process)', () => {
     await enqueueCommitted('test.uncapped', {});
     await triedAlready('test.uncapped', DEFAULT_JOB_MAX_ATTEMPTS - 2, 'refused before');
     await relay.drain();
-    expect(await row('test.uncapped')).toMatchObject({ attempts: DEFAULT_JOB_MAX_ATTEMPTS - 1, last_error: 'still refused', dead: false, later: true });
+    expect(await row('test.uncapped')).toMatchObject({ tries: DEFAULT_JOB_MAX_ATTEMPTS - 1, last_error: 'still refused', dead: false, later: true });
     await due('test.uncapped');
     await relay.drain();
-    expect(await row('test.uncapped')).toMatchObject({ attempts: DEFAULT_JOB_MAX_ATTEMPTS, last_error: 'still refused', processed: true, dead: true });
+    expect(await row('test.uncapped')).toMatchObject({ tries: DEFAULT_JOB_MAX_ATTEMPTS, last_error: 'still refused', processed: true, dead: true });
     expect(deadOf(await scrape(), 'test.uncapped')).toBe(1);
   });
 
@@ -121,24 +122,27 @@ describe('dead jobs of the outbox (in-process)', () => {
     await triedAlready('test.crashing', 2, 'the failure recorded before');
     await relay.drain();
     expect(calls).toBe(0);
-    expect(await row('test.crashing')).toMatchObject({ attempts: 3, last_error: 'the failure recorded before', processed: true, dead: true });
+    expect(await row('test.crashing')).toMatchObject({ attempts: 3, tries: 2, last_error: 'the failure recorded before', processed: true, dead: true });
   });
 
   it('gives up a PostHog erasure PostHog keeps refusing after about three days of hourly retries, its distinct ids kept for a retry', async () => {
     expect(registry.maxAttempts(POSTHOG_ERASURE_JOB)).toBe(POSTHOG_ERASURE_MAX_ATTEMPTS);
-    // the twelve first retries take about 68 minutes, every later one an hour: the cap is about three days
-    expect(POSTHOG_ERASURE_MAX_ATTEMPTS - 12).toBeGreaterThanOrEqual(60);
+    // the backoffs between its tries (the twelve first take about 68 minutes, every later one an hour) add up to about
+    // three days, as its documentation says
+    const backedOff = Array.from({ length: POSTHOG_ERASURE_MAX_ATTEMPTS - 1 }, (_, i) => retryDelaySeconds(i + 1)).reduce((a, b) => a + b, 0);
+    expect(backedOff / 86_400).toBeGreaterThan(2.75);
+    expect(backedOff / 86_400).toBeLessThan(3.5);
     const distinctId = randomUUID();
     await t.app.get(PrivilegedDatabase).run('privacy.erasure', (db) => t.app.get(PostHogForwarder).erasePersons({ db, orgId }, [distinctId]));
     posthog.refuseDeletions = true;
     try {
       await triedAlready(POSTHOG_ERASURE_JOB, POSTHOG_ERASURE_MAX_ATTEMPTS - 2, 'PostHog refused the deletion of persons: HTTP 503');
       await relay.drain();
-      expect(await row(POSTHOG_ERASURE_JOB)).toMatchObject({ attempts: POSTHOG_ERASURE_MAX_ATTEMPTS - 1, dead: false, later: true });
+      expect(await row(POSTHOG_ERASURE_JOB)).toMatchObject({ tries: POSTHOG_ERASURE_MAX_ATTEMPTS - 1, dead: false, later: true });
       await due(POSTHOG_ERASURE_JOB);
       await relay.drain();
       expect(await row(POSTHOG_ERASURE_JOB)).toMatchObject({
-        attempts: POSTHOG_ERASURE_MAX_ATTEMPTS, last_error: 'PostHog refused the deletion of persons: HTTP 503',
+        tries: POSTHOG_ERASURE_MAX_ATTEMPTS, last_error: 'PostHog refused the deletion of persons: HTTP 503',
         payload: { distinctIds: [distinctId] }, processed: true, dead: true,
       });
       const tries = posthog.deletions.filter((d) => d.body.distinct_ids?.includes(distinctId)).length;
@@ -152,24 +156,63 @@ describe('dead jobs of the outbox (in-process)', () => {
     }
   });
 
-  it('in Bull\'s worker: the last failure of a relay backs the row off as the relay does, and the one of its last relay makes it dead', async () => {
+  it('in Bull\'s worker: the last failure of a hand-off backs the row off as the relay does (by its tries, not its claims), and its last try makes it dead', async () => {
     registry.register('test.worker_refused', async () => undefined, { maxAttempts: 20 });
     await enqueueCommitted('test.worker_refused', {});
     const job = { id: String((await t.db.admin.query(`SELECT id FROM core.outbox WHERE topic = 'test.worker_refused'`)).rows[0].id), orgId, topic: 'test.worker_refused', payload: {} };
     const dueIn = async () => (await t.db.admin.query(
       `SELECT extract(epoch FROM available_at - now())::int AS s FROM core.outbox WHERE topic = 'test.worker_refused'`)).rows[0].s as number;
-    // relayed 19 times: a failure Bull retries leaves the row's time as it is
-    await t.db.admin.query(`UPDATE core.outbox SET attempts = 19, available_at = now() + interval '5 minutes' WHERE topic = 'test.worker_refused'`);
-    await relay.recordWorkerFailure(job, new Error('refused'), 1, 5);
+    // claimed 60 times (it waited in Bull), tried 4: a failure Bull retries leaves the row's time as it is
+    await t.db.admin.query(`UPDATE core.outbox SET attempts = 60, tries = 4, available_at = now() + interval '5 minutes' WHERE topic = 'test.worker_refused'`);
+    await relay.recordWorkerFailure(job, new Error('refused'), 4, 5);
     expect(await dueIn()).toBeLessThanOrEqual(300);
-    // Bull's last attempt of the 19th relay: due again an hour later (the relay's backoff), not when the claim runs out
+    // Bull's last attempt of this hand-off, the fifth try: due again 16 s later (the relay's backoff after five tries),
+    // no sooner than its claim runs out (not an hour later, as its 60 claims would say)
+    await t.db.admin.query(`UPDATE core.outbox SET tries = 5, available_at = now() WHERE topic = 'test.worker_refused'`);
     await relay.recordWorkerFailure(job, new Error('refused'), 5, 5);
+    expect(await dueIn()).toBeGreaterThanOrEqual(15);
+    expect(await dueIn()).toBeLessThanOrEqual(16);
+    // tried 19 times: an hour
+    await t.db.admin.query(`UPDATE core.outbox SET tries = 19 WHERE topic = 'test.worker_refused'`);
+    await relay.recordWorkerFailure(job, new Error('refused'), 6, 5);
     expect(await dueIn()).toBeGreaterThan(3500);
-    expect(await row('test.worker_refused')).toMatchObject({ attempts: 19, last_error: 'refused', processed: false, dead: false });
-    // the 20th and last relay's last attempt fails: dead
-    await t.db.admin.query(`UPDATE core.outbox SET attempts = 20 WHERE topic = 'test.worker_refused'`);
-    await relay.recordWorkerFailure(job, new Error('refused for good'), 5, 5);
-    expect(await row('test.worker_refused')).toMatchObject({ attempts: 20, last_error: 'refused for good', processed: true, dead: true });
+    expect(await row('test.worker_refused')).toMatchObject({ attempts: 60, tries: 19, last_error: 'refused', processed: false, dead: false });
+    // the 20th and last try fails, though Bull would retry it: dead (answered: the worker then completes the Bull job)
+    await t.db.admin.query(`UPDATE core.outbox SET tries = 20 WHERE topic = 'test.worker_refused'`);
+    expect(await relay.recordWorkerFailure(job, new Error('refused for good'), 2, 5)).toBe(true);
+    expect(await row('test.worker_refused')).toMatchObject({ attempts: 60, tries: 20, last_error: 'refused for good', processed: true, dead: true });
     expect(deadOf(await scrape(), 'test.worker_refused')).toBe(1);
+  });
+
+  it('records done a job whose last try succeeded after another relay, claiming it past that try, had given it up (a success wins)', async () => {
+    let started!: () => void;
+    const running = new Promise<void>((resolve) => (started = resolve));
+    let finish!: () => void;
+    const finishing = new Promise<void>((resolve) => (finish = resolve));
+    registry.register('test.slow_last_try', async () => {
+      started();
+      await finishing;
+    }, { maxAttempts: 2 });
+    await enqueueCommitted('test.slow_last_try', { n: 1 });
+    await triedAlready('test.slow_last_try', 1, 'refused before');
+    // this relay runs its second and last try, which stalls past its claim
+    const relayed = relay.drain();
+    try {
+      await running;
+      // its claim ran out (moved here instead of waiting): another instance claims it after its last try, and gives it up
+      await t.db.admin.query(`UPDATE core.outbox SET available_at = now() WHERE topic = 'test.slow_last_try'`);
+      const privileged = t.app.get(PrivilegedDatabase);
+      const [other] = (await privileged.run('jobs.relay', (db) => claimDue(db, 100, 300))).filter((j) => j.topic === 'test.slow_last_try');
+      expect(await privileged.run('jobs.relay', (db) => markDead(db, other, null))).toBe(true);
+      expect(await row('test.slow_last_try')).toMatchObject({ attempts: 3, tries: 2, processed: true, dead: true });
+      expect(deadOf(await scrape(), 'test.slow_last_try')).toBe(1);
+    } finally {
+      // the last try succeeds after all
+      finish();
+      await relayed;
+    }
+    // done, not dead, its old error gone
+    expect(await row('test.slow_last_try')).toMatchObject({ attempts: 3, tries: 2, last_error: null, processed: true, dead: false });
+    expect(deadOf(await scrape(), 'test.slow_last_try')).toBe(0);
   });
 });

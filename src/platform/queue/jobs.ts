@@ -12,21 +12,23 @@ export interface Job {
 export type JobHandler = (job: Job) => Promise<void>;
 
 /**
- * The backoff after a job's `attempts`-th failed attempt: 1 s, doubling, at most an hour (the twelve first attempts take
- * about 68 minutes, then one an hour). The Bull worker's last failure of a relay backs off the same (outbox.repository
- * recordError computes it in SQL).
+ * The backoff after a job's `tries`-th failed try (core.outbox.tries): 1 s, doubling, at most an hour (the twelve first
+ * tries take about 68 minutes, then one an hour). Bull's backoff is the first four; the Bull worker's last failure of a
+ * hand-off backs off the same (outbox.repository recordError computes it in SQL). A hand-off Redis refused backs off by
+ * the row's claims instead (nothing was tried).
  */
-export const retryDelaySeconds = (attempts: number): number => Math.min(3600, 2 ** Math.min(attempts - 1, 12));
+export const retryDelaySeconds = (tries: number): number => Math.min(3600, 2 ** Math.min(tries - 1, 12));
 
 /**
- * How many times a job is tried (outbox attempts: relays) before it is given up as dead, unless its topic says otherwise:
+ * How many times a job is tried (core.outbox.tries: its handler started, in-process or in Bull's worker; a claim, a job
+ * waiting in Bull or a hand-off Redis refused is no try) before it is given up as dead, unless its topic says otherwise:
  * about six and a half days of retries (retryDelaySeconds), time to mend an outage or a credential the job is refused for.
  */
 export const DEFAULT_JOB_MAX_ATTEMPTS = 168;
 
 export interface JobOptions {
   /**
-   * Attempts before the job is dead (never relayed again, its error and payload kept in core.outbox for an operator;
+   * Tries before the job is dead (never relayed again, its error and payload kept in core.outbox for an operator;
    * omnizen_outbox_dead); DEFAULT_JOB_MAX_ATTEMPTS when not given.
    */
   maxAttempts?: number;
@@ -47,7 +49,7 @@ export class JobRegistry {
     this.caps.set(topic, maxAttempts);
   }
 
-  /** The attempts a job of `topic` gets before it is dead. */
+  /** The tries a job of `topic` gets before it is dead. */
   maxAttempts(topic: string): number {
     return this.caps.get(topic) ?? DEFAULT_JOB_MAX_ATTEMPTS;
   }

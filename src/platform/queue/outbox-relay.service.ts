@@ -6,7 +6,7 @@ import { APP_CONFIG, type AppConfig } from '../config/config.js';
 import { PrivilegedDatabase } from '../database/privileged.service.js';
 import { retryableError } from '../errors/database-errors.js';
 import { JobRegistry, retryDelaySeconds, type Job } from './jobs.js';
-import { backlog, claimDue, markDead, markDone, recordError, recordFailure, releaseClaims, renewClaim, type ClaimedJob } from './outbox.repository.js';
+import { backlog, claimDue, countTries, markDead, markDone, recordError, recordFailure, releaseClaims, renewClaim, startTry, type ClaimedJob } from './outbox.repository.js';
 import { Metrics } from '../observability/metrics.js';
 import { Coalescer } from './coalesce.js';
 import { CallTimer, Clock, withTimeout as within } from '../clock/clock.js';
@@ -14,7 +14,13 @@ import { CallTimer, Clock, withTimeout as within } from '../clock/clock.js';
 export const JOBS_QUEUE = 'jobs';
 export const JOBS_QUEUE_TOKEN = getQueueToken(JOBS_QUEUE);
 
-/** Options of every job relayed to Bull: the Bull job id is the outbox id, so a row relayed twice is queued once. */
+/**
+ * Options of every job relayed to Bull: the Bull job id is the outbox id, so a row relayed twice is queued once. Bull's
+ * backoff (1, 2, 4, 8 s) is the relay's first four (retryDelaySeconds). A failed job stays in Bull's failed set (no
+ * removeOnFail): the relay retries it there once its outbox backoff has passed (retry() gives it one more try, as a relay
+ * in-process), where removing it would have the relay queue it anew, five tries a relay. A dead job's Bull copy, the one
+ * that would keep its payload in Redis, is removed (JobsProcessor, handToBull).
+ */
 const BULL_JOB_OPTIONS = { attempts: 5, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: 1000 } as const;
 
 /**
@@ -76,8 +82,9 @@ export function guardQueue(queue: Queue, logger: Pick<Logger, 'warn'>, shutdownG
  *    the job running renews its own claim every third of the claim, so a single job longer than the claim is not run
  *    again by another instance meanwhile;
  * 3. record the outcome: done when its handler has finished (for Bull: the worker, see
- *    JobsProcessor), or a failure with a backoff; after its topic's last attempt (JobRegistry.maxAttempts) the job is
- *    dead: never relayed again, its error and payload kept for an operator (omnizen_outbox_dead).
+ *    JobsProcessor), or a failure with a backoff; after its topic's last try (JobRegistry.maxAttempts, compared with the
+ *    row's tries: the times its handler was started; a claim is no try) the job is dead: never relayed again, its error
+ *    and payload kept in the outbox for an operator (omnizen_outbox_dead), its Bull copy removed.
  * So no transaction stays open while Redis is slow or down, and a job Redis lost (a restart without
  * persistence) is relayed again when its claim runs out. Handlers are idempotent.
  */
@@ -183,16 +190,25 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
           .catch((e: Error) => this.logger.warn(`${left.length} claimed job(s) not given back ${why} (due again when the claim runs out): ${e.message}`));
         break;
       }
-      // claimed past its cap: its last attempt's failure was never recorded (the process died running it)
-      if (job.attempts > this.registry.maxAttempts(job.topic)) {
+      // claimed after its last try: that try's failure was never recorded (the process died running it)
+      if (job.tries >= this.registry.maxAttempts(job.topic)) {
         await this.giveUp(job, null);
         continue;
       }
+      // counted before it runs: a try that ends the process is a try
+      const tries = await this.privileged.run('jobs.relay', (db) => startTry(db, job))
+        .catch((e: Error) => {
+          this.logger.warn(`job ${job.id} (${job.topic}) not started (due again when its claim runs out): ${e.message}`);
+          return null;
+        });
+      // null: the database did not answer, or the row is no longer this claim's
+      if (tries === null) continue;
+      const tried = { ...job, tries };
       try {
-        await this.runClaimed(job, claimMs);
-        await this.markDone(job);
+        await this.runClaimed(tried, claimMs);
+        await this.markDone(tried);
       } catch (err) {
-        await this.recordFailure(job, err as Error);
+        await this.recordFailure(tried, err as Error);
       }
     }
     return jobs.length;
@@ -247,9 +263,11 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
   }
 
   /**
-   * Queues the job in Bull unless Bull already has it: still waiting or running (nothing to do; the
-   * claim was renewed), completed without the completion recorded (record it now), or failed after its
-   * own retries (retry it).
+   * Queues the job in Bull unless Bull already has it: still waiting, running or in Bull's backoff (nothing to do: it is
+   * looked at again when this claim runs out; a claim is no try, the worker counts tries), completed without the
+   * completion recorded (record it now), or failed after its own retries (retry it: one more try). A job whose tries
+   * reached its cap, failed in Bull or gone from it (Redis lost it), had its last try without that failure recorded (the
+   * database did not answer the worker): given up, its Bull copy removed first (it holds the payload).
    */
   private async handToBull(queue: Queue, job: ClaimedJob): Promise<void> {
     if (queue.client.status !== 'ready') throw retryableError('queue_unavailable');
@@ -260,11 +278,12 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
     if (existing) {
       const state = await within(existing.getState(), timeoutMs, unavailable);
       if (state === 'completed') return this.markDone(job);
-      // past its cap (the worker's last failure did not make it dead: not recorded), it is not retried again
-      if (state === 'failed' && job.attempts > this.registry.maxAttempts(job.topic)) return this.giveUp(job, null);
-      if (state === 'failed') return within(existing.retry(), timeoutMs, unavailable);
-      return;
+      if (state !== 'failed') return;
+      if (job.tries < this.registry.maxAttempts(job.topic)) return within(existing.retry(), timeoutMs, unavailable);
+      await within(existing.remove(), timeoutMs, unavailable);
+      return this.giveUp(job, null);
     }
+    if (job.tries >= this.registry.maxAttempts(job.topic)) return this.giveUp(job, null);
     const data: Job = { id: job.id, orgId: job.orgId, topic: job.topic, payload: job.payload };
     await within(queue.add(job.topic, data, { jobId, ...BULL_JOB_OPTIONS }), timeoutMs, unavailable);
   }
@@ -280,37 +299,52 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly done = new Coalescer<Job>((jobs) => this.privileged.run('jobs.relay', (db) => markDone(db, jobs)));
 
   /**
-   * The job failed in Bull's worker (attempt `attempt` of `attempts`): counted, logged (its id and topic, never its
-   * payload) and its error kept on the outbox row. Bull retries it after its backoff; once Bull's attempts are spent,
-   * the relay retries it after the outbox's backoff (no sooner than its claim runs out), or, that relay its topic's last,
-   * it is dead. If the database is down the error is only logged.
+   * Bull's worker starts the job's handler: one more try of its outbox row (written with the other starts of the moment, in
+   * one statement). If the database does not answer, the try is not counted (logged): the job runs anyway.
    */
-  async recordWorkerFailure(job: Job, err: unknown, attempt: number, attempts: number): Promise<void> {
+  startTry(job: Job): Promise<void> {
+    return this.starts.add(job)
+      .catch((e: Error) => this.logger.warn(`job ${job.id} (${job.topic}): its try was not counted: ${e.message}`));
+  }
+
+  private readonly starts = new Coalescer<Job>((jobs) => this.privileged.run('jobs.relay', (db) => countTries(db, jobs)));
+
+  /**
+   * The job failed in Bull's worker (attempt `attempt` of `attempts`): counted, logged (its id and topic, never its
+   * payload) and its error kept on the outbox row. Its topic's last try (the row's tries): dead, answers true (the worker
+   * then completes the Bull job, which removes it). Otherwise Bull retries it after its backoff; once Bull's attempts are
+   * spent, the relay retries it after the outbox's backoff (no sooner than its claim runs out). If the database is down
+   * the error is only logged (false: the relay gives it up later if that was its last try).
+   */
+  async recordWorkerFailure(job: Job, err: unknown, attempt: number, attempts: number): Promise<boolean> {
     const message = err instanceof Error ? err.message : String(err);
     this.metrics.jobsFailed.inc({ topic: job.topic });
     const last = attempt >= attempts;
     const maxAttempts = this.registry.maxAttempts(job.topic);
-    const next = last ? `retried after its outbox backoff, unless this was its last relay (of ${maxAttempts})` : 'the jobs queue retries it';
+    // its last try is logged dead besides (logDead)
+    const next = last ? `retried after its outbox backoff, unless this was its last try (of ${maxAttempts})` : 'the jobs queue retries it';
     this.logger.warn(`job ${job.id} (${job.topic}) failed (attempt ${attempt} of ${attempts} in the jobs queue): ${message}; ${next}`);
-    const dead = await this.privileged.run('jobs.relay', (db) => recordError(db, job, message, last ? { maxAttempts } : undefined))
+    const dead = await this.privileged.run('jobs.relay', (db) => recordError(db, job, message, maxAttempts, last))
       .catch((e: Error) => {
         this.logger.warn(`job ${job.id}: could not record its failure: ${e.message}`);
         return false;
       });
     if (dead) this.logDead(job, maxAttempts);
+    return dead;
   }
 
   /**
-   * A job's attempt failed: due again after its backoff, or, its topic's last attempt (and `mayDie`: the job itself failed,
-   * not its hand-off to Bull), dead.
+   * A job's try failed (`tried`, its tries this one included): due again after its backoff, or, its topic's last try,
+   * dead. Its hand-off to Bull failed (not `tried`: no try, Redis is down): due again after a backoff on its claims, never
+   * dead.
    */
-  private async recordFailure(job: ClaimedJob, err: Error, mayDie = true): Promise<void> {
+  private async recordFailure(job: ClaimedJob, err: Error, tried = true): Promise<void> {
     this.metrics.jobsFailed.inc({ topic: job.topic });
-    if (mayDie && job.attempts >= this.registry.maxAttempts(job.topic)) {
+    if (tried && job.tries >= this.registry.maxAttempts(job.topic)) {
       this.logger.warn(`job ${job.id} (${job.topic}) failed: ${err.message}`);
       return this.giveUp(job, err.message);
     }
-    const delaySeconds = retryDelaySeconds(job.attempts);
+    const delaySeconds = retryDelaySeconds(tried ? job.tries : job.attempts);
     this.logger.warn(`job ${job.id} (${job.topic}) failed: ${err.message}; retry in ${delaySeconds}s`);
     // if this fails too (the database is down), the claim runs out and the job is relayed again
     await this.privileged.run('jobs.relay', (db) => recordFailure(db, job, err.message, delaySeconds))
@@ -329,6 +363,6 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
   }
 
   private logDead(job: Job, maxAttempts: number): void {
-    this.logger.error(`job ${job.id} (${job.topic}) given up after ${maxAttempts} attempts: dead, never retried; its error and payload stay in core.outbox (dead_at) for an operator to retry it, until the retention purge`);
+    this.logger.error(`job ${job.id} (${job.topic}) given up after ${maxAttempts} tries: dead, never retried; its error and payload stay in core.outbox (dead_at) for an operator to retry it, until the retention purge (its copy in the jobs queue is removed)`);
   }
 }

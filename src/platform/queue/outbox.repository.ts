@@ -1,9 +1,14 @@
 import type { Db } from '../database/sql.js';
 import type { Job } from './jobs.js';
 
-/** A claimed outbox row: the job, and how many times it has been relayed (this time included). */
+/**
+ * A claimed outbox row: the job, how many times it has been claimed (this time included: the claim's guard, it only grows)
+ * and how many times its handler was started before this claim (`tries`: its topic's cap and the backoff compare it; a
+ * claim of a job Bull still holds, or a hand-off Redis refused, is no try).
+ */
 export interface ClaimedJob extends Job {
   attempts: number;
+  tries: number;
 }
 
 /**
@@ -13,23 +18,49 @@ export interface ClaimedJob extends Job {
  * Committed at once: nothing holds a transaction open while the jobs are handed on.
  */
 export async function claimDue(db: Db, limit: number, claimSeconds: number): Promise<ClaimedJob[]> {
-  const rows = await db.$queryRaw<{ id: bigint; org_id: string; topic: string; payload: Record<string, unknown>; attempts: number }[]>`
+  const rows = await db.$queryRaw<{ id: bigint; org_id: string; topic: string; payload: Record<string, unknown>; attempts: number; tries: number }[]>`
     UPDATE core.outbox o SET available_at = now() + make_interval(secs => ${claimSeconds}::double precision), attempts = o.attempts + 1,
       first_due_at = coalesce(o.first_due_at, o.available_at)
     FROM (SELECT org_id, id FROM core.outbox WHERE processed_at IS NULL AND available_at <= now()
           ORDER BY available_at, id LIMIT ${limit} FOR UPDATE SKIP LOCKED) due
     WHERE o.org_id = due.org_id AND o.id = due.id
-    RETURNING o.id, o.org_id, o.topic, o.payload, o.attempts`;
+    RETURNING o.id, o.org_id, o.topic, o.payload, o.attempts, o.tries`;
   return rows
     .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
-    .map((r) => ({ id: r.id.toString(), orgId: r.org_id, topic: r.topic, payload: r.payload, attempts: r.attempts }));
+    .map((r) => ({ id: r.id.toString(), orgId: r.org_id, topic: r.topic, payload: r.payload, attempts: r.attempts, tries: r.tries }));
 }
 
-/** The jobs' handlers have finished: they are never relayed again (one statement for all). */
+/**
+ * The jobs' handlers have finished: they are never relayed again (one statement for all). A dead one is done too (a
+ * success wins): another relay gave it up, claimed past its cap, while its last try still ran here.
+ */
 export async function markDone(db: Db, jobs: Job[]): Promise<void> {
   if (!jobs.length) return;
   const keys = jobs.map((j) => ({ org: j.orgId, id: j.id }));
-  await db.$executeRaw`UPDATE core.outbox o SET processed_at = now(), last_error = NULL
+  await db.$executeRaw`UPDATE core.outbox o SET processed_at = now(), last_error = NULL, dead_at = NULL
+    FROM jsonb_to_recordset(${JSON.stringify(keys)}::jsonb) AS k(org uuid, id bigint)
+    WHERE o.org_id = k.org AND o.id = k.id AND (o.processed_at IS NULL OR o.dead_at IS NOT NULL)`;
+}
+
+/**
+ * The relay starts the claimed job's handler in-process: one more try. Only under this claim (null when the row is no
+ * longer this claim's, or done): answers its tries, this one included.
+ */
+export async function startTry(db: Db, job: ClaimedJob): Promise<number | null> {
+  const rows = await db.$queryRaw<{ tries: number }[]>`UPDATE core.outbox SET tries = tries + 1
+    WHERE org_id = ${job.orgId}::uuid AND id = ${BigInt(job.id)} AND attempts = ${job.attempts} AND processed_at IS NULL
+    RETURNING tries`;
+  return rows[0]?.tries ?? null;
+}
+
+/**
+ * Bull's worker starts the jobs' handlers: one more try each (one statement for all). Whatever claim the row is under: a
+ * job Bull holds runs whenever Bull gets to it, and each start is a try (Bull's retries included).
+ */
+export async function countTries(db: Db, jobs: Job[]): Promise<void> {
+  if (!jobs.length) return;
+  const keys = jobs.map((j) => ({ org: j.orgId, id: j.id }));
+  await db.$executeRaw`UPDATE core.outbox o SET tries = o.tries + 1
     FROM jsonb_to_recordset(${JSON.stringify(keys)}::jsonb) AS k(org uuid, id bigint)
     WHERE o.org_id = k.org AND o.id = k.id AND o.processed_at IS NULL`;
 }
@@ -66,8 +97,8 @@ export async function recordFailure(db: Db, job: ClaimedJob, error: string, dela
 }
 
 /**
- * The job's last attempt failed (`attempts` reached its topic's cap), or it was claimed past the cap (its last failure not
- * recorded: the process died): it is dead, never relayed again (processed_at with dead_at), its payload kept for an
+ * The job's last try failed (`tries` reached its topic's cap), or it was claimed after its last try without that try's
+ * failure recorded (the process died, Redis lost it): it is dead, never relayed again (processed_at with dead_at), its payload kept for an
  * operator's retry and the retention purge, `error` kept as last_error (NULL: the one recorded before stays). Only under
  * this claim. False when the row is no longer this claim's.
  */
@@ -78,20 +109,20 @@ export async function markDead(db: Db, job: ClaimedJob, error: string | null): P
 }
 
 /**
- * The job failed in Bull's worker: its error is kept on the row (Bull retries it with its own backoff, and the relay once
- * its claim runs out; the claim and its attempts are left as they are). `final`: Bull's last attempt of this relay failed:
- * a row whose outbox attempts reached `final.maxAttempts` is dead (markDead); any other is due again no sooner than the
- * relay's backoff after its attempts (retryDelaySeconds, here in SQL), so a job refused for good is relayed about as often
- * as in-process, not each time its claim runs out. Answers whether it is now dead.
+ * A try of the job failed in Bull's worker: its error is kept on the row (the claim and its attempts are left as they
+ * are). A row whose tries (countTries, this one included) reached `maxTries` is dead (markDead's state); otherwise Bull
+ * retries it with its own backoff, or, `final` (Bull's last attempt of this hand-off), the row is due again no sooner
+ * than the relay's backoff after its tries (retryDelaySeconds, here in SQL): a job refused for good is tried about as
+ * often as in-process (Bull's backoff, 1, 2, 4 and 8 s, is the relay's first four), not each time its claim runs out.
+ * Answers whether it is now dead.
  */
-export async function recordError(db: Db, job: Job, error: string, final?: { maxAttempts: number }): Promise<boolean> {
-  const max = final?.maxAttempts ?? null;
+export async function recordError(db: Db, job: Job, error: string, maxTries: number, final: boolean): Promise<boolean> {
   const rows = await db.$queryRaw<{ dead: boolean }[]>`
     UPDATE core.outbox SET last_error = ${error},
-      dead_at = CASE WHEN attempts >= ${max}::int THEN now() END,
-      processed_at = CASE WHEN attempts >= ${max}::int THEN now() END,
-      available_at = CASE WHEN ${max}::int IS NULL THEN available_at
-        ELSE greatest(available_at, now() + make_interval(secs => least(3600, 2 ^ least(greatest(attempts, 1) - 1, 12)))) END
+      dead_at = CASE WHEN tries >= ${maxTries}::int THEN now() END,
+      processed_at = CASE WHEN tries >= ${maxTries}::int THEN now() END,
+      available_at = CASE WHEN NOT ${final}::boolean OR tries >= ${maxTries}::int THEN available_at
+        ELSE greatest(available_at, now() + make_interval(secs => least(3600, 2 ^ least(greatest(tries, 1) - 1, 12)))) END
     WHERE org_id = ${job.orgId}::uuid AND id = ${BigInt(job.id)} AND processed_at IS NULL
     RETURNING dead_at IS NOT NULL AS dead`;
   return rows[0]?.dead ?? false;
