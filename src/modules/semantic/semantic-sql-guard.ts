@@ -27,8 +27,14 @@ import { SemanticErrors } from './semantic.errors.js';
  *   Values built across ROWS (string_agg, array_agg, json_agg... over many rows, ARRAY(SELECT ...)) are bounded by
  *   the statement timeout only (rows are read with interrupt checks); they weigh at least 1, so what is built from them
  *   is at most 64 times their size (array_to_string(ARRAY(SELECT ...), '<100 KB>') is refused).
- *   A row is held whole (formed, sorted, materialized): the weights of a SELECT's, CTE's or VALUES row's columns add up
- *   and are held to MAX_ROW_GROWTH (1,024) (1,000 columns of 19 MB each made a backend allocate 17 GB, out of the timeout's reach).
+ *   A row's work is bounded too: PostgreSQL holds every value it evaluates for a row until the row is done (a row is
+ *   formed, sorted, materialized whole), uninterrupted, out of the timeout's reach. So the weights of all of them add up,
+ *   held to MAX_ROW_GROWTH (1,024) for each row of a SELECT, CTE, subquery or VALUES list: its output columns; its WHERE,
+ *   JOIN ... ON, GROUP BY, HAVING, window (PARTITION BY, ORDER BY), DISTINCT and ORDER BY expressions (those not output
+ *   are hidden columns of the row); and, within each expression, every value built on the way (see BUILT): a comparison,
+ *   AND / OR / NOT or a function of a fixed-size result (length, num_nonnulls) weighs 1, but its arguments still add
+ *   theirs. (1,000 columns of 19 MB made a backend allocate 17 GB; a WHERE of 20 conditions on such values 484 MB, 9 s
+ *   past a 3.5 s timeout, and 1,000 conditions or ORDER BY terms would have been 17 to 35 GB.)
  * - depth bound: at most MAX_DEPTH (8) SELECTs nested inside each other or reading each other (a CTE chain counts);
  *   WITH RECURSIVE is refused (a recursive CTE grows a value every iteration: s || s doubles it).
  * - size bound, checked first: at most MAX_NODES (20,000) parse-tree nodes nested at most MAX_NESTING (200) deep, so
@@ -48,9 +54,11 @@ export const QUERY_MAX_BYTES = 300_000;
 /** The heaviest expression a query may have: how many of its inputs' largest values one value may hold (see above). */
 export const MAX_GROWTH = 64;
 /**
- * A row's columns add up (a row is held whole: formed, sorted, materialized), to at most MAX_ROW_GROWTH times the largest
- * input: far more than one value may grow to, so that a SELECT of many plain columns or JSON builders stays allowed, while
- * a row stays far below PostgreSQL's 1 GB tuple (1,000 columns of 64 x each made a backend allocate 17 GB).
+ * Every value evaluated for one row adds up (its columns, its WHERE, GROUP BY, ORDER BY... expressions and the values
+ * built on the way, all held until the row is done), to at most MAX_ROW_GROWTH times the largest input: far more than one
+ * value may grow to, so that an analyst's report (20 columns, 10 conditions, GROUP BY 5, ORDER BY 3) or a SELECT of many
+ * plain columns or JSON builders stays allowed, while a row stays far below PostgreSQL's 1 GB tuple (1,000 columns of
+ * 64 x each made a backend allocate 17 GB; 20 conditions on such values, 484 MB).
  */
 export const MAX_ROW_GROWTH = 1024;
 /** SELECTs nested inside each other or reading each other (CTE chains) at most. */
@@ -355,8 +363,11 @@ interface Env {
   outerNames: ReadonlySet<string>;
   outerSources: readonly Source[];
 }
-/** What an expression of one SELECT can read. */
-interface Ctx { env: Env; value: number; row: number; names: ReadonlySet<string>; depth: number; sources: readonly Source[] }
+/**
+ * What an expression of one SELECT can read; `work`: the weights of the values it has built so far for one row (see
+ * BUILT), which PostgreSQL holds until the row is done.
+ */
+interface Ctx { env: Env; value: number; row: number; names: ReadonlySet<string>; depth: number; sources: readonly Source[]; work: number }
 
 const VIEW: Shape = { value: 1, row: 1, depth: 0 };
 /** One byte, as a weight (U is at least QUERY_MAX_BYTES). */
@@ -415,6 +426,8 @@ function shapeOf(s: Sel, env: Env): Shape {
   }
   const own: Env = { ...env, ctes };
   let shape: Shape;
+  /** the weights of the values built to evaluate one row (Ctx.work); a set operation's arms are checked on their own */
+  let work = 0;
   if (s.op && s.op !== 'SETOP_NONE') {
     const l = shapeOf(s.larg, own);
     const r = shapeOf(s.rarg, own);
@@ -423,20 +436,24 @@ function shapeOf(s: Sel, env: Env): Shape {
       ? l.cols.map((c, i) => ({ name: c.name, weight: Math.max(c.weight, r.cols![i].weight), json: c.json && r.cols![i].json }))
       : undefined;
     shape = { value: Math.max(l.value, r.value), row: Math.max(l.row, r.row), depth: Math.max(l.depth, r.depth), cols };
-    const ctx: Ctx = { env: own, value: Math.max(shape.value, env.outerValue), row: Math.max(shape.row, env.outerRow), names: env.outerNames, depth: 0, sources: env.outerSources };
+    // (the ORDER BY of a set operation names its output columns: it builds nothing; LIMIT and OFFSET are evaluated once)
+    const ctx: Ctx = { env: own, value: Math.max(shape.value, env.outerValue), row: Math.max(shape.row, env.outerRow), names: env.outerNames, depth: 0, sources: env.outerSources, work: 0 };
     weigh([s.sortClause, s.limitCount, s.limitOffset], ctx);
     shape.depth = Math.max(shape.depth, ctx.depth);
   } else if (s.valuesLists) {
-    const ctx: Ctx = { env: own, value: env.outerValue, row: env.outerRow, names: env.outerNames, depth: 0, sources: env.outerSources };
+    const ctx: Ctx = { env: own, value: env.outerValue, row: env.outerRow, names: env.outerNames, depth: 0, sources: env.outerSources, work: 0 };
     let value = 0;
     let row = 0;
     const cols: Col[] = [];
     for (const list of s.valuesLists) {
       const items: unknown[] = list.List?.items ?? [];
       if (items.length > MAX_COLUMNS) throw refuseColumns('a VALUES row', items.length);
+      // each VALUES row is evaluated on its own: its work is the most any one of them builds
+      ctx.work = 0;
       const w = items.map((i) => weigh(i, ctx));
       value = Math.max(value, ...w);
       row = Math.max(row, w.reduce((a, b) => a + b + 3 * BYTE, 0));
+      work = Math.max(work, ctx.work + 3 * BYTE * items.length);
       w.forEach((x, i) => {
         const json = jsonRead(items[i]);
         cols[i] = cols[i] ? { name: `column${i + 1}`, weight: Math.max(cols[i].weight, x), json: cols[i].json && json } : { name: `column${i + 1}`, weight: x, json };
@@ -454,7 +471,10 @@ function shapeOf(s: Sel, env: Env): Shape {
     const sources: Source[] = [...env.outerSources];
     const read: Shape[] = [];
     const names = new Set(env.outerNames);
-    const ctx: Ctx = { env: own, value: env.outerValue, row: env.outerRow, names, depth: 0, sources };
+    // every value built for a row adds to ctx.work: the FROM list's functions and join conditions, the output columns,
+    // WHERE, GROUP BY, HAVING, window, DISTINCT and ORDER BY expressions (those not output are held in the row as hidden
+    // columns, sorted with it), and the values their expressions build on the way
+    const ctx: Ctx = { env: own, value: env.outerValue, row: env.outerRow, names, depth: 0, sources, work: 0 };
     const add = (shape: Shape, name?: string) => {
       read.push(shape);
       sources.push({ name, shape });
@@ -499,13 +519,16 @@ function shapeOf(s: Sel, env: Env): Shape {
       if (fields && fields[fields.length - 1]?.A_Star) {
         // `*` / `t.*` as output columns: each column is one input column (which ones, in which order: not followed)
         value = Math.max(value, ctx.value);
-        row += fields.length === 1 ? read.reduce((a, x) => a + x.row, 0) : ctx.row;
+        const all = fields.length === 1 ? read.reduce((a, x) => a + x.row, 0) : ctx.row;
+        row += all;
+        ctx.work += all;
         cols = undefined;
       } else {
         const w = weigh(val, ctx);
         value = Math.max(value, w);
         // (the row printed as a record quotes each column and adds a comma)
         row += w + 3 * BYTE;
+        ctx.work += 3 * BYTE;
         const last = fields?.[fields.length - 1]?.String?.sval;
         // `(t).*`, `(expr).*`: several output columns, which ones not followed
         if (expandsColumns(val)) cols = undefined;
@@ -514,10 +537,13 @@ function shapeOf(s: Sel, env: Env): Shape {
     }
     weigh([s.whereClause, s.havingClause, s.groupClause, s.sortClause, s.windowClause, s.distinctClause, s.limitCount, s.limitOffset], ctx);
     shape = { value, row, depth: 1 + ctx.depth, cols };
+    work = ctx.work;
   }
   if (shape.depth > MAX_DEPTH) throw refuse(`the query nests ${shape.depth} SELECTs (subqueries, and CTEs reading CTEs); at most ${MAX_DEPTH} are allowed`);
-  // a row is held whole (formed, sorted, materialized as one tuple): its columns add up
-  if (shape.row > MAX_ROW_GROWTH) throw refuseRow(s.valuesLists ? 'a VALUES row' : 'the row of a SELECT', shape.row);
+  // a row is held whole (formed, sorted, materialized as one tuple): its columns add up, and so does every value built to
+  // evaluate it (work: at least the row, each column having been built or read)
+  work = Math.max(work, shape.row);
+  if (work > MAX_ROW_GROWTH) throw refuseRow(s.valuesLists ? 'a VALUES row' : 'the row of a SELECT', work);
   return shape;
 }
 
@@ -537,7 +563,7 @@ const refuseColumns = (what: string, n: number) =>
   refuse(`${what} has ${n} output columns; at most ${MAX_COLUMNS} are allowed (PostgreSQL's own limit of a target list)`);
 
 const refuseRow = (what: string, weight: number) =>
-  refuse(`${what} can hold up to ${weight > 1e9 ? 'over 10^9' : Math.ceil(weight)} times the largest value a query starts from (a semantic view's value or row, or the query's own text) in one row: its columns add up; at most ${MAX_ROW_GROWTH} is allowed (return fewer or lighter columns)`);
+  refuse(`${what} can hold up to ${weight > 1e9 ? 'over 10^9' : Math.ceil(weight)} times the largest value a query starts from (a semantic view's value or row, or the query's own text) in one row: every value it evaluates for a row is held until the row is done, so they add up (its columns; its WHERE, JOIN ... ON, GROUP BY, HAVING, ORDER BY, DISTINCT and window expressions; and every value built on the way, the arguments of a comparison, AND / OR / NOT or a function such as length or num_nonnulls too); at most ${MAX_ROW_GROWTH} is allowed (evaluate fewer or lighter expressions per row, or split the work over CTEs)`);
 
 /** An upper bound of the size of the value `node` builds, in units of the largest value it reads; refuses past MAX_GROWTH. */
 function weigh(node: unknown, ctx: Ctx): number {
@@ -553,8 +579,21 @@ function weigh(node: unknown, ctx: Ctx): number {
   const w = weighNode(type, n, ctx);
   // a List is not a value (IN (...) lists, FROM functions): its items are checked one by one
   if (w > MAX_GROWTH && type !== 'List') throw refuseGrowth(describe(type, n), w);
+  if (BUILT.has(type)) ctx.work += w;
   return w;
 }
+
+/**
+ * The nodes whose value PostgreSQL builds (or, for a column of a view, may detoast: a copy) while it evaluates a row, held
+ * in the row's memory until the row is done, out of the statement timeout's reach: each adds its weight to the row's
+ * work, the arguments of a function of a fixed-size result (length, num_nonnulls), a comparison or AND / OR too. Not:
+ * a list or a clause that holds expressions (their items count), and CASE, COALESCE, GREATEST / LEAST and COLLATE, which
+ * return one of their arguments (counted) as it is.
+ */
+const BUILT = new Set([
+  'A_Const', 'SQLValueFunction', 'GroupingFunc', 'ColumnRef', 'TypeCast', 'A_Indirection', 'SubLink', 'A_ArrayExpr', 'RowExpr',
+  'A_Expr', 'BoolExpr', 'NullTest', 'BooleanTest', 'FuncCall',
+]);
 
 function weighNode(type: string, n: any, ctx: Ctx): number {
   switch (type) {

@@ -52,7 +52,9 @@ export class SemanticQueryController {
       + 'arrays and rows printed as text count 2x their parts (ARRAY[...], ROW(...), ARRAY(SELECT ...), array_agg, a whole row), JSON building 6x (escaping; JSON arguments 1.5x), '
       + 'replace, regexp_replace and array_to_string multiply by the length of their replacement or separator (which must be string literals, as must regexp_match\'s pattern), translate 4x, to_char 8x its format, values aggregated across rows count at least 1, '
       + 'casts count what their text can become (char(n) padding; a number\'s exponent: 1e1000 prints 1,001 digits; a cast to json/jsonb takes only a string literal or a JSON value), and a CTE\'s or subquery\'s columns carry their weight into the queries reading them. '
-      + 'A whole row of a SELECT, CTE, subquery or VALUES list is held to 1,024 times: its columns\' weights add up (1,000 columns of a large value each are refused). '
+      + 'A row of a SELECT, CTE, subquery or VALUES list is held to 1,024 times: every value evaluated for it is held until the row is done, so their weights add up: its columns, '
+      + 'its WHERE, JOIN ... ON, GROUP BY, HAVING, ORDER BY, DISTINCT and window (PARTITION BY, ORDER BY) expressions, and every value built on the way (a comparison, AND / OR / NOT '
+      + 'or a function of a fixed-size result such as length or num_nonnulls counts 1, its arguments theirs; 1,000 columns, or 20 conditions, of a large value each are refused). '
       + 'SQL/JSON syntax (JSON_VALUE, JSON_ARRAY, IS JSON...), concat_ws with VARIADIC and rel.function notation (x.row_to_json) are refused. '
       + 'Runs as written but with every CTE AS MATERIALIZED and every subquery in FROM given OFFSET 0 (each level is planned on its own), in a READ ONLY transaction that is rolled back, with a statement timeout (422 when exceeded) and a row cap (truncated: true).',
   })
