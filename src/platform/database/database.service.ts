@@ -70,22 +70,46 @@ export interface CanaryLeak {
   reason: 'rows_visible' | 'rls_disabled' | 'rls_not_forced' | 'policy_allows_all' | 'view_not_invoker';
 }
 
+/** One read of the row-level-security canary: which pages of which table or view, and what it saw. */
+export interface CanaryRead {
+  table: string;
+  /** rows the probe principal saw in those pages (0 or 1: the read stops at the first) */
+  rows: number;
+  /**
+   * the pages read, [from, to) of `pages` (a partitioned table: the same pages of each partition, `pages` its largest
+   * partition's); a table of at most the block's pages is read whole (from 0, to = pages), a view too (pages 0)
+   */
+  from: number;
+  to: number;
+  pages: number;
+}
+
 /**
- * The canary's read of one table: all of it up to `samplePages` pages, past that TABLESAMPLE SYSTEM of about
- * `samplePages` of its `pages`. Unsampled, a read the policies hide every row of is a scan of the whole table whenever
- * the plan has no index for them (a large table: the statement timeout every check, so never a verdict); sampled, it
- * costs the same on any size of table. Every page has the same chance each time (no REPEATABLE), so a policy that lets
- * only some rows through is found over successive checks; what needs no rows to see (RLS off, a policy `true`) the
- * catalog shows at once.
+ * The pages of a table of `pages` the canary reads this check: `blockPages` of them from page `next` (0 when `next` is
+ * past the end: the table shrank, or a pass is done), or the whole table when it has no more than that. Successive
+ * checks move the block forward (RlsCanary), so every page is read within pages / blockPages checks.
  */
-export function rlsCanaryProbe(table: string, pages: number, samplePages: number): string {
-  const sample = pages > samplePages ? ` TABLESAMPLE SYSTEM (${(100 * samplePages) / pages})` : '';
-  return `SELECT count(*)::int AS n FROM (SELECT 1 FROM ${table}${sample} LIMIT 1) x`;
+export function rlsCanaryRange(pages: number, blockPages: number, next = 0): { from: number; to: number } {
+  if (pages <= blockPages) return { from: 0, to: pages };
+  const from = Number.isInteger(next) && next > 0 && next < pages ? next : 0;
+  return { from, to: Math.min(from + blockPages, pages) };
+}
+
+/**
+ * The canary's read of one table: the pages of `range` (rlsCanaryRange) through a TID range (a TID Range Scan: the
+ * comparisons of ctid are leakproof, so the planner applies them under the policies and reads those pages only), the
+ * whole table without one. Unbounded, a read the policies hide every row of is a scan of the whole table whenever the
+ * plan has no index for them (a large table: the statement timeout every check, so never a verdict); bounded, it costs
+ * the same on any size of table. On a partitioned table the range applies to each partition.
+ */
+export function rlsCanaryProbe(table: string, range?: { from: number; to: number }): string {
+  const where = range ? ` WHERE ctid >= '(${Math.trunc(range.from)},0)'::tid AND ctid < '(${Math.trunc(range.to)},0)'::tid` : '';
+  return `SELECT count(*)::int AS n FROM (SELECT 1 FROM ${table}${where} LIMIT 1) x`;
 }
 
 /** Ends the canary's transaction by rollback, carrying what it saw. */
 class CanaryDone extends Error {
-  constructor(readonly seen: CanaryLeak[]) {
+  constructor(readonly seen: { leaks: CanaryLeak[]; reads: CanaryRead[] }) {
     super('canary done');
   }
 }
@@ -198,12 +222,14 @@ export class DatabaseService implements OnApplicationShutdown {
    * checks every table and view of `schemas` that holds organizations' rows (an org_id column, and the organizations
    * themselves) and that the role may select, if only some of its columns (core.api_keys), so a module's new table is
    * covered at once. The catalog first: RLS enabled and forced, no permissive policy `USING (true)` for the role, views
-   * security_invoker. Then a read, which must show no row (a policy loosened some other way): a table's bounded by
-   * `samplePages` (rlsCanaryProbe), a view's whole (a view cannot be sampled; an invoker view reads its tables under
+   * security_invoker (`leaks`). Then a read of each other, which must show no row (a policy loosened some other way):
+   * a table's `blockPages` of its pages from the page `next` gives for it (rlsCanaryRange, rlsCanaryProbe: the caller
+   * moves it forward), a partitioned table's those pages of each partition (its partitions need not be granted: read
+   * through it, under its policies), a view's whole (a view has no pages; an invoker view reads its tables under
    * their policies, and one that calls a SECURITY DEFINER function, semantic.v_ar_open, could show rows its tables
-   * hide). Runs in a transaction that is always rolled back.
+   * hide) (`reads`). Runs in a transaction that is always rolled back.
    */
-  async rlsCanary(schemas: readonly string[], lockTimeoutMs: number, samplePages: number): Promise<CanaryLeak[]> {
+  async rlsCanary(schemas: readonly string[], lockTimeoutMs: number, blockPages: number, next: ReadonlyMap<string, number>): Promise<{ leaks: CanaryLeak[]; reads: CanaryRead[] }> {
     return this.pool.transaction(async function rlsCanary(db) {
       // a table locked by a migration or VACUUM FULL fails the check soon (55P03) instead of holding it for the pool's
       // timeout; no JIT: the reads find nothing, and compiling a view's plan (semantic.v_cash_flow) cost more than running it
@@ -212,7 +238,7 @@ export class DatabaseService implements OnApplicationShutdown {
       await db.$queryRaw`SELECT org_id FROM public.begin_request(${probe}, 'authenticated')`;
       const relations = await db.$queryRaw<{ name: string; kind: string; pages: number; rls: boolean; forced: boolean; allowsAll: boolean; invoker: boolean }[]>`
         SELECT format('%I.%I', n.nspname, c.relname) AS name, c.relkind::text AS kind,
-          (CASE WHEN c.relkind = 'p' THEN (SELECT coalesce(sum(pg_relation_size(t.relid)), 0) FROM pg_partition_tree(c.oid) t WHERE t.isleaf)
+          (CASE WHEN c.relkind = 'p' THEN (SELECT coalesce(max(pg_relation_size(t.relid)), 0) FROM pg_partition_tree(c.oid) t WHERE t.isleaf)
                 ELSE pg_relation_size(c.oid) END / current_setting('block_size')::int)::float8 AS pages,
           c.relrowsecurity AS rls, c.relforcerowsecurity AS forced,
           EXISTS (SELECT 1 FROM pg_policy p
@@ -224,21 +250,24 @@ export class DatabaseService implements OnApplicationShutdown {
           AND (EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'org_id' AND NOT a.attisdropped)
                OR (n.nspname, c.relname) = ('core', 'organizations'))
         ORDER BY 1`;
-      const seen: CanaryLeak[] = [];
+      const leaks: CanaryLeak[] = [];
+      const reads: CanaryRead[] = [];
       for (const r of relations) {
         const view = r.kind === 'v';
         const found: CanaryLeak['reason'] | null = view
           ? (r.invoker ? null : 'view_not_invoker')
           : !r.rls ? 'rls_disabled' : !r.forced ? 'rls_not_forced' : r.allowsAll ? 'policy_allows_all' : null;
         if (found) {
-          seen.push({ table: r.name, rows: 0, reason: found });
+          leaks.push({ table: r.name, rows: 0, reason: found });
           continue;
         }
-        // a view has no pages of its own: read whole
-        const [row] = await db.$queryRawUnsafe<{ n: number }[]>(rlsCanaryProbe(r.name, r.pages, samplePages));
-        if (row.n > 0) seen.push({ table: r.name, rows: row.n, reason: 'rows_visible' });
+        // a view has no pages of its own (0): read whole, as a table of no more than blockPages pages
+        const range = rlsCanaryRange(r.pages, blockPages, next.get(r.name));
+        const whole = range.from === 0 && range.to >= r.pages;
+        const [row] = await db.$queryRawUnsafe<{ n: number }[]>(rlsCanaryProbe(r.name, whole ? undefined : range));
+        reads.push({ table: r.name, rows: row.n, ...range, pages: r.pages });
       }
-      throw new CanaryDone(seen);
+      throw new CanaryDone({ leaks, reads });
     }).catch((err: unknown) => {
       if (err instanceof CanaryDone) return err.seen;
       throw err;

@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { APP_CONFIG, type AppConfig } from '../config/config.js';
-import { DatabaseService, type CanaryLeak } from '../database/database.service.js';
+import { DatabaseService, type CanaryLeak, type CanaryRead } from '../database/database.service.js';
 import { DatabaseUnavailableError, isTransientSqlState, sqlState } from '../errors/database-errors.js';
 import { Metrics } from '../observability/metrics.js';
 
@@ -13,15 +13,21 @@ const TENANT_SCHEMAS = ['core', 'hub', 'finance', 'ai', 'public', 'semantic'] as
  */
 export const CANARY_LOCK_TIMEOUT_MS = 1000;
 /**
- * About how many pages of a table one check reads at most (rlsCanaryProbe): 512 kB, whatever the table's size; a
- * smaller table is read whole.
+ * How many pages of a table one check reads at most (rlsCanaryRange): 512 kB, whatever the table's size, the next
+ * block each check, so every page within pages / CANARY_BLOCK_PAGES checks; a smaller table is read whole.
  */
-export const CANARY_SAMPLE_PAGES = 64;
+export const CANARY_BLOCK_PAGES = 64;
+
+/** A finding of the canary; rows_visible carries when the rows were last seen. */
+export type CanaryFinding = CanaryLeak & { seenAt?: Date };
 
 export interface CanaryResult {
   ok: boolean;
-  /** tables where the probe principal saw rows (a policy lets another organization's rows through), or whose catalog says it could */
-  leaks: CanaryLeak[];
+  /**
+   * tables where the probe principal saw rows (a policy lets another organization's rows through: until a full pass of
+   * the table has read clean since), or whose catalog says it could
+   */
+  leaks: CanaryFinding[];
   checkedAt: Date;
   error?: string;
 }
@@ -30,7 +36,12 @@ export interface CanaryResult {
  * Row-level security checked from the outside, periodically (RLS_CANARY_INTERVAL_MS) and on demand by
  * /health/ready: a person who belongs to no organization must see no row of any organization, and no table may be
  * open to them whatever it holds (DatabaseService.rlsCanary: the catalog, then a read of each table bounded by
- * CANARY_SAMPLE_PAGES, so that a large table does not make every check end in the statement timeout). A failure makes
+ * CANARY_BLOCK_PAGES, so that a large table does not make every check end in the statement timeout: the next block of
+ * its pages each check, so that a policy that lets through the rows of a few pages is found within a pass of
+ * pages / CANARY_BLOCK_PAGES checks). Rows seen in a table stay a finding until a full pass over that table (every
+ * block, read since) comes back clean: a clean block proves nothing about the others, and a policy changed is no proof
+ * either (only a read of every page is), so the verdict does not flap with the blocks. The positions and the findings
+ * are this instance's (a restart starts a new pass, which finds the rows again within one pass). A failure makes
  * the instance not ready, sets omnizen_rls_canary_ok to 0 (the RlsCanaryFailing alert) and is logged as an error; so
  * does a check that fails for a reason that does not pass (a policy that raises). A check that could not run for a
  * reason that passes (the database unreachable, a lock or statement timeout: isTransientSqlState) is no verdict: the
@@ -41,6 +52,12 @@ export interface CanaryResult {
 export class RlsCanary implements OnApplicationBootstrap {
   private readonly logger = new Logger(RlsCanary.name);
   private last?: CanaryResult;
+  /** per table, the page its next block starts at */
+  private readonly next = new Map<string, number>();
+  /** per table where rows were seen, the finding and how many pages have read clean since (it ends at the table's pages) */
+  private readonly seen = new Map<string, { finding: CanaryFinding; cleanPages: number }>();
+  /** the check under way: a second caller shares it (two checks at once would read one block twice and count it twice) */
+  private running?: Promise<CanaryResult>;
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -60,10 +77,39 @@ export class RlsCanary implements OnApplicationBootstrap {
     return this.last;
   }
 
-  async run(): Promise<CanaryResult> {
+  run(): Promise<CanaryResult> {
+    this.running ??= this.check().finally(() => (this.running = undefined));
+    return this.running;
+  }
+
+  /**
+   * This check's verdict from its reads: each table's block moves on (back to 0 after its last); rows seen make (or
+   * renew) its finding, a clean read counts its pages towards a full pass, which ends the finding. A table with a finding
+   * that was neither read nor found in the catalog this time is gone (dropped, or no longer readable by the role).
+   */
+  private settle(catalog: CanaryLeak[], reads: CanaryRead[], now: Date): CanaryFinding[] {
+    const flagged = new Set(catalog.map((l) => l.table));
+    const read = new Set(reads.map((r) => r.table));
+    for (const table of [...this.next.keys()]) if (!read.has(table) && !flagged.has(table)) this.next.delete(table);
+    for (const table of [...this.seen.keys()]) if (!read.has(table) && !flagged.has(table)) this.seen.delete(table);
+    for (const r of reads) {
+      const stuck = this.seen.get(r.table);
+      // the block started elsewhere than where the last one ended (the table shrank): the pages counted clean may not
+      // be there any more; count again
+      if (stuck && r.from !== (this.next.get(r.table) ?? 0)) stuck.cleanPages = 0;
+      this.next.set(r.table, r.to >= r.pages ? 0 : r.to);
+      if (r.rows > 0) this.seen.set(r.table, { finding: { table: r.table, rows: r.rows, reason: 'rows_visible', seenAt: now }, cleanPages: 0 });
+      else if (stuck && (stuck.cleanPages += r.to - r.from) >= r.pages) this.seen.delete(r.table);
+    }
+    return [...catalog, ...[...this.seen.values()].map((s) => s.finding)].sort((a, b) => (a.table < b.table ? -1 : a.table > b.table ? 1 : 0));
+  }
+
+  private async check(): Promise<CanaryResult> {
     try {
-      const leaks = await this.db.rlsCanary(TENANT_SCHEMAS, CANARY_LOCK_TIMEOUT_MS, CANARY_SAMPLE_PAGES);
-      this.last = { ok: leaks.length === 0, leaks, checkedAt: new Date() };
+      const { leaks: catalog, reads } = await this.db.rlsCanary(TENANT_SCHEMAS, CANARY_LOCK_TIMEOUT_MS, CANARY_BLOCK_PAGES, this.next);
+      const checkedAt = new Date();
+      const leaks = this.settle(catalog, reads, checkedAt);
+      this.last = { ok: leaks.length === 0, leaks, checkedAt };
       if (leaks.length) this.logger.error({ leaks }, 'RLS canary: a principal of no organization can read organizations\' rows, or a table is open to it');
     } catch (err) {
       const message = (err as Error).message;
