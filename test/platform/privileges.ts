@@ -191,6 +191,8 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'view semantic.v_cash_flow': { authenticated: 'SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
   // the cash-flow split of each entry (20270210630200): read by the report (authenticated) and by semantic.v_cash_flow
   'view finance.cash_flow_split': { authenticated: 'SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
+  // the same over a range, which the view reads over open bounds (20270210710100): the report reads a month's lines only
+  'function finance.cash_flow_split_between(date, date)': { authenticated: 'EXECUTE', omnizen_analyst: 'EXECUTE', service_role: 'EXECUTE' },
 
   'table public.integration_secrets': { authenticated: RW, service_role: RW },
   'table public.integrations': { authenticated: RW, service_role: RW },

@@ -245,18 +245,19 @@ export const ledgerRepository = {
   },
 
   /**
-   * The cash-flow report's split of the entries in [from, to] with an investing or financing line (finance.cash_flow_split,
-   * the one definition of the rule, which semantic.v_cash_flow reads too), summed per account, credit-positive: what of
-   * the investing and financing lines no cash paid (`non_cash`), the same with the realized gains and losses
-   * (`disclosed`), and the operating adjustment of revenue and expense accounts (`adjustment`). Closing entries (source
-   * year_end) are left out, as the report leaves them out. The filter on entry_date reaches the lines before the view's
-   * windows (partitioned by entry and entry_date).
+   * The cash-flow report's split of the entries in [from, to] with an investing or financing line
+   * (finance.cash_flow_split_between, the one definition of the rule: finance.cash_flow_split, which semantic.v_cash_flow
+   * reads, is it over open bounds), summed per account, credit-positive: what of the investing and financing lines no
+   * cash paid (`non_cash`), the same with the realized gains and losses (`disclosed`), and the operating adjustment of
+   * revenue and expense accounts (`adjustment`). Closing entries (source year_end) are left out, as the report leaves
+   * them out. The range reaches both the entries to split (the investing and financing accounts' index) and their lines:
+   * a month reads that month's lines only (the view filtered on entry_date found the entries over the whole organization).
    */
   async cashFlowSplit(db: Db, orgId: string, from: string, to: string): Promise<{ account_id: string; non_cash: string; disclosed: string; adjustment: string }[]> {
     return db.$queryRaw`
       SELECT s.account_id, sum(s.non_cash)::text AS non_cash, sum(s.disclosed)::text AS disclosed, sum(s.adjustment)::text AS adjustment
-      FROM finance.cash_flow_split s
-      WHERE s.org_id = ${orgId}::uuid AND s.entry_date BETWEEN ${from}::date AND ${to}::date
+      FROM finance.cash_flow_split_between(${from}::date, ${to}::date) s
+      WHERE s.org_id = ${orgId}::uuid
         AND s.entry_id NOT IN (
           SELECT e.id FROM finance.journal_entries e
           WHERE e.org_id = ${orgId}::uuid AND e.source = 'year_end' AND e.entry_date BETWEEN ${from}::date AND ${to}::date)

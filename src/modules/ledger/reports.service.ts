@@ -294,8 +294,9 @@ export class ReportsService {
    * increase, a depreciation expense). The part of a disposal's gain or loss realized in cash is taken out of operating on
    * its account's row, its cash being in the disposal's proceeds in investing; so is the realized exchange gain or loss of
    * an investing or financing line's settlement (a foreign-currency loan repaid), its cash being in the payment.
-   * That split of each entry is defined once, in SQL (finance.cash_flow_split, 20270210630200), and semantic.v_cash_flow
-   * sums the same rows per month; the tests in cash-flow-non-cash compare the two.
+   * That split of each entry is defined once, in SQL (finance.cash_flow_split_between, read over the range: 20270210710100;
+   * finance.cash_flow_split is it over open bounds), and semantic.v_cash_flow sums the same rows per month; the tests in
+   * cash-flow-non-cash compare the two.
    * The sections and the exchange-rate effect add up to the change of the cash accounts, which is checked against their
    * balances (`balanced`). Two reads of totals: the balances the day before from, and the range's.
    */
@@ -314,7 +315,7 @@ export class ReportsService {
     const movement = minus(range, baseNetByAccount(await repo.yearEndTotals(tx.db, tx.orgId, from, to)));
     const fx = new Map((await repo.baseOnlyTotals(tx.db, tx.orgId, from, to, base, revaluable)).map((r) => [r.account_id, D(r.base_net)]));
     // what of the investing and financing lines no cash paid, and the realized gains and losses, per account: the split of
-    // each entry is defined once, in SQL (finance.cash_flow_split, which semantic.v_cash_flow reads too)
+    // each entry is defined once, in SQL (finance.cash_flow_split_between over the range; semantic.v_cash_flow reads it too)
     const split = { nonCash: new Map<string, Decimal>(), disclosed: new Map<string, Decimal>(), adjustments: new Map<string, Decimal>() };
     for (const r of await repo.cashFlowSplit(tx.db, tx.orgId, from, to)) {
       split.nonCash.set(r.account_id, D(r.non_cash));
