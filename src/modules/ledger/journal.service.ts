@@ -981,7 +981,8 @@ export class JournalService {
    * changes since (shareChangesSince), which restoreShare writes as the item's rows on their unrealized FX accounts
    * instead of the realized result.
    */
-  private async shareGivenBack(tx: TenantTx, item: { subledger: Subledger; documentId: string; ownRate: string; open: Decimal; revalued: boolean }, share: { amount: Decimal; settledOn: string; takenOff: Decimal },
+  private async shareGivenBack(tx: TenantTx, item: { subledger: Subledger; documentId: string; ownRate: string; open: Decimal; revalued: boolean },
+    share: { amount: Decimal; settledOn: string; settledSeq: string | null; takenOff: Decimal },
     now: Decimal, asOf: string, baseMu: number): Promise<{ value: Decimal; changes: ShareChange[] }> {
     const changes = item.revalued ? await this.shareChangesSince(tx, item, share, asOf, now.minus(share.takenOff), baseMu) : [];
     return { value: now.minus(changes.reduce((sum, c) => sum.plus(c.part), D(0))), changes };
@@ -989,7 +990,8 @@ export class JournalService {
 
   /**
    * The reversal of a settlement of `share.amount` of an item dated `share.settledOn` (an allocation's reversal, dated
-   * `asOf`) gives the share back carrying what the item carries now; what the rows dated after the settlement up to
+   * `asOf`) gives the share back carrying what the item carries now; what the rows posted after the settlement (dated
+   * after it, or on its day and posted after it: `share.settledSeq`) up to
    * `asOf` changed of the item (a revaluation, or a reversal of one posted ahead) the share did not go through while
    * settled. Per unrealized FX account (each row's own; '' for an older row whose account is not stored), each such row's
    * change of the share's value, the share's value at a rate being what the item carries open with it less what it carries
@@ -1008,21 +1010,32 @@ export class JournalService {
    * they come to it within a minor unit per row (they differ when the item's rounding history does, another settlement
    * since say: partsOf). None when no row changed the share since.
    */
-  private async shareChangesSince(tx: TenantTx, item: { subledger: Subledger; documentId: string; ownRate: string; open: Decimal }, share: { amount: Decimal; settledOn: string },
-    asOf: string, total: Decimal, baseMu: number): Promise<ShareChange[]> {
+  private async shareChangesSince(tx: TenantTx, item: { subledger: Subledger; documentId: string; ownRate: string; open: Decimal },
+    share: { amount: Decimal; settledOn: string; settledSeq: string | null }, asOf: string, total: Decimal, baseMu: number): Promise<ShareChange[]> {
+    /**
+     * whether a row was in the books before the settlement: dated before it, or on its day and posted before it (a lower
+     * seq: the usual month end posts the last day's payment, then that day's revaluation, which never saw the share);
+     * a settlement written before its posting_seq was stored (null) counts every row of its day as before it
+     */
+    const beforeSettlement = (r: { date: string; seq: string }) => r.date < share.settledOn
+      || (r.date === share.settledOn && (share.settledSeq === null || BigInt(r.seq) < BigInt(share.settledSeq)));
     /** the share's value at a rate, `open` without it open: the item open with it less without it, each rounded (a revaluation's target) */
     const valueAt = (open: Decimal, r: Decimal) => baseShare(open.plus(share.amount), share.amount, r, baseMu);
-    /** what the subledger says is open of the item (without the share, still settled) as of a date */
+    /**
+     * what the subledger says is open of the item (without the share, still settled) as of a date; as a row of `seq` saw
+     * it when given: a settlement of that day posted after the row does not count (the row did not value it)
+     */
     const openOn = new Map<string, Decimal>();
-    const openAsOf = async (date: string): Promise<Decimal> => {
-      if (!openOn.has(date)) openOn.set(date, D((await this.revalued.openItemsOf(tx, item.subledger, date, [item.documentId]))[0]?.open ?? 0));
-      return openOn.get(date)!;
+    const openAsOf = async (date: string, seq?: string): Promise<Decimal> => {
+      const key = `${date}|${seq ?? ''}`;
+      if (!openOn.has(key)) openOn.set(key, D((await this.revalued.openItemsOf(tx, item.subledger, date, [item.documentId], seq))[0]?.open ?? 0));
+      return openOn.get(key)!;
     };
     const rows = await repo.revaluationRowsOf(tx.db, tx.orgId, [item.documentId], '9999-12-31');
     /** the reversals dated after `asOf`, by the revaluation they reverse: they take its part of the share off on their own date */
     const reversedLater = new Map(rows.filter((r) => r.reverses && r.date > asOf).map((r) => [r.reverses!, { on: r.date, rate: r.rate }]));
     let rate = D(item.ownRate);
-    const steps = new Map<string, { step: Decimal; date: string }>();
+    const steps = new Map<string, { step: Decimal; before: boolean }>();
     const amounts = new Map<string, Decimal>();
     const realizedOn = new Map<string, string>();
     const reversedOn = new Map<string, { on: string; rate: string }>();
@@ -1031,18 +1044,18 @@ export class JournalService {
       // the rate steps as carriedPerFxAccount reads them
       const reversed = row.reverses ? steps.get(row.reverses) : undefined;
       const step = row.compensation || row.credited ? D(0) : reversed ? reversed.step.neg() : D(row.rate).minus(rate);
-      if (!row.reverses && !row.credited) steps.set(row.entryId, { step, date: row.date });
+      if (!row.reverses && !row.credited) steps.set(row.entryId, { step, before: beforeSettlement(row) });
       const before = rate;
       if (!row.credited) rate = D(row.rate);
-      if (row.date <= share.settledOn || row.date > asOf || step.isZero()) continue;
-      const realized = reversed && reversed.date <= share.settledOn ? row.date : undefined;
+      if (beforeSettlement(row) || row.date > asOf || step.isZero()) continue;
+      const realized = reversed?.before ? row.date : undefined;
       const pending = !row.reverses ? reversedLater.get(row.entryId) : undefined;
       const key = `${row.fxAccountId ?? ''}|${realized ?? ''}|${pending ? `${pending.on}|${pending.rate}` : ''}`;
       // the difference of rounded values, not the share times the step rounded: a pending part is then exactly what its
       // reversal takes off the item given back (rounding each part on its own left a minor unit to settle as realized)
       // at what was open on the row's date: another settlement since (before `asOf`) changed the share's rounded value, not
       // the row (what it settled of the open amount then, at the rate then, is its own, not this share's)
-      const open = item.open.plus((await openAsOf(row.date)).minus(await openAsOf(asOf)));
+      const open = item.open.plus((await openAsOf(row.date, row.seq)).minus(await openAsOf(asOf)));
       amounts.set(key, (amounts.get(key) ?? D(0)).plus(valueAt(open, before.plus(step)).minus(valueAt(open, before))));
       if (realized) realizedOn.set(key, realized);
       if (pending) reversedOn.set(key, pending);
@@ -1104,18 +1117,20 @@ export class JournalService {
    * they come back at, in that order (the reversal's realized result and allocation row, the subledger's own), what
    * revaluations since changed of each share written as its rows (restoreShare), then the revaluations' reversals posted
    * ahead of it taking off the shares given back no more (settlePendingReversals, given back; nothing is pending for a
-   * base-currency allocation, `foreign` false). `fxAccountsMissing`: the subledger's error when a realized FX account is
+   * base-currency allocation, `foreign` false). `settledSeq`: the allocation's posting_seq (a row dated `settledOn` and
+   * posted after it is a change since; null for an allocation written before it was stored: none of that day is).
+   * `fxAccountsMissing`: the subledger's error when a realized FX account is
    * missing (absent: the ledger's). Answers what `post` answered and the entries posted after it (for the audit row).
    */
   async giveBackAllocation<T>(tx: TenantTx, r: {
     subledger: Subledger; accountId: string; currency: string; date: string; memo: string; counterpartyType: string; counterpartyId: string;
-    settledOn: string; foreign: boolean; sides: [AllocationSide, AllocationSide]; fxAccountsMissing?: (message: string) => Error;
+    settledOn: string; settledSeq: string | null; foreign: boolean; sides: [AllocationSide, AllocationSide]; fxAccountsMissing?: (message: string) => Error;
   }, context: { settings: LedgerSettingsDto; baseMu: number }, post: (values: [Decimal, Decimal]) => Promise<T>): Promise<{ posted: T; fxEntries: SettledReversals }> {
-    const { sides, settledOn, foreign, ...restore } = r;
+    const { sides, settledOn, settledSeq, foreign, ...restore } = r;
     const shares: { value: Decimal; changes: ShareChange[] }[] = [];
     for (const side of sides) {
       shares.push(await this.shareGivenBack(tx, { subledger: r.subledger, documentId: side.documentId, ownRate: side.ownRate, open: side.open, revalued: side.revaluedRate !== undefined },
-        { amount: side.amount, settledOn, takenOff: side.takenOff }, side.now, r.date, context.baseMu));
+        { amount: side.amount, settledOn, settledSeq, takenOff: side.takenOff }, side.now, r.date, context.baseMu));
     }
     const posted = await post([shares[0].value, shares[1].value]);
     const entries: SettledReversals[] = [];

@@ -384,11 +384,11 @@ export const ledgerRepository = {
    * carries as of `asOf`.
    */
   async revaluationRowsOf(db: Db, orgId: string, documentIds: string[], asOf: string): Promise<{
-    documentId: string; entryId: string; date: string; delta: string; rate: string; reverses: string | null; compensation: boolean; credited: boolean; fxAccountId: string | null;
+    documentId: string; entryId: string; seq: string; date: string; delta: string; rate: string; reverses: string | null; compensation: boolean; credited: boolean; fxAccountId: string | null;
   }[]> {
     if (!documentIds.length) return [];
-    return db.$queryRaw<{ documentId: string; entryId: string; date: string; delta: string; rate: string; reverses: string | null; compensation: boolean; credited: boolean; fxAccountId: string | null }[]>`
-      SELECT x.document_id::text AS "documentId", x.entry_id::text AS "entryId", x.revaluation_date::text AS date, x.base_delta::text AS delta,
+    return db.$queryRaw<{ documentId: string; entryId: string; seq: string; date: string; delta: string; rate: string; reverses: string | null; compensation: boolean; credited: boolean; fxAccountId: string | null }[]>`
+      SELECT x.document_id::text AS "documentId", x.entry_id::text AS "entryId", x.seq::text AS seq, x.revaluation_date::text AS date, x.base_delta::text AS delta,
         x.rate::text AS rate, e.reverses_entry_id::text AS reverses, e.source_ref IS NOT DISTINCT FROM ${FX_SETTLED_SHARE_REF} AS compensation,
         e.source <> 'system' AS credited, x.fx_account_id::text AS "fxAccountId"
       FROM finance.fx_revaluation_items x JOIN finance.journal_entries e ON e.org_id = x.org_id AND e.id = x.entry_id

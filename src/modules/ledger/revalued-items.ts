@@ -38,9 +38,10 @@ export interface OpenItem {
 
 /**
  * A subledger's control accounts and its foreign-currency open items as of `asOf` (items carried at 0 with nothing open
- * left out), all of them or those of `documentIds`.
+ * left out), all of them or those of `documentIds`. `postedBefore`: a settlement dated `asOf` counts only when posted
+ * before the finance.fx_revaluation_items row of that seq (an allocation's posting_seq; a refund, a void by its date).
  */
-export type OpenItemsLookup = (tx: TenantTx, asOf: string, documentIds?: string[]) => Promise<{ accountIds: string[]; items: OpenItem[] }>;
+export type OpenItemsLookup = (tx: TenantTx, asOf: string, documentIds?: string[], postedBefore?: string | null) => Promise<{ accountIds: string[]; items: OpenItem[] }>;
 
 /**
  * The subledgers (receivables, payables) whose control accounts the FX revaluation values per open item rather than as
@@ -71,11 +72,14 @@ export class RevaluedSubledgers {
     return out;
   }
 
-  /** Open items of a subledger as of `asOf` among `documentIds` (one read): those that carry nothing and have nothing open then are left out. */
-  async openItemsOf(tx: TenantTx, subledger: Subledger, asOf: string, documentIds: string[]): Promise<OpenItem[]> {
+  /**
+   * Open items of a subledger as of `asOf` among `documentIds` (one read): those that carry nothing and have nothing open
+   * then are left out. `postedBefore`: as of the revaluation row of that seq (OpenItemsLookup).
+   */
+  async openItemsOf(tx: TenantTx, subledger: Subledger, asOf: string, documentIds: string[], postedBefore?: string): Promise<OpenItem[]> {
     const registered = this.lookups.get(subledger);
     if (!registered) throw new Error(`revalued open items of ${subledger} are not registered`);
-    return (await registered.lookup(tx, asOf, documentIds)).items;
+    return (await registered.lookup(tx, asOf, documentIds, postedBefore)).items;
   }
 }
 

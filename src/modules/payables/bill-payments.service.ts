@@ -442,7 +442,8 @@ export class BillPaymentsService {
     const s = await this.ledger.settings(tx);
     const memo = `Reversal of allocation ${allocationId}`;
     const { posted: { entryId, id }, fxEntries } = await this.journal.giveBackAllocation(tx, {
-      subledger: 'payables', accountId: apAccountId, currency: payment.currency, date, memo, ...partyOf(payment), settledOn: iso(original.allocation_date), foreign: payment.currency !== base,
+      subledger: 'payables', accountId: apAccountId, currency: payment.currency, date, memo, ...partyOf(payment), settledOn: iso(original.allocation_date),
+      settledSeq: await repo.allocationPostingSeq(tx.db, tx.orgId, allocationId), foreign: payment.currency !== base,
       sides: [
         { documentId: original.bill_id, ownRate: D(billRow.rate!).toFixed(), revaluedRate: billRevalued?.rate, open: billOpen, amount, takenOff: D(original.bill_base_amount), now: reopenedBill.neg() },
         { documentId: original.payment_id, ownRate: D(payment.rate).toFixed(), revaluedRate: creditRevalued?.rate, open: D(usage.amount).minus(payment.amount), amount: amount.neg(),

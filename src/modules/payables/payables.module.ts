@@ -34,10 +34,10 @@ export class PayablesModule implements OnModuleInit {
     // the AP account takes no manual journal entry: the AP aging would no longer equal it
     this.controls.register('payables', (tx) => this.payables.controlAccounts(tx));
     // the FX revaluation values the AP account per open bill and payment credit, kept with each (the aging adds them)
-    this.revalued.register('payables', 'credit', async (tx, asOf, documentIds) => {
+    this.revalued.register('payables', 'credit', async (tx, asOf, documentIds, postedBefore) => {
       const [ap] = await this.payables.controlAccounts(tx);
       if (!ap) return { accountIds: [], items: [] };
-      return { accountIds: [ap.accountId], items: (await fxOpenPayables(tx.db, tx.orgId, asOf, documentIds)).map((i) => ({ ...i, accountId: ap.accountId })) };
+      return { accountIds: [ap.accountId], items: (await fxOpenPayables(tx.db, tx.orgId, asOf, documentIds, postedBefore)).map((i) => ({ ...i, accountId: ap.accountId })) };
     });
     // the agents' list_open_bills tool (reads semantic.v_ap_open as the run's user)
     this.tools.register(listOpenBillsTool);

@@ -325,6 +325,16 @@ export const payablesRepository = {
     return row;
   },
 
+  /**
+   * Where an allocation stands in the order revaluation rows were posted in (posting_seq, migration 20270210700100: a
+   * value of finance.fx_revaluation_items' seq sequence drawn when it was written); null for one written before.
+   */
+  async allocationPostingSeq(db: Db, orgId: string, id: string): Promise<string | null> {
+    const [row] = await db.$queryRaw<{ seq: string | null }[]>`
+      SELECT a.posting_seq::text AS seq FROM finance.bill_allocations a WHERE a.org_id = ${orgId}::uuid AND a.id = ${id}::uuid`;
+    return row?.seq ?? null;
+  },
+
   async reversalOf(db: Db, orgId: string, id: string) {
     const [row] = await db.run(qb.selectFrom('finance.bill_allocations').select('id').where('org_id', '=', orgId).where('reverses_allocation_id', '=', id));
     return row;
@@ -461,9 +471,12 @@ export async function laterUseOfRevaluedCredit(db: Db, orgId: string, paymentId:
  * (finance.payable_open_amounts, as receivables' fxOpenItems): open now, or settled, voided or revalued on or after the
  * date (a settlement in full takes all the item carries as of its date, so an item settled in full before the date and
  * not revalued since carries nothing: it is not read). Each one's settlements are read in one pass (one lateral per table).
+ * `postedBefore`: an allocation dated `asOf` counts only when posted before the revaluation row of that seq (its
+ * posting_seq lower; one written before posting_seq was stored counts).
  */
-export async function fxOpenPayables(db: Db, orgId: string, asOf: string, documentIds?: string[]): Promise<{ documentId: string; currency: string; open: string; carried: string; carriedRate: string; ownRate: string; settledAfter: string | null; firstSettledAfter: string | null }[]> {
+export async function fxOpenPayables(db: Db, orgId: string, asOf: string, documentIds?: string[], postedBefore?: string | null): Promise<{ documentId: string; currency: string; open: string; carried: string; carriedRate: string; ownRate: string; settledAfter: string | null; firstSettledAfter: string | null }[]> {
   const ids = documentIds ?? null;
+  const cut = postedBefore ?? null;
   return db.$queryRaw`
     WITH docs AS (
       SELECT b.id AS document_id, b.currency, b.rate AS own_rate,
@@ -472,8 +485,8 @@ export async function fxOpenPayables(db: Db, orgId: string, asOf: string, docume
         greatest(CASE WHEN b.voided_on > ${asOf}::date THEN b.voided_on END, s.later) AS settled_after,
         least(CASE WHEN b.voided_on > ${asOf}::date THEN b.voided_on END, s.first) AS settled_first
       FROM finance.bills b LEFT JOIN LATERAL (
-        SELECT sum(a.amount) FILTER (WHERE a.allocation_date <= ${asOf}::date) AS amount,
-          sum(a.bill_base_amount) FILTER (WHERE a.allocation_date <= ${asOf}::date) AS base,
+        SELECT sum(a.amount) FILTER (WHERE a.allocation_date <= ${asOf}::date AND (a.allocation_date < ${asOf}::date OR ${cut}::bigint IS NULL OR a.posting_seq IS NULL OR a.posting_seq < ${cut}::bigint)) AS amount,
+          sum(a.bill_base_amount) FILTER (WHERE a.allocation_date <= ${asOf}::date AND (a.allocation_date < ${asOf}::date OR ${cut}::bigint IS NULL OR a.posting_seq IS NULL OR a.posting_seq < ${cut}::bigint)) AS base,
           max(a.allocation_date) FILTER (WHERE a.allocation_date > ${asOf}::date) AS later,
           min(a.allocation_date) FILTER (WHERE a.allocation_date > ${asOf}::date) AS first
         FROM finance.bill_allocations a WHERE a.org_id = b.org_id AND a.bill_id = b.id) s ON true
@@ -489,8 +502,8 @@ export async function fxOpenPayables(db: Db, orgId: string, asOf: string, docume
         -(p.base_amount - coalesce(u.base, 0) - coalesce(r.base, 0)),
         greatest(u.later, r.later), least(u.first, r.first)
       FROM finance.bill_payments p LEFT JOIN LATERAL (
-        SELECT sum(a.amount) FILTER (WHERE a.allocation_date <= ${asOf}::date) AS amount,
-          sum(a.payment_base_amount) FILTER (WHERE a.allocation_date <= ${asOf}::date) AS base,
+        SELECT sum(a.amount) FILTER (WHERE a.allocation_date <= ${asOf}::date AND (a.allocation_date < ${asOf}::date OR ${cut}::bigint IS NULL OR a.posting_seq IS NULL OR a.posting_seq < ${cut}::bigint)) AS amount,
+          sum(a.payment_base_amount) FILTER (WHERE a.allocation_date <= ${asOf}::date AND (a.allocation_date < ${asOf}::date OR ${cut}::bigint IS NULL OR a.posting_seq IS NULL OR a.posting_seq < ${cut}::bigint)) AS base,
           max(a.allocation_date) FILTER (WHERE a.allocation_date > ${asOf}::date) AS later,
           min(a.allocation_date) FILTER (WHERE a.allocation_date > ${asOf}::date) AS first
         FROM finance.bill_allocations a WHERE a.org_id = p.org_id AND a.payment_id = p.id) u ON true

@@ -465,7 +465,7 @@ export class PaymentsService {
     const original = D(a.sourceBase).minus(a.invoiceBase);
     const { posted: { entryId, reversalId }, fxEntries } = await this.journal.giveBackAllocation(tx, {
       subledger: 'receivables', accountId: settings.arAccountId, currency: payment.currency, date, memo, counterpartyType: 'customer', counterpartyId: payment.customerId,
-      settledOn: a.date, foreign: payment.currency !== baseCurrency, fxAccountsMissing: (message: string) => ReceivablesErrors.error('receivables.fx_accounts_missing', message),
+      settledOn: a.date, settledSeq: await repo.allocationPostingSeq(tx.db, tx.orgId, allocationId), foreign: payment.currency !== baseCurrency, fxAccountsMissing: (message: string) => ReceivablesErrors.error('receivables.fx_accounts_missing', message),
       sides: [
         { documentId: invoice.id, ownRate: invoice.rate!, revaluedRate: invoiceCarrying?.rate, open, amount, takenOff: D(a.invoiceBase), now: reopened.neg() },
         { documentId: payment.id, ownRate: payment.rate, revaluedRate: creditCarrying?.rate, open: unallocated.neg(), amount: amount.neg(), takenOff: D(a.sourceBase).neg(), now: restoredCredit },

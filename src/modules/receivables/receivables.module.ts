@@ -42,10 +42,10 @@ export class ReceivablesModule implements OnModuleInit {
       ];
     });
     // the FX revaluation values the AR account per open invoice and payment credit, kept with each (the aging adds them)
-    this.revalued.register('receivables', 'debit', async (tx, asOf, documentIds) => {
+    this.revalued.register('receivables', 'debit', async (tx, asOf, documentIds, postedBefore) => {
       const s = await receivablesRepository.settings(tx.db, tx.orgId);
       if (!s) return { accountIds: [], items: [] };
-      return { accountIds: [s.arAccountId], items: (await fxOpenItems(tx.db, tx.orgId, asOf, documentIds)).map((i) => ({ ...i, accountId: s.arAccountId })) };
+      return { accountIds: [s.arAccountId], items: (await fxOpenItems(tx.db, tx.orgId, asOf, documentIds, postedBefore)).map((i) => ({ ...i, accountId: s.arAccountId })) };
     });
     // the agents' list_open_invoices tool (reads semantic.v_ar_open as the run's user)
     this.tools.register(listOpenInvoicesTool);

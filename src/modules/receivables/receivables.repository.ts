@@ -435,6 +435,16 @@ export const receivablesRepository = {
     return row as AllocationRow | undefined;
   },
 
+  /**
+   * Where an allocation stands in the order revaluation rows were posted in (posting_seq, migration 20270210700100: a
+   * value of finance.fx_revaluation_items' seq sequence drawn when it was written); null for one written before.
+   */
+  async allocationPostingSeq(db: Db, orgId: string, id: string): Promise<string | null> {
+    const [row] = await db.$queryRaw<{ seq: string | null }[]>`
+      SELECT a.posting_seq::text AS seq FROM finance.receivable_allocations a WHERE a.org_id = ${orgId}::uuid AND a.id = ${id}::uuid`;
+    return row?.seq ?? null;
+  },
+
   async allocationsOf(db: Db, orgId: string, by: { paymentIds?: string[]; invoiceId?: string }): Promise<AllocationRow[]> {
     let query = allocations().where('a.org_id', '=', orgId);
     if (by.paymentIds) query = query.where('a.payment_id', '=', sql<string>`any(${by.paymentIds}::uuid[])`);
@@ -480,17 +490,19 @@ export async function effectiveRate(db: Db, currency: string, date: string): Pro
  * for a credit), both from the settlements and revaluations dated by then, the rate it is carried at (the last
  * revaluation's, else its own) and the latest and earliest settlements dated after `asOf` (an allocation, a refund, a void). An invoice
  * voided by then is open for nothing but may still carry a revaluation (taken back). Items with nothing open and nothing
- * carried are left out.
+ * carried are left out. `postedBefore`: an allocation dated `asOf` counts only when posted before the revaluation row of
+ * that seq (its posting_seq lower; one written before posting_seq was stored counts).
  */
-export async function fxOpenItems(db: Db, orgId: string, asOf: string, documentIds?: string[]): Promise<{ documentId: string; currency: string; open: string; carried: string; carriedRate: string; ownRate: string; settledAfter: string | null; firstSettledAfter: string | null }[]> {
+export async function fxOpenItems(db: Db, orgId: string, asOf: string, documentIds?: string[], postedBefore?: string | null): Promise<{ documentId: string; currency: string; open: string; carried: string; carriedRate: string; ownRate: string; settledAfter: string | null; firstSettledAfter: string | null }[]> {
   const ids = documentIds ?? null;
+  const cut = postedBefore ?? null;
   return db.$queryRaw`
     WITH docs AS (
       SELECT i.id AS document_id, i.currency, i.rate AS own_rate,
         CASE WHEN i.voided_on <= ${asOf}::date THEN 0 ELSE i.total - coalesce((SELECT sum(a.amount) FROM finance.receivable_allocations a
-          WHERE a.org_id = i.org_id AND a.invoice_id = i.id AND a.allocation_date <= ${asOf}::date), 0) END AS open,
+          WHERE a.org_id = i.org_id AND a.invoice_id = i.id AND a.allocation_date <= ${asOf}::date AND (a.allocation_date < ${asOf}::date OR ${cut}::bigint IS NULL OR a.posting_seq IS NULL OR a.posting_seq < ${cut}::bigint)), 0) END AS open,
         CASE WHEN i.voided_on <= ${asOf}::date THEN 0 ELSE coalesce(i.base_total, 0) - coalesce((SELECT sum(a.invoice_base) FROM finance.receivable_allocations a
-          WHERE a.org_id = i.org_id AND a.invoice_id = i.id AND a.allocation_date <= ${asOf}::date), 0) END AS base,
+          WHERE a.org_id = i.org_id AND a.invoice_id = i.id AND a.allocation_date <= ${asOf}::date AND (a.allocation_date < ${asOf}::date OR ${cut}::bigint IS NULL OR a.posting_seq IS NULL OR a.posting_seq < ${cut}::bigint)), 0) END AS base,
         CASE WHEN o.settled_through > ${asOf}::date THEN greatest(CASE WHEN i.voided_on > ${asOf}::date THEN i.voided_on END,
           (SELECT max(a.allocation_date) FROM finance.receivable_allocations a WHERE a.org_id = i.org_id AND a.invoice_id = i.id AND a.allocation_date > ${asOf}::date)) END AS settled_after,
         CASE WHEN o.settled_through > ${asOf}::date THEN least(CASE WHEN i.voided_on > ${asOf}::date THEN i.voided_on END,
@@ -504,10 +516,10 @@ export async function fxOpenItems(db: Db, orgId: string, asOf: string, documentI
       UNION ALL
       SELECT p.id, p.currency, p.rate,
         -(p.amount - coalesce((SELECT sum(a.amount) FROM finance.receivable_allocations a
-            WHERE a.org_id = p.org_id AND a.payment_id = p.id AND a.allocation_date <= ${asOf}::date), 0)
+            WHERE a.org_id = p.org_id AND a.payment_id = p.id AND a.allocation_date <= ${asOf}::date AND (a.allocation_date < ${asOf}::date OR ${cut}::bigint IS NULL OR a.posting_seq IS NULL OR a.posting_seq < ${cut}::bigint)), 0)
           - coalesce((SELECT sum(r.amount) FROM finance.customer_refunds r WHERE r.org_id = p.org_id AND r.payment_id = p.id AND r.refund_date <= ${asOf}::date), 0)),
         o.base_amount + coalesce((SELECT sum(a.source_base) FROM finance.receivable_allocations a
-            WHERE a.org_id = p.org_id AND a.payment_id = p.id AND a.allocation_date <= ${asOf}::date), 0)
+            WHERE a.org_id = p.org_id AND a.payment_id = p.id AND a.allocation_date <= ${asOf}::date AND (a.allocation_date < ${asOf}::date OR ${cut}::bigint IS NULL OR a.posting_seq IS NULL OR a.posting_seq < ${cut}::bigint)), 0)
           + coalesce((SELECT sum(r.source_base) FROM finance.customer_refunds r WHERE r.org_id = p.org_id AND r.payment_id = p.id AND r.refund_date <= ${asOf}::date), 0),
         CASE WHEN o.settled_through > ${asOf}::date THEN greatest(
           (SELECT max(a.allocation_date) FROM finance.receivable_allocations a WHERE a.org_id = p.org_id AND a.payment_id = p.id AND a.allocation_date > ${asOf}::date),
