@@ -10,7 +10,8 @@ import { testKeys } from '../integrations/keys.js';
 /**
  * Pre-account takeover: someone registers another person's address (never verified), builds organizations with people of
  * their choosing around it, and waits for the address's owner to claim the account (a verified sign-in, a password reset).
- * The claim must not leave the owner inside what the pre-registrant built with others, nor let it grow afterwards.
+ * Nothing tells them from a genuine owner who never verified: the claim keeps the memberships and mails the address a notice
+ * listing them; it revokes the pending invitations and closes what only the account reaches that sends data out.
  */
 describe('claiming a pre-registered account', () => {
   let t: TestApp;
@@ -55,15 +56,61 @@ describe('claiming a pre-registered account', () => {
     return { hook, squatter, accomplice, lurker, squatted, solo, pending: pending.body, soloPending: soloPending.body };
   }
 
-  it('a verified sign-in claims it: the account leaves the organizations it shared (the senior member takes over), its pending invitations are revoked, the webhook endpoints of what it keeps disabled, all audited', async () => {
-    const victimEmail = uniqueEmail('victim');
-    const { squatter, accomplice, lurker, squatted, solo, pending, soloPending, hook } = await preRegister(victimEmail);
-    // Shared Co: the accomplice was made a second owner there: the account just leaves
+  /** What only the account reaches in Solo Co and outside organizations, pointing out at the pre-registrant's servers. */
+  async function outboundChannels(squatter: TestUser, solo: string, shared: string) {
+    // an AI provider key of their own endpoint: every agent call of Solo Co would go to it
+    await t.http.put(`/v1/orgs/${solo}/ai/provider-key`).set(squatter.auth).send({ apiKey: 'sk-squatter-key-9999', baseUrl: 'https://llm.squatter.example/v1' }).expect(200);
+    const agent = (await t.http.post(`/v1/orgs/${solo}/agents`).set(squatter.auth).send({
+      name: 'Helper', type: 'accountant', instructions: 'Be brief.', modelId: 'gpt-4o', maxOutputTokens: 1000, maxSteps: 2, tools: [],
+    }).expect(201)).body;
+    const trigger = (await t.http.post(`/v1/orgs/${solo}/agents/${agent.id}/triggers`).set(squatter.auth)
+      .send({ kind: 'event', eventType: 'bill.submitted', prompt: 'Send the bill on.' }).expect(201)).body;
+    const integration = (await t.http.post('/v1/me/integrations').set(squatter.auth).send({ integrationType: 'caldav', label: 'Calendar' }).expect(201)).body;
+    await t.http.put(`/v1/me/integrations/${integration.id}/secret`).set(squatter.auth)
+      .send({ credentials: { username: 'squatter', password: 'cal password', serverUrl: 'https://caldav.squatter.example/' } }).expect(200);
+    const provider = (await t.http.patch('/v1/me/provider').set(squatter.auth).send({ publicSlug: `claimed-${randomUUID().slice(0, 8)}`, isPublic: true }).expect(200)).body;
+    // a webhook endpoint of Shared Co: its other members reach it, it stays
+    const sharedHook = (await t.http.post(`/v1/orgs/${shared}/webhooks/endpoints`).set(squatter.auth).send({ url: 'https://hooks.example.com/shared' }).expect(201)).body;
+    return { agent, trigger, integration, provider, sharedHook };
+  }
+  /** Shared Co: the accomplice a second owner there. */
+  async function sharedOrg(squatter: TestUser, accomplice: TestUser) {
     const shared = await createOrg(t, squatter, 'Shared Co');
     await onEnterprisePlan(t, shared);
     const toShared = await invite(squatter, shared, accomplice.email, 'admin');
     await accept(accomplice, shared, toShared.body.token).expect(200);
     await t.http.patch(`/v1/orgs/${shared}/members/${accomplice.id}`).set(squatter.auth).send({ role: 'owner' }).expect(200);
+    return shared;
+  }
+  const noticeTo = (email: string) => smtp.messages.filter((m) => m.to.includes(email) && m.subject === 'Security notice: your e-mail address was confirmed for your OmniZen account');
+
+  /** The outbound channels are closed, each audited with the reason account_claimed; Shared Co's webhook endpoint stays. */
+  async function expectChannelsClosed(squatter: TestUser, solo: string, c: Awaited<ReturnType<typeof outboundChannels>>) {
+    expect((await t.db.admin.query('SELECT org_id FROM ai.provider_keys WHERE org_id = $1', [solo])).rows).toEqual([]);
+    expect(await auditOf(solo, 'ai.provider_key_removed')).toEqual([
+      expect.objectContaining({ entity_id: solo, principal_type: 'system', after: { reason: 'account_claimed' } }),
+    ]);
+    expect((await t.db.admin.query('SELECT status, last_error FROM ai.agent_triggers WHERE id = $1', [c.trigger.id])).rows)
+      .toEqual([{ status: 'stopped', last_error: 'account_claimed' }]);
+    expect(await auditOf(solo, 'ai.trigger_stopped')).toEqual([
+      expect.objectContaining({ entity_id: c.trigger.id, principal_type: 'system', after: expect.objectContaining({ status: 'stopped', reason: 'account_claimed' }) }),
+    ]);
+    expect((await t.db.admin.query('SELECT status FROM public.integrations WHERE id = $1', [c.integration.id])).rows).toEqual([{ status: 'disabled' }]);
+    expect((await t.db.admin.query('SELECT is_public FROM public.providers WHERE id = $1', [c.provider.id])).rows).toEqual([{ is_public: false }]);
+    expect(await auditOf(squatter.personalOrgId, 'integration.updated')).toEqual([
+      expect.objectContaining({ entity_id: c.integration.id, principal_type: 'system', after: { status: 'disabled', reason: 'account_claimed' } }),
+    ]);
+    expect(await auditOf(squatter.personalOrgId, 'provider.updated')).toEqual(expect.arrayContaining([
+      expect.objectContaining({ entity_id: c.provider.id, principal_type: 'system', after: { isPublic: false, reason: 'account_claimed' } }),
+    ]));
+    expect((await t.db.admin.query('SELECT enabled FROM core.webhook_endpoints WHERE id = $1', [c.sharedHook.id])).rows).toEqual([{ enabled: true }]);
+  }
+
+  it('a verified sign-in claims it: its memberships stay (the address is mailed them), its pending invitations are revoked, the outbound channels of what only it reaches closed, all audited', async () => {
+    const victimEmail = uniqueEmail('victim');
+    const { squatter, accomplice, lurker, squatted, solo, pending, soloPending, hook } = await preRegister(victimEmail);
+    const shared = await sharedOrg(squatter, accomplice);
+    const channels = await outboundChannels(squatter, solo, shared);
 
     // the address's owner signs in through the Hub, which verified the address
     const hubToken = jwt.sign({ sub: `hub-${randomUUID()}`, email: victimEmail, email_verified: true }, t.config.auth.nextAuthSecret!, { algorithm: 'HS256', expiresIn: 600 });
@@ -71,20 +118,21 @@ describe('claiming a pre-registered account', () => {
     expect(victim.body.user.id).toBe(squatter.id);
     const victimAuth = { Authorization: `Bearer ${victim.body.accessToken}` };
 
-    // the owner is in their personal organization and in Solo Co (nobody else's) only
+    // a genuine owner who never verified keeps their company's organizations: every membership stays
+    const organizations = [
+      { orgId: squatter.personalOrgId, role: 'owner' }, { orgId: squatted, role: 'owner' }, { orgId: solo, role: 'owner' }, { orgId: shared, role: 'owner' },
+    ].sort(byOrg);
     const orgs = await t.http.get('/v1/orgs').set(victimAuth).expect(200);
-    expect(orgs.body.map((o: { id: string; role: string }) => ({ orgId: o.id, role: o.role })).sort(byOrg))
-      .toEqual([{ orgId: squatter.personalOrgId, role: 'owner' }, { orgId: solo, role: 'owner' }].sort(byOrg));
-    const refused = await t.http.get(`/v1/orgs/${squatted}`).set(victimAuth);
-    expect(refused.status).toBeGreaterThanOrEqual(403);
-    // Squatted Co is the accomplice's now (the only owner left: the account's membership could not just end); Shared Co had one
-    expect(await membersOf(squatted)).toEqual([{ user_id: accomplice.id, role: 'owner' }]);
-    expect(await membersOf(shared)).toEqual([{ user_id: accomplice.id, role: 'owner' }]);
-    expect(await membersOf(solo)).toEqual([{ user_id: squatter.id, role: 'owner' }]);
-    const members = await t.http.get(`/v1/orgs/${squatted}/members`).set(accomplice.auth).expect(200);
-    expect(members.body.items).toEqual([expect.objectContaining({ userId: accomplice.id, role: 'owner' })]);
+    expect(orgs.body.map((o: { id: string; role: string }) => ({ orgId: o.id, role: o.role })).sort(byOrg)).toEqual(organizations);
+    const byUser = (a: { user_id: string }, b: { user_id: string }) => (a.user_id < b.user_id ? -1 : 1);
+    expect(await membersOf(squatted)).toEqual([{ user_id: squatter.id, role: 'owner' }, { user_id: accomplice.id, role: 'admin' }].sort(byUser));
+    expect(await membersOf(shared)).toEqual([{ user_id: squatter.id, role: 'owner' }, { user_id: accomplice.id, role: 'owner' }].sort(byUser));
+    for (const orgId of [squatted, shared]) {
+      expect(await auditOf(orgId, 'membership.removed')).toEqual([]);
+      expect(await auditOf(orgId, 'membership.role_changed')).toEqual(orgId === shared ? [expect.objectContaining({ principal_type: 'user' })] : []);
+    }
 
-    // the invitations it sent are dead: the lurker can no longer come in next to the owner (Solo Co) or at all
+    // the invitations it sent are dead: the lurker can no longer come in
     for (const [orgId, invitation] of [[squatted, pending], [solo, soloPending]] as const) {
       const dead = await accept(lurker, orgId, invitation.token).expect(404);
       expect(dead.body.error.code).toBe('invitation.not_found');
@@ -92,13 +140,6 @@ describe('claiming a pre-registered account', () => {
         expect.objectContaining({ entity_id: invitation.id, principal_type: 'system', after: expect.objectContaining({ status: 'revoked', reason: 'inviter_account_claimed' }) }),
       ]);
     }
-    const { rows: invitations } = await t.db.admin.query(
-      'SELECT id, revoked_at IS NOT NULL AS revoked, accepted_at IS NOT NULL AS accepted FROM core.invitations WHERE invited_by = $1 ORDER BY created_at', [squatter.id]);
-    expect(invitations).toEqual([
-      { id: expect.any(String), revoked: false, accepted: true }, { id: pending.id, revoked: true, accepted: false },
-      { id: soloPending.id, revoked: true, accepted: false }, { id: expect.any(String), revoked: false, accepted: true },
-    ]);
-    expect(await membersOf(solo)).toEqual([{ user_id: squatter.id, role: 'owner' }]);
     // the webhook endpoint the pre-registrant set up in Solo Co sends nothing more; the owner sees why
     const endpoint = await t.http.get(`/v1/orgs/${solo}/webhooks/endpoints/${hook.id}`).set(victimAuth).expect(200);
     expect(endpoint.body).toMatchObject({ id: hook.id, enabled: false, disabledReason: 'account_claimed' });
@@ -107,52 +148,60 @@ describe('claiming a pre-registered account', () => {
     expect(await auditOf(solo, 'webhooks.endpoint_disabled')).toEqual([
       expect.objectContaining({ entity_id: hook.id, principal_type: 'system', after: { enabled: false, reason: 'account_claimed' } }),
     ]);
+    await expectChannelsClosed(squatter, solo, channels);
+    const provider = await t.http.get('/v1/me/provider').set(victimAuth).expect(200);
+    expect(provider.body).toMatchObject({ id: channels.provider.id, isPublic: false });
 
-    // audited in each organization, and in the claim's own row
-    expect(await auditOf(squatted, 'membership.role_changed')).toEqual([
-      expect.objectContaining({ entity_id: accomplice.id, principal_type: 'system', after: expect.objectContaining({ role: 'owner', reason: 'only_owner_account_claimed' }) }),
-    ]);
-    for (const orgId of [squatted, shared]) {
-      expect(await auditOf(orgId, 'membership.removed')).toEqual([
-        expect.objectContaining({ entity_id: squatter.id, principal_type: 'system', after: { reason: 'account_claimed' } }),
-      ]);
-    }
     const [claim] = (await t.db.admin.query(`SELECT before FROM core.audit_logs WHERE org_id = $1 AND action = 'auth.unverified_account_claimed'`, [squatter.personalOrgId])).rows;
     expect(claim.before).toMatchObject({
-      invitationsRevoked: 2, webhookEndpointsDisabled: 1,
-      organizationsLeft: [{ orgId: squatted, role: 'owner', newOwner: accomplice.id }, { orgId: shared, role: 'owner' }].sort(byOrg),
-      organizations: [{ orgId: squatter.personalOrgId, role: 'owner' }, { orgId: solo, role: 'owner' }].sort(byOrg),
+      invitationsRevoked: 2, webhookEndpointsDisabled: 1, providerKeysRemoved: 1, triggersStopped: 1, integrationsDisabled: 1, providerPageUnpublished: true, organizations,
     });
-    // and told, as the API's changes are
-    const { rows: events } = await t.db.admin.query(
-      `SELECT org_id, payload->>'type' AS type, payload->'payload' AS payload FROM core.outbox
-       WHERE org_id = ANY($1::uuid[]) AND payload->>'type' IN ('member.removed', 'member.role_changed') ORDER BY id`, [[squatted, shared]]);
-    expect(events.filter((e) => e.payload.userId === squatter.id || e.payload.changedBy === null).map((e) => ({ orgId: e.org_id, type: e.type, payload: e.payload })).sort(byOrg)).toEqual([
-      { orgId: squatted, type: 'member.role_changed', payload: { userId: accomplice.id, previousRole: 'admin', role: 'owner', changedBy: null } },
-      { orgId: squatted, type: 'member.removed', payload: { userId: squatter.id, role: 'owner', left: false } },
-      { orgId: shared, type: 'member.removed', payload: { userId: squatter.id, role: 'owner', left: false } },
-    ].sort(byOrg));
+    expect(claim.before).not.toHaveProperty('organizationsLeft');
+
+    // the address is told: its organizations with the role, and what was cleared
+    await settle(t);
+    const [notice] = noticeTo(victimEmail);
+    expect(notice.text).toContain('a Hub sign-in');
+    for (const name of ['Squatted Co (owner)', 'Shared Co (owner)', 'Solo Co (owner)', '(owner, your personal organization)']) expect(notice.text).toContain(name);
+    for (const line of [
+      '- Sign-in methods removed: password', '- The password set before was removed', '- 2 pending invitations sent from the account revoked', '- 1 webhook endpoint disabled',
+      '- The AI provider key of Solo Co, which sent the agents\' calls to https://llm.squatter.example/v1, removed', '- 1 AI agent trigger stopped',
+      '- The caldav integration disabled', '- Your public provider page was taken offline', 'If you do not recognise one of them, leave it',
+    ]) expect(notice.text).toContain(line);
+    expect(notice.html).toContain('<strong>Shared Co</strong> (owner)');
   });
 
-  it('a password reset through the mailed link claims it the same way', async () => {
+  it('a password reset through the mailed link claims it the same way, and mails the notice', async () => {
     const victimEmail = uniqueEmail('reset-victim');
     const { squatter, accomplice, lurker, squatted, solo, pending } = await preRegister(victimEmail);
+    const shared = await sharedOrg(squatter, accomplice);
+    const channels = await outboundChannels(squatter, solo, shared);
 
     await t.http.post('/v1/auth/password-reset').send({ email: victimEmail }).expect(202);
     await settle(t);
     const [mail] = smtp.messages.filter((m) => m.to.includes(victimEmail) && m.subject === 'Reset your OmniZen password');
-    await t.http.post('/v1/auth/password-reset/confirm').send({ token: linkToken(mail.text, '/reset-password').token, password: 'the owner password' }).expect(204);
+    const reset = await t.http.post('/v1/auth/password-reset/confirm').send({ token: linkToken(mail.text, '/reset-password').token, password: 'the owner password' }).expect(204);
+    expect(reset.body).toEqual({});
     const owner = await t.http.post('/v1/auth/login').send({ email: victimEmail, password: 'the owner password' }).expect(200);
 
     const orgs = await t.http.get('/v1/orgs').set('Authorization', `Bearer ${owner.body.accessToken}`).expect(200);
-    expect(orgs.body.map((o: { id: string }) => o.id).sort()).toEqual([squatter.personalOrgId, solo].sort());
-    expect(await membersOf(squatted)).toEqual([{ user_id: accomplice.id, role: 'owner' }]);
+    expect(orgs.body.map((o: { id: string }) => o.id).sort()).toEqual([squatter.personalOrgId, solo, squatted, shared].sort());
+    expect((await membersOf(squatted)).map((m: { user_id: string }) => m.user_id).sort()).toEqual([squatter.id, accomplice.id].sort());
     expect((await accept(lurker, squatted, pending.token).expect(404)).body.error.code).toBe('invitation.not_found');
-    const [reset] = (await t.db.admin.query(`SELECT after FROM core.audit_logs WHERE org_id = $1 AND action = 'auth.password_reset'`, [squatter.personalOrgId])).rows;
-    expect(reset.after).toMatchObject({
-      emailVerified: true, invitationsRevoked: 2, webhookEndpointsDisabled: 1, organizationsLeft: [{ orgId: squatted, role: 'owner', newOwner: accomplice.id }],
-      organizations: [{ orgId: squatter.personalOrgId, role: 'owner' }, { orgId: solo, role: 'owner' }].sort(byOrg),
+    await expectChannelsClosed(squatter, solo, channels);
+    const [audit] = (await t.db.admin.query(`SELECT after FROM core.audit_logs WHERE org_id = $1 AND action = 'auth.password_reset'`, [squatter.personalOrgId])).rows;
+    expect(audit.after).toMatchObject({
+      emailVerified: true, invitationsRevoked: 2, webhookEndpointsDisabled: 1, providerKeysRemoved: 1, triggersStopped: 1, integrationsDisabled: 1, providerPageUnpublished: true,
+      organizations: [
+        { orgId: squatter.personalOrgId, role: 'owner' }, { orgId: squatted, role: 'owner' }, { orgId: solo, role: 'owner' }, { orgId: shared, role: 'owner' },
+      ].sort(byOrg),
     });
+    await settle(t);
+    const notices = noticeTo(victimEmail);
+    expect(notices).toHaveLength(1);
+    expect(notices[0].text).toContain('(a password reset)');
+    for (const name of ['Squatted Co (owner)', 'Shared Co (owner)', 'Solo Co (owner)']) expect(notices[0].text).toContain(name);
+    expect(notices[0].text).not.toContain('The password set before was removed');
   });
 
   it('a verified account\'s sign-in claims nothing: its organizations and invitations stay', async () => {
@@ -168,5 +217,13 @@ describe('claiming a pre-registered account', () => {
     expect(linked.body.user.id).toBe(owner.id);
     expect(await membersOf(org)).toEqual([{ user_id: owner.id, role: 'owner' }, { user_id: colleague.id, role: 'member' }].sort((a, b) => (a.user_id < b.user_id ? -1 : 1)));
     expect((await t.db.admin.query('SELECT revoked_at FROM core.invitations WHERE id = $1', [waiting.body.id])).rows).toEqual([{ revoked_at: null }]);
+    // the identity joined the account without a word from its owner: the address is told, as an explicit link is
+    expect((await t.db.admin.query('SELECT provider FROM core.user_identities WHERE user_id = $1 ORDER BY provider', [owner.id])).rows)
+      .toEqual([{ provider: 'nextauth' }, { provider: 'password' }]);
+    await settle(t);
+    const added = smtp.messages.filter((m) => m.to.includes(owner.email) && m.subject === 'A new way to sign in to your OmniZen account');
+    expect(added).toHaveLength(1);
+    expect(added[0].text).toContain(`A Hub sign-in (${owner.email}) was added to your OmniZen account`);
+    expect(noticeTo(owner.email)).toEqual([]);
   });
 });

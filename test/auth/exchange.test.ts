@@ -129,7 +129,7 @@ describe('token exchange, app tokens and the Supabase bridge', () => {
           principal_type: 'system',
           before: {
             passwordRemoved: true, identitiesRemoved: ['nextauth', 'password'], emailChangesCanceled: 1, sessionsRevoked: 1, apiKeysRevoked: 1,
-            invitationsRevoked: 0, organizationsLeft: [], organizations, webhookEndpointsDisabled: 0,
+            invitationsRevoked: 0, organizations, webhookEndpointsDisabled: 0, providerKeysRemoved: 0, triggersStopped: 0, integrationsDisabled: 0, providerPageUnpublished: false,
           },
         }),
       ]);

@@ -1,57 +1,75 @@
 import { Injectable } from '@nestjs/common';
 import type { Db } from '../../platform/database/database.service.js';
 import type { OrgRole } from '../../platform/auth/principal.js';
-import { emitEvent } from '../../platform/events/events.js';
 import { Clock } from '../../platform/clock/clock.js';
 import { AuditService } from '../audit/audit.service.js';
+import { queueEmail } from '../notifications/email-delivery.service.js';
 import { invitationRepository } from '../organizations/invitation.repository.js';
-import { membershipRepository } from '../organizations/membership.repository.js';
 import { webhookRepository } from '../webhooks/webhook.repository.js';
 import { accountClaimRepository } from './account-claim.repository.js';
 import { identityRepository } from './identity.repository.js';
+import { userRepository } from './user.repository.js';
 
-/** What a claim took from the account (audited by the caller with its own action). */
+/** What a claim took from the account (audited by the caller with its own action: claimAuditFields). */
 export interface ClaimOutcome {
   password: boolean;
   identities: string[];
   emailChanges: number;
   apiKeys: number;
   invitationsRevoked: number;
-  /** the organizations shared with others that the account left; `newOwner`: the member who took over as its only owner */
-  organizationsLeft: { orgId: string; role: OrgRole; newOwner?: string }[];
-  /** the organizations the account still belongs to: its personal one and those nobody else is in */
+  /** every organization the account belongs to (it stays in each: the notice mail lists them) */
   organizations: { orgId: string; role: OrgRole }[];
-  /** the webhook endpoints of those organizations that were enabled, now disabled */
+  /** in the organizations only the account is in (its personal one, its solo ones): what sent data out, now closed */
   webhookEndpointsDisabled: number;
+  providerKeysRemoved: number;
+  triggersStopped: number;
+  /** the account's own */
+  integrationsDisabled: number;
+  providerPageUnpublished: boolean;
 }
+
+/** The claim's part of the caller's audit row (auth.unverified_account_claimed, auth.password_reset). */
+export function claimAuditFields(c: ClaimOutcome): Record<string, unknown> {
+  return {
+    identitiesRemoved: c.identities, emailChangesCanceled: c.emailChanges, apiKeysRevoked: c.apiKeys, invitationsRevoked: c.invitationsRevoked,
+    organizations: c.organizations, webhookEndpointsDisabled: c.webhookEndpointsDisabled, providerKeysRemoved: c.providerKeysRemoved,
+    triggersStopped: c.triggersStopped, integrationsDisabled: c.integrationsDisabled, providerPageUnpublished: c.providerPageUnpublished,
+  };
+}
+
+const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
 
 /**
  * Someone proves the e-mail of an account nobody had proved it of (a verified sign-in through the token exchange, a
- * password-reset link): nothing shows they are who registered it, and whoever did (perhaps to wait for the address's
- * owner: a pre-account takeover) chose everything the account has so far. So the account starts over as the claimant's:
+ * password-reset link). Nothing tells a pre-registrant (who registered another person's address and waits for its
+ * owner: a pre-account takeover) from a genuine owner who never clicked the verification link (every account older than
+ * the verification, and anyone who never verified: organizations, invitations and keys need no verification). So the
+ * claim closes every way in and out that only the account's own can use, keeps what the account shares with others,
+ * and tells the address's owner what it found:
  * - every way in goes: the linked identities, a pending e-mail change, with `password` the password (the caller ends
  *   the sessions), the API keys it created (identityRepository.removeUnverifiedAccess);
- * - every pending invitation it sent, in any organization (one accepted later would bring its invitee in next to the
- *   claimant), revoked and audited as the API's revoke, with the reason inviter_account_claimed;
- * - it leaves every organization it shares with other people: the pre-registrant chose them (they may be the
- *   pre-registrant's own other accounts), and the claimant must not find themself working among them unknowingly.
- *   Where it was the only owner, the remaining member with the highest role (the earliest of them) becomes owner: the
- *   organization stays theirs rather than being deleted or left without an owner. Each change audited in its organization
- *   and emitted (member.role_changed, member.removed) as the API's.
- * Kept: its personal organization and the organizations nobody else is in: nobody else reaches into them (their keys
- * went above), and an owner who simply never clicked the verification link keeps the work they did alone. Their enabled
- * webhook endpoints are disabled (reason account_claimed, audited): they may send the claimant's work to a server of the
- * pre-registrant's; the claimant may enable them again.
- * In the caller's transaction, after the account's row is locked (userRepository.lockIfNotErased).
+ * - every pending invitation it sent, in any organization (one accepted later would bring its invitee in), revoked and
+ *   audited as the API's revoke, with the reason inviter_account_claimed;
+ * - in the organizations only the account is in (its personal one and its solo ones: only the claimant reaches them
+ *   now), what sends their data out is closed, each audited there with the reason account_claimed: the enabled webhook
+ *   endpoints disabled, an AI provider key with its own base URL (every agent call goes to it) removed, the agent
+ *   triggers the account set up stopped;
+ * - the account's own integrations (CalDAV credentials and server) disabled and its provider page taken off the public
+ *   pages, audited in its personal organization;
+ * - its memberships stay (a genuine owner keeps their company's organizations); the security notice mailed to the
+ *   address (account_claimed) lists them with the role and says to leave any it does not recognise, and lists what was
+ *   cleared.
+ * In the caller's transaction, after the account's row is locked (userRepository.lockIfNotErased); then its
+ * organizations in id order, and the rows in them in (organization, id) order.
  */
 @Injectable()
 export class AccountClaim {
   constructor(private readonly audit: AuditService, private readonly clock: Clock) {}
 
-  async clear(db: Db, userId: string, opts: { password: boolean; meta?: { requestId?: string; ip?: string } }): Promise<ClaimOutcome> {
-    // the erasure's order (after the account's row): its organizations, then its keys and invitations, then its memberships.
-    // An acceptance of one of its invitations (which takes the organization's row FOR SHARE before the invitation's) waits
-    // for the claim and finds the invitation revoked, or the claim waits for it and counts its new member below
+  async clear(db: Db, userId: string, opts: { password: boolean; via: string; meta?: { requestId?: string; ip?: string } }): Promise<ClaimOutcome> {
+    // the erasure's order (after the account's row): its organizations, then its keys and invitations. An acceptance of
+    // one of its invitations (which takes the organization's row FOR SHARE before the invitation's) waits for the claim
+    // and finds the invitation revoked, or the claim waits for it and counts its new member below
     await accountClaimRepository.lockOrganizations(db, userId);
     const removed = await identityRepository.removeUnverifiedAccess(db, userId, opts);
     const invitations = await invitationRepository.revokePendingSentBy(db, userId);
@@ -63,43 +81,76 @@ export class AccountClaim {
     }
 
     const memberships = await accountClaimRepository.memberships(db, userId);
-    const organizationsLeft: ClaimOutcome['organizationsLeft'] = [];
-    for (const m of memberships.filter((x) => x.accountType === 'business' && x.members > 1)) {
-      const newOwner = m.role === 'owner' && m.owners === 1 ? await this.handOver(db, m.orgId, userId, opts.meta) : undefined;
-      const before = await membershipRepository.get(db, m.orgId, userId);
-      await this.audit.recordPrivileged(db, m.orgId, 'system', {
-        action: 'membership.removed', entityType: 'membership', entityId: userId, before, after: { reason: 'account_claimed' },
-      }, opts.meta);
-      await emitEvent({ db, orgId: m.orgId }, 'member.removed', { userId, role: m.role, left: false });
-      await membershipRepository.remove(db, m.orgId, userId);
-      organizationsLeft.push({ orgId: m.orgId, role: m.role, ...(newOwner ? { newOwner } : {}) });
-    }
-    const left = new Set(organizationsLeft.map((o) => o.orgId));
-    const organizations = memberships.filter((m) => !left.has(m.orgId)).map((m) => ({ orgId: m.orgId, role: m.role }));
-    const endpoints = await webhookRepository.disableEndpointsOfClaimedAccount(db, organizations.map((o) => o.orgId), new Date(this.clock.now()));
+    const own = memberships.filter((m) => m.accountType === 'personal' || m.members === 1).map((m) => m.orgId);
+    const names = new Map(memberships.map((m) => [m.orgId, m.name]));
+    const reason = 'account_claimed';
+    const endpoints = await webhookRepository.disableEndpointsOfClaimedAccount(db, own, new Date(this.clock.now()));
     for (const e of endpoints) {
       await this.audit.recordPrivileged(db, e.org_id, 'system', {
         action: 'webhooks.endpoint_disabled', entityType: 'webhook_endpoint', entityId: e.id,
-        before: { enabled: true }, after: { enabled: false, reason: 'account_claimed' },
+        before: { enabled: true }, after: { enabled: false, reason },
       }, opts.meta);
     }
-    return {
-      password: removed.password, identities: removed.identities, emailChanges: removed.emailChanges, apiKeys: removed.apiKeys,
-      invitationsRevoked: invitations.length, organizationsLeft, organizations, webhookEndpointsDisabled: endpoints.length,
-    };
-  }
+    const providerKeys = await accountClaimRepository.deleteProviderKeysWithBaseUrl(db, own);
+    for (const k of providerKeys) {
+      await this.audit.recordPrivileged(db, k.org_id, 'system', {
+        action: 'ai.provider_key_removed', entityType: 'ai_provider_key', entityId: k.org_id,
+        before: { keyHint: k.key_hint, baseUrl: k.base_url }, after: { reason },
+      }, opts.meta);
+    }
+    const triggers = await accountClaimRepository.stopTriggersOf(db, own, userId);
+    for (const t of triggers) {
+      await this.audit.recordPrivileged(db, t.org_id, 'system', {
+        action: 'ai.trigger_stopped', entityType: 'ai_trigger', entityId: t.id,
+        before: { status: 'active' }, after: { status: 'stopped', lastError: reason, reason },
+      }, opts.meta);
+    }
+    const personalOrgId = await userRepository.personalOrgId(db, userId);
+    const integrations = await accountClaimRepository.disableIntegrationsOf(db, userId);
+    const pages = await accountClaimRepository.unpublishProviderOf(db, userId);
+    if (personalOrgId) {
+      for (const i of integrations) {
+        await this.audit.recordPrivileged(db, personalOrgId, 'system', {
+          action: 'integration.updated', entityType: 'integration', entityId: i.id,
+          before: { status: 'active' }, after: { status: 'disabled', reason },
+        }, opts.meta);
+      }
+      for (const p of pages) {
+        await this.audit.recordPrivileged(db, personalOrgId, 'system', {
+          action: 'provider.updated', entityType: 'provider', entityId: p.id,
+          before: { isPublic: true, publicSlug: p.public_slug }, after: { isPublic: false, reason },
+        }, opts.meta);
+      }
+    }
 
-  /** The organization's senior remaining member becomes its owner (audited as a role change); their user id. */
-  private async handOver(db: Db, orgId: string, userId: string, meta?: { requestId?: string; ip?: string }): Promise<string> {
-    const successor = (await accountClaimRepository.successor(db, orgId, userId))!;
-    const before = await membershipRepository.get(db, orgId, successor.userId);
-    await membershipRepository.setRole(db, orgId, successor.userId, 'owner');
-    const after = await membershipRepository.get(db, orgId, successor.userId);
-    await this.audit.recordPrivileged(db, orgId, 'system', {
-      action: 'membership.role_changed', entityType: 'membership', entityId: successor.userId,
-      before, after: { ...after, reason: 'only_owner_account_claimed' },
-    }, meta);
-    await emitEvent({ db, orgId }, 'member.role_changed', { userId: successor.userId, previousRole: successor.role, role: 'owner', changedBy: null });
-    return successor.userId;
+    const outcome: ClaimOutcome = {
+      password: removed.password, identities: removed.identities, emailChanges: removed.emailChanges, apiKeys: removed.apiKeys,
+      invitationsRevoked: invitations.length, organizations: memberships.map((m) => ({ orgId: m.orgId, role: m.role })),
+      webhookEndpointsDisabled: endpoints.length, providerKeysRemoved: providerKeys.length, triggersStopped: triggers.length,
+      integrationsDisabled: integrations.length, providerPageUnpublished: pages.length > 0,
+    };
+    const user = await userRepository.findById(db, userId);
+    if (user && personalOrgId) {
+      const cleared = [
+        ...(removed.identities.length ? [`Sign-in methods removed: ${removed.identities.join(', ')}`] : []),
+        ...(removed.password ? ['The password set before was removed'] : []),
+        ...(removed.emailChanges ? ['A pending change of the account\'s e-mail address was canceled'] : []),
+        ...(removed.apiKeys ? [`${plural(removed.apiKeys, 'API key', 'API keys')} revoked`] : []),
+        ...(invitations.length ? [`${plural(invitations.length, 'pending invitation', 'pending invitations')} sent from the account revoked`] : []),
+        ...(endpoints.length ? [`${plural(endpoints.length, 'webhook endpoint', 'webhook endpoints')} disabled`] : []),
+        ...providerKeys.map((k) => `The AI provider key of ${names.get(k.org_id) ?? k.org_id}, which sent the agents' calls to ${k.base_url}, removed`),
+        ...(triggers.length ? [`${plural(triggers.length, 'AI agent trigger', 'AI agent triggers')} stopped`] : []),
+        ...integrations.map((i) => `The ${i.integration_type} integration disabled (its credentials and server were kept, not used)`),
+        ...(pages.length ? ['Your public provider page was taken offline'] : []),
+      ];
+      await queueEmail({ db, orgId: personalOrgId }, {
+        userId, to: user.email, template: 'account_claimed', category: 'security',
+        data: {
+          via: opts.via, claimedAt: new Date(this.clock.now()).toISOString(), cleared,
+          organizations: memberships.map((m) => ({ name: m.name, role: m.role, personal: m.accountType === 'personal' })),
+        },
+      });
+    }
+    return outcome;
   }
 }

@@ -12,7 +12,7 @@ import { EmailLinks, queueEmail } from '../notifications/email-delivery.service.
 import { AccountErrors } from './account.errors.js';
 import { accountTokenRepository as tokens, type RecentCount } from './account-token.repository.js';
 import { identityRepository } from './identity.repository.js';
-import { AccountClaim } from './account-claim.service.js';
+import { AccountClaim, claimAuditFields } from './account-claim.service.js';
 import { LoginThrottle } from './login-throttle.service.js';
 import { PasswordHasher } from './password-hasher.js';
 import { sessionRepository } from './session.repository.js';
@@ -151,10 +151,10 @@ export class AccountMailService implements OnModuleInit {
       if (!user) return false;
       const { email } = user;
       // the link came to the account's address: if nobody had proved it before, this proves it, and whatever was set
-      // up before (a pre-registration's linked identities, its pending e-mail change, its invitations, the organizations
-      // it shares with others) goes as on a verified claim (AccountClaim)
+      // up before (a pre-registration's linked identities, its pending e-mail change, its invitations, what sends its
+      // solo organizations' data out) goes as on a verified claim, and the address gets the claim's notice (AccountClaim)
       const claimed = (await identityRepository.hasVerifiedEmail(db, userId, email))
-        ? undefined : await this.accountClaim.clear(db, userId, { password: false, meta: client });
+        ? undefined : await this.accountClaim.clear(db, userId, { password: false, via: 'a password reset', meta: client });
       if (claimed) await identityRepository.add(db, userId, { provider: 'password', subject: userId, email, emailVerified: true });
       await userRepository.setPassword(db, userId, hash);
       const sessions = await sessionRepository.revokeAllForUser(db, userId, 'password_reset');
@@ -164,11 +164,7 @@ export class AccountMailService implements OnModuleInit {
           action: 'auth.password_reset', entityType: 'user', entityId: userId,
           after: {
             sessionsRevoked: sessions,
-            ...(claimed ? {
-              emailVerified: true, identitiesRemoved: claimed.identities, emailChangesCanceled: claimed.emailChanges,
-              apiKeysRevoked: claimed.apiKeys, invitationsRevoked: claimed.invitationsRevoked, organizationsLeft: claimed.organizationsLeft,
-              organizations: claimed.organizations, webhookEndpointsDisabled: claimed.webhookEndpointsDisabled,
-            } : {}),
+            ...(claimed ? { emailVerified: true, ...claimAuditFields(claimed) } : {}),
           },
         }, client);
       }

@@ -16,7 +16,7 @@ import { userRepository, type UserRow } from './user.repository.js';
 import { sessionRepository } from './session.repository.js';
 import { identityRepository, type IdentityInput } from './identity.repository.js';
 import { AccountMailService, ROLLED_BACK } from './account-mail.service.js';
-import { AccountClaim } from './account-claim.service.js';
+import { AccountClaim, claimAuditFields } from './account-claim.service.js';
 import { SupabaseEmailCheck } from './supabase-email-check.js';
 import { SignInFailureAudit } from './sign-in-failure-audit.js';
 import { AccountErrors } from './account.errors.js';
@@ -195,7 +195,9 @@ export class AuthService {
    * one the identity (provider, subject) belongs to. A new identity joins an existing account of
    * the same e-mail only when the provider verified the e-mail; if nobody ever verified that
    * account's e-mail, the verified identity claims it: whatever else could sign in to it (a pre-registered password,
-   * its sessions) is removed, and what it built up with others goes (AccountClaim). Otherwise: 409 auth.link_required.
+   * its sessions) is removed, what it set up is closed, and the address is mailed a security notice (AccountClaim); an
+   * identity linked to an account verified before is mailed to its address (sign_in_method_added). Otherwise: 409
+   * auth.link_required.
    */
   async exchange(token: string, provider: ExchangeProvider | undefined, client: ClientInfo): Promise<TokensDto> {
     const identity = await this.withEmailProof(verifyExternalToken(this.config, token, provider), token);
@@ -233,19 +235,22 @@ export class AuthService {
       const personalOrgId = existing.personalOrgId ?? (await userRepository.personalOrgId(db, existing.id))!;
       const accountVerified = await identityRepository.hasVerifiedEmail(db, existing.id, existing.email);
       if (!accountVerified) {
-        const removed = await this.accountClaim.clear(db, existing.id, { password: true, meta: client });
+        const removed = await this.accountClaim.clear(db, existing.id, { password: true, via: `a ${PROVIDER_LABEL[identity.provider]} sign-in`, meta: client });
         const sessions = await sessionRepository.revokeAllForUser(db, existing.id, 'claimed_by_verified_identity');
         await this.audit.recordPrivileged(db, personalOrgId, 'system', {
           action: 'auth.unverified_account_claimed', entityType: 'user', entityId: existing.id,
-          before: {
-            passwordRemoved: removed.password, identitiesRemoved: removed.identities, emailChangesCanceled: removed.emailChanges, sessionsRevoked: sessions,
-            apiKeysRevoked: removed.apiKeys, invitationsRevoked: removed.invitationsRevoked, organizationsLeft: removed.organizationsLeft,
-            organizations: removed.organizations, webhookEndpointsDisabled: removed.webhookEndpointsDisabled,
-          },
+          before: { passwordRemoved: removed.password, sessionsRevoked: sessions, ...claimAuditFields(removed) },
           after: { provider: identity.provider, email: identity.email },
         }, client);
       }
       if (!(await identityRepository.add(db, existing.id, input))) throw linkRequired(identity.provider);
+      if (accountVerified) {
+        // linked because both proved the same address: still a new way in, told to the address as an explicit link is
+        await queueEmail({ db, orgId: personalOrgId }, {
+          userId: existing.id, to: existing.email, template: 'sign_in_method_added', category: 'security',
+          data: { provider: PROVIDER_LABEL[identity.provider], identityEmail: identity.email, addedAt: new Date(this.clock.now()).toISOString() },
+        });
+      }
       const user = await userRepository.updateProfile(db, existing.id, { name: identity.name, image: identity.image });
       await this.audit.recordPrivileged(db, personalOrgId, this.principalOf(user, personalOrgId), {
         action: 'auth.identity_linked', entityType: 'user', entityId: user.id,

@@ -53,6 +53,23 @@ export const EMAIL_TEMPLATES = {
     html: '<p>The {{provider}} sign-in ({{identityEmail}}) was removed from your OmniZen account on {{removedAt}}. '
       + 'If you did not do this, reset your password and contact support.</p>',
   },
+  account_claimed: {
+    subject: 'Security notice: your e-mail address was confirmed for your OmniZen account',
+    text: 'Your e-mail address was confirmed for your OmniZen account on {{claimedAt}} ({{via}}). Nobody had confirmed it before, '
+      + 'so someone else may have registered the account with your address and set it up. To be safe, what could reach into '
+      + 'the account or send its data out was cleared, and every other session was signed out:\n'
+      + '{{#each cleared}}- {{this}}\n{{else}}- nothing had been set up\n{{/each}}\n'
+      + 'Your account is a member of these organizations:\n{{#each organizations}}- {{name}} ({{role}}{{#if personal}}, your personal organization{{/if}})\n{{/each}}\n'
+      + 'If you do not recognise one of them, leave it at once (in the organization\'s members settings) and contact support. '
+      + 'You may enable again what was disabled if you set it up yourself.\n',
+    html: '<p>Your e-mail address was confirmed for your OmniZen account on {{claimedAt}} ({{via}}). Nobody had confirmed it before, '
+      + 'so someone else may have registered the account with your address and set it up. To be safe, what could reach into '
+      + 'the account or send its data out was cleared, and every other session was signed out:</p>'
+      + '<ul>{{#each cleared}}<li>{{this}}</li>{{else}}<li>nothing had been set up</li>{{/each}}</ul>'
+      + '<p>Your account is a member of these organizations:</p><ul>{{#each organizations}}<li><strong>{{name}}</strong> ({{role}}{{#if personal}}, your personal organization{{/if}})</li>{{/each}}</ul>'
+      + '<p>If you do not recognise one of them, leave it at once (in the organization\'s members settings) and contact support. '
+      + 'You may enable again what was disabled if you set it up yourself.</p>',
+  },
   notice: {
     subject: '{{title}}',
     text: '{{body}}\n\nSee it in OmniZen: {{link}}\n\nManage which notices you receive: {{preferencesLink}}\n',
