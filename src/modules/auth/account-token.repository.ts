@@ -118,11 +118,23 @@ export const accountTokenRepository = {
     return resets + changes;
   },
 
-  /** The account's e-mail and its password identity's, verified (the link proved the mailbox). */
+  /**
+   * The account's e-mail and its password identity's, verified (the link proved the mailbox). An account without a
+   * password identity (a Hub or Supabase one that set its password by a reset: the change asked for that password) gets
+   * one: verification lives in the identities (hasVerifiedEmail), and with none of the new address the account would
+   * count as unverified, its next reset or verified sign-in clearing it as a claim. Unused reset links end: they went to
+   * the old mailbox, which a person often leaves because they lost it. The caller has locked the user's row.
+   */
   async changeEmail(db: Db, userId: string, newEmail: string): Promise<void> {
     await db.run(qb.updateTable('core.User').set({ email: newEmail, updatedAt: sql`now() AT TIME ZONE 'utc'` }).where('id', '=', userId));
-    await db.run(qb.updateTable('core.user_identities').set({ email: newEmail, email_verified_at: sql`now()` })
+    const passwordIdentities = await db.runCount(qb.updateTable('core.user_identities').set({ email: newEmail, email_verified_at: sql`now()` })
       .where('provider', '=', 'password').where('user_id', '=', userId));
+    if (passwordIdentities === 0) {
+      await db.run(qb.insertInto('core.user_identities')
+        .values({ provider: 'password', subject: userId, user_id: userId, email: newEmail, email_verified_at: sql`now()` })
+        .onConflict((c) => c.columns(['provider', 'subject']).doNothing()));
+    }
+    await db.run(qb.updateTable('core.password_reset_tokens').set({ used_at: sql`now()` }).where('user_id', '=', userId).where('used_at', 'is', null));
     // auth.users' copy (the seed tables' foreign keys) follows, so the old address is free there too
     await db.$executeRaw`SELECT core.sync_auth_user(${userId}::uuid, ${newEmail})`;
   },
