@@ -131,6 +131,58 @@ describe('the OpenAPI document as a contract', () => {
     expect(describe402('getOrganization')).toMatch(/^402 billing\.feature_not_in_plan: with an API key, .*"API keys need a plan with API access"\)\.$/);
   });
 
+  // orgId was declared with a format and no type ({"format":"uuid"}): the SDK read it as unknown on every organization route
+  it('types every parameter', () => {
+    const untyped = operations().flatMap(({ path, method, op }) => (op.parameters ?? [])
+      .filter((p) => 'in' in p && !(p.schema && ('$ref' in p.schema || typeof p.schema.type === 'string')))
+      .map((p) => `${method} ${path} ${(p as { in: string }).in} ${(p as { name: string }).name}`));
+    expect(untyped).toEqual([]);
+    const orgId = operations().find((o) => o.op.operationId === 'listAccounts')!.op.parameters!.find((p) => 'name' in p && p.name === 'orgId') as { schema: object };
+    expect(orgId.schema).toEqual({ type: 'string', format: 'uuid' });
+  });
+
+  // a query flag validated as 'true' or 'false' (@IsIn) was documented as any string
+  it('lists the values of every include* query flag', () => {
+    const flags = operations().flatMap(({ path, op }) => (op.parameters ?? [])
+      .filter((p) => 'in' in p && p.in === 'query' && /^include[A-Z]/.test(p.name))
+      .map((p) => ({ where: `${path} ${(p as { name: string }).name}`, values: ((p as { schema?: { enum?: string[] } }).schema?.enum ?? []).slice().sort() })));
+    expect(flags.map((f) => f.where)).toContain('/v1/orgs/{orgId}/ledger/accounts includeArchived');
+    expect(flags.filter((f) => f.values.join() !== 'false,true')).toEqual([]);
+  });
+
+  // @ApiProduces gave every response of an operation its types: errors (always JSON) documented as CSV, PDF or an event
+  // stream, and the CSV as the JSON DTO
+  it('documents errors as JSON only, and a CSV, PDF, ZIP or event stream only on the success that serves it', () => {
+    const nonJsonErrors = operations().flatMap(({ path, method, op }) => Object.entries(op.responses)
+      .filter(([status]) => Number(status) >= 300)
+      .flatMap(([status, r]) => Object.keys((r as { content?: object }).content ?? {}).filter((m) => m !== 'application/json').map((m) => `${method} ${path} ${status} ${m}`)));
+    expect(nonJsonErrors).toEqual([]);
+    const byId = (id: string) => operations().find((o) => o.op.operationId === id)!.op;
+    const ok = (id: string, status = '200') => byId(id).responses[status] as { content: Record<string, { schema: any }>; headers?: Record<string, { schema: object }> };
+    const csv = ['getGeneralLedger', 'getTrialBalance', 'getProfitAndLoss', 'getBalanceSheet', 'getVatReport', 'getArAging', 'getApAging'];
+    const served = operations().flatMap(({ op }) => Object.entries(op.responses).flatMap(([status, r]) =>
+      Object.keys((r as { content?: object }).content ?? {}).filter((m) => m !== 'application/json').map((m) => `${op.operationId} ${status} ${m}`))).sort();
+    expect(served).toEqual([...csv.map((id) => `${id} 200 text/csv`), 'getDataExportArchive 200 application/zip', 'getInvoicePdf 200 application/pdf', 'runAgent 200 text/event-stream',
+      'getMetrics 200 text/plain', 'getNotificationStream 200 text/event-stream'].sort());
+    for (const id of csv) {
+      const res = ok(id);
+      expect({ id, csv: res.content['text/csv'].schema.type, json: res.content['application/json'].schema.$ref }).toEqual({ id, csv: 'string', json: expect.stringMatching(/^#\/components\/schemas\/\w+Dto$/) });
+    }
+    // what a file answer and the CSV of a long general ledger set
+    for (const id of [...csv, 'getInvoicePdf', 'getDataExportArchive']) expect({ id, disposition: ok(id).headers?.['Content-Disposition']?.schema }).toEqual({ id, disposition: { type: 'string' } });
+    expect(ok('getGeneralLedger').headers?.['X-Next-Cursor']?.schema).toEqual({ type: 'string' });
+    expect(ok('getTrialBalance').content['application/json']).toHaveProperty('example');
+    expect(Object.keys(ok('runAgent', '202').content)).toEqual(['application/json']);
+  });
+
+  // concurrent identical reversals replay the one posted first (its idempotency key, reversal:<entryId>) with a 200
+  it('documents the 200 of a replayed reversal beside the 201', () => {
+    const op = operations().find((o) => o.op.operationId === 'reverseJournalEntry')!.op;
+    for (const status of ['200', '201']) {
+      expect((op.responses[status] as { content: Record<string, { schema: object }> }).content['application/json'].schema).toEqual({ $ref: '#/components/schemas/JournalEntryDto' });
+    }
+  });
+
   it("passes Redocly's recommended rules with no errors", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'omnizen-openapi-'));
     try {

@@ -3,7 +3,7 @@ import { RequiresScope } from '../../platform/auth/api-key-scopes.js';
 import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Put, Query, Req, Res } from '@nestjs/common';
 import {
   ApiAcceptedResponse, ApiBody, ApiCreatedResponse, ApiHeader, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiParam,
-  ApiProduces, ApiTags, getSchemaPath, ApiExtraModels,
+  ApiTags, getSchemaPath, ApiExtraModels,
 } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ADMIN_ROLES, type Principal } from '../../platform/auth/principal.js';
@@ -269,7 +269,6 @@ export class AgentRunsController {
   })
   @ApiHeader({ name: 'Accept', required: false, description: 'text/event-stream to stream the run', example: 'application/json' })
   @ApiBody({ type: CreateRunDto })
-  @ApiProduces('application/json', 'text/event-stream')
   @ApiOkResponse({
     description: 'The finished run with its trace (status succeeded, failed or cancelled); or the event stream',
     content: {

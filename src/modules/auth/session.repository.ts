@@ -9,7 +9,6 @@ export interface SessionRow {
   createdAt: Date;
   lastUsedAt: Date;
   expiresAt: Date;
-  revokedAt: Date | null;
 }
 
 const now = sql<Date>`now()`;
@@ -112,7 +111,7 @@ export const sessionRepository = {
 
   async listForUser(db: Db, userId: string): Promise<SessionRow[]> {
     return db.run(qb.selectFrom('core.sessions')
-      .select(['id', 'user_agent as userAgent', 'ip', 'created_at as createdAt', 'last_used_at as lastUsedAt', 'expires_at as expiresAt', 'revoked_at as revokedAt'])
+      .select(['id', 'user_agent as userAgent', 'ip', 'created_at as createdAt', 'last_used_at as lastUsedAt', 'expires_at as expiresAt'])
       .where('user_id', '=', userId).where('revoked_at', 'is', null).where('expires_at', '>', now)
       .orderBy('created_at', 'desc').limit(200));
   },

@@ -1,6 +1,6 @@
 import { ApiKeyScopes } from '../../platform/auth/api-key-scopes.js';
 import { BadRequestException, Body, Controller, createParamDecorator, type ExecutionContext, Get, HttpCode, Patch, Post, Query, Req, Res } from '@nestjs/common';
-import { ApiBody, ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
+import { ApiBody, ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { JOURNAL_ENTRY_EXAMPLE, POST_JOURNAL_ENTRY_EXAMPLE, TRIAL_BALANCE_EXAMPLE } from './ledger.examples.js';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ADMIN_ROLES, BOOKKEEPER_ROLES } from '../../platform/auth/principal.js';
@@ -8,7 +8,7 @@ import type { TenantTx } from '../../platform/database/database.service.js';
 import { IdParam } from '../../platform/http/id-param.js';
 import { IdempotencyKey } from '../../platform/http/idempotency-key.js';
 import { ApiErrorCodes } from '../../platform/errors/catalog.js';
-import { ApiErrors } from '../../platform/http/openapi.js';
+import { ApiErrors, ApiOkJsonOrCsv } from '../../platform/http/openapi.js';
 import { validationPipe } from '../../platform/http/validation.js';
 import { DoesNotWrite, OrgRoute, RequireRole, RequiresFeature, Tx, WritesRequireSubscription } from '../../platform/http/tenant.js';
 import { POSTING_ERRORS, REVERSAL_POSTING_ERRORS } from './ledger.errors.js';
@@ -201,8 +201,7 @@ export class AccountsController {
     summary: 'General ledger of an account: lines with the running balance (cursor pagination; CSV with ?format=csv)',
     description: `As CSV the whole range comes in one file (up to ${GL_CSV_MAX_LINES.toLocaleString('en')} lines unless ?limit= is given; beyond that the X-Next-Cursor header continues it).`,
   })
-  @ApiOkResponse({ type: GeneralLedgerDto })
-  @ApiProduces('application/json', 'text/csv')
+  @ApiOkJsonOrCsv(GeneralLedgerDto, { headers: { 'X-Next-Cursor': { description: 'With the CSV only, when the range holds more lines than it: pass it as ?cursor= for the rest', schema: { type: 'string' } } } })
   @ApiErrors(400)
   // the account is read first (404): accounts exist only once the books are started, so never books_not_started
   @ApiErrorCodes('ledger.range')
@@ -469,9 +468,11 @@ export class JournalController {
   @ApiOperation({
     operationId: 'reverseJournalEntry', summary: 'Reverse a posted entry (the only correction: posted entries never change)',
     description: 'An entry a document posted (an invoice, a payment, an allocation, a bill, a year\'s closing entry) is corrected through the document '
-      + '(void, credit note, reversed allocation, reopened year) and answers 422 `ledger.entry_of_document` here.',
+      + '(void, credit note, reversed allocation, reopened year) and answers 422 `ledger.entry_of_document` here. '
+      + '201 when reversed; 200 with the reversal a concurrent request committed while this one was posted, when it has the same date and memo (another: 409 `ledger.idempotency_conflict`).',
   })
   @ApiCreatedResponse({ type: JournalEntryDto })
+  @ApiOkResponse({ type: JournalEntryDto, description: 'A concurrent request reversed the entry first, with the same date and memo: that reversal' })
   // ledger.idempotency_conflict: another reversal of the entry (another date or memo) committed while this one was posted
   @ApiErrorCodes('ledger.already_reversed', 'ledger.reversal_of_reversal', 'ledger.entry_of_document', ...REVERSAL_POSTING_ERRORS, 'ledger.idempotency_conflict')
   async reverse(@Tx() tx: TenantTx, @IdParam('entryId', 'journal_entry') id: string, @Body() dto: ReverseEntryDto, @Res({ passthrough: true }) res: FastifyReply): Promise<JournalEntryDto> {
@@ -515,8 +516,7 @@ export class ReportsController {
 
   @Get('trial-balance')
   @ApiOperation({ operationId: 'getTrialBalance', summary: 'Trial balance in the base currency as of a date (from balances; CSV with ?format=csv)' })
-  @ApiOkResponse({ type: TrialBalanceDto, example: TRIAL_BALANCE_EXAMPLE })
-  @ApiProduces('application/json', 'text/csv')
+  @ApiOkJsonOrCsv(TrialBalanceDto, { example: TRIAL_BALANCE_EXAMPLE })
   @ApiErrors(400)
   @ApiErrorCodes('ledger.books_not_started')
   async trialBalance(@Tx() tx: TenantTx, @Query() q: AsOfQuery, @Req() req: FastifyRequest, @Res({ passthrough: true }) res: FastifyReply): Promise<TrialBalanceDto | string> {
@@ -528,8 +528,7 @@ export class ReportsController {
 
   @Get('profit-and-loss')
   @ApiOperation({ operationId: 'getProfitAndLoss', summary: 'Profit and loss over a date range with hierarchy roll-ups; closing entries left out unless ?includeClosing=true; comparative column with ?compare= (CSV with ?format=csv)' })
-  @ApiOkResponse({ type: ProfitAndLossDto })
-  @ApiProduces('application/json', 'text/csv')
+  @ApiOkJsonOrCsv(ProfitAndLossDto)
   @ApiErrors(400)
   @ApiErrorCodes('ledger.range', 'ledger.books_not_started')
   async profitAndLoss(@Tx() tx: TenantTx, @Query() q: ProfitAndLossQuery, @Req() req: FastifyRequest, @Res({ passthrough: true }) res: FastifyReply): Promise<ProfitAndLossDto | string> {
@@ -546,8 +545,7 @@ export class ReportsController {
 
   @Get('balance-sheet')
   @ApiOperation({ operationId: 'getBalanceSheet', summary: 'Balance sheet as of a date; assets = liabilities + equity + current earnings is checked; comparative column with ?compare= (CSV with ?format=csv)' })
-  @ApiOkResponse({ type: BalanceSheetDto })
-  @ApiProduces('application/json', 'text/csv')
+  @ApiOkJsonOrCsv(BalanceSheetDto)
   @ApiErrors(400)
   @ApiErrorCodes('ledger.range', 'ledger.books_not_started')
   async balanceSheet(@Tx() tx: TenantTx, @Query() q: BalanceSheetQuery, @Req() req: FastifyRequest, @Res({ passthrough: true }) res: FastifyReply): Promise<BalanceSheetDto | string> {
@@ -566,8 +564,7 @@ export class ReportsController {
 
   @Get('vat')
   @ApiOperation({ operationId: 'getVatReport', summary: 'VAT report per tax code over a date range: taxable sales and output tax, taxable purchases and input tax, net payable (CSV with ?format=csv)' })
-  @ApiOkResponse({ type: VatReportDto })
-  @ApiProduces('application/json', 'text/csv')
+  @ApiOkJsonOrCsv(VatReportDto)
   @ApiErrors(400)
   @ApiErrorCodes('ledger.range', 'ledger.books_not_started')
   async vat(@Tx() tx: TenantTx, @Query() q: RangeQuery, @Req() req: FastifyRequest, @Res({ passthrough: true }) res: FastifyReply): Promise<VatReportDto | string> {

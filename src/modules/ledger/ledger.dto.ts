@@ -102,7 +102,7 @@ export class UpdateAccountDto {
 }
 
 export class AccountQuery {
-  @ApiPropertyOptional({ description: 'Include archived accounts' }) @IsOptional() @IsIn(['true', 'false']) includeArchived?: string;
+  @ApiPropertyOptional({ enum: ['true', 'false'], description: 'Include archived accounts' }) @IsOptional() @IsIn(['true', 'false']) includeArchived?: string;
 }
 
 @ApiSchema({ description: "An account's balance in one transaction currency and in the base currency" })

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { PlatformErrors } from '../../platform/errors/platform.errors.js';
+import { translateDatabaseError } from '../../platform/errors/database-errors.js';
 import { LedgerErrors } from './ledger.errors.js';
 import { decodeKeyset, page } from '../../platform/http/pagination.js';
 import { AuditService } from '../audit/audit.service.js';
@@ -92,7 +93,10 @@ export class LedgerService {
   async startBooks(tx: TenantTx, dto: StartBooksDto): Promise<LedgerSettingsDto> {
     if (await repo.settings(tx.db, tx.orgId)) throw LedgerErrors.error('ledger.books_started', 'the books of this organization are already started');
     await this.currencyUnits(tx, dto.baseCurrency);
-    await repo.createSettings(tx.db, tx.orgId, dto.baseCurrency);
+    // a concurrent start passed the check above too: its settings row, committed first, is the same refusal
+    await translateDatabaseError(repo.createSettings(tx.db, tx.orgId, dto.baseCurrency), {
+      '23505': (e) => (e.constraint === 'settings_pkey' ? LedgerErrors.error('ledger.books_started', 'the books of this organization are already started') : undefined),
+    });
     let settings = (await repo.settings(tx.db, tx.orgId))!;
     if ((dto.template ?? 'standard') === 'standard') {
       const ids = new Map<string, string>();

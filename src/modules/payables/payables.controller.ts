@@ -1,13 +1,13 @@
 import { ApiKeyScopes, ClosedToApiKeys } from '../../platform/auth/api-key-scopes.js';
 import { Body, Controller, Get, HttpCode, Patch, Post, Put, Query, Req, Res } from '@nestjs/common';
-import { ApiBody, ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
+import { ApiBody, ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ADMIN_ROLES, BOOKKEEPER_ROLES, type RequestRole } from '../../platform/auth/principal.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { ApiErrorCodes } from '../../platform/errors/catalog.js';
 import { IdParam } from '../../platform/http/id-param.js';
 import { IdempotencyKey } from '../../platform/http/idempotency-key.js';
-import { ApiErrors } from '../../platform/http/openapi.js';
+import { ApiErrors, ApiOkJsonOrCsv } from '../../platform/http/openapi.js';
 import { OrgRoute, RequireRole, RequiresFeature, Tx, WritesRequireSubscription } from '../../platform/http/tenant.js';
 import { DOCUMENT_POSTING_ERRORS, REVERSAL_POSTING_ERRORS } from '../ledger/ledger.errors.js';
 import { sendCsv, toCsv, wantsCsv } from '../ledger/csv.js';
@@ -446,8 +446,7 @@ export class PayablesController {
   // ---------------------------------------------------------------- aging
   @Get('aging')
   @ApiOperation({ operationId: 'getApAging', summary: 'AP aging as of a date per party and in total, in the base currency (a member: vendors and their own expense claims only; ?buckets=15,30,60; CSV with ?format=csv)' })
-  @ApiOkResponse({ type: AgingReportDto })
-  @ApiProduces('application/json', 'text/csv')
+  @ApiOkJsonOrCsv(AgingReportDto)
   @ApiErrors(400)
   @ApiErrorCodes('payables.buckets', 'ledger.books_not_started', 'payables.account_not_allowed')
   async aging(@Tx() tx: TenantTx, @Query() q: AgingQuery, @Req() req: FastifyRequest, @Res({ passthrough: true }) res: FastifyReply): Promise<AgingReportDto | string> {

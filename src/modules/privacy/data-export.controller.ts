@@ -6,7 +6,7 @@ import { Public } from '../../platform/auth/public.decorator.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { ApiErrorCodes } from '../../platform/errors/catalog.js';
 import { IdParam } from '../../platform/http/id-param.js';
-import { ApiErrors } from '../../platform/http/openapi.js';
+import { ApiErrors, CONTENT_DISPOSITION } from '../../platform/http/openapi.js';
 import { CurrentPrincipal, OrgRoute, RequireRole, Tx } from '../../platform/http/tenant.js';
 import { DataExportService } from './data-export.service.js';
 import { DataExportDto, DownloadQuery } from './privacy.dto.js';
@@ -95,7 +95,8 @@ export class DataExportDownloadController {
 
   @Get('download')
   @ApiOperation({ operationId: 'getDataExportArchive', summary: 'Download a ready export (the link of its downloadUrl; valid 24 hours, no access token needed)' })
-  @ApiOkResponse({ description: 'The ZIP archive', content: { 'application/zip': { schema: { type: 'string', format: 'binary' } } } })
+  @ApiOkResponse({ description: 'The ZIP archive', content: { 'application/zip': { schema: { type: 'string', format: 'binary' } } },
+    headers: { 'Content-Disposition': CONTENT_DISPOSITION('attachment; filename="omnizen-organization-6c1f2b1e.zip"') } })
   @ApiErrors(400)
   @ApiErrorCodes('privacy.export_link_invalid', 'privacy.export_link_expired')
   async download(@Query() q: DownloadQuery, @Res({ passthrough: true }) res: FastifyReply) {

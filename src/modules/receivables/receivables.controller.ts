@@ -1,13 +1,13 @@
 import { ApiKeyScopes } from '../../platform/auth/api-key-scopes.js';
 import { Body, Controller, Delete, Get, HttpCode, Post, Put, Query, Req, Res } from '@nestjs/common';
-import { ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
+import { ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { BOOKKEEPER_ROLES, ADMIN_ROLES } from '../../platform/auth/principal.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { ApiErrorCodes } from '../../platform/errors/catalog.js';
 import { IdParam } from '../../platform/http/id-param.js';
 import { IdempotencyKey } from '../../platform/http/idempotency-key.js';
-import { ApiErrors } from '../../platform/http/openapi.js';
+import { ApiErrors, ApiOkJsonOrCsv, CONTENT_DISPOSITION } from '../../platform/http/openapi.js';
 import { OrgRoute, RequireRole, RequiresFeature, Tx, WritesRequireSubscription } from '../../platform/http/tenant.js';
 import { OrganizationsService } from '../organizations/organizations.service.js';
 import { sendCsv, toCsv, wantsCsv } from '../ledger/csv.js';
@@ -240,9 +240,9 @@ export class InvoicesController {
 
   @Get(':invoiceId/pdf')
   @ApiOperation({ operationId: 'getInvoicePdf', summary: 'The issued invoice as a PDF' })
-  // the PDF, or an error in the JSON error shape (a draft: 409)
-  @ApiProduces('application/pdf', 'application/json')
-  @ApiOkResponse({ description: 'The PDF', content: { 'application/pdf': { schema: { type: 'string', format: 'binary' } } } })
+  // the PDF, or an error in the JSON error shape (a draft: 409): each response declares its own content type
+  @ApiOkResponse({ description: 'The PDF', content: { 'application/pdf': { schema: { type: 'string', format: 'binary' } } },
+    headers: { 'Content-Disposition': CONTENT_DISPOSITION('inline; filename="INV-0001.pdf"') } })
   @ApiErrorCodes('receivables.invalid_status')
   async pdf(@Tx() tx: TenantTx, @IdParam('invoiceId', 'invoice') id: string, @Res({ passthrough: true }) res: FastifyReply): Promise<Buffer> {
     const invoice = await this.invoices.get(tx, id);
@@ -343,8 +343,7 @@ export class PaymentsController {
 
   @Get('aging')
   @ApiOperation({ operationId: 'getArAging', summary: 'AR aging as of a date per customer (a page of them, by name) and in total, base currency (CSV with ?format=csv: every customer)' })
-  @ApiOkResponse({ type: ArAgingReportDto })
-  @ApiProduces('application/json', 'text/csv')
+  @ApiOkJsonOrCsv(ArAgingReportDto)
   @ApiErrorCodes('receivables.buckets', 'ledger.books_not_started', 'pagination.cursor')
   async aging(@Tx() tx: TenantTx, @Query() q: ArAgingQuery, @Req() req: FastifyRequest, @Res({ passthrough: true }) res: FastifyReply): Promise<ArAgingReportDto | string> {
     const csv = wantsCsv(req, q.format);

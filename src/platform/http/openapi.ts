@@ -1,5 +1,5 @@
-import { applyDecorators, type INestApplication } from '@nestjs/common';
-import { ApiPropertyOptional, ApiResponse, DocumentBuilder, SwaggerModule, type OpenAPIObject } from '@nestjs/swagger';
+import { applyDecorators, type INestApplication, type Type } from '@nestjs/common';
+import { ApiExtraModels, ApiOkResponse, ApiPropertyOptional, ApiResponse, DocumentBuilder, getSchemaPath, SwaggerModule, type OpenAPIObject } from '@nestjs/swagger';
 import { RETRYABLE_ERRORS } from '../errors/database-errors.js';
 import { documentErrorCodes, type DocumentedErrorCode } from '../errors/catalog.js';
 import type { EntitlementRequirement } from './tenant.js';
@@ -35,6 +35,28 @@ const DESCRIPTIONS: Record<number, string> = {
 
 export function ApiErrors(...statuses: number[]): MethodDecorator & ClassDecorator {
   return applyDecorators(...statuses.map((status) => ApiResponse({ status, description: DESCRIPTIONS[status], type: ErrorResponse })));
+}
+
+type HeaderObject = { description: string; schema: { type: 'string' } };
+
+/** The Content-Disposition of a file answer (CSV, PDF, ZIP): its file name, and whether a browser shows it or saves it. */
+export const CONTENT_DISPOSITION = (example: string): HeaderObject & { example: string } =>
+  ({ description: 'The file name to save it under (attachment) or show it as (inline)', schema: { type: 'string' }, example });
+
+/**
+ * The 200 of a report served as JSON (the DTO) or, with ?format=csv or Accept: text/csv, as a CSV file. Not
+ * @ApiProduces: it gives every response of the operation those types, so its errors (always JSON) would read as CSV
+ * and the CSV as the DTO.
+ */
+export function ApiOkJsonOrCsv(type: Type<unknown>, options: { example?: unknown; headers?: Record<string, HeaderObject> } = {}): MethodDecorator {
+  return applyDecorators(ApiExtraModels(type), ApiOkResponse({
+    description: 'The report as JSON; or as a CSV file (?format=csv, or Accept: text/csv without ?format)',
+    content: {
+      'application/json': { schema: { $ref: getSchemaPath(type) }, ...(options.example !== undefined ? { example: options.example } : {}) },
+      'text/csv': { schema: { type: 'string', description: 'CSV with a header row' } },
+    },
+    headers: { 'Content-Disposition': { ...CONTENT_DISPOSITION('attachment; filename="report.csv"'), description: 'With the CSV only: attachment, and the file name to save it under' }, ...options.headers },
+  }));
 }
 
 export class PageInfo {

@@ -272,7 +272,7 @@ export function OrgPreflightRoute(): ClassDecorator {
     UseInterceptors(OrgPreflightInterceptor),
     ApiBearerAuth(),
     ApiExtension('x-omnizen-scope', 'org'),
-    ApiParam({ name: 'orgId', description: 'Organization id (UUID)', format: 'uuid' }),
+    ApiParam({ name: 'orgId', description: 'Organization id (UUID)', type: String, format: 'uuid' }),
     ApiHeader({ name: 'X-Workspace-Id', required: false, description: 'Act inside one workspace of the organization' }),
     ApiErrors(400, 401, 403, 404),
   );
@@ -286,7 +286,7 @@ export function OrgRoute(): ClassDecorator {
     UseInterceptors(TenantTransactionInterceptor),
     ApiBearerAuth(),
     ApiExtension('x-omnizen-scope', 'org'),
-    ApiParam({ name: 'orgId', description: 'Organization id (UUID)', format: 'uuid' }),
+    ApiParam({ name: 'orgId', description: 'Organization id (UUID)', type: String, format: 'uuid' }),
     ApiHeader({ name: 'X-Workspace-Id', required: false, description: 'Act inside one workspace of the organization' }),
     ApiErrors(400, 401, 403, 404),
   );
