@@ -20,13 +20,30 @@ FROM node:24-bookworm-slim AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./
-# --omit=optional too: @prisma/client (and with it the Prisma CLI and TypeScript) is an optional peer of
-# @nestjs/terminus, so npm would install it; the API never loads it (node_modules: 538 MB before, 159 MB now)
-RUN (npm ci --omit=dev --omit=optional --ignore-scripts --no-audit --no-fund || npm install --omit=dev --omit=optional --ignore-scripts --no-audit --no-fund) \
-    && npm cache clean --force
+# Never --omit=optional: native bindings are optional packages picked by platform, and the API loads one at start
+# (@node-rs/argon2-linux-x64-gnu, password hashing); without it the process exits. What that flag kept out goes by
+# hand instead: @prisma/client (and with it the Prisma CLI and TypeScript) is an optional peer of @nestjs/terminus,
+# so npm installs it; the API never loads it. Those are exactly the packages the lock file marks devOptional (a
+# development dependency, else only an optional one): they are deleted, then the optional packages no package left
+# names (the platform binding of a deleted one: @napi-rs/canvas's, 30 MB), and the command links left dangling.
+# The last step loads and runs the binding, so an image without it fails to build rather than to start.
+RUN (npm ci --omit=dev --ignore-scripts --no-audit --no-fund || npm install --omit=dev --ignore-scripts --no-audit --no-fund) \
+    && node -e 'const fs = require("node:fs"); const { packages } = require("./package-lock.json"); \
+      const drop = (path) => fs.rmSync(path, { recursive: true, force: true }); \
+      const installed = Object.entries(packages).filter(([path]) => path && fs.existsSync(path)); \
+      for (const [path, p] of installed) if (p.devOptional) drop(path); \
+      const kept = installed.filter(([, p]) => !p.devOptional); \
+      const named = new Set(kept.flatMap(([, p]) => Object.keys({ ...p.dependencies, ...p.optionalDependencies, ...p.peerDependencies }))); \
+      for (const [path, p] of kept) if (p.optional && !named.has(path.slice(path.lastIndexOf("node_modules/") + 13))) drop(path)' \
+    && find node_modules/.bin -xtype l -delete \
+    && npm cache clean --force \
+    && node -e 'import("@node-rs/argon2").then((m) => m.hash("smoke")).then((h) => { if (!h.startsWith("$argon2")) process.exit(1); }, (e) => { console.error(e); process.exit(1); })'
 COPY --from=build /app/dist ./dist
 COPY prisma/migrations ./prisma/migrations
 COPY supabase/compat ./supabase/compat
+# /app is root's: the data exports' directory (DATA_EXPORT_DIR's default, .data/exports; compose mounts a volume
+# there) is made the runtime user's, else every export fails at its mkdir (EACCES)
+RUN mkdir -p /app/.data/exports && chown -R node:node /app/.data
 USER node
 EXPOSE 3000
 # `node dist/scripts/db-migrate.js` applies migrations on its own; compose sets MIGRATE_ON_START=true instead.

@@ -163,13 +163,17 @@ export class DataExportService implements OnModuleInit {
     const id = String(job.payload.exportId);
     const row = await this.privileged.run('privacy.export', (db) => repo.get(db, id));
     if (!row || row.status === 'ready' || row.status === 'expired') return;
-    await mkdir(this.config.dataExportDir, { recursive: true });
     const fileName = archiveName(id);
     const final = join(this.config.dataExportDir, fileName);
     const part = `${final}.part`;
     try {
       // committed on its own: the export's transaction must not hold the row its progress updates write
       if (!(await this.privileged.run('privacy.export', (db) => repo.start(db, id, new Date(this.clock.now()))))) return;
+      // in the try: a directory that cannot be created (not the process user's, a file in its way) fails the export,
+      // recorded (the person sees only that it failed), rather than the job retrying until it is dead
+      await mkdir(this.config.dataExportDir, { recursive: true }).catch((err: Error) => {
+        throw new Error(`the exports directory (DATA_EXPORT_DIR) cannot be created: ${err.message}`);
+      });
       const rowsWritten = await this.privileged.run('privacy.export', (db) => this.write(db, row, part));
       const sizeBytes = (await stat(part)).size;
       await rename(part, final);
@@ -184,9 +188,11 @@ export class DataExportService implements OnModuleInit {
       // expired while it ran (its person was erased): the archive never becomes downloadable
       if (!finished) await rm(final, { force: true });
     } catch (err) {
-      // the archive too, when it was complete (a failure at the finish): a failed export has no file to keep
-      await rm(part, { force: true });
-      await rm(final, { force: true });
+      // the archive too, when it was complete (a failure at the finish): a failed export has no file to keep. At best:
+      // one that cannot be deleted (its directory unusable) must not keep the failure unrecorded; the retention job
+      // deletes an archive a failed export left
+      await rm(part, { force: true }).catch(() => undefined);
+      await rm(final, { force: true }).catch(() => undefined);
       this.logger.warn(`data export ${id} failed: ${(err as Error).message}`);
       await this.privileged.run('privacy.export', (db) => repo.fail(db, id, (err as Error).message));
     }
