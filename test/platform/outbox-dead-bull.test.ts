@@ -115,14 +115,15 @@ const meta = { requestId: 'outbox-dead-bull-test' };
     });
     expect(await inRedis(jobId)).toEqual({ state: 'failed', hash: 1 });
 
-    // Redis refuses three hand-offs: claims (attempts past the cap), no tries, no death
+    // Redis refuses three hand-offs: claims (attempts past the cap), no tries, no death; the row keeps the job's own last
+    // error (the hand-off's is only logged), the one it is given up dead with
     const getJob = jest.spyOn(queue, 'getJob').mockRejectedValue(new Error('Redis went away'));
     try {
       for (let claim = 10; claim <= 12; claim++) {
         await due('test.long_export');
         await relay.drain();
         expect(await row('test.long_export')).toMatchObject({
-          attempts: claim, tries: 5, last_error: 'Redis went away', processed: false, dead: false, later: true,
+          attempts: claim, tries: 5, last_error: 'the export failed', processed: false, dead: false, later: true,
         });
       }
     } finally {
@@ -176,6 +177,36 @@ const meta = { requestId: 'outbox-dead-bull-test' };
       attempts: 2, tries: 7, last_error: 'refused', payload: { distinctIds: ['d-1'] }, processed: true, dead: true,
     });
     expect(await inRedis(jobId)).toEqual({ state: null, hash: 0 });
+  });
+
+  it('never gives up a last try that succeeded in the worker but whose done the database did not record: Bull runs it again, then it is done', async () => {
+    let calls = 0;
+    registry.register('test.worker_done_unrecorded', async () => void (calls += 1), { maxAttempts: 1 });
+    const id = await enqueueCommitted('test.worker_done_unrecorded', { n: 1 });
+    const jobId = `outbox-${id}`;
+    // the first (and last) try succeeds; recording it done fails (a database blip)
+    const markDone = jest.spyOn(relay, 'markDone').mockRejectedValueOnce(new Error('the database did not answer'));
+    // its first run fails in Bull (the done not recorded), then it completes
+    const failed = nth('failed', jobId);
+    const completed = new Promise<void>((resolve) => {
+      const onCompleted = (job: BullJob) => {
+        if (String(job.id) !== jobId) return;
+        queue.off('completed', onCompleted);
+        resolve();
+      };
+      queue.on('completed', onCompleted);
+    });
+    try {
+      await relay.drain();
+      expect(await failed).toBe('failed');
+      await completed;
+    } finally {
+      markDone.mockRestore();
+    }
+    // Bull ran it again (idempotent), the second time recorded done: never dead, no error kept
+    expect(calls).toBe(2);
+    expect(await row('test.worker_done_unrecorded')).toMatchObject({ tries: 2, last_error: null, processed: true, dead: false });
+    expect((await inRedis(jobId)).state).toBe('completed');
   });
 
   it('gives up, untried, a job past its last try that Bull no longer holds (Redis lost it)', async () => {

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
 import { DatabaseService } from '../../src/platform/database/database.service.js';
 import { PrivilegedDatabase } from '../../src/platform/database/privileged.service.js';
@@ -182,6 +182,29 @@ describe('dead jobs of the outbox (in-process)', () => {
     expect(await relay.recordWorkerFailure(job, new Error('refused for good'), 2, 5)).toBe(true);
     expect(await row('test.worker_refused')).toMatchObject({ attempts: 60, tries: 20, last_error: 'refused for good', processed: true, dead: true });
     expect(deadOf(await scrape(), 'test.worker_refused')).toBe(1);
+  });
+
+  it('never gives up a last try that succeeded but whose done the database did not record: no failure, recorded done at the next pass', async () => {
+    let calls = 0;
+    registry.register('test.done_unrecorded', async () => void (calls += 1), { maxAttempts: 2 });
+    await enqueueCommitted('test.done_unrecorded', { n: 1 });
+    await triedAlready('test.done_unrecorded', 1, 'refused before');
+    // its second and last try succeeds; recording it done fails (a database blip)
+    const markDone = jest.spyOn(relay, 'markDone').mockRejectedValueOnce(new Error('the database did not answer'));
+    try {
+      await relay.drain();
+    } finally {
+      markDone.mockRestore();
+    }
+    expect(calls).toBe(1);
+    // not a failed try: neither dead nor backed off, its claim stands, its last error the job's own
+    expect(await row('test.done_unrecorded')).toMatchObject({ attempts: 2, tries: 2, last_error: 'refused before', processed: false, dead: false, later: true });
+    expect(deadOf(await scrape(), 'test.done_unrecorded')).toBe(0);
+    // the next pass records it done, without running it again
+    await relay.drain();
+    expect(calls).toBe(1);
+    expect(await row('test.done_unrecorded')).toMatchObject({ attempts: 2, tries: 2, last_error: null, processed: true, dead: false });
+    expect(deadOf(await scrape(), 'test.done_unrecorded')).toBe(0);
   });
 
   it('records done a job whose last try succeeded after another relay, claiming it past that try, had given it up (a success wins)', async () => {

@@ -194,9 +194,14 @@ export const erasureRepository = {
         AND EXISTS (SELECT 1 FROM core.invitations i WHERE i.org_id = d.org_id AND i.id::text = d.data->>'invitationId' AND i.invited_by = ${userId})`;
   },
 
-  /** Applies the catalog's treatment of every table that locates the person by user id, proven e-mail or personal organization. */
-  async applyCatalog(db: Db, person: LocatedPerson): Promise<Record<string, number>> {
+  /**
+   * Applies the catalog's treatment of every table that locates the person by user id, proven e-mail or personal
+   * organization. Answers the rows changed by table, and the ids of the jobs deleted from core.outbox: their copies in the
+   * jobs queue (Bull, which keeps a failed one for ever) go too once this commits.
+   */
+  async applyCatalog(db: Db, person: LocatedPerson): Promise<{ counts: Record<string, number>; deletedJobIds: string[] }> {
     const counts: Record<string, number> = {};
+    const deletedJobIds: string[] = [];
     // rows reached through another table's first (a run's steps, before the run's content that finds it goes); the user
     // row last: the other tables may locate the person by the e-mail it still holds
     const rank = (t: PersonalDataTable) => (t.person.kind === 'through' ? 0 : t.table === 'core."User"' ? 2 : 1);
@@ -207,6 +212,12 @@ export const erasureRepository = {
       const where = locate(t, person);
       if (!where) continue;
       if (treatments.some(([, tr]) => tr.kind === 'delete-row')) {
+        if (t.table === 'core.outbox') {
+          const jobs = await db.$queryRawUnsafe<{ id: string }[]>(`DELETE FROM core.outbox x WHERE ${where.sql} RETURNING x.id::text AS id`, ...where.values);
+          deletedJobIds.push(...jobs.map((j) => j.id));
+          counts[t.table] = jobs.length;
+          continue;
+        }
         counts[t.table] = await db.$executeRawUnsafe(`DELETE FROM ${t.table} x WHERE ${where.sql}`, ...where.values);
         continue;
       }
@@ -214,7 +225,7 @@ export const erasureRepository = {
         tr.kind === 'erase' ? [`${quote(column)} = NULL`] : tr.kind === 'pseudonymize' ? [`${quote(column)} = ${tr.sql}`] : []);
       counts[t.table] = await db.$executeRawUnsafe(`UPDATE ${t.table} x SET ${sets.join(', ')} WHERE ${where.sql}`, ...where.values);
     }
-    return counts;
+    return { counts, deletedJobIds };
   },
 
   /** Blanks a party's contact fields and pseudonymizes its name, per the catalog; false when the party is not there (or not visible). */

@@ -18,6 +18,7 @@ import { DataExportService } from './data-export.service.js';
 import { emitEvent } from '../../platform/events/events.js';
 import { RunsService, runFinishedAudit, runFinishedEvent } from '../agents/runs.service.js';
 import { distinctIdsOfUser, PostHogForwarder } from '../analytics/posthog.forwarder.js';
+import { OutboxRelay } from '../../platform/queue/outbox-relay.service.js';
 
 /** How recent the sign-in (of the access token's session) must be to erase without the password. */
 export const RECENT_SIGN_IN_SECONDS = 300;
@@ -38,6 +39,7 @@ export class ErasureService {
     private readonly exports: DataExportService,
     private readonly runs: RunsService,
     private readonly posthog: PostHogForwarder,
+    private readonly relay: OutboxRelay,
   ) {}
 
   async eraseMe(principal: Principal, password: string | undefined, client: ClientInfo): Promise<ErasureDto> {
@@ -109,7 +111,7 @@ export class ErasureService {
       runsCancelled.push(...ownCancelled);
       const inviterNamesCleared = await erasureRepository.clearInviterNames(db, userId);
       // with the organizations that go, their knowledge base and the content of their AI runs (the catalog's `erased-org` rows)
-      const rows = await erasureRepository.applyCatalog(db, { userId, emails, orgIds, erasedOrgIds: deleted });
+      const { counts: rows, deletedJobIds } = await erasureRepository.applyCatalog(db, { userId, emails, orgIds, erasedOrgIds: deleted });
       await erasureRepository.eraseAuthUser(db, userId, erasedEmail(userId));
       // the events forwarded to PostHog (now or before: when its deletion is configured): their persons deleted with their
       // events by a job an hour after this commits (their last events have reached PostHog), retried until PostHog has taken it
@@ -125,10 +127,12 @@ export class ErasureService {
       for (const orgId of left) {
         await this.audit.recordPrivileged(db, orgId, principal, { action: 'membership.erased', entityType: 'membership', entityId: userId }, meta);
       }
-      return { done: { userId, erasedAt, deletedOrganizationIds: deleted, leftOrganizationIds: left, sessionsRevoked }, exportFiles: exportsExpired.files };
+      return { done: { userId, erasedAt, deletedOrganizationIds: deleted, leftOrganizationIds: left, sessionsRevoked }, exportFiles: exportsExpired.files, deletedJobIds };
     });
     // the archives go once the erasure has committed (a rolled-back erasure keeps them)
     await this.exports.deleteFiles(outcome.exportFiles);
+    // and the deleted jobs' copies in the jobs queue (their payload; best effort, logged: the queue's sweep removes what is left)
+    await this.relay.removeFromQueue(outcome.deletedJobIds);
     if (password !== undefined) await this.throttle.loginSucceeded(principal.email, client.ip);
     return outcome.done;
   }

@@ -13,8 +13,8 @@ export const JOBS_WORKER_CONCURRENCY = 16;
 /**
  * Runs relayed jobs from Bull (only when REDIS_URL is set), then records the outbox row as done: a
  * job counts as done when its handler has finished, not when it was queued. Each start is one try of
- * the outbox row (its topic's cap compares tries; a claim is none). If recording fails, the
- * Bull job fails and Bull runs it again (handlers are idempotent). A failure is counted, logged and kept
+ * the outbox row (its topic's cap compares tries; a claim is none). If recording the success fails, the
+ * Bull job fails and Bull runs it again (handlers are idempotent), its failure not recorded on the outbox row. A failure is counted, logged and kept
  * on the outbox row (last_error) before Bull sees it; the failure of its last try makes the row dead, and
  * the Bull job is then completed and removed, not failed: Bull's failed set would keep its payload in
  * Redis for ever (a PostHog erasure's distinct ids), and the outbox row keeps it for an operator.
@@ -31,13 +31,16 @@ export class JobsProcessor {
     await this.relay.startTry(job.data);
     try {
       await this.registry.run(job.data);
-      await this.relay.markDone(job.data);
     } catch (err) {
       const dead = await this.relay.recordWorkerFailure(job.data, err, job.attemptsMade + 1, job.opts.attempts ?? 1);
       if (!dead) throw err;
       // Bull reads removeOnComplete from the job it finishes (Job.moveToCompleted): this one is removed, not kept
       // among the last completed ones
       job.opts.removeOnComplete = true;
+      return;
     }
+    // outside the try: a success whose recording failed is no failed try (its last one would be given up dead though it
+    // succeeded). The Bull job fails and Bull runs it again (handlers are idempotent); the outbox row is left as it is
+    await this.relay.markDone(job.data);
   }
 }

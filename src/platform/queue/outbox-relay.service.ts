@@ -6,7 +6,7 @@ import { APP_CONFIG, type AppConfig } from '../config/config.js';
 import { PrivilegedDatabase } from '../database/privileged.service.js';
 import { retryableError } from '../errors/database-errors.js';
 import { JobRegistry, retryDelaySeconds, type Job } from './jobs.js';
-import { backlog, claimDue, countTries, markDead, markDone, recordError, recordFailure, releaseClaims, renewClaim, startTry, type ClaimedJob } from './outbox.repository.js';
+import { backlog, claimDue, countTries, existingJobs, markDead, markDone, recordError, recordFailure, releaseClaims, renewClaim, startTry, type ClaimedJob } from './outbox.repository.js';
 import { Metrics } from '../observability/metrics.js';
 import { Coalescer } from './coalesce.js';
 import { CallTimer, Clock, withTimeout as within } from '../clock/clock.js';
@@ -19,7 +19,8 @@ export const JOBS_QUEUE_TOKEN = getQueueToken(JOBS_QUEUE);
  * backoff (1, 2, 4, 8 s) is the relay's first four (retryDelaySeconds). A failed job stays in Bull's failed set (no
  * removeOnFail): the relay retries it there once its outbox backoff has passed (retry() gives it one more try, as a relay
  * in-process), where removing it would have the relay queue it anew, five tries a relay. A dead job's Bull copy, the one
- * that would keep its payload in Redis, is removed (JobsProcessor, handToBull).
+ * that would keep its payload in Redis, is removed (JobsProcessor, handToBull); so is the copy of a job whose outbox row
+ * is gone (an erasure: removeFromQueue; otherwise the retention run's sweepQueue).
  */
 const BULL_JOB_OPTIONS = { attempts: 5, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: 1000 } as const;
 
@@ -145,10 +146,23 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
     return this.running;
   }
 
+  /** Jobs run here that succeeded but whose done the database did not record (its outcome is written again at each pass). */
+  private readonly unrecordedDone = new Map<string, Job>();
+
+  private async recordUnrecordedDone(): Promise<void> {
+    if (!this.unrecordedDone.size) return;
+    const jobs = [...this.unrecordedDone.values()];
+    // written together (markDone coalesces the calls made at once)
+    await Promise.all(jobs.map((j) => this.markDone(j)))
+      .then(() => jobs.forEach((j) => this.unrecordedDone.delete(j.id)))
+      .catch((e: Error) => this.logger.warn(`${jobs.length} succeeded job(s) still not recorded done: ${e.message}`));
+  }
+
   /** Batches until one comes back short: a row re-claimed by this very pass (a claim shorter than a pass) waits for the next. */
   private async relayAll(): Promise<number> {
     const batch = this.config.jobs.relayBatchSize;
     let total = 0;
+    await this.recordUnrecordedDone();
     for (;;) {
       if (this.stopping) return total;
       const n = await this.relayBatch(batch);
@@ -206,10 +220,17 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
       const tried = { ...job, tries };
       try {
         await this.runClaimed(tried, claimMs);
-        await this.markDone(tried);
       } catch (err) {
         await this.recordFailure(tried, err as Error);
+        continue;
       }
+      // a success whose recording failed (the database did not answer) is no failed try: were it one, its topic's last
+      // try would be given up dead though it succeeded. Recorded again at this relay's next pass (a success wins over a
+      // death another relay recorded meanwhile); if this process ends first, its claim runs out and it is relayed again
+      await this.markDone(tried).catch((e: Error) => {
+        this.unrecordedDone.set(tried.id, tried);
+        this.logger.warn(`job ${job.id} (${job.topic}) succeeded but was not recorded done (recorded again at the next pass): ${e.message}`);
+      });
     }
     return jobs.length;
   }
@@ -336,7 +357,7 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
   /**
    * A job's try failed (`tried`, its tries this one included): due again after its backoff, or, its topic's last try,
    * dead. Its hand-off to Bull failed (not `tried`: no try, Redis is down): due again after a backoff on its claims, never
-   * dead.
+   * dead, the hand-off's error only logged (the row keeps the job's own last error: a job dead later shows why it failed).
    */
   private async recordFailure(job: ClaimedJob, err: Error, tried = true): Promise<void> {
     this.metrics.jobsFailed.inc({ topic: job.topic });
@@ -345,9 +366,10 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
       return this.giveUp(job, err.message);
     }
     const delaySeconds = retryDelaySeconds(tried ? job.tries : job.attempts);
-    this.logger.warn(`job ${job.id} (${job.topic}) failed: ${err.message}; retry in ${delaySeconds}s`);
+    this.logger.warn(tried ? `job ${job.id} (${job.topic}) failed: ${err.message}; retry in ${delaySeconds}s`
+      : `job ${job.id} (${job.topic}) not handed to the jobs queue: ${err.message}; retry in ${delaySeconds}s`);
     // if this fails too (the database is down), the claim runs out and the job is relayed again
-    await this.privileged.run('jobs.relay', (db) => recordFailure(db, job, err.message, delaySeconds))
+    await this.privileged.run('jobs.relay', (db) => recordFailure(db, job, tried ? err.message : null, delaySeconds))
       .catch((e: Error) => this.logger.warn(`job ${job.id}: could not record its failure: ${e.message}`));
   }
 
@@ -360,6 +382,78 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
         return false;
       });
     if (dead) this.logDead(job, this.registry.maxAttempts(job.topic));
+  }
+
+  /**
+   * Jobs whose outbox rows an erasure deleted (ids of `core.outbox`, once it has committed): their Bull copies, which hold
+   * the payload (an invitee's e-mail) and would otherwise stay in Bull's failed set for ever, are removed. Best effort:
+   * Redis down, or a copy running right now (Bull refuses to remove it), is logged and left to the sweep (sweepQueue).
+   * Nothing to do in-process (no REDIS_URL).
+   */
+  async removeFromQueue(ids: string[]): Promise<number> {
+    const queue = this.queue;
+    if (!queue || !ids.length) return 0;
+    if (queue.client.status !== 'ready') {
+      this.logger.warn(`${ids.length} deleted job(s) not removed from the jobs queue (Redis is not connected): left to its sweep`);
+      return 0;
+    }
+    const timeoutMs = this.config.jobs.enqueueTimeoutMs;
+    const unavailable = () => retryableError('queue_unavailable');
+    let removed = 0;
+    for (const id of ids) {
+      try {
+        const copy = await within(queue.getJob(`outbox-${id}`), timeoutMs, unavailable);
+        if (!copy) continue;
+        await within(copy.remove(), timeoutMs, unavailable);
+        removed += 1;
+      } catch (err) {
+        this.logger.warn(`deleted job ${id}: its copy in the jobs queue was not removed (left to its sweep): ${(err as Error).message}`);
+      }
+    }
+    return removed;
+  }
+
+  /** Where sweepQueue goes on in each state of Bull's: it looks at `limit` jobs of each a run, the next ones the next run. */
+  private readonly sweepFrom: Record<'failed' | 'delayed' | 'waiting', number> = { failed: 0, delayed: 0, waiting: 0 };
+
+  /**
+   * Removes from Bull the jobs (failed, delayed or waiting; never one running) whose outbox row no longer exists: deleted
+   * by an erasure whose removal of their copy failed, by an organization's deletion (ON DELETE CASCADE) or by the
+   * retention purge. Their payload would stay in Redis (a failed job for ever). At most `limit` jobs looked at per state
+   * and run, going on from where the last run stopped (back to the start once a state's end is reached). Answers how
+   * many were removed; 0 in-process or with Redis not connected.
+   */
+  async sweepQueue(limit: number): Promise<number> {
+    const queue = this.queue;
+    if (!queue || queue.client.status !== 'ready') return 0;
+    const timeoutMs = this.config.jobs.enqueueTimeoutMs;
+    const unavailable = () => retryableError('queue_unavailable');
+    let removed = 0;
+    for (const state of ['failed', 'delayed', 'waiting'] as const) {
+      const from = this.sweepFrom[state];
+      const copies = (await within(queue.getJobs([state], from, from + limit - 1, true), timeoutMs, unavailable)).filter((j) => !!j);
+      const keys = copies.flatMap((j) => {
+        const data = j.data as Partial<Job> | undefined;
+        return typeof data?.id === 'string' && typeof data.orgId === 'string' ? [{ org: data.orgId, id: data.id }] : [];
+      });
+      const kept = new Set((await this.privileged.run('jobs.relay', (db) => existingJobs(db, keys))).map((k) => `${k.org}:${k.id}`));
+      let gone = 0;
+      for (const copy of copies) {
+        const data = copy.data as Partial<Job> | undefined;
+        if (typeof data?.id !== 'string' || kept.has(`${data.orgId}:${data.id}`)) continue;
+        try {
+          await within(copy.remove(), timeoutMs, unavailable);
+          gone += 1;
+        } catch (err) {
+          this.logger.warn(`job ${data.id}: its copy in the jobs queue, whose outbox row is gone, was not removed: ${(err as Error).message}`);
+        }
+      }
+      removed += gone;
+      // the removed ones no longer take a place in the state's list
+      this.sweepFrom[state] = copies.length < limit ? 0 : from + copies.length - gone;
+    }
+    if (removed) this.logger.log(`${removed} job(s) whose outbox row is gone removed from the jobs queue`);
+    return removed;
   }
 
   private logDead(job: Job, maxAttempts: number): void {

@@ -88,11 +88,12 @@ export async function renewClaim(db: Db, job: ClaimedJob, claimSeconds: number):
 }
 
 /**
- * Handing the job on (or running it) failed: it is due again after `delaySeconds`. Only under this claim: a failure
- * recorded after the row was claimed again (this claim ran out) would move the later claim's time.
+ * Handing the job on (or running it) failed: it is due again after `delaySeconds`. `error` becomes last_error; null (a
+ * hand-off Redis refused: not the job's failure) keeps the job's own last error, the one a dead job is kept with. Only
+ * under this claim: a failure recorded after the row was claimed again (this claim ran out) would move the later claim's time.
  */
-export async function recordFailure(db: Db, job: ClaimedJob, error: string, delaySeconds: number): Promise<void> {
-  await db.$executeRaw`UPDATE core.outbox SET last_error = ${error}, available_at = now() + make_interval(secs => ${delaySeconds}::double precision)
+export async function recordFailure(db: Db, job: ClaimedJob, error: string | null, delaySeconds: number): Promise<void> {
+  await db.$executeRaw`UPDATE core.outbox SET last_error = coalesce(${error}, last_error), available_at = now() + make_interval(secs => ${delaySeconds}::double precision)
     WHERE org_id = ${job.orgId}::uuid AND id = ${BigInt(job.id)} AND attempts = ${job.attempts} AND processed_at IS NULL`;
 }
 
@@ -126,6 +127,13 @@ export async function recordError(db: Db, job: Job, error: string, maxTries: num
     WHERE org_id = ${job.orgId}::uuid AND id = ${BigInt(job.id)} AND processed_at IS NULL
     RETURNING dead_at IS NOT NULL AS dead`;
   return rows[0]?.dead ?? false;
+}
+
+/** Of the jobs `keys` (organization and outbox id), those whose outbox row still exists (the queue's sweep). */
+export async function existingJobs(db: Db, keys: { org: string; id: string }[]): Promise<{ org: string; id: string }[]> {
+  if (!keys.length) return [];
+  return db.$queryRaw<{ org: string; id: string }[]>`SELECT o.org_id::text AS org, o.id::text AS id
+    FROM core.outbox o JOIN jsonb_to_recordset(${JSON.stringify(keys)}::jsonb) AS k(org uuid, id bigint) ON o.org_id = k.org AND o.id = k.id`;
 }
 
 /**
