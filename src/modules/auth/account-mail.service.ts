@@ -15,6 +15,7 @@ import { identityRepository } from './identity.repository.js';
 import { AccountClaim, claimAuditFields } from './account-claim.service.js';
 import { LoginThrottle } from './login-throttle.service.js';
 import { PasswordHasher } from './password-hasher.js';
+import { SignInFailureAudit } from './sign-in-failure-audit.js';
 import { sessionRepository } from './session.repository.js';
 import { TokenService, hashToken } from './token.service.js';
 import { userRepository, type UserRow } from './user.repository.js';
@@ -59,6 +60,7 @@ export class AccountMailService implements OnModuleInit {
     private readonly throttle: LoginThrottle,
     private readonly organizations: OrganizationsService,
     private readonly accountClaim: AccountClaim,
+    private readonly failures: SignInFailureAudit,
   ) {}
 
   private link(path: string, token: string): string {
@@ -71,6 +73,10 @@ export class AccountMailService implements OnModuleInit {
     const lockUser = async (db: Db, userId: string) => (await userRepository.lockIfNotErased(db, userId)) !== undefined;
     this.links.register('email_verification', async (db, d) => {
       if (!d.userId) return undefined;
+      // queued for an address the account no longer has (sent late or retried after an e-mail change): no link, as for a
+      // reset below (the change ended the earlier links too; the new address is verified by the change)
+      const current = await userRepository.lockIfNotErased(db, d.userId);
+      if (!current || current.email.toLowerCase() !== d.to.toLowerCase()) return undefined;
       const token = this.tokenService.newRefreshToken(); // 32 random bytes
       await identityRepository.addVerificationToken(db, { tokenHash: token.hash, userId: d.userId, email: d.to, ttlHours: this.config.auth.emailVerificationTtlHours });
       return this.link('/verify-email', token.token);
@@ -198,10 +204,14 @@ export class AccountMailService implements OnModuleInit {
   async requestEmailChange(principal: Principal, newEmail: string, password: string, client: ClientInfo): Promise<CheckEmailDto> {
     if (principal.kind !== 'user') throw AccountErrors.error('auth.password_incorrect', 'only a signed-in user can change their e-mail address');
     const found = await this.privileged.run('auth.credentials', (db) => userRepository.findWithCredentials(db, principal.userId));
-    // a password guess here counts like a login attempt (a stolen access token must not be a password oracle)
-    await this.throttle.reserveLogin(principal.email, client.ip);
+    // a password guess here counts like a login attempt (a stolen access token must not be a password oracle), and is
+    // audited as one (SignInFailureAudit), its lockout too
+    await this.throttle.reserveLogin(principal.email, client.ip).catch((err) => { throw this.failures.lockedOut(err, principal.email, 'email_change', client); });
     const check = found?.passwordHash ? await this.hasher.verify(found.passwordHash, password) : { ok: await this.hasher.verifyDummy(password) };
-    if (!found || !check.ok) throw AccountErrors.error('auth.password_incorrect', 'the current password is not correct');
+    if (!found || !check.ok) {
+      this.failures.record(principal.email, 'auth.login_failed', 'email_change', client);
+      throw AccountErrors.error('auth.password_incorrect', 'the current password is not correct');
+    }
     await this.throttle.loginSucceeded(principal.email, client.ip);
     if (newEmail === found.email.toLowerCase()) throw AccountErrors.error('auth.email_unchanged', 'the new e-mail address is the current one');
     await this.privileged.run('auth.credentials', async (db) => {

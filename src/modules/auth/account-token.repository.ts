@@ -123,7 +123,8 @@ export const accountTokenRepository = {
    * password identity (a Hub or Supabase one that set its password by a reset: the change asked for that password) gets
    * one: verification lives in the identities (hasVerifiedEmail), and with none of the new address the account would
    * count as unverified, its next reset or verified sign-in clearing it as a claim. Unused reset links end: they went to
-   * the old mailbox, which a person often leaves because they lost it. The caller has locked the user's row.
+   * the old mailbox, which a person often leaves because they lost it; unused verification links of other addresses too.
+   * The caller has locked the user's row.
    */
   async changeEmail(db: Db, userId: string, newEmail: string): Promise<void> {
     await db.run(qb.updateTable('core.User').set({ email: newEmail, updatedAt: sql`now() AT TIME ZONE 'utc'` }).where('id', '=', userId));
@@ -135,6 +136,10 @@ export const accountTokenRepository = {
         .onConflict((c) => c.columns(['provider', 'subject']).doNothing()));
     }
     await db.run(qb.updateTable('core.password_reset_tokens').set({ used_at: sql`now()` }).where('user_id', '=', userId).where('used_at', 'is', null));
+    // and unused verification links of other addresses: one of the old address still answered "verified" (and audited
+    // user.email_verified for it) though the account no longer has that address; the new one is verified just above
+    await db.run(qb.updateTable('core.email_verification_tokens').set({ used_at: sql`now()` }).where('user_id', '=', userId).where('used_at', 'is', null)
+      .where(sql`lower(email)`, '<>', newEmail.toLowerCase()));
     // auth.users' copy (the seed tables' foreign keys) follows, so the old address is free there too
     await db.$executeRaw`SELECT core.sync_auth_user(${userId}::uuid, ${newEmail})`;
   },

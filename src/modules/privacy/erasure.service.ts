@@ -137,10 +137,14 @@ export class ErasureService {
     return outcome.done;
   }
 
-  private async reauthenticate(db: Db, principal: Extract<Principal, { kind: 'user' }>, passwordHash: string | null, password: string | undefined): Promise<void> {
+  private async reauthenticate(db: Db, principal: Extract<Principal, { kind: 'user' }>, passwordHash: string | null, password: string | undefined, client: ClientInfo): Promise<void> {
     if (password !== undefined) {
       const ok = passwordHash ? (await this.hasher.verify(passwordHash, password)).ok : await this.hasher.verifyDummy(password);
-      if (!ok) throw PrivacyErrors.error('privacy.password_incorrect', 'the password is not this account\'s');
+      if (!ok) {
+        // audited apart from this transaction, which the refusal rolls back
+        this.failures.record(principal.email, 'auth.login_failed', 'erasure', client);
+        throw PrivacyErrors.error('privacy.password_incorrect', 'the password is not this account\'s');
+      }
       return;
     }
     // the session's sign-in, not the token's iat: a refresh issues a fresh token without any credential

@@ -32,15 +32,16 @@ export class PrivacyController {
   @ApiOperation({
     operationId: 'eraseMe',
     summary: 'Erase the signed-in person (right to erasure); needs the password or an access token of a sign-in within the last 5 minutes (a refresh is no sign-in)',
-    // a password here is counted like a login attempt (429 auth.locked over the limits of POST /v1/auth/login)
     description: 'In one transaction: sessions and refresh tokens revoked; memberships ended; the personal organization (and business ones '
       + 'with no other member) deleted; integrations, their secrets and the provider page deleted; every personal field of the '
       + 'catalog (docs/privacy.md) erased or pseudonymized. The user row stays with e-mail `erased+<id>@invalid` and no name. Books of '
-      + 'organizations the person belonged to are untouched. Audited as `user.erased` with ids and counts only.',
+      + 'organizations the person belonged to are untouched. Audited as `user.erased` with ids and counts only. A password here counts '
+      + 'like a login attempt (429 auth.locked past the limits of POST /v1/auth/login); a wrong one (403 privacy.password_incorrect) is '
+      + 'audited as `auth.login_failed` in the personal organization, as a failed login is.',
   })
   @ApiOkResponse({ type: ErasureDto, example: ERASURE_EXAMPLE })
   @ApiErrors(400, 429)
-  @ApiErrorCodes('privacy.user_required', 'privacy.recent_sign_in_required', 'privacy.password_incorrect', 'privacy.sole_owner', 'privacy.already_erased')
+  @ApiErrorCodes('privacy.user_required', 'privacy.recent_sign_in_required', 'privacy.password_incorrect', 'privacy.sole_owner', 'privacy.already_erased', 'auth.locked')
   eraseMe(@Body() dto: EraseMeDto, @CurrentPrincipal() principal: Principal, @Req() req: FastifyRequest): Promise<ErasureDto> {
     return this.erasure.eraseMe(principal, dto.password, clientInfo(req));
   }
