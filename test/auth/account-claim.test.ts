@@ -165,7 +165,7 @@ describe('claiming a pre-registered account', () => {
     for (const name of ['Squatted Co (owner)', 'Shared Co (owner)', 'Solo Co (owner)', '(owner, your personal organization)']) expect(notice.text).toContain(name);
     for (const line of [
       '- Sign-in methods removed: password', '- The password set before was removed', '- 2 pending invitations sent from the account revoked', '- 1 webhook endpoint disabled',
-      '- The AI provider key of Solo Co, which sent the agents\' calls to https://llm.squatter.example/v1, removed', '- 1 AI agent trigger stopped',
+      '- The AI provider key of Solo Co, which sent the agents\' calls to a server of its own (llm.squatter.example), removed', '- 1 AI agent trigger stopped',
       '- The caldav integration disabled', '- Your public provider page was taken offline', 'If you do not recognise one of them, leave it',
     ]) expect(notice.text).toContain(line);
     expect(notice.html).toContain('<strong>Shared Co</strong> (owner)');

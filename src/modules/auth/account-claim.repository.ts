@@ -12,17 +12,6 @@ export interface ClaimedMembership {
 
 /** The statements of an account's claim (account-claim.service.ts), on the privileged path auth.credentials. */
 export const accountClaimRepository = {
-  /**
-   * Locks the live organizations the account belongs to, in id order, FOR NO KEY UPDATE, as the erasure does
-   * (erasureRepository.lockOrganizations, after the account's row): an invitation's acceptance (core.accept_invitation
-   * takes the row FOR SHARE) and another member's erasure wait for the claim, and then see its result.
-   */
-  async lockOrganizations(db: Db, userId: string): Promise<void> {
-    await db.$queryRaw`
-      SELECT o.id FROM core.organizations o
-      WHERE o.id IN (SELECT m.org_id FROM core.memberships m WHERE m.user_id = ${userId}) AND o.deleted_at IS NULL
-      ORDER BY o.id FOR NO KEY UPDATE OF o`;
-  },
 
   /** Every live organization the account belongs to, in id order. */
   async memberships(db: Db, userId: string): Promise<ClaimedMembership[]> {

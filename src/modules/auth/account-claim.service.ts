@@ -5,6 +5,7 @@ import { Clock } from '../../platform/clock/clock.js';
 import { AuditService } from '../audit/audit.service.js';
 import { queueEmail } from '../notifications/email-delivery.service.js';
 import { invitationRepository } from '../organizations/invitation.repository.js';
+import { organizationRepository } from '../organizations/organization.repository.js';
 import { webhookRepository } from '../webhooks/webhook.repository.js';
 import { accountClaimRepository } from './account-claim.repository.js';
 import { identityRepository } from './identity.repository.js';
@@ -70,7 +71,7 @@ export class AccountClaim {
     // the erasure's order (after the account's row): its organizations, then its keys and invitations. An acceptance of
     // one of its invitations (which takes the organization's row FOR SHARE before the invitation's) waits for the claim
     // and finds the invitation revoked, or the claim waits for it and counts its new member below
-    await accountClaimRepository.lockOrganizations(db, userId);
+    await organizationRepository.lockLiveOfMember(db, userId);
     const removed = await identityRepository.removeUnverifiedAccess(db, userId, opts);
     const invitations = await invitationRepository.revokePendingSentBy(db, userId);
     for (const after of invitations) {
@@ -138,7 +139,8 @@ export class AccountClaim {
         ...(removed.apiKeys ? [`${plural(removed.apiKeys, 'API key', 'API keys')} revoked`] : []),
         ...(invitations.length ? [`${plural(invitations.length, 'pending invitation', 'pending invitations')} sent from the account revoked`] : []),
         ...(endpoints.length ? [`${plural(endpoints.length, 'webhook endpoint', 'webhook endpoints')} disabled`] : []),
-        ...providerKeys.map((k) => `The AI provider key of ${names.get(k.org_id) ?? k.org_id}, which sent the agents' calls to ${k.base_url}, removed`),
+        // the host only: the URL is the pre-registrant's text (the audit row keeps it whole), and mail clients link URLs
+        ...providerKeys.map((k) => `The AI provider key of ${names.get(k.org_id) ?? k.org_id}, which sent the agents' calls to a server of its own (${hostOf(k.base_url)}), removed`),
         ...(triggers.length ? [`${plural(triggers.length, 'AI agent trigger', 'AI agent triggers')} stopped`] : []),
         ...integrations.map((i) => `The ${i.integration_type} integration disabled (its credentials and server were kept, not used)`),
         ...(pages.length ? ['Your public provider page was taken offline'] : []),
@@ -152,5 +154,14 @@ export class AccountClaim {
       });
     }
     return outcome;
+  }
+}
+
+/** The host of a stored base URL ('another server' when it does not parse). */
+function hostOf(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return 'another server';
   }
 }

@@ -73,6 +73,19 @@ export const organizationRepository = {
   },
 
   /**
+   * Locks the live organizations `userId` belongs to, in id order, FOR NO KEY UPDATE (after the person's row: the
+   * erasure and an account claim both take them so): an invitation's acceptance (core.accept_invitation takes the row
+   * FOR SHARE) and another member's erasure wait until this transaction ends, and then see its result; the inserts in
+   * flight there (their foreign keys' KEY SHARE) do not conflict.
+   */
+  async lockLiveOfMember(db: Db, userId: string): Promise<void> {
+    await db.$queryRaw`
+      SELECT o.id FROM core.organizations o
+      WHERE o.id IN (SELECT m.org_id FROM core.memberships m WHERE m.user_id = ${userId}) AND o.deleted_at IS NULL
+      ORDER BY o.id FOR NO KEY UPDATE OF o`;
+  },
+
+  /**
    * Locks the live organization being deleted, FOR NO KEY UPDATE (as its soft delete does), before its deletion locks
    * anything else: a member's erasure locks their organizations, then their runs (ErasureService.eraseMe), so a deletion
    * that locked the organization's runs first and the organization last closed a cycle with it (40P01). Each now waits

@@ -73,18 +73,6 @@ export const erasureRepository = {
     return row?.created_at;
   },
 
-  /**
-   * Locks the live organizations the person belongs to (in id order), FOR NO KEY UPDATE: an acceptance of an invitation
-   * (core.accept_invitation takes the row FOR SHARE) and another member's erasure wait until this one ends, and then see
-   * its result; the inserts in flight there (their foreign keys' KEY SHARE) do not conflict.
-   */
-  async lockOrganizations(db: Db, userId: string): Promise<void> {
-    await db.$queryRaw`
-      SELECT o.id FROM core.organizations o
-      WHERE o.id IN (SELECT m.org_id FROM core.memberships m WHERE m.user_id = ${userId}) AND o.deleted_at IS NULL
-      ORDER BY o.id FOR NO KEY UPDATE OF o`;
-  },
-
   /** Every live organization the person belongs to, with its owner and member counts. */
   async memberships(db: Db, userId: string): Promise<MembershipFacts[]> {
     const rows = await db.$queryRaw<{ org_id: string; role: string; account_type: 'personal' | 'business'; owners: number; members: number }[]>`

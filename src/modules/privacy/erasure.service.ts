@@ -6,10 +6,12 @@ import type { Db, RequestMeta } from '../../platform/database/database.service.j
 import { AuditService } from '../audit/audit.service.js';
 import { PasswordHasher } from '../auth/password-hasher.js';
 import { LoginThrottle } from '../auth/login-throttle.service.js';
+import { SignInFailureAudit } from '../auth/sign-in-failure-audit.js';
 import type { ClientInfo } from '../auth/auth.service.js';
 import { erasedEmail } from '../auth/user.repository.js';
 import type { ErasureDto } from './privacy.dto.js';
 import { erasureRepository, organizationsErasedWith } from './erasure.repository.js';
+import { organizationRepository } from '../organizations/organization.repository.js';
 import { emailSubject, userSubject } from './audit-sealing.js';
 import { personalDataKeyRepository } from './personal-data-key.repository.js';
 import { PrivacyErrors } from './privacy.errors.js';
@@ -40,21 +42,23 @@ export class ErasureService {
     private readonly runs: RunsService,
     private readonly posthog: PostHogForwarder,
     private readonly relay: OutboxRelay,
+    private readonly failures: SignInFailureAudit,
   ) {}
 
   async eraseMe(principal: Principal, password: string | undefined, client: ClientInfo): Promise<ErasureDto> {
     if (principal.kind !== 'user') throw PrivacyErrors.error('privacy.user_required', 'this route acts for a signed-in person; a service key cannot call it');
     const { userId } = principal;
-    // a password guess here counts like a login attempt (a stolen access token must not be a password oracle)
-    if (password !== undefined) await this.throttle.reserveLogin(principal.email, client.ip);
+    // a password guess here counts like a login attempt (a stolen access token must not be a password oracle), and is
+    // audited as one (SignInFailureAudit), its lockout too
+    if (password !== undefined) await this.throttle.reserveLogin(principal.email, client.ip).catch((err) => { throw this.failures.lockedOut(err, principal.email, 'erasure', client); });
     const outcome = await this.privileged.run('privacy.erasure', async (db) => {
       const person = await erasureRepository.lockUser(db, userId);
       if (!person || person.email === erasedEmail(userId)) throw PrivacyErrors.error('privacy.already_erased', 'this person has been erased already');
-      await this.reauthenticate(db, principal, person.passwordHash, password);
+      await this.reauthenticate(db, principal, person.passwordHash, password, client);
 
       // their organizations locked before their members are counted: an invitee joining (core.accept_invitation takes the
       // row FOR SHARE) waits, or is counted; another owner erasing themselves waits and counts this erasure's result
-      await erasureRepository.lockOrganizations(db, userId);
+      await organizationRepository.lockLiveOfMember(db, userId);
       const memberships = await erasureRepository.memberships(db, userId);
       const blocking = memberships.filter((m) => m.role === 'owner' && m.owners === 1 && m.members > 1 && m.accountType === 'business');
       if (blocking.length) {
