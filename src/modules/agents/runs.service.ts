@@ -56,8 +56,8 @@ export const RUN_JOB_TOPIC = 'agents.run';
 /**
  * How long a job's run may wait for its job to take it (its lease from creation: started_at plus this): past it, the
  * sweep fails it (worker_lost). The queue retries a job that fails (its loading step: a provider key that cannot be
- * opened, a database error) or that it lost without end, in-process at a backoff capped at an hour and through Bull
- * every claim (JOBS_CLAIM_TIMEOUT_MS); a job that has not started its run within a day (some 30 attempts at the
+ * opened, a database error) or that it lost up to its topic's cap of tries (JobRegistry.maxAttempts), at a backoff capped at an hour, in-process
+ * or through Bull; a job that has not started its run within a day (some 30 attempts at the
  * least, an outage of the queue included) will not, and its run would otherwise stay running for ever. A job that
  * comes later finds the run finished and leaves it (takeRun).
  */

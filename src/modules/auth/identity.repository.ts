@@ -94,7 +94,6 @@ export const identityRepository = {
     }));
   },
 
-  /** A verification link's token; the mail job has locked the user's row first (see accountTokenRepository.addResetToken). */
   /** Removes the user's identities of `provider` (unlinking); says what went. */
   async removeProvider(db: Db, userId: string, provider: IdentityProvider): Promise<{ subject: string; email: string; emailVerified: boolean }[]> {
     const rows = await db.run(qb.deleteFrom('core.user_identities').where('user_id', '=', userId).where('provider', '=', provider)
@@ -111,6 +110,7 @@ export const identityRepository = {
     return { password: row.password, identities: Number(row.identities) };
   },
 
+  /** A verification link's token; the mail job has locked the user's row first (see accountTokenRepository.addResetToken). */
   async addVerificationToken(db: Db, v: { tokenHash: string; userId: string; email: string; ttlHours: number }): Promise<void> {
     await db.run(qb.insertInto('core.email_verification_tokens').values({
       token_hash: v.tokenHash, user_id: v.userId, email: v.email, expires_at: sql`now() + make_interval(hours => ${v.ttlHours})`,

@@ -19,7 +19,7 @@ export const EMAIL_JOB = 'notifications.email';
  * such refusals last minutes, and the outbox's own backoff (seconds) would spend every attempt within half a minute.
  */
 export const EMAIL_RETRY_DELAYS_SECONDS = [60, 5 * 60, 30 * 60, 2 * 3600] as const;
-/** Sending attempts of one e-mail before it stays `failed` (the outbox would retry for ever). */
+/** Sending attempts of one e-mail before it stays `failed` (the outbox would retry up to its cap of tries). */
 export const MAX_EMAIL_ATTEMPTS = EMAIL_RETRY_DELAYS_SECONDS.length + 1;
 /**
  * How long an attempt owns its 'sending' row: a run of the same job meanwhile (relayed again because its outbox claim

@@ -119,6 +119,7 @@ export class ErasureService {
       await erasureRepository.eraseAuthUser(db, userId, erasedEmail(userId));
       // the events forwarded to PostHog (now or before: when its deletion is configured): their persons deleted with their
       // events by a job an hour after this commits (their last events have reached PostHog), retried until PostHog has taken it
+      // (at most POSTHOG_ERASURE_MAX_ATTEMPTS times, then dead)
       const posthogErasure = await this.posthog.erasePersons({ db, orgId: principal.personalOrgId }, distinctIdsOfUser(userId, orgIds));
 
       // audited without personal data: ids and counts only
