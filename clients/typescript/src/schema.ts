@@ -180,7 +180,7 @@ export interface paths {
         put?: never;
         /**
          * Exchange a Hub / NextAuth session JWT or a Supabase access token for our tokens
-         * @description The user is found by the identity (provider, subject). A new identity is joined to an existing account of the same e-mail only when its provider verified the e-mail (an email_verified: true claim; for Supabase otherwise the project's GET /auth/v1/user: email_confirmed_at). If that account's own e-mail was never verified, the verified identity claims it: its password and sessions are removed. Otherwise 409 auth.link_required. Unknown identity and e-mail: a new user.
+         * @description The user is found by the identity (provider, subject). A new identity is joined to an existing account of the same e-mail only when its provider verified the e-mail (an email_verified: true claim; for Supabase otherwise the project's GET /auth/v1/user: email_confirmed_at). If that account's own e-mail was never verified, the verified identity claims it: its password, sessions, other identities, pending e-mail change and API keys are removed and its pending invitations revoked; in the organizations only it is in (its personal one, its solo ones) its enabled webhook endpoints are disabled, an AI provider key with its own base URL removed and the agent triggers it set up stopped; its own integrations are disabled and its provider page made private. Its memberships stay: the address is mailed a security notice (account_claimed) listing its organizations with its role, saying to leave any it does not recognise, and what was cleared. An identity joined to an account whose e-mail was verified is mailed to its address (sign_in_method_added). Otherwise 409 auth.link_required. Unknown identity and e-mail: a new user.
          */
         post: operations["exchangeToken"];
         delete?: never;
@@ -199,9 +199,32 @@ export interface paths {
         /** The signed-in user's identities (password, Hub, Supabase) and whether each e-mail is verified */
         get: operations["listIdentities"];
         put?: never;
-        /** Link a Hub / NextAuth or Supabase identity to the signed-in user (the way out of auth.link_required) */
+        /**
+         * Link a Hub / NextAuth or Supabase identity to the signed-in user (the way out of auth.link_required)
+         * @description The identity becomes a way to sign in to the account (a password reset keeps it), so this needs re-authentication: the `password`, or an access token of a sign-in (password or token exchange) within the last 5 minutes; a refreshed token does not count (403 auth.recent_sign_in_required; a wrong password 403 auth.password_incorrect, counted like a login attempt: 429 auth.locked past its limits). The access token's session must still be live when the link is written. A new link is audited (auth.identity_linked) and mailed to the account's address; remove one with DELETE /v1/auth/identities/{provider}.
+         */
         post: operations["linkIdentity"];
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/auth/identities/{provider}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Remove the signed-in user's Hub / NextAuth or Supabase identity: it no longer signs in to the account
+         * @description Re-authenticated as a link is (the `password`, or an access token of a sign-in within the last 5 minutes). Refused with 409 auth.last_sign_in_method when nothing else could sign in (no password, no other identity), and with 409 auth.email_proof_required when it is the only identity that verified the account's e-mail. The password is not removed here (change it with a reset). Audited (auth.identity_unlinked) and mailed to the account's address. Answers the identities that remain.
+         */
+        delete: operations["removeIdentity"];
         options?: never;
         head?: never;
         patch?: never;
@@ -273,7 +296,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Set a new password with the token of a reset link; every session of the account ends */
+        /**
+         * Set a new password with the token of a reset link; every session of the account ends
+         * @description The link proves the account's e-mail. If nobody had proved it before, the account is claimed as on a verified token exchange: its other identities, pending e-mail change and API keys are removed and its pending invitations revoked; in the organizations only it is in (its personal one, its solo ones) its enabled webhook endpoints are disabled, an AI provider key with its own base URL removed and the agent triggers it set up stopped; its own integrations are disabled and its provider page made private. Its memberships stay: the address is mailed a security notice (account_claimed) listing its organizations with its role, saying to leave any it does not recognise, and what was cleared.
+         */
         post: operations["resetPassword"];
         delete?: never;
         options?: never;
@@ -475,7 +501,7 @@ export interface paths {
         post?: never;
         /**
          * Erase the signed-in person (right to erasure); needs the password or an access token of a sign-in within the last 5 minutes (a refresh is no sign-in)
-         * @description In one transaction: sessions and refresh tokens revoked; memberships ended; the personal organization (and business ones with no other member) deleted; integrations, their secrets and the provider page deleted; every personal field of the catalog (docs/privacy.md) erased or pseudonymized. The user row stays with e-mail `erased+<id>@invalid` and no name. Books of organizations the person belonged to are untouched. Audited as `user.erased` with ids and counts only.
+         * @description In one transaction: sessions and refresh tokens revoked; memberships ended; the personal organization (and business ones with no other member) deleted; integrations, their secrets and the provider page deleted; every personal field of the catalog (docs/privacy.md) erased or pseudonymized. The user row stays with e-mail `erased+<id>@invalid` and no name. Books of organizations the person belonged to are untouched. Audited as `user.erased` with ids and counts only. A password here counts like a login attempt (429 auth.locked past the limits of POST /v1/auth/login); a wrong one (403 privacy.password_incorrect) is audited as `auth.login_failed` in the personal organization, as a failed login is.
          */
         delete: operations["eraseMe"];
         options?: never;
@@ -1857,7 +1883,7 @@ export interface paths {
         put?: never;
         /**
          * Reverse a posted entry (the only correction: posted entries never change)
-         * @description An entry a document posted (an invoice, a payment, an allocation, a bill, a year's closing entry) is corrected through the document (void, credit note, reversed allocation, reopened year) and answers 422 `ledger.entry_of_document` here.
+         * @description An entry a document posted (an invoice, a payment, an allocation, a bill, a year's closing entry) is corrected through the document (void, credit note, reversed allocation, reopened year) and answers 422 `ledger.entry_of_document` here. 201 when reversed; 200 with the reversal a concurrent request committed while this one was posted, when it has the same date and memo (another: 409 `ledger.idempotency_conflict`).
          */
         post: operations["reverseJournalEntry"];
         delete?: never;
@@ -2980,7 +3006,7 @@ export interface paths {
         put?: never;
         /**
          * Run one read-only SELECT over the semantic views (any member; the rows are those your claims allow)
-         * @description Parsed with PostgreSQL's parser: one SELECT (CTEs allowed, WITH RECURSIVE not) over semantic.* views and allow-listed functions; everything else is a 400 naming what was refused. Bounds on what a query may build, checked before it runs (400 semantic.query_refused naming the expression): at most 8 SELECTs nested in or reading each other (CTE chains count); at most 20,000 parse-tree nodes nested at most 200 deep; no expression may build a value (as text) more than 64 times the largest value the query starts from (a semantic view's value or row, or the query's own text of at most 300,000 bytes): concat and || add up their arguments, arrays and rows printed as text count 2x their parts (ARRAY[...], ROW(...), ARRAY(SELECT ...), array_agg, a whole row), JSON building 6x (escaping; JSON arguments 1.5x), replace, regexp_replace and array_to_string multiply by the length of their replacement or separator (which must be string literals, as must regexp_match's pattern), translate 4x, to_char 8x its format, values aggregated across rows count at least 1, casts count what their text can become (char(n) padding; a number's exponent: 1e1000 prints 1,001 digits; a cast to json/jsonb takes only a string literal or a JSON value), and a CTE's or subquery's columns carry their weight into the queries reading them. SQL/JSON syntax (JSON_VALUE, JSON_ARRAY, IS JSON...), concat_ws with VARIADIC and rel.function notation (x.row_to_json) are refused. Runs as written but with every CTE AS MATERIALIZED and every subquery in FROM given OFFSET 0 (each level is planned on its own), in a READ ONLY transaction that is rolled back, with a statement timeout (422 when exceeded) and a row cap (truncated: true).
+         * @description Parsed with PostgreSQL's parser: one SELECT (CTEs allowed, WITH RECURSIVE not) over semantic.* views and allow-listed functions; everything else is a 400 naming what was refused. Bounds on what a query may build, checked before it runs (400 semantic.query_refused naming the expression): at most 8 SELECTs nested in or reading each other (CTE chains count); at most 20,000 parse-tree nodes nested at most 200 deep; at most 100 FROM items in one SELECT (each side of a join counts) and 1,664 output columns in one SELECT or VALUES row (PostgreSQL's own limit); no NUL character (\u0000); no expression may build a value (as text) more than 64 times the largest value the query starts from (a semantic view's value or row, or the query's own text of at most 300,000 bytes): concat and || add up their arguments, arrays and rows printed as text count 2x their parts (ARRAY[...], ROW(...), ARRAY(SELECT ...), array_agg, a whole row), JSON building 6x (escaping; JSON arguments 1.5x), replace, regexp_replace and array_to_string multiply by the length of their replacement or separator (which must be string literals, as must regexp_match's pattern), translate 4x, to_char 8x its format, values aggregated across rows count at least 1, casts count what their text can become (char(n) padding; a number's exponent: 1e1000 prints 1,001 digits; a cast to json/jsonb takes only a string literal or a JSON value), and a CTE's or subquery's columns carry their weight into the queries reading them. A row of a SELECT, CTE, subquery or VALUES list is held to 1,024 times: every value evaluated for it is held until the row is done, so their weights add up: its columns, its WHERE, JOIN ... ON, GROUP BY, HAVING, ORDER BY, DISTINCT and window (PARTITION BY, ORDER BY) expressions, and every value built on the way (a comparison, AND / OR / NOT or a function of a fixed-size result such as length or num_nonnulls counts 1, its arguments theirs; 1,000 columns, or 20 conditions, of a large value each are refused). SQL/JSON syntax (JSON_VALUE, JSON_ARRAY, IS JSON...), concat_ws with VARIADIC and rel.function notation (x.row_to_json) are refused. Runs as written but with every CTE AS MATERIALIZED and every subquery in FROM given OFFSET 0 (each level is planned on its own), in a READ ONLY transaction that is rolled back, with a statement timeout (422 when exceeded) and a row cap (truncated: true).
          */
         post: operations["querySemanticLayer"];
         delete?: never;
@@ -3736,7 +3762,7 @@ export interface components {
             };
             /**
              * Format: date-time
-             * @description When it happened (default: now); at most 28 days ago and 1 day ahead
+             * @description When it happened (default: now), ISO 8601; at most 28 days ago and 1 day ahead. A date-time without an offset (2026-12-02T08:30:00) is read as UTC, as the reports' days are; a date alone (2026-12-02) as its UTC midnight
              * @example 2026-12-02T08:30:00.000Z
              */
             timestamp?: string;
@@ -7237,6 +7263,22 @@ export interface components {
              */
             roundingAccountId: string | null;
         };
+        /** @description A Hub / NextAuth or Supabase token whose identity becomes a way to sign in to the signed-in user's account, and the re-authentication */
+        LinkIdentityDto: {
+            /**
+             * Format: password
+             * @description The account password, for re-authentication. Without it, the access token must be of a sign-in (password or token exchange) within the last 5 minutes; a refreshed token does not count. Checked like a login attempt (429 auth.locked past its limits).
+             * @example correct horse battery staple
+             */
+            password?: string;
+            /**
+             * @description Which issuer signed the token; detected from the signature when absent
+             * @enum {string}
+             */
+            provider?: "nextauth" | "supabase";
+            /** @description A Hub / NextAuth session JWT or a Supabase access token (HS256) */
+            token: string;
+        };
         /** @description Email and password of an existing account */
         LoginDto: {
             /**
@@ -9200,6 +9242,15 @@ export interface components {
              */
             status: "active" | "stopped";
         };
+        /** @description Re-authentication for removing a sign-in method: the password, or nothing with the access token of a recent sign-in */
+        UnlinkIdentityDto: {
+            /**
+             * Format: password
+             * @description The account password, for re-authentication. Without it, the access token must be of a sign-in (password or token exchange) within the last 5 minutes; a refreshed token does not count. Checked like a login attempt (429 auth.locked past its limits).
+             * @example correct horse battery staple
+             */
+            password?: string;
+        };
         /** @description How many notices are unread (counted from the notices themselves, so it never drifts) */
         UnreadCountDto: {
             /** @description Per category (categories without unread notices are left out) */
@@ -10159,11 +10210,11 @@ export interface components {
              */
             disabledAt: string | null;
             /**
-             * @description Why it was disabled, when not by a person (gone: it answered 410; failing: 5 days of failures; organization_deleted: its organization was deleted); null otherwise
+             * @description Why it was disabled, when not by a person (gone: it answered 410; failing: 5 days of failures; organization_deleted: its organization was deleted; account_claimed: the account that set it up before its e-mail was verified was claimed by the owner of the address); null otherwise
              * @example null
              * @enum {string|null}
              */
-            disabledReason: "gone" | "failing" | "organization_deleted" | null;
+            disabledReason: "gone" | "failing" | "organization_deleted" | "account_claimed" | null;
             /**
              * @description Whether events are delivered
              * @example true
@@ -10226,11 +10277,11 @@ export interface components {
              */
             disabledAt: string | null;
             /**
-             * @description Why it was disabled, when not by a person (gone: it answered 410; failing: 5 days of failures; organization_deleted: its organization was deleted); null otherwise
+             * @description Why it was disabled, when not by a person (gone: it answered 410; failing: 5 days of failures; organization_deleted: its organization was deleted; account_claimed: the account that set it up before its e-mail was verified was claimed by the owner of the address); null otherwise
              * @example null
              * @enum {string|null}
              */
-            disabledReason: "gone" | "failing" | "organization_deleted" | null;
+            disabledReason: "gone" | "failing" | "organization_deleted" | "account_claimed" | null;
             /**
              * @description Whether events are delivered
              * @example true
@@ -15160,7 +15211,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["ExchangeDto"];
+                "application/json": components["schemas"]["LinkIdentityDto"];
             };
         };
         responses: {
@@ -15199,7 +15250,7 @@ export interface operations {
             /**
              * @description The caller may not do this in this organization
              *
-             *     The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key or API key cannot call it)
+             *     The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key or API key cannot call it); `auth.recent_sign_in_required` (adding or removing a sign-in method needs re-authentication: send the password in the body, or use an access token of a sign-in (password or token exchange) within the last 5 minutes; a refreshed token does not count); `auth.password_incorrect` (the current password is not correct)
              */
             403: {
                 headers: {
@@ -15258,7 +15309,168 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
+            /**
+             * @description Too many attempts
+             *
+             *     Error. error.code is one of: `auth.locked` (too many failed logins; wait details.retryAfterSeconds); or rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds
+             */
+            429: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    removeIdentity: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The issuer whose identity goes (any other value: 404 auth.identity_not_found) */
+                provider: "nextauth" | "supabase";
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UnlinkIdentityDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IdentityDto"][];
+                };
+            };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /**
+             * @description The caller may not do this in this organization
+             *
+             *     The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key or API key cannot call it); `auth.recent_sign_in_required` (adding or removing a sign-in method needs re-authentication: send the password in the body, or use an access token of a sign-in (password or token exchange) within the last 5 minutes; a refreshed token does not count); `auth.password_incorrect` (the current password is not correct)
+             */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /**
+             * @description Not found, or not visible to the caller
+             *
+             *     Not found, or not visible to the caller. error.code is one of: `auth.identity_not_found` (the signed-in user has no identity of this provider)
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /**
+             * @description Conflicts with existing data
+             *
+             *     Conflicts with existing data. error.code is one of: `auth.last_sign_in_method` (the identity is the account's last way to sign in: add another (a password, another identity) first); `auth.email_proof_required` (the identity is the only one that verified the account's e-mail: verify it another way first (POST /v1/auth/email-verification))
+             */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The path is longer than the API accepts */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rejected by a business rule */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /**
+             * @description Too many attempts
+             *
+             *     Error. error.code is one of: `auth.locked` (too many failed logins; wait details.retryAfterSeconds); or rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds
+             */
             429: {
                 headers: {
                     /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
@@ -16756,6 +16968,11 @@ export interface operations {
             /** @description The ZIP archive */
             200: {
                 headers: {
+                    /**
+                     * @description The file name to save it under (attachment) or show it as (inline)
+                     * @example attachment; filename="omnizen-organization-6c1f2b1e.zip"
+                     */
+                    "Content-Disposition"?: string;
                     /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
                     "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window */
@@ -17110,7 +17327,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Too many attempts; or rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
+            /**
+             * @description Error. error.code is one of: `auth.locked` (too many failed logins; wait details.retryAfterSeconds)
+             *
+             *     Too many attempts; or rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds
+             */
             429: {
                 headers: {
                     /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
@@ -20121,7 +20342,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -20234,7 +20455,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -20354,7 +20575,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -20498,7 +20719,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -20602,7 +20823,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -20756,7 +20977,7 @@ export interface operations {
             path: {
                 agentId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -20870,7 +21091,7 @@ export interface operations {
             path: {
                 agentId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -21001,7 +21222,7 @@ export interface operations {
             path: {
                 agentId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -21163,7 +21384,7 @@ export interface operations {
             path: {
                 agentId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -21322,7 +21543,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["RunAcceptedDto"];
-                    "text/event-stream": components["schemas"]["RunAcceptedDto"];
                 };
             };
             /** @description The input is invalid: the message names each field */
@@ -21350,7 +21570,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorResponse"];
-                    "text/event-stream": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description The caller may not do this in this organization */
@@ -21369,7 +21588,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorResponse"];
-                    "text/event-stream": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description Conflicts with existing data. error.code is one of: `ai.agent_paused` (the agent is paused) */
@@ -21379,7 +21597,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorResponse"];
-                    "text/event-stream": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description The request body is larger than the API accepts */
@@ -21416,7 +21633,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorResponse"];
-                    "text/event-stream": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
@@ -21459,7 +21675,7 @@ export interface operations {
             path: {
                 agentId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
                 runId: string;
             };
             cookie?: never;
@@ -21574,7 +21790,7 @@ export interface operations {
             path: {
                 agentId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
                 runId: string;
             };
             cookie?: never;
@@ -21707,7 +21923,7 @@ export interface operations {
             path: {
                 agentId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -21821,7 +22037,7 @@ export interface operations {
             path: {
                 agentId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -21975,7 +22191,7 @@ export interface operations {
             path: {
                 agentId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
                 triggerId: string;
             };
             cookie?: never;
@@ -22106,7 +22322,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -22210,7 +22426,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -22364,7 +22580,7 @@ export interface operations {
             path: {
                 budgetId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -22478,7 +22694,7 @@ export interface operations {
             path: {
                 budgetId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -22609,7 +22825,7 @@ export interface operations {
             path: {
                 budgetId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -22762,7 +22978,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -22866,7 +23082,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -22970,7 +23186,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -23123,7 +23339,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -23253,7 +23469,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -23362,7 +23578,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -23480,7 +23696,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -23606,7 +23822,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -23770,7 +23986,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -23905,7 +24121,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -24034,7 +24250,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -24147,7 +24363,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -24305,7 +24521,7 @@ export interface operations {
             path: {
                 keyId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -24440,7 +24656,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -24557,7 +24773,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -24734,7 +24950,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -24847,7 +25063,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -25012,7 +25228,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -25152,7 +25368,7 @@ export interface operations {
             path: {
                 exportId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -25285,7 +25501,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -25407,7 +25623,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -25512,7 +25728,7 @@ export interface operations {
             path: {
                 flag: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -25661,7 +25877,7 @@ export interface operations {
             path: {
                 flag: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -25790,7 +26006,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -25907,7 +26123,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -26069,7 +26285,7 @@ export interface operations {
             path: {
                 invitationId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -26193,7 +26409,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -26306,7 +26522,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -26460,7 +26676,7 @@ export interface operations {
             path: {
                 collectionId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -26583,7 +26799,7 @@ export interface operations {
             path: {
                 collectionId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -26714,7 +26930,7 @@ export interface operations {
             path: {
                 collectionId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -26868,7 +27084,7 @@ export interface operations {
             path: {
                 collectionId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -27048,7 +27264,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -27174,7 +27390,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -27328,7 +27544,7 @@ export interface operations {
             path: {
                 documentId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -27451,7 +27667,7 @@ export interface operations {
             path: {
                 documentId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -27582,7 +27798,7 @@ export interface operations {
             path: {
                 documentId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -27714,7 +27930,7 @@ export interface operations {
             path: {
                 documentId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -27837,7 +28053,7 @@ export interface operations {
             path: {
                 documentId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -28012,7 +28228,7 @@ export interface operations {
             path: {
                 documentId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
                 /** @description Version number, 1 first */
                 versionNo: number;
             };
@@ -28137,7 +28353,7 @@ export interface operations {
             path: {
                 documentId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
                 /** @description Version number, 1 first */
                 versionNo: number;
             };
@@ -28273,7 +28489,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -28404,7 +28620,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -28556,7 +28772,7 @@ export interface operations {
         parameters: {
             query?: {
                 /** @description Include archived accounts */
-                includeArchived?: string;
+                includeArchived?: "true" | "false";
             };
             header?: {
                 /** @description Act inside one workspace of the organization */
@@ -28564,7 +28780,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -28686,7 +28902,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -28848,7 +29064,7 @@ export interface operations {
             path: {
                 accountId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -28971,7 +29187,7 @@ export interface operations {
             path: {
                 accountId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -29129,7 +29345,7 @@ export interface operations {
             path: {
                 accountId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -29265,7 +29481,7 @@ export interface operations {
             path: {
                 accountId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -29395,25 +29611,33 @@ export interface operations {
             path: {
                 accountId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
+            /** @description The report as JSON; or as a CSV file (?format=csv, or Accept: text/csv without ?format) */
             200: {
                 headers: {
+                    /**
+                     * @description With the CSV only: attachment, and the file name to save it under
+                     * @example attachment; filename="report.csv"
+                     */
+                    "Content-Disposition"?: string;
                     /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
                     "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window */
                     "RateLimit-Remaining"?: number;
                     /** @description Seconds until the window resets */
                     "RateLimit-Reset"?: number;
+                    /** @description With the CSV only, when the range holds more lines than it: pass it as ?cursor= for the rest */
+                    "X-Next-Cursor"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["GeneralLedgerDto"];
-                    "text/csv": components["schemas"]["GeneralLedgerDto"];
+                    "text/csv": string;
                 };
             };
             /**
@@ -29427,7 +29651,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorResponse"];
-                    "text/csv": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description No valid access token */
@@ -29523,7 +29746,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -29676,7 +29899,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -29789,7 +30012,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -29902,7 +30125,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -30059,7 +30282,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
                 yearId: string;
             };
             cookie?: never;
@@ -30191,7 +30414,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
                 yearId: string;
             };
             cookie?: never;
@@ -30332,7 +30555,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -30454,7 +30677,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -30611,7 +30834,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -30768,7 +30991,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -30940,7 +31163,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -31068,7 +31291,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -31295,7 +31518,7 @@ export interface operations {
             path: {
                 entryId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -31418,7 +31641,7 @@ export interface operations {
             path: {
                 entryId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -31428,6 +31651,21 @@ export interface operations {
             };
         };
         responses: {
+            /** @description A concurrent request reversed the entry first, with the same date and memo: that reversal */
+            200: {
+                headers: {
+                    /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the current window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JournalEntryDto"];
+                };
+            };
             201: {
                 headers: {
                     /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
@@ -31574,7 +31812,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -31731,7 +31969,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -31844,7 +32082,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
                 periodId: string;
             };
             cookie?: never;
@@ -31976,7 +32214,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
                 periodId: string;
             };
             cookie?: never;
@@ -32114,14 +32352,20 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
+            /** @description The report as JSON; or as a CSV file (?format=csv, or Accept: text/csv without ?format) */
             200: {
                 headers: {
+                    /**
+                     * @description With the CSV only: attachment, and the file name to save it under
+                     * @example attachment; filename="report.csv"
+                     */
+                    "Content-Disposition"?: string;
                     /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
                     "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window */
@@ -32132,7 +32376,7 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["BalanceSheetDto"];
-                    "text/csv": components["schemas"]["BalanceSheetDto"];
+                    "text/csv": string;
                 };
             };
             /**
@@ -32146,7 +32390,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorResponse"];
-                    "text/csv": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description No valid access token */
@@ -32201,7 +32444,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorResponse"];
-                    "text/csv": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
@@ -32246,7 +32488,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -32380,14 +32622,20 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
+            /** @description The report as JSON; or as a CSV file (?format=csv, or Accept: text/csv without ?format) */
             200: {
                 headers: {
+                    /**
+                     * @description With the CSV only: attachment, and the file name to save it under
+                     * @example attachment; filename="report.csv"
+                     */
+                    "Content-Disposition"?: string;
                     /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
                     "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window */
@@ -32398,7 +32646,7 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ProfitAndLossDto"];
-                    "text/csv": components["schemas"]["ProfitAndLossDto"];
+                    "text/csv": string;
                 };
             };
             /**
@@ -32412,7 +32660,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorResponse"];
-                    "text/csv": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description No valid access token */
@@ -32467,7 +32714,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorResponse"];
-                    "text/csv": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
@@ -32513,14 +32759,20 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
+            /** @description The report as JSON; or as a CSV file (?format=csv, or Accept: text/csv without ?format) */
             200: {
                 headers: {
+                    /**
+                     * @description With the CSV only: attachment, and the file name to save it under
+                     * @example attachment; filename="report.csv"
+                     */
+                    "Content-Disposition"?: string;
                     /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
                     "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window */
@@ -32558,34 +32810,7 @@ export interface operations {
                      *     }
                      */
                     "application/json": components["schemas"]["TrialBalanceDto"];
-                    /**
-                     * @example {
-                     *       "asOf": "2026-01-31",
-                     *       "baseCurrency": "EUR",
-                     *       "rows": [
-                     *         {
-                     *           "accountId": "0b6f4a6e-2b1d-4c55-8f0e-1a2b3c4d5e01",
-                     *           "code": "1100",
-                     *           "name": "Cash",
-                     *           "type": "asset",
-                     *           "debit": "10000.00",
-                     *           "credit": "0.00"
-                     *         },
-                     *         {
-                     *           "accountId": "0b6f4a6e-2b1d-4c55-8f0e-1a2b3c4d5e02",
-                     *           "code": "3100",
-                     *           "name": "Share capital",
-                     *           "type": "equity",
-                     *           "debit": "0.00",
-                     *           "credit": "10000.00"
-                     *         }
-                     *       ],
-                     *       "totalDebit": "10000.00",
-                     *       "totalCredit": "10000.00",
-                     *       "balanced": true
-                     *     }
-                     */
-                    "text/csv": components["schemas"]["TrialBalanceDto"];
+                    "text/csv": string;
                 };
             };
             /** @description The input is invalid: the message names each field */
@@ -32595,7 +32820,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorResponse"];
-                    "text/csv": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description No valid access token */
@@ -32650,7 +32874,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorResponse"];
-                    "text/csv": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
@@ -32696,14 +32919,20 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
+            /** @description The report as JSON; or as a CSV file (?format=csv, or Accept: text/csv without ?format) */
             200: {
                 headers: {
+                    /**
+                     * @description With the CSV only: attachment, and the file name to save it under
+                     * @example attachment; filename="report.csv"
+                     */
+                    "Content-Disposition"?: string;
                     /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
                     "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window */
@@ -32714,7 +32943,7 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["VatReportDto"];
-                    "text/csv": components["schemas"]["VatReportDto"];
+                    "text/csv": string;
                 };
             };
             /**
@@ -32728,7 +32957,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorResponse"];
-                    "text/csv": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description No valid access token */
@@ -32783,7 +33011,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorResponse"];
-                    "text/csv": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
@@ -32825,7 +33052,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -32947,7 +33174,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -33100,7 +33327,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -33213,7 +33440,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -33374,7 +33601,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
                 taxCodeId: string;
             };
             cookie?: never;
@@ -33528,7 +33755,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
                 taxCodeId: string;
             };
             cookie?: never;
@@ -33660,7 +33887,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
                 taxCodeId: string;
             };
             cookie?: never;
@@ -33818,7 +34045,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -33935,7 +34162,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
                 userId: string;
             };
             cookie?: never;
@@ -34060,7 +34287,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
                 userId: string;
             };
             cookie?: never;
@@ -34209,7 +34436,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -34340,14 +34567,20 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
+            /** @description The report as JSON; or as a CSV file (?format=csv, or Accept: text/csv without ?format) */
             200: {
                 headers: {
+                    /**
+                     * @description With the CSV only: attachment, and the file name to save it under
+                     * @example attachment; filename="report.csv"
+                     */
+                    "Content-Disposition"?: string;
                     /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
                     "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window */
@@ -34358,7 +34591,7 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AgingReportDto"];
-                    "text/csv": components["schemas"]["AgingReportDto"];
+                    "text/csv": string;
                 };
             };
             /**
@@ -34372,7 +34605,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorResponse"];
-                    "text/csv": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description No valid access token */
@@ -34427,7 +34659,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorResponse"];
-                    "text/csv": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
@@ -34470,7 +34701,7 @@ export interface operations {
             path: {
                 allocationId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -34631,7 +34862,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -34757,7 +34988,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -34915,7 +35146,7 @@ export interface operations {
             path: {
                 billId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -35038,7 +35269,7 @@ export interface operations {
             path: {
                 billId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -35196,7 +35427,7 @@ export interface operations {
             path: {
                 billId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -35350,7 +35581,7 @@ export interface operations {
             path: {
                 billId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -35504,7 +35735,7 @@ export interface operations {
             path: {
                 billId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -35658,7 +35889,7 @@ export interface operations {
             path: {
                 billId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -35790,7 +36021,7 @@ export interface operations {
             path: {
                 billId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -35951,7 +36182,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -36077,7 +36308,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -36235,7 +36466,7 @@ export interface operations {
             path: {
                 claimId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -36358,7 +36589,7 @@ export interface operations {
             path: {
                 claimId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -36516,7 +36747,7 @@ export interface operations {
             path: {
                 claimId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -36670,7 +36901,7 @@ export interface operations {
             path: {
                 claimId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -36824,7 +37055,7 @@ export interface operations {
             path: {
                 claimId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -36978,7 +37209,7 @@ export interface operations {
             path: {
                 claimId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -37110,7 +37341,7 @@ export interface operations {
             path: {
                 claimId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -37269,7 +37500,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -37397,7 +37628,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -37554,7 +37785,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
                 paymentId: string;
             };
             cookie?: never;
@@ -37677,7 +37908,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
                 paymentId: string;
             };
             cookie?: never;
@@ -37835,7 +38066,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
                 paymentId: string;
             };
             cookie?: never;
@@ -37993,7 +38224,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -38115,7 +38346,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -38280,7 +38511,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -38406,7 +38637,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -38559,7 +38790,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
                 vendorId: string;
             };
             cookie?: never;
@@ -38682,7 +38913,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
                 vendorId: string;
             };
             cookie?: never;
@@ -38836,7 +39067,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
                 vendorId: string;
             };
             cookie?: never;
@@ -38969,7 +39200,7 @@ export interface operations {
             path: {
                 customerId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -39091,7 +39322,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
                 vendorId: string;
             };
             cookie?: never;
@@ -39225,14 +39456,20 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
+            /** @description The report as JSON; or as a CSV file (?format=csv, or Accept: text/csv without ?format) */
             200: {
                 headers: {
+                    /**
+                     * @description With the CSV only: attachment, and the file name to save it under
+                     * @example attachment; filename="report.csv"
+                     */
+                    "Content-Disposition"?: string;
                     /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
                     "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window */
@@ -39243,7 +39480,7 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ArAgingReportDto"];
-                    "text/csv": components["schemas"]["ArAgingReportDto"];
+                    "text/csv": string;
                 };
             };
             /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `receivables.buckets` (buckets must be 1 to 10 ascending positive whole numbers of days, e.g. 15,30,60); `pagination.cursor` (the cursor is not one this API issued for this list) */
@@ -39253,7 +39490,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorResponse"];
-                    "text/csv": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description No valid access token */
@@ -39308,7 +39544,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorResponse"];
-                    "text/csv": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description rate_limited: too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds */
@@ -39350,7 +39585,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
                 receivableAllocationId: string;
             };
             cookie?: never;
@@ -39512,7 +39747,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -39634,7 +39869,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -39788,7 +40023,7 @@ export interface operations {
             path: {
                 customerId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -39911,7 +40146,7 @@ export interface operations {
             path: {
                 customerId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -40065,7 +40300,7 @@ export interface operations {
             path: {
                 customerId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -40206,7 +40441,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -40328,7 +40563,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -40482,7 +40717,7 @@ export interface operations {
             path: {
                 invoiceId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -40605,7 +40840,7 @@ export interface operations {
             path: {
                 invoiceId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -40759,7 +40994,7 @@ export interface operations {
             path: {
                 invoiceId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -40890,7 +41125,7 @@ export interface operations {
             path: {
                 invoiceId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -41044,7 +41279,7 @@ export interface operations {
             path: {
                 invoiceId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -41198,7 +41433,7 @@ export interface operations {
             path: {
                 invoiceId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -41207,6 +41442,11 @@ export interface operations {
             /** @description The PDF */
             200: {
                 headers: {
+                    /**
+                     * @description The file name to save it under (attachment) or show it as (inline)
+                     * @example inline; filename="INV-0001.pdf"
+                     */
+                    "Content-Disposition"?: string;
                     /** @description Requests allowed per minute in this bucket (organization, API key, or client IP) */
                     "RateLimit-Limit"?: number;
                     /** @description Requests left in the current window */
@@ -41271,7 +41511,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorResponse"];
-                    "application/pdf": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description The path is longer than the API accepts */
@@ -41335,7 +41574,7 @@ export interface operations {
             path: {
                 invoiceId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -41458,7 +41697,7 @@ export interface operations {
             path: {
                 invoiceId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -41617,7 +41856,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -41741,7 +41980,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -41895,7 +42134,7 @@ export interface operations {
             path: {
                 customerPaymentId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -42018,7 +42257,7 @@ export interface operations {
             path: {
                 customerPaymentId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -42174,7 +42413,7 @@ export interface operations {
             path: {
                 customerPaymentId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -42327,7 +42566,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -42480,7 +42719,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -42602,7 +42841,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -42779,7 +43018,7 @@ export interface operations {
                     "application/json": components["schemas"]["SemanticResultDto"];
                 };
             };
-            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `semantic.syntax_error` (the query is not valid PostgreSQL: refused by the parser before it runs, or by the server when it runs (syntax of a newer PostgreSQL than the server's: details.sqlState 42601)); `semantic.query_refused` (the query is not a single SELECT over semantic.* views with allow-listed functions, within the bounds on nesting and value growth (details.reason says what was refused)); `semantic.query_failed` (PostgreSQL rejected the query (unknown column, division by zero, ...), or the query needed more memory or temporary disk than the server has or allows (details.sqlState 53000, 53100, 53200 or 53400)) */
+            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `semantic.syntax_error` (the query is not valid PostgreSQL: refused by the parser before it runs, or by the server when it runs (syntax of a newer PostgreSQL than the server's: details.sqlState 42601)); `semantic.query_refused` (the query is not a single SELECT over semantic.* views with allow-listed functions, within the bounds on nesting, value and row growth, FROM items and output columns (details.reason says what was refused)); `semantic.query_failed` (PostgreSQL rejected the query (unknown column, division by zero, ...), or the query needed more memory or temporary disk than the server has or allows (details.sqlState 53000, 53100, 53200 or 53400)) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -42908,7 +43147,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -43021,7 +43260,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
                 /** @description 'org' for organization-level settings, or an app code for app-level ones */
                 scope: string;
             };
@@ -43140,7 +43379,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
                 /** @description 'org' for organization-level settings, or an app code for app-level ones */
                 scope: string;
             };
@@ -43291,7 +43530,7 @@ export interface operations {
             path: {
                 key: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
                 /** @description 'org' for organization-level settings, or an app code for app-level ones */
                 scope: string;
             };
@@ -43411,7 +43650,7 @@ export interface operations {
             path: {
                 key: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
                 /** @description 'org' for organization-level settings, or an app code for app-level ones */
                 scope: string;
             };
@@ -43562,7 +43801,7 @@ export interface operations {
             path: {
                 key: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
                 /** @description 'org' for organization-level settings, or an app code for app-level ones */
                 scope: string;
             };
@@ -43688,7 +43927,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -43792,7 +44031,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -43950,7 +44189,7 @@ export interface operations {
             path: {
                 endpointId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -44064,7 +44303,7 @@ export interface operations {
             path: {
                 endpointId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -44195,7 +44434,7 @@ export interface operations {
             path: {
                 endpointId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -44363,7 +44602,7 @@ export interface operations {
             path: {
                 endpointId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -44489,7 +44728,7 @@ export interface operations {
             path: {
                 endpointId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -44608,7 +44847,7 @@ export interface operations {
                 endpointId: string;
                 messageId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -44723,7 +44962,7 @@ export interface operations {
                 endpointId: string;
                 messageId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -44855,7 +45094,7 @@ export interface operations {
             path: {
                 endpointId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -44987,7 +45226,7 @@ export interface operations {
             path: {
                 endpointId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -45141,7 +45380,7 @@ export interface operations {
             path: {
                 endpointId: string;
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -45294,7 +45533,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -45398,7 +45637,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
@@ -45555,7 +45794,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
                 workspaceId: string;
             };
             cookie?: never;
@@ -45669,7 +45908,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
                 workspaceId: string;
             };
             cookie?: never;
@@ -45818,7 +46057,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
                 workspaceId: string;
             };
             cookie?: never;
@@ -45939,7 +46178,7 @@ export interface operations {
             };
             path: {
                 /** @description Organization id (UUID) */
-                orgId: unknown;
+                orgId: string;
             };
             cookie?: never;
         };
