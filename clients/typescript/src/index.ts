@@ -5,7 +5,11 @@ export type { components, operations, paths } from './schema.js';
 export type Schemas = components['schemas'];
 export type Tokens = Schemas['TokensDto'];
 export type ApiError = Schemas['ErrorResponse'];
-export type OmniZenClient = Client<paths>;
+/**
+ * Typed for JSON answers: an operation that can also answer CSV (`?format=csv`), a PDF or a ZIP documents those too, but
+ * the client's `data` is the JSON body; for a file, call with `parseAs: 'text'` or `'blob'`.
+ */
+export type OmniZenClient = Client<paths, 'application/json'>;
 
 /** Where the client keeps the caller's tokens (memory by default; a frontend may persist them). */
 export interface TokenStore {
@@ -40,7 +44,7 @@ const AUTH_PATHS = new Set(['/v1/auth/login', '/v1/auth/refresh', '/v1/auth/exch
 export function createOmniZenClient(options: OmniZenClientOptions): OmniZenClient {
   const tokens = options.tokens ?? memoryTokenStore();
   const doFetch = options.fetch ?? globalThis.fetch.bind(globalThis);
-  const client = createClient<paths>({ baseUrl: options.baseUrl, fetch: doFetch, credentials: options.credentials });
+  const client = createClient<paths, 'application/json'>({ baseUrl: options.baseUrl, fetch: doFetch, credentials: options.credentials });
   const retries = new Map<string, Request>();
   let refreshing: Promise<boolean> | undefined;
 
