@@ -357,7 +357,7 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
   /**
    * A job's try failed (`tried`, its tries this one included): due again after its backoff, or, its topic's last try,
    * dead. Its hand-off to Bull failed (not `tried`: no try, Redis is down): due again after a backoff on its claims, never
-   * dead, the hand-off's error only logged (the row keeps the job's own last error: a job dead later shows why it failed).
+   * dead; the row keeps the job's own last error (a job dead later shows why it failed), the hand-off's only where none is.
    */
   private async recordFailure(job: ClaimedJob, err: Error, tried = true): Promise<void> {
     this.metrics.jobsFailed.inc({ topic: job.topic });
@@ -369,7 +369,7 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
     this.logger.warn(tried ? `job ${job.id} (${job.topic}) failed: ${err.message}; retry in ${delaySeconds}s`
       : `job ${job.id} (${job.topic}) not handed to the jobs queue: ${err.message}; retry in ${delaySeconds}s`);
     // if this fails too (the database is down), the claim runs out and the job is relayed again
-    await this.privileged.run('jobs.relay', (db) => recordFailure(db, job, tried ? err.message : null, delaySeconds))
+    await this.privileged.run('jobs.relay', (db) => recordFailure(db, job, err.message, delaySeconds, tried))
       .catch((e: Error) => this.logger.warn(`job ${job.id}: could not record its failure: ${e.message}`));
   }
 

@@ -88,12 +88,13 @@ export async function renewClaim(db: Db, job: ClaimedJob, claimSeconds: number):
 }
 
 /**
- * Handing the job on (or running it) failed: it is due again after `delaySeconds`. `error` becomes last_error; null (a
- * hand-off Redis refused: not the job's failure) keeps the job's own last error, the one a dead job is kept with. Only
+ * Handing the job on (or running it) failed: it is due again after `delaySeconds`. `error` becomes last_error when the
+ * job itself failed (`tried`); a hand-off Redis refused (not the job's failure) keeps the job's own last error, the one
+ * a dead job is kept with, and is written only where there is none (so the row shows it waits, and the lag counts it). Only
  * under this claim: a failure recorded after the row was claimed again (this claim ran out) would move the later claim's time.
  */
-export async function recordFailure(db: Db, job: ClaimedJob, error: string | null, delaySeconds: number): Promise<void> {
-  await db.$executeRaw`UPDATE core.outbox SET last_error = coalesce(${error}, last_error), available_at = now() + make_interval(secs => ${delaySeconds}::double precision)
+export async function recordFailure(db: Db, job: ClaimedJob, error: string, delaySeconds: number, tried = true): Promise<void> {
+  await db.$executeRaw`UPDATE core.outbox SET last_error = CASE WHEN ${tried}::boolean THEN ${error} ELSE coalesce(last_error, ${error}) END, available_at = now() + make_interval(secs => ${delaySeconds}::double precision)
     WHERE org_id = ${job.orgId}::uuid AND id = ${BigInt(job.id)} AND attempts = ${job.attempts} AND processed_at IS NULL`;
 }
 
