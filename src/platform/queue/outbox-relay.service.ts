@@ -271,6 +271,11 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
     }
   }
 
+  /** A call to Bull, refused as queue_unavailable when Redis does not answer within JOBS_ENQUEUE_TIMEOUT_MS. */
+  private onQueue<T>(call: Promise<T>): Promise<T> {
+    return within(call, this.config.jobs.enqueueTimeoutMs, () => retryableError('queue_unavailable'));
+  }
+
   /** Queues jobs Bull has never seen with one addBulk; a job id Bull holds already is left as it is (Bull ignores the duplicate). */
   private async handManyToBull(queue: Queue, jobs: ClaimedJob[]): Promise<void> {
     // with Redis down, Bull's commands would wait in its offline queue: fail now and back off instead
@@ -280,7 +285,7 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
       data: { id: job.id, orgId: job.orgId, topic: job.topic, payload: job.payload } satisfies Job,
       opts: { jobId: `outbox-${job.id}`, ...BULL_JOB_OPTIONS },
     }));
-    await within(queue.addBulk(bulk), this.config.jobs.enqueueTimeoutMs, () => retryableError('queue_unavailable'));
+    await this.onQueue(queue.addBulk(bulk));
   }
 
   /**
@@ -292,21 +297,19 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
    */
   private async handToBull(queue: Queue, job: ClaimedJob): Promise<void> {
     if (queue.client.status !== 'ready') throw retryableError('queue_unavailable');
-    const timeoutMs = this.config.jobs.enqueueTimeoutMs;
-    const unavailable = () => retryableError('queue_unavailable');
     const jobId = `outbox-${job.id}`;
-    const existing = await within(queue.getJob(jobId), timeoutMs, unavailable);
+    const existing = await this.onQueue(queue.getJob(jobId));
     if (existing) {
-      const state = await within(existing.getState(), timeoutMs, unavailable);
+      const state = await this.onQueue(existing.getState());
       if (state === 'completed') return this.markDone(job);
       if (state !== 'failed') return;
-      if (job.tries < this.registry.maxAttempts(job.topic)) return within(existing.retry(), timeoutMs, unavailable);
-      await within(existing.remove(), timeoutMs, unavailable);
+      if (job.tries < this.registry.maxAttempts(job.topic)) return this.onQueue(existing.retry());
+      await this.onQueue(existing.remove());
       return this.giveUp(job, null);
     }
     if (job.tries >= this.registry.maxAttempts(job.topic)) return this.giveUp(job, null);
     const data: Job = { id: job.id, orgId: job.orgId, topic: job.topic, payload: job.payload };
-    await within(queue.add(job.topic, data, { jobId, ...BULL_JOB_OPTIONS }), timeoutMs, unavailable);
+    await this.onQueue(queue.add(job.topic, data, { jobId, ...BULL_JOB_OPTIONS }));
   }
 
   /**
@@ -397,14 +400,12 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
       this.logger.warn(`${ids.length} deleted job(s) not removed from the jobs queue (Redis is not connected): left to its sweep`);
       return 0;
     }
-    const timeoutMs = this.config.jobs.enqueueTimeoutMs;
-    const unavailable = () => retryableError('queue_unavailable');
     let removed = 0;
     for (const id of ids) {
       try {
-        const copy = await within(queue.getJob(`outbox-${id}`), timeoutMs, unavailable);
+        const copy = await this.onQueue(queue.getJob(`outbox-${id}`));
         if (!copy) continue;
-        await within(copy.remove(), timeoutMs, unavailable);
+        await this.onQueue(copy.remove());
         removed += 1;
       } catch (err) {
         this.logger.warn(`deleted job ${id}: its copy in the jobs queue was not removed (left to its sweep): ${(err as Error).message}`);
@@ -426,12 +427,10 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
   async sweepQueue(limit: number): Promise<number> {
     const queue = this.queue;
     if (!queue || queue.client.status !== 'ready') return 0;
-    const timeoutMs = this.config.jobs.enqueueTimeoutMs;
-    const unavailable = () => retryableError('queue_unavailable');
     let removed = 0;
     for (const state of ['failed', 'delayed', 'waiting'] as const) {
       const from = this.sweepFrom[state];
-      const copies = (await within(queue.getJobs([state], from, from + limit - 1, true), timeoutMs, unavailable)).filter((j) => !!j);
+      const copies = (await this.onQueue(queue.getJobs([state], from, from + limit - 1, true))).filter((j) => !!j);
       const keys = copies.flatMap((j) => {
         const data = j.data as Partial<Job> | undefined;
         return typeof data?.id === 'string' && typeof data.orgId === 'string' ? [{ org: data.orgId, id: data.id }] : [];
@@ -442,7 +441,7 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
         const data = copy.data as Partial<Job> | undefined;
         if (typeof data?.id !== 'string' || kept.has(`${data.orgId}:${data.id}`)) continue;
         try {
-          await within(copy.remove(), timeoutMs, unavailable);
+          await this.onQueue(copy.remove());
           gone += 1;
         } catch (err) {
           this.logger.warn(`job ${data.id}: its copy in the jobs queue, whose outbox row is gone, was not removed: ${(err as Error).message}`);
