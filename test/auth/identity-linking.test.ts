@@ -178,4 +178,18 @@ describe('linking and unlinking identities; failed sign-ins audited', () => {
     await failures.settled();
     expect(await auditOf(other.personalOrgId, 'auth.login_failed')).toEqual([expect.objectContaining({ after: { route: 'link_identity' } })]);
   });
+  it('a wrong password on removing or linking is refused and counted as a login guess: 403 auth.password_incorrect, then 429 auth.locked, nothing changed', async () => {
+    clock.advance(FAILED_SIGN_IN_AUDIT_WINDOW_MS + 1000);
+    const user = await verifiedUser('unlink-guess');
+    const sub = `ug-${user.id}`;
+    await link(user.auth, { token: hubToken(sub, uniqueEmail('ug')), password: PASSWORD }).expect(201);
+    for (let i = 0; i < 5; i++) {
+      expect((await unlink(user.auth, 'nextauth', { password: 'wrong guess' }).expect(403)).body.error.code).toBe('auth.password_incorrect');
+    }
+    expect((await unlink(user.auth, 'nextauth', { password: 'wrong guess' }).expect(429)).body.error.code).toBe('auth.locked');
+    expect((await link(user.auth, { token: hubToken(`ug2-${user.id}`, uniqueEmail('ug2')), password: 'wrong guess' }).expect(429)).body.error.code).toBe('auth.locked');
+    expect(await identitiesOf(user.id)).toEqual([{ provider: 'nextauth', subject: sub }, { provider: 'password', subject: user.id }]);
+    await t.app.get(SignInFailureAudit).settled();
+    expect(await auditOf(user.personalOrgId, 'auth.locked')).toEqual([expect.objectContaining({ after: { route: 'unlink_identity' } })]);
+  });
 });
