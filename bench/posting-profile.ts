@@ -44,9 +44,12 @@ const cpuMs = (pid: number) => {
 };
 const log = (m: string) => process.stderr.write(`[posting-profile] ${m}\n`);
 
-async function setupOrg(ownerUrl: string) {
+// the app logs in as the API login, as it does in production: some functions answer only to it
+const API_PASSWORD = 'omnizen_api_profile';
+
+async function setupOrg(ownerUrl: string, apiUrl: string) {
   const config = loadConfig({
-    ...process.env, NODE_ENV: 'test', LOG_LEVEL: 'error', DATABASE_URL: ownerUrl, API_DATABASE_URL: ownerUrl,
+    ...process.env, NODE_ENV: 'test', LOG_LEVEL: 'error', DATABASE_URL: ownerUrl, API_DATABASE_URL: apiUrl,
     JOBS_RELAY_INTERVAL_MS: '0', MIGRATE_ON_START: 'false', RATE_LIMITS_ENABLED: 'false', REDIS_PREFIX: `profile:${dbName}`,
   });
   const app = await createApp(AppModule.forRoot(config), config);
@@ -80,12 +83,12 @@ async function main() {
   const ownerUrl = withDatabase(server, dbName);
   const owner = new pg.Client({ connectionString: ownerUrl });
   try {
-    await migrate(ownerUrl, { log: () => undefined });
+    await migrate(ownerUrl, { apiPassword: API_PASSWORD, log: () => undefined });
     await owner.connect();
     await owner.query('CREATE TABLE IF NOT EXISTS public.profile_setup (org_id uuid, claims text, ids uuid[])');
     let setup = (await owner.query('SELECT * FROM public.profile_setup')).rows[0];
     if (!setup) {
-      const { orgId, claims } = await setupOrg(ownerUrl);
+      const { orgId, claims } = await setupOrg(ownerUrl, withDatabase(server, dbName, { user: 'omnizen_api', password: API_PASSWORD }));
       const { rows } = await owner.query(`
         INSERT INTO finance.accounts (org_id, code, name, type, parent_id)
         SELECT $1::uuid, 'B' || lpad(i::text, 4, '0'), 'Bench ' || i, 'asset',
