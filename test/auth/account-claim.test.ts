@@ -60,6 +60,9 @@ describe('claiming a pre-registered account', () => {
   async function outboundChannels(squatter: TestUser, solo: string, shared: string) {
     // an AI provider key of their own endpoint: every agent call of Solo Co would go to it
     await t.http.put(`/v1/orgs/${solo}/ai/provider-key`).set(squatter.auth).send({ apiKey: 'sk-squatter-key-9999', baseUrl: 'https://llm.squatter.example/v1' }).expect(200);
+    // and one without a base URL in the personal organization: the pre-registrant's own account at the default provider,
+    // whose logs and usage would show every prompt the owner's agents send
+    await t.http.put(`/v1/orgs/${squatter.personalOrgId}/ai/provider-key`).set(squatter.auth).send({ apiKey: 'sk-squatter-default-1111' }).expect(200);
     const agent = (await t.http.post(`/v1/orgs/${solo}/agents`).set(squatter.auth).send({
       name: 'Helper', type: 'accountant', instructions: 'Be brief.', modelId: 'gpt-4o', maxOutputTokens: 1000, maxSteps: 2, tools: [],
     }).expect(201)).body;
@@ -82,13 +85,19 @@ describe('claiming a pre-registered account', () => {
     await t.http.patch(`/v1/orgs/${shared}/members/${accomplice.id}`).set(squatter.auth).send({ role: 'owner' }).expect(200);
     return shared;
   }
+  const orgName = async (orgId: string) => (await t.db.admin.query('SELECT name FROM core.organizations WHERE id = $1', [orgId])).rows[0].name as string;
   const noticeTo = (email: string) => smtp.messages.filter((m) => m.to.includes(email) && m.subject === 'Security notice: your e-mail address was confirmed for your OmniZen account');
 
   /** The outbound channels are closed, each audited with the reason account_claimed; Shared Co's webhook endpoint stays. */
   async function expectChannelsClosed(squatter: TestUser, solo: string, c: Awaited<ReturnType<typeof outboundChannels>>) {
-    expect((await t.db.admin.query('SELECT org_id FROM ai.provider_keys WHERE org_id = $1', [solo])).rows).toEqual([]);
+    expect((await t.db.admin.query('SELECT org_id FROM ai.provider_keys WHERE org_id = ANY($1::uuid[])', [[solo, squatter.personalOrgId]])).rows).toEqual([]);
     expect(await auditOf(solo, 'ai.provider_key_removed')).toEqual([
       expect.objectContaining({ entity_id: solo, principal_type: 'system', after: { reason: 'account_claimed' } }),
+    ]);
+    const keyRemoved = await t.db.admin.query(
+      `SELECT entity_id, principal_type, before, after FROM core.audit_logs WHERE org_id = $1 AND action = 'ai.provider_key_removed'`, [squatter.personalOrgId]);
+    expect(keyRemoved.rows).toEqual([
+      { entity_id: squatter.personalOrgId, principal_type: 'system', before: { keyHint: '1111', baseUrl: null }, after: { reason: 'account_claimed' } },
     ]);
     expect((await t.db.admin.query('SELECT status, last_error FROM ai.agent_triggers WHERE id = $1', [c.trigger.id])).rows)
       .toEqual([{ status: 'stopped', last_error: 'account_claimed' }]);
@@ -154,7 +163,7 @@ describe('claiming a pre-registered account', () => {
 
     const [claim] = (await t.db.admin.query(`SELECT before FROM core.audit_logs WHERE org_id = $1 AND action = 'auth.unverified_account_claimed'`, [squatter.personalOrgId])).rows;
     expect(claim.before).toMatchObject({
-      invitationsRevoked: 2, webhookEndpointsDisabled: 1, providerKeysRemoved: 1, triggersStopped: 1, integrationsDisabled: 1, providerPageUnpublished: true, organizations,
+      invitationsRevoked: 2, webhookEndpointsDisabled: 1, providerKeysRemoved: 2, triggersStopped: 1, integrationsDisabled: 1, providerPageUnpublished: true, organizations,
     });
     expect(claim.before).not.toHaveProperty('organizationsLeft');
 
@@ -166,6 +175,7 @@ describe('claiming a pre-registered account', () => {
     for (const line of [
       '- Sign-in methods removed: password', '- The password set before was removed', '- 2 pending invitations sent from the account revoked', '- 1 webhook endpoint disabled',
       '- The AI provider key of Solo Co, which sent the agents\' calls to a server of its own (llm.squatter.example), removed', '- 1 AI agent trigger stopped',
+      `- The AI provider key of ${await orgName(squatter.personalOrgId)}, which sent the agents' calls to the provider account it belongs to, removed`,
       '- The caldav integration disabled', '- Your public provider page was taken offline', 'If you do not recognise one of them, leave it',
     ]) expect(notice.text).toContain(line);
     expect(notice.html).toContain('<strong>Shared Co</strong> (owner)');
@@ -191,7 +201,7 @@ describe('claiming a pre-registered account', () => {
     await expectChannelsClosed(squatter, solo, channels);
     const [audit] = (await t.db.admin.query(`SELECT after FROM core.audit_logs WHERE org_id = $1 AND action = 'auth.password_reset'`, [squatter.personalOrgId])).rows;
     expect(audit.after).toMatchObject({
-      emailVerified: true, invitationsRevoked: 2, webhookEndpointsDisabled: 1, providerKeysRemoved: 1, triggersStopped: 1, integrationsDisabled: 1, providerPageUnpublished: true,
+      emailVerified: true, invitationsRevoked: 2, webhookEndpointsDisabled: 1, providerKeysRemoved: 2, triggersStopped: 1, integrationsDisabled: 1, providerPageUnpublished: true,
       organizations: [
         { orgId: squatter.personalOrgId, role: 'owner' }, { orgId: squatted, role: 'owner' }, { orgId: solo, role: 'owner' }, { orgId: shared, role: 'owner' },
       ].sort(byOrg),
@@ -201,6 +211,7 @@ describe('claiming a pre-registered account', () => {
     expect(notices).toHaveLength(1);
     expect(notices[0].text).toContain('(a password reset)');
     for (const name of ['Squatted Co (owner)', 'Shared Co (owner)', 'Solo Co (owner)']) expect(notices[0].text).toContain(name);
+    expect(notices[0].text).toContain(`- The AI provider key of ${await orgName(squatter.personalOrgId)}, which sent the agents' calls to the provider account it belongs to, removed`);
     expect(notices[0].text).not.toContain('The password set before was removed');
   });
 

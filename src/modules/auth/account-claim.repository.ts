@@ -25,15 +25,16 @@ export const accountClaimRepository = {
   },
 
   /**
-   * Deletes the AI provider keys of `orgIds` that send the agents' traffic to an endpoint of their own (base_url set),
-   * locked in org order first; answers those deleted (the module has no disabled state: a key is set or removed).
+   * Deletes the AI provider keys of `orgIds`, locked in org order first; answers those deleted (the module has no
+   * disabled state: a key is set or removed). Every key goes, not only those with a base URL of their own: a key without
+   * one is an account at the default provider, whose logs and usage show its owner every prompt the agents send.
    */
-  async deleteProviderKeysWithBaseUrl(db: Db, orgIds: string[]): Promise<{ org_id: string; base_url: string; key_hint: string }[]> {
+  async deleteProviderKeysOf(db: Db, orgIds: string[]): Promise<{ org_id: string; base_url: string | null; key_hint: string }[]> {
     if (!orgIds.length) return [];
     return db.$queryRaw`
       WITH locked AS (
         SELECT k.org_id FROM ai.provider_keys k
-        WHERE k.org_id = ANY(${orgIds}::uuid[]) AND k.base_url IS NOT NULL ORDER BY k.org_id FOR UPDATE OF k)
+        WHERE k.org_id = ANY(${orgIds}::uuid[]) ORDER BY k.org_id FOR UPDATE OF k)
       DELETE FROM ai.provider_keys k USING locked WHERE k.org_id = locked.org_id
       RETURNING k.org_id, k.base_url, k.key_hint`;
   },

@@ -53,8 +53,9 @@ const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one :
  *   audited as the API's revoke, with the reason inviter_account_claimed;
  * - in the organizations only the account is in (its personal one and its solo ones: only the claimant reaches them
  *   now), what sends their data out is closed, each audited there with the reason account_claimed: the enabled webhook
- *   endpoints disabled, an AI provider key with its own base URL (every agent call goes to it) removed, the agent
- *   triggers the account set up stopped;
+ *   endpoints disabled, the AI provider key removed (every agent call goes with it: to a server of the pre-registrant's
+ *   when it has a base URL of its own, else to the pre-registrant's account at the default provider, whose logs and
+ *   usage show the prompts), the agent triggers the account set up stopped;
  * - the account's own integrations (CalDAV credentials and server) disabled and its provider page taken off the public
  *   pages, audited in its personal organization;
  * - its memberships stay (a genuine owner keeps their company's organizations); the security notice mailed to the
@@ -92,7 +93,7 @@ export class AccountClaim {
         before: { enabled: true }, after: { enabled: false, reason },
       }, opts.meta);
     }
-    const providerKeys = await accountClaimRepository.deleteProviderKeysWithBaseUrl(db, own);
+    const providerKeys = await accountClaimRepository.deleteProviderKeysOf(db, own);
     for (const k of providerKeys) {
       await this.audit.recordPrivileged(db, k.org_id, 'system', {
         action: 'ai.provider_key_removed', entityType: 'ai_provider_key', entityId: k.org_id,
@@ -140,7 +141,8 @@ export class AccountClaim {
         ...(invitations.length ? [`${plural(invitations.length, 'pending invitation', 'pending invitations')} sent from the account revoked`] : []),
         ...(endpoints.length ? [`${plural(endpoints.length, 'webhook endpoint', 'webhook endpoints')} disabled`] : []),
         // the host only: the URL is the pre-registrant's text (the audit row keeps it whole), and mail clients link URLs
-        ...providerKeys.map((k) => `The AI provider key of ${names.get(k.org_id) ?? k.org_id}, which sent the agents' calls to a server of its own (${hostOf(k.base_url)}), removed`),
+        ...providerKeys.map((k) => `The AI provider key of ${names.get(k.org_id) ?? k.org_id}, which sent the agents' calls to ${
+          k.base_url ? `a server of its own (${hostOf(k.base_url)})` : 'the provider account it belongs to'}, removed`),
         ...(triggers.length ? [`${plural(triggers.length, 'AI agent trigger', 'AI agent triggers')} stopped`] : []),
         ...integrations.map((i) => `The ${i.integration_type} integration disabled (its credentials and server were kept, not used)`),
         ...(pages.length ? ['Your public provider page was taken offline'] : []),

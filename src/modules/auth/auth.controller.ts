@@ -89,7 +89,7 @@ export class AuthController {
     operationId: 'resetPassword', summary: 'Set a new password with the token of a reset link; every session of the account ends',
     description: 'The link proves the account\'s e-mail. If nobody had proved it before, the account is claimed as on a verified token exchange: '
       + 'its other identities, pending e-mail change and API keys are removed and its pending invitations revoked; in the organizations only it is in '
-      + '(its personal one, its solo ones) its enabled webhook endpoints are disabled, an AI provider key with its own base URL removed and the agent '
+      + '(its personal one, its solo ones) its enabled webhook endpoints are disabled, its AI provider key removed and the agent '
       + 'triggers it set up stopped; its own integrations are disabled and its provider page made private. Its memberships stay: the address is '
       + 'mailed a security notice (account_claimed) listing its organizations with its role, saying to leave any it does not recognise, and what was cleared.',
   })
@@ -180,7 +180,7 @@ export class AuthController {
       + 'the same e-mail only when its provider verified the e-mail (an email_verified: true claim; for Supabase otherwise '
       + 'the project\'s GET /auth/v1/user: email_confirmed_at). If that account\'s own e-mail was never verified, the verified identity claims it: its password, '
       + 'sessions, other identities, pending e-mail change and API keys are removed and its pending invitations revoked; in the organizations only it '
-      + 'is in (its personal one, its solo ones) its enabled webhook endpoints are disabled, an AI provider key with its own base URL removed and the '
+      + 'is in (its personal one, its solo ones) its enabled webhook endpoints are disabled, its AI provider key removed and the '
       + 'agent triggers it set up stopped; its own integrations are disabled and its provider page made private. Its memberships stay: the address '
       + 'is mailed a security notice (account_claimed) listing its organizations with its role, saying to leave any it does not recognise, and what '
       + 'was cleared. An identity joined to an account whose e-mail was verified is mailed to its address (sign_in_method_added). '

@@ -409,13 +409,8 @@ export const webhookRepository = {
    * not deleted, or once they are).
    */
   async disableEndpointsOfDeletedOrg(db: Db, orgId: string, at: Date): Promise<{ id: string }[]> {
-    return db.$queryRaw`
-      WITH locked AS (
-        SELECT e.org_id, e.id FROM core.webhook_endpoints e JOIN core.organizations o ON o.id = e.org_id AND o.deleted_at IS NOT NULL
-        WHERE e.org_id = ${orgId}::uuid AND e.enabled ORDER BY e.id FOR NO KEY UPDATE OF e)
-      UPDATE core.webhook_endpoints e SET enabled = false, disabled_reason = 'organization_deleted', disabled_at = ${at}::timestamptz, updated_at = now()
-      FROM locked WHERE e.org_id = locked.org_id AND e.id = locked.id
-      RETURNING e.id`;
+    const rows = await disableEnabledEndpoints(db, [orgId], 'organization_deleted', at, { deletedOrgsOnly: true });
+    return rows.map((r) => ({ id: r.id }));
   },
 
   /**
@@ -424,14 +419,7 @@ export const webhookRepository = {
    * answers those this call disabled.
    */
   async disableEndpointsOfClaimedAccount(db: Db, orgIds: string[], at: Date): Promise<{ org_id: string; id: string }[]> {
-    if (!orgIds.length) return [];
-    return db.$queryRaw`
-      WITH locked AS (
-        SELECT e.org_id, e.id FROM core.webhook_endpoints e
-        WHERE e.org_id = ANY(${orgIds}::uuid[]) AND e.enabled ORDER BY e.org_id, e.id FOR NO KEY UPDATE OF e)
-      UPDATE core.webhook_endpoints e SET enabled = false, disabled_reason = 'account_claimed', disabled_at = ${at}::timestamptz, updated_at = now()
-      FROM locked WHERE e.org_id = locked.org_id AND e.id = locked.id
-      RETURNING e.org_id, e.id`;
+    return disableEnabledEndpoints(db, orgIds, 'account_claimed', at, { deletedOrgsOnly: false });
   },
 
   /** Forgets the previous secrets whose overlap has ended (they sign nothing more); answers the endpoints cleared. */
@@ -465,3 +453,24 @@ export const webhookRepository = {
       .where('org_id', '=', orgId).where('id', '=', id));
   },
 };
+
+/**
+ * Disables the enabled endpoints of `orgIds` for a reason no person gave (with `deletedOrgsOnly`, only those of an
+ * organization that is deleted), locked in (org, id) order before any is updated, as lockEndpoints locks them; answers
+ * those this call disabled. Only the endpoints are locked, not their organizations.
+ */
+async function disableEnabledEndpoints(
+  db: Db, orgIds: string[], reason: 'organization_deleted' | 'account_claimed', at: Date, opts: { deletedOrgsOnly: boolean },
+): Promise<{ org_id: string; id: string }[]> {
+  if (!orgIds.length) return [];
+  return db.$queryRaw`
+    WITH locked AS (
+      SELECT e.org_id, e.id FROM core.webhook_endpoints e
+      WHERE e.org_id = ANY(${orgIds}::uuid[]) AND e.enabled
+        AND (NOT ${opts.deletedOrgsOnly}::boolean
+             OR EXISTS (SELECT 1 FROM core.organizations o WHERE o.id = e.org_id AND o.deleted_at IS NOT NULL))
+      ORDER BY e.org_id, e.id FOR NO KEY UPDATE OF e)
+    UPDATE core.webhook_endpoints e SET enabled = false, disabled_reason = ${reason}, disabled_at = ${at}::timestamptz, updated_at = now()
+    FROM locked WHERE e.org_id = locked.org_id AND e.id = locked.id
+    RETURNING e.org_id, e.id`;
+}
