@@ -173,7 +173,7 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'table finance.payable_open_amounts': { authenticated: 'SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
   // what each FX revaluation changed of each open receivable or payable (20270208010100): written with the revaluation entry
   'table finance.fx_revaluation_items': { authenticated: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'INSERT,SELECT' },
-  // the allocations' posting_seq default draws from it (20270210700100): the order of an allocation among the revaluation rows
+  // the allocations' and the refunds' posting_seq default draws from it (20270210700100, 20270210750100): their order among the revaluation rows
   'sequence finance.fx_revaluation_items_seq_seq': { authenticated: 'USAGE', service_role: 'USAGE' },
   // invoices the daily job found overdue (20270201000400): noted by a service principal in the tenant transaction
   'table finance.invoice_overdue_notices': { authenticated: 'INSERT,SELECT', service_role: 'SELECT' },

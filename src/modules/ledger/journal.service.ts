@@ -1023,7 +1023,8 @@ export class JournalService {
     const valueAt = (open: Decimal, r: Decimal) => baseShare(open.plus(share.amount), share.amount, r, baseMu);
     /**
      * what the subledger says is open of the item (without the share, still settled) as of a date; as a row of `seq` saw
-     * it when given: a settlement of that day posted after the row does not count (the row did not value it)
+     * it when given: a settlement of that day posted after the row (an allocation, a refund: their posting_seq) does not
+     * count (the row did not value it)
      */
     const openOn = new Map<string, Decimal>();
     const openAsOf = async (date: string, seq?: string): Promise<Decimal> => {

@@ -39,7 +39,7 @@ export interface OpenItem {
 /**
  * A subledger's control accounts and its foreign-currency open items as of `asOf` (items carried at 0 with nothing open
  * left out), all of them or those of `documentIds`. `postedBefore`: a settlement dated `asOf` counts only when posted
- * before the finance.fx_revaluation_items row of that seq (an allocation's posting_seq; a refund, a void by its date).
+ * before the finance.fx_revaluation_items row of that seq (an allocation's or a refund's posting_seq; a void by its date).
  */
 export type OpenItemsLookup = (tx: TenantTx, asOf: string, documentIds?: string[], postedBefore?: string | null) => Promise<{ accountIds: string[]; items: OpenItem[] }>;
 

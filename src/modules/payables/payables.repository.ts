@@ -471,8 +471,8 @@ export async function laterUseOfRevaluedCredit(db: Db, orgId: string, paymentId:
  * (finance.payable_open_amounts, as receivables' fxOpenItems): open now, or settled, voided or revalued on or after the
  * date (a settlement in full takes all the item carries as of its date, so an item settled in full before the date and
  * not revalued since carries nothing: it is not read). Each one's settlements are read in one pass (one lateral per table).
- * `postedBefore`: an allocation dated `asOf` counts only when posted before the revaluation row of that seq (its
- * posting_seq lower; one written before posting_seq was stored counts).
+ * `postedBefore`: an allocation or a refund dated `asOf` counts only when posted before the revaluation row of that seq
+ * (its posting_seq lower; one written before posting_seq was stored counts).
  */
 export async function fxOpenPayables(db: Db, orgId: string, asOf: string, documentIds?: string[], postedBefore?: string | null): Promise<{ documentId: string; currency: string; open: string; carried: string; carriedRate: string; ownRate: string; settledAfter: string | null; firstSettledAfter: string | null }[]> {
   const ids = documentIds ?? null;
@@ -508,8 +508,8 @@ export async function fxOpenPayables(db: Db, orgId: string, asOf: string, docume
           min(a.allocation_date) FILTER (WHERE a.allocation_date > ${asOf}::date) AS first
         FROM finance.bill_allocations a WHERE a.org_id = p.org_id AND a.payment_id = p.id) u ON true
       LEFT JOIN LATERAL (
-        SELECT sum(x.amount) FILTER (WHERE x.refund_date <= ${asOf}::date) AS amount,
-          sum(x.payment_base_amount) FILTER (WHERE x.refund_date <= ${asOf}::date) AS base,
+        SELECT sum(x.amount) FILTER (WHERE x.refund_date <= ${asOf}::date AND (x.refund_date < ${asOf}::date OR ${cut}::bigint IS NULL OR x.posting_seq IS NULL OR x.posting_seq < ${cut}::bigint)) AS amount,
+          sum(x.payment_base_amount) FILTER (WHERE x.refund_date <= ${asOf}::date AND (x.refund_date < ${asOf}::date OR ${cut}::bigint IS NULL OR x.posting_seq IS NULL OR x.posting_seq < ${cut}::bigint)) AS base,
           max(x.refund_date) FILTER (WHERE x.refund_date > ${asOf}::date) AS later,
           min(x.refund_date) FILTER (WHERE x.refund_date > ${asOf}::date) AS first
         FROM finance.bill_payment_refunds x WHERE x.org_id = p.org_id AND x.payment_id = p.id) r ON true

@@ -490,8 +490,8 @@ export async function effectiveRate(db: Db, currency: string, date: string): Pro
  * for a credit), both from the settlements and revaluations dated by then, the rate it is carried at (the last
  * revaluation's, else its own) and the latest and earliest settlements dated after `asOf` (an allocation, a refund, a void). An invoice
  * voided by then is open for nothing but may still carry a revaluation (taken back). Items with nothing open and nothing
- * carried are left out. `postedBefore`: an allocation dated `asOf` counts only when posted before the revaluation row of
- * that seq (its posting_seq lower; one written before posting_seq was stored counts).
+ * carried are left out. `postedBefore`: an allocation or a refund dated `asOf` counts only when posted before the
+ * revaluation row of that seq (its posting_seq lower; one written before posting_seq was stored counts).
  */
 export async function fxOpenItems(db: Db, orgId: string, asOf: string, documentIds?: string[], postedBefore?: string | null): Promise<{ documentId: string; currency: string; open: string; carried: string; carriedRate: string; ownRate: string; settledAfter: string | null; firstSettledAfter: string | null }[]> {
   const ids = documentIds ?? null;
@@ -517,10 +517,12 @@ export async function fxOpenItems(db: Db, orgId: string, asOf: string, documentI
       SELECT p.id, p.currency, p.rate,
         -(p.amount - coalesce((SELECT sum(a.amount) FROM finance.receivable_allocations a
             WHERE a.org_id = p.org_id AND a.payment_id = p.id AND a.allocation_date <= ${asOf}::date AND (a.allocation_date < ${asOf}::date OR ${cut}::bigint IS NULL OR a.posting_seq IS NULL OR a.posting_seq < ${cut}::bigint)), 0)
-          - coalesce((SELECT sum(r.amount) FROM finance.customer_refunds r WHERE r.org_id = p.org_id AND r.payment_id = p.id AND r.refund_date <= ${asOf}::date), 0)),
+          - coalesce((SELECT sum(r.amount) FROM finance.customer_refunds r WHERE r.org_id = p.org_id AND r.payment_id = p.id AND r.refund_date <= ${asOf}::date
+            AND (r.refund_date < ${asOf}::date OR ${cut}::bigint IS NULL OR r.posting_seq IS NULL OR r.posting_seq < ${cut}::bigint)), 0)),
         o.base_amount + coalesce((SELECT sum(a.source_base) FROM finance.receivable_allocations a
             WHERE a.org_id = p.org_id AND a.payment_id = p.id AND a.allocation_date <= ${asOf}::date AND (a.allocation_date < ${asOf}::date OR ${cut}::bigint IS NULL OR a.posting_seq IS NULL OR a.posting_seq < ${cut}::bigint)), 0)
-          + coalesce((SELECT sum(r.source_base) FROM finance.customer_refunds r WHERE r.org_id = p.org_id AND r.payment_id = p.id AND r.refund_date <= ${asOf}::date), 0),
+          + coalesce((SELECT sum(r.source_base) FROM finance.customer_refunds r WHERE r.org_id = p.org_id AND r.payment_id = p.id AND r.refund_date <= ${asOf}::date
+            AND (r.refund_date < ${asOf}::date OR ${cut}::bigint IS NULL OR r.posting_seq IS NULL OR r.posting_seq < ${cut}::bigint)), 0),
         CASE WHEN o.settled_through > ${asOf}::date THEN greatest(
           (SELECT max(a.allocation_date) FROM finance.receivable_allocations a WHERE a.org_id = p.org_id AND a.payment_id = p.id AND a.allocation_date > ${asOf}::date),
           (SELECT max(r.refund_date) FROM finance.customer_refunds r WHERE r.org_id = p.org_id AND r.payment_id = p.id AND r.refund_date > ${asOf}::date)) END,
