@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
-import { orgWithRoles, type OrgWithRoles } from '../support/factories.js';
+import { onEnterprisePlan, orgWithRoles, type OrgWithRoles } from '../support/factories.js';
 import { checkSetting } from '../../src/modules/organizations/settings.registry.js';
 
 describe('settings and feature flags', () => {
@@ -11,6 +11,8 @@ describe('settings and feature flags', () => {
   beforeAll(async () => {
     t = await createTestApp();
     a = await orgWithRoles(t, 'A');
+    // branding is white-label (enterprise and custom); test/organizations/white-label.test.ts has the other plans
+    await onEnterprisePlan(t, a.orgId);
     b = await orgWithRoles(t, 'B');
   });
   afterAll(() => t.close());

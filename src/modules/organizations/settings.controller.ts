@@ -9,9 +9,15 @@ import { FeatureFlagDto, FeatureFlagInputDto, SettingDto, SettingValueDto, Setti
 import { ApiErrorCodes } from '../../platform/errors/catalog.js';
 import './organizations.errors.js'; // registers OrganizationsErrors
 import '../../platform/errors/platform.errors.js'; // registers PlatformErrors
+import '../billing/billing.errors.js'; // registers BillingErrors
 
 const SCOPE = { name: 'scope', description: "'org' for organization-level settings, or an app code for app-level ones", example: 'org' };
 const KEY = { name: 'key', example: 'timezone' };
+/** What writing the organization's branding needs (SettingsService.put, PLAN_GATED_ORG_SETTINGS). */
+const WHITE_LABEL = "Writing the organization's branding (scope 'org', key branding) needs a plan with white-label options (white_label: "
+  + 'enterprise or custom): otherwise 402 billing.feature_not_in_plan (details.feature white_label, details.upgradeTo the cheapest plan '
+  + 'that has it), or 402 billing.subscription_inactive while the subscription is read-only. Nothing is written then. The other '
+  + 'settings need no plan; deleting the branding needs none either.';
 
 @ApiTags('settings')
 @OrgRoute()
@@ -21,7 +27,10 @@ export class SettingsController {
 
   @Get()
   @ApiErrorCodes('organization.not_found', 'settings.invalid_scope')
-  @ApiOperation({ operationId: 'listSettings', summary: 'Settings of one scope' })
+  @ApiOperation({
+    operationId: 'listSettings', summary: 'Settings of one scope',
+    description: "Answers the values as stored: the organization's branding too when its plan no longer includes white-label options (see getSetting).",
+  })
   @ApiParam(SCOPE)
   @ApiOkResponse({ type: [SettingDto] })
   @ApiErrors(400)
@@ -31,8 +40,12 @@ export class SettingsController {
 
   @Patch()
   @RequireRole(...ADMIN_ROLES)
-  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'settings.invalid_scope', 'settings.invalid_key', 'settings.empty', 'settings.invalid')
-  @ApiOperation({ operationId: 'setSettings', summary: 'Set several settings of one scope at once (admin); nothing is written if any is invalid' })
+  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'settings.invalid_scope', 'settings.invalid_key', 'settings.empty', 'settings.invalid',
+    'billing.feature_not_in_plan', 'billing.subscription_inactive')
+  @ApiOperation({
+    operationId: 'setSettings', summary: 'Set several settings of one scope at once (admin); nothing is written if any is invalid',
+    description: `${WHITE_LABEL} A request that includes branding is refused whole.`,
+  })
   @ApiParam(SCOPE)
   @ApiOkResponse({ type: [SettingDto] })
   @ApiErrors(400)
@@ -42,7 +55,11 @@ export class SettingsController {
 
   @Get(':key')
   @ApiErrorCodes('organization.not_found', 'settings.invalid_scope', 'settings.invalid_key', 'setting.not_found')
-  @ApiOperation({ operationId: 'getSetting', summary: 'Read one setting' })
+  @ApiOperation({
+    operationId: 'getSetting', summary: 'Read one setting',
+    description: "Answers the value as stored. The organization's branding is returned even when its plan no longer includes "
+      + 'white-label options (after a downgrade): it stays stored, and writing it again needs the feature.',
+  })
   @ApiParam(SCOPE)
   @ApiParam(KEY)
   @ApiOkResponse({ type: SettingDto })
@@ -53,8 +70,9 @@ export class SettingsController {
 
   @Put(':key')
   @RequireRole(...ADMIN_ROLES)
-  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'settings.invalid_scope', 'settings.invalid_key', 'settings.invalid')
-  @ApiOperation({ operationId: 'setSetting', summary: 'Set one setting (admin)' })
+  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'settings.invalid_scope', 'settings.invalid_key', 'settings.invalid',
+    'billing.feature_not_in_plan', 'billing.subscription_inactive')
+  @ApiOperation({ operationId: 'setSetting', summary: 'Set one setting (admin)', description: WHITE_LABEL })
   @ApiParam(SCOPE)
   @ApiParam(KEY)
   @ApiOkResponse({ type: SettingDto })

@@ -85,6 +85,14 @@ export const ORG_SETTINGS: Record<string, Check> = {
   branding,
 };
 
+/**
+ * Organization settings only a plan with the named omnizen feature may write (docs/plans.md: white-label is enterprise
+ * and custom). Reading and deleting stay open, so a downgraded organization keeps what it stored and may clear it.
+ * Whatever applies the branding to others (mails, pages, documents) must check white_label when it does and fall back
+ * to OmniZen's own branding without it; nothing applies it yet (only GET returns it).
+ */
+export const PLAN_GATED_ORG_SETTINGS: ReadonlyMap<string, string> = new Map([['branding', 'white_label']]);
+
 /** Validates (and normalizes) one value for `scope`/`key`. Scope and key patterns are checked by the caller. */
 export function checkSetting(scope: string, key: string, value: unknown): Checked {
   if (scope === ORG_SCOPE) {

@@ -1,8 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { AuditService } from '../audit/audit.service.js';
+import { EntitlementsService } from '../billing/entitlements.service.js';
 import { settingRepository as settings } from './setting.repository.js';
-import { checkSetting, KEY_PATTERN, SCOPE_PATTERN } from './settings.registry.js';
+import { checkSetting, KEY_PATTERN, ORG_SCOPE, PLAN_GATED_ORG_SETTINGS, SCOPE_PATTERN } from './settings.registry.js';
 import type { FeatureFlagDto, SettingDto } from './setting.dto.js';
 import { OrganizationsErrors } from './organizations.errors.js';
 
@@ -22,7 +23,10 @@ function checkKeys(keys: string[]): void {
 /** Organization-level (scope 'org') and app-level (scope = app code) settings, and feature flags. */
 @Injectable()
 export class SettingsService {
-  constructor(private readonly audit: AuditService) {}
+  constructor(
+    private readonly audit: AuditService,
+    private readonly entitlements: EntitlementsService,
+  ) {}
 
   list(tx: TenantTx, scope: string): Promise<SettingDto[]> {
     checkScope(scope);
@@ -37,7 +41,11 @@ export class SettingsService {
     return s;
   }
 
-  /** Validates every value first (naming each bad key), then writes them all; one audit row per key. */
+  /**
+   * Validates every value first (naming each bad key), then checks the plan of each plan-gated key (branding needs
+   * white_label: 402 billing.feature_not_in_plan), then writes them all; one audit row per key. Removing a gated
+   * setting (delete) needs no plan: an organization that lost the feature can still clear what it stored.
+   */
   async put(tx: TenantTx, scope: string, values: Record<string, unknown>): Promise<SettingDto[]> {
     checkScope(scope);
     const keys = Object.keys(values);
@@ -47,6 +55,12 @@ export class SettingsService {
     const problems = checked.flatMap(({ key, r }) => (r.ok ? [] : [{ field: key, problems: [r.problem] }]));
     if (problems.length) {
       throw OrganizationsErrors.error('settings.invalid', problems.map((p) => `${p.field}: ${p.problems[0]}`).join('; '), problems);
+    }
+    if (scope === ORG_SCOPE) {
+      for (const key of keys) {
+        const feature = PLAN_GATED_ORG_SETTINGS.get(key);
+        if (feature) await this.entitlements.enforce(tx, { app: 'omnizen', feature });
+      }
     }
     const out: SettingDto[] = [];
     for (const { key, r } of checked) {
