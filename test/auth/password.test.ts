@@ -7,6 +7,8 @@ import { ManualClock } from '../support/clock.js';
 import { uniqueEmail } from '../support/factories.js';
 import { PasswordHasher } from '../../src/modules/auth/password-hasher.js';
 import { REGISTRATION_ACCEPTED } from '../../src/modules/auth/auth.service.js';
+import { LoginThrottle } from '../../src/modules/auth/login-throttle.service.js';
+import { SignInFailureAudit } from '../../src/modules/auth/sign-in-failure-audit.js';
 import { startSmtpDouble, type SmtpDouble } from '../support/doubles/smtp-double.js';
 import { settle } from '../notifications/notifications-support.js';
 
@@ -127,18 +129,61 @@ describe.each([
       const email = await register(t);
       const ip = '198.51.100.40';
       for (let i = 0; i < 2; i++) await login(t, email, WRONG, ip).expect(401);
-      const prefix = `${t.config.redisPrefix}:login`;
-      expect(await client.hget(`${prefix}:acct-ip:${email}|${ip}`, 'count')).toBe('2');
-      expect(await client.hget(`${prefix}:acct:${email}`, 'count')).toBe('2');
-      expect(await client.pttl(`${prefix}:acct-ip:${email}|${ip}`)).toBeGreaterThan(0);
+      const keys = t.app.get(LoginThrottle).loginKeys(email, ip);
+      expect(await client.hget(keys.accountAddress, 'count')).toBe('2');
+      expect(await client.hget(keys.account, 'count')).toBe('2');
+      expect(await client.pttl(keys.accountAddress)).toBeGreaterThan(0);
 
       const other = await register(t);
-      await client.hset(`${prefix}:acct:${other}`, 'count', '10', 'reset', String(clock.now() + 60_000));
+      await client.hset(t.app.get(LoginThrottle).loginKeys(other, ip).account, 'count', '10', 'reset', String(clock.now() + 60_000));
       const res = await login(t, other, PASSWORD, ip).expect(429);
       expect(res.body.error).toMatchObject({ code: 'auth.locked', details: { retryAfterSeconds: expect.any(Number) } });
     } finally {
       client.disconnect();
     }
+  });
+
+  // the review's probe (r5): the keys were `login:acct-ip:<email>|<ip>`, `login:acct:<email>`, `login-audit:<kind>:<email>`,
+  // which an erasure did not delete. Now they hold keyed hashes: no address to erase, in Redis or in this process
+  run('no counter key holds an e-mail or a client address; any case of the e-mail counts on the same account', async () => {
+    const email = await register(t);
+    const unknown = uniqueEmail('nobody');
+    const ip = '198.51.100.77';
+    await login(t, email, WRONG, ip).expect(401);
+    await login(t, email.toUpperCase(), WRONG, ip).expect(401);
+    await login(t, unknown, WRONG, ip).expect(401);
+    await t.app.get(SignInFailureAudit).settled(); // its once-a-minute counter (login-audit) is written beside the answer
+    const keys = t.app.get(LoginThrottle).loginKeys(email, ip);
+    let all: string[];
+    let countOf: (key: string) => Promise<string | null>;
+    if (redis) {
+      const client = new Redis(process.env.REDIS_URL!);
+      try {
+        all = [];
+        let cursor = '0';
+        do {
+          const [next, batch] = await client.scan(cursor, 'MATCH', `${t.config.redisPrefix}:*`, 'COUNT', 1000);
+          all.push(...batch);
+          cursor = next;
+        } while (cursor !== '0');
+        // the throttle's keys; not the per-minute request limiter's (`rl:<limit>:ip:<address>`, kept a minute: docs/privacy.md)
+        all = all.filter((k) => !k.startsWith(`${t.config.redisPrefix}:rl:`));
+        const counts = new Map(await Promise.all([keys.accountAddress, keys.account].map(async (k) => [k, await client.hget(k, 'count')] as const)));
+        countOf = async (k) => counts.get(k) ?? null;
+      } finally {
+        client.disconnect();
+      }
+    } else {
+      const memory = (t.app.get(LoginThrottle) as unknown as { memory: Map<string, { count: number }> }).memory;
+      all = [...memory.keys()];
+      countOf = async (k) => (memory.has(k) ? String(memory.get(k)!.count) : null);
+    }
+    // both spellings of the address counted on one account counter
+    expect([await countOf(keys.accountAddress), await countOf(keys.account)]).toEqual(['2', '2']);
+    expect(all).toEqual(expect.arrayContaining([keys.accountAddress, keys.account, keys.address, expect.stringMatching(/:login-audit:auth\.login_failed:/)]));
+    const local = (e: string) => e.split('@')[0].toLowerCase();
+    const named = all.filter((k) => [email, unknown, ip, local(email), local(unknown), 'example.test'].some((n) => k.toLowerCase().includes(n.toLowerCase())));
+    expect(named).toEqual([]);
   });
 });
 

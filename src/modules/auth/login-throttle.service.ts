@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
@@ -63,27 +64,56 @@ return 0`;
  * other two. Registrations: REGISTER_MAX_PER_ADDRESS per REGISTER_WINDOW_SECONDS per address.
  * Counters live in Redis when configured (shared by every instance), in this process otherwise
  * or while Redis is unreachable; both run the same reserve-or-refuse step.
+ *
+ * A counter's key names no person: the e-mail (lowercased) and the client address (clientAddressKey) are replaced by a
+ * keyed hash (HMAC-SHA-256 under a key derived from SUPABASE_JWT_SECRET, which every instance shares), so neither Redis
+ * nor this process's map holds an address, and an erasure has nothing there to delete (docs/privacy.md). Without the
+ * secret the hashes cannot be recomputed from a guessed address.
  */
 @Injectable()
 export class LoginThrottle {
   private readonly logger = new Logger(LoginThrottle.name);
   private readonly memory = new Map<string, { count: number; reset: number }>();
+  private readonly pseudonymKey: Buffer;
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly redis: RedisService,
     private readonly clock: Clock,
-  ) {}
+  ) {
+    this.pseudonymKey = createHmac('sha256', config.auth.supabaseJwtSecret).update('omnizen.login_throttle_key.v1').digest();
+  }
+
+  /** The keys of a login's three counters (account + address, account, address); the tests read them. */
+  loginKeys(email: string, ip: string | undefined): { accountAddress: string; account: string; address: string } {
+    const p = `${this.config.redisPrefix}:login`;
+    const account = this.accountKey(email);
+    const address = this.addressKey(ip);
+    return { accountAddress: `${p}:acct-ip:${account}:${address}`, account: `${p}:acct:${account}`, address: `${p}:ip:${address}` };
+  }
 
   private loginCounters(email: string, ip: string | undefined): Counter[] {
-    const p = `${this.config.redisPrefix}:login`;
     const a = this.config.auth;
-    const address = clientAddressKey(ip);
+    const keys = this.loginKeys(email, ip);
     return [
-      { key: `${p}:acct-ip:${email}|${address}`, limit: a.loginMaxFailures, windowMs: a.loginLockoutSeconds * 1000, scope: 'this account from this address' },
-      { key: `${p}:acct:${email}`, limit: a.loginAccountMaxFailures, windowMs: a.loginAccountWindowSeconds * 1000, scope: 'this account' },
-      { key: `${p}:ip:${address}`, limit: a.loginMaxFailures * 4, windowMs: a.loginLockoutSeconds * 1000, scope: 'this address' },
+      { key: keys.accountAddress, limit: a.loginMaxFailures, windowMs: a.loginLockoutSeconds * 1000, scope: 'this account from this address' },
+      { key: keys.account, limit: a.loginAccountMaxFailures, windowMs: a.loginAccountWindowSeconds * 1000, scope: 'this account' },
+      { key: keys.address, limit: a.loginMaxFailures * 4, windowMs: a.loginLockoutSeconds * 1000, scope: 'this address' },
     ];
+  }
+
+  /** An e-mail as a key names it: its keyed hash (the same for any case of the address). */
+  private accountKey(email: string): string {
+    return this.pseudonym(`email:${email.trim().toLowerCase()}`);
+  }
+
+  /** A client address (an IPv6 one by its /64) as a key names it: its keyed hash. */
+  private addressKey(ip: string | undefined): string {
+    return this.pseudonym(`ip:${clientAddressKey(ip)}`);
+  }
+
+  private pseudonym(value: string): string {
+    return createHmac('sha256', this.pseudonymKey).update(value, 'utf8').digest('base64url');
   }
 
   /** Counts a login attempt, or refuses it (429 auth.locked) without counting when a limit is reached. */
@@ -115,7 +145,7 @@ export class LoginThrottle {
    * (FAILED_SIGN_IN_AUDIT_WINDOW_MS), so that guesses cannot flood an account's audit log. Shares the counters' store.
    */
   async reserveFailureAudit(email: string, kind: string): Promise<boolean> {
-    const counter = { key: `${this.config.redisPrefix}:login-audit:${kind}:${email}`, limit: 1, windowMs: FAILED_SIGN_IN_AUDIT_WINDOW_MS, scope: 'audit' };
+    const counter = { key: `${this.config.redisPrefix}:login-audit:${kind}:${this.accountKey(email)}`, limit: 1, windowMs: FAILED_SIGN_IN_AUDIT_WINDOW_MS, scope: 'audit' };
     return (await this.reserve([counter])) === undefined;
   }
 
@@ -123,7 +153,7 @@ export class LoginThrottle {
   async reserveRegistration(ip: string | undefined): Promise<void> {
     const a = this.config.auth;
     const counter = {
-      key: `${this.config.redisPrefix}:register:ip:${clientAddressKey(ip)}`, limit: a.registerMaxPerAddress,
+      key: `${this.config.redisPrefix}:register:ip:${this.addressKey(ip)}`, limit: a.registerMaxPerAddress,
       windowMs: a.registerWindowSeconds * 1000, scope: 'this address',
     };
     const refused = await this.reserve([counter]);

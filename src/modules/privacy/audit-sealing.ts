@@ -38,7 +38,7 @@ interface EntryFacts {
 interface PersonalSnapshot {
   /** whose data the snapshot carries; undefined: nobody's in particular (nothing is sealed) */
   subject: (e: EntryFacts, snapshot: Record<string, unknown>) => Subject | undefined;
-  /** the top-level fields that hold it */
+  /** the top-level fields that hold it (any JSON value: a list of addresses is sealed whole) */
   fields: readonly string[];
 }
 
@@ -51,7 +51,8 @@ const byActor = (e: EntryFacts) => (e.actorUserId ? userSubject(e.actorUserId) :
  * same people, in the shape the services audit them). An entry of another type is written as it is.
  */
 export const AUDITED_PERSONAL_DATA: Record<string, PersonalSnapshot> = {
-  user: { subject: byEntityUser, fields: ['email', 'name', 'image', 'newEmail', 'oldEmail'] },
+  // emails: the addresses of the identities a user removed (auth.identity_unlinked)
+  user: { subject: byEntityUser, fields: ['email', 'name', 'image', 'newEmail', 'oldEmail', 'emails'] },
   membership: { subject: byEntityUser, fields: ['email', 'name', 'image'] },
   invitation: { subject: (_e, s) => (typeof s.email === 'string' ? emailSubject(s.email) : undefined), fields: ['email'] },
   integration: { subject: byActor, fields: ['externalEmail', 'externalUsername'] },
