@@ -17,10 +17,23 @@ import { ledgerUrl, startBooks } from '../ledger/ledger-support.js';
 
 const APP_PREFIXES = ['/v1/orgs/{orgId}/ledger', '/v1/orgs/{orgId}/receivables', '/v1/orgs/{orgId}/payables', '/v1/orgs/{orgId}/webhooks', '/v1/orgs/{orgId}/agents', '/v1/orgs/{orgId}/ai', '/v1/orgs/{orgId}/semantic', '/v1/orgs/{orgId}/knowledge'];
 const METHODS = ['get', 'post', 'put', 'patch', 'delete'] as const;
+/**
+ * The organization's settings: organization administration, not an app module (no route requirement: a lapsed
+ * organization still sets its time zone), but one key is an app feature: branding is white_label (enterprise, custom),
+ * checked by the handler for the key written.
+ */
+const SETTINGS_PREFIX = '/v1/orgs/{orgId}/settings';
 type Method = (typeof METHODS)[number];
 
 /** POSTs that only compute and write nothing: open like reads (@DoesNotWrite). */
 const COMPUTES_ONLY = new Set(['POST /v1/orgs/{orgId}/ledger/tax-codes/{taxCodeId}/calculate', 'POST /v1/orgs/{orgId}/semantic/query', 'POST /v1/orgs/{orgId}/knowledge/search']);
+/**
+ * Writes that only ever stop something (@OnlyStops without a condition): open on any plan, so a lapsed customer can stop
+ * deliveries (test/webhooks/stop-on-any-plan.test.ts). A PATCH that only disables an endpoint is open too, decided by its
+ * body: the empty body sent here is a change like any other, refused.
+ */
+const STOPS_ONLY = new Set(['DELETE /v1/orgs/{orgId}/webhooks/endpoints/{endpointId}']);
+const openOnAnyPlan = (r: Route) => COMPUTES_ONLY.has(label(r)) || STOPS_ONLY.has(label(r));
 
 interface Route {
   method: Method;
@@ -35,6 +48,7 @@ describe('plan matrix (every write of the OmniZen app modules, against the plan 
   let readOnlyOrg: string;
   let starterOrg: string;
   let routes: Route[];
+  let doc: any;
 
   const urlFor = (r: Route, orgId: string) => r.path.replace(/\{(\w+)\}/g, (_, name: string) => (name === 'orgId' ? orgId : randomUUID()));
   const call = (r: Route, orgId: string) => {
@@ -57,7 +71,7 @@ describe('plan matrix (every write of the OmniZen app modules, against the plan 
     starterOrg = await createOrg(t, owner, 'Starter Ltd');
     await startBooks(t, starterOrg, owner);
     await onPlan(t, starterOrg, 'starter');
-    const doc = (await t.http.get('/docs-json').expect(200)).body;
+    doc = (await t.http.get('/docs-json').expect(200)).body;
     routes = [];
     for (const [path, item] of Object.entries<any>(doc.paths)) {
       if (!APP_PREFIXES.some((p) => path.startsWith(p))) continue;
@@ -69,9 +83,10 @@ describe('plan matrix (every write of the OmniZen app modules, against the plan 
   afterAll(() => t?.close());
 
   it('finds the routes, and every write route carries a billing requirement of the omnizen app', () => {
-    const writes = routes.filter((r) => r.method !== 'get' && !COMPUTES_ONLY.has(label(r)));
+    const writes = routes.filter((r) => r.method !== 'get' && !openOnAnyPlan(r));
     expect(writes.length).toBeGreaterThan(15);
     expect(writes.filter((r) => r.billing?.app !== 'omnizen').map(label)).toEqual([]);
+    expect(routes.filter((r) => STOPS_ONLY.has(label(r)) && r.billing).map(label)).toEqual([]);
     expect(routes.filter((r) => r.method === 'get' && r.billing).map(label)).toEqual([]);
     // the feature-gated ones, as the plan table of docs/billing.md says
     expect(writes.filter((r) => r.billing?.feature).map((r) => `${label(r)} ${r.billing!.feature}`).sort()).toEqual([
@@ -122,7 +137,7 @@ describe('plan matrix (every write of the OmniZen app modules, against the plan 
     const wrong: string[] = [];
     for (const r of routes) {
       const res = await call(r, readOnlyOrg);
-      if (r.method === 'get' || COMPUTES_ONLY.has(label(r))) {
+      if (r.method === 'get' || openOnAnyPlan(r)) {
         if (res.status === 402 || res.status >= 500) wrong.push(`${label(r)} → ${res.status} ${res.body?.error?.code}`);
       } else if (res.status !== 402 || res.body.error.code !== 'billing.subscription_inactive' || res.body.error.details?.status !== 'canceled') {
         wrong.push(`${label(r)} → ${res.status} ${res.body?.error?.code}`);
@@ -177,5 +192,42 @@ describe('plan matrix (every write of the OmniZen app modules, against the plan 
     const upgraded = await t.http.post(ledgerUrl(starterOrg, 'journal-entries')).set(owner.auth)
       .send({ ...entry('USD'), lines: entry('USD').lines.map((l) => ({ ...l, rate: '0.9' })) }).expect(201);
     expect(upgraded.body.lines.map((l: any) => l.currency)).toEqual(['USD', 'USD']);
+  });
+
+  it('the settings routes: no route requirement, but writing the branding needs white_label (PUT and PATCH), documented', async () => {
+    const settings = Object.entries<any>(doc.paths).filter(([path]) => path.startsWith(SETTINGS_PREFIX))
+      .flatMap(([path, item]) => METHODS.filter((m) => item[m]).map((method) => ({ method, path, op: item[method] })));
+    expect(settings.map((r) => `${r.method.toUpperCase()} ${r.path}`).sort()).toEqual([
+      'DELETE /v1/orgs/{orgId}/settings/{scope}/{key}', 'GET /v1/orgs/{orgId}/settings/{scope}', 'GET /v1/orgs/{orgId}/settings/{scope}/{key}',
+      'PATCH /v1/orgs/{orgId}/settings/{scope}', 'PUT /v1/orgs/{orgId}/settings/{scope}/{key}',
+    ]);
+    expect(settings.filter((r) => r.op['x-omnizen-billing']).map((r) => r.op.operationId)).toEqual([]);
+    const planCodes = (op: any) => (op['x-error-codes'] ?? []).filter((c: any) => c.status === 402).map((c: any) => c.code).sort();
+    expect(Object.fromEntries(settings.map((r) => [r.op.operationId, planCodes(r.op)]))).toEqual({
+      listSettings: [], getSetting: [], deleteSetting: [],
+      setSetting: ['billing.feature_not_in_plan', 'billing.subscription_inactive'], setSettings: ['billing.feature_not_in_plan', 'billing.subscription_inactive'],
+    });
+    for (const r of settings.filter((x) => x.method === 'put' || x.method === 'patch')) expect(r.op.description).toContain('white_label');
+    for (const r of settings.filter((x) => x.method === 'get')) expect(r.op.description).toMatch(/branding .*no longer includes white-label/);
+
+    const url = (orgId: string, key = '') => `${SETTINGS_PREFIX.replace('{orgId}', orgId)}/org${key ? `/${key}` : ''}`;
+    const branding = { displayName: 'Starter Ltd', primaryColor: '#112233' };
+    const brandingRows = async (orgId: string) =>
+      (await t.db.admin.query(`SELECT count(*)::int AS n FROM core.settings WHERE org_id = $1 AND key = 'branding'`, [orgId])).rows[0].n;
+    // starter (again: the test above upgraded it): the branding, alone or in a PATCH, is refused naming the feature and
+    // its cheapest plan; the rest goes through
+    await onPlan(t, starterOrg, 'starter');
+    for (const res of [await t.http.put(url(starterOrg, 'branding')).set(owner.auth).send({ value: branding }),
+      await t.http.patch(url(starterOrg)).set(owner.auth).send({ values: { locale: 'en-GB', branding } })]) {
+      expect(res.status).toBe(402);
+      expect(res.body.error).toMatchObject({ code: 'billing.feature_not_in_plan', details: { feature: 'white_label', plan: 'starter', upgradeTo: 'enterprise' } });
+    }
+    await t.http.put(url(starterOrg, 'timezone')).set(owner.auth).send({ value: 'Europe/Berlin' }).expect(200);
+    // read-only: the branding is a plan feature (refused as read-only); the organization's other settings are not
+    const readOnly = await t.http.put(url(readOnlyOrg, 'branding')).set(owner.auth).send({ value: branding });
+    expect(readOnly.status).toBe(402);
+    expect(readOnly.body.error.code).toBe('billing.subscription_inactive');
+    await t.http.put(url(readOnlyOrg, 'timezone')).set(owner.auth).send({ value: 'Europe/Berlin' }).expect(200);
+    expect([await brandingRows(starterOrg), await brandingRows(readOnlyOrg)]).toEqual([0, 0]);
   });
 });

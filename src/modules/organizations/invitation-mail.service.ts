@@ -32,7 +32,7 @@ export class InvitationMail implements OnModuleInit {
       if (!(await notificationRepository.receipt(db, job.orgId, job.id, INVITATION_CREATED))) return;
       const invitationId = String(job.payload.invitationId);
       const invitation = await this.pending(db, job.orgId, invitationId);
-      if (!invitation) return; // revoked or accepted before the mail went out
+      if (!invitation) return; // revoked or accepted before the mail went out, or its organization deleted
       const email: QueuedEmail = {
         userId: null, to: invitation.email, template: 'invitation', category: 'organization',
         data: {
@@ -49,9 +49,12 @@ export class InvitationMail implements OnModuleInit {
     }));
     this.links.register('invitation', async (db, delivery) => {
       const token = randomBytes(32).toString('base64url');
+      // not for an organization deleted since the mail was queued: the link would invite to an organization that is gone
       const rows = await db.run(qb.updateTable('core.invitations').set({ mailed_token_hash: hashInvitationToken(token) })
         .where('org_id', '=', delivery.orgId).where('id', '=', String(delivery.data.invitationId))
         .where('accepted_at', 'is', null).where('revoked_at', 'is', null).where('expires_at', '>', sql<Date>`now()`)
+        .where(({ exists, selectFrom }) => exists(selectFrom('core.organizations as o').select('o.id')
+          .whereRef('o.id', '=', 'core.invitations.org_id').where('o.deleted_at', 'is', null)))
         .returning('id'));
       if (rows.length === 0) return undefined;
       const base = this.config.billing.appUrl;
@@ -61,7 +64,8 @@ export class InvitationMail implements OnModuleInit {
 
   private async pending(db: Db, orgId: string, id: string) {
     const [row] = await db.run(qb.selectFrom('core.invitations as i')
-      .innerJoin('core.organizations as o', 'o.id', 'i.org_id')
+      // a deleted organization's invitation is not mailed (deleting it revokes them; a member's erasure deletes it alone)
+      .innerJoin('core.organizations as o', (j) => j.onRef('o.id', '=', 'i.org_id').on('o.deleted_at', 'is', null))
       .leftJoin('core.User as u', 'u.id', 'i.invited_by')
       .select(['i.email', 'i.role', 'i.expires_at', 'i.invited_by', 'o.name as org_name', 'u.name as inviter_name', 'u.email as inviter_email'])
       .where('i.org_id', '=', orgId).where('i.id', '=', id)

@@ -92,6 +92,19 @@ export const invitationRepository = {
   },
 
   /**
+   * Revokes every pending invitation of an organization being deleted (OrganizationsService.delete): none of them can be
+   * mailed or accepted any more. In the deletion's transaction, after it locked the organization (an acceptance takes
+   * the organization's row FOR SHARE before the invitation's: it waits, then finds the invitation revoked). The revoked
+   * invitations, oldest first.
+   */
+  async revokePendingOf(db: Db, orgId: string): Promise<InvitationDto[]> {
+    const rows = await db.run(qb.updateTable('core.invitations').set({ revoked_at: sql<Date>`now()` })
+      .where('org_id', '=', orgId).where('accepted_at', 'is', null).where('revoked_at', 'is', null).where('expires_at', '>', sql<Date>`now()`)
+      .returning([...COLUMNS, statusColumn]));
+    return rows.sort((a, b) => new Date(a.createdAt).getTime() - new Date(b.createdAt).getTime() || (a.id < b.id ? -1 : 1));
+  },
+
+  /**
    * Revokes every pending invitation `userId` sent, in every organization (an account claimed by the owner of its
    * address: auth/account-claim.service.ts). Privileged path only; the revoked invitations, oldest first.
    */

@@ -70,7 +70,8 @@ export class OrganizationController {
   @ApiErrorCodes('organization.not_found', 'forbidden.role', 'organization.personal')
   @ApiOperation({
     operationId: 'deleteOrganization', summary: 'Delete a business organization (owner)',
-    description: 'Nobody can act in the organization any more; its books stay (journal entries are kept by law). Its subscriptions are canceled '
+    description: 'Nobody can act in the organization any more; its books stay (journal entries are kept by law). Its pending invitations are '
+      + 'revoked (none is mailed or accepted afterwards; audited invitation.revoked, reason organization_deleted). Its subscriptions are canceled '
       + 'right after, in Stripe too, with no proration (event `organization.deleted`, then `subscription.canceled` for each).',
   })
   @ApiNoContentResponse()

@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import type { Db, TenantTx } from '../../platform/database/database.service.js';
 import { AuditService } from '../audit/audit.service.js';
 import { organizationRepository as orgs } from './organization.repository.js';
+import { invitationRepository as invitations } from './invitation.repository.js';
 import type { CreateOrganizationDto, OrganizationDto, UpdateOrganizationDto } from './organization.dto.js';
 import { OrganizationsErrors } from './organizations.errors.js';
 import { PlatformErrors } from '../../platform/errors/platform.errors.js';
@@ -57,6 +58,14 @@ export class OrganizationsService {
     // its AI runs stop with it (no transaction of theirs opens in a deleted organization, nor does the lost-runs sweep's):
     // cancelled, audited, their reservations released, with no event of theirs
     await this.runs.cancelRunsOfDeletedOrganization(tx);
+    // its pending invitations are revoked, audited as the API's revoke with the reason: none is mailed or accepted afterwards
+    // (the invitation e-mail's job and link also skip an organization deleted since, as by a member's erasure)
+    for (const after of await invitations.revokePendingOf(tx.db, tx.orgId)) {
+      await this.audit.record(tx, {
+        action: 'invitation.revoked', entityType: 'invitation', entityId: after.id,
+        before: { ...after, status: 'pending', revokedAt: null }, after: { ...after, reason: 'organization_deleted' },
+      });
+    }
     // before the row goes: the outbox's policy admits rows of an organization the caller can still act in.
     // The billing module cancels the organization's subscriptions on this event (in Stripe too).
     await emitEvent(tx, 'organization.deleted', { organizationId: tx.orgId, accountType: before.accountType, reason: 'deleted' });

@@ -6,7 +6,7 @@ import type { TenantTx } from '../../platform/database/database.service.js';
 import { ApiErrorCodes } from '../../platform/errors/catalog.js';
 import { IdParam } from '../../platform/http/id-param.js';
 import { ApiErrors } from '../../platform/http/openapi.js';
-import { OrgRoute, RequireRole, RequiresFeature, Tx, WritesRequireSubscription } from '../../platform/http/tenant.js';
+import { OnlyStops, OrgRoute, RequireRole, RequiresFeature, Tx, WritesRequireSubscription } from '../../platform/http/tenant.js';
 import {
   CreateWebhookEndpointDto, EventTypeDto, ReplayFailedDto, ReplayResultDto, RotateWebhookSecretDto, UpdateWebhookEndpointDto, WebhookAttemptPage,
   WebhookAttemptQuery, WebhookEndpointDto, WebhookEndpointWithSecretDto, WebhookMessageDetailDto, WebhookMessageDto, WebhookMessagePage, WebhookMessageQuery,
@@ -37,8 +37,16 @@ export class WebhookEventTypesController {
 
 /**
  * Webhook endpoints of an organization (owner, admin): an OmniZen app feature (`webhooks`, professional and up);
- * writes need a subscription that allows writing. Reading endpoints and the log stays possible on any plan.
+ * writes need a subscription that allows writing. Reading endpoints and the log stays possible on any plan, and so does
+ * stopping deliveries (deleting an endpoint, or a change that only disables it, @OnlyStops): events are signed and sent
+ * to an enabled endpoint whatever the plan, so a customer who lapsed or downgraded must be able to turn them off.
  */
+/** A PATCH body that only disables the endpoint: `{"enabled": false}` and nothing else (as the validation pipe keeps it). */
+function onlyDisables(body: unknown): boolean {
+  return typeof body === 'object' && body !== null && !Array.isArray(body)
+    && Object.keys(body).length === 1 && (body as { enabled?: unknown }).enabled === false;
+}
+
 @ApiTags('webhooks')
 @OrgRoute()
 @WritesRequireSubscription('omnizen')
@@ -76,7 +84,13 @@ export class WebhookEndpointsController {
 
   @Patch(':endpointId')
   @RequiresFeature('omnizen', 'webhooks')
-  @ApiOperation({ operationId: 'updateWebhookEndpoint', summary: 'Change the URL, description or event types; enable or disable (owner, admin)' })
+  @OnlyStops('a change that only disables the endpoint (the body exactly {"enabled": false})', onlyDisables)
+  @ApiOperation({
+    operationId: 'updateWebhookEndpoint', summary: 'Change the URL, description or event types; enable or disable (owner, admin)',
+    description: 'A change that only disables the endpoint (the body exactly `{"enabled": false}`) is open on any plan, a read-only '
+      + 'subscription (canceled, trial ended, past due beyond the grace period) or one without webhooks included: deliveries can always '
+      + 'be stopped. Every other change needs the webhooks feature and a subscription that allows writing (402).',
+  })
   @ApiOkResponse({ type: WebhookEndpointDto })
   @ApiErrors(400)
   @ApiErrorCodes('webhooks.url_invalid', 'webhooks.url_not_public', 'webhooks.unknown_event_type')
@@ -86,9 +100,14 @@ export class WebhookEndpointsController {
 
   @Delete(':endpointId')
   @HttpCode(204)
-  @ApiOperation({ operationId: 'deleteWebhookEndpoint', summary: 'Delete a webhook endpoint and its delivery log (owner, admin)' })
+  @OnlyStops('deleting the endpoint')
+  @ApiOperation({
+    operationId: 'deleteWebhookEndpoint', summary: 'Delete a webhook endpoint and its delivery log (owner, admin)',
+    description: 'Open on any plan, a read-only subscription (canceled, trial ended, past due beyond the grace period) included: '
+      + 'deliveries can always be stopped.',
+  })
   @ApiNoContentResponse({ description: 'Deleted' })
-  @ApiErrorCodes('organization.not_found', 'billing.subscription_inactive', 'webhook_endpoint.not_found')
+  @ApiErrorCodes('organization.not_found', 'webhook_endpoint.not_found')
   async remove(@Tx() tx: TenantTx, @IdParam('endpointId', 'webhook_endpoint') id: string): Promise<void> {
     await this.webhooks.remove(tx, id);
   }

@@ -157,7 +157,8 @@ function requirementReason(code: string, r: EntitlementRequirement): string | un
  * Each 402 response says which codes the operation can answer and when: one sentence per 402 code of its x-error-codes,
  * from the metadata those codes are derived from (the route's plan requirement, x-omnizen-billing; an API key's plan check
  * on every operation open to keys, x-omnizen-api-key-scope, TenantTransactionInterceptor) and, for a code the handler
- * declares beyond its requirement (a journal entry in a foreign currency needs full_accounting), the code's own description.
+ * declares beyond its requirement (a journal entry in a foreign currency needs full_accounting), the code's own description;
+ * and which requests of the operation the route's requirement leaves alone (x-omnizen-only-stops, @OnlyStops).
  */
 function documentPlanErrors(document: OpenAPIObject, declared: Map<object, Set<string>>): OpenAPIObject {
   for (const item of Object.values(document.paths)) {
@@ -173,6 +174,12 @@ function documentPlanErrors(document: OpenAPIObject, declared: Map<object, Set<s
         if (!routeReason && declared.get(op)?.has(code)) reasons.push(reasons.length ? `checked by the operation itself: ${description}` : description);
         return `402 ${code}: ${(reasons.length ? reasons : [description]).join('; or ')}.`;
       });
+      // @OnlyStops with a condition: the route's plan requirement is not checked for the requests that only stop something
+      const stops = op['x-omnizen-only-stops'] as string | undefined;
+      if (stops && requirement) {
+        sentences.push(`The plan requirement does not apply to ${stops}: that is open on any plan, a read-only subscription included`
+          + `${op['x-omnizen-api-key-scope'] ? ' (an API key\'s check of API access still does)' : ''}.`);
+      }
       op.responses['402'] = { ...own, description: sentences.join(' '), content: own.content ?? JSON_ERROR } as never;
     }
   }

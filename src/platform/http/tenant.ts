@@ -137,8 +137,11 @@ export class TenantTransactionInterceptor implements NestInterceptor {
     const targets = [context.getHandler(), context.getClass()];
     const scope = this.reflector.getAllAndOverride<Scope>(SCOPE, targets) ?? this.reflector.getAllAndOverride<Scope>(PREFLIGHT, targets) ?? 'org';
     const roles = this.reflector.getAllAndOverride<RequestRole[] | undefined>(ROLES, targets);
-    const entitlements = this.reflector.getAllAndMerge<EntitlementRequirement[]>(ENTITLEMENTS, targets) ?? [];
     const principal = req.user as Principal;
+    // a request that only stops something (@OnlyStops): the route's plan requirements do not apply to it
+    const stops = this.reflector.get<StopsOnly | undefined>(ONLY_STOPS, context.getHandler());
+    const entitlements = stops && (!stops.when || stops.when(req.body)) ? []
+      : this.reflector.getAllAndMerge<EntitlementRequirement[]>(ENTITLEMENTS, targets) ?? [];
     const keyScope = this.reflector.getAllAndOverride<string | undefined>(API_KEY_SCOPE, targets);
     const limited = this.limiter.enabled && !this.reflector.getAllAndOverride<boolean>(NOT_RATE_LIMITED, targets);
     const reply = context.switchToHttp().getResponse();
@@ -346,11 +349,27 @@ const DOES_NOT_WRITE = 'omnizen:does-not-write';
 /** A POST that only computes (a tax calculation): open to a read-only subscription like any read. */
 export const DoesNotWrite = () => SetMetadata(DOES_NOT_WRITE, true);
 
+const ONLY_STOPS = 'omnizen:only-stops';
+interface StopsOnly { what: string; when?: (body: unknown) => boolean }
+
+/**
+ * A write that only stops something the organization set up (deleting a webhook endpoint, or a change that only disables
+ * it): open on any plan and subscription, a read-only one included, so a customer who lapsed or downgraded can always stop
+ * what still runs in its name, never start or change it. Without `when`, the route has no plan requirement at all
+ * (@WritesRequireSubscription skips it, as it skips @DoesNotWrite). With `when`, the route keeps its requirements (listed
+ * in the document, 402) and only a request whose JSON body `when` accepts is let through them: decided before the body is
+ * validated (the validation pipe refuses unknown fields and converts nothing, so `when` must accept only a body that
+ * validation leaves as it is). `what` names those requests in the 402's description (x-omnizen-only-stops). What the
+ * handler does is audited as any write of it; an API key's own plan check (API access) still applies.
+ */
+export const OnlyStops = (what: string, when?: (body: unknown) => boolean): MethodDecorator =>
+  applyDecorators(SetMetadata(ONLY_STOPS, { what, when } satisfies StopsOnly), ApiExtension('x-omnizen-only-stops', what));
+
 const READ_METHODS = new Set([RequestMethod.GET, RequestMethod.HEAD, RequestMethod.OPTIONS]);
 
 /**
- * On a controller of a paid app's module: every handler that writes (any method but GET/HEAD/OPTIONS)
- * gets @RequiresActiveSubscription(app), so a lapsed customer can still read and export, never write.
+ * On a controller of a paid app's module: every handler that writes (any method but GET/HEAD/OPTIONS; not @DoesNotWrite,
+ * nor @OnlyStops) gets @RequiresActiveSubscription(app), so a lapsed customer can still read and export, never write.
  * Applied per handler when the class is defined (class decorators run after the method decorators), so the OpenAPI
  * document lists the 402 on exactly the writes, and a write added later cannot miss it.
  */
@@ -362,6 +381,9 @@ export function WritesRequireSubscription(app: string): ClassDecorator {
       const handler = descriptor?.value;
       if (key === 'constructor' || typeof handler !== 'function' || Reflect.getMetadata(PATH_METADATA, handler) === undefined) continue;
       if (READ_METHODS.has(Reflect.getMetadata(METHOD_METADATA, handler)) || Reflect.getMetadata(DOES_NOT_WRITE, handler)) continue;
+      // a write that only ever stops something (@OnlyStops without a condition) is open to a read-only subscription
+      const stops: StopsOnly | undefined = Reflect.getMetadata(ONLY_STOPS, handler);
+      if (stops && !stops.when) continue;
       // any requirement of the same app already refuses a read-only subscription
       if ((Reflect.getMetadata(ENTITLEMENTS, handler) ?? []).some((r: EntitlementRequirement) => r.app === app)) continue;
       RequiresActiveSubscription(app)(proto, key, descriptor!);
