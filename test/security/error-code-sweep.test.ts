@@ -71,6 +71,12 @@ const VALID_BODIES: Record<string, unknown> = {
   'POST /v1/auth/verify-email': { token: 'not-a-real-verification-token' },
   'POST /v1/orgs/{orgId}/agents/{agentId}/triggers': { kind: 'event', eventType: 'bill.submitted', prompt: 'Review this bill.' },
 };
+/** Operations whose plan feature the request decides (no route requirement): what a request needing it sends. */
+const BRANDING = { displayName: 'Sweep', primaryColor: '#112233', logoUrl: 'https://sweep.example/logo.png' };
+const BODY_GATED: Record<string, { params?: Record<string, string>; body: unknown }> = {
+  'PUT /v1/orgs/{orgId}/settings/{scope}/{key}': { params: { key: 'branding' }, body: { value: BRANDING } },
+  'PATCH /v1/orgs/{orgId}/settings/{scope}': { body: { values: { timezone: 'Europe/Berlin', branding: BRANDING } } },
+};
 /** Runs `work` over `items`, `size` at a time. */
 async function inChunks<T>(items: T[], size: number, work: (item: T) => Promise<void>): Promise<void> {
   for (let i = 0; i < items.length; i += size) await Promise.all(items.slice(i, i + size).map(work));
@@ -116,21 +122,21 @@ describe('the cross-cutting error codes on every operation that declares them (O
     return op.path.replace(/\{(\w+)\}/g, (_, name: string) => VALID[name] ?? randomUUID());
   }
 
-  function send(op: Operation, org: string, headers: Record<string, string>, query?: Record<string, string>, params?: Record<string, string>) {
+  function send(op: Operation, org: string, headers: Record<string, string>, query?: Record<string, string>, params?: Record<string, string>, body?: unknown) {
     const req = t.http[op.method](url(op, org, params)).set(headers).query(query ?? {});
-    return op.body ? req.send((VALID_BODIES[op.label] ?? {}) as object) : req;
+    return op.body ? req.send((body ?? VALID_BODIES[op.label] ?? {}) as object) : req;
   }
 
   /** One request per (operation, code): its outcome against the expected status, code and details. */
   interface Case {
     op: Operation; org: string; headers: Record<string, string>; status: number; code: string; details?: Record<string, unknown>; message?: RegExp;
-    query?: Record<string, string>; params?: Record<string, string>;
+    query?: Record<string, string>; params?: Record<string, string>; body?: unknown;
   }
 
   async function sweep(cases: Case[]): Promise<string[]> {
     const failures: string[] = [];
     await inChunks(cases, 8, async (c) => {
-      const res = await send(c.op, c.org, c.headers, c.query, c.params);
+      const res = await send(c.op, c.org, c.headers, c.query, c.params, c.body);
       const error = res.body?.error;
       const ok = res.status === c.status && error?.code === c.code
         && (!c.details || expect.objectContaining(c.details).asymmetricMatch(error.details))
@@ -269,11 +275,17 @@ describe('the cross-cutting error codes on every operation that declares them (O
         op, org: starterOrg, headers: owner.auth, status: 402, code: 'billing.feature_not_in_plan',
         details: { feature: op.billing!.feature, plan: 'starter' },
       }));
+    // the settings routes have no route requirement: the key written decides (branding is white_label)
+    const byKey = declaring('billing.feature_not_in_plan').filter((op) => !op.keyScope && !op.billing && BODY_GATED[op.label])
+      .map((op): Case => ({
+        op, org: starterOrg, headers: owner.auth, status: 402, code: 'billing.feature_not_in_plan', ...BODY_GATED[op.label],
+        details: { feature: 'white_label', plan: 'starter', upgradeTo: 'enterprise' },
+      }));
     // every declaring operation is swept one way or the other; the key-refused ones by their feature
-    const produced = new Set([...keyed, ...gated].filter((c) => c.code === 'billing.feature_not_in_plan').map((c) => c.op.label));
+    const produced = new Set([...keyed, ...gated, ...byKey].filter((c) => c.code === 'billing.feature_not_in_plan').map((c) => c.op.label));
     expect(declaring('billing.feature_not_in_plan').filter((op) => !produced.has(op.label)).map((op) => op.label)).toEqual([]);
     expect(gated.map((c) => c.op.label)).toEqual(expect.arrayContaining([...KEYS_REFUSED_BY_ROLE]));
-    expect(await sweep([...keyed, ...gated])).toEqual([]);
+    expect(await sweep([...keyed, ...gated, ...byKey])).toEqual([]);
   });
 
   it('forbidden.role: a member whose role the route leaves out is a 403 naming the roles on every operation that requires one', async () => {
