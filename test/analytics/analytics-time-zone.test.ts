@@ -85,7 +85,7 @@ describe('analytics days with the server in another time zone (America/New_York)
       ($1, '2020-05-31', 'tz.old', 1, 1), ($1, '2020-06-01', 'tz.old', 1, 1)`, [orgId]);
     const deleted = await t.app.get(PrivilegedDatabase).run('analytics.maintenance',
       (db) => analyticsRepository.deleteRollUpsBefore(db, new Date('2020-06-01T00:00:00Z')));
-    expect(deleted).toBe(1);
+    expect(deleted).toEqual([{ orgId, count: 1 }]);
     const { rows } = await t.db.admin.query(`SELECT day::text FROM core.analytics_daily WHERE org_id = $1 AND event = 'tz.old'`, [orgId]);
     expect(rows).toEqual([{ day: '2020-06-01' }]);
   });

@@ -3,11 +3,15 @@ import { Cron, CronExpression } from '@nestjs/schedule';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import { Clock } from '../../platform/clock/clock.js';
 import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
+import type { Db } from '../../platform/database/database.service.js';
 import { FEATURE_LABEL_LIMIT, Metrics } from '../../platform/observability/metrics.js';
+import { AuditService } from '../audit/audit.service.js';
 import { analyticsRepository as repo } from './analytics.repository.js';
 import { AnalyticsService, MAX_AGE_MS } from './analytics.service.js';
 
 const DAY_MS = 86_400_000;
+
+type OrgCount = { orgId: string; count: number };
 
 const monthStart = (t: number, addMonths = 0) => {
   const d = new Date(t);
@@ -34,6 +38,7 @@ export class AnalyticsMaintenanceJob implements OnApplicationBootstrap {
     private readonly clock: Clock,
     private readonly metrics: Metrics,
     private readonly analytics: AnalyticsService,
+    private readonly audit: AuditService,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -52,21 +57,46 @@ export class AnalyticsMaintenanceJob implements OnApplicationBootstrap {
     await this.rollUp().catch((err) => this.logger.error(`analytics roll-up failed: ${(err as Error).message}`));
   }
 
-  /** Creates the partitions ahead, drops the expired ones and deletes the roll-ups of those months; returns the partitions' names and the roll-up rows deleted. */
+  /**
+   * Creates the partitions ahead, drops the expired ones and deletes the roll-ups of those months; returns the
+   * partitions' names and the roll-up rows deleted. Each organization that lost events, roll-ups or event names gets
+   * one audit row (analytics.retention_purged, by the system) in the same transaction: how many events and roll-ups,
+   * which names. A partition holds every organization's events: its drop is the log line's (no organization to file
+   * it under), its events counted per organization before it goes.
+   */
   async maintainPartitions(now = this.clock.now()): Promise<{ created: string[]; dropped: string[]; rollUpsDeleted: number }> {
     return this.privileged.run('analytics.maintenance', async (db) => {
       const created = await repo.createPartitions(db, monthStart(now, -1), this.config.analytics.partitionsAhead + 1);
       // keep the current month and the (retention - 1) before it
       const keepFrom = monthStart(now, -(this.config.analytics.retentionMonths - 1));
+      const events = await repo.eventsBefore(db, keepFrom);
       const dropped = await repo.dropPartitions(db, keepFrom);
-      const rollUpsDeleted = await repo.deleteRollUpsBefore(db, keepFrom);
+      const rollUps = await repo.deleteRollUpsBefore(db, keepFrom);
       // a name whose events are all past the retention no longer counts against ANALYTICS_MAX_EVENT_NAMES
-      const namesForgotten = await repo.deleteEventNamesUnusedSince(db, keepFrom);
-      if (created.length || dropped.length || rollUpsDeleted || namesForgotten) {
-        this.logger.log(`analytics partitions: created ${created.join(', ') || 'none'}; dropped ${dropped.join(', ') || 'none'}; ${rollUpsDeleted} roll-up rows deleted; ${namesForgotten} event names forgotten`);
+      const names = await repo.deleteEventNamesUnusedSince(db, keepFrom);
+      await this.auditPurge(db, keepFrom, { events, rollUps, names });
+      const rollUpsDeleted = rollUps.reduce((n, r) => n + r.count, 0);
+      if (created.length || dropped.length || rollUpsDeleted || names.length) {
+        this.logger.log(`analytics partitions: created ${created.join(', ') || 'none'}; dropped ${dropped.join(', ') || 'none'}; ${rollUpsDeleted} roll-up rows deleted; ${names.length} event names forgotten`);
       }
       return { created, dropped, rollUpsDeleted };
     });
+  }
+
+  /** One audit row per organization that lost events, roll-ups or event names to the retention. */
+  private async auditPurge(db: Db, keepFrom: Date, purged: { events: OrgCount[]; rollUps: OrgCount[]; names: { orgId: string; name: string }[] }): Promise<void> {
+    const byOrg = new Map<string, { events: number; rollUps: number; eventNamesForgotten: string[] }>();
+    const of = (orgId: string) => byOrg.get(orgId) ?? byOrg.set(orgId, { events: 0, rollUps: 0, eventNamesForgotten: [] }).get(orgId)!;
+    for (const { orgId, count } of purged.events) of(orgId).events += count;
+    for (const { orgId, count } of purged.rollUps) of(orgId).rollUps += count;
+    for (const { orgId, name } of purged.names) of(orgId).eventNamesForgotten.push(name);
+    for (const [orgId, counts] of byOrg) {
+      counts.eventNamesForgotten.sort();
+      await this.audit.recordPrivileged(db, orgId, 'system', {
+        action: 'analytics.retention_purged', entityType: 'organization', entityId: orgId,
+        after: { ...counts, before: keepFrom.toISOString().slice(0, 10), retentionMonths: this.config.analytics.retentionMonths },
+      });
+    }
   }
 
   /** Recomputes the roll-ups of every day an event may be dated in (MAX_AGE_MS back) through today. */

@@ -124,12 +124,14 @@ export const analyticsRepository = {
 
   /**
    * Forgets the names registered before `before` that no roll-up from `before` on holds (their events are past the
-   * retention): the organization may use that many new ones (privileged: service_role).
+   * retention): the organization may use that many new ones (privileged: service_role). Answers the names forgotten.
    */
-  async deleteEventNamesUnusedSince(db: Db, before: Date): Promise<number> {
-    return db.runCount(qb.deleteFrom('core.analytics_event_names as n').where('n.first_seen_at', '<', before)
+  async deleteEventNamesUnusedSince(db: Db, before: Date): Promise<{ orgId: string; name: string }[]> {
+    const rows = await db.run(qb.deleteFrom('core.analytics_event_names as n').where('n.first_seen_at', '<', before)
       .where(({ not, exists, selectFrom }) => not(exists(selectFrom('core.analytics_daily as d').select(sql`1`.as('one'))
-        .whereRef('d.org_id', '=', 'n.org_id').whereRef('d.event', '=', 'n.name').where('d.day', '>=', utcDay(before))))));
+        .whereRef('d.org_id', '=', 'n.org_id').whereRef('d.event', '=', 'n.name').where('d.day', '>=', utcDay(before)))))
+      .returning(['n.org_id', 'n.name']));
+    return rows.map((r) => ({ orgId: r.org_id, name: r.name }));
   },
 
   async topEvents(db: Db, orgId: string, from: string, to: string, limit: number): Promise<{ event: string; events: number }[]> {
@@ -173,9 +175,25 @@ export const analyticsRepository = {
     return rollUpStatement(db.$executeRaw.bind(db), days);
   },
 
-  /** Deletes the roll-ups of the days before `before` (their events' partitions are dropped: privileged, service_role). */
-  async deleteRollUpsBefore(db: Db, before: Date): Promise<number> {
-    return db.runCount(qb.deleteFrom('core.analytics_daily').where('day', '<', utcDay(before)));
+  /**
+   * Deletes the roll-ups of the days before `before` (their events' partitions are dropped: privileged, service_role);
+   * answers the rows deleted per organization.
+   */
+  async deleteRollUpsBefore(db: Db, before: Date): Promise<{ orgId: string; count: number }[]> {
+    const rows = await db.$queryRaw<{ org_id: string; count: bigint }[]>`
+      WITH d AS (DELETE FROM core.analytics_daily WHERE day < ${isoDay(before)}::date RETURNING org_id)
+      SELECT org_id::text, count(*) AS count FROM d GROUP BY org_id ORDER BY org_id`;
+    return rows.map((r) => ({ orgId: r.org_id, count: num(r.count) }));
+  },
+
+  /**
+   * The events per organization of the partitions that dropPartitions(`before`) drops (every event before `before`, a
+   * month's start: the partitions are monthly), counted before they go; only those partitions are read.
+   */
+  async eventsBefore(db: Db, before: Date): Promise<{ orgId: string; count: number }[]> {
+    const rows = await db.$queryRaw<{ org_id: string; count: bigint }[]>`
+      SELECT org_id::text, count(*) AS count FROM core.analytics_events WHERE occurred_at < ${before} GROUP BY org_id ORDER BY org_id`;
+    return rows.map((r) => ({ orgId: r.org_id, count: num(r.count) }));
   },
 
   /**

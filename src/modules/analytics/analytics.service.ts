@@ -94,7 +94,8 @@ export class AnalyticsService {
   /**
    * A batch from an app: each event checked on its own; the valid ones stored, the others reported by index. An event
    * whose name the organization's apps never sent is refused once the organization holds maxEventNames names (the
-   * batch's new names are taken in order until then).
+   * batch's new names are taken in order until then). A batch that stores events is audited once, in its transaction
+   * (analytics.events_recorded: how many of each name, and how many rejected).
    */
   async ingest(tx: TenantTx, events: unknown[]): Promise<AnalyticsBatchResultDto> {
     const now = this.clock.now();
@@ -126,6 +127,12 @@ export class AnalyticsService {
     }
     if (refused.size) rejected.sort((a, b) => a.index - b.index);
     await repo.insertEvents(tx.db, rows);
+    if (rows.length) {
+      // who stored what in the organization's data: counts and event names, never the properties (an app's free text)
+      const perName: Record<string, number> = {};
+      for (const r of rows) perName[r.name] = (perName[r.name] ?? 0) + 1;
+      await this.audit.record(tx, { action: 'analytics.events_recorded', entityType: 'analytics_event', after: { accepted: rows.length, rejected: rejected.length, events: perName } });
+    }
     tx.db.afterCommit(() => {
       // once committed: a roll-up that took the day before would not see the events
       for (const r of rows) this.receivedDays.add(r.occurredAt.getTime() - (r.occurredAt.getTime() % DAY_MS));

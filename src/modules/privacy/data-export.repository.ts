@@ -106,11 +106,14 @@ export const dataExportRepository = {
     await db.run(qb.updateTable('core.data_exports').set({ status: 'failed', error: error.slice(0, 1000) }).where('id', '=', id));
   },
 
-  /** Ready exports whose link has expired: the retention job deletes their files and marks them expired. */
-  async expire(db: Db, now: Date): Promise<string[]> {
+  /**
+   * Ready exports whose link has expired: the retention job deletes their files and marks them expired. Answers the
+   * files and the organization of each export expired.
+   */
+  async expire(db: Db, now: Date): Promise<{ files: string[]; orgIds: string[] }> {
     const rows = await db.run(qb.updateTable('core.data_exports').set({ status: 'expired' })
-      .where('status', '=', 'ready').where('expires_at', '<=', now).returning(['id', 'file_name']));
-    return ownFiles(rows);
+      .where('status', '=', 'ready').where('expires_at', '<=', now).returning(['id', 'file_name', 'org_id']));
+    return { files: ownFiles(rows), orgIds: rows.map((r) => r.org_id) };
   },
 
   /** Of these exports (ids of archives on disk), those failed or expired: their archives are to be deleted. */

@@ -147,15 +147,15 @@ export class DataExportService implements OnModuleInit {
   /**
    * The retention job: expired exports' files are deleted and their rows marked expired; and an archive left on disk by
    * an export that failed or expired (a failure after its file was complete, a file deleted on its erasure that a
-   * crash kept) goes too.
+   * crash kept) goes too. Answers the files deleted, and the organization of each export it expired.
    */
-  async purgeExpired(db: Db, now: Date): Promise<number> {
-    const files = await repo.expire(db, now);
+  async purgeExpired(db: Db, now: Date): Promise<{ files: number; expiredIn: string[] }> {
+    const { files, orgIds } = await repo.expire(db, now);
     const onDisk = (await readdir(this.config.dataExportDir).catch(() => [] as string[]))
       .map((f) => /^([0-9a-f-]{36})\.zip$/.exec(f)?.[1]).filter((id): id is string => !!id);
     const left = await repo.finishedWithout(db, onDisk);
     for (const f of [...files, ...left.map(archiveName)]) await rm(join(this.config.dataExportDir, f), { force: true });
-    return files.length + left.length;
+    return { files: files.length + left.length, expiredIn: orgIds };
   }
 
   /** The job: idempotent per export (a finished one is left; an interrupted one starts over). */
@@ -250,9 +250,11 @@ export class DataExportService implements OnModuleInit {
     const emails = await erasureRepository.provenEmails(db, userId);
     // what their erasure would delete with the organizations that go with them (their knowledge base) is theirs to take
     const erasedOrgIds = organizationsErasedWith(await erasureRepository.memberships(db, userId));
+    // where their erasure would look for rows that name them (value scans bounded to their organizations)
+    const orgIds = await erasureRepository.organizationsOf(db, userId, emails);
     const own = new Set<string>([userSubject(userId), ...emails.map(emailSubject)]);
     const entries = PERSONAL_DATA_CATALOG.filter((t) => t.exported !== false)
-      .map((t) => ({ t, where: locate(t, { userId, emails, erasedOrgIds }, false) }))
+      .map((t) => ({ t, where: locate(t, { userId, emails, orgIds, erasedOrgIds }, false) }))
       .filter((x): x is { t: typeof x.t; where: { sql: string; values: unknown[] } } => !!x.where && x.t.person.kind !== 'value-scan');
     const tables = await repo.columnsOf(db, entries.map((e) => e.t.table));
     const byName = new Map(tables.map((t) => [t.table, t]));

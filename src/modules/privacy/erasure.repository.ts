@@ -209,9 +209,10 @@ export const erasureRepository = {
         counts[t.table] = await db.$executeRawUnsafe(`DELETE FROM ${t.table} x WHERE ${where.sql}`, ...where.values);
         continue;
       }
+      const values = [...where.values];
       const sets = treatments.flatMap(([column, tr]) =>
-        tr.kind === 'erase' ? [`${quote(column)} = NULL`] : tr.kind === 'pseudonymize' ? [`${quote(column)} = ${tr.sql}`] : []);
-      counts[t.table] = await db.$executeRawUnsafe(`UPDATE ${t.table} x SET ${sets.join(', ')} WHERE ${where.sql}`, ...where.values);
+        tr.kind === 'erase' ? [`${quote(column)} = NULL`] : tr.kind === 'pseudonymize' ? [`${quote(column)} = ${bindPerson(tr.sql, person, values)}`] : []);
+      counts[t.table] = await db.$executeRawUnsafe(`UPDATE ${t.table} x SET ${sets.join(', ')} WHERE ${where.sql}`, ...values);
     }
     return { counts, deletedJobIds };
   },
@@ -294,10 +295,22 @@ async function cancelLockedRuns(db: Db, locked: { org_id: string; id: string; st
 export interface LocatedPerson {
   userId: string;
   emails: string[];
-  /** the erasure's: the organizations they are or were in (erasureRepository.organizationsOf), the bound of tables with an orgColumn */
+  /**
+   * the organizations they are or were in (erasureRepository.organizationsOf): the erasure's bound of tables with an
+   * orgColumn, and of value scans with one (erasure and export)
+   */
   orgIds?: string[];
   /** the organizations that go with them (organizationsErasedWith): what the `erased-org` locator finds; erasure and export give it */
   erasedOrgIds?: string[];
+}
+
+/** A pseudonym's SQL with its `:person` and `:emails` (Treatment) as parameters appended to `values`. */
+function bindPerson(sql: string, person: LocatedPerson, values: unknown[]): string {
+  let user: string | undefined;
+  let emails: string | undefined;
+  return sql
+    .replace(/(?<!:):person\b/g, () => (user ??= `$${values.push(person.userId)}::text`))
+    .replace(/(?<!:):emails\b/g, () => (emails ??= `$${values.push(person.emails.map((e) => e.toLowerCase()))}::text[]`));
 }
 
 /** The treatments that change a row (the others leave it as it is). */
@@ -309,7 +322,8 @@ const CHANGED = new Set<Treatment['kind']>(['erase', 'pseudonymize', 'delete-row
  * table's `alsoErasedBy` locators count too (an export leaves them out: those rows are other people's records); else
  * (an export) its `alsoExportedBy` locators do (rows the erasure leaves: an organization's record they wrote; the rows
  * reached `through` such a row are not theirs by it); and a table
- * with an orgColumn is looked at in the person's organizations only (`person.orgIds`, which the erasure must give). A person
+ * with an orgColumn is looked at in the person's organizations only (`person.orgIds`, which the erasure must give), as is a
+ * value scan with one, by the export too. A person
  * with no proven address is located by nothing e-mail-based (an e-mail column matches no row; no value is scanned).
  */
 export function locate(t: PersonalDataTable, person: LocatedPerson, erasure = true): { sql: string; values: unknown[] } | undefined {
@@ -361,7 +375,10 @@ function conditionOf(t: PersonalDataTable, person: LocatedPerson, erasure: boole
         const scanned = valueScanPattern(person.emails, l.userId ? person.userId : undefined);
         if (!changed.length || !scanned) return undefined;
         const pattern = p.param(scanned);
-        return changed.map((c) => `${col(c)}::text ~* ${pattern}`).join(' OR ');
+        const scan = changed.map((c) => `${col(c)}::text ~* ${pattern}`).join(' OR ');
+        if (!l.orgColumn) return scan;
+        if (!person.orgIds) throw new Error(`${t.table}: its value scan looks only in the person's organizations; none given`);
+        return `${col(l.orgColumn)} = ANY(${(p.orgs ??= p.param(person.orgIds))}::uuid[]) AND (${scan})`;
       }
       case 'through': {
         const parent = PERSONAL_DATA_CATALOG.find((x) => x.table === l.table);
@@ -385,40 +402,67 @@ function conditionOf(t: PersonalDataTable, person: LocatedPerson, erasure: boole
   return `${col(t.orgColumn)} = ANY(${orgs}::uuid[]) AND (${any})`;
 }
 
-/** The retention job's statements: each deletes one data class older than its cutoff (computed from the injected clock). */
+/** Rows a purge deleted in one organization (null: rows of no organization's, a person's digests without a personal one). */
+export interface PurgedInOrg {
+  orgId: string | null;
+  count: number;
+}
+
+type OrgCountRow = { org_id: string | null; count: number };
+const perOrg = (rows: OrgCountRow[]): PurgedInOrg[] => rows.map((r) => ({ orgId: r.org_id, count: r.count }));
+
+/**
+ * The retention job's statements: each deletes one data class older than its cutoff (computed from the injected clock)
+ * and answers the rows it deleted per organization (RetentionJob audits each organization's).
+ */
 export const retentionRepository = {
-  async purgeWebhookDeliveries(db: Db, cutoff: Date): Promise<number> {
+  async purgeWebhookDeliveries(db: Db, cutoff: Date): Promise<PurgedInOrg[]> {
     // attempts go with their message (ON DELETE CASCADE); pending messages are still being delivered, unless their
     // endpoint has been disabled since before the cutoff (they wait for it to be enabled again: not that long). A
     // delivery's age counts from its last attempt: a message replayed by hand keeps its fresh attempts
-    return db.$executeRaw`DELETE FROM core.webhook_messages m WHERE coalesce(m.last_attempt_at, m.created_at) < ${cutoff}
-      AND (m.status <> 'pending' OR EXISTS (SELECT 1 FROM core.webhook_endpoints e
-        WHERE e.org_id = m.org_id AND e.id = m.endpoint_id AND NOT e.enabled AND e.disabled_at < ${cutoff}))`;
+    return perOrg(await db.$queryRaw<OrgCountRow[]>`WITH d AS (
+      DELETE FROM core.webhook_messages m WHERE coalesce(m.last_attempt_at, m.created_at) < ${cutoff}
+        AND (m.status <> 'pending' OR EXISTS (SELECT 1 FROM core.webhook_endpoints e
+          WHERE e.org_id = m.org_id AND e.id = m.endpoint_id AND NOT e.enabled AND e.disabled_at < ${cutoff}))
+      RETURNING m.org_id)
+      SELECT org_id::text, count(*)::int AS count FROM d GROUP BY org_id ORDER BY org_id`);
   },
 
-  async purgeProcessedJobs(db: Db, cutoff: Date): Promise<number> {
-    return db.$executeRaw`DELETE FROM core.outbox WHERE processed_at IS NOT NULL AND processed_at < ${cutoff}`;
+  async purgeProcessedJobs(db: Db, cutoff: Date): Promise<PurgedInOrg[]> {
+    return perOrg(await db.$queryRaw<OrgCountRow[]>`WITH d AS (
+      DELETE FROM core.outbox WHERE processed_at IS NOT NULL AND processed_at < ${cutoff} RETURNING org_id)
+      SELECT org_id::text, count(*)::int AS count FROM d GROUP BY org_id ORDER BY org_id`);
   },
 
   /**
    * Notifications' receipts of routed events (they keep an event from being routed twice): one whose event is no
    * longer waiting in the outbox can never be routed again.
    */
-  async purgeEventReceipts(db: Db, cutoff: Date): Promise<number> {
-    return db.$executeRaw`DELETE FROM core.notification_event_receipts r WHERE r.routed_at < ${cutoff}
-      AND NOT EXISTS (SELECT 1 FROM core.outbox o WHERE o.org_id = r.org_id AND o.id = r.event_id AND o.processed_at IS NULL)`;
+  async purgeEventReceipts(db: Db, cutoff: Date): Promise<PurgedInOrg[]> {
+    return perOrg(await db.$queryRaw<OrgCountRow[]>`WITH d AS (
+      DELETE FROM core.notification_event_receipts r WHERE r.routed_at < ${cutoff}
+        AND NOT EXISTS (SELECT 1 FROM core.outbox o WHERE o.org_id = r.org_id AND o.id = r.event_id AND o.processed_at IS NULL)
+      RETURNING r.org_id)
+      SELECT org_id::text, count(*)::int AS count FROM d GROUP BY org_id ORDER BY org_id`);
   },
 
   /**
    * Finished e-mail deliveries (sent, failed for good, not sent, summarized in a digest), counted from when they
-   * were sent or else made, then the sent digests none of the kept deliveries points to. Queued, sending and
-   * digest-pending ones are still in flight.
+   * were sent or else made, then the sent digests none of the kept deliveries points to (a person's, of no
+   * organization: counted in their personal one). Queued, sending and digest-pending ones are still in flight.
    */
-  async purgeEmailDeliveries(db: Db, cutoff: Date): Promise<number> {
-    const deliveries = await db.$executeRaw`DELETE FROM core.email_deliveries
-      WHERE status IN ('sent', 'failed', 'not_sent', 'digested') AND coalesce(sent_at, created_at) < ${cutoff}`;
-    await db.$executeRaw`DELETE FROM core.email_digests g WHERE g.sent_at < ${cutoff}
-      AND NOT EXISTS (SELECT 1 FROM core.email_deliveries d WHERE d.digest_id = g.id)`;
-    return deliveries;
+  async purgeEmailDeliveries(db: Db, cutoff: Date): Promise<{ deliveries: PurgedInOrg[]; digests: PurgedInOrg[] }> {
+    const deliveries = perOrg(await db.$queryRaw<OrgCountRow[]>`WITH d AS (
+      DELETE FROM core.email_deliveries WHERE status IN ('sent', 'failed', 'not_sent', 'digested') AND coalesce(sent_at, created_at) < ${cutoff}
+      RETURNING org_id)
+      SELECT org_id::text, count(*)::int AS count FROM d GROUP BY org_id ORDER BY org_id`);
+    const digests = perOrg(await db.$queryRaw<OrgCountRow[]>`WITH d AS (
+      DELETE FROM core.email_digests g WHERE g.sent_at < ${cutoff}
+        AND NOT EXISTS (SELECT 1 FROM core.email_deliveries d WHERE d.digest_id = g.id)
+      RETURNING g.user_id)
+      SELECT o.id::text AS org_id, count(*)::int AS count
+      FROM d LEFT JOIN core.organizations o ON o.owner_user_id = d.user_id AND o.account_type = 'personal'
+      GROUP BY o.id ORDER BY o.id`);
+    return { deliveries, digests };
   },
 };

@@ -37,14 +37,20 @@ export type PersonLocator =
    * the row names nobody in particular: its value may mention a person (JSON payloads). As the erasure's locator, the
    * rows whose erased, pseudonymized or deleted columns name one of the person's proven addresses (as a whole) are
    * theirs; `userId`: also those whose `userId` key holds their id (an event about them: a sign-in from a new device
-   * carries its user agent and network along with it; not an event where they only acted, e.g. invitedBy)
+   * carries its user agent and network along with it; not an event where they only acted, e.g. invitedBy). `orgColumn`:
+   * only the rows of the person's organizations (LocatedPerson.orgIds, which erasure and export then give), in the erasure
+   * and the export alike: a row of an organization they never knew that names their address is that organization's record
    */
-  | { kind: 'value-scan'; userId?: true };
+  | { kind: 'value-scan'; userId?: true; orgColumn?: string };
 
 export type Treatment =
   /** set to NULL */
   | { kind: 'erase' }
-  /** replaced by a non-identifying value; `sql` is an SQL expression over the row (`id` etc.) */
+  /**
+   * replaced by a non-identifying value; `sql` is an SQL expression over the row (`id` etc.), in which `:person` is the
+   * erased person's user id (text) and `:emails` their proven addresses (text[], lower case), bound as parameters: for a
+   * row located by its content, whose column may name someone else
+   */
   | { kind: 'pseudonymize'; sql: string }
   /** the whole row is deleted with the person */
   | { kind: 'delete-row' }
@@ -232,13 +238,20 @@ export const PERSONAL_DATA_CATALOG: PersonalDataTable[] = [
     },
   },
   {
-    table: 'core.analytics_events', person: { kind: 'user', column: 'user_id' }, describes: 'product analytics events about you',
+    // also the events of their organizations whose ids or properties name one of their proven addresses: an app's event
+    // sent with an anonymous id only (user_id NULL, whoever sent it: a member's app relays visitors too) or under
+    // another user id carries whatever free text the app put in its properties, the person's e-mail among them. Only in
+    // their organizations (the value scan's orgColumn), as ai.runs: another organization's event naming their address is
+    // its record
+    table: 'core.analytics_events', person: { kind: 'user', column: 'user_id' }, alsoLocatedBy: [{ kind: 'value-scan', orgColumn: 'org_id' }],
+    describes: 'product analytics events about you, and those of your organizations that name your e-mail',
     // pseudonymized, not deleted: the organization's aggregates stay. One random id for all the person's rows, drawn once
     // per erasure (an uncorrelated sub-select is an InitPlan: evaluated once per statement, and the statement is this
     // person's): their events stay one user in the distinct counts (active users, the roll-ups' users), and the id links
-    // them to nobody. A fresh id per row would count one erased person with N events on a day as N users.
+    // them to nobody. A fresh id per row would count one erased person with N events on a day as N users. An event found
+    // by its content keeps its user id (NULL, or another user's: their counts stay theirs) unless it is one of their addresses
     columns: {
-      user_id: { kind: 'pseudonymize', sql: `(SELECT 'erased-' || gen_random_uuid())` },
+      user_id: { kind: 'pseudonymize', sql: `CASE WHEN user_id = :person OR lower(user_id) = ANY(:emails) THEN (SELECT 'erased-' || gen_random_uuid()) ELSE user_id END` },
       anonymous_id: ERASE,
       properties: { kind: 'pseudonymize', sql: `'{}'::jsonb` },
       name: notPersonal('the event name'),

@@ -3,9 +3,11 @@ import { SchedulerRegistry } from '@nestjs/schedule';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import { Clock } from '../../platform/clock/clock.js';
 import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
+import type { Db } from '../../platform/database/database.service.js';
 import { scheduleFromConfig } from '../../platform/queue/schedule.js';
 import { OutboxRelay } from '../../platform/queue/outbox-relay.service.js';
-import { retentionRepository } from './erasure.repository.js';
+import { AuditService } from '../audit/audit.service.js';
+import { retentionRepository, type PurgedInOrg } from './erasure.repository.js';
 import { DataExportService } from './data-export.service.js';
 
 export const RETENTION_JOB = 'privacy.retention';
@@ -16,7 +18,9 @@ export const QUEUE_SWEEP_LIMIT = 1000;
 /**
  * Purges what has passed its retention, per data class (RETENTION_* settings; the table in docs/privacy.md), on
  * RETENTION_CRON. Sessions, refresh tokens and spent links are purged by auth's SessionPurgeJob (JOBS_PURGE_CRON).
- * Counts only are logged: no personal data leaves the database.
+ * Counts only are logged: no personal data leaves the database. Each organization that lost rows gets one audit row
+ * (privacy.retention_purged, by the system) in the purge's transaction: how many of each class, and the retention that
+ * took them; a person's sent digests (of no organization) count in their personal organization's.
  */
 @Injectable()
 export class RetentionJob implements OnModuleInit {
@@ -29,6 +33,7 @@ export class RetentionJob implements OnModuleInit {
     private readonly clock: Clock,
     private readonly exports: DataExportService,
     private readonly relay: OutboxRelay,
+    private readonly audit: AuditService,
   ) {}
 
   onModuleInit(): void {
@@ -38,14 +43,25 @@ export class RetentionJob implements OnModuleInit {
   async run(): Promise<{ webhookDeliveries: number; processedJobs: number; eventReceipts: number; emailDeliveries: number; dataExports: number }> {
     const now = this.clock.now();
     const { webhookDeliveryDays, outboxDays, emailDeliveryDays } = this.config.retention;
-    const result = await this.privileged.run('privacy.retention', async (db) => ({
-      webhookDeliveries: await retentionRepository.purgeWebhookDeliveries(db, new Date(now - webhookDeliveryDays * DAY_MS)),
-      processedJobs: await retentionRepository.purgeProcessedJobs(db, new Date(now - outboxDays * DAY_MS)),
-      eventReceipts: await retentionRepository.purgeEventReceipts(db, new Date(now - outboxDays * DAY_MS)),
-      emailDeliveries: await retentionRepository.purgeEmailDeliveries(db, new Date(now - emailDeliveryDays * DAY_MS)),
+    const result = await this.privileged.run('privacy.retention', async (db) => {
+      const purged: Record<string, PurgedInOrg[]> = {
+        webhookDeliveries: await retentionRepository.purgeWebhookDeliveries(db, new Date(now - webhookDeliveryDays * DAY_MS)),
+        processedJobs: await retentionRepository.purgeProcessedJobs(db, new Date(now - outboxDays * DAY_MS)),
+        eventReceipts: await retentionRepository.purgeEventReceipts(db, new Date(now - outboxDays * DAY_MS)),
+      };
+      const email = await retentionRepository.purgeEmailDeliveries(db, new Date(now - emailDeliveryDays * DAY_MS));
+      purged.emailDeliveries = email.deliveries;
+      purged.emailDigests = email.digests;
       // exports whose download link has expired: their files are deleted (the row stays, marked expired)
-      dataExports: await this.exports.purgeExpired(db, new Date(now)),
-    }));
+      const exports = await this.exports.purgeExpired(db, new Date(now));
+      purged.dataExportsExpired = [...new Set(exports.expiredIn)].map((orgId) => ({ orgId, count: exports.expiredIn.filter((o) => o === orgId).length }));
+      await this.auditPerOrganization(db, purged);
+      const total = (rows: PurgedInOrg[]) => rows.reduce((n, r) => n + r.count, 0);
+      return {
+        webhookDeliveries: total(purged.webhookDeliveries), processedJobs: total(purged.processedJobs), eventReceipts: total(purged.eventReceipts),
+        emailDeliveries: total(purged.emailDeliveries), dataExports: exports.files,
+      };
+    });
     this.logger.log(result, 'retention purge');
     // then the jobs queue: copies of jobs whose outbox row is gone (this purge, an erasure, an organization's deletion)
     // would keep their payload in Redis, a failed one for ever. Bounded per run; the next run goes on
@@ -56,5 +72,25 @@ export class RetentionJob implements OnModuleInit {
       });
     if (swept) this.logger.log({ queueCopiesRemoved: swept }, 'retention purge of the jobs queue');
     return result;
+  }
+
+  /** One audit row per organization that lost rows: its count of each class (0 for the others) and the retention settings. */
+  private async auditPerOrganization(db: Db, purged: Record<string, PurgedInOrg[]>): Promise<void> {
+    const byOrg = new Map<string, Record<string, number>>();
+    for (const [kind, rows] of Object.entries(purged)) {
+      for (const { orgId, count } of rows) {
+        if (!orgId || !count) continue;
+        const counts = byOrg.get(orgId) ?? Object.fromEntries(Object.keys(purged).map((k) => [k, 0]));
+        counts[kind] += count;
+        byOrg.set(orgId, counts);
+      }
+    }
+    const { webhookDeliveryDays, outboxDays, emailDeliveryDays } = this.config.retention;
+    for (const [orgId, counts] of byOrg) {
+      await this.audit.recordPrivileged(db, orgId, 'system', {
+        action: 'privacy.retention_purged', entityType: 'organization', entityId: orgId,
+        after: { ...counts, retentionDays: { webhookDeliveries: webhookDeliveryDays, outbox: outboxDays, emailDeliveries: emailDeliveryDays } },
+      });
+    }
   }
 }
