@@ -123,7 +123,7 @@ describe('the request limiter while Redis is down', () => {
   });
 
   it('counts in memory while Redis does not answer, and in Redis again once it is back', async () => {
-    const config = { rateLimits: { enabled: true, leaseMax: 100 }, redisPrefix: 'test:leases-down', redisUrl: redis.url } as unknown as AppConfig;
+    const config = { rateLimits: { enabled: true, leaseMax: 100 }, redisPrefix: 'test:leases-down', redisUrl: redis.url, auth: { supabaseJwtSecret: 'leases-down-secret' } } as unknown as AppConfig;
     service = new RedisService(config);
     const limiter = new RateLimiter(config, service, new ManualClock());
     await until('the limiter\'s Redis connection is ready', () => service.client!.status === 'ready');

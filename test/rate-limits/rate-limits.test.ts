@@ -1,11 +1,29 @@
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { randomBytes, randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
 import { DatabaseService } from '../../src/platform/database/database.service.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { createOrg, onEnterprisePlan, onPlan, registerUser, uniqueEmail, type TestUser } from '../support/factories.js';
 import { OrgRateLimits, RateLimiter } from '../../src/platform/http/rate-limit.js';
 import { httpAdapter } from '../../src/bootstrap.js';
 import { loadConfig } from '../../src/platform/config/config.js';
+
+/** Every key the app holds in Redis (under its REDIS_PREFIX). */
+async function redisKeys(t: TestApp): Promise<string[]> {
+  const client = new Redis(t.config.redisUrl!);
+  try {
+    const all: string[] = [];
+    let cursor = '0';
+    do {
+      const [next, batch] = await client.scan(cursor, 'MATCH', `${t.config.redisPrefix}:*`, 'COUNT', 1000);
+      all.push(...batch);
+      cursor = next;
+    } while (cursor !== '0');
+    return all;
+  } finally {
+    client.disconnect();
+  }
+}
 
 /** Requests per minute: per organization (plan or override), per API key, per client IP on public routes; health exempt. */
 // the full 1,000-request race against Redis (shared by every instance); a shorter one in memory
@@ -139,6 +157,16 @@ describe.each([
       expect(refused.body.error.message).toContain('this client address was refused 3 times');
       expect(Number(refused.headers['retry-after'])).toBeGreaterThan(0);
       expect(transactions).toHaveBeenCalledTimes(3); // the fourth took no connection
+      // the address's buckets name it by its keyed hash (`refused:ip:<hash>`), in this process and in Redis (docs/privacy.md)
+      const limiter = t.app.get(RateLimiter);
+      const bucket = `refused:${limiter.addressBucket('203.0.113.5')}`;
+      expect(bucket).toMatch(/^refused:ip:[\w-]{43}$/);
+      expect([...(limiter as unknown as { refusedUntil: Map<string, unknown> }).refusedUntil.keys()]).toContain(bucket);
+      if (t.config.redisUrl) {
+        const keys = await redisKeys(t);
+        expect(keys).toContain(`${t.config.redisPrefix}:rl:3:${bucket}`);
+        expect(keys.filter((k) => k.includes('203.0.113.5'))).toEqual([]);
+      }
       // another address still reaches the database (and is refused by it)
       expect((await asMadeUp('203.0.113.6')).status).toBe(401);
 

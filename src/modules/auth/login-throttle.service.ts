@@ -1,15 +1,18 @@
-import { createHmac } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
-import { Clock } from '../../platform/clock/clock.js';
+import { CallTimer, Clock, withTimeout } from '../../platform/clock/clock.js';
 import { RedisService } from '../../platform/redis/redis.service.js';
-import { clientAddressKey } from '../../platform/http/client-address.js';
+import { RedisFallback } from '../../platform/redis/redis-fallback.js';
+import { CounterPseudonyms } from '../../platform/http/client-address.js';
 import { AppError } from '../../platform/errors/app-error.js';
 import { AuthErrors } from './auth.errors.js';
 
 /** A failed sign-in of one kind is audited at most once a minute per e-mail (LoginThrottle.reserveFailureAudit). */
 export const FAILED_SIGN_IN_AUDIT_WINDOW_MS = 60_000;
+
+/** How long the first calls of a process wait for the shared Redis client's first connection (LoginThrottle.withRedis). */
+export const FIRST_CONNECTION_WAIT_MS = 2000;
 
 /** One counted limit: at most `limit` attempts per `windowMs`, the window starting at the first attempt. */
 interface Counter {
@@ -63,25 +66,34 @@ return 0`;
  * A successful login clears its account + address counter and gives its attempt back to the
  * other two. Registrations: REGISTER_MAX_PER_ADDRESS per REGISTER_WINDOW_SECONDS per address.
  * Counters live in Redis when configured (shared by every instance), in this process otherwise
- * or while Redis is unreachable; both run the same reserve-or-refuse step.
+ * or while Redis is unreachable (RedisFallback, as the request limiter); both run the same reserve-or-refuse step.
  *
  * A counter's key names no person: the e-mail (lowercased) and the client address (clientAddressKey) are replaced by a
- * keyed hash (HMAC-SHA-256 under a key derived from SUPABASE_JWT_SECRET, which every instance shares), so neither Redis
- * nor this process's map holds an address, and an erasure has nothing there to delete (docs/privacy.md). Without the
- * secret the hashes cannot be recomputed from a guessed address.
+ * keyed hash (CounterPseudonyms), so neither Redis nor this process's map holds an address, and an erasure has nothing
+ * there to delete (docs/privacy.md).
  */
 @Injectable()
 export class LoginThrottle {
   private readonly logger = new Logger(LoginThrottle.name);
   private readonly memory = new Map<string, { count: number; reset: number }>();
-  private readonly pseudonymKey: Buffer;
+  private readonly pseudonyms: CounterPseudonyms;
+  private readonly fallback: RedisFallback;
+  /** the shared client has connected once, or the first calls stopped waiting for it: no call waits again (withRedis) */
+  private connectedOnce: boolean;
+  /** the first calls' one wait for the first connection */
+  private firstConnection?: Promise<void>;
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly redis: RedisService,
     private readonly clock: Clock,
+    private readonly timer: CallTimer,
   ) {
-    this.pseudonymKey = createHmac('sha256', config.auth.supabaseJwtSecret).update('omnizen.login_throttle_key.v1').digest();
+    this.pseudonyms = new CounterPseudonyms(config.auth.supabaseJwtSecret);
+    this.fallback = new RedisFallback('login throttle', this.logger, () => clock.now());
+    const client = redis.client;
+    this.connectedOnce = !client || client.status === 'ready';
+    client?.once('ready', () => { this.connectedOnce = true; });
   }
 
   /** The keys of a login's three counters (account + address, account, address); the tests read them. */
@@ -104,16 +116,12 @@ export class LoginThrottle {
 
   /** An e-mail as a key names it: its keyed hash (the same for any case of the address). */
   private accountKey(email: string): string {
-    return this.pseudonym(`email:${email.trim().toLowerCase()}`);
+    return this.pseudonyms.of(`email:${email.trim().toLowerCase()}`);
   }
 
   /** A client address (an IPv6 one by its /64) as a key names it: its keyed hash. */
   private addressKey(ip: string | undefined): string {
-    return this.pseudonym(`ip:${clientAddressKey(ip)}`);
-  }
-
-  private pseudonym(value: string): string {
-    return createHmac('sha256', this.pseudonymKey).update(value, 'utf8').digest('base64url');
+    return this.pseudonyms.address(ip);
   }
 
   /** Counts a login attempt, or refuses it (429 auth.locked) without counting when a limit is reached. */
@@ -196,20 +204,35 @@ export class LoginThrottle {
   }
 
   /**
-   * Runs `op` on Redis when configured. The shared client does not queue commands while
-   * (re)connecting, so wait briefly for it (just after boot); if Redis stays unreachable or
-   * fails, count in this process instead.
+   * Runs `op` on Redis when configured; counts in this process instead when Redis fails it (down: at once, the shared
+   * client queues nothing while it is not connected; silent: after the command timeout, and then without asking for a
+   * while: RedisFallback). Only a process whose client has never connected waits for it: once, at most
+   * FIRST_CONNECTION_WAIT_MS, shared by the calls that arrive meanwhile. Without that wait the first attempts a new
+   * instance takes (a deploy, a scale-out) would be counted apart from the shared counters, and a lock the other
+   * instances wrote would not hold there. Later (Redis lost, reconnecting), no call waits: each would otherwise cost the
+   * whole wait (two of them for a login that succeeds).
    */
   private async withRedis<T>(op: (redis: Redis) => Promise<T>, inMemory: () => T): Promise<T> {
     const redis = this.redis.client;
     if (!redis) return inMemory();
+    if (!this.connectedOnce) await this.firstConnectionOf(redis);
+    if (!this.fallback.mayAsk()) return inMemory();
     try {
-      if (redis.status !== 'ready') await waitUntilReady(redis, 2000);
-      return await op(redis);
+      const result = await op(redis);
+      this.fallback.answered();
+      return result;
     } catch (err) {
-      this.logger.warn({ err: (err as Error).message }, 'login throttle: Redis unavailable, counting in this process');
+      this.fallback.failed(err);
       return inMemory();
     }
+  }
+
+  private firstConnectionOf(redis: Redis): Promise<void> {
+    this.firstConnection ??= withTimeout(new Promise<void>((resolve) => redis.once('ready', () => resolve())), FIRST_CONNECTION_WAIT_MS,
+      () => new Error(`Redis not connected after ${FIRST_CONNECTION_WAIT_MS} ms`), this.timer)
+      .catch(() => undefined)
+      .finally(() => { this.connectedOnce = true; });
+    return this.firstConnection;
   }
 }
 
@@ -218,12 +241,4 @@ function tooMany(code: 'auth.locked' | 'auth.rate_limited', message: string, ret
   const err = AuthErrors.error(code, message, { retryAfterSeconds });
   err.retryAfterSeconds = retryAfterSeconds;
   return err;
-}
-
-function waitUntilReady(redis: Redis, ms: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => { redis.off('ready', onReady); reject(new Error(`Redis not ready after ${ms} ms (${redis.status})`)); }, ms);
-    const onReady = () => { clearTimeout(timer); resolve(); };
-    redis.once('ready', onReady);
-  });
 }

@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { isIPv4, isIPv6 } from 'node:net';
 
 /**
@@ -18,4 +19,29 @@ export function clientAddressKey(ip: string | undefined): string {
   const last = groups(tail);
   const all = tail === undefined ? first : [...first, ...Array<string>(8 - width(first) - width(last)).fill('0'), ...last];
   return `${all.slice(0, 4).map((g) => parseInt(g, 16).toString(16)).join(':')}::/64`;
+}
+
+/**
+ * How a limiter's counter key names a person (an e-mail, a client address) without holding it: its keyed hash,
+ * HMAC-SHA-256 under a key derived from SUPABASE_JWT_SECRET, which every instance shares (so they count alike). Neither
+ * Redis nor a process's memory then holds an address an erasure would have to delete (docs/privacy.md), and without the
+ * secret a hash cannot be recomputed from a guessed address. Used by the login throttle and the request limiter.
+ */
+export class CounterPseudonyms {
+  private readonly key: Buffer;
+
+  constructor(secret: string) {
+    // the label names the first user of the key: another one would start every live counter over (a lockout with it)
+    this.key = createHmac('sha256', secret).update('omnizen.login_throttle_key.v1').digest();
+  }
+
+  /** `value`'s keyed hash (base64url). */
+  of(value: string): string {
+    return createHmac('sha256', this.key).update(value, 'utf8').digest('base64url');
+  }
+
+  /** A client address (an IPv6 one by its /64: clientAddressKey) as a key names it. */
+  address(ip: string | undefined): string {
+    return this.of(`ip:${clientAddressKey(ip)}`);
+  }
 }

@@ -10,16 +10,12 @@ import { Clock } from '../clock/clock.js';
 import type { Db } from '../database/database.service.js';
 import { rateLimitRepository } from './rate-limit.repository.js';
 import { RedisTokenLeases, type Token } from './rate-limit-leases.js';
-import { clientAddressKey } from './client-address.js';
+import { CounterPseudonyms } from './client-address.js';
+import { RedisFallback } from '../redis/redis-fallback.js';
 import type { Principal } from '../auth/principal.js';
 import type { Observable } from 'rxjs';
 
 const WINDOW_SECONDS = 60;
-/**
- * After Redis did not answer a claim within REDIS_COMMAND_TIMEOUT_MS, the limiter counts in memory this long before it
- * asks Redis again: a hung Redis costs one command timeout per second, not one per request.
- */
-const REDIS_RETRY_MS = 1000;
 /**
  * How long an API key (its id and the hash of its secret) the database let in skips the refused callers' pre-check
  * (RateLimiter.keyVerified), renewed by each request it makes; and how many such keys one instance remembers.
@@ -48,12 +44,13 @@ export const LIMITED_PER_ORGANIZATION = 'omnizen:limited-per-organization';
 export const LimitedPerOrganization = () => SetMetadata(LIMITED_PER_ORGANIZATION, true);
 
 /**
- * Requests per minute per bucket (`org:<id>`, `key:<id>`, `ip:<address or IPv6 /64>`), with a per-bucket limit. With REDIS_URL
+ * Requests per minute per bucket (`org:<id>`, `key:<id>`, `ip:<keyed hash of the address or IPv6 /64>`: addressBucket),
+ * with a per-bucket limit. With REDIS_URL
  * the counters live in Redis, shared by every API instance: an instance claims a bucket's tokens with one atomic Lua
  * call that never hands out more than the limit (RedisTokenLeases: a block of them while the bucket is far from its
  * limit, one per request near it, so 1,000 parallel requests against a limit of 5 let exactly 5 through), and a
  * request far from the limit usually costs no round trip at all. Without Redis, or while Redis does not answer (down,
- * or silent past REDIS_COMMAND_TIMEOUT_MS; then asked again at most once a second), an in-process counter
+ * or silent past REDIS_COMMAND_TIMEOUT_MS; then asked again at most once a second: RedisFallback), an in-process counter
  * (rate-limiter-flexible's RateLimiterMemory) decides. Fixed one-minute windows, starting at a
  * bucket's first request.
  */
@@ -62,10 +59,8 @@ export class RateLimiter {
   private readonly logger = new Logger(RateLimiter.name);
   private readonly inMemory = new Map<number, RateLimiterMemory>();
   private readonly leases: RedisTokenLeases | null;
-  /** Redis failed the last claim: warn once per outage, not once per request */
-  private redisDown = false;
-  /** after Redis did not answer in time, when (clock ms) the next request may ask it again; until then memory decides */
-  private redisRetryAt = 0;
+  private readonly fallback: RedisFallback;
+  private readonly pseudonyms: CounterPseudonyms;
   /** buckets of refused callers over their limit, until their window ends (ms): refused here without Redis or SQL */
   private readonly refusedUntil = new Map<string, { until: number; limit: number }>();
   /** `<key id>:<secret hash>` of API keys the database let in lately → until when (ms): see keyVerified */
@@ -80,6 +75,16 @@ export class RateLimiter {
   ) {
     this.enabled = config.rateLimits.enabled;
     this.leases = redis.client ? new RedisTokenLeases(redis.client, config.rateLimits.leaseMax, WINDOW_SECONDS * 1000, () => clock.now()) : null;
+    this.fallback = new RedisFallback('rate limiter', this.logger, () => clock.now());
+    this.pseudonyms = new CounterPseudonyms(config.auth.supabaseJwtSecret);
+  }
+
+  /**
+   * The bucket of a client address (an IPv6 one by its /64): `ip:` and its keyed hash (CounterPseudonyms), so neither
+   * Redis nor this process's counters hold the address (docs/privacy.md).
+   */
+  addressBucket(ip: string | undefined): string {
+    return `ip:${this.pseudonyms.address(ip)}`;
   }
 
   /** One in-memory limiter per distinct limit (a handful: the plans' limits and the overrides). */
@@ -99,7 +104,7 @@ export class RateLimiter {
   async consume(bucket: string, limit: number, reply: FastifyReply | undefined, what: string): Promise<RateLimitState> {
     let state: RateLimitState;
     let allowed: boolean;
-    const askRedis = this.leases && this.clock.now() >= this.redisRetryAt;
+    const askRedis = this.leases && this.fallback.mayAsk();
     let leased = askRedis ? this.fromRedis(bucket, limit) : null;
     if (leased instanceof Promise) leased = await leased;
     if (leased) {
@@ -206,18 +211,10 @@ export class RateLimiter {
     const taken = this.leases!.take(`${this.config.redisPrefix}:rl:${limit}:${bucket}`, limit);
     if (!(taken instanceof Promise)) return taken;
     return taken.then((token) => {
-      if (this.redisDown) {
-        this.redisDown = false;
-        this.logger.log('rate limiter: counting in Redis again');
-      }
+      this.fallback.answered();
       return token;
     }, (err: unknown) => {
-      // a Redis that is down refuses at once; one that hangs costs a whole command timeout, so it is left alone a while
-      if (err instanceof Error && err.message === 'Command timed out') this.redisRetryAt = this.clock.now() + REDIS_RETRY_MS;
-      if (!this.redisDown) {
-        this.redisDown = true;
-        this.logger.warn({ bucket, err: err instanceof Error ? err.message : String(err) }, 'rate limiter: Redis unavailable, counting in memory until it answers');
-      }
+      this.fallback.failed(err, { bucket });
       return null;
     });
   }
@@ -292,7 +289,7 @@ export class PublicRouteRateLimitGuard implements CanActivate {
     }
     if (!here) return true;
     const http = context.switchToHttp();
-    return this.limiter.consume(`ip:${clientAddressKey(http.getRequest().ip)}`, this.config.rateLimits.anonymousPerMinute, http.getResponse(), 'this client address').then(() => true);
+    return this.limiter.consume(this.limiter.addressBucket(http.getRequest().ip), this.config.rateLimits.anonymousPerMinute, http.getResponse(), 'this client address').then(() => true);
   }
 }
 
@@ -332,7 +329,7 @@ export class PrincipalRateLimitInterceptor implements NestInterceptor {
     const principal = req.user as Principal | undefined;
     const [bucket, what] = principal?.kind === 'user' ? [`user:${principal.userId}`, 'this user']
       : principal?.kind === 'service' ? [`service:${principal.name}`, 'this service']
-        : [`ip:${clientAddressKey(req.ip)}`, 'this client address'];
+        : [this.limiter.addressBucket(req.ip), 'this client address'];
     return this.limiter.consume(bucket, this.config.rateLimits.principalPerMinute, http.getResponse(), what).then(() => next.handle());
   }
 }

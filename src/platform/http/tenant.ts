@@ -12,7 +12,6 @@ import { ApiErrors } from './openapi.js';
 import { PlatformErrors } from '../errors/platform.errors.js';
 import { API_KEY_SCOPE } from '../auth/api-key-scopes.js';
 import { LimitedPerOrganization, NOT_RATE_LIMITED, OrgRateLimits, RateLimiter } from './rate-limit.js';
-import { clientAddressKey } from './client-address.js';
 import { AppError } from '../errors/app-error.js';
 import { sqlState } from '../errors/database-errors.js';
 import { APP_CONFIG, type AppConfig } from '../config/config.js';
@@ -191,7 +190,7 @@ export class TenantTransactionInterceptor implements NestInterceptor {
       for (const check of checks) if (check.status === 'rejected') throw check.reason;
     };
     const refused = !limited ? undefined
-      : principal.kind === 'apiKey' ? { bucket: `refused:ip:${clientAddressKey(req.ip)}`, what: 'this client address' }
+      : principal.kind === 'apiKey' ? { bucket: `refused:${this.limiter.addressBucket(req.ip)}`, what: 'this client address' }
         : principal.kind === 'user' ? { bucket: `refused:user:${principal.userId}`, what: 'this user' } : undefined;
     const open = async <T>(transaction: () => Promise<T>): Promise<T> => {
       // a key the database let in lately is not held up by the made-up keys of others at its address
