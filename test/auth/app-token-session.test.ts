@@ -98,6 +98,21 @@ describe('an app token does not outlive the session that minted it', () => {
     await expectRefused(u, token);
   });
 
+  it('an expired app token, its session live: 401 "the app token has expired", nothing recorded, no session or refresh token made', async () => {
+    const u = await registerUser(t, 'late');
+    const sessions = async () => (await q(`SELECT (SELECT count(*)::int FROM core.sessions WHERE user_id = $1) AS sessions,
+      (SELECT count(*)::int FROM core.refresh_tokens WHERE user_id = $1) AS "refreshTokens"`, [u.id]))[0];
+    const before = await sessions();
+    // as the API mints it (its session, a jti), but its exp a minute ago: expired, though nothing else is wrong with it
+    const token = jwt.sign({ sub: u.id, email: u.email, orgId: u.personalOrgId, personal_org_id: u.personalOrgId, appCode: APP, session_id: sessionOf(u.token),
+      exp: Math.floor(Date.now() / 1000) - 60 }, secret, { algorithm: 'HS256', audience: `app:${APP}`, issuer: 'omnizen', jwtid: randomUUID() });
+    const res = await redeem(token).expect(401);
+    expect(res.body).toEqual({ error: { code: 'auth.unauthorized', message: 'the app token has expired' }, requestId: expect.any(String) });
+    expect(await recorded(u)).toEqual({ redemptions: 0, audits: 0 });
+    expect(await sessions()).toEqual(before);
+    expect(await q('SELECT revoked_at FROM core.sessions WHERE id = $1', [sessionOf(u.token)])).toEqual([{ revoked_at: null }]);
+  });
+
   it('a malformed session claim (or jti) is no valid app token: 401, never a 500, nothing recorded', async () => {
     const u = await registerUser(t, 'malformed');
     const claims = { sub: u.id, email: u.email, orgId: u.personalOrgId, personal_org_id: u.personalOrgId, appCode: APP };

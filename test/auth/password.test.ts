@@ -468,6 +468,22 @@ describe('register and password hashing', () => {
       expect(rows).toEqual([{ n: 5 }]);
     });
 
+    it('refuses an expired link (400 auth.verification_invalid): the address stays unverified, the link unused, nothing audited', async () => {
+      const sent = await captureLinks();
+      const email = await registered();
+      const [{ link }] = await sent.links();
+      const session = await login(t, email, PASSWORD, '198.51.100.21').expect(200);
+      // the link's time is over (no waiting: its expiry moves back)
+      const moved = await t.db.admin.query(`UPDATE core.email_verification_tokens SET expires_at = now() - interval '1 second' WHERE user_id = $1`, [session.body.user.id]);
+      expect(moved.rowCount).toBe(1);
+      const res = await t.http.post('/v1/auth/verify-email').set(bearer(session)).send({ token: tokenOf(link) }).expect(400);
+      expect(res.body.error.code).toBe('auth.verification_invalid');
+      expect(await verifiedOf(email)).toEqual([{ verified: false }]);
+      expect((await t.db.admin.query('SELECT used_at FROM core.email_verification_tokens WHERE user_id = $1', [session.body.user.id])).rows).toEqual([{ used_at: null }]);
+      const audit = await t.db.admin.query(`SELECT count(*)::int AS n FROM core.audit_logs WHERE org_id = $1 AND action = 'user.email_verified'`, [session.body.personalOrgId]);
+      expect(audit.rows).toEqual([{ n: 0 }]);
+    });
+
     it('refuses an unknown or malformed token', async () => {
       const session = await login(t, await registered(), PASSWORD, '198.51.100.17').expect(200);
       const res = await t.http.post('/v1/auth/verify-email').set(bearer(session)).send({ token: 'x'.repeat(43) }).expect(400);
