@@ -1,11 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import { Writable } from 'node:stream';
 import Fastify from 'fastify';
 import request from 'supertest';
 import { pino } from 'pino';
-import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import { context, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, TraceFlags } from '@opentelemetry/api';
+import { DatabaseService } from '../../src/platform/database/database.service.js';
+import { enqueue, JobRegistry, type Job } from '../../src/platform/queue/jobs.js';
+import { OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
+import { until } from '../support/throwaway-servers.js';
 import { logRequests } from '../../src/platform/logging/logger.js';
 import { echoRequestId, requestIdOf } from '../../src/platform/http/request-id.js';
 import { activeTracing, flushTracing, requestSampling, startTracing, stopTracing, traceIdMixin, traceRequests, SpanQueue, type RequestSampling } from '../../src/platform/observability/tracing.js';
@@ -108,6 +112,42 @@ describe('tracing (OpenTelemetry over OTLP)', () => {
     expect(rows).toEqual([{ n: 1 }]);
     await flush();
     expect(collector.spans.slice(before).filter((s) => s.attributes['db.system.name'] === 'postgresql')).toEqual([]);
+  });
+
+  it("continues the trace of the span a job was enqueued under: the job's own span under it, its statements under the job's", async () => {
+    const org = await orgWithRoles(t, 'Traced Jobs Ltd');
+    const handled: Job[] = [];
+    t.app.get(JobRegistry).register('test.traced', async function tracedJob(job) {
+      handled.push(job);
+      await t.app.get(PrivilegedDatabase).run('jobs.purge', async function tracedJobRead(db) {
+        return db.$queryRaw`SELECT 1 AS n`;
+      });
+    });
+    // what a sampled request's hook makes active (traceRequests): its span context
+    const traceId = randomBytes(16).toString('hex');
+    const spanId = randomBytes(8).toString('hex');
+    const caller = trace.wrapSpanContext({ traceId, spanId, traceFlags: TraceFlags.SAMPLED });
+    await context.with(trace.setSpan(ROOT_CONTEXT, caller), () => t.app.get(DatabaseService)
+      .tenant({ kind: 'service', name: 'tracing' }, org.orgId, { requestId: 'trace-job' }, (tx) => enqueue(tx, 'test.traced', { n: 1 })));
+    // stored with the outbox row, outside any span: a job enqueued by a job or a scheduled task has none
+    await t.app.get(DatabaseService).tenant({ kind: 'service', name: 'tracing' }, org.orgId, { requestId: 'trace-job-2' }, (tx) => enqueue(tx, 'test.traced', { n: 2 }));
+    const stored = await t.db.admin.query(`SELECT payload FROM core.outbox WHERE topic = 'test.traced' ORDER BY id`);
+    expect(stored.rows.map((r) => r.payload)).toEqual([{ n: 1, _traceparent: `00-${traceId}-${spanId}-01` }, { n: 2 }]);
+
+    await t.app.get(OutboxRelay).drain(); // to Bull (REDIS_URL), whose worker runs them
+    await until('both jobs are done', async () => (await t.db.admin.query(
+      `SELECT 1 FROM core.outbox WHERE topic = 'test.traced' AND processed_at IS NOT NULL AND dead_at IS NULL`)).rows.length === 2);
+    // the handler is given its payload as enqueued, the traceparent apart
+    expect(handled.map((j) => [j.payload, j.traceParent]).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b))))
+      .toEqual([[{ n: 1 }, `00-${traceId}-${spanId}-01`], [{ n: 2 }, undefined]]);
+    await flush();
+    const job = await collector.waitForSpan((s) => s.name === 'job test.traced');
+    expect(job).toMatchObject({ traceId, parentSpanId: spanId, kind: 5 }); // SPAN_KIND_CONSUMER
+    expect(job.attributes).toMatchObject({ 'messaging.operation.type': 'process', 'messaging.destination.name': 'test.traced', 'messaging.message.id': expect.any(String) });
+    const ofJob = collector.spans.filter((s) => s.parentSpanId === job.spanId);
+    expect(ofJob.filter((s) => s.attributes['db.system.name'] === 'postgresql').length).toBeGreaterThanOrEqual(1);
+    // the job enqueued outside any span has none
+    expect(collector.spans.filter((s) => s.name === 'job test.traced')).toHaveLength(1);
   });
 
   it('records a failed statement on its span, with its SQLSTATE', async () => {

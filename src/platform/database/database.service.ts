@@ -126,7 +126,10 @@ export class DatabaseService implements OnApplicationShutdown {
    * `database.service.tenant` and the like (sql.ts operationOf: an anonymous callback would be "anonymous").
    */
   constructor(@Inject(APP_CONFIG) config: AppConfig, metrics?: Metrics) {
-    this.pool = new SqlPool(config.apiDatabaseUrl, { max: config.apiDatabasePoolSize, ...config.database, recordQuery: metrics?.queryRecorder }, 'Database');
+    this.pool = new SqlPool(config.apiDatabaseUrl, {
+      max: config.apiDatabasePoolSize, ...config.database, recordQuery: metrics?.queryRecorder,
+      onConnectionError: metrics && (() => metrics.dbPoolErrors.inc({ pool: 'api' })),
+    }, 'Database');
   }
 
   /**

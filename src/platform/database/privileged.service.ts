@@ -72,7 +72,10 @@ export class PrivilegedDatabase implements OnApplicationShutdown {
    * `privileged.service.run` and the like (sql.ts operationOf: an anonymous callback would be "anonymous").
    */
   constructor(@Inject(APP_CONFIG) config: AppConfig, metrics?: Metrics) {
-    this.pool = new SqlPool(config.databaseUrl, { max: 5, ...config.database, recordQuery: metrics?.queryRecorder }, 'PrivilegedDatabase');
+    this.pool = new SqlPool(config.databaseUrl, {
+      max: 5, ...config.database, recordQuery: metrics?.queryRecorder,
+      onConnectionError: metrics && (() => metrics.dbPoolErrors.inc({ pool: 'privileged' })),
+    }, 'PrivilegedDatabase');
   }
 
   run<T>(path: PrivilegedPath, work: (db: Db) => Promise<T>): Promise<T> {

@@ -424,6 +424,12 @@ export interface SqlPoolOptions {
   preparedStatements?: boolean;
   /** times every statement a transaction sends (not BEGIN, COMMIT, ROLLBACK), by repository operation; none: not timed */
   recordQuery?: QueryRecorder;
+  /**
+   * Called once for each connection that could not be had (not opened, or none free within connectTimeoutMs) and each
+   * one lost (an idle one's 'error', one that errored or whose ROLLBACK failed during a transaction, then discarded):
+   * omnizen_db_pool_errors_total. Not for the readiness ping's own connection (readiness reports it).
+   */
+  onConnectionError?: () => void;
 }
 
 /**
@@ -467,11 +473,13 @@ export class SqlPool {
   private readonly recordQuery: QueryRecorder | undefined;
   private readonly target: StatementTarget;
   private readonly logger: Logger;
+  private readonly connectionError: () => void;
 
   constructor(private readonly connectionString: string, options: SqlPoolOptions, name: string) {
     this.logger = new Logger(name);
     this.named = options.preparedStatements ?? true;
     this.recordQuery = options.recordQuery;
+    this.connectionError = options.onConnectionError ?? (() => undefined);
     this.target = targetOf(connectionString);
     this.connectTimeoutMs = options.connectTimeoutMs;
     this.arraysDeadlineMs = clientDeadlineMs(Math.max(options.statementTimeoutMs, options.localStatementTimeoutMs ?? 0));
@@ -491,7 +499,10 @@ export class SqlPool {
       // in order): BEGIN travels with the first statement, COMMIT with the audit row
       pipeline: true,
     } as pg.PoolConfig); // pg's types do not list `pipeline` yet
-    this.pool.on('error', (err) => this.logger.warn(`idle database connection lost: ${err.message}`));
+    this.pool.on('error', (err) => {
+      this.connectionError();
+      this.logger.warn(`idle database connection lost: ${err.message}`);
+    });
   }
 
   /** A connection from the pool; a server that cannot be reached is DatabaseUnavailableError. */
@@ -499,6 +510,7 @@ export class SqlPool {
     try {
       return await this.pool.connect();
     } catch (err) {
+      this.connectionError();
       throw new DatabaseUnavailableError(err);
     }
   }
@@ -558,6 +570,8 @@ export class SqlPool {
       throw err;
     } finally {
       client.removeListener('error', onError);
+      // a connection discarded for a stale prepared statement was not lost: the server still answered on it
+      if (broken && !isStalePreparedStatement(broken)) this.connectionError();
       client.release(broken);
     }
   }

@@ -33,7 +33,7 @@ export interface CanaryResult {
 }
 
 /**
- * Row-level security checked from the outside, periodically (RLS_CANARY_INTERVAL_MS) and on demand by
+ * Row-level security checked from the outside, at start and periodically (RLS_CANARY_INTERVAL_MS), and on demand by
  * /health/ready: a person who belongs to no organization must see no row of any organization, and no table may be
  * open to them whatever it holds (DatabaseService.rlsCanary: the catalog, then a read of each table bounded by
  * CANARY_BLOCK_PAGES, so that a large table does not make every check end in the statement timeout: the next block of
@@ -68,7 +68,10 @@ export class RlsCanary implements OnApplicationBootstrap {
 
   onApplicationBootstrap(): void {
     const every = this.config.observability.rlsCanaryIntervalMs;
-    if (every > 0) this.scheduler.addInterval('rls-canary', setInterval(() => void this.run(), every));
+    if (every <= 0) return;
+    // a first verdict now, not one interval later: until then omnizen_rls_canary_ok has no sample (Metrics)
+    void this.run();
+    this.scheduler.addInterval('rls-canary', setInterval(() => void this.run(), every));
   }
 
   /** The last periodic result; a fresh one when there is none yet or the canary does not run periodically. */

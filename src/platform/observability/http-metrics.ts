@@ -1,12 +1,33 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Metrics } from './metrics.js';
 
-/** Every answered request counted by route template (never the raw path: ids would make the label set unbounded). */
+/** The status an abandoned request is counted under (nginx's "client closed request"): it never had an answer. */
+export const CLIENT_CLOSED_REQUEST = '499';
+
+/**
+ * Every request counted once, by route template (never the raw path: ids would make the label set unbounded): when its
+ * answer has been sent (onResponse), or, when the client closed the connection before that (a timeout of its own, a
+ * user who left), as status 499 with the time until then. Fastify runs no onResponse for an abandoned request, and its
+ * onRequestAbort only while the request's body is being read (Node marks a request aborted only then): the answer's
+ * own 'close' before it finished is what tells. A slow route whose callers give up would otherwise show neither its
+ * requests nor its latency. The API may still finish such a request (its answer goes nowhere): not counted again.
+ */
 export function recordHttpMetrics(fastify: FastifyInstance, metrics: Metrics): void {
-  fastify.addHook('onResponse', (req, reply, done) => {
+  const count = (req: FastifyRequest, reply: FastifyReply, status: string) => {
     const route = req.routeOptions?.url ?? 'unmatched';
-    metrics.httpRequests.inc(route, req.method, String(reply.statusCode));
+    metrics.httpRequests.inc(route, req.method, status);
     metrics.httpDuration.observe(reply.elapsedTime / 1000, route, req.method);
+  };
+  fastify.addHook('onRequest', (req, reply, done) => {
+    const res = reply.raw;
+    res.once('close', () => {
+      if (!res.writableFinished) count(req, reply, CLIENT_CLOSED_REQUEST);
+    });
+    done();
+  });
+  fastify.addHook('onResponse', (req, reply, done) => {
+    // Fastify runs it on the answer's 'error' too: one that never finished is counted at its 'close', as abandoned
+    if (reply.raw.writableFinished) count(req, reply, String(reply.statusCode));
     done();
   });
 }

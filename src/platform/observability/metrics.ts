@@ -61,8 +61,9 @@ export class Metrics {
     labelNames: ['state'] as const, registers: [this.registry],
   });
   readonly dbPoolErrors = new Counter({
-    name: 'omnizen_db_pool_errors_total', help: 'Database connections that could not be opened or were lost',
-    registers: [this.registry],
+    name: 'omnizen_db_pool_errors_total',
+    help: 'Database connections that could not be opened (or none free within DATABASE_CONNECT_TIMEOUT_MS), or were lost (an idle or busy one the server cut or that stopped answering, discarded), by pool (api: requests, privileged: jobs and maintenance)',
+    labelNames: ['pool'] as const, registers: [this.registry],
   });
   readonly dbQueryDuration = new HotHistogram('omnizen_db_query_duration_seconds',
     'Time from sending a statement to its answer (or error), by repository operation (file.function that sent it)',
@@ -78,7 +79,11 @@ export class Metrics {
     labelNames: ['topic'] as const, registers: [this.registry],
   });
   readonly jobsFailed = new Counter({
-    name: 'omnizen_jobs_failed_total', help: 'Job attempts that failed, by topic', labelNames: ['topic'] as const, registers: [this.registry],
+    name: 'omnizen_jobs_failed_total', help: 'Job tries that failed (its handler ran and threw), by topic; a refused hand-off to the jobs queue is no try', labelNames: ['topic'] as const, registers: [this.registry],
+  });
+  readonly jobHandOffsRefused = new Counter({
+    name: 'omnizen_jobs_handoff_refused_total', help: 'Outbox jobs the relay could not hand to the jobs queue (Redis down or not answering), by topic: no try, relayed again after a backoff',
+    labelNames: ['topic'] as const, registers: [this.registry],
   });
   readonly queueDepth = new Gauge({
     name: 'omnizen_queue_jobs', help: 'Bull jobs queue, by state (waiting, active, delayed, failed)', labelNames: ['state'] as const, registers: [this.registry],
@@ -110,11 +115,11 @@ export class Metrics {
     labelNames: ['plan', 'feature'] as const, registers: [this.registry],
   });
   readonly rlsCanary = new Gauge({
-    name: 'omnizen_rls_canary_ok', help: '1 when the last row-level-security self-check found no cross-tenant row, 0 when it did (or failed for a reason that does not pass: a policy that raises)',
+    name: 'omnizen_rls_canary_ok', help: '1 when the last row-level-security self-check found no cross-tenant row, 0 when it did (or failed for a reason that does not pass: a policy that raises); no sample until a check has given a verdict',
     registers: [this.registry],
   });
   readonly rlsCanaryUnchecked = new Gauge({
-    name: 'omnizen_rls_canary_unchecked', help: '1 when the last row-level-security self-check could not run for a reason that passes (a lock or statement timeout, the database unreachable): omnizen_rls_canary_ok is an older verdict',
+    name: 'omnizen_rls_canary_unchecked', help: '1 when no row-level-security self-check has given a verdict yet (not yet checked), or the last one could not run for a reason that passes (a lock or statement timeout, the database unreachable): omnizen_rls_canary_ok is an older verdict, if any',
     registers: [this.registry],
   });
   readonly ready = new Gauge({
@@ -127,8 +132,9 @@ export class Metrics {
 
   constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {
     registerDefaultMetrics(this.registry, 'omnizen_process_');
-    this.rlsCanary.set(1);
-    this.rlsCanaryUnchecked.set(0);
+    // not yet checked: no verdict (a 1 would claim a check that never ran, a 0 a leak; the canary checks at boot)
+    this.rlsCanary.remove();
+    this.rlsCanaryUnchecked.set(1);
   }
 
   /**
@@ -210,7 +216,6 @@ export class Metrics {
     this.errors.inc({ status: String(status), code });
     if (status === 401) this.authFailures.inc({ reason: code });
     if (sqlState === '42501') this.rlsDenials.inc();
-    if (code === 'database_unavailable') this.dbPoolErrors.inc();
     if (this.postingRejections.has(code)) this.postingsRejected.inc({ reason: code });
   }
 }

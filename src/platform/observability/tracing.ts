@@ -5,6 +5,7 @@ import { Worker } from 'node:worker_threads';
 import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, TraceFlags, type HrTime, type SpanContext } from '@opentelemetry/api';
 import type { IdGenerator, SpanProcessor } from '@opentelemetry/sdk-trace';
 import type { StatementSpans, StatementTarget } from '../database/sql.js';
+import type { Job } from '../queue/jobs.js';
 import { exceptionAttributes, type ExportWorkerOptions, type SpanBatch, type FromExportWorker, type SpanRecord, type StatementDescription, type StatementRecord, type ToExportWorker } from './span-export-worker.js';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { NodeSDK } from '@opentelemetry/sdk-node';
@@ -403,6 +404,40 @@ function endRequestSpan(req: Traced, spans: SpanQueue, status: number | undefine
   }
   record.end = now();
   spans.push(record);
+}
+
+const TRACE_PARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-01$/;
+
+/**
+ * A CONSUMER span around a job's handler (JobRegistry.run, in-process or in Bull's worker), in the trace of the span it
+ * was enqueued under (`job.traceParent`: a sampled request's or job's, stored with the outbox row), so that a request's
+ * trace shows the work it left to jobs; the handler's statements get spans under it. A job enqueued under no sampled
+ * span (tracing off, an unsampled request, a scheduled task), or with tracing off here, runs as it is: no span. Each try
+ * is a span of its own (a failed one marked as an error, with the exception).
+ */
+export async function traceJob<T>(job: Pick<Job, 'id' | 'topic' | 'traceParent'>, run: () => Promise<T>): Promise<T> {
+  const tracing = active;
+  const parent = tracing && job.traceParent ? TRACE_PARENT.exec(job.traceParent) : null;
+  if (!tracing || !parent) return run();
+  const [, traceId, parentSpanId] = parent;
+  const record: SpanRecord = {
+    traceId, spanId: tracing.ids.generateSpanId(), parentSpanId, parentRemote: false,
+    scope: 'omnizen-jobs', name: `job ${job.topic}`, kind: SpanKind.CONSUMER, start: now(), end: 0,
+    attributes: { 'messaging.operation.type': 'process', 'messaging.destination.name': job.topic, 'messaging.message.id': job.id },
+    status: SpanStatusCode.UNSET, message: undefined, events: [],
+  };
+  const span = trace.wrapSpanContext({ traceId, spanId: record.spanId, traceFlags: TraceFlags.SAMPLED });
+  try {
+    return await context.with(trace.setSpan(ROOT_CONTEXT, span), run);
+  } catch (err) {
+    record.events.push(exceptionEvent(err as Error));
+    record.status = SpanStatusCode.ERROR;
+    record.message = (err as Error).message;
+    throw err;
+  } finally {
+    record.end = now();
+    tracing.spans.push(record);
+  }
 }
 
 /** pino's mixin while tracing: the trace id of the active span on every log line (nothing when no span is active). */

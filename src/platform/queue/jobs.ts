@@ -1,5 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
+import { context, trace, TraceFlags } from '@opentelemetry/api';
 import type { Db, TenantTx } from '../database/database.service.js';
+import { traceJob } from '../observability/tracing.js';
 
 export interface Job {
   /** outbox row id: handlers use it to make their effect happen once */
@@ -7,6 +9,29 @@ export interface Job {
   orgId: string;
   topic: string;
   payload: Record<string, unknown>;
+  /**
+   * The W3C traceparent of the sampled span the job was enqueued under (a traced request's, a traced job's): the job's
+   * own span continues that trace (traceJob). Kept in the outbox row's payload under TRACE_PARENT_KEY, never given to
+   * the handler in `payload`.
+   */
+  traceParent?: string;
+}
+
+/** Where the outbox row's payload keeps the job's traceparent (jobWithTrace takes it out again). */
+export const TRACE_PARENT_KEY = '_traceparent';
+
+/** The payload as stored: with the active sampled span's traceparent, when there is one (tracing on, a sampled request). */
+function storedPayload(payload: Record<string, unknown>): string {
+  const span = trace.getSpanContext(context.active());
+  if (!span || (span.traceFlags & TraceFlags.SAMPLED) === 0) return JSON.stringify(payload);
+  return JSON.stringify({ ...payload, [TRACE_PARENT_KEY]: `00-${span.traceId}-${span.spanId}-01` });
+}
+
+/** A stored payload as the job's: its traceparent taken out of it. */
+export function jobPayload(stored: Record<string, unknown>): { payload: Record<string, unknown>; traceParent?: string } {
+  if (!(TRACE_PARENT_KEY in stored)) return { payload: stored };
+  const { [TRACE_PARENT_KEY]: traceParent, ...payload } = stored;
+  return typeof traceParent === 'string' ? { payload, traceParent } : { payload };
 }
 
 export type JobHandler = (job: Job) => Promise<void>;
@@ -60,7 +85,8 @@ export class JobRegistry {
       this.logger.warn(`no handler for job topic ${job.topic}; job ${job.id} dropped`);
       return;
     }
-    await handler(job);
+    // a span of its own, in the trace of the request that enqueued it (when that one was traced)
+    await traceJob(job, () => handler(job));
   }
 }
 
@@ -70,11 +96,11 @@ export class JobRegistry {
  */
 export async function enqueue(tx: TenantTx | { db: Db; orgId: string }, topic: string, payload: Record<string, unknown> = {}, delaySeconds = 0): Promise<void> {
   await tx.db.$executeRaw`INSERT INTO core.outbox (org_id, topic, payload, available_at)
-    VALUES (${tx.orgId}::uuid, ${topic}, ${JSON.stringify(payload)}::jsonb, now() + make_interval(secs => ${delaySeconds}::double precision))`;
+    VALUES (${tx.orgId}::uuid, ${topic}, ${storedPayload(payload)}::jsonb, now() + make_interval(secs => ${delaySeconds}::double precision))`;
 }
 
 /** The same, its row sent with the transaction's COMMIT (not awaited; a failed insert rolls the transaction back). */
 export function enqueueAtCommit(tx: TenantTx | { db: Db; orgId: string }, topic: string, payload: Record<string, unknown> = {}): void {
-  tx.db.$executeRawAtCommit`INSERT INTO core.outbox (org_id, topic, payload) VALUES (${tx.orgId}::uuid, ${topic}, ${JSON.stringify(payload)}::jsonb)`;
+  tx.db.$executeRawAtCommit`INSERT INTO core.outbox (org_id, topic, payload) VALUES (${tx.orgId}::uuid, ${topic}, ${storedPayload(payload)}::jsonb)`;
 }
 

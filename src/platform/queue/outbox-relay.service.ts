@@ -282,7 +282,7 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
     if (queue.client.status !== 'ready') throw retryableError('queue_unavailable');
     const bulk = jobs.map((job) => ({
       name: job.topic,
-      data: { id: job.id, orgId: job.orgId, topic: job.topic, payload: job.payload } satisfies Job,
+      data: { id: job.id, orgId: job.orgId, topic: job.topic, payload: job.payload, traceParent: job.traceParent } satisfies Job,
       opts: { jobId: `outbox-${job.id}`, ...BULL_JOB_OPTIONS },
     }));
     await this.onQueue(queue.addBulk(bulk));
@@ -308,7 +308,7 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
       return this.giveUp(job, null);
     }
     if (job.tries >= this.registry.maxAttempts(job.topic)) return this.giveUp(job, null);
-    const data: Job = { id: job.id, orgId: job.orgId, topic: job.topic, payload: job.payload };
+    const data: Job = { id: job.id, orgId: job.orgId, topic: job.topic, payload: job.payload, traceParent: job.traceParent };
     await this.onQueue(queue.add(job.topic, data, { jobId, ...BULL_JOB_OPTIONS }));
   }
 
@@ -363,7 +363,9 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
    * dead; the row keeps the job's own last error (a job dead later shows why it failed), the hand-off's only where none is.
    */
   private async recordFailure(job: ClaimedJob, err: Error, tried = true): Promise<void> {
-    this.metrics.jobsFailed.inc({ topic: job.topic });
+    // a refused hand-off ran nothing: counted apart, or a Redis outage would read as every waiting topic's jobs failing
+    if (tried) this.metrics.jobsFailed.inc({ topic: job.topic });
+    else this.metrics.jobHandOffsRefused.inc({ topic: job.topic });
     if (tried && job.tries >= this.registry.maxAttempts(job.topic)) {
       this.logger.warn(`job ${job.id} (${job.topic}) failed: ${err.message}`);
       return this.giveUp(job, err.message);

@@ -1,5 +1,5 @@
 import type { Db } from '../database/sql.js';
-import type { Job } from './jobs.js';
+import { jobPayload, type Job } from './jobs.js';
 
 /**
  * A claimed outbox row: the job, how many times it has been claimed (this time included: the claim's guard, it only grows)
@@ -27,7 +27,7 @@ export async function claimDue(db: Db, limit: number, claimSeconds: number): Pro
     RETURNING o.id, o.org_id, o.topic, o.payload, o.attempts, o.tries`;
   return rows
     .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
-    .map((r) => ({ id: r.id.toString(), orgId: r.org_id, topic: r.topic, payload: r.payload, attempts: r.attempts, tries: r.tries }));
+    .map((r) => ({ id: r.id.toString(), orgId: r.org_id, topic: r.topic, ...jobPayload(r.payload), attempts: r.attempts, tries: r.tries }));
 }
 
 /**
