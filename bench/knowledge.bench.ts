@@ -146,6 +146,8 @@ async function main(): Promise<void> {
     await call('POST', '/v1/auth/register', { email: 'bench@example.test', password: 'correct horse battery', name: 'Bench' });
     const logIn = async () => (await call('POST', '/v1/auth/login', { email: 'bench@example.test', password: 'correct horse battery' })).accessToken as string;
     let token = await logIn();
+    // setup only: the e-mail verified, as its mailed link would (a business organization needs it), through the owner connection
+    await db.query(`UPDATE core.user_identities SET email_verified_at = now() WHERE user_id = (SELECT id FROM core."User" WHERE email = 'bench@example.test')`);
     const { id: orgId } = await call('POST', '/v1/orgs', { name: 'Bench' }, token);
     await db.query(`INSERT INTO hub."Subscription" (id, "userId", "appId", plan, status, "organizationId", "createdAt", "updatedAt")
       VALUES (gen_random_uuid()::text, NULL, 'omnizen', 'enterprise', 'active', $1, now(), now())`, [orgId]);

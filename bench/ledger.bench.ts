@@ -158,6 +158,8 @@ async function main() {
       await http('POST', '/v1/auth/register', undefined, { ...credentials, name });
       const user = await http('POST', '/v1/auth/login', undefined, credentials);
       const token: string = user.accessToken;
+      // setup only: the e-mail verified, as its mailed link would (a business organization needs it), through the owner connection
+      await admin.query('UPDATE core.user_identities SET email_verified_at = now() WHERE user_id = $1', [user.user.id]);
       const org = await http('POST', '/v1/orgs', token, { name });
       await http('POST', `/v1/orgs/${org.id}/ledger/books`, token, { baseCurrency: 'EUR', fiscalYearStart: '2026-01-01' });
       const accounts = await http('GET', `/v1/orgs/${org.id}/ledger/accounts`, token);

@@ -47,7 +47,7 @@ const log = (m: string) => process.stderr.write(`[posting-profile] ${m}\n`);
 // the app logs in as the API login, as it does in production: some functions answer only to it
 const API_PASSWORD = 'omnizen_api_profile';
 
-async function setupOrg(ownerUrl: string, apiUrl: string) {
+async function setupOrg(ownerUrl: string, apiUrl: string, owner: pg.Client) {
   const config = loadConfig({
     ...process.env, NODE_ENV: 'test', LOG_LEVEL: 'error', DATABASE_URL: ownerUrl, API_DATABASE_URL: apiUrl,
     JOBS_RELAY_INTERVAL_MS: '0', MIGRATE_ON_START: 'false', RATE_LIMITS_ENABLED: 'false', REDIS_PREFIX: `profile:${dbName}`,
@@ -67,6 +67,8 @@ async function setupOrg(ownerUrl: string, apiUrl: string) {
     const credentials = { email: `profile.${process.pid}@bench.test`, password: 'correct horse battery' };
     await http('POST', '/v1/auth/register', undefined, { ...credentials, name: 'profile' });
     const user = await http('POST', '/v1/auth/login', undefined, credentials);
+    // setup only: the e-mail verified, as its mailed link would (a business organization needs it), through the owner connection
+    await owner.query('UPDATE core.user_identities SET email_verified_at = now() WHERE user_id = $1', [user.user.id]);
     const org = await http('POST', '/v1/orgs', user.accessToken, { name: 'profile' });
     await http('POST', `/v1/orgs/${org.id}/ledger/books`, user.accessToken, { baseCurrency: 'EUR', fiscalYearStart: '2026-01-01' });
     return { orgId: org.id as string, claims: tenantClaims(user.accessToken, org.id) };
@@ -88,7 +90,7 @@ async function main() {
     await owner.query('CREATE TABLE IF NOT EXISTS public.profile_setup (org_id uuid, claims text, ids uuid[])');
     let setup = (await owner.query('SELECT * FROM public.profile_setup')).rows[0];
     if (!setup) {
-      const { orgId, claims } = await setupOrg(ownerUrl, withDatabase(server, dbName, { user: 'omnizen_api', password: API_PASSWORD }));
+      const { orgId, claims } = await setupOrg(ownerUrl, withDatabase(server, dbName, { user: 'omnizen_api', password: API_PASSWORD }), owner);
       const { rows } = await owner.query(`
         INSERT INTO finance.accounts (org_id, code, name, type, parent_id)
         SELECT $1::uuid, 'B' || lpad(i::text, 4, '0'), 'Bench ' || i, 'asset',

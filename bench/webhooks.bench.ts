@@ -134,7 +134,10 @@ async function main() {
       const name = `bench${endpoints}${kind.replace('_', '')}`;
       const credentials = { email: `${name}.${process.pid}@bench.test`, password: 'correct horse battery' };
       await http('POST', '/v1/auth/register', undefined, { ...credentials, name });
-      const token: string = (await http('POST', '/v1/auth/login', undefined, credentials)).accessToken;
+      const user = await http('POST', '/v1/auth/login', undefined, credentials);
+      const token: string = user.accessToken;
+      // setup only: the e-mail verified, as its mailed link would (a business organization needs it), through the owner connection
+      await admin.query('UPDATE core.user_identities SET email_verified_at = now() WHERE user_id = $1', [user.user.id]);
       const org = await http('POST', '/v1/orgs', token, { name });
       // setup only: the organization on the professional plan (webhooks), through the owner connection
       await admin.query(`INSERT INTO hub."Subscription" (id, "userId", "appId", plan, status, "organizationId", "createdAt", "updatedAt")

@@ -3,7 +3,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { createTestApp, type TestApp } from '../support/app.js';
-import { addMember, createOrg, onEnterprisePlan, registerUser, type TestUser } from '../support/factories.js';
+import { addMember, createOrg, onEnterprisePlan, registerUser, verifyEmailOf, type TestUser } from '../support/factories.js';
 import { ledgerUrl, startBooks } from '../ledger/ledger-support.js';
 import { waitsForLockOrAnswers } from '../auth/lock-order.js';
 
@@ -132,6 +132,23 @@ describe('API keys', () => {
     await t.http.get(ledgerUrl(orgA, 'accounts')).set(bearer('ozk_live_nope')).expect(401);
   });
 
+  it('refuses an expired key from its expiry on (401 "the API key has expired"), touching nothing; the database refuses its claims too', async () => {
+    const key = await createKey(orgA, ['ledger:read']);
+    const hash = createHash('sha256').update(key.secret).digest('hex');
+    const claims = { role: 'authenticated', org_id: orgA, api_key_id: key.id, api_key_hash: hash };
+    const checkedByPolicies = () => t.db.as(claims, 'authenticated', 'SELECT public.auth_org_id() AS org');
+    await t.http.get(ledgerUrl(orgA, 'accounts')).set(bearer(key.secret)).expect(200);
+    expect(await checkedByPolicies()).toEqual([{ org: orgA }]);
+    // its expiry passed (no waiting: it moves back); last used two minutes ago, so a request that got through would touch it
+    await t.db.admin.query(`UPDATE core.api_keys SET expires_at = now() - interval '1 second', last_used_at = now() - interval '2 minutes' WHERE id = $1`, [key.id]);
+    const stale = (await t.db.admin.query('SELECT last_used_at FROM core.api_keys WHERE id = $1', [key.id])).rows[0].last_used_at as Date;
+    const res = await t.http.get(ledgerUrl(orgA, 'accounts')).set(bearer(key.secret)).expect(401);
+    expect(res.body.error).toEqual({ code: 'auth.unauthorized', message: 'the API key has expired' });
+    expect((await t.db.admin.query('SELECT last_used_at, revoked_at FROM core.api_keys WHERE id = $1', [key.id])).rows).toEqual([{ last_used_at: stale, revoked_at: null }]);
+    // public.auth_org_id() checks the key again for every policy (core.api_key_valid): its claims no longer name the organization
+    expect(await checkedByPolicies()).toEqual([{ org: null }]);
+  });
+
   it('updates last used at most once a minute', async () => {
     const key = await createKey(orgA, ['ledger:read']);
     const lastUsed = async () => (await t.db.admin.query('SELECT last_used_at FROM core.api_keys WHERE id = $1', [key.id])).rows[0].last_used_at;
@@ -248,7 +265,7 @@ describe('API keys', () => {
       return orgId;
     };
     const admin = async (orgId: string, name: string) => {
-      const user = await registerUser(t, name);
+      const user = await verifyEmailOf(t, await registerUser(t, name)); // a key's creator needs a verified e-mail
       await addMember(t, orgId, user, 'admin');
       return user;
     };

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { createTestApp, type TestApp } from '../support/app.js';
-import { createOrg, onEnterprisePlan, registerUser, uniqueEmail, verifyEmailOf, type TestUser } from '../support/factories.js';
+import { beforeVerificationWasNeeded, createOrg, onEnterprisePlan, registerUser, uniqueEmail, verifyEmailOf, type TestUser } from '../support/factories.js';
 import { startSmtpDouble, type SmtpDouble } from '../support/doubles/smtp-double.js';
 import { linkToken, settle } from '../notifications/notifications-support.js';
 import { testKeys } from '../integrations/keys.js';
@@ -12,6 +12,8 @@ import { testKeys } from '../integrations/keys.js';
  * their choosing around it, and waits for the address's owner to claim the account (a verified sign-in, a password reset).
  * Nothing tells them from a genuine owner who never verified: the claim keeps the memberships and mails the address a notice
  * listing them; it revokes the pending invitations and closes what only the account reaches that sends data out.
+ * An unverified account can no longer create organizations, invitations or API keys (test/auth/unverified-actions.test.ts):
+ * the set-up here is an account that made them before that, and never verified since.
  */
 describe('claiming a pre-registered account', () => {
   let t: TestApp;
@@ -41,19 +43,21 @@ describe('claiming a pre-registered account', () => {
     const squatter = await registerUser(t, 'squatter', 'squatter password', victimEmail);
     const accomplice = await verified('accomplice');
     const lurker = await verified('lurker');
-    // Squatted Co: the account its only owner, the pre-registrant's other account an admin, one more invitation pending
-    const squatted = await createOrg(t, squatter, 'Squatted Co');
-    await onEnterprisePlan(t, squatted);
-    const toAccomplice = await invite(squatter, squatted, accomplice.email, 'admin');
-    await accept(accomplice, squatted, toAccomplice.body.token).expect(200);
-    const pending = await invite(squatter, squatted, lurker.email, 'member');
-    // Solo Co: nobody else in it yet, but an invitation waits for the pre-registrant's other address
-    const solo = await createOrg(t, squatter, 'Solo Co');
-    await onEnterprisePlan(t, solo);
-    const soloPending = await invite(squatter, solo, lurker.email, 'admin');
-    // and a webhook endpoint there, to a server of the pre-registrant's: it would receive the owner's work in Solo Co
-    const hook = (await t.http.post(`/v1/orgs/${solo}/webhooks/endpoints`).set(squatter.auth).send({ url: 'https://hooks.example.com/squatter' }).expect(201)).body;
-    return { hook, squatter, accomplice, lurker, squatted, solo, pending: pending.body, soloPending: soloPending.body };
+    return beforeVerificationWasNeeded(t, squatter, async () => {
+      // Squatted Co: the account its only owner, the pre-registrant's other account an admin, one more invitation pending
+      const squatted = await createOrg(t, squatter, 'Squatted Co');
+      await onEnterprisePlan(t, squatted);
+      const toAccomplice = await invite(squatter, squatted, accomplice.email, 'admin');
+      await accept(accomplice, squatted, toAccomplice.body.token).expect(200);
+      const pending = await invite(squatter, squatted, lurker.email, 'member');
+      // Solo Co: nobody else in it yet, but an invitation waits for the pre-registrant's other address
+      const solo = await createOrg(t, squatter, 'Solo Co');
+      await onEnterprisePlan(t, solo);
+      const soloPending = await invite(squatter, solo, lurker.email, 'admin');
+      // and a webhook endpoint there, to a server of the pre-registrant's: it would receive the owner's work in Solo Co
+      const hook = (await t.http.post(`/v1/orgs/${solo}/webhooks/endpoints`).set(squatter.auth).send({ url: 'https://hooks.example.com/squatter' }).expect(201)).body;
+      return { hook, squatter, accomplice, lurker, squatted, solo, pending: pending.body, soloPending: soloPending.body };
+    });
   }
 
   /** What only the account reaches in Solo Co and outside organizations, pointing out at the pre-registrant's servers. */
@@ -78,9 +82,9 @@ describe('claiming a pre-registered account', () => {
   }
   /** Shared Co: the accomplice a second owner there. */
   async function sharedOrg(squatter: TestUser, accomplice: TestUser) {
-    const shared = await createOrg(t, squatter, 'Shared Co');
+    const shared = await beforeVerificationWasNeeded(t, squatter, () => createOrg(t, squatter, 'Shared Co'));
     await onEnterprisePlan(t, shared);
-    const toShared = await invite(squatter, shared, accomplice.email, 'admin');
+    const toShared = await beforeVerificationWasNeeded(t, squatter, () => invite(squatter, shared, accomplice.email, 'admin'));
     await accept(accomplice, shared, toShared.body.token).expect(200);
     await t.http.patch(`/v1/orgs/${shared}/members/${accomplice.id}`).set(squatter.auth).send({ role: 'owner' }).expect(200);
     return shared;

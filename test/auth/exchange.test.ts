@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { createTestApp, type TestApp } from '../support/app.js';
-import { onEnterprisePlan, registerUser, uniqueEmail, verifyEmailOf } from '../support/factories.js';
+import { beforeVerificationWasNeeded, onEnterprisePlan, registerUser, uniqueEmail, verifyEmailOf } from '../support/factories.js';
 import { ManualClock } from '../support/clock.js';
 import { AuthBridge } from '../../src/modules/auth/auth-bridge.js';
 import { SETTINGS_FAILURE_TTL_MS, SETTINGS_TTL_MS } from '../../src/modules/auth/supabase-email-check.js';
@@ -83,11 +83,15 @@ describe('token exchange, app tokens and the Supabase bridge', () => {
       const victimEmail = uniqueEmail('victim');
       await t.http.post('/v1/auth/register').send({ email: victimEmail, password: 'attacker password' }).expect(202);
       const attacker = await t.http.post('/v1/auth/login').send({ email: victimEmail, password: 'attacker password' }).expect(200);
-      // an organization of theirs with an API key, whose secret only they ever saw
+      // an organization of theirs with an API key, whose secret only they ever saw (made before either needed a verified
+      // e-mail: an unverified account gets 403 auth.email_unverified for them now)
       const attackerAuth = { Authorization: `Bearer ${attacker.body.accessToken}` };
-      const squatted: string = (await t.http.post('/v1/orgs').set(attackerAuth).send({ name: 'Squatted Co' }).expect(201)).body.id;
-      await onEnterprisePlan(t, squatted);
-      const key = (await t.http.post(`/v1/orgs/${squatted}/api-keys`).set(attackerAuth).send({ name: 'kept', scopes: ['org:read'] }).expect(201)).body;
+      const { squatted, key } = await beforeVerificationWasNeeded(t, attacker.body.user, async () => {
+        const squatted: string = (await t.http.post('/v1/orgs').set(attackerAuth).send({ name: 'Squatted Co' }).expect(201)).body.id;
+        await onEnterprisePlan(t, squatted);
+        const key = (await t.http.post(`/v1/orgs/${squatted}/api-keys`).set(attackerAuth).send({ name: 'kept', scopes: ['org:read'] }).expect(201)).body;
+        return { squatted, key };
+      });
       await t.http.get(`/v1/orgs/${squatted}`).set({ Authorization: `Bearer ${key.secret}` }).expect(200);
       // and, while signed in, links a Hub identity of their own (verified for their address) and asks to move the account to
       // another address of theirs: both ways back in must go with the claim

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { SessionLiveness } from '../../src/modules/auth/session-liveness.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { ManualClock } from '../support/clock.js';
-import { addMember, createOrg, registerUser, uniqueEmail } from '../support/factories.js';
+import { addMember, createOrg, registerUser, uniqueEmail, verifyEmailOf } from '../support/factories.js';
 import { settle } from '../notifications/notifications-support.js';
 import { bounded, WAIT_BOUND_MS } from '../support/throwaway-servers.js';
 
@@ -126,7 +126,7 @@ describe('refresh tokens and sessions', () => {
   });
 
   it('through the database as the user (the Supabase REST path): no organization made, no invitation accepted (they run only through the API, which audits them)', async () => {
-    const u = await registerUser(t, 'rpc');
+    const u = await verifyEmailOf(t, await registerUser(t, 'rpc'));
     const asUser = (sql: string, params: unknown[] = []) => t.db.as({ sub: u.id, role: 'authenticated' }, 'authenticated', sql, params);
     await expect(asUser(`SELECT * FROM core.create_organization('Unaudited Ltd', 'business')`)).rejects.toThrow(/only through the API/);
     await expect(asUser(`SELECT * FROM core.accept_invitation($1, 'x', 'omnizen')`, [u.personalOrgId])).rejects.toThrow(/only through the API/);
@@ -245,7 +245,9 @@ describe.each([
   const signIn = async () => {
     const credentials = { email: uniqueEmail('cookie'), password: 'correct horse battery' };
     await t.http.post('/v1/auth/register').set('Origin', APP_ORIGIN).send(credentials).expect(202);
-    return t.http.post('/v1/auth/login').set('Origin', APP_ORIGIN).send(credentials).expect(200);
+    const res = await t.http.post('/v1/auth/login').set('Origin', APP_ORIGIN).send(credentials).expect(200);
+    await verifyEmailOf(t, res.body.user); // the CSRF tests create business organizations, which need it
+    return res;
   };
 
   const cookiesOf = (res: { headers: Record<string, unknown> }) => (res.headers['set-cookie'] as string[] | undefined) ?? [];

@@ -1,11 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
-import { createOrg, onEnterprisePlan, registerUser, uniqueEmail } from '../support/factories.js';
+import { beforeVerificationWasNeeded, createOrg, onEnterprisePlan, registerUser, uniqueEmail } from '../support/factories.js';
 import { startSmtpDouble, type SmtpDouble } from '../support/doubles/smtp-double.js';
 import { RESET_REQUESTED } from '../../src/modules/auth/account-mail.service.js';
 import { captureLogs, linkToken, settle } from './notifications-support.js';
 import { notificationRepository } from '../../src/modules/notifications/notification.repository.js';
 import { auditRepository } from '../../src/modules/audit/audit.repository.js';
+import { accountTokenRepository } from '../../src/modules/auth/account-token.repository.js';
+import { hashToken } from '../../src/modules/auth/token.service.js';
+import { PrivilegedDatabase } from '../../src/platform/database/privileged.service.js';
 
 const PASSWORD = 'correct horse battery';
 
@@ -29,10 +32,13 @@ describe('account e-mails: password reset, e-mail change, sign-in from an unknow
     try {
       const ada = await registerUser(t, 'ada', PASSWORD);
       const other = await t.http.post('/v1/auth/login').send({ email: ada.email, password: PASSWORD }).expect(200);
-      // ada's address is unverified: the reset proves it and claims the account, whose API keys go (only their creator saw them)
-      const orgId = await createOrg(t, ada, 'Ada Co');
-      await onEnterprisePlan(t, orgId);
-      const key = (await t.http.post(`/v1/orgs/${orgId}/api-keys`).set(ada.auth).send({ name: 'pre-claim', scopes: ['org:read'] }).expect(201)).body;
+      // ada's address is unverified: the reset proves it and claims the account, whose API keys go (only their creator saw them;
+      // made before a key needed a verified e-mail)
+      const { orgId, key } = await beforeVerificationWasNeeded(t, ada, async () => {
+        const orgId = await createOrg(t, ada, 'Ada Co');
+        await onEnterprisePlan(t, orgId);
+        return { orgId, key: (await t.http.post(`/v1/orgs/${orgId}/api-keys`).set(ada.auth).send({ name: 'pre-claim', scopes: ['org:read'] }).expect(201)).body };
+      });
 
       const known = await t.http.post('/v1/auth/password-reset').send({ email: ada.email }).expect(202);
       const unknown = await t.http.post('/v1/auth/password-reset').send({ email: uniqueEmail('nobody') }).expect(202);
@@ -105,6 +111,33 @@ describe('account e-mails: password reset, e-mail change, sign-in from an unknow
     const tokens = mails.map((m) => linkToken(m.text, '/reset-password').token);
     await t.http.post('/v1/auth/password-reset/confirm').send({ token: tokens[0], password: 'a brand new password' }).expect(400);
     await t.http.post('/v1/auth/password-reset/confirm').send({ token: tokens[2], password: 'a brand new password' }).expect(204);
+  });
+
+  it('an expired reset link (past its 30 minutes) sets no password: 400 auth.reset_invalid, the old password still signs in, nothing audited', async () => {
+    const dee = await registerUser(t, 'dee', PASSWORD);
+    await t.http.post('/v1/auth/password-reset').send({ email: dee.email }).expect(202);
+    await settle(t);
+    const [mail] = mailsTo(dee.email, 'Reset your OmniZen password');
+    const { token } = linkToken(mail.text, '/reset-password');
+    // the link's 30 minutes are over (no waiting: its expiry moves back)
+    const moved = await t.db.admin.query(`UPDATE core.password_reset_tokens SET expires_at = now() - interval '1 second' WHERE user_id = $1 AND used_at IS NULL`, [dee.id]);
+    expect(moved.rowCount).toBe(1);
+
+    const refused = await t.http.post('/v1/auth/password-reset/confirm').send({ token, password: 'set by an expired link' }).expect(400);
+    expect(refused.body.error).toEqual({ code: 'auth.reset_invalid', message: 'this reset link is unknown, already used or expired; ask for a new one' });
+    // both queries of the confirmation refuse it on their own (the lookup, and the update that uses the link up)
+    const [found, consumed] = await t.app.get(PrivilegedDatabase).run('auth.credentials', async (db) =>
+      [await accountTokenRepository.resetTokenUser(db, hashToken(token)), await accountTokenRepository.consumeResetToken(db, hashToken(token), dee.id)]);
+    expect([found, consumed]).toEqual([undefined, false]);
+
+    expect((await t.db.admin.query('SELECT used_at FROM core.password_reset_tokens WHERE user_id = $1', [dee.id])).rows).toEqual([{ used_at: null }]);
+    await t.http.post('/v1/auth/login').send({ email: dee.email, password: 'set by an expired link' }).expect(401);
+    await t.http.post('/v1/auth/login').send({ email: dee.email, password: PASSWORD }).expect(200);
+    // the session of before goes on (a reset ends them all), and the address stays unproven
+    await t.http.get('/v1/auth/sessions').set(dee.auth).expect(200);
+    const audit = (await t.db.admin.query(`SELECT action FROM core.audit_logs WHERE org_id = $1 AND action LIKE 'auth.password_reset%' ORDER BY id`, [dee.personalOrgId])).rows;
+    expect(audit.map((a) => a.action)).toEqual(['auth.password_reset_requested']);
+    expect((await t.db.admin.query('SELECT email_verified_at FROM core.user_identities WHERE user_id = $1', [dee.id])).rows).toEqual([{ email_verified_at: null }]);
   });
 
   it('e-mail change: confirmed from the new address, the old one is told, the new one is verified', async () => {

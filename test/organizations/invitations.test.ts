@@ -315,6 +315,7 @@ describe('invitations', () => {
   it('is for admins: other roles get 403; another organization 404; anonymous 401', async () => {
     const { orgId: rolesOrg, users } = await orgWithRoles(t, 'Roles Co');
     await onEnterprisePlan(t, rolesOrg);
+    await verifyEmailOf(t, users.admin); // an invitation's sender needs a verified e-mail
     const pending = await invite(`someone.${Date.now()}@example.test`, 'member', users.admin, rolesOrg).expect(201);
     for (const who of [users.accountant, users.member, users.viewer]) {
       await invite(`x.${Date.now()}@example.test`, 'member', who, rolesOrg).expect(403);

@@ -81,6 +81,8 @@ describe('graceful shutdown on SIGTERM', () => {
     const signedIn = await call(port, 'POST', '/v1/auth/login', credentials);
     expect(signedIn.status).toBe(200);
     const token = signedIn.body.accessToken;
+    // setup only: the e-mail verified, as its mailed link would (a business organization needs it)
+    await db.admin.query('UPDATE core.user_identities SET email_verified_at = now() WHERE user_id = $1', [signedIn.body.user.id]);
     const org = await call(port, 'POST', '/v1/orgs', { name: 'Draining Co' }, token);
     expect(org.status).toBe(201);
     const orgId = org.body.id;

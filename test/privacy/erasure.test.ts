@@ -3,7 +3,7 @@ import jwt from 'jsonwebtoken';
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { ManualClock } from '../support/clock.js';
-import { addMember, createOrg, onPlan, registerUser, uniqueEmail, verifyEmailOf, type TestUser } from '../support/factories.js';
+import { addMember, beforeVerificationWasNeeded, createOrg, onPlan, registerUser, uniqueEmail, verifyEmailOf, type TestUser } from '../support/factories.js';
 import { startOpenAiDouble, type OpenAiDouble } from '../support/doubles/openai-double.js';
 import { startPostHogDouble, type PostHogDouble } from '../support/doubles/posthog-double.js';
 import { agentsUrl } from '../agents/agents-support.js';
@@ -16,6 +16,8 @@ import { OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
 import { emailSubject } from '../../src/modules/privacy/audit-sealing.js';
 import { hashToken } from '../../src/modules/auth/token.service.js';
 import { RunsService } from '../../src/modules/agents/runs.service.js';
+import { AnalyticsMaintenanceJob } from '../../src/modules/analytics/analytics-maintenance.job.js';
+import { PostHogForwarder } from '../../src/modules/analytics/posthog.forwarder.js';
 
 const PASSWORD = 'correct horse battery';
 
@@ -57,18 +59,52 @@ describe('DELETE /v1/me: erasure', () => {
   });
 
   it('deletes their PostHog persons with their events once the erasure has committed: PostHog down delays it, the erasure completes', async () => {
+    await t.app.get(AnalyticsMaintenanceJob).booted;
     const owner = await registerUser(t, 'ph-owner');
-    const p = await person(t, 'posthog');
+    const p = await verifyEmailOf(t, await person(t, 'posthog'));
+    const email = p.email.toLowerCase();
     const orgId = await createOrg(t, owner, 'PostHog Kept Ltd');
+    await onPlan(t, orgId, 'enterprise');
     await addMember(t, orgId, p, 'member');
+    // events of their organization that name them, forwarded under ids that are not their user id: an anonymous visitor's
+    // (their app), and the owner's app's user ids for them; one stored under the owner's own id (the owner's PostHog
+    // person, which their erasure cannot delete), and another app user's that names them (crm-7: its person), stay there
+    const send = (auth: Record<string, string>, events: object[]) => t.http.post(`/v1/orgs/${orgId}/analytics/events`).set(auth).send({ events }).expect(200);
+    const forwardedBefore = posthog.events.length;
+    await send(p.auth, [{ name: 'form.submitted', anonymousId: 'visitor-1', properties: { contact: p.email } }]);
+    await send(owner.auth, [
+      { name: 'crm.synced', userId: `mailto:${p.email}` },
+      { name: 'crm.synced', userId: p.email.toUpperCase() },
+      { name: 'member.looked_up', properties: { who: p.email } },
+      { name: 'crm.synced', userId: 'crm-7', anonymousId: 'visitor-3', properties: { who: p.email } },
+      { name: 'form.submitted', anonymousId: 'visitor-2', properties: { contact: 'someone.else@example.test' } },
+    ]);
+    await t.app.get(PostHogForwarder).flush();
+    await posthog.received(forwardedBefore + 6);
+    const forwardedAs = (name: string) => posthog.events.filter((e) => e.properties.org_id === orgId && e.event === name).map((e) => e.distinct_id).sort();
+    expect([forwardedAs('form.submitted'), forwardedAs('crm.synced'), forwardedAs('member.looked_up')]).toEqual([
+      [`org:${orgId}:anon:visitor-1`, `org:${orgId}:anon:visitor-2`].sort(),
+      [`org:${orgId}:user:crm-7`, `org:${orgId}:user:mailto:${p.email}`, `org:${orgId}:user:${p.email.toUpperCase()}`].sort(),
+      [owner.id],
+    ]);
     posthog.refuseDeletions = true;
     await t.http.delete('/v1/me').set(p.auth).send({ password: PASSWORD }).expect(200);
     const job = async () => (await t.db.admin.query(`SELECT org_id, payload, processed_at IS NOT NULL AS done, attempts,
       extract(epoch FROM available_at - created_at)::int AS delay FROM core.outbox
       WHERE topic = 'analytics.posthog_erasure' AND payload->'distinctIds' ? $1`, [p.id])).rows;
-    // their own id, and the ids an app of their organizations may have sent for them
-    const distinctIds = [p.id, ...[p.personalOrgId, orgId].sort().map((o) => `org:${o}:user:${p.id}`)];
+    // their own id; the ids an app of their organizations may have sent for them (their user id, their proven address);
+    // and those its events naming them were forwarded under, read before the erasure cleared them
+    const [{ payload: { distinctIds } }] = await job();
+    expect(distinctIds.slice(0, 5)).toEqual([p.id, ...[p.personalOrgId, orgId].sort().flatMap((o) => [`org:${o}:user:${p.id}`, `org:${o}:user:${email}`])]);
+    expect([...distinctIds.slice(5)].sort()).toEqual([`org:${orgId}:anon:visitor-1`, `org:${orgId}:user:mailto:${p.email}`, `org:${orgId}:user:${p.email.toUpperCase()}`].sort());
     expect(await job()).toEqual([{ org_id: p.personalOrgId, payload: { distinctIds }, done: false, attempts: 0, delay: 3600 }]);
+    // what the job names no longer stands in the database: the events keep none of those ids
+    const { rows: left } = await t.db.admin.query(`SELECT user_id, anonymous_id FROM core.analytics_events WHERE org_id = $1 AND source = 'client' ORDER BY name, user_id, anonymous_id`, [orgId]);
+    const pseudonym = left.find((r) => r.user_id?.startsWith('erased-'))?.user_id;
+    expect(left).toEqual([
+      { user_id: 'crm-7', anonymous_id: null }, { user_id: pseudonym, anonymous_id: null }, { user_id: pseudonym, anonymous_id: null },
+      { user_id: null, anonymous_id: 'visitor-2' }, { user_id: null, anonymous_id: null }, { user_id: owner.id, anonymous_id: null },
+    ]);
     // not before: PostHog deletes only the events it has by then (the erasure's own sign-in's are still on their way)
     await t.app.get(OutboxRelay).drain();
     expect(posthog.deletions.filter((d) => d.body.distinct_ids?.includes(p.id))).toEqual([]);
@@ -158,7 +194,9 @@ describe('DELETE /v1/me: erasure', () => {
     await t.http.post('/v1/auth/login').set('User-Agent', agent).send({ email: p.email, password: PASSWORD }).expect(200);
     // they invite someone (member.invited names them as invitedBy; the invitation mail by their name)
     const invitee = uniqueEmail('byid-invitee');
-    const invitationId = (await t.http.post(`/v1/orgs/${orgId}/invitations`).set(p.auth).send({ email: invitee, role: 'viewer' }).expect(201)).body.id;
+    // (made while their address was verified, as an invitation's sender needs; taken back: still no proven address)
+    const invitationId = await beforeVerificationWasNeeded(t, p, async () =>
+      (await t.http.post(`/v1/orgs/${orgId}/invitations`).set(p.auth).send({ email: invitee, role: 'viewer' }).expect(201)).body.id as string);
     // another person's job, named by their id: not the person's
     const ownersJob = String((await q(`INSERT INTO core.outbox (org_id, topic, payload) VALUES ($1, 'test.job', $2) RETURNING id`, [orgId, JSON.stringify({ userId: owner.id })])).rows[0].id);
     await t.app.get(OutboxRelay).drain();
@@ -196,7 +234,7 @@ describe('DELETE /v1/me: erasure', () => {
   it('an invitation still pending at the inviter\'s erasure is revoked with their admin role (20270210560100): its queued mail goes out to no one, naming no one', async () => {
     const owner = await registerUser(t, 'qowner');
     const orgId = await createOrg(t, owner, 'Queued Mail Ltd');
-    const p = await person(t, 'queued');
+    const p = await verifyEmailOf(t, await person(t, 'queued')); // an invitation's sender needs a verified e-mail
     await addMember(t, orgId, p, 'admin');
     await t.app.get(OutboxRelay).drain();
     const invitee = uniqueEmail('queued-invitee');
@@ -528,10 +566,14 @@ describe('DELETE /v1/me: erasure', () => {
     expect(orgs.rows).toEqual(expect.arrayContaining([{ id: p.personalOrgId, name: 'Erased personal organization', deleted: true }, { id: solo, name: 'Solo Trading', deleted: true }]));
 
     // the scan: every text and JSON column of every table in our schemas
+    // but their PostHog deletion's job, which must name the ids their events were forwarded under, their address in
+    // `org:<orgId>:user:<e-mail>` among them (docs/privacy.md)
     for (const needle of [p.email, p.name, phone, slug]) {
       const found = await findEverywhere(t.db.admin, needle);
-      expect(found.filter((f) => !RETAINED.has(f.replace(/ \(.*$/, '')))).toEqual([]);
+      expect(found.filter((f) => !RETAINED.has(f.replace(/ \(.*$/, '')))).toEqual(needle === p.email ? ['core.outbox.payload (1 rows)'] : []);
     }
+    const namingJobs = await t.db.admin.query(`SELECT topic FROM core.outbox WHERE strpos(lower(payload::text), lower($1)) > 0`, [p.email]);
+    expect(namingJobs.rows).toEqual([{ topic: 'analytics.posthog_erasure' }]);
     // nothing of the bystander was touched
     expect(await findEverywhere(t.db.admin, bystander.email)).toEqual(expect.arrayContaining([expect.stringMatching(/^core."User".email/)]));
 

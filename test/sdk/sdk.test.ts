@@ -7,7 +7,7 @@ import { createOpenApiDocument } from '../../src/platform/http/openapi.js';
 import { documentText, schemaText, SDK_DIR } from '../../scripts/sdk.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { ManualClock } from '../support/clock.js';
-import { uniqueEmail } from '../support/factories.js';
+import { uniqueEmail, verifyEmailOf } from '../support/factories.js';
 
 describe('the TypeScript SDK (clients/typescript)', () => {
   let t: TestApp;
@@ -35,6 +35,7 @@ describe('the TypeScript SDK (clients/typescript)', () => {
     const login = await api.POST('/v1/auth/login', { body: { email, password: 'correct horse battery staple' } });
     const user: Schemas['UserDto'] = login.data!.user;
     expect(user).toMatchObject({ email, name: 'SDK User' });
+    await verifyEmailOf(t, user); // setup only, as the mailed link would: a business organization needs it
 
     const org = await api.POST('/v1/orgs', { body: { name: 'SDK Trading' } });
     const orgId = org.data!.id;

@@ -7,6 +7,7 @@ import type { TenantTx } from '../../platform/database/database.service.js';
 import { IdParam } from '../../platform/http/id-param.js';
 import { ApiKeysService } from './api-keys.service.js';
 import { ApiKeyDto, ApiKeyListQuery, CreateApiKeyDto, CreatedApiKeyDto } from './api-key.dto.js';
+import '../auth/auth.errors.js'; // registers AuthErrors
 
 /**
  * Scoped API keys (owners and admins; plans with `api_access`). No route here declares a key scope: a key cannot
@@ -23,11 +24,12 @@ export class ApiKeysController {
   @RequiresFeature('omnizen', 'api_access')
   @ApiOperation({
     operationId: 'createApiKey', summary: 'Create an API key; the answer holds its secret, shown this once (owner or admin; plans with API access)',
-    description: 'Business organizations only: a personal organization answers 422 api_keys.personal_organization.',
+    description: 'Business organizations only: a personal organization answers 422 api_keys.personal_organization. Needs the creator\'s e-mail '
+      + 'verified (403 auth.email_unverified until it is).',
   })
   @ApiCreatedResponse({ type: CreatedApiKeyDto })
   @ApiErrors(400)
-  @ApiErrorCodes('api_keys.expiry_past', 'api_keys.too_many_keys', 'api_keys.route_closed', 'api_keys.personal_organization')
+  @ApiErrorCodes('api_keys.expiry_past', 'api_keys.too_many_keys', 'api_keys.route_closed', 'api_keys.personal_organization', 'auth.email_unverified')
   create(@Tx() tx: TenantTx, @Body() dto: CreateApiKeyDto): Promise<CreatedApiKeyDto> {
     return this.keys.create(tx, dto);
   }

@@ -18,6 +18,11 @@ export const AuthErrors = defineErrorCodes({
     status: 409,
     description: 'the identity is the only one that verified the account\'s e-mail: verify it another way first (POST /v1/auth/email-verification)',
   },
+  'auth.email_unverified': {
+    status: 403,
+    description: 'creating a business organization, an invitation or an API key needs the account\'s e-mail verified: open the link mailed to it '
+      + '(POST /v1/auth/email-verification sends a new one)',
+  },
   'auth.locked': { status: 429, description: 'too many failed logins; wait details.retryAfterSeconds' },
   'auth.rate_limited': { status: 429, description: 'too many registrations from this address; wait details.retryAfterSeconds' },
   'session.not_found': { status: 404, description: 'the session does not exist or is not the caller\'s' },

@@ -14,6 +14,7 @@ import {
 import '../billing/billing.errors.js'; // registers BillingErrors
 import './organizations.errors.js'; // registers OrganizationsErrors
 import '../../platform/errors/platform.errors.js'; // registers PlatformErrors
+import '../auth/auth.errors.js'; // registers AuthErrors
 
 @ApiTags('invitations')
 @OrgRoute()
@@ -25,7 +26,7 @@ export class InvitationsController {
   @Post()
   @ConsumesLimit(SEATS_APP, 'users')
   @ApiErrorCodes('organization.not_found', 'forbidden.role', 'invitation.personal_organization', 'invitation.already_member', 'invitation.pending_exists',
-    'invitation.mail_limited', 'billing.limit_reached')
+    'invitation.mail_limited', 'billing.limit_reached', 'auth.email_unverified')
   @ApiOperation({
     operationId: 'createInvitation', summary: 'Invite someone by email with a role (admin). The response holds the token, once.',
     description: `Each invitation mails its invitee. From one organization, at most ${INVITATIONS_PER_MAILBOX_PER_HOUR} invitations per hour to one `
@@ -35,7 +36,7 @@ export class InvitationsController {
       + `Once ${INVITATIONS_PER_MAILBOX_PER_HOUR} invitations to the address were made within the hour by any organizations, the invitation is `
       + 'still created (201) but not mailed (the response\'s mail is "withheld"; its e-mail is recorded not_sent, with the reason): share '
       + 'the link yourself, with the orgId and the token of this response (the invitee accepts with POST /v1/invitations/accept, from an '
-      + 'account whose e-mail is verified).',
+      + 'account whose e-mail is verified). An invitation sent by a person needs their e-mail verified (403 auth.email_unverified until it is).',
   })
   @ApiCreatedResponse({ type: CreatedInvitationDto })
   @ApiErrors(400, 409, 422)

@@ -10,6 +10,7 @@ import { CreateOrganizationDto, OrganizationDto, UpdateOrganizationDto } from '.
 import { ApiErrorCodes } from '../../platform/errors/catalog.js';
 import './organizations.errors.js'; // registers OrganizationsErrors
 import '../../platform/errors/platform.errors.js'; // registers PlatformErrors
+import '../auth/auth.errors.js'; // registers AuthErrors
 
 @ApiTags('organizations')
 @UserRoute()
@@ -18,8 +19,11 @@ export class MyOrganizationsController {
   constructor(private readonly orgs: OrganizationsService) {}
 
   @Post()
-  @ApiErrorCodes('auth.user_required')
-  @ApiOperation({ operationId: 'createOrganization', summary: 'Create a business organization; you become its owner' })
+  @ApiErrorCodes('auth.user_required', 'auth.email_unverified')
+  @ApiOperation({
+    operationId: 'createOrganization', summary: 'Create a business organization; you become its owner',
+    description: 'Needs your e-mail verified (403 auth.email_unverified until it is: POST /v1/auth/email-verification sends a new link).',
+  })
   @ApiCreatedResponse({
     type: OrganizationDto,
     example: { id: '3f0c8a2e-9b1d-4c7e-8f6a-5d4c3b2a1e0f', name: 'Acme Trading LLC', accountType: 'business', domain: null,
