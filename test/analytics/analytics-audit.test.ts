@@ -50,6 +50,20 @@ describe('analytics: what an ingest stores and what the retention removes is aud
     expect(log.body.items).toHaveLength(2);
   });
 
+  it('counts an event name that is also an object\'s property name (constructor) as any other', async () => {
+    const orgId = await createOrg(t, owner, 'Prototype Names Ltd');
+    await onEnterprisePlan(t, orgId);
+    const sent = await t.http.post(`/v1/orgs/${orgId}/analytics/events`).set(owner.auth)
+      .send({ events: [{ name: 'constructor' }, { name: 'constructor' }, { name: 'tostring' }] }).expect(200);
+    expect(sent.body).toEqual({ accepted: 3, rejected: [] });
+    const byOwner = { actor_id: owner.id, principal_type: 'user', entity_type: 'analytics_event', entity_id: null };
+    expect(await auditOf(orgId, 'analytics.events_recorded')).toEqual([
+      { ...byOwner, after: { accepted: 3, rejected: 0, events: { constructor: 2, tostring: 1 } } },
+    ]);
+    const { rows } = await t.db.admin.query(`SELECT name, count(*)::int AS n FROM core.analytics_events WHERE org_id = $1 GROUP BY name ORDER BY name`, [orgId]);
+    expect(rows).toEqual([{ name: 'constructor', n: 2 }, { name: 'tostring', n: 1 }]);
+  });
+
   it('audits, per organization, the events, roll-ups and event names the retention removes (the clock moved past it)', async () => {
     const a = await createOrg(t, owner, 'Expiring A Ltd');
     const b = await createOrg(t, owner, 'Expiring B Ltd');

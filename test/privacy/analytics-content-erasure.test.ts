@@ -67,6 +67,14 @@ describe('analytics events that name a person by content (an anonymous event wit
       { name: 'crm.synced', userId: p.email },
       { name: 'form.submitted', anonymousId: 'visitor-2', properties: { contact: 'someone.else@example.test' } },
     ]);
+    // app user ids that contain the address (as the value scan matches it: whole, any case), and one naming a longer
+    // address (not theirs) on an event whose properties name them
+    await send(orgId, owner.auth, [
+      { name: 'crm.synced', userId: `mailto:${p.email}` },
+      { name: 'crm.synced', userId: `${p.email.toUpperCase()} ` },
+      { name: 'crm.synced', userId: `hubspot:${p.email}` },
+      { name: 'crm.partner', userId: `hubspot:${p.email}.au`, properties: { about: p.email } },
+    ]);
     // an organization they never knew names their address: its record
     await send(elsewhere, stranger.auth, [{ name: 'lead.imported', anonymousId: 'lead-7', properties: { lead: p.email } }]);
     const stored = await t.db.admin.query(`SELECT user_id, anonymous_id FROM core.analytics_events WHERE org_id = $1 AND name = 'form.submitted' AND anonymous_id = 'visitor-1'`, [orgId]);
@@ -82,7 +90,7 @@ describe('analytics events that name a person by content (an anonymous event wit
       .expect(200);
     const files = await unzip(zip.body as Buffer);
     const exported = (JSON.parse(files['core.analytics_events.json']) as Record<string, any>[]).filter((e) => e.org_id === orgId);
-    expect(exported.map((e) => e.name).sort()).toEqual(['crm.synced', 'doc.opened', 'form.submitted', 'member.looked_up']);
+    expect(exported.map((e) => e.name).sort()).toEqual(['crm.partner', 'crm.synced', 'crm.synced', 'crm.synced', 'crm.synced', 'doc.opened', 'form.submitted', 'member.looked_up']);
     expect(exported.find((e) => e.name === 'form.submitted')).toMatchObject({ anonymous_id: 'visitor-1', user_id: null, properties: { contact: p.email, plan: 'pro' } });
     expect(files['core.analytics_events.json']).not.toContain('lead-7');
     expect(files['core.analytics_events.json']).not.toContain('visitor-2');
@@ -91,15 +99,18 @@ describe('analytics events that name a person by content (an anonymous event wit
 
     // no row of their organizations holds the address any more
     const naming = await t.db.admin.query(`SELECT org_id, name FROM core.analytics_events
-      WHERE (properties::text || coalesce(user_id, '') || coalesce(anonymous_id, '')) ILIKE '%' || $1 || '%'`, [p.email]);
-    expect(naming.rows).toEqual([{ org_id: elsewhere, name: 'lead.imported' }]);
+      WHERE (properties::text || coalesce(user_id, '') || coalesce(anonymous_id, '')) ILIKE '%' || $1 || '%' ORDER BY name`, [p.email]);
+    // (but as part of the longer address, another person's, which stays)
+    expect(naming.rows).toEqual([{ org_id: orgId, name: 'crm.partner' }, { org_id: elsewhere, name: 'lead.imported' }]);
     const { rows } = await t.db.admin.query(`SELECT name, user_id, anonymous_id, properties FROM core.analytics_events
       WHERE org_id = $1 AND source = 'client' ORDER BY name, anonymous_id NULLS FIRST`, [orgId]);
     const pseudonym = rows.find((r) => r.name === 'doc.opened')!.user_id;
     expect(pseudonym).toMatch(/^erased-[0-9a-f-]{36}$/);
     expect(rows).toEqual([
-      // the app's id for them was their address: their pseudonym, as their own events
-      { name: 'crm.synced', user_id: pseudonym, anonymous_id: null, properties: {} },
+      // the event keeps the other address's id; what named the person goes
+      { name: 'crm.partner', user_id: `hubspot:${p.email}.au`, anonymous_id: null, properties: {} },
+      // the app's ids for them were, or contained, their address: their pseudonym, as their own events
+      ...Array(4).fill({ name: 'crm.synced', user_id: pseudonym, anonymous_id: null, properties: {} }),
       { name: 'doc.opened', user_id: pseudonym, anonymous_id: null, properties: {} },
       { name: 'form.submitted', user_id: null, anonymous_id: null, properties: {} },
       { name: 'form.submitted', user_id: null, anonymous_id: 'visitor-2', properties: { contact: 'someone.else@example.test' } },

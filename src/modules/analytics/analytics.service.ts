@@ -129,9 +129,10 @@ export class AnalyticsService {
     await repo.insertEvents(tx.db, rows);
     if (rows.length) {
       // who stored what in the organization's data: counts and event names, never the properties (an app's free text)
-      const perName: Record<string, number> = {};
-      for (const r of rows) perName[r.name] = (perName[r.name] ?? 0) + 1;
-      await this.audit.record(tx, { action: 'analytics.events_recorded', entityType: 'analytics_event', after: { accepted: rows.length, rejected: rejected.length, events: perName } });
+      // (a Map: an app's event name is any key, `constructor` too, which a plain object would read from its prototype)
+      const perName = new Map<string, number>();
+      for (const r of rows) perName.set(r.name, (perName.get(r.name) ?? 0) + 1);
+      await this.audit.record(tx, { action: 'analytics.events_recorded', entityType: 'analytics_event', after: { accepted: rows.length, rejected: rejected.length, events: Object.fromEntries(perName) } });
     }
     tx.db.afterCommit(() => {
       // once committed: a roll-up that took the day before would not see the events

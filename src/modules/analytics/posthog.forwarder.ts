@@ -23,17 +23,32 @@ export const POSTHOG_ERASURE_DELAY_SECONDS = 3600;
 
 /**
  * The deletion job's attempts before it is dead (about three days: JobRegistry, retryDelaySeconds): time to mend PostHog
- * or a revoked key; then omnizen_outbox_dead (OmniZenJobsDead) says so, and its payload (the distinct ids, which the
- * erased person's User row keeps anyway) stays for an operator to retry it, until the retention purge.
+ * or a revoked key; then omnizen_outbox_dead (OmniZenJobsDead) says so, and its payload (the distinct ids: ids, and the
+ * person's addresses and the app ids naming them, which PostHog must be sent) stays for an operator to retry it, until the
+ * retention purge (docs/privacy.md).
  */
 export const POSTHOG_ERASURE_MAX_ATTEMPTS = 84;
 
+/** The ids of an app's event that OmniZen does not vouch for (distinctIdOf). */
+type AppEventIds = Pick<AnalyticsEventRow, 'orgId' | 'userId' | 'anonymousId'>;
+
 /**
- * The distinct ids an OmniZen user's events may have been forwarded under (distinctIdOf): their own id, and the id an app
- * of one of `orgIds` sent for them without speaking for them (`org:<orgId>:user:<id>`).
+ * The distinct ids a person's events may have been forwarded under (distinctIdOf): their own id; the ids an app of one of
+ * `orgIds` (those they are or were in) sent for them without speaking for them, their user id or one of their proven
+ * addresses `emails` (`org:<orgId>:user:<id or e-mail>`); and those of `named`, the events of those organizations found
+ * naming them (erasureRepository.analyticsIdsNaming: a visitor's `org:<orgId>:anon:<id>`, `org:<orgId>:user:mailto:<e-mail>`).
+ * Not an event an app stored under another person's id (that person's PostHog person): docs/privacy.md.
  */
-export function distinctIdsOfUser(userId: string, orgIds: string[]): string[] {
-  return [userId, ...orgIds.map((orgId) => `org:${orgId}:user:${userId}`)];
+export function distinctIdsOfPerson(userId: string, emails: string[], orgIds: string[], named: AppEventIds[]): string[] {
+  const forOrgs = orgIds.flatMap((orgId) => [userId, ...emails].map((id) => appDistinctId({ orgId, userId: id, anonymousId: null })));
+  return [...new Set([userId, ...forOrgs, ...named.map(appDistinctId)])];
+}
+
+/** An app's event's id in PostHog when OmniZen does not vouch for its user id: namespaced by its organization. */
+function appDistinctId(e: AppEventIds): string {
+  if (e.userId !== null) return `org:${e.orgId}:user:${e.userId}`;
+  if (e.anonymousId !== null) return `org:${e.orgId}:anon:${e.anonymousId}`;
+  return `org:${e.orgId}`;
 }
 
 /**
@@ -44,9 +59,7 @@ export function distinctIdsOfUser(userId: string, orgIds: string[]): string[] {
  */
 function distinctIdOf(e: AnalyticsEventRow, caller: string | null): string {
   if (e.userId !== null && (e.source === 'server' || e.userId === caller)) return e.userId;
-  if (e.userId !== null) return `org:${e.orgId}:user:${e.userId}`;
-  if (e.anonymousId !== null) return `org:${e.orgId}:anon:${e.anonymousId}`;
-  return `org:${e.orgId}`;
+  return appDistinctId(e);
 }
 
 /**

@@ -183,6 +183,26 @@ export const erasureRepository = {
   },
 
   /**
+   * The ids of the person's analytics events (the catalog's core.analytics_events rows: theirs, and those of their
+   * organizations naming one of their addresses) that PostHogForwarder sent under an organization's id for someone its app
+   * named, not for them: a visitor's anonymous id (an event with no user id), or an app's user id naming one of their
+   * addresses (`mailto:<e-mail>`: matched as the value scan matches). Read before applyCatalog clears them: the erasure's
+   * PostHog deletion names them (distinctIdsOfPerson). An event stored under another user's id is that person's.
+   */
+  async analyticsIdsNaming(db: Db, person: LocatedPerson): Promise<{ orgId: string; userId: string | null; anonymousId: string | null }[]> {
+    const where = locate(PERSONAL_DATA_CATALOG.find((x) => x.table === 'core.analytics_events')!, person);
+    if (!where) return [];
+    const values = [...where.values];
+    const addresses = valueScanPattern(person.emails);
+    const naming = addresses ? ` OR x.user_id ~* $${values.push(addresses)}` : '';
+    const rows = await db.$queryRawUnsafe<{ org_id: string; user_id: string | null; anonymous_id: string | null }[]>(
+      `SELECT DISTINCT x.org_id::text AS org_id, x.user_id, x.anonymous_id FROM core.analytics_events x
+       WHERE (${where.sql}) AND ((x.user_id IS NULL AND x.anonymous_id IS NOT NULL)${naming})
+       ORDER BY 1, 2, 3`, ...values);
+    return rows.map((r) => ({ orgId: r.org_id, userId: r.user_id, anonymousId: r.anonymous_id }));
+  },
+
+  /**
    * Applies the catalog's treatment of every table that locates the person by user id, proven e-mail or personal
    * organization. Answers the rows changed by table, and the ids of the jobs deleted from core.outbox: their copies in the
    * jobs queue (Bull, which keeps a failed one for ever) go too once this commits.
@@ -304,13 +324,13 @@ export interface LocatedPerson {
   erasedOrgIds?: string[];
 }
 
-/** A pseudonym's SQL with its `:person` and `:emails` (Treatment) as parameters appended to `values`. */
+/** A pseudonym's SQL with its `:person` and `:addresses` (Treatment) as parameters appended to `values`. */
 function bindPerson(sql: string, person: LocatedPerson, values: unknown[]): string {
   let user: string | undefined;
-  let emails: string | undefined;
+  let addresses: string | undefined;
   return sql
     .replace(/(?<!:):person\b/g, () => (user ??= `$${values.push(person.userId)}::text`))
-    .replace(/(?<!:):emails\b/g, () => (emails ??= `$${values.push(person.emails.map((e) => e.toLowerCase()))}::text[]`));
+    .replace(/(?<!:):addresses\b/g, () => (addresses ??= `$${values.push(valueScanPattern(person.emails) ?? null)}::text`));
 }
 
 /** The treatments that change a row (the others leave it as it is). */

@@ -19,7 +19,7 @@ import { translateDatabaseError } from '../../platform/errors/database-errors.js
 import { DataExportService } from './data-export.service.js';
 import { emitEvent } from '../../platform/events/events.js';
 import { RunsService, runFinishedAudit, runFinishedEvent } from '../agents/runs.service.js';
-import { distinctIdsOfUser, PostHogForwarder } from '../analytics/posthog.forwarder.js';
+import { distinctIdsOfPerson, PostHogForwarder } from '../analytics/posthog.forwarder.js';
 import { OutboxRelay } from '../../platform/queue/outbox-relay.service.js';
 
 /** How recent the sign-in (of the access token's session) must be to erase without the password. */
@@ -114,13 +114,15 @@ export class ErasureService {
       }
       runsCancelled.push(...ownCancelled);
       const inviterNamesCleared = await erasureRepository.clearInviterNames(db, userId);
+      // the ids their analytics events naming them went to PostHog under (a visitor's, `mailto:<e-mail>`), before the catalog clears them
+      const namedInAnalytics = await erasureRepository.analyticsIdsNaming(db, { userId, emails, orgIds });
       // with the organizations that go, their knowledge base and the content of their AI runs (the catalog's `erased-org` rows)
       const { counts: rows, deletedJobIds } = await erasureRepository.applyCatalog(db, { userId, emails, orgIds, erasedOrgIds: deleted });
       await erasureRepository.eraseAuthUser(db, userId, erasedEmail(userId));
       // the events forwarded to PostHog (now or before: when its deletion is configured): their persons deleted with their
       // events by a job an hour after this commits (their last events have reached PostHog), retried until PostHog has taken it
       // (at most POSTHOG_ERASURE_MAX_ATTEMPTS times, then dead)
-      const posthogErasure = await this.posthog.erasePersons({ db, orgId: principal.personalOrgId }, distinctIdsOfUser(userId, orgIds));
+      const posthogErasure = await this.posthog.erasePersons({ db, orgId: principal.personalOrgId }, distinctIdsOfPerson(userId, emails, orgIds, namedInAnalytics));
 
       // audited without personal data: ids and counts only
       const erasedAt = new Date(this.clock.now()).toISOString();

@@ -48,8 +48,9 @@ export type Treatment =
   | { kind: 'erase' }
   /**
    * replaced by a non-identifying value; `sql` is an SQL expression over the row (`id` etc.), in which `:person` is the
-   * erased person's user id (text) and `:emails` their proven addresses (text[], lower case), bound as parameters: for a
-   * row located by its content, whose column may name someone else
+   * erased person's user id (text) and `:addresses` the value scan's pattern of their proven addresses (text, for `~*`: any
+   * of them as a whole address, valueScanPattern; NULL when they have none), bound as parameters: for a row located by its
+   * content, whose column may name someone else
    */
   | { kind: 'pseudonymize'; sql: string }
   /** the whole row is deleted with the person */
@@ -249,9 +250,10 @@ export const PERSONAL_DATA_CATALOG: PersonalDataTable[] = [
     // per erasure (an uncorrelated sub-select is an InitPlan: evaluated once per statement, and the statement is this
     // person's): their events stay one user in the distinct counts (active users, the roll-ups' users), and the id links
     // them to nobody. A fresh id per row would count one erased person with N events on a day as N users. An event found
-    // by its content keeps its user id (NULL, or another user's: their counts stay theirs) unless it is one of their addresses
+    // by its content keeps its user id (NULL, or another user's: their counts stay theirs) unless it names one of their
+    // addresses, as the value scan that found it matches them (`mailto:<e-mail>`, `crm:<E-MAIL> `): then it is theirs
     columns: {
-      user_id: { kind: 'pseudonymize', sql: `CASE WHEN user_id = :person OR lower(user_id) = ANY(:emails) THEN (SELECT 'erased-' || gen_random_uuid()) ELSE user_id END` },
+      user_id: { kind: 'pseudonymize', sql: `CASE WHEN user_id = :person OR user_id ~* :addresses THEN (SELECT 'erased-' || gen_random_uuid()) ELSE user_id END` },
       anonymous_id: ERASE,
       properties: { kind: 'pseudonymize', sql: `'{}'::jsonb` },
       name: notPersonal('the event name'),
