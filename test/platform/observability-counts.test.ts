@@ -13,7 +13,8 @@ import { DatabaseService } from '../../src/platform/database/database.service.js
 import { SqlPool } from '../../src/platform/database/sql.js';
 import { DatabaseUnavailableError } from '../../src/platform/errors/database-errors.js';
 import { enqueue, JobRegistry } from '../../src/platform/queue/jobs.js';
-import { OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
+import { JOBS_QUEUE_TOKEN, OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
+import type { Queue } from 'bull';
 
 /**
  * The metrics say what they count: a connection error is a connection lost or not opened (not an HTTP answer), the
@@ -161,6 +162,28 @@ describe('observability: connection errors, the canary before its first check, a
     expect(delta(after, `omnizen_http_request_duration_seconds_count{${route}}`)).toBe(1);
     expect(delta(after, `omnizen_http_request_duration_seconds_sum{${route}}`)).toBeGreaterThan(0);
   });
+
+  it('a notifications stream the client closes counts under its status (200), not as 499, and is not timed', async () => {
+    const server = t.app.getHttpServer();
+    if (!server.listening) await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+    const { port } = server.address() as AddressInfo;
+    const route = 'route="/v1/me/notifications/stream",method="GET"';
+    const before = await scrape();
+    const delta = (text: string, series: string) => value(text, series) - value(before, series);
+    const req = httpRequest({ host: '127.0.0.1', port, path: '/v1/me/notifications/stream', headers: { ...ada.auth, accept: 'text/event-stream' } });
+    const status = await new Promise<number>((done, fail) => {
+      req.on('response', (res) => { res.resume(); done(res.statusCode!); });
+      req.on('error', fail);
+      req.end();
+    });
+    expect(status).toBe(200);
+    req.on('error', () => undefined);
+    req.destroy();
+    await until('the closed stream is counted', async () => delta(await scrape(), `omnizen_http_requests_total{${route},status="200"}`) === 1);
+    const after = await scrape();
+    expect(delta(after, `omnizen_http_requests_total{${route},status="499"}`)).toBe(0);
+    expect(delta(after, `omnizen_http_request_duration_seconds_count{${route}}`)).toBe(0);
+  });
 });
 
 describe('observability: a job hand-off Redis refuses is no failed try', () => {
@@ -168,12 +191,14 @@ describe('observability: a job hand-off Redis refuses is no failed try', () => {
   let t: TestApp;
   let orgId: string;
   const runs: string[] = [];
+  const recorded: string[] = [];
   const scrape = async () => samples((await t.http.get('/metrics').set('Authorization', `Bearer ${TOKEN}`).expect(200)).text);
 
   beforeAll(async () => {
     redis = await ThrowawayRedis.create();
     t = await createTestApp({ REDIS_URL: redis.url, METRICS_TOKEN: TOKEN, JOBS_CLAIM_TIMEOUT_MS: '1', JOBS_ENQUEUE_TIMEOUT_MS: '500' });
     t.app.get(JobRegistry).register('test.handoff', async (job) => void runs.push(job.id));
+    t.app.get(JobRegistry).register('test.recorded', async (job) => void recorded.push(job.id));
     const userId = randomUUID();
     await t.db.admin.query(`INSERT INTO core."User" (id, email) VALUES ($1, $2)`, [userId, `${userId}@example.test`]);
     orgId = (await t.db.admin.query(`INSERT INTO core.organizations (name, owner_user_id) VALUES ('Hand-off Co', $1) RETURNING id`, [userId])).rows[0].id;
@@ -182,6 +207,33 @@ describe('observability: a job hand-off Redis refuses is no failed try', () => {
   afterAll(async () => {
     await t?.close();
     await redis?.kill();
+  });
+
+  it('a job Bull completed whose record fails again (the database, not Redis): no refused hand-off, recorded done at the next pass', async () => {
+    const relay = t.app.get(OutboxRelay);
+    const queue = t.app.get<Queue>(JOBS_QUEUE_TOKEN);
+    const before = await scrape();
+    await t.app.get(DatabaseService).tenant({ kind: 'service', name: 'recorded' }, orgId, { requestId: 'recorded' }, (tx) => enqueue(tx, 'test.recorded', {}));
+    const [{ id }] = (await t.db.admin.query(`SELECT id FROM core.outbox WHERE topic = 'test.recorded'`)).rows;
+    // the worker runs it, and its record does not land (the database did not answer then)
+    const markDone = jest.spyOn(relay, 'markDone').mockResolvedValue(undefined);
+    try {
+      await relay.drain();
+      await until('the job completed in Bull', async () => (await (await queue.getJob(`outbox-${id}`))?.getState()) === 'completed');
+      // relayed again (its claim ran out): Bull says completed; recording it fails again
+      await t.db.admin.query(`UPDATE core.outbox SET available_at = now() WHERE id = $1`, [id]);
+      markDone.mockRejectedValue(new DatabaseUnavailableError(new Error('connect timeout')));
+      await relay.drain();
+    } finally {
+      markDone.mockRestore();
+    }
+    expect(recorded).toEqual([id]);
+    const after = await scrape();
+    expect((after.get('omnizen_jobs_handoff_refused_total{topic="test.recorded"}') ?? 0) - (before.get('omnizen_jobs_handoff_refused_total{topic="test.recorded"}') ?? 0)).toBe(0);
+    expect((await t.db.admin.query('SELECT processed_at, last_error FROM core.outbox WHERE id = $1', [id])).rows).toEqual([{ processed_at: null, last_error: null }]);
+    // the next pass records it
+    await relay.drain();
+    expect((await t.db.admin.query('SELECT processed_at IS NOT NULL AS done, tries FROM core.outbox WHERE id = $1', [id])).rows).toEqual([{ done: true, tries: 1 }]);
   });
 
   it('Redis down: relay passes count the refused hand-offs apart; omnizen_jobs_failed_total stays as it was, no try recorded', async () => {

@@ -301,7 +301,14 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
     const existing = await this.onQueue(queue.getJob(jobId));
     if (existing) {
       const state = await this.onQueue(existing.getState());
-      if (state === 'completed') return this.markDone(job);
+      if (state === 'completed') {
+        // Bull ran it and the worker's record did not land: recorded now. The database failing here is no refused
+        // hand-off (Redis answered): kept for the next pass, as an in-process success whose record failed
+        return this.markDone(job).catch((e: Error) => {
+          this.unrecordedDone.set(job.id, job);
+          this.logger.warn(`job ${job.id} (${job.topic}) completed in the queue but was not recorded done (recorded again at the next pass): ${e.message}`);
+        });
+      }
       if (state !== 'failed') return;
       if (job.tries < this.registry.maxAttempts(job.topic)) return this.onQueue(existing.retry());
       await this.onQueue(existing.remove());
