@@ -280,6 +280,9 @@ export class JournalService {
    * `replayed` when the idempotency key was seen with the same payload (no new audit row).
    */
   async post(tx: TenantTx, payload: PostingPayload, action: PostingAudit['action'] = 'ledger.entry_posted'): Promise<{ entry: JournalEntryDto; replayed: boolean }> {
+    // a document's tax in a foreign currency (invoices, credit notes, bills, expense claims) posts in the base currency;
+    // a reversal mirrors its entry as posted (an entry posted before tax lines were in the base currency included)
+    if (!payload.reversesEntryId) payload = await this.taxInBaseCurrency(tx, payload);
     const { entry, replayed } = await repo.post(tx.db, payload, { action, requestId: tx.meta.requestId, ip: tx.meta.ip });
     // the analytics row and the event leave with COMMIT: no round trip of their own while the posting holds its
     // balance rows' locks
@@ -457,7 +460,61 @@ export class JournalService {
     }
     if (!forReplay) await this.requireFullAccountingForForeignCurrency(tx, dto.lines, context);
     if (!forReplay) await this.refuseControlAccounts(tx, lines, from, context);
-    return { date: dto.date, memo: dto.memo, source: dto.source ?? 'manual', sourceRef: dto.sourceRef, lines };
+    const payload = { date: dto.date, memo: dto.memo, source: dto.source ?? 'manual', sourceRef: dto.sourceRef, lines };
+    // the tax lines in the base currency here already (a batch posts without `post`); for a replay's hash the payload as
+    // an entry posted before requestHash was built: its tax lines in the line's currency
+    return forReplay || !context.settings ? payload : this.taxInBaseCurrency(tx, payload, context.settings);
+  }
+
+  /**
+   * The tax lines (output_tax, input_tax) of `payload` in a foreign currency, in the base currency: VAT is owed to (or
+   * reclaimed from) the tax office in the base currency, fixed at the transaction's rate, so a tax line posts its base
+   * amount (its baseDebit or baseCredit when given, else its amount at its rate or the rate of the entry's date, rounded
+   * as the posting function rounds) at rate 1, its foreign amount and rate kept in its description. The tax accounts
+   * then hold base-currency amounts only: the VAT report (the tax lines' base amounts, as before) equals them, and an FX
+   * revaluation does not move them (`revalue` skips the tax codes' accounts, for the lines posted before). A tax whose
+   * base amount rounds to 0 leaves no line. The posting function checks that an entry in one currency balances in it; an
+   * entry that was in one currency before its tax lines moved to the base currency is checked here (ledger.unbalanced),
+   * so a client's entry is refused as before. Without a rate the line is left as it is: the posting function refuses it.
+   */
+  private async taxInBaseCurrency(tx: TenantTx, payload: PostingPayload, settings?: LedgerSettingsDto): Promise<PostingPayload> {
+    const foreignTax = (l: PostingLine, base?: string) => (l.taxRole === 'output_tax' || l.taxRole === 'input_tax') && !!l.currency && l.currency !== base;
+    if (!payload.lines.some((l) => foreignTax(l))) return payload;
+    const base = (settings ?? await this.ledger.settings(tx)).baseCurrency;
+    if (!payload.lines.some((l) => foreignTax(l, base))) return payload;
+    const currencies = new Set(payload.lines.map((l) => l.currency ?? base));
+    if (currencies.size === 1) {
+      const [currency] = currencies;
+      const mu = await this.ledger.currencyUnits(tx, currency);
+      const sum = (side: 'debit' | 'credit') => payload.lines.reduce((s, l) => s.plus(l[side] ?? 0), D(0));
+      if (!sum('debit').eq(sum('credit'))) {
+        throw LedgerErrors.error('ledger.unbalanced', `entry does not balance in ${currency}: debits ${fixed(sum('debit'), mu)} and credits ${fixed(sum('credit'), mu)}`);
+      }
+    }
+    const baseMu = await this.ledger.currencyUnits(tx, base);
+    const rates = new Map<string, string | null>();
+    const lines: PostingLine[] = [];
+    for (const l of payload.lines) {
+      const currency = l.currency!;
+      if (!foreignTax(l, base)) {
+        lines.push(l);
+        continue;
+      }
+      if (l.rate === undefined && !rates.has(currency)) rates.set(currency, await repo.effectiveRate(tx.db, currency, payload.date));
+      const rate = l.rate ?? rates.get(currency);
+      const side = l.debit !== undefined ? 'debit' : l.credit !== undefined ? 'credit' : undefined;
+      if (!rate || !D(rate).gt(0) || !side) {
+        lines.push(l);
+        continue;
+      }
+      const given = side === 'debit' ? l.baseDebit : l.baseCredit;
+      const amount = fixed(given ?? D(l[side]!).times(rate), baseMu);
+      if (D(amount).isZero()) continue;
+      const note = ` (${currency} ${fixed(l[side]!, await this.ledger.currencyUnits(tx, currency))} at ${D(rate).toFixed()})`;
+      const { debit: _debit, credit: _credit, rate: _rate, baseDebit: _baseDebit, baseCredit: _baseCredit, ...rest } = l;
+      lines.push({ ...rest, currency: base, [side]: amount, description: `${(l.description ?? 'tax').slice(0, 500 - note.length)}${note}` });
+    }
+    return { ...payload, lines };
   }
 
   /**
@@ -600,14 +657,16 @@ export class JournalService {
   /**
    * The revaluation of the subledgers' control accounts (RevaluedSubledgers): each foreign-currency open item valued at
    * the rate of `date` and rounded on its own, as its aging row shows it; per account and currency one adjustment and
-   * one pair of lines, the sum of its items' changes, so the aging (which adds the items' changes) equals the account.
-   * Answers the control accounts, which the balance-wise pass leaves alone.
+   * one pair of lines, the sum of its items' changes, so the aging (which adds the items' changes) equals the account;
+   * when its items' changes cancel, still the adjustment (a difference of 0) and the items' rows, on a pair of control
+   * lines that cancel. Answers the control accounts, which the balance-wise pass leaves alone.
    */
   private async revalueOpenItems(tx: TenantTx, date: string, reversalDate: string | undefined, baseMu: number, fx: { gain: string; loss: string }, adjustments: RevaluationLineDto[],
     pairs: PostingLine[][], pairItems: ItemChange[][]): Promise<Set<string>> {
     const controlled = new Set<string>();
     const rates = new Map<string, string>();
-    interface Group { accountId: string; currency: string; rate: string; balance: Decimal; before: Decimal; after: Decimal; items: ItemChange[] }
+    /** `raised`: what the items whose change raises the account's debit side add to it */
+    interface Group { accountId: string; currency: string; rate: string; balance: Decimal; before: Decimal; after: Decimal; raised: Decimal; items: ItemChange[] }
     const groups = new Map<string, Group>();
     for (const sub of await this.revalued.openItems(tx, date)) {
       for (const id of sub.accountIds) controlled.add(id);
@@ -632,17 +691,19 @@ export class JournalService {
         const target = D(fixed(D(item.open).times(rate), baseMu));
         const key = `${item.accountId}|${item.currency}`;
         let g = groups.get(key);
-        if (!g) groups.set(key, (g = { accountId: item.accountId, currency: item.currency, rate, balance: D(0), before: D(0), after: D(0), items: [] }));
+        if (!g) groups.set(key, (g = { accountId: item.accountId, currency: item.currency, rate, balance: D(0), before: D(0), after: D(0), raised: D(0), items: [] }));
         g.balance = g.balance.plus(D(item.open).times(sign));
         g.before = g.before.plus(D(item.carried).times(sign));
         g.after = g.after.plus(target.times(sign));
         const delta = target.minus(item.carried);
         if (!delta.isZero()) g.items.push({ subledger: sub.subledger, documentId: item.documentId, delta, rate, carriedRate: item.carriedRate });
+        if (delta.times(sign).gt(0)) g.raised = g.raised.plus(delta.times(sign));
       }
     }
     for (const g of [...groups.values()].sort((a, b) => a.accountId.localeCompare(b.accountId) || a.currency.localeCompare(b.currency))) {
       const diff = g.after.minus(g.before);
-      if (diff.isZero()) continue;
+      // no item changed (nor the account); items that changed are written even when their changes cancel (below)
+      if (!g.items.length) continue;
       const amount = fixed(diff.abs(), baseMu);
       const adjustment = {
         accountId: g.accountId, currency: g.currency, balance: fixed(g.balance, await this.ledger.currencyUnits(tx, g.currency)), rate: rateText(g.rate),
@@ -650,10 +711,24 @@ export class JournalService {
       };
       adjustments.push(adjustment);
       const description = `FX revaluation of ${g.currency} ${adjustment.balance} at ${adjustment.rate}`;
-      pairs.push([
-        { accountId: g.accountId, currency: g.currency, rate: g.rate, ...(diff.gt(0) ? { baseDebit: amount } : { baseCredit: amount }), description },
-        diff.gt(0) ? { accountId: fx.gain, credit: amount, description } : { accountId: fx.loss, debit: amount, description },
-      ]);
+      if (diff.isZero()) {
+        // the items' changes cancel (an invoice raised as much as a payment credit lowered): the account keeps its base
+        // value, but each item carries its new value from the date all the same (its row), so that a later settlement
+        // realizes only what the rate moved since and the period's unrealized result per item is in its rows, as for any
+        // revalued item. Their entry (and its reversal, autoReverse) is a pair of control lines that cancel, what the
+        // raised items added debited and credited: no FX account moves; the rows name the one a net of 0 names (the
+        // loss account, below), whose rows of this entry sum to 0, what it got
+        const raised = fixed(g.raised, baseMu);
+        pairs.push([
+          { accountId: g.accountId, currency: g.currency, rate: g.rate, baseDebit: raised, description },
+          { accountId: g.accountId, currency: g.currency, rate: g.rate, baseCredit: raised, description },
+        ]);
+      } else {
+        pairs.push([
+          { accountId: g.accountId, currency: g.currency, rate: g.rate, ...(diff.gt(0) ? { baseDebit: amount } : { baseCredit: amount }), description },
+          diff.gt(0) ? { accountId: fx.gain, credit: amount, description } : { accountId: fx.loss, debit: amount, description },
+        ]);
+      }
       // each item's row names the account of its group's pair (whichever way the item itself moved)
       const fxAccountId = diff.gt(0) ? fx.gain : fx.loss;
       pairItems.push(g.items.map((item) => ({ ...item, fxAccountId })));
@@ -695,10 +770,14 @@ export class JournalService {
     }
     const controlled = await this.revalueOpenItems(tx, date, next, baseMu, { gain, loss }, adjustments, pairs, pairItems);
     const perItem = adjustments.length;
+    // the accounts a tax code (archived too) posts its tax to: the tax is owed in the base currency at the transaction's
+    // rate and is not revalued. Its lines post in the base currency (taxInBaseCurrency); one posted before in the line's
+    // currency (or the reversal of such an entry) still leaves a foreign-currency balance here, whose base value stays
+    const taxAccounts = new Set((await this.ledger.listTaxCodes(tx)).flatMap((t) => [t.salesAccountId, t.purchaseAccountId]));
     for (const t of totals.sort((a, b) => a.account_id.localeCompare(b.account_id) || a.currency.localeCompare(b.currency))) {
       const a = accounts.get(t.account_id);
       // a subledger's control account is valued per open item (above)
-      if (!a || t.currency === s.baseCurrency || (a.type !== 'asset' && a.type !== 'liability') || controlled.has(a.id)) continue;
+      if (!a || t.currency === s.baseCurrency || (a.type !== 'asset' && a.type !== 'liability') || controlled.has(a.id) || taxAccounts.has(a.id)) continue;
       const balance = D(t.debit).minus(t.credit);
       const baseBefore = D(t.base_debit).minus(t.base_credit);
       const rate = await repo.effectiveRate(tx.db, t.currency, date);

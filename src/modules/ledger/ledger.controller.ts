@@ -486,7 +486,11 @@ export class JournalController {
   @RequireRole(...BOOKKEEPER_ROLES)
   @ApiOperation({ operationId: 'revalueForeignCurrency', summary: 'Revalue open foreign-currency asset and liability balances at the rate of a date (posts unrealized FX gain/loss; autoReverse: its reversal on the first day of the next period)',
     description: 'The AR and AP control accounts are revalued per open item: each open invoice, bill and payment credit then carries its revalued base '
-      + 'value (the AR and AP agings show it, and still equal the accounts), and a later allocation realizes only what the rate moved since. '
+      + 'value (the AR and AP agings show it, and still equal the accounts), and a later allocation realizes only what the rate moved since; '
+      + 'also when the items\' changes cancel on an account (an invoice and a payment credit revalued alike): that account\'s adjustment has a difference of 0 '
+      + 'and its two lines in the entry cancel. '
+      + 'The accounts a tax code (archived too) posts its tax to are not revalued: tax is owed in the base currency at the transaction\'s rate '
+      + '(tax lines post in the base currency; one posted in a foreign currency before keeps its base value). '
       + 'Such a revaluation entry is not reversed on its own (ledger.entry_of_document); revalue again instead. '
       + 'An open item with a settlement (allocation, refund, reversal, void) dated after the date is not revalued: 422 ledger.revaluation_before_settlement '
       + '(the message names the item and the settlement date; revalue as of that date or later). With autoReverse, an item settled between the revaluation '

@@ -306,7 +306,10 @@ export class JournalLineInputDto {
   @IsOptional() @Currency('currency') currency?: string;
   @ApiPropertyOptional({ example: '0.92', description: 'Base units per unit of currency; defaults to the rate effective on the entry date' })
   @IsOptional() @Rate('rate') rate?: string;
-  @ApiPropertyOptional({ format: 'uuid', description: 'Adds the tax line on the same side: output tax for a sale, input tax for a purchase (see taxFlow); an id that names no tax code of the organization is 422 ledger.unknown_tax_code' })
+  @ApiPropertyOptional({ format: 'uuid', description: 'Adds the tax line on the same side: output tax for a sale, input tax for a purchase (see taxFlow); an id that names no tax code of the organization is 422 ledger.unknown_tax_code. '
+    + 'The tax line is in the base currency (tax is owed in it, at the transaction\'s rate): on a line in another currency it is the tax\'s base amount at the line\'s rate '
+    + '(rate 1; the tax in the line\'s currency and the rate in its description), so the tax accounts hold base amounts only, as the VAT report, and are not revalued. '
+    + 'Such an entry in one currency otherwise must still balance in it (422 ledger.unbalanced)' })
   @IsOptional() @IsUUID() taxCodeId?: string;
   @ApiPropertyOptional({
     enum: ['output', 'input'],
@@ -356,7 +359,8 @@ export class JournalLineDto {
   @ApiProperty({ example: '33.33', description: BASE_DOC }) baseDebit: string;
   @ApiProperty({ example: '0.00', description: BASE_DOC }) baseCredit: string;
   @ApiProperty({ type: String, nullable: true, format: 'uuid', description: 'Tax code of a taxed sale or purchase line' }) taxCodeId: string | null;
-  @ApiProperty({ type: String, enum: ['output_base', 'output_tax', 'input_base', 'input_tax', null], nullable: true, description: 'What the line is in the VAT report: the taxable base or the tax, of a sale (output) or a purchase (input)' }) taxRole: string | null;
+  @ApiProperty({ type: String, enum: ['output_base', 'output_tax', 'input_base', 'input_tax', null], nullable: true, description: 'What the line is in the VAT report: the taxable base or the tax, of a sale (output) or a purchase (input). '
+    + 'A tax line (output_tax, input_tax) is in the base currency, the tax of a foreign-currency line at that line\'s rate (an entry posted before this rule, and its reversal, may have it in the line\'s currency)' }) taxRole: string | null;
   @ApiProperty({ description: 'Description of the line; null when none', type: String, nullable: true }) description: string | null;
   @ApiProperty({ description: 'Workspace of the line; null when none', type: String, nullable: true }) workspaceId: string | null;
   @ApiProperty({ description: 'Kind of counterparty (customer, vendor, employee, other); null when none', type: String, nullable: true }) counterpartyType: string | null;
@@ -467,7 +471,8 @@ export class RevaluationLineDto {
 
 @ApiSchema({ description: 'The adjustments of a revaluation, and the entry that posted them (none when nothing changed)' })
 export class RevaluationResultDto {
-  @ApiProperty({ description: 'One adjustment per account and currency whose base value changed', type: [RevaluationLineDto] }) adjustments: RevaluationLineDto[];
+  @ApiProperty({ description: 'One adjustment per account and currency whose base value changed; for the AR and AP control accounts, per account and currency whose open items\' base values changed, '
+    + 'also when their changes cancel (difference 0: each item carries its new value all the same, on a pair of control account lines that cancel)', type: [RevaluationLineDto] }) adjustments: RevaluationLineDto[];
   @ApiProperty({ description: 'The revaluation entry (the first of entries); null when nothing changed', type: JournalEntryDto, nullable: true }) entry: JournalEntryDto | null;
   @ApiProperty({ type: JournalEntryDto, nullable: true, description: 'With autoReverse: the reversal of entry, dated the first day of the next period' }) reversal: JournalEntryDto | null;
   @ApiProperty({ type: [JournalEntryDto], description: 'Every revaluation entry, in order: one, or several when there are more than 249 adjustments (an entry has at most 499 lines), each balanced by its own adjustments; empty when nothing changed' }) entries: JournalEntryDto[];

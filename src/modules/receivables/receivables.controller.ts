@@ -190,7 +190,9 @@ export class InvoicesController {
   @RequiresFeature('omnizen', 'basic_invoicing')
   @RequireRole(...BOOKKEEPER_ROLES)
   @ApiOperation({ operationId: 'postInvoice', summary: 'Issue a draft: assign the next number of its series and post it to the ledger (AR debit, revenue and output tax credits)',
-    description: 'An invoice of 0.00 (lines discounted 100 %, or priced 0.00) is issued paid, without a journal entry (entryId null; events invoice.issued and invoice.paid), '
+    description: 'An invoice in another currency than the base currency posts its AR and revenue lines in its currency and its output tax in the base currency, '
+      + 'at the invoice\'s rate (tax is owed in the base currency: the tax account and the VAT report agree, and FX revaluations leave the tax alone); a credit note likewise. '
+      + 'An invoice of 0.00 (lines discounted 100 %, or priced 0.00) is issued paid, without a journal entry (entryId null; events invoice.issued and invoice.paid), '
       + 'its date still in an open fiscal period (ledger.period_closed, ledger.no_fiscal_year). '
       + 'A customer with a credit limit (base currency; none: unlimited): what it owes once the invoice is issued (its open invoices less its unallocated '
       + 'payments, as the aging totals them, plus the invoice at its rate) may reach the limit but not exceed it: 422 receivables.credit_limit_exceeded, '
