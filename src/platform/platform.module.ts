@@ -3,6 +3,7 @@ import { APP_CONFIG, type AppConfig } from './config/config.js';
 import { DatabaseService } from './database/database.service.js';
 import { PrivilegedDatabase } from './database/privileged.service.js';
 import { RedisService } from './redis/redis.service.js';
+import { RedisFallback } from './redis/redis-fallback.js';
 import { HealthController } from './health/health.controller.js';
 import { OrgPreflightInterceptor, TenantRouteCheck, TenantTransactionInterceptor } from './http/tenant.js';
 import { Clock } from './clock/clock.js';
@@ -23,10 +24,10 @@ export class PlatformModule {
     return {
       module: PlatformModule,
       controllers: [HealthController, MetricsController],
-      providers: [{ provide: APP_CONFIG, useValue: config }, DatabaseService, PrivilegedDatabase, RedisService, TenantTransactionInterceptor, OrgPreflightInterceptor, TenantRouteCheck, InFlightRequests, Clock, Sleeper, CallTimer, Metrics, RlsCanary,
+      providers: [{ provide: APP_CONFIG, useValue: config }, DatabaseService, PrivilegedDatabase, RedisService, RedisFallback, TenantTransactionInterceptor, OrgPreflightInterceptor, TenantRouteCheck, InFlightRequests, Clock, Sleeper, CallTimer, Metrics, RlsCanary,
         ReadinessProbes, RateLimiter, OrgRateLimits, { provide: APP_GUARD, useClass: PublicRouteRateLimitGuard },
         { provide: APP_INTERCEPTOR, useClass: PrincipalRateLimitInterceptor }],
-      exports: [APP_CONFIG, DatabaseService, PrivilegedDatabase, RedisService, TenantTransactionInterceptor, OrgPreflightInterceptor, InFlightRequests, Clock, Sleeper, CallTimer, Metrics, ReadinessProbes, RateLimiter, OrgRateLimits],
+      exports: [APP_CONFIG, DatabaseService, PrivilegedDatabase, RedisService, RedisFallback, TenantTransactionInterceptor, OrgPreflightInterceptor, InFlightRequests, Clock, Sleeper, CallTimer, Metrics, ReadinessProbes, RateLimiter, OrgRateLimits],
     };
   }
 }

@@ -5,6 +5,8 @@ import type { FastifyReply } from 'fastify';
 import { RedisTokenLeases } from '../../src/platform/http/rate-limit-leases.js';
 import { RateLimiter } from '../../src/platform/http/rate-limit.js';
 import { RedisService } from '../../src/platform/redis/redis.service.js';
+import { RedisFallback } from '../../src/platform/redis/redis-fallback.js';
+import { CallTimer } from '../../src/platform/clock/clock.js';
 import type { AppConfig } from '../../src/platform/config/config.js';
 import { AppError } from '../../src/platform/errors/app-error.js';
 import { hasRedis } from '../support/app.js';
@@ -125,7 +127,8 @@ describe('the request limiter while Redis is down', () => {
   it('counts in memory while Redis does not answer, and in Redis again once it is back', async () => {
     const config = { rateLimits: { enabled: true, leaseMax: 100 }, redisPrefix: 'test:leases-down', redisUrl: redis.url, auth: { supabaseJwtSecret: 'leases-down-secret' } } as unknown as AppConfig;
     service = new RedisService(config);
-    const limiter = new RateLimiter(config, service, new ManualClock());
+    const clock = new ManualClock();
+    const limiter = new RateLimiter(config, service, clock, new RedisFallback(service, clock, new CallTimer()));
     await until('the limiter\'s Redis connection is ready', () => service.client!.status === 'ready');
     const ok = reply();
     await expect(limiter.consume('org:down', 3, ok.reply, 'this organization')).resolves.toMatchObject({ limit: 3, remaining: 2 });

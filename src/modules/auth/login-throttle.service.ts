@@ -1,7 +1,7 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
-import { CallTimer, Clock, withTimeout } from '../../platform/clock/clock.js';
+import { Clock } from '../../platform/clock/clock.js';
 import { RedisService } from '../../platform/redis/redis.service.js';
 import { RedisFallback } from '../../platform/redis/redis-fallback.js';
 import { CounterPseudonyms } from '../../platform/http/client-address.js';
@@ -10,9 +10,6 @@ import { AuthErrors } from './auth.errors.js';
 
 /** A failed sign-in of one kind is audited at most once a minute per e-mail (LoginThrottle.reserveFailureAudit). */
 export const FAILED_SIGN_IN_AUDIT_WINDOW_MS = 60_000;
-
-/** How long the first calls of a process wait for the shared Redis client's first connection (LoginThrottle.withRedis). */
-export const FIRST_CONNECTION_WAIT_MS = 2000;
 
 /** One counted limit: at most `limit` attempts per `windowMs`, the window starting at the first attempt. */
 interface Counter {
@@ -74,26 +71,16 @@ return 0`;
  */
 @Injectable()
 export class LoginThrottle {
-  private readonly logger = new Logger(LoginThrottle.name);
   private readonly memory = new Map<string, { count: number; reset: number }>();
   private readonly pseudonyms: CounterPseudonyms;
-  private readonly fallback: RedisFallback;
-  /** the shared client has connected once, or the first calls stopped waiting for it: no call waits again (withRedis) */
-  private connectedOnce: boolean;
-  /** the first calls' one wait for the first connection */
-  private firstConnection?: Promise<void>;
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly redis: RedisService,
     private readonly clock: Clock,
-    private readonly timer: CallTimer,
+    private readonly fallback: RedisFallback,
   ) {
     this.pseudonyms = new CounterPseudonyms(config.auth.supabaseJwtSecret);
-    this.fallback = new RedisFallback('login throttle', this.logger, () => clock.now());
-    const client = redis.client;
-    this.connectedOnce = !client || client.status === 'ready';
-    client?.once('ready', () => { this.connectedOnce = true; });
   }
 
   /** The keys of a login's three counters (account + address, account, address); the tests read them. */
@@ -206,35 +193,32 @@ export class LoginThrottle {
   /**
    * Runs `op` on Redis when configured; counts in this process instead when Redis fails it (down: at once, the shared
    * client queues nothing while it is not connected; silent: after the command timeout, and then without asking for a
-   * while: RedisFallback). Only a process whose client has never connected waits for it: once, at most
-   * FIRST_CONNECTION_WAIT_MS, shared by the calls that arrive meanwhile. Without that wait the first attempts a new
-   * instance takes (a deploy, a scale-out) would be counted apart from the shared counters, and a lock the other
-   * instances wrote would not hold there. Later (Redis lost, reconnecting), no call waits: each would otherwise cost the
-   * whole wait (two of them for a login that succeeds).
+   * while: RedisFallback). While the client is not connected (just booted, or its connection lost), a call first waits
+   * for it: one wait shared by the calls, at most REDIS_RECONNECT_WAIT_MS from the moment the connection was lost
+   * (RedisFallback.whenConnected). Without that wait the attempts an instance takes meanwhile (a connection reset, a
+   * deploy's first seconds) would be counted apart from the shared counters, and a lock written in Redis would not hold
+   * there: each instance would let LOGIN_MAX_FAILURES more guesses through. Once the window is over, no call waits
+   * until Redis is back: a long outage costs a login no wait.
    */
   private async withRedis<T>(op: (redis: Redis) => Promise<T>, inMemory: () => T): Promise<T> {
     const redis = this.redis.client;
     if (!redis) return inMemory();
-    if (!this.connectedOnce) await this.firstConnectionOf(redis);
+    const connected = this.fallback.whenConnected();
+    if (connected) await connected;
     if (!this.fallback.mayAsk()) return inMemory();
     try {
       const result = await op(redis);
-      this.fallback.answered();
+      this.fallback.answered(WHAT);
       return result;
     } catch (err) {
-      this.fallback.failed(err);
+      this.fallback.failed(WHAT, err);
       return inMemory();
     }
   }
-
-  private firstConnectionOf(redis: Redis): Promise<void> {
-    this.firstConnection ??= withTimeout(new Promise<void>((resolve) => redis.once('ready', () => resolve())), FIRST_CONNECTION_WAIT_MS,
-      () => new Error(`Redis not connected after ${FIRST_CONNECTION_WAIT_MS} ms`), this.timer)
-      .catch(() => undefined)
-      .finally(() => { this.connectedOnce = true; });
-    return this.firstConnection;
-  }
 }
+
+/** How the throttle names itself in RedisFallback's log. */
+const WHAT = 'login throttle';
 
 /** 429 with the wait in the body (details.retryAfterSeconds) and in Retry-After. */
 function tooMany(code: 'auth.locked' | 'auth.rate_limited', message: string, retryAfterSeconds: number): AppError {

@@ -1,4 +1,4 @@
-import { type CallHandler, type CanActivate, type ExecutionContext, HttpStatus, Inject, Injectable, Logger, type NestInterceptor, SetMetadata } from '@nestjs/common';
+import { type CallHandler, type CanActivate, type ExecutionContext, HttpStatus, Inject, Injectable, type NestInterceptor, SetMetadata } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { IS_PUBLIC } from '../auth/public.decorator.js';
 import type { FastifyReply } from 'fastify';
@@ -56,10 +56,8 @@ export const LimitedPerOrganization = () => SetMetadata(LIMITED_PER_ORGANIZATION
  */
 @Injectable()
 export class RateLimiter {
-  private readonly logger = new Logger(RateLimiter.name);
   private readonly inMemory = new Map<number, RateLimiterMemory>();
   private readonly leases: RedisTokenLeases | null;
-  private readonly fallback: RedisFallback;
   private readonly pseudonyms: CounterPseudonyms;
   /** buckets of refused callers over their limit, until their window ends (ms): refused here without Redis or SQL */
   private readonly refusedUntil = new Map<string, { until: number; limit: number }>();
@@ -72,10 +70,10 @@ export class RateLimiter {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     redis: RedisService,
     private readonly clock: Clock,
+    private readonly fallback: RedisFallback,
   ) {
     this.enabled = config.rateLimits.enabled;
     this.leases = redis.client ? new RedisTokenLeases(redis.client, config.rateLimits.leaseMax, WINDOW_SECONDS * 1000, () => clock.now()) : null;
-    this.fallback = new RedisFallback('rate limiter', this.logger, () => clock.now());
     this.pseudonyms = new CounterPseudonyms(config.auth.supabaseJwtSecret);
   }
 
@@ -211,10 +209,10 @@ export class RateLimiter {
     const taken = this.leases!.take(`${this.config.redisPrefix}:rl:${limit}:${bucket}`, limit);
     if (!(taken instanceof Promise)) return taken;
     return taken.then((token) => {
-      this.fallback.answered();
+      this.fallback.answered('rate limiter');
       return token;
     }, (err: unknown) => {
-      this.fallback.failed(err, { bucket });
+      this.fallback.failed('rate limiter', err, { bucket });
       return null;
     });
   }

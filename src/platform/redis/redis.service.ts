@@ -13,10 +13,16 @@ import { createRedisClient } from './redis-client.js';
 @Injectable()
 export class RedisService implements OnModuleDestroy {
   readonly client: Redis | null;
+  /**
+   * The client has been ready once: a connection it does not have now was lost, not yet made (RedisFallback waits for
+   * a first connection from boot, not for one lost at a moment it did not see). Set on the client's own first 'ready'.
+   */
+  readyOnce = false;
 
   constructor(@Inject(APP_CONFIG) config: AppConfig) {
     this.client = config.redisUrl ? createRedisClient(config, { lazyConnect: false, enableOfflineQueue: false }) : null;
     this.client?.on('error', () => undefined); // surfaced by /health/ready, not as unhandled events
+    this.client?.once('ready', () => { this.readyOnce = true; });
   }
 
   async onModuleDestroy(): Promise<void> {
