@@ -227,6 +227,8 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   // writes auth.users (Supabase Auth's table) for the privileged registration path
   'function core.sync_auth_user(uuid, text)': { service_role: 'EXECUTE' },
   'function core.erase_auth_user(uuid, text)': { service_role: 'EXECUTE' },
+  // what a link mailed to an account's address proves (20270210830100): the privileged auth path; accept_invitation as its owner
+  'function core.prove_user_email(text)': { service_role: 'EXECUTE' },
   // the claim of a pre-registered account revokes its keys (20270210160100); its membership trigger needs no grant
   'function core.revoke_api_keys_of_creator(text, uuid, text, text, text)': { service_role: 'EXECUTE' },
   // the API's tenant transactions and privileged paths only: the functions refuse other callers (20270202000200)

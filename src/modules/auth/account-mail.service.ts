@@ -179,7 +179,7 @@ export class AccountMailService implements OnModuleInit {
       // solo organizations' data out) goes as on a verified claim, and the address gets the claim's notice (AccountClaim)
       const claimed = (await identityRepository.hasVerifiedEmail(db, userId, email))
         ? undefined : await this.accountClaim.clear(db, userId, { password: false, via: 'a password reset', meta: client });
-      if (claimed) await identityRepository.add(db, userId, { provider: 'password', subject: userId, email, emailVerified: true });
+      if (claimed) await identityRepository.proveUserEmail(db, userId);
       await userRepository.setPassword(db, userId, hash);
       const sessions = await sessionRepository.revokeAllForUser(db, userId, 'password_reset');
       const personalOrgId = await userRepository.personalOrgId(db, userId);

@@ -128,13 +128,9 @@ export const accountTokenRepository = {
    */
   async changeEmail(db: Db, userId: string, newEmail: string): Promise<void> {
     await db.run(qb.updateTable('core.User').set({ email: newEmail, updatedAt: sql`now() AT TIME ZONE 'utc'` }).where('id', '=', userId));
-    const passwordIdentities = await db.runCount(qb.updateTable('core.user_identities').set({ email: newEmail, email_verified_at: sql`now()` })
-      .where('provider', '=', 'password').where('user_id', '=', userId));
-    if (passwordIdentities === 0) {
-      await db.run(qb.insertInto('core.user_identities')
-        .values({ provider: 'password', subject: userId, user_id: userId, email: newEmail, email_verified_at: sql`now()` })
-        .onConflict((c) => c.columns(['provider', 'subject']).doNothing()));
-    }
+    // the password identity takes the new address, verified, or the account gets one (identityRepository.proveUserEmail;
+    // not imported: that module imports this one)
+    await db.$executeRaw`SELECT core.prove_user_email(${userId})`;
     await db.run(qb.updateTable('core.password_reset_tokens').set({ used_at: sql`now()` }).where('user_id', '=', userId).where('used_at', 'is', null));
     // and unused verification links of other addresses: one of the old address still answered "verified" (and audited
     // user.email_verified for it) though the account no longer has that address; the new one is verified just above

@@ -223,7 +223,10 @@ export class IdentitiesController {
 
   @Get('identities')
   @ApiErrorCodes('auth.user_required')
-  @ApiOperation({ operationId: 'listIdentities', summary: 'The signed-in user\'s identities (password, Hub, Supabase) and whether each e-mail is verified' })
+  @ApiOperation({
+    operationId: 'listIdentities', summary: 'The signed-in user\'s identities (password, Hub, Supabase) and whether each e-mail is verified',
+    description: 'The password is listed once the account has one (an account made by a Hub or Supabase sign-in sets one with a reset link).',
+  })
   @ApiOkResponse({ type: [IdentityDto] })
   @ApiErrors(401, 403)
   identities(@CurrentPrincipal() principal: Principal): Promise<IdentityDto[]> {
@@ -276,10 +279,13 @@ export class IdentitiesController {
   @ApiOperation({
     operationId: 'verifyEmail', summary: 'Verify the signed-in user\'s e-mail with the token from its verification link (single use, EMAIL_VERIFICATION_TTL_HOURS)',
     description: 'Only the account\'s own session can use its link: whoever receives the mail proves the mailbox, the sign-in proves '
-      + 'the password, so a link to someone who never registered (a pre-registered account) verifies nothing.',
+      + 'the password, so a link to someone who never registered (a pre-registered account) verifies nothing. It verifies the account\'s '
+      + 'current address however the account signs in (an account made by a Hub or Supabase sign-in too, whose identity there may assert '
+      + 'another address or none verified).',
   })
   @ApiOkResponse({ type: EmailVerifiedDto })
-  @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed, or auth.verification_invalid: the token is unknown, used, expired or another account\'s' })
+  @ApiResponse({ status: 400, type: ErrorResponse,
+    description: 'validation_failed, or auth.verification_invalid: the token is unknown, used, expired, another account\'s or for an address the account no longer has' })
   @ApiErrors(401, 403)
   verifyEmail(@Body() dto: VerifyEmailDto, @CurrentPrincipal() principal: Principal, @Req() req: FastifyRequest): Promise<EmailVerifiedDto> {
     return this.auth.verifyEmail(principal, dto.token, clientInfo(req));

@@ -107,7 +107,8 @@ export class AuthService {
   }
 
   /**
-   * Proves the e-mail of the signed-in user's password account (the link from registration). Only
+   * Proves the signed-in user's current e-mail (the link from registration, or one asked for again), whichever way the
+   * account signs in: a Hub or Supabase account too (identityRepository.proveUserEmail). Only
    * the account's own session may use its link: the mail proves the mailbox, the session proves the
    * password. Otherwise someone who pre-registered another person's address could have that person
    * click "verify" and keep a verified account with the pre-registered password.
@@ -133,7 +134,7 @@ export class AuthService {
   }
 
   /**
-   * Sends a new verification link for the signed-in user's password e-mail, unless it is verified already; at most
+   * Sends a new verification link for the signed-in user's e-mail, unless it is verified already; at most
    * EMAIL_VERIFICATION_MAILS_PER_HOUR an hour (429 auth.mail_limited).
    */
   async resendVerification(principal: Principal): Promise<void> {

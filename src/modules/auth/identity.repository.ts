@@ -84,10 +84,20 @@ export const identityRepository = {
     return { password, identities: gone.map((r) => r.provider).sort(), emailChanges, apiKeys };
   },
 
+  /**
+   * The ways the user signs in, with the e-mail each asserted. The password identity only when the account has a
+   * password: an account made by a Hub or Supabase exchange gets one when a mailed link proves its address
+   * (proveUserEmail), which is no password to sign in with.
+   */
   async listForUser(db: Db, userId: string): Promise<{ provider: string; email: string; emailVerified: boolean; createdAt: Date; lastUsedAt: Date }[]> {
     const rows = await db.run(qb.selectFrom('core.user_identities')
       .select(['provider', 'email', 'email_verified_at', 'created_at', 'last_used_at'])
-      .where('user_id', '=', userId).orderBy('created_at'));
+      .where('user_id', '=', userId)
+      .where((eb) => eb.or([
+        eb('provider', '<>', 'password'),
+        eb.exists(eb.selectFrom('core.user_credentials as c').select(sql`1`.as('one')).whereRef('c.user_id', '=', 'core.user_identities.user_id')),
+      ]))
+      .orderBy('created_at'));
     return rows.map((r) => ({
       provider: r.provider, email: r.email, emailVerified: r.email_verified_at !== null,
       createdAt: r.created_at as Date, lastUsedAt: r.last_used_at as Date,
@@ -118,22 +128,34 @@ export const identityRepository = {
   },
 
   /**
-   * Uses a verification token of `userId` once: marks it used and the user's password identity for
-   * that e-mail verified. Undefined (nothing changed) when the token is unknown, used, expired or
-   * another user's. Take the user's row first (userRepository.lockIfNotErased), as the erasure does before it deletes
-   * the identities and then the tokens.
+   * Uses a verification token of `userId` once: marks it used, and the account's e-mail proved (proveUserEmail).
+   * Undefined (nothing changed) when the token is unknown, used, expired, another user's or for an address the account
+   * no longer has (the mail job mints links only for the current one, and an e-mail change ends the others). Take the
+   * user's row first (userRepository.lockIfNotErased), as the erasure does before it deletes the identities and then the
+   * tokens.
    */
   async consumeVerificationToken(db: Db, tokenHash: string, userId: string): Promise<{ userId: string; email: string } | undefined> {
     const [row] = await db.run(qb.updateTable('core.email_verification_tokens')
       .set({ used_at: sql`now()` })
       .where('token_hash', '=', tokenHash).where('user_id', '=', userId)
       .where('used_at', 'is', null).where('expires_at', '>', sql<Date>`now()`)
+      .where(sql`lower(email)`, '=', sql<string>`(SELECT lower(u.email) FROM core."User" u WHERE u.id = ${userId})`)
       .returning(['user_id as userId', 'email']));
     if (!row) return undefined;
-    await db.run(qb.updateTable('core.user_identities')
-      .set({ email_verified_at: sql`coalesce(email_verified_at, now())` })
-      .where('provider', '=', 'password').where('user_id', '=', row.userId).where(sql`lower(email)`, '=', row.email.toLowerCase()));
+    await identityRepository.proveUserEmail(db, row.userId);
     return row;
+  },
+
+  /**
+   * A link mailed to the account's current address was used (a verification link, a password reset claiming the account,
+   * an e-mail change; an invitation's mailed link does the same in core.accept_invitation): the account's password
+   * identity (subject = its id) takes that address, verified, and an account without one (made by a Hub or Supabase
+   * exchange) gets one. Verification lives in the identities (hasVerifiedEmail, core.user_email_verified). This is no
+   * way to sign in: a login needs core.user_credentials, and signInMethods and listForUser go by it. The caller has
+   * locked the user's row. One definition, in the database: core.prove_user_email (20270210830100).
+   */
+  async proveUserEmail(db: Db, userId: string): Promise<void> {
+    await db.$executeRaw`SELECT core.prove_user_email(${userId})`;
   },
 
   /** Records an app token's redemption; false when it was redeemed before (single use). */
