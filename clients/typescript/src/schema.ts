@@ -180,7 +180,7 @@ export interface paths {
         put?: never;
         /**
          * Exchange a Hub / NextAuth session JWT or a Supabase access token for our tokens
-         * @description The user is found by the identity (provider, subject). A new identity is joined to an existing account of the same e-mail only when its provider verified the e-mail (an email_verified: true claim; for Supabase otherwise the project's GET /auth/v1/user: email_confirmed_at). If that account's own e-mail was never verified, the verified identity claims it: its password, sessions, other identities, pending e-mail change and API keys are removed and its pending invitations revoked; in the organizations only it is in (its personal one, its solo ones) its enabled webhook endpoints are disabled, an AI provider key with its own base URL removed and the agent triggers it set up stopped; its own integrations are disabled and its provider page made private. Its memberships stay: the address is mailed a security notice (account_claimed) listing its organizations with its role, saying to leave any it does not recognise, and what was cleared. An identity joined to an account whose e-mail was verified is mailed to its address (sign_in_method_added). Otherwise 409 auth.link_required. Unknown identity and e-mail: a new user.
+         * @description The user is found by the identity (provider, subject). A new identity is joined to an existing account of the same e-mail only when its provider verified the e-mail (an email_verified: true claim; for Supabase otherwise the project's GET /auth/v1/user: email_confirmed_at). If that account's own e-mail was never verified, the verified identity claims it: its password, sessions, other identities, pending e-mail change and API keys are removed and its pending invitations revoked; in the organizations only it is in (its personal one, its solo ones) its enabled webhook endpoints are disabled, its AI provider key removed and the agent triggers it set up stopped; its own integrations are disabled and its provider page made private. Its memberships stay: the address is mailed a security notice (account_claimed) listing its organizations with its role, saying to leave any it does not recognise, and what was cleared. An identity joined to an account whose e-mail was verified is mailed to its address (sign_in_method_added). Otherwise 409 auth.link_required. Unknown identity and e-mail: a new user.
          */
         post: operations["exchangeToken"];
         delete?: never;
@@ -196,7 +196,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The signed-in user's identities (password, Hub, Supabase) and whether each e-mail is verified */
+        /**
+         * The signed-in user's identities (password, Hub, Supabase) and whether each e-mail is verified
+         * @description The password is listed once the account has one (an account made by a Hub or Supabase sign-in sets one with a reset link).
+         */
         get: operations["listIdentities"];
         put?: never;
         /**
@@ -298,7 +301,7 @@ export interface paths {
         put?: never;
         /**
          * Set a new password with the token of a reset link; every session of the account ends
-         * @description The link proves the account's e-mail. If nobody had proved it before, the account is claimed as on a verified token exchange: its other identities, pending e-mail change and API keys are removed and its pending invitations revoked; in the organizations only it is in (its personal one, its solo ones) its enabled webhook endpoints are disabled, an AI provider key with its own base URL removed and the agent triggers it set up stopped; its own integrations are disabled and its provider page made private. Its memberships stay: the address is mailed a security notice (account_claimed) listing its organizations with its role, saying to leave any it does not recognise, and what was cleared.
+         * @description The link proves the account's e-mail. If nobody had proved it before, the account is claimed as on a verified token exchange: its other identities, pending e-mail change and API keys are removed and its pending invitations revoked; in the organizations only it is in (its personal one, its solo ones) its enabled webhook endpoints are disabled, its AI provider key removed and the agent triggers it set up stopped; its own integrations are disabled and its provider page made private. Its memberships stay: the address is mailed a security notice (account_claimed) listing its organizations with its role, saying to leave any it does not recognise, and what was cleared.
          */
         post: operations["resetPassword"];
         delete?: never;
@@ -392,7 +395,7 @@ export interface paths {
         put?: never;
         /**
          * Verify the signed-in user's e-mail with the token from its verification link (single use, EMAIL_VERIFICATION_TTL_HOURS)
-         * @description Only the account's own session can use its link: whoever receives the mail proves the mailbox, the sign-in proves the password, so a link to someone who never registered (a pre-registered account) verifies nothing.
+         * @description Only the account's own session can use its link: whoever receives the mail proves the mailbox, the sign-in proves the password, so a link to someone who never registered (a pre-registered account) verifies nothing. It verifies the account's current address however the account signs in (an account made by a Hub or Supabase sign-in too, whose identity there may assert another address or none verified).
          */
         post: operations["verifyEmail"];
         delete?: never;
@@ -812,7 +815,10 @@ export interface paths {
         /** Organizations you belong to, your personal one first */
         get: operations["listOrganizations"];
         put?: never;
-        /** Create a business organization; you become its owner */
+        /**
+         * Create a business organization; you become its owner
+         * @description Needs your e-mail verified (403 auth.email_unverified until it is: POST /v1/auth/email-verification sends a new link).
+         */
         post: operations["createOrganization"];
         delete?: never;
         options?: never;
@@ -833,7 +839,7 @@ export interface paths {
         post?: never;
         /**
          * Delete a business organization (owner)
-         * @description Nobody can act in the organization any more; its books stay (journal entries are kept by law). Its subscriptions are canceled right after, in Stripe too, with no proration (event `organization.deleted`, then `subscription.canceled` for each).
+         * @description Nobody can act in the organization any more; its books stay (journal entries are kept by law). Its pending invitations are revoked (none is mailed or accepted afterwards; audited invitation.revoked, reason organization_deleted). Its subscriptions are canceled right after, in Stripe too, with no proration (event `organization.deleted`, then `subscription.canceled` for each).
          */
         delete: operations["deleteOrganization"];
         options?: never;
@@ -1165,7 +1171,7 @@ export interface paths {
         put?: never;
         /**
          * Create an API key; the answer holds its secret, shown this once (owner or admin; plans with API access)
-         * @description Business organizations only: a personal organization answers 422 api_keys.personal_organization.
+         * @description Business organizations only: a personal organization answers 422 api_keys.personal_organization. Needs the creator's e-mail verified (403 auth.email_unverified until it is).
          */
         post: operations["createApiKey"];
         delete?: never;
@@ -1366,7 +1372,7 @@ export interface paths {
         put?: never;
         /**
          * Invite someone by email with a role (admin). The response holds the token, once.
-         * @description Each invitation mails its invitee. From one organization, at most 3 invitations per hour to one address (a "+tag" of the address counts as the address, and so do the dots of a gmail.com or googlemail.com one) and 50 per hour in all, revoked ones included: past either, 429 invitation.mail_limited (details: per = address or organization, limit, retryAfterSeconds; Retry-After header). Once 3 invitations to the address were made within the hour by any organizations, the invitation is still created (201) but not mailed (the response's mail is "withheld"; its e-mail is recorded not_sent, with the reason): share the link yourself, with the orgId and the token of this response (the invitee accepts with POST /v1/invitations/accept, from an account whose e-mail is verified).
+         * @description Each invitation mails its invitee. From one organization, at most 3 invitations per hour to one address (a "+tag" of the address counts as the address, and so do the dots of a gmail.com or googlemail.com one) and 50 per hour in all, revoked ones included: past either, 429 invitation.mail_limited (details: per = address or organization, limit, retryAfterSeconds; Retry-After header). Once 3 invitations to the address were made within the hour by any organizations, the invitation is still created (201) but not mailed (the response's mail is "withheld"; its e-mail is recorded not_sent, with the reason): share the link yourself, with the orgId and the token of this response (the invitee accepts with POST /v1/invitations/accept, from an account whose e-mail is verified). An invitation sent by a person needs their e-mail verified (403 auth.email_unverified until it is).
          */
         post: operations["createInvitation"];
         delete?: never;
@@ -1828,7 +1834,7 @@ export interface paths {
         put?: never;
         /**
          * Revalue open foreign-currency asset and liability balances at the rate of a date (posts unrealized FX gain/loss; autoReverse: its reversal on the first day of the next period)
-         * @description The AR and AP control accounts are revalued per open item: each open invoice, bill and payment credit then carries its revalued base value (the AR and AP agings show it, and still equal the accounts), and a later allocation realizes only what the rate moved since. Such a revaluation entry is not reversed on its own (ledger.entry_of_document); revalue again instead. An open item with a settlement (allocation, refund, reversal, void) dated after the date is not revalued: 422 ledger.revaluation_before_settlement (the message names the item and the settlement date; revalue as of that date or later). With autoReverse, an item settled between the revaluation and its reversal settles what it carries as of its date, and what the reversal would take off the settled share is put back on the reversal date.
+         * @description The AR and AP control accounts are revalued per open item: each open invoice, bill and payment credit then carries its revalued base value (the AR and AP agings show it, and still equal the accounts), and a later allocation realizes only what the rate moved since; also when the items' changes cancel on an account (an invoice and a payment credit revalued alike): that account's adjustment has a difference of 0 and its two lines in the entry cancel. The accounts a tax code (archived too) posts its tax to are not revalued: tax is owed in the base currency at the transaction's rate (tax lines post in the base currency; one posted in a foreign currency before keeps its base value). Such a revaluation entry is not reversed on its own (ledger.entry_of_document); revalue again instead. An open item with a settlement (allocation, refund, reversal, void) dated after the date is not revalued: 422 ledger.revaluation_before_settlement (the message names the item and the settlement date; revalue as of that date or later). With autoReverse, an item settled between the revaluation and its reversal settles what it carries as of its date, and what the reversal would take off the settled share is put back on the reversal date.
          */
         post: operations["revalueForeignCurrency"];
         delete?: never;
@@ -2822,7 +2828,7 @@ export interface paths {
         put?: never;
         /**
          * Issue a draft: assign the next number of its series and post it to the ledger (AR debit, revenue and output tax credits)
-         * @description An invoice of 0.00 (lines discounted 100 %, or priced 0.00) is issued paid, without a journal entry (entryId null; events invoice.issued and invoice.paid), its date still in an open fiscal period (ledger.period_closed, ledger.no_fiscal_year). A customer with a credit limit (base currency; none: unlimited): what it owes once the invoice is issued (its open invoices less its unallocated payments, as the aging totals them, plus the invoice at its rate) may reach the limit but not exceed it: 422 receivables.credit_limit_exceeded, nothing written, the message and details naming the limit and the resulting balance. overrideCreditLimit: true issues it anyway (a person with the role owner or admin: 403 forbidden.role for another role or an API key), recorded in the audit row (after.creditLimitOverride). An invoice of 0.00 is never refused by the limit.
+         * @description An invoice in another currency than the base currency posts its AR and revenue lines in its currency and its output tax in the base currency, at the invoice's rate (tax is owed in the base currency: the tax account and the VAT report agree, and FX revaluations leave the tax alone); a credit note likewise. An invoice of 0.00 (lines discounted 100 %, or priced 0.00) is issued paid, without a journal entry (entryId null; events invoice.issued and invoice.paid), its date still in an open fiscal period (ledger.period_closed, ledger.no_fiscal_year). A customer with a credit limit (base currency; none: unlimited): what it owes once the invoice is issued (its open invoices less its unallocated payments, as the aging totals them, plus the invoice at its rate) may reach the limit but not exceed it: 422 receivables.credit_limit_exceeded, nothing written, the message and details naming the limit and the resulting balance. overrideCreditLimit: true issues it anyway (a person with the role owner or admin: 403 forbidden.role for another role or an API key), recorded in the audit row (after.creditLimitOverride). An invoice of 0.00 is never refused by the limit.
          */
         post: operations["postInvoice"];
         delete?: never;
@@ -3039,14 +3045,20 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Settings of one scope */
+        /**
+         * Settings of one scope
+         * @description Answers the values as stored: the organization's branding too when its plan no longer includes white-label options (see getSetting).
+         */
         get: operations["listSettings"];
         put?: never;
         post?: never;
         delete?: never;
         options?: never;
         head?: never;
-        /** Set several settings of one scope at once (admin); nothing is written if any is invalid */
+        /**
+         * Set several settings of one scope at once (admin); nothing is written if any is invalid
+         * @description Writing the organization's branding (scope 'org', key branding) needs a plan with white-label options (white_label: enterprise or custom): otherwise 402 billing.feature_not_in_plan (details.feature white_label, details.upgradeTo the cheapest plan that has it), or 402 billing.subscription_inactive while the subscription is read-only. Nothing is written then. The other settings need no plan; deleting the branding needs none either. A request that includes branding is refused whole.
+         */
         patch: operations["setSettings"];
         trace?: never;
     };
@@ -3057,9 +3069,15 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Read one setting */
+        /**
+         * Read one setting
+         * @description Answers the value as stored. The organization's branding is returned even when its plan no longer includes white-label options (after a downgrade): it stays stored, and writing it again needs the feature.
+         */
         get: operations["getSetting"];
-        /** Set one setting (admin) */
+        /**
+         * Set one setting (admin)
+         * @description Writing the organization's branding (scope 'org', key branding) needs a plan with white-label options (white_label: enterprise or custom): otherwise 402 billing.feature_not_in_plan (details.feature white_label, details.upgradeTo the cheapest plan that has it), or 402 billing.subscription_inactive while the subscription is read-only. Nothing is written then. The other settings need no plan; deleting the branding needs none either.
+         */
         put: operations["setSetting"];
         post?: never;
         /** Remove one setting (admin) */
@@ -3098,11 +3116,17 @@ export interface paths {
         get: operations["getWebhookEndpoint"];
         put?: never;
         post?: never;
-        /** Delete a webhook endpoint and its delivery log (owner, admin) */
+        /**
+         * Delete a webhook endpoint and its delivery log (owner, admin)
+         * @description Open on any plan, a read-only subscription (canceled, trial ended, past due beyond the grace period) included: deliveries can always be stopped.
+         */
         delete: operations["deleteWebhookEndpoint"];
         options?: never;
         head?: never;
-        /** Change the URL, description or event types; enable or disable (owner, admin) */
+        /**
+         * Change the URL, description or event types; enable or disable (owner, admin)
+         * @description A change that only disables the endpoint (the body exactly `{"enabled": false}`) is open on any plan, a read-only subscription (canceled, trial ended, past due beyond the grace period) or one without webhooks included: deliveries can always be stopped. Every other change needs the webhooks feature and a subscription that allows writing (402).
+         */
         patch: operations["updateWebhookEndpoint"];
         trace?: never;
     };
@@ -7168,7 +7192,7 @@ export interface components {
              */
             taxCodeId: string | null;
             /**
-             * @description What the line is in the VAT report: the taxable base or the tax, of a sale (output) or a purchase (input)
+             * @description What the line is in the VAT report: the taxable base or the tax, of a sale (output) or a purchase (input). A tax line (output_tax, input_tax) is in the base currency, the tax of a foreign-currency line at that line's rate (an entry posted before this rule, and its reversal, may have it in the line's currency)
              * @enum {string|null}
              */
             taxRole: "output_base" | "output_tax" | "input_base" | "input_tax" | null;
@@ -7213,7 +7237,7 @@ export interface components {
             rate?: string;
             /**
              * Format: uuid
-             * @description Adds the tax line on the same side: output tax for a sale, input tax for a purchase (see taxFlow); an id that names no tax code of the organization is 422 ledger.unknown_tax_code
+             * @description Adds the tax line on the same side: output tax for a sale, input tax for a purchase (see taxFlow); an id that names no tax code of the organization is 422 ledger.unknown_tax_code. The tax line is in the base currency (tax is owed in it, at the transaction's rate): on a line in another currency it is the tax's base amount at the line's rate (rate 1; the tax in the line's currency and the rate in its description), so the tax accounts hold base amounts only, as the VAT report, and are not revalued. Such an entry in one currency otherwise must still balance in it (422 ledger.unbalanced)
              */
             taxCodeId?: string;
             /**
@@ -8152,7 +8176,7 @@ export interface components {
         };
         /** @description The adjustments of a revaluation, and the entry that posted them (none when nothing changed) */
         RevaluationResultDto: {
-            /** @description One adjustment per account and currency whose base value changed */
+            /** @description One adjustment per account and currency whose base value changed; for the AR and AP control accounts, per account and currency whose open items' base values changed, also when their changes cancel (difference 0: each item carries its new value all the same, on a pair of control account lines that cancel) */
             adjustments: components["schemas"]["RevaluationLineDto"][];
             /** @description Every revaluation entry, in order: one, or several when there are more than 249 adjustments (an entry has at most 499 lines), each balanced by its own adjustments; empty when nothing changed */
             entries: components["schemas"]["JournalEntryDto"][];
@@ -16516,7 +16540,7 @@ export interface operations {
                 };
             };
             /**
-             * @description validation_failed, or auth.verification_invalid: the token is unknown, used, expired or another account's
+             * @description validation_failed, or auth.verification_invalid: the token is unknown, used, expired, another account's or for an address the account no longer has
              *
              *     The input is invalid (`validation_failed` names each field). error.code is one of: `auth.verification_invalid` (the verification link is unknown, used, expired, or for another account)
              */
@@ -20240,7 +20264,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key or API key cannot call it) */
+            /** @description The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key or API key cannot call it); `auth.email_unverified` (creating a business organization, an invitation or an API key needs the account's e-mail verified: open the link mailed to it (POST /v1/auth/email-verification sends a new one)) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -24418,7 +24442,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this. error.code is one of: `api_keys.route_closed` (the route is not open to API keys (user routes /v1/me/..., key management)) */
+            /** @description The caller may not do this. error.code is one of: `api_keys.route_closed` (the route is not open to API keys (user routes /v1/me/..., key management)); `auth.email_unverified` (creating a business organization, an invitation or an API key needs the account's e-mail verified: open the link mailed to it (POST /v1/auth/email-verification sends a new one)) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -26174,7 +26198,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action) */
+            /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action); `auth.email_unverified` (creating a business organization, an invitation or an API key needs the account's e-mail verified: open the link mailed to it (POST /v1/auth/email-verification sends a new one)) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -43427,6 +43451,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description 402 billing.feature_not_in_plan: the plan does not include the feature; details name the cheapest plan that does. 402 billing.subscription_inactive: the subscription is read-only (canceled, expired, past due too long): reads only. */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The caller may not do this. error.code is one of: `forbidden.role` (the caller's role in the organization does not allow this action) */
             403: {
                 headers: {
@@ -43691,6 +43724,15 @@ export interface operations {
             };
             /** @description No valid access token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description 402 billing.feature_not_in_plan: the plan does not include the feature; details name the cheapest plan that does. 402 billing.subscription_inactive: the subscription is read-only (canceled, expired, past due too long): reads only. */
+            402: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -44340,15 +44382,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). */
-            402: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description The caller may not do this in this organization */
             403: {
                 headers: {
@@ -44480,7 +44513,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include webhooks (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features). */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include webhooks (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features). The plan requirement does not apply to a change that only disables the endpoint (the body exactly {"enabled": false}): that is open on any plan, a read-only subscription included. */
             402: {
                 headers: {
                     [name: string]: unknown;
