@@ -143,6 +143,30 @@ describe('a link mailed to an account made by a token exchange verifies its e-ma
     expect(await businessOrgs(hub.id)).toEqual(['Invitee Co']);
   });
 
+  it('a reset link proves the address too, also of a Hub-verified account: the password it sets is listed, and the proof outlives a move of the Hub address', async () => {
+    const email = uniqueEmail('hub-reset');
+    const sub = `hub-${randomUUID()}`;
+    const hub = await exchange({ sub, email, email_verified: true });
+    await settle(t);
+    const before = smtp.messages.length;
+    await t.http.post('/v1/auth/password-reset').send({ email }).expect(202);
+    await settle(t);
+    const [mail] = smtp.messages.slice(before).filter((m) => m.to.includes(email) && m.subject === 'Reset your OmniZen password');
+    await t.http.post('/v1/auth/password-reset/confirm').send({ token: linkToken(mail.text, '/reset-password').token, password: 'a fresh long passphrase' }).expect(204);
+    expect(await identities(hub.id)).toEqual([
+      { provider: 'nextauth', subject: sub, email, verified: true },
+      { provider: 'password', subject: hub.id, email, verified: true },
+    ]);
+    const login = await t.http.post('/v1/auth/login').send({ email, password: 'a fresh long passphrase' }).expect(200);
+    const auth = { Authorization: `Bearer ${login.body.accessToken}` };
+    expect((await t.http.get('/v1/auth/identities').set(auth).expect(200)).body.map((i: { provider: string }) => i.provider).sort()).toEqual(['nextauth', 'password']);
+    // the Hub reports another address later: the account's own address stays proven by the link
+    await exchange({ sub, email: uniqueEmail('hub-reset-moved'), email_verified: true });
+    expect(await userEmail(hub.id)).toBe(email);
+    await t.http.post('/v1/orgs').set(auth).send({ name: 'Reset Co' }).expect(201);
+    expect(await businessOrgs(hub.id)).toEqual(['Reset Co']);
+  });
+
   it('a verification link for an address the account no longer has proves nothing (400 auth.verification_invalid)', async () => {
     const email = uniqueEmail('hub-old-link');
     const hub = await exchange({ sub: `hub-${randomUUID()}`, email });

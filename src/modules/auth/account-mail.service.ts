@@ -179,7 +179,8 @@ export class AccountMailService implements OnModuleInit {
       // solo organizations' data out) goes as on a verified claim, and the address gets the claim's notice (AccountClaim)
       const claimed = (await identityRepository.hasVerifiedEmail(db, userId, email))
         ? undefined : await this.accountClaim.clear(db, userId, { password: false, via: 'a password reset', meta: client });
-      if (claimed) await identityRepository.proveUserEmail(db, userId);
+      // the link proves the address whatever proved it before (a Hub's say-so may move to another address later)
+      await identityRepository.proveUserEmail(db, userId);
       await userRepository.setPassword(db, userId, hash);
       const sessions = await sessionRepository.revokeAllForUser(db, userId, 'password_reset');
       const personalOrgId = await userRepository.personalOrgId(db, userId);
