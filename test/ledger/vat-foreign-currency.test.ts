@@ -187,7 +187,7 @@ describe('ledger: tax on foreign-currency lines is posted in the base currency a
     expect(await balanceDrift(t, orgId)).toEqual([]);
   });
 
-  it('books with a USD tax line posted before: the revaluation skips the tax accounts, which keep the base value the VAT report has', async () => {
+  it('books with a USD tax line posted before: the revaluation leaves the tax line out, so the tax account keeps the base value the VAT report has', async () => {
     const b = await books('Vat FX Old Books Ltd');
     const { orgId, acc, vat } = b;
     // the entry as the API posted it before: the tax line in the sale's currency and rate
@@ -204,5 +204,102 @@ describe('ledger: tax on foreign-currency lines is posted in the base currency a
     expect((await b.balance('2200', '2026-04-30')).baseBalance).toBe('0.00');
     expect(b.revalued(await b.revalue('2026-06-30'))).toEqual([['1200', '60.00']]);
     expect((await b.balance('2200', '2026-06-30')).baseBalance).toBe('0.00');
+  });
+  it('a bank account a tax code (0 %, archived) names is still revalued; only the foreign tax lines are left out', async () => {
+    const b = await books('Vat FX Zero Code Ltd');
+    const { acc } = b;
+    await b.post({ date: '2026-03-02', memo: 'USD loan received', lines: [
+      { accountId: acc['1100'], debit: '1000.00', currency: 'USD' }, { accountId: acc['4100'], credit: '1000.00', currency: 'USD' }] }).expect(201);
+    const code = (await t.http.post(b.url('tax-codes')).set(owner.auth)
+      .send({ code: 'EX0', name: 'Exempt', rate: '0', salesAccountId: acc['1100'], purchaseAccountId: acc['1100'] }).expect(201)).body.id;
+    await t.http.post(b.url(`tax-codes/${code}/archive`)).set(owner.auth).send({}).expect(200);
+    const r = await b.revalue('2026-03-31');
+    expect(b.revalued(r)).toEqual([['1100', '50.00']]);
+    expect(r.adjustments[0]).toMatchObject({ currency: 'USD', balance: '1000.00', baseBefore: '900.00', baseAfter: '950.00', difference: '50.00' });
+    expect(await b.balance('1100', '2026-03-31')).toMatchObject({ baseBalance: '950.00', currencies: [{ currency: 'USD', balance: '1000.00', baseBalance: '950.00' }] });
+    const { rows } = await t.db.admin.query(`SELECT l.currency, l.debit::numeric(20, 2)::text AS debit, l.base_debit::numeric(20, 2)::text AS base_debit FROM finance.journal_lines l
+      WHERE l.org_id = $1 AND l.entry_id = $2 AND l.account_id = $3`, [b.orgId, r.entry.id, acc['1100']]);
+    expect(rows).toEqual([{ currency: 'USD', debit: '0.00', base_debit: '50.00' }]);
+  });
+
+  it('an old revaluation of a USD tax line (its phantom on 2200) is brought back by the next revaluation once the VAT is paid', async () => {
+    const b = await books('Vat FX Old Phantom Ltd');
+    const { orgId, acc, vat } = b;
+    const sql = (p: object) => t.db.asApi({ sub: owner.id, org_id: orgId }, 'authenticated', 'SELECT entry FROM finance.post_journal_entry($1::jsonb, $2::jsonb)',
+      [JSON.stringify(p), JSON.stringify({ action: 'ledger.entry_posted' })]);
+    // the USD sale as the API posted it before tax lines were in the base currency, and the March 31 revaluation of
+    // 2200 that the code of then posted (USD -200.00 carried at 180.00, valued 190.00 at 0.95; AR's pair left out)
+    await sql({ date: '2026-03-02', memo: 'USD sale', source: 'manual', lines: [
+      { accountId: acc['1200'], debit: '1200.00', currency: 'USD' },
+      { accountId: acc['4100'], credit: '1000.00', currency: 'USD', taxCodeId: vat, taxRole: 'output_base' },
+      { accountId: acc['2200'], credit: '200.00', currency: 'USD', taxCodeId: vat, taxRole: 'output_tax', description: 'VAT20 20.0000% on 1000.00' }] });
+    const s = (await t.http.get(b.url('settings')).set(owner.auth).expect(200)).body;
+    const loss = s.fxUnrealizedLossAccountId ?? s.fxLossAccountId;
+    await sql({ date: '2026-03-31', memo: 'FX revaluation as of 2026-03-31', source: 'system', lines: [
+      { accountId: acc['2200'], currency: 'USD', rate: '0.95', baseCredit: '10.00', description: 'FX revaluation of USD -200.00 at 0.95' },
+      { accountId: loss, debit: '10.00', description: 'FX revaluation of USD -200.00 at 0.95' }] });
+    await b.post({ date: '2026-04-10', memo: 'VAT paid', lines: [{ accountId: acc['2200'], debit: '180.00' }, { accountId: acc['1100'], credit: '180.00' }] }).expect(201);
+    expect((await b.balance('2200', '2026-04-30')).baseBalance).toBe('-10.00');
+    // 2200 without its tax line: USD 0.00 carried at -10.00, worth 0.00; the tax line keeps its 180.00
+    const r = await b.revalue('2026-06-30');
+    expect(b.revalued(r)).toEqual([['1200', '120.00'], ['2200', '10.00']]);
+    expect(r.adjustments.find((a: any) => a.accountId === acc['2200'])).toMatchObject({ currency: 'USD', balance: '0.00', baseBefore: '-10.00', baseAfter: '0.00', difference: '10.00' });
+    expect((await b.balance('2200', '2026-06-30')).baseBalance).toBe('0.00');
+    await b.expectVatIsAccounts('2026-03-05', { output: '180.00', input: '0.00' });
+    expect(await b.taxAccountsInDb()).toEqual([
+      { code: '2200', currency: 'EUR', lines: 1, net: '180.00', base_net: '180.00', rate_1: true },
+      { code: '2200', currency: 'USD', lines: 3, net: '-200.00', base_net: '-180.00', rate_1: false },
+    ]);
+    // done: nothing left to revalue on 2200
+    expect(b.revalued(await b.revalue('2026-09-30'))).toEqual([]);
+    expect(await balanceDrift(t, orgId)).toEqual([]);
+  });
+
+  it('a SEK sale whose tax rounds to EUR 0.00 posts with its tax line in SEK (base 0.00), which the revaluation leaves alone', async () => {
+    const b = await books('Vat FX Tiny SEK Ltd');
+    const { acc, vat } = b;
+    await t.http.post(b.url('fx-rates/import')).set(owner.auth).send({ rates: [{ currency: 'SEK', date: '2026-03-01', rate: '0.09' }, { currency: 'SEK', date: '2026-03-31', rate: '0.5' }] }).expect(201);
+    const body = { date: '2026-03-02', memo: 'tiny SEK sale', lines: [
+      { accountId: acc['1200'], debit: '0.06', currency: 'SEK' }, { accountId: acc['4100'], credit: '0.05', currency: 'SEK', taxCodeId: vat }] };
+    const sale = (await b.post(body).expect(201)).body;
+    expect(sale.lines.map((l: any) => ({ ...shape(l), isRounding: l.isRounding }))).toEqual([
+      { accountCode: '1200', currency: 'SEK', debit: '0.06', credit: '0.00', rate: '0.0900000000', baseDebit: '0.01', baseCredit: '0.00', taxRole: null, isRounding: false },
+      { accountCode: '4100', currency: 'SEK', debit: '0.00', credit: '0.05', rate: '0.0900000000', baseDebit: '0.00', baseCredit: '0.00', taxRole: 'output_base', isRounding: false },
+      { accountCode: '2200', currency: 'SEK', debit: '0.00', credit: '0.01', rate: '0.0900000000', baseDebit: '0.00', baseCredit: '0.00', taxRole: 'output_tax', isRounding: false },
+      { accountCode: '5600', currency: 'EUR', debit: '0.00', credit: '0.01', rate: '1.0000000000', baseDebit: '0.00', baseCredit: '0.01', taxRole: null, isRounding: true },
+    ]);
+    const batch = (await t.http.post(b.url('journal-entries/batch?mode=independent')).set(owner.auth).send({ entries: [body] }).expect(201)).body;
+    expect(batch.results.map((r: any) => r.status)).toEqual(['posted']);
+    expect(await b.taxAccountsInDb()).toEqual([{ code: '2200', currency: 'SEK', lines: 2, net: '-0.02', base_net: '0.00', rate_1: false }]);
+    // SEK 0.12 on 1200 at 0.5: 0.06 for 0.02; the tax lines stay at 0.00
+    expect(b.revalued(await b.revalue('2026-03-31'))).toEqual([['1200', '0.04']]);
+    expect((await b.balance('2200', '2026-03-31')).baseBalance).toBe('0.00');
+  });
+
+  it('the retry of an entry posted before request hashes (its tax then in USD) replays it', async () => {
+    const b = await books('Vat FX Legacy Key Ltd');
+    const { orgId, acc, vat } = b;
+    const dto = { date: '2026-03-02', memo: 'USD sale', lines: [
+      { accountId: acc['1200'], debit: '1200.00', currency: 'USD' }, { accountId: acc['4100'], credit: '1000.00', currency: 'USD', taxCodeId: vat }] };
+    // the payload the API built for dto before tax lines were in the base currency, posted with the key and no
+    // requestHash: the function stores the md5 of the payload, as before migration 20270206001100
+    const legacy = { date: '2026-03-02', memo: 'USD sale', source: 'manual', idempotencyKey: 'legacy-usd', lines: [
+      { accountId: acc['1200'], debit: '1200.00', currency: 'USD' },
+      { accountId: acc['4100'], credit: '1000.00', currency: 'USD', taxCodeId: vat, taxRole: 'output_base' },
+      { accountId: acc['2200'], credit: '200.00', currency: 'USD', description: 'VAT20 20.0000% on 1000.00', taxCodeId: vat, taxRole: 'output_tax' }] };
+    const [{ entry }] = await t.db.asApi({ sub: owner.id, org_id: orgId }, 'authenticated', 'SELECT entry FROM finance.post_journal_entry($1::jsonb, $2::jsonb)',
+      [JSON.stringify(legacy), JSON.stringify({ action: 'ledger.entry_posted' })]);
+    const { rows: [stored] } = await t.db.admin.query('SELECT request_hash FROM finance.journal_entries WHERE org_id = $1 AND id = $2', [orgId, entry.id]);
+    expect(stored.request_hash).toMatch(/^[0-9a-f]{32}$/);
+    const retry = await t.http.post(b.url('journal-entries')).set(owner.auth).set('Idempotency-Key', 'legacy-usd').send(dto).expect(200);
+    expect(retry.body.id).toBe(entry.id);
+    expect(retry.body.lines.map(shape)[2]).toMatchObject({ accountCode: '2200', currency: 'USD', credit: '200.00', baseCredit: '180.00' });
+    expect((await t.http.post(b.url('journal-entries/batch?mode=independent')).set(owner.auth).send({ entries: [{ ...dto, idempotencyKey: 'legacy-usd' }] }).expect(201)).body.results)
+      .toEqual([{ index: 0, status: 'replayed', id: entry.id }]);
+    // another request with the key is still a conflict
+    const other = await t.http.post(b.url('journal-entries')).set(owner.auth).set('Idempotency-Key', 'legacy-usd').send({ ...dto, memo: 'another sale' }).expect(409);
+    expect(other.body.error.code).toBe('ledger.idempotency_conflict');
+    const { rows } = await t.db.admin.query('SELECT count(*)::int AS n FROM finance.journal_entries WHERE org_id = $1', [orgId]);
+    expect(rows).toEqual([{ n: 1 }]);
   });
 });

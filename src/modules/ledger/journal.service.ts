@@ -65,6 +65,8 @@ class PayloadContext {
   readonly accountTypes = new Map<string, string | undefined>();
   /** the modules' control accounts by id (lower case), read under the posting lock held shared (refuseControlAccounts) */
   controlAccounts?: Map<string, ControlAccount & { module: string }>;
+  /** the payloads whose tax lines moved to the base currency (taxInBaseCurrency): not what a key posted before requestHash hashed */
+  readonly taxMoved = new WeakSet<PostingPayload>();
 }
 
 /** An entry the service refuses before the posting function sees it; `key`: the refusal comes after the key's replay. */
@@ -381,12 +383,21 @@ export class JournalService {
       return { error: LedgerErrors.error('ledger.idempotency_key_reserved', `idempotency keys starting with "${reserved}" are the ledger's own (reversals, year-end closes, documents); choose another key`) };
     }
     const requestHash = key ? requestHashOf(dto) : undefined;
+    let payload: PostingPayload;
     try {
-      return { ...await this.payloadOf(tx, dto, context), idempotencyKey: key, requestHash };
+      payload = await this.payloadOf(tx, dto, context);
     } catch (err) {
       if (!(err instanceof AppError)) throw err;
       return { error: err, key, requestHash, dto };
     }
+    // a key posted before requestHash stored the md5 of the payload with its tax in the line's currency, which the
+    // posting function would compare with this payload (its tax in the base currency) and refuse as another request:
+    // the key's replay is answered as for a refusal (`replays`, by the legacy hash of the request), a 409 when it differs
+    if (key && context.taxMoved.has(payload)) {
+      const [prior] = await repo.entriesByKey(tx.db, tx.orgId, [key]);
+      if (prior && LEGACY_HASH.test(prior.requestHash)) return { error: idempotencyConflict(key), key, requestHash, dto };
+    }
+    return { ...payload, idempotencyKey: key, requestHash };
   }
 
   /**
@@ -463,7 +474,10 @@ export class JournalService {
     const payload = { date: dto.date, memo: dto.memo, source: dto.source ?? 'manual', sourceRef: dto.sourceRef, lines };
     // the tax lines in the base currency here already (a batch posts without `post`); for a replay's hash the payload as
     // an entry posted before requestHash was built: its tax lines in the line's currency
-    return forReplay || !context.settings ? payload : this.taxInBaseCurrency(tx, payload, context.settings);
+    if (forReplay || !context.settings) return payload;
+    const posted = await this.taxInBaseCurrency(tx, payload, context.settings);
+    if (posted !== payload) context.taxMoved.add(posted);
+    return posted;
   }
 
   /**
@@ -472,8 +486,8 @@ export class JournalService {
    * amount (its baseDebit or baseCredit when given, else its amount at its rate or the rate of the entry's date, rounded
    * as the posting function rounds) at rate 1, its foreign amount and rate kept in its description. The tax accounts
    * then hold base-currency amounts only: the VAT report (the tax lines' base amounts, as before) equals them, and an FX
-   * revaluation does not move them (`revalue` skips the tax codes' accounts, for the lines posted before). A tax whose
-   * base amount rounds to 0 leaves no line. The posting function checks that an entry in one currency balances in it; an
+   * revaluation does not move them (`revalue` leaves the foreign-currency tax lines out, for the lines posted before). A
+   * tax whose base amount rounds to 0.00 keeps its line in the line's currency (base 0.00). The posting function checks that an entry in one currency balances in it; an
    * entry that was in one currency before its tax lines moved to the base currency is checked here (ledger.unbalanced),
    * so a client's entry is refused as before. Without a rate the line is left as it is: the posting function refuses it.
    */
@@ -509,7 +523,12 @@ export class JournalService {
       }
       const given = side === 'debit' ? l.baseDebit : l.baseCredit;
       const amount = fixed(given ?? D(l[side]!).times(rate), baseMu);
-      if (D(amount).isZero()) continue;
+      if (D(amount).isZero()) {
+        // a tax whose base amount rounds to 0.00 stays as posted before (its amount in the line's currency, base 0.00):
+        // without it an entry in one currency would no longer balance in it. The revaluation leaves it alone (`revalue`)
+        lines.push(l);
+        continue;
+      }
       const note = ` (${currency} ${fixed(l[side]!, await this.ledger.currencyUnits(tx, currency))} at ${D(rate).toFixed()})`;
       const { debit: _debit, credit: _credit, rate: _rate, baseDebit: _baseDebit, baseCredit: _baseCredit, ...rest } = l;
       lines.push({ ...rest, currency: base, [side]: amount, description: `${(l.description ?? 'tax').slice(0, 500 - note.length)}${note}` });
@@ -770,16 +789,18 @@ export class JournalService {
     }
     const controlled = await this.revalueOpenItems(tx, date, next, baseMu, { gain, loss }, adjustments, pairs, pairItems);
     const perItem = adjustments.length;
-    // the accounts a tax code (archived too) posts its tax to: the tax is owed in the base currency at the transaction's
-    // rate and is not revalued. Its lines post in the base currency (taxInBaseCurrency); one posted before in the line's
-    // currency (or the reversal of such an entry) still leaves a foreign-currency balance here, whose base value stays
-    const taxAccounts = new Set((await this.ledger.listTaxCodes(tx)).flatMap((t) => [t.salesAccountId, t.purchaseAccountId]));
+    // tax is owed in the base currency at the transaction's rate and is not revalued: tax lines post in the base currency
+    // (taxInBaseCurrency), but one posted before in the line's currency (or the reversal of such an entry) keeps its
+    // foreign amount. Such lines are left out of the balance valued: they keep their base value, while the rest of the
+    // account (a bank a tax code names, an earlier revaluation of the tax account) is valued as any balance
+    const foreignTax = new Map((await repo.foreignTaxTotals(tx.db, tx.orgId, date, s.baseCurrency)).map((t) => [`${t.account_id}|${t.currency}`, t]));
     for (const t of totals.sort((a, b) => a.account_id.localeCompare(b.account_id) || a.currency.localeCompare(b.currency))) {
       const a = accounts.get(t.account_id);
       // a subledger's control account is valued per open item (above)
-      if (!a || t.currency === s.baseCurrency || (a.type !== 'asset' && a.type !== 'liability') || controlled.has(a.id) || taxAccounts.has(a.id)) continue;
-      const balance = D(t.debit).minus(t.credit);
-      const baseBefore = D(t.base_debit).minus(t.base_credit);
+      if (!a || t.currency === s.baseCurrency || (a.type !== 'asset' && a.type !== 'liability') || controlled.has(a.id)) continue;
+      const tax = foreignTax.get(`${t.account_id}|${t.currency}`);
+      const balance = D(t.debit).minus(t.credit).minus(tax ? D(tax.debit).minus(tax.credit) : 0);
+      const baseBefore = D(t.base_debit).minus(t.base_credit).minus(tax ? D(tax.base_debit).minus(tax.base_credit) : 0);
       const rate = await repo.effectiveRate(tx.db, t.currency, date);
       if (!rate) throw LedgerErrors.error('ledger.rate_missing', `no ${t.currency} rate on or before ${date}`);
       const baseAfter = D(fixed(balance.times(rate), baseMu));

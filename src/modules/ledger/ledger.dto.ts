@@ -308,7 +308,8 @@ export class JournalLineInputDto {
   @IsOptional() @Rate('rate') rate?: string;
   @ApiPropertyOptional({ format: 'uuid', description: 'Adds the tax line on the same side: output tax for a sale, input tax for a purchase (see taxFlow); an id that names no tax code of the organization is 422 ledger.unknown_tax_code. '
     + 'The tax line is in the base currency (tax is owed in it, at the transaction\'s rate): on a line in another currency it is the tax\'s base amount at the line\'s rate '
-    + '(rate 1; the tax in the line\'s currency and the rate in its description), so the tax accounts hold base amounts only, as the VAT report, and are not revalued. '
+    + '(rate 1; the tax in the line\'s currency and the rate in its description), so the tax accounts hold base amounts only, as the VAT report, and are not revalued; '
+    + 'a tax whose base amount rounds to 0.00 stays in the line\'s currency (base 0.00). '
     + 'Such an entry in one currency otherwise must still balance in it (422 ledger.unbalanced)' })
   @IsOptional() @IsUUID() taxCodeId?: string;
   @ApiPropertyOptional({
@@ -360,7 +361,7 @@ export class JournalLineDto {
   @ApiProperty({ example: '0.00', description: BASE_DOC }) baseCredit: string;
   @ApiProperty({ type: String, nullable: true, format: 'uuid', description: 'Tax code of a taxed sale or purchase line' }) taxCodeId: string | null;
   @ApiProperty({ type: String, enum: ['output_base', 'output_tax', 'input_base', 'input_tax', null], nullable: true, description: 'What the line is in the VAT report: the taxable base or the tax, of a sale (output) or a purchase (input). '
-    + 'A tax line (output_tax, input_tax) is in the base currency, the tax of a foreign-currency line at that line\'s rate (an entry posted before this rule, and its reversal, may have it in the line\'s currency)' }) taxRole: string | null;
+    + 'A tax line (output_tax, input_tax) is in the base currency, the tax of a foreign-currency line at that line\'s rate (an entry posted before this rule, and its reversal, may have it in the line\'s currency; so has a tax whose base amount rounds to 0.00)' }) taxRole: string | null;
   @ApiProperty({ description: 'Description of the line; null when none', type: String, nullable: true }) description: string | null;
   @ApiProperty({ description: 'Workspace of the line; null when none', type: String, nullable: true }) workspaceId: string | null;
   @ApiProperty({ description: 'Kind of counterparty (customer, vendor, employee, other); null when none', type: String, nullable: true }) counterpartyType: string | null;

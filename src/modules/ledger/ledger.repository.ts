@@ -217,6 +217,22 @@ export const ledgerRepository = {
       FROM finance.account_totals(${from}::date, ${to}::date, ${accountId ?? null}::uuid)`;
   },
 
+  /**
+   * Sums per account and currency of the tax lines (output_tax, input_tax) in another currency than the base currency
+   * dated up to `to`: the tax of a foreign-currency line posted before tax lines were in the base currency (and those
+   * entries' reversals). They keep their transaction-rate base value: the revaluation leaves them out of the balances it
+   * values. Read from journal_lines_tax_idx (a tax line has a tax code).
+   */
+  async foreignTaxTotals(db: Db, orgId: string, to: string, baseCurrency: string): Promise<Totals[]> {
+    return db.$queryRaw<Totals[]>`
+      SELECT l.account_id, l.currency, sum(l.debit)::text AS debit, sum(l.credit)::text AS credit,
+             sum(l.base_debit)::text AS base_debit, sum(l.base_credit)::text AS base_credit
+      FROM finance.journal_lines l
+      WHERE l.org_id = ${orgId}::uuid AND l.tax_code_id IS NOT NULL AND l.entry_date <= ${to}::date
+        AND l.tax_role IN ('output_tax', 'input_tax') AND l.currency <> ${baseCurrency}
+      GROUP BY l.account_id, l.currency`;
+  },
+
   /** Sums of the closing entries (source year_end: year-end closes and their reversals) dated in [from, to]. */
   async yearEndTotals(db: Db, orgId: string, from: string | null, to: string | null): Promise<Totals[]> {
     return db.$queryRaw<Totals[]>`
