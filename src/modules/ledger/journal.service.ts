@@ -487,9 +487,10 @@ export class JournalService {
    * as the posting function rounds) at rate 1, its foreign amount and rate kept in its description. The tax accounts
    * then hold base-currency amounts only: the VAT report (the tax lines' base amounts, as before) equals them, and an FX
    * revaluation does not move them (`revalue` leaves the foreign-currency tax lines out, for the lines posted before). A
-   * tax whose base amount rounds to 0.00 keeps its line in the line's currency (base 0.00). The posting function checks that an entry in one currency balances in it; an
-   * entry that was in one currency before its tax lines moved to the base currency is checked here (ledger.unbalanced),
-   * so a client's entry is refused as before. Without a rate the line is left as it is: the posting function refuses it.
+   * tax whose base amount rounds to 0.00 keeps its line in the line's currency (base 0.00). The posting function checks
+   * that an entry in one currency balances in it; an entry that was in one currency before its tax lines moved to the
+   * base currency is checked here (ledger.unbalanced), so a client's entry is refused as before. Without a rate the line
+   * is left as it is: the posting function refuses it.
    */
   private async taxInBaseCurrency(tx: TenantTx, payload: PostingPayload, settings?: LedgerSettingsDto): Promise<PostingPayload> {
     const foreignTax = (l: PostingLine, base?: string) => (l.taxRole === 'output_tax' || l.taxRole === 'input_tax') && !!l.currency && l.currency !== base;
