@@ -255,6 +255,31 @@ describe('ledger: tax on foreign-currency lines is posted in the base currency a
     expect(await balanceDrift(t, orgId)).toEqual([]);
   });
 
+  it('an old USD tax line whose VAT is paid in USD: what the payment settled is valued, once, and the account stays at 0.00 (r15)', async () => {
+    const b = await books('Vat FX Paid In USD Ltd');
+    const { orgId, acc, vat } = b;
+    await t.db.asApi({ sub: owner.id, org_id: orgId }, 'authenticated', 'SELECT entry FROM finance.post_journal_entry($1::jsonb, $2::jsonb)', [JSON.stringify({
+      date: '2026-03-02', memo: 'USD sale', source: 'manual', lines: [
+        { accountId: acc['1200'], debit: '1200.00', currency: 'USD' },
+        { accountId: acc['4100'], credit: '1000.00', currency: 'USD', taxCodeId: vat, taxRole: 'output_base' },
+        { accountId: acc['2200'], credit: '200.00', currency: 'USD', taxCodeId: vat, taxRole: 'output_tax', description: 'VAT20 20.0000% on 1000.00' }] }),
+    JSON.stringify({ action: 'ledger.entry_posted' })]);
+    // the VAT paid in USD at 0.95: 2200 holds USD 0.00, carried at +10.00 (the tax 180.00 owed, 190.00 paid)
+    await b.post({ date: '2026-04-10', memo: 'VAT paid in USD', lines: [
+      { accountId: acc['2200'], debit: '200.00', currency: 'USD' }, { accountId: acc['1100'], credit: '200.00', currency: 'USD' }] }).expect(201);
+    expect((await b.balance('2200', '2026-04-30')).baseBalance).toBe('10.00');
+    // June 30 at 1.00: AR 1,080.00 → 1,200.00, the bank -190.00 → -200.00, 2200's 10.00 → 0.00 (the payment's rate
+    // difference, once); nothing of the tax line is left in the balance to keep at its own rate
+    const r = await b.revalue('2026-06-30');
+    expect(b.revalued(r)).toEqual([['1100', '-10.00'], ['1200', '120.00'], ['2200', '-10.00']]);
+    expect(r.adjustments.find((a: any) => a.accountId === acc['2200'])).toMatchObject({ currency: 'USD', balance: '0.00', baseBefore: '10.00', baseAfter: '0.00', difference: '-10.00' });
+    expect((await b.balance('2200', '2026-06-30')).baseBalance).toBe('0.00');
+    // and not again at the next date (it was revalued for ever, by the rate, before)
+    expect(b.revalued(await b.revalue('2026-09-30'))).toEqual([]);
+    expect((await b.balance('2200', '2026-09-30')).baseBalance).toBe('0.00');
+    expect(await balanceDrift(t, orgId)).toEqual([]);
+  });
+
   it('a SEK sale whose tax rounds to EUR 0.00 posts with its tax line in SEK (base 0.00), which the revaluation leaves alone', async () => {
     const b = await books('Vat FX Tiny SEK Ltd');
     const { acc, vat } = b;

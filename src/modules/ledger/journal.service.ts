@@ -14,7 +14,7 @@ import { ENTITLEMENT_GATE, type EntitlementGate } from '../../platform/http/tena
 import { emitEvent, emitEventAtCommit } from '../../platform/events/events.js';
 import { AuditService } from '../audit/audit.service.js';
 import { AnalyticsService } from '../analytics/analytics.service.js';
-import { FX_REALIZED_SHARE_REF, FX_SETTLED_SHARE_REF, ledgerRepository as repo, type PostingAudit } from './ledger.repository.js';
+import { FX_REALIZED_SHARE_REF, FX_SETTLED_SHARE_REF, ledgerRepository as repo, type PostingAudit, type Totals } from './ledger.repository.js';
 import { ControlAccounts, type ControlAccount } from './control-accounts.js';
 import { JournalEntryOwners } from './entry-owners.js';
 import { RevaluedSubledgers, type Subledger } from './revalued-items.js';
@@ -55,6 +55,18 @@ export interface PostingPayload {
 }
 
 /** Tax codes, account types and settings read once while the payloads of a request (or a batch) are built. */
+/**
+ * What of an account's foreign tax lines (`tax`: their sums) is still in its foreign balance `total`, and its share of
+ * their base value: a payment of the tax in its currency settles them first (what it settled is valued as the rest of
+ * the balance, so its rate difference is realized once); none when the balance is on the other side or nil.
+ */
+function unsettledTax(total: Decimal, tax: Totals | undefined, baseMu: number): { amount: Decimal; base: Decimal } {
+  const amount = tax ? D(tax.debit).minus(tax.credit) : D(0);
+  if (amount.isZero() || total.isZero() || amount.isNegative() !== total.isNegative()) return { amount: D(0), base: D(0) };
+  const kept = amount.abs().lte(total.abs()) ? amount : total;
+  return { amount: kept, base: D(fixed(D(tax!.base_debit).minus(tax!.base_credit).times(kept).div(amount), baseMu)) };
+}
+
 class PayloadContext {
   settings?: LedgerSettingsDto;
   /** the organization's plan allows foreign-currency entries (checked once) */
@@ -792,16 +804,18 @@ export class JournalService {
     const perItem = adjustments.length;
     // tax is owed in the base currency at the transaction's rate and is not revalued: tax lines post in the base currency
     // (taxInBaseCurrency), but one posted before in the line's currency (or the reversal of such an entry) keeps its
-    // foreign amount. Such lines are left out of the balance valued: they keep their base value, while the rest of the
-    // account (a bank a tax code names, an earlier revaluation of the tax account) is valued as any balance
+    // foreign amount. What of such lines is still in the balance is left out of the balance valued and keeps its base
+    // value (`unsettledTax`), while the rest of the account (a bank a tax code names, an earlier revaluation of the tax
+    // account, the tax paid in its currency) is valued as any balance
     const foreignTax = new Map((await repo.foreignTaxTotals(tx.db, tx.orgId, date, s.baseCurrency)).map((t) => [`${t.account_id}|${t.currency}`, t]));
     for (const t of totals.sort((a, b) => a.account_id.localeCompare(b.account_id) || a.currency.localeCompare(b.currency))) {
       const a = accounts.get(t.account_id);
       // a subledger's control account is valued per open item (above)
       if (!a || t.currency === s.baseCurrency || (a.type !== 'asset' && a.type !== 'liability') || controlled.has(a.id)) continue;
-      const tax = foreignTax.get(`${t.account_id}|${t.currency}`);
-      const balance = D(t.debit).minus(t.credit).minus(tax ? D(tax.debit).minus(tax.credit) : 0);
-      const baseBefore = D(t.base_debit).minus(t.base_credit).minus(tax ? D(tax.base_debit).minus(tax.base_credit) : 0);
+      const total = D(t.debit).minus(t.credit);
+      const tax = unsettledTax(total, foreignTax.get(`${t.account_id}|${t.currency}`), baseMu);
+      const balance = total.minus(tax.amount);
+      const baseBefore = D(t.base_debit).minus(t.base_credit).minus(tax.base);
       const rate = await repo.effectiveRate(tx.db, t.currency, date);
       if (!rate) throw LedgerErrors.error('ledger.rate_missing', `no ${t.currency} rate on or before ${date}`);
       const baseAfter = D(fixed(balance.times(rate), baseMu));

@@ -221,7 +221,8 @@ export const ledgerRepository = {
    * Sums per account and currency of the tax lines (output_tax, input_tax) in another currency than the base currency
    * dated up to `to`: the tax of a foreign-currency line posted before tax lines were in the base currency (and those
    * entries' reversals). They keep their transaction-rate base value: the revaluation leaves them out of the balances it
-   * values. Read from journal_lines_tax_idx (a tax line has a tax code).
+   * values (as far as they are still in it: JournalService's unsettledTax). Filtered on tax_code_id (a tax line has a
+   * tax code), read by the organization's date index.
    */
   async foreignTaxTotals(db: Db, orgId: string, to: string, baseCurrency: string): Promise<Totals[]> {
     return db.$queryRaw<Totals[]>`
