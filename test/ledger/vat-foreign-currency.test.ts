@@ -280,6 +280,20 @@ describe('ledger: tax on foreign-currency lines is posted in the base currency a
     expect(await balanceDrift(t, orgId)).toEqual([]);
   });
 
+  it('a tax code cannot name a control account of receivables or payables (its tax would sit on AR/AP apart from the aging): 422, nothing written (r15)', async () => {
+    const b = await books('Vat Control Account Ltd', { receivables: true });
+    const { orgId, acc, vat } = b;
+    const codes = async () => (await t.db.admin.query('SELECT code, sales_account_id FROM finance.tax_codes WHERE org_id = $1 ORDER BY code', [orgId])).rows;
+    const audits = async () => (await t.db.admin.query(`SELECT count(*)::int AS n FROM core.audit_logs WHERE org_id = $1 AND action LIKE 'ledger.tax_code_%'`, [orgId])).rows[0].n;
+    const [before, auditsBefore] = [await codes(), await audits()];
+    const created = await t.http.post(b.url('tax-codes')).set(owner.auth)
+      .send({ code: 'VATAR', name: 'VAT on AR', rate: '20', salesAccountId: acc['1200'], purchaseAccountId: acc['1300'] }).expect(422);
+    expect(created.body.error).toMatchObject({ code: 'ledger.control_account', message: expect.stringMatching(/^salesAccountId: account 1200 is the AR control account of receivables/) });
+    const updated = await t.http.patch(b.url(`tax-codes/${vat}`)).set(owner.auth).send({ purchaseAccountId: acc['2100'] }).expect(422);
+    expect(updated.body.error).toMatchObject({ code: 'ledger.control_account', message: expect.stringMatching(/^purchaseAccountId: account 2100 is the AP control account of payables/) });
+    expect([await codes(), await audits()]).toEqual([before, auditsBefore]);
+  });
+
   it('a SEK sale whose tax rounds to EUR 0.00 posts with its tax line in SEK (base 0.00), which the revaluation leaves alone', async () => {
     const b = await books('Vat FX Tiny SEK Ltd');
     const { acc, vat } = b;

@@ -269,7 +269,7 @@ export class RatesAndTaxController {
   @ApiOperation({ operationId: 'createTaxCode', summary: 'Create a tax code (rate in percent, inclusive or exclusive, sales and purchase accounts)' })
   @ApiCreatedResponse({ type: TaxCodeDto })
   @ApiErrors(400, 409)
-  @ApiErrorCodes('ledger.tax_rate', 'ledger.account_not_postable', 'account.not_found', 'ledger.tax_code_taken')
+  @ApiErrorCodes('ledger.tax_rate', 'ledger.account_not_postable', 'ledger.control_account', 'account.not_found', 'ledger.tax_code_taken')
   createTaxCode(@Tx() tx: TenantTx, @Body() dto: CreateTaxCodeDto): Promise<TaxCodeDto> {
     return this.ledger.createTaxCode(tx, dto);
   }
@@ -282,7 +282,7 @@ export class RatesAndTaxController {
   })
   @ApiOkResponse({ type: TaxCodeDto })
   @ApiErrors(400)
-  @ApiErrorCodes('ledger.account_not_postable', 'account.not_found')
+  @ApiErrorCodes('ledger.account_not_postable', 'ledger.control_account', 'account.not_found')
   updateTaxCode(@Tx() tx: TenantTx, @IdParam('taxCodeId', 'tax_code') id: string, @Body() dto: UpdateTaxCodeDto): Promise<TaxCodeDto> {
     return this.ledger.updateTaxCode(tx, id, dto);
   }

@@ -42,7 +42,7 @@ export const LedgerErrors = defineErrorCodes({
   'ledger.tax_code_archived': { status: 422, description: 'the tax code is archived' },
   'ledger.reversal_of_reversal': { status: 422, description: 'a reversal cannot be reversed' },
   'ledger.entry_of_document': { status: 422, description: 'the entry belongs to a document (invoice, payment, allocation, bill, a year\'s closing entry): correct it through the document' },
-  'ledger.control_account': { status: 422, description: 'a line of a manual entry posts to a control account of receivables or payables (AR, deferred revenue, AP of their settings): it is posted only through their documents; the message names the line, the account and the module' },
+  'ledger.control_account': { status: 422, description: 'a line of a manual entry posts to a control account of receivables or payables (AR, deferred revenue, AP of their settings): it is posted only through their documents; the message names the line, the account and the module. Also a tax code that names such an account as its sales or purchase account (the field, the account and the module)' },
   'ledger.fx_account_type': { status: 422, description: 'an FX gain or loss account of the settings (realized or unrealized) is not a revenue or expense account: the message names the field and the account' },
   'ledger.fx_accounts_missing': { status: 422, description: 'FX gain and loss accounts are not configured' },
   'ledger.retained_earnings_missing': { status: 422, description: 'the retained earnings account is not configured' },

@@ -7,6 +7,7 @@ import { decodeKeyset, page } from '../../platform/http/pagination.js';
 import { AuditService } from '../audit/audit.service.js';
 import { emitEvent } from '../../platform/events/events.js';
 import { ledgerRepository as repo, type Totals } from './ledger.repository.js';
+import { ControlAccounts } from './control-accounts.js';
 import { computeTax, D, fitsMinorUnits, type MinorUnits, type TaxResult } from './money.js';
 import { STANDARD_CHART, STANDARD_ROLES } from './standard-chart.js';
 import type {
@@ -33,7 +34,10 @@ const FX_RESULT_ACCOUNTS: ReadonlySet<keyof UpdateLedgerSettingsDto> = new Set([
 /** Books, chart of accounts, FX rates, tax codes and the fiscal calendar. */
 @Injectable()
 export class LedgerService {
-  constructor(private readonly audit: AuditService) {}
+  constructor(
+    private readonly audit: AuditService,
+    private readonly controls: ControlAccounts,
+  ) {}
 
   // ---------------------------------------------------------------- books and settings
   async settings(tx: TenantTx): Promise<LedgerSettingsDto> {
@@ -249,8 +253,7 @@ export class LedgerService {
 
   async createTaxCode(tx: TenantTx, dto: CreateTaxCodeDto): Promise<TaxCodeDto> {
     if (D(dto.rate).gt(100)) throw LedgerErrors.error('ledger.tax_rate', 'rate is a percent between 0 and 100');
-    await this.postableAccount(tx, dto.salesAccountId);
-    await this.postableAccount(tx, dto.purchaseAccountId);
+    await this.taxAccounts(tx, dto);
     const t = await repo.createTaxCode(tx.db, tx.orgId, dto);
     await this.audit.record(tx, { action: 'ledger.tax_code_created', entityType: 'tax_code', entityId: t.id, after: t });
     return t;
@@ -258,11 +261,26 @@ export class LedgerService {
 
   async updateTaxCode(tx: TenantTx, id: string, dto: UpdateTaxCodeDto): Promise<TaxCodeDto> {
     const before = await this.getTaxCode(tx, id);
-    if (dto.salesAccountId) await this.postableAccount(tx, dto.salesAccountId);
-    if (dto.purchaseAccountId) await this.postableAccount(tx, dto.purchaseAccountId);
+    await this.taxAccounts(tx, dto);
     const after = (await repo.updateTaxCode(tx.db, tx.orgId, id, dto))!;
     await this.audit.record(tx, { action: 'ledger.tax_code_updated', entityType: 'tax_code', entityId: id, before, after });
     return after;
+  }
+
+  /**
+   * The accounts a tax code's tax posts to: postable, and no control account of receivables or payables (a document's
+   * tax line on AR or AP would put there an amount no open item explains: the aging and the account would part), read
+   * under the posting lock held shared, as the modules' settings are (ControlAccounts).
+   */
+  private async taxAccounts(tx: TenantTx, dto: { salesAccountId?: string; purchaseAccountId?: string }): Promise<void> {
+    const accounts: { id: string; code: string; field: string }[] = [];
+    for (const field of ['salesAccountId', 'purchaseAccountId'] as const) {
+      const id = dto[field];
+      if (id) accounts.push({ id, code: (await this.postableAccount(tx, id)).code, field });
+    }
+    if (!accounts.length) return;
+    await this.holdPostings(tx);
+    await this.controls.refuse(tx, accounts, (message) => LedgerErrors.error('ledger.control_account', message));
   }
 
   /** Tax codes are archived, never deleted: postings and invoices refuse an archived code; the lines posted with it keep it. */
