@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import jwt from 'jsonwebtoken';
 import { createTestApp, type TestApp } from '../support/app.js';
+import { tableContents } from '../support/database.js';
 import { addMember, createOrg, onEnterprisePlan, registerUser, type TestUser } from '../support/factories.js';
 import { startSmtpDouble, type SmtpDouble } from '../support/doubles/smtp-double.js';
 import { linkToken, settle } from '../notifications/notifications-support.js';
@@ -26,18 +27,8 @@ describe('an account whose e-mail is not verified creates no organization, invit
   let unverified: TestUser;
   let orgId: string;
 
-  /** Every base table: row count and content (as test/security/documented-codes-produced.test.ts takes it). */
-  async function snapshot(): Promise<Record<string, string>> {
-    const { rows: tables } = await t.db.admin.query(`
-      SELECT table_schema, table_name FROM information_schema.tables
-      WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2`);
-    const out: Record<string, string> = {};
-    for (const { table_schema: s, table_name: n } of tables) {
-      const { rows } = await t.db.admin.query(`SELECT count(*)::text || ':' || coalesce(md5(string_agg(x::text, '|' ORDER BY x::text)), '') AS v FROM "${s}"."${n}" x`);
-      out[`${s}.${n}`] = rows[0].v;
-    }
-    return out;
-  }
+  /** Every base table: row count and content. */
+  const snapshot = () => tableContents(t.db.admin);
   async function writesNothing<T>(refuse: () => Promise<T>): Promise<T> {
     await settle(t);
     const before = await snapshot();

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { PDF_LIMITS, PdfTextExtractor } from '../../src/modules/knowledge/pdf-text-extraction.js';
 import { createOrg, onEnterprisePlan, registerUser, type TestUser } from '../support/factories.js';
+import { tableContents } from '../support/database.js';
 import { makePdf, startKnowledgeApp, type KnowledgeApp } from './knowledge-support.js';
 
 /**
@@ -19,17 +20,7 @@ describe('knowledge: documented upload codes, as answered', () => {
   const version = () => t.http.post(url(`documents/${documentId}/versions`)).set(owner.auth);
   const attach = (name: string, type: string, content: string | Buffer) => version().attach('file', Buffer.from(content), { filename: name, contentType: type });
 
-  async function snapshot(): Promise<Record<string, string>> {
-    const { rows: tables } = await t.db.admin.query(`
-      SELECT table_schema, table_name FROM information_schema.tables
-      WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2`);
-    const out: Record<string, string> = {};
-    for (const { table_schema: s, table_name: n } of tables) {
-      const { rows } = await t.db.admin.query(`SELECT count(*)::text || ':' || coalesce(md5(string_agg(x::text, '|' ORDER BY x::text)), '') AS v FROM "${s}"."${n}" x`);
-      out[`${s}.${n}`] = rows[0].v;
-    }
-    return out;
-  }
+  const snapshot = () => tableContents(t.db.admin);
 
   async function writesNothing<T>(refuse: () => Promise<T>): Promise<T> {
     const before = await snapshot();

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
+import { tableContents } from '../support/database.js';
 import { until } from '../support/throwaway-servers.js';
 import { createOrg, onPlan, orgWithRoles, registerUser, type RoleUsers, type TestUser } from '../support/factories.js';
 import { ledgerUrl, startBooks } from './ledger-support.js';
@@ -28,14 +29,7 @@ describe('ledger: the documented error codes of its operations, produced', () =>
   const plainAcc: Record<string, string> = {};
 
   /** Count and content of every table a refused request could write, for one organization. */
-  async function footprint(org: string): Promise<Record<string, string>> {
-    const out: Record<string, string> = {};
-    for (const table of TABLES) {
-      const { rows: [r] } = await t.db.admin.query(`SELECT count(*)::text || ':' || coalesce(md5(string_agg(x::text, '|' ORDER BY x::text)), '') AS v FROM ${table} x WHERE org_id = $1`, [org]);
-      out[table] = r.v;
-    }
-    return out;
-  }
+  const footprint = (org: string) => tableContents(t.db.admin, { tables: TABLES, orgId: org });
   /** Sends `request`, expects `status` and the error `code` with a message matching `message`, and that nothing was written. */
   async function refused(org: string, request: () => Promise<{ status: number; body: any }>, status: number, code: string, message: string | RegExp) {
     const before = await footprint(org);

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { OpenAPIObject } from '@nestjs/swagger';
 import type { Response } from 'supertest';
 import { createTestApp, type TestApp } from '../support/app.js';
+import { tableContents } from '../support/database.js';
 import { addMember, createOrg, onPlan, orgWithRoles, registerUser, type RoleUsers, type TestUser } from '../support/factories.js';
 import { ledgerUrl, startBooks } from '../ledger/ledger-support.js';
 import { createVendor, payablesUrl } from './payables-support.js';
@@ -59,14 +60,7 @@ describe('payables: every documented code of the vendor, settings, document and 
   let noBooksVendor: string;
 
   /** The organization's payables rows, entries and audit rows, by content: a refused request leaves all of them as they were. */
-  async function state(org = orgId): Promise<Record<string, string>> {
-    const out: Record<string, string> = {};
-    for (const table of ['finance.vendors', 'finance.bills', 'finance.bill_lines', 'finance.bill_decisions', 'finance.payables_settings', 'finance.journal_entries', 'core.audit_logs']) {
-      const { rows } = await t.db.admin.query(`SELECT count(*)::text || ':' || coalesce(md5(string_agg(x::text, '|' ORDER BY x::text)), '') AS v FROM ${table} x WHERE x.org_id = $1`, [org]);
-      out[table] = rows[0].v;
-    }
-    return out;
-  }
+  const state = (org = orgId) => tableContents(t.db.admin, { tables: ['finance.vendors', 'finance.bills', 'finance.bill_lines', 'finance.bill_decisions', 'finance.payables_settings', 'finance.journal_entries', 'core.audit_logs'], orgId: org });
 
   /** Sends the request and expects the refusal: status, code and a message containing `message`; nothing written. */
   async function refused(send: () => PromiseLike<Response>, status: number, code: string, message: string, org = orgId): Promise<void> {

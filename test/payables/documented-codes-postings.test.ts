@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Response } from 'supertest';
 import { createTestApp, type TestApp } from '../support/app.js';
+import { tableContents } from '../support/database.js';
 import { onPlan, orgWithRoles, type RoleUsers, type TestUser } from '../support/factories.js';
 import { ledgerUrl, startBooks } from '../ledger/ledger-support.js';
 import { createVendor, payablesUrl } from './payables-support.js';
@@ -23,15 +24,8 @@ describe('payables: every documented posting code of the posting operations', ()
   let usdBank: string;
   let usdExpense: string;
 
-  async function state(org = orgId): Promise<Record<string, string>> {
-    const out: Record<string, string> = {};
-    for (const table of ['finance.bills', 'finance.bill_lines', 'finance.bill_decisions', 'finance.bill_payments', 'finance.bill_allocations', 'finance.bill_payment_refunds',
-      'finance.payables_settings', 'finance.journal_entries', 'core.audit_logs']) {
-      const { rows } = await t.db.admin.query(`SELECT count(*)::text || ':' || coalesce(md5(string_agg(x::text, '|' ORDER BY x::text)), '') AS v FROM ${table} x WHERE x.org_id = $1`, [org]);
-      out[table] = rows[0].v;
-    }
-    return out;
-  }
+  const state = (org = orgId) => tableContents(t.db.admin, { tables: ['finance.bills', 'finance.bill_lines', 'finance.bill_decisions', 'finance.bill_payments', 'finance.bill_allocations', 'finance.bill_payment_refunds',
+      'finance.payables_settings', 'finance.journal_entries', 'core.audit_logs'], orgId: org });
 
   /** Sends the request and expects the refusal: status, code and a message containing `message`; nothing written. */
   async function refused(send: () => PromiseLike<Response>, status: number, code: string, message: string, org = orgId): Promise<void> {

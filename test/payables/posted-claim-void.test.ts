@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Decimal } from 'decimal.js';
 import { createTestApp, type TestApp } from '../support/app.js';
+import { tableContents } from '../support/database.js';
 import { ManualClock } from '../support/clock.js';
 import { onPlan, orgWithRoles, type RoleUsers, type TestUser } from '../support/factories.js';
 import { ledgerUrl, startBooks } from '../ledger/ledger-support.js';
@@ -31,14 +32,7 @@ describe('payables: voiding a posted expense claim', () => {
     return posted;
   }
   /** Every payables row, entry and audit row of the organization, by content: a refusal changes none of them. */
-  async function state(): Promise<Record<string, string>> {
-    const out: Record<string, string> = {};
-    for (const table of ['finance.bills', 'finance.bill_allocations', 'finance.journal_entries', 'finance.journal_lines', 'core.audit_logs', 'core.outbox']) {
-      const { rows } = await t.db.admin.query(`SELECT count(*)::text || ':' || coalesce(md5(string_agg(x::text, '|' ORDER BY x::text)), '') AS v FROM ${table} x WHERE x.org_id = $1`, [orgId]);
-      out[table] = rows[0].v;
-    }
-    return out;
-  }
+  const state = () => tableContents(t.db.admin, { tables: ['finance.bills', 'finance.bill_allocations', 'finance.journal_entries', 'finance.journal_lines', 'core.audit_logs', 'core.outbox'], orgId: orgId });
   const claimRow = async (id: string) => (await t.db.admin.query(`SELECT status, voided_on::text AS voided_on, void_entry_id FROM finance.bills WHERE org_id = $1 AND id = $2`, [orgId, id])).rows[0];
   /** The AP aging total is the AP control account's balance (credit positive in the aging, debit minus credit in the ledger). */
   async function expectAgingIsApBalance(asOf: string): Promise<void> {

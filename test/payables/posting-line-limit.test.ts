@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
+import { tableContents } from '../support/database.js';
 import { onPlan, orgWithRoles, type RoleUsers } from '../support/factories.js';
 import { ledgerUrl, startBooks } from '../ledger/ledger-support.js';
 import { MAX_DOCUMENT_LINES } from '../../src/modules/payables/payables.dto.js';
@@ -19,14 +20,7 @@ describe('payables: documents within the posting line limit', () => {
   let vat: string;
   const url = (p: string) => payablesUrl(orgId, p);
   const taxedLines = (n: number) => Array.from({ length: n }, (_, i) => ({ accountId: acc['5200'], description: `item ${i + 1}`, unitPrice: '1.00', taxCodeId: vat }));
-  async function state(): Promise<Record<string, string>> {
-    const out: Record<string, string> = {};
-    for (const table of ['finance.bills', 'finance.bill_lines', 'finance.bill_decisions', 'finance.journal_entries', 'core.audit_logs']) {
-      const { rows } = await t.db.admin.query(`SELECT count(*)::text || ':' || coalesce(md5(string_agg(x::text, '|' ORDER BY x::text)), '') AS v FROM ${table} x WHERE x.org_id = $1`, [orgId]);
-      out[table] = rows[0].v;
-    }
-    return out;
-  }
+  const state = () => tableContents(t.db.admin, { tables: ['finance.bills', 'finance.bill_lines', 'finance.bill_decisions', 'finance.journal_entries', 'core.audit_logs'], orgId: orgId });
 
   beforeAll(async () => {
     t = await createTestApp();

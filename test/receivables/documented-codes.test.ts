@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
+import { tableContents } from '../support/database.js';
 import { ManualClock } from '../support/clock.js';
 import { createOrg, onPlan, orgWithRoles, registerUser, type RoleUsers, type TestUser } from '../support/factories.js';
 import { ledgerUrl } from '../ledger/ledger-support.js';
@@ -27,14 +28,7 @@ describe('receivables: the documented error codes of its operations, produced', 
   let vat: string;
   let customer: string;
 
-  async function footprint(org: string): Promise<Record<string, string>> {
-    const out: Record<string, string> = {};
-    for (const table of TABLES) {
-      const { rows: [r] } = await t.db.admin.query(`SELECT count(*)::text || ':' || coalesce(md5(string_agg(x::text, '|' ORDER BY x::text)), '') AS v FROM ${table} x WHERE org_id = $1`, [org]);
-      out[table] = r.v;
-    }
-    return out;
-  }
+  const footprint = (org: string) => tableContents(t.db.admin, { tables: TABLES, orgId: org });
   /** Sends `request`, expects `status` and the error `code` with a message naming the problem, and that nothing was written. */
   async function refused(org: string, request: () => Promise<Res>, status: number, code: string, message: string | RegExp) {
     const before = await footprint(org);

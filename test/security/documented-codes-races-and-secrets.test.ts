@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import type pg from 'pg';
 import { createTestApp, type TestApp } from '../support/app.js';
+import { tableContents } from '../support/database.js';
 import { addMember, createOrg, onEnterprisePlan, registerUser, uniqueEmail, type TestUser } from '../support/factories.js';
 import { startSmtpDouble, type SmtpDouble } from '../support/doubles/smtp-double.js';
 import { until } from '../support/throwaway-servers.js';
@@ -22,17 +23,7 @@ describe('documented error codes of secrets, e-mail changes and concurrent reque
   let orgId: string;
 
   /** Every base table: row count and content. */
-  async function snapshot(): Promise<Record<string, string>> {
-    const { rows: tables } = await t.db.admin.query(`
-      SELECT table_schema, table_name FROM information_schema.tables
-      WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2`);
-    const out: Record<string, string> = {};
-    for (const { table_schema: s, table_name: n } of tables) {
-      const { rows } = await t.db.admin.query(`SELECT count(*)::text || ':' || coalesce(md5(string_agg(x::text, '|' ORDER BY x::text)), '') AS v FROM "${s}"."${n}" x`);
-      out[`${s}.${n}`] = rows[0].v;
-    }
-    return out;
-  }
+  const snapshot = () => tableContents(t.db.admin);
 
   async function writesNothing<T>(refuse: () => Promise<T>): Promise<T> {
     const before = await snapshot();

@@ -5,6 +5,7 @@ import type { OpenAPIObject } from '@nestjs/swagger';
 import jwt from 'jsonwebtoken';
 import { API_KEY_SCOPE_NAMES } from '../../src/platform/auth/api-key-scopes.js';
 import { createTestApp, type TestApp } from '../support/app.js';
+import { tableContents } from '../support/database.js';
 import { testKeys } from '../integrations/keys.js';
 import { addMember, createOrg, onEnterprisePlan, onPlan, registerUser, type TestUser } from '../support/factories.js';
 
@@ -105,17 +106,7 @@ describe('the cross-cutting error codes on every operation that declares them (O
   let baseline: Record<string, string>;
 
   /** Every base table of the database: row count and content (the refused requests must leave all of them as they were). */
-  async function snapshot(): Promise<Record<string, string>> {
-    const { rows: tables } = await t.db.admin.query(`
-      SELECT table_schema, table_name FROM information_schema.tables
-      WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2`);
-    const out: Record<string, string> = {};
-    for (const { table_schema: s, table_name: n } of tables) {
-      const { rows } = await t.db.admin.query(`SELECT count(*)::text || ':' || coalesce(md5(string_agg(x::text, '|' ORDER BY x::text)), '') AS v FROM "${s}"."${n}" x`);
-      out[`${s}.${n}`] = rows[0].v;
-    }
-    return out;
-  }
+  const snapshot = () => tableContents(t.db.admin);
 
   function url(op: Operation, org: string, params: Record<string, string> = {}): string {
     const VALID: Record<string, string> = { orgId: org, scope: 'org', key: 'timezone', flag: 'beta.reports', versionNo: '1', slug: 'acme', ...params };

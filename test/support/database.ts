@@ -102,3 +102,20 @@ export async function advisoryLockWaiters(admin: pg.Pool, count = 1): Promise<vo
   await until(`${count} backend(s) wait for an advisory lock`, async () => (await admin.query(
     `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = 'advisory'`)).rows[0].n >= count);
 }
+
+/**
+ * Each table's row count and content (an md5 of its rows as text, in order), by name: what a refused request must leave
+ * as it was. `tables`: those (schema-qualified), else every base table; `orgId`: only that organization's rows.
+ */
+export async function tableContents(admin: pg.Pool, o: { tables?: string[]; orgId?: string } = {}): Promise<Record<string, string>> {
+  const tables = o.tables ?? (await admin.query<{ name: string }>(`
+    SELECT format('%I.%I', table_schema, table_name) AS name FROM information_schema.tables
+    WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY table_schema, table_name`)).rows.map((r) => r.name);
+  const out: Record<string, string> = {};
+  for (const table of tables) {
+    const { rows } = await admin.query(`SELECT count(*)::text || ':' || coalesce(md5(string_agg(x::text, '|' ORDER BY x::text)), '') AS v FROM ${table} x`
+      + (o.orgId ? ' WHERE x.org_id = $1' : ''), o.orgId ? [o.orgId] : []);
+    out[table.replace(/"/g, '')] = rows[0].v;
+  }
+  return out;
+}
