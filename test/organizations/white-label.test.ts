@@ -73,9 +73,10 @@ describe('branding needs white_label', () => {
     const current = before.settings.branding;
     // a read-only enterprise subscription (canceled): a write of any plan feature is refused as read-only
     await onPlan(t, org.orgId, 'enterprise', 'canceled');
-    const readOnly = await put(BRANDING);
-    expect(readOnly.status).toBe(402);
-    expect(readOnly.body.error).toMatchObject({ code: 'billing.subscription_inactive', details: { app: 'omnizen', plan: 'enterprise', status: 'canceled' } });
+    for (const readOnly of [await put(BRANDING), await patch({ timezone: 'Europe/Paris', branding: BRANDING })]) {
+      expect(readOnly.status).toBe(402);
+      expect(readOnly.body.error).toMatchObject({ code: 'billing.subscription_inactive', details: { app: 'omnizen', plan: 'enterprise', status: 'canceled' } });
+    }
     await onPlan(t, org.orgId, 'professional');
     for (const res of [await put(BRANDING), await put(current), await patch({ branding: current }), await patch({ locale: 'fr-FR', branding: current })]) {
       expect(res.status).toBe(402);
