@@ -54,7 +54,9 @@ export class RetentionJob implements OnModuleInit {
       purged.emailDigests = email.digests;
       // exports whose download link has expired: their files are deleted (the row stays, marked expired)
       const exports = await this.exports.purgeExpired(db, new Date(now));
-      purged.dataExportsExpired = [...new Set(exports.expiredIn)].map((orgId) => ({ orgId, count: exports.expiredIn.filter((o) => o === orgId).length }));
+      const expired = new Map<string, number>();
+      for (const orgId of exports.expiredIn) expired.set(orgId, (expired.get(orgId) ?? 0) + 1);
+      purged.dataExportsExpired = [...expired].map(([orgId, count]) => ({ orgId, count }));
       await this.auditPerOrganization(db, purged);
       const total = (rows: PurgedInOrg[]) => rows.reduce((n, r) => n + r.count, 0);
       return {

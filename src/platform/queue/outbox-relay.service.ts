@@ -149,6 +149,14 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
   /** Jobs run here that succeeded but whose done the database did not record (its outcome is written again at each pass). */
   private readonly unrecordedDone = new Map<string, Job>();
 
+  /** Records a finished job done; if the database does not answer, kept to be recorded again at the next pass. */
+  private recordDone(job: Job, how: string): Promise<void> {
+    return this.markDone(job).catch((e: Error) => {
+      this.unrecordedDone.set(job.id, job);
+      this.logger.warn(`job ${job.id} (${job.topic}) ${how} but was not recorded done (recorded again at the next pass): ${e.message}`);
+    });
+  }
+
   private async recordUnrecordedDone(): Promise<void> {
     if (!this.unrecordedDone.size) return;
     const jobs = [...this.unrecordedDone.values()];
@@ -227,10 +235,7 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
       // a success whose recording failed (the database did not answer) is no failed try: were it one, its topic's last
       // try would be given up dead though it succeeded. Recorded again at this relay's next pass (a success wins over a
       // death another relay recorded meanwhile); if this process ends first, its claim runs out and it is relayed again
-      await this.markDone(tried).catch((e: Error) => {
-        this.unrecordedDone.set(tried.id, tried);
-        this.logger.warn(`job ${job.id} (${job.topic}) succeeded but was not recorded done (recorded again at the next pass): ${e.message}`);
-      });
+      await this.recordDone(tried, 'succeeded');
     }
     return jobs.length;
   }
@@ -304,10 +309,7 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
       if (state === 'completed') {
         // Bull ran it and the worker's record did not land: recorded now. The database failing here is no refused
         // hand-off (Redis answered): kept for the next pass, as an in-process success whose record failed
-        return this.markDone(job).catch((e: Error) => {
-          this.unrecordedDone.set(job.id, job);
-          this.logger.warn(`job ${job.id} (${job.topic}) completed in the queue but was not recorded done (recorded again at the next pass): ${e.message}`);
-        });
+        return this.recordDone(job, 'completed in the queue');
       }
       if (state !== 'failed') return;
       if (job.tries < this.registry.maxAttempts(job.topic)) return this.onQueue(existing.retry());
