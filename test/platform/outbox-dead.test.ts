@@ -162,7 +162,8 @@ describe('dead jobs of the outbox (in-process)', () => {
     const job = { id: String((await t.db.admin.query(`SELECT id FROM core.outbox WHERE topic = 'test.worker_refused'`)).rows[0].id), orgId, topic: 'test.worker_refused', payload: {} };
     /** When the row is due, in seconds from the database's clock as `fail` began and as it ended (no wall-clock bound). */
     const dueAfter = async (fail: () => Promise<unknown>): Promise<{ fromStart: number; fromEnd: number }> => {
-      const at = async () => (await t.db.admin.query(`SELECT clock_timestamp() AS t`)).rows[0].t as Date;
+      // as text: a JS Date keeps milliseconds only, and a start rounded down lands before the UPDATE's now()
+      const at = async () => (await t.db.admin.query(`SELECT clock_timestamp()::text AS t`)).rows[0].t as string;
       const start = await at();
       await fail();
       const end = await at();
