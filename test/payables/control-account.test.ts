@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
 import { createTestApp, type TestApp } from '../support/app.js';
-import { advisoryLockWaiters, openTenantTransaction } from '../support/database.js';
+import { advisoryLockWaiters, openTenantTransaction, tableContents } from '../support/database.js';
 import { onPlan, orgWithRoles, type RoleUsers } from '../support/factories.js';
 import { ledgerUrl } from '../ledger/ledger-support.js';
 import { issueInvoice, rUrl, setupReceivables } from '../receivables/receivables-support.js';
@@ -144,6 +144,50 @@ describe('payables and receivables: a control account is replaced only while it 
     }
     expect(answers).toEqual(refusals.map(([operation, , status, code, message]) => [operation, status, code, expect.stringContaining(message)]));
     expect(await footprint()).toEqual(before);
+  });
+
+  it('the settings name no account a tax code posts its tax to (an archived code too): 422 with the module\'s code, settings unchanged, nothing audited', async () => {
+    const own = await orgWithRoles(t, 'Control Tax Ltd');
+    await onPlan(t, own.orgId, 'professional');
+    const { acc: a } = await setupReceivables(t, own.orgId, own.users.owner, 'EUR'); // VAT20: sales 2200, purchase 1300
+    const { owner } = own.users;
+    const add = async (code: string, type: string, parent: string) =>
+      (await t.http.post(ledgerUrl(own.orgId, 'accounts')).set(owner.auth).send({ code, name: `Account ${code}`, type, parentId: a[parent] }).expect(201)).body.id as string;
+    const [ar2, ap2, ap3] = [await add('1210', 'asset', '1000'), await add('2110', 'liability', '2000'), await add('2120', 'liability', '2000')];
+    // an archived code: a credit note of an invoice issued with it still posts its tax to its accounts
+    const old = (await t.http.post(ledgerUrl(own.orgId, 'tax-codes')).set(owner.auth)
+      .send({ code: 'OLD10', name: 'Old 10 %', rate: '10', salesAccountId: ap3, purchaseAccountId: ar2 }).expect(201)).body.id as string;
+    await t.http.post(ledgerUrl(own.orgId, `tax-codes/${old}/archive`)).set(owner.auth).expect(200);
+    const rules = [{ above: '0', approvals: 0, roles: ['owner'] }];
+    const setAr = (arAccountId: string, deferredRevenueAccountId: string) => t.http.put(rUrl(own.orgId, 'settings')).set(owner.auth).send({ arAccountId, deferredRevenueAccountId });
+    const setAp = (apAccountId: string) => t.http.put(payablesUrl(own.orgId, 'settings')).set(owner.auth).send({ apAccountId, approvalRules: rules });
+    const written = () => tableContents(t.db.admin, { orgId: own.orgId, tables: ['finance.receivables_settings', 'finance.payables_settings', 'finance.tax_codes', 'core.audit_logs'] });
+    const before = await written();
+    const why = (module: string) => `a control account of ${module} would carry the code's tax, which no document of ${module} explains; give the tax code another account first`;
+    const refusals: [string, () => PromiseLike<{ status: number; body: any }>, string, string][] = [
+      ['AR', () => setAr(a['1300'], a['2400']), 'receivables.control_account', `arAccountId: account 1300 is the purchase account of tax code VAT20: ${why('receivables')}`],
+      ['deferred revenue', () => setAr(a['1200'], a['2200']), 'receivables.control_account', `deferredRevenueAccountId: account 2200 is the sales account of tax code VAT20: ${why('receivables')}`],
+      ['AR (archived code)', () => setAr(ar2, a['2400']), 'receivables.control_account', `arAccountId: account 1210 is the purchase account of tax code OLD10 (archived): ${why('receivables')}`],
+      ['AP', () => setAp(a['2200']), 'payables.control_account', `apAccountId: account 2200 is the sales account of tax code VAT20: ${why('payables')}`],
+      ['AP (archived code)', () => setAp(ap3), 'payables.control_account', `apAccountId: account 2120 is the sales account of tax code OLD10 (archived): ${why('payables')}`],
+    ];
+    const answers = [];
+    for (const [what, send] of refusals) {
+      const res = await send();
+      answers.push([what, res.status, res.body.error]);
+    }
+    expect(answers).toEqual(refusals.map(([what, , code, message]) => [what, 422, { code, message }]));
+    expect(await written()).toEqual(before);
+
+    // accounts no tax code names pass (the module's own again, another one); once the code moves off, its old account does
+    expect((await setAr(a['1200'], a['2400']).expect(200)).body).toMatchObject({ arAccountId: a['1200'], deferredRevenueAccountId: a['2400'] });
+    expect((await setAp(ap2).expect(200)).body.apAccountId).toBe(ap2);
+    await t.http.patch(ledgerUrl(own.orgId, `tax-codes/${old}`)).set(owner.auth).send({ purchaseAccountId: a['1300'] }).expect(200);
+    expect((await setAr(ar2, a['2400']).expect(200)).body.arAccountId).toBe(ar2);
+    const { rows } = await t.db.admin.query(`SELECT
+        (SELECT ar_account_id FROM finance.receivables_settings WHERE org_id = $1) AS ar, (SELECT ap_account_id FROM finance.payables_settings WHERE org_id = $1) AS ap,
+        (SELECT count(*) FROM core.audit_logs WHERE org_id = $1 AND action IN ('receivables.settings_updated', 'payables.settings_updated'))::int AS audited`, [own.orgId]);
+    expect(rows).toEqual([{ ar: ar2, ap: ap2, audited: 4 }]); // setupReceivables' one and the three above
   });
 
   it('AR: a change waits for a posting in flight on the old account, then refuses; a flow that starts during a change posts to the new account', async () => {

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import type { AppError } from '../../platform/errors/app-error.js';
+import { ledgerRepository } from './ledger.repository.js';
 
 /** An account a module's settings make its control account: only the module's documents post to it. */
 export interface ControlAccount {
@@ -48,8 +49,10 @@ export class ControlAccounts {
    * The check of the accounts a document path takes from the client (a bill or claim line's account, a deposit, bank
    * or refund account) and of the control accounts a module's settings name: none may be a control account, which is
    * posted only on the control line of its module's documents (an AR balance no open invoice explains, an AP aging
-   * above its account). `own`: the module whose settings are set, whose own control accounts are its to name again.
-   * `refuse` makes the module's error of the message. The modules' settings are read once for all `accounts`.
+   * above its account). `own`: the module whose settings are set, whose own control accounts are its to name again;
+   * those settings name no tax code's sales or purchase account either (LedgerService refuses the other direction: a
+   * tax code naming a control account), archived codes too: a credit note of an invoice issued with one still posts its
+   * tax there. `refuse` makes the module's error of the message. The modules' settings are read once for all `accounts`.
    */
   async refuse(tx: TenantTx, accounts: { id: string; code: string; field: string }[], refuse: (message: string) => AppError, o: { own?: string } = {}): Promise<void> {
     if (!accounts.length) return;
@@ -59,6 +62,25 @@ export class ControlAccounts {
       if (!control || control.module === o.own) continue;
       throw refuse(`${a.field}: account ${a.code} is the ${control.role} control account of ${control.module}: it is posted only through ${control.module}' `
         + `${control.postedThrough}, so that ${control.module} and the ledger agree`);
+    }
+    if (o.own) await this.refuseTaxAccounts(tx, accounts, refuse, o.own);
+  }
+
+  /**
+   * A module's settings make none of `accounts` a control account while a tax code posts its tax to it: the tax of
+   * every document with that code would sit on the control account apart from the module's subledger (the aging).
+   * Race-free with a tax code's change: the settings change has drained the postings (exclusive) before this read, and
+   * a tax code's change holds them shared before its check (LedgerService.taxAccounts), so one sees the other's commit.
+   */
+  private async refuseTaxAccounts(tx: TenantTx, accounts: { id: string; code: string; field: string }[], refuse: (message: string) => AppError, module: string): Promise<void> {
+    const taxed = await ledgerRepository.taxCodesNaming(tx.db, tx.orgId, accounts.map((a) => a.id));
+    for (const a of accounts) {
+      const id = a.id.toLowerCase();
+      const t = taxed.find((x) => x.salesAccountId.toLowerCase() === id || x.purchaseAccountId.toLowerCase() === id);
+      if (!t) continue;
+      throw refuse(`${a.field}: account ${a.code} is the ${t.salesAccountId.toLowerCase() === id ? 'sales' : 'purchase'} account of tax code ${t.code}`
+        + `${t.archivedAt ? ' (archived)' : ''}: a control account of ${module} would carry the code's tax, which no document of ${module} explains; `
+        + 'give the tax code another account first');
     }
   }
 }

@@ -472,6 +472,14 @@ export const ledgerRepository = {
     return row && toTaxCode(row);
   },
 
+  /** The tax codes (archived ones too) whose sales or purchase account is one of `accountIds`, by code. */
+  async taxCodesNaming(db: Db, orgId: string, accountIds: string[]): Promise<TaxCodeDto[]> {
+    if (!accountIds.length) return [];
+    const rows = await db.run(qb.selectFrom('finance.tax_codes').select(TAX_CODE_COLS).where('org_id', '=', orgId)
+      .where((eb) => eb.or([eb('sales_account_id', 'in', accountIds), eb('purchase_account_id', 'in', accountIds)])).orderBy('code'));
+    return rows.map(toTaxCode);
+  },
+
   async createTaxCode(db: Db, orgId: string, t: { code: string; name: string; rate: string; inclusive?: boolean; salesAccountId: string; purchaseAccountId: string }): Promise<TaxCodeDto> {
     const [row] = await translateDatabaseError(db.run(qb.insertInto('finance.tax_codes').values({
       org_id: orgId, code: t.code, name: t.name, rate: sql<Decimal>`${t.rate}::numeric`, inclusive: t.inclusive ?? false,

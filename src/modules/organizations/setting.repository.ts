@@ -12,8 +12,10 @@ export const settingRepository = {
     return db.run(qb.selectFrom('core.settings').select(SETTING).where('org_id', '=', orgId).where('scope', '=', scope).orderBy('key'));
   },
 
-  async get(db: Db, orgId: string, scope: string, key: string): Promise<SettingDto | undefined> {
-    const [row] = await db.run(qb.selectFrom('core.settings').select(SETTING).where('org_id', '=', orgId).where('scope', '=', scope).where('key', '=', key));
+  /** `lock`: the row stays locked until commit (FOR UPDATE), so what the caller compares with is what it replaces. */
+  async get(db: Db, orgId: string, scope: string, key: string, o: { lock?: boolean } = {}): Promise<SettingDto | undefined> {
+    const q = qb.selectFrom('core.settings').select(SETTING).where('org_id', '=', orgId).where('scope', '=', scope).where('key', '=', key);
+    const [row] = await db.run(o.lock ? q.forUpdate() : q);
     return row;
   },
 

@@ -14,10 +14,12 @@ import '../billing/billing.errors.js'; // registers BillingErrors
 const SCOPE = { name: 'scope', description: "'org' for organization-level settings, or an app code for app-level ones", example: 'org' };
 const KEY = { name: 'key', example: 'timezone' };
 /** What writing the organization's branding needs (SettingsService.put, PLAN_GATED_ORG_SETTINGS). */
-const WHITE_LABEL = "Writing the organization's branding (scope 'org', key branding) needs a plan with white-label options (white_label: "
-  + 'enterprise or custom): otherwise 402 billing.feature_not_in_plan (details.feature white_label, details.upgradeTo the cheapest plan '
-  + 'that has it), or 402 billing.subscription_inactive while the subscription is read-only. Nothing is written then. The other '
-  + 'settings need no plan; deleting the branding needs none either.';
+const WHITE_LABEL = "Changing the organization's branding (scope 'org', key branding: a field set that was not stored, or set to another "
+  + 'value) needs a plan with white-label options (white_label: enterprise or custom): otherwise 402 billing.feature_not_in_plan '
+  + '(details.feature white_label, details.upgradeTo the cheapest plan that has it), or 402 billing.subscription_inactive while the '
+  + 'subscription is read-only. Nothing is written then. The branding sent back as stored, or with fields left out (which clears '
+  + 'them), needs no plan, so after a downgrade a form that sends every setting back still saves; the other settings need no plan, '
+  + 'and deleting the branding needs none either.';
 
 @ApiTags('settings')
 @OrgRoute()
@@ -44,7 +46,7 @@ export class SettingsController {
     'billing.feature_not_in_plan', 'billing.subscription_inactive')
   @ApiOperation({
     operationId: 'setSettings', summary: 'Set several settings of one scope at once (admin); nothing is written if any is invalid',
-    description: `${WHITE_LABEL} A request that includes branding is refused whole.`,
+    description: `${WHITE_LABEL} A request that changes the branding is refused whole.`,
   })
   @ApiParam(SCOPE)
   @ApiOkResponse({ type: [SettingDto] })
@@ -58,7 +60,7 @@ export class SettingsController {
   @ApiOperation({
     operationId: 'getSetting', summary: 'Read one setting',
     description: "Answers the value as stored. The organization's branding is returned even when its plan no longer includes "
-      + 'white-label options (after a downgrade): it stays stored, and writing it again needs the feature.',
+      + 'white-label options (after a downgrade): it stays stored, and changing it needs the feature (see setSetting).',
   })
   @ApiParam(SCOPE)
   @ApiParam(KEY)

@@ -1,5 +1,6 @@
 // The known organization-level settings and their shapes. App-level settings (scope = an app code)
 // are free-form JSON owned by each app, limited in size.
+import { isDeepStrictEqual } from 'node:util';
 import { CURRENCY } from '../../platform/http/money.js';
 
 export type Checked = { ok: true; value: unknown } | { ok: false; problem: string };
@@ -86,12 +87,26 @@ export const ORG_SETTINGS: Record<string, Check> = {
 };
 
 /**
- * Organization settings only a plan with the named omnizen feature may write (docs/plans.md: white-label is enterprise
- * and custom). Reading and deleting stay open, so a downgraded organization keeps what it stored and may clear it.
+ * Organization settings only a plan with the named omnizen feature may change (docs/plans.md: white-label is enterprise
+ * and custom). Reading, writing back what is stored, leaving fields out (setsNewValue) and deleting stay open, so a downgraded
+ * organization keeps what it stored, may clear it, and saves its other settings with it in the same request.
  * Whatever applies the branding to others (mails, pages, documents) must check white_label when it does and fall back
  * to OmniZen's own branding without it; nothing applies it yet (only GET returns it).
  */
 export const PLAN_GATED_ORG_SETTINGS: ReadonlyMap<string, string> = new Map([['branding', 'white_label']]);
+
+/**
+ * Whether writing `next` (checked) over `stored` (undefined: nothing stored) sets something the organization does not
+ * have: for an object value (branding), a field added or changed. A field left out clears what was stored (as a delete
+ * does) and the same values again set nothing new: neither needs the plan, so a settings form that sends the branding
+ * back unchanged after a downgrade still saves its other fields.
+ */
+export function setsNewValue(stored: unknown, next: unknown): boolean {
+  const isObject = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v);
+  if (!isObject(next)) return !isDeepStrictEqual(stored, next);
+  const was = isObject(stored) ? stored : {};
+  return Object.entries(next).some(([field, value]) => !Object.hasOwn(was, field) || !isDeepStrictEqual(was[field], value));
+}
 
 /** Validates (and normalizes) one value for `scope`/`key`. Scope and key patterns are checked by the caller. */
 export function checkSetting(scope: string, key: string, value: unknown): Checked {

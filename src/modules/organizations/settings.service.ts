@@ -3,7 +3,7 @@ import type { TenantTx } from '../../platform/database/database.service.js';
 import { AuditService } from '../audit/audit.service.js';
 import { EntitlementsService } from '../billing/entitlements.service.js';
 import { settingRepository as settings } from './setting.repository.js';
-import { checkSetting, KEY_PATTERN, ORG_SCOPE, PLAN_GATED_ORG_SETTINGS, SCOPE_PATTERN } from './settings.registry.js';
+import { checkSetting, KEY_PATTERN, ORG_SCOPE, PLAN_GATED_ORG_SETTINGS, SCOPE_PATTERN, setsNewValue } from './settings.registry.js';
 import type { FeatureFlagDto, SettingDto } from './setting.dto.js';
 import { OrganizationsErrors } from './organizations.errors.js';
 
@@ -42,9 +42,10 @@ export class SettingsService {
   }
 
   /**
-   * Validates every value first (naming each bad key), then checks the plan of each plan-gated key (branding needs
-   * white_label: 402 billing.feature_not_in_plan), then writes them all; one audit row per key. Removing a gated
-   * setting (delete) needs no plan: an organization that lost the feature can still clear what it stored.
+   * Validates every value first (naming each bad key), then checks the plan of each plan-gated key whose value sets
+   * something new (branding needs white_label: 402 billing.feature_not_in_plan), then writes them all; one audit row
+   * per key. The same value again, or one that only leaves fields out, needs no plan (setsNewValue), nor does removing
+   * a gated setting (delete): an organization that lost the feature keeps saving its other settings and can clear it.
    */
   async put(tx: TenantTx, scope: string, values: Record<string, unknown>): Promise<SettingDto[]> {
     checkScope(scope);
@@ -57,9 +58,12 @@ export class SettingsService {
       throw OrganizationsErrors.error('settings.invalid', problems.map((p) => `${p.field}: ${p.problems[0]}`).join('; '), problems);
     }
     if (scope === ORG_SCOPE) {
-      for (const key of keys) {
+      for (const { key, r } of checked) {
         const feature = PLAN_GATED_ORG_SETTINGS.get(key);
-        if (feature) await this.entitlements.enforce(tx, { app: 'omnizen', feature });
+        if (!feature || !r.ok) continue;
+        // compared with the stored value locked until commit: no write in between can make this one a change
+        const stored = await settings.get(tx.db, tx.orgId, scope, key, { lock: true });
+        if (setsNewValue(stored?.value, r.value)) await this.entitlements.enforce(tx, { app: 'omnizen', feature });
       }
     }
     const out: SettingDto[] = [];
