@@ -1,6 +1,7 @@
 // npm run secrets:rotate [-- --batch-size 100]
-// Re-seals every integration secret, AI provider key and webhook signing secret, and re-wraps every per-person
-// audit key (personal data), under SECRETS_ACTIVE_KEY. Order of a key change:
+// Re-seals every integration secret, AI provider key and webhook signing secret, and the sealed payloads of jobs
+// waiting or dead (a PostHog erasure's distinct ids), and re-wraps every per-person audit key (personal data), under
+// SECRETS_ACTIVE_KEY. Order of a key change:
 //  1. add the new key to SECRETS_KEYS and make it SECRETS_ACTIVE_KEY in the API (old keys stay listed,
 //     so every secret still opens and new writes use the new key);
 //  2. run this command with the same configuration; it works row by row in short transactions;
@@ -18,6 +19,7 @@ import { rotateSecrets } from '../src/modules/integrations/secret-rotation.js';
 import { rotateProviderKeys } from '../src/modules/agents/provider-key-rotation.js';
 import { resealWebhookSecrets } from '../src/modules/webhooks/webhook-secret-rotation.js';
 import { rewrapPersonalDataKeys } from '../src/modules/privacy/personal-data-key-rotation.js';
+import { resealJobPayloads } from '../src/modules/privacy/job-payload-rotation.js';
 
 const sizeIdx = process.argv.indexOf('--batch-size');
 const batchSize = sizeIdx > 0 ? Number(process.argv[sizeIdx + 1]) : 100;
@@ -72,6 +74,13 @@ try {
   console.log(`personal data keys: re-wrapped ${personal.rewrapped} of ${personal.total}; ${personal.remaining} not under the active key remain`);
   if (personal.failed.length) {
     console.error(`could not re-wrap ${personal.failed.length} personal data key(s): ${personal.failed.join(', ')}`);
+    code = 1;
+  }
+  // the personal data of jobs still waiting or dead: a job whose payload no key opens fails until it is dead
+  const jobs = await resealJobPayloads(privileged, box, new AuditService(), batchSize);
+  console.log(`sealed job payloads: re-sealed ${jobs.resealed} of ${jobs.total}; ${jobs.remaining} not under the active key remain`);
+  if (jobs.failed.length) {
+    console.error(`could not open ${jobs.failed.length} sealed job payload(s): outbox rows (organization:id) ${jobs.failed.join(', ')}`);
     code = 1;
   }
 } catch (err) {

@@ -9,6 +9,7 @@ import { Metrics } from '../../src/platform/observability/metrics.js';
 import { POSTHOG_ERASURE_JOB, POSTHOG_ERASURE_MAX_ATTEMPTS, PostHogForwarder } from '../../src/modules/analytics/posthog.forwarder.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { startPostHogDouble, type PostHogDouble } from '../support/doubles/posthog-double.js';
+import { testKeys } from '../integrations/keys.js';
 
 const service = { kind: 'service', name: 'outbox-dead-test' } as const;
 const meta = { requestId: 'outbox-dead-test' };
@@ -27,7 +28,8 @@ describe('dead jobs of the outbox (in-process)', () => {
 
   beforeAll(async () => {
     posthog = await startPostHogDouble();
-    t = await createTestApp({ REDIS_URL: undefined, ...posthog.env });
+    // the secret box seals the payloads of personal-data topics (a PostHog erasure's)
+    t = await createTestApp({ REDIS_URL: undefined, SECRETS_KEYS: testKeys('k1').env, ...posthog.env });
     const userId = randomUUID();
     await t.db.admin.query(`INSERT INTO core."User" (id, email) VALUES ($1, $2)`, [userId, `${userId}@example.test`]);
     orgId = (await t.db.admin.query(`INSERT INTO core.organizations (name, owner_user_id) VALUES ('Dead Jobs Org', $1) RETURNING id`, [userId])).rows[0].id;
@@ -125,7 +127,7 @@ describe('dead jobs of the outbox (in-process)', () => {
     expect(await row('test.crashing')).toMatchObject({ attempts: 3, tries: 2, last_error: 'the failure recorded before', processed: true, dead: true });
   });
 
-  it('gives up a PostHog erasure PostHog keeps refusing after about three days of hourly retries, its distinct ids kept for a retry', async () => {
+  it('gives up a PostHog erasure PostHog keeps refusing after about three days of hourly retries, its distinct ids kept sealed for a retry', async () => {
     expect(registry.maxAttempts(POSTHOG_ERASURE_JOB)).toBe(POSTHOG_ERASURE_MAX_ATTEMPTS);
     // the backoffs between its tries (the twelve first take about 68 minutes, every later one an hour) add up to about
     // three days, as its documentation says
@@ -141,10 +143,12 @@ describe('dead jobs of the outbox (in-process)', () => {
       expect(await row(POSTHOG_ERASURE_JOB)).toMatchObject({ tries: POSTHOG_ERASURE_MAX_ATTEMPTS - 1, dead: false, later: true });
       await due(POSTHOG_ERASURE_JOB);
       await relay.drain();
+      // dead: its distinct ids kept sealed, never in the clear
+      const sealed = { $sealed: { ciphertext: expect.any(String), iv: expect.any(String), tag: expect.any(String), kid: 'k1' } };
       expect(await row(POSTHOG_ERASURE_JOB)).toMatchObject({
-        tries: POSTHOG_ERASURE_MAX_ATTEMPTS, last_error: 'PostHog refused the deletion of persons: HTTP 503',
-        payload: { distinctIds: [distinctId] }, processed: true, dead: true,
+        tries: POSTHOG_ERASURE_MAX_ATTEMPTS, last_error: 'PostHog refused the deletion of persons: HTTP 503', payload: sealed, processed: true, dead: true,
       });
+      expect(JSON.stringify((await row(POSTHOG_ERASURE_JOB)).payload)).not.toContain(distinctId);
       const tries = posthog.deletions.filter((d) => d.body.distinct_ids?.includes(distinctId)).length;
       expect(tries).toBe(2);
       expect(deadOf(await scrape(), POSTHOG_ERASURE_JOB)).toBe(1);
@@ -154,6 +158,14 @@ describe('dead jobs of the outbox (in-process)', () => {
     } finally {
       posthog.refuseDeletions = false;
     }
+    // PostHog mended, an operator retries it (OmniZenJobsDead's UPDATE): its sealed payload still says what to delete
+    await t.db.admin.query(`UPDATE core.outbox SET processed_at = NULL, dead_at = NULL, first_due_at = NULL, attempts = 0, tries = 0, available_at = now()
+      WHERE topic = $1`, [POSTHOG_ERASURE_JOB]);
+    await relay.drain();
+    expect(posthog.deletions.filter((d) => d.body.distinct_ids?.includes(distinctId)).map((d) => [d.body, d.answered]).slice(2))
+      .toEqual([[{ distinct_ids: [distinctId], delete_events: true }, 200]]);
+    // done: emptied
+    expect(await row(POSTHOG_ERASURE_JOB)).toMatchObject({ tries: 1, last_error: null, payload: {}, processed: true, dead: false });
   });
 
   it('in Bull\'s worker: the last failure of a hand-off backs the row off as the relay does (by its tries, not its claims), and its last try makes it dead', async () => {

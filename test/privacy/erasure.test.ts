@@ -18,6 +18,7 @@ import { hashToken } from '../../src/modules/auth/token.service.js';
 import { RunsService } from '../../src/modules/agents/runs.service.js';
 import { AnalyticsMaintenanceJob } from '../../src/modules/analytics/analytics-maintenance.job.js';
 import { PostHogForwarder } from '../../src/modules/analytics/posthog.forwarder.js';
+import { testKeys } from '../integrations/keys.js';
 
 const PASSWORD = 'correct horse battery';
 
@@ -48,8 +49,10 @@ describe('DELETE /v1/me: erasure', () => {
     llm = await startOpenAiDouble();
     proxy = await startHeldAnswerProxy(llm.url);
     posthog = await startPostHogDouble();
-    // jobs run in drain(); agents call the LLM double
-    t = await createTestApp({ AUTH_COOKIES: 'false', REDIS_URL: '', AI_BASE_URL: proxy.url, AI_API_KEY: 'sk-test-erasure-0000', ...posthog.env }, { clock });
+    // jobs run in drain(); agents call the LLM double; the secret box seals the PostHog deletion's distinct ids
+    t = await createTestApp({
+      AUTH_COOKIES: 'false', REDIS_URL: '', AI_BASE_URL: proxy.url, AI_API_KEY: 'sk-test-erasure-0000', SECRETS_KEYS: testKeys('k1').env, ...posthog.env,
+    }, { clock });
   });
   afterAll(async () => {
     await proxy?.close(); // first: an answer a failed test still holds is let go, the app's request ends
@@ -91,13 +94,12 @@ describe('DELETE /v1/me: erasure', () => {
     await t.http.delete('/v1/me').set(p.auth).send({ password: PASSWORD }).expect(200);
     const job = async () => (await t.db.admin.query(`SELECT org_id, payload, processed_at IS NOT NULL AS done, attempts,
       extract(epoch FROM available_at - created_at)::int AS delay FROM core.outbox
-      WHERE topic = 'analytics.posthog_erasure' AND payload->'distinctIds' ? $1`, [p.id])).rows;
-    // their own id; the ids an app of their organizations may have sent for them (their user id, their proven address);
-    // and those its events naming them were forwarded under, read before the erasure cleared them
-    const [{ payload: { distinctIds } }] = await job();
-    expect(distinctIds.slice(0, 5)).toEqual([p.id, ...[p.personalOrgId, orgId].sort().flatMap((o) => [`org:${o}:user:${p.id}`, `org:${o}:user:${email}`])]);
-    expect([...distinctIds.slice(5)].sort()).toEqual([`org:${orgId}:anon:visitor-1`, `org:${orgId}:user:mailto:${p.email}`, `org:${orgId}:user:${p.email.toUpperCase()}`].sort());
-    expect(await job()).toEqual([{ org_id: p.personalOrgId, payload: { distinctIds }, done: false, attempts: 0, delay: 3600 }]);
+      WHERE topic = 'analytics.posthog_erasure' AND org_id = $1`, [p.personalOrgId])).rows;
+    // its distinct ids are sealed (the secret box): neither their id nor their address stands in the row
+    const sealed = { $sealed: { ciphertext: expect.any(String), iv: expect.any(String), tag: expect.any(String), kid: 'k1' } };
+    expect(await job()).toEqual([{ org_id: p.personalOrgId, payload: sealed, done: false, attempts: 0, delay: 3600 }]);
+    const [{ payload: written }] = await job();
+    expect([p.id, email, 'visitor-1'].filter((needle) => JSON.stringify(written).toLowerCase().includes(needle))).toEqual([]);
     // what the job names no longer stands in the database: the events keep none of those ids
     const { rows: left } = await t.db.admin.query(`SELECT user_id, anonymous_id FROM core.analytics_events WHERE org_id = $1 AND source = 'client' ORDER BY name, user_id, anonymous_id`, [orgId]);
     const pseudonym = left.find((r) => r.user_id?.startsWith('erased-'))?.user_id;
@@ -114,7 +116,13 @@ describe('DELETE /v1/me: erasure', () => {
 
     const mine = () => posthog.deletions.filter((d) => d.body.distinct_ids?.includes(p.id));
     await t.app.get(OutboxRelay).drain();
-    expect([mine().map((d) => d.answered), await job()]).toEqual([[503], [expect.objectContaining({ done: false, attempts: 1 })]]);
+    // refused: the row keeps its sealed payload for the next try
+    expect([mine().map((d) => d.answered), await job()]).toEqual([[503], [expect.objectContaining({ payload: written, done: false, attempts: 1 })]]);
+    // their own id; the ids an app of their organizations may have sent for them (their user id, their proven address);
+    // and those its events naming them were forwarded under, read before the erasure cleared them
+    const [{ body: { distinct_ids: distinctIds = [] } }] = mine();
+    expect(distinctIds.slice(0, 5)).toEqual([p.id, ...[p.personalOrgId, orgId].sort().flatMap((o) => [`org:${o}:user:${p.id}`, `org:${o}:user:${email}`])]);
+    expect([...distinctIds.slice(5)].sort()).toEqual([`org:${orgId}:anon:visitor-1`, `org:${orgId}:user:mailto:${p.email}`, `org:${orgId}:user:${p.email.toUpperCase()}`].sort());
     // PostHog is back, the job's backoff has passed: tried again, done
     posthog.refuseDeletions = false;
     await t.db.admin.query(`UPDATE core.outbox SET available_at = now() WHERE topic = 'analytics.posthog_erasure' AND processed_at IS NULL`);
@@ -122,7 +130,8 @@ describe('DELETE /v1/me: erasure', () => {
     expect(mine()).toEqual([503, 200].map((answered) => ({
       path: '/api/projects/4242/persons/bulk_delete/', authorization: 'Bearer phx_test_double', body: { distinct_ids: distinctIds, delete_events: true }, answered,
     })));
-    expect(await job()).toEqual([expect.objectContaining({ done: true, attempts: 2 })]);
+    // done: its payload emptied in the same statement, the sealed distinct ids gone too
+    expect(await job()).toEqual([expect.objectContaining({ payload: {}, done: true, attempts: 2 })]);
   });
 
   it('needs re-authentication: a fresh access token is enough; a token older than 5 minutes without the password, or a wrong password, is refused and nothing changes', async () => {
@@ -215,12 +224,12 @@ describe('DELETE /v1/me: erasure', () => {
 
     await t.http.delete('/v1/me').set(p.auth).send({ password: PASSWORD }).expect(200);
     // what still names them is the organization's own event where they only acted (member.invited's invitedBy), kept as
-    // the books keep created_by, and the erasure's own job deleting their PostHog persons (by their id, which the User row
-    // keeps too); none about them (their userId) is left
-    expect(await naming(p.id)).toEqual(['core.outbox.payload (2 rows)', 'core.webhook_messages.body (1 rows)']);
+    // the books keep created_by (the erasure's own job deleting their PostHog persons names them sealed); none about them
+    // (their userId) is left
+    expect(await naming(p.id)).toEqual(['core.outbox.payload (1 rows)', 'core.webhook_messages.body (1 rows)']);
     const kept = await q(`SELECT coalesce(payload->>'type', topic) AS type FROM core.outbox WHERE payload::text LIKE $1
       UNION ALL SELECT event_type FROM core.webhook_messages WHERE body::text LIKE $1 ORDER BY 1`, [`%${p.id}%`]);
-    expect(kept.rows).toEqual([{ type: 'analytics.posthog_erasure' }, { type: 'member.invited' }, { type: 'member.invited' }]);
+    expect(kept.rows).toEqual([{ type: 'member.invited' }, { type: 'member.invited' }]);
     expect(await findEverywhere(t.db.admin, agent)).toEqual([]);
     expect((await q('SELECT count(*)::int AS n FROM core.webhook_attempts WHERE message_id = $1', [signIn.id])).rows).toEqual([{ n: 0 }]);
     // the invitee's mail stays, as it was, without the inviter's name
@@ -565,15 +574,14 @@ describe('DELETE /v1/me: erasure', () => {
     const orgs = await t.db.admin.query('SELECT id, name, deleted_at IS NOT NULL AS deleted FROM core.organizations WHERE id = ANY($1::uuid[]) ORDER BY name', [[p.personalOrgId, solo]]);
     expect(orgs.rows).toEqual(expect.arrayContaining([{ id: p.personalOrgId, name: 'Erased personal organization', deleted: true }, { id: solo, name: 'Solo Trading', deleted: true }]));
 
-    // the scan: every text and JSON column of every table in our schemas
-    // but their PostHog deletion's job, which must name the ids their events were forwarded under, their address in
-    // `org:<orgId>:user:<e-mail>` among them (docs/privacy.md)
+    // the scan: every text and JSON column of every table in our schemas. Their PostHog deletion's job names the ids their
+    // events were forwarded under, their address in `org:<orgId>:user:<e-mail>` among them, sealed (docs/privacy.md)
     for (const needle of [p.email, p.name, phone, slug]) {
       const found = await findEverywhere(t.db.admin, needle);
-      expect(found.filter((f) => !RETAINED.has(f.replace(/ \(.*$/, '')))).toEqual(needle === p.email ? ['core.outbox.payload (1 rows)'] : []);
+      expect(found.filter((f) => !RETAINED.has(f.replace(/ \(.*$/, '')))).toEqual([]);
     }
-    const namingJobs = await t.db.admin.query(`SELECT topic FROM core.outbox WHERE strpos(lower(payload::text), lower($1)) > 0`, [p.email]);
-    expect(namingJobs.rows).toEqual([{ topic: 'analytics.posthog_erasure' }]);
+    const posthogJobs = await t.db.admin.query(`SELECT count(*)::int AS n FROM core.outbox WHERE topic = 'analytics.posthog_erasure' AND org_id = $1 AND payload ? '$sealed'`, [p.personalOrgId]);
+    expect(posthogJobs.rows).toEqual([{ n: 1 }]);
     // nothing of the bystander was touched
     expect(await findEverywhere(t.db.admin, bystander.email)).toEqual(expect.arrayContaining([expect.stringMatching(/^core."User".email/)]));
 

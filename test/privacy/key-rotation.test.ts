@@ -1,9 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { PrivilegedDatabase } from '../../src/platform/database/privileged.service.js';
 import { AuditService } from '../../src/modules/audit/audit.service.js';
 import { SecretBox, SecretOpenError } from '../../src/modules/integrations/secret-box.js';
 import { rewrapPersonalDataKeys } from '../../src/modules/privacy/personal-data-key-rotation.js';
+import { resealJobPayloads } from '../../src/modules/privacy/job-payload-rotation.js';
+import { POSTHOG_ERASURE_JOB } from '../../src/modules/analytics/posthog.forwarder.js';
+import { DatabaseService } from '../../src/platform/database/database.service.js';
+import { enqueue, jobPayload, JobRegistry, type Job } from '../../src/platform/queue/jobs.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { registerUser } from '../support/factories.js';
 import { testKeys } from '../integrations/keys.js';
@@ -74,5 +78,48 @@ describe('secrets:rotate: personal data keys', () => {
     expect(result.failed).toEqual([k.id]);
     expect(result.remaining).toBe(1);
     expect((await keyOf(d.id)).wrapped).toEqual(foreign);
+  });
+
+  it('re-seals the sealed payloads of waiting and dead personal-data jobs under the active key, audited with ids only; they still open, with the new key alone', async () => {
+    const u = await registerUser(t, 'rot-jobs');
+    const registry = t.app.get(JobRegistry);
+    const service = { kind: 'service', name: 'key-rotation-test' } as const;
+    const write = (distinctIds: string[]) => t.app.get(DatabaseService).tenant(service, u.personalOrgId, { requestId: 'key-rotation-test' },
+      (tx) => enqueue(tx, POSTHOG_ERASURE_JOB, registry.sealed(POSTHOG_ERASURE_JOB, tx.orgId, { distinctIds })));
+    await write(['waiting-1']);
+    await write(['dead-1']);
+    await write(['done-1']);
+    const rows = async () => (await t.db.admin.query<{ id: string; payload: Record<string, any> }>(
+      `SELECT id::text, payload FROM core.outbox WHERE org_id = $1 AND topic = $2 ORDER BY id`, [u.personalOrgId, POSTHOG_ERASURE_JOB])).rows;
+    const [waiting, dead, done] = await rows();
+    expect([waiting, dead].map((r) => r.payload.$sealed.kid)).toEqual(['k1', 'k1']);
+    await t.db.admin.query(`UPDATE core.outbox SET processed_at = now(), dead_at = now() WHERE id = $1`, [dead.id]);
+    await t.db.admin.query(`UPDATE core.outbox SET processed_at = now(), payload = '{}' WHERE id = $1`, [done.id]);
+
+    const both = new SecretBox({ ...k1.keys, k2 }, 'k2');
+    const result = await resealJobPayloads(t.app.get(PrivilegedDatabase), both, t.app.get(AuditService), 1);
+    expect(result).toEqual({ total: 2, resealed: 2, failed: [], remaining: 0 });
+    const after = await rows();
+    expect(after.map((r) => r.payload.$sealed?.kid ?? null)).toEqual(['k2', 'k2', null]);
+    expect(after[2].payload).toEqual({});
+
+    // what the job's handler gets, with k2 alone: the distinct ids as written
+    const onlyK2 = new JobRegistry();
+    const opened: unknown[] = [];
+    onlyK2.register(POSTHOG_ERASURE_JOB, async (job) => void opened.push(job.payload), { personalData: new SecretBox({ k2 }, 'k2') });
+    for (const r of after.slice(0, 2)) {
+      await onlyK2.run({ id: r.id, orgId: u.personalOrgId, topic: POSTHOG_ERASURE_JOB, ...jobPayload(r.payload) } satisfies Job);
+    }
+    expect(opened).toEqual([{ distinctIds: ['waiting-1'] }, { distinctIds: ['dead-1'] }]);
+    // bound to its organization: copied to another one, it does not open
+    await expect(onlyK2.run({ id: waiting.id, orgId: randomUUID(), topic: POSTHOG_ERASURE_JOB, ...jobPayload(after[0].payload) }))
+      .rejects.toThrow(`job ${waiting.id} (${POSTHOG_ERASURE_JOB}): its sealed payload does not open`);
+
+    const audited = await t.db.admin.query(
+      `SELECT org_id, principal_type, entity_type, entity_id, before, after FROM core.audit_logs WHERE action = 'jobs.payload_resealed' ORDER BY entity_id::bigint`);
+    expect(audited.rows).toEqual([waiting, dead].map((r) => ({
+      org_id: u.personalOrgId, principal_type: 'system', entity_type: 'outbox_job', entity_id: r.id, before: { keyId: 'k1' }, after: { keyId: 'k2' },
+    })));
+    expect(await resealJobPayloads(t.app.get(PrivilegedDatabase), both, t.app.get(AuditService))).toEqual({ total: 0, resealed: 0, failed: [], remaining: 0 });
   });
 });

@@ -3,9 +3,13 @@ import { PostHog } from 'posthog-node';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import type { Db } from '../../platform/database/database.service.js';
 import { enqueue, JobRegistry, type Job } from '../../platform/queue/jobs.js';
+import { secretBoxFromConfig } from '../integrations/integrations.module.js';
 import type { AnalyticsEventRow } from './analytics.repository.js';
 
-/** The outbox topic of a person's deletion from PostHog: payload { distinctIds } (PostHogForwarder.erasePersons). */
+/**
+ * The outbox topic of a person's deletion from PostHog: payload { distinctIds } (PostHogForwarder.erasePersons), personal
+ * data (the erased person's addresses): sealed with the secret box, emptied once done (JobOptions.personalData).
+ */
 export const POSTHOG_ERASURE_JOB = 'analytics.posthog_erasure';
 
 /** persons/bulk_delete takes at most this many distinct ids per call. */
@@ -24,8 +28,8 @@ export const POSTHOG_ERASURE_DELAY_SECONDS = 3600;
 /**
  * The deletion job's attempts before it is dead (about three days: JobRegistry, retryDelaySeconds): time to mend PostHog
  * or a revoked key; then omnizen_outbox_dead (OmniZenJobsDead) says so, and its payload (the distinct ids: ids, and the
- * person's addresses and the app ids naming them, which PostHog must be sent) stays for an operator to retry it, until the
- * retention purge (docs/privacy.md).
+ * person's addresses and the app ids naming them, which PostHog must be sent) stays sealed for an operator to retry it,
+ * until the retention purge (docs/privacy.md).
  */
 export const POSTHOG_ERASURE_MAX_ATTEMPTS = 84;
 
@@ -102,7 +106,10 @@ export class PostHogForwarder implements OnModuleInit, OnApplicationShutdown {
   }
 
   onModuleInit(): void {
-    this.jobs.register(POSTHOG_ERASURE_JOB, (job) => this.deletePersons(job), { maxAttempts: POSTHOG_ERASURE_MAX_ATTEMPTS });
+    this.jobs.register(POSTHOG_ERASURE_JOB, (job) => this.deletePersons(job), {
+      maxAttempts: POSTHOG_ERASURE_MAX_ATTEMPTS,
+      personalData: secretBoxFromConfig(this.config),
+    });
   }
 
   /**
@@ -116,7 +123,7 @@ export class PostHogForwarder implements OnModuleInit, OnApplicationShutdown {
   async erasePersons(tx: { db: Db; orgId: string }, distinctIds: string[]): Promise<boolean> {
     const { posthogPersonalApiKey: key, posthogProjectId: project } = this.config.analytics;
     if (!key || !project || !distinctIds.length) return false;
-    await enqueue(tx, POSTHOG_ERASURE_JOB, { distinctIds }, POSTHOG_ERASURE_DELAY_SECONDS);
+    await enqueue(tx, POSTHOG_ERASURE_JOB, this.jobs.sealed(POSTHOG_ERASURE_JOB, tx.orgId, { distinctIds }), POSTHOG_ERASURE_DELAY_SECONDS);
     return true;
   }
 

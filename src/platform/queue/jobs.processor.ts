@@ -17,7 +17,8 @@ export const JOBS_WORKER_CONCURRENCY = 16;
  * Bull job fails and Bull runs it again (handlers are idempotent), its failure not recorded on the outbox row. A failure is counted, logged and kept
  * on the outbox row (last_error) before Bull sees it; the failure of its last try makes the row dead, and
  * the Bull job is then completed and removed, not failed: Bull's failed set would keep its payload in
- * Redis for ever (a PostHog erasure's distinct ids), and the outbox row keeps it for an operator.
+ * Redis for ever, and the outbox row keeps it for an operator. A topic whose payload is personal data (a PostHog erasure's
+ * distinct ids, JobOptions.personalData) leaves it out of Bull altogether: its handler gets it from the outbox row.
  */
 @Processor(JOBS_QUEUE)
 export class JobsProcessor {
@@ -30,7 +31,11 @@ export class JobsProcessor {
   async handle(job: BullJob<Job>): Promise<void> {
     await this.relay.startTry(job.data);
     try {
-      await this.registry.run(job.data);
+      // a personal-data topic's payload is read from its outbox row (Bull's copy holds none); its row done, dead or gone
+      // meanwhile: nothing to run, nothing to record
+      const runnable = await this.relay.withStoredPayload(job.data);
+      if (!runnable) return;
+      await this.registry.run(runnable);
     } catch (err) {
       const dead = await this.relay.recordWorkerFailure(job.data, err, job.attemptsMade + 1, job.opts.attempts ?? 1);
       if (!dead) throw err;

@@ -57,6 +57,36 @@ export interface JobOptions {
    * omnizen_outbox_dead); DEFAULT_JOB_MAX_ATTEMPTS when not given.
    */
   maxAttempts?: number;
+  /**
+   * The payload is personal data (a PostHog erasure's distinct ids: an erased person's addresses), sealed with this box
+   * (the secret box, SECRETS_KEYS): written sealed (JobRegistry.sealed), opened in memory for the handler only, emptied
+   * in the statement that records the job done; Bull's copy holds none of it (the worker reads it from the outbox row,
+   * OutboxRelay.withStoredPayload). A dead job keeps it sealed, for an operator's retry, until the retention purge.
+   * Without SECRETS_KEYS (development) it is written in the clear until done (a warning at boot).
+   */
+  personalData?: PayloadSealer;
+}
+
+/** Seals a personal payload at rest, bound to a context (SecretBox is one). */
+export interface PayloadSealer {
+  readonly configured: boolean;
+  sealFor(value: unknown, context: string): unknown;
+  openFor<T = unknown>(sealed: unknown, context: string): T;
+}
+
+/** Where a stored payload keeps its sealed content (JobOptions.personalData). */
+export const SEALED_PAYLOAD_KEY = '$sealed';
+
+/** What a personal payload is sealed for: its organization and topic (one copied to another row of either does not open). */
+const payloadContext = (orgId: string, topic: string) => `outbox_payload:${orgId.toLowerCase()}:${topic}`;
+
+/**
+ * A stored payload of `topic` (organization `orgId`) sealed again under `box`'s active key (npm run secrets:rotate), its
+ * content unchanged. Throws the box's error when none of its keys opens it.
+ */
+export function resealedPayload(box: PayloadSealer, orgId: string, topic: string, stored: Record<string, unknown>): Record<string, unknown> {
+  const context = payloadContext(orgId, topic);
+  return { ...stored, [SEALED_PAYLOAD_KEY]: box.sealFor(box.openFor(stored[SEALED_PAYLOAD_KEY], context), context) };
 }
 
 /** Topic → handler. Modules register their handlers at init; handlers must be idempotent. */
@@ -64,14 +94,44 @@ export interface JobOptions {
 export class JobRegistry {
   private readonly handlers = new Map<string, JobHandler>();
   private readonly caps = new Map<string, number>();
+  private readonly sealers = new Map<string, PayloadSealer>();
   private readonly logger = new Logger(JobRegistry.name);
 
   register(topic: string, handler: JobHandler, options: JobOptions = {}): void {
     if (this.handlers.has(topic)) throw new Error(`a handler for job topic ${topic} is already registered`);
-    const { maxAttempts = DEFAULT_JOB_MAX_ATTEMPTS } = options;
+    const { maxAttempts = DEFAULT_JOB_MAX_ATTEMPTS, personalData } = options;
     if (!Number.isInteger(maxAttempts) || maxAttempts < 1) throw new Error(`job topic ${topic}: maxAttempts must be a positive integer`);
     this.handlers.set(topic, handler);
     this.caps.set(topic, maxAttempts);
+    if (personalData) {
+      this.sealers.set(topic, personalData);
+      if (!personalData.configured) this.logger.warn(`SECRETS_KEYS is not set: the payloads of job topic ${topic} (personal data) are stored in the clear until done`);
+    }
+  }
+
+  /** Whether `topic`'s payloads are personal data (JobOptions.personalData): kept out of Bull, emptied once done. */
+  holdsPersonalData(topic: string): boolean {
+    return this.sealers.has(topic);
+  }
+
+  /** The payload of a job of `topic` for organization `orgId` as it is to be written (enqueue): sealed when its topic says so. */
+  sealed(topic: string, orgId: string, payload: Record<string, unknown>): Record<string, unknown> {
+    const box = this.sealers.get(topic);
+    if (!box?.configured) return payload;
+    return { [SEALED_PAYLOAD_KEY]: box.sealFor(payload, payloadContext(orgId, topic)) };
+  }
+
+  /** The job as its handler sees it: a sealed payload opened (in memory only). */
+  private opened(job: Job): Job {
+    const box = this.sealers.get(job.topic);
+    // one written in the clear (no SECRETS_KEYS then) runs as it is
+    if (!box || !(SEALED_PAYLOAD_KEY in job.payload)) return job;
+    try {
+      return { ...job, payload: box.openFor<Record<string, unknown>>(job.payload[SEALED_PAYLOAD_KEY], payloadContext(job.orgId, job.topic)) };
+    } catch (err) {
+      // a failed try (retried, then dead): its key left SECRETS_KEYS, or the row was tampered with
+      throw new Error(`job ${job.id} (${job.topic}): its sealed payload does not open: ${(err as Error).message}`);
+    }
   }
 
   /** The tries a job of `topic` gets before it is dead. */
@@ -86,7 +146,7 @@ export class JobRegistry {
       return;
     }
     // a span of its own, in the trace of the request that enqueued it (when that one was traced)
-    await traceJob(job, () => handler(job));
+    await traceJob(job, () => handler(this.opened(job)));
   }
 }
 

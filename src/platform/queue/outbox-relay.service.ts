@@ -5,8 +5,8 @@ import type { Queue } from 'bull';
 import { APP_CONFIG, type AppConfig } from '../config/config.js';
 import { PrivilegedDatabase } from '../database/privileged.service.js';
 import { retryableError } from '../errors/database-errors.js';
-import { JobRegistry, retryDelaySeconds, type Job } from './jobs.js';
-import { backlog, claimDue, countTries, existingJobs, markDead, markDone, recordError, recordFailure, releaseClaims, renewClaim, startTry, type ClaimedJob } from './outbox.repository.js';
+import { jobPayload, JobRegistry, retryDelaySeconds, type Job } from './jobs.js';
+import { backlog, claimDue, countTries, existingJobs, markDead, markDone, pendingPayload, recordError, recordFailure, releaseClaims, renewClaim, startTry, type ClaimedJob } from './outbox.repository.js';
 import { Metrics } from '../observability/metrics.js';
 import { Coalescer } from './coalesce.js';
 import { CallTimer, Clock, withTimeout as within } from '../clock/clock.js';
@@ -285,11 +285,7 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
   private async handManyToBull(queue: Queue, jobs: ClaimedJob[]): Promise<void> {
     // with Redis down, Bull's commands would wait in its offline queue: fail now and back off instead
     if (queue.client.status !== 'ready') throw retryableError('queue_unavailable');
-    const bulk = jobs.map((job) => ({
-      name: job.topic,
-      data: { id: job.id, orgId: job.orgId, topic: job.topic, payload: job.payload, traceParent: job.traceParent } satisfies Job,
-      opts: { jobId: `outbox-${job.id}`, ...BULL_JOB_OPTIONS },
-    }));
+    const bulk = jobs.map((job) => ({ name: job.topic, data: this.bullData(job), opts: { jobId: `outbox-${job.id}`, ...BULL_JOB_OPTIONS } }));
     await this.onQueue(queue.addBulk(bulk));
   }
 
@@ -317,8 +313,27 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
       return this.giveUp(job, null);
     }
     if (job.tries >= this.registry.maxAttempts(job.topic)) return this.giveUp(job, null);
-    const data: Job = { id: job.id, orgId: job.orgId, topic: job.topic, payload: job.payload, traceParent: job.traceParent };
-    await this.onQueue(queue.add(job.topic, data, { jobId, ...BULL_JOB_OPTIONS }));
+    await this.onQueue(queue.add(job.topic, this.bullData(job), { jobId, ...BULL_JOB_OPTIONS }));
+  }
+
+  /**
+   * What Bull keeps of a job (in Redis: while it waits, fails and is retried, and among the last 1,000 completed ones):
+   * a personal-data topic's without its payload (JobOptions.personalData), which the worker reads from the outbox row
+   * (withStoredPayload).
+   */
+  private bullData(job: ClaimedJob): Job {
+    const payload = this.registry.holdsPersonalData(job.topic) ? {} : job.payload;
+    return { id: job.id, orgId: job.orgId, topic: job.topic, payload, traceParent: job.traceParent };
+  }
+
+  /**
+   * The job Bull's worker runs: a personal-data topic's payload read from its outbox row (Bull holds none of it, bullData);
+   * null when the row is done, dead or deleted meanwhile (an erasure): nothing to run.
+   */
+  async withStoredPayload(job: Job): Promise<Job | null> {
+    if (!this.registry.holdsPersonalData(job.topic)) return job;
+    const stored = await this.privileged.run('jobs.relay', (db) => pendingPayload(db, job));
+    return stored && { id: job.id, orgId: job.orgId, topic: job.topic, ...jobPayload(stored) };
   }
 
   /**
@@ -329,7 +344,7 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
     return this.done.add(job);
   }
 
-  private readonly done = new Coalescer<Job>((jobs) => this.privileged.run('jobs.relay', (db) => markDone(db, jobs)));
+  private readonly done = new Coalescer<Job>((jobs) => this.privileged.run('jobs.relay', (db) => markDone(db, jobs, (j) => this.registry.holdsPersonalData(j.topic))));
 
   /**
    * Bull's worker starts the job's handler: one more try of its outbox row (written with the other starts of the moment, in

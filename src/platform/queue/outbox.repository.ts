@@ -1,5 +1,5 @@
 import type { Db } from '../database/sql.js';
-import { jobPayload, type Job } from './jobs.js';
+import { jobPayload, SEALED_PAYLOAD_KEY, type Job } from './jobs.js';
 
 /**
  * A claimed outbox row: the job, how many times it has been claimed (this time included: the claim's guard, it only grows)
@@ -32,14 +32,26 @@ export async function claimDue(db: Db, limit: number, claimSeconds: number): Pro
 
 /**
  * The jobs' handlers have finished: they are never relayed again (one statement for all). A dead one is done too (a
- * success wins): another relay gave it up, claimed past its cap, while its last try still ran here.
+ * success wins): another relay gave it up, claimed past its cap, while its last try still ran here. The payload of one
+ * that `personalData` says is personal data is emptied (`{}`) in the same statement: a done job is never run again.
  */
-export async function markDone(db: Db, jobs: Job[]): Promise<void> {
+export async function markDone(db: Db, jobs: Job[], personalData: (job: Job) => boolean): Promise<void> {
   if (!jobs.length) return;
-  const keys = jobs.map((j) => ({ org: j.orgId, id: j.id }));
-  await db.$executeRaw`UPDATE core.outbox o SET processed_at = now(), last_error = NULL, dead_at = NULL
-    FROM jsonb_to_recordset(${JSON.stringify(keys)}::jsonb) AS k(org uuid, id bigint)
+  const keys = jobs.map((j) => ({ org: j.orgId, id: j.id, empty: personalData(j) }));
+  await db.$executeRaw`UPDATE core.outbox o SET processed_at = now(), last_error = NULL, dead_at = NULL,
+      payload = CASE WHEN k.empty THEN '{}'::jsonb ELSE o.payload END
+    FROM jsonb_to_recordset(${JSON.stringify(keys)}::jsonb) AS k(org uuid, id bigint, empty boolean)
     WHERE o.org_id = k.org AND o.id = k.id AND (o.processed_at IS NULL OR o.dead_at IS NOT NULL)`;
+}
+
+/**
+ * The stored payload of a job not yet done (null when its row is done, dead or gone): Bull's worker reads a personal-data
+ * topic's from its row (JobOptions.personalData: Bull's copy holds none).
+ */
+export async function pendingPayload(db: Db, job: Job): Promise<Record<string, unknown> | null> {
+  const rows = await db.$queryRaw<{ payload: Record<string, unknown> }[]>`SELECT payload FROM core.outbox
+    WHERE org_id = ${job.orgId}::uuid AND id = ${BigInt(job.id)} AND processed_at IS NULL`;
+  return rows[0]?.payload ?? null;
 }
 
 /**
@@ -151,4 +163,24 @@ export async function backlog(db: Db): Promise<{ depth: number; lagSeconds: numb
             FROM (SELECT topic, count(*)::int AS n FROM core.outbox WHERE dead_at IS NOT NULL GROUP BY topic) d) AS dead
     FROM core.outbox WHERE processed_at IS NULL`;
   return { depth: row.depth, lagSeconds: row.lag, dead: row.dead };
+}
+
+// ---------------------------------------------------------------- re-sealing (privileged: secrets.rotate)
+/** Rows whose payload is sealed (JobOptions.personalData) under another key than `activeKid`: waiting or dead (a done one's is emptied). */
+export async function countStaleSealedPayloads(db: Db, activeKid: string): Promise<number> {
+  const [r] = await db.$queryRaw<{ n: number }[]>`SELECT count(*)::int AS n FROM core.outbox
+    WHERE payload -> ${SEALED_PAYLOAD_KEY}::text IS NOT NULL AND payload -> ${SEALED_PAYLOAD_KEY}::text ->> 'kid' IS DISTINCT FROM ${activeKid}`;
+  return r.n;
+}
+
+/** The next `limit` such rows after (`after.orgId`, `after.id`), locked (one the relay is writing is skipped: the next run takes it). */
+export function lockStaleSealedPayloads(db: Db, activeKid: string, after: { orgId: string; id: string }, limit: number): Promise<{ org_id: string; id: string; topic: string; payload: Record<string, unknown> }[]> {
+  return db.$queryRaw`SELECT org_id::text AS org_id, id::text AS id, topic, payload FROM core.outbox
+    WHERE payload -> ${SEALED_PAYLOAD_KEY}::text IS NOT NULL AND payload -> ${SEALED_PAYLOAD_KEY}::text ->> 'kid' IS DISTINCT FROM ${activeKid}
+      AND (org_id, id) > (${after.orgId}::uuid, ${BigInt(after.id)})
+    ORDER BY org_id, id LIMIT ${limit} FOR UPDATE SKIP LOCKED`;
+}
+
+export async function replacePayload(db: Db, orgId: string, id: string, payload: Record<string, unknown>): Promise<void> {
+  await db.$executeRaw`UPDATE core.outbox SET payload = ${JSON.stringify(payload)}::jsonb WHERE org_id = ${orgId}::uuid AND id = ${BigInt(id)}`;
 }
