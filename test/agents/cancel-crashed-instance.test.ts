@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { SchedulerRegistry } from '@nestjs/schedule';
 import { RunsService } from '../../src/modules/agents/runs.service.js';
 import { OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
 import { createTestApp, type TestApp } from '../support/app.js';
@@ -27,8 +26,6 @@ describe('a run cancelled while its executing instance is gone', () => {
   beforeAll(async () => {
     llm = await startOpenAiDouble();
     a = await createTestApp({ AI_BASE_URL: llm.url, AI_API_KEY: 'sk-test-platform-key-0000', REDIS_URL: '', SECRETS_KEYS: testKeys('k1').env }, { clock });
-    // the test sweeps itself, on the injected clock
-    a.app.get(SchedulerRegistry).getCronJobs().get('agents-cancel-events')?.stop();
     owner = await registerUser(a, 'cancel-crashed');
     orgId = await createOrg(a, owner, 'Cancelled, executor gone');
     await onPlan(a, orgId, 'professional');

@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
-import { SchedulerRegistry } from '@nestjs/schedule';
 import { Decimal } from 'decimal.js';
 import { countChatInputTokens } from '../../src/platform/ai/token-count.js';
 import { CallTimer } from '../../src/platform/clock/clock.js';
@@ -37,8 +36,6 @@ describe('a run whose executing instance is lost', () => {
   beforeAll(async () => {
     llm = await startOpenAiDouble();
     a = await createTestApp({ AI_BASE_URL: llm.url, AI_API_KEY: 'sk-test-platform-key-0000', REDIS_URL: '', SECRETS_KEYS: testKeys('k1').env }, { clock });
-    // the test sweeps itself, on the injected clock
-    a.app.get(SchedulerRegistry).getCronJobs().get('agents-lost-runs')?.stop();
     a.app.get(CallTimer).start = (_ms, expire) => {
       timers.push(expire);
       return () => undefined;

@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { SchedulerRegistry } from '@nestjs/schedule';
 import { Decimal } from 'decimal.js';
 import { RunsService } from '../../src/modules/agents/runs.service.js';
 import { CallTimer } from '../../src/platform/clock/clock.js';
@@ -40,8 +39,6 @@ describe('the step events of a streamed run', () => {
     a = await createTestApp({ AI_BASE_URL: proxy.url, AI_API_KEY: 'sk-test-platform-key-0000', REDIS_URL: '', SECRETS_KEYS: testKeys('k1').env }, { clock });
     // instance B: the same configuration, the same database (a cancel taken by another instance)
     b = await startApp(a.config, clock);
-    // the test sweeps itself
-    for (const app of [a.app, b.app]) app.get(SchedulerRegistry).getCronJobs().get('agents-lost-runs')?.stop();
     // the provider calls' timeouts never fire (a held answer is released by the test)
     a.app.get(CallTimer).start = () => () => undefined;
     owner = await registerUser(a, 'step-events-stored');

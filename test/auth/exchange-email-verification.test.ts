@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
-import { SchedulerRegistry } from '@nestjs/schedule';
 import jwt from 'jsonwebtoken';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { createOrg, onEnterprisePlan, registerUser, uniqueEmail } from '../support/factories.js';
@@ -48,7 +47,6 @@ describe('a link mailed to an account made by a token exchange verifies its e-ma
   beforeAll(async () => {
     smtp = await startSmtpDouble();
     t = await createTestApp({ ...smtp.env, RATE_LIMITS_ENABLED: 'false', SECRETS_KEYS: testKeys('k1').env, REDIS_URL: '' });
-    for (const job of t.app.get(SchedulerRegistry).getCronJobs().values()) void job.stop();
   });
   afterAll(async () => {
     await t?.close();

@@ -82,10 +82,19 @@ describe('service-role key, secrets, and the session purge job', () => {
   });
 
   describe('session purge job', () => {
-    it('is scheduled with JOBS_PURGE_CRON', () => {
-      const job = t.app.get(SchedulerRegistry).getCronJob(PURGE_JOB);
-      expect(job.cronTime.source).toBe('0 30 3 * * *');
-      expect(job.isActive).toBe(true);
+    it('is scheduled with JOBS_PURGE_CRON; a test app stops its cron jobs unless asked (test/support/app.ts)', async () => {
+      // this file's app: registered, not running on the wall clock, so the purge below runs when the test says
+      const stopped = t.app.get(SchedulerRegistry).getCronJobs();
+      expect(stopped.get(PURGE_JOB)?.cronTime.source).toBe('0 30 3 * * *');
+      expect([...stopped].filter(([, job]) => job.isActive).map(([name]) => name)).toEqual([]);
+      const scheduled = await createTestApp({ JOBS_PURGE_CRON: '0 30 3 * * *' }, { wallClockCrons: true });
+      try {
+        const job = scheduled.app.get(SchedulerRegistry).getCronJob(PURGE_JOB);
+        expect(job.cronTime.source).toBe('0 30 3 * * *');
+        expect(job.isActive).toBe(true);
+      } finally {
+        await scheduled.close();
+      }
     });
 
     it('refuses a bad JOBS_PURGE_CRON at boot with a message naming it', () => {

@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { SchedulerRegistry } from '@nestjs/schedule';
 import { PDF_LIMITS, PdfTextExtractor } from '../../src/modules/knowledge/pdf-text-extraction.js';
 import { createOrg, onEnterprisePlan, registerUser, type TestUser } from '../support/factories.js';
 import { tableContents } from '../support/database.js';
@@ -34,7 +33,6 @@ describe('knowledge: documented upload codes, as answered', () => {
 
   beforeAll(async () => {
     t = await startKnowledgeApp('default', { KNOWLEDGE_MAX_UPLOAD_BYTES: '2000', RATE_LIMITS_ENABLED: 'false' });
-    for (const job of t.app.get(SchedulerRegistry).getCronJobs().values()) void job.stop();
     owner = await registerUser(t, 'upload-owner');
     orgId = await createOrg(t, owner, 'Uploads Ltd');
     await onEnterprisePlan(t, orgId);

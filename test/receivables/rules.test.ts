@@ -128,7 +128,7 @@ describe('receivables: concurrency, immutability, bad input, aging property, PDF
       void counter.then(() => (counterDone = true));
       // the counter is taken at once (the credit note holds it not); with the old order it waits for the paused credit note
       await until('the issue takes the counter or waits for it', async () => counterDone || (await t.db.admin.query(
-        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1 AND wait_event_type = 'Lock'`, [issuePid])).rows[0].n === 1, 100, 20);
+        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1 AND wait_event_type = 'Lock'`, [issuePid])).rows[0].n === 1, 1500, 20);
       paused.release();
       // the credit note posts and waits for the issue's balance row (with the old order PostgreSQL finds the cycle and
       // cancels one of the two)
@@ -138,7 +138,7 @@ describe('receivables: concurrency, immutability, bad input, aging property, PDF
         if (creditDone || (counterDone && (await counter) !== 'numbered')) return true;
         creditWaited = (await t.db.admin.query(`SELECT $2::int = ANY(pg_blocking_pids($1)) AS w`, [paused.backend, issuePid])).rows[0].w;
         return creditWaited;
-      }, 250, 20);
+      }, 1500, 20);
       expect(await counter).toBe('numbered');
     } finally {
       releaseAll();

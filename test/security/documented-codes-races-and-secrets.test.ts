@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { SchedulerRegistry } from '@nestjs/schedule';
 import type pg from 'pg';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { tableContents } from '../support/database.js';
@@ -51,7 +50,6 @@ describe('documented error codes of secrets, e-mail changes and concurrent reque
     smtp = await startSmtpDouble();
     // no SECRETS_KEYS: the routes that seal a secret answer 503 secrets.not_configured
     t = await createTestApp({ ...smtp.env, SECRETS_KEYS: '', REDIS_URL: '', RATE_LIMITS_ENABLED: 'false' });
-    for (const job of t.app.get(SchedulerRegistry).getCronJobs().values()) void job.stop();
     owner = await registerUser(t, 'races-owner', PASSWORD);
     orgId = await createOrg(t, owner, 'Races Ltd');
     await onEnterprisePlan(t, orgId);

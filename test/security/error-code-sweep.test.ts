@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { SchedulerRegistry } from '@nestjs/schedule';
 import type { OpenAPIObject } from '@nestjs/swagger';
 import jwt from 'jsonwebtoken';
 import { API_KEY_SCOPE_NAMES } from '../../src/platform/auth/api-key-scopes.js';
@@ -146,8 +145,6 @@ describe('the cross-cutting error codes on every operation that declares them (O
     // some 900 requests from one user and thirteen keys: the request limiter is not what this file tests
     // secrets: a webhook endpoint seals its signing secret (the cursor sweep pages its messages)
     t = await createTestApp({ RATE_LIMITS_ENABLED: 'false', AUTH_COOKIES: 'true', CORS_ORIGINS: APP_ORIGIN, SECRETS_KEYS: testKeys('sweep').env });
-    // the wall-clock cron jobs would write rows in the middle of a sweep
-    for (const job of t.app.get(SchedulerRegistry).getCronJobs().values()) void job.stop();
     const doc: OpenAPIObject = (await t.http.get('/docs-json').expect(200)).body;
     ops = [];
     for (const [path, item] of Object.entries<any>(doc.paths)) {

@@ -1,5 +1,6 @@
 import 'reflect-metadata';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { SchedulerRegistry } from '@nestjs/schedule';
 import { Test } from '@nestjs/testing';
 import request from 'supertest';
 import type { DestinationStream } from 'pino';
@@ -29,11 +30,11 @@ export const hasRedis = Boolean(process.env.REDIS_URL);
  * `env` overrides environment variables (config is validated exactly as at boot); `clock` replaces
  * the time that throttles and grace windows are measured in (a ManualClock moves it without sleeping);
  * `databaseServer`: a fault test's own PostgreSQL instead of the shared one; `logDestination`: the application's log
- * lines (JSON, one per write) go there instead of stdout.
+ * lines (JSON, one per write) go there instead of stdout; `wallClockCrons`: its cron jobs keep running (see startApp).
  */
 export async function createTestApp(
   env: Record<string, string | undefined> = {},
-  options: { clock?: Clock; databaseServer?: string; logDestination?: DestinationStream } = {},
+  options: { clock?: Clock; databaseServer?: string; logDestination?: DestinationStream; wallClockCrons?: boolean } = {},
 ): Promise<TestApp> {
   const db = await createTestDatabase({ server: options.databaseServer });
   const config = loadConfig({
@@ -55,7 +56,7 @@ export async function createTestApp(
     DATABASE_CONNECT_TIMEOUT_MS: '60000',
     ...env,
   });
-  const { app, http, contract } = await startApp(config, options.clock, options.logDestination);
+  const { app, http, contract } = await startApp(config, options.clock, options.logDestination, options.wallClockCrons);
   return {
     app,
     http,
@@ -75,8 +76,12 @@ export async function createTestApp(
 /**
  * The real application over `config`'s databases, driven through real HTTP (supertest), every response checked
  * against the OpenAPI document (`contract.violations`); `clock` replaces its time. Close it with app.close().
+ * Its cron jobs are stopped unless `wallClockCrons`: they fire on the wall clock (e-mail digests and the agents' sweeps
+ * every minute, billing expiry and analytics roll-ups every 10, purges every 15), on the test's moved clock too, and
+ * one firing while a test runs writes rows in the middle of what it compares. A test runs a job when it chooses (as
+ * the interval jobs, off in tests).
  */
-export async function startApp(config: AppConfig, clock?: Clock, logDestination?: DestinationStream): Promise<{ app: NestFastifyApplication; http: ReturnType<typeof request>; contract: ResponseContract }> {
+export async function startApp(config: AppConfig, clock?: Clock, logDestination?: DestinationStream, wallClockCrons = false): Promise<{ app: NestFastifyApplication; http: ReturnType<typeof request>; contract: ResponseContract }> {
   const builder = Test.createTestingModule({ imports: [AppModule.forRoot(config)] });
   if (clock) builder.overrideProvider(Clock).useValue(clock);
   const moduleRef = await builder.compile();
@@ -85,6 +90,7 @@ export async function startApp(config: AppConfig, clock?: Clock, logDestination?
   const contract = new ResponseContract(createOpenApiDocument(app));
   contract.attach(app.getHttpAdapter().getInstance());
   await app.init();
+  if (!wallClockCrons) for (const job of app.get(SchedulerRegistry).getCronJobs().values()) void job.stop();
   await app.getHttpAdapter().getInstance().ready();
   return { app, http: request(app.getHttpServer()), contract };
 }
