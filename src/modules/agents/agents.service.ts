@@ -75,9 +75,10 @@ export class AgentsService {
   async update(tx: TenantTx, id: string, dto: UpdateAgentDto): Promise<AgentDto> {
     const before = await this.get(tx, id);
     await this.checkModelAndTools(tx, dto.modelId ?? before.modelId, dto.tools, dto.maxOutputTokens ?? before.maxOutputTokens);
-    const after = (await translateDatabaseError(repo.updateAgent(tx.db, tx.orgId, id, {
+    const after = await translateDatabaseError(repo.updateAgent(tx.db, tx.orgId, id, {
       ...dto, ...(dto.name !== undefined ? { name: dto.name.trim() } : {}), ...(dto.tools ? { tools: [...new Set(dto.tools)] } : {}),
-    }), { '23505': () => AgentErrors.error('ai.agent_name_taken', `an agent named "${dto.name?.trim()}" already exists`) }))!;
+    }), { '23505': () => AgentErrors.error('ai.agent_name_taken', `an agent named "${dto.name?.trim()}" already exists`) });
+    if (!after) throw AgentErrors.notFound('agent', id); // deleted by a concurrent request since it was read
     await this.audit.record(tx, { action: 'ai.agent_updated', entityType: 'ai_agent', entityId: id, before, after });
     return after;
   }
@@ -85,7 +86,7 @@ export class AgentsService {
   /** Deletes the agent with its runs and budget (its history stays in the audit log). */
   async remove(tx: TenantTx, id: string): Promise<void> {
     const before = await this.get(tx, id);
-    await repo.deleteAgent(tx.db, tx.orgId, id);
+    if (!(await repo.deleteAgent(tx.db, tx.orgId, id))) throw AgentErrors.notFound('agent', id); // deleted by a concurrent request meanwhile
     await this.audit.record(tx, { action: 'ai.agent_deleted', entityType: 'ai_agent', entityId: id, before });
   }
 
@@ -142,7 +143,7 @@ export class AgentsService {
 
   async removeBudget(tx: TenantTx, id: string): Promise<void> {
     const before = await this.budget(tx, id);
-    await repo.deleteBudget(tx.db, tx.orgId, id);
+    if (!(await repo.deleteBudget(tx.db, tx.orgId, id))) throw AgentErrors.notFound('budget', id); // deleted by a concurrent request meanwhile
     await this.audit.record(tx, { action: 'ai.budget_deleted', entityType: 'ai_budget', entityId: id, before });
   }
 

@@ -130,7 +130,7 @@ export class AutomationService implements OnModuleInit, OnApplicationBootstrap {
   async remove(tx: TenantTx, agentId: string, id: string): Promise<void> {
     const before = await repo.get(tx.db, tx.orgId, agentId, id);
     if (!before) throw AgentErrors.notFound('trigger', id);
-    await repo.remove(tx.db, tx.orgId, id);
+    if (!(await repo.remove(tx.db, tx.orgId, id))) throw AgentErrors.notFound('trigger', id); // deleted by a concurrent request meanwhile
     await this.audit.record(tx, { action: 'ai.trigger_deleted', entityType: 'ai_trigger', entityId: id, before });
   }
 

@@ -64,7 +64,7 @@ export class ProviderKeysService {
   async remove(tx: TenantTx): Promise<void> {
     const before = await repo.providerKey(tx.db, tx.orgId);
     if (!before) throw AgentErrors.notFound('provider_key');
-    await repo.deleteProviderKey(tx.db, tx.orgId);
+    if (!(await repo.deleteProviderKey(tx.db, tx.orgId))) throw AgentErrors.notFound('provider_key'); // removed by a concurrent request meanwhile
     await this.audit.record(tx, { action: 'ai.provider_key_removed', entityType: 'ai_provider_key', entityId: tx.orgId, before: { keyHint: before.keyHint, baseUrl: before.baseUrl } });
   }
 

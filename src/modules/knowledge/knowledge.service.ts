@@ -125,8 +125,9 @@ export class KnowledgeService {
     const after = await translateDatabaseError(repo.updateCollection(tx.db, tx.orgId, id, { ...dto, readRoles: dto.readRoles && [...new Set(dto.readRoles)] }), {
       '23505': () => KnowledgeErrors.error('knowledge.collection_name_taken', `a collection named "${dto.name}" already exists`),
     });
+    if (!after) throw KnowledgeErrors.notFound('knowledge_collection', id); // deleted by a concurrent request since it was read
     await this.audit.record(tx, { action: 'knowledge.collection_updated', entityType: 'knowledge_collection', entityId: id, before, after });
-    return after!;
+    return after;
   }
 
   /**
@@ -143,7 +144,8 @@ export class KnowledgeService {
     await repo.lockCollection(tx.db, tx.orgId, id);
     await repo.lockDocumentsOf(tx.db, tx.orgId, id);
     const documents = await repo.deleteDocumentsOf(tx.db, tx.orgId, id);
-    await repo.deleteCollection(tx.db, tx.orgId, id);
+    // a concurrent deletion committed while this one waited for the collection's row: nothing of it is left to delete
+    if (!(await repo.deleteCollection(tx.db, tx.orgId, id))) throw KnowledgeErrors.notFound('knowledge_collection', id);
     await this.audit.record(tx, { action: 'knowledge.collection_deleted', entityType: 'knowledge_collection', entityId: id, before: { ...before, documents: documents.length } });
     for (const d of documents) await emitEvent(tx, 'knowledge_document.deleted', { documentId: d.id, collectionId: id, version: d.latestVersion });
   }

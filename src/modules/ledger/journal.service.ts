@@ -1439,11 +1439,14 @@ export class JournalService {
     // status is read from the locked row (a reopening in flight is waited for). finance.check_close_order is the rule.
     const open = (await repo.lockEarlierYears(tx.db, tx.orgId, yearId)).find((e) => e.status !== 'closed');
     if (open) throw LedgerErrors.error('ledger.earlier_year_open', `close the earlier fiscal year ${open.start_date} to ${open.end_date} first`);
+    // the year's row, then the posting lock, then its periods (repo.closeYear): the order a year's reopening and a
+    // period's close or reopening take them in too (reopenYear, LedgerService.setPeriodStatus), so none waits for another
+    // in a cycle; the periods' statuses read below hold until this commits (each change of one takes the posting lock)
+    const year = await this.lockYear(tx, yearId, 'closing');
+    if (year.status === 'closed') throw LedgerErrors.error('ledger.year_closed', `fiscal year ${year.start_date} to ${year.end_date} is already closed`);
     // the year's totals are read once no posting is in flight, and none starts before the close commits: a posting
     // committing between the read and the close would stay in the closed year, outside the closing entry
     await repo.drainPostings(tx.db, tx.orgId);
-    const year = await this.lockYear(tx, yearId, 'closing');
-    if (year.status === 'closed') throw LedgerErrors.error('ledger.year_closed', `fiscal year ${year.start_date} to ${year.end_date} is already closed`);
     if (!s.retainedEarningsAccountId) throw LedgerErrors.error('ledger.retained_earnings_missing', 'configure retainedEarningsAccountId in the ledger settings first');
     const before = await this.ledger.getYear(tx, yearId);
     const last = before.periods[before.periods.length - 1];
@@ -1521,6 +1524,10 @@ export class JournalService {
     if (year.status !== 'closed') throw LedgerErrors.error('ledger.year_open', `fiscal year ${year.start_date} to ${year.end_date} is not closed`);
     const later = await repo.laterClosedYear(tx.db, tx.orgId, year.end_date);
     if (later) throw LedgerErrors.error('ledger.later_year_closed', `reopen the later fiscal year ${later.start_date} to ${later.end_date} first`);
+    // the posting lock after the year's row and before its periods, as closeYear and a period's close take them (the
+    // periods' update would take it anyway, finance.drain_postings: after their rows, waiting for a period's close that
+    // holds it and waits for one of those rows)
+    await repo.drainPostings(tx.db, tx.orgId);
     const before = await this.ledger.getYear(tx, yearId);
     await repo.reopenYear(tx.db, tx.orgId, yearId);
     // every entry of the close (one, or several for a year of more balances than an entry takes), in the order posted

@@ -332,18 +332,26 @@ export class LedgerService {
     return repo.listPeriods(tx.db, tx.orgId);
   }
 
-  /** Close or reopen a period (owner, admin). Closing waits for postings in flight into it. */
+  /**
+   * Close or reopen a period (owner, admin). Closing waits for postings in flight into it. Locks in the order a year's
+   * close and reopening take theirs (JournalService.closeYear, reopenYear): the year (a reopening reads its status), the
+   * posting lock (drainPostings), then the period. Locking the period first, its update then waiting for the posting
+   * lock (its trigger finance.drain_postings takes it) that a year's close held while it waited for that period,
+   * deadlocked the two (409 conflict.retry). A period's year never changes: it is read before the locks.
+   */
   async setPeriodStatus(tx: TenantTx, id: string, status: 'open' | 'closed'): Promise<FiscalPeriodDto> {
-    const before = await repo.lockPeriod(tx.db, tx.orgId, id);
-    if (!before) {
-      if (await repo.getPeriod(tx.db, tx.orgId, id)) throw PlatformErrors.error('forbidden.role', 'closing or reopening a period needs the role owner or admin');
-      throw LedgerErrors.notFound('fiscal_period', id);
-    }
-    if (before.status === status) throw LedgerErrors.error('ledger.period_status', `the period ${before.startDate} to ${before.endDate} is already ${status}`);
+    const period = await repo.getPeriod(tx.db, tx.orgId, id);
+    if (!period) throw LedgerErrors.notFound('fiscal_period', id);
+    const forbidden = () => PlatformErrors.error('forbidden.role', 'closing or reopening a period needs the role owner or admin');
     if (status === 'open') {
-      const year = await repo.lockYear(tx.db, tx.orgId, before.fiscalYearId);
-      if (year?.status === 'closed') throw LedgerErrors.error('ledger.period_in_closed_year', 'the fiscal year of this period is closed');
+      const year = await repo.lockYear(tx.db, tx.orgId, period.fiscalYearId);
+      if (!year) throw forbidden();
+      if (year.status === 'closed') throw LedgerErrors.error('ledger.period_in_closed_year', 'the fiscal year of this period is closed');
     }
+    await repo.drainPostings(tx.db, tx.orgId);
+    const before = await repo.lockPeriod(tx.db, tx.orgId, id);
+    if (!before) throw forbidden();
+    if (before.status === status) throw LedgerErrors.error('ledger.period_status', `the period ${before.startDate} to ${before.endDate} is already ${status}`);
     const after = await repo.setPeriodStatus(tx.db, tx.orgId, id, status);
     await this.audit.record(tx, { action: status === 'closed' ? 'ledger.period_closed' : 'ledger.period_reopened', entityType: 'fiscal_period', entityId: id, before, after });
     await emitEvent(tx, status === 'closed' ? 'period.closed' : 'period.reopened', { periodId: id, fiscalYearId: after.fiscalYearId, startDate: after.startDate, endDate: after.endDate });

@@ -79,7 +79,7 @@ export class SettingsService {
 
   async delete(tx: TenantTx, scope: string, key: string): Promise<void> {
     const before = await this.get(tx, scope, key);
-    await settings.delete(tx.db, tx.orgId, scope, key);
+    if (!(await settings.delete(tx.db, tx.orgId, scope, key))) throw OrganizationsErrors.notFound('setting', `${scope}/${key}`); // deleted by a concurrent request meanwhile
     await this.audit.record(tx, { action: 'setting.deleted', entityType: 'setting', entityId: `${scope}/${key}`, before });
   }
 
@@ -104,7 +104,7 @@ export class SettingsService {
     this.checkFlag(flag);
     const before = await settings.getFlag(tx.db, tx.orgId, flag);
     if (!before) throw OrganizationsErrors.notFound('feature_flag', flag);
-    await settings.deleteFlag(tx.db, tx.orgId, flag);
+    if (!(await settings.deleteFlag(tx.db, tx.orgId, flag))) throw OrganizationsErrors.notFound('feature_flag', flag); // deleted by a concurrent request meanwhile
     await this.audit.record(tx, { action: 'feature_flag.deleted', entityType: 'feature_flag', entityId: flag, before });
   }
 

@@ -11,6 +11,7 @@ import { Clock } from '../../platform/clock/clock.js';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import type { Db, TenantTx } from '../../platform/database/database.service.js';
 import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
+import { translateDatabaseError } from '../../platform/errors/database-errors.js';
 import { enqueue, JobRegistry, type Job } from '../../platform/queue/jobs.js';
 import { AuditService } from '../audit/audit.service.js';
 import { AuditSealer, emailSubject, userSubject, WITHHELD } from './audit-sealing.js';
@@ -75,10 +76,10 @@ export class DataExportService implements OnModuleInit {
     if (principal.kind !== 'user') throw PrivacyErrors.error('privacy.user_required', 'this route acts for a signed-in person; a service key cannot call it');
     const row = await this.privileged.run('privacy.export', async (db) => {
       const orgId = principal.personalOrgId;
-      if (await repo.unfinished(db, 'person', orgId, principal.userId)) {
-        throw PrivacyErrors.error('privacy.export_in_progress', 'an export of your data is being prepared: wait for it to finish');
-      }
-      const made = await repo.insert(db, { kind: 'person', orgId, userId: principal.userId });
+      const inProgress = () => PrivacyErrors.error('privacy.export_in_progress', 'an export of your data is being prepared: wait for it to finish');
+      if (await repo.unfinished(db, 'person', orgId, principal.userId)) throw inProgress();
+      // one asked for at the same time, committed while this insert waited for it (migration 20270210870100)
+      const made = await translateDatabaseError(repo.insert(db, { kind: 'person', orgId, userId: principal.userId }), { '23505': inProgress });
       await enqueue({ db, orgId }, DATA_EXPORT_JOB, { exportId: made.id });
       await this.audit.recordPrivileged(db, orgId, principal, { action: 'data_export.requested', entityType: 'data_export', entityId: made.id, after: { kind: 'person' } }, meta);
       return made;
@@ -89,10 +90,10 @@ export class DataExportService implements OnModuleInit {
   /** POST /v1/orgs/{orgId}/data-export (owners): the organization's export, queued in its own transaction. */
   async requestOrganization(tx: TenantTx): Promise<DataExportDto> {
     if (tx.principal.kind !== 'user') throw PrivacyErrors.error('privacy.user_required', 'an organization\'s export is asked for by its owner, not a key');
-    if (await repo.unfinished(tx.db, 'organization', tx.orgId, tx.principal.userId)) {
-      throw PrivacyErrors.error('privacy.export_in_progress', 'an export of this organization is being prepared: wait for it to finish');
-    }
-    const made = await repo.insert(tx.db, { kind: 'organization', orgId: tx.orgId, userId: tx.principal.userId });
+    const inProgress = () => PrivacyErrors.error('privacy.export_in_progress', 'an export of this organization is being prepared: wait for it to finish');
+    if (await repo.unfinished(tx.db, 'organization', tx.orgId, tx.principal.userId)) throw inProgress();
+    // one asked for at the same time, committed while this insert waited for it (migration 20270210870100)
+    const made = await translateDatabaseError(repo.insert(tx.db, { kind: 'organization', orgId: tx.orgId, userId: tx.principal.userId }), { '23505': inProgress });
     await enqueue(tx, DATA_EXPORT_JOB, { exportId: made.id });
     await this.audit.record(tx, { action: 'data_export.requested', entityType: 'data_export', entityId: made.id, after: { kind: 'organization' } });
     return this.toDto(made);
