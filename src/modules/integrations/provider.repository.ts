@@ -21,9 +21,23 @@ export interface PublicProviderRow {
 
 /** The signed-in user's provider row (policies: auth.uid() = owner_user_id), and the public read for anon. */
 export const providerRepository = {
-  async mine(db: Db): Promise<ProviderDto | undefined> {
-    const [row] = await db.run(qb.selectFrom('providers').select(COLUMNS).where('owner_user_id', '=', sql<string>`auth.uid()`));
+  /** `lock`: the row stays locked until commit (FOR NO KEY UPDATE, as the update that follows), so what the caller checks and audits as before is what it replaces. */
+  async mine(db: Db, o: { lock?: boolean } = {}): Promise<ProviderDto | undefined> {
+    const q = qb.selectFrom('providers').select(COLUMNS).where('owner_user_id', '=', sql<string>`auth.uid()`);
+    const [row] = await db.run(o.lock ? q.forNoKeyUpdate() : q);
     return row && toProvider(row);
+  },
+
+  /**
+   * The user's row with the defaults when they have none yet; true when this call made it. A first save made
+   * concurrently is waited for (the user's row is unique): then false, and the caller reads and locks that one.
+   */
+  async createIfMissing(db: Db, userId: string): Promise<boolean> {
+    const rows = await db.run(qb.insertInto('providers')
+      .values({ owner_user_id: userId }) // the columns' defaults: not public, no slug, Asia/Dubai, no settings
+      .onConflict((oc) => oc.column('owner_user_id').doNothing())
+      .returning('id'));
+    return rows.length > 0;
   },
 
   /** Creates the row on first save; `settings` groups given replace those groups (jsonb ||). */

@@ -37,7 +37,10 @@ export class ProvidersService {
     if (hours && hours.start >= hours.end) {
       throw ProvidersErrors.error('provider.working_hours_invalid', 'settings.workingHours.start must be before settings.workingHours.end');
     }
-    const before = await providers.mine(tx.db);
+    // the row first (a first save made concurrently is waited for: one of them creates it), then locked: the slug a public
+    // page needs is checked against what this update replaces, and a concurrent first save audits as an update of it
+    const created = await providers.createIfMissing(tx.db, userIdOf(tx));
+    const before = created ? undefined : await providers.mine(tx.db, { lock: true });
     const publicSlug = dto.publicSlug !== undefined ? dto.publicSlug : before?.publicSlug ?? null;
     const isPublic = dto.isPublic ?? before?.isPublic ?? false;
     if (isPublic && !publicSlug) {

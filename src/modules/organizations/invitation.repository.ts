@@ -67,8 +67,10 @@ export const invitationRepository = {
     return rows.map((r) => r.id);
   },
 
-  async get(db: Db, orgId: string, id: string): Promise<InvitationDto | undefined> {
-    const [row] = await db.run(qb.selectFrom('core.invitations').select([...COLUMNS, statusColumn]).where('org_id', '=', orgId).where('id', '=', id));
+  /** `lock`: the row stays locked until commit, as the revoke that follows locks it (a revoke or acceptance committed meanwhile is waited for and seen). */
+  async get(db: Db, orgId: string, id: string, o: { lock?: boolean } = {}): Promise<InvitationDto | undefined> {
+    const q = qb.selectFrom('core.invitations').select([...COLUMNS, statusColumn]).where('org_id', '=', orgId).where('id', '=', id);
+    const [row] = await db.run(o.lock ? q.forNoKeyUpdate() : q);
     return row;
   },
 

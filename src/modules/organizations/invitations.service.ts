@@ -102,7 +102,7 @@ export class InvitationsService {
   }
 
   async revoke(tx: TenantTx, id: string): Promise<void> {
-    const before = await invitations.get(tx.db, tx.orgId, id);
+    const before = await invitations.get(tx.db, tx.orgId, id, { lock: true });
     if (!before) throw OrganizationsErrors.notFound('invitation', id);
     const after = await invitations.revoke(tx.db, tx.orgId, id);
     if (!after) throw OrganizationsErrors.error('invitation.not_pending', `invitation ${id} is already ${before.status}`);

@@ -21,8 +21,13 @@ export const membershipRepository = {
     return rows.map(({ position, ...member }) => ({ member, key: [position, member.userId] }));
   },
 
-  async get(db: Db, orgId: string, userId: string): Promise<MemberDto | undefined> {
-    const [row] = await db.run(members().where('m.org_id', '=', orgId).where('m.user_id', '=', userId));
+  /**
+   * `lock`: the membership (not its user) stays locked until commit (FOR UPDATE: the caller changes or removes it), so
+   * what the caller compares with and audits as before is what it replaces; a removal committed meanwhile leaves nothing.
+   */
+  async get(db: Db, orgId: string, userId: string, o: { lock?: boolean } = {}): Promise<MemberDto | undefined> {
+    const q = members().where('m.org_id', '=', orgId).where('m.user_id', '=', userId);
+    const [row] = await db.run(o.lock ? q.forUpdate('m') : q);
     return row;
   },
 

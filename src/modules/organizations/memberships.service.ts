@@ -32,15 +32,16 @@ export class MembershipsService {
     return { items: items.map((r) => r.member), nextCursor };
   }
 
-  private async get(tx: TenantTx, userId: string): Promise<MemberDto> {
-    const member = await members.get(tx.db, tx.orgId, userId);
+  private async get(tx: TenantTx, userId: string, o: { lock?: boolean } = {}): Promise<MemberDto> {
+    const member = await members.get(tx.db, tx.orgId, userId, o);
     if (!member) throw OrganizationsErrors.notFound('member', userId);
     return member;
   }
 
   /** Admins change roles; only an owner may grant or take away 'owner'. */
   async changeRole(tx: TenantTx, userId: string, role: OrgRole): Promise<MemberDto> {
-    const before = await this.get(tx, userId);
+    // locked first: a change committed meanwhile is waited for, so a repeat finds the role set and changes nothing
+    const before = await this.get(tx, userId, { lock: true });
     if (before.role === role) return before;
     if ((before.role === 'owner' || role === 'owner') && !isOwnerLevel(tx)) {
       throw OrganizationsErrors.error('membership.owner_only', "only an owner can grant or take away the role 'owner'");
@@ -56,8 +57,10 @@ export class MembershipsService {
 
   /** Admins remove members; only an owner removes an owner. */
   async remove(tx: TenantTx, userId: string): Promise<void> {
-    const before = await this.get(tx, userId);
     const self = tx.principal.kind === 'user' && tx.principal.userId === userId;
+    // an admin's removal locks first, as a role change does (a role changed meanwhile is the one audited); a member
+    // leaving cannot (a row lock needs the update policy, an admin's): their deletion's own lock orders it
+    const before = await this.get(tx, userId, { lock: !self });
     if (before.role === 'owner' && !self && !isOwnerLevel(tx)) {
       throw OrganizationsErrors.error('membership.owner_only', 'only an owner can remove an owner');
     }

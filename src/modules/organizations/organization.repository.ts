@@ -58,8 +58,15 @@ export const organizationRepository = {
     return rows.map(toOrg);
   },
 
-  async get(db: Db, orgId: string): Promise<OrganizationDto | undefined> {
-    const [row] = await db.run(byId({ orgId }));
+  /**
+   * `lock`: the live organization, its row locked until commit as the update that follows locks it (FOR NO KEY UPDATE:
+   * inserts referring to it go on), so the before the caller audits is what it replaces; a deletion committed meanwhile
+   * is waited for and answers none.
+   */
+  async get(db: Db, orgId: string, o: { lock?: boolean } = {}): Promise<OrganizationDto | undefined> {
+    const [row] = await db.run(o.lock
+      ? qb.selectFrom('core.organizations as o').select([...COLUMNS, callerRole]).where('o.id', '=', orgId).where('o.deleted_at', 'is', null).forNoKeyUpdate('o')
+      : byId({ orgId }));
     return row && toOrg(row);
   },
 

@@ -33,14 +33,14 @@ export class OrganizationsService {
     return orgs.listForUser(tx.db, tx.principal.userId);
   }
 
-  async get(tx: TenantTx): Promise<OrganizationDto> {
-    const org = await orgs.get(tx.db, tx.orgId);
+  async get(tx: TenantTx, o: { lock?: boolean } = {}): Promise<OrganizationDto> {
+    const org = await orgs.get(tx.db, tx.orgId, o);
     if (!org) throw PlatformErrors.notFound('organization', tx.orgId);
     return org;
   }
 
   async update(tx: TenantTx, dto: UpdateOrganizationDto): Promise<OrganizationDto> {
-    const before = await this.get(tx);
+    const before = await this.get(tx, { lock: true });
     const after = await orgs.update(tx.db, tx.orgId, dto);
     if (!after) throw PlatformErrors.notFound('organization', tx.orgId);
     await this.audit.record(tx, { action: 'organization.updated', entityType: 'organization', entityId: tx.orgId, before, after });

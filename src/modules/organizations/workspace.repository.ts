@@ -18,8 +18,10 @@ export const workspaceRepository = {
     return db.run(workspaces().where('org_id', '=', orgId).orderBy('name').orderBy('id'));
   },
 
-  async get(db: Db, orgId: string, id: string): Promise<WorkspaceDto | undefined> {
-    const [row] = await db.run(workspaces().where('org_id', '=', orgId).where('id', '=', id));
+  /** `lock`: the row stays locked until commit as the rename that follows locks it (FOR NO KEY UPDATE), so the before the caller audits is what it replaces. */
+  async get(db: Db, orgId: string, id: string, o: { lock?: boolean } = {}): Promise<WorkspaceDto | undefined> {
+    const q = workspaces().where('org_id', '=', orgId).where('id', '=', id);
+    const [row] = await db.run(o.lock ? q.forNoKeyUpdate() : q);
     return row;
   },
 

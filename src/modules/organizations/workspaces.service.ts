@@ -26,8 +26,8 @@ export class WorkspacesService {
     return workspaces.list(tx.db, tx.orgId);
   }
 
-  async get(tx: TenantTx, id: string): Promise<WorkspaceDto> {
-    const ws = await workspaces.get(tx.db, tx.orgId, id);
+  async get(tx: TenantTx, id: string, o: { lock?: boolean } = {}): Promise<WorkspaceDto> {
+    const ws = await workspaces.get(tx.db, tx.orgId, id, o);
     if (!ws) throw PlatformErrors.notFound('workspace', id);
     return ws;
   }
@@ -45,7 +45,7 @@ export class WorkspacesService {
   }
 
   async rename(tx: TenantTx, id: string, name: string): Promise<WorkspaceDto> {
-    const before = await this.get(tx, id);
+    const before = await this.get(tx, id, { lock: true });
     const after = await uniqueName(name, workspaces.rename(tx.db, tx.orgId, id, name));
     if (!after) throw PlatformErrors.notFound('workspace', id);
     await this.audit.record(tx, { action: 'workspace.updated', entityType: 'workspace', entityId: id, before, after });

@@ -83,8 +83,10 @@ export const payablesRepository = {
     return row;
   },
 
-  async getVendor(db: Db, orgId: string, id: string) {
-    const [row] = await db.run(qb.selectFrom('finance.vendors').select(VENDOR_COLS).where('org_id', '=', orgId).where('id', '=', id));
+  /** `lock`: as receivables' getCustomer (FOR NO KEY UPDATE until commit: the before an update or archive audits is what it replaces). */
+  async getVendor(db: Db, orgId: string, id: string, o: { lock?: boolean } = {}) {
+    const q = qb.selectFrom('finance.vendors').select(VENDOR_COLS).where('org_id', '=', orgId).where('id', '=', id);
+    const [row] = await db.run(o.lock ? q.forNoKeyUpdate() : q);
     return row;
   },
 

@@ -75,14 +75,15 @@ export class PayablesService {
     return v;
   }
 
-  async getVendor(tx: TenantTx, id: string): Promise<VendorDto> {
-    const row = await repo.getVendor(tx.db, tx.orgId, id);
+  /** `lock`: held until commit (an update's or archive's before is what it replaces: payablesRepository.getVendor). */
+  async getVendor(tx: TenantTx, id: string, o: { lock?: boolean } = {}): Promise<VendorDto> {
+    const row = await repo.getVendor(tx.db, tx.orgId, id, o);
     if (!row) throw PayablesErrors.notFound('vendor', id);
     return toVendor(row);
   }
 
   async updateVendor(tx: TenantTx, id: string, dto: UpdateVendorDto): Promise<VendorDto> {
-    const before = await this.getVendor(tx, id);
+    const before = await this.getVendor(tx, id, { lock: true });
     if (dto.defaultCurrency) await this.ledger.currencyUnits(tx, dto.defaultCurrency);
     const after = toVendor(await repo.updateVendor(tx.db, tx.orgId, id, dto));
     await this.audit.record(tx, { action: 'payables.vendor_updated', entityType: 'vendor', entityId: id, before, after });
@@ -91,7 +92,7 @@ export class PayablesService {
 
   /** Vendors are archived, never deleted (bills and payments refer to them). */
   async archiveVendor(tx: TenantTx, id: string): Promise<VendorDto> {
-    const before = await this.getVendor(tx, id);
+    const before = await this.getVendor(tx, id, { lock: true });
     const after = toVendor(await repo.archiveVendor(tx.db, tx.orgId, id));
     await this.audit.record(tx, { action: 'payables.vendor_archived', entityType: 'vendor', entityId: id, before, after });
     return after;

@@ -116,13 +116,16 @@ export class AuditSealer {
     if (!fields.length) return snapshot;
     const subject = decl.subject({ ...e, orgId }, record);
     if (!subject) return snapshot;
+    const rest = Object.fromEntries(Object.entries(record).filter(([k]) => !fields.includes(k)));
     const key = await this.keyFor(db, subject);
+    // the person's erasure is recorded (a change that read their data before it committed audits after it): nothing to
+    // seal it with, and no new key that would keep it readable; the fields read as those of an erased key do
+    if (!key) return { ...rest, ...Object.fromEntries(fields.map((f) => [f, ERASED])) } as T;
     const iv = randomBytes(12);
     const cipher = createCipheriv('aes-256-gcm', key.key, iv);
     cipher.setAAD(aad(key.id, orgId, e));
     const plain = Object.fromEntries(fields.map((f) => [f, record[f]]));
     const ct = Buffer.concat([cipher.update(JSON.stringify(plain), 'utf8'), cipher.final()]);
-    const rest = Object.fromEntries(Object.entries(record).filter(([k]) => !fields.includes(k)));
     const sealed: SealedPart = { k: key.id, iv: iv.toString('base64'), ct: ct.toString('base64'), tag: cipher.getAuthTag().toString('base64'), fields };
     return { ...rest, $sealed: sealed } as T;
   }
@@ -169,11 +172,12 @@ export class AuditSealer {
     }
   }
 
-  private async keyFor(db: Db, subject: Subject): Promise<OpenKey> {
+  /** The subject's key (made on first use); undefined once the subject is erased. */
+  private async keyFor(db: Db, subject: Subject): Promise<OpenKey | undefined> {
     const fresh = randomBytes(32);
     const candidateId = randomUUID();
     const row = await personalDataKeyRepository.getOrCreate(db, candidateId, subject, this.wrap(candidateId, fresh));
-    return { id: row.id, subject, key: this.unwrap(row.id, row.wrapped) };
+    return row && { id: row.id, subject, key: this.unwrap(row.id, row.wrapped) };
   }
 
   /** A stored key wrapped again under the box's active key (npm run secrets:rotate); the key itself is unchanged. Throws SecretOpenError when no configured key opens it. */

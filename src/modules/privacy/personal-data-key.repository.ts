@@ -2,11 +2,13 @@ import type { Db } from '../../platform/database/database.service.js';
 
 /** core.personal_data_keys: through its SECURITY DEFINER functions from requests, directly on privileged paths. */
 export const personalDataKeyRepository = {
-  /** The subject's key: the existing one, or the candidate (its id, its wrapped key) stored now. */
-  async getOrCreate(db: Db, candidateId: string, subject: string, wrapped: unknown): Promise<{ id: string; wrapped: unknown }> {
+  /**
+   * The subject's key: the existing one, or the candidate (its id, its wrapped key) stored now. Undefined when the
+   * subject's erasure is recorded (a user's, a party's): the function makes no key for it, and deletes one made since.
+   */
+  async getOrCreate(db: Db, candidateId: string, subject: string, wrapped: unknown): Promise<{ id: string; wrapped: unknown } | undefined> {
     const [row] = await db.$queryRaw<{ id: string; wrapped: unknown }[]>`
       SELECT id, wrapped FROM core.personal_data_key(${candidateId}::uuid, ${subject}, ${JSON.stringify(wrapped)}::jsonb)`;
-    if (!row) throw new Error('no personal data key came back'); // the function inserts or finds one
     return row;
   },
 

@@ -118,8 +118,9 @@ export class CustomersService {
     return c;
   }
 
-  async get(tx: TenantTx, id: string): Promise<CustomerDto> {
-    const c = await repo.getCustomer(tx.db, tx.orgId, id);
+  /** `lock`: held until commit (an update's or archive's before is what it replaces: receivablesRepository.getCustomer). */
+  async get(tx: TenantTx, id: string, o: { lock?: boolean } = {}): Promise<CustomerDto> {
+    const c = await repo.getCustomer(tx.db, tx.orgId, id, o);
     if (!c) throw ReceivablesErrors.notFound('customer', id);
     return toDto(c, await this.limitUnits(tx));
   }
@@ -146,7 +147,7 @@ export class CustomersService {
   }
 
   async update(tx: TenantTx, id: string, dto: UpdateCustomerDto): Promise<CustomerDto> {
-    const before = await this.get(tx, id);
+    const before = await this.get(tx, id, { lock: true });
     if (dto.defaultCurrency) await this.ledger.currencyUnits(tx, dto.defaultCurrency);
     const baseMu = await this.limitUnits(tx, dto.creditLimit);
     const after = toDto((await repo.updateCustomer(tx.db, tx.orgId, id, dto))!, baseMu);
@@ -156,7 +157,7 @@ export class CustomersService {
 
   /** Customers are archived, never deleted (their documents keep pointing at them); their open invoices can still be paid (forPayment). */
   async archive(tx: TenantTx, id: string): Promise<CustomerDto> {
-    const before = await this.get(tx, id);
+    const before = await this.get(tx, id, { lock: true });
     const after = toDto((await repo.archiveCustomer(tx.db, tx.orgId, id))!, await this.limitUnits(tx));
     await this.audit.record(tx, { action: 'receivables.customer_archived', entityType: 'customer', entityId: id, before, after });
     return after;

@@ -177,8 +177,14 @@ export const receivablesRepository = {
     return row as CustomerRow;
   },
 
-  async getCustomer(db: Db, orgId: string, id: string): Promise<CustomerRow | undefined> {
-    const [row] = await db.run(qb.selectFrom('finance.customers').select(customerColumns()).where('org_id', '=', orgId).where('id', '=', id));
+  /**
+   * `lock`: the row stays locked until commit, as the update that follows locks it (FOR NO KEY UPDATE: documents
+   * referring to it still insert), so what the caller audits as before is what it replaces (an erasure committed meanwhile
+   * is waited for and seen).
+   */
+  async getCustomer(db: Db, orgId: string, id: string, o: { lock?: boolean } = {}): Promise<CustomerRow | undefined> {
+    const q = qb.selectFrom('finance.customers').select(customerColumns()).where('org_id', '=', orgId).where('id', '=', id);
+    const [row] = await db.run(o.lock ? q.forNoKeyUpdate() : q);
     return row as CustomerRow | undefined;
   },
 
