@@ -6,6 +6,7 @@ import { onPlan, orgWithRoles, type RoleUsers } from '../support/factories.js';
 import { ledgerUrl } from '../ledger/ledger-support.js';
 import { issueInvoice, rUrl, setupReceivables } from '../receivables/receivables-support.js';
 import { createVendor, payablesUrl } from './payables-support.js';
+import { until } from '../support/throwaway-servers.js';
 
 /**
  * The AP and AR control accounts of the settings: every later payment, refund and FX result posts to them. Replaced
@@ -224,5 +225,115 @@ describe('payables and receivables: a control account is replaced only while it 
     const { rows } = await t.db.admin.query(`SELECT l.account_id, l.debit::text FROM finance.journal_lines l
       JOIN finance.invoices i ON i.org_id = l.org_id AND i.entry_id = l.entry_id WHERE i.id = $1 AND l.debit > 0`, [draft.body.id]);
     expect(rows).toEqual([{ account_id: ar2, debit: '40.0000' }]);
+  });
+
+  /**
+   * Without payables settings the default AP account (2100) is an ordinary liability account until payables first posts
+   * to it (PayablesService.controlAccounts): a tax code or receivables' settings may name it meanwhile. That first posting
+   * makes it AP, so it is refused while one does: the code's tax or the deferred revenue would sit on AP apart from
+   * the aging. A submission that posts nothing (approval needed) is not.
+   */
+  describe('the first posting on the default AP account', () => {
+    const refusal = (what: string) => ({ code: 'payables.control_account', message: `apAccountId (not set, the default): account 2100 is ${what}; `
+      + 'payables\' first posting makes its default AP account 2100 a control account: set apAccountId in the payables settings to another account, or free 2100 first' });
+    const byTaxCode = refusal('the purchase account of tax code IN10: a control account of payables would carry the code\'s tax, which no document of payables explains; '
+      + 'give the tax code another account first');
+    const byReceivables = refusal('the deferred revenue control account of receivables: it is posted only through receivables\' invoices, credit notes and revenue recognition, '
+      + 'so that receivables and the ledger agree');
+    /** What a posting of payables writes (org's rows). */
+    const written = (org: string) => tableContents(t.db.admin, { orgId: org, tables: ['finance.journal_entries', 'finance.journal_lines', 'finance.bills', 'finance.bill_decisions',
+      'finance.bill_payments', 'finance.bill_allocations', 'finance.payables_settings', 'finance.receivables_settings', 'finance.tax_codes', 'core.audit_logs', 'core.outbox'] });
+    const aging = async (org: string, who: RoleUsers) => {
+      const body = (await t.http.get(payablesUrl(org, 'aging?asOf=2026-03-31')).set(who.owner.auth).expect(200)).body;
+      return [body.total, body.controlAccountBalance];
+    };
+    async function books(name: string) {
+      const own = await orgWithRoles(t, name);
+      await onPlan(t, own.orgId, 'professional');
+      const { acc: a, vat } = await setupReceivables(t, own.orgId, own.users.owner, 'EUR');
+      const vendor = await createVendor(t, own.orgId, own.users.accountant);
+      const P = (path: string) => payablesUrl(own.orgId, path);
+      const draft = async (unitPrice: string, taxCodeId?: string) => (await t.http.post(P('bills')).set(own.users.accountant.auth)
+        .send({ vendorId: vendor, billDate: '2026-03-01', lines: [{ accountId: a['5200'], unitPrice, ...(taxCodeId ? { taxCodeId } : {}) }] }).expect(201)).body.id as string;
+      return { ...own, a, vat, vendor, P, draft };
+    }
+
+    it('a tax code names it: a bill\'s submission and approval, a claim\'s approval and a payment are refused (422, nothing written); once the code moves off, they post and AP equals the aging', async () => {
+      const { orgId: org, users: u, a, vendor, P, draft } = await books('Default AP Tax Ltd');
+      // payables has posted nothing: 2100 is no control account yet, a tax code may name it
+      const in10 = (await t.http.post(ledgerUrl(org, 'tax-codes')).set(u.owner.auth)
+        .send({ code: 'IN10', name: 'Input 10 %', rate: '10', salesAccountId: a['2200'], purchaseAccountId: a['2100'] }).expect(201)).body.id as string;
+      const small = await draft('100.00', in10); // needs no approval: posted at its submission
+      const large = await draft('2000.00', in10); // needs one (default rules): posted at its approval
+      expect((await t.http.post(P(`bills/${large}/submit`)).set(u.accountant.auth).expect(200)).body.status).toBe('submitted');
+      // a claim always needs an approval: its submission posts nothing either
+      const claim = (await t.http.post(P('expense-claims')).set(u.member.auth)
+        .send({ claimDate: '2026-03-01', currency: 'EUR', lines: [{ accountId: a['5200'], amount: '42.50', currency: 'EUR', date: '2026-03-01' }] }).expect(201)).body.id as string;
+      expect((await t.http.post(P(`expense-claims/${claim}/submit`)).set(u.member.auth).expect(200)).body.status).toBe('submitted');
+
+      const before = await written(org);
+      const answers = [];
+      for (const send of [() => t.http.post(P(`bills/${small}/submit`)).set(u.accountant.auth),
+        () => t.http.post(P(`bills/${large}/approve`)).set(u.owner.auth).send({}),
+        () => t.http.post(P(`expense-claims/${claim}/approve`)).set(u.accountant.auth).send({}),
+        () => t.http.post(P('payments')).set(u.accountant.auth).send({ vendorId: vendor, paymentDate: '2026-03-02', amount: '50.00', bankAccountId: a['1100'] })]) {
+        const res = await send();
+        answers.push([res.status, res.body.error]);
+      }
+      expect(answers).toEqual([[422, byTaxCode], [422, byTaxCode], [422, byTaxCode], [422, byTaxCode]]);
+      expect(await written(org)).toEqual(before);
+      expect(await aging(org, u)).toEqual(['0.00', '0.00']);
+
+      // the tax code moved off 2100: the bills post, their tax on 1300, and the aging equals AP
+      await t.http.patch(ledgerUrl(org, `tax-codes/${in10}`)).set(u.owner.auth).send({ purchaseAccountId: a['1300'] }).expect(200);
+      expect((await t.http.post(P(`bills/${small}/submit`)).set(u.accountant.auth).expect(200)).body.status).toBe('posted');
+      expect((await t.http.post(P(`bills/${large}/approve`)).set(u.owner.auth).send({}).expect(200)).body.status).toBe('posted');
+      expect((await t.http.post(P(`expense-claims/${claim}/approve`)).set(u.accountant.auth).send({}).expect(200)).body.status).toBe('posted');
+      expect(await aging(org, u)).toEqual(['2352.50', '2352.50']);
+      const { rows } = await t.db.admin.query(`SELECT a.code, sum(l.base_debit - l.base_credit)::numeric(20, 2)::text AS balance FROM finance.journal_lines l
+        JOIN finance.accounts a ON a.org_id = l.org_id AND a.id = l.account_id WHERE l.org_id = $1 GROUP BY a.code ORDER BY a.code`, [org]);
+      expect(rows).toEqual([{ code: '1300', balance: '210.00' }, { code: '2100', balance: '-2352.50' }, { code: '5200', balance: '2142.50' }]);
+      // and 2100 is AP now: a tax code naming it is refused (LedgerService.taxAccounts)
+      expect((await t.http.patch(ledgerUrl(org, `tax-codes/${in10}`)).set(u.owner.auth).send({ purchaseAccountId: a['2100'] }).expect(422)).body.error.code).toBe('ledger.control_account');
+    });
+
+    it('receivables\' deferred revenue is it: the first bill is refused (422, nothing written); once receivables names another, it posts', async () => {
+      const { orgId: org, users: u, a, P, draft } = await books('Default AP Deferred Ltd');
+      // no control account of payables yet: receivables may name 2100
+      await t.http.put(rUrl(org, 'settings')).set(u.owner.auth).send({ arAccountId: a['1200'], deferredRevenueAccountId: a['2100'] }).expect(200);
+      const bill = await draft('100.00');
+      const before = await written(org);
+      const refused = await t.http.post(P(`bills/${bill}/submit`)).set(u.accountant.auth);
+      expect([refused.status, refused.body.error]).toEqual([422, byReceivables]);
+      expect(await written(org)).toEqual(before);
+
+      await t.http.put(rUrl(org, 'settings')).set(u.owner.auth).send({ arAccountId: a['1200'], deferredRevenueAccountId: a['2400'] }).expect(200);
+      expect((await t.http.post(P(`bills/${bill}/submit`)).set(u.accountant.auth).expect(200)).body.status).toBe('posted');
+      expect(await aging(org, u)).toEqual(['100.00', '100.00']);
+    });
+
+    it('a tax code\'s change waits for the first posting in flight (the posting lock drained), then sees 2100 is AP: refused', async () => {
+      const { orgId: org, users: u, a, vat, P, draft } = await books('Default AP Race Ltd');
+      const bill = await draft('100.00', vat); // VAT20: its tax on 1300
+      // the bill's posting paused after its check (the posting lock held shared): the row of its line's tax code locked,
+      // so inserting the journal lines (their foreign key to it) waits
+      const holder = await connect(t.db.url);
+      await holder.query('BEGIN');
+      await holder.query(`SELECT 1 FROM finance.tax_codes WHERE org_id = $1 AND id = $2 FOR UPDATE`, [org, vat]);
+      const { rows: [{ pid }] } = await holder.query('SELECT pg_backend_pid() AS pid');
+      const submitting = t.http.post(P(`bills/${bill}/submit`)).set(u.accountant.auth).then((r) => r);
+      await until('the bill waits on the locked tax code', async () => (await t.db.admin.query(
+        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND $1::int = ANY(pg_blocking_pids(pid))`, [pid])).rows[0].n > 0);
+      const creating = t.http.post(ledgerUrl(org, 'tax-codes')).set(u.owner.auth)
+        .send({ code: 'IN10', name: 'Input 10 %', rate: '10', salesAccountId: a['2200'], purchaseAccountId: a['2100'] }).then((r) => r);
+      await advisoryWait(); // its check waits for the posting
+      await holder.query('COMMIT');
+      expect((await submitting).body.status).toBe('posted');
+      const created = await creating;
+      expect([created.status, created.body.error?.code]).toEqual([422, 'ledger.control_account']);
+      expect(created.body.error.message).toMatch(/^purchaseAccountId: account 2100 is the AP control account of payables/);
+      expect((await t.db.admin.query(`SELECT count(*)::int AS n FROM finance.tax_codes WHERE org_id = $1 AND code = 'IN10'`, [org])).rows[0].n).toBe(0);
+      expect(await aging(org, u)).toEqual(['120.00', '120.00']);
+    });
   });
 });

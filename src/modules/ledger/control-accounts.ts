@@ -70,7 +70,8 @@ export class ControlAccounts {
    * A module's settings make none of `accounts` a control account while a tax code posts its tax to it: the tax of
    * every document with that code would sit on the control account apart from the module's subledger (the aging).
    * Race-free with a tax code's change: the settings change has drained the postings (exclusive) before this read, and
-   * a tax code's change holds them shared before its check (LedgerService.taxAccounts), so one sees the other's commit.
+   * so has a tax code's change before its check (LedgerService.taxAccounts), so one sees the other's commit; payables'
+   * first posting on its default settings runs this check too (PayablesService.postingAccount), under the lock shared.
    */
   private async refuseTaxAccounts(tx: TenantTx, accounts: { id: string; code: string; field: string }[], refuse: (message: string) => AppError, module: string): Promise<void> {
     const taxed = await ledgerRepository.taxCodesNaming(tx.db, tx.orgId, accounts.map((a) => a.id));

@@ -270,7 +270,8 @@ export class LedgerService {
   /**
    * The accounts a tax code's tax posts to: postable, and no control account of receivables or payables (a document's
    * tax line on AR or AP would put there an amount no open item explains: the aging and the account would part), read
-   * under the posting lock held shared, as the modules' settings are (ControlAccounts).
+   * after draining the postings, as a settings change does: payables' first posting, which makes its default account AP
+   * and checks no tax code names it (PayablesService.postingAccount), commits before this check or sees this code.
    */
   private async taxAccounts(tx: TenantTx, dto: { salesAccountId?: string; purchaseAccountId?: string }): Promise<void> {
     const accounts: { id: string; code: string; field: string }[] = [];
@@ -279,7 +280,7 @@ export class LedgerService {
       if (id) accounts.push({ id, code: (await this.postableAccount(tx, id)).code, field });
     }
     if (!accounts.length) return;
-    await this.holdPostings(tx);
+    await this.drainPostings(tx);
     await this.controls.refuse(tx, accounts, (message) => LedgerErrors.error('ledger.control_account', message));
   }
 

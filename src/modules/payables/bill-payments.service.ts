@@ -181,7 +181,7 @@ export class BillPaymentsService {
     const baseAmount = baseOf(amount, rate, baseMu);
     const party = { vendorId: dto.vendorId ?? null, claimantId: dto.claimantId ?? null };
     const cp = dto.vendorId ? { counterpartyType: 'vendor', counterpartyId: dto.vendorId } : { counterpartyType: 'employee', counterpartyId: dto.claimantId! };
-    const { apAccountId } = await this.payables.settings(tx);
+    const apAccountId = await this.payables.postingAccount(tx); // a payment may be payables' first posting (a vendor credit)
     // AR is an asset too, but no bank account (read under the posting lock, which a settings change drains)
     await this.payables.refuseControlAccounts(tx, [{ id: bank.id, code: bank.code, field: 'bankAccountId' }]);
 

@@ -41,7 +41,9 @@ const APPROVAL_ERRORS = ['payables.not_submitted', 'payables.own_bill', 'payable
  * never deleted, so never rate_missing here): its total's base too large to store (an FX rate the client set) is
  * invalid_amount; per-line rounding of a foreign document needs the rounding account.
  */
-const APPROVAL_POSTING_ERRORS = [...DOCUMENT_POSTING_ERRORS, 'ledger.invalid_amount', 'ledger.rounding_account_missing'];
+const APPROVAL_POSTING_ERRORS = [...DOCUMENT_POSTING_ERRORS, 'ledger.invalid_amount', 'ledger.rounding_account_missing',
+  // payables' first posting without settings: its default AP account named by a tax code or receivables (postingAccount)
+  'payables.control_account'];
 /** What a retry of a bill payment with an Idempotency-Key answers (the key is unique per organization among its bill payments). */
 const PAYMENT_KEY = 'Retry-safe: the same key with the same request answers 201 with the payment recorded first (as it is now) and records nothing; '
   + 'with another request, 409 payables.idempotency_conflict. 1 to 200 characters';

@@ -135,6 +135,24 @@ export class PayablesService {
     return ap && await repo.hasPostings(tx.db, tx.orgId) ? [{ accountId: ap.id, role: 'AP', postedThrough }] : [];
   }
 
+  /**
+   * The AP account a posting of payables goes to, read as settings() reads it (the posting lock held shared). Without
+   * settings, payables' first posting makes the default account its AP control account (controlAccounts), so it is
+   * checked first as the settings route checks an account it names: no tax code posts its tax there and no other
+   * module's settings name it (receivables' deferred revenue), else AP would carry what no bill explains (the aging
+   * and the account part). Race-free: a tax code's and receivables settings' change drain the postings before their
+   * check, so one sees the other's commit.
+   */
+  async postingAccount(tx: TenantTx): Promise<string> {
+    const s = await this.settings(tx);
+    if (s.isDefault && !(await repo.hasPostings(tx.db, tx.orgId))) {
+      const code = DEFAULT_AP_ACCOUNT_CODE; // settings() found the default by it
+      await this.controls.refuse(tx, [{ id: s.apAccountId, code, field: 'apAccountId (not set, the default)' }], (m) => PayablesErrors.error('payables.control_account',
+        `${m}; payables' first posting makes its default AP account ${code} a control account: set apAccountId in the payables settings to another account, or free ${code} first`), { own: 'payables' });
+    }
+    return s.apAccountId;
+  }
+
   async updateSettings(tx: TenantTx, dto: UpdatePayablesSettingsDto): Promise<PayablesSettingsDto> {
     await this.ledger.drainPostings(tx);
     // a chart without the standard AP account has no settings to show yet: setting them is the way out
@@ -613,7 +631,7 @@ export class PayablesService {
     const [b] = await repo.getBills(tx.db, tx.orgId, [id]);
     const lines = await repo.linesOf(tx.db, tx.orgId, [id]);
     const ledgerSettings = await this.ledger.settings(tx);
-    const { apAccountId } = await this.settings(tx);
+    const apAccountId = await this.postingAccount(tx);
     const date = iso(b.bill_date);
     // the client's rate kept with the bill, else the rate of its date
     const rate = b.rate !== null ? D(b.rate) : await this.rateOn(tx, b.currency, date);
