@@ -30,13 +30,14 @@ export const hasRedis = Boolean(process.env.REDIS_URL);
  * `env` overrides environment variables (config is validated exactly as at boot); `clock` replaces
  * the time that throttles and grace windows are measured in (a ManualClock moves it without sleeping);
  * `databaseServer`: a fault test's own PostgreSQL instead of the shared one; `logDestination`: the application's log
- * lines (JSON, one per write) go there instead of stdout; `wallClockCrons`: its cron jobs keep running (see startApp).
+ * lines (JSON, one per write) go there instead of stdout; `wallClockCrons`: its cron jobs keep running (see startApp);
+ * `databaseTimeZone`: the database's TimeZone setting, every connection's (the API's and the test's) from the start.
  */
 export async function createTestApp(
   env: Record<string, string | undefined> = {},
-  options: { clock?: Clock; databaseServer?: string; logDestination?: DestinationStream; wallClockCrons?: boolean } = {},
+  options: { clock?: Clock; databaseServer?: string; logDestination?: DestinationStream; wallClockCrons?: boolean; databaseTimeZone?: string } = {},
 ): Promise<TestApp> {
-  const db = await createTestDatabase({ server: options.databaseServer });
+  const db = await createTestDatabase({ server: options.databaseServer, timeZone: options.databaseTimeZone });
   const config = loadConfig({
     ...process.env,
     NODE_ENV: 'test',

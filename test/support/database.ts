@@ -27,9 +27,10 @@ export interface TestDatabase {
 
 /**
  * `server`: another PostgreSQL than the run's shared one (a fault test's own, which has no template):
- * the database is migrated there instead of cloned.
+ * the database is migrated there instead of cloned. `timeZone`: the database's TimeZone setting, which every session
+ * opened on it starts with (as a Supabase project's can be changed), instead of the server's.
  */
-export async function createTestDatabase(options: { template?: string | null; server?: string } = {}): Promise<TestDatabase> {
+export async function createTestDatabase(options: { template?: string | null; server?: string; timeZone?: string } = {}): Promise<TestDatabase> {
   const server = options.server ?? process.env.OMNIZEN_TEST_SERVER_URL;
   if (!server) throw new Error('run the tests through jest (globalSetup prepares the database server)');
   const name = `omnizen_t_${process.env.OMNIZEN_TEST_RUN}_${randomBytes(4).toString('hex')}`;
@@ -37,6 +38,7 @@ export async function createTestDatabase(options: { template?: string | null; se
   await root.connect();
   const template = options.server ? null : options.template === undefined ? process.env.OMNIZEN_TEST_TEMPLATE : options.template;
   await root.query(template ? `CREATE DATABASE "${name}" TEMPLATE "${template}"` : `CREATE DATABASE "${name}"`);
+  if (options.timeZone) await root.query(`ALTER DATABASE "${name}" SET timezone TO ${root.escapeLiteral(options.timeZone)}`);
   await root.end();
   const url = withDatabase(server, name);
   if (options.server) await migrate(url, { apiPassword: API_LOGIN.password, log: () => undefined });

@@ -494,7 +494,9 @@ export const agentsRepository = {
         sum(r.input_tokens) AS input_tokens, sum(r.output_tokens) AS output_tokens, sum(r.cached_input_tokens) AS cached_input_tokens,
         sum(r.cache_write_tokens) AS cache_write_tokens, sum(r.cost) AS cost
       FROM ai.runs r
-      WHERE r.org_id = ${orgId}::uuid AND r.started_at >= ${from}::date AND r.started_at < ${to}::date + 1
+      WHERE r.org_id = ${orgId}::uuid
+        -- UTC days, as day above: a bare date compared with a timestamptz is midnight in the session's TimeZone
+        AND r.started_at >= ${from}::date::timestamp AT TIME ZONE 'UTC' AND r.started_at < (${to}::date + 1)::timestamp AT TIME ZONE 'UTC'
       GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`;
     return rows.map((r) => ({
       day: r.day, agentId: r.agent_id, modelId: r.model_id, runs: num(r.runs),

@@ -76,7 +76,7 @@ export const userRepository = {
    */
   async create(db: Db, u: { id?: string; email: string; name?: string | null; image?: string | null }): Promise<UserRow | undefined> {
     const [row] = await db.run(qb.insertInto('core.User')
-      .values({ id: u.id ?? randomUUID(), email: u.email, name: u.name ?? null, image: u.image ?? null, accountType: 'personal', createdAt: sql`now()`, updatedAt: sql`now()` })
+      .values({ id: u.id ?? randomUUID(), email: u.email, name: u.name ?? null, image: u.image ?? null, accountType: 'personal', createdAt: sql`now() AT TIME ZONE 'utc'`, updatedAt: sql`now() AT TIME ZONE 'utc'` })
       .onConflict((oc) => oc.doNothing())
       .returning(['id', 'email', 'name', 'image', 'accountType']));
     if (!row) return undefined;
@@ -91,7 +91,7 @@ export const userRepository = {
       .set((eb) => ({
         name: eb.fn.coalesce(eb.val(p.name ?? null), eb.ref('name')),
         image: eb.fn.coalesce(eb.val(p.image ?? null), eb.ref('image')),
-        updatedAt: sql`now()`,
+        updatedAt: sql`now() AT TIME ZONE 'utc'`,
       }))
       .where('id', '=', id)
       .returning(['id', 'email', 'name', 'image', 'accountType']));

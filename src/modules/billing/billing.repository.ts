@@ -150,6 +150,12 @@ export interface BillingChange {
 }
 
 /**
+ * "trialDays" days of 24 hours, as EntitlementsService counts them (trialDays * DAY_MS): days => n would keep the wall
+ * clock of the session's TimeZone, an hour more or less across its daylight-saving change.
+ */
+const trialLength = sql<string>`make_interval(hours => 24 * a."trialDays")`;
+
+/**
  * When a local trial (no Stripe subscription) ends: the recorded end, else "trialDays" after the row's creation, else
  * after its organization's (a row the Hub provisioned by SQL; EntitlementsService reads it so too). Needs the aliases s
  * (hub."Subscription"), and left-joined a (its hub."App"), b (its hub.subscription_billing), o (the organization of
@@ -157,7 +163,7 @@ export interface BillingChange {
  * expiry (dueToExpire) and the notices (endingTrials) share.
  */
 const localTrialEnd = sql<Date>`coalesce(b.trial_ends_at, coalesce(s."createdAt" AT TIME ZONE 'utc', o.created_at,
-    (SELECT p.created_at FROM core.organizations p WHERE p.id = core.personal_org_id(s."userId"))) + make_interval(days => a."trialDays"))`;
+    (SELECT p.created_at FROM core.organizations p WHERE p.id = core.personal_org_id(s."userId"))) + ${trialLength})`;
 
 /** A trial without Stripe: the rows localTrialEnd applies to (alias s). */
 const isLocalTrial = sql<boolean>`(s.status = 'trialing' AND s."stripeSubscriptionId" IS NULL)`;
@@ -166,7 +172,7 @@ const isLocalTrial = sql<boolean>`(s.status = 'trialing' AND s."stripeSubscripti
 const localTrialEnded = (now: Date) => sql<boolean>`(${isLocalTrial} AND ${localTrialEnd} <= ${now}::timestamptz)`;
 
 /** A business organization's default trial of an app (no subscription row): "trialDays" after its creation (aliases a, o). */
-const defaultTrialEnd = sql<Date>`(o.created_at + make_interval(days => a."trialDays"))`;
+const defaultTrialEnd = sql<Date>`(o.created_at + ${trialLength})`;
 
 /** A statement written with Kysely's `sql` (to embed the fragments above), run as a typed query. */
 const statement = <O>(raw: RawBuilder<O>): Compilable<O> => ({ compile: () => raw.compile(qb) });

@@ -100,9 +100,21 @@ const typeParsers: pg.CustomTypesConfig = {
   }) as pg.CustomTypesConfig['getTypeParser'],
 };
 
-/** Parameter values: Decimal as its exact text (pg would send it as a JSON string). */
+/**
+ * A Date as the text of its instant in UTC. pg writes a Date in the process's local time ('2026-02-28T20:30:00.000-03:30'
+ * at TZ=America/St_Johns for 2026-03-01T00:00Z): the same instant as a timestamptz, but `::date` of it is the local day
+ * and `::timestamp` the local wall time, so an answer would depend on the process's TZ. Years before 1 as pg writes them.
+ */
+function utcTimestamp(d: Date): string {
+  const year = d.getUTCFullYear();
+  const rest = d.toISOString().replace(/^[+-]?\d+/, ''); // -MM-DDTHH:mm:ss.sssZ
+  return year >= 1 ? `${String(year).padStart(4, '0')}${rest}` : `${String(1 - year).padStart(4, '0')}${rest} BC`;
+}
+
+/** Parameter values: Decimal as its exact text (pg would send it as a JSON string), a Date in UTC (utcTimestamp). */
 function param(value: unknown): unknown {
   if (value instanceof Decimal) return value.toFixed();
+  if (value instanceof Date) return Number.isNaN(value.getTime()) ? value : utcTimestamp(value);
   if (Array.isArray(value)) return value.map(param);
   return value;
 }
