@@ -1,6 +1,7 @@
 // npm run secrets:rotate [-- --batch-size 100]
-// Re-seals every integration secret, AI provider key and webhook signing secret, and the sealed payloads of jobs
-// waiting or dead (a PostHog erasure's distinct ids), and re-wraps every per-person audit key (personal data), under
+// Re-seals every integration secret, AI provider key and webhook signing secret, and the payloads of personal-data jobs
+// waiting or dead (a PostHog erasure's distinct ids; one still in the clear, written before the deploy that seals them or
+// without SECRETS_KEYS, is sealed, a done one's emptied), and re-wraps every per-person audit key (personal data), under
 // SECRETS_ACTIVE_KEY. Order of a key change:
 //  1. add the new key to SECRETS_KEYS and make it SECRETS_ACTIVE_KEY in the API (old keys stay listed,
 //     so every secret still opens and new writes use the new key);
@@ -78,7 +79,8 @@ try {
   }
   // the personal data of jobs still waiting or dead: a job whose payload no key opens fails until it is dead
   const jobs = await resealJobPayloads(privileged, box, new AuditService(), batchSize);
-  console.log(`sealed job payloads: re-sealed ${jobs.resealed} of ${jobs.total}; ${jobs.remaining} not under the active key remain`);
+  const emptied = jobs.emptied ? ` (${jobs.emptied} of the ${jobs.total} done: emptied)` : '';
+  console.log(`sealed job payloads: re-sealed ${jobs.resealed} of ${jobs.total}${emptied}; ${jobs.remaining} not under the active key remain`);
   if (jobs.failed.length) {
     console.error(`could not open ${jobs.failed.length} sealed job payload(s): outbox rows (organization:id) ${jobs.failed.join(', ')}`);
     code = 1;

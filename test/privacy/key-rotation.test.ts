@@ -4,7 +4,7 @@ import { PrivilegedDatabase } from '../../src/platform/database/privileged.servi
 import { AuditService } from '../../src/modules/audit/audit.service.js';
 import { SecretBox, SecretOpenError } from '../../src/modules/integrations/secret-box.js';
 import { rewrapPersonalDataKeys } from '../../src/modules/privacy/personal-data-key-rotation.js';
-import { resealJobPayloads } from '../../src/modules/privacy/job-payload-rotation.js';
+import { PERSONAL_DATA_JOB_TOPICS, resealJobPayloads } from '../../src/modules/privacy/job-payload-rotation.js';
 import { POSTHOG_ERASURE_JOB } from '../../src/modules/analytics/posthog.forwarder.js';
 import { DatabaseService } from '../../src/platform/database/database.service.js';
 import { enqueue, jobPayload, JobRegistry, type Job } from '../../src/platform/queue/jobs.js';
@@ -98,7 +98,7 @@ describe('secrets:rotate: personal data keys', () => {
 
     const both = new SecretBox({ ...k1.keys, k2 }, 'k2');
     const result = await resealJobPayloads(t.app.get(PrivilegedDatabase), both, t.app.get(AuditService), 1);
-    expect(result).toEqual({ total: 2, resealed: 2, failed: [], remaining: 0 });
+    expect(result).toEqual({ total: 2, resealed: 2, emptied: 0, failed: [], remaining: 0 });
     const after = await rows();
     expect(after.map((r) => r.payload.$sealed?.kid ?? null)).toEqual(['k2', 'k2', null]);
     expect(after[2].payload).toEqual({});
@@ -120,6 +120,53 @@ describe('secrets:rotate: personal data keys', () => {
     expect(audited.rows).toEqual([waiting, dead].map((r) => ({
       org_id: u.personalOrgId, principal_type: 'system', entity_type: 'outbox_job', entity_id: r.id, before: { keyId: 'k1' }, after: { keyId: 'k2' },
     })));
-    expect(await resealJobPayloads(t.app.get(PrivilegedDatabase), both, t.app.get(AuditService))).toEqual({ total: 0, resealed: 0, failed: [], remaining: 0 });
+    expect(await resealJobPayloads(t.app.get(PrivilegedDatabase), both, t.app.get(AuditService))).toEqual({ total: 0, resealed: 0, emptied: 0, failed: [], remaining: 0 });
+  });
+
+  it('seals the payloads of personal-data jobs still in the clear (written before their topic was sealed): waiting and dead ones sealed, a done one emptied, audited; no address left in the clear', async () => {
+    // the rotation, which runs without the application, knows the topics the application registers as personal data
+    expect(t.app.get(JobRegistry).personalDataTopics()).toEqual([...PERSONAL_DATA_JOB_TOPICS]);
+    const u = await registerUser(t, 'rot-clear');
+    const address = `clear-${randomUUID()}@example.test`;
+    const ids = (what: string) => ({ distinctIds: [`${what}-${u.id}`, `org:${u.personalOrgId}:user:${address}`] });
+    const traceParent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+    // the rows as the earlier version wrote them: the payload in the clear (its traceparent beside it)
+    const insert = async (topic: string, payload: Record<string, unknown>, state = '') => {
+      const { rows: [r] } = await t.db.admin.query<{ id: string }>(`INSERT INTO core.outbox (org_id, topic, payload) VALUES ($1, $2, $3) RETURNING id::text`, [u.personalOrgId, topic, payload]);
+      if (state) await t.db.admin.query(`UPDATE core.outbox SET ${state} WHERE id = $1`, [r.id]);
+      return r.id;
+    };
+    const waiting = await insert(POSTHOG_ERASURE_JOB, { ...ids('waiting'), _traceparent: traceParent });
+    const dead = await insert(POSTHOG_ERASURE_JOB, ids('dead'), 'processed_at = now(), dead_at = now()');
+    const done = await insert(POSTHOG_ERASURE_JOB, ids('done'), 'processed_at = now()');
+    const emptied = await insert(POSTHOG_ERASURE_JOB, {}, 'processed_at = now()');
+    const otherTopic = await insert('notifications.email', { eventId: 'e-1' });
+    const payloadOf = async (id: string) => (await t.db.admin.query(`SELECT payload FROM core.outbox WHERE id = $1`, [id])).rows[0].payload;
+
+    const both = new SecretBox({ ...k1.keys, k2 }, 'k2');
+    const result = await resealJobPayloads(t.app.get(PrivilegedDatabase), both, t.app.get(AuditService), 2);
+    expect(result).toEqual({ total: 3, resealed: 2, emptied: 1, failed: [], remaining: 0 });
+    const [w, d] = [await payloadOf(waiting), await payloadOf(dead)];
+    expect([Object.keys(w).sort(), w.$sealed.kid, w._traceparent, Object.keys(d), d.$sealed.kid]).toEqual([['$sealed', '_traceparent'], 'k2', traceParent, ['$sealed'], 'k2']);
+    expect([await payloadOf(done), await payloadOf(emptied), await payloadOf(otherTopic)]).toEqual([{}, {}, { eventId: 'e-1' }]);
+    // no row holds the address in the clear
+    expect((await t.db.admin.query(`SELECT count(*)::int AS n FROM core.outbox WHERE strpos(payload::text, $1) > 0`, [address])).rows).toEqual([{ n: 0 }]);
+
+    // what the job's handler gets, with k2 alone: the distinct ids as written, the trace it was written in
+    const onlyK2 = new JobRegistry();
+    const opened: Job[] = [];
+    onlyK2.register(POSTHOG_ERASURE_JOB, async (job) => void opened.push(job), { personalData: new SecretBox({ k2 }, 'k2') });
+    await onlyK2.run({ id: waiting, orgId: u.personalOrgId, topic: POSTHOG_ERASURE_JOB, ...jobPayload(w) });
+    await onlyK2.run({ id: dead, orgId: u.personalOrgId, topic: POSTHOG_ERASURE_JOB, ...jobPayload(d) });
+    expect(opened.map((j) => [j.payload, j.traceParent])).toEqual([[ids('waiting'), traceParent], [ids('dead'), undefined]]);
+
+    const audited = await t.db.admin.query(`SELECT action, principal_type, entity_type, entity_id, before, after FROM core.audit_logs
+      WHERE org_id = $1 AND action LIKE 'jobs.payload_%' ORDER BY entity_id::bigint`, [u.personalOrgId]);
+    expect(audited.rows).toEqual([
+      { action: 'jobs.payload_resealed', principal_type: 'system', entity_type: 'outbox_job', entity_id: waiting, before: { keyId: null }, after: { keyId: 'k2' } },
+      { action: 'jobs.payload_resealed', principal_type: 'system', entity_type: 'outbox_job', entity_id: dead, before: { keyId: null }, after: { keyId: 'k2' } },
+      { action: 'jobs.payload_emptied', principal_type: 'system', entity_type: 'outbox_job', entity_id: done, before: null, after: null },
+    ]);
+    expect(await resealJobPayloads(t.app.get(PrivilegedDatabase), both, t.app.get(AuditService))).toEqual({ total: 0, resealed: 0, emptied: 0, failed: [], remaining: 0 });
   });
 });

@@ -29,6 +29,9 @@ export class JobsProcessor {
 
   @Process({ name: '*', concurrency: JOBS_WORKER_CONCURRENCY })
   async handle(job: BullJob<Job>): Promise<void> {
+    // a personal-data topic's copy queued with its payload by an earlier version: blanked before it runs, so it is not
+    // kept among the completed (or failed) ones with it
+    await this.relay.blankPersonalCopy(job);
     await this.relay.startTry(job.data);
     try {
       // a personal-data topic's payload is read from its outbox row (Bull's copy holds none); its row done, dead or gone

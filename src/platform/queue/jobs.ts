@@ -80,11 +80,21 @@ export const SEALED_PAYLOAD_KEY = '$sealed';
 /** What a personal payload is sealed for: its organization and topic (one copied to another row of either does not open). */
 const payloadContext = (orgId: string, topic: string) => `outbox_payload:${orgId.toLowerCase()}:${topic}`;
 
+/** A personal payload of `topic` (organization `orgId`) as it is stored: sealed under `box`'s active key. */
+const sealedWith = (box: PayloadSealer, orgId: string, topic: string, payload: Record<string, unknown>) =>
+  ({ [SEALED_PAYLOAD_KEY]: box.sealFor(payload, payloadContext(orgId, topic)) });
+
 /**
- * A stored payload of `topic` (organization `orgId`) sealed again under `box`'s active key (npm run secrets:rotate), its
- * content unchanged. Throws the box's error when none of its keys opens it.
+ * A stored payload of `topic` (organization `orgId`) sealed under `box`'s active key (npm run secrets:rotate), its
+ * content unchanged: one sealed under another key is opened and sealed again; one in the clear (written before its topic
+ * was personal data, or without SECRETS_KEYS) is sealed, its traceparent kept beside it as enqueue keeps it. Throws the
+ * box's error when none of its keys opens a sealed one.
  */
 export function resealedPayload(box: PayloadSealer, orgId: string, topic: string, stored: Record<string, unknown>): Record<string, unknown> {
+  if (!(SEALED_PAYLOAD_KEY in stored)) {
+    const { [TRACE_PARENT_KEY]: traceParent, ...payload } = stored;
+    return { ...(traceParent === undefined ? {} : { [TRACE_PARENT_KEY]: traceParent }), ...sealedWith(box, orgId, topic, payload) };
+  }
   const context = payloadContext(orgId, topic);
   return { ...stored, [SEALED_PAYLOAD_KEY]: box.sealFor(box.openFor(stored[SEALED_PAYLOAD_KEY], context), context) };
 }
@@ -114,11 +124,15 @@ export class JobRegistry {
     return this.sealers.has(topic);
   }
 
+  /** The topics registered whose payloads are personal data. */
+  personalDataTopics(): string[] {
+    return [...this.sealers.keys()];
+  }
+
   /** The payload of a job of `topic` for organization `orgId` as it is to be written (enqueue): sealed when its topic says so. */
   sealed(topic: string, orgId: string, payload: Record<string, unknown>): Record<string, unknown> {
     const box = this.sealers.get(topic);
-    if (!box?.configured) return payload;
-    return { [SEALED_PAYLOAD_KEY]: box.sealFor(payload, payloadContext(orgId, topic)) };
+    return box?.configured ? sealedWith(box, orgId, topic, payload) : payload;
   }
 
   /** The job as its handler sees it: a sealed payload opened (in memory only). */

@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy, Optional } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { getQueueToken } from '@nestjs/bull';
-import type { Queue } from 'bull';
+import type { Job as BullJob, Queue } from 'bull';
 import { APP_CONFIG, type AppConfig } from '../config/config.js';
 import { PrivilegedDatabase } from '../database/privileged.service.js';
 import { retryableError } from '../errors/database-errors.js';
@@ -20,7 +20,8 @@ export const JOBS_QUEUE_TOKEN = getQueueToken(JOBS_QUEUE);
  * removeOnFail): the relay retries it there once its outbox backoff has passed (retry() gives it one more try, as a relay
  * in-process), where removing it would have the relay queue it anew, five tries a relay. A dead job's Bull copy, the one
  * that would keep its payload in Redis, is removed (JobsProcessor, handToBull); so is the copy of a job whose outbox row
- * is gone (an erasure: removeFromQueue; otherwise the retention run's sweepQueue).
+ * is gone (an erasure: removeFromQueue; otherwise the retention run's sweepQueue). A personal-data topic's copy holds no
+ * payload (bullData); one an older relay queued with it has it blanked (blankPersonalCopy).
  */
 const BULL_JOB_OPTIONS = { attempts: 5, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: 1000 } as const;
 
@@ -95,6 +96,12 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
   private running: Promise<number> | null = null;
   /** shutting down: no new batch is claimed, and the claimed jobs not yet started are given back */
   private stopping = false;
+  /**
+   * The one-off sweep at boot of Bull's copies that still hold a personal-data topic's payload (blankPersonalCopies):
+   * settled when it is over or given up (logged), or at shutdown if Redis was never ready. Null in-process.
+   */
+  bootSweep: Promise<void> | null = null;
+  private cancelBootSweep: (() => void) | null = null;
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -128,6 +135,26 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
     if (every > 0) {
       this.scheduler.addInterval('outbox-relay', setInterval(() => void this.drain().catch((e: Error) => this.logger.warn(`outbox relay pass failed: ${e.message}`)), every));
     }
+    if (this.queue && this.registry.personalDataTopics().length) this.bootSweep = this.sweepAtBoot(this.queue);
+  }
+
+  /** Starts the boot's sweep (bootSweep) once Bull's connection is ready; cancelled at shutdown if it never was. */
+  private sweepAtBoot(queue: Queue): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const run = () => {
+        this.cancelBootSweep = null;
+        this.blankPersonalCopies()
+          .then((n) => { if (n) this.logger.log(`${n} job(s) of personal-data topics queued with their payload by an earlier version: their copies in the jobs queue blanked`); },
+            (e: Error) => this.logger.warn(`the jobs queue was not swept of personal-data payloads queued by an earlier version: ${e.message}`))
+          .finally(resolve);
+      };
+      if (queue.client.status === 'ready') return run();
+      queue.client.once('ready', run);
+      this.cancelBootSweep = () => {
+        queue.client.off('ready', run);
+        resolve();
+      };
+    });
   }
 
   /**
@@ -137,7 +164,8 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
   async onModuleDestroy(): Promise<void> {
     this.stopping = true;
     if (this.scheduler.doesExist('interval', 'outbox-relay')) this.scheduler.deleteInterval('outbox-relay');
-    await this.running?.catch(() => undefined);
+    this.cancelBootSweep?.();
+    await Promise.all([this.running?.catch(() => undefined), this.bootSweep]);
   }
 
   /** Relays every pending job; returns how many were handled. Safe to call concurrently. */
@@ -294,13 +322,15 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
    * looked at again when this claim runs out; a claim is no try, the worker counts tries), completed without the
    * completion recorded (record it now), or failed after its own retries (retry it: one more try). A job whose tries
    * reached its cap, failed in Bull or gone from it (Redis lost it), had its last try without that failure recorded (the
-   * database did not answer the worker): given up, its Bull copy removed first (it holds the payload).
+   * database did not answer the worker): given up, its Bull copy removed first (it holds the payload). A personal-data
+   * topic's copy an older relay queued with its payload is blanked first, whatever its state.
    */
   private async handToBull(queue: Queue, job: ClaimedJob): Promise<void> {
     if (queue.client.status !== 'ready') throw retryableError('queue_unavailable');
     const jobId = `outbox-${job.id}`;
     const existing = await this.onQueue(queue.getJob(jobId));
     if (existing) {
+      await this.blankPersonalCopy(existing);
       const state = await this.onQueue(existing.getState());
       if (state === 'completed') {
         // Bull ran it and the worker's record did not land: recorded now. The database failing here is no refused
@@ -324,6 +354,46 @@ export class OutboxRelay implements OnApplicationBootstrap, OnModuleDestroy {
   private bullData(job: ClaimedJob): Job {
     const payload = this.registry.holdsPersonalData(job.topic) ? {} : job.payload;
     return { id: job.id, orgId: job.orgId, topic: job.topic, payload, traceParent: job.traceParent };
+  }
+
+  /**
+   * A Bull copy of a personal-data topic's job that still holds its payload (queued by a relay from before
+   * JobOptions.personalData kept it out of Bull): its data replaced by what bullData keeps (the payload `{}`), in
+   * whatever state (completed: Bull keeps the last 1,000; failed: until the relay retries it). Its job id stays, and with
+   * it "relayed twice is queued once". Best effort: a failure is logged (the relay meets the copy again, or the next boot's
+   * sweep does). Answers whether it was blanked.
+   */
+  async blankPersonalCopy(copy: BullJob): Promise<boolean> {
+    const data = copy.data as Partial<Job> | undefined;
+    if (typeof data?.topic !== 'string' || !this.registry.holdsPersonalData(data.topic)) return false;
+    const { payload } = data;
+    if (payload === undefined || (typeof payload === 'object' && payload !== null && !Object.keys(payload).length)) return false;
+    try {
+      await this.onQueue(copy.update({ ...data, payload: {} }));
+      return true;
+    } catch (err) {
+      this.logger.warn(`job ${String(data.id)} (${data.topic}): its copy in the jobs queue still holds its payload (not blanked): ${(err as Error).message}`);
+      return false;
+    }
+  }
+
+  /**
+   * Blanks (blankPersonalCopy) every copy in Bull (completed, failed, delayed, waiting or paused; a running one is blanked
+   * by its worker, JobsProcessor) that still holds a personal-data topic's payload: the copies an earlier version queued
+   * with it (the boot's sweep). Pages of `pageSize`; answers how many were blanked, 0 with Redis not connected.
+   */
+  async blankPersonalCopies(pageSize = 1000): Promise<number> {
+    const queue = this.queue;
+    if (!queue || queue.client.status !== 'ready') return 0;
+    let blanked = 0;
+    for (const state of ['completed', 'failed', 'delayed', 'waiting', 'paused'] as const) {
+      for (let from = 0; !this.stopping; from += pageSize) {
+        const copies = (await this.onQueue(queue.getJobs([state], from, from + pageSize - 1, true))).filter((j) => !!j);
+        for (const copy of copies) if (await this.blankPersonalCopy(copy)) blanked += 1;
+        if (copies.length < pageSize) break;
+      }
+    }
+    return blanked;
   }
 
   /**

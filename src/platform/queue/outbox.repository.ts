@@ -166,17 +166,27 @@ export async function backlog(db: Db): Promise<{ depth: number; lagSeconds: numb
 }
 
 // ---------------------------------------------------------------- re-sealing (privileged: secrets.rotate)
-/** Rows whose payload is sealed (JobOptions.personalData) under another key than `activeKid`: waiting or dead (a done one's is emptied). */
-export async function countStaleSealedPayloads(db: Db, activeKid: string): Promise<number> {
+/**
+ * The rows secrets:rotate seals: a payload sealed (JobOptions.personalData) under another key than `activeKid`, waiting or
+ * dead (a done one's is emptied); and a payload of a personal-data topic (`topics`) still in the clear (written before
+ * its topic was sealed, or without SECRETS_KEYS): waiting, dead, or done by a relay that did not empty it.
+ */
+export async function countStaleSealedPayloads(db: Db, activeKid: string, topics: readonly string[]): Promise<number> {
   const [r] = await db.$queryRaw<{ n: number }[]>`SELECT count(*)::int AS n FROM core.outbox
-    WHERE payload -> ${SEALED_PAYLOAD_KEY}::text IS NOT NULL AND payload -> ${SEALED_PAYLOAD_KEY}::text ->> 'kid' IS DISTINCT FROM ${activeKid}`;
+    WHERE (payload -> ${SEALED_PAYLOAD_KEY}::text ->> 'kid' IS DISTINCT FROM ${activeKid} AND payload -> ${SEALED_PAYLOAD_KEY}::text IS NOT NULL)
+      OR (topic = ANY(${topics}::text[]) AND payload -> ${SEALED_PAYLOAD_KEY}::text IS NULL AND payload <> '{}'::jsonb)`;
   return r.n;
 }
 
-/** The next `limit` such rows after (`after.orgId`, `after.id`), locked (one the relay is writing is skipped: the next run takes it). */
-export function lockStaleSealedPayloads(db: Db, activeKid: string, after: { orgId: string; id: string }, limit: number): Promise<{ org_id: string; id: string; topic: string; payload: Record<string, unknown> }[]> {
-  return db.$queryRaw`SELECT org_id::text AS org_id, id::text AS id, topic, payload FROM core.outbox
-    WHERE payload -> ${SEALED_PAYLOAD_KEY}::text IS NOT NULL AND payload -> ${SEALED_PAYLOAD_KEY}::text ->> 'kid' IS DISTINCT FROM ${activeKid}
+/**
+ * The next `limit` such rows after (`after.orgId`, `after.id`), locked (one the relay is writing is skipped: the next run
+ * takes it); `done`: processed and not dead, a payload its job no longer needs.
+ */
+export function lockStaleSealedPayloads(db: Db, activeKid: string, topics: readonly string[], after: { orgId: string; id: string }, limit: number): Promise<{ org_id: string; id: string; topic: string; payload: Record<string, unknown>; done: boolean }[]> {
+  return db.$queryRaw`SELECT org_id::text AS org_id, id::text AS id, topic, payload, processed_at IS NOT NULL AND dead_at IS NULL AS done
+    FROM core.outbox
+    WHERE ((payload -> ${SEALED_PAYLOAD_KEY}::text ->> 'kid' IS DISTINCT FROM ${activeKid} AND payload -> ${SEALED_PAYLOAD_KEY}::text IS NOT NULL)
+      OR (topic = ANY(${topics}::text[]) AND payload -> ${SEALED_PAYLOAD_KEY}::text IS NULL AND payload <> '{}'::jsonb))
       AND (org_id, id) > (${after.orgId}::uuid, ${BigInt(after.id)})
     ORDER BY org_id, id LIMIT ${limit} FOR UPDATE SKIP LOCKED`;
 }
