@@ -6,7 +6,7 @@ import { migrate, projectRoot } from '../../src/platform/database/migrator.js';
 import { POSTHOG_ERASURE_JOB } from '../../src/modules/analytics/posthog.forwarder.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 
-const MIGRATION = '20270210890100_posthog_erasure_done_payload_emptied';
+const MIGRATION = '20270210920100_posthog_erasure_done_payload_emptied';
 const before = readdirSync(join(projectRoot(), 'prisma', 'migrations')).sort().filter((m) => m < MIGRATION).at(-1)!;
 
 /**

@@ -1,4 +1,4 @@
--- Generated from prisma/migrations/20270210890100_posthog_erasure_done_payload_emptied/migration.sql by `npm run supabase:migrations`: edit that file, not this one.
+-- Generated from prisma/migrations/20270210920100_posthog_erasure_done_payload_emptied/migration.sql by `npm run supabase:migrations`: edit that file, not this one.
 -- The last statements record the migration for the project's runner (npm run db:migrate).
 -- A PostHog erasure's job (topic analytics.posthog_erasure) carries the erased person's distinct ids: their id and
 -- organization ids, their addresses and the app ids naming them. Its payload is now written sealed and
@@ -17,11 +17,11 @@ WITH emptied AS (
   WHERE topic = 'analytics.posthog_erasure' AND processed_at IS NOT NULL AND dead_at IS NULL AND payload <> '{}'::jsonb
   RETURNING org_id, id)
 INSERT INTO core.audit_logs (org_id, actor_id, principal_type, action, entity_type, entity_id)
-SELECT e.org_id, 'migration:20270210890100', 'system', 'jobs.payload_emptied', 'outbox_job', e.id::text
+SELECT e.org_id, 'migration:20270210920100', 'system', 'jobs.payload_emptied', 'outbox_job', e.id::text
 FROM emptied e ORDER BY e.org_id, e.id;
 
 CREATE SCHEMA IF NOT EXISTS omnizen_migrations;
 CREATE TABLE IF NOT EXISTS omnizen_migrations.applied (
   name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), duration_ms int NOT NULL);
-INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270210890100_posthog_erasure_done_payload_emptied', 'f28bb4bf26c126731534ba3b1180feff2224b42c9c3d3307a44e6bf6177c69a4', 0)
+INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270210920100_posthog_erasure_done_payload_emptied', 'e52e4358f519b911c41d8902c7e92d81cac632acc2345887d79e82c817bed400', 0)
   ON CONFLICT (name) DO NOTHING;

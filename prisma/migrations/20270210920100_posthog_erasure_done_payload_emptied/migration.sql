@@ -15,5 +15,5 @@ WITH emptied AS (
   WHERE topic = 'analytics.posthog_erasure' AND processed_at IS NOT NULL AND dead_at IS NULL AND payload <> '{}'::jsonb
   RETURNING org_id, id)
 INSERT INTO core.audit_logs (org_id, actor_id, principal_type, action, entity_type, entity_id)
-SELECT e.org_id, 'migration:20270210890100', 'system', 'jobs.payload_emptied', 'outbox_job', e.id::text
+SELECT e.org_id, 'migration:20270210920100', 'system', 'jobs.payload_emptied', 'outbox_job', e.id::text
 FROM emptied e ORDER BY e.org_id, e.id;
