@@ -1,9 +1,9 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { AuditService } from '../../src/modules/audit/audit.service.js';
-import { DATA_EXPORT_JOB } from '../../src/modules/privacy/data-export.service.js';
+import { DATA_EXPORT_JOB, DataExportService } from '../../src/modules/privacy/data-export.service.js';
 import { pauseNext, releaseAll, waitsForLockOrAnswers } from '../auth/lock-order.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { createOrg, registerUser, type TestUser } from '../support/factories.js';
@@ -103,5 +103,17 @@ describe('data exports: one at a time, for requests at the same time too', () =>
     });
     // and the index holds from then on
     await expect(insert('organization', org, 'queued', 0)).rejects.toMatchObject({ code: '23505', constraint: 'data_exports_one_unfinished' });
+  });
+
+  it('a failed export\'s job, run again (a duplicate the migration failed), leaves it failed and writes no archive', async () => {
+    const other = await registerUser(t, 'failed');
+    const org = await createOrg(t, other, 'Failed Once Ltd');
+    const error = 'another export of the same data was asked for at the same time; this one was not made';
+    const id = (await t.db.admin.query(`INSERT INTO core.data_exports (kind, org_id, user_id, status, error) VALUES ('organization', $1, $2, 'failed', $3) RETURNING id::text`,
+      [org, other.id, error])).rows[0].id as string;
+    await t.app.get(DataExportService).run({ id: '0', orgId: org, topic: DATA_EXPORT_JOB, payload: { exportId: id } });
+    expect((await t.db.admin.query(`SELECT status, error, started_at, file_name FROM core.data_exports WHERE id = $1`, [id])).rows)
+      .toEqual([{ status: 'failed', error, started_at: null, file_name: null }]);
+    expect(existsSync(join(dir, `${id}.zip`))).toBe(false);
   });
 });

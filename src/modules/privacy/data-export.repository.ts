@@ -65,11 +65,14 @@ export const dataExportRepository = {
     return row as DataExportRow | undefined;
   },
 
-  /** False when the export has expired meanwhile (its person was erased): it is not started. */
+  /**
+   * Queued, or running (an interrupted job starting over). False otherwise: expired meanwhile (its person was erased), or
+   * failed (a failure is final: a duplicate the migration 20270210870100 failed is never made).
+   */
   async start(db: Db, id: string, now: Date): Promise<boolean> {
     const rows = await db.run(qb.updateTable('core.data_exports')
       .set({ status: 'running', progress: 0, tables_total: 0, tables_done: 0, rows_written: 0n, started_at: now, error: null })
-      .where('id', '=', id).where('status', '<>', 'expired').returning('id'));
+      .where('id', '=', id).where('status', 'in', ['queued', 'running']).returning('id'));
     return rows.length > 0;
   },
 

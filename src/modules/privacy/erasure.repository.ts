@@ -73,6 +73,17 @@ export const erasureRepository = {
     return row?.created_at;
   },
 
+  /**
+   * Locks, in one order, the rows the erasure ends or deletes that a request locks before it seals its audit entry under
+   * the person's key: their memberships (a role change, a removal), then the invitations to their proven addresses (a
+   * revoke). Taken before the keys are shredded: such a request commits first, under the still-live key (its entry then
+   * reads [erased]); once the key's deletion was uncommitted it waited for the erasure, which waited for its row (40P01).
+   */
+  async lockRowsOf(db: Db, userId: string, emails: string[]): Promise<void> {
+    await db.$queryRaw`SELECT 1 FROM core.memberships WHERE user_id = ${userId} ORDER BY org_id FOR UPDATE`;
+    if (emails.length) await db.$queryRaw`SELECT 1 FROM core.invitations WHERE lower(email) = ANY(${emails}::text[]) ORDER BY org_id, id FOR UPDATE`;
+  },
+
   /** Every live organization the person belongs to, with its owner and member counts. */
   async memberships(db: Db, userId: string): Promise<MembershipFacts[]> {
     const rows = await db.$queryRaw<{ org_id: string; role: string; account_type: 'personal' | 'business'; owners: number; members: number }[]>`

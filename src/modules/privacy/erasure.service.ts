@@ -59,6 +59,10 @@ export class ErasureService {
       // their organizations locked before their members are counted: an invitee joining (core.accept_invitation takes the
       // row FOR SHARE) waits, or is counted; another owner erasing themselves waits and counts this erasure's result
       await organizationRepository.lockLiveOfMember(db, userId);
+      // only addresses they proved: an unverified one may be another person's (an invitee's), whose key must stay
+      const emails = await erasureRepository.provenEmails(db, userId);
+      // then the rows a role change, a removal or a revoke locks before sealing its audit under their keys: before the keys go
+      await erasureRepository.lockRowsOf(db, userId, emails);
       const memberships = await erasureRepository.memberships(db, userId);
       const blocking = memberships.filter((m) => m.role === 'owner' && m.owners === 1 && m.members > 1 && m.accountType === 'business');
       if (blocking.length) {
@@ -75,8 +79,6 @@ export class ErasureService {
       // and the database's own audit rows of it (the keys its memberships' end revokes) name the request too
       if (client.requestId) await erasureRepository.publishRequestId(db, client.requestId);
       // crypto-shredding: the keys that sealed their data in audit snapshots go (the audit rows stay as written)
-      // only addresses they proved: an unverified one may be another person's (an invitee's), whose key must stay
-      const emails = await erasureRepository.provenEmails(db, userId);
       // before their memberships end, their invitations go and their keys are shredded: the bound of the erasure's run lookups
       const orgIds = await erasureRepository.organizationsOf(db, userId, emails);
       const keysShredded = await personalDataKeyRepository.deleteSubjects(db, [userSubject(userId), ...emails.map(emailSubject)]);
