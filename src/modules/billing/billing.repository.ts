@@ -108,7 +108,7 @@ const subscriptions = () => qb.selectFrom('hub.Subscription as s')
  */
 export const billingContext = prepare((p: { orgId: string; appId: string }) => qb.selectFrom('hub.App as a')
   .innerJoin('core.organizations as o', (j) => j.on('o.id', '=', p.orgId))
-  .leftJoin('hub.Subscription as s', (j) => j.on(subscriptionBillsOrganization))
+  .leftJoin('hub.Subscription as s', (j) => j.on(subscriptionBillsOrganization(p.orgId)))
   .leftJoin('hub.subscription_billing as b', 'b.subscription_id', 's.id')
   .select([
     'a.id as appId', 'a.name as appName', 'a.defaultPlan', 'a.trialDays',
