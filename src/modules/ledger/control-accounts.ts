@@ -33,11 +33,19 @@ export class ControlAccounts {
     this.lookups.set(module, lookup);
   }
 
-  /** Every module's control accounts, by account id (lower case). */
+  /**
+   * Every module's control accounts, by account id (lower case). The modules' reads go out together (the pool pipelines
+   * them: one round trip, not one per module) and are taken in the modules' order; a failed one is thrown once all have
+   * answered, the first module's first.
+   */
   async byAccount(tx: TenantTx): Promise<Map<string, ControlAccount & { module: string }>> {
+    const modules = [...this.lookups];
+    const found = await Promise.allSettled(modules.map(([, lookup]) => lookup(tx)));
     const out = new Map<string, ControlAccount & { module: string }>();
-    for (const [module, lookup] of this.lookups) {
-      for (const a of await lookup(tx)) {
+    for (const [i, [module]] of modules.entries()) {
+      const read = found[i];
+      if (read.status === 'rejected') throw read.reason;
+      for (const a of read.value) {
         const id = a.accountId.toLowerCase();
         if (!out.has(id)) out.set(id, { ...a, module });
       }

@@ -559,8 +559,12 @@ export class JournalService {
    */
   private async refuseControlAccounts(tx: TenantTx, lines: PostingLine[], from: number[], context: PayloadContext): Promise<void> {
     if (!context.controlAccounts) {
-      await this.ledger.holdPostings(tx);
-      context.controlAccounts = await this.controls.byAccount(tx);
+      // sent together: the lock's statement first, so PostgreSQL runs the reads once it holds the lock (a statement of
+      // the pipeline waits for the one before it), each with its own snapshot, taken then
+      const [held, controls] = await Promise.allSettled([this.ledger.holdPostings(tx), this.controls.byAccount(tx)]);
+      if (held.status === 'rejected') throw held.reason;
+      if (controls.status === 'rejected') throw controls.reason;
+      context.controlAccounts = controls.value;
     }
     for (const [n, line] of lines.entries()) {
       const control = context.controlAccounts.get(line.accountId.toLowerCase());
@@ -590,10 +594,17 @@ export class JournalService {
    * these entries (none when no such line).
    */
   private async readAccountTypes(tx: TenantTx, entries: (CreateJournalEntryDto | undefined)[], context: PayloadContext): Promise<void> {
-    const ids = [...new Set(entries.flatMap((e) => e?.lines ?? []).filter((l) => l.taxCodeId && !l.taxFlow).map((l) => l.accountId.toLowerCase()))]
-      .filter((id) => !context.accountTypes.has(id));
-    if (!ids.length) return;
-    const types = await repo.accountTypes(tx.db, tx.orgId, ids);
+    // a loop, not a chain of arrays: called for every entry of a batch, nearly always to find nothing
+    const ids = new Set<string>();
+    for (const e of entries) {
+      for (const l of e?.lines ?? []) {
+        if (!l.taxCodeId || l.taxFlow) continue;
+        const id = l.accountId.toLowerCase();
+        if (!context.accountTypes.has(id)) ids.add(id);
+      }
+    }
+    if (!ids.size) return;
+    const types = await repo.accountTypes(tx.db, tx.orgId, [...ids]);
     for (const id of ids) context.accountTypes.set(id, types.get(id));
   }
 

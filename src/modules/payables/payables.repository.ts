@@ -143,6 +143,24 @@ export const payablesRepository = {
     return row;
   },
 
+  /**
+   * The AP control account (PayablesService.controlAccounts): the settings' AP account; without settings, the account
+   * of `defaultCode` once payables has posted (hasPostings); else none. One prepared statement, as every manual journal
+   * entry (a batch once) reads it: the three statements it was, two of them planned anew on every call, cost the database
+   * five times its CPU (0.45 against 0.09 ms, serially).
+   */
+  async controlAccount(db: Db, orgId: string, defaultCode: string): Promise<string | undefined> {
+    const [row] = await db.$queryRaw<{ id: string }[]>`
+      SELECT s.ap_account_id AS id FROM finance.payables_settings s WHERE s.org_id = ${orgId}::uuid
+      UNION ALL
+      SELECT a.id FROM finance.accounts a
+      WHERE a.org_id = ${orgId}::uuid AND a.code = ${defaultCode}
+        AND NOT EXISTS (SELECT 1 FROM finance.payables_settings s WHERE s.org_id = ${orgId}::uuid)
+        AND (EXISTS (SELECT 1 FROM finance.bills b WHERE b.org_id = ${orgId}::uuid AND b.journal_entry_id IS NOT NULL)
+             OR EXISTS (SELECT 1 FROM finance.bill_payments p WHERE p.org_id = ${orgId}::uuid))`;
+    return row?.id;
+  },
+
   /** Whether payables has posted anything yet: a bill or claim posted, or a payment (each posts to the AP account). */
   async hasPostings(db: Db, orgId: string): Promise<boolean> {
     const [row] = await db.$queryRaw<{ posted: boolean }[]>`

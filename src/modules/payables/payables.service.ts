@@ -128,11 +128,8 @@ export class PayablesService {
    * Bills, expense claims (employee payables) and payments all post to this one account.
    */
   async controlAccounts(tx: TenantTx): Promise<ControlAccount[]> {
-    const s = await repo.settings(tx.db, tx.orgId);
-    const postedThrough = 'bills, expense claims, bill payments, allocations and vendor refunds';
-    if (s) return [{ accountId: s.ap_account_id, role: 'AP', postedThrough }];
-    const ap = await repo.accountByCode(tx.db, tx.orgId, DEFAULT_AP_ACCOUNT_CODE);
-    return ap && await repo.hasPostings(tx.db, tx.orgId) ? [{ accountId: ap.id, role: 'AP', postedThrough }] : [];
+    const ap = await repo.controlAccount(tx.db, tx.orgId, DEFAULT_AP_ACCOUNT_CODE);
+    return ap ? [{ accountId: ap, role: 'AP', postedThrough: 'bills, expense claims, bill payments, allocations and vendor refunds' }] : [];
   }
 
   /**

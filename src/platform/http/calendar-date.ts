@@ -12,9 +12,22 @@ function existsAsWritten(written: string, length: 10 | 19): boolean {
   return written >= '0001' && !Number.isNaN(d.getTime()) && d.toISOString().slice(0, length) === written.slice(0, length);
 }
 
-/** Whether a string is a YYYY-MM-DD day of the calendar: the pattern lets 2026-02-30 (and year 0000) through. */
+const DAY_DIGITS = /^\d{4}-\d{2}-\d{2}$/;
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/**
+ * Whether a string is a YYYY-MM-DD day of the calendar: the pattern lets 2026-02-30 (and year 0000) through. The day
+ * existsAsWritten would find (the proleptic Gregorian calendar of Date, from year 1), counted out instead of parsed
+ * and formatted back: it is checked for every entry of a batch.
+ */
 export function isCalendarDate(v: string): boolean {
-  return v.length === 10 && existsAsWritten(v, 10);
+  if (v.length !== 10 || !DAY_DIGITS.test(v)) return false;
+  const year = Number(v.slice(0, 4));
+  const month = Number(v.slice(5, 7));
+  const day = Number(v.slice(8, 10));
+  if (year < 1 || month < 1 || month > 12 || day < 1) return false;
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  return day <= (month === 2 && leap ? 29 : DAYS_IN_MONTH[month - 1]);
 }
 
 const UTC_INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$/;
