@@ -1,3 +1,6 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { listAmendments, listMigrations, migrate } from '../../src/platform/database/migrator.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
@@ -119,5 +122,29 @@ describe('migration runner', () => {
     expect((await recorded(db)).map((r) => r.name)).toEqual([all[0]]);
     const { rows: [t] } = await db.admin.query(`SELECT to_regclass('core.organizations') IS NULL AS rolled_back`);
     expect(t.rolled_back).toBe(true);
+  });
+  it('logs what a migration reports with RAISE NOTICE or WARNING, named by the migration, and not the server\'s own notices', async () => {
+    const db = await emptyDb();
+    const root = mkdtempSync(join(tmpdir(), 'omnizen-migrator-'));
+    try {
+      mkdirSync(join(root, 'supabase', 'compat'), { recursive: true });
+      writeFileSync(join(root, 'supabase', 'compat', '0000_compat.sql'), 'CREATE SCHEMA IF NOT EXISTS public;');
+      mkdirSync(join(root, 'prisma', 'migrations', '20990101000100_reports'), { recursive: true });
+      writeFileSync(join(root, 'prisma', 'migrations', '20990101000100_reports', 'migration.sql'), `
+        CREATE SCHEMA IF NOT EXISTS public;
+        DROP TABLE IF EXISTS public.nothing_here;
+        DO $$ BEGIN
+          RAISE NOTICE 'organization %: needs a look', 42;
+          RAISE WARNING 'left as it was';
+        END $$;`);
+      const lines: string[] = [];
+      expect(await migrate(db.url, { root, log: (l) => lines.push(l) })).toEqual(['supabase/0000_compat', '20990101000100_reports']);
+      expect(lines.filter((l) => !l.startsWith('applied ') && !l.endsWith('applied'))).toEqual([
+        '20990101000100_reports: NOTICE: organization 42: needs a look',
+        '20990101000100_reports: WARNING: left as it was',
+      ]);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });

@@ -71,6 +71,8 @@ export interface MigrateOptions {
   /** sets the runtime login's password after migrating (omnizen_api) */
   apiPassword?: string;
   log?: (line: string) => void;
+  /** the folder holding supabase/compat and prisma/migrations (default: found above the current directory) */
+  root?: string;
 }
 
 export async function migrate(databaseUrl: string, options: MigrateOptions = {}): Promise<string[]> {
@@ -79,6 +81,12 @@ export async function migrate(databaseUrl: string, options: MigrateOptions = {})
   // a connection the server cuts fails the statement running on it; without a listener its 'error'
   // event would end the process instead
   client.on('error', (err) => log(`migration connection lost: ${err.message}`));
+  // what a migration reports with RAISE NOTICE / WARNING (organizations whose data needs a look) reaches the log; the
+  // server's own notices ("already exists, skipping") do not
+  let running = '';
+  client.on('notice', (n) => {
+    if (n.severity === 'WARNING' || /\bat RAISE\b/.test(n.where ?? '')) log(`${running}: ${n.severity ?? 'NOTICE'}: ${n.message}`);
+  });
   await client.connect();
   const applied: string[] = [];
   try {
@@ -87,8 +95,8 @@ export async function migrate(databaseUrl: string, options: MigrateOptions = {})
     const done = new Map<string, string>(
       (await client.query('SELECT name, checksum FROM omnizen_migrations.applied')).rows.map((r) => [r.name, r.checksum]),
     );
-    const all = listMigrations();
-    const amendments = listAmendments();
+    const all = listMigrations(options.root);
+    const amendments = listAmendments(options.root);
     const known = new Set(all.map((m) => m.name));
     const amended: Migration[] = [];
     for (const m of all) {
@@ -118,6 +126,7 @@ export async function migrate(databaseUrl: string, options: MigrateOptions = {})
     for (const m of all) {
       if (done.has(m.name)) continue;
       const started = Date.now();
+      running = m.name;
       try {
         await client.query('BEGIN');
         await client.query(m.sql);
