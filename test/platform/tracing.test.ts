@@ -63,9 +63,12 @@ describe('tracing (OpenTelemetry over OTLP)', () => {
   // loader, which Jest's own module registry bypasses (under `npm start` it patches; docs/observability.md)
   it('exports a span per request to the collector, with its route template and the request id as attributes', async () => {
     const org = await orgWithRoles(t, 'Traced Ltd');
-    const before = Date.now();
+    // spans are timed on the monotonic clock from the process's time origin (as the SDK times them), which drifts from
+    // Date.now() by milliseconds in a long-running process: the window is read on the same clock
+    const clock = () => performance.timeOrigin + performance.now();
+    const before = Math.floor(clock());
     const res = await t.http.get(ledgerUrl(org.orgId, 'accounts')).set(org.users.owner.auth).set('x-request-id', 'trace-req-1').expect(200);
-    const after = Date.now();
+    const after = Math.ceil(clock());
     expect(res.headers['x-request-id']).toBe('trace-req-1');
     await flush();
     const span = await collector.waitForSpan((s) => s.attributes['omnizen.request_id'] === 'trace-req-1');

@@ -21,13 +21,22 @@ const bullReconnectDelayMs = (attempts: number): number => Math.min(attempts * 5
  */
 const bullRedisOptions = { retryStrategy: bullReconnectDelayMs, disconnectTimeout: 0 };
 
+/**
+ * How long (seconds) a worker's blocking wait for a new job (BRPOPLPUSH) lasts before it asks again; Bull's default is 5.
+ * The JOBS_WORKER_CONCURRENCY waits share one connection, so Redis runs them one after another: when that connection was
+ * being re-established (Redis restarted), the waits queued meanwhile are all sent on the new one, and the application's
+ * close, which waits for each of them, took 16 x 5 = 80 s (measured: login-throttle-redis-down.test.ts's close past its
+ * 60 s hook timeout on a loaded machine). At 1 s it takes at most 16 s; an idle worker asks Redis once a second.
+ */
+const BULL_DRAIN_DELAY_SECONDS = 1;
+
 /** The job outbox, relayed to Bull when REDIS_URL is set and run in-process otherwise. */
 @Global()
 @Module({})
 export class QueueModule {
   static forRoot(config: AppConfig): DynamicModule {
     const bull = config.redisUrl
-      ? [BullModule.forRoot({ url: config.redisUrl, prefix: `${config.redisPrefix}:bull`, redis: bullRedisOptions }), BullModule.registerQueue({ name: JOBS_QUEUE, settings: { retryProcessDelay: config.jobs.workerRetryDelayMs } })]
+      ? [BullModule.forRoot({ url: config.redisUrl, prefix: `${config.redisPrefix}:bull`, redis: bullRedisOptions }), BullModule.registerQueue({ name: JOBS_QUEUE, settings: { retryProcessDelay: config.jobs.workerRetryDelayMs, drainDelay: BULL_DRAIN_DELAY_SECONDS } })]
       : [];
     return {
       module: QueueModule,
