@@ -60,6 +60,8 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'column core."User"("updatedAt")': { authenticated: 'UPDATE' },
   'table core.analyst_logins': { service_role: RW },
   'table core.app_token_redemptions': { service_role: 'DELETE,INSERT,SELECT' },
+  // accounts the Hub made before identities: read and consumed by their first Hub sign-in (20270210960100)
+  'table core.legacy_hub_accounts': { service_role: 'DELETE,SELECT' },
   'table core.email_verification_tokens': { service_role: RW },
   'table core.audit_logs': { authenticated: 'INSERT,SELECT', finance_posting: 'INSERT', service_role: 'INSERT,SELECT' },
   'table core.feature_flags': { authenticated: RW, service_role: RW },

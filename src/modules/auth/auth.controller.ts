@@ -184,6 +184,10 @@ export class AuthController {
       + 'agent triggers it set up stopped; its own integrations are disabled and its provider page made private. Its memberships stay: the address '
       + 'is mailed a security notice (account_claimed) listing its organizations with its role, saying to leave any it does not recognise, and what '
       + 'was cleared. An identity joined to an account whose e-mail was verified is mailed to its address (sign_in_method_added). '
+      + 'An account the Hub made before identities existed (nothing claimed since, no Supabase sign-in linked to it) is joined by the first '
+      + 'Hub / NextAuth sign-in of its e-mail, with or without email_verified, and without a claim: nothing is removed, closed or revoked; the '
+      + 'address is mailed (sign_in_method_added); joined without email_verified, its identity stays unverified, so a later verified sign-in '
+      + 'still claims the account. '
       + 'Otherwise 409 auth.link_required. Unknown identity and e-mail: a new user.',
   })
   @ApiOkResponse({ type: TokensDto })

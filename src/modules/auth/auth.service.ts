@@ -15,6 +15,7 @@ import { TokenService, hashToken } from './token.service.js';
 import { userRepository, type UserRow } from './user.repository.js';
 import { sessionRepository } from './session.repository.js';
 import { identityRepository, type IdentityInput } from './identity.repository.js';
+import { legacyHubAccountRepository } from './legacy-hub-account.repository.js';
 import { AccountMailService, ROLLED_BACK } from './account-mail.service.js';
 import { AccountClaim, claimAuditFields } from './account-claim.service.js';
 import { SupabaseEmailCheck } from './supabase-email-check.js';
@@ -197,8 +198,9 @@ export class AuthService {
    * the same e-mail only when the provider verified the e-mail; if nobody ever verified that
    * account's e-mail, the verified identity claims it: whatever else could sign in to it (a pre-registered password,
    * its sessions) is removed, what it set up is closed, and the address is mailed a security notice (AccountClaim); an
-   * identity linked to an account verified before is mailed to its address (sign_in_method_added). Otherwise: 409
-   * auth.link_required.
+   * identity linked to an account verified before is mailed to its address (sign_in_method_added). An account the Hub
+   * made before identities existed is joined by its first Hub sign-in without a claim (joinLegacyHubAccount). Otherwise:
+   * 409 auth.link_required.
    */
   async exchange(token: string, provider: ExchangeProvider | undefined, client: ClientInfo): Promise<TokensDto> {
     const identity = await this.withEmailProof(verifyExternalToken(this.config, token, provider), token);
@@ -231,6 +233,18 @@ export class AuthService {
         return this.startSession(db, made.user, made.personalOrgId, client, 'exchange');
       }
 
+      if (identity.provider === 'nextauth') {
+        await refuseErased(db, existing.id);
+        const legacy = await legacyHubAccountRepository.take(db, existing.id);
+        if (legacy === 'join') return this.joinLegacyHubAccount(db, existing, identity, client);
+        if (legacy === 'spent') {
+          // claimed since it was recorded: the record ends here (kept if what follows refuses the sign-in)
+          await this.audit.recordPrivileged(db, existing.personalOrgId ?? (await userRepository.personalOrgId(db, existing.id))!, 'system', {
+            action: 'auth.legacy_hub_account_dropped', entityType: 'user', entityId: existing.id,
+            before: { legacyHubAccount: true }, after: { legacyHubAccount: false, reason: 'claimed_since' },
+          }, client);
+        }
+      }
       if (!identity.emailVerified) throw linkRequired(identity.provider);
       await refuseErased(db, existing.id);
       const personalOrgId = existing.personalOrgId ?? (await userRepository.personalOrgId(db, existing.id))!;
@@ -259,6 +273,29 @@ export class AuthService {
       }, client);
       return this.startSession(db, user, personalOrgId, client, 'exchange');
     });
+  }
+
+  /**
+   * The first Hub sign-in of an account the Hub made before identities existed (legacyHubAccountRepository.take: still as
+   * the Hub left it): its identity joins the account as the account's own, verified or not as the token says, with no
+   * claim: nothing is removed, closed or revoked. The Hub signed this e-mail into this account before, by the same
+   * assertion (only the Hub holds NEXTAUTH_SECRET): the join gives no one a way in the old exchange did not give. Once:
+   * a later Hub identity of the address is an ordinary one. Mailed to the address as any new way in is.
+   */
+  private async joinLegacyHubAccount(db: Db, existing: UserRow & { personalOrgId: string | null }, identity: ExternalIdentity, client: ClientInfo): Promise<TokensDto> {
+    const personalOrgId = existing.personalOrgId ?? (await userRepository.personalOrgId(db, existing.id))!;
+    // the identity was looked up in this transaction: one added meanwhile by the same subject is another sign-in's
+    if (!(await identityRepository.add(db, existing.id, identityInput(identity)))) throw linkRequired(identity.provider);
+    await queueEmail({ db, orgId: personalOrgId }, {
+      userId: existing.id, to: existing.email, template: 'sign_in_method_added', category: 'security',
+      data: { provider: PROVIDER_LABEL[identity.provider], identityEmail: identity.email, addedAt: new Date(this.clock.now()).toISOString() },
+    });
+    const user = await userRepository.updateProfile(db, existing.id, { name: identity.name, image: identity.image });
+    await this.audit.recordPrivileged(db, personalOrgId, this.principalOf(user, personalOrgId), {
+      action: 'auth.identity_linked', entityType: 'user', entityId: user.id,
+      after: { provider: identity.provider, email: identity.email, emailVerified: identity.emailVerified, by: 'legacy_hub_account' },
+    }, client);
+    return this.startSession(db, user, personalOrgId, client, 'exchange');
   }
 
   /**

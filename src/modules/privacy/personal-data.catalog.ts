@@ -369,6 +369,7 @@ export const AUTHORSHIP_COLUMNS: Record<string, string> = {
   'core.invitations.invited_by': 'an invitation you sent for an organization',
   'core.invitations.accepted_by': 'the invitation is exported by the e-mail it was sent to',
   'core.app_token_redemptions.user_id': 'single-use token bookkeeping, never exported',
+  'core.legacy_hub_accounts.user_id': 'upgrade bookkeeping (an account the Hub made before identities, until its first Hub sign-in), never exported',
   'core.refresh_tokens.user_id': 'token hashes, never exported',
   'finance.bill_allocations.created_by': 'an organization\'s bookkeeping record you made',
   'finance.bill_decisions.actor_id': 'an approval decision in an organization\'s books',
