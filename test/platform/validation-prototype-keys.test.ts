@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { readdirSync, readFileSync } from 'node:fs';
 import 'reflect-metadata';
-import { validationPipe } from '../../src/platform/http/validation.js';
+import { MAX_FIELD_PROBLEMS, validationPipe } from '../../src/platform/http/validation.js';
 import { BatchJournalEntriesDto, CreateJournalEntryDto } from '../../src/modules/ledger/ledger.dto.js';
 import { AnalyticsBatchDto } from '../../src/modules/analytics/analytics.dto.js';
 
@@ -86,5 +86,13 @@ describe('validation pipe: prototype keys at every depth', () => {
     const hits = readdirSync('src', { recursive: true, encoding: 'utf8' })
       .filter((f) => f.endsWith('.ts') && readFileSync(`src/${f}`, 'utf8').includes('useContainer('));
     expect(hits).toEqual([]);
+  });
+  it('names at most MAX_FIELD_PROBLEMS fields and says how many more (a body of many bad values answered a response ~95x its size)', async () => {
+    const line = (memo: string) => ({ accountId: UUID_A, debit: '10.00', memo });
+    const body = { entries: Array.from({ length: 60 }, () => ({ date: '2026-01-15', memo: 'm\u0000', lines: [line('x\u0000'), line('y\u0000')] })) };
+    const res = await refusal(body, BatchJournalEntriesDto);
+    expect(res?.details).toHaveLength(MAX_FIELD_PROBLEMS);
+    expect(res?.details[0].field).toBe('entries[0].memo');
+    expect(res?.message).toMatch(/; and 80 more field\(s\) with problems$/);
   });
 });

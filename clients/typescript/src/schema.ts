@@ -22085,7 +22085,7 @@ export interface operations {
                     "application/json": components["schemas"]["TriggerDto"];
                 };
             };
-            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `validation_failed` (the input is invalid: details name each field and its problems (objects and arrays nest at most 64 levels deep, the body being the first)) */
+            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `validation_failed` (the input is invalid: details name each field and its problems, the first 100 (the message says how many more; objects and arrays nest at most 64 levels deep, the body being the first)) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -22873,7 +22873,7 @@ export interface operations {
                     "application/json": components["schemas"]["BudgetDto"];
                 };
             };
-            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `validation_failed` (the input is invalid: details name each field and its problems (objects and arrays nest at most 64 levels deep, the body being the first)) */
+            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `validation_failed` (the input is invalid: details name each field and its problems, the first 100 (the message says how many more; objects and arrays nest at most 64 levels deep, the body being the first)) */
             400: {
                 headers: {
                     [name: string]: unknown;

@@ -5,7 +5,7 @@ import { declareGenericErrorCodes, defineErrorCodes, deriveErrorCodes, type Docu
  * errors mapped in one place (`mapDatabaseError` in database-errors.ts).
  */
 export const PlatformErrors = defineErrorCodes({
-  'validation_failed': { status: 400, description: 'the input is invalid: details name each field and its problems (objects and arrays nest at most 64 levels deep, the body being the first)' },
+  'validation_failed': { status: 400, description: 'the input is invalid: details name each field and its problems, the first 100 (the message says how many more; objects and arrays nest at most 64 levels deep, the body being the first)' },
   'pagination.cursor': { status: 400, description: 'the cursor is not one this API issued for this list' },
   'organization.not_found': { status: 404, description: 'the organization does not exist or the caller is not a member' },
   'workspace.not_found': { status: 404, description: 'the workspace (X-Workspace-Id) does not exist in the organization' },

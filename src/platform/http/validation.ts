@@ -18,10 +18,18 @@ function flatten(errors: ValidationError[], prefix = ''): FieldProblem[] {
   });
 }
 
-function invalid(details: FieldProblem[]): BadRequestException {
+/**
+ * The fields an error names at most. A 900 KB body of 100,000 bad strings answered an 87 MB 400 (each problem names its
+ * field twice, in details and in the message): the response is bounded, the message saying how many more there were.
+ */
+export const MAX_FIELD_PROBLEMS = 100;
+
+function invalid(all: FieldProblem[]): BadRequestException {
+  const details = all.slice(0, MAX_FIELD_PROBLEMS);
+  const more = all.length - details.length;
   return new BadRequestException({
     code: 'validation_failed',
-    message: details.map((d) => d.problems.join(', ')).join('; '),
+    message: details.map((d) => d.problems.join(', ')).join('; ') + (more > 0 ? `; and ${more} more field(s) with problems` : ''),
     details,
   });
 }
