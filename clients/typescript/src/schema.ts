@@ -1961,7 +1961,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Reopen a period of an open fiscal year (owner, admin; audited) */
+        /** Reopen a period of an open fiscal year with no later fiscal year closed (owner, admin; audited) */
         post: operations["reopenPeriod"];
         delete?: never;
         options?: never;
@@ -32322,7 +32322,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.period_in_closed_year` (the period belongs to a closed fiscal year) */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.period_in_closed_year` (the period belongs to a closed fiscal year); `ledger.later_year_closed` (a later fiscal year is closed: reopen it first) */
             422: {
                 headers: {
                     [name: string]: unknown;

@@ -391,9 +391,10 @@ export class FiscalCalendarController {
   @Post('periods/:periodId/reopen')
   @HttpCode(200)
   @RequireRole(...ADMIN_ROLES)
-  @ApiOperation({ operationId: 'reopenPeriod', summary: 'Reopen a period of an open fiscal year (owner, admin; audited)' })
+  @ApiOperation({ operationId: 'reopenPeriod', summary: 'Reopen a period of an open fiscal year with no later fiscal year closed (owner, admin; audited)' })
   @ApiOkResponse({ type: FiscalPeriodDto })
-  @ApiErrorCodes('ledger.period_status', 'ledger.period_in_closed_year')
+  // a later fiscal year closed: an open year before it (left by an earlier release) takes no postings (20270210950100)
+  @ApiErrorCodes('ledger.period_status', 'ledger.period_in_closed_year', 'ledger.later_year_closed')
   reopenPeriod(@Tx() tx: TenantTx, @IdParam('periodId', 'fiscal_period') id: string): Promise<FiscalPeriodDto> {
     return this.ledger.setPeriodStatus(tx, id, 'open');
   }

@@ -609,7 +609,6 @@ export const ledgerRepository = {
     return row;
   },
 
-  /** A closed fiscal year after `endDate`: the year ending then cannot reopen under it. */
   /** The fiscal years before year `yearId`, oldest first, locked FOR SHARE (their status as locked: a reopening in flight is waited for). */
   async lockEarlierYears(db: Db, orgId: string, yearId: string): Promise<{ status: string; start_date: string; end_date: string }[]> {
     return db.$queryRaw<{ status: string; start_date: string; end_date: string }[]>`
@@ -618,9 +617,14 @@ export const ledgerRepository = {
       ORDER BY e.start_date FOR SHARE OF e`;
   },
 
+  /**
+   * The latest closed fiscal year after `endDate`: the year ending then, or a period of it, cannot reopen under it. The
+   * latest, as finance.check_period_reopen_order names it: the one to reopen first (JournalService.reopenYear refuses
+   * any other).
+   */
   async laterClosedYear(db: Db, orgId: string, endDate: string): Promise<{ start_date: string; end_date: string } | undefined> {
     const [row] = await db.run(qb.selectFrom('finance.fiscal_years').select([txt('start_date').as('start_date'), txt('end_date').as('end_date')])
-      .where('org_id', '=', orgId).where('start_date', '>', sql<Date>`${endDate}::date`).where('status', '=', 'closed').orderBy('start_date').limit(1));
+      .where('org_id', '=', orgId).where('start_date', '>', sql<Date>`${endDate}::date`).where('status', '=', 'closed').orderBy('start_date', 'desc').limit(1));
     return row;
   },
 
@@ -636,12 +640,13 @@ export const ledgerRepository = {
     return row.n;
   },
 
+  /** The year opens before its periods: a period does not open in a closed year (finance.check_period_reopen_order). */
   async reopenYear(db: Db, orgId: string, id: string): Promise<void> {
     await this.lockPeriodsOfYear(db, orgId, id);
-    await db.run(qb.updateTable('finance.fiscal_periods').set({ status: 'open', closed_at: null, updated_at: sql<Date>`now()` })
-      .where('org_id', '=', orgId).where('fiscal_year_id', '=', id));
     await db.run(qb.updateTable('finance.fiscal_years').set({ status: 'open', closed_at: null, closing_entry_id: null, updated_at: sql<Date>`now()` })
       .where('org_id', '=', orgId).where('id', '=', id));
+    await db.run(qb.updateTable('finance.fiscal_periods').set({ status: 'open', closed_at: null, updated_at: sql<Date>`now()` })
+      .where('org_id', '=', orgId).where('fiscal_year_id', '=', id));
   },
 
   async closeYear(db: Db, orgId: string, id: string, closingEntryId: string | null): Promise<void> {

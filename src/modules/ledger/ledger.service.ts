@@ -348,6 +348,11 @@ export class LedgerService {
       const year = await repo.lockYear(tx.db, tx.orgId, period.fiscalYearId);
       if (!year) throw forbidden();
       if (year.status === 'closed') throw LedgerErrors.error('ledger.period_in_closed_year', 'the fiscal year of this period is closed');
+      // an open year before a closed one (left by an earlier release, 20270210950100): its entries would change the later
+      // year's closed figures. The latest later closed year is named: the one to reopen first. Both checks are the rule
+      // for any writer in finance.check_period_reopen_order
+      const later = await repo.laterClosedYear(tx.db, tx.orgId, year.end_date);
+      if (later) throw LedgerErrors.error('ledger.later_year_closed', `reopen the later fiscal year ${later.start_date} to ${later.end_date} first`);
     }
     await repo.drainPostings(tx.db, tx.orgId);
     const before = await repo.lockPeriod(tx.db, tx.orgId, id);
