@@ -136,6 +136,28 @@ describe('webhooks: a disabled endpoint, its event and its replays', () => {
     expect((await messagesOf(ep.id)).map((m) => m.status)).toEqual(['succeeded']);
   });
 
+  it('a disabled endpoint\'s backlog stays due, held back by the claim only: enabled again by any instance (one of the previous release during a deploy too), it is sent', async () => {
+    const org = await orgWithBooks('Backlog Ltd');
+    let answer = 500;
+    const r = await receiver(() => ({ status: answer }));
+    const ep = await endpoint(org, r, r.url, ['journal_entry.posted']);
+    await postEntry(org);
+    await flush(); // its first attempt fails: due again in 5 s
+    const [pending] = await messagesOf(ep.id);
+    expect(pending).toMatchObject({ status: 'pending', attempts: 1 });
+    await t.http.patch(endpointsUrl(org, `/${ep.id}`)).set(org.owner.auth).send({ enabled: false }).expect(200);
+    clock.advance(60_000);
+    expect(await delivery.deliverDue()).toBe(0); // disabled: not claimed
+    expect(await messagesOf(ep.id)).toEqual([pending]); // and left as it was, due
+    // enabled by an instance that writes only the endpoint (the previous release's PATCH, during a rolling deploy)
+    answer = 200;
+    await t.db.admin.query(`UPDATE core.webhook_endpoints SET enabled = true, disabled_reason = NULL, disabled_at = NULL, failing_since = NULL,
+      updated_at = now() WHERE id = $1`, [ep.id]);
+    await flush();
+    expect(r.received).toHaveLength(2);
+    expect((await messagesOf(ep.id)).map((m) => [m.status, m.attempts])).toEqual([['succeeded', 2]]);
+  });
+
   it('a deleted organization sends nothing more: a message pending at the deletion is not sent, none is queued after it, its endpoints say why (audited)', async () => {
     const org = await orgWithBooks('Closing Ltd');
     let answer = 500;

@@ -2,6 +2,9 @@ import { sql } from 'kysely';
 import type { Db } from '../../platform/database/database.service.js';
 import { qb } from '../../platform/database/query-builder.js';
 
+/** Rows one statement of the purge deletes at most. */
+const PURGE_BATCH = 5_000;
+
 export interface SessionRow {
   id: string;
   userAgent: string | null;
@@ -118,22 +121,65 @@ export const sessionRepository = {
 
   /**
    * Deletes refresh tokens a day past expiry and sessions that ended (expired a day ago, or revoked
-   * 30 days ago; their tokens go with them), and says whose sessions went.
+   * 30 days ago; their tokens go with them), and says whose sessions went. In batches of `batch` rows, each walking an
+   * index (refresh_tokens_expires_idx, sessions_expires_idx, sessions_revoked_idx) from where the previous one stopped:
+   * rows this transaction deleted stay in the indexes until it ends, and a batch restarting from the beginning would walk
+   * them all again. now() is the transaction's start: the same cutoffs for every batch.
    */
-  async purgeExpired(db: Db): Promise<{ tokens: number; sessions: number; byUser: { userId: string; personalOrgId: string; sessions: number }[] }> {
-    const tokens = await db.runCount(qb.deleteFrom('core.refresh_tokens').where('expires_at', '<', sql<Date>`now() - interval '1 day'`));
-    const rows = await db.$queryRaw<{ user_id: string; personal_org_id: string | null; sessions: number }[]>`
-      WITH gone AS (
-        DELETE FROM core.sessions
-        WHERE expires_at < now() - interval '1 day' OR revoked_at < now() - interval '30 days'
-        RETURNING user_id)
-      SELECT g.user_id, core.personal_org_id(g.user_id) AS personal_org_id, count(*)::int AS sessions
-      FROM gone g
-      GROUP BY g.user_id`;
+  async purgeExpired(db: Db, batch = PURGE_BATCH): Promise<{ tokens: number; sessions: number; byUser: { userId: string; personalOrgId: string; sessions: number }[] }> {
+    let tokens = 0;
+    for (let after = null as { at: string; key: string } | null; ;) {
+      const [r]: { deleted: number; last: { at: string; key: string } | null }[] = await db.$queryRaw`
+        WITH b AS (
+          SELECT token_hash, expires_at FROM core.refresh_tokens
+          WHERE expires_at < now() - interval '1 day'
+            AND (${after === null}::boolean OR (expires_at, token_hash) > (${after?.at ?? null}::timestamptz, ${after?.key ?? null}::text))
+          ORDER BY expires_at, token_hash LIMIT ${batch}::int),
+        d AS (DELETE FROM core.refresh_tokens t USING b WHERE t.token_hash = b.token_hash RETURNING 1)
+        SELECT (SELECT count(*)::int FROM d) AS deleted,
+          (SELECT jsonb_build_object('at', b.expires_at, 'key', b.token_hash) FROM b ORDER BY b.expires_at DESC, b.token_hash DESC LIMIT 1) AS last`;
+      tokens += r?.deleted ?? 0;
+      if (!r?.last) break;
+      after = r.last;
+    }
+    const byUser = new Map<string, number>();
+    type Batch = { user_id: string | null; sessions: number; last: { at: string; id: string } | null }[];
+    // expired a day ago (sessions_expires_idx), then revoked 30 days ago (sessions_revoked_idx)
+    const expired = (after: { at: string; id: string } | null): Promise<Batch> => db.$queryRaw`
+      WITH b AS (
+        SELECT id, expires_at AS at FROM core.sessions
+        WHERE expires_at < now() - interval '1 day'
+          AND (${after === null}::boolean OR (expires_at, id) > (${after?.at ?? null}::timestamptz, ${after?.id ?? null}::uuid))
+        ORDER BY expires_at, id LIMIT ${batch}::int),
+      gone AS (DELETE FROM core.sessions s USING b WHERE s.id = b.id RETURNING s.user_id)
+      SELECT g.user_id, count(*)::int AS sessions, NULL::jsonb AS last FROM gone g GROUP BY g.user_id
+      UNION ALL
+      SELECT NULL, NULL, (SELECT jsonb_build_object('at', b.at, 'id', b.id) FROM b ORDER BY b.at DESC, b.id DESC LIMIT 1)`;
+    const revoked = (after: { at: string; id: string } | null): Promise<Batch> => db.$queryRaw`
+      WITH b AS (
+        SELECT id, revoked_at AS at FROM core.sessions
+        WHERE revoked_at < now() - interval '30 days'
+          AND (${after === null}::boolean OR (revoked_at, id) > (${after?.at ?? null}::timestamptz, ${after?.id ?? null}::uuid))
+        ORDER BY revoked_at, id LIMIT ${batch}::int),
+      gone AS (DELETE FROM core.sessions s USING b WHERE s.id = b.id RETURNING s.user_id)
+      SELECT g.user_id, count(*)::int AS sessions, NULL::jsonb AS last FROM gone g GROUP BY g.user_id
+      UNION ALL
+      SELECT NULL, NULL, (SELECT jsonb_build_object('at', b.at, 'id', b.id) FROM b ORDER BY b.at DESC, b.id DESC LIMIT 1)`;
+    for (const next of [expired, revoked]) {
+      for (let after = null as { at: string; id: string } | null; ;) {
+        const rows = await next(after);
+        for (const r of rows) if (r.user_id !== null) byUser.set(r.user_id, (byUser.get(r.user_id) ?? 0) + r.sessions);
+        const last = rows.find((r) => r.user_id === null)?.last ?? null;
+        if (!last) break;
+        after = last;
+      }
+    }
+    const owners = byUser.size ? await db.$queryRaw<{ user_id: string; personal_org_id: string | null }[]>`
+      SELECT u AS user_id, core.personal_org_id(u) AS personal_org_id FROM unnest(${[...byUser.keys()]}::text[]) u` : [];
     return {
       tokens,
-      sessions: rows.reduce((n, r) => n + r.sessions, 0),
-      byUser: rows.filter((r) => r.personal_org_id).map((r) => ({ userId: r.user_id, personalOrgId: r.personal_org_id!, sessions: r.sessions })),
+      sessions: [...byUser.values()].reduce((n, c) => n + c, 0),
+      byUser: owners.filter((r) => r.personal_org_id).map((r) => ({ userId: r.user_id, personalOrgId: r.personal_org_id!, sessions: byUser.get(r.user_id)! })),
     };
   },
 };

@@ -440,6 +440,8 @@ export interface PurgedInOrg {
 }
 
 type OrgCountRow = { org_id: string | null; count: number };
+/** Rows one statement of a batched purge deletes at most. */
+const PURGE_BATCH = 5_000;
 const perOrg = (rows: OrgCountRow[]): PurgedInOrg[] => rows.map((r) => ({ orgId: r.org_id, count: r.count }));
 
 /**
@@ -447,16 +449,70 @@ const perOrg = (rows: OrgCountRow[]): PurgedInOrg[] => rows.map((r) => ({ orgId:
  * and answers the rows it deleted per organization (RetentionJob audits each organization's).
  */
 export const retentionRepository = {
-  async purgeWebhookDeliveries(db: Db, cutoff: Date): Promise<PurgedInOrg[]> {
-    // attempts go with their message (ON DELETE CASCADE); pending messages are still being delivered, unless their
-    // endpoint has been disabled since before the cutoff (they wait for it to be enabled again: not that long). A
-    // delivery's age counts from its last attempt: a message replayed by hand keeps its fresh attempts
-    return perOrg(await db.$queryRaw<OrgCountRow[]>`WITH d AS (
-      DELETE FROM core.webhook_messages m WHERE coalesce(m.last_attempt_at, m.created_at) < ${cutoff}
-        AND (m.status <> 'pending' OR EXISTS (SELECT 1 FROM core.webhook_endpoints e
-          WHERE e.org_id = m.org_id AND e.id = m.endpoint_id AND NOT e.enabled AND e.disabled_at < ${cutoff}))
-      RETURNING m.org_id)
-      SELECT org_id::text, count(*)::int AS count FROM d GROUP BY org_id ORDER BY org_id`);
+  /**
+   * Attempts go with their message (ON DELETE CASCADE); pending messages are still being delivered, unless their
+   * endpoint has been disabled since before the cutoff (they wait for it to be enabled again: not that long). A
+   * delivery's age counts from its last attempt: a message replayed by hand keeps its fresh attempts. In batches of
+   * `batch` messages, each walking an index from where the previous one stopped (webhook_messages_finished_idx; the
+   * disabled endpoints' webhook_endpoints_disabled_idx, then each one's pending messages): rows this transaction deleted
+   * stay in the indexes until it ends, and a batch restarting from the beginning would walk them all again.
+   */
+  async purgeWebhookDeliveries(db: Db, cutoff: Date, batch = PURGE_BATCH): Promise<PurgedInOrg[]> {
+    const counts = new Map<string, number>();
+    const add = (rows: OrgCountRow[]) => {
+      for (const r of rows) if (r.org_id) counts.set(r.org_id, (counts.get(r.org_id) ?? 0) + r.count);
+    };
+    // finished messages (succeeded, failed) by the age of their last attempt
+    let after = null as { at: string; org: string; id: string } | null;
+    for (;;) {
+      const rows: (OrgCountRow & { last: { at: string; org: string; id: string } | null })[] = await db.$queryRaw`WITH b AS (
+        SELECT m.org_id, m.id, coalesce(m.last_attempt_at, m.created_at) AS at FROM core.webhook_messages m
+        WHERE m.status <> 'pending' AND coalesce(m.last_attempt_at, m.created_at) < ${cutoff}
+          AND (${after === null}::boolean OR (coalesce(m.last_attempt_at, m.created_at), m.org_id, m.id)
+            > (${after?.at ?? null}::timestamptz, ${after?.org ?? null}::uuid, ${after?.id ?? null}::uuid))
+        ORDER BY coalesce(m.last_attempt_at, m.created_at), m.org_id, m.id LIMIT ${batch}::int),
+      d AS (
+        DELETE FROM core.webhook_messages m USING b WHERE m.org_id = b.org_id AND m.id = b.id AND m.status <> 'pending'
+        RETURNING m.org_id)
+      SELECT org_id::text, count(*)::int AS count, NULL::jsonb AS last FROM d GROUP BY org_id
+      UNION ALL
+      SELECT NULL, NULL, (SELECT jsonb_build_object('at', at, 'org', org_id, 'id', id) FROM b ORDER BY at DESC, org_id DESC, id DESC LIMIT 1)`;
+      add(rows);
+      const last = rows.find((r) => r.org_id === null)?.last ?? null;
+      if (!last) break;
+      after = last;
+    }
+    // pending messages of endpoints disabled since before the cutoff, one endpoint after another, each in due order
+    // (webhook_messages_endpoint_due_idx)
+    type Place = { org: string; endpoint: string; due: string | null; id: string | null };
+    let at = null as Place | null;
+    for (;;) {
+      const rows: (OrgCountRow & { last: Place | null })[] = await db.$queryRaw`WITH e AS (
+        SELECT e.org_id, e.id FROM core.webhook_endpoints e
+        WHERE NOT e.enabled AND e.disabled_at < ${cutoff}
+          AND (${at === null}::boolean OR (e.org_id, e.id) >= (${at?.org ?? null}::uuid, ${at?.endpoint ?? null}::uuid))
+        ORDER BY e.org_id, e.id LIMIT 2),
+      b AS (
+        SELECT m.org_id, m.id, m.endpoint_id, m.next_attempt_at FROM core.webhook_messages m
+        WHERE m.org_id = (SELECT e.org_id FROM e ORDER BY e.org_id, e.id LIMIT 1) AND m.endpoint_id = (SELECT e.id FROM e ORDER BY e.org_id, e.id LIMIT 1)
+          AND m.status = 'pending' AND coalesce(m.last_attempt_at, m.created_at) < ${cutoff}
+          AND (${at?.due ?? null}::timestamptz IS NULL OR (m.next_attempt_at, m.id) > (${at?.due ?? null}::timestamptz, ${at?.id ?? null}::uuid))
+        ORDER BY m.next_attempt_at, m.id LIMIT ${batch}::int),
+      d AS (
+        DELETE FROM core.webhook_messages m USING b WHERE m.org_id = b.org_id AND m.id = b.id AND m.status = 'pending' RETURNING m.org_id)
+      SELECT org_id::text, count(*)::int AS count, NULL::jsonb AS last FROM d GROUP BY org_id
+      UNION ALL
+      -- where the next batch starts: after this batch's last message while it was full, else the next endpoint
+      SELECT NULL, NULL, CASE
+        WHEN (SELECT count(*) FROM b) >= ${batch}::int THEN
+          (SELECT jsonb_build_object('org', b.org_id, 'endpoint', b.endpoint_id, 'due', b.next_attempt_at, 'id', b.id) FROM b ORDER BY b.next_attempt_at DESC, b.id DESC LIMIT 1)
+        ELSE (SELECT jsonb_build_object('org', e.org_id, 'endpoint', e.id, 'due', NULL, 'id', NULL) FROM e ORDER BY e.org_id, e.id OFFSET 1 LIMIT 1) END`;
+      add(rows);
+      const last = rows.find((r) => r.org_id === null)?.last ?? null;
+      if (!last) break;
+      at = last;
+    }
+    return [...counts].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([orgId, count]) => ({ orgId, count }));
   },
 
   async purgeProcessedJobs(db: Db, cutoff: Date): Promise<PurgedInOrg[]> {
