@@ -720,28 +720,59 @@ export const ledgerRepository = {
     });
   },
 
+  /**
+   * One page of entry ids, newest first ((entry_date, seq) keyset). Only the filters given are in the statement (a
+   * text per combination, planned with its values). An account or counterparty filter reads the entries from that
+   * account's or counterparty's lines in date order (journal_lines_account_idx, journal_lines_counterparty_idx) and
+   * stops at the page, instead of walking every entry of the organization and probing its lines. Those lines' own
+   * entry_date (the posting functions copy the entry's) is the date ordered and bounded on: compared with the entry's
+   * in the join, it made the planner expect one row and sort them all. An entry with two such lines is listed once
+   * by its first (an anti-join on the entry's lines, not DISTINCT: PostgreSQL 15 sorts a DISTINCT's whole input).
+   * The memo filter stays a filter on the entries' walk: under row-level security PostgreSQL uses an index only for a
+   * leakproof operator, ILIKE is not one (a pg_trgm index would not serve the API's role; migration 20270210990100).
+   */
   async listEntryIds(db: Db, orgId: string, q: EntryFilter & { after?: { d: string; s: string }; limit: number }) {
     // the memo filter is a substring: LIKE's wildcards in the text are matched literally
-    const memo = q.memo === undefined ? null : `%${q.memo.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+    const memo = q.memo === undefined ? undefined : `%${q.memo.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
     // each line filter on its own (documented so): the account and the counterparty may be on different lines of the entry
     const counterparty = q.counterpartyType !== undefined || q.counterpartyId !== undefined;
-    return db.$queryRaw<{ id: string; entry_date: string; seq: string }[]>`
-      SELECT e.id, e.entry_date::text AS entry_date, e.seq::text AS seq FROM finance.journal_entries e
-      WHERE e.org_id = ${orgId}::uuid
-        AND (${q.from ?? null}::date IS NULL OR e.entry_date >= ${q.from ?? null}::date)
-        AND (${q.to ?? null}::date IS NULL OR e.entry_date <= ${q.to ?? null}::date)
-        AND (${q.source ?? null}::text IS NULL OR e.source = ${q.source ?? null})
-        AND (${q.minAmount ?? null}::numeric IS NULL OR e.total_base >= ${q.minAmount ?? null}::numeric)
-        AND (${q.maxAmount ?? null}::numeric IS NULL OR e.total_base <= ${q.maxAmount ?? null}::numeric)
-        AND (${memo}::text IS NULL OR e.memo ILIKE ${memo})
-        AND (${q.accountId ?? null}::uuid IS NULL OR EXISTS (
-          SELECT 1 FROM finance.journal_lines l WHERE l.org_id = e.org_id AND l.entry_id = e.id AND l.account_id = ${q.accountId ?? null}::uuid))
-        AND (NOT ${counterparty} OR EXISTS (
-          SELECT 1 FROM finance.journal_lines l WHERE l.org_id = e.org_id AND l.entry_id = e.id
-            AND (${q.counterpartyType ?? null}::text IS NULL OR l.counterparty_type = ${q.counterpartyType ?? null})
-            AND (${q.counterpartyId ?? null}::text IS NULL OR l.counterparty_id = ${q.counterpartyId ?? null})))
-        AND (${q.after?.d ?? null}::date IS NULL OR (e.entry_date, e.seq) < (${q.after?.d ?? null}::date, ${q.after?.s ?? null}::bigint))
-      ORDER BY e.entry_date DESC, e.seq DESC LIMIT ${q.limit + 1}`;
+    // the lines that drive the walk: the account's, else the counterparty's (an id; a type alone is no narrow set)
+    const drive = q.accountId !== undefined ? 'account' : q.counterpartyId !== undefined ? 'counterparty' : undefined;
+    const date = sql.ref(drive ? 'd.entry_date' : 'e.entry_date');
+    const query = qb.selectFrom('finance.journal_entries as e')
+      .select(['e.id', txt('e.entry_date').as('entry_date'), txt('e.seq').as('seq')])
+      .where('e.org_id', '=', orgId)
+      .$if(drive !== undefined, (b) => b
+        .innerJoin('finance.journal_lines as d', (j) => j.onRef('d.org_id', '=', 'e.org_id').onRef('d.entry_id', '=', 'e.id'))
+        .where('d.org_id', '=', orgId)
+        .$if(drive === 'account', (c) => c.where('d.account_id', '=', q.accountId!))
+        .$if(drive === 'counterparty', (c) => c.where('d.counterparty_id', '=', q.counterpartyId!)
+          .$if(q.counterpartyType !== undefined, (t) => t.where('d.counterparty_type', '=', q.counterpartyType!)))
+        // the entry's first matching line only
+        .where(({ not, exists, selectFrom }) => not(exists(selectFrom('finance.journal_lines as x').select(sql`1`.as('one'))
+          .whereRef('x.org_id', '=', 'd.org_id').whereRef('x.entry_id', '=', 'd.entry_id').whereRef('x.line_no', '<', 'd.line_no')
+          .$if(drive === 'account', (c) => c.whereRef('x.account_id', '=', 'd.account_id'))
+          .$if(drive === 'counterparty', (c) => c.whereRef('x.counterparty_id', '=', 'd.counterparty_id')
+            .$if(q.counterpartyType !== undefined, (t) => t.whereRef('x.counterparty_type', '=', 'd.counterparty_type')))))))
+      .$if(q.from !== undefined, (b) => b.where(date, '>=', sql<Date>`${q.from}::date`))
+      .$if(q.to !== undefined, (b) => b.where(date, '<=', sql<Date>`${q.to}::date`))
+      .$if(q.source !== undefined, (b) => b.where('e.source', '=', q.source!))
+      .$if(q.minAmount !== undefined, (b) => b.where('e.total_base', '>=', sql<Decimal>`${q.minAmount}::numeric`))
+      .$if(q.maxAmount !== undefined, (b) => b.where('e.total_base', '<=', sql<Decimal>`${q.maxAmount}::numeric`))
+      .$if(memo !== undefined, (b) => b.where('e.memo', 'ilike', memo!))
+      .$if(q.accountId !== undefined && drive !== 'account', (b) => b.where(({ exists, selectFrom }) => exists(
+        selectFrom('finance.journal_lines as l').select(sql`1`.as('one'))
+          .whereRef('l.org_id', '=', 'e.org_id').whereRef('l.entry_id', '=', 'e.id').where('l.account_id', '=', q.accountId!))))
+      .$if(counterparty && drive !== 'counterparty', (b) => b.where(({ exists, selectFrom }) => exists(
+        selectFrom('finance.journal_lines as l').select(sql`1`.as('one'))
+          .whereRef('l.org_id', '=', 'e.org_id').whereRef('l.entry_id', '=', 'e.id')
+          .$if(q.counterpartyType !== undefined, (c) => c.where('l.counterparty_type', '=', q.counterpartyType!))
+          .$if(q.counterpartyId !== undefined, (c) => c.where('l.counterparty_id', '=', q.counterpartyId!)))))
+      // the cursor's date also bounds the driving lines' index scan
+      .$if(q.after !== undefined, (b) => b.where(date, '<=', sql<Date>`${q.after!.d}::date`)
+        .where(sql<boolean>`(${date}, e.seq) < (${q.after!.d}::date, ${q.after!.s}::bigint)`))
+      .orderBy(date, 'desc').orderBy('e.seq', 'desc').limit(q.limit + 1);
+    return db.run(query);
   },
 
   /**
