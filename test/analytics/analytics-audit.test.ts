@@ -64,7 +64,7 @@ describe('analytics: what an ingest stores and what the retention removes is aud
     expect(rows).toEqual([{ name: 'constructor', n: 2 }, { name: 'tostring', n: 1 }]);
   });
 
-  it('audits, per organization, the events, roll-ups and event names the retention removes (the clock moved past it)', async () => {
+  it('audits, per organization, the events, roll-ups, active-user days and event names the retention removes (the clock moved past it)', async () => {
     const a = await createOrg(t, owner, 'Expiring A Ltd');
     const b = await createOrg(t, owner, 'Expiring B Ltd');
     const kept = await createOrg(t, owner, 'Untouched Ltd');
@@ -86,20 +86,22 @@ describe('analytics: what an ingest stores and what the retention removes is aud
     const result = await job.maintainPartitions();
     expect(result.dropped).toContain(`analytics_events_p${isoDay(before.getTime()).slice(0, 7).replace('-', '')}`);
 
-    const retention = { before: keepFrom, retentionMonths: 13 };
+    // who was active: 31 days kept (today and the 30 before), whatever the months' retention
+    const retention = { before: keepFrom, retentionMonths: 13, activeUserDaysBefore: isoDay(now.getTime() - (now.getTime() % DAY) - 30 * DAY) };
     const system = { actor_id: null, principal_type: 'system', entity_type: 'organization' };
     expect(await auditOf(a, 'analytics.retention_purged')).toEqual([
-      { ...system, entity_id: a, after: { events: 3, rollUps: 2, eventNamesForgotten: ['a.one', 'a.two'], ...retention } },
+      { ...system, entity_id: a, after: { events: 3, rollUps: 2, activeUserDays: 1, eventNamesForgotten: ['a.one', 'a.two'], ...retention } },
     ]);
     expect(await auditOf(b, 'analytics.retention_purged')).toEqual([
-      { ...system, entity_id: b, after: { events: 1, rollUps: 1, eventNamesForgotten: ['b.one'], ...retention } },
+      { ...system, entity_id: b, after: { events: 1, rollUps: 1, activeUserDays: 1, eventNamesForgotten: ['b.one'], ...retention } },
     ]);
     expect(await auditOf(kept, 'analytics.retention_purged')).toEqual([]);
     // what the rows say happened did: nothing of A or B is left
     const left = await t.db.admin.query(`SELECT (SELECT count(*) FROM core.analytics_events WHERE org_id = ANY($1)) AS events,
       (SELECT count(*) FROM core.analytics_daily WHERE org_id = ANY($1)) AS roll_ups,
+      (SELECT count(*) FROM core.analytics_daily_users WHERE org_id = ANY($1)) AS active_user_days,
       (SELECT count(*) FROM core.analytics_event_names WHERE org_id = ANY($1)) AS names`, [[a, b]]);
-    expect(left.rows).toEqual([{ events: '0', roll_ups: '0', names: '0' }]);
+    expect(left.rows).toEqual([{ events: '0', roll_ups: '0', active_user_days: '0', names: '0' }]);
     // a second run finds nothing more to remove: no more rows
     await job.maintainPartitions();
     expect(await auditOf(a, 'analytics.retention_purged')).toHaveLength(1);

@@ -289,6 +289,8 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   // The monthly partitions hold no grants at all (reached through the parent only), so they are absent here.
   'table core.analytics_events': { authenticated: 'INSERT,SELECT', service_role: 'DELETE,INSERT,SELECT,UPDATE' },
   'table core.analytics_daily': { authenticated: 'SELECT', service_role: RW },
+  // who was active per organization and day (20270210940100): the roll-up job writes it, the gauge reads it, retention and erasure delete
+  'table core.analytics_daily_users': { service_role: 'DELETE,INSERT,SELECT' },
   'function core.analytics_create_partitions(date, integer)': { service_role: 'EXECUTE' },
   'function core.analytics_drop_partitions(date)': { service_role: 'EXECUTE' },
   // the distinct event names of an organization's apps (20270205001100): added by the senders, pruned by the job

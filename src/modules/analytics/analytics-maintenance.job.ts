@@ -4,12 +4,14 @@ import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import { Clock } from '../../platform/clock/clock.js';
 import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
 import type { Db } from '../../platform/database/database.service.js';
-import { FEATURE_LABEL_LIMIT, Metrics } from '../../platform/observability/metrics.js';
+import { type AnalyticsStep, FEATURE_LABEL_LIMIT, Metrics } from '../../platform/observability/metrics.js';
 import { AuditService } from '../audit/audit.service.js';
 import { analyticsRepository as repo } from './analytics.repository.js';
 import { AnalyticsService, MAX_AGE_MS } from './analytics.service.js';
 
 const DAY_MS = 86_400_000;
+/** Days of core.analytics_daily_users kept before today's: the active-users gauge reads 29 of them and today's. */
+const ACTIVE_USER_DAYS_KEPT = 30;
 
 type OrgCount = { orgId: string; count: number };
 
@@ -43,25 +45,31 @@ export class AnalyticsMaintenanceJob implements OnApplicationBootstrap {
 
   onApplicationBootstrap(): void {
     // a process that starts in a new month needs no wait for the nightly run
-    this.booted = this.maintainPartitions().catch((err) => this.logger.error(`analytics partitions failed: ${(err as Error).message}`));
+    this.booted = this.maintainPartitions().catch((err) => this.failed('analytics.partitions', err));
   }
 
   @Cron(CronExpression.EVERY_DAY_AT_1AM, { name: 'analytics-partitions' })
   async onPartitionSchedule(): Promise<void> {
-    await this.maintainPartitions().catch((err) => this.logger.error(`analytics partitions failed: ${(err as Error).message}`));
-    await this.rollUpAcceptedAge().catch((err) => this.logger.error(`analytics nightly roll-up failed: ${(err as Error).message}`));
+    await this.maintainPartitions().catch((err) => this.failed('analytics.partitions', err));
+    await this.rollUpAcceptedAge().catch((err) => this.failed('analytics.rollup', err));
   }
 
   @Cron(CronExpression.EVERY_10_MINUTES, { name: 'analytics-rollup' })
   async onRollupSchedule(): Promise<void> {
-    await this.rollUp().catch((err) => this.logger.error(`analytics roll-up failed: ${(err as Error).message}`));
+    await this.rollUp().catch((err) => this.failed('analytics.rollup', err));
+  }
+
+  /** A step that failed: logged with its error and counted (omnizen_analytics_steps_failed_total, by step). */
+  private failed(step: AnalyticsStep, err: unknown): void {
+    this.metrics.analyticsStepsFailed.inc({ step });
+    this.logger.error(`${step} failed: ${(err as Error).message}`);
   }
 
   /**
-   * Creates the partitions ahead, drops the expired ones and deletes the roll-ups of those months; returns the
-   * partitions' names and the roll-up rows deleted. Each organization that lost events, roll-ups or event names gets
-   * one audit row (analytics.retention_purged, by the system) in the same transaction: how many events and roll-ups,
-   * which names. A partition holds every organization's events: its drop is the log line's (no organization to file
+   * Creates the partitions ahead, drops the expired ones and deletes the roll-ups of those months, and who was active on
+   * the days before the last 31 (the gauge reads 30: ACTIVE_USER_DAYS_KEPT); returns the partitions' names and the roll-up rows deleted. Each organization that lost events,
+   * roll-ups, active-user days or event names gets one audit row (analytics.retention_purged, by the system) in the same
+   * transaction: how many events, roll-ups and active-user days, which names. A partition holds every organization's events: its drop is the log line's (no organization to file
    * it under), its events counted per organization before it goes.
    */
   async maintainPartitions(now = this.clock.now()): Promise<{ created: string[]; dropped: string[]; rollUpsDeleted: number }> {
@@ -72,9 +80,12 @@ export class AnalyticsMaintenanceJob implements OnApplicationBootstrap {
       const events = await repo.eventsBefore(db, keepFrom);
       const dropped = await repo.dropPartitions(db, keepFrom);
       const rollUps = await repo.deleteRollUpsBefore(db, keepFrom);
+      // who was active: the gauge reads the last 30 days (today's included); 31 kept (a run before midnight read the 30th)
+      const activeUsersFrom = new Date(this.today(now) - ACTIVE_USER_DAYS_KEPT * DAY_MS);
+      const activeUserDays = await repo.deleteDailyUsersBefore(db, activeUsersFrom);
       // a name whose events are all past the retention no longer counts against ANALYTICS_MAX_EVENT_NAMES
       const names = await repo.deleteEventNamesUnusedSince(db, keepFrom);
-      await this.auditPurge(db, keepFrom, { events, rollUps, names });
+      await this.auditPurge(db, keepFrom, activeUsersFrom, { events, rollUps, activeUserDays, names });
       const rollUpsDeleted = rollUps.reduce((n, r) => n + r.count, 0);
       if (created.length || dropped.length || rollUpsDeleted || names.length) {
         this.logger.log(`analytics partitions: created ${created.join(', ') || 'none'}; dropped ${dropped.join(', ') || 'none'}; ${rollUpsDeleted} roll-up rows deleted; ${names.length} event names forgotten`);
@@ -83,18 +94,22 @@ export class AnalyticsMaintenanceJob implements OnApplicationBootstrap {
     });
   }
 
-  /** One audit row per organization that lost events, roll-ups or event names to the retention. */
-  private async auditPurge(db: Db, keepFrom: Date, purged: { events: OrgCount[]; rollUps: OrgCount[]; names: { orgId: string; name: string }[] }): Promise<void> {
-    const byOrg = new Map<string, { events: number; rollUps: number; eventNamesForgotten: string[] }>();
-    const of = (orgId: string) => byOrg.get(orgId) ?? byOrg.set(orgId, { events: 0, rollUps: 0, eventNamesForgotten: [] }).get(orgId)!;
+  /** One audit row per organization that lost events, roll-ups, active-user days or event names to the retention. */
+  private async auditPurge(db: Db, keepFrom: Date, activeUsersFrom: Date, purged: { events: OrgCount[]; rollUps: OrgCount[]; activeUserDays: OrgCount[]; names: { orgId: string; name: string }[] }): Promise<void> {
+    const byOrg = new Map<string, { events: number; rollUps: number; activeUserDays: number; eventNamesForgotten: string[] }>();
+    const of = (orgId: string) => byOrg.get(orgId) ?? byOrg.set(orgId, { events: 0, rollUps: 0, activeUserDays: 0, eventNamesForgotten: [] }).get(orgId)!;
     for (const { orgId, count } of purged.events) of(orgId).events += count;
     for (const { orgId, count } of purged.rollUps) of(orgId).rollUps += count;
+    for (const { orgId, count } of purged.activeUserDays) of(orgId).activeUserDays += count;
     for (const { orgId, name } of purged.names) of(orgId).eventNamesForgotten.push(name);
     for (const [orgId, counts] of byOrg) {
       counts.eventNamesForgotten.sort();
       await this.audit.recordPrivileged(db, orgId, 'system', {
         action: 'analytics.retention_purged', entityType: 'organization', entityId: orgId,
-        after: { ...counts, before: keepFrom.toISOString().slice(0, 10), retentionMonths: this.config.analytics.retentionMonths },
+        after: {
+          ...counts, before: keepFrom.toISOString().slice(0, 10), retentionMonths: this.config.analytics.retentionMonths,
+          activeUserDaysBefore: activeUsersFrom.toISOString().slice(0, 10),
+        },
       });
     }
   }
@@ -105,16 +120,19 @@ export class AnalyticsMaintenanceJob implements OnApplicationBootstrap {
     return this.rollUp(new Date(today - Math.ceil(MAX_AGE_MS / DAY_MS) * DAY_MS - DAY_MS), new Date(today + DAY_MS));
   }
 
-  private today(): number {
-    const now = new Date(this.clock.now());
+  private today(at = this.clock.now()): number {
+    const now = new Date(at);
     return Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate());
   }
 
   /**
    * Recomputes the daily roll-ups of the UTC days that [from, to) touches (default: yesterday and today) and of the
-   * days that received events since the last roll-up, in one statement, then the usage gauges of /metrics (active
-   * users per organization, today's feature usage by plan tier: FEATURE_LABEL_LIMIT events per plan read, the rest
-   * summed by the database). Returns rows written.
+   * days that received events since the last roll-up, a day per transaction; returns the roll-up rows written. Then, a
+   * day per transaction too, who was active on those days (core.analytics_daily_users) and, each in a transaction of its
+   * own, the usage gauges of /metrics (refreshUsageGauges): their failure never undoes nor holds back the roll-up (logged
+   * and counted). A day whose roll-up lock another transaction holds (another instance's run, an erasure) is skipped, not
+   * waited for past the lock timeout; the days skipped, and those that received events when a step failed, are redone by
+   * the next run (AnalyticsService.restoreReceivedDays).
    */
   async rollUp(from?: Date, to?: Date): Promise<number> {
     const today = this.today();
@@ -123,19 +141,55 @@ export class AnalyticsMaintenanceJob implements OnApplicationBootstrap {
     const received = this.analytics.takeReceivedDays();
     const days = new Set(received);
     for (let d = start; d < end; d += DAY_MS) days.add(d);
+    const dates = [...days].sort((a, b) => a - b).map((d) => new Date(d));
+    const skipped = new Set<number>();
+    let written = 0;
     try {
-      return await this.privileged.run('analytics.maintenance', async (db) => {
-        const written = await repo.rollUp(db, [...days].map((d) => new Date(d)));
-        const day = new Date(today).toISOString().slice(0, 10);
-        const users = await repo.activeUsersByOrg(db, new Date(today));
-        // per plan its FEATURE_LABEL_LIMIT most used events, then one row (event null) of the rest summed: the gauge's "other"
-        const features = await repo.featureUsageByPlan(db, day, day, FEATURE_LABEL_LIMIT);
-        this.metrics.setUsage(users, features.map((f) => ({ plan: f.plan, feature: f.event ?? 'other', events: f.events })));
-        return written;
-      });
+      for (const day of dates) {
+        const n = await this.privileged.run('analytics.maintenance', (db) => repo.rollUpDay(db, day));
+        if (n === null) skipped.add(day.getTime());
+        else written += n;
+      }
+    } catch (err) {
+      this.analytics.restoreReceivedDays([...received, ...skipped]);
+      throw err;
+    }
+    try {
+      for (const day of dates) {
+        if (!(await this.privileged.run('analytics.maintenance', (db) => repo.rollUpDailyUsers(db, day)))) skipped.add(day.getTime());
+      }
     } catch (err) {
       this.analytics.restoreReceivedDays(received);
-      throw err;
+      this.failed('analytics.daily_users', err);
+    }
+    if (skipped.size) {
+      this.analytics.restoreReceivedDays([...skipped]);
+      this.logger.log(`analytics roll-up: ${skipped.size} day(s) skipped, their lock held (redone by the next run)`);
+    }
+    await this.refreshUsageGauges(today);
+    return written;
+  }
+
+  /**
+   * The usage gauges, from the committed roll-ups, each read in a transaction of its own: active users per
+   * organization (today and the last 30 days, from core.analytics_daily_users) and today's feature usage by plan tier
+   * (FEATURE_LABEL_LIMIT events per plan read, the rest summed by the database). A read that fails (a statement timeout)
+   * is logged and counted, and leaves its gauge as it was.
+   */
+  private async refreshUsageGauges(today: number): Promise<void> {
+    const day = new Date(today).toISOString().slice(0, 10);
+    try {
+      const users = await this.privileged.run('analytics.maintenance', (db) => repo.activeUsersByOrg(db, new Date(today)));
+      this.metrics.setActiveUsers(users);
+    } catch (err) {
+      this.failed('analytics.active_users', err);
+    }
+    try {
+      // per plan its FEATURE_LABEL_LIMIT most used events, then one row (event null) of the rest summed: the gauge's "other"
+      const features = await this.privileged.run('analytics.maintenance', (db) => repo.featureUsageByPlan(db, day, day, FEATURE_LABEL_LIMIT));
+      this.metrics.setFeatureUsage(features.map((f) => ({ plan: f.plan, feature: f.event ?? 'other', events: f.events })));
+    } catch (err) {
+      this.failed('analytics.feature_usage', err);
     }
   }
 }

@@ -19,6 +19,7 @@ import { translateDatabaseError } from '../../platform/errors/database-errors.js
 import { DataExportService } from './data-export.service.js';
 import { emitEvent } from '../../platform/events/events.js';
 import { RunsService, runFinishedAudit, runFinishedEvent } from '../agents/runs.service.js';
+import { analyticsRepository } from '../analytics/analytics.repository.js';
 import { distinctIdsOfPerson, PostHogForwarder } from '../analytics/posthog.forwarder.js';
 import { OutboxRelay } from '../../platform/queue/outbox-relay.service.js';
 
@@ -116,6 +117,9 @@ export class ErasureService {
       }
       runsCancelled.push(...ownCancelled);
       const inviterNamesCleared = await erasureRepository.clearInviterNames(db, userId);
+      // the analytics roll-up waited for and held off until this commits: one whose snapshot predates this erasure's
+      // commit would write their user id back into core.analytics_daily_users after the catalog deleted it
+      await analyticsRepository.lockRollUps(db);
       // the ids their analytics events naming them went to PostHog under (a visitor's, `mailto:<e-mail>`), before the catalog clears them
       const namedInAnalytics = await erasureRepository.analyticsIdsNaming(db, { userId, emails, orgIds });
       // with the organizations that go, their knowledge base and the content of their AI runs (the catalog's `erased-org` rows)

@@ -260,6 +260,15 @@ export const PERSONAL_DATA_CATALOG: PersonalDataTable[] = [
     },
   },
   {
+    // who was active per organization and day (the active-users gauge's source, written by the analytics roll-up from the
+    // events above): located as those events are. Deleted, not pseudonymized: the next roll-up of each day writes the
+    // pseudonym their events then carry (the nightly one recomputes every day the gauge reads), which one pseudonym per
+    // row here could not (their id and an address they were sent under on the same day would become one key twice)
+    table: 'core.analytics_daily_users', person: { kind: 'user', column: 'user_id' }, alsoLocatedBy: [{ kind: 'value-scan', orgColumn: 'org_id' }],
+    describes: 'the days you were active in an organization, by your product analytics events',
+    columns: { user_id: DELETE },
+  },
+  {
     // the events of subscriptions in their name, and those about their personal organization (its personal plans)
     table: 'hub."BillingEvent"', person: { kind: 'through', table: 'hub."Subscription"', columns: [['subscriptionId', 'id']] },
     alsoLocatedBy: [{ kind: 'through', table: 'core.organizations', columns: [['orgId', 'id']] }],

@@ -20,6 +20,10 @@ function registerDefaultMetrics(register: Registry, prefix: string): void {
   }
 }
 
+/** The steps of the analytics maintenance job whose failures omnizen_analytics_steps_failed_total counts (its `step` label). */
+export const ANALYTICS_STEPS = ['analytics.partitions', 'analytics.rollup', 'analytics.daily_users', 'analytics.active_users', 'analytics.feature_usage'] as const;
+export type AnalyticsStep = (typeof ANALYTICS_STEPS)[number];
+
 /**
  * Every metric the API exports at /metrics (Prometheus text format), in one registry per application instance.
  * Label values come from bounded sets only: route templates (never raw paths), HTTP methods and status codes,
@@ -114,6 +118,11 @@ export class Metrics {
     name: 'omnizen_feature_usage', help: 'Usage events of today (UTC) by plan tier and feature, from the analytics roll-ups (the most used features per plan; the rest as "other")',
     labelNames: ['plan', 'feature'] as const, registers: [this.registry],
   });
+  readonly analyticsStepsFailed = new Counter({
+    name: 'omnizen_analytics_steps_failed_total',
+    help: 'Steps of the analytics maintenance job that failed (logged with their error), by step: analytics.partitions, analytics.rollup, analytics.daily_users, analytics.active_users, analytics.feature_usage',
+    labelNames: ['step'] as const, registers: [this.registry],
+  });
   readonly rlsCanary = new Gauge({
     name: 'omnizen_rls_canary_ok', help: '1 when the last row-level-security self-check found no cross-tenant row, 0 when it did (or failed for a reason that does not pass: a policy that raises); no sample until a check has given a verdict',
     registers: [this.registry],
@@ -135,6 +144,8 @@ export class Metrics {
     // not yet checked: no verdict (a 1 would claim a check that never ran, a 0 a leak; the canary checks at boot)
     this.rlsCanary.remove();
     this.rlsCanaryUnchecked.set(1);
+    // every step's series exported from the start at 0: a series born at 1 shows no increase() to the alert
+    for (const step of ANALYTICS_STEPS) this.analyticsStepsFailed.inc({ step }, 0);
   }
 
   /**
@@ -190,12 +201,8 @@ export class Metrics {
     this.aiCost.inc({ org, agent, model }, costUsd);
   }
 
-  /**
-   * The analytics roll-up's figures: active users per organization (bounded labels) and today's feature usage by plan,
-   * as given: the roll-up's read already bounds it to FEATURE_LABEL_LIMIT features per plan and one "other" of the rest
-   * (folded there only). Rows of one label add up (an event an app named "other" joins the rest's).
-   */
-  setUsage(activeUsers: { orgId: string; day: number; month: number }[], featureUsage: { plan: string; feature: string; events: number }[]): void {
+  /** The analytics roll-up's active users per organization (bounded labels: the rest summed as "other"). */
+  setActiveUsers(activeUsers: { orgId: string; day: number; month: number }[]): void {
     const users = new Map<string, { day: number; month: number }>();
     for (const r of activeUsers) {
       const org = this.orgLabel(r.orgId);
@@ -207,6 +214,14 @@ export class Metrics {
       this.activeUsers.set({ org, window: 'day' }, day);
       this.activeUsers.set({ org, window: 'month' }, month);
     }
+  }
+
+  /**
+   * The analytics roll-up's feature usage of today by plan, as given: the roll-up's read already bounds it to
+   * FEATURE_LABEL_LIMIT features per plan and one "other" of the rest (folded there only). Rows of one label add up (an
+   * event an app named "other" joins the rest's).
+   */
+  setFeatureUsage(featureUsage: { plan: string; feature: string; events: number }[]): void {
     this.featureUsage.reset();
     for (const r of featureUsage) this.featureUsage.inc({ plan: r.plan, feature: r.feature }, r.events);
   }
