@@ -4,7 +4,7 @@ import { JobRegistry } from '../../src/platform/queue/jobs.js';
 import { JOBS_QUEUE_TOKEN, OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
 import { RetentionJob } from '../../src/modules/privacy/retention.job.js';
 import { createTestApp, hasRedis, type TestApp } from '../support/app.js';
-import { createOrg, registerUser, verifyEmailOf } from '../support/factories.js';
+import { addMember, createOrg, registerUser, verifyEmailOf } from '../support/factories.js';
 
 const PASSWORD = 'correct horse battery';
 
@@ -66,6 +66,8 @@ const PASSWORD = 'correct horse battery';
     const owner = await registerUser(t, 'queue-owner');
     const orgId = await createOrg(t, owner, 'Queue Copies Ltd');
     const p = await verifyEmailOf(t, await registerUser(t, 'queue-invitee'));
+    // a member: the erasure looks for the jobs naming them in their organizations only
+    await addMember(t, orgId, p, 'member');
     const theirs = await failedInBull(orgId, p.email);
     const someoneElses = await failedInBull(orgId, owner.email);
 

@@ -169,6 +169,9 @@ describe('DELETE /v1/me: erasure', () => {
     const longer = `to${p.email}`; // tom.…@example.test: another person's address ending in p's
     const other = await registerUser(t, 'bystander');
     const orgId = await createOrg(t, other, 'Bystander Ltd');
+    // an organization that invited them: the erasure looks for the rows naming them in their organizations (and those that
+    // invited them) only (test/privacy/erasure-organizations.test.ts)
+    await t.http.post(`/v1/orgs/${orgId}/invitations`).set(other.auth).send({ email: p.email, role: 'viewer' }).expect(201);
     const q = (sql: string, params: unknown[]) => t.db.admin.query(sql, params);
     const [endpoint] = (await q(`INSERT INTO core.webhook_endpoints (org_id, url, secret) VALUES ($1, 'https://hooks.example.test/x', '{}') RETURNING id`, [orgId])).rows;
     const rows = async (address: string, tag: string) => ({
@@ -328,6 +331,8 @@ describe('DELETE /v1/me: erasure', () => {
 
     const verified = await verifyEmailOf(t, await person(t, 'ec-verified'));
     const unverified = await person(t, 'ec-unverified');
+    // members of it: the erasure looks for the notices naming them in their organizations only (an e-mail to their address, anywhere)
+    for (const u of [verified, unverified]) await addMember(t, orgId, u, 'member');
     const verifiedRows = await rowsNaming(verified.email);
     const unverifiedRows = await rowsNaming(unverified.email);
     await changeEmail(verified);

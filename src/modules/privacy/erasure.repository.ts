@@ -117,15 +117,18 @@ export const erasureRepository = {
   /**
    * The organizations the person is or was in (LocatedPerson.orgIds: the erasure's bound of tables with an orgColumn): those
    * they belong to (deleted ones too), those they left or were removed from (the audit entries about their membership),
-   * and those that invited one of their proven addresses (`emails`: its invitation, or the audit entries sealed with its
-   * key, which outlive a purged invitation). Before the erasure ends their memberships, deletes the invitations and
-   * shreds the keys. Each lookup has an index but the invitations' (a small table, which the erasure reads whole anyway).
+   * those they acted in (the entries with them as actor: a membership deleted outside the API leaves no entry about it, but
+   * what they did there does; audit_logs_actor_idx, the entries their export reads anyway), and those that invited one of
+   * their proven addresses (`emails`: its invitation, or the audit entries sealed with its key, which outlive a purged
+   * invitation). Before the erasure ends their memberships, deletes the invitations and shreds the keys. Each lookup has
+   * an index but the invitations' (a small table, which the erasure reads whole anyway).
    */
   async organizationsOf(db: Db, userId: string, emails: string[]): Promise<string[]> {
     const subjects = emails.map(emailSubject);
     const rows = await db.$queryRaw<{ org_id: string }[]>`
       SELECT org_id FROM core.memberships WHERE user_id = ${userId}
       UNION SELECT org_id FROM core.audit_logs WHERE entity_type IN ('user', 'membership') AND entity_id = ${userId}
+      UNION SELECT org_id FROM core.audit_logs WHERE actor_id = ${userId}
       UNION SELECT org_id FROM core.invitations WHERE lower(email) = ANY(${emails}::text[])
       UNION SELECT org_id FROM core.audit_logs WHERE entity_type = 'invitation'
         AND coalesce(after->'$sealed'->>'k', before->'$sealed'->>'k') = ANY(ARRAY(SELECT k.id::text FROM core.personal_data_keys k WHERE k.subject = ANY(${subjects}::text[])))
@@ -406,7 +409,12 @@ function conditionOf(t: PersonalDataTable, person: LocatedPerson, erasure: boole
         const scanned = valueScanPattern(person.emails, l.userId ? person.userId : undefined);
         if (!changed.length || !scanned) return undefined;
         const pattern = p.param(scanned);
-        const scan = changed.map((c) => `${col(c)}::text ~* ${pattern}`).join(' OR ');
+        let scan = changed.map((c) => `${col(c)}::text ~* ${pattern}`).join(' OR ');
+        if (l.only) {
+          // literals, not parameters: the partial index on them (a digest's) then serves a generic plan too
+          if (l.only.values.some((v) => !/^[a-z0-9_.-]+$/i.test(v))) throw new Error(`${t.table}: a value scan's only.values must be plain words`);
+          scan = `${col(l.only.column)} IN (${l.only.values.map((v) => `'${v}'`).join(', ')}) AND (${scan})`;
+        }
         if (!l.orgColumn) return scan;
         if (!person.orgIds) throw new Error(`${t.table}: its value scan looks only in the person's organizations; none given`);
         return `${col(l.orgColumn)} = ANY(${(p.orgs ??= p.param(person.orgIds))}::uuid[]) AND (${scan})`;

@@ -39,9 +39,11 @@ export type PersonLocator =
    * theirs; `userId`: also those whose `userId` key holds their id (an event about them: a sign-in from a new device
    * carries its user agent and network along with it; not an event where they only acted, e.g. invitedBy). `orgColumn`:
    * only the rows of the person's organizations (LocatedPerson.orgIds, which erasure and export then give), in the erasure
-   * and the export alike: a row of an organization they never knew that names their address is that organization's record
+   * and the export alike: a row of an organization they never knew that names their address is that organization's record.
+   * `only`: in the rows whose `only.column` is one of `only.values` (catalog constants, written into the statement as
+   * literals so that a partial index on them serves it, in any plan)
    */
-  | { kind: 'value-scan'; userId?: true; orgColumn?: string };
+  | { kind: 'value-scan'; userId?: true; orgColumn?: string; only?: { column: string; values: readonly string[] } };
 
 export type Treatment =
   /** set to NULL */
@@ -86,7 +88,8 @@ export interface PersonalDataTable {
    * The column of the row's organization, when every row the erasure takes from this table is in an organization the
    * person is or was a member of, or one that invited one of their proven addresses (LocatedPerson.orgIds): the erasure
    * then looks only there, by an index leading on it, not through every organization's rows. Not for the transport
-   * tables (a job, a mail may name them from anywhere; the retention job purges them).
+   * tables: their rows found by user id or e-mail column (a mail to their address) may be of any organization; their
+   * value scans are bounded by the locator's own orgColumn instead.
    */
   orgColumn?: string;
   columns: Record<string, Treatment>;
@@ -172,28 +175,43 @@ export const PERSONAL_DATA_CATALOG: PersonalDataTable[] = [
   },
   {
     // a delivered job's payload may name an invitee's e-mail, or a person by user id (session.started_from_unknown_device:
-    // with the device's user agent and network): such rows go with the person
-    table: 'core.outbox', person: { kind: 'value-scan', userId: true }, describes: 'jobs',
+    // with the device's user agent and network): such rows go with the person. Looked for in their organizations only
+    // (orgColumn; LocatedPerson.orgIds: their personal one, those they are or were in, those that invited them): a job is
+    // written in the organization it is about, and the outbox, millions of rows, is read by its primary key (org_id, id)
+    // there, not scanned whole (at volume past the statement timeout)
+    table: 'core.outbox', person: { kind: 'value-scan', userId: true, orgColumn: 'org_id' }, describes: 'jobs',
     columns: { payload: DELETE },
   },
   {
     // a webhook message's body is a domain event (member.invited, member.joined name the e-mail; member.* about them and
     // sign-ins from a new device name their user id as `userId`): those go with the person, with their attempts;
-    // replaying one would send it again
-    table: 'core.webhook_messages', person: { kind: 'value-scan', userId: true }, describes: 'webhook messages naming you',
+    // replaying one would send it again. In their organizations only (orgColumn), as the outbox whose events they carry
+    table: 'core.webhook_messages', person: { kind: 'value-scan', userId: true, orgColumn: 'org_id' }, describes: 'webhook messages naming you',
     columns: { body: DELETE },
   },
   {
-    // also the notices of other members that name the person's e-mail (an invitation to it, a role change)
-    table: 'core.notifications', person: { kind: 'user', column: 'user_id' }, alsoErasedBy: [{ kind: 'value-scan' }], describes: 'your in-app notifications',
+    // also the notices of other members that name the person's e-mail (an invitation to it, a role change): of their
+    // organizations (orgColumn), whose members get them
+    table: 'core.notifications', person: { kind: 'user', column: 'user_id' }, alsoErasedBy: [{ kind: 'value-scan', orgColumn: 'org_id' }],
+    describes: 'your in-app notifications',
     columns: { title: DELETE, body: DELETE },
   },
   {
     // also e-mails to their address that name no user (sent before they had an account: an invitation), and e-mails to
     // others that name their address or user id. An invitation mail they sent keeps going to its invitee without
-    // their name (data.inviterName cleared first: erasureRepository.clearInviterNames)
+    // their name (data.inviterName cleared first: erasureRepository.clearInviterNames). A mail to their address is found
+    // in any organization (an index on lower(to_address), migration 20270210970100: another account's change of e-mail to
+    // it is mailed from that account's personal organization); those naming them in their data in their organizations
+    // only (orgColumn), as the outbox's jobs that queued them. But a digest (template 'digest') gathers its recipient's
+    // notices of every organization into one row stored under the first one's (EmailDeliveryService.flushDigests): one
+    // naming them is found in any organization, by the partial index on the digests (email_deliveries_digest_mail_idx,
+    // migration 20270210970100: one a user, category and hour at most, purged by retention), not every e-mail's data
     table: 'core.email_deliveries', person: { kind: 'user', column: 'user_id' },
-    alsoErasedBy: [{ kind: 'email', column: 'to_address' }, { kind: 'value-scan', userId: true }], describes: 'e-mails sent to you',
+    alsoErasedBy: [
+      { kind: 'email', column: 'to_address' }, { kind: 'value-scan', userId: true, orgColumn: 'org_id' },
+      { kind: 'value-scan', only: { column: 'template', values: ['digest'] } },
+    ],
+    describes: 'e-mails sent to you',
     columns: { to_address: DELETE, data: DELETE },
   },
   {
