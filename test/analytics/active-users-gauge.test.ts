@@ -2,7 +2,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, jest } from '@jest/globals';
-import yauzl from 'yauzl';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { ManualClock } from '../support/clock.js';
 import { addMember, createOrg, onEnterprisePlan, registerUser, verifyEmailOf, type TestUser } from '../support/factories.js';
@@ -12,29 +11,11 @@ import type { Db } from '../../src/platform/database/database.service.js';
 import { ANALYTICS_STEPS, Metrics } from '../../src/platform/observability/metrics.js';
 import { OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
 import { until } from '../support/throwaway-servers.js';
+import { unzip } from '../support/zip.js';
 
 const DAY = 86_400_000;
 const PASSWORD = 'correct horse battery';
 const isoDay = (ms: number) => new Date(ms).toISOString().slice(0, 10);
-
-/** Every file of a ZIP (read whole: test archives are small). */
-function unzip(buffer: Buffer): Promise<Record<string, string>> {
-  return new Promise((resolve, reject) => {
-    yauzl.fromBuffer(buffer, { lazyEntries: true }, (err, zip) => {
-      if (err || !zip) return reject(err);
-      const files: Record<string, string> = {};
-      zip.on('entry', (entry: yauzl.Entry) => zip.openReadStream(entry, (e, stream) => {
-        if (e || !stream) return reject(e);
-        const chunks: Buffer[] = [];
-        stream.on('data', (c: Buffer) => chunks.push(c));
-        stream.on('end', () => { files[entry.fileName] = Buffer.concat(chunks).toString('utf8'); zip.readEntry(); });
-      }));
-      zip.on('end', () => resolve(files));
-      zip.on('error', reject);
-      zip.readEntry();
-    });
-  });
-}
 
 /**
  * omnizen_active_users (distinct users of today and of the last 30 days, per organization) is read from who was active

@@ -3,7 +3,6 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
-import yauzl from 'yauzl';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { ManualClock } from '../support/clock.js';
 import { addMember, createOrg, onEnterprisePlan, uniqueEmail, verifyEmailOf, type TestUser } from '../support/factories.js';
@@ -18,6 +17,7 @@ import { dataExportRepository } from '../../src/modules/privacy/data-export.repo
 import { WITHHELD } from '../../src/modules/privacy/audit-sealing.js';
 import { locate } from '../../src/modules/privacy/erasure.repository.js';
 import { PERSONAL_DATA_CATALOG } from '../../src/modules/privacy/personal-data.catalog.js';
+import { unzip } from '../support/zip.js';
 
 const PASSWORD = 'correct horse battery';
 const HOUR = 3_600_000;
@@ -32,25 +32,6 @@ async function person(t: TestApp, prefix: string): Promise<TestUser & { name: st
     id: res.body.user.id, email, name, token: res.body.accessToken, refreshToken: res.body.refreshToken,
     personalOrgId: res.body.personalOrgId, auth: { Authorization: `Bearer ${res.body.accessToken}` },
   };
-}
-
-/** Every file of a ZIP (read whole: test archives are small). */
-function unzip(buffer: Buffer): Promise<Record<string, string>> {
-  return new Promise((resolve, reject) => {
-    yauzl.fromBuffer(buffer, { lazyEntries: true }, (err, zip) => {
-      if (err || !zip) return reject(err);
-      const files: Record<string, string> = {};
-      zip.on('entry', (entry: yauzl.Entry) => zip.openReadStream(entry, (e, stream) => {
-        if (e || !stream) return reject(e);
-        const chunks: Buffer[] = [];
-        stream.on('data', (c: Buffer) => chunks.push(c));
-        stream.on('end', () => { files[entry.fileName] = Buffer.concat(chunks).toString('utf8'); zip.readEntry(); });
-      }));
-      zip.on('end', () => resolve(files));
-      zip.on('error', reject);
-      zip.readEntry();
-    });
-  });
 }
 
 describe('data exports: POST /v1/me/data-export, POST /v1/orgs/{orgId}/data-export', () => {

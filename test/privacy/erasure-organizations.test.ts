@@ -2,7 +2,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import yauzl from 'yauzl';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { ManualClock } from '../support/clock.js';
 import { addMember, createOrg, registerUser, uniqueEmail, verifyEmailOf, type TestUser } from '../support/factories.js';
@@ -10,29 +9,11 @@ import { PERSONAL_DATA_CATALOG } from '../../src/modules/privacy/personal-data.c
 import { locate } from '../../src/modules/privacy/erasure.repository.js';
 import { OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
 import { EmailDeliveryService } from '../../src/modules/notifications/email-delivery.service.js';
+import { unzip } from '../support/zip.js';
 
 const PASSWORD = 'correct horse battery';
 /** The transport tables whose payloads the erasure scans for the person's address and id. */
 const TRANSPORT = ['core.outbox', 'core.webhook_messages', 'core.notifications', 'core.email_deliveries'] as const;
-
-/** Every file of a ZIP (read whole: test archives are small). */
-function unzip(buffer: Buffer): Promise<Record<string, string>> {
-  return new Promise((resolve, reject) => {
-    yauzl.fromBuffer(buffer, { lazyEntries: true }, (err, zip) => {
-      if (err || !zip) return reject(err);
-      const files: Record<string, string> = {};
-      zip.on('entry', (entry: yauzl.Entry) => zip.openReadStream(entry, (e, stream) => {
-        if (e || !stream) return reject(e);
-        const chunks: Buffer[] = [];
-        stream.on('data', (c: Buffer) => chunks.push(c));
-        stream.on('end', () => { files[entry.fileName] = Buffer.concat(chunks).toString('utf8'); zip.readEntry(); });
-      }));
-      zip.on('end', () => resolve(files));
-      zip.on('error', reject);
-      zip.readEntry();
-    });
-  });
-}
 
 /**
  * The erasure looks for the person's jobs, webhook messages, notices and e-mails in the organizations they are or were
