@@ -163,14 +163,29 @@ describe('analytics: the active users gauge', () => {
     // who was active failing to be written: the roll-up committed all the same, the next run writes them
     await send(org, owner.auth, [{ name: 'doc.opened', userId: 'a3' }]);
     const usersFailed = await failures('analytics.daily_users');
-    jest.spyOn(analyticsRepository, 'rollUpDailyUsers').mockRejectedValueOnce(new Error('canceling statement due to statement timeout'));
+    const failing = jest.spyOn(analyticsRepository, 'rollUpDailyUsers').mockRejectedValue(new Error('canceling statement due to statement timeout'));
     await expect(job.rollUp()).resolves.toBeGreaterThan(0);
-    expect(await failures('analytics.daily_users')).toBe(usersFailed + 1);
+    failing.mockRestore();
+    expect(await failures('analytics.daily_users')).toBe(usersFailed + 2); // yesterday and today, each counted
     const { rows: [opened] } = await t.db.admin.query(`SELECT events::int FROM core.analytics_daily WHERE org_id = $1 AND day = $2::date AND event = 'doc.opened'`, [org, isoDay(today())]);
     expect(opened).toEqual({ events: 3 });
     expect((await dailyUsers(org)).map((r) => r.user_id)).not.toContain('a3');
     await job.rollUp();
     expect((await dailyUsers(org)).map((r) => r.user_id)).toContain('a3');
+    expect(await gauge(org)).toEqual(await fromEvents(org));
+
+    // one day failing (the first of the run: yesterday) holds back none of the others: today's are written, the failure
+    // thrown once every day was tried (the caller counts it) and the day redone by the next run
+    await send(org, owner.auth, [{ name: 'doc.opened', userId: 'a4' }]);
+    const dayFailed = await failures('analytics.daily_users');
+    jest.spyOn(analyticsRepository, 'rollUpDailyUsers').mockRejectedValueOnce(new Error('canceling statement due to statement timeout'));
+    const rollUpDay = jest.spyOn(analyticsRepository, 'rollUpDay').mockRejectedValueOnce(new Error('deadlock detected'));
+    await expect(job.rollUp()).rejects.toThrow('deadlock detected');
+    rollUpDay.mockRestore();
+    expect(await failures('analytics.daily_users')).toBe(dayFailed + 1);
+    expect((await dailyUsers(org)).map((r) => r.user_id)).toContain('a4');
+    const { rows: [openedToday] } = await t.db.admin.query(`SELECT events::int FROM core.analytics_daily WHERE org_id = $1 AND day = $2::date AND event = 'doc.opened'`, [org, isoDay(today())]);
+    expect(openedToday).toEqual({ events: 4 });
     expect(await gauge(org)).toEqual(await fromEvents(org));
   });
 
@@ -288,5 +303,27 @@ describe('analytics: the active users gauge', () => {
     expect(rows).toEqual([{ n: 0 }]);
     const { rows: events } = await t.db.admin.query(`SELECT user_id FROM core.analytics_events WHERE org_id = $1 AND name = 'doc.opened'`, [org]);
     expect(events).toEqual([{ user_id: expect.stringMatching(/^erased-/) }]);
+  });
+  it('lets erasures run side by side (each holds the roll-up lock shared) while a roll-up skips the days until they end', async () => {
+    const p = await verifyEmailOf(t, await registerUser(t, 'au-side', PASSWORD));
+    const other = await t.db.admin.connect();
+    try {
+      // another person's erasure in progress: the roll-up lock held shared, as analyticsRepository.lockRollUps holds it
+      await other.query('BEGIN');
+      await other.query('SELECT pg_advisory_xact_lock_shared(hashtext($1))', [ROLL_UP_LOCK]);
+      // this one does not wait for it (held exclusively, it waited past the lock timeout: 503)
+      const res = await t.http.delete('/v1/me').set(p.auth).send({ password: PASSWORD });
+      expect(res.status).toBe(200);
+      const { rows } = await t.db.admin.query('SELECT email <> $2 AS erased FROM core."User" WHERE id = $1', [p.id, p.email]);
+      expect(rows).toEqual([{ erased: true }]);
+      // a roll-up meanwhile skips (nothing written, no failure) and leaves the days to the next run
+      const job = t.app.get(AnalyticsMaintenanceJob);
+      const rolled = await failures('analytics.rollup');
+      await expect(job.rollUp()).resolves.toBe(0);
+      expect(await failures('analytics.rollup')).toBe(rolled);
+    } finally {
+      await other.query('ROLLBACK').catch(() => undefined);
+      other.release();
+    }
   });
 });

@@ -144,29 +144,33 @@ export class AnalyticsMaintenanceJob implements OnApplicationBootstrap {
     const dates = [...days].sort((a, b) => a - b).map((d) => new Date(d));
     const skipped = new Set<number>();
     let written = 0;
-    try {
-      for (const day of dates) {
+    // a day that fails is redone by the next run and holds back none of the others (one failing for good would
+    // otherwise stop every later day and the gauges); the first failure is thrown once every day was tried
+    let failure: unknown;
+    for (const day of dates) {
+      try {
         const n = await this.privileged.run('analytics.maintenance', (db) => repo.rollUpDay(db, day));
         if (n === null) skipped.add(day.getTime());
         else written += n;
+      } catch (err) {
+        skipped.add(day.getTime());
+        failure ??= err;
       }
-    } catch (err) {
-      this.analytics.restoreReceivedDays([...received, ...skipped]);
-      throw err;
     }
-    try {
-      for (const day of dates) {
+    for (const day of dates) {
+      try {
         if (!(await this.privileged.run('analytics.maintenance', (db) => repo.rollUpDailyUsers(db, day)))) skipped.add(day.getTime());
+      } catch (err) {
+        skipped.add(day.getTime());
+        this.failed('analytics.daily_users', err);
       }
-    } catch (err) {
-      this.analytics.restoreReceivedDays(received);
-      this.failed('analytics.daily_users', err);
     }
     if (skipped.size) {
       this.analytics.restoreReceivedDays([...skipped]);
-      this.logger.log(`analytics roll-up: ${skipped.size} day(s) skipped, their lock held (redone by the next run)`);
+      this.logger.log(`analytics roll-up: ${skipped.size} day(s) to redo by the next run (their lock held, or a step failed)`);
     }
     await this.refreshUsageGauges(today);
+    if (failure !== undefined) throw failure;
     return written;
   }
 

@@ -235,7 +235,9 @@ export const analyticsRepository = {
    * erasure's DELETE). A roll-up holds it one day at a time (about 1 s), within the privileged pool's lock timeout.
    */
   async lockRollUps(db: Db): Promise<void> {
-    await db.$executeRaw`SELECT pg_advisory_xact_lock(hashtext(${ROLL_UP_LOCK}::text))`;
+    // shared: erasures do not wait for one another (a slow one held every other past the lock timeout: 503), a roll-up
+    // (exclusive, tryRollUpLock) skips while any is open
+    await db.$executeRaw`SELECT pg_advisory_xact_lock_shared(hashtext(${ROLL_UP_LOCK}::text))`;
   },
 
   /**
