@@ -5,8 +5,10 @@
 // starts the app on a free port, runs every scenario in BENCH_ROUNDS (default 3) rounds of BENCH_SECONDS (default 5)
 // per side, API and floor alternated (api sql, sql api, ...: figures are medians over the rounds, a ratio is the
 // median of the rounds' ratios), after an unmeasured warm-up of BENCH_WARMUP_SECONDS (default 12) through the API
-// (every scenario in turn) and one through the floor; every round starts after ANALYZE and CHECKPOINT. It drops the
-// database at the end. Scenarios, each at 32 connections:
+// (every scenario in turn) and one through the floor; every side of every round starts after ANALYZE, CHECKPOINT and an
+// unmeasured lead-in of that side (BENCH_LEAD_IN_SECONDS, default 2: the pools reopen the connections they closed after
+// 10 s idle while the other side ran). The ratios' spread over the rounds is in ratio_spread, each round in rounds. It
+// drops the database at the end. Scenarios, each at 32 connections:
 //   api_*   POST /v1/orgs/:orgId/ledger/journal-entries (autocannon)
 //   sql_*   the statement the API sends, finance.post_journal_entry(entry, audit context) (it writes the
 //           entry, its lines, the balances and the audit row and answers with the entry), called directly
@@ -63,6 +65,10 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 // an unmeasured run before the API scenarios and before the floor (JIT, connection pools, caches)
 const WARMUP = Number(process.env.BENCH_WARMUP_SECONDS ?? 12);
+// an unmeasured run of the same side right before each measured one: both pools close a connection idle for 10 s
+// (pg-pool's default, the app's included), and a side measured after the other side's round started on new backends
+// (PL/pgSQL compiled, catalog caches and plans rebuilt) while the other ran on warm ones (bench/README.md, issue 14)
+const LEAD_IN = Number(process.env.BENCH_LEAD_IN_SECONDS ?? 2);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const ACCOUNTS = 1000;
 const TB_LINES = Number(process.env.BENCH_TB_LINES ?? 1_000_000);
@@ -72,7 +78,11 @@ const dbName = `omnizen_bench_ledger_${process.pid}`;
 const API_PASSWORD = 'omnizen_api_bench';
 
 const pct = (sorted: number[], p: number) => sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : null;
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+// of an even count (BENCH_ROUNDS=4: api sql, sql api twice) the mean of the middle two
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
 const ratio = (a: number | null | undefined, b: number | null | undefined) => (a && b ? round(a / b, 3) : null);
 const round = (n: number | null, d = 2) => (n === null ? null : Math.round(n * 10 ** d) / 10 ** d);
 const log = (msg: string) => process.stderr.write(`[bench:ledger] ${msg}\n`);
@@ -104,6 +114,9 @@ async function main() {
   // a backend that started during the measurement counts from zero; one that ended is lost (the pools keep theirs)
   const dbCpuDelta = (before: Map<number, number> | undefined, after: Map<number, number> | undefined) =>
     (before && after ? [...after].reduce((sum, [pid, ms]) => sum + ms - (before.get(pid) ?? 0), 0) : undefined);
+  // backends of the API login that were not there when the measurement started: connections (re)opened inside it
+  const newBackends = (before: Map<number, number> | undefined, after: Map<number, number> | undefined) =>
+    (before && after ? [...after.keys()].filter((pid) => !before.has(pid)).length : undefined);
   const perEntry = (before: number | undefined, after: number | undefined, entries: number) =>
     (before !== undefined && after !== undefined ? round((after - before) / Math.max(1, entries), 3) : undefined);
   const dbPerEntry = (before: Map<number, number> | undefined, after: Map<number, number> | undefined, entries: number) => {
@@ -198,8 +211,9 @@ async function main() {
       const failures = Object.fromEntries(Object.entries(r.statusCodeStats ?? {}).filter(([code]) => !code.startsWith('2')).map(([code, v]: [string, any]) => [code, v.count]));
       // CPU the app's process and the database spent per posted entry (steadier than entries/s on a shared machine)
       const app_cpu_ms_per_entry = perEntry(cpu0, appCpuMs(), ok);
-      const db_cpu_ms_per_entry = dbPerEntry(db0, await dbCpuMs(), ok);
-      return { entries_per_s: round(ok / (r.duration || seconds), 1), p50_ms: r.latency.p50, p99_ms: r.latency.p99, errors: r.non2xx + r.errors, failures, app_cpu_ms_per_entry, db_cpu_ms_per_entry };
+      const db1 = await dbCpuMs();
+      const db_cpu_ms_per_entry = dbPerEntry(db0, db1, ok);
+      return { entries_per_s: round(ok / (r.duration || seconds), 1), p50_ms: r.latency.p50, p99_ms: r.latency.p99, errors: r.non2xx + r.errors, failures, app_cpu_ms_per_entry, db_cpu_ms_per_entry, new_backends: newBackends(db0, db1) };
     };
 
     const claims = tenantClaims(org.token, org.orgId);
@@ -259,7 +273,7 @@ async function main() {
     const perCall = (r: Awaited<ReturnType<typeof loop>>) => ({
       entries_per_s: round(r.latencies.length / r.elapsed_s, 1), p50_ms: round(pct(r.latencies, 50)), p99_ms: round(pct(r.latencies, 99)), errors: r.errors,
       db_cpu_ms_per_entry: dbPerEntry(r.db0, r.db1, r.latencies.length),
-      client_cpu_ms_per_entry: perEntry(0, r.client_ms, r.latencies.length),
+      client_cpu_ms_per_entry: perEntry(0, r.client_ms, r.latencies.length), new_backends: newBackends(r.db0, r.db1),
     });
     const sql = async (lines: number, hot: boolean, seconds = SECONDS) =>
       perCall(await floor(CONNECTIONS, seconds, () => [[POST_ONE, [JSON.stringify(entry(lines, hot)), audit(posted++)], true]]));
@@ -291,9 +305,11 @@ async function main() {
       });
       const ok = (r.requests.total - r.non2xx) * size;
       const failures = Object.fromEntries(Object.entries(r.statusCodeStats ?? {}).filter(([code]) => !code.startsWith('2')).map(([code, v]: [string, any]) => [code, v.count]));
+      const app_cpu_ms_per_entry = perEntry(cpu0, appCpuMs(), ok);
+      const db1 = await dbCpuMs();
       return {
         batch: size, connections, entries_per_s: round(ok / (r.duration || seconds), 1), p50_ms_per_request: r.latency.p50, p99_ms_per_request: r.latency.p99,
-        errors: r.non2xx + r.errors, failures, app_cpu_ms_per_entry: perEntry(cpu0, appCpuMs(), ok), db_cpu_ms_per_entry: dbPerEntry(db0, await dbCpuMs(), ok),
+        errors: r.non2xx + r.errors, failures, app_cpu_ms_per_entry, db_cpu_ms_per_entry: dbPerEntry(db0, db1, ok), new_backends: newBackends(db0, db1),
       };
     };
     const sqlBatch = async (size: number, seconds = SECONDS) => {
@@ -304,6 +320,7 @@ async function main() {
       return {
         batch: size, connections, entries_per_s: round(entries / r.elapsed_s, 1), p50_ms_per_call: round(pct(r.latencies, 50)),
         p99_ms_per_call: round(pct(r.latencies, 99)), errors: r.errors, db_cpu_ms_per_entry: dbPerEntry(r.db0, r.db1, entries),
+        new_backends: newBackends(r.db0, r.db1),
       };
     };
 
@@ -326,6 +343,9 @@ async function main() {
       await admin.query(`ANALYZE ${POSTING_TABLES}`).catch((err: Error) => log(`no ANALYZE (${err.message}): plans may be those of smaller tables`));
       await admin.query('CHECKPOINT').catch((err: Error) => log(`no CHECKPOINT (${err.message}): phases may see earlier writes flushing`));
     };
+    const autovacuums = async () => Number((await admin.query(`
+      SELECT coalesce(sum(autovacuum_count + autoanalyze_count), 0)::int AS n FROM pg_stat_all_tables
+      WHERE (schemaname || '.' || relname) = ANY (string_to_array(replace($1, ' ', ''), ','))`, [POSTING_TABLES])).rows[0].n);
     await checkpoint();
     const single = scenarios.some(([name]) => wanted(`api_${name}`) || wanted(`sql_${name}`));
     const batches = BATCH_SIZES.filter((n) => wanted(`api_batch_${n}`) || wanted(`sql_batch_${n}`));
@@ -347,12 +367,16 @@ async function main() {
     /**
      * The API and its floor in ROUNDS alternated rounds (api sql, sql api, ...), each from fresh statistics and a
      * fresh checkpoint: this machine's speed drifts by tens of percent between runs and within one, so a side
-     * measured only before the other would carry the drift into the ratio. Each side's figures are the medians
-     * over its rounds; the ratio is the median of the rounds' ratios.
+     * measured only before the other would carry the drift into the ratio. Each side's measurement follows an
+     * unmeasured LEAD_IN of the same side: without it the side measured after the other one's round (idle > 10 s)
+     * ran on backends its pool had just reopened, and the ratio depended on the round's order (api sql ~0.9, sql api
+     * ~0.5-0.65, api sql again ~1.1-1.4). Each side's figures are the medians over its rounds; the ratio is the median
+     * of the rounds' paired ratios, with their spread (ratio_spread) and each round's figures (rounds).
      */
     type Figures = Record<string, any>;
-    const compare = async (name: string, apiSide: () => Promise<Figures>, sqlSide: () => Promise<Figures>,
-      references: { reference?: () => Promise<Figures>; reference_tenant?: () => Promise<Figures> } = {}) => {
+    type Measure = (seconds?: number) => Promise<Figures>;
+    const compare = async (name: string, apiSide: Measure, sqlSide: Measure,
+      references: { reference?: Measure; reference_tenant?: Measure } = {}) => {
       type Side = 'api' | 'sql' | 'reference' | 'reference_tenant';
       const runs: Partial<Record<Side, Figures>>[] = [];
       const measured = (side: Side) => (side === 'api' || side === 'sql' ? wanted(`${side}_${name}`) : !!references[side]);
@@ -361,9 +385,14 @@ async function main() {
         const run: Partial<Record<Side, Figures>> = {};
         for (const side of r % 2 === 0 ? order : [...order].reverse()) {
           if (!measured(side)) continue;
+          const measure = side === 'api' ? apiSide : side === 'sql' ? sqlSide : references[side]!;
           await checkpoint();
+          if (LEAD_IN > 0) await measure(LEAD_IN);
           log(`${side} ${name}, round ${r + 1}/${ROUNDS}`);
-          run[side] = await (side === 'api' ? apiSide() : side === 'sql' ? sqlSide() : references[side]!());
+          const vacuums0 = await autovacuums();
+          run[side] = await measure();
+          // autovacuum and autoanalyze runs on the posting tables that ended inside the measurement (they share the cores)
+          run[side].autovacuum_runs = (await autovacuums()) - vacuums0;
         }
         runs.push(run);
       }
@@ -372,7 +401,7 @@ async function main() {
         if (!got.length) return undefined;
         return Object.fromEntries(Object.keys(got[0]).map((k) => {
           const values = got.map((x) => x[k]);
-          return [k, values.every((v) => typeof v === 'number') ? median(values) : values[values.length - 1]];
+          return [k, values.every((v) => typeof v === 'number') ? round(median(values), 3) : values[values.length - 1]];
         }));
       };
       const apiFigures = medianOf('api');
@@ -380,8 +409,14 @@ async function main() {
       if (apiFigures) results[`api_${name}`] = apiFigures;
       if (sqlFigures) results[`sql_${name}`] = sqlFigures;
       if (apiFigures && sqlFigures) {
-        rounds[name] = runs.map((x) => ({ api: x.api!.entries_per_s, sql: x.sql!.entries_per_s, ratio: ratio(x.api!.entries_per_s, x.sql!.entries_per_s) }));
-        ratios[`api_vs_sql_${name}`] = round(median(rounds[name].map((x) => x.ratio ?? 0)), 3);
+        rounds[name] = runs.map((x, r) => ({
+          order: r % 2 === 0 ? 'api,sql' : 'sql,api', api: x.api!.entries_per_s, sql: x.sql!.entries_per_s, ratio: ratio(x.api!.entries_per_s, x.sql!.entries_per_s),
+          api_app_cpu_ms_per_entry: x.api!.app_cpu_ms_per_entry, api_db_cpu_ms_per_entry: x.api!.db_cpu_ms_per_entry, sql_db_cpu_ms_per_entry: x.sql!.db_cpu_ms_per_entry,
+          api_new_backends: x.api!.new_backends, sql_new_backends: x.sql!.new_backends, api_autovacuum_runs: x.api!.autovacuum_runs, sql_autovacuum_runs: x.sql!.autovacuum_runs,
+        }));
+        const paired = runs.map((x) => ratio(x.api!.entries_per_s, x.sql!.entries_per_s) ?? 0);
+        ratios[`api_vs_sql_${name}`] = round(median(paired), 3);
+        ratioSpread[`api_vs_sql_${name}`] = { min: Math.min(...paired), max: Math.max(...paired), rounds: paired.length };
       }
       // the floor against the references, round by round: how far the ledger's guarantees put it from the least a
       // posting costs on this machine today (reference), and from the least a posting in a tenant transaction costs
@@ -401,19 +436,20 @@ async function main() {
         referenceRounds[name] = runs.map((x) => ({ sql: x.sql?.entries_per_s, reference: x.reference?.entries_per_s, reference_tenant: x.reference_tenant?.entries_per_s }));
       }
     };
-    const rounds: Record<string, { api: number; sql: number; ratio: number | null }[]> = {};
+    const rounds: Record<string, Record<string, number | string | null | undefined>[]> = {};
+    const ratioSpread: Record<string, { min: number; max: number; rounds: number }> = {};
     const referenceRounds: Record<string, { sql?: number; reference?: number; reference_tenant?: number }[]> = {};
     const ratios: Record<string, number | null> = {};
     for (const [name, lines, hot] of scenarios) {
-      await compare(name, () => api(lines, hot), () => sql(lines, hot), name !== 'spread_2' ? {} : {
-        reference: referenceWanted ? () => reference() : undefined,
-        reference_tenant: referenceTenantWanted ? () => referenceTenant() : undefined,
+      await compare(name, (s) => api(lines, hot, s), (s) => sql(lines, hot, s), name !== 'spread_2' ? {} : {
+        reference: referenceWanted ? (s) => reference(s) : undefined,
+        reference_tenant: referenceTenantWanted ? (s) => referenceTenant(s) : undefined,
       });
     }
-    for (const n of batches) await compare(`batch_${n}`, () => apiBatch(n), () => sqlBatch(n));
+    for (const n of batches) await compare(`batch_${n}`, (s) => apiBatch(n, s), (s) => sqlBatch(n, s));
     await runtime.end();
     if (only && !only.includes('trial_balance')) {
-      console.log(JSON.stringify({ ...results, load_average_end: loadAverage(), rounds_of_seconds: SECONDS, ratios, rounds, reference_rounds: referenceRounds }, null, 2));
+      console.log(JSON.stringify({ ...results, load_average_end: loadAverage(), rounds_of_seconds: SECONDS, lead_in_seconds: LEAD_IN, ratios, ratio_spread: ratioSpread, rounds, reference_rounds: referenceRounds }, null, 2));
       return;
     }
 
@@ -515,13 +551,14 @@ async function main() {
     };
 
     const report = {
-      connections: CONNECTIONS, seconds_per_round: SECONDS, rounds_per_scenario: ROUNDS, accounts: ACCOUNTS, ...results,
+      connections: CONNECTIONS, seconds_per_round: SECONDS, lead_in_seconds: LEAD_IN, rounds_per_scenario: ROUNDS, accounts: ACCOUNTS, ...results,
       ratios: {
         ...ratios,
         api_hot_vs_spread_2: ratio(results.api_hot_2?.entries_per_s, results.api_spread_2?.entries_per_s),
         api_hot_vs_spread_6: ratio(results.api_hot_6?.entries_per_s, results.api_spread_6?.entries_per_s),
         sql_hot_vs_spread_2: ratio(results.sql_hot_2?.entries_per_s, results.sql_spread_2?.entries_per_s),
       },
+      ratio_spread: ratioSpread,
       rounds,
       reference_rounds: referenceRounds,
       trial_balance_1m: trial,
