@@ -28,6 +28,7 @@ describe('purges: webhook deliveries and ended sessions, in batches, through ind
     const push = (strings: TemplateStringsArray, values: unknown[]) => statements.push({ text: strings.reduce((text, part, i) => `${text}$${i}${part}`), values });
     return {
       $queryRaw: async (strings: TemplateStringsArray, ...values: unknown[]) => { push(strings, values); return []; },
+      $queryRawUnsafe: async (text: string, ...values: unknown[]) => { statements.push({ text, values }); return []; },
       $executeRaw: async (strings: TemplateStringsArray, ...values: unknown[]) => { push(strings, values); return 0; },
       runCount: async (query: { compile(): { sql: string; parameters: readonly unknown[] } }) => {
         const c = query.compile();

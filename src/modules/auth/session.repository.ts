@@ -1,9 +1,10 @@
 import { sql } from 'kysely';
 import type { Db } from '../../platform/database/database.service.js';
 import { qb } from '../../platform/database/query-builder.js';
+import { batchOf, inBatches, PURGE_BATCH } from '../../platform/database/batches.js';
 
-/** Rows one statement of the purge deletes at most. */
-const PURGE_BATCH = 5_000;
+/** A session ends (and the purge deletes it) a day past its expiry, or 30 days after it was revoked. */
+const ENDED = { expires_at: '1 day', revoked_at: '30 days' } as const;
 
 export interface SessionRow {
   id: string;
@@ -127,8 +128,7 @@ export const sessionRepository = {
    * them all again. now() is the transaction's start: the same cutoffs for every batch.
    */
   async purgeExpired(db: Db, batch = PURGE_BATCH): Promise<{ tokens: number; sessions: number; byUser: { userId: string; personalOrgId: string; sessions: number }[] }> {
-    let tokens = 0;
-    for (let after = null as { at: string; key: string } | null; ;) {
+    const tokenBatches = await inBatches(async (after: { at: string; key: string } | null) => {
       const [r]: { deleted: number; last: { at: string; key: string } | null }[] = await db.$queryRaw`
         WITH b AS (
           SELECT token_hash, expires_at FROM core.refresh_tokens
@@ -138,41 +138,24 @@ export const sessionRepository = {
         d AS (DELETE FROM core.refresh_tokens t USING b WHERE t.token_hash = b.token_hash RETURNING 1)
         SELECT (SELECT count(*)::int FROM d) AS deleted,
           (SELECT jsonb_build_object('at', b.expires_at, 'key', b.token_hash) FROM b ORDER BY b.expires_at DESC, b.token_hash DESC LIMIT 1) AS last`;
-      tokens += r?.deleted ?? 0;
-      if (!r?.last) break;
-      after = r.last;
-    }
+      return { rows: [r?.deleted ?? 0], next: r?.last ?? null };
+    });
+    const tokens = tokenBatches.reduce((n, c) => n + c, 0);
     const byUser = new Map<string, number>();
-    type Batch = { user_id: string | null; sessions: number; last: { at: string; id: string } | null }[];
     // expired a day ago (sessions_expires_idx), then revoked 30 days ago (sessions_revoked_idx)
-    const expired = (after: { at: string; id: string } | null): Promise<Batch> => db.$queryRaw`
-      WITH b AS (
-        SELECT id, expires_at AS at FROM core.sessions
-        WHERE expires_at < now() - interval '1 day'
-          AND (${after === null}::boolean OR (expires_at, id) > (${after?.at ?? null}::timestamptz, ${after?.id ?? null}::uuid))
-        ORDER BY expires_at, id LIMIT ${batch}::int),
-      gone AS (DELETE FROM core.sessions s USING b WHERE s.id = b.id RETURNING s.user_id)
-      SELECT g.user_id, count(*)::int AS sessions, NULL::jsonb AS last FROM gone g GROUP BY g.user_id
-      UNION ALL
-      SELECT NULL, NULL, (SELECT jsonb_build_object('at', b.at, 'id', b.id) FROM b ORDER BY b.at DESC, b.id DESC LIMIT 1)`;
-    const revoked = (after: { at: string; id: string } | null): Promise<Batch> => db.$queryRaw`
-      WITH b AS (
-        SELECT id, revoked_at AS at FROM core.sessions
-        WHERE revoked_at < now() - interval '30 days'
-          AND (${after === null}::boolean OR (revoked_at, id) > (${after?.at ?? null}::timestamptz, ${after?.id ?? null}::uuid))
-        ORDER BY revoked_at, id LIMIT ${batch}::int),
-      gone AS (DELETE FROM core.sessions s USING b WHERE s.id = b.id RETURNING s.user_id)
-      SELECT g.user_id, count(*)::int AS sessions, NULL::jsonb AS last FROM gone g GROUP BY g.user_id
-      UNION ALL
-      SELECT NULL, NULL, (SELECT jsonb_build_object('at', b.at, 'id', b.id) FROM b ORDER BY b.at DESC, b.id DESC LIMIT 1)`;
-    for (const next of [expired, revoked]) {
-      for (let after = null as { at: string; id: string } | null; ;) {
-        const rows = await next(after);
-        for (const r of rows) if (r.user_id !== null) byUser.set(r.user_id, (byUser.get(r.user_id) ?? 0) + r.sessions);
-        const last = rows.find((r) => r.user_id === null)?.last ?? null;
-        if (!last) break;
-        after = last;
-      }
+    for (const column of Object.keys(ENDED) as (keyof typeof ENDED)[]) {
+      type Place = { at: string; id: string };
+      const gone = await inBatches(async (after: Place | null) => batchOf(await db.$queryRawUnsafe<{ user_id: string | null; sessions: number; last: Place | null }[]>(`
+        WITH b AS (
+          SELECT id, ${column} AS at FROM core.sessions
+          WHERE ${column} < now() - $1::interval AND ($2::boolean OR (${column}, id) > ($3::timestamptz, $4::uuid))
+          ORDER BY ${column}, id LIMIT $5::int),
+        gone AS (DELETE FROM core.sessions s USING b WHERE s.id = b.id RETURNING s.user_id)
+        SELECT g.user_id, count(*)::int AS sessions, NULL::jsonb AS last FROM gone g GROUP BY g.user_id
+        UNION ALL
+        SELECT NULL, NULL, (SELECT jsonb_build_object('at', b.at, 'id', b.id) FROM b ORDER BY b.at DESC, b.id DESC LIMIT 1)`,
+      ENDED[column], after === null, after?.at ?? null, after?.id ?? null, batch), 'user_id'));
+      for (const r of gone) byUser.set(r.user_id!, (byUser.get(r.user_id!) ?? 0) + r.sessions);
     }
     const owners = byUser.size ? await db.$queryRaw<{ user_id: string; personal_org_id: string | null }[]>`
       SELECT u AS user_id, core.personal_org_id(u) AS personal_org_id FROM unnest(${[...byUser.keys()]}::text[]) u` : [];

@@ -5,6 +5,7 @@ import type { RunDto } from '../agents/agents.dto.js';
 import { toRun } from '../agents/agents.repository.js';
 import { emailSubject } from './audit-sealing.js';
 import { PERSONAL_DATA_CATALOG, partyTable, type PersonalDataTable, type Treatment } from './personal-data.catalog.js';
+import { batchOf, inBatches, PURGE_BATCH } from '../../platform/database/batches.js';
 
 export interface MembershipFacts {
   orgId: string;
@@ -448,8 +449,6 @@ export interface PurgedInOrg {
 }
 
 type OrgCountRow = { org_id: string | null; count: number };
-/** Rows one statement of a batched purge deletes at most. */
-const PURGE_BATCH = 5_000;
 const perOrg = (rows: OrgCountRow[]): PurgedInOrg[] => rows.map((r) => ({ orgId: r.org_id, count: r.count }));
 
 /**
@@ -466,14 +465,9 @@ export const retentionRepository = {
    * stay in the indexes until it ends, and a batch restarting from the beginning would walk them all again.
    */
   async purgeWebhookDeliveries(db: Db, cutoff: Date, batch = PURGE_BATCH): Promise<PurgedInOrg[]> {
-    const counts = new Map<string, number>();
-    const add = (rows: OrgCountRow[]) => {
-      for (const r of rows) if (r.org_id) counts.set(r.org_id, (counts.get(r.org_id) ?? 0) + r.count);
-    };
     // finished messages (succeeded, failed) by the age of their last attempt
-    let after = null as { at: string; org: string; id: string } | null;
-    for (;;) {
-      const rows: (OrgCountRow & { last: { at: string; org: string; id: string } | null })[] = await db.$queryRaw`WITH b AS (
+    type After = { at: string; org: string; id: string };
+    const finished = await inBatches(async (after: After | null) => batchOf(await db.$queryRaw<(OrgCountRow & { last: After | null })[]>`WITH b AS (
         SELECT m.org_id, m.id, coalesce(m.last_attempt_at, m.created_at) AS at FROM core.webhook_messages m
         WHERE m.status <> 'pending' AND coalesce(m.last_attempt_at, m.created_at) < ${cutoff}
           AND (${after === null}::boolean OR (coalesce(m.last_attempt_at, m.created_at), m.org_id, m.id)
@@ -484,18 +478,11 @@ export const retentionRepository = {
         RETURNING m.org_id)
       SELECT org_id::text, count(*)::int AS count, NULL::jsonb AS last FROM d GROUP BY org_id
       UNION ALL
-      SELECT NULL, NULL, (SELECT jsonb_build_object('at', at, 'org', org_id, 'id', id) FROM b ORDER BY at DESC, org_id DESC, id DESC LIMIT 1)`;
-      add(rows);
-      const last = rows.find((r) => r.org_id === null)?.last ?? null;
-      if (!last) break;
-      after = last;
-    }
+      SELECT NULL, NULL, (SELECT jsonb_build_object('at', at, 'org', org_id, 'id', id) FROM b ORDER BY at DESC, org_id DESC, id DESC LIMIT 1)`, 'org_id'));
     // pending messages of endpoints disabled since before the cutoff, one endpoint after another, each in due order
     // (webhook_messages_endpoint_due_idx)
     type Place = { org: string; endpoint: string; due: string | null; id: string | null };
-    let at = null as Place | null;
-    for (;;) {
-      const rows: (OrgCountRow & { last: Place | null })[] = await db.$queryRaw`WITH e AS (
+    const pending = await inBatches(async (at: Place | null) => batchOf(await db.$queryRaw<(OrgCountRow & { last: Place | null })[]>`WITH e AS (
         SELECT e.org_id, e.id FROM core.webhook_endpoints e
         WHERE NOT e.enabled AND e.disabled_at < ${cutoff}
           AND (${at === null}::boolean OR (e.org_id, e.id) >= (${at?.org ?? null}::uuid, ${at?.endpoint ?? null}::uuid))
@@ -514,12 +501,9 @@ export const retentionRepository = {
       SELECT NULL, NULL, CASE
         WHEN (SELECT count(*) FROM b) >= ${batch}::int THEN
           (SELECT jsonb_build_object('org', b.org_id, 'endpoint', b.endpoint_id, 'due', b.next_attempt_at, 'id', b.id) FROM b ORDER BY b.next_attempt_at DESC, b.id DESC LIMIT 1)
-        ELSE (SELECT jsonb_build_object('org', e.org_id, 'endpoint', e.id, 'due', NULL, 'id', NULL) FROM e ORDER BY e.org_id, e.id OFFSET 1 LIMIT 1) END`;
-      add(rows);
-      const last = rows.find((r) => r.org_id === null)?.last ?? null;
-      if (!last) break;
-      at = last;
-    }
+        ELSE (SELECT jsonb_build_object('org', e.org_id, 'endpoint', e.id, 'due', NULL, 'id', NULL) FROM e ORDER BY e.org_id, e.id OFFSET 1 LIMIT 1) END`, 'org_id'));
+    const counts = new Map<string, number>();
+    for (const r of [...finished, ...pending]) counts.set(r.org_id!, (counts.get(r.org_id!) ?? 0) + r.count);
     return [...counts].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([orgId, count]) => ({ orgId, count }));
   },
 
