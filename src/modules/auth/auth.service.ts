@@ -261,10 +261,7 @@ export class AuthService {
       if (!(await identityRepository.add(db, existing.id, input))) throw linkRequired(identity.provider);
       if (accountVerified) {
         // linked because both proved the same address: still a new way in, told to the address as an explicit link is
-        await queueEmail({ db, orgId: personalOrgId }, {
-          userId: existing.id, to: existing.email, template: 'sign_in_method_added', category: 'security',
-          data: { provider: PROVIDER_LABEL[identity.provider], identityEmail: identity.email, addedAt: new Date(this.clock.now()).toISOString() },
-        });
+        await this.mailSignInMethodAdded(db, personalOrgId, existing, identity);
       }
       const user = await userRepository.updateProfile(db, existing.id, { name: identity.name, image: identity.image });
       await this.audit.recordPrivileged(db, personalOrgId, this.principalOf(user, personalOrgId), {
@@ -272,6 +269,14 @@ export class AuthService {
         after: { provider: identity.provider, email: identity.email, emailVerified: true, by: 'verified_email' },
       }, client);
       return this.startSession(db, user, personalOrgId, client, 'exchange');
+    });
+  }
+
+  /** A new way into the account, told to its address (security mail): a link its owner did not make is seen and can be removed. */
+  private async mailSignInMethodAdded(db: Db, personalOrgId: string, user: { id: string; email: string }, identity: { provider: ExchangeProvider; email: string }): Promise<void> {
+    await queueEmail({ db, orgId: personalOrgId }, {
+      userId: user.id, to: user.email, template: 'sign_in_method_added', category: 'security',
+      data: { provider: PROVIDER_LABEL[identity.provider], identityEmail: identity.email, addedAt: new Date(this.clock.now()).toISOString() },
     });
   }
 
@@ -286,10 +291,7 @@ export class AuthService {
     const personalOrgId = existing.personalOrgId ?? (await userRepository.personalOrgId(db, existing.id))!;
     // the identity was looked up in this transaction: one added meanwhile by the same subject is another sign-in's
     if (!(await identityRepository.add(db, existing.id, identityInput(identity)))) throw linkRequired(identity.provider);
-    await queueEmail({ db, orgId: personalOrgId }, {
-      userId: existing.id, to: existing.email, template: 'sign_in_method_added', category: 'security',
-      data: { provider: PROVIDER_LABEL[identity.provider], identityEmail: identity.email, addedAt: new Date(this.clock.now()).toISOString() },
-    });
+    await this.mailSignInMethodAdded(db, personalOrgId, existing, identity);
     const user = await userRepository.updateProfile(db, existing.id, { name: identity.name, image: identity.image });
     await this.audit.recordPrivileged(db, personalOrgId, this.principalOf(user, personalOrgId), {
       action: 'auth.identity_linked', entityType: 'user', entityId: user.id,
@@ -324,11 +326,7 @@ export class AuthService {
         after: { provider: identity.provider, email: identity.email, emailVerified: identity.emailVerified, by: 'signed_in_user', reauthenticated, added },
       }, client);
       if (added) {
-        const user = (await userRepository.findById(db, principal.userId))!;
-        await queueEmail({ db, orgId: principal.personalOrgId }, {
-          userId: user.id, to: user.email, template: 'sign_in_method_added', category: 'security',
-          data: { provider: PROVIDER_LABEL[identity.provider], identityEmail: identity.email, addedAt: new Date(this.clock.now()).toISOString() },
-        });
+        await this.mailSignInMethodAdded(db, principal.personalOrgId, (await userRepository.findById(db, principal.userId))!, identity);
       }
       return identityRepository.listForUser(db, principal.userId);
     });
