@@ -12,6 +12,7 @@ import { validationPipe } from './platform/http/validation.js';
 import { createOpenApiDocument } from './platform/http/openapi.js';
 import { echoRequestId, requestIdOf } from './platform/http/request-id.js';
 import { clientErrorHandler, frameworkErrors } from './platform/http/framework-errors.js';
+import { refusedMediaType, utf8JsonParser } from './platform/http/json-body.js';
 import { InFlightRequests } from './platform/http/graceful-shutdown.js';
 import { sendSecurityHeaders } from './platform/http/security-headers.js';
 import { Metrics } from './platform/observability/metrics.js';
@@ -92,6 +93,11 @@ export async function bootstrap(app: NestFastifyApplication, options: { logDesti
     exposedHeaders: CORS_EXPOSED_HEADERS,
     maxAge: 600,
   });
+  // JSON in UTF-8 only (json-body.ts); Nest's adapter would add a parser of forms, which no operation takes (a form body
+  // reached the DTOs like JSON), and Fastify has one of text/plain: both are a 415, as the document says. Registered here,
+  // the adapter adds neither parser of its own at init.
+  app.useBodyParser('application/json', { bodyLimit: BODY_LIMIT_BYTES }, utf8JsonParser(fastify.getDefaultJsonParser('error', 'error')));
+  app.useBodyParser(['application/x-www-form-urlencoded', 'text/plain'], { bodyLimit: BODY_LIMIT_BYTES }, refusedMediaType);
   // multipart bodies (knowledge uploads) are parsed by the route that reads them, with its own size limit
   await app.register(fastifyMultipart, { limits: { fileSize: config.knowledge.maxUploadBytes } });
   // helmet's headers, computed once at start-up (security-headers.ts)

@@ -25,10 +25,11 @@ const DESCRIPTIONS: Record<number, string> = {
   404: 'Not found, or not visible to the caller',
   409: 'Conflicts with existing data',
   413: 'The request body is larger than the API accepts',
-  414: 'The path is longer than the API accepts',
-  415: 'The request body is not JSON',
+  414: 'The URL is longer than the API accepts: a path segment, or the request line (path and query string)',
+  415: 'The request body is not JSON in UTF-8',
   422: 'Rejected by a business rule',
   429: 'Too many attempts',
+  431: 'The request headers are larger than the API accepts',
   502: 'An outside service (Stripe, a calendar server) refused or failed; the message says what it answered',
   503: 'A service this operation needs is not configured or not reachable',
 };
@@ -110,11 +111,19 @@ export function createOpenApiDocument(app: INestApplication): OpenAPIObject {
       declared.set(op, new Set(((op as Operation)['x-error-codes'] as DocumentedErrorCode[] | undefined ?? []).map((c) => c.code)));
       // no guard metadata reaches the explorer: a route without a bearer requirement is a @Public() one
       if (!op.security) op.security = [];
-      const generic: number[] = [414];
+      // 431: Node's parser refuses headers over its limit before any route (framework-errors.ts)
+      const generic: number[] = [414, 431];
       if (op.security.length > 0) generic.push(401);
-      // a path parameter other than the organization's (checked first, 404) is validated too: a NUL character in it is a 400
-      if (op.requestBody || op.parameters?.some((p) => 'in' in p && (p.in === 'query' || (p.in === 'path' && p.name !== 'orgId')))) generic.push(400);
-      if (op.requestBody) generic.push(413, 415);
+      // a path parameter other than the organization's (checked first, 404) is validated too: a NUL character in it is a 400.
+      // A write with no body of its own still reads one sent to it: invalid JSON (or an empty one sent as application/json)
+      // is a 400, a large one a 413, another media type a 415 (GET and HEAD bodies are not read)
+      if (method !== 'get' || op.parameters?.some((p) => 'in' in p && (p.in === 'query' || (p.in === 'path' && p.name !== 'orgId')))) generic.push(400);
+      if (method !== 'get') generic.push(413, 415);
+      // a DTO whose fields are all optional may be left out (no body is taken for {}); JSON other than an object is a 400
+      const body = op.requestBody && 'content' in op.requestBody ? op.requestBody : undefined;
+      const schemaRef = (body?.content['application/json']?.schema as { $ref?: string } | undefined)?.$ref;
+      const schema = schemaRef ? doc.components?.schemas?.[schemaRef.split('/').pop()!] as SchemaObject | undefined : undefined;
+      if (body && schema && !schema.required?.length) body.required = false;
       // the generic codes of the database's refusals (mapDatabaseError): a write's statements may meet a check or a rule
       // (422 invalid, rejected), a key or a concurrent change (409 conflict.unique, conflict.reference, conflict.retry: a
       // deadlock, a serialization failure) or a policy (403 forbidden); a read with input may meet a value the database

@@ -536,6 +536,10 @@ function canonicalUuids(dto: unknown): void {
  */
 const isIdParam = (name: string | undefined) => !!name && name !== 'userId' && (name === 'id' || name.endsWith('Id'));
 
+/** Whether a parameter's type is a DTO class (what Nest's pipe validates), not a built-in such as Object or Array. */
+const isDtoClass = (metatype: ArgumentMetadata['metatype']): boolean =>
+  typeof metatype === 'function' && !([String, Boolean, Number, Array, Object, Buffer, Date] as unknown[]).includes(metatype);
+
 /** Unknown fields are rejected; each invalid field is named in the message and in details. */
 class RequestValidationPipe extends ValidationPipe {
   /** Nothing to close in an input InputWalk found plain: no array in it has a gap. */
@@ -555,6 +559,13 @@ class RequestValidationPipe extends ValidationPipe {
   }
 
   override async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
+    // a body the document declares as an object (a DTO) and the client sent as other JSON: Nest's pipe took `null` for {}
+    // (PATCH /v1/orgs/{id} with null bumped updatedAt, DELETE /v1/me with null ran the erasure). No body at all is still
+    // no body: an operation whose body's fields are all optional runs without one (its requestBody is not required).
+    if (metadata.type === 'body' && !metadata.data && value !== undefined && isDtoClass(metadata.metatype) && (value === null || typeof value !== 'object' || Array.isArray(value))) {
+      const sent = value === null ? 'null' : Array.isArray(value) ? 'an array' : `a ${typeof value}`;
+      throw invalid([{ field: 'body', problems: [`the body must be a JSON object, not ${sent}`] }]);
+    }
     let input = value;
     let plain = false;
     if (metadata.type === 'body' || metadata.type === 'query' || metadata.type === 'param') {
