@@ -217,6 +217,7 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'function core.request_claims()': HELPER_CALLERS,
   'function core.is_member(uuid)': { authenticated: 'EXECUTE', omnizen_analyst: 'EXECUTE' },
   'function core.shares_org_with(text)': { authenticated: 'EXECUTE' },
+  'function core.member_of_service_org(text)': { authenticated: 'EXECUTE' },
   // begin_request sets a request's claims and role: the API's runtime login only
   'function public.begin_request(text, text)': { omnizen_api: 'EXECUTE' },
   'function core.accept_invitation(uuid, text, text)': { authenticated: 'EXECUTE' },

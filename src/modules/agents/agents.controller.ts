@@ -52,7 +52,8 @@ export class AiCatalogController {
   }
 
   @Get('usage')
-  @ApiOperation({ operationId: 'getAiUsage', summary: 'Usage per day, agent and model: runs, tokens by type, cost (owners, admins, API keys: every run; other members: the runs they started)' })
+  @RequiresScope('agents:run')
+  @ApiOperation({ operationId: 'getAiUsage', summary: 'Usage per day, agent and model: runs, tokens by type, cost (owners, admins: every run; other members and API keys with agents:run: the runs they started)' })
   @ApiOkResponse({ type: UsageReportDto })
   @ApiErrorCodes('ai.range')
   usage(@Tx() tx: TenantTx, @Query() q: UsageQuery): Promise<UsageReportDto> {
@@ -217,7 +218,8 @@ export class AgentsController {
   }
 
   @Get(':agentId/runs')
-  @ApiOperation({ operationId: 'listAgentRuns', summary: 'The agent\'s runs, newest first; filter by status and trigger (cursor pagination; owners, admins and API keys see every run; other members, viewers included, the runs they started)' })
+  @RequiresScope('agents:run')
+  @ApiOperation({ operationId: 'listAgentRuns', summary: 'The agent\'s runs, newest first; filter by status and trigger (cursor pagination; owners and admins see every run; other members, viewers included, and API keys with agents:run, the runs they started)' })
   @ApiOkResponse({ type: RunPage })
   @ApiErrors(400)
   @ApiErrorCodes('organization.not_found', 'agent.not_found')
@@ -226,10 +228,11 @@ export class AgentsController {
   }
 
   @Get(':agentId/runs/:runId')
+  @RequiresScope('agents:run')
   @ApiOperation({
     operationId: 'getAgentRun',
-    summary: 'One run with its trace: every LLM and tool step with tokens, cost, latency and errors (the person who started it, owner, admin, API key)',
-    description: 'A run holds what its tools read with the claims of the person who started it: any other member gets 404 run.not_found.',
+    summary: 'One run with its trace: every LLM and tool step with tokens, cost, latency and errors (the person or API key that started it, owner, admin)',
+    description: 'A run holds what its tools read with the claims of the person (or the scopes of the API key) that started it: any other member, and any other API key, gets 404 run.not_found.',
   })
   @ApiOkResponse({ type: RunDto })
   @ApiErrorCodes('organization.not_found', 'run.not_found')
@@ -239,7 +242,8 @@ export class AgentsController {
 
   @Post(':agentId/runs/:runId/cancel')
   @HttpCode(200)
-  @ApiOperation({ operationId: 'cancelAgentRun', summary: 'Cancel a running run (the person who started it, owner, admin: another member gets 403); it stops at its next step' })
+  @RequiresScope('agents:run')
+  @ApiOperation({ operationId: 'cancelAgentRun', summary: 'Cancel a running run (the person or API key that started it, owner, admin: another member gets 403, another API key 404 run.not_found); it stops at its next step' })
   @ApiOkResponse({ type: RunDto })
   @ApiErrorCodes('ai.run_finished', 'forbidden.role', 'run.not_found')
   cancel(@Tx() tx: TenantTx, @IdParam('agentId', 'agent') agentId: string, @IdParam('runId', 'run') runId: string): Promise<RunDto> {

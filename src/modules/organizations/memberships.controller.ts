@@ -21,7 +21,7 @@ export class MembershipsController {
 
   @Get()
   @ApiErrorCodes('organization.not_found', 'pagination.cursor')
-  @ApiOperation({ operationId: 'listMembers', summary: 'Members of the organization with their email, name and role' })
+  @ApiOperation({ operationId: 'listMembers', summary: 'Members of the organization with their email, name and role (members; a service key too)' })
   @ApiOkResponse({ type: MemberPage })
   @ApiErrors(400)
   list(@Tx() tx: TenantTx, @Query() q: PageQuery): Promise<MemberPage> {
@@ -42,7 +42,7 @@ export class MembershipsController {
   @Patch(':userId')
   @RequireRole(...ADMIN_ROLES)
   @ApiErrorCodes('organization.not_found', 'forbidden.role', 'member.not_found', 'membership.owner_only', 'membership.last_owner')
-  @ApiOperation({ operationId: 'changeMemberRole', summary: "Change a member's role (admin; only an owner grants or takes away 'owner')", description: ENDS_ADMIN_GRANTS })
+  @ApiOperation({ operationId: 'changeMemberRole', summary: "Change a member's role (admin, service key; only an owner or a service key grants or takes away 'owner')", description: ENDS_ADMIN_GRANTS })
   @ApiParam({ name: 'userId' })
   @ApiOkResponse({ type: MemberDto })
   @ApiErrors(400, 409)
@@ -54,7 +54,7 @@ export class MembershipsController {
   @HttpCode(204)
   @RequireRole(...ADMIN_ROLES)
   @ApiErrorCodes('organization.not_found', 'forbidden.role', 'member.not_found', 'membership.owner_only', 'membership.last_owner')
-  @ApiOperation({ operationId: 'removeMember', summary: 'Remove a member (admin; only an owner removes an owner; never the last owner)', description: ENDS_ADMIN_GRANTS })
+  @ApiOperation({ operationId: 'removeMember', summary: 'Remove a member (admin, service key; only an owner or a service key removes an owner; never the last owner)', description: ENDS_ADMIN_GRANTS })
   @ApiParam({ name: 'userId' })
   @ApiNoContentResponse()
   @ApiErrors(409)
