@@ -59,6 +59,17 @@ describe('personal data catalog', () => {
     expect(broken).toEqual([]);
   });
 
+  it('declares a user locator on a uuid column as one (compared as a uuid, its index serves it), and only those', async () => {
+    const { rows } = await db.admin.query<{ name: string }>(
+      `SELECT format('%I.%I', n.nspname, c.relname) || '.' || a.attname AS name
+       FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+       WHERE c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped AND a.atttypid = 'uuid'::regtype`);
+    const uuids = new Set(rows.map((r) => r.name));
+    const wrong = PERSONAL_DATA_CATALOG.flatMap((t) => [t.person, ...(t.alsoLocatedBy ?? []), ...(t.alsoErasedBy ?? []), ...(t.alsoExportedBy?.locators ?? [])]
+      .flatMap((l) => (l.kind === 'user' && !!l.uuid !== uuids.has(`${t.table}.${l.column}`) ? [`${t.table}.${l.column}: uuid ${!!l.uuid} in the catalog`] : [])));
+    expect(wrong).toEqual([]);
+  });
+
   it('knows every column that holds a user id: a person locator (the person\'s export and erasure find its rows) or an organization\'s record they authored', async () => {
     const { rows } = await db.admin.query<{ name: string }>(
       `SELECT format('%I.%I', n.nspname, c.relname) || '.' || a.attname AS name, a.attname AS column

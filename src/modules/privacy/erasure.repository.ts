@@ -6,6 +6,7 @@ import { toRun } from '../agents/agents.repository.js';
 import { emailSubject } from './audit-sealing.js';
 import { PERSONAL_DATA_CATALOG, partyTable, type PersonalDataTable, type Treatment } from './personal-data.catalog.js';
 import { batchOf, inBatches, PURGE_BATCH } from '../../platform/database/batches.js';
+import { UUID } from '../../platform/http/uuid.js';
 
 export interface MembershipFacts {
   orgId: string;
@@ -122,7 +123,7 @@ export const erasureRepository = {
    * what they did there does; audit_logs_actor_idx, the entries their export reads anyway), and those that invited one of
    * their proven addresses (`emails`: its invitation, or the audit entries sealed with its key, which outlive a purged
    * invitation). Before the erasure ends their memberships, deletes the invitations and shreds the keys. Each lookup has
-   * an index but the invitations' (a small table, which the erasure reads whole anyway).
+   * an index (the invitations' on lower(email): invitations_email_idx, migration 20270211000300).
    */
   async organizationsOf(db: Db, userId: string, emails: string[]): Promise<string[]> {
     const subjects = emails.map(emailSubject);
@@ -371,12 +372,15 @@ interface Params {
   values: unknown[];
   param: (v: unknown) => string;
   user?: string;
+  /** the user id bound as a uuid (the uuid columns' lookups): its own parameter, the text one being typed text */
+  userUuid?: string;
   emails?: string;
   orgs?: string;
 }
 
 function conditionOf(t: PersonalDataTable, person: LocatedPerson, erasure: boolean, alias: string, p: Params, depth: number): string | undefined {
   const user = () => (p.user ??= p.param(person.userId));
+  const userUuid = () => (p.userUuid ??= `${p.param(person.userId)}::uuid`);
   const emails = () => (p.emails ??= p.param(person.emails.map((e) => e.toLowerCase())));
   const col = (column: string) => `${alias}.${quote(column)}`;
   // a row reached through another (depth > 0) is theirs when that row is: not when the export holds that row only because
@@ -386,8 +390,12 @@ function conditionOf(t: PersonalDataTable, person: LocatedPerson, erasure: boole
   const locators = [t.person, ...(t.alsoLocatedBy ?? []), ...(erasure ? t.alsoErasedBy ?? [] : exportedToo)];
   const conditions = locators.map((l): string | undefined => {
     switch (l.kind) {
-      case 'user':
-        return `${col(l.column)}::text = ${user()}${l.only ? ` AND ${col(l.only.column)} = ANY(${p.param(l.only.values)}::text[])` : ''}`;
+      case 'user': {
+        // a uuid column compared as a uuid (its index serves that, not a cast of every row's to text); a user id that is no
+        // uuid (core."User".id is text) is in no such column
+        const match = !l.uuid ? `${col(l.column)}::text = ${user()}` : UUID.test(person.userId) ? `${col(l.column)} = ${userUuid()}` : 'false';
+        return `${match}${l.only ? ` AND ${col(l.only.column)} = ANY(${p.param(l.only.values)}::text[])` : ''}`;
+      }
       case 'email':
         return person.emails.length ? `lower(${col(l.column)}) = ANY(${emails()}::text[])` : 'false';
       case 'personal-org':
@@ -426,8 +434,18 @@ function conditionOf(t: PersonalDataTable, person: LocatedPerson, erasure: boole
         const inner = `p${depth}`;
         const found = conditionOf(parent, person, erasure, inner, p, depth + 1);
         if (!found) return undefined;
+        // the parent's values of a column first (an InitPlan, once), then this table's rows by them: an index lookup even as
+        // one arm of an OR, where an EXISTS is a filter on every row (hub."BillingEvent" by its subscription or its
+        // organization, the knowledge versions through their document or by their author, read their table whole)
+        const values = ([mine, theirs]: readonly [string, string]) =>
+          `${col(mine)} = ANY(ARRAY(SELECT DISTINCT ${inner}.${quote(theirs)} FROM ${parent.table} ${inner} WHERE ${found}))`;
+        if (l.columns.length === 1) return values(l.columns[0]);
         const join = l.columns.map(([mine, theirs]) => `${inner}.${quote(theirs)} = ${col(mine)}`).join(' AND ');
-        return `EXISTS (SELECT 1 FROM ${parent.table} ${inner} WHERE ${join} AND (${found}))`;
+        const exists = `EXISTS (SELECT 1 FROM ${parent.table} ${inner} WHERE ${join} AND (${found}))`;
+        // alone, the EXISTS is a join (the parent's rows, then this table's by its index); or'ed with other locators, each
+        // column's values bound it to an index (their combinations a superset), the EXISTS pairs them. Only then: each
+        // evaluates the parent's condition again (an erasure's value scan of the parent's rows, ai.run_steps')
+        return locators.length === 1 ? exists : `${l.columns.map(values).join(' AND ')} AND ${exists}`;
       }
       case 'party':
         return undefined;

@@ -9,8 +9,13 @@
 
 /** How to find the person a row belongs to. */
 export type PersonLocator =
-  /** `column` holds the person's user id (text or uuid); `only`: in the rows whose `only.column` is one of `only.values` */
-  | { kind: 'user'; column: string; only?: { column: string; values: readonly string[] } }
+  /**
+   * `column` holds the person's user id (text; `uuid`: a column of type uuid, compared as one so that its index serves the
+   * lookup, not cast to text, which no index serves: test/privacy/catalog.test.ts checks the flag against the column's type,
+   * test/privacy/locator-indexes.test.ts that an index serves it); `only`: in the rows whose `only.column` is one of
+   * `only.values`
+   */
+  | { kind: 'user'; column: string; uuid?: true; only?: { column: string; values: readonly string[] } }
   /** `column` holds the person's e-mail address (e.g. an invitation sent to it) */
   | { kind: 'email'; column: string }
   /** the row is the person's personal organization: owner column + account_type = 'personal' */
@@ -223,15 +228,15 @@ export const PERSONAL_DATA_CATALOG: PersonalDataTable[] = [
     columns: { device_hash: DELETE },
   },
   {
-    table: 'public.integrations', person: { kind: 'user', column: 'user_id' }, describes: 'your calendar and other integrations (no secrets)',
+    table: 'public.integrations', person: { kind: 'user', column: 'user_id', uuid: true }, describes: 'your calendar and other integrations (no secrets)',
     columns: { external_email: DELETE, external_username: DELETE },
   },
   {
-    table: 'public.integration_secrets', person: { kind: 'user', column: 'user_id' }, describes: 'never exported (sealed secrets)', exported: false,
+    table: 'public.integration_secrets', person: { kind: 'user', column: 'user_id', uuid: true }, describes: 'never exported (sealed secrets)', exported: false,
     columns: { secret: DELETE },
   },
   {
-    table: 'public.providers', person: { kind: 'user', column: 'owner_user_id' }, describes: 'your public provider page',
+    table: 'public.providers', person: { kind: 'user', column: 'owner_user_id', uuid: true }, describes: 'your public provider page',
     columns: { public_slug: DELETE, settings: DELETE },
   },
   {
@@ -320,7 +325,7 @@ export const PERSONAL_DATA_CATALOG: PersonalDataTable[] = [
     // with the person (erased-org), whoever started it (an API key, a trigger, a member who left): their prompts, answers
     // and retrieval steps quote the organization's knowledge base, which goes with it (its deletion stops them first,
     // RunsService.cancelRunsOfDeletedOrganization)
-    table: 'ai.runs', person: { kind: 'user', column: 'started_by' }, alsoErasedBy: [{ kind: 'value-scan' }, { kind: 'erased-org', column: 'org_id' }], orgColumn: 'org_id',
+    table: 'ai.runs', person: { kind: 'user', column: 'started_by', uuid: true }, alsoErasedBy: [{ kind: 'value-scan' }, { kind: 'erased-org', column: 'org_id' }], orgColumn: 'org_id',
     describes: 'AI agent runs you started (your prompts and the answers)',
     // an error message may quote the input (a provider's refusal, a tool's error): its error class stays
     columns: { input: { kind: 'pseudonymize', sql: `'{}'::jsonb` }, output: ERASE, error_message: ERASE },
