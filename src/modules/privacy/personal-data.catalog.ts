@@ -398,6 +398,7 @@ export const AUTHORSHIP_COLUMNS: Record<string, string> = {
   'ai.provider_keys.created_by': 'an organization\'s AI provider key',
   'core.api_keys.created_by': 'an organization\'s API key',
   'core.api_keys.revoked_by': 'an organization\'s API key',
+  'core.webhook_endpoints.created_by': 'an organization\'s webhook endpoint you created',
   'core.invitations.invited_by': 'an invitation you sent for an organization',
   'core.invitations.accepted_by': 'the invitation is exported by the e-mail it was sent to',
   'core.app_token_redemptions.user_id': 'single-use token bookkeeping, never exported',

@@ -16,6 +16,8 @@ export interface EndpointRow {
   previous_secret: unknown | null;
   previous_secret_expires_at: Date | null;
   failing_since: Date | null;
+  /** who created it (the signed-in user, or the API key's creator), set by the database; null: a service, a deleted user, unknown */
+  created_by: string | null;
   created_at: Date;
   updated_at: Date;
 }

@@ -52,11 +52,24 @@ export class WebhookEndpointDto {
   @ApiProperty({ description: 'What the endpoint is for', example: 'ERP sync' }) description: string;
   @ApiProperty({ description: 'The event types delivered; null: every type', type: [String], nullable: true, example: ['journal_entry.posted'] }) eventTypes: string[] | null;
   @ApiProperty({ description: 'Whether events are delivered', example: true }) enabled: boolean;
-  @ApiProperty({ description: 'Why it was disabled, when not by a person (gone: it answered 410; failing: 5 days of failures; organization_deleted: its organization was deleted; account_claimed: the account that set it up before its e-mail was verified was claimed by the owner of the address); null otherwise', enum: ['gone', 'failing', 'organization_deleted', 'account_claimed', null], type: String, nullable: true, example: null })
+  @ApiProperty({
+    description: 'Why it was disabled, when not by a person (gone: it answered 410; failing: 5 days of failures; organization_deleted: its organization was deleted; '
+      + 'account_claimed: the account that set it up before its e-mail was verified was claimed by the owner of the address; creator_removed, creator_left, '
+      + 'creator_demoted, creator_erased, creator_deleted, creator_no_longer_admin: its creator (createdBy) stopped being owner or admin of the organization: '
+      + 'removed, left, demoted below admin, erased, their user deleted, or before this was checked. The creator knew its signing secret: rotate it before '
+      + 'enabling it again); null otherwise',
+    enum: ['gone', 'failing', 'organization_deleted', 'account_claimed', 'creator_removed', 'creator_left', 'creator_demoted', 'creator_erased', 'creator_deleted', 'creator_no_longer_admin', null],
+    type: String, nullable: true, example: null,
+  })
   disabledReason: string | null;
   @ApiProperty({ description: 'When it was disabled; null while enabled', type: Date, nullable: true, example: null }) disabledAt: Date | null;
   @ApiProperty({ description: 'First failure since the last successful delivery; null when the last delivery succeeded', type: Date, nullable: true, example: null }) failingSince: Date | null;
   @ApiProperty({ description: 'Until when the previous secret (of the last rotation) still signs; null when none does', type: Date, nullable: true, example: null }) previousSecretExpiresAt: Date | null;
+  @ApiProperty({
+    description: 'The user who created it (signed in, or through an API key they created): it is disabled when they stop being owner or admin of the organization; '
+      + 'null when a service created it, that user was deleted, or it was created before creators were recorded and the audit log does not name one',
+    type: String, nullable: true, example: 'b3c1f2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d',
+  }) createdBy: string | null;
   @ApiProperty({ description: 'When it was created', example: AT }) createdAt: Date;
   @ApiProperty({ description: 'When it was last changed', example: AT }) updatedAt: Date;
 }
