@@ -58,4 +58,16 @@ describe('a service key on the routes of a signed-in person', () => {
     expect(refused.map((r) => [r.status, r.body.error?.code])).toEqual(refused.map(() => [403, 'auth.user_required']));
     await nothingAudited();
   });
+
+  it('the e-mail change (checked in its service, after the body): a valid body still gets 403 auth.user_required, declared so', async () => {
+    const requests = async () => (await t.db.admin.query(`SELECT count(*)::int AS n FROM core.email_change_requests`)).rows[0].n as number;
+    const before = await requests();
+    const res = await t.http.post('/v1/auth/email-change').set(serviceAuth).send({ newEmail: 'new.address@example.com', password: 'correct horse battery' });
+    expect([res.status, res.body.error]).toEqual([403, { code: 'auth.user_required', message: 'this route acts for a signed-in user; a service key cannot call it' }]);
+    expect(await requests()).toBe(before);
+    await nothingAudited();
+    const op = (await t.http.get('/docs-json').expect(200)).body.paths['/v1/auth/email-change'].post;
+    expect(op['x-error-codes'].filter((c: { code: string }) => c.code === 'auth.user_required')).toEqual([expect.objectContaining({ code: 'auth.user_required', status: 403 })]);
+    expect(Object.keys(op.responses)).toContain('403');
+  });
 });

@@ -69,6 +69,7 @@ const MEMBER_ROLES = ['viewer', 'member', 'accountant', 'admin', 'owner'] as con
 const VALID_BODIES: Record<string, unknown> = {
   'POST /v1/auth/identities': { token: 'not-a-real-identity-token-at-all' },
   'POST /v1/auth/verify-email': { token: 'not-a-real-verification-token' },
+  'POST /v1/auth/email-change': { newEmail: 'sweep.new@example.com', password: 'not the password' },
   'POST /v1/orgs/{orgId}/agents/{agentId}/triggers': { kind: 'event', eventType: 'bill.submitted', prompt: 'Review this bill.' },
 };
 /** Operations whose plan feature the request decides (no route requirement): what a request needing it sends. */

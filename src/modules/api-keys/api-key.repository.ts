@@ -55,6 +55,16 @@ export const apiKeyRepository = {
   },
 
   /**
+   * Who created each of these keys of the caller's organization (core.api_key_creators, migration 20270211000500: read
+   * past api_keys_read, which shows keys to signed-in owners and admins only, for the bookkeepers' four-eyes checks).
+   * A key of another organization is not answered; createdBy is null once its creator was deleted.
+   */
+  async creatorsOf(db: Db, keyIds: string[]): Promise<{ keyId: string; createdBy: string | null }[]> {
+    if (!keyIds.length) return [];
+    return db.$queryRaw<{ keyId: string; createdBy: string | null }[]>`SELECT key_id AS "keyId", created_by AS "createdBy" FROM core.api_key_creators(${keyIds}::uuid[])`;
+  },
+
+  /**
    * Revokes every key `userId` created (in every organization) that nobody has revoked yet, each audited as api_key.revoked
    * with `reason` (core.revoke_api_keys_of_creator, migration 20270210160100; a membership that stops being owner or admin
    * does the same for its organization by trigger). Privileged paths only (service_role); answers how many went.

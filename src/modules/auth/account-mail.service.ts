@@ -6,6 +6,7 @@ import { PrivilegedDatabase } from '../../platform/database/privileged.service.j
 import type { Principal } from '../../platform/auth/principal.js';
 import { AppError } from '../../platform/errors/app-error.js';
 import { translateDatabaseError } from '../../platform/errors/database-errors.js';
+import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import { AuditService } from '../audit/audit.service.js';
 import { OrganizationsService } from '../organizations/organizations.service.js';
 import { EmailLinks, queueEmail } from '../notifications/email-delivery.service.js';
@@ -203,7 +204,7 @@ export class AccountMailService implements OnModuleInit {
    * mailed to the new address. A taken address answers alike and gets no mail (nothing is revealed).
    */
   async requestEmailChange(principal: Principal, newEmail: string, password: string, client: ClientInfo): Promise<CheckEmailDto> {
-    if (principal.kind !== 'user') throw AccountErrors.error('auth.password_incorrect', 'only a signed-in user can change their e-mail address');
+    if (principal.kind !== 'user') throw PlatformErrors.error('auth.user_required', 'this route acts for a signed-in user; a service key cannot call it');
     const found = await this.privileged.run('auth.credentials', (db) => userRepository.findWithCredentials(db, principal.userId));
     // a password guess here counts like a login attempt (a stolen access token must not be a password oracle), and is
     // audited as one (SignInFailureAudit), its lockout too

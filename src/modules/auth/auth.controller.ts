@@ -304,8 +304,8 @@ export class IdentitiesController {
       + `At most ${EMAIL_CHANGE_REQUESTS_PER_HOUR} requests per account per hour, whatever address they name (429 auth.mail_limited with details.retryAfterSeconds).`,
   })
   @ApiAcceptedResponse({ type: CheckEmailDto, example: EMAIL_CHANGE_REQUESTED })
-  @ApiErrorCodes('auth.password_incorrect', 'auth.email_unchanged', 'auth.locked', 'auth.mail_limited')
-  @ApiErrors(401)
+  @ApiErrorCodes('auth.user_required', 'auth.password_incorrect', 'auth.email_unchanged', 'auth.locked', 'auth.mail_limited')
+  @ApiErrors(401, 403)
   requestEmailChange(@Body() dto: EmailChangeRequestDto, @CurrentPrincipal() principal: Principal, @Req() req: FastifyRequest): Promise<CheckEmailDto> {
     return this.accountMail.requestEmailChange(principal, dto.newEmail, dto.password, clientInfo(req));
   }

@@ -34,6 +34,10 @@ const CLAIM_CONTENT_ERRORS = ['payables.total_mismatch', 'payables.account_not_a
  * An approval's checks. Its posting reads the AP account the submission read already (settings are never deleted, nor
  * is the standard account 2100, nor does its code change): never payables.account_not_allowed here.
  */
+// Approving and rejecting are a person's decisions: closed to API keys (@ClosedToApiKeys, 403 api_keys.route_closed). A
+// key's role ('service') is never among a rule's approver roles (APPROVER_ROLES), so a key met 403
+// payables.role_not_allowed on routes documented open to payables:write; and a key approving would be its creator's
+// approval under another name (the four-eyes check compares the people behind keys: ActingPeople).
 const APPROVAL_ERRORS = ['payables.not_submitted', 'payables.own_bill', 'payables.role_not_allowed', 'payables.already_approved'];
 // the posting codes each operation can answer (ledger.errors.ts: what a posting the service builds cannot be refused with)
 /**
@@ -188,7 +192,8 @@ export class PayablesController {
   @HttpCode(200)
   @RequiresFeature('omnizen', 'full_accounting')
   @RequireRole(...BOOKKEEPER_ROLES)
-  @ApiOperation({ operationId: 'approveBill', summary: 'Approve a submitted bill (never by whoever created, last edited or submitted it; roles per the rule); the final approval posts it to the ledger' })
+  @ClosedToApiKeys()
+  @ApiOperation({ operationId: 'approveBill', summary: 'Approve a submitted bill (never by whoever created, last edited or submitted it, themselves or through their API key; roles per the rule); the final approval posts it to the ledger' })
   @ApiOkResponse({ type: BillDto })
   @ApiErrors(400)
   @ApiErrorCodes(...APPROVAL_ERRORS, ...APPROVAL_POSTING_ERRORS)
@@ -200,6 +205,7 @@ export class PayablesController {
   @HttpCode(200)
   @RequiresFeature('omnizen', 'full_accounting')
   @RequireRole(...BOOKKEEPER_ROLES)
+  @ClosedToApiKeys()
   @ApiOperation({ operationId: 'rejectBill', summary: 'Reject a submitted bill back to its author with a reason (editable and submittable again)' })
   @ApiOkResponse({ type: BillDto })
   @ApiErrors(400)
@@ -344,6 +350,7 @@ export class PayablesController {
   @HttpCode(200)
   @RequiresFeature('omnizen', 'full_accounting')
   @RequireRole(...BOOKKEEPER_ROLES)
+  @ClosedToApiKeys()
   @ApiOperation({ operationId: 'approveExpenseClaim', summary: 'Approve a submitted expense claim; the final approval posts a payable to the claimant' })
   @ApiOkResponse({ type: BillDto })
   @ApiErrors(400)
@@ -356,6 +363,7 @@ export class PayablesController {
   @HttpCode(200)
   @RequiresFeature('omnizen', 'full_accounting')
   @RequireRole(...BOOKKEEPER_ROLES)
+  @ClosedToApiKeys()
   @ApiOperation({ operationId: 'rejectExpenseClaim', summary: 'Reject a submitted expense claim back to the claimant with a reason' })
   @ApiOkResponse({ type: BillDto })
   @ApiErrors(400)

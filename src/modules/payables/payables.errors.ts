@@ -23,7 +23,7 @@ export const PayablesErrors = defineErrorCodes({
   'payables.currency_mismatch': { status: 422, description: 'a currency differs from the document\'s (claim lines, payment and allocated bills share one currency: pay a bill in its own currency at the rate of the payment date; the realized FX result is posted)' },
   'payables.not_editable': { status: 409, description: 'the bill or claim is not a draft (or a rejected one): it cannot be edited or submitted (nor voided, unless it is posted)' },
   'payables.not_submitted': { status: 409, description: 'the bill is not waiting for approval' },
-  'payables.own_bill': { status: 403, description: 'whoever created, last edited or submitted a bill (or is the claimant of a claim) cannot approve it; the claimant of a posted claim cannot void it' },
+  'payables.own_bill': { status: 403, description: 'whoever created, last edited or submitted a bill (or is the claimant of a claim), themselves or through an API key they created, cannot approve it; the claimant of a posted claim cannot void it' },
   'payables.already_approved': { status: 409, description: 'this person has already approved this submission' },
   'payables.role_not_allowed': { status: 403, description: 'the approval rule of this amount does not allow the caller\'s role to approve' },
   'payables.not_open': { status: 409, description: 'the bill is not posted and open' },

@@ -9,6 +9,7 @@ import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import { emitEvent } from '../../platform/events/events.js';
 import { addDays } from '../../platform/http/calendar-date.js';
 import { decodeKeyset, page } from '../../platform/http/pagination.js';
+import { ActingPeople } from '../api-keys/acting-people.js';
 import { AuditService } from '../audit/audit.service.js';
 import { ControlAccounts, type ControlAccount } from '../ledger/control-accounts.js';
 import { JournalService, type PostingLine } from '../ledger/journal.service.js';
@@ -472,15 +473,18 @@ export class PayablesService {
     const me = this.actor(tx);
     // read once (after the lock, so complete): the four-eyes check, the approvals so far and the state before
     const decisions = await repo.decisionsOf(tx.db, tx.orgId, [id]);
-    // four eyes: whoever wrote the content (created it, claims it, last edited it) or submitted it does not approve it
+    // four eyes: whoever wrote the content (created it, claims it, last edited it) or submitted it does not approve it,
+    // nor does their API key, nor they what their key wrote (ActingPeople: a key acts for its creator)
     const { submitter, lastEditor } = authorsOf(decisions, b.submission_no);
-    const part = b.created_by === me ? 'created' : b.claimant_id === me ? 'claimed' : lastEditor === me ? 'last edited' : submitter === me ? 'submitted' : null;
-    if (part) throw PayablesErrors.error('payables.own_bill', `you ${part} ${kind} ${id}: another approver must approve it`);
+    const approvers = approversOf(decisions, b.submission_no);
+    const people = await ActingPeople.of(tx, [me, b.created_by, b.claimant_id, lastEditor, submitter, ...approvers]);
+    const parts: [string, string | null][] = [['created', b.created_by], ['claimed', b.claimant_id], ['last edited', lastEditor], ['submitted', submitter]];
+    const own = parts.find(([, author]) => people.same(author, me));
+    if (own) throw PayablesErrors.error('payables.own_bill', `you ${own[0]} ${kind} ${id}${ActingPeople.through(own[1])}: another approver must approve it`);
     if (!(b.approver_roles ?? []).includes(tx.role ?? '')) {
       throw PayablesErrors.error('payables.role_not_allowed', `approving this ${kind} needs the role ${(b.approver_roles ?? []).join(' or ')}; you are ${tx.role}`);
     }
-    const approvers = approversOf(decisions, b.submission_no);
-    if (approvers.includes(me)) throw PayablesErrors.error('payables.already_approved', `you have already approved this submission of ${kind} ${id}; it needs another approver`);
+    if (approvers.some((a) => people.same(a, me))) throw PayablesErrors.error('payables.already_approved', `you have already approved this submission of ${kind} ${id}; it needs another approver`);
     const before = await this.getBill(tx, id, kind, decisions);
     await repo.addDecision(tx.db, tx.orgId, { billId: id, submissionNo: b.submission_no, decision: 'approve', actorId: me, actorRole: tx.role ?? 'unknown', comment: comment ?? null });
     if (approvers.length + 1 >= (b.approvals_required ?? 0)) await this.post(tx, id, [...approvers, me]);
@@ -520,8 +524,9 @@ export class PayablesService {
     }
     const label = kind === 'bill' ? `bill ${b.bill_number ?? id}` : `expense claim ${id}`;
     // cancelling a posted claim takes back a payable to the claimant: another bookkeeper does it (a member never
-    // reaches here for another's claim, which they cannot see)
-    if (posted && kind === 'expense_claim' && (b.claimant_id === this.actor(tx) || !BOOKKEEPERS.includes(tx.role as RequestRole))) {
+    // reaches here for another's claim, which they cannot see), nor the claimant's API key (ActingPeople)
+    const claimant = async () => (await ActingPeople.of(tx, [b.claimant_id, this.actor(tx)])).same(b.claimant_id, this.actor(tx));
+    if (posted && kind === 'expense_claim' && (!BOOKKEEPERS.includes(tx.role as RequestRole) || await claimant())) {
       throw PayablesErrors.error('payables.own_bill', `you claimed ${label}: another owner, admin or accountant must void it once posted`);
     }
     const before = await this.getBill(tx, id, kind);
