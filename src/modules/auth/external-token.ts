@@ -2,6 +2,7 @@ import jwt from 'jsonwebtoken';
 import { AppError } from '../../platform/errors/app-error.js';
 import type { AppConfig } from '../../platform/config/config.js';
 import { UUID } from '../../platform/http/uuid.js';
+import { normalizeEmail } from '../../platform/http/email.js';
 
 export const EXCHANGE_PROVIDERS = ['nextauth', 'supabase'] as const;
 export type ExchangeProvider = (typeof EXCHANGE_PROVIDERS)[number];
@@ -61,7 +62,8 @@ function verifyAs(config: AppConfig, provider: ExchangeProvider, token: string):
   if (typeof claims !== 'object' || claims.exp === undefined) {
     throw AppError.unauthorized(`the ${LABEL[provider]} token has no expiry (exp); refusing a token that never expires`);
   }
-  const email = text(claims.email)?.toLowerCase();
+  const claimed = text(claims.email);
+  const email = claimed === undefined ? undefined : normalizeEmail(claimed);
   if (!email || !email.includes('@')) throw AppError.unauthorized(`the ${LABEL[provider]} token carries no email claim`);
   if (provider === 'supabase') {
     // our own access tokens share the Supabase secret; exchanging one (e.g. a 120 s app token)

@@ -5,6 +5,7 @@ import { Clock } from '../../platform/clock/clock.js';
 import { RedisService } from '../../platform/redis/redis.service.js';
 import { RedisFallback } from '../../platform/redis/redis-fallback.js';
 import { CounterPseudonyms } from '../../platform/http/client-address.js';
+import { normalizeEmail } from '../../platform/http/email.js';
 import { AppError } from '../../platform/errors/app-error.js';
 import { AuthErrors } from './auth.errors.js';
 
@@ -103,7 +104,7 @@ export class LoginThrottle {
 
   /** An e-mail as a key names it: its keyed hash (the same for any case of the address). */
   private accountKey(email: string): string {
-    return this.pseudonyms.of(`email:${email.trim().toLowerCase()}`);
+    return this.pseudonyms.of(`email:${normalizeEmail(email)}`);
   }
 
   /** A client address (an IPv6 one by its /64) as a key names it: its keyed hash. */

@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import { Clock } from '../../platform/clock/clock.js';
+import { normalizeEmail } from '../../platform/http/email.js';
 
 /** How long the exchange waits for the Supabase project before treating the e-mail as unproven. */
 const TIMEOUT_MS = 5000;
@@ -45,7 +46,7 @@ export class SupabaseEmailCheck {
         return false;
       }
       const user = (await res.json()) as { email?: unknown; email_confirmed_at?: unknown; is_anonymous?: unknown };
-      return typeof user.email === 'string' && user.email.toLowerCase() === email
+      return typeof user.email === 'string' && normalizeEmail(user.email) === email
         && typeof user.email_confirmed_at === 'string' && user.email_confirmed_at !== '' && user.is_anonymous !== true;
     } catch (err) {
       this.logger.warn({ err: (err as Error).message }, 'Supabase Auth unreachable; the e-mail counts as unverified');

@@ -19,6 +19,17 @@ export const baseOf = (amount: Decimal.Value, rate: Decimal.Value, baseMu: numbe
 export const baseShare = (open: Decimal, amount: Decimal, rate: Decimal.Value, baseMu: number): Decimal =>
   baseOf(open, rate, baseMu).minus(baseOf(open.minus(amount), rate, baseMu));
 
+/**
+ * The largest amount a document computes (a line's net, tax and gross, its totals): what an amount field accepts back
+ * (AMOUNT, platform/http/money.ts: at most 14 digits before the point), so a client can send any of them back (a
+ * document's `total`) and none overflows the numeric(20, 4) columns or the ledger's bound below 10^16.
+ */
+export const MAX_AMOUNT = '99999999999999.9999';
+/** Whether a computed amount fits what an amount field accepts (at most MAX_AMOUNT). */
+export function fitsAmount(v: Decimal.Value): boolean {
+  return new Decimal(v).abs().lte(MAX_AMOUNT);
+}
+
 /** Whether an amount is exact in a currency of `minorUnits` decimals (no digit beyond them). */
 export function fitsMinorUnits(v: Decimal.Value, minorUnits: number): boolean {
   return new Decimal(v).decimalPlaces() <= minorUnits;

@@ -1,6 +1,7 @@
 import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
 import { IsEmail, IsIn, IsOptional, IsString, IsUUID, Length, MaxLength } from 'class-validator';
+import { emailInput } from '../../platform/http/email.js';
 import { PageQuery } from '../../platform/http/pagination.js';
 import { PageInfo } from '../../platform/http/openapi.js';
 
@@ -13,8 +14,8 @@ export type InvitationMail = (typeof INVITATION_MAIL)[number];
 
 @ApiSchema({ description: 'Who to invite, and with which role' })
 export class CreateInvitationDto {
-  @ApiProperty({ description: 'E-mail address to invite; trimmed and lower-cased. Only the user with this e-mail can accept', example: 'grace@example.com' })
-  @Transform(({ value }) => (typeof value === 'string' ? value.trim().toLowerCase() : value))
+  @ApiProperty({ description: 'E-mail address to invite; trimmed, lower-cased and in Unicode NFC. Only the user with this e-mail can accept', example: 'grace@example.com' })
+  @Transform(emailInput)
   @IsEmail() @MaxLength(320)
   email: string;
 

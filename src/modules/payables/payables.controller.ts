@@ -24,7 +24,7 @@ const CLAIMANT_ROLES: RequestRole[] = ['owner', 'admin', 'accountant', 'member']
 const COMMENTER_ROLES: RequestRole[] = [...BOOKKEEPER_ROLES, 'member'];
 /** A bill's content (PayablesService.billContent): its vendor, lines with tax codes, dates and one currency (never payables.currency_mismatch). */
 const BILL_CONTENT_ERRORS = ['payables.total_mismatch', 'payables.account_not_allowed', 'payables.control_account', 'payables.vendor_archived', 'payables.empty', 'payables.due_before_bill',
-  'ledger.tax_code_archived', 'tax_code.not_found', 'ledger.unknown_currency'];
+  'ledger.tax_code_archived', 'tax_code.not_found', 'ledger.unknown_currency', 'payables.invalid_amount'];
 /**
  * A claim's content (claimContent): no vendor, tax code nor due date, lines in the claim's currency. It reads no ledger
  * settings, and its accounts exist only once the books are started (never ledger.books_not_started).

@@ -16,7 +16,7 @@ import { JournalService, type PostingLine } from '../ledger/journal.service.js';
 import { ReportsService } from '../ledger/reports.service.js';
 import { LedgerErrors } from '../ledger/ledger.errors.js';
 import { LedgerService } from '../ledger/ledger.service.js';
-import { computeTax, D, fitsMinorUnits, fixed, rateText } from '../ledger/money.js';
+import { computeTax, D, fitsAmount, fitsMinorUnits, fixed, MAX_AMOUNT, rateText } from '../ledger/money.js';
 import { generatedMemo } from '../ledger/generated-memo.js';
 import { PayablesErrors } from './payables.errors.js';
 import { payablesRepository as repo, type BillLineRow, type VendorRow } from './payables.repository.js';
@@ -223,6 +223,9 @@ export class PayablesService {
         if (t.archivedAt) throw LedgerErrors.error('ledger.tax_code_archived', `lines[${i}].taxCodeId: tax code ${t.code} is archived`);
         r = computeTax(amount, t.rate, t.inclusive, mu);
       }
+      if (!fitsAmount(r.gross)) {
+        throw PayablesErrors.error('payables.invalid_amount', `lines[${i}]: quantity × unitPrice${l.taxCodeId ? ' with tax' : ''} comes to ${r.gross}, above the largest amount ${MAX_AMOUNT}`);
+      }
       out.push({
         accountId: l.accountId, description: l.description ?? null, quantity, unitPrice: D(l.unitPrice), taxCodeId: l.taxCodeId ?? null,
         net: D(r.net), tax: D(r.tax), gross: D(r.gross), expenseDate: null, receiptRef: null,
@@ -238,6 +241,7 @@ export class PayablesService {
     const taxTotal = sum((l) => l.tax);
     const total = sum((l) => l.gross);
     if (total.lte(0)) throw PayablesErrors.error('payables.empty', 'the total is zero: a bill or claim needs at least one line with an amount');
+    if (!fitsAmount(total)) throw PayablesErrors.error('payables.invalid_amount', `total: the lines add up to ${fixed(total, mu)}, above the largest amount ${MAX_AMOUNT}`);
     if (clientTotal !== undefined && !D(clientTotal).eq(total)) {
       throw PayablesErrors.error('payables.total_mismatch', `total: the client sent ${clientTotal} but the lines add up to ${fixed(total, mu)}`, { computed: fixed(total, mu) });
     }

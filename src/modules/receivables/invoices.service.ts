@@ -11,7 +11,8 @@ import { Clock, today } from '../../platform/clock/clock.js';
 import { AuditService } from '../audit/audit.service.js';
 import { JournalService, unrealizedFxAccounts, type PostingLine } from '../ledger/journal.service.js';
 import { LedgerService } from '../ledger/ledger.service.js';
-import { baseOf, baseShare, computeTax, D, fitsMinorUnits, fixed, rateText } from '../ledger/money.js';
+import { ledgerRepository } from '../ledger/ledger.repository.js';
+import { baseOf, baseShare, computeTax, D, fitsAmount, fitsMinorUnits, fixed, MAX_AMOUNT, rateText } from '../ledger/money.js';
 import { ADMIN_ROLES, type RequestRole } from '../../platform/auth/principal.js';
 import type { TaxCodeDto } from '../ledger/ledger.dto.js';
 import { CustomersService } from './customers.service.js';
@@ -159,6 +160,9 @@ export class InvoicesService {
       // a revenue account is no control account: the settings take AR an asset, deferred revenue and AP liabilities
       await this.customers.postableAccount(tx, l.revenueAccountId, `lines[${i}].revenueAccountId`, 'revenue');
       const r = this.computeLine(l.quantity, l.unitPrice, discount, tax, currencyMu);
+      if (!fitsAmount(r.gross)) {
+        throw ReceivablesErrors.error('receivables.invalid_amount', `lines[${i}]: quantity × unitPrice${tax ? ' with tax' : ''} comes to ${r.gross}, above the largest amount ${MAX_AMOUNT}`);
+      }
       subtotal = subtotal.plus(r.net);
       taxTotal = taxTotal.plus(r.tax);
       lines.push({
@@ -168,6 +172,9 @@ export class InvoicesService {
       });
     }
     const total = subtotal.plus(taxTotal);
+    if (!fitsAmount(total)) {
+      throw ReceivablesErrors.error('receivables.invalid_amount', `total: the lines add up to ${fixed(total, currencyMu)}, above the largest amount ${MAX_AMOUNT}`);
+    }
     if (dto.total !== undefined && !D(dto.total).eq(total)) {
       throw ReceivablesErrors.error('receivables.total_mismatch', `total ${dto.total} differs from the total computed from the lines, ${fixed(total, currencyMu)}`, { computed: fixed(total, currencyMu) });
     }
@@ -227,13 +234,15 @@ export class InvoicesService {
       throw PlatformErrors.error('forbidden.role', `overrideCreditLimit needs the role owner or admin; you are ${tx.role ?? 'not a member'}`);
     }
     // what the issue reads, sent together (the connection pipelines them): one round trip instead of seven
-    // (the posting lock is held shared before the AR account is read: CustomersService.settings)
-    const [row, , settingsOrMissing, { baseCurrency }, lines, taxCodes, credit] = await Promise.all([
-      repo.getInvoiceLocked(tx.db, tx.orgId, id), this.ledger.holdPostings(tx), repo.settings(tx.db, tx.orgId), this.ledger.settings(tx),
+    // (the posting lock is held shared before the AR account is read: CustomersService.settings). None of them refuses:
+    // the invoice is looked up first (404), and a draft exists only once the books are started (never books_not_started)
+    const [row, , settingsOrMissing, ledgerSettings, lines, taxCodes, credit] = await Promise.all([
+      repo.getInvoiceLocked(tx.db, tx.orgId, id), this.ledger.holdPostings(tx), repo.settings(tx.db, tx.orgId), ledgerRepository.settings(tx.db, tx.orgId),
       repo.getLines(tx.db, tx.orgId, [id]), this.taxCodeMap(tx), repo.creditLimitOfInvoice(tx.db, tx.orgId, id),
     ]);
     if (!row) throw AppError.notFound('invoice', id);
     if (row.status !== 'draft') throw ReceivablesErrors.error('receivables.not_draft', `invoice ${row.number} is already ${row.status}`);
+    const { baseCurrency } = ledgerSettings ?? (await this.ledger.settings(tx));
     const settings = settingsOrMissing ?? (await this.customers.settings(tx));
     const currencyMu = await this.ledger.currencyUnits(tx, row.currency);
     if (row.currency !== baseCurrency) await this.entitlements.enforce(tx, { app: 'omnizen', feature: 'full_accounting' });

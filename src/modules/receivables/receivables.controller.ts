@@ -31,8 +31,8 @@ const DOCUMENT_ERRORS = ['receivables.unknown_customer', 'receivables.customer_a
   'receivables.total_mismatch', 'receivables.invalid_amount', 'ledger.unknown_currency', 'receivables.due_before_invoice'] as const;
 // the posting codes each operation can answer (ledger.errors.ts: what a posting the service builds cannot be refused with)
 /** Issue: the client's rate ("0": invalid_rate; too large for the total's base: invalid_amount) or the FX rate of the invoice
- * date (none: rate_missing); per-line rounding of a foreign invoice needs the rounding account. A draft exists only once the
- * books are started, so never books_not_started. */
+ * date (none: rate_missing); per-line rounding of a foreign invoice needs the rounding account. The invoice is looked up
+ * first (404 invoice.not_found), and a draft exists only once the books are started, so never books_not_started. */
 const ISSUE_POSTING_ERRORS = [...DOCUMENT_POSTING_ERRORS, 'ledger.rate_missing', 'ledger.invalid_rate', 'ledger.invalid_amount', 'ledger.rounding_account_missing'] as const;
 /** What a retry with an Idempotency-Key answers (the key is unique per organization among payments, and among refunds). */
 const PAYMENT_KEY = 'Retry-safe: the same key with the same request answers 201 with the payment recorded first (as it is now) and records nothing; '
