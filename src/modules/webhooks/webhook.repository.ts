@@ -248,17 +248,12 @@ export const webhookRepository = {
    * `perOrganization` of one organization, less what the worker still sends to them (`sending`: endpoint id → sends in
    * flight; `sendingByOrg`: organization id → sends in flight), and the first due message of each endpoint before the
    * second of any (among those, each organization's first before its second). Looked for among the oldest due messages
-   * (webhook_messages_due_idx), 8 × `limit` of them (the head), those of enabled endpoints and of endpoints and
-   * organizations below their caps: they are the answer when the head holds every due message, or when they hold
-   * `limit` organizations' first messages (the claim takes those, nothing later). Else (a few organizations' backlog
-   * fills the head, or messages the claim does not take do: a disabled endpoint's backlog, which stays due until the
-   * endpoint is enabled again, or a capped endpoint's) looked for per enabled endpoint, its own oldest due messages
+   * (webhook_messages_due_idx) of the endpoints and organizations below their caps, 8 × `limit` of them: they are the
+   * answer when they are all there are, or hold `limit` organizations' first messages (the claim takes those, nothing
+   * later). Else (a few organizations' backlog fills them) looked for per endpoint, its own oldest due messages
    * (webhook_messages_endpoint_due_idx): one endpoint's or organization's backlog, however old, is not in the way of
-   * another's message, and a claim reads no more of it than the head, however long it is. A message claimed or
-   * settled by another worker after this statement's snapshot is skipped, not claimed again (the locking step
-   * re-checks the row's lease and attempts). The endpoint is not re-checked (nor locked): a message whose endpoint a
-   * PATCH disables after the snapshot may still be claimed, and a claimed message is sent after this commits, so one
-   * claimed before a PATCH disabling its endpoint commits may still be sent once after it (the in-flight window).
+   * another's message (a capped one's is skipped in the due order). A message claimed or settled by another worker after this
+   * statement's snapshot is skipped, not claimed again (the locking step re-checks the row's lease and attempts).
    * A deleted organization's messages are not claimed, from the deletion's commit on (before organizationDeleted has
    * disabled its endpoints).
    */
@@ -269,26 +264,18 @@ export const webhookRepository = {
     const capped = (sending: Map<string, number>, cap: number) => [...sending].filter(([, n]) => n >= cap).map(([id]) => id);
     const endpointRoom = JSON.stringify(room(fair.sending, fair.perEndpoint));
     const orgRoom = JSON.stringify(room(fair.sendingByOrg, fair.perOrganization));
-    const head = limit * 8;
     const rows = await db.$queryRaw<(ClaimedMessage & { exhausted: boolean })[]>`
       WITH oldest AS (
-        SELECT h.org_id, h.id, h.endpoint_id, h.next_attempt_at, h.attempts, h.attempts >= ${maxAttempts}::int AS exhausted
-        -- the head of the due order: candidates are looked for no further down it, whatever fills it
-        FROM (SELECT m.org_id, m.id, m.endpoint_id, m.next_attempt_at, m.attempts FROM core.webhook_messages m
-              WHERE m.status = 'pending' AND m.next_attempt_at <= ${now}::timestamptz
-              ORDER BY m.next_attempt_at, m.id LIMIT ${head}::int) h
-        JOIN core.webhook_endpoints e ON e.org_id = h.org_id AND e.id = h.endpoint_id AND e.enabled
-        JOIN core.organizations o ON o.id = h.org_id AND o.deleted_at IS NULL
-        WHERE NOT (h.endpoint_id = ANY(${capped(fair.sending, fair.perEndpoint)}::uuid[]))
-          AND NOT (h.org_id = ANY(${capped(fair.sendingByOrg, fair.perOrganization)}::uuid[]))),
-      -- the oldest are the answer: the first messages of limit organizations, or every due message of the endpoints
-      -- with room (the head held every due message: fewer than 8 × limit; counted only when the oldest are fewer)
+        SELECT m.org_id, m.id, m.endpoint_id, m.next_attempt_at, m.attempts, m.attempts >= ${maxAttempts}::int AS exhausted FROM core.webhook_messages m
+        JOIN core.webhook_endpoints e ON e.org_id = m.org_id AND e.id = m.endpoint_id AND e.enabled
+        JOIN core.organizations o ON o.id = m.org_id AND o.deleted_at IS NULL
+        WHERE m.status = 'pending' AND m.next_attempt_at <= ${now}::timestamptz
+          AND NOT (m.endpoint_id = ANY(${capped(fair.sending, fair.perEndpoint)}::uuid[]))
+          AND NOT (m.org_id = ANY(${capped(fair.sendingByOrg, fair.perOrganization)}::uuid[]))
+        ORDER BY m.next_attempt_at, m.id LIMIT ${limit * 8}),
+      -- the oldest are the answer: every due message of the endpoints with room, or the first messages of limit organizations
       oldest_suffice AS (
-        SELECT CASE WHEN count(DISTINCT o.org_id) >= ${limit}::int THEN true
-          WHEN count(*) >= ${head}::int THEN false
-          ELSE (SELECT count(*) FROM (SELECT FROM core.webhook_messages m WHERE m.status = 'pending' AND m.next_attempt_at <= ${now}::timestamptz
-            ORDER BY m.next_attempt_at, m.id LIMIT ${head}::int) h) < ${head}::int END AS yes
-        FROM oldest o),
+        SELECT count(*) < ${limit * 8}::int OR count(DISTINCT o.org_id) >= ${limit}::int AS yes FROM oldest o),
       endpoints AS (
         SELECT * FROM (
           SELECT e.org_id, e.id,
@@ -301,15 +288,12 @@ export const webhookRepository = {
       candidates AS (
         SELECT o.* FROM oldest o WHERE (SELECT yes FROM oldest_suffice)
         UNION ALL
-        -- not run when the oldest suffice. The lookup reads the index's columns only (an index-only scan of
-        -- webhook_messages_endpoint_due_idx, which the planner keeps to when that index is bloated: a backlog drained,
-        -- it chose an endpoint's whole log through another index instead), the attempts by primary key after it
-        SELECT c.org_id, c.id, c.endpoint_id, c.next_attempt_at, m.attempts, m.attempts >= ${maxAttempts}::int AS exhausted
-        FROM endpoints e CROSS JOIN LATERAL (
-          SELECT m.org_id, m.id, m.endpoint_id, m.next_attempt_at FROM core.webhook_messages m
+        -- not run when the oldest suffice
+        SELECT c.* FROM endpoints e CROSS JOIN LATERAL (
+          SELECT m.org_id, m.id, m.endpoint_id, m.next_attempt_at, m.attempts, m.attempts >= ${maxAttempts}::int AS exhausted
+          FROM core.webhook_messages m
           WHERE m.org_id = e.org_id AND m.endpoint_id = e.id AND m.status = 'pending' AND m.next_attempt_at <= ${now}::timestamptz
           ORDER BY m.next_attempt_at, m.id LIMIT e.room) c
-        JOIN core.webhook_messages m ON m.org_id = c.org_id AND m.id = c.id
         WHERE NOT (SELECT yes FROM oldest_suffice)),
       ranked AS (
         SELECT c.*, row_number() OVER (PARTITION BY c.endpoint_id ORDER BY c.next_attempt_at, c.id) AS n FROM candidates c),
