@@ -10,22 +10,14 @@
 -- Not CONCURRENTLY: refused inside the migration's transaction (and on a partitioned table). The tables belong to the
 -- migration role (the analytics partitions too: its SECURITY DEFINER function makes them): no superuser. RLS and grants
 -- are unchanged (indexes only).
-
--- the AI runs a person started (their export; the erasure's cancel and content clearing, within their organizations)
-CREATE INDEX runs_started_by_idx ON ai.runs (started_by) WHERE started_by IS NOT NULL;
-
--- the analytics events sent under a person's user id (their export, their erasure's pseudonymization), in any
--- organization. The hottest-written table: one more index entry per event (partial: events of anonymous visitors, user_id
--- NULL, add none). Created on the partitioned parent: PostgreSQL builds it on each partition, and the partitions
--- core.analytics_create_partitions makes later get it too.
-CREATE INDEX analytics_events_user_idx ON core.analytics_events (user_id) WHERE user_id IS NOT NULL;
+-- Ordered so that each table is locked against writes (an index build's SHARE lock, held to the commit) for as
+-- short a time as the migration allows: the busiest tables (runs, analytics events: 0.5 and 2.75 s of build on a
+-- 1.5M-event copy) last, the bills index swap after them.
 
 -- a person's expense claims: the index on them led on org_id (a person's claims of one organization), which a lookup
 -- across organizations could only read whole. Led by the claimant now, it serves both (an organization's claims of a
 -- claimant are an equality on both columns): replaced, not added to
 CREATE INDEX bills_claimant_org_idx ON finance.bills (claimant_id, org_id) WHERE claimant_id IS NOT NULL;
-DROP INDEX finance.bills_claimant_idx;
-ALTER INDEX finance.bills_claimant_org_idx RENAME TO bills_claimant_idx;
 
 -- the reimbursements of a person's expense claims (vendor payments, claimant_id NULL, add no entry)
 CREATE INDEX bill_payments_claimant_idx ON finance.bill_payments (claimant_id, org_id) WHERE claimant_id IS NOT NULL;
@@ -42,8 +34,22 @@ CREATE INDEX knowledge_versions_created_by_idx ON ai.knowledge_versions (created
 -- .organizationsOf: lower(email) = ANY(their addresses)); the other indexes on the address lead on org_id or fold it
 CREATE INDEX invitations_email_idx ON core.invitations (lower(email));
 
+-- the AI runs a person started (their export; the erasure's cancel and content clearing, within their organizations)
+CREATE INDEX runs_started_by_idx ON ai.runs (started_by) WHERE started_by IS NOT NULL;
+
+-- the analytics events sent under a person's user id (their export, their erasure's pseudonymization), in any
+-- organization. The hottest-written table: one more index entry per event (partial: events of anonymous visitors, user_id
+-- NULL, add none). Created on the partitioned parent: PostgreSQL builds it on each partition, and the partitions
+-- core.analytics_create_partitions makes later get it too.
+CREATE INDEX analytics_events_user_idx ON core.analytics_events (user_id) WHERE user_id IS NOT NULL;
+
+-- the old index goes last, just before the commit: DROP INDEX locks finance.bills against every read (ACCESS
+-- EXCLUSIVE) until the migration commits, so no index build runs while it is held (review r4: a read waited 3.9 s)
+DROP INDEX finance.bills_claimant_idx;
+ALTER INDEX finance.bills_claimant_org_idx RENAME TO bills_claimant_idx;
+
 CREATE SCHEMA IF NOT EXISTS omnizen_migrations;
 CREATE TABLE IF NOT EXISTS omnizen_migrations.applied (
   name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), duration_ms int NOT NULL);
-INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270211000300_personal_data_locator_indexes', '5aab3295e6ca84d798e0434fa60eb7b1962f7765302f76199d4579abda4a70e5', 0)
+INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270211000300_personal_data_locator_indexes', '724fb73186284f167cb0a0782f4d901f549f0cfcf1a44aaf7ede4967a303ec48', 0)
   ON CONFLICT (name) DO NOTHING;
