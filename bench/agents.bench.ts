@@ -231,8 +231,8 @@ async function main() {
       await g.query(`INSERT INTO finance.journal_entries (org_id, id, entry_date, period_id, memo, source, request_hash, base_currency, total_base, created_by)
         SELECT $1::uuid, g.id, g.d, p.id, 'generated', 'system', md5(g.i::text), 'EUR', 2 * (1 + g.i % 997), 'bench'
         FROM gen g JOIN finance.fiscal_periods p ON p.org_id = $1::uuid AND g.d BETWEEN p.start_date AND p.end_date`, [org.id]);
-      await g.query(`INSERT INTO finance.journal_lines (org_id, entry_id, line_no, entry_date, period_id, account_id, currency, debit, credit, rate, base_debit, base_credit)
-        SELECT $1::uuid, e.id, n, e.entry_date, e.period_id, ($2::uuid[])[1 + ((g.i * 7 + n * 131) % $3::int)], 'EUR',
+      await g.query(`INSERT INTO finance.journal_lines (org_id, entry_id, line_no, entry_date, entry_seq, period_id, account_id, currency, debit, credit, rate, base_debit, base_credit)
+        SELECT $1::uuid, e.id, n, e.entry_date, e.seq, e.period_id, ($2::uuid[])[1 + ((g.i * 7 + n * 131) % $3::int)], 'EUR',
                CASE WHEN n <= 2 THEN 1 + g.i % 997 ELSE 0 END, CASE WHEN n > 2 THEN 1 + g.i % 997 ELSE 0 END, 1,
                CASE WHEN n <= 2 THEN 1 + g.i % 997 ELSE 0 END, CASE WHEN n > 2 THEN 1 + g.i % 997 ELSE 0 END
         FROM gen g JOIN finance.journal_entries e ON e.org_id = $1::uuid AND e.id = g.id, generate_series(1, 4) n`, [org.id, ids, ids.length]);

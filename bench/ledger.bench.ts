@@ -474,8 +474,8 @@ async function main() {
         FROM gen g JOIN finance.fiscal_periods p ON p.org_id = $1::uuid AND g.d BETWEEN p.start_date AND p.end_date`, [big.orgId]);
       // four lines per entry: two debits and two credits of the same amount, over the 1,000 accounts
       await genClient.query(`
-        INSERT INTO finance.journal_lines (org_id, entry_id, line_no, entry_date, period_id, account_id, currency, debit, credit, rate, base_debit, base_credit)
-        SELECT $1::uuid, e.id, n, e.entry_date, e.period_id, ($2::uuid[])[1 + ((g.i * 7 + n * 131) % $3::int)], 'EUR',
+        INSERT INTO finance.journal_lines (org_id, entry_id, line_no, entry_date, entry_seq, period_id, account_id, currency, debit, credit, rate, base_debit, base_credit)
+        SELECT $1::uuid, e.id, n, e.entry_date, e.seq, e.period_id, ($2::uuid[])[1 + ((g.i * 7 + n * 131) % $3::int)], 'EUR',
                CASE WHEN n <= 2 THEN 1 + g.i % 997 ELSE 0 END, CASE WHEN n > 2 THEN 1 + g.i % 997 ELSE 0 END, 1,
                CASE WHEN n <= 2 THEN 1 + g.i % 997 ELSE 0 END, CASE WHEN n > 2 THEN 1 + g.i % 997 ELSE 0 END
         FROM gen g JOIN finance.journal_entries e ON e.org_id = $1::uuid AND e.id = g.id, generate_series(1, 4) n`, [big.orgId, big.ids, ACCOUNTS]);

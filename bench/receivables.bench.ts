@@ -333,8 +333,8 @@ async function main() {
         INSERT INTO finance.invoice_lines (org_id, invoice_id, line_no, description, quantity, unit_price, revenue_account_id, net_amount, tax_amount, gross_amount)
         SELECT $1::uuid, v.id, 1, 'generated', 1, v.amount, $2::uuid, v.amount, 0, v.amount FROM inv v`, [big.orgId, big.acc['4100']]);
       await g.query(`
-        INSERT INTO finance.journal_lines (org_id, entry_id, line_no, entry_date, period_id, account_id, currency, debit, credit, rate, base_debit, base_credit, counterparty_type, counterparty_id)
-        SELECT $1::uuid, v.entry_id, n, v.d, e.period_id, CASE n WHEN 1 THEN $2::uuid ELSE $3::uuid END, 'EUR',
+        INSERT INTO finance.journal_lines (org_id, entry_id, line_no, entry_date, entry_seq, period_id, account_id, currency, debit, credit, rate, base_debit, base_credit, counterparty_type, counterparty_id)
+        SELECT $1::uuid, v.entry_id, n, v.d, e.seq, e.period_id, CASE n WHEN 1 THEN $2::uuid ELSE $3::uuid END, 'EUR',
                CASE n WHEN 1 THEN v.amount ELSE 0 END, CASE n WHEN 2 THEN v.amount ELSE 0 END, 1,
                CASE n WHEN 1 THEN v.amount ELSE 0 END, CASE n WHEN 2 THEN v.amount ELSE 0 END, 'customer', v.customer_id::text
         FROM inv v JOIN finance.journal_entries e ON e.org_id = $1::uuid AND e.id = v.entry_id, generate_series(1, 2) n`, [big.orgId, big.acc['1200'], big.acc['4100']]);
@@ -348,8 +348,8 @@ async function main() {
         SELECT $1::uuid, y.entry_id, y.d, p.id, 'Payment', 'payment', md5('p' || y.i), 'EUR', y.amount, 'bench'
         FROM pay y JOIN finance.fiscal_periods p ON p.org_id = $1::uuid AND y.d BETWEEN p.start_date AND p.end_date`, [big.orgId]);
       await g.query(`
-        INSERT INTO finance.journal_lines (org_id, entry_id, line_no, entry_date, period_id, account_id, currency, debit, credit, rate, base_debit, base_credit, counterparty_type, counterparty_id)
-        SELECT $1::uuid, y.entry_id, n, y.d, e.period_id, CASE n WHEN 1 THEN $2::uuid ELSE $3::uuid END, 'EUR',
+        INSERT INTO finance.journal_lines (org_id, entry_id, line_no, entry_date, entry_seq, period_id, account_id, currency, debit, credit, rate, base_debit, base_credit, counterparty_type, counterparty_id)
+        SELECT $1::uuid, y.entry_id, n, y.d, e.seq, e.period_id, CASE n WHEN 1 THEN $2::uuid ELSE $3::uuid END, 'EUR',
                CASE n WHEN 1 THEN y.amount ELSE 0 END, CASE n WHEN 2 THEN y.amount ELSE 0 END, 1,
                CASE n WHEN 1 THEN y.amount ELSE 0 END, CASE n WHEN 2 THEN y.amount ELSE 0 END, 'customer', y.customer_id::text
         FROM pay y JOIN finance.journal_entries e ON e.org_id = $1::uuid AND e.id = y.entry_id, generate_series(1, 2) n`, [big.orgId, big.acc['1100'], big.acc['1200']]);
@@ -369,8 +369,8 @@ async function main() {
         SELECT $1::uuid, o.id, o.d, p.id, 'generated', 'manual', md5('o' || o.i), 'EUR', 2 * o.amount, 'bench'
         FROM other o JOIN finance.fiscal_periods p ON p.org_id = $1::uuid AND o.d BETWEEN p.start_date AND p.end_date`, [big.orgId]);
       await g.query(`
-        INSERT INTO finance.journal_lines (org_id, entry_id, line_no, entry_date, period_id, account_id, currency, debit, credit, rate, base_debit, base_credit)
-        SELECT $1::uuid, o.id, n, o.d, e.period_id, (ARRAY[$2::uuid, $3::uuid, $4::uuid, $4::uuid])[n], 'EUR',
+        INSERT INTO finance.journal_lines (org_id, entry_id, line_no, entry_date, entry_seq, period_id, account_id, currency, debit, credit, rate, base_debit, base_credit)
+        SELECT $1::uuid, o.id, n, o.d, e.seq, e.period_id, (ARRAY[$2::uuid, $3::uuid, $4::uuid, $4::uuid])[n], 'EUR',
                CASE WHEN n <= 2 THEN o.amount ELSE 0 END, CASE WHEN n > 2 THEN o.amount ELSE 0 END, 1,
                CASE WHEN n <= 2 THEN o.amount ELSE 0 END, CASE WHEN n > 2 THEN o.amount ELSE 0 END
         FROM other o JOIN finance.journal_entries e ON e.org_id = $1::uuid AND e.id = o.id, generate_series(1, 4) n`, [big.orgId, big.acc['5200'], big.acc['5400'], big.acc['1100']]);

@@ -6,7 +6,7 @@ import { ledgerUrl, startBooks } from './ledger-support.js';
 
 /**
  * The journal-entry list filtered by account or counterparty (ledgerRepository.listEntryIds) reads that account's or
- * counterparty's lines (journal_lines_account_idx, journal_lines_counterparty_idx from 20270210990100), not every entry
+ * counterparty's lines (journal_lines_account_idx, journal_lines_counterparty_idx; 20270211000100), not every entry
  * of the organization newest first with a probe of its lines: a page of a rarely used account's entries read all 3,000
  * entries of this organization (0.7–3.8 s for an organization of 400,000). Same answers: each filter's pages equal the
  * entries the database holds for it, an entry with two matching lines listed once, same-day entries in posting order.

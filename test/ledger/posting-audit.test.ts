@@ -89,15 +89,17 @@ describe('ledger: the posting function answers with the entry and writes its aud
     const rows = async (ids: string[]) => (await t.db.admin.query(`
       SELECT e.entry_date::text AS date, e.period_id, e.memo, e.source, e.source_ref, e.reverses_entry_id, e.request_hash, e.base_currency,
              e.total_base::text AS total_base, e.created_by,
-             (SELECT jsonb_agg(to_jsonb(l) - 'entry_id' - 'seq' ORDER BY l.line_no) FROM finance.journal_lines l
+             (SELECT jsonb_agg(to_jsonb(l) - 'entry_id' - 'seq' - 'entry_seq' ORDER BY l.line_no) FROM finance.journal_lines l
                WHERE l.org_id = e.org_id AND l.entry_id = e.id) AS lines,
+             -- each line carries its own entry's seq (20270211000100), whichever statement wrote it
+             (SELECT bool_and(l.entry_seq = e.seq) FROM finance.journal_lines l WHERE l.org_id = e.org_id AND l.entry_id = e.id) AS lines_carry_seq,
              (SELECT jsonb_agg(jsonb_build_object('action', a.action, 'actor', a.actor_id, 'principal', a.principal_type, 'entity', a.entity_type,
                 'before', a.before, 'after', a.after - 'id' - 'idempotencyKey', 'ip', a.ip)) FROM core.audit_logs a
                WHERE a.org_id = e.org_id AND a.entity_id = e.id::text) AS audit
       FROM finance.journal_entries e JOIN unnest($2::uuid[]) WITH ORDINALITY AS x(id, n) ON x.id = e.id
       WHERE e.org_id = $1 ORDER BY x.n`, [orgId, ids])).rows;
     const written = await rows(single.map((s) => s.id));
-    expect(written.map((r) => [r.lines.length, r.audit.length])).toEqual([[2, 1], [3, 1], [4, 1]]); // tax line, rounding line
+    expect(written.map((r) => [r.lines.length, r.audit.length, r.lines_carry_seq])).toEqual([[2, 1, true], [3, 1, true], [4, 1, true]]); // tax line, rounding line
     expect(await rows(batchIds)).toEqual(written);
 
     // both statements' balance upserts: the running and the per-period balances equal the sums of the lines

@@ -199,7 +199,8 @@ export class AccountsController {
   @Get(':accountId/ledger')
   @ApiOperation({ operationId: 'getGeneralLedger',
     summary: 'General ledger of an account: lines with the running balance (cursor pagination; CSV with ?format=csv)',
-    description: `As CSV the whole range comes in one file (up to ${GL_CSV_MAX_LINES.toLocaleString('en')} lines unless ?limit= is given; beyond that the X-Next-Cursor header continues it).`,
+    description: 'Lines in date order; within a date, entries in posting order, each entry\'s lines together in their line order. '
+      + `As CSV the whole range comes in one file (up to ${GL_CSV_MAX_LINES.toLocaleString('en')} lines unless ?limit= is given; beyond that the X-Next-Cursor header continues it).`,
   })
   @ApiOkJsonOrCsv(GeneralLedgerDto, { headers: { 'X-Next-Cursor': { description: 'With the CSV only, when the range holds more lines than it: pass it as ?cursor= for the rest', schema: { type: 'string' } } } })
   @ApiErrors(400)

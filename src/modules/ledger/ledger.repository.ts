@@ -27,6 +27,9 @@ export const FX_REALIZED_SHARE_REF = 'fx-revaluation:realized-share';
 
 const txt = (col: string) => sql<string>`${sql.ref(col)}::text`;
 
+/** Where a general-ledger page ends: the last line's entry_date, its entry's seq and its line_no. */
+export type GeneralLedgerPosition = { d: string; e: string; n: string };
+
 type AccountRow = Selectable<DB['finance.accounts']>;
 type TaxCodeRow = Omit<Selectable<DB['finance.tax_codes']>, 'rate' | 'org_id' | 'created_at' | 'updated_at'> & { rate: string };
 type PeriodRow = Pick<Selectable<DB['finance.fiscal_periods']>, 'id' | 'fiscal_year_id' | 'period_no' | 'status' | 'closed_at'> & { start_date: string; end_date: string };
@@ -290,20 +293,27 @@ export const ledgerRepository = {
       GROUP BY l.tax_code_id, l.tax_role`;
   },
 
-  async generalLedger(db: Db, orgId: string, accountId: string, from: string | null, to: string | null, after: { d: string; s: string } | undefined, limit: number) {
-    return db.$queryRaw<{
-      entry_id: string; line_no: number; entry_date: string; seq: string; memo: string; description: string | null; currency: string;
-      debit: string; credit: string; base_debit: string; base_credit: string;
-    }[]>`
-      SELECT l.entry_id, l.line_no, l.entry_date::text AS entry_date, l.seq::text AS seq, e.memo, l.description, l.currency,
-             l.debit::text AS debit, l.credit::text AS credit, l.base_debit::text AS base_debit, l.base_credit::text AS base_credit
-      FROM finance.journal_lines l
-      JOIN finance.journal_entries e ON e.org_id = l.org_id AND e.id = l.entry_id
-      WHERE l.org_id = ${orgId}::uuid AND l.account_id = ${accountId}::uuid
-        AND (${from}::date IS NULL OR l.entry_date >= ${from}::date) AND (${to}::date IS NULL OR l.entry_date <= ${to}::date)
-        AND (${after?.d ?? null}::date IS NULL OR (l.entry_date, l.seq) > (${after?.d ?? null}::date, ${after?.s ?? null}::bigint))
-      ORDER BY l.entry_date, l.seq
-      LIMIT ${limit + 1}`;
+  /**
+   * One page of an account's lines in (entry_date, entry seq, line_no) order: an entry's lines together, the entries of
+   * a date in posting order. journal_lines_account_idx is that order (20270211000100): a page reads its rows from the
+   * cursor on and stops, whatever a date holds. Only the bounds given are in the statement (a text per combination,
+   * planned with its values): an `$n IS NULL OR ...` bound is no index condition in a generic plan (which a named
+   * statement may keep after five executions), and such a plan could read every line before the cursor.
+   */
+  async generalLedger(db: Db, orgId: string, accountId: string, from: string | null, to: string | null,
+    after: GeneralLedgerPosition | undefined, limit: number) {
+    return db.run(qb.selectFrom('finance.journal_lines as l')
+      .innerJoin('finance.journal_entries as e', (j) => j.onRef('e.org_id', '=', 'l.org_id').onRef('e.id', '=', 'l.entry_id'))
+      .select(['l.entry_id', 'l.line_no', txt('l.entry_date').as('entry_date'), txt('l.entry_seq').as('entry_seq'), 'e.memo',
+        'l.description', 'l.currency', txt('l.debit').as('debit'), txt('l.credit').as('credit'),
+        txt('l.base_debit').as('base_debit'), txt('l.base_credit').as('base_credit')])
+      .where('l.org_id', '=', orgId).where('l.account_id', '=', accountId)
+      .$if(from !== null, (b) => b.where('l.entry_date', '>=', sql<Date>`${from}::date`))
+      .$if(to !== null, (b) => b.where('l.entry_date', '<=', sql<Date>`${to}::date`))
+      // line_no is a smallint: the cursor's number compared as a bigint (a forged one larger than a smallint is no error)
+      .$if(after !== undefined, (b) => b.where(sql<boolean>`(l.entry_date, l.entry_seq, l.line_no) > (${after!.d}::date, ${after!.e}::bigint, ${after!.n}::bigint)`))
+      .orderBy('l.entry_date').orderBy('l.entry_seq').orderBy('l.line_no')
+      .limit(limit + 1));
   },
 
   // ---------------------------------------------------------------- FX rates
@@ -723,11 +733,13 @@ export const ledgerRepository = {
   /**
    * One page of entry ids, newest first ((entry_date, seq) keyset). Only the filters given are in the statement (a
    * text per combination, planned with its values). An account or counterparty filter reads the entries from that
-   * account's or counterparty's lines in date order (journal_lines_account_idx, journal_lines_counterparty_idx) and
-   * stops at the page, instead of walking every entry of the organization and probing its lines. Those lines' own
-   * entry_date (the posting functions copy the entry's) is the date ordered and bounded on: compared with the entry's
-   * in the join, it made the planner expect one row and sort them all. An entry with two such lines is listed once
-   * by its first (an anti-join on the entry's lines, not DISTINCT: PostgreSQL 15 sorts a DISTINCT's whole input).
+   * account's or counterparty's lines in (date, entry seq) order (journal_lines_account_idx, whose prefix that is, and
+   * journal_lines_counterparty_idx; migration 20270211000100) and stops at the page, instead of walking every entry of
+   * the organization and probing its lines. Those lines' own entry_date and entry_seq (finance.write_entries copies
+   * the entry's) are what is ordered and bounded on: compared with the entry's in the join, the date made the planner
+   * expect one row and sort them all, and the entry's seq made a page inside a date of many entries read all of that
+   * date. An entry with two such lines is listed once by its first (an anti-join on the entry's lines, not DISTINCT:
+   * PostgreSQL 15 sorts a DISTINCT's whole input).
    * The memo filter stays a filter on the entries' walk: under row-level security PostgreSQL uses an index only for a
    * leakproof operator, ILIKE is not one (a pg_trgm index would not serve the API's role; migration 20270210990100).
    */
@@ -738,7 +750,9 @@ export const ledgerRepository = {
     const counterparty = q.counterpartyType !== undefined || q.counterpartyId !== undefined;
     // the lines that drive the walk: the account's, else the counterparty's (an id; a type alone is no narrow set)
     const drive = q.accountId !== undefined ? 'account' : q.counterpartyId !== undefined ? 'counterparty' : undefined;
+    // the driving lines' copy of their entry's date and seq: their index continues the cursor inside a date
     const date = sql.ref(drive ? 'd.entry_date' : 'e.entry_date');
+    const seq = sql.ref(drive ? 'd.entry_seq' : 'e.seq');
     const query = qb.selectFrom('finance.journal_entries as e')
       .select(['e.id', txt('e.entry_date').as('entry_date'), txt('e.seq').as('seq')])
       .where('e.org_id', '=', orgId)
@@ -770,8 +784,8 @@ export const ledgerRepository = {
           .$if(q.counterpartyId !== undefined, (c) => c.where('l.counterparty_id', '=', q.counterpartyId!)))))
       // the cursor's date also bounds the driving lines' index scan
       .$if(q.after !== undefined, (b) => b.where(date, '<=', sql<Date>`${q.after!.d}::date`)
-        .where(sql<boolean>`(${date}, e.seq) < (${q.after!.d}::date, ${q.after!.s}::bigint)`))
-      .orderBy(date, 'desc').orderBy('e.seq', 'desc').limit(q.limit + 1);
+        .where(sql<boolean>`(${date}, ${seq}) < (${q.after!.d}::date, ${q.after!.s}::bigint)`))
+      .orderBy(date, 'desc').orderBy(seq, 'desc').limit(q.limit + 1);
     return db.run(query);
   },
 

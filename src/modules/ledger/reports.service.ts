@@ -3,7 +3,8 @@ import { Decimal } from 'decimal.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { LedgerErrors } from './ledger.errors.js';
 import { addDays } from '../../platform/http/calendar-date.js';
-import { decodeKeyset, encodeCursor } from '../../platform/http/pagination.js';
+import { decodeCursor, decodeKeyset, encodeCursor } from '../../platform/http/pagination.js';
+import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import { ledgerRepository as repo, type Totals } from './ledger.repository.js';
 import { LedgerService } from './ledger.service.js';
 import { D, fixed } from './money.js';
@@ -148,6 +149,21 @@ function cashFlowClasses(accounts: AccountDto[]): Map<string, string | null> {
 }
 
 /** Balances and statements; all read balances or per-period totals, never a full scan of journal lines. */
+/**
+ * A general-ledger cursor issued before 20270211000100 ordered a date's lines by their own seq: `{ d, s, r }`, s the
+ * last line's seq (the new form has no `s`, so the two are told apart). It is not translated: the line's seq is in no
+ * index any more, and the lines after a position of the old order are not the lines after any position of the new one
+ * (a page would repeat or skip lines of that date, and `r`, the balance so far, would not be the balance of the lines
+ * before it). It answers the documented 400 pagination.cursor, asking to start again; a client pages a general ledger
+ * in one sitting, so only a listing in progress while the release went out meets it.
+ */
+function rejectOldLedgerCursor(cursor: string | undefined): void {
+  const value = decodeCursor<unknown>(cursor);
+  if (typeof value === 'object' && value !== null && 's' in value && !('e' in value)) {
+    throw PlatformErrors.error('pagination.cursor', 'the cursor is from an earlier order of the general ledger (lines of an entry now together): start again without a cursor');
+  }
+}
+
 @Injectable()
 export class ReportsService {
   constructor(private readonly ledger: LedgerService) {}
@@ -390,14 +406,18 @@ export class ReportsService {
     };
   }
 
-  /** An account's lines in date order with the running base balance; the cursor carries the balance so far. */
+  /**
+   * An account's lines in date order, an entry's lines together and the entries of a date in posting order, with the
+   * running base balance; the cursor carries the last line's (date, entry seq, line_no) and the balance so far.
+   */
   async generalLedger(tx: TenantTx, accountId: string, q: GeneralLedgerQuery): Promise<GeneralLedgerDto> {
     await this.ledger.getAccount(tx, accountId);
     if (q.from && q.to && q.from > q.to) throw LedgerErrors.error('ledger.range', 'from must not be after to');
     const { base, mu } = await this.context(tx);
     const units = await this.ledger.minorUnits(tx);
     const limit = q.limit ?? 50;
-    const cursor = decodeKeyset(q.cursor, { d: 'date', s: 'integer', r: 'decimal' });
+    rejectOldLedgerCursor(q.cursor);
+    const cursor = decodeKeyset(q.cursor, { d: 'date', e: 'integer', n: 'integer', r: 'decimal' });
     let running: Decimal;
     if (cursor) running = D(cursor.r);
     else if (q.from && q.from > FIRST_DAY) running = (await repo.totals(tx.db, null, addDays(q.from, -1), accountId)).reduce((s, t) => s.plus(t.base_debit).minus(t.base_credit), D(0));
@@ -410,12 +430,12 @@ export class ReportsService {
         entryId: r.entry_id, lineNo: r.line_no, date: r.entry_date, memo: r.memo, description: r.description, currency: r.currency,
         debit: fixed(r.debit, units(r.currency)), credit: fixed(r.credit, units(r.currency)), baseDebit: fixed(r.base_debit, mu),
         baseCredit: fixed(r.base_credit, mu), runningBalance: fixed(running, mu),
-        seq: r.seq,
+        entrySeq: r.entry_seq,
       };
     });
     const last = items[items.length - 1];
-    const nextCursor = rows.length > limit ? encodeCursor({ d: last.date, s: last.seq, r: running.toFixed() }) : undefined;
-    return { accountId, baseCurrency: base, openingBalance, items: items.map(({ seq: _seq, ...i }) => i), nextCursor };
+    const nextCursor = rows.length > limit ? encodeCursor({ d: last.date, e: last.entrySeq, n: String(last.lineNo), r: running.toFixed() }) : undefined;
+    return { accountId, baseCurrency: base, openingBalance, items: items.map(({ entrySeq: _entrySeq, ...i }) => i), nextCursor };
   }
 
   /**
