@@ -1,5 +1,5 @@
 import type { DynamicModule } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
+import { NestFactory, Reflector } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { SwaggerModule } from '@nestjs/swagger';
 import fastifyCookie from '@fastify/cookie';
@@ -13,6 +13,7 @@ import { createOpenApiDocument } from './platform/http/openapi.js';
 import { echoRequestId, requestIdOf } from './platform/http/request-id.js';
 import { clientErrorHandler, frameworkErrors } from './platform/http/framework-errors.js';
 import { refusedMediaType, utf8JsonParser } from './platform/http/json-body.js';
+import { MultipartRouteGuard } from './platform/http/multipart-route.guard.js';
 import { InFlightRequests } from './platform/http/graceful-shutdown.js';
 import { sendSecurityHeaders } from './platform/http/security-headers.js';
 import { Metrics } from './platform/observability/metrics.js';
@@ -116,6 +117,8 @@ export async function bootstrap(app: NestFastifyApplication, options: { logDesti
       },
     },
   });
+  // a multipart body only where an operation takes one (the uploads): after the modules' global guards (the CSRF one)
+  app.useGlobalGuards(new MultipartRouteGuard(app.get(Reflector)));
   app.useGlobalPipes(validationPipe());
   // 5xx to Sentry when SENTRY_DSN is set (error-reporting.ts scrubs every event)
   const reporter = await startErrorReporting(config);

@@ -63,14 +63,18 @@ describe('request bodies and URLs at the HTTP layer', () => {
       const res = await patch(bytes);
       expect({ status: res.status, error: res.body?.error }).toEqual({ status: 400, error: { code: 'bad_request.json', message: `the request body is not valid UTF-8 (byte ${at}): JSON is sent in UTF-8` } });
     }
-    for (const type of ['application/json; charset=latin1', 'application/json;charset="ISO-8859-1"', 'application/json; charset=utf-16']) {
+    for (const type of ['application/json; charset=latin1', 'application/json;charset="ISO-8859-1"', 'application/json; charset=utf-16',
+      'application/json; charset="latin\\1"', 'application/json; charset=us-ascii7']) {
       const res = await patch(json('{"name":"Jos', [0xe9], '"}'), type);
       expect({ type, status: res.status, code: res.body?.error?.code, message: res.body?.error?.message })
         .toEqual({ type, status: 415, code: 'unsupported_media_type', message: expect.stringMatching(/UTF-8.*charset/) });
     }
     expect(await org()).toEqual(before);
-    // UTF-8, however the charset is spelt, is taken
-    for (const type of ['application/json; charset=UTF-8', 'application/json; charset="utf-8"', 'application/json;charset=utf8']) {
+    // UTF-8, however the charset is spelt, is taken: a quoted pair, US-ASCII (a subset of UTF-8), an empty charset (none),
+    // a parameter quoting ";charset=" before the real one
+    for (const type of ['application/json; charset=UTF-8', 'application/json; charset="utf-8"', 'application/json;charset=utf8',
+      'application/json; charset="utf\\-8"', 'application/json; charset=US-ASCII', 'application/json; charset=', 'application/json; charset=""',
+      'application/json; profile="a;charset=latin1"; charset=utf-8']) {
       const res = await patch(json('{"name":"Jos', [0xc3, 0xa9], '"}'), type);
       expect({ type, status: res.status, name: res.body?.name }).toEqual({ type, status: 200, name: 'José' });
     }
@@ -89,6 +93,48 @@ describe('request bodies and URLs at the HTTP layer', () => {
     ];
     expect(answers.map((r) => [r.status, r.body?.error])).toEqual(Array(4).fill([415, { code: 'unsupported_media_type', message: 'send the body as application/json' }]));
     expect({ orgs: await orgs(), org: await org() }).toEqual(before);
+  });
+
+  it('takes an empty form or text/plain body as no body (curl -d \'\', fetch with body \'\'): the route runs as without one', async () => {
+    const orgs = async () => (await t.db.admin.query('SELECT count(*)::int AS n FROM core.organizations WHERE owner_user_id = $1', [owner.id])).rows[0].n;
+    const before = { orgs: await orgs(), org: await org() };
+    const empty = (method: string, path: string, type: string) => raw(method, path, { ...owner.auth, 'Content-Type': type }, Buffer.alloc(0));
+    // the name is required: the DTO's 400, not the media type's 415
+    for (const type of ['application/x-www-form-urlencoded', 'text/plain; charset=utf-8']) {
+      const res = await empty('POST', '/v1/orgs', type);
+      expect({ type, status: res.status, code: res.body?.error?.code, fields: res.body?.error?.details?.map((d: { field: string }) => d.field) })
+        .toEqual({ type, status: 400, code: 'validation_failed', fields: ['name'] });
+    }
+    expect(await orgs()).toBe(before.orgs);
+    // every field optional: runs, and changes nothing
+    for (const type of ['application/x-www-form-urlencoded', 'text/plain']) {
+      const res = await empty('PATCH', `/v1/orgs/${orgId}`, type);
+      expect({ type, status: res.status, name: res.body?.name }).toEqual({ type, status: 200, name: before.org.name });
+    }
+    expect((await org()).name).toBe(before.org.name);
+  });
+
+  it('refuses a multipart body with 415 where the operation is not an upload (it ran as no body), and writes nothing', async () => {
+    const boundary = 'h7bBoundary';
+    const form = (fields: Record<string, string>) => Buffer.from(Object.entries(fields)
+      .map(([k, v]) => `--${boundary}\r\nContent-Disposition: form-data; name="${k}"\r\n\r\n${v}\r\n`).join('') + `--${boundary}--\r\n`);
+    const multipart = (auth: Record<string, string>) => ({ ...auth, 'Content-Type': `multipart/form-data; boundary=${boundary}` });
+    const before = await org();
+    const person = await registerUser(t, 'multipart-eraser');
+    const answers = [
+      await raw('PATCH', `/v1/orgs/${orgId}`, multipart(owner.auth), form({ name: 'Pwned' })),
+      await raw('POST', '/v1/orgs', multipart(owner.auth), form({ name: 'Multipart Org' })),
+      await raw('DELETE', '/v1/me', multipart(person.auth), form({})),
+      await raw('POST', '/v1/auth/login', multipart({}), form({ email: person.email, password: 'x' })),
+    ];
+    expect(answers.map((r) => [r.status, r.body?.error])).toEqual(Array(4).fill([415, {
+      code: 'unsupported_media_type', message: 'send the body as application/json: only the file uploads take multipart/form-data' }]));
+    expect(await org()).toEqual(before);
+    expect((await t.db.admin.query('SELECT count(*)::int AS n FROM core.organizations WHERE owner_user_id = $1 AND name = $2', [owner.id, 'Multipart Org'])).rows[0].n).toBe(0);
+    expect((await t.db.admin.query('SELECT email FROM core."User" WHERE id = $1', [person.id])).rows[0].email).toBe(person.email);
+    // a read is not refused for a Content-Type it does not read a body of
+    const read = await raw('GET', `/v1/orgs/${orgId}`, multipart(owner.auth));
+    expect([read.status, read.body?.name]).toEqual([200, before.name]);
   });
 
   it('refuses JSON other than an object where the body is a DTO (null was taken for {}), and still runs without a body', async () => {

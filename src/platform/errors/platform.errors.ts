@@ -33,7 +33,7 @@ export const RequestErrors = defineErrorCodes({
   'bad_request.url': { status: 400, description: 'the path is not valid percent-encoded UTF-8' },
   'payload_too_large': { status: 413, description: 'the request body is larger than the API accepts' },
   'uri_too_long': { status: 414, description: 'a path segment (over 100 characters) or the request line (path and query string, with the headers over 16 KB) is longer than the API accepts' },
-  'unsupported_media_type': { status: 415, description: 'the body is not sent as application/json in UTF-8 (a form, text/plain, another charset)' },
+  'unsupported_media_type': { status: 415, description: 'the body is not sent as application/json in UTF-8 (a form, text/plain, another charset; multipart/form-data where the operation is not an upload)' },
   'headers_too_large': { status: 431, description: 'the request headers are larger than the API accepts (16 KB with the request line)' },
   'rate_limited': { status: 429, description: 'too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds' },
   'database_unavailable': { status: 503, description: 'PostgreSQL is unreachable, the connection was lost, or the server ran out of memory, disk or connections; retry after Retry-After seconds' },

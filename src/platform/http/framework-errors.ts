@@ -29,6 +29,9 @@ const URI_TOO_LONG: [status: number, code: string, message: string] =
  * Whether Node's header limit (16 KB, the request line included) was passed in the request line: the bytes being parsed
  * when it was (`rawPacket`) hold the start of a request line and no end of it, or the end of one begun in earlier bytes.
  * A long query string is then a 414 naming the URL, not a 431 naming headers the client did not make large.
+ * Best effort: `rawPacket` is only the chunk Node was parsing, so the answer depends on how TCP split the request. A
+ * request line sent in small pieces, or one over 8 KB followed by large headers in the same chunk, may get
+ * the other code (both are documented on every operation, and both refuse the request).
  */
 function overflowInRequestLine(rawPacket: unknown): boolean {
   if (!Buffer.isBuffer(rawPacket)) return false;

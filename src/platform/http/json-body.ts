@@ -4,19 +4,26 @@ import { AppError } from '../errors/app-error.js';
 type Done = (err: Error | null, body?: unknown) => void;
 type JsonParser = (req: FastifyRequest, body: string, done: Done) => void;
 
+/** A parameter of a Content-Type: `; name=token` or `; name="quoted string"` (RFC 9110 5.6.4, 5.6.6). */
+const PARAMETER = /;\s*([^=;\s]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)/g;
+
 /**
- * The charset a Content-Type names (lower case, without quotes), or undefined when it names none.
- * `application/json; charset="UTF-8"` names utf-8.
+ * The charset a Content-Type names (lower case, unquoted), or undefined when it names none or an empty one (`charset=`).
+ * `application/json; charset="UTF-8"` and `charset="utf\-8"` (a quoted pair) name utf-8.
  */
 export function charsetOf(contentType: string | undefined): string | undefined {
   if (!contentType) return undefined;
-  for (const param of contentType.split(';').slice(1)) {
-    const eq = param.indexOf('=');
-    if (eq < 0 || param.slice(0, eq).trim().toLowerCase() !== 'charset') continue;
-    return param.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1').trim().toLowerCase();
+  for (const [, name, raw] of contentType.matchAll(PARAMETER)) {
+    if (name.toLowerCase() !== 'charset') continue;
+    const value = raw.trim();
+    const quoted = /^"((?:[^"\\]|\\.)*)"$/.exec(value);
+    return (quoted ? quoted[1].replace(/\\(.)/g, '$1') : value).trim().toLowerCase() || undefined;
   }
   return undefined;
 }
+
+/** The charsets a JSON body may name: UTF-8, and US-ASCII, a subset of it (RFC 8259 11 defines none; 8.1: UTF-8). */
+const UTF8_CHARSETS = new Set(['utf-8', 'utf8', 'us-ascii']);
 
 /** The offset of the first byte that is not part of well-formed UTF-8 (only called once decoding failed). */
 export function firstInvalidUtf8Byte(bytes: Uint8Array): number {
@@ -49,7 +56,7 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 export function utf8JsonParser(parse: JsonParser): (req: FastifyRequest, body: Buffer, done: Done) => void {
   return (req, body, done) => {
     const charset = charsetOf(req.headers['content-type']);
-    if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
+    if (charset !== undefined && !UTF8_CHARSETS.has(charset)) {
       done(new AppError(415, 'unsupported_media_type', 'send the JSON body in UTF-8: the Content-Type names another charset (charset=utf-8, or none)'));
       return;
     }
@@ -64,7 +71,12 @@ export function utf8JsonParser(parse: JsonParser): (req: FastifyRequest, body: B
   };
 }
 
-/** The parser of the media types no operation takes (a form's, text/plain): 415 whatever the route, as the document says. */
-export function refusedMediaType(_req: FastifyRequest, _body: Buffer, done: Done): void {
-  done(new AppError(415, 'unsupported_media_type', 'send the body as application/json'));
+/**
+ * The parser of the media types no operation takes (a form's, text/plain): 415 whatever the route, as the document says.
+ * An empty one is no body, as it was before this parser (`curl -X POST -d ''`, `fetch` with body ''): the route runs as
+ * without one, and a DTO with required fields answers its 400 validation_failed.
+ */
+export function refusedMediaType(_req: FastifyRequest, body: Buffer, done: Done): void {
+  if (body.length === 0) done(null, undefined);
+  else done(new AppError(415, 'unsupported_media_type', 'send the body as application/json'));
 }
