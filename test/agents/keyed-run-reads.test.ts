@@ -5,6 +5,9 @@ import { createTestApp, type TestApp } from '../support/app.js';
 import { createOrg, onEnterprisePlan, registerUser, type TestUser } from '../support/factories.js';
 import { startOpenAiDouble, type OpenAiDouble } from '../support/doubles/openai-double.js';
 import { agentsUrl } from './agents-support.js';
+import { DatabaseService, type TenantTx } from '../../src/platform/database/database.service.js';
+import { AgentsService } from '../../src/modules/agents/agents.service.js';
+import { apiKeyPrincipal } from '../../src/modules/api-keys/api-key-secret.js';
 
 /**
  * An API key with agents:run starts a run with ?async=true and is told "GET the run for its outcome": the run's reads
@@ -56,7 +59,7 @@ describe('API keys read and cancel the runs they started', () => {
     await t.app.get(OutboxRelay).drain();
     const got = await t.http.get(agentsUrl(org, `/${agent}/runs/${runId}`)).set(keyA.auth);
     expect([got.status, got.body.error?.code]).toEqual([200, undefined]);
-    expect(got.body).toMatchObject({ id: runId, status: 'succeeded', output: 'for key A', trigger: 'async', startedBy: null });
+    expect(got.body).toMatchObject({ id: runId, status: 'succeeded', output: 'for key A', trigger: 'async', startedBy: null, apiKeyId: keyA.id });
     expect(got.body.trace.map((s: any) => s.kind)).toEqual(['llm_call']);
     // the database recorded the key on its run, and no key on the owner's
     const { rows } = await t.db.admin.query(`SELECT id::text, api_key_id::text FROM ai.runs WHERE org_id = $1 ORDER BY started_at`, [org]);
@@ -74,8 +77,9 @@ describe('API keys read and cancel the runs they started', () => {
     }
     expect((await t.http.get(agentsUrl(org, `/${agent}/runs`)).set(keyB.auth).expect(200)).body.items).toEqual([]);
     expect((await t.http.get(`/v1/orgs/${org}/ai/usage`).set(keyB.auth).expect(200)).body.runs).toBe(0);
-    // the owner still sees every run
-    expect((await t.http.get(agentsUrl(org, `/${agent}/runs`)).set(owner.auth).expect(200)).body.items.map((r: any) => r.id).sort()).toEqual([ownerRun, runId].sort());
+    // the owner still sees every run, and which key started which
+    const ownerList = (await t.http.get(agentsUrl(org, `/${agent}/runs`)).set(owner.auth).expect(200)).body.items;
+    expect(ownerList.map((r: any) => [r.id, r.apiKeyId]).sort()).toEqual([[ownerRun, null], [runId, keyA.id]].sort());
     expect((await t.http.get(`/v1/orgs/${org}/ai/usage`).set(owner.auth).expect(200)).body.runs).toBe(2);
   });
 
@@ -90,8 +94,10 @@ describe('API keys read and cancel the runs they started', () => {
 
     const cancelled = await t.http.post(agentsUrl(org, `/${agent}/runs/${runId}/cancel`)).set(keyA.auth);
     expect([cancelled.status, cancelled.body.error?.code]).toEqual([200, undefined]);
-    expect(cancelled.body).toMatchObject({ id: runId, status: 'cancelled', errorClass: 'cancelled' });
-    expect((await t.db.admin.query(`SELECT status, stop_reason FROM ai.runs WHERE id = $1`, [runId])).rows).toEqual([{ status: 'cancelled', stop_reason: 'cancelled' }]);
+    // the run says which key cancelled it, not "a person"
+    expect(cancelled.body).toMatchObject({ id: runId, status: 'cancelled', errorClass: 'cancelled', errorMessage: `cancelled by API key ${keyA.id}` });
+    expect((await t.db.admin.query(`SELECT status, stop_reason, error_message FROM ai.runs WHERE id = $1`, [runId])).rows)
+      .toEqual([{ status: 'cancelled', stop_reason: 'cancelled', error_message: `cancelled by API key ${keyA.id}` }]);
     const audit = await t.db.admin.query(`SELECT principal_type, actor_id FROM core.audit_logs WHERE org_id = $1 AND action = 'ai.run_cancelled' AND entity_id = $2`, [org, runId]);
     expect(audit.rows).toEqual([{ principal_type: 'service', actor_id: `api_key:${keyA.id}` }]);
     // its job, delivered later, leaves the cancelled run alone
@@ -111,6 +117,65 @@ describe('API keys read and cancel the runs they started', () => {
     await expect(asOwner(`UPDATE ai.runs SET api_key_id = $2 WHERE id = $1`, [running, keyB.id])).rejects.toThrow(/not allowed/);
     expect((await t.db.admin.query(`SELECT status, api_key_id FROM ai.runs WHERE id = $1`, [running])).rows).toEqual([{ status: 'running', api_key_id: null }]);
     expect((await t.db.admin.query(`SELECT count(*)::int AS n FROM ai.runs WHERE org_id = $1 AND api_key_id = $2`, [org, keyA.id])).rows).toEqual([{ n: 2 }]);
+  });
+
+  it('a key\'s run list and usage report read its own runs, not every run of the organization (runs_api_key_idx)', async () => {
+    // 2,000 runs of the owner's; the key's list and usage report must not go through them to find its own
+    await t.db.admin.query(`INSERT INTO ai.runs (org_id, agent_id, model_id, started_by, trigger, status, stop_reason, input, started_at, finished_at)
+      SELECT $1, $2, 'gpt-4o', $3, 'interactive', 'succeeded', 'answer', '{}', now() - g * interval '1 second', now() - g * interval '1 second'
+      FROM generate_series(1, 2000) g`, [org, agent, owner.id]);
+    await t.db.admin.query('ANALYZE ai.runs');
+    const own = Number((await t.db.admin.query(`SELECT count(*) AS n FROM ai.runs WHERE org_id = $1 AND api_key_id = $2`, [org, keyA.id])).rows[0].n);
+    expect(own).toBeGreaterThan(0);
+    // the service's own queries, as the key asks them (its verified transaction), each EXPLAIN ANALYZEd in it
+    const reads = async (call: (svc: AgentsService, tx: TenantTx) => Promise<unknown>) => {
+      const principal = apiKeyPrincipal(keyA.auth.Authorization)!;
+      return t.app.get(DatabaseService).tenant(principal, org, { requestId: 'h6b-plan' }, async (tx) => {
+        const captured: { sql: string; values: unknown[] }[] = [];
+        const db = new Proxy(tx.db, { get(target, prop) {
+          if (prop === 'run') return async (q: any) => { const c = q.compile(); captured.push({ sql: c.sql, values: [...c.parameters] }); return target.run(q); };
+          if (prop === '$queryRaw') return async (strings: TemplateStringsArray, ...values: unknown[]) => {
+            captured.push({ sql: strings.reduce((a, x, i) => `${a}$${i}${x}`), values });
+            return target.$queryRaw(strings, ...values);
+          };
+          const v = Reflect.get(target, prop);
+          return typeof v === 'function' ? v.bind(target) : v;
+        } });
+        await call(t.app.get(AgentsService), { ...tx, db });
+        const q = captured.filter((c) => /from "?ai"?\."?runs"?/i.test(c.sql)).at(-1)!;
+        const [{ 'QUERY PLAN': [plan] }] = await tx.db.$queryRawUnsafe<any[]>(`EXPLAIN (ANALYZE, FORMAT JSON) ${q.sql}`, ...q.values);
+        const nodes = (p: any): any[] => [p, ...((p.Plans ?? []) as any[]).flatMap(nodes)];
+        return nodes(plan.Plan).filter((n) => n['Relation Name'] === 'runs')
+          .reduce((sum, n) => sum + (n['Actual Rows'] + (n['Rows Removed by Filter'] ?? 0)) * n['Actual Loops'], 0);
+      });
+    };
+    expect(await reads((svc, tx) => svc.listRuns(tx, agent, { limit: 50 } as any))).toBeLessThanOrEqual(own);
+    expect(await reads((svc, tx) => svc.usage(tx))).toBeLessThanOrEqual(own);
+    // what the key sees is unchanged: its runs only
+    const list = (await t.http.get(agentsUrl(org, `/${agent}/runs?limit=100`)).set(keyA.auth).expect(200)).body.items;
+    expect(list.length).toBe(own);
+    expect(list.every((r: any) => r.apiKeyId === keyA.id)).toBe(true);
+    expect((await t.http.get(`/v1/orgs/${org}/ai/usage`).set(keyA.auth).expect(200)).body.runs).toBe(own);
+  });
+
+  it('semantic.v_agent_metrics read with a semantic:read key counts that key\'s runs only, and its catalog entry says so', async () => {
+    const semantic = await createKey(['semantic:read']);
+    const both = await createKey(['semantic:read', 'agents:run']);
+    answer('for the semantic key');
+    const bothRun = await startAsync(both.auth);
+    await t.app.get(OutboxRelay).drain();
+    const runs = async (auth: Record<string, string>) => {
+      const res = await t.http.post(`/v1/orgs/${org}/semantic/query`).set(auth).send({ sql: 'SELECT coalesce(sum(runs), 0)::int AS n FROM semantic.v_agent_metrics' });
+      expect([res.status, res.body.error?.code]).toEqual([200, undefined]);
+      return res.body.rows[0][0];
+    };
+    expect(await runs(semantic.auth)).toBe(0);
+    expect(await runs(both.auth)).toBe(1);
+    const all = Number((await t.db.admin.query(`SELECT count(*) AS n FROM ai.runs WHERE org_id = $1`, [org])).rows[0].n);
+    expect(await runs(owner.auth)).toBe(all);
+    expect((await t.db.admin.query(`SELECT api_key_id::text FROM ai.runs WHERE id = $1`, [bothRun])).rows).toEqual([{ api_key_id: both.id }]);
+    const views = (await t.http.get(`/v1/orgs/${org}/semantic/views`).set(semantic.auth).expect(200)).body;
+    expect(views.find((v: any) => v.name === 'semantic.v_agent_metrics').description).toContain('an API key: the runs that key started, none if it runs no agent');
   });
 
   it('the document declares agents:run on the run reads, the usage report and the cancel, with api_keys.scope_missing', async () => {

@@ -200,6 +200,7 @@ export class RunDto {
   @ApiProperty({ format: 'uuid', description: 'Agent', example: AGENT_ID }) agentId: string;
   @ApiProperty({ description: 'Model used', example: 'gpt-4o-mini' }) modelId: string;
   @ApiProperty({ type: String, nullable: true, format: 'uuid', description: 'Whose claims it ran with', example: USER_ID }) startedBy: string | null;
+  @ApiProperty({ type: String, nullable: true, format: 'uuid', description: 'The API key that started it (its scopes were the run\'s); null when a person, a trigger or a service started it', example: null }) apiKeyId: string | null;
   @ApiProperty({ enum: RUN_TRIGGERS, description: 'How it started', example: 'interactive' }) trigger: string;
   @ApiProperty({ enum: RUN_STATUSES, description: 'running, succeeded, failed or cancelled', example: 'succeeded' }) status: string;
   @ApiProperty({ type: String, nullable: true, description: 'The final answer', example: 'Cash at bank is EUR 1,500.00.' }) output: string | null;

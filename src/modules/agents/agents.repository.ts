@@ -19,7 +19,7 @@ const toAgent = (r: Selectable<DB['ai.agents']>): AgentDto => ({
 });
 
 export const toRun = (r: Selectable<DB['ai.runs']>): RunDto => ({
-  id: r.id, agentId: r.agent_id, modelId: r.model_id, startedBy: r.started_by, trigger: r.trigger, status: r.status, output: r.output,
+  id: r.id, agentId: r.agent_id, modelId: r.model_id, startedBy: r.started_by, apiKeyId: r.api_key_id ?? null, trigger: r.trigger, status: r.status, output: r.output,
   stopReason: r.stop_reason, errorClass: r.error_class, errorMessage: r.error_message,
   usage: { inputTokens: num(r.input_tokens), outputTokens: num(r.output_tokens), cachedInputTokens: num(r.cached_input_tokens), cacheWriteTokens: num(r.cache_write_tokens) },
   cost: dec(r.cost), steps: r.steps, startedAt: iso(r.started_at)!, finishedAt: iso(r.finished_at), latencyMs: r.latency_ms,
@@ -277,9 +277,13 @@ export const agentsRepository = {
     return r && { run: toRun(r), callInFlightUntil: r.call_in_flight_until === null ? null : new Date(r.call_in_flight_until) };
   },
 
-  /** Newest first, `limit` rows; `key` is each run's keyset position (started_at to the microsecond, id). */
-  async listRuns(db: Db, orgId: string, agentId: string, f: { status?: string; trigger?: string; after?: { s: string; i: string }; limit: number }) {
+  /**
+   * Newest first, `limit` rows; `key` is each run's keyset position (started_at to the microsecond, id). `apiKeyId`: the
+   * verified key asking, which sees only its runs (runs_read decides; the condition lets runs_api_key_idx find them).
+   */
+  async listRuns(db: Db, orgId: string, agentId: string, f: { status?: string; trigger?: string; after?: { s: string; i: string }; limit: number; apiKeyId?: string }) {
     let q = qb.selectFrom('ai.runs').selectAll().select(exactInstant('started_at').as('position')).where('org_id', '=', orgId).where('agent_id', '=', agentId);
+    if (f.apiKeyId) q = q.where('api_key_id', '=', f.apiKeyId);
     if (f.status) q = q.where('status', '=', f.status);
     if (f.trigger) q = q.where('trigger', '=', f.trigger);
     if (f.after) q = q.where(sql<boolean>`(started_at, id) < (${f.after.s}::timestamptz, ${f.after.i}::uuid)`);
@@ -484,7 +488,8 @@ export const agentsRepository = {
   },
 
   // ---------------------------------------------------------------- usage
-  async usage(db: Db, orgId: string, from: string, to: string): Promise<UsageRowDto[]> {
+  /** `apiKeyId`: as listRuns. */
+  async usage(db: Db, orgId: string, from: string, to: string, apiKeyId?: string): Promise<UsageRowDto[]> {
     // count(*) is bigint; sums of bigint columns are numeric
     const rows = await db.$queryRaw<{
       day: string; agent_id: string; model_id: string; runs: bigint;
@@ -494,7 +499,7 @@ export const agentsRepository = {
         sum(r.input_tokens) AS input_tokens, sum(r.output_tokens) AS output_tokens, sum(r.cached_input_tokens) AS cached_input_tokens,
         sum(r.cache_write_tokens) AS cache_write_tokens, sum(r.cost) AS cost
       FROM ai.runs r
-      WHERE r.org_id = ${orgId}::uuid
+      WHERE r.org_id = ${orgId}::uuid AND (${apiKeyId ?? null}::uuid IS NULL OR r.api_key_id = ${apiKeyId ?? null}::uuid)
         -- UTC days, as day above: a bare date compared with a timestamptz is midnight in the session's TimeZone
         AND r.started_at >= ${from}::date::timestamp AT TIME ZONE 'UTC' AND r.started_at < (${to}::date + 1)::timestamp AT TIME ZONE 'UTC'
       GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`;

@@ -18,6 +18,9 @@ export const monthOf = (ms: number) => {
   return new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1));
 };
 
+/** The verified API key of the request (begin_key_request checked it), which sees only the runs it started. */
+const keyOf = (tx: TenantTx): string | undefined => (tx.principal.kind === 'apiKey' ? tx.principal.keyId : undefined);
+
 /** Agents, the catalog, budgets and usage (runs: RunsService). */
 @Injectable()
 export class AgentsService {
@@ -97,7 +100,7 @@ export class AgentsService {
     await this.get(tx, agentId);
     const limit = q.limit ?? 50;
     const after = decodeKeyset(q.cursor, { s: 'timestamp', i: 'uuid' });
-    const rows = await repo.listRuns(tx.db, tx.orgId, agentId, { status: q.status, trigger: q.trigger, after, limit: limit + 1 });
+    const rows = await repo.listRuns(tx.db, tx.orgId, agentId, { status: q.status, trigger: q.trigger, after, limit: limit + 1, apiKeyId: keyOf(tx) });
     const p = page(rows, limit, (r) => r.key);
     return { items: p.items.map((r) => r.run), nextCursor: p.nextCursor };
   }
@@ -153,7 +156,7 @@ export class AgentsService {
     const start = from ?? new Date(this.clock.now() - 30 * 86_400_000).toISOString().slice(0, 10);
     const end = to ?? today;
     if (start > end) throw AgentErrors.error('ai.range', 'from is after to');
-    const rows = await repo.usage(tx.db, tx.orgId, start, end);
+    const rows = await repo.usage(tx.db, tx.orgId, start, end, keyOf(tx));
     const sum = (f: (r: (typeof rows)[number]) => number) => rows.reduce((s, r) => s + f(r), 0);
     let cost = 0n;
     for (const r of rows) cost += BigInt(r.cost.replace('.', ''));

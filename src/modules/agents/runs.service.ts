@@ -212,6 +212,10 @@ export function runFinishedAudit(run: RunDto, extra: Record<string, unknown> = {
   };
 }
 
+/** A cancelled run's errorMessage: who cancelled it (a person, an API key named by its id, a service). */
+export const cancelledBy = (p: Principal): string =>
+  p.kind === 'apiKey' ? `cancelled by API key ${p.keyId}` : p.kind === 'service' ? `cancelled by a service (${p.name})` : 'cancelled by a person';
+
 /** `text` without NUL characters, which PostgreSQL stores in no text or jsonb value (the write would fail: 400). */
 const withoutNul = (text: string) => text.replaceAll('\u0000', '');
 
@@ -1042,7 +1046,7 @@ export class RunsService implements OnModuleInit {
     const now = this.now();
     // executing here: the event is the execution's, marked owed (should this process die, the sweep emits it past the mark)
     const run = await repo.finishRun(tx.db, tx.orgId, runId, {
-      status: 'cancelled', stopReason: 'cancelled', errorClass: 'cancelled', errorMessage: 'cancelled by a person', output: null, finishedAt: now,
+      status: 'cancelled', stopReason: 'cancelled', errorClass: 'cancelled', errorMessage: cancelledBy(tx.principal), output: null, finishedAt: now,
     }, execution ? this.callExpiry(now) : undefined);
     // running and locked: the update finds it
     if (!run) throw AgentErrors.error('ai.run_finished', `run ${runId} is already finished`);
