@@ -74,6 +74,22 @@ describe('payables: amounts beyond what an amount field accepts', () => {
     expect(await counts()).toEqual(before);
   });
 
+  it('a foreign-currency bill whose total at its rate is beyond the largest amount is a 400 naming the rate; nothing is written', async () => {
+    const before = await counts();
+    const res = await t.http.post(url('bills')).set(owner.auth)
+      .send({ vendorId, billDate: '2026-02-03', currency: 'USD', rate: '100', lines: [{ accountId: acc['5200'], unitPrice: '10000000000000' }] });
+    expect(res.status).toBe(400);
+    expect(res.body.error.code).toBe('payables.invalid_amount');
+    expect(res.body.error.message).toBe('rate: lines[0] at rate 100 comes to 1000000000000000.00 EUR, above the largest amount 99999999999999.9999');
+    expect(await counts()).toEqual(before);
+    // at a rate that keeps it within bounds the same bill is a draft
+    const ok = await t.http.post(url('bills')).set(owner.auth)
+      .send({ vendorId, billDate: '2026-02-03', currency: 'USD', rate: '9', lines: [{ accountId: acc['5200'], unitPrice: '10000000000000' }] });
+    expect(ok.status).toBe(201);
+    const { rows } = await t.db.admin.query(`SELECT total::text, rate::text FROM finance.bills WHERE org_id = $1 AND id = $2`, [orgId, ok.body.id]);
+    expect(rows).toEqual([{ total: '10000000000000.0000', rate: '9.0000000000' }]);
+  });
+
   it('a bill at the largest amount is created, and its total is accepted back as `total`', async () => {
     const res = await t.http.post(url('bills')).set(owner.auth).send({ vendorId, billDate: '2026-02-03', lines: [{ accountId: acc['5200'], unitPrice: TOP }], total: TOP });
     expect(res.status).toBe(201);

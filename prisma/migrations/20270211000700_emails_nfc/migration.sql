@@ -6,13 +6,27 @@
 --     and both rows are left as they are, for a person to resolve (the API compares in NFC, so the decomposed one can no
 --     longer be signed in to with a password typed either way until then);
 --   * likewise a pending invitation whose address in NFC is another pending one's in the same organization;
---   * every other address (accounts, identities, invitations, verification links, e-mail change requests) becomes NFC.
+--   * every other address (accounts, identities, invitations, verification links, e-mail change requests) becomes NFC,
+--     except the rows following a reported account's address (its identities, links, change requests: they stay its own);
+--   * the personal-data keys of e-mail subjects follow an address that became NFC, and so do the mails sent to it (below).
 -- Each account and invitation changed is audited (user.email_normalized, invitation.email_normalized: the address
 -- itself stays out of the audit log). auth.users is left alone: its mirror rows serve foreign keys only (by id), and
 -- GoTrue's own rows are GoTrue's (the exchange compares their claim in NFC: external-token.ts). Needs no superuser.
 DO $migration$
 DECLARE
   r record;
+  -- the addresses stored in another form than NFC before this migration (trimmed, lower-cased: as their keys' subjects
+  -- hash them), for their keys (below)
+  old_forms text[] := ARRAY(
+    SELECT DISTINCT f.form FROM (
+      SELECT lower(trim(email)) AS form FROM core."User" WHERE email IS NOT NFC NORMALIZED
+      UNION ALL SELECT lower(trim(email)) FROM core.invitations WHERE email IS NOT NFC NORMALIZED
+      UNION ALL SELECT lower(trim(email)) FROM core.user_identities WHERE email IS NOT NFC NORMALIZED
+      UNION ALL SELECT lower(trim(email)) FROM core.email_verification_tokens WHERE email IS NOT NFC NORMALIZED
+      UNION ALL SELECT lower(trim(old_email)) FROM core.email_change_requests WHERE old_email IS NOT NFC NORMALIZED
+      UNION ALL SELECT lower(trim(new_email)) FROM core.email_change_requests WHERE new_email IS NOT NFC NORMALIZED) f
+    WHERE f.form IS NOT NFC NORMALIZED);
+  still_stored text[];
 BEGIN
   FOR r IN
     SELECT u.id, o.id AS other FROM core."User" u
@@ -30,35 +44,73 @@ BEGIN
   LOOP
     RAISE NOTICE 'e-mail NFC: pending invitation % of organization % has an address whose NFC form is pending invitation %''s; neither is changed (revoke one)', r.id, r.org_id, r.other;
   END LOOP;
+
+  WITH changed AS (
+    UPDATE core."User" u SET email = normalize(u.email, NFC), "updatedAt" = now() AT TIME ZONE 'utc'
+    WHERE u.email IS NOT NFC NORMALIZED
+      AND NOT EXISTS (SELECT 1 FROM core."User" o WHERE o.id <> u.id AND lower(normalize(o.email, NFC)) = lower(normalize(u.email, NFC)))
+    RETURNING u.id)
+  INSERT INTO core.audit_logs (org_id, actor_id, principal_type, action, entity_type, entity_id, before, after)
+  SELECT o.org_id, 'migration:20270211000700', 'system', 'user.email_normalized', 'user', c.id,
+    jsonb_build_object('emailForm', 'not NFC'), jsonb_build_object('emailForm', 'NFC')
+  FROM changed c CROSS JOIN LATERAL (SELECT core.personal_org_id(c.id) AS org_id) o
+  WHERE o.org_id IS NOT NULL
+  ORDER BY c.id;
+
+  WITH changed AS (
+    UPDATE core.invitations i SET email = normalize(i.email, NFC)
+    WHERE i.email IS NOT NFC NORMALIZED
+      AND NOT (i.accepted_at IS NULL AND i.revoked_at IS NULL AND EXISTS (
+        SELECT 1 FROM core.invitations o WHERE o.org_id = i.org_id AND o.id <> i.id AND o.accepted_at IS NULL AND o.revoked_at IS NULL
+          AND lower(normalize(o.email, NFC)) = lower(normalize(i.email, NFC))))
+    RETURNING i.org_id, i.id)
+  INSERT INTO core.audit_logs (org_id, actor_id, principal_type, action, entity_type, entity_id, before, after)
+  SELECT c.org_id, 'migration:20270211000700', 'system', 'invitation.email_normalized', 'invitation', c.id::text,
+    jsonb_build_object('emailForm', 'not NFC'), jsonb_build_object('emailForm', 'NFC')
+  FROM changed c ORDER BY c.org_id, c.id;
+
+  -- The rows that follow an account's address (identities, verification links, e-mail change requests): NFC where the
+  -- account's address now is, i.e. its own address was normalized or already NFC. An account of a reported pair left with
+  -- its decomposed address keeps them as they are (review r8): normalized, they would read as the other account's address,
+  -- its proofs (core.user_email_verified, the proven addresses erasure and export locate and shred by) would be lost to
+  -- it and become the other account's.
+  UPDATE core.user_identities ui SET email = normalize(ui.email, NFC)
+  WHERE ui.email IS NOT NFC NORMALIZED AND EXISTS (SELECT 1 FROM core."User" u WHERE u.id = ui.user_id AND u.email IS NFC NORMALIZED);
+  UPDATE core.email_verification_tokens t SET email = normalize(t.email, NFC)
+  WHERE t.email IS NOT NFC NORMALIZED AND EXISTS (SELECT 1 FROM core."User" u WHERE u.id = t.user_id AND u.email IS NFC NORMALIZED);
+  UPDATE core.email_change_requests c SET old_email = normalize(c.old_email, NFC), new_email = normalize(c.new_email, NFC)
+  WHERE (c.old_email IS NOT NFC NORMALIZED OR c.new_email IS NOT NFC NORMALIZED)
+    AND EXISTS (SELECT 1 FROM core."User" u WHERE u.id = c.user_id AND u.email IS NFC NORMALIZED);
+
+  -- The personal-data keys of e-mail subjects (privacy/audit-sealing.ts emailSubject: 'email:' || sha256 hex of the
+  -- address trimmed and lower-cased, UTF-8) follow their address (review r8): the audit entries sealed for an address
+  -- before it became NFC are erased and exported with the NFC form's key, the one erasure and export now compute (they
+  -- hash the proven addresses, now NFC). A decomposed address still stored after the above (a reported pair's account, its
+  -- rows, a pending invitation left for a person) keeps its key: it is still that address's. A key whose NFC subject is
+  -- already taken (the address was also sealed for in NFC: subject is unique, two keys cannot merge) is reported and left.
+  -- The mails sent to such an address (core.email_deliveries.to_address, how erasure and export find them) follow too.
+  -- No audit entry: the keys are nobody's data and carry no organization; the rows they are about are audited above.
+  SELECT coalesce(array_agg(DISTINCT f.form), '{}') INTO still_stored FROM (
+    SELECT lower(trim(email)) AS form FROM core."User" WHERE email IS NOT NFC NORMALIZED
+    UNION ALL SELECT lower(trim(email)) FROM core.invitations WHERE email IS NOT NFC NORMALIZED
+    UNION ALL SELECT lower(trim(email)) FROM core.user_identities WHERE email IS NOT NFC NORMALIZED
+    UNION ALL SELECT lower(trim(email)) FROM core.email_verification_tokens WHERE email IS NOT NFC NORMALIZED
+    UNION ALL SELECT lower(trim(old_email)) FROM core.email_change_requests WHERE old_email IS NOT NFC NORMALIZED
+    UNION ALL SELECT lower(trim(new_email)) FROM core.email_change_requests WHERE new_email IS NOT NFC NORMALIZED) f;
+  FOR r IN
+    SELECT k.id, o.form, 'email:' || encode(sha256(convert_to(lower(normalize(o.form, NFC)), 'UTF8')), 'hex') AS nfc_subject
+    FROM unnest(old_forms) o(form)
+    JOIN core.personal_data_keys k ON k.subject = 'email:' || encode(sha256(convert_to(o.form, 'UTF8')), 'hex')
+    WHERE o.form <> ALL(still_stored)
+    ORDER BY k.id
+  LOOP
+    IF EXISTS (SELECT 1 FROM core.personal_data_keys k WHERE k.subject = r.nfc_subject) THEN
+      RAISE NOTICE 'e-mail NFC: personal data key % is for an address whose NFC form has a key of its own; it is left under its subject (the audit entries sealed with it are not erased or exported with the address)', r.id;
+    ELSE
+      UPDATE core.personal_data_keys SET subject = r.nfc_subject WHERE id = r.id;
+    END IF;
+  END LOOP;
+  UPDATE core.email_deliveries SET to_address = normalize(to_address, NFC)
+  WHERE to_address IS NOT NFC NORMALIZED AND lower(to_address) = ANY(old_forms) AND lower(to_address) <> ALL(still_stored);
 END
 $migration$;
-
-WITH changed AS (
-  UPDATE core."User" u SET email = normalize(u.email, NFC), "updatedAt" = now() AT TIME ZONE 'utc'
-  WHERE u.email IS NOT NFC NORMALIZED
-    AND NOT EXISTS (SELECT 1 FROM core."User" o WHERE o.id <> u.id AND lower(normalize(o.email, NFC)) = lower(normalize(u.email, NFC)))
-  RETURNING u.id)
-INSERT INTO core.audit_logs (org_id, actor_id, principal_type, action, entity_type, entity_id, before, after)
-SELECT o.org_id, 'migration:20270211000700', 'system', 'user.email_normalized', 'user', c.id,
-  jsonb_build_object('emailForm', 'not NFC'), jsonb_build_object('emailForm', 'NFC')
-FROM changed c CROSS JOIN LATERAL (SELECT core.personal_org_id(c.id) AS org_id) o
-WHERE o.org_id IS NOT NULL
-ORDER BY c.id;
-
-WITH changed AS (
-  UPDATE core.invitations i SET email = normalize(i.email, NFC)
-  WHERE i.email IS NOT NFC NORMALIZED
-    AND NOT (i.accepted_at IS NULL AND i.revoked_at IS NULL AND EXISTS (
-      SELECT 1 FROM core.invitations o WHERE o.org_id = i.org_id AND o.id <> i.id AND o.accepted_at IS NULL AND o.revoked_at IS NULL
-        AND lower(normalize(o.email, NFC)) = lower(normalize(i.email, NFC))))
-  RETURNING i.org_id, i.id)
-INSERT INTO core.audit_logs (org_id, actor_id, principal_type, action, entity_type, entity_id, before, after)
-SELECT c.org_id, 'migration:20270211000700', 'system', 'invitation.email_normalized', 'invitation', c.id::text,
-  jsonb_build_object('emailForm', 'not NFC'), jsonb_build_object('emailForm', 'NFC')
-FROM changed c ORDER BY c.org_id, c.id;
-
--- the rows that follow an account's address (no uniqueness among them): the same address as the account's now
-UPDATE core.user_identities SET email = normalize(email, NFC) WHERE email IS NOT NFC NORMALIZED;
-UPDATE core.email_verification_tokens SET email = normalize(email, NFC) WHERE email IS NOT NFC NORMALIZED;
-UPDATE core.email_change_requests SET old_email = normalize(old_email, NFC) WHERE old_email IS NOT NFC NORMALIZED;
-UPDATE core.email_change_requests SET new_email = normalize(new_email, NFC) WHERE new_email IS NOT NFC NORMALIZED;

@@ -11,7 +11,7 @@ export const PayablesErrors = defineErrorCodes({
   // input checked by the services (nothing is written)
   'payables.total_mismatch': { status: 400, description: 'the total sent by the client differs from the total the server computed' },
   'payables.control_account_in_use': { status: 409, description: 'the AP account in the settings still carries a balance (open bills or payments): it cannot be replaced yet' },
-  'payables.invalid_amount': { status: 400, description: 'an amount of a payment, allocation, refund or expense claim line is not positive, or has more decimals than its currency allows; or a bill or claim line, or its total, comes to more than an amount field accepts (99999999999999.9999)' },
+  'payables.invalid_amount': { status: 400, description: 'an amount of a payment, allocation, refund or expense claim line is not positive, or has more decimals than its currency allows; or a bill or claim line, or its total, comes to more than an amount field accepts (99999999999999.9999), itself or at the bill\'s rate in the base currency' },
   'payables.duplicate_bill_number': { status: 409, description: 'the vendor already has a bill with this bill number (case and surrounding blanks ignored) that is not voided: details.billId names it' },
   'payables.bill_repeated': { status: 400, description: 'a bill (or claim) appears more than once in a payment\'s allocations: allocate its amount in one' },
   'payables.idempotency_conflict': { status: 409, description: 'the Idempotency-Key was already used with a different request (another payment)' },

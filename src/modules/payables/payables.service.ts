@@ -262,7 +262,19 @@ export class PayablesService {
     const dueDate = dto.dueDate ?? addDays(dto.billDate, vendor.payment_terms_days);
     if (dueDate < dto.billDate) throw PayablesErrors.error('payables.due_before_bill', `dueDate ${dueDate} is before billDate ${dto.billDate}`);
     const lines = await this.billLines(tx, dto.lines, currency);
-    return { header: { billNumber: dto.billNumber ?? null, billDate: dto.billDate, dueDate, currency, memo: dto.memo ?? '', rate, ...this.totals(lines, dto.total, mu) }, lines };
+    const totals = this.totals(lines, dto.total, mu);
+    if (rate !== null) {
+      // at the client's rate the approval posts every line and the total in the base currency too: refused with the draft,
+      // not by the approval's posting (ledger line bound)
+      const baseMu = await this.ledger.currencyUnits(tx, baseCurrency);
+      for (const [field, amount] of [...lines.map((l, i) => [`lines[${i}]`, l.gross] as const), ['total', totals.total] as const]) {
+        const base = fixed(amount.times(rate), baseMu);
+        if (!fitsAmount(base)) {
+          throw PayablesErrors.error('payables.invalid_amount', `rate: ${field} at rate ${rate} comes to ${base} ${baseCurrency}, above the largest amount ${MAX_AMOUNT}`);
+        }
+      }
+    }
+    return { header: { billNumber: dto.billNumber ?? null, billDate: dto.billDate, dueDate, currency, memo: dto.memo ?? '', rate, ...totals }, lines };
   }
 
   /**

@@ -17,7 +17,12 @@ import { personalDataKeyRepository } from './personal-data-key.repository.js';
 export type Subject = `${'user' | 'vendor' | 'customer' | 'email'}:${string}`;
 
 export const userSubject = (userId: string): Subject => `user:${userId}`;
-/** An e-mail address that may belong to no user yet (an invitee): named by its hash, never in the clear. */
+/**
+ * An e-mail address that may belong to no user yet (an invitee): named by its hash, never in the clear. The address as
+ * stored, not re-normalized: the app stores NFC (platform/http/email.ts) and migration 20270211000700 moved the keys of
+ * the addresses it normalized to their NFC subject; an account it left decomposed (an NFC/NFD pair, reported) keeps its
+ * own key, which hashing its NFC form here would make the other account's (review r8).
+ */
 export const emailSubject = (email: string): Subject => `email:${createHash('sha256').update(email.trim().toLowerCase()).digest('hex')}`;
 /**
  * A natural-person party of an organization (a vendor, a customer): its id is unique only within the organization, so
