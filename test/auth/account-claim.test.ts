@@ -76,7 +76,8 @@ describe('claiming a pre-registered account', () => {
     await t.http.put(`/v1/me/integrations/${integration.id}/secret`).set(squatter.auth)
       .send({ credentials: { username: 'squatter', password: 'cal password', serverUrl: 'https://caldav.squatter.example/' } }).expect(200);
     const provider = (await t.http.patch('/v1/me/provider').set(squatter.auth).send({ publicSlug: `claimed-${randomUUID().slice(0, 8)}`, isPublic: true }).expect(200)).body;
-    // a webhook endpoint of Shared Co: its other members reach it, it stays
+    // a webhook endpoint of Shared Co to a server of the pre-registrant's: its other members reach it, but the account
+    // configured it (chose its URL, knows its secret): it is disabled, as the account's API keys are revoked everywhere
     const sharedHook = (await t.http.post(`/v1/orgs/${shared}/webhooks/endpoints`).set(squatter.auth).send({ url: 'https://hooks.example.com/shared' }).expect(201)).body;
     return { agent, trigger, integration, provider, sharedHook };
   }
@@ -92,8 +93,12 @@ describe('claiming a pre-registered account', () => {
   const orgName = async (orgId: string) => (await t.db.admin.query('SELECT name FROM core.organizations WHERE id = $1', [orgId])).rows[0].name as string;
   const noticeTo = (email: string) => smtp.messages.filter((m) => m.to.includes(email) && m.subject === 'Security notice: your e-mail address was confirmed for your OmniZen account');
 
-  /** The outbound channels are closed, each audited with the reason account_claimed; Shared Co's webhook endpoint stays. */
-  async function expectChannelsClosed(squatter: TestUser, solo: string, c: Awaited<ReturnType<typeof outboundChannels>>) {
+  /**
+   * The outbound channels are closed, each audited with the reason account_claimed; Shared Co's webhook endpoint, which
+   * the account configured, is disabled too (it stayed before the endpoints recorded who configured them: changed on
+   * purpose, review r3 of 20270211000400).
+   */
+  async function expectChannelsClosed(squatter: TestUser, solo: string, shared: string, c: Awaited<ReturnType<typeof outboundChannels>>) {
     expect((await t.db.admin.query('SELECT org_id FROM ai.provider_keys WHERE org_id = ANY($1::uuid[])', [[solo, squatter.personalOrgId]])).rows).toEqual([]);
     expect(await auditOf(solo, 'ai.provider_key_removed')).toEqual([
       expect.objectContaining({ entity_id: solo, principal_type: 'system', after: { reason: 'account_claimed' } }),
@@ -116,7 +121,11 @@ describe('claiming a pre-registered account', () => {
     expect(await auditOf(squatter.personalOrgId, 'provider.updated')).toEqual(expect.arrayContaining([
       expect.objectContaining({ entity_id: c.provider.id, principal_type: 'system', after: { isPublic: false, reason: 'account_claimed' } }),
     ]));
-    expect((await t.db.admin.query('SELECT enabled FROM core.webhook_endpoints WHERE id = $1', [c.sharedHook.id])).rows).toEqual([{ enabled: true }]);
+    expect((await t.db.admin.query('SELECT enabled, disabled_reason, configured_by FROM core.webhook_endpoints WHERE id = $1', [c.sharedHook.id])).rows)
+      .toEqual([{ enabled: false, disabled_reason: 'account_claimed', configured_by: squatter.id }]);
+    expect(await auditOf(shared, 'webhooks.endpoint_disabled')).toEqual([
+      expect.objectContaining({ entity_id: c.sharedHook.id, principal_type: 'system', after: { enabled: false, reason: 'account_claimed' } }),
+    ]);
   }
 
   it('a verified sign-in claims it: its memberships stay (the address is mailed them), its pending invitations are revoked, the outbound channels of what only it reaches closed, all audited', async () => {
@@ -161,13 +170,13 @@ describe('claiming a pre-registered account', () => {
     expect(await auditOf(solo, 'webhooks.endpoint_disabled')).toEqual([
       expect.objectContaining({ entity_id: hook.id, principal_type: 'system', after: { enabled: false, reason: 'account_claimed' } }),
     ]);
-    await expectChannelsClosed(squatter, solo, channels);
+    await expectChannelsClosed(squatter, solo, shared, channels);
     const provider = await t.http.get('/v1/me/provider').set(victimAuth).expect(200);
     expect(provider.body).toMatchObject({ id: channels.provider.id, isPublic: false });
 
     const [claim] = (await t.db.admin.query(`SELECT before FROM core.audit_logs WHERE org_id = $1 AND action = 'auth.unverified_account_claimed'`, [squatter.personalOrgId])).rows;
     expect(claim.before).toMatchObject({
-      invitationsRevoked: 2, webhookEndpointsDisabled: 1, providerKeysRemoved: 2, triggersStopped: 1, integrationsDisabled: 1, providerPageUnpublished: true, organizations,
+      invitationsRevoked: 2, webhookEndpointsDisabled: 2, providerKeysRemoved: 2, triggersStopped: 1, integrationsDisabled: 1, providerPageUnpublished: true, organizations,
     });
     expect(claim.before).not.toHaveProperty('organizationsLeft');
 
@@ -177,7 +186,7 @@ describe('claiming a pre-registered account', () => {
     expect(notice.text).toContain('a Hub sign-in');
     for (const name of ['Squatted Co (owner)', 'Shared Co (owner)', 'Solo Co (owner)', '(owner, your personal organization)']) expect(notice.text).toContain(name);
     for (const line of [
-      '- Sign-in methods removed: password', '- The password set before was removed', '- 2 pending invitations sent from the account revoked', '- 1 webhook endpoint disabled',
+      '- Sign-in methods removed: password', '- The password set before was removed', '- 2 pending invitations sent from the account revoked', '- 2 webhook endpoints disabled',
       '- The AI provider key of Solo Co, which sent the agents\' calls to a server of its own (llm.squatter.example), removed', '- 1 AI agent trigger stopped',
       `- The AI provider key of ${await orgName(squatter.personalOrgId)}, which sent the agents' calls to the provider account it belongs to, removed`,
       '- The caldav integration disabled', '- Your public provider page was taken offline', 'If you do not recognise one of them, leave it',
@@ -202,10 +211,10 @@ describe('claiming a pre-registered account', () => {
     expect(orgs.body.map((o: { id: string }) => o.id).sort()).toEqual([squatter.personalOrgId, solo, squatted, shared].sort());
     expect((await membersOf(squatted)).map((m: { user_id: string }) => m.user_id).sort()).toEqual([squatter.id, accomplice.id].sort());
     expect((await accept(lurker, squatted, pending.token).expect(404)).body.error.code).toBe('invitation.not_found');
-    await expectChannelsClosed(squatter, solo, channels);
+    await expectChannelsClosed(squatter, solo, shared, channels);
     const [audit] = (await t.db.admin.query(`SELECT after FROM core.audit_logs WHERE org_id = $1 AND action = 'auth.password_reset'`, [squatter.personalOrgId])).rows;
     expect(audit.after).toMatchObject({
-      emailVerified: true, invitationsRevoked: 2, webhookEndpointsDisabled: 1, providerKeysRemoved: 2, triggersStopped: 1, integrationsDisabled: 1, providerPageUnpublished: true,
+      emailVerified: true, invitationsRevoked: 2, webhookEndpointsDisabled: 2, providerKeysRemoved: 2, triggersStopped: 1, integrationsDisabled: 1, providerPageUnpublished: true,
       organizations: [
         { orgId: squatter.personalOrgId, role: 'owner' }, { orgId: squatted, role: 'owner' }, { orgId: solo, role: 'owner' }, { orgId: shared, role: 'owner' },
       ].sort(byOrg),

@@ -236,8 +236,8 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'function core.revoke_api_keys_of_creator(text, uuid, text, text, text)': { service_role: 'EXECUTE' },
   // the four-eyes checks read who created a key in the API's tenant transactions (20270211000500; REST callers get nothing)
   'function core.api_key_creators(uuid[])': { authenticated: 'EXECUTE' },
-  // called by the webhook endpoints' insert trigger, which runs as its caller (20270211000400): the API's verified requests only
-  'function core.webhook_endpoint_creator(uuid)': { authenticated: 'EXECUTE' },
+  // called by the webhook endpoints' insert and update trigger, which runs as its caller (20270211000400): the API's verified requests only
+  'function core.webhook_endpoint_configurer(uuid)': { authenticated: 'EXECUTE' },
   // the API's tenant transactions and privileged paths only: the functions refuse other callers (20270202000200)
   'function core.personal_data_key(uuid, text, jsonb)': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
   'function core.personal_data_keys_by_id(uuid[])': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },

@@ -7,11 +7,15 @@ import { testKeys } from '../integrations/keys.js';
 import { waitsForLockOrAnswers } from '../auth/lock-order.js';
 
 /**
- * A webhook endpoint ends with its creator's right to create it (review r2; migration 20270211000400), as the
- * creator's API keys and pending invitations do: removed, left, demoted below admin, erased or deleted, the enabled
- * endpoints they created in the organization are disabled in the same transaction, audited; an owner's stay.
+ * A webhook endpoint ends with the admin role of the person answerable for it (review r2; migration 20270211000400),
+ * as their API keys and pending invitations do: whoever created it or last changed its URL, enabled it or rotated its
+ * secret (review r3: configuredBy, not the creator for good). Removed, left, demoted below admin, erased or deleted,
+ * the enabled endpoints they configured in the organization are disabled in the same transaction, audited; an owner's
+ * stay.
  */
-describe('webhooks: an endpoint ends with its creator\'s role', () => {
+const ONLY_ADMINS = 'only an owner or admin of the organization creates a webhook endpoint, changes its URL, enables it or rotates its secret';
+
+describe('webhooks: an endpoint ends with the role of whoever configured it', () => {
   let t: TestApp;
   let owner: TestUser;
 
@@ -33,41 +37,43 @@ describe('webhooks: an endpoint ends with its creator\'s role', () => {
   };
   const endpointOf = async (who: TestUser, orgId: string, path = 'exfil') => {
     const res = await t.http.post(`/v1/orgs/${orgId}/webhooks/endpoints`).set(who.auth).send({ url: `https://hooks.example.com/${path}` }).expect(201);
-    expect(res.body).toMatchObject({ enabled: true, eventTypes: null, createdBy: who.id, secret: expect.stringMatching(/^whsec_/) });
+    expect(res.body).toMatchObject({ enabled: true, eventTypes: null, configuredBy: who.id, secret: expect.stringMatching(/^whsec_/) });
     return res.body as { id: string };
   };
   /** The endpoint's row and the audit rows of its disabling. */
   const stateOf = async (id: string) => (await t.db.admin.query(
-    `SELECT e.enabled, e.disabled_reason, e.disabled_at IS NOT NULL AS disabled_at, e.created_by,
-            coalesce(jsonb_agg(jsonb_build_object('actor', a.actor_id, 'principal', a.principal_type, 'before', a.before, 'after', a.after))
+    `SELECT e.enabled, e.disabled_reason, e.disabled_at IS NOT NULL AS disabled_at, e.configured_by,
+            coalesce(jsonb_agg(jsonb_build_object('actor', a.actor_id, 'principal', a.principal_type, 'before', a.before, 'after', a.after) ORDER BY a.id)
               FILTER (WHERE a.id IS NOT NULL), '[]') AS audit
      FROM core.webhook_endpoints e
      LEFT JOIN core.audit_logs a ON a.org_id = e.org_id AND a.action = 'webhooks.endpoint_disabled' AND a.entity_type = 'webhook_endpoint' AND a.entity_id = e.id::text
-     WHERE e.id = $1 GROUP BY e.enabled, e.disabled_reason, e.disabled_at, e.created_by`, [id])).rows[0];
-  const disabled = (reason: string, createdBy: string, actor: string | null, principal = 'user') => ({
-    enabled: false, disabled_reason: reason, disabled_at: true, created_by: createdBy,
-    audit: [{ actor, principal, before: { enabled: true }, after: { enabled: false, reason, createdBy } }],
+     WHERE e.id = $1 GROUP BY e.enabled, e.disabled_reason, e.disabled_at, e.configured_by`, [id])).rows[0];
+  const disabled = (reason: string, configuredBy: string, actor: string | null, principal = 'user') => ({
+    enabled: false, disabled_reason: reason, disabled_at: true, configured_by: configuredBy,
+    audit: [{ actor, principal, before: { enabled: true }, after: { enabled: false, reason, configuredBy } }],
   });
-  const live = (createdBy: string) => ({ enabled: true, disabled_reason: null, disabled_at: false, created_by: createdBy, audit: [] });
+  const live = (configuredBy: string) => ({ enabled: true, disabled_reason: null, disabled_at: false, configured_by: configuredBy, audit: [] });
+  const endpointUrl = (orgId: string, id: string, action = '') => `/v1/orgs/${orgId}/webhooks/endpoints/${id}${action}`;
 
-  it('disables the endpoints of a removed admin in the removal\'s transaction, audited; the owner\'s stay; an owner enables it again', async () => {
+  it('disables the endpoints of a removed admin in the removal\'s transaction, audited; the owner\'s stay; an owner enables it again and answers for it', async () => {
     const orgId = await teamOrg('Hook Removal Co');
     const removed = await admin(orgId, 'hook-removed');
     const ep = await endpointOf(removed, orgId);
     const ownerEp = await endpointOf(owner, orgId, 'owner');
 
     await t.http.delete(`/v1/orgs/${orgId}/members/${removed.id}`).set(owner.auth).expect(204);
-    expect(await stateOf(ep.id)).toEqual(disabled('creator_removed', removed.id, owner.id));
+    expect(await stateOf(ep.id)).toEqual(disabled('configurer_removed', removed.id, owner.id));
     expect(await stateOf(ownerEp.id)).toEqual(live(owner.id));
     const got = await t.http.get(`/v1/orgs/${orgId}/webhooks/endpoints/${ep.id}`).set(owner.auth).expect(200);
-    expect(got.body).toMatchObject({ enabled: false, disabledReason: 'creator_removed', disabledAt: expect.any(String), createdBy: removed.id });
+    expect(got.body).toMatchObject({ enabled: false, disabledReason: 'configurer_removed', disabledAt: expect.any(String), configuredBy: removed.id });
 
-    // a remaining owner takes it over: a new secret at once (the former admin knew the old one), then enabled again
+    // a remaining owner takes it over: a new secret at once (the former admin knew the old one), then enabled again;
+    // the owner now answers for it
     const rotated = await t.http.post(`/v1/orgs/${orgId}/webhooks/endpoints/${ep.id}/rotate-secret`).set(owner.auth).send({ overlapSeconds: 0 }).expect(201);
-    expect(rotated.body).toMatchObject({ secret: expect.stringMatching(/^whsec_/), previousSecretExpiresAt: null });
+    expect(rotated.body).toMatchObject({ secret: expect.stringMatching(/^whsec_/), previousSecretExpiresAt: null, configuredBy: owner.id });
     const enabled = await t.http.patch(`/v1/orgs/${orgId}/webhooks/endpoints/${ep.id}`).set(owner.auth).send({ enabled: true }).expect(200);
-    expect(enabled.body).toMatchObject({ enabled: true, disabledReason: null, disabledAt: null, createdBy: removed.id });
-    expect((await stateOf(ep.id))).toMatchObject({ enabled: true, disabled_reason: null, created_by: removed.id });
+    expect(enabled.body).toMatchObject({ enabled: true, disabledReason: null, disabledAt: null, configuredBy: owner.id });
+    expect((await stateOf(ep.id))).toMatchObject({ enabled: true, disabled_reason: null, configured_by: owner.id });
   });
 
   it('disables those of an admin demoted below admin; a promotion and owner to admin leave endpoints alone', async () => {
@@ -76,7 +82,7 @@ describe('webhooks: an endpoint ends with its creator\'s role', () => {
     const [demotedEp, promotedEp, ownerEp] = [await endpointOf(demoted, orgId), await endpointOf(promoted, orgId, 'p'), await endpointOf(owner, orgId, 'o')];
 
     await t.http.patch(`/v1/orgs/${orgId}/members/${demoted.id}`).set(owner.auth).send({ role: 'accountant' }).expect(200);
-    expect(await stateOf(demotedEp.id)).toEqual(disabled('creator_demoted', demoted.id, owner.id));
+    expect(await stateOf(demotedEp.id)).toEqual(disabled('configurer_demoted', demoted.id, owner.id));
 
     await t.http.patch(`/v1/orgs/${orgId}/members/${promoted.id}`).set(owner.auth).send({ role: 'owner' }).expect(200);
     await t.http.patch(`/v1/orgs/${orgId}/members/${owner.id}`).set(promoted.auth).send({ role: 'admin' }).expect(200);
@@ -96,12 +102,12 @@ describe('webhooks: an endpoint ends with its creator\'s role', () => {
     await t.db.admin.query(`UPDATE core.memberships SET role = 'viewer' WHERE org_id = $1 AND user_id = $2`, [orgId, sqlDemoted.id]);
     await t.http.delete('/v1/me').set(erased.auth).send({}).expect(200);
 
-    expect(await stateOf(leavingEp.id)).toEqual(disabled('creator_left', leaving.id, leaving.id));
-    expect(await stateOf(sqlEp.id)).toEqual(disabled('creator_demoted', sqlDemoted.id, null, 'system'));
-    expect(await stateOf(erasedEp.id)).toEqual(disabled('creator_erased', erased.id, null, 'system'));
+    expect(await stateOf(leavingEp.id)).toEqual(disabled('configurer_left', leaving.id, leaving.id));
+    expect(await stateOf(sqlEp.id)).toEqual(disabled('configurer_demoted', sqlDemoted.id, null, 'system'));
+    expect(await stateOf(erasedEp.id)).toEqual(disabled('configurer_erased', erased.id, null, 'system'));
 
-    // another app of the database deletes the user row: the endpoint is disabled while created_by still names them,
-    // then created_by is NULL (ON DELETE SET NULL)
+    // another app of the database deletes the user row: the endpoint is disabled while configured_by still names them,
+    // then configured_by is NULL (ON DELETE SET NULL)
     // their personal organization (owner_user_id has no ON DELETE) changes hands first, as in test/api-keys/api-keys.test.ts
     const heir = randomUUID();
     await t.db.admin.query(`INSERT INTO core."User" (id, email) VALUES ($1, $2)`, [heir, `${heir}@example.test`]);
@@ -109,7 +115,7 @@ describe('webhooks: an endpoint ends with its creator\'s role', () => {
     await t.db.admin.query(`INSERT INTO core.memberships (org_id, user_id, role) VALUES ($1, $2, 'owner')`, [deleted.personalOrgId, heir]);
     await t.db.admin.query('DELETE FROM core."User" WHERE id = $1', [deleted.id]);
     expect(await stateOf(deletedEp.id)).toEqual({
-      ...disabled('creator_deleted', deleted.id, null, 'system'), created_by: null,
+      ...disabled('configurer_deleted', deleted.id, null, 'system'), configured_by: null,
     });
   });
 
@@ -125,7 +131,7 @@ describe('webhooks: an endpoint ends with its creator\'s role', () => {
       expect(await waitsForLockOrAnswers(t.db.admin, creating)).toBe('waiting');
       await c.query('COMMIT');
       const res = await creating;
-      expect([res.status, res.body.error]).toEqual([403, { code: 'forbidden', message: 'only an owner or admin of the organization creates webhook endpoints' }]);
+      expect([res.status, res.body.error]).toEqual([403, { code: 'forbidden.role', message: ONLY_ADMINS }]);
     } finally {
       await c.query('ROLLBACK').catch(() => undefined);
       c.release();
@@ -133,24 +139,125 @@ describe('webhooks: an endpoint ends with its creator\'s role', () => {
     expect((await t.db.admin.query('SELECT count(*)::int AS n FROM core.webhook_endpoints WHERE org_id = $1', [orgId])).rows).toEqual([{ n: 0 }]);
   });
 
-  it('migration 20270211000400 names the creators the audit log names and disables the endpoints of those no longer admin; unknown creators are left alone', async () => {
+  it('an admin who re-points the owner\'s endpoint and rotates its secret answers for it: their removal disables it (review r3)', async () => {
+    const orgId = await teamOrg('Hook Retarget Co');
+    const retargeting = await admin(orgId, 'hook-retarget');
+    const ep = await endpointOf(owner, orgId, 'erp');
+    // the description and the event types alone: the events still go where the owner chose
+    const described = await t.http.patch(endpointUrl(orgId, ep.id)).set(retargeting.auth).send({ description: 'mine now', eventTypes: ['journal_entry.posted'] }).expect(200);
+    expect(described.body).toMatchObject({ configuredBy: owner.id });
+    const repointed = await t.http.patch(endpointUrl(orgId, ep.id)).set(retargeting.auth).send({ url: 'https://evil.example.com/x' }).expect(200);
+    expect(repointed.body).toMatchObject({ url: 'https://evil.example.com/x', configuredBy: retargeting.id });
+    // re-pointed back by the owner, then rotated by the admin: the secret alone makes them answerable too
+    await t.http.patch(endpointUrl(orgId, ep.id)).set(owner.auth).send({ url: 'https://hooks.example.com/erp' }).expect(200);
+    expect(await stateOf(ep.id)).toEqual(live(owner.id));
+    const rotated = await t.http.post(endpointUrl(orgId, ep.id, '/rotate-secret')).set(retargeting.auth).send({ overlapSeconds: 0 }).expect(201);
+    expect(rotated.body).toMatchObject({ secret: expect.stringMatching(/^whsec_/), configuredBy: retargeting.id });
+    const audit = await t.db.admin.query(
+      `SELECT actor_id, after FROM core.audit_logs WHERE org_id = $1 AND entity_id = $2 AND action = 'webhooks.endpoint_updated' ORDER BY id`, [orgId, ep.id]);
+    expect(audit.rows.map((r) => [r.actor_id, r.after.configuredBy])).toEqual([[retargeting.id, owner.id], [retargeting.id, retargeting.id], [owner.id, owner.id]]);
+
+    await t.http.delete(`/v1/orgs/${orgId}/members/${retargeting.id}`).set(owner.auth).expect(204);
+    expect(await stateOf(ep.id)).toEqual(disabled('configurer_removed', retargeting.id, owner.id));
+  });
+
+  it('an admin who enables a removed admin\'s endpoint answers for it: their own removal disables it again (review r3)', async () => {
+    const orgId = await teamOrg('Hook Reenable Co');
+    const [first, second] = [await admin(orgId, 'hook-first'), await admin(orgId, 'hook-second')];
+    const ep = await endpointOf(first, orgId, 'a');
+    await t.http.delete(`/v1/orgs/${orgId}/members/${first.id}`).set(owner.auth).expect(204);
+    const enabled = await t.http.patch(endpointUrl(orgId, ep.id)).set(second.auth).send({ enabled: true }).expect(200);
+    expect(enabled.body).toMatchObject({ enabled: true, configuredBy: second.id });
+    // enabling what is enabled, or disabling, changes nothing of who answers
+    await t.http.patch(endpointUrl(orgId, ep.id)).set(owner.auth).send({ enabled: true }).expect(200);
+    expect((await stateOf(ep.id)).configured_by).toBe(second.id);
+
+    await t.http.delete(`/v1/orgs/${orgId}/members/${second.id}`).set(owner.auth).expect(204);
+    const state = await stateOf(ep.id);
+    expect(state).toMatchObject({ enabled: false, disabled_reason: 'configurer_removed', configured_by: second.id });
+    expect(state.audit).toEqual([
+      { actor: owner.id, principal: 'user', before: { enabled: true }, after: { enabled: false, reason: 'configurer_removed', configuredBy: first.id } },
+      { actor: owner.id, principal: 'user', before: { enabled: true }, after: { enabled: false, reason: 'configurer_removed', configuredBy: second.id } },
+    ]);
+  });
+
+  it('refuses enabling an endpoint while the enabling admin\'s demotion commits (403 forbidden.role, still disabled): the membership is read again, locked', async () => {
+    const orgId = await teamOrg('Hook Enable Race Co');
+    const [first, racing] = [await admin(orgId, 'hook-enable-first'), await admin(orgId, 'hook-enable-racing')];
+    const ep = await endpointOf(first, orgId, 'race');
+    await t.http.delete(`/v1/orgs/${orgId}/members/${first.id}`).set(owner.auth).expect(204);
+    const c = await t.db.admin.connect();
+    try {
+      // the demotion holds the membership row; the enabling began with the role admin, and waits for it
+      await c.query('BEGIN');
+      await c.query(`UPDATE core.memberships SET role = 'accountant' WHERE org_id = $1 AND user_id = $2`, [orgId, racing.id]);
+      const enabling = t.http.patch(endpointUrl(orgId, ep.id)).set(racing.auth).send({ enabled: true }).then((r) => r);
+      expect(await waitsForLockOrAnswers(t.db.admin, enabling)).toBe('waiting');
+      await c.query('COMMIT');
+      const res = await enabling;
+      expect([res.status, res.body.error]).toEqual([403, { code: 'forbidden.role', message: ONLY_ADMINS }]);
+    } finally {
+      await c.query('ROLLBACK').catch(() => undefined);
+      c.release();
+    }
+    expect(await stateOf(ep.id)).toEqual(disabled('configurer_removed', first.id, owner.id));
+  });
+
+  it('a creation waiting for the erasure\'s lock on its person\'s user row does not deadlock with it: the user row is locked before the membership', async () => {
+    const orgId = await teamOrg('Hook Deadlock Co');
+    const creator = await admin(orgId, 'hook-deadlock');
+    const c = await t.db.admin.connect();
+    let outcome: unknown;
+    try {
+      // the erasure's order: the user row FOR UPDATE, then their memberships
+      await c.query('BEGIN');
+      await c.query('SELECT 1 FROM core."User" WHERE id = $1 FOR UPDATE', [creator.id]);
+      const creating = t.http.post(`/v1/orgs/${orgId}/webhooks/endpoints`).set(creator.auth).send({ url: 'https://hooks.example.com/dl' }).then((r) => r);
+      expect(await waitsForLockOrAnswers(t.db.admin, creating)).toBe('waiting');
+      outcome = await c.query('SELECT 1 FROM core.memberships WHERE user_id = $1 ORDER BY org_id FOR UPDATE', [creator.id])
+        .then(() => 'erasure got its locks', (e: { code: string; message: string }) => `erasure: ${e.code} ${e.message}`);
+      await c.query('ROLLBACK');
+      const res = await creating;
+      outcome = [outcome, res.status, res.body.configuredBy];
+    } finally {
+      await c.query('ROLLBACK').catch(() => undefined);
+      c.release();
+    }
+    expect(outcome).toEqual(['erasure got its locks', 201, creator.id]);
+  });
+
+  it('migration 20270211000400 names whoever last configured each endpoint as the audit log says, disables those no longer admin, warns per organization; unknown ones are left alone', async () => {
     const orgId = await teamOrg('Hook Backfill Co');
     const gone = await admin(orgId, 'hook-gone');
-    const [goneEp, ownerEp] = [await endpointOf(gone, orgId, 'g'), await endpointOf(owner, orgId, 'o')];
-    // as before the migration: no creator recorded, and the admin demoted with nothing to disable
-    await t.db.admin.query('UPDATE core.webhook_endpoints SET created_by = NULL WHERE org_id = $1', [orgId]);
+    const [goneEp, repointedEp, describedEp, ownerEp] = [
+      await endpointOf(gone, orgId, 'g'), await endpointOf(owner, orgId, 'r'), await endpointOf(owner, orgId, 'd'), await endpointOf(owner, orgId, 'o')];
+    await t.http.patch(endpointUrl(orgId, repointedEp.id)).set(gone.auth).send({ url: 'https://evil.example.com/r' }).expect(200);
+    await t.http.patch(endpointUrl(orgId, describedEp.id)).set(gone.auth).send({ description: 'only described' }).expect(200);
+    // as before the migration: no one recorded, and the admin demoted with nothing to disable
+    await t.db.admin.query('UPDATE core.webhook_endpoints SET configured_by = NULL WHERE org_id = $1', [orgId]);
     await t.db.admin.query(`UPDATE core.memberships SET role = 'member' WHERE org_id = $1 AND user_id = $2`, [orgId, gone.id]);
-    // an endpoint whose creation the audit log does not name
+    // an endpoint whose setting up the audit log does not name
     const { rows: [unknown] } = await t.db.admin.query(
       `INSERT INTO core.webhook_endpoints (org_id, url, secret) VALUES ($1, 'https://hooks.example.com/unknown', '{}'::jsonb) RETURNING id`, [orgId]);
-    expect(await stateOf(goneEp.id)).toMatchObject({ enabled: true, created_by: null, audit: [] });
+    expect(await stateOf(goneEp.id)).toMatchObject({ enabled: true, configured_by: null, audit: [] });
 
     const sql = readFileSync(new URL('../../prisma/migrations/20270211000400_webhook_endpoints_end_with_creator_role/migration.sql', import.meta.url), 'utf8');
     const backfill = sql.slice(sql.indexOf('-- backfill:'));
-    await t.db.admin.query(backfill);
-    await t.db.admin.query(backfill); // applied again: nothing more
-    expect(await stateOf(goneEp.id)).toEqual(disabled('creator_no_longer_admin', gone.id, 'migration:20270211000400', 'system'));
+    const warnings: string[] = [];
+    const c = await t.db.admin.connect();
+    try {
+      c.on('notice', (n) => { if (n.severity === 'WARNING' && n.message?.includes(orgId)) warnings.push(n.message); });
+      await c.query(backfill);
+      await c.query(backfill); // applied again: nothing more
+    } finally {
+      c.release();
+    }
+    expect(warnings).toEqual([`organization ${orgId}: 2 enabled webhook endpoint(s) disabled (disabled_reason configurer_no_longer_admin): the person who set their URL, `
+      + 'enabled them or rotated their secret is no longer owner or admin there; check each URL, rotate its secret and enable it again if it is to stay']);
+    expect(await stateOf(goneEp.id)).toEqual(disabled('configurer_no_longer_admin', gone.id, 'migration:20270211000400', 'system'));
+    expect(await stateOf(repointedEp.id)).toEqual(disabled('configurer_no_longer_admin', gone.id, 'migration:20270211000400', 'system'));
+    expect(await stateOf(describedEp.id)).toEqual(live(owner.id));
     expect(await stateOf(ownerEp.id)).toEqual(live(owner.id));
-    expect(await stateOf(unknown.id)).toEqual({ enabled: true, disabled_reason: null, disabled_at: false, created_by: null, audit: [] });
+    expect(await stateOf(unknown.id)).toEqual({ enabled: true, disabled_reason: null, disabled_at: false, configured_by: null, audit: [] });
   });
 });

@@ -51,9 +51,11 @@ const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one :
  *   the sessions), the API keys it created (identityRepository.removeUnverifiedAccess);
  * - every pending invitation it sent, in any organization (one accepted later would bring its invitee in), revoked and
  *   audited as the API's revoke, with the reason inviter_account_claimed;
- * - in the organizations only the account is in (its personal one and its solo ones: only the claimant reaches them
- *   now), what sends their data out is closed, each audited there with the reason account_claimed: the enabled webhook
- *   endpoints disabled, the AI provider key removed (every agent call goes with it: to a server of the pre-registrant's
+ * - the enabled webhook endpoints the account configured (created, or last re-pointed, enabled or gave a new secret:
+ *   their URL is the pre-registrant's choice and they know the secret), in any organization, disabled, as its API keys
+ *   are revoked everywhere; and in the organizations only the account is in (its personal one and its solo ones: only
+ *   the claimant reaches them now), what sends their data out is closed, each audited there with the reason
+ *   account_claimed: the enabled webhook endpoints disabled, the AI provider key removed (every agent call goes with it: to a server of the pre-registrant's
  *   when it has a base URL of its own, else to the pre-registrant's account at the default provider, whose logs and
  *   usage show the prompts), the agent triggers the account set up stopped;
  * - the account's own integrations (CalDAV credentials and server) disabled and its provider page taken off the public
@@ -86,7 +88,7 @@ export class AccountClaim {
     const own = memberships.filter((m) => m.accountType === 'personal' || m.members === 1).map((m) => m.orgId);
     const names = new Map(memberships.map((m) => [m.orgId, m.name]));
     const reason = 'account_claimed';
-    const endpoints = await webhookRepository.disableEndpointsOfClaimedAccount(db, own, new Date(this.clock.now()));
+    const endpoints = await webhookRepository.disableEndpointsOfClaimedAccount(db, own, userId, new Date(this.clock.now()));
     for (const e of endpoints) {
       await this.audit.recordPrivileged(db, e.org_id, 'system', {
         action: 'webhooks.endpoint_disabled', entityType: 'webhook_endpoint', entityId: e.id,

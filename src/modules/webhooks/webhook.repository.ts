@@ -16,8 +16,11 @@ export interface EndpointRow {
   previous_secret: unknown | null;
   previous_secret_expires_at: Date | null;
   failing_since: Date | null;
-  /** who created it (the signed-in user, or the API key's creator), set by the database; null: a service, a deleted user, unknown */
-  created_by: string | null;
+  /**
+   * who created it or last changed its URL, enabled it or rotated its secret (the signed-in user, or the API key's
+   * creator), set by the database; null: a service, a deleted user, unknown
+   */
+  configured_by: string | null;
   created_at: Date;
   updated_at: Date;
 }
@@ -416,12 +419,13 @@ export const webhookRepository = {
   },
 
   /**
-   * Disables the enabled endpoints of organizations a claimed account keeps (reason account_claimed, see
+   * Disables the enabled endpoints of organizations a claimed account keeps alone, and those the account configured
+   * (configured_by) in any other organization, as its API keys are revoked everywhere (reason account_claimed, see
    * auth/account-claim.service.ts), locked in (org, id) order before any is updated, as lockEndpoints locks them;
    * answers those this call disabled.
    */
-  async disableEndpointsOfClaimedAccount(db: Db, orgIds: string[], at: Date): Promise<{ org_id: string; id: string }[]> {
-    return disableEnabledEndpoints(db, orgIds, 'account_claimed', at, { deletedOrgsOnly: false });
+  async disableEndpointsOfClaimedAccount(db: Db, orgIds: string[], userId: string, at: Date): Promise<{ org_id: string; id: string }[]> {
+    return disableEnabledEndpoints(db, orgIds, 'account_claimed', at, { deletedOrgsOnly: false, configuredBy: userId });
   },
 
   /** Forgets the previous secrets whose overlap has ended (they sign nothing more); answers the endpoints cleared. */
@@ -457,18 +461,19 @@ export const webhookRepository = {
 };
 
 /**
- * Disables the enabled endpoints of `orgIds` for a reason no person gave (with `deletedOrgsOnly`, only those of an
- * organization that is deleted), locked in (org, id) order before any is updated, as lockEndpoints locks them; answers
- * those this call disabled. Only the endpoints are locked, not their organizations.
+ * Disables the enabled endpoints of `orgIds` (and, with `configuredBy`, those that person configured in any
+ * organization) for a reason no person gave (with `deletedOrgsOnly`, only those of an organization that is deleted),
+ * locked in (org, id) order before any is updated, as lockEndpoints locks them; answers those this call disabled. Only
+ * the endpoints are locked, not their organizations.
  */
 async function disableEnabledEndpoints(
-  db: Db, orgIds: string[], reason: 'organization_deleted' | 'account_claimed', at: Date, opts: { deletedOrgsOnly: boolean },
+  db: Db, orgIds: string[], reason: 'organization_deleted' | 'account_claimed', at: Date, opts: { deletedOrgsOnly: boolean; configuredBy?: string },
 ): Promise<{ org_id: string; id: string }[]> {
-  if (!orgIds.length) return [];
+  if (!orgIds.length && !opts.configuredBy) return [];
   return db.$queryRaw`
     WITH locked AS (
       SELECT e.org_id, e.id FROM core.webhook_endpoints e
-      WHERE e.org_id = ANY(${orgIds}::uuid[]) AND e.enabled
+      WHERE (e.org_id = ANY(${orgIds}::uuid[]) OR e.configured_by = ${opts.configuredBy ?? null}::text) AND e.enabled
         AND (NOT ${opts.deletedOrgsOnly}::boolean
              OR EXISTS (SELECT 1 FROM core.organizations o WHERE o.id = e.org_id AND o.deleted_at IS NOT NULL))
       ORDER BY e.org_id, e.id FOR NO KEY UPDATE OF e)

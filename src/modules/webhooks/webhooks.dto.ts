@@ -54,11 +54,12 @@ export class WebhookEndpointDto {
   @ApiProperty({ description: 'Whether events are delivered', example: true }) enabled: boolean;
   @ApiProperty({
     description: 'Why it was disabled, when not by a person (gone: it answered 410; failing: 5 days of failures; organization_deleted: its organization was deleted; '
-      + 'account_claimed: the account that set it up before its e-mail was verified was claimed by the owner of the address; creator_removed, creator_left, '
-      + 'creator_demoted, creator_erased, creator_deleted, creator_no_longer_admin: its creator (createdBy) stopped being owner or admin of the organization: '
-      + 'removed, left, demoted below admin, erased, their user deleted, or before this was checked. The creator knew its signing secret: rotate it before '
-      + 'enabling it again); null otherwise',
-    enum: ['gone', 'failing', 'organization_deleted', 'account_claimed', 'creator_removed', 'creator_left', 'creator_demoted', 'creator_erased', 'creator_deleted', 'creator_no_longer_admin', null],
+      + 'account_claimed: the account that set it up before its e-mail was verified was claimed by the owner of the address; configurer_removed, configurer_left, '
+      + 'configurer_demoted, configurer_erased, configurer_deleted, configurer_no_longer_admin: the person answerable for it (configuredBy) stopped being owner or admin '
+      + 'of the organization: removed, left, demoted below admin, erased, their user deleted, or before this was checked. They chose its URL and knew its signing '
+      + 'secret: check the URL and rotate the secret before enabling it again); null otherwise',
+    enum: ['gone', 'failing', 'organization_deleted', 'account_claimed', 'configurer_removed', 'configurer_left', 'configurer_demoted', 'configurer_erased',
+      'configurer_deleted', 'configurer_no_longer_admin', null],
     type: String, nullable: true, example: null,
   })
   disabledReason: string | null;
@@ -66,10 +67,11 @@ export class WebhookEndpointDto {
   @ApiProperty({ description: 'First failure since the last successful delivery; null when the last delivery succeeded', type: Date, nullable: true, example: null }) failingSince: Date | null;
   @ApiProperty({ description: 'Until when the previous secret (of the last rotation) still signs; null when none does', type: Date, nullable: true, example: null }) previousSecretExpiresAt: Date | null;
   @ApiProperty({
-    description: 'The user who created it (signed in, or through an API key they created): it is disabled when they stop being owner or admin of the organization; '
-      + 'null when a service created it, that user was deleted, or it was created before creators were recorded and the audit log does not name one',
+    description: 'Who created it or last changed its URL, enabled it or rotated its secret (signed in, or through an API key they created; set by the '
+      + 'server): the person answerable for where its events go and how they are signed. It is disabled when they stop being owner or admin of the '
+      + 'organization. Null when a service did, that user was deleted, or it was set up before this was recorded and the audit log names no one',
     type: String, nullable: true, example: 'b3c1f2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d',
-  }) createdBy: string | null;
+  }) configuredBy: string | null;
   @ApiProperty({ description: 'When it was created', example: AT }) createdAt: Date;
   @ApiProperty({ description: 'When it was last changed', example: AT }) updatedAt: Date;
 }

@@ -25,7 +25,7 @@ function toEndpoint(r: EndpointRow, now: number): WebhookEndpointDto {
   return {
     id: r.id, url: r.url, description: r.description, eventTypes: r.event_types.length ? r.event_types : null, enabled: r.enabled,
     disabledReason: r.disabled_reason, disabledAt: r.disabled_at, failingSince: r.failing_since, previousSecretExpiresAt,
-    createdBy: r.created_by, createdAt: r.created_at, updatedAt: r.updated_at,
+    configuredBy: r.configured_by, createdAt: r.created_at, updatedAt: r.updated_at,
   };
 }
 
@@ -45,7 +45,7 @@ function toAttempt(r: AttemptRow): WebhookAttemptDto {
 }
 
 /** What the audit log keeps of an endpoint: never its secret. */
-const audited = (e: WebhookEndpointDto) => ({ id: e.id, url: e.url, description: e.description, eventTypes: e.eventTypes, enabled: e.enabled, createdBy: e.createdBy });
+const audited = (e: WebhookEndpointDto) => ({ id: e.id, url: e.url, description: e.description, eventTypes: e.eventTypes, enabled: e.enabled, configuredBy: e.configuredBy });
 
 /** Endpoints (owner, admin), their secrets, the delivery log, replays and pings. Delivery itself: WebhookDelivery. */
 @Injectable()
