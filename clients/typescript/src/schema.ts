@@ -892,7 +892,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The agent's runs, newest first; filter by status and trigger (cursor pagination; owners, admins and API keys see every run; other members, viewers included, the runs they started) */
+        /** The agent's runs, newest first; filter by status and trigger (cursor pagination; owners and admins see every run; other members, viewers included, and API keys with agents:run, the runs they started) */
         get: operations["listAgentRuns"];
         put?: never;
         /**
@@ -914,8 +914,8 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * One run with its trace: every LLM and tool step with tokens, cost, latency and errors (the person who started it, owner, admin, API key)
-         * @description A run holds what its tools read with the claims of the person who started it: any other member gets 404 run.not_found.
+         * One run with its trace: every LLM and tool step with tokens, cost, latency and errors (the person or API key that started it, owner, admin)
+         * @description A run holds what its tools read with the claims of the person (or the scopes of the API key) that started it: any other member, and any other API key, gets 404 run.not_found.
          */
         get: operations["getAgentRun"];
         put?: never;
@@ -935,7 +935,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Cancel a running run (the person who started it, owner, admin: another member gets 403); it stops at its next step */
+        /** Cancel a running run (the person or API key that started it, owner, admin: another member gets 403, another API key 404 run.not_found); it stops at its next step */
         post: operations["cancelAgentRun"];
         delete?: never;
         options?: never;
@@ -1075,7 +1075,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Usage per day, agent and model: runs, tokens by type, cost (owners, admins, API keys: every run; other members: the runs they started) */
+        /** Usage per day, agent and model: runs, tokens by type, cost (owners, admins: every run; other members and API keys with agents:run: the runs they started) */
         get: operations["getAiUsage"];
         put?: never;
         post?: never;
@@ -1688,7 +1688,7 @@ export interface paths {
         };
         /**
          * General ledger of an account: lines with the running balance (cursor pagination; CSV with ?format=csv)
-         * @description As CSV the whole range comes in one file (up to 100,000 lines unless ?limit= is given; beyond that the X-Next-Cursor header continues it).
+         * @description Lines in date order; within a date, entries in posting order, each entry's lines together in their line order. As CSV the whole range comes in one file (up to 100,000 lines unless ?limit= is given; beyond that the X-Next-Cursor header continues it).
          */
         get: operations["getGeneralLedger"];
         put?: never;
@@ -2157,7 +2157,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Members of the organization with their email, name and role */
+        /** Members of the organization with their email, name and role (members; a service key too) */
         get: operations["listMembers"];
         put?: never;
         post?: never;
@@ -2178,15 +2178,15 @@ export interface paths {
         put?: never;
         post?: never;
         /**
-         * Remove a member (admin; only an owner removes an owner; never the last owner)
-         * @description A member who stops being owner or admin (leaving, removed, or demoted below admin) loses what they created with that role: their API keys of the organization are revoked (api_key.revoked) and their pending invitations revoked (invitation.revoked, with the reason).
+         * Remove a member (admin, service key; only an owner or a service key removes an owner; never the last owner)
+         * @description A member who stops being owner or admin (leaving, removed, or demoted below admin) loses what they created with that role: their API keys of the organization are revoked (api_key.revoked), their pending invitations revoked (invitation.revoked, with the reason) and the enabled webhook endpoints they configured (created, or last re-pointed, enabled or gave a new secret) disabled (webhooks.endpoint_disabled; disabledReason configurer_left, configurer_removed or configurer_demoted).
          */
         delete: operations["removeMember"];
         options?: never;
         head?: never;
         /**
-         * Change a member's role (admin; only an owner grants or takes away 'owner')
-         * @description A member who stops being owner or admin (leaving, removed, or demoted below admin) loses what they created with that role: their API keys of the organization are revoked (api_key.revoked) and their pending invitations revoked (invitation.revoked, with the reason).
+         * Change a member's role (admin, service key; only an owner or a service key grants or takes away 'owner')
+         * @description A member who stops being owner or admin (leaving, removed, or demoted below admin) loses what they created with that role: their API keys of the organization are revoked (api_key.revoked), their pending invitations revoked (invitation.revoked, with the reason) and the enabled webhook endpoints they configured (created, or last re-pointed, enabled or gave a new secret) disabled (webhooks.endpoint_disabled; disabledReason configurer_left, configurer_removed or configurer_demoted).
          */
         patch: operations["changeMemberRole"];
         trace?: never;
@@ -2203,7 +2203,7 @@ export interface paths {
         post?: never;
         /**
          * Leave the organization (the last owner cannot)
-         * @description A member who stops being owner or admin (leaving, removed, or demoted below admin) loses what they created with that role: their API keys of the organization are revoked (api_key.revoked) and their pending invitations revoked (invitation.revoked, with the reason).
+         * @description A member who stops being owner or admin (leaving, removed, or demoted below admin) loses what they created with that role: their API keys of the organization are revoked (api_key.revoked), their pending invitations revoked (invitation.revoked, with the reason) and the enabled webhook endpoints they configured (created, or last re-pointed, enabled or gave a new secret) disabled (webhooks.endpoint_disabled; disabledReason configurer_left, configurer_removed or configurer_demoted).
          */
         delete: operations["leaveOrganization"];
         options?: never;
@@ -2293,7 +2293,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Approve a submitted bill (never by whoever created, last edited or submitted it; roles per the rule); the final approval posts it to the ledger */
+        /** Approve a submitted bill (never by whoever created, last edited or submitted it, themselves or through their API key; roles per the rule); the final approval posts it to the ledger */
         post: operations["approveBill"];
         delete?: never;
         options?: never;
@@ -5558,7 +5558,7 @@ export interface components {
         /** @description Who to invite, and with which role */
         CreateInvitationDto: {
             /**
-             * @description E-mail address to invite; trimmed and lower-cased. Only the user with this e-mail can accept
+             * @description E-mail address to invite; trimmed, lower-cased and in Unicode NFC. Only the user with this e-mail can accept
              * @example grace@example.com
              */
             email: string;
@@ -6252,7 +6252,7 @@ export interface components {
         /** @description The new e-mail address, confirmed with the current password */
         EmailChangeRequestDto: {
             /**
-             * @description The new e-mail address; trimmed and lower-cased. A link to confirm it goes there
+             * @description The new e-mail address; trimmed, lower-cased and in Unicode NFC. A link to confirm it goes there
              * @example ada.lovelace@example.org
              */
             newEmail: string;
@@ -7306,7 +7306,7 @@ export interface components {
         /** @description Email and password of an existing account */
         LoginDto: {
             /**
-             * @description E-mail address of the account; trimmed and lower-cased
+             * @description E-mail address of the account; trimmed, lower-cased and in Unicode NFC
              * @example ada@example.com
              */
             email: string;
@@ -7607,7 +7607,7 @@ export interface components {
         /** @description The e-mail address of the account whose password to reset */
         PasswordResetRequestDto: {
             /**
-             * @description E-mail address of the account; trimmed and lower-cased
+             * @description E-mail address of the account; trimmed, lower-cased and in Unicode NFC
              * @example ada@example.com
              */
             email: string;
@@ -8053,7 +8053,7 @@ export interface components {
         /** @description A new account: email, password and an optional display name */
         RegisterDto: {
             /**
-             * @description E-mail address to register; trimmed and lower-cased
+             * @description E-mail address to register; trimmed, lower-cased and in Unicode NFC
              * @example ada@example.com
              */
             email: string;
@@ -8339,6 +8339,12 @@ export interface components {
              * @example 5a1c2e3f-9b8d-4c7e-a6f5-1d2e3f4a5b6c
              */
             agentId: string;
+            /**
+             * Format: uuid
+             * @description The API key that started it (its scopes were the run's); null when a person, a trigger or a service started it
+             * @example null
+             */
+            apiKeyId: string | null;
             /**
              * @description Cost in USD (decimal string)
              * @example 0.00028800
@@ -10217,6 +10223,11 @@ export interface components {
         /** @description A webhook endpoint (its signing secret is shown only when created or rotated) */
         WebhookEndpointDto: {
             /**
+             * @description Who created it or last changed its URL, enabled it or rotated its secret (signed in, or through an API key they created; set by the server): the person answerable for where its events go and how they are signed. It is disabled when they stop being owner or admin of the organization. Null when a service did, that user was deleted, or it was set up before this was recorded and the audit log names no one
+             * @example b3c1f2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d
+             */
+            configuredBy: string | null;
+            /**
              * Format: date-time
              * @description When it was created
              * @example 2026-03-02T09:30:00.000Z
@@ -10234,11 +10245,11 @@ export interface components {
              */
             disabledAt: string | null;
             /**
-             * @description Why it was disabled, when not by a person (gone: it answered 410; failing: 5 days of failures; organization_deleted: its organization was deleted; account_claimed: the account that set it up before its e-mail was verified was claimed by the owner of the address); null otherwise
+             * @description Why it was disabled, when not by a person (gone: it answered 410; failing: 5 days of failures; organization_deleted: its organization was deleted; account_claimed: the account that set it up before its e-mail was verified was claimed by the owner of the address; configurer_removed, configurer_left, configurer_demoted, configurer_erased, configurer_deleted, configurer_no_longer_admin: the person answerable for it (configuredBy) stopped being owner or admin of the organization: removed, left, demoted below admin, erased, their user deleted, or before this was checked. They chose its URL and knew its signing secret: check the URL and rotate the secret before enabling it again); null otherwise
              * @example null
              * @enum {string|null}
              */
-            disabledReason: "gone" | "failing" | "organization_deleted" | "account_claimed" | null;
+            disabledReason: "gone" | "failing" | "organization_deleted" | "account_claimed" | "configurer_removed" | "configurer_left" | "configurer_demoted" | "configurer_erased" | "configurer_deleted" | "configurer_no_longer_admin" | null;
             /**
              * @description Whether events are delivered
              * @example true
@@ -10284,6 +10295,11 @@ export interface components {
         /** @description A webhook endpoint with its signing secret: shown this once, store it now */
         WebhookEndpointWithSecretDto: {
             /**
+             * @description Who created it or last changed its URL, enabled it or rotated its secret (signed in, or through an API key they created; set by the server): the person answerable for where its events go and how they are signed. It is disabled when they stop being owner or admin of the organization. Null when a service did, that user was deleted, or it was set up before this was recorded and the audit log names no one
+             * @example b3c1f2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d
+             */
+            configuredBy: string | null;
+            /**
              * Format: date-time
              * @description When it was created
              * @example 2026-03-02T09:30:00.000Z
@@ -10301,11 +10317,11 @@ export interface components {
              */
             disabledAt: string | null;
             /**
-             * @description Why it was disabled, when not by a person (gone: it answered 410; failing: 5 days of failures; organization_deleted: its organization was deleted; account_claimed: the account that set it up before its e-mail was verified was claimed by the owner of the address); null otherwise
+             * @description Why it was disabled, when not by a person (gone: it answered 410; failing: 5 days of failures; organization_deleted: its organization was deleted; account_claimed: the account that set it up before its e-mail was verified was claimed by the owner of the address; configurer_removed, configurer_left, configurer_demoted, configurer_erased, configurer_deleted, configurer_no_longer_admin: the person answerable for it (configuredBy) stopped being owner or admin of the organization: removed, left, demoted below admin, erased, their user deleted, or before this was checked. They chose its URL and knew its signing secret: check the URL and rotate the secret before enabling it again); null otherwise
              * @example null
              * @enum {string|null}
              */
-            disabledReason: "gone" | "failing" | "organization_deleted" | "account_claimed" | null;
+            disabledReason: "gone" | "failing" | "organization_deleted" | "account_claimed" | "configurer_removed" | "configurer_left" | "configurer_demoted" | "configurer_erased" | "configurer_deleted" | "configurer_no_longer_admin" | null;
             /**
              * @description Whether events are delivered
              * @example true
@@ -14125,8 +14141,17 @@ export interface operations {
                     };
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -14164,8 +14189,17 @@ export interface operations {
                     };
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -14237,7 +14271,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -14257,6 +14291,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -14339,7 +14382,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -14368,6 +14411,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -14468,7 +14520,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -14477,7 +14529,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -14506,6 +14558,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -14597,7 +14658,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -14606,7 +14667,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -14635,6 +14696,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -14705,7 +14775,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this. error.code is one of: `auth.password_incorrect` (the current password is not correct) */
+            /**
+             * @description The caller may not do this in this organization
+             *
+             *     The caller may not do this. error.code is one of: `auth.user_required` (the route acts for a signed-in user; a service key or API key cannot call it); `auth.password_incorrect` (the current password is not correct)
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -14732,7 +14806,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -14741,7 +14815,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -14770,6 +14844,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -14852,7 +14935,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -14861,7 +14944,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -14890,6 +14973,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -14930,6 +15022,15 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description No valid access token */
             401: {
                 headers: {
@@ -14961,8 +15062,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON in UTF-8 */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -14990,6 +15109,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -15085,7 +15213,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -15094,7 +15222,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -15123,6 +15251,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -15187,7 +15324,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -15207,6 +15344,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -15306,7 +15452,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -15315,7 +15461,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -15354,6 +15500,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -15377,7 +15532,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["UnlinkIdentityDto"];
             };
@@ -15463,7 +15618,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -15472,7 +15627,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -15505,6 +15660,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -15612,7 +15776,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -15621,7 +15785,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -15654,6 +15818,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -15739,8 +15912,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON in UTF-8 */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -15768,6 +15959,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -15856,7 +16056,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -15865,7 +16065,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -15894,6 +16094,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -15974,7 +16183,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -15983,7 +16192,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -16018,6 +16227,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -16038,7 +16256,7 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["RefreshDto"];
             };
@@ -16107,7 +16325,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -16116,7 +16334,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -16145,6 +16363,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -16233,7 +16460,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -16242,7 +16469,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -16275,6 +16502,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -16353,7 +16589,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -16373,6 +16609,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -16464,8 +16709,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON in UTF-8 */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -16493,6 +16756,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -16592,7 +16864,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -16601,7 +16873,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -16630,6 +16902,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -16708,7 +16989,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -16728,6 +17009,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -16804,8 +17094,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON in UTF-8 */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -16833,6 +17141,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -16929,7 +17246,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -16958,6 +17275,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -17036,7 +17362,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -17065,6 +17391,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -17182,7 +17517,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -17191,7 +17526,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -17226,6 +17561,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -17246,7 +17590,7 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["EraseMeDto"];
             };
@@ -17324,7 +17668,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -17333,7 +17677,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -17366,6 +17710,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -17470,7 +17823,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -17479,7 +17832,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -17512,6 +17865,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -17555,7 +17917,7 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["PortalDto"];
             };
@@ -17633,7 +17995,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -17642,7 +18004,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -17671,6 +18033,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -17747,6 +18118,15 @@ export interface operations {
                     "application/json": components["schemas"]["DataExportDto"];
                 };
             };
+            /** @description The input is invalid: the message names each field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description No valid access token */
             401: {
                 headers: {
@@ -17774,8 +18154,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON in UTF-8 */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -17803,6 +18201,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -17900,7 +18307,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -17929,6 +18336,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -18014,7 +18430,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -18043,6 +18459,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -18121,7 +18546,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -18141,6 +18566,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -18245,7 +18679,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -18254,7 +18688,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -18283,6 +18717,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -18367,7 +18810,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -18396,6 +18839,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -18487,8 +18939,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON in UTF-8 */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -18522,6 +18992,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -18544,7 +19023,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["UpdateIntegrationDto"];
             };
@@ -18622,7 +19101,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -18631,7 +19110,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -18660,6 +19139,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -18770,7 +19258,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -18779,7 +19267,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -18808,6 +19296,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -18903,8 +19400,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON in UTF-8 */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -18932,6 +19447,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -19010,7 +19534,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -19030,6 +19554,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -19130,7 +19663,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -19139,7 +19672,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -19168,6 +19701,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -19258,7 +19800,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -19287,6 +19829,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -19377,8 +19928,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON in UTF-8 */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -19406,6 +19975,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -19496,8 +20074,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON in UTF-8 */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -19531,6 +20127,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -19551,7 +20156,7 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["MarkAllReadDto"];
             };
@@ -19625,7 +20230,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -19634,7 +20239,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -19663,6 +20268,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -19728,7 +20342,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -19748,6 +20362,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -19826,7 +20449,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -19846,6 +20469,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -19924,7 +20556,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -19944,6 +20576,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -19970,7 +20611,7 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["UpdateProviderDto"];
             };
@@ -20052,7 +20693,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -20061,7 +20702,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -20090,6 +20731,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -20168,7 +20818,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -20188,6 +20838,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -20300,7 +20959,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -20309,7 +20968,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -20338,6 +20997,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -20431,7 +21099,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -20451,6 +21119,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -20542,8 +21219,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON in UTF-8 */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -20577,6 +21272,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -20603,7 +21307,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["UpdateOrganizationDto"];
             };
@@ -20677,7 +21381,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -20686,7 +21390,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -20715,6 +21419,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -20799,7 +21512,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -20819,6 +21532,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -20934,7 +21656,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -20943,7 +21665,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -20972,6 +21694,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -21057,7 +21788,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -21086,6 +21817,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -21188,8 +21928,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON in UTF-8 */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -21223,6 +21981,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -21250,7 +22017,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["UpdateAgentDto"];
             };
@@ -21333,7 +22100,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -21342,7 +22109,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -21371,6 +22138,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -21446,6 +22222,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The caller may not do this in this organization */
             403: {
                 headers: {
@@ -21464,7 +22249,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -21493,6 +22278,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -21632,7 +22426,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -21641,7 +22435,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -21670,6 +22464,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -21738,6 +22541,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The caller may not do this in this organization */
             403: {
                 headers: {
@@ -21756,7 +22568,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -21785,6 +22597,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -21853,7 +22674,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -21889,8 +22710,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON in UTF-8 */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -21918,6 +22757,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -22003,7 +22851,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -22032,6 +22880,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -22148,7 +23005,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -22157,7 +23014,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -22186,6 +23043,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -22289,8 +23155,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON in UTF-8 */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -22318,6 +23202,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -22402,7 +23295,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -22422,6 +23315,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -22454,7 +23356,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["CreateBudgetDto"];
             };
@@ -22537,7 +23439,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -22546,7 +23448,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -22575,6 +23477,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -22660,7 +23571,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -22689,6 +23600,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -22791,8 +23711,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON in UTF-8 */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -22826,6 +23764,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -22853,7 +23800,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["UpdateBudgetDto"];
             };
@@ -22936,7 +23883,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -22945,7 +23892,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -22974,6 +23921,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -23058,7 +24014,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -23078,6 +24034,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -23162,7 +24127,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -23182,6 +24147,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -23297,7 +24271,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -23306,7 +24280,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -23335,6 +24309,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -23436,8 +24419,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON in UTF-8 */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -23465,6 +24466,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -23549,7 +24559,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -23569,6 +24579,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -23640,6 +24659,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The caller may not do this in this organization */
             403: {
                 headers: {
@@ -23658,7 +24686,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -23687,6 +24715,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -23789,7 +24826,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -23818,6 +24855,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -23933,7 +24979,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -23942,7 +24988,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -23971,6 +25017,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -24081,7 +25136,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -24110,6 +25165,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -24214,7 +25278,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -24243,6 +25307,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -24330,7 +25403,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -24359,6 +25432,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -24478,7 +25560,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -24487,7 +25569,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -24516,6 +25598,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -24610,8 +25701,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON in UTF-8 */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -24639,6 +25748,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -24740,7 +25858,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -24769,6 +25887,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -24879,7 +26006,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -24888,7 +26015,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -24921,6 +26048,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -25030,7 +26166,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -25065,6 +26201,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -25091,7 +26236,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["PortalDto"];
             };
@@ -25169,7 +26314,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -25178,7 +26323,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -25207,6 +26352,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -25334,8 +26488,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON in UTF-8 */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -25363,6 +26535,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -25465,7 +26646,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -25494,6 +26675,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -25590,7 +26780,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -25619,6 +26809,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -25703,7 +26902,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -25723,6 +26922,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -25834,7 +27042,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -25843,7 +27051,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -25872,6 +27080,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -25968,8 +27185,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON in UTF-8 */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -25997,6 +27232,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -26090,7 +27334,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -26119,6 +27363,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -26238,7 +27491,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -26247,7 +27500,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -26280,6 +27533,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -26376,8 +27638,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON in UTF-8 */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -26405,6 +27685,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -26498,7 +27787,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -26518,6 +27807,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -26633,7 +27931,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -26642,7 +27940,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -26671,6 +27969,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -26765,7 +28072,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -26794,6 +28101,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -26896,8 +28212,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON in UTF-8 */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -26931,6 +28265,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -26958,7 +28301,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["UpdateCollectionDto"];
             };
@@ -27041,7 +28384,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -27050,7 +28393,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -27079,6 +28422,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -27216,7 +28568,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -27254,6 +28606,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -27357,7 +28718,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -27386,6 +28747,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -27501,7 +28871,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -27510,7 +28880,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -27539,6 +28909,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -27633,7 +29012,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -27662,6 +29041,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -27764,8 +29152,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON in UTF-8 */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -27793,6 +29199,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -27896,8 +29311,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON in UTF-8 */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -27925,6 +29358,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -28019,7 +29461,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -28048,6 +29490,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -28185,7 +29636,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -28223,6 +29674,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -28319,7 +29779,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -28348,6 +29808,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -28453,8 +29922,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON in UTF-8 */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -28482,6 +29969,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -28587,8 +30083,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON in UTF-8 */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -28616,6 +30130,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -28735,7 +30258,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -28744,7 +30267,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -28773,6 +30296,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -28869,7 +30401,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -28898,6 +30430,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -29017,7 +30558,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -29026,7 +30567,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -29059,6 +30600,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -29153,7 +30703,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -29188,6 +30738,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -29215,7 +30774,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["UpdateAccountDto"];
             };
@@ -29298,7 +30857,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -29307,7 +30866,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -29340,6 +30899,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -29443,8 +31011,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON in UTF-8 */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -29472,6 +31058,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -29570,7 +31165,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -29599,6 +31194,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -29713,7 +31317,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -29742,6 +31346,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -29857,7 +31470,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -29866,7 +31479,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -29895,6 +31508,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -29988,7 +31610,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -30008,6 +31630,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -30101,7 +31732,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -30121,6 +31752,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -30236,7 +31876,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -30245,7 +31885,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -30278,6 +31918,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -30381,8 +32030,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON in UTF-8 */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -30410,6 +32077,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -30513,8 +32189,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON in UTF-8 */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -30542,6 +32236,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -30644,7 +32347,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -30673,6 +32376,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -30792,7 +32504,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -30801,7 +32513,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -30830,6 +32542,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -30949,7 +32670,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -30958,7 +32679,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -30987,6 +32708,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -31102,7 +32832,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -31111,7 +32841,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -31140,6 +32870,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -31256,7 +32995,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -31285,6 +33024,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -31475,7 +33223,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -31484,7 +33232,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -31513,6 +33261,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -31607,7 +33364,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -31642,6 +33399,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -31669,7 +33435,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["ReverseEntryDto"];
             };
@@ -31767,7 +33533,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -31776,7 +33542,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -31805,6 +33571,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -31927,7 +33702,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -31936,7 +33711,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -31965,6 +33740,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -32058,7 +33842,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -32078,6 +33862,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -32181,8 +33974,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON in UTF-8 */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -32210,6 +34021,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -32313,8 +34133,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON in UTF-8 */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -32342,6 +34180,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -32452,7 +34299,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -32481,6 +34328,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -32581,7 +34437,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -32610,6 +34466,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -32722,7 +34587,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -32751,6 +34616,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -32882,7 +34756,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -32911,6 +34785,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -33019,7 +34902,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -33048,6 +34931,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -33141,7 +35033,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -33176,6 +35068,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -33202,7 +35103,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["UpdateLedgerSettingsDto"];
             };
@@ -33285,7 +35186,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -33294,7 +35195,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -33323,6 +35224,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -33416,7 +35326,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -33436,6 +35346,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -33559,7 +35478,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -33568,7 +35487,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -33603,6 +35522,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -33630,7 +35558,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["UpdateTaxCodeDto"];
             };
@@ -33713,7 +35641,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -33722,7 +35650,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -33751,6 +35679,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -33854,8 +35791,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON in UTF-8 */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -33883,6 +35838,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -33999,7 +35963,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -34008,7 +35972,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -34037,6 +36001,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -34129,7 +36102,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -34158,6 +36131,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -34254,8 +36236,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON in UTF-8 */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -34283,6 +36283,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -34394,7 +36403,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -34403,7 +36412,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -34432,6 +36441,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -34527,8 +36545,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON in UTF-8 */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -34556,6 +36592,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -34667,7 +36712,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -34702,6 +36747,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -34729,7 +36783,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["ReverseAllocationDto"];
             };
@@ -34812,7 +36866,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -34821,7 +36875,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -34850,6 +36904,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -34955,7 +37018,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -34984,6 +37047,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -35037,7 +37109,7 @@ export interface operations {
                 };
             };
             /**
-             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `payables.total_mismatch` (the total sent by the client differs from the total the server computed); `payables.empty` (a bill or claim needs at least one line); `payables.due_before_bill` (the due date is before the bill date)
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `payables.total_mismatch` (the total sent by the client differs from the total the server computed); `payables.empty` (a bill or claim needs at least one line); `payables.due_before_bill` (the due date is before the bill date); `payables.invalid_amount` (an amount of a payment, allocation, refund or expense claim line is not positive, or has more decimals than its currency allows; or a bill or claim line, or its total, comes to more than an amount field accepts (99999999999999.9999), itself or at the bill's rate in the base currency)
              *
              *     The input is invalid: the message names each field
              */
@@ -35103,7 +37175,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -35112,7 +37184,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -35141,6 +37213,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -35235,7 +37316,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -35264,6 +37345,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -35318,7 +37408,7 @@ export interface operations {
                 };
             };
             /**
-             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `payables.total_mismatch` (the total sent by the client differs from the total the server computed); `payables.empty` (a bill or claim needs at least one line); `payables.due_before_bill` (the due date is before the bill date)
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `payables.total_mismatch` (the total sent by the client differs from the total the server computed); `payables.empty` (a bill or claim needs at least one line); `payables.due_before_bill` (the due date is before the bill date); `payables.invalid_amount` (an amount of a payment, allocation, refund or expense claim line is not positive, or has more decimals than its currency allows; or a bill or claim line, or its total, comes to more than an amount field accepts (99999999999999.9999), itself or at the bill's rate in the base currency)
              *
              *     The input is invalid: the message names each field
              */
@@ -35384,7 +37474,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -35393,7 +37483,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -35428,6 +37518,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -35455,7 +37554,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["DecisionDto"];
             };
@@ -35493,7 +37592,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include full_accounting (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features); or with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include full_accounting (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -35502,7 +37601,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this. error.code is one of: `payables.own_bill` (whoever created, last edited or submitted a bill (or is the claimant of a claim) cannot approve it; the claimant of a posted claim cannot void it); `payables.role_not_allowed` (the approval rule of this amount does not allow the caller's role to approve) */
+            /** @description The caller may not do this. error.code is one of: `payables.own_bill` (whoever created, last edited or submitted a bill (or is the claimant of a claim), themselves or through an API key they created, cannot approve it; the claimant of a posted claim cannot void it); `payables.role_not_allowed` (the approval rule of this amount does not allow the caller's role to approve) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -35538,7 +37637,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -35547,7 +37646,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -35576,6 +37675,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -35692,7 +37800,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -35701,7 +37809,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -35730,6 +37838,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -35801,7 +37918,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include full_accounting (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features); or with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include full_accounting (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -35846,7 +37963,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -35855,7 +37972,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -35884,6 +38001,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -35987,8 +38113,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON in UTF-8 */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -36022,6 +38166,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -36049,7 +38202,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["VoidBillDto"];
             };
@@ -36132,7 +38285,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -36141,7 +38294,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -36170,6 +38323,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -36275,7 +38437,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -36304,6 +38466,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -36357,7 +38528,7 @@ export interface operations {
                 };
             };
             /**
-             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `payables.total_mismatch` (the total sent by the client differs from the total the server computed); `payables.empty` (a bill or claim needs at least one line); `payables.invalid_amount` (an amount of a payment, allocation, refund or expense claim line is not positive, or has more decimals than its currency allows)
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `payables.total_mismatch` (the total sent by the client differs from the total the server computed); `payables.empty` (a bill or claim needs at least one line); `payables.invalid_amount` (an amount of a payment, allocation, refund or expense claim line is not positive, or has more decimals than its currency allows; or a bill or claim line, or its total, comes to more than an amount field accepts (99999999999999.9999), itself or at the bill's rate in the base currency)
              *
              *     The input is invalid: the message names each field
              */
@@ -36423,7 +38594,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -36432,7 +38603,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -36461,6 +38632,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -36555,7 +38735,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -36584,6 +38764,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -36638,7 +38827,7 @@ export interface operations {
                 };
             };
             /**
-             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `payables.total_mismatch` (the total sent by the client differs from the total the server computed); `payables.empty` (a bill or claim needs at least one line); `payables.invalid_amount` (an amount of a payment, allocation, refund or expense claim line is not positive, or has more decimals than its currency allows)
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `payables.total_mismatch` (the total sent by the client differs from the total the server computed); `payables.empty` (a bill or claim needs at least one line); `payables.invalid_amount` (an amount of a payment, allocation, refund or expense claim line is not positive, or has more decimals than its currency allows; or a bill or claim line, or its total, comes to more than an amount field accepts (99999999999999.9999), itself or at the bill's rate in the base currency)
              *
              *     The input is invalid: the message names each field
              */
@@ -36704,7 +38893,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -36713,7 +38902,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -36748,6 +38937,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -36775,7 +38973,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["DecisionDto"];
             };
@@ -36813,7 +39011,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include full_accounting (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features); or with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include full_accounting (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -36822,7 +39020,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this. error.code is one of: `payables.own_bill` (whoever created, last edited or submitted a bill (or is the claimant of a claim) cannot approve it; the claimant of a posted claim cannot void it); `payables.role_not_allowed` (the approval rule of this amount does not allow the caller's role to approve) */
+            /** @description The caller may not do this. error.code is one of: `payables.own_bill` (whoever created, last edited or submitted a bill (or is the claimant of a claim), themselves or through an API key they created, cannot approve it; the claimant of a posted claim cannot void it); `payables.role_not_allowed` (the approval rule of this amount does not allow the caller's role to approve) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -36858,7 +39056,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -36867,7 +39065,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -36896,6 +39094,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -37012,7 +39219,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -37021,7 +39228,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -37050,6 +39257,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -37121,7 +39337,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include full_accounting (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features); or with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            /** @description 402 billing.subscription_inactive: the organization's omnizen subscription (a personal organization's: its person's) is read-only: the trial ended, a payment is past due beyond the grace period, or it is canceled, unpaid, paused or incomplete; reads still work (details: app, plan, status). 402 billing.feature_not_in_plan: the organization's omnizen plan does not include full_accounting (details: app, feature, plan, upgradeTo = the cheapest plan that does; GET /v1/billing/apps lists each plan's features). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -37166,7 +39382,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -37175,7 +39391,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -37204,6 +39420,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -37307,8 +39532,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON in UTF-8 */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -37342,6 +39585,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -37369,7 +39621,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["VoidBillDto"];
             };
@@ -37416,7 +39668,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this. error.code is one of: `payables.own_bill` (whoever created, last edited or submitted a bill (or is the claimant of a claim) cannot approve it; the claimant of a posted claim cannot void it) */
+            /** @description The caller may not do this. error.code is one of: `payables.own_bill` (whoever created, last edited or submitted a bill (or is the claimant of a claim), themselves or through an API key they created, cannot approve it; the claimant of a posted claim cannot void it) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -37452,7 +39704,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -37461,7 +39713,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -37490,6 +39742,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -37593,7 +39854,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -37622,6 +39883,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -37677,7 +39947,7 @@ export interface operations {
                 };
             };
             /**
-             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `payables.invalid_amount` (an amount of a payment, allocation, refund or expense claim line is not positive, or has more decimals than its currency allows); `payables.bill_repeated` (a bill (or claim) appears more than once in a payment's allocations: allocate its amount in one)
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `payables.invalid_amount` (an amount of a payment, allocation, refund or expense claim line is not positive, or has more decimals than its currency allows; or a bill or claim line, or its total, comes to more than an amount field accepts (99999999999999.9999), itself or at the bill's rate in the base currency); `payables.bill_repeated` (a bill (or claim) appears more than once in a payment's allocations: allocate its amount in one)
              *
              *     The input is invalid: the message names each field
              */
@@ -37743,7 +40013,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -37752,7 +40022,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -37781,6 +40051,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -37875,7 +40154,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -37904,6 +40183,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -37958,7 +40246,7 @@ export interface operations {
                 };
             };
             /**
-             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `payables.invalid_amount` (an amount of a payment, allocation, refund or expense claim line is not positive, or has more decimals than its currency allows)
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `payables.invalid_amount` (an amount of a payment, allocation, refund or expense claim line is not positive, or has more decimals than its currency allows; or a bill or claim line, or its total, comes to more than an amount field accepts (99999999999999.9999), itself or at the bill's rate in the base currency)
              *
              *     The input is invalid: the message names each field
              */
@@ -38024,7 +40312,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -38033,7 +40321,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -38062,6 +40350,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -38116,7 +40413,7 @@ export interface operations {
                 };
             };
             /**
-             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `payables.invalid_amount` (an amount of a payment, allocation, refund or expense claim line is not positive, or has more decimals than its currency allows)
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `payables.invalid_amount` (an amount of a payment, allocation, refund or expense claim line is not positive, or has more decimals than its currency allows; or a bill or claim line, or its total, comes to more than an amount field accepts (99999999999999.9999), itself or at the bill's rate in the base currency)
              *
              *     The input is invalid: the message names each field
              */
@@ -38182,7 +40479,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -38191,7 +40488,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -38220,6 +40517,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -38313,7 +40619,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -38342,6 +40648,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -38461,7 +40776,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -38470,7 +40785,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -38499,6 +40814,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -38604,7 +40928,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -38633,6 +40957,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -38748,7 +41081,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -38757,7 +41090,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -38786,6 +41119,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -38880,7 +41222,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -38915,6 +41257,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -38942,7 +41293,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["UpdateVendorDto"];
             };
@@ -39025,7 +41376,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -39034,7 +41385,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -39063,6 +41414,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -39166,8 +41526,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON in UTF-8 */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -39195,6 +41573,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -39289,8 +41676,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON in UTF-8 */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -39318,6 +41723,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -39412,8 +41826,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON in UTF-8 */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -39441,6 +41873,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -39552,7 +41993,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -39587,6 +42028,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -39614,7 +42064,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["ReverseReceivableAllocationDto"];
             };
@@ -39697,7 +42147,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -39706,7 +42156,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -39735,6 +42185,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -39836,7 +42295,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -39865,6 +42324,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -39917,7 +42385,7 @@ export interface operations {
                     "application/json": components["schemas"]["CustomerDto"];
                 };
             };
-            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `receivables.invalid_amount` (an amount has more decimals than its currency allows, or is zero) */
+            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `receivables.invalid_amount` (an amount has more decimals than its currency allows, or is zero; or a line or the total comes to more than an amount field accepts (99999999999999.9999)) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -39980,7 +42448,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -39989,7 +42457,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -40018,6 +42486,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -40112,7 +42589,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -40147,6 +42624,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -40174,7 +42660,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["UpdateCustomerDto"];
             };
@@ -40194,7 +42680,7 @@ export interface operations {
                     "application/json": components["schemas"]["CustomerDto"];
                 };
             };
-            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `receivables.invalid_amount` (an amount has more decimals than its currency allows, or is zero) */
+            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `receivables.invalid_amount` (an amount has more decimals than its currency allows, or is zero; or a line or the total comes to more than an amount field accepts (99999999999999.9999)) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -40257,7 +42743,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -40266,7 +42752,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -40295,6 +42781,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -40398,8 +42893,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON in UTF-8 */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -40427,6 +42940,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -40530,7 +43052,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -40559,6 +43081,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -40611,7 +43142,7 @@ export interface operations {
                     "application/json": components["schemas"]["InvoiceDto"];
                 };
             };
-            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `receivables.total_mismatch` (the total sent differs from the total the server computed from the lines); `receivables.invalid_amount` (an amount has more decimals than its currency allows, or is zero) */
+            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `receivables.total_mismatch` (the total sent differs from the total the server computed from the lines); `receivables.invalid_amount` (an amount has more decimals than its currency allows, or is zero; or a line or the total comes to more than an amount field accepts (99999999999999.9999)) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -40674,7 +43205,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -40683,7 +43214,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -40712,6 +43243,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -40806,7 +43346,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -40835,6 +43375,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -40888,7 +43437,7 @@ export interface operations {
                     "application/json": components["schemas"]["InvoiceDto"];
                 };
             };
-            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `receivables.total_mismatch` (the total sent differs from the total the server computed from the lines); `receivables.invalid_amount` (an amount has more decimals than its currency allows, or is zero) */
+            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `receivables.total_mismatch` (the total sent differs from the total the server computed from the lines); `receivables.invalid_amount` (an amount has more decimals than its currency allows, or is zero; or a line or the total comes to more than an amount field accepts (99999999999999.9999)) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -40951,7 +43500,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -40960,7 +43509,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -40989,6 +43538,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -41091,8 +43649,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON in UTF-8 */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -41120,6 +43696,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -41236,7 +43821,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -41245,7 +43830,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -41280,6 +43865,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -41307,7 +43901,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["IssueInvoiceDto"];
             };
@@ -41390,7 +43984,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -41399,7 +43993,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -41428,6 +44022,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -41537,7 +44140,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -41566,6 +44169,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -41663,7 +44275,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -41698,6 +44310,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -41725,7 +44346,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["VoidInvoiceDto"];
             };
@@ -41808,7 +44429,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -41817,7 +44438,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -41846,6 +44467,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -41945,7 +44575,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -41974,6 +44604,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -42028,7 +44667,7 @@ export interface operations {
                     "application/json": components["schemas"]["PaymentDto"];
                 };
             };
-            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `receivables.invalid_amount` (an amount has more decimals than its currency allows, or is zero) */
+            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `receivables.invalid_amount` (an amount has more decimals than its currency allows, or is zero; or a line or the total comes to more than an amount field accepts (99999999999999.9999)) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -42091,7 +44730,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -42100,7 +44739,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -42129,6 +44768,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -42223,7 +44871,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -42252,6 +44900,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -42305,7 +44962,7 @@ export interface operations {
                     "application/json": components["schemas"]["PaymentDto"];
                 };
             };
-            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `receivables.invalid_amount` (an amount has more decimals than its currency allows, or is zero) */
+            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `receivables.invalid_amount` (an amount has more decimals than its currency allows, or is zero; or a line or the total comes to more than an amount field accepts (99999999999999.9999)) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -42368,7 +45025,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -42377,7 +45034,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -42406,6 +45063,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -42461,7 +45127,7 @@ export interface operations {
                     "application/json": components["schemas"]["PaymentDto"];
                 };
             };
-            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `receivables.invalid_amount` (an amount has more decimals than its currency allows, or is zero) */
+            /** @description The input is invalid (`validation_failed` names each field). error.code is one of: `receivables.invalid_amount` (an amount has more decimals than its currency allows, or is zero; or a line or the total comes to more than an amount field accepts (99999999999999.9999)) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -42524,7 +45190,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -42533,7 +45199,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -42568,6 +45234,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -42594,7 +45269,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["RunRevenueRecognitionDto"];
             };
@@ -42677,7 +45352,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -42686,7 +45361,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -42715,6 +45390,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -42808,7 +45492,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -42837,6 +45521,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -42952,7 +45645,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -42961,7 +45654,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -42990,6 +45683,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -43105,7 +45807,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -43114,7 +45816,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -43143,6 +45845,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -43236,7 +45947,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -43256,6 +45967,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -43346,7 +46066,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -43375,6 +46095,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -43496,7 +46225,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -43505,7 +46234,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -43534,6 +46263,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -43625,7 +46363,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -43654,6 +46392,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -43776,7 +46523,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -43785,7 +46532,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -43814,6 +46561,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -43912,8 +46668,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON in UTF-8 */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -43941,6 +46715,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -44025,7 +46808,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -44045,6 +46828,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -44164,7 +46956,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -44173,7 +46965,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -44202,6 +46994,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -44287,7 +47088,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -44316,6 +47117,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -44409,8 +47219,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON in UTF-8 */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -44444,6 +47272,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -44471,7 +47308,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["UpdateWebhookEndpointDto"];
             };
@@ -44558,7 +47395,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -44567,7 +47404,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -44596,6 +47433,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -44695,7 +47541,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -44724,6 +47570,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -44821,7 +47676,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -44850,6 +47705,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -44936,7 +47800,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -44965,6 +47829,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -45069,8 +47942,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON in UTF-8 */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -45098,6 +47989,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -45201,8 +48101,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON in UTF-8 */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -45230,6 +48148,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -45346,7 +48273,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -45355,7 +48282,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -45390,6 +48317,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
@@ -45417,7 +48353,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["RotateWebhookSecretDto"];
             };
@@ -45500,7 +48436,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -45509,7 +48445,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -45538,6 +48474,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -45622,7 +48567,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -45642,6 +48587,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -45761,7 +48715,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -45770,7 +48724,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -45799,6 +48753,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -45884,7 +48847,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -45913,6 +48876,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -46024,7 +48996,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -46033,7 +49005,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON */
+            /** @description The request body is not JSON in UTF-8 */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -46062,6 +49034,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -46154,8 +49135,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The request body is larger than the API accepts */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request body is not JSON in UTF-8 */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -46183,6 +49182,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -46267,7 +49275,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -46287,6 +49295,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -46353,7 +49370,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -46382,6 +49399,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -46459,7 +49485,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -46488,6 +49514,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -46534,7 +49569,7 @@ export interface operations {
                     "application/json": components["schemas"]["EventTypeDto"][];
                 };
             };
-            /** @description The path is longer than the API accepts */
+            /** @description The URL is longer than the API accepts: a path segment, or the request line (path and query string) */
             414: {
                 headers: {
                     [name: string]: unknown;
@@ -46554,6 +49589,15 @@ export interface operations {
                     "RateLimit-Reset"?: number;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request headers are larger than the API accepts */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
