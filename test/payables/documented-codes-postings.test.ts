@@ -138,8 +138,9 @@ describe('payables: every documented posting code of the posting operations', ()
     await archive(archived);
     await refused(approve(onArchived), 422, 'ledger.account_not_postable', 'account 5930 is archived');
     await refused(approve(await big({ accountId: usdExpense })), 422, 'ledger.currency_not_allowed', 'account 5920 only takes USD, not EUR');
-    // USD 99,999,999,999,999 at the client's rate 1000: two approvals (above 10,000.00); the second posts, and its base is too large
-    const huge = await big({ currency: 'USD', rate: '1000', unitPrice: '99999999999999' });
+    // CHF 99,999,999,999,999 at the rate table's 1000 (a client's rate that large is refused on the draft: 400
+    // payables.invalid_amount): two approvals (above 10,000.00); the second posts, and its base is too large
+    const huge = await big({ currency: 'CHF', unitPrice: '99999999999999' });
     await approve(huge, users.admin)().expect(200);
     await refused(approve(huge), 422, 'ledger.invalid_amount', TOO_LARGE);
     expect((await t.http.get(url(`bills/${huge}`)).set(users.owner.auth).expect(200)).body).toMatchObject({ status: 'submitted', approvalsGiven: 1, journalEntryId: null });
@@ -341,7 +342,9 @@ describe('payables: every documented posting code of the posting operations', ()
     });
 
     it('a bill posted at its submission whose base is too large to store is 422 ledger.invalid_amount', async () => {
-      const huge = await bareBill({ currency: 'USD', rate: '1000', unitPrices: ['99999999999999'] });
+      // at the rate table's 1000 (a client's rate that large is refused on the draft: 400 payables.invalid_amount)
+      await t.http.post(ledgerUrl(bare, 'fx-rates')).set(bareUsers.owner.auth).send({ currency: 'CHF', date: '2026-01-01', rate: '1000' }).expect(201);
+      const huge = await bareBill({ currency: 'CHF', unitPrices: ['99999999999999'] });
       await refused(() => t.http.post(url(`bills/${huge}/submit`, bare)).set(bareUsers.accountant.auth), 422, 'ledger.invalid_amount', TOO_LARGE, bare);
     });
 
