@@ -4,19 +4,16 @@ import { IsEmail, IsIn, IsOptional, IsString, Length, Matches, MaxLength } from 
 import { emailInput } from '../../platform/http/email.js';
 import { EXCHANGE_PROVIDERS, type ExchangeProvider } from './external-token.js';
 
-/** E-mail fields: trimmed, lower-cased and in Unicode NFC (platform/http/email.ts: one form of an address). */
-const lower = emailInput;
-
 @ApiSchema({ description: 'A new account: email, password and an optional display name' })
 export class RegisterDto {
-  @ApiProperty({ description: 'E-mail address to register; trimmed, lower-cased and in Unicode NFC', example: 'ada@example.com' }) @Transform(lower) @IsEmail() @MaxLength(320) email: string;
+  @ApiProperty({ description: 'E-mail address to register; trimmed, lower-cased and in Unicode NFC', example: 'ada@example.com' }) @Transform(emailInput) @IsEmail() @MaxLength(320) email: string;
   @ApiProperty({ description: 'Password of 10 to 200 characters; stored only as a hash', minLength: 10, maxLength: 200, format: 'password', example: 'correct horse battery staple' }) @IsString() @Length(10, 200) password: string;
   @ApiPropertyOptional({ description: 'Display name; when absent the name stays null', example: 'Ada Lovelace' }) @IsOptional() @IsString() @Length(1, 200) name?: string;
 }
 
 @ApiSchema({ description: 'Email and password of an existing account' })
 export class LoginDto {
-  @ApiProperty({ description: 'E-mail address of the account; trimmed, lower-cased and in Unicode NFC', example: 'ada@example.com' }) @Transform(lower) @IsEmail() email: string;
+  @ApiProperty({ description: 'E-mail address of the account; trimmed, lower-cased and in Unicode NFC', example: 'ada@example.com' }) @Transform(emailInput) @IsEmail() email: string;
   @ApiProperty({ description: 'The account password', format: 'password', example: 'correct horse battery staple' }) @IsString() @Length(1, 200) password: string;
 }
 
@@ -150,7 +147,7 @@ export class AppSessionDto {
 
 @ApiSchema({ description: 'The e-mail address of the account whose password to reset' })
 export class PasswordResetRequestDto {
-  @ApiProperty({ description: 'E-mail address of the account; trimmed, lower-cased and in Unicode NFC', example: 'ada@example.com' }) @Transform(lower) @IsEmail() @MaxLength(320) email: string;
+  @ApiProperty({ description: 'E-mail address of the account; trimmed, lower-cased and in Unicode NFC', example: 'ada@example.com' }) @Transform(emailInput) @IsEmail() @MaxLength(320) email: string;
 }
 
 @ApiSchema({ description: 'The token from the reset link, and the new password' })
@@ -162,7 +159,7 @@ export class PasswordResetDto {
 @ApiSchema({ description: 'The new e-mail address, confirmed with the current password' })
 export class EmailChangeRequestDto {
   @ApiProperty({ description: 'The new e-mail address; trimmed, lower-cased and in Unicode NFC. A link to confirm it goes there', example: 'ada.lovelace@example.org' })
-  @Transform(lower) @IsEmail() @MaxLength(320) newEmail: string;
+  @Transform(emailInput) @IsEmail() @MaxLength(320) newEmail: string;
   @ApiProperty({ description: 'The current password of the account', format: 'password', example: 'correct horse battery staple' }) @IsString() @Length(1, 200) password: string;
 }
 

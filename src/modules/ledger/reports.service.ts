@@ -148,7 +148,6 @@ function cashFlowClasses(accounts: AccountDto[]): Map<string, string | null> {
   return out;
 }
 
-/** Balances and statements; all read balances or per-period totals, never a full scan of journal lines. */
 /**
  * A general-ledger cursor issued before 20270211000100 ordered a date's lines by their own seq: `{ d, s, r }`, s the
  * last line's seq (the new form has no `s`, so the two are told apart). It is not translated: the line's seq is in no
@@ -164,6 +163,7 @@ function rejectOldLedgerCursor(cursor: string | undefined): void {
   }
 }
 
+/** Balances and statements; all read balances or per-period totals, never a full scan of journal lines. */
 @Injectable()
 export class ReportsService {
   constructor(private readonly ledger: LedgerService) {}
