@@ -26,7 +26,7 @@ const isoDay = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 describe('analytics: the active users gauge', () => {
   let t: TestApp;
   let owner: TestUser;
-  const clock = new ManualClock();
+  const clock = new ManualClock().atMidday();
   const dir = mkdtempSync(join(tmpdir(), 'omnizen-active-users-'));
   const today = () => clock.now() - (clock.now() % DAY);
 

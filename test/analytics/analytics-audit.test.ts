@@ -9,7 +9,7 @@ const isoDay = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 
 describe('analytics: what an ingest stores and what the retention removes is audited', () => {
   let t: TestApp;
-  const clock = new ManualClock();
+  const clock = new ManualClock().atMidday();
   let owner: TestUser;
 
   beforeAll(async () => {

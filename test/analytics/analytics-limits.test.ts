@@ -21,7 +21,7 @@ const named = (prefix: string, n: number, from = 0) => Array.from({ length: n },
 describe('analytics limits', () => {
   let t: TestApp;
   let owner: TestUser;
-  const clock = new ManualClock();
+  const clock = new ManualClock().atMidday();
 
   beforeAll(async () => {
     t = await createTestApp({}, { clock });

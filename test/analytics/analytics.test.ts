@@ -22,7 +22,7 @@ describe('usage analytics', () => {
   let posthog: PostHogDouble;
   let owner: TestUser;
   let orgId: string;
-  const clock = new ManualClock();
+  const clock = new ManualClock().atMidday();
 
   beforeAll(async () => {
     posthog = await startPostHogDouble();
