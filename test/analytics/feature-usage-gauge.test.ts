@@ -19,7 +19,7 @@ const times = (name: string, n: number) => Array.from({ length: n }, () => ({ na
 describe('analytics: the feature usage gauge by plan', () => {
   let t: TestApp;
   let owner: TestUser;
-  const clock = new ManualClock();
+  const clock = new ManualClock().atMidday(); // today read by the test and by the roll-up at different moments
 
   beforeAll(async () => {
     t = await createTestApp({ METRICS_TOKEN: TOKEN }, { clock });

@@ -110,9 +110,11 @@ describe('organizations', () => {
     const running = await run(gone, goneAgent, `'running', NULL, NULL, NULL, NULL, now() + interval '1 hour', now() + interval '1 hour', $4::uuid`, [call]);
     const owing = await run(gone, goneAgent, `'cancelled', 'cancelled', 'cancelled', 'cancelled by a person', now() - interval '1 day', NULL, now() + interval '1 hour', NULL`);
     const liveRun = await run(live, liveAgent, `'running', NULL, NULL, NULL, NULL, now() + interval '1 hour', NULL, NULL`);
-    await q(`INSERT INTO ai.budget_usage (org_id, budget_id, period, reserved_cost, reserved_tokens) VALUES ($1, $2, date_trunc('month', now())::date, 0.5, 1000)`, [gone, budget]);
+    // one month for both rows (two statements could fall on either side of the first of a month)
+    const period = (await q(`SELECT date_trunc('month', now())::date::text AS period`)).rows[0].period as string;
+    await q(`INSERT INTO ai.budget_usage (org_id, budget_id, period, reserved_cost, reserved_tokens) VALUES ($1, $2, $3::date, 0.5, 1000)`, [gone, budget, period]);
     await q(`INSERT INTO ai.budget_reservations (org_id, call_id, budget_id, period, cost, tokens, expires_at)
-      VALUES ($1, $2, $3, date_trunc('month', now())::date, 0.5, 1000, now() + interval '1 hour')`, [gone, call, budget]);
+      VALUES ($1, $2, $3, $4::date, 0.5, 1000, now() + interval '1 hour')`, [gone, call, budget, period]);
 
     const migrate = async () => { await q(readFileSync(new URL('../../prisma/migrations/20270210330200_runs_of_deleted_organizations_cancelled/migration.sql', import.meta.url), 'utf8')); };
     await migrate();

@@ -11,7 +11,7 @@ import { payablesUrl } from './payables-support.js';
  * system clock).
  */
 describe('payables: defaults from the application clock', () => {
-  const clock = new ManualClock();
+  const clock = new ManualClock().atMidday(); // the test's day and the server's are read at two moments
   let t: TestApp;
   let orgId: string;
   let users: RoleUsers;

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { createTestApp, type TestApp } from '../support/app.js';
+import { ManualClock } from '../support/clock.js';
 import { createOrg, onPlan, orgWithRoles, registerUser, type TestUser } from '../support/factories.js';
 import { ledgerUrl, startBooks } from '../ledger/ledger-support.js';
 import { OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
@@ -227,10 +228,12 @@ describe('observability: webhook delivery outcomes, AI usage, budget refusals, a
   let t: TestApp;
   let llm: OpenAiDouble;
   const receivers: WebhookReceiverDouble[] = [];
+  // the events are stamped, and the gauges' day taken, by the app's clock at different moments: 12:00 UTC of the day
+  const clock = new ManualClock().atMidday();
   beforeAll(async () => {
     // in-process jobs (no Bull): draining the outbox runs the fan-out
     llm = await startOpenAiDouble();
-    t = await createTestApp({ METRICS_TOKEN: TOKEN, SECRETS_KEYS: testKeys('k1').env, AI_BASE_URL: llm.url, AI_API_KEY: 'sk-test-metrics-0000', REDIS_URL: '' });
+    t = await createTestApp({ METRICS_TOKEN: TOKEN, SECRETS_KEYS: testKeys('k1').env, AI_BASE_URL: llm.url, AI_API_KEY: 'sk-test-metrics-0000', REDIS_URL: '' }, { clock });
   });
   afterAll(async () => {
     for (const r of receivers) await r.close();
@@ -314,8 +317,10 @@ describe('observability: webhook delivery outcomes, AI usage, budget refusals, a
     const events = [{ name: 'report.exported', userId: 'person-1' }, { name: 'report.exported', userId: 'person-2' }, { name: 'report.exported', userId: 'person-1' }, { name: 'invoice.viewed', userId: 'person-3' }];
     expect((await t.http.post(`/v1/orgs/${org.orgId}/analytics/events`).set(owner.auth).send({ events }).expect(200)).body).toEqual({ accepted: 4, rejected: [] });
     await t.app.get(AnalyticsMaintenanceJob).rollUp();
+    // today is the app clock's UTC day, as the roll-up takes it (not PostgreSQL's now(), read at another moment)
+    const today = new Date(clock.now() - (clock.now() % 86_400_000));
     const { rows: [people] } = await t.db.admin.query(
-      `SELECT count(DISTINCT user_id)::int AS n FROM core.analytics_events WHERE org_id = $1 AND occurred_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'`, [org.orgId]);
+      `SELECT count(DISTINCT user_id)::int AS n FROM core.analytics_events WHERE org_id = $1 AND occurred_at >= $2 AND occurred_at < $2::timestamptz + interval '1 day'`, [org.orgId, today]);
 
     const after = await scrape();
     const labels = `org="${org.orgId}",agent="${agent.id}",model="gpt-4o"`;

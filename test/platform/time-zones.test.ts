@@ -44,7 +44,9 @@ describe('time zones: the API process in St. John\'s, the database in Auckland',
 
   it('a budget shows what was spent in the current UTC month (a Date parameter goes out in UTC, not as local time)', async () => {
     const budget = (await t.http.post(`/v1/orgs/${orgId}/ai/budgets`).set(owner.auth).send({ costLimit: '1.0000' }).expect(201)).body;
-    const month = isoDay(clock.now()).slice(0, 7);
+    // the test's month and the API's are read at different moments: from 12:00 UTC of the day, never across a month's end
+    const real = clock.now();
+    const month = isoDay(clock.atMidday().now()).slice(0, 7);
     // this month's usage: the API asks for it as the first of the month at UTC midnight, 20:30 the day before here
     await t.db.admin.query(`INSERT INTO ai.budget_usage (org_id, budget_id, period, spent_cost, spent_tokens) VALUES ($1, $2, $3::date, 0.25, 1000)`,
       [orgId, budget.id, `${month}-01`]);
@@ -54,6 +56,7 @@ describe('time zones: the API process in St. John\'s, the database in Auckland',
     const one = await t.http.get(`/v1/orgs/${orgId}/ai/budgets/${budget.id}`).set(owner.auth).expect(200);
     expect(one.body).toMatchObject(shown);
     await t.http.delete(`/v1/orgs/${orgId}/ai/budgets/${budget.id}`).set(owner.auth).expect(204);
+    clock.advance(real - clock.now());
   });
 
   it('the AI usage report selects exactly the UTC days asked, not the database\'s days', async () => {
@@ -82,7 +85,7 @@ describe('time zones: the API process in St. John\'s, the database in Auckland',
     const customer = (await t.http.post(rUrl(booksOrg, 'customers')).set(owner.auth).send({ name: 'Due Yesterday Ltd' }).expect(201)).body.id as string;
     const line = [{ description: 'Consulting', quantity: '1', unitPrice: '100.00', revenueAccountId: acc['4100'] }];
     const overdue = await issueInvoice(t, booksOrg, owner, { customerId: customer, invoiceDate: m10, dueDate: m1, lines: line });
-    await issueInvoice(t, booksOrg, owner, { customerId: customer, invoiceDate: p1, dueDate: p1, lines: line });
+    const dueTomorrow = await issueInvoice(t, booksOrg, owner, { customerId: customer, invoiceDate: p1, dueDate: p1, lines: line });
     await t.http.put(payablesUrl(booksOrg, 'settings')).set(owner.auth).send({ apAccountId: acc['2100'], approvalRules: [{ above: '0', approvals: 0, roles: ['owner'] }] }).expect(200);
     const vendor = await createVendor(t, booksOrg, owner, { name: 'Due Yesterday Supplies', defaultCurrency: 'USD' });
     const bill = async (billDate: string, dueDate: string) => {
@@ -91,11 +94,18 @@ describe('time zones: the API process in St. John\'s, the database in Auckland',
       return (await t.http.post(payablesUrl(booksOrg, `bills/${draft.id}/submit`)).set(owner.auth).send({}).expect(200)).body;
     };
     const overdueBill = await bill(m10, m1);
-    await bill(p1, p1);
+    const billDueTomorrow = await bill(p1, p1);
 
-    // today is the UTC day: the documents dated tomorrow are not open yet, those due yesterday are one day past due
-    const ar = [[overdue.id, m1, 1, '1-30']];
-    const ap = [[overdueBill.id, m1, 1, '1-30']];
+    // today is the UTC day: the documents dated tomorrow are not open yet, those due yesterday are one day past due. The
+    // view reads its day from PostgreSQL's now() when it is queried, not when the dates above were made: past a UTC
+    // midnight in between, the documents of tomorrow are due today and the others two days past due
+    const openAsOf = (day: string) => {
+      const rows = (overdueId: string, tomorrowId: string) => [[overdueId, m1, (Date.parse(day) - Date.parse(m1)) / DAY_MS, '1-30'],
+        ...(p1 <= day ? [[tomorrowId, p1, 0, 'current']] : [])];
+      return { ar: rows(overdue.id, dueTomorrow.id), ap: rows(overdueBill.id, billDueTomorrow.id) };
+    };
+    expect(openAsOf(isoDay(today))).toEqual({ ar: [[overdue.id, m1, 1, '1-30']], ap: [[overdueBill.id, m1, 1, '1-30']] });
+    const utcDay = async (c: pg.Client | pg.Pool) => (await c.query(`SELECT (now() AT TIME ZONE 'UTC')::date::text AS day`)).rows[0].day as string;
     const arSql = 'SELECT document_id, due_date::text, days_past_due, bucket FROM semantic.v_ar_open ORDER BY document_date';
     const apSql = 'SELECT bill_id, due_date::text, days_past_due, bucket FROM semantic.v_ap_open ORDER BY bill_date';
     // in sessions 26 hours apart (UTC-12 and UTC+14): at any hour one of them is on another day than UTC
@@ -105,16 +115,19 @@ describe('time zones: the API process in St. John\'s, the database in Auckland',
         const { c } = await openTenantTransaction(t.db.apiUrl, { sub: owner.id, org_id: booksOrg }, clients);
         await c.query(`SELECT set_config('TimeZone', $1, true)`, [zone]);
         const rows = async (text: string) => (await c.query({ text, rowMode: 'array' })).rows;
-        expect({ zone, ar: await rows(arSql), ap: await rows(apSql) }).toEqual({ zone, ar, ap });
+        // now() is the transaction's start: the day the view reads
+        expect({ zone, ar: await rows(arSql), ap: await rows(apSql) }).toEqual({ zone, ...openAsOf(await utcDay(c)) });
         await c.query('ROLLBACK');
       }
     } finally {
       for (const c of clients) await c.end();
     }
     // and through the semantic query route (the API's sessions: Auckland)
-    for (const [sql, rows] of [[arSql, ar], [apSql, ap]] as const) {
+    for (const [sql, part] of [[arSql, 'ar'], [apSql, 'ap']] as const) {
+      const before = await utcDay(t.db.admin);
       const res = await t.http.post(semanticUrl(booksOrg)).set(owner.auth).send({ sql }).expect(200);
-      expect(res.body.rows).toEqual(rows);
+      // the route's transaction is on the day before the call or the one after it (the same but past a midnight)
+      expect([openAsOf(before)[part], openAsOf(await utcDay(t.db.admin))[part]]).toContainEqual(res.body.rows);
     }
   });
 
