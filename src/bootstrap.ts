@@ -12,7 +12,7 @@ import { validationPipe } from './platform/http/validation.js';
 import { createOpenApiDocument } from './platform/http/openapi.js';
 import { echoRequestId, requestIdOf } from './platform/http/request-id.js';
 import { clientErrorHandler, frameworkErrors } from './platform/http/framework-errors.js';
-import { refusedMediaType, utf8JsonParser } from './platform/http/json-body.js';
+import { refuseCodedBodies, refusedMediaType, utf8JsonParser } from './platform/http/json-body.js';
 import { MultipartRouteGuard } from './platform/http/multipart-route.guard.js';
 import { InFlightRequests } from './platform/http/graceful-shutdown.js';
 import { sendSecurityHeaders } from './platform/http/security-headers.js';
@@ -98,7 +98,9 @@ export async function bootstrap(app: NestFastifyApplication, options: { logDesti
   // reached the DTOs like JSON), and Fastify has one of text/plain: both are a 415, as the document says. Registered here,
   // the adapter adds neither parser of its own at init.
   app.useBodyParser('application/json', { bodyLimit: BODY_LIMIT_BYTES }, utf8JsonParser(fastify.getDefaultJsonParser('error', 'error')));
-  app.useBodyParser(['application/x-www-form-urlencoded', 'text/plain'], { bodyLimit: BODY_LIMIT_BYTES }, refusedMediaType);
+  // '*': any other media type, or none with a chunked body (an empty one of any type is no body); no coded body (gzip...)
+  app.useBodyParser(['application/x-www-form-urlencoded', 'text/plain', '*'], { bodyLimit: BODY_LIMIT_BYTES }, refusedMediaType);
+  refuseCodedBodies(fastify);
   // multipart bodies (knowledge uploads) are parsed by the route that reads them, with its own size limit
   await app.register(fastifyMultipart, { limits: { fileSize: config.knowledge.maxUploadBytes } });
   // helmet's headers, computed once at start-up (security-headers.ts)

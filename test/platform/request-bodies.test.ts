@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { request as httpRequest } from 'node:http';
+import { type IncomingHttpHeaders, request as httpRequest } from 'node:http';
+import { gzipSync } from 'node:zlib';
 import type { AddressInfo } from 'node:net';
 import type { OpenAPIObject } from '@nestjs/swagger';
 import { createTestApp, type TestApp } from '../support/app.js';
@@ -10,7 +11,7 @@ import { createOrg, registerUser, type TestUser } from '../support/factories.js'
 // 414, and whatever a write answers for a body it has no use for is in the document (the test app's contract check turns
 // an undocumented answer into a 500 contract.response_mismatch).
 
-interface Raw { status: number; body: any; text: string }
+interface Raw { status: number; body: any; text: string; headers: IncomingHttpHeaders }
 
 describe('request bodies and URLs at the HTTP layer', () => {
   let t: TestApp;
@@ -37,14 +38,15 @@ describe('request bodies and URLs at the HTTP layer', () => {
   const raw = (method: string, path: string, headers: Record<string, string | number>, bytes?: Buffer): Promise<Raw> =>
     new Promise((done, fail) => {
       const req = httpRequest({ host: '127.0.0.1', port, method, path, agent: false,
-        headers: { ...headers, ...(bytes ? { 'Content-Length': bytes.length } : {}) } }, (res) => {
+        // with a Transfer-Encoding, Node's client sends the bytes chunked (one chunk, then 0\r\n\r\n)
+        headers: { ...headers, ...(bytes && !('Transfer-Encoding' in headers) ? { 'Content-Length': bytes.length } : {}) } }, (res) => {
         let text = '';
         res.setEncoding('utf8');
         res.on('data', (c) => (text += c));
         res.on('end', () => {
           let body: unknown;
           try { body = JSON.parse(text); } catch { body = undefined; }
-          done({ status: res.statusCode!, body, text });
+          done({ status: res.statusCode!, body, text, headers: res.headers });
         });
       });
       req.on('error', fail);
@@ -155,7 +157,7 @@ describe('request bodies and URLs at the HTTP layer', () => {
     expect({ status: none.status, name: none.body?.name }).toEqual({ status: 200, name: before.name });
   });
 
-  it('documents 400, 413 and 415 on every write, with a body of its own or none, and 431 on every operation', async () => {
+  it('documents 400, 413, 415 and 501 on every write, with a body of its own or none, and 431 on every operation', async () => {
     // bodyless writes read a body sent to them: an empty JSON one is a 400, another media type a 415 (both were undocumented)
     const emptyJson = { ...owner.auth, 'Content-Type': 'application/json' };
     const verification = await raw('POST', '/v1/auth/email-verification', emptyJson, Buffer.alloc(0));
@@ -168,13 +170,82 @@ describe('request bodies and URLs at the HTTP layer', () => {
     const missing: string[] = [];
     for (const [path, item] of Object.entries(doc.paths)) {
       for (const [method, op] of Object.entries(item as Record<string, { responses: Record<string, unknown> }>)) {
-        const want = method === 'get' ? ['414', '431'] : ['400', '413', '414', '415', '431'];
+        const want = method === 'get' ? ['414', '431'] : ['400', '413', '414', '415', '431', '501'];
         for (const status of want) if (!(status in op.responses)) missing.push(`${method} ${path} ${status}`);
       }
     }
     expect(missing).toEqual([]);
     expect(doc.paths['/v1/orgs/{orgId}'].patch!.requestBody).toMatchObject({ required: false });
     expect(doc.paths['/v1/orgs'].post!.requestBody).toMatchObject({ required: true });
+  });
+
+  it('refuses a body sent with a Content-Encoding (415, Accept-Encoding: identity) or a transfer coding other than chunked (501), and writes nothing', async () => {
+    const before = await org();
+    const plain = Buffer.from('{"name":"Renamed"}');
+    const patch = (headers: Record<string, string>, bytes: Buffer | undefined = plain) =>
+      raw('PATCH', `/v1/orgs/${orgId}`, { ...owner.auth, 'Content-Type': 'application/json', ...headers }, bytes);
+    // a proxy or WAF that honours the coding sees another body than the one the API would store
+    const coded = [
+      [{ 'Content-Encoding': 'gzip' }, plain, 'gzip'],
+      [{ 'Content-Encoding': 'deflate, br' }, plain, 'deflate, br'],
+      [{ 'Content-Encoding': 'identity, GZip' }, plain, 'gzip'],
+      [{ 'Content-Encoding': 'gzip' }, gzipSync(plain), 'gzip'],
+      [{ 'Content-Encoding': 'gzip', 'Transfer-Encoding': 'chunked' }, plain, 'gzip'],
+    ] as const;
+    for (const [headers, bytes, named] of coded) {
+      const res = await patch(headers, bytes);
+      expect({ headers, status: res.status, error: res.body?.error, acceptEncoding: res.headers['accept-encoding'] }).toEqual({ headers, status: 415, error: {
+        code: 'unsupported_media_type', message: `the body is sent with Content-Encoding ${named}: send it uncompressed (no Content-Encoding, or identity)` },
+      acceptEncoding: 'identity' });
+      // refused after the onRequest hooks: the answer has the security headers and the request id
+      expect([res.headers['x-content-type-options'], res.headers['x-request-id']]).toEqual(['nosniff', res.body.requestId]);
+    }
+    // Node's parser takes the chunking off and leaves gzip to the application
+    for (const te of ['gzip, chunked', 'deflate,chunked']) {
+      const res = await patch({ 'Transfer-Encoding': te });
+      expect({ te, status: res.status, error: res.body?.error }).toEqual({ te, status: 501, error: {
+        code: 'unsupported_transfer_coding', message: `the Transfer-Encoding ${te.split(',')[0]} is not supported: send the body with Content-Length, or chunked only` } });
+    }
+    // Stripe never compresses: its raw route too
+    const stripe = await raw('POST', '/v1/billing/stripe/webhook', { 'Content-Type': 'application/json', 'Content-Encoding': 'gzip', 'Stripe-Signature': 't=1,v1=00' }, gzipSync('{"id":"evt_1"}'));
+    expect([stripe.status, stripe.body?.error?.code]).toEqual([415, 'unsupported_media_type']);
+    expect(await org()).toEqual(before);
+    // a request with no body is not refused for its header, nor a read (whose body is not read), nor identity
+    const bodiless = await raw('PATCH', `/v1/orgs/${orgId}`, { ...owner.auth, 'Content-Encoding': 'gzip' });
+    const bodilessZero = await patch({ 'Content-Encoding': 'gzip' }, Buffer.alloc(0));
+    const read = await raw('GET', `/v1/orgs/${orgId}`, { ...owner.auth, 'Content-Type': 'application/json', 'Content-Encoding': 'gzip' }, gzipSync(plain));
+    expect([bodiless, read].map((r) => [r.status, r.body?.name])).toEqual([[200, before.name], [200, before.name]]);
+    expect([bodilessZero.status, bodilessZero.body?.error?.code]).toEqual([400, 'bad_request.json']);
+    const identity = await patch({ 'Content-Encoding': 'identity', 'Transfer-Encoding': 'chunked' });
+    expect([identity.status, identity.body?.name]).toEqual([200, 'Renamed']);
+    expect((await org()).name).toBe('Renamed');
+  });
+
+  it('takes a zero-length body as no body however it is framed (chunked) and whatever its type; another type with bytes is a 415', async () => {
+    const before = await org();
+    const answers = [
+      await raw('PATCH', `/v1/orgs/${orgId}`, { ...owner.auth, 'Transfer-Encoding': 'chunked' }, Buffer.alloc(0)),
+      await raw('PATCH', `/v1/orgs/${orgId}`, { ...owner.auth, 'Content-Type': 'application/xml' }, Buffer.alloc(0)),
+      await raw('PATCH', `/v1/orgs/${orgId}`, { ...owner.auth, 'Content-Type': 'application/octet-stream', 'Transfer-Encoding': 'chunked' }, Buffer.alloc(0)),
+    ];
+    expect(answers.map((r) => [r.status, r.body?.name])).toEqual(Array(3).fill([200, before.name]));
+    // DELETE /v1/me without a body erases the person (a sign-in within 5 minutes): an empty chunked body is no body
+    const person = await registerUser(t, 'chunked-eraser');
+    const erase = await raw('DELETE', '/v1/me', { ...person.auth, 'Transfer-Encoding': 'chunked' }, Buffer.alloc(0));
+    expect(erase.status).toBe(200);
+    expect((await t.db.admin.query('SELECT email FROM core."User" WHERE id = $1', [person.id])).rows[0].email).not.toBe(person.email);
+    // (a PATCH without a body runs, as with Content-Length: 0: the name is kept)
+    expect((await org()).name).toBe(before.name);
+    // bytes of a type no operation takes, or of none, are a 415; an empty application/json body stays a 400
+    const unchanged = await org();
+    const refused = [
+      await raw('PATCH', `/v1/orgs/${orgId}`, { ...owner.auth, 'Content-Type': 'application/xml' }, Buffer.from('<name>X</name>')),
+      await raw('PATCH', `/v1/orgs/${orgId}`, { ...owner.auth, 'Transfer-Encoding': 'chunked' }, Buffer.from('{"name":"X"}')),
+    ];
+    expect(refused.map((r) => [r.status, r.body?.error])).toEqual(Array(2).fill([415, { code: 'unsupported_media_type', message: 'send the body as application/json' }]));
+    const emptyJson = await raw('PATCH', `/v1/orgs/${orgId}`, { ...owner.auth, 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' }, Buffer.alloc(0));
+    expect([emptyJson.status, emptyJson.body?.error?.code]).toEqual([400, 'bad_request.json']);
+    expect(await org()).toEqual(unchanged);
   });
 
   it('answers a query string over the header limit with 414 uri_too_long naming the URL; large headers stay a 431', async () => {

@@ -1,6 +1,6 @@
 import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Patch, Post, Query, Req } from '@nestjs/common';
 import {
-  ApiBody, ApiConsumes, ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiParam, ApiTags,
+  ApiBody, ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiParam, ApiTags,
 } from '@nestjs/swagger';
 import type { FastifyRequest } from 'fastify';
 import { ApiKeyScopes, RequiresScope } from '../../platform/auth/api-key-scopes.js';
@@ -10,6 +10,7 @@ import { DatabaseService, type TenantTx } from '../../platform/database/database
 import { ApiErrorCodes } from '../../platform/errors/catalog.js';
 import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import { IdParam } from '../../platform/http/id-param.js';
+import { MultipartBody } from '../../platform/http/json-body.js';
 import { ApiErrors } from '../../platform/http/openapi.js';
 import { DoesNotWrite, OrgPreflightRoute, OrgRoute, openTenant, Preflight, type PreflightTenant, RequireRole, Tx, WritesRequireSubscription } from '../../platform/http/tenant.js';
 import { KnowledgeService } from './knowledge.service.js';
@@ -250,7 +251,7 @@ export class KnowledgeUploadsController {
   @ApiOperation({ operationId: 'uploadKnowledgeDocument',
     summary: 'Upload a document (plain text, Markdown, HTML or PDF) to a collection; ingestion is queued',
     description: `multipart/form-data with the part \`file\` (up to KNOWLEDGE_MAX_UPLOAD_BYTES, default 10 MB) and optional \`title\` and \`tags\`. ${LIMIT_DESCRIPTION}` })
-  @ApiConsumes('multipart/form-data')
+  @MultipartBody()
   @ApiBody(UPLOAD_BODY)
   @ApiCreatedResponse({ type: DocumentDto })
   @ApiErrors(400)
@@ -268,7 +269,7 @@ export class KnowledgeUploadsController {
   @RequireRole(...WRITER_ROLES)
   @ApiOperation({ operationId: 'uploadKnowledgeDocumentVersion', summary: 'Upload a new version of a document; it replaces the indexed one in search once ingested',
     description: `multipart/form-data with the part \`file\`, as for the first upload. ${LIMIT_DESCRIPTION}` })
-  @ApiConsumes('multipart/form-data')
+  @MultipartBody()
   @ApiBody(UPLOAD_BODY)
   @ApiCreatedResponse({ type: DocumentDto })
   @ApiErrors(400)

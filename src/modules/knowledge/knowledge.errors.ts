@@ -13,7 +13,7 @@ export const KnowledgeErrors = defineErrorCodes({
   'knowledge.extraction_busy': { status: 503, description: 'too many uploads wait for their PDF or HTML text to be extracted (KNOWLEDGE_EXTRACTION_MAX_WAITING in the process, KNOWLEDGE_EXTRACTION_MAX_WAITING_PER_ORG of the organization), or no slot came free within KNOWLEDGE_EXTRACTION_MAX_WAIT_MS; nothing was stored: retry after Retry-After seconds' },
   'knowledge.no_text': { status: 422, description: 'no text could be extracted from the file' },
   'knowledge.text_too_large': { status: 413, description: 'the text extracted from the file is longer than a document may hold (1,000,000 characters, as for a note)' },
-  'knowledge.invalid_field': { status: 400, description: 'a form field of the upload is missing or invalid' },
+  'knowledge.invalid_field': { status: 400, description: 'a form field of the upload is missing or invalid, or the multipart body cannot be read (no boundary, or one the body lacks; cut short): the message names the problem' },
   'knowledge.collection_name_taken': { status: 409, description: 'a collection of this organization already has that name' },
   'knowledge.query_empty': { status: 400, description: 'the search query is empty' },
   'knowledge.k_too_large': { status: 400, description: 'k is above the cap of results per search' },

@@ -1,5 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import type { Multipart, MultipartFile } from '@fastify/multipart';
+import { AppError } from '../../platform/errors/app-error.js';
 import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import { KnowledgeErrors } from './knowledge.errors.js';
 import type { UploadedText } from './knowledge.service.js';
@@ -38,13 +39,16 @@ export async function readUpload(req: FastifyRequest, maxBytes: number, pdf: Pdf
       }
     }
   } catch (err) {
+    if (err instanceof AppError) throw err;
     const code = (err as { code?: string }).code;
     if (code === 'FST_REQ_FILE_TOO_LARGE') {
       throw KnowledgeErrors.error('knowledge.file_too_large', `the file is larger than the limit of ${mb(maxBytes)} (${maxBytes} bytes)`, { limitBytes: maxBytes });
     }
     if (code === 'FST_FILES_LIMIT' || code === 'FST_PARTS_LIMIT') throw KnowledgeErrors.error('knowledge.invalid_field', 'send one file and at most the fields title and tags');
-    if (code?.startsWith('FST_')) throw KnowledgeErrors.error('knowledge.invalid_field', `the multipart body could not be read: ${(err as Error).message}`);
-    throw err;
+    // anything else reading the parts is the body's: busboy's errors carry no code ("Multipart: Boundary not found",
+    // "Unexpected end of multipart data": no boundary, one the body lacks, a body cut short or not multipart at all).
+    // Nothing is written before the whole file is in memory, so nothing is left half-written.
+    throw KnowledgeErrors.error('knowledge.invalid_field', `the multipart body could not be read: ${err instanceof Error ? err.message : String(err)}`);
   }
   if (!file) throw KnowledgeErrors.error('knowledge.file_missing', 'the request has no part named "file"');
   if (file.bytes.length === 0) throw KnowledgeErrors.error('knowledge.file_empty', `the file ${file.part.filename || ''} is empty (0 bytes)`.replace('  ', ' '));

@@ -2,6 +2,7 @@ import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logge
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from './app-error.js';
 import { mapDatabaseError, sqlState } from './database-errors.js';
+import { bodyMediaTypeOf } from '../http/json-body.js';
 
 export interface ErrorBody {
   error: { code: string; message: string; details?: unknown };
@@ -27,11 +28,13 @@ const FASTIFY_MESSAGES: Record<string, [code: string, message: string]> = {
   FST_ERR_CTP_INVALID_JSON_BODY: ['bad_request.json', 'the request body is not valid JSON'],
   FST_ERR_CTP_EMPTY_JSON_BODY: ['bad_request.json', 'the request body is empty but its Content-Type is application/json'],
   FST_ERR_CTP_BODY_TOO_LARGE: ['payload_too_large', 'the request body is too large'],
+  // a Content-Type Fastify cannot parse (a/b/c): the operation's own media type is named (bodyMediaTypeOf)
   FST_ERR_CTP_INVALID_MEDIA_TYPE: ['unsupported_media_type', 'send the body as application/json'],
 };
 
-function fastifyError(status: number, code: string, message: string): AppError {
+function fastifyError(status: number, code: string, message: string, req: FastifyRequest): AppError {
   const [ourCode, ourMessage] = FASTIFY_MESSAGES[code] ?? [HTTP_CODES[status] ?? 'bad_request', message];
+  if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return new AppError(status, ourCode, `send the body as ${bodyMediaTypeOf(req)}`);
   return new AppError(status, ourCode, ourMessage);
 }
 
@@ -54,7 +57,7 @@ export class ErrorFilter implements ExceptionFilter {
     const req = ctx.getRequest<FastifyRequest>();
     const res = ctx.getResponse<FastifyReply>();
     const requestId = req.id;
-    const err = this.toAppError(exception);
+    const err = this.toAppError(exception, req);
     this.onError?.(err.status, err.code, exception instanceof AppError ? undefined : sqlState(exception).code);
     if (err.status >= 500) this.onServerError?.(exception, req, err.status);
     if (err.status === 503) {
@@ -69,13 +72,13 @@ export class ErrorFilter implements ExceptionFilter {
     if (!res.sent) res.status(err.status).send(body);
   }
 
-  private toAppError(exception: unknown): AppError {
+  private toAppError(exception: unknown, req: FastifyRequest): AppError {
     if (exception instanceof AppError) return exception;
     // Fastify's own 4xx before a handler runs (a body that cannot be parsed, too large, of a type not
     // accepted...): the adapter hands them over as an HttpException caused by the FastifyError
     const cause = (exception instanceof HttpException ? exception.cause : exception) as { code?: unknown; statusCode?: number; message?: string } | undefined;
     if (typeof cause?.code === 'string' && cause.code.startsWith('FST_') && cause.statusCode && cause.statusCode >= 400 && cause.statusCode < 500) {
-      return fastifyError(cause.statusCode, cause.code, cause.message ?? '');
+      return fastifyError(cause.statusCode, cause.code, cause.message ?? '', req);
     }
     if (exception instanceof HttpException) {
       const status = exception.getStatus();

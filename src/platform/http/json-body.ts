@@ -1,4 +1,7 @@
-import type { FastifyRequest } from 'fastify';
+import { applyDecorators } from '@nestjs/common';
+import { RouteConfig } from '@nestjs/platform-fastify';
+import { ApiConsumes } from '@nestjs/swagger';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AppError } from '../errors/app-error.js';
 
 type Done = (err: Error | null, body?: unknown) => void;
@@ -72,11 +75,62 @@ export function utf8JsonParser(parse: JsonParser): (req: FastifyRequest, body: B
 }
 
 /**
- * The parser of the media types no operation takes (a form's, text/plain): 415 whatever the route, as the document says.
- * An empty one is no body, as it was before this parser (`curl -X POST -d ''`, `fetch` with body ''): the route runs as
- * without one, and a DTO with required fields answers its 400 validation_failed.
+ * An operation whose body is multipart/form-data (the knowledge uploads): documented so, and marked on its Fastify route,
+ * where a 415 refusing another media type reads it (`bodyMediaType`) to name the one to send.
  */
-export function refusedMediaType(_req: FastifyRequest, body: Buffer, done: Done): void {
-  if (body.length === 0) done(null, undefined);
-  else done(new AppError(415, 'unsupported_media_type', 'send the body as application/json'));
+export function MultipartBody(): MethodDecorator {
+  return applyDecorators(ApiConsumes('multipart/form-data'), RouteConfig({ bodyMediaType: 'multipart/form-data' }));
+}
+
+/** The media type the request's operation takes a body in: multipart/form-data on an upload (MultipartBody), else JSON. */
+export function bodyMediaTypeOf(req: FastifyRequest): string {
+  return (req.routeOptions?.config as { bodyMediaType?: string } | undefined)?.bodyMediaType ?? 'application/json';
+}
+
+/**
+ * The parser of the media types no operation takes (a form's, text/plain, and `*`: any other, or none with a chunked
+ * body): 415 whatever the route, as the document says. An empty one is no body, as it was before this parser
+ * (`curl -X POST -d ''`, `fetch` with body '', `Transfer-Encoding: chunked` with no chunk): the route runs as without
+ * one, and a DTO with required fields answers its 400 validation_failed. (Fastify had no parser for `*`: an empty body
+ * of another type, or chunked without a Content-Type, was a 415 where Content-Length: 0 ran as no body.)
+ */
+export function refusedMediaType(req: FastifyRequest, body: Buffer, done: Done): void {
+  if (body.length === 0 || req.is404) done(null, undefined);
+  else done(new AppError(415, 'unsupported_media_type', `send the body as ${bodyMediaTypeOf(req)}`));
+}
+
+/** The codings a Content-Encoding or Transfer-Encoding lists, lower case (RFC 9110 8.4, RFC 9112 6.1: case-insensitive). */
+function codingsOf(header: string | string[] | undefined): string[] {
+  return (Array.isArray(header) ? header.join(',') : header ?? '').split(',').map((c) => c.split(';')[0].trim().toLowerCase()).filter(Boolean);
+}
+
+/** The methods whose body Fastify does not read (nor the routes: a GET's body is ignored, whatever its coding). */
+const BODYLESS_METHODS = new Set(['GET', 'HEAD', 'TRACE']);
+
+/**
+ * No operation decodes a coded body: a body sent with a Content-Encoding other than identity (gzip, br...) was read as if
+ * it were plain, so a proxy or WAF that honours the coding saw another body than the one the API stored. It is a 415
+ * naming the coding, with `Accept-Encoding: identity` (RFC 9110 15.5.16, 12.5.3). A Transfer-Encoding with a coding other
+ * than chunked (Node's parser takes the chunking off and leaves the rest) is a 501 (RFC 9112 6.1: a transfer coding
+ * the server does not understand). Once, in `preParsing` (after every `onRequest` hook: the answer has the security
+ * headers, and is counted in flight), before any body is read, on every route (Stripe's raw one too).
+ * A request without a body (no Content-Length or 0, no Transfer-Encoding) is not refused for the header.
+ */
+export function refuseCodedBodies(fastify: FastifyInstance): void {
+  fastify.addHook('preParsing', (req, reply, payload, done) => {
+    if (BODYLESS_METHODS.has(req.method)) return done(null, payload);
+    const { 'transfer-encoding': te, 'content-length': length, 'content-encoding': ce } = req.headers;
+    const transfer = codingsOf(te).filter((c) => c !== 'chunked');
+    if (transfer.length > 0) {
+      return done(new AppError(501, 'unsupported_transfer_coding',
+        `the Transfer-Encoding ${transfer.join(', ')} is not supported: send the body with Content-Length, or chunked only`));
+    }
+    const content = codingsOf(ce).filter((c) => c !== 'identity');
+    if (content.length > 0 && (te !== undefined || Number(length ?? 0) > 0)) {
+      void reply.header('accept-encoding', 'identity');
+      return done(new AppError(415, 'unsupported_media_type',
+        `the body is sent with Content-Encoding ${content.join(', ')}: send it uncompressed (no Content-Encoding, or identity)`));
+    }
+    done(null, payload);
+  });
 }

@@ -26,10 +26,11 @@ const DESCRIPTIONS: Record<number, string> = {
   409: 'Conflicts with existing data',
   413: 'The request body is larger than the API accepts',
   414: 'The URL is longer than the API accepts: a path segment, or the request line (path and query string)',
-  415: 'The request body is not JSON in UTF-8',
+  415: 'The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding)',
   422: 'Rejected by a business rule',
   429: 'Too many attempts',
   431: 'The request headers are larger than the API accepts',
+  501: 'The request\'s Transfer-Encoding names a coding other than chunked',
   502: 'An outside service (Stripe, a calendar server) refused or failed; the message says what it answered',
   503: 'A service this operation needs is not configured or not reachable',
 };
@@ -116,9 +117,10 @@ export function createOpenApiDocument(app: INestApplication): OpenAPIObject {
       if (op.security.length > 0) generic.push(401);
       // a path parameter other than the organization's (checked first, 404) is validated too: a NUL character in it is a 400.
       // A write with no body of its own still reads one sent to it: invalid JSON (or an empty one sent as application/json)
-      // is a 400, a large one a 413, another media type a 415 (GET and HEAD bodies are not read)
+      // is a 400, a large one a 413, another media type (or a Content-Encoding) a 415, a Transfer-Encoding other than
+      // chunked a 501 (GET and HEAD bodies are not read: json-body.ts)
       if (method !== 'get' || op.parameters?.some((p) => 'in' in p && (p.in === 'query' || (p.in === 'path' && p.name !== 'orgId')))) generic.push(400);
-      if (method !== 'get') generic.push(413, 415);
+      if (method !== 'get') generic.push(413, 415, 501);
       // a DTO whose fields are all optional may be left out (no body is taken for {}); JSON other than an object is a 400
       const body = op.requestBody && 'content' in op.requestBody ? op.requestBody : undefined;
       const schemaRef = (body?.content['application/json']?.schema as { $ref?: string } | undefined)?.$ref;
