@@ -157,7 +157,7 @@ describe('request bodies and URLs at the HTTP layer', () => {
     expect({ status: none.status, name: none.body?.name }).toEqual({ status: 200, name: before.name });
   });
 
-  it('documents 400, 413, 415 and 501 on every write, with a body of its own or none, and 431 on every operation', async () => {
+  it('documents 400, 413 and 415 on every write, with a body of its own or none, and 431 on every operation', async () => {
     // bodyless writes read a body sent to them: an empty JSON one is a 400, another media type a 415 (both were undocumented)
     const emptyJson = { ...owner.auth, 'Content-Type': 'application/json' };
     const verification = await raw('POST', '/v1/auth/email-verification', emptyJson, Buffer.alloc(0));
@@ -170,7 +170,7 @@ describe('request bodies and URLs at the HTTP layer', () => {
     const missing: string[] = [];
     for (const [path, item] of Object.entries(doc.paths)) {
       for (const [method, op] of Object.entries(item as Record<string, { responses: Record<string, unknown> }>)) {
-        const want = method === 'get' ? ['414', '431'] : ['400', '413', '414', '415', '431', '501'];
+        const want = method === 'get' ? ['414', '431'] : ['400', '413', '414', '415', '431'];
         for (const status of want) if (!(status in op.responses)) missing.push(`${method} ${path} ${status}`);
       }
     }
@@ -179,7 +179,7 @@ describe('request bodies and URLs at the HTTP layer', () => {
     expect(doc.paths['/v1/orgs'].post!.requestBody).toMatchObject({ required: true });
   });
 
-  it('refuses a body sent with a Content-Encoding (415, Accept-Encoding: identity) or a transfer coding other than chunked (501), and writes nothing', async () => {
+  it('refuses a body sent with a Content-Encoding (415, Accept-Encoding: identity) or a transfer coding other than chunked (400), and writes nothing: both close the connection', async () => {
     const before = await org();
     const plain = Buffer.from('{"name":"Renamed"}');
     const patch = (headers: Record<string, string>, bytes: Buffer | undefined = plain) =>
@@ -194,16 +194,17 @@ describe('request bodies and URLs at the HTTP layer', () => {
     ] as const;
     for (const [headers, bytes, named] of coded) {
       const res = await patch(headers, bytes);
-      expect({ headers, status: res.status, error: res.body?.error, acceptEncoding: res.headers['accept-encoding'] }).toEqual({ headers, status: 415, error: {
+      expect({ headers, status: res.status, error: res.body?.error, acceptEncoding: res.headers['accept-encoding'], connection: res.headers.connection }).toEqual({ headers, status: 415, error: {
         code: 'unsupported_media_type', message: `the body is sent with Content-Encoding ${named}: send it uncompressed (no Content-Encoding, or identity)` },
-      acceptEncoding: 'identity' });
+      acceptEncoding: 'identity', connection: 'close' });
       // refused after the onRequest hooks: the answer has the security headers and the request id
       expect([res.headers['x-content-type-options'], res.headers['x-request-id']]).toEqual(['nosniff', res.body.requestId]);
     }
     // Node's parser takes the chunking off and leaves gzip to the application
     for (const te of ['gzip, chunked', 'deflate,chunked']) {
       const res = await patch({ 'Transfer-Encoding': te });
-      expect({ te, status: res.status, error: res.body?.error }).toEqual({ te, status: 501, error: {
+      // a 400, not a 501: a client's mistake must not raise the server-error alert nor report to Sentry (review rq)
+      expect({ te, status: res.status, error: res.body?.error, connection: res.headers.connection }).toEqual({ te, status: 400, connection: 'close', error: {
         code: 'unsupported_transfer_coding', message: `the Transfer-Encoding ${te.split(',')[0]} is not supported: send the body with Content-Length, or chunked only` } });
     }
     // Stripe never compresses: its raw route too

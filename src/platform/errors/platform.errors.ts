@@ -34,7 +34,7 @@ export const RequestErrors = defineErrorCodes({
   'payload_too_large': { status: 413, description: 'the request body is larger than the API accepts' },
   'uri_too_long': { status: 414, description: 'a path segment (over 100 characters) or the request line (path and query string, with the headers over 16 KB) is longer than the API accepts' },
   'unsupported_media_type': { status: 415, description: 'the body is not sent as application/json in UTF-8 (a form, text/plain, another charset or media type; multipart/form-data where the operation is not an upload, another type where it is), or is sent with a Content-Encoding other than identity (gzip, br...: the answer carries Accept-Encoding: identity)' },
-  'unsupported_transfer_coding': { status: 501, description: 'the Transfer-Encoding names a coding other than chunked (gzip...): send the body with Content-Length, or chunked only' },
+  'unsupported_transfer_coding': { status: 400, description: 'the Transfer-Encoding names a coding other than chunked before its final chunked (gzip, chunked): send the body with Content-Length, or chunked only' },
   'headers_too_large': { status: 431, description: 'the request headers are larger than the API accepts (16 KB with the request line)' },
   'rate_limited': { status: 429, description: 'too many requests per minute for the organization, API key or client IP; retry after Retry-After seconds' },
   'database_unavailable': { status: 503, description: 'PostgreSQL is unreachable, the connection was lost, or the server ran out of memory, disk or connections; retry after Retry-After seconds' },

@@ -111,10 +111,13 @@ const BODYLESS_METHODS = new Set(['GET', 'HEAD', 'TRACE']);
  * No operation decodes a coded body: a body sent with a Content-Encoding other than identity (gzip, br...) was read as if
  * it were plain, so a proxy or WAF that honours the coding saw another body than the one the API stored. It is a 415
  * naming the coding, with `Accept-Encoding: identity` (RFC 9110 15.5.16, 12.5.3). A Transfer-Encoding with a coding other
- * than chunked (Node's parser takes the chunking off and leaves the rest) is a 501 (RFC 9112 6.1: a transfer coding
- * the server does not understand). Once, in `preParsing` (after every `onRequest` hook: the answer has the security
- * headers, and is counted in flight), before any body is read, on every route (Stripe's raw one too).
- * A request without a body (no Content-Length or 0, no Transfer-Encoding) is not refused for the header.
+ * than chunked before the final chunked (Node's parser takes the chunking off and leaves the rest; one without a final
+ * chunked is Node's own 400) is a 400: the client's mistake, not a 501 a client could send to raise the server-error
+ * alert and report to Sentry at will. Once, in `preParsing` (after every `onRequest` hook: the answer has the security
+ * headers, and is counted in flight), before any body is read, on every route (Stripe's raw one too). Both answers close
+ * the connection (as Fastify does after a parser's error): the refused body is not read to its end on a kept-alive one.
+ * A request without a body (no Content-Length or 0, no Transfer-Encoding) is not refused for the header; a chunked one
+ * with a Content-Encoding is refused before its size is known, even when it turns out empty.
  */
 export function refuseCodedBodies(fastify: FastifyInstance): void {
   fastify.addHook('preParsing', (req, reply, payload, done) => {
@@ -122,12 +125,13 @@ export function refuseCodedBodies(fastify: FastifyInstance): void {
     const { 'transfer-encoding': te, 'content-length': length, 'content-encoding': ce } = req.headers;
     const transfer = codingsOf(te).filter((c) => c !== 'chunked');
     if (transfer.length > 0) {
-      return done(new AppError(501, 'unsupported_transfer_coding',
+      void reply.header('connection', 'close');
+      return done(new AppError(400, 'unsupported_transfer_coding',
         `the Transfer-Encoding ${transfer.join(', ')} is not supported: send the body with Content-Length, or chunked only`));
     }
     const content = codingsOf(ce).filter((c) => c !== 'identity');
     if (content.length > 0 && (te !== undefined || Number(length ?? 0) > 0)) {
-      void reply.header('accept-encoding', 'identity');
+      void reply.header('accept-encoding', 'identity').header('connection', 'close');
       return done(new AppError(415, 'unsupported_media_type',
         `the body is sent with Content-Encoding ${content.join(', ')}: send it uncompressed (no Content-Encoding, or identity)`));
     }

@@ -30,7 +30,6 @@ const DESCRIPTIONS: Record<number, string> = {
   422: 'Rejected by a business rule',
   429: 'Too many attempts',
   431: 'The request headers are larger than the API accepts',
-  501: 'The request\'s Transfer-Encoding names a coding other than chunked',
   502: 'An outside service (Stripe, a calendar server) refused or failed; the message says what it answered',
   503: 'A service this operation needs is not configured or not reachable',
 };
@@ -117,10 +116,10 @@ export function createOpenApiDocument(app: INestApplication): OpenAPIObject {
       if (op.security.length > 0) generic.push(401);
       // a path parameter other than the organization's (checked first, 404) is validated too: a NUL character in it is a 400.
       // A write with no body of its own still reads one sent to it: invalid JSON (or an empty one sent as application/json)
-      // is a 400, a large one a 413, another media type (or a Content-Encoding) a 415, a Transfer-Encoding other than
-      // chunked a 501 (GET and HEAD bodies are not read: json-body.ts)
+      // is a 400 (as is a Transfer-Encoding other than chunked), a large one a 413, another media type (or a
+      // Content-Encoding) a 415 (GET and HEAD bodies are not read: json-body.ts)
       if (method !== 'get' || op.parameters?.some((p) => 'in' in p && (p.in === 'query' || (p.in === 'path' && p.name !== 'orgId')))) generic.push(400);
-      if (method !== 'get') generic.push(413, 415, 501);
+      if (method !== 'get') generic.push(413, 415);
       // a DTO whose fields are all optional may be left out (no body is taken for {}); JSON other than an object is a 400
       const body = op.requestBody && 'content' in op.requestBody ? op.requestBody : undefined;
       const schemaRef = (body?.content['application/json']?.schema as { $ref?: string } | undefined)?.$ref;
