@@ -113,6 +113,36 @@ describe('a run cancelled through another instance', () => {
     }]);
   });
 
+  it('a call outliving its mark after the sweep released its reservation: charged what it cost when it ends, its step stored, no second event', async () => {
+    timers.length = 0;
+    const before = await spent();
+    llm.enqueue({ kind: 'hang' });
+    const held = llm.nextHang();
+    const started = a.http.post(agentsUrl(orgId, `/${agent}/runs`)).set(owner.auth).send({ messages }).then((r) => r);
+    await held;
+    const { rows: [{ id, call_in_flight_id: callId }] } = await a.db.admin.query(`SELECT id, call_in_flight_id FROM ai.runs WHERE agent_id = $1 AND status = 'running'`, [agent]);
+    await b.http.post(agentsUrl(orgId, `/${agent}/runs/${id}/cancel`)).set(owner.auth).expect(200);
+    expect((await spent()).reserved_cost).not.toBe('0.00000000');
+
+    // A looks dead (a paused process): past the run's mark, B's sweep emits the event and releases the call's reservation
+    const { rows: [{ mark }] } = await a.db.admin.query(`SELECT call_in_flight_until AS mark FROM ai.runs WHERE id = $1`, [id]);
+    expect(await b.app.get(RunsService).emitOwedCancelEvents(new Date((mark as Date).getTime() + 60_000))).toEqual([id]);
+    expect(await a.db.admin.query('SELECT 1 FROM ai.budget_reservations WHERE call_id = $1', [callId])).toMatchObject({ rowCount: 0 });
+    expect(await spent()).toEqual({ ...before, reserved_cost: '0.00000000' });
+
+    // A's call ends after all: billed its input, charged to the budget (no reservation left) and stored on the run
+    timers[0]();
+    const finished = await started;
+    expect(finished.body).toMatchObject({ id, status: 'cancelled', steps: 1, cost: inputCost });
+    expect(await storedRun(id)).toEqual({ status: 'cancelled', cost: inputCost, steps: 1, input, steps_cost: inputCost });
+    expect(await spent()).toEqual({
+      spent_cost: new Decimal(before?.spent_cost ?? 0).plus(inputCost).toFixed(8), reserved_cost: '0.00000000', spent_tokens: (before?.spent_tokens ?? 0) + input,
+    });
+    // the sweep's event only (with the cost before the call, as the lost-runs sweep's); the call's step audited as late
+    expect((await runEvents(id)).map((e) => [e.type, e.payload.cost])).toEqual([['agent.run.failed', '0.00000000']]);
+    expect((await lateCallAudits(id)).map((r) => r.after)).toEqual([expect.objectContaining({ cost: inputCost, steps: 1, callId, stepErrorClass: 'timeout' })]);
+  });
+
   it('emits the event from the cancel when no call of the run is in flight anywhere (a job not yet executed), once', async () => {
     const accepted = await a.http.post(agentsUrl(orgId, `/${agent}/runs?async=true`)).set(owner.auth).send({ messages }).expect(202);
     const id = accepted.body.id as string;

@@ -360,16 +360,52 @@ export const agentsRepository = {
 
   /**
    * Privileged (agents.cancel_events): takes the owed events of cancelled runs whose mark has passed at `now` (their
-   * execution would have emitted them by then: it died), clearing each mark; rows another sweep holds are skipped.
+   * execution would have emitted them by then: it died), clearing each mark; rows another sweep holds are skipped. Runs
+   * marked with an LLM call (its budget reservation) are left to dueCancelledCalls: their reservation is released in a
+   * transaction of their organization, with the event.
    */
   async takeDueCancelEvents(db: Db, now: Date, limit = 500): Promise<(RunDto & { orgId: string })[]> {
     const due = qb.selectFrom('ai.runs').select(['org_id', 'id'])
       .where('status', '=', 'cancelled').where('call_in_flight_until', '<', now).where(sql<boolean>`call_in_flight_until > finished_at`)
+      .where('call_in_flight_id', 'is', null)
       .limit(limit).forUpdate().skipLocked();
     const rows = await db.run(qb.updateTable('ai.runs').set({ call_in_flight_until: null })
       .where((eb) => eb(eb.refTuple('org_id', 'id'), 'in', due.$asTuple('org_id', 'id')))
       .where('status', '=', 'cancelled').where(sql<boolean>`call_in_flight_until > finished_at`).returningAll());
     return rows.map((r) => ({ ...toRun(r), orgId: r.org_id }));
+  },
+
+  /**
+   * Privileged (agents.cancel_events): cancelled runs owing their event past their mark at `now` (as takeDueCancelEvents)
+   * whose LLM call in flight (call_in_flight_id: its budget reservation) was never settled: their execution died during
+   * the call. Each is then released in a transaction of its organization (lockDueCancelledCall), which checks again. A
+   * deleted organization's runs are left (its deletion cleared their marks: cancelRunsOfDeletedOrganization).
+   */
+  async dueCancelledCalls(db: Db, now: Date, limit = 500): Promise<{ orgId: string; id: string }[]> {
+    const rows = await db.run(qb.selectFrom('ai.runs as r').innerJoin('core.organizations as o', 'o.id', 'r.org_id').select(['r.org_id', 'r.id'])
+      .where('r.status', '=', 'cancelled').where('r.call_in_flight_until', '<', now).where(sql<boolean>`r.call_in_flight_until > r.finished_at`)
+      .where('r.call_in_flight_id', 'is not', null).where('o.deleted_at', 'is', null)
+      .orderBy('r.call_in_flight_until').limit(limit));
+    return rows.map((r) => ({ orgId: r.org_id, id: r.id }));
+  },
+
+  /**
+   * Locks a cancelled run still owing its event past its mark at `now` with an LLM call it is marked with, for the sweep to
+   * release that call's reservation: answers the call, its agent and the call's reservations (what is released), or
+   * undefined when its event was taken meanwhile (another sweep, its execution after all: takeCancelEvent).
+   */
+  async lockDueCancelledCall(db: Db, orgId: string, id: string, now: Date):
+  Promise<{ callId: string; agentId: string; reservations: { budgetId: string; period: string; cost: string; tokens: number }[] } | undefined> {
+    const [r] = await db.run(qb.selectFrom('ai.runs').select(['call_in_flight_id', 'agent_id'])
+      .where('org_id', '=', orgId).where('id', '=', id).where('status', '=', 'cancelled').where('call_in_flight_until', '<', now)
+      .where(sql<boolean>`call_in_flight_until > finished_at`).where('call_in_flight_id', 'is not', null).forUpdate());
+    if (!r?.call_in_flight_id) return undefined;
+    const held = await db.run(qb.selectFrom('ai.budget_reservations').select(['budget_id', 'period', 'cost', 'tokens'])
+      .where('org_id', '=', orgId).where('call_id', '=', r.call_in_flight_id).orderBy('budget_id'));
+    return {
+      callId: r.call_in_flight_id, agentId: r.agent_id,
+      reservations: held.map((h) => ({ budgetId: h.budget_id, period: new Date(h.period).toISOString().slice(0, 7), cost: dec(h.cost), tokens: num(h.tokens) })),
+    };
   },
 
   /**

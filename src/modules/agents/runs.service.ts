@@ -36,6 +36,9 @@ export const RUNNER_ROLES: RequestRole[] = ['owner', 'admin', 'accountant', 'mem
 /** Who finishes the runs of lost instances (RunsService.failLostRuns): the audit's actor. */
 const LOST_RUN_SWEEPER: Principal = { kind: 'service', name: 'agents-lost-runs' };
 
+/** Who releases the LLM call of a cancelled run whose executing instance died during it (RunsService.emitOwedCancelEvents): the audit's actor. */
+const CANCEL_EVENT_SWEEPER: Principal = { kind: 'service', name: 'agents-cancel-events' };
+
 /**
  * Who fails a run whose starter can no longer open a transaction in its organization (removed from it, their API key
  * revoked, their session ended: RunsService.failUnexpectedly, failUntakenRun): the audit's actor. As the sweep's, its
@@ -961,16 +964,54 @@ export class RunsService implements OnModuleInit {
   /**
    * The agent.run.failed events a cancel left to an execution that died before emitting them (its process stopped during
    * the LLM call): once the run's mark has passed (the call's longest possible duration), anyone emits them, each once
-   * (the mark is cleared in the event's transaction; two instances sweeping skip each other's rows). Answers the runs.
+   * (the mark is cleared in the event's transaction; two instances sweeping skip each other's rows). A run marked with
+   * that call (call_in_flight_id) also has the call's budget reservation to release, which only its execution would have
+   * settled: releaseDeadCancelledCalls does both. Answers the runs.
    */
   async emitOwedCancelEvents(now: Date = this.now()): Promise<string[]> {
+    const released = await this.releaseDeadCancelledCalls(now);
     const runs = await this.privileged.run('agents.cancel_events', async (db) => {
       const due = await repo.takeDueCancelEvents(db, now);
       for (const run of due) await this.emitFinished({ db, orgId: run.orgId }, run);
       return due;
     });
     if (runs.length) this.logger.warn(`emitted the agent.run.failed event of ${runs.length} cancelled run(s) whose execution did not`);
-    return runs.map((r) => r.id);
+    return [...released, ...runs.map((r) => r.id)];
+  }
+
+  /**
+   * The cancelled runs owing their event past their mark whose LLM call was in flight when their execution died: each, in
+   * a transaction of its organization as this sweep, is locked and checked again (another sweep, or its execution after
+   * all, took the event: left alone), then the call's reservation is released, settled at nothing in the month it was
+   * taken (as the lost-runs sweep settles a lost call: what the provider billed is not known; should the execution outlive
+   * its mark after all, the call's end charges the budget what it cost and stores its step on the run: addCallStep,
+   * settleCallInFlight), the mark cleared, agent.run.failed emitted and the release audited (ai.run_call_released, with
+   * the reservations released). Run, then budget: the order of every transaction touching both. The run keeps its
+   * call_in_flight_id (a finished run's row changes only in its counters and mark): settling that call again is a no-op.
+   * Answers the runs.
+   */
+  private async releaseDeadCancelledCalls(now: Date): Promise<string[]> {
+    const due = await this.privileged.run('agents.cancel_events', (db) => repo.dueCancelledCalls(db, now));
+    const released: string[] = [];
+    for (const { orgId, id } of due) {
+      await this.db.tenant(CANCEL_EVENT_SWEEPER, orgId, { requestId: `agents-cancel-events:${id}` }, async (tx) => {
+        const locked = await repo.lockDueCancelledCall(tx.db, orgId, id, now);
+        if (!locked) return;
+        await this.settle(tx, locked.agentId, locked.callId, new Decimal(0), 0, now);
+        // locked, cancelled and owing its event: the update finds it
+        const run = await repo.takeCancelEvent(tx.db, orgId, id);
+        if (!run) return;
+        await this.emitFinished(tx, run);
+        await this.audit.record(tx, {
+          action: 'ai.run_call_released', entityType: 'ai_run', entityId: id,
+          before: { status: run.status, callId: locked.callId, reservations: locked.reservations },
+          after: { status: run.status, callId: locked.callId, reservations: [] },
+        });
+        released.push(id);
+      }).catch((err: Error) => this.logger.error(`run ${id}: the reservation of its cancelled call was not released: ${err.message}`));
+    }
+    if (released.length) this.logger.warn(`released the LLM call reservations of ${released.length} cancelled run(s) whose execution died during the call`);
+    return released;
   }
 
   @Cron(CronExpression.EVERY_MINUTE, { name: 'agents-cancel-events' })
