@@ -108,6 +108,12 @@ describe('job outbox, in-process (no REDIS_URL)', () => {
     expect(row.processed_at).not.toBeNull();
   });
 
+  it('runs privileged work as service_role, on its path, without JIT (a claim\'s plan compiled for seconds at volume)', async () => {
+    const [settings] = await t.app.get(PrivilegedDatabase).run('jobs.relay', (db) => db.$queryRaw<Record<string, string>[]>`
+      SELECT current_user AS role, current_setting('omnizen.privileged_path') AS path, current_setting('jit') AS jit`);
+    expect(settings).toEqual({ role: 'service_role', path: 'jobs.relay', jit: 'off' });
+  });
+
   it('a failure recorded late by an earlier claim leaves the row\'s later claim alone', async () => {
     await enqueueCommitted(t, orgId, 'test.reclaimed', {});
     const privileged = t.app.get(PrivilegedDatabase);
