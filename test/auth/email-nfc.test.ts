@@ -4,6 +4,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { migrate, projectRoot } from '../../src/platform/database/migrator.js';
 import { emailSubject } from '../../src/modules/privacy/audit-sealing.js';
+import { hashToken } from '../../src/modules/auth/token.service.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { createOrg, registerUser, verifyEmailOf, type TestUser } from '../support/factories.js';
@@ -84,6 +85,66 @@ describe('e-mail addresses in Unicode NFC', () => {
       expect((await q(`SELECT id FROM core.invitations WHERE id = $1`, [invitationId])).rows).toEqual([]);
       expect(await sealed()).toEqual([{ k: keyId }]);
     });
+
+    it('the invitations of a reported pair\'s decomposed account stay its own: its erasure takes them and their key (review rn)', async () => {
+      const q = (sql: string, params: unknown[] = []) => t.db.admin.query(sql, params);
+      const nfc = 'andr\u00e9.rn-pair@example.test';
+      const nfd = nfc.normalize('NFD');
+      const kept = await verifyEmailOf(t, await registerUser(t, 'andre-kept', 'correct horse battery', nfc));
+      const left = await verifyEmailOf(t, await registerUser(t, 'andre-left'));
+      // as before the migration: the second account registered decomposed (a pair the migration reports and leaves)
+      await q(`UPDATE core."User" SET email = $2 WHERE id = $1`, [left.id, nfd]);
+      await q(`UPDATE core.user_identities SET email = $2 WHERE user_id = $1`, [left.id, nfd]);
+      const [orgX, orgY] = [await createOrg(t, owner, 'Pair X'), await createOrg(t, owner, 'Pair Y')];
+      // A: accepted by the decomposed account; B: pending, sealed under the decomposed form's key and mailed there
+      const a = (await q(`INSERT INTO core.invitations (org_id, email, role, token_hash, expires_at, accepted_at, accepted_by)
+        VALUES ($1, $2, 'member', $3, now() + interval '7 days', now(), $4) RETURNING id`, [orgX, nfd, randomUUID(), left.id])).rows[0].id as string;
+      const b = (await t.http.post(`/v1/orgs/${orgY}/invitations`).set(owner.auth).send({ email: nfc, role: 'member' }).expect(201)).body.id as string;
+      const [{ id: keyId }] = (await q(`UPDATE core.personal_data_keys SET subject = $2 WHERE subject = $1 RETURNING id`, [emailSubject(nfc), subjectOf(nfd)])).rows;
+      await q(`UPDATE core.invitations SET email = $2 WHERE id = $1`, [b, nfd]);
+      expect((await q(`UPDATE core.email_deliveries SET to_address = $2 WHERE to_address = $1`, [nfc, nfd])).rowCount).toBe(1);
+      await q(readFileSync(join(projectRoot(), 'prisma', 'migrations', '20270211000700_emails_nfc', 'migration.sql'), 'utf8'));
+
+      const invitations = async () => (await q(`SELECT id, email FROM core.invitations WHERE id = ANY($1::uuid[]) ORDER BY id`, [[a, b]])).rows;
+      // left as they were, with their key and mail: not turned into the kept account's address
+      expect(await invitations()).toEqual([{ id: a, email: nfd }, { id: b, email: nfd }].sort((x, y) => x.id.localeCompare(y.id)));
+      expect((await q(`SELECT subject FROM core.personal_data_keys WHERE id = $1`, [keyId])).rows).toEqual([{ subject: subjectOf(nfd) }]);
+      expect((await q(`SELECT count(*)::int AS n FROM core.email_deliveries WHERE to_address = $1`, [nfd])).rows[0].n).toBe(1);
+
+      // the decomposed account's erasure finds both and shreds the key; the kept account is untouched
+      await t.http.delete('/v1/me').set(left.auth).send({ password: 'correct horse battery' }).expect(200);
+      expect(await invitations()).toEqual([]);
+      expect((await q(`SELECT id FROM core.personal_data_keys WHERE id = $1`, [keyId])).rows).toEqual([]);
+      expect((await q(`SELECT email FROM core."User" WHERE id = $1`, [kept.id])).rows).toEqual([{ email: nfc }]);
+    });
+
+    it('confirming a change whose stored new address is decomposed takes it in NFC: one taken in NFC is a 409 auth.email_taken (review rn)', async () => {
+      const q = (sql: string, params: unknown[] = []) => t.db.admin.query(sql, params);
+      const taken = 'zo\u00e9.rn-taken@example.test';
+      const free = 'l\u00e9a.rn-free@example.test';
+      await registerUser(t, 'zoe', 'correct horse battery', taken);
+      const p = await registerUser(t, 'rn-changer');
+      const [{ email: before }] = (await q(`SELECT email FROM core."User" WHERE id = $1`, [p.id])).rows;
+      // a request row of before the migration, its new address decomposed
+      const request = async (newEmail: string) => {
+        const token = randomUUID();
+        await q(`INSERT INTO core.email_change_requests (user_id, old_email, new_email, expires_at, token_hash)
+          VALUES ($1, $2, $3, now() + interval '1 day', $4)`, [p.id, before, newEmail, hashToken(token)]);
+        return token;
+      };
+      const res = await t.http.post('/v1/auth/email-change/confirm').send({ token: await request(taken.normalize('NFD')) });
+      expect(res.status).toBe(409);
+      expect(res.body.error.code).toBe('auth.email_taken');
+      expect((await q(`SELECT email FROM core."User" WHERE email LIKE 'zo%.rn-taken@example.test'`)).rows).toEqual([{ email: taken }]);
+      expect((await q(`SELECT email FROM core."User" WHERE id = $1`, [p.id])).rows).toEqual([{ email: before }]);
+      expect((await q(`SELECT count(*)::int AS n FROM core.email_change_requests WHERE user_id = $1 AND confirmed_at IS NOT NULL`, [p.id])).rows[0].n).toBe(0);
+
+      // a free one is taken, in NFC, and so is the proof the confirmed request keeps (erasure's proven addresses)
+      const ok = await t.http.post('/v1/auth/email-change/confirm').send({ token: await request(free.normalize('NFD')) }).expect(200);
+      expect(ok.body.email).toBe(free);
+      expect((await q(`SELECT email FROM core."User" WHERE id = $1`, [p.id])).rows).toEqual([{ email: free }]);
+      expect((await q(`SELECT new_email FROM core.email_change_requests WHERE user_id = $1 AND confirmed_at IS NOT NULL`, [p.id])).rows).toEqual([{ new_email: free }]);
+    });
   });
 
   describe('migration 20270211000700', () => {
@@ -111,7 +172,9 @@ describe('e-mail addresses in Unicode NFC', () => {
       const invite = async (org: string, email: string) => (await q(
         `INSERT INTO core.invitations (org_id, email, role, token_hash, expires_at) VALUES ($1, $2, 'member', $3, now() + interval '7 days') RETURNING id`,
         [org, email, randomUUID()])).rows[0].id as string;
-      const [invNfc, invNfd, invLone] = [await invite(orgA, NFC), await invite(orgA, NFD), await invite(orgB, NFD)];
+      // invPair: another organization's invitation to the pair's address (review rn: left and reported, not turned into the
+      // kept account's); invLone: to an address no pair has
+      const [invNfc, invNfd, invPair, invLone] = [await invite(orgA, NFC), await invite(orgA, NFD), await invite(orgB, NFD), await invite(orgB, loneNfd)];
       const applied = await migrate(db.url, { log: (m: string) => notices.push(m) });
       expect(applied).toContain(MIGRATION);
 
@@ -126,9 +189,12 @@ describe('e-mail addresses in Unicode NFC', () => {
       expect(notices.filter((n) => n.includes('e-mail NFC'))).toEqual([
         `${MIGRATION}: NOTICE: e-mail NFC: user ${pairNfd} has an address whose NFC form is user ${pairNfc}'s; neither is changed (resolve by hand)`,
         `${MIGRATION}: NOTICE: e-mail NFC: pending invitation ${invNfd} of organization ${orgA} has an address whose NFC form is pending invitation ${invNfc}'s; neither is changed (revoke one)`,
+        ...[[orgA, invNfd], [orgB, invPair]].sort((x, y) => (x[0] === y[0] ? (x[1] < y[1] ? -1 : 1) : x[0] < y[0] ? -1 : 1)).map(([org, inv]) =>
+          `${MIGRATION}: NOTICE: e-mail NFC: invitation ${inv} of organization ${org} is for the address of a reported pair of users (or was accepted by its decomposed one); it is not changed (resolve with the pair)`),
       ]);
-      const invitations = (await q(`SELECT id, email FROM core.invitations WHERE id = ANY($1::uuid[]) ORDER BY id`, [[invNfc, invNfd, invLone]])).rows;
-      expect(invitations).toEqual([{ id: invNfc, email: NFC }, { id: invNfd, email: NFD }, { id: invLone, email: NFC }].sort((a, b) => a.id.localeCompare(b.id)));
+      const invitations = (await q(`SELECT id, email FROM core.invitations WHERE id = ANY($1::uuid[]) ORDER BY id`, [[invNfc, invNfd, invPair, invLone]])).rows;
+      expect(invitations).toEqual([{ id: invNfc, email: NFC }, { id: invNfd, email: NFD }, { id: invPair, email: NFD }, { id: invLone, email: loneNfd.normalize('NFC') }]
+        .sort((a, b) => a.id.localeCompare(b.id)));
       const audit = (await q(`SELECT org_id, action, entity_id, before, after FROM core.audit_logs WHERE actor_id = 'migration:20270211000700'`)).rows;
       expect(audit).toEqual([{ org_id: orgB, action: 'invitation.email_normalized', entity_id: invLone, before: { emailForm: 'not NFC' }, after: { emailForm: 'NFC' } }]);
     });
@@ -201,6 +267,78 @@ describe('e-mail addresses in Unicode NFC', () => {
       ]);
       expect((await q(`SELECT to_address FROM core.email_deliveries WHERE org_id = $1`, [org])).rows).toEqual([{ to_address: cNfd.normalize('NFC') }]);
       expect((await q(`SELECT email FROM core.invitations WHERE org_id = $1`, [org])).rows).toEqual([{ email: cNfd.normalize('NFC') }]);
+    });
+  });
+
+  describe('migration 20270211000700: what a reported pair\'s address is still on (review rn)', () => {
+    const MIGRATION = '20270211000700_emails_nfc';
+    const before = readdirSync(join(projectRoot(), 'prisma', 'migrations')).sort().filter((m) => m < MIGRATION).at(-1)!;
+    let db: TestDatabase;
+    beforeAll(async () => {
+      db = await createTestDatabase({ template: null });
+      await migrate(db.url, { until: before, log: () => undefined });
+    });
+    afterAll(() => db.drop());
+
+    it('its invitations and another account\'s identity stay decomposed with their key and mails (reported); pending new addresses and mails of purged rows become NFC', async () => {
+      const q = (sql: string, params: unknown[] = []) => db.admin.query(sql, params);
+      const [U1, U2, U8, U9] = [randomUUID(), randomUUID(), randomUUID(), randomUUID()];
+      const zoe = 'zo\u00e9.rn@example.test';
+      const agnesNfd = 'agne\u0300s.rn-purged@example.test';
+      for (const [id, email] of [[U1, NFC], [U2, NFD], [U8, 'u8.rn@example.test'], [U9, zoe]]) {
+        await q(`INSERT INTO core."User" (id, email, "createdAt", "updatedAt") VALUES ($1, $2, now(), now())`, [id, email]);
+        await q(`INSERT INTO core.user_identities (provider, subject, user_id, email, email_verified_at) VALUES ('password', $1, $1, $2, now())`, [id, email]);
+      }
+      // U8's other identity carries the decomposed account's address
+      await q(`INSERT INTO core.user_identities (provider, subject, user_id, email, email_verified_at) VALUES ('supabase', $1, $2, $3, now())`, [randomUUID(), U8, NFD]);
+      // U2 asked to move to Zoé's address, typed decomposed (a request of before the API normalized)
+      await q(`INSERT INTO core.email_change_requests (user_id, old_email, new_email, expires_at, token_hash) VALUES ($1, $2, $3, now() + interval '1 day', $4)`,
+        [U2, NFD, zoe.normalize('NFD'), randomUUID()]);
+      const [orgX, orgY] = [randomUUID(), randomUUID()];
+      for (const org of [orgX, orgY]) await q(`INSERT INTO core.organizations (id, name, owner_user_id) VALUES ($1, 'Org', $2)`, [org, U9]);
+      // A accepted by U2; B pending in another organization, mailed decomposed, sealed under that form's key
+      const a = (await q(`INSERT INTO core.invitations (org_id, email, role, token_hash, expires_at, accepted_at, accepted_by)
+        VALUES ($1, $2, 'member', $3, now() + interval '7 days', now(), $4) RETURNING id`, [orgX, NFD, randomUUID(), U2])).rows[0].id as string;
+      const b = (await q(`INSERT INTO core.invitations (org_id, email, role, token_hash, expires_at) VALUES ($1, $2, 'member', $3, now() + interval '7 days') RETURNING id`,
+        [orgY, NFD, randomUUID()])).rows[0].id as string;
+      const deliver = (org: string, to: string) => q(`INSERT INTO core.email_deliveries (org_id, to_address, template, category, status) VALUES ($1, $2, 'invitation', 'organization', 'sent')`, [org, to]);
+      await deliver(orgY, NFD);
+      // an invitation to Agnès (decomposed) purged since: only its mail and key remain
+      await deliver(orgX, agnesNfd);
+      const key = async (subject: string) => (await q(`INSERT INTO core.personal_data_keys (id, subject, wrapped) VALUES ($1, $2, $3) RETURNING id`,
+        [randomUUID(), subject, { unwrapped: `${'A'.repeat(43)}=` }])).rows[0].id as string;
+      const [keyB, keyAgnes] = [await key(subjectOf(NFD)), await key(subjectOf(agnesNfd))];
+
+      const notices: string[] = [];
+      await migrate(db.url, { log: (m: string) => notices.push(m) });
+
+      const invitationNotice = (org: string, inv: string) =>
+        `${MIGRATION}: NOTICE: e-mail NFC: invitation ${inv} of organization ${org} is for the address of a reported pair of users (or was accepted by its decomposed one); it is not changed (resolve with the pair)`;
+      // the whole state in one comparison, so that each difference shows
+      const byId = (x: { id: string }, y: { id: string }) => (x.id < y.id ? -1 : 1);
+      expect({
+        invitations: (await q(`SELECT id, email FROM core.invitations ORDER BY id`)).rows,
+        keys: Object.fromEntries((await q(`SELECT id, subject FROM core.personal_data_keys`)).rows.map((r) => [r.id, r.subject])),
+        mails: (await q(`SELECT org_id, to_address FROM core.email_deliveries ORDER BY org_id`)).rows,
+        u8Identities: (await q(`SELECT email FROM core.user_identities WHERE user_id = $1 ORDER BY provider`, [U8])).rows,
+        u2Request: (await q(`SELECT old_email, new_email FROM core.email_change_requests WHERE user_id = $1`, [U2])).rows,
+        notices: notices.filter((n) => n.includes('e-mail NFC')),
+      }).toEqual({
+        // F1: both invitations stay the decomposed account's, with their key and mail
+        invitations: [{ id: a, email: NFD }, { id: b, email: NFD }].sort(byId),
+        // F3: the purged invitation's key and mail follow its address to NFC
+        keys: { [keyB]: subjectOf(NFD), [keyAgnes]: emailSubject(agnesNfd.normalize('NFC')) },
+        mails: [{ org_id: orgX, to_address: agnesNfd.normalize('NFC') }, { org_id: orgY, to_address: NFD }].sort((x, y) => (x.org_id < y.org_id ? -1 : 1)),
+        // U8's identity does not come to prove U1's address
+        u8Identities: [{ email: 'u8.rn@example.test' }, { email: NFD }],
+        // F2: the pending new address is NFC (its confirmation then meets Zoé's account), the old one stays U2's
+        u2Request: [{ old_email: NFD, new_email: zoe }],
+        notices: [
+          `${MIGRATION}: NOTICE: e-mail NFC: user ${U2} has an address whose NFC form is user ${U1}'s; neither is changed (resolve by hand)`,
+          ...[[orgX, a], [orgY, b]].sort((x, y) => (x[0] < y[0] ? -1 : 1)).map(([org, inv]) => invitationNotice(org, inv)),
+          `${MIGRATION}: NOTICE: e-mail NFC: the supabase identity of user ${U8} is for the address of a reported pair of users; it is not changed (resolve with the pair)`,
+        ],
+      });
     });
   });
 });

@@ -6,8 +6,12 @@
 --     and both rows are left as they are, for a person to resolve (the API compares in NFC, so the decomposed one can no
 --     longer be signed in to with a password typed either way until then);
 --   * likewise a pending invitation whose address in NFC is another pending one's in the same organization;
---   * every other address (accounts, identities, invitations, verification links, e-mail change requests) becomes NFC,
---     except the rows following a reported account's address (its identities, links, change requests: they stay its own);
+--   * every other address (accounts, identities, invitations, verification links, e-mail change requests, mails sent)
+--     becomes NFC, except those whose decomposed form stays a reported account's (review rn): its own rows (identities,
+--     links, change requests, the invitations it accepted), and any other row whose address in NFC is that pair's (an
+--     invitation is reported; another account's identity or link is left and its identities reported): normalized,
+--     they would read as the kept account's address and its key would stay with the decomposed one;
+--   * the new address of a pending e-mail change becomes NFC always (its confirmation refuses an address taken in NFC);
 --   * the personal-data keys of e-mail subjects follow an address that became NFC, and so do the mails sent to it (below).
 -- Each account and invitation changed is audited (user.email_normalized, invitation.email_normalized: the address
 -- itself stays out of the audit log). auth.users is left alone: its mirror rows serve foreign keys only (by id), and
@@ -15,8 +19,11 @@
 DO $migration$
 DECLARE
   r record;
+  -- the addresses of the mails sent to a form other than NFC (lower-cased, as erasure and export look them up: the index
+  -- email_deliveries_to_address_idx): the one scan of the largest table holding addresses (review rn: 200k rows)
+  delivery_forms text[] := ARRAY(SELECT DISTINCT lower(to_address) FROM core.email_deliveries WHERE to_address IS NOT NFC NORMALIZED);
   -- the addresses stored in another form than NFC before this migration (trimmed, lower-cased: as their keys' subjects
-  -- hash them), for their keys (below)
+  -- hash them), for their keys (below); the mails' too: an invitation purged since leaves its key and mails (review rn)
   old_forms text[] := ARRAY(
     SELECT DISTINCT f.form FROM (
       SELECT lower(trim(email)) AS form FROM core."User" WHERE email IS NOT NFC NORMALIZED
@@ -24,16 +31,22 @@ DECLARE
       UNION ALL SELECT lower(trim(email)) FROM core.user_identities WHERE email IS NOT NFC NORMALIZED
       UNION ALL SELECT lower(trim(email)) FROM core.email_verification_tokens WHERE email IS NOT NFC NORMALIZED
       UNION ALL SELECT lower(trim(old_email)) FROM core.email_change_requests WHERE old_email IS NOT NFC NORMALIZED
-      UNION ALL SELECT lower(trim(new_email)) FROM core.email_change_requests WHERE new_email IS NOT NFC NORMALIZED) f
+      UNION ALL SELECT lower(trim(new_email)) FROM core.email_change_requests WHERE new_email IS NOT NFC NORMALIZED
+      UNION ALL SELECT trim(d.form) FROM unnest(delivery_forms) d(form)) f
     WHERE f.form IS NOT NFC NORMALIZED);
   still_stored text[];
+  -- the accounts of the reported pairs, left decomposed, and their addresses in NFC (the kept accounts' addresses)
+  left_users text[] := '{}';
+  left_nfc text[] := '{}';
 BEGIN
   FOR r IN
-    SELECT u.id, o.id AS other FROM core."User" u
+    SELECT u.id, o.id AS other, lower(normalize(u.email, NFC)) AS nfc FROM core."User" u
     JOIN core."User" o ON o.id <> u.id AND lower(normalize(o.email, NFC)) = lower(normalize(u.email, NFC))
     WHERE u.email IS NOT NFC NORMALIZED ORDER BY u.id, o.id
   LOOP
     RAISE NOTICE 'e-mail NFC: user % has an address whose NFC form is user %''s; neither is changed (resolve by hand)', r.id, r.other;
+    left_users := left_users || r.id;
+    left_nfc := left_nfc || r.nfc;
   END LOOP;
 
   FOR r IN
@@ -47,8 +60,7 @@ BEGIN
 
   WITH changed AS (
     UPDATE core."User" u SET email = normalize(u.email, NFC), "updatedAt" = now() AT TIME ZONE 'utc'
-    WHERE u.email IS NOT NFC NORMALIZED
-      AND NOT EXISTS (SELECT 1 FROM core."User" o WHERE o.id <> u.id AND lower(normalize(o.email, NFC)) = lower(normalize(u.email, NFC)))
+    WHERE u.email IS NOT NFC NORMALIZED AND u.id <> ALL(left_users)
     RETURNING u.id)
   INSERT INTO core.audit_logs (org_id, actor_id, principal_type, action, entity_type, entity_id, before, after)
   SELECT o.org_id, 'migration:20270211000700', 'system', 'user.email_normalized', 'user', c.id,
@@ -57,9 +69,21 @@ BEGIN
   WHERE o.org_id IS NOT NULL
   ORDER BY c.id;
 
+  -- An invitation to a reported pair's address (in NFC, either account's) or accepted by its decomposed account stays as
+  -- it is (review rn): normalized, it would be the kept account's (erasure and export locate invitations by the proven
+  -- addresses) while its key and mails stayed with the decomposed form; which account it is for is for a person to say.
+  FOR r IN
+    SELECT i.org_id, i.id FROM core.invitations i
+    WHERE i.email IS NOT NFC NORMALIZED AND (lower(normalize(i.email, NFC)) = ANY(left_nfc) OR coalesce(i.accepted_by = ANY(left_users), false))
+    ORDER BY i.org_id, i.id
+  LOOP
+    RAISE NOTICE 'e-mail NFC: invitation % of organization % is for the address of a reported pair of users (or was accepted by its decomposed one); it is not changed (resolve with the pair)', r.id, r.org_id;
+  END LOOP;
+
   WITH changed AS (
     UPDATE core.invitations i SET email = normalize(i.email, NFC)
     WHERE i.email IS NOT NFC NORMALIZED
+      AND lower(normalize(i.email, NFC)) <> ALL(left_nfc) AND NOT coalesce(i.accepted_by = ANY(left_users), false)
       AND NOT (i.accepted_at IS NULL AND i.revoked_at IS NULL AND EXISTS (
         SELECT 1 FROM core.invitations o WHERE o.org_id = i.org_id AND o.id <> i.id AND o.accepted_at IS NULL AND o.revoked_at IS NULL
           AND lower(normalize(o.email, NFC)) = lower(normalize(i.email, NFC))))
@@ -73,14 +97,36 @@ BEGIN
   -- account's address now is, i.e. its own address was normalized or already NFC. An account of a reported pair left with
   -- its decomposed address keeps them as they are (review r8): normalized, they would read as the other account's address,
   -- its proofs (core.user_email_verified, the proven addresses erasure and export locate and shred by) would be lost to
-  -- it and become the other account's.
+  -- it and become the other account's. So does another account's row whose address in NFC is a pair's, unless that is
+  -- the account's own address (the kept one's): it would prove the kept account's address (review rn); its identities
+  -- are reported.
+  FOR r IN
+    SELECT ui.user_id, ui.provider FROM core.user_identities ui
+    WHERE ui.email IS NOT NFC NORMALIZED AND lower(normalize(ui.email, NFC)) = ANY(left_nfc) AND ui.user_id <> ALL(left_users)
+      AND lower(normalize(ui.email, NFC)) <> (SELECT lower(u.email) FROM core."User" u WHERE u.id = ui.user_id)
+    ORDER BY ui.user_id, ui.provider, ui.subject
+  LOOP
+    RAISE NOTICE 'e-mail NFC: the % identity of user % is for the address of a reported pair of users; it is not changed (resolve with the pair)', r.provider, r.user_id;
+  END LOOP;
   UPDATE core.user_identities ui SET email = normalize(ui.email, NFC)
-  WHERE ui.email IS NOT NFC NORMALIZED AND EXISTS (SELECT 1 FROM core."User" u WHERE u.id = ui.user_id AND u.email IS NFC NORMALIZED);
+  FROM core."User" u
+  WHERE u.id = ui.user_id AND u.email IS NFC NORMALIZED AND ui.email IS NOT NFC NORMALIZED
+    AND (lower(normalize(ui.email, NFC)) <> ALL(left_nfc) OR lower(normalize(ui.email, NFC)) = lower(u.email));
   UPDATE core.email_verification_tokens t SET email = normalize(t.email, NFC)
-  WHERE t.email IS NOT NFC NORMALIZED AND EXISTS (SELECT 1 FROM core."User" u WHERE u.id = t.user_id AND u.email IS NFC NORMALIZED);
-  UPDATE core.email_change_requests c SET old_email = normalize(c.old_email, NFC), new_email = normalize(c.new_email, NFC)
-  WHERE (c.old_email IS NOT NFC NORMALIZED OR c.new_email IS NOT NFC NORMALIZED)
-    AND EXISTS (SELECT 1 FROM core."User" u WHERE u.id = c.user_id AND u.email IS NFC NORMALIZED);
+  FROM core."User" u
+  WHERE u.id = t.user_id AND u.email IS NFC NORMALIZED AND t.email IS NOT NFC NORMALIZED
+    AND (lower(normalize(t.email, NFC)) <> ALL(left_nfc) OR lower(normalize(t.email, NFC)) = lower(u.email));
+  -- the new address of a pending change is no proof of anything yet, whoever asked: NFC, as the app would have stored it
+  -- (review rn: a decomposed one, confirmed, made a new pair); the confirmation refuses it if it is taken in NFC
+  UPDATE core.email_change_requests SET new_email = normalize(new_email, NFC)
+  WHERE confirmed_at IS NULL AND new_email IS NOT NFC NORMALIZED;
+  UPDATE core.email_change_requests c SET
+    old_email = CASE WHEN lower(normalize(c.old_email, NFC)) <> ALL(left_nfc) OR lower(normalize(c.old_email, NFC)) = lower(u.email)
+      THEN normalize(c.old_email, NFC) ELSE c.old_email END,
+    new_email = CASE WHEN lower(normalize(c.new_email, NFC)) <> ALL(left_nfc) OR lower(normalize(c.new_email, NFC)) = lower(u.email)
+      THEN normalize(c.new_email, NFC) ELSE c.new_email END
+  FROM core."User" u
+  WHERE u.id = c.user_id AND u.email IS NFC NORMALIZED AND (c.old_email IS NOT NFC NORMALIZED OR c.new_email IS NOT NFC NORMALIZED);
 
   -- The personal-data keys of e-mail subjects (privacy/audit-sealing.ts emailSubject: 'email:' || sha256 hex of the
   -- address trimmed and lower-cased, UTF-8) follow their address (review r8): the audit entries sealed for an address
@@ -88,7 +134,8 @@ BEGIN
   -- hash the proven addresses, now NFC). A decomposed address still stored after the above (a reported pair's account, its
   -- rows, a pending invitation left for a person) keeps its key: it is still that address's. A key whose NFC subject is
   -- already taken (the address was also sealed for in NFC: subject is unique, two keys cannot merge) is reported and left.
-  -- The mails sent to such an address (core.email_deliveries.to_address, how erasure and export find them) follow too.
+  -- The mails sent to such an address (core.email_deliveries.to_address, how erasure and export find them) follow too,
+  -- also when no other row has the address any more (an invitation purged since: review rn).
   -- No audit entry: the keys are nobody's data and carry no organization; the rows they are about are audited above.
   SELECT coalesce(array_agg(DISTINCT f.form), '{}') INTO still_stored FROM (
     SELECT lower(trim(email)) AS form FROM core."User" WHERE email IS NOT NFC NORMALIZED
@@ -110,7 +157,8 @@ BEGIN
       UPDATE core.personal_data_keys SET subject = r.nfc_subject WHERE id = r.id;
     END IF;
   END LOOP;
+  -- by the index on lower(to_address), not a second scan
   UPDATE core.email_deliveries SET to_address = normalize(to_address, NFC)
-  WHERE to_address IS NOT NFC NORMALIZED AND lower(to_address) = ANY(old_forms) AND lower(to_address) <> ALL(still_stored);
+  WHERE lower(to_address) = ANY(ARRAY(SELECT unnest(delivery_forms) EXCEPT SELECT unnest(still_stored))) AND to_address IS NOT NFC NORMALIZED;
 END
 $migration$;

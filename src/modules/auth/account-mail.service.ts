@@ -6,6 +6,7 @@ import { PrivilegedDatabase } from '../../platform/database/privileged.service.j
 import type { Principal } from '../../platform/auth/principal.js';
 import { AppError } from '../../platform/errors/app-error.js';
 import { translateDatabaseError } from '../../platform/errors/database-errors.js';
+import { normalizeEmail } from '../../platform/http/email.js';
 import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import { AuditService } from '../audit/audit.service.js';
 import { OrganizationsService } from '../organizations/organizations.service.js';
@@ -253,18 +254,23 @@ export class AccountMailService implements OnModuleInit {
       // the erasure (or a concurrent confirmation) got there first: no longer pending
       const request = await tokens.consumeEmailChange(db, tokenHash, userId);
       if (!request) return undefined;
-      await translateDatabaseError(tokens.changeEmail(db, request.user_id, request.new_email), {
+      // in the form the app stores, whatever the request row holds (one written before migration 20270211000700 may be
+      // decomposed): written as it was, it made a second account of an address taken in NFC (review rn). Every stored
+      // address but a reported pair's decomposed one is NFC, whose NFC form is the kept account's: the unique e-mail
+      // refuses an address taken in either form.
+      const newEmail = normalizeEmail(request.new_email);
+      await translateDatabaseError(tokens.changeEmail(db, request.user_id, newEmail), {
         '23505': () => AccountErrors.error('auth.email_taken', 'another account uses this e-mail address now'),
       });
       const personalOrgId = (await userRepository.personalOrgId(db, request.user_id))!;
       await this.audit.recordPrivileged(db, personalOrgId, 'system', {
-        action: 'auth.email_changed', entityType: 'user', entityId: request.user_id, before: { email: request.old_email }, after: { email: request.new_email },
+        action: 'auth.email_changed', entityType: 'user', entityId: request.user_id, before: { email: request.old_email }, after: { email: newEmail },
       }, client);
       await queueEmail({ db, orgId: personalOrgId }, {
         userId: request.user_id, to: request.old_email, template: 'email_change_notice', category: 'security',
-        data: { oldEmail: request.old_email, newEmail: request.new_email },
+        data: { oldEmail: request.old_email, newEmail },
       });
-      return { email: request.new_email };
+      return { email: newEmail };
     });
     if (!changed) throw emailChangeInvalid();
     return changed;

@@ -91,11 +91,13 @@ export const accountTokenRepository = {
   /**
    * Confirms a pending change of `userId` (after emailChangeUser and the user's lock; before the account's identities
    * take the new address) and records whether an identity of the user had verified the old address then: erasure and
-   * export count that address as the person's only so.
+   * export count that address as the person's only so. The new address is kept in NFC, the form the account takes (a
+   * row of before migration 20270211000700 may hold another: review rn).
    */
   async consumeEmailChange(db: Db, tokenHash: string, userId: string) {
     const [row] = await db.run(qb.updateTable('core.email_change_requests as r').set({
       confirmed_at: sql`now()`,
+      new_email: sql<string>`normalize(r.new_email, NFC)`,
       old_email_verified: sql<boolean>`EXISTS (SELECT 1 FROM core.user_identities i
         WHERE i.user_id = r.user_id AND lower(i.email) = lower(r.old_email) AND i.email_verified_at IS NOT NULL)`,
     })
