@@ -61,7 +61,7 @@ describe('claiming a pre-registered account', () => {
   }
 
   /** What only the account reaches in Solo Co and outside organizations, pointing out at the pre-registrant's servers. */
-  async function outboundChannels(squatter: TestUser, solo: string, shared: string) {
+  async function outboundChannels(squatter: TestUser, solo: string, shared: string, accomplice: TestUser) {
     // an AI provider key of their own endpoint: every agent call of Solo Co would go to it
     await t.http.put(`/v1/orgs/${solo}/ai/provider-key`).set(squatter.auth).send({ apiKey: 'sk-squatter-key-9999', baseUrl: 'https://llm.squatter.example/v1' }).expect(200);
     // and one without a base URL in the personal organization: the pre-registrant's own account at the default provider,
@@ -77,8 +77,10 @@ describe('claiming a pre-registered account', () => {
       .send({ credentials: { username: 'squatter', password: 'cal password', serverUrl: 'https://caldav.squatter.example/' } }).expect(200);
     const provider = (await t.http.patch('/v1/me/provider').set(squatter.auth).send({ publicSlug: `claimed-${randomUUID().slice(0, 8)}`, isPublic: true }).expect(200)).body;
     // a webhook endpoint of Shared Co to a server of the pre-registrant's: its other members reach it, but the account
-    // configured it (chose its URL, knows its secret): it is disabled, as the account's API keys are revoked everywhere
+    // chose its URL: it is disabled, as the account's API keys are revoked everywhere, though the other owner since
+    // rotated its secret (review r4: the rotation made the other owner the only one answerable, and the claim missed it)
     const sharedHook = (await t.http.post(`/v1/orgs/${shared}/webhooks/endpoints`).set(squatter.auth).send({ url: 'https://hooks.example.com/shared' }).expect(201)).body;
+    await t.http.post(`/v1/orgs/${shared}/webhooks/endpoints/${sharedHook.id}/rotate-secret`).set(accomplice.auth).send({ overlapSeconds: 0 }).expect(201);
     return { agent, trigger, integration, provider, sharedHook };
   }
   /** Shared Co: the accomplice a second owner there. */
@@ -98,7 +100,7 @@ describe('claiming a pre-registered account', () => {
    * the account configured, is disabled too (it stayed before the endpoints recorded who configured them: changed on
    * purpose, review r3 of 20270211000400).
    */
-  async function expectChannelsClosed(squatter: TestUser, solo: string, shared: string, c: Awaited<ReturnType<typeof outboundChannels>>) {
+  async function expectChannelsClosed(squatter: TestUser, solo: string, shared: string, c: Awaited<ReturnType<typeof outboundChannels>>, accomplice: TestUser) {
     expect((await t.db.admin.query('SELECT org_id FROM ai.provider_keys WHERE org_id = ANY($1::uuid[])', [[solo, squatter.personalOrgId]])).rows).toEqual([]);
     expect(await auditOf(solo, 'ai.provider_key_removed')).toEqual([
       expect.objectContaining({ entity_id: solo, principal_type: 'system', after: { reason: 'account_claimed' } }),
@@ -121,10 +123,12 @@ describe('claiming a pre-registered account', () => {
     expect(await auditOf(squatter.personalOrgId, 'provider.updated')).toEqual(expect.arrayContaining([
       expect.objectContaining({ entity_id: c.provider.id, principal_type: 'system', after: { isPublic: false, reason: 'account_claimed' } }),
     ]));
-    expect((await t.db.admin.query('SELECT enabled, disabled_reason, configured_by FROM core.webhook_endpoints WHERE id = $1', [c.sharedHook.id])).rows)
-      .toEqual([{ enabled: false, disabled_reason: 'account_claimed', configured_by: squatter.id }]);
+    expect((await t.db.admin.query('SELECT enabled, disabled_reason, url_set_by, secret_set_by FROM core.webhook_endpoints WHERE id = $1', [c.sharedHook.id])).rows)
+      .toEqual([{ enabled: false, disabled_reason: 'account_claimed', url_set_by: squatter.id, secret_set_by: accomplice.id }]);
     expect(await auditOf(shared, 'webhooks.endpoint_disabled')).toEqual([
-      expect.objectContaining({ entity_id: c.sharedHook.id, principal_type: 'system', after: { enabled: false, reason: 'account_claimed' } }),
+      expect.objectContaining({
+        entity_id: c.sharedHook.id, principal_type: 'system', after: { enabled: false, reason: 'account_claimed', urlSetBy: squatter.id, secretSetBy: accomplice.id },
+      }),
     ]);
   }
 
@@ -132,7 +136,7 @@ describe('claiming a pre-registered account', () => {
     const victimEmail = uniqueEmail('victim');
     const { squatter, accomplice, lurker, squatted, solo, pending, soloPending, hook } = await preRegister(victimEmail);
     const shared = await sharedOrg(squatter, accomplice);
-    const channels = await outboundChannels(squatter, solo, shared);
+    const channels = await outboundChannels(squatter, solo, shared, accomplice);
 
     // the address's owner signs in through the Hub, which verified the address
     const hubToken = jwt.sign({ sub: `hub-${randomUUID()}`, email: victimEmail, email_verified: true }, t.config.auth.nextAuthSecret!, { algorithm: 'HS256', expiresIn: 600 });
@@ -168,9 +172,9 @@ describe('claiming a pre-registered account', () => {
     expect((await t.db.admin.query('SELECT enabled, disabled_reason FROM core.webhook_endpoints WHERE id = $1', [hook.id])).rows)
       .toEqual([{ enabled: false, disabled_reason: 'account_claimed' }]);
     expect(await auditOf(solo, 'webhooks.endpoint_disabled')).toEqual([
-      expect.objectContaining({ entity_id: hook.id, principal_type: 'system', after: { enabled: false, reason: 'account_claimed' } }),
+      expect.objectContaining({ entity_id: hook.id, principal_type: 'system', after: { enabled: false, reason: 'account_claimed', urlSetBy: squatter.id, secretSetBy: squatter.id } }),
     ]);
-    await expectChannelsClosed(squatter, solo, shared, channels);
+    await expectChannelsClosed(squatter, solo, shared, channels, accomplice);
     const provider = await t.http.get('/v1/me/provider').set(victimAuth).expect(200);
     expect(provider.body).toMatchObject({ id: channels.provider.id, isPublic: false });
 
@@ -198,7 +202,7 @@ describe('claiming a pre-registered account', () => {
     const victimEmail = uniqueEmail('reset-victim');
     const { squatter, accomplice, lurker, squatted, solo, pending } = await preRegister(victimEmail);
     const shared = await sharedOrg(squatter, accomplice);
-    const channels = await outboundChannels(squatter, solo, shared);
+    const channels = await outboundChannels(squatter, solo, shared, accomplice);
 
     await t.http.post('/v1/auth/password-reset').send({ email: victimEmail }).expect(202);
     await settle(t);
@@ -211,7 +215,7 @@ describe('claiming a pre-registered account', () => {
     expect(orgs.body.map((o: { id: string }) => o.id).sort()).toEqual([squatter.personalOrgId, solo, squatted, shared].sort());
     expect((await membersOf(squatted)).map((m: { user_id: string }) => m.user_id).sort()).toEqual([squatter.id, accomplice.id].sort());
     expect((await accept(lurker, squatted, pending.token).expect(404)).body.error.code).toBe('invitation.not_found');
-    await expectChannelsClosed(squatter, solo, shared, channels);
+    await expectChannelsClosed(squatter, solo, shared, channels, accomplice);
     const [audit] = (await t.db.admin.query(`SELECT after FROM core.audit_logs WHERE org_id = $1 AND action = 'auth.password_reset'`, [squatter.personalOrgId])).rows;
     expect(audit.after).toMatchObject({
       emailVerified: true, invitationsRevoked: 2, webhookEndpointsDisabled: 2, providerKeysRemoved: 2, triggersStopped: 1, integrationsDisabled: 1, providerPageUnpublished: true,

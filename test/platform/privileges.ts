@@ -238,6 +238,9 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'function core.api_key_creators(uuid[])': { authenticated: 'EXECUTE' },
   // called by the webhook endpoints' insert and update trigger, which runs as its caller (20270211000400): the API's verified requests only
   'function core.webhook_endpoint_configurer(uuid)': { authenticated: 'EXECUTE' },
+  // the same trigger reads, under lock, whether an endpoint's two answerable people are still owner or admin, and the
+  // API locks them before the endpoint (20270211000400): the verified requests of the organization only
+  'function core.webhook_endpoint_person_answers(uuid, text)': { authenticated: 'EXECUTE' },
   // the API's tenant transactions and privileged paths only: the functions refuse other callers (20270202000200)
   'function core.personal_data_key(uuid, text, jsonb)': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
   'function core.personal_data_keys_by_id(uuid[])': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },

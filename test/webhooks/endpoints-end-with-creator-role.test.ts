@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import jwt from 'jsonwebtoken';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createTestApp, type TestApp } from '../support/app.js';
@@ -7,11 +8,11 @@ import { testKeys } from '../integrations/keys.js';
 import { waitsForLockOrAnswers } from '../auth/lock-order.js';
 
 /**
- * A webhook endpoint ends with the admin role of the person answerable for it (review r2; migration 20270211000400),
- * as their API keys and pending invitations do: whoever created it or last changed its URL, enabled it or rotated its
- * secret (review r3: configuredBy, not the creator for good). Removed, left, demoted below admin, erased or deleted,
- * the enabled endpoints they configured in the organization are disabled in the same transaction, audited; an owner's
- * stay.
+ * A webhook endpoint ends with the admin role of the people answerable for it (review r2; migration 20270211000400),
+ * as their API keys and pending invitations do: who chose its URL (urlSetBy) and who received its current signing
+ * secret (secretSetBy) (review r4: one configuredBy, replaced by the last enabler or rotator, let the person who chose
+ * the URL go on receiving). Removed, left, demoted below admin, erased or deleted, the enabled endpoints either names
+ * in the organization are disabled in the same transaction, audited; an owner's stay.
  */
 const ONLY_ADMINS = 'only an owner or admin of the organization creates a webhook endpoint, changes its URL, enables it or rotates its secret';
 
@@ -24,6 +25,9 @@ describe('webhooks: an endpoint ends with the role of whoever configured it', ()
     owner = await registerUser(t, 'hook-owner');
   });
   afterAll(() => t.close());
+  const service = () => ({
+    Authorization: `Bearer ${jwt.sign({ role: 'service_role', service: 'hook-ops' }, t.config.auth.supabaseJwtSecret, { algorithm: 'HS256', expiresIn: 600 })}`,
+  });
 
   const teamOrg = async (name: string) => {
     const orgId = await createOrg(t, owner, name);
@@ -37,22 +41,28 @@ describe('webhooks: an endpoint ends with the role of whoever configured it', ()
   };
   const endpointOf = async (who: TestUser, orgId: string, path = 'exfil') => {
     const res = await t.http.post(`/v1/orgs/${orgId}/webhooks/endpoints`).set(who.auth).send({ url: `https://hooks.example.com/${path}` }).expect(201);
-    expect(res.body).toMatchObject({ enabled: true, eventTypes: null, configuredBy: who.id, secret: expect.stringMatching(/^whsec_/) });
+    expect(res.body).toMatchObject({ enabled: true, eventTypes: null, urlSetBy: who.id, secretSetBy: who.id, secret: expect.stringMatching(/^whsec_/) });
     return res.body as { id: string };
   };
   /** The endpoint's row and the audit rows of its disabling. */
   const stateOf = async (id: string) => (await t.db.admin.query(
-    `SELECT e.enabled, e.disabled_reason, e.disabled_at IS NOT NULL AS disabled_at, e.configured_by,
+    `SELECT e.enabled, e.disabled_reason, e.disabled_at IS NOT NULL AS disabled_at, e.url_set_by, e.secret_set_by,
             coalesce(jsonb_agg(jsonb_build_object('actor', a.actor_id, 'principal', a.principal_type, 'before', a.before, 'after', a.after) ORDER BY a.id)
               FILTER (WHERE a.id IS NOT NULL), '[]') AS audit
      FROM core.webhook_endpoints e
      LEFT JOIN core.audit_logs a ON a.org_id = e.org_id AND a.action = 'webhooks.endpoint_disabled' AND a.entity_type = 'webhook_endpoint' AND a.entity_id = e.id::text
-     WHERE e.id = $1 GROUP BY e.enabled, e.disabled_reason, e.disabled_at, e.configured_by`, [id])).rows[0];
-  const disabled = (reason: string, configuredBy: string, actor: string | null, principal = 'user') => ({
-    enabled: false, disabled_reason: reason, disabled_at: true, configured_by: configuredBy,
-    audit: [{ actor, principal, before: { enabled: true }, after: { enabled: false, reason, configuredBy } }],
+     WHERE e.id = $1 GROUP BY e.enabled, e.disabled_reason, e.disabled_at, e.url_set_by, e.secret_set_by`, [id])).rows[0];
+  /** `setBy`: the URL's person, and the secret's when another */
+  const disabled = (reason: string, setBy: string | [string, string], actor: string | null, principal = 'user') => {
+    const [urlSetBy, secretSetBy] = typeof setBy === 'string' ? [setBy, setBy] : setBy;
+    return {
+      enabled: false, disabled_reason: reason, disabled_at: true, url_set_by: urlSetBy, secret_set_by: secretSetBy,
+      audit: [{ actor, principal, before: { enabled: true }, after: { enabled: false, reason, urlSetBy, secretSetBy } }],
+    };
+  };
+  const live = (urlSetBy: string | null, secretSetBy = urlSetBy) => ({
+    enabled: true, disabled_reason: null, disabled_at: false, url_set_by: urlSetBy, secret_set_by: secretSetBy, audit: [],
   });
-  const live = (configuredBy: string) => ({ enabled: true, disabled_reason: null, disabled_at: false, configured_by: configuredBy, audit: [] });
   const endpointUrl = (orgId: string, id: string, action = '') => `/v1/orgs/${orgId}/webhooks/endpoints/${id}${action}`;
 
   it('disables the endpoints of a removed admin in the removal\'s transaction, audited; the owner\'s stay; an owner enables it again and answers for it', async () => {
@@ -65,15 +75,15 @@ describe('webhooks: an endpoint ends with the role of whoever configured it', ()
     expect(await stateOf(ep.id)).toEqual(disabled('configurer_removed', removed.id, owner.id));
     expect(await stateOf(ownerEp.id)).toEqual(live(owner.id));
     const got = await t.http.get(`/v1/orgs/${orgId}/webhooks/endpoints/${ep.id}`).set(owner.auth).expect(200);
-    expect(got.body).toMatchObject({ enabled: false, disabledReason: 'configurer_removed', disabledAt: expect.any(String), configuredBy: removed.id });
+    expect(got.body).toMatchObject({ enabled: false, disabledReason: 'configurer_removed', disabledAt: expect.any(String), urlSetBy: removed.id, secretSetBy: removed.id });
 
     // a remaining owner takes it over: a new secret at once (the former admin knew the old one), then enabled again;
     // the owner now answers for it
     const rotated = await t.http.post(`/v1/orgs/${orgId}/webhooks/endpoints/${ep.id}/rotate-secret`).set(owner.auth).send({ overlapSeconds: 0 }).expect(201);
-    expect(rotated.body).toMatchObject({ secret: expect.stringMatching(/^whsec_/), previousSecretExpiresAt: null, configuredBy: owner.id });
+    expect(rotated.body).toMatchObject({ secret: expect.stringMatching(/^whsec_/), previousSecretExpiresAt: null, urlSetBy: removed.id, secretSetBy: owner.id });
     const enabled = await t.http.patch(`/v1/orgs/${orgId}/webhooks/endpoints/${ep.id}`).set(owner.auth).send({ enabled: true }).expect(200);
-    expect(enabled.body).toMatchObject({ enabled: true, disabledReason: null, disabledAt: null, configuredBy: owner.id });
-    expect((await stateOf(ep.id))).toMatchObject({ enabled: true, disabled_reason: null, configured_by: owner.id });
+    expect(enabled.body).toMatchObject({ enabled: true, disabledReason: null, disabledAt: null, urlSetBy: owner.id, secretSetBy: owner.id });
+    expect((await stateOf(ep.id))).toMatchObject({ enabled: true, disabled_reason: null, url_set_by: owner.id, secret_set_by: owner.id });
   });
 
   it('disables those of an admin demoted below admin; a promotion and owner to admin leave endpoints alone', async () => {
@@ -106,8 +116,8 @@ describe('webhooks: an endpoint ends with the role of whoever configured it', ()
     expect(await stateOf(sqlEp.id)).toEqual(disabled('configurer_demoted', sqlDemoted.id, null, 'system'));
     expect(await stateOf(erasedEp.id)).toEqual(disabled('configurer_erased', erased.id, null, 'system'));
 
-    // another app of the database deletes the user row: the endpoint is disabled while configured_by still names them,
-    // then configured_by is NULL (ON DELETE SET NULL)
+    // another app of the database deletes the user row: the endpoint is disabled while the columns still name them,
+    // then they are NULL (ON DELETE SET NULL)
     // their personal organization (owner_user_id has no ON DELETE) changes hands first, as in test/api-keys/api-keys.test.ts
     const heir = randomUUID();
     await t.db.admin.query(`INSERT INTO core."User" (id, email) VALUES ($1, $2)`, [heir, `${heir}@example.test`]);
@@ -115,7 +125,7 @@ describe('webhooks: an endpoint ends with the role of whoever configured it', ()
     await t.db.admin.query(`INSERT INTO core.memberships (org_id, user_id, role) VALUES ($1, $2, 'owner')`, [deleted.personalOrgId, heir]);
     await t.db.admin.query('DELETE FROM core."User" WHERE id = $1', [deleted.id]);
     expect(await stateOf(deletedEp.id)).toEqual({
-      ...disabled('configurer_deleted', deleted.id, null, 'system'), configured_by: null,
+      ...disabled('configurer_deleted', deleted.id, null, 'system'), url_set_by: null, secret_set_by: null,
     });
   });
 
@@ -139,46 +149,147 @@ describe('webhooks: an endpoint ends with the role of whoever configured it', ()
     expect((await t.db.admin.query('SELECT count(*)::int AS n FROM core.webhook_endpoints WHERE org_id = $1', [orgId])).rows).toEqual([{ n: 0 }]);
   });
 
-  it('an admin who re-points the owner\'s endpoint and rotates its secret answers for it: their removal disables it (review r3)', async () => {
+  it('an admin who re-points the owner\'s endpoint answers for its URL, one who rotates its secret for the secret: either\'s removal disables it (review r3, r4)', async () => {
     const orgId = await teamOrg('Hook Retarget Co');
     const retargeting = await admin(orgId, 'hook-retarget');
     const ep = await endpointOf(owner, orgId, 'erp');
     // the description and the event types alone: the events still go where the owner chose
     const described = await t.http.patch(endpointUrl(orgId, ep.id)).set(retargeting.auth).send({ description: 'mine now', eventTypes: ['journal_entry.posted'] }).expect(200);
-    expect(described.body).toMatchObject({ configuredBy: owner.id });
+    expect(described.body).toMatchObject({ urlSetBy: owner.id, secretSetBy: owner.id });
     const repointed = await t.http.patch(endpointUrl(orgId, ep.id)).set(retargeting.auth).send({ url: 'https://evil.example.com/x' }).expect(200);
-    expect(repointed.body).toMatchObject({ url: 'https://evil.example.com/x', configuredBy: retargeting.id });
+    expect(repointed.body).toMatchObject({ url: 'https://evil.example.com/x', urlSetBy: retargeting.id, secretSetBy: owner.id });
     // re-pointed back by the owner, then rotated by the admin: the secret alone makes them answerable too
     await t.http.patch(endpointUrl(orgId, ep.id)).set(owner.auth).send({ url: 'https://hooks.example.com/erp' }).expect(200);
     expect(await stateOf(ep.id)).toEqual(live(owner.id));
     const rotated = await t.http.post(endpointUrl(orgId, ep.id, '/rotate-secret')).set(retargeting.auth).send({ overlapSeconds: 0 }).expect(201);
-    expect(rotated.body).toMatchObject({ secret: expect.stringMatching(/^whsec_/), configuredBy: retargeting.id });
+    expect(rotated.body).toMatchObject({ secret: expect.stringMatching(/^whsec_/), urlSetBy: owner.id, secretSetBy: retargeting.id });
     const audit = await t.db.admin.query(
-      `SELECT actor_id, after FROM core.audit_logs WHERE org_id = $1 AND entity_id = $2 AND action = 'webhooks.endpoint_updated' ORDER BY id`, [orgId, ep.id]);
-    expect(audit.rows.map((r) => [r.actor_id, r.after.configuredBy])).toEqual([[retargeting.id, owner.id], [retargeting.id, retargeting.id], [owner.id, owner.id]]);
+      `SELECT actor_id, action, after FROM core.audit_logs WHERE org_id = $1 AND entity_id = $2 AND action IN ('webhooks.endpoint_updated', 'webhooks.secret_rotated') ORDER BY id`,
+      [orgId, ep.id]);
+    expect(audit.rows.map((r) => [r.actor_id, r.after.urlSetBy ?? null, r.after.secretSetBy])).toEqual([
+      [retargeting.id, owner.id, owner.id], [retargeting.id, retargeting.id, owner.id], [owner.id, owner.id, owner.id], [retargeting.id, null, retargeting.id]]);
 
     await t.http.delete(`/v1/orgs/${orgId}/members/${retargeting.id}`).set(owner.auth).expect(204);
-    expect(await stateOf(ep.id)).toEqual(disabled('configurer_removed', retargeting.id, owner.id));
+    expect(await stateOf(ep.id)).toEqual(disabled('configurer_removed', [owner.id, retargeting.id], owner.id));
   });
 
-  it('an admin who enables a removed admin\'s endpoint answers for it: their own removal disables it again (review r3)', async () => {
+  it('the owner rotating the secret of an endpoint an admin re-pointed leaves the admin answerable for the URL: their removal disables it (review r4 A)', async () => {
+    const orgId = await teamOrg('Hook Rotate After Co');
+    const retargeting = await admin(orgId, 'hook-rotate-after');
+    const ep = await endpointOf(owner, orgId, 'rot');
+    await t.http.patch(endpointUrl(orgId, ep.id)).set(retargeting.auth).send({ url: 'https://evil.example.com/x' }).expect(200);
+    const rotated = await t.http.post(endpointUrl(orgId, ep.id, '/rotate-secret')).set(owner.auth).send({ overlapSeconds: 0 }).expect(201);
+    expect(rotated.body).toMatchObject({ url: 'https://evil.example.com/x', urlSetBy: retargeting.id, secretSetBy: owner.id });
+    expect(await stateOf(ep.id)).toEqual(live(retargeting.id, owner.id));
+
+    await t.http.delete(`/v1/orgs/${orgId}/members/${retargeting.id}`).set(owner.auth).expect(204);
+    expect(await stateOf(ep.id)).toEqual(disabled('configurer_removed', [retargeting.id, owner.id], owner.id));
+  });
+
+  it('an owner enabling again an endpoint an admin re-pointed (the worker disabled it) leaves the admin answerable: their removal disables it (review r4 A)', async () => {
+    const orgId = await teamOrg('Hook Failing Co');
+    const retargeting = await admin(orgId, 'hook-failing');
+    const ep = await endpointOf(owner, orgId, 'fail');
+    await t.http.patch(endpointUrl(orgId, ep.id)).set(retargeting.auth).send({ url: 'https://evil.example.com/f' }).expect(200);
+    // the delivery worker's auto-disable (its privileged path: no person)
+    await t.db.admin.query(`UPDATE core.webhook_endpoints SET enabled = false, disabled_reason = 'failing', disabled_at = now() WHERE id = $1`, [ep.id]);
+    const enabled = await t.http.patch(endpointUrl(orgId, ep.id)).set(owner.auth).send({ enabled: true }).expect(200);
+    expect(enabled.body).toMatchObject({ enabled: true, urlSetBy: retargeting.id, secretSetBy: owner.id });
+
+    await t.http.delete(`/v1/orgs/${orgId}/members/${retargeting.id}`).set(owner.auth).expect(204);
+    expect(await stateOf(ep.id)).toEqual(disabled('configurer_removed', [retargeting.id, owner.id], owner.id));
+  });
+
+  it('an admin who enables a removed admin\'s endpoint takes it on: their own removal disables it again (review r3)', async () => {
     const orgId = await teamOrg('Hook Reenable Co');
     const [first, second] = [await admin(orgId, 'hook-first'), await admin(orgId, 'hook-second')];
     const ep = await endpointOf(first, orgId, 'a');
     await t.http.delete(`/v1/orgs/${orgId}/members/${first.id}`).set(owner.auth).expect(204);
     const enabled = await t.http.patch(endpointUrl(orgId, ep.id)).set(second.auth).send({ enabled: true }).expect(200);
-    expect(enabled.body).toMatchObject({ enabled: true, configuredBy: second.id });
+    expect(enabled.body).toMatchObject({ enabled: true, urlSetBy: second.id, secretSetBy: second.id });
     // enabling what is enabled, or disabling, changes nothing of who answers
     await t.http.patch(endpointUrl(orgId, ep.id)).set(owner.auth).send({ enabled: true }).expect(200);
-    expect((await stateOf(ep.id)).configured_by).toBe(second.id);
+    expect(await stateOf(ep.id)).toMatchObject({ url_set_by: second.id, secret_set_by: second.id });
 
     await t.http.delete(`/v1/orgs/${orgId}/members/${second.id}`).set(owner.auth).expect(204);
     const state = await stateOf(ep.id);
-    expect(state).toMatchObject({ enabled: false, disabled_reason: 'configurer_removed', configured_by: second.id });
+    expect(state).toMatchObject({ enabled: false, disabled_reason: 'configurer_removed', url_set_by: second.id, secret_set_by: second.id });
     expect(state.audit).toEqual([
-      { actor: owner.id, principal: 'user', before: { enabled: true }, after: { enabled: false, reason: 'configurer_removed', configuredBy: first.id } },
-      { actor: owner.id, principal: 'user', before: { enabled: true }, after: { enabled: false, reason: 'configurer_removed', configuredBy: second.id } },
+      { actor: owner.id, principal: 'user', before: { enabled: true }, after: { enabled: false, reason: 'configurer_removed', urlSetBy: first.id, secretSetBy: first.id } },
+      { actor: owner.id, principal: 'user', before: { enabled: true }, after: { enabled: false, reason: 'configurer_removed', urlSetBy: second.id, secretSetBy: second.id } },
     ]);
+  });
+
+  it('a service replaces neither person, and may not enable an endpoint whose URL or secret no owner or admin answers for (403 webhooks.person_required); a person takes it on (review r4 E)', async () => {
+    const orgId = await teamOrg('Hook Service Co');
+    const retargeting = await admin(orgId, 'hook-service-admin');
+    const ep = await endpointOf(owner, orgId, 'svc');
+    await t.http.patch(endpointUrl(orgId, ep.id)).set(retargeting.auth).send({ url: 'https://evil.example.com/s' }).expect(200);
+    await t.db.admin.query(`UPDATE core.webhook_endpoints SET enabled = false, disabled_reason = 'failing', disabled_at = now() WHERE id = $1`, [ep.id]);
+    // the admin still answers for the URL: a service may enable it, and the admin stays answerable
+    const enabled = await t.http.patch(endpointUrl(orgId, ep.id)).set(service()).send({ enabled: true }).expect(200);
+    expect(enabled.body).toMatchObject({ enabled: true, urlSetBy: retargeting.id, secretSetBy: owner.id });
+    // a service's description, URL and secret leave both as they were
+    await t.http.patch(endpointUrl(orgId, ep.id)).set(service()).send({ description: 'ops', url: 'https://hooks.example.com/ops' }).expect(200);
+    const rotated = await t.http.post(endpointUrl(orgId, ep.id, '/rotate-secret')).set(service()).send({ overlapSeconds: 0 }).expect(201);
+    expect(rotated.body).toMatchObject({ urlSetBy: retargeting.id, secretSetBy: owner.id });
+
+    await t.http.delete(`/v1/orgs/${orgId}/members/${retargeting.id}`).set(owner.auth).expect(204);
+    expect(await stateOf(ep.id)).toEqual(disabled('configurer_removed', [retargeting.id, owner.id], owner.id));
+
+    const updates = async () => (await t.db.admin.query(
+      `SELECT count(*)::int AS n FROM core.audit_logs WHERE org_id = $1 AND entity_id = $2 AND action = 'webhooks.endpoint_updated'`, [orgId, ep.id])).rows[0].n as number;
+    const before = await updates();
+    const refused = await t.http.patch(endpointUrl(orgId, ep.id)).set(service()).send({ enabled: true });
+    expect([refused.status, refused.body.error?.code, refused.body.error?.message]).toEqual([403, 'webhooks.person_required',
+      'the person who set this webhook endpoint\'s URL is no longer owner or admin of the organization (or is unknown): an owner or admin must enable it, and then answers for it']);
+    expect(await stateOf(ep.id)).toEqual(disabled('configurer_removed', [retargeting.id, owner.id], owner.id));
+    expect(await updates()).toBe(before);
+
+    const taken = await t.http.patch(endpointUrl(orgId, ep.id)).set(owner.auth).send({ enabled: true }).expect(200);
+    expect(taken.body).toMatchObject({ enabled: true, urlSetBy: owner.id, secretSetBy: owner.id });
+
+    // an endpoint a service created: no one answers for it; once disabled, a person enables it again and answers for it
+    const created = await t.http.post(`/v1/orgs/${orgId}/webhooks/endpoints`).set(service()).send({ url: 'https://hooks.example.com/by-service' }).expect(201);
+    expect(created.body).toMatchObject({ enabled: true, urlSetBy: null, secretSetBy: null });
+    await t.http.patch(endpointUrl(orgId, created.body.id)).set(service()).send({ enabled: false }).expect(200);
+    const again = await t.http.patch(endpointUrl(orgId, created.body.id)).set(service()).send({ enabled: true });
+    expect([again.status, again.body.error?.code]).toEqual([403, 'webhooks.person_required']);
+    expect(await stateOf(created.body.id)).toMatchObject({ enabled: false, url_set_by: null, secret_set_by: null });
+    const byOwner = await t.http.patch(endpointUrl(orgId, created.body.id)).set(owner.auth).send({ enabled: true }).expect(200);
+    expect(byOwner.body).toMatchObject({ enabled: true, urlSetBy: owner.id, secretSetBy: owner.id });
+  });
+
+  it('re-pointing or rotating one\'s endpoint while one\'s demotion commits is a 403 forbidden.role, not a deadlock: the person is locked before the endpoint (review r4)', async () => {
+    const orgId = await teamOrg('Hook Own Race Co');
+    const outcomes: unknown[] = [];
+    for (const [name, write] of [
+      ['hook-own-repoint', (who: TestUser, id: string) => t.http.patch(endpointUrl(orgId, id)).set(who.auth).send({ url: 'https://evil.example.com/late' })],
+      ['hook-own-rotate', (who: TestUser, id: string) => t.http.post(endpointUrl(orgId, id, '/rotate-secret')).set(who.auth).send({ overlapSeconds: 0 })],
+    ] as const) {
+      const racing = await admin(orgId, name);
+      const ep = await endpointOf(racing, orgId, name);
+      const c = await t.db.admin.connect();
+      try {
+        // the demotion's order (MembershipsService.changeRole): the membership locked, then its role changed, whose
+        // trigger then disables the person's endpoints
+        await c.query('BEGIN');
+        await c.query('SELECT 1 FROM core.memberships WHERE org_id = $1 AND user_id = $2 FOR UPDATE', [orgId, racing.id]);
+        const writing = write(racing, ep.id).then((r) => r);
+        expect(await waitsForLockOrAnswers(t.db.admin, writing)).toBe('waiting');
+        const demotion = await c.query(`UPDATE core.memberships SET role = 'accountant' WHERE org_id = $1 AND user_id = $2`, [orgId, racing.id])
+          .then(() => 'demoted', (e: { code: string }) => `demotion failed: ${e.code}`);
+        await c.query('COMMIT');
+        const res = await writing;
+        outcomes.push([demotion, res.status, res.body.error?.code]);
+      } finally {
+        await c.query('ROLLBACK').catch(() => undefined);
+        c.release();
+      }
+      expect(await stateOf(ep.id)).toEqual(disabled('configurer_demoted', racing.id, null, 'system'));
+      expect((await t.db.admin.query('SELECT url FROM core.webhook_endpoints WHERE id = $1', [ep.id])).rows).toEqual([{ url: `https://hooks.example.com/${name}` }]);
+    }
+    expect(outcomes).toEqual([['demoted', 403, 'forbidden.role'], ['demoted', 403, 'forbidden.role']]);
   });
 
   it('refuses enabling an endpoint while the enabling admin\'s demotion commits (403 forbidden.role, still disabled): the membership is read again, locked', async () => {
@@ -218,7 +329,7 @@ describe('webhooks: an endpoint ends with the role of whoever configured it', ()
         .then(() => 'erasure got its locks', (e: { code: string; message: string }) => `erasure: ${e.code} ${e.message}`);
       await c.query('ROLLBACK');
       const res = await creating;
-      outcome = [outcome, res.status, res.body.configuredBy];
+      outcome = [outcome, res.status, res.body.urlSetBy];
     } finally {
       await c.query('ROLLBACK').catch(() => undefined);
       c.release();
@@ -226,20 +337,35 @@ describe('webhooks: an endpoint ends with the role of whoever configured it', ()
     expect(outcome).toEqual(['erasure got its locks', 201, creator.id]);
   });
 
-  it('migration 20270211000400 names whoever last configured each endpoint as the audit log says, disables those no longer admin, warns per organization; unknown ones are left alone', async () => {
+  it('migration 20270211000400 names who set each endpoint\'s URL and secret as the audit log says (a service\'s rows passed over), disables those one of whom is no longer admin or deleted, warns per organization; unknown ones are left alone (review r4)', async () => {
     const orgId = await teamOrg('Hook Backfill Co');
     const gone = await admin(orgId, 'hook-gone');
-    const [goneEp, repointedEp, describedEp, ownerEp] = [
-      await endpointOf(gone, orgId, 'g'), await endpointOf(owner, orgId, 'r'), await endpointOf(owner, orgId, 'd'), await endpointOf(owner, orgId, 'o')];
+    const [goneEp, repointedEp, describedEp, ownerEp, rotatedEp, serviceEp] = [
+      await endpointOf(gone, orgId, 'g'), await endpointOf(owner, orgId, 'r'), await endpointOf(owner, orgId, 'd'), await endpointOf(owner, orgId, 'o'),
+      await endpointOf(owner, orgId, 'k'), await endpointOf(gone, orgId, 's')];
     await t.http.patch(endpointUrl(orgId, repointedEp.id)).set(gone.auth).send({ url: 'https://evil.example.com/r' }).expect(200);
+    // re-pointed by the admin, then its secret rotated by the owner (review r4 A: the last row is the owner's)
+    await t.http.post(endpointUrl(orgId, repointedEp.id, '/rotate-secret')).set(owner.auth).send({ overlapSeconds: 0 }).expect(201);
     await t.http.patch(endpointUrl(orgId, describedEp.id)).set(gone.auth).send({ description: 'only described' }).expect(200);
+    // its secret rotated by the admin (the URL still the owner's)
+    await t.http.post(endpointUrl(orgId, rotatedEp.id, '/rotate-secret')).set(gone.auth).send({ overlapSeconds: 0 }).expect(201);
+    // the admin's endpoint re-pointed and rotated by a service afterwards (review r4: the last rows a service's)
+    await t.http.patch(endpointUrl(orgId, serviceEp.id)).set(service()).send({ url: 'https://hooks.example.com/s2' }).expect(200);
+    await t.http.post(endpointUrl(orgId, serviceEp.id, '/rotate-secret')).set(service()).send({ overlapSeconds: 0 }).expect(201);
+    // an endpoint whose creation the audit log gives to a person whose user row is already gone (review r4: left
+    // enabled and unreported)
+    const ghost = randomUUID();
+    const { rows: [ghostEp] } = await t.db.admin.query(
+      `INSERT INTO core.webhook_endpoints (org_id, url, secret) VALUES ($1, 'https://hooks.example.com/ghost', '{}'::jsonb) RETURNING id`, [orgId]);
+    await t.db.admin.query(`INSERT INTO core.audit_logs (org_id, actor_id, principal_type, action, entity_type, entity_id, after)
+      VALUES ($1, $3, 'user', 'webhooks.endpoint_created', 'webhook_endpoint', $2, '{}'::jsonb)`, [orgId, ghostEp.id, ghost]);
     // as before the migration: no one recorded, and the admin demoted with nothing to disable
-    await t.db.admin.query('UPDATE core.webhook_endpoints SET configured_by = NULL WHERE org_id = $1', [orgId]);
+    await t.db.admin.query('UPDATE core.webhook_endpoints SET url_set_by = NULL, secret_set_by = NULL WHERE org_id = $1', [orgId]);
     await t.db.admin.query(`UPDATE core.memberships SET role = 'member' WHERE org_id = $1 AND user_id = $2`, [orgId, gone.id]);
     // an endpoint whose setting up the audit log does not name
     const { rows: [unknown] } = await t.db.admin.query(
       `INSERT INTO core.webhook_endpoints (org_id, url, secret) VALUES ($1, 'https://hooks.example.com/unknown', '{}'::jsonb) RETURNING id`, [orgId]);
-    expect(await stateOf(goneEp.id)).toMatchObject({ enabled: true, configured_by: null, audit: [] });
+    expect(await stateOf(goneEp.id)).toMatchObject({ enabled: true, url_set_by: null, secret_set_by: null, audit: [] });
 
     const sql = readFileSync(new URL('../../prisma/migrations/20270211000400_webhook_endpoints_end_with_creator_role/migration.sql', import.meta.url), 'utf8');
     const backfill = sql.slice(sql.indexOf('-- backfill:'));
@@ -252,12 +378,18 @@ describe('webhooks: an endpoint ends with the role of whoever configured it', ()
     } finally {
       c.release();
     }
-    expect(warnings).toEqual([`organization ${orgId}: 2 enabled webhook endpoint(s) disabled (disabled_reason configurer_no_longer_admin): the person who set their URL, `
-      + 'enabled them or rotated their secret is no longer owner or admin there; check each URL, rotate its secret and enable it again if it is to stay']);
-    expect(await stateOf(goneEp.id)).toEqual(disabled('configurer_no_longer_admin', gone.id, 'migration:20270211000400', 'system'));
-    expect(await stateOf(repointedEp.id)).toEqual(disabled('configurer_no_longer_admin', gone.id, 'migration:20270211000400', 'system'));
+    expect(warnings).toEqual([`organization ${orgId}: 5 enabled webhook endpoint(s) disabled (disabled_reason configurer_no_longer_admin): the person who set their URL `
+      + 'or received their signing secret is no longer owner or admin there, or their user was deleted; check each URL, rotate its secret and enable it again if it is to stay']);
+    const byMigration = (setBy: [string | null, string | null], named = setBy) => ({
+      ...disabled('configurer_no_longer_admin', [named[0]!, named[1]!], 'migration:20270211000400', 'system'), url_set_by: setBy[0], secret_set_by: setBy[1],
+    });
+    expect(await stateOf(goneEp.id)).toEqual(byMigration([gone.id, gone.id]));
+    expect(await stateOf(repointedEp.id)).toEqual(byMigration([gone.id, owner.id]));
+    expect(await stateOf(rotatedEp.id)).toEqual(byMigration([owner.id, gone.id]));
+    expect(await stateOf(serviceEp.id)).toEqual(byMigration([gone.id, gone.id]));
+    expect(await stateOf(ghostEp.id)).toEqual(byMigration([null, null], [ghost, ghost]));
     expect(await stateOf(describedEp.id)).toEqual(live(owner.id));
     expect(await stateOf(ownerEp.id)).toEqual(live(owner.id));
-    expect(await stateOf(unknown.id)).toEqual({ enabled: true, disabled_reason: null, disabled_at: false, configured_by: null, audit: [] });
+    expect(await stateOf(unknown.id)).toEqual({ enabled: true, disabled_reason: null, disabled_at: false, url_set_by: null, secret_set_by: null, audit: [] });
   });
 });

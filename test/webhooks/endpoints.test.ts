@@ -138,7 +138,7 @@ describe('webhooks: endpoint URLs as production checks them', () => {
       (SELECT count(*)::int FROM core.webhook_messages WHERE endpoint_id = $1) AS messages, (SELECT count(*)::int FROM core.webhook_attempts WHERE endpoint_id = $1) AS attempts`, [id]);
     expect(left.rows).toEqual([{ endpoints: 0, messages: 0, attempts: 0 }]);
     const audit = await t.db.admin.query(`SELECT before FROM core.audit_logs WHERE entity_id = $1 AND action = 'webhooks.endpoint_deleted'`, [id]);
-    expect(audit.rows).toEqual([{ before: { id, url: 'https://hooks.example.com/deleted', description: '', eventTypes: null, enabled: true, configuredBy: owner.id } }]);
+    expect(audit.rows).toEqual([{ before: { id, url: 'https://hooks.example.com/deleted', description: '', eventTypes: null, enabled: true, urlSetBy: owner.id, secretSetBy: owner.id } }]);
     await t.http.delete(url(`/${id}`)).set(owner.auth).expect(404);
   });
 

@@ -92,7 +92,7 @@ export class AccountClaim {
     for (const e of endpoints) {
       await this.audit.recordPrivileged(db, e.org_id, 'system', {
         action: 'webhooks.endpoint_disabled', entityType: 'webhook_endpoint', entityId: e.id,
-        before: { enabled: true }, after: { enabled: false, reason },
+        before: { enabled: true }, after: { enabled: false, reason, urlSetBy: e.url_set_by, secretSetBy: e.secret_set_by },
       }, opts.meta);
     }
     const providerKeys = await accountClaimRepository.deleteProviderKeysOf(db, own);

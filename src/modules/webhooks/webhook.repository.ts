@@ -16,11 +16,10 @@ export interface EndpointRow {
   previous_secret: unknown | null;
   previous_secret_expires_at: Date | null;
   failing_since: Date | null;
-  /**
-   * who created it or last changed its URL, enabled it or rotated its secret (the signed-in user, or the API key's
-   * creator), set by the database; null: a service, a deleted user, unknown
-   */
-  configured_by: string | null;
+  /** who chose its URL (created it, last changed the URL, or enabled it in place of someone gone), set by the database; null: a service, a deleted user, unknown */
+  url_set_by: string | null;
+  /** who received its current signing secret (created it, last rotated it, or enabled it in place of someone gone), set by the database; null as url_set_by */
+  secret_set_by: string | null;
   created_at: Date;
   updated_at: Date;
 }
@@ -116,6 +115,24 @@ export const webhookRepository = {
 
   async listEndpoints(db: Db, orgId: string): Promise<EndpointRow[]> {
     return (await db.run(qb.selectFrom(ENDPOINTS).selectAll().where('org_id', '=', orgId).orderBy('created_at').orderBy('id'))) as EndpointRow[];
+  },
+
+  /**
+   * The request's person (null for a service) with their user row and membership locked, as the endpoints' trigger
+   * locks them (core.webhook_endpoint_configurer: 403 forbidden.role unless owner or admin): taken before the endpoint's
+   * lock, in the order a demotion, removal or erasure takes them, so such a change waits for this transaction or this
+   * one for it (it then sees the demotion), rather than the two deadlocking on the endpoint.
+   */
+  async lockActingPerson(db: Db, orgId: string): Promise<string | null> {
+    const [r] = await db.$queryRaw<{ person: string | null }[]>`SELECT core.webhook_endpoint_configurer(${orgId}::uuid) AS person`;
+    return r.person;
+  },
+
+  /** Locks the user rows and memberships of `people` (one by one, by id) as lockActingPerson does: the trigger then reads their roles as they stay. */
+  async lockPeople(db: Db, orgId: string, people: string[]): Promise<void> {
+    for (const person of [...new Set(people)].sort()) {
+      await db.$queryRaw`SELECT core.webhook_endpoint_person_answers(${orgId}::uuid, ${person}::text)`;
+    }
   },
 
   /** `lock`: true (or 'update') to change the row; 'share' to keep it as read (enabled) until the transaction ends. */
@@ -419,13 +436,13 @@ export const webhookRepository = {
   },
 
   /**
-   * Disables the enabled endpoints of organizations a claimed account keeps alone, and those the account configured
-   * (configured_by) in any other organization, as its API keys are revoked everywhere (reason account_claimed, see
-   * auth/account-claim.service.ts), locked in (org, id) order before any is updated, as lockEndpoints locks them;
-   * answers those this call disabled.
+   * Disables the enabled endpoints of organizations a claimed account keeps alone, and those whose URL or secret the
+   * account set (url_set_by, secret_set_by) in any other organization, as its API keys are revoked everywhere (reason
+   * account_claimed, see auth/account-claim.service.ts), locked in (org, id) order before any is updated, as
+   * lockEndpoints locks them; answers those this call disabled, with the people answerable for them.
    */
-  async disableEndpointsOfClaimedAccount(db: Db, orgIds: string[], userId: string, at: Date): Promise<{ org_id: string; id: string }[]> {
-    return disableEnabledEndpoints(db, orgIds, 'account_claimed', at, { deletedOrgsOnly: false, configuredBy: userId });
+  async disableEndpointsOfClaimedAccount(db: Db, orgIds: string[], userId: string, at: Date): Promise<DisabledEndpoint[]> {
+    return disableEnabledEndpoints(db, orgIds, 'account_claimed', at, { deletedOrgsOnly: false, setBy: userId });
   },
 
   /** Forgets the previous secrets whose overlap has ended (they sign nothing more); answers the endpoints cleared. */
@@ -460,24 +477,27 @@ export const webhookRepository = {
   },
 };
 
+/** An endpoint a path with no person disabled, with the people answerable for it (for its audit row). */
+export interface DisabledEndpoint { org_id: string; id: string; url_set_by: string | null; secret_set_by: string | null }
+
 /**
- * Disables the enabled endpoints of `orgIds` (and, with `configuredBy`, those that person configured in any
+ * Disables the enabled endpoints of `orgIds` (and, with `setBy`, those whose URL or secret that person set in any
  * organization) for a reason no person gave (with `deletedOrgsOnly`, only those of an organization that is deleted),
  * locked in (org, id) order before any is updated, as lockEndpoints locks them; answers those this call disabled. Only
  * the endpoints are locked, not their organizations.
  */
 async function disableEnabledEndpoints(
-  db: Db, orgIds: string[], reason: 'organization_deleted' | 'account_claimed', at: Date, opts: { deletedOrgsOnly: boolean; configuredBy?: string },
-): Promise<{ org_id: string; id: string }[]> {
-  if (!orgIds.length && !opts.configuredBy) return [];
+  db: Db, orgIds: string[], reason: 'organization_deleted' | 'account_claimed', at: Date, opts: { deletedOrgsOnly: boolean; setBy?: string },
+): Promise<DisabledEndpoint[]> {
+  if (!orgIds.length && !opts.setBy) return [];
   return db.$queryRaw`
     WITH locked AS (
       SELECT e.org_id, e.id FROM core.webhook_endpoints e
-      WHERE (e.org_id = ANY(${orgIds}::uuid[]) OR e.configured_by = ${opts.configuredBy ?? null}::text) AND e.enabled
+      WHERE (e.org_id = ANY(${orgIds}::uuid[]) OR e.url_set_by = ${opts.setBy ?? null}::text OR e.secret_set_by = ${opts.setBy ?? null}::text) AND e.enabled
         AND (NOT ${opts.deletedOrgsOnly}::boolean
              OR EXISTS (SELECT 1 FROM core.organizations o WHERE o.id = e.org_id AND o.deleted_at IS NOT NULL))
       ORDER BY e.org_id, e.id FOR NO KEY UPDATE OF e)
     UPDATE core.webhook_endpoints e SET enabled = false, disabled_reason = ${reason}, disabled_at = ${at}::timestamptz, updated_at = now()
     FROM locked WHERE e.org_id = locked.org_id AND e.id = locked.id
-    RETURNING e.org_id, e.id`;
+    RETURNING e.org_id, e.id, e.url_set_by, e.secret_set_by`;
 }

@@ -89,11 +89,13 @@ export class WebhookEndpointsController {
     operationId: 'updateWebhookEndpoint', summary: 'Change the URL, description or event types; enable or disable (owner, admin)',
     description: 'A change that only disables the endpoint (the body exactly `{"enabled": false}`) is open on any plan, a read-only '
       + 'subscription (canceled, trial ended, past due beyond the grace period) or one without webhooks included: deliveries can always '
-      + 'be stopped. Every other change needs the webhooks feature and a subscription that allows writing (402).',
+      + 'be stopped. Every other change needs the webhooks feature and a subscription that allows writing (402). A new URL makes the caller '
+      + 'answerable for it (urlSetBy); enabling makes the caller answerable for whichever of urlSetBy and secretSetBy is null or no longer owner '
+      + 'or admin, and a service key may enable only an endpoint whose two are both owner or admin (403 webhooks.person_required otherwise).',
   })
   @ApiOkResponse({ type: WebhookEndpointDto })
   @ApiErrors(400)
-  @ApiErrorCodes('webhooks.url_invalid', 'webhooks.url_not_public', 'webhooks.unknown_event_type')
+  @ApiErrorCodes('webhooks.url_invalid', 'webhooks.url_not_public', 'webhooks.unknown_event_type', 'webhooks.person_required')
   update(@Tx() tx: TenantTx, @IdParam('endpointId', 'webhook_endpoint') id: string, @Body() dto: UpdateWebhookEndpointDto): Promise<WebhookEndpointDto> {
     return this.webhooks.update(tx, id, dto);
   }

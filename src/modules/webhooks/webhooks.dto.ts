@@ -55,9 +55,9 @@ export class WebhookEndpointDto {
   @ApiProperty({
     description: 'Why it was disabled, when not by a person (gone: it answered 410; failing: 5 days of failures; organization_deleted: its organization was deleted; '
       + 'account_claimed: the account that set it up before its e-mail was verified was claimed by the owner of the address; configurer_removed, configurer_left, '
-      + 'configurer_demoted, configurer_erased, configurer_deleted, configurer_no_longer_admin: the person answerable for it (configuredBy) stopped being owner or admin '
-      + 'of the organization: removed, left, demoted below admin, erased, their user deleted, or before this was checked. They chose its URL and knew its signing '
-      + 'secret: check the URL and rotate the secret before enabling it again); null otherwise',
+      + 'configurer_demoted, configurer_erased, configurer_deleted, configurer_no_longer_admin: a person answerable for it (urlSetBy or secretSetBy) stopped being '
+      + 'owner or admin of the organization: removed, left, demoted below admin, erased, their user deleted, or before this was checked. They chose its URL or '
+      + 'knew its signing secret: check the URL and rotate the secret before enabling it again); null otherwise',
     enum: ['gone', 'failing', 'organization_deleted', 'account_claimed', 'configurer_removed', 'configurer_left', 'configurer_demoted', 'configurer_erased',
       'configurer_deleted', 'configurer_no_longer_admin', null],
     type: String, nullable: true, example: null,
@@ -67,11 +67,18 @@ export class WebhookEndpointDto {
   @ApiProperty({ description: 'First failure since the last successful delivery; null when the last delivery succeeded', type: Date, nullable: true, example: null }) failingSince: Date | null;
   @ApiProperty({ description: 'Until when the previous secret (of the last rotation) still signs; null when none does', type: Date, nullable: true, example: null }) previousSecretExpiresAt: Date | null;
   @ApiProperty({
-    description: 'Who created it or last changed its URL, enabled it or rotated its secret (signed in, or through an API key they created; set by the '
-      + 'server): the person answerable for where its events go and how they are signed. It is disabled when they stop being owner or admin of the '
-      + 'organization. Null when a service did, that user was deleted, or it was set up before this was recorded and the audit log names no one',
+    description: 'Who chose where its events go: the person who created it or last changed its URL (or enabled it while the one before was no '
+      + 'longer owner or admin, taking it on); set by the server. It is disabled when they stop being owner or admin of the organization. Null '
+      + 'when a service created it, that user was deleted, or it was set up before this was recorded and the audit log names no one. A service\'s '
+      + 'change leaves it to the person before',
     type: String, nullable: true, example: 'b3c1f2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d',
-  }) configuredBy: string | null;
+  }) urlSetBy: string | null;
+  @ApiProperty({
+    description: 'Who received its current signing secret: the person who created it or last rotated the secret (or enabled it while the one '
+      + 'before was no longer owner or admin, taking it on); set by the server. It is disabled when they stop being owner or admin of the '
+      + 'organization. Null as urlSetBy',
+    type: String, nullable: true, example: 'b3c1f2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d',
+  }) secretSetBy: string | null;
   @ApiProperty({ description: 'When it was created', example: AT }) createdAt: Date;
   @ApiProperty({ description: 'When it was last changed', example: AT }) updatedAt: Date;
 }

@@ -25,7 +25,7 @@ function toEndpoint(r: EndpointRow, now: number): WebhookEndpointDto {
   return {
     id: r.id, url: r.url, description: r.description, eventTypes: r.event_types.length ? r.event_types : null, enabled: r.enabled,
     disabledReason: r.disabled_reason, disabledAt: r.disabled_at, failingSince: r.failing_since, previousSecretExpiresAt,
-    configuredBy: r.configured_by, createdAt: r.created_at, updatedAt: r.updated_at,
+    urlSetBy: r.url_set_by, secretSetBy: r.secret_set_by, createdAt: r.created_at, updatedAt: r.updated_at,
   };
 }
 
@@ -45,7 +45,9 @@ function toAttempt(r: AttemptRow): WebhookAttemptDto {
 }
 
 /** What the audit log keeps of an endpoint: never its secret. */
-const audited = (e: WebhookEndpointDto) => ({ id: e.id, url: e.url, description: e.description, eventTypes: e.eventTypes, enabled: e.enabled, configuredBy: e.configuredBy });
+const audited = (e: WebhookEndpointDto) => ({
+  id: e.id, url: e.url, description: e.description, eventTypes: e.eventTypes, enabled: e.enabled, urlSetBy: e.urlSetBy, secretSetBy: e.secretSetBy,
+});
 
 /** Endpoints (owner, admin), their secrets, the delivery log, replays and pings. Delivery itself: WebhookDelivery. */
 @Injectable()
@@ -85,6 +87,7 @@ export class WebhooksService {
   async create(tx: TenantTx, dto: CreateWebhookEndpointDto): Promise<WebhookEndpointWithSecretDto> {
     const url = this.checkUrl(dto.url);
     const eventTypes = this.checkEventTypes(dto.eventTypes);
+    await repo.lockActingPerson(tx.db, tx.orgId);
     const max = this.config.webhooks.maxEndpoints;
     if (await repo.countEndpointsLocked(tx.db, tx.orgId) >= max) {
       throw WebhookErrors.error('webhooks.too_many_endpoints', `the organization already has ${max} webhook endpoints, the most it may have: delete one first`, { max });
@@ -114,7 +117,21 @@ export class WebhooksService {
     return toEndpoint(await this.endpointRow(tx, id), this.clock.now());
   }
 
+  /**
+   * A change of the URL or an enabling makes people answerable (url_set_by, secret_set_by: set by the database's
+   * trigger): their user rows and memberships are locked before the endpoint, in the order a demotion, removal or
+   * erasure locks them (the person acting; for an enabling, then the two answerable now, which it reads again under
+   * those locks). Locking the endpoint first deadlocked with a demotion that held the membership and then disabled the
+   * endpoint (409 conflict.retry where 403 forbidden.role was due).
+   */
   async update(tx: TenantTx, id: string, dto: UpdateWebhookEndpointDto): Promise<WebhookEndpointDto> {
+    if (dto.url !== undefined || dto.enabled === true) {
+      await repo.lockActingPerson(tx.db, tx.orgId);
+      if (dto.enabled === true) {
+        const seen = await this.endpointRow(tx, id);
+        if (!seen.enabled) await repo.lockPeople(tx.db, tx.orgId, [seen.url_set_by, seen.secret_set_by].filter((p): p is string => p !== null));
+      }
+    }
     const before = toEndpoint(await this.endpointRow(tx, id, true), this.clock.now());
     const after = toEndpoint(await repo.updateEndpoint(tx.db, tx.orgId, id, {
       url: dto.url === undefined ? undefined : this.checkUrl(dto.url),
@@ -141,13 +158,16 @@ export class WebhooksService {
 
   /** A new secret, shown once; the current one keeps signing for `overlapSeconds` (both signatures are sent meanwhile). */
   async rotateSecret(tx: TenantTx, id: string, overlapSeconds = this.config.webhooks.secretOverlapSeconds): Promise<WebhookEndpointWithSecretDto> {
+    // the person first, then the endpoint (see update)
+    await repo.lockActingPerson(tx.db, tx.orgId);
     const row = await this.endpointRow(tx, id, true);
     const secret = generateSigningSecret();
     const context = secretContext(tx.orgId, id);
     const expiresAt = overlapSeconds > 0 ? new Date(this.clock.now() + overlapSeconds * 1000) : null;
     const endpoint = toEndpoint(await repo.rotateSecret(tx.db, tx.orgId, id, this.box.sealFor(secret, context), expiresAt ? row.secret as SealedSecret : null, expiresAt), this.clock.now());
     await this.audit.record(tx, {
-      action: 'webhooks.secret_rotated', entityType: 'webhook_endpoint', entityId: id, after: { previousSecretExpiresAt: endpoint.previousSecretExpiresAt },
+      action: 'webhooks.secret_rotated', entityType: 'webhook_endpoint', entityId: id,
+      after: { previousSecretExpiresAt: endpoint.previousSecretExpiresAt, secretSetBy: endpoint.secretSetBy },
     });
     return { ...endpoint, secret };
   }
