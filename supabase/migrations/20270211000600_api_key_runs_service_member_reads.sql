@@ -18,17 +18,21 @@ COMMENT ON COLUMN ai.runs.api_key_id IS 'The API key that started the run (set b
 -- finished ones would drop out of their key's list and usage report. All are backfilled: runs_immutable (a finished run
 -- never changes) is off for this one statement, which changes nothing but the new column; each run backfilled is audited.
 ALTER TABLE ai.runs DISABLE TRIGGER runs_immutable;
--- Driven by the runs no person started (a key's, a trigger's, a service's: started_by NULL), each looking up its start's
--- audit row by audit_logs_org_entity_idx, not by a scan of the whole audit log while ADD COLUMN holds ai.runs locked.
-WITH started AS (
-  SELECT r.org_id, r.id,
-    (SELECT a.actor_id FROM core.audit_logs a
-     WHERE a.org_id = r.org_id AND a.entity_type = 'ai_run' AND a.entity_id = r.id::text AND a.action = 'ai.run_started'
-     ORDER BY a.id LIMIT 1) AS actor_id
-  FROM ai.runs r WHERE r.started_by IS NULL AND r.api_key_id IS NULL),
-recorded AS (
-  UPDATE ai.runs r SET api_key_id = substr(s.actor_id, 9)::uuid
-  FROM started s WHERE s.org_id = r.org_id AND s.id = r.id AND s.actor_id LIKE 'api_key:%'
+-- One UPDATE of ai.runs alone, never joined with itself: the runs no person started (a key's, a trigger's, a service's:
+-- started_by NULL) each look up their start's audit row by audit_logs_org_entity_idx (not a scan of the whole audit log
+-- while ADD COLUMN holds ai.runs locked). Its plan is one pass over ai.runs whatever the statistics say (the new column
+-- has none yet). A join of ai.runs with a subquery over ai.runs (its first form) was estimated at 1 row (the LIKE over
+-- the looked-up actor) and planned as a Nested Loop scanning ai.runs once per key run: 582 s at 100k runs, 40k of them
+-- keys' (review rk); this form 6.1 s there (hk). The lookup runs twice for a key's run (filter and value), cheap by index.
+WITH recorded AS (
+  UPDATE ai.runs r SET api_key_id = substr(
+      (SELECT a.actor_id FROM core.audit_logs a
+       WHERE a.org_id = r.org_id AND a.entity_type = 'ai_run' AND a.entity_id = r.id::text AND a.action = 'ai.run_started'
+       ORDER BY a.id LIMIT 1), 9)::uuid
+  WHERE r.started_by IS NULL AND r.api_key_id IS NULL
+    AND (SELECT a.actor_id FROM core.audit_logs a
+         WHERE a.org_id = r.org_id AND a.entity_type = 'ai_run' AND a.entity_id = r.id::text AND a.action = 'ai.run_started'
+         ORDER BY a.id LIMIT 1) LIKE 'api_key:%'
   RETURNING r.org_id, r.id, r.api_key_id)
 INSERT INTO core.audit_logs (org_id, actor_id, principal_type, action, entity_type, entity_id, before, after)
 SELECT c.org_id, 'migration:20270211000600', 'system', 'ai.run_api_key_recorded', 'ai_run', c.id::text,
@@ -62,6 +66,89 @@ ALTER POLICY runs_update ON ai.runs
          OR (public.auth_has_role('service') AND (public.auth_api_key_id() IS NULL OR api_key_id = public.auth_api_key_id()))))
   WITH CHECK (org_id = public.auth_org_id());
 
+-- The verified key, recorded once per transaction like the organization and role (20261231000100_claims_verified_once).
+-- runs_read and runs_update call public.auth_api_key_id() per row (twice for a key, once for a service), and it was a
+-- SECURITY DEFINER plpgsql function PostgreSQL cannot inline, checking the key again on each call (review rk, 100k runs:
+-- a key's count(*) of semantic.v_agent_metrics 5.9-8.4 s, past the semantic route's 5 s statement_timeout; a service's
+-- count(*) of 20k runs 75-85 -> 416-511 ms). begin_request (which begin_key_request calls) now records the key it
+-- verified in omnizen.verified_api_key, and auth_api_key_id() is plain inlinable SQL: the recorded key while the
+-- claims are the verified ones on the runtime login (public.auth_claims_verified()), the full check otherwise (an
+-- analyst login, PostgREST, claims replaced after begin_request). The same trust as omnizen.verified_org and _role:
+-- only the runtime login takes the fast path, and it sets the claims themselves; the SQL it runs for others (semantic
+-- queries) cannot set settings.
+CREATE FUNCTION public.auth_api_key_id_checked() RETURNS uuid
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = '' AS $$
+DECLARE
+  claims jsonb := core.request_claims();
+  org uuid;
+BEGIN
+  IF claims IS NULL OR NOT claims ? 'api_key_id' THEN RETURN NULL; END IF;
+  org := public.auth_org_id();
+  IF org IS NULL THEN RETURN NULL; END IF;
+  RETURN (claims ->> 'api_key_id')::uuid;
+END
+$$;
+REVOKE ALL ON FUNCTION public.auth_api_key_id_checked() FROM PUBLIC, anon, authenticated, service_role;
+GRANT EXECUTE ON FUNCTION public.auth_api_key_id_checked() TO anon, authenticated, service_role, omnizen_analyst, finance_posting;
+
+-- Same signature (the policies, defaults and functions that call it take the new form at once); no SECURITY DEFINER
+-- and no SET clause, which would stop PostgreSQL from inlining it. The record is the key's id or 'none'; an empty or
+-- missing record (a begin_request that did not write it, a pooled connection's earlier transaction) is no answer and
+-- takes the full check, so a missing record never reads as "no key" (which would show a key every run).
+CREATE OR REPLACE FUNCTION public.auth_api_key_id() RETURNS uuid
+LANGUAGE sql STABLE AS $$
+  SELECT CASE WHEN NOT public.auth_claims_verified() OR coalesce(current_setting('omnizen.verified_api_key', true), '') = ''
+                THEN public.auth_api_key_id_checked()
+              WHEN current_setting('omnizen.verified_api_key', true) = 'none' THEN NULL
+              ELSE current_setting('omnizen.verified_api_key', true)::uuid END
+$$;
+
+-- begin_request as in 20270115000100_ledger_posting_statements, plus omnizen.verified_api_key: what
+-- auth_api_key_id_checked() answers for the claims just verified (their api_key_id when they name a key and the
+-- organization was granted, else 'none').
+CREATE OR REPLACE FUNCTION public.begin_request(p_claims text, p_role text, OUT org_id uuid, OUT role text, OUT workspace_id uuid)
+LANGUAGE plpgsql AS $$
+DECLARE
+  claims jsonb;
+  decided record;
+  _ text;
+BEGIN
+  IF p_role NOT IN ('authenticated', 'anon') THEN
+    RAISE EXCEPTION 'begin_request: role % is not allowed', p_role USING ERRCODE = '42501';
+  END IF;
+  -- nothing verified yet for these claims (a second begin_request in one transaction starts over)
+  _ := set_config('omnizen.verified_claims', '', true);
+  _ := set_config('request.jwt.claims', p_claims, true);
+  _ := set_config('role', p_role, true);
+  claims := p_claims::jsonb;
+  -- An access token of a revoked session (logout, revocation, refresh-token reuse) stops working
+  -- at once, not when it expires. Runs as the caller: RLS shows a user only their own sessions.
+  -- Two IFs, not one AND: the query must never run for anon, which has no rights on core.sessions
+  -- (a cached plan would check those rights even when the first operand is false).
+  IF claims ? 'session_id' THEN
+    IF EXISTS (
+      SELECT 1 FROM core.sessions s
+      WHERE s.id = (claims ->> 'session_id')::uuid AND (s.revoked_at IS NOT NULL OR s.expires_at <= now())
+    ) THEN
+      RAISE EXCEPTION 'the session of this access token has ended; log in again' USING ERRCODE = '28000';
+    END IF;
+  END IF;
+  decided := public.auth_org_role_checked();
+  org_id := decided.org_id;
+  role := decided.role;
+  _ := set_config('omnizen.verified_org', coalesce(org_id::text, ''), true);
+  _ := set_config('omnizen.verified_role', coalesce(role, ''), true);
+  -- an organization is granted to claims naming a key only for that live key with its secret's hash (api_key_valid)
+  _ := set_config('omnizen.verified_api_key',
+         CASE WHEN org_id IS NOT NULL AND claims ? 'api_key_id' THEN (claims ->> 'api_key_id')::uuid::text ELSE 'none' END, true);
+  _ := set_config('omnizen.verified_claims', p_claims, true);
+  -- auth_workspace_id() answers NULL for claims without a workspace
+  IF auth.jwt() ? 'workspace_id' THEN
+    workspace_id := public.auth_workspace_id();
+  END IF;
+END
+$$;
+
 -- semantic.v_agent_metrics reads ai.runs as its caller (security_invoker): for an API key (semantic:read) it counts the
 -- runs that key started, none for a key that runs no agent; the organization's aggregates are its people's to read.
 COMMENT ON VIEW semantic.v_agent_metrics IS 'AI agent runs per agent and UTC day: outcomes, failures by error class, tokens by type, cost (USD), latency percentiles (owners, admins: every run; other members: the runs they started; an API key: the runs that key started, none if it runs no agent)';
@@ -75,7 +162,9 @@ COMMENT ON VIEW semantic.v_agent_metrics IS 'AI agent runs per agent and UTC day
 CREATE FUNCTION core.member_of_service_org(p_user text) RETURNS boolean
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = '' AS $$
 BEGIN
-  IF auth.role() IS DISTINCT FROM 'service_role' OR public.auth_api_key_id() IS NOT NULL THEN RETURN false; END IF;
+  -- the role decided for the request ('service': the service-role key, or an API key, which has a key id), not the
+  -- claims' role as read now (auth.role() prefers request.jwt.claim.role, which is no part of the verified claims)
+  IF public.auth_role() IS DISTINCT FROM 'service' OR public.auth_api_key_id() IS NOT NULL THEN RETURN false; END IF;
   RETURN EXISTS (SELECT 1 FROM core.memberships m WHERE m.org_id = public.auth_org_id() AND m.user_id = p_user);
 END
 $$;
@@ -88,5 +177,5 @@ CREATE POLICY user_select_service_org ON core."User" FOR SELECT TO authenticated
 CREATE SCHEMA IF NOT EXISTS omnizen_migrations;
 CREATE TABLE IF NOT EXISTS omnizen_migrations.applied (
   name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), duration_ms int NOT NULL);
-INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270211000600_api_key_runs_service_member_reads', '177b9251a47df65b3659e594b0ca7aaaf752f8e364b5d01a8e45d4da5b9913fa', 0)
+INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270211000600_api_key_runs_service_member_reads', 'a82a4ec2828415b430c4f54877ba779ae43d43e6c7cffbb8a6dfadfdb85c17a0', 0)
   ON CONFLICT (name) DO NOTHING;

@@ -178,6 +178,39 @@ describe('API keys read and cancel the runs they started', () => {
     expect(views.find((v: any) => v.name === 'semantic.v_agent_metrics').description).toContain('an API key: the runs that key started, none if it runs no agent');
   });
 
+  it('a key\'s policies read the key its transaction verified (inlined, no function call per row), the full check agrees, and the key cannot forge the record', async () => {
+    // public.auth_api_key_id() is plain SQL since 20270211000600 (review rk: a key's count of v_agent_metrics at 100k runs
+    // took 5.9-8.4 s, one SECURITY DEFINER call per row); begin_request records the key in omnizen.verified_api_key
+    const principal = apiKeyPrincipal(keyA.auth.Authorization)!;
+    // the statements in one transaction of the key, opened as the API opens it (begin_key_request); the last one's first row
+    const inKeyTx = (...sqls: string[]) => t.app.get(DatabaseService).tenant(principal, org, { requestId: 'hk-inline' }, async (tx) => {
+      let rows: any[] = [];
+      for (const sql of sqls) rows = await tx.db.$queryRawUnsafe<any[]>(sql);
+      return rows[0];
+    });
+    const plan = JSON.stringify((await inKeyTx('EXPLAIN (VERBOSE, FORMAT JSON) SELECT count(*) FROM ai.runs'))['QUERY PLAN']);
+    expect(plan).not.toMatch(/auth_api_key_id\(\)/);
+    expect(plan).toContain('omnizen.verified_api_key');
+    expect(await inKeyTx('SELECT public.auth_api_key_id()::text AS fast, public.auth_api_key_id_checked()::text AS checked'))
+      .toEqual({ fast: keyA.id, checked: keyA.id });
+    // a missing record is no answer (the full check), never "no key": a key's transaction without it still sees its own only
+    expect(await inKeyTx(`SELECT set_config('omnizen.verified_api_key', '', true)`, `SELECT public.auth_api_key_id()::text AS key,
+        (SELECT count(*) FROM ai.runs WHERE api_key_id IS DISTINCT FROM public.auth_api_key_id_checked())::int AS others`))
+      .toEqual({ key: keyA.id, others: 0 });
+    // the record is the database's: a key's semantic SQL may not set it (nor any setting) to see the service's every run
+    const both = await createKey(['semantic:read', 'agents:run']);
+    const count = 'SELECT coalesce(sum(runs), 0)::int AS n FROM semantic.v_agent_metrics';
+    const semantic = (sql: string) => t.http.post(`/v1/orgs/${org}/semantic/query`).set(both.auth).send({ sql });
+    for (const forged of [`SELECT set_config('omnizen.verified_api_key', 'none', true), (${count}) AS n`, `SET LOCAL omnizen.verified_api_key = 'none'`]) {
+      const res = await semantic(forged);
+      expect([res.status, res.body.error?.code]).toEqual([400, 'semantic.query_refused']);
+    }
+    const res = await semantic(count);
+    expect([res.status, res.body.rows]).toEqual([200, [[0]]]);
+    const all = Number((await t.db.admin.query(`SELECT count(*) AS n FROM ai.runs WHERE org_id = $1`, [org])).rows[0].n);
+    expect(all).toBeGreaterThan(0);
+  });
+
   it('the document declares agents:run on the run reads, the usage report and the cancel, with api_keys.scope_missing', async () => {
     const doc = (await t.http.get('/docs-json').expect(200)).body;
     const ops: [string, string][] = [

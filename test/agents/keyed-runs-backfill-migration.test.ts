@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { migrate, projectRoot } from '../../src/platform/database/migrator.js';
 import { loadConfig } from '../../src/platform/config/config.js';
 import { Sleeper } from '../../src/platform/ai/llm-provider.js';
 import { OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
 import { startApp, type TestApp } from '../support/app.js';
-import { createTestDatabase } from '../support/database.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { createOrg, onEnterprisePlan, registerUser, type TestUser } from '../support/factories.js';
 import { startOpenAiDouble, type OpenAiDouble } from '../support/doubles/openai-double.js';
 import { agentsUrl } from './agents-support.js';
@@ -85,5 +85,75 @@ describe('migration 20270211000600: the runs keys started before it are theirs',
     expect(list.map((r: any) => r.id).sort()).toEqual([finished, queued].sort());
     expect((await t.http.get(`/v1/orgs/${org}/ai/usage`).set(key.auth).expect(200)).body.runs).toBe(2);
     expect((await t.http.get(agentsUrl(org, `/${agent}/runs/${person}`)).set(key.auth).expect(404)).body.error.code).toBe('run.not_found');
+  });
+});
+
+/**
+ * The backfill at scale (review rk): its first form joined ai.runs with a subquery over ai.runs, was estimated at one
+ * row (no statistics for the column just added, and a LIKE over the looked-up actor) and scanned ai.runs once per key
+ * run while ADD COLUMN held the table locked (582 s at 100k runs). Its plan must read ai.runs once, whatever the
+ * statistics; and every run gets its own key.
+ */
+describe('migration 20270211000600: the backfill reads ai.runs once, for thousands of runs', () => {
+  let db: TestDatabase;
+  const org = '6a000000-0000-4000-8000-000000000001';
+  const user = '6a000000-0000-4000-8000-0000000000aa';
+  const agent = '6a000000-0000-4000-8000-0000000000a9';
+  const keyOf = (i: number) => `6a000000-0000-4000-8000-${String(i % 5).padStart(12, '0')}`;
+  // the runs, numbered: run i has id md5('run' || i)
+  const runs = `SELECT g AS i, md5('run' || g)::uuid AS id FROM generate_series(1, 3000) g`;
+
+  beforeAll(async () => {
+    db = await createTestDatabase({ template: null });
+    await migrate(db.url, { until: before, log: () => undefined });
+    await db.admin.query(`INSERT INTO core."User" (id, email) VALUES ($1, 'backfill-scale@example.test')`, [user]);
+    await db.admin.query(`INSERT INTO core.organizations (id, name, owner_user_id) VALUES ($1, 'Scale', $2)`, [org, user]);
+    await db.admin.query(`INSERT INTO core.memberships (org_id, user_id, role) VALUES ($1, $2, 'owner')`, [org, user]);
+    await db.admin.query(`INSERT INTO ai.agents (org_id, id, name, type, model_id) VALUES ($1, $2, 'A', 'assistant', 'gpt-4o')`, [org, agent]);
+    // 3,000 runs: i % 5 < 2 a key's (one of 5 keys, by its start's audit row), i % 5 = 2 a trigger's (actor system),
+    // the rest a person's; every 500th run (a key's) has no start row at all (stays without a key)
+    await db.admin.query(`INSERT INTO ai.runs (org_id, id, agent_id, model_id, started_by, trigger, status, stop_reason, input, started_at, finished_at)
+      SELECT $1, s.id, $2, 'gpt-4o', CASE WHEN s.i % 5 < 3 THEN NULL ELSE $3::uuid END, CASE WHEN s.i % 5 = 2 THEN 'event' ELSE 'interactive' END,
+        'succeeded', 'answer', '{}', now() - s.i * interval '1 minute', now() - s.i * interval '1 minute' FROM (${runs}) s`, [org, agent, user]);
+    await db.admin.query(`INSERT INTO core.audit_logs (org_id, actor_id, principal_type, action, entity_type, entity_id, after)
+      SELECT $1, CASE WHEN s.i % 5 < 2 THEN 'api_key:6a000000-0000-4000-8000-' || lpad((s.i % 5)::text, 12, '0')
+                      WHEN s.i % 5 = 2 THEN 'system' ELSE $2 END,
+        CASE WHEN s.i % 5 < 2 THEN 'service' WHEN s.i % 5 = 2 THEN 'system' ELSE 'user' END, 'ai.run_started', 'ai_run', s.id::text, '{}'
+      FROM (${runs}) s WHERE s.i % 500 <> 0`, [org, user]);
+    await db.admin.query('ANALYZE ai.runs, core.audit_logs');
+  });
+  afterAll(async () => {
+    await db?.drop();
+  });
+
+  it('plans one pass over ai.runs (no join of it with itself) and records each key run\'s key, audited', async () => {
+    const sql = readFileSync(join(projectRoot(), 'prisma', 'migrations', MIGRATION, 'migration.sql'), 'utf8');
+    const addColumn = sql.match(/^ALTER TABLE ai\.runs ADD COLUMN api_key_id[^;]*;/m)![0];
+    const backfill = sql.split('ALTER TABLE ai.runs DISABLE TRIGGER runs_immutable;')[1].split('ALTER TABLE ai.runs ENABLE TRIGGER runs_immutable;')[0]
+      .split('\n').filter((l) => !l.startsWith('--')).join('\n').trim().replace(/;$/, '');
+    // the statement's plan right after ADD COLUMN, as the migration runs it (the column without statistics)
+    const c = await db.admin.connect();
+    let plan: any;
+    try {
+      await c.query('BEGIN');
+      await c.query(addColumn);
+      plan = (await c.query(`EXPLAIN (FORMAT JSON) ${backfill}`)).rows[0]['QUERY PLAN'][0].Plan;
+    } finally {
+      await c.query('ROLLBACK');
+      c.release();
+    }
+    const nodes = (p: any): any[] => [p, ...((p.Plans ?? []) as any[]).flatMap(nodes)];
+    // one scan of ai.runs (the rows updated), no join: the audit lookups are subplans on audit_logs_org_entity_idx
+    expect(nodes(plan).filter((n) => n['Relation Name'] === 'runs' && n['Node Type'] !== 'ModifyTable').length).toBe(1);
+    expect(nodes(plan).filter((n) => /Nested Loop|Hash Join|Merge Join/.test(n['Node Type'])).map((n) => n['Node Type'])).toEqual([]);
+
+    expect(await migrate(db.url, { log: () => undefined })).toContain(MIGRATION);
+    const { rows: got } = await db.admin.query(`SELECT s.i, r.api_key_id::text FROM (${runs}) s JOIN ai.runs r ON r.org_id = $1 AND r.id = s.id ORDER BY s.i`, [org]);
+    expect(got).toHaveLength(3000);
+    const wrong = got.filter((r) => r.api_key_id !== (r.i % 5 < 2 && r.i % 500 !== 0 ? keyOf(r.i) : null));
+    expect(wrong).toEqual([]);
+    const { rows: [audited] } = await db.admin.query(
+      `SELECT count(*)::int AS n, count(DISTINCT entity_id)::int AS runs FROM core.audit_logs WHERE org_id = $1 AND action = 'ai.run_api_key_recorded'`, [org]);
+    expect(audited).toEqual({ n: 1200 - 6, runs: 1200 - 6 });
   });
 });

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import jwt from 'jsonwebtoken';
+import pg from 'pg';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { addMember, createOrg, orgWithRoles, registerUser, type RoleUsers, type TestUser } from '../support/factories.js';
 
@@ -79,5 +80,21 @@ describe('a service key on the member routes', () => {
     const members = (await t.db.admin.query('SELECT user_id AS id FROM core.memberships WHERE org_id = $1 ORDER BY user_id', [orgId])).rows;
     expect(await asService(orgId)).toEqual(members);
     expect((await asService(otherOrg)).map((r: any) => r.id).sort()).toEqual([outsider.id, users.viewer.id].sort());
+  });
+
+  it('takes the service from the role the request was verified with, not from request.jwt.claim.role set after it', async () => {
+    // auth.role() prefers request.jwt.claim.role, which is no part of the claims begin_request verified (review rk)
+    const c = new pg.Client({ connectionString: t.db.apiUrl });
+    await c.connect();
+    try {
+      await c.query('BEGIN');
+      await c.query(`SELECT org_id FROM public.begin_request($1, 'authenticated')`, [JSON.stringify({ sub: users.member.id, role: 'authenticated', org_id: orgId })]);
+      await c.query(`SELECT set_config('request.jwt.claim.role', 'service_role', true)`);
+      const { rows } = await c.query(`SELECT public.auth_role() AS role, core.member_of_service_org($1) AS service_reads`, [users.owner.id]);
+      expect(rows).toEqual([{ role: await roleOf(users.member.id), service_reads: false }]);
+    } finally {
+      await c.query('ROLLBACK');
+      await c.end();
+    }
   });
 });

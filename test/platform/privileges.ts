@@ -289,6 +289,8 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'function public.begin_key_request(uuid, text, uuid, text)': { omnizen_api: 'EXECUTE' },
   'function public.verify_api_key(uuid, text, uuid)': { omnizen_api: 'EXECUTE' },
   'function public.auth_api_key_id()': HELPER_CALLERS,
+  // the full check behind auth_api_key_id() (20270211000600), as auth_org_id_checked() behind auth_org_id()
+  'function public.auth_api_key_id_checked()': HELPER_CALLERS,
   'function public.auth_has_scope(text)': HELPER_CALLERS,
   // rate limits: the override is set by operators (service_role), read by the organization's members
   'table hub.rate_limit_overrides': { authenticated: 'SELECT', service_role: RW },

@@ -91,7 +91,7 @@ describe.each(postgresBinaries())('on a Supabase-shaped database (PostgreSQL $ma
        ORDER BY 1, 2`, SCHEMAS_PARAM);
     const callable = (role: string) => rows.filter((r) => r.role === role).map((r) => r.fn);
     // the policy helpers (auth_api_key_id / auth_has_scope answer only about the caller's own verified API key)
-    const helpers = ['core.request_claims', 'public.auth_api_key_id', 'public.auth_claims_verified', 'public.auth_has_role', 'public.auth_has_scope',
+    const helpers = ['core.request_claims', 'public.auth_api_key_id', 'public.auth_api_key_id_checked', 'public.auth_claims_verified', 'public.auth_has_role', 'public.auth_has_scope',
       'public.auth_org_id', 'public.auth_org_id_checked', 'public.auth_org_role_checked', 'public.auth_role', 'public.auth_role_checked',
       'public.auth_user_id', 'public.auth_workspace_id'];
     // the per-person audit keys (core.personal_data_key, personal_data_keys_by_id) are not among them: anonymous
