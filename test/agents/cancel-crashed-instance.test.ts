@@ -16,7 +16,8 @@ import { agentsUrl } from './agents-support.js';
  * agent.run.failed event to that instance (test/agents/cancel-elsewhere.test.ts). Should it die before the call returns,
  * the agents module's sweep emits the event once the run's mark (the call's longest possible duration) has passed: once,
  * however many instances sweep. The budget reservation of that call, which only its execution would have settled, is
- * released with the event (in the month it was taken), and audited.
+ * released with the event (in the month it was taken), and audited; by the cancel itself when the mark had passed before
+ * it (the execution was dead already); not at all when the call was settled before its execution died.
  */
 describe('a run cancelled while its executing instance is gone', () => {
   let a: TestApp;
@@ -104,25 +105,38 @@ describe('a run cancelled while its executing instance is gone', () => {
       await a.db.admin.query('DELETE FROM ai.budgets WHERE org_id = $1', [orgId]);
     });
 
-    /**
-     * An async run another instance took and began an LLM call for, then died: what its startCall left, in one commit (the
-     * call's reservation of 0.25 USD / 1000 tokens until the mark, the run's lease and mark); then cancelled by its owner.
-     */
-    const cancelMidCallOfDeadInstance = async (budgetId: string) => {
-      const id = (await a.http.post(agentsUrl(orgId, `/${agent}/runs?async=true`)).set(owner.auth).send({ messages }).expect(202)).body.id as string;
-      const callId = randomUUID();
-      const now = new Date(clock.now());
-      const mark = new Date(now.getTime() + 10 * 60_000);
+    /** Runs `sql` in one committed transaction of the organization as its owner (the API's role: what an execution writes). */
+    const asExecution = async (sql: (c: pg.Client) => Promise<void>) => {
       const clients: pg.Client[] = [];
       try {
         const { c } = await openTenantTransaction(a.db.apiUrl, { sub: owner.id, org_id: orgId }, clients);
-        const { rows } = await c.query(`SELECT budget_id, ok FROM ai.reserve_budget($1, $2, 0.25, 1000, $3, $4)`, [agent, callId, now, mark]);
-        expect(rows).toEqual([{ budget_id: budgetId, ok: true }]);
-        await c.query(`UPDATE ai.runs SET lease_until = $2, call_in_flight_until = $2, call_in_flight_id = $3 WHERE id = $1`, [id, mark, callId]);
+        await sql(c);
         await c.query('COMMIT');
       } finally {
         await Promise.all(clients.map((c) => c.end()));
       }
+    };
+
+    /**
+     * An async run another instance took and began an LLM call for, then died: what its startCall left, in one commit (the
+     * call's reservation of 0.25 USD / 1000 tokens until the mark, the run's lease and mark).
+     */
+    const beginCallOfDeadInstance = async (budgetId: string) => {
+      const id = (await a.http.post(agentsUrl(orgId, `/${agent}/runs?async=true`)).set(owner.auth).send({ messages }).expect(202)).body.id as string;
+      const callId = randomUUID();
+      const now = new Date(clock.now());
+      const mark = new Date(now.getTime() + 10 * 60_000);
+      await asExecution(async (c) => {
+        const { rows } = await c.query(`SELECT budget_id, ok FROM ai.reserve_budget($1, $2, 0.25, 1000, $3, $4)`, [agent, callId, now, mark]);
+        expect(rows).toEqual([{ budget_id: budgetId, ok: true }]);
+        await c.query(`UPDATE ai.runs SET lease_until = $2, call_in_flight_until = $2, call_in_flight_id = $3 WHERE id = $1`, [id, mark, callId]);
+      });
+      return { id, callId };
+    };
+
+    /** beginCallOfDeadInstance, then the run cancelled by its owner before the mark. */
+    const cancelMidCallOfDeadInstance = async (budgetId: string) => {
+      const { id, callId } = await beginCallOfDeadInstance(budgetId);
       const cancelled = await a.http.post(agentsUrl(orgId, `/${agent}/runs/${id}/cancel`)).set(owner.auth).expect(200);
       expect(cancelled.body).toMatchObject({ id, status: 'cancelled', steps: 0, cost: '0.00000000' });
       await a.app.get(OutboxRelay).drain();
@@ -174,6 +188,61 @@ describe('a run cancelled while its executing instance is gone', () => {
       expect(budget.body).toMatchObject({ period: '2027-01', spentCost: '0.00000000', reservedCost: '0.00000000', costLeft: '1.00000000' });
       expect((await runEvents(id)).map((e) => e.type)).toEqual(['agent.run.failed']);
       expect(await audits(id)).toEqual([releasedAudit(callId, budgetId, '2026-12')]);
+    });
+
+    it('is released by a cancel once the mark has passed (its execution died), before the lost-runs sweep finds the run', async () => {
+      moveClockTo('2027-01-20T12:00:00Z');
+      const budgetId = (await a.http.post(budgetsUrl()).set(owner.auth).send({ agentId: agent, costLimit: '1.0000' }).expect(201)).body.id as string;
+      const { id, callId } = await beginCallOfDeadInstance(budgetId);
+
+      // past the mark (and the lease with it), the owner cancels before any sweep ran: the cancel emits the event and
+      // releases the call, as the person cancelling; neither sweep finds the run afterwards (it owes no event, is not running)
+      clock.advance(11 * 60_000);
+      const cancelled = await a.http.post(agentsUrl(orgId, `/${agent}/runs/${id}/cancel`)).set(owner.auth).expect(200);
+      expect(cancelled.body).toMatchObject({ id, status: 'cancelled', steps: 0, cost: '0.00000000' });
+      await a.app.get(OutboxRelay).drain();
+      expect(await reservations(callId)).toEqual([]);
+      expect(await usage(budgetId)).toEqual([{ period: '2027-01-01', reserved_cost: '0.00000000', reserved_tokens: 0, spent_cost: '0.00000000' }]);
+      const budget = await a.http.get(`${budgetsUrl()}/${budgetId}`).set(owner.auth).expect(200);
+      expect(budget.body).toMatchObject({ period: '2027-01', spentCost: '0.00000000', reservedCost: '0.00000000', reservedTokens: 0, costLeft: '1.00000000' });
+      expect((await runEvents(id)).map((e) => e.type)).toEqual(['agent.run.failed']);
+      expect(await audits(id)).toEqual([{ ...releasedAudit(callId, budgetId, '2027-01'), actor_id: owner.id }]);
+
+      expect(await sweep(new Date(clock.now()))).toEqual([]);
+      expect(await a.app.get(RunsService).failLostRuns(new Date(clock.now()))).toEqual([]);
+      expect((await runEvents(id)).map((e) => e.type)).toEqual(['agent.run.failed']);
+      expect(await audits(id)).toHaveLength(1);
+      expect(await storedRun(id)).toMatchObject({ status: 'cancelled', cost: '0.00000000', steps: 0 });
+    });
+
+    it('takes the event with nothing to release when the call was settled (its step stored) before its execution died', async () => {
+      moveClockTo('2027-01-21T12:00:00Z');
+      const budgetId = (await a.http.post(budgetsUrl()).set(owner.auth).send({ agentId: agent, costLimit: '1.0000' }).expect(201)).body.id as string;
+      const { id, callId } = await cancelMidCallOfDeadInstance(budgetId);
+
+      // the call ended: what its addCallStep committed (the call settled at what it cost, its step on the cancelled run),
+      // then the instance died before its finish took the event
+      const endedAt = new Date(clock.now());
+      await asExecution(async (c) => {
+        await c.query(`SELECT * FROM ai.settle_budget($1, 0.1, 800, $2, $3)`, [callId, agent, endedAt]);
+        await c.query(`INSERT INTO ai.run_steps (org_id, run_id, step_no, kind, name, status, started_at, ended_at, latency_ms, input_tokens, cost)
+          VALUES ($1, $2, 1, 'llm_call', 'gpt-4o', 'succeeded', $3, $3, 0, 800, 0.1)`, [orgId, id, endedAt]);
+        await c.query(`UPDATE ai.runs SET input_tokens = input_tokens + 800, cost = cost + 0.1, steps = steps + 1 WHERE id = $1`, [id]);
+      });
+      expect(await reservations(callId)).toEqual([]);
+
+      clock.advance(11 * 60_000);
+      expect(await sweep(new Date(clock.now()))).toEqual([id]);
+      expect(await usage(budgetId)).toEqual([{ period: '2027-01-01', reserved_cost: '0.00000000', reserved_tokens: 0, spent_cost: '0.10000000' }]);
+      const budget = await a.http.get(`${budgetsUrl()}/${budgetId}`).set(owner.auth).expect(200);
+      expect(budget.body).toMatchObject({ period: '2027-01', spentCost: '0.10000000', reservedCost: '0.00000000', reservedTokens: 0, costLeft: '0.90000000' });
+      expect((await runEvents(id)).map((e) => [e.type, e.payload.steps, e.payload.cost])).toEqual([['agent.run.failed', 1, '0.10000000']]);
+      expect(await storedRun(id)).toEqual({ status: 'cancelled', cost: '0.10000000', steps: 1, marked: false });
+      // nothing was released: no ai.run_call_released
+      expect(await audits(id)).toEqual([]);
+
+      expect(await sweep(new Date(clock.now()))).toEqual([]);
+      expect(await runEvents(id)).toHaveLength(1);
     });
   });
 });

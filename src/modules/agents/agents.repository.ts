@@ -269,12 +269,13 @@ export const agentsRepository = {
   },
 
   /**
-   * Locks the run, for its cancel, and answers it with the end of the LLM call it has in flight (null: none), or undefined
-   * when the caller does not see it.
+   * Locks the run, for its cancel, and answers it with the end of the LLM call it has in flight (null: none) and that call's
+   * id (its budget reservation; null: none), or undefined when the caller does not see it.
    */
-  async lockRunForCancel(db: Db, orgId: string, agentId: string, id: string): Promise<{ run: RunDto; callInFlightUntil: Date | null } | undefined> {
+  async lockRunForCancel(db: Db, orgId: string, agentId: string, id: string):
+  Promise<{ run: RunDto; callInFlightUntil: Date | null; callInFlightId: string | null } | undefined> {
     const [r] = await db.run(qb.selectFrom('ai.runs').selectAll().where('org_id', '=', orgId).where('agent_id', '=', agentId).where('id', '=', id).forUpdate());
-    return r && { run: toRun(r), callInFlightUntil: r.call_in_flight_until === null ? null : new Date(r.call_in_flight_until) };
+    return r && { run: toRun(r), callInFlightUntil: r.call_in_flight_until === null ? null : new Date(r.call_in_flight_until), callInFlightId: r.call_in_flight_id };
   },
 
   /**
@@ -391,21 +392,21 @@ export const agentsRepository = {
 
   /**
    * Locks a cancelled run still owing its event past its mark at `now` with an LLM call it is marked with, for the sweep to
-   * release that call's reservation: answers the call, its agent and the call's reservations (what is released), or
-   * undefined when its event was taken meanwhile (another sweep, its execution after all: takeCancelEvent).
+   * release that call's reservation: answers the call, or undefined when its event was taken meanwhile (another sweep, its
+   * execution after all: takeCancelEvent).
    */
-  async lockDueCancelledCall(db: Db, orgId: string, id: string, now: Date):
-  Promise<{ callId: string; agentId: string; reservations: { budgetId: string; period: string; cost: string; tokens: number }[] } | undefined> {
-    const [r] = await db.run(qb.selectFrom('ai.runs').select(['call_in_flight_id', 'agent_id'])
+  async lockDueCancelledCall(db: Db, orgId: string, id: string, now: Date): Promise<{ callId: string } | undefined> {
+    const [r] = await db.run(qb.selectFrom('ai.runs').select('call_in_flight_id')
       .where('org_id', '=', orgId).where('id', '=', id).where('status', '=', 'cancelled').where('call_in_flight_until', '<', now)
       .where(sql<boolean>`call_in_flight_until > finished_at`).where('call_in_flight_id', 'is not', null).forUpdate());
-    if (!r?.call_in_flight_id) return undefined;
+    return r?.call_in_flight_id ? { callId: r.call_in_flight_id } : undefined;
+  },
+
+  /** The budget reservations an LLM call still holds (none: settled, or no budget applied to it), by budget, each in the month it was taken. */
+  async callReservations(db: Db, orgId: string, callId: string): Promise<{ budgetId: string; period: string; cost: string; tokens: number }[]> {
     const held = await db.run(qb.selectFrom('ai.budget_reservations').select(['budget_id', 'period', 'cost', 'tokens'])
-      .where('org_id', '=', orgId).where('call_id', '=', r.call_in_flight_id).orderBy('budget_id'));
-    return {
-      callId: r.call_in_flight_id, agentId: r.agent_id,
-      reservations: held.map((h) => ({ budgetId: h.budget_id, period: new Date(h.period).toISOString().slice(0, 7), cost: dec(h.cost), tokens: num(h.tokens) })),
-    };
+      .where('org_id', '=', orgId).where('call_id', '=', callId).orderBy('budget_id'));
+    return held.map((h) => ({ budgetId: h.budget_id, period: new Date(h.period).toISOString().slice(0, 7), cost: dec(h.cost), tokens: num(h.tokens) }));
   },
 
   /**

@@ -982,11 +982,8 @@ export class RunsService implements OnModuleInit {
   /**
    * The cancelled runs owing their event past their mark whose LLM call was in flight when their execution died: each, in
    * a transaction of its organization as this sweep, is locked and checked again (another sweep, or its execution after
-   * all, took the event: left alone), then the call's reservation is released, settled at nothing in the month it was
-   * taken (as the lost-runs sweep settles a lost call: what the provider billed is not known; should the execution outlive
-   * its mark after all, the call's end charges the budget what it cost and stores its step on the run: addCallStep,
-   * settleCallInFlight), the mark cleared, agent.run.failed emitted and the release audited (ai.run_call_released, with
-   * the reservations released). Run, then budget: the order of every transaction touching both. The run keeps its
+   * all, took the event: left alone), then the mark cleared, agent.run.failed emitted and the call's reservation released
+   * (releaseDeadCall). Run, then budget: the order of every transaction touching both. The run keeps its
    * call_in_flight_id (a finished run's row changes only in its counters and mark): settling that call again is a no-op.
    * Answers the runs.
    */
@@ -997,21 +994,36 @@ export class RunsService implements OnModuleInit {
       await this.db.tenant(CANCEL_EVENT_SWEEPER, orgId, { requestId: `agents-cancel-events:${id}` }, async (tx) => {
         const locked = await repo.lockDueCancelledCall(tx.db, orgId, id, now);
         if (!locked) return;
-        await this.settle(tx, locked.agentId, locked.callId, new Decimal(0), 0, now);
         // locked, cancelled and owing its event: the update finds it
         const run = await repo.takeCancelEvent(tx.db, orgId, id);
         if (!run) return;
+        await this.releaseDeadCall(tx, run, locked.callId, now);
         await this.emitFinished(tx, run);
-        await this.audit.record(tx, {
-          action: 'ai.run_call_released', entityType: 'ai_run', entityId: id,
-          before: { status: run.status, callId: locked.callId, reservations: locked.reservations },
-          after: { status: run.status, callId: locked.callId, reservations: [] },
-        });
         released.push(id);
       }).catch((err: Error) => this.logger.error(`run ${id}: the reservation of its cancelled call was not released: ${err.message}`));
     }
-    if (released.length) this.logger.warn(`released the LLM call reservations of ${released.length} cancelled run(s) whose execution died during the call`);
+    if (released.length) this.logger.warn(`emitted the event of ${released.length} cancelled run(s) whose execution died during an LLM call, its reservation released`);
     return released;
+  }
+
+  /**
+   * Releases the budget reservation of LLM call `callId` of `run`, cancelled, whose execution died during the call (its mark
+   * passed), in `tx`, which holds the run's lock (run, then budget): settled at nothing in the month it was taken (as the
+   * lost-runs sweep settles a lost call: what the provider billed is not known; should the execution outlive its mark after
+   * all, the call's end charges the budget what it cost and stores its step on the run: addCallStep, settleCallInFlight),
+   * audited as the transaction's principal (the sweep, the person cancelling): ai.run_call_released, with the reservations
+   * released. A call holding none (its step was stored, which settled it, before its execution died; no budget applies to
+   * it) has nothing to settle: neither settled nor audited.
+   */
+  private async releaseDeadCall(tx: TenantTx, run: RunDto, callId: string, now: Date): Promise<void> {
+    const reservations = await repo.callReservations(tx.db, tx.orgId, callId);
+    if (!reservations.length) return;
+    await this.settle(tx, run.agentId, callId, new Decimal(0), 0, now);
+    await this.audit.record(tx, {
+      action: 'ai.run_call_released', entityType: 'ai_run', entityId: run.id,
+      before: { status: run.status, callId, reservations },
+      after: { status: run.status, callId, reservations: [] },
+    });
   }
 
   @Cron(CronExpression.EVERY_MINUTE, { name: 'agents-cancel-events' })
@@ -1066,7 +1078,8 @@ export class RunsService implements OnModuleInit {
    * Cancels a running run: finished at once in the database; its execution (here or in another process) stops at its next
    * step. Executing here, it is cut now; executing in another process with an LLM call in flight, that call ends first
    * (it is billed). Either way the execution emits the run's event once the call's step is stored; otherwise (no call in
-   * flight elsewhere, no execution at all) the event is emitted here, with the steps stored so far.
+   * flight elsewhere, no execution at all) the event is emitted here, with the steps stored so far, and a call begun
+   * elsewhere whose mark has passed (its execution died during it) has its reservation released (releaseDeadCall).
    */
   async cancel(tx: TenantTx, agentId: string, runId: string): Promise<RunDto> {
     const role = tx.role as RequestRole;
@@ -1077,7 +1090,7 @@ export class RunsService implements OnModuleInit {
     if (!found && !ADMIN_ROLES.includes(role)) throw PlatformErrors.error('forbidden.role', 'only the person who started the run, an owner or an admin may cancel it');
     if (!RUNNER_ROLES.includes(role)) throw PlatformErrors.error('forbidden.role', `cancelling a run needs membership of the organization; you are ${tx.role ?? 'not a member'}`);
     if (!found) throw AgentErrors.notFound('run', runId);
-    const { run: before, callInFlightUntil } = found;
+    const { run: before, callInFlightUntil, callInFlightId } = found;
     const own = tx.principal.kind === 'user' && before.startedBy === tx.principal.userId;
     if (!own && !ADMIN_ROLES.includes(role)) {
       throw PlatformErrors.error('forbidden.role', 'only the person who started the run, an owner or an admin may cancel it');
@@ -1093,6 +1106,9 @@ export class RunsService implements OnModuleInit {
     if (!run) throw AgentErrors.error('ai.run_finished', `run ${runId} is already finished`);
     // a call in flight in another process (the run was marked when it began): its step adds to the cost after this commits
     const midCall = !execution && callInFlightUntil !== null && callInFlightUntil > now;
+    // a call begun elsewhere whose mark has passed: its execution died during it (neither the sweep of owed events nor the
+    // lost-runs sweep will see the run, cancelled now with no event owed), its reservation left: released here
+    if (!execution && !midCall && callInFlightId) await this.releaseDeadCall(tx, run, callInFlightId, now);
     if (!execution && !midCall) await this.emitFinished(tx, run);
     await this.auditFinished(tx, run);
     if (execution) {
