@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createHash, randomUUID } from 'node:crypto';
+import jwt from 'jsonwebtoken';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { migrate, projectRoot } from '../../src/platform/database/migrator.js';
@@ -13,6 +14,7 @@ const NFC = 'jos\u00e9.nfc@example.test';
 const NFD = 'jose\u0301.nfc@example.test';
 /** The subject an address's key had before migration 20270211000700 (audit-sealing.ts then: trimmed, lower-cased). */
 const subjectOf = (email: string) => `email:${createHash('sha256').update(email.trim().toLowerCase()).digest('hex')}`;
+const migrationSql = () => readFileSync(join(projectRoot(), 'prisma', 'migrations', '20270211000700_emails_nfc', 'migration.sql'), 'utf8');
 
 /**
  * An e-mail address is one address whatever its Unicode form: "josé" typed precomposed (NFC) and decomposed (NFD,
@@ -144,6 +146,91 @@ describe('e-mail addresses in Unicode NFC', () => {
       expect(ok.body.email).toBe(free);
       expect((await q(`SELECT email FROM core."User" WHERE id = $1`, [p.id])).rows).toEqual([{ email: free }]);
       expect((await q(`SELECT new_email FROM core.email_change_requests WHERE user_id = $1 AND confirmed_at IS NOT NULL`, [p.id])).rows).toEqual([{ new_email: free }]);
+    });
+
+    it('an invitation to a former address of a reported pair\'s decomposed account stays its own: its erasure takes it and its key (review ro)', async () => {
+      const q = (sql: string, params: unknown[] = []) => t.db.admin.query(sql, params);
+      const nfc = 'chlo\u00eb.ro-pair@example.test';
+      const nfd = nfc.normalize('NFD');
+      const former = 'no\u00e9mie.ro-former@example.test';
+      const formerNfd = former.normalize('NFD');
+      await verifyEmailOf(t, await registerUser(t, 'chloe-kept', 'correct horse battery', nfc));
+      const left = await verifyEmailOf(t, await registerUser(t, 'chloe-left'));
+      // as before the migration: the second account registered decomposed, having moved there from another decomposed
+      // address (a confirmed change proves that one was its own)
+      await q(`UPDATE core."User" SET email = $2 WHERE id = $1`, [left.id, nfd]);
+      await q(`UPDATE core.user_identities SET email = $2 WHERE user_id = $1`, [left.id, nfd]);
+      await q(`INSERT INTO core.email_change_requests (user_id, old_email, new_email, expires_at, confirmed_at, old_email_verified, token_hash)
+        VALUES ($1, $2, $3, now() + interval '1 day', now(), true, $4)`, [left.id, formerNfd, nfd, randomUUID()]);
+      // an invitation to the former address, decomposed, sealed under that form's key
+      const orgId = await createOrg(t, owner, 'Former Ltd');
+      const invitationId = (await t.http.post(`/v1/orgs/${orgId}/invitations`).set(owner.auth).send({ email: former, role: 'member' }).expect(201)).body.id as string;
+      const [{ id: keyId }] = (await q(`UPDATE core.personal_data_keys SET subject = $2 WHERE subject = $1 RETURNING id`, [emailSubject(former), subjectOf(formerNfd)])).rows;
+      await q(`UPDATE core.invitations SET email = $2 WHERE id = $1`, [invitationId, formerNfd]);
+      await q(migrationSql());
+
+      // left with its key: not turned into an address nobody proves
+      expect({
+        invitation: (await q(`SELECT email FROM core.invitations WHERE id = $1`, [invitationId])).rows,
+        key: (await q(`SELECT subject FROM core.personal_data_keys WHERE id = $1`, [keyId])).rows,
+      }).toEqual({ invitation: [{ email: formerNfd }], key: [{ subject: subjectOf(formerNfd) }] });
+      // the decomposed account's erasure finds it and shreds its key
+      await t.http.delete('/v1/me').set(left.auth).send({ password: 'correct horse battery' }).expect(200);
+      expect({
+        invitation: (await q(`SELECT email FROM core.invitations WHERE id = $1`, [invitationId])).rows,
+        key: (await q(`SELECT subject FROM core.personal_data_keys WHERE id = $1`, [keyId])).rows,
+      }).toEqual({ invitation: [], key: [] });
+    });
+
+    it('a Hub sign-in asserting another account\'s address (in NFC) leaves the identity\'s stored address and proof as they were (review ro)', async () => {
+      const q = (sql: string, params: unknown[] = []) => t.db.admin.query(sql, params);
+      const nfc = 'l\u00e9o.ro-hub@example.test';
+      const nfd = nfc.normalize('NFD');
+      const kept = await verifyEmailOf(t, await registerUser(t, 'leo-kept', 'correct horse battery', nfc));
+      const left = await verifyEmailOf(t, await registerUser(t, 'leo-left'));
+      await q(`UPDATE core."User" SET email = $2 WHERE id = $1`, [left.id, nfd]);
+      await q(`UPDATE core.user_identities SET email = $2 WHERE user_id = $1`, [left.id, nfd]);
+      const u8 = await verifyEmailOf(t, await registerUser(t, 'ro-u8'));
+      // as the migration leaves them: another account's Hub identity (reported) and the decomposed account's own carry
+      // the decomposed address, verified
+      const [s8, sLeft] = [`hub-${randomUUID()}`, `hub-${randomUUID()}`];
+      for (const [subject, userId] of [[s8, u8.id], [sLeft, left.id]]) {
+        await q(`INSERT INTO core.user_identities (provider, subject, user_id, email, email_verified_at) VALUES ('nextauth', $1, $2, $3, now())`, [subject, userId, nfd]);
+      }
+      const hubToken = (sub: string) => jwt.sign({ sub, email: nfd, email_verified: true, name: 'L\u00e9o' }, t.config.auth.nextAuthSecret!, { algorithm: 'HS256', expiresIn: 600 });
+      for (const [subject, userId] of [[s8, u8.id], [sLeft, left.id]]) {
+        const res = await t.http.post('/v1/auth/exchange').send({ token: hubToken(subject) });
+        expect([res.status, res.body.user?.id]).toEqual([200, userId]);
+      }
+      expect({
+        hub: (await q(`SELECT user_id, email, email_verified_at IS NOT NULL AS verified FROM core.user_identities WHERE provider = 'nextauth' AND subject = ANY($1) ORDER BY user_id`, [[s8, sLeft]])).rows,
+        // the kept account's address is proven by its own identity only (erasure and export go by the proven addresses)
+        provers: (await q(`SELECT DISTINCT user_id FROM core.user_identities WHERE lower(email) = $1 AND email_verified_at IS NOT NULL`, [nfc])).rows,
+      }).toEqual({
+        hub: [{ user_id: u8.id, email: nfd, verified: true }, { user_id: left.id, email: nfd, verified: true }].sort((x, y) => (x.user_id < y.user_id ? -1 : 1)),
+        provers: [{ user_id: kept.id }],
+      });
+    });
+
+    it('confirming a change of before the migration whose new address, in NFC, is the current one uses the link up and changes nothing (review ro)', async () => {
+      const q = (sql: string, params: unknown[] = []) => t.db.admin.query(sql, params);
+      const current = 'ma\u00eblle.ro-same@example.test';
+      const p = await registerUser(t, 'maelle', 'correct horse battery', current);
+      const token = randomUUID();
+      await q(`INSERT INTO core.email_change_requests (user_id, old_email, new_email, expires_at, token_hash)
+        VALUES ($1, $2, $3, now() + interval '1 day', $4)`, [p.id, current, current.normalize('NFD'), hashToken(token)]);
+      await q(`INSERT INTO core.password_reset_tokens (token_hash, user_id, expires_at) VALUES ($1, $2, now() + interval '1 hour')`, [hashToken(randomUUID()), p.id]);
+      const res = await t.http.post('/v1/auth/email-change/confirm').send({ token });
+      expect([res.status, res.body]).toEqual([200, { email: current }]);
+      expect({
+        user: (await q(`SELECT email FROM core."User" WHERE id = $1`, [p.id])).rows,
+        confirmed: (await q(`SELECT count(*)::int AS n FROM core.email_change_requests WHERE user_id = $1 AND confirmed_at IS NOT NULL`, [p.id])).rows[0].n,
+        unusedResets: (await q(`SELECT count(*)::int AS n FROM core.password_reset_tokens WHERE user_id = $1 AND used_at IS NULL`, [p.id])).rows[0].n,
+        changedAudits: (await q(`SELECT count(*)::int AS n FROM core.audit_logs WHERE entity_id = $1 AND action = 'auth.email_changed'`, [p.id])).rows[0].n,
+        notices: (await q(`SELECT count(*)::int AS n FROM core.email_deliveries WHERE lower(to_address) = $1 AND template = 'email_change_notice'`, [current])).rows[0].n,
+      }).toEqual({ user: [{ email: current }], confirmed: 1, unusedResets: 1, changedAudits: 0, notices: 0 });
+      const again = await t.http.post('/v1/auth/email-change/confirm').send({ token });
+      expect([again.status, again.body.error?.code]).toEqual([400, 'auth.email_change_invalid']);
     });
   });
 
@@ -336,6 +423,74 @@ describe('e-mail addresses in Unicode NFC', () => {
         notices: [
           `${MIGRATION}: NOTICE: e-mail NFC: user ${U2} has an address whose NFC form is user ${U1}'s; neither is changed (resolve by hand)`,
           ...[[orgX, a], [orgY, b]].sort((x, y) => (x[0] < y[0] ? -1 : 1)).map(([org, inv]) => invitationNotice(org, inv)),
+          `${MIGRATION}: NOTICE: e-mail NFC: the supabase identity of user ${U8} is for the address of a reported pair of users; it is not changed (resolve with the pair)`,
+        ],
+      });
+    });
+  });
+
+  describe('migration 20270211000700: every address a reported pair\'s decomposed account keeps (review ro)', () => {
+    const MIGRATION = '20270211000700_emails_nfc';
+    const before = readdirSync(join(projectRoot(), 'prisma', 'migrations')).sort().filter((m) => m < MIGRATION).at(-1)!;
+    let db: TestDatabase;
+    beforeAll(async () => {
+      db = await createTestDatabase({ template: null });
+      await migrate(db.url, { until: before, log: () => undefined });
+    });
+    afterAll(() => db.drop());
+
+    it('invitations to the addresses its identities and proofs keep, and to a reported pending pair\'s, stay decomposed with their keys; so does another account\'s identity of them', async () => {
+      const q = (sql: string, params: unknown[] = []) => db.admin.query(sql, params);
+      const [U1, U2, U8, U9] = [randomUUID(), randomUUID(), randomUUID(), randomUUID()];
+      const hubNfd = 'no\u0308el.ro-hub@example.test'.normalize('NFD');
+      const formerNfd = 'chloe\u0308.ro-former@example.test';
+      const pendingNfd = 'lou\u0308.ro-pending@example.test';
+      for (const [id, email] of [[U1, NFC], [U2, NFD], [U8, 'u8.ro@example.test'], [U9, 'u9.ro@example.test']]) {
+        await q(`INSERT INTO core."User" (id, email, "createdAt", "updatedAt") VALUES ($1, $2, now(), now())`, [id, email]);
+        await q(`INSERT INTO core.user_identities (provider, subject, user_id, email, email_verified_at) VALUES ('password', $1, $1, $2, now())`, [id, email]);
+      }
+      // U2 (left decomposed): its Hub identity asserts another decomposed address; a confirmed change proves a former one
+      await q(`INSERT INTO core.user_identities (provider, subject, user_id, email, email_verified_at) VALUES ('nextauth', $1, $2, $3, now())`, [randomUUID(), U2, hubNfd]);
+      await q(`INSERT INTO core.email_change_requests (user_id, old_email, new_email, expires_at, confirmed_at, old_email_verified, token_hash)
+        VALUES ($1, $2, $3, now() + interval '1 day', now(), true, $4)`, [U2, formerNfd, NFD, randomUUID()]);
+      // U8's Supabase identity carries U2's former address
+      await q(`INSERT INTO core.user_identities (provider, subject, user_id, email, email_verified_at) VALUES ('supabase', $1, $2, $3, now())`, [randomUUID(), U8, formerNfd]);
+      const [orgX, orgY] = [randomUUID(), randomUUID()].sort();
+      for (const org of [orgX, orgY]) await q(`INSERT INTO core.organizations (id, name, owner_user_id) VALUES ($1, 'Org', $2)`, [org, U9]);
+      const invite = async (org: string, email: string) => (await q(
+        `INSERT INTO core.invitations (org_id, email, role, token_hash, expires_at) VALUES ($1, $2, 'member', $3, now() + interval '7 days') RETURNING id`,
+        [org, email, randomUUID()])).rows[0].id as string;
+      // orgX: to U2's Hub address, to its former one, and a pending pair (NFC, NFD); orgY: to the pending pair's address
+      const [toHub, toFormer, pairNfc, pairNfd, toPending] = [
+        await invite(orgX, hubNfd), await invite(orgX, formerNfd), await invite(orgX, pendingNfd.normalize('NFC')), await invite(orgX, pendingNfd), await invite(orgY, pendingNfd),
+      ];
+      const key = async (subject: string) => (await q(`INSERT INTO core.personal_data_keys (id, subject, wrapped) VALUES ($1, $2, $3) RETURNING id`,
+        [randomUUID(), subject, { unwrapped: `${'A'.repeat(43)}=` }])).rows[0].id as string;
+      const [keyHub, keyFormer, keyPending] = [await key(subjectOf(hubNfd)), await key(subjectOf(formerNfd)), await key(subjectOf(pendingNfd))];
+
+      const notices: string[] = [];
+      await migrate(db.url, { log: (m: string) => notices.push(m) });
+
+      const invitationNotice = (org: string, inv: string, of: string) =>
+        `${MIGRATION}: NOTICE: e-mail NFC: invitation ${inv} of organization ${org} is for the address of a reported pair of ${of}; it is not changed (resolve with the pair)`;
+      const byId = (x: { id: string }, y: { id: string }) => (x.id < y.id ? -1 : 1);
+      expect({
+        invitations: (await q(`SELECT id, email FROM core.invitations ORDER BY id`)).rows,
+        keys: Object.fromEntries((await q(`SELECT id, subject FROM core.personal_data_keys`)).rows.map((r) => [r.id, r.subject])),
+        u8Identities: (await q(`SELECT email FROM core.user_identities WHERE user_id = $1 ORDER BY provider`, [U8])).rows,
+        notices: notices.filter((n) => n.includes('e-mail NFC')),
+      }).toEqual({
+        invitations: [
+          { id: toHub, email: hubNfd }, { id: toFormer, email: formerNfd }, { id: pairNfc, email: pendingNfd.normalize('NFC') },
+          { id: pairNfd, email: pendingNfd }, { id: toPending, email: pendingNfd },
+        ].sort(byId),
+        keys: { [keyHub]: subjectOf(hubNfd), [keyFormer]: subjectOf(formerNfd), [keyPending]: subjectOf(pendingNfd) },
+        u8Identities: [{ email: 'u8.ro@example.test' }, { email: formerNfd }],
+        notices: [
+          `${MIGRATION}: NOTICE: e-mail NFC: user ${U2} has an address whose NFC form is user ${U1}'s; neither is changed (resolve by hand)`,
+          `${MIGRATION}: NOTICE: e-mail NFC: pending invitation ${pairNfd} of organization ${orgX} has an address whose NFC form is pending invitation ${pairNfc}'s; neither is changed (revoke one)`,
+          ...[toHub, toFormer].sort().map((inv) => invitationNotice(orgX, inv, 'users (or was accepted by its decomposed one)')),
+          invitationNotice(orgY, toPending, 'pending invitations'),
           `${MIGRATION}: NOTICE: e-mail NFC: the supabase identity of user ${U8} is for the address of a reported pair of users; it is not changed (resolve with the pair)`,
         ],
       });

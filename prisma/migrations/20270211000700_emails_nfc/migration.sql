@@ -8,9 +8,11 @@
 --   * likewise a pending invitation whose address in NFC is another pending one's in the same organization;
 --   * every other address (accounts, identities, invitations, verification links, e-mail change requests, mails sent)
 --     becomes NFC, except those whose decomposed form stays a reported account's (review rn): its own rows (identities,
---     links, change requests, the invitations it accepted), and any other row whose address in NFC is that pair's (an
---     invitation is reported; another account's identity or link is left and its identities reported): normalized,
---     they would read as the kept account's address and its key would stay with the decomposed one;
+--     links, change requests, the invitations it accepted), and any other row whose address in NFC is one that account's
+--     rows keep decomposed (its own, a former one, one its identity asserts: review ro) (an invitation is reported;
+--     another account's identity or link is left and its identities reported): normalized, they would read as the kept
+--     account's address (or nobody's) and its key would stay with the decomposed one; likewise an invitation of another
+--     organization to a reported pending pair's address (reported);
 --   * the new address of a pending e-mail change becomes NFC always (its confirmation refuses an address taken in NFC);
 --   * the personal-data keys of e-mail subjects follow an address that became NFC, and so do the mails sent to it (below).
 -- Each account and invitation changed is audited (user.email_normalized, invitation.email_normalized: the address
@@ -35,19 +37,32 @@ DECLARE
       UNION ALL SELECT trim(d.form) FROM unnest(delivery_forms) d(form)) f
     WHERE f.form IS NOT NFC NORMALIZED);
   still_stored text[];
-  -- the accounts of the reported pairs, left decomposed, and their addresses in NFC (the kept accounts' addresses)
+  -- the accounts of the reported pairs, left decomposed
   left_users text[] := '{}';
-  left_nfc text[] := '{}';
+  -- every address the decomposed accounts' rows keep in a form other than NFC (their own, a former one a confirmed change
+  -- proves, one an identity of theirs asserts), in NFC (review ro): a row of another kind or account with that address
+  -- normalized would be read as theirs no longer (its key and mails stay with the decomposed form)
+  left_forms text[];
+  -- and the addresses of the pending invitations reported as colliding (left decomposed, with their key), in NFC
+  pending_forms text[];
 BEGIN
   FOR r IN
-    SELECT u.id, o.id AS other, lower(normalize(u.email, NFC)) AS nfc FROM core."User" u
+    SELECT u.id, o.id AS other FROM core."User" u
     JOIN core."User" o ON o.id <> u.id AND lower(normalize(o.email, NFC)) = lower(normalize(u.email, NFC))
     WHERE u.email IS NOT NFC NORMALIZED ORDER BY u.id, o.id
   LOOP
     RAISE NOTICE 'e-mail NFC: user % has an address whose NFC form is user %''s; neither is changed (resolve by hand)', r.id, r.other;
     left_users := left_users || r.id;
-    left_nfc := left_nfc || r.nfc;
   END LOOP;
+  -- a pending change's new address is no proof and becomes NFC below; everything else of theirs is left
+  left_forms := ARRAY(
+    SELECT DISTINCT lower(normalize(f.form, NFC)) FROM (
+      SELECT email AS form FROM core."User" WHERE id = ANY(left_users)
+      UNION ALL SELECT email FROM core.user_identities WHERE user_id = ANY(left_users)
+      UNION ALL SELECT email FROM core.email_verification_tokens WHERE user_id = ANY(left_users)
+      UNION ALL SELECT old_email FROM core.email_change_requests WHERE user_id = ANY(left_users)
+      UNION ALL SELECT new_email FROM core.email_change_requests WHERE user_id = ANY(left_users) AND confirmed_at IS NOT NULL) f
+    WHERE f.form IS NOT NFC NORMALIZED);
 
   FOR r IN
     SELECT i.org_id, i.id, o.id AS other FROM core.invitations i
@@ -57,6 +72,11 @@ BEGIN
   LOOP
     RAISE NOTICE 'e-mail NFC: pending invitation % of organization % has an address whose NFC form is pending invitation %''s; neither is changed (revoke one)', r.id, r.org_id, r.other;
   END LOOP;
+  pending_forms := ARRAY(
+    SELECT DISTINCT lower(normalize(i.email, NFC)) FROM core.invitations i
+    WHERE i.email IS NOT NFC NORMALIZED AND i.accepted_at IS NULL AND i.revoked_at IS NULL AND EXISTS (
+      SELECT 1 FROM core.invitations o WHERE o.org_id = i.org_id AND o.id <> i.id AND o.accepted_at IS NULL AND o.revoked_at IS NULL
+        AND lower(normalize(o.email, NFC)) = lower(normalize(i.email, NFC))));
 
   WITH changed AS (
     UPDATE core."User" u SET email = normalize(u.email, NFC), "updatedAt" = now() AT TIME ZONE 'utc'
@@ -69,24 +89,31 @@ BEGIN
   WHERE o.org_id IS NOT NULL
   ORDER BY c.id;
 
-  -- An invitation to a reported pair's address (in NFC, either account's) or accepted by its decomposed account stays as
-  -- it is (review rn): normalized, it would be the kept account's (erasure and export locate invitations by the proven
-  -- addresses) while its key and mails stayed with the decomposed form; which account it is for is for a person to say.
+  -- An invitation to an address a reported pair's decomposed account keeps (in NFC: its own, the kept account's, a former
+  -- one of it: review ro) or accepted by that account stays as it is (review rn): normalized, it would be the kept
+  -- account's or nobody's (erasure and export locate invitations by the proven addresses) while its key and mails stayed
+  -- with the decomposed form; which account it is for is for a person to say. So does, in another organization, one to
+  -- the address of a reported pending pair (its key stays with the pair's decomposed one).
   FOR r IN
-    SELECT i.org_id, i.id FROM core.invitations i
-    WHERE i.email IS NOT NFC NORMALIZED AND (lower(normalize(i.email, NFC)) = ANY(left_nfc) OR coalesce(i.accepted_by = ANY(left_users), false))
+    SELECT i.org_id, i.id, lower(normalize(i.email, NFC)) = ANY(left_forms) OR coalesce(i.accepted_by = ANY(left_users), false) AS of_pair,
+      i.accepted_at IS NULL AND i.revoked_at IS NULL AND EXISTS (
+        SELECT 1 FROM core.invitations o WHERE o.org_id = i.org_id AND o.id <> i.id AND o.accepted_at IS NULL AND o.revoked_at IS NULL
+          AND lower(normalize(o.email, NFC)) = lower(normalize(i.email, NFC))) AS reported
+    FROM core.invitations i
+    WHERE i.email IS NOT NFC NORMALIZED AND (lower(normalize(i.email, NFC)) = ANY(left_forms || pending_forms) OR coalesce(i.accepted_by = ANY(left_users), false))
     ORDER BY i.org_id, i.id
   LOOP
-    RAISE NOTICE 'e-mail NFC: invitation % of organization % is for the address of a reported pair of users (or was accepted by its decomposed one); it is not changed (resolve with the pair)', r.id, r.org_id;
+    IF r.of_pair THEN
+      RAISE NOTICE 'e-mail NFC: invitation % of organization % is for the address of a reported pair of users (or was accepted by its decomposed one); it is not changed (resolve with the pair)', r.id, r.org_id;
+    ELSIF NOT r.reported THEN
+      RAISE NOTICE 'e-mail NFC: invitation % of organization % is for the address of a reported pair of pending invitations; it is not changed (resolve with the pair)', r.id, r.org_id;
+    END IF;
   END LOOP;
 
   WITH changed AS (
     UPDATE core.invitations i SET email = normalize(i.email, NFC)
     WHERE i.email IS NOT NFC NORMALIZED
-      AND lower(normalize(i.email, NFC)) <> ALL(left_nfc) AND NOT coalesce(i.accepted_by = ANY(left_users), false)
-      AND NOT (i.accepted_at IS NULL AND i.revoked_at IS NULL AND EXISTS (
-        SELECT 1 FROM core.invitations o WHERE o.org_id = i.org_id AND o.id <> i.id AND o.accepted_at IS NULL AND o.revoked_at IS NULL
-          AND lower(normalize(o.email, NFC)) = lower(normalize(i.email, NFC))))
+      AND lower(normalize(i.email, NFC)) <> ALL(left_forms || pending_forms) AND NOT coalesce(i.accepted_by = ANY(left_users), false)
     RETURNING i.org_id, i.id)
   INSERT INTO core.audit_logs (org_id, actor_id, principal_type, action, entity_type, entity_id, before, after)
   SELECT c.org_id, 'migration:20270211000700', 'system', 'invitation.email_normalized', 'invitation', c.id::text,
@@ -102,7 +129,7 @@ BEGIN
   -- are reported.
   FOR r IN
     SELECT ui.user_id, ui.provider FROM core.user_identities ui
-    WHERE ui.email IS NOT NFC NORMALIZED AND lower(normalize(ui.email, NFC)) = ANY(left_nfc) AND ui.user_id <> ALL(left_users)
+    WHERE ui.email IS NOT NFC NORMALIZED AND lower(normalize(ui.email, NFC)) = ANY(left_forms) AND ui.user_id <> ALL(left_users)
       AND lower(normalize(ui.email, NFC)) <> (SELECT lower(u.email) FROM core."User" u WHERE u.id = ui.user_id)
     ORDER BY ui.user_id, ui.provider, ui.subject
   LOOP
@@ -111,19 +138,19 @@ BEGIN
   UPDATE core.user_identities ui SET email = normalize(ui.email, NFC)
   FROM core."User" u
   WHERE u.id = ui.user_id AND u.email IS NFC NORMALIZED AND ui.email IS NOT NFC NORMALIZED
-    AND (lower(normalize(ui.email, NFC)) <> ALL(left_nfc) OR lower(normalize(ui.email, NFC)) = lower(u.email));
+    AND (lower(normalize(ui.email, NFC)) <> ALL(left_forms) OR lower(normalize(ui.email, NFC)) = lower(u.email));
   UPDATE core.email_verification_tokens t SET email = normalize(t.email, NFC)
   FROM core."User" u
   WHERE u.id = t.user_id AND u.email IS NFC NORMALIZED AND t.email IS NOT NFC NORMALIZED
-    AND (lower(normalize(t.email, NFC)) <> ALL(left_nfc) OR lower(normalize(t.email, NFC)) = lower(u.email));
+    AND (lower(normalize(t.email, NFC)) <> ALL(left_forms) OR lower(normalize(t.email, NFC)) = lower(u.email));
   -- the new address of a pending change is no proof of anything yet, whoever asked: NFC, as the app would have stored it
   -- (review rn: a decomposed one, confirmed, made a new pair); the confirmation refuses it if it is taken in NFC
   UPDATE core.email_change_requests SET new_email = normalize(new_email, NFC)
   WHERE confirmed_at IS NULL AND new_email IS NOT NFC NORMALIZED;
   UPDATE core.email_change_requests c SET
-    old_email = CASE WHEN lower(normalize(c.old_email, NFC)) <> ALL(left_nfc) OR lower(normalize(c.old_email, NFC)) = lower(u.email)
+    old_email = CASE WHEN lower(normalize(c.old_email, NFC)) <> ALL(left_forms) OR lower(normalize(c.old_email, NFC)) = lower(u.email)
       THEN normalize(c.old_email, NFC) ELSE c.old_email END,
-    new_email = CASE WHEN lower(normalize(c.new_email, NFC)) <> ALL(left_nfc) OR lower(normalize(c.new_email, NFC)) = lower(u.email)
+    new_email = CASE WHEN lower(normalize(c.new_email, NFC)) <> ALL(left_forms) OR lower(normalize(c.new_email, NFC)) = lower(u.email)
       THEN normalize(c.new_email, NFC) ELSE c.new_email END
   FROM core."User" u
   WHERE u.id = c.user_id AND u.email IS NFC NORMALIZED AND (c.old_email IS NOT NFC NORMALIZED OR c.new_email IS NOT NFC NORMALIZED);

@@ -250,10 +250,14 @@ export class AccountMailService implements OnModuleInit {
       // the account's row before the request's, as the erasure locks them (it deletes the requests): in the other order
       // the two deadlocked, and one of them failed. An erased account takes no address: a link of before the erasure
       // must not give it a deliverable one again; thrown, so that nothing is written
-      if (!(await userRepository.lockIfNotErased(db, userId))) throw emailChangeInvalid();
+      const current = await userRepository.lockIfNotErased(db, userId);
+      if (!current) throw emailChangeInvalid();
       // the erasure (or a concurrent confirmation) got there first: no longer pending
       const request = await tokens.consumeEmailChange(db, tokenHash, userId);
       if (!request) return undefined;
+      // a request of before migration 20270211000700 whose new address, in NFC, is the account's own (review ro): used up,
+      // and nothing changes (no audit, no notice, the reset links stay), as the request endpoint would have refused it
+      if (normalizeEmail(request.new_email) === current.email.toLowerCase()) return { email: current.email };
       // in the form the app stores, whatever the request row holds (one written before migration 20270211000700 may be
       // decomposed): written as it was, it made a second account of an address taken in NFC (review rn). Every stored
       // address but a reported pair's decomposed one is NFC, whose NFC form is the kept account's: the unique e-mail

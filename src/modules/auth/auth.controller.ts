@@ -105,6 +105,8 @@ export class AuthController {
   @HttpCode(200)
   @ApiOperation({
     operationId: 'confirmEmailChange', summary: 'Confirm a new e-mail address with the token of the link mailed to it; the old address is told',
+    description: 'A link whose address is already the account\'s (asked before addresses were compared in Unicode NFC) is used up '
+      + 'and changes nothing: 200 with the current address, no notice.',
   })
   @ApiOkResponse({ type: EmailChangedDto })
   @ApiErrorCodes('auth.email_change_invalid', 'auth.email_taken')

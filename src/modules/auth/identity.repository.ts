@@ -38,16 +38,20 @@ export const identityRepository = {
 
   /**
    * A sign-in through this identity: the e-mail it now asserts. Verified once the provider says so;
-   * a verified e-mail stays verified until the identity asserts another one.
+   * a verified e-mail stays verified until the identity asserts another one. An e-mail that is another account's address
+   * is not taken (review ro): the identity keeps what it had (a reported pair's decomposed address that migration
+   * 20270211000700 left, whose NFC form is the kept account's), else it would prove that account's address to its own.
    */
   async touch(db: Db, i: IdentityInput): Promise<void> {
+    const othersAddress = sql<boolean>`EXISTS (SELECT 1 FROM core."User" o
+      WHERE o.email = ${i.email} AND o.id <> core.user_identities.user_id)`; // the unique index (addresses are stored normalized)
     await db.run(qb.updateTable('core.user_identities')
       .set({
-        email: i.email,
+        email: sql<string>`CASE WHEN ${othersAddress} THEN email ELSE ${i.email} END`,
         last_used_at: sql`now()`,
-        email_verified_at: i.emailVerified
+        email_verified_at: sql`CASE WHEN ${othersAddress} THEN email_verified_at ELSE ${i.emailVerified
           ? sql`coalesce(email_verified_at, now())`
-          : sql`CASE WHEN lower(email) = lower(${i.email}) THEN email_verified_at END`,
+          : sql`CASE WHEN lower(email) = lower(${i.email}) THEN email_verified_at END`} END`,
       })
       .where('provider', '=', i.provider).where('subject', '=', i.subject));
   },
