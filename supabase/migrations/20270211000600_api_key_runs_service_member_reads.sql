@@ -24,6 +24,8 @@ ALTER TABLE ai.runs DISABLE TRIGGER runs_immutable;
 -- has none yet). A join of ai.runs with a subquery over ai.runs (its first form) was estimated at 1 row (the LIKE over
 -- the looked-up actor) and planned as a Nested Loop scanning ai.runs once per key run: 582 s at 100k runs, 40k of them
 -- keys' (review rk); this form 6.1 s there (hk). The lookup runs twice for a key's run (filter and value), cheap by index.
+-- Only an actor naming a key by its uuid: one written by operator SQL or a service ('api_key:legacy-import') would fail
+-- the cast and the whole migration (review rk2); such runs stay without a key, as a person's or a service's.
 WITH recorded AS (
   UPDATE ai.runs r SET api_key_id = substr(
       (SELECT a.actor_id FROM core.audit_logs a
@@ -32,7 +34,7 @@ WITH recorded AS (
   WHERE r.started_by IS NULL AND r.api_key_id IS NULL
     AND (SELECT a.actor_id FROM core.audit_logs a
          WHERE a.org_id = r.org_id AND a.entity_type = 'ai_run' AND a.entity_id = r.id::text AND a.action = 'ai.run_started'
-         ORDER BY a.id LIMIT 1) LIKE 'api_key:%'
+         ORDER BY a.id LIMIT 1) ~* '^api_key:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
   RETURNING r.org_id, r.id, r.api_key_id)
 INSERT INTO core.audit_logs (org_id, actor_id, principal_type, action, entity_type, entity_id, before, after)
 SELECT c.org_id, 'migration:20270211000600', 'system', 'ai.run_api_key_recorded', 'ai_run', c.id::text,
@@ -163,8 +165,13 @@ CREATE FUNCTION core.member_of_service_org(p_user text) RETURNS boolean
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = '' AS $$
 BEGIN
   -- the role decided for the request ('service': the service-role key, or an API key, which has a key id), not the
-  -- claims' role as read now (auth.role() prefers request.jwt.claim.role, which is no part of the verified claims)
-  IF public.auth_role() IS DISTINCT FROM 'service' OR public.auth_api_key_id() IS NOT NULL THEN RETURN false; END IF;
+  -- claims' role as read now (auth.role() prefers request.jwt.claim.role, which is no part of the verified claims).
+  -- Only in the API's verified transactions, tested first: elsewhere (PostgREST, as authenticated) auth_role() takes
+  -- its full check for every row of core."User" the other policy hides (review rk2: 180-225 us a row); PostgREST's
+  -- service key runs as service_role, which user_service covers
+  IF public.auth_claims_verified() IS NOT TRUE OR public.auth_role() IS DISTINCT FROM 'service' OR public.auth_api_key_id() IS NOT NULL THEN
+    RETURN false;
+  END IF;
   RETURN EXISTS (SELECT 1 FROM core.memberships m WHERE m.org_id = public.auth_org_id() AND m.user_id = p_user);
 END
 $$;
@@ -177,5 +184,5 @@ CREATE POLICY user_select_service_org ON core."User" FOR SELECT TO authenticated
 CREATE SCHEMA IF NOT EXISTS omnizen_migrations;
 CREATE TABLE IF NOT EXISTS omnizen_migrations.applied (
   name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), duration_ms int NOT NULL);
-INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270211000600_api_key_runs_service_member_reads', 'a82a4ec2828415b430c4f54877ba779ae43d43e6c7cffbb8a6dfadfdb85c17a0', 0)
+INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270211000600_api_key_runs_service_member_reads', '106564d55ad2af7d711c5e72db27057f7e087b0cc14f11f9ca9a4bf52efed010', 0)
   ON CONFLICT (name) DO NOTHING;

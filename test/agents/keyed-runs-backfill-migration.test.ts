@@ -111,12 +111,14 @@ describe('migration 20270211000600: the backfill reads ai.runs once, for thousan
     await db.admin.query(`INSERT INTO core.memberships (org_id, user_id, role) VALUES ($1, $2, 'owner')`, [org, user]);
     await db.admin.query(`INSERT INTO ai.agents (org_id, id, name, type, model_id) VALUES ($1, $2, 'A', 'assistant', 'gpt-4o')`, [org, agent]);
     // 3,000 runs: i % 5 < 2 a key's (one of 5 keys, by its start's audit row), i % 5 = 2 a trigger's (actor system),
-    // the rest a person's; every 500th run (a key's) has no start row at all (stays without a key)
+    // the rest a person's; every 500th run (a key's) has no start row at all (stays without a key), and the 250th of
+    // every 500 (a key's) an actor operator SQL could write, 'api_key:legacy-import' (no uuid: stays without a key; the
+    // cast failed the whole migration, review rk2)
     await db.admin.query(`INSERT INTO ai.runs (org_id, id, agent_id, model_id, started_by, trigger, status, stop_reason, input, started_at, finished_at)
       SELECT $1, s.id, $2, 'gpt-4o', CASE WHEN s.i % 5 < 3 THEN NULL ELSE $3::uuid END, CASE WHEN s.i % 5 = 2 THEN 'event' ELSE 'interactive' END,
         'succeeded', 'answer', '{}', now() - s.i * interval '1 minute', now() - s.i * interval '1 minute' FROM (${runs}) s`, [org, agent, user]);
     await db.admin.query(`INSERT INTO core.audit_logs (org_id, actor_id, principal_type, action, entity_type, entity_id, after)
-      SELECT $1, CASE WHEN s.i % 5 < 2 THEN 'api_key:6a000000-0000-4000-8000-' || lpad((s.i % 5)::text, 12, '0')
+      SELECT $1, CASE WHEN s.i % 500 = 250 THEN 'api_key:legacy-import' WHEN s.i % 5 < 2 THEN 'api_key:6a000000-0000-4000-8000-' || lpad((s.i % 5)::text, 12, '0')
                       WHEN s.i % 5 = 2 THEN 'system' ELSE $2 END,
         CASE WHEN s.i % 5 < 2 THEN 'service' WHEN s.i % 5 = 2 THEN 'system' ELSE 'user' END, 'ai.run_started', 'ai_run', s.id::text, '{}'
       FROM (${runs}) s WHERE s.i % 500 <> 0`, [org, user]);
@@ -150,10 +152,10 @@ describe('migration 20270211000600: the backfill reads ai.runs once, for thousan
     expect(await migrate(db.url, { log: () => undefined })).toContain(MIGRATION);
     const { rows: got } = await db.admin.query(`SELECT s.i, r.api_key_id::text FROM (${runs}) s JOIN ai.runs r ON r.org_id = $1 AND r.id = s.id ORDER BY s.i`, [org]);
     expect(got).toHaveLength(3000);
-    const wrong = got.filter((r) => r.api_key_id !== (r.i % 5 < 2 && r.i % 500 !== 0 ? keyOf(r.i) : null));
+    const wrong = got.filter((r) => r.api_key_id !== (r.i % 5 < 2 && r.i % 500 !== 0 && r.i % 500 !== 250 ? keyOf(r.i) : null));
     expect(wrong).toEqual([]);
     const { rows: [audited] } = await db.admin.query(
       `SELECT count(*)::int AS n, count(DISTINCT entity_id)::int AS runs FROM core.audit_logs WHERE org_id = $1 AND action = 'ai.run_api_key_recorded'`, [org]);
-    expect(audited).toEqual({ n: 1200 - 6, runs: 1200 - 6 });
+    expect(audited).toEqual({ n: 1200 - 12, runs: 1200 - 12 });
   });
 });
