@@ -31,16 +31,33 @@
 -- routes are closed to API keys; core.request_person names a key's creator, as the other key-aware paths do, should a
 -- key's request ever write). Set by the database on every insert by the API role (authenticated) and on every update
 -- by that role that changes the URL or the secret or enables the endpoint, whatever the statement says; never set to
--- anything else by that role (42501). NULL when a service set it up, when the person's user row was deleted, and for
--- endpoints set up before this migration whose audit log names no person.
--- Setting one also locks the acting person's user row (FOR KEY SHARE, as the foreign key's check would, but first: an
--- erasure locks the user row FOR UPDATE, then their memberships) and then their membership (FOR SHARE), and requires the
+-- anything else by that role (42501). NULL when a service set it up, when the person's user row was deleted, when the
+-- account was claimed (auth/account-claim.service.ts: it stays owner or admin, now its address's real owner's, who did
+-- not choose the URL or receive the secret; review rx: a service could enable such an endpoint again; the audit row of
+-- the claim keeps the name), and for endpoints set up before this migration whose audit log names no person.
+-- Setting one also locks the acting person's user row (FOR SHARE, first: an erasure locks the user row FOR UPDATE, then
+-- their memberships; an account claim FOR NO KEY UPDATE, then ends the account's sessions: the write then waits for the
+-- claim and requires its access token's session to be live still, 401 otherwise, review rx 2) and then their
+-- membership (FOR SHARE), and requires the
 -- membership to be owner or admin there (403 forbidden.role otherwise), as ApiKeysService.create does with
 -- creatorRoleLocked: an endpoint created, re-pointed or enabled while the person's demotion or removal commits would
 -- otherwise escape the membership trigger (it waits for the lock, then sees the endpoint). The API locks them so before
 -- it locks the endpoint (WebhooksService: the trigger then finds them held; locking the endpoint first deadlocked with
 -- a demotion holding the membership and disabling the endpoint). Enabling reads the two people's roles under the same
 -- locks (a demotion of one committing meanwhile is seen).
+--
+-- previous_secret_set_by: who received the previous signing secret, which keeps signing during a rotation's overlap
+-- (deliveries carry both signatures until previous_secret_expires_at: whoever holds it can sign what the receiver
+-- accepts). Review rx: the owner's rotation with an overlap after an admin's made the owner the only one answerable
+-- while the admin's secret still signed; the admin's removal left it signing. Set by the database on a rotation that
+-- keeps an overlap (the secret before it: OLD.secret_set_by, whoever rotates, a service too), NULL with the previous
+-- secret (cleared by the worker at its expiry, or a rotation without overlap). When that person stops being owner or
+-- admin (every path above: membership, user row deleted; and the account claim), the overlap ends at once:
+-- previous_secret and its expiry NULL, audited per endpoint as webhooks.previous_secret_cleared (before
+-- {previousSecretExpiresAt, previousSecretSetBy}, after {reason}); the endpoint stays enabled when its two people still
+-- answer. An enabling (false -> true) ends it too when its holder no longer answers (a rotation of a disabled endpoint
+-- whose secret's receiver was already gone kept that secret as the previous one). Never set by the API role (42501).
+-- NULL for rotations before this migration (an overlap lasts at most 30 days).
 --
 -- Backfill: from the audit log, as the triggers would have set them: url_set_by, the person of the last row that
 -- created the endpoint or changed its URL (webhooks.endpoint_created, webhooks.endpoint_updated whose url changed);
@@ -60,10 +77,12 @@
 
 ALTER TABLE core.webhook_endpoints
   ADD COLUMN url_set_by text REFERENCES core."User"(id) ON DELETE SET NULL,
-  ADD COLUMN secret_set_by text REFERENCES core."User"(id) ON DELETE SET NULL;
+  ADD COLUMN secret_set_by text REFERENCES core."User"(id) ON DELETE SET NULL,
+  ADD COLUMN previous_secret_set_by text REFERENCES core."User"(id) ON DELETE SET NULL;
 -- the triggers' lookup: a person's endpoints (in an organization), by either column
 CREATE INDEX webhook_endpoints_url_set_by_idx ON core.webhook_endpoints (url_set_by, org_id) WHERE url_set_by IS NOT NULL;
 CREATE INDEX webhook_endpoints_secret_set_by_idx ON core.webhook_endpoints (secret_set_by, org_id) WHERE secret_set_by IS NOT NULL;
+CREATE INDEX webhook_endpoints_previous_secret_set_by_idx ON core.webhook_endpoints (previous_secret_set_by, org_id) WHERE previous_secret_set_by IS NOT NULL;
 
 ALTER TABLE core.webhook_endpoints DROP CONSTRAINT webhook_endpoints_disabled_reason_check,
   ADD CONSTRAINT webhook_endpoints_disabled_reason_check CHECK (disabled_reason IN ('gone', 'failing', 'organization_deleted', 'account_claimed',
@@ -104,6 +123,17 @@ BEGIN
   -- table's restrictive policy (rest_path_closed_*) anyway, after this BEFORE trigger
   IF public.auth_claims_verified() IS NOT TRUE THEN
     RAISE EXCEPTION 'webhook endpoints are written through the API only' USING ERRCODE = '42501';
+  END IF;
+  -- their user row FOR SHARE (not only KEY SHARE): an account claim holds it FOR NO KEY UPDATE from its start
+  -- (userRepository.lockIfNotErased) and ends the account's sessions before it commits; a write racing it waits for it,
+  -- then finds the session of its access token ended (the claim's changes to the endpoints are not undone by it: 401,
+  -- nothing written), or the claim waits for the write and then sees the endpoint (review rx 2)
+  PERFORM 1 FROM core."User" u WHERE u.id = person FOR SHARE;
+  IF (core.request_claims() ? 'session_id') AND NOT EXISTS (
+    SELECT 1 FROM core.sessions s
+    WHERE s.id = (core.request_claims() ->> 'session_id')::uuid AND s.user_id = person AND s.revoked_at IS NULL AND s.expires_at > now()
+  ) THEN
+    RAISE EXCEPTION 'the session of this access token has ended; log in again' USING ERRCODE = '28000';
   END IF;
   IF NOT core.webhook_endpoint_person_answers(p_org, person) THEN
     RAISE EXCEPTION 'only an owner or admin of the organization creates a webhook endpoint, changes its URL, enables it or rotates its secret'
@@ -152,18 +182,24 @@ DECLARE
   url_changed boolean;
   secret_changed boolean;
 BEGIN
+  -- no previous secret, no one holding it (the worker clearing an ended overlap, whatever role)
+  IF NEW.previous_secret IS NULL THEN NEW.previous_secret_set_by := NULL; END IF;
   IF current_user <> 'authenticated' THEN RETURN NEW; END IF;
   IF TG_OP = 'INSERT' THEN
     person := core.webhook_endpoint_configurer(NEW.org_id);
     NEW.url_set_by := person;
     NEW.secret_set_by := person;
+    NEW.previous_secret_set_by := NULL;
     RETURN NEW;
   END IF;
-  IF NEW.url_set_by IS DISTINCT FROM OLD.url_set_by OR NEW.secret_set_by IS DISTINCT FROM OLD.secret_set_by THEN
+  IF NEW.url_set_by IS DISTINCT FROM OLD.url_set_by OR NEW.secret_set_by IS DISTINCT FROM OLD.secret_set_by
+     OR (NEW.previous_secret_set_by IS DISTINCT FROM OLD.previous_secret_set_by AND NEW.previous_secret IS NOT NULL) THEN
     RAISE EXCEPTION 'who set a webhook endpoint''s URL and secret is set by the database' USING ERRCODE = '42501';
   END IF;
   url_changed := NEW.url IS DISTINCT FROM OLD.url;
   secret_changed := NEW.secret IS DISTINCT FROM OLD.secret;
+  -- a rotation keeping an overlap: the secret before it (the previous one now) is held by whoever received it
+  IF secret_changed AND NEW.previous_secret IS NOT NULL THEN NEW.previous_secret_set_by := OLD.secret_set_by; END IF;
   IF NOT (url_changed OR secret_changed OR (NEW.enabled AND NOT OLD.enabled)) THEN RETURN NEW; END IF;
   person := core.webhook_endpoint_configurer(NEW.org_id);
   -- a service's change leaves both to the person before it
@@ -185,17 +221,27 @@ BEGIN
       END IF;
       NEW.secret_set_by := person;
     END IF;
+    -- the previous secret's holder no longer answers: its overlap ends (WebhooksService audits it)
+    IF NEW.previous_secret IS NOT NULL AND NEW.previous_secret_set_by IS NOT NULL
+       AND NOT core.webhook_endpoint_person_answers(NEW.org_id, NEW.previous_secret_set_by) THEN
+      NEW.previous_secret := NULL;
+      NEW.previous_secret_expires_at := NULL;
+      NEW.previous_secret_set_by := NULL;
+    END IF;
   END IF;
   RETURN NEW;
 END
 $$;
 REVOKE ALL ON FUNCTION core.webhook_endpoints_set_by() FROM PUBLIC, anon, authenticated, service_role;
 
-CREATE TRIGGER webhook_endpoints_set_by BEFORE INSERT OR UPDATE OF url_set_by, secret_set_by, url, secret, enabled ON core.webhook_endpoints
+CREATE TRIGGER webhook_endpoints_set_by BEFORE INSERT OR UPDATE OF url_set_by, secret_set_by, previous_secret_set_by, url, secret, previous_secret, enabled ON core.webhook_endpoints
   FOR EACH ROW EXECUTE FUNCTION core.webhook_endpoints_set_by();
 
--- Disables the enabled endpoints whose URL or secret p_user set (in p_org; every organization when NULL), locked in
--- (org_id, id) order as the worker's recording locks endpoints (webhook.repository.ts lockEndpoints), each audited.
+-- Disables the enabled endpoints whose URL or secret p_user set (in p_org; every organization when NULL), and ends the
+-- overlap of those whose previous secret they hold (enabled or not), locked in (org_id, id) order as the worker's
+-- recording locks endpoints (webhook.repository.ts lockEndpoints), each audited (webhooks.endpoint_disabled,
+-- webhooks.previous_secret_cleared). Disabled endpoints whose secret they received are locked too: a rotation keeping
+-- an overlap that commits meanwhile (they then hold its previous secret) is waited for and seen.
 -- Actor, principal, request id and IP as core.revoke_invitations_of_inviter names them: the request's, 'system' without
 -- one.
 CREATE FUNCTION core.disable_webhook_endpoints_set_by(p_user text, p_org uuid, p_reason text) RETURNS integer
@@ -221,23 +267,39 @@ BEGIN
     IF actor IS NOT NULL THEN principal := 'user'; END IF;
   END IF;
 
+  -- the values read under the lock (a concurrent change is waited for, and the row read again)
   WITH locked AS (
-    SELECT e.org_id, e.id FROM core.webhook_endpoints e
-    WHERE (e.url_set_by = p_user OR e.secret_set_by = p_user) AND (p_org IS NULL OR e.org_id = p_org) AND e.enabled
+    SELECT e.org_id, e.id, e.url_set_by, e.secret_set_by, e.previous_secret_set_by, e.previous_secret_expires_at,
+      e.enabled AND (e.url_set_by = p_user OR e.secret_set_by = p_user) IS TRUE AS disabling,
+      (e.previous_secret_set_by = p_user) IS TRUE AS clearing
+    FROM core.webhook_endpoints e
+    WHERE (e.url_set_by = p_user OR e.secret_set_by = p_user OR e.previous_secret_set_by = p_user) AND (p_org IS NULL OR e.org_id = p_org)
     ORDER BY e.org_id, e.id FOR NO KEY UPDATE OF e),
-  disabled AS (
-    UPDATE core.webhook_endpoints e SET enabled = false, disabled_reason = p_reason, disabled_at = now(), updated_at = now()
-    FROM locked WHERE e.org_id = locked.org_id AND e.id = locked.id AND e.enabled AND (e.url_set_by = p_user OR e.secret_set_by = p_user)
-    RETURNING e.org_id, e.id, e.url_set_by, e.secret_set_by),
+  changed AS (
+    UPDATE core.webhook_endpoints e SET
+      enabled = e.enabled AND NOT l.disabling,
+      disabled_reason = CASE WHEN l.disabling THEN p_reason ELSE e.disabled_reason END,
+      disabled_at = CASE WHEN l.disabling THEN now() ELSE e.disabled_at END,
+      previous_secret = CASE WHEN l.clearing THEN NULL ELSE e.previous_secret END,
+      previous_secret_expires_at = CASE WHEN l.clearing THEN NULL ELSE e.previous_secret_expires_at END,
+      previous_secret_set_by = CASE WHEN l.clearing THEN NULL ELSE e.previous_secret_set_by END,
+      updated_at = now()
+    FROM locked l WHERE e.org_id = l.org_id AND e.id = l.id AND (l.disabling OR l.clearing)
+    RETURNING e.org_id, e.id, l.url_set_by, l.secret_set_by, l.previous_secret_set_by, l.previous_secret_expires_at, l.disabling, l.clearing),
   audited AS (
     INSERT INTO core.audit_logs (org_id, actor_id, principal_type, action, entity_type, entity_id, before, after, request_id, ip)
-    SELECT d.org_id, actor, principal, 'webhooks.endpoint_disabled', 'webhook_endpoint', d.id::text,
-      jsonb_build_object('enabled', true),
-      jsonb_build_object('enabled', false, 'reason', p_reason, 'urlSetBy', d.url_set_by, 'secretSetBy', d.secret_set_by),
-      left(v_request_id, 200), left(v_ip, 100)
-    FROM disabled d ORDER BY d.org_id, d.id
-    RETURNING 1)
-  SELECT count(*)::int INTO n FROM audited;
+    SELECT d.org_id, actor, principal, a.action, 'webhook_endpoint', d.id::text, a.before, a.after, left(v_request_id, 200), left(v_ip, 100)
+    FROM changed d
+    CROSS JOIN LATERAL (VALUES
+      (1, d.disabling, 'webhooks.endpoint_disabled', jsonb_build_object('enabled', true),
+       jsonb_build_object('enabled', false, 'reason', p_reason, 'urlSetBy', d.url_set_by, 'secretSetBy', d.secret_set_by)),
+      (2, d.clearing, 'webhooks.previous_secret_cleared',
+       jsonb_build_object('previousSecretExpiresAt', d.previous_secret_expires_at, 'previousSecretSetBy', d.previous_secret_set_by),
+       jsonb_build_object('previousSecretExpiresAt', NULL::text, 'reason', p_reason))) AS a(k, due, action, before, after)
+    WHERE a.due
+    ORDER BY d.org_id, d.id, a.k
+    RETURNING action)
+  SELECT count(*) FILTER (WHERE action = 'webhooks.endpoint_disabled')::int INTO n FROM audited;
   RETURN n;
 END
 $$;
@@ -338,5 +400,5 @@ $$;
 CREATE SCHEMA IF NOT EXISTS omnizen_migrations;
 CREATE TABLE IF NOT EXISTS omnizen_migrations.applied (
   name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), duration_ms int NOT NULL);
-INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270211000400_webhook_endpoints_end_with_creator_role', 'f611bb86875dacebfb30ec398404805401aad72b6fd90c72ebed6b84d07d0591', 0)
+INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270211000400_webhook_endpoints_end_with_creator_role', 'e8c9b13f7db089f7dcc480d9c60f94210c6a1bdb8e092e0a81891b948ceaa6dd', 0)
   ON CONFLICT (name) DO NOTHING;

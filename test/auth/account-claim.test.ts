@@ -6,6 +6,8 @@ import { beforeVerificationWasNeeded, createOrg, onEnterprisePlan, registerUser,
 import { startSmtpDouble, type SmtpDouble } from '../support/doubles/smtp-double.js';
 import { linkToken, settle } from '../notifications/notifications-support.js';
 import { testKeys } from '../integrations/keys.js';
+import { sessionRepository } from '../../src/modules/auth/session.repository.js';
+import { pauseNext, releaseAll, waitsForLockOrAnswers } from './lock-order.js';
 
 /**
  * Pre-account takeover: someone registers another person's address (never verified), builds organizations with people of
@@ -124,7 +126,8 @@ describe('claiming a pre-registered account', () => {
       expect.objectContaining({ entity_id: c.provider.id, principal_type: 'system', after: { isPublic: false, reason: 'account_claimed' } }),
     ]));
     expect((await t.db.admin.query('SELECT enabled, disabled_reason, url_set_by, secret_set_by FROM core.webhook_endpoints WHERE id = $1', [c.sharedHook.id])).rows)
-      .toEqual([{ enabled: false, disabled_reason: 'account_claimed', url_set_by: squatter.id, secret_set_by: accomplice.id }]);
+      // the account is named no more (review rx 3: a service could enable it again at the pre-registrant's URL); the audit row keeps it
+      .toEqual([{ enabled: false, disabled_reason: 'account_claimed', url_set_by: null, secret_set_by: accomplice.id }]);
     expect(await auditOf(shared, 'webhooks.endpoint_disabled')).toEqual([
       expect.objectContaining({
         entity_id: c.sharedHook.id, principal_type: 'system', after: { enabled: false, reason: 'account_claimed', urlSetBy: squatter.id, secretSetBy: accomplice.id },
@@ -230,6 +233,102 @@ describe('claiming a pre-registered account', () => {
     for (const name of ['Squatted Co (owner)', 'Shared Co (owner)', 'Solo Co (owner)']) expect(notices[0].text).toContain(name);
     expect(notices[0].text).toContain(`- The AI provider key of ${await orgName(squatter.personalOrgId)}, which sent the agents' calls to the provider account it belongs to, removed`);
     expect(notices[0].text).not.toContain('The password set before was removed');
+  });
+
+  it('the claim names the account no more as the person of an endpoint (a service may not enable it again: 403 webhooks.person_required; a person takes it on), and ends the overlap of a previous secret it holds, audited (review rx 1, 3)', async () => {
+    const victimEmail = uniqueEmail('hook-victim');
+    const squatter = await registerUser(t, 'squatter', 'squatter password', victimEmail);
+    const coOwner = await verified('hook-co-owner');
+    const shared = await sharedOrg(squatter, coOwner);
+    const hooks = `/v1/orgs/${shared}/webhooks/endpoints`;
+    // the account chose its URL, the co-owner rotated its secret
+    const squatterHook = (await t.http.post(hooks).set(squatter.auth).send({ url: 'https://hooks.example.com/squatter-url' }).expect(201)).body;
+    await t.http.post(`${hooks}/${squatterHook.id}/rotate-secret`).set(coOwner.auth).send({ overlapSeconds: 0 }).expect(201);
+    // the account's, already disabled by the delivery worker
+    const failingHook = (await t.http.post(hooks).set(squatter.auth).send({ url: 'https://hooks.example.com/squatter-failing' }).expect(201)).body;
+    await t.db.admin.query(`UPDATE core.webhook_endpoints SET enabled = false, disabled_reason = 'failing', disabled_at = now() WHERE id = $1`, [failingHook.id]);
+    // the co-owner's: the account rotated it (received S), then the co-owner rotated keeping the default overlap: S still signs
+    const overlapHook = (await t.http.post(hooks).set(coOwner.auth).send({ url: 'https://hooks.example.com/co-owner' }).expect(201)).body;
+    await t.http.post(`${hooks}/${overlapHook.id}/rotate-secret`).set(squatter.auth).send({ overlapSeconds: 0 }).expect(201);
+    const rotated = await t.http.post(`${hooks}/${overlapHook.id}/rotate-secret`).set(coOwner.auth).send({}).expect(201);
+    expect(rotated.body).toMatchObject({ urlSetBy: coOwner.id, secretSetBy: coOwner.id, previousSecretExpiresAt: expect.any(String) });
+
+    const hubToken = jwt.sign({ sub: `hub-${randomUUID()}`, email: victimEmail, email_verified: true }, t.config.auth.nextAuthSecret!, { algorithm: 'HS256', expiresIn: 600 });
+    expect((await t.http.post('/v1/auth/exchange').send({ token: hubToken }).expect(200)).body.user.id).toBe(squatter.id);
+
+    const endpoints = async () => (await t.db.admin.query(
+      `SELECT id, enabled, disabled_reason, url_set_by, secret_set_by, previous_secret IS NOT NULL AS previous_secret, previous_secret_set_by
+       FROM core.webhook_endpoints WHERE org_id = $1 ORDER BY created_at, id`, [shared])).rows;
+    const claimed = [
+      { id: squatterHook.id, enabled: false, disabled_reason: 'account_claimed', url_set_by: null, secret_set_by: coOwner.id, previous_secret: false, previous_secret_set_by: null },
+      { id: failingHook.id, enabled: false, disabled_reason: 'failing', url_set_by: null, secret_set_by: null, previous_secret: false, previous_secret_set_by: null },
+      { id: overlapHook.id, enabled: true, disabled_reason: null, url_set_by: coOwner.id, secret_set_by: coOwner.id, previous_secret: false, previous_secret_set_by: null },
+    ];
+    expect(await endpoints()).toEqual(claimed);
+    const order = [squatterHook.id, failingHook.id, overlapHook.id];
+    const audit = (await t.db.admin.query(
+      `SELECT entity_id, action, principal_type, before, after FROM core.audit_logs
+       WHERE org_id = $1 AND principal_type = 'system' AND action IN ('webhooks.endpoint_disabled', 'webhooks.endpoint_updated', 'webhooks.previous_secret_cleared')
+       ORDER BY id`, [shared])).rows.sort((a, b) => order.indexOf(a.entity_id) - order.indexOf(b.entity_id));
+    expect(audit).toEqual([
+      { entity_id: squatterHook.id, action: 'webhooks.endpoint_disabled', principal_type: 'system',
+        before: { enabled: true }, after: { enabled: false, reason: 'account_claimed', urlSetBy: squatter.id, secretSetBy: coOwner.id } },
+      { entity_id: failingHook.id, action: 'webhooks.endpoint_updated', principal_type: 'system',
+        before: { urlSetBy: squatter.id, secretSetBy: squatter.id }, after: { urlSetBy: null, secretSetBy: null, reason: 'account_claimed' } },
+      { entity_id: overlapHook.id, action: 'webhooks.previous_secret_cleared', principal_type: 'system',
+        before: { previousSecretExpiresAt: expect.any(String), previousSecretSetBy: squatter.id }, after: { previousSecretExpiresAt: null, reason: 'account_claimed' } },
+    ]);
+
+    // a service may not send the events again where the account chose: no person answers for the URL
+    const service = { Authorization: `Bearer ${jwt.sign({ role: 'service_role', service: 'hook-ops' }, t.config.auth.supabaseJwtSecret, { algorithm: 'HS256', expiresIn: 600 })}` };
+    for (const id of [squatterHook.id, failingHook.id]) {
+      const refused = await t.http.patch(`${hooks}/${id}`).set(service).send({ enabled: true });
+      expect([refused.status, refused.body.error?.code]).toEqual([403, 'webhooks.person_required']);
+    }
+    expect(await endpoints()).toEqual(claimed);
+    // a person enabling it takes it on
+    const taken = await t.http.patch(`${hooks}/${squatterHook.id}`).set(coOwner.auth).send({ enabled: true }).expect(200);
+    expect(taken.body).toMatchObject({ enabled: true, urlSetBy: coOwner.id, secretSetBy: coOwner.id });
+  });
+
+  it('the account\'s webhook writes racing its claim wait for it and are refused (401: their session ended), nothing written (review rx 2)', async () => {
+    const victimEmail = uniqueEmail('race-victim');
+    const squatter = await registerUser(t, 'squatter', 'squatter password', victimEmail);
+    const coOwner = await verified('race-co-owner');
+    const shared = await sharedOrg(squatter, coOwner);
+    const hooks = `/v1/orgs/${shared}/webhooks/endpoints`;
+    // the account's endpoint, disabled (it would enable it again); the co-owner's (it would re-point it)
+    const squatterHook = (await t.http.post(hooks).set(squatter.auth).send({ url: 'https://hooks.example.com/race-squatter' }).expect(201)).body;
+    await t.http.patch(`${hooks}/${squatterHook.id}`).set(squatter.auth).send({ enabled: false }).expect(200);
+    const coHook = (await t.http.post(hooks).set(coOwner.auth).send({ url: 'https://hooks.example.com/race-co-owner' }).expect(201)).body;
+
+    // the claim, paused once it changed the endpoints and before it ends the account's sessions (its user row locked)
+    const paused = pauseNext(sessionRepository, 'revokeAllForUser');
+    let outcome: unknown[];
+    try {
+      const hubToken = jwt.sign({ sub: `hub-${randomUUID()}`, email: victimEmail, email_verified: true }, t.config.auth.nextAuthSecret!, { algorithm: 'HS256', expiresIn: 600 });
+      const claiming = t.http.post('/v1/auth/exchange').send({ token: hubToken }).then((r) => r);
+      await paused.reached;
+      const repointing = t.http.patch(`${hooks}/${coHook.id}`).set(squatter.auth).send({ url: 'https://hooks.example.com/squatter-late' }).then((r) => r);
+      const repointWaits = await waitsForLockOrAnswers(t.db.admin, repointing, paused);
+      const enabling = t.http.patch(`${hooks}/${squatterHook.id}`).set(squatter.auth).send({ enabled: true }).then((r) => r);
+      const enableWaits = await waitsForLockOrAnswers(t.db.admin, enabling, paused);
+      paused.release();
+      const [claim, repoint, enable] = await Promise.all([claiming, repointing, enabling]);
+      outcome = [repointWaits, enableWaits, claim.status, [repoint.status, repoint.body.error?.message], [enable.status, enable.body.error?.message]];
+    } finally {
+      releaseAll();
+    }
+    const ended = 'the session of this access token has ended; log in again';
+    expect(outcome).toEqual(['waiting', 'waiting', 200, [401, ended], [401, ended]]);
+    expect((await t.db.admin.query(
+      'SELECT id, url, enabled, disabled_reason, url_set_by, secret_set_by FROM core.webhook_endpoints WHERE org_id = $1 ORDER BY created_at, id', [shared])).rows).toEqual([
+      { id: squatterHook.id, url: 'https://hooks.example.com/race-squatter', enabled: false, disabled_reason: null, url_set_by: null, secret_set_by: null },
+      { id: coHook.id, url: 'https://hooks.example.com/race-co-owner', enabled: true, disabled_reason: null, url_set_by: coOwner.id, secret_set_by: coOwner.id },
+    ]);
+    expect((await t.db.admin.query(
+      `SELECT count(*)::int AS n FROM core.audit_logs WHERE org_id = $1 AND action = 'webhooks.endpoint_updated' AND actor_id = $2
+         AND after ->> 'url' = 'https://hooks.example.com/squatter-late'`, [shared, squatter.id])).rows).toEqual([{ n: 0 }]);
   });
 
   it('a verified account\'s sign-in claims nothing: its organizations and invitations stay', async () => {

@@ -129,6 +129,65 @@ describe('webhooks: an endpoint ends with the role of whoever configured it', ()
     });
   });
 
+  /** The endpoint's previous secret (whether it has one, until when, whose) and the audit rows of its overlap's end. */
+  const previousOf = async (id: string) => (await t.db.admin.query(
+    `SELECT e.previous_secret IS NOT NULL AS previous_secret, e.previous_secret_expires_at, e.previous_secret_set_by,
+            coalesce(jsonb_agg(jsonb_build_object('actor', a.actor_id, 'principal', a.principal_type, 'before', a.before, 'after', a.after) ORDER BY a.id)
+              FILTER (WHERE a.id IS NOT NULL), '[]') AS audit
+     FROM core.webhook_endpoints e
+     LEFT JOIN core.audit_logs a ON a.org_id = e.org_id AND a.action = 'webhooks.previous_secret_cleared' AND a.entity_id = e.id::text
+     WHERE e.id = $1 GROUP BY e.previous_secret, e.previous_secret_expires_at, e.previous_secret_set_by`, [id])).rows[0];
+
+  it('the previous secret of a rotation\'s overlap is held by who received it: their removal ends the overlap at once, audited; the endpoint stays enabled (review rx 1)', async () => {
+    const orgId = await teamOrg('Hook Overlap Co');
+    const rotating = await admin(orgId, 'hook-overlap-admin');
+    const ep = await endpointOf(owner, orgId, 'overlap');
+    // the admin rotates (and receives S_A), then the owner rotates keeping the default overlap: S_A still signs
+    await t.http.post(endpointUrl(orgId, ep.id, '/rotate-secret')).set(rotating.auth).send({ overlapSeconds: 0 }).expect(201);
+    const rotated = await t.http.post(endpointUrl(orgId, ep.id, '/rotate-secret')).set(owner.auth).send({}).expect(201);
+    expect(rotated.body).toMatchObject({ urlSetBy: owner.id, secretSetBy: owner.id, previousSecretExpiresAt: expect.any(String) });
+    const expiresAt = rotated.body.previousSecretExpiresAt as string;
+    expect(await previousOf(ep.id)).toMatchObject({ previous_secret: true, previous_secret_set_by: rotating.id, audit: [] });
+
+    await t.http.delete(`/v1/orgs/${orgId}/members/${rotating.id}`).set(owner.auth).expect(204);
+    expect(await stateOf(ep.id)).toEqual(live(owner.id));
+    expect(await previousOf(ep.id)).toEqual({
+      previous_secret: false, previous_secret_expires_at: null, previous_secret_set_by: null,
+      audit: [{
+        actor: owner.id, principal: 'user', before: { previousSecretExpiresAt: expect.any(String), previousSecretSetBy: rotating.id },
+        after: { previousSecretExpiresAt: null, reason: 'configurer_removed' },
+      }],
+    });
+    expect(new Date((await previousOf(ep.id)).audit[0].before.previousSecretExpiresAt).toISOString()).toBe(new Date(expiresAt).toISOString());
+    const got = await t.http.get(endpointUrl(orgId, ep.id)).set(owner.auth).expect(200);
+    expect(got.body).toMatchObject({ enabled: true, previousSecretExpiresAt: null });
+
+    // the owner's own overlap is theirs, and a rotation without one holds nothing
+    await t.http.post(endpointUrl(orgId, ep.id, '/rotate-secret')).set(owner.auth).send({ overlapSeconds: 60 }).expect(201);
+    expect(await previousOf(ep.id)).toMatchObject({ previous_secret: true, previous_secret_set_by: owner.id });
+    await t.http.post(endpointUrl(orgId, ep.id, '/rotate-secret')).set(owner.auth).send({ overlapSeconds: 0 }).expect(201);
+    expect(await previousOf(ep.id)).toMatchObject({ previous_secret: false, previous_secret_set_by: null });
+  });
+
+  it('an endpoint rotated with an overlap while its secret\'s receiver was already gone, then enabled: the overlap ends with the enabling, audited (review rx 1)', async () => {
+    const orgId = await teamOrg('Hook Overlap Enable Co');
+    const gone = await admin(orgId, 'hook-overlap-gone');
+    const ep = await endpointOf(gone, orgId, 'overlap-enable');
+    await t.http.delete(`/v1/orgs/${orgId}/members/${gone.id}`).set(owner.auth).expect(204);
+    // the owner takes it over, rotating with the default overlap: the former admin's secret is the previous one
+    await t.http.post(endpointUrl(orgId, ep.id, '/rotate-secret')).set(owner.auth).send({}).expect(201);
+    expect(await previousOf(ep.id)).toMatchObject({ previous_secret: true, previous_secret_set_by: gone.id });
+    const enabled = await t.http.patch(endpointUrl(orgId, ep.id)).set(owner.auth).send({ enabled: true }).expect(200);
+    expect(enabled.body).toMatchObject({ enabled: true, urlSetBy: owner.id, secretSetBy: owner.id, previousSecretExpiresAt: null });
+    expect(await previousOf(ep.id)).toEqual({
+      previous_secret: false, previous_secret_expires_at: null, previous_secret_set_by: null,
+      audit: [{
+        actor: owner.id, principal: 'user', before: { previousSecretExpiresAt: expect.any(String), previousSecretSetBy: gone.id },
+        after: { previousSecretExpiresAt: null, reason: 'configurer_no_longer_admin' },
+      }],
+    });
+  });
+
   it('refuses an endpoint whose creator is demoted while it is being created (403, no endpoint): the membership is read again, locked', async () => {
     const orgId = await teamOrg('Hook Race Co');
     const demoted = await admin(orgId, 'hook-racing');

@@ -53,7 +53,9 @@ const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one :
  *   audited as the API's revoke, with the reason inviter_account_claimed;
  * - the enabled webhook endpoints the account configured (created, or last re-pointed, enabled or gave a new secret:
  *   their URL is the pre-registrant's choice and they know the secret), in any organization, disabled, as its API keys
- *   are revoked everywhere; and in the organizations only the account is in (its personal one and its solo ones: only
+ *   are revoked everywhere; no endpoint names the account as their URL's or secret's person any more (a service could
+ *   have enabled one again; a person enabling it takes it on), and the previous secret it holds stops signing at once
+ *   (webhooks.previous_secret_cleared); and in the organizations only the account is in (its personal one and its solo ones: only
  *   the claimant reaches them now), what sends their data out is closed, each audited there with the reason
  *   account_claimed: the enabled webhook endpoints disabled, the AI provider key removed (every agent call goes with it: to a server of the pre-registrant's
  *   when it has a base URL of its own, else to the pre-registrant's account at the default provider, whose logs and
@@ -88,13 +90,30 @@ export class AccountClaim {
     const own = memberships.filter((m) => m.accountType === 'personal' || m.members === 1).map((m) => m.orgId);
     const names = new Map(memberships.map((m) => [m.orgId, m.name]));
     const reason = 'account_claimed';
-    const endpoints = await webhookRepository.disableEndpointsOfClaimedAccount(db, own, userId, new Date(this.clock.now()));
-    for (const e of endpoints) {
-      await this.audit.recordPrivileged(db, e.org_id, 'system', {
-        action: 'webhooks.endpoint_disabled', entityType: 'webhook_endpoint', entityId: e.id,
-        before: { enabled: true }, after: { enabled: false, reason, urlSetBy: e.url_set_by, secretSetBy: e.secret_set_by },
-      }, opts.meta);
+    const changed = await webhookRepository.disableEndpointsOfClaimedAccount(db, own, userId, new Date(this.clock.now()));
+    for (const e of changed) {
+      const people = { urlSetBy: e.url_set_by, secretSetBy: e.secret_set_by };
+      const unnamed = { urlSetBy: e.url_set_by === userId ? null : e.url_set_by, secretSetBy: e.secret_set_by === userId ? null : e.secret_set_by };
+      // the disabling's row names who answered (as every path's); an endpoint already disabled records the account unnamed
+      if (e.disabled) {
+        await this.audit.recordPrivileged(db, e.org_id, 'system', {
+          action: 'webhooks.endpoint_disabled', entityType: 'webhook_endpoint', entityId: e.id,
+          before: { enabled: true }, after: { enabled: false, reason, ...people },
+        }, opts.meta);
+      } else if (e.url_set_by === userId || e.secret_set_by === userId) {
+        await this.audit.recordPrivileged(db, e.org_id, 'system', {
+          action: 'webhooks.endpoint_updated', entityType: 'webhook_endpoint', entityId: e.id, before: people, after: { ...unnamed, reason },
+        }, opts.meta);
+      }
+      if (e.previous_secret_cleared) {
+        await this.audit.recordPrivileged(db, e.org_id, 'system', {
+          action: 'webhooks.previous_secret_cleared', entityType: 'webhook_endpoint', entityId: e.id,
+          before: { previousSecretExpiresAt: e.previous_secret_expires_at, previousSecretSetBy: e.previous_secret_set_by },
+          after: { previousSecretExpiresAt: null, reason },
+        }, opts.meta);
+      }
     }
+    const endpoints = changed.filter((e) => e.disabled);
     const providerKeys = await accountClaimRepository.deleteProviderKeysOf(db, own);
     for (const k of providerKeys) {
       await this.audit.recordPrivileged(db, k.org_id, 'system', {

@@ -11,7 +11,7 @@ import { ApiErrorCodes } from '../../platform/errors/catalog.js';
 import './organizations.errors.js'; // registers OrganizationsErrors
 import '../../platform/errors/platform.errors.js'; // registers PlatformErrors
 
-const ENDS_ADMIN_GRANTS = 'A member who stops being owner or admin (leaving, removed, or demoted below admin) loses what they created with that role: their API keys of the organization are revoked (api_key.revoked), their pending invitations revoked (invitation.revoked, with the reason) and the enabled webhook endpoints whose URL they chose or whose current signing secret they received (urlSetBy, secretSetBy) disabled (webhooks.endpoint_disabled; disabledReason configurer_left, configurer_removed or configurer_demoted).';
+const ENDS_ADMIN_GRANTS = 'A member who stops being owner or admin (leaving, removed, or demoted below admin) loses what they created with that role: their API keys of the organization are revoked (api_key.revoked), their pending invitations revoked (invitation.revoked, with the reason) and the enabled webhook endpoints whose URL they chose or whose current signing secret they received (urlSetBy, secretSetBy) disabled (webhooks.endpoint_disabled; disabledReason configurer_left, configurer_removed or configurer_demoted), and a previous signing secret they received that still signs during a rotation\'s overlap stops signing (webhooks.previous_secret_cleared).';
 
 @ApiTags('members')
 @OrgRoute()

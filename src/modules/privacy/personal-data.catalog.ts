@@ -400,6 +400,7 @@ export const AUTHORSHIP_COLUMNS: Record<string, string> = {
   'core.api_keys.revoked_by': 'an organization\'s API key',
   'core.webhook_endpoints.url_set_by': 'an organization\'s webhook endpoint whose URL you chose (created it or last re-pointed it, or enabled it taking it on)',
   'core.webhook_endpoints.secret_set_by': 'an organization\'s webhook endpoint whose current signing secret you received (created it or last rotated it, or enabled it taking it on)',
+  'core.webhook_endpoints.previous_secret_set_by': 'an organization\'s webhook endpoint whose previous signing secret (still signing after a rotation) you received',
   'core.invitations.invited_by': 'an invitation you sent for an organization',
   'core.invitations.accepted_by': 'the invitation is exported by the e-mail it was sent to',
   'core.app_token_redemptions.user_id': 'single-use token bookkeeping, never exported',
@@ -420,7 +421,7 @@ export const AUTHORSHIP_COLUMNS: Record<string, string> = {
 };
 
 /** A column name that holds a user id (checked by test/privacy/catalog.test.ts against the catalog). */
-export const USER_ID_COLUMN_NAME = /^(user_?id|owner_user_id|actor_id|claimant_id|started_by|created_by|url_set_by|secret_set_by|revoked_by|invited_by|accepted_by)$/i;
+export const USER_ID_COLUMN_NAME = /^(user_?id|owner_user_id|actor_id|claimant_id|started_by|created_by|url_set_by|secret_set_by|previous_secret_set_by|revoked_by|invited_by|accepted_by)$/i;
 
 /** Columns never written to an export, whatever table: secrets, token and password hashes. */
 export const SECRET_COLUMN_NAME = /(secret|password|token|hash)/i;

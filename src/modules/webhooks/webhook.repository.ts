@@ -20,6 +20,8 @@ export interface EndpointRow {
   url_set_by: string | null;
   /** who received its current signing secret (created it, last rotated it, or enabled it in place of someone gone), set by the database; null as url_set_by */
   secret_set_by: string | null;
+  /** who received the previous signing secret (still signing during a rotation's overlap), set by the database; null when there is none, a service's, unknown */
+  previous_secret_set_by: string | null;
   created_at: Date;
   updated_at: Date;
 }
@@ -438,11 +440,34 @@ export const webhookRepository = {
   /**
    * Disables the enabled endpoints of organizations a claimed account keeps alone, and those whose URL or secret the
    * account set (url_set_by, secret_set_by) in any other organization, as its API keys are revoked everywhere (reason
-   * account_claimed, see auth/account-claim.service.ts), locked in (org, id) order before any is updated, as
-   * lockEndpoints locks them; answers those this call disabled, with the people answerable for them.
+   * account_claimed, see auth/account-claim.service.ts); in every endpoint, enabled or not, names the account no more as
+   * their URL's or secret's person (it stays owner or admin, now the address's real owner's, who chose neither: a
+   * service could have enabled one again; a person enabling it takes it on) and ends the overlap of the previous secret
+   * it holds (previous_secret_set_by). Locked in (org, id) order before any is updated, as lockEndpoints locks them;
+   * answers the endpoints changed, with what this call did and who was named before.
    */
-  async disableEndpointsOfClaimedAccount(db: Db, orgIds: string[], userId: string, at: Date): Promise<DisabledEndpoint[]> {
-    return disableEnabledEndpoints(db, orgIds, 'account_claimed', at, { deletedOrgsOnly: false, setBy: userId });
+  async disableEndpointsOfClaimedAccount(db: Db, orgIds: string[], userId: string, at: Date): Promise<ClaimedAccountEndpoint[]> {
+    return db.$queryRaw`
+      WITH locked AS (
+        SELECT e.org_id, e.id, e.url_set_by, e.secret_set_by, e.previous_secret_set_by, e.previous_secret_expires_at,
+          e.enabled AND (e.org_id = ANY(${orgIds}::uuid[]) OR e.url_set_by = ${userId} OR e.secret_set_by = ${userId}) IS TRUE AS disabled,
+          (e.previous_secret_set_by = ${userId}) IS TRUE AS previous_secret_cleared
+        FROM core.webhook_endpoints e
+        WHERE (e.org_id = ANY(${orgIds}::uuid[]) AND e.enabled)
+          OR e.url_set_by = ${userId} OR e.secret_set_by = ${userId} OR e.previous_secret_set_by = ${userId}
+        ORDER BY e.org_id, e.id FOR NO KEY UPDATE OF e)
+      UPDATE core.webhook_endpoints e SET
+        enabled = e.enabled AND NOT l.disabled,
+        disabled_reason = CASE WHEN l.disabled THEN 'account_claimed' ELSE e.disabled_reason END,
+        disabled_at = CASE WHEN l.disabled THEN ${at}::timestamptz ELSE e.disabled_at END,
+        url_set_by = nullif(e.url_set_by, ${userId}),
+        secret_set_by = nullif(e.secret_set_by, ${userId}),
+        previous_secret = CASE WHEN l.previous_secret_cleared THEN NULL ELSE e.previous_secret END,
+        previous_secret_expires_at = CASE WHEN l.previous_secret_cleared THEN NULL ELSE e.previous_secret_expires_at END,
+        previous_secret_set_by = CASE WHEN l.previous_secret_cleared THEN NULL ELSE e.previous_secret_set_by END,
+        updated_at = now()
+      FROM locked l WHERE e.org_id = l.org_id AND e.id = l.id
+      RETURNING e.org_id, e.id, l.url_set_by, l.secret_set_by, l.previous_secret_set_by, l.previous_secret_expires_at, l.disabled, l.previous_secret_cleared`;
   },
 
   /** Forgets the previous secrets whose overlap has ended (they sign nothing more); answers the endpoints cleared. */
@@ -480,20 +505,27 @@ export const webhookRepository = {
 /** An endpoint a path with no person disabled, with the people answerable for it (for its audit row). */
 export interface DisabledEndpoint { org_id: string; id: string; url_set_by: string | null; secret_set_by: string | null }
 
+/** An endpoint an account claim changed: the people named before it, and what it did (disabled it, ended its previous secret's overlap; else only names the account no more). */
+export interface ClaimedAccountEndpoint extends DisabledEndpoint {
+  previous_secret_set_by: string | null;
+  previous_secret_expires_at: Date | null;
+  disabled: boolean;
+  previous_secret_cleared: boolean;
+}
+
 /**
- * Disables the enabled endpoints of `orgIds` (and, with `setBy`, those whose URL or secret that person set in any
- * organization) for a reason no person gave (with `deletedOrgsOnly`, only those of an organization that is deleted),
+ * Disables the enabled endpoints of `orgIds` for a reason no person gave (with `deletedOrgsOnly`, only those of an organization that is deleted),
  * locked in (org, id) order before any is updated, as lockEndpoints locks them; answers those this call disabled. Only
  * the endpoints are locked, not their organizations.
  */
 async function disableEnabledEndpoints(
-  db: Db, orgIds: string[], reason: 'organization_deleted' | 'account_claimed', at: Date, opts: { deletedOrgsOnly: boolean; setBy?: string },
+  db: Db, orgIds: string[], reason: 'organization_deleted', at: Date, opts: { deletedOrgsOnly: boolean },
 ): Promise<DisabledEndpoint[]> {
-  if (!orgIds.length && !opts.setBy) return [];
+  if (!orgIds.length) return [];
   return db.$queryRaw`
     WITH locked AS (
       SELECT e.org_id, e.id FROM core.webhook_endpoints e
-      WHERE (e.org_id = ANY(${orgIds}::uuid[]) OR e.url_set_by = ${opts.setBy ?? null}::text OR e.secret_set_by = ${opts.setBy ?? null}::text) AND e.enabled
+      WHERE e.org_id = ANY(${orgIds}::uuid[]) AND e.enabled
         AND (NOT ${opts.deletedOrgsOnly}::boolean
              OR EXISTS (SELECT 1 FROM core.organizations o WHERE o.id = e.org_id AND o.deleted_at IS NOT NULL))
       ORDER BY e.org_id, e.id FOR NO KEY UPDATE OF e)

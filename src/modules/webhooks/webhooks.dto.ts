@@ -65,11 +65,16 @@ export class WebhookEndpointDto {
   disabledReason: string | null;
   @ApiProperty({ description: 'When it was disabled; null while enabled', type: Date, nullable: true, example: null }) disabledAt: Date | null;
   @ApiProperty({ description: 'First failure since the last successful delivery; null when the last delivery succeeded', type: Date, nullable: true, example: null }) failingSince: Date | null;
-  @ApiProperty({ description: 'Until when the previous secret (of the last rotation) still signs; null when none does', type: Date, nullable: true, example: null }) previousSecretExpiresAt: Date | null;
+  @ApiProperty({
+    description: 'Until when the previous secret (of the last rotation) still signs; null when none does. It stops at once when the person who '
+      + 'received it (the secret\'s receiver before the rotation) stops being owner or admin of the organization, or their account is claimed',
+    type: Date, nullable: true, example: null,
+  }) previousSecretExpiresAt: Date | null;
   @ApiProperty({
     description: 'Who chose where its events go: the person who created it or last changed its URL (or enabled it while the one before was no '
       + 'longer owner or admin, taking it on); set by the server. It is disabled when they stop being owner or admin of the organization. Null '
-      + 'when a service created it, that user was deleted, or it was set up before this was recorded and the audit log names no one. A service\'s '
+      + 'when a service created it, that user was deleted, their account was claimed by the owner of its address, or it was set up before this was '
+      + 'recorded and the audit log names no one. A service\'s '
       + 'change leaves it to the person before',
     type: String, nullable: true, example: 'b3c1f2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d',
   }) urlSetBy: string | null;

@@ -129,17 +129,29 @@ export class WebhooksService {
       await repo.lockActingPerson(tx.db, tx.orgId);
       if (dto.enabled === true) {
         const seen = await this.endpointRow(tx, id);
-        if (!seen.enabled) await repo.lockPeople(tx.db, tx.orgId, [seen.url_set_by, seen.secret_set_by].filter((p): p is string => p !== null));
+        if (!seen.enabled) {
+          await repo.lockPeople(tx.db, tx.orgId, [seen.url_set_by, seen.secret_set_by, seen.previous_secret_set_by].filter((p): p is string => p !== null));
+        }
       }
     }
-    const before = toEndpoint(await this.endpointRow(tx, id, true), this.clock.now());
-    const after = toEndpoint(await repo.updateEndpoint(tx.db, tx.orgId, id, {
+    const beforeRow = await this.endpointRow(tx, id, true);
+    const before = toEndpoint(beforeRow, this.clock.now());
+    const afterRow = await repo.updateEndpoint(tx.db, tx.orgId, id, {
       url: dto.url === undefined ? undefined : this.checkUrl(dto.url),
       description: dto.description,
       eventTypes: dto.eventTypes === undefined ? undefined : this.checkEventTypes(dto.eventTypes),
       enabled: dto.enabled,
-    }), this.clock.now());
+    });
+    const after = toEndpoint(afterRow, this.clock.now());
     await this.audit.record(tx, { action: 'webhooks.endpoint_updated', entityType: 'webhook_endpoint', entityId: id, before: audited(before), after: audited(after) });
+    // enabled again while the previous secret's holder is no longer owner or admin: the database ended its overlap
+    if (beforeRow.previous_secret !== null && afterRow.previous_secret === null) {
+      await this.audit.record(tx, {
+        action: 'webhooks.previous_secret_cleared', entityType: 'webhook_endpoint', entityId: id,
+        before: { previousSecretExpiresAt: beforeRow.previous_secret_expires_at, previousSecretSetBy: beforeRow.previous_secret_set_by },
+        after: { previousSecretExpiresAt: null, reason: 'configurer_no_longer_admin' },
+      });
+    }
     return after;
   }
 
