@@ -141,7 +141,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Confirm a new e-mail address with the token of the link mailed to it; the old address is told */
+        /**
+         * Confirm a new e-mail address with the token of the link mailed to it; the old address is told
+         * @description A link whose address is already the account's (asked before addresses were compared in Unicode NFC) is used up and changes nothing: 200 with the current address, no notice.
+         */
         post: operations["confirmEmailChange"];
         delete?: never;
         options?: never;
@@ -2179,14 +2182,14 @@ export interface paths {
         post?: never;
         /**
          * Remove a member (admin, service key; only an owner or a service key removes an owner; never the last owner)
-         * @description A member who stops being owner or admin (leaving, removed, or demoted below admin) loses what they created with that role: their API keys of the organization are revoked (api_key.revoked), their pending invitations revoked (invitation.revoked, with the reason) and the enabled webhook endpoints they configured (created, or last re-pointed, enabled or gave a new secret) disabled (webhooks.endpoint_disabled; disabledReason configurer_left, configurer_removed or configurer_demoted).
+         * @description A member who stops being owner or admin (leaving, removed, or demoted below admin) loses what they created with that role: their API keys of the organization are revoked (api_key.revoked), their pending invitations revoked (invitation.revoked, with the reason) and the enabled webhook endpoints whose URL they chose or whose current signing secret they received (urlSetBy, secretSetBy) disabled (webhooks.endpoint_disabled; disabledReason configurer_left, configurer_removed or configurer_demoted), and a previous signing secret they received that still signs during a rotation's overlap stops signing (webhooks.previous_secret_cleared).
          */
         delete: operations["removeMember"];
         options?: never;
         head?: never;
         /**
          * Change a member's role (admin, service key; only an owner or a service key grants or takes away 'owner')
-         * @description A member who stops being owner or admin (leaving, removed, or demoted below admin) loses what they created with that role: their API keys of the organization are revoked (api_key.revoked), their pending invitations revoked (invitation.revoked, with the reason) and the enabled webhook endpoints they configured (created, or last re-pointed, enabled or gave a new secret) disabled (webhooks.endpoint_disabled; disabledReason configurer_left, configurer_removed or configurer_demoted).
+         * @description A member who stops being owner or admin (leaving, removed, or demoted below admin) loses what they created with that role: their API keys of the organization are revoked (api_key.revoked), their pending invitations revoked (invitation.revoked, with the reason) and the enabled webhook endpoints whose URL they chose or whose current signing secret they received (urlSetBy, secretSetBy) disabled (webhooks.endpoint_disabled; disabledReason configurer_left, configurer_removed or configurer_demoted), and a previous signing secret they received that still signs during a rotation's overlap stops signing (webhooks.previous_secret_cleared).
          */
         patch: operations["changeMemberRole"];
         trace?: never;
@@ -2203,7 +2206,7 @@ export interface paths {
         post?: never;
         /**
          * Leave the organization (the last owner cannot)
-         * @description A member who stops being owner or admin (leaving, removed, or demoted below admin) loses what they created with that role: their API keys of the organization are revoked (api_key.revoked), their pending invitations revoked (invitation.revoked, with the reason) and the enabled webhook endpoints they configured (created, or last re-pointed, enabled or gave a new secret) disabled (webhooks.endpoint_disabled; disabledReason configurer_left, configurer_removed or configurer_demoted).
+         * @description A member who stops being owner or admin (leaving, removed, or demoted below admin) loses what they created with that role: their API keys of the organization are revoked (api_key.revoked), their pending invitations revoked (invitation.revoked, with the reason) and the enabled webhook endpoints whose URL they chose or whose current signing secret they received (urlSetBy, secretSetBy) disabled (webhooks.endpoint_disabled; disabledReason configurer_left, configurer_removed or configurer_demoted), and a previous signing secret they received that still signs during a rotation's overlap stops signing (webhooks.previous_secret_cleared).
          */
         delete: operations["leaveOrganization"];
         options?: never;
@@ -3125,7 +3128,7 @@ export interface paths {
         head?: never;
         /**
          * Change the URL, description or event types; enable or disable (owner, admin)
-         * @description A change that only disables the endpoint (the body exactly `{"enabled": false}`) is open on any plan, a read-only subscription (canceled, trial ended, past due beyond the grace period) or one without webhooks included: deliveries can always be stopped. Every other change needs the webhooks feature and a subscription that allows writing (402).
+         * @description A change that only disables the endpoint (the body exactly `{"enabled": false}`) is open on any plan, a read-only subscription (canceled, trial ended, past due beyond the grace period) or one without webhooks included: deliveries can always be stopped. Every other change needs the webhooks feature and a subscription that allows writing (402). A new URL makes the caller answerable for it (urlSetBy); enabling makes the caller answerable for whichever of urlSetBy and secretSetBy is null or no longer owner or admin, and a service key may enable only an endpoint whose two are both owner or admin (403 webhooks.person_required otherwise).
          */
         patch: operations["updateWebhookEndpoint"];
         trace?: never;
@@ -10223,11 +10226,6 @@ export interface components {
         /** @description A webhook endpoint (its signing secret is shown only when created or rotated) */
         WebhookEndpointDto: {
             /**
-             * @description Who created it or last changed its URL, enabled it or rotated its secret (signed in, or through an API key they created; set by the server): the person answerable for where its events go and how they are signed. It is disabled when they stop being owner or admin of the organization. Null when a service did, that user was deleted, or it was set up before this was recorded and the audit log names no one
-             * @example b3c1f2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d
-             */
-            configuredBy: string | null;
-            /**
              * Format: date-time
              * @description When it was created
              * @example 2026-03-02T09:30:00.000Z
@@ -10245,7 +10243,7 @@ export interface components {
              */
             disabledAt: string | null;
             /**
-             * @description Why it was disabled, when not by a person (gone: it answered 410; failing: 5 days of failures; organization_deleted: its organization was deleted; account_claimed: the account that set it up before its e-mail was verified was claimed by the owner of the address; configurer_removed, configurer_left, configurer_demoted, configurer_erased, configurer_deleted, configurer_no_longer_admin: the person answerable for it (configuredBy) stopped being owner or admin of the organization: removed, left, demoted below admin, erased, their user deleted, or before this was checked. They chose its URL and knew its signing secret: check the URL and rotate the secret before enabling it again); null otherwise
+             * @description Why it was disabled, when not by a person (gone: it answered 410; failing: 5 days of failures; organization_deleted: its organization was deleted; account_claimed: the account that set it up before its e-mail was verified was claimed by the owner of the address; configurer_removed, configurer_left, configurer_demoted, configurer_erased, configurer_deleted, configurer_no_longer_admin: a person answerable for it (urlSetBy or secretSetBy) stopped being owner or admin of the organization: removed, left, demoted below admin, erased, their user deleted, or before this was checked. They chose its URL or knew its signing secret: check the URL and rotate the secret before enabling it again); null otherwise
              * @example null
              * @enum {string|null}
              */
@@ -10276,10 +10274,15 @@ export interface components {
             id: string;
             /**
              * Format: date-time
-             * @description Until when the previous secret (of the last rotation) still signs; null when none does
+             * @description Until when the previous secret (of the last rotation) still signs; null when none does. It stops at once when the person who received it (the secret's receiver before the rotation) stops being owner or admin of the organization, or their account is claimed
              * @example null
              */
             previousSecretExpiresAt: string | null;
+            /**
+             * @description Who received its current signing secret: the person who created it or last rotated the secret (or enabled it while the one before was no longer owner or admin, taking it on); set by the server. It is disabled when they stop being owner or admin of the organization. Null as urlSetBy
+             * @example b3c1f2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d
+             */
+            secretSetBy: string | null;
             /**
              * Format: date-time
              * @description When it was last changed
@@ -10291,14 +10294,14 @@ export interface components {
              * @example https://hooks.example.com/omnizen
              */
             url: string;
+            /**
+             * @description Who chose where its events go: the person who created it or last changed its URL (or enabled it while the one before was no longer owner or admin, taking it on); set by the server. It is disabled when they stop being owner or admin of the organization. Null when a service created it, that user was deleted, their account was claimed by the owner of its address, or it was set up before this was recorded and the audit log names no one. A service's change leaves it to the person before
+             * @example b3c1f2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d
+             */
+            urlSetBy: string | null;
         };
         /** @description A webhook endpoint with its signing secret: shown this once, store it now */
         WebhookEndpointWithSecretDto: {
-            /**
-             * @description Who created it or last changed its URL, enabled it or rotated its secret (signed in, or through an API key they created; set by the server): the person answerable for where its events go and how they are signed. It is disabled when they stop being owner or admin of the organization. Null when a service did, that user was deleted, or it was set up before this was recorded and the audit log names no one
-             * @example b3c1f2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d
-             */
-            configuredBy: string | null;
             /**
              * Format: date-time
              * @description When it was created
@@ -10317,7 +10320,7 @@ export interface components {
              */
             disabledAt: string | null;
             /**
-             * @description Why it was disabled, when not by a person (gone: it answered 410; failing: 5 days of failures; organization_deleted: its organization was deleted; account_claimed: the account that set it up before its e-mail was verified was claimed by the owner of the address; configurer_removed, configurer_left, configurer_demoted, configurer_erased, configurer_deleted, configurer_no_longer_admin: the person answerable for it (configuredBy) stopped being owner or admin of the organization: removed, left, demoted below admin, erased, their user deleted, or before this was checked. They chose its URL and knew its signing secret: check the URL and rotate the secret before enabling it again); null otherwise
+             * @description Why it was disabled, when not by a person (gone: it answered 410; failing: 5 days of failures; organization_deleted: its organization was deleted; account_claimed: the account that set it up before its e-mail was verified was claimed by the owner of the address; configurer_removed, configurer_left, configurer_demoted, configurer_erased, configurer_deleted, configurer_no_longer_admin: a person answerable for it (urlSetBy or secretSetBy) stopped being owner or admin of the organization: removed, left, demoted below admin, erased, their user deleted, or before this was checked. They chose its URL or knew its signing secret: check the URL and rotate the secret before enabling it again); null otherwise
              * @example null
              * @enum {string|null}
              */
@@ -10348,7 +10351,7 @@ export interface components {
             id: string;
             /**
              * Format: date-time
-             * @description Until when the previous secret (of the last rotation) still signs; null when none does
+             * @description Until when the previous secret (of the last rotation) still signs; null when none does. It stops at once when the person who received it (the secret's receiver before the rotation) stops being owner or admin of the organization, or their account is claimed
              * @example null
              */
             previousSecretExpiresAt: string | null;
@@ -10358,6 +10361,11 @@ export interface components {
              */
             secret: string;
             /**
+             * @description Who received its current signing secret: the person who created it or last rotated the secret (or enabled it while the one before was no longer owner or admin, taking it on); set by the server. It is disabled when they stop being owner or admin of the organization. Null as urlSetBy
+             * @example b3c1f2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d
+             */
+            secretSetBy: string | null;
+            /**
              * Format: date-time
              * @description When it was last changed
              * @example 2026-03-02T09:30:00.000Z
@@ -10368,6 +10376,11 @@ export interface components {
              * @example https://hooks.example.com/omnizen
              */
             url: string;
+            /**
+             * @description Who chose where its events go: the person who created it or last changed its URL (or enabled it while the one before was no longer owner or admin, taking it on); set by the server. It is disabled when they stop being owner or admin of the organization. Null when a service created it, that user was deleted, their account was claimed by the owner of its address, or it was set up before this was recorded and the audit log names no one. A service's change leaves it to the person before
+             * @example b3c1f2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d
+             */
+            urlSetBy: string | null;
         };
         /**
          * @description Webhook body of agent.run.completed (version 1): An agent run finished with an answer (or stopped at its max steps)
@@ -14529,7 +14542,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -14667,7 +14680,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -14815,7 +14828,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -14944,7 +14957,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -15080,7 +15093,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -15222,7 +15235,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -15461,7 +15474,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -15627,7 +15640,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -15785,7 +15798,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -15930,7 +15943,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -16065,7 +16078,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -16192,7 +16205,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -16334,7 +16347,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -16469,7 +16482,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -16727,7 +16740,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -16873,7 +16886,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -17112,7 +17125,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -17526,7 +17539,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -17677,7 +17690,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -17832,7 +17845,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -18004,7 +18017,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -18172,7 +18185,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -18688,7 +18701,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -18957,7 +18970,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -19110,7 +19123,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -19267,7 +19280,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -19418,7 +19431,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -19672,7 +19685,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -19946,7 +19959,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -20092,7 +20105,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -20239,7 +20252,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -20702,7 +20715,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -20968,7 +20981,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -21237,7 +21250,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -21390,7 +21403,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -21665,7 +21678,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -21946,7 +21959,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -22109,7 +22122,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -22435,7 +22448,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -22728,7 +22741,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -23014,7 +23027,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -23173,7 +23186,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -23448,7 +23461,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -23729,7 +23742,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -23892,7 +23905,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -24280,7 +24293,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -24437,7 +24450,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -24988,7 +25001,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -25569,7 +25582,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -25719,7 +25732,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -26015,7 +26028,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -26323,7 +26336,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -26506,7 +26519,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -27051,7 +27064,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -27203,7 +27216,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -27500,7 +27513,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -27656,7 +27669,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -27940,7 +27953,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -28230,7 +28243,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -28393,7 +28406,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -28502,7 +28515,7 @@ export interface operations {
                 };
             };
             /**
-             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `knowledge.file_missing` (the multipart request has no file part); `knowledge.file_empty` (the uploaded file is empty); `knowledge.invalid_field` (a form field of the upload is missing or invalid)
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `knowledge.file_missing` (the multipart request has no file part); `knowledge.file_empty` (the uploaded file is empty); `knowledge.invalid_field` (a form field of the upload is missing or invalid, or the multipart body cannot be read (no boundary, or one the body lacks; cut short): the message names the problem)
              *
              *     The input is invalid: the message names each field
              */
@@ -28880,7 +28893,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -29170,7 +29183,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -29329,7 +29342,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -29570,7 +29583,7 @@ export interface operations {
                 };
             };
             /**
-             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `knowledge.file_missing` (the multipart request has no file part); `knowledge.file_empty` (the uploaded file is empty); `knowledge.invalid_field` (a form field of the upload is missing or invalid)
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `knowledge.file_missing` (the multipart request has no file part); `knowledge.file_empty` (the uploaded file is empty); `knowledge.invalid_field` (a form field of the upload is missing or invalid, or the multipart body cannot be read (no boundary, or one the body lacks; cut short): the message names the problem)
              *
              *     The input is invalid: the message names each field
              */
@@ -29940,7 +29953,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -30101,7 +30114,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -30267,7 +30280,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -30567,7 +30580,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -30866,7 +30879,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -31029,7 +31042,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -31479,7 +31492,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -31885,7 +31898,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -32048,7 +32061,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -32207,7 +32220,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -32513,7 +32526,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -32679,7 +32692,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -32841,7 +32854,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -33232,7 +33245,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -33542,7 +33555,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -33711,7 +33724,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -33992,7 +34005,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -34151,7 +34164,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -35195,7 +35208,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -35487,7 +35500,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -35650,7 +35663,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -35809,7 +35822,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -35972,7 +35985,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -36254,7 +36267,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -36412,7 +36425,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -36563,7 +36576,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -36875,7 +36888,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -37184,7 +37197,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -37483,7 +37496,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -37646,7 +37659,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -37809,7 +37822,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -37972,7 +37985,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -38131,7 +38144,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -38294,7 +38307,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -38603,7 +38616,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -38902,7 +38915,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -39065,7 +39078,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -39228,7 +39241,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -39391,7 +39404,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -39550,7 +39563,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -39713,7 +39726,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -40022,7 +40035,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -40321,7 +40334,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -40488,7 +40501,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -40785,7 +40798,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -41090,7 +41103,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -41385,7 +41398,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -41544,7 +41557,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -41694,7 +41707,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -41844,7 +41857,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -42156,7 +42169,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -42457,7 +42470,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -42752,7 +42765,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -42911,7 +42924,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -43214,7 +43227,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -43509,7 +43522,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -43667,7 +43680,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -43830,7 +43843,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -43993,7 +44006,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -44438,7 +44451,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -44739,7 +44752,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -45034,7 +45047,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -45199,7 +45212,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -45361,7 +45374,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -45654,7 +45667,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -45816,7 +45829,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -46234,7 +46247,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -46532,7 +46545,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -46686,7 +46699,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -46965,7 +46978,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -47237,7 +47250,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -47359,7 +47372,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
+            /** @description The caller may not do this. error.code is one of: `webhooks.person_required` (a service key may not enable an endpoint whose URL or signing secret was set by someone no longer owner or admin of the organization (or by no known person): an owner or admin must enable it, and then answers for it) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -47404,7 +47417,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -47960,7 +47973,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -48119,7 +48132,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -48282,7 +48295,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -48445,7 +48458,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -48724,7 +48737,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -49005,7 +49018,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -49153,7 +49166,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The request body is not JSON in UTF-8 */
+            /** @description The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding) */
             415: {
                 headers: {
                     [name: string]: unknown;
