@@ -221,9 +221,13 @@ BEGIN
       END IF;
       NEW.secret_set_by := person;
     END IF;
-    -- the previous secret's holder no longer answers: its overlap ends (WebhooksService audits it)
-    IF NEW.previous_secret IS NOT NULL AND NEW.previous_secret_set_by IS NOT NULL
-       AND NOT core.webhook_endpoint_person_answers(NEW.org_id, NEW.previous_secret_set_by) THEN
+    -- the previous secret's holder no longer answers: its overlap ends (WebhooksService audits it). So too when it has
+    -- no holder and the endpoint was disabled because someone stopped answering for it: a rotation after an account
+    -- claim or a user row's deletion (which leave secret_set_by NULL) kept the gone person's secret with no name on it
+    -- (review ry)
+    IF NEW.previous_secret IS NOT NULL AND (
+         (NEW.previous_secret_set_by IS NOT NULL AND NOT core.webhook_endpoint_person_answers(NEW.org_id, NEW.previous_secret_set_by))
+      OR (NEW.previous_secret_set_by IS NULL AND (OLD.disabled_reason = 'account_claimed' OR OLD.disabled_reason LIKE 'configurer\_%'))) THEN
       NEW.previous_secret := NULL;
       NEW.previous_secret_expires_at := NULL;
       NEW.previous_secret_set_by := NULL;
@@ -400,5 +404,5 @@ $$;
 CREATE SCHEMA IF NOT EXISTS omnizen_migrations;
 CREATE TABLE IF NOT EXISTS omnizen_migrations.applied (
   name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), duration_ms int NOT NULL);
-INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270211000400_webhook_endpoints_end_with_creator_role', 'e8c9b13f7db089f7dcc480d9c60f94210c6a1bdb8e092e0a81891b948ceaa6dd', 0)
+INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270211000400_webhook_endpoints_end_with_creator_role', 'a5e5efb6025df62c053dd1f67a0a1e007d823695393a9e71a1936aa99df8d121', 0)
   ON CONFLICT (name) DO NOTHING;

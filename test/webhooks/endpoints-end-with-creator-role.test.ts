@@ -188,6 +188,31 @@ describe('webhooks: an endpoint ends with the role of whoever configured it', ()
     });
   });
 
+  it('an endpoint whose secret\'s receiver\'s user row was deleted, rotated with an overlap, then enabled: the nameless previous secret ends with the enabling (review ry 1)', async () => {
+    const orgId = await teamOrg('Hook Overlap Deleted Co');
+    const gone = await admin(orgId, 'hook-overlap-deleted');
+    const ep = await endpointOf(gone, orgId, 'overlap-deleted');
+    // another app of the database deletes the user row (their personal organization handed to an heir first): the
+    // endpoint is disabled, and secret_set_by is NULL (ON DELETE SET NULL), as an account claim leaves it
+    const heir = randomUUID();
+    await t.db.admin.query(`INSERT INTO core."User" (id, email) VALUES ($1, $2)`, [heir, `${heir}@example.test`]);
+    await t.db.admin.query('UPDATE core.organizations SET owner_user_id = $2 WHERE id = $1', [gone.personalOrgId, heir]);
+    await t.db.admin.query(`INSERT INTO core.memberships (org_id, user_id, role) VALUES ($1, $2, 'owner')`, [gone.personalOrgId, heir]);
+    await t.db.admin.query('DELETE FROM core."User" WHERE id = $1', [gone.id]);
+    // the owner rotates with the default overlap: the deleted person's secret is the previous one, held by no name
+    await t.http.post(endpointUrl(orgId, ep.id, '/rotate-secret')).set(owner.auth).send({}).expect(201);
+    expect(await previousOf(ep.id)).toMatchObject({ previous_secret: true, previous_secret_set_by: null });
+    const enabled = await t.http.patch(endpointUrl(orgId, ep.id)).set(owner.auth).send({ enabled: true }).expect(200);
+    expect(enabled.body).toMatchObject({ enabled: true, urlSetBy: owner.id, secretSetBy: owner.id, previousSecretExpiresAt: null });
+    expect(await previousOf(ep.id)).toEqual({
+      previous_secret: false, previous_secret_expires_at: null, previous_secret_set_by: null,
+      audit: [{
+        actor: owner.id, principal: 'user', before: { previousSecretExpiresAt: expect.any(String), previousSecretSetBy: null },
+        after: { previousSecretExpiresAt: null, reason: 'configurer_no_longer_admin' },
+      }],
+    });
+  });
+
   it('refuses an endpoint whose creator is demoted while it is being created (403, no endpoint): the membership is read again, locked', async () => {
     const orgId = await teamOrg('Hook Race Co');
     const demoted = await admin(orgId, 'hook-racing');

@@ -91,7 +91,8 @@ export class WebhookEndpointsController {
       + 'subscription (canceled, trial ended, past due beyond the grace period) or one without webhooks included: deliveries can always '
       + 'be stopped. Every other change needs the webhooks feature and a subscription that allows writing (402). A new URL makes the caller '
       + 'answerable for it (urlSetBy); enabling makes the caller answerable for whichever of urlSetBy and secretSetBy is null or no longer owner '
-      + 'or admin, and a service key may enable only an endpoint whose two are both owner or admin (403 webhooks.person_required otherwise).',
+      + 'or admin, and a service key may enable only an endpoint whose two are both owner or admin (403 webhooks.person_required otherwise). '
+      + 'Enabling also ends the previous secret\'s overlap (previousSecretExpiresAt null, audited) when its receiver no longer answers for it.',
   })
   @ApiOkResponse({ type: WebhookEndpointDto })
   @ApiErrors(400)

@@ -67,7 +67,9 @@ export class WebhookEndpointDto {
   @ApiProperty({ description: 'First failure since the last successful delivery; null when the last delivery succeeded', type: Date, nullable: true, example: null }) failingSince: Date | null;
   @ApiProperty({
     description: 'Until when the previous secret (of the last rotation) still signs; null when none does. It stops at once when the person who '
-      + 'received it (the secret\'s receiver before the rotation) stops being owner or admin of the organization, or their account is claimed',
+      + 'received it (the secret\'s receiver before the rotation) stops being owner or admin of the organization, or their account is claimed; '
+      + 'and when the endpoint is enabled again while its receiver is no longer owner or admin, or unknown on an endpoint that was disabled '
+      + 'because someone stopped answering for it (a rotation made while it was disabled)',
     type: Date, nullable: true, example: null,
   }) previousSecretExpiresAt: Date | null;
   @ApiProperty({
