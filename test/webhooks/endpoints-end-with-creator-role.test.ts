@@ -188,7 +188,7 @@ describe('webhooks: an endpoint ends with the role of whoever configured it', ()
     });
   });
 
-  it('an endpoint whose secret\'s receiver\'s user row was deleted, rotated with an overlap, then enabled: the nameless previous secret ends with the enabling (review ry 1)', async () => {
+  it('an endpoint whose secret\'s receiver\'s user row was deleted, rotated with an overlap, disabled and enabled: the nameless previous secret ends with the enabling (review ry 1, rf2)', async () => {
     const orgId = await teamOrg('Hook Overlap Deleted Co');
     const gone = await admin(orgId, 'hook-overlap-deleted');
     const ep = await endpointOf(gone, orgId, 'overlap-deleted');
@@ -202,6 +202,8 @@ describe('webhooks: an endpoint ends with the role of whoever configured it', ()
     // the owner rotates with the default overlap: the deleted person's secret is the previous one, held by no name
     await t.http.post(endpointUrl(orgId, ep.id, '/rotate-secret')).set(owner.auth).send({}).expect(201);
     expect(await previousOf(ep.id)).toMatchObject({ previous_secret: true, previous_secret_set_by: null });
+    // a disable in between leaves no trace of why it was disabled first (review rf2): the nameless overlap still ends
+    await t.http.patch(endpointUrl(orgId, ep.id)).set(owner.auth).send({ enabled: false }).expect(200);
     const enabled = await t.http.patch(endpointUrl(orgId, ep.id)).set(owner.auth).send({ enabled: true }).expect(200);
     expect(enabled.body).toMatchObject({ enabled: true, urlSetBy: owner.id, secretSetBy: owner.id, previousSecretExpiresAt: null });
     expect(await previousOf(ep.id)).toEqual({

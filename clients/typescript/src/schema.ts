@@ -3128,7 +3128,7 @@ export interface paths {
         head?: never;
         /**
          * Change the URL, description or event types; enable or disable (owner, admin)
-         * @description A change that only disables the endpoint (the body exactly `{"enabled": false}`) is open on any plan, a read-only subscription (canceled, trial ended, past due beyond the grace period) or one without webhooks included: deliveries can always be stopped. Every other change needs the webhooks feature and a subscription that allows writing (402). A new URL makes the caller answerable for it (urlSetBy); enabling makes the caller answerable for whichever of urlSetBy and secretSetBy is null or no longer owner or admin, and a service key may enable only an endpoint whose two are both owner or admin (403 webhooks.person_required otherwise). Enabling also ends the previous secret's overlap (previousSecretExpiresAt null, audited) when its receiver no longer answers for it.
+         * @description A change that only disables the endpoint (the body exactly `{"enabled": false}`) is open on any plan, a read-only subscription (canceled, trial ended, past due beyond the grace period) or one without webhooks included: deliveries can always be stopped. Every other change needs the webhooks feature and a subscription that allows writing (402). A new URL makes the caller answerable for it (urlSetBy); enabling makes the caller answerable for whichever of urlSetBy and secretSetBy is null or no longer owner or admin, and a service key may enable only an endpoint whose two are both owner or admin (403 webhooks.person_required otherwise). Enabling also ends the previous secret's overlap (previousSecretExpiresAt null, audited) when its receiver no longer answers for it or is unknown.
          */
         patch: operations["updateWebhookEndpoint"];
         trace?: never;
@@ -10274,7 +10274,7 @@ export interface components {
             id: string;
             /**
              * Format: date-time
-             * @description Until when the previous secret (of the last rotation) still signs; null when none does. It stops at once when the person who received it (the secret's receiver before the rotation) stops being owner or admin of the organization, or their account is claimed; and when the endpoint is enabled again while its receiver is no longer owner or admin, or unknown on an endpoint that was disabled because someone stopped answering for it (a rotation made while it was disabled)
+             * @description Until when the previous secret (of the last rotation) still signs; null when none does. It stops at once when the person who received it (the secret's receiver before the rotation) stops being owner or admin of the organization, or their account is claimed; and when the endpoint is enabled again while its receiver is no longer owner or admin, or unknown (a service's rotation, a deleted or claimed account)
              * @example null
              */
             previousSecretExpiresAt: string | null;
@@ -10351,7 +10351,7 @@ export interface components {
             id: string;
             /**
              * Format: date-time
-             * @description Until when the previous secret (of the last rotation) still signs; null when none does. It stops at once when the person who received it (the secret's receiver before the rotation) stops being owner or admin of the organization, or their account is claimed; and when the endpoint is enabled again while its receiver is no longer owner or admin, or unknown on an endpoint that was disabled because someone stopped answering for it (a rotation made while it was disabled)
+             * @description Until when the previous secret (of the last rotation) still signs; null when none does. It stops at once when the person who received it (the secret's receiver before the rotation) stops being owner or admin of the organization, or their account is claimed; and when the endpoint is enabled again while its receiver is no longer owner or admin, or unknown (a service's rotation, a deleted or claimed account)
              * @example null
              */
             previousSecretExpiresAt: string | null;

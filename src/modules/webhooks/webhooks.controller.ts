@@ -92,7 +92,7 @@ export class WebhookEndpointsController {
       + 'be stopped. Every other change needs the webhooks feature and a subscription that allows writing (402). A new URL makes the caller '
       + 'answerable for it (urlSetBy); enabling makes the caller answerable for whichever of urlSetBy and secretSetBy is null or no longer owner '
       + 'or admin, and a service key may enable only an endpoint whose two are both owner or admin (403 webhooks.person_required otherwise). '
-      + 'Enabling also ends the previous secret\'s overlap (previousSecretExpiresAt null, audited) when its receiver no longer answers for it.',
+      + 'Enabling also ends the previous secret\'s overlap (previousSecretExpiresAt null, audited) when its receiver no longer answers for it or is unknown.',
   })
   @ApiOkResponse({ type: WebhookEndpointDto })
   @ApiErrors(400)

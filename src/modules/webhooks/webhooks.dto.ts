@@ -68,8 +68,8 @@ export class WebhookEndpointDto {
   @ApiProperty({
     description: 'Until when the previous secret (of the last rotation) still signs; null when none does. It stops at once when the person who '
       + 'received it (the secret\'s receiver before the rotation) stops being owner or admin of the organization, or their account is claimed; '
-      + 'and when the endpoint is enabled again while its receiver is no longer owner or admin, or unknown on an endpoint that was disabled '
-      + 'because someone stopped answering for it (a rotation made while it was disabled)',
+      + 'and when the endpoint is enabled again while its receiver is no longer owner or admin, or unknown (a service\'s rotation, a '
+      + 'deleted or claimed account)',
     type: Date, nullable: true, example: null,
   }) previousSecretExpiresAt: Date | null;
   @ApiProperty({
