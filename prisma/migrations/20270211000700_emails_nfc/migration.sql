@@ -11,8 +11,9 @@
 --     links, change requests, the invitations it accepted), and any other row whose address in NFC is one that account's
 --     rows keep decomposed (its own, a former one, one its identity asserts: review ro) (an invitation is reported;
 --     another account's identity or link is left and its identities reported): normalized, they would read as the kept
---     account's address (or nobody's) and its key would stay with the decomposed one; likewise an invitation of another
---     organization to a reported pending pair's address (reported);
+--     account's address (or nobody's) and its key would stay with the decomposed one. An invitation of another
+--     organization to a reported pending pair's address is normalized (freezing it too made it unacceptable, and its
+--     accepted account's erasure missed it: review rf1); the decomposed key stays with the pair (reported below);
 --   * the new address of a pending e-mail change becomes NFC always (its confirmation refuses an address taken in NFC);
 --   * the personal-data keys of e-mail subjects follow an address that became NFC, and so do the mails sent to it (below).
 -- Each account and invitation changed is audited (user.email_normalized, invitation.email_normalized: the address
@@ -44,7 +45,6 @@ DECLARE
   -- normalized would be read as theirs no longer (its key and mails stay with the decomposed form)
   left_forms text[];
   -- and the addresses of the pending invitations reported as colliding (left decomposed, with their key), in NFC
-  pending_forms text[];
 BEGIN
   FOR r IN
     SELECT u.id, o.id AS other FROM core."User" u
@@ -72,11 +72,6 @@ BEGIN
   LOOP
     RAISE NOTICE 'e-mail NFC: pending invitation % of organization % has an address whose NFC form is pending invitation %''s; neither is changed (revoke one)', r.id, r.org_id, r.other;
   END LOOP;
-  pending_forms := ARRAY(
-    SELECT DISTINCT lower(normalize(i.email, NFC)) FROM core.invitations i
-    WHERE i.email IS NOT NFC NORMALIZED AND i.accepted_at IS NULL AND i.revoked_at IS NULL AND EXISTS (
-      SELECT 1 FROM core.invitations o WHERE o.org_id = i.org_id AND o.id <> i.id AND o.accepted_at IS NULL AND o.revoked_at IS NULL
-        AND lower(normalize(o.email, NFC)) = lower(normalize(i.email, NFC))));
 
   WITH changed AS (
     UPDATE core."User" u SET email = normalize(u.email, NFC), "updatedAt" = now() AT TIME ZONE 'utc'
@@ -92,28 +87,23 @@ BEGIN
   -- An invitation to an address a reported pair's decomposed account keeps (in NFC: its own, the kept account's, a former
   -- one of it: review ro) or accepted by that account stays as it is (review rn): normalized, it would be the kept
   -- account's or nobody's (erasure and export locate invitations by the proven addresses) while its key and mails stayed
-  -- with the decomposed form; which account it is for is for a person to say. So does, in another organization, one to
-  -- the address of a reported pending pair (its key stays with the pair's decomposed one).
+  -- with the decomposed form; which account it is for is for a person to say. A reported pending pair (same organization)
+  -- stays as it is too (reported above).
   FOR r IN
-    SELECT i.org_id, i.id, lower(normalize(i.email, NFC)) = ANY(left_forms) OR coalesce(i.accepted_by = ANY(left_users), false) AS of_pair,
-      i.accepted_at IS NULL AND i.revoked_at IS NULL AND EXISTS (
-        SELECT 1 FROM core.invitations o WHERE o.org_id = i.org_id AND o.id <> i.id AND o.accepted_at IS NULL AND o.revoked_at IS NULL
-          AND lower(normalize(o.email, NFC)) = lower(normalize(i.email, NFC))) AS reported
-    FROM core.invitations i
-    WHERE i.email IS NOT NFC NORMALIZED AND (lower(normalize(i.email, NFC)) = ANY(left_forms || pending_forms) OR coalesce(i.accepted_by = ANY(left_users), false))
+    SELECT i.org_id, i.id FROM core.invitations i
+    WHERE i.email IS NOT NFC NORMALIZED AND (lower(normalize(i.email, NFC)) = ANY(left_forms) OR coalesce(i.accepted_by = ANY(left_users), false))
     ORDER BY i.org_id, i.id
   LOOP
-    IF r.of_pair THEN
-      RAISE NOTICE 'e-mail NFC: invitation % of organization % is for the address of a reported pair of users (or was accepted by its decomposed one); it is not changed (resolve with the pair)', r.id, r.org_id;
-    ELSIF NOT r.reported THEN
-      RAISE NOTICE 'e-mail NFC: invitation % of organization % is for the address of a reported pair of pending invitations; it is not changed (resolve with the pair)', r.id, r.org_id;
-    END IF;
+    RAISE NOTICE 'e-mail NFC: invitation % of organization % is for the address of a reported pair of users (or was accepted by its decomposed one); it is not changed (resolve with the pair)', r.id, r.org_id;
   END LOOP;
 
   WITH changed AS (
     UPDATE core.invitations i SET email = normalize(i.email, NFC)
     WHERE i.email IS NOT NFC NORMALIZED
-      AND lower(normalize(i.email, NFC)) <> ALL(left_forms || pending_forms) AND NOT coalesce(i.accepted_by = ANY(left_users), false)
+      AND lower(normalize(i.email, NFC)) <> ALL(left_forms) AND NOT coalesce(i.accepted_by = ANY(left_users), false)
+      AND NOT (i.accepted_at IS NULL AND i.revoked_at IS NULL AND EXISTS (
+        SELECT 1 FROM core.invitations o WHERE o.org_id = i.org_id AND o.id <> i.id AND o.accepted_at IS NULL AND o.revoked_at IS NULL
+          AND lower(normalize(o.email, NFC)) = lower(normalize(i.email, NFC))))
     RETURNING i.org_id, i.id)
   INSERT INTO core.audit_logs (org_id, actor_id, principal_type, action, entity_type, entity_id, before, after)
   SELECT c.org_id, 'migration:20270211000700', 'system', 'invitation.email_normalized', 'invitation', c.id::text,
