@@ -51,10 +51,10 @@ const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one :
  *   the sessions), the API keys it created (identityRepository.removeUnverifiedAccess);
  * - every pending invitation it sent, in any organization (one accepted later would bring its invitee in), revoked and
  *   audited as the API's revoke, with the reason inviter_account_claimed;
- * - the enabled webhook endpoints the account configured (created, or last re-pointed, enabled or gave a new secret:
- *   their URL is the pre-registrant's choice and they know the secret), in any organization, disabled, as its API keys
- *   are revoked everywhere; no endpoint names the account as their URL's or secret's person any more (a service could
- *   have enabled one again; a person enabling it takes it on), and the previous secret it holds stops signing at once
+ * - the enabled webhook endpoints whose URL or signing secret the account set (url_set_by, secret_set_by: the URL is the
+ *   pre-registrant's choice, or they know the secret), in any organization, disabled, as its API keys are revoked
+ *   everywhere; no endpoint names the account as their URL's or secret's person any more (a service could have enabled
+ *   one again; a person enabling it takes it on), and the previous secret it holds stops signing at once
  *   (webhooks.previous_secret_cleared); and in the organizations only the account is in (its personal one and its solo ones: only
  *   the claimant reaches them now), what sends their data out is closed, each audited there with the reason
  *   account_claimed: the enabled webhook endpoints disabled, the AI provider key removed (every agent call goes with it: to a server of the pre-registrant's
