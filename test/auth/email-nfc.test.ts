@@ -212,10 +212,13 @@ describe('e-mail addresses in Unicode NFC', () => {
       });
     });
 
-    it('confirming a change of before the migration whose new address, in NFC, is the current one uses the link up and changes nothing (review ro)', async () => {
+    it('confirming a change of before the migration whose new address, in NFC, is the current one uses the link up and changes nothing but proving the address (review ro, rf1)', async () => {
       const q = (sql: string, params: unknown[] = []) => t.db.admin.query(sql, params);
       const current = 'ma\u00eblle.ro-same@example.test';
+      // an account whose address nobody proved yet: the link, mailed to that address, proves it (as any change's link does)
       const p = await registerUser(t, 'maelle', 'correct horse battery', current);
+      const proved = async () => (await q(`SELECT provider, email, email_verified_at IS NOT NULL AS verified FROM core.user_identities WHERE user_id = $1`, [p.id])).rows;
+      expect(await proved()).toEqual([{ provider: 'password', email: current, verified: false }]);
       const token = randomUUID();
       await q(`INSERT INTO core.email_change_requests (user_id, old_email, new_email, expires_at, token_hash)
         VALUES ($1, $2, $3, now() + interval '1 day', $4)`, [p.id, current, current.normalize('NFD'), hashToken(token)]);
@@ -228,7 +231,13 @@ describe('e-mail addresses in Unicode NFC', () => {
         unusedResets: (await q(`SELECT count(*)::int AS n FROM core.password_reset_tokens WHERE user_id = $1 AND used_at IS NULL`, [p.id])).rows[0].n,
         changedAudits: (await q(`SELECT count(*)::int AS n FROM core.audit_logs WHERE entity_id = $1 AND action = 'auth.email_changed'`, [p.id])).rows[0].n,
         notices: (await q(`SELECT count(*)::int AS n FROM core.email_deliveries WHERE lower(to_address) = $1 AND template = 'email_change_notice'`, [current])).rows[0].n,
-      }).toEqual({ user: [{ email: current }], confirmed: 1, unusedResets: 1, changedAudits: 0, notices: 0 });
+        identities: await proved(),
+        verifiedAudits: (await q(`SELECT principal_type, after FROM core.audit_logs WHERE entity_id = $1 AND action = 'user.email_verified'`, [p.id])).rows,
+      }).toEqual({
+        user: [{ email: current }], confirmed: 1, unusedResets: 1, changedAudits: 0, notices: 0,
+        identities: [{ provider: 'password', email: current, verified: true }],
+        verifiedAudits: [{ principal_type: 'system', after: expect.objectContaining({ by: 'email_change_confirm' }) }],
+      });
       const again = await t.http.post('/v1/auth/email-change/confirm').send({ token });
       expect([again.status, again.body.error?.code]).toEqual([400, 'auth.email_change_invalid']);
     });

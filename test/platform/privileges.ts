@@ -232,6 +232,8 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'function core.erase_auth_user(uuid, text)': { service_role: 'EXECUTE' },
   // what a link mailed to an account's address proves (20270210830100): the privileged auth path; accept_invitation as its owner
   'function core.prove_user_email(text)': { service_role: 'EXECUTE' },
+  // whether an address is another account's for a user (20270211001000): identity links and sign-ins, erasure and export (privileged paths)
+  'function core.email_of_another_account(text, text)': { service_role: 'EXECUTE' },
   // the claim of a pre-registered account revokes its keys (20270210160100); its membership trigger needs no grant
   'function core.revoke_api_keys_of_creator(text, uuid, text, text, text)': { service_role: 'EXECUTE' },
   // the four-eyes checks read who created a key in the API's tenant transactions (20270211000500; REST callers get nothing)

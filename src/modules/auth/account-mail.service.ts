@@ -256,8 +256,16 @@ export class AccountMailService implements OnModuleInit {
       const request = await tokens.consumeEmailChange(db, tokenHash, userId);
       if (!request) return undefined;
       // a request of before migration 20270211000700 whose new address, in NFC, is the account's own (review ro): used up,
-      // and nothing changes (no audit, no notice, the reset links stay), as the request endpoint would have refused it
-      if (normalizeEmail(request.new_email) === current.email.toLowerCase()) return { email: current.email };
+      // and the address stays (no change audited, no notice, the reset links stay), as the request endpoint would have
+      // refused it. But the link came to that address: it proves it, as a change's link does (review rf1: an unverified
+      // account stayed unverified), audited as a verification link's use is
+      if (normalizeEmail(request.new_email) === current.email.toLowerCase()) {
+        await identityRepository.proveUserEmail(db, userId);
+        await this.audit.recordPrivileged(db, (await userRepository.personalOrgId(db, userId))!, 'system', {
+          action: 'user.email_verified', entityType: 'user', entityId: userId, after: { email: current.email, by: 'email_change_confirm' },
+        }, client);
+        return { email: current.email };
+      }
       // in the form the app stores, whatever the request row holds (one written before migration 20270211000700 may be
       // decomposed): written as it was, it made a second account of an address taken in NFC (review rn). Every stored
       // address but a reported pair's decomposed one is NFC, whose NFC form is the kept account's: the unique e-mail

@@ -106,7 +106,7 @@ export class AuthController {
   @ApiOperation({
     operationId: 'confirmEmailChange', summary: 'Confirm a new e-mail address with the token of the link mailed to it; the old address is told',
     description: 'A link whose address is already the account\'s (asked before addresses were compared in Unicode NFC) is used up '
-      + 'and changes nothing: 200 with the current address, no notice.',
+      + 'and changes no address: 200 with the current address, no notice; like any change\'s link, it proves that address (the account\'s e-mail is verified).',
   })
   @ApiOkResponse({ type: EmailChangedDto })
   @ApiErrorCodes('auth.email_change_invalid', 'auth.email_taken')
@@ -248,7 +248,9 @@ export class IdentitiesController {
       + '`password`, or an access token of a sign-in (password or token exchange) within the last 5 minutes; a refreshed token does not count '
       + '(403 auth.recent_sign_in_required; a wrong password 403 auth.password_incorrect, counted like a login attempt: 429 auth.locked past its limits). '
       + 'The access token\'s session must still be live when the link is written. A new link is audited (auth.identity_linked) and mailed to the '
-      + 'account\'s address; remove one with DELETE /v1/auth/identities/{provider}.',
+      + 'account\'s address; remove one with DELETE /v1/auth/identities/{provider}. An identity whose e-mail is another account\'s address '
+      + '(compared case-insensitively, in Unicode NFC) is linked with that e-mail unverified, whatever its provider says (emailVerified: false in '
+      + 'the answer): it proves nothing of that address to this account, and stays so while the address is the other account\'s.',
   })
   @ApiCreatedResponse({ type: [IdentityDto] })
   @ApiErrors(400, 401, 403, 429)

@@ -122,7 +122,7 @@ export class EmailVerifiedDto {
 export class IdentityDto {
   @ApiProperty({ description: 'The sign-in method: password, or the issuer of an exchanged token', enum: ['password', ...EXCHANGE_PROVIDERS] }) provider: string;
   @ApiProperty({ description: 'The e-mail this identity last asserted' }) email: string;
-  @ApiProperty({ description: 'Whether the e-mail this identity asserted is verified' }) emailVerified: boolean;
+  @ApiProperty({ description: 'Whether the e-mail this identity asserted is verified (never while it is another account\'s address)' }) emailVerified: boolean;
   @ApiProperty({ description: 'When this identity was first linked to the user' }) createdAt: Date;
   @ApiProperty({ description: 'When the user last signed in with this identity' }) lastUsedAt: Date;
 }

@@ -304,7 +304,9 @@ export class AuthService {
    * Links another identity to the signed-in user: the explicit way when the exchange answered auth.link_required. The
    * identity becomes a way into the account that a password reset keeps, so this asks what an erasure asks: the password,
    * or a sign-in of the token's session within SIGN_IN_METHOD_RECENT_SECONDS (reauthenticate). A new link is mailed to
-   * the account's address (sign_in_method_added), so that a link its owner did not make is seen and can be removed.
+   * the account's address (sign_in_method_added), so that a link its owner did not make is seen and can be removed. An
+   * identity asserting another account's address is linked with that address unverified (review rf1): it proves nothing
+   * of it to this account (erasure, export).
    */
   async linkIdentity(principal: Principal, token: string, provider: ExchangeProvider | undefined, password: string | undefined, client: ClientInfo): Promise<IdentityDto[]> {
     if (principal.kind !== 'user') throw PlatformErrors.error('auth.user_required', 'this route acts for a signed-in user; a service key cannot call it');
@@ -319,11 +321,12 @@ export class AuthService {
       const owner = await identityRepository.findUser(db, identity.provider, identity.subject);
       if (owner && owner.id !== principal.userId) throw identityTaken(identity.provider);
       const added = !owner;
-      if (owner) await identityRepository.touch(db, input);
-      else if (!(await identityRepository.add(db, principal.userId, input))) throw identityTaken(identity.provider); // linked meanwhile
+      // another account's address is kept unverified whatever the provider says (identityRepository.add and touch): audited as stored
+      const stored = owner ? await identityRepository.touch(db, input) : await identityRepository.add(db, principal.userId, input);
+      if (!owner && !stored) throw identityTaken(identity.provider); // linked meanwhile
       await this.audit.recordPrivileged(db, principal.personalOrgId, principal, {
         action: 'auth.identity_linked', entityType: 'user', entityId: principal.userId,
-        after: { provider: identity.provider, email: identity.email, emailVerified: identity.emailVerified, by: 'signed_in_user', reauthenticated, added },
+        after: { provider: identity.provider, email: identity.email, emailVerified: stored?.emailVerified ?? false, by: 'signed_in_user', reauthenticated, added },
       }, client);
       if (added) {
         await this.mailSignInMethodAdded(db, principal.personalOrgId, (await userRepository.findById(db, principal.userId))!, identity);

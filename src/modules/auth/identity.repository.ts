@@ -26,14 +26,21 @@ export const identityRepository = {
   },
 
   /**
-   * Adds an identity to a user. Returns false when the identity already exists (it belongs to
-   * someone: the caller decides what that means), true when added.
+   * Adds an identity to a user. Undefined when the identity already exists (it belongs to someone: the caller decides
+   * what that means), else whether its e-mail was stored verified. An e-mail that is another account's address
+   * (core.email_of_another_account, 20270211001000) is stored unverified whatever the provider says, as touch() keeps it
+   * (review rf1): verified, it was a proven address of this user, and this user's erasure took that account's
+   * invitations, mails and key, and its export read them (erasureRepository.provenEmails).
    */
-  async add(db: Db, userId: string, i: IdentityInput): Promise<boolean> {
-    const n = await db.runCount(qb.insertInto('core.user_identities')
-      .values({ provider: i.provider, subject: i.subject, user_id: userId, email: i.email, email_verified_at: i.emailVerified ? new Date() : null })
-      .onConflict((c) => c.columns(['provider', 'subject']).doNothing()));
-    return n > 0;
+  async add(db: Db, userId: string, i: IdentityInput): Promise<{ emailVerified: boolean } | undefined> {
+    const [row] = await db.run(qb.insertInto('core.user_identities')
+      .values({
+        provider: i.provider, subject: i.subject, user_id: userId, email: i.email,
+        email_verified_at: i.emailVerified ? sql<Date | null>`CASE WHEN core.email_of_another_account(${userId}, ${i.email}) THEN NULL ELSE now() END` : null,
+      })
+      .onConflict((c) => c.columns(['provider', 'subject']).doNothing())
+      .returning('email_verified_at'));
+    return row ? { emailVerified: row.email_verified_at !== null } : undefined;
   },
 
   /**
@@ -41,11 +48,12 @@ export const identityRepository = {
    * a verified e-mail stays verified until the identity asserts another one. An e-mail that is another account's address
    * is not taken (review ro): the identity keeps what it had (a reported pair's decomposed address that migration
    * 20270211000700 left, whose NFC form is the kept account's), else it would prove that account's address to its own.
+   * Another account's address as add() tells it (core.email_of_another_account). Answers whether the identity's e-mail is
+   * verified now (undefined: no such identity).
    */
-  async touch(db: Db, i: IdentityInput): Promise<void> {
-    const othersAddress = sql<boolean>`EXISTS (SELECT 1 FROM core."User" o
-      WHERE o.email = ${i.email} AND o.id <> core.user_identities.user_id)`; // the unique index (addresses are stored normalized)
-    await db.run(qb.updateTable('core.user_identities')
+  async touch(db: Db, i: IdentityInput): Promise<{ emailVerified: boolean } | undefined> {
+    const othersAddress = sql<boolean>`core.email_of_another_account(core.user_identities.user_id, ${i.email})`;
+    const [row] = await db.run(qb.updateTable('core.user_identities')
       .set({
         email: sql<string>`CASE WHEN ${othersAddress} THEN email ELSE ${i.email} END`,
         last_used_at: sql`now()`,
@@ -53,7 +61,9 @@ export const identityRepository = {
           ? sql`coalesce(email_verified_at, now())`
           : sql`CASE WHEN lower(email) = lower(${i.email}) THEN email_verified_at END`} END`,
       })
-      .where('provider', '=', i.provider).where('subject', '=', i.subject));
+      .where('provider', '=', i.provider).where('subject', '=', i.subject)
+      .returning('email_verified_at'));
+    return row ? { emailVerified: row.email_verified_at !== null } : undefined;
   },
 
   /** Marks the password identity of `email` verified (the demo seed: its addresses are no real mailboxes). */
@@ -91,11 +101,14 @@ export const identityRepository = {
   /**
    * The ways the user signs in, with the e-mail each asserted. The password identity only when the account has a
    * password: an account made by a Hub or Supabase exchange gets one when a mailed link proves its address
-   * (proveUserEmail), which is no password to sign in with.
+   * (proveUserEmail), which is no password to sign in with. An e-mail that is another account's address now reads
+   * unverified, whatever the row holds (one verified before that account took it): it proves nothing of it to this user
+   * (erasureRepository.provenEmails).
    */
   async listForUser(db: Db, userId: string): Promise<{ provider: string; email: string; emailVerified: boolean; createdAt: Date; lastUsedAt: Date }[]> {
     const rows = await db.run(qb.selectFrom('core.user_identities')
-      .select(['provider', 'email', 'email_verified_at', 'created_at', 'last_used_at'])
+      .select(['provider', 'email', 'created_at', 'last_used_at',
+        sql<boolean>`email_verified_at IS NOT NULL AND NOT core.email_of_another_account(user_id, email)`.as('verified')])
       .where('user_id', '=', userId)
       .where((eb) => eb.or([
         eb('provider', '<>', 'password'),
@@ -103,7 +116,7 @@ export const identityRepository = {
       ]))
       .orderBy('created_at'));
     return rows.map((r) => ({
-      provider: r.provider, email: r.email, emailVerified: r.email_verified_at !== null,
+      provider: r.provider, email: r.email, emailVerified: r.verified,
       createdAt: r.created_at as Date, lastUsedAt: r.last_used_at as Date,
     }));
   },

@@ -105,11 +105,15 @@ export const erasureRepository = {
    * must not go. Proven: a verified identity's e-mail (the account's current one when verified), the new address of a
    * confirmed change, and its old address when an identity had verified it at the confirmation (old_email_verified: the
    * change moved the password identity's proof to the new address; an unverified account may confirm a change too).
-   * Lower case.
+   * An identity's address that is another account's now (core.email_of_another_account) is not one, verified or not
+   * (review rf1): that account's invitations, mails and key are its own. A link stored such an address verified until
+   * 20270211001000 (this erasure took them, the export read them), and an address an identity verified may become another
+   * account's later (a registration, an e-mail change). Lower case.
    */
   async provenEmails(db: Db, userId: string): Promise<string[]> {
     const rows = await db.$queryRaw<{ email: string }[]>`
-      SELECT lower(email) AS email FROM core.user_identities WHERE user_id = ${userId} AND email_verified_at IS NOT NULL
+      SELECT lower(email) AS email FROM core.user_identities
+      WHERE user_id = ${userId} AND email_verified_at IS NOT NULL AND NOT core.email_of_another_account(user_id, email)
       UNION SELECT lower(new_email) FROM core.email_change_requests WHERE user_id = ${userId} AND confirmed_at IS NOT NULL
       UNION SELECT lower(old_email) FROM core.email_change_requests WHERE user_id = ${userId} AND old_email_verified
       ORDER BY 1`;
