@@ -45,6 +45,7 @@ describe('knowledge: documented upload codes, as answered', () => {
   it('a new version: file_missing, file_empty, file_too_large, unsupported_type, unreadable_file, no_text and invalid_field', async () => {
     const answers = await writesNothing(async () => [
       await version().send({ text: 'not a file' }),
+      await version(),
       await version().field('title', 'No file'),
       await attach('empty.txt', 'text/plain', ''),
       await attach('big.txt', 'text/plain', 'a'.repeat(2001)),
@@ -54,6 +55,7 @@ describe('knowledge: documented upload codes, as answered', () => {
       await version().field('tags', 'Not A Tag!').attach('file', Buffer.from('Travel is reimbursed within ten days.'), { filename: 'v2.txt', contentType: 'text/plain' }),
     ]);
     expect(answers.map(errorOf)).toEqual([
+      [415, 'unsupported_media_type', 'send the body as multipart/form-data'],
       [400, 'knowledge.file_missing', 'send the file as multipart/form-data with a part named "file"'],
       [400, 'knowledge.file_missing', 'the request has no part named "file"'],
       [400, 'knowledge.file_empty', 'the file empty.txt is empty (0 bytes)'],
@@ -63,7 +65,7 @@ describe('knowledge: documented upload codes, as answered', () => {
       [422, 'knowledge.no_text', 'no text could be extracted from the file'],
       [400, 'knowledge.invalid_field', 'tags: up to 20, comma-separated, each 1-50 characters of a-z, 0-9, _ . -'],
     ]);
-    expect(answers[3].body.error.details).toEqual({ limitBytes: 2000 });
+    expect(answers[4].body.error.details).toEqual({ limitBytes: 2000 });
     expect((await t.db.admin.query('SELECT latest_version_no FROM ai.knowledge_documents WHERE id = $1', [documentId])).rows).toEqual([{ latest_version_no: 1 }]);
   });
 

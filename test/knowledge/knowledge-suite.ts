@@ -234,7 +234,9 @@ export function describeKnowledge(path: StoragePath): void {
       expect(longVersion.body.error.code).toBe('knowledge.text_too_large');
       // under the limit but above the JSON body limit (1 MB): the upload's own limit is the one that applies
       expect((await upload(policies, 'big.docx', 'application/msword', Buffer.alloc(1_500_000, 1)).expect(415)).body.error.code).toBe('knowledge.unsupported_type');
-      const noFile = await t.http.post(url(`collections/${policies}/documents`)).set(owner.auth).send({ title: 'x' }).expect(400);
+      const json = await t.http.post(url(`collections/${policies}/documents`)).set(owner.auth).send({ title: 'x' }).expect(415);
+      expect(json.body.error).toEqual({ code: 'unsupported_media_type', message: 'send the body as multipart/form-data' });
+      const noFile = await t.http.post(url(`collections/${policies}/documents`)).set(owner.auth).expect(400);
       expect(noFile.body.error.code).toBe('knowledge.file_missing');
       expect((await search(owner, { query: '   ' }).expect(400)).body.error).toMatchObject({ code: 'knowledge.query_empty' });
       expect((await search(owner, { query: '' }).expect(400)).body.error.code).toBe('knowledge.query_empty');

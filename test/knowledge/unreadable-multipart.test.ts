@@ -10,7 +10,7 @@ import { startKnowledgeApp, type KnowledgeApp } from './knowledge-support.js';
  * The uploads given a multipart body busboy cannot read, sent as raw bytes: no boundary, a boundary the body lacks, a
  * body cut short, bytes that are no multipart at all. Busboy's errors carry no code and were rethrown: a 500. Each is a
  * 400 knowledge.invalid_field naming the problem, and writes nothing (every table, as before). A body of a media type
- * no operation takes is a 415 that names multipart/form-data on these two operations, not application/json.
+ * no operation takes, or JSON, is a 415 that names multipart/form-data on these two operations, not application/json.
  */
 describe('knowledge: an upload whose multipart body cannot be read', () => {
   let t: KnowledgeApp;
@@ -100,6 +100,24 @@ describe('knowledge: an upload whose multipart body cannot be read', () => {
     ];
     expect(answers.map((r) => [r.status, r.body?.error])).toEqual(Array(3).fill([415, {
       code: 'unsupported_media_type', message: 'send the body as multipart/form-data' }]));
+    const after = await tableContents(t.db.admin);
+    expect(Object.keys(after).filter((k) => after[k] !== before[k])).toEqual([]);
+  });
+
+  it('answers a JSON body with the same 415 (it was a 400 knowledge.file_missing); an empty one is no body, and writes nothing', async () => {
+    const before = await tableContents(t.db.admin);
+    const json = { 'Content-Type': 'application/json' };
+    const answers = [
+      await raw(url(`collections/${collectionId}/documents`), json, Buffer.from(JSON.stringify({ title: 'Travel', file: 'Travel is reimbursed.' }))),
+      await raw(url(`documents/${documentId}/versions`), { 'Content-Type': 'application/json; charset=utf-8' }, Buffer.from('{"file":"x"}')),
+      // not JSON at all: refused for its type before it is parsed
+      await raw(url(`documents/${documentId}/versions`), json, Buffer.from('{not json')),
+      await raw(url(`collections/${collectionId}/documents`), json, Buffer.alloc(0)),
+    ];
+    expect(answers.map((r) => [r.status, r.body?.error])).toEqual([
+      ...Array(3).fill([415, { code: 'unsupported_media_type', message: 'send the body as multipart/form-data' }]),
+      [400, { code: 'knowledge.file_missing', message: 'send the file as multipart/form-data with a part named "file"' }],
+    ]);
     const after = await tableContents(t.db.admin);
     expect(Object.keys(after).filter((k) => after[k] !== before[k])).toEqual([]);
   });

@@ -254,7 +254,7 @@ export class KnowledgeUploadsController {
   @MultipartBody()
   @ApiBody(UPLOAD_BODY)
   @ApiCreatedResponse({ type: DocumentDto })
-  @ApiErrors(400)
+  @ApiErrors(400, 415)
   @ApiErrorCodes(...UPLOAD_ERRORS)
   async upload(@IdParam('collectionId', 'knowledge_collection') id: string, @Preflight() preflight: PreflightTenant, @Req() req: FastifyRequest): Promise<DocumentDto> {
     const tenant = openTenant(this.db, preflight);
@@ -272,7 +272,7 @@ export class KnowledgeUploadsController {
   @MultipartBody()
   @ApiBody(UPLOAD_BODY)
   @ApiCreatedResponse({ type: DocumentDto })
-  @ApiErrors(400)
+  @ApiErrors(400, 415)
   @ApiErrorCodes(...UPLOAD_ERRORS)
   async addVersion(@IdParam('documentId', 'knowledge_document') id: string, @Preflight() preflight: PreflightTenant, @Req() req: FastifyRequest): Promise<DocumentDto> {
     const tenant = openTenant(this.db, preflight);

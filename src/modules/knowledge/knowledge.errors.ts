@@ -4,7 +4,7 @@ import { defineErrorCodes } from '../../platform/errors/catalog.js';
 export const KnowledgeErrors = defineErrorCodes({
   'knowledge_collection.not_found': { status: 404, description: 'no knowledge collection of this organization (readable by the caller) has this id' },
   'knowledge_document.not_found': { status: 404, description: 'no knowledge document of this organization (readable by the caller) has this id' },
-  'knowledge.file_missing': { status: 400, description: 'the multipart request has no file part' },
+  'knowledge.file_missing': { status: 400, description: 'the request has no file part: a multipart body without a part named file, or no body (an empty one of any type); a body of another type than multipart/form-data is a 415 unsupported_media_type' },
   'knowledge.file_empty': { status: 400, description: 'the uploaded file is empty' },
   'knowledge.file_too_large': { status: 413, description: 'the uploaded file is larger than the configured limit (KNOWLEDGE_MAX_UPLOAD_BYTES)' },
   'knowledge.unsupported_type': { status: 415, description: 'the file is not plain text, Markdown, HTML or PDF' },

@@ -20,6 +20,7 @@ const mb = (bytes: number) => (bytes >= 1024 * 1024 ? `${+(bytes / 1024 / 1024).
  * 4xx here rather than a failed job later.
  */
 export async function readUpload(req: FastifyRequest, maxBytes: number, pdf: PdfTextExtractor, orgId: string): Promise<{ fields: { title?: string; tags: string[] }; file: UploadedText }> {
+  // no body (an empty one of any type): a body of another type was a 415 before the route ran (json-body.ts)
   if (!req.isMultipart()) throw KnowledgeErrors.error('knowledge.file_missing', 'send the file as multipart/form-data with a part named "file"');
   const fields: Record<string, string> = {};
   let file: { part: MultipartFile; bytes: Buffer } | undefined;

@@ -28,13 +28,12 @@ const FASTIFY_MESSAGES: Record<string, [code: string, message: string]> = {
   FST_ERR_CTP_INVALID_JSON_BODY: ['bad_request.json', 'the request body is not valid JSON'],
   FST_ERR_CTP_EMPTY_JSON_BODY: ['bad_request.json', 'the request body is empty but its Content-Type is application/json'],
   FST_ERR_CTP_BODY_TOO_LARGE: ['payload_too_large', 'the request body is too large'],
-  // a Content-Type Fastify cannot parse (a/b/c): the operation's own media type is named (bodyMediaTypeOf)
-  FST_ERR_CTP_INVALID_MEDIA_TYPE: ['unsupported_media_type', 'send the body as application/json'],
 };
 
 function fastifyError(status: number, code: string, message: string, req: FastifyRequest): AppError {
+  // a Content-Type Fastify cannot parse (a/b/c; always a 415): the operation's own media type is named (bodyMediaTypeOf)
+  if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return new AppError(status, 'unsupported_media_type', `send the body as ${bodyMediaTypeOf(req)}`);
   const [ourCode, ourMessage] = FASTIFY_MESSAGES[code] ?? [HTTP_CODES[status] ?? 'bad_request', message];
-  if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return new AppError(status, ourCode, `send the body as ${bodyMediaTypeOf(req)}`);
   return new AppError(status, ourCode, ourMessage);
 }
 

@@ -55,9 +55,15 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
  * without an error. A Content-Type naming another charset is a 415, a body that is not UTF-8 a 400 bad_request.json
  * naming the byte; the rest is `parse` (Fastify's JSON parser: empty body, syntax, `__proto__` and `constructor` keys).
  * The Nest adapter keeps the raw bytes on req.rawBody before this runs (the Stripe webhook verifies its signature over them).
+ * On an operation that takes another media type (the uploads: MultipartBody), JSON is refused as any other type is
+ * (refusedMediaType: a 415 naming multipart/form-data); it reached the upload, which answered 400 knowledge.file_missing.
  */
 export function utf8JsonParser(parse: JsonParser): (req: FastifyRequest, body: Buffer, done: Done) => void {
   return (req, body, done) => {
+    if (bodyMediaTypeOf(req) !== 'application/json') {
+      refusedMediaType(req, body, done);
+      return;
+    }
     const charset = charsetOf(req.headers['content-type']);
     if (charset !== undefined && !UTF8_CHARSETS.has(charset)) {
       done(new AppError(415, 'unsupported_media_type', 'send the JSON body in UTF-8: the Content-Type names another charset (charset=utf-8, or none)'));
