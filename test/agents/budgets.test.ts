@@ -171,6 +171,78 @@ describe('AI budgets', () => {
     await t.http.delete(`/v1/orgs/${orgId}/ai/budgets/${budget.body.id}`).set(owner.auth).expect(204);
   });
 
+  it('a retry of a call whose reservation a sweep released extends nothing (it reserved again, held by nobody); a call holding one still extends, a newer budget included', async () => {
+    const agentBudget = await t.http.post(`/v1/orgs/${orgId}/ai/budgets`).set(owner.auth).send({ agentId, costLimit: '1.0000' }).expect(201);
+    const clients: pg.Client[] = [];
+    const tx = () => openTenantTransaction(t.db.apiUrl, { sub: member.id, org_id: orgId }, clients);
+    const at = new Date('2026-12-15T12:00:00Z');
+    const expires = new Date(at.getTime() + 5 * 60_000);
+    const later = new Date(at.getTime() + 10 * 60_000);
+    const [released, held] = [randomUUID(), randomUUID()];
+    let orgBudget = '';
+    try {
+      const setup = await tx();
+      for (const call of [released, held]) {
+        expect((await setup.c.query(`SELECT ok FROM ai.reserve_budget($1, $2, 0.1, 100, $3, $4)`, [agentId, call, at, expires])).rows).toEqual([{ ok: true }]);
+      }
+      // the sweep took `released`'s execution for dead: settled at nothing (its reservation released)
+      await setup.c.query(`SELECT * FROM ai.settle_budget($1, 0, 0, $2, $3)`, [released, agentId, later]);
+      await setup.c.query('COMMIT');
+      // a budget of the whole organization, created since both calls reserved
+      orgBudget = (await t.http.post(`/v1/orgs/${orgId}/ai/budgets`).set(owner.auth).send({ costLimit: '1.0000' }).expect(201)).body.id;
+      const retry = await tx();
+      // the execution outlived its mark: its retry adds what the failed attempt billed
+      const extendedReleased = await retry.c.query(`SELECT budget_id, ok FROM ai.extend_reservation($1, $2, 0.02, 20, $3, $4)`, [agentId, released, later, expires]);
+      const extendedHeld = await retry.c.query(`SELECT budget_id, ok FROM ai.extend_reservation($1, $2, 0.02, 20, $3, $4)`, [agentId, held, later, expires]);
+      await retry.c.query('COMMIT');
+      expect(extendedReleased.rows).toEqual([]);
+      // budget by budget in id order, as reserve_budget
+      expect(extendedHeld.rows).toEqual([agentBudget.body.id, orgBudget].sort().map((id) => ({ budget_id: id, ok: true })));
+    } finally {
+      await Promise.all(clients.map((c) => c.end()));
+    }
+    const { rows: reservations } = await t.db.admin.query(`SELECT call_id, budget_id, cost::text, tokens::int, expires_at FROM ai.budget_reservations
+      WHERE call_id = ANY($1::uuid[]) ORDER BY cost DESC`, [[released, held]]);
+    expect(reservations).toEqual([
+      { call_id: held, budget_id: agentBudget.body.id, cost: '0.12000000', tokens: 120, expires_at: expires },
+      { call_id: held, budget_id: orgBudget, cost: '0.02000000', tokens: 20, expires_at: expires },
+    ]);
+    expect(await usage(agentBudget.body.id)).toEqual({ spent_cost: '0.00000000', reserved_cost: '0.12000000', spent_tokens: 0, reserved_tokens: 120, thresholds_reached: [] });
+    expect(await usage(orgBudget)).toEqual({ spent_cost: '0.00000000', reserved_cost: '0.02000000', spent_tokens: 0, reserved_tokens: 20, thresholds_reached: [] });
+  });
+
+  it('a release committed while a retry\'s extension waits for the budget\'s usage row: the extension sees it and reserves nothing', async () => {
+    const budget = await t.http.post(`/v1/orgs/${orgId}/ai/budgets`).set(owner.auth).send({ agentId, costLimit: '1.0000' }).expect(201);
+    const clients: pg.Client[] = [];
+    const tx = () => openTenantTransaction(t.db.apiUrl, { sub: member.id, org_id: orgId }, clients);
+    const waitsForLock = (pid: number) => until(`backend ${pid} waits for a lock`, async () => (await t.db.admin.query(
+      `SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1`, [pid])).rows[0]?.wait_event_type === 'Lock');
+    const at = new Date('2026-12-15T12:00:00Z');
+    const expires = new Date(at.getTime() + 5 * 60_000);
+    const later = new Date(at.getTime() + 10 * 60_000);
+    const call = randomUUID();
+    try {
+      const setup = await tx();
+      expect((await setup.c.query(`SELECT ok FROM ai.reserve_budget($1, $2, 0.1, 100, $3, $4)`, [agentId, call, at, expires])).rows).toEqual([{ ok: true }]);
+      await setup.c.query('COMMIT');
+      // the sweep's release holds the usage row (and has deleted the reservation), not committed yet
+      const sweeping = await tx();
+      await sweeping.c.query(`SELECT * FROM ai.settle_budget($1, 0, 0, $2, $3)`, [call, agentId, later]);
+      // the retry's extension still sees the reservation, and waits for the usage row
+      const retry = await tx();
+      const extended = retry.c.query(`SELECT budget_id, ok FROM ai.extend_reservation($1, $2, 0.02, 20, $3, $4)`, [agentId, call, later, expires]);
+      extended.catch(() => undefined); // awaited below (a rejection meanwhile is not unhandled)
+      await waitsForLock(retry.pid);
+      await sweeping.c.query('COMMIT');
+      expect((await extended).rows).toEqual([]);
+      await retry.c.query('COMMIT');
+    } finally {
+      await Promise.all(clients.map((c) => c.end()));
+    }
+    expect((await t.db.admin.query('SELECT count(*)::int AS n FROM ai.budget_reservations WHERE call_id = $1', [call])).rows[0].n).toBe(0);
+    expect(await usage(budget.body.id)).toEqual({ spent_cost: '0.00000000', reserved_cost: '0.00000000', spent_tokens: 0, reserved_tokens: 0, thresholds_reached: [] });
+  });
+
   it('refuses a call over an agent\'s token limit with 402, records the failed run, and emits the 100 % threshold once', async () => {
     const budget = await t.http.post(`/v1/orgs/${orgId}/ai/budgets`).set(owner.auth).send({ agentId, tokenLimit: 7100, thresholds: [100] }).expect(201);
     await run().expect(200); // reserves ~4,050 of 7,100, spends 3,510

@@ -468,7 +468,10 @@ export const agentsRepository = {
       SELECT budget_id, ok, cost_left, tokens_left FROM ai.reserve_budget(${agentId}::uuid, ${callId}::uuid, ${cost}::numeric, ${tokens}::bigint, ${now}::timestamptz, ${expires}::timestamptz)`;
   },
 
-  /** Adds to the reservations of call `callId` (a retry's: what its failed attempts billed), where every budget can take it (ai.extend_reservation). */
+  /**
+   * Adds to the reservations of call `callId` (a retry's: what its failed attempts billed), where every budget can take it
+   * (ai.extend_reservation). A call holding none any more (a sweep released them) extends nothing and gets no row: its end charges what was billed.
+   */
   async extendReservation(db: Db, agentId: string, callId: string, cost: Decimal, tokens: number, now: Date, expires: Date) {
     return db.$queryRaw<{ budget_id: string; ok: boolean; cost_left: Decimal | null; tokens_left: bigint | null }[]>`
       SELECT budget_id, ok, cost_left, tokens_left FROM ai.extend_reservation(${agentId}::uuid, ${callId}::uuid, ${cost}::numeric, ${tokens}::bigint, ${now}::timestamptz, ${expires}::timestamptz)`;

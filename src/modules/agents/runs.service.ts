@@ -620,7 +620,8 @@ export class RunsService implements OnModuleInit {
       };
       // the reservation covers one attempt's worst case; before a retry it takes what the failed attempts billed since it
       // last reserved (so it holds what is billed so far plus the retry's worst case), or the budget refuses the retry
-      // (BudgetRefusal: no retry). `reservedFailures`: the failed attempts' tokens reserved so far.
+      // (BudgetRefusal: no retry); a call whose reservation a sweep released meanwhile (this execution outlived its mark)
+      // reserves nothing again: its end charges what was billed. `reservedFailures`: the failed attempts' tokens reserved so far.
       const callPrices: Prices = prices;
       const reservedFailures: TokenUsage = { input: 0, output: 0, cachedInput: 0, cacheWrite: 0 };
       const reserveRetry = async () => {
