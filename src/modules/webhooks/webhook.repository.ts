@@ -433,7 +433,7 @@ export const webhookRepository = {
    * not deleted, or once they are).
    */
   async disableEndpointsOfDeletedOrg(db: Db, orgId: string, at: Date): Promise<{ id: string }[]> {
-    const rows = await disableEnabledEndpoints(db, [orgId], 'organization_deleted', at, { deletedOrgsOnly: true });
+    const rows = await disableEnabledEndpoints(db, [orgId], at, { deletedOrgsOnly: true });
     return rows.map((r) => ({ id: r.id }));
   },
 
@@ -514,13 +514,12 @@ export interface ClaimedAccountEndpoint extends DisabledEndpoint {
 }
 
 /**
- * Disables the enabled endpoints of `orgIds` for a reason no person gave (with `deletedOrgsOnly`, only those of an organization that is deleted),
- * locked in (org, id) order before any is updated, as lockEndpoints locks them; answers those this call disabled. Only
- * the endpoints are locked, not their organizations.
+ * Disables the enabled endpoints of `orgIds` because their organization is deleted (reason organization_deleted: the
+ * account claim has a query of its own, disableEndpointsOfClaimedAccount; with `deletedOrgsOnly`, only those of an
+ * organization that is deleted), locked in (org, id) order before any is updated, as lockEndpoints locks them; answers
+ * those this call disabled. Only the endpoints are locked, not their organizations.
  */
-async function disableEnabledEndpoints(
-  db: Db, orgIds: string[], reason: 'organization_deleted', at: Date, opts: { deletedOrgsOnly: boolean },
-): Promise<DisabledEndpoint[]> {
+async function disableEnabledEndpoints(db: Db, orgIds: string[], at: Date, opts: { deletedOrgsOnly: boolean }): Promise<DisabledEndpoint[]> {
   if (!orgIds.length) return [];
   return db.$queryRaw`
     WITH locked AS (
@@ -529,7 +528,7 @@ async function disableEnabledEndpoints(
         AND (NOT ${opts.deletedOrgsOnly}::boolean
              OR EXISTS (SELECT 1 FROM core.organizations o WHERE o.id = e.org_id AND o.deleted_at IS NOT NULL))
       ORDER BY e.org_id, e.id FOR NO KEY UPDATE OF e)
-    UPDATE core.webhook_endpoints e SET enabled = false, disabled_reason = ${reason}, disabled_at = ${at}::timestamptz, updated_at = now()
+    UPDATE core.webhook_endpoints e SET enabled = false, disabled_reason = 'organization_deleted', disabled_at = ${at}::timestamptz, updated_at = now()
     FROM locked WHERE e.org_id = locked.org_id AND e.id = locked.id
     RETURNING e.org_id, e.id, e.url_set_by, e.secret_set_by`;
 }
