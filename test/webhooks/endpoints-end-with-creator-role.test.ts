@@ -186,6 +186,11 @@ describe('webhooks: an endpoint ends with the role of whoever configured it', ()
         after: { previousSecretExpiresAt: null, reason: 'configurer_no_longer_admin' },
       }],
     });
+    // rotated before it was enabled: the owner received the secret, took on only the URL; their next rotation keeps its overlap (review rA)
+    expect(await takenOnOf(ep.id)).toBe(false);
+    const rotated = await t.http.post(endpointUrl(orgId, ep.id, '/rotate-secret')).set(owner.auth).send({}).expect(201);
+    expect(rotated.body).toMatchObject({ previousSecretExpiresAt: expect.any(String) });
+    expect(await previousOf(ep.id)).toMatchObject({ previous_secret: true, previous_secret_set_by: owner.id });
   });
 
   it('an endpoint whose secret\'s receiver\'s user row was deleted, rotated with an overlap, disabled and enabled: the nameless previous secret ends with the enabling (review ry 1, rf2)', async () => {
@@ -210,9 +215,75 @@ describe('webhooks: an endpoint ends with the role of whoever configured it', ()
       previous_secret: false, previous_secret_expires_at: null, previous_secret_set_by: null,
       audit: [{
         actor: owner.id, principal: 'user', before: { previousSecretExpiresAt: expect.any(String), previousSecretSetBy: null },
-        after: { previousSecretExpiresAt: null, reason: 'configurer_no_longer_admin' },
+        after: { previousSecretExpiresAt: null, reason: 'previous_secret_holder_unknown' },
       }],
     });
+  });
+
+  /** Whether the endpoint's current secret is marked taken on. */
+  const takenOnOf = async (id: string) => (await t.db.admin.query('SELECT secret_taken_on FROM core.webhook_endpoints WHERE id = $1', [id])).rows[0].secret_taken_on as boolean;
+  const auditOf = async (id: string, action: string) => (await t.db.admin.query(
+    'SELECT actor_id, before, after FROM core.audit_logs WHERE entity_id = $1 AND action = $2 ORDER BY id', [id, action])).rows;
+
+  it('enabled in place of a removed admin, then rotated: the secret the admin knows keeps no overlap; an overlap asked for is a 409; the next rotation keeps one (review rA)', async () => {
+    const orgId = await teamOrg('Hook Taken On Co');
+    const gone = await admin(orgId, 'hook-taken-on');
+    const [ep, asked] = [await endpointOf(gone, orgId, 'taken-on'), await endpointOf(gone, orgId, 'taken-on-asked')];
+    await t.http.delete(`/v1/orgs/${orgId}/members/${gone.id}`).set(owner.auth).expect(204);
+    // the owner enables it first: they answer for the secret now, but it is still the one the removed admin received
+    for (const id of [ep.id, asked.id]) {
+      const enabled = await t.http.patch(endpointUrl(orgId, id)).set(owner.auth).send({ enabled: true }).expect(200);
+      expect(enabled.body).toMatchObject({ enabled: true, urlSetBy: owner.id, secretSetBy: owner.id, previousSecretExpiresAt: null });
+    }
+    const { rows: [old] } = await t.db.admin.query('SELECT secret FROM core.webhook_endpoints WHERE id = $1', [ep.id]);
+
+    // then rotates with the default overlap: the admin's secret signs no more
+    const rotated = await t.http.post(endpointUrl(orgId, ep.id, '/rotate-secret')).set(owner.auth).send({}).expect(201);
+    expect(rotated.body).toMatchObject({ secret: expect.stringMatching(/^whsec_/), previousSecretExpiresAt: null, secretSetBy: owner.id });
+    expect(await previousOf(ep.id)).toEqual({ previous_secret: false, previous_secret_expires_at: null, previous_secret_set_by: null, audit: [] });
+    // the enablings marked the secrets taken on, audited
+    for (const id of [ep.id, asked.id]) {
+      expect((await auditOf(id, 'webhooks.endpoint_updated')).map((r) => [r.before.secretTakenOn, r.after.secretTakenOn, r.after.secretSetBy])).toEqual([[false, true, owner.id]]);
+    }
+    expect(await takenOnOf(asked.id)).toBe(true);
+    const { rows: [now] } = await t.db.admin.query('SELECT secret, secret_taken_on FROM core.webhook_endpoints WHERE id = $1', [ep.id]);
+    expect(now).toEqual({ secret: expect.anything(), secret_taken_on: false });
+    expect(now.secret).not.toEqual(old.secret);
+    expect(await auditOf(ep.id, 'webhooks.secret_rotated')).toEqual([{
+      actor_id: owner.id, before: { secretTakenOn: true }, after: { previousSecretExpiresAt: null, secretSetBy: owner.id, noOverlap: 'secret_taken_on' },
+    }]);
+    // a rotation ended the take-on: the next one keeps its overlap, held by the owner
+    const again = await t.http.post(endpointUrl(orgId, ep.id, '/rotate-secret')).set(owner.auth).send({}).expect(201);
+    expect(again.body).toMatchObject({ previousSecretExpiresAt: expect.any(String) });
+    expect(await previousOf(ep.id)).toMatchObject({ previous_secret: true, previous_secret_set_by: owner.id });
+
+    // an overlap asked for explicitly is refused, nothing changed; 0 is what it gets
+    const before = (await t.db.admin.query('SELECT * FROM core.webhook_endpoints WHERE id = $1', [asked.id])).rows;
+    const refused = await t.http.post(endpointUrl(orgId, asked.id, '/rotate-secret')).set(owner.auth).send({ overlapSeconds: 3600 });
+    expect([refused.status, refused.body.error?.code, refused.body.error?.details]).toEqual([409, 'webhooks.secret_taken_on', { overlapSeconds: 3600 }]);
+    expect((await t.db.admin.query('SELECT * FROM core.webhook_endpoints WHERE id = $1', [asked.id])).rows).toEqual(before);
+    expect(await auditOf(asked.id, 'webhooks.secret_rotated')).toEqual([]);
+    await t.http.post(endpointUrl(orgId, asked.id, '/rotate-secret')).set(owner.auth).send({ overlapSeconds: 0 }).expect(201);
+    expect(await previousOf(asked.id)).toMatchObject({ previous_secret: false });
+    expect(await takenOnOf(asked.id)).toBe(false);
+
+    // the API role may not mark or unmark a secret itself (no column grant)
+    await t.db.admin.query('UPDATE core.webhook_endpoints SET secret_taken_on = true WHERE id = $1', [asked.id]);
+    await expect(t.db.asApi({ sub: owner.id, org_id: orgId }, 'authenticated',
+      'UPDATE core.webhook_endpoints SET secret_taken_on = false WHERE id = $1', [asked.id])).rejects.toMatchObject({ code: '42501' });
+    expect(await takenOnOf(asked.id)).toBe(true);
+  });
+
+  it('a rotation keeping an overlap of a secret no one took on keeps it, and an endpoint enabled by whoever still answers for its secret takes nothing on (review rA)', async () => {
+    const orgId = await teamOrg('Hook Not Taken Co');
+    const ep = await endpointOf(owner, orgId, 'not-taken');
+    await t.http.patch(endpointUrl(orgId, ep.id)).set(owner.auth).send({ enabled: false }).expect(200);
+    await t.http.patch(endpointUrl(orgId, ep.id)).set(owner.auth).send({ enabled: true }).expect(200);
+    expect(await takenOnOf(ep.id)).toBe(false);
+    const rotated = await t.http.post(endpointUrl(orgId, ep.id, '/rotate-secret')).set(owner.auth).send({ overlapSeconds: 3600 }).expect(201);
+    expect(rotated.body).toMatchObject({ previousSecretExpiresAt: expect.any(String) });
+    expect(await previousOf(ep.id)).toMatchObject({ previous_secret: true, previous_secret_set_by: owner.id });
+    expect((await auditOf(ep.id, 'webhooks.secret_rotated')).map((r) => [r.before, r.after.noOverlap])).toEqual([[null, undefined]]);
   });
 
   it('refuses an endpoint whose creator is demoted while it is being created (403, no endpoint): the membership is read again, locked', async () => {
@@ -477,5 +548,50 @@ describe('webhooks: an endpoint ends with the role of whoever configured it', ()
     expect(await stateOf(describedEp.id)).toEqual(live(owner.id));
     expect(await stateOf(ownerEp.id)).toEqual(live(owner.id));
     expect(await stateOf(unknown.id)).toEqual({ enabled: true, disabled_reason: null, disabled_at: false, url_set_by: null, secret_set_by: null, audit: [] });
+  });
+
+  it('migration 20270211001400 marks the secrets the audit log shows taken on since their last rotation, and ends an overlap whose previous secret was one, audited (review rA)', async () => {
+    const orgId = await teamOrg('Hook Taken On Backfill Co');
+    const gone = await admin(orgId, 'hook-taken-backfill');
+    const [takenEp, leakedEp, rotatedTwiceEp] = [
+      await endpointOf(gone, orgId, 'taken'), await endpointOf(gone, orgId, 'leaked'), await endpointOf(gone, orgId, 'twice')];
+    const ownerEp = await endpointOf(owner, orgId, 'own');
+    await t.http.post(endpointUrl(orgId, ownerEp.id, '/rotate-secret')).set(owner.auth).send({}).expect(201);
+    await t.http.delete(`/v1/orgs/${orgId}/members/${gone.id}`).set(owner.auth).expect(204);
+    for (const ep of [takenEp, leakedEp, rotatedTwiceEp]) {
+      await t.http.patch(endpointUrl(orgId, ep.id)).set(owner.auth).send({ enabled: true }).expect(200);
+    }
+    // as before the migration: nothing marked, so the owner's rotation kept the admin's secret signing (the finding)
+    await t.db.admin.query('UPDATE core.webhook_endpoints SET secret_taken_on = false WHERE org_id = $1', [orgId]);
+    await t.http.post(endpointUrl(orgId, leakedEp.id, '/rotate-secret')).set(owner.auth).send({}).expect(201);
+    expect(await previousOf(leakedEp.id)).toMatchObject({ previous_secret: true, previous_secret_set_by: owner.id });
+    // rotated at once, then with an overlap: the previous secret is the owner's own
+    await t.http.post(endpointUrl(orgId, rotatedTwiceEp.id, '/rotate-secret')).set(owner.auth).send({ overlapSeconds: 0 }).expect(201);
+    await t.http.post(endpointUrl(orgId, rotatedTwiceEp.id, '/rotate-secret')).set(owner.auth).send({}).expect(201);
+
+    const sql = readFileSync(new URL('../../prisma/migrations/20270211001400_webhook_secret_taken_on/migration.sql', import.meta.url), 'utf8');
+    const backfill = sql.slice(sql.indexOf('-- backfill (see above)'));
+    await t.db.admin.query(backfill);
+    await t.db.admin.query(backfill); // applied again: nothing more
+
+    const migrated = async (id: string) => (await t.db.admin.query(
+      `SELECT action, principal_type, before, after FROM core.audit_logs WHERE entity_id = $1 AND actor_id = 'migration:20270211001400' ORDER BY id`, [id])).rows;
+    expect(await takenOnOf(takenEp.id)).toBe(true);
+    expect(await migrated(takenEp.id)).toEqual([{
+      action: 'webhooks.secret_taken_on', principal_type: 'system', before: { secretTakenOn: false }, after: { secretTakenOn: true, secretSetBy: owner.id },
+    }]);
+    expect(await takenOnOf(leakedEp.id)).toBe(false);
+    expect(await previousOf(leakedEp.id)).toEqual({
+      previous_secret: false, previous_secret_expires_at: null, previous_secret_set_by: null,
+      audit: [{
+        actor: 'migration:20270211001400', principal: 'system', before: { previousSecretExpiresAt: expect.any(String), previousSecretSetBy: owner.id },
+        after: { previousSecretExpiresAt: null, reason: 'secret_taken_on' },
+      }],
+    });
+    for (const ep of [rotatedTwiceEp, ownerEp]) {
+      expect(await takenOnOf(ep.id)).toBe(false);
+      expect(await previousOf(ep.id)).toMatchObject({ previous_secret: true, previous_secret_set_by: owner.id, audit: [] });
+      expect(await migrated(ep.id)).toEqual([]);
+    }
   });
 });

@@ -143,7 +143,7 @@ export interface paths {
         put?: never;
         /**
          * Confirm a new e-mail address with the token of the link mailed to it; the old address is told
-         * @description A link whose address is already the account's (asked before addresses were compared in Unicode NFC) is used up and changes nothing: 200 with the current address, no notice.
+         * @description A link whose address is already the account's (asked before addresses were compared in Unicode NFC) is used up and changes no address: 200 with the current address, no notice; like any change's link, it proves that address (the account's e-mail is verified).
          */
         post: operations["confirmEmailChange"];
         delete?: never;
@@ -207,7 +207,7 @@ export interface paths {
         put?: never;
         /**
          * Link a Hub / NextAuth or Supabase identity to the signed-in user (the way out of auth.link_required)
-         * @description The identity becomes a way to sign in to the account (a password reset keeps it), so this needs re-authentication: the `password`, or an access token of a sign-in (password or token exchange) within the last 5 minutes; a refreshed token does not count (403 auth.recent_sign_in_required; a wrong password 403 auth.password_incorrect, counted like a login attempt: 429 auth.locked past its limits). The access token's session must still be live when the link is written. A new link is audited (auth.identity_linked) and mailed to the account's address; remove one with DELETE /v1/auth/identities/{provider}.
+         * @description The identity becomes a way to sign in to the account (a password reset keeps it), so this needs re-authentication: the `password`, or an access token of a sign-in (password or token exchange) within the last 5 minutes; a refreshed token does not count (403 auth.recent_sign_in_required; a wrong password 403 auth.password_incorrect, counted like a login attempt: 429 auth.locked past its limits). The access token's session must still be live when the link is written. A new link is audited (auth.identity_linked) and mailed to the account's address; remove one with DELETE /v1/auth/identities/{provider}. An identity whose e-mail is another account's address (compared case-insensitively, in Unicode NFC) is linked with that e-mail unverified, whatever its provider says (emailVerified: false in the answer): it proves nothing of that address to this account, and stays so while the address is the other account's.
          */
         post: operations["linkIdentity"];
         delete?: never;
@@ -3128,7 +3128,7 @@ export interface paths {
         head?: never;
         /**
          * Change the URL, description or event types; enable or disable (owner, admin)
-         * @description A change that only disables the endpoint (the body exactly `{"enabled": false}`) is open on any plan, a read-only subscription (canceled, trial ended, past due beyond the grace period) or one without webhooks included: deliveries can always be stopped. Every other change needs the webhooks feature and a subscription that allows writing (402). A new URL makes the caller answerable for it (urlSetBy); enabling makes the caller answerable for whichever of urlSetBy and secretSetBy is null or no longer owner or admin, and a service key may enable only an endpoint whose two are both owner or admin (403 webhooks.person_required otherwise). Enabling also ends the previous secret's overlap (previousSecretExpiresAt null, audited) when its receiver no longer answers for it or is unknown.
+         * @description A change that only disables the endpoint (the body exactly `{"enabled": false}`) is open on any plan, a read-only subscription (canceled, trial ended, past due beyond the grace period) or one without webhooks included: deliveries can always be stopped. Every other change needs the webhooks feature and a subscription that allows writing (402). A new URL makes the caller answerable for it (urlSetBy); enabling makes the caller answerable for whichever of urlSetBy and secretSetBy is null or no longer owner or admin, and a service key may enable only an endpoint whose two are both owner or admin (403 webhooks.person_required otherwise). Enabling also ends the previous secret's overlap (previousSecretExpiresAt null, audited) when its receiver no longer answers for it or is unknown. An enabling that takes on secretSetBy leaves the secret as it is (its former receiver may know it): that secret's rotation keeps no overlap (rotateWebhookSecret).
          */
         patch: operations["updateWebhookEndpoint"];
         trace?: never;
@@ -3250,7 +3250,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** A new signing secret, shown once; the previous one keeps signing during the overlap (owner, admin) */
+        /**
+         * A new signing secret, shown once; the previous one keeps signing during the overlap (owner, admin)
+         * @description The previous secret keeps signing for overlapSeconds (default WEBHOOKS_SECRET_OVERLAP_SECONDS, 24 h), except a secret taken on: one the endpoint still had when a person enabled it in place of a receiver no longer owner or admin of the organization, or unknown (secretSetBy was taken on, and that receiver may know the secret). Its rotation keeps no overlap: without overlapSeconds, or with 0, the new secret alone signs at once (previousSecretExpiresAt null, audited); an overlapSeconds above 0 is refused (409 webhooks.secret_taken_on, nothing changed). Any rotation ends the take-on: the next one keeps its overlap again.
+         */
         post: operations["rotateWebhookSecret"];
         delete?: never;
         options?: never;
@@ -6721,7 +6724,7 @@ export interface components {
             createdAt: string;
             /** @description The e-mail this identity last asserted */
             email: string;
-            /** @description Whether the e-mail this identity asserted is verified */
+            /** @description Whether the e-mail this identity asserted is verified (never while it is another account's address) */
             emailVerified: boolean;
             /**
              * Format: date-time
@@ -8314,7 +8317,7 @@ export interface components {
         /** @description A signing-secret rotation */
         RotateWebhookSecretDto: {
             /**
-             * @description How long the previous secret still signs, in seconds (default WEBHOOKS_SECRET_OVERLAP_SECONDS, 24 h); 0: at once only the new one
+             * @description How long the previous secret still signs, in seconds (default WEBHOOKS_SECRET_OVERLAP_SECONDS, 24 h); 0: at once only the new one. A secret taken on when the endpoint was enabled keeps no overlap: the default is then 0, and a value above 0 a 409 webhooks.secret_taken_on
              * @example 3600
              */
             overlapSeconds?: number;
@@ -10274,7 +10277,7 @@ export interface components {
             id: string;
             /**
              * Format: date-time
-             * @description Until when the previous secret (of the last rotation) still signs; null when none does. It stops at once when the person who received it (the secret's receiver before the rotation) stops being owner or admin of the organization, or their account is claimed; and when the endpoint is enabled again while its receiver is no longer owner or admin, or unknown (a service's rotation, a deleted or claimed account)
+             * @description Until when the previous secret (of the last rotation) still signs; null when none does. It stops at once when the person who received it (the secret's receiver before the rotation) stops being owner or admin of the organization, or their account is claimed; and when the endpoint is enabled again while its receiver is no longer owner or admin, or unknown (the secret rotated was received by no known person: a service created the endpoint, or the user was deleted or the account claimed). A rotation of a secret taken on when the endpoint was enabled (in place of a receiver no longer owner or admin, or unknown) keeps none
              * @example null
              */
             previousSecretExpiresAt: string | null;
@@ -10351,7 +10354,7 @@ export interface components {
             id: string;
             /**
              * Format: date-time
-             * @description Until when the previous secret (of the last rotation) still signs; null when none does. It stops at once when the person who received it (the secret's receiver before the rotation) stops being owner or admin of the organization, or their account is claimed; and when the endpoint is enabled again while its receiver is no longer owner or admin, or unknown (a service's rotation, a deleted or claimed account)
+             * @description Until when the previous secret (of the last rotation) still signs; null when none does. It stops at once when the person who received it (the secret's receiver before the rotation) stops being owner or admin of the organization, or their account is claimed; and when the endpoint is enabled again while its receiver is no longer owner or admin, or unknown (the secret rotated was received by no known person: a service created the endpoint, or the user was deleted or the account claimed). A rotation of a secret taken on when the endpoint was enabled (in place of a receiver no longer owner or admin, or unknown) keeps none
              * @example null
              */
             previousSecretExpiresAt: string | null;
@@ -28515,7 +28518,7 @@ export interface operations {
                 };
             };
             /**
-             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `knowledge.file_missing` (the multipart request has no file part); `knowledge.file_empty` (the uploaded file is empty); `knowledge.invalid_field` (a form field of the upload is missing or invalid, or the multipart body cannot be read (no boundary, or one the body lacks; cut short): the message names the problem)
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `knowledge.file_missing` (the request has no file part: a multipart body without a part named file, or no body (an empty one of any type); a body of another type than multipart/form-data is a 415 unsupported_media_type); `knowledge.file_empty` (the uploaded file is empty); `knowledge.invalid_field` (a form field of the upload is missing or invalid, or the multipart body cannot be read (no boundary, or one the body lacks; cut short): the message names the problem)
              *
              *     The input is invalid: the message names each field
              */
@@ -28590,7 +28593,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Error. error.code is one of: `knowledge.unsupported_type` (the file is not plain text, Markdown, HTML or PDF) */
+            /**
+             * @description Error. error.code is one of: `knowledge.unsupported_type` (the file is not plain text, Markdown, HTML or PDF)
+             *
+             *     The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding)
+             */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -29583,7 +29590,7 @@ export interface operations {
                 };
             };
             /**
-             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `knowledge.file_missing` (the multipart request has no file part); `knowledge.file_empty` (the uploaded file is empty); `knowledge.invalid_field` (a form field of the upload is missing or invalid, or the multipart body cannot be read (no boundary, or one the body lacks; cut short): the message names the problem)
+             * @description The input is invalid (`validation_failed` names each field). error.code is one of: `knowledge.file_missing` (the request has no file part: a multipart body without a part named file, or no body (an empty one of any type); a body of another type than multipart/form-data is a 415 unsupported_media_type); `knowledge.file_empty` (the uploaded file is empty); `knowledge.invalid_field` (a form field of the upload is missing or invalid, or the multipart body cannot be read (no boundary, or one the body lacks; cut short): the message names the problem)
              *
              *     The input is invalid: the message names each field
              */
@@ -29658,7 +29665,11 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Error. error.code is one of: `knowledge.unsupported_type` (the file is not plain text, Markdown, HTML or PDF) */
+            /**
+             * @description Error. error.code is one of: `knowledge.unsupported_type` (the file is not plain text, Markdown, HTML or PDF)
+             *
+             *     The request body is not JSON in UTF-8 (multipart/form-data on an upload), or is compressed (Content-Encoding)
+             */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -48431,7 +48442,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data */
+            /** @description Conflicts with existing data. error.code is one of: `webhooks.secret_taken_on` (the endpoint's signing secret was taken on when it was enabled in place of someone no longer owner or admin of the organization (or unknown), who may know it: its rotation keeps no overlap (omit overlapSeconds or send 0)) */
             409: {
                 headers: {
                     [name: string]: unknown;

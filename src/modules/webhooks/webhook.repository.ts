@@ -22,6 +22,8 @@ export interface EndpointRow {
   secret_set_by: string | null;
   /** who received the previous signing secret (still signing during a rotation's overlap), set by the database; null when there is none, a service's, unknown */
   previous_secret_set_by: string | null;
+  /** the current secret was taken on by an enabling in place of a receiver gone or unknown (set by the database, cleared by a rotation): its rotation keeps no overlap */
+  secret_taken_on: boolean;
   created_at: Date;
   updated_at: Date;
 }

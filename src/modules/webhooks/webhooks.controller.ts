@@ -92,7 +92,9 @@ export class WebhookEndpointsController {
       + 'be stopped. Every other change needs the webhooks feature and a subscription that allows writing (402). A new URL makes the caller '
       + 'answerable for it (urlSetBy); enabling makes the caller answerable for whichever of urlSetBy and secretSetBy is null or no longer owner '
       + 'or admin, and a service key may enable only an endpoint whose two are both owner or admin (403 webhooks.person_required otherwise). '
-      + 'Enabling also ends the previous secret\'s overlap (previousSecretExpiresAt null, audited) when its receiver no longer answers for it or is unknown.',
+      + 'Enabling also ends the previous secret\'s overlap (previousSecretExpiresAt null, audited) when its receiver no longer answers for it or is unknown. '
+      + 'An enabling that takes on secretSetBy leaves the secret as it is (its former receiver may know it): that secret\'s rotation keeps no overlap '
+      + '(rotateWebhookSecret).',
   })
   @ApiOkResponse({ type: WebhookEndpointDto })
   @ApiErrors(400)
@@ -117,10 +119,18 @@ export class WebhookEndpointsController {
 
   @Post(':endpointId/rotate-secret')
   @RequiresFeature('omnizen', 'webhooks')
-  @ApiOperation({ operationId: 'rotateWebhookSecret', summary: 'A new signing secret, shown once; the previous one keeps signing during the overlap (owner, admin)' })
+  @ApiOperation({
+    operationId: 'rotateWebhookSecret', summary: 'A new signing secret, shown once; the previous one keeps signing during the overlap (owner, admin)',
+    description: 'The previous secret keeps signing for overlapSeconds (default WEBHOOKS_SECRET_OVERLAP_SECONDS, 24 h), except a secret taken on: '
+      + 'one the endpoint still had when a person enabled it in place of a receiver no longer owner or admin of the organization, or unknown '
+      + '(secretSetBy was taken on, and that receiver may know the secret). Its rotation keeps no overlap: without overlapSeconds, or with 0, the '
+      + 'new secret alone signs at once (previousSecretExpiresAt null, audited); an overlapSeconds above 0 is refused (409 webhooks.secret_taken_on, '
+      + 'nothing changed). Any rotation ends the take-on: the next one keeps its overlap again.',
+  })
   @ApiCreatedResponse({ type: WebhookEndpointWithSecretDto })
   @ApiErrors(400)
-  @ApiErrorCodes('organization.not_found', 'billing.feature_not_in_plan', 'billing.subscription_inactive', 'webhook_endpoint.not_found', 'secrets.not_configured')
+  @ApiErrorCodes('organization.not_found', 'billing.feature_not_in_plan', 'billing.subscription_inactive', 'webhook_endpoint.not_found', 'secrets.not_configured',
+    'webhooks.secret_taken_on')
   rotate(@Tx() tx: TenantTx, @IdParam('endpointId', 'webhook_endpoint') id: string, @Body() dto: RotateWebhookSecretDto): Promise<WebhookEndpointWithSecretDto> {
     return this.webhooks.rotateSecret(tx, id, dto.overlapSeconds);
   }

@@ -68,8 +68,9 @@ export class WebhookEndpointDto {
   @ApiProperty({
     description: 'Until when the previous secret (of the last rotation) still signs; null when none does. It stops at once when the person who '
       + 'received it (the secret\'s receiver before the rotation) stops being owner or admin of the organization, or their account is claimed; '
-      + 'and when the endpoint is enabled again while its receiver is no longer owner or admin, or unknown (a service\'s rotation, a '
-      + 'deleted or claimed account)',
+      + 'and when the endpoint is enabled again while its receiver is no longer owner or admin, or unknown (the secret rotated was received by '
+      + 'no known person: a service created the endpoint, or the user was deleted or the account claimed). A rotation of a secret taken on when '
+      + 'the endpoint was enabled (in place of a receiver no longer owner or admin, or unknown) keeps none',
     type: Date, nullable: true, example: null,
   }) previousSecretExpiresAt: Date | null;
   @ApiProperty({
@@ -97,7 +98,11 @@ export class WebhookEndpointWithSecretDto extends WebhookEndpointDto {
 
 @ApiSchema({ description: 'A signing-secret rotation' })
 export class RotateWebhookSecretDto {
-  @ApiPropertyOptional({ description: 'How long the previous secret still signs, in seconds (default WEBHOOKS_SECRET_OVERLAP_SECONDS, 24 h); 0: at once only the new one', example: 3600, minimum: 0, maximum: 2_592_000 })
+  @ApiPropertyOptional({
+    description: 'How long the previous secret still signs, in seconds (default WEBHOOKS_SECRET_OVERLAP_SECONDS, 24 h); 0: at once only the new one. '
+      + 'A secret taken on when the endpoint was enabled keeps no overlap: the default is then 0, and a value above 0 a 409 webhooks.secret_taken_on',
+    example: 3600, minimum: 0, maximum: 2_592_000,
+  })
   @IsOptional() @IsInt() @Min(0) @Max(2_592_000) overlapSeconds?: number;
 }
 

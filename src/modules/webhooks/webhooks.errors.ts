@@ -10,6 +10,10 @@ export const WebhookErrors = defineErrorCodes({
   'webhooks.endpoint_disabled': { status: 409, description: 'the endpoint is disabled: enable it first' },
   'webhooks.too_many_endpoints': { status: 409, description: 'the organization has as many endpoints as it may (WEBHOOKS_MAX_ENDPOINTS): delete one first' },
   'webhooks.message_pending': { status: 409, description: 'the message is still being delivered' },
+  'webhooks.secret_taken_on': {
+    status: 409,
+    description: 'the endpoint\'s signing secret was taken on when it was enabled in place of someone no longer owner or admin of the organization (or unknown), who may know it: its rotation keeps no overlap (omit overlapSeconds or send 0)',
+  },
   'webhooks.person_required': {
     status: 403,
     description: 'a service key may not enable an endpoint whose URL or signing secret was set by someone no longer owner or admin of the organization (or by no known person): an owner or admin must enable it, and then answers for it',

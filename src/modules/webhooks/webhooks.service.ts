@@ -143,13 +143,17 @@ export class WebhooksService {
       enabled: dto.enabled,
     });
     const after = toEndpoint(afterRow, this.clock.now());
-    await this.audit.record(tx, { action: 'webhooks.endpoint_updated', entityType: 'webhook_endpoint', entityId: id, before: audited(before), after: audited(after) });
-    // enabled again while the previous secret's holder is no longer owner or admin: the database ended its overlap
+    // secretTakenOn: an enabling in place of a secret's receiver gone (or unknown) marks the secret taken on (the database)
+    await this.audit.record(tx, {
+      action: 'webhooks.endpoint_updated', entityType: 'webhook_endpoint', entityId: id,
+      before: { ...audited(before), secretTakenOn: beforeRow.secret_taken_on }, after: { ...audited(after), secretTakenOn: afterRow.secret_taken_on },
+    });
+    // enabled again while the previous secret's holder is no longer owner or admin, or unknown: the database ended its overlap
     if (beforeRow.previous_secret !== null && afterRow.previous_secret === null) {
       await this.audit.record(tx, {
         action: 'webhooks.previous_secret_cleared', entityType: 'webhook_endpoint', entityId: id,
         before: { previousSecretExpiresAt: beforeRow.previous_secret_expires_at, previousSecretSetBy: beforeRow.previous_secret_set_by },
-        after: { previousSecretExpiresAt: null, reason: 'configurer_no_longer_admin' },
+        after: { previousSecretExpiresAt: null, reason: beforeRow.previous_secret_set_by === null ? 'previous_secret_holder_unknown' : 'configurer_no_longer_admin' },
       });
     }
     return after;
@@ -168,18 +172,31 @@ export class WebhooksService {
     await this.audit.record(tx, { action: 'webhooks.endpoint_deleted', entityType: 'webhook_endpoint', entityId: id, before: audited(toEndpoint(row, this.clock.now())) });
   }
 
-  /** A new secret, shown once; the current one keeps signing for `overlapSeconds` (both signatures are sent meanwhile). */
-  async rotateSecret(tx: TenantTx, id: string, overlapSeconds = this.config.webhooks.secretOverlapSeconds): Promise<WebhookEndpointWithSecretDto> {
+  /**
+   * A new secret, shown once; the current one keeps signing for `overlapSeconds` (the request's, else the default; both
+   * signatures are sent meanwhile). Not a secret taken on when the endpoint was enabled in place of a receiver gone or
+   * unknown (secret_taken_on): they may know it, so it stops signing at once (review rA); an overlap asked for
+   * explicitly is refused (409 webhooks.secret_taken_on, nothing changed). The database drops such an overlap anyway.
+   */
+  async rotateSecret(tx: TenantTx, id: string, asked?: number): Promise<WebhookEndpointWithSecretDto> {
     // the person first, then the endpoint (see update)
     await repo.lockActingPerson(tx.db, tx.orgId);
     const row = await this.endpointRow(tx, id, true);
+    if (row.secret_taken_on && asked !== undefined && asked > 0) {
+      throw WebhookErrors.error('webhooks.secret_taken_on',
+        'the endpoint\'s signing secret was taken on when it was enabled in place of someone no longer owner or admin of the organization (or unknown), '
+        + 'who may know it: its rotation keeps no overlap (omit overlapSeconds or send 0)', { overlapSeconds: asked });
+    }
+    const overlapSeconds = row.secret_taken_on ? 0 : asked ?? this.config.webhooks.secretOverlapSeconds;
     const secret = generateSigningSecret();
     const context = secretContext(tx.orgId, id);
     const expiresAt = overlapSeconds > 0 ? new Date(this.clock.now() + overlapSeconds * 1000) : null;
     const endpoint = toEndpoint(await repo.rotateSecret(tx.db, tx.orgId, id, this.box.sealFor(secret, context), expiresAt ? row.secret as SealedSecret : null, expiresAt), this.clock.now());
     await this.audit.record(tx, {
       action: 'webhooks.secret_rotated', entityType: 'webhook_endpoint', entityId: id,
-      after: { previousSecretExpiresAt: endpoint.previousSecretExpiresAt, secretSetBy: endpoint.secretSetBy },
+      ...(row.secret_taken_on
+        ? { before: { secretTakenOn: true }, after: { previousSecretExpiresAt: endpoint.previousSecretExpiresAt, secretSetBy: endpoint.secretSetBy, noOverlap: 'secret_taken_on' } }
+        : { after: { previousSecretExpiresAt: endpoint.previousSecretExpiresAt, secretSetBy: endpoint.secretSetBy } }),
     });
     return { ...endpoint, secret };
   }

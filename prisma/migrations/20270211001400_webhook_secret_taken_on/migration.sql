@@ -1,0 +1,167 @@
+-- A signing secret taken on from someone gone kept signing through a rotation's overlap (review rA of 5c6cfc4). An
+-- admin created an endpoint and received its secret S_A; the owner removed the admin (the endpoint disabled,
+-- configurer_removed) and enabled it again: the owner answered for the secret from then on (secret_set_by), but the
+-- secret was still S_A, which the removed admin knows and the owner never saw. The owner then rotated with the default
+-- overlap: S_A became the previous secret, held by the owner (previous_secret_set_by := OLD.secret_set_by), and went
+-- on signing deliveries for 24 h (up to 30 days) for the removed admin. Rotating before enabling ended that overlap
+-- (its holder no longer answered); enabling before rotating did not.
+--
+-- secret_taken_on: the current secret was taken on by the person who enabled the endpoint (false -> true) in place
+-- of a receiver no longer owner or admin of the organization, or unknown (secret_set_by NULL: a service's creation, a
+-- deleted user, a claimed account): someone who no longer answers may know it. Set by the endpoints' trigger when an
+-- enabling replaces secret_set_by; cleared by every rotation (a new secret, received by whoever rotates). A rotation
+-- of a taken-on secret keeps no overlap: the trigger drops the previous secret whatever the statement says
+-- (previous_secret, its expiry and holder NULL), and the API (WebhooksService.rotateSecret) rotates it without one:
+-- the default overlap is not applied, an explicit overlapSeconds above 0 is refused (409 webhooks.secret_taken_on);
+-- audited with the rotation. The resealing under a new key (service_role, the same secret) leaves it as it is.
+--
+-- The API role may not write the column: authenticated's INSERT and UPDATE on core.webhook_endpoints become column
+-- grants on every other column (a new column gets none until a migration grants it); the trigger sets it, as the
+-- table's row is changed in place. service_role (the privileged paths) keeps its table-wide grants.
+--
+-- Backfill, from the audit log (20270211000400 audits secretSetBy before and after every change of an endpoint): an
+-- endpoint whose last enabling that replaced secretSetBy with a person (webhooks.endpoint_updated, enabled false ->
+-- true) came after its creation and its last rotation, and whose secret_set_by is still that person, is marked taken
+-- on; an endpoint whose previous secret is the one such an enabling took on (the enabling between its last rotation
+-- and the creation or rotation before) has its overlap ended now. Each audited (actor migration:20270211001400,
+-- principal 'system'): webhooks.secret_taken_on, webhooks.previous_secret_cleared (reason secret_taken_on). Needs no
+-- superuser; nothing to do on an empty database.
+
+ALTER TABLE core.webhook_endpoints ADD COLUMN secret_taken_on boolean NOT NULL DEFAULT false;
+COMMENT ON COLUMN core.webhook_endpoints.secret_taken_on IS
+  'The current signing secret was taken on when the endpoint was enabled in place of a receiver no longer owner or admin (or unknown): its rotation keeps no overlap; set by the database, cleared by a rotation';
+
+REVOKE INSERT, UPDATE ON core.webhook_endpoints FROM authenticated;
+GRANT INSERT (org_id, id, url, description, event_types, enabled, disabled_reason, disabled_at, secret, previous_secret,
+              previous_secret_expires_at, failing_since, created_at, updated_at, url_set_by, secret_set_by, previous_secret_set_by),
+      UPDATE (org_id, id, url, description, event_types, enabled, disabled_reason, disabled_at, secret, previous_secret,
+              previous_secret_expires_at, failing_since, created_at, updated_at, url_set_by, secret_set_by, previous_secret_set_by)
+  ON core.webhook_endpoints TO authenticated;
+
+-- 20270211000400's function, with secret_taken_on: set by an enabling that takes the secret on, cleared by a rotation,
+-- which keeps no overlap of a taken-on secret
+CREATE OR REPLACE FUNCTION core.webhook_endpoints_set_by() RETURNS trigger
+LANGUAGE plpgsql SET search_path = '' AS $$
+DECLARE
+  person text;
+  url_changed boolean;
+  secret_changed boolean;
+BEGIN
+  -- no previous secret, no one holding it (the worker clearing an ended overlap, whatever role)
+  IF NEW.previous_secret IS NULL THEN NEW.previous_secret_set_by := NULL; END IF;
+  IF current_user <> 'authenticated' THEN RETURN NEW; END IF;
+  IF TG_OP = 'INSERT' THEN
+    person := core.webhook_endpoint_configurer(NEW.org_id);
+    NEW.url_set_by := person;
+    NEW.secret_set_by := person;
+    NEW.previous_secret_set_by := NULL;
+    NEW.secret_taken_on := false;
+    RETURN NEW;
+  END IF;
+  IF NEW.url_set_by IS DISTINCT FROM OLD.url_set_by OR NEW.secret_set_by IS DISTINCT FROM OLD.secret_set_by
+     OR (NEW.previous_secret_set_by IS DISTINCT FROM OLD.previous_secret_set_by AND NEW.previous_secret IS NOT NULL) THEN
+    RAISE EXCEPTION 'who set a webhook endpoint''s URL and secret is set by the database' USING ERRCODE = '42501';
+  END IF;
+  url_changed := NEW.url IS DISTINCT FROM OLD.url;
+  secret_changed := NEW.secret IS DISTINCT FROM OLD.secret;
+  IF secret_changed THEN
+    -- a rotation of a secret taken on from someone gone: they may know it, so it signs no more (review rA)
+    IF OLD.secret_taken_on THEN
+      NEW.previous_secret := NULL;
+      NEW.previous_secret_expires_at := NULL;
+      NEW.previous_secret_set_by := NULL;
+    END IF;
+    NEW.secret_taken_on := false;
+  END IF;
+  -- a rotation keeping an overlap: the secret before it (the previous one now) is held by whoever received it
+  IF secret_changed AND NEW.previous_secret IS NOT NULL THEN NEW.previous_secret_set_by := OLD.secret_set_by; END IF;
+  IF NOT (url_changed OR secret_changed OR (NEW.enabled AND NOT OLD.enabled)) THEN RETURN NEW; END IF;
+  person := core.webhook_endpoint_configurer(NEW.org_id);
+  -- a service's change leaves both to the person before it
+  IF person IS NOT NULL AND url_changed THEN NEW.url_set_by := person; END IF;
+  IF person IS NOT NULL AND secret_changed THEN NEW.secret_set_by := person; END IF;
+  IF NEW.enabled AND NOT OLD.enabled THEN
+    -- enabled again: each of the two must be owner or admin now; a person enabling it takes on one that is not
+    IF NOT core.webhook_endpoint_person_answers(NEW.org_id, NEW.url_set_by) THEN
+      IF person IS NULL THEN
+        RAISE EXCEPTION 'the person who set this webhook endpoint''s URL is no longer owner or admin of the organization (or is unknown): an owner or admin must enable it, and then answers for it'
+          USING ERRCODE = '42501', HINT = 'webhooks.person_required';
+      END IF;
+      NEW.url_set_by := person;
+    END IF;
+    IF NOT core.webhook_endpoint_person_answers(NEW.org_id, NEW.secret_set_by) THEN
+      IF person IS NULL THEN
+        RAISE EXCEPTION 'the person who received this webhook endpoint''s signing secret is no longer owner or admin of the organization (or is unknown): an owner or admin must enable it, and then answers for it'
+          USING ERRCODE = '42501', HINT = 'webhooks.person_required';
+      END IF;
+      NEW.secret_set_by := person;
+      -- the secret itself is still the one the gone (or unknown) receiver knows: its rotation keeps no overlap
+      NEW.secret_taken_on := true;
+    END IF;
+    -- the previous secret's holder no longer answers, or it has none: its overlap ends (WebhooksService audits it). A
+    -- rotation after an account claim or a user row's deletion (which leave secret_set_by NULL) kept the gone person's
+    -- secret with no name on it (review ry), whatever the endpoint was last disabled for (review rf2: 'failing', or a
+    -- disable and enable in between); a service's rotation keeps a nameless overlap only while the endpoint stays enabled
+    IF NEW.previous_secret IS NOT NULL
+       AND (NEW.previous_secret_set_by IS NULL OR NOT core.webhook_endpoint_person_answers(NEW.org_id, NEW.previous_secret_set_by)) THEN
+      NEW.previous_secret := NULL;
+      NEW.previous_secret_expires_at := NULL;
+      NEW.previous_secret_set_by := NULL;
+    END IF;
+  END IF;
+  RETURN NEW;
+END
+$$;
+REVOKE ALL ON FUNCTION core.webhook_endpoints_set_by() FROM PUBLIC, anon, authenticated, service_role;
+
+-- backfill (see above): the audit log's take-ons, rotations and creations of each endpoint
+DO $$
+BEGIN
+  CREATE TEMPORARY TABLE webhook_secret_events ON COMMIT DROP AS
+  SELECT a.org_id, a.entity_id::uuid AS id, a.id AS seq,
+    CASE WHEN a.action = 'webhooks.endpoint_updated' THEN 'taken_on' ELSE 'new_secret' END AS kind,
+    a.after ->> 'secretSetBy' AS person
+  FROM core.audit_logs a
+  WHERE a.entity_type = 'webhook_endpoint' AND a.entity_id ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+    AND (a.action IN ('webhooks.endpoint_created', 'webhooks.secret_rotated')
+         OR (a.action = 'webhooks.endpoint_updated' AND a.before ->> 'enabled' = 'false' AND a.after ->> 'enabled' = 'true'
+             AND a.after ->> 'secretSetBy' IS NOT NULL AND (a.before -> 'secretSetBy') IS DISTINCT FROM (a.after -> 'secretSetBy')))
+    AND EXISTS (SELECT 1 FROM core.webhook_endpoints e WHERE e.org_id = a.org_id AND e.id::text = a.entity_id);
+
+  -- the current secret taken on: the last event a take-on, by the person still named
+  WITH last AS (
+    SELECT DISTINCT ON (v.org_id, v.id) v.org_id, v.id, v.kind, v.person FROM webhook_secret_events v ORDER BY v.org_id, v.id, v.seq DESC),
+  marked AS (
+    UPDATE core.webhook_endpoints e SET secret_taken_on = true
+    FROM last l
+    WHERE e.org_id = l.org_id AND e.id = l.id AND l.kind = 'taken_on' AND e.secret_set_by = l.person AND NOT e.secret_taken_on
+    RETURNING e.org_id, e.id, e.secret_set_by)
+  INSERT INTO core.audit_logs (org_id, actor_id, principal_type, action, entity_type, entity_id, before, after)
+  SELECT m.org_id, 'migration:20270211001400', 'system', 'webhooks.secret_taken_on', 'webhook_endpoint', m.id::text,
+    jsonb_build_object('secretTakenOn', false), jsonb_build_object('secretTakenOn', true, 'secretSetBy', m.secret_set_by)
+  FROM marked m ORDER BY m.org_id, m.id;
+
+  -- the previous secret taken on: a take-on between the last rotation and the new secret before it
+  WITH ranked AS (
+    SELECT v.*, max(v.seq) FILTER (WHERE v.kind = 'new_secret') OVER (PARTITION BY v.org_id, v.id) AS last_rotation
+    FROM webhook_secret_events v),
+  previous_taken_on AS (
+    SELECT DISTINCT r.org_id, r.id FROM ranked r
+    WHERE r.kind = 'taken_on' AND r.seq < r.last_rotation
+      AND NOT EXISTS (SELECT 1 FROM webhook_secret_events n
+                      WHERE n.org_id = r.org_id AND n.id = r.id AND n.kind = 'new_secret' AND n.seq > r.seq AND n.seq < r.last_rotation)),
+  locked AS (
+    SELECT e.org_id, e.id, e.previous_secret_expires_at, e.previous_secret_set_by FROM core.webhook_endpoints e
+    JOIN previous_taken_on p ON p.org_id = e.org_id AND p.id = e.id
+    WHERE e.previous_secret IS NOT NULL ORDER BY e.org_id, e.id FOR NO KEY UPDATE OF e),
+  cleared AS (
+    UPDATE core.webhook_endpoints e SET previous_secret = NULL, previous_secret_expires_at = NULL, previous_secret_set_by = NULL, updated_at = now()
+    FROM locked l WHERE e.org_id = l.org_id AND e.id = l.id
+    RETURNING e.org_id, e.id, l.previous_secret_expires_at, l.previous_secret_set_by)
+  INSERT INTO core.audit_logs (org_id, actor_id, principal_type, action, entity_type, entity_id, before, after)
+  SELECT c.org_id, 'migration:20270211001400', 'system', 'webhooks.previous_secret_cleared', 'webhook_endpoint', c.id::text,
+    jsonb_build_object('previousSecretExpiresAt', c.previous_secret_expires_at, 'previousSecretSetBy', c.previous_secret_set_by),
+    jsonb_build_object('previousSecretExpiresAt', NULL::text, 'reason', 'secret_taken_on')
+  FROM cleared c ORDER BY c.org_id, c.id;
+END
+$$;
