@@ -155,7 +155,9 @@ describe('the cross-cutting error codes on every operation that declares them (O
         ops.push({
           method, path, label: `${method.toUpperCase()} ${path}`,
           codes: new Set((op['x-error-codes'] ?? []).map((c: { code: string }) => c.code)), roles: op['x-omnizen-roles'],
-          keyScope: op['x-omnizen-api-key-scope'], billing: op['x-omnizen-billing'], body: Boolean(op.requestBody),
+          keyScope: op['x-omnizen-api-key-scope'], billing: op['x-omnizen-billing'],
+          // a JSON body where the operation takes JSON (an upload refuses one 415 before its checks: it gets none)
+          body: Boolean(op.requestBody?.content?.['application/json']),
         });
       }
     }

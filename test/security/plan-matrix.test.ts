@@ -39,6 +39,8 @@ interface Route {
   method: Method;
   path: string;
   billing?: { app: string; feature?: string };
+  /** takes a JSON body (an upload takes multipart and refuses a JSON one 415 before the gate: it is sent none) */
+  json: boolean;
 }
 const label = (r: Route) => `${r.method.toUpperCase()} ${r.path}`;
 
@@ -53,7 +55,7 @@ describe('plan matrix (every write of the OmniZen app modules, against the plan 
   const urlFor = (r: Route, orgId: string) => r.path.replace(/\{(\w+)\}/g, (_, name: string) => (name === 'orgId' ? orgId : randomUUID()));
   const call = (r: Route, orgId: string) => {
     const req = t.http[r.method](urlFor(r, orgId)).set(owner.auth);
-    return r.method === 'get' ? req : req.send({});
+    return r.method === 'get' || !r.json ? req : req.send({});
   };
   async function rowsOf(orgId: string): Promise<string> {
     const { rows } = await t.db.admin.query(
@@ -76,7 +78,7 @@ describe('plan matrix (every write of the OmniZen app modules, against the plan 
     for (const [path, item] of Object.entries<any>(doc.paths)) {
       if (!APP_PREFIXES.some((p) => path.startsWith(p))) continue;
       for (const method of METHODS) {
-        if (item[method]) routes.push({ method, path, billing: item[method]['x-omnizen-billing'] });
+        if (item[method]) routes.push({ method, path, billing: item[method]['x-omnizen-billing'], json: !item[method].requestBody || Boolean(item[method].requestBody.content?.['application/json']) });
       }
     }
   });
