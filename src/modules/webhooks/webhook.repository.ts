@@ -55,6 +55,13 @@ export interface AttemptRow {
   error: string | null;
 }
 
+/**
+ * The fewest due messages the claim reads in due order before it looks per enabled endpoint (claimDue's head): a
+ * disabled endpoint's backlog shorter than this costs a claim what it did before the head was bounded (1,000 due
+ * messages at 20,000 enabled endpoints: ~5 ms, where the per-endpoint lookup costs ~40 ms); reading it takes a few ms.
+ */
+export const CLAIM_HEAD_MIN = 4096;
+
 /** A message the worker claimed, with what it needs to send it. */
 export interface ClaimedMessage {
   org_id: string;
@@ -271,13 +278,21 @@ export const webhookRepository = {
    * Fair between endpoints and between organizations: at most `perEndpoint` messages of one endpoint and
    * `perOrganization` of one organization, less what the worker still sends to them (`sending`: endpoint id → sends in
    * flight; `sendingByOrg`: organization id → sends in flight), and the first due message of each endpoint before the
-   * second of any (among those, each organization's first before its second). Looked for among the oldest due messages
-   * (webhook_messages_due_idx) of the endpoints and organizations below their caps, 8 × `limit` of them: they are the
-   * answer when they are all there are, or hold `limit` organizations' first messages (the claim takes those, nothing
-   * later). Else (a few organizations' backlog fills them) looked for per endpoint, its own oldest due messages
-   * (webhook_messages_endpoint_due_idx): one endpoint's or organization's backlog, however old, is not in the way of
-   * another's message (a capped one's is skipped in the due order). A message claimed or settled by another worker after this
-   * statement's snapshot is skipped, not claimed again (the locking step re-checks the row's lease and attempts).
+   * second of any (among those, each organization's first before its second). Looked for first in the head of the due
+   * order (webhook_messages_due_idx): its 32 × `limit` (at least CLAIM_HEAD_MIN) oldest due messages whatever their endpoint, of which the first
+   * 8 × `limit` of enabled endpoints and of endpoints and organizations below their caps are the oldest candidates.
+   * They are the answer when the head held every due message, or when they hold `limit` organizations' first messages
+   * (the claim takes those, nothing later: a prefix of the due order, filtered, is a prefix of the eligible due order).
+   * Else (a few organizations' backlog fills them, or messages the claim does not take fill the head: a disabled
+   * endpoint's backlog, which stays due until it is enabled again, or a capped endpoint's) looked for per enabled
+   * endpoint with room, its own oldest due messages (webhook_messages_endpoint_due_idx): one endpoint's or
+   * organization's backlog, however old, is not in the way of another's message, and a claim reads no more of it than
+   * the head, however long it is. The head's size (32 × `limit`, at least CLAIM_HEAD_MIN: a few ms of index reads at
+   * most) lets three in four of its messages be ones the claim does not take before the claim looks per endpoint, which
+   * costs about 2 µs per enabled endpoint (bench/webhook-claim.bench.ts): a backlog shorter than the head costs what it
+   * did before, however many endpoints there are. Bitmap scans are off for the rest of the transaction (below): run
+   * it alone in one. A message claimed or settled by another worker after this statement's snapshot is skipped, not
+   * claimed again (the locking step re-checks the row's lease and attempts).
    * A deleted organization's messages are not claimed, from the deletion's commit on (before organizationDeleted has
    * disabled its endpoints).
    */
@@ -288,18 +303,35 @@ export const webhookRepository = {
     const capped = (sending: Map<string, number>, cap: number) => [...sending].filter(([, n]) => n >= cap).map(([id]) => id);
     const endpointRoom = JSON.stringify(room(fair.sending, fair.perEndpoint));
     const orgRoom = JSON.stringify(room(fair.sendingByOrg, fair.perOrganization));
+    const head = Math.max(limit * 32, CLAIM_HEAD_MIN);
+    // The head is read in due order and no further (an index scan stopping at its end), not as a bitmap of every due
+    // message sorted after: status = 'pending' and next_attempt_at <= now go together (a CHECK), but the planner
+    // multiplies their selectivities, counts a fraction of the due messages (at 10% pending, a tenth) and then reads
+    // them all (10,402 rows for a head of 1,600 in bench/webhook-claim.bench.ts). Off to the end of the transaction: the
+    // worker runs each claim in its own.
+    await db.$queryRaw`SELECT set_config('enable_bitmapscan', 'off', true)`;
     const rows = await db.$queryRaw<(ClaimedMessage & { exhausted: boolean })[]>`
       WITH oldest AS (
-        SELECT m.org_id, m.id, m.endpoint_id, m.next_attempt_at, m.attempts, m.attempts >= ${maxAttempts}::int AS exhausted FROM core.webhook_messages m
-        JOIN core.webhook_endpoints e ON e.org_id = m.org_id AND e.id = m.endpoint_id AND e.enabled
-        JOIN core.organizations o ON o.id = m.org_id AND o.deleted_at IS NULL
-        WHERE m.status = 'pending' AND m.next_attempt_at <= ${now}::timestamptz
-          AND NOT (m.endpoint_id = ANY(${capped(fair.sending, fair.perEndpoint)}::uuid[]))
-          AND NOT (m.org_id = ANY(${capped(fair.sendingByOrg, fair.perOrganization)}::uuid[]))
-        ORDER BY m.next_attempt_at, m.id LIMIT ${limit * 8}),
-      -- the oldest are the answer: every due message of the endpoints with room, or the first messages of limit organizations
+        SELECT h.org_id, h.id, h.endpoint_id, h.next_attempt_at, h.attempts, h.attempts >= ${maxAttempts}::int AS exhausted
+        -- the head of the due order, whatever fills it: the oldest are looked for no further down it (read as far as
+        -- they need: a claim among enabled endpoints' messages reads 8 × limit of it)
+        FROM (SELECT m.org_id, m.id, m.endpoint_id, m.next_attempt_at, m.attempts FROM core.webhook_messages m
+              WHERE m.status = 'pending' AND m.next_attempt_at <= ${now}::timestamptz
+              ORDER BY m.next_attempt_at, m.id LIMIT ${head}::int) h
+        WHERE NOT (h.endpoint_id = ANY(${capped(fair.sending, fair.perEndpoint)}::uuid[]))
+          AND NOT (h.org_id = ANY(${capped(fair.sendingByOrg, fair.perOrganization)}::uuid[]))
+          -- looked up per message in due order (a subplan: a join may be hashed, reading the whole head first)
+          AND (SELECT true FROM core.webhook_endpoints e JOIN core.organizations o ON o.id = e.org_id AND o.deleted_at IS NULL
+               WHERE e.org_id = h.org_id AND e.id = h.endpoint_id AND e.enabled)
+        ORDER BY h.next_attempt_at, h.id LIMIT ${limit * 8}::int),
+      -- the oldest are the answer: the first messages of limit organizations, or every due message of the endpoints
+      -- with room (fewer than 8 × limit, and the head held every due message: counted only then)
       oldest_suffice AS (
-        SELECT count(*) < ${limit * 8}::int OR count(DISTINCT o.org_id) >= ${limit}::int AS yes FROM oldest o),
+        SELECT CASE WHEN count(DISTINCT o.org_id) >= ${limit}::int THEN true
+          WHEN count(*) >= ${limit * 8}::int THEN false
+          ELSE (SELECT count(*) FROM (SELECT FROM core.webhook_messages m WHERE m.status = 'pending' AND m.next_attempt_at <= ${now}::timestamptz
+            ORDER BY m.next_attempt_at, m.id LIMIT ${head}::int) h) < ${head}::int END AS yes
+        FROM oldest o),
       endpoints AS (
         SELECT * FROM (
           SELECT e.org_id, e.id,
