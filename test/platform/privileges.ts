@@ -81,11 +81,7 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   // the posting checks a line's workspace (20270203000100)
   'column core.workspaces(org_id)': { finance_posting: 'SELECT' },
   'column core.workspaces(id)': { finance_posting: 'SELECT,UPDATE' }, // UPDATE: a posting key-share locks a line's workspace (20270205000100)
-  // the API role writes every column but secret_taken_on, which the database sets (20270211001400)
-  'table core.webhook_endpoints': { authenticated: 'DELETE,SELECT', service_role: RW },
-  ...Object.fromEntries(['org_id', 'id', 'url', 'description', 'event_types', 'enabled', 'disabled_reason', 'disabled_at', 'secret', 'previous_secret',
-    'previous_secret_expires_at', 'failing_since', 'created_at', 'updated_at', 'url_set_by', 'secret_set_by', 'previous_secret_set_by']
-    .map((c) => [`column core.webhook_endpoints(${c})`, { authenticated: 'INSERT,UPDATE' }])),
+  'table core.webhook_endpoints': { authenticated: RW, service_role: RW },
   'table core.webhook_messages': { authenticated: 'INSERT,SELECT,UPDATE', service_role: RW },
   'table core.webhook_attempts': { authenticated: 'SELECT', service_role: 'DELETE,INSERT,SELECT' },
   // notifications (issue 18): a user reads and marks their own notices and sets their own preferences

@@ -233,13 +233,18 @@ describe('webhooks: an endpoint ends with the role of whoever configured it', ()
     // the owner enables it first: they answer for the secret now, but it is still the one the removed admin received
     for (const id of [ep.id, asked.id]) {
       const enabled = await t.http.patch(endpointUrl(orgId, id)).set(owner.auth).send({ enabled: true }).expect(200);
-      expect(enabled.body).toMatchObject({ enabled: true, urlSetBy: owner.id, secretSetBy: owner.id, previousSecretExpiresAt: null });
+      expect(enabled.body).toMatchObject({ enabled: true, urlSetBy: owner.id, secretSetBy: owner.id, previousSecretExpiresAt: null, secretTakenOn: true });
     }
+    // the answer says so before a rotation (review rC 3)
+    const listed = await t.http.get(`/v1/orgs/${orgId}/webhooks/endpoints`).set(owner.auth).expect(200);
+    expect(Object.fromEntries(listed.body.map((e: { id: string; secretTakenOn: boolean }) => [e.id, e.secretTakenOn]))).toEqual({ [ep.id]: true, [asked.id]: true });
     const { rows: [old] } = await t.db.admin.query('SELECT secret FROM core.webhook_endpoints WHERE id = $1', [ep.id]);
 
     // then rotates with the default overlap: the admin's secret signs no more
     const rotated = await t.http.post(endpointUrl(orgId, ep.id, '/rotate-secret')).set(owner.auth).send({}).expect(201);
-    expect(rotated.body).toMatchObject({ secret: expect.stringMatching(/^whsec_/), previousSecretExpiresAt: null, secretSetBy: owner.id });
+    expect(rotated.body).toMatchObject({ secret: expect.stringMatching(/^whsec_/), previousSecretExpiresAt: null, secretSetBy: owner.id, secretTakenOn: false });
+    expect((await t.http.get(endpointUrl(orgId, ep.id)).set(owner.auth).expect(200)).body).toMatchObject({ secretTakenOn: false });
+    expect((await t.http.get(endpointUrl(orgId, asked.id)).set(owner.auth).expect(200)).body).toMatchObject({ secretTakenOn: true });
     expect(await previousOf(ep.id)).toEqual({ previous_secret: false, previous_secret_expires_at: null, previous_secret_set_by: null, audit: [] });
     // the enablings marked the secrets taken on, audited
     for (const id of [ep.id, asked.id]) {
@@ -267,7 +272,7 @@ describe('webhooks: an endpoint ends with the role of whoever configured it', ()
     expect(await previousOf(asked.id)).toMatchObject({ previous_secret: false });
     expect(await takenOnOf(asked.id)).toBe(false);
 
-    // the API role may not mark or unmark a secret itself (no column grant)
+    // the API role may not mark or unmark a secret itself (the endpoints' trigger, review rC; see below)
     await t.db.admin.query('UPDATE core.webhook_endpoints SET secret_taken_on = true WHERE id = $1', [asked.id]);
     await expect(t.db.asApi({ sub: owner.id, org_id: orgId }, 'authenticated',
       'UPDATE core.webhook_endpoints SET secret_taken_on = false WHERE id = $1', [asked.id])).rejects.toMatchObject({ code: '42501' });
@@ -284,6 +289,34 @@ describe('webhooks: an endpoint ends with the role of whoever configured it', ()
     expect(rotated.body).toMatchObject({ previousSecretExpiresAt: expect.any(String) });
     expect(await previousOf(ep.id)).toMatchObject({ previous_secret: true, previous_secret_set_by: owner.id });
     expect((await auditOf(ep.id, 'webhooks.secret_rotated')).map((r) => [r.before, r.after.noOverlap])).toEqual([[null, undefined]]);
+  });
+
+  it('the API role may not write secret_taken_on though it holds the table\'s grants: the trigger refuses a change and an insert marked taken on (42501); naming it unchanged passes (review rC 2)', async () => {
+    const orgId = await teamOrg('Hook Taken On Guard Co');
+    const ep = await endpointOf(owner, orgId, 'guard');
+    const api = (sql: string, params: unknown[]) => t.db.asApi({ sub: owner.id, org_id: orgId }, 'authenticated', sql, params);
+    // table-wide, as for every other column: no column grant to forget for the next column
+    expect((await t.db.admin.query(`SELECT has_table_privilege('authenticated', 'core.webhook_endpoints', 'INSERT, UPDATE') AS t,
+      has_column_privilege('authenticated', 'core.webhook_endpoints', 'secret_taken_on', 'INSERT, UPDATE') AS c`)).rows[0]).toEqual({ t: true, c: true });
+    const rowOf = async () => (await t.db.admin.query('SELECT * FROM core.webhook_endpoints WHERE id = $1', [ep.id])).rows[0];
+    const before = await rowOf();
+
+    await expect(api('UPDATE core.webhook_endpoints SET secret_taken_on = true WHERE id = $1', [ep.id]))
+      .rejects.toMatchObject({ code: '42501', message: 'whether a webhook endpoint\'s signing secret was taken on is set by the database' });
+    await expect(api('UPDATE core.webhook_endpoints SET secret_taken_on = true, description = $2 WHERE id = $1', [ep.id, 'marked']))
+      .rejects.toMatchObject({ code: '42501' });
+    expect(await rowOf()).toEqual(before);
+    const id = randomUUID();
+    await expect(api(`INSERT INTO core.webhook_endpoints (org_id, id, url, secret, secret_taken_on) VALUES ($1, $2, 'https://hooks.example.com/marked', $3, true)`,
+      [orgId, id, before.secret])).rejects.toMatchObject({ code: '42501' });
+    expect((await t.db.admin.query('SELECT count(*)::int AS n FROM core.webhook_endpoints WHERE id = $1', [id])).rows[0].n).toBe(0);
+
+    // a statement naming every column (a REST client's whole row) passes when it leaves it as it is
+    await api('UPDATE core.webhook_endpoints SET secret_taken_on = false, description = $2 WHERE id = $1', [ep.id, 'named']);
+    expect(await rowOf()).toMatchObject({ secret_taken_on: false, description: 'named' });
+    await api(`INSERT INTO core.webhook_endpoints (org_id, id, url, secret, secret_taken_on) VALUES ($1, $2, 'https://hooks.example.com/unmarked', $3, false)`,
+      [orgId, id, before.secret]);
+    expect((await t.db.admin.query('SELECT secret_taken_on, secret_set_by FROM core.webhook_endpoints WHERE id = $1', [id])).rows[0]).toEqual({ secret_taken_on: false, secret_set_by: owner.id });
   });
 
   it('refuses an endpoint whose creator is demoted while it is being created (403, no endpoint): the membership is read again, locked', async () => {

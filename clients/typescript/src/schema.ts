@@ -3128,7 +3128,7 @@ export interface paths {
         head?: never;
         /**
          * Change the URL, description or event types; enable or disable (owner, admin)
-         * @description A change that only disables the endpoint (the body exactly `{"enabled": false}`) is open on any plan, a read-only subscription (canceled, trial ended, past due beyond the grace period) or one without webhooks included: deliveries can always be stopped. Every other change needs the webhooks feature and a subscription that allows writing (402). A new URL makes the caller answerable for it (urlSetBy); enabling makes the caller answerable for whichever of urlSetBy and secretSetBy is null or no longer owner or admin, and a service key may enable only an endpoint whose two are both owner or admin (403 webhooks.person_required otherwise). Enabling also ends the previous secret's overlap (previousSecretExpiresAt null, audited) when its receiver no longer answers for it or is unknown. An enabling that takes on secretSetBy leaves the secret as it is (its former receiver may know it): that secret's rotation keeps no overlap (rotateWebhookSecret).
+         * @description A change that only disables the endpoint (the body exactly `{"enabled": false}`) is open on any plan, a read-only subscription (canceled, trial ended, past due beyond the grace period) or one without webhooks included: deliveries can always be stopped. Every other change needs the webhooks feature and a subscription that allows writing (402). A new URL makes the caller answerable for it (urlSetBy); enabling makes the caller answerable for whichever of urlSetBy and secretSetBy is null or no longer owner or admin, and a service key may enable only an endpoint whose two are both owner or admin (403 webhooks.person_required otherwise). Enabling also ends the previous secret's overlap (previousSecretExpiresAt null, audited) when its receiver no longer answers for it or is unknown. An enabling that takes on secretSetBy leaves the secret as it is (whoever was given it could have known it; secretTakenOn true): that secret's rotation keeps no overlap (rotateWebhookSecret).
          */
         patch: operations["updateWebhookEndpoint"];
         trace?: never;
@@ -3252,7 +3252,7 @@ export interface paths {
         put?: never;
         /**
          * A new signing secret, shown once; the previous one keeps signing during the overlap (owner, admin)
-         * @description The previous secret keeps signing for overlapSeconds (default WEBHOOKS_SECRET_OVERLAP_SECONDS, 24 h), except a secret taken on: one the endpoint still had when a person enabled it in place of a receiver no longer owner or admin of the organization, or unknown (secretSetBy was taken on, and that receiver may know the secret). Its rotation keeps no overlap: without overlapSeconds, or with 0, the new secret alone signs at once (previousSecretExpiresAt null, audited); an overlapSeconds above 0 is refused (409 webhooks.secret_taken_on, nothing changed). Any rotation ends the take-on: the next one keeps its overlap again.
+         * @description The previous secret keeps signing for overlapSeconds (default WEBHOOKS_SECRET_OVERLAP_SECONDS, 24 h), except a secret taken on: one the endpoint still had when a person enabled it in place of a receiver no longer owner or admin of the organization, or unknown (secretSetBy was taken on; whoever was given the secret, that receiver or a service key whose rotation left them on record, could have known it; secretTakenOn true). Its rotation keeps no overlap: without overlapSeconds, or with 0, the new secret alone signs at once (previousSecretExpiresAt null, audited); an overlapSeconds above 0 is refused (409 webhooks.secret_taken_on, nothing changed). Any rotation ends the take-on: the next one keeps its overlap again.
          */
         post: operations["rotateWebhookSecret"];
         delete?: never;
@@ -10287,6 +10287,11 @@ export interface components {
              */
             secretSetBy: string | null;
             /**
+             * @description Whether its current signing secret was taken on: a person enabled the endpoint in place of the secret's receiver on record, no longer owner or admin of the organization or unknown, and the secret is still the one it had then (whoever was given it no longer answers for it). Its next rotation keeps no overlap: the new secret alone signs at once, and an overlapSeconds above 0 is a 409 webhooks.secret_taken_on (rotateWebhookSecret). Set by the server; a rotation ends it (false)
+             * @example false
+             */
+            readonly secretTakenOn: boolean;
+            /**
              * Format: date-time
              * @description When it was last changed
              * @example 2026-03-02T09:30:00.000Z
@@ -10368,6 +10373,11 @@ export interface components {
              * @example b3c1f2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d
              */
             secretSetBy: string | null;
+            /**
+             * @description Whether its current signing secret was taken on: a person enabled the endpoint in place of the secret's receiver on record, no longer owner or admin of the organization or unknown, and the secret is still the one it had then (whoever was given it no longer answers for it). Its next rotation keeps no overlap: the new secret alone signs at once, and an overlapSeconds above 0 is a 409 webhooks.secret_taken_on (rotateWebhookSecret). Set by the server; a rotation ends it (false)
+             * @example false
+             */
+            readonly secretTakenOn: boolean;
             /**
              * Format: date-time
              * @description When it was last changed
@@ -48442,7 +48452,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data. error.code is one of: `webhooks.secret_taken_on` (the endpoint's signing secret was taken on when it was enabled in place of someone no longer owner or admin of the organization (or unknown), who may know it: its rotation keeps no overlap (omit overlapSeconds or send 0)) */
+            /** @description Conflicts with existing data. error.code is one of: `webhooks.secret_taken_on` (the endpoint's signing secret was taken on: a person enabled it in place of the secret's receiver on record, no longer owner or admin of the organization or unknown, and whoever was given the secret (that person, or a service key whose rotation left the person before it on record) could have known it and no longer answers for it: its rotation keeps no overlap (omit overlapSeconds or send 0)) */
             409: {
                 headers: {
                     [name: string]: unknown;

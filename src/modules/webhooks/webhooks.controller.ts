@@ -93,7 +93,7 @@ export class WebhookEndpointsController {
       + 'answerable for it (urlSetBy); enabling makes the caller answerable for whichever of urlSetBy and secretSetBy is null or no longer owner '
       + 'or admin, and a service key may enable only an endpoint whose two are both owner or admin (403 webhooks.person_required otherwise). '
       + 'Enabling also ends the previous secret\'s overlap (previousSecretExpiresAt null, audited) when its receiver no longer answers for it or is unknown. '
-      + 'An enabling that takes on secretSetBy leaves the secret as it is (its former receiver may know it): that secret\'s rotation keeps no overlap '
+      + 'An enabling that takes on secretSetBy leaves the secret as it is (whoever was given it could have known it; secretTakenOn true): that secret\'s rotation keeps no overlap '
       + '(rotateWebhookSecret).',
   })
   @ApiOkResponse({ type: WebhookEndpointDto })
@@ -123,7 +123,8 @@ export class WebhookEndpointsController {
     operationId: 'rotateWebhookSecret', summary: 'A new signing secret, shown once; the previous one keeps signing during the overlap (owner, admin)',
     description: 'The previous secret keeps signing for overlapSeconds (default WEBHOOKS_SECRET_OVERLAP_SECONDS, 24 h), except a secret taken on: '
       + 'one the endpoint still had when a person enabled it in place of a receiver no longer owner or admin of the organization, or unknown '
-      + '(secretSetBy was taken on, and that receiver may know the secret). Its rotation keeps no overlap: without overlapSeconds, or with 0, the '
+      + '(secretSetBy was taken on; whoever was given the secret, that receiver or a service key whose rotation left them on record, could have '
+      + 'known it; secretTakenOn true). Its rotation keeps no overlap: without overlapSeconds, or with 0, the '
       + 'new secret alone signs at once (previousSecretExpiresAt null, audited); an overlapSeconds above 0 is refused (409 webhooks.secret_taken_on, '
       + 'nothing changed). Any rotation ends the take-on: the next one keeps its overlap again.',
   })

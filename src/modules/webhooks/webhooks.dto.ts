@@ -87,6 +87,13 @@ export class WebhookEndpointDto {
       + 'organization. Null as urlSetBy',
     type: String, nullable: true, example: 'b3c1f2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d',
   }) secretSetBy: string | null;
+  @ApiProperty({
+    description: 'Whether its current signing secret was taken on: a person enabled the endpoint in place of the secret\'s receiver on record, '
+      + 'no longer owner or admin of the organization or unknown, and the secret is still the one it had then (whoever was given it no longer '
+      + 'answers for it). Its next rotation keeps no overlap: the new secret alone signs at once, and an overlapSeconds above 0 is a 409 '
+      + 'webhooks.secret_taken_on (rotateWebhookSecret). Set by the server; a rotation ends it (false)',
+    example: false, readOnly: true,
+  }) secretTakenOn: boolean;
   @ApiProperty({ description: 'When it was created', example: AT }) createdAt: Date;
   @ApiProperty({ description: 'When it was last changed', example: AT }) updatedAt: Date;
 }

@@ -12,7 +12,7 @@ export const WebhookErrors = defineErrorCodes({
   'webhooks.message_pending': { status: 409, description: 'the message is still being delivered' },
   'webhooks.secret_taken_on': {
     status: 409,
-    description: 'the endpoint\'s signing secret was taken on when it was enabled in place of someone no longer owner or admin of the organization (or unknown), who may know it: its rotation keeps no overlap (omit overlapSeconds or send 0)',
+    description: 'the endpoint\'s signing secret was taken on: a person enabled it in place of the secret\'s receiver on record, no longer owner or admin of the organization or unknown, and whoever was given the secret (that person, or a service key whose rotation left the person before it on record) could have known it and no longer answers for it: its rotation keeps no overlap (omit overlapSeconds or send 0)',
   },
   'webhooks.person_required': {
     status: 403,

@@ -25,7 +25,7 @@ function toEndpoint(r: EndpointRow, now: number): WebhookEndpointDto {
   return {
     id: r.id, url: r.url, description: r.description, eventTypes: r.event_types.length ? r.event_types : null, enabled: r.enabled,
     disabledReason: r.disabled_reason, disabledAt: r.disabled_at, failingSince: r.failing_since, previousSecretExpiresAt,
-    urlSetBy: r.url_set_by, secretSetBy: r.secret_set_by, createdAt: r.created_at, updatedAt: r.updated_at,
+    urlSetBy: r.url_set_by, secretSetBy: r.secret_set_by, secretTakenOn: r.secret_taken_on, createdAt: r.created_at, updatedAt: r.updated_at,
   };
 }
 
@@ -175,7 +175,8 @@ export class WebhooksService {
   /**
    * A new secret, shown once; the current one keeps signing for `overlapSeconds` (the request's, else the default; both
    * signatures are sent meanwhile). Not a secret taken on when the endpoint was enabled in place of a receiver gone or
-   * unknown (secret_taken_on): they may know it, so it stops signing at once (review rA); an overlap asked for
+   * unknown (secret_taken_on): whoever was given it (that receiver, or a service key whose rotation left them on record)
+   * could have known it and no longer answers for it, so it stops signing at once (review rA, rC); an overlap asked for
    * explicitly is refused (409 webhooks.secret_taken_on, nothing changed). The database drops such an overlap anyway.
    */
   async rotateSecret(tx: TenantTx, id: string, asked?: number): Promise<WebhookEndpointWithSecretDto> {
@@ -184,8 +185,9 @@ export class WebhooksService {
     const row = await this.endpointRow(tx, id, true);
     if (row.secret_taken_on && asked !== undefined && asked > 0) {
       throw WebhookErrors.error('webhooks.secret_taken_on',
-        'the endpoint\'s signing secret was taken on when it was enabled in place of someone no longer owner or admin of the organization (or unknown), '
-        + 'who may know it: its rotation keeps no overlap (omit overlapSeconds or send 0)', { overlapSeconds: asked });
+        'the endpoint\'s signing secret was taken on: a person enabled it in place of the secret\'s receiver on record, no longer owner or admin of the '
+        + 'organization or unknown, and whoever was given the secret (that person, or a service key whose rotation left the person before it on record) '
+        + 'could have known it and no longer answers for it: its rotation keeps no overlap (omit overlapSeconds or send 0)', { overlapSeconds: asked });
     }
     const overlapSeconds = row.secret_taken_on ? 0 : asked ?? this.config.webhooks.secretOverlapSeconds;
     const secret = generateSigningSecret();
