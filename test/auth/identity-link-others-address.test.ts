@@ -3,15 +3,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import jwt from 'jsonwebtoken';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { projectRoot } from '../../src/platform/database/migrator.js';
 import { emailSubject } from '../../src/modules/privacy/audit-sealing.js';
 import { OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
 import { createTestApp, type TestApp } from '../support/app.js';
-import { createOrg, registerUser, uniqueEmail, verifyEmailOf, type TestUser } from '../support/factories.js';
+import { createOrg, onPlan, registerUser, uniqueEmail, verifyEmailOf, type TestUser } from '../support/factories.js';
 import { unzip } from '../support/zip.js';
 
 const PASSWORD = 'correct horse battery';
+const hashToken = (token: string) => createHash('sha256').update(token).digest('hex');
 const migrationSql = () => readFileSync(join(projectRoot(), 'prisma', 'migrations', '20270211001000_identity_email_of_another_account', 'migration.sql'), 'utf8');
 
 /**
@@ -33,6 +34,7 @@ describe('linking an identity that asserts another account\'s address', () => {
     t = await createTestApp({ DATA_EXPORT_DIR: dir, REDIS_URL: '', RATE_LIMITS_ENABLED: 'false' });
     owner = await verifyEmailOf(t, await registerUser(t, 'rf1-owner', PASSWORD));
     orgId = await createOrg(t, owner, 'Invites Others Ltd');
+    await onPlan(t, orgId, 'enterprise'); // invitations past the trial's seats
   });
   afterAll(async () => {
     await t?.close();
@@ -114,6 +116,98 @@ describe('linking an identity that asserts another account\'s address', () => {
     expect(await invitation(forB.id)).toEqual([{ email: x, accepted: false }]);
     expect(await keyOf(x)).toBe(1);
     expect(b.id).not.toBe(c.id);
+  });
+
+  it('a former address of the account, proven by a confirmed change, that another account took since is not its own: left by its export and erasure (review rB)', async () => {
+    const a = uniqueEmail('rb-former');
+    const c = await verifyEmailOf(t, await registerUser(t, 'rb-c', PASSWORD, a));
+    // C changes away from A through the API (the link's token set here: no mail job runs): A, verified, stays a proven
+    // address of C's (old_email_verified)
+    const moved = uniqueEmail('rb-moved');
+    await t.http.post('/v1/auth/email-change').set(c.auth).send({ newEmail: moved, password: PASSWORD }).expect(202);
+    const token = randomBytes(32).toString('base64url');
+    await q('UPDATE core.email_change_requests SET token_hash = $2 WHERE user_id = $1 AND confirmed_at IS NULL', [c.id, hashToken(token)]);
+    expect((await t.http.post('/v1/auth/email-change/confirm').send({ token }).expect(200)).body).toEqual({ email: moved });
+    expect((await q('SELECT old_email, new_email, old_email_verified FROM core.email_change_requests WHERE user_id = $1', [c.id])).rows)
+      .toEqual([{ old_email: a, new_email: moved, old_email_verified: true }]);
+    // A is free: D registers it, proves it, and is invited to it
+    const d = await verifyEmailOf(t, await registerUser(t, 'rb-d', PASSWORD, a));
+    const forD = await invite(a);
+    expect(await keyOf(a)).toBe(1);
+    const signedIn = (await t.http.post('/v1/auth/login').send({ email: moved, password: PASSWORD }).expect(200)).body;
+    const cNow: TestUser = { ...c, email: moved, token: signedIn.accessToken, auth: { Authorization: `Bearer ${signedIn.accessToken}` } };
+
+    expect(await exportedInvitations(cNow)).not.toContain(forD.id);
+    await t.http.delete('/v1/me').set(cNow.auth).send({ password: PASSWORD }).expect(200);
+    expect(await invitation(forD.id)).toEqual([{ email: a, accepted: false }]);
+    expect(await keyOf(a)).toBe(1);
+    // D's address and invitation are D's: D accepts it
+    await t.http.post('/v1/invitations/accept').set(d.auth).send({ orgId, token: forD.token }).expect(200);
+    expect(await invitation(forD.id)).toEqual([{ email: a, accepted: true }]);
+  });
+
+  it('another account stored with capitals (the Hub writes core."User" directly) is matched case-insensitively (review rB)', async () => {
+    // B as the Hub wrote it, with capitals; invitations are stored lower-cased
+    const b = await verifyEmailOf(t, await registerUser(t, 'rb-mixed-b', PASSWORD));
+    const capitalized = b.email.replace(/^r/, 'R').replace('@example.test', '@Example.Test');
+    await q('UPDATE core."User" SET email = $2 WHERE id = $1', [b.id, capitalized]);
+    const forB = await invite(capitalized);
+    expect(await invitation(forB.id)).toEqual([{ email: b.email, accepted: false }]);
+    const c = await verifyEmailOf(t, await registerUser(t, 'rb-mixed-c', PASSWORD));
+    const sub = `hub-${randomUUID()}`;
+    const linked = await t.http.post('/v1/auth/identities').set(c.auth).send({ token: hubToken(sub, capitalized), password: PASSWORD }).expect(201);
+    expect(linked.body.find((i: { provider: string }) => i.provider === 'nextauth')).toMatchObject({ email: b.email, emailVerified: false });
+    expect(await hubIdentity(sub)).toEqual([{ user_id: c.id, email: b.email, verified: false }]);
+    // B's own identity, lower-cased, is still B's
+    const listedB = (await t.http.get('/v1/auth/identities').set(b.auth).expect(200)).body;
+    expect(listedB).toEqual([expect.objectContaining({ provider: 'password', email: b.email, emailVerified: true })]);
+
+    expect(await exportedInvitations(c)).not.toContain(forB.id);
+    await t.http.delete('/v1/me').set(c.auth).send({ password: PASSWORD }).expect(200);
+    expect(await invitation(forB.id)).toEqual([{ email: b.email, accepted: false }]);
+    expect(await keyOf(b.email)).toBe(1);
+  });
+
+  it('of case twins (two accounts, one address in two cases), the address as asserted is the one it equals exactly; each keeps its own (review rB)', async () => {
+    // case twins: M stored `Twin…@Example.Test` by the Hub, N registered `twin…@example.test` in the app; an invitation to
+    // the lower-cased address is N's (exactly its address), not M's (its own only case-insensitively)
+    const n = await verifyEmailOf(t, await registerUser(t, 'twin', PASSWORD));
+    const m = await verifyEmailOf(t, await registerUser(t, 'rb-twin-m', PASSWORD));
+    const twinOfN = n.email.replace(/^t/, 'T').replace('@example.test', '@Example.Test');
+    await q('UPDATE core."User" SET email = $2 WHERE id = $1', [m.id, twinOfN]);
+    await q('UPDATE core.user_identities SET email = $2 WHERE user_id = $1', [m.id, twinOfN]);
+    const forN = await invite(n.email);
+    const mSub = `hub-${randomUUID()}`;
+    const mLinked = await t.http.post('/v1/auth/identities').set(m.auth).send({ token: hubToken(mSub, n.email), password: PASSWORD }).expect(201);
+    expect(mLinked.body.find((i: { provider: string }) => i.provider === 'nextauth')).toMatchObject({ email: n.email, emailVerified: false });
+    // each keeps its own address (M's password identity, as stored with capitals, still verified)
+    expect(mLinked.body.find((i: { provider: string }) => i.provider === 'password')).toMatchObject({ email: twinOfN, emailVerified: true });
+    expect((await t.http.get('/v1/auth/identities').set(n.auth).expect(200)).body)
+      .toEqual([expect.objectContaining({ provider: 'password', email: n.email, emailVerified: true })]);
+
+    expect(await exportedInvitations(m)).not.toContain(forN.id);
+    await t.http.delete('/v1/me').set(m.auth).send({ password: PASSWORD }).expect(200);
+    expect(await invitation(forN.id)).toEqual([{ email: n.email, accepted: false }]);
+    expect(await keyOf(n.email)).toBe(1);
+  });
+
+  it('re-linking an identity of the caller\'s with a token asserting another account\'s address keeps the stored address, and audits and answers that (review rB)', async () => {
+    const b = await verifyEmailOf(t, await registerUser(t, 'rb-relink-b', PASSWORD));
+    const c = await verifyEmailOf(t, await registerUser(t, 'rb-relink-c', PASSWORD));
+    const x = uniqueEmail('rb-relink-x');
+    const sub = `hub-${randomUUID()}`;
+    await t.http.post('/v1/auth/identities').set(c.auth).send({ token: hubToken(sub, x), password: PASSWORD }).expect(201);
+    const again = await t.http.post('/v1/auth/identities').set(c.auth).send({ token: hubToken(sub, b.email), password: PASSWORD }).expect(201);
+    expect(again.body.find((i: { provider: string }) => i.provider === 'nextauth')).toMatchObject({ email: x, emailVerified: true });
+    expect(await hubIdentity(sub)).toEqual([{ user_id: c.id, email: x, verified: true }]);
+    // the e-mail is sealed in the row; the audit route opens it
+    const audited = (await t.http.get(`/v1/orgs/${c.personalOrgId}/audit-logs?action=auth.identity_linked`).set(c.auth).expect(200)).body.items;
+    expect(audited.map((e: { after: unknown }) => e.after)).toEqual(expect.arrayContaining([
+      expect.objectContaining({ provider: 'nextauth', email: x, emailVerified: true, added: true }),
+      expect.objectContaining({ provider: 'nextauth', email: x, emailVerified: true, added: false }),
+    ]));
+    expect(audited).toHaveLength(2);
+    expect(JSON.stringify(audited)).not.toContain(b.email);
   });
 
   it('migration 20270211001000 unverifies the identities linked so before (audited, no address in the entry), leaves each account\'s own, and runs again harmlessly', async () => {

@@ -321,12 +321,16 @@ export class AuthService {
       const owner = await identityRepository.findUser(db, identity.provider, identity.subject);
       if (owner && owner.id !== principal.userId) throw identityTaken(identity.provider);
       const added = !owner;
-      // another account's address is kept unverified whatever the provider says (identityRepository.add and touch): audited as stored
+      // another account's address is kept unverified whatever the provider says (add), or not taken at all (touch keeps
+      // the address it had, verified or not): audited as stored, not as asserted (review rB)
       const stored = owner ? await identityRepository.touch(db, input) : await identityRepository.add(db, principal.userId, input);
       if (!owner && !stored) throw identityTaken(identity.provider); // linked meanwhile
       await this.audit.recordPrivileged(db, principal.personalOrgId, principal, {
         action: 'auth.identity_linked', entityType: 'user', entityId: principal.userId,
-        after: { provider: identity.provider, email: identity.email, emailVerified: stored?.emailVerified ?? false, by: 'signed_in_user', reauthenticated, added },
+        after: {
+          provider: identity.provider, email: stored?.email ?? identity.email, emailVerified: stored?.emailVerified ?? false,
+          by: 'signed_in_user', reauthenticated, added,
+        },
       }, client);
       if (added) {
         await this.mailSignInMethodAdded(db, principal.personalOrgId, (await userRepository.findById(db, principal.userId))!, identity);

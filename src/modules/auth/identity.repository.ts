@@ -14,6 +14,12 @@ export interface IdentityInput {
   emailVerified: boolean;
 }
 
+/** An identity's e-mail as stored by add() or touch(): another account's address is not taken as asserted. */
+export interface StoredIdentityEmail {
+  email: string;
+  emailVerified: boolean;
+}
+
 /** Identities (provider, subject) of users, e-mail verification tokens, redeemed app tokens. Privileged paths only. */
 export const identityRepository = {
   /** The user an identity belongs to, with their personal organization. */
@@ -27,20 +33,20 @@ export const identityRepository = {
 
   /**
    * Adds an identity to a user. Undefined when the identity already exists (it belongs to someone: the caller decides
-   * what that means), else whether its e-mail was stored verified. An e-mail that is another account's address
+   * what that means), else the e-mail stored and whether verified. An e-mail that is another account's address
    * (core.email_of_another_account, 20270211001000) is stored unverified whatever the provider says, as touch() keeps it
    * (review rf1): verified, it was a proven address of this user, and this user's erasure took that account's
    * invitations, mails and key, and its export read them (erasureRepository.provenEmails).
    */
-  async add(db: Db, userId: string, i: IdentityInput): Promise<{ emailVerified: boolean } | undefined> {
+  async add(db: Db, userId: string, i: IdentityInput): Promise<StoredIdentityEmail | undefined> {
     const [row] = await db.run(qb.insertInto('core.user_identities')
       .values({
         provider: i.provider, subject: i.subject, user_id: userId, email: i.email,
         email_verified_at: i.emailVerified ? sql<Date | null>`CASE WHEN core.email_of_another_account(${userId}, ${i.email}) THEN NULL ELSE now() END` : null,
       })
       .onConflict((c) => c.columns(['provider', 'subject']).doNothing())
-      .returning('email_verified_at'));
-    return row ? { emailVerified: row.email_verified_at !== null } : undefined;
+      .returning(['email', 'email_verified_at']));
+    return row ? { email: row.email, emailVerified: row.email_verified_at !== null } : undefined;
   },
 
   /**
@@ -48,10 +54,10 @@ export const identityRepository = {
    * a verified e-mail stays verified until the identity asserts another one. An e-mail that is another account's address
    * is not taken (review ro): the identity keeps what it had (a reported pair's decomposed address that migration
    * 20270211000700 left, whose NFC form is the kept account's), else it would prove that account's address to its own.
-   * Another account's address as add() tells it (core.email_of_another_account). Answers whether the identity's e-mail is
-   * verified now (undefined: no such identity).
+   * Another account's address as add() tells it (core.email_of_another_account). Answers the identity's e-mail as stored
+   * now and whether it is verified (undefined: no such identity): not the asserted one when it was kept (review rB).
    */
-  async touch(db: Db, i: IdentityInput): Promise<{ emailVerified: boolean } | undefined> {
+  async touch(db: Db, i: IdentityInput): Promise<StoredIdentityEmail | undefined> {
     const othersAddress = sql<boolean>`core.email_of_another_account(core.user_identities.user_id, ${i.email})`;
     const [row] = await db.run(qb.updateTable('core.user_identities')
       .set({
@@ -62,8 +68,8 @@ export const identityRepository = {
           : sql`CASE WHEN lower(email) = lower(${i.email}) THEN email_verified_at END`} END`,
       })
       .where('provider', '=', i.provider).where('subject', '=', i.subject)
-      .returning('email_verified_at'));
-    return row ? { emailVerified: row.email_verified_at !== null } : undefined;
+      .returning(['email', 'email_verified_at']));
+    return row ? { email: row.email, emailVerified: row.email_verified_at !== null } : undefined;
   },
 
   /** Marks the password identity of `email` verified (the demo seed: its addresses are no real mailboxes). */
