@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Decimal } from 'decimal.js';
-import { CallTimer } from '../../src/platform/ai/llm-provider.js';
+import { CallTimer, Sleeper } from '../../src/platform/ai/llm-provider.js';
 import { countChatInputTokens } from '../../src/platform/ai/token-count.js';
 import { OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
 import { RunsService } from '../../src/modules/agents/runs.service.js';
@@ -141,6 +141,41 @@ describe('a run cancelled through another instance', () => {
     // the sweep's event only (with the cost before the call, as the lost-runs sweep's); the call's step audited as late
     expect((await runEvents(id)).map((e) => [e.type, e.payload.cost])).toEqual([['agent.run.failed', '0.00000000']]);
     expect((await lateCallAudits(id)).map((r) => r.after)).toEqual([expect.objectContaining({ cost: inputCost, steps: 1, callId, stepErrorClass: 'timeout' })]);
+  });
+
+  it('a call whose run another instance cancels between two attempts is not retried: its step is stored on the cancelled run, one event, nothing spent', async () => {
+    const before = await spent();
+    const sleeper = a.app.get(Sleeper) as Sleeper;
+    const sleep = sleeper.sleep;
+    // in A's back-off before the retry, B takes the cancel (A's signal is not aborted: it learns of it from the database)
+    let id = '';
+    sleeper.sleep = async () => {
+      ({ rows: [{ id }] } = await a.db.admin.query(`SELECT id FROM ai.runs WHERE agent_id = $1 AND status = 'running'`, [agent]));
+      await b.http.post(agentsUrl(orgId, `/${agent}/runs/${id}/cancel`)).set(owner.auth).expect(200);
+    };
+    const requests = llm.requests.length;
+    let finished: { status: number; body: Record<string, any> };
+    try {
+      // the first attempt answered 500 (not billed); a retry would be answered, and billed
+      llm.enqueue({ kind: 'error', status: 500 }, { kind: 'text', content: 'Cash is EUR 100.', usage: { prompt: input, completion: 900 } });
+      finished = await a.http.post(agentsUrl(orgId, `/${agent}/runs`)).set(owner.auth).send({ messages });
+    } finally {
+      sleeper.sleep = sleep;
+      llm.clear();
+    }
+    // the retry was not made: nothing billed, nothing spent, nothing left reserved
+    expect(llm.requests.length - requests).toBe(1);
+    expect(await spent()).toEqual({ spent_cost: before?.spent_cost ?? '0.00000000', reserved_cost: '0.00000000', spent_tokens: before?.spent_tokens ?? 0 });
+    expect(finished.status).toBe(200);
+    expect(finished.body).toMatchObject({ id, status: 'cancelled', errorClass: 'cancelled', steps: 1, cost: '0.00000000' });
+    expect(finished.body.trace).toEqual([expect.objectContaining({ stepNo: 1, kind: 'llm_call', status: 'failed', errorClass: 'provider_error', attempts: 1, cost: '0.00000000' })]);
+    const { rows: [step] } = await a.db.admin.query('SELECT error_message FROM ai.run_steps WHERE run_id = $1', [id]);
+    expect(step).toEqual({ error_message: 'not retried: the run is no longer running: cancelled' });
+    expect(await storedRun(id)).toEqual({ status: 'cancelled', cost: '0.00000000', steps: 1, input: 0, steps_cost: '0.00000000' });
+    // the run's event once (A's: the cancel mid-call left it), the cancel and the step audited
+    expect((await runEvents(id)).map((e) => [e.type, e.payload.steps, e.payload.cost])).toEqual([['agent.run.failed', 1, '0.00000000']]);
+    expect(await cancelAudits(id)).toBe(1);
+    expect((await lateCallAudits(id)).map((r) => r.after)).toEqual([expect.objectContaining({ cost: '0.00000000', steps: 1, stepErrorClass: 'provider_error' })]);
   });
 
   it('emits the event from the cancel when no call of the run is in flight anywhere (a job not yet executed), once', async () => {

@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { Decimal } from 'decimal.js';
-import { countChatInputTokens } from '../../src/platform/ai/token-count.js';
+import { Sleeper } from '../../src/platform/ai/llm-provider.js';
+import { countChatInputTokens, countTextTokens } from '../../src/platform/ai/token-count.js';
 import { CallTimer } from '../../src/platform/clock/clock.js';
+import { APP_CONFIG, type AppConfig } from '../../src/platform/config/config.js';
 import { agentsRepository } from '../../src/modules/agents/agents.repository.js';
 import { QUEUED_RUN_LEASE_MS, RunsService } from '../../src/modules/agents/runs.service.js';
 import { OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
@@ -11,6 +13,7 @@ import { createOrg, onPlan, registerUser, type TestUser } from '../support/facto
 import { startOpenAiDouble, type OpenAiDouble } from '../support/doubles/openai-double.js';
 import { testKeys } from '../integrations/keys.js';
 import { agentsUrl } from './agents-support.js';
+import { startPartialStreamDouble } from './partial-stream-double.js';
 
 /**
  * A run whose executing instance stopped (crash, kill, deploy) stayed running for ever. The executing instance now holds
@@ -259,6 +262,91 @@ describe('a run whose executing instance is lost', () => {
     });
     expect(await runEvents(id)).toHaveLength(1);
     expect(await audits(id)).toEqual([sweptAudit, lateCallAudit(callId, 'timeout')]);
+  });
+
+  it('a call whose run the sweep failed between two attempts is not retried: its failed attempt is charged, and a later call\'s reservation is not overspent', async () => {
+    // an organization, agent and budget of their own (the other tests count the runs of theirs): the budget takes one call's
+    // worst case (its input's and 1,000 output tokens), no more
+    const org = await createOrg(a, owner, 'Retry after the sweep');
+    await onPlan(a, org, 'professional');
+    const spender = (await a.http.post(agentsUrl(org)).set(owner.auth)
+      .send({ name: 'Retrier', type: 'assistant', instructions: 'Be brief.', modelId: 'gpt-4o', maxOutputTokens: 1000, maxSteps: 2 }).expect(201)).body.id as string;
+    const worst = Math.ceil(input * 1.1) + 16 + 1000;
+    const limited = (await a.http.post(`/v1/orgs/${org}/ai/budgets`).set(owner.auth).send({ agentId: spender, tokenLimit: worst }).expect(201)).body.id as string;
+    const limitedUsage = async () => (await a.db.admin.query(
+      'SELECT spent_cost::text, reserved_cost::text, spent_tokens::int, reserved_tokens::int FROM ai.budget_usage WHERE budget_id = $1', [limited])).rows[0];
+    const partial = await startPartialStreamDouble();
+    const ai = a.app.get<AppConfig>(APP_CONFIG).ai;
+    const baseUrl = ai.baseUrl;
+    const sleeper = a.app.get(Sleeper) as Sleeper;
+    const sleep = sleeper.sleep;
+    const answer = { prompt: input, completion: 900 };
+    let runId = '';
+    let later: { status: number; body: Record<string, any> } | undefined;
+    // the back-off before the retry outlasts the run's lease (a paused process): the sweep fails the run and releases its
+    // call's reservation; another run of the agent then reserves its worst case, which fits again, and spends
+    sleeper.sleep = async () => {
+      const { rows: [running] } = await a.db.admin.query(`SELECT id, lease_until FROM ai.runs WHERE agent_id = $1 AND status = 'running'`, [spender]);
+      runId = running.id;
+      clock.advance((running.lease_until as Date).getTime() - clock.now() + 60_000);
+      expect(await sweep()).toContain(runId);
+      expect(await limitedUsage()).toMatchObject({ reserved_tokens: 0, spent_tokens: 0 });
+      ai.baseUrl = baseUrl;
+      llm.enqueue({ kind: 'text', content: 'Spent.', usage: answer });
+      later = await a.http.post(agentsUrl(org, `/${spender}/runs`)).set(owner.auth).send({ messages });
+    };
+    const chunks = ['Cash at bank ', 'is EUR 100'];
+    let text: string;
+    try {
+      // the first attempt's stream breaks off mid-answer (billed: its input and what had arrived); a retry would be answered
+      partial.enqueue({ kind: 'drop', chunks }, { kind: 'text', content: 'Cash is EUR 100.00.', usage: answer });
+      ai.baseUrl = partial.url;
+      text = (await a.http.post(agentsUrl(org, `/${spender}/runs`)).set(owner.auth).set('Accept', 'text/event-stream').send({ messages }).buffer(true)
+        .parse((res, cb) => {
+          let d = '';
+          res.on('data', (c: Buffer) => (d += c.toString()));
+          res.on('end', () => cb(null, d));
+        })).body as unknown as string;
+    } finally {
+      sleeper.sleep = sleep;
+      ai.baseUrl = baseUrl;
+      await partial.close();
+    }
+    expect(later).toMatchObject({ status: 200, body: { status: 'succeeded', output: 'Spent.' } });
+    const brokenOff = { input, output: countTextTokens(chunks.join('')) };
+    const cost = new Decimal(brokenOff.input).times('2.5').plus(new Decimal(brokenOff.output).times(10)).div(1_000_000).toFixed(8);
+    // the budget is charged the broken attempt and the later run's call, within its limit; nothing stays reserved (the
+    // retry, made, was charged against no reservation: past the limit)
+    const spent = await limitedUsage();
+    expect(spent).toEqual({
+      spent_cost: new Decimal(cost).plus(new Decimal(input).times('2.5').plus(9000).div(1_000_000)).toFixed(8), reserved_cost: '0.00000000',
+      spent_tokens: brokenOff.input + brokenOff.output + input + 900, reserved_tokens: 0,
+    });
+    expect(spent.spent_tokens).toBeLessThanOrEqual(worst);
+    expect((await a.db.admin.query('SELECT count(*)::int AS n FROM ai.budget_reservations WHERE budget_id = $1', [limited])).rows[0].n).toBe(0);
+    // the retry was not made
+    expect(partial.requests).toHaveLength(1);
+    const streamed = text.split('\n\n').filter((e) => e.startsWith('event: ')).map((e) => {
+      const [head, data] = e.split('\n');
+      return { event: head.slice('event: '.length), data: JSON.parse(data.slice('data: '.length)) };
+    });
+    // the broken attempt is the run's step, charged; the run stays as the sweep failed it (no retry announced, no error)
+    expect(streamed.filter((e) => e.event !== 'token').map((e) => e.event)).toEqual(['run', 'step', 'result']);
+    const step = { stepNo: 1, kind: 'llm_call', status: 'failed', errorClass: 'provider_error', cost };
+    expect(streamed[streamed.length - 1].data).toMatchObject({ id: runId, status: 'failed', errorClass: 'worker_lost', steps: 1, cost, trace: [step] });
+    const { rows: steps } = await a.db.admin.query(`SELECT step_no, status, error_class, error_message, attempts, cost::text, input_tokens::int, output_tokens::int
+      FROM ai.run_steps WHERE run_id = $1`, [runId]);
+    expect(steps).toEqual([{
+      step_no: 1, status: 'failed', error_class: 'provider_error', error_message: 'not retried: the run is no longer running: failed (worker_lost)', attempts: 1,
+      cost, input_tokens: brokenOff.input, output_tokens: brokenOff.output,
+    }]);
+    expect(await storedRun(runId)).toMatchObject({ status: 'failed', error_class: 'worker_lost', steps: 1, cost });
+    // one event (the sweep's); the step audited as a late call
+    const { rows: outboxEvents } = await a.db.admin.query(`SELECT payload->>'type' AS type FROM core.outbox
+      WHERE org_id = $1 AND topic = 'domain_event' AND payload->'payload'->>'runId' = $2`, [org, runId]);
+    expect(outboxEvents).toEqual([{ type: 'agent.run.failed' }]);
+    const { rows: audited } = await a.db.admin.query('SELECT action FROM core.audit_logs WHERE org_id = $1 AND entity_id = $2 ORDER BY id', [org, runId]);
+    expect(audited.map((r) => r.action)).toEqual(['ai.run_started', 'ai.run_worker_lost', 'ai.run_late_call']);
   });
 
   it('leaves a job\'s run no instance has taken for a day; a job leases its run, and a redelivered job leaves a run an earlier delivery took', async () => {

@@ -124,7 +124,10 @@ const PRICE_LIST_TTL_MS = 30_000;
 // provider clients kept per connection (endpoint, key, timeout): a client per run cost CPU on every run
 const PROVIDER_CACHE_MAX = 64;
 
-/** The run is no longer running (cancelled meanwhile): the transaction that reserved for its next call rolls back. */
+/**
+ * The run is no longer running (cancelled meanwhile, or failed by the sweep): the transaction that reserved for its next
+ * call rolls back; before a retry of a call, the retry is not made.
+ */
 class NotRunning extends Error {}
 
 /** A job's run or agent cannot be read once the run is taken: the take rolls back (runJob). */
@@ -614,21 +617,32 @@ export class RunsService implements OnModuleInit {
       const failures: string[] = [];
       // what the provider bills for failed attempts it had (cut, cancelled, broken off): never nothing once it had the call
       const billedFailures: TokenUsage = { input: 0, output: 0, cachedInput: 0, cacheWrite: 0 };
+      let lastFailure: LlmError | undefined;
       const onFailed = (e: LlmError, attempt: number) => {
+        lastFailure = e;
         failures.push(withoutNul(`attempt ${attempt}: ${e.message}`));
         if (e.received) addUsage(billedFailures, e.received.usage ?? { input: counted, cachedInput: 0, cacheWrite: 0, output: outputTokens(e.received.content, e.received.toolCalls) });
       };
       // the reservation covers one attempt's worst case; before a retry it takes what the failed attempts billed since it
       // last reserved (so it holds what is billed so far plus the retry's worst case), or the budget refuses the retry
-      // (BudgetRefusal: no retry); a call whose reservation a sweep released meanwhile (this execution outlived its mark)
-      // reserves nothing again: its end charges what was billed. `reservedFailures`: the failed attempts' tokens reserved so far.
+      // (BudgetRefusal: no retry). A run no longer running is not retried (NotRunning): cancelled in another process, the
+      // retry's answer would not be used; failed by the sweep (this execution outlived its lease), the call's reservation
+      // was released, and the retry would be charged against none, past the limit a later call reserved up to. Checked
+      // with the run locked, before the budgets (the sweeps' order): while it is running, its call's reservation is held.
+      // `reservedFailures`: the failed attempts' tokens reserved so far.
       const callPrices: Prices = prices;
       const reservedFailures: TokenUsage = { input: 0, output: 0, cachedInput: 0, cacheWrite: 0 };
       const reserveRetry = async () => {
         const tokens = totalTokens(billedFailures) - totalTokens(reservedFailures);
-        if (tokens <= 0) return;
         const cost = Decimal.max(0, costOf(billedFailures, callPrices).minus(costOf(reservedFailures, callPrices)));
-        await ctx.tenant((tx) => this.reserve(tx, agent.id, callId, cost, tokens, this.now(), expires, true));
+        await ctx.tenant(async (tx) => {
+          const locked = await repo.lockRun(tx.db, s.orgId, run.id);
+          if (locked?.status !== 'running') {
+            const state = !locked ? 'gone' : locked.status === 'failed' ? `failed (${locked.errorClass})` : locked.status;
+            throw new NotRunning(`the run is no longer running: ${state}`);
+          }
+          if (tokens > 0) await this.reserve(tx, agent.id, callId, cost, tokens, this.now(), expires, true);
+        });
         Object.assign(reservedFailures, billedFailures);
       };
       // a streamed attempt after a failed one starts the answer over: `retry` tells the client to drop the earlier attempts' tokens
@@ -651,15 +665,19 @@ export class RunsService implements OnModuleInit {
       } catch (caught) {
         // the budget refused a retry: the failed attempts are settled at what they billed, the run fails (budget_exceeded)
         const refused = caught instanceof BudgetRefusal ? caught : undefined;
+        // the run finished before a retry (reserveRetry): the call failed as its last attempt did, the run stays as it is
+        const stopped = caught instanceof NotRunning && lastFailure ? { error: lastFailure, message: caught.message } : undefined;
         // any other error than the provider's or the budget's (reserveRetry's transaction: the starter removed or their key
         // revoked between attempts, a database error) is thrown on below, once the failed attempts the provider billed are
         // recorded as unstored: the execution's failure charges and stores them (settleCallInFlight)
-        const unexpected = !refused && !(caught instanceof LlmError);
+        const unexpected = !refused && !stopped && !(caught instanceof LlmError);
         const err = refused
           ? { errorClass: 'budget_exceeded' as const, message: `not retried: ${refused.message}`, attempts: failures.length }
-          : unexpected
-            ? { errorClass: 'internal' as const, message: `not retried: ${(caught as Error).message}`, attempts: failures.length }
-            : (caught as LlmError & { attempts?: number });
+          : stopped
+            ? { errorClass: stopped.error.errorClass, message: `not retried: ${stopped.message}`, attempts: failures.length }
+            : unexpected
+              ? { errorClass: 'internal' as const, message: `not retried: ${(caught as Error).message}`, attempts: failures.length }
+              : (caught as LlmError & { attempts?: number });
         const endedAt = this.now();
         // settled at what the provider bills (zero only if it never had the call), in the transaction that finishes the run
         const cost = costOf(billedFailures, prices);
