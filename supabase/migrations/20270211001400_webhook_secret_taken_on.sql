@@ -176,7 +176,8 @@ BEGIN
     locked AS (
       SELECT e.org_id, e.id, e.previous_secret_expires_at, e.previous_secret_set_by FROM core.webhook_endpoints e
       JOIN previous_taken_on p ON p.org_id = e.org_id AND p.id = e.id
-      WHERE e.previous_secret IS NOT NULL ORDER BY e.org_id, e.id FOR NO KEY UPDATE OF e),
+      -- an overlap still running (one that ran out stopped signing already: nothing to end, audit or report)
+      WHERE e.previous_secret IS NOT NULL AND e.previous_secret_expires_at > now() ORDER BY e.org_id, e.id FOR NO KEY UPDATE OF e),
     cleared AS (
       UPDATE core.webhook_endpoints e SET previous_secret = NULL, previous_secret_expires_at = NULL, previous_secret_set_by = NULL, updated_at = now()
       FROM locked l WHERE e.org_id = l.org_id AND e.id = l.id
@@ -199,5 +200,5 @@ $$;
 CREATE SCHEMA IF NOT EXISTS omnizen_migrations;
 CREATE TABLE IF NOT EXISTS omnizen_migrations.applied (
   name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), duration_ms int NOT NULL);
-INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270211001400_webhook_secret_taken_on', '79ab8058b4620823a9b43d7ceb4334d07f0485bb25415334db3cdfcbe44e6f87', 0)
+INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270211001400_webhook_secret_taken_on', '98294898fcb1d41dbb7fc799ea753ccc3ad14846748da3aff7a2d81694defb59', 0)
   ON CONFLICT (name) DO NOTHING;

@@ -174,7 +174,8 @@ BEGIN
     locked AS (
       SELECT e.org_id, e.id, e.previous_secret_expires_at, e.previous_secret_set_by FROM core.webhook_endpoints e
       JOIN previous_taken_on p ON p.org_id = e.org_id AND p.id = e.id
-      WHERE e.previous_secret IS NOT NULL ORDER BY e.org_id, e.id FOR NO KEY UPDATE OF e),
+      -- an overlap still running (one that ran out stopped signing already: nothing to end, audit or report)
+      WHERE e.previous_secret IS NOT NULL AND e.previous_secret_expires_at > now() ORDER BY e.org_id, e.id FOR NO KEY UPDATE OF e),
     cleared AS (
       UPDATE core.webhook_endpoints e SET previous_secret = NULL, previous_secret_expires_at = NULL, previous_secret_set_by = NULL, updated_at = now()
       FROM locked l WHERE e.org_id = l.org_id AND e.id = l.id
