@@ -197,6 +197,50 @@ describe('ledger: posting rules the database enforces', () => {
     expect(await count()).toBe(before + 3);
   });
 
+  it('batch (SQL): the accounts\' rules read from the batch\'s account map reject group, archived and other-currency lines by index; the posted entries\' audit rows are whole', async () => {
+    // finance.posting_accounts' map holds each account's fields as strings since migration 20270211001500 (isGroup and
+    // archived "true"/"false"); finance.check_entry must still read every one of them as before, in both modes
+    const claims = { sub: users.accountant.id, role: 'authenticated', org_id: orgId };
+    const audit = JSON.stringify({ action: 'ledger.entry_posted', requestId: 'map-batch' });
+    const count = async () => (await t.db.admin.query(`SELECT count(*)::int AS n FROM finance.journal_entries WHERE org_id = $1`, [orgId])).rows[0].n;
+    const usd = (await t.http.post(ledgerUrl(orgId, 'accounts')).set(users.accountant.auth)
+      .send({ code: '1130', name: 'USD cash', type: 'asset', parentId: acc['1000'], currency: 'USD' }).expect(201)).body.id;
+    const old = (await t.http.post(ledgerUrl(orgId, 'accounts')).set(users.accountant.auth)
+      .send({ code: '5296', name: 'Old fees', type: 'expense', parentId: acc['5000'] }).expect(201)).body.id;
+    await t.http.post(ledgerUrl(orgId, `accounts/${old}/archive`)).set(users.accountant.auth).expect(200);
+    const entries = [
+      { date: '2026-02-10', lines: [{ accountId: acc['5000'], debit: '6' }, { accountId: acc['1100'], credit: '6' }] },
+      { date: '2026-02-10', lines: [{ accountId: usd, debit: '6' }, { accountId: acc['1100'], credit: '6' }] },
+      { date: '2026-02-10', memo: 'usd "cash"', lines: [{ accountId: usd, debit: '10', currency: 'USD', rate: '0.9' }, { accountId: acc['1100'], credit: '9' }] },
+      { date: '2026-02-10', lines: [{ accountId: old, debit: '6' }, { accountId: acc['1100'], credit: '6' }] },
+      { date: '2026-02-10', lines: cashRent('6') },
+    ];
+    const before = await count();
+    await expect(t.db.asApi(claims, 'authenticated', `SELECT finance.post_journal_entries($1::jsonb, $2::jsonb)`, [JSON.stringify(entries), audit]))
+      .rejects.toMatchObject({ message: 'entries[0]: line 1: account 5000 is a group account; post to one of its children', hint: 'ledger.account_not_postable', detail: '{"index": 0}' });
+    expect(await count()).toBe(before);
+    const [{ results }] = await t.db.asApi(claims, 'authenticated', `SELECT finance.post_journal_entries($1::jsonb, $2::jsonb, true) AS results`, [JSON.stringify(entries), audit]);
+    expect(results.map((r: any) => [r.index, r.status, r.error])).toEqual([
+      [0, 'rejected', { code: 'ledger.account_not_postable', message: 'line 1: account 5000 is a group account; post to one of its children' }],
+      [1, 'rejected', { code: 'ledger.currency_not_allowed', message: 'line 1: account 1130 only takes USD, not EUR' }],
+      [2, 'posted', undefined],
+      [3, 'rejected', { code: 'ledger.account_not_postable', message: 'line 1: account 5296 is archived' }],
+      [4, 'posted', undefined],
+    ]);
+    expect(await count()).toBe(before + 2);
+    const { rows: lines } = await t.db.admin.query(`SELECT account_id, currency, debit::text, base_debit::text FROM finance.journal_lines
+      WHERE org_id = $1 AND entry_id = $2 AND debit > 0`, [orgId, results[2].id]);
+    expect(lines).toEqual([{ account_id: usd, currency: 'USD', debit: '10.0000', base_debit: '9.0000' }]);
+    const { rows } = await t.db.admin.query(`SELECT entity_id, after FROM core.audit_logs WHERE org_id = $1 AND entity_id = ANY ($2::text[]) ORDER BY id`,
+      [orgId, [results[2].id, results[4].id]]);
+    expect(rows).toEqual([
+      { entity_id: results[2].id, after: { id: results[2].id, date: '2026-02-10', memo: 'usd "cash"', source: 'manual', sourceRef: null, reversesEntryId: null,
+        idempotencyKey: null, baseCurrency: 'EUR', totalBase: '9.00', lineCount: 2 } },
+      { entity_id: results[4].id, after: { id: results[4].id, date: '2026-02-10', memo: '', source: 'manual', sourceRef: null, reversesEntryId: null,
+        idempotencyKey: null, baseCurrency: 'EUR', totalBase: '6.00', lineCount: 2 } },
+    ]);
+  });
+
   it('a date that is no calendar day is a 400 naming the field; in an independent batch (SQL) only its entry is rejected, as are amounts the journal cannot hold', async () => {
     const count = async () => (await t.db.admin.query(`SELECT count(*)::int AS n FROM finance.journal_entries WHERE org_id = $1`, [orgId])).rows[0].n;
     const before = await count();
