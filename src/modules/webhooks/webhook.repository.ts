@@ -281,8 +281,9 @@ export const webhookRepository = {
    * second of any (among those, each organization's first before its second). Looked for first in the head of the due
    * order (webhook_messages_due_idx): its 32 × `limit` (at least CLAIM_HEAD_MIN) oldest due messages whatever their endpoint, of which the first
    * 8 × `limit` of enabled endpoints and of endpoints and organizations below their caps are the oldest candidates.
-   * They are the answer when the head held every due message, or when they hold `limit` organizations' first messages
-   * (the claim takes those, nothing later: a prefix of the due order, filtered, is a prefix of the eligible due order).
+   * They are the answer when the head held every due message, or when all 8 × `limit` were found and hold `limit`
+   * organizations' first messages (the claim takes those, nothing later: a prefix of the due order, filtered, is a prefix
+   * of the eligible due order; the rest are spares for rows another worker holds locked).
    * Else (a few organizations' backlog fills them, or messages the claim does not take fill the head: a disabled
    * endpoint's backlog, which stays due until it is enabled again, or a capped endpoint's) looked for per enabled
    * endpoint with room, its own oldest due messages (webhook_messages_endpoint_due_idx): one endpoint's or
@@ -324,11 +325,12 @@ export const webhookRepository = {
           AND (SELECT true FROM core.webhook_endpoints e JOIN core.organizations o ON o.id = e.org_id AND o.deleted_at IS NULL
                WHERE e.org_id = h.org_id AND e.id = h.endpoint_id AND e.enabled)
         ORDER BY h.next_attempt_at, h.id LIMIT ${limit * 8}::int),
-      -- the oldest are the answer: the first messages of limit organizations, or every due message of the endpoints
-      -- with room (fewer than 8 × limit, and the head held every due message: counted only then)
+      -- the oldest are the answer: 8 × limit of them with the first messages of limit organizations, or every due message
+      -- of the endpoints with room (fewer than 8 × limit, and the head held every due message: counted only then)
       oldest_suffice AS (
-        SELECT CASE WHEN count(DISTINCT o.org_id) >= ${limit}::int THEN true
-          WHEN count(*) >= ${limit * 8}::int THEN false
+        -- 8 × limit of them, as the claim before the head had (the spares stand in for rows another worker holds locked:
+        -- fewer, with limit organizations' firsts among them, a concurrent claim took none of them; review rE)
+        SELECT CASE WHEN count(*) >= ${limit * 8}::int THEN count(DISTINCT o.org_id) >= ${limit}::int
           ELSE (SELECT count(*) FROM (SELECT FROM core.webhook_messages m WHERE m.status = 'pending' AND m.next_attempt_at <= ${now}::timestamptz
             ORDER BY m.next_attempt_at, m.id LIMIT ${head}::int) h) < ${head}::int END AS yes
         FROM oldest o),
