@@ -641,6 +641,9 @@ export class RunsService implements OnModuleInit {
             const state = !locked ? 'gone' : locked.status === 'failed' ? `failed (${locked.errorClass})` : locked.status;
             throw new NotRunning(`the run is no longer running: ${state}`);
           }
+          // past the call's longest duration its lease ran out too (startCall set both): the sweep may fail the run any
+          // moment, and another call's reservation may already have taken its expired reservation away (review rH)
+          if (this.now().getTime() >= expires.getTime()) throw new NotRunning('the call outlived its longest duration: its reservation expired');
           if (tokens > 0) await this.reserve(tx, agent.id, callId, cost, tokens, this.now(), expires, true);
         });
         Object.assign(reservedFailures, billedFailures);
