@@ -95,16 +95,15 @@ GRANT EXECUTE ON FUNCTION ai.extend_reservation(uuid, uuid, numeric, bigint, tim
 -- 54 ms cold in last session's review). The index now holds only what the sweep's statements ask for (their condition, as written there, implies
 -- its predicate): 16 kB instead of 456 kB there, 8 buffers, 0.16 ms. No other statement reads it (the others find their
 -- runs by key). Not CONCURRENTLY: refused inside the migration's transaction; the table belongs to the migration role.
--- Built first under another name, then the old one dropped and the new one given its name: CREATE INDEX takes SHARE on
--- ai.runs (reads, the sweep's included, go on; writes wait to COMMIT), DROP INDEX ACCESS EXCLUSIVE (everything waits to
--- COMMIT), which now covers the drop and the rename only, not the build (dropped first, every statement on ai.runs, reads
--- included, waited for the build: 240 ms warm at 220k runs, 344 MB; more cold).
-CREATE INDEX runs_cancel_event_owed_new_idx ON ai.runs (call_in_flight_until) WHERE status = 'cancelled' AND call_in_flight_until > finished_at;
+-- The old one dropped first: DROP INDEX takes ACCESS EXCLUSIVE on ai.runs to COMMIT, so every statement on the table
+-- waits for the build (240 ms warm at 220k runs, 344 MB; more cold). Built first (SHARE), an agent transaction that
+-- locked a run meanwhile (FOR UPDATE is let through) and then writes it would wait for the migration while the DROP
+-- waits for it: a deadlock (review rH, reproduced), one of them aborted.
 DROP INDEX ai.runs_cancel_event_owed_idx;
-ALTER INDEX ai.runs_cancel_event_owed_new_idx RENAME TO runs_cancel_event_owed_idx;
+CREATE INDEX runs_cancel_event_owed_idx ON ai.runs (call_in_flight_until) WHERE status = 'cancelled' AND call_in_flight_until > finished_at;
 
 CREATE SCHEMA IF NOT EXISTS omnizen_migrations;
 CREATE TABLE IF NOT EXISTS omnizen_migrations.applied (
   name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), duration_ms int NOT NULL);
-INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270211001300_ai_extend_released_call_reservation', '1c44ae3951192ac73852bf991b0b7ff391ae532f70414410140cbbd93cf6ce22', 0)
+INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270211001300_ai_extend_released_call_reservation', '21cf0f213f6537ab0084ab645d524d0b8d7dd238e0017541d19d912ad690bdbd', 0)
   ON CONFLICT (name) DO NOTHING;
