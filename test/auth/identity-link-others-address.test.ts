@@ -168,27 +168,111 @@ describe('linking an identity that asserts another account\'s address', () => {
     expect(await keyOf(b.email)).toBe(1);
   });
 
-  it('of case twins (two accounts, one address in two cases), the address as asserted is the one it equals exactly; each keeps its own (review rB)', async () => {
-    // case twins: M stored `Twin…@Example.Test` by the Hub, N registered `twin…@example.test` in the app; an invitation to
-    // the lower-cased address is N's (exactly its address), not M's (its own only case-insensitively)
-    const n = await verifyEmailOf(t, await registerUser(t, 'twin', PASSWORD));
-    const m = await verifyEmailOf(t, await registerUser(t, 'rb-twin-m', PASSWORD));
-    const twinOfN = n.email.replace(/^t/, 'T').replace('@example.test', '@Example.Test');
-    await q('UPDATE core."User" SET email = $2 WHERE id = $1', [m.id, twinOfN]);
-    await q('UPDATE core.user_identities SET email = $2 WHERE user_id = $1', [m.id, twinOfN]);
-    const forN = await invite(n.email);
-    const mSub = `hub-${randomUUID()}`;
-    const mLinked = await t.http.post('/v1/auth/identities').set(m.auth).send({ token: hubToken(mSub, n.email), password: PASSWORD }).expect(201);
-    expect(mLinked.body.find((i: { provider: string }) => i.provider === 'nextauth')).toMatchObject({ email: n.email, emailVerified: false });
-    // each keeps its own address (M's password identity, as stored with capitals, still verified)
-    expect(mLinked.body.find((i: { provider: string }) => i.provider === 'password')).toMatchObject({ email: twinOfN, emailVerified: true });
-    expect((await t.http.get('/v1/auth/identities').set(n.auth).expect(200)).body)
-      .toEqual([expect.objectContaining({ provider: 'password', email: n.email, emailVerified: true })]);
+  it('another account stored decomposed or padded (the Hub writes core."User" directly) is matched in NFC and trimmed: C\'s link asserting its address is stored unverified; C\'s export and erasure leave its invitation and key (review rF)', async () => {
+    for (const form of ['decomposed', 'padded'] as const) {
+      const d = await verifyEmailOf(t, await registerUser(t, `rf-${form}-d`, PASSWORD, uniqueEmail('zo\u00eb.rf-d')));
+      await q('UPDATE core."User" SET email = $2 WHERE id = $1', [d.id, form === 'decomposed' ? d.email.normalize('NFD') : `  ${d.email} `]);
+      const forD = await invite(d.email);
+      expect(await keyOf(d.email)).toBe(1);
+      const c = await verifyEmailOf(t, await registerUser(t, `rf-${form}-c`, PASSWORD));
+      const sub = `hub-${randomUUID()}`;
+      const linked = await t.http.post('/v1/auth/identities').set(c.auth).send({ token: hubToken(sub, d.email), password: PASSWORD }).expect(201);
+      expect(linked.body.find((i: { provider: string }) => i.provider === 'nextauth')).toMatchObject({ email: d.email, emailVerified: false });
+      expect(await hubIdentity(sub)).toEqual([{ user_id: c.id, email: d.email, verified: false }]);
 
-    expect(await exportedInvitations(m)).not.toContain(forN.id);
-    await t.http.delete('/v1/me').set(m.auth).send({ password: PASSWORD }).expect(200);
-    expect(await invitation(forN.id)).toEqual([{ email: n.email, accepted: false }]);
-    expect(await keyOf(n.email)).toBe(1);
+      expect(await exportedInvitations(c)).not.toContain(forD.id);
+      await t.http.delete('/v1/me').set(c.auth).send({ password: PASSWORD }).expect(200);
+      expect(await invitation(forD.id)).toEqual([{ email: d.email, accepted: false }]);
+      expect(await keyOf(d.email)).toBe(1);
+    }
+  });
+
+  it('of case twins (U stored `TWIN…` by the Hub, V `twin…`), U keeps the proof its identities carry in lower case: through migration 20270211001000 and a sign-in (review rF)', async () => {
+    const v = await verifyEmailOf(t, await registerUser(t, 'rf-twin-v', PASSWORD));
+    const u = await verifyEmailOf(t, await registerUser(t, 'rf-twin-u', PASSWORD));
+    // U as the Hub wrote it; its identities carry the address lower-cased (backfills and sign-ins lower-case it)
+    await q('UPDATE core."User" SET email = $2 WHERE id = $1', [u.id, v.email.toUpperCase()]);
+    await q('UPDATE core.user_identities SET email = $2 WHERE user_id = $1', [u.id, v.email]);
+    const sub = `hub-${randomUUID()}`;
+    await q(`INSERT INTO core.user_identities (provider, subject, user_id, email, email_verified_at) VALUES ('nextauth', $1, $2, $3, now())`, [sub, u.id, v.email]);
+    const proven = async (id: string) => (await q('SELECT core.user_email_verified($1) AS v', [id])).rows[0].v;
+    const identitiesOf = async (id: string) => (await q(`SELECT provider, email, email_verified_at IS NOT NULL AS verified FROM core.user_identities
+      WHERE user_id = $1 ORDER BY provider`, [id])).rows;
+    const bothVerified = [{ provider: 'nextauth', email: v.email, verified: true }, { provider: 'password', email: v.email, verified: true }];
+    expect(await identitiesOf(u.id)).toEqual(bothVerified);
+    expect(await proven(u.id)).toBe(true);
+
+    await q(migrationSql());
+    expect(await identitiesOf(u.id)).toEqual(bothVerified);
+    expect(await proven(u.id)).toBe(true);
+    expect((await q(`SELECT count(*)::int AS n FROM core.audit_logs WHERE action = 'user.identity_email_unverified' AND entity_id = ANY($1)`,
+      [[u.id, v.id]])).rows[0].n).toBe(0);
+
+    // a sign-in through U's Hub identity, asserting the address lower-cased
+    const signedIn = (await t.http.post('/v1/auth/exchange').send({ token: hubToken(sub, v.email) }).expect(200)).body;
+    expect(signedIn.user.id).toBe(u.id);
+    expect(await identitiesOf(u.id)).toEqual(bothVerified);
+    expect(await proven(u.id)).toBe(true);
+    const uAuth = { Authorization: `Bearer ${signedIn.accessToken}` };
+    expect((await t.http.get('/v1/auth/identities').set(uAuth).expect(200)).body.map((i: { provider: string; emailVerified: boolean }) => [i.provider, i.emailVerified]))
+      .toEqual([['password', true], ['nextauth', true]]);
+    // V's own is V's
+    expect(await proven(v.id)).toBe(true);
+    expect((await t.http.get('/v1/auth/identities').set(v.auth).expect(200)).body)
+      .toEqual([expect.objectContaining({ provider: 'password', email: v.email, emailVerified: true })]);
+  });
+
+  it('core.email_of_another_account, the truth table: not the user\'s own (case and padding aside), and another account\'s (case, padding and Unicode form aside, stored or asked) (review rF)', async () => {
+    const stored = async (p: TestUser, email: string) => { await q('UPDATE core."User" SET email = $2 WHERE id = $1', [p.id, email]); return email; };
+    const a = await registerUser(t, 'rf-tt-a', PASSWORD);
+    const c = await registerUser(t, 'rf-tt-c', PASSWORD);
+    const b = await registerUser(t, 'rf-tt-b', PASSWORD);
+    const caps = await registerUser(t, 'rf-tt-caps', PASSWORD);
+    const capsStored = await stored(caps, caps.email.toUpperCase());
+    const padded = await registerUser(t, 'rf-tt-padded', PASSWORD);
+    await stored(padded, ` ${padded.email}  `);
+    const d = await registerUser(t, 'rf-tt-d', PASSWORD, uniqueEmail('zo\u00eb.rf-tt-d'));
+    const dNfd = await stored(d, d.email.normalize('NFD'));
+    const e = await registerUser(t, 'rf-tt-e', PASSWORD, uniqueEmail('ren\u00e9e.rf-tt-e'));
+    // case twins: U stored upper-cased, V lower-cased
+    const v = await registerUser(t, 'rf-tt-twin', PASSWORD);
+    const u = await registerUser(t, 'rf-tt-u', PASSWORD);
+    await stored(u, v.email.toUpperCase());
+    const twinForms = [v.email, v.email.toUpperCase(), v.email.charAt(0).toUpperCase() + v.email.slice(1)];
+    // a pair 20270211000700 reported and left: K in NFC, L the same decomposed
+    const k = await registerUser(t, 'rf-tt-k', PASSWORD, uniqueEmail('no\u00ebl.rf-tt-k'));
+    const l = await registerUser(t, 'rf-tt-l', PASSWORD);
+    const kNfd = await stored(l, k.email.normalize('NFD'));
+    const nobody = randomUUID();
+
+    const table: [string, string, string, boolean][] = [
+      ['lone, own exact', a.id, a.email, false],
+      ['lone, own upper-cased', a.id, a.email.toUpperCase(), false],
+      ['lone, own padded', a.id, `  ${a.email} `, false],
+      ['another\'s exact', c.id, b.email, true],
+      ['another\'s upper-cased', c.id, b.email.toUpperCase(), true],
+      ['another\'s padded', c.id, ` ${b.email}  `, true],
+      ['another\'s stored upper-cased, asked lower-cased', c.id, caps.email, true],
+      ['another\'s stored upper-cased, asked so', c.id, capsStored, true],
+      ['another\'s stored padded', c.id, padded.email, true],
+      ['another\'s stored decomposed, asked in NFC', c.id, d.email, true],
+      ['another\'s stored decomposed, asked so', c.id, dNfd, true],
+      ['another\'s in NFC, asked decomposed and upper-cased', c.id, e.email.normalize('NFD').toUpperCase(), true],
+      ...twinForms.flatMap((form, i): [string, string, string, boolean][] => [
+        [`twin U asks form ${i}`, u.id, form, false], [`twin V asks form ${i}`, v.id, form, false]]),
+      ['pair: K asks its own', k.id, k.email, false],
+      ['pair: K asks L\'s decomposed form', k.id, kNfd, true],
+      ['pair: L asks its own', l.id, kNfd, false],
+      ['pair: L asks the NFC form', l.id, k.email, true],
+      ['pair: L asks its own padded', l.id, ` ${kNfd} `, false],
+      ['no such user, a taken address', nobody, b.email, true],
+      ['no such user, a free address', nobody, uniqueEmail('rf-tt-free'), false],
+    ];
+    const answered = [];
+    for (const [label, userId, email] of table) {
+      answered.push([label, userId, email, (await q('SELECT core.email_of_another_account($1, $2) AS r', [userId, email])).rows[0].r]);
+    }
+    expect(answered).toEqual(table);
   });
 
   it('re-linking an identity of the caller\'s with a token asserting another account\'s address keeps the stored address, and audits and answers that (review rB)', async () => {

@@ -105,19 +105,21 @@ export const erasureRepository = {
    * must not go. Proven: a verified identity's e-mail (the account's current one when verified), the new address of a
    * confirmed change, and its old address when an identity had verified it at the confirmation (old_email_verified: the
    * change moved the password identity's proof to the new address; an unverified account may confirm a change too).
-   * None of them that is another account's address now (core.email_of_another_account, as looked up: lower case) is one
+   * None of them that is another account's address now (core.email_of_another_account: trimmed, lower-cased, in NFC) is one
    * (reviews rf1, rB): that account's invitations, mails and key are its own. A link stored such an address verified until
    * 20270211001000 (this erasure took them, the export read them), an address an identity verified may become another
    * account's later (a registration, an e-mail change), and so may a confirmed change's addresses: kept forever, the old
-   * one free for anyone to register once changed away from. Lower case.
+   * one free for anyone to register once changed away from. Lower case. The check runs once per distinct address: the
+   * union is materialized first (review rF: a filter on it is pushed into each branch, once per row: 875 ms against 24 ms
+   * for 10k confirmed changes).
    */
   async provenEmails(db: Db, userId: string): Promise<string[]> {
     const rows = await db.$queryRaw<{ email: string }[]>`
-      SELECT x.email FROM (
+      WITH x(email) AS MATERIALIZED (
         SELECT lower(email) FROM core.user_identities WHERE user_id = ${userId} AND email_verified_at IS NOT NULL
         UNION SELECT lower(new_email) FROM core.email_change_requests WHERE user_id = ${userId} AND confirmed_at IS NOT NULL
-        UNION SELECT lower(old_email) FROM core.email_change_requests WHERE user_id = ${userId} AND old_email_verified) x(email)
-      WHERE NOT core.email_of_another_account(${userId}, x.email)
+        UNION SELECT lower(old_email) FROM core.email_change_requests WHERE user_id = ${userId} AND old_email_verified)
+      SELECT x.email FROM x WHERE NOT core.email_of_another_account(${userId}, x.email)
       ORDER BY 1`;
     return rows.map((r) => r.email);
   },
