@@ -264,7 +264,7 @@ describe('a run whose executing instance is lost', () => {
     expect(await audits(id)).toEqual([sweptAudit, lateCallAudit(callId, 'timeout')]);
   });
 
-  it('a retry past its call\'s longest duration, before the sweep (review rH), whose reservation another call deleted as expired is not retried: its failed attempt is charged, and a later call\'s reservation is not overspent', async () => {
+  it('a retry at (or, by another instance\'s clock, past) its call\'s longest duration, before the sweep (reviews rH, rJ), whose reservation another call deleted as expired is not retried: its failed attempt is charged, and a later call\'s reservation is not overspent', async () => {
     // an organization, agent and budget of their own (the other tests count the runs of theirs): the budget takes one call's
     // worst case (its input's and 1,000 output tokens), no more
     const org = await createOrg(a, owner, 'Retry after the sweep');
@@ -292,6 +292,10 @@ describe('a run whose executing instance is lost', () => {
       ai.baseUrl = baseUrl;
       llm.enqueue({ kind: 'text', content: 'Spent.', usage: answer });
       later = await a.http.post(agentsUrl(org, `/${spender}/runs`)).set(owner.auth).send({ messages });
+      // this instance's clock is 61 s behind the one that ran the later call (review rJ): it sees its call 1 s before its
+      // longest duration, the reservation deleted as expired already
+      clock.advance(-61_000);
+      ai.baseUrl = partial.url;
     };
     const chunks = ['Cash at bank ', 'is EUR 100'];
     let text: string;

@@ -642,8 +642,13 @@ export class RunsService implements OnModuleInit {
             throw new NotRunning(`the run is no longer running: ${state}`);
           }
           // past the call's longest duration its lease ran out too (startCall set both): the sweep may fail the run any
-          // moment, and another call's reservation may already have taken its expired reservation away (review rH)
-          if (this.now().getTime() >= expires.getTime()) throw new NotRunning('the call outlived its longest duration: its reservation expired');
+          // moment, and another call's reservation may already have taken its expired reservation away (review rH). A
+          // retry that could still be running when it expires is not made either: another instance's clock, ahead of this
+          // one, deletes it earlier (review rJ: 61 s of skew, the retry charged against none). The last retry a call can
+          // make legitimately ends retryMaxMs and a minute before (callExpiry): the margin refuses none of them.
+          if (this.now().getTime() + this.config.ai.timeoutMs + 30_000 >= expires.getTime()) {
+            throw new NotRunning('the call outlived its longest duration: its reservation expired');
+          }
           if (tokens > 0) await this.reserve(tx, agent.id, callId, cost, tokens, this.now(), expires, true);
         });
         Object.assign(reservedFailures, billedFailures);
