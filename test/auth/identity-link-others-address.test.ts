@@ -6,6 +6,7 @@ import jwt from 'jsonwebtoken';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { projectRoot } from '../../src/platform/database/migrator.js';
 import { emailSubject } from '../../src/modules/privacy/audit-sealing.js';
+import { normalizeEmail } from '../../src/platform/http/email.js';
 import { OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { createOrg, onPlan, registerUser, uniqueEmail, verifyEmailOf, type TestUser } from '../support/factories.js';
@@ -273,6 +274,80 @@ describe('linking an identity that asserts another account\'s address', () => {
       answered.push([label, userId, email, (await q('SELECT core.email_of_another_account($1, $2) AS r', [userId, email])).rows[0].r]);
     }
     expect(answered).toEqual(table);
+  });
+
+  it('another account stored by the Hub padded with whitespace PostgreSQL\'s trim() keeps (NBSP, newline) or upper-cased with a final sigma (PostgreSQL\'s lower() gives σ, JavaScript\'s ς): C\'s link asserting its normalizeEmail form is stored unverified; C\'s export and erasure leave its invitation and key (review rI)', async () => {
+    const forms: [string, string, (e: string) => string][] = [
+      ['nbsp-nl', uniqueEmail('ri-nbsp-d'), (e) => `\u00a0${e}\n`],
+      ['sigma', uniqueEmail('\u03bf\u03b4\u03c5\u03c3\u03c3\u03b5\u03b1\u03c2'), (e) => e.toUpperCase()],
+    ];
+    for (const [form, email, storedAs] of forms) {
+      const d = await verifyEmailOf(t, await registerUser(t, `ri-${form}-d`, PASSWORD, email));
+      expect(d.email).toBe(normalizeEmail(storedAs(email)));
+      await q('UPDATE core."User" SET email = $2 WHERE id = $1', [d.id, storedAs(d.email)]);
+      const forD = await invite(d.email);
+      expect(await keyOf(d.email)).toBe(1);
+      const c = await verifyEmailOf(t, await registerUser(t, `ri-${form}-c`, PASSWORD));
+      const sub = `hub-${randomUUID()}`;
+      const linked = await t.http.post('/v1/auth/identities').set(c.auth).send({ token: hubToken(sub, d.email), password: PASSWORD }).expect(201);
+      expect([form, linked.body.find((i: { provider: string }) => i.provider === 'nextauth')]).toEqual([form, expect.objectContaining({ email: d.email, emailVerified: false })]);
+      expect([form, await hubIdentity(sub)]).toEqual([form, [{ user_id: c.id, email: d.email, verified: false }]]);
+      // D itself, stored so, keeps its address its own
+      expect((await q('SELECT core.email_of_another_account($1, $2) AS r', [d.id, d.email])).rows[0].r).toBe(false);
+
+      expect(await exportedInvitations(c)).not.toContain(forD.id);
+      await t.http.delete('/v1/me').set(c.auth).send({ password: PASSWORD }).expect(200);
+      expect([form, await invitation(forD.id)]).toEqual([form, [{ email: d.email, accepted: false }]]);
+      expect(await keyOf(d.email)).toBe(1);
+    }
+  });
+
+  it('the key of user_email_norm_idx (what core.email_of_another_account compares another account\'s address by) is one for an address and its normalizeEmail form, and the function\'s lookup probes that index (review rI)', async () => {
+    const indexKey = (await q(`SELECT pg_get_expr(i.indexprs, i.indrelid) AS e FROM pg_index i WHERE i.indexrelid = 'core.user_email_norm_idx'::regclass`)).rows[0].e as string;
+    const keyIn = async (s: string) => (await q(`SELECT ${indexKey} AS k FROM (SELECT $1::text AS email) x`, [s])).rows[0].k as string;
+    // JavaScript's trim() set, each alone around an address
+    const whitespace = [0x9, 0xa, 0xb, 0xc, 0xd, 0x20, 0xa0, 0x1680, ...Array.from({ length: 11 }, (_, i) => 0x2000 + i), 0x2028, 0x2029, 0x202f, 0x205f, 0x3000, 0xfeff]
+      .map((c) => String.fromCharCode(c));
+    expect(whitespace.every((w) => `${w}a${w}`.trim() === 'a')).toBe(true);
+    // Code points newer than the server's C library (glibc 2.36 here: the Unicode 16 letters U+1C89, U+A7CB-A7DC,
+    // U+10D50-10D65, U+16EA0-16EB8) are left out: PostgreSQL's upper() and lower() do not case them, JavaScript does.
+    const samples = [
+      ...whitespace.map((w) => `${w}bob@example.test${w}`),
+      '\u00a0\t Bob@Example.TEST\r\n\u3000\ufeff',
+      '\u039f\u0394\u03a5\u03a3\u03a3\u0395\u0391\u03a3@EXAMPLE.TEST', // ΟΔΥΣΣΕΑΣ: final Σ → ς in JavaScript, σ in PostgreSQL
+      '\u039f\u0394\u03a5\u03a3\u03a3\u0395\u0391\u03a3.1@EXAMPLE.TEST',
+      '\u03bf\u03b4\u03c5\u03c3\u03c3\u03b5\u03b1\u03c3@example.test', // written with a non-final σ
+      '\u0130LKER@example.test', '\u0130lker@example.test', // İ: i + U+0307 in JavaScript, i in PostgreSQL
+      'Stra\u00dfe@example.test', 'STRA\u1e9eE@example.test', // ß, ẞ (neither side upper-cases to SS)
+      'zoe\u0308@example.test', 'ZOE\u0308@EXAMPLE.TEST', 'Zo\u00eb@example.test', 'ZO\u00cb@Example.Test', // decomposed, NFC
+      'Ren\u00e9e@Example.Test'.normalize('NFD'), 'MiXeD.Case@ExAmPlE.tEsT', '\u01c5an@example.test', '\u01c4AN@example.test',
+    ];
+    const differing = [];
+    for (const s of samples) {
+      const [ofStored, ofNormalized] = [await keyIn(s), await keyIn(normalizeEmail(s))];
+      if (ofStored !== ofNormalized) differing.push([s, normalizeEmail(s), ofStored, ofNormalized]);
+    }
+    expect(differing).toEqual([]);
+    // one key for the case and Unicode forms of one address; ß and ss stay two
+    expect(new Set(await Promise.all(['zoe\u0308@example.test', 'ZO\u00cb@Example.Test', ' zo\u00eb@example.test\u00a0'].map(keyIn))).size).toBe(1);
+    expect(new Set(await Promise.all(['\u039f\u0394\u03a5\u03a3\u03a3\u0395\u0391\u03a3@x.test', '\u03bf\u03b4\u03c5\u03c3\u03c3\u03b5\u03b1\u03c2@x.test', '\u03bf\u03b4\u03c5\u03c3\u03c3\u03b5\u03b1\u03c3@x.test'].map(keyIn))).size).toBe(1);
+    expect(await keyIn('stra\u00dfe@x.test')).not.toBe(await keyIn('strasse@x.test'));
+
+    // the function's lookup as it runs (its parameters bound, a generic plan): the other account by the index, not a scan
+    const body = (await q(`SELECT prosrc FROM pg_proc WHERE oid = 'core.email_of_another_account(text, text)'::regprocedure`)).rows[0].prosrc as string;
+    const c = await t.db.admin.connect();
+    try {
+      await c.query('BEGIN');
+      await c.query('SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_seqscan = off');
+      await c.query(`PREPARE ri_other (text, text) AS ${body.replace(/\bp_user\b/g, '$1').replace(/\bp_email\b/g, '$2')}`);
+      const plan = (await c.query(`EXPLAIN EXECUTE ri_other ('x', ' Bob@Example.test ')`)).rows.map((r) => r['QUERY PLAN'] as string).join('\n');
+      expect(plan).toContain('user_email_norm_idx');
+      expect(plan).not.toMatch(/Seq Scan/);
+    } finally {
+      await c.query('ROLLBACK');
+      await c.query('DEALLOCATE ALL');
+      c.release();
+    }
   });
 
   it('re-linking an identity of the caller\'s with a token asserting another account\'s address keeps the stored address, and audits and answers that (review rB)', async () => {

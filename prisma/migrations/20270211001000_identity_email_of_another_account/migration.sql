@@ -6,17 +6,24 @@
 -- review ro); accepting an invitation never went by an identity's address (core.accept_invitation compares the caller's
 -- own core."User".email).
 --
--- core.email_of_another_account(user, email) states once when an address is another account's for a user (review rF):
--- it is not the user's own, and some other account's core."User".email is it, both compared trimmed, lower-cased and in
--- NFC. The app stores addresses so (platform/http/email.ts, migration 20270211000700), but nothing holds the Hub to that
--- (it writes core."User" directly): a stored `Bob@Example.test`, ` bob@example.test ` or decomposed address is matched by
--- every form of it, as the given one is. The user's own is compared trimmed and lower-cased, not in NFC, so that:
+-- core.email_of_another_account(user, email) states once when an address is another account's for a user (reviews rF,
+-- rI): it is not the user's own, and some other account's core."User".email has its key: the app's normalizeEmail
+-- (platform/http/email.ts: JavaScript trim(), toLowerCase(), NFC) done in SQL, as user_email_norm_idx (migration
+-- 20270211000950) says and indexes: btrim of JavaScript's whitespace set, upper, NFC, lower, NFC. The app stores addresses
+-- normalized, but nothing holds the Hub to that (it writes core."User" directly): a stored `Bob@Example.test`,
+-- `\u00a0bob@example.test\n`, `ΟΔΥΣΣΕΑΣ@…` or decomposed address is matched by every form of it and by its normalizeEmail
+-- form (review rI: PostgreSQL's trim() keeps NBSP and newlines, its lower() maps final Σ to σ and İ to i where
+-- JavaScript gives ς and i + U+0307). The user's own is compared with JavaScript's whitespace trimmed and case-insensitively
+-- (upper, then lower: final sigma and σ are one), not in NFC, so that:
 --   * case twins (`MIXED@x` and `mixed@x`, two accounts, as before f75087f): each keeps every case of the address as its
 --     own; ambiguous rows, but no proof is lost (the identities of `MIXED@x` carry `mixed@x`: backfills and sign-ins
 --     lower-case, and core.user_email_verified would lose its only proof, review rF);
 --   * a pair 20270211000700 reported and left (K: an NFC address, L: the same decomposed) keeps each its own form, and
 --     the other form is another's: the NFC form asserted for L is K's, the decomposed one asserted for K is L's.
--- The other account is one probe of user_email_norm_idx (migration 20270211000950), the user's own one of the primary key.
+--   (An own address stored with İ by the Hub is, asserted as normalizeEmail gives it, i + U+0307: not the user's own form,
+--   so another's only if some other account has its key; erring so costs a proof, never lends one.)
+-- The other account is one probe of user_email_norm_idx (its expression is written out here the same), the user's own
+-- one of the primary key.
 -- identityRepository.add stores such an address unverified whatever the provider says, touch keeps the one it had, and
 -- erasureRepository.provenEmails counts none of the addresses it gathers that is one (an identity's, and a confirmed
 -- e-mail change's new or verified old address: kept forever, and free for another account to take since).
@@ -28,9 +35,11 @@
 
 CREATE OR REPLACE FUNCTION core.email_of_another_account(p_user text, p_email text) RETURNS boolean
 LANGUAGE sql STABLE SET search_path = '' AS $$
-  SELECT NOT EXISTS (SELECT 1 FROM core."User" s WHERE s.id = p_user AND lower(trim(s.email)) = lower(trim(p_email)))
+  SELECT NOT EXISTS (SELECT 1 FROM core."User" s WHERE s.id = p_user
+      AND lower(upper(btrim(s.email, E'\t\n\u000b\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff'))) = lower(upper(btrim(p_email, E'\t\n\u000b\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff'))))
     AND EXISTS (SELECT 1 FROM core."User" u
-      WHERE normalize(lower(trim(u.email)), NFC) = normalize(lower(trim(p_email)), NFC) AND u.id <> p_user)
+      WHERE normalize(lower(normalize(upper(btrim(u.email, E'\t\n\u000b\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff')), NFC)), NFC) = normalize(lower(normalize(upper(btrim(p_email, E'\t\n\u000b\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff')), NFC)), NFC)
+        AND u.id <> p_user)
 $$;
 REVOKE ALL ON FUNCTION core.email_of_another_account(text, text) FROM PUBLIC, anon, authenticated, service_role;
 GRANT EXECUTE ON FUNCTION core.email_of_another_account(text, text) TO service_role;

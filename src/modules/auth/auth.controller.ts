@@ -249,8 +249,10 @@ export class IdentitiesController {
       + '(403 auth.recent_sign_in_required; a wrong password 403 auth.password_incorrect, counted like a login attempt: 429 auth.locked past its limits). '
       + 'The access token\'s session must still be live when the link is written. A new link is audited (auth.identity_linked) and mailed to the '
       + 'account\'s address; remove one with DELETE /v1/auth/identities/{provider}. An identity whose e-mail is another account\'s address '
-      + '(compared case-insensitively, in Unicode NFC) is linked with that e-mail unverified, whatever its provider says (emailVerified: false in '
-      + 'the answer): it proves nothing of that address to this account, and stays so while the address is the other account\'s.',
+      + '(compared trimmed, case-insensitively and in Unicode NFC, as the app normalizes addresses) is linked with that e-mail unverified, '
+      + 'whatever its provider says (emailVerified: false in the answer): it proves nothing of that address to this account, and stays so while the address is the other account\'s. '
+      + 'Re-linking an identity that is already this account\'s keeps the e-mail and verification it had, whatever the token asserts '
+      + '(the answer shows them; audited as auth.identity_linked with added: false).',
   })
   @ApiCreatedResponse({ type: [IdentityDto] })
   @ApiErrors(400, 401, 403, 429)

@@ -105,7 +105,7 @@ export const erasureRepository = {
    * must not go. Proven: a verified identity's e-mail (the account's current one when verified), the new address of a
    * confirmed change, and its old address when an identity had verified it at the confirmation (old_email_verified: the
    * change moved the password identity's proof to the new address; an unverified account may confirm a change too).
-   * None of them that is another account's address now (core.email_of_another_account: trimmed, lower-cased, in NFC) is one
+   * None of them that is another account's address now (core.email_of_another_account: normalizeEmail's key, in SQL) is one
    * (reviews rf1, rB): that account's invitations, mails and key are its own. A link stored such an address verified until
    * 20270211001000 (this erasure took them, the export read them), an address an identity verified may become another
    * account's later (a registration, an e-mail change), and so may a confirmed change's addresses: kept forever, the old
