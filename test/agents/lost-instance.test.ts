@@ -264,9 +264,13 @@ describe('a run whose executing instance is lost', () => {
     expect(await audits(id)).toEqual([sweptAudit, lateCallAudit(callId, 'timeout')]);
   });
 
-  it('a retry at (or, by another instance\'s clock, past) its call\'s longest duration, before the sweep (reviews rH, rJ), whose reservation another call deleted as expired is not retried: its failed attempt is charged, and a later call\'s reservation is not overspent', async () => {
-    // an organization, agent and budget of their own (the other tests count the runs of theirs): the budget takes one call's
-    // worst case (its input's and 1,000 output tokens), no more
+  /**
+   * A call of its own organization's agent whose budget takes one call's worst case (its input's and 1,000 output tokens),
+   * no more: its first attempt's stream breaks off mid-answer (billed: its input and what had arrived; a retry would be
+   * answered), and during the back-off before the retry, which outlasts the run's lease (a paused process),
+   * `duringBackOff` runs, then another run of the agent reserves its worst case and spends (`later`), then `afterLater`.
+   */
+  async function retryAfterLease(duringBackOff: (runId: string, usage: () => Promise<any>) => Promise<void>, afterLater: () => void = () => undefined) {
     const org = await createOrg(a, owner, 'Retry after the sweep');
     await onPlan(a, org, 'professional');
     const spender = (await a.http.post(agentsUrl(org)).set(owner.auth)
@@ -283,24 +287,20 @@ describe('a run whose executing instance is lost', () => {
     const answer = { prompt: input, completion: 900 };
     let runId = '';
     let later: { status: number; body: Record<string, any> } | undefined;
-    // the back-off before the retry outlasts the run's lease (a paused process): the sweep fails the run and releases its
-    // call's reservation; another run of the agent then reserves its worst case, which fits again, and spends
     sleeper.sleep = async () => {
       const { rows: [running] } = await a.db.admin.query(`SELECT id, lease_until FROM ai.runs WHERE agent_id = $1 AND status = 'running'`, [spender]);
       runId = running.id;
       clock.advance((running.lease_until as Date).getTime() - clock.now() + 60_000);
+      await duringBackOff(runId, limitedUsage);
       ai.baseUrl = baseUrl;
       llm.enqueue({ kind: 'text', content: 'Spent.', usage: answer });
       later = await a.http.post(agentsUrl(org, `/${spender}/runs`)).set(owner.auth).send({ messages });
-      // this instance's clock is 61 s behind the one that ran the later call (review rJ): it sees its call 1 s before its
-      // longest duration, the reservation deleted as expired already
-      clock.advance(-61_000);
+      afterLater();
       ai.baseUrl = partial.url;
     };
     const chunks = ['Cash at bank ', 'is EUR 100'];
     let text: string;
     try {
-      // the first attempt's stream breaks off mid-answer (billed: its input and what had arrived); a retry would be answered
       partial.enqueue({ kind: 'drop', chunks }, { kind: 'text', content: 'Cash is EUR 100.00.', usage: answer });
       ai.baseUrl = partial.url;
       text = (await a.http.post(agentsUrl(org, `/${spender}/runs`)).set(owner.auth).set('Accept', 'text/event-stream').send({ messages }).buffer(true)
@@ -314,66 +314,31 @@ describe('a run whose executing instance is lost', () => {
       ai.baseUrl = baseUrl;
       await partial.close();
     }
+    return { org, runId, later, text, chunks, worst, limited, limitedUsage, requests: partial.requests.length };
+  }
+
+  it('a retry at (or, by another instance\'s clock, past) its call\'s longest duration, before the sweep (reviews rH, rJ), whose reservation another call deleted as expired is not retried: its failed attempt is charged, and a later call\'s reservation is not overspent', async () => {
+    // no sweep: the later call's reservation deletes the call's expired one; this instance's clock is then 61 s behind the
+    // one that ran the later call (review rJ): it sees its call 1 s before its longest duration
+    const { runId, later, text, worst, limitedUsage, requests } = await retryAfterLease(async () => undefined, () => clock.advance(-61_000));
     const spent = await limitedUsage();
     const { rows: steps } = await a.db.admin.query(`SELECT step_no, status, error_class, error_message, attempts, cost::text, input_tokens::int, output_tokens::int FROM ai.run_steps WHERE run_id = $1`, [runId]);
     const { rows: [run] } = await a.db.admin.query('SELECT status, error_class FROM ai.runs WHERE id = $1', [runId]);
     // no retry: one request, the budget within its limit, the call's step failed as its attempt did, the run with it
     expect(text).toContain('Cash at bank ');
     expect(later?.status).toBe(200);
-    expect(partial.requests.length).toBe(1);
+    expect(requests).toBe(1);
     expect(spent.spent_tokens).toBeLessThanOrEqual(worst);
     expect(steps).toEqual([expect.objectContaining({ status: 'failed', error_message: expect.stringContaining('not retried: the call outlived its longest duration') })]);
     expect(run.status).toBe('failed');
   });
 
   it('a call whose run the sweep failed between two attempts is not retried: its failed attempt is charged, and a later call\'s reservation is not overspent', async () => {
-    // an organization, agent and budget of their own (the other tests count the runs of theirs): the budget takes one call's
-    // worst case (its input's and 1,000 output tokens), no more
-    const org = await createOrg(a, owner, 'Retry after the sweep');
-    await onPlan(a, org, 'professional');
-    const spender = (await a.http.post(agentsUrl(org)).set(owner.auth)
-      .send({ name: 'Retrier', type: 'assistant', instructions: 'Be brief.', modelId: 'gpt-4o', maxOutputTokens: 1000, maxSteps: 2 }).expect(201)).body.id as string;
-    const worst = Math.ceil(input * 1.1) + 16 + 1000;
-    const limited = (await a.http.post(`/v1/orgs/${org}/ai/budgets`).set(owner.auth).send({ agentId: spender, tokenLimit: worst }).expect(201)).body.id as string;
-    const limitedUsage = async () => (await a.db.admin.query(
-      'SELECT spent_cost::text, reserved_cost::text, spent_tokens::int, reserved_tokens::int FROM ai.budget_usage WHERE budget_id = $1', [limited])).rows[0];
-    const partial = await startPartialStreamDouble();
-    const ai = a.app.get<AppConfig>(APP_CONFIG).ai;
-    const baseUrl = ai.baseUrl;
-    const sleeper = a.app.get(Sleeper) as Sleeper;
-    const sleep = sleeper.sleep;
-    const answer = { prompt: input, completion: 900 };
-    let runId = '';
-    let later: { status: number; body: Record<string, any> } | undefined;
-    // the back-off before the retry outlasts the run's lease (a paused process): the sweep fails the run and releases its
-    // call's reservation; another run of the agent then reserves its worst case, which fits again, and spends
-    sleeper.sleep = async () => {
-      const { rows: [running] } = await a.db.admin.query(`SELECT id, lease_until FROM ai.runs WHERE agent_id = $1 AND status = 'running'`, [spender]);
-      runId = running.id;
-      clock.advance((running.lease_until as Date).getTime() - clock.now() + 60_000);
-      expect(await sweep()).toContain(runId);
-      expect(await limitedUsage()).toMatchObject({ reserved_tokens: 0, spent_tokens: 0 });
-      ai.baseUrl = baseUrl;
-      llm.enqueue({ kind: 'text', content: 'Spent.', usage: answer });
-      later = await a.http.post(agentsUrl(org, `/${spender}/runs`)).set(owner.auth).send({ messages });
-    };
-    const chunks = ['Cash at bank ', 'is EUR 100'];
-    let text: string;
-    try {
-      // the first attempt's stream breaks off mid-answer (billed: its input and what had arrived); a retry would be answered
-      partial.enqueue({ kind: 'drop', chunks }, { kind: 'text', content: 'Cash is EUR 100.00.', usage: answer });
-      ai.baseUrl = partial.url;
-      text = (await a.http.post(agentsUrl(org, `/${spender}/runs`)).set(owner.auth).set('Accept', 'text/event-stream').send({ messages }).buffer(true)
-        .parse((res, cb) => {
-          let d = '';
-          res.on('data', (c: Buffer) => (d += c.toString()));
-          res.on('end', () => cb(null, d));
-        })).body as unknown as string;
-    } finally {
-      sleeper.sleep = sleep;
-      ai.baseUrl = baseUrl;
-      await partial.close();
-    }
+    // the sweep fails the run and releases its call's reservation; the later run's worst case fits again
+    const { org, runId, later, text, chunks, worst, limited, limitedUsage, requests } = await retryAfterLease(async (id, usage) => {
+      expect(await sweep()).toContain(id);
+      expect(await usage()).toMatchObject({ reserved_tokens: 0, spent_tokens: 0 });
+    });
     expect(later).toMatchObject({ status: 200, body: { status: 'succeeded', output: 'Spent.' } });
     const brokenOff = { input, output: countTextTokens(chunks.join('')) };
     const cost = new Decimal(brokenOff.input).times('2.5').plus(new Decimal(brokenOff.output).times(10)).div(1_000_000).toFixed(8);
@@ -387,7 +352,7 @@ describe('a run whose executing instance is lost', () => {
     expect(spent.spent_tokens).toBeLessThanOrEqual(worst);
     expect((await a.db.admin.query('SELECT count(*)::int AS n FROM ai.budget_reservations WHERE budget_id = $1', [limited])).rows[0].n).toBe(0);
     // the retry was not made
-    expect(partial.requests).toHaveLength(1);
+    expect(requests).toBe(1);
     const streamed = text.split('\n\n').filter((e) => e.startsWith('event: ')).map((e) => {
       const [head, data] = e.split('\n');
       return { event: head.slice('event: '.length), data: JSON.parse(data.slice('data: '.length)) };
