@@ -223,7 +223,7 @@ describe('linking an identity that asserts another account\'s address', () => {
       .toEqual([expect.objectContaining({ provider: 'password', email: v.email, emailVerified: true })]);
   });
 
-  it('core.email_of_another_account, the truth table: not the user\'s own (case and padding aside), and another account\'s (case, padding and Unicode form aside, stored or asked) (review rF)', async () => {
+  it('core.email_of_another_account, the truth table: not the user\'s own (case and padding aside), and another account\'s (case, padding and Unicode form aside, stored or asked) (reviews rF, rK)', async () => {
     const stored = async (p: TestUser, email: string) => { await q('UPDATE core."User" SET email = $2 WHERE id = $1', [p.id, email]); return email; };
     const a = await registerUser(t, 'rf-tt-a', PASSWORD);
     const c = await registerUser(t, 'rf-tt-c', PASSWORD);
@@ -244,9 +244,17 @@ describe('linking an identity that asserts another account\'s address', () => {
     const k = await registerUser(t, 'rf-tt-k', PASSWORD, uniqueEmail('no\u00ebl.rf-tt-k'));
     const l = await registerUser(t, 'rf-tt-l', PASSWORD);
     const kNfd = await stored(l, k.email.normalize('NFD'));
+    // letters upper-cased and lower-cased again become others (ſ → S → s, ı → I → i): an account registered with one is
+    // no other's own (review rK: `bill.ſam@x` had `bill.sam@x`, another account's, for its own)
+    const plain = await registerUser(t, 'rk-tt-plain', PASSWORD, uniqueEmail('bill.sam.rk-tt'));
+    const longS = await registerUser(t, 'rk-tt-long-s', PASSWORD, plain.email.replace('bill.sam', 'bill.\u017fam'));
+    const dotless = await registerUser(t, 'rk-tt-dotless', PASSWORD, plain.email.replace('bill.sam', 'b\u0131ll.sam'));
     const nobody = randomUUID();
 
     const table: [string, string, string, boolean][] = [
+      ['registered with ſ, asks the s form, another\'s', longS.id, plain.email, true],
+      ['registered with ı, asks the i form, another\'s', dotless.id, plain.email, true],
+      ['registered with ſ, asks its own', longS.id, longS.email, false],
       ['lone, own exact', a.id, a.email, false],
       ['lone, own upper-cased', a.id, a.email.toUpperCase(), false],
       ['lone, own padded', a.id, `  ${a.email} `, false],

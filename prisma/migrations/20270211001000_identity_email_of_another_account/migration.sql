@@ -14,7 +14,9 @@
 -- `\u00a0bob@example.test\n`, `ΟΔΥΣΣΕΑΣ@…` or decomposed address is matched by every form of it and by its normalizeEmail
 -- form (review rI: PostgreSQL's trim() keeps NBSP and newlines, its lower() maps final Σ to σ and İ to i where
 -- JavaScript gives ς and i + U+0307). The user's own is compared with JavaScript's whitespace trimmed and case-insensitively
--- (upper, then lower: final sigma and σ are one), not in NFC, so that:
+-- (lower, final sigma taken for σ), not in NFC, and not through upper as the key is: upper then lower makes ſ an s, ı an
+-- i, µ a μ and twenty more, so a user registered as `bill.ſam@x` would have `bill.sam@x`, another account's, for its own
+-- and prove it by a link (review rK); in the key, merging more only costs a proof, never lends one. So that:
 --   * case twins (`MIXED@x` and `mixed@x`, two accounts, as before f75087f): each keeps every case of the address as its
 --     own; ambiguous rows, but no proof is lost (the identities of `MIXED@x` carry `mixed@x`: backfills and sign-ins
 --     lower-case, and core.user_email_verified would lose its only proof, review rF);
@@ -36,7 +38,7 @@
 CREATE OR REPLACE FUNCTION core.email_of_another_account(p_user text, p_email text) RETURNS boolean
 LANGUAGE sql STABLE SET search_path = '' AS $$
   SELECT NOT EXISTS (SELECT 1 FROM core."User" s WHERE s.id = p_user
-      AND lower(upper(btrim(s.email, E'\t\n\u000b\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff'))) = lower(upper(btrim(p_email, E'\t\n\u000b\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff'))))
+      AND translate(lower(btrim(s.email, E'\t\n\u000b\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff')), 'ς', 'σ') = translate(lower(btrim(p_email, E'\t\n\u000b\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff')), 'ς', 'σ'))
     AND EXISTS (SELECT 1 FROM core."User" u
       WHERE normalize(lower(normalize(upper(btrim(u.email, E'\t\n\u000b\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff')), NFC)), NFC) = normalize(lower(normalize(upper(btrim(p_email, E'\t\n\u000b\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff')), NFC)), NFC)
         AND u.id <> p_user)
