@@ -223,7 +223,7 @@ describe('linking an identity that asserts another account\'s address', () => {
       .toEqual([expect.objectContaining({ provider: 'password', email: v.email, emailVerified: true })]);
   });
 
-  it('core.email_of_another_account, the truth table: not the user\'s own (case and padding aside), and another account\'s (case, padding and Unicode form aside, stored or asked) (reviews rF, rK)', async () => {
+  it('core.email_of_another_account, the truth table: not the user\'s own (case and padding aside), and another account\'s (case, padding and Unicode form aside, stored or asked) (reviews rF, rK, rL)', async () => {
     const stored = async (p: TestUser, email: string) => { await q('UPDATE core."User" SET email = $2 WHERE id = $1', [p.id, email]); return email; };
     const a = await registerUser(t, 'rf-tt-a', PASSWORD);
     const c = await registerUser(t, 'rf-tt-c', PASSWORD);
@@ -249,9 +249,19 @@ describe('linking an identity that asserts another account\'s address', () => {
     const plain = await registerUser(t, 'rk-tt-plain', PASSWORD, uniqueEmail('bill.sam.rk-tt'));
     const longS = await registerUser(t, 'rk-tt-long-s', PASSWORD, plain.email.replace('bill.sam', 'bill.\u017fam'));
     const dotless = await registerUser(t, 'rk-tt-dotless', PASSWORD, plain.email.replace('bill.sam', 'b\u0131ll.sam'));
+    // final sigma and sigma are two addresses to JavaScript, and can be two accounts; İ stored by the Hub lowers to i +
+    // U+0307, not i (review rL: each let the user own the other account's address)
+    const sigmaFinal = await registerUser(t, 'rl-tt-final', PASSWORD, `\u03bf\u03b4\u03c5\u03c3\u03c3\u03b5\u03b1\u03c2.${randomUUID().slice(0, 8)}@example.test`);
+    const sigma = await registerUser(t, 'rl-tt-sigma', PASSWORD, sigmaFinal.email.replace('\u03c2.', '\u03c3.'));
+    const dotted = await registerUser(t, 'rl-tt-dotted', PASSWORD);
+    const dottedStored = await stored(dotted, plain.email.replace('bill.sam', 'b\u0130ll.sam'));
     const nobody = randomUUID();
 
     const table: [string, string, string, boolean][] = [
+      ['registered with ς, asks the σ form, another\'s', sigmaFinal.id, sigma.email, true],
+      ['registered with σ, asks the ς form, another\'s', sigma.id, sigmaFinal.email, true],
+      ['stored with İ, asks the plain i form, another\'s', dotted.id, plain.email, true],
+      ['stored with İ, asks its normalizeEmail form, its own', dotted.id, normalizeEmail(dottedStored), false],
       ['registered with ſ, asks the s form, another\'s', longS.id, plain.email, true],
       ['registered with ı, asks the i form, another\'s', dotless.id, plain.email, true],
       ['registered with ſ, asks its own', longS.id, longS.email, false],

@@ -14,16 +14,19 @@
 -- `\u00a0bob@example.test\n`, `ΟΔΥΣΣΕΑΣ@…` or decomposed address is matched by every form of it and by its normalizeEmail
 -- form (review rI: PostgreSQL's trim() keeps NBSP and newlines, its lower() maps final Σ to σ and İ to i where
 -- JavaScript gives ς and i + U+0307). The user's own is compared with JavaScript's whitespace trimmed and case-insensitively
--- (lower, final sigma taken for σ), not in NFC, and not through upper as the key is: upper then lower makes ſ an s, ı an
--- i, µ a μ and twenty more, so a user registered as `bill.ſam@x` would have `bill.sam@x`, another account's, for its own
--- and prove it by a link (review rK); in the key, merging more only costs a proof, never lends one. So that:
+-- (lower, İ lowered as JavaScript does, to i + U+0307), not in NFC, and not through upper as the key is: upper then lower
+-- makes ſ an s, ı an i, µ a μ and twenty more, so a user registered as `bill.ſam@x` would have `bill.sam@x`, another
+-- account's, for its own and prove it by a link (review rK); in the key, merging more only costs a proof, never lends
+-- one. Nor are ς and σ taken for one (review rL: `οδυσσεας@x` and `οδυσσεασ@x` are two addresses to JavaScript, and can be
+-- two accounts); PostgreSQL's lower() of İ is i (JavaScript's i + U+0307), so a Hub-stored `bİll@x` owned `bill@x` (rL).
+-- What lower() still does otherwise than JavaScript (a capital final Σ lowered to σ, not ς) only makes the user's own
+-- address not its own: that costs a proof, never lends one (rL checked every code point up to U+2FFFF). So that:
 --   * case twins (`MIXED@x` and `mixed@x`, two accounts, as before f75087f): each keeps every case of the address as its
 --     own; ambiguous rows, but no proof is lost (the identities of `MIXED@x` carry `mixed@x`: backfills and sign-ins
 --     lower-case, and core.user_email_verified would lose its only proof, review rF);
 --   * a pair 20270211000700 reported and left (K: an NFC address, L: the same decomposed) keeps each its own form, and
 --     the other form is another's: the NFC form asserted for L is K's, the decomposed one asserted for K is L's.
---   (An own address stored with İ by the Hub is, asserted as normalizeEmail gives it, i + U+0307: not the user's own form,
---   so another's only if some other account has its key; erring so costs a proof, never lends one.)
+--   (An own address stored with İ by the Hub owns its normalizeEmail form, i + U+0307, and not the form with a plain i.)
 -- The other account is one probe of user_email_norm_idx (its expression is written out here the same), the user's own
 -- one of the primary key.
 -- identityRepository.add stores such an address unverified whatever the provider says, touch keeps the one it had, and
@@ -38,7 +41,7 @@
 CREATE OR REPLACE FUNCTION core.email_of_another_account(p_user text, p_email text) RETURNS boolean
 LANGUAGE sql STABLE SET search_path = '' AS $$
   SELECT NOT EXISTS (SELECT 1 FROM core."User" s WHERE s.id = p_user
-      AND translate(lower(btrim(s.email, E'\t\n\u000b\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff')), 'ς', 'σ') = translate(lower(btrim(p_email, E'\t\n\u000b\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff')), 'ς', 'σ'))
+      AND lower(replace(btrim(s.email, E'\t\n\u000b\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff'), 'İ', E'i\u0307')) = lower(replace(btrim(p_email, E'\t\n\u000b\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff'), 'İ', E'i\u0307')))
     AND EXISTS (SELECT 1 FROM core."User" u
       WHERE normalize(lower(normalize(upper(btrim(u.email, E'\t\n\u000b\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff')), NFC)), NFC) = normalize(lower(normalize(upper(btrim(p_email, E'\t\n\u000b\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff')), NFC)), NFC)
         AND u.id <> p_user)
