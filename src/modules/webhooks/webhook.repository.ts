@@ -469,8 +469,16 @@ export const webhookRepository = {
    * not deleted, or once they are).
    */
   async disableEndpointsOfDeletedOrg(db: Db, orgId: string, at: Date): Promise<{ id: string }[]> {
-    const rows = await disableEnabledEndpoints(db, [orgId], at, { deletedOrgsOnly: true });
-    return rows.map((r) => ({ id: r.id }));
+    // only the endpoints are locked, not the organization
+    return db.$queryRaw`
+      WITH locked AS (
+        SELECT e.org_id, e.id FROM core.webhook_endpoints e
+        WHERE e.org_id = ${orgId}::uuid AND e.enabled
+          AND EXISTS (SELECT 1 FROM core.organizations o WHERE o.id = e.org_id AND o.deleted_at IS NOT NULL)
+        ORDER BY e.id FOR NO KEY UPDATE OF e)
+      UPDATE core.webhook_endpoints e SET enabled = false, disabled_reason = 'organization_deleted', disabled_at = ${at}::timestamptz, updated_at = now()
+      FROM locked WHERE e.org_id = locked.org_id AND e.id = locked.id
+      RETURNING e.id`;
   },
 
   /**
@@ -547,24 +555,4 @@ export interface ClaimedAccountEndpoint extends DisabledEndpoint {
   previous_secret_expires_at: Date | null;
   disabled: boolean;
   previous_secret_cleared: boolean;
-}
-
-/**
- * Disables the enabled endpoints of `orgIds` because their organization is deleted (reason organization_deleted: the
- * account claim has a query of its own, disableEndpointsOfClaimedAccount; with `deletedOrgsOnly`, only those of an
- * organization that is deleted), locked in (org, id) order before any is updated, as lockEndpoints locks them; answers
- * those this call disabled. Only the endpoints are locked, not their organizations.
- */
-async function disableEnabledEndpoints(db: Db, orgIds: string[], at: Date, opts: { deletedOrgsOnly: boolean }): Promise<DisabledEndpoint[]> {
-  if (!orgIds.length) return [];
-  return db.$queryRaw`
-    WITH locked AS (
-      SELECT e.org_id, e.id FROM core.webhook_endpoints e
-      WHERE e.org_id = ANY(${orgIds}::uuid[]) AND e.enabled
-        AND (NOT ${opts.deletedOrgsOnly}::boolean
-             OR EXISTS (SELECT 1 FROM core.organizations o WHERE o.id = e.org_id AND o.deleted_at IS NOT NULL))
-      ORDER BY e.org_id, e.id FOR NO KEY UPDATE OF e)
-    UPDATE core.webhook_endpoints e SET enabled = false, disabled_reason = 'organization_deleted', disabled_at = ${at}::timestamptz, updated_at = now()
-    FROM locked WHERE e.org_id = locked.org_id AND e.id = locked.id
-    RETURNING e.org_id, e.id, e.url_set_by, e.secret_set_by`;
 }
