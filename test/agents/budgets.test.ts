@@ -125,12 +125,18 @@ describe('AI budgets', () => {
     await t.http.delete(`/v1/orgs/${orgId}/ai/budgets/${budget.body.id}`).set(owner.auth).expect(204);
   });
 
-  it('settling an expired reservation while a call reserves on the same budget: both lock its usage, then its reservations (no deadlock)', async () => {
-    const budget = await t.http.post(`/v1/orgs/${orgId}/ai/budgets`).set(owner.auth).send({ agentId, costLimit: '1.0000' }).expect(201);
+  /** The member's tenant transactions, opened as the API's login (closed by the caller: `clients`), and a wait until one's backend waits for a lock. */
+  function lockingTransactions() {
     const clients: pg.Client[] = [];
     const tx = () => openTenantTransaction(t.db.apiUrl, { sub: member.id, org_id: orgId }, clients);
     const waitsForLock = (pid: number) => until(`backend ${pid} waits for a lock`, async () => (await t.db.admin.query(
       `SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1`, [pid])).rows[0]?.wait_event_type === 'Lock');
+    return { clients, tx, waitsForLock };
+  }
+
+  it('settling an expired reservation while a call reserves on the same budget: both lock its usage, then its reservations (no deadlock)', async () => {
+    const budget = await t.http.post(`/v1/orgs/${orgId}/ai/budgets`).set(owner.auth).send({ agentId, costLimit: '1.0000' }).expect(201);
+    const { clients, tx, waitsForLock } = lockingTransactions();
     // fixed times (one month): two calls reserved, then outlived their expiry; `late` is a swept run's call, settled later
     const at = new Date('2026-12-15T12:00:00Z');
     const later = new Date(at.getTime() + 10 * 60_000);
@@ -213,10 +219,7 @@ describe('AI budgets', () => {
 
   it('a release committed while a retry\'s extension waits for the budget\'s usage row: the extension sees it and reserves nothing', async () => {
     const budget = await t.http.post(`/v1/orgs/${orgId}/ai/budgets`).set(owner.auth).send({ agentId, costLimit: '1.0000' }).expect(201);
-    const clients: pg.Client[] = [];
-    const tx = () => openTenantTransaction(t.db.apiUrl, { sub: member.id, org_id: orgId }, clients);
-    const waitsForLock = (pid: number) => until(`backend ${pid} waits for a lock`, async () => (await t.db.admin.query(
-      `SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1`, [pid])).rows[0]?.wait_event_type === 'Lock');
+    const { clients, tx, waitsForLock } = lockingTransactions();
     const at = new Date('2026-12-15T12:00:00Z');
     const expires = new Date(at.getTime() + 5 * 60_000);
     const later = new Date(at.getTime() + 10 * 60_000);
