@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import type pg from 'pg';
+import { Sleeper } from '../../src/platform/ai/llm-provider.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { ManualClock } from '../support/clock.js';
 import { openTenantTransaction } from '../support/database.js';
@@ -244,6 +245,44 @@ describe('AI budgets', () => {
     }
     expect((await t.db.admin.query('SELECT count(*)::int AS n FROM ai.budget_reservations WHERE call_id = $1', [call])).rows[0].n).toBe(0);
     expect(await usage(budget.body.id)).toEqual({ spent_cost: '0.00000000', reserved_cost: '0.00000000', spent_tokens: 0, reserved_tokens: 0, thresholds_reached: [] });
+  });
+
+  it('a call that reserved when no budget applied: a budget created while it is in flight takes its retry, or refuses it when the retry does not fit (review rH); what the call used is charged to it', async () => {
+    const answered = { kind: 'text' as const, content: 'spent', usage: { prompt: 10, completion: 3500 } };
+    // each run's first attempt is answered 500 (billed nothing), a retry as usual; the budget is created during the back-off
+    let requests = 0;
+    llm.answerWith(() => (requests++ % 2 === 0 ? { kind: 'error', status: 500 } : answered));
+    const sleeper = t.app.get(Sleeper) as Sleeper;
+    const sleep = sleeper.sleep;
+    let tokenLimit = 0;
+    let budgetId = '';
+    sleeper.sleep = async () => {
+      budgetId = (await t.http.post(`/v1/orgs/${orgId}/ai/budgets`).set(owner.auth).send({ agentId, tokenLimit }).expect(201)).body.id;
+    };
+    try {
+      // the retry's worst case fits: reserved, then the call's usage charged, nothing left reserved
+      tokenLimit = 100_000;
+      expect((await run().expect(200)).body).toMatchObject({ status: 'succeeded', output: 'spent' });
+      expect(requests).toBe(2);
+      expect(await usage(budgetId)).toMatchObject({ spent_tokens: 3510, reserved_tokens: 0 });
+      await t.http.delete(`/v1/orgs/${orgId}/ai/budgets/${budgetId}`).set(owner.auth).expect(204);
+
+      // it does not (1,000 tokens): the retry is not made, the run fails budget_exceeded, nothing is charged past the limit
+      tokenLimit = 1000;
+      const runsBefore = (await t.db.admin.query('SELECT id FROM ai.runs WHERE agent_id = $1', [agentId])).rows.map((r) => r.id);
+      const refused = await run().expect(402);
+      expect(refused.body.error).toMatchObject({ code: 'ai.budget_exceeded', details: { budgetId, tokensLeft: 1000 } });
+      expect(refused.body.error.message).toMatch(/the retry of the call does not fit in budget/);
+      expect(requests).toBe(3);
+      expect(await usage(budgetId)).toMatchObject({ spent_tokens: 0, reserved_tokens: 0 });
+      const { rows: failed } = await t.db.admin.query(`SELECT r.status, r.error_class, s.error_class AS step_error_class, s.attempts FROM ai.runs r
+        JOIN ai.run_steps s ON s.run_id = r.id WHERE r.agent_id = $1 AND NOT (r.id = ANY($2::uuid[]))`, [agentId, runsBefore]);
+      expect(failed).toEqual([{ status: 'failed', error_class: 'budget_exceeded', step_error_class: 'budget_exceeded', attempts: 1 }]);
+      expect((await t.db.admin.query('SELECT count(*)::int AS n FROM ai.budget_reservations WHERE budget_id = $1', [budgetId])).rows[0].n).toBe(0);
+    } finally {
+      sleeper.sleep = sleep;
+      llm.answerWith(() => answered);
+    }
   });
 
   it('refuses a call over an agent\'s token limit with 402, records the failed run, and emits the 100 % threshold once', async () => {

@@ -324,13 +324,21 @@ describe('a run whose executing instance is lost', () => {
     const spent = await limitedUsage();
     const { rows: steps } = await a.db.admin.query(`SELECT step_no, status, error_class, error_message, attempts, cost::text, input_tokens::int, output_tokens::int FROM ai.run_steps WHERE run_id = $1`, [runId]);
     const { rows: [run] } = await a.db.admin.query('SELECT status, error_class FROM ai.runs WHERE id = $1', [runId]);
-    // no retry: one request, the budget within its limit, the call's step failed as its attempt did, the run with it
+    // no retry: one request, the budget within its limit, the call's step failed as timed out (its attempt broke off:
+    // provider_error), the run with it (review rJ: it failed as its last attempt did), in its result and its event too
     expect(text).toContain('Cash at bank ');
     expect(later?.status).toBe(200);
     expect(requests).toBe(1);
     expect(spent.spent_tokens).toBeLessThanOrEqual(worst);
-    expect(steps).toEqual([expect.objectContaining({ status: 'failed', error_message: expect.stringContaining('not retried: the call outlived its longest duration') })]);
-    expect(run.status).toBe('failed');
+    expect(steps).toEqual([expect.objectContaining({
+      status: 'failed', error_class: 'timeout', error_message: expect.stringContaining('not retried: the call outlived its longest duration'),
+    })]);
+    expect(run).toEqual({ status: 'failed', error_class: 'timeout' });
+    const result = text.split('\n\n').find((e) => e.startsWith('event: result'))!;
+    expect(JSON.parse(result.split('\n')[1].slice('data: '.length))).toMatchObject({ id: runId, status: 'failed', errorClass: 'timeout', trace: [{ errorClass: 'timeout' }] });
+    const { rows: events } = await a.db.admin.query(`SELECT payload->>'type' AS type, payload->'payload'->>'errorClass' AS error_class FROM core.outbox
+      WHERE topic = 'domain_event' AND payload->'payload'->>'runId' = $1`, [runId]);
+    expect(events).toEqual([{ type: 'agent.run.failed', error_class: 'timeout' }]);
   });
 
   it('a call whose run the sweep failed between two attempts is not retried: its failed attempt is charged, and a later call\'s reservation is not overspent', async () => {

@@ -471,6 +471,7 @@ export const agentsRepository = {
   /**
    * Adds to the reservations of call `callId` (a retry's: what its failed attempts billed), where every budget can take it
    * (ai.extend_reservation). A call holding none any more (a sweep released them) extends nothing and gets no row: its end charges what was billed.
+   * A call that never held one (no budget applied when it reserved) is not extended: its retry reserves (`reserve`).
    */
   async extendReservation(db: Db, agentId: string, callId: string, cost: Decimal, tokens: number, now: Date, expires: Date) {
     return db.$queryRaw<{ budget_id: string; ok: boolean; cost_left: Decimal | null; tokens_left: bigint | null }[]>`

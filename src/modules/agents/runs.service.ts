@@ -130,6 +130,12 @@ const PROVIDER_CACHE_MAX = 64;
  */
 class NotRunning extends Error {}
 
+/**
+ * Before a retry: the call outlived its longest duration (its reservation expired, or would before the retry ends). The
+ * run is still running: it fails with the call, as timed out (review rJ: it failed with its last attempt's error class).
+ */
+class CallExpired extends NotRunning {}
+
 /** A job's run or agent cannot be read once the run is taken: the take rolls back (runJob). */
 class NothingToRun extends Error {}
 
@@ -575,6 +581,8 @@ export class RunsService implements OnModuleInit {
       const expires = this.callExpiry(startedAt);
       let prices: Prices | undefined;
       let reasoning = false;
+      // whether the call holds a reservation (some budget applied when it reserved): its retries extend it, else reserve anew
+      let held = false;
       try {
         prices = await ctx.tenant(async (tx) => {
           const { prices: p, reasoning: r } = await this.modelAt(tx, agent.modelId, startedAt);
@@ -588,6 +596,7 @@ export class RunsService implements OnModuleInit {
           if (running.status === 'rejected') throw running.reason;
           if (!running.value) throw new NotRunning();
           if (reserved.status === 'rejected') throw reserved.reason;
+          held = reserved.value;
           return p;
         }).catch((err) => {
           if (err instanceof NotRunning) return undefined;
@@ -629,8 +638,11 @@ export class RunsService implements OnModuleInit {
       // retry's answer would not be used; failed by the sweep (this execution outlived its lease), the call's reservation
       // was released, and the retry would be charged against none, past the limit a later call reserved up to. Checked
       // with the run locked, before the budgets (the sweeps' order): while it is running, its call's reservation is held.
-      // `reservedFailures`: the failed attempts' tokens reserved so far.
+      // `reservedFailures`: the failed attempts' tokens reserved so far. A call that holds none (no budget applied when it
+      // reserved) reserves before each retry what its attempts billed so far and the retry's worst case, as a call does
+      // (review rH): a budget created while it was in flight takes it, or refuses the retry; none still applying, nothing.
       const callPrices: Prices = prices;
+      const worstCost = worstCaseCost(inputWorstCase(counted), agent.maxOutputTokens, prices);
       const reservedFailures: TokenUsage = { input: 0, output: 0, cachedInput: 0, cacheWrite: 0 };
       const reserveRetry = async () => {
         const tokens = totalTokens(billedFailures) - totalTokens(reservedFailures);
@@ -647,9 +659,11 @@ export class RunsService implements OnModuleInit {
           // one, deletes it earlier (review rJ: 61 s of skew, the retry charged against none). The last retry a call can
           // make legitimately ends retryMaxMs and a minute before (callExpiry): the margin refuses none of them.
           if (this.now().getTime() + this.config.ai.timeoutMs + 30_000 >= expires.getTime()) {
-            throw new NotRunning('the call outlived its longest duration: its reservation expired');
+            throw new CallExpired('the call outlived its longest duration: its reservation expired');
           }
-          if (tokens > 0) await this.reserve(tx, agent.id, callId, cost, tokens, this.now(), expires, true);
+          if (!held) {
+            held = await this.reserve(tx, agent.id, callId, worstCost.plus(costOf(billedFailures, callPrices)), worstTokens + totalTokens(billedFailures), this.now(), expires, 'retry');
+          } else if (tokens > 0) await this.reserve(tx, agent.id, callId, cost, tokens, this.now(), expires, 'extend');
         });
         Object.assign(reservedFailures, billedFailures);
       };
@@ -673,8 +687,10 @@ export class RunsService implements OnModuleInit {
       } catch (caught) {
         // the budget refused a retry: the failed attempts are settled at what they billed, the run fails (budget_exceeded)
         const refused = caught instanceof BudgetRefusal ? caught : undefined;
-        // the run finished before a retry (reserveRetry): the call failed as its last attempt did, the run stays as it is
-        const stopped = caught instanceof NotRunning && lastFailure ? { error: lastFailure, message: caught.message } : undefined;
+        // the run finished before a retry (reserveRetry): the call failed as its last attempt did, the run stays as it is;
+        // the call expired (CallExpired, the run still running): the call and the run failed as timed out
+        const stopped = caught instanceof NotRunning && lastFailure
+          ? { errorClass: caught instanceof CallExpired ? 'timeout' as const : lastFailure.errorClass, message: caught.message } : undefined;
         // any other error than the provider's or the budget's (reserveRetry's transaction: the starter removed or their key
         // revoked between attempts, a database error) is thrown on below, once the failed attempts the provider billed are
         // recorded as unstored: the execution's failure charges and stores them (settleCallInFlight)
@@ -682,7 +698,7 @@ export class RunsService implements OnModuleInit {
         const err = refused
           ? { errorClass: 'budget_exceeded' as const, message: `not retried: ${refused.message}`, attempts: failures.length }
           : stopped
-            ? { errorClass: stopped.error.errorClass, message: `not retried: ${stopped.message}`, attempts: failures.length }
+            ? { errorClass: stopped.errorClass, message: `not retried: ${stopped.message}`, attempts: failures.length }
             : unexpected
               ? { errorClass: 'internal' as const, message: `not retried: ${(caught as Error).message}`, attempts: failures.length }
               : (caught as LlmError & { attempts?: number });
@@ -892,14 +908,17 @@ export class RunsService implements OnModuleInit {
   }
 
   /**
-   * Reserves a call's worst case in `tx` until `expires` (`retry`: adds to the call's reservation before a retry what its
-   * failed attempts billed); a refusal is thrown as BudgetRefusal (the transaction rolls back: nothing stays reserved).
+   * Reserves a call's worst case in `tx` until `expires` (`retry`: a retry's, of a call holding no reservation; `extend`:
+   * adds to the call's reservation before a retry what its failed attempts billed); a refusal is thrown as BudgetRefusal
+   * (the transaction rolls back: nothing stays reserved). Answers whether any budget applied (the call holds a reservation).
    */
-  private async reserve(tx: TenantTx, agentId: string, callId: string, cost: Decimal, tokens: number, now: Date, expires: Date, retry = false): Promise<void> {
+  private async reserve(tx: TenantTx, agentId: string, callId: string, cost: Decimal, tokens: number, now: Date, expires: Date,
+    how: 'call' | 'retry' | 'extend' = 'call'): Promise<boolean> {
+    const retry = how !== 'call';
     // a reservation outlives the call's longest possible duration (callExpiry), then it expires
-    const rows = await (retry ? repo.extendReservation : repo.reserve)(tx.db, agentId, callId, cost, tokens, now, expires);
+    const rows = await (how === 'extend' ? repo.extendReservation : repo.reserve)(tx.db, agentId, callId, cost, tokens, now, expires);
     const no = rows.find((r) => !r.ok);
-    if (!no) return;
+    if (!no) return rows.length > 0;
     const costLeft = no.cost_left === null ? null : new Decimal(no.cost_left.toString()).toFixed(8);
     const tokensLeft = no.tokens_left === null ? null : Number(no.tokens_left);
     throw new BudgetRefusal(AgentErrors.error('ai.budget_exceeded',
