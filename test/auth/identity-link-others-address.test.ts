@@ -7,6 +7,8 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { projectRoot } from '../../src/platform/database/migrator.js';
 import { emailSubject } from '../../src/modules/privacy/audit-sealing.js';
 import { normalizeEmail } from '../../src/platform/http/email.js';
+import { identityRepository } from '../../src/modules/auth/identity.repository.js';
+import { SqlPool, type Db } from '../../src/platform/database/sql.js';
 import { OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { createOrg, onPlan, registerUser, uniqueEmail, verifyEmailOf, type TestUser } from '../support/factories.js';
@@ -421,5 +423,35 @@ describe('linking an identity that asserts another account\'s address', () => {
     await q(migrationSql());
     expect(await audited()).toHaveLength(3);
     expect(await verifiedOf()).toEqual(before.map((r) => ({ ...r, verified: r.verified && !unverified.has(r.subject) })));
+  });
+
+  it('a sign-in through an identity asks once whether the asserted address is another account\'s: one call of core.email_of_another_account, whichever it is', async () => {
+    const c = await verifyEmailOf(t, await registerUser(t, 'touch-once-c', PASSWORD));
+    const b = await registerUser(t, 'touch-once-b', PASSWORD);
+    // the owner login (a superuser) counts this transaction's function calls (track_functions); rolled back at the end
+    const pool = new SqlPool(t.db.url, { max: 1, connectTimeoutMs: 30_000, statementTimeoutMs: 30_000 }, 'test');
+    const calls = async (db: Db) => Number((await db.$queryRaw<{ n: bigint }[]>`
+      SELECT coalesce(pg_stat_get_xact_function_calls('core.email_of_another_account(text, text)'::regprocedure), 0) AS n`)[0].n);
+    const seen: unknown[] = [];
+    const done = new Error('rolled back');
+    try {
+      await expect(pool.transaction(async (db) => {
+        await db.$executeRaw`SET LOCAL track_functions = 'all'`;
+        // C's own address (taken), B's (kept: C's stays, verified), a new one (taken, unverified)
+        for (const email of [c.email, b.email, uniqueEmail('touch-once-new')]) {
+          const before = await calls(db);
+          const stored = await identityRepository.touch(db, { provider: 'password', subject: c.id, email, emailVerified: false });
+          seen.push({ stored, calls: (await calls(db)) - before });
+        }
+        throw done;
+      })).rejects.toBe(done);
+    } finally {
+      await pool.end();
+    }
+    expect(seen).toEqual([
+      { stored: { email: c.email, emailVerified: true }, calls: 1 },
+      { stored: { email: c.email, emailVerified: true }, calls: 1 },
+      { stored: { email: expect.stringContaining('touch-once-new'), emailVerified: false }, calls: 1 },
+    ]);
   });
 });

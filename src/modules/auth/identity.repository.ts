@@ -56,19 +56,23 @@ export const identityRepository = {
    * 20270211000700 left, whose NFC form is the kept account's), else it would prove that account's address to its own.
    * Another account's address as add() tells it (core.email_of_another_account). Answers the identity's e-mail as stored
    * now and whether it is verified (undefined: no such identity): not the asserted one when it was kept (review rB).
+   * Whether it is another account's is asked once (a materialized CTE: inlined, each CASE arm would call the function).
    */
   async touch(db: Db, i: IdentityInput): Promise<StoredIdentityEmail | undefined> {
-    const othersAddress = sql<boolean>`core.email_of_another_account(core.user_identities.user_id, ${i.email})`;
-    const [row] = await db.run(qb.updateTable('core.user_identities')
+    const [row] = await db.run(qb
+      .with((cte) => cte('asserted').materialized(), (w) => w.selectFrom('core.user_identities')
+        .select(['provider', 'subject', sql<boolean>`core.email_of_another_account(user_id, ${i.email})`.as('others')])
+        .where('provider', '=', i.provider).where('subject', '=', i.subject))
+      .updateTable('core.user_identities as i').from('asserted as a')
       .set({
-        email: sql<string>`CASE WHEN ${othersAddress} THEN email ELSE ${i.email} END`,
+        email: sql<string>`CASE WHEN a.others THEN i.email ELSE ${i.email} END`,
         last_used_at: sql`now()`,
-        email_verified_at: sql`CASE WHEN ${othersAddress} THEN email_verified_at ELSE ${i.emailVerified
-          ? sql`coalesce(email_verified_at, now())`
-          : sql`CASE WHEN lower(email) = lower(${i.email}) THEN email_verified_at END`} END`,
+        email_verified_at: sql`CASE WHEN a.others THEN i.email_verified_at ELSE ${i.emailVerified
+          ? sql`coalesce(i.email_verified_at, now())`
+          : sql`CASE WHEN lower(i.email) = lower(${i.email}) THEN i.email_verified_at END`} END`,
       })
-      .where('provider', '=', i.provider).where('subject', '=', i.subject)
-      .returning(['email', 'email_verified_at']));
+      .whereRef('i.provider', '=', 'a.provider').whereRef('i.subject', '=', 'a.subject')
+      .returning(['i.email', 'i.email_verified_at']));
     return row ? { email: row.email, emailVerified: row.email_verified_at !== null } : undefined;
   },
 
