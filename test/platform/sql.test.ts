@@ -90,6 +90,28 @@ describe('SqlPool', () => {
     await tdb.admin.query('DELETE FROM t WHERE id IN (10, 11)');
   });
 
+  it('fails a transaction whose awaited statement follows an at-commit write that failed with that write\'s error, not 25P02', async () => {
+    // statements timed (a recorder: one more promise between pg and the transaction) or not
+    const timed = new SqlPool(tdb.url, { max: 1, connectTimeoutMs: 30_000, statementTimeoutMs: 5_000, recordQuery: () => undefined }, 'timed');
+    try {
+      for (const p of [pool, timed]) {
+        await expect(p.transaction(async (db) => {
+          db.$executeRawAtCommit`INSERT INTO t (id, note) VALUES (${1}, ${'duplicate'})`;
+          // refused with 25P02 ("current transaction is aborted"): a 500 naming no cause, was the request's answer
+          await db.$executeRaw`INSERT INTO t (id, note) VALUES (${40}, ${'after the failed at-commit write'})`;
+        })).rejects.toMatchObject({ code: '23505', constraint: 't_pkey' });
+      }
+      expect((await tdb.admin.query(`SELECT count(*)::int AS n FROM t WHERE id = 40`)).rows[0].n).toBe(0);
+      // a 25P02 behind a failure the work itself swallowed has no other cause here: it is thrown as it is
+      await expect(pool.transaction(async (db) => {
+        await db.$executeRaw`INSERT INTO t (id, note) VALUES (${1}, ${'duplicate'})`.catch(() => undefined);
+        await db.$executeRaw`INSERT INTO t (id, note) VALUES (${41}, ${'after a swallowed failure'})`;
+      })).rejects.toMatchObject({ code: '25P02' });
+    } finally {
+      await timed.end();
+    }
+  });
+
   it('runs afterCommit callbacks once COMMIT succeeded, never after a rollback; one that throws fails nothing', async () => {
     const ran: string[] = [];
     const answer = await pool.transaction(async (db) => {

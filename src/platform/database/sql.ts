@@ -265,6 +265,9 @@ function fromCompiled(query: Compilable, named: boolean): pg.QueryConfig {
  */
 const isStalePreparedStatement = (err: unknown) => (err as { code?: string })?.code === '0A000' && /cached plan must not change result type/.test((err as Error).message);
 
+/** 25P02: a statement sent after another failed in the same transaction ("current transaction is aborted"). */
+const isAbortedTransaction = (err: unknown) => (err as { code?: string })?.code === '25P02';
+
 /**
  * Statements sent in the same tick leave in one write: the connection's socket is corked until the next tick
  * (node-postgres writes each statement on its own otherwise: one system call per statement; an issued invoice sends
@@ -318,6 +321,11 @@ class ConnectionDb implements Db {
   committed?: Promise<pg.QueryResult>;
   /** afterCommit's callbacks, run by transaction() once COMMIT has answered COMMIT */
   readonly afterCommitted: (() => void)[] = [];
+  /**
+   * The first failure of a statement sent at commit, as it arrives: PostgreSQL refuses every statement after it with
+   * 25P02, and a statement the work awaits later fails so; transaction() then fails with this one, the cause.
+   */
+  atCommitFailure?: unknown;
 
   constructor(
     private readonly client: pg.PoolClient,
@@ -375,7 +383,10 @@ class ConnectionDb implements Db {
   }
 
   private sendAtCommit(sent: Promise<pg.QueryResult>): void {
-    sent.catch(() => undefined); // reported by transaction(), not as an unhandled rejection
+    // reported by transaction(), not as an unhandled rejection
+    sent.catch((err: unknown) => {
+      if (!isAbortedTransaction(err)) this.atCommitFailure ??= err;
+    });
     this.atCommit.push(sent);
   }
 
@@ -541,13 +552,14 @@ export class SqlPool {
       broken ??= err;
     };
     client.on('error', onError);
+    let db: ConnectionDb | undefined;
     try {
       // READ ONLY ... ROLLBACK: a statement written by someone else (a semantic query) can change nothing, and
       // whatever it set in the session (settings, claims) ends with the transaction
       sendTogether(client);
       const begun = client.query(options.readOnlyRolledBack ? 'BEGIN READ ONLY' : 'BEGIN');
       begun.catch(() => undefined); // awaited below; the first statement of `work` fails too if BEGIN did
-      const db = new ConnectionDb(client, this.named, !!options.readOnlyRolledBack, this.recordQuery, this.target, statementSpans?.recording() ? statementSpans : undefined, this.arraysDeadlineMs);
+      db = new ConnectionDb(client, this.named, !!options.readOnlyRolledBack, this.recordQuery, this.target, statementSpans?.recording() ? statementSpans : undefined, this.arraysDeadlineMs);
       const result = await work(db);
       await begun;
       if (options.readOnlyRolledBack) {
@@ -571,7 +583,10 @@ export class SqlPool {
         }
       }
       return result;
-    } catch (err) {
+    } catch (thrown) {
+      // a statement the work awaited after an at-commit one that failed (an audit row a policy refused, an event dated
+      // in a month without its partition): its 25P02 names no cause, and was a 500; the at-commit failure is the cause
+      const err = isAbortedTransaction(thrown) && db?.atCommitFailure !== undefined ? db.atCommitFailure : thrown;
       if (isStalePreparedStatement(err)) broken ??= err as Error;
       if (!broken) {
         await client.query('ROLLBACK').catch((rollbackError: Error) => {
