@@ -95,9 +95,11 @@ export class ResponseContract {
   /**
    * Checks every response of a Fastify instance; a violation is recorded and turns the answer into a 500 naming it.
    * Every answer's operation and status is recorded too, also of a route that writes its answer to the raw response
-   * (a server-sent event stream passes no onSend hook): its status is recorded as its head is written.
+   * (a server-sent event stream passes no onSend hook): its status is recorded as its head is written. `serverLog`:
+   * what the application logged about a request (server-log.ts), put into the violation of a 5xx, so that a 500 says
+   * what the server threw (its name, message and stack).
    */
-  attach(fastify: FastifyInstance): void {
+  attach(fastify: FastifyInstance, serverLog?: (requestId: string) => string | undefined): void {
     const recorder = (this.recorder = new CallRecorder(this.doc, process.env.OMNIZEN_API_CALLS_DIR));
     const sentByFastify = new WeakSet<object>();
     fastify.addHook('onRequest', async (req, reply) => {
@@ -114,8 +116,10 @@ export class ResponseContract {
       recorder.record(req.method, req.routeOptions?.url, reply.statusCode, payload);
       if (typeof payload !== 'string' && payload !== null && payload !== undefined && !Buffer.isBuffer(payload)) return payload; // streams (CSV exports)
       const body = payload === null || payload === undefined ? '' : String(payload);
-      const violation = this.check(req.method, req.routeOptions?.url, reply.statusCode, reply.getHeader('content-type') as string | undefined, body);
-      if (!violation) return payload;
+      const checked = this.check(req.method, req.routeOptions?.url, reply.statusCode, reply.getHeader('content-type') as string | undefined, body);
+      const logged = serverLog?.(req.id); // taken for every answer: nothing is kept of the answered ones
+      if (!checked) return payload;
+      const violation = reply.statusCode >= 500 ? `${checked}\n  the server logged: ${logged ?? 'nothing about this request'}` : checked;
       this.violations.push(violation);
       reply.code(500).header('content-type', 'application/json; charset=utf-8');
       return JSON.stringify({ error: { code: 'contract.response_mismatch', message: violation }, requestId: req.id });

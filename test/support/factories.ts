@@ -29,10 +29,15 @@ export async function registerUser(t: TestApp, prefix = 'user', password = 'corr
   };
 }
 
-/** Like supertest's expect(status), with the answer's body in the failure (a 503 says which of its codes it was). */
+/**
+ * Like supertest's expect(status), with the answer's body in the failure (a 503 says which of its codes it was); a
+ * contract violation's message whole: for a 5xx it holds what the server logged (its error's name, message and stack).
+ */
 function expectStatus(status: number) {
-  return (res: { status: number; text: string }) => {
-    if (res.status !== status) throw new Error(`expected ${status}, got ${res.status}: ${res.text.slice(0, 500)}`);
+  return (res: { status: number; text: string; body?: { error?: { code?: unknown; message?: unknown } } }) => {
+    if (res.status === status) return;
+    const { code, message } = res.body?.error ?? {};
+    throw new Error(`expected ${status}, got ${res.status}: ${code === 'contract.response_mismatch' && typeof message === 'string' ? message : res.text.slice(0, 500)}`);
   };
 }
 
