@@ -178,7 +178,7 @@ describe('AI budgets', () => {
     await t.http.delete(`/v1/orgs/${orgId}/ai/budgets/${budget.body.id}`).set(owner.auth).expect(204);
   });
 
-  it('a retry of a call whose reservation a sweep released extends nothing (it reserved again, held by nobody); a call holding one still extends, a newer budget included', async () => {
+  it('a retry of a call whose reservation a sweep released extends nothing (it reserved again, held by nobody); a call holding one still extends, a newer budget takes the whole amount', async () => {
     const agentBudget = await t.http.post(`/v1/orgs/${orgId}/ai/budgets`).set(owner.auth).send({ agentId, costLimit: '1.0000' }).expect(201);
     const clients: pg.Client[] = [];
     const tx = () => openTenantTransaction(t.db.apiUrl, { sub: member.id, org_id: orgId }, clients);
@@ -198,24 +198,25 @@ describe('AI budgets', () => {
       // a budget of the whole organization, created since both calls reserved
       orgBudget = (await t.http.post(`/v1/orgs/${orgId}/ai/budgets`).set(owner.auth).send({ costLimit: '1.0000' }).expect(201)).body.id;
       const retry = await tx();
-      // the execution outlived its mark: its retry adds what the failed attempt billed
-      const extendedReleased = await retry.c.query(`SELECT budget_id, ok FROM ai.extend_reservation($1, $2, 0.02, 20, $3, $4)`, [agentId, released, later, expires]);
-      const extendedHeld = await retry.c.query(`SELECT budget_id, ok FROM ai.extend_reservation($1, $2, 0.02, 20, $3, $4)`, [agentId, held, later, expires]);
+      // the execution outlived its mark: its retry adds what the failed attempt billed (a budget it holds none on: that and
+      // the retry's worst case)
+      const extendedReleased = await retry.c.query(`SELECT budget_id, ok FROM ai.extend_reservation($1, $2, 0.02, 20, 0.13, 130, $3, $4)`, [agentId, released, later, expires]);
+      const extendedHeld = await retry.c.query(`SELECT budget_id, ok, asked_tokens::int FROM ai.extend_reservation($1, $2, 0.02, 20, 0.13, 130, $3, $4)`, [agentId, held, later, expires]);
       await retry.c.query('COMMIT');
       expect(extendedReleased.rows).toEqual([]);
       // budget by budget in id order, as reserve_budget
-      expect(extendedHeld.rows).toEqual([agentBudget.body.id, orgBudget].sort().map((id) => ({ budget_id: id, ok: true })));
+      expect(extendedHeld.rows).toEqual([agentBudget.body.id, orgBudget].sort().map((id) => ({ budget_id: id, ok: true, asked_tokens: id === orgBudget ? 130 : 20 })));
     } finally {
       await Promise.all(clients.map((c) => c.end()));
     }
     const { rows: reservations } = await t.db.admin.query(`SELECT call_id, budget_id, cost::text, tokens::int, expires_at FROM ai.budget_reservations
       WHERE call_id = ANY($1::uuid[]) ORDER BY cost DESC`, [[released, held]]);
     expect(reservations).toEqual([
+      { call_id: held, budget_id: orgBudget, cost: '0.13000000', tokens: 130, expires_at: expires },
       { call_id: held, budget_id: agentBudget.body.id, cost: '0.12000000', tokens: 120, expires_at: expires },
-      { call_id: held, budget_id: orgBudget, cost: '0.02000000', tokens: 20, expires_at: expires },
     ]);
     expect(await usage(agentBudget.body.id)).toEqual({ spent_cost: '0.00000000', reserved_cost: '0.12000000', spent_tokens: 0, reserved_tokens: 120, thresholds_reached: [] });
-    expect(await usage(orgBudget)).toEqual({ spent_cost: '0.00000000', reserved_cost: '0.02000000', spent_tokens: 0, reserved_tokens: 20, thresholds_reached: [] });
+    expect(await usage(orgBudget)).toEqual({ spent_cost: '0.00000000', reserved_cost: '0.13000000', spent_tokens: 0, reserved_tokens: 130, thresholds_reached: [] });
   });
 
   it('a release committed while a retry\'s extension waits for the budget\'s usage row: the extension sees it and reserves nothing', async () => {
@@ -234,7 +235,7 @@ describe('AI budgets', () => {
       await sweeping.c.query(`SELECT * FROM ai.settle_budget($1, 0, 0, $2, $3)`, [call, agentId, later]);
       // the retry's extension still sees the reservation, and waits for the usage row
       const retry = await tx();
-      const extended = retry.c.query(`SELECT budget_id, ok FROM ai.extend_reservation($1, $2, 0.02, 20, $3, $4)`, [agentId, call, later, expires]);
+      const extended = retry.c.query(`SELECT budget_id, ok FROM ai.extend_reservation($1, $2, 0.02, 20, 0.12, 120, $3, $4)`, [agentId, call, later, expires]);
       extended.catch(() => undefined); // awaited below (a rejection meanwhile is not unhandled)
       await waitsForLock(retry.pid);
       await sweeping.c.query('COMMIT');
@@ -283,6 +284,49 @@ describe('AI budgets', () => {
       sleeper.sleep = sleep;
       llm.answerWith(() => answered);
     }
+  });
+
+  // a call holding a reservation, retried after its first attempt answered 500 (billed nothing): during the back-off
+  // `meanwhile` runs and an agent budget of 1,000 tokens is created, which the retry (over 4,000 tokens) does not fit
+  const refusedRetry = async (before: () => Promise<string>, meanwhile: (held: string) => Promise<void>) => {
+    const answered = { kind: 'text' as const, content: 'spent', usage: { prompt: 10, completion: 3500 } };
+    let requests = 0;
+    llm.answerWith(() => (requests++ === 0 ? { kind: 'error', status: 500 } : answered));
+    const sleeper = t.app.get(Sleeper) as Sleeper;
+    const sleep = sleeper.sleep;
+    const held = await before();
+    let budgetId = '';
+    sleeper.sleep = async () => {
+      await meanwhile(held);
+      budgetId = (await t.http.post(`/v1/orgs/${orgId}/ai/budgets`).set(owner.auth).send({ agentId, tokenLimit: 1000 }).expect(201)).body.id;
+    };
+    try {
+      const refused = await run().expect(402);
+      // the new budget was asked the retry's worst case (at least its 4,000 output tokens), not what the attempt billed (nothing)
+      expect(refused.body.error).toMatchObject({ code: 'ai.budget_exceeded', details: { budgetId, tokensLeft: 1000, callTokens: expect.any(Number) } });
+      expect(refused.body.error.details.callTokens).toBeGreaterThan(4000);
+      expect(refused.body.error.message).toMatch(/the retry of the call does not fit in budget/);
+      expect(requests).toBe(1);
+      expect(await usage(budgetId)).toMatchObject({ spent_tokens: 0, reserved_tokens: 0 });
+      expect((await t.db.admin.query('SELECT count(*)::int AS n FROM ai.budget_reservations')).rows[0].n).toBe(0);
+      return held;
+    } finally {
+      sleeper.sleep = sleep;
+      llm.answerWith(() => answered);
+    }
+  };
+
+  it('a call holding a reservation on the organization\'s budget: a budget created while it is in flight is asked the retry\'s whole worst case, even when the failed attempt billed nothing, and refuses it', async () => {
+    const orgBudget = await refusedRetry(
+      async () => (await t.http.post(`/v1/orgs/${orgId}/ai/budgets`).set(owner.auth).send({ tokenLimit: 1_000_000 }).expect(201)).body.id,
+      async () => undefined);
+    expect(await usage(orgBudget)).toMatchObject({ spent_tokens: 0, reserved_tokens: 0 });
+  });
+
+  it('a call whose only budget is deleted while it is in flight: a budget created meanwhile is asked its retry, and refuses it', async () => {
+    await refusedRetry(
+      async () => (await t.http.post(`/v1/orgs/${orgId}/ai/budgets`).set(owner.auth).send({ agentId, tokenLimit: 1_000_000 }).expect(201)).body.id,
+      async (held) => { await t.http.delete(`/v1/orgs/${orgId}/ai/budgets/${held}`).set(owner.auth).expect(204); });
   });
 
   it('refuses a call over an agent\'s token limit with 402, records the failed run, and emits the 100 % threshold once', async () => {

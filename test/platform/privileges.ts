@@ -260,6 +260,7 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   // budget reservation and settlement, as the runner (RLS applies)
   'function ai.reserve_budget(uuid, uuid, numeric, bigint, timestamp with time zone, timestamp with time zone)': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
   'function ai.extend_reservation(uuid, uuid, numeric, bigint, timestamp with time zone, timestamp with time zone)': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
+  'function ai.extend_reservation(uuid, uuid, numeric, bigint, numeric, bigint, timestamp with time zone, timestamp with time zone)': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
   'function ai.settle_budget(uuid, numeric, bigint, uuid, timestamp with time zone)': { authenticated: 'EXECUTE', service_role: 'EXECUTE' },
   // whether the caller may read a run (the runs' policy decides): run_steps' policies (20270205001000)
   'function ai.run_readable(uuid, uuid)': { authenticated: 'EXECUTE' },

@@ -469,13 +469,16 @@ export const agentsRepository = {
   },
 
   /**
-   * Adds to the reservations of call `callId` (a retry's: what its failed attempts billed), where every budget can take it
-   * (ai.extend_reservation). A call holding none any more (a sweep released them) extends nothing and gets no row: its end charges what was billed.
-   * A call that never held one (no budget applied when it reserved) is not extended: its retry reserves (`reserve`).
+   * Before a retry of call `callId`, where every budget can take it (ai.extend_reservation): adds `cost`/`tokens` (what its
+   * failed attempts billed since it last reserved) to each reservation it holds, and reserves `whole` (billed so far and
+   * the retry's worst case) on each budget it holds none on (created since); each row says what was asked of its budget.
+   * A call holding none (a sweep released them, no budget applied when it reserved, its budgets deleted since) extends
+   * nothing and gets no row: its retry reserves (`reserve`).
    */
-  async extendReservation(db: Db, agentId: string, callId: string, cost: Decimal, tokens: number, now: Date, expires: Date) {
-    return db.$queryRaw<{ budget_id: string; ok: boolean; cost_left: Decimal | null; tokens_left: bigint | null }[]>`
-      SELECT budget_id, ok, cost_left, tokens_left FROM ai.extend_reservation(${agentId}::uuid, ${callId}::uuid, ${cost}::numeric, ${tokens}::bigint, ${now}::timestamptz, ${expires}::timestamptz)`;
+  async extendReservation(db: Db, agentId: string, callId: string, cost: Decimal, tokens: number, whole: { cost: Decimal; tokens: number }, now: Date, expires: Date) {
+    return db.$queryRaw<{ budget_id: string; ok: boolean; cost_left: Decimal | null; tokens_left: bigint | null; asked_cost: Decimal; asked_tokens: bigint }[]>`
+      SELECT budget_id, ok, cost_left, tokens_left, asked_cost, asked_tokens FROM ai.extend_reservation(${agentId}::uuid, ${callId}::uuid, ${cost}::numeric, ${tokens}::bigint,
+        ${whole.cost}::numeric, ${whole.tokens}::bigint, ${now}::timestamptz, ${expires}::timestamptz)`;
   },
 
   async settle(db: Db, callId: string, cost: Decimal, tokens: number, agentId: string, now: Date) {

@@ -638,15 +638,18 @@ export class RunsService implements OnModuleInit {
       // retry's answer would not be used; failed by the sweep (this execution outlived its lease), the call's reservation
       // was released, and the retry would be charged against none, past the limit a later call reserved up to. Checked
       // with the run locked, before the budgets (the sweeps' order): while it is running, its call's reservation is held.
-      // `reservedFailures`: the failed attempts' tokens reserved so far. A call that holds none (no budget applied when it
-      // reserved) reserves before each retry what its attempts billed so far and the retry's worst case, as a call does
-      // (review rH): a budget created while it was in flight takes it, or refuses the retry; none still applying, nothing.
+      // `reservedFailures`: the failed attempts' tokens reserved so far. Before each retry every budget that applies then
+      // holds what the attempts billed so far and the retry's worst case (`whole`), or refuses the retry: one the call holds
+      // a reservation on takes what was billed since it last reserved, even nothing; one it holds none on (created while
+      // the call was in flight) the whole. A call that holds none at all (no budget applied when it reserved: review rH;
+      // its budgets deleted since: review of 74f2ceb) reserves the whole, as a call does; none still applying, nothing.
       const callPrices: Prices = prices;
       const worstCost = worstCaseCost(inputWorstCase(counted), agent.maxOutputTokens, prices);
       const reservedFailures: TokenUsage = { input: 0, output: 0, cachedInput: 0, cacheWrite: 0 };
       const reserveRetry = async () => {
         const tokens = totalTokens(billedFailures) - totalTokens(reservedFailures);
         const cost = Decimal.max(0, costOf(billedFailures, callPrices).minus(costOf(reservedFailures, callPrices)));
+        const whole = { cost: worstCost.plus(costOf(billedFailures, callPrices)), tokens: worstTokens + totalTokens(billedFailures) };
         await ctx.tenant(async (tx) => {
           const locked = await repo.lockRun(tx.db, s.orgId, run.id);
           if (locked?.status !== 'running') {
@@ -661,9 +664,8 @@ export class RunsService implements OnModuleInit {
           if (this.now().getTime() + this.config.ai.timeoutMs + 30_000 >= expires.getTime()) {
             throw new CallExpired('the call outlived its longest duration: its reservation expired');
           }
-          if (!held) {
-            held = await this.reserve(tx, agent.id, callId, worstCost.plus(costOf(billedFailures, callPrices)), worstTokens + totalTokens(billedFailures), this.now(), expires, 'retry');
-          } else if (tokens > 0) await this.reserve(tx, agent.id, callId, cost, tokens, this.now(), expires, 'extend');
+          if (held) held = await this.reserve(tx, agent.id, callId, cost, tokens, this.now(), expires, { whole });
+          if (!held) held = await this.reserve(tx, agent.id, callId, whole.cost, whole.tokens, this.now(), expires, 'retry');
         });
         Object.assign(reservedFailures, billedFailures);
       };
@@ -908,22 +910,27 @@ export class RunsService implements OnModuleInit {
   }
 
   /**
-   * Reserves a call's worst case in `tx` until `expires` (`retry`: a retry's, of a call holding no reservation; `extend`:
-   * adds to the call's reservation before a retry what its failed attempts billed); a refusal is thrown as BudgetRefusal
-   * (the transaction rolls back: nothing stays reserved). Answers whether any budget applied (the call holds a reservation).
+   * Reserves a call's worst case in `tx` until `expires` (`retry`: a retry's, of a call holding no reservation; `whole`:
+   * before a retry, adds to the call's reservations what its failed attempts billed since, and reserves `whole` on a
+   * budget it holds none on); a refusal is thrown as BudgetRefusal (the transaction rolls back: nothing stays reserved).
+   * Answers whether any budget applied (the call holds a reservation).
    */
   private async reserve(tx: TenantTx, agentId: string, callId: string, cost: Decimal, tokens: number, now: Date, expires: Date,
-    how: 'call' | 'retry' | 'extend' = 'call'): Promise<boolean> {
+    how: 'call' | 'retry' | { whole: { cost: Decimal; tokens: number } } = 'call'): Promise<boolean> {
     const retry = how !== 'call';
     // a reservation outlives the call's longest possible duration (callExpiry), then it expires
-    const rows = await (how === 'extend' ? repo.extendReservation : repo.reserve)(tx.db, agentId, callId, cost, tokens, now, expires);
+    const rows: { budget_id: string; ok: boolean; cost_left: Decimal | null; tokens_left: bigint | null; asked_cost?: Decimal; asked_tokens?: bigint }[] = typeof how === 'object'
+      ? await repo.extendReservation(tx.db, agentId, callId, cost, tokens, how.whole, now, expires)
+      : await repo.reserve(tx.db, agentId, callId, cost, tokens, now, expires);
     const no = rows.find((r) => !r.ok);
     if (!no) return rows.length > 0;
+    // what was asked of the budget that refused (an extension asks a budget the call held none on the whole)
+    const asked = no.asked_cost === undefined ? { cost, tokens } : { cost: new Decimal(no.asked_cost.toString()), tokens: Number(no.asked_tokens) };
     const costLeft = no.cost_left === null ? null : new Decimal(no.cost_left.toString()).toFixed(8);
     const tokensLeft = no.tokens_left === null ? null : Number(no.tokens_left);
     throw new BudgetRefusal(AgentErrors.error('ai.budget_exceeded',
-      `the ${retry ? 'retry of the call' : 'call'} does not fit in budget ${no.budget_id}: it may cost up to ${cost.toFixed(8)} USD / ${tokens} tokens; left ${costLeft === null ? 'unlimited' : `${costLeft} USD`}, ${tokensLeft === null ? 'unlimited' : `${tokensLeft} tokens`}`,
-      { budgetId: no.budget_id, costLeft, tokensLeft, callCost: cost.toFixed(8), callTokens: tokens }));
+      `the ${retry ? 'retry of the call' : 'call'} does not fit in budget ${no.budget_id}: it may cost up to ${asked.cost.toFixed(8)} USD / ${asked.tokens} tokens; left ${costLeft === null ? 'unlimited' : `${costLeft} USD`}, ${tokensLeft === null ? 'unlimited' : `${tokensLeft} tokens`}`,
+      { budgetId: no.budget_id, costLeft, tokensLeft, callCost: asked.cost.toFixed(8), callTokens: asked.tokens }));
   }
 
   /**
