@@ -16,7 +16,9 @@ import { unzip } from '../support/zip.js';
 
 const PASSWORD = 'correct horse battery';
 const hashToken = (token: string) => createHash('sha256').update(token).digest('hex');
-const migrationSql = () => readFileSync(join(projectRoot(), 'prisma', 'migrations', '20270211001000_identity_email_of_another_account', 'migration.sql'), 'utf8');
+const migrationSql = (name = '20270211001000_identity_email_of_another_account') => readFileSync(join(projectRoot(), 'prisma', 'migrations', name, 'migration.sql'), 'utf8');
+/** The migration that replaced 20270211001000's function (review rM): run again after it, so later tests see the current rule. */
+const CURRENT_RULE = '20270211001650_email_of_another_account_nfc_key_and_sigma';
 
 /**
  * An identity linked while signed in (POST /v1/auth/identities) whose provider asserts another account's address, verified
@@ -206,6 +208,7 @@ describe('linking an identity that asserts another account\'s address', () => {
     expect(await proven(u.id)).toBe(true);
 
     await q(migrationSql());
+    await q(migrationSql(CURRENT_RULE));
     expect(await identitiesOf(u.id)).toEqual(bothVerified);
     expect(await proven(u.id)).toBe(true);
     expect((await q(`SELECT count(*)::int AS n FROM core.audit_logs WHERE action = 'user.identity_email_unverified' AND entity_id = ANY($1)`,
@@ -225,7 +228,7 @@ describe('linking an identity that asserts another account\'s address', () => {
       .toEqual([expect.objectContaining({ provider: 'password', email: v.email, emailVerified: true })]);
   });
 
-  it('core.email_of_another_account, the truth table: not the user\'s own (case and padding aside), and another account\'s (case, padding and Unicode form aside, stored or asked) (reviews rF, rK, rL)', async () => {
+  it('core.email_of_another_account, the truth table: not the user\'s own (case and padding aside), and another account\'s (case, padding and Unicode form aside, stored or asked) (reviews rF, rK, rL, rM)', async () => {
     const stored = async (p: TestUser, email: string) => { await q('UPDATE core."User" SET email = $2 WHERE id = $1', [p.id, email]); return email; };
     const a = await registerUser(t, 'rf-tt-a', PASSWORD);
     const c = await registerUser(t, 'rf-tt-c', PASSWORD);
@@ -258,8 +261,30 @@ describe('linking an identity that asserts another account\'s address', () => {
     const dotted = await registerUser(t, 'rl-tt-dotted', PASSWORD);
     const dottedStored = await stored(dotted, plain.email.replace('bill.sam', 'b\u0130ll.sam'));
     const nobody = randomUUID();
+    // review rM: glibc's lower() makes every Σ a σ, JavaScript's a final Σ a ς, so a Hub-stored ΟΔΥΣΣΕΑΣ@… (normalizeEmail:
+    // …ας@) owned the σ form, another account's, and that account the ΟΔΥΣΣΕΑΣ form: an address with a capital Σ is
+    // nobody's own now. The key upper-cased before NFC, and upper() makes U+0345 (iota subscript) a capital Ι of its own:
+    // α + U+0345 had the key of α + ι, not of ᾳ, its normalizeEmail form; NFC comes first now.
+    const domain = `rm-${randomUUID().slice(0, 8)}.example.test`;
+    const hubSigma = await registerUser(t, 'rm-tt-hub-sigma', PASSWORD);
+    const hubSigmaStored = await stored(hubSigma, `\u039f\u0394\u03a5\u03a3\u03a3\u0395\u0391\u03a3@${domain.toUpperCase()}`);
+    const sigmaHolder = await registerUser(t, 'rm-tt-sigma', PASSWORD, `\u03bf\u03b4\u03c5\u03c3\u03c3\u03b5\u03b1\u03c3@${domain}`);
+    const iotaHub = await registerUser(t, 'rm-tt-iota-hub', PASSWORD);
+    const iotaHubStored = await stored(iotaHub, `\u03b1\u0345\u03b4\u03c9@${domain}`);
+    const iotaNfc = await registerUser(t, 'rm-tt-iota-nfc', PASSWORD, `\u1fb3\u03b4\u03c9.2@${domain}`);
 
     const table: [string, string, string, boolean][] = [
+      ['stored ΟΔΥΣΣΕΑΣ@ by the Hub, asks the σ form, another\'s', hubSigma.id, sigmaHolder.email, true],
+      ['stored ΟΔΥΣΣΕΑΣ@ by the Hub, asks so: its key is the σ account\'s, and a capital Σ is nobody\'s own', hubSigma.id, hubSigmaStored, true],
+      ['stored ΟΔΥΣΣΕΑΣ@ by the Hub, asks its normalizeEmail (ς) form, another\'s too', hubSigma.id, normalizeEmail(hubSigmaStored), true],
+      ['registered with σ, asks ΟΔΥΣΣΕΑΣ@ (to JavaScript the ς form, the Hub-stored account\'s), another\'s', sigmaHolder.id, hubSigmaStored, true],
+      ['registered with σ, asks its own', sigmaHolder.id, sigmaHolder.email, false],
+      ['stored α + U+0345 by the Hub, asked for its normalizeEmail form (ᾳ), another\'s', c.id, normalizeEmail(iotaHubStored), true],
+      ['stored α + U+0345 by the Hub, asked so, another\'s', c.id, iotaHubStored, true],
+      ['stored α + U+0345 by the Hub, asks its normalizeEmail form: nobody else has its key', iotaHub.id, normalizeEmail(iotaHubStored), false],
+      ['α + ι, two letters, is not the α + U+0345 account\'s', c.id, `\u03b1\u03b9\u03b4\u03c9@${domain}`, false],
+      ['registered with ᾳ, asked decomposed, another\'s', c.id, iotaNfc.email.normalize('NFD'), true],
+      ['registered with ᾳ, asked decomposed and upper-cased, another\'s', c.id, `\u0391\u0345\u0394\u03a9.2@${domain.toUpperCase()}`, true],
       ['registered with ς, asks the σ form, another\'s', sigmaFinal.id, sigma.email, true],
       ['registered with σ, asks the ς form, another\'s', sigma.id, sigmaFinal.email, true],
       ['stored with İ, asks the plain i form, another\'s', dotted.id, plain.email, true],
@@ -322,8 +347,10 @@ describe('linking an identity that asserts another account\'s address', () => {
     }
   });
 
-  it('the key of user_email_norm_idx (what core.email_of_another_account compares another account\'s address by) is one for an address and its normalizeEmail form, and the function\'s lookup probes that index (review rI)', async () => {
-    const indexKey = (await q(`SELECT pg_get_expr(i.indexprs, i.indrelid) AS e FROM pg_index i WHERE i.indexrelid = 'core.user_email_norm_idx'::regclass`)).rows[0].e as string;
+  it('the key of user_email_key_idx (what core.email_of_another_account compares another account\'s address by) is one for an address and its normalizeEmail form, and the function\'s lookup probes that index (reviews rI, rM)', async () => {
+    const indexKey = (await q(`SELECT pg_get_expr(i.indexprs, i.indrelid) AS e FROM pg_index i WHERE i.indexrelid = 'core.user_email_key_idx'::regclass`)).rows[0].e as string;
+    // the index of the key before NFC came first (20270211000950) is gone with the function that probed it
+    expect((await q(`SELECT to_regclass('core.user_email_norm_idx') AS i`)).rows[0].i).toBeNull();
     const keyIn = async (s: string) => (await q(`SELECT ${indexKey} AS k FROM (SELECT $1::text AS email) x`, [s])).rows[0].k as string;
     // JavaScript's trim() set, each alone around an address
     const whitespace = [0x9, 0xa, 0xb, 0xc, 0xd, 0x20, 0xa0, 0x1680, ...Array.from({ length: 11 }, (_, i) => 0x2000 + i), 0x2028, 0x2029, 0x202f, 0x205f, 0x3000, 0xfeff]
@@ -341,11 +368,19 @@ describe('linking an identity that asserts another account\'s address', () => {
       'Stra\u00dfe@example.test', 'STRA\u1e9eE@example.test', // ß, ẞ (neither side upper-cases to SS)
       'zoe\u0308@example.test', 'ZOE\u0308@EXAMPLE.TEST', 'Zo\u00eb@example.test', 'ZO\u00cb@Example.Test', // decomposed, NFC
       'Ren\u00e9e@Example.Test'.normalize('NFD'), 'MiXeD.Case@ExAmPlE.tEsT', '\u01c5an@example.test', '\u01c4AN@example.test',
+      // decomposed with U+0345 (iota subscript), and composed: upper() before NFC made U+0345 a capital Ι of its own (review rM)
+      '\u03b1\u0345\u03b4\u03c9@example.test', '\u0391\u0345\u0394\u03a9@EXAMPLE.TEST', '\u03c9\u0313\u0342\u0345@example.test',
+      '\u1fbc\u03b4\u03c9@example.test', '\u1fa8@example.test',
     ];
+    // also as a database whose default collation is ICU's computes it (its upper() makes ß SS, and kept ẞ apart; review rM)
+    const icu = (await q(`SELECT count(*)::int AS n FROM pg_collation WHERE collname = 'und-x-icu'`)).rows[0].n === 1;
+    const keyInIcu = async (s: string) => (await q(`SELECT ${indexKey} AS k FROM (SELECT $1::text COLLATE "und-x-icu" AS email) x`, [s])).rows[0].k as string;
     const differing = [];
-    for (const s of samples) {
-      const [ofStored, ofNormalized] = [await keyIn(s), await keyIn(normalizeEmail(s))];
-      if (ofStored !== ofNormalized) differing.push([s, normalizeEmail(s), ofStored, ofNormalized]);
+    for (const [collation, key] of [['default', keyIn], ...(icu ? [['und-x-icu', keyInIcu] as const] : [])] as const) {
+      for (const s of samples) {
+        const [ofStored, ofNormalized] = [await key(s), await key(normalizeEmail(s))];
+        if (ofStored !== ofNormalized) differing.push([collation, s, normalizeEmail(s), ofStored, ofNormalized]);
+      }
     }
     expect(differing).toEqual([]);
     // one key for the case and Unicode forms of one address; ß and ss stay two
@@ -361,7 +396,7 @@ describe('linking an identity that asserts another account\'s address', () => {
       await c.query('SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_seqscan = off');
       await c.query(`PREPARE ri_other (text, text) AS ${body.replace(/\bp_user\b/g, '$1').replace(/\bp_email\b/g, '$2')}`);
       const plan = (await c.query(`EXPLAIN EXECUTE ri_other ('x', ' Bob@Example.test ')`)).rows.map((r) => r['QUERY PLAN'] as string).join('\n');
-      expect(plan).toContain('user_email_norm_idx');
+      expect(plan).toContain('user_email_key_idx');
       expect(plan).not.toMatch(/Seq Scan/);
     } finally {
       await c.query('ROLLBACK');
@@ -411,6 +446,7 @@ describe('linking an identity that asserts another account\'s address', () => {
     const unverified = new Set([subs.b, subs.bForm, subs.k]);
 
     await q(migrationSql());
+    await q(migrationSql(CURRENT_RULE));
     expect(await verifiedOf()).toEqual(before.map((r) => ({ ...r, verified: r.verified && !unverified.has(r.subject) })));
     const audited = async () => (await q(`SELECT org_id, actor_id, principal_type, entity_type, entity_id, before, after FROM core.audit_logs
       WHERE action = 'user.identity_email_unverified' AND entity_id = ANY($1) ORDER BY id`, [[b.id, c.id, k.id, l.id]])).rows;
@@ -421,8 +457,52 @@ describe('linking an identity that asserts another account\'s address', () => {
     expect(await audited()).toEqual([entry, entry, entry]);
 
     await q(migrationSql());
+    await q(migrationSql(CURRENT_RULE));
     expect(await audited()).toHaveLength(3);
     expect(await verifiedOf()).toEqual(before.map((r) => ({ ...r, verified: r.verified && !unverified.has(r.subject) })));
+  });
+
+  it('migration 20270211001650 unverifies the identities the rule before it left verified though they assert another account\'s address (a Hub-stored ΟΔΥΣΣΕΑΣ@, a Hub-stored α + U+0345; review rM), audited, and runs again harmlessly', async () => {
+    const domain = `rm-m-${randomUUID().slice(0, 8)}.example.test`;
+    // A stored ΟΔΥΣΣΕΑΣ@ by the Hub, B the σ form; D stored α + U+0345 (decomposed ᾳ) by the Hub; C and E unrelated
+    const a = await verifyEmailOf(t, await registerUser(t, 'rm-m-a', PASSWORD));
+    const b = await verifyEmailOf(t, await registerUser(t, 'rm-m-b', PASSWORD, `\u03bf\u03b4\u03c5\u03c3\u03c3\u03b5\u03b1\u03c3@${domain}`));
+    const d = await verifyEmailOf(t, await registerUser(t, 'rm-m-d', PASSWORD));
+    const c = await verifyEmailOf(t, await registerUser(t, 'rm-m-c', PASSWORD));
+    const e = await verifyEmailOf(t, await registerUser(t, 'rm-m-e', PASSWORD));
+    const aStored = `\u039f\u0394\u03a5\u03a3\u03a3\u0395\u0391\u03a3@${domain.toUpperCase()}`;
+    await q('UPDATE core."User" SET email = $2 WHERE id = $1', [a.id, aStored]);
+    await q('UPDATE core."User" SET email = $2 WHERE id = $1', [d.id, `\u03b1\u0345\u03b4\u03c9@${domain}`]);
+    // identities as links stored them under the rule of 20270211001000 (each verified): A's asserting B's address and its
+    // own normalizeEmail form (ς: its key is B's too, so it is no longer taken for A's own), C's asserting D's in NFC, E's
+    // asserting an address nobody has
+    const subs = { aB: `hub-${randomUUID()}`, aOwn: `hub-${randomUUID()}`, cD: `hub-${randomUUID()}`, eFree: `hub-${randomUUID()}` };
+    for (const [sub, userId, email] of [[subs.aB, a.id, b.email], [subs.aOwn, a.id, normalizeEmail(aStored)],
+      [subs.cD, c.id, `\u1fb3\u03b4\u03c9@${domain}`], [subs.eFree, e.id, uniqueEmail('rm-m-free')]]) {
+      await q(`INSERT INTO core.user_identities (provider, subject, user_id, email, email_verified_at) VALUES ('nextauth', $1, $2, $3, now())`, [sub, userId, email]);
+    }
+    const users = [a.id, b.id, c.id, d.id, e.id];
+    const verifiedOf = async () => (await q(`SELECT user_id, provider, subject, email_verified_at IS NOT NULL AS verified FROM core.user_identities
+      WHERE user_id = ANY($1) ORDER BY user_id, provider, subject`, [users])).rows;
+    const before = await verifiedOf();
+    expect(before.every((r) => r.verified)).toBe(true);
+    const unverified = new Set([subs.aB, subs.aOwn, subs.cD]);
+
+    await q(migrationSql(CURRENT_RULE));
+    expect(await verifiedOf()).toEqual(before.map((r) => ({ ...r, verified: !unverified.has(r.subject) })));
+    const audited = async () => (await q(`SELECT org_id, actor_id, principal_type, entity_type, entity_id, before, after FROM core.audit_logs
+      WHERE action = 'user.identity_email_unverified' AND entity_id = ANY($1) ORDER BY id`, [users])).rows;
+    const entry = (p: TestUser) => ({
+      org_id: p.personalOrgId, actor_id: 'migration:20270211001650', principal_type: 'system', entity_type: 'user', entity_id: p.id,
+      before: { provider: 'nextauth', emailVerified: true }, after: { provider: 'nextauth', emailVerified: false, reason: 'email_of_another_account' },
+    });
+    expect(await audited()).toEqual(expect.arrayContaining([entry(a), entry(a), entry(c)]));
+    expect(await audited()).toHaveLength(3);
+    expect(JSON.stringify(await audited())).not.toContain(domain);
+
+    await q(migrationSql(CURRENT_RULE));
+    expect(await audited()).toHaveLength(3);
+    expect(await verifiedOf()).toEqual(before.map((r) => ({ ...r, verified: !unverified.has(r.subject) })));
   });
 
   it('a sign-in through an identity asks once whether the asserted address is another account\'s: one call of core.email_of_another_account, whichever it is', async () => {
