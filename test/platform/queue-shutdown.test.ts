@@ -5,7 +5,7 @@ import type { Redis } from 'ioredis';
 import { createTestApp, hasRedis, type TestApp } from '../support/app.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { createOrg, registerUser, type TestUser } from '../support/factories.js';
-import { bounded, until } from '../support/throwaway-servers.js';
+import { bounded, ThrowawayRedis, until } from '../support/throwaway-servers.js';
 import { FreezingRedisProxy } from '../support/freezing-redis-proxy.js';
 import { CallTimer } from '../../src/platform/clock/clock.js';
 import { JOBS_QUEUE_TOKEN, OutboxRelay } from '../../src/platform/queue/outbox-relay.service.js';
@@ -170,5 +170,71 @@ console.log(JSON.stringify({ ready, pending, open: clients().filter((c) => c.str
     // the app's database sessions (its runtime login's) have all ended with it
     await until('the app\'s database sessions have ended', async () => (await db.admin.query(
       `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND usename = 'omnizen_api'`, [db.name])).rows[0].n === 0);
+  });
+});
+
+/**
+ * Redis restarted, and the application closed while Bull's worker connection was reconnecting to it (CI: the close of
+ * login-throttle-redis-down.test.ts, whose timers only the test fires, past its 60 s hook timeout). Bull's close cut that
+ * connection and connected it again at once, which ioredis refused ("Redis is already connecting/connected", a rejection
+ * Bull leaves unhandled: it ended the process); and the worker's waits for jobs, lost with the old connection and kept
+ * by ioredis to be sent again once it is back, were never sent nor failed (ioredis 5 marks the closed connection ready
+ * anyway): Bull's close waited for them for ever, the application's for the shutdown grace.
+ */
+(hasRedis ? describe : describe.skip)('the application closed while Bull\'s worker connection is reconnecting to Redis', () => {
+  let redis: ThrowawayRedis;
+  let t: TestApp;
+  let queue: Queue;
+
+  beforeAll(async () => {
+    redis = await ThrowawayRedis.create();
+    t = await createTestApp({ REDIS_URL: redis.url, SHUTDOWN_GRACE_MS: '5000' });
+    queue = t.app.get<Queue>(JOBS_QUEUE_TOKEN);
+    await until('Bull has its three connections ready', () => bullClients(queue).length === 3 && bullClients(queue).every((c) => c.status === 'ready'));
+  });
+  afterAll(async () => {
+    await t?.app.close();
+    await t?.db.drop();
+    await redis?.kill();
+  });
+
+  it('Bull closes by itself, its worker\'s waits failed, nothing connected again and nothing left unhandled', async () => {
+    const worker = (queue as unknown as { bclient: Redis }).bclient;
+    // the worker's attempts to reconnect are held while Redis is down, so that the test starts the one that succeeds
+    const held = jest.spyOn(worker, 'connect').mockImplementation(() => Promise.resolve());
+    await redis.kill();
+    await until('the worker connection is reconnecting', () => worker.status === 'reconnecting');
+    await redis.start();
+    held.mockRestore();
+    // the moment of the CI failure: the worker's reconnection started from a timer, as ioredis's retry starts it, its
+    // socket made (in a tick of ioredis's, queued before this one), not yet connected
+    await new Promise<void>((resolve) => setTimeout(() => {
+      worker.connect().catch(() => undefined); // ended by the close
+      process.nextTick(resolve);
+    }, 0));
+    expect({ status: worker.status, connecting: worker.stream?.connecting }).toEqual({ status: 'connecting', connecting: true });
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    // the bound on Bull's close (the shutdown grace, or 1 s) never runs out here: Bull's close must finish by itself
+    const bounds: number[] = [];
+    const timer = jest.spyOn(t.app.get(CallTimer), 'start').mockImplementation((ms) => {
+      bounds.push(ms);
+      return () => undefined;
+    });
+    try {
+      // the queue's shutdown hook, which the application's close calls after hooks that wait on I/O (the moment would pass)
+      const closeQueue = (queue as unknown as { onApplicationShutdown: () => Promise<void> }).onApplicationShutdown();
+      await bounded(closeQueue, 20_000, () => 'Bull\'s close did not finish');
+    } finally {
+      timer.mockRestore();
+      process.off('unhandledRejection', onUnhandled);
+    }
+    expect(bounds).toHaveLength(1);
+    expect(unhandled).toEqual([]);
+    // none of Bull's connections is open or about to be made again
+    await until('Bull\'s connections are closed', () => bullClients(queue).every((c) => !c.stream || c.stream.destroyed));
+    expect(bullClients(queue).map((c) => ({ open: c.stream?.destroyed === false, reconnecting: Boolean((c as unknown as { reconnectTimeout?: unknown }).reconnectTimeout) })))
+      .toEqual(Array(3).fill({ open: false, reconnecting: false }));
   });
 });

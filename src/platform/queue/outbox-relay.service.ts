@@ -25,13 +25,34 @@ export const JOBS_QUEUE_TOKEN = getQueueToken(JOBS_QUEUE);
  */
 const BULL_JOB_OPTIONS = { attempts: 5, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: 1000 } as const;
 
+/** A connection of Bull's (its own ioredis 5) with the queues ioredis keeps commands in while it is not connected. */
+interface BullConnection {
+  status: string;
+  connect(): Promise<void>;
+  /** the commands sent on a connection since lost, sent again only once the client is ready again */
+  prevCommandQueue?: { shift(): { command: { reject(err: Error): void } } | undefined } | null;
+  flushQueue(err: Error, options: { offlineQueue: boolean; commandQueue: boolean }): void;
+}
+
+/**
+ * Fails, as a close does ("Connection is closed."), every command of a connection that is not established: those sent
+ * on the connection it lost and those queued since. The commands queue of a connection being set up ('connect') holds
+ * its handshake, which is left to it.
+ */
+function failUnsentCommands(connection: BullConnection): void {
+  const closed = () => new Error('Connection is closed.');
+  for (let item = connection.prevCommandQueue?.shift(); item; item = connection.prevCommandQueue?.shift()) item.command.reject(closed());
+  connection.prevCommandQueue = null;
+  connection.flushQueue(closed(), { offlineQueue: true, commandQueue: connection.status !== 'connect' });
+}
+
 /**
  * Keeps an unreachable Redis from ending the process through the queue: every promise Bull or @nestjs/bull starts
  * and drops gets a handler that logs (an unhandled rejection ends a Node process), and closing does not wait for a
  * Redis that is gone. Bull reconnects on its own; /health/ready says Redis is down.
  */
 export function guardQueue(queue: Queue, logger: Pick<Logger, 'warn'>, shutdownGraceMs: number, timer = new CallTimer()): void {
-  const bull = queue as Queue & { onApplicationShutdown?: () => Promise<void>; setWorkerName?: () => Promise<void> };
+  const bull = queue as Queue & { onApplicationShutdown?: () => Promise<void>; setWorkerName?: () => Promise<void>; bclientInitialized?: boolean; bclient: BullConnection };
   // Without a listener an unreachable Redis would surface as an uncaught 'error' event.
   bull.on('error', (err) => logger.warn(`jobs queue: ${err.message}`));
   // @nestjs/bull starts the worker with queue.process() and drops its promise, which rejects when Redis cannot be
@@ -53,15 +74,25 @@ export function guardQueue(queue: Queue, logger: Pick<Logger, 'warn'>, shutdownG
     };
   }
   // @nestjs/bull closes the queue in its onApplicationShutdown (queue.close()). Bull's close waits for the jobs running
-  // here, then for Redis: with Redis hung (accepting, never answering) it reconnects its blocking connection and waits
-  // for ever for it to be ready, and the application's close with it. So closing waits for the jobs (within the shutdown
-  // grace; 1 s when Redis is not connected), not for Redis: an unfinished job's outbox row stays claimed and is relayed
-  // again. Then every client not yet ended is ended.
+  // here, then for Redis. So closing waits for the jobs (within the shutdown grace; 1 s when Redis is not connected), not
+  // for Redis: an unfinished job's outbox row stays claimed and is relayed again. Then every client not yet ended is ended.
+  // Bull's close also cuts the worker's connection (its blocking wait for jobs) and makes it again at once, to resume
+  // after its pause, waiting for it to be ready (with Redis hung, for ever; a connection still being made refused it:
+  // "Redis is already connecting/connected", a rejection Bull leaves unhandled, which ends the process). Closing, nothing
+  // resumes: it is not made again. And a worker connection not established (Redis restarted, its reconnection under way)
+  // holds waits for jobs that are not on Redis: those sent on the connection it lost, kept to be sent again once it is
+  // back, and those queued since. Bull's close waits for them, and once it has cut the reconnection nothing ends them
+  // (ioredis 5 even marks the closed connection ready): it waited for ever (CI: login-throttle-redis-down's close). They
+  // fail as at a close, which a closing worker ignores.
   if (bull.onApplicationShutdown) {
     const closeQueue = bull.onApplicationShutdown.bind(bull);
     bull.onApplicationShutdown = () => {
       const ms = bull.client.status === 'ready' ? shutdownGraceMs : 1000;
-      return within(closeQueue(), ms, () => new Error(`not closed within ${ms} ms`), timer)
+      const worker = bull.bclientInitialized ? bull.bclient : undefined;
+      if (worker) worker.connect = () => Promise.resolve();
+      const closing = closeQueue(); // the queue is closing from here: its worker stops at the failures below
+      if (worker && worker.status !== 'ready') failUnsentCommands(worker);
+      return within(closing, ms, () => new Error(`not closed within ${ms} ms`), timer)
         .catch((err: Error) => logger.warn(`jobs queue did not close cleanly: ${err.message}`))
         .finally(() => {
           for (const client of bull.clients) {
