@@ -78,7 +78,14 @@ describe('SqlPool', () => {
       await db.$executeRaw`INSERT INTO t (id, note) VALUES (${12}, ${'lost with the failed at-commit write'})`;
       db.$executeRawAtCommit`INSERT INTO t (id, note) VALUES (${1}, ${'duplicate'})`;
       return 'answered';
-    })).rejects.toMatchObject({ code: '23505' });
+    })).rejects.toMatchObject({ name: 'AtCommitWriteFailed', refusal: { code: '23505' } });
+    expect((await tdb.admin.query(`SELECT count(*)::int AS n FROM t WHERE id = 12`)).rows[0].n).toBe(0);
+
+    // refused for its data, an at-commit write is the server's failure (a 500); a conflict stays one (a 409 to retry)
+    await expect(pool.transaction(async (db) => {
+      await db.$executeRaw`INSERT INTO t (id, note) VALUES (${12}, ${'lost with the conflicting at-commit write'})`;
+      db.$executeRawAtCommit`DO $$ BEGIN RAISE EXCEPTION 'could not serialize' USING ERRCODE = '40001'; END $$`;
+    })).rejects.toMatchObject({ code: '40001' });
     expect((await tdb.admin.query(`SELECT count(*)::int AS n FROM t WHERE id = 12`)).rows[0].n).toBe(0);
 
     // the work throws after sending one: rolled back, no unhandled rejection, the connection usable
@@ -90,7 +97,7 @@ describe('SqlPool', () => {
     await tdb.admin.query('DELETE FROM t WHERE id IN (10, 11)');
   });
 
-  it('fails a transaction whose awaited statement follows an at-commit write that failed with that write\'s error, not 25P02', async () => {
+  it('fails a transaction whose awaited statement follows an at-commit write that failed as the server\'s failure naming that write\'s error, not 25P02', async () => {
     // statements timed (a recorder: one more promise between pg and the transaction) or not
     const timed = new SqlPool(tdb.url, { max: 1, connectTimeoutMs: 30_000, statementTimeoutMs: 5_000, recordQuery: () => undefined }, 'timed');
     try {
@@ -99,7 +106,10 @@ describe('SqlPool', () => {
           db.$executeRawAtCommit`INSERT INTO t (id, note) VALUES (${1}, ${'duplicate'})`;
           // refused with 25P02 ("current transaction is aborted"): a 500 naming no cause, was the request's answer
           await db.$executeRaw`INSERT INTO t (id, note) VALUES (${40}, ${'after the failed at-commit write'})`;
-        })).rejects.toMatchObject({ code: '23505', constraint: 't_pkey' });
+        })).rejects.toMatchObject({
+          name: 'AtCommitWriteFailed', message: expect.stringMatching(/^a write sent at commit failed: duplicate key value/),
+          refusal: { code: '23505', constraint: 't_pkey' },
+        });
       }
       expect((await tdb.admin.query(`SELECT count(*)::int AS n FROM t WHERE id = 40`)).rows[0].n).toBe(0);
       // a 25P02 behind a failure the work itself swallowed has no other cause here: it is thrown as it is
@@ -132,7 +142,7 @@ describe('SqlPool', () => {
     await expect(pool.transaction(async (db) => {
       db.afterCommit(() => ran.push('rolled back'));
       db.$executeRawAtCommit`INSERT INTO t (id, note) VALUES (${30}, ${'duplicate'})`;
-    })).rejects.toMatchObject({ code: '23505' });
+    })).rejects.toMatchObject({ refusal: { code: '23505' } });
     // the work throws: no callback
     await expect(pool.transaction(async (db) => {
       db.afterCommit(() => ran.push('thrown'));

@@ -269,6 +269,24 @@ const isStalePreparedStatement = (err: unknown) => (err as { code?: string })?.c
 const isAbortedTransaction = (err: unknown) => (err as { code?: string })?.code === '25P02';
 
 /**
+ * A write the server sent at commit (an audit row, a server event, an outbox row: never the client's input) was refused
+ * for its data (SQLSTATE classes 22, 23, 42: a constraint, a missing partition, a policy). It is the server's failure, so
+ * a 500, logged with its cause (review of df203c6: mapped as the database error itself, a missing partition answered the
+ * client a 422 naming the table, and nothing was logged). A conflict, a timeout or a lost connection stays as it is (a
+ * 409 to retry, a 503).
+ */
+export class AtCommitWriteFailed extends Error {
+  override name = 'AtCommitWriteFailed';
+  /** the database's refusal; not the `cause`, which the error mapping follows (sqlState) and would answer as the client's */
+  constructor(readonly refusal: unknown) {
+    super(`a write sent at commit failed: ${(refusal as Error)?.message ?? String(refusal)}`);
+  }
+}
+
+const atCommitFailure = (err: unknown) =>
+  /^(22|23|42)/.test(String((err as { code?: unknown })?.code ?? '')) ? new AtCommitWriteFailed(err) : err;
+
+/**
  * Statements sent in the same tick leave in one write: the connection's socket is corked until the next tick
  * (node-postgres writes each statement on its own otherwise: one system call per statement; an issued invoice sends
  * about 13 statements in about 7 ticks). Nothing waits longer: whatever awaits an answer yields, and the next tick uncorks.
@@ -572,7 +590,8 @@ export class SqlPool {
         committed = client.query('COMMIT');
         committed.catch(() => undefined);
       }
-      for (const sent of db.atCommit) await sent; // the first failure is rethrown: COMMIT rolled back
+      // the first failure is rethrown: COMMIT rolled back
+      for (const sent of db.atCommit) await sent.catch((err: unknown) => Promise.reject(atCommitFailure(err)));
       const { command } = await committed;
       if (command !== 'COMMIT') throw new Error(`the transaction was rolled back (${command})`);
       for (const fn of db.afterCommitted) {
@@ -585,8 +604,10 @@ export class SqlPool {
       return result;
     } catch (thrown) {
       // a statement the work awaited after an at-commit one that failed (an audit row a policy refused, an event dated
-      // in a month without its partition): its 25P02 names no cause, and was a 500; the at-commit failure is the cause
-      const err = isAbortedTransaction(thrown) && db?.atCommitFailure !== undefined ? db.atCommitFailure : thrown;
+      // in a month without its partition): its 25P02 names no cause; the at-commit failure is the cause, thrown as the
+      // server's own failure (a 500 that logs it), not mapped as a database error answering the client
+      const atCommit = isAbortedTransaction(thrown) ? db?.atCommitFailure : undefined;
+      const err = atCommit !== undefined ? atCommitFailure(atCommit) : thrown;
       if (isStalePreparedStatement(err)) broken ??= err as Error;
       if (!broken) {
         await client.query('ROLLBACK').catch((rollbackError: Error) => {
