@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import jwt from 'jsonwebtoken';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import pg from 'pg';
+import { withDatabase } from '../../src/platform/database/database-url.js';
 import { projectRoot } from '../../src/platform/database/migrator.js';
 import { emailSubject } from '../../src/modules/privacy/audit-sealing.js';
 import { normalizeEmail } from '../../src/platform/http/email.js';
@@ -275,7 +277,11 @@ describe('linking an identity that asserts another account\'s address', () => {
 
     const table: [string, string, string, boolean][] = [
       ['stored ΟΔΥΣΣΕΑΣ@ by the Hub, asks the σ form, another\'s', hubSigma.id, sigmaHolder.email, true],
-      ['stored ΟΔΥΣΣΕΑΣ@ by the Hub, asks so: its key is the σ account\'s, and a capital Σ is nobody\'s own', hubSigma.id, hubSigmaStored, true],
+      // its own address as stored, byte for byte (a mailed link copies it so into the password identity: core.prove_user_email),
+      // is its own whatever it holds (review rv6): erasure and export take it as normalizeEmail has it, the ς form, its own
+      ['stored ΟΔΥΣΣΕΑΣ@ by the Hub, asks exactly so: its own', hubSigma.id, hubSigmaStored, false],
+      ['stored ΟΔΥΣΣΕΑΣ@ by the Hub, asks exactly so padded: its own', hubSigma.id, `\u00a0${hubSigmaStored} `, false],
+      ['stored ΟΔΥΣΣΕΑΣ@ by the Hub, asks it with the domain lower-cased: its key is the σ account\'s, and a capital Σ is nobody\'s own', hubSigma.id, hubSigmaStored.replace(domain.toUpperCase(), domain), true],
       ['stored ΟΔΥΣΣΕΑΣ@ by the Hub, asks its normalizeEmail (ς) form, another\'s too', hubSigma.id, normalizeEmail(hubSigmaStored), true],
       ['registered with σ, asks ΟΔΥΣΣΕΑΣ@ (to JavaScript the ς form, the Hub-stored account\'s), another\'s', sigmaHolder.id, hubSigmaStored, true],
       ['registered with σ, asks its own', sigmaHolder.id, sigmaHolder.email, false],
@@ -349,7 +355,7 @@ describe('linking an identity that asserts another account\'s address', () => {
 
   it('the key of user_email_key_idx (what core.email_of_another_account compares another account\'s address by) is one for an address and its normalizeEmail form, and the function\'s lookup probes that index (reviews rI, rM)', async () => {
     const indexKey = (await q(`SELECT pg_get_expr(i.indexprs, i.indrelid) AS e FROM pg_index i WHERE i.indexrelid = 'core.user_email_key_idx'::regclass`)).rows[0].e as string;
-    // the index of the key before NFC came first (20270211000950) is gone with the function that probed it
+    // the index of the key before NFC came first (20270211000950) is gone (20270211001660), as is the function that probed it
     expect((await q(`SELECT to_regclass('core.user_email_norm_idx') AS i`)).rows[0].i).toBeNull();
     const keyIn = async (s: string) => (await q(`SELECT ${indexKey} AS k FROM (SELECT $1::text AS email) x`, [s])).rows[0].k as string;
     // JavaScript's trim() set, each alone around an address
@@ -503,6 +509,87 @@ describe('linking an identity that asserts another account\'s address', () => {
     await q(migrationSql(CURRENT_RULE));
     expect(await audited()).toHaveLength(3);
     expect(await verifiedOf()).toEqual(before.map((r) => ({ ...r, verified: !unverified.has(r.subject) })));
+  });
+
+  it('migration 20270211001650 leaves verified the password identity a mailed link gave a Hub-stored ΟΔΥΣΣΕΑΣ@ account (its address as stored) though another account has οδυσσεασ@ (review rv6)', async () => {
+    const domain = `rv6-m-${randomUUID().slice(0, 8)}.example.test`;
+    const aStored = `\u039f\u0394\u03a5\u03a3\u03a3\u0395\u0391\u03a3@${domain.toUpperCase()}`;
+    const a = await registerUser(t, 'rv6-m-a', PASSWORD, normalizeEmail(aStored));
+    await q('UPDATE core."User" SET email = $2 WHERE id = $1', [a.id, aStored]);
+    // the mailed link (POST /v1/auth/verify-email): the password identity takes the address as stored, verified
+    const token = randomBytes(32).toString('base64url');
+    await q(`INSERT INTO core.email_verification_tokens (token_hash, user_id, email, expires_at) VALUES ($1, $2, $3, now() + interval '1 day')`, [hashToken(token), a.id, aStored]);
+    await t.http.post('/v1/auth/verify-email').set(a.auth).send({ token }).expect(200);
+    await verifyEmailOf(t, await registerUser(t, 'rv6-m-b', PASSWORD, `\u03bf\u03b4\u03c5\u03c3\u03c3\u03b5\u03b1\u03c3@${domain}`));
+    const state = async () => ({
+      identities: (await q('SELECT provider, email, email_verified_at IS NOT NULL AS verified FROM core.user_identities WHERE user_id = $1', [a.id])).rows,
+      accountVerified: (await q('SELECT core.user_email_verified($1) AS v', [a.id])).rows[0].v,
+    });
+    const verified = { identities: [{ provider: 'password', email: aStored, verified: true }], accountVerified: true };
+    expect(await state()).toEqual(verified);
+
+    await q(migrationSql(CURRENT_RULE));
+    expect(await state()).toEqual(verified);
+    expect((await q(`SELECT count(*)::int AS n FROM core.audit_logs WHERE action = 'user.identity_email_unverified' AND entity_id = $1`, [a.id])).rows[0].n).toBe(0);
+    // a verified account: it may create an organization
+    await t.http.post('/v1/orgs').set(a.auth).send({ name: 'Odysseus Ltd' }).expect(201);
+  });
+
+  it('migration 20270211001650 takes no ACCESS EXCLUSIVE lock on core."User" (a sign-in holding its row deadlocked with it); 20270211001660 drops the old index (review rv6)', async () => {
+    const oldIndex = migrationSql('20270211000950_user_email_norm_index').match(/CREATE INDEX user_email_norm_idx[^;]*;/)![0];
+    const c = await t.db.admin.connect();
+    try {
+      await c.query('BEGIN');
+      await c.query(oldIndex);
+      await c.query(migrationSql(CURRENT_RULE));
+      const locks = (await c.query(`SELECT mode FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'relation' AND relation = 'core."User"'::regclass ORDER BY mode`)).rows.map((r) => r.mode);
+      expect(locks).not.toContain('AccessExclusiveLock');
+      expect((await c.query(`SELECT to_regclass('core.user_email_norm_idx') IS NOT NULL AS kept`)).rows[0].kept).toBe(true);
+      await c.query(migrationSql('20270211001660_drop_user_email_norm_index'));
+      expect((await c.query(`SELECT to_regclass('core.user_email_norm_idx') AS i`)).rows[0].i).toBeNull();
+    } finally {
+      await c.query('ROLLBACK');
+      c.release();
+    }
+  });
+
+  it('migration 20270211001650 warns under a casing the key cannot use: plain C (no casing beyond ASCII), Turkish (lower(I) is ı); not under C.UTF-8 (review rv6)', async () => {
+    // its first statement: the check of the database's casing
+    const check = migrationSql(CURRENT_RULE).match(/DO \$\$[\s\S]*?\n\$\$;/)![0];
+    const server = process.env.OMNIZEN_TEST_SERVER_URL!;
+    const icu = (await q(`SELECT count(*)::int AS n FROM pg_collation WHERE collname = 'tr-TR-x-icu'`)).rows[0].n === 1;
+    const cases: [string, string, boolean][] = [
+      ['c-utf8', `LOCALE 'C.UTF-8'`, false],
+      ['plain-c', `LOCALE 'C'`, true],
+      ...(icu ? [['icu-tr', `LOCALE 'C.UTF-8' LOCALE_PROVIDER icu ICU_LOCALE 'tr-TR'`, true] as [string, string, boolean]] : []),
+    ];
+    const root = new pg.Client({ connectionString: server });
+    await root.connect();
+    const warned: [string, boolean][] = [];
+    try {
+      for (const [label, locale] of cases) {
+        // named as the run's throwaway databases are: one left behind by a crash goes with them
+        const name = `omnizen_t_${process.env.OMNIZEN_TEST_RUN}_casing_${randomBytes(4).toString('hex')}`;
+        await root.query(`CREATE DATABASE "${name}" TEMPLATE template0 ENCODING 'UTF8' ${locale}`);
+        try {
+          const c = new pg.Client({ connectionString: withDatabase(server, name) });
+          await c.connect();
+          const warnings: string[] = [];
+          c.on('notice', (n) => { if (n.severity === 'WARNING') warnings.push(n.message ?? ''); });
+          try {
+            await c.query(check);
+          } finally {
+            await c.end();
+          }
+          warned.push([label, warnings.some((w) => w.includes('Turkish') && w.includes('core.email_of_another_account'))]);
+        } finally {
+          await root.query(`DROP DATABASE IF EXISTS "${name}"`);
+        }
+      }
+    } finally {
+      await root.end();
+    }
+    expect(warned).toEqual(cases.map(([label, , warns]) => [label, warns]));
   });
 
   it('a sign-in through an identity asks once whether the asserted address is another account\'s: one call of core.email_of_another_account, whichever it is', async () => {

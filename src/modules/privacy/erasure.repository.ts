@@ -6,6 +6,7 @@ import { toRun } from '../agents/agents.repository.js';
 import { emailSubject } from './audit-sealing.js';
 import { PERSONAL_DATA_CATALOG, partyTable, type PersonalDataTable, type Treatment } from './personal-data.catalog.js';
 import { batchOf, inBatches, PURGE_BATCH } from '../../platform/database/batches.js';
+import { normalizeEmail } from '../../platform/http/email.js';
 import { UUID } from '../../platform/http/uuid.js';
 
 export interface MembershipFacts {
@@ -109,19 +110,30 @@ export const erasureRepository = {
    * (reviews rf1, rB): that account's invitations, mails and key are its own. A link stored such an address verified until
    * 20270211001000 (this erasure took them, the export read them), an address an identity verified may become another
    * account's later (a registration, an e-mail change), and so may a confirmed change's addresses: kept forever, the old
-   * one free for anyone to register once changed away from. Lower case. The check runs once per distinct address: the
-   * union is materialized first (review rF: a filter on it is pushed into each branch, once per row: 875 ms against 24 ms
-   * for 10k confirmed changes).
+   * one free for anyone to register once changed away from. The check runs once per distinct address: the union is
+   * materialized first (review rF: a filter on it is pushed into each branch, once per row: 875 ms against 24 ms for 10k
+   * confirmed changes). Each as the app writes it, by the app's own normalizer (review rv6), not SQL's lower(): a Hub-stored
+   * `ΟΔΥΣΣΕΑΣ@x`, which a mailed link copies into the password identity as it is (core.prove_user_email), is `οδυσσεας@x`
+   * to normalizeEmail and `οδυσσεασ@x`, another person's, to the C library's lower() (every Σ a σ); and lower() left a
+   * decomposed `ZOE\u0308@x` decomposed, where the app's invitations and key subjects hold `zoë@x` in NFC. So a stored address
+   * gives its normalizeEmail form and its form lower-cased as stored (trimmed, JavaScript's toLowerCase(): emailSubject's),
+   * which differ only when it is not in NFC: the rows migration 20270211000700 left decomposed (a reported pair's
+   * decomposed account's invitations and key, review rn) are found by that one. Each form is checked again: a form that
+   * is another account's is not the person's (the decomposed account of a pair: its NFC form is the kept account's
+   * address; a Hub-stored ΟΔΥΣΣΕΑΣ@ when another account has οδυσσεασ@: its ς form has that account's key). Distinct, sorted.
    */
   async provenEmails(db: Db, userId: string): Promise<string[]> {
-    const rows = await db.$queryRaw<{ email: string }[]>`
+    const stored = await db.$queryRaw<{ email: string }[]>`
       WITH x(email) AS MATERIALIZED (
-        SELECT lower(email) FROM core.user_identities WHERE user_id = ${userId} AND email_verified_at IS NOT NULL
-        UNION SELECT lower(new_email) FROM core.email_change_requests WHERE user_id = ${userId} AND confirmed_at IS NOT NULL
-        UNION SELECT lower(old_email) FROM core.email_change_requests WHERE user_id = ${userId} AND old_email_verified)
-      SELECT x.email FROM x WHERE NOT core.email_of_another_account(${userId}, x.email)
-      ORDER BY 1`;
-    return rows.map((r) => r.email);
+        SELECT email FROM core.user_identities WHERE user_id = ${userId} AND email_verified_at IS NOT NULL
+        UNION SELECT new_email FROM core.email_change_requests WHERE user_id = ${userId} AND confirmed_at IS NOT NULL
+        UNION SELECT old_email FROM core.email_change_requests WHERE user_id = ${userId} AND old_email_verified)
+      SELECT x.email FROM x WHERE NOT core.email_of_another_account(${userId}, x.email)`;
+    const forms = [...new Set(stored.flatMap((r) => [normalizeEmail(r.email), r.email.trim().toLowerCase()]))];
+    if (!forms.length) return [];
+    const rows = await db.$queryRaw<{ email: string }[]>`
+      SELECT f.email FROM unnest(${forms}::text[]) AS f(email) WHERE NOT core.email_of_another_account(${userId}, f.email)`;
+    return rows.map((r) => r.email).sort();
   },
 
   /**
