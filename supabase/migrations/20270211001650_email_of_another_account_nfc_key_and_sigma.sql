@@ -34,7 +34,9 @@
 -- lower() and upper() case ASCII only, and every other case pair (Ж and ж, É and é) escapes the key; under Turkish or
 -- Azeri casing (a default collation of ICU's tr-TR or az, or glibc's tr_TR.UTF-8) lower('I') is ı and upper('i') İ, so
 -- ASCII's I and i escape it (`ALICE@x` has the key `alıce@x`, its normalizeEmail form `alice@x` the key `alice@x`;
--- review rv6). Checked here, a WARNING if so (the migration still applies: the rule is then only as good as that casing).
+-- review rv6); under Lithuanian casing (ICU's lt) upper() drops the dot above an i (`i̇@x`, normalizeEmail's form of
+-- `İ@x`, has the key `i@x`, `İ@x` the key `i̇@x`; review rv7). Checked here, a WARNING if so (the migration still applies:
+-- the rule is then only as good as that casing).
 --
 -- The identities verified under the old rule that this one says assert another account's address: unverified here, as
 -- 20270211001000 did (still ways to sign in, no longer proof of the address), each audited in its user's personal
@@ -46,8 +48,8 @@
 
 DO $$
 BEGIN
-  IF lower(U&'\0416') <> U&'\0436' OR lower('I') <> 'i' OR upper('i') <> 'I' THEN
-    RAISE WARNING 'core.email_of_another_account: this database''s casing (LC_CTYPE %, or its default collation''s ICU locale) is not the one the key needs: either it does not lower-case beyond ASCII (lower(Ж) is not ж), or it is Turkish or Azeri casing (lower(I) is ı, upper(i) is İ), so an address and its case forms (Ж/ж, É/é, Σ/σ; or ASCII''s I/i, ALICE/alice) have different keys and another account''s address written so is not recognized: identity links asserting it are stored verified. Use a database whose LC_CTYPE is a UTF-8 locale without Turkish casing (C.UTF-8, en_US.UTF-8; createdb --locale=C.UTF-8 --template=template0), migrate it, and move the data there',
+  IF lower(U&'\0416') <> U&'\0436' OR lower('I') <> 'i' OR upper('i') <> 'I' OR upper(U&'i\0307') <> U&'I\0307' THEN
+    RAISE WARNING 'core.email_of_another_account: this database''s casing (LC_CTYPE %, or its default collation''s ICU locale) is not the one the key needs: either it does not lower-case beyond ASCII (lower(Ж) is not ж), or it is Turkish or Azeri casing (lower(I) is ı, upper(i) is İ) or Lithuanian (upper of i with a dot above drops the dot), so an address and its case forms (Ж/ж, É/é, Σ/σ; or ASCII''s I/i, ALICE/alice) have different keys and another account''s address written so is not recognized: identity links asserting it are stored verified. Use a database whose LC_CTYPE is a UTF-8 locale without Turkish or Lithuanian casing (C.UTF-8, en_US.UTF-8; createdb --locale=C.UTF-8 --template=template0), migrate it, and move the data there',
       (SELECT datctype FROM pg_database WHERE datname = current_database());
   END IF;
 END
@@ -81,5 +83,5 @@ ORDER BY u.user_id, u.provider, u.subject;
 CREATE SCHEMA IF NOT EXISTS omnizen_migrations;
 CREATE TABLE IF NOT EXISTS omnizen_migrations.applied (
   name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), duration_ms int NOT NULL);
-INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270211001650_email_of_another_account_nfc_key_and_sigma', '7db7017a731561f59a2a5277d4cecf9d4572634dd8be45acae4708adcb8ad73c', 0)
+INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270211001650_email_of_another_account_nfc_key_and_sigma', '2a260b2ac22a2519e8a7eef2ce0131e225df657409b8c235f7b17db3d2ad7f05', 0)
   ON CONFLICT (name) DO NOTHING;
