@@ -291,7 +291,7 @@ export const webhookRepository = {
    * the head, however long it is. The head's size (32 × `limit`, at least CLAIM_HEAD_MIN: a few ms of index reads at
    * most) lets three in four of its messages be ones the claim does not take before the claim looks per endpoint, which
    * costs about 2 µs per enabled endpoint (bench/webhook-claim.bench.ts): a backlog shorter than the head costs what it
-   * did before, however many endpoints there are. Bitmap scans and sorts are off for the rest of the transaction (below): run
+   * did before, however many endpoints there are. Bitmap scans are off for the rest of the transaction (below): run
    * it alone in one. A message claimed or settled by another worker after this statement's snapshot is skipped, not
    * claimed again (the locking step re-checks the row's lease and attempts).
    * A deleted organization's messages are not claimed, from the deletion's commit on (before organizationDeleted has
@@ -310,14 +310,7 @@ export const webhookRepository = {
     // multiplies their selectivities, counts a fraction of the due messages (at 10% pending, a tenth) and then reads
     // them all (10,402 rows for a head of 1,600 in bench/webhook-claim.bench.ts). Off to the end of the transaction: the
     // worker runs each claim in its own.
-    // Sorts are off too (the sorts the statement needs are in every plan of it, so its other choices stay as they were):
-    // the per-endpoint lookup's only plan without one is its range of webhook_messages_endpoint_due_idx (row bounds, row
-    // order: no other index has that order), read up to the endpoint's room. With sorts on, the planner, counting about
-    // one due message per endpoint, costed any index of the endpoint's messages read in full and sorted about as the
-    // range (8.47 against 8.43), and the partial index's statistics decided: few entries on many pages (the pages a
-    // queue's index keeps) and every claim read every message of every enabled endpoint (603,143 rows, 1-1.7 s, at
-    // 2,010 endpoints × 300 delivered; review rE M2).
-    await db.$queryRaw`SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_sort', 'off', true), set_config('enable_incremental_sort', 'off', true)`;
+    await db.$queryRaw`SELECT set_config('enable_bitmapscan', 'off', true)`;
     const rows = await db.$queryRaw<(ClaimedMessage & { exhausted: boolean })[]>`
       WITH oldest AS (
         SELECT h.org_id, h.id, h.endpoint_id, h.next_attempt_at, h.attempts, h.attempts >= ${maxAttempts}::int AS exhausted
@@ -338,13 +331,10 @@ export const webhookRepository = {
         -- 8 × limit of them, as the claim before the head had (the spares stand in for rows another worker holds locked:
         -- fewer, with limit organizations' firsts among them, a concurrent claim took none of them; review rE)
         SELECT CASE WHEN count(*) >= ${limit * 8}::int THEN count(DISTINCT o.org_id) >= ${limit}::int
-          -- (the head read a second time, an index-only count: a CTE of it would be read once, but its scan has no order
-          -- for the planner, and the oldest would sort all of it instead of reading 8 × limit)
           ELSE (SELECT count(*) FROM (SELECT FROM core.webhook_messages m WHERE m.status = 'pending' AND m.next_attempt_at <= ${now}::timestamptz
             ORDER BY m.next_attempt_at, m.id LIMIT ${head}::int) h) < ${head}::int END AS yes
         FROM oldest o),
-      -- the enabled endpoints with room, joined once (not an organization looked up per endpoint inside the lookup)
-      endpoints AS MATERIALIZED (
+      endpoints AS (
         SELECT * FROM (
           SELECT e.org_id, e.id,
             least(${limit}::int, coalesce((${endpointRoom}::jsonb ->> e.id::text)::int, ${fair.perEndpoint}::int),
@@ -357,15 +347,11 @@ export const webhookRepository = {
         SELECT o.* FROM oldest o WHERE (SELECT yes FROM oldest_suffice)
         UNION ALL
         -- not run when the oldest suffice
-        -- the endpoint's due messages as one range of webhook_messages_endpoint_due_idx, in its order, its first room:
-        -- bounds and order in row form, an order that index alone has (sorts are off: above)
         SELECT c.* FROM endpoints e CROSS JOIN LATERAL (
           SELECT m.org_id, m.id, m.endpoint_id, m.next_attempt_at, m.attempts, m.attempts >= ${maxAttempts}::int AS exhausted
           FROM core.webhook_messages m
-          WHERE m.status = 'pending'
-            AND (m.org_id, m.endpoint_id, m.next_attempt_at) >= (e.org_id, e.id, '-infinity'::timestamptz)
-            AND (m.org_id, m.endpoint_id, m.next_attempt_at) <= (e.org_id, e.id, ${now}::timestamptz)
-          ORDER BY m.org_id, m.endpoint_id, m.next_attempt_at, m.id LIMIT e.room) c
+          WHERE m.org_id = e.org_id AND m.endpoint_id = e.id AND m.status = 'pending' AND m.next_attempt_at <= ${now}::timestamptz
+          ORDER BY m.next_attempt_at, m.id LIMIT e.room) c
         WHERE NOT (SELECT yes FROM oldest_suffice)),
       ranked AS (
         SELECT c.*, row_number() OVER (PARTITION BY c.endpoint_id ORDER BY c.next_attempt_at, c.id) AS n FROM candidates c),
