@@ -291,7 +291,7 @@ export const webhookRepository = {
    * the head, however long it is. The head's size (32 × `limit`, at least CLAIM_HEAD_MIN: a few ms of index reads at
    * most) lets three in four of its messages be ones the claim does not take before the claim looks per endpoint, which
    * costs about 2 µs per enabled endpoint (bench/webhook-claim.bench.ts): a backlog shorter than the head costs what it
-   * did before, however many endpoints there are. Bitmap scans are off for the rest of the transaction (below): run
+   * did before, however many endpoints there are. Bitmap scans and sorts are off for the rest of the transaction (below): run
    * it alone in one. A message claimed or settled by another worker after this statement's snapshot is skipped, not
    * claimed again (the locking step re-checks the row's lease and attempts).
    * A deleted organization's messages are not claimed, from the deletion's commit on (before organizationDeleted has
@@ -310,7 +310,13 @@ export const webhookRepository = {
     // multiplies their selectivities, counts a fraction of the due messages (at 10% pending, a tenth) and then reads
     // them all (10,402 rows for a head of 1,600 in bench/webhook-claim.bench.ts). Off to the end of the transaction: the
     // worker runs each claim in its own.
-    await db.$queryRaw`SELECT set_config('enable_bitmapscan', 'off', true)`;
+    // Sorts are off too (the sorts the statement needs are in every plan of it, so its other choices stay as they were):
+    // the per-endpoint lookup's only plan without one is its range of webhook_messages_endpoint_due_idx (below). With
+    // sorts on, the planner, counting about one due message per endpoint, costed any index of the endpoint's messages
+    // read in full and sorted about as the range (8.47 against 8.43), and the partial index's statistics decided: every
+    // claim read every message of every enabled endpoint (603,143 rows, 1-1.7 s, at 2,010 endpoints × 300 delivered;
+    // review rE M2; test/webhooks/claim-stale-statistics.test.ts).
+    await db.$queryRaw`SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_sort', 'off', true), set_config('enable_incremental_sort', 'off', true)`;
     const rows = await db.$queryRaw<(ClaimedMessage & { exhausted: boolean })[]>`
       WITH oldest AS (
         SELECT h.org_id, h.id, h.endpoint_id, h.next_attempt_at, h.attempts, h.attempts >= ${maxAttempts}::int AS exhausted
@@ -350,8 +356,17 @@ export const webhookRepository = {
         SELECT c.* FROM endpoints e CROSS JOIN LATERAL (
           SELECT m.org_id, m.id, m.endpoint_id, m.next_attempt_at, m.attempts, m.attempts >= ${maxAttempts}::int AS exhausted
           FROM core.webhook_messages m
-          WHERE m.org_id = e.org_id AND m.endpoint_id = e.id AND m.status = 'pending' AND m.next_attempt_at <= ${now}::timestamptz
-          ORDER BY m.next_attempt_at, m.id LIMIT e.room) c
+          -- the endpoint's due range of webhook_messages_endpoint_due_idx, in its order, its first room, the only plan of
+          -- the lookup without a sort (sorts are off: above). The organization is an array of one, not an equality: the
+          -- planner drops an ORDER BY column equal to a value, and with org_id and endpoint_id dropped the order left,
+          -- (next_attempt_at, id), is webhook_messages_due_idx's too, read from the oldest due message filtering for the
+          -- endpoint: the blow-up back. (org_id, next_attempt_at, id) is this index's order alone. To the btree scan the
+          -- array is an equality, so all three bounds end it: at the endpoint's first entry not due (bounds in row form
+          -- end a scan only on their first column on PostgreSQL 15: from (org_id, ...) on, every pending entry after the
+          -- endpoint in its organization was read, from (endpoint_id, ...) on, its own not due; review of 8f632d5, HIGH;
+          -- test/webhooks/claim-future-retries.test.ts)
+          WHERE m.status = 'pending' AND m.org_id = ANY(ARRAY[e.org_id]) AND m.endpoint_id = e.id AND m.next_attempt_at <= ${now}::timestamptz
+          ORDER BY m.org_id, m.endpoint_id, m.next_attempt_at, m.id LIMIT e.room) c
         WHERE NOT (SELECT yes FROM oldest_suffice)),
       ranked AS (
         SELECT c.*, row_number() OVER (PARTITION BY c.endpoint_id ORDER BY c.next_attempt_at, c.id) AS n FROM candidates c),
