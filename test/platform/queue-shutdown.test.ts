@@ -206,12 +206,13 @@ console.log(JSON.stringify({ ready, pending, open: clients().filter((c) => c.str
     await until('the worker connection is reconnecting', () => worker.status === 'reconnecting');
     await redis.start();
     held.mockRestore();
-    // the moment of the CI failure: the worker's reconnection started from a timer, as ioredis's retry starts it, its
-    // socket made (in a tick of ioredis's, queued before this one), not yet connected
-    await new Promise<void>((resolve) => setTimeout(() => {
+    // the moment of the CI failure: the worker's reconnection started from a callback of the event loop, as ioredis's
+    // retry timer starts it (no time passes here), its socket made (in a tick of ioredis's, queued before this one), not
+    // yet connected
+    await new Promise<void>((resolve) => setImmediate(() => {
       worker.connect().catch(() => undefined); // ended by the close
       process.nextTick(resolve);
-    }, 0));
+    }));
     expect({ status: worker.status, connecting: worker.stream?.connecting }).toEqual({ status: 'connecting', connecting: true });
     const unhandled: unknown[] = [];
     const onUnhandled = (reason: unknown) => unhandled.push(reason);
