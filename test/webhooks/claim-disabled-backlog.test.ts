@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import type pg from 'pg';
 import { PrivilegedDatabase } from '../../src/platform/database/privileged.service.js';
 import { CLAIM_HEAD_MIN, webhookRepository as repo } from '../../src/modules/webhooks/webhook.repository.js';
 import { MAX_ATTEMPTS } from '../../src/modules/webhooks/retry-schedule.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { createOrg, onPlan, registerUser, type TestUser } from '../support/factories.js';
 import { testKeys } from '../integrations/keys.js';
+import { explainClaim, messagesRead } from './claim-plan.js';
 
 /**
  * A disabled endpoint's backlog stays due (it is sent when the endpoint is enabled again), at the head of the due order
@@ -72,34 +72,14 @@ describe('webhooks: the claim behind a disabled endpoint\'s backlog', () => {
   });
   afterAll(() => t?.close());
 
-  /** The claim's statement run once under EXPLAIN (ANALYZE) and rolled back, in the plan of a large table (no full scans). */
-  async function explainClaim(): Promise<Node> {
-    let statement: { text: string; values: unknown[] } | undefined;
-    const capture = { $queryRaw: async (strings: TemplateStringsArray, ...values: unknown[]) => {
-      statement = { text: strings.reduce((text, part, i) => `${text}$${i}${part}`), values };
-      return [];
-    } } as unknown as Parameters<typeof repo.claimDue>[0];
-    await repo.claimDue(capture, now, lease, LIMIT, MAX_ATTEMPTS, fair());
-    const c: pg.PoolClient = await t.db.admin.connect();
-    try {
-      await c.query('BEGIN; SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off');
-      const { rows: [{ 'QUERY PLAN': [plan] }] } = await c.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${statement!.text}`, statement!.values);
-      return plan.Plan as Node;
-    } finally {
-      await c.query('ROLLBACK');
-      c.release();
-    }
-  }
-  type Node = { 'Relation Name'?: string; 'Actual Rows'?: number; 'Actual Loops'?: number; 'Rows Removed by Filter'?: number; Plans?: Node[] };
-  /** the messages' rows the plan's scans read (returned or filtered out), over all their loops */
-  const messagesRead = (n: Node): number => (n['Relation Name'] === 'webhook_messages' && !n.Plans?.length
-    ? ((n['Actual Rows'] ?? 0) + (n['Rows Removed by Filter'] ?? 0)) * (n['Actual Loops'] ?? 0) : 0) + (n.Plans ?? []).reduce((sum, p) => sum + messagesRead(p), 0);
+  /** The claim run once under EXPLAIN (ANALYZE) and rolled back, in the plan of a large table (no full scans). */
+  const explain = () => explainClaim(t, [now, lease, LIMIT, MAX_ATTEMPTS, fair()], { settings: 'SET LOCAL enable_seqscan = off' });
 
   it('reads no more of the backlog than the head of the due order: the rows a claim reads are bounded by its size and the enabled endpoints\' due messages', async () => {
     // the head (CLAIM_HEAD_MIN, above 32 × 4; read twice: its candidates, then is that all there is?), the enabled
     // endpoints' own due messages (at most their room; in their index, then by primary key, then locked), the claimed
     // rows (8,211 here): well under three heads, and not the 20,000 (the claim before the head read them all)
-    expect(messagesRead(await explainClaim())).toBeLessThan(3 * CLAIM_HEAD_MIN);
+    expect(messagesRead(await explain())).toBeLessThan(3 * CLAIM_HEAD_MIN);
     expect(3 * CLAIM_HEAD_MIN).toBeLessThan(20_000);
   });
 

@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import type pg from 'pg';
 import { PrivilegedDatabase } from '../../src/platform/database/privileged.service.js';
 import { webhookRepository as repo } from '../../src/modules/webhooks/webhook.repository.js';
 import { MAX_ATTEMPTS } from '../../src/modules/webhooks/retry-schedule.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { registerUser } from '../support/factories.js';
 import { testKeys } from '../integrations/keys.js';
+import { explainClaim, planNodes } from './claim-plan.js';
 
 /**
  * The claim's per-endpoint lookup in an organization whose endpoints hold many retries not yet due (review of 8f632d5,
@@ -55,31 +55,11 @@ describe('webhooks: the claim\'s per-endpoint lookup among endpoints with retrie
   });
   afterAll(() => t?.close());
 
-  type Node = { 'Index Name'?: string; 'Actual Loops'?: number; 'Shared Hit Blocks'?: number; 'Shared Read Blocks'?: number; Plans?: Node[] };
-  const nodes = (n: Node): Node[] => [n, ...(n.Plans ?? []).flatMap(nodes)];
-
   it('reads each endpoint\'s own range only: a few buffers per endpoint, not the organization\'s later endpoints\' retries', async () => {
-    // the claim's statements, run as the worker runs them (role service_role and no JIT, as PrivilegedDatabase.run sets;
-    // the claim's transaction settings), the last under EXPLAIN (ANALYZE, BUFFERS) and rolled back
-    const statements: { text: string; values: unknown[] }[] = [];
-    const capture = { $queryRaw: async (strings: TemplateStringsArray, ...values: unknown[]) => {
-      statements.push({ text: strings.reduce((text, part, i) => `${text}$${i}${part}`), values });
-      return [];
-    } } as unknown as Parameters<typeof repo.claimDue>[0];
-    await repo.claimDue(capture, now, lease, LIMIT, MAX_ATTEMPTS, fair());
-    const c: pg.PoolClient = await t.db.admin.connect();
-    let plan: Node;
-    try {
-      await c.query(`BEGIN; SELECT set_config('role', 'service_role', true), set_config('jit', 'off', true)`);
-      for (const st of statements.slice(0, -1)) await c.query(st.text, st.values);
-      const claim = statements.at(-1)!;
-      ({ rows: [{ 'QUERY PLAN': [{ Plan: plan }] }] } = await c.query(`EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${claim.text}`, claim.values));
-    } finally {
-      await c.query('ROLLBACK');
-      c.release();
-    }
+    // the claim's statements, run as the worker runs them, the last under EXPLAIN (ANALYZE, BUFFERS) and rolled back
+    const plan = await explainClaim(t, [now, lease, LIMIT, MAX_ATTEMPTS, fair()], { buffers: true });
     // the lookup: the endpoint index's scan run once per enabled endpoint
-    const lookups = nodes(plan).filter((n) => n['Index Name'] === 'webhook_messages_endpoint_due_idx' && (n['Actual Loops'] ?? 0) >= ENDPOINTS);
+    const lookups = planNodes(plan).filter((n) => n['Index Name'] === 'webhook_messages_endpoint_due_idx' && (n['Actual Loops'] ?? 0) >= ENDPOINTS);
     expect(lookups).toHaveLength(1);
     const [lookup] = lookups;
     const buffers = (lookup['Shared Hit Blocks'] ?? 0) + (lookup['Shared Read Blocks'] ?? 0);

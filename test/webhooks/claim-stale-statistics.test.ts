@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import type pg from 'pg';
 import { PrivilegedDatabase } from '../../src/platform/database/privileged.service.js';
 import { CLAIM_HEAD_MIN, webhookRepository as repo } from '../../src/modules/webhooks/webhook.repository.js';
 import { MAX_ATTEMPTS } from '../../src/modules/webhooks/retry-schedule.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { registerUser } from '../support/factories.js';
 import { testKeys } from '../integrations/keys.js';
+import { explainClaim, messagesRead } from './claim-plan.js';
 
 /**
  * The claim's per-endpoint lookup after bursts were delivered (review rE M2). The planner counts about one due message
@@ -71,31 +71,9 @@ describe('webhooks: the claim after bursts were delivered (statistics of the del
   });
   afterAll(() => t?.close());
 
-  type Node = { 'Relation Name'?: string; 'Actual Rows'?: number; 'Actual Loops'?: number; 'Rows Removed by Filter'?: number; Plans?: Node[] };
-  /** the messages' rows the plan's scans read (returned or filtered out), over all their loops */
-  const messagesRead = (n: Node): number => (n['Relation Name'] === 'webhook_messages' && !n.Plans?.length
-    ? ((n['Actual Rows'] ?? 0) + (n['Rows Removed by Filter'] ?? 0)) * (n['Actual Loops'] ?? 0) : 0) + (n.Plans ?? []).reduce((sum, p) => sum + messagesRead(p), 0);
-
   it('reads each endpoint\'s due range only: the rows a claim reads stay bounded by the head and the endpoints\' room, not by the messages they were sent', async () => {
-    // the claim's statements, run as the worker runs them (role service_role, its transaction's settings), the last
-    // under EXPLAIN (ANALYZE) and rolled back
-    const statements: { text: string; values: unknown[] }[] = [];
-    const capture = { $queryRaw: async (strings: TemplateStringsArray, ...values: unknown[]) => {
-      statements.push({ text: strings.reduce((text, part, i) => `${text}$${i}${part}`), values });
-      return [];
-    } } as unknown as Parameters<typeof repo.claimDue>[0];
-    await repo.claimDue(capture, now, lease, LIMIT, MAX_ATTEMPTS, fair());
-    const c: pg.PoolClient = await t.db.admin.connect();
-    let plan: Node;
-    try {
-      await c.query(`BEGIN; SELECT set_config('role', 'service_role', true)`);
-      for (const st of statements.slice(0, -1)) await c.query(st.text, st.values);
-      const claim = statements.at(-1)!;
-      ({ rows: [{ 'QUERY PLAN': [{ Plan: plan }] }] } = await c.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${claim.text}`, claim.values));
-    } finally {
-      await c.query('ROLLBACK');
-      c.release();
-    }
+    // the claim's statements, run as the worker runs them, the last under EXPLAIN (ANALYZE) and rolled back
+    const plan = await explainClaim(t, [now, lease, LIMIT, MAX_ATTEMPTS, fair()]);
     // the head (CLAIM_HEAD_MIN at most), the endpoints' own due messages (at most their room), the claimed rows: under
     // three heads, where the claim before read the endpoints' delivered messages (64,249 rows here)
     const read = messagesRead(plan);
