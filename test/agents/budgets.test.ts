@@ -248,73 +248,61 @@ describe('AI budgets', () => {
     expect(await usage(budget.body.id)).toEqual({ spent_cost: '0.00000000', reserved_cost: '0.00000000', spent_tokens: 0, reserved_tokens: 0, thresholds_reached: [] });
   });
 
-  it('a call that reserved when no budget applied: a budget created while it is in flight takes its retry, or refuses it when the retry does not fit (review rH); what the call used is charged to it', async () => {
-    const answered = { kind: 'text' as const, content: 'spent', usage: { prompt: 10, completion: 3500 } };
-    // each run's first attempt is answered 500 (billed nothing), a retry as usual; the budget is created during the back-off
-    let requests = 0;
-    llm.answerWith(() => (requests++ % 2 === 0 ? { kind: 'error', status: 500 } : answered));
-    const sleeper = t.app.get(Sleeper) as Sleeper;
-    const sleep = sleeper.sleep;
-    let tokenLimit = 0;
-    let budgetId = '';
-    sleeper.sleep = async () => {
-      budgetId = (await t.http.post(`/v1/orgs/${orgId}/ai/budgets`).set(owner.auth).send({ agentId, tokenLimit }).expect(201)).body.id;
-    };
-    try {
-      // the retry's worst case fits: reserved, then the call's usage charged, nothing left reserved
-      tokenLimit = 100_000;
-      expect((await run().expect(200)).body).toMatchObject({ status: 'succeeded', output: 'spent' });
-      expect(requests).toBe(2);
-      expect(await usage(budgetId)).toMatchObject({ spent_tokens: 3510, reserved_tokens: 0 });
-      await t.http.delete(`/v1/orgs/${orgId}/ai/budgets/${budgetId}`).set(owner.auth).expect(204);
-
-      // it does not (1,000 tokens): the retry is not made, the run fails budget_exceeded, nothing is charged past the limit
-      tokenLimit = 1000;
-      const runsBefore = (await t.db.admin.query('SELECT id FROM ai.runs WHERE agent_id = $1', [agentId])).rows.map((r) => r.id);
-      const refused = await run().expect(402);
-      expect(refused.body.error).toMatchObject({ code: 'ai.budget_exceeded', details: { budgetId, tokensLeft: 1000 } });
-      expect(refused.body.error.message).toMatch(/the retry of the call does not fit in budget/);
-      expect(requests).toBe(3);
-      expect(await usage(budgetId)).toMatchObject({ spent_tokens: 0, reserved_tokens: 0 });
-      const { rows: failed } = await t.db.admin.query(`SELECT r.status, r.error_class, s.error_class AS step_error_class, s.attempts FROM ai.runs r
-        JOIN ai.run_steps s ON s.run_id = r.id WHERE r.agent_id = $1 AND NOT (r.id = ANY($2::uuid[]))`, [agentId, runsBefore]);
-      expect(failed).toEqual([{ status: 'failed', error_class: 'budget_exceeded', step_error_class: 'budget_exceeded', attempts: 1 }]);
-      expect((await t.db.admin.query('SELECT count(*)::int AS n FROM ai.budget_reservations WHERE budget_id = $1', [budgetId])).rows[0].n).toBe(0);
-    } finally {
-      sleeper.sleep = sleep;
-      llm.answerWith(() => answered);
-    }
-  });
-
-  // a call holding a reservation, retried after its first attempt answered 500 (billed nothing): during the back-off
-  // `meanwhile` runs and an agent budget of 1,000 tokens is created, which the retry (over 4,000 tokens) does not fit
-  const refusedRetry = async (before: () => Promise<string>, meanwhile: (held: string) => Promise<void>) => {
+  /**
+   * A run whose call's first attempt is answered 500 (billed nothing), then as usual; during the back-off before the retry
+   * `meanwhile` runs and an agent budget of `tokenLimit` tokens is created (`budgetId`). `requests`: the provider's.
+   */
+  const retryWithBudgetInBackOff = async (tokenLimit: number, expected: 200 | 402, meanwhile: () => Promise<void> = async () => undefined) => {
     const answered = { kind: 'text' as const, content: 'spent', usage: { prompt: 10, completion: 3500 } };
     let requests = 0;
     llm.answerWith(() => (requests++ === 0 ? { kind: 'error', status: 500 } : answered));
     const sleeper = t.app.get(Sleeper) as Sleeper;
     const sleep = sleeper.sleep;
-    const held = await before();
     let budgetId = '';
     sleeper.sleep = async () => {
-      await meanwhile(held);
-      budgetId = (await t.http.post(`/v1/orgs/${orgId}/ai/budgets`).set(owner.auth).send({ agentId, tokenLimit: 1000 }).expect(201)).body.id;
+      await meanwhile();
+      budgetId = (await t.http.post(`/v1/orgs/${orgId}/ai/budgets`).set(owner.auth).send({ agentId, tokenLimit }).expect(201)).body.id;
     };
     try {
-      const refused = await run().expect(402);
-      // the new budget was asked the retry's worst case (at least its 4,000 output tokens), not what the attempt billed (nothing)
-      expect(refused.body.error).toMatchObject({ code: 'ai.budget_exceeded', details: { budgetId, tokensLeft: 1000, callTokens: expect.any(Number) } });
-      expect(refused.body.error.details.callTokens).toBeGreaterThan(4000);
-      expect(refused.body.error.message).toMatch(/the retry of the call does not fit in budget/);
-      expect(requests).toBe(1);
-      expect(await usage(budgetId)).toMatchObject({ spent_tokens: 0, reserved_tokens: 0 });
-      expect((await t.db.admin.query('SELECT count(*)::int AS n FROM ai.budget_reservations')).rows[0].n).toBe(0);
-      return held;
+      const res = await run().expect(expected);
+      return { res, budgetId, requests };
     } finally {
       sleeper.sleep = sleep;
       llm.answerWith(() => answered);
     }
   };
+
+  // a call retried after its first attempt answered 500 (billed nothing), holding the reservation of `before`'s budget
+  // (none: ''): during the back-off `meanwhile` runs and an agent budget of 1,000 tokens is created, which the retry (over
+  // 4,000 tokens) does not fit
+  const refusedRetry = async (before: () => Promise<string>, meanwhile: (held: string) => Promise<void>) => {
+    const held = await before();
+    const { res: refused, budgetId, requests } = await retryWithBudgetInBackOff(1000, 402, () => meanwhile(held));
+    // the new budget was asked the retry's worst case (at least its 4,000 output tokens), not what the attempt billed (nothing)
+    expect(refused.body.error).toMatchObject({ code: 'ai.budget_exceeded', details: { budgetId, tokensLeft: 1000, callTokens: expect.any(Number) } });
+    expect(refused.body.error.details.callTokens).toBeGreaterThan(4000);
+    expect(refused.body.error.message).toMatch(/the retry of the call does not fit in budget/);
+    expect(requests).toBe(1);
+    expect(await usage(budgetId)).toMatchObject({ spent_tokens: 0, reserved_tokens: 0 });
+    expect((await t.db.admin.query('SELECT count(*)::int AS n FROM ai.budget_reservations')).rows[0].n).toBe(0);
+    return held;
+  };
+
+  it('a call that reserved when no budget applied: a budget created while it is in flight takes its retry, or refuses it when the retry does not fit (review rH); what the call used is charged to it', async () => {
+    // the retry's worst case fits: reserved, then the call's usage charged, nothing left reserved
+    const { res, budgetId, requests } = await retryWithBudgetInBackOff(100_000, 200);
+    expect(res.body).toMatchObject({ status: 'succeeded', output: 'spent' });
+    expect(requests).toBe(2);
+    expect(await usage(budgetId)).toMatchObject({ spent_tokens: 3510, reserved_tokens: 0 });
+    await t.http.delete(`/v1/orgs/${orgId}/ai/budgets/${budgetId}`).set(owner.auth).expect(204);
+
+    // it does not (1,000 tokens): the retry is not made, the run fails budget_exceeded, nothing is charged past the limit
+    const runsBefore = (await t.db.admin.query('SELECT id FROM ai.runs WHERE agent_id = $1', [agentId])).rows.map((r) => r.id);
+    await refusedRetry(async () => '', async () => undefined);
+    const { rows: failed } = await t.db.admin.query(`SELECT r.status, r.error_class, s.error_class AS step_error_class, s.attempts FROM ai.runs r
+      JOIN ai.run_steps s ON s.run_id = r.id WHERE r.agent_id = $1 AND NOT (r.id = ANY($2::uuid[]))`, [agentId, runsBefore]);
+    expect(failed).toEqual([{ status: 'failed', error_class: 'budget_exceeded', step_error_class: 'budget_exceeded', attempts: 1 }]);
+  });
 
   it('a call holding a reservation on the organization\'s budget: a budget created while it is in flight is asked the retry\'s whole worst case, even when the failed attempt billed nothing, and refuses it', async () => {
     const orgBudget = await refusedRetry(
