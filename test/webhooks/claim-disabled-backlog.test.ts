@@ -5,7 +5,7 @@ import { MAX_ATTEMPTS } from '../../src/modules/webhooks/retry-schedule.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { createOrg, onPlan, registerUser, type TestUser } from '../support/factories.js';
 import { testKeys } from '../integrations/keys.js';
-import { explainClaim, messagesRead } from './claim-plan.js';
+import { claimTimes, explainClaim, idleFairShare, messagesRead, testId } from './claim-plan.js';
 
 /**
  * A disabled endpoint's backlog stays due (it is sent when the endpoint is enabled again), at the head of the due order
@@ -22,13 +22,12 @@ describe('webhooks: the claim behind a disabled endpoint\'s backlog', () => {
   let t: TestApp;
   let owner: TestUser;
   let privileged: PrivilegedDatabase;
-  const now = new Date(Math.ceil(Date.now() / 1000) * 1000 + 60_000);
-  const lease = new Date(now.getTime() + 90_000);
-  const org = (i: number) => `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`;
-  const endpoint = (i: number) => `00000000-0000-4000-9000-${String(i).padStart(12, '0')}`;
+  const { now, lease } = claimTimes();
+  const org = (i: number) => testId(8, i);
+  const endpoint = (i: number) => testId(9, i);
   const A = endpoint(111);
   const B = endpoint(112);
-  const fair = () => ({ perEndpoint: 4, perOrganization: 10, sending: new Map<string, number>(), sendingByOrg: new Map<string, number>() });
+  const fair = () => idleFairShare(4, 10);
   const LIMIT = 4;
   const ENABLED_DUE = 5 + 1 + 9;
 
@@ -115,10 +114,9 @@ describe('webhooks: the claim behind a disabled endpoint\'s backlog', () => {
 describe('webhooks: the claim with the head\'s candidates locked by another worker', () => {
   let t: TestApp;
   let privileged: PrivilegedDatabase;
-  const now = new Date(Math.ceil(Date.now() / 1000) * 1000 + 60_000);
-  const lease = new Date(now.getTime() + 90_000);
-  const id = (kind: number, i: number) => `00000000-0000-4000-${kind}000-${String(i).padStart(12, '0')}`;
-  const fair = () => ({ perEndpoint: 4, perOrganization: 10, sending: new Map<string, number>(), sendingByOrg: new Map<string, number>() });
+  const { now, lease } = claimTimes();
+  const id = testId;
+  const fair = () => idleFairShare(4, 10);
 
   beforeAll(async () => {
     t = await createTestApp({ SECRETS_KEYS: testKeys('k1').env, REDIS_URL: '' });

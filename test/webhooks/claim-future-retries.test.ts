@@ -5,7 +5,7 @@ import { MAX_ATTEMPTS } from '../../src/modules/webhooks/retry-schedule.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { registerUser } from '../support/factories.js';
 import { testKeys } from '../integrations/keys.js';
-import { explainClaim, planNodes } from './claim-plan.js';
+import { claimTimes, explainClaim, idleFairShare, planNodes, sqlTestId, testId } from './claim-plan.js';
 
 /**
  * The claim's per-endpoint lookup in an organization whose endpoints hold many retries not yet due (review of 8f632d5,
@@ -23,11 +23,8 @@ describe('webhooks: the claim\'s per-endpoint lookup among endpoints with retrie
   let privileged: PrivilegedDatabase;
   const ENDPOINTS = 100;
   const FUTURE = 200;
-  const now = new Date(Math.ceil(Date.now() / 1000) * 1000 + 60_000);
-  const lease = new Date(now.getTime() + 90_000);
-  const id = (kind: number, i: number) => `00000000-0000-4000-${kind}000-${String(i).padStart(12, '0')}`;
-  const sqlId = (kind: number, expr: string) => `('00000000-0000-4000-${kind}000-' || lpad((${expr})::text, 12, '0'))::uuid`;
-  const fair = () => ({ perEndpoint: 13, perOrganization: 25, sending: new Map<string, number>(), sendingByOrg: new Map<string, number>() });
+  const { now, lease } = claimTimes();
+  const fair = () => idleFairShare(13, 25);
   const LIMIT = 13;
 
   beforeAll(async () => {
@@ -38,15 +35,15 @@ describe('webhooks: the claim\'s per-endpoint lookup among endpoints with retrie
     try {
       // setup only: the organization, its endpoints and messages written directly (their triggers and foreign keys off)
       await c.query('SET session_replication_role = replica');
-      await c.query(`INSERT INTO core.organizations (id, name, account_type, owner_user_id) VALUES ($1, 'Retries', 'business', $2)`, [id(8, 1), owner.id]);
+      await c.query(`INSERT INTO core.organizations (id, name, account_type, owner_user_id) VALUES ($1, 'Retries', 'business', $2)`, [testId(8, 1), owner.id]);
       await c.query(`INSERT INTO core.webhook_endpoints (org_id, id, url, secret, enabled)
-        SELECT $1::uuid, ${sqlId(9, 'i')}, 'https://hooks.example.com/' || i, '{}'::jsonb, true FROM generate_series(1, ${ENDPOINTS}) i`, [id(8, 1)]);
+        SELECT $1::uuid, ${sqlTestId(9, 'i')}, 'https://hooks.example.com/' || i, '{}'::jsonb, true FROM generate_series(1, ${ENDPOINTS}) i`, [testId(8, 1)]);
       await c.query(`INSERT INTO core.webhook_messages (org_id, endpoint_id, event_id, event_type, body, next_attempt_at, created_at, attempts)
         SELECT $2::uuid, $3::uuid, g, 'ping', '{}'::jsonb, $1::timestamptz - interval '2 days' + make_interval(secs => g), $1::timestamptz - interval '2 days', 0
         FROM generate_series(1, 120) g
         UNION ALL
-        SELECT $2::uuid, ${sqlId(9, 'i')}, 1000 + g, 'ping', '{}'::jsonb, $1::timestamptz + make_interval(secs => g * 60), $1::timestamptz - interval '1 day', 1
-        FROM generate_series(2, ${ENDPOINTS}) i CROSS JOIN generate_series(1, ${FUTURE}) g`, [now, id(8, 1), id(9, 1)]);
+        SELECT $2::uuid, ${sqlTestId(9, 'i')}, 1000 + g, 'ping', '{}'::jsonb, $1::timestamptz + make_interval(secs => g * 60), $1::timestamptz - interval '1 day', 1
+        FROM generate_series(2, ${ENDPOINTS}) i CROSS JOIN generate_series(1, ${FUTURE}) g`, [now, testId(8, 1), testId(9, 1)]);
       await c.query('VACUUM ANALYZE core.webhook_messages, core.webhook_endpoints, core.organizations');
     } finally {
       await c.query('RESET session_replication_role');
@@ -71,7 +68,7 @@ describe('webhooks: the claim\'s per-endpoint lookup among endpoints with retrie
   });
 
   it('claims the backlog\'s oldest, as before', async () => {
-    const { rows } = await t.db.admin.query(`SELECT id FROM core.webhook_messages WHERE endpoint_id = $1 ORDER BY next_attempt_at, id LIMIT ${LIMIT}`, [id(9, 1)]);
+    const { rows } = await t.db.admin.query(`SELECT id FROM core.webhook_messages WHERE endpoint_id = $1 ORDER BY next_attempt_at, id LIMIT ${LIMIT}`, [testId(9, 1)]);
     const claimed = await privileged.run('webhooks.delivery', (db) => repo.claimDue(db, now, lease, LIMIT, MAX_ATTEMPTS, fair()));
     expect(claimed.exhausted).toEqual([]);
     expect(claimed.claimed.map((m) => m.id).sort()).toEqual(rows.map((r: { id: string }) => r.id).sort());

@@ -41,3 +41,17 @@ export async function explainClaim(t: TestApp, args: Parameters<typeof repo.clai
     c.release();
   }
 }
+
+/** A claim's time, the next whole second a minute ahead (after every message a setup dates before it), and its lease. */
+export function claimTimes(): { now: Date; lease: Date } {
+  const now = new Date(Math.ceil(Date.now() / 1000) * 1000 + 60_000);
+  return { now, lease: new Date(now.getTime() + 90_000) };
+}
+
+/** A setup row's uuid (kind 8: an organization, 9: an endpoint) numbered `i`; `sqlTestId`: the same computed in SQL from `expr`. */
+export const testId = (kind: number, i: number) => `00000000-0000-4000-${kind}000-${String(i).padStart(12, '0')}`;
+export const sqlTestId = (kind: number, expr: string) => `('00000000-0000-4000-${kind}000-' || lpad((${expr})::text, 12, '0'))::uuid`;
+
+/** The fair shares of a worker sending nothing yet. */
+export const idleFairShare = (perEndpoint: number, perOrganization: number) =>
+  ({ perEndpoint, perOrganization, sending: new Map<string, number>(), sendingByOrg: new Map<string, number>() });

@@ -5,7 +5,7 @@ import { MAX_ATTEMPTS } from '../../src/modules/webhooks/retry-schedule.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { registerUser } from '../support/factories.js';
 import { testKeys } from '../integrations/keys.js';
-import { explainClaim, messagesRead } from './claim-plan.js';
+import { claimTimes, explainClaim, idleFairShare, messagesRead, sqlTestId, testId } from './claim-plan.js';
 
 /**
  * The claim's per-endpoint lookup after bursts were delivered (review rE M2). The planner counts about one due message
@@ -28,11 +28,8 @@ describe('webhooks: the claim after bursts were delivered (statistics of the del
   let privileged: PrivilegedDatabase;
   const ENDPOINTS = 400;
   const DELIVERED = 300;
-  const now = new Date(Math.ceil(Date.now() / 1000) * 1000 + 60_000);
-  const lease = new Date(now.getTime() + 90_000);
-  const id = (kind: number, i: number) => `00000000-0000-4000-${kind}000-${String(i).padStart(12, '0')}`;
-  const sqlId = (kind: number, expr: string) => `('00000000-0000-4000-${kind}000-' || lpad((${expr})::text, 12, '0'))::uuid`;
-  const fair = () => ({ perEndpoint: 13, perOrganization: 25, sending: new Map<string, number>(), sendingByOrg: new Map<string, number>() });
+  const { now, lease } = claimTimes();
+  const fair = () => idleFairShare(13, 25);
   const LIMIT = 13;
 
   beforeAll(async () => {
@@ -44,12 +41,12 @@ describe('webhooks: the claim after bursts were delivered (statistics of the del
       // setup only: organizations, endpoints and messages written directly (their triggers and foreign keys off)
       await c.query('SET session_replication_role = replica');
       await c.query(`INSERT INTO core.organizations (id, name, account_type, owner_user_id)
-        SELECT ${sqlId(8, 'i')}, 'Burst ' || i, 'business', $1 FROM generate_series(1, ${ENDPOINTS}) i`, [owner.id]);
+        SELECT ${sqlTestId(8, 'i')}, 'Burst ' || i, 'business', $1 FROM generate_series(1, ${ENDPOINTS}) i`, [owner.id]);
       await c.query(`INSERT INTO core.webhook_endpoints (org_id, id, url, secret, enabled)
-        SELECT ${sqlId(8, 'i')}, ${sqlId(9, 'i')}, 'https://hooks.example.com/' || i, '{}'::jsonb, true FROM generate_series(1, ${ENDPOINTS}) i`);
+        SELECT ${sqlTestId(8, 'i')}, ${sqlTestId(9, 'i')}, 'https://hooks.example.com/' || i, '{}'::jsonb, true FROM generate_series(1, ${ENDPOINTS}) i`);
       // a burst, fanned out (due over the last hours) and analyzed while due
       await c.query(`INSERT INTO core.webhook_messages (org_id, endpoint_id, event_id, event_type, body, next_attempt_at, created_at)
-        SELECT ${sqlId(8, 'i')}, ${sqlId(9, 'i')}, g, 'ping', '{}', $1::timestamptz - make_interval(secs => g * 60), $1::timestamptz - make_interval(secs => g * 60)
+        SELECT ${sqlTestId(8, 'i')}, ${sqlTestId(9, 'i')}, g, 'ping', '{}', $1::timestamptz - make_interval(secs => g * 60), $1::timestamptz - make_interval(secs => g * 60)
         FROM generate_series(1, ${ENDPOINTS}) i CROSS JOIN generate_series(1, ${DELIVERED}) g`, [now]);
       await c.query('VACUUM ANALYZE core.webhook_messages, core.webhook_endpoints, core.organizations');
       // delivered, and analyzed again, not vacuumed (autovacuum off or behind: the due indexes keep the burst's entries)
@@ -62,8 +59,8 @@ describe('webhooks: the claim after bursts were delivered (statistics of the del
         SELECT $2::uuid, $3::uuid, 100000 + g, 'ping', '{}'::jsonb, $1::timestamptz - interval '2 days' + make_interval(secs => g), $1::timestamptz - interval '2 days'
         FROM generate_series(1, 120) g
         UNION ALL
-        SELECT ${sqlId(8, 'i')}, ${sqlId(9, 'i')}, 200000, 'ping', '{}'::jsonb, $1::timestamptz - make_interval(secs => i), $1::timestamptz - make_interval(secs => i)
-        FROM generate_series(10, ${ENDPOINTS}, 10) i`, [now, id(8, 1), id(9, 1)]);
+        SELECT ${sqlTestId(8, 'i')}, ${sqlTestId(9, 'i')}, 200000, 'ping', '{}'::jsonb, $1::timestamptz - make_interval(secs => i), $1::timestamptz - make_interval(secs => i)
+        FROM generate_series(10, ${ENDPOINTS}, 10) i`, [now, testId(8, 1), testId(9, 1)]);
     } finally {
       await c.query('RESET session_replication_role');
       c.release();
@@ -82,12 +79,12 @@ describe('webhooks: the claim after bursts were delivered (statistics of the del
   });
 
   it('claims what it claimed before: the backlog\'s oldest (organization 1\'s first), then the other organizations\' due messages, oldest first', async () => {
-    const { rows: [first] } = await t.db.admin.query(`SELECT id FROM core.webhook_messages WHERE endpoint_id = $1 AND status = 'pending' ORDER BY next_attempt_at LIMIT 1`, [id(9, 1)]);
+    const { rows: [first] } = await t.db.admin.query(`SELECT id FROM core.webhook_messages WHERE endpoint_id = $1 AND status = 'pending' ORDER BY next_attempt_at LIMIT 1`, [testId(9, 1)]);
     const claimed = await privileged.run('webhooks.delivery', (db) => repo.claimDue(db, now, lease, LIMIT, MAX_ATTEMPTS, fair()));
     expect(claimed.exhausted).toEqual([]);
     // each organization's first before any second: organization 1's oldest, and the 12 oldest of the other organizations
     // (due 400, 390, ... 290 s ago: endpoints 400, 390, ..., 290)
-    expect(claimed.claimed.map((m) => m.endpoint_id).sort()).toEqual([id(9, 1), ...Array.from({ length: 12 }, (_, k) => id(9, ENDPOINTS - 10 * k))].sort());
-    expect(claimed.claimed.find((m) => m.endpoint_id === id(9, 1))?.id).toBe(first.id);
+    expect(claimed.claimed.map((m) => m.endpoint_id).sort()).toEqual([testId(9, 1), ...Array.from({ length: 12 }, (_, k) => testId(9, ENDPOINTS - 10 * k))].sort());
+    expect(claimed.claimed.find((m) => m.endpoint_id === testId(9, 1))?.id).toBe(first.id);
   });
 });
