@@ -125,6 +125,35 @@ describe('semantic SQL guard: fences and growth bound', () => {
     expect(views).toEqual(['semantic.v_gl_fact']);
   });
 
+  it('accepts what an analyst builds across rows and the series a report needs: date spines, lists of a column, JSON of the columns', async () => {
+    const ok = [
+      // date spines: months of a year, days of a year, hours of a year (8,760), weeks, years; ascending and descending
+      `SELECT g::date AS month FROM generate_series(date '2026-01-01', date '2026-12-01', interval '1 month') g`,
+      `SELECT d::date, coalesce(sum(f.amount), 0) FROM generate_series(DATE '2026-01-01', DATE '2026-12-31', INTERVAL '1 day') d
+        LEFT JOIN semantic.v_gl_fact f ON f.entry_date = d::date GROUP BY d ORDER BY d`,
+      `SELECT count(*) FROM generate_series(timestamp '2026-01-01 00:00', timestamp '2026-12-31 23:00', interval '1 hour') h`,
+      `SELECT count(*) FROM generate_series('2026-01-01'::timestamptz, '2027-01-01 00:00+02'::timestamptz, '7 days'::interval) w`,
+      `SELECT count(*) FROM generate_series(timestamptz '2026-12-01', timestamptz '2016-01-01', interval '-1 year') y`,
+      `SELECT count(*) FROM generate_series(date '2026-01-01', date '2026-01-02', '01:00:00'::interval) h`,
+      // numbers: 100,000 rows exactly, steps, negative bounds, numerics, and a product of series at the cap
+      `SELECT count(*) FROM generate_series(1, 100000) g`, `SELECT count(*) FROM generate_series(-5, 5) g, generate_series(10, 1, -2) h`,
+      `SELECT count(*) FROM generate_series(0.5, 10.5, 0.5) g`, `SELECT count(*) FROM generate_series(1, 100) a, generate_series(1, 1000) b`,
+      `SELECT x FROM unnest(ARRAY[1, 2, 3]) x, (VALUES (1), (2)) v(y)`,
+      // lists and JSON of a view's columns, each read once a row; constants within 256 bytes a row
+      `SELECT account_code, string_agg(memo, ', ' ORDER BY memo) FROM semantic.v_gl_fact GROUP BY account_code`,
+      `SELECT string_agg(concat(account_code, ' ', memo, ' (', amount::text, ')'), '; ') FROM semantic.v_gl_fact`,
+      `SELECT string_agg(CASE WHEN memo <> '' THEN memo ELSE account_code END, ', ') FROM semantic.v_gl_fact`,
+      `SELECT json_agg(json_build_object('customer_name', customer_name, 'open_amount', open_amount, 'due_date', due_date, 'currency', currency, 'number', number)) FROM semantic.v_ar_open`,
+      `SELECT jsonb_object_agg(account_code, amount::numeric(12, 2)), array_agg(entry_date::text), array_agg(length(memo)) FROM semantic.v_gl_fact`,
+      `SELECT string_agg(md5(g::text), '') FROM generate_series(1, 6250) g`,
+      `SELECT string_agg(to_char(d, 'YYYY-MM'), ', ') FROM generate_series(date '2026-01-01', date '2026-12-01', interval '1 month') d`,
+      `SELECT ARRAY(SELECT account_code FROM semantic.v_gl_fact ORDER BY 1), ARRAY(SELECT g FROM generate_series(1, 100) g)`,
+      // an operator of pg_catalog in ORDER BY ... USING
+      `SELECT memo FROM semantic.v_gl_fact ORDER BY memo USING OPERATOR(pg_catalog.<), amount USING >`,
+    ];
+    for (const sql of ok) await expect(acceptSemanticQuery(sql).then(() => 'accepted', (e: AppError) => `${sql}: ${(e.details as { reason: string }).reason}`)).resolves.toBe('accepted');
+  });
+
   /** review r3's and r5's probes: y is 200 times a 90 KB literal (60x, about 18 MB); terms: y||'<i>', each 60x again */
   const probe = `WITH a AS (SELECT '${'a'.repeat(90_000)}' AS x), b AS (SELECT concat(concat(${Array(100).fill('x').join(',')}), concat(${Array(100).fill('x').join(',')})) AS y FROM a) `;
   const terms = (n: number, prefix = '') => Array.from({ length: n }, (_, i) => `y||'${prefix}${i}'`);
@@ -201,6 +230,42 @@ describe('semantic SQL guard: fences and growth bound', () => {
     ['1,000 FROM items of a 1,000-column CTE (14 s before)', `WITH c AS (SELECT ${Array.from({ length: 1000 }, (_, i) => `1 a${i}`).join(', ')}) SELECT count(${Array(1000).fill('a0').join(',')}) FROM ${Array(1000).fill('c').join(', ')}`, /a SELECT reads 1000 FROM items/],
     ['1,665 output columns', `SELECT ${Array.from({ length: 1665 }, (_, i) => `${i} AS c${i}`).join(', ')}`, /a SELECT has 1665 output columns; at most 1664 are allowed/],
     ['a VALUES row of 1,665 columns', `VALUES (${Array(1665).fill('1').join(', ')})`, /a VALUES row has 1665 output columns/],
+    // values built across rows: each row may add one view value and ACROSS_ROWS_MAX_CONSTANT_BYTES of constants (review:
+    // the first three made one backend reach ~1 GB in 0.5 s, 20 pooled connections 20-30 GB; all were accepted)
+    ['string_agg with a 99,800-byte separator (the 1 GB probe)', `SELECT length(string_agg(g::text, '${'x'.repeat(99_800)}')) FROM generate_series(1, 20000) g`, /string_agg\(\.\.\.\) adds up to 99812 bytes that are not a view's values for each row it aggregates .*at most 256 bytes a row are allowed \(ACROSS_ROWS_MAX_CONSTANT_BYTES/],
+    ['string_agg of a 99 KB literal', `SELECT length(string_agg('${'x'.repeat(99_000)}', '')) FROM generate_series(1, 20000) g`, /string_agg\(\.\.\.\) adds up to 99001 bytes .*at most 256 bytes a row/],
+    ['array_agg of a 99 KB literal', `SELECT cardinality(array_agg('${'x'.repeat(99_000)}'::text)) FROM generate_series(1, 20000) g`, /array_agg\(\.\.\.\) adds up to 99000 bytes .*at most 256 bytes a row/],
+    ['json_agg of a 300-byte literal', `SELECT json_agg('${'x'.repeat(300)}') FROM semantic.v_gl_fact`, /json_agg\(\.\.\.\) adds up to 300 bytes .*at most 256 bytes a row/],
+    ['jsonb_object_agg of a 300-byte key', `SELECT jsonb_object_agg(memo || '${'k'.repeat(300)}', amount) FROM semantic.v_gl_fact`, /jsonb_object_agg\(\.\.\.\) adds up to \d+ bytes .*at most 256 bytes a row/],
+    ['ARRAY(SELECT ...) of a 1 KB literal', `SELECT cardinality(ARRAY(SELECT '${'x'.repeat(1000)}' FROM generate_series(1, 1000)))`, /ARRAY\(SELECT \.\.\.\) adds up to 1000 bytes .*at most 256 bytes a row/],
+    // a constant carried by a CTE's column, or an aggregate of many generated rows read as one row's value
+    ['string_agg of a CTE\'s 1 KB literal column', `WITH c AS (SELECT '${'x'.repeat(1000)}' AS s) SELECT length(string_agg(s, '')) FROM c, generate_series(1, 20000)`, /string_agg\(\.\.\.\) adds up to 1001 bytes/],
+    ['string_agg of string_aggs of generated rows', `SELECT length(string_agg(s, '')) FROM (SELECT string_agg('${'x'.repeat(200)}', '') AS s FROM generate_series(1, 1000)) a, generate_series(1, 50)`, /string_agg\(\.\.\.\) adds up to 201001 bytes/],
+    ['a number of 100,000 digits a row', `SELECT length(string_agg(power(10::numeric, 100000)::text, '')) FROM generate_series(1, 10000)`, /string_agg\(\.\.\.\) adds up to 300001 bytes/],
+    ['numeric text built of short literals', `SELECT length(string_agg(concat('1e', g)::numeric::text, '')) FROM generate_series(131000, 131071) g`, /string_agg\(\.\.\.\) adds up to 147501 bytes/],
+    // a view's value more than once a row
+    ['string_agg of a column concatenated with itself', `SELECT string_agg(concat(memo, memo), ',') FROM semantic.v_gl_fact`, /string_agg\(\.\.\.\) holds a view's value more than once for each row it aggregates/],
+    ['string_agg of memo || memo', `SELECT string_agg(memo || ' ' || memo, ',') FROM semantic.v_gl_fact`, /string_agg\(\.\.\.\) holds a view's value more than once/],
+    ['array_agg of a replace multiplying a column', `SELECT array_agg(replace(memo, 'a', 'aaaaaaaa')) FROM semantic.v_gl_fact`, /array_agg\(\.\.\.\) holds a view's value more than once/],
+    ['ARRAY(SELECT ...) of a column read twice', `SELECT ARRAY(SELECT concat(memo, memo) FROM semantic.v_gl_fact)`, /ARRAY\(SELECT \.\.\.\) holds a view's value more than once/],
+    // the rows made of no view: generate_series' bounds literal and its span counted, multiplied with unnest, VALUES, CTEs
+    ['generate_series past MAX_SERIES_ROWS', `SELECT count(*) FROM generate_series(1, 100001) g`, /the query can make up to 100001 rows without reading a view, at generate_series\(\.\.\.\) .*at most 100000 are allowed \(MAX_SERIES_ROWS\)/],
+    ['generate_series of 500 million (the timeout probe)', `SELECT count(*) FROM generate_series(1, 500000000) g`, /up to 500000000 rows without reading a view.*at most 100000/],
+    ['an hourly series of 12 years', `SELECT count(*) FROM generate_series(timestamp '2026-01-01', timestamp '2037-12-31', interval '1 hour') g`, /up to 105\d{3} rows without reading a view/],
+    ['a series of days by a step of 1 second', `SELECT count(*) FROM generate_series(date '2026-01-01', date '2026-01-03', interval '1 second') g`, /up to 172801 rows/],
+    ['generate_series of a column', `SELECT count(*) FROM (SELECT 5 AS n) s, generate_series(1, n) g`, /generate_series's start, stop and step must be literals .*at most 100000 rows are allowed \(MAX_SERIES_ROWS\)/],
+    ['generate_series of now()', `SELECT count(*) FROM generate_series(now(), now() + interval '1 day', interval '1 second') g`, /generate_series's start, stop and step must be literals/],
+    ['generate_series in the target list', `SELECT string_agg(g::text, '') FROM (SELECT generate_series(1, 1000000) AS g) s`, /up to 1000000 rows without reading a view/],
+    ['two series cross-joined', `SELECT count(*) FROM generate_series(1, 1000) a CROSS JOIN generate_series(1, 1000) b`, /up to 1000000 rows without reading a view/],
+    ['a CTE of a series read twice', `WITH c AS (SELECT g FROM generate_series(1, 1000) g) SELECT count(*) FROM c, c d`, /up to 1000000 rows without reading a view, at the CTE c/],
+    ['a series joined in a subquery', `SELECT count(*) FROM generate_series(1, 1000) a, (SELECT 1 FROM generate_series(1, 1000) b) s`, /up to 1000000 rows without reading a view, at a subquery in FROM/],
+    ['an aggregated series unnested twice', `SELECT count(*) FROM (SELECT array_agg(g) AS a FROM generate_series(1, 1000) g) s, unnest(s.a) x, unnest(s.a) y`, /up to 1000000 rows without reading a view, at unnest/],
+    ['VALUES cross-joined', `SELECT count(*) FROM (VALUES ${Array.from({ length: 400 }, (_, i) => `(${i})`).join(',')}) a(x), (VALUES ${Array.from({ length: 400 }, (_, i) => `(${i})`).join(',')}) b(x)`, /up to 160000 rows without reading a view/],
+    // mode() and percentile_disc() WITHIN GROUP return one of the ORDER BY values: they weighed nothing before
+    ['mode() WITHIN GROUP repeated past the growth bound', `SELECT concat(${Array(65).fill('m').join(',')}) FROM (SELECT mode() WITHIN GROUP (ORDER BY memo) AS m FROM semantic.v_gl_fact) s`, /concat\(\.\.\.\) can build a value up to 65 times/],
+    // an operator of another schema runs its function: ORDER BY ... USING too
+    ['ORDER BY ... USING OPERATOR(public.<)', `SELECT 1 FROM semantic.v_gl_fact ORDER BY 1 USING OPERATOR(public.<)`, /operator public\.< is not allowed/],
+    ['ORDER BY ... USING OPERATOR(x.<) in an aggregate', `SELECT string_agg(memo, ',' ORDER BY memo USING OPERATOR(x.<)) FROM semantic.v_gl_fact`, /operator x\.< is not allowed/],
     // the parser reads up to a NUL: the text after it was accepted unparsed
     ['text after a NUL character', `SELECT 1\u0000; DROP TABLE x`, /the query contains a NUL character/],
   ])('refuses %s before it runs', async (_label, sql, reason) => {

@@ -51,7 +51,8 @@ export class CollectionDto {
 @ApiSchema({ description: 'A document written in the request (a note) or a reference to a URL with its text' })
 export class CreateNoteDocumentDto {
   @ApiProperty({ format: 'uuid', example: '7d1c2b9e-3f4a-4c5d-8e6f-0a1b2c3d4e5f', description: 'Collection to add it to' }) @IsUUID() collectionId: string;
-  @ApiProperty({ example: 'Travel expenses', description: 'Title' }) @IsString() @Length(1, 300) title: string;
+  @ApiProperty({ example: 'Travel expenses', description: 'Title: 1-300 characters, at least one of them not white space', pattern: '\\S' })
+  @IsString() @Length(1, 300) @Matches(/\S/, { message: 'title must not be blank (it needs a character other than white space)' }) title: string;
   @ApiProperty({ example: 'Travel is reimbursed within 30 days of the expense report.', description: 'The text (Markdown allowed), up to 1 MB' })
   @IsString() @Length(1, MAX_DOCUMENT_TEXT_CHARS) text: string;
   @ApiPropertyOptional({ enum: ['note', 'url'], default: 'note', example: 'url', description: 'note: written here; url: the text of the page at sourceUrl (required then)' })

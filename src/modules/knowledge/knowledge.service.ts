@@ -195,7 +195,8 @@ export class KnowledgeService {
   /** A new document from an upload (version 1); ingestion is queued in the same transaction. */
   async createFromUpload(tx: TenantTx, collectionId: string, fields: { title?: string; tags: string[] }, file: UploadedText): Promise<DocumentDto> {
     await this.getCollection(tx, collectionId);
-    const title = fields.title?.trim() || file.filename || 'Untitled';
+    // (a blank file name is no title: the database holds a title of at least one character other than white space)
+    const title = fields.title?.trim() || file.filename?.trim() || 'Untitled';
     return this.create(tx, { collectionId, title: title.slice(0, 300), source: 'upload', tags: fields.tags }, file);
   }
 

@@ -24,9 +24,6 @@ import { SemanticErrors } from './semantic.errors.js';
  *   that reads them. Any expression heavier than MAX_GROWTH (64) is refused. So no value exceeds 64 x U, where U is the larger
  *   of the largest value or row (as text) of a semantic view and QUERY_MAX_BYTES (300 KB: a literal weighs its share
  *   of that, a number in it at its printed length): about 19 MB.
- *   Values built across ROWS (string_agg, array_agg, json_agg... over many rows, ARRAY(SELECT ...)) are bounded by
- *   the statement timeout only (rows are read with interrupt checks); they weigh at least 1, so what is built from them
- *   is at most 64 times their size (array_to_string(ARRAY(SELECT ...), '<100 KB>') is refused).
  *   A row's work is bounded too: PostgreSQL holds every value it evaluates for a row until the row is done (a row is
  *   formed, sorted, materialized whole), uninterrupted, out of the timeout's reach. So the weights of all of them add up,
  *   held to MAX_ROW_GROWTH (1,024) for each row of a SELECT, CTE, subquery or VALUES list: its output columns; its WHERE,
@@ -35,6 +32,21 @@ import { SemanticErrors } from './semantic.errors.js';
  *   AND / OR / NOT or a function of a fixed-size result (length, num_nonnulls) weighs 1, but its arguments still add
  *   theirs. (1,000 columns of 19 MB made a backend allocate 17 GB; a WHERE of 20 conditions on such values 484 MB, 9 s
  *   past a 3.5 s timeout, and 1,000 conditions or ORDER BY terms would have been 17 to 35 GB.)
+ * - across rows (checkAcrossRows): a value built across ROWS (string_agg, array_agg, json(b)_agg, json(b)_object_agg,
+ *   ARRAY(SELECT ...)) has no static bound: it grows with every row read, and the rows read are bounded by the statement
+ *   timeout only (they are read with interrupt checks). What each row adds is bounded instead: at most one view value
+ *   (its weight past 1 is refused where a column is read into it twice, or through replace, regexp_replace or
+ *   array_to_string) and at most ACROSS_ROWS_MAX_CONSTANT_BYTES (256) bytes that are not a view's values: literals, the
+ *   separator, the text of numbers, dates and other constants the query makes (konstOf; a CTE's or subquery's columns
+ *   carry theirs, a value aggregated across rows counts that of each row times the rows it read that no view gave).
+ *   The rows a query makes without reading a view are bounded too (multiplyRows: generate_series, whose bounds and step
+ *   must be literals, unnest and VALUES, multiplied where they are joined or read again through CTEs and subqueries):
+ *   at most MAX_SERIES_ROWS (100,000). So such a value is at most (rows read before the timeout) x (one view value + 256
+ *   bytes): of constants alone about 25 MB; the views' rows, and their joins with each other and with those 100,000
+ *   rows, are read at the speed of reading them within the timeout (string_agg runs about 7-10 million rows a second:
+ *   8 bytes a row reach about 340 MB in 5 s, and a view's value joined with a series repeats once per row of it), and
+ *   PostgreSQL's 1 GB limit of a value ends it with an error (54000). A value built across rows weighs at least 1, so
+ *   what is built from it is at most 64 times its size (array_to_string(ARRAY(SELECT ...), '<100 KB>') is refused).
  * - depth bound: at most MAX_DEPTH (8) SELECTs nested inside each other or reading each other (a CTE chain counts);
  *   WITH RECURSIVE is refused (a recursive CTE grows a value every iteration: s || s doubles it).
  * - size bound, checked first: at most MAX_NODES (20,000) parse-tree nodes nested at most MAX_NESTING (200) deep, so
@@ -73,6 +85,16 @@ export const MAX_NESTING = 200;
 export const MAX_FROM_ITEMS = 100;
 /** Output columns of one SELECT or VALUES row at most: PostgreSQL's own limit of a target list (MaxTupleAttributeNumber). */
 export const MAX_COLUMNS = 1664;
+/**
+ * The bytes that are not a view's values (literals, separators, the text of numbers, dates and other constants) each row
+ * may add to a value built across rows (string_agg, array_agg, json(b)_agg, json(b)_object_agg, ARRAY(SELECT ...)).
+ */
+export const ACROSS_ROWS_MAX_CONSTANT_BYTES = 256;
+/**
+ * The rows a query may make of no view at most: generate_series (its bounds and step literals), unnest and VALUES,
+ * multiplied where they are joined or read again through CTEs and subqueries (a monthly date spine of 10 years: 120).
+ */
+export const MAX_SERIES_ROWS = 100_000;
 
 /**
  * Functions a query may call (unqualified or pg_catalog.*): aggregates, windows, arithmetic, text, dates, json building.
@@ -230,8 +252,9 @@ async function accept(sql: string): Promise<AcceptedQuery> {
       case 'SQLValueFunction':
         if (!ALLOWED_SQL_VALUES.has(node.op)) throw refuse(`${String(node.op).replace('SVFOP_', '').toLowerCase()} is not allowed`);
         break;
-      case 'A_Expr': {
-        const parts = nameOf(node.name);
+      case 'A_Expr': case 'SortBy': {
+        // an operator of another schema (OPERATOR(public.<), ORDER BY ... USING OPERATOR(public.<)) runs its function
+        const parts = nameOf(type === 'SortBy' ? node.useOp : node.name);
         if (parts.length > 1 && parts[0].toLowerCase() !== 'pg_catalog') throw refuse(`operator ${parts.join('.')} is not allowed`);
         break;
       }
@@ -351,8 +374,12 @@ type Sel = Record<string, any>;
  * and where known its output columns in order (name undefined where the guard does not tell PostgreSQL's name: such a
  * column may be any name read), so that a column is read at its own weight and a JSON column is known as JSON.
  */
-interface Shape { value: number; row: number; depth: number; cols?: readonly Col[] }
-interface Col { name?: string; weight: number; json: boolean }
+interface Shape { value: number; row: number; depth: number; cols?: readonly Col[]; konst: number; gen: number }
+/**
+ * konst (in Shape: the whole row's): the part of a column's value that is not a view's value (see konstOf), in the same
+ * units as weight; gen (in Shape): how many rows the SELECT can make of no view (see MAX_SERIES_ROWS).
+ */
+interface Col { name?: string; weight: number; json: boolean; konst: number }
 /** A FROM item a column reference may read: its name (alias or relation) and shape. */
 interface Source { name?: string; shape: Shape }
 interface Env {
@@ -362,14 +389,22 @@ interface Env {
   outerRow: number;
   outerNames: ReadonlySet<string>;
   outerSources: readonly Source[];
+  /** the rows of no view the enclosing query has made so far (LATERAL and correlated references read them) */
+  outerGen: number;
 }
 /**
  * What an expression of one SELECT can read; `work`: the weights of the values it has built so far for one row (see
  * BUILT), which PostgreSQL holds until the row is done.
  */
-interface Ctx { env: Env; value: number; row: number; names: ReadonlySet<string>; depth: number; sources: readonly Source[]; work: number }
+interface Ctx {
+  env: Env; value: number; row: number; names: ReadonlySet<string>; depth: number; sources: readonly Source[]; work: number;
+  /** the rows of no view this SELECT's FROM items and set-returning functions make so far (their product) */
+  gen: number;
+  /** weighing the constant part of a value (konstOf), not its weight: nothing is refused or counted as work */
+  konst?: boolean;
+}
 
-const VIEW: Shape = { value: 1, row: 1, depth: 0 };
+const VIEW: Shape = { value: 1, row: 1, depth: 0, konst: 0, gen: 1 };
 /** One byte, as a weight (U is at least QUERY_MAX_BYTES). */
 const BYTE = 1 / QUERY_MAX_BYTES;
 /** The most bytes a numeric prints as (131,072 digits before the point, 16,383 after), and any other fixed-size type. */
@@ -395,9 +430,18 @@ const JSON_VALUED = new Set(['to_json', 'to_jsonb', 'json_build_object', 'json_b
 const JSON_READS = new WeakSet<object>();
 /**
  * Aggregates building one value across rows: the rows they read are bounded by the statement timeout only, so their
- * value weighs at least 1 (as much as a view's value) and a later multiplication (replace, array_to_string) counts.
+ * value weighs at least 1 (as much as a view's value) and a later multiplication (replace, array_to_string) counts;
+ * what each row adds is held to a view's values and ACROSS_ROWS_MAX_CONSTANT_BYTES (checkAcrossRows).
  */
 const ACROSS_ROWS = new Set(['string_agg', 'array_agg', 'json_agg', 'jsonb_agg', 'json_object_agg', 'jsonb_object_agg']);
+/** The constant part (konstOf) of a value of a fixed-size type made of no view value and no literal (now(), count(*)): 40 bytes. */
+const SMALL_KONST = 40 * BYTE;
+/** Each subquery's shape, kept when it is weighed: konstOf reads it and never weighs a subquery again. */
+const SUBLINK_SHAPES = new WeakMap<object, Shape>();
+/** Functions whose first argument's every byte may become several in an across-rows aggregate's row (see amplifies). */
+const MULTIPLYING = new Set(['replace', 'regexp_replace', 'array_to_string']);
+const FIXED_TYPES = new Set(['int2', 'int4', 'int8', 'smallint', 'integer', 'int', 'bigint', 'float4', 'float8', 'real', 'double precision',
+  'date', 'timestamp', 'timestamptz', 'time', 'timetz', 'interval', 'bool', 'boolean', 'uuid']);
 const TEXT_TYPES = new Set(['text', 'varchar', 'bpchar', 'char', 'character varying', 'name']);
 const NUMERIC_TYPES = new Set(['numeric', 'decimal']);
 const JSON_TYPES = new Set(['json', 'jsonb']);
@@ -405,12 +449,230 @@ const JSON_TYPES = new Set(['json', 'jsonb']);
 const PART_OPERATORS = new Set(['->', '->>', '#>', '#>>', '#-']);
 const AT_MOST_ONE = (...w: number[]) => Math.max(0, ...w);
 
+/** The konst of the widest row of the FROM items in scope (a whole-row reference, a column of no known FROM item). */
+function rowKonst(ctx: Ctx): number {
+  return ctx.sources.reduce((a, src) => Math.max(a, src.shape.konst), 0);
+}
+
+/**
+ * The constant part of an expression's value: how much of it (as a weight: bytes x BYTE) is not a view's values. Its
+ * literals (a string escaped as JSON escapes it where JSON is built), the text of numbers, dates and constants it makes
+ * (now(), CURRENT_DATE, count(*): 40 bytes; a view's number or date: its own), separators, and what replace,
+ * array_to_string, to_char, casts to char(n)... make of those; a view's column weighs 0 here, a CTE's or subquery's
+ * column its own constant part, a value aggregated across rows that of each of its rows times the rows it reads that
+ * were made of no view (ctx.gen). Asked for once `weigh` has checked the expression: nothing is refused or counted again.
+ */
+function konstOf(node: unknown, ctx: Ctx): number {
+  return weigh(node, { ...ctx, konst: true, work: 0 });
+}
+
+/** Whether an expression is a number (its digits its own, not text that a cast to numeric may read as 1e131071). */
+function isNumberExpr(node: any): boolean {
+  if (node?.A_Const) return !!(node.A_Const.ival || node.A_Const.fval);
+  if (node?.FuncCall) return BOUNDED_RESULT.has(nameOf(node.FuncCall.funcname).pop()?.toLowerCase() ?? '');
+  if (node?.A_Expr) return node.A_Expr.kind === 'AEXPR_OP' && ['+', '-', '*', '/', '%'].includes(nameOf(node.A_Expr.name).pop() ?? '');
+  if (node?.TypeCast) {
+    const type = nameOf(node.TypeCast.typeName?.names).pop()?.toLowerCase() ?? '';
+    return (NUMERIC_TYPES.has(type) || FIXED_TYPES.has(type)) && !(node.TypeCast.typeName?.arrayBounds ?? []).length;
+  }
+  return false;
+}
+
+/**
+ * Refuses an across-rows aggregate (or ARRAY(SELECT ...)) whose every row adds more than ACROSS_ROWS_MAX_CONSTANT_BYTES
+ * that are not a view's values (`konst`, its arguments' constant part, the separator's included), or that holds a view's
+ * value more than once a row (`weight` past 1, and a column read twice into it or multiplied: see amplifies).
+ */
+function checkAcrossRows(what: string, konst: number, weight: number, args: unknown[]): void {
+  const bytes = konst / BYTE;
+  if (bytes > ACROSS_ROWS_MAX_CONSTANT_BYTES + 1e-6) {
+    throw refuse(`${what} adds up to ${bytes > 1e9 ? 'over 10^9' : Math.ceil(bytes - 1e-6)} bytes that are not a view's values for each row it aggregates (literals, its separator, the text of numbers, dates and other constants the query makes); at most ${ACROSS_ROWS_MAX_CONSTANT_BYTES} bytes a row are allowed (ACROSS_ROWS_MAX_CONSTANT_BYTES: a value built across rows grows by that much for every row read before the statement timeout)`);
+  }
+  if (weight > 1 + 1e-9 && amplifies(args)) {
+    throw refuse(`${what} holds a view's value more than once for each row it aggregates (a column read twice into it, or through replace, regexp_replace or array_to_string); a value built across rows may hold each column a row once, at most one view value a row (weight 1), and ${ACROSS_ROWS_MAX_CONSTANT_BYTES} bytes of constants (ACROSS_ROWS_MAX_CONSTANT_BYTES)`);
+  }
+}
+
+/**
+ * Whether the value of `args` holds a column's value more than once: the same column read twice where its text goes into
+ * the value (not in a comparison, a condition, a subquery or a function of a fixed-size result such as length), or read
+ * inside replace (by more than one byte), regexp_replace or array_to_string, which may multiply each of its bytes.
+ */
+function amplifies(args: unknown[]): boolean {
+  const seen = new Set<string>();
+  let repeated = false;
+  const visit = (v: unknown, multiplied: boolean): void => {
+    if (repeated || !v || typeof v !== 'object') return;
+    if (Array.isArray(v)) return v.forEach((x) => visit(x, multiplied));
+    const keys = Object.keys(v);
+    if (keys.length !== 1 || !/^[A-Z]/.test(keys[0])) return Object.values(v).forEach((x) => visit(x, multiplied));
+    const type = keys[0];
+    const n = (v as Record<string, any>)[type];
+    switch (type) {
+      case 'ColumnRef': {
+        const key = nameOf(n.fields).join('.').toLowerCase();
+        if (multiplied || seen.has(key)) repeated = true;
+        seen.add(key);
+        return;
+      }
+      case 'SubLink': case 'BoolExpr': case 'NullTest': case 'BooleanTest': case 'SortBy': case 'WindowDef':
+        return;
+      case 'A_Expr': {
+        const op = nameOf(n.name).pop() ?? '';
+        if (n.kind === 'AEXPR_OP' && (op === '||' || PART_OPERATORS.has(op))) return visit([n.lexpr, n.rexpr], multiplied);
+        if (n.kind === 'AEXPR_NULLIF') return visit(n.lexpr, multiplied);
+        return;
+      }
+      case 'CaseExpr':
+        return visit([n.defresult, ...(n.args ?? []).map((w: any) => w?.CaseWhen?.result)], multiplied);
+      case 'TypeCast': {
+        const type = nameOf(n.typeName?.names).pop()?.toLowerCase() ?? '';
+        if (FIXED_TYPES.has(type) && !(n.typeName?.arrayBounds ?? []).length) return;
+        return visit(n.arg, multiplied);
+      }
+      case 'FuncCall': {
+        const name = nameOf(n.funcname).pop()?.toLowerCase() ?? '';
+        const fargs: unknown[] = n.args ?? [];
+        if (BOUNDED_RESULT.has(name)) return;
+        if (MULTIPLYING.has(name)) {
+          visit(fargs[0], multiplied || name !== 'replace' || (literalLength(fargs[2]) ?? 2) > 1);
+          return visit(fargs.slice(1), multiplied);
+        }
+        return visit(fargs, multiplied);
+      }
+      default:
+        return Object.values(n).forEach((x) => visit(x, multiplied));
+    }
+  };
+  visit(args, false);
+  return repeated;
+}
+
+/** Multiplies the rows made of no view by a row source's; refuses past MAX_SERIES_ROWS. */
+function multiplyRows(ctx: Ctx, rows: number, what: string): void {
+  ctx.gen *= Math.max(1, rows);
+  if (ctx.gen > MAX_SERIES_ROWS) throw refuseSeries(what, ctx.gen);
+}
+
+const refuseSeries = (what: string, rows: number) =>
+  refuse(`the query can make up to ${rows > 1e12 ? 'over 10^12' : Math.ceil(rows)} rows without reading a view, at ${what} (the rows of generate_series, unnest and VALUES multiply where they are joined or read again through CTEs and subqueries); at most ${MAX_SERIES_ROWS} are allowed (MAX_SERIES_ROWS)`);
+
+/** How many rows unnest may make: its arrays' elements where they are written out, else as many as the rows made so far. */
+function unnestRows(args: unknown[], ctx: Ctx): number {
+  const rows = (a: any): number => {
+    if (a?.A_ArrayExpr) return (a.A_ArrayExpr.elements ?? []).reduce((n: number, e: any) => n + (e?.A_ArrayExpr ? rows(e) : 1), 0);
+    const text = literalText(a);
+    if (text !== undefined) return text.split(',').length;
+    // an array built by the query (array_agg, ARRAY(SELECT ...)) holds at most one element a row it read
+    if (a?.SubLink) return SUBLINK_SHAPES.get(a.SubLink)?.gen ?? MAX_SERIES_ROWS + 1;
+    return Math.max(ctx.gen, ctx.env.outerGen);
+  };
+  return args.reduce((m: number, a) => Math.max(m, rows(a)), 1);
+}
+
+type SeriesValue = { kind: 'number'; value: number } | { kind: 'time'; ms: number } | { kind: 'interval'; seconds: number };
+const SECONDS: [RegExp, number][] = [
+  // the shortest each unit may be: a month 28 days, a year 365, a day 23 hours (a daylight saving change, timestamptz)
+  [/^(y|yr|yrs|year|years)$/, 365 * 86_400], [/^(mon|mons|month|months)$/, 28 * 86_400], [/^(w|week|weeks)$/, 7 * 82_800],
+  [/^(d|day|days)$/, 82_800], [/^(h|hr|hrs|hour|hours)$/, 3_600], [/^(m|min|mins|minute|minutes)$/, 60],
+  [/^(s|sec|secs|second|seconds)$/, 1], [/^(ms|msec|msecs|millisecond|milliseconds)$/, 0.001],
+  [/^(us|usec|usecs|microsecond|microseconds)$/, 0.000_001],
+];
+
+/** A literal bound or step of generate_series: a number, a date or timestamp, an interval; undefined for anything else. */
+function seriesValue(node: any, as?: 'time' | 'interval' | 'number'): SeriesValue | undefined {
+  if (node?.A_Expr && node.A_Expr.kind === 'AEXPR_OP' && !node.A_Expr.lexpr && nameOf(node.A_Expr.name).pop() === '-') {
+    const v = seriesValue(node.A_Expr.rexpr, as);
+    if (v?.kind === 'number') return { kind: 'number', value: -v.value };
+    if (v?.kind === 'interval') return { kind: 'interval', seconds: -v.seconds };
+    return undefined;
+  }
+  if (node?.TypeCast) {
+    const type = nameOf(node.TypeCast.typeName?.names).pop()?.toLowerCase() ?? '';
+    if ((node.TypeCast.typeName?.arrayBounds ?? []).length) return undefined;
+    if (['date', 'timestamp', 'timestamptz'].includes(type)) return seriesValue(node.TypeCast.arg, 'time');
+    if (type === 'interval') return (node.TypeCast.typeName?.typmods ?? []).length ? undefined : seriesValue(node.TypeCast.arg, 'interval');
+    if (NUMERIC_TYPES.has(type) || FIXED_TYPES.has(type)) return seriesValue(node.TypeCast.arg, 'number');
+    return undefined;
+  }
+  const c = node?.A_Const;
+  if (!c || c.isnull) return undefined;
+  if (c.ival || c.fval) {
+    const value = Number(c.ival ? (c.ival.ival ?? 0) : c.fval.fval);
+    return Number.isFinite(value) && as !== 'time' && as !== 'interval' ? { kind: 'number', value } : undefined;
+  }
+  const text: string | undefined = c.sval?.sval;
+  if (text === undefined) return undefined;
+  if (as === 'number') {
+    const value = Number(text.trim());
+    return text.trim() !== '' && Number.isFinite(value) ? { kind: 'number', value } : undefined;
+  }
+  if (as !== 'interval') {
+    const m = /^\s*(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?)?\s*(?:(Z|UTC)|([+-])(\d{1,2})(?::?(\d{2}))?)?\s*$/i.exec(text);
+    if (m) {
+      const ms = Date.UTC(+m[1], +m[2] - 1, +m[3], +(m[4] ?? 0), +(m[5] ?? 0), +(m[6] ?? 0));
+      const offset = m[8] ? (m[8] === '-' ? -1 : 1) * (+m[9] * 60 + +(m[10] ?? 0)) * 60_000 : 0;
+      if (Number.isFinite(ms)) return { kind: 'time', ms: ms - offset };
+    }
+    if (as === 'time') return undefined;
+  }
+  // an interval: '1 month', '7 days', '1 year 2 mons', '01:30:00', '-1 day'; each part of one sign
+  let seconds = 0;
+  let sign = 0;
+  const rest = text.trim().toLowerCase().replace(/(-?\d+):(\d{2})(?::(\d{2}(?:\.\d+)?))?$/, (_all, h: string, mi: string, se?: string) => {
+    const v = Math.abs(+h) * 3_600 + +mi * 60 + +(se ?? 0);
+    const sg = h.startsWith('-') ? -1 : 1;
+    if (v > 0) sign = sg;
+    seconds += v;
+    return '';
+  });
+  const parts = rest.trim() === '' ? [] : rest.trim().split(/\s+/);
+  if (parts.length % 2 !== 0) return undefined;
+  for (let i = 0; i < parts.length; i += 2) {
+    const n = Number(parts[i]);
+    const unit = SECONDS.find(([re]) => re.test(parts[i + 1]))?.[1];
+    if (!Number.isFinite(n) || unit === undefined) return undefined;
+    if (n === 0) continue;
+    if (sign !== 0 && Math.sign(n) !== sign) return undefined;
+    sign = Math.sign(n);
+    seconds += Math.abs(n) * unit;
+  }
+  return { kind: 'interval', seconds: sign < 0 ? -seconds : seconds };
+}
+
+/**
+ * How many rows generate_series(start, stop[, step]) makes: its bounds and step must be literals (numbers, or dates /
+ * timestamps with an interval step) so that they can be counted (an upper bound: a month counts as 28 days, a day 23 hours).
+ */
+function seriesRows(args: unknown[]): number {
+  const refuseBounds = () => refuse(`generate_series's start, stop and step must be literals (numbers, or dates / timestamps with an interval step such as interval '1 month') so that its rows can be counted; at most ${MAX_SERIES_ROWS} rows are allowed (MAX_SERIES_ROWS)`);
+  if (args.length < 2 || args.length > 4) throw refuseBounds();
+  const start = seriesValue(args[0]);
+  const stop = seriesValue(args[1], start?.kind === 'time' ? 'time' : start?.kind === 'number' ? 'number' : undefined);
+  const step = args.length > 2 ? seriesValue(args[2], start?.kind === 'time' ? 'interval' : 'number') : undefined;
+  // (the fourth argument of PostgreSQL 16's is the time zone, a string literal)
+  if (args.length === 4 && literalText(args[3]) === undefined) throw refuseBounds();
+  let rows: number;
+  if (start?.kind === 'number' && stop?.kind === 'number' && (args.length === 2 || step?.kind === 'number')) {
+    const by = step?.kind === 'number' ? step.value : 1;
+    rows = by === 0 ? 1 : Math.floor((stop.value - start.value) / by) + 1;
+  } else if (start?.kind === 'time' && stop?.kind === 'time' && step?.kind === 'interval') {
+    // (a time zone may shift either bound by up to a day)
+    const span = Math.abs(stop.ms - start.ms) / 1000 + (args.length === 4 ? 2 * 86_400 : 0);
+    rows = step.seconds === 0 ? 1 : Math.floor(span / Math.abs(step.seconds)) + 1;
+  } else {
+    throw refuseBounds();
+  }
+  if (!Number.isFinite(rows)) return Infinity;
+  return Math.max(0, rows);
+}
+
 const refuseGrowth = (what: string, weight: number) =>
   refuse(`${what} can build a value up to ${weight > 1e9 ? "over 10^9" : Math.ceil(weight)} times the largest value a query starts from (a semantic view's value or row, or the query's own text); at most ${MAX_GROWTH} is allowed (each concat / || / replace of a value multiplies its size, printing an array or row as text doubles it, JSON escaping up to 6x, and CTEs and subqueries reading each other multiply again)`);
 
 /** Refuses a query whose values could grow past MAX_GROWTH times its inputs', or whose SELECTs nest deeper than MAX_DEPTH. */
 function boundGrowth(select: Sel): void {
-  shapeOf(select, { ctes: new Map(), outerValue: 0, outerRow: 0, outerNames: new Set(), outerSources: [] });
+  shapeOf(select, { ctes: new Map(), outerValue: 0, outerRow: 0, outerNames: new Set(), outerSources: [], outerGen: 1 });
 }
 
 function shapeOf(s: Sel, env: Env): Shape {
@@ -433,17 +695,20 @@ function shapeOf(s: Sel, env: Env): Shape {
     const r = shapeOf(s.rarg, own);
     // the columns: the left arm's names, each the heavier of the two arms' (JSON if both are)
     const cols = l.cols && r.cols && l.cols.length === r.cols.length
-      ? l.cols.map((c, i) => ({ name: c.name, weight: Math.max(c.weight, r.cols![i].weight), json: c.json && r.cols![i].json }))
+      ? l.cols.map((c, i) => ({ name: c.name, weight: Math.max(c.weight, r.cols![i].weight), json: c.json && r.cols![i].json, konst: Math.max(c.konst, r.cols![i].konst) }))
       : undefined;
-    shape = { value: Math.max(l.value, r.value), row: Math.max(l.row, r.row), depth: Math.max(l.depth, r.depth), cols };
+    // (UNION ALL: the rows of both arms)
+    shape = { value: Math.max(l.value, r.value), row: Math.max(l.row, r.row), depth: Math.max(l.depth, r.depth), cols, konst: Math.max(l.konst, r.konst), gen: l.gen + r.gen };
+    if (shape.gen > MAX_SERIES_ROWS) throw refuseSeries('a set operation (UNION, INTERSECT, EXCEPT)', shape.gen);
     // (the ORDER BY of a set operation names its output columns: it builds nothing; LIMIT and OFFSET are evaluated once)
-    const ctx: Ctx = { env: own, value: Math.max(shape.value, env.outerValue), row: Math.max(shape.row, env.outerRow), names: env.outerNames, depth: 0, sources: env.outerSources, work: 0 };
+    const ctx: Ctx = { env: own, value: Math.max(shape.value, env.outerValue), row: Math.max(shape.row, env.outerRow), names: env.outerNames, depth: 0, sources: env.outerSources, work: 0, gen: 1 };
     weigh([s.sortClause, s.limitCount, s.limitOffset], ctx);
     shape.depth = Math.max(shape.depth, ctx.depth);
   } else if (s.valuesLists) {
-    const ctx: Ctx = { env: own, value: env.outerValue, row: env.outerRow, names: env.outerNames, depth: 0, sources: env.outerSources, work: 0 };
+    const ctx: Ctx = { env: own, value: env.outerValue, row: env.outerRow, names: env.outerNames, depth: 0, sources: env.outerSources, work: 0, gen: 1 };
     let value = 0;
     let row = 0;
+    let konst = 0;
     const cols: Col[] = [];
     for (const list of s.valuesLists) {
       const items: unknown[] = list.List?.items ?? [];
@@ -451,18 +716,25 @@ function shapeOf(s: Sel, env: Env): Shape {
       // each VALUES row is evaluated on its own: its work is the most any one of them builds
       ctx.work = 0;
       const w = items.map((i) => weigh(i, ctx));
+      const k = items.map((i) => konstOf(i, ctx));
+      konst = Math.max(konst, k.reduce((a, b) => a + b, 0));
       value = Math.max(value, ...w);
       row = Math.max(row, w.reduce((a, b) => a + b + 3 * BYTE, 0));
       work = Math.max(work, ctx.work + 3 * BYTE * items.length);
       w.forEach((x, i) => {
         const json = jsonRead(items[i]);
-        cols[i] = cols[i] ? { name: `column${i + 1}`, weight: Math.max(cols[i].weight, x), json: cols[i].json && json } : { name: `column${i + 1}`, weight: x, json };
+        cols[i] = cols[i]
+          ? { name: `column${i + 1}`, weight: Math.max(cols[i].weight, x), json: cols[i].json && json, konst: Math.max(cols[i].konst, k[i]) }
+          : { name: `column${i + 1}`, weight: x, json, konst: k[i] };
       });
     }
     weigh([s.sortClause, s.limitCount, s.limitOffset], ctx);
     // `t.*` / `(t).*` in a VALUES list expands to t's columns: positions not followed
     const star = (s.valuesLists as any[]).some((l) => (l.List?.items ?? []).some(expandsColumns));
-    shape = { value, row, depth: 1 + ctx.depth, cols: star ? undefined : cols };
+    // each VALUES row is a row made of no view
+    const gen = (s.valuesLists as any[]).length * ctx.gen;
+    if (gen > MAX_SERIES_ROWS) throw refuseSeries('a VALUES list', gen);
+    shape = { value, row, depth: 1 + ctx.depth, cols: star ? undefined : cols, konst, gen };
   } else {
     // before any work in proportion to them (every column name read is looked up in every FROM item in scope)
     const fromItems = countFromItems(s.fromClause ?? []);
@@ -474,9 +746,11 @@ function shapeOf(s: Sel, env: Env): Shape {
     // every value built for a row adds to ctx.work: the FROM list's functions and join conditions, the output columns,
     // WHERE, GROUP BY, HAVING, window, DISTINCT and ORDER BY expressions (those not output are held in the row as hidden
     // columns, sorted with it), and the values their expressions build on the way
-    const ctx: Ctx = { env: own, value: env.outerValue, row: env.outerRow, names, depth: 0, sources, work: 0 };
-    const add = (shape: Shape, name?: string) => {
+    const ctx: Ctx = { env: own, value: env.outerValue, row: env.outerRow, names, depth: 0, sources, work: 0, gen: 1 };
+    const add = (shape: Shape, name?: string, what = 'a FROM item') => {
       read.push(shape);
+      // FROM items cross-join: the rows they make of no view multiply (a CTE of generate_series read twice: its square)
+      multiplyRows(ctx, shape.gen, what);
       sources.push({ name, shape });
       if (name) names.add(name);
       ctx.value = Math.max(ctx.value, shape.value);
@@ -486,23 +760,25 @@ function shapeOf(s: Sel, env: Env): Shape {
     const from = (item: any): void => {
       if (item.RangeVar) {
         const rv = item.RangeVar;
-        add(renamed(rv.schemaname ? VIEW : (ctes.get(rv.relname) ?? VIEW), rv.alias?.colnames), rv.alias?.aliasname ?? rv.relname);
+        add(renamed(rv.schemaname ? VIEW : (ctes.get(rv.relname) ?? VIEW), rv.alias?.colnames), rv.alias?.aliasname ?? rv.relname, `the CTE ${rv.relname}`);
       } else if (item.RangeSubselect) {
         const rs = item.RangeSubselect;
         // earlier FROM items are readable by a LATERAL subquery: counted for every subquery (an upper bound)
-        add(renamed(shapeOf(rs.subquery.SelectStmt, { ctes, outerValue: ctx.value, outerRow: ctx.row, outerNames: names, outerSources: [...sources] }), rs.alias?.colnames), rs.alias?.aliasname);
+        add(renamed(shapeOf(rs.subquery.SelectStmt, { ctes, outerValue: ctx.value, outerRow: ctx.row, outerNames: names, outerSources: [...sources], outerGen: ctx.gen }), rs.alias?.colnames), rs.alias?.aliasname, 'a subquery in FROM');
       } else if (item.RangeFunction) {
+        // (its rows, generate_series' or unnest's, multiply ctx.gen as it is weighed)
         const w = weigh(item.RangeFunction.functions, ctx);
         // ROWS FROM (f(...), g(...)): one row of all of them
         if (w > MAX_ROW_GROWTH) throw refuseRow('a function in FROM (ROWS FROM)', w);
-        add({ value: w, row: w, depth: 0 }, item.RangeFunction.alias?.aliasname);
+        const k = konstOf(item.RangeFunction.functions, ctx);
+        add({ value: w, row: w, depth: 0, konst: k, gen: 1 }, item.RangeFunction.alias?.aliasname);
       } else if (item.JoinExpr) {
         from(item.JoinExpr.larg);
         from(item.JoinExpr.rarg);
         if (item.JoinExpr.alias?.aliasname) {
           names.add(item.JoinExpr.alias.aliasname);
           // its columns may be renamed (`AS j(x, y)`): any name read may be any of them
-          sources.push({ name: item.JoinExpr.alias.aliasname, shape: { value: ctx.value, row: ctx.row, depth: 0 } });
+          sources.push({ name: item.JoinExpr.alias.aliasname, shape: { value: ctx.value, row: ctx.row, depth: 0, konst: rowKonst(ctx), gen: 1 } });
         }
         weigh(item.JoinExpr.quals, ctx);
       } else {
@@ -512,6 +788,7 @@ function shapeOf(s: Sel, env: Env): Shape {
     for (const item of s.fromClause ?? []) from(item);
     let value = 0;
     let row = 0;
+    let konst = 0;
     let cols: Col[] | undefined = [];
     for (const t of s.targetList ?? []) {
       const val = t.ResTarget?.val;
@@ -521,10 +798,13 @@ function shapeOf(s: Sel, env: Env): Shape {
         value = Math.max(value, ctx.value);
         const all = fields.length === 1 ? read.reduce((a, x) => a + x.row, 0) : ctx.row;
         row += all;
+        konst += fields.length === 1 ? read.reduce((a, x) => a + x.konst, 0) : rowKonst(ctx);
         ctx.work += all;
         cols = undefined;
       } else {
         const w = weigh(val, ctx);
+        const k = konstOf(val, ctx);
+        konst += k;
         value = Math.max(value, w);
         // (the row printed as a record quotes each column and adds a comma)
         row += w + 3 * BYTE;
@@ -532,11 +812,11 @@ function shapeOf(s: Sel, env: Env): Shape {
         const last = fields?.[fields.length - 1]?.String?.sval;
         // `(t).*`, `(expr).*`: several output columns, which ones not followed
         if (expandsColumns(val)) cols = undefined;
-        cols?.push({ name: t.ResTarget?.name ?? last, weight: w, json: jsonRead(val) });
+        cols?.push({ name: t.ResTarget?.name ?? last, weight: w, json: jsonRead(val), konst: k });
       }
     }
     weigh([s.whereClause, s.havingClause, s.groupClause, s.sortClause, s.windowClause, s.distinctClause, s.limitCount, s.limitOffset], ctx);
-    shape = { value, row, depth: 1 + ctx.depth, cols };
+    shape = { value, row, depth: 1 + ctx.depth, cols, konst, gen: ctx.gen };
     work = ctx.work;
   }
   if (shape.depth > MAX_DEPTH) throw refuse(`the query nests ${shape.depth} SELECTs (subqueries, and CTEs reading CTEs); at most ${MAX_DEPTH} are allowed`);
@@ -577,6 +857,7 @@ function weigh(node: unknown, ctx: Ctx): number {
   const type = keys[0];
   const n = (node as Record<string, any>)[type];
   const w = weighNode(type, n, ctx);
+  if (ctx.konst) return w;
   // a List is not a value (IN (...) lists, FROM functions): its items are checked one by one
   if (w > MAX_GROWTH && type !== 'List') throw refuseGrowth(describe(type, n), w);
   if (BUILT.has(type)) ctx.work += w;
@@ -602,17 +883,17 @@ function weighNode(type: string, n: any, ctx: Ctx): number {
     case 'A_Const':
       return literalWeight(n);
     case 'SQLValueFunction': case 'GroupingFunc': case 'ParamRef':
-      return 1;
+      return ctx.konst ? SMALL_KONST : 1;
     case 'ColumnRef': {
       const fields: any[] = n.fields ?? [];
       const last = fields[fields.length - 1];
-      if (last?.A_Star) return printedRow(ctx.row);
+      if (last?.A_Star) return printedRow(ctx.konst ? rowKonst(ctx) : ctx.row);
       // a lone name that is also a FROM item's name may be that item's whole row
-      if (fields.length === 1 && ctx.names.has(last?.String?.sval)) return Math.max(printedRow(ctx.row), ctx.value);
+      if (fields.length === 1 && ctx.names.has(last?.String?.sval)) return ctx.konst ? printedRow(rowKonst(ctx)) : Math.max(printedRow(ctx.row), ctx.value);
       const col = columnRead(fields, ctx);
-      if (!col) return ctx.value;
+      if (!col) return ctx.konst ? rowKonst(ctx) : ctx.value;
       if (col.json) JSON_READS.add(n);
-      return col.weight;
+      return ctx.konst ? col.konst : col.weight;
     }
     case 'TypeCast':
       return weighCast(n, ctx);
@@ -622,7 +903,17 @@ function weighNode(type: string, n: any, ctx: Ctx): number {
       weigh(n.indirection, ctx);
       return weigh(n.arg, ctx);
     case 'SubLink': {
-      const inner = shapeOf(n.subselect.SelectStmt, { ctes: ctx.env.ctes, outerValue: ctx.value, outerRow: ctx.row, outerNames: ctx.names, outerSources: ctx.sources });
+      if (ctx.konst) {
+        // the subquery was weighed (its shape kept) before its constant part is asked for
+        const inner = SUBLINK_SHAPES.get(n) ?? VIEW;
+        const col = inner.cols?.length === 1 ? inner.cols[0].konst : inner.konst;
+        if (n.subLinkType === 'EXPR_SUBLINK') return col;
+        // one element of each row it reads: the rows it makes of no view count
+        if (n.subLinkType === 'ARRAY_SUBLINK') return (2 * col + 3 * BYTE) * inner.gen;
+        return 0;
+      }
+      const inner = shapeOf(n.subselect.SelectStmt, { ctes: ctx.env.ctes, outerValue: ctx.value, outerRow: ctx.row, outerNames: ctx.names, outerSources: ctx.sources, outerGen: ctx.gen });
+      SUBLINK_SHAPES.set(n, inner);
       ctx.depth = Math.max(ctx.depth, inner.depth);
       weigh(n.testexpr, ctx);
       if (n.subLinkType === 'EXPR_SUBLINK') {
@@ -630,7 +921,11 @@ function weighNode(type: string, n: any, ctx: Ctx): number {
         return inner.value;
       }
       // ARRAY(SELECT ...) is built across rows, and printed as text it escapes its elements
-      if (n.subLinkType === 'ARRAY_SUBLINK') return Math.max(1, 2 * inner.value + 3 * BYTE);
+      if (n.subLinkType === 'ARRAY_SUBLINK') {
+        const target = n.subselect.SelectStmt?.targetList?.[0]?.ResTarget?.val;
+        checkAcrossRows('ARRAY(SELECT ...)', inner.cols?.length === 1 ? inner.cols[0].konst : inner.konst, inner.value, target ? [target] : []);
+        return Math.max(1, 2 * inner.value + 3 * BYTE);
+      }
       return 1;
     }
     case 'A_ArrayExpr': case 'RowExpr': {
@@ -645,6 +940,13 @@ function weighNode(type: string, n: any, ctx: Ctx): number {
       if (n.kind === 'AEXPR_OP' && op === '||') return l + r;
       // a part of JSON: jsonb prints a space after each ',' and ':' ('[1,1]' -> '[1, 1]')
       if (n.kind === 'AEXPR_OP' && op && PART_OPERATORS.has(op)) return isJsonValued(n.lexpr) ? l : 1.5 * l;
+      if (ctx.konst) {
+        // arithmetic: at most the digits of both operands (a ^ b: a numeric of up to 131,072 digits of two short ones);
+        // a comparison: a boolean of the values it reads
+        if (n.kind === 'AEXPR_OP' && op === '^') return 1;
+        if (n.kind === 'AEXPR_OP' && op && ['+', '-', '*', '/', '%'].includes(op)) return l + r;
+        return n.kind === 'AEXPR_NULLIF' ? l : 0;
+      }
       // jsonb - key: the rest of its left argument (numbers: at most a numeric, 1)
       if (n.kind === 'AEXPR_OP' && op === '-') return Math.max(1, l);
       if (n.kind === 'AEXPR_NULLIF') return l;
@@ -652,7 +954,7 @@ function weighNode(type: string, n: any, ctx: Ctx): number {
     }
     case 'BoolExpr': case 'NullTest': case 'BooleanTest':
       weigh(n.args ?? n.arg, ctx);
-      return 1;
+      return ctx.konst ? 0 : 1;
     case 'CaseExpr': {
       weigh(n.arg, ctx);
       let w = weigh(n.defresult, ctx);
@@ -667,7 +969,7 @@ function weighNode(type: string, n: any, ctx: Ctx): number {
     case 'FuncCall':
       return weighCall(n, ctx);
     case 'WindowDef': case 'SortBy':
-      weigh(Object.values(n), ctx);
+      if (!ctx.konst) weigh(Object.values(n), ctx);
       return 0;
     default:
       // anything else (a function's named argument...): the sum of its parts
@@ -683,8 +985,19 @@ function weighCall(n: any, ctx: Ctx): number {
   const name = parts[parts.length - 1]?.toLowerCase();
   const args: unknown[] = n.args ?? [];
   const w = args.map((a) => weigh(a, ctx));
+  if (n.agg_within_group) {
+    // mode() / percentile_disc(f) WITHIN GROUP (ORDER BY x): the value is one of the x
+    for (const s of n.agg_order ?? []) w.push(weigh(s?.SortBy?.node, ctx));
+  }
   const sum = (from = 0) => w.slice(from).reduce((a, b) => a + b, 0);
-  weigh([n.agg_order, n.agg_filter, n.over], ctx);
+  if (!ctx.konst) {
+    weigh([n.agg_within_group ? undefined : n.agg_order, n.agg_filter, n.over], ctx);
+    // a row source: its rows multiply the FROM list's
+    if (name === 'generate_series') multiplyRows(ctx, seriesRows(args), 'generate_series(...)');
+    else if (name === 'unnest') multiplyRows(ctx, unnestRows(args, ctx), 'unnest(...)');
+    // (as a window function too: each row's value is that of all the rows of its frame)
+    if (ACROSS_ROWS.has(name)) checkAcrossRows(`${name}(...)`, args.reduce((a: number, arg) => a + konstOf(arg, ctx), 0), sum(), args);
+  }
   const literal = (i: number, what: string): number => literalLength(args[i]) ?? refuseLiteral(name, what);
   switch (name) {
     case 'replace': case 'regexp_replace': {
@@ -716,12 +1029,24 @@ function weighCall(n: any, ctx: Ctx): number {
   if (JSON_VALUED.has(name)) {
     // a JSON argument is copied as it is, however deep the nesting (jsonb reprints it once: its spaces after ',' and ':'
     // are counted where compact JSON enters, a literal or ->); any other is escaped, up to 6x
-    const json = args.reduce((a: number, arg, i) => a + (jsonRead(arg) ? 1 : 6) * w[i] + 5 * BYTE, 5 * BYTE);
+    // (the constant part: a string literal escaped as JSON escapes it, not up to 6x)
+    const json = args.reduce((a: number, arg, i) => {
+      const c = ctx.konst ? (arg as any)?.A_Const : undefined;
+      const escaped = !c ? (jsonRead(arg) ? 1 : 6) * w[i] : c.sval ? Buffer.byteLength(JSON.stringify(c.sval.sval ?? ''), 'utf8') * BYTE : w[i];
+      return a + escaped + 5 * BYTE;
+    }, 5 * BYTE);
+    if (ctx.konst) return ACROSS_ROWS.has(name) ? json * ctx.gen : json;
     return ACROSS_ROWS.has(name) ? Math.max(1, json) : json;
   }
-  if (name === 'array_agg') return Math.max(1, 2 * sum() + 3 * BYTE);
-  if (ACROSS_ROWS.has(name)) return Math.max(1, sum());
-  if (BOUNDED_RESULT.has(name)) return 1;
+  // the constant part of a value built across rows: that of each row, for every row made of no view
+  if (name === 'array_agg') return ctx.konst ? (2 * sum() + 3 * BYTE) * ctx.gen : Math.max(1, 2 * sum() + 3 * BYTE);
+  if (ACROSS_ROWS.has(name)) return ctx.konst ? sum() * ctx.gen : Math.max(1, sum());
+  if (BOUNDED_RESULT.has(name)) {
+    if (!ctx.konst) return 1;
+    // a number, date or fixed-size text of its arguments (power and exp: a numeric of 131,072 digits of short ones)
+    if (name === 'power' || name === 'exp') return 1;
+    return args.length ? AT_MOST_ONE(...w) : SMALL_KONST;
+  }
   if (ONE_OF_ARGS.has(name)) return AT_MOST_ONE(...w);
   return sum();
 }
@@ -751,9 +1076,14 @@ function weighCast(n: any, ctx: Ctx): number {
   if (TEXT_TYPES.has(type)) return w + pad * BYTE;
   // (a literal's weight counts the space jsonb prints after each ',' and ':')
   if (JSON_TYPES.has(type)) return type === 'jsonb' && !literal ? 1.5 * w : w;
-  if (NUMERIC_TYPES.has(type)) return Math.max(w, (literal ? pad + 3 : NUMERIC_MAX_BYTES) * BYTE);
-  // a date, time, interval, integer, float, boolean or uuid, whatever its input
-  return FIXED_MAX_BYTES * BYTE;
+  if (NUMERIC_TYPES.has(type)) {
+    // the constant part: a view's value is a view's (w 0), a number's digits are its own; text built by the query
+    // ('1e' || '131071') or a CTE's constant column may print as 131,072 digits
+    if (ctx.konst && !literal && (w === 0 || isNumberExpr(n.arg))) return w + (pad + 3) * BYTE;
+    return Math.max(w, (literal ? pad + 3 : NUMERIC_MAX_BYTES) * BYTE);
+  }
+  // a date, time, interval, integer, float, boolean or uuid, whatever its input (the constant part: its input's)
+  return ctx.konst ? Math.min(w, FIXED_MAX_BYTES * BYTE) : FIXED_MAX_BYTES * BYTE;
 }
 
 /**
@@ -776,6 +1106,7 @@ function columnRead(fields: any[], ctx: Ctx): Omit<Col, 'name'> | undefined {
   const [rel, name] = parts.length === 2 ? parts : [undefined, parts[0]];
   let weight = -1;
   let json = true;
+  let konst = 0;
   for (const src of ctx.sources) {
     if (rel !== undefined && src.name !== rel) continue;
     const index = columnIndex(src.shape);
@@ -783,9 +1114,10 @@ function columnRead(fields: any[], ctx: Ctx): Omit<Col, 'name'> | undefined {
       if (!c) continue;
       weight = Math.max(weight, c.weight);
       json &&= c.json;
+      konst = Math.max(konst, c.konst);
     }
   }
-  return weight < 0 ? undefined : { weight, json };
+  return weight < 0 ? undefined : { weight, json, konst };
 }
 
 /**
@@ -799,9 +1131,10 @@ const COLUMN_INDEXES = new WeakMap<Shape, ColumnIndex>();
 function columnIndex(shape: Shape): ColumnIndex {
   let index = COLUMN_INDEXES.get(shape);
   if (index) return index;
-  const merged = (a: Omit<Col, 'name'> | undefined, c: Omit<Col, 'name'>) => (a ? { weight: Math.max(a.weight, c.weight), json: a.json && c.json } : { weight: c.weight, json: c.json });
+  const merged = (a: Omit<Col, 'name'> | undefined, c: Omit<Col, 'name'>) =>
+    (a ? { weight: Math.max(a.weight, c.weight), json: a.json && c.json, konst: Math.max(a.konst, c.konst) } : { weight: c.weight, json: c.json, konst: c.konst });
   index = { named: new Map() };
-  if (!shape.cols) index.any = { weight: shape.value, json: false };
+  if (!shape.cols) index.any = { weight: shape.value, json: false, konst: shape.konst };
   for (const c of shape.cols ?? []) {
     if (c.name === undefined) index.any = merged(index.any, c);
     else index.named.set(c.name, merged(index.named.get(c.name), c));

@@ -55,6 +55,11 @@ export class SemanticQueryController {
       + 'A row of a SELECT, CTE, subquery or VALUES list is held to 1,024 times: every value evaluated for it is held until the row is done, so their weights add up: its columns, '
       + 'its WHERE, JOIN ... ON, GROUP BY, HAVING, ORDER BY, DISTINCT and window (PARTITION BY, ORDER BY) expressions, and every value built on the way (a comparison, AND / OR / NOT '
       + 'or a function of a fixed-size result such as length or num_nonnulls counts 1, its arguments theirs; 1,000 columns, or 20 conditions, of a large value each are refused). '
+      + 'A value built across rows (string_agg, array_agg, json_agg, jsonb_agg, json_object_agg, jsonb_object_agg, ARRAY(SELECT ...)) may add for each row it reads at most one view value '
+      + '(each column read once, not repeated by concat, ||, replace, regexp_replace or array_to_string) and at most 256 bytes that are not a view\'s values (literals, the separator, the text of numbers, dates and other constants); '
+      + 'its size is then bounded by the rows read before the statement timeout. generate_series takes literal bounds and step (numbers, or dates / timestamps with an interval step), '
+      + 'and the rows a query makes without reading a view (generate_series, unnest, VALUES; multiplied where joined or read again through CTEs and subqueries) are at most 100,000. '
+      + 'Operators are pg_catalog\'s (OPERATOR(other_schema.op), also in ORDER BY ... USING, is refused). '
       + 'SQL/JSON syntax (JSON_VALUE, JSON_ARRAY, IS JSON...), concat_ws with VARIADIC and rel.function notation (x.row_to_json) are refused. '
       + 'Runs as written but with every CTE AS MATERIALIZED and every subquery in FROM given OFFSET 0 (each level is planned on its own), in a READ ONLY transaction that is rolled back, with a statement timeout (422 when exceeded) and a row cap (truncated: true).',
   })
