@@ -96,7 +96,7 @@ export class BillingEventDto {
   @ApiProperty({ description: 'Stripe event type, e.g. customer.subscription.updated' }) type: string;
   @ApiProperty({ description: 'Id of our subscription record the event applied to; null when none', type: String, nullable: true }) subscriptionId: string | null;
   @ApiProperty({ description: 'received: stored, not yet applied; processed: applied; ignored: not applicable (see reason); failed: reserved, not set by the current code', enum: ['received', 'processed', 'ignored', 'failed'] }) status: string;
-  @ApiProperty({ description: 'Why the event was ignored or failed, or what of a processed event was not applied (a price not mapped to a plan: the plan stays); null otherwise', type: String, nullable: true }) reason: string | null;
+  @ApiProperty({ description: 'Why the event was ignored or failed, or what of a processed event was not applied (a price not mapped to a plan, or a plan of another app or audience than the subscription: the plan stays); null otherwise', type: String, nullable: true }) reason: string | null;
   @ApiProperty({ description: 'When Stripe created the event' }) stripeCreatedAt: Date;
   @ApiProperty({ description: 'When we received the event' }) receivedAt: Date;
   @ApiProperty({ description: 'When the event was processed or ignored; null while received', type: Date, nullable: true }) processedAt: Date | null;

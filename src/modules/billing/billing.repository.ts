@@ -90,6 +90,15 @@ export function subjectOf(org: Pick<OrgRow, 'id' | 'accountType' | 'ownerUserId'
 /** The plan audience a subject buys from (besides plans for 'any'). */
 export const audienceOf = (subject: Subject): 'personal' | 'business' => (subject.kind === 'user' ? 'personal' : 'business');
 
+/**
+ * Why `subject` cannot hold the plan (a personal plan for an organization, a business plan for a person), or undefined:
+ * checkout refuses such a plan, and a Stripe event naming one does not put it on a subscription.
+ */
+export function audienceMismatch(app: string, plan: Pick<PlanRow, 'code' | 'audience'>, subject: Subject): string | undefined {
+  const audience = audienceOf(subject);
+  return plan.audience === 'any' || plan.audience === audience ? undefined : `the ${app} plan ${plan.code} is a ${plan.audience} plan; this is a ${audience} account`;
+}
+
 /** hub."Subscription" with its Stripe bookkeeping, as SubscriptionRow. */
 const subscriptions = () => qb.selectFrom('hub.Subscription as s')
   .leftJoin('hub.subscription_billing as b', 'b.subscription_id', 's.id')

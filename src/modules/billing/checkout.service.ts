@@ -7,7 +7,7 @@ import { Clock } from '../../platform/clock/clock.js';
 import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
 import { AuditService } from '../audit/audit.service.js';
-import { audienceOf, billingRepository as repo, type Subject, subjectOf, type SubscriptionRow } from './billing.repository.js';
+import { audienceMismatch, billingRepository as repo, type Subject, subjectOf, type SubscriptionRow } from './billing.repository.js';
 import type { CheckoutDto, CheckoutSessionDto, PortalDto, PortalSessionDto } from './billing.dto.js';
 import { StripeCallError, StripeClient } from './stripe.client.js';
 import { BillingErrors } from './billing.errors.js';
@@ -95,10 +95,8 @@ export class CheckoutService {
         const plan = (await repo.plans(tx.db, dto.app)).find((p) => p.code === dto.plan);
         if (!plan) throw BillingErrors.error('billing.plan_unknown', `${dto.app} has no plan ${dto.plan}`);
         const subject = await this.subject(tx);
-        const audience = audienceOf(subject);
-        if (plan.audience !== 'any' && plan.audience !== audience) {
-          throw BillingErrors.error('billing.plan_audience', `the ${dto.app} plan ${dto.plan} is a ${plan.audience} plan; this is a ${audience} account`);
-        }
+        const mismatch = audienceMismatch(dto.app, plan, subject);
+        if (mismatch) throw BillingErrors.error('billing.plan_audience', mismatch);
         // locked until this transaction ends: a concurrent checkout of the app reads the subscription and the key after it
         const pending = await repo.lockLimits(tx.db, tx.orgId, dto.app);
         // one Stripe subscription per app until it has ended: a plan change goes through the portal, which updates that subscription

@@ -7,7 +7,7 @@ import { AppError } from '../../platform/errors/app-error.js';
 import { enqueue, JobRegistry } from '../../platform/queue/jobs.js';
 import { emitEvent } from '../../platform/events/events.js';
 import { AuditService } from '../audit/audit.service.js';
-import { billingRepository as repo, subjectOf, type SubscriptionRow } from './billing.repository.js';
+import { audienceMismatch, billingRepository as repo, type Subject, subjectOf, type SubscriptionRow } from './billing.repository.js';
 import { StripeClient } from './stripe.client.js';
 import { LIVE_STATUSES, STRIPE_ENDED, statusOf } from './subscription-status.js';
 import { BillingErrors } from './billing.errors.js';
@@ -219,6 +219,13 @@ export class StripeWebhookService implements OnModuleInit {
         ordered = { id: (aside as Stripe.Event).id, at: new Date((aside as Stripe.Event).created * 1000) };
       }
     }
+    // the plan must fit the row: the customer portal (one configuration for every app) lets a customer switch the
+    // subscription to another app's price, or to a plan of another audience, which checkout would sell neither. The rest
+    // applies (the subscription still renews, fails and ends: its deletion, on that price too, must end the row), as for a
+    // price not mapped to a plan; a new subscription on such a plan is not recorded
+    const misfit = await this.planMisfit(db, change, subject, existing);
+    if (misfit && !existing) return { status: 'ignored', reason: misfit };
+    if (misfit) Object.assign(change, { plan: undefined, notApplied: `${misfit}: the plan stays ${existing!.plan}` });
     let endedForDeletedOrg: { stripeCanceled: boolean } | undefined;
     if (org.deletedAt && !STRIPE_ENDED.has(change.status)) {
       const stripeId = change.stripeSubscriptionId ?? existing?.stripeSubscriptionId ?? undefined;
@@ -235,7 +242,10 @@ export class StripeWebhookService implements OnModuleInit {
     await this.audit.recordPrivileged(db, orgId, STRIPE_ACTOR, {
       action: existing ? 'billing.subscription_updated' : 'billing.subscription_created', entityType: 'subscription', entityId: id,
       before: existing ?? undefined,
-      after: { ...after, stripeEvent: event.id, stripeEventType: event.type, ...(endedForDeletedOrg ? { reason: 'organization_deleted', ...endedForDeletedOrg } : {}) },
+      after: {
+        ...after, stripeEvent: event.id, stripeEventType: event.type,
+        ...(endedForDeletedOrg ? { reason: 'organization_deleted', ...endedForDeletedOrg } : {}), ...(change.notApplied ? { notApplied: change.notApplied } : {}),
+      },
     }, { requestId: event.id });
     // a deleted organization's subscription ended here, whatever the Stripe event said (no trial_ending, no payment.failed)
     const type = this.domainEventType(endedForDeletedOrg ? 'customer.subscription.deleted' : event.type, existing, after);
@@ -277,6 +287,23 @@ export class StripeWebhookService implements OnModuleInit {
       return `Stripe subscription ${existing.stripeSubscriptionId} is ${status}, which is final: it does not become ${change.status}`;
     }
     return undefined;
+  }
+
+  /**
+   * Why the event's plan cannot be put on the subscription row (`existing`, or a new one for `subject`), or undefined:
+   * it is another app's plan than the row's (the row stays the app it was bought for), or its audience does not fit the
+   * subject (audienceMismatch, as checkout checks).
+   */
+  private async planMisfit(db: Db, change: Change, subject: Subject, existing: SubscriptionRow | undefined): Promise<string | undefined> {
+    if (!change.app || !change.plan) return undefined;
+    const named = `${change.price ? `price ${change.price}` : 'the checkout'} is for ${change.app}:${change.plan}`;
+    if (existing && existing.appId !== change.app) {
+      const holder = subject.kind === 'user' ? 'account' : 'organization';
+      return `${named}, not ${existing.appId}: Stripe subscription ${change.stripeSubscriptionId} is this ${holder}'s ${existing.appId} subscription`;
+    }
+    const plan = (await repo.plans(db, change.app)).find((p) => p.code === change.plan);
+    const mismatch = plan ? audienceMismatch(change.app, plan, subject) : undefined;
+    return mismatch ? `${named}: ${mismatch}` : undefined;
   }
 
   /** A completed Checkout session (for a subscription) that this organization started: our checkout named it in the metadata. */
