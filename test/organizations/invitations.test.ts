@@ -131,6 +131,24 @@ describe('invitations', () => {
     expect((await t.db.admin.query(`SELECT count(*)::int AS n FROM core.audit_logs WHERE org_id = $1 AND action = 'invitation.revoked'`, [orgId])).rows[0].n).toBe(1);
   });
 
+  it('refuses to revoke an expired invitation: 409 invitation.not_pending saying it expired, no audit row, still expired', async () => {
+    const frank = await registerUser(t, 'frank');
+    const { body } = await invite(frank.email).expect(201);
+    const expiresAt = (await t.db.admin.query(
+      `UPDATE core.invitations SET expires_at = now() - interval '1 minute' WHERE id = $1 RETURNING expires_at`, [body.id])).rows[0].expires_at as Date;
+    const res = await t.http.delete(`/v1/orgs/${orgId}/invitations/${body.id}`).set(owner.auth).expect(409);
+    expect(res.body.error).toMatchObject({
+      code: 'invitation.not_pending',
+      message: `invitation ${body.id} expired at ${expiresAt.toISOString()}: it can no longer be accepted, so there is nothing to revoke`,
+    });
+    const { rows } = await t.db.admin.query('SELECT revoked_at, accepted_at FROM core.invitations WHERE id = $1', [body.id]);
+    expect(rows).toEqual([{ revoked_at: null, accepted_at: null }]);
+    const audit = await t.db.admin.query(`SELECT action FROM core.audit_logs WHERE org_id = $1 AND entity_id = $2 ORDER BY id`, [orgId, body.id]);
+    expect(audit.rows).toEqual([{ action: 'invitation.created' }]);
+    const read = await t.http.get(`/v1/orgs/${orgId}/invitations?status=expired`).set(owner.auth).expect(200);
+    expect(read.body.items.find((i: any) => i.id === body.id)).toMatchObject({ status: 'expired', revokedAt: null });
+  });
+
   it('rejects a second pending invitation, a member, bad input, and invitations to a personal organization', async () => {
     const dan = await registerUser(t, 'dan');
     await invite(dan.email).expect(201);

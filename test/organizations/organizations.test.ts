@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { createTestApp, type TestApp } from '../support/app.js';
-import { addMember, createOrg, registerUser, type TestUser } from '../support/factories.js';
+import { addMember, createOrg, registerUser, verifyEmailOf, type TestUser } from '../support/factories.js';
 
 describe('organizations', () => {
   let t: TestApp;
@@ -73,6 +73,25 @@ describe('organizations', () => {
     expect(res.body.error.message).toMatch(/color should not exist/);
     expect(res.body.error.details.map((d: any) => d.field).sort()).toEqual(['color', 'name']);
     expect(res.body.requestId).toEqual(expect.any(String));
+  });
+
+  it('trims the name on create and rename, and refuses one of only whitespace with a 400 naming it', async () => {
+    await verifyEmailOf(t, ada); // creating an organization needs a verified address
+    const created = await t.http.post('/v1/orgs').set(ada.auth).send({ name: '  Padded  ' }).expect(201);
+    expect(created.body.name).toBe('Padded');
+    const orgId = created.body.id;
+    const renamed = await t.http.patch(`/v1/orgs/${orgId}`).set(ada.auth).send({ name: '\tRepadded \n' }).expect(200);
+    expect(renamed.body.name).toBe('Repadded');
+    const orgsBefore = (await t.db.admin.query('SELECT count(*)::int AS n FROM core.organizations')).rows[0].n;
+    const blank = await t.http.post('/v1/orgs').set(ada.auth).send({ name: '   ' }).expect(400);
+    expect(blank.body.error).toMatchObject({ code: 'validation_failed', details: [{ field: 'name', problems: [expect.stringMatching(/name must be longer than or equal to 1 characters/)] }] });
+    const tabs = await t.http.patch(`/v1/orgs/${orgId}`).set(ada.auth).send({ name: ' \t ' }).expect(400);
+    expect(tabs.body.error).toMatchObject({ code: 'validation_failed', details: [{ field: 'name', problems: [expect.stringMatching(/name must be longer than or equal to 1 characters/)] }] });
+    expect((await t.db.admin.query('SELECT count(*)::int AS n FROM core.organizations')).rows[0].n).toBe(orgsBefore);
+    const { rows } = await t.db.admin.query('SELECT name FROM core.organizations WHERE id = $1', [orgId]);
+    expect(rows).toEqual([{ name: 'Repadded' }]);
+    const audit = await t.db.admin.query(`SELECT action, after->>'name' AS name FROM core.audit_logs WHERE org_id = $1 ORDER BY id`, [orgId]);
+    expect(audit.rows).toEqual([{ action: 'organization.created', name: 'Padded' }, { action: 'organization.updated', name: 'Repadded' }]);
   });
 
   it('answers 401 to anonymous callers', async () => {

@@ -86,9 +86,14 @@ export const invitationRepository = {
     return rows.map(({ position, ...invitation }) => ({ invitation, key: [position, invitation.id] }));
   },
 
+  /**
+   * Revokes a pending invitation: not accepted, revoked nor expired (by the database's clock, as `status` and
+   * core.accept_invitation tell expiry: within one transaction now() is its start, so this agrees with a `get` before it).
+   */
   async revoke(db: Db, orgId: string, id: string): Promise<InvitationDto | undefined> {
     const [row] = await db.run(qb.updateTable('core.invitations').set({ revoked_at: sql<Date>`now()` })
       .where('org_id', '=', orgId).where('id', '=', id).where('accepted_at', 'is', null).where('revoked_at', 'is', null)
+      .where('expires_at', '>', sql<Date>`now()`)
       .returning([...COLUMNS, statusColumn]));
     return row;
   },

@@ -105,7 +105,11 @@ export class InvitationsService {
     const before = await invitations.get(tx.db, tx.orgId, id, { lock: true });
     if (!before) throw OrganizationsErrors.notFound('invitation', id);
     const after = await invitations.revoke(tx.db, tx.orgId, id);
-    if (!after) throw OrganizationsErrors.error('invitation.not_pending', `invitation ${id} is already ${before.status}`);
+    if (!after) {
+      throw OrganizationsErrors.error('invitation.not_pending', before.status === 'expired'
+        ? `invitation ${id} expired at ${new Date(before.expiresAt).toISOString()}: it can no longer be accepted, so there is nothing to revoke`
+        : `invitation ${id} is already ${before.status}`);
+    }
     await this.audit.record(tx, { action: 'invitation.revoked', entityType: 'invitation', entityId: id, before, after });
   }
 
