@@ -1,5 +1,7 @@
+import { isIPv4 } from 'node:net';
 import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import nodemailer, { type Transporter } from 'nodemailer';
+import type SMTPTransport from 'nodemailer/lib/smtp-transport/index.js';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import { Metrics } from '../../platform/observability/metrics.js';
 import type { RenderedEmail } from './email-templates.js';
@@ -9,6 +11,29 @@ export type SendOutcome =
   | { kind: 'sent'; response: string; messageId: string }
   | { kind: 'not_sent' }
   | { kind: 'failed'; response: string; permanent: boolean };
+
+/** Whether an SMTP host (a URL's hostname) is this machine: 127.0.0.0/8, ::1 or localhost. */
+export function isLoopbackHost(hostname: string): boolean {
+  const host = hostname.toLowerCase().replace(/^\[(.*)\]$/, '$1').replace(/\.$/, '');
+  return host === 'localhost' || host === '::1' || (isIPv4(host) && host.startsWith('127.'));
+}
+
+/**
+ * nodemailer's options for SMTP_URL. smtps:// is TLS from the start; smtp:// requires STARTTLS (requireTLS: nodemailer
+ * sends it whether or not the server offers it, and gives up before AUTH or MAIL when it fails) unless the host is
+ * loopback, or `requireTls` (SMTP_REQUIRE_TLS) says otherwise. Without it, STARTTLS is used only when offered: whoever
+ * strips the offer on the path reads the credentials and every link of a reset, verification or invitation mail.
+ */
+export function smtpTransportOptions(smtpUrl: string, requireTls?: boolean): SMTPTransport.Options {
+  const url = new URL(smtpUrl);
+  const secure = url.protocol === 'smtps:';
+  return {
+    host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: url.port ? Number(url.port) : undefined, secure,
+    requireTLS: !secure && (requireTls ?? !isLoopbackHost(url.hostname)),
+    auth: url.username ? { user: decodeURIComponent(url.username), pass: decodeURIComponent(url.password) } : undefined,
+    connectionTimeout: 10_000, greetingTimeout: 10_000, socketTimeout: 30_000,
+  };
+}
 
 /**
  * Sends one message over SMTP (nodemailer, SMTP_URL). Without SMTP_URL nothing is sent: the message is
@@ -23,14 +48,7 @@ export class Mailer implements OnApplicationShutdown {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly metrics: Metrics,
   ) {
-    if (config.mail.smtpUrl) {
-      const url = new URL(config.mail.smtpUrl);
-      this.transport = nodemailer.createTransport({
-        host: url.hostname, port: url.port ? Number(url.port) : undefined, secure: url.protocol === 'smtps:',
-        auth: url.username ? { user: decodeURIComponent(url.username), pass: decodeURIComponent(url.password) } : undefined,
-        connectionTimeout: 10_000, greetingTimeout: 10_000, socketTimeout: 30_000,
-      });
-    }
+    if (config.mail.smtpUrl) this.transport = nodemailer.createTransport(smtpTransportOptions(config.mail.smtpUrl, config.mail.requireTls));
   }
 
   get configured(): boolean {
@@ -53,7 +71,10 @@ export class Mailer implements OnApplicationShutdown {
       const info = await this.transport.sendMail({ from: this.config.mail.from, to, subject: message.subject, text: message.text, html: message.html });
       return { kind: 'sent', response: String(info.response ?? ''), messageId: String(info.messageId ?? '') };
     } catch (err) {
-      const e = err as Error & { response?: string; responseCode?: number };
+      const e = err as Error & { code?: string; response?: string; responseCode?: number };
+      // STARTTLS required and refused (or the TLS handshake failed): nothing was sent, and it is no answer to this
+      // message but the server's or the path's (an attacker stripping it), which may pass later; its message says so
+      if (e.code === 'ETLS') return { kind: 'failed', response: e.message.slice(0, 1000), permanent: false };
       // 5xx: the server refuses this message for good (unknown mailbox, policy); anything else may pass later
       const permanent = typeof e.responseCode === 'number' && e.responseCode >= 500;
       return { kind: 'failed', response: (e.response ?? e.message).slice(0, 1000), permanent };

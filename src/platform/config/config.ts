@@ -193,6 +193,12 @@ export interface AppConfig {
   rateLimits: {
     /** RATE_LIMITS_ENABLED=false turns the request limiter off (benchmarks compare both) */
     enabled: boolean;
+    /**
+     * SMTP_REQUIRE_TLS: whether an smtp:// server must take STARTTLS before anything is sent (no credentials nor message
+     * in cleartext when the server, or someone on the path, leaves it out). Absent: required unless the host is loopback
+     * (127.0.0.0/8, ::1, localhost); smtps:// is TLS from the start either way.
+     */
+    requireTls?: boolean;
     /** per client IP per minute on anonymous and auth routes (login, register, refresh, public pages) */
     anonymousPerMinute: number;
     /**
@@ -647,6 +653,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     },
     analytics: {
       retentionMonths: analyticsRetentionMonths(env),
+      requireTls: env.SMTP_REQUIRE_TLS ? bool(env, 'SMTP_REQUIRE_TLS', false) : undefined,
       partitionsAhead: int(env, 'ANALYTICS_PARTITIONS_AHEAD', 3, 1, 24),
       maxEventNames: int(env, 'ANALYTICS_MAX_EVENT_NAMES', 500, 1, 100_000),
       ...posthog(env),
