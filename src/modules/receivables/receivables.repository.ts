@@ -151,6 +151,10 @@ export const receivablesRepository = {
           FROM finance.customer_refunds WHERE org_id = ${orgId}::uuid AND entry_id = ${entryId}::uuid
         UNION ALL SELECT 5, 'the revenue recognition run of ' || run_date
           FROM finance.revenue_recognition_runs WHERE org_id = ${orgId}::uuid AND entry_id = ${entryId}::uuid
+        -- a run of more lines than one entry holds posts several: the run records the first, its recognitions each theirs
+        -- (reversed alone, one would put back deferred revenue its recognitions still count as recognized)
+        UNION ALL (SELECT 5, 'the revenue recognition run of ' || run_date
+          FROM finance.revenue_recognitions WHERE org_id = ${orgId}::uuid AND entry_id = ${entryId}::uuid LIMIT 1)
       ) owners ORDER BY o LIMIT 1`;
     return row?.owner;
   },

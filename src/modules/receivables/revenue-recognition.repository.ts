@@ -26,8 +26,9 @@ const serviceLines = () => qb.selectFrom('finance.invoice_lines as l')
 
 export const revenueRecognitionRepository = {
   /**
-   * Lines with a service period begun by `date`, of issued (not void) invoices, not yet wholly recognized; their net is
-   * what their credit notes left of it.
+   * Lines with a service period begun by `date`, of issued (not void) invoices dated by `date` (nothing of an invoice is
+   * recognized before it is in the books), not yet wholly recognized; their net is what their credit notes left of it.
+   * With `invoiceId`: every line with a service period of that invoice, whatever the date.
    */
   async deferredLines(db: Db, orgId: string, date: string, invoiceId?: string): Promise<DeferredLine[]> {
     let query = serviceLines()
@@ -37,7 +38,8 @@ export const revenueRecognitionRepository = {
         sql<string>`l.service_end::text`.as('serviceEnd'), sql<string>`${netAfterCredits}::text`.as('netAmount'), recognized.as('recognized'),
       ])
       .where('l.org_id', '=', orgId);
-    query = invoiceId ? query.where('l.invoice_id', '=', invoiceId) : query.where(sql<boolean>`l.service_start <= ${date}::date`).where(sql<boolean>`${recognized}::numeric < ${netAfterCredits}`);
+    query = invoiceId ? query.where('l.invoice_id', '=', invoiceId) : query.where(sql<boolean>`l.service_start <= ${date}::date`).where(sql<boolean>`i.invoice_date <= ${date}::date`)
+      .where(sql<boolean>`${recognized}::numeric < ${netAfterCredits}`);
     return (await db.run(query.orderBy('l.invoice_id').orderBy('l.line_no'))) as DeferredLine[];
   },
 
@@ -81,10 +83,34 @@ export const revenueRecognitionRepository = {
     return (await db.run(query.orderBy('r.invoice_id').orderBy('r.line_no').orderBy('r.run_date'))) as (RecognitionRow & { currency: string })[];
   },
 
-  /** Organizations with deferred lines begun by `date` (the daily job's list; read on its privileged path). */
+  /**
+   * The schedule's lines of an invoice at `date`: each line with a service period, its net less what the credit notes
+   * dated by then took of it (as the ledger has it at that date), and what runs of days up to then recognized.
+   */
+  async scheduleLines(db: Db, orgId: string, invoiceId: string, date: string): Promise<DeferredLine[]> {
+    const creditedBy = sql<{ net: string }>`(SELECT coalesce(sum(cl.net_amount), 0) AS net
+      FROM finance.invoice_lines cl JOIN finance.invoices cn ON cn.org_id = cl.org_id AND cn.id = cl.invoice_id
+      WHERE cn.org_id = l.org_id AND cn.credited_invoice_id = l.invoice_id AND cn.kind = 'credit_note' AND cn.status <> 'draft'
+        AND cl.credited_line_no = l.line_no AND cn.invoice_date <= ${date}::date)`;
+    const recognizedBy = sql<string>`coalesce((SELECT sum(r.amount) FROM finance.revenue_recognitions r
+      WHERE r.org_id = l.org_id AND r.invoice_id = l.invoice_id AND r.line_no = l.line_no AND r.run_date <= ${date}::date), 0)::text`;
+    const query = qb.selectFrom('finance.invoice_lines as l')
+      .innerJoin('finance.invoices as i', (j) => j.onRef('i.org_id', '=', 'l.org_id').onRef('i.id', '=', 'l.invoice_id'))
+      .innerJoinLateral(creditedBy.as('c'), (j) => j.onTrue())
+      .select([
+        'l.invoice_id as invoiceId', 'l.line_no as lineNo', 'l.description', 'i.customer_id as customerId', sql<string>`i.number`.as('number'), 'i.currency',
+        sql<string>`i.rate::text`.as('rate'), 'l.revenue_account_id as revenueAccountId', sql<string>`l.service_start::text`.as('serviceStart'),
+        sql<string>`l.service_end::text`.as('serviceEnd'), sql<string>`${netAfterCredits}::text`.as('netAmount'), recognizedBy.as('recognized'),
+      ])
+      .where('i.kind', '=', 'invoice').where('i.status', 'not in', ['draft', 'void']).where(sql<boolean>`l.service_start IS NOT NULL`)
+      .where('l.org_id', '=', orgId).where('l.invoice_id', '=', invoiceId);
+    return (await db.run(query.orderBy('l.line_no'))) as DeferredLine[];
+  },
+
+  /** Organizations with deferred lines begun by `date`, of invoices dated by then (the daily job's list; read on its privileged path). */
   async organizationsWithDeferredLines(db: Db, date: string): Promise<string[]> {
     // a run already made today is listed again: the tenant run answers it as a replay
-    const rows = await db.run(serviceLines().select('l.org_id').distinct().where(sql<boolean>`l.service_start <= ${date}::date`)
+    const rows = await db.run(serviceLines().select('l.org_id').distinct().where(sql<boolean>`l.service_start <= ${date}::date`).where(sql<boolean>`i.invoice_date <= ${date}::date`)
       .where(sql<boolean>`(${recognized}::numeric < ${netAfterCredits}
         OR EXISTS (SELECT 1 FROM finance.revenue_recognition_runs x WHERE x.org_id = l.org_id AND x.run_date = ${date}::date))`));
     return rows.map((r) => r.org_id);

@@ -28,7 +28,8 @@ export function scheduledAmount(net: string, start: string, end: string, date: s
 
 /**
  * Revenue recognition: lines with a service period were credited to deferred revenue at issue; a run for a day
- * moves what has elapsed by then (straight-line by days) to each line's revenue account, at the invoice's rate.
+ * moves what has elapsed by then (straight-line by days) to each line's revenue account, at the invoice's rate; nothing
+ * of an invoice dated after that day (the first run on or after its date catches up the days of service before it).
  * One run per organization and day (a second is a replay), never for a day after today (the clock's); never into a closed period.
  */
 @Injectable()
@@ -99,7 +100,8 @@ export class RevenueRecognitionService {
         lines.push({ ...common, accountId: settings.deferredRevenueAccountId, debit: d.delta, baseDebit: d.baseDelta, description });
         lines.push({ ...common, accountId: d.line.revenueAccountId, credit: d.delta, baseCredit: d.baseDelta, description });
       }
-      // an entry has at most 499 lines: 200 invoice lines (400 posting lines) per entry is within it; the first entry is the run's
+      // an entry has at most 499 lines: 200 invoice lines (400 posting lines) per entry is within it; the run records the
+      // first entry, each recognition its own, and every one is the run's (receivablesRepository.entryOwner): none is reversed alone
       for (let i = 0; i < lines.length; i += 400) {
         const { entry } = await this.journal.post(tx, {
           date: postedOn, memo: `Revenue recognition through ${date}${note ? ` (${note})` : ''}`.slice(0, 1000), source: 'system',
@@ -117,19 +119,28 @@ export class RevenueRecognitionService {
     return this.runDto(tx, date, false);
   }
 
+  /**
+   * An invoice's lines at `date`, as the ledger has them then: the net less the credit notes dated by then; scheduled,
+   * what runs would have recognized by then (nothing before the invoice's date: it is not in the books yet); recognized,
+   * what runs of days up to then recognized less what credit notes took back from revenue. A credit note takes what is
+   * still deferred back from deferred revenue and only the rest from revenue, so what it took from revenue is what
+   * recognized exceeds the net it left: recognized is at most the net, and deferred never below 0 (deferred revenue's
+   * share of the line in the ledger).
+   */
   async schedule(tx: TenantTx, invoiceId: string, asOf?: string): Promise<RevenueScheduleDto> {
     const invoice = await this.invoices.row(tx, invoiceId);
     const date = asOf ?? today(this.clock);
     const mu = await this.ledger.currencyUnits(tx, invoice.currency);
-    const lines = await repo.deferredLines(tx.db, tx.orgId, date, invoiceId);
-    const recognitions = await repo.recognitions(tx.db, tx.orgId, { invoiceId });
+    const lines = await repo.scheduleLines(tx.db, tx.orgId, invoiceId, date);
     return {
       invoiceId, asOf: date, currency: invoice.currency,
       lines: lines.map((l) => {
-        const recognized = recognitions.filter((r) => r.lineNo === l.lineNo && r.runDate <= date).reduce((s, r) => s.plus(r.amount), D(0));
+        const net = D(l.netAmount);
+        const recognized = D(l.recognized).gt(net) ? net : D(l.recognized);
+        const scheduled = date < invoice.invoiceDate ? fixed(0, mu) : scheduledAmount(l.netAmount, l.serviceStart, l.serviceEnd, date, mu);
         return {
-          lineNo: l.lineNo, description: l.description, serviceStart: l.serviceStart, serviceEnd: l.serviceEnd, netAmount: fixed(l.netAmount, mu),
-          scheduled: scheduledAmount(l.netAmount, l.serviceStart, l.serviceEnd, date, mu), recognized: fixed(recognized, mu), deferred: fixed(D(l.netAmount).minus(recognized), mu),
+          lineNo: l.lineNo, description: l.description, serviceStart: l.serviceStart, serviceEnd: l.serviceEnd, netAmount: fixed(net, mu),
+          scheduled, recognized: fixed(recognized, mu), deferred: fixed(net.minus(recognized), mu),
         };
       }),
     };
