@@ -181,6 +181,12 @@ export interface AppConfig {
   mail: {
     /** SMTP server (smtp:// or smtps://, credentials in the URL); absent: messages are logged without tokens and kept as not_sent */
     smtpUrl?: string;
+    /**
+     * SMTP_REQUIRE_TLS: whether an smtp:// server must take STARTTLS before anything is sent (no credentials nor message
+     * in cleartext when the server, or someone on the path, leaves it out). Absent: required unless the host is loopback
+     * (127.0.0.0/8, ::1, localhost); smtps:// is TLS from the start either way.
+     */
+    requireTls?: boolean;
     /** the From of every message: an address, or "Name <address>" */
     from: string;
     /** when pending digests are sent (cron, seconds first) */
@@ -193,12 +199,6 @@ export interface AppConfig {
   rateLimits: {
     /** RATE_LIMITS_ENABLED=false turns the request limiter off (benchmarks compare both) */
     enabled: boolean;
-    /**
-     * SMTP_REQUIRE_TLS: whether an smtp:// server must take STARTTLS before anything is sent (no credentials nor message
-     * in cleartext when the server, or someone on the path, leaves it out). Absent: required unless the host is loopback
-     * (127.0.0.0/8, ::1, localhost); smtps:// is TLS from the start either way.
-     */
-    requireTls?: boolean;
     /** per client IP per minute on anonymous and auth routes (login, register, refresh, public pages) */
     anonymousPerMinute: number;
     /**
@@ -638,6 +638,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     },
     mail: {
       smtpUrl: env.SMTP_URL ? url(env, 'SMTP_URL', ['smtp:', 'smtps:']) : undefined,
+      requireTls: env.SMTP_REQUIRE_TLS ? bool(env, 'SMTP_REQUIRE_TLS', false) : undefined,
       from: mailFrom(env, 'MAIL_FROM', 'OmniZen <no-reply@omnizen.localhost>'),
       digestCron: cron(env, 'MAIL_DIGEST_CRON', '0 * * * * *'),
     },
@@ -653,7 +654,6 @@ export function loadConfig(env: Env = process.env): AppConfig {
     },
     analytics: {
       retentionMonths: analyticsRetentionMonths(env),
-      requireTls: env.SMTP_REQUIRE_TLS ? bool(env, 'SMTP_REQUIRE_TLS', false) : undefined,
       partitionsAhead: int(env, 'ANALYTICS_PARTITIONS_AHEAD', 3, 1, 24),
       maxEventNames: int(env, 'ANALYTICS_MAX_EVENT_NAMES', 500, 1, 100_000),
       ...posthog(env),
