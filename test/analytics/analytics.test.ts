@@ -319,6 +319,33 @@ describe('usage analytics', () => {
     expect(sent.find((e) => e.event === 'profile.named')!.properties).toMatchObject({ n: 1, source: 'client', org_id: orgId });
   });
 
+  it('refuses the property keys PostHog reads as the event\'s own: an app\'s distinct_id named another organization\'s person', async () => {
+    // a person of another organization: PostHog's capture takes properties.distinct_id before the event's distinct id
+    const stranger = await registerUser(t, 'analytics-stranger');
+    await t.app.get(PostHogForwarder).flush();
+    const before = posthog.events.length;
+    const res = await t.http.post(`/v1/orgs/${orgId}/analytics/events`).set(owner.auth).send({ events: [
+      { name: 'reserved.distinct', properties: { distinct_id: stranger.id, n: 1 } },
+      { name: 'reserved.token', properties: { token: 'phc_other_project' } },
+      { name: 'reserved.apikey', properties: { api_key: 'phc_other_project' } },
+      { name: 'reserved.uuid', properties: { uuid: randomUUID() } },
+      { name: 'reserved.timestamp', properties: { timestamp: '2020-01-01T00:00:00Z' } },
+      { name: 'reserved.fine', properties: { distinctId: 'a key of the app', n: 2 } },
+    ] }).expect(200);
+    const refusal = (key: string) => [`properties key ${key} is not allowed: distinct_id, token, api_key, uuid, timestamp are reserved`];
+    expect(res.body).toEqual({ accepted: 1, rejected: [
+      { index: 0, problems: refusal('distinct_id') }, { index: 1, problems: refusal('token') }, { index: 2, problems: refusal('api_key') },
+      { index: 3, problems: refusal('uuid') }, { index: 4, problems: refusal('timestamp') },
+    ] });
+    const { rows } = await t.db.admin.query(`SELECT name FROM core.analytics_events WHERE org_id = $1 AND name LIKE 'reserved.%'`, [orgId]);
+    expect(rows).toEqual([{ name: 'reserved.fine' }]);
+    await t.app.get(PostHogForwarder).flush();
+    await posthog.received(before + 1);
+    const sent = posthog.events.slice(before).filter((e) => e.event.startsWith('reserved.'));
+    expect(sent.map((e) => [e.event, e.distinct_id])).toEqual([['reserved.fine', owner.id]]);
+    expect(sent[0].properties).toMatchObject({ distinctId: 'a key of the app', n: 2, org_id: orgId });
+  });
+
   it('runs one roll-up of a day at a time: one that finds another open skips the day at once (no failure), the next run redoes it', async () => {
     const org = await createOrg(t, owner, 'Raced Roll-up');
     // a day the default window (yesterday, today) does not cover: redone only because the skipping run kept it

@@ -9,6 +9,9 @@ import { loadConfig } from '../../src/platform/config/config.js';
 import { Metrics } from '../../src/platform/observability/metrics.js';
 import { ledgerUrl, startBooks } from '../ledger/ledger-support.js';
 
+/** METRICS_TOKEN: it opens the checks of /health/ready (an anonymous caller gets its status only) */
+const METRICS_TOKEN = 'test-metrics-token-0123456789abcdef0123456789';
+
 /**
  * PostgreSQL failing under the API, on a server of this file's own (killed, stopped, its backends
  * terminated): the API answers 503 with Retry-After, never 500, and never exits; it recovers on its own.
@@ -24,7 +27,7 @@ describe('the API survives PostgreSQL faults', () => {
 
   beforeAll(async () => {
     server = await ThrowawayPostgres.create();
-    t = await createTestApp({ REDIS_URL: undefined, DATABASE_LOCK_TIMEOUT_MS: '1500', DATABASE_STATEMENT_TIMEOUT_MS: '10000', DATABASE_CONNECT_TIMEOUT_MS: '2000' }, { databaseServer: server.url() });
+    t = await createTestApp({ METRICS_TOKEN, REDIS_URL: undefined, DATABASE_LOCK_TIMEOUT_MS: '1500', DATABASE_STATEMENT_TIMEOUT_MS: '10000', DATABASE_CONNECT_TIMEOUT_MS: '2000' }, { databaseServer: server.url() });
     ({ orgId, users } = await orgWithRoles(t, 'Faulty Ltd'));
     acc = await startBooks(t, orgId, users.owner);
     owner = new pg.Client({ connectionString: t.db.url });
@@ -104,7 +107,7 @@ describe('the API survives PostgreSQL faults', () => {
       await server.kill();
       const before = acknowledged.length;
       await until('postings fail with 503 while the server is down', () => (statuses.get(503) ?? 0) >= 4);
-      const ready = await t.http.get('/health/ready').expect(503);
+      const ready = await t.http.get('/health/ready').set('Authorization', `Bearer ${METRICS_TOKEN}`).expect(503);
       expect(ready.body).toEqual({ status: 'unavailable', checks: { postgres: 'down' }, latencyMs: { postgres: expect.any(Number) } });
       const login = await t.http.post('/v1/auth/login').send({ email: users.owner.email, password: 'correct horse battery' }).expect(503);
       expect(login.headers['retry-after']).toBe('5');

@@ -5,6 +5,9 @@ import pg from 'pg';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { freePort, until } from '../support/throwaway-servers.js';
 
+/** METRICS_TOKEN: it opens the checks of /health/ready (an anonymous caller gets its status only) */
+const METRICS_TOKEN = 'test-metrics-token-0123456789abcdef0123456789';
+
 interface Answer {
   status: number;
   body: any;
@@ -157,9 +160,9 @@ describe('graceful shutdown on SIGTERM with Redis unreachable', () => {
 
   it('exits 0, with nothing left unhandled', async () => {
     // nothing listens on port 1: every connection attempt is refused
-    const { port, exit, output, ...started } = await startApi(db, { REDIS_URL: 'redis://127.0.0.1:1' });
+    const { port, exit, output, ...started } = await startApi(db, { REDIS_URL: 'redis://127.0.0.1:1', METRICS_TOKEN });
     api = started.api;
-    const ready = await call(port, 'GET', '/health/ready');
+    const ready = await call(port, 'GET', '/health/ready', undefined, METRICS_TOKEN);
     expect(ready.status).toBe(200);
     expect(ready.body).toMatchObject({ status: 'ok', checks: { postgres: 'up', redis: 'down', rls: 'up' } });
 

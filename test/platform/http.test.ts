@@ -7,6 +7,10 @@ import { InFlightRequests } from '../../src/platform/http/graceful-shutdown.js';
 import { BODY_LIMIT_BYTES } from '../../src/bootstrap.js';
 import { createTestApp, hasRedis, type TestApp } from '../support/app.js';
 
+/** METRICS_TOKEN of these apps: it opens the checks of /health/ready (as /metrics) */
+const METRICS_TOKEN = 'test-metrics-token-0123456789abcdef0123456789';
+const operator = { Authorization: `Bearer ${METRICS_TOKEN}` };
+
 const errorShape = {
   error: { code: expect.any(String), message: expect.any(String) },
   requestId: expect.any(String),
@@ -15,7 +19,7 @@ const errorShape = {
 describe('platform HTTP: error shape, request ids, health, OpenAPI', () => {
   let t: TestApp;
   beforeAll(async () => {
-    t = await createTestApp();
+    t = await createTestApp({ METRICS_TOKEN });
   });
   afterAll(() => t.close());
 
@@ -80,8 +84,13 @@ describe('platform HTTP: error shape, request ids, health, OpenAPI', () => {
       expect((await t.http.get('/health').expect(200)).body).toEqual({ status: 'ok' });
     });
 
-    it('is ready when PostgreSQL (and Redis, when configured) answer', async () => {
-      const res = await t.http.get('/health/ready').expect(200);
+    it('answers an anonymous caller its readiness only: no checks, no latencies (a wrong token is anonymous)', async () => {
+      expect((await t.http.get('/health/ready').expect(200)).body).toEqual({ status: 'ok' });
+      expect((await t.http.get('/health/ready').set('Authorization', 'Bearer not-the-token').expect(200)).body).toEqual({ status: 'ok' });
+    });
+
+    it('is ready when PostgreSQL (and Redis, when configured) answer: each check and its latency to the METRICS_TOKEN bearer', async () => {
+      const res = await t.http.get('/health/ready').set(operator).expect(200);
       expect(res.body).toEqual({
         status: 'ok',
         checks: hasRedis ? { postgres: 'up', redis: 'up', rls: 'up' } : { postgres: 'up', rls: 'up' },
@@ -112,7 +121,7 @@ describe('platform HTTP: error shape, request ids, health, OpenAPI', () => {
     const endAll = () => clients.forEach(([, c]) => c.disconnect());
 
     beforeAll(async () => {
-      down = await createTestApp({ REDIS_URL: 'redis://127.0.0.1:1' });
+      down = await createTestApp({ REDIS_URL: 'redis://127.0.0.1:1', METRICS_TOKEN });
       const queue = down.app.get<Queue>(JOBS_QUEUE_TOKEN) as unknown as { clients: Redis[] };
       clients = [['RedisService', down.app.get(RedisService).client!], ...queue.clients.map((c, i) => [`jobs queue client ${i}`, c] as [string, Redis])];
     });
@@ -121,8 +130,9 @@ describe('platform HTTP: error shape, request ids, health, OpenAPI', () => {
     });
 
     it('is ready (200), Redis reported down without deciding (READINESS_REQUIRES_REDIS unset)', async () => {
-      const res = await down.http.get('/health/ready').expect(200);
+      const res = await down.http.get('/health/ready').set(operator).expect(200);
       expect(res.body).toEqual({ status: 'ok', checks: { postgres: 'up', redis: 'down', rls: 'up' }, latencyMs: { postgres: expect.any(Number), redis: expect.any(Number) } });
+      expect((await down.http.get('/health/ready').expect(200)).body).toEqual({ status: 'ok' });
     });
 
     it('closes cleanly and stops reconnecting to Redis (graceful shutdown with Redis down)', async () => {

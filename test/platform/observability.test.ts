@@ -70,7 +70,7 @@ describe('observability', () => {
     const ok = await t.http.get('/metrics').set('Authorization', `Bearer ${TOKEN}`).expect(200);
     expect(ok.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
     expect(ok.text).toContain('# TYPE omnizen_http_requests_total counter');
-    // without METRICS_TOKEN: 404 (the app of the readiness tests below, which has none)
+    // without METRICS_TOKEN: 404 ('observability without METRICS_TOKEN' below)
   });
 
   it('moves the expected counters by the expected amounts after a scripted set of requests', async () => {
@@ -148,7 +148,7 @@ describe('observability', () => {
   });
 
   it('reports each dependency with its latency, and fails readiness when row-level security lets rows through', async () => {
-    const ok = await t.http.get('/health/ready').expect(200);
+    const ok = await t.http.get('/health/ready').set('Authorization', `Bearer ${TOKEN}`).expect(200);
     expect(ok.body).toMatchObject({ status: 'ok', checks: { postgres: 'up', rls: 'up' } });
     // no Stripe or LLM provider configured: none probed
     expect(ok.body.checks).not.toHaveProperty('stripe');
@@ -159,7 +159,7 @@ describe('observability', () => {
     // a policy that lets every authenticated caller read every organization: the canary sees the rows
     await t.db.admin.query(`CREATE POLICY canary_leak ON core.organizations FOR SELECT TO authenticated USING (true)`);
     try {
-      const leaking = await t.http.get('/health/ready').expect(503);
+      const leaking = await t.http.get('/health/ready').set('Authorization', `Bearer ${TOKEN}`).expect(503);
       expect(leaking.body).toMatchObject({ status: 'unavailable', checks: { postgres: 'up', rls: 'down' } });
       expect(value(await scrape(), 'omnizen_rls_canary_ok')).toBe(0);
       expect(value(await scrape(), 'omnizen_ready')).toBe(0);
@@ -169,7 +169,7 @@ describe('observability', () => {
     // row-level security switched off on a tenant table: the same
     await t.db.admin.query(`ALTER TABLE finance.accounts NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY`);
     try {
-      const off = await t.http.get('/health/ready').expect(503);
+      const off = await t.http.get('/health/ready').set('Authorization', `Bearer ${TOKEN}`).expect(503);
       expect(off.body.checks.rls).toBe('down');
     } finally {
       await t.db.admin.query(`ALTER TABLE finance.accounts ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY`);
@@ -178,7 +178,7 @@ describe('observability', () => {
     // the check itself failing while the database answers (here a policy that raises): not ready, not "no leak"
     await t.db.admin.query(`CREATE POLICY canary_broken ON core.organizations FOR SELECT TO authenticated USING ((1 / (SELECT 0)) = 1)`);
     try {
-      const broken = await t.http.get('/health/ready').expect(503);
+      const broken = await t.http.get('/health/ready').set('Authorization', `Bearer ${TOKEN}`).expect(503);
       expect(broken.body).toMatchObject({ status: 'unavailable', checks: { postgres: 'up', rls: 'down' } });
       expect(value(await scrape(), 'omnizen_rls_canary_ok')).toBe(0);
     } finally {
@@ -189,7 +189,7 @@ describe('observability', () => {
     const orgId = (await t.db.admin.query(`SELECT id FROM core.organizations LIMIT 1`)).rows[0].id;
     await t.db.admin.query(`INSERT INTO core.api_keys (org_id, name, prefix, secret_hash, scopes, created_by) VALUES ($1, 'canary', 'ozk_live_canary', repeat('0', 64), '{org:read}', NULL)`, [orgId]);
     try {
-      expect((await t.http.get('/health/ready').expect(503)).body.checks.rls).toBe('down');
+      expect((await t.http.get('/health/ready').set('Authorization', `Bearer ${TOKEN}`).expect(503)).body.checks.rls).toBe('down');
     } finally {
       await t.db.admin.query(`DROP POLICY canary_leak ON core.api_keys`);
     }
@@ -204,7 +204,7 @@ describe('observability', () => {
       const canary = jest.spyOn(t.app.get(DatabaseService), 'rlsCanary');
       let failure: unknown;
       try {
-        const locked = await t.http.get('/health/ready').expect(200);
+        const locked = await t.http.get('/health/ready').set('Authorization', `Bearer ${TOKEN}`).expect(200);
         expect(locked.body).toMatchObject({ status: 'ok', checks: { postgres: 'up', rls: 'up' } });
         expect(canary.mock.calls.map((c) => c[1])).toEqual([CANARY_LOCK_TIMEOUT_MS]);
         failure = await (canary.mock.results[0].value as Promise<unknown>).then(() => undefined, (err: unknown) => err);
@@ -338,14 +338,32 @@ describe('observability: webhook delivery outcomes, AI usage, budget refusals, a
   });
 });
 
-describe('observability without METRICS_TOKEN; readiness reports Stripe and the LLM provider when configured', () => {
+describe('observability without METRICS_TOKEN', () => {
+  it('serves no /metrics and times no statements without METRICS_TOKEN; readiness answers its status only', async () => {
+    const t = await createTestApp({ REDIS_URL: '' });
+    try {
+      const res = await t.http.get('/metrics').set('Authorization', `Bearer ${TOKEN}`).expect(404);
+      expect(res.body.error.message).toMatch(/METRICS_TOKEN is not configured/);
+      expect(t.app.get(Metrics).queryRecorder).toBeUndefined();
+      const user = await registerUser(t, 'untimed');
+      await createOrg(t, user, 'Untimed Ltd');
+      expect(await t.app.get(Metrics).dbQueryDuration.get()).toMatchObject({ values: [] });
+      // no token configured: nobody reads the checks
+      expect((await t.http.get('/health/ready').set('Authorization', `Bearer ${TOKEN}`).expect(200)).body).toEqual({ status: 'ok' });
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+describe('observability: readiness reports Stripe and the LLM provider when configured (to the METRICS_TOKEN bearer)', () => {
   let t: TestApp;
   let stripe: StripeDouble;
   let llm: OpenAiDouble;
   beforeAll(async () => {
     stripe = await startStripeDouble();
     llm = await startOpenAiDouble();
-    t = await createTestApp({ ...stripe.env, STRIPE_SECRET_KEY: 'sk_test_double', AI_BASE_URL: llm.url, AI_API_KEY: 'sk-llm-double-key', REDIS_URL: '' });
+    t = await createTestApp({ ...stripe.env, STRIPE_SECRET_KEY: 'sk_test_double', AI_BASE_URL: llm.url, AI_API_KEY: 'sk-llm-double-key', REDIS_URL: '', METRICS_TOKEN: TOKEN });
   });
   afterAll(async () => {
     await t.close();
@@ -353,18 +371,9 @@ describe('observability without METRICS_TOKEN; readiness reports Stripe and the 
     await llm.close();
   });
 
-  it('serves no /metrics and times no statements without METRICS_TOKEN', async () => {
-    const res = await t.http.get('/metrics').set('Authorization', `Bearer ${TOKEN}`).expect(404);
-    expect(res.body.error.message).toMatch(/METRICS_TOKEN is not configured/);
-    expect(t.app.get(Metrics).queryRecorder).toBeUndefined();
-    const user = await registerUser(t, 'untimed');
-    await createOrg(t, user, 'Untimed Ltd');
-    expect(await t.app.get(Metrics).dbQueryDuration.get()).toMatchObject({ values: [] });
-  });
-
   it('probes the LLM provider with one listing of its models (no tokens spent)', async () => {
     llm.requests.splice(0);
-    const res = await t.http.get('/health/ready').expect(200);
+    const res = await t.http.get('/health/ready').set('Authorization', `Bearer ${TOKEN}`).expect(200);
     expect(res.body).toMatchObject({ status: 'ok', checks: { llm: 'up' } });
     expect(res.body.latencyMs.llm).toBeGreaterThanOrEqual(0);
     expect(llm.requests.map((r) => [r.path, r.authorization])).toEqual([['/v1/models', 'Bearer sk-llm-double-key']]);
@@ -373,7 +382,7 @@ describe('observability without METRICS_TOKEN; readiness reports Stripe and the 
 
   it('probes Stripe with one cheap read, reports it with its latency, and stays ready when Stripe is down', async () => {
     stripe.requests.splice(0);
-    const up = await t.http.get('/health/ready').expect(200);
+    const up = await t.http.get('/health/ready').set('Authorization', `Bearer ${TOKEN}`).expect(200);
     expect(up.body).toMatchObject({ status: 'ok', checks: { postgres: 'up', rls: 'up', stripe: 'up' } });
     expect(up.body.latencyMs.stripe).toBeGreaterThanOrEqual(0);
     expect(stripe.requests.map((r) => `${r.method} ${r.path}`)).toEqual(['GET /v1/balance']);
@@ -381,7 +390,7 @@ describe('observability without METRICS_TOKEN; readiness reports Stripe and the 
     expect(JSON.stringify(up.body)).not.toContain('sk_test_double');
 
     stripe.failNext(500, 'Stripe is having a bad day');
-    const down = await t.http.get('/health/ready').expect(200);
+    const down = await t.http.get('/health/ready').set('Authorization', `Bearer ${TOKEN}`).expect(200);
     expect(down.body).toMatchObject({ status: 'ok', checks: { postgres: 'up', rls: 'up', stripe: 'down' } });
     // one attempt, no retry
     expect(stripe.requests).toHaveLength(2);

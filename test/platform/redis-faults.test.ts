@@ -8,6 +8,9 @@ import { createTestApp, type TestApp } from '../support/app.js';
 import { registerUser } from '../support/factories.js';
 import { ThrowawayRedis, until } from '../support/throwaway-servers.js';
 
+/** METRICS_TOKEN: it opens the checks of /health/ready (an anonymous caller gets its status only) */
+const METRICS_TOKEN = 'test-metrics-token-0123456789abcdef0123456789';
+
 const service = { kind: 'service', name: 'redis-faults' } as const;
 const meta = { requestId: 'redis-faults' };
 
@@ -28,6 +31,7 @@ describe('the job outbox survives Redis faults', () => {
   beforeAll(async () => {
     redis = await ThrowawayRedis.create();
     t = await createTestApp({
+      METRICS_TOKEN,
       REDIS_URL: redis.url,
       // PostgreSQL ends a transaction idle this long: one the relay held while Redis is away would not outlive the test
       // (long enough for the app's own short transactions on a busy CI machine: 1.5 s and 2.5 s each failed a full run)
@@ -76,12 +80,14 @@ describe('the job outbox survives Redis faults', () => {
     const attempts = await t.db.admin.query<{ attempts: number }>(`SELECT attempts FROM core.outbox WHERE topic = 'test.outage' ORDER BY id`);
     expect(attempts.rows.map((r) => r.attempts)).toEqual([2, 2, 2, 2, 2]);
     // ready all the same: Redis is reported, it decides only when the deployment says it needs it (READINESS_REQUIRES_REDIS)
-    const ready = await t.http.get('/health/ready').expect(200);
+    const ready = await t.http.get('/health/ready').set('Authorization', `Bearer ${METRICS_TOKEN}`).expect(200);
     expect(ready.body).toMatchObject({ status: 'ok', checks: { postgres: 'up', redis: 'down', rls: 'up' } });
     const { observability } = t.config; // the object the application was built with (APP_CONFIG)
     observability.readinessRequiresRedis = true;
     try {
-      expect((await t.http.get('/health/ready').expect(503)).body).toMatchObject({ status: 'unavailable', checks: { postgres: 'up', redis: 'down', rls: 'up' } });
+      expect((await t.http.get('/health/ready').set('Authorization', `Bearer ${METRICS_TOKEN}`).expect(503)).body).toMatchObject({ status: 'unavailable', checks: { postgres: 'up', redis: 'down', rls: 'up' } });
+      // anonymous: the same 503, its status only
+      expect((await t.http.get('/health/ready').expect(503)).body).toEqual({ status: 'unavailable' });
     } finally {
       observability.readinessRequiresRedis = false;
     }

@@ -7,6 +7,9 @@ import { DatabaseService, rlsCanaryProbe, rlsCanaryRange } from '../../src/platf
 import { CANARY_BLOCK_PAGES, RlsCanary, type CanaryResult } from '../../src/platform/health/rls-canary.js';
 import { Metrics } from '../../src/platform/observability/metrics.js';
 
+/** METRICS_TOKEN: it opens the checks of /health/ready (an anonymous caller gets its status only) */
+const METRICS_TOKEN = 'test-metrics-token-0123456789abcdef0123456789';
+
 /**
  * The row-level-security canary on a table too large to read whole each check: its read is the next block of a bounded
  * number of pages each check (a TID range), so a policy that lets the rows of a few pages through is found within a pass
@@ -54,7 +57,7 @@ describe('RLS canary', () => {
   };
 
   beforeAll(async () => {
-    t = await createTestApp();
+    t = await createTestApp({ METRICS_TOKEN });
     user = await registerUser(t, 'reader');
     // core.notifications: a table whose policies (the reader's own rows) give a person of no organization no index to
     // read by, so that a read of it the policies hide every row of scans all of it
@@ -115,7 +118,7 @@ describe('RLS canary', () => {
       const after = await checks(c, pass);
       expect(after.map((r) => r.leaks)).toEqual(Array(pass).fill([expect.objectContaining({ table: 'core.notifications', reason: 'rows_visible' })]));
       // the instance readiness asks (its blocks wherever earlier checks left them): not ready within a pass, and from then on
-      for (let i = 0; i < pass; i++) readiness.push((await t.http.get('/health/ready')).body.checks.rls);
+      for (let i = 0; i < pass; i++) readiness.push((await t.http.get('/health/ready').set('Authorization', `Bearer ${METRICS_TOKEN}`)).body.checks.rls);
     } finally {
       await t.db.admin.query(`DROP POLICY canary_leak ON core.notifications`);
     }
@@ -130,7 +133,7 @@ describe('RLS canary', () => {
     // readiness too, within a pass
     const app = await checks(t.app.get(RlsCanary), pass);
     expect(app[pass - 1]).toMatchObject({ ok: true, leaks: [] });
-    expect((await t.http.get('/health/ready').expect(200)).body.checks.rls).toBe('up');
+    expect((await t.http.get('/health/ready').set('Authorization', `Bearer ${METRICS_TOKEN}`).expect(200)).body.checks.rls).toBe('up');
     expect((await t.db.admin.query(`SELECT count(*)::int AS n FROM pg_policy WHERE polname = 'canary_leak'`)).rows[0].n).toBe(0);
   });
 
@@ -140,7 +143,7 @@ describe('RLS canary', () => {
     await t.db.admin.query(`CREATE POLICY canary_leak ON core.api_keys FOR SELECT TO authenticated USING (org_id IS NOT NULL)`);
     try {
       expect(await canary()).toMatchObject({ ok: false, leaks: [{ table: 'core.api_keys', rows: 1, reason: 'rows_visible' }] });
-      expect((await t.http.get('/health/ready').expect(503)).body.checks.rls).toBe('down');
+      expect((await t.http.get('/health/ready').set('Authorization', `Bearer ${METRICS_TOKEN}`).expect(503)).body.checks.rls).toBe('down');
     } finally {
       await t.db.admin.query(`DROP POLICY canary_leak ON core.api_keys`);
     }

@@ -66,19 +66,26 @@ export class AnalyticsMaintenanceJob implements OnApplicationBootstrap {
   }
 
   /**
-   * Creates the partitions ahead, drops the expired ones and deletes the roll-ups of those months, and who was active on
+   * Creates the partitions ahead (a transaction of its own), then drops the expired ones and deletes the roll-ups of those months, and who was active on
    * the days before the last 31 (the gauge reads 30: ACTIVE_USER_DAYS_KEPT); returns the partitions' names and the roll-up rows deleted. Each organization that lost events,
    * roll-ups, active-user days or event names gets one audit row (analytics.retention_purged, by the system) in the same
    * transaction: how many events, roll-ups and active-user days, which names. A partition holds every organization's events: its drop is the log line's (no organization to file
-   * it under), its events counted per organization before it goes.
+   * it under), its events counted per organization before it goes. The purge runs in one instance at a time
+   * (an advisory try-lock: another instance's run skips it) and drops last, so the ACCESS EXCLUSIVE lock that a
+   * partition's DDL takes on core.analytics_events (every analytics insert waits for it) is held only to the commit.
    */
   async maintainPartitions(now = this.clock.now()): Promise<{ created: string[]; dropped: string[]; rollUpsDeleted: number }> {
-    return this.privileged.run('analytics.maintenance', async (db) => {
-      const created = await repo.createPartitions(db, monthStart(now, -1), this.config.analytics.partitionsAhead + 1);
+    // its own short transaction: CREATE TABLE … PARTITION OF locks core.analytics_events against every insert (ACCESS
+    // EXCLUSIVE) until the commit, so nothing else runs under that lock. The function serializes concurrent runs
+    // (another instance's) on an advisory lock and makes only the partitions missing once it holds it.
+    const created = await this.privileged.run('analytics.maintenance', (db) =>
+      repo.createPartitions(db, monthStart(now, -1), this.config.analytics.partitionsAhead + 1));
+    const purged = await this.privileged.run('analytics.maintenance', async (db) => {
+      // one instance purges at a time; one that finds another purging leaves it the work (it would find nothing left)
+      if (!(await repo.tryRetentionLock(db))) return { dropped: [] as string[], rollUpsDeleted: 0, names: 0 };
       // keep the current month and the (retention - 1) before it
       const keepFrom = monthStart(now, -(this.config.analytics.retentionMonths - 1));
       const events = await repo.eventsBefore(db, keepFrom);
-      const dropped = await repo.dropPartitions(db, keepFrom);
       const rollUps = await repo.deleteRollUpsBefore(db, keepFrom);
       // who was active: the gauge reads the last 30 days (today's included); 31 kept (a run before midnight read the 30th)
       const activeUsersFrom = new Date(this.today(now) - ACTIVE_USER_DAYS_KEPT * DAY_MS);
@@ -86,12 +93,16 @@ export class AnalyticsMaintenanceJob implements OnApplicationBootstrap {
       // a name whose events are all past the retention no longer counts against ANALYTICS_MAX_EVENT_NAMES
       const names = await repo.deleteEventNamesUnusedSince(db, keepFrom);
       await this.auditPurge(db, keepFrom, activeUsersFrom, { events, rollUps, activeUserDays, names });
-      const rollUpsDeleted = rollUps.reduce((n, r) => n + r.count, 0);
-      if (created.length || dropped.length || rollUpsDeleted || names.length) {
-        this.logger.log(`analytics partitions: created ${created.join(', ') || 'none'}; dropped ${dropped.join(', ') || 'none'}; ${rollUpsDeleted} roll-up rows deleted; ${names.length} event names forgotten`);
-      }
-      return { created, dropped, rollUpsDeleted };
+      // last, just before the commit: DROP TABLE locks core.analytics_events against every insert (ACCESS EXCLUSIVE)
+      // until then; the events it drops were counted above (nothing inserts into a month past the retention)
+      const dropped = await repo.dropPartitions(db, keepFrom);
+      return { dropped, rollUpsDeleted: rollUps.reduce((n, r) => n + r.count, 0), names: names.length };
     });
+    const { dropped, rollUpsDeleted } = purged;
+    if (created.length || dropped.length || rollUpsDeleted || purged.names) {
+      this.logger.log(`analytics partitions: created ${created.join(', ') || 'none'}; dropped ${dropped.join(', ') || 'none'}; ${rollUpsDeleted} roll-up rows deleted; ${purged.names} event names forgotten`);
+    }
+    return { created, dropped, rollUpsDeleted };
   }
 
   /** One audit row per organization that lost events, roll-ups, active-user days or event names to the retention. */

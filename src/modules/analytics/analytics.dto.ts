@@ -5,6 +5,11 @@ import { CalendarDate, Timestamp } from '../../platform/http/calendar-date.js';
 
 export const EVENT_NAME = /^[a-z][a-z0-9_.:-]{0,99}$/;
 export const MAX_BATCH = 500;
+/**
+ * Property keys PostHog's capture reads as the event's own fields (properties.distinct_id is taken before the event's
+ * distinct id: an app's would file the event under another organization's person): an event with one is rejected.
+ */
+export const POSTHOG_RESERVED_PROPERTIES: readonly string[] = ['distinct_id', 'token', 'api_key', 'uuid', 'timestamp'];
 
 /**
  * The events the modules themselves record (source 'server', AnalyticsService.record): an app may not send these names,
@@ -21,7 +26,7 @@ export class AnalyticsEventInputDto {
   @IsString() @Matches(EVENT_NAME, { message: 'name must be lower case letters, digits and _ . : - (up to 100), starting with a letter' })
   name: string;
 
-  @ApiPropertyOptional({ description: 'Properties of the event: a JSON object of up to 8 KB. Its keys may not start with $ (PostHog reads those as instructions, e.g. $set changes a person): an event with one is rejected, naming the key', type: 'object', additionalProperties: true, example: { invoiceId: 'INV-1042', source: 'email' } })
+  @ApiPropertyOptional({ description: `Properties of the event: a JSON object of up to 8 KB. Its keys may not start with $ (PostHog reads those as instructions, e.g. $set changes a person), nor be one of ${POSTHOG_RESERVED_PROPERTIES.join(', ')} (PostHog reads those as the event's own: distinct_id would name another person): an event with one is rejected, naming the key`, type: 'object', additionalProperties: true, example: { invoiceId: 'INV-1042', source: 'email' } })
   @IsOptional() @IsObject()
   properties?: Record<string, unknown>;
 

@@ -292,6 +292,16 @@ export const analyticsRepository = {
     return rows.map((r) => r.name);
   },
 
+  /**
+   * The retention purge's lock (AnalyticsMaintenanceJob.maintainPartitions): true when this transaction took it, false
+   * when another holds it (another instance purging now), without waiting.
+   */
+  async tryRetentionLock(db: Db): Promise<boolean> {
+    const [row] = await db.$queryRaw<{ locked: boolean }[]>`
+      SELECT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('core.analytics_events.retention')) AS locked`;
+    return row.locked;
+  },
+
   async dropPartitions(db: Db, before: Date): Promise<string[]> {
     const rows = await db.$queryRaw<{ name: string }[]>`SELECT core.analytics_drop_partitions(${before.toISOString().slice(0, 10)}::date) AS name`;
     return rows.map((r) => r.name);

@@ -9,7 +9,7 @@ import { PrivilegedDatabase } from '../../platform/database/privileged.service.j
 import { AuditService } from '../audit/audit.service.js';
 import { analyticsRepository as repo, type AnalyticsEventRow } from './analytics.repository.js';
 import { AnalyticsErrors } from './analytics.errors.js';
-import { type AnalyticsEventInputDto, EVENT_NAME, SERVER_EVENT_NAMES, type ServerEventName, type ActiveUsersDto, type AnalyticsBatchResultDto, type EventDayCountDto, type FeatureUsageByPlanDto, type RejectedEventDto, type TopEventDto } from './analytics.dto.js';
+import { type AnalyticsEventInputDto, EVENT_NAME, POSTHOG_RESERVED_PROPERTIES, SERVER_EVENT_NAMES, type ServerEventName, type ActiveUsersDto, type AnalyticsBatchResultDto, type EventDayCountDto, type FeatureUsageByPlanDto, type RejectedEventDto, type TopEventDto } from './analytics.dto.js';
 import { PostHogForwarder } from './posthog.forwarder.js';
 
 const DAY_MS = 86_400_000;
@@ -192,6 +192,10 @@ export class AnalyticsService {
       // PostHog applies $set, $set_once, $unset... of any event to a person that every organization of the project shares
       const reserved = Object.keys(e.properties).find((key) => key.startsWith('$'));
       if (reserved !== undefined) problems.push(`properties key ${reserved} is not allowed: keys starting with $ are reserved`);
+      // PostHog's capture reads these from the properties too, properties.distinct_id before the event's own: an app's
+      // would name a person of another organization (its user id), or the event's project, id or time
+      const posthogKey = Object.keys(e.properties).find((key) => POSTHOG_RESERVED_PROPERTIES.includes(key));
+      if (posthogKey !== undefined) problems.push(`properties key ${posthogKey} is not allowed: ${POSTHOG_RESERVED_PROPERTIES.join(', ')} are reserved`);
     }
     for (const field of ['userId', 'anonymousId'] as const) {
       const v = e[field];

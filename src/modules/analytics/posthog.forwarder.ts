@@ -89,7 +89,7 @@ export class PostHogForwarder implements OnModuleInit, OnApplicationShutdown {
 
   /**
    * `caller`: the signed-in user who sent the apps' events (source 'client'), if one did. An app's events reach PostHog
-   * without $-prefixed properties (AnalyticsService refuses them).
+   * without $-prefixed properties nor those PostHog reads as the event's own (distinct_id...: AnalyticsService refuses them).
    */
   forward(events: AnalyticsEventRow[], caller: string | null = null): void {
     if (!this.client) return;

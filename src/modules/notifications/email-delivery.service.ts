@@ -11,6 +11,7 @@ import { Mailer } from './mailer.service.js';
 import { effectivePreference } from './notification-preferences.js';
 import { NOT_A_MEMBER, notificationRepository as repo, SWITCHED_OFF } from './notification.repository.js';
 import type { NotificationCategory } from './notification.dto.js';
+import { redactAddresses } from './redact-addresses.js';
 
 /** The outbox topic of one e-mail: `{ deliveryId }`; a later attempt's job also carries `after` (see send). */
 export const EMAIL_JOB = 'notifications.email';
@@ -156,7 +157,7 @@ export class EmailDeliveryService implements OnModuleInit {
         // every attempt was made, the last one cut off: failed, as when the last one is refused
         const response = `not sent again: its last attempt (${d.attempts} of ${MAX_EMAIL_ATTEMPTS}) was cut off while sending; whether it arrived is unknown`;
         await repo.setDelivery(db, d.org_id, d.id, { status: 'failed', smtpResponse: response });
-        this.logger.warn(`e-mail ${d.id} failed for good: ${response}`);
+        this.logger.warn(`e-mail ${d.id} failed for good: ${redactAddresses(response)}`);
         return undefined;
       }
       // a notice queued before its recipient left the organization: their inbox no longer shows it, so it is not mailed
@@ -212,12 +213,15 @@ export class EmailDeliveryService implements OnModuleInit {
               EMAIL_RETRY_DELAYS_SECONDS[prepared.attempts - 1]) : undefined);
       }
     });
+    // the delivery's id names it (its row holds the recipient), never the address itself
+    if (outcome.kind === 'not_sent') this.logger.log(`e-mail ${prepared.id} (${prepared.template}) not sent: SMTP_URL is not set`);
     if (retry) {
       const delay = EMAIL_RETRY_DELAYS_SECONDS[prepared.attempts - 1];
-      this.logger.warn(`e-mail ${prepared.id} not accepted (attempt ${prepared.attempts} of ${MAX_EMAIL_ATTEMPTS}), next in ${delay} s: ${(outcome as { response: string }).response}`);
+      this.logger.warn(`e-mail ${prepared.id} not accepted (attempt ${prepared.attempts} of ${MAX_EMAIL_ATTEMPTS}), next in ${delay} s: ${redactAddresses((outcome as { response: string }).response)}`);
       return;
     }
-    if (outcome.kind === 'failed') this.logger.warn(`e-mail ${prepared.id} failed for good after ${prepared.attempts} attempt(s): ${outcome.response}`);
+    // the server's reply quotes the recipient often (550 5.1.1 <bob@…>): logged without the addresses' local parts
+    if (outcome.kind === 'failed') this.logger.warn(`e-mail ${prepared.id} failed for good after ${prepared.attempts} attempt(s): ${redactAddresses(outcome.response)}`);
   }
 
   /**

@@ -64,7 +64,7 @@ export class Mailer implements OnApplicationShutdown {
 
   private async attempt(to: string, message: RenderedEmail): Promise<SendOutcome> {
     if (!this.transport) {
-      this.logger.log({ to, subject: message.subject }, 'e-mail not sent (no SMTP_URL); kept as not_sent');
+      this.logger.log({ toDomain: to.slice(to.lastIndexOf('@') + 1) }, 'e-mail not sent (no SMTP_URL); kept as not_sent');
       return { kind: 'not_sent' };
     }
     try {

@@ -115,7 +115,10 @@ export interface AppConfig {
   observability: {
     /** /metrics answers only requests bearing this token (METRICS_TOKEN); unset: /metrics is not served (404) */
     metricsToken?: string;
-    /** distinct organizations that get their own label value on the AI metrics; the rest are "other" */
+    /**
+     * distinct organizations (and, a budget of their own, agents) that get their own label value on the AI metrics,
+     * and organizations on the active-users gauge (those with the most users, chosen at each roll-up); the rest are "other"
+     */
     orgLabelLimit: number;
     /** how often the row-level-security canary runs (ms); 0: only when /health/ready asks */
     rlsCanaryIntervalMs: number;

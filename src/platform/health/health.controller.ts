@@ -1,4 +1,4 @@
-import { Controller, Get, HttpStatus, Inject, Res } from '@nestjs/common';
+import { Controller, Get, Headers, HttpStatus, Inject, Res } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
 import { withTimeout } from '../clock/clock.js';
@@ -9,6 +9,7 @@ import { Public } from '../auth/public.decorator.js';
 import { InFlightRequests } from '../http/graceful-shutdown.js';
 import { NotRateLimited } from '../http/rate-limit.js';
 import { Metrics } from '../observability/metrics.js';
+import { MetricsToken } from '../observability/metrics-token.js';
 import { RlsCanary } from './rls-canary.js';
 import { ReadinessProbes } from './readiness-probes.js';
 
@@ -31,13 +32,18 @@ const READINESS_SCHEMA = {
     status: { type: 'string' as const, enum: ['ok', 'unavailable', 'draining'] },
     checks: {
       type: 'object' as const,
-      description: 'Each dependency (postgres, redis when configured) and the row-level-security canary (rls: no organization\'s rows visible to a principal of none): up or down; absent while draining. Redis being down makes the instance unavailable only when READINESS_REQUIRES_REDIS is set (the API serves without it; jobs wait in the outbox until it is back). Third-party services, when configured (stripe, llm), are reported too, but being down does not make the instance unavailable',
+      description: 'Only with Authorization: Bearer <METRICS_TOKEN>. Each dependency (postgres, redis when configured) and the row-level-security canary (rls: no organization\'s rows visible to a principal of none): up or down; absent while draining. Redis being down makes the instance unavailable only when READINESS_REQUIRES_REDIS is set (the API serves without it; jobs wait in the outbox until it is back). Third-party services, when configured (stripe, llm), are reported too, but being down does not make the instance unavailable',
       additionalProperties: { type: 'string' as const, enum: ['up', 'down'] },
     },
-    latencyMs: { type: 'object' as const, description: 'How long each dependency took to answer its probe, in milliseconds', additionalProperties: { type: 'number' as const } },
+    latencyMs: { type: 'object' as const, description: 'Only with Authorization: Bearer <METRICS_TOKEN>. How long each dependency took to answer its probe, in milliseconds', additionalProperties: { type: 'number' as const } },
   },
   example: { status: 'ok', checks: { postgres: 'up', redis: 'up', rls: 'up', stripe: 'up' }, latencyMs: { postgres: 0.8, redis: 0.3, stripe: 182.4 } },
 };
+
+const READINESS_DESCRIPTION = 'Public, for load balancers: an anonymous caller gets only `status` (the same HTTP status), and only the probes '
+  + 'that decide it run (PostgreSQL, the row-level-security canary, Redis with READINESS_REQUIRES_REDIS). With '
+  + 'Authorization: Bearer <METRICS_TOKEN> (the operators\' scrape token, as /metrics) the answer names each check and '
+  + 'its latency, the reported-only ones (Redis, Stripe, the LLM provider) too. A wrong token is answered as an anonymous call.';
 
 @ApiTags('health')
 @Public()
@@ -52,7 +58,12 @@ export class HealthController {
     private readonly canary: RlsCanary,
     private readonly metrics: Metrics,
     private readonly providers: ReadinessProbes,
-  ) {}
+  ) {
+    this.token = new MetricsToken(config.observability.metricsToken);
+  }
+
+  /** METRICS_TOKEN: who may read the checks and latencies of /health/ready */
+  private readonly token: MetricsToken;
 
   @Get()
   @ApiOperation({ operationId: 'checkLiveness', summary: 'Liveness: the process is up' })
@@ -62,13 +73,16 @@ export class HealthController {
   }
 
   @Get('ready')
-  @ApiOperation({ operationId: 'checkReadiness', summary: 'Readiness: PostgreSQL answers, row-level security still hides every organization from a principal of none, and the server is not shutting down; 503 otherwise. Redis (when configured), Stripe and the LLM provider (when configured) are reported with their latency without deciding (Redis decides too with READINESS_REQUIRES_REDIS)' })
+  @ApiOperation({ operationId: 'checkReadiness', summary: 'Readiness: PostgreSQL answers, row-level security still hides every organization from a principal of none, and the server is not shutting down; 503 otherwise. Redis (when configured), Stripe and the LLM provider (when configured) are reported with their latency without deciding (Redis decides too with READINESS_REQUIRES_REDIS)', description: READINESS_DESCRIPTION })
   @ApiOkResponse({ schema: READINESS_SCHEMA })
   @ApiServiceUnavailableResponse({
     description: 'A dependency is down (status unavailable), or the server is draining for shutdown (status draining)',
     schema: { ...READINESS_SCHEMA, example: { status: 'unavailable', checks: { postgres: 'down', redis: 'up' } } },
   })
-  async ready(@Res({ passthrough: true }) res: FastifyReply) {
+  async ready(@Headers('authorization') authorization: string | undefined, @Res({ passthrough: true }) res: FastifyReply) {
+    // the operators' view (METRICS_TOKEN) names the checks and their latencies; anyone else learns ready or not, and
+    // costs only the probes that decide it
+    const detailed = this.token.borneBy(authorization);
     if (this.requests.draining) {
       res.status(HttpStatus.SERVICE_UNAVAILABLE);
       return { status: 'draining' };
@@ -84,15 +98,16 @@ export class HealthController {
     };
     // Redis decides only when the deployment says it needs it: the API serves without it (jobs wait in the outbox)
     const redis = this.redis.client;
-    const redisProbe = redis ? await check(() => redis.ping()) : undefined;
+    const redisProbe = redis && (detailed || this.config.observability.readinessRequiresRedis) ? await check(() => redis.ping()) : undefined;
     if (redisProbe && this.config.observability.readinessRequiresRedis) report({ redis: redisProbe });
     if (checks.postgres === 'up') checks.rls = (await this.canary.latest()).ok ? 'up' : 'down';
     const ok = Object.values(checks).every((c) => c === 'up');
+    this.metrics.ready.set(ok ? 1 : 0);
+    res.status(ok ? HttpStatus.OK : HttpStatus.SERVICE_UNAVAILABLE);
+    if (!detailed) return { status: ok ? 'ok' : 'unavailable' };
     // reported, not deciding: Redis (unless required), third-party services (a provider's outage is not this instance's)
     if (redisProbe) report({ redis: redisProbe });
     report(await this.providers.run(check));
-    this.metrics.ready.set(ok ? 1 : 0);
-    res.status(ok ? HttpStatus.OK : HttpStatus.SERVICE_UNAVAILABLE);
     return { status: ok ? 'ok' : 'unavailable', checks, latencyMs };
   }
 }

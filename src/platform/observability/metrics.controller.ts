@@ -1,14 +1,12 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { Controller, Get, Headers, Inject, Res } from '@nestjs/common';
-import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
 import { APP_CONFIG, type AppConfig } from '../config/config.js';
 import { Public } from '../auth/public.decorator.js';
 import { NotRateLimited } from '../http/rate-limit.js';
 import { ApiErrorCodes, defineErrorCodes } from '../errors/catalog.js';
 import { Metrics } from './metrics.js';
-
-const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
+import { MetricsToken } from './metrics-token.js';
 
 /** What the scrape route answers besides the metrics. */
 export const MetricsErrors = defineErrorCodes({
@@ -22,13 +20,15 @@ export const MetricsErrors = defineErrorCodes({
 @NotRateLimited() // Prometheus scrapes, guarded by METRICS_TOKEN
 @Controller('metrics')
 export class MetricsController {
-  private readonly token?: Buffer;
+  private readonly token: MetricsToken;
 
   constructor(@Inject(APP_CONFIG) config: AppConfig, private readonly metrics: Metrics) {
-    this.token = config.observability.metricsToken ? digest(config.observability.metricsToken) : undefined;
+    this.token = new MetricsToken(config.observability.metricsToken);
   }
 
   @Get()
+  // Bearer <METRICS_TOKEN>: the scrape token, not a user's access token (the scheme is the same, HTTP bearer)
+  @ApiBearerAuth()
   @ApiOperation({ operationId: 'getMetrics', summary: 'Metrics in Prometheus text format', description: 'Send Authorization: Bearer <METRICS_TOKEN> (the server\'s configured scrape token, not a user\'s access token); 404 when no METRICS_TOKEN is configured, so metrics are never public by default.' })
   @ApiOkResponse({
     description: 'Every metric in Prometheus text exposition format 0.0.4 (docs/observability.md lists them)',
@@ -36,9 +36,8 @@ export class MetricsController {
   })
   @ApiErrorCodes('auth.metrics_token', 'metrics.not_served')
   async scrape(@Headers('authorization') authorization: string | undefined, @Res({ passthrough: true }) res: FastifyReply): Promise<string> {
-    if (!this.token) throw MetricsErrors.error('metrics.not_served', 'metrics are not served: METRICS_TOKEN is not configured');
-    const given = /^Bearer (.+)$/i.exec(authorization ?? '')?.[1];
-    if (!given || !timingSafeEqual(digest(given), this.token)) {
+    if (!this.token.configured) throw MetricsErrors.error('metrics.not_served', 'metrics are not served: METRICS_TOKEN is not configured');
+    if (!this.token.borneBy(authorization)) {
       throw MetricsErrors.error('auth.metrics_token', 'send Authorization: Bearer <METRICS_TOKEN> to read the metrics');
     }
     res.header('content-type', this.metrics.registry.contentType);

@@ -100,18 +100,18 @@ export class Metrics {
     name: 'omnizen_emails_total', help: 'E-mails handed to SMTP, by outcome (sent, failed, not_sent)', labelNames: ['outcome'] as const, registers: [this.registry],
   });
   readonly aiTokens = new Counter({
-    name: 'omnizen_ai_tokens_total', help: 'LLM tokens used, by organization, agent, model and usage type (input, output, cached_input, cache_write)',
+    name: 'omnizen_ai_tokens_total', help: 'LLM tokens used, by organization, agent, model and usage type (input, output, cached_input, cache_write); organizations and agents past METRICS_ORG_LABEL_LIMIT each as "other"',
     labelNames: ['org', 'agent', 'model', 'type'] as const, registers: [this.registry],
   });
   readonly aiCost = new Counter({
-    name: 'omnizen_ai_cost_usd_total', help: 'LLM cost in USD at the prices in effect, by organization, agent and model',
+    name: 'omnizen_ai_cost_usd_total', help: 'LLM cost in USD at the prices in effect, by organization, agent and model; organizations and agents past METRICS_ORG_LABEL_LIMIT each as "other"',
     labelNames: ['org', 'agent', 'model'] as const, registers: [this.registry],
   });
   readonly aiBudgetRefusals = new Counter({
     name: 'omnizen_ai_budget_refusals_total', help: 'LLM calls refused because a budget could not reserve them', registers: [this.registry],
   });
   readonly activeUsers = new Gauge({
-    name: 'omnizen_active_users', help: 'Distinct users with a usage event today (window day) and in the last 30 days (window month), per organization (computed with the analytics roll-ups)',
+    name: 'omnizen_active_users', help: 'Distinct users with a usage event today (window day) and in the last 30 days (window month), per organization: the METRICS_ORG_LABEL_LIMIT organizations with the most users of the 30 days, the rest summed as "other" (computed with the analytics roll-ups)',
     labelNames: ['org', 'window'] as const, registers: [this.registry],
   });
   readonly featureUsage = new Gauge({
@@ -137,7 +137,9 @@ export class Metrics {
 
   /** Scrape-time collectors (pool, outbox, queue): each refreshes its gauges before the registry is read. */
   private readonly collectors: (() => Promise<void> | void)[] = [];
-  private readonly orgLabels = new Set<string>();
+  /** the label budgets of the AI metrics (orgLabel, agentLabel): each at most METRICS_ORG_LABEL_LIMIT values */
+  private readonly aiOrgLabels = new Set<string>();
+  private readonly aiAgentLabels = new Set<string>();
 
   constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {
     registerDefaultMetrics(this.registry, 'omnizen_process_');
@@ -174,12 +176,25 @@ export class Metrics {
     return this.registry.metrics();
   }
 
-  /** An organization id as a label value, for at most `limit` distinct organizations; the rest share "other". */
+  /**
+   * An organization id as a label value of the AI metrics, for at most METRICS_ORG_LABEL_LIMIT distinct organizations
+   * (the first seen by the process); the rest share "other". The AI metrics' own budget: no other metric takes from it
+   * (the active-users gauge, which once shared it, handed the labels to whichever organizations it read first).
+   */
   orgLabel(orgId: string): string {
-    if (this.orgLabels.has(orgId)) return orgId;
-    if (this.orgLabels.size >= this.config.observability.orgLabelLimit) return 'other';
-    this.orgLabels.add(orgId);
-    return orgId;
+    return this.bounded(this.aiOrgLabels, orgId);
+  }
+
+  /** An agent id as a label value of the AI metrics: a budget of its own, as the organizations' (agents come and go). */
+  agentLabel(agentId: string): string {
+    return this.bounded(this.aiAgentLabels, agentId);
+  }
+
+  private bounded(labels: Set<string>, value: string): string {
+    if (labels.has(value)) return value;
+    if (labels.size >= this.config.observability.orgLabelLimit) return 'other';
+    labels.add(value);
+    return value;
   }
 
   private readonly postingRejections = new Set<string>();
@@ -191,24 +206,31 @@ export class Metrics {
 
   /**
    * One LLM call's usage, counted once the provider answered (the tokens are spent whether or not the settling
-   * transaction commits). The agent is labelled only for an organization that has its own label.
+   * transaction commits). The organization and the agent each from a bounded set (orgLabel, agentLabel; the rest
+   * "other"); the agent is labelled only for an organization that has its own label.
    */
   countLlmCall(orgId: string, agentId: string, model: string, usage: { input: number; output: number; cachedInput: number; cacheWrite: number }, costUsd: number): void {
     const org = this.orgLabel(orgId);
-    const agent = org === 'other' ? 'other' : agentId;
+    const agent = org === 'other' ? 'other' : this.agentLabel(agentId);
     const tokens = { input: usage.input, output: usage.output, cached_input: usage.cachedInput, cache_write: usage.cacheWrite };
     for (const [type, n] of Object.entries(tokens)) if (n > 0) this.aiTokens.inc({ org, agent, model, type }, n);
     this.aiCost.inc({ org, agent, model }, costUsd);
   }
 
-  /** The analytics roll-up's active users per organization (bounded labels: the rest summed as "other"). */
+  /**
+   * The analytics roll-up's active users per organization: labelled for the METRICS_ORG_LABEL_LIMIT organizations with
+   * the most users of the last 30 days (then of today; then by id), chosen anew at each roll-up, the rest summed as
+   * "other". A budget of its own, held by no organization past the roll-up: it takes no label from the AI metrics.
+   */
   setActiveUsers(activeUsers: { orgId: string; day: number; month: number }[]): void {
+    const limit = this.config.observability.orgLabelLimit;
+    const ranked = [...activeUsers].sort((a, b) => b.month - a.month || b.day - a.day || (a.orgId < b.orgId ? -1 : a.orgId > b.orgId ? 1 : 0));
     const users = new Map<string, { day: number; month: number }>();
-    for (const r of activeUsers) {
-      const org = this.orgLabel(r.orgId);
+    ranked.forEach((r, i) => {
+      const org = i < limit ? r.orgId : 'other';
       const sum = users.get(org) ?? { day: 0, month: 0 };
       users.set(org, { day: sum.day + r.day, month: sum.month + r.month });
-    }
+    });
     this.activeUsers.reset();
     for (const [org, { day, month }] of users) {
       this.activeUsers.set({ org, window: 'day' }, day);
