@@ -133,6 +133,10 @@ describe('ledger: a manual journal entry posts to no control account of receivab
     // a key posted on 1210 while it is no control account
     const keyed = entry('2026-03-02', 'keyed', ar2, a['4100'], '15.00');
     const first = await postOther(keyed).set('Idempotency-Key', 'before-the-change').expect(201);
+    // an account carrying a balance becomes no control account (the aging could never explain it): reversed first
+    const carrying = await t.http.put(rUrl(other.orgId, 'settings')).set(other.users.owner.auth).send({ arAccountId: ar2, deferredRevenueAccountId: a['2400'] }).expect(422);
+    expect(carrying.body.error.code).toBe('receivables.account_carries_balance');
+    await t.http.post(ledgerUrl(other.orgId, `journal-entries/${first.body.id}/reverse`)).set(other.users.accountant.auth).send({}).expect(201);
 
     await t.http.put(rUrl(other.orgId, 'settings')).set(other.users.owner.auth).send({ arAccountId: ar2, deferredRevenueAccountId: a['2400'] }).expect(200);
     await t.http.put(payablesUrl(other.orgId, 'settings')).set(other.users.owner.auth).send({ apAccountId: ap2, approvalRules: [{ above: '0', approvals: 0, roles: ['owner'] }] }).expect(200);

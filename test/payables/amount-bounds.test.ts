@@ -46,6 +46,21 @@ describe('payables: amounts beyond what an amount field accepts', () => {
     expect(await counts()).toEqual(before);
   });
 
+  it('a draft\'s edit (PATCH) to lines that overflow is the same 400 naming the line or the total; the draft is kept', async () => {
+    const draft = (await bill([{ accountId: acc['5200'], unitPrice: '10' }]).expect(201)).body.id;
+    const before = await counts();
+    const kept = (await t.db.admin.query(`SELECT total::text, updated_at FROM finance.bills WHERE org_id = $1 AND id = $2`, [orgId, draft])).rows;
+    const edit = (lines: object[]) => t.http.patch(url(`bills/${draft}`)).set(owner.auth).send({ billDate: '2026-02-03', lines });
+    const line = await edit([{ accountId: acc['5200'], quantity: MAX, unitPrice: MAX }]).expect(400);
+    expect(line.body.error.code).toBe('payables.invalid_amount');
+    expect(line.body.error.message).toMatch(/^lines\[0\]: /);
+    const total = await edit([{ accountId: acc['5200'], unitPrice: TOP }, { accountId: acc['5200'], unitPrice: TOP }]).expect(400);
+    expect(total.body.error.code).toBe('payables.invalid_amount');
+    expect(total.body.error.message).toMatch(/^total: /);
+    expect(await counts()).toEqual(before);
+    expect((await t.db.admin.query(`SELECT total::text, updated_at FROM finance.bills WHERE org_id = $1 AND id = $2`, [orgId, draft])).rows).toEqual(kept);
+  });
+
   it('a bill line at the largest price plus VAT 20 % is a 400 naming the line', async () => {
     const before = await counts();
     const res = await bill([{ accountId: acc['5200'], unitPrice: TOP, taxCodeId: vat }]);

@@ -85,6 +85,8 @@ describe('agent tools: list_open_invoices, list_open_bills', () => {
         { name: 'list_open_invoices', arguments: JSON.stringify({ customerId: customerA, overdueOnly: true, limit: 1 }) },
         { name: 'list_open_bills', arguments: JSON.stringify({ vendorId: vendorA }) },
         { name: 'list_open_invoices', arguments: JSON.stringify({ limit: 1000 }) },
+        // the same vendor by its id in upper case (a uuid all the same)
+        { name: 'list_open_bills', arguments: JSON.stringify({ vendorId: vendorA.toUpperCase() }) },
       ] },
       { kind: 'text', content: 'Alpha owes 1,000.00.', usage: { prompt: 10, completion: 5 } },
     );
@@ -105,7 +107,9 @@ describe('agent tools: list_open_invoices, list_open_bills', () => {
     expect(steps[1].detail.result).toMatchObject({ truncated: false, rows: [{ documentId: invoiceA }] });
     expect(steps[1].detail.result.rows).toHaveLength(1);
     const bills = steps[2].detail.result;
-    expect(bills.rows.map((r: any) => [r.partyName, r.documentNumber, r.total, r.openAmount, r.openBaseAmount, r.bucket])).toEqual([['Acme Supplies', 'AS-77', '300.0000', '300.0000', '300.0000', '>90']]);
+    // the base amount in the base currency's minor units, as list_open_invoices answers openAmountBase
+    expect(bills.rows.map((r: any) => [r.partyName, r.documentNumber, r.total, r.openAmount, r.openBaseAmount, r.bucket])).toEqual([['Acme Supplies', 'AS-77', '300.0000', '300.0000', '300.00', '>90']]);
+    expect(steps[4].detail.result).toEqual(bills);
     expect(steps[3]).toMatchObject({ status: 'failed', errorClass: 'tool_error' });
     expect(steps[3].errorMessage).toMatch(/limit must be an integer from 1 to 200/);
     expect(JSON.stringify(res.body)).not.toMatch(/B secret|9999\.|777\./);

@@ -445,10 +445,19 @@ export class ReportsService {
    * (LedgerService.drainPostings), so no posting that read the old account is still in flight.
    */
   async assertControlAccountClear(tx: TenantTx, accountId: string, what: string, error: (message: string) => Error): Promise<void> {
-    const b = await this.accountBalance(tx, accountId);
-    const open = b.currencies.filter((c) => !D(c.balance).isZero() || !D(c.baseBalance).isZero());
+    const open = await this.carried(tx, accountId);
     if (open.length) {
-      throw error(`the ${what} control account still carries ${open.map((c) => `${c.balance} ${c.currency}`).join(', ')}: settle its open items (a manual journal entry on it: reverse it) before replacing it`);
+      throw error(`the ${what} control account still carries ${open.join(', ')}: settle its open items (a manual journal entry on it: reverse it) before replacing it`);
     }
+  }
+
+  /**
+   * What an account carries, per currency with a balance in it or in the base currency ("-100.00 EUR"); none: an empty
+   * list. A module's settings make an account its control account only while it carries nothing: its subledger (the
+   * aging) starts empty and could never explain a balance already there.
+   */
+  async carried(tx: TenantTx, accountId: string): Promise<string[]> {
+    const b = await this.accountBalance(tx, accountId);
+    return b.currencies.filter((c) => !D(c.balance).isZero() || !D(c.baseBalance).isZero()).map((c) => `${c.balance} ${c.currency}`);
   }
 }

@@ -46,8 +46,9 @@ const APPROVAL_ERRORS = ['payables.not_submitted', 'payables.own_bill', 'payable
  * invalid_amount; per-line rounding of a foreign document needs the rounding account.
  */
 const APPROVAL_POSTING_ERRORS = [...DOCUMENT_POSTING_ERRORS, 'ledger.invalid_amount', 'ledger.rounding_account_missing',
-  // payables' first posting without settings: its default AP account named by a tax code or receivables (postingAccount)
-  'payables.control_account'];
+  // payables' first posting without settings: its default AP account named by a tax code or receivables, or carrying a
+  // balance already (postingAccount)
+  'payables.control_account', 'payables.account_carries_balance'];
 /** What a retry of a bill payment with an Idempotency-Key answers (the key is unique per organization among its bill payments). */
 const PAYMENT_KEY = 'Retry-safe: the same key with the same request answers 201 with the payment recorded first (as it is now) and records nothing; '
   + 'with another request, 409 payables.idempotency_conflict. 1 to 200 characters';
@@ -78,7 +79,9 @@ export class PayablesController {
   @ApiOperation({ operationId: 'updatePayablesSettings', summary: 'Set the AP control account and the approval rules: thresholds in the base currency → approvers and roles (owner, admin)' })
   @ApiOkResponse({ type: PayablesSettingsDto })
   @ApiErrors(400)
-  @ApiErrorCodes('payables.invalid_rules', 'payables.account_not_allowed', 'payables.control_account', 'payables.control_account_in_use', 'ledger.books_not_started', 'account.not_found')
+  // the account it makes the AP control account carries nothing yet (payables.account_carries_balance)
+  @ApiErrorCodes('payables.invalid_rules', 'payables.account_not_allowed', 'payables.control_account', 'payables.control_account_in_use', 'payables.account_carries_balance',
+    'ledger.books_not_started', 'account.not_found')
   updateSettings(@Tx() tx: TenantTx, @Body() dto: UpdatePayablesSettingsDto): Promise<PayablesSettingsDto> {
     return this.payables.updateSettings(tx, dto);
   }
@@ -390,7 +393,7 @@ export class PayablesController {
   @ApiCreatedResponse({ type: BillPaymentDto })
   @ApiErrors(400)
   @ApiErrorCodes('payables.invalid_amount', 'payables.over_allocation', 'payables.bill_repeated', 'payables.not_open', 'payables.wrong_party', 'payables.currency_mismatch', 'payables.bank_account_not_allowed',
-    'payables.control_account', 'payables.account_not_allowed', 'vendor.not_found', 'claimant.not_found', 'bill.not_found', 'account.not_found', 'ledger.fx_accounts_missing',
+    'payables.control_account', 'payables.account_carries_balance', 'payables.account_not_allowed', 'vendor.not_found', 'claimant.not_found', 'bill.not_found', 'account.not_found', 'ledger.fx_accounts_missing',
     // the client's currency at the client's rate (invalid_rate: not positive) or the FX rate of the payment date; a vendor exists before the books are started
     ...DOCUMENT_POSTING_ERRORS, 'ledger.unknown_currency', 'ledger.rate_missing', 'ledger.invalid_rate', 'ledger.invalid_amount', 'ledger.books_not_started', 'payables.idempotency_conflict',
     // dated before the last FX revaluation of a bill it settles, or before a later allocation of a revalued bill

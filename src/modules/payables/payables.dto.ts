@@ -1,4 +1,5 @@
 import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
+import { Transform } from 'class-transformer';
 import {
   ArrayMaxSize, ArrayMinSize, IsEmail, IsIn, IsInt, IsOptional, IsString, IsUUID, Length, Max, Min,
 } from 'class-validator';
@@ -30,7 +31,7 @@ export class VendorDto {
 
 @ApiSchema({ description: 'A new vendor' })
 export class CreateVendorDto {
-  @ApiProperty({ description: 'Name of the vendor', example: 'Office Supplies GmbH' }) @IsString() @Length(1, 200) name: string;
+  @ApiProperty({ description: 'Name of the vendor (1 to 200 characters, trimmed)', example: 'Office Supplies GmbH' }) @Transform(({ value }) => (typeof value === 'string' ? value.trim() : value)) @IsString() @Length(1, 200) name: string;
   @ApiPropertyOptional({ description: 'Contact person', example: 'Jane Doe' }) @IsOptional() @IsString() @Length(1, 200) contactPerson?: string;
   @ApiPropertyOptional({ description: 'E-mail address', example: 'billing@supplies.example' }) @IsOptional() @IsEmail() @Length(3, 320) email?: string;
   @ApiPropertyOptional({ description: 'Phone number', example: '+49 30 1234567' }) @IsOptional() @IsString() @Length(1, 50) phone?: string;
@@ -44,7 +45,7 @@ export class CreateVendorDto {
 
 @ApiSchema({ description: 'Changes to a vendor; fields left out keep their value' })
 export class UpdateVendorDto {
-  @ApiPropertyOptional({ description: 'Name of the vendor', example: 'Office Supplies AG' }) @IsOptional() @IsString() @Length(1, 200) name?: string;
+  @ApiPropertyOptional({ description: 'Name of the vendor (1 to 200 characters, trimmed)', example: 'Office Supplies AG' }) @IsOptional() @Transform(({ value }) => (typeof value === 'string' ? value.trim() : value)) @IsString() @Length(1, 200) name?: string;
   @ApiPropertyOptional({ description: 'Contact person', example: 'John Roe' }) @IsOptional() @IsString() @Length(1, 200) contactPerson?: string;
   @ApiPropertyOptional({ description: 'E-mail address', example: 'ap@supplies.example' }) @IsOptional() @IsEmail() @Length(3, 320) email?: string;
   @ApiPropertyOptional({ description: 'Phone number', example: '+49 30 7654321' }) @IsOptional() @IsString() @Length(1, 50) phone?: string;

@@ -418,7 +418,10 @@ export interface OpenBillRow {
   daysPastDue: number; bucket: string;
 }
 
-/** The open payables of today (semantic.v_ap_open, under the caller's policies), most overdue first, at most `limit` + 1 rows. */
+/**
+ * The open payables of today (semantic.v_ap_open, under the caller's policies), most overdue first, at most `limit` + 1
+ * rows. `vendorId` is compared as a uuid (party_id is its lower-case text: an upper-case id found nothing).
+ */
 export async function openBills(db: Db, q: { vendorId?: string; overdueOnly: boolean; limit: number }): Promise<OpenBillRow[]> {
   return db.$queryRaw<OpenBillRow[]>`
     SELECT bill_id AS "billId", document_kind AS "documentKind", party_type AS "partyType", party_id AS "partyId", party_name AS "partyName",
@@ -426,7 +429,7 @@ export async function openBills(db: Db, q: { vendorId?: string; overdueOnly: boo
            open_amount::text AS "openAmount", base_currency AS "baseCurrency", open_base_amount::text AS "openBaseAmount",
            days_past_due AS "daysPastDue", bucket
     FROM semantic.v_ap_open
-    WHERE (${q.vendorId ?? null}::text IS NULL OR (party_type = 'vendor' AND party_id = ${q.vendorId ?? null}::text)) AND (NOT ${q.overdueOnly} OR days_past_due > 0)
+    WHERE (${q.vendorId ?? null}::uuid IS NULL OR (party_type = 'vendor' AND party_id = (${q.vendorId ?? null}::uuid)::text)) AND (NOT ${q.overdueOnly} OR days_past_due > 0)
     ORDER BY days_past_due DESC, due_date, bill_id
     LIMIT ${q.limit + 1}`;
 }

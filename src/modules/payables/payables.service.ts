@@ -7,7 +7,7 @@ import { AppError } from '../../platform/errors/app-error.js';
 import { translateDatabaseError } from '../../platform/errors/database-errors.js';
 import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import { emitEvent } from '../../platform/events/events.js';
-import { addDays } from '../../platform/http/calendar-date.js';
+import { addDaysWithin } from '../../platform/http/calendar-date.js';
 import { decodeKeyset, page } from '../../platform/http/pagination.js';
 import { ActingPeople } from '../api-keys/acting-people.js';
 import { AuditService } from '../audit/audit.service.js';
@@ -147,8 +147,23 @@ export class PayablesService {
       const code = DEFAULT_AP_ACCOUNT_CODE; // settings() found the default by it
       await this.controls.refuse(tx, [{ id: s.apAccountId, code, field: 'apAccountId (not set, the default)' }], (m) => PayablesErrors.error('payables.control_account',
         `${m}; payables' first posting makes its default AP account ${code} a control account: set apAccountId in the payables settings to another account, or free ${code} first`), { own: 'payables' });
+      // nor may it carry a balance already (a manual entry, an opening balance): the aging would never explain it
+      await this.assertCarriesNothing(tx, { id: s.apAccountId, code, field: 'apAccountId (not set, the default)' },
+        `payables' first posting would make ${code} the AP control account, whose balance the AP aging must equal: set apAccountId in the payables settings to an account that carries nothing, or clear ${code} first (reverse the entry, or move its balance to another account)`);
     }
     return s.apAccountId;
+  }
+
+  /**
+   * 422 payables.account_carries_balance when `a` carries a balance: made the AP control account, it would carry what no
+   * bill explains, the AP aging and the account would differ for ever, and no manual entry could clear it any more
+   * (ControlAccounts). A balance, not any posted line: an account whose entries net to nothing agrees with an empty aging.
+   */
+  private async assertCarriesNothing(tx: TenantTx, a: { id: string; code: string; field: string }, then: string): Promise<void> {
+    const carried = await this.reports.carried(tx, a.id);
+    if (carried.length) {
+      throw PayablesErrors.error('payables.account_carries_balance', `${a.field}: account ${a.code} carries ${carried.join(', ')} that no bill, expense claim or payment explains; ${then}`);
+    }
   }
 
   async updateSettings(tx: TenantTx, dto: UpdatePayablesSettingsDto): Promise<PayablesSettingsDto> {
@@ -165,9 +180,18 @@ export class PayablesService {
     }
     // nor receivables' deferred revenue (a liability too): one account would carry two subledgers
     await this.refuseControlAccounts(tx, [{ id: a.id, code: a.code, field: 'apAccountId' }], { own: true });
+    // the AP control account now: none before payables' first posting without settings (the default account is an
+    // ordinary one until then, which may carry what the organization posted to it)
+    const [current] = await this.controlAccounts(tx);
+    const adopted = dto.apAccountId.toLowerCase() !== current?.accountId.toLowerCase();
     // payments, refunds and FX results post to the AP account of the settings: moved while the old one carries open
     // bills, those would be paid on the new account and the old one would keep their credit for ever
-    if (before && dto.apAccountId !== before.apAccountId) await this.reports.assertControlAccountClear(tx, before.apAccountId, 'AP', (m) => PayablesErrors.error('payables.control_account_in_use', m));
+    if (current && adopted) await this.reports.assertControlAccountClear(tx, current.accountId, 'AP', (m) => PayablesErrors.error('payables.control_account_in_use', m));
+    // and the account it becomes starts with nothing: the AP aging starts empty
+    if (adopted) {
+      await this.assertCarriesNothing(tx, { id: a.id, code: a.code, field: 'apAccountId' },
+        'the AP control account must carry only what bills, expense claims and payments post to it: clear it first (reverse the entry, or move its balance to another account) or name another account');
+    }
     const thresholds = dto.approvalRules.map((r) => D(r.above).toFixed(4));
     if (new Set(thresholds).size !== thresholds.length) throw PayablesErrors.error('payables.invalid_rules', 'approvalRules: thresholds must be distinct');
     const rules = [...dto.approvalRules].sort((x, y) => D(x.above).cmp(y.above))
@@ -259,7 +283,7 @@ export class PayablesService {
     const rate = currency !== baseCurrency && dto.rate !== undefined ? dto.rate : null;
     // refused with the draft (a customer payment's is refused by its posting): a bill would otherwise only fail at approval
     if (rate !== null && D(rate).lte(0)) throw PlatformErrors.error('validation_failed', 'rate must be positive');
-    const dueDate = dto.dueDate ?? addDays(dto.billDate, vendor.payment_terms_days);
+    const dueDate = dto.dueDate ?? addDaysWithin(dto.billDate, vendor.payment_terms_days, 'dueDate');
     if (dueDate < dto.billDate) throw PayablesErrors.error('payables.due_before_bill', `dueDate ${dueDate} is before billDate ${dto.billDate}`);
     const lines = await this.billLines(tx, dto.lines, currency);
     const totals = this.totals(lines, dto.total, mu);

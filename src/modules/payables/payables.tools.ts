@@ -1,5 +1,7 @@
 import type { AgentTool } from '../agents/tool-registry.js';
 import { OPEN_ITEMS_TOOL_MAX, openItemsArgs } from '../receivables/receivables.tools.js';
+import { ledgerRepository } from '../ledger/ledger.repository.js';
+import { fixed } from '../ledger/money.js';
 import { openBills } from './payables.repository.js';
 
 /**
@@ -22,7 +24,13 @@ export const listOpenBillsTool: AgentTool = {
     const q = openItemsArgs(args, 'vendorId');
     return ctx.tenant(async (tx) => {
       const rows = await openBills(tx.db, { vendorId: q.partyId, overdueOnly: q.overdueOnly, limit: q.limit });
-      return { rows: rows.slice(0, q.limit), truncated: rows.length > q.limit };
+      // the base amount in the base currency's minor units, as list_open_invoices answers it ("300.00", not the stored "300.0000")
+      const units = new Map<string, number>();
+      for (const c of new Set(rows.map((r) => r.baseCurrency))) units.set(c, (await ledgerRepository.minorUnits(tx.db, c)) ?? 4);
+      return {
+        rows: rows.slice(0, q.limit).map((r) => ({ ...r, openBaseAmount: fixed(r.openBaseAmount, units.get(r.baseCurrency) ?? 4) })),
+        truncated: rows.length > q.limit,
+      };
     });
   },
 };

@@ -62,6 +62,17 @@ export class CustomersService {
       named.push({ id: deferred.id, code: deferred.code, field: 'deferredRevenueAccountId' });
     }
     await this.refuseControlAccounts(tx, named, { own: true });
+    // an account the settings make a control account starts with nothing: the AR aging (the revenue schedules) starts
+    // empty and could never explain a balance already there, nor could a manual entry clear it once it is one
+    const current = new Set([before?.arAccountId, before?.deferredRevenueAccountId].filter((x): x is string => !!x).map((x) => x.toLowerCase()));
+    for (const a of named) {
+      if (current.has(a.id.toLowerCase())) continue;
+      const carried = await this.reports.carried(tx, a.id);
+      if (carried.length) {
+        throw ReceivablesErrors.error('receivables.account_carries_balance', `${a.field}: account ${a.code} carries ${carried.join(', ')} that no invoice, credit note or payment explains; `
+          + 'a control account of receivables carries only what its documents post to it: clear it first (reverse the entry, or move its balance to another account) or name another account');
+      }
+    }
     await repo.setSettings(tx.db, tx.orgId, dto.arAccountId, dto.deferredRevenueAccountId ?? null);
     const after = await this.settings(tx);
     await this.audit.record(tx, { action: 'receivables.settings_updated', entityType: 'receivables_settings', entityId: tx.orgId, before, after });

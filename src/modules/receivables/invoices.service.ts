@@ -4,7 +4,7 @@ import type { TenantTx } from '../../platform/database/database.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
 import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import { domainEventRow, emitEvent } from '../../platform/events/events.js';
-import { addDays } from '../../platform/http/calendar-date.js';
+import { addDaysWithin } from '../../platform/http/calendar-date.js';
 import { decodeKeyset, page } from '../../platform/http/pagination.js';
 import { ENTITLEMENT_GATE, type EntitlementGate } from '../../platform/http/tenant.js';
 import { Clock, today } from '../../platform/clock/clock.js';
@@ -181,7 +181,7 @@ export class InvoicesService {
     return {
       header: {
         kind: 'invoice', customerId: customer.id, series: dto.series ?? 'INV', invoiceDate: dto.invoiceDate,
-        dueDate: dto.dueDate ?? addDays(dto.invoiceDate, customer.paymentTermsDays), currency,
+        dueDate: dto.dueDate ?? addDaysWithin(dto.invoiceDate, customer.paymentTermsDays, 'dueDate'), currency,
         subtotal: fixed(subtotal, currencyMu), taxTotal: fixed(taxTotal, currencyMu), total: fixed(total, currencyMu), memo: dto.memo ?? '', createdBy: actor(tx),
       },
       lines,

@@ -61,9 +61,9 @@ export class ReceivablesSettingsController {
   @Put('settings')
   @RequiresFeature('omnizen', 'basic_invoicing')
   @RequireRole(...ADMIN_ROLES)
-  @ApiOperation({ operationId: 'setReceivablesSettings', summary: 'Set the AR control and deferred revenue accounts (owner, admin); the AR account is replaced only while it carries nothing' })
+  @ApiOperation({ operationId: 'setReceivablesSettings', summary: 'Set the AR control and deferred revenue accounts (owner, admin); the AR account is replaced only while it carries nothing, and by an account that carries nothing' })
   @ApiOkResponse({ type: ReceivablesSettingsDto })
-  @ApiErrorCodes('receivables.account_not_postable', 'receivables.control_account', 'receivables.control_account_in_use')
+  @ApiErrorCodes('receivables.account_not_postable', 'receivables.control_account', 'receivables.control_account_in_use', 'receivables.account_carries_balance')
   setSettings(@Tx() tx: TenantTx, @Body() dto: SetReceivablesSettingsDto): Promise<ReceivablesSettingsDto> {
     return this.customers.setSettings(tx, dto);
   }

@@ -1,5 +1,5 @@
 import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
-import { Type } from 'class-transformer';
+import { Transform, Type } from 'class-transformer';
 import {
   ArrayMaxSize, ArrayMinSize, IsBoolean, IsEmail, IsIn, IsInt, IsOptional, IsString, IsUUID, Length, Matches, Max, Min,
 } from 'class-validator';
@@ -28,7 +28,7 @@ export class SetReceivablesSettingsDto {
 // ---------------------------------------------------------------- customers
 @ApiSchema({ description: 'A customer (party) to invoice; contact fields are personal data kept only here' })
 export class CreateCustomerDto {
-  @ApiProperty({ description: 'Name of the customer', example: 'Globex GmbH' }) @IsString() @Length(1, 200) name: string;
+  @ApiProperty({ description: 'Name of the customer (1 to 200 characters, trimmed)', example: 'Globex GmbH' }) @Transform(({ value }) => (typeof value === 'string' ? value.trim() : value)) @IsString() @Length(1, 200) name: string;
   @ApiPropertyOptional({ description: 'Contact person (personal data)', example: 'Hank Scorpio' }) @IsOptional() @IsString() @Length(0, 200) contactPerson?: string;
   @ApiPropertyOptional({ description: 'Billing e-mail (personal data)', example: 'billing@globex.example' }) @IsOptional() @IsEmail() @Length(0, 320) email?: string;
   @ApiPropertyOptional({ description: 'Phone (personal data)', example: '+49 30 1234567' }) @IsOptional() @IsString() @Length(0, 50) phone?: string;
@@ -43,7 +43,7 @@ export class CreateCustomerDto {
 
 @ApiSchema({ description: 'Changes to a customer; fields left out keep their value' })
 export class UpdateCustomerDto {
-  @ApiPropertyOptional({ description: 'Name of the customer', example: 'Globex AG' }) @IsOptional() @IsString() @Length(1, 200) name?: string;
+  @ApiPropertyOptional({ description: 'Name of the customer (1 to 200 characters, trimmed)', example: 'Globex AG' }) @IsOptional() @Transform(({ value }) => (typeof value === 'string' ? value.trim() : value)) @IsString() @Length(1, 200) name?: string;
   @ApiPropertyOptional({ description: 'Contact person (personal data)', example: 'Hank Scorpio' }) @IsOptional() @IsString() @Length(0, 200) contactPerson?: string;
   @ApiPropertyOptional({ description: 'Billing e-mail (personal data)', example: 'ap@globex.example' }) @IsOptional() @IsEmail() @Length(0, 320) email?: string;
   @ApiPropertyOptional({ description: 'Phone (personal data)', example: '+49 30 7654321' }) @IsOptional() @IsString() @Length(0, 50) phone?: string;

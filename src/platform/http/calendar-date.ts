@@ -1,5 +1,6 @@
 import { applyDecorators } from '@nestjs/common';
-import { IsDateString, isISO8601, Matches, ValidateBy } from 'class-validator';
+import { Matches, ValidateBy } from 'class-validator';
+import { PlatformErrors } from '../errors/platform.errors.js';
 
 const DATE = /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$/;
 
@@ -64,21 +65,45 @@ export function addDays(date: string, days: number): string {
 }
 
 /**
- * Whether an ISO 8601 date-time is an instant PostgreSQL's timestamptz reads as written: it starts with a day of the
- * calendar (IsDateString lets 2026-02-30, year 0000 and week dates through) and any offset is within ±15:59.
+ * addDays for a day the API stores and answers back (a computed due date): one past 9999-12-31 (or before 0001-01-01)
+ * is no date of the API, refused as a 400 naming `field` (the field that, given, would stand in for it), never a
+ * database error nor a comparison of "+010000-01-19" with a YYYY-MM-DD day. Other callers of addDays shift days within
+ * a range the caller bounds (reports), where the rollover never reaches the database.
  */
-export function isTimestamp(v: string): boolean {
-  const offset = /[+-](\d{2}):?\d{2}$/.exec(v.slice(10));
-  return isCalendarDate(v.slice(0, 10)) && (!offset || Number(offset[1]) <= 15);
+export function addDaysWithin(date: string, days: number, field: string): string {
+  const day = addDays(date, days);
+  if (isCalendarDate(day)) return day;
+  const problem = `${field}: ${date} plus ${days} days is ${days < 0 ? 'before 0001-01-01, the first' : 'after 9999-12-31, the last'} day a date can be; give ${field}`;
+  throw PlatformErrors.error('validation_failed', problem, [{ field, problems: [problem] }]);
 }
 
-/** A date-time field (ISO 8601, an instant that exists), each refusal a message naming `field`: never a database cast error. */
+/**
+ * The date-times the API takes: a day, a time to the minute (seconds and a fraction optional) and an offset, Z or
+ * ±HH:MM. What JavaScript (Date.parse) and PostgreSQL (timestamptz) both read, as the same instant: ISO 8601 and
+ * IsDateString allow more (2030-12-31T10Z, T1000Z, a comma fraction, a -00 offset) that Date.parse cannot read (an
+ * Invalid Date, written as "0NaN-NaN-..."), and a time without an offset JavaScript reads in the process's time zone
+ * but PostgreSQL in the session's.
+ */
+const TIMESTAMP = /^(\d{4}-\d{2}-\d{2})T([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,9})?)?(Z|[+-](\d{2}):[0-5]\d)$/;
+const TIMESTAMP_FORMAT = 'YYYY-MM-DDTHH:MM[:SS[.fraction]] followed by Z or an offset ±HH:MM, e.g. 2026-01-31T12:00:00Z or 2026-01-31T13:00:00.5+01:00';
+
+/**
+ * Whether a string is a date-time of TIMESTAMP's form that is an instant both JavaScript and PostgreSQL read as written:
+ * its day is a day of the calendar (2026-02-30 and year 0000 are not), its offset within PostgreSQL's ±15:59, and
+ * Date.parse reads it.
+ */
+export function isTimestamp(v: string): boolean {
+  const m = TIMESTAMP.exec(v);
+  return m !== null && isCalendarDate(m[1]) && (m[6] === undefined || Number(m[6]) <= 15) && !Number.isNaN(Date.parse(v));
+}
+
+/** A date-time field (TIMESTAMP's form, an instant that exists), each refusal a 400 naming `field`: never a database cast error. */
 export const Timestamp = (field: string): PropertyDecorator => applyDecorators(
-  IsDateString({}, { message: `${field} must be an ISO 8601 date-time, e.g. 2026-01-31T12:00:00Z` }),
+  Matches(TIMESTAMP, { message: `${field} must be a date-time ${TIMESTAMP_FORMAT}` }),
   ValidateBy({
     name: 'isTimestamp',
     validator: {
-      validate: (v: unknown) => typeof v !== 'string' || !isISO8601(v) || isTimestamp(v),
+      validate: (v: unknown) => typeof v !== 'string' || !TIMESTAMP.test(v) || isTimestamp(v),
       defaultMessage: (a) => `${field} must be an existing instant: ${String(a?.value)} is no day of the calendar or has an offset beyond ±15:59`,
     },
   }),
