@@ -82,6 +82,14 @@ describe('config validation', () => {
     fails({ ...base, SHUTDOWN_GRACE_MS: 'soon' }, /SHUTDOWN_GRACE_MS must be an integer >= 0/);
     fails({ ...base, JOBS_CLAIM_TIMEOUT_MS: '-1' }, /JOBS_CLAIM_TIMEOUT_MS must be an integer >= 1/);
   });
+  it('bounds the semantic queries running at once: 4 in the process, 2 of one organization, at most the process\'s', () => {
+    expect(loadConfig(base).ai).toMatchObject({ semanticMaxConcurrentQueries: 4, semanticMaxConcurrentQueriesPerOrg: 2 });
+    expect(loadConfig({ ...base, SEMANTIC_MAX_CONCURRENT_QUERIES: '1' }).ai).toMatchObject({ semanticMaxConcurrentQueries: 1, semanticMaxConcurrentQueriesPerOrg: 1 });
+    expect(loadConfig({ ...base, SEMANTIC_MAX_CONCURRENT_QUERIES: '10', SEMANTIC_MAX_CONCURRENT_QUERIES_PER_ORG: '10' }).ai).toMatchObject({ semanticMaxConcurrentQueries: 10, semanticMaxConcurrentQueriesPerOrg: 10 });
+    fails({ ...base, SEMANTIC_MAX_CONCURRENT_QUERIES: '0' }, /SEMANTIC_MAX_CONCURRENT_QUERIES must be an integer from 1 to 1000, got "0"/);
+    fails({ ...base, SEMANTIC_MAX_CONCURRENT_QUERIES_PER_ORG: '5' }, /SEMANTIC_MAX_CONCURRENT_QUERIES_PER_ORG must be an integer from 1 to 4, got "5"/);
+    fails({ ...base, SEMANTIC_MAX_CONCURRENT_QUERIES_PER_ORG: 'two' }, /SEMANTIC_MAX_CONCURRENT_QUERIES_PER_ORG must be an integer from 1 to 4/);
+  });
   it('names a secrets key of the wrong length', () =>
     fails({ ...base, SECRETS_KEYS: `k1:${Buffer.alloc(16).toString('base64')}` }, /SECRETS_KEYS key "k1" must be 32 bytes/));
   it('names a PORT out of range', () => fails({ ...base, PORT: '99999' }, /PORT must be an integer from 1 to 65535, got "99999"/));

@@ -306,16 +306,49 @@ describe('semantic query', () => {
 
   it('cuts an aggregate of a view\'s many rows by the byte cap like any row: a string_agg, array_agg or json_agg far past it never leaves the database', async () => {
     // the guard weighs values, not rows: an aggregate's size is the rows' (bounded by the statement timeout; each row adds one
-    // view value and at most 256 bytes of constants: concat(memo, memo, ...) is refused now), its answer the byte cap's
-    const agg = `string_agg(concat(memo, ' ', account_code), ',')`; // 'A capital 1100' / 'A capital 3100': 14 bytes a row
-    const size = await query(`SELECT octet_length(${agg}) AS n FROM semantic.v_gl_fact CROSS JOIN generate_series(1, 8000) g`).expect(200);
-    expect(size.body.rows).toEqual([[16000 * 15 - 1]]); // about 117 times the 2,048-byte cap
-    const big = await query(`SELECT ${agg} AS s, array_agg(memo) AS a, json_agg(account_code) AS j FROM semantic.v_gl_fact CROSS JOIN generate_series(1, 8000) g`).expect(200);
+    // view value and at most 256 bytes of constants: concat(memo, memo, ...) is refused now), its answer the byte cap's.
+    // The rows: the view joined with itself (2^9 = 512 rows) and with a series of 32 (a view value may repeat 32 times
+    // through rows of no view: ACROSS_ROWS_MAX_VIEW_REPEATS)
+    const rows = `semantic.v_gl_fact f, ${Array.from({ length: 8 }, (_, i) => `semantic.v_gl_fact v${i}`).join(', ')}, generate_series(1, 32) g`;
+    const agg = `string_agg(concat(f.memo, ' ', f.account_code), ',')`; // 'A capital 1100' / 'A capital 3100': 14 bytes a row
+    const size = await query(`SELECT octet_length(${agg}) AS n FROM ${rows}`).expect(200);
+    expect(size.body.rows).toEqual([[16384 * 15 - 1]]); // about 120 times the 2,048-byte cap
+    const big = await query(`SELECT ${agg} AS s, array_agg(f.memo) AS a, json_agg(f.account_code) AS j FROM ${rows}`).expect(200);
     expect(big.body).toEqual({ columns: [{ name: 's', type: 'text' }, { name: 'a', type: 'text[]' }, { name: 'j', type: 'json' }], rows: [], rowCount: 0, truncated: true, truncatedBy: 'bytes' });
     // the same of 4 rows fits, and is answered whole
-    const small = await query(`SELECT ${agg} AS s FROM semantic.v_gl_fact CROSS JOIN generate_series(1, 2) g ORDER BY 1`).expect(200);
+    const small = await query(`SELECT string_agg(concat(memo, ' ', account_code), ',') AS s FROM semantic.v_gl_fact CROSS JOIN generate_series(1, 2) g ORDER BY 1`).expect(200);
     expect(small.body.rows[0][0].split(',').sort()).toEqual(['A capital 1100', 'A capital 1100', 'A capital 3100', 'A capital 3100']);
     expect(small.body).toMatchObject({ columns: [{ name: 's', type: 'text' }], rowCount: 1, truncated: false, truncatedBy: null });
+  });
+
+  it('refuses a view\'s values aggregated across a series not joined to it by an equality (each repeated once per series row: 100 MB a view row of 1,000-byte memos)', async () => {
+    const res = await query(`SELECT length(string_agg(memo, '')) AS n FROM semantic.v_gl_fact, generate_series(1, 100000)`).expect(400);
+    const reason = 'string_agg(...) reads a view\'s value that the rows it aggregates may repeat up to 100000 times (a view joined with generate_series, unnest or VALUES without an equality between the series\' column and the view\'s: each view value is appended once for every row of the series); '
+      + 'at most 32 are allowed (ACROSS_ROWS_MAX_VIEW_REPEATS): join the series to the view by an equality on the series\' column (FROM generate_series(...) d LEFT JOIN semantic.v_gl_fact f ON f.entry_date = d::date), or aggregate the view before joining it';
+    expect(res.body).toEqual({ error: { code: 'semantic.query_refused', message: `the query was refused: ${reason}`, details: { reason } }, requestId: expect.any(String) });
+  });
+
+  it('runs a date spine relative to today (bounds of one anchor plus or minus literal days or intervals), the view\'s values aggregated along it by an equality', async () => {
+    const today = (await t.db.admin.query(`SELECT current_date::text AS d, (current_date - 2)::text AS two, (current_date - 1)::text AS one,
+      date_trunc('month', current_date)::date::text AS m, (date_trunc('month', current_date) - interval '11 months')::date::text AS m11`)).rows[0];
+    const days = await query(`SELECT d::date AS day, string_agg(f.memo, ', ') AS memos FROM generate_series(current_date - 2, current_date, interval '1 day') d
+      LEFT JOIN semantic.v_gl_fact f ON f.entry_date = d::date GROUP BY d ORDER BY d`).expect(200);
+    expect(days.body).toEqual({
+      columns: [{ name: 'day', type: 'date' }, { name: 'memos', type: 'text' }],
+      rows: [[today.two, null], [today.one, null], [today.d, null]], rowCount: 3, truncated: false, truncatedBy: null,
+    });
+    const months = await query(`SELECT min(m)::date AS first, max(m)::date AS last, count(*) AS n FROM generate_series(date_trunc('month', current_date) - interval '11 months', date_trunc('month', current_date), interval '1 month') m`).expect(200);
+    expect(months.body.rows).toEqual([[today.m11, today.m, 12]]);
+    // ten years back: the entry of 2026-01-02, both its lines, on its day
+    const booked = await query(`SELECT d::date AS day, string_agg(f.account_code, ',' ORDER BY f.account_code) AS accounts FROM generate_series(current_date - 3650, current_date, interval '1 day') d
+      JOIN semantic.v_gl_fact f ON f.entry_date = d::date GROUP BY d`).expect(200);
+    expect(booked.body.rows).toEqual([['2026-01-02', '1100,3100']]);
+    // bounds of two anchors: refused, saying what is accepted
+    const refused = await query(`SELECT count(*) FROM generate_series(current_date - 30, now(), interval '1 day') d`).expect(400);
+    expect(refused.body.error.code).toBe('semantic.query_refused');
+    expect(refused.body.error.details.reason).toBe('generate_series\'s start, stop and step must be literals (numbers, or dates / timestamps with an interval step such as interval \'1 month\'), '
+      + 'or start and stop the same anchor (current_date, now(), current_timestamp, localtimestamp, or date_trunc(\'<unit>\', one of those)) plus or minus literal integers (days) or intervals with a literal interval step, '
+      + 'as in generate_series(current_date - 30, current_date, interval \'1 day\'), so that its rows can be counted; at most 100000 rows are allowed (MAX_SERIES_ROWS)');
   });
 
   it('runs under the caller\'s claims: B\'s organization is not reachable from A, a non-member gets 404', async () => {

@@ -154,6 +154,47 @@ describe('semantic SQL guard: fences and growth bound', () => {
     for (const sql of ok) await expect(acceptSemanticQuery(sql).then(() => 'accepted', (e: AppError) => `${sql}: ${(e.details as { reason: string }).reason}`)).resolves.toBe('accepted');
   });
 
+  it('accepts date spines relative to today: bounds of one anchor (current_date, now(), current_timestamp, localtimestamp, date_trunc of one) plus or minus literal days or intervals', async () => {
+    const ok = [
+      `SELECT d::date FROM generate_series(current_date - 30, current_date, interval '1 day') d`,
+      `SELECT m::date FROM generate_series(date_trunc('month', current_date) - interval '11 months', date_trunc('month', current_date), interval '1 month') m`,
+      `SELECT count(*) FROM generate_series(now() - interval '7 days', now(), interval '1 hour') h`,
+      `SELECT count(*) FROM generate_series(current_timestamp - interval '2 years', now(), '1 hour') h`, // 17,569 hours at most
+      `SELECT count(*) FROM generate_series(localtimestamp - interval '1 week', localtimestamp, '1 hour') h`,
+      `SELECT count(*) FROM generate_series(pg_catalog.date_trunc('week', now()) - interval '52 weeks', date_trunc('week', now()), interval '1 week') w`,
+      `SELECT count(*) FROM generate_series((current_date - 365)::timestamp, current_date::timestamp, interval '1 day') d`,
+      `SELECT count(*) FROM generate_series(current_date, current_date + 90, interval '1 day') d`,
+      `SELECT count(*) FROM generate_series(interval '1 day' + current_date, current_date + interval '1 month', interval '1 day') d`,
+      // a day by the second: 86,400 seconds, counted as 90,001 rows (a day of 25 hours)
+      `SELECT count(*) FROM generate_series(now(), now() + interval '1 day', interval '1 second') g`,
+    ];
+    for (const sql of ok) await expect(acceptSemanticQuery(sql).then(() => 'accepted', (e: AppError) => `${sql}: ${(e.details as { reason: string }).reason}`)).resolves.toBe('accepted');
+  });
+
+  it('accepts a view\'s values aggregated along a date spine joined to it by an equality on the series\' column (each view row is in one row of the spine)', async () => {
+    const ok = [
+      `SELECT d::date, string_agg(f.memo, ', '), json_agg(f.amount) FROM generate_series(DATE '2026-01-01', DATE '2026-12-31', INTERVAL '1 day') d
+        LEFT JOIN semantic.v_gl_fact f ON f.entry_date = d::date GROUP BY d ORDER BY d`,
+      `SELECT d, string_agg(f.memo, ', ' ORDER BY f.memo), array_agg(f.account_code) FROM generate_series(current_date - 30, current_date, interval '1 day') d
+        LEFT JOIN semantic.v_gl_fact f ON f.entry_date = d GROUP BY d`,
+      `SELECT m, json_agg(f), jsonb_object_agg(coalesce(f.account_code, '-'), f.amount) FROM generate_series(date_trunc('month', current_date) - interval '11 months', date_trunc('month', current_date), interval '1 month') m
+        LEFT JOIN semantic.v_gl_fact f ON date_trunc('month', f.entry_date) = m GROUP BY m`,
+      // the equality in WHERE, a spine CTE (of a FROM item or of the target list), the view on the left
+      `SELECT d::date, string_agg(f.memo, ', ') FROM generate_series(DATE '2026-01-01', DATE '2026-12-31', INTERVAL '1 day') d, semantic.v_gl_fact f WHERE f.entry_date = d::date GROUP BY d`,
+      `WITH spine AS (SELECT d::date AS day FROM generate_series(date '2026-01-01', date '2026-12-31', interval '1 day') d)
+        SELECT s.day, string_agg(f.memo, ',') FROM spine s LEFT JOIN semantic.v_gl_fact f ON f.entry_date = s.day GROUP BY s.day`,
+      `WITH spine AS (SELECT generate_series(current_date - 90, current_date, interval '1 day')::date AS day)
+        SELECT day, string_agg(f.memo, ',') FROM spine LEFT JOIN semantic.v_gl_fact f ON f.entry_date = spine.day GROUP BY day`,
+      `SELECT string_agg(f.memo, ',') FROM semantic.v_gl_fact f JOIN generate_series(1, 100000) g ON g = f.amount`,
+      `SELECT ARRAY(SELECT f.memo FROM generate_series(date '2026-01-01', date '2026-12-31', interval '1 week') w JOIN semantic.v_gl_fact f ON f.entry_date = w::date)`,
+      // the series' own values with a view's rows: constants, 256 bytes a row at most
+      `SELECT string_agg(g::text, ',') FROM semantic.v_gl_fact, generate_series(1, 1000) g`,
+      // views joined with each other: bounded by the statement timeout (and the queries run at once: SEMANTIC_MAX_CONCURRENT_QUERIES)
+      `SELECT string_agg(a.memo, '') FROM semantic.v_gl_fact a, semantic.v_gl_fact b`,
+    ];
+    for (const sql of ok) await expect(acceptSemanticQuery(sql).then(() => 'accepted', (e: AppError) => `${sql}: ${(e.details as { reason: string }).reason}`)).resolves.toBe('accepted');
+  });
+
   /** review r3's and r5's probes: y is 200 times a 90 KB literal (60x, about 18 MB); terms: y||'<i>', each 60x again */
   const probe = `WITH a AS (SELECT '${'a'.repeat(90_000)}' AS x), b AS (SELECT concat(concat(${Array(100).fill('x').join(',')}), concat(${Array(100).fill('x').join(',')})) AS y FROM a) `;
   const terms = (n: number, prefix = '') => Array.from({ length: n }, (_, i) => `y||'${prefix}${i}'`);
@@ -254,7 +295,26 @@ describe('semantic SQL guard: fences and growth bound', () => {
     ['an hourly series of 12 years', `SELECT count(*) FROM generate_series(timestamp '2026-01-01', timestamp '2037-12-31', interval '1 hour') g`, /up to 105\d{3} rows without reading a view/],
     ['a series of days by a step of 1 second', `SELECT count(*) FROM generate_series(date '2026-01-01', date '2026-01-03', interval '1 second') g`, /up to 172801 rows/],
     ['generate_series of a column', `SELECT count(*) FROM (SELECT 5 AS n) s, generate_series(1, n) g`, /generate_series's start, stop and step must be literals .*at most 100000 rows are allowed \(MAX_SERIES_ROWS\)/],
-    ['generate_series of now()', `SELECT count(*) FROM generate_series(now(), now() + interval '1 day', interval '1 second') g`, /generate_series's start, stop and step must be literals/],
+    ['generate_series of now() and now() of another anchor', `SELECT count(*) FROM generate_series(current_date - 30, now(), interval '1 day') g`, /generate_series's start, stop and step must be literals \(numbers, or dates \/ timestamps with an interval step such as interval '1 month'\), or start and stop the same anchor \(current_date, now\(\), current_timestamp, localtimestamp, or date_trunc\('<unit>', one of those\)\) plus or minus literal integers \(days\) or intervals/],
+    ['generate_series of now() by the second for two days', `SELECT count(*) FROM generate_series(now(), now() + interval '2 days', interval '1 second') g`, /up to 180001 rows without reading a view/],
+    ['an hourly spine of 12 years before now()', `SELECT count(*) FROM generate_series(now() - interval '12 years', now(), interval '1 hour') g`, /up to 105421 rows without reading a view/],
+    ['date_trunc of an offset anchor', `SELECT count(*) FROM generate_series(date_trunc('month', current_date - 3), date_trunc('month', current_date), interval '1 month') g`, /or start and stop the same anchor/],
+    ['an anchor plus a subquery', `SELECT count(*) FROM generate_series(current_date - 30, current_date + (SELECT 1), interval '1 day') g`, /or start and stop the same anchor/],
+    ['an anchored series without an interval step', `SELECT count(*) FROM generate_series(current_date - 30, current_date, 1) g`, /or start and stop the same anchor/],
+    // a view's value joined with rows of no view repeats once for each of them (review: 100 MB a view row of 1,000-byte memos)
+    ['a view joined with a series of 100,000 (the 100 MB a view row probe)', `SELECT length(string_agg(memo, '')) FROM semantic.v_gl_fact, generate_series(1, 100000)`, /string_agg\(\.\.\.\) reads a view's value that the rows it aggregates may repeat up to 100000 times .*at most 32 are allowed \(ACROSS_ROWS_MAX_VIEW_REPEATS\): join the series to the view by an equality on the series' column/],
+    ['a view joined with a series through a subquery', `SELECT string_agg(s.memo, '') FROM (SELECT memo FROM semantic.v_gl_fact, generate_series(1, 100000)) s`, /string_agg\(\.\.\.\) reads a view's value that the rows it aggregates may repeat up to 100000 times/],
+    ['a view read by a set-returning function of the target list', `SELECT string_agg(memo, '') FROM (SELECT memo, generate_series(1, 100000) FROM semantic.v_gl_fact) s`, /may repeat up to 100000 times/],
+    ['ARRAY(SELECT ...) of a view joined with a series', `SELECT ARRAY(SELECT memo FROM semantic.v_gl_fact, generate_series(1, 100000))`, /ARRAY\(SELECT \.\.\.\) reads a view's value that the rows it aggregates may repeat up to 100000 times/],
+    ['an aggregate of a view aggregated once per row of a series', `SELECT string_agg((SELECT string_agg(memo, '') FROM semantic.v_gl_fact), '') FROM generate_series(1, 100000)`, /may repeat up to 100000 times/],
+    ['a view\'s row aggregated by a correlated subquery over a series', `SELECT (SELECT string_agg(f.memo, '') FROM generate_series(1, 100000)) FROM semantic.v_gl_fact f`, /may repeat up to 100000 times/],
+    ['json_agg of a view\'s column joined with unnest (its values may repeat: no equality holds it)', `SELECT json_agg(f.memo) FROM semantic.v_gl_fact f, unnest('{${Array(1000).fill('1').join(',')}}'::int[]) u WHERE u = 1`, /json_agg\(\.\.\.\) reads a view's value that the rows it aggregates may repeat up to 1000 times/],
+    // equalities that do not hold the series to one row of each view row
+    ['an equality of the series with itself', `SELECT string_agg(f.memo, ',') FROM semantic.v_gl_fact f JOIN generate_series(1, 100000) g ON g = g`, /may repeat up to 100000 times/],
+    ['an equality under OR', `SELECT string_agg(f.memo, ',') FROM semantic.v_gl_fact f, generate_series(1, 100000) g WHERE g = f.amount OR true`, /may repeat up to 100000 times/],
+    ['an equality on the series cast to integer', `SELECT string_agg(f.memo, ',') FROM semantic.v_gl_fact f JOIN generate_series(0.5, 50000, 0.5) g ON f.amount = g::int`, /may repeat up to 100000 times/],
+    ['a series by the minute cast to date', `SELECT string_agg(f.memo, ',') FROM generate_series(timestamp '2026-01-01', timestamp '2026-02-01', interval '1 minute') d JOIN semantic.v_gl_fact f ON f.entry_date = d::date`, /may repeat up to 1501 times/],
+    ['the preserved side of an outer join anchored to another series', `SELECT string_agg(f.memo, ',') FROM semantic.v_gl_fact f, generate_series(1, 1000) a LEFT JOIN generate_series(1, 1) b ON a = b`, /may repeat up to 1000 times/],
     ['generate_series in the target list', `SELECT string_agg(g::text, '') FROM (SELECT generate_series(1, 1000000) AS g) s`, /up to 1000000 rows without reading a view/],
     ['two series cross-joined', `SELECT count(*) FROM generate_series(1, 1000) a CROSS JOIN generate_series(1, 1000) b`, /up to 1000000 rows without reading a view/],
     ['a CTE of a series read twice', `WITH c AS (SELECT g FROM generate_series(1, 1000) g) SELECT count(*) FROM c, c d`, /up to 1000000 rows without reading a view, at the CTE c/],

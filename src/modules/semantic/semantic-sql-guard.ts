@@ -39,14 +39,25 @@ import { SemanticErrors } from './semantic.errors.js';
  *   array_to_string) and at most ACROSS_ROWS_MAX_CONSTANT_BYTES (256) bytes that are not a view's values: literals, the
  *   separator, the text of numbers, dates and other constants the query makes (konstOf; a CTE's or subquery's columns
  *   carry theirs, a value aggregated across rows counts that of each row times the rows it read that no view gave).
- *   The rows a query makes without reading a view are bounded too (multiplyRows: generate_series, whose bounds and step
- *   must be literals, unnest and VALUES, multiplied where they are joined or read again through CTEs and subqueries):
- *   at most MAX_SERIES_ROWS (100,000). So such a value is at most (rows read before the timeout) x (one view value + 256
- *   bytes): of constants alone about 25 MB; the views' rows, and their joins with each other and with those 100,000
- *   rows, are read at the speed of reading them within the timeout (string_agg runs about 7-10 million rows a second:
- *   8 bytes a row reach about 340 MB in 5 s, and a view's value joined with a series repeats once per row of it), and
- *   PostgreSQL's 1 GB limit of a value ends it with an error (54000). A value built across rows weighs at least 1, so
- *   what is built from it is at most 64 times its size (array_to_string(ARRAY(SELECT ...), '<100 KB>') is refused).
+ *   The rows a query makes without reading a view are bounded too (multiplyRows: generate_series, unnest and VALUES,
+ *   multiplied where they are joined or read again through CTEs and subqueries): at most MAX_SERIES_ROWS (100,000).
+ *   generate_series' step must be a literal, its bounds literals too, or both one anchor of the statement's time
+ *   (current_date, now(), current_timestamp, localtimestamp, date_trunc('<unit>', one of those)) plus or minus literal
+ *   days or intervals (anchoredBound: its span that of the offsets, each unit at its longest, a month 31 days; the step
+ *   at its shortest, a month 28 days), so that a date spine relative to today is counted as one of literal dates.
+ *   And a view's value read into a value built across rows is read once for each row of no view it is joined with (a
+ *   view joined with generate_series(1, 100000): 100 MB a view row of 1,000-byte memos): at most
+ *   ACROSS_ROWS_MAX_VIEW_REPEATS (32) times (viewRepeats: each FROM item counts its rows of no view unless an equality
+ *   between its column and what other FROM items give holds it to a row or a few of each of theirs, othersFactor: a
+ *   date spine `generate_series(...) d LEFT JOIN semantic.v ON v.date = d::date`, whose values are distinct, distinctOf).
+ *   So such a value is at most (rows read before the timeout) x (one view value + 256 bytes): of constants alone about
+ *   25 MB; the views' rows, and their joins with each other, are read at the speed of reading them within the timeout
+ *   (string_agg runs about 7-10 million rows a second: 8 bytes a row reach about 340 MB in 5 s), and PostgreSQL's 1 GB
+ *   limit of a value ends it with an error (54000). No static rule bounds a view joined with itself (string_agg(a.memo,
+ *   '') FROM v a, v b: up to that 1 GB, 1-1.5 GB a backend at its peak): the queries that run at once are bounded
+ *   instead (SEMANTIC_MAX_CONCURRENT_QUERIES in a process, SEMANTIC_MAX_CONCURRENT_QUERIES_PER_ORG of an organization:
+ *   semantic.service). A value built across rows weighs at least 1, so what is built from it is at most 64 times its
+ *   size (array_to_string(ARRAY(SELECT ...), '<100 KB>') is refused).
  * - depth bound: at most MAX_DEPTH (8) SELECTs nested inside each other or reading each other (a CTE chain counts);
  *   WITH RECURSIVE is refused (a recursive CTE grows a value every iteration: s || s doubles it).
  * - size bound, checked first: at most MAX_NODES (20,000) parse-tree nodes nested at most MAX_NESTING (200) deep, so
@@ -91,10 +102,19 @@ export const MAX_COLUMNS = 1664;
  */
 export const ACROSS_ROWS_MAX_CONSTANT_BYTES = 256;
 /**
- * The rows a query may make of no view at most: generate_series (its bounds and step literals), unnest and VALUES,
+ * The rows a query may make of no view at most: generate_series (its step literal, its bounds literals or offsets of one
+ * anchor of the statement's time: see anchoredBound), unnest and VALUES,
  * multiplied where they are joined or read again through CTEs and subqueries (a monthly date spine of 10 years: 120).
  */
 export const MAX_SERIES_ROWS = 100_000;
+/**
+ * How many times one view value may be read into a value built across rows (string_agg, array_agg, json(b)_agg,
+ * json(b)_object_agg, ARRAY(SELECT ...)) through the rows of no view it is joined with: a view joined with
+ * generate_series(1, 100000) repeats each of its values 100,000 times (1,000-byte memos: 100 MB a view row, 1 GB of
+ * ten), unless the series is joined to it by an equality on the series' column (a date spine: one row, or two of a
+ * daily series cast to date, for each of the view's rows). See viewRepeats.
+ */
+export const ACROSS_ROWS_MAX_VIEW_REPEATS = 32;
 
 /**
  * Functions a query may call (unqualified or pg_catalog.*): aggregates, windows, arithmetic, text, dates, json building.
@@ -374,12 +394,20 @@ type Sel = Record<string, any>;
  * and where known its output columns in order (name undefined where the guard does not tell PostgreSQL's name: such a
  * column may be any name read), so that a column is read at its own weight and a JSON column is known as JSON.
  */
-interface Shape { value: number; row: number; depth: number; cols?: readonly Col[]; konst: number; gen: number }
+interface Shape { value: number; row: number; depth: number; cols?: readonly Col[]; konst: number; gen: number; rep: number }
 /**
  * konst (in Shape: the whole row's): the part of a column's value that is not a view's value (see konstOf), in the same
  * units as weight; gen (in Shape): how many rows the SELECT can make of no view (see MAX_SERIES_ROWS).
  */
-interface Col { name?: string; weight: number; json: boolean; konst: number }
+interface Col {
+  name?: string; weight: number; json: boolean; konst: number;
+  /** rep (in Shape: the most of its columns'): how many of the shape's rows one view value may appear in; 0: it holds none (see viewRepeats) */
+  rep: number;
+  /** how many of the shape's rows one value of the column may appear in, where the guard can tell (a generate_series' column: 1) */
+  distinct?: number;
+  /** the same of the column's value cast to date (a time series: 2 with a step of a day or more, more for shorter ones) */
+  perDay?: number;
+}
 /** A FROM item a column reference may read: its name (alias or relation) and shape. */
 interface Source { name?: string; shape: Shape }
 interface Env {
@@ -402,9 +430,26 @@ interface Ctx {
   gen: number;
   /** weighing the constant part of a value (konstOf), not its weight: nothing is refused or counted as work */
   konst?: boolean;
+  /** a SELECT's FROM items and the equalities joining them, once its FROM list is read (see viewRepeats) */
+  rows?: RowsOf;
 }
 
-const VIEW: Shape = { value: 1, row: 1, depth: 0, konst: 0, gen: 1 };
+/** One FROM item of a SELECT: its source, and the rows of no view it makes (generate_series, unnest, VALUES, a CTE of them). */
+interface FromItem { source: Source; gen: number }
+/**
+ * An equality `item.column = expression` (WHERE, JOIN ... ON): for any values of the items the expression reads (deps),
+ * at most `mult` rows of `item` match. validFor: the items whose values it holds for (an outer join's preserved side is
+ * matched only where the other side's values are; undefined: any).
+ */
+interface Anchor { item: Source; mult: number; deps: ReadonlySet<Source>; validFor?: ReadonlySet<Source> }
+interface RowsOf {
+  items: FromItem[]; anchors: Anchor[];
+  /** the rows set-returning functions of the target list make for each row of the FROM list */
+  targetGen: number;
+  cache: Map<Source | undefined, number>;
+}
+
+const VIEW: Shape = { value: 1, row: 1, depth: 0, konst: 0, gen: 1, rep: 1 };
 /** One byte, as a weight (U is at least QUERY_MAX_BYTES). */
 const BYTE = 1 / QUERY_MAX_BYTES;
 /** The most bytes a numeric prints as (131,072 digits before the point, 16,383 after), and any other fixed-size type. */
@@ -548,6 +593,298 @@ function amplifies(args: unknown[]): boolean {
   return repeated;
 }
 
+/** A join of a FROM list: its kind (JOIN_INNER, JOIN_LEFT, JOIN_RIGHT, JOIN_FULL), each side's FROM items, its ON. */
+interface Join { kind: string; left: readonly Source[]; right: readonly Source[]; quals: unknown }
+
+/** The equalities anchoring FROM items (see anchorsOf) a SELECT reads at most: othersFactor takes time in proportion to them. */
+const MAX_ANCHORS = 256;
+
+/** The conjuncts of a condition: its AND's arguments, nested ANDs flattened. */
+function conjuncts(q: any): any[] {
+  if (!q) return [];
+  return q.BoolExpr?.boolop === 'AND_EXPR' ? (q.BoolExpr.args ?? []).flatMap(conjuncts) : [q];
+}
+
+/**
+ * The equalities of a SELECT that hold one of its FROM items to one row (or a few) for the values of others: `x = y`
+ * in WHERE or a join's ON, x a column of the item that holds each value once (distinctOf: a generate_series' column,
+ * itself or cast), y any expression not reading that item (nor a subquery). The ON of an outer join holds for its
+ * nullable side; for its preserved side only where the other side's values are (its unmatched rows are kept whatever).
+ */
+function anchorsOf(items: FromItem[], joins: Join[], where: unknown): Anchor[] {
+  const rows: RowsOf = { items, anchors: [], targetGen: 1, cache: new Map() };
+  const anchors: Anchor[] = [];
+  const consider = (q: any, join?: Join) => {
+    const e = q?.A_Expr;
+    if (!e || e.kind !== 'AEXPR_OP' || !e.lexpr || !e.rexpr) return;
+    const op = nameOf(e.name);
+    if (op.pop() !== '=' || (op.length && op[0].toLowerCase() !== 'pg_catalog')) return;
+    for (const [x, y] of [[e.lexpr, e.rexpr], [e.rexpr, e.lexpr]]) {
+      const d = distinctOf(x, rows);
+      if (!d?.source || d.rows === undefined) continue;
+      const deps = localDeps(y, items);
+      if (!deps || deps.has(d.source)) continue;
+      let validFor: Set<Source> | undefined;
+      if (join && join.kind !== 'JOIN_INNER') {
+        const inLeft = join.left.includes(d.source);
+        const nullable = (join.kind === 'JOIN_LEFT' && !inLeft) || (join.kind === 'JOIN_RIGHT' && inLeft);
+        if (!nullable) validFor = new Set(inLeft ? join.right : join.left);
+      }
+      // (an item of one row of no view needs none; past MAX_ANCHORS the rest are not read: each item then counts its rows)
+      const item = items.find((i) => i.source === d.source);
+      if (item && d.rows < item.gen && anchors.length < MAX_ANCHORS) anchors.push({ item: d.source, mult: d.rows, deps, validFor });
+    }
+  };
+  for (const q of conjuncts(where)) consider(q);
+  for (const join of joins) for (const q of conjuncts(join.quals)) consider(q, join);
+  return anchors;
+}
+
+/** The FROM items a column name may read: a qualified one its item's, an unqualified one every item having it (or any name). */
+function itemsNamed(fields: any[], items: readonly FromItem[]): { items: FromItem[]; exact: FromItem[] } | undefined {
+  const parts = fields.map((f) => f?.String?.sval as string | undefined);
+  if (parts.length > 2 || parts.some((p) => p === undefined)) return undefined;
+  const [rel, name] = parts.length === 2 ? parts : [undefined, parts[0]];
+  const found: FromItem[] = [];
+  const exact: FromItem[] = [];
+  for (const item of items) {
+    if (rel !== undefined ? item.source.name !== rel : false) continue;
+    const index = columnIndex(item.source.shape);
+    if (index.named.has(name!)) exact.push(item);
+    if (index.named.has(name!) || index.any || (rel === undefined && item.source.name === name)) found.push(item);
+  }
+  return { items: found, exact };
+}
+
+/** The FROM items an expression reads; undefined where it cannot be told (a subquery, a whole row of no known item). */
+function localDeps(node: unknown, items: readonly FromItem[]): Set<Source> | undefined {
+  const deps = new Set<Source>();
+  let unknown = false;
+  const visit = (v: unknown): void => {
+    if (unknown || !v || typeof v !== 'object') return;
+    if (Array.isArray(v)) return v.forEach(visit);
+    const keys = Object.keys(v);
+    if (keys.length !== 1 || !/^[A-Z]/.test(keys[0])) return Object.values(v).forEach(visit);
+    const n = (v as Record<string, any>)[keys[0]];
+    if (keys[0] === 'SubLink') {
+      unknown = true;
+      return;
+    }
+    if (keys[0] === 'ColumnRef') {
+      const fields: any[] = n.fields ?? [];
+      if (fields[fields.length - 1]?.A_Star) {
+        const rel = fields.length === 2 ? fields[0]?.String?.sval : undefined;
+        for (const item of items) if (rel === undefined || item.source.name === rel) deps.add(item.source);
+        return;
+      }
+      const named = itemsNamed(fields, items);
+      if (!named) unknown = true;
+      else for (const item of named.items) deps.add(item.source);
+      return;
+    }
+    Object.values(n).forEach(visit);
+  };
+  visit(node);
+  return unknown ? undefined : deps;
+}
+
+/** The type a cast names (its last name, lower case), or undefined for an array or a type with modifiers. */
+function castType(node: any): string | undefined {
+  const t = node?.TypeCast?.typeName;
+  if (!t || (t.arrayBounds ?? []).length || (t.typmods ?? []).length) return undefined;
+  return nameOf(t.names).pop()?.toLowerCase();
+}
+
+type Distinct = { rows?: number; perDay?: number };
+/**
+ * What a cast makes of a column that holds each value in `d.rows` rows at most: a cast to date holds a time's date
+ * (perDay), to text the same values, between timestamps a time zone's daylight saving change may fold an hour (2x).
+ */
+function castDistinct(d: Distinct, type: string | undefined): Distinct {
+  if (type === 'date') return { rows: d.perDay, perDay: d.perDay };
+  if (type === 'timestamp' || type === 'timestamptz') return { rows: d.rows && 2 * d.rows, perDay: d.perDay && 2 * d.perDay };
+  if (type === 'text' || type === 'varchar') return { rows: d.rows };
+  return {};
+}
+
+/** The FROM item whose column `x` (possibly cast) reads, and in how many of the SELECT's rows a value of it may be; undefined if none. */
+function distinctOf(x: any, rows: RowsOf): (Distinct & { source?: Source }) | undefined {
+  const casts: (string | undefined)[] = [];
+  let node = x;
+  while (node?.TypeCast) {
+    casts.unshift(castType(node));
+    node = node.TypeCast.arg;
+  }
+  if (!node?.ColumnRef || node.ColumnRef.fields?.[node.ColumnRef.fields.length - 1]?.A_Star) return undefined;
+  // an unqualified name that two FROM items have is an error of PostgreSQL's (ambiguous): the one found is the column read
+  const named = itemsNamed(node.ColumnRef.fields ?? [], rows.items);
+  if (!named || named.exact.length !== 1) return undefined;
+  const [item] = named.exact;
+  const parts = nameOf(node.ColumnRef.fields);
+  const col = columnIndex(item.source.shape).named.get(parts[parts.length - 1]);
+  if (col?.distinct === undefined) return undefined;
+  let d: Distinct = { rows: col.distinct, perDay: col.perDay };
+  for (const type of casts) d = castDistinct(d, type);
+  return { ...d, source: item.source };
+}
+
+/** A generate_series call (possibly cast), alone among the target list's set-returning functions: each of its values once. */
+function distinctSeries(x: any): Distinct | undefined {
+  const casts: (string | undefined)[] = [];
+  let node = x;
+  while (node?.TypeCast) {
+    casts.unshift(castType(node));
+    node = node.TypeCast.arg;
+  }
+  const f = node?.FuncCall;
+  if (!f || nameOf(f.funcname).pop()?.toLowerCase() !== 'generate_series') return undefined;
+  let d: Distinct = { rows: 1, perDay: seriesPerDay(f.args ?? []) };
+  for (const type of casts) d = castDistinct(d, type);
+  return d;
+}
+
+/** The set-returning functions (generate_series, unnest) of expressions, outside subqueries. */
+function countSetReturning(node: unknown): number {
+  let n = 0;
+  const visit = (v: unknown): void => {
+    if (!v || typeof v !== 'object') return;
+    if (Array.isArray(v)) return v.forEach(visit);
+    const keys = Object.keys(v);
+    if (keys.length === 1 && keys[0] === 'SubLink') return;
+    if (keys.length === 1 && keys[0] === 'FuncCall') {
+      const name = nameOf((v as any).FuncCall.funcname).pop()?.toLowerCase();
+      if (name === 'generate_series' || name === 'unnest') n++;
+    }
+    Object.values(v).forEach(visit);
+  };
+  visit(node);
+  return n;
+}
+
+/** How many of a time series' values may fall on one date: 2 with a step of a day or more (23 hours counted), more for shorter steps. */
+function seriesPerDay(args: unknown[]): number | undefined {
+  const start = seriesValue(args[0]);
+  if (start?.kind !== 'time' && anchoredSpan(args[0], args[1]) === undefined) return undefined;
+  const step = args.length > 2 ? seriesValue(args[2], 'interval') : undefined;
+  if (step?.kind !== 'interval') return undefined;
+  const seconds = Math.abs(step.seconds);
+  return seconds === 0 ? 1 : seconds >= 82_800 ? 2 : Math.ceil(90_000 / seconds) + 1;
+}
+
+/**
+ * The column of a FROM item that is one generate_series (not ROWS FROM, not WITH ORDINALITY): each of its values once,
+ * named as PostgreSQL names it (the alias's column name, else the alias, else generate_series); undefined otherwise.
+ */
+function seriesColumns(rf: any, weight: number, konst: number, rep: number): Col[] | undefined {
+  const fns: any[] = rf.functions ?? [];
+  const f = fns.length === 1 && !rf.is_rowsfrom && !rf.ordinality ? fns[0]?.List?.items?.[0]?.FuncCall : undefined;
+  if (!f || nameOf(f.funcname).pop()?.toLowerCase() !== 'generate_series' || fns[0].List.items[1]?.List || (rf.coldeflist ?? []).length) return undefined;
+  const colnames = nameOf(rf.alias?.colnames);
+  if (colnames.length > 1) return undefined;
+  const name = colnames[0] ?? rf.alias?.aliasname ?? 'generate_series';
+  return [{ name, weight, json: false, konst, rep, distinct: 1, perDay: seriesPerDay(f.args ?? []) }];
+}
+
+/**
+ * How many rows of a SELECT one row of FROM item `j` may be in through its other FROM items' rows of no view (each
+ * item's `gen`, or the `mult` of an equality anchoring it to items counted before it), times the target list's
+ * set-returning functions' rows; without `j`, how many rows one value from outside the FROM list may be in (a
+ * subquery's, an enclosing query's). Views count 1: the rows they read are bounded by the statement timeout only.
+ * An upper bound: items are counted in an order where each is anchored if it can be (to those before it).
+ */
+function othersFactor(rows: RowsOf | undefined, j?: Source): number {
+  if (!rows) return 1;
+  const cached = rows.cache.get(j);
+  if (cached !== undefined) return cached;
+  // items of one row of no view at most (views, a CTE of one row) first: they multiply nothing
+  const placed = new Set<Source>(j ? [j] : []);
+  for (const item of rows.items) if (item.gen <= 1) placed.add(item.source);
+  let factor = rows.targetGen;
+  for (;;) {
+    let best: { source: Source; mult: number } | undefined;
+    for (const item of rows.items) {
+      if (placed.has(item.source)) continue;
+      let mult = item.gen;
+      for (const a of rows.anchors) {
+        if (a.item !== item.source || a.mult >= mult || (a.validFor && !(j && a.validFor.has(j)))) continue;
+        if ([...a.deps].every((d) => placed.has(d))) mult = a.mult;
+      }
+      if (!best || mult < best.mult) best = { source: item.source, mult };
+    }
+    if (!best) break;
+    placed.add(best.source);
+    factor *= Math.max(1, best.mult);
+  }
+  rows.cache.set(j, factor);
+  return factor;
+}
+
+/**
+ * How many rows of the SELECT (ctx) one view value an expression reads may be in: 0 if it reads none. A column of a
+ * FROM item: the rows of that item it is in (Col.rep) times othersFactor; of anything else (an enclosing query's, a
+ * subquery's value, a join's alias, a name not found): othersFactor of all of them. A view's value read into a value
+ * built across rows is appended once for each of those rows (see ACROSS_ROWS_MAX_VIEW_REPEATS).
+ */
+function viewRepeats(node: unknown, ctx: Ctx): number {
+  let r = 0;
+  const local = new Set(ctx.rows?.items.map((i) => i.source));
+  const of = (src: Source, rep: number) => {
+    if (rep > 0) r = Math.max(r, rep * othersFactor(ctx.rows, local.has(src) ? src : undefined));
+  };
+  const visit = (v: unknown): void => {
+    if (!v || typeof v !== 'object') return;
+    if (Array.isArray(v)) return v.forEach(visit);
+    const keys = Object.keys(v);
+    if (keys.length !== 1 || !/^[A-Z]/.test(keys[0])) return Object.values(v).forEach(visit);
+    const n = (v as Record<string, any>)[keys[0]];
+    if (keys[0] === 'SubLink') {
+      visit(n.testexpr);
+      if (n.subLinkType !== 'EXPR_SUBLINK' && n.subLinkType !== 'ARRAY_SUBLINK') return;
+      const inner = SUBLINK_SHAPES.get(n) ?? VIEW;
+      if (inner.rep > 0) r = Math.max(r, inner.rep * othersFactor(ctx.rows));
+      return;
+    }
+    if (keys[0] !== 'ColumnRef') return Object.values(n).forEach(visit);
+    const fields: any[] = n.fields ?? [];
+    const parts = fields.map((f) => f?.String?.sval as string | undefined);
+    const star = !!fields[fields.length - 1]?.A_Star;
+    if (fields.length === 1 && parts[0] !== undefined) {
+      // an unqualified name that one of the SELECT's own FROM items has is that item's column (two: PostgreSQL's error, ambiguous)
+      const exact = ctx.sources.filter((src) => local.has(src) && columnIndex(src.shape).named.has(parts[0]!));
+      if (exact.length === 1) return of(exact[0], columnIndex(exact[0].shape).named.get(parts[0]!)!.rep);
+    }
+    let found = false;
+    for (const src of ctx.sources) {
+      if (star || (fields.length === 1 && src.name === parts[0])) {
+        // a whole row: `*`, `t.*`, `t`
+        if (star && fields.length === 2 && src.name !== parts[0]) continue;
+        found = true;
+        of(src, src.shape.rep);
+        if (star) continue;
+      }
+      if (star || parts.length > 2 || parts.some((p) => p === undefined)) {
+        if (!star) of(src, src.shape.rep);
+        found ||= !star;
+        continue;
+      }
+      const [rel, name] = parts.length === 2 ? parts : [undefined, parts[0]];
+      if (rel !== undefined && src.name !== rel) continue;
+      const index = columnIndex(src.shape);
+      for (const c of [index.named.get(name!), index.any]) {
+        if (!c) continue;
+        found = true;
+        of(src, c.rep);
+      }
+    }
+    if (!found) for (const src of ctx.sources) if (src.shape.rep > 0) r = Math.max(r, src.shape.rep * othersFactor(ctx.rows));
+  };
+  visit(node);
+  return r;
+}
+
+const refuseRepeats = (what: string, repeats: number) =>
+  refuse(`${what} reads a view's value that the rows it aggregates may repeat up to ${repeats > 1e12 ? 'over 10^12' : Math.ceil(repeats)} times (a view joined with generate_series, unnest or VALUES without an equality between the series' column and the view's: each view value is appended once for every row of the series); at most ${ACROSS_ROWS_MAX_VIEW_REPEATS} are allowed (ACROSS_ROWS_MAX_VIEW_REPEATS): join the series to the view by an equality on the series' column (FROM generate_series(...) d LEFT JOIN semantic.v_gl_fact f ON f.entry_date = d::date), or aggregate the view before joining it`);
+
 /** Multiplies the rows made of no view by a row source's; refuses past MAX_SERIES_ROWS. */
 function multiplyRows(ctx: Ctx, rows: number, what: string): void {
   ctx.gen *= Math.max(1, rows);
@@ -579,10 +916,22 @@ const SECONDS: [RegExp, number][] = [
   [/^(us|usec|usecs|microsecond|microseconds)$/, 0.000_001],
 ];
 
-/** A literal bound or step of generate_series: a number, a date or timestamp, an interval; undefined for anything else. */
-function seriesValue(node: any, as?: 'time' | 'interval' | 'number'): SeriesValue | undefined {
+/**
+ * The longest each unit may be, for a span between two offsets of one anchor (see anchoredBound): a month 31 days, a
+ * year 366, a day 25 hours (a daylight saving change), each month, week or year an hour more.
+ */
+const MAX_SECONDS: [RegExp, number][] = [
+  [/^(y|yr|yrs|year|years)$/, 366 * 86_400 + 3_600], [/^(mon|mons|month|months)$/, 31 * 86_400 + 3_600], [/^(w|week|weeks)$/, 7 * 90_000],
+  [/^(d|day|days)$/, 90_000], ...SECONDS.slice(4),
+];
+
+/**
+ * A literal bound or step of generate_series: a number, a date or timestamp, an interval (its seconds as `units` count
+ * them: SECONDS, the shortest each unit may be); undefined for anything else.
+ */
+function seriesValue(node: any, as?: 'time' | 'interval' | 'number', units = SECONDS): SeriesValue | undefined {
   if (node?.A_Expr && node.A_Expr.kind === 'AEXPR_OP' && !node.A_Expr.lexpr && nameOf(node.A_Expr.name).pop() === '-') {
-    const v = seriesValue(node.A_Expr.rexpr, as);
+    const v = seriesValue(node.A_Expr.rexpr, as, units);
     if (v?.kind === 'number') return { kind: 'number', value: -v.value };
     if (v?.kind === 'interval') return { kind: 'interval', seconds: -v.seconds };
     return undefined;
@@ -591,7 +940,7 @@ function seriesValue(node: any, as?: 'time' | 'interval' | 'number'): SeriesValu
     const type = nameOf(node.TypeCast.typeName?.names).pop()?.toLowerCase() ?? '';
     if ((node.TypeCast.typeName?.arrayBounds ?? []).length) return undefined;
     if (['date', 'timestamp', 'timestamptz'].includes(type)) return seriesValue(node.TypeCast.arg, 'time');
-    if (type === 'interval') return (node.TypeCast.typeName?.typmods ?? []).length ? undefined : seriesValue(node.TypeCast.arg, 'interval');
+    if (type === 'interval') return (node.TypeCast.typeName?.typmods ?? []).length ? undefined : seriesValue(node.TypeCast.arg, 'interval', units);
     if (NUMERIC_TYPES.has(type) || FIXED_TYPES.has(type)) return seriesValue(node.TypeCast.arg, 'number');
     return undefined;
   }
@@ -630,7 +979,7 @@ function seriesValue(node: any, as?: 'time' | 'interval' | 'number'): SeriesValu
   if (parts.length % 2 !== 0) return undefined;
   for (let i = 0; i < parts.length; i += 2) {
     const n = Number(parts[i]);
-    const unit = SECONDS.find(([re]) => re.test(parts[i + 1]))?.[1];
+    const unit = units.find(([re]) => re.test(parts[i + 1]))?.[1];
     if (!Number.isFinite(n) || unit === undefined) return undefined;
     if (n === 0) continue;
     if (sign !== 0 && Math.sign(n) !== sign) return undefined;
@@ -645,8 +994,17 @@ function seriesValue(node: any, as?: 'time' | 'interval' | 'number'): SeriesValu
  * timestamps with an interval step) so that they can be counted (an upper bound: a month counts as 28 days, a day 23 hours).
  */
 function seriesRows(args: unknown[]): number {
-  const refuseBounds = () => refuse(`generate_series's start, stop and step must be literals (numbers, or dates / timestamps with an interval step such as interval '1 month') so that its rows can be counted; at most ${MAX_SERIES_ROWS} rows are allowed (MAX_SERIES_ROWS)`);
+  const refuseBounds = () => refuse(`generate_series's start, stop and step must be literals (numbers, or dates / timestamps with an interval step such as interval '1 month'), or start and stop the same anchor (current_date, now(), current_timestamp, localtimestamp, or date_trunc('<unit>', one of those)) plus or minus literal integers (days) or intervals with a literal interval step, as in generate_series(current_date - 30, current_date, interval '1 day'), so that its rows can be counted; at most ${MAX_SERIES_ROWS} rows are allowed (MAX_SERIES_ROWS)`);
   if (args.length < 2 || args.length > 4) throw refuseBounds();
+  const anchored = anchoredSpan(args[0], args[1]);
+  if (anchored !== undefined) {
+    // a date spine relative to today: its span is that of the offsets (each unit at its longest), its step at its shortest
+    const step = args.length > 2 ? seriesValue(args[2], 'interval') : undefined;
+    if (step?.kind !== 'interval' || (args.length === 4 && literalText(args[3]) === undefined)) throw refuseBounds();
+    const span = anchored + (args.length === 4 ? 2 * 86_400 : 0);
+    const rows = step.seconds === 0 ? 1 : Math.floor(span / Math.abs(step.seconds)) + 1;
+    return Number.isFinite(rows) ? rows : Infinity;
+  }
   const start = seriesValue(args[0]);
   const stop = seriesValue(args[1], start?.kind === 'time' ? 'time' : start?.kind === 'number' ? 'number' : undefined);
   const step = args.length > 2 ? seriesValue(args[2], start?.kind === 'time' ? 'interval' : 'number') : undefined;
@@ -665,6 +1023,78 @@ function seriesRows(args: unknown[]): number {
   }
   if (!Number.isFinite(rows)) return Infinity;
   return Math.max(0, rows);
+}
+
+/**
+ * A bound of generate_series relative to the statement's time: an anchor (current_date, now(), current_timestamp,
+ * localtimestamp, or date_trunc('<unit>', one of those): its key) plus or minus literal integers (days: date - 30) and
+ * intervals, possibly cast to date or a timestamp; with the least and most seconds of its offset (each unit at its
+ * shortest and longest), and `slack` seconds a cast may move it (a cast to date: a day). Undefined for anything else.
+ */
+interface AnchoredBound { key: string; lo: number; hi: number; slack: number }
+const ANCHORS: Record<string, string> = {
+  SVFOP_CURRENT_DATE: 'current_date', SVFOP_CURRENT_TIMESTAMP: 'now()', SVFOP_LOCALTIMESTAMP: 'localtimestamp',
+};
+function anchoredBound(node: any): AnchoredBound | undefined {
+  if (node?.SQLValueFunction) {
+    const key = ANCHORS[node.SQLValueFunction.op];
+    return key ? { key, lo: 0, hi: 0, slack: 0 } : undefined;
+  }
+  if (node?.FuncCall) {
+    const f = node.FuncCall;
+    const parts = nameOf(f.funcname).map((p) => p.toLowerCase());
+    if (parts.length > 1 && parts[0] !== 'pg_catalog') return undefined;
+    const name = parts[parts.length - 1];
+    const args: any[] = f.args ?? [];
+    if (f.agg_star || f.agg_distinct || f.over || f.agg_filter || f.agg_order || f.func_variadic) return undefined;
+    if ((name === 'now' || name === 'transaction_timestamp') && args.length === 0) return { key: 'now()', lo: 0, hi: 0, slack: 0 };
+    if (name === 'date_trunc' && args.length === 2) {
+      const unit = literalText(args[0]);
+      const inner = anchoredBound(args[1]);
+      // truncated: the anchor itself, offsets within it not allowed (date_trunc('month', current_date - 3) moves by a month)
+      if (unit === undefined || !inner || inner.lo !== 0 || inner.hi !== 0 || inner.slack !== 0 || !/^[a-z]+$/i.test(unit)) return undefined;
+      return { key: `date_trunc('${unit.toLowerCase()}', ${inner.key})`, lo: 0, hi: 0, slack: 0 };
+    }
+    return undefined;
+  }
+  if (node?.TypeCast) {
+    const type = nameOf(node.TypeCast.typeName?.names).pop()?.toLowerCase() ?? '';
+    if ((node.TypeCast.typeName?.arrayBounds ?? []).length || (node.TypeCast.typeName?.typmods ?? []).length) return undefined;
+    if (!['date', 'timestamp', 'timestamptz'].includes(type)) return undefined;
+    const inner = anchoredBound(node.TypeCast.arg);
+    // a cast to date drops the time of day, a cast between timestamps moves it by the time zone's offset
+    return inner && { ...inner, key: `(${inner.key})::${type}`, slack: inner.slack + (type === 'date' ? 90_000 : 2 * 86_400) };
+  }
+  const e = node?.A_Expr;
+  if (!e || e.kind !== 'AEXPR_OP' || !e.lexpr || !e.rexpr) return undefined;
+  const op = nameOf(e.name);
+  if (op.length !== 1 || (op[0] !== '+' && op[0] !== '-')) return undefined;
+  // anchor +/- offset, or offset + anchor
+  const [base, offsetNode] = op[0] === '+' && !anchoredBound(e.lexpr) ? [e.rexpr, e.lexpr] : [e.lexpr, e.rexpr];
+  const inner = anchoredBound(base);
+  if (!inner) return undefined;
+  const least = seriesValue(offsetNode);
+  const most = seriesValue(offsetNode, undefined, MAX_SECONDS);
+  let lo: number;
+  let hi: number;
+  if (least?.kind === 'number' && most?.kind === 'number' && Number.isInteger(least.value)) {
+    // date +/- integer: days (each of 23 to 25 hours where the series runs as timestamptz)
+    [lo, hi] = least.value < 0 ? [least.value * 90_000, least.value * 82_800] : [least.value * 82_800, least.value * 90_000];
+  } else if (least?.kind === 'interval' && most?.kind === 'interval') {
+    [lo, hi] = least.seconds < 0 ? [most.seconds, least.seconds] : [least.seconds, most.seconds];
+  } else {
+    return undefined;
+  }
+  if (op[0] === '-') [lo, hi] = [-hi, -lo];
+  return { key: inner.key, lo: inner.lo + lo, hi: inner.hi + hi, slack: inner.slack };
+}
+
+/** The most seconds between two bounds of one anchor (see anchoredBound); undefined unless both are such bounds of the same one. */
+function anchoredSpan(start: unknown, stop: unknown): number | undefined {
+  const a = anchoredBound(start);
+  const b = anchoredBound(stop);
+  if (!a || !b || a.key !== b.key) return undefined;
+  return Math.max(Math.abs(b.hi - a.lo), Math.abs(a.hi - b.lo)) + a.slack + b.slack;
 }
 
 const refuseGrowth = (what: string, weight: number) =>
@@ -695,10 +1125,10 @@ function shapeOf(s: Sel, env: Env): Shape {
     const r = shapeOf(s.rarg, own);
     // the columns: the left arm's names, each the heavier of the two arms' (JSON if both are)
     const cols = l.cols && r.cols && l.cols.length === r.cols.length
-      ? l.cols.map((c, i) => ({ name: c.name, weight: Math.max(c.weight, r.cols![i].weight), json: c.json && r.cols![i].json, konst: Math.max(c.konst, r.cols![i].konst) }))
+      ? l.cols.map((c, i) => ({ name: c.name, weight: Math.max(c.weight, r.cols![i].weight), json: c.json && r.cols![i].json, konst: Math.max(c.konst, r.cols![i].konst), rep: c.rep + r.cols![i].rep }))
       : undefined;
     // (UNION ALL: the rows of both arms)
-    shape = { value: Math.max(l.value, r.value), row: Math.max(l.row, r.row), depth: Math.max(l.depth, r.depth), cols, konst: Math.max(l.konst, r.konst), gen: l.gen + r.gen };
+    shape = { value: Math.max(l.value, r.value), row: Math.max(l.row, r.row), depth: Math.max(l.depth, r.depth), cols, konst: Math.max(l.konst, r.konst), gen: l.gen + r.gen, rep: l.rep + r.rep };
     if (shape.gen > MAX_SERIES_ROWS) throw refuseSeries('a set operation (UNION, INTERSECT, EXCEPT)', shape.gen);
     // (the ORDER BY of a set operation names its output columns: it builds nothing; LIMIT and OFFSET are evaluated once)
     const ctx: Ctx = { env: own, value: Math.max(shape.value, env.outerValue), row: Math.max(shape.row, env.outerRow), names: env.outerNames, depth: 0, sources: env.outerSources, work: 0, gen: 1 };
@@ -710,6 +1140,8 @@ function shapeOf(s: Sel, env: Env): Shape {
     let row = 0;
     let konst = 0;
     const cols: Col[] = [];
+    // each VALUES row may hold the same view value (of a LATERAL reference): once for every row
+    const lists = (s.valuesLists as any[]).length;
     for (const list of s.valuesLists) {
       const items: unknown[] = list.List?.items ?? [];
       if (items.length > MAX_COLUMNS) throw refuseColumns('a VALUES row', items.length);
@@ -717,6 +1149,7 @@ function shapeOf(s: Sel, env: Env): Shape {
       ctx.work = 0;
       const w = items.map((i) => weigh(i, ctx));
       const k = items.map((i) => konstOf(i, ctx));
+      const r = items.map((i) => viewRepeats(i, ctx) * lists);
       konst = Math.max(konst, k.reduce((a, b) => a + b, 0));
       value = Math.max(value, ...w);
       row = Math.max(row, w.reduce((a, b) => a + b + 3 * BYTE, 0));
@@ -724,8 +1157,8 @@ function shapeOf(s: Sel, env: Env): Shape {
       w.forEach((x, i) => {
         const json = jsonRead(items[i]);
         cols[i] = cols[i]
-          ? { name: `column${i + 1}`, weight: Math.max(cols[i].weight, x), json: cols[i].json && json, konst: Math.max(cols[i].konst, k[i]) }
-          : { name: `column${i + 1}`, weight: x, json, konst: k[i] };
+          ? { name: `column${i + 1}`, weight: Math.max(cols[i].weight, x), json: cols[i].json && json, konst: Math.max(cols[i].konst, k[i]), rep: Math.max(cols[i].rep, r[i]) }
+          : { name: `column${i + 1}`, weight: x, json, konst: k[i], rep: r[i] };
       });
     }
     weigh([s.sortClause, s.limitCount, s.limitOffset], ctx);
@@ -734,7 +1167,8 @@ function shapeOf(s: Sel, env: Env): Shape {
     // each VALUES row is a row made of no view
     const gen = (s.valuesLists as any[]).length * ctx.gen;
     if (gen > MAX_SERIES_ROWS) throw refuseSeries('a VALUES list', gen);
-    shape = { value, row, depth: 1 + ctx.depth, cols: star ? undefined : cols, konst, gen };
+    const reps = star ? [(s.valuesLists as any[]).reduce((m: number, l: any) => Math.max(m, viewRepeats(l, ctx) * lists), 0)] : cols.map((c) => c.rep);
+    shape = { value, row, depth: 1 + ctx.depth, cols: star ? undefined : cols, konst, gen, rep: Math.max(0, ...reps) };
   } else {
     // before any work in proportion to them (every column name read is looked up in every FROM item in scope)
     const fromItems = countFromItems(s.fromClause ?? []);
@@ -747,45 +1181,62 @@ function shapeOf(s: Sel, env: Env): Shape {
     // WHERE, GROUP BY, HAVING, window, DISTINCT and ORDER BY expressions (those not output are held in the row as hidden
     // columns, sorted with it), and the values their expressions build on the way
     const ctx: Ctx = { env: own, value: env.outerValue, row: env.outerRow, names, depth: 0, sources, work: 0, gen: 1 };
-    const add = (shape: Shape, name?: string, what = 'a FROM item') => {
+    const items: FromItem[] = [];
+    const joins: Join[] = [];
+    const add = (shape: Shape, name?: string, what = 'a FROM item', gen = shape.gen): Source => {
       read.push(shape);
       // FROM items cross-join: the rows they make of no view multiply (a CTE of generate_series read twice: its square)
       multiplyRows(ctx, shape.gen, what);
-      sources.push({ name, shape });
+      const source = { name, shape };
+      sources.push(source);
+      items.push({ source, gen });
       if (name) names.add(name);
       ctx.value = Math.max(ctx.value, shape.value);
       ctx.row = Math.max(ctx.row, shape.row);
       ctx.depth = Math.max(ctx.depth, shape.depth);
+      return source;
     };
-    const from = (item: any): void => {
+    /** reads a FROM item; its sources (both sides' of a join) */
+    const from = (item: any): Source[] => {
       if (item.RangeVar) {
         const rv = item.RangeVar;
-        add(renamed(rv.schemaname ? VIEW : (ctes.get(rv.relname) ?? VIEW), rv.alias?.colnames), rv.alias?.aliasname ?? rv.relname, `the CTE ${rv.relname}`);
+        return [add(renamed(rv.schemaname ? VIEW : (ctes.get(rv.relname) ?? VIEW), rv.alias?.colnames), rv.alias?.aliasname ?? rv.relname, `the CTE ${rv.relname}`)];
       } else if (item.RangeSubselect) {
         const rs = item.RangeSubselect;
         // earlier FROM items are readable by a LATERAL subquery: counted for every subquery (an upper bound)
-        add(renamed(shapeOf(rs.subquery.SelectStmt, { ctes, outerValue: ctx.value, outerRow: ctx.row, outerNames: names, outerSources: [...sources], outerGen: ctx.gen }), rs.alias?.colnames), rs.alias?.aliasname, 'a subquery in FROM');
+        return [add(renamed(shapeOf(rs.subquery.SelectStmt, { ctes, outerValue: ctx.value, outerRow: ctx.row, outerNames: names, outerSources: [...sources], outerGen: ctx.gen }), rs.alias?.colnames), rs.alias?.aliasname, 'a subquery in FROM')];
       } else if (item.RangeFunction) {
         // (its rows, generate_series' or unnest's, multiply ctx.gen as it is weighed)
+        const before = ctx.gen;
         const w = weigh(item.RangeFunction.functions, ctx);
+        const made = ctx.gen / before;
         // ROWS FROM (f(...), g(...)): one row of all of them
         if (w > MAX_ROW_GROWTH) throw refuseRow('a function in FROM (ROWS FROM)', w);
         const k = konstOf(item.RangeFunction.functions, ctx);
-        add({ value: w, row: w, depth: 0, konst: k, gen: 1 }, item.RangeFunction.alias?.aliasname);
+        // (unnest of an array of view values: each of its rows holds one, the same one in as many rows as it repeats)
+        const r = viewRepeats(item.RangeFunction.functions, ctx) * made;
+        return [add({ value: w, row: w, depth: 0, konst: k, gen: 1, rep: r, cols: seriesColumns(item.RangeFunction, w, k, r) }, item.RangeFunction.alias?.aliasname, undefined, made)];
       } else if (item.JoinExpr) {
-        from(item.JoinExpr.larg);
-        from(item.JoinExpr.rarg);
-        if (item.JoinExpr.alias?.aliasname) {
-          names.add(item.JoinExpr.alias.aliasname);
+        const j = item.JoinExpr;
+        const left = from(j.larg);
+        const right = from(j.rarg);
+        if (j.alias?.aliasname) {
+          names.add(j.alias.aliasname);
           // its columns may be renamed (`AS j(x, y)`): any name read may be any of them
-          sources.push({ name: item.JoinExpr.alias.aliasname, shape: { value: ctx.value, row: ctx.row, depth: 0, konst: rowKonst(ctx), gen: 1 } });
+          sources.push({ name: j.alias.aliasname, shape: { value: ctx.value, row: ctx.row, depth: 0, konst: rowKonst(ctx), gen: 1, rep: [...left, ...right].reduce((m, x) => Math.max(m, x.shape.rep), 0) } });
         }
-        weigh(item.JoinExpr.quals, ctx);
+        weigh(j.quals, ctx);
+        // (USING and NATURAL: their equalities are not read, the join anchors nothing)
+        if (!j.usingClause?.length && !j.isNatural) joins.push({ kind: j.jointype, left, right, quals: j.quals });
+        return [...left, ...right];
       } else {
         weigh(item, ctx);
+        return [];
       }
     };
     for (const item of s.fromClause ?? []) from(item);
+    ctx.rows = { items, anchors: anchorsOf(items, joins, s.whereClause), targetGen: 1, cache: new Map() };
+    const fromGen = ctx.gen;
     let value = 0;
     let row = 0;
     let konst = 0;
@@ -812,11 +1263,26 @@ function shapeOf(s: Sel, env: Env): Shape {
         const last = fields?.[fields.length - 1]?.String?.sval;
         // `(t).*`, `(expr).*`: several output columns, which ones not followed
         if (expandsColumns(val)) cols = undefined;
-        cols?.push({ name: t.ResTarget?.name ?? last, weight: w, json: jsonRead(val), konst: k });
+        cols?.push({ name: t.ResTarget?.name ?? last, weight: w, json: jsonRead(val), konst: k, rep: 0 });
       }
     }
     weigh([s.whereClause, s.havingClause, s.groupClause, s.sortClause, s.windowClause, s.distinctClause, s.limitCount, s.limitOffset], ctx);
-    shape = { value, row, depth: 1 + ctx.depth, cols, konst, gen: ctx.gen };
+    // the target list's set-returning functions repeat each row of the FROM list (and the view values in it)
+    ctx.rows.targetGen = ctx.gen / fromGen;
+    ctx.rows.cache.clear();
+    const targets: any[] = (s.targetList ?? []).map((t: any) => t.ResTarget?.val);
+    // which output columns repeat view values, and which hold each value once (a date spine's): see viewRepeats
+    const srfs = countSetReturning(targets);
+    let i = 0;
+    for (const val of cols ? targets : []) {
+      const col = cols![i++];
+      col.rep = viewRepeats(val, ctx);
+      const d = items.length === 1 && ctx.rows.targetGen === 1 ? distinctOf(val, ctx.rows)
+        : items.length === 0 && srfs === 1 ? distinctSeries(val) : undefined;
+      if (d) Object.assign(col, { distinct: d.rows, perDay: d.perDay });
+    }
+    const rep = cols ? Math.max(0, ...cols.map((c) => c.rep)) : viewRepeats(targets, ctx);
+    shape = { value, row, depth: 1 + ctx.depth, cols, konst, gen: ctx.gen, rep };
     work = ctx.work;
   }
   if (shape.depth > MAX_DEPTH) throw refuse(`the query nests ${shape.depth} SELECTs (subqueries, and CTEs reading CTEs); at most ${MAX_DEPTH} are allowed`);
@@ -924,6 +1390,8 @@ function weighNode(type: string, n: any, ctx: Ctx): number {
       if (n.subLinkType === 'ARRAY_SUBLINK') {
         const target = n.subselect.SelectStmt?.targetList?.[0]?.ResTarget?.val;
         checkAcrossRows('ARRAY(SELECT ...)', inner.cols?.length === 1 ? inner.cols[0].konst : inner.konst, inner.value, target ? [target] : []);
+        const repeats = inner.cols?.length === 1 ? inner.cols[0].rep : inner.rep;
+        if (repeats > ACROSS_ROWS_MAX_VIEW_REPEATS) throw refuseRepeats('ARRAY(SELECT ...)', repeats);
         return Math.max(1, 2 * inner.value + 3 * BYTE);
       }
       return 1;
@@ -996,7 +1464,11 @@ function weighCall(n: any, ctx: Ctx): number {
     if (name === 'generate_series') multiplyRows(ctx, seriesRows(args), 'generate_series(...)');
     else if (name === 'unnest') multiplyRows(ctx, unnestRows(args, ctx), 'unnest(...)');
     // (as a window function too: each row's value is that of all the rows of its frame)
-    if (ACROSS_ROWS.has(name)) checkAcrossRows(`${name}(...)`, args.reduce((a: number, arg) => a + konstOf(arg, ctx), 0), sum(), args);
+    if (ACROSS_ROWS.has(name)) {
+      checkAcrossRows(`${name}(...)`, args.reduce((a: number, arg) => a + konstOf(arg, ctx), 0), sum(), args);
+      const repeats = viewRepeats([args, n.agg_filter], ctx);
+      if (repeats > ACROSS_ROWS_MAX_VIEW_REPEATS) throw refuseRepeats(`${name}(...)`, repeats);
+    }
   }
   const literal = (i: number, what: string): number => literalLength(args[i]) ?? refuseLiteral(name, what);
   switch (name) {
@@ -1100,7 +1572,7 @@ function renamed(shape: Shape, colnames: any[] | undefined): Shape {
  * The column `fields` (`c` or `rel.c`) may read: the heaviest of the FROM items' columns it may name (any column of an
  * item whose columns are not known, one of no known name), JSON if all of them are; undefined if none is found.
  */
-function columnRead(fields: any[], ctx: Ctx): Omit<Col, 'name'> | undefined {
+function columnRead(fields: any[], ctx: Ctx): Pick<Col, 'weight' | 'json' | 'konst'> | undefined {
   const parts = fields.map((f) => f?.String?.sval as string | undefined);
   if (parts.length > 2 || parts.some((p) => p === undefined)) return undefined;
   const [rel, name] = parts.length === 2 ? parts : [undefined, parts[0]];
@@ -1131,10 +1603,12 @@ const COLUMN_INDEXES = new WeakMap<Shape, ColumnIndex>();
 function columnIndex(shape: Shape): ColumnIndex {
   let index = COLUMN_INDEXES.get(shape);
   if (index) return index;
-  const merged = (a: Omit<Col, 'name'> | undefined, c: Omit<Col, 'name'>) =>
-    (a ? { weight: Math.max(a.weight, c.weight), json: a.json && c.json, konst: Math.max(a.konst, c.konst) } : { weight: c.weight, json: c.json, konst: c.konst });
+  // (two columns of one name: each value of either, in the rows of both)
+  const merged = (a: Omit<Col, 'name'> | undefined, c: Omit<Col, 'name'>) => (a
+    ? { weight: Math.max(a.weight, c.weight), json: a.json && c.json, konst: Math.max(a.konst, c.konst), rep: a.rep + c.rep }
+    : { weight: c.weight, json: c.json, konst: c.konst, rep: c.rep, distinct: c.distinct, perDay: c.perDay });
   index = { named: new Map() };
-  if (!shape.cols) index.any = { weight: shape.value, json: false, konst: shape.konst };
+  if (!shape.cols) index.any = { weight: shape.value, json: false, konst: shape.konst, rep: shape.rep };
   for (const c of shape.cols ?? []) {
     if (c.name === undefined) index.any = merged(index.any, c);
     else index.named.set(c.name, merged(index.named.get(c.name), c));

@@ -57,14 +57,20 @@ export class SemanticQueryController {
       + 'or a function of a fixed-size result such as length or num_nonnulls counts 1, its arguments theirs; 1,000 columns, or 20 conditions, of a large value each are refused). '
       + 'A value built across rows (string_agg, array_agg, json_agg, jsonb_agg, json_object_agg, jsonb_object_agg, ARRAY(SELECT ...)) may add for each row it reads at most one view value '
       + '(each column read once, not repeated by concat, ||, replace, regexp_replace or array_to_string) and at most 256 bytes that are not a view\'s values (literals, the separator, the text of numbers, dates and other constants); '
-      + 'its size is then bounded by the rows read before the statement timeout. generate_series takes literal bounds and step (numbers, or dates / timestamps with an interval step), '
+      + 'its size is then bounded by the rows read before the statement timeout; a view\'s value may be read into it at most 32 times through the rows of no view it is joined with (generate_series, unnest, VALUES: '
+      + 'string_agg(memo, \'\') FROM semantic.v_gl_fact, generate_series(1, 100000) is refused) unless an equality between the series\' column (itself, or cast to date) and the view\'s holds each view row to one row of the series '
+      + '(a date spine: FROM generate_series(...) d LEFT JOIN semantic.v_gl_fact f ON f.entry_date = d::date). '
+      + 'generate_series takes a literal step and literal bounds (numbers, or dates / timestamps with an interval step), or bounds of one anchor (current_date, now(), current_timestamp, localtimestamp, date_trunc(\'<unit>\', one of those)) '
+      + 'plus or minus literal days or intervals (generate_series(current_date - 30, current_date, interval \'1 day\'); months counted as 31 days in the span, 28 in the step), '
       + 'and the rows a query makes without reading a view (generate_series, unnest, VALUES; multiplied where joined or read again through CTEs and subqueries) are at most 100,000. '
       + 'Operators are pg_catalog\'s (OPERATOR(other_schema.op), also in ORDER BY ... USING, is refused). '
       + 'SQL/JSON syntax (JSON_VALUE, JSON_ARRAY, IS JSON...), concat_ws with VARIADIC and rel.function notation (x.row_to_json) are refused. '
-      + 'Runs as written but with every CTE AS MATERIALIZED and every subquery in FROM given OFFSET 0 (each level is planned on its own), in a READ ONLY transaction that is rolled back, with a statement timeout (422 when exceeded) and a row cap (truncated: true).',
+      + 'Runs as written but with every CTE AS MATERIALIZED and every subquery in FROM given OFFSET 0 (each level is planned on its own), in a READ ONLY transaction that is rolled back, with a statement timeout (422 when exceeded) and a row cap (truncated: true). '
+      + 'At most SEMANTIC_MAX_CONCURRENT_QUERIES (default 4) semantic queries run at once in a server process, at most SEMANTIC_MAX_CONCURRENT_QUERIES_PER_ORG (default 2) of one organization (agents\' query_semantic calls included): '
+      + 'past either, the query is refused at once without running, 503 semantic.busy with Retry-After (details.limit: organization or process).',
   })
   @ApiOkResponse({ type: SemanticResultDto })
-  @ApiErrorCodes('semantic.syntax_error', 'semantic.query_refused', 'semantic.query_failed', 'semantic.query_timeout')
+  @ApiErrorCodes('semantic.syntax_error', 'semantic.query_refused', 'semantic.query_failed', 'semantic.query_timeout', 'semantic.busy')
   query(@Param('orgId') orgId: string, @CurrentPrincipal() principal: Principal, @Req() req: FastifyRequest, @Body() dto: SemanticQueryDto): Promise<SemanticResultDto> {
     if (!UUID.test(orgId)) throw PlatformErrors.notFound('organization', orgId);
     return this.semantic.query(principal, orgId, { requestId: String(req.id), ip: req.ip }, dto.sql);

@@ -6,4 +6,5 @@ export const SemanticErrors = defineErrorCodes({
   'semantic.query_refused': { status: 400, description: 'the query is not a single SELECT over semantic.* views with allow-listed functions, within the bounds on nesting, value and row growth, FROM items and output columns (details.reason says what was refused)' },
   'semantic.query_failed': { status: 400, description: 'PostgreSQL rejected the query (unknown column, division by zero, ...), or the query needed more memory or temporary disk than the server has or allows (details.sqlState 53000, 53100, 53200 or 53400)' },
   'semantic.query_timeout': { status: 422, description: 'the query ran longer than the statement timeout and was cancelled' },
+  'semantic.busy': { status: 503, description: 'too many semantic queries run at once (SEMANTIC_MAX_CONCURRENT_QUERIES in the process, SEMANTIC_MAX_CONCURRENT_QUERIES_PER_ORG of the organization; details.limit and details.running say which); the query did not run: retry after Retry-After seconds' },
 });

@@ -18,6 +18,13 @@ function jsonValue(v: unknown): unknown {
   return v;
 }
 
+/** A 503 semantic.busy with Retry-After: the query did not run, the client may retry. */
+function busy(message: string, details: Record<string, unknown>): AppError {
+  const err = SemanticErrors.error('semantic.busy', `${message}; the query did not run: retry in ${SEMANTIC_BUSY_RETRY_SECONDS} s`, details);
+  err.retryAfterSeconds = SEMANTIC_BUSY_RETRY_SECONDS;
+  return err;
+}
+
 /**
  * What the server ran out of (SQLSTATE class 53 but 53300, too many connections, which is the server's): the query's
  * own size, answered as 400 semantic.query_failed. 53400 is temp_file_limit where the database sets one.
@@ -28,6 +35,9 @@ const OUT_OF_RESOURCES: Record<string, string> = {
   '53200': 'the server ran out of memory running the query',
   '53400': 'the query needed more temporary disk space than the server allows (temp_file_limit)',
 };
+
+/** The Retry-After of a 503 semantic.busy: a query runs within its statement timeout, most well under a second. */
+export const SEMANTIC_BUSY_RETRY_SECONDS = 1;
 
 /**
  * The semantic layer's read endpoint, for people (POST /semantic/query) and for agents (the query_semantic tool):
@@ -41,23 +51,65 @@ export class SemanticService {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
+  /** Semantic queries running in this process: all of them, and each organization's (see slot). */
+  private running = 0;
+  private readonly runningByOrg = new Map<string, number>();
+
   async query(principal: Principal, orgId: string, meta: RequestMeta, sql: string, limits: { rowCap?: number; byteCap?: number; timeoutMs?: number } = {}): Promise<SemanticResultDto> {
     const accepted = await acceptSemanticQuery(sql);
     const rowCap = limits.rowCap ?? this.config.ai.semanticRowCap;
     const byteCap = limits.byteCap ?? this.config.ai.semanticByteCap;
     const timeoutMs = limits.timeoutMs ?? this.config.ai.semanticTimeoutMs;
-    const result = await this.db.tenant(principal, orgId, meta, async (tx) => {
-      try {
-        return await repo.run(tx.db, accepted.statement, { limit: rowCap + 1, byteCap }, timeoutMs);
-      } catch (err) {
-        throw this.queryError(err, timeoutMs);
-      }
-    }, { readOnlyRolledBack: true });
+    const release = this.slot(orgId);
+    let result;
+    try {
+      result = await this.db.tenant(principal, orgId, meta, async (tx) => {
+        try {
+          return await repo.run(tx.db, accepted.statement, { limit: rowCap + 1, byteCap }, timeoutMs);
+        } catch (err) {
+          throw this.queryError(err, timeoutMs);
+        }
+      }, { readOnlyRolledBack: true });
+    } finally {
+      release();
+    }
     const kept = result.rows.slice(0, rowCap);
     // the byte cap cut it when it kept fewer rows than the statement gave, short of the row cap
     const truncatedBy = kept.length < Math.min(result.fetched, rowCap) ? 'bytes' : result.fetched > rowCap ? 'rows' : null;
     const rows = kept.map((r) => r.map(jsonValue));
     return { columns: result.columns, rows, rowCount: rows.length, truncated: truncatedBy !== null, truncatedBy };
+  }
+
+  /**
+   * Takes one of the process's SEMANTIC_MAX_CONCURRENT_QUERIES slots, and one of the organization's
+   * SEMANTIC_MAX_CONCURRENT_QUERIES_PER_ORG, or refuses at once (503 semantic.busy with Retry-After; nothing waits):
+   * no static rule bounds what a query builds across rows of views joined with each other (up to PostgreSQL's 1 GB a
+   * value, within the statement timeout), so the queries that run at once bound what they hold together. Returns the
+   * release, to be called once the query's transaction is over (whatever its outcome).
+   */
+  private slot(orgId: string): () => void {
+    const max = this.config.ai.semanticMaxConcurrentQueries;
+    const perOrg = this.config.ai.semanticMaxConcurrentQueriesPerOrg;
+    const own = this.runningByOrg.get(orgId) ?? 0;
+    if (own >= perOrg) {
+      throw busy(`${own} semantic queries of this organization are running, the most one organization may run at once (SEMANTIC_MAX_CONCURRENT_QUERIES_PER_ORG)`,
+        { limit: 'organization', maxConcurrent: perOrg, running: own });
+    }
+    if (this.running >= max) {
+      throw busy(`${this.running} semantic queries are running on this server, the most it runs at once (SEMANTIC_MAX_CONCURRENT_QUERIES)`,
+        { limit: 'process', maxConcurrent: max, running: this.running });
+    }
+    this.running++;
+    this.runningByOrg.set(orgId, own + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.running--;
+      const left = (this.runningByOrg.get(orgId) ?? 1) - 1;
+      if (left > 0) this.runningByOrg.set(orgId, left);
+      else this.runningByOrg.delete(orgId);
+    };
   }
 
   async views(tx: TenantTx): Promise<SemanticViewDto[]> {

@@ -180,6 +180,15 @@ export interface AppConfig {
     semanticRowCap: number;
     /** AI_SEMANTIC_BYTE_CAP: bytes of rows (their text form) a semantic query answers at most (truncated: true beyond) */
     semanticByteCap: number;
+    /**
+     * SEMANTIC_MAX_CONCURRENT_QUERIES (default 4): semantic queries (POST /semantic/query, the agents' query_semantic)
+     * this process runs at once; past it a query is refused at once (503 semantic.busy with Retry-After; a tool error
+     * for an agent). What one query may build across rows is bounded by its statement timeout only (a view joined with
+     * itself: up to PostgreSQL's 1 GB a value), so this bounds the memory they hold together.
+     */
+    semanticMaxConcurrentQueries: number;
+    /** SEMANTIC_MAX_CONCURRENT_QUERIES_PER_ORG (default 2): of those, one organization's (so one cannot take them all) */
+    semanticMaxConcurrentQueriesPerOrg: number;
   };
   mail: {
     /** SMTP server (smtp:// or smtps://, credentials in the URL); absent: messages are logged without tokens and kept as not_sent */
@@ -517,6 +526,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
   const statementTimeoutMs = int(env, 'DATABASE_STATEMENT_TIMEOUT_MS', 30_000, 1);
   const lockTimeoutMs = int(env, 'DATABASE_LOCK_TIMEOUT_MS', 5_000, 1);
   const semanticTimeoutMs = int(env, 'AI_SEMANTIC_TIMEOUT_MS', 5_000, 10, 300_000);
+  const semanticMaxConcurrentQueries = int(env, 'SEMANTIC_MAX_CONCURRENT_QUERIES', 4, 1, 1000);
   if (lockTimeoutMs >= statementTimeoutMs) {
     throw new ConfigError(`DATABASE_LOCK_TIMEOUT_MS must be shorter than DATABASE_STATEMENT_TIMEOUT_MS (${statementTimeoutMs}), got "${lockTimeoutMs}"`);
   }
@@ -638,6 +648,8 @@ export function loadConfig(env: Env = process.env): AppConfig {
       semanticTimeoutMs,
       semanticRowCap: int(env, 'AI_SEMANTIC_ROW_CAP', 10_000, 1, 1_000_000),
       semanticByteCap: int(env, 'AI_SEMANTIC_BYTE_CAP', 8 * 1024 * 1024, 1024, 256 * 1024 * 1024),
+      semanticMaxConcurrentQueries,
+      semanticMaxConcurrentQueriesPerOrg: int(env, 'SEMANTIC_MAX_CONCURRENT_QUERIES_PER_ORG', Math.min(2, semanticMaxConcurrentQueries), 1, semanticMaxConcurrentQueries),
     },
     mail: {
       smtpUrl: env.SMTP_URL ? url(env, 'SMTP_URL', ['smtp:', 'smtps:']) : undefined,
