@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type pg from 'pg';
-import { createTestApp, type TestApp } from '../support/app.js';
+import { createTestApp, startApp, type TestApp } from '../support/app.js';
 import { createOrg, onPlan, registerUser, type TestUser } from '../support/factories.js';
 import { until } from '../support/throwaway-servers.js';
 import { startOpenAiDouble, type OpenAiDouble } from '../support/doubles/openai-double.js';
@@ -9,8 +9,9 @@ import { agentsUrl, booksWithEntry, semanticUrl } from '../agents/agents-support
 /**
  * The semantic queries that run at once: at most SEMANTIC_MAX_CONCURRENT_QUERIES in the process and
  * SEMANTIC_MAX_CONCURRENT_QUERIES_PER_ORG of one organization (what one query builds across rows of views joined with
- * each other is bounded by its statement timeout only). Past either, a query is refused at once, without running:
- * 503 semantic.busy with Retry-After; an agent's query_semantic call gets a tool error. Queries are held running,
+ * each other is bounded by its statement timeout only). Past either, a query waits for a slot as one of at most
+ * SEMANTIC_QUEUED_QUERIES_PER_ORG of its organization (this file's first app: 0, the last test's: 1), else it is
+ * refused without running: 503 semantic.busy with Retry-After; an agent's query_semantic call gets a tool error. Queries are held running,
  * deterministically, by this test's own transaction holding an ACCESS EXCLUSIVE lock on finance.journal_lines (which
  * semantic.v_gl_fact reads): they wait for it until it is released.
  */
@@ -27,7 +28,7 @@ describe('semantic queries running at once', () => {
     llm = await startOpenAiDouble();
     // 3 in the process, 2 of one organization; timeouts far past the test's time (the held queries wait for a lock)
     t = await createTestApp({
-      SEMANTIC_MAX_CONCURRENT_QUERIES: '3', SEMANTIC_MAX_CONCURRENT_QUERIES_PER_ORG: '2',
+      SEMANTIC_MAX_CONCURRENT_QUERIES: '3', SEMANTIC_MAX_CONCURRENT_QUERIES_PER_ORG: '2', SEMANTIC_QUEUED_QUERIES_PER_ORG: '0',
       AI_SEMANTIC_TIMEOUT_MS: '120000', DATABASE_LOCK_TIMEOUT_MS: '120000', DATABASE_STATEMENT_TIMEOUT_MS: '180000',
       AI_BASE_URL: llm.url, AI_API_KEY: 'sk-test-platform-key-0000', AI_TIMEOUT_MS: '30000', REDIS_URL: '',
     });
@@ -144,5 +145,34 @@ describe('semantic queries running at once', () => {
       await release();
       expect((await Promise.all(held)).map((r) => r.status)).toEqual([200, 200]);
     });
+  });
+  it('lets a query past the organization\'s limit wait for a slot (one queued of A), refusing the next at once; the waiting one runs once a slot is free', async () => {
+    // a second app on this file's database, its organization's queue one query long
+    const q = await startApp({ ...t.config, ai: { ...t.config.ai, semanticQueuedQueriesPerOrg: 1 } });
+    try {
+      const ask = () => q.http.post(semanticUrl(orgA)).set(ownerA.auth).send({ sql: SQL }).then((res) => res);
+      await withLinesLocked(async (release) => {
+        const a1 = ask();
+        const a2 = ask();
+        await until('two queries of A wait for the lock', async () => (await waiting()) === 2);
+        // the third waits for a slot (not for the lock: it holds no connection yet); the fourth finds A's queue full
+        const a3 = ask();
+        const a4 = await q.http.post(semanticUrl(orgA)).set(ownerA.auth).send({ sql: SQL }).expect(503);
+        expect(a4.body.error).toEqual({
+          code: 'semantic.busy',
+          message: '2 semantic queries of this organization are running, the most one organization may run at once (SEMANTIC_MAX_CONCURRENT_QUERIES_PER_ORG); the query did not run: retry in 1 s',
+          details: { limit: 'organization', maxConcurrent: 2, running: 2 },
+        });
+        expect(await waiting()).toBe(2);
+        await release();
+        const answers = await Promise.all([a1, a2, a3]);
+        expect(answers.map((r) => [r.status, r.body.rows])).toEqual([
+          [200, [['A capital', '0.0000']]], [200, [['A capital', '0.0000']]], [200, [['A capital', '0.0000']]],
+        ]);
+      });
+    } finally {
+      await q.app.close();
+    }
+    expect(q.contract.violations).toEqual([]);
   });
 });

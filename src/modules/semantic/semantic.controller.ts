@@ -67,7 +67,8 @@ export class SemanticQueryController {
       + 'SQL/JSON syntax (JSON_VALUE, JSON_ARRAY, IS JSON...), concat_ws with VARIADIC and rel.function notation (x.row_to_json) are refused. '
       + 'Runs as written but with every CTE AS MATERIALIZED and every subquery in FROM given OFFSET 0 (each level is planned on its own), in a READ ONLY transaction that is rolled back, with a statement timeout (422 when exceeded) and a row cap (truncated: true). '
       + 'At most SEMANTIC_MAX_CONCURRENT_QUERIES (default 4) semantic queries run at once in a server process, at most SEMANTIC_MAX_CONCURRENT_QUERIES_PER_ORG (default 2) of one organization (agents\' query_semantic calls included): '
-      + 'past either, the query is refused at once without running, 503 semantic.busy with Retry-After (details.limit: organization or process).',
+      + 'past either, the query waits for a slot, first come first served, as one of at most SEMANTIC_QUEUED_QUERIES_PER_ORG (default 8) of its organization and for at most its own statement timeout; '
+      + 'else, or once that wait is over, it is refused without running: 503 semantic.busy with Retry-After (details.limit: organization or process).',
   })
   @ApiOkResponse({ type: SemanticResultDto })
   @ApiErrorCodes('semantic.syntax_error', 'semantic.query_refused', 'semantic.query_failed', 'semantic.query_timeout', 'semantic.busy')

@@ -54,13 +54,17 @@ export class SemanticService {
   /** Semantic queries running in this process: all of them, and each organization's (see slot). */
   private running = 0;
   private readonly runningByOrg = new Map<string, number>();
+  /** Queries waiting for a slot, first come first served (an organization at its own limit is passed over). */
+  private readonly waiters: { orgId: string; grant: () => void }[] = [];
+  private readonly waitingByOrg = new Map<string, number>();
 
   async query(principal: Principal, orgId: string, meta: RequestMeta, sql: string, limits: { rowCap?: number; byteCap?: number; timeoutMs?: number } = {}): Promise<SemanticResultDto> {
     const accepted = await acceptSemanticQuery(sql);
     const rowCap = limits.rowCap ?? this.config.ai.semanticRowCap;
     const byteCap = limits.byteCap ?? this.config.ai.semanticByteCap;
     const timeoutMs = limits.timeoutMs ?? this.config.ai.semanticTimeoutMs;
-    const release = this.slot(orgId);
+    // a slot is held before the transaction: a query waiting for one holds no database connection
+    const release = await this.slot(orgId, timeoutMs);
     let result;
     try {
       result = await this.db.tenant(principal, orgId, meta, async (tx) => {
@@ -81,26 +85,44 @@ export class SemanticService {
   }
 
   /**
-   * Takes one of the process's SEMANTIC_MAX_CONCURRENT_QUERIES slots, and one of the organization's
-   * SEMANTIC_MAX_CONCURRENT_QUERIES_PER_ORG, or refuses at once (503 semantic.busy with Retry-After; nothing waits):
-   * no static rule bounds what a query builds across rows of views joined with each other (up to PostgreSQL's 1 GB a
-   * value, within the statement timeout), so the queries that run at once bound what they hold together. Returns the
-   * release, to be called once the query's transaction is over (whatever its outcome).
+   * Takes one of the process's SEMANTIC_MAX_CONCURRENT_QUERIES slots and one of the organization's
+   * SEMANTIC_MAX_CONCURRENT_QUERIES_PER_ORG: no static rule bounds what a query builds across rows of views joined with
+   * each other (up to PostgreSQL's 1 GB a value, within the statement timeout), so the queries that run at once bound
+   * what they hold together. Past either, the query waits for a slot, first come first served, as one of at most
+   * SEMANTIC_QUEUED_QUERIES_PER_ORG of its organization and for at most `waitMs` (the query's own timeout: a running
+   * query ends within it); else, or once that wait is over, 503 semantic.busy with Retry-After (the query did not run).
+   * So a dashboard's few queries at once all answer, while no organization holds more than its share of the process.
+   * Returns the release, to be called once the query's transaction is over (whatever its outcome).
    */
-  private slot(orgId: string): () => void {
-    const max = this.config.ai.semanticMaxConcurrentQueries;
-    const perOrg = this.config.ai.semanticMaxConcurrentQueriesPerOrg;
-    const own = this.runningByOrg.get(orgId) ?? 0;
-    if (own >= perOrg) {
-      throw busy(`${own} semantic queries of this organization are running, the most one organization may run at once (SEMANTIC_MAX_CONCURRENT_QUERIES_PER_ORG)`,
-        { limit: 'organization', maxConcurrent: perOrg, running: own });
-    }
-    if (this.running >= max) {
-      throw busy(`${this.running} semantic queries are running on this server, the most it runs at once (SEMANTIC_MAX_CONCURRENT_QUERIES)`,
-        { limit: 'process', maxConcurrent: max, running: this.running });
-    }
+  private slot(orgId: string, waitMs: number): Promise<() => void> {
+    if (this.free(orgId)) return Promise.resolve(this.take(orgId));
+    const queued = this.waitingByOrg.get(orgId) ?? 0;
+    if (queued >= this.config.ai.semanticQueuedQueriesPerOrg) return Promise.reject(this.busy(orgId));
+    this.waitingByOrg.set(orgId, queued + 1);
+    return new Promise((resolve, reject) => {
+      const leave = () => {
+        clearTimeout(timer);
+        const i = this.waiters.indexOf(waiter);
+        if (i >= 0) this.waiters.splice(i, 1);
+        const left = (this.waitingByOrg.get(orgId) ?? 1) - 1;
+        if (left > 0) this.waitingByOrg.set(orgId, left);
+        else this.waitingByOrg.delete(orgId);
+      };
+      const waiter = { orgId, grant: () => { leave(); resolve(this.take(orgId)); } };
+      const timer = setTimeout(() => { leave(); reject(this.busy(orgId)); }, waitMs);
+      this.waiters.push(waiter);
+    });
+  }
+
+  /** Whether a query of `orgId` may run now: under the organization's limit and the process's. */
+  private free(orgId: string): boolean {
+    return (this.runningByOrg.get(orgId) ?? 0) < this.config.ai.semanticMaxConcurrentQueriesPerOrg
+      && this.running < this.config.ai.semanticMaxConcurrentQueries;
+  }
+
+  private take(orgId: string): () => void {
     this.running++;
-    this.runningByOrg.set(orgId, own + 1);
+    this.runningByOrg.set(orgId, (this.runningByOrg.get(orgId) ?? 0) + 1);
     let released = false;
     return () => {
       if (released) return;
@@ -109,7 +131,22 @@ export class SemanticService {
       const left = (this.runningByOrg.get(orgId) ?? 1) - 1;
       if (left > 0) this.runningByOrg.set(orgId, left);
       else this.runningByOrg.delete(orgId);
+      // hand the slot on: the first waiter whose organization is under its limit (grant takes the slot at once)
+      for (const w of [...this.waiters]) if (this.free(w.orgId)) w.grant();
     };
+  }
+
+  /** The 503 semantic.busy for a query of `orgId` that cannot run: the organization's limit, else the process's. */
+  private busy(orgId: string): AppError {
+    const perOrg = this.config.ai.semanticMaxConcurrentQueriesPerOrg;
+    const own = this.runningByOrg.get(orgId) ?? 0;
+    if (own >= perOrg) {
+      return busy(`${own} semantic queries of this organization are running, the most one organization may run at once (SEMANTIC_MAX_CONCURRENT_QUERIES_PER_ORG)`,
+        { limit: 'organization', maxConcurrent: perOrg, running: own });
+    }
+    const max = this.config.ai.semanticMaxConcurrentQueries;
+    return busy(`${this.running} semantic queries are running on this server, the most it runs at once (SEMANTIC_MAX_CONCURRENT_QUERIES)`,
+      { limit: 'process', maxConcurrent: max, running: this.running });
   }
 
   async views(tx: TenantTx): Promise<SemanticViewDto[]> {

@@ -182,13 +182,18 @@ export interface AppConfig {
     semanticByteCap: number;
     /**
      * SEMANTIC_MAX_CONCURRENT_QUERIES (default 4): semantic queries (POST /semantic/query, the agents' query_semantic)
-     * this process runs at once; past it a query is refused at once (503 semantic.busy with Retry-After; a tool error
+     * this process runs at once; past it a query waits for a slot (SEMANTIC_QUEUED_QUERIES_PER_ORG), else 503 semantic.busy with Retry-After (a tool error
      * for an agent). What one query may build across rows is bounded by its statement timeout only (a view joined with
      * itself: up to PostgreSQL's 1 GB a value), so this bounds the memory they hold together.
      */
     semanticMaxConcurrentQueries: number;
     /** SEMANTIC_MAX_CONCURRENT_QUERIES_PER_ORG (default 2): of those, one organization's (so one cannot take them all) */
     semanticMaxConcurrentQueriesPerOrg: number;
+    /**
+     * SEMANTIC_QUEUED_QUERIES_PER_ORG (default 8): queries of one organization that wait for a slot past either limit
+     * (first come first served, each at most its own timeout); past it, or once its wait is over, 503 semantic.busy
+     */
+    semanticQueuedQueriesPerOrg: number;
   };
   mail: {
     /** SMTP server (smtp:// or smtps://, credentials in the URL); absent: messages are logged without tokens and kept as not_sent */
@@ -650,6 +655,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       semanticByteCap: int(env, 'AI_SEMANTIC_BYTE_CAP', 8 * 1024 * 1024, 1024, 256 * 1024 * 1024),
       semanticMaxConcurrentQueries,
       semanticMaxConcurrentQueriesPerOrg: int(env, 'SEMANTIC_MAX_CONCURRENT_QUERIES_PER_ORG', Math.min(2, semanticMaxConcurrentQueries), 1, semanticMaxConcurrentQueries),
+      semanticQueuedQueriesPerOrg: int(env, 'SEMANTIC_QUEUED_QUERIES_PER_ORG', 8, 0, 1000),
     },
     mail: {
       smtpUrl: env.SMTP_URL ? url(env, 'SMTP_URL', ['smtp:', 'smtps:']) : undefined,
