@@ -1,4 +1,4 @@
-import { Decimal } from 'decimal.js';
+import { Decimal } from '../../platform/decimal.js';
 import { sql, type Selectable } from 'kysely';
 import type { Db } from '../../platform/database/database.service.js';
 import { exactInstant, qb, type DB } from '../../platform/database/query-builder.js';

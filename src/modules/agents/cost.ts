@@ -1,4 +1,4 @@
-import { Decimal } from 'decimal.js';
+import { Decimal } from '../../platform/decimal.js';
 import type { TokenUsage } from '../../platform/ai/llm-provider.js';
 import type { Prices } from './agents.repository.js';
 

@@ -1,7 +1,7 @@
 import { HttpStatus, Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { Cron, CronExpression } from '@nestjs/schedule';
 import { randomUUID } from 'node:crypto';
-import { Decimal } from 'decimal.js';
+import { Decimal } from '../../platform/decimal.js';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import { ADMIN_ROLES, type Principal, type RequestRole } from '../../platform/auth/principal.js';
 import { Clock } from '../../platform/clock/clock.js';

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { Decimal } from 'decimal.js';
+import { Decimal } from '../../platform/decimal.js';
 import type { ApiKeyScope } from '../../platform/auth/api-key-scopes.js';
 import type { Principal } from '../../platform/auth/principal.js';
 import type { RequestMeta, TenantTx } from '../../platform/database/database.service.js';

@@ -1,4 +1,4 @@
-import { Decimal } from 'decimal.js';
+import { Decimal } from '../../platform/decimal.js';
 
 /** Money is decimal.js in TypeScript and a decimal string in JSON; never a float. */
 export const D = (v: Decimal.Value): Decimal => new Decimal(v);

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { Decimal } from 'decimal.js';
+import { Decimal } from '../../platform/decimal.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
 import { LedgerErrors } from './ledger.errors.js';
 import { addDays } from '../../platform/http/calendar-date.js';

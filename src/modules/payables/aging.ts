@@ -1,4 +1,4 @@
-import { Decimal } from 'decimal.js';
+import { Decimal } from '../../platform/decimal.js';
 import { agingBucketNames } from '../ledger/aging.js';
 
 /**

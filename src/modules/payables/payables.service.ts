@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { Decimal } from 'decimal.js';
+import { Decimal } from '../../platform/decimal.js';
 import { actorOf, type RequestRole } from '../../platform/auth/principal.js';
 import { Clock, today } from '../../platform/clock/clock.js';
 import type { TenantTx } from '../../platform/database/database.service.js';

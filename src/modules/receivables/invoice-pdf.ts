@@ -1,6 +1,6 @@
 import type { CustomerDto, InvoiceDto } from './receivables.dto.js';
 
-/** Renders an issued invoice (or credit note) as a PDF: organization, customer, number, dates, lines, tax per rate, totals, amount due. */
+/** Renders an issued invoice (or credit note) as a PDF: organization, customer, number, dates, lines, tax per rate, totals, amount due; a void one marked VOID, nothing due. */
 export async function renderInvoicePdf(org: { name: string }, customer: CustomerDto, invoice: InvoiceDto): Promise<Buffer> {
   // loaded on the first PDF, not at start-up: pdfkit and its fonts are ~0.25 s of every test file's boot under Jest
   const { default: PDFDocument } = await import('pdfkit');
@@ -12,8 +12,11 @@ export async function renderInvoicePdf(org: { name: string }, customer: Customer
     doc.on('error', reject);
 
     const title = invoice.kind === 'credit_note' ? 'Credit note' : 'Invoice';
+    const voided = invoice.status === 'void';
     doc.fontSize(18).text(org.name);
-    doc.moveDown(0.5).fontSize(14).text(`${title} ${invoice.number ?? '(draft)'}`);
+    doc.moveDown(0.5).fontSize(14).text(`${title} ${invoice.number ?? '(draft)'}${voided ? ' - VOID' : ''}`);
+    // a void invoice's copy must not pass for one to pay: marked under its title, nothing due
+    if (voided) doc.moveDown(0.5).fillColor('red').text(`VOID${invoice.voidedOn ? ` (voided on ${invoice.voidedOn})` : ''}: this ${title.toLowerCase()} is cancelled; nothing is due`).fillColor('black');
     doc.moveDown(0.5).fontSize(10);
     doc.text(`Invoice date: ${invoice.invoiceDate}`);
     doc.text(`Due date: ${invoice.dueDate}`);
@@ -39,7 +42,7 @@ export async function renderInvoicePdf(org: { name: string }, customer: Customer
     doc.text(`Subtotal: ${invoice.subtotal} ${invoice.currency}`);
     doc.text(`Tax total: ${invoice.taxTotal} ${invoice.currency}`);
     doc.font('Helvetica-Bold').text(`Total: ${invoice.total} ${invoice.currency}`);
-    if (invoice.kind === 'invoice') doc.text(`Amount due: ${invoice.openAmount} ${invoice.currency}`);
+    if (invoice.kind === 'invoice' && !voided) doc.text(`Amount due: ${invoice.openAmount} ${invoice.currency}`);
     doc.font('Helvetica');
     if (invoice.memo) doc.moveDown().text(invoice.memo);
     doc.end();

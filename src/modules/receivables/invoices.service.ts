@@ -242,6 +242,8 @@ export class InvoicesService {
     ]);
     if (!row) throw AppError.notFound('invoice', id);
     if (row.status !== 'draft') throw ReceivablesErrors.error('receivables.not_draft', `invoice ${row.number} is already ${row.status}`);
+    // archiving a customer stops new invoices: a draft made before is not issued either (it can be deleted)
+    if (credit?.archived) throw ReceivablesErrors.error('receivables.customer_archived', `the invoice's customer ${credit.name} is archived: a draft of an archived customer is not issued`);
     const { baseCurrency } = ledgerSettings ?? (await this.ledger.settings(tx));
     const settings = settingsOrMissing ?? (await this.customers.settings(tx));
     const currencyMu = await this.ledger.currencyUnits(tx, row.currency);
@@ -596,7 +598,7 @@ export class InvoicesService {
     await repo.markIssued(tx.db, tx.orgId, cnId, { number, rate, status: 'issued', entryId: entry.id, baseSubtotal: baseOf(subtotal, rate, baseMu).toFixed(), baseTotal: creditBase.toFixed() });
     await emitEvent(tx, 'invoice.issued', {
       invoiceId: cnId, kind: 'credit_note', number, customerId: inv.customerId, invoiceDate: dto.date, dueDate: dto.date, currency: inv.currency,
-      total: fixed(total, currencyMu), entryId: entry.id,
+      total: fixed(total, currencyMu), entryId: entry.id, creditedInvoiceId: inv.id,
     });
     const after = await this.get(tx, cnId);
     await this.audit.record(tx, { action: 'receivables.credit_note_issued', entityType: 'invoice', entityId: cnId, after: { ...after, ...(compensationEntryIds.length ? { compensationEntryIds } : {}) } });

@@ -28,6 +28,12 @@ interface Planned {
   sourceBase: Decimal;
 }
 
+/** An allocation written: its id, and what is open on its invoice after it (and the allocations before it). */
+interface Recorded extends Planned {
+  id: string;
+  invoiceOpen: Decimal;
+}
+
 /** A payment, allocation or refund amount: positive and in the currency's minor units (`at` names the field). */
 function amountOf(value: string, mu: number, at: string): Decimal {
   const amount = D(value);
@@ -230,7 +236,7 @@ export class PaymentsService {
       customerId: customer.id, date: dto.date, amount: amount.toFixed(), currency, rate, depositAccountId: dto.depositAccountId, method: dto.method,
       reference: dto.reference ?? null, entryId: entry.id, createdBy: actor(tx), idempotency,
     });
-    const fxEntries = await this.record(tx, planned, { paymentId: id, date: dto.date, entryId: entry.id, foreign });
+    const { fxEntries } = await this.record(tx, planned, { paymentId: id, date: dto.date, entryId: entry.id, foreign });
     await emitEvent(tx, 'payment.received', {
       paymentId: id, customerId: customer.id, paymentDate: dto.date, currency, amount: fixed(amount, currencyMu), allocated: fixed(allocated, currencyMu), entryId: entry.id,
     });
@@ -256,21 +262,26 @@ export class PaymentsService {
     return prior.id;
   }
 
-  /** Writes the allocations; answers the entries settlePendingReversals posted for them (for the audit row). */
-  private async record(tx: TenantTx, planned: Planned[], p: { paymentId: string; date: string; entryId: string | null; foreign: boolean }): Promise<SettledReversals> {
+  /**
+   * Writes the allocations; answers each with its id and what is open on its invoice after it, and the entries
+   * settlePendingReversals posted for them (for the audit row).
+   */
+  private async record(tx: TenantTx, planned: Planned[], p: { paymentId: string; date: string; entryId: string | null; foreign: boolean }): Promise<{ recorded: Recorded[]; fxEntries: SettledReversals }> {
     const openAfter = new Map<string, { invoice: InvoiceRow; open: Decimal }>();
+    const recorded: Recorded[] = [];
     for (const x of planned) {
-      await repo.insertAllocation(tx.db, tx.orgId, {
+      const id = await repo.insertAllocation(tx.db, tx.orgId, {
         invoiceId: x.invoice.id, paymentId: p.paymentId, date: p.date, amount: x.amount.toFixed(), invoiceBase: x.invoiceBase.toFixed(),
         sourceBase: x.sourceBase.toFixed(), entryId: p.entryId, createdBy: actor(tx),
       });
       const o = openAfter.get(x.invoice.id) ?? { invoice: x.invoice, open: D(x.invoice.total).minus(x.invoice.allocated) };
       openAfter.set(x.invoice.id, { invoice: x.invoice, open: o.open.minus(x.amount) });
+      recorded.push({ ...x, id, invoiceOpen: o.open.minus(x.amount) });
     }
     for (const { invoice, open } of openAfter.values()) await this.invoices.afterSettlement(tx, invoice, open, p.date);
     const customerId = planned[0]?.invoice.customerId;
-    if (!customerId || !p.foreign) return noSettledReversals();
-    return settlePendingReversals(this.journal, tx, { documentIds: [...openAfter.keys(), p.paymentId], customerId, date: p.date, memo: `Allocation of payment ${p.paymentId}`, realize: 'settled' });
+    if (!customerId || !p.foreign) return { recorded, fxEntries: noSettledReversals() };
+    return { recorded, fxEntries: await settlePendingReversals(this.journal, tx, { documentIds: [...openAfter.keys(), p.paymentId], customerId, date: p.date, memo: `Allocation of payment ${p.paymentId}`, realize: 'settled' }) };
   }
 
   /**
@@ -293,7 +304,18 @@ export class PaymentsService {
     const entryId = await this.postFxAdjustment(tx, planned.map((p) => ({ ...p, currency: payment.currency, rate: payment.rate })), settings.arAccountId, baseMu, date, `FX on allocation of payment ${payment.reference ?? payment.id}`);
     // no FX difference, no posting to refuse the date: the allocation still changes what was open as of it
     if (!entryId) await assertOpenPeriod(this.ledger, tx, date);
-    const fxEntries = await this.record(tx, planned, { paymentId, date, entryId, foreign });
+    const { recorded, fxEntries } = await this.record(tx, planned, { paymentId, date, entryId, foreign });
+    // one event per allocation, each with what it left open on its invoice and of the credit (in request order)
+    const mu = await this.ledger.currencyUnits(tx, payment.currency);
+    let unallocated = D(payment.amount).minus(payment.allocated);
+    for (const r of recorded) {
+      unallocated = unallocated.minus(r.amount);
+      await emitEvent(tx, 'payment.allocated', {
+        allocationId: r.id, paymentId, invoiceId: r.invoice.id, invoiceNumber: r.invoice.number, customerId: payment.customerId, date, currency: payment.currency,
+        amount: fixed(r.amount, mu), invoiceOpenAmount: fixed(r.invoiceOpen, mu), invoiceStatus: statusFor(r.invoice.total, r.invoiceOpen),
+        paymentUnallocated: fixed(unallocated, mu), entryId,
+      });
+    }
     const after = await this.get(tx, paymentId);
     await this.audit.record(tx, { action: 'receivables.payment_allocated', entityType: 'payment', entityId: paymentId, after: { allocations: dto.allocations, date, ...settledReversalsAudit(fxEntries) } });
     return after;

@@ -197,10 +197,11 @@ export class InvoicesController {
       + 'A customer with a credit limit (base currency; none: unlimited): what it owes once the invoice is issued (its open invoices less its unallocated '
       + 'payments, as the aging totals them, plus the invoice at its rate) may reach the limit but not exceed it: 422 receivables.credit_limit_exceeded, '
       + 'nothing written, the message and details naming the limit and the resulting balance. overrideCreditLimit: true issues it anyway (a person with the role owner or admin: '
-      + '403 forbidden.role for another role or an API key), recorded in the audit row (after.creditLimitOverride). An invoice of 0.00 is never refused by the limit.' })
+      + '403 forbidden.role for another role or an API key), recorded in the audit row (after.creditLimitOverride). An invoice of 0.00 is never refused by the limit. '
+      + 'A draft whose customer was archived since is not issued (422 receivables.customer_archived): archiving stops new invoices (the draft can still be deleted).' })
   @ApiOkResponse({ type: InvoiceDto })
   @ApiErrors(402)
-  @ApiErrorCodes(...ISSUE_POSTING_ERRORS, 'receivables.not_draft', 'receivables.settings_missing', 'receivables.deferred_account_missing', 'receivables.credit_limit_exceeded')
+  @ApiErrorCodes(...ISSUE_POSTING_ERRORS, 'receivables.not_draft', 'receivables.customer_archived', 'receivables.settings_missing', 'receivables.deferred_account_missing', 'receivables.credit_limit_exceeded')
   issue(@Tx() tx: TenantTx, @IdParam('invoiceId', 'invoice') id: string, @Body() dto: IssueInvoiceDto): Promise<InvoiceDto> {
     return this.invoices.issue(tx, id, dto);
   }
@@ -306,7 +307,8 @@ export class PaymentsController {
   @RequiresFeature('omnizen', 'basic_invoicing')
   @RequireRole(...BOOKKEEPER_ROLES)
   @ApiOperation({ operationId: 'createAllocation', summary: 'Allocate a payment\'s unallocated remainder (customer credit) to open invoices',
-    description: 'Its date must be in an open fiscal period (ledger.period_closed, ledger.no_fiscal_year), also when no FX entry is posted: it changes what was open as of it.' })
+    description: 'Its date must be in an open fiscal period (ledger.period_closed, ledger.no_fiscal_year), also when no FX entry is posted: it changes what was open as of it. '
+      + 'Emits payment.allocated for each allocation (and invoice.paid for an invoice it pays in full).' })
   @ApiCreatedResponse({ type: PaymentDto })
   // a payment is recorded only with the receivables settings, which are never unset: never settings_missing (nor on its refunds and reversals)
   @ApiErrorCodes(...ALLOCATION_POSTING_ERRORS, 'receivables.invalid_amount', 'receivables.over_allocation', 'receivables.exceeds_payment', 'receivables.wrong_customer',

@@ -38,7 +38,7 @@ export class CreateCustomerDto {
   @IsOptional() @Currency('defaultCurrency') defaultCurrency?: string;
   @ApiPropertyOptional({ description: 'Payment terms in days: the due date is the invoice date plus this', example: 30, default: 30 })
   @IsOptional() @IsInt() @Min(0) @Max(3650) paymentTermsDays?: number;
-  @ApiPropertyOptional({ description: 'Credit limit in the base currency (once the books are started, at most its minor units of decimals); absent or null: no limit. An invoice is not issued above it (receivables.credit_limit_exceeded) unless an owner or admin overrides it', example: '10000.00' }) @IsOptional() @Amount('creditLimit') creditLimit?: string;
+  @ApiPropertyOptional({ type: String, nullable: true, description: 'Credit limit in the base currency (once the books are started, at most its minor units of decimals); absent or null: no limit. An invoice is not issued above it (receivables.credit_limit_exceeded) unless an owner or admin overrides it', example: '10000.00' }) @IsOptional() @Amount('creditLimit') creditLimit?: string | null;
 }
 
 @ApiSchema({ description: 'Changes to a customer; fields left out keep their value' })
@@ -51,7 +51,7 @@ export class UpdateCustomerDto {
   @ApiPropertyOptional({ description: 'Billing address', example: 'Unter den Linden 5\n10117 Berlin' }) @IsOptional() @IsString() @Length(0, 1000) billingAddress?: string;
   @ApiPropertyOptional({ description: 'Default currency', example: 'EUR' }) @IsOptional() @Currency('defaultCurrency') defaultCurrency?: string;
   @ApiPropertyOptional({ description: 'Payment terms in days', example: 14 }) @IsOptional() @IsInt() @Min(0) @Max(3650) paymentTermsDays?: number;
-  @ApiPropertyOptional({ description: 'Credit limit in the base currency (once the books are started, at most its minor units of decimals). Checked when an invoice is issued', example: '5000.00' }) @IsOptional() @Amount('creditLimit') creditLimit?: string;
+  @ApiPropertyOptional({ type: String, nullable: true, description: 'Credit limit in the base currency (once the books are started, at most its minor units of decimals). Checked when an invoice is issued; null removes the limit (absent: kept)', example: '5000.00' }) @IsOptional() @Amount('creditLimit') creditLimit?: string | null;
 }
 
 @ApiSchema({ description: 'A customer' })

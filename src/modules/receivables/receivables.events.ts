@@ -8,12 +8,15 @@ const date = { type: 'string', format: 'date' };
 export const RECEIVABLES_EVENT_TYPES: DomainEventType[] = [
   {
     type: 'invoice.issued', version: 1, category: 'finance',
-    description: 'A draft invoice or credit note was issued: numbered and posted to the ledger (an invoice of 0.00 posts nothing: entryId null, and invoice.paid follows)',
+    description: 'A draft invoice or credit note was issued: numbered and posted to the ledger (an invoice of 0.00 posts nothing: entryId null, and invoice.paid follows). '
+      + 'A credit note\'s names the invoice it credits (creditedInvoiceId)',
     payloadSchema: {
       type: 'object', additionalProperties: false,
       required: ['invoiceId', 'kind', 'number', 'customerId', 'invoiceDate', 'dueDate', 'currency', 'total', 'entryId'],
       properties: { invoiceId: uuid, kind: { enum: ['invoice', 'credit_note'] }, number: { type: 'string' }, customerId: uuid, invoiceDate: date, dueDate: date, currency: { type: 'string' }, total: money,
-        entryId: { type: ['string', 'null'], format: 'uuid', description: 'the journal entry of the issue; null for an invoice of 0.00 (nothing posted)' } },
+        entryId: { type: ['string', 'null'], format: 'uuid', description: 'the journal entry of the issue; null for an invoice of 0.00 (nothing posted)' },
+        // added to version 1 (an added optional property breaks no consumer); credit notes issued before it carry none
+        creditedInvoiceId: { ...uuid, description: 'kind credit_note only: the invoice the credit note credits (absent for an invoice, and in events of credit notes issued before it was added)' } },
     },
     example: { invoiceId: '5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10', kind: 'invoice', number: 'INV-2026-000001', customerId: '0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01', invoiceDate: '2026-01-10', dueDate: '2026-02-09', currency: 'EUR', total: '1200.00', entryId: '8a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b' },
   },
@@ -56,6 +59,31 @@ export const RECEIVABLES_EVENT_TYPES: DomainEventType[] = [
       properties: { paymentId: uuid, customerId: uuid, paymentDate: date, currency: { type: 'string' }, amount: money, allocated: money, entryId: uuid },
     },
     example: { paymentId: '1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f', customerId: '0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01', paymentDate: '2026-02-01', currency: 'EUR', amount: '500.00', allocated: '500.00', entryId: '8a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b' },
+  },
+  {
+    type: 'payment.allocated', version: 1, category: 'finance',
+    description: 'Customer credit (a payment\'s unallocated remainder) was allocated to an invoice (POST .../payments/{customerPaymentId}/allocations): one event per '
+      + 'allocation, in the order of the request. The allocations a payment makes when it is recorded are in its payment.received (allocated). invoiceOpenAmount and '
+      + 'invoiceStatus are the invoice\'s after the allocation (an allocation that pays it in full emits invoice.paid too), paymentUnallocated the credit left after it; '
+      + 'entryId the entry that posted the realized FX of the request\'s allocations, null when there was none',
+    payloadSchema: {
+      type: 'object', additionalProperties: false,
+      required: ['allocationId', 'paymentId', 'invoiceId', 'invoiceNumber', 'customerId', 'date', 'currency', 'amount', 'invoiceOpenAmount', 'invoiceStatus',
+        'paymentUnallocated', 'entryId'],
+      properties: {
+        allocationId: uuid, paymentId: uuid, invoiceId: uuid, invoiceNumber: { type: 'string' }, customerId: uuid, date,
+        currency: { type: 'string' }, amount: { ...money, description: 'what was allocated (positive), in the payment and invoice currency' },
+        invoiceOpenAmount: { ...money, description: 'what is open on the invoice after the allocation' },
+        invoiceStatus: { enum: ['partially_paid', 'paid'] },
+        paymentUnallocated: { ...money, description: 'the customer credit on the payment after the allocation: what of it is neither allocated nor refunded' },
+        entryId: { type: ['string', 'null'], format: 'uuid', description: 'the entry posting the realized FX of the allocations (payment and invoice at different rates); null when none' },
+      },
+    },
+    example: {
+      allocationId: '2d3e4f5a-6b7c-4d8e-9f0a-1b2c3d4e5f6a', paymentId: '1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f', invoiceId: '5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10',
+      invoiceNumber: 'INV-2026-000001', customerId: '0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01', date: '2026-02-02', currency: 'EUR', amount: '500.00',
+      invoiceOpenAmount: '700.00', invoiceStatus: 'partially_paid', paymentUnallocated: '0.00', entryId: null,
+    },
   },
   {
     type: 'payment.allocation_reversed', version: 1, category: 'finance',

@@ -81,10 +81,10 @@ const linesOf = prepare((p: { orgId: string; ids: string[] }) => qb.selectFrom('
   txtOrNull('l.service_start').as('serviceStart'), txtOrNull('l.service_end').as('serviceEnd'), txt('l.net_amount').as('netAmount'),
   txt('l.tax_amount').as('taxAmount'), txt('l.gross_amount').as('grossAmount'), 'l.credited_line_no as creditedLineNo',
 ]).where('l.org_id', '=', p.orgId).where('l.invoice_id', '=', sql<string>`any(${p.ids}::uuid[])`).orderBy('l.invoice_id').orderBy('l.line_no'));
-/** The credit limit (base currency; null: none) and name of the customer of an invoice: read with every issue. */
+/** The credit limit (base currency; null: none), name and archived state of the customer of an invoice: read with every issue. */
 const creditLimitOf = prepare((p: { orgId: string; id: string }) => qb.selectFrom('finance.invoices as i')
   .innerJoin('finance.customers as c', (j) => j.onRef('c.org_id', '=', 'i.org_id').onRef('c.id', '=', 'i.customer_id'))
-  .select(['c.name', txtOrNull('c.credit_limit').as('creditLimit')]).where('i.org_id', '=', p.orgId).where('i.id', '=', p.id));
+  .select(['c.name', txtOrNull('c.credit_limit').as('creditLimit'), sql<boolean>`c.archived_at IS NOT NULL`.as('archived')]).where('i.org_id', '=', p.orgId).where('i.id', '=', p.id));
 /**
  * The issue's last statement: the next number of the series, the invoice marked issued with it, and the two rows that
  * carry the number (the outbox event, the audit row: their JSON as given, with `number` set from the statement's own).
@@ -266,8 +266,8 @@ export const receivablesRepository = {
    * Locks and reads an invoice in one statement. Only for what the row itself decides (a draft's issue): a waiter
    * gets the row as the locker committed it, but a subquery (the allocated sum) as of the statement's start.
    */
-  /** The name and credit limit of the customer of invoice `id` (undefined: no such invoice). */
-  async creditLimitOfInvoice(db: Db, orgId: string, id: string): Promise<{ name: string; creditLimit: string | null } | undefined> {
+  /** The name, credit limit and archived state of the customer of invoice `id` (undefined: no such invoice). */
+  async creditLimitOfInvoice(db: Db, orgId: string, id: string): Promise<{ name: string; creditLimit: string | null; archived: boolean } | undefined> {
     const [row] = await db.run(creditLimitOf({ orgId, id }));
     return row;
   },

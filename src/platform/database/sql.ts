@@ -1,6 +1,6 @@
 import { HttpException, Logger } from '@nestjs/common';
 import { createHash } from 'node:crypto';
-import { Decimal } from 'decimal.js';
+import { Decimal } from '../decimal.js';
 import pg from 'pg';
 import { AppError } from '../errors/app-error.js';
 import { DatabaseUnavailableError } from '../errors/database-errors.js';
