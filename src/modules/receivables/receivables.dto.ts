@@ -373,9 +373,9 @@ export class RevenueScheduleLineDto {
   @ApiProperty({ description: 'Description', example: 'Support contract 2026' }) description: string;
   @ApiProperty({ description: 'Service period start', example: '2026-01-01' }) serviceStart: string;
   @ApiProperty({ description: 'Service period end', example: '2026-12-31' }) serviceEnd: string;
-  @ApiProperty({ description: 'Net amount of the line, less what credit notes took of it (what recognition spreads)', example: '3650.00' }) netAmount: string;
-  @ApiProperty({ description: 'Straight-line share earned by the date (days elapsed / days of the period)', example: '1810.00' }) scheduled: string;
-  @ApiProperty({ description: 'Recognized by runs up to the date', example: '1810.00' }) recognized: string;
+  @ApiProperty({ description: 'Net amount of the line, less what credit notes dated by the date took of it (what recognition spreads)', example: '3650.00' }) netAmount: string;
+  @ApiProperty({ description: 'Straight-line share earned by the date (days elapsed / days of the period); 0 before the invoice date (nothing is recognized before it)', example: '1810.00' }) scheduled: string;
+  @ApiProperty({ description: 'Recognized by runs up to the date, less what credit notes dated by then took back from revenue (never above the net amount)', example: '1810.00' }) recognized: string;
   @ApiProperty({ description: 'Still deferred at the date (net less recognized)', example: '1840.00' }) deferred: string;
 }
 
