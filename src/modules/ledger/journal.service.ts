@@ -79,6 +79,8 @@ class PayloadContext {
   controlAccounts?: Map<string, ControlAccount & { module: string }>;
   /** the payloads whose tax lines moved to the base currency (taxInBaseCurrency): not what a key posted before requestHash hashed */
   readonly taxMoved = new WeakSet<PostingPayload>();
+  /** the first day of the organization's first fiscal year (null: none), read for an opening-balance entry */
+  booksStart?: string | null;
 }
 
 /** An entry the service refuses before the posting function sees it; `key`: the refusal comes after the key's replay. */
@@ -453,6 +455,10 @@ export class JournalService {
    * and tax. `forReplay`: only to compare with a posted entry, so an archived tax code and the plan do not refuse it.
    */
   private async payloadOf(tx: TenantTx, dto: CreateJournalEntryDto, context: PayloadContext, forReplay = false): Promise<PostingPayload> {
+    if (dto.source === 'opening_balance' && !forReplay) {
+      context.booksStart ??= await this.booksStart(tx);
+      this.assertOpeningBalanceDate(dto.date, context.booksStart);
+    }
     await this.readAccountTypes(tx, [dto], context);
     const lines: PostingLine[] = [];
     /** the index of the client's line each posted line comes from (a taxed line makes two) */
@@ -678,11 +684,32 @@ export class JournalService {
     return this.reverse(tx, id, dto);
   }
 
+  /** The first day of the organization's first fiscal year; null when it has none (the books are not started). */
+  private async booksStart(tx: TenantTx): Promise<string | null> {
+    const starts = (await this.ledger.listYears(tx)).map((y) => y.startDate).sort();
+    return starts[0] ?? null;
+  }
+
+  /**
+   * An opening-balance entry (source opening_balance: the balances brought from former books) is dated the first day of
+   * the first fiscal year, the day the books here start: the cash-flow statement counts its cash as opening cash, which
+   * is the cash before any movement only on that day. Its reversal (a correction) is dated that day too. Without a
+   * fiscal year the posting function refuses the entry with its own code.
+   */
+  private assertOpeningBalanceDate(date: string, booksStart: string | null): void {
+    if (booksStart && date !== booksStart) {
+      throw LedgerErrors.error('ledger.opening_balance_date',
+        `an opening-balance entry (source opening_balance) is dated ${booksStart}, the first day of the first fiscal year, not ${date}: date it ${booksStart}, or post it with another source`,
+        { booksStart });
+    }
+  }
+
   /** The correction of a posted entry: an entry with every line's sides swapped, base amounts kept exactly. */
   async reverse(tx: TenantTx, id: string, dto: ReverseEntryDto): Promise<{ entry: JournalEntryDto; replayed: boolean }> {
     const original = await this.get(tx, id);
     if (original.reversesEntryId) throw LedgerErrors.error('ledger.reversal_of_reversal', 'a reversal cannot be reversed; post a new entry instead');
     if (original.reversedByEntryId) throw LedgerErrors.error('ledger.already_reversed', `journal entry ${id} is already reversed by ${original.reversedByEntryId}`);
+    if (original.source === 'opening_balance') this.assertOpeningBalanceDate(dto.date ?? original.date, await this.booksStart(tx));
     const opt = (v: string) => (D(v).isZero() ? undefined : v);
     return this.post(tx, {
       date: dto.date ?? original.date, memo: dto.memo ?? generatedMemo('Reversal of ', original.memo || original.id), source: original.source,
@@ -853,6 +880,21 @@ export class JournalService {
       order.forEach((from, to) => { adjustments[to] = a[from]; pairs[to] = p[from]; pairItems[to] = it[from]; });
     }
     if (!pairs.length) return { adjustments, entry: null, reversal: null, entries: [], reversals: [] };
+    // an earlier revaluation whose reversal is dated after `date` (autoReverse): the balances of `date` hold its change, which
+    // the reversal takes off again; a revaluation without autoReverse measured against them would leave the accounts at the
+    // earlier rate's value (less its own change) from the reversal on. Refused when it would post (one that finds nothing
+    // to do changes nothing): revalue with autoReverse too (both reversed on the same day), or as of the reversal date or
+    // later (a revaluation with autoReverse is measured against the same balances, and its reversal takes off only its own
+    // change: nothing is left)
+    if (!autoReverse) {
+      const [pending] = await repo.revaluationReversalsAfter(tx.db, tx.orgId, date);
+      if (pending) {
+        throw LedgerErrors.error('ledger.revaluation_reversal_pending',
+          `the FX revaluation as of ${pending.revaluationDate} is reversed on ${pending.reversalDate}, after ${date}: a revaluation without autoReverse would be `
+          + `measured against the value that reversal takes off again. Revalue as of ${date} with autoReverse, or as of ${pending.reversalDate} or later`,
+          { revaluationDate: pending.revaluationDate, reversalDate: pending.reversalDate });
+      }
+    }
     // the next period's balances are carried at the original rates again; its own revaluation starts from them. Its
     // period is checked before anything posts: the reversal failing would roll the revaluation back with a less clear code
     if (next) {

@@ -1,4 +1,5 @@
 import { ApiKeyScopes } from '../../platform/auth/api-key-scopes.js';
+import { Clock, today } from '../../platform/clock/clock.js';
 import { BadRequestException, Body, Controller, createParamDecorator, type ExecutionContext, Get, HttpCode, Patch, Post, Query, Req, Res } from '@nestjs/common';
 import { ApiBody, ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { JOURNAL_ENTRY_EXAMPLE, POST_JOURNAL_ENTRY_EXAMPLE, TRIAL_BALANCE_EXAMPLE } from './ledger.examples.js';
@@ -426,7 +427,7 @@ export class JournalController {
   @ApiOkResponse({ type: JournalEntryDto, description: 'Replay of an idempotency key: the entry posted first' })
   @ApiErrors(400)
   @ApiErrorCodes('ledger.line_side', 'ledger.idempotency_key', 'ledger.idempotency_key_reserved', 'ledger.tax_code_archived', 'billing.feature_not_in_plan', ...POSTING_ERRORS,
-    'ledger.control_account')
+    'ledger.control_account', 'ledger.opening_balance_date')
   async post(@Tx() tx: TenantTx, @Body() dto: CreateJournalEntryDto, @IdempotencyKey('The same key and request answer the entry posted first (200); another request with it is a 409 ledger.idempotency_conflict. Same as the body\'s idempotencyKey') key: string | undefined, @Res({ passthrough: true }) res: FastifyReply): Promise<JournalEntryDto> {
     const { entry, replayed } = await this.journal.create(tx, dto, key);
     res.status(replayed ? 200 : 201);
@@ -451,7 +452,7 @@ export class JournalController {
   @ApiCreatedResponse({ type: BatchResultDto })
   @ApiErrors(400)
   @ApiErrorCodes('ledger.line_side', 'ledger.idempotency_key_reserved', 'ledger.tax_code_archived', 'billing.feature_not_in_plan', ...POSTING_ERRORS,
-    'ledger.control_account')
+    'ledger.control_account', 'ledger.opening_balance_date')
   async createBatch(@Tx() tx: TenantTx, @RawBody() body: unknown, @Query() q: BatchQuery): Promise<BatchResultDto> {
     const mode = q.mode ?? 'all_or_nothing';
     const { entries, rejected } = await batchEntries(body, mode === 'independent');
@@ -471,12 +472,14 @@ export class JournalController {
     operationId: 'reverseJournalEntry', summary: 'Reverse a posted entry (the only correction: posted entries never change)',
     description: 'An entry a document posted (an invoice, a payment, an allocation, a bill, a year\'s closing entry) is corrected through the document '
       + '(void, credit note, reversed allocation, reopened year) and answers 422 `ledger.entry_of_document` here. '
+      + 'An opening-balance entry (source opening_balance) is reversed on its own date, the first day of the first fiscal year (else 422 `ledger.opening_balance_date`). '
       + '201 when reversed; 200 with the reversal a concurrent request committed while this one was posted, when it has the same date and memo (another: 409 `ledger.idempotency_conflict`).',
   })
   @ApiCreatedResponse({ type: JournalEntryDto })
   @ApiOkResponse({ type: JournalEntryDto, description: 'A concurrent request reversed the entry first, with the same date and memo: that reversal' })
   // ledger.idempotency_conflict: another reversal of the entry (another date or memo) committed while this one was posted
-  @ApiErrorCodes('ledger.already_reversed', 'ledger.reversal_of_reversal', 'ledger.entry_of_document', ...REVERSAL_POSTING_ERRORS, 'ledger.idempotency_conflict')
+  @ApiErrorCodes('ledger.already_reversed', 'ledger.reversal_of_reversal', 'ledger.entry_of_document', ...REVERSAL_POSTING_ERRORS, 'ledger.idempotency_conflict',
+    'ledger.opening_balance_date')
   async reverse(@Tx() tx: TenantTx, @IdParam('entryId', 'journal_entry') id: string, @Body() dto: ReverseEntryDto, @Res({ passthrough: true }) res: FastifyReply): Promise<JournalEntryDto> {
     const { entry, replayed } = await this.journal.reverseStandalone(tx, id, dto);
     res.status(replayed ? 200 : 201);
@@ -497,7 +500,10 @@ export class JournalController {
       + 'Such a revaluation entry is not reversed on its own (ledger.entry_of_document); revalue again instead. '
       + 'An open item with a settlement (allocation, refund, reversal, void) dated after the date is not revalued: 422 ledger.revaluation_before_settlement '
       + '(the message names the item and the settlement date; revalue as of that date or later). With autoReverse, an item settled between the revaluation '
-      + 'and its reversal settles what it carries as of its date, and what the reversal would take off the settled share is put back on the reversal date.' })
+      + 'and its reversal settles what it carries as of its date, and what the reversal would take off the settled share is put back on the reversal date. '
+      + 'A revaluation without autoReverse that would post, dated before the reversal of an earlier revaluation (autoReverse) dated on or before it, is refused: '
+      + '422 ledger.revaluation_reversal_pending (it would be measured against a value that reversal takes off again; the message names both dates): '
+      + 'revalue with autoReverse, or as of the reversal date or later.' })
   @ApiCreatedResponse({ type: RevaluationResultDto })
   @ApiErrors(400)
   // the client's date (its period, an FX rate on or before it); an account revalued as of a past date and archived since,
@@ -507,7 +513,7 @@ export class JournalController {
   // an open item settled after the date (revaluation_before_settlement)
   @ApiErrorCodes('ledger.fx_accounts_missing', 'ledger.no_next_period', 'ledger.period_closed', 'ledger.no_fiscal_year',
     'ledger.account_not_postable', 'ledger.currency_not_allowed', 'ledger.rate_missing', 'ledger.invalid_amount', 'ledger.books_not_started',
-    'ledger.revaluation_before_settlement')
+    'ledger.revaluation_before_settlement', 'ledger.revaluation_reversal_pending')
   revalue(@Tx() tx: TenantTx, @Body() dto: RevaluationDto): Promise<RevaluationResultDto> {
     return this.journal.revalue(tx, dto.date, dto.autoReverse ?? false);
   }
@@ -519,7 +525,7 @@ export class JournalController {
 @ApiKeyScopes({ read: 'ledger:read', write: 'ledger:write' })
 @Controller('v1/orgs/:orgId/ledger/reports')
 export class ReportsController {
-  constructor(private readonly reports: ReportsService) {}
+  constructor(private readonly reports: ReportsService, private readonly clock: Clock) {}
 
   @Get('trial-balance')
   @ApiOperation({ operationId: 'getTrialBalance', summary: 'Trial balance in the base currency as of a date (from balances; CSV with ?format=csv)' })
@@ -551,12 +557,17 @@ export class ReportsController {
   }
 
   @Get('balance-sheet')
-  @ApiOperation({ operationId: 'getBalanceSheet', summary: 'Balance sheet as of a date; assets = liabilities + equity + current earnings is checked; comparative column with ?compare= (CSV with ?format=csv)' })
+  @ApiOperation({
+    operationId: 'getBalanceSheet',
+    summary: 'Balance sheet as of a date; assets = liabilities + equity + current earnings is checked; comparative column with ?compare= (CSV with ?format=csv)',
+    description: 'Without asOf the balance sheet is as of today (the current UTC day, as the aging\'s default), so entries dated after '
+      + 'today are not in it; the trial balance and an account\'s balance without asOf count everything posted, entries dated later included.',
+  })
   @ApiOkJsonOrCsv(BalanceSheetDto)
   @ApiErrors(400)
   @ApiErrorCodes('ledger.range', 'ledger.books_not_started')
   async balanceSheet(@Tx() tx: TenantTx, @Query() q: BalanceSheetQuery, @Req() req: FastifyRequest, @Res({ passthrough: true }) res: FastifyReply): Promise<BalanceSheetDto | string> {
-    const asOf = q.asOf ?? new Date().toISOString().slice(0, 10);
+    const asOf = q.asOf ?? today(this.clock);
     const bs = await this.reports.balanceSheet(tx, asOf, q.compare);
     if (!wantsCsv(req, q.format)) return bs;
     const c = bs.comparative;
@@ -609,7 +620,11 @@ export class ReportsController {
       + '1,200.00 and a loan of 500.00 drawn, 1,700.00 received in one entry: investing +1,200.00, financing +500.00, the gain\'s 200.00 '
       + 'taken out of operating (row -200.00 on the revenue account); a loan of 1,000.00 drawn and equipment of 400.00 paid in one entry: '
       + 'financing +1,000.00, investing -400.00; a loan of 500.00 repaid with 480.00 of cash and an exchange gain of 20.00: financing -480.00, '
-      + 'the gain\'s 20.00 taken out of operating (row -20.00 on fxGainAccountId), nothing disclosed',
+      + 'the gain\'s 20.00 taken out of operating (row -20.00 on fxGainAccountId), nothing disclosed. '
+      + 'Closing entries (source year_end) and opening-balance entries (source opening_balance: the balances brought from former books, and '
+      + 'their reversal) moved no cash in the range: they are left out of every section and of nonCashInvestingAndFinancing; the cash of an '
+      + 'opening-balance entry dated in the range is counted in openingCash (opening balances of cash 5,000.00, receivables 2,000.00 and '
+      + 'equipment 3,000.00 against payables 1,000.00 and equity 9,000.00 on the first day: openingCash 5,000.00, no flows)',
   })
   @ApiOkResponse({ type: CashFlowDto })
   @ApiErrors(400)

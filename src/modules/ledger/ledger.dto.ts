@@ -9,7 +9,12 @@ import { PageInfo } from '../../platform/http/openapi.js';
 import { PageQuery } from '../../platform/http/pagination.js';
 
 export const ACCOUNT_TYPES = ['asset', 'liability', 'equity', 'revenue', 'expense'] as const;
-export const ENTRY_SOURCES = ['manual', 'invoice', 'bill', 'payment'] as const;
+/**
+ * Sources a client may set. opening_balance: the balances brought from former books, dated the first day of the first
+ * fiscal year; the cash-flow statement counts its cash as opening cash and shows no flows of it (as it leaves closing
+ * entries, year_end, out); every other report counts it as any entry.
+ */
+export const ENTRY_SOURCES = ['manual', 'invoice', 'bill', 'payment', 'opening_balance'] as const;
 /** Sources of entries the ledger posts itself: 'system' (FX revaluation), 'year_end' (closing entries and their reversals). */
 export const ALL_ENTRY_SOURCES = [...ENTRY_SOURCES, 'system', 'year_end'] as const;
 export const CASH_FLOW_CLASSES = ['cash', 'operating', 'investing', 'financing'] as const;
@@ -122,7 +127,7 @@ export class AccountBalanceDto {
 }
 
 export class AsOfQuery {
-  @ApiPropertyOptional({ example: '2026-01-31', description: 'Balance at the end of this day (default: everything posted)' })
+  @ApiPropertyOptional({ example: '2026-01-31', description: 'Balance at the end of this day (default: everything posted, entries dated after today included)' })
   @IsOptional() @CalendarDate('asOf') asOf?: string;
   @ApiPropertyOptional({ enum: ['json', 'csv'] }) @IsOptional() @IsIn(['json', 'csv']) format?: string;
 }
@@ -145,7 +150,18 @@ export class ProfitAndLossQuery extends RangeQuery {
   @IsOptional() @IsIn(COMPARE) compare?: (typeof COMPARE)[number];
 }
 
-export class BalanceSheetQuery extends AsOfQuery {
+/**
+ * Not AsOfQuery: the balance sheet needs a date (the current earnings are those of the fiscal year of that date), so
+ * without asOf it is today's, which a trial balance or an account balance without asOf is not (they count everything posted).
+ */
+export class BalanceSheetQuery {
+  @ApiPropertyOptional({
+    example: '2026-01-31',
+    description: 'Balance sheet at the end of this day (default: today, the current UTC day, as other reports\' "today" (the aging); '
+      + 'entries dated after it are not counted, whereas the trial balance and an account\'s balance without asOf count everything posted)',
+  })
+  @IsOptional() @CalendarDate('asOf') asOf?: string;
+  @ApiPropertyOptional({ enum: ['json', 'csv'] }) @IsOptional() @IsIn(['json', 'csv']) format?: string;
   @ApiPropertyOptional({ enum: COMPARE, description: 'Comparative column: as of the end of the previous month, or a year earlier' })
   @IsOptional() @IsIn(COMPARE) compare?: (typeof COMPARE)[number];
 }
@@ -331,7 +347,13 @@ export class JournalLineInputDto {
 export class CreateJournalEntryDto {
   @ApiProperty({ description: 'Date of the entry, YYYY-MM-DD; must fall in an open period', example: '2026-01-15' }) @CalendarDate('date') date: string;
   @ApiPropertyOptional({ description: 'Memo of the entry; empty when absent', example: 'Office rent January' }) @IsOptional() @IsString() @Length(0, 1000) memo?: string;
-  @ApiPropertyOptional({ description: 'Where the entry comes from', enum: ENTRY_SOURCES, default: 'manual' }) @IsOptional() @IsIn(ENTRY_SOURCES) source?: string;
+  @ApiPropertyOptional({
+    description: 'Where the entry comes from. opening_balance: the opening balances of books moved here from elsewhere (the balance-sheet '
+      + 'balances on the day the books start); allowed only dated the first day of the organization\'s first fiscal year (else 422 '
+      + 'ledger.opening_balance_date), any number of such entries. The cash-flow statement counts their cash in openingCash and shows '
+      + 'no cash flows of them (as it leaves closing entries out); the trial balance, P&L and balance sheet count them as any entry',
+    enum: ENTRY_SOURCES, default: 'manual',
+  }) @IsOptional() @IsIn(ENTRY_SOURCES) source?: string;
   @ApiPropertyOptional({ description: 'Id of the source document (invoice, bill, payment)' }) @IsOptional() @IsString() @Length(1, 200) sourceRef?: string;
   @ApiPropertyOptional({ description: 'Same key and payload returns the first entry; same key, other payload is a 409. The Idempotency-Key header works too. '
     + 'Keys starting with reversal:, year-end:, invoice:, bill:, expense_claim: or revenue-recognition: are the API\'s own (400 ledger.idempotency_key_reserved).' })
@@ -374,7 +396,7 @@ export class JournalEntryDto {
   @ApiProperty({ description: 'The entry id', format: 'uuid' }) id: string;
   @ApiProperty({ description: 'Date of the entry, YYYY-MM-DD' }) date: string;
   @ApiProperty({ description: 'Memo of the entry; empty when none' }) memo: string;
-  @ApiProperty({ enum: ALL_ENTRY_SOURCES, description: 'year_end: a closing entry (or its reversal when the year reopened)' }) source: string;
+  @ApiProperty({ enum: ALL_ENTRY_SOURCES, description: 'year_end: a closing entry (or its reversal when the year reopened); opening_balance: opening balances brought from former books (or their reversal), dated the first day of the first fiscal year; system: posted by the ledger (FX revaluation, revenue recognition)' }) source: string;
   @ApiProperty({ description: 'Id of the source document; null when none', type: String, nullable: true }) sourceRef: string | null;
   @ApiProperty({ description: 'The entry this one reverses; null when it is not a reversal', type: String, nullable: true, format: 'uuid' }) reversesEntryId: string | null;
   @ApiProperty({ description: 'The entry that reverses this one; null when not reversed', type: String, nullable: true, format: 'uuid' }) reversedByEntryId: string | null;
@@ -561,7 +583,7 @@ export class ProfitAndLossDto {
 
 @ApiSchema({ description: 'Assets, liabilities and equity at a date' })
 export class BalanceSheetDto {
-  @ApiProperty({ description: 'The day the balance sheet is at the end of, YYYY-MM-DD' }) asOf: string;
+  @ApiProperty({ description: 'The day the balance sheet is at the end of, YYYY-MM-DD (today, UTC, when the request named none)' }) asOf: string;
   @ApiProperty({ description: 'Base currency of the amounts' }) baseCurrency: string;
   @ApiProperty({ description: 'Asset accounts and groups: active ones always, archived ones only with an amount', type: [StatementRowDto] }) assets: StatementRowDto[];
   @ApiProperty({ description: 'Liability accounts and groups: active ones always, archived ones only with an amount', type: [StatementRowDto] }) liabilities: StatementRowDto[];

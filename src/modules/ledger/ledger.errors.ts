@@ -40,6 +40,7 @@ export const LedgerErrors = defineErrorCodes({
   'ledger.tax_rate': { status: 400, description: 'a tax rate is a percent between 0 and 100' },
   // business rules of the services
   'ledger.tax_code_archived': { status: 422, description: 'the tax code is archived' },
+  'ledger.opening_balance_date': { status: 422, description: 'an opening-balance entry (source opening_balance), or its reversal, is dated another day than the first day of the organization\'s first fiscal year (details.booksStart names it)' },
   'ledger.reversal_of_reversal': { status: 422, description: 'a reversal cannot be reversed' },
   'ledger.entry_of_document': { status: 422, description: 'the entry belongs to a document (invoice, payment, allocation, bill, a year\'s closing entry): correct it through the document' },
   'ledger.control_account': { status: 422, description: 'a line of a manual entry posts to a control account of receivables or payables (AR, deferred revenue, AP of their settings): it is posted only through their documents; the message names the line, the account and the module. Also a tax code that names such an account as its sales or purchase account (the field, the account and the module)' },
@@ -52,6 +53,7 @@ export const LedgerErrors = defineErrorCodes({
   'ledger.account_has_balance': { status: 422, description: 'the account has a balance (a revenue or expense account: also within a fiscal year not closed)' },
   'ledger.account_has_children': { status: 422, description: 'the account has child accounts: it cannot be archived (active children) nor stop being a group' },
   'ledger.revaluation_before_settlement': { status: 422, description: 'an open receivable or payable the revaluation would revalue has a settlement (an allocation, a refund, a reversal, a void) dated after the revaluation date: it would change a value the item no longer carries; revalue as of that date or later' },
+  'ledger.revaluation_reversal_pending': { status: 422, description: 'a revaluation without autoReverse that would post is dated before the reversal (autoReverse) of an earlier revaluation dated on or before it: it would be measured against a value that reversal takes off again, and the accounts would be carried at the wrong rate from the reversal on; the message names both dates: revalue with autoReverse, or as of the reversal date or later (details: revaluationDate, reversalDate)' },
   'ledger.no_next_period': { status: 422, description: 'no open fiscal period starts the day after the revaluation date\'s period (autoReverse): nothing is posted' },
   'ledger.books_started': { status: 409, description: 'the books are already started' },
   'ledger.year_closed': { status: 409, description: 'the fiscal year is already closed' },

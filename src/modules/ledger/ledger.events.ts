@@ -19,7 +19,7 @@ export const LEDGER_EVENT_TYPES: DomainEventType[] = [
       properties: {
         entryId: { ...UUID, description: 'The posted entry' },
         date: { ...DATE, description: 'Its accounting date' },
-        source: { type: 'string', enum: ['manual', 'invoice', 'bill', 'payment', 'system', 'year_end'], description: 'What posted it' },
+        source: { type: 'string', enum: ['manual', 'invoice', 'bill', 'payment', 'system', 'year_end', 'opening_balance'], description: 'What posted it' },
         memo: { type: 'string', description: 'Its memo, when it has one' },
         sourceRef: { type: 'string', description: "The source document's reference, when it has one" },
         reversesEntryId: { ...UUID, description: 'The entry it reverses, when it is a reversal' },

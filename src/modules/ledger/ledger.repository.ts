@@ -250,6 +250,20 @@ export const ledgerRepository = {
   },
 
   /**
+   * Sums of the opening-balance entries (source opening_balance: balances brought from former books, and their
+   * reversals) dated in [from, to], read by journal_entries_opening_balance_idx.
+   */
+  async openingBalanceTotals(db: Db, orgId: string, from: string, to: string): Promise<Totals[]> {
+    return db.$queryRaw<Totals[]>`
+      SELECT l.account_id, l.currency, sum(l.debit)::text AS debit, sum(l.credit)::text AS credit,
+             sum(l.base_debit)::text AS base_debit, sum(l.base_credit)::text AS base_credit
+      FROM finance.journal_entries e
+      JOIN finance.journal_lines l ON l.org_id = e.org_id AND l.entry_id = e.id
+      WHERE e.org_id = ${orgId}::uuid AND e.source = 'opening_balance' AND e.entry_date BETWEEN ${from}::date AND ${to}::date
+      GROUP BY l.account_id, l.currency`;
+  },
+
+  /**
    * Base net (debit − credit) per account of the lines in [from, to] that carry no amount in their own (foreign)
    * currency, for the given accounts: what changed their base value without moving any currency (FX revaluations and
    * their reversals). Read from journal_lines_base_only_idx, which holds only such lines.
@@ -269,8 +283,8 @@ export const ledgerRepository = {
    * (finance.cash_flow_split_between, the one definition of the rule: finance.cash_flow_split, which semantic.v_cash_flow
    * reads, is it over open bounds), summed per account, credit-positive: what of the investing and financing lines no
    * cash paid (`non_cash`), the same with the realized gains and losses (`disclosed`), and the operating adjustment of
-   * revenue and expense accounts (`adjustment`). Closing entries (source year_end) are left out, as the report leaves
-   * them out. The range reaches both the entries to split (the investing and financing accounts' index) and their lines:
+   * revenue and expense accounts (`adjustment`). Closing entries (source year_end) and opening-balance entries (source
+   * opening_balance) are left out, as the report leaves them out. The range reaches both the entries to split (the investing and financing accounts' index) and their lines:
    * a month reads that month's lines only (the view filtered on entry_date found the entries over the whole organization).
    */
   async cashFlowSplit(db: Db, orgId: string, from: string, to: string): Promise<{ account_id: string; non_cash: string; disclosed: string; adjustment: string }[]> {
@@ -280,7 +294,7 @@ export const ledgerRepository = {
       WHERE s.org_id = ${orgId}::uuid
         AND s.entry_id NOT IN (
           SELECT e.id FROM finance.journal_entries e
-          WHERE e.org_id = ${orgId}::uuid AND e.source = 'year_end' AND e.entry_date BETWEEN ${from}::date AND ${to}::date)
+          WHERE e.org_id = ${orgId}::uuid AND e.source IN ('year_end', 'opening_balance') AND e.entry_date BETWEEN ${from}::date AND ${to}::date)
       GROUP BY s.account_id`;
   },
 
@@ -354,6 +368,24 @@ export const ledgerRepository = {
   async effectiveRate(db: Db, currency: string, date: string): Promise<string | null> {
     const [row] = await db.$queryRaw<{ rate: string | null }[]>`SELECT finance.effective_rate(${currency}, ${date}::date)::text AS rate`;
     return row.rate;
+  },
+
+  /**
+   * The reversals dated after `date` of FX revaluations dated on or before it (an autoReverse reversal posted ahead for
+   * the next period's first day), latest revaluation first: a revaluation as of `date` without autoReverse would be
+   * measured against a value such a reversal undoes. A revaluation entry is the ledger's own (source system) without a
+   * source reference or key (the compensations and realized shares have a reference, revenue recognition a key) and with
+   * lines that move only a base value (no amount in their currency).
+   */
+  async revaluationReversalsAfter(db: Db, orgId: string, date: string): Promise<{ revaluationDate: string; reversalDate: string }[]> {
+    return db.$queryRaw<{ revaluationDate: string; reversalDate: string }[]>`
+      SELECT DISTINCT o.entry_date::text AS "revaluationDate", r.entry_date::text AS "reversalDate"
+      FROM finance.journal_entries r
+      JOIN finance.journal_entries o ON o.org_id = r.org_id AND o.id = r.reverses_entry_id
+      WHERE r.org_id = ${orgId}::uuid AND r.entry_date > ${date}::date AND r.source = 'system'
+        AND o.source = 'system' AND o.source_ref IS NULL AND o.idempotency_key IS NULL AND o.entry_date <= ${date}::date
+        AND EXISTS (SELECT 1 FROM finance.journal_lines l WHERE l.org_id = o.org_id AND l.entry_id = o.id AND l.debit = 0 AND l.credit = 0)
+      ORDER BY 1 DESC, 2`;
   },
 
   /**

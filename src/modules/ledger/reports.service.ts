@@ -43,11 +43,13 @@ const yearBefore = (date: string) => (isMonthEnd(date) ? addDays(addMonths(addDa
 
 /**
  * The comparative range of [from, to]: previous_year is the same dates a year earlier (a month end stays a
- * month end); previous_period is the range of the same length just before, by whole months when the range is
+ * month end, at either end of the range: 2029-02-28..2029-02-28 → 2028-02-29..2028-02-29); previous_period is the range of the same length just before, by whole months when the range is
  * whole months (Q2 → Q1), else by days.
  */
 export function comparativeRange(from: string, to: string, compare: Compare): { from: string; to: string } {
-  if (compare === 'previous_year') return { from: addMonths(from, -12), to: yearBefore(to) };
+  // both ends by the same rule: a range from a month end (2029-02-28..) starts on the previous year's month end
+  // (2028-02-29), as its end is mapped (a month start is no month end: 2028-03-01 → 2027-03-01)
+  if (compare === 'previous_year') return { from: yearBefore(from), to: yearBefore(to) };
   if (isMonthStart(from) && isMonthEnd(to)) {
     const n = monthsBetween(from, to);
     return { from: addMonths(from, -n), to: addDays(from, -1) };
@@ -298,7 +300,8 @@ export class ReportsService {
    * Cash-flow statement, indirect method: net income of the range, then the change of every balance-sheet
    * account outside cash as its effect on cash, in the section of its classification (its own, else its nearest
    * classified ancestor's; unclassified asset and liability accounts are operating, equity financing). Closing
-   * entries are left out (they move no cash). Revaluations (and their reversals) moved no cash either: net income holds
+   * entries are left out (they move no cash), and so are opening-balance entries (source opening_balance: the balances
+   * brought from former books, dated the first day of the first fiscal year), whose cash is counted in openingCash. Revaluations (and their reversals) moved no cash either: net income holds
    * their unrealized gain or loss, the revalued accounts their change of base value. On foreign-currency cash that change
    * is taken out of operating and reported as the effect of exchange rates on cash (IAS 7); on any other account (a
    * loan, a receivable) it is left out of the account's own section, which shows only its cash movements, and the
@@ -314,7 +317,8 @@ export class ReportsService {
    * finance.cash_flow_split is it over open bounds), and semantic.v_cash_flow sums the same rows per month; the tests in
    * cash-flow-non-cash compare the two.
    * The sections and the exchange-rate effect add up to the change of the cash accounts, which is checked against their
-   * balances (`balanced`). Two reads of totals: the balances the day before from, and the range's.
+   * balances (`balanced`). Reads of totals: the balances the day before from, the range's, and its closing and
+   * opening-balance entries'.
    */
   async cashFlow(tx: TenantTx, from: string, to: string): Promise<CashFlowDto> {
     if (from > to) throw LedgerErrors.error('ledger.range', 'from must not be after to');
@@ -327,7 +331,9 @@ export class ReportsService {
     const revaluable = accounts.filter((a) => a.type === 'asset' || a.type === 'liability').map((a) => a.id);
     // nothing is dated before the first day of the calendar (and the day before it is no date PostgreSQL takes)
     const before = from > FIRST_DAY ? baseNetByAccount(await repo.totals(tx.db, null, addDays(from, -1))) : new Map<string, Decimal>();
-    const range = baseNetByAccount(await repo.totals(tx.db, from, to));
+    // opening balances brought from former books (source opening_balance) are no cash flow: their cash is opening cash
+    const opening = baseNetByAccount(await repo.openingBalanceTotals(tx.db, tx.orgId, from, to));
+    const range = minus(baseNetByAccount(await repo.totals(tx.db, from, to)), opening);
     const movement = minus(range, baseNetByAccount(await repo.yearEndTotals(tx.db, tx.orgId, from, to)));
     const fx = new Map((await repo.baseOnlyTotals(tx.db, tx.orgId, from, to, base, revaluable)).map((r) => [r.account_id, D(r.base_net)]));
     // what of the investing and financing lines no cash paid, and the realized gains and losses, per account: the split of
@@ -362,8 +368,8 @@ export class ReportsService {
         continue;
       }
       if (isCash(a)) {
-        openingCash = openingCash.plus(before.get(a.id) ?? 0);
-        // closing entries touch no cash account: the range's own movement is the whole change
+        openingCash = openingCash.plus(before.get(a.id) ?? 0).plus(opening.get(a.id) ?? 0);
+        // closing entries touch no cash account: the range's own movement (opening balances taken out) is the whole change
         cashMoved = cashMoved.plus(range.get(a.id) ?? 0);
         // a revaluation raised (or lowered) the account's base value and net income alike, without cash
         const diff = fx.get(a.id) ?? D(0);
