@@ -25,7 +25,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Readiness: PostgreSQL answers, row-level security still hides every organization from a principal of none, and the server is not shutting down; 503 otherwise. Redis (when configured), Stripe and the LLM provider (when configured) are reported with their latency without deciding (Redis decides too with READINESS_REQUIRES_REDIS) */
+        /**
+         * Readiness: PostgreSQL answers, row-level security still hides every organization from a principal of none, and the server is not shutting down; 503 otherwise. Redis (when configured), Stripe and the LLM provider (when configured) are reported with their latency without deciding (Redis decides too with READINESS_REQUIRES_REDIS)
+         * @description Public, for load balancers: an anonymous caller gets only `status` (the same HTTP status), and only the probes that decide it run (PostgreSQL, the row-level-security canary, Redis with READINESS_REQUIRES_REDIS). With Authorization: Bearer <METRICS_TOKEN> (the operators' scrape token, as /metrics) the answer names each check and its latency, the reported-only ones (Redis, Stripe, the LLM provider) too. A wrong token is answered as an anonymous call.
+         */
         get: operations["checkReadiness"];
         put?: never;
         post?: never;
@@ -1837,7 +1840,7 @@ export interface paths {
         put?: never;
         /**
          * Revalue open foreign-currency asset and liability balances at the rate of a date (posts unrealized FX gain/loss; autoReverse: its reversal on the first day of the next period)
-         * @description The AR and AP control accounts are revalued per open item: each open invoice, bill and payment credit then carries its revalued base value (the AR and AP agings show it, and still equal the accounts), and a later allocation realizes only what the rate moved since; also when the items' changes cancel on an account (an invoice and a payment credit revalued alike): that account's adjustment has a difference of 0 and its two lines in the entry cancel. Tax is owed in the base currency at the transaction's rate and is not revalued: tax lines post in the base currency, and the tax lines (taxRole output_tax, input_tax) in a foreign currency (posted before, or a tax whose base amount rounds to 0.00) are left out of the balance revalued and keep their base value; the rest of such an account's balance (an earlier revaluation of it, a bank account a tax code names) is revalued as any other. Such a revaluation entry is not reversed on its own (ledger.entry_of_document); revalue again instead. An open item with a settlement (allocation, refund, reversal, void) dated after the date is not revalued: 422 ledger.revaluation_before_settlement (the message names the item and the settlement date; revalue as of that date or later). With autoReverse, an item settled between the revaluation and its reversal settles what it carries as of its date, and what the reversal would take off the settled share is put back on the reversal date.
+         * @description The AR and AP control accounts are revalued per open item: each open invoice, bill and payment credit then carries its revalued base value (the AR and AP agings show it, and still equal the accounts), and a later allocation realizes only what the rate moved since; also when the items' changes cancel on an account (an invoice and a payment credit revalued alike): that account's adjustment has a difference of 0 and its two lines in the entry cancel. Tax is owed in the base currency at the transaction's rate and is not revalued: tax lines post in the base currency, and the tax lines (taxRole output_tax, input_tax) in a foreign currency (posted before, or a tax whose base amount rounds to 0.00) are left out of the balance revalued and keep their base value; the rest of such an account's balance (an earlier revaluation of it, a bank account a tax code names) is revalued as any other. Such a revaluation entry is not reversed on its own (ledger.entry_of_document); revalue again instead. An open item with a settlement (allocation, refund, reversal, void) dated after the date is not revalued: 422 ledger.revaluation_before_settlement (the message names the item and the settlement date; revalue as of that date or later). With autoReverse, an item settled between the revaluation and its reversal settles what it carries as of its date, and what the reversal would take off the settled share is put back on the reversal date. A revaluation without autoReverse that would post, dated before the reversal of an earlier revaluation (autoReverse) dated on or before it, is refused: 422 ledger.revaluation_reversal_pending (it would be measured against a value that reversal takes off again; the message names both dates): revalue with autoReverse, or as of the reversal date or later.
          */
         post: operations["revalueForeignCurrency"];
         delete?: never;
@@ -1892,7 +1895,7 @@ export interface paths {
         put?: never;
         /**
          * Reverse a posted entry (the only correction: posted entries never change)
-         * @description An entry a document posted (an invoice, a payment, an allocation, a bill, a year's closing entry) is corrected through the document (void, credit note, reversed allocation, reopened year) and answers 422 `ledger.entry_of_document` here. 201 when reversed; 200 with the reversal a concurrent request committed while this one was posted, when it has the same date and memo (another: 409 `ledger.idempotency_conflict`).
+         * @description An entry a document posted (an invoice, a payment, an allocation, a bill, a year's closing entry) is corrected through the document (void, credit note, reversed allocation, reopened year) and answers 422 `ledger.entry_of_document` here. An opening-balance entry (source opening_balance) is reversed on its own date, the first day of the first fiscal year (else 422 `ledger.opening_balance_date`). 201 when reversed; 200 with the reversal a concurrent request committed while this one was posted, when it has the same date and memo (another: 409 `ledger.idempotency_conflict`).
          */
         post: operations["reverseJournalEntry"];
         delete?: never;
@@ -1979,7 +1982,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Balance sheet as of a date; assets = liabilities + equity + current earnings is checked; comparative column with ?compare= (CSV with ?format=csv) */
+        /**
+         * Balance sheet as of a date; assets = liabilities + equity + current earnings is checked; comparative column with ?compare= (CSV with ?format=csv)
+         * @description Without asOf the balance sheet is as of today (the current UTC day, as the aging's default), so entries dated after today are not in it; the trial balance and an account's balance without asOf count everything posted, entries dated later included.
+         */
         get: operations["getBalanceSheet"];
         put?: never;
         post?: never;
@@ -1998,7 +2004,7 @@ export interface paths {
         };
         /**
          * Cash-flow statement over a date range (indirect method; sections from the accounts' cashFlowClass)
-         * @description Investing and financing show the cash each entry paid or received for their accounts; the rest of those accounts' lines moved no cash and is disclosed in nonCashInvestingAndFinancing (IAS 7.43). Per entry: cash received is the debits of its lines on cash accounts, cash paid their credits, each apart and never netted against the other (only what one cash account of the entry must have given another, the cash received beyond its other lines' credits or paid beyond their debits, is no cash flow, IAS 7.9: it is taken off both). Cash received pays the entry's credit lines: its investing and financing credit lines first, at face value, pro rata when it is less than their total; the rest of it is operating. An investing credit line is a disposal: the entry's revenue and expense lines are its gain or loss, its proceeds its book value plus the gain (or less the loss), the gain or loss shared pro rata over the investing credit lines only (a financing line has none: a loan drawn with a cash sale leaves the sale operating). Cash paid pays the entry's debit lines the same way: investing and financing debit lines first, pro rata when it is less, at face value less the entry's realized exchange gain (plus its loss: its lines on the settings' fxGainAccountId and fxLossAccountId; a foreign-currency loan repaid is the cash paid, IAS 7.25; without such debit lines they are part of a disposal's gain or loss); the rest is operating (an expense paid with a purchase stays operating). What of an investing or financing line no cash paid is non-cash: disclosed in nonCashInvestingAndFinancing and counted in operating as a non-cash adjustment. Of a disposal's gain or loss, or a settlement's realized exchange gain or loss, the part realized in cash (as much of it as of the proceeds or of the payment) is taken out of operating, as a row on its revenue or expense account, a gain and a loss alike. Each part is rounded to the base currency's minor units, the line of the greatest account id taking the rest. Examples: equipment 10,000.00 paid 2,000.00 in cash and 8,000.00 by a loan: investing -2,000.00, financing 0, 8,000.00 disclosed on both accounts; equipment 1,000.00 paid 200.00 in cash, the rest on supplier credit: investing -200.00, operating 0 (the payable's +800.00 offset by the disclosed -800.00); equipment carried at 1,000.00 sold for 1,200.00 and a loan of 500.00 drawn, 1,700.00 received in one entry: investing +1,200.00, financing +500.00, the gain's 200.00 taken out of operating (row -200.00 on the revenue account); a loan of 1,000.00 drawn and equipment of 400.00 paid in one entry: financing +1,000.00, investing -400.00; a loan of 500.00 repaid with 480.00 of cash and an exchange gain of 20.00: financing -480.00, the gain's 20.00 taken out of operating (row -20.00 on fxGainAccountId), nothing disclosed
+         * @description Investing and financing show the cash each entry paid or received for their accounts; the rest of those accounts' lines moved no cash and is disclosed in nonCashInvestingAndFinancing (IAS 7.43). Per entry: cash received is the debits of its lines on cash accounts, cash paid their credits, each apart and never netted against the other (only what one cash account of the entry must have given another, the cash received beyond its other lines' credits or paid beyond their debits, is no cash flow, IAS 7.9: it is taken off both). Cash received pays the entry's credit lines: its investing and financing credit lines first, at face value, pro rata when it is less than their total; the rest of it is operating. An investing credit line is a disposal: the entry's revenue and expense lines are its gain or loss, its proceeds its book value plus the gain (or less the loss), the gain or loss shared pro rata over the investing credit lines only (a financing line has none: a loan drawn with a cash sale leaves the sale operating). Cash paid pays the entry's debit lines the same way: investing and financing debit lines first, pro rata when it is less, at face value less the entry's realized exchange gain (plus its loss: its lines on the settings' fxGainAccountId and fxLossAccountId; a foreign-currency loan repaid is the cash paid, IAS 7.25; without such debit lines they are part of a disposal's gain or loss); the rest is operating (an expense paid with a purchase stays operating). What of an investing or financing line no cash paid is non-cash: disclosed in nonCashInvestingAndFinancing and counted in operating as a non-cash adjustment. Of a disposal's gain or loss, or a settlement's realized exchange gain or loss, the part realized in cash (as much of it as of the proceeds or of the payment) is taken out of operating, as a row on its revenue or expense account, a gain and a loss alike. Each part is rounded to the base currency's minor units, the line of the greatest account id taking the rest. Examples: equipment 10,000.00 paid 2,000.00 in cash and 8,000.00 by a loan: investing -2,000.00, financing 0, 8,000.00 disclosed on both accounts; equipment 1,000.00 paid 200.00 in cash, the rest on supplier credit: investing -200.00, operating 0 (the payable's +800.00 offset by the disclosed -800.00); equipment carried at 1,000.00 sold for 1,200.00 and a loan of 500.00 drawn, 1,700.00 received in one entry: investing +1,200.00, financing +500.00, the gain's 200.00 taken out of operating (row -200.00 on the revenue account); a loan of 1,000.00 drawn and equipment of 400.00 paid in one entry: financing +1,000.00, investing -400.00; a loan of 500.00 repaid with 480.00 of cash and an exchange gain of 20.00: financing -480.00, the gain's 20.00 taken out of operating (row -20.00 on fxGainAccountId), nothing disclosed. Closing entries (source year_end) and opening-balance entries (source opening_balance: the balances brought from former books, and their reversal) moved no cash in the range: they are left out of every section and of nonCashInvestingAndFinancing; the cash of an opening-balance entry dated in the range is counted in openingCash (opening balances of cash 5,000.00, receivables 2,000.00 and equipment 3,000.00 against payables 1,000.00 and equity 9,000.00 on the first day: openingCash 5,000.00, no flows)
          */
         get: operations["getCashFlowStatement"];
         put?: never;
@@ -2831,7 +2837,7 @@ export interface paths {
         put?: never;
         /**
          * Issue a draft: assign the next number of its series and post it to the ledger (AR debit, revenue and output tax credits)
-         * @description An invoice in another currency than the base currency posts its AR and revenue lines in its currency and its output tax in the base currency, at the invoice's rate (tax is owed in the base currency: the tax account and the VAT report agree, and FX revaluations leave the tax alone); a credit note likewise. An invoice of 0.00 (lines discounted 100 %, or priced 0.00) is issued paid, without a journal entry (entryId null; events invoice.issued and invoice.paid), its date still in an open fiscal period (ledger.period_closed, ledger.no_fiscal_year). A customer with a credit limit (base currency; none: unlimited): what it owes once the invoice is issued (its open invoices less its unallocated payments, as the aging totals them, plus the invoice at its rate) may reach the limit but not exceed it: 422 receivables.credit_limit_exceeded, nothing written, the message and details naming the limit and the resulting balance. overrideCreditLimit: true issues it anyway (a person with the role owner or admin: 403 forbidden.role for another role or an API key), recorded in the audit row (after.creditLimitOverride). An invoice of 0.00 is never refused by the limit.
+         * @description An invoice in another currency than the base currency posts its AR and revenue lines in its currency and its output tax in the base currency, at the invoice's rate (tax is owed in the base currency: the tax account and the VAT report agree, and FX revaluations leave the tax alone); a credit note likewise. An invoice of 0.00 (lines discounted 100 %, or priced 0.00) is issued paid, without a journal entry (entryId null; events invoice.issued and invoice.paid), its date still in an open fiscal period (ledger.period_closed, ledger.no_fiscal_year). A customer with a credit limit (base currency; none: unlimited): what it owes once the invoice is issued (its open invoices less its unallocated payments, as the aging totals them, plus the invoice at its rate) may reach the limit but not exceed it: 422 receivables.credit_limit_exceeded, nothing written, the message and details naming the limit and the resulting balance. overrideCreditLimit: true issues it anyway (a person with the role owner or admin: 403 forbidden.role for another role or an API key), recorded in the audit row (after.creditLimitOverride). An invoice of 0.00 is never refused by the limit. A draft whose customer was archived since is not issued (422 receivables.customer_archived): archiving stops new invoices (the draft can still be deleted).
          */
         post: operations["postInvoice"];
         delete?: never;
@@ -2943,7 +2949,7 @@ export interface paths {
         put?: never;
         /**
          * Allocate a payment's unallocated remainder (customer credit) to open invoices
-         * @description Its date must be in an open fiscal period (ledger.period_closed, ledger.no_fiscal_year), also when no FX entry is posted: it changes what was open as of it.
+         * @description Its date must be in an open fiscal period (ledger.period_closed, ledger.no_fiscal_year), also when no FX entry is posted: it changes what was open as of it. Emits payment.allocated for each allocation (and invoice.paid for an invoice it pays in full).
          */
         post: operations["createAllocation"];
         delete?: never;
@@ -2995,7 +3001,7 @@ export interface paths {
         };
         /** The AR control and deferred revenue accounts */
         get: operations["getReceivablesSettings"];
-        /** Set the AR control and deferred revenue accounts (owner, admin); the AR account is replaced only while it carries nothing */
+        /** Set the AR control and deferred revenue accounts (owner, admin); the AR account is replaced only while it carries nothing, and by an account that carries nothing */
         put: operations["setReceivablesSettings"];
         post?: never;
         delete?: never;
@@ -3015,7 +3021,7 @@ export interface paths {
         put?: never;
         /**
          * Run one read-only SELECT over the semantic views (any member; the rows are those your claims allow)
-         * @description Parsed with PostgreSQL's parser: one SELECT (CTEs allowed, WITH RECURSIVE not) over semantic.* views and allow-listed functions; everything else is a 400 naming what was refused. Bounds on what a query may build, checked before it runs (400 semantic.query_refused naming the expression): at most 8 SELECTs nested in or reading each other (CTE chains count); at most 20,000 parse-tree nodes nested at most 200 deep; at most 100 FROM items in one SELECT (each side of a join counts) and 1,664 output columns in one SELECT or VALUES row (PostgreSQL's own limit); no NUL character (\u0000); no expression may build a value (as text) more than 64 times the largest value the query starts from (a semantic view's value or row, or the query's own text of at most 300,000 bytes): concat and || add up their arguments, arrays and rows printed as text count 2x their parts (ARRAY[...], ROW(...), ARRAY(SELECT ...), array_agg, a whole row), JSON building 6x (escaping; JSON arguments 1.5x), replace, regexp_replace and array_to_string multiply by the length of their replacement or separator (which must be string literals, as must regexp_match's pattern), translate 4x, to_char 8x its format, values aggregated across rows count at least 1, casts count what their text can become (char(n) padding; a number's exponent: 1e1000 prints 1,001 digits; a cast to json/jsonb takes only a string literal or a JSON value), and a CTE's or subquery's columns carry their weight into the queries reading them. A row of a SELECT, CTE, subquery or VALUES list is held to 1,024 times: every value evaluated for it is held until the row is done, so their weights add up: its columns, its WHERE, JOIN ... ON, GROUP BY, HAVING, ORDER BY, DISTINCT and window (PARTITION BY, ORDER BY) expressions, and every value built on the way (a comparison, AND / OR / NOT or a function of a fixed-size result such as length or num_nonnulls counts 1, its arguments theirs; 1,000 columns, or 20 conditions, of a large value each are refused). SQL/JSON syntax (JSON_VALUE, JSON_ARRAY, IS JSON...), concat_ws with VARIADIC and rel.function notation (x.row_to_json) are refused. Runs as written but with every CTE AS MATERIALIZED and every subquery in FROM given OFFSET 0 (each level is planned on its own), in a READ ONLY transaction that is rolled back, with a statement timeout (422 when exceeded) and a row cap (truncated: true).
+         * @description Parsed with PostgreSQL's parser: one SELECT (CTEs allowed, WITH RECURSIVE not) over semantic.* views and allow-listed functions; everything else is a 400 naming what was refused. Bounds on what a query may build, checked before it runs (400 semantic.query_refused naming the expression): at most 8 SELECTs nested in or reading each other (CTE chains count); at most 20,000 parse-tree nodes nested at most 200 deep; at most 100 FROM items in one SELECT (each side of a join counts) and 1,664 output columns in one SELECT or VALUES row (PostgreSQL's own limit); no NUL character (\u0000); no expression may build a value (as text) more than 64 times the largest value the query starts from (a semantic view's value or row, or the query's own text of at most 300,000 bytes): concat and || add up their arguments, arrays and rows printed as text count 2x their parts (ARRAY[...], ROW(...), ARRAY(SELECT ...), array_agg, a whole row), JSON building 6x (escaping; JSON arguments 1.5x), replace, regexp_replace and array_to_string multiply by the length of their replacement or separator (which must be string literals, as must regexp_match's pattern), translate 4x, to_char 8x its format, values aggregated across rows count at least 1, casts count what their text can become (char(n) padding; a number's exponent: 1e1000 prints 1,001 digits; a cast to json/jsonb takes only a string literal or a JSON value), and a CTE's or subquery's columns carry their weight into the queries reading them. A row of a SELECT, CTE, subquery or VALUES list is held to 1,024 times: every value evaluated for it is held until the row is done, so their weights add up: its columns, its WHERE, JOIN ... ON, GROUP BY, HAVING, ORDER BY, DISTINCT and window (PARTITION BY, ORDER BY) expressions, and every value built on the way (a comparison, AND / OR / NOT or a function of a fixed-size result such as length or num_nonnulls counts 1, its arguments theirs; 1,000 columns, or 20 conditions, of a large value each are refused). A value built across rows (string_agg, array_agg, json_agg, jsonb_agg, json_object_agg, jsonb_object_agg, ARRAY(SELECT ...)) may add for each row it reads at most one view value (each column read once, not repeated by concat, ||, replace, regexp_replace or array_to_string) and at most 256 bytes that are not a view's values (literals, the separator, the text of numbers, dates and other constants); its size is then bounded by the rows read before the statement timeout; a view's value may be read into it at most 32 times through the rows of no view it is joined with (generate_series, unnest, VALUES: string_agg(memo, '') FROM semantic.v_gl_fact, generate_series(1, 100000) is refused) unless an equality between the series' column (itself, or cast to date) and the view's holds each view row to one row of the series (a date spine: FROM generate_series(...) d LEFT JOIN semantic.v_gl_fact f ON f.entry_date = d::date). generate_series takes a literal step and literal bounds (numbers, or dates / timestamps with an interval step), or bounds of one anchor (current_date, now(), current_timestamp, localtimestamp, date_trunc('<unit>', one of those)) plus or minus literal days or intervals (generate_series(current_date - 30, current_date, interval '1 day'); months counted as 31 days in the span, 28 in the step), and the rows a query makes without reading a view (generate_series, unnest, VALUES; multiplied where joined or read again through CTEs and subqueries) are at most 100,000. Operators are pg_catalog's (OPERATOR(other_schema.op), also in ORDER BY ... USING, is refused). SQL/JSON syntax (JSON_VALUE, JSON_ARRAY, IS JSON...), concat_ws with VARIADIC and rel.function notation (x.row_to_json) are refused. Runs as written but with every CTE AS MATERIALIZED and every subquery in FROM given OFFSET 0 (each level is planned on its own), in a READ ONLY transaction that is rolled back, with a statement timeout (422 when exceeded) and a row cap (truncated: true). At most SEMANTIC_MAX_CONCURRENT_QUERIES (default 4) semantic queries run at once in a server process, at most SEMANTIC_MAX_CONCURRENT_QUERIES_PER_ORG (default 2) of one organization (agents' query_semantic calls included): past either, the query waits for a slot, first come first served, as one of at most SEMANTIC_QUEUED_QUERIES_PER_ORG (default 8) of its organization and for at most its own statement timeout; else, or once that wait is over, it is refused without running: 503 semantic.busy with Retry-After (details.limit: organization or process).
          */
         post: operations["querySemanticLayer"];
         delete?: never;
@@ -3781,7 +3787,7 @@ export interface components {
              */
             name: string;
             /**
-             * @description Properties of the event: a JSON object of up to 8 KB. Its keys may not start with $ (PostHog reads those as instructions, e.g. $set changes a person): an event with one is rejected, naming the key
+             * @description Properties of the event: a JSON object of up to 8 KB. Its keys may not start with $ (PostHog reads those as instructions, e.g. $set changes a person), nor be one of distinct_id, token, api_key, uuid, timestamp (PostHog reads those as the event's own: distinct_id would name another person): an event with one is rejected, naming the key
              * @example {
              *       "invoiceId": "INV-1042",
              *       "source": "email"
@@ -4095,7 +4101,7 @@ export interface components {
         };
         /** @description Assets, liabilities and equity at a date */
         BalanceSheetDto: {
-            /** @description The day the balance sheet is at the end of, YYYY-MM-DD */
+            /** @description The day the balance sheet is at the end of, YYYY-MM-DD (today, UTC, when the request named none) */
             asOf: string;
             /** @description Asset accounts and groups: active ones always, archived ones only with an amount */
             assets: components["schemas"]["StatementRowDto"][];
@@ -4384,7 +4390,7 @@ export interface components {
              * @description When the event was processed or ignored; null while received
              */
             processedAt: string | null;
-            /** @description Why the event was ignored or failed, or what of a processed event was not applied (a price not mapped to a plan: the plan stays); null otherwise */
+            /** @description Why the event was ignored or failed, or what of a processed event was not applied (a price not mapped to a plan, or a plan of another app or audience than the subscription: the plan stays); null otherwise */
             reason: string | null;
             /**
              * Format: date-time
@@ -5344,7 +5350,7 @@ export interface components {
              * @description Credit limit in the base currency (once the books are started, at most its minor units of decimals); absent or null: no limit. An invoice is not issued above it (receivables.credit_limit_exceeded) unless an owner or admin overrides it
              * @example 10000.00
              */
-            creditLimit?: string;
+            creditLimit?: string | null;
             /**
              * @description Default currency of the customer's invoices (default: the base currency)
              * @example EUR
@@ -5356,7 +5362,7 @@ export interface components {
              */
             email?: string;
             /**
-             * @description Name of the customer
+             * @description Name of the customer (1 to 200 characters, trimmed)
              * @example Globex GmbH
              */
             name: string;
@@ -5644,11 +5650,11 @@ export interface components {
              */
             memo?: string;
             /**
-             * @description Where the entry comes from
+             * @description Where the entry comes from. opening_balance: the opening balances of books moved here from elsewhere (the balance-sheet balances on the day the books start); allowed only dated the first day of the organization's first fiscal year (else 422 ledger.opening_balance_date), any number of such entries. The cash-flow statement counts their cash in openingCash and shows no cash flows of them (as it leaves closing entries out); the trial balance, P&L and balance sheet count them as any entry
              * @default manual
              * @enum {string}
              */
-            source?: "manual" | "invoice" | "bill" | "payment";
+            source?: "manual" | "invoice" | "bill" | "payment" | "opening_balance";
             /** @description Id of the source document (invoice, bill, payment) */
             sourceRef?: string;
         };
@@ -5686,7 +5692,7 @@ export interface components {
              */
             text: string;
             /**
-             * @description Title
+             * @description Title: 1-300 characters, at least one of them not white space
              * @example Travel expenses
              */
             title: string;
@@ -5694,7 +5700,7 @@ export interface components {
         /** @description A new business organization */
         CreateOrganizationDto: {
             /**
-             * @description Name of the organization (1 to 200 characters)
+             * @description Name of the organization (1 to 200 characters, trimmed)
              * @example Acme Trading LLC
              */
             name: string;
@@ -5848,7 +5854,7 @@ export interface components {
              */
             email?: string;
             /**
-             * @description Name of the vendor
+             * @description Name of the vendor (1 to 200 characters, trimmed)
              * @example Office Supplies GmbH
              */
             name: string;
@@ -7130,10 +7136,10 @@ export interface components {
              */
             reversesEntryId: string | null;
             /**
-             * @description year_end: a closing entry (or its reversal when the year reopened)
+             * @description year_end: a closing entry (or its reversal when the year reopened); opening_balance: opening balances brought from former books (or their reversal), dated the first day of the first fiscal year; system: posted by the ledger (FX revaluation, revenue recognition)
              * @enum {string}
              */
-            source: "manual" | "invoice" | "bill" | "payment" | "system" | "year_end";
+            source: "manual" | "invoice" | "bill" | "payment" | "opening_balance" | "system" | "year_end";
             /** @description Id of the source document; null when none */
             sourceRef: string | null;
             /** @description Sum of base debits (= base credits). Decimal string with exactly the base currency's minor units */
@@ -8263,17 +8269,17 @@ export interface components {
              */
             lineNo: number;
             /**
-             * @description Net amount of the line, less what credit notes took of it (what recognition spreads)
+             * @description Net amount of the line, less what credit notes dated by the date took of it (what recognition spreads)
              * @example 3650.00
              */
             netAmount: string;
             /**
-             * @description Recognized by runs up to the date
+             * @description Recognized by runs up to the date, less what credit notes dated by then took back from revenue (never above the net amount)
              * @example 1810.00
              */
             recognized: string;
             /**
-             * @description Straight-line share earned by the date (days elapsed / days of the period)
+             * @description Straight-line share earned by the date (days elapsed / days of the period); 0 before the invoice date (nothing is recognized before it)
              * @example 1810.00
              */
             scheduled: string;
@@ -9461,10 +9467,10 @@ export interface components {
              */
             contactPerson?: string;
             /**
-             * @description Credit limit in the base currency (once the books are started, at most its minor units of decimals). Checked when an invoice is issued
+             * @description Credit limit in the base currency (once the books are started, at most its minor units of decimals). Checked when an invoice is issued; null removes the limit (absent: kept)
              * @example 5000.00
              */
-            creditLimit?: string;
+            creditLimit?: string | null;
             /**
              * @description Default currency
              * @example EUR
@@ -9476,7 +9482,7 @@ export interface components {
              */
             email?: string;
             /**
-             * @description Name of the customer
+             * @description Name of the customer (1 to 200 characters, trimmed)
              * @example Globex AG
              */
             name?: string;
@@ -9628,7 +9634,7 @@ export interface components {
              */
             domain?: string | null;
             /**
-             * @description New name of the organization (1 to 200 characters)
+             * @description New name of the organization (1 to 200 characters, trimmed)
              * @example Acme Trading LLC
              */
             name?: string;
@@ -9723,7 +9729,7 @@ export interface components {
              */
             email?: string;
             /**
-             * @description Name of the vendor
+             * @description Name of the vendor (1 to 200 characters, trimmed)
              * @example Office Supplies AG
              */
             name?: string;
@@ -11715,7 +11721,7 @@ export interface components {
             version: 1;
         };
         /**
-         * @description Webhook body of invoice.issued (version 1): A draft invoice or credit note was issued: numbered and posted to the ledger (an invoice of 0.00 posts nothing: entryId null, and invoice.paid follows)
+         * @description Webhook body of invoice.issued (version 1): A draft invoice or credit note was issued: numbered and posted to the ledger (an invoice of 0.00 posts nothing: entryId null, and invoice.paid follows). A credit note's names the invoice it credits (creditedInvoiceId)
          * @example {
          *       "id": "evt_4711",
          *       "type": "invoice.issued",
@@ -11751,6 +11757,12 @@ export interface components {
              *     }
              */
             data: {
+                /**
+                 * Format: uuid
+                 * @description kind credit_note only: the invoice the credit note credits (absent for an invoice, and in events of credit notes issued before it was added)
+                 * @example 3d6f0a2b-1c4e-4f8a-9b7d-2e5c8a1f0b3d
+                 */
+                creditedInvoiceId?: string;
                 /** @example EUR */
                 currency: string;
                 /**
@@ -12121,7 +12133,7 @@ export interface components {
                  * @example manual
                  * @enum {string}
                  */
-                source: "manual" | "invoice" | "bill" | "payment" | "system" | "year_end";
+                source: "manual" | "invoice" | "bill" | "payment" | "system" | "year_end" | "opening_balance";
                 /**
                  * @description The source document's reference, when it has one
                  * @example INV-7
@@ -12667,6 +12679,134 @@ export interface components {
              * @enum {string}
              */
             type: "organization.deleted";
+            /**
+             * @description Version of the payload schema
+             * @example 1
+             * @enum {integer}
+             */
+            version: 1;
+        };
+        /**
+         * @description Webhook body of payment.allocated (version 1): Customer credit (a payment's unallocated remainder) was allocated to an invoice (POST .../payments/{customerPaymentId}/allocations): one event per allocation, in the order of the request. The allocations a payment makes when it is recorded are in its payment.received (allocated). invoiceOpenAmount and invoiceStatus are the invoice's after the allocation (an allocation that pays it in full emits invoice.paid too), paymentUnallocated the credit left after it; entryId the entry that posted the realized FX of the request's allocations, null when there was none
+         * @example {
+         *       "id": "evt_4711",
+         *       "type": "payment.allocated",
+         *       "version": 1,
+         *       "timestamp": "2026-03-02T09:30:00.000Z",
+         *       "organizationId": "9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d",
+         *       "data": {
+         *         "allocationId": "2d3e4f5a-6b7c-4d8e-9f0a-1b2c3d4e5f6a",
+         *         "paymentId": "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f",
+         *         "invoiceId": "5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10",
+         *         "invoiceNumber": "INV-2026-000001",
+         *         "customerId": "0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01",
+         *         "date": "2026-02-02",
+         *         "currency": "EUR",
+         *         "amount": "500.00",
+         *         "invoiceOpenAmount": "700.00",
+         *         "invoiceStatus": "partially_paid",
+         *         "paymentUnallocated": "0.00",
+         *         "entryId": null
+         *       }
+         *     }
+         */
+        "WebhookEvent.payment.allocated.v1": {
+            /**
+             * @description The payload
+             * @example {
+             *       "allocationId": "2d3e4f5a-6b7c-4d8e-9f0a-1b2c3d4e5f6a",
+             *       "paymentId": "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f",
+             *       "invoiceId": "5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10",
+             *       "invoiceNumber": "INV-2026-000001",
+             *       "customerId": "0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01",
+             *       "date": "2026-02-02",
+             *       "currency": "EUR",
+             *       "amount": "500.00",
+             *       "invoiceOpenAmount": "700.00",
+             *       "invoiceStatus": "partially_paid",
+             *       "paymentUnallocated": "0.00",
+             *       "entryId": null
+             *     }
+             */
+            data: {
+                /**
+                 * Format: uuid
+                 * @example 2d3e4f5a-6b7c-4d8e-9f0a-1b2c3d4e5f6a
+                 */
+                allocationId: string;
+                /**
+                 * @description what was allocated (positive), in the payment and invoice currency
+                 * @example 500.00
+                 */
+                amount: string;
+                /** @example EUR */
+                currency: string;
+                /**
+                 * Format: uuid
+                 * @example 0b8f3f7e-3c1e-4c55-9d8a-5a1f7e2b9c01
+                 */
+                customerId: string;
+                /**
+                 * Format: date
+                 * @example 2026-02-02
+                 */
+                date: string;
+                /**
+                 * Format: uuid
+                 * @description the entry posting the realized FX of the allocations (payment and invoice at different rates); null when none
+                 * @example 3d6f0a2b-1c4e-4f8a-9b7d-2e5c8a1f0b3d
+                 */
+                entryId: string | null;
+                /**
+                 * Format: uuid
+                 * @example 5f0c7c1e-8d7a-4b43-9a43-2f1c9b1f7a10
+                 */
+                invoiceId: string;
+                /** @example INV-2026-000001 */
+                invoiceNumber: string;
+                /**
+                 * @description what is open on the invoice after the allocation
+                 * @example 700.00
+                 */
+                invoiceOpenAmount: string;
+                /**
+                 * @example partially_paid
+                 * @enum {unknown}
+                 */
+                invoiceStatus: "partially_paid" | "paid";
+                /**
+                 * Format: uuid
+                 * @example 1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f
+                 */
+                paymentId: string;
+                /**
+                 * @description the customer credit on the payment after the allocation: what of it is neither allocated nor refunded
+                 * @example 0.00
+                 */
+                paymentUnallocated: string;
+            };
+            /**
+             * @description Stable id of the event (evt_...), the same for every endpoint and attempt
+             * @example evt_4711
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description The organization it happened in
+             * @example 9e4c1a2b-3d5f-4a6b-8c7d-0e1f2a3b4c5d
+             */
+            organizationId: string;
+            /**
+             * Format: date-time
+             * @description When the change happened (its transaction)
+             * @example 2026-03-02T09:30:00.000Z
+             */
+            timestamp: string;
+            /**
+             * @description The event type (enum property replaced by openapi-typescript)
+             * @enum {string}
+             */
+            type: "payment.allocated";
             /**
              * @description Version of the payload schema
              * @example 1
@@ -14202,11 +14342,11 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        /** @description Each dependency (postgres, redis when configured) and the row-level-security canary (rls: no organization's rows visible to a principal of none): up or down; absent while draining. Redis being down makes the instance unavailable only when READINESS_REQUIRES_REDIS is set (the API serves without it; jobs wait in the outbox until it is back). Third-party services, when configured (stripe, llm), are reported too, but being down does not make the instance unavailable */
+                        /** @description Only with Authorization: Bearer <METRICS_TOKEN>. Each dependency (postgres, redis when configured) and the row-level-security canary (rls: no organization's rows visible to a principal of none): up or down; absent while draining. Redis being down makes the instance unavailable only when READINESS_REQUIRES_REDIS is set (the API serves without it; jobs wait in the outbox until it is back). Third-party services, when configured (stripe, llm), are reported too, but being down does not make the instance unavailable */
                         checks?: {
                             [key: string]: "up" | "down";
                         };
-                        /** @description How long each dependency took to answer its probe, in milliseconds */
+                        /** @description Only with Authorization: Bearer <METRICS_TOKEN>. How long each dependency took to answer its probe, in milliseconds */
                         latencyMs?: {
                             [key: string]: number;
                         };
@@ -14240,11 +14380,11 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        /** @description Each dependency (postgres, redis when configured) and the row-level-security canary (rls: no organization's rows visible to a principal of none): up or down; absent while draining. Redis being down makes the instance unavailable only when READINESS_REQUIRES_REDIS is set (the API serves without it; jobs wait in the outbox until it is back). Third-party services, when configured (stripe, llm), are reported too, but being down does not make the instance unavailable */
+                        /** @description Only with Authorization: Bearer <METRICS_TOKEN>. Each dependency (postgres, redis when configured) and the row-level-security canary (rls: no organization's rows visible to a principal of none): up or down; absent while draining. Redis being down makes the instance unavailable only when READINESS_REQUIRES_REDIS is set (the API serves without it; jobs wait in the outbox until it is back). Third-party services, when configured (stripe, llm), are reported too, but being down does not make the instance unavailable */
                         checks?: {
                             [key: string]: "up" | "down";
                         };
-                        /** @description How long each dependency took to answer its probe, in milliseconds */
+                        /** @description Only with Authorization: Bearer <METRICS_TOKEN>. How long each dependency took to answer its probe, in milliseconds */
                         latencyMs?: {
                             [key: string]: number;
                         };
@@ -14281,6 +14421,15 @@ export interface operations {
             };
             /** @description Error. error.code is one of: `auth.metrics_token` (the bearer token is missing or is not METRICS_TOKEN) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller may not do this in this organization */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -31123,7 +31272,7 @@ export interface operations {
     getAccountBalance: {
         parameters: {
             query?: {
-                /** @description Balance at the end of this day (default: everything posted) */
+                /** @description Balance at the end of this day (default: everything posted, entries dated after today included) */
                 asOf?: string;
                 format?: "json" | "csv";
             };
@@ -32884,7 +33033,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.fx_accounts_missing` (FX gain and loss accounts are not configured); `ledger.no_next_period` (no open fiscal period starts the day after the revaluation date's period (autoReverse): nothing is posted); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `ledger.revaluation_before_settlement` (an open receivable or payable the revaluation would revalue has a settlement (an allocation, a refund, a reversal, a void) dated after the revaluation date: it would change a value the item no longer carries; revalue as of that date or later) */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.fx_accounts_missing` (FX gain and loss accounts are not configured); `ledger.no_next_period` (no open fiscal period starts the day after the revaluation date's period (autoReverse): nothing is posted); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `ledger.revaluation_before_settlement` (an open receivable or payable the revaluation would revalue has a settlement (an allocation, a refund, a reversal, a void) dated after the revaluation date: it would change a value the item no longer carries; revalue as of that date or later); `ledger.revaluation_reversal_pending` (a revaluation without autoReverse that would post is dated before the reversal (autoReverse) of an earlier revaluation dated on or before it: it would be measured against a value that reversal takes off again, and the accounts would be carried at the wrong rate from the reversal on; the message names both dates: revalue with autoReverse, or as of the reversal date or later (details: revaluationDate, reversalDate)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -32951,7 +33100,7 @@ export interface operations {
                 memo?: string;
                 /** @description The entry's totalBase (the sum of its base debits, the whole entry: not one line's amount) at least this */
                 minAmount?: string;
-                source?: "manual" | "invoice" | "bill" | "payment" | "system" | "year_end";
+                source?: "manual" | "invoice" | "bill" | "payment" | "opening_balance" | "system" | "year_end";
                 to?: string;
             };
             header?: {
@@ -33275,7 +33424,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.tax_code_archived` (the tax code is archived); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (a line's taxCodeId names no tax code of this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `ledger.control_account` (a line of a manual entry posts to a control account of receivables or payables (AR, deferred revenue, AP of their settings): it is posted only through their documents; the message names the line, the account and the module. Also a tax code that names such an account as its sales or purchase account (the field, the account and the module)) */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.tax_code_archived` (the tax code is archived); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (a line's taxCodeId names no tax code of this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `ledger.control_account` (a line of a manual entry posts to a control account of receivables or payables (AR, deferred revenue, AP of their settings): it is posted only through their documents; the message names the line, the account and the module. Also a tax code that names such an account as its sales or purchase account (the field, the account and the module)); `ledger.opening_balance_date` (an opening-balance entry (source opening_balance), or its reversal, is dated another day than the first day of the organization's first fiscal year (details.booksStart names it)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -33585,7 +33734,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.reversal_of_reversal` (a reversal cannot be reversed); `ledger.entry_of_document` (the entry belongs to a document (invoice, payment, allocation, bill, a year's closing entry): correct it through the document); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)) */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.reversal_of_reversal` (a reversal cannot be reversed); `ledger.entry_of_document` (the entry belongs to a document (invoice, payment, allocation, bill, a year's closing entry): correct it through the document); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.opening_balance_date` (an opening-balance entry (source opening_balance), or its reversal, is dated another day than the first day of the organization's first fiscal year (details.booksStart names it)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -33754,7 +33903,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.tax_code_archived` (the tax code is archived); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (a line's taxCodeId names no tax code of this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `ledger.control_account` (a line of a manual entry posts to a control account of receivables or payables (AR, deferred revenue, AP of their settings): it is posted only through their documents; the message names the line, the account and the module. Also a tax code that names such an account as its sales or purchase account (the field, the account and the module)) */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.tax_code_archived` (the tax code is archived); `ledger.unbalanced` (the entry does not balance (in its currency, or in the base currency beyond rounding)); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.unknown_account` (the account does not exist in this organization); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.invalid_entry` (the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)); `ledger.unknown_tax_code` (a line's taxCodeId names no tax code of this organization); `ledger.unknown_workspace` (a line's workspaceId names no workspace of this organization); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `ledger.control_account` (a line of a manual entry posts to a control account of receivables or payables (AR, deferred revenue, AP of their settings): it is posted only through their documents; the message names the line, the account and the module. Also a tax code that names such an account as its sales or purchase account (the field, the account and the module)); `ledger.opening_balance_date` (an opening-balance entry (source opening_balance), or its reversal, is dated another day than the first day of the organization's first fiscal year (details.booksStart names it)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -34245,7 +34394,7 @@ export interface operations {
     getBalanceSheet: {
         parameters: {
             query?: {
-                /** @description Balance at the end of this day (default: everything posted) */
+                /** @description Balance sheet at the end of this day (default: today, the current UTC day, as other reports' "today" (the aging); entries dated after it are not counted, whereas the trial balance and an account's balance without asOf count everything posted) */
                 asOf?: string;
                 /** @description Comparative column: as of the end of the previous month, or a year earlier */
                 compare?: "previous_period" | "previous_year";
@@ -34681,7 +34830,7 @@ export interface operations {
     getTrialBalance: {
         parameters: {
             query?: {
-                /** @description Balance at the end of this day (default: everything posted) */
+                /** @description Balance at the end of this day (default: everything posted, entries dated after today included) */
                 asOf?: string;
                 format?: "json" | "csv";
             };
@@ -37689,7 +37838,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `payables.control_account` (the account is a control account of a subledger (the AR or deferred revenue account of the receivables settings, the AP account of payables): it is posted only through its own module's documents, so it can be no bill or claim line's account nor a bank account, nor (for AP) another module's control account, nor (for an account of the settings) the sales or purchase account of a tax code (archived ones too: the code's tax would sit on the control account apart from the aging; the message names the field, the account and the tax code); without payables settings, the first posting of payables (a bill, claim or payment) refuses the same of the default AP account it would make the control account) */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `payables.control_account` (the account is a control account of a subledger (the AR or deferred revenue account of the receivables settings, the AP account of payables): it is posted only through its own module's documents, so it can be no bill or claim line's account nor a bank account, nor (for AP) another module's control account, nor (for an account of the settings) the sales or purchase account of a tax code (archived ones too: the code's tax would sit on the control account apart from the aging; the message names the field, the account and the tax code); without payables settings, the first posting of payables (a bill, claim or payment) refuses the same of the default AP account it would make the control account); `payables.account_carries_balance` (the account carries a balance (a manual journal entry, an opening balance) that no bill, expense claim or payment explains, so it cannot become the AP control account, whose balance the AP aging must equal (and on which manual entries are then refused): refused when the settings name an account that is not the AP control account yet, and, without payables settings, by payables' first posting (a bill, claim or payment), which would make the default AP account 2100 the control account. Clear the account first (reverse the entry, or move its balance to another account) or name another one; the message names the field, the account and what it carries) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -38174,7 +38323,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `payables.control_account` (the account is a control account of a subledger (the AR or deferred revenue account of the receivables settings, the AP account of payables): it is posted only through its own module's documents, so it can be no bill or claim line's account nor a bank account, nor (for AP) another module's control account, nor (for an account of the settings) the sales or purchase account of a tax code (archived ones too: the code's tax would sit on the control account apart from the aging; the message names the field, the account and the tax code); without payables settings, the first posting of payables (a bill, claim or payment) refuses the same of the default AP account it would make the control account); `ledger.rate_missing` (no FX rate on or before the date) */
+            /** @description Rejected by a business rule. error.code is one of: `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `payables.control_account` (the account is a control account of a subledger (the AR or deferred revenue account of the receivables settings, the AP account of payables): it is posted only through its own module's documents, so it can be no bill or claim line's account nor a bank account, nor (for AP) another module's control account, nor (for an account of the settings) the sales or purchase account of a tax code (archived ones too: the code's tax would sit on the control account apart from the aging; the message names the field, the account and the tax code); without payables settings, the first posting of payables (a bill, claim or payment) refuses the same of the default AP account it would make the control account); `payables.account_carries_balance` (the account carries a balance (a manual journal entry, an opening balance) that no bill, expense claim or payment explains, so it cannot become the AP control account, whose balance the AP aging must equal (and on which manual entries are then refused): refused when the settings name an account that is not the AP control account yet, and, without payables settings, by payables' first posting (a bill, claim or payment), which would make the default AP account 2100 the control account. Clear the account first (reverse the entry, or move its balance to another account) or name another one; the message names the field, the account and what it carries); `ledger.rate_missing` (no FX rate on or before the date) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -39108,7 +39257,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `payables.control_account` (the account is a control account of a subledger (the AR or deferred revenue account of the receivables settings, the AP account of payables): it is posted only through its own module's documents, so it can be no bill or claim line's account nor a bank account, nor (for AP) another module's control account, nor (for an account of the settings) the sales or purchase account of a tax code (archived ones too: the code's tax would sit on the control account apart from the aging; the message names the field, the account and the tax code); without payables settings, the first posting of payables (a bill, claim or payment) refuses the same of the default AP account it would make the control account) */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `payables.control_account` (the account is a control account of a subledger (the AR or deferred revenue account of the receivables settings, the AP account of payables): it is posted only through its own module's documents, so it can be no bill or claim line's account nor a bank account, nor (for AP) another module's control account, nor (for an account of the settings) the sales or purchase account of a tax code (archived ones too: the code's tax would sit on the control account apart from the aging; the message names the field, the account and the tax code); without payables settings, the first posting of payables (a bill, claim or payment) refuses the same of the default AP account it would make the control account); `payables.account_carries_balance` (the account carries a balance (a manual journal entry, an opening balance) that no bill, expense claim or payment explains, so it cannot become the AP control account, whose balance the AP aging must equal (and on which manual entries are then refused): refused when the settings name an account that is not the AP control account yet, and, without payables settings, by payables' first posting (a bill, claim or payment), which would make the default AP account 2100 the control account. Clear the account first (reverse the entry, or move its balance to another account) or name another one; the message names the field, the account and what it carries) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -40065,7 +40214,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `payables.wrong_party` (the bill belongs to another vendor (or claimant) than the payment); `payables.currency_mismatch` (a currency differs from the document's (claim lines, payment and allocated bills share one currency: pay a bill in its own currency at the rate of the payment date; the realized FX result is posted)); `payables.bank_account_not_allowed` (the bank account is not an active, postable asset account); `payables.control_account` (the account is a control account of a subledger (the AR or deferred revenue account of the receivables settings, the AP account of payables): it is posted only through its own module's documents, so it can be no bill or claim line's account nor a bank account, nor (for AP) another module's control account, nor (for an account of the settings) the sales or purchase account of a tax code (archived ones too: the code's tax would sit on the control account apart from the aging; the message names the field, the account and the tax code); without payables settings, the first posting of payables (a bill, claim or payment) refuses the same of the default AP account it would make the control account); `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `ledger.fx_accounts_missing` (FX gain and loss accounts are not configured); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `payables.before_revaluation` (the allocation, its reversal, the refund or the void is dated before the last FX revaluation of a bill, claim or payment credit it takes from: what the item carries is its value after that revaluation; date it on or after details.revaluationDate (details.documentId names the item)); `payables.before_later_settlement` (the allocation or its reversal is dated before a later allocation (or its reversal) already in the books of an FX-revalued bill or claim, or the allocation, its reversal or the refund of a payment credit before a later allocation, reversal or refund of an FX-revalued payment credit: what it carried on the earlier date is no longer known; date it on or after details.settledOn (details.documentId names the bill or payment)) */
+            /** @description Rejected by a business rule. error.code is one of: `payables.wrong_party` (the bill belongs to another vendor (or claimant) than the payment); `payables.currency_mismatch` (a currency differs from the document's (claim lines, payment and allocated bills share one currency: pay a bill in its own currency at the rate of the payment date; the realized FX result is posted)); `payables.bank_account_not_allowed` (the bank account is not an active, postable asset account); `payables.control_account` (the account is a control account of a subledger (the AR or deferred revenue account of the receivables settings, the AP account of payables): it is posted only through its own module's documents, so it can be no bill or claim line's account nor a bank account, nor (for AP) another module's control account, nor (for an account of the settings) the sales or purchase account of a tax code (archived ones too: the code's tax would sit on the control account apart from the aging; the message names the field, the account and the tax code); without payables settings, the first posting of payables (a bill, claim or payment) refuses the same of the default AP account it would make the control account); `payables.account_carries_balance` (the account carries a balance (a manual journal entry, an opening balance) that no bill, expense claim or payment explains, so it cannot become the AP control account, whose balance the AP aging must equal (and on which manual entries are then refused): refused when the settings name an account that is not the AP control account yet, and, without payables settings, by payables' first posting (a bill, claim or payment), which would make the default AP account 2100 the control account. Clear the account first (reverse the entry, or move its balance to another account) or name another one; the message names the field, the account and what it carries); `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `ledger.fx_accounts_missing` (FX gain and loss accounts are not configured); `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.unknown_currency` (the currency is not known); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.books_not_started` (the books are not started (POST /ledger/books)); `payables.before_revaluation` (the allocation, its reversal, the refund or the void is dated before the last FX revaluation of a bill, claim or payment credit it takes from: what the item carries is its value after that revaluation; date it on or after details.revaluationDate (details.documentId names the item)); `payables.before_later_settlement` (the allocation or its reversal is dated before a later allocation (or its reversal) already in the books of an FX-revalued bill or claim, or the allocation, its reversal or the refund of a payment credit before a later allocation, reversal or refund of an FX-revalued payment credit: what it carried on the earlier date is no longer known; date it on or after details.settledOn (details.documentId names the bill or payment)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -40828,7 +40977,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `payables.control_account` (the account is a control account of a subledger (the AR or deferred revenue account of the receivables settings, the AP account of payables): it is posted only through its own module's documents, so it can be no bill or claim line's account nor a bank account, nor (for AP) another module's control account, nor (for an account of the settings) the sales or purchase account of a tax code (archived ones too: the code's tax would sit on the control account apart from the aging; the message names the field, the account and the tax code); without payables settings, the first posting of payables (a bill, claim or payment) refuses the same of the default AP account it would make the control account); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
+            /** @description Rejected by a business rule. error.code is one of: `payables.account_not_allowed` (a line account is not an active, postable expense or asset account of this organization); `payables.control_account` (the account is a control account of a subledger (the AR or deferred revenue account of the receivables settings, the AP account of payables): it is posted only through its own module's documents, so it can be no bill or claim line's account nor a bank account, nor (for AP) another module's control account, nor (for an account of the settings) the sales or purchase account of a tax code (archived ones too: the code's tax would sit on the control account apart from the aging; the message names the field, the account and the tax code); without payables settings, the first posting of payables (a bill, claim or payment) refuses the same of the default AP account it would make the control account); `payables.account_carries_balance` (the account carries a balance (a manual journal entry, an opening balance) that no bill, expense claim or payment explains, so it cannot become the AP control account, whose balance the AP aging must equal (and on which manual entries are then refused): refused when the settings name an account that is not the AP control account yet, and, without payables settings, by payables' first posting (a bill, claim or payment), which would make the default AP account 2100 the control account. Clear the account first (reverse the entry, or move its balance to another account) or name another one; the message names the field, the account and what it carries); `ledger.books_not_started` (the books are not started (POST /ledger/books)) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -44036,7 +44185,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first); `receivables.deferred_account_missing` (a line has a service period but no deferred revenue account is set); `receivables.credit_limit_exceeded` (issuing the invoice would take what the customer owes (open invoices less customer credit, in the base currency) above its credit limit: nothing is written; an owner or admin may issue it with overrideCreditLimit: true) */
+            /** @description Rejected by a business rule. error.code is one of: `ledger.period_closed` (the fiscal period of the date is closed); `ledger.no_fiscal_year` (no fiscal period covers the date); `ledger.account_not_postable` (the account is a group account or archived (only the year-end close and a reopening's reversal post to an archived account)); `ledger.currency_not_allowed` (the account only takes another currency); `ledger.rate_missing` (no FX rate on or before the date); `ledger.invalid_rate` (the rate is not positive, or not 1 for the base currency); `ledger.invalid_amount` (an amount has more decimals than its currency, both or no sides, is zero, or is too large to store); `ledger.rounding_account_missing` (a rounding difference needs a rounding account in the settings); `receivables.customer_archived` (the customer is archived); `receivables.settings_missing` (the receivables settings (AR control account) are not set: PUT /receivables/settings first); `receivables.deferred_account_missing` (a line has a service period but no deferred revenue account is set); `receivables.credit_limit_exceeded` (issuing the invoice would take what the customer owes (open invoices less customer credit, in the base currency) above its credit limit: nothing is written; an owner or admin may issue it with overrideCreditLimit: true) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -45697,7 +45846,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Rejected by a business rule. error.code is one of: `receivables.account_not_postable` (the account does not exist in this organization, is a group account, is archived, or is not of the type its field takes (AR, a deposit or refund account: asset; deferred revenue: liability; a line's revenue account: revenue)); `receivables.control_account` (the account is a control account of a subledger (the AR or deferred revenue account of the receivables settings, the AP account of payables): it is posted only through its own module's documents, so it can be no line's revenue account, deposit or refund account, nor (for AR or deferred revenue) another module's control account, nor (for an account of the settings) the sales or purchase account of a tax code (archived ones too: the code's tax would sit on the control account apart from the aging; the message names the field, the account and the tax code)) */
+            /** @description Rejected by a business rule. error.code is one of: `receivables.account_not_postable` (the account does not exist in this organization, is a group account, is archived, or is not of the type its field takes (AR, a deposit or refund account: asset; deferred revenue: liability; a line's revenue account: revenue)); `receivables.control_account` (the account is a control account of a subledger (the AR or deferred revenue account of the receivables settings, the AP account of payables): it is posted only through its own module's documents, so it can be no line's revenue account, deposit or refund account, nor (for AR or deferred revenue) another module's control account, nor (for an account of the settings) the sales or purchase account of a tax code (archived ones too: the code's tax would sit on the control account apart from the aging; the message names the field, the account and the tax code)); `receivables.account_carries_balance` (the settings name as the AR (or deferred revenue) control account an account that is not that control account yet and carries a balance (a manual journal entry, an opening balance) that no invoice, credit note or payment explains: the AR aging (the revenue schedules) must equal the control account, and manual entries on it are refused once it is one. Clear the account first (reverse the entry, or move its balance to another account) or name another one; the message names the field, the account and what it carries) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -45894,7 +46043,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
+            /** @description Error. error.code is one of: `semantic.busy` (too many semantic queries run at once (SEMANTIC_MAX_CONCURRENT_QUERIES in the process, SEMANTIC_MAX_CONCURRENT_QUERIES_PER_ORG of the organization; details.limit and details.running say which) and the organization's queue of waiting queries was full (SEMANTIC_QUEUED_QUERIES_PER_ORG) or the wait reached the query's timeout; the query did not run: retry after Retry-After seconds); or Retryable: database_unavailable (PostgreSQL unreachable, the connection was lost, or the server out of memory, disk or connections), database_timeout (a statement or lock timeout), queue_unavailable (the job queue is down). Retry after Retry-After seconds. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
