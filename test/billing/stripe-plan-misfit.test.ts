@@ -3,6 +3,7 @@ import { createTestApp, type TestApp } from '../support/app.js';
 import { createOrg, registerUser, type TestUser } from '../support/factories.js';
 import { startStripeDouble, type StripeDouble } from '../support/doubles/stripe-double.js';
 import { sendStripeEvent, stripeEvent } from './stripe-events.js';
+import { ConfigError, loadConfig } from '../../src/platform/config/config.js';
 
 const WEBHOOK_SECRET = 'whsec_test_omnizen_billing';
 const T0 = Math.floor(Date.now() / 1000) - 86_400; // Stripe event times (seconds), a day ago
@@ -16,10 +17,12 @@ function subscriptionObject(id: string, price: string, status: string, metadata:
 }
 
 /**
- * The customer portal (one configuration for every app) lets a customer switch a subscription to any product's price:
- * another app's, or a plan of another audience. Checkout sells neither, so the webhook does not put such a plan on the
- * subscription row (which stays the app and plan it was bought for); the rest of the event (status, period,
- * cancellation) still applies, and the event is recorded processed with what was not applied.
+ * The customer portal (without an app's own configuration, STRIPE_PORTAL_CONFIGURATIONS, it lists every app's products)
+ * lets a customer switch a subscription to any product's price: another app's, or a plan of another audience, often a
+ * cheaper one. Checkout sells neither, and such a price must not keep a higher plan live: the subscription row (its own
+ * Stripe subscription) gets its app's default plan until it is on a plan of its app again; the rest of the event (status,
+ * period, cancellation) still applies, and the event is recorded processed with what happened. Any other Stripe
+ * subscription on such a plan is ignored (a deleted organization's is canceled in Stripe all the same).
  */
 describe('billing: a Stripe event naming a plan that does not fit the subscription row', () => {
   let t: TestApp;
@@ -40,7 +43,7 @@ describe('billing: a Stripe event naming a plan that does not fit the subscripti
     stripe = await startStripeDouble();
     t = await createTestApp({
       ...stripe.env, REDIS_URL: '', STRIPE_SECRET_KEY: 'sk_test_double', STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRET,
-      STRIPE_PRICES: 'price_omz_starter=omnizen:starter,price_sv_ent=app_securevault:enterprise,price_sv_bpro=app_securevault:business_pro,price_sv_pro=app_securevault:pro',
+      STRIPE_PRICES: 'price_omz_starter=omnizen:starter,price_omz_pro=omnizen:professional,price_sv_ent=app_securevault:enterprise,price_sv_bpro=app_securevault:business_pro,price_sv_pro=app_securevault:pro',
     });
     ada = await registerUser(t, 'ada');
   });
@@ -49,16 +52,17 @@ describe('billing: a Stripe event naming a plan that does not fit the subscripti
     await stripe.close();
   });
 
-  it("another app's price on the subscription: the row keeps its app and plan, the rest applies, the event says what was not applied", async () => {
+  it("another app's price on the subscription: the row keeps its app, on the app's default plan until a plan of the app is back; the event says so", async () => {
     const orgId = await createOrg(t, ada, 'Portal Swap Co');
-    await send(stripeEvent('customer.subscription.created', subscriptionObject('sub_swap', 'price_omz_starter', 'active', { org_id: orgId }), T0));
-    expect(await hubRows(orgId)).toEqual([{ appId: 'omnizen', stripeSubscriptionId: 'sub_swap', plan: 'starter', status: 'active' }]);
+    await send(stripeEvent('customer.subscription.created', subscriptionObject('sub_swap', 'price_omz_pro', 'active', { org_id: orgId }), T0));
+    expect(await hubRows(orgId)).toEqual([{ appId: 'omnizen', stripeSubscriptionId: 'sub_swap', plan: 'professional', status: 'active' }]);
 
     // switched in the portal to SecureVault Enterprise (and set to cancel at period end)
     const swapped = stripeEvent('customer.subscription.updated',
       subscriptionObject('sub_swap', 'price_sv_ent', 'active', { org_id: orgId }, { cancel_at_period_end: true }), T0 + 10);
     await send(swapped);
-    const reason = "price price_sv_ent is for app_securevault:enterprise, not omnizen: Stripe subscription sub_swap is this organization's omnizen subscription: the plan stays starter";
+    const reason = "price price_sv_ent is for app_securevault:enterprise, not omnizen: Stripe subscription sub_swap is this organization's omnizen subscription: "
+      + 'the plan is now starter until the subscription is on a plan of omnizen';
     expect(await hubRows(orgId)).toEqual([{ appId: 'omnizen', stripeSubscriptionId: 'sub_swap', plan: 'starter', status: 'active' }]);
     const ent = await entitlements(orgId, 'omnizen');
     expect(ent).toMatchObject({ plan: 'starter', status: 'active', source: 'subscription', cancelAtPeriodEnd: true });
@@ -73,28 +77,57 @@ describe('billing: a Stripe event naming a plan that does not fit the subscripti
     const events = await t.http.get(`/v1/orgs/${orgId}/billing/events`).set(ada.auth).expect(200);
     expect(events.body.items.find((e: any) => e.stripeEventId === swapped.id)).toMatchObject({ status: 'processed', reason });
 
-    // its deletion (on that price) still ends the row
-    const deleted = stripeEvent('customer.subscription.deleted', subscriptionObject('sub_swap', 'price_sv_ent', 'canceled', { org_id: orgId }), T0 + 20);
+    // switched back to an OmniZen price: that plan applies, as any plan change does
+    const back = stripeEvent('customer.subscription.updated', subscriptionObject('sub_swap', 'price_omz_pro', 'active', { org_id: orgId }), T0 + 20);
+    await send(back);
+    expect(await hubRows(orgId)).toEqual([{ appId: 'omnizen', stripeSubscriptionId: 'sub_swap', plan: 'professional', status: 'active' }]);
+    expect(await entitlements(orgId, 'omnizen')).toMatchObject({ plan: 'professional', status: 'active', source: 'subscription' });
+    expect(await eventRow(back.id)).toEqual({ status: 'processed', reason: null });
+
+    // its deletion on another app's price still ends the row (on the default plan)
+    const deleted = stripeEvent('customer.subscription.deleted', subscriptionObject('sub_swap', 'price_sv_ent', 'canceled', { org_id: orgId }), T0 + 30);
     await send(deleted);
     expect(await hubRows(orgId)).toEqual([{ appId: 'omnizen', stripeSubscriptionId: 'sub_swap', plan: 'starter', status: 'canceled' }]);
-    expect(await eventRow(deleted.id)).toMatchObject({ status: 'processed', reason: expect.stringContaining('the plan stays starter') });
+    expect(await eventRow(deleted.id)).toMatchObject({ status: 'processed', reason: expect.stringContaining('the plan is now starter until the subscription is on a plan of omnizen') });
   });
 
-  it("a plan of another audience: an organization's business plan stays; a new subscription on a personal plan is ignored", async () => {
+  it("an organization's business plan switched to a cheaper personal price: the row is on the app's default plan while it renews on it, until a business price is back", async () => {
     const orgId = await createOrg(t, ada, 'Audience Co');
     await send(stripeEvent('customer.subscription.created', subscriptionObject('sub_biz', 'price_sv_bpro', 'active', { org_id: orgId }), T0));
     expect(await hubRows(orgId)).toEqual([{ appId: 'app_securevault', stripeSubscriptionId: 'sub_biz', plan: 'business_pro', status: 'active' }]);
 
-    const personal = stripeEvent('customer.subscription.updated', subscriptionObject('sub_biz', 'price_sv_pro', 'past_due', { org_id: orgId }), T0 + 10);
+    const personal = stripeEvent('customer.subscription.updated', subscriptionObject('sub_biz', 'price_sv_pro', 'active', { org_id: orgId }), T0 + 10);
     await send(personal);
-    const reason = 'price price_sv_pro is for app_securevault:pro: the app_securevault plan pro is a personal plan; this is a business account: the plan stays business_pro';
-    expect(await hubRows(orgId)).toEqual([{ appId: 'app_securevault', stripeSubscriptionId: 'sub_biz', plan: 'business_pro', status: 'past_due' }]);
-    expect(await entitlements(orgId, 'app_securevault')).toMatchObject({ plan: 'business_pro', status: 'past_due' });
+    const reason = 'price price_sv_pro is for app_securevault:pro: the app_securevault plan pro is a personal plan; this is a business account: '
+      + 'the plan is now trial until the subscription is on a plan of app_securevault';
+    expect(await hubRows(orgId)).toEqual([{ appId: 'app_securevault', stripeSubscriptionId: 'sub_biz', plan: 'trial', status: 'active' }]);
     expect(await eventRow(personal.id)).toEqual({ status: 'processed', reason });
     expect(await audits(orgId, personal.id)).toEqual([
       { action: 'billing.event_received', plan: null, notApplied: null, reason: null },
-      { action: 'billing.subscription_updated', plan: 'business_pro', notApplied: reason, reason: null },
+      { action: 'billing.subscription_updated', plan: 'trial', notApplied: reason, reason: null },
     ]);
+    // a renewal at the cheaper price (a new period, paid) keeps it so: nothing of business_pro is entitled
+    const renewed = stripeEvent('customer.subscription.updated',
+      subscriptionObject('sub_biz', 'price_sv_pro', 'active', { org_id: orgId }, { items: { object: 'list', data: [{ id: 'si_sub_biz', price: { id: 'price_sv_pro', object: 'price' }, current_period_end: T0 + 60 * 86_400 }] } }), T0 + 20);
+    await send(renewed);
+    expect(await hubRows(orgId)).toEqual([{ appId: 'app_securevault', stripeSubscriptionId: 'sub_biz', plan: 'trial', status: 'active' }]);
+    expect(await eventRow(renewed.id)).toEqual({ status: 'processed', reason });
+    const ent = await entitlements(orgId, 'app_securevault');
+    expect(ent).toMatchObject({ plan: 'trial', status: 'active', source: 'subscription', currentPeriodEnd: new Date((T0 + 60 * 86_400) * 1000).toISOString() });
+    expect(ent.features.find((f: any) => f.feature === 'team_sharing')?.enabled ?? false).toBe(false);
+
+    // no STRIPE_PORTAL_CONFIGURATIONS here: the portal session names no configuration (Stripe's default, every product)
+    await t.http.post(`/v1/orgs/${orgId}/billing/portal`).set(ada.auth).send({}).expect(201);
+    const portal = stripe.requests.filter((r) => r.path === '/v1/billing_portal/sessions').at(-1)!;
+    expect(portal.form).toMatchObject({ customer: 'cus_sub_biz' });
+    expect(portal.form.configuration).toBeUndefined();
+
+    // back on the business price: the plan applies
+    const back = stripeEvent('customer.subscription.updated', subscriptionObject('sub_biz', 'price_sv_bpro', 'active', { org_id: orgId }), T0 + 30);
+    await send(back);
+    expect(await hubRows(orgId)).toEqual([{ appId: 'app_securevault', stripeSubscriptionId: 'sub_biz', plan: 'business_pro', status: 'active' }]);
+    expect(await entitlements(orgId, 'app_securevault')).toMatchObject({ plan: 'business_pro', status: 'active', source: 'subscription' });
+    expect(await eventRow(back.id)).toEqual({ status: 'processed', reason: null });
 
     // no row to keep: a subscription created on a plan the organization cannot hold is not recorded
     const other = await createOrg(t, ada, 'Audience New Co');
@@ -108,5 +141,112 @@ describe('billing: a Stripe event naming a plan that does not fit the subscripti
       { action: 'billing.event_received', plan: null, notApplied: null, reason: null },
       { action: 'billing.event_ignored', plan: null, notApplied: null, reason: ignored },
     ]);
+  });
+
+  it("a new subscription on a plan the organization cannot hold is ignored although the app's row has ended: the ended row is not its own", async () => {
+    const orgId = await createOrg(t, ada, 'Ended Row Co');
+    await send(stripeEvent('customer.subscription.created', subscriptionObject('sub_old', 'price_sv_bpro', 'active', { org_id: orgId }), T0));
+    await send(stripeEvent('customer.subscription.deleted', subscriptionObject('sub_old', 'price_sv_bpro', 'canceled', { org_id: orgId }), T0 + 10));
+    expect(await hubRows(orgId)).toEqual([{ appId: 'app_securevault', stripeSubscriptionId: 'sub_old', plan: 'business_pro', status: 'canceled' }]);
+
+    const created = stripeEvent('customer.subscription.created', subscriptionObject('sub_new', 'price_sv_pro', 'active', { org_id: orgId }), T0 + 20);
+    await send(created);
+    const ignored = 'price price_sv_pro is for app_securevault:pro: the app_securevault plan pro is a personal plan; this is a business account';
+    expect(await hubRows(orgId)).toEqual([{ appId: 'app_securevault', stripeSubscriptionId: 'sub_old', plan: 'business_pro', status: 'canceled' }]);
+    expect(await entitlements(orgId, 'app_securevault')).toMatchObject({ plan: 'business_pro', status: 'canceled', access: 'read_only' });
+    expect(await eventRow(created.id)).toEqual({ status: 'ignored', reason: ignored });
+    expect(await audits(orgId, created.id)).toEqual([
+      { action: 'billing.event_received', plan: null, notApplied: null, reason: null },
+      { action: 'billing.event_ignored', plan: null, notApplied: null, reason: ignored },
+    ]);
+  });
+
+  it("a deleted organization's new subscription on a plan it cannot hold is canceled in Stripe, and not recorded", async () => {
+    const orgId = await createOrg(t, ada, 'Deleted Misfit Co');
+    await t.http.delete(`/v1/orgs/${orgId}`).set(ada.auth).expect(204);
+    stripe.subscriptions.set('sub_deleted_personal', { status: 'active', customer: 'cus_sub_deleted_personal' });
+
+    const created = stripeEvent('customer.subscription.created', subscriptionObject('sub_deleted_personal', 'price_sv_pro', 'active', { org_id: orgId }), T0);
+    await send(created);
+    const reason = 'price price_sv_pro is for app_securevault:pro: the app_securevault plan pro is a personal plan; this is a business account; '
+      + 'the organization is deleted: Stripe subscription sub_deleted_personal was canceled in Stripe';
+    expect(stripe.requests.filter((r) => r.method === 'DELETE' && r.path === '/v1/subscriptions/sub_deleted_personal').map((r) => r.idempotencyKey))
+      .toEqual(['omnizen-org-deleted-sub_deleted_personal']);
+    expect(stripe.subscriptions.get('sub_deleted_personal')!.status).toBe('canceled');
+    expect(await hubRows(orgId)).toEqual([]);
+    expect(await eventRow(created.id)).toEqual({ status: 'ignored', reason });
+    expect(await audits(orgId, created.id)).toEqual([
+      { action: 'billing.event_received', plan: null, notApplied: null, reason: null },
+      { action: 'billing.event_ignored', plan: null, notApplied: null, reason },
+    ]);
+  });
+});
+
+/**
+ * At the source: with STRIPE_PORTAL_CONFIGURATIONS, a portal session of an app uses that app's configuration (for the
+ * kind of account first), so the customer is offered that app's products only.
+ */
+describe('billing: the portal session uses the app\'s portal configuration (STRIPE_PORTAL_CONFIGURATIONS)', () => {
+  let t: TestApp;
+  let stripe: StripeDouble;
+  let ada: TestUser;
+
+  const send = (event: object) => sendStripeEvent(t, WEBHOOK_SECRET, event);
+  const portalRequests = () => stripe.requests.filter((r) => r.path === '/v1/billing_portal/sessions');
+  const portalAudit = async (org: string, sessionId: string) => (await t.db.admin.query(
+    `SELECT after FROM core.audit_logs WHERE org_id = $1 AND action = 'billing.portal_opened' AND entity_id = $2`, [org, sessionId])).rows.map((r) => r.after);
+
+  beforeAll(async () => {
+    stripe = await startStripeDouble();
+    t = await createTestApp({
+      ...stripe.env, REDIS_URL: '', STRIPE_SECRET_KEY: 'sk_test_double', STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRET,
+      STRIPE_PRICES: 'price_omz_pro=omnizen:professional,price_sv_bpro=app_securevault:business_pro,price_sv_pro=app_securevault:pro',
+      STRIPE_PORTAL_CONFIGURATIONS: 'omnizen=bpc_omz, app_securevault=bpc_sv_any,app_securevault:business=bpc_sv_business',
+    });
+    ada = await registerUser(t, 'ada');
+  });
+  afterAll(async () => {
+    await t.close();
+    await stripe.close();
+  });
+
+  it("an organization's portal: the app asked for, else its first subscription's, with the configuration for business accounts first", async () => {
+    const orgId = await createOrg(t, ada, 'Portal Config Co');
+    await send(stripeEvent('customer.subscription.created', subscriptionObject('sub_cfg_sv', 'price_sv_bpro', 'active', { org_id: orgId }), T0));
+    await send(stripeEvent('customer.subscription.created', subscriptionObject('sub_cfg_omz', 'price_omz_pro', 'active', { org_id: orgId }), T0 + 10));
+
+    const first = await t.http.post(`/v1/orgs/${orgId}/billing/portal`).set(ada.auth).send({}).expect(201);
+    expect(portalRequests().at(-1)!.form).toMatchObject({ customer: expect.stringMatching(/^cus_sub_cfg_/), configuration: 'bpc_sv_business' });
+    expect(await portalAudit(orgId, first.body.id)).toEqual([{ customer: expect.any(String), app: 'app_securevault', configuration: 'bpc_sv_business' }]);
+
+    const omnizen = await t.http.post(`/v1/orgs/${orgId}/billing/portal`).set(ada.auth).send({ app: 'omnizen' }).expect(201);
+    expect(portalRequests().at(-1)!.form).toMatchObject({ configuration: 'bpc_omz' });
+    expect(await portalAudit(orgId, omnizen.body.id)).toEqual([{ customer: expect.any(String), app: 'omnizen', configuration: 'bpc_omz' }]);
+
+    // an unknown app: 404 naming it, before any Stripe call
+    const before = portalRequests().length;
+    const unknown = await t.http.post(`/v1/orgs/${orgId}/billing/portal`).set(ada.auth).send({ app: 'no_such_app' }).expect(404);
+    expect(unknown.body.error).toEqual({ code: 'app.not_found', message: 'app no_such_app was not found' });
+    expect(portalRequests().length).toBe(before);
+    await t.http.post(`/v1/orgs/${orgId}/billing/portal`).set(ada.auth).send({ app: 'Not An App' }).expect(400);
+  });
+
+  it("a person's portal: the app's configuration for personal accounts, else the app's", async () => {
+    await send(stripeEvent('customer.subscription.created', subscriptionObject('sub_cfg_me', 'price_sv_pro', 'active', { org_id: ada.personalOrgId }), T0));
+    const res = await t.http.post('/v1/me/billing/portal').set(ada.auth).send({}).expect(201);
+    expect(portalRequests().at(-1)!.form).toMatchObject({ customer: 'cus_sub_cfg_me', configuration: 'bpc_sv_any' });
+    expect(await portalAudit(ada.personalOrgId, res.body.id)).toEqual([{ customer: 'cus_sub_cfg_me', app: 'app_securevault', configuration: 'bpc_sv_any' }]);
+  });
+
+  it('STRIPE_PORTAL_CONFIGURATIONS is validated at boot', () => {
+    const base = { NODE_ENV: 'test', DATABASE_URL: 'postgresql://postgres@127.0.0.1:5432/omnizen', API_DATABASE_PASSWORD: 'not-the-development-one' };
+    expect(loadConfig({ ...base, STRIPE_PORTAL_CONFIGURATIONS: 'omnizen=bpc_1, app_securevault:personal=bpc_2' }).billing.stripePortalConfigurations)
+      .toEqual({ omnizen: 'bpc_1', 'app_securevault:personal': 'bpc_2' });
+    expect(loadConfig(base).billing.stripePortalConfigurations).toEqual({});
+    for (const bad of ['omnizen=price_1', 'omnizen:team=bpc_1', 'omnizen']) {
+      expect(() => loadConfig({ ...base, STRIPE_PORTAL_CONFIGURATIONS: bad })).toThrow(ConfigError);
+      expect(() => loadConfig({ ...base, STRIPE_PORTAL_CONFIGURATIONS: bad })).toThrow(`STRIPE_PORTAL_CONFIGURATIONS entry "${bad}"`);
+    }
+    expect(() => loadConfig({ ...base, STRIPE_PORTAL_CONFIGURATIONS: 'omnizen=bpc_1,omnizen=bpc_2' })).toThrow('STRIPE_PORTAL_CONFIGURATIONS names omnizen twice');
   });
 });

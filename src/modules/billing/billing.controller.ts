@@ -51,7 +51,10 @@ const PORTAL_DESCRIPTION = '503 billing.stripe_not_configured on a server withou
   + 'caller\'s membership and role are checked and the body is validated); then 409 '
   + 'billing.no_customer when the account has no Stripe customer yet. Before the portal session is created, the checkout sessions saved to be '
   + 'expired (overtaken checkouts\' sessions Stripe failed to expire) are expired in Stripe; one Stripe fails to expire stays saved for the '
-  + 'billing job, and the portal opens anyway; one the customer paid whose subscription is not recorded yet stays saved too.';
+  + 'billing job, and the portal opens anyway; one the customer paid whose subscription is not recorded yet stays saved too. '
+  + 'The portal is for one app: `app`, else the app of the account\'s first subscription (404 app.not_found for an unknown app, before '
+  + 'billing.no_customer); when STRIPE_PORTAL_CONFIGURATIONS names a configuration for it (`app:personal` or `app:business` for this kind of '
+  + 'account first, then `app`), the session uses it, so only that app\'s products are offered; otherwise Stripe\'s default configuration.';
 
 @ApiTags('billing')
 @OrgRoute()
@@ -112,7 +115,7 @@ export class OrgCheckoutController {
 
   @Post('billing/portal')
   @RequireRole(...ADMIN_ROLES)
-  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'billing.no_customer', 'billing.stripe_failed', 'billing.stripe_not_configured')
+  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'app.not_found', 'billing.no_customer', 'billing.stripe_failed', 'billing.stripe_not_configured')
   @ApiOperation({ operationId: 'createOrganizationBillingPortal', summary: 'Open the Stripe customer portal (admin or owner)', description: PORTAL_DESCRIPTION })
   @ApiCreatedResponse({ type: PortalSessionDto })
   @ApiErrors(400, 409, 502, 503)
@@ -164,7 +167,7 @@ export class MyCheckoutController {
   }
 
   @Post('billing/portal')
-  @ApiErrorCodes('auth.user_required', 'billing.no_customer', 'billing.stripe_failed', 'billing.stripe_not_configured')
+  @ApiErrorCodes('auth.user_required', 'app.not_found', 'billing.no_customer', 'billing.stripe_failed', 'billing.stripe_not_configured')
   @ApiOperation({ operationId: 'createMyBillingPortal', summary: 'Open the Stripe customer portal for your personal plans', description: PORTAL_DESCRIPTION })
   @ApiCreatedResponse({ type: PortalSessionDto })
   @ApiErrors(400, 409, 502, 503)

@@ -19,6 +19,14 @@ export class CheckoutDto {
 
 @ApiSchema({ description: 'The app whose billing to manage' })
 export class PortalDto {
+  @ApiPropertyOptional({
+    description: 'The app whose subscription to manage (omnizen, app_securevault); default: the app of the account\'s first subscription. '
+      + 'With STRIPE_PORTAL_CONFIGURATIONS, the portal uses that app\'s configuration (its products only, for this kind of account); without one, Stripe\'s default',
+    example: 'omnizen',
+  })
+  @IsOptional() @IsString() @Matches(CODE, { message: 'app must be an app id such as omnizen or app_securevault' })
+  app?: string;
+
   @ApiPropertyOptional({ description: 'Where Stripe sends the customer back (defaults to APP_URL/billing)' })
   @IsOptional() @IsString() @Matches(/^\/[\w\-./?=&%]*$/, { message: 'returnPath must be a path on APP_URL, starting with /' })
   returnPath?: string;
@@ -96,7 +104,7 @@ export class BillingEventDto {
   @ApiProperty({ description: 'Stripe event type, e.g. customer.subscription.updated' }) type: string;
   @ApiProperty({ description: 'Id of our subscription record the event applied to; null when none', type: String, nullable: true }) subscriptionId: string | null;
   @ApiProperty({ description: 'received: stored, not yet applied; processed: applied; ignored: not applicable (see reason); failed: reserved, not set by the current code', enum: ['received', 'processed', 'ignored', 'failed'] }) status: string;
-  @ApiProperty({ description: 'Why the event was ignored or failed, or what of a processed event was not applied (a price not mapped to a plan, or a plan of another app or audience than the subscription: the plan stays); null otherwise', type: String, nullable: true }) reason: string | null;
+  @ApiProperty({ description: 'Why the event was ignored or failed, or what of a processed event was not applied (a price not mapped to a plan: the plan stays; a price of another app, or of a plan of another audience, than the subscription: the plan is the app default plan until the subscription is on a plan of its app again); null otherwise', type: String, nullable: true }) reason: string | null;
   @ApiProperty({ description: 'When Stripe created the event' }) stripeCreatedAt: Date;
   @ApiProperty({ description: 'When we received the event' }) receivedAt: Date;
   @ApiProperty({ description: 'When the event was processed or ignored; null while received', type: Date, nullable: true }) processedAt: Date | null;

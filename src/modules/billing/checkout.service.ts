@@ -7,7 +7,7 @@ import { Clock } from '../../platform/clock/clock.js';
 import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
 import { AppError } from '../../platform/errors/app-error.js';
 import { AuditService } from '../audit/audit.service.js';
-import { audienceMismatch, billingRepository as repo, type Subject, subjectOf, type SubscriptionRow } from './billing.repository.js';
+import { audienceMismatch, audienceOf, billingRepository as repo, type Subject, subjectOf, type SubscriptionRow } from './billing.repository.js';
 import type { CheckoutDto, CheckoutSessionDto, PortalDto, PortalSessionDto } from './billing.dto.js';
 import { StripeCallError, StripeClient } from './stripe.client.js';
 import { BillingErrors } from './billing.errors.js';
@@ -446,16 +446,31 @@ export class CheckoutService {
   async portal(open: OpenTenant, dto: PortalDto): Promise<PortalSessionDto> {
     // a server without Stripe answers 503 before any work, as checkout does (before no_customer)
     this.stripe.requireConfigured();
-    const { customer, saved } = await open(async (tx) => ({
-      customer: await repo.stripeCustomer(tx.db, await this.subject(tx)),
-      saved: await repo.sessionsToExpireOf(tx.db, tx.orgId),
-    }));
+    const { customer, saved, app, audience } = await open(async (tx) => {
+      const subject = await this.subject(tx);
+      if (dto.app && !(await repo.app(tx.db, dto.app))) throw BillingErrors.notFound('app', dto.app);
+      return {
+        customer: await repo.stripeCustomer(tx.db, subject),
+        saved: await repo.sessionsToExpireOf(tx.db, tx.orgId),
+        // the portal of one app: the one asked for, else the account's first subscription's
+        app: dto.app ?? (await repo.subscriptionsOf(tx.db, subject))[0]?.appId,
+        audience: audienceOf(subject),
+      };
+    });
     if (!customer) throw BillingErrors.error('billing.no_customer', 'there is no Stripe customer for this account yet; start a checkout first');
     // the organization's overtaken checkouts' sessions Stripe failed to expire: expired now rather than by the billing job
     await this.expireSaved(open, saved);
     const base = this.config.billing.appUrl;
-    const session = await this.stripe.call('open a portal session', (api) => api.billingPortal.sessions.create({ customer, return_url: `${base}${dto.returnPath ?? '/billing'}` }));
-    await open((tx) => this.audit.record(tx, { action: 'billing.portal_opened', entityType: 'portal_session', entityId: session.id, after: { customer } }));
+    // the app's own portal configuration (its products, for this kind of account): Stripe's default one lists every app's
+    // products, so a subscription could be switched to another app's price or another audience's plan
+    const portals = this.config.billing.stripePortalConfigurations;
+    const configuration = app ? portals[`${app}:${audience}`] ?? portals[app] : undefined;
+    const session = await this.stripe.call('open a portal session', (api) => api.billingPortal.sessions.create({
+      customer, return_url: `${base}${dto.returnPath ?? '/billing'}`, ...(configuration ? { configuration } : {}),
+    }));
+    await open((tx) => this.audit.record(tx, {
+      action: 'billing.portal_opened', entityType: 'portal_session', entityId: session.id, after: { customer, ...(configuration ? { app, configuration } : {}) },
+    }));
     return { id: session.id, url: session.url };
   }
 }

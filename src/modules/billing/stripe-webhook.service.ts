@@ -219,13 +219,27 @@ export class StripeWebhookService implements OnModuleInit {
         ordered = { id: (aside as Stripe.Event).id, at: new Date((aside as Stripe.Event).created * 1000) };
       }
     }
-    // the plan must fit the row: the customer portal (one configuration for every app) lets a customer switch the
-    // subscription to another app's price, or to a plan of another audience, which checkout would sell neither. The rest
-    // applies (the subscription still renews, fails and ends: its deletion, on that price too, must end the row), as for a
-    // price not mapped to a plan; a new subscription on such a plan is not recorded
+    // the plan must fit the row: the customer portal (without an app's own configuration, STRIPE_PORTAL_CONFIGURATIONS,
+    // it lists every app's products) lets a customer switch the subscription to another app's price, or to a plan of
+    // another audience, which checkout would sell neither. Such a price (often a cheaper one) must not keep a higher plan
+    // live: the row's own Stripe subscription on it is held to the app's default plan (what an account without a
+    // subscription gets) until it is on a plan of the app again; the rest applies (it still renews, fails and ends). Any
+    // other Stripe subscription on such a plan (a new one, or one the row does not hold) is not recorded
     const misfit = await this.planMisfit(db, change, subject, existing);
-    if (misfit && !existing) return { status: 'ignored', reason: misfit };
-    if (misfit) Object.assign(change, { plan: undefined, notApplied: `${misfit}: the plan stays ${existing!.plan}` });
+    const own = Boolean(existing && change.stripeSubscriptionId && existing.stripeSubscriptionId === change.stripeSubscriptionId);
+    if (misfit && !own) {
+      // a deleted organization keeps nothing live in Stripe, recorded or not
+      const stripeId = change.stripeSubscriptionId;
+      if (org.deletedAt && stripeId && !STRIPE_ENDED.has(change.status)) {
+        if (!canceledInStripe.has(stripeId)) return { cancelInStripe: stripeId };
+        return { status: 'ignored', reason: `${misfit}; the organization is deleted: Stripe subscription ${stripeId} was canceled in Stripe` };
+      }
+      return { status: 'ignored', reason: misfit };
+    }
+    if (misfit) {
+      const { defaultPlan } = (await repo.app(db, existing!.appId))!;
+      Object.assign(change, { plan: defaultPlan, notApplied: `${misfit}: the plan is now ${defaultPlan} until the subscription is on a plan of ${existing!.appId}` });
+    }
     let endedForDeletedOrg: { stripeCanceled: boolean } | undefined;
     if (org.deletedAt && !STRIPE_ENDED.has(change.status)) {
       const stripeId = change.stripeSubscriptionId ?? existing?.stripeSubscriptionId ?? undefined;

@@ -149,6 +149,13 @@ export interface AppConfig {
     stripeApiProtocol?: 'http' | 'https';
     /** "price_x=app:plan,price_y=app:plan" mapped to { price_x: { app, plan } } */
     stripePrices: Record<string, { app: string; plan: string }>;
+    /**
+     * STRIPE_PORTAL_CONFIGURATIONS="app=bpc_x,app:business=bpc_y": the Stripe billing portal configuration a portal
+     * session of an app uses (`app:personal` / `app:business`: for that kind of account, before `app`); none: Stripe's
+     * default configuration, which lists every product (the webhook holds a subscription switched to another app's or
+     * audience's price to its app's default plan)
+     */
+    stripePortalConfigurations: Record<string, string>;
     pastDueGraceDays: number;
     /** APP_URL, the frontend the links in e-mails and Stripe redirects point to, without a trailing slash */
     appUrl: string;
@@ -499,6 +506,17 @@ function parsePrices(env: Env): Record<string, { app: string; plan: string }> {
   return prices;
 }
 
+function parsePortalConfigurations(env: Env): Record<string, string> {
+  const configurations: Record<string, string> = {};
+  for (const pair of (env.STRIPE_PORTAL_CONFIGURATIONS ?? '').split(',').map((p) => p.trim()).filter(Boolean)) {
+    const match = /^([a-z0-9_]+(?::(?:personal|business))?)=(bpc_[A-Za-z0-9_]+)$/.exec(pair);
+    if (!match) throw new ConfigError(`STRIPE_PORTAL_CONFIGURATIONS entry "${pair}" must look like app_code=bpc_id or app_code:personal|business=bpc_id`);
+    if (configurations[match[1]]) throw new ConfigError(`STRIPE_PORTAL_CONFIGURATIONS names ${match[1]} twice`);
+    configurations[match[1]] = match[2];
+  }
+  return configurations;
+}
+
 function parseSecretKeys(env: Env): AppConfig['secrets'] {
   const keys: Record<string, Buffer> = {};
   for (const pair of (env.SECRETS_KEYS ?? '').split(',').map((p) => p.trim()).filter(Boolean)) {
@@ -638,6 +656,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       stripeApiPort: env.STRIPE_API_PORT ? int(env, 'STRIPE_API_PORT', 443, 1, 65535) : undefined,
       stripeApiProtocol: oneOf(env, 'STRIPE_API_PROTOCOL', ['http', 'https'] as const),
       stripePrices: parsePrices(env),
+      stripePortalConfigurations: parsePortalConfigurations(env),
       pastDueGraceDays: grace,
       appUrl: url(env, 'APP_URL', ['http:', 'https:'], 'http://localhost:3000').replace(/\/+$/, ''),
     },
