@@ -549,7 +549,7 @@ export interface paths {
         put?: never;
         /**
          * Open the Stripe customer portal for your personal plans
-         * @description 503 billing.stripe_not_configured on a server without Stripe, before any Stripe call or write (after the caller's membership and role are checked and the body is validated); then 409 billing.no_customer when the account has no Stripe customer yet. Before the portal session is created, the checkout sessions saved to be expired (overtaken checkouts' sessions Stripe failed to expire) are expired in Stripe; one Stripe fails to expire stays saved for the billing job, and the portal opens anyway; one the customer paid whose subscription is not recorded yet stays saved too.
+         * @description 503 billing.stripe_not_configured on a server without Stripe, before any Stripe call or write (after the caller's membership and role are checked and the body is validated); then 409 billing.no_customer when the account has no Stripe customer yet. Before the portal session is created, the checkout sessions saved to be expired (overtaken checkouts' sessions Stripe failed to expire) are expired in Stripe; one Stripe fails to expire stays saved for the billing job, and the portal opens anyway; one the customer paid whose subscription is not recorded yet stays saved too. The portal is for one app: `app`, else the app of the account's first subscription (404 app.not_found for an unknown app, before billing.no_customer); when STRIPE_PORTAL_CONFIGURATIONS names a configuration for it (`app:personal` or `app:business` for this kind of account first, then `app`), the session uses it, so only that app's products are offered; otherwise Stripe's default configuration.
          */
         post: operations["createMyBillingPortal"];
         delete?: never;
@@ -1268,7 +1268,7 @@ export interface paths {
         put?: never;
         /**
          * Open the Stripe customer portal (admin or owner)
-         * @description 503 billing.stripe_not_configured on a server without Stripe, before any Stripe call or write (after the caller's membership and role are checked and the body is validated); then 409 billing.no_customer when the account has no Stripe customer yet. Before the portal session is created, the checkout sessions saved to be expired (overtaken checkouts' sessions Stripe failed to expire) are expired in Stripe; one Stripe fails to expire stays saved for the billing job, and the portal opens anyway; one the customer paid whose subscription is not recorded yet stays saved too.
+         * @description 503 billing.stripe_not_configured on a server without Stripe, before any Stripe call or write (after the caller's membership and role are checked and the body is validated); then 409 billing.no_customer when the account has no Stripe customer yet. Before the portal session is created, the checkout sessions saved to be expired (overtaken checkouts' sessions Stripe failed to expire) are expired in Stripe; one Stripe fails to expire stays saved for the billing job, and the portal opens anyway; one the customer paid whose subscription is not recorded yet stays saved too. The portal is for one app: `app`, else the app of the account's first subscription (404 app.not_found for an unknown app, before billing.no_customer); when STRIPE_PORTAL_CONFIGURATIONS names a configuration for it (`app:personal` or `app:business` for this kind of account first, then `app`), the session uses it, so only that app's products are offered; otherwise Stripe's default configuration.
          */
         post: operations["createOrganizationBillingPortal"];
         delete?: never;
@@ -4390,7 +4390,7 @@ export interface components {
              * @description When the event was processed or ignored; null while received
              */
             processedAt: string | null;
-            /** @description Why the event was ignored or failed, or what of a processed event was not applied (a price not mapped to a plan, or a plan of another app or audience than the subscription: the plan stays); null otherwise */
+            /** @description Why the event was ignored or failed, or what of a processed event was not applied (a price not mapped to a plan: the plan stays; a price of another app, or of a plan of another audience, than the subscription: the plan is the app default plan until the subscription is on a plan of its app again); null otherwise */
             reason: string | null;
             /**
              * Format: date-time
@@ -7743,6 +7743,11 @@ export interface components {
         };
         /** @description The app whose billing to manage */
         PortalDto: {
+            /**
+             * @description The app whose subscription to manage (omnizen, app_securevault); default: the app of the account's first subscription. With STRIPE_PORTAL_CONFIGURATIONS, the portal uses that app's configuration (its products only, for this kind of account); without one, Stripe's default
+             * @example omnizen
+             */
+            app?: string;
             /** @description Where Stripe sends the customer back (defaults to APP_URL/billing) */
             returnPath?: string;
         };
@@ -18139,7 +18144,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller */
+            /** @description Not found, or not visible to the caller. error.code is one of: `app.not_found` (no app of that code) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -26458,7 +26463,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member) */
+            /** @description Not found, or not visible to the caller. error.code is one of: `organization.not_found` (the organization does not exist or the caller is not a member); `app.not_found` (no app of that code) */
             404: {
                 headers: {
                     [name: string]: unknown;
