@@ -244,7 +244,7 @@ describe('billing: a checkout completion and the order of Stripe events', () => 
       items: { object: 'list', data: [{ id: 'si_retired', price: { id: 'price_omz_2025', object: 'price' }, current_period_end: T0 + 60 * DAY }] },
     }), T0 + 100);
     await send(deleted);
-    expect(await eventRow(deleted.id)).toEqual([{ status: 'processed', reason: 'price price_omz_2025 is not mapped to an app plan (STRIPE_PRICES): the plan stays professional' }]);
+    expect(await eventRow(deleted.id)).toEqual([{ status: 'processed', reason: 'price price_omz_2025 is not mapped to an app plan (STRIPE_PRICES): the plan stays professional, read-only while the subscription is on that price' }]);
     const { rows } = await t.db.admin.query(
       `SELECT s.plan, s.status, b.stripe_price_id AS price, b.current_period_end AS "periodEnd" FROM hub."Subscription" s
        JOIN hub.subscription_billing b ON b.subscription_id = s.id WHERE s."organizationId" = $1`, [org]);

@@ -19,10 +19,11 @@ function subscriptionObject(id: string, price: string, status: string, metadata:
 /**
  * The customer portal (without an app's own configuration, STRIPE_PORTAL_CONFIGURATIONS, it lists every app's products)
  * lets a customer switch a subscription to any product's price: another app's, or a plan of another audience, often a
- * cheaper one. Checkout sells neither, and such a price must not keep a higher plan live: the subscription row (its own
- * Stripe subscription) gets its app's default plan until it is on a plan of its app again; the rest of the event (status,
- * period, cancellation) still applies, and the event is recorded processed with what happened. Any other Stripe
- * subscription on such a plan is ignored (a deleted organization's is canceled in Stripe all the same).
+ * cheaper one; STRIPE_PRICES may not map a price at all. Checkout sells none of these, and such a price entitles nothing:
+ * the subscription row (its own Stripe subscription) keeps its plan and is read-only (price_misfit, writes refused) until
+ * it is on a plan of its app again; the rest of the event (status, period, cancellation) still applies, and the event is
+ * recorded processed with what happened. Any other Stripe subscription on such a plan is ignored (a deleted
+ * organization's is canceled in Stripe all the same).
  */
 describe('billing: a Stripe event naming a plan that does not fit the subscription row', () => {
   let t: TestApp;
@@ -32,18 +33,24 @@ describe('billing: a Stripe event naming a plan that does not fit the subscripti
   const send = (event: object) => sendStripeEvent(t, WEBHOOK_SECRET, event);
   const entitlements = async (org: string, app: string) => (await t.http.get(`/v1/orgs/${org}/entitlements?app=${app}`).set(ada.auth).expect(200)).body;
   const hubRows = async (org: string) => (await t.db.admin.query(
-    `SELECT "appId", "stripeSubscriptionId", plan, status FROM hub."Subscription" WHERE "organizationId" = $1 ORDER BY "appId"`, [org])).rows;
+    `SELECT s."appId", s."stripeSubscriptionId", s.plan, s.status, b.price_misfit AS "priceMisfit" FROM hub."Subscription" s
+      LEFT JOIN hub.subscription_billing b ON b.subscription_id = s.id WHERE s."organizationId" = $1 ORDER BY s."appId"`, [org])).rows;
+  const accounts = async (org: string) => Number((await t.db.admin.query(`SELECT count(*) AS n FROM finance.accounts WHERE org_id = $1`, [org])).rows[0].n);
+  const misfitReason = (price: string, app: string, holder: string) =>
+    `the subscription is on price ${price}, which is not a plan of ${app} for this ${holder}: change it in the billing portal`;
   const eventRow = async (stripeEventId: string) => (await t.db.admin.query(
     `SELECT status, reason FROM hub."BillingEvent" WHERE "stripeEventId" = $1`, [stripeEventId])).rows[0];
   const audits = async (org: string, stripeEventId: string) => (await t.db.admin.query(
-    `SELECT action, after->>'plan' AS plan, after->>'notApplied' AS "notApplied", after->>'reason' AS reason FROM core.audit_logs
-      WHERE org_id = $1 AND (after->>'stripeEvent' = $2 OR after->>'stripeEventId' = $2) ORDER BY id`, [org, stripeEventId])).rows;
+    `SELECT action, after->>'plan' AS plan, after->>'notApplied' AS "notApplied", after->>'reason' AS reason, after->>'priceMisfit' AS "priceMisfit"
+      FROM core.audit_logs WHERE org_id = $1 AND (after->>'stripeEvent' = $2 OR after->>'stripeEventId' = $2) ORDER BY id`, [org, stripeEventId])).rows;
 
   beforeAll(async () => {
     stripe = await startStripeDouble();
     t = await createTestApp({
       ...stripe.env, REDIS_URL: '', STRIPE_SECRET_KEY: 'sk_test_double', STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRET,
-      STRIPE_PRICES: 'price_omz_starter=omnizen:starter,price_omz_pro=omnizen:professional,price_sv_ent=app_securevault:enterprise,price_sv_bpro=app_securevault:business_pro,price_sv_pro=app_securevault:pro',
+      STRIPE_PRICES: 'price_omz_starter=omnizen:starter,price_omz_pro=omnizen:professional,price_omz_ent=omnizen:enterprise,price_omz_ghost=omnizen:ghost,'
+        + 'price_sv_ent=app_securevault:enterprise,price_sv_bpro=app_securevault:business_pro,price_sv_bstarter=app_securevault:business_starter,'
+        + 'price_sv_pro=app_securevault:pro,price_sv_starter=app_securevault:starter',
     });
     ada = await registerUser(t, 'ada');
   });
@@ -52,69 +59,172 @@ describe('billing: a Stripe event naming a plan that does not fit the subscripti
     await stripe.close();
   });
 
-  it("another app's price on the subscription: the row keeps its app, on the app's default plan until a plan of the app is back; the event says so", async () => {
+  it("another app's price on the subscription: the row keeps its app and its plan, read-only until a plan of the app is back; the event says so", async () => {
     const orgId = await createOrg(t, ada, 'Portal Swap Co');
     await send(stripeEvent('customer.subscription.created', subscriptionObject('sub_swap', 'price_omz_pro', 'active', { org_id: orgId }), T0));
-    expect(await hubRows(orgId)).toEqual([{ appId: 'omnizen', stripeSubscriptionId: 'sub_swap', plan: 'professional', status: 'active' }]);
+    expect(await hubRows(orgId)).toEqual([{ appId: 'omnizen', stripeSubscriptionId: 'sub_swap', plan: 'professional', status: 'active', priceMisfit: null }]);
 
     // switched in the portal to SecureVault Enterprise (and set to cancel at period end)
     const swapped = stripeEvent('customer.subscription.updated',
       subscriptionObject('sub_swap', 'price_sv_ent', 'active', { org_id: orgId }, { cancel_at_period_end: true }), T0 + 10);
     await send(swapped);
     const reason = "price price_sv_ent is for app_securevault:enterprise, not omnizen: Stripe subscription sub_swap is this organization's omnizen subscription: "
-      + 'the plan is now starter until the subscription is on a plan of omnizen';
-    expect(await hubRows(orgId)).toEqual([{ appId: 'omnizen', stripeSubscriptionId: 'sub_swap', plan: 'starter', status: 'active' }]);
-    const ent = await entitlements(orgId, 'omnizen');
-    expect(ent).toMatchObject({ plan: 'starter', status: 'active', source: 'subscription', cancelAtPeriodEnd: true });
-    expect(ent.features.find((f: any) => f.feature === 'white_label')?.enabled ?? false).toBe(false);
+      + 'the plan stays professional, read-only while the subscription is on that price';
+    expect(await hubRows(orgId)).toEqual([{ appId: 'omnizen', stripeSubscriptionId: 'sub_swap', plan: 'professional', status: 'active', priceMisfit: 'price_sv_ent' }]);
+    expect(await entitlements(orgId, 'omnizen')).toMatchObject({
+      plan: 'professional', status: 'active', source: 'subscription', cancelAtPeriodEnd: true, access: 'read_only',
+      readOnlyReason: misfitReason('price_sv_ent', 'omnizen', 'organization'),
+    });
     expect(await eventRow(swapped.id)).toEqual({ status: 'processed', reason });
     expect(await audits(orgId, swapped.id)).toEqual([
-      { action: 'billing.event_received', plan: null, notApplied: null, reason: null },
-      { action: 'billing.subscription_updated', plan: 'starter', notApplied: reason, reason: null },
+      { action: 'billing.event_received', plan: null, notApplied: null, reason: null, priceMisfit: null },
+      { action: 'billing.subscription_updated', plan: 'professional', notApplied: reason, reason: null, priceMisfit: 'price_sv_ent' },
     ]);
     // the app it names gets nothing from it
     expect(await entitlements(orgId, 'app_securevault')).toMatchObject({ source: 'default' });
     const events = await t.http.get(`/v1/orgs/${orgId}/billing/events`).set(ada.auth).expect(200);
     expect(events.body.items.find((e: any) => e.stripeEventId === swapped.id)).toMatchObject({ status: 'processed', reason });
 
-    // switched back to an OmniZen price: that plan applies, as any plan change does
+    // switched back to an OmniZen price: that plan applies, as any plan change does, with the access its status gives
     const back = stripeEvent('customer.subscription.updated', subscriptionObject('sub_swap', 'price_omz_pro', 'active', { org_id: orgId }), T0 + 20);
     await send(back);
-    expect(await hubRows(orgId)).toEqual([{ appId: 'omnizen', stripeSubscriptionId: 'sub_swap', plan: 'professional', status: 'active' }]);
-    expect(await entitlements(orgId, 'omnizen')).toMatchObject({ plan: 'professional', status: 'active', source: 'subscription' });
+    expect(await hubRows(orgId)).toEqual([{ appId: 'omnizen', stripeSubscriptionId: 'sub_swap', plan: 'professional', status: 'active', priceMisfit: null }]);
+    expect(await entitlements(orgId, 'omnizen')).toMatchObject({ plan: 'professional', status: 'active', source: 'subscription', access: 'full', readOnlyReason: null });
     expect(await eventRow(back.id)).toEqual({ status: 'processed', reason: null });
 
-    // its deletion on another app's price still ends the row (on the default plan)
+    // its deletion on another app's price still ends the row (its plan kept); the status says why it is read-only
     const deleted = stripeEvent('customer.subscription.deleted', subscriptionObject('sub_swap', 'price_sv_ent', 'canceled', { org_id: orgId }), T0 + 30);
     await send(deleted);
-    expect(await hubRows(orgId)).toEqual([{ appId: 'omnizen', stripeSubscriptionId: 'sub_swap', plan: 'starter', status: 'canceled' }]);
-    expect(await eventRow(deleted.id)).toMatchObject({ status: 'processed', reason: expect.stringContaining('the plan is now starter until the subscription is on a plan of omnizen') });
+    expect(await hubRows(orgId)).toEqual([{ appId: 'omnizen', stripeSubscriptionId: 'sub_swap', plan: 'professional', status: 'canceled', priceMisfit: 'price_sv_ent' }]);
+    expect(await eventRow(deleted.id)).toMatchObject({ status: 'processed', reason: expect.stringContaining('the plan stays professional, read-only while the subscription is on that price') });
+    expect(await entitlements(orgId, 'omnizen')).toMatchObject({ status: 'canceled', access: 'read_only', readOnlyReason: 'the subscription is canceled' });
   });
 
-  it("an organization's business plan switched to a cheaper personal price: the row is on the app's default plan while it renews on it, until a business price is back", async () => {
+  it("the reviewer's case: enterprise switched to another app's cheapest business price keeps enterprise, read-only (writes refused), until an OmniZen price is back", async () => {
+    const orgId = await createOrg(t, ada, 'Cheap Swap Co');
+    await send(stripeEvent('customer.subscription.created', subscriptionObject('sub_cheap', 'price_omz_ent', 'active', { org_id: orgId }), T0));
+    const swapped = stripeEvent('customer.subscription.updated', subscriptionObject('sub_cheap', 'price_sv_bstarter', 'active', { org_id: orgId }), T0 + 10);
+    await send(swapped);
+    // renewed at that price: still nothing of OmniZen entitled
+    const renewed = stripeEvent('customer.subscription.updated', subscriptionObject('sub_cheap', 'price_sv_bstarter', 'active', { org_id: orgId },
+      { items: { object: 'list', data: [{ id: 'si_sub_cheap', price: { id: 'price_sv_bstarter', object: 'price' }, current_period_end: T0 + 400 * 86_400 }] } }), T0 + 20);
+    await send(renewed);
+    const misfit = misfitReason('price_sv_bstarter', 'omnizen', 'organization');
+    expect(await entitlements(orgId, 'omnizen')).toMatchObject({
+      plan: 'enterprise', status: 'active', source: 'subscription', access: 'read_only', readOnlyReason: misfit,
+      currentPeriodEnd: new Date((T0 + 400 * 86_400) * 1000).toISOString(),
+    });
+    const reason = "price price_sv_bstarter is for app_securevault:business_starter, not omnizen: Stripe subscription sub_cheap is this organization's omnizen subscription: "
+      + 'the plan stays enterprise, read-only while the subscription is on that price';
+    expect(await eventRow(swapped.id)).toEqual({ status: 'processed', reason });
+    expect(await eventRow(renewed.id)).toEqual({ status: 'processed', reason });
+    expect(await hubRows(orgId)).toEqual([{ appId: 'omnizen', stripeSubscriptionId: 'sub_cheap', plan: 'enterprise', status: 'active', priceMisfit: 'price_sv_bstarter' }]);
+    expect(await audits(orgId, renewed.id)).toEqual([
+      { action: 'billing.event_received', plan: null, notApplied: null, reason: null, priceMisfit: null },
+      { action: 'billing.subscription_updated', plan: 'enterprise', notApplied: reason, reason: null, priceMisfit: 'price_sv_bstarter' },
+    ]);
+    // a ledger write is refused as for any read-only subscription; nothing written
+    const refused = await t.http.post(`/v1/orgs/${orgId}/ledger/books`).set(ada.auth).send({ baseCurrency: 'EUR', fiscalYearStart: '2026-01-01' }).expect(402);
+    expect(refused.body.error).toMatchObject({
+      code: 'billing.subscription_inactive', message: `the omnizen subscription of this organization is read-only: ${misfit}; renew or upgrade it to make changes`,
+      details: { app: 'omnizen', plan: 'enterprise', status: 'active' },
+    });
+    expect(await accounts(orgId)).toBe(0);
+    // reads still work
+    await t.http.get(`/v1/orgs/${orgId}/ledger/accounts`).set(ada.auth).expect(200);
+
+    // back on an OmniZen price: full again, the column cleared, writes allowed
+    const back = stripeEvent('customer.subscription.updated', subscriptionObject('sub_cheap', 'price_omz_ent', 'active', { org_id: orgId }), T0 + 30);
+    await send(back);
+    expect(await eventRow(back.id)).toEqual({ status: 'processed', reason: null });
+    expect(await hubRows(orgId)).toEqual([{ appId: 'omnizen', stripeSubscriptionId: 'sub_cheap', plan: 'enterprise', status: 'active', priceMisfit: null }]);
+    expect(await entitlements(orgId, 'omnizen')).toMatchObject({ plan: 'enterprise', status: 'active', access: 'full', readOnlyReason: null });
+    await t.http.post(`/v1/orgs/${orgId}/ledger/books`).set(ada.auth).send({ baseCurrency: 'EUR', fiscalYearStart: '2026-01-01' }).expect(201);
+    expect(await accounts(orgId)).toBeGreaterThan(0);
+  });
+
+  it('a price not in STRIPE_PRICES, or mapped to a plan the catalog does not have, on the subscription: the plan stays, read-only until a plan of the app is back', async () => {
+    const orgId = await createOrg(t, ada, 'Unmapped Co');
+    await send(stripeEvent('customer.subscription.created', subscriptionObject('sub_unmapped', 'price_omz_ent', 'active', { org_id: orgId }), T0));
+    const unmapped = stripeEvent('customer.subscription.updated', subscriptionObject('sub_unmapped', 'price_cheap_unmapped', 'active', { org_id: orgId }), T0 + 10);
+    await send(unmapped);
+    expect(await entitlements(orgId, 'omnizen')).toMatchObject({
+      plan: 'enterprise', status: 'active', access: 'read_only', readOnlyReason: misfitReason('price_cheap_unmapped', 'omnizen', 'organization'),
+    });
+    const reason = 'price price_cheap_unmapped is not mapped to an app plan (STRIPE_PRICES): the plan stays enterprise, read-only while the subscription is on that price';
+    expect(await eventRow(unmapped.id)).toEqual({ status: 'processed', reason });
+    expect(await hubRows(orgId)).toEqual([{ appId: 'omnizen', stripeSubscriptionId: 'sub_unmapped', plan: 'enterprise', status: 'active', priceMisfit: 'price_cheap_unmapped' }]);
+    expect(await audits(orgId, unmapped.id)).toEqual([
+      { action: 'billing.event_received', plan: null, notApplied: null, reason: null, priceMisfit: null },
+      { action: 'billing.subscription_updated', plan: 'enterprise', notApplied: reason, reason: null, priceMisfit: 'price_cheap_unmapped' },
+    ]);
+    await t.http.post(`/v1/orgs/${orgId}/workspaces`).set(ada.auth).send({ name: 'Unmapped' }).expect(402);
+
+    const ghost = stripeEvent('customer.subscription.updated', subscriptionObject('sub_unmapped', 'price_omz_ghost', 'active', { org_id: orgId }), T0 + 20);
+    await send(ghost);
+    expect(await eventRow(ghost.id)).toEqual({
+      status: 'processed', reason: 'STRIPE_PRICES maps price_omz_ghost to omnizen:ghost, which is not in the catalog: the plan stays enterprise, read-only while the subscription is on that price',
+    });
+    expect(await hubRows(orgId)).toEqual([{ appId: 'omnizen', stripeSubscriptionId: 'sub_unmapped', plan: 'enterprise', status: 'active', priceMisfit: 'price_omz_ghost' }]);
+    expect(await entitlements(orgId, 'omnizen')).toMatchObject({ access: 'read_only', readOnlyReason: misfitReason('price_omz_ghost', 'omnizen', 'organization') });
+
+    // an invoice names no price: what the subscription is on stays as it was
+    await send(stripeEvent('invoice.paid', { id: 'in_unmapped', object: 'invoice', subscription: 'sub_unmapped', customer: 'cus_sub_unmapped' }, T0 + 25));
+    expect(await hubRows(orgId)).toEqual([{ appId: 'omnizen', stripeSubscriptionId: 'sub_unmapped', plan: 'enterprise', status: 'active', priceMisfit: 'price_omz_ghost' }]);
+
+    const back = stripeEvent('customer.subscription.updated', subscriptionObject('sub_unmapped', 'price_omz_pro', 'active', { org_id: orgId }), T0 + 30);
+    await send(back);
+    expect(await hubRows(orgId)).toEqual([{ appId: 'omnizen', stripeSubscriptionId: 'sub_unmapped', plan: 'professional', status: 'active', priceMisfit: null }]);
+    expect(await entitlements(orgId, 'omnizen')).toMatchObject({ plan: 'professional', access: 'full', readOnlyReason: null });
+  });
+
+  it("a person's subscription switched to another app's personal price: /v1/me/entitlements is read-only with the reason, the plan kept", async () => {
+    await send(stripeEvent('customer.subscription.created', subscriptionObject('sub_me', 'price_omz_pro', 'active', { org_id: ada.personalOrgId }), T0));
+    const swapped = stripeEvent('customer.subscription.updated', subscriptionObject('sub_me', 'price_sv_starter', 'active', { org_id: ada.personalOrgId }), T0 + 10);
+    await send(swapped);
+    const me = async () => (await t.http.get('/v1/me/entitlements?app=omnizen').set(ada.auth).expect(200)).body;
+    expect(await me()).toMatchObject({
+      subject: { type: 'user', userId: ada.id }, plan: 'professional', status: 'active', access: 'read_only',
+      readOnlyReason: misfitReason('price_sv_starter', 'omnizen', 'account'),
+    });
+    expect(await eventRow(swapped.id)).toEqual({
+      status: 'processed',
+      reason: "price price_sv_starter is for app_securevault:starter, not omnizen: Stripe subscription sub_me is this account's omnizen subscription: "
+        + 'the plan stays professional, read-only while the subscription is on that price',
+    });
+    const { rows } = await t.db.admin.query(
+      `SELECT s.plan, b.price_misfit FROM hub."Subscription" s JOIN hub.subscription_billing b ON b.subscription_id = s.id WHERE s."stripeSubscriptionId" = 'sub_me'`);
+    expect(rows).toEqual([{ plan: 'professional', price_misfit: 'price_sv_starter' }]);
+
+    await send(stripeEvent('customer.subscription.updated', subscriptionObject('sub_me', 'price_omz_pro', 'active', { org_id: ada.personalOrgId }), T0 + 20));
+    expect(await me()).toMatchObject({ plan: 'professional', access: 'full', readOnlyReason: null });
+  });
+
+  it("an organization's business plan switched to a cheaper personal price: the plan stays, read-only while it renews on it, until a business price is back", async () => {
     const orgId = await createOrg(t, ada, 'Audience Co');
     await send(stripeEvent('customer.subscription.created', subscriptionObject('sub_biz', 'price_sv_bpro', 'active', { org_id: orgId }), T0));
-    expect(await hubRows(orgId)).toEqual([{ appId: 'app_securevault', stripeSubscriptionId: 'sub_biz', plan: 'business_pro', status: 'active' }]);
+    expect(await hubRows(orgId)).toEqual([{ appId: 'app_securevault', stripeSubscriptionId: 'sub_biz', plan: 'business_pro', status: 'active', priceMisfit: null }]);
 
     const personal = stripeEvent('customer.subscription.updated', subscriptionObject('sub_biz', 'price_sv_pro', 'active', { org_id: orgId }), T0 + 10);
     await send(personal);
     const reason = 'price price_sv_pro is for app_securevault:pro: the app_securevault plan pro is a personal plan; this is a business account: '
-      + 'the plan is now trial until the subscription is on a plan of app_securevault';
-    expect(await hubRows(orgId)).toEqual([{ appId: 'app_securevault', stripeSubscriptionId: 'sub_biz', plan: 'trial', status: 'active' }]);
+      + 'the plan stays business_pro, read-only while the subscription is on that price';
+    expect(await hubRows(orgId)).toEqual([{ appId: 'app_securevault', stripeSubscriptionId: 'sub_biz', plan: 'business_pro', status: 'active', priceMisfit: 'price_sv_pro' }]);
     expect(await eventRow(personal.id)).toEqual({ status: 'processed', reason });
     expect(await audits(orgId, personal.id)).toEqual([
-      { action: 'billing.event_received', plan: null, notApplied: null, reason: null },
-      { action: 'billing.subscription_updated', plan: 'trial', notApplied: reason, reason: null },
+      { action: 'billing.event_received', plan: null, notApplied: null, reason: null, priceMisfit: null },
+      { action: 'billing.subscription_updated', plan: 'business_pro', notApplied: reason, reason: null, priceMisfit: 'price_sv_pro' },
     ]);
-    // a renewal at the cheaper price (a new period, paid) keeps it so: nothing of business_pro is entitled
+    // a renewal at the cheaper price (a new period, paid) keeps it so: nothing is entitled
     const renewed = stripeEvent('customer.subscription.updated',
       subscriptionObject('sub_biz', 'price_sv_pro', 'active', { org_id: orgId }, { items: { object: 'list', data: [{ id: 'si_sub_biz', price: { id: 'price_sv_pro', object: 'price' }, current_period_end: T0 + 60 * 86_400 }] } }), T0 + 20);
     await send(renewed);
-    expect(await hubRows(orgId)).toEqual([{ appId: 'app_securevault', stripeSubscriptionId: 'sub_biz', plan: 'trial', status: 'active' }]);
+    expect(await hubRows(orgId)).toEqual([{ appId: 'app_securevault', stripeSubscriptionId: 'sub_biz', plan: 'business_pro', status: 'active', priceMisfit: 'price_sv_pro' }]);
     expect(await eventRow(renewed.id)).toEqual({ status: 'processed', reason });
-    const ent = await entitlements(orgId, 'app_securevault');
-    expect(ent).toMatchObject({ plan: 'trial', status: 'active', source: 'subscription', currentPeriodEnd: new Date((T0 + 60 * 86_400) * 1000).toISOString() });
-    expect(ent.features.find((f: any) => f.feature === 'team_sharing')?.enabled ?? false).toBe(false);
+    expect(await entitlements(orgId, 'app_securevault')).toMatchObject({
+      plan: 'business_pro', status: 'active', source: 'subscription', currentPeriodEnd: new Date((T0 + 60 * 86_400) * 1000).toISOString(),
+      access: 'read_only', readOnlyReason: misfitReason('price_sv_pro', 'app_securevault', 'organization'),
+    });
 
     // no STRIPE_PORTAL_CONFIGURATIONS here: the portal session names no configuration (Stripe's default, every product)
     await t.http.post(`/v1/orgs/${orgId}/billing/portal`).set(ada.auth).send({}).expect(201);
@@ -125,8 +235,8 @@ describe('billing: a Stripe event naming a plan that does not fit the subscripti
     // back on the business price: the plan applies
     const back = stripeEvent('customer.subscription.updated', subscriptionObject('sub_biz', 'price_sv_bpro', 'active', { org_id: orgId }), T0 + 30);
     await send(back);
-    expect(await hubRows(orgId)).toEqual([{ appId: 'app_securevault', stripeSubscriptionId: 'sub_biz', plan: 'business_pro', status: 'active' }]);
-    expect(await entitlements(orgId, 'app_securevault')).toMatchObject({ plan: 'business_pro', status: 'active', source: 'subscription' });
+    expect(await hubRows(orgId)).toEqual([{ appId: 'app_securevault', stripeSubscriptionId: 'sub_biz', plan: 'business_pro', status: 'active', priceMisfit: null }]);
+    expect(await entitlements(orgId, 'app_securevault')).toMatchObject({ plan: 'business_pro', status: 'active', source: 'subscription', access: 'full' });
     expect(await eventRow(back.id)).toEqual({ status: 'processed', reason: null });
 
     // no row to keep: a subscription created on a plan the organization cannot hold is not recorded
@@ -138,8 +248,8 @@ describe('billing: a Stripe event naming a plan that does not fit the subscripti
     expect(await eventRow(created.id)).toEqual({ status: 'ignored', reason: ignored });
     expect(await entitlements(other, 'app_securevault')).toMatchObject({ source: 'default' });
     expect(await audits(other, created.id)).toEqual([
-      { action: 'billing.event_received', plan: null, notApplied: null, reason: null },
-      { action: 'billing.event_ignored', plan: null, notApplied: null, reason: ignored },
+      { action: 'billing.event_received', plan: null, notApplied: null, reason: null, priceMisfit: null },
+      { action: 'billing.event_ignored', plan: null, notApplied: null, reason: ignored, priceMisfit: null },
     ]);
   });
 
@@ -147,17 +257,17 @@ describe('billing: a Stripe event naming a plan that does not fit the subscripti
     const orgId = await createOrg(t, ada, 'Ended Row Co');
     await send(stripeEvent('customer.subscription.created', subscriptionObject('sub_old', 'price_sv_bpro', 'active', { org_id: orgId }), T0));
     await send(stripeEvent('customer.subscription.deleted', subscriptionObject('sub_old', 'price_sv_bpro', 'canceled', { org_id: orgId }), T0 + 10));
-    expect(await hubRows(orgId)).toEqual([{ appId: 'app_securevault', stripeSubscriptionId: 'sub_old', plan: 'business_pro', status: 'canceled' }]);
+    expect(await hubRows(orgId)).toEqual([{ appId: 'app_securevault', stripeSubscriptionId: 'sub_old', plan: 'business_pro', status: 'canceled', priceMisfit: null }]);
 
     const created = stripeEvent('customer.subscription.created', subscriptionObject('sub_new', 'price_sv_pro', 'active', { org_id: orgId }), T0 + 20);
     await send(created);
     const ignored = 'price price_sv_pro is for app_securevault:pro: the app_securevault plan pro is a personal plan; this is a business account';
-    expect(await hubRows(orgId)).toEqual([{ appId: 'app_securevault', stripeSubscriptionId: 'sub_old', plan: 'business_pro', status: 'canceled' }]);
+    expect(await hubRows(orgId)).toEqual([{ appId: 'app_securevault', stripeSubscriptionId: 'sub_old', plan: 'business_pro', status: 'canceled', priceMisfit: null }]);
     expect(await entitlements(orgId, 'app_securevault')).toMatchObject({ plan: 'business_pro', status: 'canceled', access: 'read_only' });
     expect(await eventRow(created.id)).toEqual({ status: 'ignored', reason: ignored });
     expect(await audits(orgId, created.id)).toEqual([
-      { action: 'billing.event_received', plan: null, notApplied: null, reason: null },
-      { action: 'billing.event_ignored', plan: null, notApplied: null, reason: ignored },
+      { action: 'billing.event_received', plan: null, notApplied: null, reason: null, priceMisfit: null },
+      { action: 'billing.event_ignored', plan: null, notApplied: null, reason: ignored, priceMisfit: null },
     ]);
   });
 
@@ -176,8 +286,8 @@ describe('billing: a Stripe event naming a plan that does not fit the subscripti
     expect(await hubRows(orgId)).toEqual([]);
     expect(await eventRow(created.id)).toEqual({ status: 'ignored', reason });
     expect(await audits(orgId, created.id)).toEqual([
-      { action: 'billing.event_received', plan: null, notApplied: null, reason: null },
-      { action: 'billing.event_ignored', plan: null, notApplied: null, reason },
+      { action: 'billing.event_received', plan: null, notApplied: null, reason: null, priceMisfit: null },
+      { action: 'billing.event_ignored', plan: null, notApplied: null, reason, priceMisfit: null },
     ]);
   });
 });

@@ -162,13 +162,18 @@ describe('billing: Stripe checkout, portal, webhooks and the expiry job', () => 
     expect(await eventRow(older.id)).toMatchObject({ status: 'ignored', reason: expect.stringMatching(/^out of order/) });
   });
 
-  it('an unknown price: a known subscription takes all but the plan; a new one is recorded as ignored, logged, and changes nothing', async () => {
+  it('an unknown price: a known subscription takes all but the plan, read-only while on it; a new one is recorded as ignored, logged, and changes nothing', async () => {
     const known = stripeEvent('customer.subscription.updated',
       subscriptionObject('sub_org_1', 'price_unknown', 'past_due', { org_id: orgId }, { cancel_at_period_end: true }), T0 + 400);
     await send(known).expect(200);
     await drain();
-    expect(await eventRow(known.id)).toMatchObject({ status: 'processed', reason: 'price price_unknown is not mapped to an app plan (STRIPE_PRICES): the plan stays enterprise' });
-    expect(await entitlements(orgId)).toMatchObject({ plan: 'enterprise', status: 'past_due', cancelAtPeriodEnd: true });
+    expect(await entitlements(orgId)).toMatchObject({
+      plan: 'enterprise', status: 'past_due', cancelAtPeriodEnd: true, access: 'read_only',
+      readOnlyReason: 'the subscription is on price price_unknown, which is not a plan of omnizen for this organization: change it in the billing portal',
+    });
+    expect(await eventRow(known.id)).toMatchObject({
+      status: 'processed', reason: 'price price_unknown is not mapped to an app plan (STRIPE_PRICES): the plan stays enterprise, read-only while the subscription is on that price',
+    });
     const event = stripeEvent('customer.subscription.created', subscriptionObject('sub_org_unknown', 'price_unknown', 'active', { org_id: orgId }), T0 + 450);
     await send(event).expect(200);
     await drain();
@@ -204,6 +209,11 @@ describe('billing: Stripe checkout, portal, webhooks and the expiry job', () => 
       { action: 'billing.event_received', principal_type: 'service' },
       { action: 'billing.event_ignored', principal_type: 'service' },
     ]);
+    // back on a mapped price: the access its status gives (past_due, in its grace period)
+    await send(stripeEvent('customer.subscription.updated',
+      subscriptionObject('sub_org_1', 'price_omz_ent', 'past_due', { org_id: orgId }, { cancel_at_period_end: true }), T0 + 460)).expect(200);
+    await drain();
+    expect(await entitlements(orgId)).toMatchObject({ plan: 'enterprise', status: 'past_due', access: 'full', readOnlyReason: null });
   });
 
   it('invoice.payment_failed → past_due (grace), invoice.paid → active, deleted → canceled (read-only)', async () => {

@@ -70,7 +70,10 @@ export class EntitlementsDto {
   @ApiProperty({ description: 'Display name of the plan; null when the plan code is not in the catalog', type: String, nullable: true, example: 'Starter' }) planName: string | null;
   @ApiProperty({ example: 'active', description: 'active, trialing, past_due, canceled, ...' }) status: string;
   @ApiProperty({ enum: ['subscription', 'default'], description: 'default: no subscription row, the app\'s default plan as a trial' }) source: 'subscription' | 'default';
-  @ApiProperty({ description: 'full: reads and writes; read_only: only reads are allowed', enum: ['full', 'read_only'] }) access: 'full' | 'read_only';
+  @ApiProperty({
+    description: 'full: reads and writes; read_only: only reads are allowed (a status that does not allow writing, or a subscription on a Stripe price that is not a plan of the app for this account: readOnlyReason says which)',
+    enum: ['full', 'read_only'],
+  }) access: 'full' | 'read_only';
   @ApiProperty({ description: 'Why access is read-only, in words; null when access is full', type: String, nullable: true }) readOnlyReason: string | null;
   @ApiProperty({ description: 'When the trial ends or ended; null when there is no trial', type: Date, nullable: true }) trialEndsAt: Date | null;
   @ApiProperty({ description: 'past_due only: when the grace period of full access ends; null otherwise', type: Date, nullable: true }) graceEndsAt: Date | null;
@@ -104,7 +107,7 @@ export class BillingEventDto {
   @ApiProperty({ description: 'Stripe event type, e.g. customer.subscription.updated' }) type: string;
   @ApiProperty({ description: 'Id of our subscription record the event applied to; null when none', type: String, nullable: true }) subscriptionId: string | null;
   @ApiProperty({ description: 'received: stored, not yet applied; processed: applied; ignored: not applicable (see reason); failed: reserved, not set by the current code', enum: ['received', 'processed', 'ignored', 'failed'] }) status: string;
-  @ApiProperty({ description: 'Why the event was ignored or failed, or what of a processed event was not applied (a price not mapped to a plan: the plan stays; a price of another app, or of a plan of another audience, than the subscription: the plan is the app default plan until the subscription is on a plan of its app again); null otherwise', type: String, nullable: true }) reason: string | null;
+  @ApiProperty({ description: 'Why the event was ignored or failed, or what of a processed event was not applied (a price not mapped to a plan of the catalog, of another app, or of a plan of another audience, than the subscription: the plan stays, read-only until the subscription is on a plan of its app again); null otherwise', type: String, nullable: true }) reason: string | null;
   @ApiProperty({ description: 'When Stripe created the event' }) stripeCreatedAt: Date;
   @ApiProperty({ description: 'When we received the event' }) receivedAt: Date;
   @ApiProperty({ description: 'When the event was processed or ignored; null while received', type: Date, nullable: true }) processedAt: Date | null;

@@ -52,6 +52,12 @@ export interface SubscriptionRow {
    * status is Stripe's word (or the Hub's own). Not read by the gate's billingContext (absent there).
    */
   endedLocallyAt?: Date | null;
+  /**
+   * The Stripe price its own Stripe subscription is on when that is not a plan of its app for its holder's audience
+   * (another app's, another audience's, not mapped to a plan of the catalog): it entitles nothing, read-only
+   * (EntitlementsService) until a Stripe event puts it on a fitting price again; null otherwise.
+   */
+  priceMisfit: string | null;
 }
 
 export interface OrgRow {
@@ -106,7 +112,7 @@ const subscriptions = () => qb.selectFrom('hub.Subscription as s')
     's.id', 's.userId', 's.organizationId', 's.appId', 's.plan', 's.status', 's.stripeSubscriptionId', 's.createdAt', 's.updatedAt',
     'b.stripe_customer_id as stripeCustomerId', 'b.stripe_price_id as stripePriceId', 'b.trial_ends_at as trialEndsAt',
     'b.current_period_end as currentPeriodEnd', (eb) => eb.fn.coalesce('b.cancel_at_period_end', sql<boolean>`false`).as('cancelAtPeriodEnd'),
-    'b.past_due_since as pastDueSince', 'b.last_event_at as lastEventAt', 'b.ended_locally_at as endedLocallyAt',
+    'b.past_due_since as pastDueSince', 'b.last_event_at as lastEventAt', 'b.ended_locally_at as endedLocallyAt', 'b.price_misfit as priceMisfit',
   ]);
 
 /**
@@ -125,7 +131,7 @@ export const billingContext = prepare((p: { orgId: string; appId: string }) => q
     's.id', 's.userId', 's.organizationId', 's.plan', 's.status', 's.stripeSubscriptionId', 's.createdAt', 's.updatedAt',
     'b.stripe_customer_id as stripeCustomerId', 'b.stripe_price_id as stripePriceId', 'b.trial_ends_at as trialEndsAt',
     'b.current_period_end as currentPeriodEnd', (eb) => eb.fn.coalesce('b.cancel_at_period_end', sql<boolean>`false`).as('cancelAtPeriodEnd'),
-    'b.past_due_since as pastDueSince', 'b.last_event_at as lastEventAt',
+    'b.past_due_since as pastDueSince', 'b.last_event_at as lastEventAt', 'b.price_misfit as priceMisfit',
   ])
   .where('a.id', '=', p.appId)
   .$narrowType<{ accountType: OrgRow['accountType'] }>());
@@ -156,6 +162,8 @@ export interface BillingChange {
   cancelAtPeriodEnd?: boolean;
   /** null: the status written is Stripe's word (clears BillingExpiryJob's local end); undefined: kept (a status kept as known) */
   endedLocallyAt?: null;
+  /** the Stripe price, when it is not a plan of the row's app for its audience; null: it fits; undefined: kept */
+  priceMisfit?: string | null;
 }
 
 /**
@@ -276,6 +284,7 @@ export const billingRepository = {
         id: r.id, userId: r.userId, organizationId: r.organizationId, appId: r.appId, plan: r.plan!, status: r.status, stripeSubscriptionId: r.stripeSubscriptionId,
         createdAt: r.createdAt, updatedAt: r.updatedAt, stripeCustomerId: r.stripeCustomerId, stripePriceId: r.stripePriceId, trialEndsAt: r.trialEndsAt,
         currentPeriodEnd: r.currentPeriodEnd, cancelAtPeriodEnd: r.cancelAtPeriodEnd, pastDueSince: r.pastDueSince, lastEventAt: r.lastEventAt,
+        priceMisfit: r.priceMisfit,
       },
     };
   },
@@ -530,7 +539,7 @@ export const billingRepository = {
       stripe_customer_id: change.customer ?? null, stripe_price_id: change.price ?? null, trial_ends_at: change.trialEndsAt ?? null,
       current_period_end: change.currentPeriodEnd ?? null, cancel_at_period_end: change.cancelAtPeriodEnd ?? false,
       past_due_since: change.status === 'past_due' ? at : null, last_event_at: ordered?.at ?? null, last_event_id: ordered?.id ?? null, updated_at: sql`now()`,
-      ended_locally_at: null,
+      ended_locally_at: null, price_misfit: change.priceMisfit ?? null,
     }).onConflict((c) => c.column('subscription_id').doUpdateSet((eb) => ({
       stripe_customer_id: eb.fn.coalesce('excluded.stripe_customer_id', 'hub.subscription_billing.stripe_customer_id'),
       stripe_price_id: eb.fn.coalesce('excluded.stripe_price_id', 'hub.subscription_billing.stripe_price_id'),
@@ -540,6 +549,7 @@ export const billingRepository = {
       past_due_since: change.status === 'past_due' ? eb.fn.coalesce('hub.subscription_billing.past_due_since', 'excluded.past_due_since') : null,
       ...(ordered === undefined ? {} : { last_event_at: eb.ref('excluded.last_event_at'), last_event_id: eb.ref('excluded.last_event_id') }),
       ...(change.endedLocallyAt === undefined ? {} : { ended_locally_at: null }),
+      ...(change.priceMisfit === undefined ? {} : { price_misfit: eb.ref('excluded.price_misfit') }),
       updated_at: sql`now()`,
     }))));
   },

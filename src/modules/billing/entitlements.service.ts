@@ -83,7 +83,8 @@ export class EntitlementsService implements EntitlementGate {
       const pastDueSince = subscription.pastDueSince ?? subscription.updatedAt ?? subscription.createdAt ?? org.createdAt;
       return {
         subject, appId, plan: subscription.plan, status, source: 'subscription', subscription, trialEndsAt,
-        access: accessFor(status, trialEndsAt, pastDueSince, this.config.billing.pastDueGraceDays, now),
+        access: accessFor(status, trialEndsAt, pastDueSince, this.config.billing.pastDueGraceDays, now, subscription.priceMisfit
+          ? { price: subscription.priceMisfit, app: appId, holder: subject.kind === 'user' ? 'account' : 'organization' } : undefined),
       };
     }
     // no subscription yet: the app's default plan as a trial counted from the organization's creation

@@ -37,7 +37,16 @@ interface Change {
   notApplied?: string;
   /** null: the status written is Stripe's, no longer BillingExpiryJob's local end (undefined: kept) */
   endedLocallyAt?: null;
+  /**
+   * The Stripe price the row's own Stripe subscription is on when it is not a plan of the row's app for its audience
+   * (hub.subscription_billing.price_misfit: read-only meanwhile); null: the event's price fits; undefined: kept (the
+   * event names no price: an invoice, a checkout completion)
+   */
+  priceMisfit?: string | null;
 }
+
+/** What an event putting the row's own Stripe subscription on a price that is not a plan of its app does not apply. */
+const misfitNote = (plan: string) => `the plan stays ${plan}, read-only while the subscription is on that price`;
 
 const idOf = (v: unknown): string | undefined => (typeof v === 'string' ? v : (v as { id?: string } | null)?.id ?? undefined);
 const time = (s: number | null | undefined): Date | null => (s ? new Date(s * 1000) : null);
@@ -219,12 +228,15 @@ export class StripeWebhookService implements OnModuleInit {
         ordered = { id: (aside as Stripe.Event).id, at: new Date((aside as Stripe.Event).created * 1000) };
       }
     }
+    // a checkout moving the row to another Stripe subscription: that one is on what the checkout sold (a plan of the app,
+    // checked below), unless its own events said otherwise (above)
+    if (other && change.priceMisfit === undefined) change.priceMisfit = null;
     // the plan must fit the row: the customer portal (without an app's own configuration, STRIPE_PORTAL_CONFIGURATIONS,
     // it lists every app's products) lets a customer switch the subscription to another app's price, or to a plan of
-    // another audience, which checkout would sell neither. Such a price (often a cheaper one) must not keep a higher plan
-    // live: the row's own Stripe subscription on it is held to the app's default plan (what an account without a
-    // subscription gets) until it is on a plan of the app again; the rest applies (it still renews, fails and ends). Any
-    // other Stripe subscription on such a plan (a new one, or one the row does not hold) is not recorded
+    // another audience, which checkout would sell neither. Such a price (often a cheaper one) must entitle nothing: the
+    // row's own Stripe subscription on it keeps its plan and is read-only (price_misfit, EntitlementsService) until it is
+    // on a plan of the app again, as on a price not mapped to a plan (changeFrom); the rest applies (it still renews,
+    // fails and ends). Any other Stripe subscription on such a plan (a new one, or one the row does not hold) is not recorded
     const misfit = await this.planMisfit(db, change, subject, existing);
     const own = Boolean(existing && change.stripeSubscriptionId && existing.stripeSubscriptionId === change.stripeSubscriptionId);
     if (misfit && !own) {
@@ -237,8 +249,8 @@ export class StripeWebhookService implements OnModuleInit {
       return { status: 'ignored', reason: misfit };
     }
     if (misfit) {
-      const { defaultPlan } = (await repo.app(db, existing!.appId))!;
-      Object.assign(change, { plan: defaultPlan, notApplied: `${misfit}: the plan is now ${defaultPlan} until the subscription is on a plan of ${existing!.appId}` });
+      // a checkout completion names no price: what the subscription is on stays as its own events said
+      Object.assign(change, { plan: undefined, notApplied: `${misfit}: ${misfitNote(existing!.plan)}`, ...(change.price ? { priceMisfit: change.price } : {}) });
     }
     let endedForDeletedOrg: { stripeCanceled: boolean } | undefined;
     if (org.deletedAt && !STRIPE_ENDED.has(change.status)) {
@@ -365,12 +377,12 @@ export class StripeWebhookService implements OnModuleInit {
         const unplaced = !mapped ? `price ${price ?? '(none)'} is not mapped to an app plan (STRIPE_PRICES)`
           : !(await this.planExists(db, mapped.app, mapped.plan)) ? `STRIPE_PRICES maps ${price} to ${mapped.app}:${mapped.plan}, which is not in the catalog`
             : undefined;
-        if (!unplaced) return { ...change, app: mapped!.app, plan: mapped!.plan };
+        if (!unplaced) return { ...change, app: mapped!.app, plan: mapped!.plan, priceMisfit: null };
         // a subscription already known (e.g. on a retired price) still ends, renews and is canceled at period end: all
         // but its plan applies. A new one cannot be placed (no app, no plan)
         const known = typeof obj.id === 'string' ? await repo.subscriptionByStripeId(db, obj.id) : undefined;
         if (!known) return { ignored: unplaced };
-        return { ...change, notApplied: `${unplaced}: the plan stays ${known.plan}` };
+        return { ...change, priceMisfit: price ?? '(none)', notApplied: `${unplaced}: ${misfitNote(known.plan)}` };
       }
       case 'invoice.paid':
       case 'invoice.payment_failed': {

@@ -8,7 +8,7 @@ export const DAY_MS = 86_400_000;
 
 /**
  * The statuses that give full access: active; trialing until the trial's end; past_due for the grace period
- * (accessFor). Every other status is read-only: incomplete (the first payment is pending or failed), incomplete_expired,
+ * (accessFor), on a price that is a plan of the subscription's app. Every other status is read-only: incomplete (the first payment is pending or failed), incomplete_expired,
  * unpaid, paused, canceled, and any word Stripe may add.
  */
 export const LIVE_STATUSES: ReadonlySet<string> = new Set(['active', 'trialing', 'past_due']);
@@ -40,12 +40,26 @@ export interface Access {
   graceEndsAt?: Date;
 }
 
+/** What a subscription's price is not (hub.subscription_billing.price_misfit), for accessFor. */
+export interface PriceMisfit {
+  /** the Stripe price the subscription is on */
+  price: string;
+  app: string;
+  holder: 'organization' | 'account';
+}
+
 /**
  * The access a subscription gives at `now` (the injected clock's). `pastDueSince`: when the grace period started; never
  * `now` (a grace counted from each call's now would never end), so a past_due without it has no grace left.
+ * `misfit`: its Stripe subscription is on a price that is not a plan of its app for its holder (the customer portal
+ * switched it): a live status entitles nothing then, read-only until it is on a plan of the app again.
  */
-export function accessFor(status: string, trialEndsAt: Date | null, pastDueSince: Date | null, graceDays: number, now: Date): Access {
+export function accessFor(status: string, trialEndsAt: Date | null, pastDueSince: Date | null, graceDays: number, now: Date,
+  misfit?: PriceMisfit): Access {
   if (!LIVE_STATUSES.has(status)) return { access: 'read_only', reason: `the subscription is ${status}` };
+  if (misfit) {
+    return { access: 'read_only', reason: `the subscription is on price ${misfit.price}, which is not a plan of ${misfit.app} for this ${misfit.holder}: change it in the billing portal` };
+  }
   if (status === 'trialing' && trialEndsAt && trialEndsAt <= now) {
     return { access: 'read_only', reason: `the trial ended on ${trialEndsAt.toISOString().slice(0, 10)}` };
   }
