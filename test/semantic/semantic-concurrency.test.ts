@@ -5,6 +5,11 @@ import { createOrg, onPlan, registerUser, type TestUser } from '../support/facto
 import { until } from '../support/throwaway-servers.js';
 import { startOpenAiDouble, type OpenAiDouble } from '../support/doubles/openai-double.js';
 import { agentsUrl, booksWithEntry, semanticUrl } from '../agents/agents-support.js';
+import { SemanticService } from '../../src/modules/semantic/semantic.service.js';
+import type { DatabaseService } from '../../src/platform/database/database.service.js';
+import type { AppConfig } from '../../src/platform/config/config.js';
+import type { Principal } from '../../src/platform/auth/principal.js';
+import { AppError } from '../../src/platform/errors/app-error.js';
 
 /**
  * The semantic queries that run at once: at most SEMANTIC_MAX_CONCURRENT_QUERIES in the process and
@@ -89,6 +94,11 @@ describe('semantic queries running at once', () => {
       });
       // it never reached the database: still the two waiting
       expect(await waiting()).toBe(2);
+      // the same organization in upper case is the same organization's limit (the validation pipe gives the id in lower
+      // case; the service keys its limits on lower case whatever its caller gives: see the last test)
+      const upper = await query(ownerA, orgA.toUpperCase()).timeout(10_000).expect(503);
+      expect(upper.body.error).toEqual({ code: 'semantic.busy', message: expect.stringContaining('2 semantic queries of this organization are running'), details: { limit: 'organization', maxConcurrent: 2, running: 2 } });
+      expect(await waiting()).toBe(2);
 
       // B is not held by A's limit: its first query runs (the process's third)
       const b1 = started(ownerB, orgB);
@@ -157,6 +167,9 @@ describe('semantic queries running at once', () => {
         await until('two queries of A wait for the lock', async () => (await waiting()) === 2);
         // the third waits for a slot (not for the lock: it holds no connection yet); the fourth finds A's queue full
         const a3 = ask();
+        // the fourth is sent once the third is queued (sent together, the fourth could take the queue's place first)
+        const service = q.app.get(SemanticService) as unknown as { waiters: unknown[] };
+        await until('the third query waits for a slot', async () => service.waiters.length === 1);
         const a4 = await q.http.post(semanticUrl(orgA)).set(ownerA.auth).send({ sql: SQL }).expect(503);
         expect(a4.body.error).toEqual({
           code: 'semantic.busy',
@@ -174,5 +187,43 @@ describe('semantic queries running at once', () => {
       await q.app.close();
     }
     expect(q.contract.violations).toEqual([]);
+  });
+});
+
+/**
+ * The service's own keys (review r7): its limits were keyed on the organization's id as its caller spelled it, so that
+ * an id in upper case was another organization's limit (a caller not going through the validation pipe, which gives
+ * ids in lower case). A stub database holds the queries running until released.
+ */
+describe('semantic queries running at once: one organization whatever the letter case of its id', () => {
+  it('counts an upper-case and a mixed-case id with the lower-case one (503 semantic.busy, the organization\'s limit; nothing run)', async () => {
+    const started: string[] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => { release = resolve; });
+    let onStart: () => void = () => {};
+    const db = { tenant: async (_p: unknown, orgId: string) => { started.push(orgId); onStart(); await gate; return { rows: [], columns: [], fetched: 0 }; } };
+    const config = { ai: { semanticRowCap: 10, semanticByteCap: 1000, semanticTimeoutMs: 5000, semanticMaxConcurrentQueries: 4, semanticMaxConcurrentQueriesPerOrg: 2, semanticQueuedQueriesPerOrg: 0 } };
+    const service = new SemanticService(db as unknown as DatabaseService, config as unknown as AppConfig);
+    const org = 'abcdef01-2345-6789-abcd-ef0123456789';
+    const run = (id: string) => service.query({} as Principal, id, { requestId: 'r', ip: '127.0.0.1' }, 'SELECT 1');
+    const startedCount = (n: number) => new Promise<void>((resolve) => {
+      onStart = () => { if (started.length >= n) resolve(); };
+      onStart();
+    });
+    const held = [run(org), run(org)];
+    await startedCount(2);
+    for (const id of [org.toUpperCase(), 'Abcdef01-2345-6789-ABCD-ef0123456789']) {
+      // (ran: the stub's tenant was entered a third time)
+      const outcome = await Promise.race([run(id).then(() => 'answered', (e: unknown) => e), startedCount(3).then(() => 'ran')]);
+      expect(outcome).toBeInstanceOf(AppError);
+      expect((outcome as AppError).code).toBe('semantic.busy');
+      expect((outcome as AppError).details).toEqual({ limit: 'organization', maxConcurrent: 2, running: 2 });
+    }
+    expect(started).toEqual([org, org]);
+    release();
+    await Promise.all(held);
+    // the slots came back under the one key: the upper-case id runs now
+    await expect(run(org.toUpperCase())).resolves.toMatchObject({ rows: [], rowCount: 0 });
+    expect(started).toEqual([org, org, org.toUpperCase()]);
   });
 });

@@ -26,7 +26,9 @@ import { SemanticErrors } from './semantic.errors.js';
  *   of that, a number in it at its printed length): about 19 MB.
  *   A row's work is bounded too: PostgreSQL holds every value it evaluates for a row until the row is done (a row is
  *   formed, sorted, materialized whole), uninterrupted, out of the timeout's reach. So the weights of all of them add up,
- *   held to MAX_ROW_GROWTH (1,024) for each row of a SELECT, CTE, subquery or VALUES list: its output columns; its WHERE,
+ *   held to MAX_ROW_GROWTH (512) for each row of a SELECT, CTE, subquery or VALUES list (the statement's own SELECT's row
+ *   counted WRAPPER_ROW_COPIES (4) more times: semantic.repository materializes it with its text and answers it; 48
+ *   columns of 20 x a 95 KB literal, 990 under the old bound of 1,024, peaked at 2.6 GB and answered 6-11 s late): its output columns; its WHERE,
  *   JOIN ... ON, GROUP BY, HAVING, window (PARTITION BY, ORDER BY), DISTINCT and ORDER BY expressions (those not output
  *   are hidden columns of the row); and, within each expression, every value built on the way (see BUILT): a comparison,
  *   AND / OR / NOT or a function of a fixed-size result (length, num_nonnulls) weighs 1, but its arguments still add
@@ -40,7 +42,14 @@ import { SemanticErrors } from './semantic.errors.js';
  *   separator, the text of numbers, dates and other constants the query makes (konstOf; a CTE's or subquery's columns
  *   carry theirs, a value aggregated across rows counts that of each row times the rows it read that no view gave).
  *   The rows a query makes without reading a view are bounded too (multiplyRows: generate_series, unnest and VALUES,
- *   multiplied where they are joined or read again through CTEs and subqueries): at most MAX_SERIES_ROWS (100,000).
+ *   multiplied where they are joined or read again through CTEs and subqueries, and by the grouping sets of GROUPING
+ *   SETS / CUBE / ROLLUP: CUBE of n 2^n, ROLLUP n + 1): at most MAX_SERIES_ROWS (100,000). unnest counts the elements
+ *   of its array where they can be counted (arrayElems: a literal, ARRAY[...], ARRAY(SELECT ...), array_agg, a scalar
+ *   subquery's or a CTE's or subquery's column of those, each carrying its count, Col.elems) and refuses any other (a
+ *   cast of text to an array: a CTE's array_agg over generate_series(1, 100000) unnested twice made 10^10 rows).
+ *   generate_series' numbers are counted in doubles only where exact (integers within 2^53, at most 15 significant
+ *   digits: 1e30 .. 1e30 + 1e8 was counted as 1 row) and its dates of years 0001-9999 AD ('0099-12-31' read as 1999
+ *   before; BC, 'infinity', 'epoch', 'now' refused).
  *   generate_series' step must be a literal, its bounds literals too, or both one anchor of the statement's time
  *   (current_date, now(), current_timestamp, localtimestamp, date_trunc('<unit>', one of those)) plus or minus literal
  *   days or intervals (anchoredBound: its span that of the offsets, each unit at its longest, a month 31 days; the step
@@ -83,7 +92,13 @@ export const MAX_GROWTH = 64;
  * plain columns or JSON builders stays allowed, while a row stays far below PostgreSQL's 1 GB tuple (1,000 columns of
  * 64 x each made a backend allocate 17 GB; 20 conditions on such values, 484 MB).
  */
-export const MAX_ROW_GROWTH = 1024;
+export const MAX_ROW_GROWTH = 512;
+/**
+ * The statement's own rows are held again by the wrapper that runs it (semantic.repository): materialized with their text
+ * (printed: up to 2x) and answered, so the outermost SELECT's row counts WRAPPER_ROW_COPIES more times toward its
+ * MAX_ROW_GROWTH (48 columns of 20 x a 95 KB literal, a row of 990 under the old bound of 1,024, peaked at 2.6 GB).
+ */
+export const WRAPPER_ROW_COPIES = 4;
 /** SELECTs nested inside each other or reading each other (CTE chains) at most. */
 export const MAX_DEPTH = 8;
 /** Parse-tree nodes at most, and how deeply they may nest: the checks take time in proportion to them (and stack). */
@@ -394,10 +409,11 @@ type Sel = Record<string, any>;
  * and where known its output columns in order (name undefined where the guard does not tell PostgreSQL's name: such a
  * column may be any name read), so that a column is read at its own weight and a JSON column is known as JSON.
  */
-interface Shape { value: number; row: number; depth: number; cols?: readonly Col[]; konst: number; gen: number; rep: number }
+interface Shape { value: number; row: number; depth: number; cols?: readonly Col[]; konst: number; gen: number; rep: number; elems?: number }
 /**
  * konst (in Shape: the whole row's): the part of a column's value that is not a view's value (see konstOf), in the same
- * units as weight; gen (in Shape): how many rows the SELECT can make of no view (see MAX_SERIES_ROWS).
+ * units as weight; gen (in Shape): how many rows the SELECT can make of no view (see MAX_SERIES_ROWS); elems (in Shape:
+ * the most of its columns'): how many elements an array the column holds may have (see arrayElems; undefined: not known).
  */
 interface Col {
   name?: string; weight: number; json: boolean; konst: number;
@@ -407,6 +423,8 @@ interface Col {
   distinct?: number;
   /** the same of the column's value cast to date (a time series: 2 with a step of a day or more, more for shorter ones) */
   perDay?: number;
+  /** how many elements unnest may make of the column's value (see arrayElems); undefined: not known, unnest of it is refused */
+  elems?: number;
 }
 /** A FROM item a column reference may read: its name (alias or relation) and shape. */
 interface Source { name?: string; shape: Shape }
@@ -782,7 +800,7 @@ function seriesColumns(rf: any, weight: number, konst: number, rep: number): Col
   const colnames = nameOf(rf.alias?.colnames);
   if (colnames.length > 1) return undefined;
   const name = colnames[0] ?? rf.alias?.aliasname ?? 'generate_series';
-  return [{ name, weight, json: false, konst, rep, distinct: 1, perDay: seriesPerDay(f.args ?? []) }];
+  return [{ name, weight, json: false, konst, rep, distinct: 1, perDay: seriesPerDay(f.args ?? []), elems: 1 }];
 }
 
 /**
@@ -894,17 +912,94 @@ function multiplyRows(ctx: Ctx, rows: number, what: string): void {
 const refuseSeries = (what: string, rows: number) =>
   refuse(`the query can make up to ${rows > 1e12 ? 'over 10^12' : Math.ceil(rows)} rows without reading a view, at ${what} (the rows of generate_series, unnest and VALUES multiply where they are joined or read again through CTEs and subqueries); at most ${MAX_SERIES_ROWS} are allowed (MAX_SERIES_ROWS)`);
 
-/** How many rows unnest may make: its arrays' elements where they are written out, else as many as the rows made so far. */
+/**
+ * How many rows unnest may make: the most elements of its arrays (arrayElems). An array whose elements cannot be
+ * counted is refused: a CTE's column of array_agg over generate_series(1, 100000), unnested twice, made 10^10 rows.
+ */
 function unnestRows(args: unknown[], ctx: Ctx): number {
-  const rows = (a: any): number => {
-    if (a?.A_ArrayExpr) return (a.A_ArrayExpr.elements ?? []).reduce((n: number, e: any) => n + (e?.A_ArrayExpr ? rows(e) : 1), 0);
-    const text = literalText(a);
+  const rows = args.reduce((m: number, a) => Math.max(m, literalText(a) !== undefined ? literalText(a)!.split(',').length : arrayElems(a, ctx)), 1);
+  if (!Number.isFinite(rows)) {
+    throw refuse(`unnest(...) reads an array whose elements cannot be counted (a cast of a value that is not a literal to an array, a column of unknown source, a CASE or COALESCE of those...); unnest may read array literals, ARRAY[...], ARRAY(SELECT ...), array_agg, and CTE or subquery columns of those, so that the rows a query makes without reading a view can be counted: at most ${MAX_SERIES_ROWS} are allowed (MAX_SERIES_ROWS)`);
+  }
+  return rows;
+}
+
+/**
+ * How many elements unnest may make of a value (a scalar counts 1, as an element of ARRAY[...]): a literal array its
+ * written-out elements, ARRAY[...] the sum of its elements', ARRAY(SELECT ...) and array_agg one element (or array) for
+ * each row they read that no view gave, a scalar subquery or a CTE's or subquery's column the elements of its value
+ * (Col.elems), a view's column as many as the rows made so far (its elements are the view's data), || the sum of both
+ * sides', CASE, COALESCE, GREATEST / LEAST, min, max... the most of their arguments'. Infinity where it cannot be told:
+ * a cast of anything but a literal or an ARRAY to an array (text of the query read as an array), an unknown column.
+ */
+function arrayElems(node: any, ctx: Ctx): number {
+  if (!node || typeof node !== 'object') return Infinity;
+  if (node.A_Const) return node.A_Const.isnull ? 0 : 1;
+  if (node.TypeCast) {
+    const cast = node.TypeCast;
+    if (!(cast.typeName?.arrayBounds ?? []).length) return 1;
+    const text = literalText(node);
     if (text !== undefined) return text.split(',').length;
-    // an array built by the query (array_agg, ARRAY(SELECT ...)) holds at most one element a row it read
-    if (a?.SubLink) return SUBLINK_SHAPES.get(a.SubLink)?.gen ?? MAX_SERIES_ROWS + 1;
-    return Math.max(ctx.gen, ctx.env.outerGen);
-  };
-  return args.reduce((m: number, a) => Math.max(m, rows(a)), 1);
+    if (cast.arg?.A_Const?.isnull) return 0;
+    return cast.arg?.A_ArrayExpr || cast.arg?.SubLink?.subLinkType === 'ARRAY_SUBLINK' || cast.arg?.TypeCast ? arrayElems(cast.arg, ctx) : Infinity;
+  }
+  if (node.A_ArrayExpr) return (node.A_ArrayExpr.elements ?? []).reduce((n: number, e: unknown) => n + arrayElems(e, ctx), 0);
+  if (node.SubLink) {
+    const sub = node.SubLink;
+    if (sub.subLinkType !== 'EXPR_SUBLINK' && sub.subLinkType !== 'ARRAY_SUBLINK') return 1;
+    const inner = SUBLINK_SHAPES.get(sub);
+    if (!inner) return Infinity;
+    const col = (inner.cols?.length === 1 ? inner.cols[0].elems : inner.elems) ?? Infinity;
+    return sub.subLinkType === 'ARRAY_SUBLINK' ? Math.max(1, inner.gen) * col : col;
+  }
+  if (node.ColumnRef) {
+    const fields: any[] = node.ColumnRef.fields ?? [];
+    const parts = fields.map((f) => f?.String?.sval as string | undefined);
+    if (parts.length > 2 || parts.some((p) => p === undefined)) return Infinity;
+    const [rel, name] = parts.length === 2 ? parts : [undefined, parts[0]];
+    let elems = -1;
+    for (const src of ctx.sources) {
+      if (rel !== undefined && src.name !== rel) continue;
+      // (a view's array: its elements are the view's data, counted as in the old rows-so-far bound)
+      if (src.shape === VIEW) {
+        elems = Math.max(elems, ctx.gen, ctx.env.outerGen);
+        continue;
+      }
+      const index = columnIndex(src.shape);
+      for (const c of [index.named.get(name!), index.any]) if (c) elems = Math.max(elems, c.elems ?? Infinity);
+    }
+    // a whole row (`t`): a record, one element
+    if (elems < 0 && rel === undefined && ctx.names.has(name!)) return 1;
+    return elems < 0 ? Infinity : elems;
+  }
+  if (node.A_Indirection) {
+    // a subscript or a slice holds at most the array's elements; a field of a record: not followed
+    return (node.A_Indirection.indirection ?? []).every((i: any) => i?.A_Indices) ? arrayElems(node.A_Indirection.arg, ctx) : Infinity;
+  }
+  if (node.A_Expr) {
+    const e = node.A_Expr;
+    if (e.kind === 'AEXPR_OP' && nameOf(e.name).pop() === '||') return arrayElems(e.lexpr, ctx) + arrayElems(e.rexpr, ctx);
+    if (e.kind === 'AEXPR_NULLIF') return arrayElems(e.lexpr, ctx);
+    return 1;
+  }
+  if (node.CaseExpr) {
+    const results = [node.CaseExpr.defresult, ...(node.CaseExpr.args ?? []).map((w: any) => w?.CaseWhen?.result)].filter(Boolean);
+    return Math.max(0, ...results.map((r: unknown) => arrayElems(r, ctx)));
+  }
+  if (node.CoalesceExpr || node.MinMaxExpr) return Math.max(0, ...((node.CoalesceExpr ?? node.MinMaxExpr).args ?? []).map((a: unknown) => arrayElems(a, ctx)));
+  if (node.CollateClause) return arrayElems(node.CollateClause.arg, ctx);
+  if (node.RowExpr || node.BoolExpr || node.NullTest || node.BooleanTest || node.SQLValueFunction || node.GroupingFunc) return 1;
+  if (node.FuncCall) {
+    const f = node.FuncCall;
+    const name = nameOf(f.funcname).pop()?.toLowerCase() ?? '';
+    const args: unknown[] = f.args ?? [];
+    // one element (or the elements of one array) for each row aggregated: the rows made so far
+    if (name === 'array_agg') return Math.max(1, ctx.gen, ctx.env.outerGen) * (args.length ? arrayElems(args[0], ctx) : 1);
+    if (name === 'regexp_match') return (literalText(args[1]) ?? '').split('(').length;
+    if (ONE_OF_ARGS.has(name) && name !== 'unnest') return Math.max(0, ...args.map((a) => arrayElems(a, ctx)));
+    return 1;
+  }
+  return Infinity;
 }
 
 type SeriesValue = { kind: 'number'; value: number } | { kind: 'time'; ms: number } | { kind: 'interval'; seconds: number };
@@ -947,19 +1042,21 @@ function seriesValue(node: any, as?: 'time' | 'interval' | 'number', units = SEC
   const c = node?.A_Const;
   if (!c || c.isnull) return undefined;
   if (c.ival || c.fval) {
-    const value = Number(c.ival ? (c.ival.ival ?? 0) : c.fval.fval);
-    return Number.isFinite(value) && as !== 'time' && as !== 'interval' ? { kind: 'number', value } : undefined;
+    if (as === 'time' || as === 'interval') return undefined;
+    return c.ival ? { kind: 'number', value: Number(c.ival.ival ?? 0) } : exactNumber(c.fval.fval);
   }
   const text: string | undefined = c.sval?.sval;
   if (text === undefined) return undefined;
-  if (as === 'number') {
-    const value = Number(text.trim());
-    return text.trim() !== '' && Number.isFinite(value) ? { kind: 'number', value } : undefined;
-  }
+  if (as === 'number') return exactNumber(text.trim());
   if (as !== 'interval') {
+    // years of four digits AD only: BC, 'infinity', 'epoch', 'now', 'today' and the like are not read (refused)
     const m = /^\s*(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?)?\s*(?:(Z|UTC)|([+-])(\d{1,2})(?::?(\d{2}))?)?\s*$/i.exec(text);
     if (m) {
-      const ms = Date.UTC(+m[1], +m[2] - 1, +m[3], +(m[4] ?? 0), +(m[5] ?? 0), +(m[6] ?? 0));
+      // (not Date.UTC: it reads the years 0-99 as 1900-1999, so that '0099-12-31' was counted 1,900 years late)
+      const date = new Date(0);
+      date.setUTCFullYear(+m[1], +m[2] - 1, +m[3]);
+      date.setUTCHours(+(m[4] ?? 0), +(m[5] ?? 0), +(m[6] ?? 0), 0);
+      const ms = date.getTime();
       const offset = m[8] ? (m[8] === '-' ? -1 : 1) * (+m[9] * 60 + +(m[10] ?? 0)) * 60_000 : 0;
       if (Number.isFinite(ms)) return { kind: 'time', ms: ms - offset };
     }
@@ -990,11 +1087,30 @@ function seriesValue(node: any, as?: 'time' | 'interval' | 'number', units = SEC
 }
 
 /**
+ * A number of generate_series as written, where a double holds it exactly enough to count the rows: at most 15
+ * significant digits and at most 2^53 in magnitude (PostgreSQL counts a numeric series exactly:
+ * generate_series(1e30, 1e30 + 1e8, 1) makes 10^8 + 1 rows, which doubles would count as 1); undefined otherwise.
+ */
+function exactNumber(text: string): SeriesValue | undefined {
+  if (text === '') return undefined;
+  const value = Number(text);
+  if (!Number.isFinite(value) || Math.abs(value) > 2 ** 53) return undefined;
+  // (0x1F, 0o17, 0b101: integers, exact within 2^53)
+  if (/^[+-]?0[xob]/i.test(text)) return { kind: 'number', value };
+  const mantissa = /^[+-]?(\d*)\.?(\d*)(?:e[+-]?\d+)?$/i.exec(text);
+  if (!mantissa) return undefined;
+  // (an integer within 2^53 is exact whatever its digits)
+  if (!/[.e]/i.test(text)) return { kind: 'number', value };
+  const digits = (mantissa[1] + mantissa[2]).replace(/^0+/, '').replace(/0+$/, '');
+  return digits.length <= 15 ? { kind: 'number', value } : undefined;
+}
+
+/**
  * How many rows generate_series(start, stop[, step]) makes: its bounds and step must be literals (numbers, or dates /
  * timestamps with an interval step) so that they can be counted (an upper bound: a month counts as 28 days, a day 23 hours).
  */
 function seriesRows(args: unknown[]): number {
-  const refuseBounds = () => refuse(`generate_series's start, stop and step must be literals (numbers, or dates / timestamps with an interval step such as interval '1 month'), or start and stop the same anchor (current_date, now(), current_timestamp, localtimestamp, or date_trunc('<unit>', one of those)) plus or minus literal integers (days) or intervals with a literal interval step, as in generate_series(current_date - 30, current_date, interval '1 day'), so that its rows can be counted; at most ${MAX_SERIES_ROWS} rows are allowed (MAX_SERIES_ROWS)`);
+  const refuseBounds = () => refuse(`generate_series's start, stop and step must be literals (numbers within 2^53, of at most 15 significant digits if not integers, or dates / timestamps of years 0001-9999 AD with an interval step such as interval '1 month'; not 'infinity', 'epoch', 'now' or BC), or start and stop the same anchor (current_date, now(), current_timestamp, localtimestamp, or date_trunc('<unit>', one of those)) plus or minus literal integers (days) or intervals with a literal interval step, as in generate_series(current_date - 30, current_date, interval '1 day'), so that its rows can be counted; at most ${MAX_SERIES_ROWS} rows are allowed (MAX_SERIES_ROWS)`);
   if (args.length < 2 || args.length > 4) throw refuseBounds();
   const anchored = anchoredSpan(args[0], args[1]);
   if (anchored !== undefined) {
@@ -1102,10 +1218,11 @@ const refuseGrowth = (what: string, weight: number) =>
 
 /** Refuses a query whose values could grow past MAX_GROWTH times its inputs', or whose SELECTs nest deeper than MAX_DEPTH. */
 function boundGrowth(select: Sel): void {
-  shapeOf(select, { ctes: new Map(), outerValue: 0, outerRow: 0, outerNames: new Set(), outerSources: [], outerGen: 1 });
+  shapeOf(select, { ctes: new Map(), outerValue: 0, outerRow: 0, outerNames: new Set(), outerSources: [], outerGen: 1 }, true);
 }
 
-function shapeOf(s: Sel, env: Env): Shape {
+/** `outermost`: the statement's own SELECT, whose rows the wrapper holds again (WRAPPER_ROW_COPIES). */
+function shapeOf(s: Sel, env: Env, outermost = false): Shape {
   let ctes = env.ctes;
   if (s.withClause) {
     const inScope = new Map(ctes);
@@ -1125,10 +1242,10 @@ function shapeOf(s: Sel, env: Env): Shape {
     const r = shapeOf(s.rarg, own);
     // the columns: the left arm's names, each the heavier of the two arms' (JSON if both are)
     const cols = l.cols && r.cols && l.cols.length === r.cols.length
-      ? l.cols.map((c, i) => ({ name: c.name, weight: Math.max(c.weight, r.cols![i].weight), json: c.json && r.cols![i].json, konst: Math.max(c.konst, r.cols![i].konst), rep: c.rep + r.cols![i].rep }))
+      ? l.cols.map((c, i) => ({ name: c.name, weight: Math.max(c.weight, r.cols![i].weight), json: c.json && r.cols![i].json, konst: Math.max(c.konst, r.cols![i].konst), rep: c.rep + r.cols![i].rep, elems: Math.max(c.elems ?? Infinity, r.cols![i].elems ?? Infinity) }))
       : undefined;
     // (UNION ALL: the rows of both arms)
-    shape = { value: Math.max(l.value, r.value), row: Math.max(l.row, r.row), depth: Math.max(l.depth, r.depth), cols, konst: Math.max(l.konst, r.konst), gen: l.gen + r.gen, rep: l.rep + r.rep };
+    shape = { value: Math.max(l.value, r.value), row: Math.max(l.row, r.row), depth: Math.max(l.depth, r.depth), cols, konst: Math.max(l.konst, r.konst), gen: l.gen + r.gen, rep: l.rep + r.rep, elems: Math.max(l.elems ?? Infinity, r.elems ?? Infinity) };
     if (shape.gen > MAX_SERIES_ROWS) throw refuseSeries('a set operation (UNION, INTERSECT, EXCEPT)', shape.gen);
     // (the ORDER BY of a set operation names its output columns: it builds nothing; LIMIT and OFFSET are evaluated once)
     const ctx: Ctx = { env: own, value: Math.max(shape.value, env.outerValue), row: Math.max(shape.row, env.outerRow), names: env.outerNames, depth: 0, sources: env.outerSources, work: 0, gen: 1 };
@@ -1156,9 +1273,10 @@ function shapeOf(s: Sel, env: Env): Shape {
       work = Math.max(work, ctx.work + 3 * BYTE * items.length);
       w.forEach((x, i) => {
         const json = jsonRead(items[i]);
+        const elems = arrayElems(items[i], ctx);
         cols[i] = cols[i]
-          ? { name: `column${i + 1}`, weight: Math.max(cols[i].weight, x), json: cols[i].json && json, konst: Math.max(cols[i].konst, k[i]), rep: Math.max(cols[i].rep, r[i]) }
-          : { name: `column${i + 1}`, weight: x, json, konst: k[i], rep: r[i] };
+          ? { name: `column${i + 1}`, weight: Math.max(cols[i].weight, x), json: cols[i].json && json, konst: Math.max(cols[i].konst, k[i]), rep: Math.max(cols[i].rep, r[i]), elems: Math.max(cols[i].elems ?? Infinity, elems) }
+          : { name: `column${i + 1}`, weight: x, json, konst: k[i], rep: r[i], elems };
       });
     }
     weigh([s.sortClause, s.limitCount, s.limitOffset], ctx);
@@ -1168,7 +1286,7 @@ function shapeOf(s: Sel, env: Env): Shape {
     const gen = (s.valuesLists as any[]).length * ctx.gen;
     if (gen > MAX_SERIES_ROWS) throw refuseSeries('a VALUES list', gen);
     const reps = star ? [(s.valuesLists as any[]).reduce((m: number, l: any) => Math.max(m, viewRepeats(l, ctx) * lists), 0)] : cols.map((c) => c.rep);
-    shape = { value, row, depth: 1 + ctx.depth, cols: star ? undefined : cols, konst, gen, rep: Math.max(0, ...reps) };
+    shape = { value, row, depth: 1 + ctx.depth, cols: star ? undefined : cols, konst, gen, rep: Math.max(0, ...reps), elems: star ? undefined : Math.max(0, ...cols.map((c) => c.elems ?? Infinity)) };
   } else {
     // before any work in proportion to them (every column name read is looked up in every FROM item in scope)
     const fromItems = countFromItems(s.fromClause ?? []);
@@ -1215,7 +1333,9 @@ function shapeOf(s: Sel, env: Env): Shape {
         const k = konstOf(item.RangeFunction.functions, ctx);
         // (unnest of an array of view values: each of its rows holds one, the same one in as many rows as it repeats)
         const r = viewRepeats(item.RangeFunction.functions, ctx) * made;
-        return [add({ value: w, row: w, depth: 0, konst: k, gen: 1, rep: r, cols: seriesColumns(item.RangeFunction, w, k, r) }, item.RangeFunction.alias?.aliasname, undefined, made)];
+        // (its columns: unnest's elements, generate_series' values, regexp_match's groups)
+        const elems = Math.max(0, ...(item.RangeFunction.functions ?? []).map((f: any) => arrayElems(f?.List?.items?.[0], ctx)));
+        return [add({ value: w, row: w, depth: 0, konst: k, gen: 1, rep: r, cols: seriesColumns(item.RangeFunction, w, k, r), elems }, item.RangeFunction.alias?.aliasname, undefined, made)];
       } else if (item.JoinExpr) {
         const j = item.JoinExpr;
         const left = from(j.larg);
@@ -1263,10 +1383,13 @@ function shapeOf(s: Sel, env: Env): Shape {
         const last = fields?.[fields.length - 1]?.String?.sval;
         // `(t).*`, `(expr).*`: several output columns, which ones not followed
         if (expandsColumns(val)) cols = undefined;
-        cols?.push({ name: t.ResTarget?.name ?? last, weight: w, json: jsonRead(val), konst: k, rep: 0 });
+        cols?.push({ name: t.ResTarget?.name ?? last, weight: w, json: jsonRead(val), konst: k, rep: 0, elems: arrayElems(val, ctx) });
       }
     }
     weigh([s.whereClause, s.havingClause, s.groupClause, s.sortClause, s.windowClause, s.distinctClause, s.limitCount, s.limitOffset], ctx);
+    // GROUPING SETS, CUBE and ROLLUP group the rows once for each grouping set: a row (and its view values) in each
+    const sets = groupingSets(s.groupClause ?? []);
+    if (sets > 1) multiplyRows(ctx, sets, 'GROUPING SETS / CUBE / ROLLUP (each grouping set groups every row again)');
     // the target list's set-returning functions repeat each row of the FROM list (and the view values in it)
     ctx.rows.targetGen = ctx.gen / fromGen;
     ctx.rows.cache.clear();
@@ -1277,20 +1400,40 @@ function shapeOf(s: Sel, env: Env): Shape {
     for (const val of cols ? targets : []) {
       const col = cols![i++];
       col.rep = viewRepeats(val, ctx);
-      const d = items.length === 1 && ctx.rows.targetGen === 1 ? distinctOf(val, ctx.rows)
+      // (grouping sets: a value in one row of each, NULL in the others)
+      const d = sets > 1 ? undefined : items.length === 1 && ctx.rows.targetGen === 1 ? distinctOf(val, ctx.rows)
         : items.length === 0 && srfs === 1 ? distinctSeries(val) : undefined;
       if (d) Object.assign(col, { distinct: d.rows, perDay: d.perDay });
     }
     const rep = cols ? Math.max(0, ...cols.map((c) => c.rep)) : viewRepeats(targets, ctx);
-    shape = { value, row, depth: 1 + ctx.depth, cols, konst, gen: ctx.gen, rep };
+    shape = { value, row, depth: 1 + ctx.depth, cols, konst, gen: ctx.gen, rep, elems: cols ? Math.max(0, ...cols.map((c) => c.elems ?? Infinity)) : undefined };
     work = ctx.work;
   }
   if (shape.depth > MAX_DEPTH) throw refuse(`the query nests ${shape.depth} SELECTs (subqueries, and CTEs reading CTEs); at most ${MAX_DEPTH} are allowed`);
   // a row is held whole (formed, sorted, materialized as one tuple): its columns add up, and so does every value built to
   // evaluate it (work: at least the row, each column having been built or read)
-  work = Math.max(work, shape.row);
-  if (work > MAX_ROW_GROWTH) throw refuseRow(s.valuesLists ? 'a VALUES row' : 'the row of a SELECT', work);
+  work = Math.max(work, shape.row) + (outermost ? WRAPPER_ROW_COPIES * shape.row : 0);
+  if (work > MAX_ROW_GROWTH) throw refuseRow(s.valuesLists ? 'a VALUES row' : outermost ? 'the row of the statement\'s SELECT (its copies in the answer counted)' : 'the row of a SELECT', work);
   return shape;
+}
+
+/**
+ * How many grouping sets a GROUP BY makes (PostgreSQL groups the rows once for each): the product over its items of a
+ * plain expression's 1, ROLLUP(n items)'s n + 1, CUBE(n items)'s 2^n, GROUPING SETS (...)'s sum of its items' own.
+ */
+function groupingSets(items: unknown[]): number {
+  const of = (item: any): number => {
+    const g = item?.GroupingSet;
+    if (!g) return 1;
+    const content: unknown[] = g.content ?? [];
+    switch (g.kind) {
+      case 'GROUPING_SET_ROLLUP': return content.length + 1;
+      case 'GROUPING_SET_CUBE': return 2 ** content.length;
+      case 'GROUPING_SET_SETS': return content.reduce((a: number, c) => a + of(c), 0);
+      default: return 1;
+    }
+  };
+  return items.reduce((a: number, item) => a * of(item), 1);
 }
 
 /** The FROM items of a FROM list, each side of a join counted (a join itself, and its alias, not). */
@@ -1309,7 +1452,7 @@ const refuseColumns = (what: string, n: number) =>
   refuse(`${what} has ${n} output columns; at most ${MAX_COLUMNS} are allowed (PostgreSQL's own limit of a target list)`);
 
 const refuseRow = (what: string, weight: number) =>
-  refuse(`${what} can hold up to ${weight > 1e9 ? 'over 10^9' : Math.ceil(weight)} times the largest value a query starts from (a semantic view's value or row, or the query's own text) in one row: every value it evaluates for a row is held until the row is done, so they add up (its columns; its WHERE, JOIN ... ON, GROUP BY, HAVING, ORDER BY, DISTINCT and window expressions; and every value built on the way, the arguments of a comparison, AND / OR / NOT or a function such as length or num_nonnulls too); at most ${MAX_ROW_GROWTH} is allowed (evaluate fewer or lighter expressions per row, or split the work over CTEs)`);
+  refuse(`${what} can hold up to ${weight > 1e9 ? 'over 10^9' : Math.ceil(weight)} times the largest value a query starts from (a semantic view's value or row, or the query's own text) in one row: every value it evaluates for a row is held until the row is done, so they add up (its columns; its WHERE, JOIN ... ON, GROUP BY, HAVING, ORDER BY, DISTINCT and window expressions; and every value built on the way, the arguments of a comparison, AND / OR / NOT or a function such as length or num_nonnulls too); at most ${MAX_ROW_GROWTH} is allowed (the statement's own row counts ${WRAPPER_ROW_COPIES + 1} times: the answer holds it again, and its text; evaluate fewer or lighter expressions per row, or split the work over CTEs)`);
 
 /** An upper bound of the size of the value `node` builds, in units of the largest value it reads; refuses past MAX_GROWTH. */
 function weigh(node: unknown, ctx: Ctx): number {
@@ -1605,10 +1748,10 @@ function columnIndex(shape: Shape): ColumnIndex {
   if (index) return index;
   // (two columns of one name: each value of either, in the rows of both)
   const merged = (a: Omit<Col, 'name'> | undefined, c: Omit<Col, 'name'>) => (a
-    ? { weight: Math.max(a.weight, c.weight), json: a.json && c.json, konst: Math.max(a.konst, c.konst), rep: a.rep + c.rep }
-    : { weight: c.weight, json: c.json, konst: c.konst, rep: c.rep, distinct: c.distinct, perDay: c.perDay });
+    ? { weight: Math.max(a.weight, c.weight), json: a.json && c.json, konst: Math.max(a.konst, c.konst), rep: a.rep + c.rep, elems: Math.max(a.elems ?? Infinity, c.elems ?? Infinity) }
+    : { weight: c.weight, json: c.json, konst: c.konst, rep: c.rep, distinct: c.distinct, perDay: c.perDay, elems: c.elems });
   index = { named: new Map() };
-  if (!shape.cols) index.any = { weight: shape.value, json: false, konst: shape.konst, rep: shape.rep };
+  if (!shape.cols) index.any = { weight: shape.value, json: false, konst: shape.konst, rep: shape.rep, elems: shape.elems };
   for (const c of shape.cols ?? []) {
     if (c.name === undefined) index.any = merged(index.any, c);
     else index.named.set(c.name, merged(index.named.get(c.name), c));
@@ -1777,14 +1920,21 @@ function walkLocations(value: unknown, visit: (at: number) => void): void {
   }
 }
 
-/** Whether two parse trees are the same but for their locations: one pass over both. */
+/**
+ * The parse tree's fields that are offsets into the text (libpg-query 18: every node's location, ARRAY[...]'s and IN
+ * (...)'s list_start / list_end, A_Expr's rexpr_list_start / rexpr_list_end, JSON_TABLE's name_location): the fences
+ * move them.
+ */
+const OFFSET_FIELDS = new Set(['location', 'list_start', 'list_end', 'rexpr_list_start', 'rexpr_list_end', 'name_location', 'stmt_location', 'stmt_len']);
+
+/** Whether two parse trees are the same but for their offsets into the text (OFFSET_FIELDS): one pass over both. */
 function sameTree(a: unknown, b: unknown): boolean {
   if (Array.isArray(a)) return Array.isArray(b) && a.length === b.length && a.every((v, i) => sameTree(v, b[i]));
   if (!a || typeof a !== 'object' || !b || typeof b !== 'object' || Array.isArray(b)) return a === b;
   const x = a as Record<string, unknown>;
   const y = b as Record<string, unknown>;
-  const keys = Object.keys(x).filter((k) => k !== 'location');
-  return keys.length === Object.keys(y).filter((k) => k !== 'location').length && keys.every((k) => Object.hasOwn(y, k) && sameTree(x[k], y[k]));
+  const keys = Object.keys(x).filter((k) => !OFFSET_FIELDS.has(k));
+  return keys.length === Object.keys(y).filter((k) => !OFFSET_FIELDS.has(k)).length && keys.every((k) => Object.hasOwn(y, k) && sameTree(x[k], y[k]));
 }
 
 /** `t.*`, `(t).*`, `(expr).*`: an item PostgreSQL expands into several columns (in a target list or a VALUES row). */

@@ -63,8 +63,9 @@ export class SemanticService {
     const rowCap = limits.rowCap ?? this.config.ai.semanticRowCap;
     const byteCap = limits.byteCap ?? this.config.ai.semanticByteCap;
     const timeoutMs = limits.timeoutMs ?? this.config.ai.semanticTimeoutMs;
-    // a slot is held before the transaction: a query waiting for one holds no database connection
-    const release = await this.slot(orgId, timeoutMs);
+    // a slot is held before the transaction: a query waiting for one holds no database connection. Keyed on the
+    // organization's id in lower case: the route takes a UUID in any letter case (the same organization, one limit)
+    const release = await this.slot(orgId.toLowerCase(), timeoutMs);
     let result;
     try {
       result = await this.db.tenant(principal, orgId, meta, async (tx) => {
