@@ -105,6 +105,18 @@ describe('a control account starts with nothing', () => {
     await t.http.put(payablesUrl(orgId, 'settings')).set(users.owner.auth).send({ apAccountId: ap.toUpperCase(), approvalRules: [{ above: '0', approvals: 0, roles: ['admin'] }] }).expect(200);
   });
 
+  it('a currency whose own balance is nil but whose base balance is not is named with its base amount', async () => {
+    const { orgId, users, acc } = await books('Nil Dollars Ltd');
+    // 100.00 USD in at 0.9 and out at 1.0: nothing in USD is left on 2300, 10.00 EUR is
+    await entry(orgId, users.owner, [{ accountId: acc['5200'], debit: '90.00' }, { accountId: acc['2300'], credit: '100.00', currency: 'USD', rate: '0.9' }]).expect(201);
+    await entry(orgId, users.owner, [{ accountId: acc['2300'], debit: '100.00', currency: 'USD', rate: '1.0' }, { accountId: acc['5200'], credit: '100.00' }]).expect(201);
+    const before = await footprint(orgId);
+    const res = await t.http.put(payablesUrl(orgId, 'settings')).set(users.owner.auth).send({ apAccountId: acc['2300'], approvalRules: rules }).expect(422);
+    expect(res.body.error.code).toBe('payables.account_carries_balance');
+    expect(res.body.error.message).toMatch(/^apAccountId: account 2300 carries 0\.00 USD \(base 10\.00 EUR\) that no bill, expense claim or payment explains; /);
+    expect(await footprint(orgId)).toEqual(before);
+  });
+
   it('the receivables settings refuse an AR or deferred revenue account that carries a balance (422, no settings written)', async () => {
     const { orgId, users, acc } = await books('Opening AR Ltd');
     const deferred = (await t.http.post(ledgerUrl(orgId, 'accounts')).set(users.owner.auth).send({ code: '2400', name: 'Deferred revenue', type: 'liability', parentId: acc['2000'] }).expect(201)).body.id;

@@ -71,7 +71,8 @@ export class AnalyticsMaintenanceJob implements OnApplicationBootstrap {
    * roll-ups, active-user days or event names gets one audit row (analytics.retention_purged, by the system) in the same
    * transaction: how many events, roll-ups and active-user days, which names. A partition holds every organization's events: its drop is the log line's (no organization to file
    * it under), its events counted per organization before it goes. The purge runs in one instance at a time
-   * (an advisory try-lock: another instance's run skips it) and drops last, so the ACCESS EXCLUSIVE lock that a
+   * (an advisory try-lock: another instance's run skips it), holds the partitions' lock from before its first read (a
+   * create of another instance waits for it, never the other way round) and drops last, so the ACCESS EXCLUSIVE lock that a
    * partition's DDL takes on core.analytics_events (every analytics insert waits for it) is held only to the commit.
    */
   async maintainPartitions(now = this.clock.now()): Promise<{ created: string[]; dropped: string[]; rollUpsDeleted: number }> {
@@ -83,6 +84,9 @@ export class AnalyticsMaintenanceJob implements OnApplicationBootstrap {
     const purged = await this.privileged.run('analytics.maintenance', async (db) => {
       // one instance purges at a time; one that finds another purging leaves it the work (it would find nothing left)
       if (!(await repo.tryRetentionLock(db))) return { dropped: [] as string[], rollUpsDeleted: 0, names: 0 };
+      // the partitions' lock before anything reads core.analytics_events: the drop takes it last, and another instance's
+      // create holding it waits for the table lock the reads below hold to the commit (a deadlock). Inserts never wait for it
+      await repo.lockPartitions(db);
       // keep the current month and the (retention - 1) before it
       const keepFrom = monthStart(now, -(this.config.analytics.retentionMonths - 1));
       const events = await repo.eventsBefore(db, keepFrom);

@@ -302,6 +302,16 @@ export const analyticsRepository = {
     return row.locked;
   },
 
+  /**
+   * The partitions' lock (the key core.analytics_create_partitions and core.analytics_drop_partitions take first,
+   * migration 20270211002400), held to the commit: taken by the retention purge before it reads core.analytics_events.
+   * Its reads hold ACCESS SHARE on the table to the commit; taking the lock only in dropPartitions, it waited there for a
+   * create that held the lock and waited for that ACCESS SHARE (its DDL takes ACCESS EXCLUSIVE): a deadlock.
+   */
+  async lockPartitions(db: Db): Promise<void> {
+    await db.$executeRaw`SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('core.analytics_events.partitions'))`;
+  },
+
   async dropPartitions(db: Db, before: Date): Promise<string[]> {
     const rows = await db.$queryRaw<{ name: string }[]>`SELECT core.analytics_drop_partitions(${before.toISOString().slice(0, 10)}::date) AS name`;
     return rows.map((r) => r.name);

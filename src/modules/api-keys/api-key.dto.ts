@@ -17,8 +17,9 @@ export class CreateApiKeyDto {
   @IsArray() @ArrayMinSize(1) @ArrayMaxSize(20) @ArrayUnique() @IsIn(API_KEY_SCOPE_NAMES, { each: true })
   scopes: ApiKeyScope[];
 
+  @Timestamp('expiresAt') // above the ApiPropertyOptional it completes
   @ApiPropertyOptional({ description: 'When the key stops working (absent or null: never)', format: 'date-time', type: String, nullable: true, example: '2027-12-31T00:00:00.000Z' })
-  @IsOptional() @Timestamp('expiresAt')
+  @IsOptional()
   expiresAt?: string | null;
 }
 

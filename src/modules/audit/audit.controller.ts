@@ -16,15 +16,15 @@ class AuditQuery extends PageQuery {
   @ApiPropertyOptional({ example: 'organization' }) @IsOptional() @IsString() @MaxLength(200) entityType?: string;
   @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(200) entityId?: string;
   @ApiPropertyOptional({ description: 'user id, or service:<name>' }) @IsOptional() @IsString() @MaxLength(200) actorId?: string;
-  @ApiPropertyOptional({
+  @Timestamp('from') @ApiPropertyOptional({
     format: 'date-time',
     description: 'occurred at or after. An entry\'s occurredAt is when the transaction that made the change began, and the entry '
       + 'becomes visible only when that transaction commits, which may be later; ids are not in commit order either. So an '
       + 'entry can appear after newer ones were already listed: a poller asking for from = the newest occurredAt it has read '
       + 'can miss it for good. To read the log incrementally, poll with an overlap window (from = the newest occurredAt read '
       + 'minus a margin longer than a transaction lasts, a few minutes) and skip the ids already read.',
-  }) @IsOptional() @Timestamp('from') from?: string;
-  @ApiPropertyOptional({ format: 'date-time', description: 'occurred before' }) @IsOptional() @Timestamp('to') to?: string;
+  }) @IsOptional() from?: string;
+  @Timestamp('to') @ApiPropertyOptional({ format: 'date-time', description: 'occurred before' }) @IsOptional() to?: string;
 }
 
 @ApiSchema({ description: 'One audited change: who did what to which entity, with the entity before and after' })

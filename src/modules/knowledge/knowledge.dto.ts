@@ -131,10 +131,10 @@ export class SearchKnowledgeDto {
   @IsOptional() @IsArray() @ArrayMaxSize(100) @IsUUID('all', { each: true }) documentIds?: string[];
   @ApiPropertyOptional({ type: [String], example: ['travel'], description: 'Only documents carrying all these tags' })
   @IsOptional() @IsArray() @ArrayMaxSize(20) @Matches(TAG, TAG_MSG) tags?: string[];
-  @ApiPropertyOptional({ format: 'date-time', example: '2026-01-01T00:00:00Z', description: 'Only versions added at or after this time' })
-  @IsOptional() @Timestamp('from') from?: string;
-  @ApiPropertyOptional({ format: 'date-time', example: '2027-01-01T00:00:00Z', description: 'Only versions added before this time' })
-  @IsOptional() @Timestamp('to') to?: string;
+  @Timestamp('from') @ApiPropertyOptional({ format: 'date-time', example: '2026-01-01T00:00:00Z', description: 'Only versions added at or after this time' })
+  @IsOptional() from?: string;
+  @Timestamp('to') @ApiPropertyOptional({ format: 'date-time', example: '2027-01-01T00:00:00Z', description: 'Only versions added before this time' })
+  @IsOptional() to?: string;
 }
 
 @ApiSchema({ description: 'A chunk that matched, with its document and scores' })

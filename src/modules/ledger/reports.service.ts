@@ -458,12 +458,14 @@ export class ReportsService {
   }
 
   /**
-   * What an account carries, per currency with a balance in it or in the base currency ("-100.00 EUR"); none: an empty
-   * list. A module's settings make an account its control account only while it carries nothing: its subledger (the
-   * aging) starts empty and could never explain a balance already there.
+   * What an account carries, per currency with a balance in it or in the base currency ("-100.00 EUR"; one whose own
+   * balance is nil with its base balance: "0.00 USD (base -10.00 EUR)"); none: an empty list. A module's settings make an
+   * account its control account only while it carries nothing: its subledger (the aging) starts empty and could never
+   * explain a balance already there.
    */
   async carried(tx: TenantTx, accountId: string): Promise<string[]> {
     const b = await this.accountBalance(tx, accountId);
-    return b.currencies.filter((c) => !D(c.balance).isZero() || !D(c.baseBalance).isZero()).map((c) => `${c.balance} ${c.currency}`);
+    return b.currencies.filter((c) => !D(c.balance).isZero() || !D(c.baseBalance).isZero())
+      .map((c) => `${c.balance} ${c.currency}${D(c.balance).isZero() ? ` (base ${c.baseBalance} ${b.baseCurrency})` : ''}`);
   }
 }

@@ -85,7 +85,7 @@ export class PayablesSettingsDto {
 
 @ApiSchema({ description: 'New payables settings (both fields replace the current ones)' })
 export class UpdatePayablesSettingsDto {
-  @ApiProperty({ description: 'The accounts-payable control account (an active liability account)', format: 'uuid', example: '2b1c3d4e-5f60-4a7b-8c9d-0e1f2a3b4c5d' }) @IsUUID() apAccountId: string;
+  @ApiProperty({ description: 'The accounts-payable control account (an active liability account). Unless it is the AP control account already, it must carry no balance (422 payables.account_carries_balance, which says how to bring over open AP from former books: on a separate account, not this one)', format: 'uuid', example: '2b1c3d4e-5f60-4a7b-8c9d-0e1f2a3b4c5d' }) @IsUUID() apAccountId: string;
   @ApiProperty({ description: 'Approval rules; thresholds must be distinct', type: [ApprovalRuleDto] })
   @ArrayMinSize(1) @ArrayMaxSize(20) @NestedList(() => ApprovalRuleDto, 'an approval rule') approvalRules: ApprovalRuleDto[];
 }

@@ -161,6 +161,19 @@ export const payablesRepository = {
     return row?.id;
   },
 
+  /**
+   * Whether a posting of payables now would be its first without settings (PayablesService.lockPostings): no settings and
+   * nothing posted yet. Read before the posting lock; it only ever turns from true to false (settings are never deleted,
+   * a posting never unposted).
+   */
+  async firstPostingPending(db: Db, orgId: string): Promise<boolean> {
+    const [row] = await db.$queryRaw<{ pending: boolean }[]>`
+      SELECT NOT EXISTS (SELECT 1 FROM finance.payables_settings WHERE org_id = ${orgId}::uuid)
+         AND NOT EXISTS (SELECT 1 FROM finance.bills WHERE org_id = ${orgId}::uuid AND journal_entry_id IS NOT NULL)
+         AND NOT EXISTS (SELECT 1 FROM finance.bill_payments WHERE org_id = ${orgId}::uuid) AS pending`;
+    return row.pending;
+  },
+
   /** Whether payables has posted anything yet: a bill or claim posted, or a payment (each posts to the AP account). */
   async hasPostings(db: Db, orgId: string): Promise<boolean> {
     const [row] = await db.$queryRaw<{ posted: boolean }[]>`

@@ -109,11 +109,11 @@ export class PayablesService {
 
   // ---------------------------------------------------------------- settings
   /**
-   * For a flow that posts (the default), read under the posting lock held shared: what it then posts to AP is what a
+   * For a flow that posts (the default), read under the posting lock (lockPostings): what it then posts to AP is what a
    * settings change saw (ReportsService.assertControlAccountClear). A read that posts nothing passes `{ posting: false }`.
    */
   async settings(tx: TenantTx, o: { posting: boolean } = { posting: true }): Promise<PayablesSettingsDto> {
-    if (o.posting) await this.ledger.holdPostings(tx);
+    if (o.posting) await this.lockPostings(tx);
     const s = await repo.settings(tx.db, tx.orgId);
     if (s) return { apAccountId: s.ap_account_id, approvalRules: s.approval_rules as unknown as ApprovalRuleDto[], isDefault: false };
     await this.ledger.settings(tx); // books not started: say so
@@ -134,12 +134,29 @@ export class PayablesService {
   }
 
   /**
-   * The AP account a posting of payables goes to, read as settings() reads it (the posting lock held shared). Without
-   * settings, payables' first posting makes the default account its AP control account (controlAccounts), so it is
-   * checked first as the settings route checks an account it names: no tax code posts its tax there and no other
-   * module's settings name it (receivables' deferred revenue), else AP would carry what no bill explains (the aging
-   * and the account part). Race-free: a tax code's and receivables settings' change drain the postings before their
-   * check, so one sees the other's commit.
+   * The posting lock for a flow of payables that may post: held shared, as every posting holds it; exclusively (drained)
+   * while payables has neither settings nor a posting, so once per organization. Its first posting makes the default
+   * account AP and checks that it carries nothing (postingAccount): a manual entry on it holds the lock shared from its
+   * check of the control accounts to its commit, so under a shared lock both passed their checks and both posted (the
+   * aging short of the account for ever). Drained, the first posting reads the balance once such an entry committed, and
+   * an entry starting later waits for it and reads the account as AP. Chosen before this transaction first takes the
+   * lock (settings() is where each flow of payables first takes it) and never upgraded from shared: two first postings
+   * at once would otherwise deadlock. The state read first only turns from first to not first, so a shared lock taken
+   * on its word never has to become exclusive.
+   */
+  private async lockPostings(tx: TenantTx): Promise<void> {
+    if (await repo.firstPostingPending(tx.db, tx.orgId)) await this.ledger.drainPostings(tx);
+    else await this.ledger.holdPostings(tx);
+  }
+
+  /**
+   * The AP account a posting of payables goes to, read as settings() reads it (under the posting lock, exclusively for
+   * payables' first posting without settings: lockPostings). Without settings, payables' first posting makes the default
+   * account its AP control account (controlAccounts), so it is checked first as the settings route checks an account it
+   * names: no tax code posts its tax there, no other module's settings name it (receivables' deferred revenue) and it
+   * carries no balance, else AP would carry what no bill explains (the aging and the account part). Race-free: a tax
+   * code's and receivables settings' change drain the postings before their check, and this first posting drains a
+   * manual entry's, so one sees the other's commit.
    */
   async postingAccount(tx: TenantTx): Promise<string> {
     const s = await this.settings(tx);

@@ -20,7 +20,7 @@ export class ReceivablesSettingsDto {
 
 @ApiSchema({ description: 'Sets the accounts receivables post to' })
 export class SetReceivablesSettingsDto {
-  @ApiProperty({ format: 'uuid', description: 'AR control account (an asset account, not a group)', example: '3f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0' }) @IsUUID() arAccountId: string;
+  @ApiProperty({ format: 'uuid', description: 'AR control account (an asset account, not a group). Unless it is the AR control account already, it must carry no balance (422 receivables.account_carries_balance, which says how to bring over open AR from former books: on a separate account, not this one)', example: '3f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0' }) @IsUUID() arAccountId: string;
   @ApiPropertyOptional({ format: 'uuid', description: 'Deferred revenue account (a liability account) for lines with a service period', example: '4a1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0' })
   @IsOptional() @IsUUID() deferredRevenueAccountId?: string;
 }

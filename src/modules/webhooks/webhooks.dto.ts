@@ -170,7 +170,7 @@ export class WebhookAttemptQuery extends PageQuery {
 
 @ApiSchema({ description: 'Replay every failed message created since a time' })
 export class ReplayFailedDto {
-  @ApiProperty({ description: 'Messages created at or after this time', format: 'date-time', example: AT }) @Timestamp('since') since: string;
+  @Timestamp('since') @ApiProperty({ description: 'Messages created at or after this time', format: 'date-time', example: AT }) since: string;
 }
 
 @ApiSchema({ description: 'How many messages were queued again' })

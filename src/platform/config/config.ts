@@ -487,6 +487,20 @@ function analyticsRetentionMonths(env: Env): number {
   return months;
 }
 
+/**
+ * Months of partitions made ahead of the current one: at most 23, since the maintenance job asks
+ * core.analytics_create_partitions for one more (it starts at the previous month), which refuses more than 24: 24 here
+ * failed every maintenance run.
+ */
+function analyticsPartitionsAhead(env: Env): number {
+  const months = int(env, 'ANALYTICS_PARTITIONS_AHEAD', 3, 1);
+  if (months > 23) {
+    throw new ConfigError(`ANALYTICS_PARTITIONS_AHEAD must be an integer from 1 to 23, got "${env.ANALYTICS_PARTITIONS_AHEAD}": `
+      + 'the partitions are made from the previous month on, 24 months at most per run (core.analytics_create_partitions)');
+  }
+  return months;
+}
+
 /** The API's runtime URL: API_DATABASE_URL, or DATABASE_URL with the omnizen_api login. */
 export function deriveApiDatabaseUrl(databaseUrl: string, password: string): string {
   const u = new URL(databaseUrl);
@@ -694,7 +708,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     },
     analytics: {
       retentionMonths: analyticsRetentionMonths(env),
-      partitionsAhead: int(env, 'ANALYTICS_PARTITIONS_AHEAD', 3, 1, 24),
+      partitionsAhead: analyticsPartitionsAhead(env),
       maxEventNames: int(env, 'ANALYTICS_MAX_EVENT_NAMES', 500, 1, 100_000),
       ...posthog(env),
     },

@@ -1,4 +1,6 @@
 import { applyDecorators } from '@nestjs/common';
+import { DECORATORS } from '@nestjs/swagger';
+import { Transform } from 'class-transformer';
 import { Matches, ValidateBy } from 'class-validator';
 import { PlatformErrors } from '../errors/platform.errors.js';
 
@@ -79,26 +81,62 @@ export function addDaysWithin(date: string, days: number, field: string): string
 
 /**
  * The date-times the API takes: a day, a time to the minute (seconds and a fraction optional) and an offset, Z or
- * ±HH:MM. What JavaScript (Date.parse) and PostgreSQL (timestamptz) both read, as the same instant: ISO 8601 and
- * IsDateString allow more (2030-12-31T10Z, T1000Z, a comma fraction, a -00 offset) that Date.parse cannot read (an
- * Invalid Date, written as "0NaN-NaN-..."), and a time without an offset JavaScript reads in the process's time zone
- * but PostgreSQL in the session's.
+ * ±HH:MM; RFC 3339's date-time (which OpenAPI's format date-time names), whose T and Z may be written t and z and
+ * whose T may be a space (its section 5.6 note). What JavaScript (Date.parse) and PostgreSQL (timestamptz) both read,
+ * as the same instant, once written with T and Z (normalizeTimestamp): ISO 8601 and IsDateString allow more
+ * (2030-12-31T10Z, T1000Z, a comma fraction, a -00 offset, a compact offset +0100) that Date.parse cannot read (an
+ * Invalid Date, written as "0NaN-NaN-..."), and a time without an offset JavaScript reads in the process's time zone but
+ * PostgreSQL in the session's.
  */
-const TIMESTAMP = /^(\d{4}-\d{2}-\d{2})T([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,9})?)?(Z|[+-](\d{2}):[0-5]\d)$/;
-const TIMESTAMP_FORMAT = 'YYYY-MM-DDTHH:MM[:SS[.fraction]] followed by Z or an offset ±HH:MM, e.g. 2026-01-31T12:00:00Z or 2026-01-31T13:00:00.5+01:00';
+const TIMESTAMP = /^(\d{4}-\d{2}-\d{2})[Tt ]([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,9})?)?([Zz]|[+-](\d{2}):[0-5]\d)$/;
+const TIMESTAMP_FORMAT = 'YYYY-MM-DDTHH:MM[:SS[.fraction]] followed by Z or an offset ±HH:MM, e.g. 2026-01-31T12:00:00Z or 2026-01-31T13:00:00.5+01:00 '
+  + '(t, z and a space for the T taken too)';
+/** What a date-time field's description says of it in the OpenAPI document (Timestamp), beside TIMESTAMP as its pattern. */
+const TIMESTAMP_DESCRIPTION = 'An RFC 3339 date-time: YYYY-MM-DD, T, HH:MM[:SS[.fraction]] (a fraction of up to 9 digits), then Z or an offset ±HH:MM '
+  + 'up to ±15:59, e.g. 2026-01-31T12:00:00Z or 2026-01-31T13:00:00.5+01:00; t and z are taken for T and Z, and a space for the T. '
+  + 'A date-time without an offset, a day alone and an offset without its colon (+0100) are refused.';
 
 /**
- * Whether a string is a date-time of TIMESTAMP's form that is an instant both JavaScript and PostgreSQL read as written:
- * its day is a day of the calendar (2026-02-30 and year 0000 are not), its offset within PostgreSQL's ±15:59, and
- * Date.parse reads it.
+ * `v` written with an upper-case T and Z (RFC 3339 lets a client write t, z, or a space for the T): the one form both
+ * Date.parse and PostgreSQL read as the same instant. Anything not of TIMESTAMP's form is left as it is (Timestamp refuses it).
+ */
+export function normalizeTimestamp(v: unknown): unknown {
+  return typeof v === 'string' && TIMESTAMP.test(v) ? `${v.slice(0, 10)}T${v.slice(11)}`.toUpperCase() : v;
+}
+
+/**
+ * Whether a string is a date-time of TIMESTAMP's form that is an instant both JavaScript and PostgreSQL read as written
+ * with T and Z (normalizeTimestamp): its day is a day of the calendar (2026-02-30 and year 0000 are not), its offset
+ * within PostgreSQL's ±15:59, and Date.parse reads it.
  */
 export function isTimestamp(v: string): boolean {
   const m = TIMESTAMP.exec(v);
-  return m !== null && isCalendarDate(m[1]) && (m[6] === undefined || Number(m[6]) <= 15) && !Number.isNaN(Date.parse(v));
+  return m !== null && isCalendarDate(m[1]) && (m[6] === undefined || Number(m[6]) <= 15) && !Number.isNaN(Date.parse(normalizeTimestamp(v) as string));
 }
 
-/** A date-time field (TIMESTAMP's form, an instant that exists), each refusal a 400 naming `field`: never a database cast error. */
+/**
+ * The OpenAPI side of Timestamp: TIMESTAMP as the property's pattern and TIMESTAMP_DESCRIPTION after its description.
+ * It completes what the property's ApiProperty wrote, so it must stand above it (decorators run bottom up; below it, that
+ * ApiProperty's description would replace this one): anywhere else the class fails to load, naming the property.
+ */
+const TimestampSchema = (field: string): PropertyDecorator => (target, key) => {
+  const existing = Reflect.getMetadata(DECORATORS.API_MODEL_PROPERTIES, target, key) as { description?: string } | undefined;
+  if (!existing) throw new Error(`@Timestamp('${field}') of ${target.constructor.name}.${String(key)} must stand above its @ApiProperty/@ApiPropertyOptional`);
+  const before = existing.description?.trim();
+  Reflect.defineMetadata(DECORATORS.API_MODEL_PROPERTIES, {
+    ...existing, format: 'date-time', pattern: TIMESTAMP.source,
+    description: before ? `${before}${/[.!?]$/.test(before) ? '' : '.'} ${TIMESTAMP_DESCRIPTION}` : TIMESTAMP_DESCRIPTION,
+  }, target, key);
+};
+
+/**
+ * A date-time field (TIMESTAMP's form, an instant that exists), each refusal a 400 naming `field`: never a database cast
+ * error. The value is handed on written with T and Z (normalizeTimestamp), and the OpenAPI document says exactly what is
+ * taken (TimestampSchema: written above the property's ApiProperty).
+ */
 export const Timestamp = (field: string): PropertyDecorator => applyDecorators(
+  TimestampSchema(field),
+  Transform(({ value }) => normalizeTimestamp(value)),
   Matches(TIMESTAMP, { message: `${field} must be a date-time ${TIMESTAMP_FORMAT}` }),
   ValidateBy({
     name: 'isTimestamp',
