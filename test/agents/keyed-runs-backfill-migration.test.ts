@@ -10,6 +10,7 @@ import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { createOrg, onEnterprisePlan, registerUser, type TestUser } from '../support/factories.js';
 import { startOpenAiDouble, type OpenAiDouble } from '../support/doubles/openai-double.js';
 import { agentsUrl } from './agents-support.js';
+import { addColumnsReadAhead, dropColumnsReadAhead } from '../support/columns-read-ahead.js';
 
 const MIGRATION = '20270211000600_api_key_runs_service_member_reads';
 const before = readdirSync(join(projectRoot(), 'prisma', 'migrations')).sort().filter((m) => m < MIGRATION).at(-1)!;
@@ -31,6 +32,8 @@ describe('migration 20270211000600: the runs keys started before it are theirs',
     llm = await startOpenAiDouble();
     const db = await createTestDatabase({ template: null });
     await migrate(db.url, { until: before, log: () => undefined });
+    // this release's API reads columns a later migration adds (test/support/columns-read-ahead.ts)
+    await addColumnsReadAhead(db.admin, before);
     const config = loadConfig({
       ...process.env, NODE_ENV: 'test', DATABASE_URL: db.url, API_DATABASE_URL: db.apiUrl, API_DATABASE_POOL_SIZE: '4', REDIS_PREFIX: `test:${db.name}`,
       JOBS_RELAY_INTERVAL_MS: '0', MIGRATE_ON_START: 'false', REDIS_COMMAND_TIMEOUT_MS: '10000', DATABASE_LOCK_TIMEOUT_MS: '30000',
@@ -63,6 +66,7 @@ describe('migration 20270211000600: the runs keys started before it are theirs',
     // queued at the deploy: its job not yet delivered
     const queued = (await run(key.auth, true).expect(202)).body.id as string;
 
+    await dropColumnsReadAhead(t.db.admin, before);
     const applied = await migrate(t.db.url, { log: () => undefined });
     expect(applied).toContain(MIGRATION);
     expect(await hasColumn()).toBe(1);

@@ -1,0 +1,25 @@
+import type pg from 'pg';
+
+/**
+ * Columns this release's code reads that a migration newer than an upgrade test's starting point adds. An upgrade test
+ * migrates an old schema, drives this release's API on it to make the data of that time, then applies the rest of the
+ * migrations: the API's reads of these columns would fail on the old schema. It adds them (empty) for its API calls and
+ * drops them again before the rest of the migrations, which add them for real.
+ */
+const COLUMNS_READ_AHEAD: readonly { table: string; column: string; type: string; addedBy: string }[] = [
+  { table: 'hub.subscription_billing', column: 'price_misfit', type: 'text', addedBy: '20270211002800_subscription_price_misfit' },
+];
+
+/** Adds the columns read ahead whose migration sorts after `migratedUntil` (the last migration applied). */
+export async function addColumnsReadAhead(admin: pg.Pool, migratedUntil: string): Promise<void> {
+  for (const c of COLUMNS_READ_AHEAD.filter((c) => c.addedBy > migratedUntil)) {
+    await admin.query(`ALTER TABLE ${c.table} ADD COLUMN IF NOT EXISTS ${c.column} ${c.type}`);
+  }
+}
+
+/** Drops them again (before the rest of the migrations run). */
+export async function dropColumnsReadAhead(admin: pg.Pool, migratedUntil: string): Promise<void> {
+  for (const c of COLUMNS_READ_AHEAD.filter((c) => c.addedBy > migratedUntil)) {
+    await admin.query(`ALTER TABLE ${c.table} DROP COLUMN IF EXISTS ${c.column}`);
+  }
+}
