@@ -458,6 +458,7 @@ export class JournalService {
     if (dto.source === 'opening_balance' && !forReplay) {
       context.booksStart ??= await this.booksStart(tx);
       this.assertOpeningBalanceDate(dto.date, context.booksStart);
+      await this.refuseResultAccounts(tx, dto);
     }
     await this.readAccountTypes(tx, [dto], context);
     const lines: PostingLine[] = [];
@@ -693,8 +694,8 @@ export class JournalService {
   /**
    * An opening-balance entry (source opening_balance: the balances brought from former books) is dated the first day of
    * the first fiscal year, the day the books here start: the cash-flow statement counts its cash as opening cash, which
-   * is the cash before any movement only on that day. Its reversal (a correction) is dated that day too. Without a
-   * fiscal year the posting function refuses the entry with its own code.
+   * is the cash before any movement only on that day. Without a fiscal year the posting function refuses the entry
+   * with its own code. finance.check_entry holds the same rule for any caller.
    */
   private assertOpeningBalanceDate(date: string, booksStart: string | null): void {
     if (booksStart && date !== booksStart) {
@@ -704,12 +705,34 @@ export class JournalService {
     }
   }
 
+  /**
+   * An opening-balance entry brings balances, no result: the former years' results come in through retained earnings. A
+   * revenue or expense line would be income of the first year that the cash-flow statement (which leaves the entry out)
+   * never shows. finance.check_entry holds the same rule for any caller; a reversal (which mirrors its entry) is not checked.
+   */
+  private async refuseResultAccounts(tx: TenantTx, dto: CreateJournalEntryDto): Promise<void> {
+    const types = await repo.accountTypes(tx.db, tx.orgId, [...new Set(dto.lines.map((l) => l.accountId.toLowerCase()))]);
+    for (const [i, l] of dto.lines.entries()) {
+      const type = types.get(l.accountId.toLowerCase());
+      if (type !== 'revenue' && type !== 'expense') continue;
+      const { code } = await this.ledger.getAccount(tx, l.accountId);
+      throw LedgerErrors.error('ledger.opening_balance_result_account',
+        `lines[${i}]: account ${code} is a ${type} account: an opening-balance entry (source opening_balance) brings balances; the former years' results come in through retained earnings`);
+    }
+  }
+
   /** The correction of a posted entry: an entry with every line's sides swapped, base amounts kept exactly. */
   async reverse(tx: TenantTx, id: string, dto: ReverseEntryDto): Promise<{ entry: JournalEntryDto; replayed: boolean }> {
     const original = await this.get(tx, id);
     if (original.reversesEntryId) throw LedgerErrors.error('ledger.reversal_of_reversal', 'a reversal cannot be reversed; post a new entry instead');
     if (original.reversedByEntryId) throw LedgerErrors.error('ledger.already_reversed', `journal entry ${id} is already reversed by ${original.reversedByEntryId}`);
-    if (original.source === 'opening_balance') this.assertOpeningBalanceDate(dto.date ?? original.date, await this.booksStart(tx));
+    // an opening-balance entry is reversed on its own date (the day its balances came in): also once a fiscal year was
+    // created before it by an earlier release, which is then the way to correct it
+    if (original.source === 'opening_balance' && dto.date !== undefined && dto.date !== original.date) {
+      throw LedgerErrors.error('ledger.opening_balance_date',
+        `the reversal of an opening-balance entry (source opening_balance) is dated ${original.date}, the entry's own date, not ${dto.date}: leave date out or send ${original.date}`,
+        { entryDate: original.date });
+    }
     const opt = (v: string) => (D(v).isZero() ? undefined : v);
     return this.post(tx, {
       date: dto.date ?? original.date, memo: dto.memo ?? generatedMemo('Reversal of ', original.memo || original.id), source: original.source,

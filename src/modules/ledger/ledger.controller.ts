@@ -336,7 +336,7 @@ export class FiscalCalendarController {
   @ApiOperation({ operationId: 'createFiscalYear', summary: 'Create a fiscal year of 12 monthly periods' })
   @ApiCreatedResponse({ type: FiscalYearDto })
   @ApiErrors(400, 422)
-  @ApiErrorCodes('ledger.books_not_started', 'ledger.fiscal_year_overlap', 'ledger.fiscal_year_before_closed_year')
+  @ApiErrorCodes('ledger.books_not_started', 'ledger.fiscal_year_overlap', 'ledger.fiscal_year_before_closed_year', 'ledger.fiscal_year_before_opening_balance')
   createYear(@Tx() tx: TenantTx, @Body() dto: CreateFiscalYearDto): Promise<FiscalYearDto> {
     return this.ledger.createYear(tx, dto);
   }
@@ -427,7 +427,7 @@ export class JournalController {
   @ApiOkResponse({ type: JournalEntryDto, description: 'Replay of an idempotency key: the entry posted first' })
   @ApiErrors(400)
   @ApiErrorCodes('ledger.line_side', 'ledger.idempotency_key', 'ledger.idempotency_key_reserved', 'ledger.tax_code_archived', 'billing.feature_not_in_plan', ...POSTING_ERRORS,
-    'ledger.control_account', 'ledger.opening_balance_date')
+    'ledger.control_account', 'ledger.opening_balance_date', 'ledger.opening_balance_result_account')
   async post(@Tx() tx: TenantTx, @Body() dto: CreateJournalEntryDto, @IdempotencyKey('The same key and request answer the entry posted first (200); another request with it is a 409 ledger.idempotency_conflict. Same as the body\'s idempotencyKey') key: string | undefined, @Res({ passthrough: true }) res: FastifyReply): Promise<JournalEntryDto> {
     const { entry, replayed } = await this.journal.create(tx, dto, key);
     res.status(replayed ? 200 : 201);
@@ -452,7 +452,7 @@ export class JournalController {
   @ApiCreatedResponse({ type: BatchResultDto })
   @ApiErrors(400)
   @ApiErrorCodes('ledger.line_side', 'ledger.idempotency_key_reserved', 'ledger.tax_code_archived', 'billing.feature_not_in_plan', ...POSTING_ERRORS,
-    'ledger.control_account', 'ledger.opening_balance_date')
+    'ledger.control_account', 'ledger.opening_balance_date', 'ledger.opening_balance_result_account')
   async createBatch(@Tx() tx: TenantTx, @RawBody() body: unknown, @Query() q: BatchQuery): Promise<BatchResultDto> {
     const mode = q.mode ?? 'all_or_nothing';
     const { entries, rejected } = await batchEntries(body, mode === 'independent');
@@ -472,7 +472,7 @@ export class JournalController {
     operationId: 'reverseJournalEntry', summary: 'Reverse a posted entry (the only correction: posted entries never change)',
     description: 'An entry a document posted (an invoice, a payment, an allocation, a bill, a year\'s closing entry) is corrected through the document '
       + '(void, credit note, reversed allocation, reopened year) and answers 422 `ledger.entry_of_document` here. '
-      + 'An opening-balance entry (source opening_balance) is reversed on its own date, the first day of the first fiscal year (else 422 `ledger.opening_balance_date`). '
+      + 'An opening-balance entry (source opening_balance) is reversed on its own date (else 422 `ledger.opening_balance_date`): the way to correct it, and to create a fiscal year before it. '
       + '201 when reversed; 200 with the reversal a concurrent request committed while this one was posted, when it has the same date and memo (another: 409 `ledger.idempotency_conflict`).',
   })
   @ApiCreatedResponse({ type: JournalEntryDto })

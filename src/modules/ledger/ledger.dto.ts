@@ -308,7 +308,8 @@ export class FiscalYearDto {
 @ApiSchema({ description: 'The next fiscal year to open' })
 export class CreateFiscalYearDto {
   @ApiProperty({ example: '2027-01-01', description: 'First day; the year has 12 monthly periods. 9999-01-01 at the latest (the year ends by 9999-12-31); '
-    + 'not before a closed fiscal year (422 ledger.fiscal_year_before_closed_year: its entries would change that year\'s closed figures)' }) @CalendarDate('startDate') @YearEndsByYear9999('startDate') startDate: string;
+    + 'not before a closed fiscal year (422 ledger.fiscal_year_before_closed_year: its entries would change that year\'s closed figures), '
+    + 'nor before an opening-balance entry that is not reversed (422 ledger.fiscal_year_before_opening_balance: reverse the opening-balance entries first, create the year, post them again dated its first day)' }) @CalendarDate('startDate') @YearEndsByYear9999('startDate') startDate: string;
   @ApiPropertyOptional({ description: 'Name of the year; default FY2027 for a calendar year, FY2027/28 otherwise', example: 'FY2027' }) @IsOptional() @IsString() @Length(1, 100) name?: string;
 }
 
@@ -350,7 +351,8 @@ export class CreateJournalEntryDto {
   @ApiPropertyOptional({
     description: 'Where the entry comes from. opening_balance: the opening balances of books moved here from elsewhere (the balance-sheet '
       + 'balances on the day the books start); allowed only dated the first day of the organization\'s first fiscal year (else 422 '
-      + 'ledger.opening_balance_date), any number of such entries. The cash-flow statement counts their cash in openingCash and shows '
+      + 'ledger.opening_balance_date), any number of such entries, with no line on a revenue or expense account (the former years\' results come '
+      + 'in through retained earnings; else 422 ledger.opening_balance_result_account). The cash-flow statement counts their cash in openingCash and shows '
       + 'no cash flows of them (as it leaves closing entries out); the trial balance, P&L and balance sheet count them as any entry',
     enum: ENTRY_SOURCES, default: 'manual',
   }) @IsOptional() @IsIn(ENTRY_SOURCES) source?: string;

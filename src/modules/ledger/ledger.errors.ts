@@ -40,7 +40,8 @@ export const LedgerErrors = defineErrorCodes({
   'ledger.tax_rate': { status: 400, description: 'a tax rate is a percent between 0 and 100' },
   // business rules of the services
   'ledger.tax_code_archived': { status: 422, description: 'the tax code is archived' },
-  'ledger.opening_balance_date': { status: 422, description: 'an opening-balance entry (source opening_balance), or its reversal, is dated another day than the first day of the organization\'s first fiscal year (details.booksStart names it)' },
+  'ledger.opening_balance_date': { status: 422, description: 'an opening-balance entry (source opening_balance) is dated another day than the first day of the organization\'s first fiscal year (details.booksStart names it), or its reversal another day than the entry\'s own date (details.entryDate)' },
+  'ledger.opening_balance_result_account': { status: 422, description: 'a line of an opening-balance entry (source opening_balance) posts to a revenue or expense account: opening balances bring the former years\' results through retained earnings; the message names the line and the account' },
   'ledger.reversal_of_reversal': { status: 422, description: 'a reversal cannot be reversed' },
   'ledger.entry_of_document': { status: 422, description: 'the entry belongs to a document (invoice, payment, allocation, bill, a year\'s closing entry): correct it through the document' },
   'ledger.control_account': { status: 422, description: 'a line of a manual entry posts to a control account of receivables or payables (AR, deferred revenue, AP of their settings): it is posted only through their documents; the message names the line, the account and the module. Also a tax code that names such an account as its sales or purchase account (the field, the account and the module)' },
@@ -67,6 +68,7 @@ export const LedgerErrors = defineErrorCodes({
   'ledger.hierarchy_too_deep': { status: 422, description: 'the account would be more than 32 levels deep in the hierarchy' },
   'ledger.account_has_postings': { status: 422, description: 'the account has postings: it cannot become a group account (nor change its type)' },
   'ledger.fiscal_year_overlap': { status: 422, description: 'the fiscal year (or one of its periods) overlaps an existing fiscal year' },
+  'ledger.fiscal_year_before_opening_balance': { status: 422, description: 'the fiscal year would start before an opening-balance entry (source opening_balance, not reversed), dated the first day of the first fiscal year: its balances would lie mid-books while the cash-flow statement counts them as opening cash; the message names the entry and its date. Reverse the opening-balance entries first (on their own date), create the year, then post them again dated its first day' },
   'ledger.fiscal_year_before_closed_year': { status: 422, description: 'the fiscal year would start before a closed fiscal year: its entries would change the closed year\'s figures (balance sheet, retained earnings); reopen the later closed years first' },
   'ledger.account_code_taken': { status: 409, description: 'another account of this organization has this code' },
   'ledger.tax_code_taken': { status: 409, description: 'another tax code of this organization has this code' },

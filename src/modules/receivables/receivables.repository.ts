@@ -81,10 +81,18 @@ const linesOf = prepare((p: { orgId: string; ids: string[] }) => qb.selectFrom('
   txtOrNull('l.service_start').as('serviceStart'), txtOrNull('l.service_end').as('serviceEnd'), txt('l.net_amount').as('netAmount'),
   txt('l.tax_amount').as('taxAmount'), txt('l.gross_amount').as('grossAmount'), 'l.credited_line_no as creditedLineNo',
 ]).where('l.org_id', '=', p.orgId).where('l.invoice_id', '=', sql<string>`any(${p.ids}::uuid[])`).orderBy('l.invoice_id').orderBy('l.line_no'));
-/** The credit limit (base currency; null: none), name and archived state of the customer of an invoice: read with every issue. */
+/**
+ * The credit limit (base currency; null: none), name and archived state of the customer of an invoice: read with every
+ * issue. The customer row is held FOR SHARE until commit: an archive or an update of it in flight (FOR NO KEY UPDATE,
+ * CustomersService) is waited for and read as committed, and one starting later waits for the issue, so a customer
+ * archived while its draft was issued does not get the invoice. The issue has locked the invoice and holds the posting
+ * lock shared before this (the statements before it in its pipeline); a customer's archive, update or erasure locks
+ * only the customer row, and other issues' FOR SHARE do not conflict: no order to deadlock on.
+ */
 const creditLimitOf = prepare((p: { orgId: string; id: string }) => qb.selectFrom('finance.invoices as i')
   .innerJoin('finance.customers as c', (j) => j.onRef('c.org_id', '=', 'i.org_id').onRef('c.id', '=', 'i.customer_id'))
-  .select(['c.name', txtOrNull('c.credit_limit').as('creditLimit'), sql<boolean>`c.archived_at IS NOT NULL`.as('archived')]).where('i.org_id', '=', p.orgId).where('i.id', '=', p.id));
+  .select(['c.name', txtOrNull('c.credit_limit').as('creditLimit'), sql<boolean>`c.archived_at IS NOT NULL`.as('archived')]).where('i.org_id', '=', p.orgId).where('i.id', '=', p.id)
+  .forShare('c'));
 /**
  * The issue's last statement: the next number of the series, the invoice marked issued with it, and the two rows that
  * carry the number (the outbox event, the audit row: their JSON as given, with `number` set from the statement's own).
