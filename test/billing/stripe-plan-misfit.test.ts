@@ -70,9 +70,9 @@ describe('billing: a Stripe event naming a plan that does not fit the subscripti
     await send(swapped);
     const reason = "price price_sv_ent is for app_securevault:enterprise, not omnizen: Stripe subscription sub_swap is this organization's omnizen subscription: "
       + 'the plan stays professional, read-only while the subscription is on that price';
-    expect(await hubRows(orgId)).toEqual([{ appId: 'omnizen', stripeSubscriptionId: 'sub_swap', plan: 'professional', status: 'active', priceMisfit: 'price_sv_ent' }]);
+    expect(await hubRows(orgId)).toEqual([{ appId: 'omnizen', stripeSubscriptionId: 'sub_swap', plan: 'professional', status: 'paused', priceMisfit: 'price_sv_ent' }]);
     expect(await entitlements(orgId, 'omnizen')).toMatchObject({
-      plan: 'professional', status: 'active', source: 'subscription', cancelAtPeriodEnd: true, access: 'read_only',
+      plan: 'professional', status: 'paused', source: 'subscription', cancelAtPeriodEnd: true, access: 'read_only',
       readOnlyReason: misfitReason('price_sv_ent', 'omnizen', 'organization'),
     });
     expect(await eventRow(swapped.id)).toEqual({ status: 'processed', reason });
@@ -111,14 +111,14 @@ describe('billing: a Stripe event naming a plan that does not fit the subscripti
     await send(renewed);
     const misfit = misfitReason('price_sv_bstarter', 'omnizen', 'organization');
     expect(await entitlements(orgId, 'omnizen')).toMatchObject({
-      plan: 'enterprise', status: 'active', source: 'subscription', access: 'read_only', readOnlyReason: misfit,
+      plan: 'enterprise', status: 'paused', source: 'subscription', access: 'read_only', readOnlyReason: misfit,
       currentPeriodEnd: new Date((T0 + 400 * 86_400) * 1000).toISOString(),
     });
     const reason = "price price_sv_bstarter is for app_securevault:business_starter, not omnizen: Stripe subscription sub_cheap is this organization's omnizen subscription: "
       + 'the plan stays enterprise, read-only while the subscription is on that price';
     expect(await eventRow(swapped.id)).toEqual({ status: 'processed', reason });
     expect(await eventRow(renewed.id)).toEqual({ status: 'processed', reason });
-    expect(await hubRows(orgId)).toEqual([{ appId: 'omnizen', stripeSubscriptionId: 'sub_cheap', plan: 'enterprise', status: 'active', priceMisfit: 'price_sv_bstarter' }]);
+    expect(await hubRows(orgId)).toEqual([{ appId: 'omnizen', stripeSubscriptionId: 'sub_cheap', plan: 'enterprise', status: 'paused', priceMisfit: 'price_sv_bstarter' }]);
     expect(await audits(orgId, renewed.id)).toEqual([
       { action: 'billing.event_received', plan: null, notApplied: null, reason: null, priceMisfit: null },
       { action: 'billing.subscription_updated', plan: 'enterprise', notApplied: reason, reason: null, priceMisfit: 'price_sv_bstarter' },
@@ -127,7 +127,7 @@ describe('billing: a Stripe event naming a plan that does not fit the subscripti
     const refused = await t.http.post(`/v1/orgs/${orgId}/ledger/books`).set(ada.auth).send({ baseCurrency: 'EUR', fiscalYearStart: '2026-01-01' }).expect(402);
     expect(refused.body.error).toMatchObject({
       code: 'billing.subscription_inactive', message: `the omnizen subscription of this organization is read-only: ${misfit}; renew or upgrade it to make changes`,
-      details: { app: 'omnizen', plan: 'enterprise', status: 'active' },
+      details: { app: 'omnizen', plan: 'enterprise', status: 'paused' },
     });
     expect(await accounts(orgId)).toBe(0);
     // reads still work
@@ -149,11 +149,11 @@ describe('billing: a Stripe event naming a plan that does not fit the subscripti
     const unmapped = stripeEvent('customer.subscription.updated', subscriptionObject('sub_unmapped', 'price_cheap_unmapped', 'active', { org_id: orgId }), T0 + 10);
     await send(unmapped);
     expect(await entitlements(orgId, 'omnizen')).toMatchObject({
-      plan: 'enterprise', status: 'active', access: 'read_only', readOnlyReason: misfitReason('price_cheap_unmapped', 'omnizen', 'organization'),
+      plan: 'enterprise', status: 'paused', access: 'read_only', readOnlyReason: misfitReason('price_cheap_unmapped', 'omnizen', 'organization'),
     });
     const reason = 'price price_cheap_unmapped is not mapped to an app plan (STRIPE_PRICES): the plan stays enterprise, read-only while the subscription is on that price';
     expect(await eventRow(unmapped.id)).toEqual({ status: 'processed', reason });
-    expect(await hubRows(orgId)).toEqual([{ appId: 'omnizen', stripeSubscriptionId: 'sub_unmapped', plan: 'enterprise', status: 'active', priceMisfit: 'price_cheap_unmapped' }]);
+    expect(await hubRows(orgId)).toEqual([{ appId: 'omnizen', stripeSubscriptionId: 'sub_unmapped', plan: 'enterprise', status: 'paused', priceMisfit: 'price_cheap_unmapped' }]);
     expect(await audits(orgId, unmapped.id)).toEqual([
       { action: 'billing.event_received', plan: null, notApplied: null, reason: null, priceMisfit: null },
       { action: 'billing.subscription_updated', plan: 'enterprise', notApplied: reason, reason: null, priceMisfit: 'price_cheap_unmapped' },
@@ -165,12 +165,12 @@ describe('billing: a Stripe event naming a plan that does not fit the subscripti
     expect(await eventRow(ghost.id)).toEqual({
       status: 'processed', reason: 'STRIPE_PRICES maps price_omz_ghost to omnizen:ghost, which is not in the catalog: the plan stays enterprise, read-only while the subscription is on that price',
     });
-    expect(await hubRows(orgId)).toEqual([{ appId: 'omnizen', stripeSubscriptionId: 'sub_unmapped', plan: 'enterprise', status: 'active', priceMisfit: 'price_omz_ghost' }]);
+    expect(await hubRows(orgId)).toEqual([{ appId: 'omnizen', stripeSubscriptionId: 'sub_unmapped', plan: 'enterprise', status: 'paused', priceMisfit: 'price_omz_ghost' }]);
     expect(await entitlements(orgId, 'omnizen')).toMatchObject({ access: 'read_only', readOnlyReason: misfitReason('price_omz_ghost', 'omnizen', 'organization') });
 
     // an invoice names no price: what the subscription is on stays as it was
     await send(stripeEvent('invoice.paid', { id: 'in_unmapped', object: 'invoice', subscription: 'sub_unmapped', customer: 'cus_sub_unmapped' }, T0 + 25));
-    expect(await hubRows(orgId)).toEqual([{ appId: 'omnizen', stripeSubscriptionId: 'sub_unmapped', plan: 'enterprise', status: 'active', priceMisfit: 'price_omz_ghost' }]);
+    expect(await hubRows(orgId)).toEqual([{ appId: 'omnizen', stripeSubscriptionId: 'sub_unmapped', plan: 'enterprise', status: 'paused', priceMisfit: 'price_omz_ghost' }]);
 
     const back = stripeEvent('customer.subscription.updated', subscriptionObject('sub_unmapped', 'price_omz_pro', 'active', { org_id: orgId }), T0 + 30);
     await send(back);
@@ -184,7 +184,7 @@ describe('billing: a Stripe event naming a plan that does not fit the subscripti
     await send(swapped);
     const me = async () => (await t.http.get('/v1/me/entitlements?app=omnizen').set(ada.auth).expect(200)).body;
     expect(await me()).toMatchObject({
-      subject: { type: 'user', userId: ada.id }, plan: 'professional', status: 'active', access: 'read_only',
+      subject: { type: 'user', userId: ada.id }, plan: 'professional', status: 'paused', access: 'read_only',
       readOnlyReason: misfitReason('price_sv_starter', 'omnizen', 'account'),
     });
     expect(await eventRow(swapped.id)).toEqual({
@@ -200,6 +200,67 @@ describe('billing: a Stripe event naming a plan that does not fit the subscripti
     expect(await me()).toMatchObject({ plan: 'professional', access: 'full', readOnlyReason: null });
   });
 
+  it('the contract row hub."Subscription", which the apps read themselves, is paused while the price misfits (whatever live status Stripe says), and takes the event\'s own status once it fits', async () => {
+    const orgId = await createOrg(t, ada, 'Contract Row Co');
+    await send(stripeEvent('customer.subscription.created', subscriptionObject('sub_contract', 'price_sv_bpro', 'trialing', { org_id: orgId }), T0));
+    expect(await hubRows(orgId)).toEqual([{ appId: 'app_securevault', stripeSubscriptionId: 'sub_contract', plan: 'business_pro', status: 'trialing', priceMisfit: null }]);
+    const statusAudit = async (stripeEventId: string) => (await t.db.admin.query(
+      `SELECT after->>'status' AS status FROM core.audit_logs WHERE org_id = $1 AND action = 'billing.subscription_updated' AND after->>'stripeEvent' = $2`,
+      [orgId, stripeEventId])).rows;
+    const misfit = misfitReason('price_sv_pro', 'app_securevault', 'organization');
+
+    // switched to the personal price: Stripe says active, the contract row says paused (SecureVault serves nothing of business_pro)
+    const personal = stripeEvent('customer.subscription.updated', subscriptionObject('sub_contract', 'price_sv_pro', 'active', { org_id: orgId }), T0 + 10);
+    await send(personal);
+    expect(await hubRows(orgId)).toEqual([{ appId: 'app_securevault', stripeSubscriptionId: 'sub_contract', plan: 'business_pro', status: 'paused', priceMisfit: 'price_sv_pro' }]);
+    expect(await statusAudit(personal.id)).toEqual([{ status: 'paused' }]);
+    expect(await entitlements(orgId, 'app_securevault')).toMatchObject({ plan: 'business_pro', status: 'paused', access: 'read_only', readOnlyReason: misfit });
+    // its renewal paid, then a failed renewal (past_due in Stripe): still paused on the row, the misfit the reason
+    await send(stripeEvent('invoice.paid', { id: 'in_contract_1', object: 'invoice', subscription: 'sub_contract', customer: 'cus_sub_contract' }, T0 + 20));
+    expect(await hubRows(orgId)).toEqual([{ appId: 'app_securevault', stripeSubscriptionId: 'sub_contract', plan: 'business_pro', status: 'paused', priceMisfit: 'price_sv_pro' }]);
+    const failed = stripeEvent('invoice.payment_failed', { id: 'in_contract_2', object: 'invoice', subscription: 'sub_contract', customer: 'cus_sub_contract' }, T0 + 30);
+    await send(failed);
+    expect(await eventRow(failed.id)).toEqual({ status: 'processed', reason: null });
+    expect(await hubRows(orgId)).toEqual([{ appId: 'app_securevault', stripeSubscriptionId: 'sub_contract', plan: 'business_pro', status: 'paused', priceMisfit: 'price_sv_pro' }]);
+    const { rows: [billing] } = await t.db.admin.query(
+      `SELECT b.past_due_since FROM hub.subscription_billing b JOIN hub."Subscription" s ON s.id = b.subscription_id WHERE s."stripeSubscriptionId" = 'sub_contract'`);
+    expect(billing.past_due_since).toEqual(new Date((T0 + 30) * 1000));
+    expect(await entitlements(orgId, 'app_securevault')).toMatchObject({ status: 'paused', access: 'read_only', readOnlyReason: misfit });
+
+    // back on the business price: the event's own status (past_due) is written again
+    const back = stripeEvent('customer.subscription.updated', subscriptionObject('sub_contract', 'price_sv_bpro', 'past_due', { org_id: orgId }), T0 + 40);
+    await send(back);
+    expect(await hubRows(orgId)).toEqual([{ appId: 'app_securevault', stripeSubscriptionId: 'sub_contract', plan: 'business_pro', status: 'past_due', priceMisfit: null }]);
+    expect(await statusAudit(back.id)).toEqual([{ status: 'past_due' }]);
+    const { rows: [after] } = await t.db.admin.query(
+      `SELECT b.past_due_since FROM hub.subscription_billing b JOIN hub."Subscription" s ON s.id = b.subscription_id WHERE s."stripeSubscriptionId" = 'sub_contract'`);
+    expect(after.past_due_since).toEqual(new Date((T0 + 30) * 1000)); // the grace counts from the failure, not from the fit
+  });
+
+  it('a subscription with an add-on item before its plan item: the plan item applies (its period end too), the subscription stays full', async () => {
+    const orgId = await createOrg(t, ada, 'Add-on Co');
+    const items = (planPrice: string, end: number) => ({ items: { object: 'list', data: [
+      { id: 'si_addon', price: { id: 'price_metered_addon', object: 'price' }, current_period_end: T0 + 5 * 86_400 },
+      { id: 'si_plan', price: { id: planPrice, object: 'price' }, current_period_end: end },
+    ] } });
+    const created = stripeEvent('customer.subscription.created', subscriptionObject('sub_addon', 'unused', 'active', { org_id: orgId }, items('price_omz_pro', T0 + 30 * 86_400)), T0);
+    await send(created);
+    expect(await eventRow(created.id)).toEqual({ status: 'processed', reason: null });
+    expect(await hubRows(orgId)).toEqual([{ appId: 'omnizen', stripeSubscriptionId: 'sub_addon', plan: 'professional', status: 'active', priceMisfit: null }]);
+    // an operator's update (the add-on still first), and a plan change in the portal: the plan item decides
+    const upgraded = stripeEvent('customer.subscription.updated', subscriptionObject('sub_addon', 'unused', 'active', { org_id: orgId }, items('price_omz_ent', T0 + 60 * 86_400)), T0 + 10);
+    await send(upgraded);
+    expect(await eventRow(upgraded.id)).toEqual({ status: 'processed', reason: null });
+    expect(await hubRows(orgId)).toEqual([{ appId: 'omnizen', stripeSubscriptionId: 'sub_addon', plan: 'enterprise', status: 'active', priceMisfit: null }]);
+    expect(await entitlements(orgId, 'omnizen')).toMatchObject({
+      plan: 'enterprise', status: 'active', access: 'full', readOnlyReason: null, currentPeriodEnd: new Date((T0 + 60 * 86_400) * 1000).toISOString(),
+    });
+    const { rows } = await t.db.admin.query(
+      `SELECT b.stripe_price_id FROM hub.subscription_billing b JOIN hub."Subscription" s ON s.id = b.subscription_id WHERE s."stripeSubscriptionId" = 'sub_addon'`);
+    expect(rows).toEqual([{ stripe_price_id: 'price_omz_ent' }]);
+    await t.http.post(`/v1/orgs/${orgId}/workspaces`).set(ada.auth).send({ name: 'Add-on' }).expect(201);
+  });
+
   it("an organization's business plan switched to a cheaper personal price: the plan stays, read-only while it renews on it, until a business price is back", async () => {
     const orgId = await createOrg(t, ada, 'Audience Co');
     await send(stripeEvent('customer.subscription.created', subscriptionObject('sub_biz', 'price_sv_bpro', 'active', { org_id: orgId }), T0));
@@ -209,7 +270,7 @@ describe('billing: a Stripe event naming a plan that does not fit the subscripti
     await send(personal);
     const reason = 'price price_sv_pro is for app_securevault:pro: the app_securevault plan pro is a personal plan; this is a business account: '
       + 'the plan stays business_pro, read-only while the subscription is on that price';
-    expect(await hubRows(orgId)).toEqual([{ appId: 'app_securevault', stripeSubscriptionId: 'sub_biz', plan: 'business_pro', status: 'active', priceMisfit: 'price_sv_pro' }]);
+    expect(await hubRows(orgId)).toEqual([{ appId: 'app_securevault', stripeSubscriptionId: 'sub_biz', plan: 'business_pro', status: 'paused', priceMisfit: 'price_sv_pro' }]);
     expect(await eventRow(personal.id)).toEqual({ status: 'processed', reason });
     expect(await audits(orgId, personal.id)).toEqual([
       { action: 'billing.event_received', plan: null, notApplied: null, reason: null, priceMisfit: null },
@@ -219,10 +280,10 @@ describe('billing: a Stripe event naming a plan that does not fit the subscripti
     const renewed = stripeEvent('customer.subscription.updated',
       subscriptionObject('sub_biz', 'price_sv_pro', 'active', { org_id: orgId }, { items: { object: 'list', data: [{ id: 'si_sub_biz', price: { id: 'price_sv_pro', object: 'price' }, current_period_end: T0 + 60 * 86_400 }] } }), T0 + 20);
     await send(renewed);
-    expect(await hubRows(orgId)).toEqual([{ appId: 'app_securevault', stripeSubscriptionId: 'sub_biz', plan: 'business_pro', status: 'active', priceMisfit: 'price_sv_pro' }]);
+    expect(await hubRows(orgId)).toEqual([{ appId: 'app_securevault', stripeSubscriptionId: 'sub_biz', plan: 'business_pro', status: 'paused', priceMisfit: 'price_sv_pro' }]);
     expect(await eventRow(renewed.id)).toEqual({ status: 'processed', reason });
     expect(await entitlements(orgId, 'app_securevault')).toMatchObject({
-      plan: 'business_pro', status: 'active', source: 'subscription', currentPeriodEnd: new Date((T0 + 60 * 86_400) * 1000).toISOString(),
+      plan: 'business_pro', status: 'paused', source: 'subscription', currentPeriodEnd: new Date((T0 + 60 * 86_400) * 1000).toISOString(),
       access: 'read_only', readOnlyReason: misfitReason('price_sv_pro', 'app_securevault', 'organization'),
     });
 

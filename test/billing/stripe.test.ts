@@ -162,13 +162,13 @@ describe('billing: Stripe checkout, portal, webhooks and the expiry job', () => 
     expect(await eventRow(older.id)).toMatchObject({ status: 'ignored', reason: expect.stringMatching(/^out of order/) });
   });
 
-  it('an unknown price: a known subscription takes all but the plan, read-only while on it; a new one is recorded as ignored, logged, and changes nothing', async () => {
+  it('an unknown price: a known subscription takes all but the plan, read-only while on it (the contract row paused); a new one is recorded as ignored, logged, and changes nothing', async () => {
     const known = stripeEvent('customer.subscription.updated',
       subscriptionObject('sub_org_1', 'price_unknown', 'past_due', { org_id: orgId }, { cancel_at_period_end: true }), T0 + 400);
     await send(known).expect(200);
     await drain();
     expect(await entitlements(orgId)).toMatchObject({
-      plan: 'enterprise', status: 'past_due', cancelAtPeriodEnd: true, access: 'read_only',
+      plan: 'enterprise', status: 'paused', cancelAtPeriodEnd: true, access: 'read_only',
       readOnlyReason: 'the subscription is on price price_unknown, which is not a plan of omnizen for this organization: change it in the billing portal',
     });
     expect(await eventRow(known.id)).toMatchObject({
@@ -178,9 +178,9 @@ describe('billing: Stripe checkout, portal, webhooks and the expiry job', () => 
     await send(event).expect(200);
     await drain();
     expect(await eventRow(event.id)).toMatchObject({ status: 'ignored', reason: 'price price_unknown is not mapped to an app plan (STRIPE_PRICES)' });
-    expect(await entitlements(orgId)).toMatchObject({ plan: 'enterprise', status: 'past_due', cancelAtPeriodEnd: true });
+    expect(await entitlements(orgId)).toMatchObject({ plan: 'enterprise', status: 'paused', cancelAtPeriodEnd: true });
     const { rows: subscriptions } = await t.db.admin.query(`SELECT "stripeSubscriptionId" AS sub, plan, status FROM hub."Subscription" WHERE "organizationId" = $1`, [orgId]);
-    expect(subscriptions).toEqual([{ sub: 'sub_org_1', plan: 'enterprise', status: 'past_due' }]);
+    expect(subscriptions).toEqual([{ sub: 'sub_org_1', plan: 'enterprise', status: 'paused' }]);
     // the organization's admins see the event log
     const events = await t.http.get(`/v1/orgs/${orgId}/billing/events`).set(ada.auth).expect(200);
     expect(events.body.items.find((e: any) => e.stripeEventId === event.id)).toMatchObject({ status: 'ignored' });

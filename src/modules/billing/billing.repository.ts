@@ -1,7 +1,7 @@
 import { type RawBuilder, sql } from 'kysely';
 import type { Db } from '../../platform/database/database.service.js';
 import { type Compilable, exactInstant, prepare, qb } from '../../platform/database/query-builder.js';
-import { LIVE_STATUSES } from './subscription-status.js';
+import { LIVE_STATUSES, MISFIT_STATUS } from './subscription-status.js';
 import { subscriptionBillsOrganization } from './plan-of-org.repository.js';
 
 export interface AppRow {
@@ -573,7 +573,11 @@ export const billingRepository = {
       ])
       .where((eb) => eb.or([
         localTrialEnded(now),
-        eb.and([eb('b.cancel_at_period_end', '=', true), eb('b.current_period_end', '<=', now), eb(eb.fn.coalesce('s.status', sql.lit('active')), 'in', [...LIVE_STATUSES])]), // NULL: 'active' (statusOf)
+        eb.and([eb('b.cancel_at_period_end', '=', true), eb('b.current_period_end', '<=', now), eb.or([
+          eb(eb.fn.coalesce('s.status', sql.lit('active')), 'in', [...LIVE_STATUSES]), // NULL: 'active' (statusOf)
+          // a live subscription on a misfit price, its row written MISFIT_STATUS (the webhook), ends as a live one would
+          eb.and([eb('s.status', '=', MISFIT_STATUS), eb('b.price_misfit', 'is not', null)]),
+        ])]),
       ]))
       .forUpdate('s').skipLocked());
   },
@@ -592,6 +596,7 @@ export const billingRepository = {
       LEFT JOIN core.organizations o ON o.id::text = s."organizationId"
       WHERE old.subscription_id = b.subscription_id AND s.id = b.subscription_id
         AND b.past_due_since IS NOT NULL AND s.status IS DISTINCT FROM 'past_due'
+        AND b.price_misfit IS NULL -- a misfit row's status is written paused while Stripe's past_due grace runs (the webhook)
       RETURNING b.subscription_id AS id, coalesce(o.id, core.personal_org_id(s."userId"))::text AS "orgId", old.past_due_since AS "pastDueSince"`;
     const recorded = await db.$queryRaw<PastDueChange[]>`
       WITH recorded AS (

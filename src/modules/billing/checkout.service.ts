@@ -13,7 +13,7 @@ import { StripeCallError, StripeClient } from './stripe.client.js';
 import { BillingErrors } from './billing.errors.js';
 import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import type { OpenTenant } from '../../platform/http/tenant.js';
-import { DAY_MS, endedLocally, LIVE_STATUSES, STRIPE_ENDED, statusOf, stripeStillBills } from './subscription-status.js';
+import { DAY_MS, endedLocally, LIVE_STATUSES, MISFIT_STATUS, STRIPE_ENDED, statusOf, stripeStillBills } from './subscription-status.js';
 
 /**
  * How long one checkout key is kept: less than Stripe's 24 hours, both the default life of a Checkout session and the
@@ -431,7 +431,7 @@ export class CheckoutService {
    * incomplete (its first payment is pending: a second subscription could be paid too), unpaid or paused (settled or
    * canceled in the portal). After incomplete_expired or canceled, a new checkout is allowed.
    */
-  private subscriptionExists(orgId: string, subject: Subject, app: string, current: Pick<SubscriptionRow, 'plan' | 'status'>): AppError {
+  private subscriptionExists(orgId: string, subject: Subject, app: string, current: Pick<SubscriptionRow, 'plan' | 'status'> & { priceMisfit?: string | null }): AppError {
     const status = statusOf(current);
     const holder = subject.kind === 'user' ? 'account' : 'organization';
     const portal = subject.kind === 'user' ? '/v1/me/billing/portal' : `/v1/orgs/${orgId}/billing/portal`;
@@ -439,7 +439,10 @@ export class CheckoutService {
       ? `this ${holder} already has a live ${app} subscription (${current.plan}, ${status}); to change plans, open the billing portal (POST ${portal}) instead of starting another checkout`
       : status === 'incomplete'
         ? `a payment for this ${holder}'s ${app} subscription (${current.plan}) is pending (incomplete): complete it, or wait until Stripe expires the subscription (23 hours after it began), before starting another checkout`
-        : `this ${holder}'s ${app} subscription (${current.plan}) is ${status}, not ended: ${status === 'paused' ? 'resume it with a payment method' : 'pay its open invoice'} or cancel it in the billing portal (POST ${portal}) instead of starting another checkout`;
+        : status === MISFIT_STATUS && current.priceMisfit
+          // paused here, not in Stripe: its live Stripe subscription is on a price that is not a plan of the app (the webhook)
+          ? `this ${holder}'s ${app} subscription (${current.plan}) is on price ${current.priceMisfit}, which is not a plan of ${app} for this ${holder}: change its plan in the billing portal (POST ${portal}) instead of starting another checkout`
+          : `this ${holder}'s ${app} subscription (${current.plan}) is ${status}, not ended: ${status === 'paused' ? 'resume it with a payment method' : 'pay its open invoice'} or cancel it in the billing portal (POST ${portal}) instead of starting another checkout`;
     return BillingErrors.error('billing.subscription_exists', message, { app, plan: current.plan, status });
   }
 

@@ -9,7 +9,7 @@ import { emitEvent } from '../../platform/events/events.js';
 import { AuditService } from '../audit/audit.service.js';
 import { audienceMismatch, billingRepository as repo, type Subject, subjectOf, type SubscriptionRow } from './billing.repository.js';
 import { StripeClient } from './stripe.client.js';
-import { LIVE_STATUSES, STRIPE_ENDED, statusOf } from './subscription-status.js';
+import { LIVE_STATUSES, MISFIT_STATUS, STRIPE_ENDED, statusOf } from './subscription-status.js';
 import { BillingErrors } from './billing.errors.js';
 import { UUID } from '../../platform/http/uuid.js';
 
@@ -235,8 +235,9 @@ export class StripeWebhookService implements OnModuleInit {
     // it lists every app's products) lets a customer switch the subscription to another app's price, or to a plan of
     // another audience, which checkout would sell neither. Such a price (often a cheaper one) must entitle nothing: the
     // row's own Stripe subscription on it keeps its plan and is read-only (price_misfit, EntitlementsService) until it is
-    // on a plan of the app again, as on a price not mapped to a plan (changeFrom); the rest applies (it still renews,
-    // fails and ends). Any other Stripe subscription on such a plan (a new one, or one the row does not hold) is not recorded
+    // on a plan of the app again, as on a price not mapped to a plan (changeFrom), its contract row paused meanwhile
+    // (below); the rest applies (it still renews, fails and ends). Any other Stripe subscription on such a plan (a new
+    // one, or one the row does not hold) is not recorded
     const misfit = await this.planMisfit(db, change, subject, existing);
     const own = Boolean(existing && change.stripeSubscriptionId && existing.stripeSubscriptionId === change.stripeSubscriptionId);
     if (misfit && !own) {
@@ -259,9 +260,15 @@ export class StripeWebhookService implements OnModuleInit {
       change.status = 'canceled';
       endedForDeletedOrg = { stripeCanceled: Boolean(stripeId) };
     }
-    const id = existing?.id ?? (await repo.insertSubscription(db, subject, { app: change.app!, plan: change.plan!, status: change.status, stripeSubscriptionId: change.stripeSubscriptionId }));
+    // the contract row (hub."Subscription", which the apps read themselves) must not say live while the subscription is
+    // on a misfit price (price_misfit: this event's, or kept from an earlier one): its status is written paused, a
+    // Stripe status no app treats as live, until an event on a fitting price writes its own status again. The
+    // bookkeeping (past_due_since) follows Stripe's status (change.status)
+    const misfitAfter = change.priceMisfit !== undefined ? change.priceMisfit : existing?.priceMisfit ?? null;
+    const written = misfitAfter && LIVE_STATUSES.has(change.status) ? MISFIT_STATUS : change.status;
+    const id = existing?.id ?? (await repo.insertSubscription(db, subject, { app: change.app!, plan: change.plan!, status: written, stripeSubscriptionId: change.stripeSubscriptionId }));
     if (existing) {
-      await repo.updateSubscription(db, id, { plan: change.plan ?? existing.plan, status: change.status, stripeSubscriptionId: change.stripeSubscriptionId });
+      await repo.updateSubscription(db, id, { plan: change.plan ?? existing.plan, status: written, stripeSubscriptionId: change.stripeSubscriptionId });
     }
     await repo.upsertBilling(db, id, subject, change, ordered?.at ?? at, ordered);
     const after = await repo.lockSubscription(db, id);
@@ -305,7 +312,8 @@ export class StripeWebhookService implements OnModuleInit {
       if (event.type === 'invoice.paid' && status === 'trialing') return 'an invoice paid during the trial does not end it (the subscription events do)';
       // past_due is a live subscription's failed renewal (full access for the grace period). A failed payment leaves an
       // incomplete (first payment), unpaid or paused one as it is, read-only: Stripe's subscription events say when that changes
-      if (event.type === 'invoice.payment_failed' && !LIVE_STATUSES.has(status)) return `the subscription is ${status}: a failed payment leaves it so`;
+      // (a row paused here for its misfit price, price_misfit, is Stripe's live subscription: its failure is recorded)
+      if (event.type === 'invoice.payment_failed' && !LIVE_STATUSES.has(status) && !(status === MISFIT_STATUS && existing.priceMisfit)) return `the subscription is ${status}: a failed payment leaves it so`;
       return undefined;
     }
     if (!other && existing.stripeSubscriptionId && existing.stripeSubscriptionId === change.stripeSubscriptionId
@@ -365,7 +373,16 @@ export class StripeWebhookService implements OnModuleInit {
       case 'customer.subscription.updated':
       case 'customer.subscription.deleted':
       case 'customer.subscription.trial_will_end': {
-        const item = obj.items?.data?.[0];
+        // the plan's item: the first whose price STRIPE_PRICES maps to a plan of the row's app (of any app for a
+        // subscription not known yet), not merely the first (an add-on or metered item an operator added may come first)
+        const items: any[] = Array.isArray(obj.items?.data) ? obj.items.data : [];
+        const row = typeof obj.id === 'string' ? await repo.subscriptionByStripeId(db, obj.id) : undefined;
+        const fits = (it: any) => {
+          const p = idOf(it?.price);
+          const m = p ? this.config.billing.stripePrices[p] : undefined;
+          return Boolean(m && (!row || m.app === row.appId));
+        };
+        const item = items.find(fits) ?? items.find((it) => { const p = idOf(it?.price); return Boolean(p && this.config.billing.stripePrices[p]); }) ?? items[0];
         const price = idOf(item?.price);
         const change: Change = {
           price, status: event.type === 'customer.subscription.deleted' ? 'canceled' : String(obj.status),
@@ -378,9 +395,10 @@ export class StripeWebhookService implements OnModuleInit {
           : !(await this.planExists(db, mapped.app, mapped.plan)) ? `STRIPE_PRICES maps ${price} to ${mapped.app}:${mapped.plan}, which is not in the catalog`
             : undefined;
         if (!unplaced) return { ...change, app: mapped!.app, plan: mapped!.plan, priceMisfit: null };
-        // a subscription already known (e.g. on a retired price) still ends, renews and is canceled at period end: all
-        // but its plan applies. A new one cannot be placed (no app, no plan)
-        const known = typeof obj.id === 'string' ? await repo.subscriptionByStripeId(db, obj.id) : undefined;
+        // a subscription already known (e.g. on a retired price) keeps its plan and is read-only: its contract row's
+        // status is written paused while Stripe's is live (apply), its period, renewal and end still apply. A new one
+        // cannot be placed (no app, no plan)
+        const known = row;
         if (!known) return { ignored: unplaced };
         return { ...change, priceMisfit: price ?? '(none)', notApplied: `${unplaced}: ${misfitNote(known.plan)}` };
       }

@@ -14,6 +14,14 @@ export const DAY_MS = 86_400_000;
 export const LIVE_STATUSES: ReadonlySet<string> = new Set(['active', 'trialing', 'past_due']);
 
 /**
+ * The status written to the contract row (hub."Subscription".status, which the apps read themselves) while its own Stripe
+ * subscription is live on a price that is not a plan of its app for its holder (price_misfit): a Stripe status that is
+ * not live and not ended, so no app serves the plan the row names for a price that does not buy it. The next event on a
+ * fitting price writes Stripe's own status again.
+ */
+export const MISFIT_STATUS = 'paused';
+
+/**
  * The statuses after which Stripe charges nothing more. Any other Stripe subscription can still bill the customer
  * (unpaid, paused and incomplete included): it holds the organization's row of its app, blocks a second checkout, and
  * is canceled in Stripe when the organization is deleted.
@@ -52,14 +60,16 @@ export interface PriceMisfit {
  * The access a subscription gives at `now` (the injected clock's). `pastDueSince`: when the grace period started; never
  * `now` (a grace counted from each call's now would never end), so a past_due without it has no grace left.
  * `misfit`: its Stripe subscription is on a price that is not a plan of its app for its holder (the customer portal
- * switched it): a live status entitles nothing then, read-only until it is on a plan of the app again.
+ * switched it): a live status (written MISFIT_STATUS on the row) entitles nothing then, read-only with that reason until
+ * it is on a plan of the app again.
  */
 export function accessFor(status: string, trialEndsAt: Date | null, pastDueSince: Date | null, graceDays: number, now: Date,
   misfit?: PriceMisfit): Access {
-  if (!LIVE_STATUSES.has(status)) return { access: 'read_only', reason: `the subscription is ${status}` };
-  if (misfit) {
+  // a misfit row's live status is written MISFIT_STATUS: its price, not the pause, is the reason
+  if (misfit && (LIVE_STATUSES.has(status) || status === MISFIT_STATUS)) {
     return { access: 'read_only', reason: `the subscription is on price ${misfit.price}, which is not a plan of ${misfit.app} for this ${misfit.holder}: change it in the billing portal` };
   }
+  if (!LIVE_STATUSES.has(status)) return { access: 'read_only', reason: `the subscription is ${status}` };
   if (status === 'trialing' && trialEndsAt && trialEndsAt <= now) {
     return { access: 'read_only', reason: `the trial ended on ${trialEndsAt.toISOString().slice(0, 10)}` };
   }
