@@ -30,11 +30,10 @@ describe('the OpenAPI document as a contract', () => {
     expect(ids).toEqual(expect.arrayContaining(['listOrganizations', 'postJournalEntry', 'getTrialBalance']));
   });
 
-  // getMetrics takes a bearer too: the server's METRICS_TOKEN, not a user's (checked by the handler); checkReadiness is
-  // public (its details only to that bearer)
+  // getMetrics: no user token; the server's METRICS_TOKEN instead (checked by the handler)
   it('declares security: [] on exactly the public operations, and a bearer token on the others', () => {
     const open = operations().filter((o) => o.op.security?.length === 0).map((o) => o.op.operationId).sort();
-    expect(open).toEqual(['checkLiveness', 'checkReadiness', 'confirmEmailChange', 'exchangeToken', 'getDataExportArchive', 'getPublicProviderAvailability', 'getPublicProviderProfile', 'listWebhookEventTypes', 'logIn', 'receiveStripeWebhook', 'redeemAppToken', 'refreshTokens', 'register', 'requestPasswordReset', 'resetPassword']);
+    expect(open).toEqual(['checkLiveness', 'checkReadiness', 'confirmEmailChange', 'exchangeToken', 'getDataExportArchive', 'getMetrics', 'getPublicProviderAvailability', 'getPublicProviderProfile', 'listWebhookEventTypes', 'logIn', 'receiveStripeWebhook', 'redeemAppToken', 'refreshTokens', 'register', 'requestPasswordReset', 'resetPassword']);
     expect(operations().filter((o) => o.op.security?.length !== 0 && !o.op.security?.some((s) => 'bearer' in s))).toEqual([]);
     expect(doc.servers).toEqual([expect.objectContaining({ url: '/' })]);
   });

@@ -14433,15 +14433,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The caller may not do this in this organization */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
             /** @description Not found, or not visible to the caller. error.code is one of: `metrics.not_served` (METRICS_TOKEN is not configured: metrics are not served) */
             404: {
                 headers: {

@@ -1,5 +1,5 @@
 import { Controller, Get, Headers, Inject, Res } from '@nestjs/common';
-import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
 import { APP_CONFIG, type AppConfig } from '../config/config.js';
 import { Public } from '../auth/public.decorator.js';
@@ -27,8 +27,6 @@ export class MetricsController {
   }
 
   @Get()
-  // Bearer <METRICS_TOKEN>: the scrape token, not a user's access token (the scheme is the same, HTTP bearer)
-  @ApiBearerAuth()
   @ApiOperation({ operationId: 'getMetrics', summary: 'Metrics in Prometheus text format', description: 'Send Authorization: Bearer <METRICS_TOKEN> (the server\'s configured scrape token, not a user\'s access token); 404 when no METRICS_TOKEN is configured, so metrics are never public by default.' })
   @ApiOkResponse({
     description: 'Every metric in Prometheus text exposition format 0.0.4 (docs/observability.md lists them)',
