@@ -407,6 +407,13 @@ describe('billing: the portal session uses the app\'s portal configuration (STRI
     const res = await t.http.post('/v1/me/billing/portal').set(ada.auth).send({}).expect(201);
     expect(portalRequests().at(-1)!.form).toMatchObject({ customer: 'cus_sub_cfg_me', configuration: 'bpc_sv_any' });
     expect(await portalAudit(ada.personalOrgId, res.body.id)).toEqual([{ customer: 'cus_sub_cfg_me', app: 'app_securevault', configuration: 'bpc_sv_any' }]);
+    // an unknown app: 404 naming it, before any Stripe call, nothing audited
+    const before = portalRequests().length;
+    const unknown = await t.http.post('/v1/me/billing/portal').set(ada.auth).send({ app: 'no_such_app' }).expect(404);
+    expect(unknown.body.error).toEqual({ code: 'app.not_found', message: 'app no_such_app was not found' });
+    expect(portalRequests().length).toBe(before);
+    const { rows: [opened] } = await t.db.admin.query(`SELECT count(*)::int AS n FROM core.audit_logs WHERE org_id = $1 AND action = 'billing.portal_opened'`, [ada.personalOrgId]);
+    expect(opened.n).toBe(1);
   });
 
   it('STRIPE_PORTAL_CONFIGURATIONS is validated at boot', () => {
