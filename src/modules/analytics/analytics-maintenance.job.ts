@@ -87,6 +87,8 @@ export class AnalyticsMaintenanceJob implements OnApplicationBootstrap {
       // the partitions' lock before anything reads core.analytics_events: the drop takes it last, and another instance's
       // create holding it waits for the table lock the reads below hold to the commit (a deadlock). Inserts never wait for it
       await repo.lockPartitions(db);
+      // then the erasures in flight: each reads the events and deletes old active-user rows this purge deletes (a deadlock)
+      await repo.holdRollUps(db);
       // keep the current month and the (retention - 1) before it
       const keepFrom = monthStart(now, -(this.config.analytics.retentionMonths - 1));
       const events = await repo.eventsBefore(db, keepFrom);

@@ -35,7 +35,8 @@ const byDay = (days: Date[]) => [...new Set(days.map(isoDay))].sort().map((d) =>
 
 /**
  * hashtext() of it is the advisory lock key that a roll-up of a day (analyticsRepository.rollUpDay, rollUpDailyUsers)
- * and a person's erasure (analyticsRepository.lockRollUps) hold until their transaction ends
+ * and a person's erasure (analyticsRepository.lockRollUps, shared) hold until their transaction ends, and the retention
+ * purge (holdRollUps) from before it reads anything
  */
 export const ROLL_UP_LOCK = 'core.analytics_daily';
 
@@ -238,6 +239,17 @@ export const analyticsRepository = {
     // shared: erasures do not wait for one another (a slow one held every other past the lock timeout: 503), a roll-up
     // (exclusive, tryRollUpLock) skips while any is open
     await db.$executeRaw`SELECT pg_advisory_xact_lock_shared(hashtext(${ROLL_UP_LOCK}::text))`;
+  },
+
+  /**
+   * ROLL_UP_LOCK taken exclusively until the caller's transaction ends, waiting for the erasures in flight (they hold it
+   * shared, lockRollUps) and a roll-up's day: the retention purge, before it reads or deletes anything. An erasure reads
+   * every partition of core.analytics_events and then deletes the person's core.analytics_daily_users rows; the purge
+   * deleted old rows of that table and then waited to drop partitions the erasure had read, which waited for those rows:
+   * a deadlock. Erasures that start meanwhile wait at lockRollUps, before they touch either table.
+   */
+  async holdRollUps(db: Db): Promise<void> {
+    await db.$executeRaw`SELECT pg_advisory_xact_lock(hashtext(${ROLL_UP_LOCK}::text))`;
   },
 
   /**
