@@ -30,12 +30,13 @@ describe('ANALYTICS_PARTITIONS_AHEAD', () => {
       + 'the partitions are made from the previous month on, 24 months at most per run (core.analytics_create_partitions)');
   });
 
-  it('still names values that are no month count at all, and keeps 3 by default', () => {
-    for (const months of ['0', '25', 'three']) {
+  it('names the whole range for values that are no month count at all (0 and three said ">= 1"), and keeps 3 by default', () => {
+    for (const months of ['0', '-1', '2.5', 'three']) {
       const err = error(months);
       expect(err).toBeInstanceOf(ConfigError);
-      expect((err as Error).message).toMatch(/^ANALYTICS_PARTITIONS_AHEAD must be an integer/);
+      expect((err as Error).message).toBe(`ANALYTICS_PARTITIONS_AHEAD must be an integer from 1 to 23, got "${months}"`);
     }
+    expect((error('25') as Error).message).toMatch(/^ANALYTICS_PARTITIONS_AHEAD must be an integer from 1 to 23, got "25": the partitions are made/);
     expect(loadConfig(base).analytics.partitionsAhead).toBe(3);
   });
 

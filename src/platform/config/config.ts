@@ -493,12 +493,12 @@ function analyticsRetentionMonths(env: Env): number {
  * failed every maintenance run.
  */
 function analyticsPartitionsAhead(env: Env): number {
-  const months = int(env, 'ANALYTICS_PARTITIONS_AHEAD', 3, 1);
-  if (months > 23) {
-    throw new ConfigError(`ANALYTICS_PARTITIONS_AHEAD must be an integer from 1 to 23, got "${env.ANALYTICS_PARTITIONS_AHEAD}": `
-      + 'the partitions are made from the previous month on, 24 months at most per run (core.analytics_create_partitions)');
+  try {
+    return int(env, 'ANALYTICS_PARTITIONS_AHEAD', 3, 1, 23);
+  } catch (err) {
+    if (!(err instanceof ConfigError) || !(Number(env.ANALYTICS_PARTITIONS_AHEAD) > 23)) throw err;
+    throw new ConfigError(`${err.message}: the partitions are made from the previous month on, 24 months at most per run (core.analytics_create_partitions)`);
   }
-  return months;
 }
 
 /** The API's runtime URL: API_DATABASE_URL, or DATABASE_URL with the omnizen_api login. */
