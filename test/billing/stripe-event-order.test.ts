@@ -55,7 +55,7 @@ describe('billing: a checkout completion and the order of Stripe events', () => 
     stripe = await startStripeDouble();
     t = await createTestApp({
       ...stripe.env, REDIS_URL: '', STRIPE_SECRET_KEY: 'sk_test_double', STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRET,
-      STRIPE_PRICES: 'price_omz_pro=omnizen:professional',
+      STRIPE_PRICES: 'price_omz_pro=omnizen:professional,price_omz_ent=omnizen:enterprise,price_omz_starter=omnizen:starter,price_sv_bstarter=app_securevault:business_starter',
     });
     ada = await registerUser(t, 'ada');
   });
@@ -258,5 +258,77 @@ describe('billing: a checkout completion and the order of Stripe events', () => 
     await send(paid);
     const { rows } = await t.db.admin.query(`SELECT "orgId", status, reason FROM hub."BillingEvent" WHERE "stripeEventId" = $1`, [paid.id]);
     expect(rows).toEqual([{ orgId: org, status: 'ignored', reason: 'no subscription is known for Stripe subscription sub_not_yet_known' }]);
+  });
+
+  it("a plan switch's proration invoice, dated a second later and delivered first, does not put the switch out of order (either way); invoices are ordered among themselves", async () => {
+    const org = await createOrg(t, ada, 'Proration Co');
+    const onPrice = (price: string, status = 'active') => subscriptionObject('sub_prorated', status, org, {
+      items: { object: 'list', data: [{ id: 'si_prorated', price: { id: price, object: 'price' }, current_period_end: T0 + 30 * DAY }] },
+    });
+    const marks = async () => (await t.db.admin.query(
+      `SELECT s.plan, s.status, b.price_misfit AS "priceMisfit", b.last_event_id AS "lastEventId", b.last_invoice_event_id AS "lastInvoiceEventId"
+       FROM hub."Subscription" s JOIN hub.subscription_billing b ON b.subscription_id = s.id WHERE s."organizationId" = $1`, [org])).rows;
+    const created = stripeEvent('customer.subscription.created', onPrice('price_omz_ent'), T0);
+    await send(created);
+    // switched in the portal to another app's cheap business price: the proration invoice, a second later, comes first
+    const paid = invoiceEvent('invoice.paid', 'sub_prorated', org, T0 + 11);
+    const swapped = stripeEvent('customer.subscription.updated', onPrice('price_sv_bstarter'), T0 + 10);
+    await send(paid);
+    await send(swapped);
+    expect(await eventRow(paid.id)).toEqual([{ status: 'processed', reason: null }]);
+    expect(await eventRow(swapped.id)).toEqual([{
+      status: 'processed',
+      reason: "price price_sv_bstarter is for app_securevault:business_starter, not omnizen: Stripe subscription sub_prorated is this organization's omnizen subscription: "
+        + 'the plan stays enterprise, read-only while the subscription is on that price',
+    }]);
+    expect(await marks()).toEqual([{ plan: 'enterprise', status: 'paused', priceMisfit: 'price_sv_bstarter', lastEventId: swapped.id, lastInvoiceEventId: paid.id }]);
+    expect(await entitlements(org)).toMatchObject({ plan: 'enterprise', status: 'paused', access: 'read_only' });
+
+    // switched back to an OmniZen price, its proration invoice first again: full again
+    const paidBack = invoiceEvent('invoice.paid', 'sub_prorated', org, T0 + 21);
+    const back = stripeEvent('customer.subscription.updated', onPrice('price_omz_ent'), T0 + 20);
+    await send(paidBack);
+    await send(back);
+    expect(await eventRow(back.id)).toEqual([{ status: 'processed', reason: null }]);
+    expect(await marks()).toEqual([{ plan: 'enterprise', status: 'active', priceMisfit: null, lastEventId: back.id, lastInvoiceEventId: paidBack.id }]);
+    expect(await entitlements(org)).toMatchObject({ plan: 'enterprise', status: 'active', access: 'full' });
+
+    // an ordinary downgrade likewise
+    const paidDown = invoiceEvent('invoice.paid', 'sub_prorated', org, T0 + 31);
+    const down = stripeEvent('customer.subscription.updated', onPrice('price_omz_starter'), T0 + 30);
+    await send(paidDown);
+    await send(down);
+    expect(await eventRow(down.id)).toEqual([{ status: 'processed', reason: null }]);
+    expect(await marks()).toEqual([{ plan: 'starter', status: 'active', priceMisfit: null, lastEventId: down.id, lastInvoiceEventId: paidDown.id }]);
+
+    // among invoices the newest wins: a failed payment dated before the last invoice paid changes nothing
+    const failedOld = invoiceEvent('invoice.payment_failed', 'sub_prorated', org, T0 + 25);
+    await send(failedOld);
+    expect(await eventRow(failedOld.id)).toEqual([{ status: 'ignored', reason: `out of order: an event from ${ms(T0 + 31).toISOString()} was already applied` }]);
+    // an invoice older than the last subscription event (which carries the whole state) neither
+    const renewed = stripeEvent('customer.subscription.updated', onPrice('price_omz_starter'), T0 + 40);
+    await send(renewed);
+    const failedBefore = invoiceEvent('invoice.payment_failed', 'sub_prorated', org, T0 + 35);
+    await send(failedBefore);
+    expect(await eventRow(failedBefore.id)).toEqual([{ status: 'ignored', reason: `out of order: an event from ${ms(T0 + 40).toISOString()} was already applied` }]);
+    // and a subscription event older than the last subscription event is still out of order
+    const stale = stripeEvent('customer.subscription.updated', onPrice('price_omz_ent', 'past_due'), T0 + 39);
+    await send(stale);
+    expect(await eventRow(stale.id)).toEqual([{ status: 'ignored', reason: `out of order: an event from ${ms(T0 + 40).toISOString()} was already applied` }]);
+    expect(await marks()).toEqual([{ plan: 'starter', status: 'active', priceMisfit: null, lastEventId: renewed.id, lastInvoiceEventId: paidDown.id }]);
+    expect(await entitlements(org)).toMatchObject({ plan: 'starter', status: 'active', access: 'full' });
+  });
+
+  it('a late (retried) checkout completion after a plan change does not put the checkout plan back', async () => {
+    const org = await createOrg(t, ada, 'Late Completion Co');
+    await send(stripeEvent('customer.subscription.created', subscriptionObject('sub_late_completion', 'active', org), T0));
+    const upgraded = stripeEvent('customer.subscription.updated', subscriptionObject('sub_late_completion', 'active', org, {
+      items: { object: 'list', data: [{ id: 'si_late', price: { id: 'price_omz_ent', object: 'price' }, current_period_end: T0 + 30 * DAY }] },
+    }), T0 + 10);
+    await send(upgraded);
+    const late = checkoutCompleted(org, 'sub_late_completion', T0 + 1);
+    await send(late);
+    expect(await eventRow(late.id)).toEqual([{ status: 'ignored', reason: `out of order: an event from ${ms(T0 + 10).toISOString()} was already applied` }]);
+    expect(await entitlements(org)).toMatchObject({ plan: 'enterprise', status: 'active', access: 'full' });
   });
 });

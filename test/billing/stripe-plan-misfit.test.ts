@@ -1,4 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { billingRepository } from '../../src/modules/billing/billing.repository.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { createOrg, registerUser, type TestUser } from '../support/factories.js';
 import { startStripeDouble, type StripeDouble } from '../support/doubles/stripe-double.js';
@@ -350,6 +351,175 @@ describe('billing: a Stripe event naming a plan that does not fit the subscripti
       { action: 'billing.event_received', plan: null, notApplied: null, reason: null, priceMisfit: null },
       { action: 'billing.event_ignored', plan: null, notApplied: null, reason, priceMisfit: null },
     ]);
+  });
+
+  // review of the misfit price (its scratch cases R2, R4, R4b, R5, R6), and what the fixes changed
+
+  const checkoutCompleted = (orgId: string, subscription: string, plan: string, created: number) => stripeEvent('checkout.session.completed', {
+    id: `cs_test_${subscription}_${created}`, object: 'checkout.session', mode: 'subscription', payment_status: 'paid', client_reference_id: orgId,
+    customer: `cus_${subscription}`, subscription, metadata: { org_id: orgId, app: 'omnizen', plan },
+  }, created);
+  const appliedAfter = async (org: string, stripeEventId: string) => (await t.db.admin.query(
+    `SELECT action, after->>'appliedAfter' AS "appliedAfter" FROM core.audit_logs
+      WHERE org_id = $1 AND (after->>'stripeEvent' = $2 OR after->>'stripeEventId' = $2) AND after ? 'appliedAfter' ORDER BY id`, [org, stripeEventId])).rows;
+  const unmappedNote = (plan: string) => `price price_cheap_unmapped is not mapped to an app plan (STRIPE_PRICES): the plan stays ${plan}, read-only while the subscription is on that price`;
+
+  it('an update stored before its subscription was known (its created event retried later) is applied when the subscription becomes the row\'s: a misfit, not lost', async () => {
+    const orgId = await createOrg(t, ada, 'Retried Created Co');
+    const swapped = stripeEvent('customer.subscription.updated', subscriptionObject('sub_retried', 'price_cheap_unmapped', 'active', { org_id: orgId }), T0 + 10);
+    await send(swapped);
+    const unplaced = 'price price_cheap_unmapped is not mapped to an app plan (STRIPE_PRICES)';
+    expect(await eventRow(swapped.id)).toEqual({ status: 'ignored', reason: unplaced });
+    expect(await hubRows(orgId)).toEqual([]);
+
+    // Stripe's retry of the created event: it creates the row, then the newer update, ignored before, applies to it
+    const created = stripeEvent('customer.subscription.created', subscriptionObject('sub_retried', 'price_omz_ent', 'active', { org_id: orgId }), T0);
+    await send(created);
+    expect(await eventRow(created.id)).toEqual({ status: 'processed', reason: null });
+    expect(await eventRow(swapped.id)).toEqual({ status: 'processed', reason: unmappedNote('enterprise') });
+    expect(await hubRows(orgId)).toEqual([{ appId: 'omnizen', stripeSubscriptionId: 'sub_retried', plan: 'enterprise', status: 'paused', priceMisfit: 'price_cheap_unmapped' }]);
+    expect(await entitlements(orgId, 'omnizen')).toMatchObject({
+      plan: 'enterprise', status: 'paused', access: 'read_only', readOnlyReason: misfitReason('price_cheap_unmapped', 'omnizen', 'organization'),
+    });
+    expect(await audits(orgId, swapped.id)).toEqual([
+      { action: 'billing.event_received', plan: null, notApplied: null, reason: null, priceMisfit: null },
+      { action: 'billing.event_ignored', plan: null, notApplied: null, reason: unplaced, priceMisfit: null },
+      { action: 'billing.subscription_updated', plan: 'enterprise', notApplied: unmappedNote('enterprise'), reason: null, priceMisfit: 'price_cheap_unmapped' },
+    ]);
+    expect(await appliedAfter(orgId, swapped.id)).toEqual([{ action: 'billing.subscription_updated', appliedAfter: created.id }]);
+    // its checkout completion, dated before the update, changes nothing (the newest state stays)
+    const completed = checkoutCompleted(orgId, 'sub_retried', 'enterprise', T0 + 1);
+    await send(completed);
+    expect(await eventRow(completed.id)).toEqual({ status: 'ignored', reason: `out of order: an event from ${new Date((T0 + 10) * 1000).toISOString()} was already applied` });
+    expect(await hubRows(orgId)).toEqual([{ appId: 'omnizen', stripeSubscriptionId: 'sub_retried', plan: 'enterprise', status: 'paused', priceMisfit: 'price_cheap_unmapped' }]);
+  });
+
+  it('an update processed before the checkout completion\'s job committed (Bull runs jobs side by side): the completion applies it after linking the subscription', async () => {
+    const orgId = await createOrg(t, ada, 'Side By Side Co');
+    const swapped = stripeEvent('customer.subscription.updated', subscriptionObject('sub_side', 'price_omz_ghost', 'active', { org_id: orgId }), T0 + 10);
+    await send(swapped);
+    // a price mapped to a plan the catalog does not have: a subscription no row holds cannot be placed, ignored for now
+    expect(await eventRow(swapped.id)).toEqual({ status: 'ignored', reason: 'STRIPE_PRICES maps price_omz_ghost to omnizen:ghost, which is not in the catalog' });
+    const completed = checkoutCompleted(orgId, 'sub_side', 'enterprise', T0 + 1);
+    await send(completed);
+    const note = 'STRIPE_PRICES maps price_omz_ghost to omnizen:ghost, which is not in the catalog: the plan stays enterprise, read-only while the subscription is on that price';
+    expect(await eventRow(completed.id)).toEqual({ status: 'processed', reason: null });
+    expect(await eventRow(swapped.id)).toEqual({ status: 'processed', reason: note });
+    expect(await hubRows(orgId)).toEqual([{ appId: 'omnizen', stripeSubscriptionId: 'sub_side', plan: 'enterprise', status: 'paused', priceMisfit: 'price_omz_ghost' }]);
+    expect(await entitlements(orgId, 'omnizen')).toMatchObject({
+      plan: 'enterprise', status: 'paused', access: 'read_only', readOnlyReason: misfitReason('price_omz_ghost', 'omnizen', 'organization'),
+    });
+    expect(await appliedAfter(orgId, swapped.id)).toEqual([{ action: 'billing.subscription_updated', appliedAfter: completed.id }]);
+    // the created event, older, comes last: out of order
+    const created = stripeEvent('customer.subscription.created', subscriptionObject('sub_side', 'price_omz_ent', 'active', { org_id: orgId }), T0);
+    await send(created);
+    expect(await eventRow(created.id)).toMatchObject({ status: 'ignored', reason: expect.stringMatching(/^out of order/) });
+    expect(await hubRows(orgId)).toEqual([{ appId: 'omnizen', stripeSubscriptionId: 'sub_side', plan: 'enterprise', status: 'paused', priceMisfit: 'price_omz_ghost' }]);
+  });
+
+  it('a second subscription set aside, then moved to an unmapped price, then taken over by its checkout: its newest event applies, a misfit', async () => {
+    const orgId = await createOrg(t, ada, 'Set Aside Misfit Co');
+    await send(stripeEvent('customer.subscription.created', subscriptionObject('sub_aside_a', 'price_omz_starter', 'active', { org_id: orgId }), T0));
+    // a second subscription (a left checkout session paid), switched in the portal to an unmapped price
+    const early = stripeEvent('customer.subscription.created', subscriptionObject('sub_aside_b', 'price_omz_ent', 'active', { org_id: orgId }), T0 + 5);
+    const swapped = stripeEvent('customer.subscription.updated', subscriptionObject('sub_aside_b', 'price_cheap_unmapped', 'active', { org_id: orgId }), T0 + 10);
+    await send(early);
+    await send(swapped);
+    expect(await eventRow(early.id)).toMatchObject({ status: 'ignored', reason: expect.stringMatching(/^another Stripe subscription is live: sub_aside_a/) });
+    expect(await eventRow(swapped.id)).toEqual({ status: 'ignored', reason: 'price price_cheap_unmapped is not mapped to an app plan (STRIPE_PRICES)' });
+    const completed = checkoutCompleted(orgId, 'sub_aside_b', 'enterprise', T0 + 6);
+    await send(completed);
+    expect(await eventRow(completed.id)).toEqual({ status: 'processed', reason: null });
+    expect(await eventRow(swapped.id)).toEqual({ status: 'processed', reason: unmappedNote('enterprise') });
+    expect(await eventRow(early.id)).toMatchObject({ status: 'ignored' }); // older than the newest: not applied
+    expect(await hubRows(orgId)).toEqual([{ appId: 'omnizen', stripeSubscriptionId: 'sub_aside_b', plan: 'enterprise', status: 'paused', priceMisfit: 'price_cheap_unmapped' }]);
+    expect(await entitlements(orgId, 'omnizen')).toMatchObject({
+      plan: 'enterprise', status: 'paused', access: 'read_only', readOnlyReason: misfitReason('price_cheap_unmapped', 'omnizen', 'organization'),
+    });
+  });
+
+  it("the plan item is the one of the row's app and audience: a personal price beside the business one, or another app's personal price first", async () => {
+    const orgId = await createOrg(t, ada, 'Two Items Co');
+    await send(stripeEvent('customer.subscription.created', subscriptionObject('sub_two_items', 'price_sv_bpro', 'active', { org_id: orgId }), T0));
+    const items = (...prices: string[]) => ({ items: { object: 'list', data: prices.map((p, i) => ({ id: `si_two_${i}`, price: { id: p, object: 'price' }, current_period_end: T0 + (40 + i) * 86_400 })) } });
+    const updated = stripeEvent('customer.subscription.updated', subscriptionObject('sub_two_items', 'unused', 'active', { org_id: orgId }, items('price_sv_pro', 'price_sv_bpro')), T0 + 10);
+    await send(updated);
+    expect(await eventRow(updated.id)).toEqual({ status: 'processed', reason: null });
+    expect(await hubRows(orgId)).toEqual([{ appId: 'app_securevault', stripeSubscriptionId: 'sub_two_items', plan: 'business_pro', status: 'active', priceMisfit: null }]);
+    expect(await entitlements(orgId, 'app_securevault')).toMatchObject({
+      plan: 'business_pro', status: 'active', access: 'full', readOnlyReason: null, currentPeriodEnd: new Date((T0 + 41 * 86_400) * 1000).toISOString(),
+    });
+
+    // a new subscription of a business organization: SecureVault's personal price first, an OmniZen plan beside it
+    const other = await createOrg(t, ada, 'Two Items New Co');
+    const created = stripeEvent('customer.subscription.created', subscriptionObject('sub_two_new', 'unused', 'active', { org_id: other }, items('price_sv_pro', 'price_omz_pro')), T0);
+    await send(created);
+    expect(await eventRow(created.id)).toEqual({ status: 'processed', reason: null });
+    expect(await hubRows(other)).toEqual([{ appId: 'omnizen', stripeSubscriptionId: 'sub_two_new', plan: 'professional', status: 'active', priceMisfit: null }]);
+    const { rows } = await t.db.admin.query(
+      `SELECT b.stripe_price_id FROM hub.subscription_billing b JOIN hub."Subscription" s ON s.id = b.subscription_id WHERE s."stripeSubscriptionId" = 'sub_two_new'`);
+    expect(rows).toEqual([{ stripe_price_id: 'price_omz_pro' }]);
+  });
+
+  it("a deleted organization's new subscription on an unmapped price is canceled in Stripe all the same", async () => {
+    const orgId = await createOrg(t, ada, 'Deleted Unmapped Co');
+    await t.http.delete(`/v1/orgs/${orgId}`).set(ada.auth).expect(204);
+    stripe.subscriptions.set('sub_deleted_unmapped', { status: 'active', customer: 'cus_sub_deleted_unmapped' });
+    const created = stripeEvent('customer.subscription.created', subscriptionObject('sub_deleted_unmapped', 'price_cheap_unmapped', 'active', { org_id: orgId }), T0);
+    await send(created);
+    const reason = 'price price_cheap_unmapped is not mapped to an app plan (STRIPE_PRICES); the organization is deleted: Stripe subscription sub_deleted_unmapped was canceled in Stripe';
+    expect(stripe.requests.filter((r) => r.method === 'DELETE' && r.path === '/v1/subscriptions/sub_deleted_unmapped').map((r) => r.idempotencyKey))
+      .toEqual(['omnizen-org-deleted-sub_deleted_unmapped']);
+    expect(stripe.subscriptions.get('sub_deleted_unmapped')!.status).toBe('canceled');
+    expect(await hubRows(orgId)).toEqual([]);
+    expect(await eventRow(created.id)).toEqual({ status: 'ignored', reason });
+    expect(await audits(orgId, created.id)).toEqual([
+      { action: 'billing.event_received', plan: null, notApplied: null, reason: null, priceMisfit: null },
+      { action: 'billing.event_ignored', plan: null, notApplied: null, reason, priceMisfit: null },
+    ]);
+    // its deletion (Stripe's answer to the cancel) cancels nothing more
+    const deletes = stripe.requests.filter((r) => r.method === 'DELETE').length;
+    const deleted = stripeEvent('customer.subscription.deleted', subscriptionObject('sub_deleted_unmapped', 'price_cheap_unmapped', 'canceled', { org_id: orgId }), T0 + 1);
+    await send(deleted);
+    expect(await eventRow(deleted.id)).toEqual({ status: 'ignored', reason: 'price price_cheap_unmapped is not mapped to an app plan (STRIPE_PRICES)' });
+    expect(stripe.requests.filter((r) => r.method === 'DELETE').length).toBe(deletes);
+  });
+
+  it('one event reads the catalog once per app, and the subscription once, locked', async () => {
+    const orgId = await createOrg(t, ada, 'Reads Once Co');
+    await send(stripeEvent('customer.subscription.created', subscriptionObject('sub_reads', 'price_omz_pro', 'active', { org_id: orgId }), T0));
+    const plans = jest.spyOn(billingRepository, 'plans');
+    const byStripeId = jest.spyOn(billingRepository, 'subscriptionByStripeId');
+    const locked = jest.spyOn(billingRepository, 'lockSubscription');
+    try {
+      await send(stripeEvent('customer.subscription.updated', subscriptionObject('sub_reads', 'price_omz_ent', 'active', { org_id: orgId }), T0 + 10));
+      expect(plans.mock.calls.map(([, app]) => app)).toEqual(['omnizen']);
+      // found by its Stripe id, then locked and read again: the event is read against that row only
+      expect(byStripeId.mock.calls.map(([, id]) => id)).toEqual(['sub_reads']);
+      expect(byStripeId.mock.invocationCallOrder[0]).toBeLessThan(locked.mock.invocationCallOrder[0]);
+    } finally {
+      plans.mockRestore();
+      byStripeId.mockRestore();
+      locked.mockRestore();
+    }
+    expect(await hubRows(orgId)).toEqual([{ appId: 'omnizen', stripeSubscriptionId: 'sub_reads', plan: 'enterprise', status: 'active', priceMisfit: null }]);
+  });
+
+  it("a misfit row's trial end and failed payment still go out (subscription.trial_ending, payment.failed), with the row's status, paused, as the catalog says", async () => {
+    const orgId = await createOrg(t, ada, 'Misfit Trial Co');
+    const trialEnd = T0 + 3 * 86_400;
+    await send(stripeEvent('customer.subscription.created', subscriptionObject('sub_misfit_trial', 'price_omz_pro', 'trialing', { org_id: orgId }, { trial_end: trialEnd }), T0));
+    await send(stripeEvent('customer.subscription.updated', subscriptionObject('sub_misfit_trial', 'price_sv_bstarter', 'trialing', { org_id: orgId }, { trial_end: trialEnd }), T0 + 10));
+    await send(stripeEvent('customer.subscription.trial_will_end', subscriptionObject('sub_misfit_trial', 'price_sv_bstarter', 'trialing', { org_id: orgId }, { trial_end: trialEnd }), T0 + 20));
+    await send(stripeEvent('invoice.payment_failed', { id: 'in_misfit_trial', object: 'invoice', subscription: 'sub_misfit_trial', customer: 'cus_sub_misfit_trial' }, T0 + 30));
+    const emitted = async (type: string) => (await t.db.admin.query(
+      `SELECT payload->'payload' AS payload FROM core.outbox WHERE org_id = $1 AND topic = 'domain_event' AND payload->>'type' = $2`, [orgId, type])).rows.map((r) => r.payload);
+    expect(await emitted('subscription.trial_ending')).toEqual([expect.objectContaining({ app: 'omnizen', plan: 'professional', status: 'paused', previousStatus: 'paused' })]);
+    expect(await emitted('payment.failed')).toEqual([expect.objectContaining({ app: 'omnizen', plan: 'professional', status: 'paused', previousStatus: 'paused' })]);
+    const catalog = (await t.http.get('/v1/webhooks/event-types').expect(200)).body as { type: string; description: string }[];
+    for (const type of ['subscription.trial_ending', 'payment.failed']) {
+      expect(catalog.find((e) => e.type === type)!.description).toContain('paused while it is on a Stripe price that is not a plan of its app for the account');
+    }
   });
 });
 

@@ -29,7 +29,8 @@ export const BILLING_EVENT_TYPES: DomainEventType[] = [
   {
     type: 'subscription.trial_ending', version: 1, category: 'billing',
     description: "The trial ends within three days: Stripe's customer.subscription.trial_will_end, or the billing job's check for trials without Stripe "
-      + '(once per trial; subscriptionId is null for the default trial of an organization without a subscription).',
+      + '(once per trial; subscriptionId is null for the default trial of an organization without a subscription). status is the contract row\'s: '
+      + 'trialing, or paused while it is on a Stripe price that is not a plan of its app for the account (read-only, docs/plans.md).',
     payloadSchema: {
       ...SUBSCRIPTION,
       properties: { ...SUBSCRIPTION.properties, subscriptionId: { type: ['string', 'null'], description: 'the Hub subscription id; null for a default trial (no subscription)' } },
@@ -37,7 +38,8 @@ export const BILLING_EVENT_TYPES: DomainEventType[] = [
     example: { ...EXAMPLE, status: 'trialing', previousStatus: 'trialing', trialEndsAt: '2026-12-05T00:00:00.000Z' },
   },
   {
-    type: 'payment.failed', version: 1, category: 'billing', description: "A subscription's invoice payment failed; the subscription is past due.",
+    type: 'payment.failed', version: 1, category: 'billing', description: "A subscription's invoice payment failed; the subscription is past due (status past_due; paused while it is on a Stripe price that is "
+      + 'not a plan of its app for the account: read-only, docs/plans.md).',
     payloadSchema: SUBSCRIPTION, example: { ...EXAMPLE, status: 'past_due', previousStatus: 'active' },
   },
 ];

@@ -46,7 +46,10 @@ export interface SubscriptionRow {
   currentPeriodEnd: Date | null;
   cancelAtPeriodEnd: boolean;
   pastDueSince: Date | null;
+  /** the ordering mark: the time of the last subscription event (customer.subscription.*) applied */
   lastEventAt: Date | null;
+  /** the time of the last invoice event (invoice.paid, invoice.payment_failed) applied (not read by the gate's billingContext: absent there) */
+  lastInvoiceEventAt?: Date | null;
   /**
    * When BillingExpiryJob ended it (canceled at period end, the period passed) without Stripe saying so; null when its
    * status is Stripe's word (or the Hub's own). Not read by the gate's billingContext (absent there).
@@ -112,7 +115,8 @@ const subscriptions = () => qb.selectFrom('hub.Subscription as s')
     's.id', 's.userId', 's.organizationId', 's.appId', 's.plan', 's.status', 's.stripeSubscriptionId', 's.createdAt', 's.updatedAt',
     'b.stripe_customer_id as stripeCustomerId', 'b.stripe_price_id as stripePriceId', 'b.trial_ends_at as trialEndsAt',
     'b.current_period_end as currentPeriodEnd', (eb) => eb.fn.coalesce('b.cancel_at_period_end', sql<boolean>`false`).as('cancelAtPeriodEnd'),
-    'b.past_due_since as pastDueSince', 'b.last_event_at as lastEventAt', 'b.ended_locally_at as endedLocallyAt', 'b.price_misfit as priceMisfit',
+    'b.past_due_since as pastDueSince', 'b.last_event_at as lastEventAt', 'b.last_invoice_event_at as lastInvoiceEventAt',
+    'b.ended_locally_at as endedLocallyAt', 'b.price_misfit as priceMisfit',
   ]);
 
 /**
@@ -164,6 +168,18 @@ export interface BillingChange {
   endedLocallyAt?: null;
   /** the Stripe price, when it is not a plan of the row's app for its audience; null: it fits; undefined: kept */
   priceMisfit?: string | null;
+}
+
+/** A Stripe event that orders the next ones (its id and time). */
+export interface EventMark {
+  id: string;
+  at: Date;
+}
+
+/** The ordering marks an event writes (null clears one, undefined leaves it as it is): BillingRepository.upsertBilling. */
+export interface EventMarks {
+  subscription?: EventMark | null;
+  invoice?: EventMark | null;
 }
 
 /**
@@ -492,16 +508,15 @@ export const billingRepository = {
   },
 
   /**
-   * The payload of the newest subscription event (customer.subscription.*) of `stripeSubscriptionId` that was ignored for
-   * this organization with a reason starting `reasonPrefix` (set aside while another Stripe subscription held the row).
+   * The newest subscription event (customer.subscription.*, by Stripe's time) of `stripeSubscriptionId` stored for this
+   * organization, whatever its status (not locked: a 'received' one may be locked by its own job).
    */
-  async setAsideSubscriptionEvent(db: Db, orgId: string, stripeSubscriptionId: string, reasonPrefix: string): Promise<unknown> {
-    const [row] = await db.run(qb.selectFrom('hub.BillingEvent').select('payload')
-      .where('orgId', '=', orgId).where('status', '=', 'ignored').where('type', 'like', 'customer.subscription.%')
-      .where('reason', 'like', `${reasonPrefix.replace(/[\\%_]/g, '\\$&')}%`)
+  async newestSubscriptionEvent(db: Db, orgId: string, stripeSubscriptionId: string): Promise<{ id: string; status: string; payload: unknown } | undefined> {
+    const [row] = await db.run(qb.selectFrom('hub.BillingEvent').select(['id', 'status', 'payload'])
+      .where('orgId', '=', orgId).where('type', 'like', 'customer.subscription.%')
       .where(sql<boolean>`payload->'data'->'object'->>'id' = ${stripeSubscriptionId}`)
       .orderBy('stripeCreatedAt', 'desc').orderBy('receivedAt', 'desc').limit(1));
-    return row?.payload;
+    return row;
   },
 
   async finishEvent(db: Db, id: string, outcome: { status: string; reason?: string; subscriptionId?: string }): Promise<void> {
@@ -529,16 +544,20 @@ export const billingRepository = {
 
   /**
    * Writes what a Stripe event says into the subscription's bookkeeping row (created on first event). `at`: the event's
-   * time (a past_due's grace starts then). `ordered`: the subscription event that becomes the ordering mark
-   * (last_event_at, last_event_id) the next events are compared with; null clears it, undefined leaves it as it is.
+   * time (a past_due's grace starts then). `marks.subscription`: the subscription event that becomes the ordering mark
+   * (last_event_at, last_event_id) the next subscription events are compared with; `marks.invoice`: the invoice event
+   * that becomes the invoice events' (last_invoice_event_at, last_invoice_event_id). null clears one, undefined leaves it.
    */
-  async upsertBilling(db: Db, subscriptionId: string, subject: Subject, change: BillingChange, at: Date, ordered: { id: string; at: Date } | null | undefined): Promise<void> {
+  async upsertBilling(db: Db, subscriptionId: string, subject: Subject, change: BillingChange, at: Date, marks: EventMarks): Promise<void> {
+    const ordered = marks.subscription;
+    const invoice = marks.invoice;
     await db.run(qb.insertInto('hub.subscription_billing').values({
       subscription_id: subscriptionId, user_id: subject.kind === 'user' ? subject.userId : null,
       organization_id: subject.kind === 'organization' ? subject.orgId : null,
       stripe_customer_id: change.customer ?? null, stripe_price_id: change.price ?? null, trial_ends_at: change.trialEndsAt ?? null,
       current_period_end: change.currentPeriodEnd ?? null, cancel_at_period_end: change.cancelAtPeriodEnd ?? false,
-      past_due_since: change.status === 'past_due' ? at : null, last_event_at: ordered?.at ?? null, last_event_id: ordered?.id ?? null, updated_at: sql`now()`,
+      past_due_since: change.status === 'past_due' ? at : null, last_event_at: ordered?.at ?? null, last_event_id: ordered?.id ?? null,
+      last_invoice_event_at: invoice?.at ?? null, last_invoice_event_id: invoice?.id ?? null, updated_at: sql`now()`,
       ended_locally_at: null, price_misfit: change.priceMisfit ?? null,
     }).onConflict((c) => c.column('subscription_id').doUpdateSet((eb) => ({
       stripe_customer_id: eb.fn.coalesce('excluded.stripe_customer_id', 'hub.subscription_billing.stripe_customer_id'),
@@ -548,6 +567,7 @@ export const billingRepository = {
       cancel_at_period_end: change.cancelAtPeriodEnd === undefined ? eb.ref('hub.subscription_billing.cancel_at_period_end') : eb.ref('excluded.cancel_at_period_end'),
       past_due_since: change.status === 'past_due' ? eb.fn.coalesce('hub.subscription_billing.past_due_since', 'excluded.past_due_since') : null,
       ...(ordered === undefined ? {} : { last_event_at: eb.ref('excluded.last_event_at'), last_event_id: eb.ref('excluded.last_event_id') }),
+      ...(invoice === undefined ? {} : { last_invoice_event_at: eb.ref('excluded.last_invoice_event_at'), last_invoice_event_id: eb.ref('excluded.last_invoice_event_id') }),
       ...(change.endedLocallyAt === undefined ? {} : { ended_locally_at: null }),
       ...(change.priceMisfit === undefined ? {} : { price_misfit: eb.ref('excluded.price_misfit') }),
       updated_at: sql`now()`,

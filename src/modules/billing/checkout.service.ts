@@ -137,7 +137,7 @@ export class CheckoutService {
         // the open checkout's key for the same request within its window, unless Stripe has said something about the
         // subscription since it was drawn (a checkout of the window may have completed: its session is spent)
         const reuse = pending.key && pending.request === request && pending.drawnAt && now.getTime() - pending.drawnAt.getTime() < CHECKOUT_KEY_MS
-          && !(current?.lastEventAt && current.lastEventAt >= pending.drawnAt);
+          && ![current?.lastEventAt, current?.lastInvoiceEventAt].some((at) => at && at >= pending.drawnAt!);
         // within Stripe's idempotency window: past it a replay would create a new session, so there is nothing to learn
         const withinWindow = !!pending.drawnAt && now.getTime() - pending.drawnAt.getTime() < CHECKOUT_DOUBT_MS;
         if (!reuse && pending.key && pending.request && pending.params && withinWindow && pending.key !== running) {

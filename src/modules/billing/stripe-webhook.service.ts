@@ -7,18 +7,36 @@ import { AppError } from '../../platform/errors/app-error.js';
 import { enqueue, JobRegistry } from '../../platform/queue/jobs.js';
 import { emitEvent } from '../../platform/events/events.js';
 import { AuditService } from '../audit/audit.service.js';
-import { audienceMismatch, billingRepository as repo, type Subject, subjectOf, type SubscriptionRow } from './billing.repository.js';
+import { audienceMismatch, billingRepository as repo, type EventMarks, type PlanRow, type Subject, subjectOf, type SubscriptionRow } from './billing.repository.js';
 import { StripeClient } from './stripe.client.js';
 import { LIVE_STATUSES, MISFIT_STATUS, STRIPE_ENDED, statusOf } from './subscription-status.js';
 import { BillingErrors } from './billing.errors.js';
 import { UUID } from '../../platform/http/uuid.js';
 
 export const STRIPE_EVENT_JOB = 'billing.stripe_event';
-/** The start of the reason of an event set aside because another Stripe subscription of the app is live (found again on a take-over). */
+/** The start of the reason of an event set aside because another Stripe subscription of the app is live (applied again on a take-over). */
 const SUPERSEDED = 'another Stripe subscription is live:';
 const STRIPE_ACTOR = { kind: 'service', name: 'stripe' } as const;
 
 type Outcome = { status: 'processed' | 'ignored'; reason?: string; subscriptionId?: string };
+type Org = NonNullable<Awaited<ReturnType<typeof repo.org>>>;
+
+/** The Stripe event types the job applies (any other is recorded as ignored). */
+const HANDLED = new Set(['checkout.session.completed', 'customer.subscription.created', 'customer.subscription.updated',
+  'customer.subscription.deleted', 'customer.subscription.trial_will_end', 'invoice.paid', 'invoice.payment_failed']);
+
+/** The plans of the catalog as one event reads them (StripeWebhookService.catalog). */
+interface Catalog {
+  plan(app: string, code: string): Promise<PlanRow | undefined>;
+}
+
+/** A subscription's plan item (StripeWebhookService.planItem): its price, the plan STRIPE_PRICES maps it to, that plan in the catalog. */
+interface PlanItem {
+  item?: any;
+  price?: string;
+  mapped?: { app: string; plan: string };
+  plan?: PlanRow;
+}
 
 /** What one Stripe event says about a subscription. Undefined fields are left as they are. */
 interface Change {
@@ -31,7 +49,7 @@ interface Change {
   trialEndsAt?: Date | null;
   currentPeriodEnd?: Date | null;
   cancelAtPeriodEnd?: boolean;
-  /** checkout completion: the subscription events know the real status (e.g. trialing); keep theirs, and their ordering mark */
+  /** checkout completion: the subscription events know the real status (e.g. trialing); keep theirs, and their ordering marks */
   keepKnownStatus?: boolean;
   /** what of the event is not applied (the rest is): recorded as the reason of the processed event */
   notApplied?: string;
@@ -50,11 +68,16 @@ const misfitNote = (plan: string) => `the plan stays ${plan}, read-only while th
 
 const idOf = (v: unknown): string | undefined => (typeof v === 'string' ? v : (v as { id?: string } | null)?.id ?? undefined);
 const time = (s: number | null | undefined): Date | null => (s ? new Date(s * 1000) : null);
+const latest = (a: Date | null, b: Date | null): Date | null => (!a ? b : !b || a > b ? a : b);
+/** Whether a subscription event says its Stripe subscription has ended (deleted, or an ended status). */
+const endsSubscription = (event: Stripe.Event): boolean =>
+  event.type === 'customer.subscription.deleted' || STRIPE_ENDED.has(String((event.data?.object as any)?.status));
 
 /**
  * Stripe webhooks: verify, store once (unique event id), enqueue in the same transaction; the job
- * applies the event to hub."Subscription". Out of order: an event older than the last subscription event applied
- * to that subscription is recorded and ignored (the newest state wins; a checkout completion is not one). What a
+ * applies the event to hub."Subscription". Out of order: a subscription event older than the last subscription event
+ * applied to that subscription is recorded and ignored (the newest state wins; a checkout completion is not one, an
+ * invoice event does not count); an invoice event older than the last invoice or subscription event too. What a
  * subscription's status allows is checked on the row as locked (`refusal`): an ended Stripe subscription stays ended.
  */
 @Injectable()
@@ -139,8 +162,9 @@ export class StripeWebhookService implements OnModuleInit {
 
   /**
    * The job: applies one stored event exactly once (status 'received' → processed / ignored). When the event would
-   * leave a live Stripe subscription on a deleted organization (a checkout paid after the deletion), `apply` asks for
-   * it to be canceled in Stripe first: that call runs with no transaction open, then the event is applied again.
+   * leave a live Stripe subscription on a deleted organization (a checkout paid after the deletion, or an event ignored
+   * for whatever reason that names one), `apply` asks for it to be canceled in Stripe first: that call runs with no
+   * transaction open, then the event is applied again.
    */
   async process(billingEventId: string): Promise<void> {
     const canceledInStripe = new Set<string>();
@@ -160,34 +184,65 @@ export class StripeWebhookService implements OnModuleInit {
       const payload = ev.payload as Stripe.Event;
       const outcome = await this.apply(db, ev.orgId, payload, canceledInStripe);
       if ('cancelInStripe' in outcome) return outcome.cancelInStripe; // nothing written yet
-      if (outcome.status === 'ignored') {
-        this.logger.warn(`stripe event ${payload.id} (${payload.type}) ignored: ${outcome.reason}`);
-        await this.audit.recordPrivileged(db, ev.orgId, STRIPE_ACTOR, {
-          action: 'billing.event_ignored', entityType: 'billing_event', entityId: ev.id, after: { stripeEventId: payload.id, type: payload.type, reason: outcome.reason },
-        });
-      }
-      await repo.finishEvent(db, ev.id, outcome);
+      await this.finish(db, ev.orgId, ev.id, payload, outcome);
       return undefined;
     });
+  }
+
+  /** Records what became of a stored event (an ignored one logged and audited). `appliedAfter`: the event that re-applied it. */
+  private async finish(db: Db, orgId: string, billingEventId: string, payload: Stripe.Event, outcome: Outcome, appliedAfter?: Stripe.Event): Promise<void> {
+    if (outcome.status === 'ignored') {
+      this.logger.warn(`stripe event ${payload.id} (${payload.type}) ignored: ${outcome.reason}`);
+      await this.audit.recordPrivileged(db, orgId, STRIPE_ACTOR, {
+        action: 'billing.event_ignored', entityType: 'billing_event', entityId: billingEventId,
+        after: { stripeEventId: payload.id, type: payload.type, reason: outcome.reason, ...(appliedAfter ? { appliedAfter: appliedAfter.id } : {}) },
+      });
+    }
+    await repo.finishEvent(db, billingEventId, outcome);
   }
 
   /**
    * `canceledInStripe`: the Stripe subscriptions this job has canceled in Stripe already (each at most once, so the job
    * ends). A deleted organization keeps nothing live: its subscription is canceled in Stripe (`cancelInStripe`: the
-   * caller does it and applies again) and stored as canceled.
+   * caller does it and applies again) and stored as canceled; a live Stripe subscription that an event ignored for any
+   * reason names (a new one on a price that is no plan of the organization, one set aside, an event out of order) is
+   * canceled in Stripe all the same, unless Stripe has ended it already.
    */
   private async apply(db: Db, orgId: string, event: Stripe.Event, canceledInStripe: ReadonlySet<string>): Promise<Outcome | { cancelInStripe: string }> {
-    const change = await this.changeFrom(db, event);
-    if ('ignored' in change) return { status: 'ignored', reason: change.ignored };
     // locked until commit: a deletion of the organization waits for what this writes, so its own cancellation
     // (DeletedOrgSubscriptions) finds it; a deletion committed first is seen here
     const org = await repo.org(db, orgId, true);
     if (!org) return { status: 'ignored', reason: `organization ${orgId} no longer exists` };
+    const outcome = await this.applyTo(db, org, event, canceledInStripe, this.catalog(db));
+    if ('cancelInStripe' in outcome || outcome.status !== 'ignored' || !org.deletedAt) return outcome;
+    const live = this.liveSubscriptionNamed(event);
+    if (!live) return outcome;
+    const row = await repo.subscriptionByStripeId(db, live);
+    // ended by Stripe's word (or canceled in Stripe for this deletion): nothing bills
+    if (row && STRIPE_ENDED.has(statusOf(row)) && !row.endedLocallyAt) return outcome;
+    if (!canceledInStripe.has(live)) return { cancelInStripe: live }; // nothing written yet
+    return { ...outcome, reason: `${outcome.reason}; the organization is deleted: Stripe subscription ${live} was canceled in Stripe` };
+  }
+
+  /**
+   * Applies one event to the organization's subscription row. `appliedAfter`: the event after which this one (stored
+   * earlier, ignored while its Stripe subscription was not the row's) is applied again (`applyNewestStored`).
+   */
+  private async applyTo(db: Db, org: Org, event: Stripe.Event, canceledInStripe: ReadonlySet<string>, catalog: Catalog,
+    appliedAfter?: Stripe.Event): Promise<Outcome | { cancelInStripe: string }> {
+    if (!HANDLED.has(event.type)) return { status: 'ignored', reason: `event type ${event.type} is not handled` };
     const subject = subjectOf(org);
-    const found = (change.stripeSubscriptionId && (await repo.subscriptionByStripeId(db, change.stripeSubscriptionId)))
-      || (change.app ? await repo.subscription(db, subject, change.app) : undefined);
+    // the row, read and locked before the event is read against it: the one that holds the event's Stripe subscription,
+    // else (a subscription not known yet) the subject's row of the app the event is for
+    const stripeId = this.stripeSubscriptionId(event);
+    const holder = stripeId ? await repo.subscriptionByStripeId(db, stripeId) : undefined;
+    const app = holder ? undefined : await this.appOf(event, subject, catalog);
+    const found = holder ?? (app ? await repo.subscription(db, subject, app) : undefined);
     const existing = found ? await repo.lockSubscription(db, found.id) : undefined;
+    const change = await this.changeFrom(event, existing, subject, catalog);
+    if ('ignored' in change) return { status: 'ignored', reason: change.ignored };
     const at = new Date(event.created * 1000);
+    const invoice = event.type.startsWith('invoice.');
     // the row (one per app) holds another Stripe subscription than this event's: found through the app, not the id
     const other = existing?.stripeSubscriptionId && change.stripeSubscriptionId && existing.stripeSubscriptionId !== change.stripeSubscriptionId
       ? existing.stripeSubscriptionId : undefined;
@@ -195,19 +250,27 @@ export class StripeWebhookService implements OnModuleInit {
       // that one has not ended (it can still bill, even unpaid, paused or incomplete; a NULL status reads as active): a
       // second subscription's events must not overwrite it (nor its deletion end it). Only the completion of a checkout
       // this organization started moves the row to the new subscription (the customer paid for it).
-      if (!this.checkoutOf(event, orgId)) {
+      if (!this.checkoutOf(event, org.id)) {
         return { status: 'ignored', reason: `${SUPERSEDED} ${other} (${statusOf(existing!)}) holds this organization's ${existing!.appId} subscription; ${change.stripeSubscriptionId} does not change it`, subscriptionId: existing!.id };
       }
-    } else if (!other && existing?.lastEventAt && at < existing.lastEventAt) {
-      // (event times order the events of one Stripe subscription; another subscription's are no measure of this one's)
-      return { status: 'ignored', reason: `out of order: an event from ${existing.lastEventAt.toISOString()} was already applied`, subscriptionId: existing.id };
+    } else if (!other && existing) {
+      // (event times order the events of one Stripe subscription; another subscription's are no measure of this one's).
+      // A subscription event (or a checkout completion) is compared with the last subscription event applied only: an
+      // invoice's date is no measure of them (a plan switch's proration invoice is dated after the switch, and may come
+      // first). An invoice event is compared with both (the subscription events carry the whole state)
+      const mark = invoice ? latest(existing.lastEventAt, existing.lastInvoiceEventAt ?? null) : existing.lastEventAt;
+      if (mark && at < mark) {
+        return { status: 'ignored', reason: `out of order: an event from ${mark.toISOString()} was already applied`, subscriptionId: existing.id };
+      }
     }
     if (!existing && !change.app) return { status: 'ignored', reason: 'no subscription is known for this event' };
-    // the ordering mark (newest wins) is the last subscription event applied (customer.subscription.*, invoice.*). A
-    // checkout completion leaves it: it links the Stripe subscription with a provisional status, and that subscription's
-    // own events, dated earlier (Stripe does not keep the order), must still apply. A completion that moves the row to
-    // another Stripe subscription clears the old one's mark (another subscription's clock), or takes its set-aside event's.
-    let ordered: { id: string; at: Date } | null | undefined = !change.keepKnownStatus ? { id: event.id, at } : other ? null : undefined;
+    // the ordering marks (newest wins): a subscription event (customer.subscription.*) sets the subscription events' mark,
+    // an invoice event the invoice events'. A checkout completion leaves them: it links the Stripe subscription with a
+    // provisional status, and that subscription's own events, dated earlier (Stripe does not keep the order), must still
+    // apply. An event that moves the row to another Stripe subscription clears the old one's marks (another subscription's clock).
+    const mark = { id: event.id, at };
+    const marks: EventMarks = change.keepKnownStatus ? (other ? { subscription: null, invoice: null } : {})
+      : invoice ? { invoice: mark } : { subscription: mark, ...(other ? { invoice: null } : {}) };
     if (existing && change.keepKnownStatus && existing.stripeSubscriptionId === change.stripeSubscriptionId && existing.status) {
       change.status = existing.status; // and whether the expiry job ended it locally
     } else {
@@ -216,20 +279,15 @@ export class StripeWebhookService implements OnModuleInit {
     const refused = existing ? this.refusal(event, change, existing, other) : undefined;
     if (refused) return { status: 'ignored', reason: refused, subscriptionId: existing!.id };
     if (other && change.keepKnownStatus) {
-      // the row moves to a new Stripe subscription: what its own events said while the row held the other one (set aside
-      // above) is its real state (e.g. trialing), newer knowledge than the checkout's metadata
-      const aside = await repo.setAsideSubscriptionEvent(db, orgId, change.stripeSubscriptionId!, SUPERSEDED);
-      const known = aside ? await this.changeFrom(db, aside as Stripe.Event) : undefined;
-      if (known && !('ignored' in known) && known.app === change.app) {
-        if (STRIPE_ENDED.has(known.status) && !STRIPE_ENDED.has(statusOf(existing!))) {
-          return { status: 'ignored', reason: `${SUPERSEDED} ${other} (${statusOf(existing!)}) stays: this checkout's subscription ${change.stripeSubscriptionId} has ended already`, subscriptionId: existing!.id };
-        }
-        Object.assign(change, { ...known, customer: known.customer ?? change.customer });
-        ordered = { id: (aside as Stripe.Event).id, at: new Date((aside as Stripe.Event).created * 1000) };
+      // the row moves to a new Stripe subscription, whose own events stored meanwhile are applied after this (below):
+      // not when the newest of them ended it, while the row's subscription still bills
+      const newest = await repo.newestSubscriptionEvent(db, org.id, change.stripeSubscriptionId!);
+      if (newest && endsSubscription(newest.payload as Stripe.Event)) {
+        return { status: 'ignored', reason: `${SUPERSEDED} ${other} (${statusOf(existing!)}) stays: this checkout's subscription ${change.stripeSubscriptionId} has ended already`, subscriptionId: existing!.id };
       }
     }
     // a checkout moving the row to another Stripe subscription: that one is on what the checkout sold (a plan of the app,
-    // checked below), unless its own events said otherwise (above)
+    // checked below), until its own events say otherwise (applied after this one)
     if (other && change.priceMisfit === undefined) change.priceMisfit = null;
     // the plan must fit the row: the customer portal (without an app's own configuration, STRIPE_PORTAL_CONFIGURATIONS,
     // it lists every app's products) lets a customer switch the subscription to another app's price, or to a plan of
@@ -237,18 +295,10 @@ export class StripeWebhookService implements OnModuleInit {
     // row's own Stripe subscription on it keeps its plan and is read-only (price_misfit, EntitlementsService) until it is
     // on a plan of the app again, as on a price not mapped to a plan (changeFrom), its contract row paused meanwhile
     // (below); the rest applies (it still renews, fails and ends). Any other Stripe subscription on such a plan (a new
-    // one, or one the row does not hold) is not recorded
-    const misfit = await this.planMisfit(db, change, subject, existing);
+    // one, or one the row does not hold) is not recorded (a deleted organization's is canceled in Stripe: `apply`)
+    const misfit = await this.planMisfit(change, subject, existing, catalog);
     const own = Boolean(existing && change.stripeSubscriptionId && existing.stripeSubscriptionId === change.stripeSubscriptionId);
-    if (misfit && !own) {
-      // a deleted organization keeps nothing live in Stripe, recorded or not
-      const stripeId = change.stripeSubscriptionId;
-      if (org.deletedAt && stripeId && !STRIPE_ENDED.has(change.status)) {
-        if (!canceledInStripe.has(stripeId)) return { cancelInStripe: stripeId };
-        return { status: 'ignored', reason: `${misfit}; the organization is deleted: Stripe subscription ${stripeId} was canceled in Stripe` };
-      }
-      return { status: 'ignored', reason: misfit };
-    }
+    if (misfit && !own) return { status: 'ignored', reason: misfit };
     if (misfit) {
       // a checkout completion names no price: what the subscription is on stays as its own events said
       Object.assign(change, { plan: undefined, notApplied: `${misfit}: ${misfitNote(existing!.plan)}`, ...(change.price ? { priceMisfit: change.price } : {}) });
@@ -270,25 +320,60 @@ export class StripeWebhookService implements OnModuleInit {
     if (existing) {
       await repo.updateSubscription(db, id, { plan: change.plan ?? existing.plan, status: written, stripeSubscriptionId: change.stripeSubscriptionId });
     }
-    await repo.upsertBilling(db, id, subject, change, ordered?.at ?? at, ordered);
+    await repo.upsertBilling(db, id, subject, change, at, marks);
     const after = await repo.lockSubscription(db, id);
-    await this.audit.recordPrivileged(db, orgId, STRIPE_ACTOR, {
+    await this.audit.recordPrivileged(db, org.id, STRIPE_ACTOR, {
       action: existing ? 'billing.subscription_updated' : 'billing.subscription_created', entityType: 'subscription', entityId: id,
       before: existing ?? undefined,
       after: {
-        ...after, stripeEvent: event.id, stripeEventType: event.type,
+        ...after, stripeEvent: event.id, stripeEventType: event.type, ...(appliedAfter ? { appliedAfter: appliedAfter.id } : {}),
         ...(endedForDeletedOrg ? { reason: 'organization_deleted', ...endedForDeletedOrg } : {}), ...(change.notApplied ? { notApplied: change.notApplied } : {}),
       },
     }, { requestId: event.id });
     // a deleted organization's subscription ended here, whatever the Stripe event said (no trial_ending, no payment.failed)
     const type = this.domainEventType(endedForDeletedOrg ? 'customer.subscription.deleted' : event.type, existing, after);
-    await emitEvent({ db, orgId }, type, subscriptionPayload(after!, existing?.status ?? null), 1, at);
+    await emitEvent({ db, orgId: org.id }, type, subscriptionPayload(after!, existing?.status ?? null), 1, at);
+    // the Stripe subscription has just become this row's (a checkout completion linked it, or its own event took the
+    // row): what its own events said while it was not (stored ignored: not known yet, set aside, another app's or an
+    // unmapped price) is applied now, the newest of them
+    if (!appliedAfter && !org.deletedAt && change.stripeSubscriptionId && existing?.stripeSubscriptionId !== change.stripeSubscriptionId) {
+      await this.applyNewestStored(db, org, change.stripeSubscriptionId, event, canceledInStripe, catalog);
+    }
     return { status: 'processed', subscriptionId: id, ...(change.notApplied ? { reason: change.notApplied } : {}) };
   }
 
   /**
+   * Applies again the newest stored subscription event of `stripeSubscriptionId`, which `linker` (a checkout completion,
+   * or an event of that subscription) has just made the row's, when it was ignored (whatever the reason: the subscription
+   * was not known yet, another one held the row, its price could not be placed without a row) and is newer than `linker`
+   * (a checkout completion's status is provisional: any). What happens is recorded on it (status, reason, audit with
+   * `appliedAfter`). One that is still to be processed (received) is left to its own job.
+   */
+  private async applyNewestStored(db: Db, org: Org, stripeSubscriptionId: string, linker: Stripe.Event, canceledInStripe: ReadonlySet<string>, catalog: Catalog): Promise<void> {
+    const newest = await repo.newestSubscriptionEvent(db, org.id, stripeSubscriptionId);
+    if (newest?.status !== 'ignored') return;
+    const payload = newest.payload as Stripe.Event;
+    if (linker.type !== 'checkout.session.completed' && payload.created <= linker.created) return;
+    const stored = await repo.lockEvent(db, newest.id);
+    if (stored?.status !== 'ignored') return; // re-applied by another job meanwhile
+    const outcome = await this.applyTo(db, org, payload, canceledInStripe, catalog, linker);
+    // a deleted organization's events are not applied again, so nothing is to be canceled in Stripe here
+    if ('cancelInStripe' in outcome) throw new Error(`stripe event ${payload.id} applied again asks to cancel ${outcome.cancelInStripe} in Stripe`);
+    this.logger.log(`stripe event ${payload.id} (${payload.type}) applied again after ${linker.id} (${linker.type}): ${outcome.status}`);
+    await this.finish(db, org.id, newest.id, payload, outcome, linker);
+  }
+
+  /** The Stripe subscription an event says is live (a subscription event not ending it, a completed subscription checkout), or undefined. */
+  private liveSubscriptionNamed(event: Stripe.Event): string | undefined {
+    const obj = (event.data?.object ?? {}) as any;
+    if (event.type.startsWith('customer.subscription.')) return endsSubscription(event) || typeof obj.id !== 'string' ? undefined : obj.id;
+    if (event.type === 'checkout.session.completed' && obj.mode === 'subscription') return idOf(obj.subscription);
+    return undefined;
+  }
+
+  /**
    * Why the event must not change the subscription as it is now, read under its lock (a concurrent job may have
-   * changed it since `changeFrom` read it: a deletion applied meanwhile), or undefined. `canceled` and
+   * changed it before: a deletion applied meanwhile), or undefined. `canceled` and
    * `incomplete_expired` are final for a Stripe subscription when Stripe said so (Stripe never revives one): only
    * another ended status may follow, so no event, of the same second as the deletion or later, undoes it.
    * BillingExpiryJob's own end of a subscription canceled at period end (`endedLocallyAt`) is not Stripe's word: Stripe
@@ -326,17 +411,18 @@ export class StripeWebhookService implements OnModuleInit {
   /**
    * Why the event's plan cannot be put on the subscription row (`existing`, or a new one for `subject`), or undefined:
    * it is another app's plan than the row's (the row stays the app it was bought for), or its audience does not fit the
-   * subject (audienceMismatch, as checkout checks).
+   * subject (audienceMismatch, as checkout checks), or it is not in the catalog (changeFrom placed it there: fails closed).
    */
-  private async planMisfit(db: Db, change: Change, subject: Subject, existing: SubscriptionRow | undefined): Promise<string | undefined> {
+  private async planMisfit(change: Change, subject: Subject, existing: SubscriptionRow | undefined, catalog: Catalog): Promise<string | undefined> {
     if (!change.app || !change.plan) return undefined;
     const named = `${change.price ? `price ${change.price}` : 'the checkout'} is for ${change.app}:${change.plan}`;
     if (existing && existing.appId !== change.app) {
       const holder = subject.kind === 'user' ? 'account' : 'organization';
       return `${named}, not ${existing.appId}: Stripe subscription ${change.stripeSubscriptionId} is this ${holder}'s ${existing.appId} subscription`;
     }
-    const plan = (await repo.plans(db, change.app)).find((p) => p.code === change.plan);
-    const mismatch = plan ? audienceMismatch(change.app, plan, subject) : undefined;
+    const plan = await catalog.plan(change.app, change.plan);
+    if (!plan) return `${named}, which is not in the catalog`;
+    const mismatch = audienceMismatch(change.app, plan, subject);
     return mismatch ? `${named}: ${mismatch}` : undefined;
   }
 
@@ -356,14 +442,60 @@ export class StripeWebhookService implements OnModuleInit {
     return 'subscription.updated';
   }
 
-  /** Reads the event into a Change, or says why it changes nothing. */
-  private async changeFrom(db: Db, event: Stripe.Event): Promise<Change | { ignored: string }> {
+  /** The plans of the catalog for one event: each app's read once, however often its items and its fit are looked at. */
+  private catalog(db: Db): Catalog {
+    const read = new Map<string, Promise<PlanRow[]>>();
+    return {
+      plan: async (app, code) => {
+        if (!read.has(app)) read.set(app, repo.plans(db, app));
+        return (await read.get(app)!).find((p) => p.code === code);
+      },
+    };
+  }
+
+  /**
+   * The plan's item of a subscription object: the first whose price STRIPE_PRICES maps to a plan of the catalog that the
+   * row can hold, of its app (`app`; any app for a subscription not known yet) and of the subject's audience
+   * (audienceMismatch), not merely the first (an add-on or metered item an operator added, or another audience's price
+   * beside the plan's, may come first). Without one, the item that comes closest names the misfit: a price mapped to a
+   * plan of the app, then one mapped to the app, then any mapped one, then the first.
+   */
+  private async planItem(obj: any, app: string | undefined, subject: Subject, catalog: Catalog): Promise<PlanItem> {
+    const items: any[] = Array.isArray(obj.items?.data) ? obj.items.data : [];
+    let best: PlanItem & { score: number } = { score: -1 };
+    for (const item of items) {
+      const price = idOf(item?.price);
+      const mapped = price ? this.config.billing.stripePrices[price] : undefined;
+      const plan = mapped ? await catalog.plan(mapped.app, mapped.plan) : undefined;
+      const ofApp = Boolean(mapped && (!app || mapped.app === app));
+      if (plan && ofApp && !audienceMismatch(mapped!.app, plan, subject)) return { item, price, mapped, plan };
+      const score = (mapped ? 4 : 0) + (ofApp ? 2 : 0) + (plan ? 1 : 0);
+      if (score > best.score) best = { item, price, mapped, plan, score };
+    }
+    const { score: _, ...closest } = best;
+    return closest;
+  }
+
+  /** The app the subscription row of an event not known by its Stripe subscription is found by: the checkout's, or its plan item's. */
+  private async appOf(event: Stripe.Event, subject: Subject, catalog: Catalog): Promise<string | undefined> {
+    const obj = (event.data?.object ?? {}) as any;
+    if (event.type === 'checkout.session.completed') return obj.mode === 'subscription' && typeof obj.metadata?.app === 'string' ? obj.metadata.app : undefined;
+    if (!event.type.startsWith('customer.subscription.')) return undefined;
+    const { mapped, plan } = await this.planItem(obj, undefined, subject, catalog);
+    return plan ? mapped!.app : undefined;
+  }
+
+  /**
+   * Reads the event into a Change, or says why it changes nothing. `existing`: the subscription row, as locked
+   * (`applyTo`): the one holding the event's Stripe subscription, else the subject's row of the event's app, if any.
+   */
+  private async changeFrom(event: Stripe.Event, existing: SubscriptionRow | undefined, subject: Subject, catalog: Catalog): Promise<Change | { ignored: string }> {
     const obj = (event.data?.object ?? {}) as any;
     switch (event.type) {
       case 'checkout.session.completed': {
         if (obj.mode !== 'subscription') return { ignored: `checkout mode ${obj.mode} is not a subscription` };
         const { app, plan } = obj.metadata ?? {};
-        if (!(await this.planExists(db, app, plan))) return { ignored: `checkout metadata names no known plan (${app}:${plan})` };
+        if (typeof app !== 'string' || typeof plan !== 'string' || !(await catalog.plan(app, plan))) return { ignored: `checkout metadata names no known plan (${app}:${plan})` };
         // payment_status 'unpaid': the first payment is still pending (a delayed method such as a bank debit), and Stripe's
         // subscription is incomplete until invoice.paid: not active, which would give full access meanwhile
         const status = obj.payment_status === 'unpaid' ? 'incomplete' : 'active';
@@ -373,32 +505,22 @@ export class StripeWebhookService implements OnModuleInit {
       case 'customer.subscription.updated':
       case 'customer.subscription.deleted':
       case 'customer.subscription.trial_will_end': {
-        // the plan's item: the first whose price STRIPE_PRICES maps to a plan of the row's app (of any app for a
-        // subscription not known yet), not merely the first (an add-on or metered item an operator added may come first)
-        const items: any[] = Array.isArray(obj.items?.data) ? obj.items.data : [];
-        const row = typeof obj.id === 'string' ? await repo.subscriptionByStripeId(db, obj.id) : undefined;
-        const fits = (it: any) => {
-          const p = idOf(it?.price);
-          const m = p ? this.config.billing.stripePrices[p] : undefined;
-          return Boolean(m && (!row || m.app === row.appId));
-        };
-        const item = items.find(fits) ?? items.find((it) => { const p = idOf(it?.price); return Boolean(p && this.config.billing.stripePrices[p]); }) ?? items[0];
-        const price = idOf(item?.price);
+        // the Stripe subscription as the row holds it (undefined: not known yet, or the row found through the app holds another)
+        const known = existing && typeof obj.id === 'string' && existing.stripeSubscriptionId === obj.id ? existing : undefined;
+        const { item, price, mapped, plan } = await this.planItem(obj, known?.appId, subject, catalog);
         const change: Change = {
           price, status: event.type === 'customer.subscription.deleted' ? 'canceled' : String(obj.status),
           stripeSubscriptionId: obj.id, customer: idOf(obj.customer),
           trialEndsAt: time(obj.trial_end), currentPeriodEnd: time(item?.current_period_end ?? obj.current_period_end),
           cancelAtPeriodEnd: Boolean(obj.cancel_at_period_end),
         };
-        const mapped = price ? this.config.billing.stripePrices[price] : undefined;
         const unplaced = !mapped ? `price ${price ?? '(none)'} is not mapped to an app plan (STRIPE_PRICES)`
-          : !(await this.planExists(db, mapped.app, mapped.plan)) ? `STRIPE_PRICES maps ${price} to ${mapped.app}:${mapped.plan}, which is not in the catalog`
+          : !plan ? `STRIPE_PRICES maps ${price} to ${mapped.app}:${mapped.plan}, which is not in the catalog`
             : undefined;
         if (!unplaced) return { ...change, app: mapped!.app, plan: mapped!.plan, priceMisfit: null };
         // a subscription already known (e.g. on a retired price) keeps its plan and is read-only: its contract row's
-        // status is written paused while Stripe's is live (apply), its period, renewal and end still apply. A new one
-        // cannot be placed (no app, no plan)
-        const known = row;
+        // status is written paused while Stripe's is live (applyTo), its period, renewal and end still apply. A new one
+        // cannot be placed (no app, no plan): ignored, and applied again should a checkout completion link it (applyNewestStored)
         if (!known) return { ignored: unplaced };
         return { ...change, priceMisfit: price ?? '(none)', notApplied: `${unplaced}: ${misfitNote(known.plan)}` };
       }
@@ -406,19 +528,13 @@ export class StripeWebhookService implements OnModuleInit {
       case 'invoice.payment_failed': {
         const stripeSubscriptionId = this.stripeSubscriptionId(event);
         if (!stripeSubscriptionId) return { ignored: 'the invoice belongs to no subscription' };
-        const known = await repo.subscriptionByStripeId(db, stripeSubscriptionId);
-        if (!known) return { ignored: `no subscription is known for Stripe subscription ${stripeSubscriptionId}` };
+        if (existing?.stripeSubscriptionId !== stripeSubscriptionId) return { ignored: `no subscription is known for Stripe subscription ${stripeSubscriptionId}` };
         // what the subscription's status allows is decided under its lock (refusal)
         return { status: event.type === 'invoice.paid' ? 'active' : 'past_due', stripeSubscriptionId, customer: idOf(obj.customer) };
       }
       default:
         return { ignored: `event type ${event.type} is not handled` };
     }
-  }
-
-  private async planExists(db: Db, app: unknown, plan: unknown): Promise<boolean> {
-    if (typeof app !== 'string' || typeof plan !== 'string') return false;
-    return (await repo.plans(db, app)).some((p) => p.code === plan);
   }
 }
 
