@@ -267,6 +267,8 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   // whether the caller may read a bill / bill payment (their own policies decide): a member's restrictive read policies (20270206000100)
   'function finance.bill_readable(uuid, uuid)': { authenticated: 'EXECUTE' },
   'function finance.bill_payment_readable(uuid, uuid)': { authenticated: 'EXECUTE' },
+  // whether payables' first posting without settings is still to come, whatever the caller may read (20270211003300)
+  'function finance.payables_first_posting_pending()': { authenticated: 'EXECUTE' },
   // the aging bucket rule shared by AR and AP (semantic.v_ap_open calls it as the querying role)
   'function finance.aging_bucket(integer, integer[])': { authenticated: 'EXECUTE', omnizen_analyst: 'EXECUTE', service_role: 'EXECUTE' },
   'function finance.aging_bucket_label(integer, integer[])': { authenticated: 'EXECUTE', omnizen_analyst: 'EXECUTE', service_role: 'EXECUTE' },

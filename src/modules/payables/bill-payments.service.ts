@@ -185,7 +185,8 @@ export class BillPaymentsService {
     // AR is an asset too, but no bank account (read under the posting lock, which a settings change drains)
     await this.payables.refuseControlAccounts(tx, [{ id: bank.id, code: bank.code, field: 'bankAccountId' }]);
 
-    // lock the bills in id order (two payments to the same bills never wait on each other in a circle)
+    // lock the bills in id order (two payments to the same bills never wait on each other in a circle), after the
+    // posting lock (postingAccount), as every flow of payables takes them
     const order = allocations.map((a, i) => ({ a, i })).sort((x, y) => x.a.billId.localeCompare(y.a.billId));
     const planned: (PlannedAllocation & { index: number })[] = [];
     let usedBase = D(0);
@@ -301,6 +302,7 @@ export class BillPaymentsService {
 
   /** Allocates what is left of a payment (its credit with the vendor) to an open bill; posts only the FX result, if any. */
   async allocate(tx: TenantTx, paymentId: string, dto: CreateAllocationDto): Promise<BillPaymentDto> {
+    await this.holdPostings(tx);
     const payment = await repo.lockPayment(tx.db, tx.orgId, paymentId);
     if (!payment) throw PayablesErrors.notFound('bill_payment', paymentId);
     const { base, baseMu } = await this.baseMu(tx);
@@ -337,6 +339,7 @@ export class BillPaymentsService {
    * allocations (its lock), so the credit never goes below zero.
    */
   async refund(tx: TenantTx, paymentId: string, dto: RefundVendorCreditDto): Promise<BillPaymentDto> {
+    await this.holdPostings(tx);
     const payment = await repo.lockPayment(tx.db, tx.orgId, paymentId);
     if (!payment) throw PayablesErrors.notFound('bill_payment', paymentId);
     const { base, baseMu } = await this.baseMu(tx);
@@ -391,6 +394,7 @@ export class BillPaymentsService {
   async reverseAllocation(tx: TenantTx, allocationId: string, dto: ReverseAllocationDto): Promise<BillPaymentDto> {
     const original = await repo.getAllocation(tx.db, tx.orgId, allocationId);
     if (!original) throw PayablesErrors.notFound('bill_allocation', allocationId);
+    await this.holdPostings(tx);
     const payment = (await repo.lockPayment(tx.db, tx.orgId, original.payment_id))!;
     await repo.lockBill(tx.db, tx.orgId, original.bill_id);
     if (original.reverses_allocation_id || (await repo.reversalOf(tx.db, tx.orgId, allocationId))) {
@@ -472,6 +476,17 @@ export class BillPaymentsService {
     });
     await this.audit.record(tx, { action: 'payables.allocation_reversed', entityType: 'bill_allocation', entityId: id, after: { ...after.allocations.find((a) => a.id === id), ...settledReversalsAudit(fxEntries) } });
     return after;
+  }
+
+  /**
+   * The posting lock, shared, for a flow on a payment that exists (an allocation of its credit, a refund, a reversal of
+   * an allocation): taken before the payment's and the bills' locks, as every flow of payables takes it
+   * (PayablesService.lockPostings): a payment holds it while it waits for the bills it allocates to, so a flow holding
+   * one of those bills never waits for it (behind a drain queued meanwhile). Never payables' first posting (the payment
+   * was one).
+   */
+  private async holdPostings(tx: TenantTx): Promise<void> {
+    await this.ledger.holdPostings(tx);
   }
 
   /**

@@ -163,15 +163,32 @@ export const payablesRepository = {
 
   /**
    * Whether a posting of payables now would be its first without settings (PayablesService.lockPostings): no settings and
-   * nothing posted yet. Read before the posting lock; it only ever turns from true to false (settings are never deleted,
-   * a posting never unposted).
+   * nothing posted yet, for the caller's verified organization. Read by finance.payables_first_posting_pending (migration
+   * 20270211003300) as its owner: a member's read policies hide the other employees' claims and reimbursements, and read
+   * as the caller it stayed true for every member of an organization whose postings were all those. It only ever turns
+   * from true to false (settings are never deleted, a posting never unposted). NULL (no verified organization) reads as
+   * pending: the lock taken exclusively is the safe side.
    */
-  async firstPostingPending(db: Db, orgId: string): Promise<boolean> {
-    const [row] = await db.$queryRaw<{ pending: boolean }[]>`
-      SELECT NOT EXISTS (SELECT 1 FROM finance.payables_settings WHERE org_id = ${orgId}::uuid)
-         AND NOT EXISTS (SELECT 1 FROM finance.bills WHERE org_id = ${orgId}::uuid AND journal_entry_id IS NOT NULL)
-         AND NOT EXISTS (SELECT 1 FROM finance.bill_payments WHERE org_id = ${orgId}::uuid) AS pending`;
-    return row.pending;
+  async firstPostingPending(db: Db): Promise<boolean> {
+    const [row] = await db.$queryRaw<{ pending: boolean | null }[]>`SELECT finance.payables_first_posting_pending() AS pending`;
+    return row?.pending ?? true;
+  },
+
+  /**
+   * A savepoint for PayablesService.planPosting: rolled back to (rollbackToPlan), it lets go of the posting lock and the
+   * document locks taken since, which a transaction cannot otherwise release before its end; else released (keepPlan).
+   */
+  async beginPlan(db: Db): Promise<void> {
+    await db.$executeRaw`SAVEPOINT payables_posting_plan`;
+  },
+
+  async rollbackToPlan(db: Db): Promise<void> {
+    await db.$executeRaw`ROLLBACK TO SAVEPOINT payables_posting_plan`;
+    await db.$executeRaw`RELEASE SAVEPOINT payables_posting_plan`;
+  },
+
+  async keepPlan(db: Db): Promise<void> {
+    await db.$executeRaw`RELEASE SAVEPOINT payables_posting_plan`;
   },
 
   /** Whether payables has posted anything yet: a bill or claim posted, or a payment (each posts to the AP account). */

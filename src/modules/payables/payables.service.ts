@@ -110,7 +110,8 @@ export class PayablesService {
   // ---------------------------------------------------------------- settings
   /**
    * For a flow that posts (the default), read under the posting lock (lockPostings): what it then posts to AP is what a
-   * settings change saw (ReportsService.assertControlAccountClear). A read that posts nothing passes `{ posting: false }`.
+   * settings change saw (ReportsService.assertControlAccountClear). A read that posts nothing, or one made under the
+   * lock taken already (planPosting), passes `{ posting: false }`.
    */
   async settings(tx: TenantTx, o: { posting: boolean } = { posting: true }): Promise<PayablesSettingsDto> {
     if (o.posting) await this.lockPostings(tx);
@@ -134,19 +135,49 @@ export class PayablesService {
   }
 
   /**
-   * The posting lock for a flow of payables that may post: held shared, as every posting holds it; exclusively (drained)
-   * while payables has neither settings nor a posting, so once per organization. Its first posting makes the default
-   * account AP and checks that it carries nothing (postingAccount): a manual entry on it holds the lock shared from its
-   * check of the control accounts to its commit, so under a shared lock both passed their checks and both posted (the
-   * aging short of the account for ever). Drained, the first posting reads the balance once such an entry committed, and
-   * an entry starting later waits for it and reads the account as AP. Chosen before this transaction first takes the
-   * lock (settings() is where each flow of payables first takes it) and never upgraded from shared: two first postings
-   * at once would otherwise deadlock. The state read first only turns from first to not first, so a shared lock taken
-   * on its word never has to become exclusive.
+   * The posting lock for a flow of payables that posts: held shared, as every posting holds it; exclusively (drained)
+   * for payables' first posting without settings, so once per organization. Its first posting makes the default account
+   * AP and checks that it carries nothing (postingAccount): a manual entry on it holds the lock shared from its check of
+   * the control accounts to its commit, so under a shared lock both passed their checks and both posted (the aging short
+   * of the account for ever). Drained, the first posting reads the balance once such an entry committed, and an entry
+   * starting later waits for it and reads the account as AP. Chosen before this transaction first takes the lock and
+   * never upgraded from shared: two first postings at once would otherwise deadlock. The state read first
+   * (firstPostingPending, whatever the caller may read) only turns from first to not first, so a shared lock taken on its
+   * word never has to become exclusive; held shared, it stays as read (a first posting and a settings change take the
+   * lock exclusively). Taken before any document's lock of the flow, everywhere in payables: a payment takes it
+   * (postingAccount) before the bills it allocates to, so a flow that locked a bill and then waited here for the lock
+   * exclusively deadlocked with a payment to that bill that waited for the bill. A flow that must lock its document to
+   * know whether it posts (a submit, an approval) takes it through planPosting.
    */
   private async lockPostings(tx: TenantTx): Promise<void> {
-    if (await repo.firstPostingPending(tx.db, tx.orgId)) await this.ledger.drainPostings(tx);
+    if (await repo.firstPostingPending(tx.db)) await this.ledger.drainPostings(tx);
     else await this.ledger.holdPostings(tx);
+  }
+
+  /**
+   * For a flow that locks its document to know whether it posts: `plan` locks and reads what the flow needs, writes
+   * nothing, and says whether this request posts; it runs under the posting lock, taken first (lockPostings). Held
+   * shared; only when the plan posts and that posting is payables' first without settings is the lock needed
+   * exclusively: the plan is then undone to a savepoint (the shared lock and its document locks let go, never upgraded)
+   * and made again under the lock held exclusively. So a submit that posts nothing (an expense claim, a bill the rule
+   * sends for approval) and an approval that is not the last never drain the postings in flight.
+   */
+  private async planPosting<T extends { posts: boolean }>(tx: TenantTx, plan: () => Promise<T>): Promise<T> {
+    if (!(await repo.firstPostingPending(tx.db))) {
+      await this.ledger.holdPostings(tx);
+      return plan();
+    }
+    await repo.beginPlan(tx.db);
+    await this.ledger.holdPostings(tx);
+    const planned = await plan();
+    // read again under the shared lock: a first posting that committed meanwhile leaves this one an ordinary posting
+    if (!planned.posts || !(await repo.firstPostingPending(tx.db))) {
+      await repo.keepPlan(tx.db);
+      return planned;
+    }
+    await repo.rollbackToPlan(tx.db);
+    await this.ledger.drainPostings(tx);
+    return plan();
   }
 
   /**
@@ -497,54 +528,64 @@ export class PayablesService {
   /**
    * Submits for approval: the rule of the total in the base currency is fixed on the document, valued at the larger of
    * the client's rate kept with the bill and the rate table's of the bill date (approvalRate). A bill whose rule needs
-   * no approval is approved and posted at once; an expense claim always needs one bookkeeper's approval (posting is a
-   * bookkeeper's act).
+   * no approval is approved and posted at once (under the posting lock, taken before the bill's: planPosting); an
+   * expense claim always needs one bookkeeper's approval (posting is a bookkeeper's act), so its submit posts nothing
+   * and takes no posting lock.
    */
   async submit(tx: TenantTx, id: string, kind: 'bill' | 'expense_claim'): Promise<BillDto> {
-    const b = await this.lockDocument(tx, id, kind);
-    this.ownClaimOrBookkeeper(tx, b);
-    if (b.status !== 'draft' && b.status !== 'rejected') throw PayablesErrors.error('payables.not_editable', `${kind} ${id} is ${b.status}: only a draft or rejected one can be submitted`);
-    const before = await this.getBill(tx, id, kind);
-    const settings = await this.settings(tx);
-    const rate = await this.approvalRate(tx, b.currency, iso(b.bill_date), b.rate === null ? null : D(b.rate));
-    const baseMu = await this.ledger.currencyUnits(tx, (await this.ledger.settings(tx)).baseCurrency);
-    let rule = this.ruleFor(settings.approvalRules, D(fixed(D(b.total).times(rate), baseMu)));
-    if (kind === 'expense_claim' && rule.approvals === 0) rule = { approvals: 1, roles: ['owner', 'admin', 'accountant'] };
+    const plan = async () => {
+      const b = await this.lockDocument(tx, id, kind);
+      this.ownClaimOrBookkeeper(tx, b);
+      if (b.status !== 'draft' && b.status !== 'rejected') throw PayablesErrors.error('payables.not_editable', `${kind} ${id} is ${b.status}: only a draft or rejected one can be submitted`);
+      const before = await this.getBill(tx, id, kind);
+      // a bill's: read under the posting lock planPosting holds (a settings change drains it); a claim's posts nothing
+      const settings = await this.settings(tx, { posting: false });
+      const rate = await this.approvalRate(tx, b.currency, iso(b.bill_date), b.rate === null ? null : D(b.rate));
+      const baseMu = await this.ledger.currencyUnits(tx, (await this.ledger.settings(tx)).baseCurrency);
+      let rule = this.ruleFor(settings.approvalRules, D(fixed(D(b.total).times(rate), baseMu)));
+      if (kind === 'expense_claim' && rule.approvals === 0) rule = { approvals: 1, roles: ['owner', 'admin', 'accountant'] };
+      return { b, before, rule, posts: rule.approvals === 0 };
+    };
+    const { b, before, rule, posts } = kind === 'bill' ? await this.planPosting(tx, plan) : await plan();
     const submissionNo = b.submission_no + 1;
     await repo.setStatus(tx.db, tx.orgId, id, { status: 'submitted', submissionNo, approvalsRequired: rule.approvals, approverRoles: rule.roles, rejectionReason: null });
     await repo.addDecision(tx.db, tx.orgId, { billId: id, submissionNo, decision: 'submit', actorId: this.actor(tx), actorRole: tx.role ?? 'unknown', comment: null });
     await emitEvent(tx, kind === 'bill' ? 'bill.submitted' : 'expense_claim.submitted', { ...this.eventBase(before), approvalsRequired: rule.approvals, approverRoles: rule.roles });
-    if (rule.approvals === 0) await this.post(tx, id, []);
+    if (posts) await this.post(tx, id, []);
     const after = await this.getBill(tx, id, kind);
     await this.audit.record(tx, { action: `payables.${kind}_submitted`, entityType: kind, entityId: id, before, after });
     return after;
   }
 
   /**
-   * One approval. The bill row is locked first, so two approvers at once are counted one after the other and the
-   * final approval posts exactly once (the posting's idempotency key `bill:<id>` is a second guard).
+   * One approval. The bill row is locked first among the documents (after the posting lock: planPosting), so two
+   * approvers at once are counted one after the other and the final approval posts exactly once (the posting's
+   * idempotency key `bill:<id>` is a second guard).
    */
   async approve(tx: TenantTx, id: string, kind: 'bill' | 'expense_claim', comment?: string): Promise<BillDto> {
-    const b = await this.lockDocument(tx, id, kind);
-    if (b.status !== 'submitted') throw PayablesErrors.error('payables.not_submitted', `${kind} ${id} is ${b.status}: only a submitted one can be approved`);
     const me = this.actor(tx);
-    // read once (after the lock, so complete): the four-eyes check, the approvals so far and the state before
-    const decisions = await repo.decisionsOf(tx.db, tx.orgId, [id]);
-    // four eyes: whoever wrote the content (created it, claims it, last edited it) or submitted it does not approve it,
-    // nor does their API key, nor they what their key wrote (ActingPeople: a key acts for its creator)
-    const { submitter, lastEditor } = authorsOf(decisions, b.submission_no);
-    const approvers = approversOf(decisions, b.submission_no);
-    const people = await ActingPeople.of(tx, [me, b.created_by, b.claimant_id, lastEditor, submitter, ...approvers]);
-    const parts: [string, string | null][] = [['created', b.created_by], ['claimed', b.claimant_id], ['last edited', lastEditor], ['submitted', submitter]];
-    const own = parts.find(([, author]) => people.same(author, me));
-    if (own) throw PayablesErrors.error('payables.own_bill', `you ${own[0]} ${kind} ${id}${ActingPeople.through(own[1])}: another approver must approve it`);
-    if (!(b.approver_roles ?? []).includes(tx.role ?? '')) {
-      throw PayablesErrors.error('payables.role_not_allowed', `approving this ${kind} needs the role ${(b.approver_roles ?? []).join(' or ')}; you are ${tx.role}`);
-    }
-    if (approvers.some((a) => people.same(a, me))) throw PayablesErrors.error('payables.already_approved', `you have already approved this submission of ${kind} ${id}; it needs another approver`);
-    const before = await this.getBill(tx, id, kind, decisions);
+    const { b, approvers, before, posts } = await this.planPosting(tx, async () => {
+      const b = await this.lockDocument(tx, id, kind);
+      if (b.status !== 'submitted') throw PayablesErrors.error('payables.not_submitted', `${kind} ${id} is ${b.status}: only a submitted one can be approved`);
+      // read once (after the lock, so complete): the four-eyes check, the approvals so far and the state before
+      const decisions = await repo.decisionsOf(tx.db, tx.orgId, [id]);
+      // four eyes: whoever wrote the content (created it, claims it, last edited it) or submitted it does not approve it,
+      // nor does their API key, nor they what their key wrote (ActingPeople: a key acts for its creator)
+      const { submitter, lastEditor } = authorsOf(decisions, b.submission_no);
+      const approvers = approversOf(decisions, b.submission_no);
+      const people = await ActingPeople.of(tx, [me, b.created_by, b.claimant_id, lastEditor, submitter, ...approvers]);
+      const parts: [string, string | null][] = [['created', b.created_by], ['claimed', b.claimant_id], ['last edited', lastEditor], ['submitted', submitter]];
+      const own = parts.find(([, author]) => people.same(author, me));
+      if (own) throw PayablesErrors.error('payables.own_bill', `you ${own[0]} ${kind} ${id}${ActingPeople.through(own[1])}: another approver must approve it`);
+      if (!(b.approver_roles ?? []).includes(tx.role ?? '')) {
+        throw PayablesErrors.error('payables.role_not_allowed', `approving this ${kind} needs the role ${(b.approver_roles ?? []).join(' or ')}; you are ${tx.role}`);
+      }
+      if (approvers.some((a) => people.same(a, me))) throw PayablesErrors.error('payables.already_approved', `you have already approved this submission of ${kind} ${id}; it needs another approver`);
+      const before = await this.getBill(tx, id, kind, decisions);
+      return { b, approvers, before, posts: approvers.length + 1 >= (b.approvals_required ?? 0) };
+    });
     await repo.addDecision(tx.db, tx.orgId, { billId: id, submissionNo: b.submission_no, decision: 'approve', actorId: me, actorRole: tx.role ?? 'unknown', comment: comment ?? null });
-    if (approvers.length + 1 >= (b.approvals_required ?? 0)) await this.post(tx, id, [...approvers, me]);
+    if (posts) await this.post(tx, id, [...approvers, me]);
     const after = await this.getBill(tx, id, kind);
     await this.audit.record(tx, { action: `payables.${kind}_approved`, entityType: kind, entityId: id, before, after: { ...after, comment } });
     return after;
@@ -573,6 +614,9 @@ export class PayablesService {
    * (default: today, and never before the document date nor its last allocation or reversal) in an open period.
    */
   async void(tx: TenantTx, id: string, kind: 'bill' | 'expense_claim', o: { reason?: string; date?: string }): Promise<BillDto> {
+    // the posting lock before the document's (lockPostings), shared: a posted document's void posts its reversal, never
+    // payables' first posting (the document's was one)
+    await this.ledger.holdPostings(tx);
     const b = await this.lockDocument(tx, id, kind);
     this.ownClaimOrBookkeeper(tx, b);
     const posted = b.status === 'posted';
