@@ -203,13 +203,15 @@ describe('open slots over many busy intervals', () => {
     expect(await readCalendars([], { start: new Date(0), end: new Date(1) })).toEqual([]);
   });
 
-  it(`reads with at most ${MAX_CALENDAR_SOURCES} integrations, ${MAX_CALENDARS} calendars and ${MAX_EVENTS} events each`, async () => {
+  it(`reads with at most ${MAX_CALENDAR_SOURCES} integrations and ${MAX_CALENDARS} calendars each, and ${MAX_EVENTS} events all together`, async () => {
     const range = { start: new Date('2030-03-01T00:00:00Z'), end: new Date('2030-03-02T00:00:00Z') };
     let asked = 0;
+    let perCalendar = MAX_EVENTS / 4;
     const vevent = 'BEGIN:VEVENT\r\nDTSTART:20300301T100000Z\r\nDTEND:20300301T110000Z\r\nEND:VEVENT\r\n';
-    const PER_CALENDAR = MAX_EVENTS / 4 + 1;
-    const answer = `${HEAD}<C:calendar-data>BEGIN:VCALENDAR\r\n${vevent.repeat(PER_CALENDAR)}END:VCALENDAR</C:calendar-data>${TAIL}`;
-    const fake = (async () => { asked++; return new Response(answer, { status: 207 }); }) as typeof fetch;
+    const fake = (async () => {
+      asked++;
+      return new Response(`${HEAD}<C:calendar-data>BEGIN:VCALENDAR\r\n${vevent.repeat(perCalendar)}END:VCALENDAR</C:calendar-data>${TAIL}`, { status: 207 });
+    }) as typeof fetch;
     // one iCloud account connected twice (as iCloud, and as CalDAV at caldav.icloud.com): both may ask every calendar
     const ids = Array.from({ length: MAX_CALENDARS }, (_, i) => `https://caldav.icloud.com/1/calendars/c${i}/`);
     const sources = Array.from({ length: MAX_CALENDAR_SOURCES + 1 }, (_, i) =>
@@ -223,11 +225,15 @@ describe('open slots over many busy intervals', () => {
     expect((repeated as Error).message).toBe(`${MAX_CALENDARS + 1} calendars are read with one integration, more than the ${MAX_CALENDARS} selected at most`);
     expect([tooMany, repeated].map((e) => e instanceof TooManyBusyTimes)).toEqual([true, true]);
     expect(asked).toBe(0);
-    // each integration within its own event budget (over it: 'all together do' below): two calendars of a quarter
-    // of it and one event, read by both, more than one budget in all
+    // two calendars of a quarter of the events each, read by both integrations: all the request reads
     const both = await readCalendars(reads(MAX_CALENDAR_SOURCES, 2), range);
     expect(asked).toBe(2 * MAX_CALENDAR_SOURCES);
-    expect(both).toHaveLength(2 * MAX_CALENDAR_SOURCES * PER_CALENDAR);
+    expect(both).toHaveLength(MAX_EVENTS);
+    // one event more, with whichever integration: over the request's (each integration was read within its own before)
+    perCalendar = MAX_EVENTS / 4 + 1;
+    const over = await readCalendars(reads(MAX_CALENDAR_SOURCES, 2), range).catch((e: unknown) => e);
+    expect(over).toBeInstanceOf(TooManyBusyTimes);
+    expect((over as Error).message).toMatch(new RegExp(`^CalDAV REPORT on /1/calendars/c[01]/ answered more events than the ${MAX_EVENTS} read for all calendars of a request together$`));
   });
 
   it(`asks ${CALENDAR_CONCURRENCY} calendars at a time, and gives all up at the request's deadline`, async () => {

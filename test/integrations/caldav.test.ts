@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { busyFromIcs, CalDavBusyTimeSource, calendarDataOf, MAX_REPORT_BYTES } from '../../src/modules/integrations/busy-time-source.js';
+import { busyFromIcs, CalDavBusyTimeSource, CalendarUnreadable, calendarDataOf, MAX_REPORT_BYTES } from '../../src/modules/integrations/busy-time-source.js';
 import { openSlots, whatsappUrl } from '../../src/modules/integrations/availability.js';
 import { DateTime } from 'luxon';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { startCalDavDouble, type CalDavDouble } from '../support/doubles/caldav-double.js';
 
 const iso = (b: { start: Date; end: Date }) => [b.start.toISOString(), b.end.toISOString()];
@@ -81,6 +83,24 @@ describe('CalDavBusyTimeSource against the CalDAV test double', () => {
     asked.length = 0;
     await new CalDavBusyTimeSource({ username: 'u', password: 'p', serverUrl: 'https://dav.example' }, [...icloud, 'https://dav.example/cal/'], 'UTC', fake).busyTimes(range);
     expect(asked).toEqual(['https://dav.example/cal/']);
+  });
+
+  it('names a request that failed by the calendar\'s origin and path and the error\'s name: never the client\'s message, which quotes the URL', async () => {
+    const range = { start: new Date('2030-03-10T00:00:00Z'), end: new Date('2030-03-11T00:00:00Z') };
+    // a URL with a user part (refused as a setting now, but stored before): the HTTP client refuses it, quoting it whole
+    const withPassword = 'https://ada%40example.com:Sup3r-Secret@caldav.icloud.com/1/calendars/home/';
+    const clientError = await fetch(withPassword).catch((e: Error) => e);
+    expect(String((clientError as Error).message)).toContain('Sup3r-Secret');
+    const err = await new CalDavBusyTimeSource({ username: 'u', password: 'p' }, [withPassword], 'UTC').busyTimes(range).then(() => new Error('read'), (e: Error) => e);
+    expect(err).toBeInstanceOf(CalendarUnreadable);
+    expect(err.message).toBe('CalDAV REPORT on https://caldav.icloud.com/1/calendars/home/ failed: TypeError');
+    // a server that cannot be reached (a port just closed): the cause's name and code
+    const gone = createServer();
+    await new Promise<void>((resolve) => gone.listen(0, '127.0.0.1', resolve));
+    const { port } = gone.address() as AddressInfo;
+    await new Promise((resolve) => gone.close(resolve));
+    const closed = await new CalDavBusyTimeSource({ username: 'u', password: 'p', serverUrl: `http://127.0.0.1:${port}` }, ['/cal/'], 'UTC').busyTimes(range).then(() => new Error('read'), (e: Error) => e);
+    expect(closed.message).toBe(`CalDAV REPORT on http://127.0.0.1:${port}/cal/ failed: TypeError (Error ECONNREFUSED)`);
   });
 
   it('fails on refused credentials with a message that carries no credential', async () => {

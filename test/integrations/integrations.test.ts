@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { registerUser, type TestUser } from '../support/factories.js';
+import { restGateway, type RestGateway } from '../support/rest-gateway.js';
 import { testKeys } from './keys.js';
 
 const PASSWORD = 'app-specific-pw-7731-zq';
@@ -172,6 +173,25 @@ describe('integrations in SQL, under the caller\'s claims', () => {
     // Bob's own integration, with Ada named as the secret's user
     const [own] = await as(bob, `INSERT INTO public.integrations (user_id, integration_type) VALUES ($1, 'google') RETURNING id`, [bob.id]);
     await expect(as(bob, `INSERT INTO public.integration_secrets (integration_id, user_id, secret) VALUES ($1, $2, '{}')`, [own.id, ada.id])).rejects.toThrow(/must be the owner/);
+  });
+
+  it('refuses over REST (as Supabase\'s REST API writes, the owner\'s claims) a status outside the enum GET documents: active, disabled, error', async () => {
+    const gateway: RestGateway = await restGateway(t.db);
+    try {
+      const claims = { sub: ada.id };
+      await expect(gateway.rest('authenticated', claims, `UPDATE public.integrations SET status = 'paused' WHERE id = $1 RETURNING id`, [adaIntegration]))
+        .rejects.toMatchObject({ code: '23514', constraint: 'integrations_status_check' });
+      await expect(gateway.rest('authenticated', claims, `INSERT INTO public.integrations (user_id, integration_type, status) VALUES ($1, 'paused-type', 'paused')`, [ada.id]))
+        .rejects.toMatchObject({ code: '23514', constraint: 'integrations_status_check' });
+      const stored = async () => (await t.db.admin.query(`SELECT integration_type, status FROM public.integrations WHERE user_id = $1 ORDER BY 1`, [ada.id])).rows;
+      expect(await stored()).toEqual([{ integration_type: 'icloud', status: 'active' }]);
+      // the documented ones pass, and GET answers them
+      expect(await gateway.rest('authenticated', claims, `UPDATE public.integrations SET status = 'error' WHERE id = $1 RETURNING status`, [adaIntegration])).toEqual([{ status: 'error' }]);
+      expect((await t.http.get(`/v1/me/integrations/${adaIntegration}`).set(ada.auth).expect(200)).body.status).toBe('error');
+      await gateway.rest('authenticated', claims, `UPDATE public.integrations SET status = 'active' WHERE id = $1`, [adaIntegration]);
+    } finally {
+      await gateway.end();
+    }
   });
 
   it('gives anon no table access, only the public profile function', async () => {

@@ -47,3 +47,29 @@ describe('seed 004 data movement: providers backfilled, selected_calendar_ids mo
     expect(kept).toEqual([{ integration_type: 'google', label: null, kid: null }, { integration_type: 'icloud', label: 'Personal iCloud', kid: 'k1' }]);
   });
 });
+
+describe('20270211003100: integrations.status checked, rows holding another status set to disabled', () => {
+  let db: TestDatabase;
+  const user = randomUUID();
+
+  beforeAll(async () => {
+    db = await createTestDatabase({ template: null });
+    await migrate(db.url, { until: '20270211002900_opening_balance_rules', log: () => undefined });
+  });
+  afterAll(() => db.drop());
+
+  it('sets what was never read (only active integrations were) to disabled, keeps the rest, then refuses another status', async () => {
+    const q = (sql: string, params: unknown[] = []) => db.admin.query(sql, params);
+    await q('INSERT INTO auth.users (id, email) VALUES ($1, $2)', [user, `${user}@example.test`]);
+    const statuses = { icloud: 'active', caldav: 'disabled', google: 'error', stripe: 'paused', zoom: 'Active', other: '' };
+    for (const [type, status] of Object.entries(statuses)) {
+      await q(`INSERT INTO public.integrations (user_id, integration_type, status) VALUES ($1, $2, $3)`, [user, type, status]);
+    }
+    await migrate(db.url, { log: () => undefined });
+    const { rows } = await q('SELECT integration_type, status FROM public.integrations WHERE user_id = $1 ORDER BY integration_type', [user]);
+    expect(Object.fromEntries(rows.map((r) => [r.integration_type, r.status]))).toEqual({
+      caldav: 'disabled', google: 'error', icloud: 'active', other: 'disabled', stripe: 'disabled', zoom: 'disabled',
+    });
+    await expect(q(`UPDATE public.integrations SET status = 'paused' WHERE user_id = $1`, [user])).rejects.toMatchObject({ code: '23514', constraint: 'integrations_status_check' });
+  });
+});

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { Writable } from 'node:stream';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { registerUser, type TestUser } from '../support/factories.js';
 import { startCalDavDouble, type CalDavDouble } from '../support/doubles/caldav-double.js';
@@ -60,6 +61,18 @@ describe('provider profile', () => {
   ])('rejects %j naming %s', async (body, field) => {
     const res = await patch(bob, body).expect(400);
     expect(res.body.error.details.map((d: any) => d.field)).toContain(field);
+  });
+
+  it('refuses a calendar URL with a user name or password (400 naming the field): credentials are the integration\'s secret', async () => {
+    for (const url of ['https://ada%40example.com:Sup3r-Secret@caldav.icloud.com/1/calendars/home/', 'https://ada@caldav.icloud.com/1/calendars/home/']) {
+      const res = await patch(bob, { settings: { calendar: { selectedCalendarIds: ['https://caldav.icloud.com/1/calendars/work/', url] } } }).expect(400);
+      expect(res.body.error).toMatchObject({
+        code: 'validation_failed',
+        details: [{ field: 'settings.calendar.selectedCalendarIds', problems: ['each selectedCalendarIds entry must be a calendar URL without a user name or password (the credentials go in the integration\'s secret)'] }],
+      });
+      expect(res.text).not.toContain('Sup3r-Secret');
+    }
+    expect((await t.http.get('/v1/me/provider').set(bob.auth).expect(200)).body.settings).toEqual({});
   });
 
   it('refuses reserved slugs, hours that end before they start, a public profile without a slug, and a taken slug', async () => {
@@ -295,9 +308,11 @@ describe('provider rows written over REST', () => {
   let ada: TestUser;
   let caldav: CalDavDouble;
   const HOURS = { timezone: 'UTC', days: [1, 2, 3, 4, 5], start: '09:00', end: '11:00' };
+  const lines: string[] = [];
 
   beforeAll(async () => {
-    t = await createTestApp({ SECRETS_KEYS: testKeys('k1').env });
+    const logs = new Writable({ write: (chunk: Buffer, _e, done) => done(void lines.push(...chunk.toString().split('\n').filter(Boolean))) });
+    t = await createTestApp({ SECRETS_KEYS: testKeys('k1').env, LOG_LEVEL: 'warn' }, { logDestination: logs });
     ada = await registerUser(t, 'ada-rest');
     caldav = await startCalDavDouble({ username: 'ada@example.com', password: 'pw' });
     await t.http.patch('/v1/me/provider').set(ada.auth).send({ publicSlug: 'ada-rest', isPublic: true, timezone: 'UTC', settings: { workingHours: HOURS, whatsapp: WHATSAPP } }).expect(200);
@@ -325,6 +340,8 @@ describe('provider rows written over REST', () => {
     ['settings.whatsapp.enabled must be true or false', { whatsapp: { enabled: 'yes' } }, 'validation_failed'],
     ['holds 51 calendars, more than 50', { calendar: { selectedCalendarIds: Array.from({ length: 51 }, (_, i) => `https://caldav.icloud.com/c${i}/`) } }, 'validation_failed'],
     ['must be an http or https calendar URL', { calendar: { selectedCalendarIds: ['ftp://files.example.com/cal/'] } }, 'validation_failed'],
+    ['must be a calendar URL without a user name or password', { calendar: { selectedCalendarIds: ['https://ada:Sup3r-Secret@caldav.icloud.com/1/'] } }, 'validation_failed'],
+    ['must be a calendar URL without a user name or password', { calendar: { selectedCalendarIds: ['https://\\ada:Sup3r-Secret@caldav.icloud.com/1/'] } }, 'validation_failed'],
     ['settings.colour is not a settings group', { colour: 'red' }, 'validation_failed'],
   ])('refuses over REST what the API refuses: %s; the row unchanged', async (message, settings, hint) => {
     const before = await stored();
@@ -407,6 +424,25 @@ describe('provider rows written over REST', () => {
     await t.http.patch('/v1/me/provider').set(ada.auth).send({ settings: { calendar: { selectedCalendarIds: [`${caldav.url}/calendars/c0/`] } } }).expect(200);
     expect((await t.http.get('/v1/public/providers/ada-rest/availability?from=2030-01-07&to=2030-01-07').expect(200)).body.slots).toHaveLength(2);
     expect(caldav.requests.map((r) => r.path)).toEqual(['/calendars/c0/']);
+  });
+
+  it('reads a calendar URL with a password stored before the check as malformed settings: 503, the password in no log line', async () => {
+    const dee = await registerUser(t, 'dee-rest');
+    const { body: integration } = await t.http.post('/v1/me/integrations').set(dee.auth).send({ integrationType: 'icloud' }).expect(201);
+    await t.http.put(`/v1/me/integrations/${integration.id}/secret`).set(dee.auth).send({ credentials: { username: 'dee@example.com', password: 'pw' } }).expect(200);
+    await t.http.patch('/v1/me/provider').set(dee.auth).send({ publicSlug: 'dee-rest', isPublic: true, timezone: 'UTC', settings: { workingHours: HOURS } }).expect(200);
+    const calendar = { selectedCalendarIds: ['https://dee%40example.com:Sup3r-Secret@caldav.icloud.com/1/calendars/home/'] };
+    await t.db.admin.query(`ALTER TABLE public.providers DISABLE TRIGGER providers_check;
+      UPDATE public.providers SET settings = settings || '${JSON.stringify({ calendar })}' WHERE owner_user_id = '${dee.id}';
+      ALTER TABLE public.providers ENABLE TRIGGER providers_check;`);
+    lines.length = 0;
+    const res = await t.http.get('/v1/public/providers/dee-rest/availability?from=2030-01-07&to=2030-01-07').expect(503);
+    expect(res.body.error.code).toBe('availability.calendar_unavailable');
+    const warned = lines.map((l) => JSON.parse(l)).filter((l) => l.msg === 'calendar busy times unavailable');
+    expect(warned.map((l) => [l.integrationIds, l.reason])).toEqual([[[integration.id], 'the calendar settings are malformed']]);
+    expect(lines.filter((l) => l.includes('Sup3r-Secret'))).toEqual([]);
+    // the owner's own reading of the settings leaves the group out, as any the API would not have saved
+    expect((await t.http.get('/v1/me/provider').set(dee.auth).expect(200)).body.settings).toEqual({ workingHours: HOURS });
   });
 
   it('checks stored credentials again when opening them: a type switched over REST does not send unchecked ones', async () => {

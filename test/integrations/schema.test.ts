@@ -50,7 +50,7 @@ describe('seed 004 schema, exactly', () => {
     expect(await q(`SELECT extname FROM pg_extension WHERE extname = 'pgcrypto'`)).toEqual([['pgcrypto']]);
   });
 
-  it('has the indexes, unique constraints and foreign keys', async () => {
+  it('has the indexes, unique constraints, foreign keys and checks', async () => {
     const indexes = await q(`SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'
       AND tablename IN ('integrations', 'integration_secrets', 'providers') ORDER BY indexname`);
     expect(indexes.map((r) => [r[0], String(r[1]).replace(/^.* USING btree /, '')])).toEqual([
@@ -73,6 +73,12 @@ describe('seed 004 schema, exactly', () => {
       ['integration_secrets', 'FOREIGN KEY (user_id) REFERENCES auth.users(id) ON DELETE CASCADE'],
       ['integrations', 'FOREIGN KEY (user_id) REFERENCES auth.users(id) ON DELETE CASCADE'],
       ['providers', 'FOREIGN KEY (owner_user_id) REFERENCES auth.users(id) ON DELETE CASCADE'],
+    ]);
+    // beyond the seed (20270211003100): the status the API documents, whoever writes the row
+    const checks = await q(`SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid), convalidated FROM pg_constraint
+      WHERE contype = 'c' AND conrelid::regclass::text IN ('integrations', 'integration_secrets', 'providers') ORDER BY 1, 2`);
+    expect(checks).toEqual([
+      ['integrations', 'integrations_status_check', "CHECK ((status = ANY (ARRAY['active'::text, 'disabled'::text, 'error'::text])))", true],
     ]);
   });
 

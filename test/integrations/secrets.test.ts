@@ -49,6 +49,22 @@ describe('SecretBox', () => {
     }
   });
 
+  it('refuses a truncated authentication tag (GCM would check only the bytes it is given), for integrations and other rows alike', () => {
+    const sealed = box.seal({ password: 'hunter2-secret' }, A);
+    const other = box.sealFor({ secret: 'whsec-hunter2' }, 'webhook_endpoint:org:1');
+    const cut = (s: typeof sealed, n: number) => ({ ...s, tag: Buffer.from(s.tag, 'base64').subarray(0, n).toString('base64') });
+    expect(Buffer.from(sealed.tag, 'base64')).toHaveLength(16);
+    for (const n of [4, 8, 12, 15]) {
+      expect(() => box.open(cut(sealed, n), A)).toThrow(new SecretOpenError('the authentication tag is not 16 bytes'));
+      expect(() => box.openFor(cut(other, n), 'webhook_endpoint:org:1')).toThrow(new SecretOpenError('the authentication tag is not 16 bytes'));
+    }
+    // a longer one neither; the whole one opens
+    const longer = { ...sealed, tag: Buffer.concat([Buffer.from(sealed.tag, 'base64'), Buffer.alloc(1)]).toString('base64') };
+    expect(() => box.open(longer, A)).toThrow(SecretOpenError);
+    expect(box.open(sealed, A)).toEqual({ password: 'hunter2-secret' });
+    expect(box.openFor(other, 'webhook_endpoint:org:1')).toEqual({ secret: 'whsec-hunter2' });
+  });
+
   it('opens what an older key sealed while it is configured, and seals new writes under the active key', () => {
     const old = box.seal({ v: 1 }, A);
     const rotated = new SecretBox(keys, 'k2');

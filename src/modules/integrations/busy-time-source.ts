@@ -1,5 +1,6 @@
 import { DateTime, Duration } from 'luxon';
-import { readBodyAtMost } from '../../platform/http/body-reader.js';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { BodyTooLarge } from '../../platform/http/body-reader.js';
 import { CALDAV_TYPES } from './integration.repository.js';
 
 /** A busy interval, in UTC. */
@@ -25,10 +26,16 @@ export const ICLOUD_CALDAV_URL = 'https://caldav.icloud.com';
 const ICLOUD_HOST = /^(p\d+-)?caldav\.icloud\.com$/;
 
 /**
- * The most of one REPORT answer that is read: the server is one a user chose, and anonymous visitors of a
- * public provider page make the API ask it. A month of a busy calendar, recurrences expanded, is far less.
+ * The most of one REPORT answer that is read (decompressed: a gzip'd answer counts as what it inflates to): the server
+ * is one a user chose, and anonymous visitors of a public provider page make the API ask it. A month of a busy
+ * calendar, recurrences expanded, is far less...
  */
 export const MAX_REPORT_BYTES = 4 * 1024 * 1024;
+/**
+ * ...and the most of all the answers one request reads together (every calendar of every integration, decompressed),
+ * counted as they stream: past it the answer being read is given up, and no other calendar is asked.
+ */
+export const MAX_REQUEST_REPORT_BYTES = 8 * 1024 * 1024;
 
 /** The most calendars a provider selects, as the API's settings allow (CalendarSettingsDto). */
 export const MAX_CALENDARS = 50;
@@ -41,16 +48,18 @@ export const MAX_CALENDAR_SOURCES = CALDAV_TYPES.length;
 /** The most events one calendar's answer may hold for a range (a month of a busy calendar is far less)... */
 export const MAX_EVENTS_PER_CALENDAR = 10_000;
 /**
- * ...and all calendars one integration reads together (so at most MAX_CALENDAR_SOURCES times this a request).
- * Beyond either, the calendars count as unavailable.
+ * ...and all calendars one request reads together, with every integration (a calendar two integrations ask counts
+ * twice). Beyond either, or beyond MAX_REQUEST_REPORT_BYTES, the calendars count as unavailable.
  */
 export const MAX_EVENTS = 20_000;
+/** How many events are read between two turns given back to the event loop (other requests run in between). */
+export const EVENTS_PER_TURN = 500;
 /** How many calendars are asked at once, each within its own timeout and all within one deadline. */
 export const CALENDAR_CONCURRENCY = 4;
 export const CALENDAR_TIMEOUT_MS = 10_000;
 export const BUSY_TIMES_DEADLINE_MS = 15_000;
 
-/** More calendars or events than one request reads. */
+/** More calendars, events or bytes than one request reads. */
 export class TooManyBusyTimes extends Error {
   constructor(message: string) {
     super(message);
@@ -58,10 +67,44 @@ export class TooManyBusyTimes extends Error {
   }
 }
 
-/** How many more events may be read in a request. */
+/**
+ * A calendar could not be read (an answer's status, a request that failed, settings or credentials that cannot be
+ * used). Its message names the calendar by origin and path and the error by name: never a URL as given, whose user
+ * part could hold a password, nor a message of the HTTP client, which may quote it.
+ */
+export class CalendarUnreadable extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CalendarUnreadable';
+  }
+}
+
+/** An error's name (its class's when it has none of its own), and its cause's: what may be logged of an error from elsewhere. */
+export function errorNames(err: unknown): string {
+  // not instanceof: the HTTP client's errors may come from another realm (a VM context's Error is another class)
+  const field = (e: unknown, key: string): unknown => (e !== null && typeof e === 'object' ? (e as Record<string, unknown>)[key] : undefined);
+  const name = (e: unknown) => {
+    const own = field(e, 'name');
+    const ctor = (field(e, 'constructor') as { name?: unknown } | undefined)?.name;
+    return typeof own === 'string' && own !== 'Error' ? own : typeof ctor === 'string' && ctor ? ctor : typeof e;
+  };
+  const cause = field(err, 'cause');
+  const code = field(cause, 'code');
+  return cause === undefined ? name(err) : `${name(err)} (${name(cause)}${typeof code === 'string' && /^[A-Z0-9_]{1,40}$/.test(code) ? ` ${code}` : ''})`;
+}
+
+/** How many more events may be read (busyFromIcs). */
 export interface EventBudget {
   left: number;
 }
+
+/** What one request may still read, all its calendars together: decompressed answer bytes and events. */
+export interface RequestBudget {
+  bytes: number;
+  events: number;
+}
+
+export const requestBudget = (): RequestBudget => ({ bytes: MAX_REQUEST_REPORT_BYTES, events: MAX_EVENTS });
 
 const icsUtc = (d: Date) => DateTime.fromJSDate(d, { zone: 'utc' }).toFormat("yyyyMMdd'T'HHmmss'Z'");
 
@@ -73,24 +116,21 @@ export interface CalendarRead {
 
 /**
  * Busy times of several calendars, read with up to MAX_CALENDAR_SOURCES integrations (sources): at most MAX_CALENDARS
- * and MAX_EVENTS a source, CALENDAR_CONCURRENCY at a time, and everything within `deadline`. The first failure stops
- * the calendars still being read and is thrown.
+ * a source, MAX_EVENTS events and MAX_REQUEST_REPORT_BYTES of answers all together (`budget`), CALENDAR_CONCURRENCY at
+ * a time, and everything within `deadline`. The event loop is given back between calendars and every EVENTS_PER_TURN
+ * events. The first failure stops the calendars still being read and is thrown.
  */
 export async function readCalendars(
   reads: CalendarRead[], range: { start: Date; end: Date }, deadline: AbortSignal = AbortSignal.timeout(BUSY_TIMES_DEADLINE_MS),
+  budget: RequestBudget = requestBudget(),
 ): Promise<BusyInterval[]> {
-  // what each source reads is counted as its own: a calendar two sources may ask is read (and its events parsed) twice
-  const budgets = new Map<CalDavBusyTimeSource, EventBudget & { calendars: number }>();
-  for (const { source } of reads) {
-    const budget = budgets.get(source) ?? { left: MAX_EVENTS, calendars: 0 };
-    budget.calendars++;
-    budgets.set(source, budget);
+  const calendars = new Map<CalDavBusyTimeSource, number>();
+  for (const { source } of reads) calendars.set(source, (calendars.get(source) ?? 0) + 1);
+  if (calendars.size > MAX_CALENDAR_SOURCES) {
+    throw new TooManyBusyTimes(`${calendars.size} calendar integrations are read, more than the ${MAX_CALENDAR_SOURCES} a provider has`);
   }
-  if (budgets.size > MAX_CALENDAR_SOURCES) {
-    throw new TooManyBusyTimes(`${budgets.size} calendar integrations are read, more than the ${MAX_CALENDAR_SOURCES} a provider has`);
-  }
-  for (const { calendars } of budgets.values()) {
-    if (calendars > MAX_CALENDARS) throw new TooManyBusyTimes(`${calendars} calendars are read with one integration, more than the ${MAX_CALENDARS} selected at most`);
+  for (const n of calendars.values()) {
+    if (n > MAX_CALENDARS) throw new TooManyBusyTimes(`${n} calendars are read with one integration, more than the ${MAX_CALENDARS} selected at most`);
   }
   const stop = new AbortController();
   const signal = AbortSignal.any([deadline, stop.signal]);
@@ -99,7 +139,8 @@ export async function readCalendars(
   const worker = async () => {
     while (next < reads.length && !signal.aborted) {
       const { source, url } = reads[next++];
-      for (const b of await source.read(url, range, signal, budgets.get(source)!)) out.push(b);
+      for (const b of await source.read(url, range, signal, budget)) out.push(b);
+      await nextTurn(); // between two calendars, other requests' turn
     }
     signal.throwIfAborted();
   };
@@ -159,8 +200,11 @@ export class CalDavBusyTimeSource implements BusyTimeSource {
     return readCalendars(this.calendars().map((url) => ({ source: this, url })), range);
   }
 
-  /** One calendar's busy times; at most MAX_EVENTS_PER_CALENDAR events, and no more than this source's budget. */
-  async read(url: URL, range: { start: Date; end: Date }, signal: AbortSignal, budget: EventBudget): Promise<BusyInterval[]> {
+  /**
+   * One calendar's busy times: at most MAX_REPORT_BYTES of its answer and MAX_EVENTS_PER_CALENDAR events, both also
+   * taken from what the request may still read (`budget`, shared with the calendars read at the same time).
+   */
+  async read(url: URL, range: { start: Date; end: Date }, signal: AbortSignal, budget: RequestBudget): Promise<BusyInterval[]> {
     const auth = 'Basic ' + Buffer.from(`${this.credentials.username}:${this.credentials.password}`).toString('base64');
     const body = `<?xml version="1.0" encoding="utf-8"?>
 <C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">
@@ -169,32 +213,88 @@ export class CalDavBusyTimeSource implements BusyTimeSource {
     <C:time-range start="${icsUtc(range.start)}" end="${icsUtc(range.end)}"/>
   </C:comp-filter></C:comp-filter></C:filter>
 </C:calendar-query>`;
-    const res = await this.fetchImpl(url, {
-      method: 'REPORT',
-      headers: { Authorization: auth, Depth: '1', 'Content-Type': 'application/xml; charset=utf-8' },
-      body,
-      signal: AbortSignal.any([signal, AbortSignal.timeout(CALENDAR_TIMEOUT_MS)]),
-    });
+    const calendar = `${url.origin}${url.pathname}`;
+    let res: Response;
+    try {
+      res = await this.fetchImpl(url, {
+        method: 'REPORT',
+        headers: { Authorization: auth, Depth: '1', 'Content-Type': 'application/xml; charset=utf-8' },
+        body,
+        signal: AbortSignal.any([signal, AbortSignal.timeout(CALENDAR_TIMEOUT_MS)]),
+      });
+    } catch (err) {
+      if (signal.aborted) throw signal.reason;
+      // the client's message may quote the URL as given (user part included): its name only
+      throw new CalendarUnreadable(`CalDAV REPORT on ${calendar} failed: ${errorNames(err)}`);
+    }
     // the status only: a server's error page could echo what it was sent
     if (res.status !== 207 && res.status !== 200) {
       void res.body?.cancel().catch(() => undefined);
-      throw new Error(`CalDAV REPORT on ${url.pathname} answered ${res.status}`);
+      throw new CalendarUnreadable(`CalDAV REPORT on ${url.pathname} answered ${res.status}`);
     }
-    const multistatus = await readBodyAtMost(res, MAX_REPORT_BYTES, { over: 'fail', what: `CalDAV REPORT on ${url.pathname}` });
-    // parsed without awaiting: the budget is this calendar's share of what is left now
-    const limit = Math.min(MAX_EVENTS_PER_CALENDAR, budget.left);
-    const mine: EventBudget = { left: limit };
+    const multistatus = await readReport(res, url, calendar, signal, budget);
+    const mine: EventBudget = { left: MAX_EVENTS_PER_CALENDAR };
+    const take = () => {
+      if (--mine.left < 0) throw new TooManyBusyTimes(`CalDAV REPORT on ${url.pathname} answered more than the ${MAX_EVENTS_PER_CALENDAR} events read`);
+      if (--budget.events < 0) {
+        throw new TooManyBusyTimes(`CalDAV REPORT on ${url.pathname} answered more events than the ${MAX_EVENTS} read for all calendars of a request together`);
+      }
+    };
     const out: BusyInterval[] = [];
-    try {
-      for (const ics of calendarDataOf(multistatus)) for (const b of busyFromIcs(ics, this.zone, mine)) out.push(b);
-    } catch (err) {
-      if (!(err instanceof TooManyBusyTimes)) throw err;
-      throw new TooManyBusyTimes(limit < MAX_EVENTS_PER_CALENDAR
-        ? `CalDAV REPORT on ${url.pathname} answered more events than the ${MAX_EVENTS} read for all calendars of an integration together`
-        : `CalDAV REPORT on ${url.pathname} answered more than the ${MAX_EVENTS_PER_CALENDAR} events read`);
+    let sinceTurn = 0;
+    for (const ics of calendarDataOf(multistatus)) {
+      for (const b of icsIntervals(ics, this.zone, take)) {
+        if (b) out.push(b);
+        if (++sinceTurn === EVENTS_PER_TURN) {
+          sinceTurn = 0;
+          await nextTurn(); // other requests' turn; the deadline may have passed meanwhile
+          signal.throwIfAborted();
+        }
+      }
     }
-    budget.left -= limit - mine.left;
     return out;
+  }
+}
+
+/**
+ * A REPORT answer as text, read as it streams (decompressed) and never past MAX_REPORT_BYTES nor what the request may
+ * still read (`budget.bytes`, taken as each chunk arrives): past either the rest is never downloaded (the connection
+ * is closed) nor inflated. One whose Content-Length is already past either is not read at all.
+ */
+async function readReport(res: Response, url: URL, calendar: string, signal: AbortSignal, budget: RequestBudget): Promise<string> {
+  const what = `CalDAV REPORT on ${url.pathname}`;
+  const overBudget = () => new TooManyBusyTimes(`${what} answered more than the ${MAX_REQUEST_REPORT_BYTES} bytes read for all calendars of a request together`);
+  const declared = Number(res.headers.get('content-length') ?? 0);
+  if (declared > MAX_REPORT_BYTES || declared > budget.bytes) {
+    void res.body?.cancel().catch(() => undefined);
+    throw declared > MAX_REPORT_BYTES ? new BodyTooLarge(what, MAX_REPORT_BYTES, declared) : overBudget();
+  }
+  if (!res.body) return '';
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  const parts: string[] = [];
+  let bytes = 0;
+  try {
+    for (;;) {
+      let chunk: Awaited<ReturnType<typeof reader.read>>;
+      try {
+        chunk = await reader.read();
+      } catch (err) {
+        if (signal.aborted) throw signal.reason;
+        throw new CalendarUnreadable(`CalDAV REPORT on ${calendar} failed while its answer was read: ${errorNames(err)}`);
+      }
+      if (chunk.done) break;
+      bytes += chunk.value.byteLength;
+      budget.bytes -= chunk.value.byteLength;
+      if (bytes > MAX_REPORT_BYTES) throw new BodyTooLarge(what, MAX_REPORT_BYTES, null);
+      if (budget.bytes < 0) throw overBudget();
+      parts.push(decoder.decode(chunk.value, { stream: true }));
+    }
+    parts.push(decoder.decode());
+    return parts.join('');
+  } finally {
+    // stops the download (and the inflating) where it is: the connection is closed
+    void reader.cancel().catch(() => undefined);
   }
 }
 
@@ -252,26 +352,38 @@ function parseIcsTime(params: string, value: string, zone: string): { at: DateTi
 
 /** The busy intervals of an iCalendar text; each VEVENT takes one from `budget` (TooManyBusyTimes when none is left). */
 export function busyFromIcs(ics: string, zone: string, budget: EventBudget = { left: Infinity }): BusyInterval[] {
-  const lines = ics.replace(/\r?\n[ \t]/g, '').split(/\r?\n/); // unfold continuation lines
   const out: BusyInterval[] = [];
+  const take = () => {
+    if (--budget.left < 0) throw new TooManyBusyTimes('more events than are read');
+  };
+  for (const b of icsIntervals(ics, zone, take)) if (b) out.push(b);
+  return out;
+}
+
+/**
+ * The VEVENTs of an iCalendar text, one at a time: each one's busy interval, or undefined for an event that blocks
+ * nothing (so a reader can give the event loop back between them). `take` is called at each BEGIN:VEVENT and throws
+ * when no more events may be read.
+ */
+function* icsIntervals(ics: string, zone: string, take: () => void): Generator<BusyInterval | undefined> {
+  const lines = ics.replace(/\r?\n[ \t]/g, '').split(/\r?\n/); // unfold continuation lines
   let ev: Record<string, { params: string; value: string }> | undefined;
   for (const line of lines) {
     if (line === 'BEGIN:VEVENT') {
-      if (--budget.left < 0) throw new TooManyBusyTimes('more events than are read');
+      take();
       ev = {};
       continue;
     }
     if (line === 'END:VEVENT' && ev) {
       const interval = toInterval(ev, zone);
-      if (interval) out.push(interval);
       ev = undefined;
+      yield interval;
       continue;
     }
     if (!ev) continue;
     const m = /^([A-Z-]+)((?:;[^:]*)?):(.*)$/.exec(line);
     if (m && !(m[1] in ev)) ev[m[1]] = { params: m[2], value: m[3].trim() };
   }
-  return out;
 }
 
 /** A UTC date-time (yyyyMMddTHHmmssZ) in epoch milliseconds without luxon; undefined for any other form or an impossible time. */

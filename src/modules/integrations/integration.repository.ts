@@ -47,8 +47,14 @@ export const integrationRepository = {
     return db.run(integrations().orderBy('i.created_at').orderBy('i.id'));
   },
 
-  async get(db: Db, id: string): Promise<IntegrationDto | undefined> {
-    const [row] = await db.run(integrations().where('i.id', '=', id));
+  /**
+   * `lock`: the row stays locked until commit, as the statement that follows locks it (FOR NO KEY UPDATE before an
+   * update, FOR UPDATE before a delete), so what the caller audits as before is what it changes: a concurrent change
+   * of the row is waited for, and read.
+   */
+  async get(db: Db, id: string, o: { lock?: 'update' | 'delete' } = {}): Promise<IntegrationDto | undefined> {
+    const q = integrations().where('i.id', '=', id);
+    const [row] = await db.run(o.lock === 'update' ? q.forNoKeyUpdate('i') : o.lock === 'delete' ? q.forUpdate('i') : q);
     return row;
   },
 

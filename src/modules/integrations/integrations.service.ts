@@ -26,8 +26,9 @@ export class IntegrationsService {
     return integrations.list(tx.db);
   }
 
-  async get(tx: TenantTx, id: string): Promise<IntegrationDto> {
-    const found = await integrations.get(tx.db, id);
+  /** `lock`: read for the update or delete that follows in the transaction (the row locked until commit). */
+  async get(tx: TenantTx, id: string, lock?: 'update' | 'delete'): Promise<IntegrationDto> {
+    const found = await integrations.get(tx.db, id, { lock });
     if (!found) throw IntegrationsErrors.notFound('integration', id);
     return found;
   }
@@ -40,7 +41,8 @@ export class IntegrationsService {
   }
 
   async update(tx: TenantTx, id: string, dto: UpdateIntegrationDto): Promise<IntegrationDto> {
-    const before = await this.get(tx, id);
+    // locked: a concurrent update is waited for, and audited as what this one replaces
+    const before = await this.get(tx, id, 'update');
     const after = await integrations.update(tx.db, id, dto);
     if (!after) throw IntegrationsErrors.notFound('integration', id);
     await this.audit.record(tx, { action: 'integration.updated', entityType: 'integration', entityId: id, before, after });
@@ -48,7 +50,7 @@ export class IntegrationsService {
   }
 
   async delete(tx: TenantTx, id: string): Promise<void> {
-    const before = await this.get(tx, id);
+    const before = await this.get(tx, id, 'delete');
     if (!(await integrations.delete(tx.db, id))) throw IntegrationsErrors.notFound('integration', id);
     await this.audit.record(tx, { action: 'integration.deleted', entityType: 'integration', entityId: id, before });
   }

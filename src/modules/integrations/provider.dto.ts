@@ -18,6 +18,29 @@ export function IsIanaZone(options?: ValidationOptions): PropertyDecorator {
   }, options);
 }
 
+/**
+ * A URL without a user part (`https://user:password@host/`), read as the HTTP client reads it (WHATWG): a calendar's
+ * credentials are the integration's secret, sealed, never a setting in the clear (the client also refuses such a URL,
+ * quoting it, password included, in its error). Whether the text is a URL at all is IsUrl's to say.
+ */
+export function IsUrlWithoutCredentials(options?: ValidationOptions): PropertyDecorator {
+  return ValidateBy({
+    name: 'isUrlWithoutCredentials',
+    validator: {
+      validate: (v) => {
+        if (typeof v !== 'string') return true;
+        try {
+          const url = new URL(v);
+          return !url.username && !url.password;
+        } catch {
+          return true;
+        }
+      },
+      defaultMessage: (a) => `${a?.property} must not carry a user name or password: the calendar's credentials go in the integration's secret`,
+    },
+  }, options);
+}
+
 const HHMM = /^([01]\d|2[0-3]):[0-5]\d$/;
 
 @ApiSchema({ description: 'When the provider can be booked, in their time zone' })
@@ -45,9 +68,10 @@ export class WhatsappDto {
 
 @ApiSchema({ description: 'The calendars whose busy times block slots' })
 export class CalendarSettingsDto {
-  @ApiProperty({ description: 'CalDAV URLs of the calendars whose busy times block slots; empty: none block', example: ['https://caldav.icloud.com/123456789/calendars/home/'] })
+  @ApiProperty({ description: 'CalDAV URLs of the calendars whose busy times block slots, without a user name or password; empty: none block', example: ['https://caldav.icloud.com/123456789/calendars/home/'] })
   @IsArray() @ArrayMaxSize(MAX_CALENDARS) @ArrayUnique()
   @IsUrl({ protocols: ['http', 'https'], require_protocol: true, require_tld: false }, { each: true, message: 'each selectedCalendarIds entry must be a calendar URL' })
+  @IsUrlWithoutCredentials({ each: true, message: 'each selectedCalendarIds entry must be a calendar URL without a user name or password (the credentials go in the integration\'s secret)' })
   @MaxLength(2048, { each: true })
   selectedCalendarIds: string[];
 }

@@ -1,16 +1,23 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
+import { createHash } from 'node:crypto';
 import { DateTime } from 'luxon';
+import { Clock } from '../../platform/clock/clock.js';
+import { BodyTooLarge } from '../../platform/http/body-reader.js';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import { DatabaseService, type RequestMeta } from '../../platform/database/database.service.js';
 import { outboundFetch } from '../../platform/http/outbound.js';
 import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
 import { providerRepository as providers, type PublicProviderRow } from './provider.repository.js';
 import { integrationRepository } from './integration.repository.js';
-import { CalDavBusyTimeSource, readCalendars, type BusyInterval, type CalDavCredentials } from './busy-time-source.js';
+import {
+  CalDavBusyTimeSource, CalendarUnreadable, errorNames, readCalendars, TooManyBusyTimes, type BusyInterval, type CalDavCredentials,
+} from './busy-time-source.js';
+import { BusyTimesCache, type BusyTimes } from './busy-times-cache.js';
+import type { CalendarIntegrationRow } from './integration.repository.js';
 import { MAX_RANGE_DAYS, openSlots } from './availability.js';
 import { calendarOf, whatsappOf, workingHoursOf } from './provider-settings.js';
 import { checkCredentials } from './integrations.service.js';
-import { SECRET_BOX, SecretBox } from './secret-box.js';
+import { SECRET_BOX, SecretBox, SecretOpenError } from './secret-box.js';
 import type { AvailabilityDto, AvailabilityQueryDto, PublicProviderDto } from './provider.dto.js';
 import { ProvidersErrors } from './providers.errors.js';
 
@@ -25,15 +32,19 @@ export class PublicProvidersService {
   private readonly fetch: typeof fetch;
   /** the checks a secret passed when it was set, made again when it is opened */
   private readonly credentialRules: { httpsOnly: boolean; allowPrivateNetworks: boolean };
+  /** busy times per provider and range for a minute: anonymous visitors repeating a page's requests ask no server again */
+  private readonly cache: BusyTimesCache;
 
   constructor(
     private readonly db: DatabaseService,
     private readonly privileged: PrivilegedDatabase,
     @Inject(SECRET_BOX) private readonly box: SecretBox,
     @Inject(APP_CONFIG) config: AppConfig,
+    clock: Clock,
   ) {
     this.fetch = outboundFetch(config.outbound.allowPrivateNetworks);
     this.credentialRules = { httpsOnly: config.nodeEnv === 'production', allowPrivateNetworks: config.outbound.allowPrivateNetworks };
+    this.cache = new BusyTimesCache(clock);
   }
 
   /** The same 404 for an unknown and a private slug. */
@@ -83,30 +94,44 @@ export class PublicProvidersService {
 
   /**
    * Busy times of the provider's connected calendars; the credentials are opened here and nowhere else. All calendars
-   * are read together, each with every integration that may ask it (readCalendars: at most 50 selected calendars and a
-   * bounded number of events an integration, a few at a time, one deadline).
+   * are read together, each with every integration that may ask it (readCalendars: at most 50 selected calendars an
+   * integration, and a bounded number of events and answer bytes for the whole request, a few at a time, one deadline).
+   * What was read, or that it could not be, is kept for a minute (BusyTimesCache) under everything it depends on.
    */
   private async busyTimes(slug: string, zone: string, range: { start: Date; end: Date }): Promise<BusyInterval[]> {
     const rows = await this.privileged.run('integrations.busy_times', (db) => integrationRepository.calendarIntegrationsOfPublicProvider(db, slug));
     const group = rows[0]?.calendar;
     if (group === undefined || group === null) return [];
+    const key = createHash('sha256').update(JSON.stringify([
+      slug, zone, range.start.toISOString(), range.end.toISOString(), group,
+      rows.map((r) => [r.integration_id, r.integration_type, r.user_id, r.secret]),
+    ])).digest('base64');
+    const busy = await this.cache.get(key, () => this.readBusyTimes(rows, group, zone, range));
+    // better no slots than double bookings
+    if (!busy) throw ProvidersErrors.error('availability.calendar_unavailable', 'the provider\'s calendar could not be read; try again later');
+    return busy;
+  }
+
+  /** The calendars' busy times, or undefined (logged) when they cannot be read. */
+  private async readBusyTimes(rows: CalendarIntegrationRow[], group: unknown, zone: string, range: { start: Date; end: Date }): Promise<BusyTimes> {
     try {
       // settings the API would not have saved (written over REST): unreadable rather than ignored, no double bookings
       const selected = calendarOf(group);
-      if (!selected) throw new Error('the calendar settings are malformed');
+      if (!selected) throw new CalendarUnreadable('the calendar settings are malformed');
       if (!selected.selectedCalendarIds.length) return [];
       const reads = rows.flatMap((row) => {
         const opened = this.box.open<Record<string, unknown>>(row.secret, { integrationId: row.integration_id, userId: row.user_id });
-        const credentials = checkCredentials(row.integration_type, opened, this.credentialRules, (message) => new Error(`stored credentials: ${message}`));
+        const credentials = checkCredentials(row.integration_type, opened, this.credentialRules, (message) => new CalendarUnreadable(`stored credentials: ${message}`));
         const source = new CalDavBusyTimeSource(credentials as unknown as CalDavCredentials, selected.selectedCalendarIds, zone, this.fetch);
         return source.calendars().map((url) => ({ source, url }));
       });
       return await readCalendars(reads, range);
     } catch (err) {
-      // better no slots than double bookings; the log names the integrations, never a credential
-      const reason = [(err as Error).message, ((err as Error).cause as Error | undefined)?.message].filter(Boolean).join(': ');
-      this.logger.warn({ integrationIds: rows.map((r) => r.integration_id), reason }, 'calendar busy times unavailable');
-      throw ProvidersErrors.error('availability.calendar_unavailable', 'the provider\'s calendar could not be read; try again later');
+      // the log names the integrations, never a credential: the messages of this module's errors (calendars by origin
+      // and path), of any other only its name (an HTTP client's message may quote a URL as given, password included)
+      const ours = [TooManyBusyTimes, BodyTooLarge, CalendarUnreadable, SecretOpenError].some((type) => err instanceof type);
+      this.logger.warn({ integrationIds: rows.map((r) => r.integration_id), reason: ours ? (err as Error).message : errorNames(err) }, 'calendar busy times unavailable');
+      return undefined;
     }
   }
 }

@@ -22,6 +22,9 @@ export class SecretOpenError extends Error {
   }
 }
 
+/** GCM's full authentication tag (what getAuthTag gives when sealing): nothing shorter opens. */
+const TAG_BYTES = 16;
+
 const aad = (o: SecretOwner) => Buffer.from(`omnizen.integration_secret.v1:${o.integrationId.toLowerCase()}:${o.userId.toLowerCase()}`, 'utf8');
 
 export function isSealedSecret(v: unknown): v is SealedSecret {
@@ -71,7 +74,7 @@ export class SecretBox {
     }
     const kid = this.activeKeyId!;
     const iv = randomBytes(12); // fresh for every write: GCM must never reuse an IV under one key
-    const cipher = createCipheriv('aes-256-gcm', this.keys[kid], iv);
+    const cipher = createCipheriv('aes-256-gcm', this.keys[kid], iv, { authTagLength: TAG_BYTES });
     cipher.setAAD(associatedData);
     const ciphertext = Buffer.concat([cipher.update(JSON.stringify(value), 'utf8'), cipher.final()]);
     return { ciphertext: ciphertext.toString('base64'), iv: iv.toString('base64'), tag: cipher.getAuthTag().toString('base64'), kid };
@@ -81,10 +84,14 @@ export class SecretBox {
     if (!isSealedSecret(sealed)) throw new SecretOpenError('not a sealed secret');
     const key = this.keys[sealed.kid];
     if (!key) throw new SecretOpenError(`key "${sealed.kid}" is not configured`);
+    // the whole tag, as sealWith makes it: GCM checks only as many bytes as it is given, and a 4-byte tag is forged
+    // in about 2^32 tries
+    const tag = Buffer.from(sealed.tag, 'base64');
+    if (tag.length !== TAG_BYTES) throw new SecretOpenError(`the authentication tag is not ${TAG_BYTES} bytes`);
     try {
-      const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(sealed.iv, 'base64'));
+      const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(sealed.iv, 'base64'), { authTagLength: TAG_BYTES });
       decipher.setAAD(associatedData);
-      decipher.setAuthTag(Buffer.from(sealed.tag, 'base64'));
+      decipher.setAuthTag(tag);
       const plain = Buffer.concat([decipher.update(Buffer.from(sealed.ciphertext, 'base64')), decipher.final()]);
       return JSON.parse(plain.toString('utf8')) as T;
     } catch {

@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { gzipSync } from 'node:zlib';
 
 /**
  * TEST DOUBLE of a CalDAV server (as iCloud's caldav.icloud.com): a local HTTP server that answers
@@ -12,6 +13,12 @@ export interface CalDavDouble {
   /** calendar path -> VEVENT blocks ("BEGIN:VEVENT ... END:VEVENT") */
   calendars: Map<string, string[]>;
   requests: { method: string; path: string; authorization?: string; depth?: string; body: string }[];
+  /** calendar path -> a multistatus answered as it is to a REPORT with the right credentials (instead of `calendars`') */
+  answers: Map<string, string>;
+  /** whether answers are sent gzip'd (Content-Encoding: gzip), as servers do for a client that takes it */
+  gzip: boolean;
+  /** bytes of answers written to the connections (gzip'd ones as sent) */
+  bytesSent: number;
   close(): Promise<void>;
 }
 
@@ -35,6 +42,7 @@ function eventWindow(vevent: string): { start: Date; end: Date } | undefined {
 export async function startCalDavDouble(credentials: { username: string; password: string }): Promise<CalDavDouble> {
   const calendars = new Map<string, string[]>();
   const requests: CalDavDouble['requests'] = [];
+  const compressed = new Map<string, Buffer>();
   const expected = 'Basic ' + Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64');
   const server: Server = createServer((req, res) => {
     let body = '';
@@ -48,6 +56,11 @@ export async function startCalDavDouble(credentials: { username: string; passwor
       }
       if (req.method !== 'REPORT') {
         res.writeHead(405).end();
+        return;
+      }
+      const answer = double.answers.get(path);
+      if (answer !== undefined) {
+        send(answer);
         return;
       }
       const events = calendars.get(path);
@@ -66,16 +79,29 @@ export async function startCalDavDouble(credentials: { username: string; passwor
           return `<d:response><d:href>${path}event-${i}.ics</d:href><d:propstat><d:prop>` +
             `<cal:calendar-data>${escapeXml(ics)}</cal:calendar-data></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>`;
         });
-      res.writeHead(207, { 'Content-Type': 'application/xml; charset=utf-8' });
-      res.end(`<?xml version="1.0" encoding="UTF-8"?>\n<d:multistatus xmlns:d="DAV:" xmlns:cal="urn:ietf:params:xml:ns:caldav">${responses.join('')}</d:multistatus>`);
+      send(`<?xml version="1.0" encoding="UTF-8"?>\n<d:multistatus xmlns:d="DAV:" xmlns:cal="urn:ietf:params:xml:ns:caldav">${responses.join('')}</d:multistatus>`);
     });
+    function send(multistatus: string) {
+      // each answer compressed once (a test answers the same megabytes to many calendars)
+      const body = double.gzip ? compressed.get(multistatus) ?? compressed.set(multistatus, gzipSync(multistatus)).get(multistatus)! : Buffer.from(multistatus);
+      double.bytesSent += body.length;
+      res.writeHead(207, { 'Content-Type': 'application/xml; charset=utf-8', ...(double.gzip && { 'Content-Encoding': 'gzip' }) });
+      res.end(body);
+    }
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
+  const double: CalDavDouble = {
+    url: '',
     calendars,
     requests,
-    close: () => new Promise((resolve) => server.close(() => resolve())),
+    answers: new Map(),
+    gzip: false,
+    bytesSent: 0,
+    close: () => new Promise((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    }),
   };
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  double.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return double;
 }
