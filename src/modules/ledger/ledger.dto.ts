@@ -47,7 +47,7 @@ export class StartBooksDto {
 export class LedgerSettingsDto {
   @ApiProperty({ description: 'Base currency of the books (ISO 4217); set when the books are started' }) baseCurrency: string;
   @ApiProperty({ description: 'Account that takes rounding differences of an entry; null when not set', type: String, nullable: true, format: 'uuid' }) roundingAccountId: string | null;
-  @ApiProperty({ description: 'Account the year-end close moves the year\'s result to; null when not set', type: String, nullable: true, format: 'uuid' }) retainedEarningsAccountId: string | null;
+  @ApiProperty({ description: 'Account the year-end close moves the year\'s result to, and that takes an opening-balance entry\'s rounding difference (when it is a postable equity account); null when not set', type: String, nullable: true, format: 'uuid' }) retainedEarningsAccountId: string | null;
   @ApiProperty({ description: 'Account for FX gains; null when not set', type: String, nullable: true, format: 'uuid' }) fxGainAccountId: string | null;
   @ApiProperty({ description: 'Account for FX losses; null when not set', type: String, nullable: true, format: 'uuid' }) fxLossAccountId: string | null;
   @ApiProperty({ type: String, nullable: true, format: 'uuid', description: 'Unrealized FX gains (revaluation); falls back to fxGainAccountId' }) fxUnrealizedGainAccountId: string | null;
@@ -57,7 +57,7 @@ export class LedgerSettingsDto {
 @ApiSchema({ description: "Changes to the ledger's system accounts; fields left out keep their value" })
 export class UpdateLedgerSettingsDto {
   @ApiPropertyOptional({ description: 'Account that takes rounding differences of an entry', format: 'uuid' }) @IsOptional() @IsUUID() roundingAccountId?: string;
-  @ApiPropertyOptional({ description: 'Account the year-end close moves the year\'s result to', format: 'uuid' }) @IsOptional() @IsUUID() retainedEarningsAccountId?: string;
+  @ApiPropertyOptional({ description: 'Account the year-end close moves the year\'s result to, and that takes an opening-balance entry\'s rounding difference (when it is a postable equity account)', format: 'uuid' }) @IsOptional() @IsUUID() retainedEarningsAccountId?: string;
   @ApiPropertyOptional({ description: 'Account for FX gains: a revenue or expense account', format: 'uuid' }) @IsOptional() @IsUUID() fxGainAccountId?: string;
   @ApiPropertyOptional({ description: 'Account for FX losses: a revenue or expense account', format: 'uuid' }) @IsOptional() @IsUUID() fxLossAccountId?: string;
   @ApiPropertyOptional({ description: 'Account for unrealized FX gains (revaluation): a revenue or expense account', format: 'uuid' }) @IsOptional() @IsUUID() fxUnrealizedGainAccountId?: string;
@@ -352,7 +352,9 @@ export class CreateJournalEntryDto {
     description: 'Where the entry comes from. opening_balance: the opening balances of books moved here from elsewhere (the balance-sheet '
       + 'balances on the day the books start); allowed only dated the first day of the organization\'s first fiscal year (else 422 '
       + 'ledger.opening_balance_date), any number of such entries, with no line on a revenue or expense account (the former years\' results come '
-      + 'in through retained earnings; else 422 ledger.opening_balance_result_account). The cash-flow statement counts their cash in openingCash and shows '
+      + 'in through retained earnings; else 422 ledger.opening_balance_result_account). A rounding difference of their base amounts (foreign-currency lines) '
+      + 'goes to the retained earnings account of the settings, not the rounding account (an expense); when that is not set, or not a postable equity account '
+      + 'in the base currency, the base amounts must balance (else 422 ledger.unbalanced). The cash-flow statement counts their cash in openingCash and shows '
       + 'no cash flows of them (as it leaves closing entries out); the trial balance, P&L and balance sheet count them as any entry',
     enum: ENTRY_SOURCES, default: 'manual',
   }) @IsOptional() @IsIn(ENTRY_SOURCES) source?: string;
