@@ -83,6 +83,9 @@ describe('knowledge: uploads and re-indexing a member cannot abuse', () => {
     const doc = await note('Reindexed', 'Expense reports are due on the fifth working day of the month.');
     await t.ingest();
     expect((await t.http.get(url(`documents/${doc.id}`)).set(member()).expect(200)).body.status).toBe('ready');
+    // embedded by another model (a model change): a re-index embeds it again (one of a document indexed as configured queues nothing)
+    const staled = () => t.db.admin.query(`UPDATE ai.knowledge_chunks SET embedding_model = 'an-older-model' WHERE org_id = $1 AND document_id = $2`, [org.orgId, doc.id]);
+    await staled();
     const jobsBefore = await indexJobs(doc.id);
     const answers = await Promise.all(Array.from({ length: 5 }, () => t.http.post(url(`documents/${doc.id}/reindex`)).set(member())));
     for (const a of answers) {
@@ -96,7 +99,10 @@ describe('knowledge: uploads and re-indexing a member cannot abuse', () => {
     await t.ingest();
     expect(t.embeddings.requests.length).toBe(requests + 1);
     expect((await t.http.get(url(`documents/${doc.id}`)).set(member()).expect(200)).body).toMatchObject({ status: 'ready', indexedVersion: 1 });
-    // once ingested, a re-index queues again
+    // once ingested with the configured model, a re-index queues nothing; stale again, it queues again
+    expect((await t.http.post(url(`documents/${doc.id}/reindex`)).set(member()).expect(200)).body).toMatchObject({ status: 'ready' });
+    expect(await indexJobs(doc.id)).toBe(jobsBefore + 1);
+    await staled();
     await t.http.post(url(`documents/${doc.id}/reindex`)).set(member()).expect(200);
     expect(await indexJobs(doc.id)).toBe(jobsBefore + 2);
     await t.ingest();

@@ -53,7 +53,7 @@ export class AiCatalogController {
 
   @Get('usage')
   @RequiresScope('agents:run')
-  @ApiOperation({ operationId: 'getAiUsage', summary: 'Usage per day, agent and model: runs, tokens by type, cost (owners, admins: every run; other members and API keys with agents:run: the runs they started)' })
+  @ApiOperation({ operationId: 'getAiUsage', summary: 'Usage per day, agent and model: runs, tokens by type, cost; and the knowledge base\'s embedding calls per day, purpose and model (owners, admins: every run and call; other members and API keys with agents:run: the runs they started, the calls made for them)' })
   @ApiOkResponse({ type: UsageReportDto })
   @ApiErrorCodes('ai.range')
   usage(@Tx() tx: TenantTx, @Query() q: UsageQuery): Promise<UsageReportDto> {

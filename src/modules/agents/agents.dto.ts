@@ -288,14 +288,27 @@ export class UsageRowDto {
   @ApiProperty({ description: 'Cost in USD', example: '0.01234000' }) cost: string;
 }
 
-@ApiSchema({ description: 'Usage per organization, agent, model and day' })
+@ApiSchema({ description: 'The knowledge base\'s embedding calls of one purpose and model on one day' })
+export class EmbeddingUsageRowDto {
+  @ApiProperty({ description: 'UTC day', example: '2026-12-02' }) day: string;
+  @ApiProperty({ enum: ['knowledge_ingestion', 'knowledge_search'], description: 'knowledge_ingestion: a document version embedded (its upload, a re-index); knowledge_search: a search query embedded', example: 'knowledge_ingestion' })
+  purpose: string;
+  @ApiProperty({ description: 'Embedding model', example: 'text-embedding-3-small' }) modelId: string;
+  @ApiProperty({ description: 'Calls made (an ingestion or a search each)', example: 3 }) calls: number;
+  @ApiProperty({ description: 'Input tokens as the provider reported them', example: 48200 }) inputTokens: number;
+  @ApiProperty({ description: 'Cost in USD at the catalog\'s prices (0 for a model the catalog has no price of)', example: '0.00096400' }) cost: string;
+}
+
+@ApiSchema({ description: 'Usage per organization, agent, model and day, and the knowledge base\'s embedding calls' })
 export class UsageReportDto {
   @ApiProperty({ description: 'First day', example: '2026-12-01' }) from: string;
   @ApiProperty({ description: 'Last day', example: '2026-12-31' }) to: string;
   @ApiProperty({ description: 'Runs of the organization in the range', example: 12 }) runs: number;
-  @ApiProperty({ type: TokenUsageDto, description: 'Tokens of the organization in the range', example: USAGE_EXAMPLE }) usage: TokenUsageDto;
-  @ApiProperty({ description: 'Cost of the organization in the range, USD', example: '0.01234000' }) cost: string;
-  @ApiProperty({ type: [UsageRowDto], description: 'Per day, agent and model', example: [] }) rows: UsageRowDto[];
+  @ApiProperty({ type: TokenUsageDto, description: 'Tokens of the organization in the range: its runs\' and its embedding calls\' (input tokens)', example: USAGE_EXAMPLE }) usage: TokenUsageDto;
+  @ApiProperty({ description: 'Cost of the organization in the range, USD: its runs\' and its embedding calls\'', example: '0.01234000' }) cost: string;
+  @ApiProperty({ type: [UsageRowDto], description: 'Runs per day, agent and model', example: [] }) rows: UsageRowDto[];
+  @ApiProperty({ type: [EmbeddingUsageRowDto], description: 'The knowledge base\'s embedding calls per day, purpose and model (spent on the organization\'s budget, as runs are)', example: [] })
+  embeddings: EmbeddingUsageRowDto[];
 }
 
 // ---------------------------------------------------------------- the organization's provider key

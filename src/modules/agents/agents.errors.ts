@@ -1,3 +1,4 @@
+import { AI_BUDGET_ERROR_CODES } from '../../platform/ai/budget-errors.js';
 import { defineErrorCodes } from '../../platform/errors/catalog.js';
 
 /** Every code the agents module answers with. */
@@ -12,7 +13,7 @@ export const AgentErrors = defineErrorCodes({
   'ai.agent_name_taken': { status: 409, description: 'another agent of the organization has this name' },
   'ai.agent_paused': { status: 409, description: 'the agent is paused' },
   'ai.no_provider_key': { status: 422, description: 'no provider key: neither the platform (AI_API_KEY) nor the organization has one' },
-  'ai.budget_exceeded': { status: 402, description: 'the call does not fit in a budget (details name the budget and what is left)' },
+  ...AI_BUDGET_ERROR_CODES,
   'ai.budget_exists': { status: 409, description: 'the organization, or this agent, already has a budget' },
   'ai.run_finished': { status: 409, description: 'the run is finished: it cannot change' },
   'ai.range': { status: 400, description: 'from is after to' },

@@ -1,5 +1,6 @@
 import { KnowledgeModule } from '../knowledge/knowledge.module.js';
 import { Module, OnModuleInit } from '@nestjs/common';
+import { EMBEDDING_METER } from '../../platform/ai/embedding-meter.js';
 import { PROVIDER_CONNECTIONS } from '../../platform/ai/provider-connections.js';
 import { BillingModule } from '../billing/billing.module.js';
 import { UsageCounters } from '../billing/usage-counters.js';
@@ -9,6 +10,7 @@ import { AgentRunsController, AgentsController, AiCatalogController } from './ag
 import { agentsRepository } from './agents.repository.js';
 import { AgentsService } from './agents.service.js';
 import { AutomationService } from './automation.service.js';
+import { EmbeddingUsageService } from './embedding-usage.service.js';
 import { ProviderKeysService } from './provider-keys.service.js';
 import { RunsService } from './runs.service.js';
 import { ToolRegistry } from './tool-registry.js';
@@ -17,10 +19,12 @@ import { ToolRegistry } from './tool-registry.js';
 @Module({
   imports: [BillingModule, LedgerModule, SemanticModule, KnowledgeModule],
   controllers: [AiCatalogController, AgentsController, AgentRunsController],
-  providers: [AgentsService, RunsService, ProviderKeysService, ToolRegistry, AutomationService,
+  providers: [AgentsService, RunsService, ProviderKeysService, ToolRegistry, AutomationService, EmbeddingUsageService,
     // the knowledge base's embeddings use the runs' provider keys (see KnowledgeEmbeddings.connection)
-    { provide: PROVIDER_CONNECTIONS, useExisting: ProviderKeysService }],
-  exports: [ToolRegistry, RunsService, ProviderKeysService, AutomationService, PROVIDER_CONNECTIONS],
+    { provide: PROVIDER_CONNECTIONS, useExisting: ProviderKeysService },
+    // and their budgets and usage report (see KnowledgeEmbeddings.meter)
+    { provide: EMBEDDING_METER, useExisting: EmbeddingUsageService }],
+  exports: [ToolRegistry, RunsService, ProviderKeysService, AutomationService, PROVIDER_CONNECTIONS, EMBEDDING_METER],
 })
 export class AgentsModule implements OnModuleInit {
   constructor(private readonly usage: UsageCounters) {}

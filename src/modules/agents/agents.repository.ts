@@ -2,7 +2,7 @@ import { Decimal } from '../../platform/decimal.js';
 import { sql, type Selectable } from 'kysely';
 import type { Db } from '../../platform/database/database.service.js';
 import { exactInstant, qb, type DB } from '../../platform/database/query-builder.js';
-import type { AgentDto, BudgetDto, ModelDto, ProviderKeyDto, RunDto, RunStepDto, UsageRowDto } from './agents.dto.js';
+import type { AgentDto, BudgetDto, EmbeddingUsageRowDto, ModelDto, ProviderKeyDto, RunDto, RunStepDto, UsageRowDto } from './agents.dto.js';
 import { organizationDeleted } from '../organizations/organization.repository.js';
 
 // The only place with SQL of the agents module: typed queries (Kysely) on schema ai, raw SQL for the budget
@@ -463,7 +463,8 @@ export const agentsRepository = {
   },
 
   // ---------------------------------------------------------------- budgets
-  async reserve(db: Db, agentId: string, callId: string, cost: Decimal, tokens: number, now: Date, expires: Date) {
+  /** `agentId` null: a call of no agent (an embedding call): only the organization's budget applies. */
+  async reserve(db: Db, agentId: string | null, callId: string, cost: Decimal, tokens: number, now: Date, expires: Date) {
     return db.$queryRaw<{ budget_id: string; ok: boolean; cost_left: Decimal | null; tokens_left: bigint | null }[]>`
       SELECT budget_id, ok, cost_left, tokens_left FROM ai.reserve_budget(${agentId}::uuid, ${callId}::uuid, ${cost}::numeric, ${tokens}::bigint, ${now}::timestamptz, ${expires}::timestamptz)`;
   },
@@ -481,7 +482,7 @@ export const agentsRepository = {
         ${whole.cost}::numeric, ${whole.tokens}::bigint, ${now}::timestamptz, ${expires}::timestamptz)`;
   },
 
-  async settle(db: Db, callId: string, cost: Decimal, tokens: number, agentId: string, now: Date) {
+  async settle(db: Db, callId: string, cost: Decimal, tokens: number, agentId: string | null, now: Date) {
     return db.$queryRaw<{ budget_id: string; agent_id: string | null; period: Date; threshold: number; spent_cost: Decimal; spent_tokens: bigint; cost_limit: Decimal | null; token_limit: bigint | null }[]>`
       SELECT * FROM ai.settle_budget(${callId}::uuid, ${cost}::numeric, ${tokens}::bigint, ${agentId}::uuid, ${now}::timestamptz)`;
   },
@@ -552,6 +553,28 @@ export const agentsRepository = {
       usage: { inputTokens: num(r.input_tokens.toString()), outputTokens: num(r.output_tokens.toString()), cachedInputTokens: num(r.cached_input_tokens.toString()), cacheWriteTokens: num(r.cache_write_tokens.toString()) },
       cost: dec(r.cost),
     }));
+  },
+
+  /** An embedding call's usage row (EmbeddingUsageService, as a service: the policy lets only a service without a key write one). */
+  async addEmbeddingUsage(db: Db, orgId: string, u: {
+    purpose: string; modelId: string; userId: string | null; apiKeyId: string | null; documentId: string | null; inputs: number; requests: number;
+    inputTokens: number; tokensCounted: boolean; cost: Decimal; prices: Record<string, string> | null; at: Date;
+  }): Promise<void> {
+    await db.run(qb.insertInto('ai.embedding_usage').values({
+      org_id: orgId, purpose: u.purpose, model_id: u.modelId, user_id: u.userId, api_key_id: u.apiKeyId, document_id: u.documentId, inputs: u.inputs, requests: u.requests,
+      input_tokens: BigInt(u.inputTokens), tokens_counted: u.tokensCounted, cost: u.cost, prices: u.prices ? JSON.stringify(u.prices) : null, at: u.at,
+    }));
+  },
+
+  /** The embedding calls per UTC day, purpose and model in [from, to] (`apiKeyId`: as listRuns; RLS decides the rest, as for runs). */
+  async embeddingUsage(db: Db, orgId: string, from: string, to: string, apiKeyId?: string): Promise<EmbeddingUsageRowDto[]> {
+    const rows = await db.$queryRaw<{ day: string; purpose: string; model_id: string; calls: bigint; input_tokens: Decimal; cost: Decimal }[]>`
+      SELECT (u.at AT TIME ZONE 'UTC')::date::text AS day, u.purpose, u.model_id, count(*) AS calls, sum(u.input_tokens) AS input_tokens, sum(u.cost) AS cost
+      FROM ai.embedding_usage u
+      WHERE u.org_id = ${orgId}::uuid AND (${apiKeyId ?? null}::uuid IS NULL OR u.api_key_id = ${apiKeyId ?? null}::uuid)
+        AND u.at >= ${from}::date::timestamp AT TIME ZONE 'UTC' AND u.at < (${to}::date + 1)::timestamp AT TIME ZONE 'UTC'
+      GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`;
+    return rows.map((r) => ({ day: r.day, purpose: r.purpose, modelId: r.model_id, calls: num(r.calls), inputTokens: num(r.input_tokens.toString()), cost: dec(r.cost) }));
   },
 
   // ---------------------------------------------------------------- the organization's provider key

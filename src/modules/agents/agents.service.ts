@@ -156,18 +156,21 @@ export class AgentsService {
     const start = from ?? new Date(this.clock.now() - 30 * 86_400_000).toISOString().slice(0, 10);
     const end = to ?? today;
     if (start > end) throw AgentErrors.error('ai.range', 'from is after to');
-    const rows = await repo.usage(tx.db, tx.orgId, start, end, keyOf(tx));
+    const [rows, embeddings] = await Promise.all([
+      repo.usage(tx.db, tx.orgId, start, end, keyOf(tx)),
+      repo.embeddingUsage(tx.db, tx.orgId, start, end, keyOf(tx)),
+    ]);
     const sum = (f: (r: (typeof rows)[number]) => number) => rows.reduce((s, r) => s + f(r), 0);
     let cost = 0n;
-    for (const r of rows) cost += BigInt(r.cost.replace('.', ''));
+    for (const r of [...rows, ...embeddings]) cost += BigInt(r.cost.replace('.', ''));
     const costText = (() => {
       const s = cost.toString().padStart(9, '0');
       return `${s.slice(0, -8)}.${s.slice(-8)}`;
     })();
     return {
-      from: start, to: end, runs: sum((r) => r.runs), cost: costText, rows,
+      from: start, to: end, runs: sum((r) => r.runs), cost: costText, rows, embeddings,
       usage: {
-        inputTokens: sum((r) => r.usage.inputTokens), outputTokens: sum((r) => r.usage.outputTokens),
+        inputTokens: sum((r) => r.usage.inputTokens) + embeddings.reduce((s, r) => s + r.inputTokens, 0), outputTokens: sum((r) => r.usage.outputTokens),
         cachedInputTokens: sum((r) => r.usage.cachedInputTokens), cacheWriteTokens: sum((r) => r.usage.cacheWriteTokens),
       },
     };

@@ -23,6 +23,9 @@ export function worstCaseCost(inputTokens: number, maxOutputTokens: number, pric
   return dearestInput.times(inputTokens).plus(prices.output.times(maxOutputTokens)).div(MILLION).toDecimalPlaces(8, Decimal.ROUND_UP);
 }
 
+/** The worst case of a call's input: the tokenizer's count plus a margin for the provider's own framing. */
+export const inputWorstCase = (counted: number) => Math.ceil(counted * 1.1) + 16;
+
 export const pricesJson = (p: Prices) => ({
   input: p.input.toFixed(6), output: p.output.toFixed(6), cachedInput: p.cachedInput.toFixed(6), cacheWrite: p.cacheWrite.toFixed(6), effectiveFrom: p.effectiveFrom,
 });

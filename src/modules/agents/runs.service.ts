@@ -21,7 +21,8 @@ import { EntitlementsService } from '../billing/entitlements.service.js';
 import { AgentErrors } from './agents.errors.js';
 import type { AgentDto, CreateRunDto, ErrorClass, RunDto, RunStepDto } from './agents.dto.js';
 import { agentsRepository as repo, type Prices, type RunFinish, type StepRow } from './agents.repository.js';
-import { costOf, pricesJson, totalTokens, worstCaseCost } from './cost.js';
+import { budgetRefusal, settleBudgets, type ReservationRow } from './budgets.js';
+import { costOf, inputWorstCase, pricesJson, totalTokens, worstCaseCost } from './cost.js';
 import { ProviderKeysService } from './provider-keys.service.js';
 import { ToolArgumentError, ToolRegistry, type ToolContext } from './tool-registry.js';
 import { Metrics } from '../../platform/observability/metrics.js';
@@ -116,8 +117,6 @@ class BudgetRefusal extends Error {
 
 // a tool's answer handed to the model is cut here (a prompt is not a data export)
 const TOOL_RESULT_MAX_CHARS = 20_000;
-// the worst case of a call's input: the tokenizer's count plus a margin for the provider's own framing
-const inputWorstCase = (counted: number) => Math.ceil(counted * 1.1) + 16;
 // a model's price list and reasoning flag (catalog data, the same for every organization) are read once per this many ms
 // per process: a price added later is used from its date on once the list is read again (announced prices are in the list)
 const PRICE_LIST_TTL_MS = 30_000;
@@ -919,18 +918,12 @@ export class RunsService implements OnModuleInit {
     how: 'call' | 'retry' | { whole: { cost: Decimal; tokens: number } } = 'call'): Promise<boolean> {
     const retry = how !== 'call';
     // a reservation outlives the call's longest possible duration (callExpiry), then it expires
-    const rows: { budget_id: string; ok: boolean; cost_left: Decimal | null; tokens_left: bigint | null; asked_cost?: Decimal; asked_tokens?: bigint }[] = typeof how === 'object'
+    const rows: ReservationRow[] = typeof how === 'object'
       ? await repo.extendReservation(tx.db, agentId, callId, cost, tokens, how.whole, now, expires)
       : await repo.reserve(tx.db, agentId, callId, cost, tokens, now, expires);
-    const no = rows.find((r) => !r.ok);
-    if (!no) return rows.length > 0;
-    // what was asked of the budget that refused (an extension asks a budget the call held none on the whole)
-    const asked = no.asked_cost === undefined ? { cost, tokens } : { cost: new Decimal(no.asked_cost.toString()), tokens: Number(no.asked_tokens) };
-    const costLeft = no.cost_left === null ? null : new Decimal(no.cost_left.toString()).toFixed(8);
-    const tokensLeft = no.tokens_left === null ? null : Number(no.tokens_left);
-    throw new BudgetRefusal(AgentErrors.error('ai.budget_exceeded',
-      `the ${retry ? 'retry of the call' : 'call'} does not fit in budget ${no.budget_id}: it may cost up to ${asked.cost.toFixed(8)} USD / ${asked.tokens} tokens; left ${costLeft === null ? 'unlimited' : `${costLeft} USD`}, ${tokensLeft === null ? 'unlimited' : `${tokensLeft} tokens`}`,
-      { budgetId: no.budget_id, costLeft, tokensLeft, callCost: asked.cost.toFixed(8), callTokens: asked.tokens }));
+    const refused = budgetRefusal(rows, { cost, tokens }, retry ? 'retry of the call' : 'call');
+    if (!refused) return rows.length > 0;
+    throw new BudgetRefusal(refused);
   }
 
   /**
@@ -948,14 +941,8 @@ export class RunsService implements OnModuleInit {
   }
 
   /** Settles a call and emits each threshold crossed now (once per budget, threshold and month: the UPDATE marks it). */
-  private async settle(tx: TenantTx, agentId: string, callId: string, cost: Decimal, tokens: number, now: Date): Promise<void> {
-    for (const t of await repo.settle(tx.db, callId, cost, tokens, agentId, now)) {
-      await emitEvent(tx, 'ai.budget.threshold_reached', {
-        budgetId: t.budget_id, agentId: t.agent_id, period: new Date(t.period).toISOString().slice(0, 7), threshold: t.threshold,
-        spentCost: new Decimal(t.spent_cost.toString()).toFixed(8), spentTokens: Number(t.spent_tokens),
-        costLimit: t.cost_limit === null ? null : new Decimal(t.cost_limit.toString()).toFixed(4), tokenLimit: t.token_limit === null ? null : Number(t.token_limit),
-      });
-    }
+  private settle(tx: TenantTx, agentId: string, callId: string, cost: Decimal, tokens: number, now: Date): Promise<void> {
+    return settleBudgets(tx, agentId, callId, cost, tokens, now);
   }
 
   /**

@@ -8,6 +8,11 @@ let encoding: BoundedTokenizer | undefined;
  */
 const tokenizer = () => (encoding ??= new BoundedTokenizer(cl100kBase));
 
+/** Tokens of `text` as the embedding models count them (what an embedding call of it reserves on the AI budget). */
+export function countEmbeddingTokens(text: string): number {
+  return text ? tokenizer().encode(text).length : 0;
+}
+
 export interface TextChunk {
   content: string;
   tokenCount: number;

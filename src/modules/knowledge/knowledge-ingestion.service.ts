@@ -3,18 +3,21 @@ import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import { AppError } from '../../platform/errors/app-error.js';
 import { DatabaseUnavailableError, isTransientSqlState, sqlState } from '../../platform/errors/database-errors.js';
 import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
+import type { EmbeddingReservation, EmbeddingSpend } from '../../platform/ai/embedding-meter.js';
 import { emitEvent } from '../../platform/events/events.js';
 import { JobRegistry, type Job } from '../../platform/queue/jobs.js';
 import { AuditService } from '../audit/audit.service.js';
 import { chunkByTokens } from './chunking.js';
-import { KnowledgeEmbeddings } from './embedding-provider.js';
+import { EmbeddingFailed, KnowledgeEmbeddings, spentBy } from './embedding-provider.js';
 import { knowledgeRepository as repo } from './knowledge.repository.js';
 import { INDEX_VERSION_JOB, KnowledgeService } from './knowledge.service.js';
 
 /**
  * The ingestion job: chunk the version's extracted text by tokens, embed the chunks, and store them. It runs on
  * the privileged path `knowledge.ingest` (the outbox handed it an organization and a document, no person), in
- * three steps so no transaction stays open while the embedding provider answers: read; embed; write. The write
+ * three steps so no transaction stays open while the embedding provider answers: read (and reserve the embedding on
+ * the organization's AI budget: a refusal fails the version, reason "ai.budget_exceeded: ..."); embed (and settle
+ * what it spent, recorded as AI usage of the person who queued it: KnowledgeEmbeddings.reserve, record); write. The write
  * replaces the document's chunks in one transaction, so search sees the old version or the new one, never a mix.
  * A version that is no longer the latest when its job runs is marked superseded; failures are recorded on the
  * version and the document (status failed, the reason) and the re-index route queues it again.
@@ -58,11 +61,35 @@ export class KnowledgeIngestion implements OnModuleInit {
     const { chunkTokens, chunkOverlapTokens } = this.config.knowledge;
     let vectors: number[][];
     const chunks = chunkByTokens(loaded.version.text, chunkTokens, chunkOverlapTokens);
+    if (loaded.connection instanceof Error) return this.fail(orgId, documentId, versionNo, `embedding failed: ${loaded.connection.message}`);
+    const connection = loaded.connection;
+    // the person whose write queued the job (absent in a job queued before it was recorded: the version's creator)
+    const requestedBy = 'requestedBy' in job.payload ? (job.payload.requestedBy as string | null) : loaded.version.createdBy;
+    const call = {
+      purpose: 'knowledge_ingestion' as const, inputs: chunks.length, inputTokens: chunks.reduce((n, c) => n + c.tokenCount, 0), documentId,
+      by: { userId: requestedBy, apiKeyId: null },
+    };
+    const requestId = `knowledge-ingest:${documentId}:${versionNo}`;
+    // the organization's AI budget first: a refusal fails the version with the budget's code and message (its document
+    // keeps the version indexed before, if any, in search: nothing of this one is written), and no provider is called
+    let reservation: EmbeddingReservation | null = null;
+    if (chunks.length) {
+      try {
+        reservation = await this.embeddings.reserve(orgId, requestId, call);
+      } catch (err) {
+        if (err instanceof AppError && err.code === 'ai.budget_exceeded') return this.fail(orgId, documentId, versionNo, `${err.code}: ${err.message}`);
+        if (err instanceof AppError && err.code === 'organization.not_found') return; // deleted meanwhile
+        throw err; // the queue retries the job
+      }
+    }
     try {
-      if (loaded.connection instanceof Error) throw loaded.connection;
-      vectors = await this.embeddings.embed(loaded.connection, chunks.map((c) => c.content));
+      const embedded = await this.embeddings.embed(connection, chunks.map((c) => c.content));
+      vectors = embedded.vectors;
+      await this.recordSpent(orgId, requestId, reservation, embedded.spent);
     } catch (err) {
-      return this.fail(orgId, documentId, versionNo, `embedding failed: ${(err as Error).message}`);
+      if (!(err instanceof EmbeddingFailed)) throw err;
+      await this.recordSpent(orgId, requestId, reservation, spentBy(err));
+      return this.fail(orgId, documentId, versionNo, `embedding failed: ${err.message}`);
     }
     try {
       await this.write(orgId, documentId, versionNo, loaded.version.createdAt, chunks, vectors);
@@ -71,6 +98,19 @@ export class KnowledgeIngestion implements OnModuleInit {
       // rather than its job calling the provider again forever; a transient failure is the job's to retry
       if (transientFailure(err)) throw err;
       return this.fail(orgId, documentId, versionNo, `indexing failed: ${(err as Error).message}`);
+    }
+  }
+
+  /**
+   * Settles the call's reservation at what it spent and records its usage (the provider had it: billed whatever follows).
+   * A failure is logged, not thrown: the vectors are paid for, and a retry of the job would embed the version again; the
+   * reservation then expires (released by the next one on the budget).
+   */
+  private async recordSpent(orgId: string, requestId: string, reservation: EmbeddingReservation | null, spent: EmbeddingSpend): Promise<void> {
+    try {
+      await this.embeddings.record(orgId, requestId, reservation, spent);
+    } catch (err) {
+      this.logger.error({ err, orgId, requestId, spent }, 'the embedding usage of a knowledge ingestion could not be recorded');
     }
   }
 

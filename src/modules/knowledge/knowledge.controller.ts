@@ -160,7 +160,13 @@ export class KnowledgeDocumentsController {
   @HttpCode(200)
   @RequireRole(...WRITER_ROLES)
   @ApiOperation({ operationId: 'reindexKnowledgeDocument', summary: 'Queue ingestion of the latest version again (after a failure, or a model change)',
-    description: 'A document whose ingestion is queued already (status pending) is answered as it is and nothing more is queued, as POST /knowledge/reindex skips it.' })
+    description: 'A document whose ingestion is queued already (status pending) is answered as it is and nothing more is queued, as POST /knowledge/reindex skips it. '
+      + 'So is a document whose latest version is indexed (status ready, indexedVersion = latestVersion) with the configured embedding model and '
+      + 'dimensions: embedding it again would give the same vectors, at the AI budget\'s expense (there is no forced re-embedding). Otherwise the '
+      + 'document is answered pending, and its ingestion job embeds the latest version: an embedding call reserved on the organization\'s AI budget '
+      + 'before it is made and reported by GET /ai/usage (embeddings, purpose knowledge_ingestion) as the caller\'s. A budget that cannot take it fails '
+      + 'the ingestion: status failed, statusReason "ai.budget_exceeded: ..." (the budget and what is left), indexedVersion unchanged; re-index it once '
+      + 'the budget has room.' })
   @ApiOkResponse({ type: DocumentDto })
   @ApiErrorCodes('organization.not_found', 'forbidden.role', 'billing.subscription_inactive', 'knowledge_document.not_found')
   reindex(@Tx() tx: TenantTx, @IdParam('documentId', 'knowledge_document') id: string): Promise<DocumentDto> {
@@ -218,10 +224,14 @@ export class KnowledgeSearchController {
   @DoesNotWrite()
   @RequiresScope('knowledge:read')
   @ApiOperation({ operationId: 'searchKnowledge',
-    summary: 'Hybrid search (full text + vector, reciprocal rank fusion) over the chunks the caller may read' })
+    summary: 'Hybrid search (full text + vector, reciprocal rank fusion) over the chunks the caller may read',
+    description: 'The query is embedded by the AI provider: an embedding call reserved on the organization\'s AI budget before it is made '
+      + '(402 ai.budget_exceeded, naming the budget and what is left, when the budget cannot take it: no results, no keyword-only answer, as none '
+      + 'when the provider fails: 503 knowledge.embedding_unavailable), then spent and reported by GET /ai/usage (embeddings, purpose '
+      + 'knowledge_search) as the caller\'s.' })
   @ApiOkResponse({ type: SearchResultDto })
   @ApiErrors(400)
-  @ApiErrorCodes('knowledge.query_empty', 'knowledge.k_too_large', 'knowledge.embedding_unavailable', 'knowledge_collection.not_found', 'knowledge_document.not_found')
+  @ApiErrorCodes('knowledge.query_empty', 'knowledge.k_too_large', 'knowledge.embedding_unavailable', 'ai.budget_exceeded', 'knowledge_collection.not_found', 'knowledge_document.not_found')
   search(@Preflight() preflight: PreflightTenant, @Body() dto: SearchKnowledgeDto): Promise<SearchResultDto> {
     return this.knowledge.searchWith(openTenant(this.db, preflight), dto);
   }

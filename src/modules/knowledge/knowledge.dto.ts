@@ -79,7 +79,7 @@ export class DocumentDto {
   @ApiProperty({ example: 2, description: 'Number of the newest version (what ingestion indexes)' }) latestVersion: number;
   @ApiProperty({ type: Number, nullable: true, example: 1, description: 'Version whose chunks search finds now; null before the first ingestion finished' }) indexedVersion: number | null;
   @ApiProperty({ enum: DOCUMENT_STATUSES, example: 'ready', description: 'Ingestion of the latest version: pending, ready or failed' }) status: string;
-  @ApiProperty({ type: String, nullable: true, example: null, description: 'Why the ingestion failed; null otherwise' }) statusReason: string | null;
+  @ApiProperty({ type: String, nullable: true, example: null, description: 'Why the ingestion failed ("ai.budget_exceeded: ..." when the organization\'s AI budget could not take its embedding); null otherwise' }) statusReason: string | null;
   @ApiProperty({ type: String, nullable: true, example: '0b1c2d3e-4f50-4617-8829-3a4b5c6d7e8f', description: 'User who created it; null for the system' }) createdBy: string | null;
   @ApiProperty({ format: 'date-time', example: '2026-12-24T09:00:00.000Z', description: 'Created at' }) createdAt: string;
   @ApiProperty({ format: 'date-time', example: '2026-12-24T09:00:05.000Z', description: 'Last changed at' }) updatedAt: string;
@@ -104,7 +104,7 @@ export class VersionDto {
   @ApiProperty({ example: 48213, description: 'Size of the uploaded file in bytes' }) byteSize: number;
   @ApiProperty({ type: Number, nullable: true, example: null, description: 'The version this one restored; null otherwise' }) restoredFromVersion: number | null;
   @ApiProperty({ enum: VERSION_STATUSES, example: 'ready', description: 'pending, ready, failed, or superseded (a newer version came before it was indexed)' }) status: string;
-  @ApiProperty({ type: String, nullable: true, example: null, description: 'Why ingestion failed; null otherwise' }) statusReason: string | null;
+  @ApiProperty({ type: String, nullable: true, example: null, description: 'Why ingestion failed ("ai.budget_exceeded: ..." when the organization\'s AI budget could not take its embedding); null otherwise' }) statusReason: string | null;
   @ApiProperty({ type: Number, nullable: true, example: 12, description: 'Chunks stored; null before ingestion' }) chunkCount: number | null;
   @ApiProperty({ type: String, nullable: true, example: 'text-embedding-3-small', description: 'Embedding model of its chunks; null before ingestion' }) embeddingModel: string | null;
   @ApiProperty({ type: Number, nullable: true, example: 1536, description: 'Embedding dimensions of its chunks; null before ingestion' }) embeddingDimensions: number | null;

@@ -1,3 +1,4 @@
+import { AI_BUDGET_ERROR_CODES } from '../../platform/ai/budget-errors.js';
 import { defineErrorCodes } from '../../platform/errors/catalog.js';
 
 /** Every code the knowledge base answers with (besides `<entity>.not_found` and validation errors). */
@@ -19,4 +20,6 @@ export const KnowledgeErrors = defineErrorCodes({
   'knowledge.k_too_large': { status: 400, description: 'k is above the cap of results per search' },
   'knowledge.embedding_unavailable': { status: 503, description: 'the embedding provider did not answer; retry later' },
   'knowledge.version_not_found': { status: 404, description: 'the document has no version with that number' },
+  // an embedding call the organization's AI budget cannot take (a search; an ingestion job fails its version with it)
+  ...AI_BUDGET_ERROR_CODES,
 });

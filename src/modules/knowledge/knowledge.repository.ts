@@ -379,6 +379,14 @@ export const knowledgeRepository = {
     return rows.map((r) => r.id);
   },
 
+  /** Whether the document has chunks embedded by another model or dimension than the configured one (staleDocuments' test, for one). */
+  async embeddedOtherwise(db: Db, orgId: string, documentId: string, model: string, dimensions: number): Promise<boolean> {
+    const rows = await db.run(qb.selectFrom('ai.knowledge_chunks as c').select(sql`1`.as('one'))
+      .where('c.org_id', '=', orgId).where('c.document_id', '=', documentId)
+      .where((c) => c.or([c('c.embedding_model', '<>', model), c('c.embedding_dimensions', '<>', dimensions)])).limit(1));
+    return rows.length > 0;
+  },
+
   // ---------------------------------------------------------------- search
   /**
    * Hybrid search over the chunks the caller may read (the policies decide): the vector ranking (cosine; HNSW on

@@ -9,7 +9,7 @@ import { decodeKeyset, page } from '../../platform/http/pagination.js';
 import { enqueue } from '../../platform/queue/jobs.js';
 import { AuditService } from '../audit/audit.service.js';
 import { EntitlementsService } from '../billing/entitlements.service.js';
-import { KnowledgeEmbeddings } from './embedding-provider.js';
+import { EmbeddingFailed, KnowledgeEmbeddings, spentBy } from './embedding-provider.js';
 import { KnowledgeErrors } from './knowledge.errors.js';
 import { knowledgeRepository as repo, searchCandidates, type SearchFilter, type StorageInfo } from './knowledge.repository.js';
 import {
@@ -18,7 +18,11 @@ import {
 } from './knowledge.dto.js';
 import type { OpenTenant } from '../../platform/http/tenant.js';
 
-/** The outbox topic of ingestion: payload { documentId, version }. */
+/**
+ * The outbox topic of ingestion: payload { documentId, version, requestedBy }, requestedBy the person whose write queued
+ * it (a version added, a re-index), whose AI usage its embedding is (null: a service; absent in jobs queued before it was
+ * recorded: the version's creator).
+ */
 export const INDEX_VERSION_JOB = 'knowledge.index_version';
 
 /** A file as the upload route received it. */
@@ -266,7 +270,7 @@ export class KnowledgeService {
       versionNo, contentType: file.contentType, filename: file.filename, byteSize: file.byteSize, text: file.text,
       restoredFromVersionNo: restoredFrom, createdBy: userOf(tx),
     });
-    await enqueue(tx, INDEX_VERSION_JOB, { documentId: doc.id, version: versionNo });
+    await enqueue(tx, INDEX_VERSION_JOB, { documentId: doc.id, version: versionNo, requestedBy: userOf(tx) });
     return v;
   }
 
@@ -291,15 +295,19 @@ export class KnowledgeService {
    * Queues ingestion of the latest version again (after a failure, or to re-embed with another model). A document
    * whose ingestion is queued already (pending) is answered as it is, nothing queued: its job embeds the latest
    * version with the configured model anyway, and each call would otherwise embed the whole document once more (as
-   * POST /knowledge/reindex skips it). The row lock makes concurrent calls queue one job.
+   * POST /knowledge/reindex skips it). So is one whose latest version is indexed (ready) with the configured model and
+   * dimensions: embedding it again would give the same vectors, at the organization's AI budget's expense (a member
+   * looping re-indexes re-embedded up to 1M characters a call). The row lock makes concurrent calls queue one job.
    */
   async reindex(tx: TenantTx, documentId: string): Promise<DocumentDto> {
     const before = await repo.getDocument(tx.db, tx.orgId, documentId, true);
     if (!before) throw KnowledgeErrors.notFound('knowledge_document', documentId);
     if (before.status === 'pending') return before;
+    if (before.status === 'ready' && before.indexedVersion === before.latestVersion
+      && !(await repo.embeddedOtherwise(tx.db, tx.orgId, documentId, this.embeddings.model, this.embeddings.dimensions))) return before;
     await repo.setVersionStatus(tx.db, tx.orgId, documentId, before.latestVersion, 'pending', null);
     const after = await repo.setLatestVersion(tx.db, tx.orgId, documentId, before.latestVersion);
-    await enqueue(tx, INDEX_VERSION_JOB, { documentId, version: before.latestVersion });
+    await enqueue(tx, INDEX_VERSION_JOB, { documentId, version: before.latestVersion, requestedBy: userOf(tx) });
     await this.audit.record(tx, { action: 'knowledge.document_reindexed', entityType: 'knowledge_document', entityId: documentId, before: auditedDocument(before), after: auditedDocument(after) });
     return after;
   }
@@ -328,9 +336,12 @@ export class KnowledgeService {
   /**
    * Hybrid search as the caller (the route, and the agents' search_knowledge tool): only chunks of collections the caller's role may read exist for this query (the
    * policies; for an API key, only those of collections that name KEY_KNOWLEDGE_ROLE), so results, scores and ranks are computed among those alone. `open` runs work in a tenant transaction
-   * of the caller: one short one reads what the provider call needs, the query is embedded with none open (a slow
-   * provider, up to AI_TIMEOUT_MS per try, would otherwise hold a pooled connection and starve every organization),
-   * and a second short one runs the search.
+   * of the caller: one short one reads what the provider call needs; the query's embedding is reserved on the
+   * organization's AI budget (402 ai.budget_exceeded when it cannot take it: no provider call, no results: there is no
+   * keyword-only answer, as there is none when the provider fails), the query is embedded with no transaction open (a
+   * slow provider, up to AI_TIMEOUT_MS per try, would otherwise hold a pooled connection and starve every organization),
+   * what it spent is settled and recorded as the caller's AI usage (GET /ai/usage) — both in short transactions of their
+   * own (KnowledgeEmbeddings.reserve, record: the caller's may be read-only) — and a second one of the caller runs the search.
    */
   async searchWith(open: OpenTenant, s: KnowledgeSearch): Promise<SearchResultDto> {
     const query = (s.query ?? '').trim();
@@ -340,21 +351,28 @@ export class KnowledgeService {
     if (s.from && s.to && new Date(s.from) >= new Date(s.to)) throw PlatformErrors.error('validation_failed', 'from must be before to');
     const unavailable = (err: unknown) =>
       AppError.unavailable('knowledge.embedding_unavailable', `the embedding provider did not answer: ${(err as Error).message}`, 5);
-    const { info, connection } = await open(async (tx) => {
+    const { info, connection, caller } = await open(async (tx) => {
       // a filter naming a collection or document the caller cannot read answers as one that does not exist
       for (const id of s.collectionIds ?? []) await this.getCollection(tx, id);
       for (const id of s.documentIds ?? []) await this.getDocument(tx, id);
       const storage = await this.storageInfo(tx);
       try {
-        return { info: storage, connection: await this.embeddings.connection(tx.db, tx.orgId) };
+        return { info: storage, connection: await this.embeddings.connection(tx.db, tx.orgId), caller: { orgId: tx.orgId, requestId: tx.meta.requestId, by: KnowledgeEmbeddings.by(tx) } };
       } catch (err) {
         throw unavailable(err);
       }
     });
+    const reservation = await this.embeddings.reserve(caller.orgId, caller.requestId,
+      { purpose: 'knowledge_search', inputs: 1, inputTokens: this.embeddings.count([query]), by: caller.by });
     let embedding: number[];
     try {
-      [embedding] = await this.embeddings.embed(connection, [query]);
+      const embedded = await this.embeddings.embed(connection, [query]);
+      [embedding] = embedded.vectors;
+      await this.embeddings.record(caller.orgId, caller.requestId, reservation, embedded.spent);
     } catch (err) {
+      if (!(err instanceof EmbeddingFailed)) throw err;
+      // released (what a request answered before the failure is spent); should that fail, the reservation expires
+      await this.embeddings.record(caller.orgId, caller.requestId, reservation, spentBy(err)).catch(() => undefined);
       throw unavailable(err);
     }
     // the policies decide again in this transaction: a collection made unreadable meanwhile gives no results

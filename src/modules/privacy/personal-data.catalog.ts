@@ -337,6 +337,9 @@ export const PERSONAL_DATA_CATALOG: PersonalDataTable[] = [
     describes: 'the steps of AI agent runs you started (model answers, tool calls)',
     columns: { name: notPersonal('a tool or step name'), detail: { kind: 'pseudonymize', sql: `'{}'::jsonb` }, error_message: ERASE },
   },
+  // the knowledge base's embedding calls made for the person (their searches, the versions they added or re-indexed):
+  // tokens and cost only, no text; they stay with the organization's budget and usage report, as their runs' counters do
+  { table: 'ai.embedding_usage', person: { kind: 'user', column: 'user_id', uuid: true }, orgColumn: 'org_id', describes: 'the AI embedding calls of the knowledge base made for you (tokens and cost)', columns: {} },
   { table: 'finance.bills', person: { kind: 'user', column: 'claimant_id' }, describes: 'your expense claims (bills of kind expense_claim)', columns: {} },
   {
     table: 'finance.bill_lines', person: { kind: 'through', table: 'finance.bills', columns: [['org_id', 'org_id'], ['bill_id', 'id']] },

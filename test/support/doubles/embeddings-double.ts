@@ -13,8 +13,8 @@ export interface EmbeddingsDouble {
   /** base URL for AI_BASE_URL (ends in /v1) */
   url: string;
   apiKey: string;
-  /** requests received: model, number of inputs, dimensions asked for */
-  requests: { model: string; inputs: number; dimensions?: number }[];
+  /** requests received: model, number of inputs, dimensions asked for, the tokens its answer reported (usage.prompt_tokens: the inputs' characters) */
+  requests: { model: string; inputs: number; dimensions?: number; tokens: number }[];
   /** when set, every request is answered with this HTTP status (an outage) */
   failWith?: number;
   /** when set, the answer's `data` (one embedding per input, in order) is replaced by what it returns: a provider answering wrongly */
@@ -53,12 +53,13 @@ export async function startEmbeddingsDouble(apiKey = 'sk-embeddings-double', emb
       const p = JSON.parse(body) as { model: string; input: string | string[]; dimensions?: number };
       const inputs = Array.isArray(p.input) ? p.input : [p.input];
       const dims = p.dimensions ?? 256;
-      double.requests.push({ model: p.model, inputs: inputs.length, dimensions: p.dimensions });
+      const tokens = inputs.reduce((n, t) => n + t.length, 0);
+      double.requests.push({ model: p.model, inputs: inputs.length, dimensions: p.dimensions, tokens });
       const data = inputs.map((text, index) => ({ object: 'embedding' as const, index, embedding: embed(text, dims) as unknown }));
       send(200, {
         object: 'list', model: p.model,
         data: double.alterData ? double.alterData(data) : data,
-        usage: { prompt_tokens: inputs.reduce((n, t) => n + t.length, 0), total_tokens: inputs.reduce((n, t) => n + t.length, 0) },
+        usage: { prompt_tokens: tokens, total_tokens: tokens },
       });
     });
   });
