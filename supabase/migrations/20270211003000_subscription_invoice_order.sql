@@ -18,12 +18,16 @@ COMMENT ON COLUMN hub.subscription_billing.last_invoice_event_at IS
   'The time of the last Stripe invoice event (invoice.paid, invoice.payment_failed) applied: an invoice event older than it, or than last_event_at, is ignored.';
 
 -- A row whose mark is an invoice event's: that mark becomes the invoice mark, and the subscription mark is the newest
--- subscription event of its Stripe subscription processed for it (none: NULL, as for a subscription not yet heard of).
+-- subscription event of its Stripe subscription processed for it (none: NULL, as for a subscription not yet heard of),
+-- or set aside for it: a checkout completion that moved the row to its Stripe subscription took that subscription's
+-- newest event set aside meanwhile (stored 'ignored', its reason starting 'another Stripe subscription is live:', filed
+-- under the row) as the row's state and mark, and that event stayed 'ignored'.
 UPDATE hub.subscription_billing b
    SET last_invoice_event_at = b.last_event_at, last_invoice_event_id = b.last_event_id,
        (last_event_at, last_event_id) = (
          SELECT e."stripeCreatedAt", e."stripeEventId" FROM hub."BillingEvent" e JOIN hub."Subscription" s ON s.id = b.subscription_id
-          WHERE e."subscriptionId" = b.subscription_id AND e.status = 'processed' AND e.type LIKE 'customer.subscription.%'
+          WHERE e."subscriptionId" = b.subscription_id AND e.type LIKE 'customer.subscription.%'
+            AND (e.status = 'processed' OR (e.status = 'ignored' AND e.reason LIKE 'another Stripe subscription is live:%'))
             AND e.payload->'data'->'object'->>'id' = s."stripeSubscriptionId"
           ORDER BY e."stripeCreatedAt" DESC, e."receivedAt" DESC LIMIT 1),
        updated_at = now()
@@ -32,5 +36,5 @@ UPDATE hub.subscription_billing b
 CREATE SCHEMA IF NOT EXISTS omnizen_migrations;
 CREATE TABLE IF NOT EXISTS omnizen_migrations.applied (
   name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), duration_ms int NOT NULL);
-INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270211003000_subscription_invoice_order', 'b3ede7d450ac247551b1e32ae5bc17763db97852e7e4054bc14f754d43cc1ded', 0)
+INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270211003000_subscription_invoice_order', '855f6f5b89f96b22ca5c002a26e306bfcdc5c3e96acc93d20df2b08efd2073da', 0)
   ON CONFLICT (name) DO NOTHING;

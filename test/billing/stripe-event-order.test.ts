@@ -1,5 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { projectRoot } from '../../src/platform/database/migrator.js';
 import { BillingExpiryJob } from '../../src/modules/billing/billing-expiry.job.js';
 import { StripeWebhookService } from '../../src/modules/billing/stripe-webhook.service.js';
 import { createTestApp, type TestApp } from '../support/app.js';
@@ -330,5 +333,145 @@ describe('billing: a checkout completion and the order of Stripe events', () => 
     await send(late);
     expect(await eventRow(late.id)).toEqual([{ status: 'ignored', reason: `out of order: an event from ${ms(T0 + 10).toISOString()} was already applied` }]);
     expect(await entitlements(org)).toMatchObject({ plan: 'enterprise', status: 'active', access: 'full' });
+  });
+
+  /** the domain events emitted for the organization's subscriptions (type, status, previousStatus, occurredAt) */
+  const domainEvents = async (org: string) => (await t.db.admin.query(
+    `SELECT payload->>'type' AS type, payload->'payload'->>'status' AS status, payload->'payload'->>'previousStatus' AS "previousStatus",
+       payload->>'occurredAt' AS "occurredAt" FROM core.outbox WHERE org_id = $1 AND topic = 'domain_event' AND payload->>'type' LIKE 'subscription.%' ORDER BY id`, [org])).rows;
+  const subscriptionAudits = async (org: string) => (await t.db.admin.query(
+    `SELECT action, before->>'status' AS before, after->>'status' AS after, after->>'stripeEvent' AS "stripeEvent", after->'reapplied' AS reapplied
+       FROM core.audit_logs WHERE org_id = $1 AND action LIKE 'billing.subscription_%' ORDER BY id`, [org])).rows;
+  const billingRow = async (org: string) => (await t.db.admin.query(
+    `SELECT s."stripeSubscriptionId" AS sub, s.status, b.current_period_end AS "currentPeriodEnd", b.cancel_at_period_end AS "cancelAtPeriodEnd",
+       b.past_due_since AS "pastDueSince", b.last_event_id AS "lastEventId", b.last_invoice_event_id AS "lastInvoiceEventId"
+     FROM hub."Subscription" s LEFT JOIN hub.subscription_billing b ON b.subscription_id = s.id WHERE s."organizationId" = $1`, [org])).rows;
+
+  it("a checkout completion that moves the row and applies its subscription's newest stored event again: one change, one audit row, one domain event", async () => {
+    const org = await createOrg(t, ada, 'One Change Co');
+    await send(stripeEvent('customer.subscription.created', subscriptionObject('sub_one_a', 'active', org), T0));
+    const trialEnd = T0 + 14 * DAY;
+    const trialing = stripeEvent('customer.subscription.created', subscriptionObject('sub_one_b', 'trialing', org, { trial_end: trialEnd }), T0 + 10);
+    await send(trialing);
+    expect(await eventRow(trialing.id)).toEqual([{ status: 'ignored', reason: expect.stringMatching(/^another Stripe subscription is live: sub_one_a \(active\)/) }]);
+    const completed = checkoutCompleted(org, 'sub_one_b', T0 + 20);
+    await send(completed);
+    expect(await eventRow(completed.id)).toEqual([{ status: 'processed', reason: null }]);
+    expect(await eventRow(trialing.id)).toEqual([{ status: 'processed', reason: null }]);
+    expect(await hubRow(org)).toEqual([{ sub: 'sub_one_b', status: 'trialing', trialEndsAt: ms(trialEnd), lastEventAt: ms(T0 + 10), lastEventId: trialing.id }]);
+    // from the row before the job (sub_one_a, active) to the row after it (sub_one_b, trialing), at the later time (the completion's)
+    expect(await domainEvents(org)).toEqual([
+      { type: 'subscription.created', status: 'active', previousStatus: null, occurredAt: ms(T0).toISOString() },
+      { type: 'subscription.updated', status: 'trialing', previousStatus: 'active', occurredAt: ms(T0 + 20).toISOString() },
+    ]);
+    expect(await subscriptionAudits(org)).toEqual([
+      { action: 'billing.subscription_created', before: null, after: 'active', stripeEvent: expect.any(String), reapplied: null },
+      {
+        action: 'billing.subscription_updated', before: 'active', after: 'trialing', stripeEvent: completed.id,
+        reapplied: { stripeEvent: trialing.id, stripeEventType: 'customer.subscription.created', appliedAfter: completed.id },
+      },
+    ]);
+  });
+
+  it("a Stripe retry of an old event of an ended subscription does not take over the row another one held since (nor revive it); a newer event of it does", async () => {
+    const org = await createOrg(t, ada, 'No Revival Co');
+    await send(stripeEvent('customer.subscription.created', subscriptionObject('sub_rv_b', 'active', org), T0));
+    const retried = stripeEvent('customer.subscription.updated', subscriptionObject('sub_rv_b', 'active', org, { cancel_at_period_end: true }), T0 + 5);
+    const deleted = stripeEvent('customer.subscription.deleted', subscriptionObject('sub_rv_b', 'canceled', org), T0 + 10);
+    await send(deleted);
+    await send(checkoutCompleted(org, 'sub_rv_c', T0 + 20));
+    await send(stripeEvent('customer.subscription.created', subscriptionObject('sub_rv_c', 'active', org), T0 + 19));
+    const cDeleted = stripeEvent('customer.subscription.deleted', subscriptionObject('sub_rv_c', 'canceled', org), T0 + 30);
+    await send(cDeleted);
+    const ended = await billingRow(org);
+    expect(ended).toEqual([expect.objectContaining({ sub: 'sub_rv_c', status: 'canceled', lastEventId: cDeleted.id })]);
+    const eventsBefore = (await domainEvents(org)).length;
+    await send(retried); // the retry of an update from before sub_rv_b's deletion
+    expect(await eventRow(retried.id)).toEqual([{
+      status: 'ignored',
+      reason: `Stripe subscription sub_rv_b has ended already (customer.subscription.deleted ${deleted.id}): it does not take over the row of sub_rv_c (canceled)`,
+    }]);
+    expect(await billingRow(org)).toEqual(ended);
+    expect(await domainEvents(org)).toHaveLength(eventsBefore);
+    expect(await t.db.admin.query(`SELECT after->>'reason' AS reason FROM core.audit_logs WHERE org_id = $1 AND action = 'billing.event_ignored' AND after->>'stripeEventId' = $2`,
+      [org, retried.id]).then((r) => r.rows)).toEqual([{ reason: expect.stringMatching(/^Stripe subscription sub_rv_b has ended already/) }]);
+
+    // not ended, but its newer event was applied (it held the row, then a checkout moved the row on): an older one is stale
+    const other = await createOrg(t, ada, 'Stale Take Over Co');
+    await send(stripeEvent('customer.subscription.created', subscriptionObject('sub_st_b', 'active', other), T0));
+    const old = stripeEvent('customer.subscription.updated', subscriptionObject('sub_st_b', 'past_due', other), T0 + 5);
+    const newer = stripeEvent('customer.subscription.updated', subscriptionObject('sub_st_b', 'active', other, { cancel_at_period_end: true }), T0 + 8);
+    await send(newer);
+    await send(checkoutCompleted(other, 'sub_st_c', T0 + 20));
+    await send(stripeEvent('customer.subscription.deleted', subscriptionObject('sub_st_c', 'canceled', other), T0 + 30));
+    await send(old);
+    expect(await eventRow(old.id)).toEqual([{
+      status: 'ignored',
+      reason: `out of order: Stripe subscription sub_st_b has a newer event (${newer.id} from ${ms(T0 + 8).toISOString()}): this one does not take over the row of sub_st_c (canceled)`,
+    }]);
+    expect(await billingRow(other)).toEqual([expect.objectContaining({ sub: 'sub_st_c', status: 'canceled' })]);
+    // a newer event of it still takes over the ended row (the subscription still bills)
+    const renewed = stripeEvent('customer.subscription.updated', subscriptionObject('sub_st_b', 'active', other), T0 + 40);
+    await send(renewed);
+    expect(await eventRow(renewed.id)).toEqual([{ status: 'processed', reason: null }]);
+    expect(await billingRow(other)).toEqual([expect.objectContaining({ sub: 'sub_st_b', status: 'active', lastEventId: renewed.id })]);
+  });
+
+  it('a subscription event older than the last invoice event applies its period and items, not its status: a failed renewal stays past_due, a paid one active', async () => {
+    const org = await createOrg(t, ada, 'Late Update Co');
+    await send(stripeEvent('customer.subscription.created', subscriptionObject('sub_late_upd', 'active', org), T0));
+    const renewedEnd = T0 + 60 * DAY;
+    const stale = stripeEvent('customer.subscription.updated', subscriptionObject('sub_late_upd', 'active', org, {
+      cancel_at_period_end: true,
+      items: { object: 'list', data: [{ id: 'si_late_upd', price: { id: 'price_omz_ent', object: 'price' }, current_period_end: renewedEnd }] },
+    }), T0 + 5);
+    const failed = invoiceEvent('invoice.payment_failed', 'sub_late_upd', org, T0 + 10);
+    await send(failed);
+    const pastDue = await billingRow(org);
+    expect(pastDue).toEqual([expect.objectContaining({ status: 'past_due', pastDueSince: ms(T0 + 10), lastInvoiceEventId: failed.id })]);
+    await send(stale);
+    expect(await eventRow(stale.id)).toEqual([{
+      status: 'processed', reason: `the status stays past_due (an invoice event from ${ms(T0 + 10).toISOString()} is newer than this active)`,
+    }]);
+    expect(await billingRow(org)).toEqual([{
+      sub: 'sub_late_upd', status: 'past_due', currentPeriodEnd: ms(renewedEnd), cancelAtPeriodEnd: true, pastDueSince: ms(T0 + 10),
+      lastEventId: stale.id, lastInvoiceEventId: failed.id,
+    }]);
+    expect(await entitlements(org)).toMatchObject({ plan: 'enterprise', status: 'past_due' });
+
+    // the other way: paid at T0+20, a past_due update of T0+15 delivered late leaves it active (no grace started)
+    const paid = invoiceEvent('invoice.paid', 'sub_late_upd', org, T0 + 20);
+    await send(paid);
+    const lateFailure = stripeEvent('customer.subscription.updated', subscriptionObject('sub_late_upd', 'past_due', org), T0 + 15);
+    await send(lateFailure);
+    expect(await eventRow(lateFailure.id)).toEqual([{
+      status: 'processed', reason: `the status stays active (an invoice event from ${ms(T0 + 20).toISOString()} is newer than this past_due)`,
+    }]);
+    expect(await billingRow(org)).toEqual([expect.objectContaining({ status: 'active', pastDueSince: null, cancelAtPeriodEnd: false, currentPeriodEnd: ms(T0 + 30 * DAY) })]);
+    // an end still applies, older than the invoice or not
+    const deleted = stripeEvent('customer.subscription.deleted', subscriptionObject('sub_late_upd', 'canceled', org), T0 + 18);
+    await send(deleted);
+    expect(await eventRow(deleted.id)).toEqual([{ status: 'processed', reason: null }]);
+    expect(await billingRow(org)).toEqual([expect.objectContaining({ status: 'canceled', pastDueSince: null })]);
+  });
+
+  it("migration 20270211003000: a row moved by a checkout completion (before it) takes its subscription mark from the set-aside event that completion took it from", async () => {
+    const org = await createOrg(t, ada, 'Upgraded Co');
+    await send(stripeEvent('customer.subscription.created', subscriptionObject('sub_up_a', 'active', org), T0));
+    const aside = stripeEvent('customer.subscription.created', subscriptionObject('sub_up_b', 'active', org), T0 + 10);
+    await send(aside);
+    const [{ reason }] = await eventRow(aside.id);
+    await send(checkoutCompleted(org, 'sub_up_b', T0 + 20));
+    const paid = invoiceEvent('invoice.paid', 'sub_up_b', org, T0 + 30);
+    await send(paid);
+    // as the code before 20270211003000 left it: the completion took the set-aside event's state and mark, and that
+    // event stayed ignored; the mark was the last event applied, an invoice's
+    await t.db.admin.query(`UPDATE hub."BillingEvent" SET status = 'ignored', reason = $2 WHERE "stripeEventId" = $1`, [aside.id, reason]);
+    await t.db.admin.query(`UPDATE hub.subscription_billing b SET last_event_at = $2, last_event_id = $3, last_invoice_event_at = NULL, last_invoice_event_id = NULL
+      FROM hub."Subscription" s WHERE s.id = b.subscription_id AND s."organizationId" = $1`, [org, ms(T0 + 30), paid.id]);
+    const sql = readFileSync(join(projectRoot(), 'prisma', 'migrations', '20270211003000_subscription_invoice_order', 'migration.sql'), 'utf8');
+    await t.db.admin.query(sql.slice(sql.indexOf('UPDATE hub.subscription_billing b')));
+    expect(await hubRow(org)).toEqual([expect.objectContaining({ sub: 'sub_up_b', lastEventAt: ms(T0 + 10), lastEventId: aside.id })]);
+    expect(await billingRow(org)).toEqual([expect.objectContaining({ lastInvoiceEventId: paid.id })]);
   });
 });

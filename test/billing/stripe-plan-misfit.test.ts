@@ -43,7 +43,12 @@ describe('billing: a Stripe event naming a plan that does not fit the subscripti
     `SELECT status, reason FROM hub."BillingEvent" WHERE "stripeEventId" = $1`, [stripeEventId])).rows[0];
   const audits = async (org: string, stripeEventId: string) => (await t.db.admin.query(
     `SELECT action, after->>'plan' AS plan, after->>'notApplied' AS "notApplied", after->>'reason' AS reason, after->>'priceMisfit' AS "priceMisfit"
-      FROM core.audit_logs WHERE org_id = $1 AND (after->>'stripeEvent' = $2 OR after->>'stripeEventId' = $2) ORDER BY id`, [org, stripeEventId])).rows;
+      FROM core.audit_logs WHERE org_id = $1 AND (after->>'stripeEvent' = $2 OR after->>'stripeEventId' = $2 OR after->'reapplied'->>'stripeEvent' = $2) ORDER BY id`,
+    [org, stripeEventId])).rows;
+  /** the domain events emitted for the organization's subscriptions (type, status, previousStatus, occurredAt) */
+  const domainEvents = async (org: string) => (await t.db.admin.query(
+    `SELECT payload->>'type' AS type, payload->'payload'->>'status' AS status, payload->'payload'->>'previousStatus' AS "previousStatus",
+       payload->>'occurredAt' AS "occurredAt" FROM core.outbox WHERE org_id = $1 AND topic = 'domain_event' AND payload->>'type' LIKE 'subscription.%' ORDER BY id`, [org])).rows;
 
   beforeAll(async () => {
     stripe = await startStripeDouble();
@@ -359,9 +364,11 @@ describe('billing: a Stripe event naming a plan that does not fit the subscripti
     id: `cs_test_${subscription}_${created}`, object: 'checkout.session', mode: 'subscription', payment_status: 'paid', client_reference_id: orgId,
     customer: `cus_${subscription}`, subscription, metadata: { org_id: orgId, app: 'omnizen', plan },
   }, created);
+  /** the audit rows that say `stripeEventId` was applied again after another event: its linker's one row (`reapplied`), or its own ignored one */
   const appliedAfter = async (org: string, stripeEventId: string) => (await t.db.admin.query(
-    `SELECT action, after->>'appliedAfter' AS "appliedAfter" FROM core.audit_logs
-      WHERE org_id = $1 AND (after->>'stripeEvent' = $2 OR after->>'stripeEventId' = $2) AND after ? 'appliedAfter' ORDER BY id`, [org, stripeEventId])).rows;
+    `SELECT action, after->>'stripeEvent' AS "stripeEvent", coalesce(after->'reapplied'->>'appliedAfter', after->>'appliedAfter') AS "appliedAfter",
+       after->'reapplied'->>'notApplied' AS "notApplied" FROM core.audit_logs
+      WHERE org_id = $1 AND (after->'reapplied'->>'stripeEvent' = $2 OR (after->>'stripeEventId' = $2 AND after ? 'appliedAfter')) ORDER BY id`, [org, stripeEventId])).rows;
   const unmappedNote = (plan: string) => `price price_cheap_unmapped is not mapped to an app plan (STRIPE_PRICES): the plan stays ${plan}, read-only while the subscription is on that price`;
 
   it('an update stored before its subscription was known (its created event retried later) is applied when the subscription becomes the row\'s: a misfit, not lost', async () => {
@@ -384,9 +391,14 @@ describe('billing: a Stripe event naming a plan that does not fit the subscripti
     expect(await audits(orgId, swapped.id)).toEqual([
       { action: 'billing.event_received', plan: null, notApplied: null, reason: null, priceMisfit: null },
       { action: 'billing.event_ignored', plan: null, notApplied: null, reason: unplaced, priceMisfit: null },
-      { action: 'billing.subscription_updated', plan: 'enterprise', notApplied: unmappedNote('enterprise'), reason: null, priceMisfit: 'price_cheap_unmapped' },
+      // one audit row for the created event's job: the row as the update applied again left it
+      { action: 'billing.subscription_created', plan: 'enterprise', notApplied: null, reason: null, priceMisfit: 'price_cheap_unmapped' },
     ]);
-    expect(await appliedAfter(orgId, swapped.id)).toEqual([{ action: 'billing.subscription_updated', appliedAfter: created.id }]);
+    expect(await appliedAfter(orgId, swapped.id)).toEqual([
+      { action: 'billing.subscription_created', stripeEvent: created.id, appliedAfter: created.id, notApplied: unmappedNote('enterprise') },
+    ]);
+    // and one domain event, the row created as it is now, at the later event's time (the update's)
+    expect(await domainEvents(orgId)).toEqual([{ type: 'subscription.created', status: 'paused', previousStatus: null, occurredAt: new Date((T0 + 10) * 1000).toISOString() }]);
     // its checkout completion, dated before the update, changes nothing (the newest state stays)
     const completed = checkoutCompleted(orgId, 'sub_retried', 'enterprise', T0 + 1);
     await send(completed);
@@ -409,7 +421,8 @@ describe('billing: a Stripe event naming a plan that does not fit the subscripti
     expect(await entitlements(orgId, 'omnizen')).toMatchObject({
       plan: 'enterprise', status: 'paused', access: 'read_only', readOnlyReason: misfitReason('price_omz_ghost', 'omnizen', 'organization'),
     });
-    expect(await appliedAfter(orgId, swapped.id)).toEqual([{ action: 'billing.subscription_updated', appliedAfter: completed.id }]);
+    expect(await appliedAfter(orgId, swapped.id)).toEqual([{ action: 'billing.subscription_created', stripeEvent: completed.id, appliedAfter: completed.id, notApplied: note }]);
+    expect(await domainEvents(orgId)).toEqual([{ type: 'subscription.created', status: 'paused', previousStatus: null, occurredAt: new Date((T0 + 10) * 1000).toISOString() }]);
     // the created event, older, comes last: out of order
     const created = stripeEvent('customer.subscription.created', subscriptionObject('sub_side', 'price_omz_ent', 'active', { org_id: orgId }), T0);
     await send(created);

@@ -16,12 +16,16 @@ COMMENT ON COLUMN hub.subscription_billing.last_invoice_event_at IS
   'The time of the last Stripe invoice event (invoice.paid, invoice.payment_failed) applied: an invoice event older than it, or than last_event_at, is ignored.';
 
 -- A row whose mark is an invoice event's: that mark becomes the invoice mark, and the subscription mark is the newest
--- subscription event of its Stripe subscription processed for it (none: NULL, as for a subscription not yet heard of).
+-- subscription event of its Stripe subscription processed for it (none: NULL, as for a subscription not yet heard of),
+-- or set aside for it: a checkout completion that moved the row to its Stripe subscription took that subscription's
+-- newest event set aside meanwhile (stored 'ignored', its reason starting 'another Stripe subscription is live:', filed
+-- under the row) as the row's state and mark, and that event stayed 'ignored'.
 UPDATE hub.subscription_billing b
    SET last_invoice_event_at = b.last_event_at, last_invoice_event_id = b.last_event_id,
        (last_event_at, last_event_id) = (
          SELECT e."stripeCreatedAt", e."stripeEventId" FROM hub."BillingEvent" e JOIN hub."Subscription" s ON s.id = b.subscription_id
-          WHERE e."subscriptionId" = b.subscription_id AND e.status = 'processed' AND e.type LIKE 'customer.subscription.%'
+          WHERE e."subscriptionId" = b.subscription_id AND e.type LIKE 'customer.subscription.%'
+            AND (e.status = 'processed' OR (e.status = 'ignored' AND e.reason LIKE 'another Stripe subscription is live:%'))
             AND e.payload->'data'->'object'->>'id' = s."stripeSubscriptionId"
           ORDER BY e."stripeCreatedAt" DESC, e."receivedAt" DESC LIMIT 1),
        updated_at = now()

@@ -18,7 +18,15 @@ export const STRIPE_EVENT_JOB = 'billing.stripe_event';
 const SUPERSEDED = 'another Stripe subscription is live:';
 const STRIPE_ACTOR = { kind: 'service', name: 'stripe' } as const;
 
-type Outcome = { status: 'processed' | 'ignored'; reason?: string; subscriptionId?: string };
+/** `applied`: what a re-applied stored event wrote (applyNewestStored), recorded in its linker's one audit row and domain event. */
+type Outcome = { status: 'processed' | 'ignored'; reason?: string; subscriptionId?: string; applied?: Applied };
+
+/** What an event applied again after its linker (applyNewestStored) wrote on the row. */
+interface Applied {
+  event: Stripe.Event;
+  at: Date;
+  notApplied?: string;
+}
 type Org = NonNullable<Awaited<ReturnType<typeof repo.org>>>;
 
 /** The Stripe event types the job applies (any other is recorded as ignored). */
@@ -278,12 +286,20 @@ export class StripeWebhookService implements OnModuleInit {
     }
     const refused = existing ? this.refusal(event, change, existing, other) : undefined;
     if (refused) return { status: 'ignored', reason: refused, subscriptionId: existing!.id };
-    if (other && change.keepKnownStatus) {
-      // the row moves to a new Stripe subscription, whose own events stored meanwhile are applied after this (below):
-      // not when the newest of them ended it, while the row's subscription still bills
-      const newest = await repo.newestSubscriptionEvent(db, org.id, change.stripeSubscriptionId!);
-      if (newest && endsSubscription(newest.payload as Stripe.Event)) {
-        return { status: 'ignored', reason: `${SUPERSEDED} ${other} (${statusOf(existing!)}) stays: this checkout's subscription ${change.stripeSubscriptionId} has ended already`, subscriptionId: existing!.id };
+    if (other) {
+      // the row moves to another Stripe subscription (a checkout completion; or an event of it while the row's own has
+      // ended): not when that one's own stored events say this is stale (takeOverRefusal)
+      const stale = await this.takeOverRefusal(db, org.id, event, change.stripeSubscriptionId!, other, existing!);
+      if (stale) return { status: 'ignored', reason: stale, subscriptionId: existing!.id };
+    }
+    const invoiceLater = !other && existing && !invoice && !change.keepKnownStatus ? existing.lastInvoiceEventAt ?? null : null;
+    if (invoiceLater && at < invoiceLater && !STRIPE_ENDED.has(change.status)) {
+      // an invoice event applied since (a failed renewal, its payment) is newer word on whether the subscription is paid
+      // than this subscription event, delivered late: its period, plan and items apply, not its status (nor past_due_since)
+      const paid = this.invoiceStatus(existing!);
+      if (paid && paid !== change.status) {
+        const kept = `the status stays ${paid} (an invoice event from ${invoiceLater.toISOString()} is newer than this ${change.status})`;
+        Object.assign(change, { status: paid, notApplied: change.notApplied ? `${change.notApplied}; ${kept}` : kept });
       }
     }
     // a checkout moving the row to another Stripe subscription: that one is on what the checkout sold (a plan of the app,
@@ -321,25 +337,72 @@ export class StripeWebhookService implements OnModuleInit {
       await repo.updateSubscription(db, id, { plan: change.plan ?? existing.plan, status: written, stripeSubscriptionId: change.stripeSubscriptionId });
     }
     await repo.upsertBilling(db, id, subject, change, at, marks);
+    const outcome: Outcome = { status: 'processed', subscriptionId: id, ...(change.notApplied ? { reason: change.notApplied } : {}) };
+    // applied again after its linker: the linker's job records the one change (its audit row, its domain event)
+    if (appliedAfter) return { ...outcome, applied: { event, at, ...(change.notApplied ? { notApplied: change.notApplied } : {}) } };
+    // the Stripe subscription has just become this row's (a checkout completion linked it, or its own event took the
+    // row): what its own events said while it was not (stored ignored: not known yet, set aside, another app's or an
+    // unmapped price) is applied now, the newest of them
+    const reapplied = !org.deletedAt && change.stripeSubscriptionId && existing?.stripeSubscriptionId !== change.stripeSubscriptionId
+      ? await this.applyNewestStored(db, org, change.stripeSubscriptionId, event, canceledInStripe, catalog) : undefined;
+    // one audit row and one domain event for the job: from the row before it to the row after it (the re-applied
+    // event's write included, recorded under `reapplied`), at the later of the two events' times
     const after = await repo.lockSubscription(db, id);
     await this.audit.recordPrivileged(db, org.id, STRIPE_ACTOR, {
       action: existing ? 'billing.subscription_updated' : 'billing.subscription_created', entityType: 'subscription', entityId: id,
       before: existing ?? undefined,
       after: {
-        ...after, stripeEvent: event.id, stripeEventType: event.type, ...(appliedAfter ? { appliedAfter: appliedAfter.id } : {}),
+        ...after, stripeEvent: event.id, stripeEventType: event.type,
         ...(endedForDeletedOrg ? { reason: 'organization_deleted', ...endedForDeletedOrg } : {}), ...(change.notApplied ? { notApplied: change.notApplied } : {}),
+        ...(reapplied ? { reapplied: {
+          stripeEvent: reapplied.event.id, stripeEventType: reapplied.event.type, appliedAfter: event.id,
+          ...(reapplied.notApplied ? { notApplied: reapplied.notApplied } : {}),
+        } } : {}),
       },
     }, { requestId: event.id });
     // a deleted organization's subscription ended here, whatever the Stripe event said (no trial_ending, no payment.failed)
-    const type = this.domainEventType(endedForDeletedOrg ? 'customer.subscription.deleted' : event.type, existing, after);
-    await emitEvent({ db, orgId: org.id }, type, subscriptionPayload(after!, existing?.status ?? null), 1, at);
-    // the Stripe subscription has just become this row's (a checkout completion linked it, or its own event took the
-    // row): what its own events said while it was not (stored ignored: not known yet, set aside, another app's or an
-    // unmapped price) is applied now, the newest of them
-    if (!appliedAfter && !org.deletedAt && change.stripeSubscriptionId && existing?.stripeSubscriptionId !== change.stripeSubscriptionId) {
-      await this.applyNewestStored(db, org, change.stripeSubscriptionId, event, canceledInStripe, catalog);
+    const type = this.domainEventType(endedForDeletedOrg ? 'customer.subscription.deleted' : event.type, existing, after,
+      reapplied?.event.type);
+    await emitEvent({ db, orgId: org.id }, type, subscriptionPayload(after!, existing?.status ?? null), 1,
+      reapplied && reapplied.at > at ? reapplied.at : at);
+    return outcome;
+  }
+
+  /**
+   * Why `event` must not move the row from `other` (its Stripe subscription) to `stripeSubscriptionId`, read from that
+   * subscription's newest stored event (any status), or undefined. A checkout completion: not when that event ended the
+   * subscription (the row's still bills). Any other event (the row's own has ended): neither, nor when that event is
+   * newer than this one and was not ignored (a Stripe retry of an old event of a subscription whose later state is
+   * known, e.g. one that held the row before and was followed by another: it would revive stale state). A newer one
+   * that was ignored (not known yet, set aside, an unplaced price) is applied again right after the take-over
+   * (applyNewestStored), so the newest state wins.
+   */
+  private async takeOverRefusal(db: Db, orgId: string, event: Stripe.Event, stripeSubscriptionId: string, other: string,
+    existing: SubscriptionRow): Promise<string | undefined> {
+    const newest = await repo.newestSubscriptionEvent(db, orgId, stripeSubscriptionId);
+    const stored = newest?.payload as Stripe.Event | undefined;
+    if (!newest || !stored || stored.id === event.id) return undefined;
+    const checkout = event.type === 'checkout.session.completed';
+    if (endsSubscription(stored)) {
+      return checkout
+        ? `${SUPERSEDED} ${other} (${statusOf(existing)}) stays: this checkout's subscription ${stripeSubscriptionId} has ended already`
+        : `Stripe subscription ${stripeSubscriptionId} has ended already (${stored.type} ${stored.id}): it does not take over the row of ${other} (${statusOf(existing)})`;
     }
-    return { status: 'processed', subscriptionId: id, ...(change.notApplied ? { reason: change.notApplied } : {}) };
+    if (!checkout && newest.status !== 'ignored' && stored.created > event.created) {
+      return `out of order: Stripe subscription ${stripeSubscriptionId} has a newer event (${stored.id} from ${new Date(stored.created * 1000).toISOString()}): this one does not take over the row of ${other} (${statusOf(existing)})`;
+    }
+    return undefined;
+  }
+
+  /**
+   * The status the row's last invoice event left (active: paid; past_due: failed), read on the row: a row paused for its
+   * misfit price (price_misfit) keeps Stripe's own in past_due_since. Undefined when the row says neither.
+   */
+  private invoiceStatus(existing: SubscriptionRow): 'active' | 'past_due' | undefined {
+    const status = statusOf(existing);
+    if (status === 'active' || status === 'past_due') return status;
+    if (status === MISFIT_STATUS && existing.priceMisfit) return existing.pastDueSince ? 'past_due' : 'active';
+    return undefined;
   }
 
   /**
@@ -349,18 +412,20 @@ export class StripeWebhookService implements OnModuleInit {
    * (a checkout completion's status is provisional: any). What happens is recorded on it (status, reason, audit with
    * `appliedAfter`). One that is still to be processed (received) is left to its own job.
    */
-  private async applyNewestStored(db: Db, org: Org, stripeSubscriptionId: string, linker: Stripe.Event, canceledInStripe: ReadonlySet<string>, catalog: Catalog): Promise<void> {
+  private async applyNewestStored(db: Db, org: Org, stripeSubscriptionId: string, linker: Stripe.Event, canceledInStripe: ReadonlySet<string>,
+    catalog: Catalog): Promise<Applied | undefined> {
     const newest = await repo.newestSubscriptionEvent(db, org.id, stripeSubscriptionId);
-    if (newest?.status !== 'ignored') return;
+    if (newest?.status !== 'ignored') return undefined;
     const payload = newest.payload as Stripe.Event;
-    if (linker.type !== 'checkout.session.completed' && payload.created <= linker.created) return;
+    if (linker.type !== 'checkout.session.completed' && payload.created <= linker.created) return undefined;
     const stored = await repo.lockEvent(db, newest.id);
-    if (stored?.status !== 'ignored') return; // re-applied by another job meanwhile
+    if (stored?.status !== 'ignored') return undefined; // re-applied by another job meanwhile
     const outcome = await this.applyTo(db, org, payload, canceledInStripe, catalog, linker);
     // a deleted organization's events are not applied again, so nothing is to be canceled in Stripe here
     if ('cancelInStripe' in outcome) throw new Error(`stripe event ${payload.id} applied again asks to cancel ${outcome.cancelInStripe} in Stripe`);
     this.logger.log(`stripe event ${payload.id} (${payload.type}) applied again after ${linker.id} (${linker.type}): ${outcome.status}`);
     await this.finish(db, org.id, newest.id, payload, outcome, linker);
+    return outcome.applied;
   }
 
   /** The Stripe subscription an event says is live (a subscription event not ending it, a completed subscription checkout), or undefined. */
@@ -433,13 +498,21 @@ export class StripeWebhookService implements OnModuleInit {
     return obj.mode === 'subscription' && (obj.metadata?.org_id === orgId || obj.client_reference_id === orgId);
   }
 
-  /** The domain event a processed Stripe event means for the organization (billing.events.ts). */
-  private domainEventType(stripeType: string, before: SubscriptionRow | undefined, after: SubscriptionRow | undefined): string {
-    if (stripeType === 'invoice.payment_failed') return 'payment.failed';
-    if (stripeType === 'customer.subscription.trial_will_end') return 'subscription.trial_ending';
-    if (!before) return 'subscription.created';
-    if (after?.status === 'canceled' && before.status !== 'canceled') return 'subscription.canceled';
-    return 'subscription.updated';
+  /**
+   * The domain event a processed Stripe event means for the organization (billing.events.ts). `reappliedType`: the
+   * type of the stored event applied again in the same job (applyNewestStored): the one change is created, canceled or
+   * trial_ending if either event means so (in that order), else updated.
+   */
+  private domainEventType(stripeType: string, before: SubscriptionRow | undefined, after: SubscriptionRow | undefined, reappliedType?: string): string {
+    const typeOf = (t: string) => {
+      if (t === 'invoice.payment_failed') return 'payment.failed';
+      if (t === 'customer.subscription.trial_will_end') return 'subscription.trial_ending';
+      if (!before) return 'subscription.created';
+      if (after?.status === 'canceled' && before.status !== 'canceled') return 'subscription.canceled';
+      return 'subscription.updated';
+    };
+    const types = [typeOf(stripeType), ...(reappliedType ? [typeOf(reappliedType)] : [])];
+    return ['subscription.created', 'subscription.canceled', 'subscription.trial_ending', 'payment.failed'].find((t) => types.includes(t)) ?? 'subscription.updated';
   }
 
   /** The plans of the catalog for one event: each app's read once, however often its items and its fit are looked at. */
