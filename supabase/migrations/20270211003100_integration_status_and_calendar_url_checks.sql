@@ -14,8 +14,21 @@
 --    provider_settings_group_problem refuses such a URL now, as the API does (a 400 naming the field); as before only
 --    the groups a statement changes are checked: a row written before keeps its group, which the API now reads as
 --    malformed (not set; its page's availability answers 503 until the owner saves the calendars again).
+--    Such stored URLs lose their user part here (the rest of each URL kept, a URL then repeated kept once, first place),
+--    so no password stays in the settings; the owner's credentials belong in the integration's secret.
+--
+-- Both data fixes change rows of users, not of an organization (core.audit_logs.org_id is NOT NULL): each says how many
+-- rows it changed in a NOTICE instead of an audit entry.
 
-UPDATE public.integrations SET status = 'disabled' WHERE status NOT IN ('active', 'disabled', 'error');
+DO $$
+DECLARE
+  n int;
+BEGIN
+  UPDATE public.integrations SET status = 'disabled' WHERE status NOT IN ('active', 'disabled', 'error');
+  GET DIAGNOSTICS n = ROW_COUNT;
+  RAISE NOTICE '20270211003100: % integrations of a status outside active, disabled, error set to disabled', n;
+END
+$$;
 ALTER TABLE public.integrations ADD CONSTRAINT integrations_status_check CHECK (status IN ('active', 'disabled', 'error'));
 
 -- as in 20270210360100, with the user part refused (its privileges stay: the owner's only, for check_provider_row)
@@ -108,8 +121,42 @@ BEGIN
 END
 $$;
 
+-- the stored calendar URLs with a user part, without it: the settings' check (providers_check) is off meanwhile, as the
+-- rest of such a group may be one it refuses now (it is then read as malformed, as before); only the URLs change
+ALTER TABLE public.providers DISABLE TRIGGER providers_check;
+DO $$
+DECLARE
+  n int;
+BEGIN
+  WITH fixed AS (
+    SELECT p.id, (
+      SELECT jsonb_agg(d.c ORDER BY d.first)
+      FROM (
+        SELECT x.c, min(x.ord) AS first
+        FROM (
+          SELECT CASE WHEN jsonb_typeof(e) = 'string'
+                      THEN to_jsonb(regexp_replace(e #>> '{}', '^(https?:[/\\]*)[^/?#\\]*@', '\1', 'i'))
+                      ELSE e END AS c, ord
+          FROM jsonb_array_elements(p.settings #> '{calendar,selectedCalendarIds}') WITH ORDINALITY AS a(e, ord)
+        ) x
+        GROUP BY x.c
+      ) d
+    ) AS ids
+    FROM public.providers p
+    WHERE jsonb_typeof(p.settings #> '{calendar,selectedCalendarIds}') = 'array'
+      AND EXISTS (SELECT 1 FROM jsonb_array_elements(p.settings #> '{calendar,selectedCalendarIds}') e
+                  WHERE jsonb_typeof(e) = 'string' AND (e #>> '{}') ~* '^https?:[/\\]*[^/?#\\]*@')
+  )
+  UPDATE public.providers p SET settings = jsonb_set(p.settings, '{calendar,selectedCalendarIds}', f.ids)
+  FROM fixed f WHERE p.id = f.id;
+  GET DIAGNOSTICS n = ROW_COUNT;
+  RAISE NOTICE '20270211003100: % providers'' calendar URLs stripped of their user name and password', n;
+END
+$$;
+ALTER TABLE public.providers ENABLE TRIGGER providers_check;
+
 CREATE SCHEMA IF NOT EXISTS omnizen_migrations;
 CREATE TABLE IF NOT EXISTS omnizen_migrations.applied (
   name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), duration_ms int NOT NULL);
-INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270211003100_integration_status_and_calendar_url_checks', '83962034a84cd8f055bda6f0821c6459c64de388db1d424149cdaaad4d51a50e', 0)
+INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270211003100_integration_status_and_calendar_url_checks', '7612a609f765c8cefe485022ee4cc38d9fcc0f5c9df7af27119bddd400f242e5', 0)
   ON CONFLICT (name) DO NOTHING;

@@ -4,7 +4,8 @@ import {
   CalDavBusyTimeSource, CALENDAR_CONCURRENCY, EVENTS_PER_TURN, MAX_CALENDARS, MAX_EVENTS, MAX_EVENTS_PER_CALENDAR, MAX_REPORT_BYTES,
   MAX_REQUEST_REPORT_BYTES, readCalendars,
 } from '../../src/modules/integrations/busy-time-source.js';
-import { BUSY_TIMES_TTL_MS } from '../../src/modules/integrations/busy-times-cache.js';
+import { HORIZON_DAYS } from '../../src/modules/integrations/availability.js';
+import { BUSY_TIMES_TTL_MS, FAILED_BUSY_TIMES_TTL_MS } from '../../src/modules/integrations/busy-times-cache.js';
 import { PublicProvidersService } from '../../src/modules/integrations/public-providers.service.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { ManualClock } from '../support/clock.js';
@@ -70,7 +71,7 @@ describe('what one availability request reads', () => {
   };
 
   beforeAll(async () => {
-    clock = new ManualClock();
+    clock = ManualClock.at('2030-03-10T12:00:00Z');
     const logs = new Writable({ write: (chunk: Buffer, _e, done) => done(void lines.push(...chunk.toString().split('\n').filter(Boolean))) });
     t = await createTestApp({ SECRETS_KEYS: testKeys('k1').env, LOG_LEVEL: 'warn' }, { clock, logDestination: logs });
     caldav = await startCalDavDouble({ username: 'coach@example.com', password: 'pw' });
@@ -140,22 +141,75 @@ describe('what one availability request reads', () => {
     clock.advance(5000);
     expect(await times()).toContain('2030-03-11 10:00');
     expect(caldav.requests).toHaveLength(2);
-    // another range is another read
+    // another range is a slice of the same read: the provider's whole window was read
     expect(await times('from=2030-03-13&to=2030-03-13')).toEqual(['2030-03-13 09:00', '2030-03-13 10:00', '2030-03-13 11:00']);
-    expect(caldav.requests).toHaveLength(3);
-    // a calendar that cannot be read is answered as such again, and logged once, until the minute has passed
+    expect(caldav.requests).toHaveLength(2);
+    // a calendar that cannot be read is answered as such again, and logged once, for FAILED_BUSY_TIMES_TTL_MS only
     caldav.calendars.delete('/cached/home/');
     clock.advance(BUSY_TIMES_TTL_MS);
     reset();
     expect((await availability().expect(503)).body.error).toEqual(unavailable);
+    clock.advance(FAILED_BUSY_TIMES_TTL_MS - 5000);
     expect((await availability().expect(503)).body.error).toEqual(unavailable);
     expect(caldav.requests).toHaveLength(1);
     expect(reasons()).toEqual(['CalDAV REPORT on /cached/home/ answered 404']);
+    // past it, asked again: the server answers again, and what it answers is kept the whole minute
+    caldav.calendars.set('/cached/home/', []);
+    clock.advance(5000);
+    expect(await times()).toHaveLength(6);
+    expect(caldav.requests).toHaveLength(2);
+    clock.advance(FAILED_BUSY_TIMES_TTL_MS);
+    expect(await times()).toHaveLength(6);
+    expect(caldav.requests.map((r) => r.path)).toEqual(['/cached/home/', '/cached/home/']);
+    caldav.requests.length = 0;
     // the settings changed (or the integrations, or their secrets): read at once
     caldav.calendars.set('/cached/work/', []);
     await useCalendars(['/cached/work/']);
     expect(await times()).toHaveLength(6);
-    expect(caldav.requests.map((r) => r.path)).toEqual(['/cached/home/', '/cached/work/']);
+    expect(caldav.requests.map((r) => r.path)).toEqual(['/cached/work/']);
+  });
+
+  it(`reads a provider's calendars once a minute whatever ranges visitors ask (yesterday to ${HORIZON_DAYS} days ahead, UTC): ranges at once wait for the one read`, async () => {
+    caldav.calendars.set('/ranges/home/', ['BEGIN:VEVENT\r\nDTSTART:20300420T090000Z\r\nDTEND:20300420T100000Z\r\nEND:VEVENT']);
+    caldav.calendars.set('/ranges/work/', []);
+    await useCalendars(['/ranges/home/', '/ranges/work/']);
+    clock.advance(BUSY_TIMES_TTL_MS);
+    reset();
+    // 40 distinct ranges, from yesterday (2030-03-09) to the last day of the window (2030-06-10), 20 of them at once
+    const day = (n: number) => new Date(Date.UTC(2030, 2, 9 + n)).toISOString().slice(0, 10);
+    const ranges = Array.from({ length: 40 }, (_, i) => `from=${day(i)}&to=${day(Math.min(i + (i % 5), 93))}`);
+    ranges.push(`from=${day(63)}&to=${day(93)}`);
+    const first = await Promise.all(ranges.slice(0, 20).map((r) => availability(r)));
+    const rest = [];
+    for (const r of ranges.slice(20)) rest.push(await availability(r));
+    expect([...first, ...rest].map((r) => r.status)).toEqual(ranges.map(() => 200));
+    // one REPORT a calendar for all of them, over the whole window, each range answered its slice of it
+    expect(caldav.requests.map((r) => r.path).sort()).toEqual(['/ranges/home/', '/ranges/work/']);
+    expect(caldav.requests[0].body).toContain('<C:time-range start="20300309T000000Z" end="20300611T000000Z"/>');
+    const april20 = (await availability('from=2030-04-20&to=2030-04-20').expect(200)).body;
+    expect(april20.slots.map((s: { time: string }) => s.time)).toEqual(['10:00', '11:00']);
+    expect(caldav.requests).toHaveLength(2);
+    // a minute later, once again
+    clock.advance(BUSY_TIMES_TTL_MS);
+    for (const r of ranges.slice(0, 10)) await availability(r).expect(200);
+    expect(caldav.requests).toHaveLength(4);
+  });
+
+  it('refuses a range before yesterday or past the horizon (UTC, on the clock) with its code, asking no calendar', async () => {
+    reset();
+    const refused = await Promise.all([
+      'from=2030-03-08&to=2030-03-09', 'from=1000-01-01&to=1000-01-31', 'from=2030-06-10&to=2030-06-11', 'from=9999-12-01&to=9999-12-31',
+    ].map((r) => availability(r)));
+    expect(refused.map((r) => [r.status, r.body.error.code, r.body.error.message])).toEqual([
+      [400, 'availability.from_past', 'from must not be before 2030-03-09 (yesterday, UTC)'],
+      [400, 'availability.from_past', 'from must not be before 2030-03-09 (yesterday, UTC)'],
+      [400, 'availability.to_beyond_horizon', `to must not be after 2030-06-10 (${HORIZON_DAYS} days after today, UTC)`],
+      [400, 'availability.to_beyond_horizon', `to must not be after 2030-06-10 (${HORIZON_DAYS} days after today, UTC)`],
+    ]);
+    expect(caldav.requests).toHaveLength(0);
+    // the edges are asked
+    await availability('from=2030-03-09&to=2030-03-09').expect(200);
+    await availability('from=2030-06-10&to=2030-06-10').expect(200);
   });
 });
 

@@ -8,6 +8,7 @@ import {
 import { openSlots } from '../../src/modules/integrations/availability.js';
 import { BodyTooLarge } from '../../src/platform/http/body-reader.js';
 import { createTestApp, type TestApp } from '../support/app.js';
+import { ManualClock } from '../support/clock.js';
 import { registerUser, type TestUser } from '../support/factories.js';
 import { testKeys } from './keys.js';
 
@@ -94,7 +95,7 @@ describe('CalDAV answers larger than the API reads', () => {
     .send({ settings: { calendar: { selectedCalendarIds: [`${calendars.url}/calendars/${name}/`] } } }).expect(200);
 
   beforeAll(async () => {
-    t = await createTestApp({ SECRETS_KEYS: testKeys('k1').env });
+    t = await createTestApp({ SECRETS_KEYS: testKeys('k1').env }, { clock: ManualClock.at('2030-03-01T00:00:00Z') });
     calendars = await startBigCalendarServer();
     coach = await registerUser(t, 'big-calendar');
     const { body: integration } = await t.http.post('/v1/me/integrations').set(coach.auth).send({ integrationType: 'caldav', label: 'Self-hosted' }).expect(201);
@@ -270,7 +271,7 @@ describe('calendars answering many events', () => {
   const ics = (ms: number) => DateTime.fromMillis(ms, { zone: 'utc' }).toFormat("yyyyMMdd'T'HHmmss'Z'");
 
   beforeAll(async () => {
-    t = await createTestApp({ SECRETS_KEYS: testKeys('k1').env });
+    t = await createTestApp({ SECRETS_KEYS: testKeys('k1').env }, { clock: ManualClock.at('2030-03-01T00:00:00Z') });
     server = createServer((req, res) => {
       req.resume();
       asked.push(req.url ?? '');

@@ -73,3 +73,50 @@ describe('20270211003100: integrations.status checked, rows holding another stat
     await expect(q(`UPDATE public.integrations SET status = 'paused' WHERE user_id = $1`, [user])).rejects.toMatchObject({ code: '23514', constraint: 'integrations_status_check' });
   });
 });
+
+describe('20270211003100: stored calendar URLs lose their user part, each data fix counted in a NOTICE', () => {
+  let db: TestDatabase;
+  const [withPassword, clean, other] = [randomUUID(), randomUUID(), randomUUID()];
+
+  beforeAll(async () => {
+    db = await createTestDatabase({ template: null });
+    await migrate(db.url, { until: '20270211002900_opening_balance_rules', log: () => undefined });
+  });
+  afterAll(() => db.drop());
+
+  it('strips user:password@ from each URL (the rest kept, a repeat kept once), leaves other rows and groups as they were', async () => {
+    const q = (sql: string, params: unknown[] = []) => db.admin.query(sql, params);
+    for (const id of [withPassword, clean, other]) await q('INSERT INTO auth.users (id, email) VALUES ($1, $2)', [id, `${id}@example.test`]);
+    await q(`INSERT INTO public.integrations (user_id, integration_type, status) VALUES ($1, 'caldav', 'paused'), ($2, 'icloud', 'active')`, [withPassword, clean]);
+    const hours = { timezone: 'UTC', days: [1, 2, 3], start: '09:00', end: '12:00' };
+    const settings = (ids: unknown[]) => JSON.stringify({ workingHours: hours, calendar: { selectedCalendarIds: ids } });
+    // written before 20270211003100, when a user part was let through
+    await q('INSERT INTO public.providers (owner_user_id, settings) VALUES ($1, $2::jsonb), ($3, $4::jsonb), ($5, $6::jsonb)', [
+      withPassword, settings([
+        'https://coach:hunter2-secret@cal.example.com/dav/home/?a=1#x',
+        'HTTPS://coach%40mail:p%3Aw@cal.example.com:8443/dav/work/',
+        'https://cal.example.com/dav/home/?a=1#x',
+        'http://cal.example.com/dav/at@sign/',
+      ]),
+      clean, settings(['https://caldav.icloud.com/1/calendars/home/']),
+      other, JSON.stringify({ workingHours: hours }),
+    ]);
+    const before = (await q('SELECT owner_user_id, settings, updated_at FROM public.providers WHERE owner_user_id <> $1 ORDER BY owner_user_id', [withPassword])).rows;
+    const lines: string[] = [];
+    await migrate(db.url, { log: (line) => lines.push(line) });
+
+    const { rows: [fixed] } = await q('SELECT settings FROM public.providers WHERE owner_user_id = $1', [withPassword]);
+    expect(fixed.settings).toEqual({ workingHours: hours, calendar: { selectedCalendarIds: [
+      'https://cal.example.com/dav/home/?a=1#x', 'HTTPS://cal.example.com:8443/dav/work/', 'http://cal.example.com/dav/at@sign/',
+    ] } });
+    expect(JSON.stringify(fixed.settings)).not.toContain('hunter2');
+    expect((await q('SELECT owner_user_id, settings, updated_at FROM public.providers WHERE owner_user_id <> $1 ORDER BY owner_user_id', [withPassword])).rows).toEqual(before);
+    expect(lines.filter((l) => l.startsWith('20270211003100'))).toEqual([
+      '20270211003100_integration_status_and_calendar_url_checks: NOTICE: 20270211003100: 1 integrations of a status outside active, disabled, error set to disabled',
+      '20270211003100_integration_status_and_calendar_url_checks: NOTICE: 20270211003100: 1 providers\' calendar URLs stripped of their user name and password',
+    ]);
+    // the check is back on: a user part is refused again
+    await expect(q(`UPDATE public.providers SET settings = $2::jsonb WHERE owner_user_id = $1`, [clean, settings(['https://u:p@cal.example.com/x/'])]))
+      .rejects.toMatchObject({ code: '23514' });
+  });
+});

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Writable } from 'node:stream';
 import { createTestApp, type TestApp } from '../support/app.js';
+import { ManualClock } from '../support/clock.js';
 import { registerUser, type TestUser } from '../support/factories.js';
 import { startCalDavDouble, type CalDavDouble } from '../support/doubles/caldav-double.js';
 import { testKeys } from './keys.js';
@@ -105,7 +106,8 @@ describe('public provider pages and availability', () => {
   const calPassword = 'icloud-app-pw-x91k-never-shown';
 
   beforeAll(async () => {
-    t = await createTestApp({ SECRETS_KEYS: testKeys('k1').env });
+    // availability is asked from yesterday to HORIZON_DAYS ahead: the ranges below, 2030-01-05 to 2030-03-31, from here
+    t = await createTestApp({ SECRETS_KEYS: testKeys('k1').env }, { clock: ManualClock.at('2030-01-04T12:00:00Z') });
     [ny, dubai, hidden, london] = [await registerUser(t, 'ny'), await registerUser(t, 'dubai'), await registerUser(t, 'hidden'), await registerUser(t, 'london')];
     await t.http.patch('/v1/me/provider').set(ny.auth).send({
       publicSlug: 'new-york-coach', isPublic: true, timezone: 'America/New_York',
@@ -250,7 +252,8 @@ describe('public provider pages and availability', () => {
       ['REPORT', '/calendars/home/', '1'], ['REPORT', '/calendars/work/', '1'],
     ]);
     expect(caldav.requests[0].authorization).toBe('Basic ' + Buffer.from(`ny@example.com:${calPassword}`).toString('base64'));
-    expect(caldav.requests[0].body).toContain('<C:time-range start="20300311T040000Z" end="20300314T040000Z"/>');
+    // the provider's whole window, whatever range was asked: yesterday (2030-01-03, EST) to 92 days after today (2030-04-06, EDT) in its zone
+    expect(caldav.requests[0].body).toContain('<C:time-range start="20300103T050000Z" end="20300407T040000Z"/>');
     expect(res.text).not.toContain(calPassword);
   });
 
@@ -312,7 +315,7 @@ describe('provider rows written over REST', () => {
 
   beforeAll(async () => {
     const logs = new Writable({ write: (chunk: Buffer, _e, done) => done(void lines.push(...chunk.toString().split('\n').filter(Boolean))) });
-    t = await createTestApp({ SECRETS_KEYS: testKeys('k1').env, LOG_LEVEL: 'warn' }, { logDestination: logs });
+    t = await createTestApp({ SECRETS_KEYS: testKeys('k1').env, LOG_LEVEL: 'warn' }, { logDestination: logs, clock: ManualClock.at('2030-01-04T12:00:00Z') });
     ada = await registerUser(t, 'ada-rest');
     caldav = await startCalDavDouble({ username: 'ada@example.com', password: 'pw' });
     await t.http.patch('/v1/me/provider').set(ada.auth).send({ publicSlug: 'ada-rest', isPublic: true, timezone: 'UTC', settings: { workingHours: HOURS, whatsapp: WHATSAPP } }).expect(200);

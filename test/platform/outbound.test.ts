@@ -3,6 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { isNonPublicAddress, outboundFetch } from '../../src/platform/http/outbound.js';
 import { createTestApp, type TestApp } from '../support/app.js';
+import { ManualClock } from '../support/clock.js';
 import { registerUser, type TestUser } from '../support/factories.js';
 import { startCalDavDouble, type CalDavDouble } from '../support/doubles/caldav-double.js';
 import { testKeys } from '../integrations/keys.js';
@@ -52,7 +53,7 @@ describe('outbound requests to user-chosen URLs (server-side request forgery gua
     let caldav: CalDavDouble;
     let integrationId: string;
     beforeAll(async () => {
-      t = await createTestApp({ SECRETS_KEYS: testKeys('k1').env, OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'false' });
+      t = await createTestApp({ SECRETS_KEYS: testKeys('k1').env, OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'false' }, { clock: ManualClock.at('2030-03-10T12:00:00Z') });
       user = await registerUser(t, 'guarded');
       caldav = await startCalDavDouble({ username: 'g@example.com', password: 'pw' });
       caldav.calendars.set('/calendars/home/', []);

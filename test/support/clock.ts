@@ -8,6 +8,13 @@ export class ManualClock extends Clock {
     return Date.now() + this.offsetMs;
   }
 
+  /** A clock on `iso` (an instant), running on with the wall clock from there: for tests of fixed dates (2030's). */
+  static at(iso: string): ManualClock {
+    const clock = new ManualClock();
+    clock.advance(Date.parse(iso) - clock.now());
+    return clock;
+  }
+
   advance(ms: number): void {
     this.offsetMs += ms;
   }

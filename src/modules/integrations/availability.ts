@@ -23,6 +23,12 @@ export interface Slot {
 }
 
 export const MAX_RANGE_DAYS = 31;
+/**
+ * How far ahead a public page's availability may be asked, in days after today (UTC, on the injected clock); `from`
+ * may be yesterday at the earliest (a provider's zone may be a day behind UTC). The calendars are read once for this
+ * whole window per provider (and cached), so a visitor choosing ranges chooses no read.
+ */
+export const HORIZON_DAYS = 92;
 
 /** https://wa.me/<digits>?text=<template with {date} and {time} filled, URL-encoded> */
 export function whatsappUrl(w: WhatsappSettings, date: string, time: string): string | undefined {

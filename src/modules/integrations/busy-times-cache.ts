@@ -3,6 +3,8 @@ import type { BusyInterval } from './busy-time-source.js';
 
 /** How long a provider's busy times for a range are answered from memory: anonymous visitors repeat a page's requests. */
 export const BUSY_TIMES_TTL_MS = 60_000;
+/** ...and that they could not be read, for this long only: a server that failed once is asked again soon. */
+export const FAILED_BUSY_TIMES_TTL_MS = 10_000;
 /** The most ranges kept (all providers together)... */
 export const MAX_CACHED_RANGES = 1000;
 /** ...and the most busy intervals they hold together (16 bytes each: ten requests' worth of MAX_EVENTS). */
@@ -20,9 +22,10 @@ interface Entry {
 }
 
 /**
- * Busy times per provider and range, in this process, for BUSY_TIMES_TTL_MS on the injected clock. The key is the
- * caller's: everything the answer depends on (the integrations, their sealed secrets, the calendar settings, the zone
- * and the range), so a change to any of them is a new key and is read at once. Bounded by MAX_CACHED_RANGES entries
+ * Busy times per provider and range (the caller reads one window a provider a day and asks for slices of it), in this
+ * process, for BUSY_TIMES_TTL_MS on the injected clock; that they could not be read for FAILED_BUSY_TIMES_TTL_MS. The
+ * key is the caller's: everything the answer depends on (the integrations, their sealed secrets, the calendar settings,
+ * the zone and the range), so a change to any of them is a new key and is read at once. Bounded by MAX_CACHED_RANGES entries
  * and MAX_CACHED_INTERVALS intervals: the oldest go first.
  */
 export class BusyTimesCache {
@@ -34,6 +37,7 @@ export class BusyTimesCache {
     private readonly ttlMs = BUSY_TIMES_TTL_MS,
     private readonly maxEntries = MAX_CACHED_RANGES,
     private readonly maxIntervals = MAX_CACHED_INTERVALS,
+    private readonly failedTtlMs = FAILED_BUSY_TIMES_TTL_MS,
   ) {}
 
   /** How many entries are kept (read or being read). */
@@ -41,10 +45,13 @@ export class BusyTimesCache {
     return this.entries.size;
   }
 
-  /** The busy times under `key`, read with `load` when none are kept (or they expired). */
-  async get(key: string, load: () => Promise<BusyTimes>): Promise<BusyTimes> {
+  /**
+   * The busy times under `key` that overlap `within` (all of them without it), read with `load` when none are kept (or
+   * they expired).
+   */
+  async get(key: string, load: () => Promise<BusyTimes>, within?: { start: Date; end: Date }): Promise<BusyTimes> {
     const kept = this.entries.get(key);
-    if (kept && kept.expiresAt > this.clock.now()) return unpack(await kept.value);
+    if (kept && kept.expiresAt > this.clock.now()) return unpack(await kept.value, within);
     if (kept) this.remove(key, kept);
     const entry: Entry = { value: load().then(pack), expiresAt: Infinity, intervals: 0 };
     this.entries.set(key, entry);
@@ -57,12 +64,12 @@ export class BusyTimesCache {
       throw err;
     }
     if (this.entries.get(key) === entry) {
-      entry.expiresAt = this.clock.now() + this.ttlMs;
+      entry.expiresAt = this.clock.now() + (packed ? this.ttlMs : this.failedTtlMs);
       entry.intervals = packed ? packed.length / 2 : 0;
       this.intervals += entry.intervals;
       this.evict();
     }
-    return unpack(packed);
+    return unpack(packed, within);
   }
 
   private remove(key: string, entry: Entry): void {
@@ -91,9 +98,12 @@ function pack(busy: BusyTimes): Float64Array | undefined {
   return out;
 }
 
-function unpack(packed: Float64Array | undefined): BusyTimes {
+function unpack(packed: Float64Array | undefined, within?: { start: Date; end: Date }): BusyTimes {
   if (!packed) return undefined;
+  const [from, to] = within ? [within.start.getTime(), within.end.getTime()] : [-Infinity, Infinity];
   const out: BusyInterval[] = [];
-  for (let i = 0; i < packed.length; i += 2) out.push({ start: new Date(packed[i]), end: new Date(packed[i + 1]) });
+  for (let i = 0; i < packed.length; i += 2) {
+    if (packed[i + 1] > from && packed[i] < to) out.push({ start: new Date(packed[i]), end: new Date(packed[i + 1]) });
+  }
   return out;
 }

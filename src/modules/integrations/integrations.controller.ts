@@ -129,7 +129,7 @@ export class PublicProvidersController {
   }
 
   @Get(':slug/availability')
-  @ApiErrorCodes('provider.not_found', 'availability.duration_invalid', 'availability.from_invalid', 'availability.to_invalid', 'availability.range_invalid', 'availability.range_too_long', 'availability.calendar_unavailable')
+  @ApiErrorCodes('provider.not_found', 'availability.duration_invalid', 'availability.from_invalid', 'availability.to_invalid', 'availability.range_invalid', 'availability.range_too_long', 'availability.from_past', 'availability.to_beyond_horizon', 'availability.calendar_unavailable')
   @ApiOperation({ operationId: 'getPublicProviderAvailability', summary: 'Open slots from the working hours in the provider\'s time zone, minus calendar busy times, each with a WhatsApp booking link' })
   @ApiOkResponse({ type: AvailabilityDto })
   @ApiErrors(400, 404, 503)

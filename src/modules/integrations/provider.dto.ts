@@ -6,6 +6,7 @@ import {
 } from 'class-validator';
 import { IANAZone } from 'luxon';
 import { MAX_CALENDARS } from './busy-time-source.js';
+import { HORIZON_DAYS, MAX_RANGE_DAYS } from './availability.js';
 
 /** A time zone from the IANA database (luxon checks it against Intl). */
 export function IsIanaZone(options?: ValidationOptions): PropertyDecorator {
@@ -121,9 +122,9 @@ export class PublicProviderDto {
 }
 
 export class AvailabilityQueryDto {
-  @ApiProperty({ example: '2030-03-09', description: 'First day (in the provider\'s time zone), YYYY-MM-DD' })
+  @ApiProperty({ example: '2030-03-09', description: 'First day (in the provider\'s time zone), YYYY-MM-DD; not before yesterday (UTC)' })
   @IsString() @Matches(/^\d{4}-\d{2}-\d{2}$/, { message: 'from must be a date YYYY-MM-DD' }) from: string;
-  @ApiProperty({ example: '2030-03-11', description: 'Last day, inclusive; at most 31 days after from' })
+  @ApiProperty({ example: '2030-03-11', description: `Last day, inclusive: the range covers at most ${MAX_RANGE_DAYS} days, and ends at most ${HORIZON_DAYS} days after today (UTC)` })
   @IsString() @Matches(/^\d{4}-\d{2}-\d{2}$/, { message: 'to must be a date YYYY-MM-DD' }) to: string;
   @ApiPropertyOptional({ example: '60', description: 'Slot length in minutes, 15-240 (default 60)' })
   @IsOptional() @Matches(/^\d{2,3}$/, { message: 'duration must be a number of minutes' }) duration?: string;

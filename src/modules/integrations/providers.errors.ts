@@ -1,4 +1,5 @@
 import { defineErrorCodes } from '../../platform/errors/catalog.js';
+import { HORIZON_DAYS } from './availability.js';
 
 /** The codes of provider profiles and their public booking pages. */
 export const ProvidersErrors = defineErrorCodes({
@@ -12,5 +13,7 @@ export const ProvidersErrors = defineErrorCodes({
   'availability.to_invalid': { status: 400, description: 'to is not a calendar date' },
   'availability.range_invalid': { status: 400, description: 'to is before from' },
   'availability.range_too_long': { status: 400, description: 'the range covers too many days' },
+  'availability.from_past': { status: 400, description: 'from is before yesterday (UTC)' },
+  'availability.to_beyond_horizon': { status: 400, description: `to is more than ${HORIZON_DAYS} days after today (UTC)` },
   'availability.calendar_unavailable': { status: 503, description: 'the provider\'s calendar could not be read' },
 });

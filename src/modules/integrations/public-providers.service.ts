@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { createHash } from 'node:crypto';
 import { DateTime } from 'luxon';
-import { Clock } from '../../platform/clock/clock.js';
+import { Clock, today } from '../../platform/clock/clock.js';
 import { BodyTooLarge } from '../../platform/http/body-reader.js';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import { DatabaseService, type RequestMeta } from '../../platform/database/database.service.js';
@@ -14,7 +14,7 @@ import {
 } from './busy-time-source.js';
 import { BusyTimesCache, type BusyTimes } from './busy-times-cache.js';
 import type { CalendarIntegrationRow } from './integration.repository.js';
-import { MAX_RANGE_DAYS, openSlots } from './availability.js';
+import { HORIZON_DAYS, MAX_RANGE_DAYS, openSlots } from './availability.js';
 import { calendarOf, whatsappOf, workingHoursOf } from './provider-settings.js';
 import { checkCredentials } from './integrations.service.js';
 import { SECRET_BOX, SecretBox, SecretOpenError } from './secret-box.js';
@@ -32,7 +32,10 @@ export class PublicProvidersService {
   private readonly fetch: typeof fetch;
   /** the checks a secret passed when it was set, made again when it is opened */
   private readonly credentialRules: { httpsOnly: boolean; allowPrivateNetworks: boolean };
-  /** busy times per provider and range for a minute: anonymous visitors repeating a page's requests ask no server again */
+  /**
+   * busy times of each provider's whole window (yesterday to HORIZON_DAYS ahead) for a minute: anonymous visitors
+   * repeating a page's requests, or asking any other range within it, ask no server again
+   */
   private readonly cache: BusyTimesCache;
 
   constructor(
@@ -40,7 +43,7 @@ export class PublicProvidersService {
     private readonly privileged: PrivilegedDatabase,
     @Inject(SECRET_BOX) private readonly box: SecretBox,
     @Inject(APP_CONFIG) config: AppConfig,
-    clock: Clock,
+    private readonly clock: Clock,
   ) {
     this.fetch = outboundFetch(config.outbound.allowPrivateNetworks);
     this.credentialRules = { httpsOnly: config.nodeEnv === 'production', allowPrivateNetworks: config.outbound.allowPrivateNetworks };
@@ -65,7 +68,7 @@ export class PublicProvidersService {
     };
   }
 
-  async availability(slug: string, q: AvailabilityQueryDto, meta: RequestMeta, now = new Date()): Promise<AvailabilityDto> {
+  async availability(slug: string, q: AvailabilityQueryDto, meta: RequestMeta): Promise<AvailabilityDto> {
     const durationMinutes = q.duration === undefined ? 60 : Number(q.duration);
     if (!Number.isInteger(durationMinutes) || durationMinutes < 15 || durationMinutes > 240) {
       throw ProvidersErrors.error('availability.duration_invalid', 'duration must be between 15 and 240 minutes');
@@ -79,6 +82,11 @@ export class PublicProvidersService {
     if (toDay.diff(fromDay, 'days').days >= MAX_RANGE_DAYS) {
       throw ProvidersErrors.error('availability.range_too_long', `the range may cover at most ${MAX_RANGE_DAYS} days`);
     }
+    // only near today (UTC: the provider's zone is not known yet, and is at most a day off): what is read is one window
+    // a provider, whatever range a visitor chooses
+    const window = windowOf(this.clock);
+    if (q.from < window.from) throw ProvidersErrors.error('availability.from_past', `from must not be before ${window.from} (yesterday, UTC)`);
+    if (q.to > window.to) throw ProvidersErrors.error('availability.to_beyond_horizon', `to must not be after ${window.to} (${HORIZON_DAYS} days after today, UTC)`);
     const row = await this.load(slug, meta);
     const hours = workingHoursOf(row.working_hours);
     const zone = hours?.timezone ?? row.timezone;
@@ -87,7 +95,9 @@ export class PublicProvidersService {
     const result: AvailabilityDto = { slug: row.public_slug, timezone: zone, from: q.from, to: q.to, durationMinutes, slots: [] };
     if (!hours) return result;
     const range = { start: from.toUTC().toJSDate(), end: to.plus({ days: 1 }).toUTC().toJSDate() };
-    const busy = await this.busyTimes(slug, zone, range);
+    const read = { start: DateTime.fromISO(window.from, { zone }).toUTC().toJSDate(), end: DateTime.fromISO(window.to, { zone }).plus({ days: 1 }).toUTC().toJSDate() };
+    const busy = await this.busyTimes(slug, zone, read, range);
+    const now = new Date(this.clock.now());
     result.slots = openSlots({ hours, from, to, durationMinutes, busy, now, whatsapp: whatsappOf(row.whatsapp) });
     return result;
   }
@@ -96,17 +106,19 @@ export class PublicProvidersService {
    * Busy times of the provider's connected calendars; the credentials are opened here and nowhere else. All calendars
    * are read together, each with every integration that may ask it (readCalendars: at most 50 selected calendars an
    * integration, and a bounded number of events and answer bytes for the whole request, a few at a time, one deadline).
-   * What was read, or that it could not be, is kept for a minute (BusyTimesCache) under everything it depends on.
+   * The provider's whole window (`read`: the same for every range a visitor may ask today) is read, and the busy times
+   * within `range` answered. What was read is kept for a minute, that it could not be for 10 s (BusyTimesCache), under
+   * everything it depends on: at most one read a provider at a time, and one a minute while its settings stay.
    */
-  private async busyTimes(slug: string, zone: string, range: { start: Date; end: Date }): Promise<BusyInterval[]> {
+  private async busyTimes(slug: string, zone: string, read: { start: Date; end: Date }, range: { start: Date; end: Date }): Promise<BusyInterval[]> {
     const rows = await this.privileged.run('integrations.busy_times', (db) => integrationRepository.calendarIntegrationsOfPublicProvider(db, slug));
     const group = rows[0]?.calendar;
     if (group === undefined || group === null) return [];
     const key = createHash('sha256').update(JSON.stringify([
-      slug, zone, range.start.toISOString(), range.end.toISOString(), group,
+      slug, zone, read.start.toISOString(), read.end.toISOString(), group,
       rows.map((r) => [r.integration_id, r.integration_type, r.user_id, r.secret]),
     ])).digest('base64');
-    const busy = await this.cache.get(key, () => this.readBusyTimes(rows, group, zone, range));
+    const busy = await this.cache.get(key, () => this.readBusyTimes(rows, group, zone, read), range);
     // better no slots than double bookings
     if (!busy) throw ProvidersErrors.error('availability.calendar_unavailable', 'the provider\'s calendar could not be read; try again later');
     return busy;
@@ -134,4 +146,10 @@ export class PublicProvidersService {
       return undefined;
     }
   }
+}
+
+/** The days availability may be asked for, YYYY-MM-DD in UTC on the clock: yesterday to HORIZON_DAYS after today. */
+function windowOf(clock: Clock): { from: string; to: string } {
+  const day = DateTime.fromISO(today(clock), { zone: 'utc' });
+  return { from: day.minus({ days: 1 }).toISODate()!, to: day.plus({ days: HORIZON_DAYS }).toISODate()! };
 }

@@ -90,6 +90,9 @@ const isSealedPart = (v: unknown): v is SealedPart => {
   return !!s && typeof s === 'object' && typeof s.k === 'string' && typeof s.ct === 'string' && Array.isArray(s.fields);
 };
 
+/** GCM's full authentication tag (what getAuthTag gives when sealing): nothing shorter opens. */
+const TAG_BYTES = 16;
+
 const aad = (keyId: string, orgId: string, e: { entityType: string; entityId: string | null }) =>
   Buffer.from(`omnizen.audit_seal.v1:${keyId}:${orgId}:${e.entityType}:${e.entityId ?? ''}`, 'utf8');
 
@@ -127,7 +130,7 @@ export class AuditSealer {
     // seal it with, and no new key that would keep it readable; the fields read as those of an erased key do
     if (!key) return { ...rest, ...Object.fromEntries(fields.map((f) => [f, ERASED])) } as T;
     const iv = randomBytes(12);
-    const cipher = createCipheriv('aes-256-gcm', key.key, iv);
+    const cipher = createCipheriv('aes-256-gcm', key.key, iv, { authTagLength: TAG_BYTES });
     cipher.setAAD(aad(key.id, orgId, e));
     const plain = Object.fromEntries(fields.map((f) => [f, record[f]]));
     const ct = Buffer.concat([cipher.update(JSON.stringify(plain), 'utf8'), cipher.final()]);
@@ -166,9 +169,13 @@ export class AuditSealer {
     if (!key) return { ...rest, ...mark(ERASED) };
     if (!allow(key.subject)) return { ...rest, ...mark(WITHHELD) };
     try {
-      const decipher = createDecipheriv('aes-256-gcm', key.key, Buffer.from(part.iv, 'base64'));
+      // the whole tag, as seal makes it: GCM checks only as many bytes as it is given (a 4-byte tag is forged in about
+      // 2^32 tries)
+      const tag = Buffer.from(part.tag, 'base64');
+      if (tag.length !== TAG_BYTES) throw new Error(`the authentication tag is not ${TAG_BYTES} bytes`);
+      const decipher = createDecipheriv('aes-256-gcm', key.key, Buffer.from(part.iv, 'base64'), { authTagLength: TAG_BYTES });
       decipher.setAAD(aad(part.k, orgId, e));
-      decipher.setAuthTag(Buffer.from(part.tag, 'base64'));
+      decipher.setAuthTag(tag);
       const plain = JSON.parse(Buffer.concat([decipher.update(Buffer.from(part.ct, 'base64')), decipher.final()]).toString('utf8'));
       return { ...rest, ...plain };
     } catch {
