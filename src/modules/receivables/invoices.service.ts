@@ -233,11 +233,13 @@ export class InvoicesService {
     if (dto.overrideCreditLimit && !ADMIN_ROLES.includes(tx.role as RequestRole)) {
       throw PlatformErrors.error('forbidden.role', `overrideCreditLimit needs the role owner or admin; you are ${tx.role ?? 'not a member'}`);
     }
-    // what the issue reads, sent together (the connection pipelines them): one round trip instead of seven
-    // (the posting lock is held shared before the AR account is read: CustomersService.settings). None of them refuses:
-    // the invoice is looked up first (404), and a draft exists only once the books are started (never books_not_started)
-    const [row, , settingsOrMissing, ledgerSettings, lines, taxCodes, credit] = await Promise.all([
-      repo.getInvoiceLocked(tx.db, tx.orgId, id), this.ledger.holdPostings(tx), repo.settings(tx.db, tx.orgId), ledgerRepository.settings(tx.db, tx.orgId),
+    // what the issue reads, sent together (the connection pipelines them, in this order): one round trip instead of seven.
+    // The posting lock is held shared first, before the invoice's row is locked (as every flow of receivables takes
+    // them: a payment holds it while it waits for the invoices it allocates to) and before the AR account is read
+    // (CustomersService.settings). None of them refuses: the invoice is looked up first (404), and a draft exists only
+    // once the books are started (never books_not_started)
+    const [, row, settingsOrMissing, ledgerSettings, lines, taxCodes, credit] = await Promise.all([
+      this.ledger.holdPostings(tx), repo.getInvoiceLocked(tx.db, tx.orgId, id), repo.settings(tx.db, tx.orgId), ledgerRepository.settings(tx.db, tx.orgId),
       repo.getLines(tx.db, tx.orgId, [id]), this.taxCodeMap(tx), repo.creditLimitOfInvoice(tx.db, tx.orgId, id),
     ]);
     if (!row) throw AppError.notFound('invoice', id);
@@ -388,6 +390,9 @@ export class InvoicesService {
 
   // ---------------------------------------------------------------- void
   async void(tx: TenantTx, id: string, dto: VoidInvoiceDto): Promise<InvoiceDto> {
+    // the posting lock (shared) before the invoice's row and the recognition runs' lock: the order of every flow of
+    // receivables (holdPostings)
+    await this.holdPostings(tx);
     const row = await this.row(tx, id, true);
     if (row.kind !== 'invoice' || !['issued', 'partially_paid', 'paid'].includes(row.status)) {
       throw ReceivablesErrors.error('receivables.invalid_status', `only an issued invoice can be voided; this ${row.kind} is ${row.status}`);
@@ -447,6 +452,7 @@ export class InvoicesService {
    * Its total may not exceed what is open on the invoice.
    */
   async createCreditNote(tx: TenantTx, invoiceId: string, dto: CreateCreditNoteDto): Promise<InvoiceDto> {
+    await this.holdPostings(tx); // before the invoice's row and the recognition runs' lock (holdPostings)
     const inv = await this.row(tx, invoiceId, true);
     if (inv.kind !== 'invoice' || !['issued', 'partially_paid'].includes(inv.status)) {
       throw ReceivablesErrors.error('receivables.invalid_status', `only an issued invoice with an open amount can be credited; this ${inv.kind} is ${inv.status}`);
@@ -524,8 +530,8 @@ export class InvoicesService {
     if (total.isZero()) throw ReceivablesErrors.error('receivables.nothing_to_credit', `the lines credited come to ${fixed(total, currencyMu)}: there is nothing to credit`);
     const open = D(inv.total).minus(inv.allocated);
     if (total.gt(open)) throw ReceivablesErrors.error('receivables.credit_lines', `the credit note's total ${fixed(total, currencyMu)} exceeds what is open on invoice ${inv.number}, ${fixed(open, currencyMu)}`);
-    // what the invoice carries is read below: under the posting lock (taken after the recognition runs' lock, as the
-    // posting would), as of no date before its last revaluation
+    // what the invoice carries is read below: under the posting lock (held since the start), as of no date before its
+    // last revaluation
     await assertAfterRevaluations(this.ledger, this.journal, tx, inv.currency !== baseCurrency ? [invoiceId] : [], dto.date, 'the credit note');
     // what a revalued invoice carried before a later settlement is not kept: a credit note dated before it would be valued from today
     const later = await laterSettlementOfRevalued(tx.db, tx.orgId, [invoiceId], dto.date);
@@ -603,6 +609,19 @@ export class InvoicesService {
     const after = await this.get(tx, cnId);
     await this.audit.record(tx, { action: 'receivables.credit_note_issued', entityType: 'invoice', entityId: cnId, after: { ...after, ...(compensationEntryIds.length ? { compensationEntryIds } : {}) } });
     return after;
+  }
+
+  /**
+   * The posting lock, held shared until commit, for a flow of receivables that posts (or settles what was posted) and
+   * locks documents: taken before any of them (an invoice's row, a payment's lock, the recognition runs' lock), in
+   * every flow. A payment holds it while it waits for the invoices it allocates to; a flow that held one of those
+   * invoices and only then asked for the lock waited behind a drain queued meanwhile (a period close, a settings change,
+   * payables' first posting), which waited for the payment: a cycle that stood until the deadlock detector let the flow
+   * pass the drain (deadlock_timeout later), and the drain's wait kept the invoice locked for every other flow. Taken
+   * again later (settings, the posting itself), it is held already and never waits.
+   */
+  async holdPostings(tx: TenantTx): Promise<void> {
+    await this.ledger.holdPostings(tx);
   }
 
   /** Sets the invoice's status from its new open amount; emits invoice.paid when it reaches zero. */

@@ -209,6 +209,7 @@ export class PaymentsService {
       if (prior) return this.get(tx, prior);
     }
     const customer = await this.customers.forPayment(tx, dto.customerId);
+    // under the posting lock, held shared before the invoices are locked (plan), as every flow of receivables takes them
     const settings = await this.customers.settings(tx);
     const currency = dto.currency ?? (await this.ledger.settings(tx)).baseCurrency;
     const { baseCurrency, currencyMu } = await this.invoices.requireCurrency(tx, currency);
@@ -289,6 +290,7 @@ export class PaymentsService {
    * payment's rate differs from an invoice's, an entry moves the base difference to realized FX.
    */
   async allocate(tx: TenantTx, paymentId: string, dto: AllocatePaymentDto): Promise<PaymentDto> {
+    await this.invoices.holdPostings(tx); // before the payment's lock and the invoices' (InvoicesService.holdPostings)
     const payment = await repo.getPayment(tx.db, tx.orgId, paymentId, true);
     if (!payment) throw ReceivablesErrors.notFound('payment', paymentId);
     const settings = await this.customers.settings(tx);
@@ -394,6 +396,7 @@ export class PaymentsService {
       const prior = await this.priorByKey(tx, 'refund', idempotency);
       if (prior) return this.get(tx, prior);
     }
+    await this.invoices.holdPostings(tx); // before the payment's lock (InvoicesService.holdPostings)
     const payment = await repo.getPayment(tx.db, tx.orgId, paymentId, true);
     if (!payment) throw ReceivablesErrors.notFound('payment', paymentId);
     const settings = await this.customers.settings(tx);
@@ -447,6 +450,7 @@ export class PaymentsService {
     if (!a) throw ReceivablesErrors.notFound('allocation', allocationId);
     if (!a.paymentId) throw ReceivablesErrors.error('receivables.invalid_status', 'a credit note\'s allocation cannot be undone');
     if (a.reversesAllocationId) throw ReceivablesErrors.error('receivables.invalid_status', 'this allocation is itself a reversal');
+    await this.invoices.holdPostings(tx); // before the payment's lock and the invoice's (InvoicesService.holdPostings)
     const payment = (await repo.getPayment(tx.db, tx.orgId, a.paymentId, true))!;
     await repo.lockInvoices(tx.db, tx.orgId, [a.invoiceId]);
     if ((await repo.getAllocation(tx.db, tx.orgId, allocationId))!.reversed) throw ReceivablesErrors.error('receivables.already_reversed', `allocation ${allocationId} is already reversed`);

@@ -71,6 +71,8 @@ export class RevenueRecognitionService {
     // what has elapsed by then: a day not yet come would recognize service not yet given (12-31 run in March: the whole year)
     const now = today(this.clock);
     if (date > now) throw ReceivablesErrors.error('receivables.recognition_date_future', `date ${date} is after today (${now}): revenue is recognized up to today at the latest`, { today: now });
+    // the posting lock (shared) before the runs' lock, as a void and a credit note take them (InvoicesService.holdPostings)
+    await this.invoices.holdPostings(tx);
     await repo.lockRuns(tx.db, tx.orgId);
     if (await repo.getRun(tx.db, tx.orgId, date)) return this.runDto(tx, date, true);
     const settings = await this.customers.settings(tx);
