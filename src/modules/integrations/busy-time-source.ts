@@ -1,6 +1,6 @@
 import { DateTime, Duration } from 'luxon';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { BodyTooLarge } from '../../platform/http/body-reader.js';
+import { BodyTooLarge, readBodyAtMost } from '../../platform/http/body-reader.js';
 import { CALDAV_TYPES } from './integration.repository.js';
 
 /** A busy interval, in UTC. */
@@ -265,36 +265,22 @@ async function readReport(res: Response, url: URL, calendar: string, signal: Abo
   const what = `CalDAV REPORT on ${url.pathname}`;
   const overBudget = () => new TooManyBusyTimes(`${what} answered more than the ${MAX_REQUEST_REPORT_BYTES} bytes read for all calendars of a request together`);
   const declared = Number(res.headers.get('content-length') ?? 0);
-  if (declared > MAX_REPORT_BYTES || declared > budget.bytes) {
+  if (declared <= MAX_REPORT_BYTES && declared > budget.bytes) {
     void res.body?.cancel().catch(() => undefined);
-    throw declared > MAX_REPORT_BYTES ? new BodyTooLarge(what, MAX_REPORT_BYTES, declared) : overBudget();
+    throw overBudget();
   }
-  if (!res.body) return '';
-  const reader = res.body.getReader();
-  const decoder = new TextDecoder();
-  const parts: string[] = [];
-  let bytes = 0;
   try {
-    for (;;) {
-      let chunk: Awaited<ReturnType<typeof reader.read>>;
-      try {
-        chunk = await reader.read();
-      } catch (err) {
-        if (signal.aborted) throw signal.reason;
-        throw new CalendarUnreadable(`CalDAV REPORT on ${calendar} failed while its answer was read: ${errorNames(err)}`);
-      }
-      if (chunk.done) break;
-      bytes += chunk.value.byteLength;
-      budget.bytes -= chunk.value.byteLength;
-      if (bytes > MAX_REPORT_BYTES) throw new BodyTooLarge(what, MAX_REPORT_BYTES, null);
-      if (budget.bytes < 0) throw overBudget();
-      parts.push(decoder.decode(chunk.value, { stream: true }));
-    }
-    parts.push(decoder.decode());
-    return parts.join('');
-  } finally {
-    // stops the download (and the inflating) where it is: the connection is closed
-    void reader.cancel().catch(() => undefined);
+    return await readBodyAtMost(res, MAX_REPORT_BYTES, {
+      over: 'fail', what,
+      take: (bytes) => {
+        budget.bytes -= bytes;
+        if (budget.bytes < 0) throw overBudget();
+      },
+    });
+  } catch (err) {
+    if (err instanceof BodyTooLarge || err instanceof TooManyBusyTimes) throw err;
+    if (signal.aborted) throw signal.reason;
+    throw new CalendarUnreadable(`CalDAV REPORT on ${calendar} failed while its answer was read: ${errorNames(err)}`);
   }
 }
 

@@ -14,9 +14,12 @@ export class BodyTooLarge extends Error {
  * connection is closed), whatever the server sends. Servers the API calls are chosen by users and may answer anything.
  * - `{ over: 'fail', what }`: a longer body throws BodyTooLarge; one whose Content-Length is already past `max` is not
  *   read at all. `what` names the request in the error.
+ *   `take`, when given, is told each chunk's size as it arrives (after the check against `max`) and may throw to stop
+ *   reading there: a budget shared by several bodies.
  * - `{ over: 'truncate' }`: the first `max` bytes (a character cut at the end is left out).
  */
-export async function readBodyAtMost(res: Response, max: number, o: { over: 'fail'; what: string } | { over: 'truncate' }): Promise<string> {
+export async function readBodyAtMost(res: Response, max: number,
+  o: { over: 'fail'; what: string; take?: (bytes: number) => void } | { over: 'truncate' }): Promise<string> {
   if (o.over === 'fail') {
     const declared = Number(res.headers.get('content-length') ?? 0);
     if (declared > max) {
@@ -43,6 +46,7 @@ export async function readBodyAtMost(res: Response, max: number, o: { over: 'fai
         parts.push(decoder.decode(value.subarray(0, value.byteLength - (bytes - max)), { stream: true }));
         break;
       }
+      if (o.over === 'fail') o.take?.(value.byteLength);
       parts.push(decoder.decode(value, { stream: true }));
     }
     return parts.join('');
