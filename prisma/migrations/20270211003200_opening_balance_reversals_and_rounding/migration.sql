@@ -8,8 +8,10 @@
 --    is refused (ledger.unbalanced: the base amounts must balance). Other entries round as before.
 -- 2. A reversal is the mirror of its entry (each line's account and currency, amounts and base amounts swapped), as every
 --    reversal the API posts is (JournalService.reverse: the reverse route, voids of invoices and bills, a revaluation's
---    autoReverse, a year's reopening): checked for every reversal in one set-based comparison (ledger.invalid_entry). An
---    opening-balance entry "reversed" by revenue lines took income into the P&L, hid cash, and counted as undone.
+--    autoReverse, a year's reopening): checked for every reversal in one set-based comparison (ledger.invalid_entry), with
+--    each line's tax code and role, workspace and counterparty. An opening-balance entry "reversed" by revenue lines took
+--    income into the P&L, hid cash, and counted as undone; a sale "reversed" without its tax codes stayed in the VAT
+--    report. A reversal takes as many lines as its entry has (an entry may have 500: 499 and its rounding line).
 -- 3. A reversal has its entry's source (ledger.opening_balance_date for an opening-balance entry, else
 --    ledger.invalid_entry), and a reversal is not reversed (ledger.reversal_of_reversal, as the reverse route answers).
 --    finance.check_no_overlap decides that opening-balance entries stand by their net (the opening-balance entries of
@@ -20,7 +22,7 @@
 --
 -- check_entry costs an ordinary entry (neither a reversal nor source opening_balance) nothing more: no new statement on
 -- its path. A reversal reads its entry once (as before, its existence and already-reversed checks, now with its source,
--- date and reverses_entry_id in the same row) plus the comparison with its entry's lines (by primary key).
+-- date, reverses_entry_id and line count in the same row) plus the comparison with its entry's lines (by primary key).
 --
 -- finance.check_entry and finance.check_no_overlap as in 20270211002900_opening_balance_rules with these rules; CREATE OR
 -- REPLACE keeps owners, grants, attributes (check_entry: SECURITY INVOKER, no SET; check_no_overlap: SECURITY DEFINER,
@@ -53,6 +55,7 @@ DECLARE
   v_open_reversal boolean;
   v_round_acc uuid;
   v_round_code text;
+  v_max_lines int := 499;
 BEGIN
   r.source := coalesce(p ->> 'source', 'manual');
   IF r.source NOT IN ('manual', 'invoice', 'bill', 'payment', 'system', 'year_end', 'opening_balance') THEN
@@ -107,7 +110,11 @@ BEGIN
   -- its date, its source and whether it is a reversal (20270211003200; only a reversal reads it)
   r.reverses_entry_id := nullif(p ->> 'reversesEntryId', '')::uuid;
   IF r.reverses_entry_id IS NOT NULL THEN
-    SELECT e.entry_date, e.source, e.reverses_entry_id IS NOT NULL INTO v_open_date, v_open_source, v_open_reversal
+    -- and its size: a reversal has its entry's lines, which may be 500 (499 and a rounding line; a taxed line splits
+    -- in two before the cap), so a reversal takes as many lines as its entry has, every entry posted staying reversible
+    SELECT e.entry_date, e.source, e.reverses_entry_id IS NOT NULL,
+      greatest(499, (SELECT count(*) FROM finance.journal_lines l WHERE l.org_id = org AND l.entry_id = e.id))
+    INTO v_open_date, v_open_source, v_open_reversal, v_max_lines
     FROM finance.journal_entries e WHERE e.org_id = org AND e.id = r.reverses_entry_id;
     IF NOT FOUND THEN
       RAISE EXCEPTION 'journal entry % does not exist', r.reverses_entry_id USING ERRCODE = 'P0002', HINT = 'ledger.unknown_entry';
@@ -163,8 +170,8 @@ BEGIN
   FOR i IN 0 .. jsonb_array_length(ls) - 1 LOOP
     l := ls -> i;
     n := n + 1;
-    IF n > 499 THEN
-      RAISE EXCEPTION 'an entry has at most 499 lines' USING ERRCODE = '22023', HINT = 'ledger.invalid_entry';
+    IF n > v_max_lines THEN
+      RAISE EXCEPTION 'an entry has at most % lines (a reversal as many as its entry)', v_max_lines USING ERRCODE = '22023', HINT = 'ledger.invalid_entry';
     END IF;
     v_acc := (l ->> 'accountId')::uuid;
     acc := accounts -> v_acc::text;
@@ -346,19 +353,25 @@ BEGIN
     sum_bdr := sum_bdr + greatest(-diff, 0);
   END IF;
   -- a reversal mirrors its entry: line for line the same account and currency, debit and credit swapped, the base
-  -- amounts too (the rate is not compared: the base amounts are given). Every reversal the API posts is such a mirror
+  -- amounts too (the rate and description are not compared: the base amounts are given), and the same tax code and
+  -- role, workspace and counterparty (NULLs group together): a "reversal" without its tax codes left the sale in the VAT
+  -- report while taking the entry's one reversal. Every reversal the API posts is such a mirror
   -- (JournalService.reverse); one that is not was a correction the journal never showed as one: an opening-balance
   -- entry "reversed" by revenue lines, or by a cent. One set-based comparison, as a multiset (a line and its mirror
   -- cancel per group), only for a reversal: the entry's lines by their primary key, none for any other entry
   IF r.reverses_entry_id IS NOT NULL THEN
     IF EXISTS (SELECT 1 FROM (
-          SELECT l.account_id, l.currency, l.debit AS dr, l.credit AS cr, l.base_debit AS bdr, l.base_credit AS bcr, 1 AS side
+          SELECT l.account_id, l.currency, l.debit AS dr, l.credit AS cr, l.base_debit AS bdr, l.base_credit AS bcr,
+            l.tax_code_id, l.tax_role, l.workspace_id, l.counterparty_type, l.counterparty_id, 1 AS side
           FROM finance.journal_lines l WHERE l.org_id = org AND l.entry_id = r.reverses_entry_id
           UNION ALL
-          SELECT x.account_id, x.currency, x.cr, x.dr, x.bcr, x.bdr, -1
-          FROM unnest(r.account_ids, r.currencies, r.debits, r.credits, r.base_debits, r.base_credits) AS x(account_id, currency, dr, cr, bdr, bcr)) m
-        GROUP BY m.account_id, m.currency, m.dr, m.cr, m.bdr, m.bcr HAVING sum(m.side) <> 0) THEN
-      RAISE EXCEPTION 'a reversal mirrors the lines of journal entry %: each line''s account and currency, its debit and credit (and base amounts) swapped; post a correction as an entry of its own', r.reverses_entry_id
+          SELECT x.account_id, x.currency, x.cr, x.dr, x.bcr, x.bdr, x.tax_code_id, x.tax_role, x.workspace_id, x.counterparty_type, x.counterparty_id, -1
+          FROM unnest(r.account_ids, r.currencies, r.debits, r.credits, r.base_debits, r.base_credits, r.tax_code_ids, r.tax_roles, r.workspace_ids,
+            r.counterparty_types, r.counterparty_ids)
+            AS x(account_id, currency, dr, cr, bdr, bcr, tax_code_id, tax_role, workspace_id, counterparty_type, counterparty_id)) m
+        GROUP BY m.account_id, m.currency, m.dr, m.cr, m.bdr, m.bcr, m.tax_code_id, m.tax_role, m.workspace_id, m.counterparty_type, m.counterparty_id
+        HAVING sum(m.side) <> 0) THEN
+      RAISE EXCEPTION 'a reversal mirrors the lines of journal entry %: each line''s account and currency, its debit and credit (and base amounts) swapped, its tax code and role, workspace and counterparty kept; post a correction as an entry of its own', r.reverses_entry_id
         USING ERRCODE = '22023', HINT = 'ledger.invalid_entry';
     END IF;
   END IF;
