@@ -339,6 +339,11 @@ describe('semantic query', () => {
     });
     const months = await query(`SELECT min(m)::date AS first, max(m)::date AS last, count(*) AS n FROM generate_series(date_trunc('month', current_date) - interval '11 months', date_trunc('month', current_date), interval '1 month') m`).expect(200);
     expect(months.body.rows).toEqual([[today.m11, today.m, 12]]);
+    // a truncated or cast anchor is the same anchor (a unit of the truncation, or a day, counted as slack): refused before
+    const spines = await query(`SELECT (SELECT count(*) FROM generate_series(date_trunc('month', current_date), current_date, interval '1 day') d) AS days,
+      (SELECT count(*) FROM generate_series(date_trunc('month', current_date - interval '23 months'), date_trunc('month', current_date), interval '1 month') m) AS months,
+      (SELECT count(*) FROM generate_series((current_date - interval '1 year')::date, current_date, interval '1 month') y) AS year`).expect(200);
+    expect(spines.body.rows).toEqual([[Number(today.d.slice(8, 10)), 24, 13]]);
     // ten years back: the entry of 2026-01-02, both its lines, on its day
     const booked = await query(`SELECT d::date AS day, string_agg(f.account_code, ',' ORDER BY f.account_code) AS accounts FROM generate_series(current_date - 3650, current_date, interval '1 day') d
       JOIN semantic.v_gl_fact f ON f.entry_date = d::date GROUP BY d`).expect(200);
@@ -346,9 +351,10 @@ describe('semantic query', () => {
     // bounds of two anchors: refused, saying what is accepted
     const refused = await query(`SELECT count(*) FROM generate_series(current_date - 30, now(), interval '1 day') d`).expect(400);
     expect(refused.body.error.code).toBe('semantic.query_refused');
-    expect(refused.body.error.details.reason).toBe('generate_series\'s start, stop and step must be literals (numbers within 2^53, of at most 15 significant digits if not integers, or dates / timestamps of years 0001-9999 AD with an interval step such as interval \'1 month\'; not \'infinity\', \'epoch\', \'now\' or BC), '
-      + 'or start and stop the same anchor (current_date, now(), current_timestamp, localtimestamp, or date_trunc(\'<unit>\', one of those)) plus or minus literal integers (days) or intervals with a literal interval step, '
-      + 'as in generate_series(current_date - 30, current_date, interval \'1 day\'), so that its rows can be counted; at most 100000 rows are allowed (MAX_SERIES_ROWS)');
+    expect(refused.body.error.details.reason).toBe('generate_series\'s start, stop and step must be literals (numbers, counted exactly, of at most 1000 digits, not cast to an integer type from a fraction nor to numeric(p, s); '
+      + 'or dates / timestamps \'YYYY-MM-DD[ HH:MM[:SS[.ffffff]]][+HH[:MM]]\' of years 0001-9999 AD with an interval step such as interval \'1 month\' or \'1.5 hours\'; not \'infinity\', \'epoch\', \'now\', BC, a named time zone or an ISO 8601 interval), '
+      + 'or start and stop the same anchor (current_date, now(), current_timestamp, localtimestamp, date_trunc(\'<unit up to year>\', or a cast to date or a timestamp of, one of those)) plus or minus literal integers (days) or intervals with a literal interval step, '
+      + 'as in generate_series(current_date - 30, current_date, interval \'1 day\'), so that its rows can be counted (a span from a literal date to one of those is not); at most 100000 rows are allowed (MAX_SERIES_ROWS)');
   });
 
   it('runs under the caller\'s claims: B\'s organization is not reachable from A, a non-member gets 404', async () => {
