@@ -1081,7 +1081,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Usage per day, agent and model: runs, tokens by type, cost (owners, admins: every run; other members and API keys with agents:run: the runs they started) */
+        /** Usage per day, agent and model: runs, tokens by type, cost; and the knowledge base's embedding calls per day, purpose and model (owners, admins: every run and call; other members and API keys with agents:run: the runs they started, the calls made for them) */
         get: operations["getAiUsage"];
         put?: never;
         post?: never;
@@ -1511,7 +1511,7 @@ export interface paths {
         put?: never;
         /**
          * Queue ingestion of the latest version again (after a failure, or a model change)
-         * @description A document whose ingestion is queued already (status pending) is answered as it is and nothing more is queued, as POST /knowledge/reindex skips it.
+         * @description A document whose ingestion is queued already (status pending) is answered as it is and nothing more is queued, as POST /knowledge/reindex skips it. So is a document whose latest version is indexed (status ready, indexedVersion = latestVersion) with the configured embedding model and dimensions: embedding it again would give the same vectors, at the AI budget's expense (there is no forced re-embedding). Otherwise the document is answered pending, and its ingestion job embeds the latest version: an embedding call reserved on the organization's AI budget before it is made and reported by GET /ai/usage (embeddings, purpose knowledge_ingestion) as the caller's. A budget that cannot take it fails the ingestion: status failed, statusReason "ai.budget_exceeded: ..." (the budget and what is left), indexedVersion unchanged; re-index it once the budget has room.
          */
         post: operations["reindexKnowledgeDocument"];
         delete?: never;
@@ -1607,7 +1607,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Hybrid search (full text + vector, reciprocal rank fusion) over the chunks the caller may read */
+        /**
+         * Hybrid search (full text + vector, reciprocal rank fusion) over the chunks the caller may read
+         * @description The query is embedded by the AI provider: an embedding call reserved on the organization's AI budget before it is made (402 ai.budget_exceeded, naming the budget and what is left, when the budget cannot take it: no results, no keyword-only answer, as none when the provider fails: 503 knowledge.embedding_unavailable), then spent and reported by GET /ai/usage (embeddings, purpose knowledge_search) as the caller's.
+         */
         post: operations["searchKnowledge"];
         delete?: never;
         options?: never;
@@ -3021,7 +3024,7 @@ export interface paths {
         put?: never;
         /**
          * Run one read-only SELECT over the semantic views (any member; the rows are those your claims allow)
-         * @description Parsed with PostgreSQL's parser: one SELECT (CTEs allowed, WITH RECURSIVE not) over semantic.* views and allow-listed functions; everything else is a 400 naming what was refused. Bounds on what a query may build, checked before it runs (400 semantic.query_refused naming the expression): at most 8 SELECTs nested in or reading each other (CTE chains count); at most 20,000 parse-tree nodes nested at most 200 deep; at most 100 FROM items in one SELECT (each side of a join counts) and 1,664 output columns in one SELECT or VALUES row (PostgreSQL's own limit); no NUL character (\u0000); no expression may build a value (as text) more than 64 times the largest value the query starts from (a semantic view's value or row, or the query's own text of at most 300,000 bytes): concat and || add up their arguments, arrays and rows printed as text count 2x their parts (ARRAY[...], ROW(...), ARRAY(SELECT ...), array_agg, a whole row), JSON building 6x (escaping; JSON arguments 1.5x), replace, regexp_replace and array_to_string multiply by the length of their replacement or separator (which must be string literals, as must regexp_match's pattern), translate 4x, to_char 8x its format, values aggregated across rows count at least 1, casts count what their text can become (char(n) padding; a number's exponent: 1e1000 prints 1,001 digits; a cast to json/jsonb takes only a string literal or a JSON value), and a CTE's or subquery's columns carry their weight into the queries reading them. A row of a SELECT, CTE, subquery or VALUES list is held to 512 times (the statement's own row counts 5 times: the answer holds it again, with its text): every value evaluated for it is held until the row is done, so their weights add up: its columns, its WHERE, JOIN ... ON, GROUP BY, HAVING, ORDER BY, DISTINCT and window (PARTITION BY, ORDER BY) expressions, and every value built on the way (a comparison, AND / OR / NOT or a function of a fixed-size result such as length or num_nonnulls counts 1, its arguments theirs; 1,000 columns, or 20 conditions, of a large value each are refused). A value built across rows (string_agg, array_agg, json_agg, jsonb_agg, json_object_agg, jsonb_object_agg, ARRAY(SELECT ...)) may add for each row it reads at most one view value (each column read once, not repeated by concat, ||, replace, regexp_replace or array_to_string) and at most 256 bytes that are not a view's values (literals, the separator, the text of numbers, dates and other constants); its size is then bounded by the rows read before the statement timeout; a view's value may be read into it at most 32 times through the rows of no view it is joined with (generate_series, unnest, VALUES: string_agg(memo, '') FROM semantic.v_gl_fact, generate_series(1, 100000) is refused) unless an equality between the series' column (itself, or cast to date) and the view's holds each view row to one row of the series (a date spine: FROM generate_series(...) d LEFT JOIN semantic.v_gl_fact f ON f.entry_date = d::date). generate_series takes a literal step and literal bounds (numbers within 2^53, of at most 15 significant digits if not integers, or dates / timestamps of years 0001-9999 AD with an interval step; not infinity, epoch, now or BC), or bounds of one anchor (current_date, now(), current_timestamp, localtimestamp, date_trunc('<unit>', one of those)) plus or minus literal days or intervals (generate_series(current_date - 30, current_date, interval '1 day'); months counted as 31 days in the span, 28 in the step), and the rows a query makes without reading a view (generate_series, unnest, VALUES; multiplied where joined or read again through CTEs and subqueries, and by the grouping sets of GROUPING SETS, CUBE (2^n) and ROLLUP (n + 1)) are at most 100,000; unnest takes only arrays whose elements can be counted (literals, ARRAY[...], ARRAY(SELECT ...), array_agg, and CTE or subquery columns of those; a cast of text to an array is refused). Operators are pg_catalog's (OPERATOR(other_schema.op), also in ORDER BY ... USING, is refused). SQL/JSON syntax (JSON_VALUE, JSON_ARRAY, IS JSON...), concat_ws with VARIADIC and rel.function notation (x.row_to_json) are refused. Runs as written but with every CTE AS MATERIALIZED and every subquery in FROM given OFFSET 0 (each level is planned on its own), in a READ ONLY transaction that is rolled back, with a statement timeout (422 when exceeded) and a row cap (truncated: true). At most SEMANTIC_MAX_CONCURRENT_QUERIES (default 4) semantic queries run at once in a server process, at most SEMANTIC_MAX_CONCURRENT_QUERIES_PER_ORG (default 2) of one organization (agents' query_semantic calls included): past either, the query waits for a slot, first come first served, as one of at most SEMANTIC_QUEUED_QUERIES_PER_ORG (default 8) of its organization and for at most its own statement timeout; else, or once that wait is over, it is refused without running: 503 semantic.busy with Retry-After (details.limit: organization or process).
+         * @description Parsed with PostgreSQL's parser: one SELECT (CTEs allowed, WITH RECURSIVE not) over semantic.* views and allow-listed functions; everything else is a 400 naming what was refused. Bounds on what a query may build, checked before it runs (400 semantic.query_refused naming the expression): at most 8 SELECTs nested in or reading each other (CTE chains count); at most 20,000 parse-tree nodes nested at most 200 deep; at most 100 FROM items in one SELECT (each side of a join counts) and 1,664 output columns in one SELECT or VALUES row (PostgreSQL's own limit); no NUL character (\u0000); no expression may build a value (as text) more than 64 times the largest value the query starts from (a semantic view's value or row, or the query's own text of at most 300,000 bytes): concat and || add up their arguments, arrays and rows printed as text count 2x their parts (ARRAY[...], ROW(...), ARRAY(SELECT ...), array_agg, a whole row), JSON building 6x (escaping; JSON arguments 1.5x), replace, regexp_replace and array_to_string multiply by the length of their replacement or separator (which must be string literals, as must regexp_match's pattern), translate 4x, to_char 8x its format, values aggregated across rows count at least 1, casts count what their text can become (char(n) padding; a number's exponent: 1e1000 prints 1,001 digits; a cast to json/jsonb takes only a string literal or a JSON value), and a CTE's or subquery's columns carry their weight into the queries reading them. A row of a SELECT, CTE, subquery or VALUES list is held to 512 times (the statement's own row counts 5 times: the answer holds it again, with its text): every value evaluated for it is held until the row is done, so their weights add up: its columns, its WHERE, JOIN ... ON, GROUP BY, HAVING, ORDER BY, DISTINCT and window (PARTITION BY, ORDER BY) expressions, and every value built on the way (a comparison, AND / OR / NOT or a function of a fixed-size result such as length or num_nonnulls counts 1, its arguments theirs; 1,000 columns, or 20 conditions, of a large value each are refused). A value built across rows (string_agg, array_agg, json_agg, jsonb_agg, json_object_agg, jsonb_object_agg, ARRAY(SELECT ...)) may add for each row it reads at most one view value (each column read once, not repeated by concat, ||, replace, regexp_replace or array_to_string) and at most 256 bytes that are not a view's values (literals, the separator, the text of numbers, dates and other constants); its size is then bounded by the rows read before the statement timeout (views joined with each other are bounded by it alone); a view's value may be read into it at most 32 times through the rows of no view it is joined with (generate_series, unnest, VALUES: string_agg(memo, '') FROM semantic.v_gl_fact, generate_series(1, 100000) is refused) unless an equality between the series' column (itself, or cast to date) and the view's holds each view row to one row of the series (a date spine: FROM generate_series(...) d LEFT JOIN semantic.v_gl_fact f ON f.entry_date = d::date), times the grouping sets of the SELECT that aggregates it (GROUPING SETS, CUBE (2^n), ROLLUP (n + 1): ROLLUP of 3 columns is 4, CUBE of 6 is refused). generate_series takes a literal step and literal bounds (numbers, counted exactly, of at most 1,000 digits, not cast to an integer type from a fraction nor to numeric(p, s); or dates / timestamps 'YYYY-MM-DD[ HH:MM[:SS[.ffffff]]][+HH[:MM]]' of years 0001-9999 AD, read as PostgreSQL reads them (a date drops the time of day, a timestamp ignores a UTC offset, a timestamptz honours it; a time of the session's time zone counted anywhere within 16 hours of UTC), with an interval step such as '1 month' or '1.5 hours' (not ISO 8601 nor of mixed signs); not infinity, epoch, now, BC or a named time zone), or bounds of one anchor (current_date; now(), current_timestamp, current_timestamp(p); localtimestamp, localtimestamp(p)) plus or minus literal days or intervals, each possibly truncated by date_trunc('<unit up to year>', ...) or cast to date or a timestamp (generate_series(current_date - 30, current_date, interval '1 day'), generate_series(date_trunc('month', current_date), current_date, interval '1 day'); months counted as 31 days in the span, 28 in the step, a truncation as a whole unit; a span from a literal date to an anchor is refused), and the rows a query makes without reading a view (generate_series, unnest, VALUES; multiplied where joined or read again through CTEs and subqueries, and by the grouping sets of GROUPING SETS, CUBE (2^n) and ROLLUP (n + 1)) are at most 100,000; unnest takes only arrays whose elements can be counted (literals, ARRAY[...], ARRAY(SELECT ...), array_agg, percentile_cont / percentile_disc of an array of fractions, and CTE or subquery columns of those; a cast of text to an array, through another cast too, is refused). Operators are pg_catalog's (OPERATOR(other_schema.op), also in ORDER BY ... USING, is refused). SQL/JSON syntax (JSON_VALUE, JSON_ARRAY, IS JSON...), concat_ws with VARIADIC and rel.function notation (x.row_to_json) are refused. Runs as written but with every CTE AS MATERIALIZED and every subquery in FROM given OFFSET 0 (each level is planned on its own), in a READ ONLY transaction that is rolled back, with a statement timeout (422 when exceeded) and a row cap (truncated: true). At most SEMANTIC_MAX_CONCURRENT_QUERIES (default 4) semantic queries run at once in a server process, at most SEMANTIC_MAX_CONCURRENT_QUERIES_PER_ORG (default 2) of one organization (agents' query_semantic calls included): past either, the query waits for a slot, first come first served, as one of at most SEMANTIC_QUEUED_QUERIES_PER_ORG (default 8) of its organization and for at most its own statement timeout; else, or once that wait is over, it is refused without running: 503 semantic.busy with Retry-After (details.limit: organization or process).
          */
         post: operations["querySemanticLayer"];
         delete?: never;
@@ -4744,7 +4747,7 @@ export interface components {
         /** @description The calendars whose busy times block slots */
         CalendarSettingsDto: {
             /**
-             * @description CalDAV URLs of the calendars whose busy times block slots; empty: none block
+             * @description CalDAV URLs of the calendars whose busy times block slots, without a user name or password; empty: none block
              * @example [
              *       "https://caldav.icloud.com/123456789/calendars/home/"
              *     ]
@@ -5138,7 +5141,7 @@ export interface components {
         CreateApiKeyDto: {
             /**
              * Format: date-time
-             * @description When the key stops working (absent or null: never). An RFC 3339 date-time: YYYY-MM-DD, T, HH:MM[:SS[.fraction]] (a fraction of up to 9 digits), then Z or an offset ±HH:MM up to ±15:59, e.g. 2026-01-31T12:00:00Z or 2026-01-31T13:00:00.5+01:00; t and z are taken for T and Z, and a space for the T. A date-time without an offset, a day alone and an offset without its colon (+0100) are refused.
+             * @description When the key stops working (absent or null: never). A date-time: YYYY-MM-DD, T, HH:MM, optionally :SS and then optionally a fraction of 1 to 9 digits, then Z or an offset ±HH:MM from -15:59 to +15:59, e.g. 2026-01-31T12:00:00Z, 2026-01-31T12:00Z or 2026-01-31T13:00:00.5+01:00; t and z are taken for T and Z, and a space for the T. That is RFC 3339's date-time with the seconds optional, no leap second (:60) and offsets up to ±15:59. The time is kept to the millisecond: fraction digits past the third are dropped (2026-01-31T12:00:00.9999Z is 12:00:00.999). Two rules the pattern cannot state are refused with a 400 too: a day its month does not have (2026-02-30), and an instant outside 0001-01-01T00:00:00Z..9999-12-31T23:59:59.999Z once its offset is applied (9999-12-31T23:00:00-02:00). A date-time without an offset, a day alone and an offset without its colon (+0100) are refused.
              * @example 2027-12-31T00:00:00.000Z
              */
             expiresAt?: string | null;
@@ -5650,7 +5653,7 @@ export interface components {
              */
             memo?: string;
             /**
-             * @description Where the entry comes from. opening_balance: the opening balances of books moved here from elsewhere (the balance-sheet balances on the day the books start); allowed only dated the first day of the organization's first fiscal year (else 422 ledger.opening_balance_date), any number of such entries, with no line on a revenue or expense account (the former years' results come in through retained earnings; else 422 ledger.opening_balance_result_account). The cash-flow statement counts their cash in openingCash and shows no cash flows of them (as it leaves closing entries out); the trial balance, P&L and balance sheet count them as any entry
+             * @description Where the entry comes from. opening_balance: the opening balances of books moved here from elsewhere (the balance-sheet balances on the day the books start); allowed only dated the first day of the organization's first fiscal year (else 422 ledger.opening_balance_date), any number of such entries, with no line on a revenue or expense account (the former years' results come in through retained earnings; else 422 ledger.opening_balance_result_account). A rounding difference of their base amounts (foreign-currency lines) goes to the retained earnings account of the settings, not the rounding account (an expense); when that is not set, or not a postable equity account in the base currency, the base amounts must balance (else 422 ledger.unbalanced). The cash-flow statement counts their cash in openingCash and shows no cash flows of them (as it leaves closing entries out); the trial balance, P&L and balance sheet count them as any entry
              * @default manual
              * @enum {string}
              */
@@ -6211,7 +6214,7 @@ export interface components {
              */
             status: "pending" | "ready" | "failed";
             /**
-             * @description Why the ingestion failed; null otherwise
+             * @description Why the ingestion failed ("ai.budget_exceeded: ..." when the organization's AI budget could not take its embedding); null otherwise
              * @example null
              */
             statusReason: string | null;
@@ -6287,6 +6290,40 @@ export interface components {
              * @enum {boolean}
              */
             verified: true;
+        };
+        /** @description The knowledge base's embedding calls of one purpose and model on one day */
+        EmbeddingUsageRowDto: {
+            /**
+             * @description Calls made (an ingestion or a search each)
+             * @example 3
+             */
+            calls: number;
+            /**
+             * @description Cost in USD at the catalog's prices (0 for a model the catalog has no price of)
+             * @example 0.00096400
+             */
+            cost: string;
+            /**
+             * @description UTC day
+             * @example 2026-12-02
+             */
+            day: string;
+            /**
+             * @description Input tokens as the provider reported them
+             * @example 48200
+             */
+            inputTokens: number;
+            /**
+             * @description Embedding model
+             * @example text-embedding-3-small
+             */
+            modelId: string;
+            /**
+             * @description knowledge_ingestion: a document version embedded (its upload, a re-index); knowledge_search: a search query embedded
+             * @example knowledge_ingestion
+             * @enum {string}
+             */
+            purpose: "knowledge_ingestion" | "knowledge_search";
         };
         /** @description What the subscription to an app allows: plan, status, read-only state and features */
         EntitlementsDto: {
@@ -7290,7 +7327,7 @@ export interface components {
             fxUnrealizedLossAccountId: string | null;
             /**
              * Format: uuid
-             * @description Account the year-end close moves the year's result to; null when not set
+             * @description Account the year-end close moves the year's result to, and that takes an opening-balance entry's rounding difference (when it is a postable equity account); null when not set
              */
             retainedEarningsAccountId: string | null;
             /**
@@ -8139,7 +8176,7 @@ export interface components {
         ReplayFailedDto: {
             /**
              * Format: date-time
-             * @description Messages created at or after this time. An RFC 3339 date-time: YYYY-MM-DD, T, HH:MM[:SS[.fraction]] (a fraction of up to 9 digits), then Z or an offset ±HH:MM up to ±15:59, e.g. 2026-01-31T12:00:00Z or 2026-01-31T13:00:00.5+01:00; t and z are taken for T and Z, and a space for the T. A date-time without an offset, a day alone and an offset without its colon (+0100) are refused.
+             * @description Messages created at or after this time. A date-time: YYYY-MM-DD, T, HH:MM, optionally :SS and then optionally a fraction of 1 to 9 digits, then Z or an offset ±HH:MM from -15:59 to +15:59, e.g. 2026-01-31T12:00:00Z, 2026-01-31T12:00Z or 2026-01-31T13:00:00.5+01:00; t and z are taken for T and Z, and a space for the T. That is RFC 3339's date-time with the seconds optional, no leap second (:60) and offsets up to ±15:59. The time is kept to the millisecond: fraction digits past the third are dropped (2026-01-31T12:00:00.9999Z is 12:00:00.999). Two rules the pattern cannot state are refused with a 400 too: a day its month does not have (2026-02-30), and an instant outside 0001-01-01T00:00:00Z..9999-12-31T23:59:59.999Z once its offset is applied (9999-12-31T23:00:00-02:00). A date-time without an offset, a day alone and an offset without its colon (+0100) are refused.
              * @example 2026-03-02T09:30:00.000Z
              */
             since: string;
@@ -8680,7 +8717,7 @@ export interface components {
             documentIds?: string[];
             /**
              * Format: date-time
-             * @description Only versions added at or after this time. An RFC 3339 date-time: YYYY-MM-DD, T, HH:MM[:SS[.fraction]] (a fraction of up to 9 digits), then Z or an offset ±HH:MM up to ±15:59, e.g. 2026-01-31T12:00:00Z or 2026-01-31T13:00:00.5+01:00; t and z are taken for T and Z, and a space for the T. A date-time without an offset, a day alone and an offset without its colon (+0100) are refused.
+             * @description Only versions added at or after this time. A date-time: YYYY-MM-DD, T, HH:MM, optionally :SS and then optionally a fraction of 1 to 9 digits, then Z or an offset ±HH:MM from -15:59 to +15:59, e.g. 2026-01-31T12:00:00Z, 2026-01-31T12:00Z or 2026-01-31T13:00:00.5+01:00; t and z are taken for T and Z, and a space for the T. That is RFC 3339's date-time with the seconds optional, no leap second (:60) and offsets up to ±15:59. The time is kept to the millisecond: fraction digits past the third are dropped (2026-01-31T12:00:00.9999Z is 12:00:00.999). Two rules the pattern cannot state are refused with a 400 too: a day its month does not have (2026-02-30), and an instant outside 0001-01-01T00:00:00Z..9999-12-31T23:59:59.999Z once its offset is applied (9999-12-31T23:00:00-02:00). A date-time without an offset, a day alone and an offset without its colon (+0100) are refused.
              * @example 2026-01-01T00:00:00Z
              */
             from?: string;
@@ -8704,7 +8741,7 @@ export interface components {
             tags?: string[];
             /**
              * Format: date-time
-             * @description Only versions added before this time. An RFC 3339 date-time: YYYY-MM-DD, T, HH:MM[:SS[.fraction]] (a fraction of up to 9 digits), then Z or an offset ±HH:MM up to ±15:59, e.g. 2026-01-31T12:00:00Z or 2026-01-31T13:00:00.5+01:00; t and z are taken for T and Z, and a space for the T. A date-time without an offset, a day alone and an offset without its colon (+0100) are refused.
+             * @description Only versions added before this time. A date-time: YYYY-MM-DD, T, HH:MM, optionally :SS and then optionally a fraction of 1 to 9 digits, then Z or an offset ±HH:MM from -15:59 to +15:59, e.g. 2026-01-31T12:00:00Z, 2026-01-31T12:00Z or 2026-01-31T13:00:00.5+01:00; t and z are taken for T and Z, and a space for the T. That is RFC 3339's date-time with the seconds optional, no leap second (:60) and offsets up to ±15:59. The time is kept to the millisecond: fraction digits past the third are dropped (2026-01-31T12:00:00.9999Z is 12:00:00.999). Two rules the pattern cannot state are refused with a 400 too: a day its month does not have (2026-02-30), and an instant outside 0001-01-01T00:00:00Z..9999-12-31T23:59:59.999Z once its offset is applied (9999-12-31T23:00:00-02:00). A date-time without an offset, a day alone and an offset without its colon (+0100) are refused.
              * @example 2027-01-01T00:00:00Z
              */
             to?: string;
@@ -9622,7 +9659,7 @@ export interface components {
             fxUnrealizedLossAccountId?: string;
             /**
              * Format: uuid
-             * @description Account the year-end close moves the year's result to
+             * @description Account the year-end close moves the year's result to, and that takes an opening-balance entry's rounding difference (when it is a postable equity account)
              */
             retainedEarningsAccountId?: string;
             /**
@@ -9780,20 +9817,25 @@ export interface components {
              */
             url?: string;
         };
-        /** @description Usage per organization, agent, model and day */
+        /** @description Usage per organization, agent, model and day, and the knowledge base's embedding calls */
         UsageReportDto: {
             /**
-             * @description Cost of the organization in the range, USD
+             * @description Cost of the organization in the range, USD: its runs' and its embedding calls'
              * @example 0.01234000
              */
             cost: string;
+            /**
+             * @description The knowledge base's embedding calls per day, purpose and model (spent on the organization's budget, as runs are)
+             * @example []
+             */
+            embeddings: components["schemas"]["EmbeddingUsageRowDto"][];
             /**
              * @description First day
              * @example 2026-12-01
              */
             from: string;
             /**
-             * @description Per day, agent and model
+             * @description Runs per day, agent and model
              * @example []
              */
             rows: components["schemas"]["UsageRowDto"][];
@@ -9808,7 +9850,7 @@ export interface components {
              */
             to: string;
             /**
-             * @description Tokens of the organization in the range
+             * @description Tokens of the organization in the range: its runs' and its embedding calls' (input tokens)
              * @example {
              *       "inputTokens": 1200,
              *       "outputTokens": 180,
@@ -10065,7 +10107,7 @@ export interface components {
              */
             status: "pending" | "ready" | "failed" | "superseded";
             /**
-             * @description Why ingestion failed; null otherwise
+             * @description Why ingestion failed ("ai.budget_exceeded: ..." when the organization's AI budget could not take its embedding); null otherwise
              * @example null
              */
             statusReason: string | null;
@@ -10137,7 +10179,7 @@ export interface components {
              */
             status: "pending" | "ready" | "failed" | "superseded";
             /**
-             * @description Why ingestion failed; null otherwise
+             * @description Why ingestion failed ("ai.budget_exceeded: ..." when the organization's AI budget could not take its embedding); null otherwise
              * @example null
              */
             statusReason: string | null;
@@ -12955,7 +12997,7 @@ export interface components {
             version: 1;
         };
         /**
-         * @description Webhook body of payment.failed (version 1): A subscription's invoice payment failed; the subscription is past due.
+         * @description Webhook body of payment.failed (version 1): A subscription's invoice payment failed; the subscription is past due (status past_due; paused while it is on a Stripe price that is not a plan of its app for the account: read-only, docs/plans.md).
          * @example {
          *       "id": "evt_4711",
          *       "type": "payment.failed",
@@ -13756,7 +13798,7 @@ export interface components {
             version: 1;
         };
         /**
-         * @description Webhook body of subscription.trial_ending (version 1): The trial ends within three days: Stripe's customer.subscription.trial_will_end, or the billing job's check for trials without Stripe (once per trial; subscriptionId is null for the default trial of an organization without a subscription).
+         * @description Webhook body of subscription.trial_ending (version 1): The trial ends within three days: Stripe's customer.subscription.trial_will_end, or the billing job's check for trials without Stripe (once per trial; subscriptionId is null for the default trial of an organization without a subscription). status is the contract row's: trialing, or paused while it is on a Stripe price that is not a plan of its app for the account (read-only, docs/plans.md).
          * @example {
          *       "id": "evt_4711",
          *       "type": "subscription.trial_ending",
@@ -25957,10 +25999,10 @@ export interface operations {
                 cursor?: string;
                 entityId?: string;
                 entityType?: string;
-                /** @description occurred at or after. An entry's occurredAt is when the transaction that made the change began, and the entry becomes visible only when that transaction commits, which may be later; ids are not in commit order either. So an entry can appear after newer ones were already listed: a poller asking for from = the newest occurredAt it has read can miss it for good. To read the log incrementally, poll with an overlap window (from = the newest occurredAt read minus a margin longer than a transaction lasts, a few minutes) and skip the ids already read. An RFC 3339 date-time: YYYY-MM-DD, T, HH:MM[:SS[.fraction]] (a fraction of up to 9 digits), then Z or an offset ±HH:MM up to ±15:59, e.g. 2026-01-31T12:00:00Z or 2026-01-31T13:00:00.5+01:00; t and z are taken for T and Z, and a space for the T. A date-time without an offset, a day alone and an offset without its colon (+0100) are refused. */
+                /** @description occurred at or after. An entry's occurredAt is when the transaction that made the change began, and the entry becomes visible only when that transaction commits, which may be later; ids are not in commit order either. So an entry can appear after newer ones were already listed: a poller asking for from = the newest occurredAt it has read can miss it for good. To read the log incrementally, poll with an overlap window (from = the newest occurredAt read minus a margin longer than a transaction lasts, a few minutes) and skip the ids already read. A date-time: YYYY-MM-DD, T, HH:MM, optionally :SS and then optionally a fraction of 1 to 9 digits, then Z or an offset ±HH:MM from -15:59 to +15:59, e.g. 2026-01-31T12:00:00Z, 2026-01-31T12:00Z or 2026-01-31T13:00:00.5+01:00; t and z are taken for T and Z, and a space for the T. That is RFC 3339's date-time with the seconds optional, no leap second (:60) and offsets up to ±15:59. The time is kept to the millisecond: fraction digits past the third are dropped (2026-01-31T12:00:00.9999Z is 12:00:00.999). Two rules the pattern cannot state are refused with a 400 too: a day its month does not have (2026-02-30), and an instant outside 0001-01-01T00:00:00Z..9999-12-31T23:59:59.999Z once its offset is applied (9999-12-31T23:00:00-02:00). A date-time without an offset, a day alone and an offset without its colon (+0100) are refused. */
                 from?: string;
                 limit?: number;
-                /** @description occurred before. An RFC 3339 date-time: YYYY-MM-DD, T, HH:MM[:SS[.fraction]] (a fraction of up to 9 digits), then Z or an offset ±HH:MM up to ±15:59, e.g. 2026-01-31T12:00:00Z or 2026-01-31T13:00:00.5+01:00; t and z are taken for T and Z, and a space for the T. A date-time without an offset, a day alone and an offset without its colon (+0100) are refused. */
+                /** @description occurred before. A date-time: YYYY-MM-DD, T, HH:MM, optionally :SS and then optionally a fraction of 1 to 9 digits, then Z or an offset ±HH:MM from -15:59 to +15:59, e.g. 2026-01-31T12:00:00Z, 2026-01-31T12:00Z or 2026-01-31T13:00:00.5+01:00; t and z are taken for T and Z, and a space for the T. That is RFC 3339's date-time with the seconds optional, no leap second (:60) and offsets up to ±15:59. The time is kept to the millisecond: fraction digits past the third are dropped (2026-01-31T12:00:00.9999Z is 12:00:00.999). Two rules the pattern cannot state are refused with a 400 too: a day its month does not have (2026-02-30), and an instant outside 0001-01-01T00:00:00Z..9999-12-31T23:59:59.999Z once its offset is applied (9999-12-31T23:00:00-02:00). A date-time without an offset, a day alone and an offset without its colon (+0100) are refused. */
                 to?: string;
             };
             header?: {
@@ -30392,7 +30434,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
+            /** @description 402 ai.budget_exceeded: the call does not fit in a budget (details name the budget and what is left). 402 billing.feature_not_in_plan: with an API key, when the organization's plan does not include API access (api_access): checked on every request made with a key, so a key stops working after a downgrade and works again after an upgrade (the message starts "API keys need a plan with API access"). */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -49611,9 +49653,9 @@ export interface operations {
             query: {
                 /** @description Slot length in minutes, 15-240 (default 60) */
                 duration?: string;
-                /** @description First day (in the provider's time zone), YYYY-MM-DD */
+                /** @description First day (in the provider's time zone), YYYY-MM-DD; not before yesterday (UTC) */
                 from: string;
-                /** @description Last day, inclusive; at most 31 days after from */
+                /** @description Last day, inclusive: the range covers at most 31 days, and ends at most 92 days after today (UTC) */
                 to: string;
             };
             header?: never;
@@ -49641,7 +49683,7 @@ export interface operations {
             /**
              * @description The input is invalid: the message names each field
              *
-             *     The input is invalid (`validation_failed` names each field). error.code is one of: `availability.duration_invalid` (duration is not between 15 and 240 minutes); `availability.from_invalid` (from is not a calendar date); `availability.to_invalid` (to is not a calendar date); `availability.range_invalid` (to is before from); `availability.range_too_long` (the range covers too many days)
+             *     The input is invalid (`validation_failed` names each field). error.code is one of: `availability.duration_invalid` (duration is not between 15 and 240 minutes); `availability.from_invalid` (from is not a calendar date); `availability.to_invalid` (to is not a calendar date); `availability.range_invalid` (to is before from); `availability.range_too_long` (the range covers too many days); `availability.from_past` (from is before yesterday (UTC)); `availability.to_beyond_horizon` (to is more than 92 days after today (UTC))
              */
             400: {
                 headers: {
