@@ -1509,7 +1509,6 @@ export class JournalService {
 
   /** Year-end close: revenue and expense balances of the year move to retained earnings; every period and the year close. */
   async closeYear(tx: TenantTx, yearId: string): Promise<YearEndResultDto> {
-    const s = await this.ledger.settings(tx);
     // an earlier year still open would take postings that change this year's closed figures: it closes first. Its row
     // is locked FOR SHARE before the drain below, as a reopening locks its year before it posts (no lock cycle); its
     // status is read from the locked row (a reopening in flight is waited for). finance.check_close_order is the rule.
@@ -1523,6 +1522,8 @@ export class JournalService {
     // the year's totals are read once no posting is in flight, and none starts before the close commits: a posting
     // committing between the read and the close would stay in the closed year, outside the closing entry
     await repo.drainPostings(tx.db, tx.orgId);
+    // the settings once the drain is held: a settings change drains too, so retained earnings cannot change before this commits
+    const s = await this.ledger.settings(tx);
     if (!s.retainedEarningsAccountId) throw LedgerErrors.error('ledger.retained_earnings_missing', 'configure retainedEarningsAccountId in the ledger settings first');
     const before = await this.ledger.getYear(tx, yearId);
     const last = before.periods[before.periods.length - 1];

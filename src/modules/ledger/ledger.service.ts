@@ -120,6 +120,10 @@ export class LedgerService {
   }
 
   async updateSettings(tx: TenantTx, dto: UpdateLedgerSettingsDto): Promise<LedgerSettingsDto> {
+    // the accounts postings take from the settings change once none is in flight and none starts before this commits
+    // (a year's close reads retained earnings after its own drain: never an account changed under it), and `before` is
+    // the settings no other change can overwrite meanwhile
+    await repo.drainPostings(tx.db, tx.orgId);
     const before = await this.settings(tx);
     for (const [field, id] of Object.entries(dto) as [keyof UpdateLedgerSettingsDto, string | undefined][]) {
       if (!id) continue;
