@@ -37,6 +37,9 @@ export const invoiceOverdueRepository = {
       noted AS (
         INSERT INTO finance.invoice_overdue_notices (org_id, invoice_id, due_date, noted_on)
         SELECT ${orgId}::uuid, due.id, due.due_date, ${today}::date FROM due
+        -- in id order: each row's foreign key check locks its invoice (FOR KEY SHARE) as it goes, and a payment locks
+        -- the invoices it allocates to in id order (FOR UPDATE): the oldest due first could lock them the other way round
+        ORDER BY due.id
         ON CONFLICT DO NOTHING RETURNING invoice_id)
       SELECT i.id AS "invoiceId", i.number, i.customer_id AS "customerId", i.due_date::text AS "dueDate",
         i.currency, i.total::text AS total,
