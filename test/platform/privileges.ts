@@ -145,6 +145,8 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'table ai.provider_keys': { authenticated: RW, service_role: RW },
   'table ai.agents': { authenticated: RW, service_role: RW },
   'table ai.runs': { authenticated: 'INSERT,SELECT,UPDATE', service_role: 'INSERT,SELECT,UPDATE' },
+  // embedding calls' usage (20270211003400): appended by the metering service, read under RLS
+  'table ai.embedding_usage': { authenticated: 'INSERT,SELECT', service_role: 'INSERT,SELECT' },
   'table ai.run_steps': { authenticated: 'INSERT,SELECT', service_role: 'INSERT,SELECT' },
   'column ai.run_steps(detail)': { service_role: 'UPDATE' }, // a person's erasure clears the steps of their runs (20270210040100)
   'column ai.run_steps(error_message)': { service_role: 'UPDATE' }, // and their error messages (20270210120100)

@@ -1,4 +1,4 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
 import { EMBEDDING_METER, type EmbeddingCall, type EmbeddingMeter, type EmbeddingReservation, type EmbeddingSpend } from '../../platform/ai/embedding-meter.js';
 import { LlmError, Sleeper, withRetries } from '../../platform/ai/llm-provider.js';
@@ -45,6 +45,7 @@ export const spentBy = (err: unknown): EmbeddingSpend => (err instanceof Embeddi
  */
 @Injectable()
 export class KnowledgeEmbeddings {
+  private readonly logger = new Logger(KnowledgeEmbeddings.name);
   readonly model: string;
   readonly dimensions: number;
   private connections?: ProviderConnections | null;
@@ -111,11 +112,19 @@ export class KnowledgeEmbeddings {
       (tx) => meter.reserve(tx, { ...call, model: this.model, requests: Math.ceil(call.inputs / BATCH) }));
   }
 
-  /** Settles the reservation at what the call spent and records its usage (EmbeddingMeter.record), as `reserve` does. */
+  /**
+   * Settles the reservation at what the call spent and records its usage (EmbeddingMeter.record), as `reserve` does.
+   * Never throws: the provider has answered (and billed), so the caller's answer or index stands; a record that fails is
+   * logged, and its reservation is released when it expires (that spend goes unrecorded).
+   */
   async record(orgId: string, requestId: string, reservation: EmbeddingReservation | null, spent: EmbeddingSpend): Promise<void> {
     const meter = this.meter();
     if (!reservation || !meter) return;
-    await this.database.tenant(METER_PRINCIPAL, orgId, { requestId }, (tx) => meter.record(tx, reservation, spent));
+    try {
+      await this.database.tenant(METER_PRINCIPAL, orgId, { requestId }, (tx) => meter.record(tx, reservation, spent));
+    } catch (err) {
+      this.logger.error({ err, orgId, requestId, spent }, 'the usage of an embedding call could not be recorded');
+    }
   }
 
   /** Whose AI usage a call made in `tx` is: its person, or its API key (a service's: nobody's). */
@@ -133,11 +142,11 @@ export class KnowledgeEmbeddings {
    * answered before it spent (the provider bills them).
    */
   async embed(connection: ProviderConnection, inputs: string[]): Promise<Embedded> {
-    const provider = createLlmProvider(connection);
     const { maxRetries, retryBaseMs, retryMaxMs } = this.config.ai;
     const out: number[][] = [];
     const spent: EmbeddingSpend = { tokens: 0, counted: false, requests: 0 };
     try {
+      const provider = createLlmProvider(connection);
       for (let i = 0; i < inputs.length; i += BATCH) {
         const batch = inputs.slice(i, i + BATCH);
         const { result } = await withRetries(() => provider.embed({ model: this.model, input: batch, dimensions: this.dimensions }),

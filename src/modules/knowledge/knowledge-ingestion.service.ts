@@ -3,7 +3,7 @@ import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import { AppError } from '../../platform/errors/app-error.js';
 import { DatabaseUnavailableError, isTransientSqlState, sqlState } from '../../platform/errors/database-errors.js';
 import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
-import type { EmbeddingReservation, EmbeddingSpend } from '../../platform/ai/embedding-meter.js';
+import type { EmbeddingReservation } from '../../platform/ai/embedding-meter.js';
 import { emitEvent } from '../../platform/events/events.js';
 import { JobRegistry, type Job } from '../../platform/queue/jobs.js';
 import { AuditService } from '../audit/audit.service.js';
@@ -85,10 +85,10 @@ export class KnowledgeIngestion implements OnModuleInit {
     try {
       const embedded = await this.embeddings.embed(connection, chunks.map((c) => c.content));
       vectors = embedded.vectors;
-      await this.recordSpent(orgId, requestId, reservation, embedded.spent);
+      await this.embeddings.record(orgId, requestId, reservation, embedded.spent);
     } catch (err) {
       if (!(err instanceof EmbeddingFailed)) throw err;
-      await this.recordSpent(orgId, requestId, reservation, spentBy(err));
+      await this.embeddings.record(orgId, requestId, reservation, spentBy(err));
       return this.fail(orgId, documentId, versionNo, `embedding failed: ${err.message}`);
     }
     try {
@@ -98,19 +98,6 @@ export class KnowledgeIngestion implements OnModuleInit {
       // rather than its job calling the provider again forever; a transient failure is the job's to retry
       if (transientFailure(err)) throw err;
       return this.fail(orgId, documentId, versionNo, `indexing failed: ${(err as Error).message}`);
-    }
-  }
-
-  /**
-   * Settles the call's reservation at what it spent and records its usage (the provider had it: billed whatever follows).
-   * A failure is logged, not thrown: the vectors are paid for, and a retry of the job would embed the version again; the
-   * reservation then expires (released by the next one on the budget).
-   */
-  private async recordSpent(orgId: string, requestId: string, reservation: EmbeddingReservation | null, spent: EmbeddingSpend): Promise<void> {
-    try {
-      await this.embeddings.record(orgId, requestId, reservation, spent);
-    } catch (err) {
-      this.logger.error({ err, orgId, requestId, spent }, 'the embedding usage of a knowledge ingestion could not be recorded');
     }
   }
 

@@ -371,8 +371,8 @@ export class KnowledgeService {
       await this.embeddings.record(caller.orgId, caller.requestId, reservation, embedded.spent);
     } catch (err) {
       if (!(err instanceof EmbeddingFailed)) throw err;
-      // released (what a request answered before the failure is spent); should that fail, the reservation expires
-      await this.embeddings.record(caller.orgId, caller.requestId, reservation, spentBy(err)).catch(() => undefined);
+      // released (what a request answered before the failure is spent)
+      await this.embeddings.record(caller.orgId, caller.requestId, reservation, spentBy(err));
       throw unavailable(err);
     }
     // the policies decide again in this transaction: a collection made unreadable meanwhile gives no results
