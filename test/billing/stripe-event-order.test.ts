@@ -474,4 +474,176 @@ describe('billing: a checkout completion and the order of Stripe events', () => 
     expect(await hubRow(org)).toEqual([expect.objectContaining({ sub: 'sub_up_b', lastEventAt: ms(T0 + 10), lastEventId: aside.id })]);
     expect(await billingRow(org)).toEqual([expect.objectContaining({ lastInvoiceEventId: paid.id })]);
   });
+
+  it('an event of the same second as its subscription\'s deletion, delivered late, does not take over (revive) the row another one held since', async () => {
+    const org = await createOrg(t, ada, 'Same Second Take Over Co');
+    await send(stripeEvent('customer.subscription.created', subscriptionObject('sub_ss_b', 'active', org), T0));
+    // first delivered after everything below: dated the second of sub_ss_b's deletion (it sorts as the newest of its subscription)
+    const update = stripeEvent('customer.subscription.updated', subscriptionObject('sub_ss_b', 'active', org), T0 + 10);
+    const deleted = stripeEvent('customer.subscription.deleted', subscriptionObject('sub_ss_b', 'canceled', org), T0 + 10);
+    await send(deleted);
+    await send(checkoutCompleted(org, 'sub_ss_c', T0 + 20));
+    await send(stripeEvent('customer.subscription.created', subscriptionObject('sub_ss_c', 'active', org), T0 + 19));
+    const cDeleted = stripeEvent('customer.subscription.deleted', subscriptionObject('sub_ss_c', 'canceled', org), T0 + 30);
+    await send(cDeleted);
+    const ended = await billingRow(org);
+    expect(ended).toEqual([expect.objectContaining({ sub: 'sub_ss_c', status: 'canceled', lastEventId: cDeleted.id })]);
+    const eventsBefore = await domainEvents(org);
+    await send(update);
+    expect(await eventRow(update.id)).toEqual([{
+      status: 'ignored',
+      reason: `Stripe subscription sub_ss_b has ended already (customer.subscription.deleted ${deleted.id}): it does not take over the row of sub_ss_c (canceled)`,
+    }]);
+    expect(await billingRow(org)).toEqual(ended);
+    expect(await domainEvents(org)).toEqual(eventsBefore);
+    expect(await entitlements(org)).toMatchObject({ status: 'canceled', access: 'read_only' });
+  });
+
+  it('a newer event of a subscription still queued (received) does not keep an older one from taking over an ended row; its own job applies it after', async () => {
+    const org = await createOrg(t, ada, 'Queued Newer Co');
+    await send(stripeEvent('customer.subscription.created', subscriptionObject('sub_q_b', 'active', org), T0));
+    await send(checkoutCompleted(org, 'sub_q_c', T0 + 20));
+    await send(stripeEvent('customer.subscription.deleted', subscriptionObject('sub_q_c', 'canceled', org), T0 + 30));
+    const queued = stripeEvent('customer.subscription.updated', subscriptionObject('sub_q_b', 'active', org, { cancel_at_period_end: true }), T0 + 40);
+    const older = stripeEvent('customer.subscription.updated', subscriptionObject('sub_q_b', 'active', org), T0 + 35);
+    await postStripeEvent(t, WEBHOOK_SECRET, queued);
+    await postStripeEvent(t, WEBHOOK_SECRET, older);
+    expect(await eventRow(queued.id)).toEqual([{ status: 'received', reason: null }]);
+    await t.app.get(StripeWebhookService).process(await storedId(older.id));
+    expect(await eventRow(older.id)).toEqual([{ status: 'processed', reason: null }]);
+    expect(await billingRow(org)).toEqual([expect.objectContaining({ sub: 'sub_q_b', status: 'active', cancelAtPeriodEnd: false, lastEventId: older.id })]);
+    await t.app.get(StripeWebhookService).process(await storedId(queued.id));
+    expect(await eventRow(queued.id)).toEqual([{ status: 'processed', reason: null }]);
+    expect(await billingRow(org)).toEqual([expect.objectContaining({ sub: 'sub_q_b', status: 'active', cancelAtPeriodEnd: true, lastEventId: queued.id })]);
+  });
+
+  it('a subscription event older than a failed payment applies its unpaid or paused status (as in Stripe\'s order: read-only), a live one stays past_due', async () => {
+    // in Stripe's order: unpaid, then the failed payment, which leaves it unpaid
+    const inOrder = await createOrg(t, ada, 'Unpaid In Order Co');
+    await send(stripeEvent('customer.subscription.created', subscriptionObject('sub_unp_b', 'active', inOrder), T0));
+    await send(stripeEvent('customer.subscription.updated', subscriptionObject('sub_unp_b', 'unpaid', inOrder), T0 + 5));
+    const failedInOrder = invoiceEvent('invoice.payment_failed', 'sub_unp_b', inOrder, T0 + 10);
+    await send(failedInOrder);
+    expect(await eventRow(failedInOrder.id)).toEqual([{ status: 'ignored', reason: 'the subscription is unpaid: a failed payment leaves it so' }]);
+    expect(await billingRow(inOrder)).toEqual([expect.objectContaining({ status: 'unpaid', pastDueSince: null })]);
+
+    // the same events, the update delivered last: the same row
+    const org = await createOrg(t, ada, 'Unpaid Late Co');
+    await send(stripeEvent('customer.subscription.created', subscriptionObject('sub_unp_a', 'active', org), T0));
+    const unpaid = stripeEvent('customer.subscription.updated', subscriptionObject('sub_unp_a', 'unpaid', org), T0 + 5);
+    const failed = invoiceEvent('invoice.payment_failed', 'sub_unp_a', org, T0 + 10);
+    await send(failed);
+    expect(await billingRow(org)).toEqual([expect.objectContaining({ status: 'past_due', pastDueSince: ms(T0 + 10) })]);
+    await send(unpaid);
+    expect(await eventRow(unpaid.id)).toEqual([{ status: 'processed', reason: null }]);
+    expect(await billingRow(org)).toEqual([expect.objectContaining({ status: 'unpaid', pastDueSince: null, lastEventId: unpaid.id, lastInvoiceEventId: failed.id })]);
+    expect(await entitlements(org)).toMatchObject({ status: 'unpaid', access: 'read_only' });
+
+    // paused (Stripe's: a trial ended without a payment method) likewise
+    const paused = await createOrg(t, ada, 'Paused Late Co');
+    await send(stripeEvent('customer.subscription.created', subscriptionObject('sub_paused_late', 'active', paused), T0));
+    await send(invoiceEvent('invoice.payment_failed', 'sub_paused_late', paused, T0 + 10));
+    const pausedUpdate = stripeEvent('customer.subscription.updated', subscriptionObject('sub_paused_late', 'paused', paused), T0 + 5);
+    await send(pausedUpdate);
+    expect(await eventRow(pausedUpdate.id)).toEqual([{ status: 'processed', reason: null }]);
+    expect(await billingRow(paused)).toEqual([expect.objectContaining({ status: 'paused', pastDueSince: null, lastEventId: pausedUpdate.id })]);
+    expect(await entitlements(paused)).toMatchObject({ status: 'paused', access: 'read_only' });
+
+    // a trialing one is live: the failed payment is newer word, past_due stays
+    const trial = await createOrg(t, ada, 'Trial Late Co');
+    await send(stripeEvent('customer.subscription.created', subscriptionObject('sub_trial_late', 'active', trial), T0));
+    await send(invoiceEvent('invoice.payment_failed', 'sub_trial_late', trial, T0 + 10));
+    const trialing = stripeEvent('customer.subscription.updated', subscriptionObject('sub_trial_late', 'trialing', trial, { trial_end: T0 + DAY }), T0 + 5);
+    await send(trialing);
+    expect(await eventRow(trialing.id)).toEqual([{
+      status: 'processed', reason: `the status stays past_due (an invoice event from ${ms(T0 + 10).toISOString()} is newer than this trialing)`,
+    }]);
+    expect(await billingRow(trial)).toEqual([expect.objectContaining({ status: 'past_due', pastDueSince: ms(T0 + 10) })]);
+
+    // after a payment: an unpaid one stays active (paid since)
+    const repaid = await createOrg(t, ada, 'Unpaid Then Paid Co');
+    await send(stripeEvent('customer.subscription.created', subscriptionObject('sub_repaid', 'active', repaid), T0));
+    await send(invoiceEvent('invoice.paid', 'sub_repaid', repaid, T0 + 10));
+    const unpaidBefore = stripeEvent('customer.subscription.updated', subscriptionObject('sub_repaid', 'unpaid', repaid), T0 + 5);
+    await send(unpaidBefore);
+    expect(await eventRow(unpaidBefore.id)).toEqual([{
+      status: 'processed', reason: `the status stays active (an invoice event from ${ms(T0 + 10).toISOString()} is newer than this unpaid)`,
+    }]);
+    expect(await entitlements(repaid)).toMatchObject({ status: 'active', access: 'full' });
+    // and a paused one too: in Stripe's order (paused, then paid) the payment makes it active
+    const unpaused = await createOrg(t, ada, 'Paused Then Paid Co');
+    await send(stripeEvent('customer.subscription.created', subscriptionObject('sub_unpaused', 'active', unpaused), T0));
+    await send(invoiceEvent('invoice.paid', 'sub_unpaused', unpaused, T0 + 10));
+    const pausedBefore = stripeEvent('customer.subscription.updated', subscriptionObject('sub_unpaused', 'paused', unpaused), T0 + 5);
+    await send(pausedBefore);
+    expect(await eventRow(pausedBefore.id)).toEqual([{
+      status: 'processed', reason: `the status stays active (an invoice event from ${ms(T0 + 10).toISOString()} is newer than this paused)`,
+    }]);
+    expect(await entitlements(unpaused)).toMatchObject({ status: 'active', access: 'full' });
+  });
+
+  it('a row on a misfit price: an older event after a failed payment keeps its grace start; after the payment an older past_due one on a fitting price stays active', async () => {
+    const org = await createOrg(t, ada, 'Misfit Late Co');
+    const onPrice = (status: string, price: string) => subscriptionObject('sub_misfit_late', status, org, {
+      items: { object: 'list', data: [{ id: 'si_misfit_late', price: { id: price, object: 'price' }, current_period_end: T0 + 30 * DAY }] },
+    });
+    await send(stripeEvent('customer.subscription.created', onPrice('active', 'price_omz_pro'), T0));
+    await send(invoiceEvent('invoice.payment_failed', 'sub_misfit_late', org, T0 + 10));
+    const swapped = stripeEvent('customer.subscription.updated', onPrice('active', 'price_sv_bstarter'), T0 + 5);
+    await send(swapped);
+    expect(await eventRow(swapped.id)).toEqual([{
+      status: 'processed',
+      reason: "price price_sv_bstarter is for app_securevault:business_starter, not omnizen: Stripe subscription sub_misfit_late is this organization's omnizen subscription: "
+        + 'the plan stays professional, read-only while the subscription is on that price',
+    }]);
+    expect(await billingRow(org)).toEqual([expect.objectContaining({ status: 'paused', pastDueSince: ms(T0 + 10), lastEventId: swapped.id })]);
+    await send(invoiceEvent('invoice.paid', 'sub_misfit_late', org, T0 + 20));
+    expect(await billingRow(org)).toEqual([expect.objectContaining({ status: 'paused', pastDueSince: null })]);
+    const back = stripeEvent('customer.subscription.updated', onPrice('past_due', 'price_omz_pro'), T0 + 15);
+    await send(back);
+    expect(await eventRow(back.id)).toEqual([{
+      status: 'processed', reason: `the status stays active (an invoice event from ${ms(T0 + 20).toISOString()} is newer than this past_due)`,
+    }]);
+    expect(await billingRow(org)).toEqual([expect.objectContaining({ status: 'active', pastDueSince: null, lastEventId: back.id })]);
+    expect(await entitlements(org)).toMatchObject({ status: 'active', access: 'full' });
+  });
+
+  it('a checkout completion that creates the row and applies again a stored deletion: subscription.created, then subscription.canceled; one audit row', async () => {
+    const org = await createOrg(t, ada, 'Created Then Ended Co');
+    const unmapped = (status: string, extra: Record<string, unknown> = {}) => subscriptionObject('sub_cte', status, org, {
+      items: { object: 'list', data: [{ id: 'si_cte', price: { id: 'price_unmapped', object: 'price' }, current_period_end: T0 + 30 * DAY }] }, ...extra,
+    });
+    const deleted = stripeEvent('customer.subscription.deleted', unmapped('canceled'), T0 + 10);
+    await send(deleted);
+    expect(await eventRow(deleted.id)).toEqual([{ status: 'ignored', reason: 'price price_unmapped is not mapped to an app plan (STRIPE_PRICES)' }]);
+    const completed = checkoutCompleted(org, 'sub_cte', T0 + 5);
+    await send(completed);
+    expect(await eventRow(deleted.id)).toEqual([{ status: 'processed', reason: expect.stringMatching(/^price price_unmapped is not mapped/) }]);
+    expect(await billingRow(org)).toEqual([expect.objectContaining({ sub: 'sub_cte', status: 'canceled', lastEventId: deleted.id })]);
+    expect(await domainEvents(org)).toEqual([
+      { type: 'subscription.created', status: 'active', previousStatus: null, occurredAt: ms(T0 + 5).toISOString() },
+      { type: 'subscription.canceled', status: 'canceled', previousStatus: 'active', occurredAt: ms(T0 + 10).toISOString() },
+    ]);
+    expect(await subscriptionAudits(org)).toEqual([{
+      action: 'billing.subscription_created', before: null, after: 'canceled', stripeEvent: completed.id,
+      reapplied: expect.objectContaining({ stripeEvent: deleted.id, stripeEventType: 'customer.subscription.deleted', appliedAfter: completed.id }),
+    }]);
+
+    // a re-applied trial_will_end (stored ignored: its subscription not known yet, on a price that cannot be placed
+    // without a row): its own subscription.trial_ending besides subscription.created
+    const trialOrg = await createOrg(t, ada, 'Created Trial Ending Co');
+    const willEnd = stripeEvent('customer.subscription.trial_will_end', subscriptionObject('sub_cte_trial', 'trialing', trialOrg, {
+      trial_end: T0 + 3 * DAY, items: { object: 'list', data: [{ id: 'si_cte_trial', price: { id: 'price_unmapped', object: 'price' }, current_period_end: T0 + 30 * DAY }] },
+    }), T0 + 10);
+    await send(willEnd);
+    expect(await eventRow(willEnd.id)).toEqual([{ status: 'ignored', reason: 'price price_unmapped is not mapped to an app plan (STRIPE_PRICES)' }]);
+    await send(checkoutCompleted(trialOrg, 'sub_cte_trial', T0 + 5));
+    expect(await eventRow(willEnd.id)).toEqual([{ status: 'processed', reason: expect.stringMatching(/^price price_unmapped is not mapped/) }]);
+    // the contract row's status: paused while on a price that is no plan (docs/plans.md)
+    expect(await domainEvents(trialOrg)).toEqual([
+      { type: 'subscription.created', status: 'paused', previousStatus: null, occurredAt: ms(T0 + 10).toISOString() },
+      { type: 'subscription.trial_ending', status: 'paused', previousStatus: null, occurredAt: ms(T0 + 10).toISOString() },
+    ]);
+    expect(await subscriptionAudits(trialOrg)).toHaveLength(1);
+  });
 });

@@ -509,13 +509,30 @@ export const billingRepository = {
 
   /**
    * The newest subscription event (customer.subscription.*, by Stripe's time) of `stripeSubscriptionId` stored for this
-   * organization, whatever its status (not locked: a 'received' one may be locked by its own job).
+   * organization, whatever its status (not locked: a 'received' one may be locked by its own job). `settledOther`: only
+   * one already processed or ignored (not 'received': its own job checks its order), other than that Stripe event.
    */
-  async newestSubscriptionEvent(db: Db, orgId: string, stripeSubscriptionId: string): Promise<{ id: string; status: string; payload: unknown } | undefined> {
-    const [row] = await db.run(qb.selectFrom('hub.BillingEvent').select(['id', 'status', 'payload'])
+  async newestSubscriptionEvent(db: Db, orgId: string, stripeSubscriptionId: string, settledOther?: string): Promise<{ id: string; status: string; payload: unknown } | undefined> {
+    let q = qb.selectFrom('hub.BillingEvent').select(['id', 'status', 'payload'])
+      .where('orgId', '=', orgId).where('type', 'like', 'customer.subscription.%')
+      .where(sql<boolean>`payload->'data'->'object'->>'id' = ${stripeSubscriptionId}`);
+    if (settledOther !== undefined) q = q.where('status', '!=', 'received').where('stripeEventId', '!=', settledOther);
+    const [row] = await db.run(q.orderBy('stripeCreatedAt', 'desc').orderBy('receivedAt', 'desc').limit(1));
+    return row;
+  },
+
+  /**
+   * A stored subscription event of `stripeSubscriptionId` (this organization's, other than the Stripe event `except`,
+   * whatever its time or status) that ends it: customer.subscription.deleted, or an ended status (`ended`:
+   * STRIPE_ENDED). Stripe never revives an ended subscription.
+   */
+  async endingSubscriptionEvent(db: Db, orgId: string, stripeSubscriptionId: string, except: string, ended: readonly string[]): Promise<{ id: string; payload: unknown } | undefined> {
+    const [row] = await db.run(qb.selectFrom('hub.BillingEvent').select(['id', 'payload'])
       .where('orgId', '=', orgId).where('type', 'like', 'customer.subscription.%')
       .where(sql<boolean>`payload->'data'->'object'->>'id' = ${stripeSubscriptionId}`)
-      .orderBy('stripeCreatedAt', 'desc').orderBy('receivedAt', 'desc').limit(1));
+      .where('stripeEventId', '!=', except)
+      .where((eb) => eb.or([eb('type', '=', 'customer.subscription.deleted'), eb(sql<string>`payload->'data'->'object'->>'status'`, 'in', [...ended])]))
+      .orderBy('stripeCreatedAt', 'asc').orderBy('receivedAt', 'asc').limit(1));
     return row;
   },
 

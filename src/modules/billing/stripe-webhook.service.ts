@@ -295,9 +295,15 @@ export class StripeWebhookService implements OnModuleInit {
     const invoiceLater = !other && existing && !invoice && !change.keepKnownStatus ? existing.lastInvoiceEventAt ?? null : null;
     if (invoiceLater && at < invoiceLater && !STRIPE_ENDED.has(change.status)) {
       // an invoice event applied since (a failed renewal, its payment) is newer word on whether the subscription is paid
-      // than this subscription event, delivered late: its period, plan and items apply, not its status (nor past_due_since)
+      // than this subscription event, delivered late: its period, plan and items apply, and its status as far as Stripe's
+      // order would have left it. A failure (past_due) is kept over a live status only: applied after an unpaid, paused or
+      // incomplete one, the failed payment would have left it so (refusal), read-only. A payment (active) is kept over the
+      // statuses a payment ends (past_due, unpaid, incomplete, paused: in Stripe's order, paid after them, refusal lets it
+      // make the row active); a trial's apply (its invoice does not end it)
       const paid = this.invoiceStatus(existing!);
-      if (paid && paid !== change.status) {
+      const keeps = paid === 'past_due' ? change.status === 'active' || change.status === 'trialing'
+        : paid === 'active' && ['past_due', 'unpaid', 'incomplete', 'paused'].includes(change.status);
+      if (paid && keeps) {
         const kept = `the status stays ${paid} (an invoice event from ${invoiceLater.toISOString()} is newer than this ${change.status})`;
         Object.assign(change, { status: paid, notApplied: change.notApplied ? `${change.notApplied}; ${kept}` : kept });
       }
@@ -343,8 +349,10 @@ export class StripeWebhookService implements OnModuleInit {
     // the Stripe subscription has just become this row's (a checkout completion linked it, or its own event took the
     // row): what its own events said while it was not (stored ignored: not known yet, set aside, another app's or an
     // unmapped price) is applied now, the newest of them
-    const reapplied = !org.deletedAt && change.stripeSubscriptionId && existing?.stripeSubscriptionId !== change.stripeSubscriptionId
-      ? await this.applyNewestStored(db, org, change.stripeSubscriptionId, event, canceledInStripe, catalog) : undefined;
+    const linked = !org.deletedAt && change.stripeSubscriptionId && existing?.stripeSubscriptionId !== change.stripeSubscriptionId;
+    // a new row: as this event wrote it, before the re-applied event (its subscription.created, should that one end it)
+    const created = linked && !existing ? await repo.lockSubscription(db, id) : undefined;
+    const reapplied = linked ? await this.applyNewestStored(db, org, change.stripeSubscriptionId!, event, canceledInStripe, catalog) : undefined;
     // one audit row and one domain event for the job: from the row before it to the row after it (the re-applied
     // event's write included, recorded under `reapplied`), at the later of the two events' times
     const after = await repo.lockSubscription(db, id);
@@ -361,34 +369,38 @@ export class StripeWebhookService implements OnModuleInit {
       },
     }, { requestId: event.id });
     // a deleted organization's subscription ended here, whatever the Stripe event said (no trial_ending, no payment.failed)
-    const type = this.domainEventType(endedForDeletedOrg ? 'customer.subscription.deleted' : event.type, existing, after,
+    const events = this.domainEvents(endedForDeletedOrg ? 'customer.subscription.deleted' : event.type, existing, created, after!,
       reapplied?.event.type);
-    await emitEvent({ db, orgId: org.id }, type, subscriptionPayload(after!, existing?.status ?? null), 1,
-      reapplied && reapplied.at > at ? reapplied.at : at);
+    const latestAt = reapplied && reapplied.at > at ? reapplied.at : at;
+    for (const e of events) await emitEvent({ db, orgId: org.id }, e.type, subscriptionPayload(e.row, e.previousStatus), 1, e.at === 'linker' ? at : latestAt);
     return outcome;
   }
 
   /**
    * Why `event` must not move the row from `other` (its Stripe subscription) to `stripeSubscriptionId`, read from that
-   * subscription's newest stored event (any status), or undefined. A checkout completion: not when that event ended the
-   * subscription (the row's still bills). Any other event (the row's own has ended): neither, nor when that event is
-   * newer than this one and was not ignored (a Stripe retry of an old event of a subscription whose later state is
-   * known, e.g. one that held the row before and was followed by another: it would revive stale state). A newer one
+   * subscription's other stored events, or undefined. Not when any of them ended it (customer.subscription.deleted, or
+   * an ended status), whatever its time or status: Stripe never revives an ended subscription (a checkout completion:
+   * the row's still bills; any other event, the row's own having ended: a retry of an old event, or a first delivery of
+   * one from the second of the deletion, would revive it). Any other event neither when the newest of them that is
+   * settled is newer than this one and was processed (a Stripe retry of an old event of a subscription whose later state
+   * is known, e.g. one that held the row before and was followed by another: it would revive stale state). A newer one
    * that was ignored (not known yet, set aside, an unplaced price) is applied again right after the take-over
-   * (applyNewestStored), so the newest state wins.
+   * (applyNewestStored), so the newest state wins; one still 'received' (queued) does not count: its own job checks its order.
    */
   private async takeOverRefusal(db: Db, orgId: string, event: Stripe.Event, stripeSubscriptionId: string, other: string,
     existing: SubscriptionRow): Promise<string | undefined> {
-    const newest = await repo.newestSubscriptionEvent(db, orgId, stripeSubscriptionId);
-    const stored = newest?.payload as Stripe.Event | undefined;
-    if (!newest || !stored || stored.id === event.id) return undefined;
     const checkout = event.type === 'checkout.session.completed';
-    if (endsSubscription(stored)) {
+    const ending = await repo.endingSubscriptionEvent(db, orgId, stripeSubscriptionId, event.id, [...STRIPE_ENDED]);
+    if (ending) {
+      const stored = ending.payload as Stripe.Event;
       return checkout
         ? `${SUPERSEDED} ${other} (${statusOf(existing)}) stays: this checkout's subscription ${stripeSubscriptionId} has ended already`
         : `Stripe subscription ${stripeSubscriptionId} has ended already (${stored.type} ${stored.id}): it does not take over the row of ${other} (${statusOf(existing)})`;
     }
-    if (!checkout && newest.status !== 'ignored' && stored.created > event.created) {
+    if (checkout) return undefined;
+    const newest = await repo.newestSubscriptionEvent(db, orgId, stripeSubscriptionId, event.id);
+    const stored = newest?.payload as Stripe.Event | undefined;
+    if (newest && stored && newest.status === 'processed' && stored.created > event.created) {
       return `out of order: Stripe subscription ${stripeSubscriptionId} has a newer event (${stored.id} from ${new Date(stored.created * 1000).toISOString()}): this one does not take over the row of ${other} (${statusOf(existing)})`;
     }
     return undefined;
@@ -499,20 +511,30 @@ export class StripeWebhookService implements OnModuleInit {
   }
 
   /**
-   * The domain event a processed Stripe event means for the organization (billing.events.ts). `reappliedType`: the
-   * type of the stored event applied again in the same job (applyNewestStored): the one change is created, canceled or
-   * trial_ending if either event means so (in that order), else updated.
+   * The domain events a processed Stripe event means for the organization (billing.events.ts), in order, each with the
+   * row and previous status of its payload and its time (`linker`: the event's own; else the later of it and the
+   * re-applied event's). `reappliedType`: the type of the stored event applied again in the same job (applyNewestStored),
+   * `created`: the new row as the event itself wrote it, before that. The one change (from `before` to `after`) is
+   * created, canceled or updated (a new row that the re-applied event ended: created, then canceled); a
+   * trial_will_end (either event) is its own subscription.trial_ending besides (alone, only that, as before).
    */
-  private domainEventType(stripeType: string, before: SubscriptionRow | undefined, after: SubscriptionRow | undefined, reappliedType?: string): string {
-    const typeOf = (t: string) => {
-      if (t === 'invoice.payment_failed') return 'payment.failed';
-      if (t === 'customer.subscription.trial_will_end') return 'subscription.trial_ending';
-      if (!before) return 'subscription.created';
-      if (after?.status === 'canceled' && before.status !== 'canceled') return 'subscription.canceled';
-      return 'subscription.updated';
-    };
-    const types = [typeOf(stripeType), ...(reappliedType ? [typeOf(reappliedType)] : [])];
-    return ['subscription.created', 'subscription.canceled', 'subscription.trial_ending', 'payment.failed'].find((t) => types.includes(t)) ?? 'subscription.updated';
+  private domainEvents(stripeType: string, before: SubscriptionRow | undefined, created: SubscriptionRow | undefined, after: SubscriptionRow,
+    reappliedType?: string): Array<{ type: string; row: SubscriptionRow; previousStatus: string | null; at: 'linker' | 'latest' }> {
+    const previousStatus = before?.status ?? null;
+    if (stripeType === 'invoice.payment_failed') return [{ type: 'payment.failed', row: after, previousStatus, at: 'latest' }];
+    const TRIAL = 'customer.subscription.trial_will_end';
+    const types = [stripeType, ...(reappliedType ? [reappliedType] : [])];
+    const events: Array<{ type: string; row: SubscriptionRow; previousStatus: string | null; at: 'linker' | 'latest' }> = [];
+    if (types.some((t) => t !== TRIAL)) {
+      if (!before && reappliedType && created && after.status === 'canceled' && created.status !== 'canceled') {
+        events.push({ type: 'subscription.created', row: created, previousStatus: null, at: 'linker' },
+          { type: 'subscription.canceled', row: after, previousStatus: created.status, at: 'latest' });
+      } else if (!before) events.push({ type: 'subscription.created', row: after, previousStatus, at: 'latest' });
+      else if (after.status === 'canceled' && before.status !== 'canceled') events.push({ type: 'subscription.canceled', row: after, previousStatus, at: 'latest' });
+      else events.push({ type: 'subscription.updated', row: after, previousStatus, at: 'latest' });
+    }
+    if (types.includes(TRIAL)) events.push({ type: 'subscription.trial_ending', row: after, previousStatus, at: 'latest' });
+    return events;
   }
 
   /** The plans of the catalog for one event: each app's read once, however often its items and its fit are looked at. */
