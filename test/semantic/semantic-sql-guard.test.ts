@@ -582,3 +582,59 @@ describe('semantic SQL guard: arrays of casts and ordered-set aggregates, exact 
     expect(await reasonOf(`SELECT count(*) FROM generate_series(date_trunc('decade', current_date), current_date, interval '1 year') g`)).toMatch(/or start and stop the same anchor/);
   });
 });
+
+describe('semantic SQL guard: steps below a microsecond, and aggregates of an enclosing query', () => {
+  const K = `'${'x'.repeat(200)}'`;
+  async function reasonOf(sql: string): Promise<string> {
+    const err = await acceptSemanticQuery(sql).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(AppError);
+    expect((err as AppError).status).toBe(400);
+    expect((err as AppError).code).toBe('semantic.query_refused');
+    const { reason } = (err as AppError).details as { reason: string };
+    expect((err as AppError).message).toBe(`the query was refused: ${reason}`);
+    return reason;
+  }
+  const accepted = (sql: string) => acceptSemanticQuery(sql).then(() => 'accepted', (e: AppError) => `${sql}: ${(e.details as { reason: string }).reason}`);
+  const day = `'2000-01-01'::timestamp, '2000-01-02'::timestamp`;
+
+  it.each([
+    // PostgreSQL reads each as 1 µs (rounded to the nearest): 86,400,000,001 rows, counted as 1 (5.15 GB)
+    ['0.6 us (the 5.15 GB probe)', `SELECT cardinality(array_agg(${K} || g)) FROM (SELECT generate_series(${day}, '0.6 us') AS g) s`, 86400000001],
+    ['0.0006 ms', `SELECT count(*) FROM generate_series(${day}, '0.0006 ms') g`, 86400000001],
+    ['0.0000006 sec', `SELECT count(*) FROM generate_series(${day}, '0.0000006 sec') g`, 86400000001],
+    ['a time of 0.0000006 seconds', `SELECT count(*) FROM generate_series(${day}, interval '00:00:00.0000006') g`, 86400000001],
+    // a day of now() (25 hours and its slack), by the microsecond
+    ['0.6 us from now()', `SELECT count(*) FROM generate_series(now() - interval '1 day', now(), '0.6 us') g`, 90000000001],
+  ])('refuses a step of %s: a step that is not zero lasts at least a microsecond', async (_label, sql, rows) => {
+    expect(await reasonOf(sql)).toMatch(new RegExp(`the query can make up to ${rows} rows without reading a view, at generate_series`));
+  });
+
+  it('refuses a step of 0.06 year (PostgreSQL: 1 mon), cross-joined with itself (5.21 GB); a zero-length span of such a step is one row', async () => {
+    const series = `generate_series('0001-01-01'::timestamp, '9999-01-01'::timestamp, interval '0.06 year')`;
+    expect(await reasonOf(`SELECT count(*) FROM ${series} a, ${series} b`)).toMatch(/the query can make up to over 10\^12 rows without reading a view/);
+    await expect(accepted(`SELECT count(*) FROM generate_series('2000-01-01'::timestamp, '2000-01-01'::timestamp, '0.6 us') g`)).resolves.toBe('accepted');
+    await expect(accepted(`SELECT count(*) FROM generate_series('2000-01-01'::timestamp, '2000-01-01 00:00:00.05'::timestamp, '0.6 us') g`)).resolves.toBe('accepted');
+  });
+
+  const sets = (n: number) => Array(n).fill('()').join(', ');
+  it.each([
+    ['4,096 empty grouping sets', `SELECT (SELECT cardinality(array_agg(v.memo))) FROM semantic.v_gl_fact v GROUP BY GROUPING SETS (${sets(4096)})`, 'array_agg', 4096],
+    ['a view joined with 100,000 rows of a series', `SELECT (SELECT cardinality(array_agg(v.memo))) FROM semantic.v_gl_fact v, generate_series(1, 100000) g`, 'array_agg', 100000],
+    ['string_agg, a view joined with a series', `SELECT (SELECT length(string_agg(v.memo, ','))) FROM semantic.v_gl_fact v, generate_series(1, 100000) g`, 'string_agg', 100000],
+    ['CUBE of 12 columns', `SELECT (SELECT cardinality(array_agg(v.memo))) FROM semantic.v_gl_fact v GROUP BY CUBE (account_code, account_name, account_type, currency, entry_date, source, period_no, entry_id, counterparty_type, memo, description, amount)`, 'array_agg', 4096],
+    ['an unqualified column the subquery\'s view may not have', `SELECT (SELECT string_agg(memo, ',') FROM semantic.v_gl_fact x WHERE x.entry_id = v.entry_id) FROM semantic.v_gl_fact v, generate_series(1, 100000) g`, 'string_agg', 100000],
+    ['two levels up', `SELECT (SELECT (SELECT jsonb_agg(v.memo))) FROM semantic.v_gl_fact v, generate_series(1, 100000) g`, 'jsonb_agg', 100000],
+  ])('refuses an aggregate in a subquery of the enclosing query\'s columns: %s', async (_label, sql, fn, repeats) => {
+    expect(await reasonOf(sql)).toMatch(new RegExp(`^${fn}\\(\\.\\.\\.\\) \\(an aggregate of an enclosing query: its arguments read only that query's columns.*\\) reads a view's value that the rows it aggregates may repeat up to ${repeats} times .*at most 32 are allowed \\(ACROSS_ROWS_MAX_VIEW_REPEATS\\)`));
+  });
+
+  it('accepts correlated subqueries that aggregate their own FROM items', async () => {
+    for (const sql of [
+      `SELECT v.account_code, (SELECT string_agg(f.memo, ',') FROM semantic.v_gl_fact f WHERE f.account_code = v.account_code) FROM semantic.v_gl_fact v`,
+      `SELECT d, (SELECT string_agg(memo, ',') FROM semantic.v_gl_fact f WHERE f.entry_date = d::date) FROM generate_series(date '2026-01-01', date '2026-12-31', interval '1 day') d`,
+      `SELECT v.account_code, (SELECT count(*) FROM semantic.v_gl_fact f WHERE f.account_code = v.account_code), (SELECT array_agg(f.memo) FROM semantic.v_gl_fact f WHERE f.account_code = v.account_code) FROM semantic.v_gl_fact v GROUP BY ROLLUP (v.account_code, v.currency)`,
+      `SELECT g, (SELECT string_agg(x.memo, ',') FROM semantic.v_gl_fact x) FROM semantic.v_gl_fact v, generate_series(1, 100000) g`,
+      `SELECT v.account_code, (SELECT jsonb_agg(f.amount ORDER BY f.entry_date) FROM semantic.v_gl_fact f WHERE f.account_code = v.account_code AND f.currency = v.currency) FROM semantic.v_gl_fact v, generate_series(1, 1000) g`,
+    ]) await expect(accepted(sql)).resolves.toBe('accepted');
+  });
+});

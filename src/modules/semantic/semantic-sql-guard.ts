@@ -61,7 +61,9 @@ import { SemanticErrors } from './semantic.errors.js';
  *   dates) counts the zone's possible offsets (16 hours from UTC, 26 hours between two such times: MAX_ZONE_OFFSET,
  *   ZONE_SHIFT). Its interval step is read as PostgreSQL reads it (intervalLength: '1 month', '1.5 seconds', '0.5 day',
  *   '1 microsecond', '01:30:00'; ISO 8601 'PT1S', 'ago' and mixed signs refused) at its shortest: a month 28 days less
- *   an hour, a day 23 hours, a fraction of a year whole months, of a month days of 30.
+ *   an hour, a day 23 hours, a fraction of a year whole months, of a month days of 30; a step that is not exactly zero
+ *   at least a microsecond (stepMin: PostgreSQL rounds '0.6 us' to 1 µs and '0.06 year' to 1 mon, never to 0; counted as
+ *   one row, '0.6 us' over a day made 8.6 x 10^10 rows, 5.15 GB).
  *   generate_series' step must be a literal, its bounds literals too, or both one anchor of the statement's time
  *   (current_date; now(), current_timestamp, current_timestamp(p); localtimestamp, localtimestamp(p)) plus or minus
  *   literal days or intervals, each possibly truncated by date_trunc('<unit up to a year>', ...) or cast to date or a
@@ -72,7 +74,10 @@ import { SemanticErrors } from './semantic.errors.js';
  *   And a view's value read into a value built across rows is read once for each row of no view it is joined with (a
  *   view joined with generate_series(1, 100000): 100 MB a view row of 1,000-byte memos), and once for each grouping set
  *   of the SELECT that aggregates it (GROUPING SETS ((), (), ...) of 4,096 sets, or CUBE of 12 columns, grouped 3,000
- *   rows of a view into 788 MB): at most ACROSS_ROWS_MAX_VIEW_REPEATS (32) times (viewRepeats: each FROM item counts
+ *   rows of a view into 788 MB), in the query the aggregate belongs to: an aggregate in a subquery whose arguments read
+ *   only (or, where a view's columns are not known, may read) an enclosing query's columns is that query's, as in
+ *   PostgreSQL, and is weighed in its rows and grouping sets too (aggregateLevels: SELECT (SELECT array_agg(v.memo)) FROM
+ *   v, generate_series(1, 100000) made 5.87 GB): at most ACROSS_ROWS_MAX_VIEW_REPEATS (32) times (viewRepeats: each FROM item counts
  *   its rows of no view unless an equality between its column and what other FROM items give holds it to a row or a
  *   few of each of theirs, othersFactor: a date spine `generate_series(...) d LEFT JOIN semantic.v ON v.date = d::date`,
  *   whose values are distinct, distinctOf; times the grouping sets: a report's ROLLUP of 3 columns or CUBE of 2 is 4).
@@ -82,7 +87,10 @@ import { SemanticErrors } from './semantic.errors.js';
  *   limit of a value ends string_agg with an error (54000). No static rule bounds views joined with each other (a view with
  *   itself too): string_agg(a.memo, '') FROM v a, v b reaches up to that 1 GB (1-1.5 GB a backend at its peak), and
  *   array_agg / jsonb_agg of such a join are limited only by the statement timeout, each element kept (2.4 GB was
- *   measured of 3,000 x 3,000 rows). That residual is bounded by the queries that run at once instead, not by a static
+ *   measured of 3,000 x 3,000 rows). So is an array built by array_agg over a view's rows and unnested more than once
+ *   (SELECT count(*) FROM (SELECT array_agg(id) a FROM semantic.v) s, unnest(s.a) x, unnest(s.a) y: its elements are
+ *   the view's rows, counted as one element, so that the unnests' rows, a view's rows to the power of the unnests, are
+ *   bounded by the statement timeout only). That residual is bounded by the queries that run at once instead, not by a static
  *   rule (SEMANTIC_MAX_CONCURRENT_QUERIES in a process, SEMANTIC_MAX_CONCURRENT_QUERIES_PER_ORG of an organization:
  *   semantic.service). A value built across rows weighs at least 1, so what is built from it is at most 64 times its
  *   size (array_to_string(ARRAY(SELECT ...), '<100 KB>') is refused).
@@ -457,6 +465,8 @@ interface Env {
   outerSources: readonly Source[];
   /** the rows of no view the enclosing query has made so far (LATERAL and correlated references read them) */
   outerGen: number;
+  /** the enclosing query's context (a subquery's, a LATERAL subquery's): an aggregate of its columns is its (aggregateLevels) */
+  outerCtx?: Ctx;
 }
 /**
  * What an expression of one SELECT can read; `work`: the weights of the values it has built so far for one row (see
@@ -812,7 +822,8 @@ function seriesPerDay(args: unknown[]): number | undefined {
   if (!timeTypeOf(args[0]) && anchoredSpan(args[0], args[1]) === undefined) return undefined;
   const step = args.length > 2 ? seriesStep(args[2]) : undefined;
   if (!step) return undefined;
-  return step.min === 0n ? 1 : step.min >= DAY.min ? 2 : Number(divCeil(DAY.max, step.min)) + 1;
+  const min = stepMin(step);
+  return min === 0n ? 1 : min >= DAY.min ? 2 : Number(divCeil(DAY.max, min)) + 1;
 }
 
 /**
@@ -1024,7 +1035,7 @@ function arrayElems(node: any, ctx: Ctx): number {
     const name = nameOf(f.funcname).pop()?.toLowerCase() ?? '';
     const args: unknown[] = f.args ?? [];
     // one element (or the elements of one array) for each row aggregated: the rows made so far
-    if (name === 'array_agg') return Math.max(1, ctx.gen, ctx.env.outerGen) * (args.length ? arrayElems(args[0], ctx) : 1);
+    if (name === 'array_agg') return Math.max(1, ctx.gen, ctx.env.outerGen, ...aggregateLevels(f, ctx).map((c) => c.gen)) * (args.length ? arrayElems(args[0], ctx) : 1);
     if (name === 'regexp_match') return (literalText(args[1]) ?? '').split('(').length;
     // an ordered-set aggregate's value: an ORDER BY value (mode, percentile_disc), one for each fraction of an array of them
     const ordered = (): number => Math.max(1, ...((f.agg_order ?? []) as any[]).map((o) => arrayElems(o?.SortBy?.node, ctx)));
@@ -1143,6 +1154,15 @@ function intervalLength(text: string): IntervalLength | undefined {
   }
   return { min, max, sign };
 }
+
+/**
+ * A series step's shortest length (microseconds) as PostgreSQL may read it: 0 only for a step that is exactly zero (an
+ * error of generate_series', no rows). A step whose shortest reading rounds down to 0 but is not zero lasts at least a
+ * microsecond: PostgreSQL rounds a fraction of a microsecond to the nearest ('0.6 us', '0.0000006 sec', '00:00:00.0000006'
+ * are 1 µs) and a fraction of a year to the nearest month ('0.06 year' is 1 mon); counted as one row, a series of them
+ * by the microsecond over a day made 8.6 x 10^10 rows (5.15 GB).
+ */
+const stepMin = (step: IntervalLength): bigint => (step.min === 0n && step.max > 0n ? 1n : step.min);
 
 /** A literal step of a time series: interval '1 day', '1 day'::interval, '1 day' (read as an interval), -interval '1 day'. */
 function seriesStep(node: any): IntervalLength | undefined {
@@ -1305,7 +1325,7 @@ function seriesRows(args: unknown[]): number {
     // a date spine relative to today: its span that of the offsets (each unit at its longest), its step at its shortest
     const step = args.length > 2 ? seriesStep(args[2]) : undefined;
     if (!step) throw refuseBounds();
-    return count(anchored + zone, step.min);
+    return count(anchored + zone, stepMin(step));
   }
   const types = [timeTypeOf(args[0]), timeTypeOf(args[1])];
   // PostgreSQL's choice: timestamptz if a bound is one or neither is a timestamp (dates, string literals: its preferred type)
@@ -1320,7 +1340,7 @@ function seriesRows(args: unknown[]): number {
     // a wall-clock time of the session's zone: within MAX_ZONE_OFFSET of UTC, two of them within ZONE_SHIFT of each other's
     if (a.zoned && b.zoned) span += ZONE_SHIFT;
     else if (a.zoned || b.zoned) span += MAX_ZONE_OFFSET;
-    return count(span + zone, step.min);
+    return count(span + zone, stepMin(step));
   }
   const start = seriesNumber(args[0]);
   const stop = seriesNumber(args[1]);
@@ -1527,7 +1547,7 @@ function shapeOf(s: Sel, env: Env, outermost = false): Shape {
       } else if (item.RangeSubselect) {
         const rs = item.RangeSubselect;
         // earlier FROM items are readable by a LATERAL subquery: counted for every subquery (an upper bound)
-        return [add(renamed(shapeOf(rs.subquery.SelectStmt, { ctes, outerValue: ctx.value, outerRow: ctx.row, outerNames: names, outerSources: [...sources], outerGen: ctx.gen }), rs.alias?.colnames), rs.alias?.aliasname, 'a subquery in FROM')];
+        return [add(renamed(shapeOf(rs.subquery.SelectStmt, { ctes, outerValue: ctx.value, outerRow: ctx.row, outerNames: names, outerSources: [...sources], outerGen: ctx.gen, outerCtx: ctx }), rs.alias?.colnames), rs.alias?.aliasname, 'a subquery in FROM')];
       } else if (item.RangeFunction) {
         // (its rows, generate_series' or unnest's, multiply ctx.gen as it is weighed)
         const before = ctx.gen;
@@ -1728,7 +1748,7 @@ function weighNode(type: string, n: any, ctx: Ctx): number {
         if (n.subLinkType === 'ARRAY_SUBLINK') return (2 * col + 3 * BYTE) * inner.gen;
         return 0;
       }
-      const inner = shapeOf(n.subselect.SelectStmt, { ctes: ctx.env.ctes, outerValue: ctx.value, outerRow: ctx.row, outerNames: ctx.names, outerSources: ctx.sources, outerGen: ctx.gen });
+      const inner = shapeOf(n.subselect.SelectStmt, { ctes: ctx.env.ctes, outerValue: ctx.value, outerRow: ctx.row, outerNames: ctx.names, outerSources: ctx.sources, outerGen: ctx.gen, outerCtx: ctx });
       SUBLINK_SHAPES.set(n, inner);
       ctx.depth = Math.max(ctx.depth, inner.depth);
       weigh(n.testexpr, ctx);
@@ -1819,8 +1839,16 @@ function weighCall(n: any, ctx: Ctx): number {
       // (once for each grouping set: GROUPING SETS ((), (), ...) of 4,096 sets grouped 3,000 rows of a view into 788 MB)
       const repeats = viewRepeats([args, n.agg_filter], ctx) * (ctx.sets ?? 1);
       if (repeats > ACROSS_ROWS_MAX_VIEW_REPEATS) throw refuseRepeats(`${name}(...)`, repeats, ctx.sets);
+      // an aggregate whose arguments read only an enclosing query's columns is that query's (PostgreSQL): weighed in its
+      // rows and grouping sets too (SELECT (SELECT array_agg(v.memo)) FROM v, generate_series(1, 100000): 5.87 GB)
+      for (const outer of n.over ? [] : aggregateLevels(n, ctx)) {
+        const r = viewRepeats([args, n.agg_filter], outer) * (outer.sets ?? 1);
+        if (r > ACROSS_ROWS_MAX_VIEW_REPEATS) throw refuseRepeats(`${name}(...) (an aggregate of an enclosing query: its arguments read only that query's columns, or may: qualify a subquery's own columns, f.memo)`, r, outer.sets);
+      }
     }
   }
+  // (the rows an aggregate reads: its own query's, or an enclosing query's; see aggregateLevels)
+  const gen = ACROSS_ROWS.has(name) && ctx.konst && !n.over ? Math.max(ctx.gen, ...aggregateLevels(n, ctx).map((c) => c.gen)) : ctx.gen;
   const literal = (i: number, what: string): number => literalLength(args[i]) ?? refuseLiteral(name, what);
   switch (name) {
     case 'replace': case 'regexp_replace': {
@@ -1858,12 +1886,12 @@ function weighCall(n: any, ctx: Ctx): number {
       const escaped = !c ? (jsonRead(arg) ? 1 : 6) * w[i] : c.sval ? Buffer.byteLength(JSON.stringify(c.sval.sval ?? ''), 'utf8') * BYTE : w[i];
       return a + escaped + 5 * BYTE;
     }, 5 * BYTE);
-    if (ctx.konst) return ACROSS_ROWS.has(name) ? json * ctx.gen : json;
+    if (ctx.konst) return ACROSS_ROWS.has(name) ? json * gen : json;
     return ACROSS_ROWS.has(name) ? Math.max(1, json) : json;
   }
   // the constant part of a value built across rows: that of each row, for every row made of no view
-  if (name === 'array_agg') return ctx.konst ? (2 * sum() + 3 * BYTE) * ctx.gen : Math.max(1, 2 * sum() + 3 * BYTE);
-  if (ACROSS_ROWS.has(name)) return ctx.konst ? sum() * ctx.gen : Math.max(1, sum());
+  if (name === 'array_agg') return ctx.konst ? (2 * sum() + 3 * BYTE) * gen : Math.max(1, 2 * sum() + 3 * BYTE);
+  if (ACROSS_ROWS.has(name)) return ctx.konst ? sum() * gen : Math.max(1, sum());
   if (BOUNDED_RESULT.has(name)) {
     if (!ctx.konst) return 1;
     // a number, date or fixed-size text of its arguments (power and exp: a numeric of 131,072 digits of short ones)
@@ -1872,6 +1900,60 @@ function weighCall(n: any, ctx: Ctx): number {
   }
   if (ONE_OF_ARGS.has(name)) return AT_MOST_ONE(...w);
   return sum();
+}
+
+/**
+ * The enclosing queries an aggregate call may belong to. PostgreSQL gives an aggregate the level of the variables its
+ * arguments (ORDER BY and FILTER too) read, the nearest of them: one whose arguments read only an enclosing query's
+ * columns (SELECT (SELECT array_agg(v.memo)) FROM v GROUP BY GROUPING SETS (...)) aggregates that query's rows, once for
+ * each of its grouping sets; with no variable, its own query's. A column's level: the nearest query with a FROM item of
+ * its qualifier, or one that has (or may have: a view's columns are not known here) its name; a reference inside a
+ * subquery may be that subquery's own (not counted) or any level. The contexts of every level (1 = the enclosing
+ * query) that may be the aggregate's, as an upper bound: none if a column of its own query is read.
+ */
+function aggregateLevels(n: any, ctx: Ctx): Ctx[] {
+  const chain: Ctx[] = [];
+  for (let c: Ctx | undefined = ctx; c && chain.length <= MAX_DEPTH + 1; c = c.env.outerCtx) chain.push(c);
+  if (chain.length < 2) return [];
+  const locals = chain.map((c) => c.sources.filter((src) => !c.env.outerSources.includes(src)));
+  // each reference's possible levels; `bound`: the nearest level an aggregate may have (the least of the references' farthest)
+  const possible = new Set<number>();
+  let bound = Infinity;
+  const read = (fields: any[], inSubquery: boolean) => {
+    const parts = fields.map((f) => f?.String?.sval as string | undefined);
+    const star = !!fields[fields.length - 1]?.A_Star;
+    const levels: number[] = [];
+    for (let i = 0; i < chain.length; i++) {
+      const local = locals[i];
+      let could: boolean;
+      let definite = false;
+      if (parts.length === 2 && parts[0] !== undefined) {
+        could = definite = local.some((src) => src.name === parts[0]);
+      } else if (parts.length === 1 && parts[0] !== undefined && !star) {
+        const name = parts[0];
+        definite = local.some((src) => src.name === name || columnIndex(src.shape).named.has(name));
+        could = definite || local.some((src) => !!columnIndex(src.shape).any);
+      } else {
+        could = local.length > 0;
+      }
+      if (could) levels.push(i);
+      if (definite && !inSubquery) break;
+    }
+    if (!levels.length) levels.push(0);
+    for (const l of levels) possible.add(l);
+    if (!inSubquery) bound = Math.min(bound, levels[levels.length - 1]);
+  };
+  const visit = (v: unknown, inSubquery: boolean): void => {
+    if (!v || typeof v !== 'object') return;
+    if (Array.isArray(v)) return v.forEach((x) => visit(x, inSubquery));
+    const keys = Object.keys(v);
+    const node = (v as Record<string, any>)[keys[0]];
+    if (keys.length === 1 && keys[0] === 'ColumnRef') return read(node.fields ?? [], inSubquery);
+    if (keys.length === 1 && keys[0] === 'SubLink') return visit(Object.values(node), true);
+    Object.values(v).forEach((x) => visit(x, inSubquery));
+  };
+  visit([n.args, n.agg_order, n.agg_filter], false);
+  return [...possible].filter((l) => l >= 1 && l <= bound).map((l) => chain[l]);
 }
 
 const refuseLiteral = (name: string, what: string): never => {
