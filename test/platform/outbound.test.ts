@@ -1,11 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { isNonPublicAddress, outboundFetch } from '../../src/platform/http/outbound.js';
+import { isNonPublicAddress, OUTBOUND_RESOLVER_OPTIONS, outboundFetch } from '../../src/platform/http/outbound.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { ManualClock } from '../support/clock.js';
 import { registerUser, type TestUser } from '../support/factories.js';
 import { startCalDavDouble, type CalDavDouble } from '../support/doubles/caldav-double.js';
+import { startDnsDouble, type DnsDouble } from '../support/doubles/dns-double.js';
 import { testKeys } from '../integrations/keys.js';
 
 describe('outbound requests to user-chosen URLs (server-side request forgery guard)', () => {
@@ -45,6 +47,40 @@ describe('outbound requests to user-chosen URLs (server-side request forgery gua
       expect(await res.text()).toBe('internal');
       expect(hits).toBe(1);
     });
+  });
+
+  describe('names, resolved by the guard itself (a name server double on 127.0.0.1)', () => {
+    let dns: DnsDouble;
+    let guarded: typeof fetch;
+    beforeAll(async () => {
+      dns = await startDnsDouble({ 'private.test': ['10.0.0.5'], 'mixed.test': ['8.8.8.8', 'fd00::1'] });
+      guarded = outboundFetch(false, undefined, { servers: [dns.server] });
+    });
+    afterAll(() => dns.close());
+
+    it('checks every address the name server answered, A and AAAA, and never asks it about localhost', async () => {
+      await expect(guarded('http://private.test/')).rejects.toMatchObject({ cause: { message: 'refused to connect to private.test: 10.0.0.5 is not a public address' } });
+      // a public A record does not cover a private AAAA one
+      await expect(guarded('http://mixed.test/')).rejects.toMatchObject({ cause: { message: 'refused to connect to mixed.test: fd00::1 is not a public address' } });
+      // RFC 6761: localhost and names under it are loopback, without DNS
+      await expect(guarded('http://app.localhost:8080/')).rejects.toMatchObject({ cause: { message: expect.stringMatching(/^refused to connect to app\.localhost: (127\.0\.0\.1|::1) is not a public address$/) } });
+      await expect(guarded('http://LOCALHOST./')).rejects.toMatchObject({ cause: { message: expect.stringMatching(/is not a public address$/) } });
+      expect([...dns.queries].sort()).toEqual(['A mixed.test', 'A private.test', 'AAAA mixed.test', 'AAAA private.test']);
+    });
+
+    it('gives up on a name server that never answers within its bounds, holding no thread of the pool meanwhile', async () => {
+      expect(OUTBOUND_RESOLVER_OPTIONS).toEqual({ timeout: 2000, tries: 2, maxTimeout: 2000 });
+      // more lookups than libuv's pool has threads (4): with getaddrinfo the file read below would wait behind them
+      let settled = 0;
+      const sends = Array.from({ length: 8 }, (_, i) => guarded(`http://silent-${i}.test/`).then(
+        () => { settled++; return null; },
+        (err: Error & { cause?: NodeJS.ErrnoException }) => { settled++; return err.cause?.code; },
+      ));
+      expect(JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')).name).toBeDefined();
+      expect(settled).toBe(0); // the pool's work was done while every lookup was still waiting on the silent server
+      expect(await Promise.all(sends)).toEqual(Array(8).fill('ETIMEOUT'));
+      expect(dns.queries).toEqual(expect.arrayContaining(['A silent-0.test', 'AAAA silent-7.test']));
+    }, 30_000);
   });
 
   describe('CalDAV server URLs when private networks are not allowed (the production default)', () => {

@@ -10257,7 +10257,7 @@ export interface components {
              */
             messageId: string;
             /**
-             * @description The first 1 KiB of the answer; null when there was none
+             * @description The first 1 KiB of the answer; null when there was none. A body that did not end within 1 s of the status (less if the timeout was nearer) is kept as far as it came, followed by " [the body did not end within N ms of the status: cut here]"
              * @example ok
              */
             responseBody: string | null;

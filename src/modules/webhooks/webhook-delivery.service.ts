@@ -6,7 +6,7 @@ import { CallTimer, Clock } from '../../platform/clock/clock.js';
 import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
 import type { Db } from '../../platform/database/sql.js';
 import { DomainEvents, emitEvent, type DomainEvent } from '../../platform/events/events.js';
-import { readBodyAtMost } from '../../platform/http/body-reader.js';
+import { BodyCut, readBodyAtMost } from '../../platform/http/body-reader.js';
 import { outboundFetch, outboundRefusal } from '../../platform/http/outbound.js';
 import { sqlState } from '../../platform/errors/database-errors.js';
 import { Metrics } from '../../platform/observability/metrics.js';
@@ -21,6 +21,8 @@ import { secretContext } from './webhooks.service.js';
 
 /** What is kept of an answer's body. */
 const RESPONSE_BODY_MAX = 1024;
+/** The most an answer's body is waited for once its status has come (what is left of the send timeout, if less). */
+const RESPONSE_BODY_WAIT_MS = 1000;
 /** A claimed message is due again this long after its send timeout if its outcome was never recorded (the process died). */
 const CLAIM_MARGIN_MS = 30_000;
 
@@ -49,12 +51,26 @@ const storable = (text: string): string => text.replaceAll('\u0000', '');
 /**
  * The first RESPONSE_BODY_MAX characters (UTF-16 units) of an answer, reading no more of it than they can take (4 bytes
  * a character). A cut between the two halves of a surrogate pair drops the lone half (it would be stored as U+FFFD).
+ * A body that has not ended (or filled the prefix) when `until` aborts keeps what arrived, marked as cut: the outcome
+ * is the status line's, a receiver that answered 2xx and keeps its body open has received the message.
  */
-async function bodyPrefix(res: Response): Promise<string | null> {
-  const text = await readBodyAtMost(res, 4 * RESPONSE_BODY_MAX, { over: 'truncate' });
-  const kept = storable(text).slice(0, RESPONSE_BODY_MAX);
-  return (/[\uD800-\uDBFF]$/.test(kept) ? kept.slice(0, -1) : kept) || null;
+async function bodyPrefix(res: Response, until: AbortSignal, waitedMs: number): Promise<string | null> {
+  let text: string;
+  let cut = false;
+  try {
+    text = await readBodyAtMost(res, 4 * RESPONSE_BODY_MAX, { over: 'truncate', until });
+  } catch (err) {
+    if (!(err instanceof BodyCut)) throw err;
+    text = err.partial;
+    cut = true;
+  }
+  let kept = storable(text).slice(0, RESPONSE_BODY_MAX);
+  if (/[\uD800-\uDBFF]$/.test(kept)) kept = kept.slice(0, -1);
+  return cut ? `${kept}${bodyCutNote(waitedMs)}` : kept || null;
 }
+
+/** Appended to the kept body of an answer whose body did not end in time (after its status). */
+export const bodyCutNote = (waitedMs: number): string => ` [the body did not end within ${waitedMs} ms of the status: cut here]`;
 
 /** The metric's outcome label of one attempt: 2xx success, 410 gone (the endpoint is disabled), no answer in time, any other failure. */
 export function deliveryOutcome(statusCode: number | null, timedOut: boolean): 'success' | 'failed' | 'timeout' | 'gone' {
@@ -356,7 +372,21 @@ export class WebhookDelivery implements OnModuleInit, OnApplicationBootstrap, On
       // the signed timestamp is the wall clock's: receivers compare it with theirs
       const headers = { 'content-type': 'application/json', 'user-agent': 'OmniZen-Webhooks/1.0', ...signedHeaders(m.id, body, this.secrets(m, now), new Date()) };
       const res = await this.send(m.url, { method: 'POST', headers, body, redirect: 'manual', signal: AbortSignal.any([timeout.signal, this.shutdown.signal]) });
-      outcome = { statusCode: res.status, responseBody: await bodyPrefix(res), error: null };
+      // the status decides the outcome: its body is read under a budget of its own, and a body that does not end in it
+      // is kept as far as it came (a 2xx stays a success); the request's timeout no longer applies
+      stopTimer();
+      const bodyWaitMs = Math.max(0, Math.min(RESPONSE_BODY_WAIT_MS, timeoutMs - (performance.now() - started)));
+      const bodyDone = new AbortController();
+      const stopBodyTimer = this.timer.start(Math.round(bodyWaitMs), () => bodyDone.abort());
+      try {
+        outcome = { statusCode: res.status, responseBody: await bodyPrefix(res, bodyDone.signal, Math.round(bodyWaitMs)), error: null };
+      } catch {
+        if (this.shutdown.signal.aborted) return null;
+        // the body failed (the connection broke): the status had come, the outcome is its
+        outcome = { statusCode: res.status, responseBody: null, error: null };
+      } finally {
+        stopBodyTimer();
+      }
     } catch (err) {
       if (this.shutdown.signal.aborted) return null; // shutting down: the claim runs out and another process sends it
       timedOut = timeout.signal.aborted;

@@ -138,7 +138,7 @@ export class WebhookAttemptDto {
   @ApiProperty({ description: 'Whether the endpoint answered 2xx', example: true }) succeeded: boolean;
   @ApiProperty({ description: 'The HTTP status; null when there was no answer (timeout, connection refused)', type: Number, nullable: true, example: 200 }) statusCode: number | null;
   @ApiProperty({ description: 'Time to the answer (or the error), in ms', example: 87 }) latencyMs: number;
-  @ApiProperty({ description: 'The first 1 KiB of the answer; null when there was none', type: String, nullable: true, example: 'ok' }) responseBody: string | null;
+  @ApiProperty({ description: 'The first 1 KiB of the answer; null when there was none. A body that did not end within 1 s of the status (less if the timeout was nearer) is kept as far as it came, followed by " [the body did not end within N ms of the status: cut here]"', type: String, nullable: true, example: 'ok' }) responseBody: string | null;
   @ApiProperty({ description: 'Why it failed without an answer (timeout, refused address, connection error); null otherwise', type: String, nullable: true, example: null }) error: string | null;
 }
 

@@ -10,16 +10,28 @@ export class BodyTooLarge extends Error {
 }
 
 /**
+ * A body cut by `until` (truncate mode) before it ended: `partial` is what had arrived (a character cut at the end
+ * is left out).
+ */
+export class BodyCut extends Error {
+  constructor(readonly partial: string) {
+    super('the body did not end in time');
+    this.name = 'BodyCut';
+  }
+}
+
+/**
  * An answer's body as text, read as it streams and never past `max` bytes: the rest is never downloaded (the
  * connection is closed), whatever the server sends. Servers the API calls are chosen by users and may answer anything.
  * - `{ over: 'fail', what }`: a longer body throws BodyTooLarge; one whose Content-Length is already past `max` is not
  *   read at all. `what` names the request in the error.
  *   `take`, when given, is told each chunk's size as it arrives (after the check against `max`) and may throw to stop
  *   reading there: a budget shared by several bodies.
- * - `{ over: 'truncate' }`: the first `max` bytes (a character cut at the end is left out).
+ * - `{ over: 'truncate' }`: the first `max` bytes (a character cut at the end is left out). With `until`, reading
+ *   stops when it aborts: BodyCut with what had arrived (a server that sends its status and never ends its body).
  */
 export async function readBodyAtMost(res: Response, max: number,
-  o: { over: 'fail'; what: string; take?: (bytes: number) => void } | { over: 'truncate' }): Promise<string> {
+  o: { over: 'fail'; what: string; take?: (bytes: number) => void } | { over: 'truncate'; until?: AbortSignal }): Promise<string> {
   if (o.over === 'fail') {
     const declared = Number(res.headers.get('content-length') ?? 0);
     if (declared > max) {
@@ -32,9 +44,18 @@ export async function readBodyAtMost(res: Response, max: number,
   const decoder = new TextDecoder();
   const parts: string[] = [];
   let bytes = 0;
+  const until = o.over === 'truncate' ? o.until : undefined;
+  let stop: (() => void) | undefined;
+  const stopped = until ? new Promise<'stopped'>((resolve) => {
+    stop = () => resolve('stopped');
+    if (until.aborted) stop();
+    else until.addEventListener('abort', stop, { once: true });
+  }) : null;
   try {
     while (bytes < max || o.over === 'fail') {
-      const { done, value } = await reader.read();
+      const read = stopped ? await Promise.race([reader.read(), stopped]) : await reader.read();
+      if (read === 'stopped') throw new BodyCut(parts.join(''));
+      const { done, value } = read;
       if (done) {
         parts.push(decoder.decode());
         break;
@@ -51,6 +72,7 @@ export async function readBodyAtMost(res: Response, max: number,
     }
     return parts.join('');
   } finally {
+    if (stop) until?.removeEventListener('abort', stop);
     // stops the download where it is (the connection is closed)
     void reader.cancel().catch(() => undefined);
   }

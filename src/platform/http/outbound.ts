@@ -1,4 +1,5 @@
-import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
+import type { LookupAddress, LookupOptions } from 'node:dns';
+import { Resolver } from 'node:dns/promises';
 import { BlockList, isIP } from 'node:net';
 import { Agent, buildConnector, fetch as undiciFetch } from 'undici';
 
@@ -91,15 +92,68 @@ export function outboundRefusal(err: unknown): OutboundAddressRefused | undefine
 
 type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
 
-/** dns.lookup that fails when any answer is a non-public address. */
-function publicOnlyLookup(hostname: string, options: LookupOptions, callback: LookupCallback): void {
-  dnsLookup(hostname, { ...options, all: true }, (err, addresses) => {
-    if (err) return callback(err, []);
-    const refused = addresses.find((a) => isNonPublicAddress(a.address));
-    if (refused) return callback(new OutboundAddressRefused(hostname, refused.address), []);
-    if (options.all) return callback(null, addresses);
-    callback(null, addresses[0].address, addresses[0].family);
-  });
+/**
+ * How the guard's resolver gives up on a name server that does not answer: 2 s a try, 2 tries a server (a few seconds
+ * in all, whatever the name's owner makes its DNS do). It asks over c-ares, off libuv's thread pool: dns.lookup
+ * (getaddrinfo) would hold one of the pool's 4 threads per lookup until the system resolver gives up (~10 s a try),
+ * whatever the request's own timeout, so a few lookups of a name whose DNS never answers would stall every other user
+ * of the pool (file reads, crypto, zlib, other organizations' lookups).
+ */
+export const OUTBOUND_RESOLVER_OPTIONS = { timeout: 2000, tries: 2, maxTimeout: 2000 } as const;
+
+/** Where the guard's lookups go: the system's name servers (resolv.conf), or `servers` (tests: a double on 127.0.0.1). */
+export interface OutboundDnsOptions {
+  servers?: string[];
+}
+
+/** RFC 6761 §6.3: `localhost` and names under it are loopback, never asked of DNS. */
+const isLocalhostName = (name: string): boolean => name === 'localhost' || name.endsWith('.localhost');
+
+const LOOPBACK: LookupAddress[] = [{ address: '127.0.0.1', family: 4 }, { address: '::1', family: 6 }];
+
+/** A name's A and AAAA answers (those of `family` alone when it is 4 or 6), as dns.lookup({ all: true }) answers. */
+async function resolveAddresses(resolver: Resolver, hostname: string, family: number): Promise<LookupAddress[]> {
+  const name = hostname.replace(/^\[|\]$/g, '').replace(/\.$/, '').toLowerCase();
+  const wanted = (a: LookupAddress) => family !== 4 && family !== 6 ? true : a.family === family;
+  const literal = isIP(name);
+  if (literal) return [{ address: name, family: literal }].filter(wanted);
+  if (isLocalhostName(name)) return LOOPBACK.filter(wanted);
+  const [v4, v6] = await Promise.allSettled([
+    family === 6 ? Promise.resolve([]) : resolver.resolve4(name),
+    family === 4 ? Promise.resolve([]) : resolver.resolve6(name),
+  ]);
+  const addresses = [
+    ...(v4.status === 'fulfilled' ? v4.value.map((address) => ({ address, family: 4 })) : []),
+    ...(v6.status === 'fulfilled' ? v6.value.map((address) => ({ address, family: 6 })) : []),
+  ];
+  if (addresses.length) return addresses;
+  // no address: the failure that says most (a timeout or a refusal rather than "no AAAA record")
+  const errors = [v4, v6].flatMap((r) => (r.status === 'rejected' ? [r.reason as NodeJS.ErrnoException] : []));
+  const telling = errors.find((e) => e.code !== 'ENODATA' && e.code !== 'ENOTFOUND') ?? errors[0];
+  if (telling) throw telling;
+  throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${name}`), { code: 'ENOTFOUND', hostname: name });
+}
+
+/**
+ * The connector's lookup (dns.lookup's signature) through `resolver`: fails when any answer is a non-public address.
+ * Address literals need no lookup; `localhost` and names under it are loopback (refused).
+ */
+export function publicOnlyLookup(resolver: Resolver): (hostname: string, options: LookupOptions, callback: LookupCallback) => void {
+  return (hostname, options, callback) => {
+    resolveAddresses(resolver, hostname, Number(options.family === 'IPv4' ? 4 : options.family === 'IPv6' ? 6 : options.family ?? 0)).then((addresses) => {
+      const refused = addresses.find((a) => isNonPublicAddress(a.address));
+      if (refused) return callback(new OutboundAddressRefused(hostname, refused.address), []);
+      if (options.all) return callback(null, addresses);
+      callback(null, addresses[0].address, addresses[0].family);
+    }, (err: NodeJS.ErrnoException) => callback(err, []));
+  };
+}
+
+/** The guard's resolver (OUTBOUND_RESOLVER_OPTIONS), asking `servers` when given. */
+export function outboundResolver(dns: OutboundDnsOptions = {}): Resolver {
+  const resolver = new Resolver(OUTBOUND_RESOLVER_OPTIONS);
+  if (dns.servers?.length) resolver.setServers(dns.servers);
+  return resolver;
 }
 
 /** Connection reuse of a dedicated agent (e.g. the webhook worker's: one TLS handshake per receiver, not per delivery). */
@@ -114,12 +168,12 @@ export interface OutboundAgentOptions {
  * The fetch to use for user-chosen URLs. With `allowNonPublic` (development and tests, whose doubles
  * listen on 127.0.0.1; OUTBOUND_ALLOW_PRIVATE_NETWORKS) no address is refused. With `agent`, requests go
  * through an agent of their own that keeps connections alive as told; without, the global fetch's (or the
- * guard's) defaults.
+ * guard's) defaults. The guard resolves names itself (outboundResolver; `dns` says where it asks).
  */
-export function outboundFetch(allowNonPublic: boolean, agent?: OutboundAgentOptions): typeof fetch {
+export function outboundFetch(allowNonPublic: boolean, agent?: OutboundAgentOptions, dns?: OutboundDnsOptions): typeof fetch {
   const pooling = agent ? { keepAliveTimeout: agent.keepAliveTimeoutMs, connections: agent.connectionsPerOrigin } : {};
   if (allowNonPublic && !agent) return fetch;
-  const connect = allowNonPublic ? undefined : buildConnector({ lookup: publicOnlyLookup } as buildConnector.BuildOptions);
+  const connect = allowNonPublic ? undefined : buildConnector({ lookup: publicOnlyLookup(outboundResolver(dns)) } as buildConnector.BuildOptions);
   const dispatcher = new Agent({
     ...pooling,
     ...(connect ? {
