@@ -59,11 +59,15 @@ CREATE POLICY embedding_usage_read ON ai.embedding_usage FOR SELECT TO authentic
 CREATE POLICY embedding_usage_insert ON ai.embedding_usage FOR INSERT TO authenticated
   WITH CHECK (org_id = public.auth_org_id() AND public.auth_has_role('service') AND public.auth_api_key_id() IS NULL);
 
+-- as every table the API writes (20270205000900): not over Supabase's REST API, only in a verified transaction
+CREATE POLICY rest_path_closed_insert ON ai.embedding_usage AS RESTRICTIVE FOR INSERT TO authenticated
+  WITH CHECK (public.auth_claims_verified());
+
 REVOKE ALL ON ai.embedding_usage FROM PUBLIC, anon, authenticated, service_role;
 GRANT SELECT, INSERT ON ai.embedding_usage TO authenticated, service_role;
 
 CREATE SCHEMA IF NOT EXISTS omnizen_migrations;
 CREATE TABLE IF NOT EXISTS omnizen_migrations.applied (
   name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), duration_ms int NOT NULL);
-INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270211003400_ai_embedding_usage', 'e53aa4b50677c6309cdcf2785b4c58f20c7ddd8fb1473021d0d82630d16ef48e', 0)
+INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270211003400_ai_embedding_usage', 'de49726d3edae56f1b3944b900d56f1149c51b6f2eb2c686539415549bd97935', 0)
   ON CONFLICT (name) DO NOTHING;

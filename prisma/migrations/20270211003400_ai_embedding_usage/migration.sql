@@ -57,5 +57,9 @@ CREATE POLICY embedding_usage_read ON ai.embedding_usage FOR SELECT TO authentic
 CREATE POLICY embedding_usage_insert ON ai.embedding_usage FOR INSERT TO authenticated
   WITH CHECK (org_id = public.auth_org_id() AND public.auth_has_role('service') AND public.auth_api_key_id() IS NULL);
 
+-- as every table the API writes (20270205000900): not over Supabase's REST API, only in a verified transaction
+CREATE POLICY rest_path_closed_insert ON ai.embedding_usage AS RESTRICTIVE FOR INSERT TO authenticated
+  WITH CHECK (public.auth_claims_verified());
+
 REVOKE ALL ON ai.embedding_usage FROM PUBLIC, anon, authenticated, service_role;
 GRANT SELECT, INSERT ON ai.embedding_usage TO authenticated, service_role;
