@@ -638,3 +638,86 @@ describe('semantic SQL guard: steps below a microsecond, and aggregates of an en
     ]) await expect(accepted(sql)).resolves.toBe('accepted');
   });
 });
+
+describe('semantic SQL guard: an alias is not a column, values aggregated across rows twice, round / trunc scales', () => {
+  async function reasonOf(sql: string): Promise<string> {
+    const err = await acceptSemanticQuery(sql).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(AppError);
+    expect((err as AppError).status).toBe(400);
+    expect((err as AppError).code).toBe('semantic.query_refused');
+    const { reason } = (err as AppError).details as { reason: string };
+    expect((err as AppError).message).toBe(`the query was refused: ${reason}`);
+    return reason;
+  }
+  const accepted = (sql: string) => acceptSemanticQuery(sql).then(() => 'accepted', (e: AppError) => `${sql}: ${(e.details as { reason: string }).reason}`);
+  const outer = `FROM semantic.v_gl_fact v, generate_series(1, 100000) g`;
+  const cube = 'GROUP BY CUBE (account_code, account_name, account_type, currency, entry_date, source, period_no, entry_id, counterparty_type, memo, description, amount)';
+
+  it.each([
+    ['VALUES aliased memo(x) (the 4.31 GB probe)', `SELECT (SELECT cardinality(array_agg(memo)) FROM (VALUES (1)) AS memo(x)) ${outer}`, 'array_agg', 100000],
+    ['a subquery aliased memo', `SELECT (SELECT cardinality(array_agg(memo)) FROM (SELECT 1 AS x) AS memo) ${outer}`, 'array_agg', 100000],
+    ['jsonb_agg', `SELECT (SELECT jsonb_array_length(jsonb_agg(memo)) FROM (SELECT 1 AS x) AS memo) ${outer}`, 'jsonb_agg', 100000],
+    ['string_agg in HAVING', `SELECT count(*) ${outer} HAVING (SELECT length(string_agg(memo, ',')) FROM (SELECT 1 AS x) AS memo) > 0`, 'string_agg', 100000],
+    ['in ORDER BY', `SELECT 1 ${outer} ORDER BY (SELECT cardinality(array_agg(memo)) FROM (VALUES (1)) AS memo(x))`, 'array_agg', 100000],
+    ['in DISTINCT ON', `SELECT DISTINCT ON ((SELECT cardinality(array_agg(memo)) FROM (VALUES (1)) AS memo(x))) 1 ${outer}`, 'array_agg', 100000],
+    ['CUBE of 12', `SELECT (SELECT cardinality(array_agg(memo)) FROM (VALUES (1)) AS memo(x)) FROM semantic.v_gl_fact v ${cube}`, 'array_agg', 4096],
+  ])('refuses an aggregate of a name that is an inner FROM item\'s alias but a column of the enclosing view: %s', async (_label, sql, fn, repeats) => {
+    expect(await reasonOf(sql)).toMatch(new RegExp(`^${fn}\\(\\.\\.\\.\\) \\(an aggregate of an enclosing query: .* reads a view's value that the rows it aggregates may repeat up to ${repeats} times`));
+  });
+
+  it('accepts an aggregate of a subquery\'s own column named as its alias', async () => {
+    await expect(accepted(`SELECT (SELECT cardinality(array_agg(memo)) FROM (SELECT 1 AS memo) AS memo) ${outer}`)).resolves.toBe('accepted');
+  });
+
+  const big = `(SELECT string_agg(memo, '') AS big FROM semantic.v_gl_fact)`;
+  it.each([
+    ['a subquery\'s string_agg joined with the view (6 GB at 2,000 rows)', `SELECT cardinality(array_agg(s.big)) FROM semantic.v_gl_fact v, ${big} s`, 'array_agg'],
+    ['a scalar subquery of one', `SELECT cardinality(array_agg((SELECT string_agg(x.memo, '') FROM semantic.v_gl_fact x))) FROM semantic.v_gl_fact v`, 'array_agg'],
+    ['a CTE of one', `WITH s AS ${big} SELECT length(string_agg(s.big, '')) FROM semantic.v_gl_fact v, s`, 'string_agg'],
+    ['a window aggregate\'s column', `SELECT cardinality(array_agg(w)) FROM (SELECT string_agg(memo, '') OVER () AS w FROM semantic.v_gl_fact) s`, 'array_agg'],
+    ['the whole row of one, as JSON', `SELECT jsonb_array_length(jsonb_agg(s)) FROM semantic.v_gl_fact v, ${big} s`, 'jsonb_agg'],
+    ['a derived table passing one on', `SELECT cardinality(array_agg(s.big)) FROM (SELECT v.memo, t.big FROM semantic.v_gl_fact v, ${big} t) s`, 'array_agg'],
+    ['an aggregate of the enclosing query, in a subquery', `SELECT (SELECT cardinality(array_agg(s.big))) FROM semantic.v_gl_fact v, ${big} s`, 'array_agg'],
+  ])('refuses an across-rows aggregate of a value already built across rows: %s', async (_label, sql, fn) => {
+    expect(await reasonOf(sql)).toMatch(new RegExp(`^${fn}\\(\\.\\.\\.\\) aggregates a value that is already built across rows .*every row would add the whole value again`));
+  });
+
+  it('refuses a window aggregate and ARRAY(SELECT ...) of such values', async () => {
+    expect(await reasonOf(`SELECT length(string_agg(s.big, '') OVER ()) FROM (SELECT account_code, string_agg(memo, '') AS big FROM semantic.v_gl_fact GROUP BY 1) s`))
+      .toMatch(/^string_agg\(\.\.\.\) \(a window aggregate: each row holds all of its frame\) aggregates a value that is already built across rows/);
+    expect(await reasonOf(`SELECT cardinality(ARRAY(SELECT s.big FROM semantic.v_gl_fact v, ${big} s))`)).toMatch(/^ARRAY\(SELECT \.\.\.\) aggregates a value that is already built across rows/);
+  });
+
+  it('accepts values built across rows read once: final, of one row, or of a grouped subquery aggregated again', async () => {
+    for (const sql of [
+      `SELECT string_agg(x, ',') FROM (SELECT account_code AS x FROM semantic.v_gl_fact GROUP BY 1) t`,
+      `SELECT * FROM (SELECT string_agg(memo, ',') FROM semantic.v_gl_fact) t`,
+      `SELECT * FROM semantic.v_gl_fact v, ${big} s`,
+      `SELECT array_agg(s.big) FROM ${big} s`,
+      `SELECT array_agg((SELECT string_agg(memo, '') FROM semantic.v_gl_fact))`,
+      `SELECT json_agg(json_build_object('account', a, 'memos', m)) FROM (SELECT account_code a, json_agg(memo) m FROM semantic.v_gl_fact GROUP BY 1) t`,
+      `SELECT jsonb_agg(t) FROM (SELECT account_code, array_agg(memo) m, count(*) n FROM semantic.v_gl_fact GROUP BY 1) t`,
+      `SELECT account_code, string_agg(memo, ','), array_agg(amount), count(*) FROM semantic.v_gl_fact GROUP BY 1`,
+    ]) await expect(accepted(sql)).resolves.toBe('accepted');
+  });
+
+  it.each([
+    ['round(g, 16383) over a series (1.63 GB)', `SELECT cardinality(array_agg(round(g, 16383)::text)) FROM generate_series(1, 100000) g`, 'round'],
+    ['round(1, 16383) over a view self-join (4.85 GB)', `SELECT cardinality(array_agg(round(1, 16383)::text)) FROM semantic.v_gl_fact a, semantic.v_gl_fact b`, 'round'],
+    ['a view\'s number', `SELECT cardinality(array_agg(round(v.amount::numeric, 16383)::text)) FROM semantic.v_gl_fact v`, 'round'],
+    ['a column scale', `SELECT cardinality(array_agg(round(1, v.period_no)::text)) FROM semantic.v_gl_fact v`, 'round'],
+    ['trunc past 100', `SELECT trunc(amount, 101) FROM semantic.v_gl_fact`, 'trunc'],
+  ])('refuses a scale of round / trunc that is not an integer literal of at most 100: %s', async (_label, sql, fn) => {
+    expect(await reasonOf(sql)).toBe(`${fn}(x, s)'s scale (second argument) must be an integer literal of at most 100 (MAX_ROUND_SCALE): the value prints s digits after the point whatever x is (round(1, 16383) is 16,385 bytes)`);
+  });
+
+  it('counts a literal scale\'s digits as constants of a value built across rows', async () => {
+    // 2 x (100 + 3) bytes of digits a row, and the separator's and the series' text: past 256 bytes
+    expect(await reasonOf(`SELECT length(string_agg(round(g, 100)::text || round(g, 100)::text || round(g, 100)::text, ',')) FROM generate_series(1, 1000) g`))
+      .toMatch(/^string_agg\(\.\.\.\) adds up to \d+ bytes that are not a view's values/);
+    for (const sql of [
+      `SELECT round(amount, 2), trunc(amount, -2), round(amount), round(amount, 2::int), trunc(amount) FROM semantic.v_gl_fact`,
+      `SELECT string_agg(round(g, 2)::text, ',') FROM generate_series(1, 100000) g`,
+    ]) await expect(accepted(sql)).resolves.toBe('accepted');
+  });
+});

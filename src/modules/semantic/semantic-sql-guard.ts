@@ -93,7 +93,11 @@ import { SemanticErrors } from './semantic.errors.js';
  *   bounded by the statement timeout only). That residual is bounded by the queries that run at once instead, not by a static
  *   rule (SEMANTIC_MAX_CONCURRENT_QUERIES in a process, SEMANTIC_MAX_CONCURRENT_QUERIES_PER_ORG of an organization:
  *   semantic.service). A value built across rows weighs at least 1, so what is built from it is at most 64 times its
- *   size (array_to_string(ARRAY(SELECT ...), '<100 KB>') is refused).
+ *   size (array_to_string(ARRAY(SELECT ...), '<100 KB>') is refused). Aggregated across rows again, such a value (a
+ *   subquery's, CTE's or scalar subquery's column of one, a window aggregate's) is refused unless each of its values is
+ *   in one row aggregated (a grouped subquery's aggregate, its FROM alone) or the rows aggregated are at most one
+ *   (Across, acrossOf: array_agg(s.big) FROM v, (SELECT string_agg(memo, '') big FROM v) s made 6 GB at 2,000 rows).
+ *   round(x, s) and trunc(x, s) take a literal scale of at most MAX_ROUND_SCALE (100), counted as s + 3 bytes.
  * - depth bound: at most MAX_DEPTH (8) SELECTs nested inside each other or reading each other (a CTE chain counts);
  *   WITH RECURSIVE is refused (a recursive CTE grows a value every iteration: s || s doubles it).
  * - size bound, checked first: at most MAX_NODES (20,000) parse-tree nodes nested at most MAX_NESTING (200) deep, so
@@ -437,7 +441,23 @@ type Sel = Record<string, any>;
  * and where known its output columns in order (name undefined where the guard does not tell PostgreSQL's name: such a
  * column may be any name read), so that a column is read at its own weight and a JSON column is known as JSON.
  */
-interface Shape { value: number; row: number; depth: number; cols?: readonly Col[]; konst: number; gen: number; rep: number; elems?: number }
+interface Shape {
+  value: number; row: number; depth: number; cols?: readonly Col[]; konst: number; gen: number; rep: number; elems?: number;
+  /** (the most of its columns': a whole row) whether a value is built across rows (see Across); undefined: NONE */
+  across?: Across;
+  /** the SELECT makes at most one row (an aggregate without GROUP BY, LIMIT 1, one VALUES row, FROM items of one row) */
+  one?: boolean;
+}
+/**
+ * Whether a value is built across rows (string_agg, array_agg, json(b)_agg, json(b)_object_agg, ARRAY(SELECT ...)): NONE;
+ * DISJOINT, an aggregate of its query's groups (each row read into one group's value), each value in one row of the
+ * query that reads it; REPEATED, a value that may be in many rows (a window aggregate's, a scalar subquery's, a
+ * DISJOINT one joined with other FROM items of more than one row, or grouped in several grouping sets). Aggregated
+ * again across rows (acrossOf), a REPEATED value adds all of it for every row (a view joined with a subquery's
+ * string_agg of the view: 6 GB at 2,000 rows): refused unless those rows are at most one.
+ */
+const Across = { NONE: 0, DISJOINT: 1, REPEATED: 2 } as const;
+type Across = (typeof Across)[keyof typeof Across];
 /**
  * konst (in Shape: the whole row's): the part of a column's value that is not a view's value (see konstOf), in the same
  * units as weight; gen (in Shape): how many rows the SELECT can make of no view (see MAX_SERIES_ROWS); elems (in Shape:
@@ -453,6 +473,8 @@ interface Col {
   perDay?: number;
   /** how many elements unnest may make of the column's value (see arrayElems); undefined: not known, unnest of it is refused */
   elems?: number;
+  /** whether its value is built across rows (see Across); undefined: NONE */
+  across?: Across;
 }
 /** A FROM item a column reference may read: its name (alias or relation) and shape. */
 interface Source { name?: string; shape: Shape }
@@ -1467,10 +1489,10 @@ function shapeOf(s: Sel, env: Env, outermost = false): Shape {
     const r = shapeOf(s.rarg, own);
     // the columns: the left arm's names, each the heavier of the two arms' (JSON if both are)
     const cols = l.cols && r.cols && l.cols.length === r.cols.length
-      ? l.cols.map((c, i) => ({ name: c.name, weight: Math.max(c.weight, r.cols![i].weight), json: c.json && r.cols![i].json, konst: Math.max(c.konst, r.cols![i].konst), rep: c.rep + r.cols![i].rep, elems: Math.max(c.elems ?? Infinity, r.cols![i].elems ?? Infinity) }))
+      ? l.cols.map((c, i) => ({ name: c.name, weight: Math.max(c.weight, r.cols![i].weight), json: c.json && r.cols![i].json, konst: Math.max(c.konst, r.cols![i].konst), rep: c.rep + r.cols![i].rep, elems: Math.max(c.elems ?? Infinity, r.cols![i].elems ?? Infinity), across: Math.max(c.across ?? 0, r.cols![i].across ?? 0) as Across }))
       : undefined;
     // (UNION ALL: the rows of both arms)
-    shape = { value: Math.max(l.value, r.value), row: Math.max(l.row, r.row), depth: Math.max(l.depth, r.depth), cols, konst: Math.max(l.konst, r.konst), gen: l.gen + r.gen, rep: l.rep + r.rep, elems: Math.max(l.elems ?? Infinity, r.elems ?? Infinity) };
+    shape = { value: Math.max(l.value, r.value), row: Math.max(l.row, r.row), depth: Math.max(l.depth, r.depth), cols, konst: Math.max(l.konst, r.konst), gen: l.gen + r.gen, rep: l.rep + r.rep, elems: Math.max(l.elems ?? Infinity, r.elems ?? Infinity), across: Math.max(l.across ?? 0, r.across ?? 0) as Across };
     if (shape.gen > MAX_SERIES_ROWS) throw refuseSeries('a set operation (UNION, INTERSECT, EXCEPT)', shape.gen);
     // (the ORDER BY of a set operation names its output columns: it builds nothing; LIMIT and OFFSET are evaluated once)
     const ctx: Ctx = { env: own, value: Math.max(shape.value, env.outerValue), row: Math.max(shape.row, env.outerRow), names: env.outerNames, depth: 0, sources: env.outerSources, work: 0, gen: 1 };
@@ -1499,9 +1521,10 @@ function shapeOf(s: Sel, env: Env, outermost = false): Shape {
       w.forEach((x, i) => {
         const json = jsonRead(items[i]);
         const elems = arrayElems(items[i], ctx);
+        const across = acrossOf(items[i], ctx);
         cols[i] = cols[i]
-          ? { name: `column${i + 1}`, weight: Math.max(cols[i].weight, x), json: cols[i].json && json, konst: Math.max(cols[i].konst, k[i]), rep: Math.max(cols[i].rep, r[i]), elems: Math.max(cols[i].elems ?? Infinity, elems) }
-          : { name: `column${i + 1}`, weight: x, json, konst: k[i], rep: r[i], elems };
+          ? { name: `column${i + 1}`, weight: Math.max(cols[i].weight, x), json: cols[i].json && json, konst: Math.max(cols[i].konst, k[i]), rep: Math.max(cols[i].rep, r[i]), elems: Math.max(cols[i].elems ?? Infinity, elems), across: Math.max(cols[i].across ?? 0, across) as Across }
+          : { name: `column${i + 1}`, weight: x, json, konst: k[i], rep: r[i], elems, across };
       });
     }
     weigh([s.sortClause, s.limitCount, s.limitOffset], ctx);
@@ -1511,7 +1534,10 @@ function shapeOf(s: Sel, env: Env, outermost = false): Shape {
     const gen = (s.valuesLists as any[]).length * ctx.gen;
     if (gen > MAX_SERIES_ROWS) throw refuseSeries('a VALUES list', gen);
     const reps = star ? [(s.valuesLists as any[]).reduce((m: number, l: any) => Math.max(m, viewRepeats(l, ctx) * lists), 0)] : cols.map((c) => c.rep);
-    shape = { value, row, depth: 1 + ctx.depth, cols: star ? undefined : cols, konst, gen, rep: Math.max(0, ...reps), elems: star ? undefined : Math.max(0, ...cols.map((c) => c.elems ?? Infinity)) };
+    // (a whole row `t` or `t.*` of a LATERAL reference: its across-rows values)
+    const across = Math.max(acrossOf(s.valuesLists, ctx), ...cols.map((c) => c.across ?? 0)) as Across;
+    const one = (s.valuesLists as any[]).length === 1 && countSetReturning(s.valuesLists) === 0;
+    shape = { value, row, depth: 1 + ctx.depth, cols: star ? undefined : cols, konst, gen, rep: Math.max(0, ...reps), elems: star ? undefined : Math.max(0, ...cols.map((c) => c.elems ?? Infinity)), across, one };
   } else {
     // before any work in proportion to them (every column name read is looked up in every FROM item in scope)
     const fromItems = countFromItems(s.fromClause ?? []);
@@ -1560,7 +1586,9 @@ function shapeOf(s: Sel, env: Env, outermost = false): Shape {
         const r = viewRepeats(item.RangeFunction.functions, ctx) * made;
         // (its columns: unnest's elements, generate_series' values, regexp_match's groups)
         const elems = Math.max(0, ...(item.RangeFunction.functions ?? []).map((f: any) => arrayElems(f?.List?.items?.[0], ctx)));
-        return [add({ value: w, row: w, depth: 0, konst: k, gen: 1, rep: r, cols: seriesColumns(item.RangeFunction, w, k, r), elems }, item.RangeFunction.alias?.aliasname, undefined, made)];
+        // (unnest of an array built across rows, or of values that are: its elements may be too)
+        const across = acrossOf(item.RangeFunction.functions, ctx);
+        return [add({ value: w, row: w, depth: 0, konst: k, gen: 1, rep: r, cols: seriesColumns(item.RangeFunction, w, k, r), elems, across }, item.RangeFunction.alias?.aliasname, undefined, made)];
       } else if (item.JoinExpr) {
         const j = item.JoinExpr;
         const left = from(j.larg);
@@ -1568,7 +1596,7 @@ function shapeOf(s: Sel, env: Env, outermost = false): Shape {
         if (j.alias?.aliasname) {
           names.add(j.alias.aliasname);
           // its columns may be renamed (`AS j(x, y)`): any name read may be any of them
-          sources.push({ name: j.alias.aliasname, shape: { value: ctx.value, row: ctx.row, depth: 0, konst: rowKonst(ctx), gen: 1, rep: [...left, ...right].reduce((m, x) => Math.max(m, x.shape.rep), 0) } });
+          sources.push({ name: j.alias.aliasname, shape: { value: ctx.value, row: ctx.row, depth: 0, konst: rowKonst(ctx), gen: 1, rep: [...left, ...right].reduce((m, x) => Math.max(m, x.shape.rep), 0), across: Math.max(Across.NONE, ...[...left, ...right].map((x) => x.shape.across ?? Across.NONE)) as Across } });
         }
         weigh(j.quals, ctx);
         // (USING and NATURAL: their equalities are not read, the join anchors nothing)
@@ -1590,10 +1618,12 @@ function shapeOf(s: Sel, env: Env, outermost = false): Shape {
     let row = 0;
     let konst = 0;
     let cols: Col[] | undefined = [];
+    let across: Across = Across.NONE;
     for (const t of s.targetList ?? []) {
       const val = t.ResTarget?.val;
       const fields: any[] | undefined = val?.ColumnRef?.fields;
       if (fields && fields[fields.length - 1]?.A_Star) {
+        across = Math.max(across, acrossOf(val, ctx)) as Across;
         // `*` / `t.*` as output columns: each column is one input column (which ones, in which order: not followed)
         value = Math.max(value, ctx.value);
         const all = fields.length === 1 ? read.reduce((a, x) => a + x.row, 0) : ctx.row;
@@ -1612,7 +1642,9 @@ function shapeOf(s: Sel, env: Env, outermost = false): Shape {
         const last = fields?.[fields.length - 1]?.String?.sval;
         // `(t).*`, `(expr).*`: several output columns, which ones not followed
         if (expandsColumns(val)) cols = undefined;
-        cols?.push({ name: t.ResTarget?.name ?? last, weight: w, json: jsonRead(val), konst: k, rep: 0, elems: arrayElems(val, ctx) });
+        const a = acrossOf(val, ctx);
+        across = Math.max(across, a) as Across;
+        cols?.push({ name: t.ResTarget?.name ?? last, weight: w, json: jsonRead(val), konst: k, rep: 0, elems: arrayElems(val, ctx), across: a });
       }
     }
     weigh([s.whereClause, s.havingClause, s.groupClause, s.sortClause, s.windowClause, s.distinctClause, s.limitCount, s.limitOffset], ctx);
@@ -1633,7 +1665,13 @@ function shapeOf(s: Sel, env: Env, outermost = false): Shape {
       if (d) Object.assign(col, { distinct: d.rows, perDay: d.perDay });
     }
     const rep = cols ? Math.max(0, ...cols.map((c) => c.rep)) : viewRepeats(targets, ctx);
-    shape = { value, row, depth: 1 + ctx.depth, cols, konst, gen: ctx.gen, rep, elems: cols ? Math.max(0, ...cols.map((c) => c.elems ?? Infinity)) : undefined };
+    // at most one row: an aggregate of its own (no GROUP BY, no set-returning function in the target list), LIMIT 0 or 1,
+    // or FROM items of one row each (none: SELECT of expressions), without set-returning functions or grouping sets
+    const limit = s.limitCount?.A_Const;
+    const one = (srfs === 0 && !(s.groupClause ?? []).length && aggregatesOwn([s.targetList, s.havingClause], ctx))
+      || (!!limit?.ival && Number(limit.ival.ival ?? 0) <= 1)
+      || (srfs === 0 && sets <= 1 && items.every((i) => i.source.shape.one));
+    shape = { value, row, depth: 1 + ctx.depth, cols, konst, gen: ctx.gen, rep, elems: cols ? Math.max(0, ...cols.map((c) => c.elems ?? Infinity)) : undefined, across, one };
     work = ctx.work;
   }
   if (shape.depth > MAX_DEPTH) throw refuse(`the query nests ${shape.depth} SELECTs (subqueries, and CTEs reading CTEs); at most ${MAX_DEPTH} are allowed`);
@@ -1762,6 +1800,7 @@ function weighNode(type: string, n: any, ctx: Ctx): number {
         checkAcrossRows('ARRAY(SELECT ...)', inner.cols?.length === 1 ? inner.cols[0].konst : inner.konst, inner.value, target ? [target] : []);
         const repeats = inner.cols?.length === 1 ? inner.cols[0].rep : inner.rep;
         if (repeats > ACROSS_ROWS_MAX_VIEW_REPEATS) throw refuseRepeats('ARRAY(SELECT ...)', repeats);
+        if ((inner.cols?.length === 1 ? inner.cols[0].across : inner.across) === Across.REPEATED && !inner.one) throw refuseAcrossAgain('ARRAY(SELECT ...)');
         return Math.max(1, 2 * inner.value + 3 * BYTE);
       }
       return 1;
@@ -1831,6 +1870,7 @@ function weighCall(n: any, ctx: Ctx): number {
   if (!ctx.konst) {
     weigh([n.agg_within_group ? undefined : n.agg_order, n.agg_filter, n.over], ctx);
     // a row source: its rows multiply the FROM list's
+    if ((name === 'round' || name === 'trunc') && args.length > 1) roundScale(name, args[1]);
     if (name === 'generate_series') multiplyRows(ctx, seriesRows(args), 'generate_series(...)');
     else if (name === 'unnest') multiplyRows(ctx, unnestRows(args, ctx), 'unnest(...)');
     // (as a window function too: each row's value is that of all the rows of its frame)
@@ -1839,6 +1879,11 @@ function weighCall(n: any, ctx: Ctx): number {
       // (once for each grouping set: GROUPING SETS ((), (), ...) of 4,096 sets grouped 3,000 rows of a view into 788 MB)
       const repeats = viewRepeats([args, n.agg_filter], ctx) * (ctx.sets ?? 1);
       if (repeats > ACROSS_ROWS_MAX_VIEW_REPEATS) throw refuseRepeats(`${name}(...)`, repeats, ctx.sets);
+      // a value already built across rows, aggregated again: each row adds all of it (see Across)
+      const across = acrossOf([args, n.agg_within_group ? n.agg_order : undefined], ctx);
+      if ((across === Across.REPEATED || (across === Across.DISJOINT && n.over)) && !(oneRow(ctx) && (n.over || aggregateLevels(n, ctx).every(oneRow)))) {
+        throw refuseAcrossAgain(`${name}(...)${n.over ? ' (a window aggregate: each row holds all of its frame)' : ''}`);
+      }
       // an aggregate whose arguments read only an enclosing query's columns is that query's (PostgreSQL): weighed in its
       // rows and grouping sets too (SELECT (SELECT array_agg(v.memo)) FROM v, generate_series(1, 100000): 5.87 GB)
       for (const outer of n.over ? [] : aggregateLevels(n, ctx)) {
@@ -1896,6 +1941,8 @@ function weighCall(n: any, ctx: Ctx): number {
     if (!ctx.konst) return 1;
     // a number, date or fixed-size text of its arguments (power and exp: a numeric of 131,072 digits of short ones)
     if (name === 'power' || name === 'exp') return 1;
+    // round(x, s) / trunc(x, s) print s digits after the point, whatever x (round(1, 16383): 16,385 bytes)
+    if ((name === 'round' || name === 'trunc') && args.length > 1) return (w[0] ?? 0) + (Math.max(0, roundScale(name, args[1])) + 3) * BYTE;
     return args.length ? AT_MOST_ONE(...w) : SMALL_KONST;
   }
   if (ONE_OF_ARGS.has(name)) return AT_MOST_ONE(...w);
@@ -1931,8 +1978,11 @@ function aggregateLevels(n: any, ctx: Ctx): Ctx[] {
         could = definite = local.some((src) => src.name === parts[0]);
       } else if (parts.length === 1 && parts[0] !== undefined && !star) {
         const name = parts[0];
-        definite = local.some((src) => src.name === name || columnIndex(src.shape).named.has(name));
-        could = definite || local.some((src) => !!columnIndex(src.shape).any);
+        // a column of that name at any level first (PostgreSQL), a FROM item's alias of it (a whole row) only if none has
+        // one: an alias match may be this level's, never surely (`array_agg(memo) FROM (VALUES (1)) AS memo(x)` read the
+        // enclosing view's memo, 4.31 GB)
+        definite = local.some((src) => columnIndex(src.shape).named.has(name));
+        could = definite || local.some((src) => src.name === name || !!columnIndex(src.shape).any);
       } else {
         could = local.length > 0;
       }
@@ -1954,6 +2004,140 @@ function aggregateLevels(n: any, ctx: Ctx): Ctx[] {
   };
   visit([n.args, n.agg_order, n.agg_filter], false);
   return [...possible].filter((l) => l >= 1 && l <= bound).map((l) => chain[l]);
+}
+
+/** The most digits after the point round(x, s) and trunc(x, s) may be asked for (a literal s). */
+const MAX_ROUND_SCALE = 100;
+/**
+ * The scale of round(x, s) / trunc(x, s): an integer literal of at most MAX_ROUND_SCALE. Its value prints s digits after
+ * the point whatever x is (round(g, 16383)::text aggregated over 100,000 rows: 1.63 GB), so a scale read from a column
+ * or built by the query is refused, as is a larger one.
+ */
+function roundScale(name: string, node: any): number {
+  let c = node;
+  while (c?.TypeCast && INTEGER_TYPES.has(nameOf(c.TypeCast.typeName?.names).pop()?.toLowerCase() ?? '') && !(c.TypeCast.typeName?.arrayBounds ?? []).length) c = c.TypeCast.arg;
+  const scale = c?.A_Const?.ival ? Number(c.A_Const.ival.ival ?? 0) : undefined;
+  if (scale === undefined || scale > MAX_ROUND_SCALE) {
+    throw refuse(`${name}(x, s)'s scale (second argument) must be an integer literal of at most ${MAX_ROUND_SCALE} (MAX_ROUND_SCALE): the value prints s digits after the point whatever x is (round(1, 16383) is 16,385 bytes)`);
+  }
+  return scale;
+}
+
+const refuseAcrossAgain = (what: string) =>
+  refuse(`${what} aggregates a value that is already built across rows (string_agg, array_agg, json(b)_agg, json(b)_object_agg, a window aggregate such as string_agg(...) OVER (), ARRAY(SELECT ...), or a scalar subquery's, CTE's or subquery's column of one) over rows that may each hold all of it (a subquery's aggregate joined with a view or series, read by a scalar subquery in every row, or a window aggregate's in every row of its frame): every row would add the whole value again. Aggregate such a value again only where the rows aggregated are at most one (its FROM a single aggregate without GROUP BY, or LIMIT 1), or aggregate the view's own columns once`);
+
+/** The aggregates of the allow-list (a SELECT with one of its own, without GROUP BY, makes one row). */
+const AGGREGATES = new Set(['count', 'sum', 'avg', 'min', 'max', 'stddev', 'stddev_pop', 'stddev_samp', 'variance', 'var_pop', 'var_samp',
+  'percentile_cont', 'percentile_disc', 'mode', 'array_agg', 'string_agg', 'bool_and', 'bool_or', 'every', 'json_agg', 'jsonb_agg',
+  'json_object_agg', 'jsonb_object_agg', 'corr', 'covar_pop', 'covar_samp', 'regr_slope', 'regr_intercept']);
+
+/** Whether expressions of a SELECT (ctx) call an aggregate that is surely its own (not a window, not in a subquery, reading its own columns or none). */
+function aggregatesOwn(node: unknown, ctx: Ctx): boolean {
+  let found = false;
+  const visit = (v: unknown): void => {
+    if (found || !v || typeof v !== 'object') return;
+    if (Array.isArray(v)) return v.forEach(visit);
+    const keys = Object.keys(v);
+    if (keys.length === 1 && keys[0] === 'SubLink') return;
+    if (keys.length === 1 && keys[0] === 'FuncCall') {
+      const f = (v as any).FuncCall;
+      if (!f.over && AGGREGATES.has(nameOf(f.funcname).pop()?.toLowerCase() ?? '') && aggregateLevels(f, ctx).length === 0) found = true;
+    }
+    Object.values(v).forEach(visit);
+  };
+  visit(node);
+  return found;
+}
+
+/** Whether the rows a SELECT (ctx) aggregates are at most one: its FROM items (read) each make one row, in one grouping set. */
+function oneRow(ctx: Ctx): boolean {
+  return !!ctx.rows && (ctx.sets ?? 1) <= 1 && ctx.rows.items.every((i) => i.source.shape.one);
+}
+
+/**
+ * Whether an expression of a SELECT (ctx) reads a value built across rows (see Across), as it reads it: an across-rows
+ * aggregate of its own is DISJOINT (REPEATED over several grouping sets; a window's, REPEATED); a FROM item's DISJOINT
+ * column stays DISJOINT only where every other FROM item makes one row (REPEATED otherwise, and of an enclosing query's
+ * or a join alias's); a scalar subquery of one, or ARRAY(SELECT ...), REPEATED. A function of a fixed-size result
+ * (cardinality, length), a comparison or a cast to a number, date... reads none.
+ */
+function acrossOf(node: unknown, ctx: Ctx): Across {
+  let worst: Across = Across.NONE;
+  const local = new Set(ctx.rows?.items.map((i) => i.source));
+  const of = (src: Source, a: Across | undefined) => {
+    if (!a) return;
+    if (a === Across.DISJOINT && (!local.has(src) || (ctx.sets ?? 1) > 1 || ctx.rows!.items.some((i) => i.source !== src && !i.source.shape.one))) a = Across.REPEATED;
+    worst = Math.max(worst, a) as Across;
+  };
+  const visit = (v: unknown): void => {
+    if (worst === Across.REPEATED || !v || typeof v !== 'object') return;
+    if (Array.isArray(v)) return v.forEach(visit);
+    const keys = Object.keys(v);
+    if (keys.length !== 1 || !/^[A-Z]/.test(keys[0])) return Object.values(v).forEach(visit);
+    const type = keys[0];
+    const n = (v as Record<string, any>)[type];
+    switch (type) {
+      case 'ColumnRef': {
+        const fields: any[] = n.fields ?? [];
+        const parts = fields.map((f) => f?.String?.sval as string | undefined);
+        const star = !!fields[fields.length - 1]?.A_Star;
+        for (const src of ctx.sources) {
+          if (star) {
+            if (fields.length === 2 && src.name !== parts[0]) continue;
+            of(src, src.shape.across);
+            continue;
+          }
+          // a lone name may be a FROM item's whole row
+          if (fields.length === 1 && src.name === parts[0]) of(src, src.shape.across);
+          if (parts.length > 2 || parts.some((p) => p === undefined)) {
+            of(src, src.shape.across);
+            continue;
+          }
+          const [rel, name] = parts.length === 2 ? parts : [undefined, parts[0]];
+          if (rel !== undefined && src.name !== rel) continue;
+          const index = columnIndex(src.shape);
+          for (const c of [index.named.get(name!), index.any]) if (c) of(src, c.across);
+        }
+        return;
+      }
+      case 'SubLink': {
+        if (n.subLinkType === 'ARRAY_SUBLINK') worst = Across.REPEATED;
+        else if (n.subLinkType === 'EXPR_SUBLINK') {
+          const inner = SUBLINK_SHAPES.get(n);
+          if (!inner || (inner.cols?.length === 1 ? inner.cols[0].across : inner.across)) worst = Across.REPEATED;
+        }
+        return;
+      }
+      case 'BoolExpr': case 'NullTest': case 'BooleanTest': case 'SortBy': case 'WindowDef':
+        return;
+      case 'A_Expr': {
+        const op = nameOf(n.name).pop() ?? '';
+        if (n.kind === 'AEXPR_OP' && (op === '||' || PART_OPERATORS.has(op))) return visit([n.lexpr, n.rexpr]);
+        if (n.kind === 'AEXPR_NULLIF') return visit(n.lexpr);
+        return;
+      }
+      case 'CaseExpr':
+        return visit([n.defresult, ...(n.args ?? []).map((w: any) => w?.CaseWhen?.result)]);
+      case 'TypeCast': {
+        const type = nameOf(n.typeName?.names).pop()?.toLowerCase() ?? '';
+        if (FIXED_TYPES.has(type) && !(n.typeName?.arrayBounds ?? []).length) return;
+        return visit(n.arg);
+      }
+      case 'FuncCall': {
+        const name = nameOf(n.funcname).pop()?.toLowerCase() ?? '';
+        if (ACROSS_ROWS.has(name)) {
+          worst = Math.max(worst, n.over || (ctx.sets ?? 1) > 1 ? Across.REPEATED : Across.DISJOINT) as Across;
+          return;
+        }
+        if (BOUNDED_RESULT.has(name)) return;
+        return visit([n.args, n.agg_within_group ? n.agg_order : undefined]);
+      }
+      default:
+        return Object.values(n).forEach(visit);
+    }
+  };
+  visit(node);
+  return worst;
 }
 
 const refuseLiteral = (name: string, what: string): never => {
@@ -2038,10 +2222,10 @@ function columnIndex(shape: Shape): ColumnIndex {
   if (index) return index;
   // (two columns of one name: each value of either, in the rows of both)
   const merged = (a: Omit<Col, 'name'> | undefined, c: Omit<Col, 'name'>) => (a
-    ? { weight: Math.max(a.weight, c.weight), json: a.json && c.json, konst: Math.max(a.konst, c.konst), rep: a.rep + c.rep, elems: Math.max(a.elems ?? Infinity, c.elems ?? Infinity) }
-    : { weight: c.weight, json: c.json, konst: c.konst, rep: c.rep, distinct: c.distinct, perDay: c.perDay, elems: c.elems });
+    ? { weight: Math.max(a.weight, c.weight), json: a.json && c.json, konst: Math.max(a.konst, c.konst), rep: a.rep + c.rep, elems: Math.max(a.elems ?? Infinity, c.elems ?? Infinity), across: Math.max(a.across ?? Across.NONE, c.across ?? Across.NONE) as Across }
+    : { weight: c.weight, json: c.json, konst: c.konst, rep: c.rep, distinct: c.distinct, perDay: c.perDay, elems: c.elems, across: c.across });
   index = { named: new Map() };
-  if (!shape.cols) index.any = { weight: shape.value, json: false, konst: shape.konst, rep: shape.rep, elems: shape.elems };
+  if (!shape.cols) index.any = { weight: shape.value, json: false, konst: shape.konst, rep: shape.rep, elems: shape.elems, across: shape.across };
   for (const c of shape.cols ?? []) {
     if (c.name === undefined) index.any = merged(index.any, c);
     else index.named.set(c.name, merged(index.named.get(c.name), c));
