@@ -1509,6 +1509,7 @@ export class JournalService {
 
   /** Year-end close: revenue and expense balances of the year move to retained earnings; every period and the year close. */
   async closeYear(tx: TenantTx, yearId: string): Promise<YearEndResultDto> {
+    await this.ledger.settings(tx); // 422 ledger.books_not_started before anything else; read again once the drain is held
     // an earlier year still open would take postings that change this year's closed figures: it closes first. Its row
     // is locked FOR SHARE before the drain below, as a reopening locks its year before it posts (no lock cycle); its
     // status is read from the locked row (a reopening in flight is waited for). finance.check_close_order is the rule.
