@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { projectRoot } from '../../src/platform/database/migrator.js';
 import { BillingExpiryJob } from '../../src/modules/billing/billing-expiry.job.js';
 import { StripeWebhookService } from '../../src/modules/billing/stripe-webhook.service.js';
+import { billingRepository } from '../../src/modules/billing/billing.repository.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { createOrg, registerUser, type TestUser } from '../support/factories.js';
 import { startStripeDouble, type StripeDouble } from '../support/doubles/stripe-double.js';
@@ -645,5 +646,141 @@ describe('billing: a checkout completion and the order of Stripe events', () => 
       { type: 'subscription.trial_ending', status: 'paused', previousStatus: null, occurredAt: ms(T0 + 10).toISOString() },
     ]);
     expect(await subscriptionAudits(trialOrg)).toHaveLength(1);
+  });
+
+  /** A subscription object of `id` on `price` (price_unmapped: not in STRIPE_PRICES, so its events are stored ignored without a row). */
+  const onPriceOf = (id: string, status: string, org: string, price: string, extra: Record<string, unknown> = {}) => subscriptionObject(id, status, org, {
+    items: { object: 'list', data: [{ id: `si_${id}`, price: { id: price, object: 'price' }, current_period_end: T0 + 30 * DAY }] }, ...extra,
+  });
+  const misfitOf = async (org: string) => (await t.db.admin.query(
+    `SELECT b.price_misfit AS misfit FROM hub."Subscription" s JOIN hub.subscription_billing b ON b.subscription_id = s.id WHERE s."organizationId" = $1`, [org])).rows;
+
+  it('a checkout completion that creates the row applies again the stored deletion of its subscription, not an update of the same second delivered after it; a new checkout is allowed', async () => {
+    const org = await createOrg(t, ada, 'Ended Final New Row Co');
+    const deleted = stripeEvent('customer.subscription.deleted', onPriceOf('sub_efn', 'canceled', org, 'price_unmapped'), T0 + 10);
+    // same second, delivered after the deletion: it sorts as the newest of its subscription
+    const update = stripeEvent('customer.subscription.updated', onPriceOf('sub_efn', 'active', org, 'price_unmapped'), T0 + 10);
+    await send(deleted);
+    await send(update);
+    const unmapped = 'price price_unmapped is not mapped to an app plan (STRIPE_PRICES)';
+    expect(await eventRow(update.id)).toEqual([{ status: 'ignored', reason: unmapped }]);
+    const completed = checkoutCompleted(org, 'sub_efn', T0 + 5);
+    await send(completed);
+    expect(await eventRow(completed.id)).toEqual([{ status: 'processed', reason: null }]);
+    expect(await eventRow(deleted.id)).toEqual([{ status: 'processed', reason: `${unmapped}: the plan stays professional, read-only while the subscription is on that price` }]);
+    expect(await eventRow(update.id)).toEqual([{ status: 'ignored', reason: unmapped }]);
+    expect(await billingRow(org)).toEqual([expect.objectContaining({ sub: 'sub_efn', status: 'canceled', lastEventId: deleted.id })]);
+    expect(await entitlements(org)).toMatchObject({ status: 'canceled', access: 'read_only' });
+    expect(await domainEvents(org)).toEqual([
+      { type: 'subscription.created', status: 'active', previousStatus: null, occurredAt: ms(T0 + 5).toISOString() },
+      { type: 'subscription.canceled', status: 'canceled', previousStatus: 'active', occurredAt: ms(T0 + 10).toISOString() },
+    ]);
+    expect(await subscriptionAudits(org)).toEqual([{
+      action: 'billing.subscription_created', before: null, after: 'canceled', stripeEvent: completed.id,
+      reapplied: expect.objectContaining({ stripeEvent: deleted.id, stripeEventType: 'customer.subscription.deleted', appliedAfter: completed.id }),
+    }]);
+    // the ended subscription holds nothing: the organization may buy again (it was 409 billing.subscription_exists)
+    const again = await t.http.post(`/v1/orgs/${org}/billing/checkout`).set(ada.auth).send({ app: 'omnizen', plan: 'professional' });
+    expect(again.status).toBe(201);
+    expect(again.body.url).toMatch(/^https:\/\/checkout\.stripe\.test\/c\/pay\/cs_test_/);
+  });
+
+  it("a subscription event that creates the row applies again its subscription's stored deletion, whatever the order of the others (and older than a linker that does not end it)", async () => {
+    const org = await createOrg(t, ada, 'Ended Final Created Co');
+    const deleted = stripeEvent('customer.subscription.deleted', onPriceOf('sub_efc', 'canceled', org, 'price_unmapped'), T0 + 10);
+    const update = stripeEvent('customer.subscription.updated', onPriceOf('sub_efc', 'active', org, 'price_unmapped'), T0 + 10);
+    await send(deleted);
+    await send(update);
+    const created = stripeEvent('customer.subscription.created', subscriptionObject('sub_efc', 'active', org), T0);
+    await send(created);
+    expect(await eventRow(created.id)).toEqual([{ status: 'processed', reason: null }]);
+    expect(await eventRow(deleted.id)).toEqual([{ status: 'processed', reason: expect.stringMatching(/^price price_unmapped is not mapped/) }]);
+    expect(await eventRow(update.id)).toEqual([{ status: 'ignored', reason: 'price price_unmapped is not mapped to an app plan (STRIPE_PRICES)' }]);
+    expect(await billingRow(org)).toEqual([expect.objectContaining({ sub: 'sub_efc', status: 'canceled', lastEventId: deleted.id })]);
+    expect(await misfitOf(org)).toEqual([{ misfit: 'price_unmapped' }]);
+    expect(await entitlements(org)).toMatchObject({ status: 'canceled', access: 'read_only' });
+    expect(await domainEvents(org)).toEqual([
+      { type: 'subscription.created', status: 'active', previousStatus: null, occurredAt: ms(T0).toISOString() },
+      { type: 'subscription.canceled', status: 'canceled', previousStatus: 'active', occurredAt: ms(T0 + 10).toISOString() },
+    ]);
+
+    // the deletion dated before the event that creates the row (a Stripe clock never does so, but an ended subscription
+    // stays ended): it ends the row all the same
+    const late = await createOrg(t, ada, 'Ended Final Late Linker Co');
+    const lateDeleted = stripeEvent('customer.subscription.deleted', onPriceOf('sub_efl', 'canceled', late, 'price_unmapped'), T0 + 10);
+    await send(lateDeleted);
+    await send(stripeEvent('customer.subscription.updated', subscriptionObject('sub_efl', 'active', late), T0 + 20));
+    expect(await eventRow(lateDeleted.id)).toEqual([{ status: 'processed', reason: expect.stringMatching(/^price price_unmapped is not mapped/) }]);
+    expect(await billingRow(late)).toEqual([expect.objectContaining({ sub: 'sub_efl', status: 'canceled', lastEventId: lateDeleted.id })]);
+    expect(await entitlements(late)).toMatchObject({ status: 'canceled', access: 'read_only' });
+  });
+
+  it('a trial_will_end that creates the row, its stored deletion applied again: subscription.created, subscription.canceled, no trial_ending', async () => {
+    const org = await createOrg(t, ada, 'Trial Ended Co');
+    const deleted = stripeEvent('customer.subscription.deleted', onPriceOf('sub_tec', 'canceled', org, 'price_unmapped'), T0 + 10);
+    await send(deleted);
+    const willEnd = stripeEvent('customer.subscription.trial_will_end', subscriptionObject('sub_tec', 'trialing', org, { trial_end: T0 + 3 * DAY }), T0 + 5);
+    await send(willEnd);
+    expect(await eventRow(willEnd.id)).toEqual([{ status: 'processed', reason: null }]);
+    expect(await billingRow(org)).toEqual([expect.objectContaining({ sub: 'sub_tec', status: 'canceled', lastEventId: deleted.id })]);
+    expect(await domainEvents(org)).toEqual([
+      { type: 'subscription.created', status: 'trialing', previousStatus: null, occurredAt: ms(T0 + 5).toISOString() },
+      { type: 'subscription.canceled', status: 'canceled', previousStatus: 'trialing', occurredAt: ms(T0 + 10).toISOString() },
+    ]);
+    expect(await subscriptionAudits(org)).toEqual([expect.objectContaining({ action: 'billing.subscription_created', before: null, after: 'canceled', stripeEvent: willEnd.id })]);
+  });
+
+  it('a trial_will_end that takes over an ended row or creates one is a change as any other (subscription.updated or .created), its trial_ending besides; on its own row only trial_ending', async () => {
+    const org = await createOrg(t, ada, 'Trial Takes Over Co');
+    await send(stripeEvent('customer.subscription.created', subscriptionObject('sub_tto_old', 'active', org), T0));
+    await send(stripeEvent('customer.subscription.deleted', subscriptionObject('sub_tto_old', 'canceled', org), T0 + 5));
+    const before = (await domainEvents(org)).length;
+    const trialEnd = T0 + 3 * DAY;
+    const willEnd = stripeEvent('customer.subscription.trial_will_end', onPriceOf('sub_tto', 'trialing', org, 'price_omz_ent', { trial_end: trialEnd }), T0 + 10);
+    await send(willEnd);
+    expect(await eventRow(willEnd.id)).toEqual([{ status: 'processed', reason: null }]);
+    expect(await hubRow(org)).toEqual([expect.objectContaining({ sub: 'sub_tto', status: 'trialing', trialEndsAt: ms(trialEnd), lastEventId: willEnd.id })]);
+    expect((await domainEvents(org)).slice(before)).toEqual([
+      { type: 'subscription.updated', status: 'trialing', previousStatus: 'canceled', occurredAt: ms(T0 + 10).toISOString() },
+      { type: 'subscription.trial_ending', status: 'trialing', previousStatus: 'canceled', occurredAt: ms(T0 + 10).toISOString() },
+    ]);
+    // again, on the row of its own subscription: only its trial_ending
+    await send(stripeEvent('customer.subscription.trial_will_end', onPriceOf('sub_tto', 'trialing', org, 'price_omz_ent', { trial_end: trialEnd }), T0 + 11));
+    expect((await domainEvents(org)).slice(before + 2)).toEqual([
+      { type: 'subscription.trial_ending', status: 'trialing', previousStatus: 'trialing', occurredAt: ms(T0 + 11).toISOString() },
+    ]);
+
+    const fresh = await createOrg(t, ada, 'Trial Creates Co');
+    await send(stripeEvent('customer.subscription.trial_will_end', subscriptionObject('sub_ttc', 'trialing', fresh, { trial_end: trialEnd }), T0 + 10));
+    expect(await domainEvents(fresh)).toEqual([
+      { type: 'subscription.created', status: 'trialing', previousStatus: null, occurredAt: ms(T0 + 10).toISOString() },
+      { type: 'subscription.trial_ending', status: 'trialing', previousStatus: null, occurredAt: ms(T0 + 10).toISOString() },
+    ]);
+  });
+
+  it("the reads of a Stripe subscription's stored events (newestSubscriptionEvent, endingSubscriptionEvent) use billing_event_stripe_subscription_idx, even as a generic plan", async () => {
+    const org = await createOrg(t, ada, 'Indexed Events Co');
+    const compiled: Array<{ sql: string; parameters: readonly unknown[] }> = [];
+    const capture = { run: async (q: { compile(): { sql: string; parameters: readonly unknown[] } }) => { compiled.push(q.compile()); return []; } } as never;
+    await billingRepository.newestSubscriptionEvent(capture, org, 'sub_idx');
+    await billingRepository.newestSubscriptionEvent(capture, org, 'sub_idx', 'evt_x');
+    await billingRepository.endingSubscriptionEvent(capture, org, 'sub_idx', 'evt_x', ['canceled', 'incomplete_expired']);
+    await billingRepository.endingSubscriptionEvent(capture, org, 'sub_idx', 'evt_x', ['canceled', 'incomplete_expired'], true);
+    const client = await t.db.admin.connect();
+    try {
+      // a generic plan cannot prove a partial index's predicate from a parameter (the type pattern): only from a literal
+      await client.query(`SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off`);
+      for (const [i, q] of compiled.entries()) {
+        await client.query(`PREPARE events_read_${i} AS ${q.sql}`);
+        const args = q.parameters.map((v) => (typeof v === 'number' ? String(v) : `'${String(v)}'`)).join(', ');
+        const plan = (await client.query(`EXPLAIN (COSTS OFF) EXECUTE events_read_${i}(${args})`)).rows.map((r) => r['QUERY PLAN']).join('\n');
+        expect(plan).toContain('billing_event_stripe_subscription_idx');
+        expect(plan).toMatch(/Index Cond: \(\("orgId" = \$1\) AND \(\(\(\(payload -> 'data'::text\) -> 'object'::text\) ->> 'id'::text\) = \$2\)\)/);
+        expect(plan).not.toContain('Sort');
+      }
+    } finally {
+      await client.query('DEALLOCATE ALL; RESET ALL');
+      client.release();
+    }
   });
 });

@@ -207,6 +207,16 @@ const localTrialEnded = (now: Date) => sql<boolean>`(${isLocalTrial} AND ${local
 /** A business organization's default trial of an app (no subscription row): "trialDays" after its creation (aliases a, o). */
 const defaultTrialEnd = sql<Date>`(o.created_at + ${trialLength})`;
 
+/**
+ * The stored subscription events (customer.subscription.*) of one Stripe subscription for an organization, as the
+ * partial expression index billing_event_stripe_subscription_idx (migration 20270211003500) reads them: its predicate
+ * (the type pattern a literal, not a parameter: a generic plan could not prove it) and its key expression, written
+ * exactly as the index has them.
+ */
+const subscriptionEventsOf = (orgId: string, stripeSubscriptionId: string) => qb.selectFrom('hub.BillingEvent')
+  .where('orgId', '=', orgId).where(sql<boolean>`"type" LIKE 'customer.subscription.%'`)
+  .where(sql<boolean>`(payload->'data'->'object'->>'id') = ${stripeSubscriptionId}`);
+
 /** A statement written with Kysely's `sql` (to embed the fragments above), run as a typed query. */
 const statement = <O>(raw: RawBuilder<O>): Compilable<O> => ({ compile: () => raw.compile(qb) });
 
@@ -511,11 +521,10 @@ export const billingRepository = {
    * The newest subscription event (customer.subscription.*, by Stripe's time) of `stripeSubscriptionId` stored for this
    * organization, whatever its status (not locked: a 'received' one may be locked by its own job). `settledOther`: only
    * one already processed or ignored (not 'received': its own job checks its order), other than that Stripe event.
+   * Served by billing_event_stripe_subscription_idx (subscriptionEventsOf).
    */
   async newestSubscriptionEvent(db: Db, orgId: string, stripeSubscriptionId: string, settledOther?: string): Promise<{ id: string; status: string; payload: unknown } | undefined> {
-    let q = qb.selectFrom('hub.BillingEvent').select(['id', 'status', 'payload'])
-      .where('orgId', '=', orgId).where('type', 'like', 'customer.subscription.%')
-      .where(sql<boolean>`payload->'data'->'object'->>'id' = ${stripeSubscriptionId}`);
+    let q = subscriptionEventsOf(orgId, stripeSubscriptionId).select(['id', 'status', 'payload']);
     if (settledOther !== undefined) q = q.where('status', '!=', 'received').where('stripeEventId', '!=', settledOther);
     const [row] = await db.run(q.orderBy('stripeCreatedAt', 'desc').orderBy('receivedAt', 'desc').limit(1));
     return row;
@@ -524,15 +533,16 @@ export const billingRepository = {
   /**
    * A stored subscription event of `stripeSubscriptionId` (this organization's, other than the Stripe event `except`,
    * whatever its time or status) that ends it: customer.subscription.deleted, or an ended status (`ended`:
-   * STRIPE_ENDED). Stripe never revives an ended subscription.
+   * STRIPE_ENDED). Stripe never revives an ended subscription. The first of them by Stripe's time, or the newest
+   * (`newest`). Served by billing_event_stripe_subscription_idx (subscriptionEventsOf).
    */
-  async endingSubscriptionEvent(db: Db, orgId: string, stripeSubscriptionId: string, except: string, ended: readonly string[]): Promise<{ id: string; payload: unknown } | undefined> {
-    const [row] = await db.run(qb.selectFrom('hub.BillingEvent').select(['id', 'payload'])
-      .where('orgId', '=', orgId).where('type', 'like', 'customer.subscription.%')
-      .where(sql<boolean>`payload->'data'->'object'->>'id' = ${stripeSubscriptionId}`)
+  async endingSubscriptionEvent(db: Db, orgId: string, stripeSubscriptionId: string, except: string, ended: readonly string[],
+    newest = false): Promise<{ id: string; status: string; payload: unknown } | undefined> {
+    const order = newest ? 'desc' : 'asc';
+    const [row] = await db.run(subscriptionEventsOf(orgId, stripeSubscriptionId).select(['id', 'status', 'payload'])
       .where('stripeEventId', '!=', except)
       .where((eb) => eb.or([eb('type', '=', 'customer.subscription.deleted'), eb(sql<string>`payload->'data'->'object'->>'status'`, 'in', [...ended])]))
-      .orderBy('stripeCreatedAt', 'asc').orderBy('receivedAt', 'asc').limit(1));
+      .orderBy('stripeCreatedAt', order).orderBy('receivedAt', order).limit(1));
     return row;
   },
 

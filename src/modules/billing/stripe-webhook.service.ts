@@ -267,7 +267,10 @@ export class StripeWebhookService implements OnModuleInit {
       // invoice's date is no measure of them (a plan switch's proration invoice is dated after the switch, and may come
       // first). An invoice event is compared with both (the subscription events carry the whole state)
       const mark = invoice ? latest(existing.lastEventAt, existing.lastInvoiceEventAt ?? null) : existing.lastEventAt;
-      if (mark && at < mark) {
+      // an end of the Stripe subscription applied again after its linker (applyNewestStored) ends the live row the linker
+      // wrote, whatever its time: Stripe never revives an ended subscription
+      const finalEnd = appliedAfter && endsSubscription(event) && !STRIPE_ENDED.has(statusOf(existing));
+      if (mark && at < mark && !finalEnd) {
         return { status: 'ignored', reason: `out of order: an event from ${mark.toISOString()} was already applied`, subscriptionId: existing.id };
       }
     }
@@ -422,14 +425,20 @@ export class StripeWebhookService implements OnModuleInit {
    * or an event of that subscription) has just made the row's, when it was ignored (whatever the reason: the subscription
    * was not known yet, another one held the row, its price could not be placed without a row) and is newer than `linker`
    * (a checkout completion's status is provisional: any). What happens is recorded on it (status, reason, audit with
-   * `appliedAfter`). One that is still to be processed (received) is left to its own job.
+   * `appliedAfter`). One that is still to be processed (received) is left to its own job. An ended subscription is final:
+   * when a stored event of it ends it (customer.subscription.deleted, or an ended status), that one (the newest such) is
+   * the one applied again, whatever the time and order of the others (an update of the same second as the deletion,
+   * delivered after it, sorts as newer) and of the linker's (applyTo lets it end the row whatever its ordering mark).
    */
   private async applyNewestStored(db: Db, org: Org, stripeSubscriptionId: string, linker: Stripe.Event, canceledInStripe: ReadonlySet<string>,
     catalog: Catalog): Promise<Applied | undefined> {
-    const newest = await repo.newestSubscriptionEvent(db, org.id, stripeSubscriptionId);
+    const ending = await repo.endingSubscriptionEvent(db, org.id, stripeSubscriptionId, linker.id, [...STRIPE_ENDED], true);
+    const newest = ending ?? await repo.newestSubscriptionEvent(db, org.id, stripeSubscriptionId);
     if (newest?.status !== 'ignored') return undefined;
     const payload = newest.payload as Stripe.Event;
-    if (linker.type !== 'checkout.session.completed' && payload.created <= linker.created) return undefined;
+    // a linker that ends the subscription itself: an older end of it adds nothing
+    const older = payload.created <= linker.created && (!ending || endsSubscription(linker));
+    if (linker.type !== 'checkout.session.completed' && older) return undefined;
     const stored = await repo.lockEvent(db, newest.id);
     if (stored?.status !== 'ignored') return undefined; // re-applied by another job meanwhile
     const outcome = await this.applyTo(db, org, payload, canceledInStripe, catalog, linker);
@@ -516,7 +525,9 @@ export class StripeWebhookService implements OnModuleInit {
    * re-applied event's). `reappliedType`: the type of the stored event applied again in the same job (applyNewestStored),
    * `created`: the new row as the event itself wrote it, before that. The one change (from `before` to `after`) is
    * created, canceled or updated (a new row that the re-applied event ended: created, then canceled); a
-   * trial_will_end (either event) is its own subscription.trial_ending besides (alone, only that, as before).
+   * trial_will_end (either event) is its own subscription.trial_ending besides, unless the row has ended after the job.
+   * A trial_will_end alone on the row of its own Stripe subscription is only that; one that creates the row or moves it
+   * to its Stripe subscription (taking over an ended row) is a change as any other: created or updated, then trial_ending.
    */
   private domainEvents(stripeType: string, before: SubscriptionRow | undefined, created: SubscriptionRow | undefined, after: SubscriptionRow,
     reappliedType?: string): Array<{ type: string; row: SubscriptionRow; previousStatus: string | null; at: 'linker' | 'latest' }> {
@@ -525,7 +536,8 @@ export class StripeWebhookService implements OnModuleInit {
     const TRIAL = 'customer.subscription.trial_will_end';
     const types = [stripeType, ...(reappliedType ? [reappliedType] : [])];
     const events: Array<{ type: string; row: SubscriptionRow; previousStatus: string | null; at: 'linker' | 'latest' }> = [];
-    if (types.some((t) => t !== TRIAL)) {
+    const moved = !before || before.stripeSubscriptionId !== after.stripeSubscriptionId;
+    if (moved || types.some((t) => t !== TRIAL)) {
       if (!before && reappliedType && created && after.status === 'canceled' && created.status !== 'canceled') {
         events.push({ type: 'subscription.created', row: created, previousStatus: null, at: 'linker' },
           { type: 'subscription.canceled', row: after, previousStatus: created.status, at: 'latest' });
@@ -533,7 +545,7 @@ export class StripeWebhookService implements OnModuleInit {
       else if (after.status === 'canceled' && before.status !== 'canceled') events.push({ type: 'subscription.canceled', row: after, previousStatus, at: 'latest' });
       else events.push({ type: 'subscription.updated', row: after, previousStatus, at: 'latest' });
     }
-    if (types.includes(TRIAL)) events.push({ type: 'subscription.trial_ending', row: after, previousStatus, at: 'latest' });
+    if (types.includes(TRIAL) && !STRIPE_ENDED.has(statusOf(after))) events.push({ type: 'subscription.trial_ending', row: after, previousStatus, at: 'latest' });
     return events;
   }
 
