@@ -1,5 +1,5 @@
 import type { TestApp } from '../support/app.js';
-import type { TestUser } from '../support/factories.js';
+import { onPlan, orgWithRoles, type TestUser } from '../support/factories.js';
 
 /** Starts the books (standard chart, EUR unless told) and returns the account ids by code. */
 export async function startBooks(t: TestApp, orgId: string, owner: TestUser, baseCurrency = 'EUR', fiscalYearStart = '2026-01-01') {
@@ -10,6 +10,14 @@ export async function startBooks(t: TestApp, orgId: string, owner: TestUser, bas
 
 export function ledgerUrl(orgId: string, path: string): string {
   return `/v1/orgs/${orgId}/ledger/${path}`;
+}
+
+/** An organization of its own with a user of each role, on the professional plan, its books started: account ids by code, its ledger's URLs. */
+export async function professionalBooks(t: TestApp, name: string) {
+  const { orgId, users } = await orgWithRoles(t, name);
+  await onPlan(t, orgId, 'professional');
+  const a = await startBooks(t, orgId, users.owner);
+  return { orgId, users, a, url: (path: string) => ledgerUrl(orgId, path) };
 }
 
 /**

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
-import { onPlan, orgWithRoles, type RoleUsers } from '../support/factories.js';
-import { ledgerUrl, startBooks } from './ledger-support.js';
+import type { RoleUsers } from '../support/factories.js';
+import { professionalBooks } from './ledger-support.js';
 
 /**
  * Review of opening balances after 20270211002900 (source opening_balance: the balances of former books, dated the first
@@ -22,10 +22,7 @@ describe('ledger: an opening-balance entry is undone only by its mirror, rounds 
   afterAll(() => t.close());
 
   async function books(name: string) {
-    const { orgId, users } = await orgWithRoles(t, name);
-    await onPlan(t, orgId, 'professional');
-    const a = await startBooks(t, orgId, users.owner);
-    const url = (path: string) => ledgerUrl(orgId, path);
+    const { orgId, users, a, url } = await professionalBooks(t, name);
     const entries = async () => (await t.db.admin.query(`SELECT source, entry_date::text AS date, reverses_entry_id IS NOT NULL AS reversal
       FROM finance.journal_entries WHERE org_id = $1 ORDER BY seq`, [orgId])).rows;
     const years = async () => (await t.db.admin.query(`SELECT start_date::text AS start FROM finance.fiscal_years WHERE org_id = $1 ORDER BY start_date`, [orgId])).rows.map((r) => r.start);

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type pg from 'pg';
 import { createTestApp, type TestApp } from '../support/app.js';
-import { onPlan, orgWithRoles, type RoleUsers } from '../support/factories.js';
+import type { RoleUsers } from '../support/factories.js';
 import { advisoryLockWaiters, openTenantTransaction } from '../support/database.js';
-import { ledgerUrl, startBooks } from './ledger-support.js';
+import { professionalBooks } from './ledger-support.js';
 
 /**
  * Re-review of opening balances (source opening_balance, 20270211002500): the rule "dated the first day of the first
@@ -27,10 +27,7 @@ describe('ledger: opening-balance entries stay on the books\' first day, without
   afterAll(() => t.close());
 
   async function books(name: string) {
-    const { orgId, users } = await orgWithRoles(t, name);
-    await onPlan(t, orgId, 'professional');
-    const a = await startBooks(t, orgId, users.owner);
-    const url = (path: string) => ledgerUrl(orgId, path);
+    const { orgId, users, a, url } = await professionalBooks(t, name);
     const entries = async () => (await t.db.admin.query(`SELECT source, entry_date::text AS date, reverses_entry_id IS NOT NULL AS reversal
       FROM finance.journal_entries WHERE org_id = $1 ORDER BY created_at, id`, [orgId])).rows;
     const years = async () => (await t.db.admin.query(`SELECT start_date::text AS start FROM finance.fiscal_years WHERE org_id = $1 ORDER BY start_date`, [orgId])).rows.map((r) => r.start);

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestApp, type TestApp } from '../support/app.js';
-import { onPlan, orgWithRoles, type RoleUsers } from '../support/factories.js';
-import { ledgerUrl, startBooks } from './ledger-support.js';
+import type { RoleUsers } from '../support/factories.js';
+import { professionalBooks } from './ledger-support.js';
 
 /**
  * Review of 20270211003200 (a reversal is the mirror of its entry, held in finance.check_entry):
@@ -21,10 +21,7 @@ describe('ledger: a reversal mirrors every line of its entry, its tax code, work
   afterAll(() => t.close());
 
   async function books(name: string) {
-    const { orgId, users } = await orgWithRoles(t, name);
-    await onPlan(t, orgId, 'professional');
-    const a = await startBooks(t, orgId, users.owner);
-    const url = (path: string) => ledgerUrl(orgId, path);
+    const { orgId, users, a, url } = await professionalBooks(t, name);
     const vat = (await t.http.post(url('tax-codes')).set(users.owner.auth)
       .send({ code: 'VAT20', name: 'VAT 20 %', rate: '20', salesAccountId: a['2200'], purchaseAccountId: a['1300'] }).expect(201)).body.id as string;
     return { orgId, users, a, url, vat };
