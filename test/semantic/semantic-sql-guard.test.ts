@@ -711,6 +711,23 @@ describe('semantic SQL guard: an alias is not a column, values aggregated across
     expect(await reasonOf(sql)).toBe(`${fn}(x, s)'s scale (second argument) must be an integer literal of at most 100 (MAX_ROUND_SCALE): the value prints s digits after the point whatever x is (round(1, 16383) is 16,385 bytes)`);
   });
 
+  it('refuses a value built across rows behind jsonb\'s - operator, and a FETCH FIRST 1 ROW WITH TIES taken for one row (3.6 and 2.1 GB)', async () => {
+    const jsonb = `(SELECT jsonb_agg(memo) j FROM semantic.v_gl_fact)`;
+    expect(await reasonOf(`SELECT cardinality(array_agg(s.j - 'x')) FROM semantic.v_gl_fact v, ${jsonb} s`))
+      .toMatch(/^array_agg\(\.\.\.\) aggregates a value that is already built across rows/);
+    expect(await reasonOf(`SELECT cardinality(array_agg(s.big)) FROM (SELECT string_agg(memo, '') OVER () big FROM semantic.v_gl_fact w ORDER BY 1 FETCH FIRST 1 ROW WITH TIES) s`))
+      .toMatch(/^array_agg\(\.\.\.\) aggregates a value that is already built across rows/);
+    // one row for sure: LIMIT 1 without ties; a comparison of such a value is a truth value
+    for (const sql of [
+      `SELECT cardinality(array_agg(s.big)) FROM (SELECT string_agg(memo, '') OVER () big FROM semantic.v_gl_fact w ORDER BY 1 LIMIT 1) s`,
+      `SELECT count(*) FILTER (WHERE s.j = '[]') FROM semantic.v_gl_fact v, ${jsonb} s`,
+    ]) await expect(accepted(sql)).resolves.toBe('accepted');
+  });
+
+  it('refuses, never throws, a query its fences would break (a VALUES row of a scalar subquery)', async () => {
+    expect(await reasonOf(`SELECT s.a FROM (VALUES ((SELECT 'a'))) s(a)`)).toMatch(/^the query could not be fenced/);
+  });
+
   it('counts a literal scale\'s digits as constants of a value built across rows', async () => {
     // 2 x (100 + 3) bytes of digits a row, and the separator's and the series' text: past 256 bytes
     expect(await reasonOf(`SELECT length(string_agg(round(g, 100)::text || round(g, 100)::text || round(g, 100)::text, ',')) FROM generate_series(1, 1000) g`))

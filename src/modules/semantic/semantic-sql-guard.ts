@@ -570,6 +570,9 @@ const NUMERIC_TYPES = new Set(['numeric', 'decimal']);
 const JSON_TYPES = new Set(['json', 'jsonb']);
 /** Operators whose result is a part of their left argument. */
 const PART_OPERATORS = new Set(['->', '->>', '#>', '#>>', '#-']);
+/** Operators whose result is a truth value: none holds its operands' value (acrossOf). */
+const TRUTH_OPERATORS = new Set(['=', '<>', '!=', '<', '>', '<=', '>=', '~', '~*', '!~', '!~*', '~~', '~~*', '!~~', '!~~*',
+  '@>', '<@', '?', '?|', '?&', '&&', '@@', '@?', '@@@', '<<', '>>', '&<', '&>', '-|-', '^@']);
 const AT_MOST_ONE = (...w: number[]) => Math.max(0, ...w);
 
 /** The konst of the widest row of the FROM items in scope (a whole-row reference, a column of no known FROM item). */
@@ -1669,7 +1672,7 @@ function shapeOf(s: Sel, env: Env, outermost = false): Shape {
     // or FROM items of one row each (none: SELECT of expressions), without set-returning functions or grouping sets
     const limit = s.limitCount?.A_Const;
     const one = (srfs === 0 && !(s.groupClause ?? []).length && aggregatesOwn([s.targetList, s.havingClause], ctx))
-      || (!!limit?.ival && Number(limit.ival.ival ?? 0) <= 1)
+      || (!!limit?.ival && Number(limit.ival.ival ?? 0) <= 1 && s.limitOption !== 'LIMIT_OPTION_WITH_TIES')
       || (srfs === 0 && sets <= 1 && items.every((i) => i.source.shape.one));
     shape = { value, row, depth: 1 + ctx.depth, cols, konst, gen: ctx.gen, rep, elems: cols ? Math.max(0, ...cols.map((c) => c.elems ?? Infinity)) : undefined, across, one };
     work = ctx.work;
@@ -2112,7 +2115,9 @@ function acrossOf(node: unknown, ctx: Ctx): Across {
         return;
       case 'A_Expr': {
         const op = nameOf(n.name).pop() ?? '';
-        if (n.kind === 'AEXPR_OP' && (op === '||' || PART_OPERATORS.has(op))) return visit([n.lexpr, n.rexpr]);
+        // an operator's result holds its operands (||, jsonb's - and #-, ->, …) unless it is a truth value: each operand is
+        // looked at but for the comparisons and tests (a number built across rows is no value built across rows anyway)
+        if (n.kind === 'AEXPR_OP' && !TRUTH_OPERATORS.has(op)) return visit([n.lexpr, n.rexpr]);
         if (n.kind === 'AEXPR_NULLIF') return visit(n.lexpr);
         return;
       }
@@ -2378,7 +2383,9 @@ export async function fenceStatement(statement: string): Promise<string> {
   }
   pieces.push(bytes.subarray(done));
   const fenced = Buffer.concat(pieces).toString('utf8');
-  const again = (await parse(fenced)) as { stmts: { stmt: Record<string, any> }[] };
+  // a fence put in the wrong parentheses (a VALUES row holding a scalar subquery) makes text PostgreSQL refuses: refused
+  // here with the rest, never a parser's error thrown out of the guard
+  const again = (await parse(fenced).catch(() => { throw cannot('the fenced statement does not parse'); })) as { stmts: { stmt: Record<string, any> }[] };
   if (again.stmts.length !== 1 || !sameTree(again.stmts[0].stmt, expected)) {
     throw cannot('the fenced statement is not the query');
   }
