@@ -713,6 +713,16 @@ describe('billing: a checkout completion and the order of Stripe events', () => 
     expect(await eventRow(lateDeleted.id)).toEqual([{ status: 'processed', reason: expect.stringMatching(/^price price_unmapped is not mapped/) }]);
     expect(await billingRow(late)).toEqual([expect.objectContaining({ sub: 'sub_efl', status: 'canceled', lastEventId: lateDeleted.id })]);
     expect(await entitlements(late)).toMatchObject({ status: 'canceled', access: 'read_only' });
+
+    // and delivered after that later-dated update on the row it already holds (the order of the deliveries must not decide)
+    const after = await createOrg(t, ada, 'Ended Final Delivered Last Co');
+    await send(stripeEvent('customer.subscription.created', subscriptionObject('sub_efd', 'active', after), T0));
+    await send(stripeEvent('customer.subscription.updated', subscriptionObject('sub_efd', 'active', after), T0 + 20));
+    const lastDeleted = stripeEvent('customer.subscription.deleted', subscriptionObject('sub_efd', 'canceled', after), T0 + 10);
+    await send(lastDeleted);
+    expect(await eventRow(lastDeleted.id)).toEqual([{ status: 'processed', reason: null }]);
+    expect(await billingRow(after)).toEqual([expect.objectContaining({ sub: 'sub_efd', status: 'canceled' })]);
+    expect(await entitlements(after)).toMatchObject({ status: 'canceled', access: 'read_only' });
   });
 
   it('a trial_will_end that creates the row, its stored deletion applied again: subscription.created, subscription.canceled, no trial_ending', async () => {

@@ -267,9 +267,11 @@ export class StripeWebhookService implements OnModuleInit {
       // invoice's date is no measure of them (a plan switch's proration invoice is dated after the switch, and may come
       // first). An invoice event is compared with both (the subscription events carry the whole state)
       const mark = invoice ? latest(existing.lastEventAt, existing.lastInvoiceEventAt ?? null) : existing.lastEventAt;
-      // an end of the Stripe subscription applied again after its linker (applyNewestStored) ends the live row the linker
-      // wrote, whatever its time: Stripe never revives an ended subscription
-      const finalEnd = appliedAfter && endsSubscription(event) && !STRIPE_ENDED.has(statusOf(existing));
+      // an end of the row's own Stripe subscription (or one applied again after its linker, applyNewestStored) ends the
+      // live row, whatever its time: Stripe never revives an ended subscription (a deletion delivered after a later-dated
+      // update left the row live on it, and checkout refused for good)
+      const finalEnd = endsSubscription(event) && !STRIPE_ENDED.has(statusOf(existing))
+        && (appliedAfter || existing.stripeSubscriptionId === change.stripeSubscriptionId);
       if (mark && at < mark && !finalEnd) {
         return { status: 'ignored', reason: `out of order: an event from ${mark.toISOString()} was already applied`, subscriptionId: existing.id };
       }
