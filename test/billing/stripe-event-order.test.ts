@@ -709,20 +709,32 @@ describe('billing: a checkout completion and the order of Stripe events', () => 
     const late = await createOrg(t, ada, 'Ended Final Late Linker Co');
     const lateDeleted = stripeEvent('customer.subscription.deleted', onPriceOf('sub_efl', 'canceled', late, 'price_unmapped'), T0 + 10);
     await send(lateDeleted);
-    await send(stripeEvent('customer.subscription.updated', subscriptionObject('sub_efl', 'active', late), T0 + 20));
+    const lateLinker = stripeEvent('customer.subscription.updated', subscriptionObject('sub_efl', 'active', late), T0 + 20);
+    await send(lateLinker);
     expect(await eventRow(lateDeleted.id)).toEqual([{ status: 'processed', reason: expect.stringMatching(/^price price_unmapped is not mapped/) }]);
-    expect(await billingRow(late)).toEqual([expect.objectContaining({ sub: 'sub_efl', status: 'canceled', lastEventId: lateDeleted.id })]);
+    // the ordering mark stays the linker's (the later one): it never moves back
+    expect(await billingRow(late)).toEqual([expect.objectContaining({ sub: 'sub_efl', status: 'canceled', lastEventId: lateLinker.id })]);
     expect(await entitlements(late)).toMatchObject({ status: 'canceled', access: 'read_only' });
 
     // and delivered after that later-dated update on the row it already holds (the order of the deliveries must not decide)
     const after = await createOrg(t, ada, 'Ended Final Delivered Last Co');
     await send(stripeEvent('customer.subscription.created', subscriptionObject('sub_efd', 'active', after), T0));
-    await send(stripeEvent('customer.subscription.updated', subscriptionObject('sub_efd', 'active', after), T0 + 20));
+    const laterUpdate = stripeEvent('customer.subscription.updated', subscriptionObject('sub_efd', 'active', after), T0 + 20);
+    await send(laterUpdate);
     const lastDeleted = stripeEvent('customer.subscription.deleted', subscriptionObject('sub_efd', 'canceled', after), T0 + 10);
     await send(lastDeleted);
     expect(await eventRow(lastDeleted.id)).toEqual([{ status: 'processed', reason: null }]);
-    expect(await billingRow(after)).toEqual([expect.objectContaining({ sub: 'sub_efd', status: 'canceled' })]);
+    // the mark stays the later update's, and subscribers (who order by time) get the end no earlier than that update
+    expect(await billingRow(after)).toEqual([expect.objectContaining({ sub: 'sub_efd', status: 'canceled', lastEventId: laterUpdate.id })]);
     expect(await entitlements(after)).toMatchObject({ status: 'canceled', access: 'read_only' });
+    expect((await domainEvents(after)).slice(-2)).toEqual([
+      { type: 'subscription.updated', status: 'active', previousStatus: 'active', occurredAt: ms(T0 + 20).toISOString() },
+      { type: 'subscription.canceled', status: 'canceled', previousStatus: 'active', occurredAt: ms(T0 + 20).toISOString() },
+    ]);
+    // another stale end in between is out of order (the mark did not move back to the deletion's time)
+    const staleEnd = stripeEvent('customer.subscription.updated', subscriptionObject('sub_efd', 'canceled', after), T0 + 15);
+    await send(staleEnd);
+    expect(await eventRow(staleEnd.id)).toEqual([{ status: 'ignored', reason: `out of order: an event from ${ms(T0 + 20).toISOString()} was already applied` }]);
   });
 
   it('a trial_will_end that creates the row, its stored deletion applied again: subscription.created, subscription.canceled, no trial_ending', async () => {

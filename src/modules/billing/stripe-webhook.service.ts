@@ -254,6 +254,9 @@ export class StripeWebhookService implements OnModuleInit {
     // the row (one per app) holds another Stripe subscription than this event's: found through the app, not the id
     const other = existing?.stripeSubscriptionId && change.stripeSubscriptionId && existing.stripeSubscriptionId !== change.stripeSubscriptionId
       ? existing.stripeSubscriptionId : undefined;
+    // the subscription events' mark an end of the row's own subscription is applied below (finalEnd): kept as it is, and
+    // the domain events dated no earlier (subscribers order them by time, and the row's state is now this end's)
+    let endPastMark: Date | null = null;
     if (other && !STRIPE_ENDED.has(statusOf(existing!))) {
       // that one has not ended (it can still bill, even unpaid, paused or incomplete; a NULL status reads as active): a
       // second subscription's events must not overwrite it (nor its deletion end it). Only the completion of a checkout
@@ -275,6 +278,7 @@ export class StripeWebhookService implements OnModuleInit {
       if (mark && at < mark && !finalEnd) {
         return { status: 'ignored', reason: `out of order: an event from ${mark.toISOString()} was already applied`, subscriptionId: existing.id };
       }
+      if (mark && at < mark && finalEnd && !invoice) endPastMark = mark;
     }
     if (!existing && !change.app) return { status: 'ignored', reason: 'no subscription is known for this event' };
     // the ordering marks (newest wins): a subscription event (customer.subscription.*) sets the subscription events' mark,
@@ -283,7 +287,7 @@ export class StripeWebhookService implements OnModuleInit {
     // apply. An event that moves the row to another Stripe subscription clears the old one's marks (another subscription's clock).
     const mark = { id: event.id, at };
     const marks: EventMarks = change.keepKnownStatus ? (other ? { subscription: null, invoice: null } : {})
-      : invoice ? { invoice: mark } : { subscription: mark, ...(other ? { invoice: null } : {}) };
+      : invoice ? { invoice: mark } : endPastMark ? {} : { subscription: mark, ...(other ? { invoice: null } : {}) };
     if (existing && change.keepKnownStatus && existing.stripeSubscriptionId === change.stripeSubscriptionId && existing.status) {
       change.status = existing.status; // and whether the expiry job ended it locally
     } else {
@@ -376,8 +380,9 @@ export class StripeWebhookService implements OnModuleInit {
     // a deleted organization's subscription ended here, whatever the Stripe event said (no trial_ending, no payment.failed)
     const events = this.domainEvents(endedForDeletedOrg ? 'customer.subscription.deleted' : event.type, existing, created, after!,
       reapplied?.event.type);
-    const latestAt = reapplied && reapplied.at > at ? reapplied.at : at;
-    for (const e of events) await emitEvent({ db, orgId: org.id }, e.type, subscriptionPayload(e.row, e.previousStatus), 1, e.at === 'linker' ? at : latestAt);
+    const notBefore = (d: Date) => (endPastMark && endPastMark > d ? endPastMark : d);
+    const latestAt = notBefore(reapplied && reapplied.at > at ? reapplied.at : at);
+    for (const e of events) await emitEvent({ db, orgId: org.id }, e.type, subscriptionPayload(e.row, e.previousStatus), 1, e.at === 'linker' ? notBefore(at) : latestAt);
     return outcome;
   }
 
