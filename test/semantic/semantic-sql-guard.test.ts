@@ -724,6 +724,19 @@ describe('semantic SQL guard: an alias is not a column, values aggregated across
     ]) await expect(accepted(sql)).resolves.toBe('accepted');
   });
 
+  it('refuses such a value aggregated over a FULL JOIN of one-row items (2^k rows: 3.1 GB at 10), or copied by first_value OVER into every row of its frame (2.3 GB)', async () => {
+    const t = (i: number) => `(SELECT 1 FROM (SELECT 1) a FULL JOIN (SELECT 1) b ON false) t${i}`;
+    expect(await reasonOf(`SELECT cardinality(array_agg((SELECT string_agg(memo, '') FROM semantic.v_gl_fact))) FROM ${[1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map(t).join(', ')}`))
+      .toMatch(/^array_agg\(\.\.\.\) aggregates a value that is already built across rows/);
+    expect(await reasonOf(`SELECT cardinality(array_agg(w.fv)) FROM (SELECT first_value(t.big) OVER (ORDER BY length(t.big) DESC) fv FROM (SELECT string_agg(memo, '') big FROM semantic.v_gl_fact GROUP BY account_code) t) w`))
+      .toMatch(/^array_agg\(\.\.\.\) aggregates a value that is already built across rows/);
+    // lag moves each value to one other row; one-row items cross-joined stay one row
+    for (const sql of [
+      `SELECT cardinality(array_agg(w.prev)) FROM (SELECT lag(t.big) OVER (ORDER BY t.a) prev FROM (SELECT account_code a, string_agg(memo, '') big FROM semantic.v_gl_fact GROUP BY 1) t) w`,
+      `SELECT cardinality(array_agg((SELECT string_agg(memo, '') FROM semantic.v_gl_fact))) FROM (SELECT 1) a, (SELECT 2) b`,
+    ]) await expect(accepted(sql)).resolves.toBe('accepted');
+  });
+
   it('refuses, never throws, a query its fences would break (a VALUES row of a scalar subquery)', async () => {
     expect(await reasonOf(`SELECT s.a FROM (VALUES ((SELECT 'a'))) s(a)`)).toMatch(/^the query could not be fenced/);
   });

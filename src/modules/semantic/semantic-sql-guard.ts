@@ -1673,7 +1673,7 @@ function shapeOf(s: Sel, env: Env, outermost = false): Shape {
     const limit = s.limitCount?.A_Const;
     const one = (srfs === 0 && !(s.groupClause ?? []).length && aggregatesOwn([s.targetList, s.havingClause], ctx))
       || (!!limit?.ival && Number(limit.ival.ival ?? 0) <= 1 && s.limitOption !== 'LIMIT_OPTION_WITH_TIES')
-      || (srfs === 0 && sets <= 1 && items.every((i) => i.source.shape.one));
+      || (srfs === 0 && sets <= 1 && items.every((i) => i.source.shape.one) && !hasFullJoin(s.fromClause));
     shape = { value, row, depth: 1 + ctx.depth, cols, konst, gen: ctx.gen, rep, elems: cols ? Math.max(0, ...cols.map((c) => c.elems ?? Infinity)) : undefined, across, one };
     work = ctx.work;
   }
@@ -2135,6 +2135,15 @@ function acrossOf(node: unknown, ctx: Ctx): Across {
           return;
         }
         if (BOUNDED_RESULT.has(name)) return;
+        // a window function answering one of its arguments (first_value, last_value, nth_value, max/min OVER) copies that
+        // value into every row of its frame: a value built across rows so answered is repeated (lag and lead move each
+        // value to one other row)
+        if (n.over && name !== 'lag' && name !== 'lead') {
+          const before = worst;
+          visit([n.args, n.agg_within_group ? n.agg_order : undefined]);
+          if (worst > before) worst = Across.REPEATED;
+          return;
+        }
         return visit([n.args, n.agg_within_group ? n.agg_order : undefined]);
       }
       default:
@@ -2143,6 +2152,15 @@ function acrossOf(node: unknown, ctx: Ctx): Across {
   };
   visit(node);
   return worst;
+}
+
+/** Whether a FROM clause joins anything with FULL JOIN (its rows can be as many as its sides' together, one-row sides too). */
+function hasFullJoin(from: unknown): boolean {
+  let full = false;
+  walk(from as Record<string, any>, (node, type) => {
+    if (type === 'JoinExpr' && node.jointype === 'JOIN_FULL') full = true;
+  });
+  return full;
 }
 
 const refuseLiteral = (name: string, what: string): never => {
