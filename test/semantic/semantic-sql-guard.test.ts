@@ -737,8 +737,29 @@ describe('semantic SQL guard: an alias is not a column, values aggregated across
     ]) await expect(accepted(sql)).resolves.toBe('accepted');
   });
 
-  it('refuses, never throws, a query its fences would break (a VALUES row of a scalar subquery)', async () => {
-    expect(await reasonOf(`SELECT s.a FROM (VALUES ((SELECT 'a'))) s(a)`)).toMatch(/^the query could not be fenced/);
+  it('fences a derived VALUES table at its own parentheses, not its first row\'s (a scalar subquery or a value in parentheses was refused as "could not be fenced")', async () => {
+    for (const [sql, statement] of [
+      [`SELECT s.a FROM (VALUES ((SELECT 'a'))) s(a)`, `SELECT s.a FROM (VALUES ((SELECT 'a')) OFFSET 0) s(a)`],
+      [`SELECT * FROM (VALUES ((1)), (((2)))) AS v(x)`, `SELECT * FROM (VALUES ((1)), (((2))) OFFSET 0) AS v(x)`],
+      [`SELECT * FROM (VALUES ((SELECT max(q.x) FROM (SELECT 1 AS x) q)), (2)) v(y)`, `SELECT * FROM (VALUES ((SELECT max(q.x) FROM (SELECT 1 AS x OFFSET 0) q)), (2) OFFSET 0) v(y)`],
+      [`SELECT * FROM ((VALUES ((SELECT 1))) UNION ALL (SELECT 2)) u(x), (((VALUES ((3))))) w(z)`, `SELECT * FROM ((VALUES ((SELECT 1))) UNION ALL (SELECT 2) OFFSET 0) u(x), (((VALUES ((3)) OFFSET 0))) w(z)`],
+    ]) expect((await acceptSemanticQuery(sql)).statement).toBe(statement);
+  });
+
+  it('accepts one element of an array_agg by a literal index (last minus first), aggregated again too; its slice, a computed index, the array and an element built across rows stay refused', async () => {
+    const change = `(array_agg(amount ORDER BY entry_date DESC))[1] - (array_agg(amount ORDER BY entry_date))[1]`;
+    const perAccount = `(SELECT account_code, ${change} AS d, (array_agg(memo ORDER BY entry_date DESC))[1] AS last_memo FROM semantic.v_gl_fact GROUP BY 1) t`;
+    for (const sql of [
+      `SELECT ${change} FROM semantic.v_gl_fact`,
+      `SELECT t.account_code, t.d, sum(t.d) OVER (), cardinality(array_agg(t.last_memo) OVER ()) FROM ${perAccount}`,
+      `SELECT cardinality(array_agg(t.d)), length(string_agg(t.last_memo, ',')) FROM ${perAccount}, generate_series(1, 2) g`,
+    ]) await expect(accepted(sql)).resolves.toBe('accepted');
+    const again = /^array_agg\(\.\.\.\) \(a window aggregate: each row holds all of its frame\) aggregates a value that is already built across rows/;
+    for (const e of [`(array_agg(memo))[1:1000]`, `(array_agg(memo))[count(*)]`, `array_agg(memo)`, `(array_agg(memo))[1:1]`]) {
+      expect(await reasonOf(`SELECT cardinality(array_agg(t.e) OVER ()) FROM (SELECT account_code, ${e} AS e FROM semantic.v_gl_fact GROUP BY 1) t`)).toMatch(again);
+    }
+    // one element of an array of values built across rows is such a value
+    expect(await reasonOf(`SELECT cardinality(array_agg(t.e) OVER ()) FROM (SELECT s.account_code, (array_agg(s.big))[1] AS e FROM (SELECT account_code, string_agg(memo, '') AS big FROM semantic.v_gl_fact GROUP BY 1) s GROUP BY 1) t`)).toMatch(again);
   });
 
   it('counts a literal scale\'s digits as constants of a value built across rows', async () => {

@@ -2121,6 +2121,17 @@ function acrossOf(node: unknown, ctx: Ctx): Across {
         if (n.kind === 'AEXPR_NULLIF') return visit(n.lexpr);
         return;
       }
+      case 'A_Indirection': {
+        // one element of an array_agg, (array_agg(x ORDER BY d))[1]: one of its rows' x, not the array built across them
+        // (last minus first); a slice, a computed index or any other array keeps the whole value's
+        const agg = n.arg?.FuncCall;
+        if (!agg || nameOf(agg.funcname).pop()?.toLowerCase() !== 'array_agg' || !oneElement(n.indirection)) return Object.values(n).forEach(visit);
+        // (array_agg OVER: an element is copied into every row of its frame, as by first_value)
+        const before = worst;
+        visit(agg.args);
+        if (agg.over && worst > before) worst = Across.REPEATED;
+        return;
+      }
       case 'CaseExpr':
         return visit([n.defresult, ...(n.args ?? []).map((w: any) => w?.CaseWhen?.result)]);
       case 'TypeCast': {
@@ -2152,6 +2163,14 @@ function acrossOf(node: unknown, ctx: Ctx): Across {
   };
   visit(node);
   return worst;
+}
+
+/** Whether subscripts take one element: each an integer literal index, no slice ([1], [1][2]; not [1:2], [n], .field). */
+function oneElement(indirection: any[] | undefined): boolean {
+  return !!indirection?.length && indirection.every((i) => {
+    const x = i?.A_Indices;
+    return !!x && !x.is_slice && !x.lidx && !!x.uidx?.A_Const && 'ival' in x.uidx.A_Const;
+  });
 }
 
 /** Whether a FROM clause joins anything with FULL JOIN (its rows can be as many as its sides' together, one-row sides too). */
@@ -2375,9 +2394,15 @@ export async function fenceStatement(statement: string): Promise<string> {
       let hi = -1;
       walkLocations(sub, (at) => { lo = Math.min(lo, at); hi = Math.max(hi, at); });
       // the innermost parentheses around all of the subquery that open a query (SELECT, VALUES, WITH, TABLE or another '('):
-      // outwards from the subquery's first token, never a scan of all of them (a query may have thousands of subqueries)
+      // outwards from the subquery's first token, never a scan of all of them (a query may have thousands of subqueries).
+      // VALUES has no offset in the tree and its first row's parentheses would pass for a query's, `((SELECT 'a'))` or
+      // `((1))` a query's in parentheses: a first offset behind VALUES and '('s starts at that VALUES
+      let first = tokenAt(lo);
+      let before = first - 1;
+      while (tokens[before]?.text === '(') before--;
+      if (tokens[before]?.text.toUpperCase() === 'VALUES') first = before;
       let open = -1;
-      for (let o = around[tokenAt(lo)] ?? -1; o >= 0; o = around[o]) {
+      for (let o = around[first] ?? -1; o >= 0; o = around[o]) {
         const c = match.get(o);
         if (c !== undefined && tokens[c].start > hi && /^(SELECT|VALUES|WITH|TABLE|\()$/i.test(tokens[o + 1]?.text ?? '')) {
           open = o;
@@ -2401,8 +2426,8 @@ export async function fenceStatement(statement: string): Promise<string> {
   }
   pieces.push(bytes.subarray(done));
   const fenced = Buffer.concat(pieces).toString('utf8');
-  // a fence put in the wrong parentheses (a VALUES row holding a scalar subquery) makes text PostgreSQL refuses: refused
-  // here with the rest, never a parser's error thrown out of the guard
+  // a fence put in the wrong parentheses (as a VALUES row's were) makes text PostgreSQL refuses: refused here with the
+  // rest, never a parser's error thrown out of the guard
   const again = (await parse(fenced).catch(() => { throw cannot('the fenced statement does not parse'); })) as { stmts: { stmt: Record<string, any> }[] };
   if (again.stmts.length !== 1 || !sameTree(again.stmts[0].stmt, expected)) {
     throw cannot('the fenced statement is not the query');
