@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { AesGcmOpenError, openAesGcm, sealAesGcm } from '../../platform/crypto/aes-gcm.js';
 import { IntegrationsErrors } from './integrations.errors.js';
 
 /** What integration_secrets.secret holds: AES-256-GCM output (base64) and the id of the key that sealed it. */
@@ -21,9 +21,6 @@ export class SecretOpenError extends Error {
     super(`integration secret could not be opened: ${reason}`);
   }
 }
-
-/** GCM's full authentication tag (what getAuthTag gives when sealing): nothing shorter opens. */
-const TAG_BYTES = 16;
 
 const aad = (o: SecretOwner) => Buffer.from(`omnizen.integration_secret.v1:${o.integrationId.toLowerCase()}:${o.userId.toLowerCase()}`, 'utf8');
 
@@ -73,29 +70,26 @@ export class SecretBox {
       throw IntegrationsErrors.error('secrets.not_configured', 'no encryption key for secrets is configured on this server (SECRETS_KEYS)');
     }
     const kid = this.activeKeyId!;
-    const iv = randomBytes(12); // fresh for every write: GCM must never reuse an IV under one key
-    const cipher = createCipheriv('aes-256-gcm', this.keys[kid], iv, { authTagLength: TAG_BYTES });
-    cipher.setAAD(associatedData);
-    const ciphertext = Buffer.concat([cipher.update(JSON.stringify(value), 'utf8'), cipher.final()]);
-    return { ciphertext: ciphertext.toString('base64'), iv: iv.toString('base64'), tag: cipher.getAuthTag().toString('base64'), kid };
+    const { ciphertext, iv, tag } = sealAesGcm(this.keys[kid], JSON.stringify(value), associatedData);
+    return { ciphertext: ciphertext.toString('base64'), iv: iv.toString('base64'), tag: tag.toString('base64'), kid };
   }
 
   private openWith<T>(sealed: unknown, associatedData: Buffer): T {
     if (!isSealedSecret(sealed)) throw new SecretOpenError('not a sealed secret');
     const key = this.keys[sealed.kid];
     if (!key) throw new SecretOpenError(`key "${sealed.kid}" is not configured`);
-    // the whole tag, as sealWith makes it: GCM checks only as many bytes as it is given, and a 4-byte tag is forged
-    // in about 2^32 tries
-    const tag = Buffer.from(sealed.tag, 'base64');
-    if (tag.length !== TAG_BYTES) throw new SecretOpenError(`the authentication tag is not ${TAG_BYTES} bytes`);
+    let plain: Buffer;
     try {
-      const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(sealed.iv, 'base64'), { authTagLength: TAG_BYTES });
-      decipher.setAAD(associatedData);
-      decipher.setAuthTag(tag);
-      const plain = Buffer.concat([decipher.update(Buffer.from(sealed.ciphertext, 'base64')), decipher.final()]);
+      plain = openAesGcm(key, {
+        iv: Buffer.from(sealed.iv, 'base64'), ciphertext: Buffer.from(sealed.ciphertext, 'base64'), tag: Buffer.from(sealed.tag, 'base64'),
+      }, associatedData);
+    } catch (e) {
+      // a tag or IV of the wrong size, or authentication failed: wrong key, tampered data, or sealed for another row
+      throw new SecretOpenError(e instanceof AesGcmOpenError ? e.reason : 'authentication failed');
+    }
+    try {
       return JSON.parse(plain.toString('utf8')) as T;
     } catch {
-      // authentication failed: wrong key, tampered data, or sealed for another row
       throw new SecretOpenError('authentication failed');
     }
   }

@@ -1,5 +1,6 @@
-import { createCipheriv, createDecipheriv, createHash, randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { Logger } from '@nestjs/common';
+import { openAesGcm, sealAesGcm } from '../../platform/crypto/aes-gcm.js';
 import type { Db } from '../../platform/database/database.service.js';
 import type { SecretBox } from '../integrations/secret-box.js';
 import { personalDataKeyRepository } from './personal-data-key.repository.js';
@@ -90,9 +91,6 @@ const isSealedPart = (v: unknown): v is SealedPart => {
   return !!s && typeof s === 'object' && typeof s.k === 'string' && typeof s.ct === 'string' && Array.isArray(s.fields);
 };
 
-/** GCM's full authentication tag (what getAuthTag gives when sealing): nothing shorter opens. */
-const TAG_BYTES = 16;
-
 const aad = (keyId: string, orgId: string, e: { entityType: string; entityId: string | null }) =>
   Buffer.from(`omnizen.audit_seal.v1:${keyId}:${orgId}:${e.entityType}:${e.entityId ?? ''}`, 'utf8');
 
@@ -129,12 +127,9 @@ export class AuditSealer {
     // the person's erasure is recorded (a change that read their data before it committed audits after it): nothing to
     // seal it with, and no new key that would keep it readable; the fields read as those of an erased key do
     if (!key) return { ...rest, ...Object.fromEntries(fields.map((f) => [f, ERASED])) } as T;
-    const iv = randomBytes(12);
-    const cipher = createCipheriv('aes-256-gcm', key.key, iv, { authTagLength: TAG_BYTES });
-    cipher.setAAD(aad(key.id, orgId, e));
     const plain = Object.fromEntries(fields.map((f) => [f, record[f]]));
-    const ct = Buffer.concat([cipher.update(JSON.stringify(plain), 'utf8'), cipher.final()]);
-    const sealed: SealedPart = { k: key.id, iv: iv.toString('base64'), ct: ct.toString('base64'), tag: cipher.getAuthTag().toString('base64'), fields };
+    const { iv, ciphertext, tag } = sealAesGcm(key.key, JSON.stringify(plain), aad(key.id, orgId, e));
+    const sealed: SealedPart = { k: key.id, iv: iv.toString('base64'), ct: ciphertext.toString('base64'), tag: tag.toString('base64'), fields };
     return { ...rest, $sealed: sealed } as T;
   }
 
@@ -169,17 +164,14 @@ export class AuditSealer {
     if (!key) return { ...rest, ...mark(ERASED) };
     if (!allow(key.subject)) return { ...rest, ...mark(WITHHELD) };
     try {
-      // the whole tag, as seal makes it: GCM checks only as many bytes as it is given (a 4-byte tag is forged in about
-      // 2^32 tries)
-      const tag = Buffer.from(part.tag, 'base64');
-      if (tag.length !== TAG_BYTES) throw new Error(`the authentication tag is not ${TAG_BYTES} bytes`);
-      const decipher = createDecipheriv('aes-256-gcm', key.key, Buffer.from(part.iv, 'base64'), { authTagLength: TAG_BYTES });
-      decipher.setAAD(aad(part.k, orgId, e));
-      decipher.setAuthTag(tag);
-      const plain = JSON.parse(Buffer.concat([decipher.update(Buffer.from(part.ct, 'base64')), decipher.final()]).toString('utf8'));
+      // only the whole 16-byte tag opens (openAesGcm checks it: GCM alone checks as many bytes as it is given)
+      const opened = openAesGcm(key.key, {
+        iv: Buffer.from(part.iv, 'base64'), ciphertext: Buffer.from(part.ct, 'base64'), tag: Buffer.from(part.tag, 'base64'),
+      }, aad(part.k, orgId, e));
+      const plain = JSON.parse(opened.toString('utf8'));
       return { ...rest, ...plain };
     } catch {
-      // tampered, or copied to another entry: it does not open
+      // a cut tag, tampered, or copied to another entry: it does not open
       return { ...rest, ...mark(ERASED) };
     }
   }
