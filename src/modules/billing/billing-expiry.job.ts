@@ -180,7 +180,7 @@ export class BillingExpiryJob {
             before: { status: s.status, plan: s.plan }, after: { status: 'canceled', plan: s.plan, reason: s.reason },
           });
           const after = await repo.lockSubscription(db, s.id);
-          if (after) await emitEvent({ db, orgId: s.orgId }, 'subscription.canceled', subscriptionPayload(after, s.status));
+          if (after) await emitEvent({ db, orgId: s.orgId }, 'subscription.canceled', subscriptionPayload(after, s.status), 1, now);
         }
       }
       if (due.length) this.logger.log(`ended ${due.length} subscription(s)`);

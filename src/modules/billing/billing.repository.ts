@@ -518,6 +518,17 @@ export const billingRepository = {
   },
 
   /**
+   * The stored invoice event that is the row's invoice mark (last_invoice_event_id: the last invoice event applied), its
+   * type and payload, or undefined (found by its unique Stripe event id).
+   */
+  async invoiceMarkEvent(db: Db, subscriptionId: string): Promise<{ type: string; payload: unknown } | undefined> {
+    const [row] = await db.run(qb.selectFrom('hub.subscription_billing as b')
+      .innerJoin('hub.BillingEvent as e', 'e.stripeEventId', 'b.last_invoice_event_id')
+      .select(['e.type', 'e.payload']).where('b.subscription_id', '=', subscriptionId));
+    return row;
+  },
+
+  /**
    * The newest subscription event (customer.subscription.*, by Stripe's time) of `stripeSubscriptionId` stored for this
    * organization, whatever its status (not locked: a 'received' one may be locked by its own job). `settledOther`: only
    * one already processed or ignored (not 'received': its own job checks its order), other than that Stripe event.

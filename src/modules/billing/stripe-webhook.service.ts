@@ -9,7 +9,7 @@ import { emitEvent } from '../../platform/events/events.js';
 import { AuditService } from '../audit/audit.service.js';
 import { audienceMismatch, billingRepository as repo, type EventMarks, type PlanRow, type Subject, subjectOf, type SubscriptionRow } from './billing.repository.js';
 import { StripeClient } from './stripe.client.js';
-import { LIVE_STATUSES, MISFIT_STATUS, STRIPE_ENDED, statusOf } from './subscription-status.js';
+import { endedLocally, LIVE_STATUSES, MISFIT_STATUS, STRIPE_ENDED, statusOf } from './subscription-status.js';
 import { BillingErrors } from './billing.errors.js';
 import { UUID } from '../../platform/http/uuid.js';
 
@@ -254,9 +254,8 @@ export class StripeWebhookService implements OnModuleInit {
     // the row (one per app) holds another Stripe subscription than this event's: found through the app, not the id
     const other = existing?.stripeSubscriptionId && change.stripeSubscriptionId && existing.stripeSubscriptionId !== change.stripeSubscriptionId
       ? existing.stripeSubscriptionId : undefined;
-    // the subscription events' mark an end of the row's own subscription is applied below (finalEnd): kept as it is, and
-    // the domain events dated no earlier (subscribers order them by time, and the row's state is now this end's)
-    let endPastMark: Date | null = null;
+    // an end of the row's own subscription applied below the subscription events' mark (finalEnd): the mark is kept as it is
+    let endPastMark = false;
     if (other && !STRIPE_ENDED.has(statusOf(existing!))) {
       // that one has not ended (it can still bill, even unpaid, paused or incomplete; a NULL status reads as active): a
       // second subscription's events must not overwrite it (nor its deletion end it). Only the completion of a checkout
@@ -272,13 +271,16 @@ export class StripeWebhookService implements OnModuleInit {
       const mark = invoice ? latest(existing.lastEventAt, existing.lastInvoiceEventAt ?? null) : existing.lastEventAt;
       // an end of the row's own Stripe subscription (or one applied again after its linker, applyNewestStored) ends the
       // live row, whatever its time: Stripe never revives an ended subscription (a deletion delivered after a later-dated
-      // update left the row live on it, and checkout refused for good)
-      const finalEnd = endsSubscription(event) && !STRIPE_ENDED.has(statusOf(existing))
+      // update left the row live on it, and checkout refused for good). A row the expiry job ended on its own
+      // (endedLocally) is not ended by Stripe's word: Stripe's end confirms it, final (ended_locally_at cleared), whatever
+      // its time too (left local, a later-dated event of the deleted subscription revived the row, and checkout and an
+      // organization's deletion still asked Stripe about it)
+      const finalEnd = endsSubscription(event) && (!STRIPE_ENDED.has(statusOf(existing)) || endedLocally(existing))
         && (appliedAfter || existing.stripeSubscriptionId === change.stripeSubscriptionId);
       if (mark && at < mark && !finalEnd) {
         return { status: 'ignored', reason: `out of order: an event from ${mark.toISOString()} was already applied`, subscriptionId: existing.id };
       }
-      if (mark && at < mark && finalEnd && !invoice) endPastMark = mark;
+      if (mark && at < mark && finalEnd && !invoice) endPastMark = true;
     }
     if (!existing && !change.app) return { status: 'ignored', reason: 'no subscription is known for this event' };
     // the ordering marks (newest wins): a subscription event (customer.subscription.*) sets the subscription events' mark,
@@ -295,6 +297,9 @@ export class StripeWebhookService implements OnModuleInit {
     }
     const refused = existing ? this.refusal(event, change, existing, other) : undefined;
     if (refused) return { status: 'ignored', reason: refused, subscriptionId: existing!.id };
+    const unsettled = event.type === 'invoice.paid' && existing?.lastInvoiceEventAt && this.invoiceStatus(existing) !== 'active'
+      ? await this.olderInvoice(db, event, existing) : undefined;
+    if (unsettled) return { status: 'ignored', reason: unsettled, subscriptionId: existing!.id };
     if (other) {
       // the row moves to another Stripe subscription (a checkout completion; or an event of it while the row's own has
       // ended): not when that one's own stored events say this is stale (takeOverRefusal)
@@ -380,7 +385,12 @@ export class StripeWebhookService implements OnModuleInit {
     // a deleted organization's subscription ended here, whatever the Stripe event said (no trial_ending, no payment.failed)
     const events = this.domainEvents(endedForDeletedOrg ? 'customer.subscription.deleted' : event.type, existing, created, after!,
       reapplied?.event.type);
-    const notBefore = (d: Date) => (endPastMark && endPastMark > d ? endPastMark : d);
+    // subscribers order a row's domain events by time: none is dated before what the row had already seen (its ordering
+    // marks, invoice mark included, and a local end), else an end or a status applied from an older event (an end older
+    // than a final invoice's failure, an unpaid older than a failed payment, a renewal after a local end) sorts before
+    // the event it follows and they keep the stale state
+    const seen = existing ? [existing.lastEventAt, existing.lastInvoiceEventAt ?? null, existing.endedLocallyAt ?? null].reduce(latest, null) : null;
+    const notBefore = (d: Date) => (seen && seen > d ? seen : d);
     const latestAt = notBefore(reapplied && reapplied.at > at ? reapplied.at : at);
     for (const e of events) await emitEvent({ db, orgId: org.id }, e.type, subscriptionPayload(e.row, e.previousStatus), 1, e.at === 'linker' ? notBefore(at) : latestAt);
     return outcome;
@@ -414,6 +424,21 @@ export class StripeWebhookService implements OnModuleInit {
       return `out of order: Stripe subscription ${stripeSubscriptionId} has a newer event (${stored.id} from ${new Date(stored.created * 1000).toISOString()}): this one does not take over the row of ${other} (${statusOf(existing)})`;
     }
     return undefined;
+  }
+
+  /**
+   * Why a paid invoice does not settle the row, or undefined: the row's last invoice event (its invoice mark) is the
+   * failed payment of a newer invoice (by the invoices' own creation time). Paying an older open invoice late (its event
+   * dated after that failure) leaves Stripe's subscription as the newer invoice left it (past_due, unpaid): applied, it
+   * made the row active, full access, and no Stripe event would follow to put it back.
+   */
+  private async olderInvoice(db: Db, event: Stripe.Event, existing: SubscriptionRow): Promise<string | undefined> {
+    const paid = (event.data?.object ?? {}) as any;
+    const mark = await repo.invoiceMarkEvent(db, existing.id);
+    if (mark?.type !== 'invoice.payment_failed') return undefined;
+    const failed = ((mark.payload as Stripe.Event).data?.object ?? {}) as any;
+    if (!Number.isInteger(paid.created) || !Number.isInteger(failed.created) || paid.id === failed.id || paid.created >= failed.created) return undefined;
+    return `invoice ${paid.id} (from ${new Date(paid.created * 1000).toISOString()}) is older than invoice ${failed.id} (from ${new Date(failed.created * 1000).toISOString()}), whose payment failed: paying it does not settle that one`;
   }
 
   /**
