@@ -726,8 +726,9 @@ describe('semantic SQL guard: an alias is not a column, values aggregated across
 
   it('refuses such a value aggregated over a FULL JOIN of one-row items (2^k rows: 3.1 GB at 10), or copied by first_value OVER into every row of its frame (2.3 GB)', async () => {
     const t = (i: number) => `(SELECT 1 FROM (SELECT 1) a FULL JOIN (SELECT 1) b ON false) t${i}`;
+    // (each FULL JOIN now counted as doubling the rows made of no view: the 2^10 rows' constants are past the bound too)
     expect(await reasonOf(`SELECT cardinality(array_agg((SELECT string_agg(memo, '') FROM semantic.v_gl_fact))) FROM ${[1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map(t).join(', ')}`))
-      .toMatch(/^array_agg\(\.\.\.\) aggregates a value that is already built across rows/);
+      .toMatch(/^array_agg\(\.\.\.\) (aggregates a value that is already built across rows|adds up to 2048 bytes that are not a view's values)/);
     expect(await reasonOf(`SELECT cardinality(array_agg(w.fv)) FROM (SELECT first_value(t.big) OVER (ORDER BY length(t.big) DESC) fv FROM (SELECT string_agg(memo, '') big FROM semantic.v_gl_fact GROUP BY account_code) t) w`))
       .toMatch(/^array_agg\(\.\.\.\) aggregates a value that is already built across rows/);
     // lag moves each value to one other row; one-row items cross-joined stay one row
@@ -769,6 +770,99 @@ describe('semantic SQL guard: an alias is not a column, values aggregated across
     for (const sql of [
       `SELECT round(amount, 2), trunc(amount, -2), round(amount), round(amount, 2::int), trunc(amount) FROM semantic.v_gl_fact`,
       `SELECT string_agg(round(g, 2)::text, ',') FROM generate_series(1, 100000) g`,
+    ]) await expect(accepted(sql)).resolves.toBe('accepted');
+  });
+});
+
+describe('semantic SQL guard: rows made by FULL JOIN, set-returning functions and set operations; lag / lead by a computed offset', () => {
+  async function reasonOf(sql: string): Promise<string> {
+    const err = await acceptSemanticQuery(sql).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(AppError);
+    expect((err as AppError).status).toBe(400);
+    expect((err as AppError).code).toBe('semantic.query_refused');
+    const { reason } = (err as AppError).details as { reason: string };
+    expect((err as AppError).message).toBe(`the query was refused: ${reason}`);
+    return reason;
+  }
+  const accepted = (sql: string) => acceptSemanticQuery(sql).then(() => 'accepted', (e: AppError) => `${sql}: ${(e.details as { reason: string }).reason}`);
+  const again = (fn: string) => new RegExp(`^${fn}\\(\\.\\.\\.\\) aggregates a value that is already built across rows .*every row would add the whole value again`);
+  const big = `WITH s AS (SELECT string_agg(memo, '') AS big FROM semantic.v_gl_fact)`;
+  /** a value built across rows of no view value (its rows repeat none): only the across-rows rule holds it */
+  const bigx = `WITH s AS (SELECT string_agg('x', '') AS big FROM semantic.v_gl_fact a, semantic.v_gl_fact b)`;
+  /** `k` one-row items FULL JOINed ON false: k rows */
+  const fullChain = (k: number, p = 'a') => Array.from({ length: k }, (_, i) => `(SELECT ${i} ${p}c${i}) ${p}${i}`).reduce((acc, x) => `${acc} FULL JOIN ${x} ON false`);
+  /** an ordinary period comparison: this year's and last year's totals by account, FULL JOINed */
+  const periods = `SELECT coalesce(t.account_code, l.account_code) AS account_code, t.total AS this_year, l.total AS last_year, t.total - l.total AS change
+    FROM (SELECT account_code, sum(amount) AS total FROM semantic.v_gl_fact WHERE entry_date >= date_trunc('year', current_date) GROUP BY 1) t
+    FULL JOIN (SELECT account_code, sum(amount) AS total FROM semantic.v_gl_fact WHERE entry_date >= date_trunc('year', current_date) - interval '1 year' AND entry_date < date_trunc('year', current_date) GROUP BY 1) l
+    ON l.account_code = t.account_code`;
+
+  it.each([
+    ['a CTE\'s column beside a FULL JOIN (99^4 bytes, 2.25 GB from no data)', `WITH s0 AS (SELECT string_agg('x', '') v FROM ${fullChain(3)}), s1 AS (SELECT string_agg(s0.v, '') v FROM s0, ${fullChain(3)}) SELECT length(s1.v) FROM s1`, 'string_agg'],
+    ['a scalar subquery aggregated over a FULL JOIN', `${big} SELECT cardinality(array_agg((SELECT big FROM s))) FROM ${fullChain(2)}`, 'array_agg'],
+    ['a scalar subquery aggregated over a NATURAL FULL JOIN', `${big} SELECT cardinality(array_agg((SELECT big FROM s))) FROM (SELECT 1 c) a NATURAL FULL JOIN (SELECT 2 c) b`, 'array_agg'],
+    ['a subquery\'s column passed on beside a FULL JOIN', `${big} SELECT cardinality(array_agg(t.big)) FROM (SELECT s.big FROM s, ${fullChain(2)}) t`, 'array_agg'],
+  ])('refuses a value built across rows aggregated again over a FULL JOIN of one-row items (up to one row of each side): %s', async (_label, sql, fn) => {
+    expect(await reasonOf(sql)).toMatch(again(fn));
+  });
+
+  it('counts each FULL JOIN as doubling the rows made of no view (8 chains of 12 one-row items: 12^8 rows, 2.8 GB) and the view values repeated', async () => {
+    const chains = Array.from({ length: 8 }, (_, i) => `(${fullChain(12, `q${i}x`)})`).join(', ');
+    expect(await reasonOf(`SELECT cardinality(array_agg('xxxxxxxxxxxxxxxx'::text)) FROM ${chains}`))
+      .toMatch(/^the query can make up to \d+ rows without reading a view, at a FULL JOIN .* at most 100000 are allowed \(MAX_SERIES_ROWS\)/);
+    expect(await reasonOf(`SELECT count(*) FROM ${chains}`)).toMatch(/^the query can make up to \d+ rows without reading a view, at a FULL JOIN/);
+    // each view row beside 7 one-row items FULL JOINed: counted 2^6 times
+    expect(await reasonOf(`SELECT length(string_agg(f.memo, '')) FROM semantic.v_gl_fact f, ${fullChain(7)}`))
+      .toMatch(/^string_agg\(\.\.\.\) reads a view's value that the rows it aggregates may repeat up to 64 times/);
+    await expect(accepted(`SELECT length(string_agg(f.memo, '')) FROM semantic.v_gl_fact f, ${fullChain(3)}`)).resolves.toBe('accepted');
+  });
+
+  it.each([
+    ['in the target list (1.9 GB)', `WITH s AS (SELECT string_agg('x', '') big FROM semantic.v_gl_fact a, semantic.v_gl_fact b) SELECT cardinality(array_agg(t.big)) FROM (SELECT big, generate_series(1, 100000) g FROM s) t`, 'array_agg'],
+    ['in ORDER BY (1.9 GB)', `WITH s AS (SELECT string_agg('x', '') big FROM semantic.v_gl_fact a, semantic.v_gl_fact b) SELECT cardinality(array_agg((SELECT big FROM s))) FROM (SELECT 1 one FROM s ORDER BY generate_series(1, 100000)) t`, 'array_agg'],
+    ['in GROUP BY', `${bigx} SELECT cardinality(array_agg(t.big)) FROM (SELECT big FROM s GROUP BY big, generate_series(1, 1000)) t`, 'array_agg'],
+    ['in DISTINCT ON', `${big} SELECT cardinality(array_agg((SELECT big FROM s))) FROM (SELECT DISTINCT ON (unnest('{1,2,3}'::int[])) 1 one) t`, 'array_agg'],
+    ['beside an aggregate of its own', `SELECT cardinality(array_agg(t.big)) FROM (SELECT string_agg('x', '') big, generate_series(1, 1000) g FROM semantic.v_gl_fact a, semantic.v_gl_fact b) t`, 'array_agg'],
+    ['UNION ALL of its arms (1,000 arms: 1,000 times the value)', `${big} SELECT length(string_agg(big, '')) FROM (SELECT big FROM s UNION ALL SELECT big FROM s UNION ALL SELECT big FROM s) u`, 'string_agg'],
+    ['UNION of aggregates', `SELECT length(string_agg(u.x, '')) FROM (SELECT string_agg(memo, '') x FROM semantic.v_gl_fact UNION SELECT string_agg(memo, ',') FROM semantic.v_gl_fact) u`, 'string_agg'],
+  ])('refuses a value built across rows repeated by a set-returning function or a set operation, aggregated again: %s', async (_label, sql, fn) => {
+    expect(await reasonOf(sql)).toMatch(again(fn));
+  });
+
+  it('refuses ARRAY(SELECT ...) of a one-row SELECT whose ORDER BY runs a set-returning function', async () => {
+    expect(await reasonOf(`${bigx} SELECT cardinality(ARRAY(SELECT (SELECT big FROM s) FROM s ORDER BY generate_series(1, 1000)))`))
+      .toMatch(/^ARRAY\(SELECT \.\.\.\) aggregates a value that is already built across rows/);
+  });
+
+  it('refuses lag / lead by a computed offset (one row\'s value copied into every row: 1.5 GB), as first_value', async () => {
+    const rows = `(SELECT row_number() OVER (ORDER BY k) r, big FROM (SELECT 0 k, string_agg(memo, '') big FROM semantic.v_gl_fact UNION ALL SELECT 1, memo FROM semantic.v_gl_fact) u) s2`;
+    expect(await reasonOf(`SELECT cardinality(array_agg(fv)) FROM (SELECT lag(big, (r - 1)::int) OVER (ORDER BY r) fv FROM ${rows}) t`)).toMatch(again('array_agg'));
+    const grouped = `(SELECT account_code k, string_agg(memo, '') big FROM semantic.v_gl_fact GROUP BY 1) g`;
+    expect(await reasonOf(`SELECT cardinality(array_agg(fv)) FROM (SELECT lead(big, length(k)) OVER (ORDER BY k) fv FROM ${grouped}) t`)).toMatch(again('array_agg'));
+    // a literal offset moves each value to one other row; a default (third argument) is that row's own
+    for (const sql of [
+      `SELECT cardinality(array_agg(fv)) FROM (SELECT lag(big) OVER (ORDER BY k) fv FROM ${grouped}) t`,
+      `SELECT cardinality(array_agg(fv)) FROM (SELECT lag(big, 1, big) OVER (ORDER BY k) fv FROM ${grouped}) t`,
+      `SELECT cardinality(array_agg(fv)) FROM (SELECT lead(big, -1) OVER (ORDER BY k) fv FROM ${grouped}) t`,
+      `SELECT cardinality(array_agg(fv)) FROM (SELECT lead(big, 12, '') OVER (ORDER BY k) fv FROM ${grouped}) t`,
+    ]) await expect(accepted(sql)).resolves.toBe('accepted');
+  });
+
+  it('accepts an analyst\'s reports: lag over months, top-N, a date spine, first_value with a moving average, lists and JSON per customer, a period comparison', async () => {
+    for (const sql of [
+      `SELECT month, customer, sum(amount) AS revenue, lag(sum(amount)) OVER (PARTITION BY customer ORDER BY month) AS prev,
+         sum(amount) - lag(sum(amount), 12) OVER (PARTITION BY customer ORDER BY month) AS yoy
+       FROM (SELECT date_trunc('month', entry_date)::date AS month, account_code AS customer, amount FROM semantic.v_gl_fact) x GROUP BY month, customer ORDER BY month, revenue DESC`,
+      `SELECT * FROM (SELECT account_code, sum(amount) s, rank() OVER (ORDER BY sum(amount) DESC) r FROM semantic.v_gl_fact GROUP BY account_code) t WHERE r <= 10`,
+      `SELECT d::date AS month, coalesce(sum(f.amount), 0) FROM generate_series(date_trunc('month', current_date) - interval '23 months', date_trunc('month', current_date), interval '1 month') d
+       LEFT JOIN semantic.v_gl_fact f ON date_trunc('month', f.entry_date) = d GROUP BY 1 ORDER BY 1`,
+      `WITH m AS (SELECT date_trunc('month', entry_date) m, account_code, sum(amount) s FROM semantic.v_gl_fact GROUP BY 1, 2)
+       SELECT m, account_code, s, first_value(s) OVER (PARTITION BY account_code ORDER BY m), avg(s) OVER (PARTITION BY account_code ORDER BY m ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) FROM m`,
+      `SELECT account_code, string_agg(memo, '; ' ORDER BY entry_date) FROM semantic.v_gl_fact GROUP BY account_code`,
+      `SELECT account_code, json_agg(json_build_object('m', m, 's', s) ORDER BY m) FROM (SELECT date_trunc('month', entry_date) m, account_code, sum(amount) s FROM semantic.v_gl_fact GROUP BY 1, 2) x GROUP BY account_code`,
+      periods,
+      `SELECT json_agg(json_build_object('account', p.account_code, 'change', p.change)) FROM (${periods}) p`,
+      `SELECT unnest(array_agg(memo)) FROM semantic.v_gl_fact`,
     ]) await expect(accepted(sql)).resolves.toBe('accepted');
   });
 });

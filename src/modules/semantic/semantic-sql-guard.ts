@@ -42,8 +42,9 @@ import { SemanticErrors } from './semantic.errors.js';
  *   separator, the text of numbers, dates and other constants the query makes (konstOf; a CTE's or subquery's columns
  *   carry theirs, a value aggregated across rows counts that of each row times the rows it read that no view gave).
  *   The rows a query makes without reading a view are bounded too (multiplyRows: generate_series, unnest and VALUES,
- *   multiplied where they are joined or read again through CTEs and subqueries, and by the grouping sets of GROUPING
- *   SETS / CUBE / ROLLUP: CUBE of n 2^n, ROLLUP n + 1): at most MAX_SERIES_ROWS (100,000). unnest counts the elements
+ *   multiplied where they are joined or read again through CTEs and subqueries, by the grouping sets of GROUPING
+ *   SETS / CUBE / ROLLUP: CUBE of n 2^n, ROLLUP n + 1, and by 2 for each FULL JOIN, which keeps the unmatched rows of
+ *   both sides: 8 comma-joined chains of 12 FULL JOINed one-row items made 12^8 rows, 2.8 GB): at most MAX_SERIES_ROWS (100,000). unnest counts the elements
  *   of its array where they can be counted (arrayElems: a literal, ARRAY[...], ARRAY(SELECT ...), array_agg, an
  *   ordered-set aggregate's array (percentile_cont / percentile_disc of an array of fractions: one a fraction; mode and
  *   percentile_disc of arrays: the ORDER BY value's), a scalar subquery's or a CTE's or subquery's column of those, each
@@ -97,6 +98,10 @@ import { SemanticErrors } from './semantic.errors.js';
  *   subquery's, CTE's or scalar subquery's column of one, a window aggregate's) is refused unless each of its values is
  *   in one row aggregated (a grouped subquery's aggregate, its FROM alone) or the rows aggregated are at most one
  *   (Across, acrossOf: array_agg(s.big) FROM v, (SELECT string_agg(memo, '') big FROM v) s made 6 GB at 2,000 rows).
+ *   One row (rowsOne) means one-row FROM items, none FULL JOINed (99 one-row items FULL JOINed are 99 rows), and no
+ *   set-returning function in the target list, ORDER BY, GROUP BY or DISTINCT ON (PostgreSQL runs them there too); a
+ *   set operation's column is in a row of each arm, and lag / lead by a computed offset copy one row's value into every
+ *   row (as first_value does): such values are no longer in one row.
  *   round(x, s) and trunc(x, s) take a literal scale of at most MAX_ROUND_SCALE (100), counted as s + 3 bytes.
  * - depth bound: at most MAX_DEPTH (8) SELECTs nested inside each other or reading each other (a CTE chain counts);
  *   WITH RECURSIVE is refused (a recursive CTE grows a value every iteration: s || s doubles it).
@@ -519,6 +524,10 @@ interface RowsOf {
   /** the rows set-returning functions of the target list make for each row of the FROM list */
   targetGen: number;
   cache: Map<Source | undefined, number>;
+  /** the FULL JOINs of the FROM list: each may make the rows of both sides where they do not match (two of one-row items) */
+  fullJoins: number;
+  /** the set-returning functions of the target list, ORDER BY, GROUP BY and DISTINCT ON (each repeats the rows it is in) */
+  setReturning: number;
 }
 
 const VIEW: Shape = { value: 1, row: 1, depth: 0, konst: 0, gen: 1, rep: 1 };
@@ -693,7 +702,7 @@ function conjuncts(q: any): any[] {
  * nullable side; for its preserved side only where the other side's values are (its unmatched rows are kept whatever).
  */
 function anchorsOf(items: FromItem[], joins: Join[], where: unknown): Anchor[] {
-  const rows: RowsOf = { items, anchors: [], targetGen: 1, cache: new Map() };
+  const rows: RowsOf = { items, anchors: [], targetGen: 1, cache: new Map(), fullJoins: 0, setReturning: 0 };
   const anchors: Anchor[] = [];
   const consider = (q: any, join?: Join) => {
     const e = q?.A_Expr;
@@ -879,7 +888,8 @@ function othersFactor(rows: RowsOf | undefined, j?: Source): number {
   // items of one row of no view at most (views, a CTE of one row) first: they multiply nothing
   const placed = new Set<Source>(j ? [j] : []);
   for (const item of rows.items) if (item.gen <= 1) placed.add(item.source);
-  let factor = rows.targetGen;
+  // (a FULL JOIN may make the rows of both its sides: counted as doubling them, as in multiplyRows)
+  let factor = rows.targetGen * 2 ** rows.fullJoins;
   for (;;) {
     let best: { source: Source; mult: number } | undefined;
     for (const item of rows.items) {
@@ -1490,12 +1500,15 @@ function shapeOf(s: Sel, env: Env, outermost = false): Shape {
   if (s.op && s.op !== 'SETOP_NONE') {
     const l = shapeOf(s.larg, own);
     const r = shapeOf(s.rarg, own);
+    // a value built across rows in one row of each arm is in a row of every arm (1,000 arms of SELECT big FROM s
+    // aggregated again: 1,000 times it): no longer in one row (REPEATED)
+    const armsAcross = (a: Across | undefined, b: Across | undefined): Across => (Math.max(a ?? 0, b ?? 0) ? Across.REPEATED : Across.NONE);
     // the columns: the left arm's names, each the heavier of the two arms' (JSON if both are)
     const cols = l.cols && r.cols && l.cols.length === r.cols.length
-      ? l.cols.map((c, i) => ({ name: c.name, weight: Math.max(c.weight, r.cols![i].weight), json: c.json && r.cols![i].json, konst: Math.max(c.konst, r.cols![i].konst), rep: c.rep + r.cols![i].rep, elems: Math.max(c.elems ?? Infinity, r.cols![i].elems ?? Infinity), across: Math.max(c.across ?? 0, r.cols![i].across ?? 0) as Across }))
+      ? l.cols.map((c, i) => ({ name: c.name, weight: Math.max(c.weight, r.cols![i].weight), json: c.json && r.cols![i].json, konst: Math.max(c.konst, r.cols![i].konst), rep: c.rep + r.cols![i].rep, elems: Math.max(c.elems ?? Infinity, r.cols![i].elems ?? Infinity), across: armsAcross(c.across, r.cols![i].across) }))
       : undefined;
     // (UNION ALL: the rows of both arms)
-    shape = { value: Math.max(l.value, r.value), row: Math.max(l.row, r.row), depth: Math.max(l.depth, r.depth), cols, konst: Math.max(l.konst, r.konst), gen: l.gen + r.gen, rep: l.rep + r.rep, elems: Math.max(l.elems ?? Infinity, r.elems ?? Infinity), across: Math.max(l.across ?? 0, r.across ?? 0) as Across };
+    shape = { value: Math.max(l.value, r.value), row: Math.max(l.row, r.row), depth: Math.max(l.depth, r.depth), cols, konst: Math.max(l.konst, r.konst), gen: l.gen + r.gen, rep: l.rep + r.rep, elems: Math.max(l.elems ?? Infinity, r.elems ?? Infinity), across: armsAcross(l.across, r.across) };
     if (shape.gen > MAX_SERIES_ROWS) throw refuseSeries('a set operation (UNION, INTERSECT, EXCEPT)', shape.gen);
     // (the ORDER BY of a set operation names its output columns: it builds nothing; LIMIT and OFFSET are evaluated once)
     const ctx: Ctx = { env: own, value: Math.max(shape.value, env.outerValue), row: Math.max(shape.row, env.outerRow), names: env.outerNames, depth: 0, sources: env.outerSources, work: 0, gen: 1 };
@@ -1555,6 +1568,7 @@ function shapeOf(s: Sel, env: Env, outermost = false): Shape {
     const ctx: Ctx = { env: own, value: env.outerValue, row: env.outerRow, names, depth: 0, sources, work: 0, gen: 1 };
     const items: FromItem[] = [];
     const joins: Join[] = [];
+    let fullJoins = 0;
     const add = (shape: Shape, name?: string, what = 'a FROM item', gen = shape.gen): Source => {
       read.push(shape);
       // FROM items cross-join: the rows they make of no view multiply (a CTE of generate_series read twice: its square)
@@ -1602,6 +1616,12 @@ function shapeOf(s: Sel, env: Env, outermost = false): Shape {
           sources.push({ name: j.alias.aliasname, shape: { value: ctx.value, row: ctx.row, depth: 0, konst: rowKonst(ctx), gen: 1, rep: [...left, ...right].reduce((m, x) => Math.max(m, x.shape.rep), 0), across: Math.max(Across.NONE, ...[...left, ...right].map((x) => x.shape.across ?? Across.NONE)) as Across } });
         }
         weigh(j.quals, ctx);
+        // a FULL JOIN keeps the unmatched rows of both sides: up to both sides' rows (of one-row items, two), counted as
+        // twice their product (an upper bound: 8 comma-joined chains of 12 FULL JOINed one-row items made 12^8 rows, 2.8 GB)
+        if (j.jointype === 'JOIN_FULL') {
+          fullJoins++;
+          multiplyRows(ctx, 2, 'a FULL JOIN (its unmatched rows of both sides kept: counted as twice the rows of its sides)');
+        }
         // (USING and NATURAL: their equalities are not read, the join anchors nothing)
         if (!j.usingClause?.length && !j.isNatural) joins.push({ kind: j.jointype, left, right, quals: j.quals });
         return [...left, ...right];
@@ -1611,7 +1631,11 @@ function shapeOf(s: Sel, env: Env, outermost = false): Shape {
       }
     };
     for (const item of s.fromClause ?? []) from(item);
-    ctx.rows = { items, anchors: anchorsOf(items, joins, s.whereClause), targetGen: 1, cache: new Map() };
+    const targets: any[] = (s.targetList ?? []).map((t: any) => t.ResTarget?.val);
+    // PostgreSQL runs set-returning functions in ORDER BY, GROUP BY and DISTINCT ON too (columns of the row, hidden or
+    // not): each repeats the rows (ORDER BY generate_series(1, 100000) of a one-row SELECT made 1.9 GB aggregated)
+    const setReturning = countSetReturning([targets, s.sortClause, s.groupClause, s.distinctClause]);
+    ctx.rows = { items, anchors: anchorsOf(items, joins, s.whereClause), targetGen: 1, cache: new Map(), fullJoins, setReturning };
     // GROUPING SETS, CUBE and ROLLUP group the rows once for each grouping set: a row (and its view values) in each, an
     // aggregate of the target list, HAVING or ORDER BY built once for each (checkAcrossRows' repeats)
     const sets = groupingSets(s.groupClause ?? []);
@@ -1655,7 +1679,6 @@ function shapeOf(s: Sel, env: Env, outermost = false): Shape {
     // the target list's set-returning functions repeat each row of the FROM list (and the view values in it)
     ctx.rows.targetGen = ctx.gen / fromGen;
     ctx.rows.cache.clear();
-    const targets: any[] = (s.targetList ?? []).map((t: any) => t.ResTarget?.val);
     // which output columns repeat view values, and which hold each value once (a date spine's): see viewRepeats
     const srfs = countSetReturning(targets);
     let i = 0;
@@ -1668,12 +1691,12 @@ function shapeOf(s: Sel, env: Env, outermost = false): Shape {
       if (d) Object.assign(col, { distinct: d.rows, perDay: d.perDay });
     }
     const rep = cols ? Math.max(0, ...cols.map((c) => c.rep)) : viewRepeats(targets, ctx);
-    // at most one row: an aggregate of its own (no GROUP BY, no set-returning function in the target list), LIMIT 0 or 1,
-    // or FROM items of one row each (none: SELECT of expressions), without set-returning functions or grouping sets
+    // at most one row: an aggregate of its own (no GROUP BY, no set-returning function anywhere), LIMIT 0 or 1, or a
+    // FROM list of one row (rowsOne: none, SELECT of expressions, too) without grouping sets
     const limit = s.limitCount?.A_Const;
-    const one = (srfs === 0 && !(s.groupClause ?? []).length && aggregatesOwn([s.targetList, s.havingClause], ctx))
+    const one = (setReturning === 0 && !(s.groupClause ?? []).length && aggregatesOwn([s.targetList, s.havingClause], ctx))
       || (!!limit?.ival && Number(limit.ival.ival ?? 0) <= 1 && s.limitOption !== 'LIMIT_OPTION_WITH_TIES')
-      || (srfs === 0 && sets <= 1 && items.every((i) => i.source.shape.one) && !hasFullJoin(s.fromClause));
+      || (sets <= 1 && rowsOne(ctx.rows));
     shape = { value, row, depth: 1 + ctx.depth, cols, konst, gen: ctx.gen, rep, elems: cols ? Math.max(0, ...cols.map((c) => c.elems ?? Infinity)) : undefined, across, one };
     work = ctx.work;
   }
@@ -2052,9 +2075,19 @@ function aggregatesOwn(node: unknown, ctx: Ctx): boolean {
   return found;
 }
 
-/** Whether the rows a SELECT (ctx) aggregates are at most one: its FROM items (read) each make one row, in one grouping set. */
+/** Whether the rows a SELECT (ctx) aggregates are at most one: its FROM list makes one row (rowsOne), in one grouping set. */
 function oneRow(ctx: Ctx): boolean {
-  return !!ctx.rows && (ctx.sets ?? 1) <= 1 && ctx.rows.items.every((i) => i.source.shape.one);
+  return !!ctx.rows && (ctx.sets ?? 1) <= 1 && rowsOne(ctx.rows);
+}
+
+/**
+ * Whether a SELECT's FROM list makes at most one row for each row of `except` (all of it without): every other item
+ * (read) makes one row, none is FULL JOINed (a FULL JOIN of one-row items makes two: 99 of them, 99 rows) and no
+ * set-returning function (target list, ORDER BY, GROUP BY, DISTINCT ON) repeats the rows. The one definition of one
+ * row: of a SELECT's shape (Shape.one), of the rows it aggregates (oneRow), of a column's value in one row (acrossOf).
+ */
+function rowsOne(rows: RowsOf, except?: Source): boolean {
+  return rows.fullJoins === 0 && rows.setReturning === 0 && rows.items.every((i) => i.source === except || i.source.shape.one);
 }
 
 /**
@@ -2069,7 +2102,7 @@ function acrossOf(node: unknown, ctx: Ctx): Across {
   const local = new Set(ctx.rows?.items.map((i) => i.source));
   const of = (src: Source, a: Across | undefined) => {
     if (!a) return;
-    if (a === Across.DISJOINT && (!local.has(src) || (ctx.sets ?? 1) > 1 || ctx.rows!.items.some((i) => i.source !== src && !i.source.shape.one))) a = Across.REPEATED;
+    if (a === Across.DISJOINT && (!local.has(src) || (ctx.sets ?? 1) > 1 || !rowsOne(ctx.rows!, src))) a = Across.REPEATED;
     worst = Math.max(worst, a) as Across;
   };
   const visit = (v: unknown): void => {
@@ -2142,14 +2175,15 @@ function acrossOf(node: unknown, ctx: Ctx): Across {
       case 'FuncCall': {
         const name = nameOf(n.funcname).pop()?.toLowerCase() ?? '';
         if (ACROSS_ROWS.has(name)) {
-          worst = Math.max(worst, n.over || (ctx.sets ?? 1) > 1 ? Across.REPEATED : Across.DISJOINT) as Across;
+          worst = Math.max(worst, n.over || (ctx.sets ?? 1) > 1 || (ctx.rows?.setReturning ?? 0) > 0 ? Across.REPEATED : Across.DISJOINT) as Across;
           return;
         }
         if (BOUNDED_RESULT.has(name)) return;
         // a window function answering one of its arguments (first_value, last_value, nth_value, max/min OVER) copies that
-        // value into every row of its frame: a value built across rows so answered is repeated (lag and lead move each
-        // value to one other row)
-        if (n.over && name !== 'lag' && name !== 'lead') {
+        // value into every row of its frame: a value built across rows so answered is repeated. lag and lead move each
+        // value to one other row by a literal offset; by a computed one (lag(big, r - 1)) they copy one row's into every row
+        const shift = (name === 'lag' || name === 'lead') && ((n.args ?? []).length < 2 || isIntegerLiteral(n.args[1]));
+        if (n.over && !shift) {
           const before = worst;
           visit([n.args, n.agg_within_group ? n.agg_order : undefined]);
           if (worst > before) worst = Across.REPEATED;
@@ -2173,13 +2207,9 @@ function oneElement(indirection: any[] | undefined): boolean {
   });
 }
 
-/** Whether a FROM clause joins anything with FULL JOIN (its rows can be as many as its sides' together, one-row sides too). */
-function hasFullJoin(from: unknown): boolean {
-  let full = false;
-  walk(from as Record<string, any>, (node, type) => {
-    if (type === 'JoinExpr' && node.jointype === 'JOIN_FULL') full = true;
-  });
-  return full;
+/** Whether an expression is an integer literal (lag's and lead's offset 1, -1, 12). */
+function isIntegerLiteral(node: any): boolean {
+  return !!node?.A_Const && 'ival' in node.A_Const;
 }
 
 const refuseLiteral = (name: string, what: string): never => {
