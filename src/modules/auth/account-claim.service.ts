@@ -78,13 +78,7 @@ export class AccountClaim {
     // and finds the invitation revoked, or the claim waits for it and counts its new member below
     await organizationRepository.lockLiveOfMember(db, userId);
     const removed = await identityRepository.removeUnverifiedAccess(db, userId, opts);
-    const invitations = await invitationRepository.revokePendingSentBy(db, userId);
-    for (const after of invitations) {
-      await this.audit.recordPrivileged(db, after.orgId, 'system', {
-        action: 'invitation.revoked', entityType: 'invitation', entityId: after.id,
-        before: { ...after, status: 'pending', revokedAt: null }, after: { ...after, reason: 'inviter_account_claimed' },
-      }, opts.meta);
-    }
+    const invitations = await this.revokeSentInvitations(db, userId, 'inviter_account_claimed', opts.meta);
 
     const memberships = await accountClaimRepository.memberships(db, userId);
     const own = memberships.filter((m) => m.accountType === 'personal' || m.members === 1).map((m) => m.orgId);
@@ -148,7 +142,7 @@ export class AccountClaim {
 
     const outcome: ClaimOutcome = {
       password: removed.password, identities: removed.identities, emailChanges: removed.emailChanges, apiKeys: removed.apiKeys,
-      invitationsRevoked: invitations.length, organizations: memberships.map((m) => ({ orgId: m.orgId, role: m.role })),
+      invitationsRevoked: invitations, organizations: memberships.map((m) => ({ orgId: m.orgId, role: m.role })),
       webhookEndpointsDisabled: endpoints.length, providerKeysRemoved: providerKeys.length, triggersStopped: triggers.length,
       integrationsDisabled: integrations.length, providerPageUnpublished: pages.length > 0,
     };
@@ -159,7 +153,7 @@ export class AccountClaim {
         ...(removed.password ? ['The password set before was removed'] : []),
         ...(removed.emailChanges ? ['A pending change of the account\'s e-mail address was canceled'] : []),
         ...(removed.apiKeys ? [`${plural(removed.apiKeys, 'API key', 'API keys')} revoked`] : []),
-        ...(invitations.length ? [`${plural(invitations.length, 'pending invitation', 'pending invitations')} sent from the account revoked`] : []),
+        ...(invitations ? [`${plural(invitations, 'pending invitation', 'pending invitations')} sent from the account revoked`] : []),
         ...(endpoints.length ? [`${plural(endpoints.length, 'webhook endpoint', 'webhook endpoints')} disabled`] : []),
         // the host only: the URL is the pre-registrant's text (the audit row keeps it whole), and mail clients link URLs
         ...providerKeys.map((k) => `The AI provider key of ${names.get(k.org_id) ?? k.org_id}, which sent the agents' calls to ${
@@ -177,6 +171,22 @@ export class AccountClaim {
       });
     }
     return outcome;
+  }
+
+  /**
+   * Revokes every pending invitation `userId` sent, in any organization, each audited there as the API's revoke with
+   * `reason`. The caller has locked the account's row, then its live organizations (organizationRepository.lockLiveOfMember),
+   * as the erasure does: an acceptance under way is waited for, or waits and finds the invitation revoked.
+   */
+  async revokeSentInvitations(db: Db, userId: string, reason: string, meta?: { requestId?: string; ip?: string }): Promise<number> {
+    const invitations = await invitationRepository.revokePendingSentBy(db, userId);
+    for (const after of invitations) {
+      await this.audit.recordPrivileged(db, after.orgId, 'system', {
+        action: 'invitation.revoked', entityType: 'invitation', entityId: after.id,
+        before: { ...after, status: 'pending', revokedAt: null }, after: { ...after, reason },
+      }, meta);
+    }
+    return invitations.length;
   }
 }
 

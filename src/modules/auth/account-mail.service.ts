@@ -10,6 +10,7 @@ import { normalizeEmail } from '../../platform/http/email.js';
 import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import { AuditService } from '../audit/audit.service.js';
 import { OrganizationsService } from '../organizations/organizations.service.js';
+import { organizationRepository } from '../organizations/organization.repository.js';
 import { EmailLinks, queueEmail } from '../notifications/email-delivery.service.js';
 import { AccountErrors } from './account.errors.js';
 import { accountTokenRepository as tokens, type RecentCount } from './account-token.repository.js';
@@ -160,7 +161,10 @@ export class AccountMailService implements OnModuleInit {
     return keep ? account : undefined;
   }
 
-  /** Sets a new password with a reset link's token (once); every session of the account ends. */
+  /**
+   * Sets a new password with a reset link's token (once); every session of the account ends, and with them its pending
+   * e-mail change and the pending invitations it sent.
+   */
   async resetPassword(token: string, password: string, client: ClientInfo): Promise<void> {
     const hash = await this.hasher.hash(password); // before the lookup: the same work for a bad token
     const tokenHash = hashToken(token);
@@ -181,6 +185,15 @@ export class AccountMailService implements OnModuleInit {
       // solo organizations' data out) goes as on a verified claim, and the address gets the claim's notice (AccountClaim)
       const claimed = (await identityRepository.hasVerifiedEmail(db, userId, email))
         ? undefined : await this.accountClaim.clear(db, userId, { password: false, via: 'a password reset', meta: client });
+      // a reset is how an owner takes the account back from someone who had its password or a session: what such a
+      // person set going from it ends with their sessions, or it outlived them. A pending e-mail change (confirmed later
+      // from their mailbox, it gave them the address and with it the next reset's link); the pending invitations it sent
+      // (accepted later, they bring their invitee in), in the claim's lock order: its live organizations, then the
+      // invitations. Both are no-ops after a claim, which ended them. The API keys and webhook endpoints it set up stay:
+      // the organizations' own, not this person's way in (their admins review them)
+      const emailChanges = await tokens.endPendingEmailChanges(db, userId);
+      if (!claimed) await organizationRepository.lockLiveOfMember(db, userId);
+      const invitations = await this.accountClaim.revokeSentInvitations(db, userId, 'inviter_password_reset', client);
       // the link proves the address whatever proved it before (a Hub's say-so may move to another address later)
       await identityRepository.proveUserEmail(db, userId);
       await userRepository.setPassword(db, userId, hash);
@@ -191,7 +204,10 @@ export class AccountMailService implements OnModuleInit {
           action: 'auth.password_reset', entityType: 'user', entityId: userId,
           after: {
             sessionsRevoked: sessions,
-            ...(claimed ? { emailVerified: true, ...claimAuditFields(claimed) } : {}),
+            // what the reset ended, named when there was any (after a claim, in its fields: the claim ended them)
+            ...(claimed
+              ? { emailVerified: true, ...claimAuditFields({ ...claimed, emailChanges: claimed.emailChanges + emailChanges, invitationsRevoked: claimed.invitationsRevoked + invitations }) }
+              : { ...(emailChanges ? { emailChangesCanceled: emailChanges } : {}), ...(invitations ? { invitationsRevoked: invitations } : {}) }),
           },
         }, client);
       }

@@ -450,7 +450,8 @@ export class AuthService {
     const claims = this.tokens.verifyAppToken(token, appCode);
     return this.privileged.run('auth.credentials', async (db) => {
       // minted before the person erased their account: the app must not learn who they were
-      if (!(await userRepository.lockIfNotErased(db, claims.userId))) throw AppError.unauthorized('the app token\'s account has been erased or no longer exists');
+      const account = await userRepository.lockIfNotErased(db, claims.userId);
+      if (!account) throw AppError.unauthorized('the app token\'s account has been erased or no longer exists');
       // locked until the redemption commits: a sign-out or revocation under way is waited for, not read past
       if (claims.sessionId && !(await sessionRepository.lockIfLive(db, claims.sessionId, claims.userId))) {
         throw AppError.unauthorized('the session that made this app token has ended');
@@ -460,7 +461,8 @@ export class AuthService {
       await this.audit.recordPrivileged(db, claims.personalOrgId, 'system', {
         action: 'auth.app_token_redeemed', entityType: 'app', entityId: appCode, after: { userId: claims.userId, appCode },
       }, client);
-      return { userId: claims.userId, email: claims.email, orgId: claims.orgId, personalOrgId: claims.personalOrgId, appCode };
+      // the account's address now, not the one the token was minted with (an e-mail change may have been confirmed since)
+      return { userId: claims.userId, email: account.email, orgId: claims.orgId, personalOrgId: claims.personalOrgId, appCode };
     });
   }
 

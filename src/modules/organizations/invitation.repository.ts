@@ -134,6 +134,16 @@ export const invitationRepository = {
   },
 
   /**
+   * The address of the account that has just accepted (accept), as core.accept_invitation checked it: it keeps the
+   * account's row locked until the transaction ends, so no e-mail change commits in between (the access token's address
+   * may be older). A statement of its own: a join with the function's call could read the row from before its lock.
+   */
+  async acceptedEmail(db: Db, userId: string): Promise<string> {
+    const [row] = await db.run(qb.selectFrom('core.User').select('email').where('id', '=', userId));
+    return row.email;
+  },
+
+  /**
    * The members of `orgId`, the new one among them: read inside readAsNewMember (a member sees its organization's
    * memberships), after accept, under the lock it took, so no other acceptance adds one until the transaction ends.
    */

@@ -142,7 +142,7 @@ export class InvitationsService {
     });
     await this.audit.record(tx, { orgId: dto.orgId, action: 'invitation.accepted', entityType: 'membership', entityId: membership.userId, after: membership });
     await emitEvent({ db: tx.db, orgId: dto.orgId }, 'member.joined', {
-      userId: membership.userId, email: tx.principal.kind === 'user' ? tx.principal.email : '', role: membership.role,
+      userId: membership.userId, email: await invitations.acceptedEmail(tx.db, membership.userId), role: membership.role,
     });
     return membership;
   }
