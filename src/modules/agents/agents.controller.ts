@@ -182,9 +182,12 @@ export class AgentsController {
   @Delete(':agentId')
   @HttpCode(204)
   @RequireRole(...ADMIN_ROLES)
-  @ApiOperation({ operationId: 'deleteAgent', summary: 'Delete an agent with its runs and budget (owner, admin)' })
+  @ApiOperation({
+    operationId: 'deleteAgent', summary: 'Delete an agent with its runs and budget (owner, admin)',
+    description: 'Refused with 409 ai.agent_running while a run of the agent still executes (running, or cancelled with an LLM call in flight, whose step it still stores): cancel its runs and delete it once they end. An organization\'s deletion, by contrast, cancels its runs.',
+  })
   @ApiNoContentResponse({ description: 'Deleted' })
-  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'billing.subscription_inactive', 'agent.not_found')
+  @ApiErrorCodes('organization.not_found', 'forbidden.role', 'billing.subscription_inactive', 'agent.not_found', 'ai.agent_running')
   async remove(@Tx() tx: TenantTx, @IdParam('agentId', 'agent') id: string): Promise<void> {
     await this.agents.remove(tx, id);
   }
@@ -269,7 +272,7 @@ export class AgentRunsController {
   @ApiOperation({
     operationId: 'runAgent',
     summary: 'Run an agent (any member; tools read only what you may): synchronously, as server-sent events (Accept: text/event-stream), or as a job (?async=true → 202)',
-    description: 'Server-sent events: `run`, then `token` (content deltas), `retry` ({ attempt }: a failed LLM call is made again, its answer streamed from the start: discard the `token` deltas received since the last event that is not a `token`), `tool_call`, `tool_result`, `step` (each LLM call made, once its step is stored: stepNo, kind, status — failed for a call that failed or whose answer was not used — errorClass, usage and cost; the steps\' costs add up to the run\'s), an `error` ({ code, message, details }) when the run fails other than by its LLM call or a tool: code ai.budget_exceeded when a budget refuses a call or the retry of a failed one, an app error\'s own code when one failed the run (e.g. organization.not_found: its starter was removed from the organization, or the organization deleted, mid-run), internal when it failed unexpectedly (e.g. a database error), and `result` (the run with its trace; missing only when the run could not be finished, after the `error`). A budget that cannot take the call\'s worst case answers 402 ai.budget_exceeded (synchronous runs) after recording the failed run. A run whose execution fails unexpectedly (e.g. a database error) is failed at once, errorClass internal, and answered as such.',
+    description: 'Server-sent events: `run`, then `token` (content deltas), `retry` ({ attempt }: a failed LLM call is made again, its answer streamed from the start: discard the `token` deltas received since the last event that is not a `token`), `tool_call`, `tool_result`, `step` (each LLM call made, once its step is stored: stepNo, kind, status — failed for a call that failed or whose answer was not used — errorClass, usage and cost; the steps\' costs add up to the run\'s), an `error` ({ code, message, details }) when the run fails other than by its LLM call or a tool: code ai.budget_exceeded when a budget refuses a call or the retry of a failed one, an app error\'s own code when one failed the run (e.g. organization.not_found: its starter was removed from the organization, or the organization deleted, mid-run), internal when it failed unexpectedly (e.g. a database error), and `result` (the run with its trace; missing only when the run could not be finished, after the `error`). A budget that cannot take the call\'s worst case answers 402 ai.budget_exceeded (synchronous runs) after recording the failed run, whose id is in the error\'s details.runId (and in the streamed `error` event\'s details). An answer may call at most 16 tools (MAX_TOOL_CALLS_PER_ANSWER): the calls past them are not run, the model is answered a tool error for each, and the trace records them in one failed tool_call step (name tool_calls_refused). A provider answer larger than maxOutputTokens allows (16 bytes of content and tool-call arguments a token, at least 64 KiB) is cut: the run fails, errorClass provider_error, not retried. A run gone before it could be answered (its agent or run deleted mid-run) answers 404 run.not_found. A run whose execution fails unexpectedly (e.g. a database error) is failed at once, errorClass internal, and answered as such.',
   })
   @ApiHeader({ name: 'Accept', required: false, description: 'text/event-stream to stream the run', example: 'application/json' })
   @ApiBody({ type: CreateRunDto })
@@ -282,7 +285,7 @@ export class AgentRunsController {
   })
   @ApiAcceptedResponse({ type: RunAcceptedDto, description: 'Started as a job (?async=true): GET the run for its outcome' })
   @ApiParam({ name: 'agentId', description: 'Agent id (UUID)', format: 'uuid' })
-  @ApiErrorCodes('ai.agent_paused', 'ai.no_provider_key', 'ai.budget_exceeded', 'agent.not_found')
+  @ApiErrorCodes('ai.agent_paused', 'ai.no_provider_key', 'ai.budget_exceeded', 'agent.not_found', 'run.not_found')
   async run(
     @Param('orgId') orgId: string, @Param('agentId') agentId: string, @Query() q: RunQuery, @Body() dto: CreateRunDto,
     @CurrentPrincipal() principal: Principal, @Req() req: FastifyRequest, @Res({ passthrough: true }) reply: FastifyReply,

@@ -80,7 +80,7 @@ export class CreateAgentDto {
   @ApiPropertyOptional({ description: 'Sampling temperature, 0 to 2', example: 0.2, minimum: 0, maximum: 2 }) @IsOptional() @IsNumber() @Min(0) @Max(2) temperature?: number;
   @ApiPropertyOptional({ description: 'Most output tokens per LLM call (also what a budget reserves)', example: 1024, minimum: 1, maximum: 100000 })
   @IsOptional() @IsInt() @Min(1) @Max(100_000) maxOutputTokens?: number;
-  @ApiPropertyOptional({ description: 'Most LLM calls per run (the tool loop stops there)', example: 8, minimum: 1, maximum: 50 }) @IsOptional() @IsInt() @Min(1) @Max(50) maxSteps?: number;
+  @ApiPropertyOptional({ description: 'Most LLM calls per run (the tool loop stops there); each answer may call at most 16 tools, the calls past them are answered a tool error, not run', example: 8, minimum: 1, maximum: 50 }) @IsOptional() @IsInt() @Min(1) @Max(50) maxSteps?: number;
   @ApiPropertyOptional({ type: [String], description: 'Tools of the registry it may call (GET /ai/tools)', example: ['query_semantic', 'get_trial_balance'] })
   @IsOptional() @IsArray() @ArrayMaxSize(20) @IsString({ each: true }) tools?: string[];
   @ApiPropertyOptional({ type: [String], description: 'Knowledge collections it may search (the knowledge base, when installed)', example: [] })
@@ -97,7 +97,7 @@ export class UpdateAgentDto {
   @ApiPropertyOptional({ description: 'Chat model of the catalog', example: 'gpt-4o-mini' }) @IsOptional() @IsString() @Length(1, 100) modelId?: string;
   @ApiPropertyOptional({ description: 'Sampling temperature, 0 to 2', example: 0.5, minimum: 0, maximum: 2 }) @IsOptional() @IsNumber() @Min(0) @Max(2) temperature?: number;
   @ApiPropertyOptional({ description: 'Most output tokens per LLM call', example: 2048, minimum: 1, maximum: 100000 }) @IsOptional() @IsInt() @Min(1) @Max(100_000) maxOutputTokens?: number;
-  @ApiPropertyOptional({ description: 'Most LLM calls per run', example: 6, minimum: 1, maximum: 50 }) @IsOptional() @IsInt() @Min(1) @Max(50) maxSteps?: number;
+  @ApiPropertyOptional({ description: 'Most LLM calls per run (each answer may call at most 16 tools)', example: 6, minimum: 1, maximum: 50 }) @IsOptional() @IsInt() @Min(1) @Max(50) maxSteps?: number;
   @ApiPropertyOptional({ type: [String], description: 'Tools it may call', example: ['query_semantic'] }) @IsOptional() @IsArray() @ArrayMaxSize(20) @IsString({ each: true }) tools?: string[];
   @ApiPropertyOptional({ type: [String], description: 'Knowledge collections it may search', example: [] }) @IsOptional() @IsArray() @ArrayMaxSize(50) @IsUUID('all', { each: true }) knowledgeCollectionIds?: string[];
   @ApiPropertyOptional({ enum: AGENT_STATUSES, description: 'paused agents do not run', example: 'paused' }) @IsOptional() @IsIn(AGENT_STATUSES) status?: (typeof AGENT_STATUSES)[number];
@@ -112,7 +112,7 @@ export class AgentDto {
   @ApiProperty({ description: 'Chat model', example: 'gpt-4o-mini' }) modelId: string;
   @ApiProperty({ description: 'Sampling temperature', example: 0.2 }) temperature: number;
   @ApiProperty({ description: 'Most output tokens per LLM call', example: 1024 }) maxOutputTokens: number;
-  @ApiProperty({ description: 'Most LLM calls per run', example: 8 }) maxSteps: number;
+  @ApiProperty({ description: 'Most LLM calls per run (each answer may call at most 16 tools)', example: 8 }) maxSteps: number;
   @ApiProperty({ type: [String], description: 'Tools it may call', example: ['query_semantic'] }) tools: string[];
   @ApiProperty({ type: [String], description: 'Knowledge collections it may search', example: [] }) knowledgeCollectionIds: string[];
   @ApiProperty({ enum: AGENT_STATUSES, description: 'active or paused', example: 'active' }) status: string;
@@ -272,7 +272,7 @@ export class BudgetDto {
 }
 
 export class UsageQuery {
-  @ApiPropertyOptional({ description: 'First day (YYYY-MM-DD, UTC); default: 30 days ago', example: '2026-12-01' })
+  @ApiPropertyOptional({ description: 'First day (YYYY-MM-DD, UTC); default: 30 days before `to` (before today without it)', example: '2026-12-01' })
   @IsOptional() @CalendarDate('from') from?: string;
   @ApiPropertyOptional({ description: 'Last day (YYYY-MM-DD, UTC); default: today', example: '2026-12-31' })
   @IsOptional() @CalendarDate('to') to?: string;

@@ -12,6 +12,7 @@ export const AgentErrors = defineErrorCodes({
   'ai.unknown_tool': { status: 422, description: 'a tool is not in the registry (or its module is not installed)' },
   'ai.agent_name_taken': { status: 409, description: 'another agent of the organization has this name' },
   'ai.agent_paused': { status: 409, description: 'the agent is paused' },
+  'ai.agent_running': { status: 409, description: 'the agent has runs still executing (running, or cancelled with an LLM call in flight): cancel them and delete it once they end' },
   'ai.no_provider_key': { status: 422, description: 'no provider key: neither the platform (AI_API_KEY) nor the organization has one' },
   ...AI_BUDGET_ERROR_CODES,
   'ai.budget_exists': { status: 409, description: 'the organization, or this agent, already has a budget' },

@@ -161,6 +161,18 @@ export const agentsRepository = {
     return r && toAgent(r);
   },
 
+  /**
+   * Locks the agent (a run started meanwhile commits first: its insert holds the agent's key) and counts its runs whose
+   * execution may still write: running, or cancelled while an LLM call was in flight whose step is not stored yet (the
+   * cancel's mark, call_in_flight_until, still ahead of `now`: past it the execution is taken for dead).
+   */
+  async lockAgentRunsInFlight(db: Db, orgId: string, id: string, now: Date): Promise<number> {
+    await db.run(qb.selectFrom('ai.agents').select('id').where('org_id', '=', orgId).where('id', '=', id).forUpdate());
+    const [r] = await db.run(qb.selectFrom('ai.runs').select(sql<string>`count(*)`.as('n')).where('org_id', '=', orgId).where('agent_id', '=', id)
+      .where(sql<boolean>`(status = 'running' OR (call_in_flight_until > finished_at AND call_in_flight_until > ${now}::timestamptz))`));
+    return Number(r?.n ?? 0);
+  },
+
   async deleteAgent(db: Db, orgId: string, id: string): Promise<number> {
     return db.runCount(qb.deleteFrom('ai.agents').where('org_id', '=', orgId).where('id', '=', id));
   },

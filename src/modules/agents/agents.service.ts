@@ -86,9 +86,18 @@ export class AgentsService {
     return after;
   }
 
-  /** Deletes the agent with its runs and budget (its history stays in the audit log). */
+  /**
+   * Deletes the agent with its runs and budget (its history stays in the audit log). Refused (409 ai.agent_running) while
+   * a run of it still executes: unlike an organization's deletion (which cancels its runs: their spend goes with its
+   * budgets), the organization's budget outlives the agent, and a run deleted mid-call could neither store the call the
+   * provider bills nor be answered (its execution finds it gone).
+   */
   async remove(tx: TenantTx, id: string): Promise<void> {
     const before = await this.get(tx, id);
+    const inFlight = await repo.lockAgentRunsInFlight(tx.db, tx.orgId, id, new Date(this.clock.now()));
+    if (inFlight > 0) {
+      throw AgentErrors.error('ai.agent_running', `agent ${before.name} has ${inFlight} run(s) still executing: cancel them (POST .../runs/{runId}/cancel) and delete it once they end`, { runs: inFlight });
+    }
     if (!(await repo.deleteAgent(tx.db, tx.orgId, id))) throw AgentErrors.notFound('agent', id); // deleted by a concurrent request meanwhile
     await this.audit.record(tx, { action: 'ai.agent_deleted', entityType: 'ai_agent', entityId: id, before });
   }
@@ -153,8 +162,9 @@ export class AgentsService {
   // ---------------------------------------------------------------- usage
   async usage(tx: TenantTx, from?: string, to?: string): Promise<UsageReportDto> {
     const today = new Date(this.clock.now()).toISOString().slice(0, 10);
-    const start = from ?? new Date(this.clock.now() - 30 * 86_400_000).toISOString().slice(0, 10);
     const end = to ?? today;
+    // 30 days before `to` (today without it)
+    const start = from ?? new Date(Date.parse(`${end}T00:00:00Z`) - 30 * 86_400_000).toISOString().slice(0, 10);
     if (start > end) throw AgentErrors.error('ai.range', 'from is after to');
     const [rows, embeddings] = await Promise.all([
       repo.usage(tx.db, tx.orgId, start, end, keyOf(tx)),

@@ -12,7 +12,7 @@ import { AppError } from '../../platform/errors/app-error.js';
 import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import { emitEvent } from '../../platform/events/events.js';
 import { enqueue, JobRegistry, type Job } from '../../platform/queue/jobs.js';
-import { CallTimer, LlmError, Sleeper, withRetries, type ChatMessage, type ChatResult, type TokenUsage, type ToolCall } from '../../platform/ai/llm-provider.js';
+import { AnswerTooLarge, CallTimer, LlmError, Sleeper, withRetries, type ChatMessage, type ChatResult, type TokenUsage, type ToolCall } from '../../platform/ai/llm-provider.js';
 import { createLlmProvider, type ProviderConnection } from '../../platform/ai/openai-provider.js';
 import type { LlmProvider } from '../../platform/ai/llm-provider.js';
 import { countChatInputTokens, countTextTokens } from '../../platform/ai/token-count.js';
@@ -117,6 +117,15 @@ class BudgetRefusal extends Error {
 
 // a tool's answer handed to the model is cut here (a prompt is not a data export)
 const TOOL_RESULT_MAX_CHARS = 20_000;
+/**
+ * The most tool calls of one answer that are run (maxSteps bounds the LLM calls, this each one's tool calls): the calls
+ * past them are not run; the model is answered a tool error for each, and the trace records them in one failed step
+ * (REFUSED_TOOL_CALLS_STEP).
+ */
+export const MAX_TOOL_CALLS_PER_ANSWER = 16;
+/** The name of the step recording an answer's tool calls past MAX_TOOL_CALLS_PER_ANSWER (its detail: toolCallIds, names). */
+export const REFUSED_TOOL_CALLS_STEP = 'tool_calls_refused';
+const refusedToolCallError = `not run: an answer may call at most ${MAX_TOOL_CALLS_PER_ANSWER} tools; call fewer at a time`;
 // a model's price list and reasoning flag (catalog data, the same for every organization) are read once per this many ms
 // per process: a price added later is used from its date on once the list is read again (announced prices are in the list)
 const PRICE_LIST_TTL_MS = 30_000;
@@ -194,6 +203,13 @@ function resumeConversation(steps: readonly RunStepDto[]): { messages: ChatMessa
       pendingTools = [...toolCalls];
       continue;
     }
+    // the tool calls of an answer past MAX_TOOL_CALLS_PER_ANSWER, refused together: each answered its error
+    if (step.name === REFUSED_TOOL_CALLS_STEP) {
+      const ids = (step.detail as { toolCallIds?: string[] } | null)?.toolCallIds ?? [];
+      for (const id of ids) messages.push(toolMessage(id, refusedToolCallError, null));
+      pendingTools = pendingTools.filter((c) => !ids.includes(c.id));
+      continue;
+    }
     const detail = step.detail as { toolCallId?: string; result?: unknown } | null;
     const toolCallId = detail?.toolCallId ?? '';
     messages.push(toolMessage(toolCallId, step.status === 'failed' ? step.errorMessage ?? 'the tool failed' : null, detail?.result ?? null));
@@ -226,6 +242,12 @@ export function runFinishedAudit(run: RunDto, extra: Record<string, unknown> = {
 /** A cancelled run's errorMessage: who cancelled it (a person, an API key named by its id, a service). */
 export const cancelledBy = (p: Principal): string =>
   p.kind === 'apiKey' ? `cancelled by API key ${p.keyId}` : p.kind === 'service' ? `cancelled by a service (${p.name})` : 'cancelled by a person';
+
+/** Names the recorded run in a budget refusal's details (runId): the 402 of a synchronous run, the streamed error event. */
+function namingRun(error: AppError, runId: string): void {
+  const details = error.details && typeof error.details === 'object' && !Array.isArray(error.details) ? error.details : {};
+  Object.assign(error, { details: { ...details, runId } });
+}
 
 /** `text` without NUL characters, which PostgreSQL stores in no text or jsonb value (the write would fail: 400). */
 const withoutNul = (text: string) => text.replaceAll('\u0000', '');
@@ -464,8 +486,9 @@ export class RunsService implements OnModuleInit {
     const inFlight: InFlight = {};
     try {
       return await this.loop(s, ctx, controller.signal, sink, inFlight).catch(async (err) => {
-        // the budget refused a call: the run is finished (budget_exceeded), the refusal carries it
-        if (err instanceof AppError && 'run' in err) throw err;
+        // the budget refused a call: the run is finished (budget_exceeded), the refusal carries it; the run is gone (finish):
+        // nothing to fail
+        if (err instanceof AppError && ('run' in err || err.code === 'run.not_found')) throw err;
         // an app error (the starter removed from the organization, their key revoked or their session ended mid-run: 404/401,
         // a value the database refused: 400) fails the same way again: the run is failed now, a job's too (no retry)
         if (!s.queued || err instanceof AppError) return this.failUnexpectedly(s, ctx, err as Error, sink, inFlight);
@@ -547,7 +570,26 @@ export class RunsService implements OnModuleInit {
     // each message and tool schema is tokenized once, whatever the number of calls (messages are only added)
     const tokenMemo = new WeakMap<object, number>();
     /** Runs the tools the model asked for, as the person who started the run, each stored as a step: false once the run is no longer running. */
-    const runTools = async (toolCalls: readonly ToolCall[]): Promise<boolean> => {
+    const runTools = async (asked: readonly ToolCall[]): Promise<boolean> => {
+      // an answer's calls past MAX_TOOL_CALLS_PER_ANSWER are refused first, in one step (a resumed run's pending calls are
+      // those of one answer: past the refusal, at most MAX_TOOL_CALLS_PER_ANSWER are left)
+      const toolCalls = asked.slice(0, MAX_TOOL_CALLS_PER_ANSWER);
+      const refused = asked.slice(MAX_TOOL_CALLS_PER_ANSWER);
+      if (refused.length) {
+        const at = this.now();
+        const refusedStep = {
+          stepNo: stepNo + 1, kind: 'tool_call' as const, name: REFUSED_TOOL_CALLS_STEP, status: 'failed' as const, errorClass: 'tool_error',
+          errorMessage: `${refused.length} tool call(s) past the ${MAX_TOOL_CALLS_PER_ANSWER} an answer may make were not run`, startedAt: at, endedAt: at,
+          detail: { toolCallIds: refused.map((c) => c.id), names: refused.map((c) => c.name) },
+        };
+        const ok = await ctx.tenant(async (tx) => {
+          if (!(await repo.lockRunning(tx.db, s.orgId, run.id))) return false;
+          await repo.addStep(tx.db, s.orgId, run.id, refusedStep, this.lease());
+          return true;
+        });
+        if (!ok) return false;
+        stepNo++;
+      }
       for (const tc of toolCalls) {
         sink?.event('tool_call', { id: tc.id, name: tc.name, arguments: tc.arguments });
         const toolStarted = this.now();
@@ -567,6 +609,7 @@ export class RunsService implements OnModuleInit {
         sink?.event('tool_result', { id: tc.id, name: tc.name, ok: !error, error: error ?? undefined });
         messages.push(toolMessage(tc.id, error, answer));
       }
+      for (const tc of refused) messages.push(toolMessage(tc.id, refusedToolCallError, null));
       return true;
     };
     if (resumed.pendingTools.length && !(await runTools(resumed.pendingTools))) return this.finish(s, ctx, { ...cancelled, output: lastContent }, sink);
@@ -604,6 +647,7 @@ export class RunsService implements OnModuleInit {
       } catch (err) {
         if (!(err instanceof BudgetRefusal)) throw err;
         this.metrics.aiBudgetRefusals.inc();
+        namingRun(err.error, run.id);
         const step = {
           stepNo: ++stepNo, kind: 'llm_call' as const, name: agent.modelId, status: 'failed' as const, errorClass: 'budget_exceeded', errorMessage: err.message,
           startedAt, endedAt: this.now(), attempts: 0, detail: { refused: err.error.details ?? null },
@@ -629,7 +673,9 @@ export class RunsService implements OnModuleInit {
       const onFailed = (e: LlmError, attempt: number) => {
         lastFailure = e;
         failures.push(withoutNul(`attempt ${attempt}: ${e.message}`));
-        if (e.received) addUsage(billedFailures, e.received.usage ?? { input: counted, cachedInput: 0, cacheWrite: 0, output: outputTokens(e.received.content, e.received.toolCalls) });
+        // an answer cut for its size (AnswerTooLarge) is billed at most maxOutputTokens of output, what the call asked for
+        const output = () => (e instanceof AnswerTooLarge ? agent.maxOutputTokens : outputTokens(e.received!.content, e.received!.toolCalls));
+        if (e.received) addUsage(billedFailures, e.received.usage ?? { input: counted, cachedInput: 0, cacheWrite: 0, output: output() });
       };
       // the reservation covers one attempt's worst case; before a retry it takes what the failed attempts billed since it
       // last reserved (so it holds what is billed so far plus the retry's worst case), or the budget refuses the retry
@@ -688,6 +734,7 @@ export class RunsService implements OnModuleInit {
       } catch (caught) {
         // the budget refused a retry: the failed attempts are settled at what they billed, the run fails (budget_exceeded)
         const refused = caught instanceof BudgetRefusal ? caught : undefined;
+        if (refused) namingRun(refused.error, run.id);
         // the run finished before a retry (reserveRetry): the call failed as its last attempt did, the run stays as it is;
         // the call expired (CallExpired, the run still running): the call and the run failed as timed out
         const stopped = caught instanceof NotRunning && lastFailure
@@ -971,8 +1018,10 @@ export class RunsService implements OnModuleInit {
         const owed = await repo.takeCancelEvent(tx.db, s.orgId, s.run.id);
         if (owed) await this.emitFinished(tx, owed);
       }
-      return { ...current!, trace: steps };
+      // gone (its agent, or the run, deleted meanwhile): nothing to answer; what the transaction did (the call's settlement) stands
+      return current ? { ...current, trace: steps } : undefined;
     });
+    if (!done) throw AgentErrors.notFound('run', s.run.id);
     // committed: the run's event was emitted (by this transaction, or by the cancel's if it left none to this execution)
     this.cancelEventOwed.delete(s.run.id);
     opts.afterBefore?.();

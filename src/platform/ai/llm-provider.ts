@@ -113,6 +113,31 @@ export class LlmError extends Error {
   }
 }
 
+/**
+ * How many bytes of content and tool calls (ids, names, arguments) an answer may hold per output token the call allows (maxOutputTokens):
+ * a token is some 4 bytes of text; 16 leaves room for any tokenizer and any script. An answer past it did not honour
+ * maxOutputTokens (an endpoint an organization chose may answer anything): it is cut (AnswerTooLarge).
+ */
+export const ANSWER_BYTES_PER_TOKEN = 16;
+/** The least an answer may hold whatever maxOutputTokens says (a small maxOutputTokens still answers a sentence). */
+export const MIN_ANSWER_BYTES = 64 * 1024;
+/** The bytes of content and tool-call arguments an answer may hold (without maxOutputTokens: as for 128k tokens). */
+export const answerCap = (maxOutputTokens: number | undefined) => Math.max((maxOutputTokens ?? 128_000) * ANSWER_BYTES_PER_TOKEN, MIN_ANSWER_BYTES);
+
+/**
+ * The provider's answer passed answerCap (or its body the bytes such an answer can take): the read is cut and the answer
+ * not used. Not retried: asked again, the endpoint would answer the like, and bill for it again.
+ */
+export class AnswerTooLarge extends LlmError {
+  constructor(readonly cap: number, readonly maxOutputTokens: number | undefined) {
+    super('provider_error', `the provider's answer passed ${cap} bytes, more than maxOutputTokens (${maxOutputTokens ?? 'unset'}) allows at ${ANSWER_BYTES_PER_TOKEN} bytes a token: cut, not used`);
+  }
+
+  override get retryable(): boolean {
+    return false;
+  }
+}
+
 /** Waits between retries. Injected, so tests move on without sleeping on the wall clock. */
 @Injectable()
 export class Sleeper {

@@ -1,9 +1,10 @@
 import OpenAI from 'openai';
-import type { ChatCompletionChunk, ChatCompletionMessageParam } from 'openai/resources/chat/completions';
+import { Stream } from 'openai/core/streaming';
+import type { ChatCompletion, ChatCompletionChunk, ChatCompletionMessageParam } from 'openai/resources/chat/completions';
 import type { AppConfig } from '../config/config.js';
 import { outboundFetch, outboundRefusal } from '../http/outbound.js';
 import {
-  CallTimer, LlmError, type CallOptions, type ChatRequest, type ChatResult, type EmbeddingRequest, type EmbeddingResult, type LlmProvider, type TokenUsage, type ToolCall,
+  AnswerTooLarge, answerCap, CallTimer, LlmError, type CallOptions, type ChatRequest, type ChatResult, type EmbeddingRequest, type EmbeddingResult, type LlmProvider, type TokenUsage, type ToolCall,
 } from './llm-provider.js';
 
 export interface ProviderConnection {
@@ -91,16 +92,38 @@ export class OpenAiCompatibleProvider implements LlmProvider {
       // a call cancelled before it is made reaches nobody (nothing billed)
       if (options.signal?.aborted) throw new LlmError('cancelled', 'the call was cancelled');
       sent = true;
+      // the answer is read up to what maxOutputTokens allows (answerCap): an endpoint an organization chose may answer
+      // anything, and an answer past it is cut (AnswerTooLarge), not held whole in memory; the body itself is cut at the
+      // bytes such an answer can take, framing included (a single huge line of a stream, a huge JSON body)
+      const cap = answerCap(request.maxOutputTokens);
       if (!request.stream) {
-        const r = await this.client.chat.completions.create({ ...body, stream: false }, { signal });
+        const response = await this.client.chat.completions.create({ ...body, stream: false }, { signal }).asResponse();
+        const text = await readBounded(response, cap * JSON_BYTES_PER_ANSWER_BYTE + BODY_ENVELOPE_BYTES, cap, request.maxOutputTokens);
+        let r: ChatCompletion | undefined;
+        try {
+          r = JSON.parse(text) as ChatCompletion;
+        } catch {
+          r = undefined;
+        }
+        if (!r || typeof r !== 'object' || !Array.isArray(r.choices)) throw new LlmError('provider_error', 'the provider answered something that is not a valid completion');
+        usage = toUsage(r.usage);
         const choice = r.choices[0];
         const toolCalls: ToolCall[] = (choice?.message.tool_calls ?? [])
           .filter((c) => c.type === 'function')
           .map((c) => ({ id: c.id, name: (c as any).function.name, arguments: (c as any).function.arguments ?? '' }));
-        return { content: choice?.message.content ?? null, toolCalls, usage: toUsage(r.usage), finishReason: choice?.finish_reason ?? null, timeToFirstTokenMs: null };
+        const answerBytes = Buffer.byteLength(choice?.message.content ?? '') + toolCalls.reduce((n, c) => n + Buffer.byteLength(c.id + c.name + c.arguments), 0);
+        if (answerBytes > cap) throw new AnswerTooLarge(cap, request.maxOutputTokens);
+        return { content: choice?.message.content ?? null, toolCalls, usage, finishReason: choice?.finish_reason ?? null, timeToFirstTokenMs: null };
       }
-      const stream = await this.client.chat.completions.create({ ...body, stream: true, stream_options: { include_usage: true } }, { signal });
+      const response = await this.client.chat.completions.create({ ...body, stream: true, stream_options: { include_usage: true } }, { signal }).asResponse();
       answered = true;
+      const streamController = new AbortController();
+      signal.addEventListener('abort', () => streamController.abort(), { once: true });
+      const stream = Stream.fromSSEResponse<ChatCompletionChunk>(
+        boundedResponse(response, cap * SSE_BYTES_PER_ANSWER_BYTE + BODY_ENVELOPE_BYTES, cap, request.maxOutputTokens), streamController, this.client,
+      );
+      // content and tool calls (ids, names, arguments) received so far, in bytes (UTF-8)
+      let answerBytes = 0;
       let sawContent = false;
       let firstAt: number | null = null;
       let finishReason: string | null = null;
@@ -109,6 +132,12 @@ export class OpenAiCompatibleProvider implements LlmProvider {
         const choice = chunk.choices?.[0];
         if (!choice) continue;
         const delta = choice.delta ?? {};
+        answerBytes += (delta.content ? Buffer.byteLength(delta.content) : 0)
+          + (delta.tool_calls ?? []).reduce((n, d) => n + Buffer.byteLength((d.id ?? '') + (d.function?.name ?? '') + (d.function?.arguments ?? '')), 0);
+        if (answerBytes > cap) {
+          streamController.abort();
+          throw new AnswerTooLarge(cap, request.maxOutputTokens);
+        }
         if (delta.content) {
           firstAt ??= performance.now();
           sawContent = true;
@@ -134,7 +163,8 @@ export class OpenAiCompatibleProvider implements LlmProvider {
     } catch (err) {
       const e = toLlmError(err, options.signal, timeout.signal, this.connection.timeoutMs);
       // the provider bills a call it had: once its answer began, or cut while it was being answered (cancel, timeout)
-      if (answered || (sent && (e.errorClass === 'cancelled' || e.errorClass === 'timeout'))) {
+      // (an answer cut for its size was answered, streamed or not)
+      if (answered || e instanceof AnswerTooLarge || (sent && (e.errorClass === 'cancelled' || e.errorClass === 'timeout'))) {
         e.received = { content, toolCalls: [...calls.entries()].sort(([a], [b]) => a - b).map(([, c]) => c), usage };
       }
       throw e;
@@ -159,6 +189,50 @@ export class OpenAiCompatibleProvider implements LlmProvider {
       throw toLlmError(err, options.signal, undefined, this.connection.timeoutMs);
     }
   }
+}
+
+// the body of an answer is read up to this many bytes per byte of content and tool-call arguments answerCap allows:
+// JSON escapes a character in at most 6 bytes (\u0001); a stream frames each delta (a token or so) in a chunk of some
+// 150-250 bytes of JSON
+const JSON_BYTES_PER_ANSWER_BYTE = 6;
+const SSE_BYTES_PER_ANSWER_BYTE = 16;
+// and this many bytes more: the answer's envelope (ids, usage, finish reason; a stream's first and last chunks)
+const BODY_ENVELOPE_BYTES = 256 * 1024;
+
+/** Reads `response`'s body as text, at most `maxBytes` of it: past them the read is cut (AnswerTooLarge). */
+async function readBounded(response: Response, maxBytes: number, cap: number, maxOutputTokens: number | undefined): Promise<string> {
+  const reader = bounded(response.body, maxBytes, cap, maxOutputTokens).getReader();
+  const chunks: Uint8Array[] = [];
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** `response` whose body ends in an error (AnswerTooLarge) past `maxBytes`, its read of the provider cut then. */
+function boundedResponse(response: Response, maxBytes: number, cap: number, maxOutputTokens: number | undefined): Response {
+  return new Response(bounded(response.body, maxBytes, cap, maxOutputTokens), { status: response.status, statusText: response.statusText, headers: response.headers });
+}
+
+function bounded(body: ReadableStream<Uint8Array> | null, maxBytes: number, cap: number, maxOutputTokens: number | undefined): ReadableStream<Uint8Array> {
+  if (!body) return new ReadableStream({ start: (c) => c.close() });
+  const reader = body.getReader();
+  let read = 0;
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const { done, value } = await reader.read();
+      if (done) return controller.close();
+      read += value.byteLength;
+      if (read > maxBytes) {
+        await reader.cancel().catch(() => undefined);
+        return controller.error(new AnswerTooLarge(cap, maxOutputTokens));
+      }
+      controller.enqueue(value);
+    },
+    cancel: (reason) => reader.cancel(reason),
+  });
 }
 
 function toOpenAiMessage(m: ChatRequest['messages'][number]): ChatCompletionMessageParam {
