@@ -529,6 +529,17 @@ export const billingRepository = {
   },
 
   /**
+   * The time (Stripe's) of the newest stored event processed for the subscription row, whatever its type or Stripe
+   * subscription (a checkout completion's, an old subscription's before the row moved), or null. Each domain event the
+   * webhook emitted for the row is dated no later than that (or the row's local end). Served by billing_event_subscription_idx.
+   */
+  async newestProcessedEventAt(db: Db, subscriptionId: string): Promise<Date | null> {
+    const [row] = await db.run(qb.selectFrom('hub.BillingEvent').select((eb) => eb.fn.max('stripeCreatedAt').as('at'))
+      .where('subscriptionId', '=', subscriptionId).where('status', '=', 'processed'));
+    return row?.at ? new Date(row.at as unknown as string | Date) : null;
+  },
+
+  /**
    * The newest subscription event (customer.subscription.*, by Stripe's time) of `stripeSubscriptionId` stored for this
    * organization, whatever its status (not locked: a 'received' one may be locked by its own job). `settledOther`: only
    * one already processed or ignored (not 'received': its own job checks its order), other than that Stripe event.

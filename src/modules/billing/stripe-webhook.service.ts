@@ -263,6 +263,11 @@ export class StripeWebhookService implements OnModuleInit {
       if (!this.checkoutOf(event, org.id)) {
         return { status: 'ignored', reason: `${SUPERSEDED} ${other} (${statusOf(existing!)}) holds this organization's ${existing!.appId} subscription; ${change.stripeSubscriptionId} does not change it`, subscriptionId: existing!.id };
       }
+    } else if (other && endsSubscription(event) && !this.checkoutOf(event, org.id)) {
+      // the row's own has ended (here too, its end maybe only local): another subscription's end (a late deletion of an
+      // older one) must not take the row over: it would write that one's end over the row's and clear its local end
+      // (an organization's deletion would then no longer cancel the row's own in Stripe, which may still bill)
+      return { status: 'ignored', reason: `Stripe subscription ${change.stripeSubscriptionId} is ${change.status}: an ended subscription does not take over the row of ${other} (${statusOf(existing!)})`, subscriptionId: existing!.id };
     } else if (!other && existing) {
       // (event times order the events of one Stripe subscription; another subscription's are no measure of this one's).
       // A subscription event (or a checkout completion) is compared with the last subscription event applied only: an
@@ -297,9 +302,8 @@ export class StripeWebhookService implements OnModuleInit {
     }
     const refused = existing ? this.refusal(event, change, existing, other) : undefined;
     if (refused) return { status: 'ignored', reason: refused, subscriptionId: existing!.id };
-    const unsettled = event.type === 'invoice.paid' && existing?.lastInvoiceEventAt && this.invoiceStatus(existing) !== 'active'
-      ? await this.olderInvoice(db, event, existing) : undefined;
-    if (unsettled) return { status: 'ignored', reason: unsettled, subscriptionId: existing!.id };
+    const olderInvoice = invoice && existing && !other ? await this.olderInvoice(db, event, existing) : undefined;
+    if (olderInvoice) return { status: 'ignored', reason: olderInvoice, subscriptionId: existing!.id };
     if (other) {
       // the row moves to another Stripe subscription (a checkout completion; or an event of it while the row's own has
       // ended): not when that one's own stored events say this is stale (takeOverRefusal)
@@ -385,11 +389,13 @@ export class StripeWebhookService implements OnModuleInit {
     // a deleted organization's subscription ended here, whatever the Stripe event said (no trial_ending, no payment.failed)
     const events = this.domainEvents(endedForDeletedOrg ? 'customer.subscription.deleted' : event.type, existing, created, after!,
       reapplied?.event.type);
-    // subscribers order a row's domain events by time: none is dated before what the row had already seen (its ordering
-    // marks, invoice mark included, and a local end), else an end or a status applied from an older event (an end older
-    // than a final invoice's failure, an unpaid older than a failed payment, a renewal after a local end) sorts before
-    // the event it follows and they keep the stale state
-    const seen = existing ? [existing.lastEventAt, existing.lastInvoiceEventAt ?? null, existing.endedLocallyAt ?? null].reduce(latest, null) : null;
+    // subscribers order a row's domain events by time: none is dated before a domain event already emitted for the row,
+    // else an end or a status applied from an older event (an end older than a final invoice's failure, an unpaid older
+    // than a failed payment, a renewal after a local end, a subscription's own older event after the checkout completion
+    // that linked it) sorts before the event it follows and they keep the stale state. Those were dated no later than
+    // the newest event processed for the row (whatever its type or Stripe subscription: a checkout completion sets no
+    // mark, a move to another subscription clears them), or the row's local end
+    const seen = existing ? latest(await repo.newestProcessedEventAt(db, existing.id), existing.endedLocallyAt ?? null) : null;
     const notBefore = (d: Date) => (seen && seen > d ? seen : d);
     const latestAt = notBefore(reapplied && reapplied.at > at ? reapplied.at : at);
     for (const e of events) await emitEvent({ db, orgId: org.id }, e.type, subscriptionPayload(e.row, e.previousStatus), 1, e.at === 'linker' ? notBefore(at) : latestAt);
@@ -427,18 +433,32 @@ export class StripeWebhookService implements OnModuleInit {
   }
 
   /**
-   * Why a paid invoice does not settle the row, or undefined: the row's last invoice event (its invoice mark) is the
-   * failed payment of a newer invoice (by the invoices' own creation time). Paying an older open invoice late (its event
-   * dated after that failure) leaves Stripe's subscription as the newer invoice left it (past_due, unpaid): applied, it
-   * made the row active, full access, and no Stripe event would follow to put it back.
+   * Why an invoice event (paid, or failed) does not change the row, or undefined: its invoice is older than the invoice
+   * of the row's last invoice event applied (its invoice mark; the same invoice's events apply). Stripe's subscription
+   * follows its latest finalized invoice: a smart retry of an older open invoice, failing or paid, after a newer one
+   * failed or was paid, leaves it as the newer one did (applied, a paid older invoice made the row active, full access,
+   * a failed one past_due, and it moved the mark to the older invoice, so the next of its events applied too). Older:
+   * by the invoices' finalization time when both have one (a renewal invoice is created as a draft about an hour before
+   * it is finalized), else by their creation time; an invoice without either is let through.
    */
   private async olderInvoice(db: Db, event: Stripe.Event, existing: SubscriptionRow): Promise<string | undefined> {
-    const paid = (event.data?.object ?? {}) as any;
     const mark = await repo.invoiceMarkEvent(db, existing.id);
-    if (mark?.type !== 'invoice.payment_failed') return undefined;
-    const failed = ((mark.payload as Stripe.Event).data?.object ?? {}) as any;
-    if (!Number.isInteger(paid.created) || !Number.isInteger(failed.created) || paid.id === failed.id || paid.created >= failed.created) return undefined;
-    return `invoice ${paid.id} (from ${new Date(paid.created * 1000).toISOString()}) is older than invoice ${failed.id} (from ${new Date(failed.created * 1000).toISOString()}), whose payment failed: paying it does not settle that one`;
+    if (mark?.type !== 'invoice.paid' && mark?.type !== 'invoice.payment_failed') return undefined;
+    const invoice = (event.data?.object ?? {}) as any;
+    const marked = ((mark.payload as Stripe.Event).data?.object ?? {}) as any;
+    if (invoice.id === marked.id) return undefined;
+    const finalized = (i: any) => i.status_transitions?.finalized_at;
+    const by: 'finalized' | 'created' | undefined = Number.isInteger(finalized(invoice)) && Number.isInteger(finalized(marked)) ? 'finalized'
+      : Number.isInteger(invoice.created) && Number.isInteger(marked.created) ? 'created' : undefined;
+    if (!by) return undefined;
+    const when = (i: any): number => (by === 'finalized' ? finalized(i) : i.created);
+    if (when(invoice) >= when(marked)) return undefined;
+    const at = (i: any) => `${by === 'finalized' ? 'finalized' : 'from'} ${new Date(when(i) * 1000).toISOString()}`;
+    const paid = event.type === 'invoice.paid';
+    const since = mark.type === 'invoice.paid' ? 'which was paid' : 'whose payment failed';
+    const outcome = paid && mark.type !== 'invoice.paid' ? 'paying it does not settle that one'
+      : `${paid ? 'paying it' : 'its failed payment'} does not change the status that one left`;
+    return `invoice ${invoice.id} (${at(invoice)}) is older than invoice ${marked.id} (${at(marked)}), ${since}: ${outcome}`;
   }
 
   /**
