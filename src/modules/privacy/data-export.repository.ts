@@ -105,6 +105,23 @@ export const dataExportRepository = {
   /** organizations' helper: a deleted organization's exports are no longer served */
   organizationDeleted,
 
+  /**
+   * Whether the person who asked for an export may still take it: a person's, while their account exists; an
+   * organization's, while they are still its owner (one who left, was removed or demoted has lost access to its data).
+   */
+  async requesterMayOpen(db: Db, e: { kind: DataExportKind; orgId: string; userId: string }): Promise<boolean> {
+    const rows = e.kind === 'person'
+      ? await db.run(qb.selectFrom('core.User').select('id').where('id', '=', e.userId))
+      : await db.run(qb.selectFrom('core.memberships').select('user_id').where('org_id', '=', e.orgId).where('user_id', '=', e.userId).where('role', '=', 'owner'));
+    return rows.length > 0;
+  },
+
+  /** A running export interrupted by a failure that may pass: queued again for its job's next try (start resets its progress). */
+  async requeue(db: Db, id: string): Promise<void> {
+    await db.run(qb.updateTable('core.data_exports').set({ status: 'queued', progress: 0, tables_done: 0, rows_written: 0n })
+      .where('id', '=', id).where('status', '=', 'running'));
+  },
+
   async fail(db: Db, id: string, error: string): Promise<void> {
     await db.run(qb.updateTable('core.data_exports').set({ status: 'failed', error: error.slice(0, 1000) }).where('id', '=', id));
   },

@@ -4,14 +4,15 @@ import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import yazl from 'yazl';
 import type { Principal } from '../../platform/auth/principal.js';
 import { Clock } from '../../platform/clock/clock.js';
 import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import type { Db, TenantTx } from '../../platform/database/database.service.js';
-import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
-import { translateDatabaseError } from '../../platform/errors/database-errors.js';
+import { PrivilegedDatabase, runPrivileged } from '../../platform/database/privileged.service.js';
+import { SqlPool } from '../../platform/database/sql.js';
+import { DatabaseUnavailableError, isTransientSqlState, sqlState, translateDatabaseError } from '../../platform/errors/database-errors.js';
 import { enqueue, JobRegistry, type Job } from '../../platform/queue/jobs.js';
 import { AuditService } from '../audit/audit.service.js';
 import { AuditSealer, emailSubject, userSubject, WITHHELD } from './audit-sealing.js';
@@ -32,6 +33,33 @@ const OUR_SCHEMAS = ['core', 'hub', 'finance', 'ai', 'public', 'semantic'] as co
 const ORGANIZATION_EXPORT_SKIPS = ['core.outbox', 'hub.limit_locks'];
 const BATCH = 500;
 const HOUR_MS = 3_600_000;
+/**
+ * Exports one process writes at once; the others wait their turn (in memory: no connection held). Each holds one
+ * connection of the exports' own pool for as long as it writes (its snapshot), never one of the privileged pool's.
+ */
+export const EXPORTS_AT_ONCE = 2;
+
+/** A failure that may pass when the export runs again (a database down, a pool with no free connection in time, a lost conflict). */
+const transient = (err: unknown) => err instanceof DatabaseUnavailableError || isTransientSqlState(sqlState(err).code);
+
+/** At most `limit` holders at once; the rest wait in order. */
+class Turns {
+  private held = 0;
+  private readonly waiting: (() => void)[] = [];
+  constructor(private readonly limit: number) {}
+
+  async run<T>(work: () => Promise<T>): Promise<T> {
+    if (this.held < this.limit) this.held++;
+    else await new Promise<void>((resolve) => this.waiting.push(resolve)); // the turn is handed over, `held` unchanged
+    try {
+      return await work();
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.held--;
+    }
+  }
+}
 
 /** A download link's token: `<export id>.<expiry ms>.<HMAC>`; stateless, checked against the row as well. */
 function linkKey(config: AppConfig): Buffer {
@@ -55,8 +83,17 @@ const fileBase = (table: string) => table.replace(/"/g, '');
  * RETENTION_DATA_EXPORT_HOURS (24 h); the retention job deletes expired files.
  */
 @Injectable()
-export class DataExportService implements OnModuleInit {
+export class DataExportService implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger(DataExportService.name);
+  private readonly turns = new Turns(EXPORTS_AT_ONCE);
+  /**
+   * The exports' snapshots: each export reads everything in one transaction (one snapshot) held for as long as it writes,
+   * on a connection of this pool (one per export writing, EXPORTS_AT_ONCE at most), not of the privileged pool: the
+   * progress, start and finish it commits on their own meanwhile take a privileged connection each, briefly, never a
+   * second one while holding one, and logins, the relay and the other privileged paths are never kept waiting behind an
+   * export (16 of them at once in Bull's worker once held all 5 privileged connections, each waiting for a second one).
+   */
+  private readonly snapshots: SqlPool;
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -65,10 +102,21 @@ export class DataExportService implements OnModuleInit {
     private readonly audit: AuditService,
     private readonly sealer: AuditSealer,
     private readonly clock: Clock,
-  ) {}
+  ) {
+    this.snapshots = new SqlPool(config.databaseUrl, { ...config.database, max: EXPORTS_AT_ONCE }, 'DataExportSnapshots');
+  }
 
   onModuleInit(): void {
     this.jobs.register(DATA_EXPORT_JOB, (job) => this.run(job));
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.snapshots.end();
+  }
+
+  /** `work` in one transaction of the exports' own pool, as a privileged path (PrivilegedDatabase.run's settings). */
+  private snapshot<T>(work: (db: Db) => Promise<T>): Promise<T> {
+    return runPrivileged(this.snapshots, 'privacy.export', work);
   }
 
   /** POST /v1/me/data-export: the signed-in person's export, queued (the job's organization is their personal one). */
@@ -117,11 +165,12 @@ export class DataExportService implements OnModuleInit {
     const id = this.verifyToken(token);
     const found = await this.privileged.run('privacy.export', async (db) => {
       const row = await repo.get(db, id);
-      // an organization deleted since (by its owner, or with the person's erasure) has no data to hand out any more
-      return row && { row, orgDeleted: row.kind === 'organization' && await repo.organizationDeleted(db, row.orgId) };
+      // an organization deleted since (by its owner, or with the person's erasure) has no data to hand out any more; nor
+      // has a link whose requester lost access since (no longer the organization's owner, their account gone)
+      return row && { row, gone: (row.kind === 'organization' && await repo.organizationDeleted(db, row.orgId)) || !(await repo.requesterMayOpen(db, row)) };
     });
     const row = found?.row;
-    if (!row || found.orgDeleted || row.status === 'expired' || (row.expiresAt && row.expiresAt.getTime() <= this.clock.now())) {
+    if (!row || found.gone || row.status === 'expired' || (row.expiresAt && row.expiresAt.getTime() <= this.clock.now())) {
       throw PrivacyErrors.error('privacy.export_link_expired', 'this download link has expired: ask for a new export');
     }
     // the job names the archive by the export's id: a row naming another file (forged over REST) serves nothing
@@ -159,9 +208,15 @@ export class DataExportService implements OnModuleInit {
     return { files: files.length + left.length, expiredIn: orgIds };
   }
 
-  /** The job: idempotent per export (a finished one is left; an interrupted one starts over). */
-  async run(job: Job): Promise<void> {
-    const id = String(job.payload.exportId);
+  /**
+   * The job: idempotent per export (a finished one is left; an interrupted one starts over). EXPORTS_AT_ONCE of a
+   * process's run at once; the others wait their turn.
+   */
+  run(job: Job): Promise<void> {
+    return this.turns.run(() => this.runNow(String(job.payload.exportId)));
+  }
+
+  private async runNow(id: string): Promise<void> {
     const row = await this.privileged.run('privacy.export', (db) => repo.get(db, id));
     if (!row || row.status === 'ready' || row.status === 'expired') return;
     const fileName = archiveName(id);
@@ -175,7 +230,7 @@ export class DataExportService implements OnModuleInit {
       await mkdir(this.config.dataExportDir, { recursive: true }).catch((err: Error) => {
         throw new Error(`the exports directory (DATA_EXPORT_DIR) cannot be created: ${err.message}`);
       });
-      const rowsWritten = await this.privileged.run('privacy.export', (db) => this.write(db, row, part));
+      const rowsWritten = await this.snapshot((db) => this.write(db, row, part));
       const sizeBytes = (await stat(part)).size;
       await rename(part, final);
       const now = this.clock.now();
@@ -194,6 +249,13 @@ export class DataExportService implements OnModuleInit {
       // deletes an archive a failed export left
       await rm(part, { force: true }).catch(() => undefined);
       await rm(final, { force: true }).catch(() => undefined);
+      // a failure that may pass (the database unavailable, no connection in time) is the job's failed try: it runs again
+      // later (the job's retries), the export waiting queued meanwhile, not failed for good
+      if (transient(err)) {
+        this.logger.warn(`data export ${id} interrupted, to be tried again: ${(err as Error).message}`);
+        await this.privileged.run('privacy.export', (db) => repo.requeue(db, id)).catch(() => undefined);
+        throw err;
+      }
       this.logger.warn(`data export ${id} failed: ${(err as Error).message}`);
       await this.privileged.run('privacy.export', (db) => repo.fail(db, id, (err as Error).message));
     }
@@ -240,7 +302,10 @@ export class DataExportService implements OnModuleInit {
     return rows;
   }
 
-  /** Progress is committed on its own (the export's transaction commits only at the end). */
+  /**
+   * Progress is committed on its own (the export's transaction commits only at the end), in a privileged transaction of
+   * its own: the export's is on the exports' pool (snapshot), so this never waits for a second privileged connection.
+   */
   private progress(id: string, progress: number, tablesDone: number, tablesTotal: number, rowsWritten: number): Promise<void> {
     return this.privileged.run('privacy.export', (db) => repo.setProgress(db, id, { progress, tablesDone, tablesTotal, rowsWritten }));
   }

@@ -62,6 +62,17 @@ export const PRIVILEGED_PATHS = {
 } as const;
 export type PrivilegedPath = keyof typeof PRIVILEGED_PATHS;
 
+/**
+ * `work` in one transaction of `pool` as the privileged path `path`: PrivilegedDatabase.run's, and that of a path with a
+ * pool of its own (the data exports' snapshots, which must not hold a connection of the shared pool for minutes).
+ */
+export function runPrivileged<T>(pool: SqlPool, path: PrivilegedPath, work: (db: Db) => Promise<T>): Promise<T> {
+  return pool.transaction(async function run(db) {
+    await db.$executeRaw`SELECT set_config('role', 'service_role', true), set_config('omnizen.privileged_path', ${path}, true), set_config('jit', 'off', true)`;
+    return work(db);
+  });
+}
+
 @Injectable()
 export class PrivilegedDatabase implements OnApplicationShutdown {
   private readonly pool: SqlPool;
@@ -83,10 +94,7 @@ export class PrivilegedDatabase implements OnApplicationShutdown {
    * and compiling them cost more than running them (the webhook claim at 2,000 endpoints: ~4.5 s of JIT per claim).
    */
   run<T>(path: PrivilegedPath, work: (db: Db) => Promise<T>): Promise<T> {
-    return this.pool.transaction(async function run(db) {
-      await db.$executeRaw`SELECT set_config('role', 'service_role', true), set_config('omnizen.privileged_path', ${path}, true), set_config('jit', 'off', true)`;
-      return work(db);
-    });
+    return runPrivileged(this.pool, path, work);
   }
 
   async onApplicationShutdown(): Promise<void> {
