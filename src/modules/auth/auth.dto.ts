@@ -2,11 +2,12 @@ import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
 import { IsEmail, IsIn, IsOptional, IsString, Length, Matches, MaxLength } from 'class-validator';
 import { emailInput } from '../../platform/http/email.js';
+import { IsEmailAddress } from './email-address.validator.js';
 import { EXCHANGE_PROVIDERS, type ExchangeProvider } from './external-token.js';
 
 @ApiSchema({ description: 'A new account: email, password and an optional display name' })
 export class RegisterDto {
-  @ApiProperty({ description: 'E-mail address to register; trimmed, lower-cased and in Unicode NFC', example: 'ada@example.com' }) @Transform(emailInput) @IsEmail() @MaxLength(320) email: string;
+  @ApiProperty({ description: 'E-mail address to register; trimmed, lower-cased and in Unicode NFC', example: 'ada@example.com' }) @Transform(emailInput) @IsEmailAddress() @MaxLength(320) email: string;
   @ApiProperty({ description: 'Password of 10 to 200 characters; stored only as a hash', minLength: 10, maxLength: 200, format: 'password', example: 'correct horse battery staple' }) @IsString() @Length(10, 200) password: string;
   @ApiPropertyOptional({ description: 'Display name; when absent the name stays null', example: 'Ada Lovelace' }) @IsOptional() @IsString() @Length(1, 200) name?: string;
 }
@@ -159,7 +160,7 @@ export class PasswordResetDto {
 @ApiSchema({ description: 'The new e-mail address, confirmed with the current password' })
 export class EmailChangeRequestDto {
   @ApiProperty({ description: 'The new e-mail address; trimmed, lower-cased and in Unicode NFC. A link to confirm it goes there', example: 'ada.lovelace@example.org' })
-  @Transform(emailInput) @IsEmail() @MaxLength(320) newEmail: string;
+  @Transform(emailInput) @IsEmailAddress() @MaxLength(320) newEmail: string;
   @ApiProperty({ description: 'The current password of the account', format: 'password', example: 'correct horse battery staple' }) @IsString() @Length(1, 200) password: string;
 }
 

@@ -1,7 +1,8 @@
 import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
-import { IsEmail, IsIn, IsOptional, IsString, IsUUID, Length, MaxLength } from 'class-validator';
+import { IsIn, IsOptional, IsString, IsUUID, Length, MaxLength } from 'class-validator';
 import { emailInput } from '../../platform/http/email.js';
+import { IsEmailAddress } from '../auth/email-address.validator.js';
 import { PageQuery } from '../../platform/http/pagination.js';
 import { PageInfo } from '../../platform/http/openapi.js';
 
@@ -16,7 +17,7 @@ export type InvitationMail = (typeof INVITATION_MAIL)[number];
 export class CreateInvitationDto {
   @ApiProperty({ description: 'E-mail address to invite; trimmed, lower-cased and in Unicode NFC. Only the user with this e-mail can accept', example: 'grace@example.com' })
   @Transform(emailInput)
-  @IsEmail() @MaxLength(320)
+  @IsEmailAddress() @MaxLength(320)
   email: string;
 
   @ApiProperty({ description: 'Role the invitee gets on accepting (owner cannot be invited)', enum: INVITABLE_ROLES }) @IsIn(INVITABLE_ROLES as unknown as string[]) role: string;
