@@ -15,6 +15,7 @@ import { NotificationsService } from './notifications.service.js';
 import { NotificationStreamReady } from './notification-stream.js';
 import { SessionLiveness } from '../auth/session-liveness.js';
 import { Clock } from '../../platform/clock/clock.js';
+import { InFlightRequests } from '../../platform/http/graceful-shutdown.js';
 
 @ApiTags('notifications')
 @UserRoute()
@@ -102,6 +103,7 @@ export class NotificationStreamController {
     private readonly notifications: NotificationsService,
     private readonly sessions: SessionLiveness,
     private readonly clock: Clock,
+    private readonly requests: InFlightRequests,
   ) {}
 
   @Sse('notifications/stream')
@@ -132,10 +134,12 @@ export class NotificationStreamController {
     const notices = (await this.notifications.streamFor(principal.userId)).pipe(map((n): MessageEvent => ({ type: 'notification', id: n.id, data: n })));
     // the stream ends when its access token expires (the client reconnects with a fresh one), and when the token's
     // session ends (seen by the next check of this process's open streams)
-    // (a token already expired by the clock ends it at once, before anything is pushed: no zero-delay timer to race)
+    // (a token already expired by the clock ends it at once, before anything is pushed: no zero-delay timer to race);
+    // and when the server stops accepting connections at shutdown (requests.closing), not only when the application closes
+    // (notifications.closing) after the requests in flight, this one among them, were waited for
     const remaining = principal.expiresAt ? principal.expiresAt * 1000 - this.clock.now() : Infinity;
     const expired = remaining === Infinity ? NEVER : remaining <= 0 ? of(0) : timer(remaining);
     return merge(notices, interval(KEEP_ALIVE_MS).pipe(map((): MessageEvent => ({ type: 'ping', data: {} }))))
-      .pipe(takeUntil(merge(this.notifications.closing, expired, this.sessions.watch(principal))));
+      .pipe(takeUntil(merge(this.notifications.closing, this.requests.closing, expired, this.sessions.watch(principal))));
   }
 }

@@ -44,7 +44,8 @@ export class ErrorFilter implements ExceptionFilter {
 
   /**
    * `onError`: told of every error answer (status, code, and the SQLSTATE of a database error), for the metrics;
-   * `onServerError`: told of every 5xx with its exception and request, for error reporting (Sentry)
+   * `onServerError`: told of every 5xx but the retryable ones (with a Retry-After) with its exception and request, for
+   * error reporting (Sentry)
    */
   constructor(
     private readonly onError?: (status: number, code: string, sqlState?: string) => void,
@@ -58,7 +59,9 @@ export class ErrorFilter implements ExceptionFilter {
     const requestId = req.id;
     const err = this.toAppError(exception, req);
     this.onError?.(err.status, err.code, exception instanceof AppError ? undefined : sqlState(exception).code);
-    if (err.status >= 500) this.onServerError?.(exception, req, err.status);
+    // a retryable failure (a dependency down or busy, Retry-After sent) is not a fault to report: the metrics count it, and
+    // reporting it would let any caller spend the error reporter's quota by repeating a request while it lasts
+    if (err.status >= 500 && err.retryAfterSeconds === undefined) this.onServerError?.(exception, req, err.status);
     if (err.status === 503) {
       // retryable (a dependency down or slow): the caller was told to retry
       this.logger.warn({ requestId, code: err.code, cause: exception instanceof Error ? exception.message : String(exception) }, 'service unavailable');

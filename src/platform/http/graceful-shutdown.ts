@@ -3,6 +3,7 @@ import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { stopTracing } from '../observability/tracing.js';
 import { flushErrorReporting } from '../observability/error-reporting.js';
 import type { FastifyInstance } from 'fastify';
+import { ReplaySubject, type Observable } from 'rxjs';
 
 /**
  * The requests the server is answering, and whether it is draining (shutting down): readiness then
@@ -12,7 +13,13 @@ import type { FastifyInstance } from 'fastify';
 export class InFlightRequests {
   private count = 0;
   private idleWaiters: (() => void)[] = [];
+  private readonly closingConnections = new ReplaySubject<void>(1);
   draining = false;
+  /**
+   * Emits once when the server stops accepting connections (and at once to a later subscriber): a response that lasts
+   * until it is ended (an event stream) ends then, so that it does not hold the drain for the whole grace period.
+   */
+  readonly closing: Observable<void> = this.closingConnections.asObservable();
 
   get size(): number {
     return this.count;
@@ -37,6 +44,12 @@ export class InFlightRequests {
       if (this.draining) reply.header('Connection', 'close');
       done(null, payload);
     });
+  }
+
+  /** The server accepts no more connections: open streams end (`closing`). */
+  closeConnections(): void {
+    this.closingConnections.next();
+    this.closingConnections.complete();
   }
 
   /** Resolves true when no request is in flight, false if that takes longer than `ms`. */
@@ -99,6 +112,7 @@ export function shutDownGracefullyOn(signals: NodeJS.Signals[], app: NestFastify
     }
     logger.log(`${signal}: draining ${requests.size} request(s) in flight (grace ${graceMs} ms)`);
     server.close(); // no new connections; idle keep-alive connections are closed (Node >= 19)
+    requests.closeConnections(); // open event streams end: their clients reconnect to another instance
     const finished = await requests.idle(graceMs);
     if (!finished) {
       logger.warn(`${requests.size} request(s) still running after ${graceMs} ms: cut`);

@@ -139,9 +139,10 @@ async function run(port: MessagePort, options: ExportWorkerOptions): Promise<voi
           : readableSpan(statementSpan(record, spanId, description), resource));
       }
     } else if ('flush' in message) {
-      void processor.forceFlush().finally(() => port.postMessage({ done: message.flush } satisfies FromExportWorker));
+      // an export that failed (the collector down) rejects: its spans are lost, not the worker (an unhandled rejection ends it)
+      void processor.forceFlush().catch(() => undefined).then(() => port.postMessage({ done: message.flush } satisfies FromExportWorker));
     } else {
-      void processor.shutdown().finally(() => port.postMessage({ done: message.shutdown } satisfies FromExportWorker));
+      void processor.shutdown().catch(() => undefined).then(() => port.postMessage({ done: message.shutdown } satisfies FromExportWorker));
     }
   });
   port.postMessage({ ready: true } satisfies FromExportWorker);
