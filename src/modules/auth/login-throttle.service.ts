@@ -12,6 +12,15 @@ import { AuthErrors } from './auth.errors.js';
 /** A failed sign-in of one kind is audited at most once a minute per e-mail (LoginThrottle.reserveFailureAudit). */
 export const FAILED_SIGN_IN_AUDIT_WINDOW_MS = 60_000;
 
+/**
+ * The in-memory counters (Redis not configured or unreachable) are bounded: at most this many, the oldest dropped past
+ * it. Without a bound, counters that live 15-60 minutes grow with every new account or address an attacker tries.
+ * Dropping the oldest may forget a counter still running (its attempts count again from zero): the price of a bound.
+ */
+export const MEMORY_COUNTERS_MAX = 100_000;
+/** Expired in-memory counters are looked for (a pass over all of them) at most once per this interval. */
+export const MEMORY_SWEEP_INTERVAL_MS = 60_000;
+
 /** One counted limit: at most `limit` attempts per `windowMs`, the window starting at the first attempt. */
 interface Counter {
   key: string;
@@ -72,7 +81,12 @@ return 0`;
  */
 @Injectable()
 export class LoginThrottle {
+  /** in the order their windows started (a counter whose window restarts is inserted anew), so the first is the oldest */
   private readonly memory = new Map<string, { count: number; reset: number }>();
+  /** the bound and the sweep interval of `memory` (the tests make them small) */
+  private readonly memoryMax: number = MEMORY_COUNTERS_MAX;
+  private readonly sweepIntervalMs: number = MEMORY_SWEEP_INTERVAL_MS;
+  private nextSweep = -Infinity;
   private readonly pseudonyms: CounterPseudonyms;
 
   constructor(
@@ -180,15 +194,33 @@ export class LoginThrottle {
     }
     for (const c of counters) {
       const cur = this.memory.get(c.key);
-      const live = cur && cur.reset > now ? cur : { count: 0, reset: now + c.windowMs };
-      this.memory.set(c.key, { count: live.count + 1, reset: live.reset });
+      if (cur && cur.reset > now) {
+        cur.count += 1;
+      } else {
+        // a new window: inserted anew, at the end of the map's order
+        this.memory.delete(c.key);
+        this.memory.set(c.key, { count: 1, reset: now + c.windowMs });
+      }
     }
-    if (this.memory.size > 100_000) this.dropExpired(now);
+    this.trimMemory(now);
     return [0, 0];
   }
 
-  private dropExpired(now: number): void {
-    for (const [key, v] of this.memory) if (v.reset <= now) this.memory.delete(key);
+  /**
+   * Past MEMORY_COUNTERS_MAX: the expired counters go (a pass over them all, at most once per MEMORY_SWEEP_INTERVAL_MS),
+   * then, while still too many, the oldest. Never a pass over the whole map on every attempt.
+   */
+  private trimMemory(now: number): void {
+    if (this.memory.size <= this.memoryMax) return;
+    if (now >= this.nextSweep) {
+      this.nextSweep = now + this.sweepIntervalMs;
+      for (const [key, v] of this.memory) if (v.reset <= now) this.memory.delete(key);
+      if (this.memory.size <= this.memoryMax) return;
+    }
+    for (const key of this.memory.keys()) {
+      this.memory.delete(key);
+      if (this.memory.size <= this.memoryMax) break;
+    }
   }
 
   /**
