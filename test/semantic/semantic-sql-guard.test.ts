@@ -866,3 +866,67 @@ describe('semantic SQL guard: rows made by FULL JOIN, set-returning functions an
     ]) await expect(accepted(sql)).resolves.toBe('accepted');
   });
 });
+
+describe('semantic SQL guard: set-returning functions of GROUP BY, and one budget of constants built across rows a statement', () => {
+  async function reasonOf(sql: string): Promise<string> {
+    const err = await acceptSemanticQuery(sql).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(AppError);
+    expect((err as AppError).status).toBe(400);
+    expect((err as AppError).code).toBe('semantic.query_refused');
+    const { reason } = (err as AppError).details as { reason: string };
+    expect((err as AppError).message).toBe(`the query was refused: ${reason}`);
+    return reason;
+  }
+  const accepted = (sql: string) => acceptSemanticQuery(sql).then(() => 'accepted', (e: AppError) => `${sql}: ${(e.details as { reason: string }).reason}`);
+  const repeats = (fn: string, n: number) => new RegExp(`^${fn}\\(\\.\\.\\.\\)( \\(an aggregate of an enclosing query[^)]*\\))? reads a view's value that the rows it aggregates may repeat up to ${n} times`);
+  /** 236 bytes of a literal and the series' number: about 243 bytes a row with the separator, 24 MB over 100,000 rows */
+  const x236 = `'${'x'.repeat(236)}'`;
+  const agg = (i: number) => `length(string_agg(${x236} || g, '${i % 10}'))`;
+  const sub = (i: number) => `(SELECT ${agg(i)} FROM generate_series(1, 100000) g)`;
+  /** refused at the third 24 MB: about 73 MB */
+  const budget = () => new RegExp(`^the values the query builds across rows .* add up to 7\\d MB of bytes that are not a view's values .*at most 64 MB a statement are allowed \\(ACROSS_ROWS_MAX_STATEMENT_BYTES\\)`);
+
+  it.each([
+    ['GROUP BY of a series (1 GB string, 2 GB peak from 10 KB of memos)', `SELECT length(string_agg(memo, '')) FROM semantic.v_gl_fact GROUP BY generate_series(1, 100000) * 0`, 'string_agg'],
+    ['a target-list series GROUP BY names by position', `SELECT generate_series(1, 100000) * 0 AS g, length(string_agg(memo, '')) FROM semantic.v_gl_fact GROUP BY 1`, 'string_agg'],
+    ['a target-list series GROUP BY names by its output name', `SELECT generate_series(1, 100000) * 0 AS g, length(string_agg(memo, '')) FROM semantic.v_gl_fact GROUP BY g`, 'string_agg'],
+    ['a whole row aggregated by a target-list series GROUP BY names', `SELECT generate_series(1, 100000) * 0 AS g, length(json_agg(f)::text) FROM semantic.v_gl_fact f GROUP BY 1`, 'json_agg'],
+    ['an enclosing query\'s aggregate in a scalar subquery', `SELECT (SELECT length(string_agg(f.memo, ''))) FROM semantic.v_gl_fact f GROUP BY generate_series(1, 100000) * 0`, 'string_agg'],
+    ['an aggregate of HAVING', `SELECT count(*) FROM semantic.v_gl_fact GROUP BY generate_series(1, 100000) * 0 HAVING length(string_agg(memo, '')) > 0`, 'string_agg'],
+    ['a series in GROUPING SETS', `SELECT length(string_agg(memo, '')) FROM semantic.v_gl_fact GROUP BY GROUPING SETS ((generate_series(1, 100000) * 0))`, 'string_agg'],
+  ])('refuses a set-returning function run before the aggregation, each view row fed into the aggregate once for each of its rows: %s', async (_label, sql, fn) => {
+    expect(await reasonOf(sql)).toMatch(repeats(fn, 100000));
+  });
+
+  it('accepts a grouped SELECT\'s set-returning function GROUP BY does not name (run after aggregating), and a few rows of one it names', async () => {
+    for (const sql of [
+      `SELECT account_code, sum(base_amount), generate_series(1, 3) FROM semantic.v_gl_fact GROUP BY 1`,
+      `SELECT account_code, string_agg(memo, ', '), generate_series(1, 100000) FROM semantic.v_gl_fact GROUP BY 1`,
+      `SELECT unnest(ARRAY['debit', 'credit']) AS side, count(*), string_agg(memo, ', ') FROM semantic.v_gl_fact GROUP BY 1`,
+      `SELECT account_code, unnest(ARRAY[1, 2]) k, sum(amount) FROM semantic.v_gl_fact GROUP BY account_code, k`,
+    ]) await expect(accepted(sql)).resolves.toBe('accepted');
+  });
+
+  it('refuses constants built across rows past 64 MB a statement: 40 string_agg of 24 MB each in one SELECT (1.9 GB), in 40 scalar subqueries (3.8 GB), in CTEs, in ARRAY(SELECT ...), in grouping sets', async () => {
+    const forty = Array.from({ length: 40 }, (_, i) => i);
+    expect(await reasonOf(`SELECT ${forty.map(agg).join(', ')} FROM generate_series(1, 100000) g`)).toMatch(budget());
+    expect(await reasonOf(`SELECT ${forty.map(sub).join(', ')}`)).toMatch(budget());
+    expect(await reasonOf(`SELECT ${forty.map((i) => `${sub(i)} + ${sub(i + 1)}`).slice(0, 2).join(', ')}`)).toMatch(budget());
+    expect(await reasonOf(`WITH ${[0, 1, 2].map((i) => `c${i} AS (SELECT ${agg(i)} n FROM generate_series(1, 100000) g)`).join(', ')} SELECT c0.n, c1.n, c2.n FROM c0, c1, c2`)).toMatch(budget());
+    expect(await reasonOf(`SELECT ${[0, 1, 2].map(() => `cardinality(ARRAY(SELECT ${x236} || g FROM generate_series(1, 100000) g))`).join(', ')}`)).toMatch(/ACROSS_ROWS_MAX_STATEMENT_BYTES/);
+    // 3,000 rows (32 grouping sets: 96,000 rows of no view) of 250 bytes, 3 aggregates: 72 MB
+    const sets = `GROUPING SETS (${Array(32).fill('()').join(', ')})`;
+    expect(await reasonOf(`SELECT ${[0, 1, 2].map(agg).join(', ')} FROM generate_series(1, 3000) g GROUP BY ${sets}`)).toMatch(/ACROSS_ROWS_MAX_STATEMENT_BYTES/);
+    await expect(accepted(`SELECT ${[0, 1].map(agg).join(', ')} FROM generate_series(1, 3000) g GROUP BY ${sets}`)).resolves.toBe('accepted');
+  });
+
+  it('accepts values built across rows of a statement within the budget: two of 24 MB, and an analyst\'s lists and JSON', async () => {
+    for (const sql of [
+      `SELECT ${sub(0)}, ${sub(1)}`,
+      `SELECT ${[0, 1].map(agg).join(', ')} FROM generate_series(1, 100000) g`,
+      `SELECT d::date, string_agg(f.memo, ', '), json_agg(json_build_object('a', f.account_code, 'v', f.amount)) FROM generate_series(date '2024-01-01', date '2024-12-31', interval '1 day') d LEFT JOIN semantic.v_gl_fact f ON f.entry_date = d::date GROUP BY 1 ORDER BY 1`,
+      `SELECT string_agg(to_char(d, 'YYYY-MM-DD'), ',') FROM generate_series(date '2000-01-01', date '2099-12-31', interval '1 day') d`,
+      `SELECT account_code, string_agg(DISTINCT memo, ', '), array_agg(entry_date ORDER BY entry_date) FROM semantic.v_gl_fact GROUP BY 1`,
+    ]) await expect(accepted(sql)).resolves.toBe('accepted');
+  });
+});

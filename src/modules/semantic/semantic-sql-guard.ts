@@ -82,8 +82,13 @@ import { SemanticErrors } from './semantic.errors.js';
  *   its rows of no view unless an equality between its column and what other FROM items give holds it to a row or a
  *   few of each of theirs, othersFactor: a date spine `generate_series(...) d LEFT JOIN semantic.v ON v.date = d::date`,
  *   whose values are distinct, distinctOf; times the grouping sets: a report's ROLLUP of 3 columns or CUBE of 2 is 4).
+ *   A set-returning function of GROUP BY, or of a target-list column GROUP BY names (GROUP BY 1, GROUP BY its output
+ *   name), runs before the aggregation: its rows repeat every row the aggregates read (GROUP BY generate_series(1, 100000)
+ *   * 0 made one string_agg of a view's memos 1 GB), so it is counted before the aggregates are weighed.
  *   So such a value is at most (rows read before the timeout) x (one view value + 256 bytes): of constants alone about
- *   25 MB; the views' rows, and their joins with each other, are read at the speed of reading them within the timeout
+ *   25 MB; and all of a statement's (every SELECT, subquery and CTE, counted in one budget) add up to at most
+ *   ACROSS_ROWS_MAX_STATEMENT_BYTES (64 MB) of constants, each its bytes a row times the rows of no view it reads, times
+ *   its grouping sets (spendAcrossRows: 40 such string_agg in one SELECT built 1.9 GB, in 40 scalar subqueries 3.8 GB); the views' rows, and their joins with each other, are read at the speed of reading them within the timeout
  *   (string_agg runs about 7-10 million rows a second: 8 bytes a row reach about 340 MB in 5 s), and PostgreSQL's 1 GB
  *   limit of a value ends string_agg with an error (54000). No static rule bounds views joined with each other (a view with
  *   itself too): string_agg(a.memo, '') FROM v a, v b reaches up to that 1 GB (1-1.5 GB a backend at its peak), and
@@ -167,6 +172,14 @@ export const MAX_SERIES_ROWS = 100_000;
  * it (GROUPING SETS, CUBE, ROLLUP: a report's ROLLUP of 3 columns is 4, CUBE of 5 columns 32). See viewRepeats.
  */
 export const ACROSS_ROWS_MAX_VIEW_REPEATS = 32;
+/**
+ * The bytes that are not a view's values (see ACROSS_ROWS_MAX_CONSTANT_BYTES) all the values one statement builds across
+ * rows may add up to: each across-rows aggregate (string_agg, array_agg, json(b)_agg, json(b)_object_agg, as a window
+ * too) and ARRAY(SELECT ...) of every SELECT, subquery and CTE counts its constant bytes a row times the rows it reads
+ * that no view gave, once for each grouping set. Each alone is held to 256 bytes x 100,000 rows (about 25 MB); 40 of
+ * them in one SELECT, or in 40 scalar subqueries, built 1.9 GB and 3.8 GB from no data at all.
+ */
+export const ACROSS_ROWS_MAX_STATEMENT_BYTES = 64 * 1024 * 1024;
 
 /**
  * Functions a query may call (unqualified or pg_catalog.*): aggregates, windows, arithmetic, text, dates, json building.
@@ -494,6 +507,8 @@ interface Env {
   outerGen: number;
   /** the enclosing query's context (a subquery's, a LATERAL subquery's): an aggregate of its columns is its (aggregateLevels) */
   outerCtx?: Ctx;
+  /** the statement's: the constant bytes its values built across rows add up to so far (ACROSS_ROWS_MAX_STATEMENT_BYTES) */
+  budget: { bytes: number };
 }
 /**
  * What an expression of one SELECT can read; `work`: the weights of the values it has built so far for one row (see
@@ -625,6 +640,19 @@ function checkAcrossRows(what: string, konst: number, weight: number, args: unkn
   }
   if (weight > 1 + 1e-9 && amplifies(args)) {
     throw refuse(`${what} holds a view's value more than once for each row it aggregates (a column read twice into it, or through replace, regexp_replace or array_to_string); a value built across rows may hold each column a row once, at most one view value a row (weight 1), and ${ACROSS_ROWS_MAX_CONSTANT_BYTES} bytes of constants (ACROSS_ROWS_MAX_CONSTANT_BYTES)`);
+  }
+}
+
+/**
+ * Adds the constant part of a value built across rows (`konst`, as a weight: its bytes that are not a view's values, for
+ * all the rows it reads) to the statement's budget; refuses once all of them add up past ACROSS_ROWS_MAX_STATEMENT_BYTES.
+ */
+function spendAcrossRows(what: string, konst: number, ctx: Ctx): void {
+  const budget = ctx.env.budget;
+  budget.bytes += konst / BYTE;
+  if (budget.bytes > ACROSS_ROWS_MAX_STATEMENT_BYTES + 1e-3) {
+    const mb = (b: number) => (b > 1e15 ? 'over 10^9 MB' : `${Math.ceil(b / 1024 / 1024)} MB`);
+    throw refuse(`the values the query builds across rows (string_agg, array_agg, json(b)_agg, json(b)_object_agg, ARRAY(SELECT ...), in every SELECT, subquery and CTE) add up to ${mb(budget.bytes)} of bytes that are not a view's values (literals, separators, the text of numbers, dates and other constants, for every row made of no view that each reads: generate_series, unnest, VALUES), at ${what}; at most ${ACROSS_ROWS_MAX_STATEMENT_BYTES / 1024 / 1024} MB a statement are allowed (ACROSS_ROWS_MAX_STATEMENT_BYTES): aggregate fewer or shorter constants, or fewer rows of a series`);
   }
 }
 
@@ -1478,7 +1506,7 @@ const refuseGrowth = (what: string, weight: number) =>
 
 /** Refuses a query whose values could grow past MAX_GROWTH times its inputs', or whose SELECTs nest deeper than MAX_DEPTH. */
 function boundGrowth(select: Sel): void {
-  shapeOf(select, { ctes: new Map(), outerValue: 0, outerRow: 0, outerNames: new Set(), outerSources: [], outerGen: 1 }, true);
+  shapeOf(select, { ctes: new Map(), outerValue: 0, outerRow: 0, outerNames: new Set(), outerSources: [], outerGen: 1, budget: { bytes: 0 } }, true);
 }
 
 /** `outermost`: the statement's own SELECT, whose rows the wrapper holds again (WRAPPER_ROW_COPIES). */
@@ -1590,7 +1618,7 @@ function shapeOf(s: Sel, env: Env, outermost = false): Shape {
       } else if (item.RangeSubselect) {
         const rs = item.RangeSubselect;
         // earlier FROM items are readable by a LATERAL subquery: counted for every subquery (an upper bound)
-        return [add(renamed(shapeOf(rs.subquery.SelectStmt, { ctes, outerValue: ctx.value, outerRow: ctx.row, outerNames: names, outerSources: [...sources], outerGen: ctx.gen, outerCtx: ctx }), rs.alias?.colnames), rs.alias?.aliasname, 'a subquery in FROM')];
+        return [add(renamed(shapeOf(rs.subquery.SelectStmt, { ctes, outerValue: ctx.value, outerRow: ctx.row, outerNames: names, outerSources: [...sources], outerGen: ctx.gen, outerCtx: ctx, budget: own.budget }), rs.alias?.colnames), rs.alias?.aliasname, 'a subquery in FROM')];
       } else if (item.RangeFunction) {
         // (its rows, generate_series' or unnest's, multiply ctx.gen as it is weighed)
         const before = ctx.gen;
@@ -1641,12 +1669,29 @@ function shapeOf(s: Sel, env: Env, outermost = false): Shape {
     const sets = groupingSets(s.groupClause ?? []);
     ctx.sets = sets;
     const fromGen = ctx.gen;
+    // PostgreSQL runs the set-returning functions of GROUP BY, and those of target-list columns GROUP BY names (by position
+    // or output name), BEFORE it aggregates: each row of the FROM list, and every view value in it, is fed into the
+    // aggregates once for each of their rows (GROUP BY generate_series(1, 100000) * 0 made one string_agg of a view's memos
+    // 1 GB). So those are weighed first and their rows repeat the FROM list's (targetGen) for every aggregate weighed after
+    // them; the other target-list set-returning functions of a grouped SELECT run after aggregating (counted at the end).
+    const groupedTargets = groupedTargetIndexes(s.groupClause ?? [], s.targetList ?? []);
+    weigh(s.groupClause, ctx);
+    const order = [...(s.targetList ?? []).keys()].sort((a, b) => Number(!groupedTargets.has(a)) - Number(!groupedTargets.has(b)));
     let value = 0;
     let row = 0;
     let konst = 0;
-    let cols: Col[] | undefined = [];
+    let star = false;
+    const colAt: Col[] = [];
     let across: Across = Across.NONE;
-    for (const t of s.targetList ?? []) {
+    let grouped = false;
+    const groupedRows = (rows: RowsOf) => {
+      grouped = true;
+      rows.targetGen = ctx.gen / fromGen;
+      rows.cache.clear();
+    };
+    for (const index of order) {
+      if (!grouped && !groupedTargets.has(index)) groupedRows(ctx.rows);
+      const t = s.targetList[index];
       const val = t.ResTarget?.val;
       const fields: any[] | undefined = val?.ColumnRef?.fields;
       if (fields && fields[fields.length - 1]?.A_Star) {
@@ -1657,7 +1702,7 @@ function shapeOf(s: Sel, env: Env, outermost = false): Shape {
         row += all;
         konst += fields.length === 1 ? read.reduce((a, x) => a + x.konst, 0) : rowKonst(ctx);
         ctx.work += all;
-        cols = undefined;
+        star = true;
       } else {
         const w = weigh(val, ctx);
         const k = konstOf(val, ctx);
@@ -1668,13 +1713,16 @@ function shapeOf(s: Sel, env: Env, outermost = false): Shape {
         ctx.work += 3 * BYTE;
         const last = fields?.[fields.length - 1]?.String?.sval;
         // `(t).*`, `(expr).*`: several output columns, which ones not followed
-        if (expandsColumns(val)) cols = undefined;
+        if (expandsColumns(val)) star = true;
         const a = acrossOf(val, ctx);
         across = Math.max(across, a) as Across;
-        cols?.push({ name: t.ResTarget?.name ?? last, weight: w, json: jsonRead(val), konst: k, rep: 0, elems: arrayElems(val, ctx), across: a });
+        colAt[index] = { name: t.ResTarget?.name ?? last, weight: w, json: jsonRead(val), konst: k, rep: 0, elems: arrayElems(val, ctx), across: a };
       }
     }
-    weigh([s.whereClause, s.havingClause, s.groupClause, s.sortClause, s.windowClause, s.distinctClause, s.limitCount, s.limitOffset], ctx);
+    // (every target named by GROUP BY, or none: its set-returning functions still repeat the rows HAVING and ORDER BY aggregate)
+    if (!grouped) groupedRows(ctx.rows);
+    const cols: Col[] | undefined = star ? undefined : colAt;
+    weigh([s.whereClause, s.havingClause, s.sortClause, s.windowClause, s.distinctClause, s.limitCount, s.limitOffset], ctx);
     if (sets > 1) multiplyRows(ctx, sets, 'GROUPING SETS / CUBE / ROLLUP (each grouping set groups every row again)');
     // the target list's set-returning functions repeat each row of the FROM list (and the view values in it)
     ctx.rows.targetGen = ctx.gen / fromGen;
@@ -1706,6 +1754,35 @@ function shapeOf(s: Sel, env: Env, outermost = false): Shape {
   work = Math.max(work, shape.row) + (outermost ? WRAPPER_ROW_COPIES * shape.row : 0);
   if (work > MAX_ROW_GROWTH) throw refuseRow(s.valuesLists ? 'a VALUES row' : outermost ? 'the row of the statement\'s SELECT (its copies in the answer counted)' : 'the row of a SELECT', work);
   return shape;
+}
+
+/**
+ * The target-list columns (their indexes) a GROUP BY names: by position (GROUP BY 1) or by output name (GROUP BY g, where
+ * a target is `... AS g`: counted even where a FROM item's column of that name would be PostgreSQL's choice), in
+ * GROUPING SETS, CUBE and ROLLUP too. PostgreSQL evaluates them below the aggregation, set-returning functions included.
+ */
+function groupedTargetIndexes(groupClause: unknown[], targetList: any[]): Set<number> {
+  const found = new Set<number>();
+  const visit = (item: any): void => {
+    if (item?.GroupingSet) return (item.GroupingSet.content ?? []).forEach(visit);
+    // (a parenthesized list of a grouping set: its items)
+    if (item?.RowExpr) return (item.RowExpr.args ?? []).forEach(visit);
+    if (item?.A_Const?.ival) {
+      const position = Number(item.A_Const.ival.ival ?? 0);
+      if (position >= 1 && position <= targetList.length) found.add(position - 1);
+      return;
+    }
+    const fields: any[] | undefined = item?.ColumnRef?.fields;
+    const name = fields?.length === 1 ? fields[0]?.String?.sval : undefined;
+    if (name === undefined) return;
+    targetList.forEach((t, i) => {
+      const val = t?.ResTarget?.val;
+      const own = t?.ResTarget?.name ?? val?.ColumnRef?.fields?.[val.ColumnRef.fields.length - 1]?.String?.sval;
+      if (own === name) found.add(i);
+    });
+  };
+  groupClause.forEach(visit);
+  return found;
 }
 
 /**
@@ -1812,7 +1889,7 @@ function weighNode(type: string, n: any, ctx: Ctx): number {
         if (n.subLinkType === 'ARRAY_SUBLINK') return (2 * col + 3 * BYTE) * inner.gen;
         return 0;
       }
-      const inner = shapeOf(n.subselect.SelectStmt, { ctes: ctx.env.ctes, outerValue: ctx.value, outerRow: ctx.row, outerNames: ctx.names, outerSources: ctx.sources, outerGen: ctx.gen, outerCtx: ctx });
+      const inner = shapeOf(n.subselect.SelectStmt, { ctes: ctx.env.ctes, outerValue: ctx.value, outerRow: ctx.row, outerNames: ctx.names, outerSources: ctx.sources, outerGen: ctx.gen, outerCtx: ctx, budget: ctx.env.budget });
       SUBLINK_SHAPES.set(n, inner);
       ctx.depth = Math.max(ctx.depth, inner.depth);
       weigh(n.testexpr, ctx);
@@ -1827,6 +1904,8 @@ function weighNode(type: string, n: any, ctx: Ctx): number {
         const repeats = inner.cols?.length === 1 ? inner.cols[0].rep : inner.rep;
         if (repeats > ACROSS_ROWS_MAX_VIEW_REPEATS) throw refuseRepeats('ARRAY(SELECT ...)', repeats);
         if ((inner.cols?.length === 1 ? inner.cols[0].across : inner.across) === Across.REPEATED && !inner.one) throw refuseAcrossAgain('ARRAY(SELECT ...)');
+        // (its constant part: one element of each row it reads that no view gave, as konstOf counts it)
+        spendAcrossRows('ARRAY(SELECT ...)', weighNode('SubLink', n, { ...ctx, konst: true, work: 0 }), ctx);
         return Math.max(1, 2 * inner.value + 3 * BYTE);
       }
       return 1;
@@ -1912,7 +1991,11 @@ function weighCall(n: any, ctx: Ctx): number {
       }
       // an aggregate whose arguments read only an enclosing query's columns is that query's (PostgreSQL): weighed in its
       // rows and grouping sets too (SELECT (SELECT array_agg(v.memo)) FROM v, generate_series(1, 100000): 5.87 GB)
-      for (const outer of n.over ? [] : aggregateLevels(n, ctx)) {
+      const levels = n.over ? [] : aggregateLevels(n, ctx);
+      // its constant bytes (those of each row, times the rows of no view it reads: konstOf), once for each grouping set,
+      // count toward the statement's budget
+      spendAcrossRows(`${name}(...)`, weighCall(n, { ...ctx, konst: true, work: 0 }) * Math.max(ctx.sets ?? 1, ...levels.map((c) => c.sets ?? 1)), ctx);
+      for (const outer of levels) {
         const r = viewRepeats([args, n.agg_filter], outer) * (outer.sets ?? 1);
         if (r > ACROSS_ROWS_MAX_VIEW_REPEATS) throw refuseRepeats(`${name}(...) (an aggregate of an enclosing query: its arguments read only that query's columns, or may: qualify a subquery's own columns, f.memo)`, r, outer.sets);
       }
