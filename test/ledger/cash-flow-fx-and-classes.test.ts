@@ -30,7 +30,8 @@ describe('cash-flow statement: exchange-rate effect on cash, inherited classes',
    *  Dec 31 revaluation at 1.15                Dr 1110 50.00 (base only)    Cr 4310 50.00
    *  Dec 31 year-end close (left out: it moves no cash)
    *  2027 Jan 10 cash sale                     Dr 1100 100.00               Cr 4100 100.00
-   * Net income 2,000 − 700 + 50 + 100 = 1,450. Operating: 1,450 − 50 (the revaluation: no cash) − 500 (receivables up)
+   * Net income 2,000 − 700 + 50 + 100 = 1,450. Operating: 1,450 − 50 (the revaluation: no cash; unrealizedExchangeDifferences,
+   * no row on 1110) − 500 (receivables up)
    * + 300 (payables up) = 1,200. Investing −3,000; financing 5,000 − 100 = 4,900; effect of exchange rates +50.
    * Net change 1,200 − 3,000 + 4,900 + 50 = 3,150 = closing cash 13,150 (1100: 12,000; 1110: USD 1,000 at 1.15) − opening 10,000.
    */
@@ -64,11 +65,11 @@ describe('cash-flow statement: exchange-rate effect on cash, inherited classes',
 
     const res = await t.http.get(url('reports/cash-flow?from=2026-02-01&to=2027-01-31')).set(users.viewer.auth).expect(200);
     expect(res.body).toEqual({
-      from: '2026-02-01', to: '2027-01-31', baseCurrency: 'EUR', netIncome: '1450.00', unrealizedExchangeDifferences: '0.00',
+      // the revaluation's gain added back with the unrealized differences: no operating row on the cash account
+      from: '2026-02-01', to: '2027-01-31', baseCurrency: 'EUR', netIncome: '1450.00', unrealizedExchangeDifferences: '-50.00',
       operating: {
         total: '1200.00',
         rows: [
-          { accountId: usd, code: '1110', name: 'USD bank', amount: '-50.00' },
           { accountId: a['1200'], code: '1200', name: 'Accounts receivable', amount: '-500.00' },
           { accountId: a['2100'], code: '2100', name: 'Accounts payable', amount: '300.00' },
         ],
@@ -90,7 +91,7 @@ describe('cash-flow statement: exchange-rate effect on cash, inherited classes',
     expect(jan.body.adjustments).toEqual([expect.objectContaining({ accountId: usd, baseBefore: '1150.00', baseAfter: '1200.00', difference: '50.00' })]);
     const feb = await t.http.get(url('reports/cash-flow?from=2027-02-01&to=2027-02-28')).set(users.viewer.auth).expect(200);
     expect(feb.body).toMatchObject({
-      netIncome: '-50.00', operating: { total: '0.00', rows: [{ accountId: usd, code: '1110', name: 'USD bank', amount: '50.00' }] },
+      netIncome: '-50.00', unrealizedExchangeDifferences: '50.00', operating: { total: '0.00', rows: [] },
       nonCashInvestingAndFinancing: { rows: [], total: '0.00' },
       effectOfExchangeRatesOnCash: '-50.00', netChange: '-50.00', openingCash: '13200.00', closingCash: '13150.00', balanced: true,
     });

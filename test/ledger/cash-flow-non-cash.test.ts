@@ -46,9 +46,10 @@ describe('cash-flow statement: non-cash investing and financing transactions (IA
    * Feb: operating +3,500 (payables up) − 5,000 (the non-cash purchase, adjusted) = −1,500, the supplier paid; investing 0
    *   (not −5,000); disclosed 1500 −5,000.
    * Mar: financing −500, the repayment (not +7,500); investing 0 (not −8,000); disclosed 1500 −8,000 and 2300 +8,000.
-   * Apr: net income 1,000 − 300 = 700, + 300 (depreciation added back) = 1,000 operating; investing 0 (not +300).
+   * Apr: net income 1,000 − 300 = 700, + 300 (depreciation added back: a row on 1510 in operating, nothing disclosed) =
+   *   1,000 operating; investing 0 (not +300).
    * May: investing −2,000, the cash purchase; nothing disclosed.
-   * Feb–May: net income 700; disclosed 1500 −13,000, 1510 +300, 2300 +8,000 (total −4,700); operating 700 − 4,700 + 3,500
+   * Feb–May: net income 700; disclosed 1500 −13,000, 2300 +8,000 (total −5,000); operating 700 + 300 (1510) − 5,000 + 3,500
    *   = −500; investing −2,000; financing −500; net change −3,000 = 17,000 − 20,000.
    */
   it('leaves entries without cash out of investing and financing, discloses them, and adjusts operating (worked example); the view sums to the report', async () => {
@@ -104,13 +105,14 @@ describe('cash-flow statement: non-cash investing and financing transactions (IA
         nonCashInvestingAndFinancing: { total: '0.00', rows: [{ ...row('1500', '-8000.00'), section: 'investing' }, { ...row('2300', '8000.00'), section: 'financing' }] },
         netChange: '-500.00', openingCash: '18500.00', closingCash: '18000.00',
       }),
-      // depreciation against an account classed investing: added back in operating, no investing inflow
+      // depreciation against an account classed investing: a non-cash expense added back in operating (a row on the
+      // account), no investing inflow, nothing disclosed (no investing transaction)
       apr: statement('2026-04-01', '2026-04-30', {
         netIncome: '700.00',
-        operating: { total: '1000.00', rows: [] },
+        operating: { total: '1000.00', rows: [row('1510', '300.00')] },
         investing: { total: '0.00', rows: [] },
         financing: { total: '0.00', rows: [] },
-        nonCashInvestingAndFinancing: { total: '300.00', rows: [{ ...row('1510', '300.00'), section: 'investing' }] },
+        nonCashInvestingAndFinancing: none,
         netChange: '1000.00', openingCash: '18000.00', closingCash: '19000.00',
       }),
       // equipment bought for cash is still investing, and nothing is disclosed
@@ -125,12 +127,12 @@ describe('cash-flow statement: non-cash investing and financing transactions (IA
       // all four months: an account with cash and non-cash lines (1500) shows its cash part in its section, the rest disclosed
       all: statement('2026-02-01', '2026-05-31', {
         netIncome: '700.00',
-        operating: { total: '-500.00', rows: [row('2100', '3500.00')] },
+        operating: { total: '-500.00', rows: [row('1510', '300.00'), row('2100', '3500.00')] },
         investing: { total: '-2000.00', rows: [row('1500', '-2000.00')] },
         financing: { total: '-500.00', rows: [row('2300', '-500.00')] },
         nonCashInvestingAndFinancing: {
-          total: '-4700.00',
-          rows: [{ ...row('1500', '-13000.00'), section: 'investing' }, { ...row('1510', '300.00'), section: 'investing' }, { ...row('2300', '8000.00'), section: 'financing' }],
+          total: '-5000.00',
+          rows: [{ ...row('1500', '-13000.00'), section: 'investing' }, { ...row('2300', '8000.00'), section: 'financing' }],
         },
         netChange: '-3000.00', openingCash: '20000.00', closingCash: '17000.00',
       }),

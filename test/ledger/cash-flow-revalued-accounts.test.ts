@@ -30,11 +30,11 @@ describe('cash-flow statement: revalued loans and receivables; semantic.v_cash_f
    *  Apr 20 repayment USD 1,000 at 1.20      Dr 2351 USD 1,000 (1,200.00)        Cr 1100 1,200.00
    *  May 15 receivable collected             Dr 1100 2,400.00   Cr 1210 USD 2,000 at 1.10 (2,200.00), Cr 4300 200.00
    *  Jun 30 revaluation at 1.25              1110 +150.00 (1,250 − 1,100); 2351 −1,450.00 (11,250 − 9,800)
-   * Feb–Mar: net income 2,200 + 50 + 100 − 500 = 1,850; unrealized exchange differences −100 + 500 = +400; operating
-   *   1,850 + 400 − 50 (1110) − 2,200 (1210, without its +100) = 0; financing +11,000 (2351, without its −500); effect of
+   * Feb–Mar: net income 2,200 + 50 + 100 − 500 = 1,850; unrealized exchange differences −50 (1110, cash: no row of its
+   *   own) − 100 + 500 = +350; operating 1,850 + 350 − 2,200 (1210, without its +100) = 0; financing +11,000 (2351, without its −500); effect of
    *   exchange rates +50; net change 11,050 = 21,050 − 10,000.
-   * Apr–Jun: net income −150 + 500 + 200 + 150 − 1,450 = −750; unrealized +100 + 950 = 1,050; operating −750 + 1,050
-   *   − 100 (1110) + 2,200 (1210) = 2,400, the collection; financing −1,200, the repayment; effect +100; net change 1,300.
+   * Apr–Jun: net income −150 + 500 + 200 + 150 − 1,450 = −750; unrealized −100 (1110) + 100 + 950 = 950; operating −750
+   *   + 950 + 2,200 (1210) = 2,400, the collection; financing −1,200, the repayment; effect +100; net change 1,300.
    */
   it('takes revaluations out of the revalued accounts\' sections and adds the unrealized differences back in operating (worked example); the view sums to the report', async () => {
     const { orgId, users } = await orgWithRoles(t, 'FX Loans Ltd');
@@ -78,11 +78,10 @@ describe('cash-flow statement: revalued loans and receivables; semantic.v_cash_f
     const report = async (from: string, to: string) => (await t.http.get(url(`reports/cash-flow?from=${from}&to=${to}`)).set(users.viewer.auth).expect(200)).body;
     const q1 = await report('2026-02-01', '2026-03-31');
     expect(q1).toEqual({
-      from: '2026-02-01', to: '2026-03-31', baseCurrency: 'EUR', netIncome: '1850.00', unrealizedExchangeDifferences: '400.00',
+      from: '2026-02-01', to: '2026-03-31', baseCurrency: 'EUR', netIncome: '1850.00', unrealizedExchangeDifferences: '350.00',
       operating: {
         total: '0.00',
         rows: [
-          { accountId: usdBank, code: '1110', name: 'USD bank', amount: '-50.00' },
           { accountId: usdReceivables, code: '1210', name: 'USD receivables', amount: '-2200.00' },
         ],
       },
@@ -94,11 +93,10 @@ describe('cash-flow statement: revalued loans and receivables; semantic.v_cash_f
     });
     const q2 = await report('2026-04-01', '2026-06-30');
     expect(q2).toEqual({
-      from: '2026-04-01', to: '2026-06-30', baseCurrency: 'EUR', netIncome: '-750.00', unrealizedExchangeDifferences: '1050.00',
+      from: '2026-04-01', to: '2026-06-30', baseCurrency: 'EUR', netIncome: '-750.00', unrealizedExchangeDifferences: '950.00',
       operating: {
         total: '2400.00',
         rows: [
-          { accountId: usdBank, code: '1110', name: 'USD bank', amount: '-100.00' },
           { accountId: usdReceivables, code: '1210', name: 'USD receivables', amount: '2200.00' },
         ],
       },
@@ -111,8 +109,8 @@ describe('cash-flow statement: revalued loans and receivables; semantic.v_cash_f
     // across both: the March revaluation and its reversal cancel; the receivable moved 0 net and shows no row
     const half = await report('2026-02-01', '2026-06-30');
     expect(half).toMatchObject({
-      netIncome: '1100.00', unrealizedExchangeDifferences: '1450.00',
-      operating: { total: '2400.00', rows: [{ accountId: usdBank, code: '1110', name: 'USD bank', amount: '-150.00' }] },
+      netIncome: '1100.00', unrealizedExchangeDifferences: '1300.00',
+      operating: { total: '2400.00', rows: [] },
       financing: { total: '9800.00', rows: [{ accountId: usdLoan, code: '2351', name: 'USD loan', amount: '9800.00' }] },
       nonCashInvestingAndFinancing: { rows: [], total: '0.00' },
       effectOfExchangeRatesOnCash: '150.00', netChange: '12350.00', openingCash: '10000.00', closingCash: '22350.00', balanced: true,

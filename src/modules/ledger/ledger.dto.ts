@@ -151,8 +151,10 @@ export class ProfitAndLossQuery extends RangeQuery {
 }
 
 /**
- * Not AsOfQuery: the balance sheet needs a date (the current earnings are those of the fiscal year of that date), so
- * without asOf it is today's, which a trial balance or an account balance without asOf is not (they count everything posted).
+ * Not AsOfQuery: the balance sheet needs a date (the balances and the current earnings are those of the entries dated up
+ * to that day; current earnings: all revenue and expenses not yet closed to retained earnings, an earlier fiscal year
+ * not closed yet included, not only the year of that date), so without asOf it is today's, which a trial balance or an
+ * account balance without asOf is not (they count everything posted).
  */
 export class BalanceSheetQuery {
   @ApiPropertyOptional({
@@ -568,7 +570,7 @@ export class BalanceTotalsDto {
   @ApiProperty({ description: 'Total assets at that date' }) totalAssets: string;
   @ApiProperty({ description: 'Total liabilities at that date' }) totalLiabilities: string;
   @ApiProperty({ description: 'Total equity at that date' }) totalEquity: string;
-  @ApiProperty({ description: 'Revenue minus expenses not yet closed to retained earnings, at that date' }) currentEarnings: string;
+  @ApiProperty({ description: 'Revenue minus expenses posted up to that date and not yet closed to retained earnings (of every fiscal year not closed yet)' }) currentEarnings: string;
 }
 
 @ApiSchema({ description: 'Revenue, expenses and the net result over a date range' })
@@ -595,7 +597,10 @@ export class BalanceSheetDto {
   @ApiProperty({ description: 'Total assets (base currency)' }) totalAssets: string;
   @ApiProperty({ description: 'Total liabilities (base currency)' }) totalLiabilities: string;
   @ApiProperty({ description: 'Total equity, without current earnings (base currency)' }) totalEquity: string;
-  @ApiProperty({ description: 'Revenue minus expenses not yet closed to retained earnings' }) currentEarnings: string;
+  @ApiProperty({
+    description: 'Revenue minus expenses posted up to asOf and not yet closed to retained earnings: of every fiscal year not closed yet (an '
+      + 'earlier year before its close included), not only of the year of asOf',
+  }) currentEarnings: string;
   @ApiProperty({ description: 'assets = liabilities + equity + current earnings' }) balanced: boolean;
   @ApiPropertyOptional({ type: BalanceTotalsDto, description: 'The comparative column\'s date and totals (with ?compare=)' }) comparative?: BalanceTotalsDto;
 }
@@ -634,8 +639,11 @@ export class CashFlowRowDto {
   @ApiProperty({ description: 'Account code' }) code: string;
   @ApiProperty({ description: 'Account name' }) name: string;
   @ApiProperty({
-    description: 'Effect on cash: a decrease of an asset or an increase of a liability or equity is positive. In operating, a cash account\'s row '
-      + 'is the non-cash adjustment of its unrealized exchange difference (net income includes it; it is reported as effectOfExchangeRatesOnCash)',
+    description: 'Effect on cash: a decrease of an asset or an increase of a liability or equity is positive. No cash account has a row (the '
+      + 'unrealized exchange differences of foreign-currency cash are in unrealizedExchangeDifferences and effectOfExchangeRatesOnCash). In '
+      + 'operating, a row on an investing or financing account is a non-cash expense or income booked against it (depreciation credited to '
+      + 'accumulated depreciation classed investing: positive, the expense added back); a row on a revenue or expense account is the part of '
+      + 'its gain or loss realized in cash, taken out',
   }) amount: string;
 }
 
@@ -669,17 +677,17 @@ export class CashFlowNonCashDto {
     ],
     description: 'Per investing or financing account, the part of its lines in the range that moved no cash: all of them in an entry '
       + 'without cash (no amount on a cash account, or only amounts moved between cash accounts), and in an entry with cash what its cash did not pay (the '
-      + 'operation\'s description has the rule): equipment bought on credit or with a loan (also when part is paid in cash), depreciation '
-      + 'booked against an account classed investing, a share issue for a contribution in kind. Closing entries and revaluations are not '
-      + 'included (they have their own handling), nor the part of a disposal\'s gain or loss realized in cash (taken out of operating on its '
+      + 'operation\'s description has the rule): equipment bought on credit or with a loan (also when part is paid in cash), a share issue for '
+      + 'a contribution in kind. Closing entries and revaluations are not included (they have their own handling), nor entries whose other '
+      + 'side is only revenue and expense accounts (depreciation, amortisation, an impairment booked against an account classed investing '
+      + 'or financing: a non-cash expense or income, an operating row on that account), nor the part of a disposal\'s gain or loss realized in cash (taken out of operating on its '
       + 'own row; a disposal sold partly on credit shows its proceeds not received in cash, less the part of its gain not realized). The example: '
       + 'equipment of 5,000.00 bought with a loan of 4,000.00 and 1,000.00 on credit from the supplier (accounts payable, operating)',
   }) rows: CashFlowNonCashRowDto[];
   @ApiProperty({
     example: '-1000.00',
     description: 'Sum of the rows. Counted in operating.total as a non-cash adjustment: it offsets the rest of those entries, on operating '
-      + 'accounts and in net income (in the example the payable\'s increase, +1,000.00 in operating; for depreciation of 300.00 against '
-      + 'accumulated depreciation classed investing, +300.00 here adds the expense back), so the entries move no cash in any section',
+      + 'accounts (in the example the payable\'s increase, +1,000.00 in operating), so the entries move no cash in any section',
   }) total: string;
 }
 
@@ -692,14 +700,16 @@ export class CashFlowDto {
   @ApiProperty({
     example: '400.00',
     description: 'Non-cash adjustment in operating: the unrealized exchange gains and losses that FX revaluations (and their reversals) in the range '
-      + 'booked on foreign-currency accounts other than cash (loans, receivables, payables), added back (a loss positive, a gain negative). '
+      + 'booked on foreign-currency accounts, cash included, added back (a loss positive, a gain negative). '
       + 'Those accounts\' rows leave their revaluations out (a loan\'s row in financing is its cash movements only): a USD 10,000 loan drawn at 1.10 and '
-      + 'revalued at 1.15 is +11,000.00 in financing, and the unrealized loss of 500.00 in net income is +500.00 here. '
-      + 'Revaluations of cash accounts are not included (see effectOfExchangeRatesOnCash). Included in operating.total',
+      + 'revalued at 1.15 is +11,000.00 in financing, and the unrealized loss of 500.00 in net income is +500.00 here. On cash accounts '
+      + '(which have no row) the change of base value is reported as effectOfExchangeRatesOnCash: USD 1,000 of cash carried at 0.90 and '
+      + 'revalued at 0.80 is +100.00 here (the loss added back) and -100.00 there. Included in operating.total',
   }) unrealizedExchangeDifferences: string;
   @ApiProperty({
     type: CashFlowSectionDto,
-    description: 'Working-capital changes (without their revaluations), the non-cash exchange differences on cash, and the part of the gains and '
+    description: 'Working-capital changes (without their revaluations), non-cash expenses and income booked against investing and financing '
+      + 'accounts (depreciation: a row on the accumulated depreciation account, the expense added back), and the part of the gains and '
       + 'losses booked with a disposal, or the realized exchange gain or loss booked with an investing or financing line\'s settlement '
       + '(a foreign-currency loan repaid), realized in cash, taken out (a row on their revenue or expense account: a gain negative); '
       + 'total = netIncome + unrealizedExchangeDifferences + nonCashInvestingAndFinancing.total + the rows',
@@ -726,7 +736,7 @@ export class CashFlowDto {
     example: '50.00',
     description: 'Effect of exchange-rate changes on cash held in foreign currencies (IAS 7): the change of the cash accounts\' base value '
       + 'that moved no currency (FX revaluations and their reversals in the range: +50.00 when USD 1,000 carried at 1.10 is revalued at 1.15). '
-      + 'Not a cash flow: it is taken out of operating, where net income holds it as an unrealized exchange gain or loss',
+      + 'Not a cash flow: net income holds it as an unrealized exchange gain or loss, added back in unrealizedExchangeDifferences',
   }) effectOfExchangeRatesOnCash: string;
   @ApiProperty({ description: 'operating + investing + financing + effectOfExchangeRatesOnCash' }) netChange: string;
   @ApiProperty({ description: 'Cash accounts (cashFlowClass cash, own or inherited from a group) the day before from' }) openingCash: string;

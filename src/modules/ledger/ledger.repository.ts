@@ -286,16 +286,33 @@ export const ledgerRepository = {
    * revenue and expense accounts (`adjustment`). Closing entries (source year_end) and opening-balance entries (source
    * opening_balance) are left out, as the report leaves them out. The range reaches both the entries to split (the investing and financing accounts' index) and their lines:
    * a month reads that month's lines only (the view filtered on entry_date found the entries over the whole organization).
+   * `income_statement` is the part of `disclosed` from entries whose other side is the income statement only: lines on
+   * investing or financing accounts of one of the two sections and on revenue and expense accounts, nothing else (no cash,
+   * no operating balance-sheet account). Depreciation, amortisation, an impairment or a write-off: a non-cash expense or
+   * income, an operating adjustment under the indirect method rather than a non-cash transaction (IAS 7.43). The split
+   * has a row for each investing, financing, revenue and expense account of an entry, so an entry is such when it has as
+   * many rows as its lines have accounts.
    */
-  async cashFlowSplit(db: Db, orgId: string, from: string, to: string): Promise<{ account_id: string; non_cash: string; disclosed: string; adjustment: string }[]> {
+  async cashFlowSplit(db: Db, orgId: string, from: string, to: string): Promise<{ account_id: string; non_cash: string; disclosed: string; income_statement: string; adjustment: string }[]> {
     return db.$queryRaw`
-      SELECT s.account_id, sum(s.non_cash)::text AS non_cash, sum(s.disclosed)::text AS disclosed, sum(s.adjustment)::text AS adjustment
-      FROM finance.cash_flow_split_between(${from}::date, ${to}::date) s
-      WHERE s.org_id = ${orgId}::uuid
-        AND s.entry_id NOT IN (
-          SELECT e.id FROM finance.journal_entries e
-          WHERE e.org_id = ${orgId}::uuid AND e.source IN ('year_end', 'opening_balance') AND e.entry_date BETWEEN ${from}::date AND ${to}::date)
-      GROUP BY s.account_id`;
+      WITH s AS (
+        SELECT s.entry_id, s.account_id, s.kind, s.non_cash, s.disclosed, s.adjustment
+        FROM finance.cash_flow_split_between(${from}::date, ${to}::date) s
+        WHERE s.org_id = ${orgId}::uuid
+          AND s.entry_id NOT IN (
+            SELECT e.id FROM finance.journal_entries e
+            WHERE e.org_id = ${orgId}::uuid AND e.source IN ('year_end', 'opening_balance') AND e.entry_date BETWEEN ${from}::date AND ${to}::date)),
+      income_statement AS (
+        SELECT s.entry_id FROM s GROUP BY s.entry_id
+        -- the lines counted only for the entries that can be such (CASE: evaluated in that order)
+        HAVING CASE WHEN bool_or(s.kind IN ('income', 'fx')) AND NOT (bool_or(s.kind = 'investing') AND bool_or(s.kind = 'financing'))
+          THEN count(*) = (SELECT count(DISTINCT l.account_id) FROM finance.journal_lines l
+            WHERE l.org_id = ${orgId}::uuid AND l.entry_id = s.entry_id AND l.entry_date BETWEEN ${from}::date AND ${to}::date)
+          ELSE false END)
+      SELECT s.account_id, sum(s.non_cash)::text AS non_cash, sum(s.disclosed)::text AS disclosed,
+        sum(CASE WHEN s.entry_id IN (SELECT i.entry_id FROM income_statement i) THEN s.disclosed ELSE 0 END)::numeric(20, 4)::text AS income_statement,
+        sum(s.adjustment)::text AS adjustment
+      FROM s GROUP BY s.account_id`;
   },
 
   /** Base-currency sums of the taxed lines in [from, to] per tax code and role (output/input, base/tax). */

@@ -302,16 +302,19 @@ export class ReportsService {
    * classified ancestor's; unclassified asset and liability accounts are operating, equity financing). Closing
    * entries are left out (they move no cash), and so are opening-balance entries (source opening_balance: the balances
    * brought from former books, dated the first day of the first fiscal year), whose cash is counted in openingCash. Revaluations (and their reversals) moved no cash either: net income holds
-   * their unrealized gain or loss, the revalued accounts their change of base value. On foreign-currency cash that change
-   * is taken out of operating and reported as the effect of exchange rates on cash (IAS 7); on any other account (a
-   * loan, a receivable) it is left out of the account's own section, which shows only its cash movements, and the
-   * unrealized gain or loss is added back in operating as a non-cash item (`unrealizedExchangeDifferences`).
-   * What moved no cash on investing and financing accounts (equipment bought on credit or with a loan, depreciation; in an
-   * entry with cash, what its cash did not pay: finance.cash_flow_split) is no investing or financing cash flow (IAS
-   * 7.43): it is left out of those sections and disclosed in `nonCashInvestingAndFinancing`, whose total is counted in
-   * operating as a non-cash adjustment, where it offsets the rest of those entries (their operating accounts and net income: a payable's
-   * increase, a depreciation expense). The part of a disposal's gain or loss realized in cash is taken out of operating on
-   * its account's row, its cash being in the disposal's proceeds in investing; so is the realized exchange gain or loss of
+   * their unrealized gain or loss, the revalued accounts their change of base value. The unrealized gain or loss is added
+   * back in operating as a non-cash item on its own line (`unrealizedExchangeDifferences`), that of cash accounts included;
+   * a revalued account's change is left out of its row (a loan's row shows only its cash movements, a cash account has
+   * none), and on foreign-currency cash it is reported as the effect of exchange rates on cash (IAS 7).
+   * What moved no cash on investing and financing accounts (equipment bought on credit or with a loan; in an entry with
+   * cash, what its cash did not pay: finance.cash_flow_split) is no investing or financing cash flow (IAS 7.43): it is left
+   * out of those sections and disclosed in `nonCashInvestingAndFinancing`, whose total is counted in operating as a
+   * non-cash adjustment, where it offsets the rest of those entries (their operating accounts: a payable's increase).
+   * An entry whose other side is the income statement only (depreciation credited to accumulated depreciation classed
+   * investing, amortisation, an impairment: ledgerRepository.cashFlowSplit's income_statement) is no transaction to
+   * disclose but a non-cash expense or income: its part is an operating row on the investing or financing account, adding
+   * the expense back (as the account's row would be were it unclassed). The part of a disposal's gain or loss realized
+   * in cash is taken out of operating on its account's row, its cash being in the disposal's proceeds in investing; so is the realized exchange gain or loss of
    * an investing or financing line's settlement (a foreign-currency loan repaid), its cash being in the payment.
    * That split of each entry is defined once, in SQL (finance.cash_flow_split_between, read over the range: 20270210710100;
    * finance.cash_flow_split is it over open bounds), and semantic.v_cash_flow sums the same rows per month; the tests in
@@ -338,10 +341,11 @@ export class ReportsService {
     const fx = new Map((await repo.baseOnlyTotals(tx.db, tx.orgId, from, to, base, revaluable)).map((r) => [r.account_id, D(r.base_net)]));
     // what of the investing and financing lines no cash paid, and the realized gains and losses, per account: the split of
     // each entry is defined once, in SQL (finance.cash_flow_split_between over the range; semantic.v_cash_flow reads it too)
-    const split = { nonCash: new Map<string, Decimal>(), disclosed: new Map<string, Decimal>(), adjustments: new Map<string, Decimal>() };
+    const split = { nonCash: new Map<string, Decimal>(), disclosed: new Map<string, Decimal>(), incomeStatement: new Map<string, Decimal>(), adjustments: new Map<string, Decimal>() };
     for (const r of await repo.cashFlowSplit(tx.db, tx.orgId, from, to)) {
       split.nonCash.set(r.account_id, D(r.non_cash));
-      split.disclosed.set(r.account_id, D(r.disclosed));
+      split.disclosed.set(r.account_id, D(r.disclosed).minus(r.income_statement));
+      split.incomeStatement.set(r.account_id, D(r.income_statement));
       split.adjustments.set(r.account_id, D(r.adjustment));
     }
     const sections: Record<'operating' | 'investing' | 'financing', { rows: CashFlowRowDto[]; total: Decimal }> = {
@@ -371,13 +375,12 @@ export class ReportsService {
         openingCash = openingCash.plus(before.get(a.id) ?? 0).plus(opening.get(a.id) ?? 0);
         // closing entries touch no cash account: the range's own movement (opening balances taken out) is the whole change
         cashMoved = cashMoved.plus(range.get(a.id) ?? 0);
-        // a revaluation raised (or lowered) the account's base value and net income alike, without cash
+        // a revaluation raised (or lowered) the account's base value and net income alike, without cash: the gain or loss
+        // is added back with the other unrealized ones (no operating row on a cash account), the change is the effect of
+        // exchange rates
         const diff = fx.get(a.id) ?? D(0);
-        if (!diff.isZero()) {
-          fxEffect = fxEffect.plus(diff);
-          sections.operating.rows.push(row(a, diff.neg()));
-          sections.operating.total = sections.operating.total.minus(diff);
-        }
+        fxEffect = fxEffect.plus(diff);
+        unrealized = unrealized.minus(diff);
         continue;
       }
       const section = sectionOf(a);
@@ -390,6 +393,12 @@ export class ReportsService {
       if (!shown.isZero()) {
         disclosed.push({ ...row(a, shown), section: section as 'investing' | 'financing' });
         nonCashTotal = nonCashTotal.plus(shown);
+      }
+      // a non-cash expense or income against it (depreciation): an operating adjustment, not a disclosed transaction
+      const addedBack = split.incomeStatement.get(a.id) ?? D(0);
+      if (!addedBack.isZero()) {
+        sections.operating.rows.push(row(a, addedBack));
+        sections.operating.total = sections.operating.total.plus(addedBack);
       }
       const cashMovement = m.minus(diff).plus(split.nonCash.get(a.id) ?? 0);
       if (cashMovement.isZero()) continue;
