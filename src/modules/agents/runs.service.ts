@@ -184,7 +184,7 @@ function toolMessage(toolCallId: string, error: string | null | undefined, answe
  * content of the last call. A failed call (budget, provider) finished the run: a run taken again has none, but for a
  * call stored by a failed execution (internal: settleCallInFlight), which is left out.
  */
-function resumeConversation(steps: readonly RunStepDto[]): { messages: ChatMessage[]; calls: number; pendingTools: ToolCall[]; lastContent: string | null } {
+export function resumeConversation(steps: readonly RunStepDto[]): { messages: ChatMessage[]; calls: number; pendingTools: ToolCall[]; lastContent: string | null } {
   const messages: ChatMessage[] = [];
   let calls = 0;
   let pendingTools: ToolCall[] = [];
@@ -207,7 +207,9 @@ function resumeConversation(steps: readonly RunStepDto[]): { messages: ChatMessa
     if (step.name === REFUSED_TOOL_CALLS_STEP) {
       const ids = (step.detail as { toolCallIds?: string[] } | null)?.toolCallIds ?? [];
       for (const id of ids) messages.push(toolMessage(id, refusedToolCallError, null));
-      pendingTools = pendingTools.filter((c) => !ids.includes(c.id));
+      // a Set: a step stored before answers were held to MAX_TOOL_CALLS_AN_ANSWER_HOLDS may name some 280,000 calls
+      const refused = new Set(ids);
+      pendingTools = pendingTools.filter((c) => !refused.has(c.id));
       continue;
     }
     const detail = step.detail as { toolCallId?: string; result?: unknown } | null;

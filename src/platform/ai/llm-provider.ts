@@ -114,7 +114,7 @@ export class LlmError extends Error {
 }
 
 /**
- * How many bytes of content and tool calls (ids, names, arguments) an answer may hold per output token the call allows (maxOutputTokens):
+ * How many bytes of content and tool calls (ids, names, arguments, TOOL_CALL_OVERHEAD_BYTES each) an answer may hold per output token the call allows (maxOutputTokens):
  * a token is some 4 bytes of text; 16 leaves room for any tokenizer and any script. An answer past it did not honour
  * maxOutputTokens (an endpoint an organization chose may answer anything): it is cut (AnswerTooLarge).
  */
@@ -125,12 +125,43 @@ export const MIN_ANSWER_BYTES = 64 * 1024;
 export const answerCap = (maxOutputTokens: number | undefined) => Math.max((maxOutputTokens ?? 128_000) * ANSWER_BYTES_PER_TOKEN, MIN_ANSWER_BYTES);
 
 /**
- * The provider's answer passed answerCap (or its body the bytes such an answer can take): the read is cut and the answer
- * not used. Not retried: asked again, the endpoint would answer the like, and bill for it again.
+ * The bytes each tool call of an answer counts for against answerCap, on top of its id, name and arguments: a call
+ * without them (`{"index":7}` in a stream, `{"id":"","function":{"name":"","arguments":""}}`) still takes an id, a step
+ * and a tool message resent to the provider at every later call.
+ */
+export const TOOL_CALL_OVERHEAD_BYTES = 256;
+/**
+ * The most tool calls one answer may hold: an answer with more is cut (AnswerTooLarge), whatever their size. The run
+ * runs at most MAX_TOOL_CALLS_PER_ANSWER (agents) of them and refuses the rest, each answered an error at every later
+ * call: this bounds those.
+ */
+export const MAX_TOOL_CALLS_AN_ANSWER_HOLDS = 64;
+
+/**
+ * The provider's answer passed answerCap, held more than MAX_TOOL_CALLS_AN_ANSWER_HOLDS tool calls, or its body passed
+ * the bytes such an answer can take: the read is cut and the answer not used. Not retried: asked again, the endpoint
+ * would answer the like, and bill for it again.
  */
 export class AnswerTooLarge extends LlmError {
-  constructor(readonly cap: number, readonly maxOutputTokens: number | undefined) {
-    super('provider_error', `the provider's answer passed ${cap} bytes, more than maxOutputTokens (${maxOutputTokens ?? 'unset'}) allows at ${ANSWER_BYTES_PER_TOKEN} bytes a token: cut, not used`);
+  private constructor(message: string) {
+    super('provider_error', message);
+  }
+
+  /** Its content and tool calls passed answerCap. */
+  static content(cap: number, maxOutputTokens: number | undefined): AnswerTooLarge {
+    return new AnswerTooLarge(`the provider's answer passed ${cap} bytes, more than maxOutputTokens (${maxOutputTokens ?? 'unset'}) allows at ${ANSWER_BYTES_PER_TOKEN} bytes a token: cut, not used`);
+  }
+
+  /** It held more tool calls than MAX_TOOL_CALLS_AN_ANSWER_HOLDS. */
+  static toolCalls(): AnswerTooLarge {
+    return new AnswerTooLarge(`the provider's answer held more than ${MAX_TOOL_CALLS_AN_ANSWER_HOLDS} tool calls: cut, not used`);
+  }
+
+  /** Its body (framing included: JSON, stream chunks) passed `maxBytes`, before its content did answerCap. */
+  static body(maxBytes: number, cap: number, maxOutputTokens: number | undefined): AnswerTooLarge {
+    return new AnswerTooLarge(
+      `the provider's response body passed ${maxBytes} bytes, more than an answer within maxOutputTokens (${maxOutputTokens ?? 'unset'}, ${cap} bytes of content) takes with its framing: cut, not used`,
+    );
   }
 
   override get retryable(): boolean {

@@ -4,7 +4,7 @@ import type { ChatCompletion, ChatCompletionChunk, ChatCompletionMessageParam } 
 import type { AppConfig } from '../config/config.js';
 import { outboundFetch, outboundRefusal } from '../http/outbound.js';
 import {
-  AnswerTooLarge, answerCap, CallTimer, LlmError, type CallOptions, type ChatRequest, type ChatResult, type EmbeddingRequest, type EmbeddingResult, type LlmProvider, type TokenUsage, type ToolCall,
+  AnswerTooLarge, answerCap, CallTimer, LlmError, MAX_TOOL_CALLS_AN_ANSWER_HOLDS, TOOL_CALL_OVERHEAD_BYTES, type CallOptions, type ChatRequest, type ChatResult, type EmbeddingRequest, type EmbeddingResult, type LlmProvider, type TokenUsage, type ToolCall,
 } from './llm-provider.js';
 
 export interface ProviderConnection {
@@ -108,11 +108,14 @@ export class OpenAiCompatibleProvider implements LlmProvider {
         if (!r || typeof r !== 'object' || !Array.isArray(r.choices)) throw new LlmError('provider_error', 'the provider answered something that is not a valid completion');
         usage = toUsage(r.usage);
         const choice = r.choices[0];
-        const toolCalls: ToolCall[] = (choice?.message.tool_calls ?? [])
+        const asked = choice?.message.tool_calls ?? [];
+        if (asked.length > MAX_TOOL_CALLS_AN_ANSWER_HOLDS) throw AnswerTooLarge.toolCalls();
+        const toolCalls: ToolCall[] = asked
           .filter((c) => c.type === 'function')
           .map((c) => ({ id: c.id, name: (c as any).function.name, arguments: (c as any).function.arguments ?? '' }));
-        const answerBytes = Buffer.byteLength(choice?.message.content ?? '') + toolCalls.reduce((n, c) => n + Buffer.byteLength(c.id + c.name + c.arguments), 0);
-        if (answerBytes > cap) throw new AnswerTooLarge(cap, request.maxOutputTokens);
+        const answerBytes = Buffer.byteLength(choice?.message.content ?? '')
+          + toolCalls.reduce((n, c) => n + TOOL_CALL_OVERHEAD_BYTES + Buffer.byteLength(c.id + c.name + c.arguments), 0);
+        if (answerBytes > cap) throw AnswerTooLarge.content(cap, request.maxOutputTokens);
         return { content: choice?.message.content ?? null, toolCalls, usage, finishReason: choice?.finish_reason ?? null, timeToFirstTokenMs: null };
       }
       const response = await this.client.chat.completions.create({ ...body, stream: true, stream_options: { include_usage: true } }, { signal }).asResponse();
@@ -122,7 +125,7 @@ export class OpenAiCompatibleProvider implements LlmProvider {
       const stream = Stream.fromSSEResponse<ChatCompletionChunk>(
         boundedResponse(response, cap * SSE_BYTES_PER_ANSWER_BYTE + BODY_ENVELOPE_BYTES, cap, request.maxOutputTokens), streamController, this.client,
       );
-      // content and tool calls (ids, names, arguments) received so far, in bytes (UTF-8)
+      // content and tool calls (ids, names, arguments; TOOL_CALL_OVERHEAD_BYTES each) received so far, in bytes (UTF-8)
       let answerBytes = 0;
       let sawContent = false;
       let firstAt: number | null = null;
@@ -132,11 +135,22 @@ export class OpenAiCompatibleProvider implements LlmProvider {
         const choice = chunk.choices?.[0];
         if (!choice) continue;
         const delta = choice.delta ?? {};
-        answerBytes += (delta.content ? Buffer.byteLength(delta.content) : 0)
-          + (delta.tool_calls ?? []).reduce((n, d) => n + Buffer.byteLength((d.id ?? '') + (d.function?.name ?? '') + (d.function?.arguments ?? '')), 0);
+        answerBytes += delta.content ? Buffer.byteLength(delta.content) : 0;
+        // the tool calls this chunk begins (an index not seen before), counted before any is kept
+        const begun = new Set<number>();
+        for (const d of delta.tool_calls ?? []) {
+          answerBytes += Buffer.byteLength((d.id ?? '') + (d.function?.name ?? '') + (d.function?.arguments ?? ''));
+          if (calls.has(d.index) || begun.has(d.index)) continue;
+          begun.add(d.index);
+          answerBytes += TOOL_CALL_OVERHEAD_BYTES;
+          if (calls.size + begun.size > MAX_TOOL_CALLS_AN_ANSWER_HOLDS) {
+            streamController.abort();
+            throw AnswerTooLarge.toolCalls();
+          }
+        }
         if (answerBytes > cap) {
           streamController.abort();
-          throw new AnswerTooLarge(cap, request.maxOutputTokens);
+          throw AnswerTooLarge.content(cap, request.maxOutputTokens);
         }
         if (delta.content) {
           firstAt ??= performance.now();
@@ -193,13 +207,15 @@ export class OpenAiCompatibleProvider implements LlmProvider {
 
 // the body of an answer is read up to this many bytes per byte of content and tool-call arguments answerCap allows:
 // JSON escapes a character in at most 6 bytes (\u0001); a stream frames each delta (a token or so) in a chunk of some
-// 150-250 bytes of JSON
+// 150-500 bytes of JSON (OpenAI's with include_usage and obfuscation padding some 320, Azure's with content_filter_results
+// some 480), that is up to some 30 bytes per byte answerCap allows (16 a token): 64 leaves room. The stream's bytes are
+// parsed as they come, not kept: answerCap bounds what is
 const JSON_BYTES_PER_ANSWER_BYTE = 6;
-const SSE_BYTES_PER_ANSWER_BYTE = 16;
+const SSE_BYTES_PER_ANSWER_BYTE = 64;
 // and this many bytes more: the answer's envelope (ids, usage, finish reason; a stream's first and last chunks)
 const BODY_ENVELOPE_BYTES = 256 * 1024;
 
-/** Reads `response`'s body as text, at most `maxBytes` of it: past them the read is cut (AnswerTooLarge). */
+/** Reads `response`'s body as text, at most `maxBytes` of it: past them the read is cut (AnswerTooLarge.body). */
 async function readBounded(response: Response, maxBytes: number, cap: number, maxOutputTokens: number | undefined): Promise<string> {
   const reader = bounded(response.body, maxBytes, cap, maxOutputTokens).getReader();
   const chunks: Uint8Array[] = [];
@@ -211,7 +227,7 @@ async function readBounded(response: Response, maxBytes: number, cap: number, ma
   return Buffer.concat(chunks).toString('utf8');
 }
 
-/** `response` whose body ends in an error (AnswerTooLarge) past `maxBytes`, its read of the provider cut then. */
+/** `response` whose body ends in an error (AnswerTooLarge.body) past `maxBytes`, its read of the provider cut then. */
 function boundedResponse(response: Response, maxBytes: number, cap: number, maxOutputTokens: number | undefined): Response {
   return new Response(bounded(response.body, maxBytes, cap, maxOutputTokens), { status: response.status, statusText: response.statusText, headers: response.headers });
 }
@@ -227,7 +243,7 @@ function bounded(body: ReadableStream<Uint8Array> | null, maxBytes: number, cap:
       read += value.byteLength;
       if (read > maxBytes) {
         await reader.cancel().catch(() => undefined);
-        return controller.error(new AnswerTooLarge(cap, maxOutputTokens));
+        return controller.error(AnswerTooLarge.body(maxBytes, cap, maxOutputTokens));
       }
       controller.enqueue(value);
     },
