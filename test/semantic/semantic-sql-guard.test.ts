@@ -930,3 +930,67 @@ describe('semantic SQL guard: set-returning functions of GROUP BY, and one budge
     ]) await expect(accepted(sql)).resolves.toBe('accepted');
   });
 });
+
+describe('semantic SQL guard: rows held in memory by IN / NOT IN / ANY (SELECT ...) and INTERSECT / EXCEPT, correlated subqueries run for each row', () => {
+  async function reasonOf(sql: string): Promise<string> {
+    const err = await acceptSemanticQuery(sql).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(AppError);
+    expect((err as AppError).status).toBe(400);
+    expect((err as AppError).code).toBe('semantic.query_refused');
+    const { reason } = (err as AppError).details as { reason: string };
+    expect((err as AppError).message).toBe(`the query was refused: ${reason}`);
+    return reason;
+  }
+  const accepted = (sql: string) => acceptSemanticQuery(sql).then(() => 'accepted', (e: AppError) => `${sql}: ${(e.details as { reason: string }).reason}`);
+  const x20k = `'${'x'.repeat(20_000)}'`;
+  const x105 = `'${'x'.repeat(105)}'`;
+  const perRow = (what: string) => new RegExp(`^${what.replace(/[()./]/g, '\\$&')} adds up to \\d+ bytes that are not a view's values for each row`);
+
+  it.each([
+    ['NOT IN of 100,000 rows of a 20 KB literal (hashed in memory: 2 GB)', `SELECT x, x::text NOT IN (SELECT ${x20k} || o.x FROM generate_series(1, 100000) o(x)) FROM generate_series(1, 100) q(x)`, 'IN / NOT IN / ANY (SELECT ...)'],
+    ['IN of the same', `SELECT count(*) FROM generate_series(1, 100) q(x) WHERE x::text IN (SELECT ${x20k} || o.x FROM generate_series(1, 100000) o(x))`, 'IN / NOT IN / ANY (SELECT ...)'],
+    ['= ANY of the same', `SELECT x::text = ANY (SELECT ${x20k} || o.x FROM generate_series(1, 100000) o(x)) FROM generate_series(1, 100) q(x)`, 'IN / NOT IN / ANY (SELECT ...)'],
+    ['<> ALL of the same', `SELECT x::text <> ALL (SELECT ${x20k} || o.x FROM generate_series(1, 100000) o(x)) FROM generate_series(1, 100) q(x)`, 'ALL (SELECT ...)'],
+    ['EXCEPT of 99,999 rows of a 20 KB literal (HashSetOp: 1.9 GB)', `SELECT length(v) FROM (SELECT ${x20k} || o.x v FROM generate_series(1, 99999) o(x) EXCEPT SELECT 'a') t`, 'an arm of EXCEPT (its rows hashed in memory)'],
+    ['INTERSECT of the same, its right arm', `SELECT length(v) FROM (SELECT 'a' INTERSECT ALL SELECT ${x20k} || o.x v FROM generate_series(1, 99999) o(x)) t(v)`, 'an arm of INTERSECT (its rows hashed in memory)'],
+  ])('refuses a subquery\'s or set operation arm\'s rows hashed in memory past 256 bytes of constants a row: %s', async (_label, sql, what) => {
+    expect(await reasonOf(sql)).toMatch(perRow(what));
+  });
+
+  it('refuses IN (SELECT ...) and EXCEPT of view values repeated by a series (2.2 GB from 100 KB), or of values built across rows in every row', async () => {
+    const repeats = (what: string) => new RegExp(`^${what.replace(/[()./]/g, '\\$&')} reads a view's value that the rows it aggregates may repeat up to 100000 times`);
+    expect(await reasonOf(`SELECT x, x::text NOT IN (SELECT f.memo || o.x FROM semantic.v_gl_fact f, generate_series(1, 100000) o(x)) FROM generate_series(1, 100) q(x)`)).toMatch(repeats('IN / NOT IN / ANY (SELECT ...)'));
+    expect(await reasonOf(`SELECT count(*) FROM (SELECT f.memo || o.x FROM semantic.v_gl_fact f, generate_series(1, 100000) o(x) EXCEPT SELECT 'a') t`)).toMatch(repeats('an arm of EXCEPT (its rows hashed in memory)'));
+    expect(await reasonOf(`SELECT x, x::text NOT IN (SELECT (SELECT string_agg(f.memo, '') FROM semantic.v_gl_fact f WHERE o.x IS NOT NULL) || o.x FROM generate_series(1, 100000) o(x)) FROM generate_series(1, 100) q(x)`)).toMatch(/^IN \/ NOT IN \/ ANY \(SELECT \.\.\.\) (aggregates a value that is already built across rows|reads a view's value that the rows it aggregates may repeat)/);
+  });
+
+  it('refuses IN (SELECT ...) rows past the statement\'s 64 MB of constants (three of 100,000 rows of 236 bytes)', async () => {
+    const x236 = `'${'x'.repeat(236)}'`;
+    const sql = `SELECT count(*) FROM generate_series(1, 10) q(x) WHERE ${[0, 1, 2].map(() => `x::text NOT IN (SELECT ${x236} || g FROM generate_series(1, 100000) g)`).join(' AND ')}`;
+    expect(await reasonOf(sql)).toMatch(/ACROSS_ROWS_MAX_STATEMENT_BYTES/);
+  });
+
+  it('refuses a correlated subquery\'s string_agg of 10 MB held for each of 1,000 outer rows (ORDER BY: 1.6 GB of temp in 5 s), in a LATERAL subquery too', async () => {
+    const budget = /^the values the query builds across rows .* add up to \d+ MB .* at a correlated subquery .*ACROSS_ROWS_MAX_STATEMENT_BYTES/;
+    expect(await reasonOf(`SELECT (SELECT string_agg(${x105}, '') FROM generate_series(1, 100000) WHERE o.x IS NOT NULL) v FROM generate_series(1, 1000) o(x) ORDER BY v`)).toMatch(budget);
+    expect(await reasonOf(`SELECT l.v FROM generate_series(1, 1000) o(x), LATERAL (SELECT string_agg(${x105}, '') v FROM generate_series(1, 100000) g WHERE g > o.x) l ORDER BY 1`)).toMatch(budget);
+    expect(await reasonOf(`SELECT (SELECT length(string_agg(${x105} || g, '')) FROM generate_series(1, 100000) g WHERE g > x) v FROM generate_series(1, 1000) o(x)`)).toMatch(budget);
+    // NOT IN of such a subquery's string_agg, one for each of its 1,000 rows (2.4 GB)
+    expect(await reasonOf(`SELECT x, x::text NOT IN (SELECT (SELECT string_agg(${`'${'x'.repeat(250)}'`}, '') FROM generate_series(1, 100000) WHERE o.x IS NOT NULL) || o.x FROM generate_series(1, 1000) o(x)) FROM generate_series(1, 100) q(x)`)).toMatch(budget);
+  });
+
+  it('accepts an analyst\'s IN / NOT IN (SELECT ...) over views, NOT IN a literal list, EXCEPT / INTERSECT of views, uncorrelated and view-correlated subqueries', async () => {
+    for (const sql of [
+      `SELECT account_code, sum(base_amount) FROM semantic.v_gl_fact WHERE account_code IN (SELECT account_code FROM semantic.v_gl_fact WHERE amount > 100) GROUP BY account_code`,
+      `SELECT account_code FROM semantic.v_gl_fact WHERE account_code NOT IN ('1000', '2000', '3000')`,
+      `SELECT account_code FROM semantic.v_gl_fact f WHERE f.account_code NOT IN (SELECT DISTINCT g.account_code FROM semantic.v_gl_fact g WHERE g.entry_date >= date '2026-01-01')`,
+      `SELECT d FROM generate_series(date '2026-01-01', date '2026-12-31', interval '1 day') d WHERE d::date NOT IN (SELECT entry_date FROM semantic.v_gl_fact)`,
+      `SELECT account_code FROM semantic.v_gl_fact WHERE entry_date < date '2026-01-01' EXCEPT SELECT account_code FROM semantic.v_gl_fact WHERE entry_date >= date '2026-01-01'`,
+      `SELECT account_code, currency FROM semantic.v_gl_fact INTERSECT SELECT account_code, currency FROM semantic.v_gl_fact WHERE amount > 0`,
+      `SELECT g FROM generate_series(1, 99999) g EXCEPT SELECT 5`,
+      `SELECT (SELECT string_agg(${x105}, '') FROM generate_series(1, 100000)) v FROM generate_series(1, 1000) o(x) ORDER BY v`,
+      `SELECT d, (SELECT string_agg(memo, ',') FROM semantic.v_gl_fact f WHERE f.entry_date = d::date) FROM generate_series(date '2026-01-01', date '2026-12-31', interval '1 day') d ORDER BY 2`,
+      `SELECT o.x, (SELECT string_agg(g::text, ',') FROM generate_series(1, 100) g WHERE g <= o.x) FROM generate_series(1, 100) o(x)`,
+    ]) await expect(accepted(sql)).resolves.toBe('accepted');
+  });
+});

@@ -107,6 +107,11 @@ import { SemanticErrors } from './semantic.errors.js';
  *   set-returning function in the target list, ORDER BY, GROUP BY or DISTINCT ON (PostgreSQL runs them there too); a
  *   set operation's column is in a row of each arm, and lag / lead by a computed offset copy one row's value into every
  *   row (as first_value does): such values are no longer in one row.
+ *   Rows PostgreSQL holds all at once in memory, never spilled, are held to the same rules (checkHeldRows): those of
+ *   x IN / NOT IN / op ANY / ALL (SELECT ...) (a hashed SubPlan: NOT IN of 100,000 rows of a 20 KB literal, 2 GB) and
+ *   of each INTERSECT / EXCEPT arm (HashSetOp: 1.9 GB). A correlated subquery (reading an enclosing query's column:
+ *   weighSubquery) runs again for each row of the query reading it, whose ORDER BY or hash holds every result: its
+ *   constant bytes built across rows count once for each of that query's rows made of no view (1.6 GB of temp in 5 s).
  *   round(x, s) and trunc(x, s) take a literal scale of at most MAX_ROUND_SCALE (100), counted as s + 3 bytes.
  * - depth bound: at most MAX_DEPTH (8) SELECTs nested inside each other or reading each other (a CTE chain counts);
  *   WITH RECURSIVE is refused (a recursive CTE grows a value every iteration: s || s doubles it).
@@ -507,8 +512,13 @@ interface Env {
   outerGen: number;
   /** the enclosing query's context (a subquery's, a LATERAL subquery's): an aggregate of its columns is its (aggregateLevels) */
   outerCtx?: Ctx;
-  /** the statement's: the constant bytes its values built across rows add up to so far (ACROSS_ROWS_MAX_STATEMENT_BYTES) */
-  budget: { bytes: number };
+  /**
+   * the statement's: the constant bytes its values built across rows add up to so far (ACROSS_ROWS_MAX_STATEMENT_BYTES);
+   * `enclosing`, those of them spent by aggregates that may be an enclosing query's (aggregateLevels: counted in its rows)
+   */
+  budget: { bytes: number; enclosing: number };
+  /** a subquery's: set once it reads a column of an enclosing query (see weighSubquery) */
+  correlated?: { yes: boolean };
 }
 /**
  * What an expression of one SELECT can read; `work`: the weights of the values it has built so far for one row (see
@@ -654,6 +664,32 @@ function spendAcrossRows(what: string, konst: number, ctx: Ctx): void {
     const mb = (b: number) => (b > 1e15 ? 'over 10^9 MB' : `${Math.ceil(b / 1024 / 1024)} MB`);
     throw refuse(`the values the query builds across rows (string_agg, array_agg, json(b)_agg, json(b)_object_agg, ARRAY(SELECT ...), in every SELECT, subquery and CTE) add up to ${mb(budget.bytes)} of bytes that are not a view's values (literals, separators, the text of numbers, dates and other constants, for every row made of no view that each reads: generate_series, unnest, VALUES), at ${what}; at most ${ACROSS_ROWS_MAX_STATEMENT_BYTES / 1024 / 1024} MB a statement are allowed (ACROSS_ROWS_MAX_STATEMENT_BYTES): aggregate fewer or shorter constants, or fewer rows of a series`);
   }
+}
+
+/**
+ * A subquery's rows that PostgreSQL holds all at once, in memory and never spilled: ARRAY(SELECT ...) builds one value of
+ * them, x IN / NOT IN / op ANY (SELECT ...) hashes them (a hashed SubPlan), INTERSECT and EXCEPT hash each arm's
+ * (HashSetOp). So they are held as a value built across rows is (checkAcrossRows): each row at most one view value and
+ * ACROSS_ROWS_MAX_CONSTANT_BYTES of constants, a view value repeated at most ACROSS_ROWS_MAX_VIEW_REPEATS times, no
+ * value already built across rows in more than one row (Across.REPEATED), and `konst` (their constant bytes, for every
+ * row made of no view, as a weight) spent from the statement's budget (spendAcrossRows). `selects`: the SELECTs (or
+ * VALUES, set operations) whose rows they are; each row's columns are looked for a view value read twice (amplifies).
+ */
+function checkHeldRows(what: string, inner: Shape, selects: Sel[], konst: number, ctx: Ctx): void {
+  const single = inner.cols?.length === 1 ? inner.cols[0] : undefined;
+  const rows: unknown[][] = [];
+  const leaves = (s: Sel | undefined): void => {
+    if (!s) return;
+    if (s.op && s.op !== 'SETOP_NONE') return [s.larg, s.rarg].forEach(leaves);
+    if (s.valuesLists) for (const list of s.valuesLists) rows.push(list.List?.items ?? []);
+    else rows.push((s.targetList ?? []).map((t: any) => t.ResTarget?.val));
+  };
+  selects.forEach(leaves);
+  for (const row of rows.length ? rows : [[]]) checkAcrossRows(what, single ? single.konst : inner.konst, single ? inner.value : inner.row, row);
+  const repeats = single ? single.rep : inner.rep;
+  if (repeats > ACROSS_ROWS_MAX_VIEW_REPEATS) throw refuseRepeats(what, repeats);
+  if ((single ? single.across : inner.across) === Across.REPEATED && !inner.one) throw refuseAcrossAgain(what);
+  spendAcrossRows(what, konst, ctx);
 }
 
 /**
@@ -1506,7 +1542,48 @@ const refuseGrowth = (what: string, weight: number) =>
 
 /** Refuses a query whose values could grow past MAX_GROWTH times its inputs', or whose SELECTs nest deeper than MAX_DEPTH. */
 function boundGrowth(select: Sel): void {
-  shapeOf(select, { ctes: new Map(), outerValue: 0, outerRow: 0, outerNames: new Set(), outerSources: [], outerGen: 1, budget: { bytes: 0 } }, true);
+  shapeOf(select, { ctes: new Map(), outerValue: 0, outerRow: 0, outerNames: new Set(), outerSources: [], outerGen: 1, budget: { bytes: 0, enclosing: 0 } }, true);
+}
+
+/**
+ * A subquery (scalar, IN, ARRAY(SELECT ...), EXISTS, LATERAL in FROM) weighed in `ctx`, the query that reads it. One
+ * that reads a column of an enclosing query (correlated) is run again for each of that query's rows, and every result is
+ * held where that query sorts or hashes them (ORDER BY of a correlated string_agg of 10 MB over 1,000 series rows: 1.6 GB
+ * of temp in 5 s): the constant bytes its values built across rows spend are counted once for each row `ctx` makes of
+ * no view (ctx.gen; a view's rows are bounded by reading them), but those of an enclosing query's aggregates.
+ */
+function weighSubquery(s: Sel, env: Env, ctx: Ctx): Shape {
+  const correlated = { yes: false };
+  const budget = ctx.env.budget;
+  const before = budget.bytes - budget.enclosing;
+  const shape = shapeOf(s, { ...env, correlated });
+  const spent = budget.bytes - budget.enclosing - before;
+  if (correlated.yes && spent > 0 && ctx.gen > 1) {
+    spendAcrossRows('a correlated subquery (run again for each row of the query that reads it: what it builds across rows, once for each of that query\'s rows made of no view)', spent * (ctx.gen - 1) * BYTE, ctx);
+  }
+  return shape;
+}
+
+/**
+ * Marks the subqueries a column reference reads an enclosing query's column of (Env.correlated): the nearest FROM item
+ * that may have it (its qualifier's, or one with that column or columns not known here: a view's), a subquery's own
+ * items before those of the queries enclosing it; each enclosing level's items are a prefix of ctx.sources.
+ */
+function markCorrelated(fields: any[], ctx: Ctx): void {
+  if (!ctx.env.outerSources.length) return;
+  const parts = fields.map((f) => f?.String?.sval as string | undefined);
+  if (parts.length > 2 || parts.some((p) => p === undefined)) return;
+  const [rel, name] = parts.length === 2 ? parts : [undefined, parts[0]];
+  let at = -1;
+  for (let i = ctx.sources.length - 1; i >= 0 && at < 0; i--) {
+    const src = ctx.sources[i];
+    if (rel !== undefined ? src.name === rel : columnIndex(src.shape).named.has(name!) || !!columnIndex(src.shape).any) at = i;
+  }
+  // (a lone name of no column may be a FROM item's whole row)
+  for (let i = ctx.sources.length - 1; i >= 0 && at < 0 && rel === undefined; i--) if (ctx.sources[i].name === name) at = i;
+  for (let c: Ctx | undefined = ctx; c && at >= 0 && at < c.env.outerSources.length; c = c.env.outerCtx) {
+    if (c.env.correlated) c.env.correlated.yes = true;
+  }
 }
 
 /** `outermost`: the statement's own SELECT, whose rows the wrapper holds again (WRAPPER_ROW_COPIES). */
@@ -1528,6 +1605,13 @@ function shapeOf(s: Sel, env: Env, outermost = false): Shape {
   if (s.op && s.op !== 'SETOP_NONE') {
     const l = shapeOf(s.larg, own);
     const r = shapeOf(s.rarg, own);
+    // INTERSECT and EXCEPT (ALL too) hash each arm's rows in memory, never spilled (HashSetOp: EXCEPT of 100,000 rows of a
+    // 20 KB literal, 1.9 GB): each arm's rows are held as ARRAY(SELECT ...)'s are (UNION's hash aggregate spills to disk)
+    if (s.op === 'SETOP_INTERSECT' || s.op === 'SETOP_EXCEPT') {
+      const what = `an arm of ${s.op === 'SETOP_INTERSECT' ? 'INTERSECT' : 'EXCEPT'} (its rows hashed in memory)`;
+      const armCtx: Ctx = { env: own, value: env.outerValue, row: env.outerRow, names: env.outerNames, depth: 0, sources: env.outerSources, work: 0, gen: 1 };
+      for (const [arm, armShape] of [[s.larg, l], [s.rarg, r]] as const) checkHeldRows(what, armShape, [arm], armShape.konst * Math.max(1, armShape.gen), armCtx);
+    }
     // a value built across rows in one row of each arm is in a row of every arm (1,000 arms of SELECT big FROM s
     // aggregated again: 1,000 times it): no longer in one row (REPEATED)
     const armsAcross = (a: Across | undefined, b: Across | undefined): Across => (Math.max(a ?? 0, b ?? 0) ? Across.REPEATED : Across.NONE);
@@ -1618,7 +1702,7 @@ function shapeOf(s: Sel, env: Env, outermost = false): Shape {
       } else if (item.RangeSubselect) {
         const rs = item.RangeSubselect;
         // earlier FROM items are readable by a LATERAL subquery: counted for every subquery (an upper bound)
-        return [add(renamed(shapeOf(rs.subquery.SelectStmt, { ctes, outerValue: ctx.value, outerRow: ctx.row, outerNames: names, outerSources: [...sources], outerGen: ctx.gen, outerCtx: ctx, budget: own.budget }), rs.alias?.colnames), rs.alias?.aliasname, 'a subquery in FROM')];
+        return [add(renamed(weighSubquery(rs.subquery.SelectStmt, { ctes, outerValue: ctx.value, outerRow: ctx.row, outerNames: names, outerSources: [...sources], outerGen: ctx.gen, outerCtx: ctx, budget: own.budget }, ctx), rs.alias?.colnames), rs.alias?.aliasname, 'a subquery in FROM')];
       } else if (item.RangeFunction) {
         // (its rows, generate_series' or unnest's, multiply ctx.gen as it is weighed)
         const before = ctx.gen;
@@ -1867,6 +1951,7 @@ function weighNode(type: string, n: any, ctx: Ctx): number {
       if (last?.A_Star) return printedRow(ctx.konst ? rowKonst(ctx) : ctx.row);
       // a lone name that is also a FROM item's name may be that item's whole row
       if (fields.length === 1 && ctx.names.has(last?.String?.sval)) return ctx.konst ? printedRow(rowKonst(ctx)) : Math.max(printedRow(ctx.row), ctx.value);
+      if (!ctx.konst) markCorrelated(fields, ctx);
       const col = columnRead(fields, ctx);
       if (!col) return ctx.konst ? rowKonst(ctx) : ctx.value;
       if (col.json) JSON_READS.add(n);
@@ -1889,7 +1974,7 @@ function weighNode(type: string, n: any, ctx: Ctx): number {
         if (n.subLinkType === 'ARRAY_SUBLINK') return (2 * col + 3 * BYTE) * inner.gen;
         return 0;
       }
-      const inner = shapeOf(n.subselect.SelectStmt, { ctes: ctx.env.ctes, outerValue: ctx.value, outerRow: ctx.row, outerNames: ctx.names, outerSources: ctx.sources, outerGen: ctx.gen, outerCtx: ctx, budget: ctx.env.budget });
+      const inner = weighSubquery(n.subselect.SelectStmt, { ctes: ctx.env.ctes, outerValue: ctx.value, outerRow: ctx.row, outerNames: ctx.names, outerSources: ctx.sources, outerGen: ctx.gen, outerCtx: ctx, budget: ctx.env.budget }, ctx);
       SUBLINK_SHAPES.set(n, inner);
       ctx.depth = Math.max(ctx.depth, inner.depth);
       weigh(n.testexpr, ctx);
@@ -1899,14 +1984,15 @@ function weighNode(type: string, n: any, ctx: Ctx): number {
       }
       // ARRAY(SELECT ...) is built across rows, and printed as text it escapes its elements
       if (n.subLinkType === 'ARRAY_SUBLINK') {
-        const target = n.subselect.SelectStmt?.targetList?.[0]?.ResTarget?.val;
-        checkAcrossRows('ARRAY(SELECT ...)', inner.cols?.length === 1 ? inner.cols[0].konst : inner.konst, inner.value, target ? [target] : []);
-        const repeats = inner.cols?.length === 1 ? inner.cols[0].rep : inner.rep;
-        if (repeats > ACROSS_ROWS_MAX_VIEW_REPEATS) throw refuseRepeats('ARRAY(SELECT ...)', repeats);
-        if ((inner.cols?.length === 1 ? inner.cols[0].across : inner.across) === Across.REPEATED && !inner.one) throw refuseAcrossAgain('ARRAY(SELECT ...)');
         // (its constant part: one element of each row it reads that no view gave, as konstOf counts it)
-        spendAcrossRows('ARRAY(SELECT ...)', weighNode('SubLink', n, { ...ctx, konst: true, work: 0 }), ctx);
+        checkHeldRows('ARRAY(SELECT ...)', inner, [n.subselect.SelectStmt], weighNode('SubLink', n, { ...ctx, konst: true, work: 0 }), ctx);
         return Math.max(1, 2 * inner.value + 3 * BYTE);
+      }
+      // x IN / NOT IN / op ANY (SELECT ...): PostgreSQL hashes the subquery's whole result in memory, never spilled (a
+      // hashed SubPlan: NOT IN of 100,000 rows of a 20 KB literal, 2 GB); op ALL (SELECT ...) materializes it
+      if (n.subLinkType === 'ANY_SUBLINK' || n.subLinkType === 'ALL_SUBLINK') {
+        const what = n.subLinkType === 'ANY_SUBLINK' ? 'IN / NOT IN / ANY (SELECT ...)' : 'ALL (SELECT ...)';
+        checkHeldRows(what, inner, [n.subselect.SelectStmt], (inner.cols?.length === 1 ? inner.cols[0].konst : inner.konst) * Math.max(1, inner.gen), ctx);
       }
       return 1;
     }
@@ -1994,7 +2080,10 @@ function weighCall(n: any, ctx: Ctx): number {
       const levels = n.over ? [] : aggregateLevels(n, ctx);
       // its constant bytes (those of each row, times the rows of no view it reads: konstOf), once for each grouping set,
       // count toward the statement's budget
+      const before = ctx.env.budget.bytes;
       spendAcrossRows(`${name}(...)`, weighCall(n, { ...ctx, konst: true, work: 0 }) * Math.max(ctx.sets ?? 1, ...levels.map((c) => c.sets ?? 1)), ctx);
+      // (an enclosing query's aggregate is built once, in its rows: not again for each row of the subquery it is in)
+      if (levels.length) ctx.env.budget.enclosing += ctx.env.budget.bytes - before;
       for (const outer of levels) {
         const r = viewRepeats([args, n.agg_filter], outer) * (outer.sets ?? 1);
         if (r > ACROSS_ROWS_MAX_VIEW_REPEATS) throw refuseRepeats(`${name}(...) (an aggregate of an enclosing query: its arguments read only that query's columns, or may: qualify a subquery's own columns, f.memo)`, r, outer.sets);
