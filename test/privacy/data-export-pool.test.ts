@@ -20,7 +20,7 @@ const AT_ONCE = 2;
  * An export held one privileged connection for its whole snapshot and took a second one, from the same pool of 5, for each
  * progress update: 5 exports at once (Bull's worker runs 16 jobs) each held one and waited for a second until the connect
  * timeout; a login meanwhile waited as long, and exports ended failed for good. Now a process writes AT_ONCE exports at once
- * (the others wait their turn, holding nothing), each snapshot on the exports' own pool, and no privileged transaction is
+ * (the others' jobs are written again for later, holding nothing), each snapshot on the exports' own pool, and no privileged transaction is
  * ever opened inside another; a failure that may pass (no connection in time) is retried, not final.
  */
 describe('data exports: many at once, and the privileged pool', () => {
@@ -117,9 +117,19 @@ describe('data exports: many at once, and the privileged pool', () => {
     expect(login.status).toBe(200);
     expect(login.body).toMatchObject({ accessToken: expect.any(String) });
 
+    // the others did not wait: their jobs ended at once, each written again (due a little later) for its turn
+    const ids = exports.map((x) => x.id);
+    const requeued = async () => (await t.db.admin.query(
+      `SELECT count(*)::int AS n FROM core.outbox WHERE topic = $1 AND payload->>'exportId' = ANY($2) AND processed_at IS NULL AND payload->>'waits' = '1'`,
+      [DATA_EXPORT_JOB, ids])).rows[0].n;
+    expect(await requeued()).toBe(exports.length - AT_ONCE);
+
     open = true;
     release();
     expect(await Promise.all(runs)).toEqual(exports.map(() => 'done'));
+    // their turn: the jobs written again made due (no waiting on the clock) and run
+    await t.db.admin.query(`UPDATE core.outbox SET available_at = now() WHERE topic = $1 AND payload->>'exportId' = ANY($2) AND processed_at IS NULL`, [DATA_EXPORT_JOB, ids]);
+    await t.app.get(OutboxRelay).drain();
     expect(nested).toBe(0);
     expect(mostActive).toBe(AT_ONCE);
     const { rows } = await t.db.admin.query(`SELECT id::text, status, file_name, error FROM core.data_exports WHERE id = ANY($1) ORDER BY id`, [exports.map((x) => x.id)]);

@@ -60,6 +60,26 @@ export const dataExportRepository = {
     return row?.id;
   },
 
+  /**
+   * The requester's unfinished export of this kind (as `unfinished`) whose job was given up (a dead outbox row, none still
+   * to run: its last try ended the process, or failed before this version failed it): failed, with the reason; it would
+   * otherwise stay queued for ever and refuse every new request. Privileged (core.outbox). Answers whether one was.
+   */
+  async failAbandoned(db: Db, topic: string, kind: DataExportKind, orgId: string, userId: string): Promise<boolean> {
+    const n = await db.$executeRaw`UPDATE core.data_exports d SET status = 'failed', error = 'its job was given up after its last try'
+      WHERE d.kind = ${kind} AND d.org_id = ${orgId}::uuid AND d.user_id = ${userId} AND d.status IN ('queued', 'running')
+        AND EXISTS (SELECT 1 FROM core.outbox o WHERE o.org_id = d.org_id AND o.topic = ${topic} AND o.payload->>'exportId' = d.id::text AND o.dead_at IS NOT NULL)
+        AND NOT EXISTS (SELECT 1 FROM core.outbox o WHERE o.org_id = d.org_id AND o.topic = ${topic} AND o.payload->>'exportId' = d.id::text AND o.processed_at IS NULL)`;
+    return n > 0;
+  },
+
+  /** The tries of an export's job (its outbox row; null when gone). Privileged (core.outbox). */
+  async jobTries(db: Db, orgId: string, jobId: string): Promise<number | null> {
+    if (!/^\d{1,18}$/.test(jobId)) return null;
+    const rows = await db.$queryRaw<{ tries: number }[]>`SELECT tries FROM core.outbox WHERE org_id = ${orgId}::uuid AND id = ${BigInt(jobId)}`;
+    return rows[0]?.tries ?? null;
+  },
+
   async get(db: Db, id: string): Promise<DataExportRow | undefined> {
     const [row] = await db.run(qb.selectFrom('core.data_exports').select([...COLUMNS]).where('id', '=', id));
     return row as DataExportRow | undefined;

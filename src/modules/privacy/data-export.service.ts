@@ -34,29 +34,45 @@ const ORGANIZATION_EXPORT_SKIPS = ['core.outbox', 'hub.limit_locks'];
 const BATCH = 500;
 const HOUR_MS = 3_600_000;
 /**
- * Exports one process writes at once; the others wait their turn (in memory: no connection held). Each holds one
- * connection of the exports' own pool for as long as it writes (its snapshot), never one of the privileged pool's.
+ * Exports one process writes at once. Each holds one connection of the exports' own pool for as long as it writes (its
+ * snapshot), never one of the privileged pool's. A job that finds no turn free waits in nothing of this process: its
+ * export is queued again in the outbox (waitSeconds) and the job ends, freeing its worker slot for other topics' jobs.
  */
 export const EXPORTS_AT_ONCE = 2;
 
-/** A failure that may pass when the export runs again (a database down, a pool with no free connection in time, a lost conflict). */
-const transient = (err: unknown) => err instanceof DatabaseUnavailableError || isTransientSqlState(sqlState(err).code);
+/** When an export's job that found no turn free (its `waits`-th time) runs again: 1 s, doubling, at most 30 s. */
+export const waitSeconds = (waits: number): number => Math.min(30, 2 ** Math.min(waits - 1, 5));
 
-/** At most `limit` holders at once; the rest wait in order. */
+/**
+ * Statement, lock and idle-in-transaction timeouts: they may pass for other work, not for an export, which runs the same
+ * reads over the same data again (a large organization's export times out at every try).
+ */
+const RECURRING_TIMEOUTS = new Set(['57014', '55P03', '25P03']);
+
+/**
+ * A failure that may pass when the export runs again: the database unavailable or restarting, no connection in time, a
+ * lost conflict, resources short (isTransientSqlState), but no timeout (RECURRING_TIMEOUTS).
+ */
+const transient = (err: unknown) => {
+  if (err instanceof DatabaseUnavailableError) return true;
+  const { code } = sqlState(err);
+  return isTransientSqlState(code) && !RECURRING_TIMEOUTS.has(code!);
+};
+
+/** At most `limit` holders at once; no one waits. */
 class Turns {
   private held = 0;
-  private readonly waiting: (() => void)[] = [];
   constructor(private readonly limit: number) {}
 
-  async run<T>(work: () => Promise<T>): Promise<T> {
-    if (this.held < this.limit) this.held++;
-    else await new Promise<void>((resolve) => this.waiting.push(resolve)); // the turn is handed over, `held` unchanged
+  /** Runs `work` when a turn is free (true once it has run); false at once when none is. */
+  async tryRun(work: () => Promise<void>): Promise<boolean> {
+    if (this.held >= this.limit) return false;
+    this.held++;
     try {
-      return await work();
+      await work();
+      return true;
     } finally {
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.held--;
+      this.held--;
     }
   }
 }
@@ -125,7 +141,8 @@ export class DataExportService implements OnModuleInit, OnApplicationShutdown {
     const row = await this.privileged.run('privacy.export', async (db) => {
       const orgId = principal.personalOrgId;
       const inProgress = () => PrivacyErrors.error('privacy.export_in_progress', 'an export of your data is being prepared: wait for it to finish');
-      if (await repo.unfinished(db, 'person', orgId, principal.userId)) throw inProgress();
+      // one whose job was given up is failed first: it would never finish
+      if (await repo.unfinished(db, 'person', orgId, principal.userId) && !(await repo.failAbandoned(db, DATA_EXPORT_JOB, 'person', orgId, principal.userId))) throw inProgress();
       // one asked for at the same time, committed while this insert waited for it (migration 20270210870100)
       const made = await translateDatabaseError(repo.insert(db, { kind: 'person', orgId, userId: principal.userId }), { '23505': inProgress });
       await enqueue({ db, orgId }, DATA_EXPORT_JOB, { exportId: made.id });
@@ -139,7 +156,10 @@ export class DataExportService implements OnModuleInit, OnApplicationShutdown {
   async requestOrganization(tx: TenantTx): Promise<DataExportDto> {
     if (tx.principal.kind !== 'user') throw PrivacyErrors.error('privacy.user_required', 'an organization\'s export is asked for by its owner, not a key');
     const inProgress = () => PrivacyErrors.error('privacy.export_in_progress', 'an export of this organization is being prepared: wait for it to finish');
-    if (await repo.unfinished(tx.db, 'organization', tx.orgId, tx.principal.userId)) throw inProgress();
+    // one whose job was given up is failed first (committed on its own: the tenant's transaction cannot read the outbox)
+    const userId = tx.principal.userId;
+    if (await repo.unfinished(tx.db, 'organization', tx.orgId, userId)
+      && !(await this.privileged.run('privacy.export', (db) => repo.failAbandoned(db, DATA_EXPORT_JOB, 'organization', tx.orgId, userId)))) throw inProgress();
     // one asked for at the same time, committed while this insert waited for it (migration 20270210870100)
     const made = await translateDatabaseError(repo.insert(tx.db, { kind: 'organization', orgId: tx.orgId, userId: tx.principal.userId }), { '23505': inProgress });
     await enqueue(tx, DATA_EXPORT_JOB, { exportId: made.id });
@@ -210,13 +230,27 @@ export class DataExportService implements OnModuleInit, OnApplicationShutdown {
 
   /**
    * The job: idempotent per export (a finished one is left; an interrupted one starts over). EXPORTS_AT_ONCE of a
-   * process's run at once; the others wait their turn.
+   * process's run at once; a job that finds no turn free is written again, due after waitSeconds, and ends at once: it
+   * never holds a worker slot while it waits (16 exports of one person, one for each organization they own, once filled
+   * all of Bull's 16 and no mail, webhook or event ran on the process until they were done).
    */
-  run(job: Job): Promise<void> {
-    return this.turns.run(() => this.runNow(String(job.payload.exportId)));
+  async run(job: Job): Promise<void> {
+    const id = String(job.payload.exportId);
+    if (await this.turns.tryRun(() => this.runNow(job, id))) return;
+    const waits = (Number(job.payload.waits) || 0) + 1;
+    await this.privileged.run('privacy.export', (db) => enqueue({ db, orgId: job.orgId }, DATA_EXPORT_JOB, { exportId: id, waits }, waitSeconds(waits)));
   }
 
-  private async runNow(id: string): Promise<void> {
+  /**
+   * Whether this try of the job is its last (its outbox row's tries reached the topic's cap): a failure now makes the job
+   * dead, never run again. Not known (the database does not answer, the row is gone): false.
+   */
+  private async lastTry(job: Job): Promise<boolean> {
+    const tries = await this.privileged.run('privacy.export', (db) => repo.jobTries(db, job.orgId, job.id)).catch(() => null);
+    return tries !== null && tries >= this.jobs.maxAttempts(DATA_EXPORT_JOB);
+  }
+
+  private async runNow(job: Job, id: string): Promise<void> {
     const row = await this.privileged.run('privacy.export', (db) => repo.get(db, id));
     if (!row || row.status === 'ready' || row.status === 'expired') return;
     const fileName = archiveName(id);
@@ -250,8 +284,9 @@ export class DataExportService implements OnModuleInit, OnApplicationShutdown {
       await rm(part, { force: true }).catch(() => undefined);
       await rm(final, { force: true }).catch(() => undefined);
       // a failure that may pass (the database unavailable, no connection in time) is the job's failed try: it runs again
-      // later (the job's retries), the export waiting queued meanwhile, not failed for good
-      if (transient(err)) {
+      // later (the job's retries), the export waiting queued meanwhile, not failed for good; unless this was the job's
+      // last try: its job dead, the export would stay queued for ever (and refuse every new request as in progress)
+      if (transient(err) && !(await this.lastTry(job))) {
         this.logger.warn(`data export ${id} interrupted, to be tried again: ${(err as Error).message}`);
         await this.privileged.run('privacy.export', (db) => repo.requeue(db, id)).catch(() => undefined);
         throw err;
