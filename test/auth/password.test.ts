@@ -175,8 +175,9 @@ describe.each([
         client.disconnect();
       }
     } else {
-      const memory = (t.app.get(LoginThrottle) as unknown as { memory: Map<string, { count: number }> }).memory;
-      all = [...memory.keys()];
+      // the counters, the lockouts pushed out of them, and the failed-sign-in audit reservations (a map of their own)
+      const { memory, lockouts, auditReservations } = t.app.get(LoginThrottle) as unknown as Record<'memory' | 'lockouts' | 'auditReservations', Map<string, { count: number }>>;
+      all = [...memory.keys(), ...lockouts.keys(), ...auditReservations.keys()];
       countOf = async (k) => (memory.has(k) ? String(memory.get(k)!.count) : null);
     }
     // both spellings of the address counted on one account counter

@@ -16,10 +16,30 @@ export const FAILED_SIGN_IN_AUDIT_WINDOW_MS = 60_000;
  * The in-memory counters (Redis not configured or unreachable) are bounded: at most this many, the oldest dropped past
  * it. Without a bound, counters that live 15-60 minutes grow with every new account or address an attacker tries.
  * Dropping the oldest may forget a counter still running (its attempts count again from zero): the price of a bound.
+ * A counter at its limit (a lockout) is not dropped but moved aside (MEMORY_LOCKOUTS_MAX): otherwise anyone could
+ * unlock an account by trying enough fresh accounts or addresses, its hour-long counter being among the oldest.
  */
 export const MEMORY_COUNTERS_MAX = 100_000;
+/**
+ * Lockouts moved out of the counters by their bound, kept until they expire (never dropped for a newer one, so a flood
+ * cannot push a victim's lockout out). When this many are kept, a further lockout pushed out is forgotten.
+ */
+export const MEMORY_LOCKOUTS_MAX = 100_000;
+/**
+ * The failed-sign-in audit reservations (reserveFailureAudit) in this process: a map of their own, so that the one
+ * each refused attempt makes for a fresh e-mail cannot push the login counters out; the oldest dropped past it (a
+ * dropped one lets that e-mail's next failure be audited within its minute: harmless).
+ */
+export const MEMORY_AUDIT_RESERVATIONS_MAX = 10_000;
 /** Expired in-memory counters are looked for (a pass over all of them) at most once per this interval. */
 export const MEMORY_SWEEP_INTERVAL_MS = 60_000;
+
+/** An in-memory counter: `count` attempts in the window ending at `reset`, against its `limit` (a lockout once reached). */
+interface MemoryCounter {
+  count: number;
+  reset: number;
+  limit: number;
+}
 
 /** One counted limit: at most `limit` attempts per `windowMs`, the window starting at the first attempt. */
 interface Counter {
@@ -82,11 +102,19 @@ return 0`;
 @Injectable()
 export class LoginThrottle {
   /** in the order their windows started (a counter whose window restarts is inserted anew), so the first is the oldest */
-  private readonly memory = new Map<string, { count: number; reset: number }>();
-  /** the bound and the sweep interval of `memory` (the tests make them small) */
+  private readonly memory = new Map<string, MemoryCounter>();
+  /** the lockouts pushed out of `memory` by its bound, each until it expires */
+  private readonly lockouts = new Map<string, MemoryCounter>();
+  /** the failed-sign-in audit reservations: the end of each one's minute, in the order they were made */
+  private readonly auditReservations = new Map<string, number>();
+  /** the bounds and the sweep interval (the tests make them small) */
   private readonly memoryMax: number = MEMORY_COUNTERS_MAX;
+  private readonly lockoutsMax: number = MEMORY_LOCKOUTS_MAX;
+  private readonly auditReservationsMax: number = MEMORY_AUDIT_RESERVATIONS_MAX;
   private readonly sweepIntervalMs: number = MEMORY_SWEEP_INTERVAL_MS;
   private nextSweep = -Infinity;
+  private nextLockoutSweep = -Infinity;
+  private nextAuditSweep = -Infinity;
   private readonly pseudonyms: CounterPseudonyms;
 
   constructor(
@@ -142,8 +170,9 @@ export class LoginThrottle {
       async (redis) => { await redis.multi().del(pair).eval(REFUND, others.length, ...others).exec(); },
       () => {
         this.memory.delete(pair);
+        this.lockouts.delete(pair);
         for (const key of others) {
-          const cur = this.memory.get(key);
+          const cur = this.counterInMemory(key);
           if (cur && cur.count > 0) cur.count -= 1;
         }
       },
@@ -156,7 +185,7 @@ export class LoginThrottle {
    */
   async reserveFailureAudit(email: string, kind: string): Promise<boolean> {
     const counter = { key: `${this.config.redisPrefix}:login-audit:${kind}:${this.accountKey(email)}`, limit: 1, windowMs: FAILED_SIGN_IN_AUDIT_WINDOW_MS, scope: 'audit' };
-    return (await this.reserve([counter])) === undefined;
+    return (await this.reserve([counter], (now) => this.reserveAuditInMemory(counter, now))) === undefined;
   }
 
   /** Counts a registration from this address, or refuses it (429 auth.rate_limited). */
@@ -172,7 +201,7 @@ export class LoginThrottle {
     }
   }
 
-  private async reserve(counters: Counter[]): Promise<{ counter: Counter; retryAfterSeconds: number } | undefined> {
+  private async reserve(counters: Counter[], inMemory = (now: number) => this.reserveInMemory(counters, now)): Promise<{ counter: Counter; retryAfterSeconds: number } | undefined> {
     const now = this.clock.now();
     const [index, waitMs] = await this.withRedis(
       async (redis) => {
@@ -180,7 +209,7 @@ export class LoginThrottle {
         const reply = await redis.eval(RESERVE, counters.length, ...counters.map((c) => c.key), now, ...args) as [number, number];
         return [Number(reply[0]), Number(reply[1])] as const;
       },
-      () => this.reserveInMemory(counters, now),
+      () => inMemory(now),
     );
     if (index === 0) return undefined;
     return { counter: counters[index - 1], retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)) };
@@ -189,38 +218,78 @@ export class LoginThrottle {
   /** RESERVE's semantics in this process (synchronous, so it is atomic here too). */
   private reserveInMemory(counters: Counter[], now: number): readonly [number, number] {
     for (const [i, c] of counters.entries()) {
-      const cur = this.memory.get(c.key);
+      const cur = this.counterInMemory(c.key);
       if (cur && cur.reset > now && cur.count >= c.limit) return [i + 1, cur.reset - now];
     }
     for (const c of counters) {
-      const cur = this.memory.get(c.key);
+      const cur = this.counterInMemory(c.key);
       if (cur && cur.reset > now) {
         cur.count += 1;
       } else {
         // a new window: inserted anew, at the end of the map's order
         this.memory.delete(c.key);
-        this.memory.set(c.key, { count: 1, reset: now + c.windowMs });
+        this.lockouts.delete(c.key);
+        this.memory.set(c.key, { count: 1, reset: now + c.windowMs, limit: c.limit });
       }
     }
     this.trimMemory(now);
     return [0, 0];
   }
 
+  private counterInMemory(key: string): MemoryCounter | undefined {
+    return this.memory.get(key) ?? this.lockouts.get(key);
+  }
+
+  /** RESERVE's semantics for one audit reservation (limit 1), in `auditReservations`: bounded apart from the counters. */
+  private reserveAuditInMemory(counter: Counter, now: number): readonly [number, number] {
+    const reset = this.auditReservations.get(counter.key);
+    if (reset !== undefined && reset > now) return [1, reset - now];
+    this.auditReservations.delete(counter.key);
+    this.auditReservations.set(counter.key, now + counter.windowMs);
+    if (this.auditReservations.size > this.auditReservationsMax) {
+      if (now >= this.nextAuditSweep) {
+        this.nextAuditSweep = now + this.sweepIntervalMs;
+        for (const [key, end] of this.auditReservations) if (end <= now) this.auditReservations.delete(key);
+      }
+      for (const key of this.auditReservations.keys()) {
+        if (this.auditReservations.size <= this.auditReservationsMax) break;
+        this.auditReservations.delete(key);
+      }
+    }
+    return [0, 0];
+  }
+
   /**
    * Past MEMORY_COUNTERS_MAX: the expired counters go (a pass over them all, at most once per MEMORY_SWEEP_INTERVAL_MS),
-   * then, while still too many, the oldest. Never a pass over the whole map on every attempt.
+   * then, while still too many, the oldest; one at its limit (a lockout still running) is moved to `lockouts` instead,
+   * where only its expiry removes it. Never a pass over the whole map on every attempt.
    */
   private trimMemory(now: number): void {
     if (this.memory.size <= this.memoryMax) return;
     if (now >= this.nextSweep) {
       this.nextSweep = now + this.sweepIntervalMs;
       for (const [key, v] of this.memory) if (v.reset <= now) this.memory.delete(key);
+      for (const [key, v] of this.lockouts) if (v.reset <= now) this.lockouts.delete(key);
       if (this.memory.size <= this.memoryMax) return;
     }
-    for (const key of this.memory.keys()) {
+    for (const [key, v] of this.memory) {
       this.memory.delete(key);
+      if (v.reset > now && v.count >= v.limit) this.keepLockout(key, v, now);
       if (this.memory.size <= this.memoryMax) break;
     }
+  }
+
+  /**
+   * Keeps a lockout pushed out of `memory` until it expires. With MEMORY_LOCKOUTS_MAX kept (after dropping the expired
+   * ones, at most once per MEMORY_SWEEP_INTERVAL_MS) this one is forgotten rather than an older one: the price of the
+   * bound, and the older lockouts are the ones a flood would be trying to lift.
+   */
+  private keepLockout(key: string, counter: MemoryCounter, now: number): void {
+    if (this.lockouts.size >= this.lockoutsMax && now >= this.nextLockoutSweep) {
+      this.nextLockoutSweep = now + this.sweepIntervalMs;
+      for (const [k, v] of this.lockouts) if (v.reset <= now) this.lockouts.delete(k);
+    }
+    if (this.lockouts.size < this.lockoutsMax) this.lockouts.set(key, counter);
   }
 
   /**
