@@ -883,7 +883,10 @@ export interface paths {
         get: operations["getAgent"];
         put?: never;
         post?: never;
-        /** Delete an agent with its runs and budget (owner, admin) */
+        /**
+         * Delete an agent with its runs and budget (owner, admin)
+         * @description Refused with 409 ai.agent_running while a run of the agent still executes (running, or cancelled with an LLM call in flight, whose step it still stores): cancel its runs and delete it once they end. An organization's deletion, by contrast, cancels its runs.
+         */
         delete: operations["deleteAgent"];
         options?: never;
         head?: never;
@@ -903,7 +906,7 @@ export interface paths {
         put?: never;
         /**
          * Run an agent (any member; tools read only what you may): synchronously, as server-sent events (Accept: text/event-stream), or as a job (?async=true → 202)
-         * @description Server-sent events: `run`, then `token` (content deltas), `retry` ({ attempt }: a failed LLM call is made again, its answer streamed from the start: discard the `token` deltas received since the last event that is not a `token`), `tool_call`, `tool_result`, `step` (each LLM call made, once its step is stored: stepNo, kind, status — failed for a call that failed or whose answer was not used — errorClass, usage and cost; the steps' costs add up to the run's), an `error` ({ code, message, details }) when the run fails other than by its LLM call or a tool: code ai.budget_exceeded when a budget refuses a call or the retry of a failed one, an app error's own code when one failed the run (e.g. organization.not_found: its starter was removed from the organization, or the organization deleted, mid-run), internal when it failed unexpectedly (e.g. a database error), and `result` (the run with its trace; missing only when the run could not be finished, after the `error`). A budget that cannot take the call's worst case answers 402 ai.budget_exceeded (synchronous runs) after recording the failed run. A run whose execution fails unexpectedly (e.g. a database error) is failed at once, errorClass internal, and answered as such.
+         * @description Server-sent events: `run`, then `token` (content deltas), `retry` ({ attempt }: a failed LLM call is made again, its answer streamed from the start: discard the `token` deltas received since the last event that is not a `token`), `tool_call`, `tool_result`, `step` (each LLM call made, once its step is stored: stepNo, kind, status — failed for a call that failed or whose answer was not used — errorClass, usage and cost; the steps' costs add up to the run's), an `error` ({ code, message, details }) when the run fails other than by its LLM call or a tool: code ai.budget_exceeded when a budget refuses a call or the retry of a failed one, an app error's own code when one failed the run (e.g. organization.not_found: its starter was removed from the organization, or the organization deleted, mid-run), internal when it failed unexpectedly (e.g. a database error), and `result` (the run with its trace; missing only when the run could not be finished, after the `error`). A budget that cannot take the call's worst case answers 402 ai.budget_exceeded (synchronous runs) after recording the failed run, whose id is in the error's details.runId (and in the streamed `error` event's details). An answer may call at most 16 tools (MAX_TOOL_CALLS_PER_ANSWER): the calls past them are not run, the model is answered a tool error for each, and the trace records them in one failed tool_call step (name tool_calls_refused). A provider answer larger than maxOutputTokens allows (16 bytes of content and tool calls a token, each call counting 256 bytes more, at least 64 KiB), holding more than 64 tool calls, or whose response body passes what such an answer takes with its framing, is cut: the run fails, errorClass provider_error, not retried. A run gone before it could be answered (its agent or run deleted mid-run) answers 404 run.not_found. A run whose execution fails unexpectedly (e.g. a database error) is failed at once, errorClass internal, and answered as such.
          */
         post: operations["runAgent"];
         delete?: never;
@@ -2007,7 +2010,7 @@ export interface paths {
         };
         /**
          * Cash-flow statement over a date range (indirect method; sections from the accounts' cashFlowClass)
-         * @description Investing and financing show the cash each entry paid or received for their accounts; the rest of those accounts' lines moved no cash and is disclosed in nonCashInvestingAndFinancing (IAS 7.43). Per entry: cash received is the debits of its lines on cash accounts, cash paid their credits, each apart and never netted against the other (only what one cash account of the entry must have given another, the cash received beyond its other lines' credits or paid beyond their debits, is no cash flow, IAS 7.9: it is taken off both). Cash received pays the entry's credit lines: its investing and financing credit lines first, at face value, pro rata when it is less than their total; the rest of it is operating. An investing credit line is a disposal: the entry's revenue and expense lines are its gain or loss, its proceeds its book value plus the gain (or less the loss), the gain or loss shared pro rata over the investing credit lines only (a financing line has none: a loan drawn with a cash sale leaves the sale operating). Cash paid pays the entry's debit lines the same way: investing and financing debit lines first, pro rata when it is less, at face value less the entry's realized exchange gain (plus its loss: its lines on the settings' fxGainAccountId and fxLossAccountId; a foreign-currency loan repaid is the cash paid, IAS 7.25; without such debit lines they are part of a disposal's gain or loss); the rest is operating (an expense paid with a purchase stays operating). What of an investing or financing line no cash paid is non-cash: disclosed in nonCashInvestingAndFinancing and counted in operating as a non-cash adjustment. Of a disposal's gain or loss, or a settlement's realized exchange gain or loss, the part realized in cash (as much of it as of the proceeds or of the payment) is taken out of operating, as a row on its revenue or expense account, a gain and a loss alike. Each part is rounded to the base currency's minor units, the line of the greatest account id taking the rest. Examples: equipment 10,000.00 paid 2,000.00 in cash and 8,000.00 by a loan: investing -2,000.00, financing 0, 8,000.00 disclosed on both accounts; equipment 1,000.00 paid 200.00 in cash, the rest on supplier credit: investing -200.00, operating 0 (the payable's +800.00 offset by the disclosed -800.00); equipment carried at 1,000.00 sold for 1,200.00 and a loan of 500.00 drawn, 1,700.00 received in one entry: investing +1,200.00, financing +500.00, the gain's 200.00 taken out of operating (row -200.00 on the revenue account); a loan of 1,000.00 drawn and equipment of 400.00 paid in one entry: financing +1,000.00, investing -400.00; a loan of 500.00 repaid with 480.00 of cash and an exchange gain of 20.00: financing -480.00, the gain's 20.00 taken out of operating (row -20.00 on fxGainAccountId), nothing disclosed. Closing entries (source year_end) and opening-balance entries (source opening_balance: the balances brought from former books, and their reversal) moved no cash in the range: they are left out of every section and of nonCashInvestingAndFinancing; the cash of an opening-balance entry dated in the range is counted in openingCash (opening balances of cash 5,000.00, receivables 2,000.00 and equipment 3,000.00 against payables 1,000.00 and equity 9,000.00 on the first day: openingCash 5,000.00, no flows)
+         * @description Investing and financing show the cash each entry paid or received for their accounts; the rest of those accounts' lines moved no cash and is disclosed in nonCashInvestingAndFinancing (IAS 7.43). Per entry: cash received is the debits of its lines on cash accounts, cash paid their credits, each apart and never netted against the other (only what one cash account of the entry must have given another, the cash received beyond its other lines' credits or paid beyond their debits, is no cash flow, IAS 7.9: it is taken off both). Cash received pays the entry's credit lines: its investing and financing credit lines first, at face value, pro rata when it is less than their total; the rest of it is operating. An investing credit line is a disposal: the entry's revenue and expense lines are its gain or loss, its proceeds its book value plus the gain (or less the loss), the gain or loss shared pro rata over the investing credit lines only (a financing line has none: a loan drawn with a cash sale leaves the sale operating). Cash paid pays the entry's debit lines the same way: investing and financing debit lines first, pro rata when it is less, at face value less the entry's realized exchange gain (plus its loss: its lines on the settings' fxGainAccountId and fxLossAccountId; a foreign-currency loan repaid is the cash paid, IAS 7.25; without such debit lines they are part of a disposal's gain or loss); the rest is operating (an expense paid with a purchase stays operating). What of an investing or financing line no cash paid is non-cash: disclosed in nonCashInvestingAndFinancing and counted in operating as a non-cash adjustment; but in an entry whose other lines are all on revenue and expense accounts (depreciation credited to accumulated depreciation classed investing, amortisation, an impairment) it is a non-cash expense or income, not a transaction: an operating row on the investing or financing account (+300.00 for depreciation of 300.00, the expense added back), nothing disclosed. Of a disposal's gain or loss, or a settlement's realized exchange gain or loss, the part realized in cash (as much of it as of the proceeds or of the payment) is taken out of operating, as a row on its revenue or expense account, a gain and a loss alike. Each part is rounded to the base currency's minor units, the line of the greatest account id taking the rest. Examples: equipment 10,000.00 paid 2,000.00 in cash and 8,000.00 by a loan: investing -2,000.00, financing 0, 8,000.00 disclosed on both accounts; equipment 1,000.00 paid 200.00 in cash, the rest on supplier credit: investing -200.00, operating 0 (the payable's +800.00 offset by the disclosed -800.00); equipment carried at 1,000.00 sold for 1,200.00 and a loan of 500.00 drawn, 1,700.00 received in one entry: investing +1,200.00, financing +500.00, the gain's 200.00 taken out of operating (row -200.00 on the revenue account); a loan of 1,000.00 drawn and equipment of 400.00 paid in one entry: financing +1,000.00, investing -400.00; a loan of 500.00 repaid with 480.00 of cash and an exchange gain of 20.00: financing -480.00, the gain's 20.00 taken out of operating (row -20.00 on fxGainAccountId), nothing disclosed. Closing entries (source year_end) and opening-balance entries (source opening_balance: the balances brought from former books, and their reversal) moved no cash in the range: they are left out of every section and of nonCashInvestingAndFinancing; the cash of an opening-balance entry dated in the range is counted in openingCash (opening balances of cash 5,000.00, receivables 2,000.00 and equipment 3,000.00 against payables 1,000.00 and equity 9,000.00 on the first day: openingCash 5,000.00, no flows)
          */
         get: operations["getCashFlowStatement"];
         put?: never;
@@ -3514,7 +3517,7 @@ export interface components {
              */
             maxOutputTokens: number;
             /**
-             * @description Most LLM calls per run
+             * @description Most LLM calls per run (each answer may call at most 16 tools)
              * @example 8
              */
             maxSteps: number;
@@ -4114,7 +4117,7 @@ export interface components {
             baseCurrency: string;
             /** @description The comparative column's date and totals (with ?compare=) */
             comparative?: components["schemas"]["BalanceTotalsDto"];
-            /** @description Revenue minus expenses not yet closed to retained earnings */
+            /** @description Revenue minus expenses posted up to asOf and not yet closed to retained earnings: of every fiscal year not closed yet (an earlier year before its close included), not only of the year of asOf */
             currentEarnings: string;
             /** @description Equity accounts and groups: active ones always, archived ones only with an amount */
             equity: components["schemas"]["StatementRowDto"][];
@@ -4131,7 +4134,7 @@ export interface components {
         BalanceTotalsDto: {
             /** @description The comparative date, YYYY-MM-DD */
             asOf: string;
-            /** @description Revenue minus expenses not yet closed to retained earnings, at that date */
+            /** @description Revenue minus expenses posted up to that date and not yet closed to retained earnings (of every fiscal year not closed yet) */
             currentEarnings: string;
             /** @description Total assets at that date */
             totalAssets: string;
@@ -4763,7 +4766,7 @@ export interface components {
             /** @description Cash accounts at the end of to (their balances as of that day) */
             closingCash: string;
             /**
-             * @description Effect of exchange-rate changes on cash held in foreign currencies (IAS 7): the change of the cash accounts' base value that moved no currency (FX revaluations and their reversals in the range: +50.00 when USD 1,000 carried at 1.10 is revalued at 1.15). Not a cash flow: it is taken out of operating, where net income holds it as an unrealized exchange gain or loss
+             * @description Effect of exchange-rate changes on cash held in foreign currencies (IAS 7): the change of the cash accounts' base value that moved no currency (FX revaluations and their reversals in the range: +50.00 when USD 1,000 carried at 1.10 is revalued at 1.15). Not a cash flow: net income holds it as an unrealized exchange gain or loss, added back in unrealizedExchangeDifferences
              * @example 50.00
              */
             effectOfExchangeRatesOnCash: string;
@@ -4781,12 +4784,12 @@ export interface components {
             nonCashInvestingAndFinancing: components["schemas"]["CashFlowNonCashDto"];
             /** @description Cash accounts (cashFlowClass cash, own or inherited from a group) the day before from */
             openingCash: string;
-            /** @description Working-capital changes (without their revaluations), the non-cash exchange differences on cash, and the part of the gains and losses booked with a disposal, or the realized exchange gain or loss booked with an investing or financing line's settlement (a foreign-currency loan repaid), realized in cash, taken out (a row on their revenue or expense account: a gain negative); total = netIncome + unrealizedExchangeDifferences + nonCashInvestingAndFinancing.total + the rows */
+            /** @description Working-capital changes (without their revaluations), non-cash expenses and income booked against investing and financing accounts (depreciation: a row on the accumulated depreciation account, the expense added back), and the part of the gains and losses booked with a disposal, or the realized exchange gain or loss booked with an investing or financing line's settlement (a foreign-currency loan repaid), realized in cash, taken out (a row on their revenue or expense account: a gain negative); total = netIncome + unrealizedExchangeDifferences + nonCashInvestingAndFinancing.total + the rows */
             operating: components["schemas"]["CashFlowSectionDto"];
             /** @description Last day of the range, YYYY-MM-DD */
             to: string;
             /**
-             * @description Non-cash adjustment in operating: the unrealized exchange gains and losses that FX revaluations (and their reversals) in the range booked on foreign-currency accounts other than cash (loans, receivables, payables), added back (a loss positive, a gain negative). Those accounts' rows leave their revaluations out (a loan's row in financing is its cash movements only): a USD 10,000 loan drawn at 1.10 and revalued at 1.15 is +11,000.00 in financing, and the unrealized loss of 500.00 in net income is +500.00 here. Revaluations of cash accounts are not included (see effectOfExchangeRatesOnCash). Included in operating.total
+             * @description Non-cash adjustment in operating: the unrealized exchange gains and losses that FX revaluations (and their reversals) in the range booked on foreign-currency accounts, cash included, added back (a loss positive, a gain negative). Those accounts' rows leave their revaluations out (a loan's row in financing is its cash movements only): a USD 10,000 loan drawn at 1.10 and revalued at 1.15 is +11,000.00 in financing, and the unrealized loss of 500.00 in net income is +500.00 here. On cash accounts (which have no row) the change of base value is reported as effectOfExchangeRatesOnCash: USD 1,000 of cash carried at 0.90 and revalued at 0.80 is +100.00 here (the loss added back) and -100.00 there. Included in operating.total
              * @example 400.00
              */
             unrealizedExchangeDifferences: string;
@@ -4794,7 +4797,7 @@ export interface components {
         /** @description Investing and financing transactions that moved no cash (IAS 7.43), disclosed outside the sections */
         CashFlowNonCashDto: {
             /**
-             * @description Per investing or financing account, the part of its lines in the range that moved no cash: all of them in an entry without cash (no amount on a cash account, or only amounts moved between cash accounts), and in an entry with cash what its cash did not pay (the operation's description has the rule): equipment bought on credit or with a loan (also when part is paid in cash), depreciation booked against an account classed investing, a share issue for a contribution in kind. Closing entries and revaluations are not included (they have their own handling), nor the part of a disposal's gain or loss realized in cash (taken out of operating on its own row; a disposal sold partly on credit shows its proceeds not received in cash, less the part of its gain not realized). The example: equipment of 5,000.00 bought with a loan of 4,000.00 and 1,000.00 on credit from the supplier (accounts payable, operating)
+             * @description Per investing or financing account, the part of its lines in the range that moved no cash: all of them in an entry without cash (no amount on a cash account, or only amounts moved between cash accounts), and in an entry with cash what its cash did not pay (the operation's description has the rule): equipment bought on credit or with a loan (also when part is paid in cash), a share issue for a contribution in kind. Closing entries and revaluations are not included (they have their own handling), nor entries whose other side is only revenue and expense accounts (depreciation, amortisation, an impairment booked against an account classed investing or financing: a non-cash expense or income, an operating row on that account), nor the part of a disposal's gain or loss realized in cash (taken out of operating on its own row; a disposal sold partly on credit shows its proceeds not received in cash, less the part of its gain not realized). The example: equipment of 5,000.00 bought with a loan of 4,000.00 and 1,000.00 on credit from the supplier (accounts payable, operating)
              * @example [
              *       {
              *         "accountId": "9b0c8a4e-1f1e-4c36-9a55-2b6f4f2f7a10",
@@ -4814,7 +4817,7 @@ export interface components {
              */
             rows: components["schemas"]["CashFlowNonCashRowDto"][];
             /**
-             * @description Sum of the rows. Counted in operating.total as a non-cash adjustment: it offsets the rest of those entries, on operating accounts and in net income (in the example the payable's increase, +1,000.00 in operating; for depreciation of 300.00 against accumulated depreciation classed investing, +300.00 here adds the expense back), so the entries move no cash in any section
+             * @description Sum of the rows. Counted in operating.total as a non-cash adjustment: it offsets the rest of those entries, on operating accounts (in the example the payable's increase, +1,000.00 in operating), so the entries move no cash in any section
              * @example -1000.00
              */
             total: string;
@@ -4854,7 +4857,7 @@ export interface components {
              * @description The account
              */
             accountId: string;
-            /** @description Effect on cash: a decrease of an asset or an increase of a liability or equity is positive. In operating, a cash account's row is the non-cash adjustment of its unrealized exchange difference (net income includes it; it is reported as effectOfExchangeRatesOnCash) */
+            /** @description Effect on cash: a decrease of an asset or an increase of a liability or equity is positive. No cash account has a row (the unrealized exchange differences of foreign-currency cash are in unrealizedExchangeDifferences and effectOfExchangeRatesOnCash). In operating, a row on an investing or financing account is a non-cash expense or income booked against it (depreciation credited to accumulated depreciation classed investing: positive, the expense added back); a row on a revenue or expense account is the part of its gain or loss realized in cash, taken out */
             amount: string;
             /** @description Account code */
             code: string;
@@ -5072,7 +5075,7 @@ export interface components {
              */
             maxOutputTokens?: number;
             /**
-             * @description Most LLM calls per run (the tool loop stops there)
+             * @description Most LLM calls per run (the tool loop stops there); each answer may call at most 16 tools, the calls past them are answered a tool error, not run
              * @example 8
              */
             maxSteps?: number;
@@ -9380,7 +9383,7 @@ export interface components {
              */
             maxOutputTokens?: number;
             /**
-             * @description Most LLM calls per run
+             * @description Most LLM calls per run (each answer may call at most 16 tools)
              * @example 6
              */
             maxSteps?: number;
@@ -22132,7 +22135,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Conflicts with existing data */
+            /** @description Conflicts with existing data. error.code is one of: `ai.agent_running` (the agent has runs still executing (running, or cancelled with an LLM call in flight): cancel them and delete it once they end) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -22612,7 +22615,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not found, or not visible to the caller. error.code is one of: `agent.not_found` (no agent of this organization has this id) */
+            /** @description Not found, or not visible to the caller. error.code is one of: `agent.not_found` (no agent of this organization has this id); `run.not_found` (no run of this agent has this id) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -24823,7 +24826,7 @@ export interface operations {
     getAiUsage: {
         parameters: {
             query?: {
-                /** @description First day (YYYY-MM-DD, UTC); default: 30 days ago */
+                /** @description First day (YYYY-MM-DD, UTC); default: 30 days before `to` (before today without it) */
                 from?: string;
                 /** @description Last day (YYYY-MM-DD, UTC); default: today */
                 to?: string;
