@@ -279,7 +279,7 @@ describe('semantic SQL guard: fences and growth bound', () => {
     ['array_agg of a 99 KB literal', `SELECT cardinality(array_agg('${'x'.repeat(99_000)}'::text)) FROM generate_series(1, 20000) g`, /array_agg\(\.\.\.\) adds up to 99000 bytes .*at most 256 bytes a row/],
     ['json_agg of a 300-byte literal', `SELECT json_agg('${'x'.repeat(300)}') FROM semantic.v_gl_fact`, /json_agg\(\.\.\.\) adds up to 300 bytes .*at most 256 bytes a row/],
     ['jsonb_object_agg of a 300-byte key', `SELECT jsonb_object_agg(memo || '${'k'.repeat(300)}', amount) FROM semantic.v_gl_fact`, /jsonb_object_agg\(\.\.\.\) adds up to \d+ bytes .*at most 256 bytes a row/],
-    ['ARRAY(SELECT ...) of a 1 KB literal', `SELECT cardinality(ARRAY(SELECT '${'x'.repeat(1000)}' FROM generate_series(1, 1000)))`, /ARRAY\(SELECT \.\.\.\) adds up to 1000 bytes .*at most 256 bytes a row/],
+    ['ARRAY(SELECT ...) of a 1 KB literal', `SELECT cardinality(ARRAY(SELECT '${'x'.repeat(1000)}' FROM generate_series(1, 1000)))`, /^(ARRAY\(SELECT \.\.\.\) adds up to 1000 bytes .*|a literal computes up to 1000 bytes .* for each of up to 1000 rows made of no view .*)at most 256 bytes a row/],
     // a constant carried by a CTE's column, or an aggregate of many generated rows read as one row's value
     ['string_agg of a CTE\'s 1 KB literal column', `WITH c AS (SELECT '${'x'.repeat(1000)}' AS s) SELECT length(string_agg(s, '')) FROM c, generate_series(1, 20000)`, /string_agg\(\.\.\.\) adds up to 1001 bytes/],
     ['string_agg of string_aggs of generated rows', `SELECT length(string_agg(s, '')) FROM (SELECT string_agg('${'x'.repeat(200)}', '') AS s FROM generate_series(1, 1000)) a, generate_series(1, 50)`, /string_agg\(\.\.\.\) adds up to 201001 bytes/],
@@ -954,7 +954,8 @@ describe('semantic SQL guard: rows held in memory by IN / NOT IN / ANY (SELECT .
     ['EXCEPT of 99,999 rows of a 20 KB literal (HashSetOp: 1.9 GB)', `SELECT length(v) FROM (SELECT ${x20k} || o.x v FROM generate_series(1, 99999) o(x) EXCEPT SELECT 'a') t`, 'an arm of EXCEPT (its rows hashed in memory)'],
     ['INTERSECT of the same, its right arm', `SELECT length(v) FROM (SELECT 'a' INTERSECT ALL SELECT ${x20k} || o.x v FROM generate_series(1, 99999) o(x)) t(v)`, 'an arm of INTERSECT (its rows hashed in memory)'],
   ])('refuses a subquery\'s or set operation arm\'s rows hashed in memory past 256 bytes of constants a row: %s', async (_label, sql, what) => {
-    expect(await reasonOf(sql)).toMatch(perRow(what));
+    // (refused where its rows are made: a SELECT of rows of no view computing more than 256 bytes of constants a row)
+    expect(await reasonOf(sql)).toMatch(new RegExp(`${perRow(what).source}|^operator \\|\\| computes up to 2000\\d bytes that are not a view's values .* rows made of no view .*ACROSS_ROWS_MAX_CONSTANT_BYTES`));
   });
 
   it('refuses IN (SELECT ...) and EXCEPT of view values repeated by a series (2.2 GB from 100 KB), or of values built across rows in every row', async () => {
@@ -992,5 +993,54 @@ describe('semantic SQL guard: rows held in memory by IN / NOT IN / ANY (SELECT .
       `SELECT d, (SELECT string_agg(memo, ',') FROM semantic.v_gl_fact f WHERE f.entry_date = d::date) FROM generate_series(date '2026-01-01', date '2026-12-31', interval '1 day') d ORDER BY 2`,
       `SELECT o.x, (SELECT string_agg(g::text, ',') FROM generate_series(1, 100) g WHERE g <= o.x) FROM generate_series(1, 100) o(x)`,
     ]) await expect(accepted(sql)).resolves.toBe('accepted');
+  });
+});
+
+describe('semantic SQL guard: constants of rows made of no view held by joins, EXISTS and sorts; correlation by a whole row or a name a view may have', () => {
+  async function reasonOf(sql: string): Promise<string> {
+    const err = await acceptSemanticQuery(sql).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(AppError);
+    expect((err as AppError).status).toBe(400);
+    expect((err as AppError).code).toBe('semantic.query_refused');
+    const { reason } = (err as AppError).details as { reason: string };
+    expect((err as AppError).message).toBe(`the query was refused: ${reason}`);
+    return reason;
+  }
+  const accepted = (sql: string) => acceptSemanticQuery(sql).then(() => 'accepted', (e: AppError) => `${sql}: ${(e.details as { reason: string }).reason}`);
+  const x20k = `'${'x'.repeat(20_000)}'`;
+  const x300 = `'${'x'.repeat(300)}'`;
+  const k105 = `'${'k'.repeat(105)}'`;
+  const madeRows = /computes up to \d+ bytes that are not a view's values .* for each of up to \d+ rows made of no view .* at most 256 bytes a row are allowed in such a SELECT's expressions \(ACROSS_ROWS_MAX_CONSTANT_BYTES\)$/;
+
+  it.each([
+    ['NOT EXISTS of 100,000 rows of a 20 KB literal (a hash anti-join: 1.95 GB of memory, 1.9 GB of temp in 5 s)', `SELECT count(*) FROM semantic.v_gl_fact a WHERE NOT EXISTS (SELECT 1 FROM (SELECT g::text || ${x20k} big, 4 k FROM generate_series(1, 100000) g) b WHERE b.k = a.id AND b.big <> a.memo)`],
+    ['ORDER BY of the same (1.9 GB of temp in 5 s)', `SELECT g::text || ${x20k} v FROM generate_series(1, 100000) g ORDER BY 1`],
+    ['a join of them with a view', `SELECT count(*) FROM semantic.v_gl_fact a JOIN generate_series(1, 100000) g ON a.memo = g::text || ${x300}`],
+    ['EXISTS of them, its WHERE', `SELECT count(*) FROM semantic.v_gl_fact a WHERE EXISTS (SELECT 1 FROM generate_series(1, 100000) g WHERE g::text || ${x300} = a.memo)`],
+    ['sorted by a hidden column', `SELECT g FROM generate_series(1, 100000) g ORDER BY g::text || ${x300}`],
+    ['DISTINCT and GROUP BY of them', `SELECT DISTINCT g::text || ${x300} FROM generate_series(1, 100000) g`],
+    ['a LATERAL subquery\'s column of them, sorted', `SELECT l.v FROM generate_series(1, 100000) g, LATERAL (SELECT g::text || ${x300} v) l ORDER BY 1`],
+    ['a scalar subquery\'s value of them, sorted', `SELECT (SELECT g::text || ${x300}) v FROM generate_series(1, 100000) g ORDER BY 1`],
+    ['a window\'s ORDER BY of them', `SELECT row_number() OVER (ORDER BY g::text || ${x300}) FROM generate_series(1, 100000) g`],
+  ])('refuses a SELECT of rows made of no view computing more than 256 bytes of constants a row: %s', async (_label, sql) => {
+    expect(await reasonOf(sql)).toMatch(madeRows);
+  });
+
+  it('accepts date spines, labels and lists of a series (to_char, short literals, a small unnest), and a view\'s rows with long literals', async () => {
+    for (const sql of [
+      `SELECT d::date, to_char(d, 'YYYY-MM') m, 'Week ' || to_char(d, 'IW') || ' of ' || to_char(d, 'YYYY') label FROM generate_series(date '2020-01-01', date '2024-12-31', interval '1 day') d ORDER BY 1`,
+      `SELECT d::date, coalesce(string_agg(f.memo, ', '), '-') FROM generate_series(date '2024-01-01', date '2024-12-31', interval '1 day') d LEFT JOIN semantic.v_gl_fact f ON f.entry_date = d::date GROUP BY 1 ORDER BY 1`,
+      `SELECT x FROM unnest(ARRAY[${Array.from({ length: 500 }, (_, i) => i).join(',')}]) x ORDER BY x`,
+      `SELECT memo || ${x300} FROM semantic.v_gl_fact ORDER BY 1`,
+      `SELECT g, v.memo FROM generate_series(1, 1000) g JOIN semantic.v_gl_fact v ON v.id = g WHERE v.memo <> 'n/a' || g ORDER BY v.memo`,
+    ]) await expect(accepted(sql)).resolves.toBe('accepted');
+  });
+
+  it.each([
+    ['a whole-row reference `o IS NOT NULL`', `SELECT (SELECT string_agg(${k105}, '') FROM generate_series(1, 100000) WHERE o IS NOT NULL) v FROM generate_series(1, 1000) o(x) ORDER BY v`],
+    ['a whole-row reference `o.* IS NOT NULL`', `SELECT (SELECT string_agg(${k105}, '') FROM generate_series(1, 100000) WHERE o.* IS NOT NULL) v FROM generate_series(1, 1000) o(x) ORDER BY v`],
+    ['an outer column\'s unqualified name, with a view in the subquery\'s FROM', `SELECT (SELECT string_agg(${k105}, '') FROM generate_series(1, 100000) g, semantic.v_gl_fact f WHERE f.id = 1 AND x IS NOT NULL) v FROM generate_series(1, 1000) o(x) ORDER BY v`],
+  ])('counts a subquery as correlated (run again for each outer row: 10 MB each of 1,000) by %s', async (_label, sql) => {
+    expect(await reasonOf(sql)).toMatch(/^the values the query builds across rows .* add up to \d+ MB .* at a correlated subquery .*ACROSS_ROWS_MAX_STATEMENT_BYTES/);
   });
 });

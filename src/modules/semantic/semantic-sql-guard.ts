@@ -530,6 +530,8 @@ interface Ctx {
   gen: number;
   /** weighing the constant part of a value (konstOf), not its weight: nothing is refused or counted as work */
   konst?: boolean;
+  /** (with konst) one row's: a value built across rows counts what one row it reads adds, not all of them (checkMadeRows) */
+  perRow?: boolean;
   /** a SELECT's FROM items and the equalities joining them, once its FROM list is read (see viewRepeats) */
   rows?: RowsOf;
   /** the grouping sets of the SELECT (GROUPING SETS, CUBE, ROLLUP: groupingSets): its aggregates read each row once for each */
@@ -690,6 +692,44 @@ function checkHeldRows(what: string, inner: Shape, selects: Sel[], konst: number
   if (repeats > ACROSS_ROWS_MAX_VIEW_REPEATS) throw refuseRepeats(what, repeats);
   if ((single ? single.across : inner.across) === Across.REPEATED && !inner.one) throw refuseAcrossAgain(what);
   spendAcrossRows(what, konst, ctx);
+}
+
+/**
+ * Rows made of no view (generate_series, unnest, VALUES: ctx.gen > 1) are bounded by MAX_SERIES_ROWS only, not by a view
+ * read: what PostgreSQL holds of them (a sort's rows, a hash join's or anti-join's inner side, a group's key, a hashed
+ * DISTINCT) grows with the constants each carries (ORDER BY of 100,000 rows of a 20 KB literal: 1.9 GB of temp in 5 s;
+ * NOT EXISTS of them, a hash anti-join: 1.95 GB of memory). So a SELECT of such rows may compute at most
+ * ACROSS_ROWS_MAX_CONSTANT_BYTES of constants a row (konstOf, a value built across rows counted for one row it reads:
+ * the rest is held to the statement's budget, spendAcrossRows) in any expression of its target list, WHERE, JOIN ... ON,
+ * GROUP BY, HAVING, window, ORDER BY and DISTINCT (a date spine's to_char(d, 'YYYY-MM') or a label is far below it).
+ * Values built across rows (string_agg, ARRAY(SELECT ...)...) are held to that a row they aggregate (checkAcrossRows).
+ */
+const EXPRESSIONS = new Set(['CaseExpr', 'CoalesceExpr', 'MinMaxExpr', 'CollateClause']);
+function checkMadeRows(clauses: unknown, ctx: Ctx): void {
+  if (ctx.gen <= 1) return;
+  const check = (node: unknown, type: string): void => {
+    const bytes = weigh(node, { ...ctx, konst: true, perRow: true, work: 0 }) / BYTE;
+    if (bytes > ACROSS_ROWS_MAX_CONSTANT_BYTES + 1e-6) {
+      throw refuse(`${describe(type, (node as any)[type])} computes up to ${bytes > 1e9 ? 'over 10^9' : Math.ceil(bytes - 1e-6)} bytes that are not a view's values (literals, the text of numbers, dates and other constants the query makes) for each of up to ${ctx.gen > 1e9 ? 'over 10^9' : Math.ceil(ctx.gen)} rows made of no view (generate_series, unnest, VALUES), which a sort, hash, join or EXISTS holds; at most ${ACROSS_ROWS_MAX_CONSTANT_BYTES} bytes a row are allowed in such a SELECT's expressions (ACROSS_ROWS_MAX_CONSTANT_BYTES)`);
+    }
+  };
+  const visit = (node: unknown): void => {
+    if (Array.isArray(node)) return node.forEach(visit);
+    if (!node || typeof node !== 'object') return;
+    const keys = Object.keys(node);
+    if (keys.length !== 1 || !/^[A-Z]/.test(keys[0])) return Object.values(node).forEach(visit);
+    const type = keys[0];
+    const n = (node as Record<string, any>)[type];
+    if (type === 'SubLink') {
+      // (its SELECT's own rows are checked where it is weighed; its value, a scalar subquery's, is this row's)
+      if (n.subLinkType === 'EXPR_SUBLINK') check(node, type);
+      return visit(n.testexpr);
+    }
+    const acrossRows = type === 'FuncCall' && ACROSS_ROWS.has(nameOf(n.funcname).pop()?.toLowerCase() ?? '');
+    if (!acrossRows && (BUILT.has(type) || EXPRESSIONS.has(type))) check(node, type);
+    visit(n);
+  };
+  visit(clauses);
 }
 
 /**
@@ -1571,13 +1611,25 @@ function weighSubquery(s: Sel, env: Env, ctx: Ctx): Shape {
  */
 function markCorrelated(fields: any[], ctx: Ctx): void {
   if (!ctx.env.outerSources.length) return;
-  const parts = fields.map((f) => f?.String?.sval as string | undefined);
-  if (parts.length > 2 || parts.some((p) => p === undefined)) return;
-  const [rel, name] = parts.length === 2 ? parts : [undefined, parts[0]];
+  // (`o.*`: the whole row of the FROM item o; a bare `*` is the query's own items')
+  const star = !!fields[fields.length - 1]?.A_Star;
+  const parts = (star ? fields.slice(0, -1) : fields).map((f) => f?.String?.sval as string | undefined);
+  if (!parts.length || parts.length > 2 || parts.some((p) => p === undefined)) return;
+  const [rel, name] = star ? [parts[parts.length - 1], undefined] : parts.length === 2 ? parts : [undefined, parts[0]];
+  const has = (src: Source) => columnIndex(src.shape).named.has(name!);
   let at = -1;
+  let unknown = false;
   for (let i = ctx.sources.length - 1; i >= 0 && at < 0; i--) {
     const src = ctx.sources[i];
-    if (rel !== undefined ? src.name === rel : columnIndex(src.shape).named.has(name!) || !!columnIndex(src.shape).any) at = i;
+    if (rel !== undefined ? src.name === rel : has(src) || !!columnIndex(src.shape).any) {
+      at = i;
+      unknown = rel === undefined && !has(src);
+    }
+  }
+  // a name found only among a view's columns (not known here) may be an enclosing query's column instead: counted as that
+  // (the farthest item before it that has, or may have, that name)
+  for (let i = 0; unknown && i < at; i++) {
+    if (has(ctx.sources[i]) || columnIndex(ctx.sources[i].shape).any) at = i;
   }
   // (a lone name of no column may be a FROM item's whole row)
   for (let i = ctx.sources.length - 1; i >= 0 && at < 0 && rel === undefined; i--) if (ctx.sources[i].name === name) at = i;
@@ -1710,7 +1762,15 @@ function shapeOf(s: Sel, env: Env, outermost = false): Shape {
         const made = ctx.gen / before;
         // ROWS FROM (f(...), g(...)): one row of all of them
         if (w > MAX_ROW_GROWTH) throw refuseRow('a function in FROM (ROWS FROM)', w);
-        const k = konstOf(item.RangeFunction.functions, ctx);
+        // (unnest(ARRAY[...]) makes one element a row: the constant part of its heaviest element, not of the whole array)
+        const fns: any[] = item.RangeFunction.functions ?? [];
+        const perElement = fns.map((f) => {
+          const call = f?.List?.items?.[0]?.FuncCall;
+          const args: any[] = call?.args ?? [];
+          if (nameOf(call?.funcname).pop()?.toLowerCase() !== 'unnest' || !args.length || !args.every((a) => a?.A_ArrayExpr)) return undefined;
+          return args.reduce((a: number, arr) => a + AT_MOST_ONE(...(arr.A_ArrayExpr.elements ?? []).map((e: unknown) => konstOf(e, ctx))), 0);
+        });
+        const k = fns.length && perElement.every((x) => x !== undefined) ? perElement.reduce((a: number, x) => a + x!, 0) : konstOf(fns, ctx);
         // (unnest of an array of view values: each of its rows holds one, the same one in as many rows as it repeats)
         const r = viewRepeats(item.RangeFunction.functions, ctx) * made;
         // (its columns: unnest's elements, generate_series' values, regexp_match's groups)
@@ -1807,6 +1867,7 @@ function shapeOf(s: Sel, env: Env, outermost = false): Shape {
     if (!grouped) groupedRows(ctx.rows);
     const cols: Col[] | undefined = star ? undefined : colAt;
     weigh([s.whereClause, s.havingClause, s.sortClause, s.windowClause, s.distinctClause, s.limitCount, s.limitOffset], ctx);
+    checkMadeRows([targets, s.whereClause, joins.map((j) => j.quals), s.groupClause, s.havingClause, s.sortClause, s.windowClause, s.distinctClause], ctx);
     if (sets > 1) multiplyRows(ctx, sets, 'GROUPING SETS / CUBE / ROLLUP (each grouping set groups every row again)');
     // the target list's set-returning functions repeat each row of the FROM list (and the view values in it)
     ctx.rows.targetGen = ctx.gen / fromGen;
@@ -1948,10 +2009,11 @@ function weighNode(type: string, n: any, ctx: Ctx): number {
     case 'ColumnRef': {
       const fields: any[] = n.fields ?? [];
       const last = fields[fields.length - 1];
+      // (a whole row, `o` or `o.*`, of an enclosing query's FROM item is a correlated reference too)
+      if (!ctx.konst) markCorrelated(fields, ctx);
       if (last?.A_Star) return printedRow(ctx.konst ? rowKonst(ctx) : ctx.row);
       // a lone name that is also a FROM item's name may be that item's whole row
       if (fields.length === 1 && ctx.names.has(last?.String?.sval)) return ctx.konst ? printedRow(rowKonst(ctx)) : Math.max(printedRow(ctx.row), ctx.value);
-      if (!ctx.konst) markCorrelated(fields, ctx);
       const col = columnRead(fields, ctx);
       if (!col) return ctx.konst ? rowKonst(ctx) : ctx.value;
       if (col.json) JSON_READS.add(n);
@@ -1969,9 +2031,11 @@ function weighNode(type: string, n: any, ctx: Ctx): number {
         // the subquery was weighed (its shape kept) before its constant part is asked for
         const inner = SUBLINK_SHAPES.get(n) ?? VIEW;
         const col = inner.cols?.length === 1 ? inner.cols[0].konst : inner.konst;
-        if (n.subLinkType === 'EXPR_SUBLINK') return col;
+        // (one row's, checkMadeRows: a value built across rows, held to the statement's budget, once for each row of the
+        // query that reads it where it is correlated, weighSubquery)
+        if (n.subLinkType === 'EXPR_SUBLINK') return ctx.perRow && (inner.cols?.length === 1 ? inner.cols[0].across : inner.across) ? 0 : col;
         // one element of each row it reads: the rows it makes of no view count
-        if (n.subLinkType === 'ARRAY_SUBLINK') return (2 * col + 3 * BYTE) * inner.gen;
+        if (n.subLinkType === 'ARRAY_SUBLINK') return (2 * col + 3 * BYTE) * (ctx.perRow ? 1 : inner.gen);
         return 0;
       }
       const inner = weighSubquery(n.subselect.SelectStmt, { ctes: ctx.env.ctes, outerValue: ctx.value, outerRow: ctx.row, outerNames: ctx.names, outerSources: ctx.sources, outerGen: ctx.gen, outerCtx: ctx, budget: ctx.env.budget }, ctx);
@@ -2091,7 +2155,7 @@ function weighCall(n: any, ctx: Ctx): number {
     }
   }
   // (the rows an aggregate reads: its own query's, or an enclosing query's; see aggregateLevels)
-  const gen = ACROSS_ROWS.has(name) && ctx.konst && !n.over ? Math.max(ctx.gen, ...aggregateLevels(n, ctx).map((c) => c.gen)) : ctx.gen;
+  const gen = ctx.perRow ? 1 : ACROSS_ROWS.has(name) && ctx.konst && !n.over ? Math.max(ctx.gen, ...aggregateLevels(n, ctx).map((c) => c.gen)) : ctx.gen;
   const literal = (i: number, what: string): number => literalLength(args[i]) ?? refuseLiteral(name, what);
   switch (name) {
     case 'replace': case 'regexp_replace': {
@@ -2533,6 +2597,7 @@ function describe(type: string, n: any): string {
   if (type === 'ColumnRef') return `column ${nameOf(n.fields).join('.') || '*'}`;
   if (type === 'TypeCast') return `a cast to ${nameOf(n.typeName?.names).join('.')}${(n.typeName?.arrayBounds ?? []).length ? '[]' : ''}`;
   if (type === 'A_ArrayExpr') return 'ARRAY[...]';
+  if (type === 'A_Const') return 'a literal';
   if (type === 'RowExpr') return 'ROW(...)';
   if (type === 'SubLink') return n.subLinkType === 'ARRAY_SUBLINK' ? 'ARRAY(SELECT ...)' : '(SELECT ...)';
   return type;
