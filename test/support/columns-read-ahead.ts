@@ -8,6 +8,7 @@ import type pg from 'pg';
  */
 const COLUMNS_READ_AHEAD: readonly { table: string; column: string; type: string; addedBy: string }[] = [
   { table: 'hub.subscription_billing', column: 'price_misfit', type: 'text', addedBy: '20270211002800_subscription_price_misfit' },
+  { table: 'hub.subscription_billing', column: 'events_dated_until', type: 'timestamptz', addedBy: '20270211003600_subscription_events_dated_until' },
 ];
 
 /** Adds the columns read ahead whose migration sorts after `migratedUntil` (the last migration applied). */

@@ -5,7 +5,7 @@ import { PrivilegedDatabase } from '../../platform/database/privileged.service.j
 import { emitEvent } from '../../platform/events/events.js';
 import { AuditService } from '../audit/audit.service.js';
 import { subscriptionPayload } from './stripe-webhook.service.js';
-import { billingRepository as repo, type EndingTrial } from './billing.repository.js';
+import { billingRepository as repo, datedNotBefore, type EndingTrial } from './billing.repository.js';
 import { DAY_MS, stripeStillBills } from './subscription-status.js';
 import { CHECKOUT_DOUBT_MS } from './checkout.service.js';
 import { StripeClient } from './stripe.client.js';
@@ -158,7 +158,10 @@ export class BillingExpiryJob {
           subscriptionId: null, app: trial.appId, plan: trial.plan, status: 'trialing', previousStatus: 'trialing',
           trialEndsAt: trial.trialEndsAt.toISOString(), currentPeriodEnd: null, cancelAtPeriodEnd: false,
         };
-        await emitEvent({ db, orgId: trial.orgId }, 'subscription.trial_ending', payload, 1, now);
+        // a row's domain events are dated no earlier than the last one (events_dated_until), which this one raises
+        const at = datedNotBefore(subscription, now);
+        await emitEvent({ db, orgId: trial.orgId }, 'subscription.trial_ending', payload, 1, at);
+        if (subscription) await repo.recordEventsDated(db, subscription.id, at);
         announced.push(trial);
       }
       if (announced.length) this.logger.log(`announced ${announced.length} ending trial(s)`);
@@ -180,7 +183,10 @@ export class BillingExpiryJob {
             before: { status: s.status, plan: s.plan }, after: { status: 'canceled', plan: s.plan, reason: s.reason },
           });
           const after = await repo.lockSubscription(db, s.id);
-          if (after) await emitEvent({ db, orgId: s.orgId }, 'subscription.canceled', subscriptionPayload(after, s.status), 1, now);
+          // dated no earlier than the row's last domain event; its floor raised, kept once a Stripe event clears this local end
+          const at = datedNotBefore(after, now);
+          if (after) await emitEvent({ db, orgId: s.orgId }, 'subscription.canceled', subscriptionPayload(after, s.status), 1, at);
+          await repo.recordEventsDated(db, s.id, at);
         }
       }
       if (due.length) this.logger.log(`ended ${due.length} subscription(s)`);

@@ -61,7 +61,16 @@ export interface SubscriptionRow {
    * (EntitlementsService) until a Stripe event puts it on a fitting price again; null otherwise.
    */
   priceMisfit: string | null;
+  /**
+   * The latest time a domain event of the row was dated (hub.subscription_billing.events_dated_until): the next one is
+   * dated no earlier (datedNotBefore). Not read by the gate's billingContext (absent there).
+   */
+  eventsDatedUntil?: Date | null;
 }
+
+/** The time to date a domain event of a row at: `at`, or the row's floor (eventsDatedUntil) when that is later. */
+export const datedNotBefore = (row: Pick<SubscriptionRow, 'eventsDatedUntil'> | undefined, at: Date): Date =>
+  (row?.eventsDatedUntil && row.eventsDatedUntil > at ? row.eventsDatedUntil : at);
 
 export interface OrgRow {
   id: string;
@@ -116,7 +125,7 @@ const subscriptions = () => qb.selectFrom('hub.Subscription as s')
     'b.stripe_customer_id as stripeCustomerId', 'b.stripe_price_id as stripePriceId', 'b.trial_ends_at as trialEndsAt',
     'b.current_period_end as currentPeriodEnd', (eb) => eb.fn.coalesce('b.cancel_at_period_end', sql<boolean>`false`).as('cancelAtPeriodEnd'),
     'b.past_due_since as pastDueSince', 'b.last_event_at as lastEventAt', 'b.last_invoice_event_at as lastInvoiceEventAt',
-    'b.ended_locally_at as endedLocallyAt', 'b.price_misfit as priceMisfit',
+    'b.ended_locally_at as endedLocallyAt', 'b.price_misfit as priceMisfit', 'b.events_dated_until as eventsDatedUntil',
   ]);
 
 /**
@@ -529,14 +538,18 @@ export const billingRepository = {
   },
 
   /**
-   * The time (Stripe's) of the newest stored event processed for the subscription row, whatever its type or Stripe
-   * subscription (a checkout completion's, an old subscription's before the row moved), or null. Each domain event the
-   * webhook emitted for the row is dated no later than that (or the row's local end). Served by billing_event_subscription_idx.
+   * Raises the floor of the row's domain events (hub.subscription_billing.events_dated_until) to `at`, never lowers it:
+   * run wherever one is emitted (the webhook, BillingExpiryJob, DeletedOrgSubscriptions), with the row locked. A row the
+   * Hub provisioned by SQL gets its bookkeeping row here (as recordPastDueStarts gives it one).
    */
-  async newestProcessedEventAt(db: Db, subscriptionId: string): Promise<Date | null> {
-    const [row] = await db.run(qb.selectFrom('hub.BillingEvent').select((eb) => eb.fn.max('stripeCreatedAt').as('at'))
-      .where('subscriptionId', '=', subscriptionId).where('status', '=', 'processed'));
-    return row?.at ? new Date(row.at as unknown as string | Date) : null;
+  async recordEventsDated(db: Db, subscriptionId: string, at: Date): Promise<void> {
+    await db.$executeRaw`
+      INSERT INTO hub.subscription_billing (subscription_id, user_id, organization_id, events_dated_until)
+      SELECT s.id, CASE WHEN s."organizationId" IS NULL THEN s."userId" END, s."organizationId", ${at}::timestamptz
+        FROM hub."Subscription" s WHERE s.id = ${subscriptionId}
+      ON CONFLICT (subscription_id) DO UPDATE
+        SET events_dated_until = greatest(hub.subscription_billing.events_dated_until, excluded.events_dated_until), updated_at = now()
+        WHERE hub.subscription_billing.events_dated_until IS DISTINCT FROM greatest(hub.subscription_billing.events_dated_until, excluded.events_dated_until)`;
   },
 
   /**

@@ -2,7 +2,7 @@ import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { PrivilegedDatabase } from '../../platform/database/privileged.service.js';
 import { DomainEvents, emitEvent, type DomainEvent } from '../../platform/events/events.js';
 import { AuditService } from '../audit/audit.service.js';
-import { billingRepository as repo, subjectOf } from './billing.repository.js';
+import { billingRepository as repo, datedNotBefore, subjectOf } from './billing.repository.js';
 import { StripeClient } from './stripe.client.js';
 import { endedLocally, STRIPE_ENDED, statusOf } from './subscription-status.js';
 import { subscriptionPayload } from './stripe-webhook.service.js';
@@ -76,7 +76,11 @@ export class DeletedOrgSubscriptions implements OnModuleInit {
           action: 'billing.subscription_canceled', entityType: 'subscription', entityId: s.id,
           before: { status: before.status, plan: before.plan }, after: { status: 'canceled', plan: before.plan, reason: 'organization_deleted', stripeCanceled: Boolean(s.stripeSubscriptionId) },
         }, { requestId: event.id });
-        await emitEvent({ db, orgId: event.orgId }, 'subscription.canceled', subscriptionPayload(after!, before.status));
+        // dated no earlier than the row's last domain event, and the row's floor raised to it (a Stripe event applied
+        // later, e.g. its deletion, is dated no earlier than this end)
+        const at = datedNotBefore(before, new Date());
+        await emitEvent({ db, orgId: event.orgId }, 'subscription.canceled', subscriptionPayload(after!, before.status), 1, at);
+        await repo.recordEventsDated(db, s.id, at);
         return true;
       });
       if (done) ended.push(s.id);

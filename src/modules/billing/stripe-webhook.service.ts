@@ -7,7 +7,7 @@ import { AppError } from '../../platform/errors/app-error.js';
 import { enqueue, JobRegistry } from '../../platform/queue/jobs.js';
 import { emitEvent } from '../../platform/events/events.js';
 import { AuditService } from '../audit/audit.service.js';
-import { audienceMismatch, billingRepository as repo, type EventMarks, type PlanRow, type Subject, subjectOf, type SubscriptionRow } from './billing.repository.js';
+import { audienceMismatch, billingRepository as repo, datedNotBefore, type EventMarks, type PlanRow, type Subject, subjectOf, type SubscriptionRow } from './billing.repository.js';
 import { StripeClient } from './stripe.client.js';
 import { endedLocally, LIVE_STATUSES, MISFIT_STATUS, STRIPE_ENDED, statusOf } from './subscription-status.js';
 import { BillingErrors } from './billing.errors.js';
@@ -316,11 +316,12 @@ export class StripeWebhookService implements OnModuleInit {
       // than this subscription event, delivered late: its period, plan and items apply, and its status as far as Stripe's
       // order would have left it. A failure (past_due) is kept over a live status only: applied after an unpaid, paused or
       // incomplete one, the failed payment would have left it so (refusal), read-only. A payment (active) is kept over the
-      // statuses a payment ends (past_due, unpaid, incomplete, paused: in Stripe's order, paid after them, refusal lets it
-      // make the row active); a trial's apply (its invoice does not end it)
+      // statuses a payment ends (past_due, incomplete, paused: in Stripe's order, paid after them, refusal lets it make the
+      // row active); not over unpaid (refusal ignores a payment then: Stripe's own update says when it is active again),
+      // nor a trial's (its invoice does not end it)
       const paid = this.invoiceStatus(existing!);
       const keeps = paid === 'past_due' ? change.status === 'active' || change.status === 'trialing'
-        : paid === 'active' && ['past_due', 'unpaid', 'incomplete', 'paused'].includes(change.status);
+        : paid === 'active' && ['past_due', 'incomplete', 'paused'].includes(change.status);
       if (paid && keeps) {
         const kept = `the status stays ${paid} (an invoice event from ${invoiceLater.toISOString()} is newer than this ${change.status})`;
         Object.assign(change, { status: paid, notApplied: change.notApplied ? `${change.notApplied}; ${kept}` : kept });
@@ -392,13 +393,14 @@ export class StripeWebhookService implements OnModuleInit {
     // subscribers order a row's domain events by time: none is dated before a domain event already emitted for the row,
     // else an end or a status applied from an older event (an end older than a final invoice's failure, an unpaid older
     // than a failed payment, a renewal after a local end, a subscription's own older event after the checkout completion
-    // that linked it) sorts before the event it follows and they keep the stale state. Those were dated no later than
-    // the newest event processed for the row (whatever its type or Stripe subscription: a checkout completion sets no
-    // mark, a move to another subscription clears them), or the row's local end
-    const seen = existing ? latest(await repo.newestProcessedEventAt(db, existing.id), existing.endedLocallyAt ?? null) : null;
-    const notBefore = (d: Date) => (seen && seen > d ? seen : d);
+    // that linked it) sorts before the event it follows and they keep the stale state. The row keeps that floor
+    // (events_dated_until: whatever emitted them, this job, the expiry job's local end, an organization's deletion; a
+    // later event clearing the local end or moving the row to another Stripe subscription does not lower it), raised to
+    // this event's time even when it emits nothing (no later one is dated before an event already applied)
+    const notBefore = (d: Date) => datedNotBefore(existing, d);
     const latestAt = notBefore(reapplied && reapplied.at > at ? reapplied.at : at);
     for (const e of events) await emitEvent({ db, orgId: org.id }, e.type, subscriptionPayload(e.row, e.previousStatus), 1, e.at === 'linker' ? notBefore(at) : latestAt);
+    await repo.recordEventsDated(db, id, latestAt);
     return outcome;
   }
 
@@ -439,7 +441,8 @@ export class StripeWebhookService implements OnModuleInit {
    * failed or was paid, leaves it as the newer one did (applied, a paid older invoice made the row active, full access,
    * a failed one past_due, and it moved the mark to the older invoice, so the next of its events applied too). Older:
    * by the invoices' finalization time when both have one (a renewal invoice is created as a draft about an hour before
-   * it is finalized), else by their creation time; an invoice without either is let through.
+   * it is finalized); when only one has it, by each one's later time of the two (its creation, its finalization); else by
+   * their creation time; an invoice without either is let through.
    */
   private async olderInvoice(db: Db, event: Stripe.Event, existing: SubscriptionRow): Promise<string | undefined> {
     const mark = await repo.invoiceMarkEvent(db, existing.id);
@@ -447,13 +450,19 @@ export class StripeWebhookService implements OnModuleInit {
     const invoice = (event.data?.object ?? {}) as any;
     const marked = ((mark.payload as Stripe.Event).data?.object ?? {}) as any;
     if (invoice.id === marked.id) return undefined;
-    const finalized = (i: any) => i.status_transitions?.finalized_at;
-    const by: 'finalized' | 'created' | undefined = Number.isInteger(finalized(invoice)) && Number.isInteger(finalized(marked)) ? 'finalized'
-      : Number.isInteger(invoice.created) && Number.isInteger(marked.created) ? 'created' : undefined;
-    if (!by) return undefined;
-    const when = (i: any): number => (by === 'finalized' ? finalized(i) : i.created);
-    if (when(invoice) >= when(marked)) return undefined;
-    const at = (i: any) => `${by === 'finalized' ? 'finalized' : 'from'} ${new Date(when(i) * 1000).toISOString()}`;
+    const finalized = (i: any): number | undefined => (Number.isInteger(i.status_transitions?.finalized_at) ? i.status_transitions.finalized_at : undefined);
+    const created = (i: any): number | undefined => (Number.isInteger(i.created) ? i.created : undefined);
+    // only one side finalized: each side's later time (a draft created before the other invoice may be finalized after it;
+    // by creation alone such a renewal read as older)
+    const later = (i: any): number | undefined => Math.max(finalized(i) ?? -Infinity, created(i) ?? -Infinity);
+    const both = (f: (i: any) => number | undefined) => f(invoice) !== undefined && f(marked) !== undefined;
+    const when = both(finalized) ? finalized : finalized(invoice) === undefined && finalized(marked) === undefined ? created : later;
+    const [mine, theirs] = [when(invoice), when(marked)];
+    if (mine === undefined || theirs === undefined || !Number.isFinite(mine) || !Number.isFinite(theirs) || mine >= theirs) return undefined;
+    const at = (i: any) => {
+      const t = when(i)!;
+      return `${t === finalized(i) ? 'finalized' : 'from'} ${new Date(t * 1000).toISOString()}`;
+    };
     const paid = event.type === 'invoice.paid';
     const since = mark.type === 'invoice.paid' ? 'which was paid' : 'whose payment failed';
     const outcome = paid && mark.type !== 'invoice.paid' ? 'paying it does not settle that one'
@@ -533,6 +542,11 @@ export class StripeWebhookService implements OnModuleInit {
       if (endedLocally) return `the subscription was ended here at its period end: Stripe's subscription events, not an invoice, bring it back`;
       if (STRIPE_ENDED.has(status)) return `the subscription is ${status}: an invoice does not change that`;
       if (event.type === 'invoice.paid' && status === 'trialing') return 'an invoice paid during the trial does not end it (the subscription events do)';
+      // unpaid (retries exhausted): only paying the latest invoice makes Stripe's subscription active again, and Stripe then
+      // says so itself (customer.subscription.updated). An invoice event cannot tell it is the latest: a failure of a newer
+      // invoice is refused below, so the invoice mark may still be on an older one, and paying only that one made the row
+      // active, full access, while Stripe kept it unpaid
+      if (event.type === 'invoice.paid' && status === 'unpaid') return `the subscription is unpaid: Stripe's subscription event, sent once its latest invoice is paid, makes it active again`;
       // past_due is a live subscription's failed renewal (full access for the grace period). A failed payment leaves an
       // incomplete (first payment), unpaid or paused one as it is, read-only: Stripe's subscription events say when that changes
       // (a row paused here for its misfit price, price_misfit, is Stripe's live subscription: its failure is recorded)
