@@ -87,7 +87,8 @@ describe('a change or deletion of a row deleted meanwhile by another request is 
           return { path: `ai/budgets/${id}`, id, auditId: id };
         },
         left: (id) => rows('ai.budgets', 'id', id) },
-      { entity: 'agent', target: agentsRepository, method: 'deleteAgent', action: 'ai.agent_deleted',
+      // paused before it locks the agent's row (to count its runs in flight): it then finds nothing to delete
+      { entity: 'agent', target: agentsRepository, method: 'lockAgentRunsInFlight', action: 'ai.agent_deleted',
         create: async () => {
           const id = await newAgent('Deleted twice');
           return { path: `agents/${id}`, id, auditId: id };
