@@ -115,6 +115,24 @@ describe('billing: unpaid rows, the floor of domain events, invoices finalized o
     expect(await billingRow(org)).toEqual([expect.objectContaining({ status: 'past_due', endedLocallyAt: null, eventsDatedUntil: ms(T0 + 60) })]);
   });
 
+  it('a local end set without raising the floor (the expiry job of an instance before it, in a rolling deploy) still floors the next events', async () => {
+    const org = await createOrg(t, ada, 'Deploy Window Floor Co');
+    await send(stripeEvent('customer.subscription.created', subscriptionObject('sub_floor_deploy', 'active', org, {
+      cancel_at_period_end: true, items: { object: 'list', data: [{ id: 'si_floor_deploy', price: { id: 'price_omz_pro', object: 'price' }, current_period_end: T0 + 10 }] },
+    }), T0));
+    // what the expiry job before events_dated_until did: the row canceled, its local end at its clock, the floor untouched
+    const [{ id }] = (await t.db.admin.query(`SELECT id FROM hub."Subscription" WHERE "organizationId" = $1`, [org])).rows;
+    await t.db.admin.query(`UPDATE hub."Subscription" SET status = 'canceled' WHERE id = $1`, [id]);
+    await t.db.admin.query(`UPDATE hub.subscription_billing SET ended_locally_at = $2 WHERE subscription_id = $1`, [id, ms(T0 + 60)]);
+    expect(await billingRow(org)).toEqual([expect.objectContaining({ status: 'canceled', endedLocallyAt: ms(T0 + 60), eventsDatedUntil: ms(T0) })]);
+    // delivered late: the customer had turned the cancellation off (T0+5)
+    const renewed = stripeEvent('customer.subscription.updated', subscriptionObject('sub_floor_deploy', 'active', org), T0 + 5);
+    await send(renewed);
+    expect(await eventRow(renewed.id)).toEqual([{ status: 'processed', reason: null }]);
+    expect((await byTime(org)).at(-1)).toMatchObject({ type: 'subscription.updated', status: 'active', occurredAt: ms(T0 + 60).toISOString() });
+    expect(await billingRow(org)).toEqual([expect.objectContaining({ status: 'active', endedLocallyAt: null, eventsDatedUntil: ms(T0 + 60) })]);
+  });
+
   it('an organization\'s deletion raises the floor: a Stripe event applied after it is dated no earlier than its subscription.canceled', async () => {
     const org = await createOrg(t, ada, 'Deleted Floor Co');
     stripe.subscriptions.set('sub_floor_deleted', { status: 'active', customer: `cus_${org}` });

@@ -68,9 +68,13 @@ export interface SubscriptionRow {
   eventsDatedUntil?: Date | null;
 }
 
-/** The time to date a domain event of a row at: `at`, or the row's floor (eventsDatedUntil) when that is later. */
-export const datedNotBefore = (row: Pick<SubscriptionRow, 'eventsDatedUntil'> | undefined, at: Date): Date =>
-  (row?.eventsDatedUntil && row.eventsDatedUntil > at ? row.eventsDatedUntil : at);
+/**
+ * The time to date a domain event of a row at: `at`, or the row's floor when that is later: eventsDatedUntil, and a
+ * local end (endedLocallyAt, dated when the expiry job ran), which an instance still on the code before the floor (a
+ * rolling deploy) set without raising eventsDatedUntil.
+ */
+export const datedNotBefore = (row: Pick<SubscriptionRow, 'eventsDatedUntil' | 'endedLocallyAt'> | undefined, at: Date): Date =>
+  [row?.eventsDatedUntil, row?.endedLocallyAt].reduce<Date>((floor, d) => (d && d > floor ? d : floor), at);
 
 export interface OrgRow {
   id: string;
