@@ -698,38 +698,50 @@ function checkHeldRows(what: string, inner: Shape, selects: Sel[], konst: number
  * Rows made of no view (generate_series, unnest, VALUES: ctx.gen > 1) are bounded by MAX_SERIES_ROWS only, not by a view
  * read: what PostgreSQL holds of them (a sort's rows, a hash join's or anti-join's inner side, a group's key, a hashed
  * DISTINCT) grows with the constants each carries (ORDER BY of 100,000 rows of a 20 KB literal: 1.9 GB of temp in 5 s;
- * NOT EXISTS of them, a hash anti-join: 1.95 GB of memory). So a SELECT of such rows may compute at most
- * ACROSS_ROWS_MAX_CONSTANT_BYTES of constants a row (konstOf, a value built across rows counted for one row it reads:
- * the rest is held to the statement's budget, spendAcrossRows) in any expression of its target list, WHERE, JOIN ... ON,
- * GROUP BY, HAVING, window, ORDER BY and DISTINCT (a date spine's to_char(d, 'YYYY-MM') or a label is far below it).
- * Values built across rows (string_agg, ARRAY(SELECT ...)...) are held to that a row they aggregate (checkAcrossRows).
+ * NOT EXISTS of them, a hash anti-join: 1.95 GB of memory; 1,000 columns of a 245-byte literal each, sorted: 2 GB). So
+ * the constants of a whole row of such a SELECT (konstOf of every expression of its target list, and of its WHERE,
+ * JOIN ... ON, GROUP BY, HAVING, window, ORDER BY and DISTINCT expressions that are not a target-list column), times its
+ * rows made of no view, may be at most MADE_ROWS_MAX_CONSTANT_BYTES (a label on a 12-month spine, a 2-row VALUES of
+ * descriptions are far below it). A value built across rows in the row counts what it holds there: an aggregate of the
+ * SELECT's own rows what one row it reads adds (all of them add up over its rows), a window aggregate up to all the rows
+ * of its frame (each row holds its frame's), a scalar or ARRAY subquery its whole value (a sort holds a copy in every
+ * row); unnest(ARRAY[...]) one element a row.
  */
-const EXPRESSIONS = new Set(['CaseExpr', 'CoalesceExpr', 'MinMaxExpr', 'CollateClause']);
-function checkMadeRows(clauses: unknown, ctx: Ctx): void {
+export const MADE_ROWS_MAX_CONSTANT_BYTES = 32 * 1024 * 1024;
+function checkMadeRows(targets: unknown[], clauses: unknown[], ctx: Ctx): void {
   if (ctx.gen <= 1) return;
-  const check = (node: unknown, type: string): void => {
-    const bytes = weigh(node, { ...ctx, konst: true, perRow: true, work: 0 }) / BYTE;
-    if (bytes > ACROSS_ROWS_MAX_CONSTANT_BYTES + 1e-6) {
-      throw refuse(`${describe(type, (node as any)[type])} computes up to ${bytes > 1e9 ? 'over 10^9' : Math.ceil(bytes - 1e-6)} bytes that are not a view's values (literals, the text of numbers, dates and other constants the query makes) for each of up to ${ctx.gen > 1e9 ? 'over 10^9' : Math.ceil(ctx.gen)} rows made of no view (generate_series, unnest, VALUES), which a sort, hash, join or EXISTS holds; at most ${ACROSS_ROWS_MAX_CONSTANT_BYTES} bytes a row are allowed in such a SELECT's expressions (ACROSS_ROWS_MAX_CONSTANT_BYTES)`);
-    }
-  };
-  const visit = (node: unknown): void => {
-    if (Array.isArray(node)) return node.forEach(visit);
+  const weighOf = (node: unknown) => weigh(node, { ...ctx, konst: true, perRow: true, work: 0 }) / BYTE;
+  const same = (a: unknown, b: unknown) => JSON.stringify(a, (k, v) => (k === 'location' ? undefined : v)) === JSON.stringify(b, (k, v) => (k === 'location' ? undefined : v));
+  const names = new Set((targets as any[]).map((t: any) => t?.name).filter(Boolean));
+  const vals = (targets as any[]).map((t: any) => t?.val);
+  // a key that is a target-list column (its position, its output name, the same expression) is held once
+  const isColumn = (node: any) => node?.A_Const?.ival !== undefined
+    || (node?.ColumnRef?.fields?.length === 1 && names.has(node.ColumnRef.fields[0]?.String?.sval))
+    || vals.some((v) => same(v, node));
+  let bytes = vals.reduce((a: number, v) => a + weighOf(v), 0);
+  const keys = (node: unknown): void => {
+    if (Array.isArray(node)) return node.forEach(keys);
     if (!node || typeof node !== 'object') return;
-    const keys = Object.keys(node);
-    if (keys.length !== 1 || !/^[A-Z]/.test(keys[0])) return Object.values(node).forEach(visit);
-    const type = keys[0];
-    const n = (node as Record<string, any>)[type];
-    if (type === 'SubLink') {
-      // (its SELECT's own rows are checked where it is weighed; its value, a scalar subquery's, is this row's)
-      if (n.subLinkType === 'EXPR_SUBLINK') check(node, type);
-      return visit(n.testexpr);
-    }
-    const acrossRows = type === 'FuncCall' && ACROSS_ROWS.has(nameOf(n.funcname).pop()?.toLowerCase() ?? '');
-    if (!acrossRows && (BUILT.has(type) || EXPRESSIONS.has(type))) check(node, type);
-    visit(n);
+    const k = Object.keys(node);
+    if (k.length !== 1 || !/^[A-Z]/.test(k[0])) return Object.values(node).forEach(keys);
+    const n = (node as Record<string, any>)[k[0]];
+    if (k[0] === 'SortBy') return keys(n.node);
+    if (k[0] === 'WindowDef') return keys([n.partitionClause, n.orderClause]);
+    if (k[0] === 'List') return keys(n.items);
+    if (isColumn(node)) return;
+    // a condition's truth value holds nothing: its operands are what a hash or a sort keeps
+    if (k[0] === 'BoolExpr') return keys(n.args);
+    if (k[0] === 'NullTest' || k[0] === 'BooleanTest') return keys(n.arg);
+    if (k[0] === 'A_Expr' && (n.kind !== 'AEXPR_OP' || TRUTH_OPERATORS.has(nameOf(n.name).pop() ?? ''))) return keys([n.lexpr, n.rexpr]);
+    if (k[0] === 'SubLink' && n.subLinkType !== 'EXPR_SUBLINK' && n.subLinkType !== 'ARRAY_SUBLINK') return keys(n.testexpr);
+    bytes += weighOf(node);
   };
-  visit(clauses);
+  keys(clauses);
+  const total = bytes * ctx.gen;
+  if (total > MADE_ROWS_MAX_CONSTANT_BYTES + 1e-3) {
+    const n = (x: number) => (x > 1e12 ? 'over 10^12' : `${Math.ceil(x - 1e-6)}`);
+    throw refuse(`a row of a SELECT of rows made of no view (generate_series, unnest, VALUES) computes up to ${n(bytes)} bytes that are not a view's values (literals, the text of numbers, dates and other constants the query makes, values built across rows: all its columns and its WHERE, JOIN ... ON, GROUP BY, HAVING, window, ORDER BY and DISTINCT expressions) for each of up to ${n(ctx.gen)} rows, ${n(total)} bytes in all, which a sort, hash, join or EXISTS holds; at most ${MADE_ROWS_MAX_CONSTANT_BYTES} bytes are allowed (MADE_ROWS_MAX_CONSTANT_BYTES: carry fewer or shorter constants, or make fewer rows)`);
+  }
 }
 
 /**
@@ -1867,8 +1879,8 @@ function shapeOf(s: Sel, env: Env, outermost = false): Shape {
     if (!grouped) groupedRows(ctx.rows);
     const cols: Col[] | undefined = star ? undefined : colAt;
     weigh([s.whereClause, s.havingClause, s.sortClause, s.windowClause, s.distinctClause, s.limitCount, s.limitOffset], ctx);
-    checkMadeRows([targets, s.whereClause, joins.map((j) => j.quals), s.groupClause, s.havingClause, s.sortClause, s.windowClause, s.distinctClause], ctx);
     if (sets > 1) multiplyRows(ctx, sets, 'GROUPING SETS / CUBE / ROLLUP (each grouping set groups every row again)');
+    checkMadeRows((s.targetList ?? []).map((t: any) => t.ResTarget), [s.whereClause, joins.map((j) => j.quals), s.groupClause, s.havingClause, s.sortClause, s.windowClause, s.distinctClause, (s.targetList ?? []).map((t: any) => t.ResTarget?.val?.FuncCall?.over)], ctx);
     // the target list's set-returning functions repeat each row of the FROM list (and the view values in it)
     ctx.rows.targetGen = ctx.gen / fromGen;
     ctx.rows.cache.clear();
@@ -2033,9 +2045,9 @@ function weighNode(type: string, n: any, ctx: Ctx): number {
         const col = inner.cols?.length === 1 ? inner.cols[0].konst : inner.konst;
         // (one row's, checkMadeRows: a value built across rows, held to the statement's budget, once for each row of the
         // query that reads it where it is correlated, weighSubquery)
-        if (n.subLinkType === 'EXPR_SUBLINK') return ctx.perRow && (inner.cols?.length === 1 ? inner.cols[0].across : inner.across) ? 0 : col;
+        if (n.subLinkType === 'EXPR_SUBLINK') return col;
         // one element of each row it reads: the rows it makes of no view count
-        if (n.subLinkType === 'ARRAY_SUBLINK') return (2 * col + 3 * BYTE) * (ctx.perRow ? 1 : inner.gen);
+        if (n.subLinkType === 'ARRAY_SUBLINK') return (2 * col + 3 * BYTE) * inner.gen;
         return 0;
       }
       const inner = weighSubquery(n.subselect.SelectStmt, { ctes: ctx.env.ctes, outerValue: ctx.value, outerRow: ctx.row, outerNames: ctx.names, outerSources: ctx.sources, outerGen: ctx.gen, outerCtx: ctx, budget: ctx.env.budget }, ctx);
@@ -2155,7 +2167,11 @@ function weighCall(n: any, ctx: Ctx): number {
     }
   }
   // (the rows an aggregate reads: its own query's, or an enclosing query's; see aggregateLevels)
-  const gen = ctx.perRow ? 1 : ACROSS_ROWS.has(name) && ctx.konst && !n.over ? Math.max(ctx.gen, ...aggregateLevels(n, ctx).map((c) => c.gen)) : ctx.gen;
+  const gen = ctx.perRow && !n.over ? 0 : ACROSS_ROWS.has(name) && ctx.konst && !n.over ? Math.max(ctx.gen, ...aggregateLevels(n, ctx).map((c) => c.gen)) : ctx.gen;
+  // (a row of unnest(ARRAY[...]) holds one element: the constant part of its heaviest, checkMadeRows)
+  if (ctx.perRow && name === 'unnest' && args.length && args.every((a: any) => a?.A_ArrayExpr)) {
+    return args.reduce((a: number, arr: any) => a + AT_MOST_ONE(...(arr.A_ArrayExpr.elements ?? []).map((e: unknown) => weigh(e, ctx))), 0);
+  }
   const literal = (i: number, what: string): number => literalLength(args[i]) ?? refuseLiteral(name, what);
   switch (name) {
     case 'replace': case 'regexp_replace': {
