@@ -15,16 +15,23 @@ export const FAILED_SIGN_IN_AUDIT_WINDOW_MS = 60_000;
 /**
  * The in-memory counters (Redis not configured or unreachable) are bounded: at most this many, the oldest dropped past
  * it. Without a bound, counters that live 15-60 minutes grow with every new account or address an attacker tries.
- * Dropping the oldest may forget a counter still running (its attempts count again from zero): the price of a bound.
  * A counter at its limit (a lockout) is not dropped but moved aside (MEMORY_LOCKOUTS_MAX): otherwise anyone could
- * unlock an account by trying enough fresh accounts or addresses, its hour-long counter being among the oldest.
+ * unlock an account by trying enough fresh accounts or addresses, its hour-long counter being among the oldest. Any
+ * other counter dropped while running (and a lockout beyond MEMORY_LOCKOUTS_MAX) leaves its count and window end in the
+ * floor table (MemoryFloor), and starts from them when next tried: otherwise stopping one attempt short of the limit,
+ * then flooding, would start the account's count over again and again.
  */
 export const MEMORY_COUNTERS_MAX = 100_000;
 /**
  * Lockouts moved out of the counters by their bound, kept until they expire (never dropped for a newer one, so a flood
- * cannot push a victim's lockout out). When this many are kept, a further lockout pushed out is forgotten.
+ * cannot push a victim's lockout out). When this many are kept, a further lockout pushed out goes to the floor table.
  */
 export const MEMORY_LOCKOUTS_MAX = 100_000;
+/**
+ * The slots of the floor table (MemoryFloor): what a counter dropped by the bounds had reached, kept in fixed memory
+ * (12 bytes a slot: 3 MiB) so that dropping a counter forgets nothing still running.
+ */
+export const MEMORY_FLOOR_SLOTS = 2 ** 18;
 /**
  * The failed-sign-in audit reservations (reserveFailureAudit) in this process: a map of their own, so that the one
  * each refused attempt makes for a fresh e-mail cannot push the login counters out; the oldest dropped past it (a
@@ -39,6 +46,70 @@ interface MemoryCounter {
   count: number;
   reset: number;
   limit: number;
+}
+
+/**
+ * A fixed-size count-min table of the counters dropped from memory: each key hashes to two slots, each slot keeps the
+ * largest count written to it while live and the latest window end, and a key's floor is the smaller of its two slots
+ * (both live). A slot shared with another key (a collision) can only raise a key's floor or lengthen its window, never
+ * lower it: a collision makes a limit stricter (rarely: MEMORY_FLOOR_SLOTS is far above the counters a flood keeps live
+ * in the table at once, and a key is a keyed hash (CounterPseudonyms), so no one can aim a collision at an account).
+ * A successful login cannot clear a key's floor (its slots are shared): stricter only, and only after its counter was
+ * dropped. Allocated on the first write, so a process that never drops a counter (Redis up) holds none of it.
+ */
+class MemoryFloor {
+  private counts?: Uint32Array;
+  private ends?: Float64Array;
+
+  constructor(private readonly slots: number) {}
+
+  /** The slots allocated: none, or all of them (the tests read it). */
+  get size(): number {
+    return this.counts?.length ?? 0;
+  }
+
+  /** Records that `key` reached `count` attempts in a window ending at `reset` (a no-op once that window is over). */
+  raise(key: string, count: number, reset: number, now: number): void {
+    if (reset <= now || count <= 0) return;
+    this.counts ??= new Uint32Array(this.slots);
+    this.ends ??= new Float64Array(this.slots);
+    for (const i of this.slotsOf(key)) {
+      const live = this.ends[i] > now;
+      this.counts[i] = Math.min(0xffff_ffff, Math.max(live ? this.counts[i] : 0, count));
+      this.ends[i] = Math.max(live ? this.ends[i] : 0, reset);
+    }
+  }
+
+  /** The least `key` has reached in a window still running: the count and its end, or none. */
+  floorOf(key: string, now: number): { count: number; reset: number } | undefined {
+    if (!this.counts || !this.ends) return undefined;
+    const [a, b] = this.slotsOf(key);
+    if (this.ends[a] <= now || this.ends[b] <= now) return undefined;
+    const count = Math.min(this.counts[a], this.counts[b]);
+    return count > 0 ? { count, reset: Math.min(this.ends[a], this.ends[b]) } : undefined;
+  }
+
+  /** Two slots from two seeds of FNV-1a, each finished by murmur3's mix (distinct whenever the table allows). */
+  private slotsOf(key: string): [number, number] {
+    let h1 = 0x811c9dc5;
+    let h2 = 0x9747b28c;
+    for (let i = 0; i < key.length; i++) {
+      const c = key.charCodeAt(i);
+      h1 = Math.imul(h1 ^ c, 0x01000193);
+      h2 = Math.imul(h2 ^ c, 0x01000193);
+    }
+    const a = mix(h1) % this.slots;
+    let b = mix(h2) % this.slots;
+    if (b === a && this.slots > 1) b = (b + 1) % this.slots;
+    return [a, b];
+  }
+}
+
+/** murmur3's 32-bit finalizer: spreads every input bit over the result (unsigned). */
+function mix(h: number): number {
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
 }
 
 /** One counted limit: at most `limit` attempts per `windowMs`, the window starting at the first attempt. */
@@ -112,6 +183,8 @@ export class LoginThrottle {
   private readonly lockoutsMax: number = MEMORY_LOCKOUTS_MAX;
   private readonly auditReservationsMax: number = MEMORY_AUDIT_RESERVATIONS_MAX;
   private readonly sweepIntervalMs: number = MEMORY_SWEEP_INTERVAL_MS;
+  /** what the counters dropped by the bounds had reached, each until its window ends (fixed size) */
+  private readonly floor = new MemoryFloor(MEMORY_FLOOR_SLOTS);
   private nextSweep = -Infinity;
   private nextLockoutSweep = -Infinity;
   private nextAuditSweep = -Infinity;
@@ -165,16 +238,20 @@ export class LoginThrottle {
 
   /** The password was right: the account + address counter starts over, the others get the attempt back. */
   async loginSucceeded(email: string, ip: string | undefined): Promise<void> {
-    const [pair, ...others] = this.loginCounters(email, ip).map((c) => c.key);
+    const [pairCounter, ...otherCounters] = this.loginCounters(email, ip);
+    const pair = pairCounter.key;
+    const others = otherCounters.map((c) => c.key);
     await this.withRedis(
       async (redis) => { await redis.multi().del(pair).eval(REFUND, others.length, ...others).exec(); },
       () => {
         this.memory.delete(pair);
         this.lockouts.delete(pair);
-        for (const key of others) {
-          const cur = this.counterInMemory(key);
+        const now = this.clock.now();
+        for (const c of otherCounters) {
+          const cur = this.counterInMemory(c.key) ?? this.restoreFromFloor(c, now);
           if (cur && cur.count > 0) cur.count -= 1;
         }
+        this.trimMemory(now);
       },
     );
   }
@@ -218,18 +295,19 @@ export class LoginThrottle {
   /** RESERVE's semantics in this process (synchronous, so it is atomic here too). */
   private reserveInMemory(counters: Counter[], now: number): readonly [number, number] {
     for (const [i, c] of counters.entries()) {
-      const cur = this.counterInMemory(c.key);
-      if (cur && cur.reset > now && cur.count >= c.limit) return [i + 1, cur.reset - now];
+      const cur = this.liveCounter(c, now);
+      if (cur && cur.count >= c.limit) return [i + 1, cur.reset - now];
     }
     for (const c of counters) {
       const cur = this.counterInMemory(c.key);
       if (cur && cur.reset > now) {
         cur.count += 1;
       } else {
-        // a new window: inserted anew, at the end of the map's order
+        // a new window, or one dropped and still running (its floor): inserted anew, at the end of the map's order
+        const floor = this.floorOf(c, now);
         this.memory.delete(c.key);
         this.lockouts.delete(c.key);
-        this.memory.set(c.key, { count: 1, reset: now + c.windowMs, limit: c.limit });
+        this.memory.set(c.key, { count: (floor?.count ?? 0) + 1, reset: floor?.reset ?? now + c.windowMs, limit: c.limit });
       }
     }
     this.trimMemory(now);
@@ -238,6 +316,31 @@ export class LoginThrottle {
 
   private counterInMemory(key: string): MemoryCounter | undefined {
     return this.memory.get(key) ?? this.lockouts.get(key);
+  }
+
+  /** The counter's running window: the one kept in a map, else what the floor table keeps of it after a drop. */
+  private liveCounter(c: Counter, now: number): { count: number; reset: number } | undefined {
+    const cur = this.counterInMemory(c.key);
+    if (cur && cur.reset > now) return cur;
+    return this.floorOf(c, now);
+  }
+
+  /**
+   * What the floor table keeps for this counter; its end no later than a window started now (a slot shared with a
+   * longer counter's key may end later; this counter's own window cannot).
+   */
+  private floorOf(c: Counter, now: number): { count: number; reset: number } | undefined {
+    const floor = this.floor.floorOf(c.key, now);
+    return floor && { count: floor.count, reset: Math.min(floor.reset, now + c.windowMs) };
+  }
+
+  /** A counter dropped and still running, back in `memory` from its floor (to give an attempt back), or none. */
+  private restoreFromFloor(c: Counter, now: number): MemoryCounter | undefined {
+    const floor = this.floorOf(c, now);
+    if (!floor) return undefined;
+    const counter = { count: floor.count, reset: floor.reset, limit: c.limit };
+    this.memory.set(c.key, counter);
+    return counter;
   }
 
   /** RESERVE's semantics for one audit reservation (limit 1), in `auditReservations`: bounded apart from the counters. */
@@ -262,7 +365,7 @@ export class LoginThrottle {
   /**
    * Past MEMORY_COUNTERS_MAX: the expired counters go (a pass over them all, at most once per MEMORY_SWEEP_INTERVAL_MS),
    * then, while still too many, the oldest; one at its limit (a lockout still running) is moved to `lockouts` instead,
-   * where only its expiry removes it. Never a pass over the whole map on every attempt.
+   * where only its expiry removes it; any other still running leaves its count in the floor table. Never a pass over the whole map on every attempt.
    */
   private trimMemory(now: number): void {
     if (this.memory.size <= this.memoryMax) return;
@@ -275,14 +378,15 @@ export class LoginThrottle {
     for (const [key, v] of this.memory) {
       this.memory.delete(key);
       if (v.reset > now && v.count >= v.limit) this.keepLockout(key, v, now);
+      else this.floor.raise(key, v.count, v.reset, now);
       if (this.memory.size <= this.memoryMax) break;
     }
   }
 
   /**
    * Keeps a lockout pushed out of `memory` until it expires. With MEMORY_LOCKOUTS_MAX kept (after dropping the expired
-   * ones, at most once per MEMORY_SWEEP_INTERVAL_MS) this one is forgotten rather than an older one: the price of the
-   * bound, and the older lockouts are the ones a flood would be trying to lift.
+   * ones, at most once per MEMORY_SWEEP_INTERVAL_MS) this one goes to the floor table rather than pushing an older one
+   * out: it holds from there until its window ends, in fixed memory.
    */
   private keepLockout(key: string, counter: MemoryCounter, now: number): void {
     if (this.lockouts.size >= this.lockoutsMax && now >= this.nextLockoutSweep) {
@@ -290,6 +394,7 @@ export class LoginThrottle {
       for (const [k, v] of this.lockouts) if (v.reset <= now) this.lockouts.delete(k);
     }
     if (this.lockouts.size < this.lockoutsMax) this.lockouts.set(key, counter);
+    else this.floor.raise(key, counter.count, counter.reset, now);
   }
 
   /**
