@@ -49,7 +49,11 @@ describe('data exports: many at once, and the privileged pool', () => {
     }
     return made;
   };
-  const job = (x: { id: string; orgId: string }) => ({ id: `job-${x.id}`, orgId: x.orgId, topic: DATA_EXPORT_JOB, payload: { exportId: x.id } });
+  /** The export's job as the relay hands it on: its outbox row's id (a run records it done, or passes its turn on by it). */
+  const job = async (x: { id: string; orgId: string }) => {
+    const { rows: [row] } = await t.db.admin.query(`SELECT id::text FROM core.outbox WHERE topic = $1 AND payload->>'exportId' = $2 ORDER BY id LIMIT 1`, [DATA_EXPORT_JOB, x.id]);
+    return { id: row.id as string, orgId: x.orgId, topic: DATA_EXPORT_JOB, payload: { exportId: x.id } };
+  };
 
   it(`${PRIVILEGED_POOL + 1} exports at once all complete, ${AT_ONCE} at most writing, never two privileged connections at once; a login proceeds meanwhile`, async () => {
     const exports = await requestExports(PRIVILEGED_POOL + 1, 'Pool');
@@ -103,7 +107,8 @@ describe('data exports: many at once, and the privileged pool', () => {
       return stream(db, ...rest);
     });
 
-    const runs = exports.map((x) => svc.run(job(x)).then(() => 'done', (e: Error) => `failed: ${e.message}`));
+    const jobs = await Promise.all(exports.map(job));
+    const runs = jobs.map((j) => svc.run(j).then(() => 'done', (e: Error) => `failed: ${e.message}`));
     const settled = Promise.all(runs).then(() => 'settled' as const);
     expect(await Promise.race([allReached, settled])).toBe('reached');
 

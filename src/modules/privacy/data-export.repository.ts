@@ -61,15 +61,35 @@ export const dataExportRepository = {
   },
 
   /**
-   * The requester's unfinished export of this kind (as `unfinished`) whose job was given up (a dead outbox row, none still
-   * to run: its last try ended the process, or failed before this version failed it): failed, with the reason; it would
-   * otherwise stay queued for ever and refuse every new request. Privileged (core.outbox). Answers whether one was.
+   * The requester's unfinished export of this kind (as `unfinished`) with no job of it still to run (its job dead, or its
+   * dead row since purged by the retention job after RETENTION_OUTBOX_DAYS): failed, with the reason; it would otherwise
+   * stay queued for ever and refuse every new request. An export in progress always has a pending job row: its first is
+   * written with it, one without a turn writes its next in the transaction that records it done (passTurn), one that
+   * failed in a way that may pass stays pending for its next try. Privileged (core.outbox). Answers whether one was.
    */
   async failAbandoned(db: Db, topic: string, kind: DataExportKind, orgId: string, userId: string): Promise<boolean> {
     const n = await db.$executeRaw`UPDATE core.data_exports d SET status = 'failed', error = 'its job was given up after its last try'
       WHERE d.kind = ${kind} AND d.org_id = ${orgId}::uuid AND d.user_id = ${userId} AND d.status IN ('queued', 'running')
-        AND EXISTS (SELECT 1 FROM core.outbox o WHERE o.org_id = d.org_id AND o.topic = ${topic} AND o.payload->>'exportId' = d.id::text AND o.dead_at IS NOT NULL)
         AND NOT EXISTS (SELECT 1 FROM core.outbox o WHERE o.org_id = d.org_id AND o.topic = ${topic} AND o.payload->>'exportId' = d.id::text AND o.processed_at IS NULL)`;
+    return n > 0;
+  },
+
+  /** Whether the export's job (its outbox row) is still to be done: not done, dead or gone. Privileged (core.outbox). */
+  async jobPending(db: Db, orgId: string, jobId: string): Promise<boolean> {
+    if (!/^\d{1,18}$/.test(jobId)) return false;
+    const rows = await db.$queryRaw<unknown[]>`SELECT 1 FROM core.outbox WHERE org_id = ${orgId}::uuid AND id = ${BigInt(jobId)} AND processed_at IS NULL`;
+    return rows.length > 0;
+  },
+
+  /**
+   * Records the export's job done (its outbox row, as the relay's markDone does) if it was still to be done; answers
+   * whether it was: only the run that recorded it may write the next job (a retry of the same job then writes none).
+   * Privileged (core.outbox).
+   */
+  async closeJob(db: Db, orgId: string, jobId: string): Promise<boolean> {
+    if (!/^\d{1,18}$/.test(jobId)) return false;
+    const n = await db.$executeRaw`UPDATE core.outbox SET processed_at = now(), last_error = NULL
+      WHERE org_id = ${orgId}::uuid AND id = ${BigInt(jobId)} AND processed_at IS NULL`;
     return n > 0;
   },
 
@@ -137,13 +157,20 @@ export const dataExportRepository = {
   },
 
   /** A running export interrupted by a failure that may pass: queued again for its job's next try (start resets its progress). */
-  async requeue(db: Db, id: string): Promise<void> {
-    await db.run(qb.updateTable('core.data_exports').set({ status: 'queued', progress: 0, tables_done: 0, rows_written: 0n })
-      .where('id', '=', id).where('status', '=', 'running'));
+  async requeue(db: Db, id: string): Promise<boolean> {
+    const rows = await db.run(qb.updateTable('core.data_exports').set({ status: 'queued', progress: 0, tables_done: 0, rows_written: 0n })
+      .where('id', '=', id).where('status', '=', 'running').returning('id'));
+    return rows.length > 0;
   },
 
-  async fail(db: Db, id: string, error: string): Promise<void> {
-    await db.run(qb.updateTable('core.data_exports').set({ status: 'failed', error: error.slice(0, 1000) }).where('id', '=', id));
+  /**
+   * Queued or running only: a run that lost to another of the same export (finished ready, or expired meanwhile) never
+   * turns its outcome into a failure. Answers whether it failed it.
+   */
+  async fail(db: Db, id: string, error: string): Promise<boolean> {
+    const rows = await db.run(qb.updateTable('core.data_exports').set({ status: 'failed', error: error.slice(0, 1000) })
+      .where('id', '=', id).where('status', 'in', ['queued', 'running']).returning('id'));
+    return rows.length > 0;
   },
 
   /**

@@ -236,9 +236,19 @@ export class DataExportService implements OnModuleInit, OnApplicationShutdown {
    */
   async run(job: Job): Promise<void> {
     const id = String(job.payload.exportId);
+    // a job already done (a retry whose first run passed its turn on, its done then not recorded: Bull runs it again)
+    // runs nothing: its export is its next job's
+    if (!(await this.privileged.run('privacy.export', (db) => repo.jobPending(db, job.orgId, job.id)))) return;
     if (await this.turns.tryRun(() => this.runNow(job, id))) return;
     const waits = (Number(job.payload.waits) || 0) + 1;
-    await this.privileged.run('privacy.export', (db) => enqueue({ db, orgId: job.orgId }, DATA_EXPORT_JOB, { exportId: id, waits }, waitSeconds(waits)));
+    // in one transaction: this job recorded done and its next written, only by the run that recorded it (a retry of the
+    // same job starts no second chain running the export alongside the first), and only while the export is unfinished
+    await this.privileged.run('privacy.export', async (db) => {
+      if (!(await repo.closeJob(db, job.orgId, job.id))) return;
+      const row = await repo.get(db, id);
+      if (row?.status !== 'queued' && row?.status !== 'running') return;
+      await enqueue({ db, orgId: job.orgId }, DATA_EXPORT_JOB, { exportId: id, waits }, waitSeconds(waits));
+    });
   }
 
   /**
@@ -282,17 +292,24 @@ export class DataExportService implements OnModuleInit, OnApplicationShutdown {
       // one that cannot be deleted (its directory unusable) must not keep the failure unrecorded; the retention job
       // deletes an archive a failed export left
       await rm(part, { force: true }).catch(() => undefined);
-      await rm(final, { force: true }).catch(() => undefined);
+      // the archive only when this run's outcome is written on the row (or could not be): a run that lost to another of
+      // the same export (ready, expired) leaves that one's archive and status as they are
+      const dropArchive = () => rm(final, { force: true }).catch(() => undefined);
       // a failure that may pass (the database unavailable, no connection in time) is the job's failed try: it runs again
       // later (the job's retries), the export waiting queued meanwhile, not failed for good; unless this was the job's
       // last try: its job dead, the export would stay queued for ever (and refuse every new request as in progress)
       if (transient(err) && !(await this.lastTry(job))) {
         this.logger.warn(`data export ${id} interrupted, to be tried again: ${(err as Error).message}`);
-        await this.privileged.run('privacy.export', (db) => repo.requeue(db, id)).catch(() => undefined);
+        if (await this.privileged.run('privacy.export', (db) => repo.requeue(db, id)).catch(() => true)) await dropArchive();
         throw err;
       }
       this.logger.warn(`data export ${id} failed: ${(err as Error).message}`);
-      await this.privileged.run('privacy.export', (db) => repo.fail(db, id, (err as Error).message));
+      let recorded = true;
+      try {
+        recorded = await this.privileged.run('privacy.export', (db) => repo.fail(db, id, (err as Error).message));
+      } finally {
+        if (recorded) await dropArchive();
+      }
     }
   }
 
