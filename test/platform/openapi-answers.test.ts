@@ -86,6 +86,36 @@ describe('answers as the OpenAPI document describes them', () => {
     expect(audit).toEqual([{ entity_id: created.id }]);
   });
 
+  // a reversal inserted by another transaction (another key) after this one's reads: the request then waits on the index
+  // of one reversal an entry, not on its key's, and loses there once the other commits
+  it('a reversal that loses on the index of one reversal an entry answers 409 ledger.already_reversed, not conflict.unique', async () => {
+    const { orgId, users } = await orgWithRoles(t, 'Reversal Index Ltd');
+    const acc = await startBooks(t, orgId, users.owner);
+    const entry = (await t.http.post(ledgerUrl(orgId, 'journal-entries')).set(users.owner.auth)
+      .send({ date: '2026-01-02', lines: [{ accountId: acc['1100'], debit: '10.00' }, { accountId: acc['3100'], credit: '10.00' }] }).expect(201)).body;
+    const other = await t.db.admin.connect();
+    try {
+      await other.query('BEGIN');
+      const { rows: [inserted] } = await other.query(`INSERT INTO finance.journal_entries (org_id, entry_date, period_id, source, reverses_entry_id, request_hash, base_currency, total_base)
+        SELECT org_id, entry_date, period_id, source, id, 'other', base_currency, total_base FROM finance.journal_entries WHERE id = $1 RETURNING id`, [entry.id]);
+      const reversal = t.http.post(ledgerUrl(orgId, `journal-entries/${entry.id}/reverse`)).set(users.owner.auth).send({}).then((r) => r);
+      await until('the reversal waits on the other transaction', async () => (await t.db.admin.query(`SELECT 1 FROM pg_stat_activity
+        WHERE datname = current_database() AND usename = 'omnizen_api' AND wait_event = 'transactionid'`)).rowCount === 1);
+      await other.query('COMMIT');
+      const answer = await reversal;
+      expect({ status: answer.status, error: answer.body.error }).toEqual({
+        status: 409, error: { code: 'ledger.already_reversed', message: `journal entry ${entry.id} is already reversed` },
+      });
+      const { rows } = await t.db.admin.query(`SELECT id FROM finance.journal_entries WHERE org_id = $1 AND reverses_entry_id = $2`, [orgId, entry.id]);
+      expect(rows).toEqual([{ id: inserted.id }]);
+      const { rows: audit } = await t.db.admin.query(`SELECT count(*)::int AS n FROM core.audit_logs WHERE org_id = $1 AND action = 'ledger.entry_reversed'`, [orgId]);
+      expect(audit).toEqual([{ n: 0 }]);
+    } finally {
+      await other.query('ROLLBACK').catch(() => undefined);
+      other.release();
+    }
+  });
+
   it('lists sessions with exactly the properties of SessionDto (no revokedAt)', async () => {
     const u = await registerUser(t, 'sessions-shape');
     const res = await t.http.get('/v1/auth/sessions').set(u.auth).expect(200);

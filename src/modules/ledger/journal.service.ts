@@ -274,6 +274,9 @@ function postedEvent(entryId: string, p: PostingPayload): Record<string, unknown
  * Journal entries: the one posting path (receivables and payables post through `post`), reversals,
  * FX revaluation and the year-end close.
  */
+/** The unique index of one reversal an entry (finance.journal_entries (org_id, reverses_entry_id)). */
+const REVERSALS_INDEX = 'journal_entries_reverses_idx';
+
 @Injectable()
 export class JournalService {
   constructor(
@@ -734,17 +737,25 @@ export class JournalService {
         { entryDate: original.date });
     }
     const opt = (v: string) => (D(v).isZero() ? undefined : v);
-    return this.post(tx, {
-      date: dto.date ?? original.date, memo: dto.memo ?? generatedMemo('Reversal of ', original.memo || original.id), source: original.source,
-      sourceRef: original.sourceRef ?? undefined, reversesEntryId: id, idempotencyKey: `reversal:${id}`,
-      lines: original.lines.map((l) => ({
-        accountId: l.accountId, currency: l.currency, rate: l.rate, debit: opt(l.credit), credit: opt(l.debit),
-        baseDebit: l.baseCredit, baseCredit: l.baseDebit, description: l.description ?? undefined,
-        workspaceId: l.workspaceId ?? undefined, counterpartyType: l.counterpartyType ?? undefined, counterpartyId: l.counterpartyId ?? undefined,
-        // a reversed sale still counts as a sale in the VAT report, with the opposite sign
-        taxCodeId: l.taxCodeId ?? undefined, taxRole: (l.taxRole ?? undefined) as PostingLine['taxRole'],
-      })),
-    }, 'ledger.entry_reversed');
+    try {
+      return await this.post(tx, {
+        date: dto.date ?? original.date, memo: dto.memo ?? generatedMemo('Reversal of ', original.memo || original.id), source: original.source,
+        sourceRef: original.sourceRef ?? undefined, reversesEntryId: id, idempotencyKey: `reversal:${id}`,
+        lines: original.lines.map((l) => ({
+          accountId: l.accountId, currency: l.currency, rate: l.rate, debit: opt(l.credit), credit: opt(l.debit),
+          baseDebit: l.baseCredit, baseCredit: l.baseDebit, description: l.description ?? undefined,
+          workspaceId: l.workspaceId ?? undefined, counterpartyType: l.counterpartyType ?? undefined, counterpartyId: l.counterpartyId ?? undefined,
+          // a reversed sale still counts as a sale in the VAT report, with the opposite sign
+          taxCodeId: l.taxCodeId ?? undefined, taxRole: (l.taxRole ?? undefined) as PostingLine['taxRole'],
+        })),
+      }, 'ledger.entry_reversed');
+    } catch (err) {
+      // identical reversals at once can all pass the reads above and the key's check before any of them inserts: the one
+      // that then loses on the index of one reversal an entry (not the key's) is told what it is, not conflict.unique
+      const { code, constraint } = sqlState(err);
+      if (code === '23505' && constraint === REVERSALS_INDEX) throw LedgerErrors.error('ledger.already_reversed', `journal entry ${id} is already reversed`);
+      throw err;
+    }
   }
 
   /**
