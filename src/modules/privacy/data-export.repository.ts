@@ -74,32 +74,6 @@ export const dataExportRepository = {
     return n > 0;
   },
 
-  /** Whether the export's job (its outbox row) is still to be done: not done, dead or gone. Privileged (core.outbox). */
-  async jobPending(db: Db, orgId: string, jobId: string): Promise<boolean> {
-    if (!/^\d{1,18}$/.test(jobId)) return false;
-    const rows = await db.$queryRaw<unknown[]>`SELECT 1 FROM core.outbox WHERE org_id = ${orgId}::uuid AND id = ${BigInt(jobId)} AND processed_at IS NULL`;
-    return rows.length > 0;
-  },
-
-  /**
-   * Records the export's job done (its outbox row, as the relay's markDone does) if it was still to be done; answers
-   * whether it was: only the run that recorded it may write the next job (a retry of the same job then writes none).
-   * Privileged (core.outbox).
-   */
-  async closeJob(db: Db, orgId: string, jobId: string): Promise<boolean> {
-    if (!/^\d{1,18}$/.test(jobId)) return false;
-    const n = await db.$executeRaw`UPDATE core.outbox SET processed_at = now(), last_error = NULL
-      WHERE org_id = ${orgId}::uuid AND id = ${BigInt(jobId)} AND processed_at IS NULL`;
-    return n > 0;
-  },
-
-  /** The tries of an export's job (its outbox row; null when gone). Privileged (core.outbox). */
-  async jobTries(db: Db, orgId: string, jobId: string): Promise<number | null> {
-    if (!/^\d{1,18}$/.test(jobId)) return null;
-    const rows = await db.$queryRaw<{ tries: number }[]>`SELECT tries FROM core.outbox WHERE org_id = ${orgId}::uuid AND id = ${BigInt(jobId)}`;
-    return rows[0]?.tries ?? null;
-  },
-
   async get(db: Db, id: string): Promise<DataExportRow | undefined> {
     const [row] = await db.run(qb.selectFrom('core.data_exports').select([...COLUMNS]).where('id', '=', id));
     return row as DataExportRow | undefined;

@@ -12,8 +12,9 @@ import { APP_CONFIG, type AppConfig } from '../../platform/config/config.js';
 import type { Db, TenantTx } from '../../platform/database/database.service.js';
 import { PrivilegedDatabase, runPrivileged } from '../../platform/database/privileged.service.js';
 import { SqlPool } from '../../platform/database/sql.js';
-import { DatabaseUnavailableError, isTransientSqlState, sqlState, translateDatabaseError } from '../../platform/errors/database-errors.js';
+import { DatabaseUnavailableError, isTimeoutSqlState, isTransientSqlState, sqlState, translateDatabaseError } from '../../platform/errors/database-errors.js';
 import { enqueue, JobRegistry, type Job } from '../../platform/queue/jobs.js';
+import { closeIfPending, pendingPayload, triesOf } from '../../platform/queue/outbox.repository.js';
 import { AuditService } from '../audit/audit.service.js';
 import { AuditSealer, emailSubject, userSubject, WITHHELD } from './audit-sealing.js';
 import { archiveName, dataExportRepository as repo, type DataExportRow, type ExportTable } from './data-export.repository.js';
@@ -44,19 +45,14 @@ export const EXPORTS_AT_ONCE = 2;
 export const waitSeconds = (waits: number): number => Math.min(30, 2 ** Math.min(waits - 1, 5));
 
 /**
- * Statement, lock and idle-in-transaction timeouts: they may pass for other work, not for an export, which runs the same
- * reads over the same data again (a large organization's export times out at every try).
- */
-const RECURRING_TIMEOUTS = new Set(['57014', '55P03', '25P03']);
-
-/**
  * A failure that may pass when the export runs again: the database unavailable or restarting, no connection in time, a
- * lost conflict, resources short (isTransientSqlState), but no timeout (RECURRING_TIMEOUTS).
+ * lost conflict, resources short (isTransientSqlState), but no timeout (isTimeoutSqlState): a timeout may pass for other
+ * work, not for an export, which runs the same reads over the same data again (a large organization's times out at every try).
  */
 const transient = (err: unknown) => {
   if (err instanceof DatabaseUnavailableError) return true;
   const { code } = sqlState(err);
-  return isTransientSqlState(code) && !RECURRING_TIMEOUTS.has(code!);
+  return isTransientSqlState(code) && !isTimeoutSqlState(code);
 };
 
 /** At most `limit` holders at once; no one waits. */
@@ -238,13 +234,13 @@ export class DataExportService implements OnModuleInit, OnApplicationShutdown {
     const id = String(job.payload.exportId);
     // a job already done (a retry whose first run passed its turn on, its done then not recorded: Bull runs it again)
     // runs nothing: its export is its next job's
-    if (!(await this.privileged.run('privacy.export', (db) => repo.jobPending(db, job.orgId, job.id)))) return;
+    if (!(await this.privileged.run('privacy.export', async (db) => (await pendingPayload(db, job)) !== null))) return;
     if (await this.turns.tryRun(() => this.runNow(job, id))) return;
     const waits = (Number(job.payload.waits) || 0) + 1;
     // in one transaction: this job recorded done and its next written, only by the run that recorded it (a retry of the
     // same job starts no second chain running the export alongside the first), and only while the export is unfinished
     await this.privileged.run('privacy.export', async (db) => {
-      if (!(await repo.closeJob(db, job.orgId, job.id))) return;
+      if (!(await closeIfPending(db, job))) return;
       const row = await repo.get(db, id);
       if (row?.status !== 'queued' && row?.status !== 'running') return;
       await enqueue({ db, orgId: job.orgId }, DATA_EXPORT_JOB, { exportId: id, waits }, waitSeconds(waits));
@@ -256,7 +252,7 @@ export class DataExportService implements OnModuleInit, OnApplicationShutdown {
    * dead, never run again. Not known (the database does not answer, the row is gone): false.
    */
   private async lastTry(job: Job): Promise<boolean> {
-    const tries = await this.privileged.run('privacy.export', (db) => repo.jobTries(db, job.orgId, job.id)).catch(() => null);
+    const tries = await this.privileged.run('privacy.export', (db) => triesOf(db, job)).catch(() => null);
     return tries !== null && tries >= this.jobs.maxAttempts(DATA_EXPORT_JOB);
   }
 

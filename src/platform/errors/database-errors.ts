@@ -39,6 +39,19 @@ const TRANSIENT_SQLSTATES = new Set(['40001', '40P01', '53000', '53100', '53200'
 const CONFLICT_SQLSTATES = new Set(['40001', '40P01']);
 const TIMEOUT_SQLSTATES = new Set(['57014', '55P03']);
 
+/**
+ * Whether this SQLSTATE says the database could not be reached: the connection refused or lost (class 08), the server
+ * shutting down, crashed or starting (57P01, 57P02, 57P03). Not 57P05 (an idle session ended by the server: a setting).
+ */
+export function isConnectionSqlState(code: string | undefined): boolean {
+  return !!code && (code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03');
+}
+
+/** Whether this SQLSTATE is a statement, lock or idle-in-transaction timeout (57014, 55P03, 25P03). */
+export function isTimeoutSqlState(code: string | undefined): boolean {
+  return code === '57014' || code === '55P03' || code === '25P03';
+}
+
 /** Whether a failure with this SQLSTATE may pass when the same work runs again (TRANSIENT_SQLSTATES, class 08). */
 export function isTransientSqlState(code: string | undefined): boolean {
   return !!code && (code.startsWith('08') || TRANSIENT_SQLSTATES.has(code));

@@ -1,7 +1,7 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from './app-error.js';
-import { DatabaseUnavailableError, mapDatabaseError, sqlState } from './database-errors.js';
+import { DatabaseUnavailableError, isConnectionSqlState, mapDatabaseError, sqlState } from './database-errors.js';
 import { bodyMediaTypeOf } from '../http/json-body.js';
 
 export interface ErrorBody {
@@ -37,11 +37,6 @@ function fastifyError(status: number, code: string, message: string, req: Fastif
   return new AppError(status, ourCode, ourMessage);
 }
 
-/**
- * Connection failures: SQLSTATE class 08, and the server shutting down, crashed or starting (57P01, 57P02, 57P03). Not
- * 57P05 (an idle session ended by the server: a pool kept idle longer than the server allows, a setting to fix).
- */
-const CONNECTION_SQLSTATE = /^(08...|57P0[123])$/;
 /** Node's errors of a connection refused, reset or not routed; pg's of a connection lost or never made. */
 const CONNECTION_ERRNO = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'EPIPE']);
 const CONNECTION_MESSAGE = /^Connection terminated (unexpectedly|due to connection timeout)$/;
@@ -50,7 +45,7 @@ const CONNECTION_MESSAGE = /^Connection terminated (unexpectedly|due to connecti
  * Whether a 5xx is expected rather than a fault, and so left out of error reporting (the metrics still count it):
  * reporting it would let any caller spend the error reporter's quota by repeating a request while it lasts. Only a 503
  * with a Retry-After that is a deliberate refusal of ours (an AppError: queue_unavailable, semantic.busy...), or a database
- * that cannot be reached (a connection refused or lost, the server shutting down: CONNECTION_SQLSTATE). Reported still:
+ * that cannot be reached (a connection refused or lost, the server shutting down: isConnectionSqlState). Reported still:
  * statement and lock timeouts (57014, 55P03: a slow query or a lock held too long), an idle-in-transaction timeout
  * (25P03: a handler that left a transaction open), the server out of disk or memory (53xxx), and a pool whose
  * connections are all taken ("timeout exceeded when trying to connect": how a jam shows), though each is a retryable 503.
@@ -67,7 +62,7 @@ function isConnectionFailure(err: unknown): boolean {
   for (let cur: any = err; cur && typeof cur === 'object' && !seen.has(cur); cur = cur.cause) {
     seen.add(cur);
     // a PostgreSQL error decides by its SQLSTATE (`severity` tells it from a Node error with a 5-letter code, EPIPE)
-    if (typeof cur.code === 'string' && typeof cur.severity === 'string') return CONNECTION_SQLSTATE.test(cur.code);
+    if (typeof cur.code === 'string' && typeof cur.severity === 'string') return isConnectionSqlState(cur.code);
     const message = typeof cur.message === 'string' ? cur.message : '';
     // Node's errno in `code`, or only in the message (`connect ECONNREFUSED 10.0.0.5:5432`) once rewrapped
     if (CONNECTION_ERRNO.has(typeof cur.code === 'string' ? cur.code : '') || CONNECTION_ERRNO.has(/\b(E[A-Z_]{3,})\b/.exec(message)?.[1] ?? '')) return true;

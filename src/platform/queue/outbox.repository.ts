@@ -55,6 +55,22 @@ export async function pendingPayload(db: Db, job: Job): Promise<Record<string, u
 }
 
 /**
+ * Records a job done, as markDone does, only if it was still to be done, answering whether it was: a handler that hands
+ * its work on to a job of its own (written in the same transaction) does so only once, though its job is run again.
+ */
+export async function closeIfPending(db: Db, job: Job): Promise<boolean> {
+  const n = await db.$executeRaw`UPDATE core.outbox SET processed_at = now(), last_error = NULL
+    WHERE org_id = ${job.orgId}::uuid AND id = ${BigInt(job.id)} AND processed_at IS NULL`;
+  return n > 0;
+}
+
+/** A job's tries so far (core.outbox.tries; null when its row is gone). */
+export async function triesOf(db: Db, job: Job): Promise<number | null> {
+  const rows = await db.$queryRaw<{ tries: number }[]>`SELECT tries FROM core.outbox WHERE org_id = ${job.orgId}::uuid AND id = ${BigInt(job.id)}`;
+  return rows[0]?.tries ?? null;
+}
+
+/**
  * The relay starts the claimed job's handler in-process: one more try. Only under this claim (null when the row is no
  * longer this claim's, or done): answers its tries, this one included.
  */
