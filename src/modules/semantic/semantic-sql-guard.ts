@@ -1882,8 +1882,7 @@ function shapeOf(s: Sel, env: Env, outermost = false): Shape {
     if (sets > 1) multiplyRows(ctx, sets, 'GROUPING SETS / CUBE / ROLLUP (each grouping set groups every row again)');
     checkMadeRows((s.targetList ?? []).map((t: any) => t.ResTarget), [s.whereClause, joins.map((j) => j.quals), s.groupClause, s.havingClause, s.sortClause, s.windowClause, s.distinctClause, (s.targetList ?? []).map((t: any) => t.ResTarget?.val?.FuncCall?.over)], ctx);
     // the target list's set-returning functions repeat each row of the FROM list (and the view values in it)
-    ctx.rows.targetGen = ctx.gen / fromGen;
-    ctx.rows.cache.clear();
+    groupedRows(ctx.rows);
     // which output columns repeat view values, and which hold each value once (a date spine's): see viewRepeats
     const srfs = countSetReturning(targets);
     let i = 0;
@@ -2148,12 +2147,12 @@ function weighCall(n: any, ctx: Ctx): number {
       if (repeats > ACROSS_ROWS_MAX_VIEW_REPEATS) throw refuseRepeats(`${name}(...)`, repeats, ctx.sets);
       // a value already built across rows, aggregated again: each row adds all of it (see Across)
       const across = acrossOf([args, n.agg_within_group ? n.agg_order : undefined], ctx);
-      if ((across === Across.REPEATED || (across === Across.DISJOINT && n.over)) && !(oneRow(ctx) && (n.over || aggregateLevels(n, ctx).every(oneRow)))) {
-        throw refuseAcrossAgain(`${name}(...)${n.over ? ' (a window aggregate: each row holds all of its frame)' : ''}`);
-      }
       // an aggregate whose arguments read only an enclosing query's columns is that query's (PostgreSQL): weighed in its
       // rows and grouping sets too (SELECT (SELECT array_agg(v.memo)) FROM v, generate_series(1, 100000): 5.87 GB)
       const levels = n.over ? [] : aggregateLevels(n, ctx);
+      if ((across === Across.REPEATED || (across === Across.DISJOINT && n.over)) && !(oneRow(ctx) && (n.over || levels.every(oneRow)))) {
+        throw refuseAcrossAgain(`${name}(...)${n.over ? ' (a window aggregate: each row holds all of its frame)' : ''}`);
+      }
       // its constant bytes (those of each row, times the rows of no view it reads: konstOf), once for each grouping set,
       // count toward the statement's budget
       const before = ctx.env.budget.bytes;
@@ -2455,7 +2454,7 @@ function acrossOf(node: unknown, ctx: Ctx): Across {
 function oneElement(indirection: any[] | undefined): boolean {
   return !!indirection?.length && indirection.every((i) => {
     const x = i?.A_Indices;
-    return !!x && !x.is_slice && !x.lidx && !!x.uidx?.A_Const && 'ival' in x.uidx.A_Const;
+    return !!x && !x.is_slice && !x.lidx && isIntegerLiteral(x.uidx);
   });
 }
 
