@@ -185,8 +185,10 @@ export class BillingExpiryJob {
           const after = await repo.lockSubscription(db, s.id);
           // dated no earlier than the row's last domain event; its floor raised, kept once a Stripe event clears this local end
           const at = datedNotBefore(after, now);
-          if (after) await emitEvent({ db, orgId: s.orgId }, 'subscription.canceled', subscriptionPayload(after, s.status), 1, at);
-          await repo.recordEventsDated(db, s.id, at);
+          if (after) {
+            await emitEvent({ db, orgId: s.orgId }, 'subscription.canceled', subscriptionPayload(after, s.status), 1, at);
+            await repo.recordEventsDated(db, s.id, at);
+          }
         }
       }
       if (due.length) this.logger.log(`ended ${due.length} subscription(s)`);

@@ -445,6 +445,8 @@ export class StripeWebhookService implements OnModuleInit {
    * their creation time; an invoice without either is let through.
    */
   private async olderInvoice(db: Db, event: Stripe.Event, existing: SubscriptionRow): Promise<string | undefined> {
+    // no invoice mark (its time and event id are written together): nothing to read
+    if (!existing.lastInvoiceEventAt) return undefined;
     const mark = await repo.invoiceMarkEvent(db, existing.id);
     if (mark?.type !== 'invoice.paid' && mark?.type !== 'invoice.payment_failed') return undefined;
     const invoice = (event.data?.object ?? {}) as any;
