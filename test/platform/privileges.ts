@@ -119,7 +119,8 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'table finance.accounts': { authenticated: 'INSERT,SELECT,UPDATE', finance_posting: 'SELECT', omnizen_analyst: 'SELECT', service_role: 'INSERT,SELECT,UPDATE' },
   'table finance.currencies': { authenticated: 'SELECT', finance_posting: 'SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
   'table finance.fiscal_periods': { authenticated: 'INSERT,SELECT,UPDATE', finance_posting: 'SELECT', omnizen_analyst: 'SELECT', service_role: 'INSERT,SELECT,UPDATE' },
-  'table finance.fiscal_years': { authenticated: 'INSERT,SELECT,UPDATE', omnizen_analyst: 'SELECT', service_role: 'INSERT,SELECT,UPDATE' },
+  // analysts read only what the security_invoker semantic views read (20270211003800)
+  'table finance.fiscal_years': { authenticated: 'INSERT,SELECT,UPDATE', service_role: 'INSERT,SELECT,UPDATE' },
   'table finance.fx_rates': { authenticated: 'INSERT,SELECT,UPDATE', finance_posting: 'SELECT', service_role: 'INSERT,SELECT,UPDATE' },
   'table finance.journal_entries': { authenticated: 'SELECT', finance_posting: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
   'table finance.journal_lines': { authenticated: 'SELECT', finance_posting: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
@@ -132,8 +133,8 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'table finance.bills': { authenticated: 'INSERT,SELECT,UPDATE', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
   'table finance.bill_lines': { authenticated: 'DELETE,INSERT,SELECT', service_role: 'SELECT' },
   'table finance.bill_decisions': { authenticated: 'INSERT,SELECT', service_role: 'SELECT' },
-  'table finance.bill_payments': { authenticated: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
-  'table finance.bill_payment_refunds': { authenticated: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
+  'table finance.bill_payments': { authenticated: 'INSERT,SELECT', service_role: 'SELECT' },
+  'table finance.bill_payment_refunds': { authenticated: 'INSERT,SELECT', service_role: 'SELECT' },
   'table finance.bill_allocations': { authenticated: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
 
   'view semantic.v_gl_fact': { authenticated: 'SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
@@ -168,21 +169,21 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'column finance.customers(archived_at)': { omnizen_analyst: 'SELECT' },
   'table finance.document_numbers': { authenticated: 'INSERT,SELECT,UPDATE', service_role: 'INSERT,SELECT,UPDATE' },
   'table finance.invoices': { authenticated: RW, omnizen_analyst: 'SELECT', service_role: RW },
-  'table finance.invoice_lines': { authenticated: RW, omnizen_analyst: 'SELECT', service_role: RW },
-  'table finance.customer_payments': { authenticated: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'INSERT,SELECT' },
-  'table finance.customer_refunds': { authenticated: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'INSERT,SELECT' },
-  'table finance.receivable_allocations': { authenticated: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'INSERT,SELECT' },
+  'table finance.invoice_lines': { authenticated: RW, service_role: RW },
+  'table finance.customer_payments': { authenticated: 'INSERT,SELECT', service_role: 'INSERT,SELECT' },
+  'table finance.customer_refunds': { authenticated: 'INSERT,SELECT', service_role: 'INSERT,SELECT' },
+  'table finance.receivable_allocations': { authenticated: 'INSERT,SELECT', service_role: 'INSERT,SELECT' },
   // the open amount per document (20270113000100): written by triggers only (SECURITY DEFINER), read like the allocations
-  'table finance.receivable_open_amounts': { authenticated: 'SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
-  'table finance.payable_open_amounts': { authenticated: 'SELECT', omnizen_analyst: 'SELECT', service_role: 'SELECT' },
+  'table finance.receivable_open_amounts': { authenticated: 'SELECT', service_role: 'SELECT' },
+  'table finance.payable_open_amounts': { authenticated: 'SELECT', service_role: 'SELECT' },
   // what each FX revaluation changed of each open receivable or payable (20270208010100): written with the revaluation entry
   'table finance.fx_revaluation_items': { authenticated: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'INSERT,SELECT' },
   // the allocations' and the refunds' posting_seq default draws from it (20270210700100, 20270210750100): their order among the revaluation rows
   'sequence finance.fx_revaluation_items_seq_seq': { authenticated: 'USAGE', service_role: 'USAGE' },
   // invoices the daily job found overdue (20270201000400): noted by a service principal in the tenant transaction
   'table finance.invoice_overdue_notices': { authenticated: 'INSERT,SELECT', service_role: 'SELECT' },
-  'table finance.revenue_recognition_runs': { authenticated: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'INSERT,SELECT' },
-  'table finance.revenue_recognitions': { authenticated: 'INSERT,SELECT', omnizen_analyst: 'SELECT', service_role: 'INSERT,SELECT' },
+  'table finance.revenue_recognition_runs': { authenticated: 'INSERT,SELECT', service_role: 'INSERT,SELECT' },
+  'table finance.revenue_recognitions': { authenticated: 'INSERT,SELECT', service_role: 'INSERT,SELECT' },
   // aging grouped per party and bucket in one pass (20270103000100), the organization fixed by auth_org_id()
   'function finance.ar_aging(date, integer[])': { authenticated: 'EXECUTE', omnizen_analyst: 'EXECUTE', service_role: 'EXECUTE' },
   // the as-of pass by bucket position and the report's rows per customer with its totals row (20270111000100)

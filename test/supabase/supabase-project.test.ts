@@ -260,6 +260,24 @@ describe.each(postgresBinaries())('on a Supabase-shaped database (PostgreSQL $ma
     expect(contract.violations).toEqual([]);
   });
 
+  it('lets postgres, which is no superuser, make a bounded analyst login (core.create_analyst_login)', async () => {
+    const c = await owner.connect();
+    try {
+      await c.query('BEGIN');
+      const { rows: [{ org }] } = await c.query(`WITH u AS (INSERT INTO core."User" (id, email) VALUES (gen_random_uuid()::text, 'bi-owner@example.test') RETURNING id)
+        INSERT INTO core.organizations (name, owner_user_id) SELECT 'BI', id FROM u RETURNING id::text AS org`);
+      await c.query(`SELECT core.create_analyst_login('omnizen_test_bi', NULL, $1, 2)`, [org]);
+      const { rows: [made] } = await c.query(`SELECT r.rolconnlimit AS limit, pg_has_role(r.oid, 'omnizen_analyst', 'USAGE') AS analyst,
+        (SELECT s.setconfig FROM pg_db_role_setting s WHERE s.setrole = r.oid AND s.setdatabase = 0) AS settings,
+        (SELECT a.org_id::text FROM core.analyst_logins a WHERE a.login = r.rolname) AS org FROM pg_roles r WHERE r.rolname = 'omnizen_test_bi'`);
+      expect(made).toEqual({ limit: 2, analyst: true, org,
+        settings: ['statement_timeout=60s', 'idle_in_transaction_session_timeout=60s', 'idle_session_timeout=15min', 'lock_timeout=5s'] });
+    } finally {
+      await c.query('ROLLBACK').catch(() => undefined);
+      c.release();
+    }
+  });
+
   // The SQL policy tests, as postgres; a file that becomes other logins (SET SESSION AUTHORIZATION) needs a
   // superuser session, which a Supabase project does not give: it runs as supabase_admin here.
   it.each(POLICY_SQL_FILES)('passes the SQL policy test %s', async (file) => {
