@@ -96,6 +96,7 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'table core.known_devices': { service_role: RW },
   'table core.password_reset_tokens': { service_role: RW },
   'table core.email_change_requests': { service_role: RW },
+  'table core.erasure_prepasses': { service_role: RW },
   // privacy (issue 20): exports (owners start and read their organization's), per-person audit keys (functions only)
   // an owner's request inserts only what it asks for; status, file and expiry are the job's (20270205000500)
   'table core.data_exports': { authenticated: 'SELECT', service_role: RW },

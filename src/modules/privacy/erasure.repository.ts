@@ -8,6 +8,7 @@ import { PERSONAL_DATA_CATALOG, partyTable, type PersonalDataTable, type Treatme
 import { batchOf, inBatches, PURGE_BATCH } from '../../platform/database/batches.js';
 import { normalizeEmail } from '../../platform/http/email.js';
 import { UUID } from '../../platform/http/uuid.js';
+import { randomUUID } from 'node:crypto';
 
 export interface MembershipFacts {
   orgId: string;
@@ -239,6 +240,86 @@ export const erasureRepository = {
   },
 
   /**
+   * The person's walk of their analytics events (core.erasure_prepasses), locked until the transaction ends: a batch of it
+   * and the erasure's transaction (which deletes it) one after the other, its position never going back. Undefined: none.
+   */
+  async analyticsWalk(db: Db, userId: string): Promise<AnalyticsWalk | undefined> {
+    const [row] = await db.$queryRaw<WalkRow[]>`
+      SELECT pseudonym, started_at, occurred_from, org_ids::text[] AS org_ids, cursor_org::text AS cursor_org, cursor_at, cursor_id::text AS cursor_id,
+             done, posthog_ids
+      FROM core.erasure_prepasses WHERE user_id = ${userId} FOR UPDATE`;
+    return row && toWalk(row);
+  },
+
+  /**
+   * Begins the person's walk of the analytics events of `orgIds` (sorted) with a fresh pseudonym, unless an erasure of
+   * theirs began one before (a retry resumes it: its organizations, pseudonym and start stay). Answers it, locked.
+   */
+  async startAnalyticsWalk(db: Db, userId: string, orgIds: string[], occurredFrom: Date): Promise<AnalyticsWalk> {
+    await db.$executeRaw`INSERT INTO core.erasure_prepasses (user_id, pseudonym, occurred_from, org_ids)
+      VALUES (${userId}, ${`erased-${randomUUID()}`}, ${occurredFrom}, ${[...orgIds].sort()}::uuid[]) ON CONFLICT (user_id) DO NOTHING`;
+    return (await this.analyticsWalk(db, userId))!;
+  },
+
+  /**
+   * One batch of the walk (in the caller's transaction, after analyticsWalk locked it): the next `batch` events of its
+   * organization in primary-key order (org_id, occurred_at, id: an index range, whatever the partitions), of which the
+   * person's (the catalog's condition, its value scan included) get the catalog's treatment, their PostHog ids kept in the
+   * walk first (analyticsIdsNaming's); then the walk's position moves past them, to the next organization when this one is
+   * done, and the walk is done after the last. Each statement reads at most `batch` events: bounded however many the
+   * organizations have. Answers the walk as it now is, and how many events changed.
+   */
+  async eraseAnalyticsBatch(db: Db, person: LocatedPerson, walk: AnalyticsWalk, batch: number): Promise<{ walk: AnalyticsWalk; changed: number }> {
+    if (walk.done || !walk.orgIds.length) return { walk: await this.finishWalk(db, person.userId, walk, null, []), changed: 0 };
+    const org = walk.cursor?.org ?? walk.orgIds[0];
+    // after the position (at null: from the organization's first event)
+    const from = walk.cursor ?? { org, at: null, id: null };
+    // where this batch ends: the batch-th event after the position (an index-only range), or the organization's end
+    const [end] = await db.$queryRaw<{ occurred_at: Date; id: string }[]>`
+      SELECT occurred_at, id::text AS id FROM core.analytics_events
+      WHERE org_id = ${org}::uuid AND (occurred_at, id) > (coalesce(${from.at}::timestamptz, '-infinity'), coalesce(${from.id}::uuid, ${NIL_UUID}::uuid))
+      ORDER BY occurred_at, id OFFSET ${batch - 1}::int LIMIT 1`;
+    const t = PERSONAL_DATA_CATALOG.find((x) => x.table === ANALYTICS_EVENTS)!;
+    const where = locate(t, { ...person, analyticsWalked: undefined })!;
+    const values = [...where.values];
+    const param = (v: unknown) => `$${values.push(v)}`;
+    // (the bounds on occurred_at alone too: the partitions outside them pruned)
+    const after = `coalesce(${param(from.at)}::timestamptz, '-infinity')`;
+    const until = end && param(end.occurred_at);
+    const window = `x.org_id = ${param(org)}::uuid AND x.occurred_at >= ${after} AND (x.occurred_at, x.id) > (${after}, coalesce(${param(from.id)}::uuid, ${param(NIL_UUID)}::uuid))${
+      until ? ` AND x.occurred_at <= ${until}::timestamptz AND (x.occurred_at, x.id) <= (${until}::timestamptz, ${param(end.id)}::uuid)` : ''}`;
+    const sets = setsOf(t, person, values);
+    const addresses = valueScanPattern(person.emails);
+    const naming = addresses ? ` OR h.u ~* ${param(addresses)}` : '';
+    // one scan of the window: the rows found (their ids as they were) are then updated by primary key, and their PostHog
+    // ids read from the same rows (analyticsIdsNaming's, before the treatment clears them)
+    const [r] = await db.$queryRawUnsafe<{ changed: number; named: AppEventIds[] }[]>(
+      `WITH h AS MATERIALIZED (
+         SELECT x.org_id AS o, x.occurred_at AS a, x.id AS i, x.user_id AS u, x.anonymous_id AS n FROM ${ANALYTICS_EVENTS} x
+         WHERE ${window} AND (${where.sql})),
+       d AS (UPDATE ${ANALYTICS_EVENTS} x SET ${sets} FROM h WHERE x.org_id = h.o AND x.occurred_at = h.a AND x.id = h.i RETURNING 1)
+       SELECT (SELECT count(*)::int FROM d) AS changed,
+         coalesce((SELECT jsonb_agg(DISTINCT jsonb_build_object('orgId', h.o::text, 'userId', h.u, 'anonymousId', h.n))
+           FROM h WHERE (h.u IS NULL AND h.n IS NOT NULL)${naming}), '[]'::jsonb) AS named`, ...values);
+    const next = end
+      ? { org, at: end.occurred_at, id: end.id }
+      : walk.orgIds[walk.orgIds.indexOf(org) + 1] === undefined ? null : { org: walk.orgIds[walk.orgIds.indexOf(org) + 1], at: null, id: null };
+    return { walk: await this.finishWalk(db, person.userId, walk, next, r.named), changed: r.changed };
+  },
+
+  /** Stores the walk's new position (null: done) and the PostHog ids a batch found. */
+  async finishWalk(db: Db, userId: string, walk: AnalyticsWalk, next: AnalyticsWalk['cursor'], named: AppEventIds[]): Promise<AnalyticsWalk> {
+    const [row] = await db.$queryRaw<WalkRow[]>`
+      UPDATE core.erasure_prepasses SET cursor_org = ${next?.org ?? null}::uuid, cursor_at = ${next?.at ?? null}::timestamptz,
+        cursor_id = ${next?.id ?? null}::uuid, done = ${next === null},
+        posthog_ids = (SELECT coalesce(jsonb_agg(DISTINCT e), '[]'::jsonb) FROM jsonb_array_elements(posthog_ids || ${JSON.stringify(named)}::jsonb) e)
+      WHERE user_id = ${userId}
+      RETURNING pseudonym, started_at, occurred_from, org_ids::text[] AS org_ids, cursor_org::text AS cursor_org, cursor_at, cursor_id::text AS cursor_id,
+        done, posthog_ids`;
+    return row ? toWalk(row) : { ...walk, cursor: next, done: next === null };
+  },
+
+  /**
    * Applies the catalog's treatment of every table that locates the person by user id, proven e-mail or personal
    * organization. Answers the rows changed by table, and the ids of the jobs deleted from core.outbox: their copies in the
    * jobs queue (Bull, which keeps a failed one for ever) go too once this commits.
@@ -266,9 +347,7 @@ export const erasureRepository = {
         continue;
       }
       const values = [...where.values];
-      const sets = treatments.flatMap(([column, tr]) =>
-        tr.kind === 'erase' ? [`${quote(column)} = NULL`] : tr.kind === 'pseudonymize' ? [`${quote(column)} = ${bindPerson(tr.sql, person, values)}`] : []);
-      counts[t.table] = await db.$executeRawUnsafe(`UPDATE ${t.table} x SET ${sets.join(', ')} WHERE ${where.sql}`, ...values);
+      counts[t.table] = await db.$executeRawUnsafe(`UPDATE ${t.table} x SET ${setsOf(t, person, values)} WHERE ${where.sql}`, ...values);
     }
     return { counts, deletedJobIds };
   },
@@ -358,15 +437,72 @@ export interface LocatedPerson {
   orgIds?: string[];
   /** the organizations that go with them (organizationsErasedWith): what the `erased-org` locator finds; erasure and export give it */
   erasedOrgIds?: string[];
+  /** the erasure's pseudonym (Treatment's `:pseudonym`: its walk's, AnalyticsWalk); none: a fresh one per statement */
+  pseudonym?: string;
+  /**
+   * the analytics events its walk (eraseAnalyticsBatch) has done: of the organizations it walked, core.analytics_events'
+   * value scan reads only the events received since it began, less RECEIVED_MARGIN_MS (an event of a transaction that
+   * began before and committed after its batch had passed), and dated since `occurredFrom` (no event received since is
+   * dated before: the other partitions pruned)
+   */
+  analyticsWalked?: { orgIds: string[]; receivedFrom: Date; occurredFrom: Date };
 }
 
-/** A pseudonym's SQL with its `:person` and `:addresses` (Treatment) as parameters appended to `values`. */
+/** What a walk's batch, and analyticsIdsNaming, read of an event: the ids it went to PostHog under. */
+export type AppEventIds = { orgId: string; userId: string | null; anonymousId: string | null };
+
+/**
+ * A person's erasure's walk of the analytics events of their organizations (core.erasure_prepasses): the organizations
+ * (sorted), the position after the last event done (null: none yet, or done), when it began (the database's clock) and the
+ * earliest date an event received since may have (the app's), the pseudonym and the PostHog ids found so far.
+ */
+export interface AnalyticsWalk {
+  pseudonym: string;
+  startedAt: Date;
+  occurredFrom: Date;
+  orgIds: string[];
+  cursor: { org: string; at: Date | null; id: string | null } | null;
+  done: boolean;
+  posthogIds: AppEventIds[];
+}
+
+/**
+ * How long before the walk began an event counts as received since: its received_at is its transaction's start, and a
+ * transaction that began before the walk may commit after the batch of its event's position (a request's: seconds).
+ */
+export const RECEIVED_MARGIN_MS = 3_600_000;
+
+const ANALYTICS_EVENTS = 'core.analytics_events';
+const NIL_UUID = '00000000-0000-0000-0000-000000000000';
+
+type WalkRow = {
+  pseudonym: string; started_at: Date; occurred_from: Date; org_ids: string[]; cursor_org: string | null; cursor_at: Date | null;
+  cursor_id: string | null; done: boolean; posthog_ids: AppEventIds[];
+};
+
+function toWalk(r: WalkRow): AnalyticsWalk {
+  return {
+    pseudonym: r.pseudonym, startedAt: r.started_at, occurredFrom: r.occurred_from, orgIds: r.org_ids,
+    cursor: r.cursor_org === null ? null : { org: r.cursor_org, at: r.cursor_at, id: r.cursor_id },
+    done: r.done, posthogIds: r.posthog_ids,
+  };
+}
+
+/** The SET list of the catalog's treatment of `t` (its pseudonyms' parameters appended to `values`). */
+function setsOf(t: PersonalDataTable, person: LocatedPerson, values: unknown[]): string {
+  return (Object.entries(t.columns) as [string, Treatment][]).flatMap(([column, tr]) =>
+    tr.kind === 'erase' ? [`${quote(column)} = NULL`] : tr.kind === 'pseudonymize' ? [`${quote(column)} = ${bindPerson(tr.sql, person, values)}`] : []).join(', ');
+}
+
+/** A pseudonym's SQL with its `:person`, `:addresses` and `:pseudonym` (Treatment) as parameters appended to `values`. */
 function bindPerson(sql: string, person: LocatedPerson, values: unknown[]): string {
   let user: string | undefined;
   let addresses: string | undefined;
+  let pseudonym: string | undefined;
   return sql
     .replace(/(?<!:):person\b/g, () => (user ??= `$${values.push(person.userId)}::text`))
-    .replace(/(?<!:):addresses\b/g, () => (addresses ??= `$${values.push(valueScanPattern(person.emails) ?? null)}::text`));
+    .replace(/(?<!:):addresses\b/g, () => (addresses ??= `$${values.push(valueScanPattern(person.emails) ?? null)}::text`))
+    .replace(/(?<!:):pseudonym\b/g, () => (pseudonym ??= `$${values.push(person.pseudonym ?? `erased-${randomUUID()}`)}::text`));
 }
 
 /** The treatments that change a row (the others leave it as it is). */
@@ -446,6 +582,15 @@ function conditionOf(t: PersonalDataTable, person: LocatedPerson, erasure: boole
         }
         if (!l.orgColumn) return scan;
         if (!person.orgIds) throw new Error(`${t.table}: its value scan looks only in the person's organizations; none given`);
+        const walked = t.table === ANALYTICS_EVENTS ? person.analyticsWalked : undefined;
+        if (walked) {
+          // what its walk did not read: the events received since it began, and every event of an organization it did not
+          // walk (one they joined since); the same bound for every organization it walked lets the partitions be pruned
+          const since = `${col('received_at')} >= ${p.param(walked.receivedFrom)}::timestamptz AND ${col('occurred_at')} >= ${p.param(walked.occurredFrom)}::timestamptz`;
+          const unwalked = person.orgIds.filter((o) => !walked.orgIds.includes(o));
+          const fresh = unwalked.length ? `(${since} OR ${col(l.orgColumn)} = ANY(${p.param(unwalked)}::uuid[]))` : since;
+          scan = `${fresh} AND (${scan})`;
+        }
         return `${col(l.orgColumn)} = ANY(${(p.orgs ??= p.param(person.orgIds))}::uuid[]) AND (${scan})`;
       }
       case 'through': {

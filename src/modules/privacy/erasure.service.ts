@@ -10,7 +10,7 @@ import { SignInFailureAudit } from '../auth/sign-in-failure-audit.js';
 import type { ClientInfo } from '../auth/auth.service.js';
 import { erasedEmail } from '../auth/user.repository.js';
 import type { ErasureDto } from './privacy.dto.js';
-import { erasureRepository, organizationsErasedWith } from './erasure.repository.js';
+import { erasureRepository, organizationsErasedWith, RECEIVED_MARGIN_MS, type AnalyticsWalk, type LocatedPerson, type MembershipFacts } from './erasure.repository.js';
 import { organizationRepository } from '../organizations/organization.repository.js';
 import { emailSubject, userSubject } from './audit-sealing.js';
 import { personalDataKeyRepository } from './personal-data-key.repository.js';
@@ -22,17 +22,34 @@ import { RunsService, runFinishedAudit, runFinishedEvent } from '../agents/runs.
 import { analyticsRepository } from '../analytics/analytics.repository.js';
 import { distinctIdsOfPerson, PostHogForwarder } from '../analytics/posthog.forwarder.js';
 import { OutboxRelay } from '../../platform/queue/outbox-relay.service.js';
+import { MAX_AGE_MS } from '../analytics/analytics.service.js';
 
 /** How recent the sign-in (of the access token's session) must be to erase without the password. */
 export const RECENT_SIGN_IN_SECONDS = 300;
 
 /**
- * A person's erasure (right to erasure), in one transaction on the privileged path privacy.erasure: it crosses
- * every organization the person belongs to. The core."User" row stays (other apps reference its id) with a
- * unique, undeliverable pseudonym for the e-mail and no name.
+ * Analytics events a batch of the erasure's walk reads (erasureRepository.eraseAnalyticsBatch): a value scan of ~10 µs an
+ * event, well under any statement timeout, a transaction each.
+ */
+export const ANALYTICS_ERASURE_BATCH = 20_000;
+const DAY_MS = 86_400_000;
+
+/**
+ * A person's erasure (right to erasure), on the privileged path privacy.erasure: it crosses every organization the person
+ * belongs to. The core."User" row stays (other apps reference its id) with a unique, undeliverable pseudonym for the
+ * e-mail and no name. In three steps: a transaction checks that they may be erased (their credential, no organization
+ * left without an owner) and begins the walk of the analytics events of their organizations (core.erasure_prepasses);
+ * the walk, in batches of its own transactions, redacts the events naming them (millions of events: one statement over
+ * them all outlasted the statement timeout, every time); then one transaction erases everything else, and the events
+ * that arrived since the walk began. A retry after a failure resumes the walk where it stopped.
  */
 @Injectable()
 export class ErasureService {
+  /** the walk's batch size (tests set a smaller one) */
+  analyticsBatch = ANALYTICS_ERASURE_BATCH;
+  /** called after each batch of the walk has committed (tests: an event arriving meanwhile, an erasure cut short) */
+  afterAnalyticsBatch?: (walk: AnalyticsWalk) => Promise<void>;
+
   constructor(
     private readonly privileged: PrivilegedDatabase,
     private readonly hasher: PasswordHasher,
@@ -52,10 +69,25 @@ export class ErasureService {
     // a password guess here counts like a login attempt (a stolen access token must not be a password oracle), and is
     // audited as one (SignInFailureAudit), its lockout too
     if (password !== undefined) await this.throttle.reserveLogin(principal.email, client.ip).catch((err) => { throw this.failures.lockedOut(err, principal.email, 'erasure', client); });
-    const outcome = await this.privileged.run('privacy.erasure', async (db) => {
+    // whether they may be erased, before the walk changes anything: a refusal leaves their events as they were
+    const walking = await this.privileged.run('privacy.erasure', async (db) => {
       const person = await erasureRepository.lockUser(db, userId);
       if (!person || person.email === erasedEmail(userId)) throw PrivacyErrors.error('privacy.already_erased', 'this person has been erased already');
       await this.reauthenticate(db, principal, person.passwordHash, password, client);
+      refuseSoleOwner(await erasureRepository.memberships(db, userId));
+      const emails = await erasureRepository.provenEmails(db, userId);
+      const orgIds = await erasureRepository.organizationsOf(db, userId, emails);
+      // no event received since the walk began is dated before this (the analytics service refuses older ones), a day of
+      // the app instances' clocks apart allowed
+      await erasureRepository.startAnalyticsWalk(db, userId, orgIds, new Date(this.clock.now() - MAX_AGE_MS - DAY_MS));
+      return { userId, emails, orgIds };
+    });
+    await this.walkAnalytics(walking);
+    const outcome = await this.privileged.run('privacy.erasure', async (db) => {
+      const person = await erasureRepository.lockUser(db, userId);
+      if (!person || person.email === erasedEmail(userId)) throw PrivacyErrors.error('privacy.already_erased', 'this person has been erased already');
+      // (reauthenticated above, in this request) the walk locked: a concurrent retry's batch waits for this erasure
+      const walk = await erasureRepository.analyticsWalk(db, userId);
 
       // their organizations locked before their members are counted: an invitee joining (core.accept_invitation takes the
       // row FOR SHARE) waits, or is counted; another owner erasing themselves waits and counts this erasure's result
@@ -65,12 +97,7 @@ export class ErasureService {
       // then the rows a role change, a removal or a revoke locks before sealing its audit under their keys: before the keys go
       await erasureRepository.lockRowsOf(db, userId, emails);
       const memberships = await erasureRepository.memberships(db, userId);
-      const blocking = memberships.filter((m) => m.role === 'owner' && m.owners === 1 && m.members > 1 && m.accountType === 'business');
-      if (blocking.length) {
-        throw PrivacyErrors.error('privacy.sole_owner',
-          'you are the only owner of an organization that has other members: make another member owner (or delete the organization) first',
-          { organizationIds: blocking.map((m) => m.orgId) });
-      }
+      refuseSoleOwner(memberships);
       // the personal organization, and business ones nobody else belongs to, go with the person
       const deleted = organizationsErasedWith(memberships);
       const left = memberships.filter((m) => !deleted.includes(m.orgId)).map((m) => m.orgId);
@@ -82,6 +109,13 @@ export class ErasureService {
       // crypto-shredding: the keys that sealed their data in audit snapshots go (the audit rows stay as written)
       // before their memberships end, their invitations go and their keys are shredded: the bound of the erasure's run lookups
       const orgIds = await erasureRepository.organizationsOf(db, userId, emails);
+      // the events its walk did: only those received since are scanned again (all of them when it is not done: none began)
+      const located: LocatedPerson = {
+        userId, emails, orgIds, pseudonym: walk?.pseudonym,
+        analyticsWalked: walk?.done
+          ? { orgIds: walk.orgIds, receivedFrom: new Date(walk.startedAt.getTime() - RECEIVED_MARGIN_MS), occurredFrom: walk.occurredFrom }
+          : undefined,
+      };
       const keysShredded = await personalDataKeyRepository.deleteSubjects(db, [userSubject(userId), ...emails.map(emailSubject)]);
       const sessionsRevoked = await erasureRepository.revokeSessions(db, userId);
       const exportsExpired = await this.exports.expireOfPerson(db, userId, deleted);
@@ -121,9 +155,11 @@ export class ErasureService {
       // commit would write their user id back into core.analytics_daily_users after the catalog deleted it
       await analyticsRepository.lockRollUps(db);
       // the ids their analytics events naming them went to PostHog under (a visitor's, `mailto:<e-mail>`), before the catalog clears them
-      const namedInAnalytics = await erasureRepository.analyticsIdsNaming(db, { userId, emails, orgIds });
-      // with the organizations that go, their knowledge base and the content of their AI runs (the catalog's `erased-org` rows)
-      const { counts: rows, deletedJobIds } = await erasureRepository.applyCatalog(db, { userId, emails, orgIds, erasedOrgIds: deleted });
+      // (those its walk read before it cleared them too)
+      const namedInAnalytics = [...(walk?.posthogIds ?? []), ...(await erasureRepository.analyticsIdsNaming(db, located))];
+      // with the organizations that go, their knowledge base and the content of their AI runs (the catalog's `erased-org` rows);
+      // the walk's row goes too (core.erasure_prepasses)
+      const { counts: rows, deletedJobIds } = await erasureRepository.applyCatalog(db, { ...located, erasedOrgIds: deleted });
       await erasureRepository.eraseAuthUser(db, userId, erasedEmail(userId));
       // the events forwarded to PostHog (now or before: when its deletion is configured): their persons deleted with their
       // events by a job an hour after this commits (their last events have reached PostHog), retried until PostHog has taken it
@@ -150,6 +186,23 @@ export class ErasureService {
     return outcome.done;
   }
 
+  /**
+   * The walk of the analytics events of their organizations, batch by batch, each in a transaction of its own, until it is
+   * done (one a retry resumes where the last committed batch left it).
+   */
+  private async walkAnalytics(person: LocatedPerson): Promise<void> {
+    for (;;) {
+      const walk = await this.privileged.run('privacy.erasure', async (db) => {
+        const current = await erasureRepository.analyticsWalk(db, person.userId);
+        if (!current || current.done) return undefined;
+        return (await erasureRepository.eraseAnalyticsBatch(db, { ...person, pseudonym: current.pseudonym }, current, this.analyticsBatch)).walk;
+      });
+      if (!walk) return;
+      await this.afterAnalyticsBatch?.(walk);
+      if (walk.done) return;
+    }
+  }
+
   private async reauthenticate(db: Db, principal: Extract<Principal, { kind: 'user' }>, passwordHash: string | null, password: string | undefined, client: ClientInfo): Promise<void> {
     if (password !== undefined) {
       const ok = passwordHash ? (await this.hasher.verify(passwordHash, password)).ok : await this.hasher.verifyDummy(password);
@@ -167,5 +220,15 @@ export class ErasureService {
       throw PrivacyErrors.error('privacy.recent_sign_in_required',
         `send your password, or sign in again: erasure without the password needs a sign-in (password or token exchange) within the last ${RECENT_SIGN_IN_SECONDS / 60} minutes; refreshing the access token does not count`);
     }
+  }
+}
+
+/** Refuses the erasure of the only owner of a business organization with other members: it would be left without one. */
+function refuseSoleOwner(memberships: MembershipFacts[]): void {
+  const blocking = memberships.filter((m) => m.role === 'owner' && m.owners === 1 && m.members > 1 && m.accountType === 'business');
+  if (blocking.length) {
+    throw PrivacyErrors.error('privacy.sole_owner',
+      'you are the only owner of an organization that has other members: make another member owner (or delete the organization) first',
+      { organizationIds: blocking.map((m) => m.orgId) });
   }
 }

@@ -57,7 +57,8 @@ export type Treatment =
    * replaced by a non-identifying value; `sql` is an SQL expression over the row (`id` etc.), in which `:person` is the
    * erased person's user id (text) and `:addresses` the value scan's pattern of their proven addresses (text, for `~*`: any
    * of them as a whole address, valueScanPattern; NULL when they have none), bound as parameters: for a row located by its
-   * content, whose column may name someone else
+   * content, whose column may name someone else; `:pseudonym` is the erasure's one random pseudonym (`erased-<uuid>`, text),
+   * the same in every transaction of it (its walk's batches, erasureRepository.eraseAnalyticsBatch, then its own)
    */
   | { kind: 'pseudonymize'; sql: string }
   /** the whole row is deleted with the person */
@@ -270,13 +271,13 @@ export const PERSONAL_DATA_CATALOG: PersonalDataTable[] = [
     table: 'core.analytics_events', person: { kind: 'user', column: 'user_id' }, alsoLocatedBy: [{ kind: 'value-scan', orgColumn: 'org_id' }],
     describes: 'product analytics events about you, and those of your organizations that name your e-mail',
     // pseudonymized, not deleted: the organization's aggregates stay. One random id for all the person's rows, drawn once
-    // per erasure (an uncorrelated sub-select is an InitPlan: evaluated once per statement, and the statement is this
-    // person's): their events stay one user in the distinct counts (active users, the roll-ups' users), and the id links
+    // per erasure (:pseudonym, kept with its walk in core.erasure_prepasses: its batches and its transaction write the same
+    // one): their events stay one user in the distinct counts (active users, the roll-ups' users), and the id links
     // them to nobody. A fresh id per row would count one erased person with N events on a day as N users. An event found
     // by its content keeps its user id (NULL, or another user's: their counts stay theirs) unless it names one of their
     // addresses, as the value scan that found it matches them (`mailto:<e-mail>`, `crm:<E-MAIL> `): then it is theirs
     columns: {
-      user_id: { kind: 'pseudonymize', sql: `CASE WHEN user_id = :person OR user_id ~* :addresses THEN (SELECT 'erased-' || gen_random_uuid()) ELSE user_id END` },
+      user_id: { kind: 'pseudonymize', sql: `CASE WHEN user_id = :person OR user_id ~* :addresses THEN :pseudonym ELSE user_id END` },
       anonymous_id: ERASE,
       properties: { kind: 'pseudonymize', sql: `'{}'::jsonb` },
       name: notPersonal('the event name'),
@@ -290,6 +291,13 @@ export const PERSONAL_DATA_CATALOG: PersonalDataTable[] = [
     table: 'core.analytics_daily_users', person: { kind: 'user', column: 'user_id' }, alsoLocatedBy: [{ kind: 'value-scan', orgColumn: 'org_id' }],
     describes: 'the days you were active in an organization, by your product analytics events',
     columns: { user_id: DELETE },
+  },
+  {
+    // their erasure in progress (its walk of the analytics events above, resumable): the ids their events went to PostHog
+    // under (an anonymous id, `mailto:<e-mail>`), read before a batch cleared them. Gone with the erasure's transaction
+    table: 'core.erasure_prepasses', person: { kind: 'user', column: 'user_id' }, exported: false,
+    describes: 'never exported (an erasure in progress: where its walk of your analytics events is)',
+    columns: { posthog_ids: DELETE, pseudonym: DELETE },
   },
   {
     // the events of subscriptions in their name, and those about their personal organization (its personal plans)
