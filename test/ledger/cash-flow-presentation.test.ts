@@ -121,4 +121,28 @@ describe('cash-flow statement: exchange differences on cash and depreciation pre
     // the semantic view's operating total is unchanged by the presentation (it nets the non-cash entries to 0)
     expect(await viewSums(orgId, users.viewer.auth, '2026-02-01')).toEqual(reportSums(feb));
   });
+
+  /**
+   * semantic.v_cash_flow's description (what an analyst or the agents read of it) still said depreciation is disclosed
+   * apart in nonCashInvestingAndFinancing, and nothing of where the unrealized difference on foreign-currency cash goes
+   * (review of the presentation change, LOW): migration 20270211003900 says the rule the report follows now.
+   */
+  it('semantic.v_cash_flow\'s description says the current rule: depreciation added back in operating, cash FX in unrealizedExchangeDifferences', async () => {
+    const { rows: [{ d }] } = await t.db.admin.query(`SELECT obj_description('semantic.v_cash_flow'::regclass, 'pg_class') AS d`);
+    // the disclosed transactions no longer list depreciation
+    expect(d).not.toContain('bought on credit or with a loan, depreciation');
+    expect(d).toContain('equipment bought on credit or with a loan, or a share issue for a contribution in kind (non-cash investing and financing '
+      + 'transactions, IAS 7.43, which the report discloses apart in nonCashInvestingAndFinancing)');
+    expect(d).toContain('depreciation, amortisation or an impairment booked against an account classed investing or financing (a non-cash expense, '
+      + 'which the report adds back in operating on that account\'s row, not disclosed)');
+    expect(d).toContain('the report\'s effectOfExchangeRatesOnCash (their unrealized gain or loss, in net income, the report adds back in '
+      + 'unrealizedExchangeDifferences with those of the other accounts, a cash account having no row of its own)');
+    // what stays as it was: the split, the totals it matches, opening balances
+    expect(d).toContain('is split as in the cash-flow report');
+    expect(d).toContain('net_cash per activity is the cash-flow report\'s operating.total, investing.total, financing.total and effectOfExchangeRatesOnCash');
+    expect(d).toContain('opening_balance');
+    const { rows: columns } = await t.db.admin.query(`SELECT a.attname AS column, col_description(a.attrelid, a.attnum) AS d FROM pg_attribute a
+      WHERE a.attrelid = 'semantic.v_cash_flow'::regclass AND a.attname = 'activity'`);
+    expect(columns).toEqual([{ column: 'activity', d: expect.stringContaining('exchange_rate_effect (the effect of exchange-rate changes on cash held in foreign currencies: no cash flow)') }]);
+  });
 });

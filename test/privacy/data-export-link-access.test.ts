@@ -51,6 +51,24 @@ describe('data exports: a download link ends with its requester\'s access', () =
     await download(link, 200);
   });
 
+  /**
+   * The co-owner was still shown the link of such an export (GET data-exports/{id}: downloadUrl), which answers 410: the
+   * status answer offers no link its requester may not take (review, LOW). It stays ready: owner again, it is offered again.
+   */
+  it('the export of a requester demoted or removed shows the co-owner no downloadUrl (still ready); owner again, it does', async () => {
+    const { orgId, id, link } = await readyExport('Shown Link Ltd');
+    const shown = async () => (await t.http.get(`/v1/orgs/${orgId}/data-exports/${id}`).set(other.auth).expect(200)).body;
+    expect(await shown()).toMatchObject({ id, status: 'ready', downloadUrl: link });
+    await t.http.patch(`/v1/orgs/${orgId}/members/${asker.id}`).set(other.auth).send({ role: 'admin' }).expect(200);
+    expect(await shown()).toMatchObject({ id, kind: 'organization', status: 'ready', progress: 100, downloadUrl: null, error: null });
+    expect(errorCode(await download(link, 410))).toBe('privacy.export_link_expired');
+    await t.http.patch(`/v1/orgs/${orgId}/members/${asker.id}`).set(other.auth).send({ role: 'owner' }).expect(200);
+    expect((await shown()).downloadUrl).toBe(link);
+    await download(link, 200);
+    await t.http.delete(`/v1/orgs/${orgId}/members/${asker.id}`).set(other.auth).expect(204);
+    expect(await shown()).toMatchObject({ id, status: 'ready', downloadUrl: null });
+  });
+
   it('an owner removed from the organization: 410 privacy.export_link_expired', async () => {
     const { orgId, link } = await readyExport('Removed Ltd');
     await t.http.delete(`/v1/orgs/${orgId}/members/${asker.id}`).set(other.auth).expect(204);

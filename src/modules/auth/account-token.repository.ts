@@ -61,10 +61,18 @@ export const accountTokenRepository = {
     return { count: Number(row.n), retryAfterSeconds: row.retryAfterSeconds };
   },
 
-  /** One pending change at a time: a new request ends the earlier one's link (whatever address it names). Answers how many ended. */
-  async endPendingEmailChanges(db: Db, userId: string): Promise<number> {
-    return db.runCount(qb.updateTable('core.email_change_requests').set({ expires_at: sql`now()` })
-      .where('user_id', '=', userId).where('confirmed_at', 'is', null).where('expires_at', '>', sql<Date>`now()`));
+  /**
+   * One pending change at a time: a new request ends the earlier one's link (whatever address it names). Answers how many
+   * ended. `skipLocked`: requests another transaction holds are left to it (a reset or an erasure ending them too, a
+   * confirmation), for a caller that holds a session's row, which those lock after the requests: waiting, it deadlocked.
+   */
+  async endPendingEmailChanges(db: Db, userId: string, { skipLocked = false }: { skipLocked?: boolean } = {}): Promise<number> {
+    const pending = qb.updateTable('core.email_change_requests').set({ expires_at: sql`now()` })
+      .where('user_id', '=', userId).where('confirmed_at', 'is', null).where('expires_at', '>', sql<Date>`now()`);
+    return db.runCount(skipLocked
+      ? pending.where('id', 'in', qb.selectFrom('core.email_change_requests').select('id')
+        .where('user_id', '=', userId).where('confirmed_at', 'is', null).where('expires_at', '>', sql<Date>`now()`).forUpdate().skipLocked())
+      : pending);
   },
 
   async addEmailChange(db: Db, r: { userId: string; oldEmail: string; newEmail: string; ttlHours: number }): Promise<string> {

@@ -159,7 +159,8 @@ export class AuthController {
   @ApiOperation({
     operationId: 'refreshTokens', summary: 'Rotate a refresh token',
     description: 'A token used again within REFRESH_GRACE_SECONDS (10 s; two tabs refreshing at once) gets the same new refresh '
-      + 'token again; used again later, it revokes the whole session.',
+      + 'token again; used again later, it revokes the whole session and ends the account\'s pending e-mail change (as a password reset '
+      + 'does: someone else held the session), audited as auth.refresh_token_reused.',
   })
   @ApiOkResponse({ type: TokensDto })
   @ApiErrors(400, 401)

@@ -17,6 +17,7 @@ import { sessionRepository } from './session.repository.js';
 import { identityRepository, type IdentityInput } from './identity.repository.js';
 import { legacyHubAccountRepository } from './legacy-hub-account.repository.js';
 import { AccountMailService, ROLLED_BACK } from './account-mail.service.js';
+import { accountTokenRepository } from './account-token.repository.js';
 import { AccountClaim, claimAuditFields } from './account-claim.service.js';
 import { SupabaseEmailCheck } from './supabase-email-check.js';
 import { SignInFailureAudit } from './sign-in-failure-audit.js';
@@ -483,10 +484,15 @@ export class AuthService {
         const withinGrace = now - t.used_at.getTime() <= this.config.auth.refreshGraceSeconds * 1000;
         if (!withinGrace || !(await sessionRepository.hasToken(db, t.session_id, successor.hash))) {
           await sessionRepository.revoke(db, t.session_id, 'refresh_token_reuse');
+          // a replayed token means someone else has held the session: their pending e-mail change ends with it, as at a
+          // password reset (confirmed later from their mailbox, it gave them the address and the next reset's link). This
+          // holds the session's row, which a reset or an erasure locks after the requests: those they hold are theirs
+          const emailChanges = await accountTokenRepository.endPendingEmailChanges(db, t.user_id, { skipLocked: true });
           const personalOrgId = await userRepository.personalOrgId(db, t.user_id);
           if (personalOrgId) {
             await this.audit.recordPrivileged(db, personalOrgId, 'system', {
               action: 'auth.refresh_token_reused', entityType: 'session', entityId: t.session_id,
+              ...(emailChanges ? { after: { emailChangesCanceled: emailChanges } } : {}),
             }, client);
           }
           return { error: 'the refresh token was already used; the session has been revoked' } as const;

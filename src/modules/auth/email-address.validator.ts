@@ -22,7 +22,8 @@ function plainAddressProblem(value: unknown): string | undefined {
 }
 
 /**
- * An e-mail address as the app takes it (registration, sign-in, invitations, e-mail changes): IsEmail, and neither
+ * An e-mail address as the app takes it (registration, invitations, e-mail changes; customers' and vendors' contact
+ * addresses and an integration's external address, which may be written into mail): IsEmail, and neither
  * control, format (invisible) or line-separator characters nor a quoted local part (IsEmail accepts `"x\r\nBcc: y@evil.test"@example.com`).
  */
 export function IsEmailAddress(): PropertyDecorator {

@@ -1,5 +1,6 @@
 import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
-import { IsEmail, IsIn, IsObject, IsOptional, IsString, Length, Matches, MaxLength, ValidateIf } from 'class-validator';
+import { IsIn, IsObject, IsOptional, IsString, Length, Matches, MaxLength, ValidateIf } from 'class-validator';
+import { IsEmailAddress } from '../auth/email-address.validator.js';
 
 export const INTEGRATION_STATUSES = ['active', 'disabled', 'error'] as const;
 
@@ -10,7 +11,7 @@ export class CreateIntegrationDto {
   integrationType: string;
   @ApiPropertyOptional({ description: 'A name for the integration, shown to the user', example: 'Personal iCloud' }) @IsOptional() @IsString() @Length(1, 200) label?: string;
   @ApiPropertyOptional({ description: 'The user\'s account name at the outside service', example: 'trainer@example.com' }) @IsOptional() @IsString() @Length(1, 320) externalUsername?: string;
-  @ApiPropertyOptional({ description: 'The user\'s e-mail address at the outside service', example: 'trainer@example.com' }) @IsOptional() @IsEmail() @MaxLength(320) externalEmail?: string;
+  @ApiPropertyOptional({ description: 'The user\'s e-mail address at the outside service', example: 'trainer@example.com' }) @IsOptional() @IsEmailAddress() @MaxLength(320) externalEmail?: string;
 }
 
 @ApiSchema({ description: 'Changes to an integration; fields left out keep their value, null clears the label' })

@@ -39,6 +39,9 @@ export interface ExportTable {
   columns: string[];
 }
 
+/** Why an export whose job was given up (dead, none left to run) is failed: failAbandoned. */
+export const ABANDONED = 'its job was given up after its last try';
+
 /** The archive of an export in DATA_EXPORT_DIR: named by the export's id, nothing else. */
 export const archiveName = (exportId: string) => `${exportId}.zip`;
 
@@ -65,13 +68,15 @@ export const dataExportRepository = {
    * dead row since purged by the retention job after RETENTION_OUTBOX_DAYS): failed, with the reason; it would otherwise
    * stay queued for ever and refuse every new request. An export in progress always has a pending job row: its first is
    * written with it, one without a turn writes its next in the transaction that records it done (passTurn), one that
-   * failed in a way that may pass stays pending for its next try. Privileged (core.outbox). Answers whether one was.
+   * failed in a way that may pass stays pending for its next try. Privileged (core.outbox). Answers the ids it failed
+   * (with the reason ABANDONED), for their audit.
    */
-  async failAbandoned(db: Db, topic: string, kind: DataExportKind, orgId: string, userId: string): Promise<boolean> {
-    const n = await db.$executeRaw`UPDATE core.data_exports d SET status = 'failed', error = 'its job was given up after its last try'
+  async failAbandoned(db: Db, topic: string, kind: DataExportKind, orgId: string, userId: string): Promise<string[]> {
+    const rows = await db.$queryRaw<{ id: string }[]>`UPDATE core.data_exports d SET status = 'failed', error = ${ABANDONED}
       WHERE d.kind = ${kind} AND d.org_id = ${orgId}::uuid AND d.user_id = ${userId} AND d.status IN ('queued', 'running')
-        AND NOT EXISTS (SELECT 1 FROM core.outbox o WHERE o.org_id = d.org_id AND o.topic = ${topic} AND o.payload->>'exportId' = d.id::text AND o.processed_at IS NULL)`;
-    return n > 0;
+        AND NOT EXISTS (SELECT 1 FROM core.outbox o WHERE o.org_id = d.org_id AND o.topic = ${topic} AND o.payload->>'exportId' = d.id::text AND o.processed_at IS NULL)
+      RETURNING d.id::text AS id`;
+    return rows.map((r) => r.id);
   },
 
   async get(db: Db, id: string): Promise<DataExportRow | undefined> {

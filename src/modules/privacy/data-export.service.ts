@@ -17,7 +17,7 @@ import { enqueue, JobRegistry, type Job } from '../../platform/queue/jobs.js';
 import { closeIfPending, pendingPayload, triesOf } from '../../platform/queue/outbox.repository.js';
 import { AuditService } from '../audit/audit.service.js';
 import { AuditSealer, emailSubject, userSubject, WITHHELD } from './audit-sealing.js';
-import { archiveName, dataExportRepository as repo, type DataExportRow, type ExportTable } from './data-export.repository.js';
+import { ABANDONED, archiveName, dataExportRepository as repo, type DataExportKind, type DataExportRow, type ExportTable } from './data-export.repository.js';
 import { erasureRepository, locate, organizationsErasedWith } from './erasure.repository.js';
 import { PERSONAL_DATA_CATALOG } from './personal-data.catalog.js';
 import type { DataExportDto } from './privacy.dto.js';
@@ -138,7 +138,7 @@ export class DataExportService implements OnModuleInit, OnApplicationShutdown {
       const orgId = principal.personalOrgId;
       const inProgress = () => PrivacyErrors.error('privacy.export_in_progress', 'an export of your data is being prepared: wait for it to finish');
       // one whose job was given up is failed first: it would never finish
-      if (await repo.unfinished(db, 'person', orgId, principal.userId) && !(await repo.failAbandoned(db, DATA_EXPORT_JOB, 'person', orgId, principal.userId))) throw inProgress();
+      if (await repo.unfinished(db, 'person', orgId, principal.userId) && !(await this.failAbandoned(db, 'person', orgId, principal.userId, meta))) throw inProgress();
       // one asked for at the same time, committed while this insert waited for it (migration 20270210870100)
       const made = await translateDatabaseError(repo.insert(db, { kind: 'person', orgId, userId: principal.userId }), { '23505': inProgress });
       await enqueue({ db, orgId }, DATA_EXPORT_JOB, { exportId: made.id });
@@ -155,12 +155,32 @@ export class DataExportService implements OnModuleInit, OnApplicationShutdown {
     // one whose job was given up is failed first (committed on its own: the tenant's transaction cannot read the outbox)
     const userId = tx.principal.userId;
     if (await repo.unfinished(tx.db, 'organization', tx.orgId, userId)
-      && !(await this.privileged.run('privacy.export', (db) => repo.failAbandoned(db, DATA_EXPORT_JOB, 'organization', tx.orgId, userId)))) throw inProgress();
+      && !(await this.privileged.run('privacy.export', (db) => this.failAbandoned(db, 'organization', tx.orgId, userId, tx.meta)))) throw inProgress();
     // one asked for at the same time, committed while this insert waited for it (migration 20270210870100)
     const made = await translateDatabaseError(repo.insert(tx.db, { kind: 'organization', orgId: tx.orgId, userId: tx.principal.userId }), { '23505': inProgress });
     await enqueue(tx, DATA_EXPORT_JOB, { exportId: made.id });
     await this.audit.record(tx, { action: 'data_export.requested', entityType: 'data_export', entityId: made.id, after: { kind: 'organization' } });
     return this.toDto(made);
+  }
+
+  /**
+   * The requester's unfinished export whose job was given up: failed (repo.failAbandoned), each audited as a failure with
+   * its reason in the same transaction. Answers whether one was.
+   */
+  private async failAbandoned(db: Db, kind: DataExportKind, orgId: string, userId: string, meta?: { requestId?: string }): Promise<boolean> {
+    const failed = await repo.failAbandoned(db, DATA_EXPORT_JOB, kind, orgId, userId);
+    for (const id of failed) await this.auditFailed(db, { id, orgId, kind }, ABANDONED, meta);
+    return failed.length > 0;
+  }
+
+  /**
+   * An export's failure, in the transaction that failed it (its row was queued or running: each failure is audited once),
+   * as the system's, with the reason stored on the row (a failure seen by the request that found it names the request).
+   */
+  private auditFailed(db: Db, e: { id: string; orgId: string; kind: DataExportKind }, reason: string, meta?: { requestId?: string }): Promise<void> {
+    return this.audit.recordPrivileged(db, e.orgId, 'system', {
+      action: 'data_export.failed', entityType: 'data_export', entityId: e.id, after: { kind: e.kind, reason: reason.slice(0, 1000) },
+    }, meta?.requestId ? { requestId: meta.requestId } : undefined);
   }
 
   async getPersonal(principal: Principal, id: string): Promise<DataExportDto> {
@@ -173,7 +193,9 @@ export class DataExportService implements OnModuleInit, OnApplicationShutdown {
   async getOrganization(tx: TenantTx, id: string): Promise<DataExportDto> {
     const row = await repo.get(tx.db, id); // the policy shows an organization's exports to its owners only
     if (!row || row.kind !== 'organization' || row.orgId !== tx.orgId) throw PrivacyErrors.error('data_export.not_found', `no data export ${id} in this organization`);
-    return this.toDto(row);
+    // the link of an export whose requester is no longer the organization's owner answers 410 (open): a co-owner is
+    // offered none (it comes back should they be owner again within its time)
+    return this.toDto(row, row.status !== 'ready' || await repo.requesterMayOpen(tx.db, row));
   }
 
   /** GET /v1/data-exports/download?token=: the archive, while the signed link is valid. */
@@ -299,10 +321,16 @@ export class DataExportService implements OnModuleInit, OnApplicationShutdown {
         if (await this.privileged.run('privacy.export', (db) => repo.requeue(db, id)).catch(() => true)) await dropArchive();
         throw err;
       }
-      this.logger.warn(`data export ${id} failed: ${(err as Error).message}`);
+      const reason = err instanceof Error ? err.message : String(err);
+      this.logger.warn(`data export ${id} failed: ${reason}`);
       let recorded = true;
       try {
-        recorded = await this.privileged.run('privacy.export', (db) => repo.fail(db, id, (err as Error).message));
+        // audited with the failure, once: only the run that turned the export failed records it
+        recorded = await this.privileged.run('privacy.export', async (db) => {
+          if (!(await repo.fail(db, id, reason))) return false;
+          await this.auditFailed(db, row, reason);
+          return true;
+        });
       } finally {
         if (recorded) await dropArchive();
       }
@@ -411,7 +439,8 @@ export class DataExportService implements OnModuleInit, OnApplicationShutdown {
     return `# OmniZen data export ${row.id}\n\n${what}\n\nCreated: ${new Date(this.clock.now()).toISOString()}\n\n| file | holds | rows |\n|---|---|---|\n${lines.join('\n')}\n`;
   }
 
-  private toDto(row: DataExportRow): DataExportDto {
+  /** `linkable`: whether its requester may still take it (requesterMayOpen), as the download checks */
+  private toDto(row: DataExportRow, linkable = true): DataExportDto {
     // a row naming another archive than its own (forged) never gets a link
     const ready = row.status === 'ready' && row.fileName === archiveName(row.id) && !!row.expiresAt && row.expiresAt.getTime() > this.clock.now();
     return {
@@ -426,7 +455,7 @@ export class DataExportService implements OnModuleInit, OnApplicationShutdown {
       createdAt: row.createdAt.toISOString(),
       completedAt: row.completedAt?.toISOString() ?? null,
       expiresAt: row.expiresAt?.toISOString() ?? null,
-      downloadUrl: ready ? `/v1/data-exports/download?token=${this.token(row.id, row.expiresAt!.getTime())}` : null,
+      downloadUrl: ready && linkable ? `/v1/data-exports/download?token=${this.token(row.id, row.expiresAt!.getTime())}` : null,
       error: row.status === 'failed' ? 'the export failed; ask for a new one' : null,
     };
   }

@@ -68,7 +68,9 @@ export class DataExportDto {
   @ApiProperty({ description: 'When the download link (and the file) expires; null before ready', type: String, format: 'date-time', nullable: true, example: '2026-12-03T09:30:04.000Z' })
   expiresAt: string | null;
   @ApiProperty({
-    description: 'The download link while the export is ready and not expired (a signed token, no access token needed; valid until expiresAt); null otherwise',
+    description: 'The download link while the export is ready and not expired (a signed token, no access token needed; valid until expiresAt); null '
+      + 'otherwise, and while the person who asked for an organization\'s export is not its owner (the link answers 410 then; it is offered again '
+      + 'once they are owner again, until expiresAt)',
     type: String, nullable: true, example: '/v1/data-exports/download?token=5f0c2b9e-7d4a-4c1e-9b8f-2a3d4e5f6a7b.1764840604000.c2lnbmF0dXJlLW9mLXRoZS1saW5rLWZvci10aGUtZXhwb3J0',
   })
   downloadUrl: string | null;
