@@ -9,6 +9,9 @@ import type pg from 'pg';
 const COLUMNS_READ_AHEAD: readonly { table: string; column: string; type: string; addedBy: string }[] = [
   { table: 'hub.subscription_billing', column: 'price_misfit', type: 'text', addedBy: '20270211002800_subscription_price_misfit' },
   { table: 'hub.subscription_billing', column: 'events_dated_until', type: 'timestamptz', addedBy: '20270211003600_subscription_events_dated_until' },
+  // the runs' and embeddings' reservations read them (the migration's defaults: a row of the catalog never reads empty)
+  { table: 'ai.models', column: 'input_token_factor', type: 'numeric(4, 2) NOT NULL DEFAULT 2.00', addedBy: '20270211004100_ai_models_input_margins' },
+  { table: 'ai.models', column: 'input_token_overhead', type: 'integer NOT NULL DEFAULT 512', addedBy: '20270211004100_ai_models_input_margins' },
 ];
 
 /** Adds the columns read ahead whose migration sorts after `migratedUntil` (the last migration applied). */

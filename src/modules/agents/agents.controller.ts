@@ -11,6 +11,7 @@ import type { TenantTx } from '../../platform/database/database.service.js';
 import { ApiErrorCodes } from '../../platform/errors/catalog.js';
 import { AppError } from '../../platform/errors/app-error.js';
 import { PlatformErrors } from '../../platform/errors/platform.errors.js';
+import { InFlightRequests } from '../../platform/http/graceful-shutdown.js';
 import { IdParam } from '../../platform/http/id-param.js';
 import { ApiErrors } from '../../platform/http/openapi.js';
 import { ConsumesLimit, CurrentPrincipal, OrgPreflightRoute, OrgRoute, RequireRole, RequiresFeature, Tx, WritesRequireSubscription } from '../../platform/http/tenant.js';
@@ -265,7 +266,10 @@ export class AgentsController {
 @ApiExtraModels(RunDto)
 @Controller('v1/orgs/:orgId/agents')
 export class AgentRunsController {
-  constructor(private readonly runs: RunsService) {}
+  constructor(
+    private readonly runs: RunsService,
+    private readonly requests: InFlightRequests,
+  ) {}
 
   @Post(':agentId/runs')
   @RequiresScope('agents:run')
@@ -309,14 +313,21 @@ export class AgentRunsController {
     const raw = reply.raw;
     raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-request-id': String(req.id) });
     const sink: RunSink = { event: (name, data) => void raw.write(`event: ${name}\ndata: ${JSON.stringify(data)}\n\n`) };
-    // a client that goes away does not cancel the run: it is recorded to its end
+    // a client that goes away does not cancel the run: it is recorded to its end. The server shutting down does (when it
+    // stops accepting connections, requests.closing, as a notification stream ends): the run is cut, finished cancelled
+    // and streamed so, and the stream ends, instead of holding the drain until its grace runs out and being cut with the
+    // process, left running until the lost-runs sweep fails it (subscribed once the execution is under way: `closing`
+    // emits at once to a subscriber that comes after it)
+    const execution = this.runs.execute(started, sink);
+    const shutdown = this.requests.closing.subscribe(() => this.runs.cutAtShutdown(started.run.id));
     try {
-      await this.runs.execute(started, sink);
+      await execution;
     } catch (err) {
       // a budget refusal's error event was streamed with its run (it carries it); any other error ends the stream with its own
       if (!(err instanceof AppError)) sink.event('error', { code: 'internal', message: 'the run failed unexpectedly' });
       else if (!('run' in err)) sink.event('error', { code: err.code, message: err.message, details: err.details });
     } finally {
+      shutdown.unsubscribe();
       raw.end();
     }
     return undefined;

@@ -4,6 +4,7 @@ import type { Db } from '../../platform/database/database.service.js';
 import { exactInstant, qb, type DB } from '../../platform/database/query-builder.js';
 import type { AgentDto, BudgetDto, EmbeddingUsageRowDto, ModelDto, ProviderKeyDto, RunDto, RunStepDto, UsageRowDto } from './agents.dto.js';
 import { organizationDeleted } from '../organizations/organization.repository.js';
+import { DEFAULT_INPUT_MARGIN, type InputMargin } from './cost.js';
 
 // The only place with SQL of the agents module: typed queries (Kysely) on schema ai, raw SQL for the budget
 // functions and the usage report. Money is numeric (Decimal), never a float.
@@ -101,17 +102,29 @@ export const agentsRepository = {
 
   /**
    * What a run needs of its model's catalog entry: whether it is a reasoning model (asked for max_completion_tokens and
-   * no temperature) and every price, the latest first (past, current and announced ones): the runs' in-process copy.
+   * no temperature), the margin its input is reserved with, and every price, the latest first (past, current and announced ones): the runs' in-process copy.
    */
-  async modelForRuns(db: Db, modelId: string): Promise<{ reasoning: boolean; prices: Prices[] }> {
+  async modelForRuns(db: Db, modelId: string): Promise<{ reasoning: boolean; margin: InputMargin; prices: Prices[] }> {
     const [models, rows] = await Promise.all([
-      db.run(qb.selectFrom('ai.models').select('reasoning').where('id', '=', modelId)),
+      db.run(qb.selectFrom('ai.models').select(['reasoning', 'input_token_factor', 'input_token_overhead']).where('id', '=', modelId)),
       db.run(qb.selectFrom('ai.model_prices').selectAll().where('model_id', '=', modelId).orderBy('effective_from', 'desc')),
     ]);
+    const m = models[0];
     return {
-      reasoning: models[0]?.reasoning ?? false,
+      reasoning: m?.reasoning ?? false,
+      // a model outside the catalog: the conservative default
+      margin: m ? { factor: new Decimal(m.input_token_factor.toString()), overhead: m.input_token_overhead } : DEFAULT_INPUT_MARGIN,
       prices: rows.map((p) => ({ input: p.input, output: p.output, cachedInput: p.cached_input, cacheWrite: p.cache_write, effectiveFrom: iso(p.effective_from)! })),
     };
+  },
+
+  /**
+   * Privileged: the secret hash of the organization's API key `keyId` (revoked or expired too: begin_key_request refuses
+   * those), for the job of a run the key started (its payload holds the key's id only).
+   */
+  async apiKeySecretHash(db: Db, orgId: string, keyId: string): Promise<string | undefined> {
+    const [k] = await db.run(qb.selectFrom('core.api_keys').select('secret_hash').where('org_id', '=', orgId).where('id', '=', keyId));
+    return k?.secret_hash;
   },
 
   // ---------------------------------------------------------------- agents

@@ -23,8 +23,21 @@ export function worstCaseCost(inputTokens: number, maxOutputTokens: number, pric
   return dearestInput.times(inputTokens).plus(prices.output.times(maxOutputTokens)).div(MILLION).toDecimalPlaces(8, Decimal.ROUND_UP);
 }
 
-/** The worst case of a call's input: the tokenizer's count plus a margin for the provider's own framing. */
-export const inputWorstCase = (counted: number) => Math.ceil(counted * 1.1) + 16;
+/**
+ * How a model's input is reserved beyond its o200k_base count (ai.models.input_token_factor, input_token_overhead): its
+ * own tokenizer may count more (Anthropic's does), and the provider frames a request (and may add a hidden prompt).
+ * Output needs none: the provider stops at max_tokens counted in its own tokens, which the reservation holds.
+ */
+export interface InputMargin {
+  factor: Decimal;
+  overhead: number;
+}
+
+/** A model outside the catalog (a configured embedding model): the catalog's default, a tokenizer nobody measured. */
+export const DEFAULT_INPUT_MARGIN: InputMargin = { factor: new Decimal(2), overhead: 512 };
+
+/** The worst case of a call's input: the tokenizer's count times the model's factor, plus its overhead. */
+export const inputWorstCase = (counted: number, margin: InputMargin) => margin.factor.times(counted).ceil().toNumber() + margin.overhead;
 
 export const pricesJson = (p: Prices) => ({
   input: p.input.toFixed(6), output: p.output.toFixed(6), cachedInput: p.cachedInput.toFixed(6), cacheWrite: p.cacheWrite.toFixed(6), effectiveFrom: p.effectiveFrom,

@@ -8,7 +8,7 @@ import { Decimal } from '../../platform/decimal.js';
 import { Metrics } from '../../platform/observability/metrics.js';
 import { agentsRepository as repo, type Prices } from './agents.repository.js';
 import { budgetRefusal, settleBudgets } from './budgets.js';
-import { costOf, inputWorstCase, pricesJson, worstCaseCost } from './cost.js';
+import { costOf, inputWorstCase, pricesJson, worstCaseCost, type InputMargin } from './cost.js';
 
 /** A reservation as this service hands it out: the call, and the time and prices it was reserved at. */
 interface Reserved extends EmbeddingReservation {
@@ -19,7 +19,7 @@ interface Reserved extends EmbeddingReservation {
 /**
  * The knowledge base's embedding calls as AI usage of the organization (EmbeddingMeter): reserved on the organization's
  * budget before the provider is called, with an agent's LLM call's functions (ai.reserve_budget with no agent: an agent's
- * budget is its runs'), at the tokens counted plus the margin an LLM call's input reserves (inputWorstCase) and their
+ * budget is its runs'), at the tokens counted plus the margin of the model's input in the catalog (inputWorstCase) and their
  * cost at the catalog's price in effect; refused with the 402 ai.budget_exceeded a run gets. Settled at what the provider
  * reported (ai.settle_budget, its threshold events), and recorded in ai.embedding_usage, which GET /ai/usage reports
  * beside the runs. A model the catalog has no price of costs 0: only a token limit holds it.
@@ -34,8 +34,8 @@ export class EmbeddingUsageService implements EmbeddingMeter {
 
   async reserve(tx: TenantTx, call: EmbeddingCall): Promise<EmbeddingReservation> {
     const at = new Date(this.clock.now());
-    const prices = await this.pricesAt(tx, call.model, at);
-    const tokens = inputWorstCase(call.inputTokens);
+    const { prices, margin } = await this.modelAt(tx, call.model, at);
+    const tokens = inputWorstCase(call.inputTokens, margin);
     const cost = prices ? worstCaseCost(tokens, 0, prices) : new Decimal(0);
     const callId = randomUUID();
     const rows = await repo.reserve(tx.db, null, callId, cost, tokens, at, this.expiry(at, call.requests));
@@ -60,10 +60,13 @@ export class EmbeddingUsageService implements EmbeddingMeter {
     });
   }
 
-  /** The catalog's prices of `model` in effect at `at`; null when it has none (a model outside the catalog). */
-  private async pricesAt(tx: TenantTx, model: string, at: Date): Promise<Prices | null> {
-    const { prices } = await repo.modelForRuns(tx.db, model);
-    return prices.find((p) => new Date(p.effectiveFrom).getTime() <= at.getTime()) ?? null;
+  /**
+   * The catalog's prices of `model` in effect at `at` (null when it has none: a model outside the catalog) and the margin
+   * its input is reserved with (the catalog's default for a model outside it).
+   */
+  private async modelAt(tx: TenantTx, model: string, at: Date): Promise<{ prices: Prices | null; margin: InputMargin }> {
+    const { prices, margin } = await repo.modelForRuns(tx.db, model);
+    return { prices: prices.find((p) => new Date(p.effectiveFrom).getTime() <= at.getTime()) ?? null, margin };
   }
 
   /** After the longest `requests` provider requests may take one after the other (each retried: RunsService.callExpiry's). */

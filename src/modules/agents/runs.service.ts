@@ -22,9 +22,10 @@ import { AgentErrors } from './agents.errors.js';
 import type { AgentDto, CreateRunDto, ErrorClass, RunDto, RunStepDto } from './agents.dto.js';
 import { agentsRepository as repo, type Prices, type RunFinish, type StepRow } from './agents.repository.js';
 import { budgetRefusal, settleBudgets, type ReservationRow } from './budgets.js';
-import { costOf, inputWorstCase, pricesJson, totalTokens, worstCaseCost } from './cost.js';
+import { costOf, inputWorstCase, pricesJson, totalTokens, worstCaseCost, type InputMargin } from './cost.js';
 import { ProviderKeysService } from './provider-keys.service.js';
 import { ToolArgumentError, ToolRegistry, type ToolContext } from './tool-registry.js';
+import { triggersRepository } from './triggers.repository.js';
 import { Metrics } from '../../platform/observability/metrics.js';
 
 /**
@@ -56,6 +57,29 @@ const STARTER_REFUSED = new Set([401, 404]);
 
 /** The outbox topic of runs started with ?async=true. */
 export const RUN_JOB_TOPIC = 'agents.run';
+
+/**
+ * Who started a job's run, by ids only: the job's payload is kept in the outbox row and in Redis (Bull's copy), which
+ * hold no e-mail and no API key's secret hash; the job reads them on its privileged path (runJob: jobPrincipal). The
+ * session id is kept: a job's run whose starter's session ended is refused, as their request would be.
+ */
+type JobStarter =
+  | { kind: 'user'; userId: string; personalOrgId: string; sessionId?: string }
+  | { kind: 'apiKey'; keyId: string }
+  | { kind: 'service'; name: string };
+
+function jobStarter(p: Principal): JobStarter {
+  switch (p.kind) {
+    case 'user':
+      return { kind: 'user', userId: p.userId, personalOrgId: p.personalOrgId, ...(p.sessionId ? { sessionId: p.sessionId } : {}) };
+    case 'apiKey':
+      return { kind: 'apiKey', keyId: p.keyId };
+    case 'service':
+      return { kind: 'service', name: p.name };
+    case 'anonymous':
+      throw new Error('an anonymous caller starts no run');
+  }
+}
 
 /**
  * How long a job's run may wait for its job to take it (its lease from creation: started_at plus this): past it, the
@@ -292,8 +316,8 @@ export class RunsService implements OnModuleInit {
    * not by the cancel, which saw the cost before it
    */
   private readonly cancelEventOwed = new Set<string>();
-  /** model → its price list (latest first), whether it is a reasoning model, and when they were read (performance.now()) */
-  private readonly catalog = new Map<string, { prices: Prices[]; reasoning: boolean; readAt: number }>();
+  /** model → its price list (latest first), whether it is a reasoning model, its input margin, and when they were read (performance.now()) */
+  private readonly catalog = new Map<string, { prices: Prices[]; reasoning: boolean; margin: InputMargin; readAt: number }>();
   private readonly providers = new Map<string, LlmProvider>();
 
   constructor(
@@ -347,7 +371,7 @@ export class RunsService implements OnModuleInit {
       });
       await this.audit.record(tx, { action: 'ai.run_started', entityType: 'ai_run', entityId: run.id, after: { agentId, trigger, modelId: agent.modelId } });
       await opts.onCreated?.(tx, run);
-      if (asJob) await enqueue(tx, RUN_JOB_TOPIC, { runId: run.id, agentId, principal: principal as unknown as Record<string, unknown> });
+      if (asJob) await enqueue(tx, RUN_JOB_TOPIC, { runId: run.id, agentId, starter: jobStarter(principal) });
       return { run, input: dto.messages.map((m) => ({ role: m.role, content: m.content })), agent, connection, principal, keyScopes: tx.scopes, orgId, meta };
     });
   }
@@ -362,8 +386,11 @@ export class RunsService implements OnModuleInit {
    * counted against maxSteps (resumeConversation).
    */
   private async runJob(job: Job): Promise<void> {
-    const { runId, agentId, principal } = job.payload as { runId: string; agentId: string; principal: Principal };
+    const { runId, agentId } = job.payload as { runId: string; agentId: string };
     const meta = { requestId: `job:${job.id}` };
+    const principal = await this.jobPrincipal(job);
+    // the starter is gone (their account erased, their API key deleted): refused as their request would be
+    if (principal instanceof AppError) return this.failUntakenRun(job, runId, meta, principal);
     const loaded = await this.db.tenant(principal, job.orgId, meta, async (tx) => {
       if (!(await repo.takeRun(tx.db, job.orgId, runId, this.lease()))) return undefined;
       const run = await repo.getRun(tx.db, job.orgId, agentId, runId);
@@ -394,6 +421,24 @@ export class RunsService implements OnModuleInit {
       if (err instanceof AppError) return;
       throw err;
     });
+  }
+
+  /**
+   * Who a job's run executes as: its starter (JobStarter), their e-mail (the claims carry it) or their API key's secret
+   * hash (begin_key_request verifies it, and the key's revocation and expiry) read on the privileged path. A job queued
+   * before payloads held ids only names its principal whole. An AppError when the starter is gone.
+   */
+  private async jobPrincipal(job: Job): Promise<Principal | AppError> {
+    const payload = job.payload as { starter?: JobStarter; principal?: Principal };
+    if (!payload.starter) return payload.principal!;
+    const s = payload.starter;
+    if (s.kind === 'service') return s;
+    if (s.kind === 'user') {
+      const email = await this.privileged.run('agents.run_jobs', (db) => triggersRepository.userEmail(db, s.userId));
+      return email === undefined ? PlatformErrors.notFound('organization', job.orgId) : { ...s, email };
+    }
+    const secretHash = await this.privileged.run('agents.run_jobs', (db) => repo.apiKeySecretHash(db, job.orgId, s.keyId));
+    return secretHash === undefined ? PlatformErrors.error('auth.unauthorized', 'the API key that started the run no longer exists') : { kind: 'apiKey', keyId: s.keyId, secretHash };
   }
 
   /**
@@ -620,22 +665,26 @@ export class RunsService implements OnModuleInit {
       // ---- one transaction before the call: still running? the prices in effect; the worst case reserved against every budget
       const startedAt = this.now();
       const counted = countChatInputTokens(messages, definitions, tokenMemo);
-      const worstTokens = inputWorstCase(counted) + agent.maxOutputTokens;
       const callId = randomUUID();
       const expires = this.callExpiry(startedAt);
       let prices: Prices | undefined;
       let reasoning = false;
+      // the call's worst case, at its model's input margin (the catalog's: its tokenizer may count more than o200k_base)
+      let worstInput = 0;
+      let worstTokens = 0;
       // whether the call holds a reservation (some budget applied when it reserved): its retries extend it, else reserve anew
       let held = false;
       try {
         prices = await ctx.tenant(async (tx) => {
-          const { prices: p, reasoning: r } = await this.modelAt(tx, agent.modelId, startedAt);
+          const { prices: p, reasoning: r, margin } = await this.modelAt(tx, agent.modelId, startedAt);
           reasoning = r;
+          worstInput = inputWorstCase(counted, margin);
+          worstTokens = worstInput + agent.maxOutputTokens;
           // the run marked as calling (a cancel meanwhile leaves its event to this execution) and the reservation travel
           // together; a run no longer running rolls the reservation back
           const [running, reserved] = await Promise.allSettled([
             repo.startCall(tx.db, s.orgId, run.id, callId, expires),
-            this.reserve(tx, agent.id, callId, worstCaseCost(inputWorstCase(counted), agent.maxOutputTokens, p), worstTokens, startedAt, expires),
+            this.reserve(tx, agent.id, callId, worstCaseCost(worstInput, agent.maxOutputTokens, p), worstTokens, startedAt, expires),
           ]);
           if (running.status === 'rejected') throw running.reason;
           if (!running.value) throw new NotRunning();
@@ -691,7 +740,7 @@ export class RunsService implements OnModuleInit {
       // the call was in flight) the whole. A call that holds none at all (no budget applied when it reserved: review rH;
       // its budgets deleted since: review of 74f2ceb) reserves the whole, as a call does; none still applying, nothing.
       const callPrices: Prices = prices;
-      const worstCost = worstCaseCost(inputWorstCase(counted), agent.maxOutputTokens, prices);
+      const worstCost = worstCaseCost(worstInput, agent.maxOutputTokens, prices);
       const reservedFailures: TokenUsage = { input: 0, output: 0, cachedInput: 0, cacheWrite: 0 };
       const reserveRetry = async () => {
         const tokens = totalTokens(billedFailures) - totalTokens(reservedFailures);
@@ -856,7 +905,7 @@ export class RunsService implements OnModuleInit {
    * The prices of `modelId` in effect at `at`, from the model's price list, and whether it is a reasoning model (its
    * catalog row's flag): read at most every PRICE_LIST_TTL_MS.
    */
-  private async modelAt(tx: TenantTx, modelId: string, at: Date): Promise<{ prices: Prices; reasoning: boolean }> {
+  private async modelAt(tx: TenantTx, modelId: string, at: Date): Promise<{ prices: Prices; reasoning: boolean; margin: InputMargin }> {
     let entry = this.catalog.get(modelId);
     if (!entry || performance.now() - entry.readAt > PRICE_LIST_TTL_MS) {
       entry = { ...(await repo.modelForRuns(tx.db, modelId)), readAt: performance.now() };
@@ -864,7 +913,7 @@ export class RunsService implements OnModuleInit {
     }
     const p = entry.prices.find((x) => new Date(x.effectiveFrom).getTime() <= at.getTime());
     if (!p) throw new Error(`model ${modelId} has no price in effect at ${at.toISOString()}`);
-    return { prices: p, reasoning: entry.reasoning };
+    return { prices: p, reasoning: entry.reasoning, margin: entry.margin };
   }
 
   /** The provider client of a connection, kept for the next run with the same endpoint, key, timeout and way of reaching it (guarded or not). */
@@ -1163,6 +1212,15 @@ export class RunsService implements OnModuleInit {
   @Cron(CronExpression.EVERY_MINUTE, { name: 'agents-lost-runs' })
   async onLostRunsSchedule(): Promise<void> {
     await this.failLostRuns().catch((err: Error) => this.logger.error(`runs of lost instances were not finished: ${err.message}`));
+  }
+
+  /**
+   * Cuts the execution here of run `runId` as the server shuts down (its event stream: the controller): it finishes
+   * cancelled at once, as a cancel cuts it (a call in flight is cut, its step stored with what the provider billed), and
+   * its stream ends with its result. An execution no longer here is left alone.
+   */
+  cutAtShutdown(runId: string): void {
+    this.active.get(runId)?.abort();
   }
 
   /**

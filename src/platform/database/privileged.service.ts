@@ -39,6 +39,8 @@ export const PRIVILEGED_PATHS = {
   'agents.triggers': 'find the agent triggers an event or a schedule fires; stop a trigger whose member may no longer run it',
   /** AI agents: the agent.run.failed events of cancelled runs whose executing instance died before emitting them */
   'agents.cancel_events': 'emit the owed events of cancelled agent runs once their LLM call\'s longest duration has passed',
+  /** AI agents: who a job's run executes as (its payload holds ids only: no e-mail, no API key hash in the outbox or Redis) */
+  'agents.run_jobs': 'read the e-mail of the person, or the secret hash of the API key, that started a job\'s agent run',
   /** AI agents: running runs whose executing instance stopped renewing its lease (each is then failed in its own tenant transaction) */
   'agents.lost_runs': 'find the running agent runs whose lease has passed (their executing instance is gone), or that no job took within a day',
   /** /metrics: how many outbox rows wait and for how long, over every organization */
