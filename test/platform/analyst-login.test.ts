@@ -273,6 +273,11 @@ describe('analyst database login, next to another organization', () => {
     const { rows: stored } = await t.db.admin.query(`SELECT format('%s.%s.%s', schemaname, tablename, attname) AS col FROM pg_stats
       WHERE schemaname = 'finance' AND tablename = 'journal_entries' AND attname IN ('memo', 'source_ref', 'base_currency')`);
     expect(stored).toEqual([]);
+    // nor through an extended statistics object (CREATE STATISTICS … ON lower(memo) is computed whatever the column's
+    // target): none may stand on a table an analyst can read
+    const { rows: extended } = await t.db.admin.query(`SELECT s.stxname AS name FROM pg_statistic_ext s
+      WHERE has_table_privilege('omnizen_analyst', s.stxrelid, 'SELECT') OR has_any_column_privilege('omnizen_analyst', s.stxrelid, 'SELECT')`);
+    expect(extended).toEqual([]);
   });
 });
 
