@@ -71,7 +71,9 @@ export interface SubscriptionRow {
 /**
  * The time to date a domain event of a row at: `at`, or the row's floor when that is later: eventsDatedUntil, and a
  * local end (endedLocallyAt, dated when the expiry job ran), which an instance still on the code before the floor (a
- * rolling deploy) set without raising eventsDatedUntil.
+ * rolling deploy) set without raising eventsDatedUntil. The endedLocallyAt fold is for that deploy only: it can go
+ * once no instance runs code older than migration 20270211003600 and a later migration has raised
+ * events_dated_until to ended_locally_at where that is later (or NULL), the rows such an instance wrote meanwhile.
  */
 export const datedNotBefore = (row: Pick<SubscriptionRow, 'eventsDatedUntil' | 'endedLocallyAt'> | undefined, at: Date): Date =>
   [row?.eventsDatedUntil, row?.endedLocallyAt].reduce<Date>((floor, d) => (d && d > floor ? d : floor), at);
@@ -131,6 +133,8 @@ const subscriptions = () => qb.selectFrom('hub.Subscription as s')
     'b.past_due_since as pastDueSince', 'b.last_event_at as lastEventAt', 'b.last_invoice_event_at as lastInvoiceEventAt',
     'b.ended_locally_at as endedLocallyAt', 'b.price_misfit as priceMisfit', 'b.events_dated_until as eventsDatedUntil',
   ]);
+
+const subscriptionById = async (db: Db, id: string): Promise<SubscriptionRow | undefined> => (await db.run(subscriptions().where('s.id', '=', id)))[0];
 
 /**
  * The app, the organization and the subscription that bills it, in one statement: a personal
@@ -229,6 +233,13 @@ const defaultTrialEnd = sql<Date>`(o.created_at + ${trialLength})`;
 const subscriptionEventsOf = (orgId: string, stripeSubscriptionId: string) => qb.selectFrom('hub.BillingEvent')
   .where('orgId', '=', orgId).where(sql<boolean>`"type" LIKE 'customer.subscription.%'`)
   .where(sql<boolean>`(payload->'data'->'object'->>'id') = ${stripeSubscriptionId}`);
+
+/** A stored Stripe event of hub."BillingEvent" (storedSubscriptionEvents). */
+export interface StoredEvent {
+  id: string;
+  status: string;
+  payload: unknown;
+}
 
 /** A statement written with Kysely's `sql` (to embed the fragments above), run as a typed query. */
 const statement = <O>(raw: RawBuilder<O>): Compilable<O> => ({ compile: () => raw.compile(qb) });
@@ -359,9 +370,11 @@ export const billingRepository = {
   /** Locks the subscription, then reads it with its bookkeeping in a new statement (so a waiter sees the winner's commit). */
   async lockSubscription(db: Db, id: string): Promise<SubscriptionRow | undefined> {
     await db.run(qb.selectFrom('hub.Subscription').select('id').where('id', '=', id).forUpdate());
-    const [row] = await db.run(subscriptions().where('s.id', '=', id));
-    return row;
+    return subscriptionById(db, id);
   },
+
+  /** The subscription with its bookkeeping, read without a lock: for a row the transaction holds already (locked, or inserted). */
+  subscriptionHeld: (db: Db, id: string): Promise<SubscriptionRow | undefined> => subscriptionById(db, id),
 
   async subscriptionByStripeId(db: Db, stripeSubscriptionId: string): Promise<SubscriptionRow | undefined> {
     const [row] = await db.run(subscriptions().where('s.stripeSubscriptionId', '=', stripeSubscriptionId));
@@ -557,32 +570,32 @@ export const billingRepository = {
   },
 
   /**
-   * The newest subscription event (customer.subscription.*, by Stripe's time) of `stripeSubscriptionId` stored for this
-   * organization, whatever its status (not locked: a 'received' one may be locked by its own job). `settledOther`: only
-   * one already processed or ignored (not 'received': its own job checks its order), other than that Stripe event.
-   * Served by billing_event_stripe_subscription_idx (subscriptionEventsOf).
+   * Two stored subscription events (customer.subscription.*) of `stripeSubscriptionId` for this organization, read in
+   * one statement (a take-over reads both, with the row locked), each by billing_event_stripe_subscription_idx
+   * (subscriptionEventsOf); neither is locked (a 'received' one may be locked by its own job).
+   * `ending`: one other than the Stripe event `except` (whatever its time or status) that ends it:
+   * customer.subscription.deleted, or an ended status (`ended`: STRIPE_ENDED). Stripe never revives an ended
+   * subscription. The first of them by Stripe's time, or the newest (`newestEnding`).
+   * `newest`: the newest by Stripe's time, whatever its status; with `settledOther`, only one already processed or
+   * ignored (not 'received': its own job checks its order), other than that Stripe event.
    */
-  async newestSubscriptionEvent(db: Db, orgId: string, stripeSubscriptionId: string, settledOther?: string): Promise<{ id: string; status: string; payload: unknown } | undefined> {
-    let q = subscriptionEventsOf(orgId, stripeSubscriptionId).select(['id', 'status', 'payload']);
-    if (settledOther !== undefined) q = q.where('status', '!=', 'received').where('stripeEventId', '!=', settledOther);
-    const [row] = await db.run(q.orderBy('stripeCreatedAt', 'desc').orderBy('receivedAt', 'desc').limit(1));
-    return row;
-  },
-
-  /**
-   * A stored subscription event of `stripeSubscriptionId` (this organization's, other than the Stripe event `except`,
-   * whatever its time or status) that ends it: customer.subscription.deleted, or an ended status (`ended`:
-   * STRIPE_ENDED). Stripe never revives an ended subscription. The first of them by Stripe's time, or the newest
-   * (`newest`). Served by billing_event_stripe_subscription_idx (subscriptionEventsOf).
-   */
-  async endingSubscriptionEvent(db: Db, orgId: string, stripeSubscriptionId: string, except: string, ended: readonly string[],
-    newest = false): Promise<{ id: string; status: string; payload: unknown } | undefined> {
-    const order = newest ? 'desc' : 'asc';
-    const [row] = await db.run(subscriptionEventsOf(orgId, stripeSubscriptionId).select(['id', 'status', 'payload'])
-      .where('stripeEventId', '!=', except)
-      .where((eb) => eb.or([eb('type', '=', 'customer.subscription.deleted'), eb(sql<string>`payload->'data'->'object'->>'status'`, 'in', [...ended])]))
-      .orderBy('stripeCreatedAt', order).orderBy('receivedAt', order).limit(1));
-    return row;
+  async storedSubscriptionEvents(db: Db, orgId: string, stripeSubscriptionId: string,
+    q: { except: string; ended: readonly string[]; newestEnding?: boolean; settledOther?: string }): Promise<{ ending?: StoredEvent; newest?: StoredEvent }> {
+    const order = q.newestEnding ? 'desc' : 'asc';
+    const ending = subscriptionEventsOf(orgId, stripeSubscriptionId).select(['id', 'status', 'payload'])
+      .where('stripeEventId', '!=', q.except)
+      .where((eb) => eb.or([eb('type', '=', 'customer.subscription.deleted'), eb(sql<string>`payload->'data'->'object'->>'status'`, 'in', [...q.ended])]))
+      .orderBy('stripeCreatedAt', order).orderBy('receivedAt', order).limit(1);
+    let newest = subscriptionEventsOf(orgId, stripeSubscriptionId).select(['id', 'status', 'payload']);
+    if (q.settledOther !== undefined) newest = newest.where('status', '!=', 'received').where('stripeEventId', '!=', q.settledOther);
+    const [row] = await db.run(qb.selectFrom(sql<{ one: number }>`(SELECT 1 AS one)`.as('one'))
+      .leftJoinLateral(ending.as('e'), (j) => j.onTrue())
+      .leftJoinLateral(newest.orderBy('stripeCreatedAt', 'desc').orderBy('receivedAt', 'desc').limit(1).as('n'), (j) => j.onTrue())
+      .select(['e.id as endingId', 'e.status as endingStatus', 'e.payload as endingPayload', 'n.id as newestId', 'n.status as newestStatus', 'n.payload as newestPayload']));
+    return {
+      ending: row?.endingId == null ? undefined : { id: row.endingId, status: row.endingStatus!, payload: row.endingPayload },
+      newest: row?.newestId == null ? undefined : { id: row.newestId, status: row.newestStatus!, payload: row.newestPayload },
+    };
   },
 
   async finishEvent(db: Db, id: string, outcome: { status: string; reason?: string; subscriptionId?: string }): Promise<void> {

@@ -369,12 +369,14 @@ export class StripeWebhookService implements OnModuleInit {
     // row): what its own events said while it was not (stored ignored: not known yet, set aside, another app's or an
     // unmapped price) is applied now, the newest of them
     const linked = !org.deletedAt && change.stripeSubscriptionId && existing?.stripeSubscriptionId !== change.stripeSubscriptionId;
-    // a new row: as this event wrote it, before the re-applied event (its subscription.created, should that one end it)
-    const created = linked && !existing ? await repo.lockSubscription(db, id) : undefined;
+    // a new row: as this event wrote it, before the re-applied event (its subscription.created, should that one end it);
+    // its insert holds it, no lock to take
+    const created = linked && !existing ? await repo.subscriptionHeld(db, id) : undefined;
     const reapplied = linked ? await this.applyNewestStored(db, org, change.stripeSubscriptionId!, event, canceledInStripe, catalog) : undefined;
     // one audit row and one domain event for the job: from the row before it to the row after it (the re-applied
-    // event's write included, recorded under `reapplied`), at the later of the two events' times
-    const after = await repo.lockSubscription(db, id);
+    // event's write included, recorded under `reapplied`), at the later of the two events' times; held since it was
+    // locked (`existing`) or inserted above
+    const after = await repo.subscriptionHeld(db, id);
     await this.audit.recordPrivileged(db, org.id, STRIPE_ACTOR, {
       action: existing ? 'billing.subscription_updated' : 'billing.subscription_created', entityType: 'subscription', entityId: id,
       before: existing ?? undefined,
@@ -418,7 +420,7 @@ export class StripeWebhookService implements OnModuleInit {
   private async takeOverRefusal(db: Db, orgId: string, event: Stripe.Event, stripeSubscriptionId: string, other: string,
     existing: SubscriptionRow): Promise<string | undefined> {
     const checkout = event.type === 'checkout.session.completed';
-    const ending = await repo.endingSubscriptionEvent(db, orgId, stripeSubscriptionId, event.id, [...STRIPE_ENDED]);
+    const { ending, newest } = await repo.storedSubscriptionEvents(db, orgId, stripeSubscriptionId, { except: event.id, ended: [...STRIPE_ENDED], settledOther: event.id });
     if (ending) {
       const stored = ending.payload as Stripe.Event;
       return checkout
@@ -426,7 +428,6 @@ export class StripeWebhookService implements OnModuleInit {
         : `Stripe subscription ${stripeSubscriptionId} has ended already (${stored.type} ${stored.id}): it does not take over the row of ${other} (${statusOf(existing)})`;
     }
     if (checkout) return undefined;
-    const newest = await repo.newestSubscriptionEvent(db, orgId, stripeSubscriptionId, event.id);
     const stored = newest?.payload as Stripe.Event | undefined;
     if (newest && stored && newest.status === 'processed' && stored.created > event.created) {
       return `out of order: Stripe subscription ${stripeSubscriptionId} has a newer event (${stored.id} from ${new Date(stored.created * 1000).toISOString()}): this one does not take over the row of ${other} (${statusOf(existing)})`;
@@ -495,8 +496,9 @@ export class StripeWebhookService implements OnModuleInit {
    */
   private async applyNewestStored(db: Db, org: Org, stripeSubscriptionId: string, linker: Stripe.Event, canceledInStripe: ReadonlySet<string>,
     catalog: Catalog): Promise<Applied | undefined> {
-    const ending = await repo.endingSubscriptionEvent(db, org.id, stripeSubscriptionId, linker.id, [...STRIPE_ENDED], true);
-    const newest = ending ?? await repo.newestSubscriptionEvent(db, org.id, stripeSubscriptionId);
+    const read = await repo.storedSubscriptionEvents(db, org.id, stripeSubscriptionId, { except: linker.id, ended: [...STRIPE_ENDED], newestEnding: true });
+    const { ending } = read;
+    const newest = ending ?? read.newest;
     if (newest?.status !== 'ignored') return undefined;
     const payload = newest.payload as Stripe.Event;
     // a linker that ends the subscription itself: an older end of it adds nothing
