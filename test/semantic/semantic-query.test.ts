@@ -307,9 +307,10 @@ describe('semantic query', () => {
   it('cuts an aggregate of a view\'s many rows by the byte cap like any row: a string_agg, array_agg or json_agg far past it never leaves the database', async () => {
     // the guard weighs values, not rows: an aggregate's size is the rows' (bounded by the statement timeout; each row adds one
     // view value and at most 256 bytes of constants: concat(memo, memo, ...) is refused now), its answer the byte cap's.
-    // The rows: the view joined with itself (2^9 = 512 rows) and with a series of 32 (a view value may repeat 32 times
-    // through rows of no view: ACROSS_ROWS_MAX_VIEW_REPEATS)
-    const rows = `semantic.v_gl_fact f, ${Array.from({ length: 8 }, (_, i) => `semantic.v_gl_fact v${i}`).join(', ')}, generate_series(1, 32) g`;
+    // The rows: the view joined with itself (2^9 = 512 rows; by an equality: a cross join of views is refused under an
+    // aggregate across rows) and with a series of 32 (a view value may repeat 32 times through rows of no view:
+    // ACROSS_ROWS_MAX_VIEW_REPEATS)
+    const rows = `semantic.v_gl_fact f ${Array.from({ length: 8 }, (_, i) => `JOIN semantic.v_gl_fact v${i} ON v${i}.org_id = f.org_id`).join(' ')}, generate_series(1, 32) g`;
     const agg = `string_agg(concat(f.memo, ' ', f.account_code), ',')`; // 'A capital 1100' / 'A capital 3100': 14 bytes a row
     const size = await query(`SELECT octet_length(${agg}) AS n FROM ${rows}`).expect(200);
     expect(size.body.rows).toEqual([[16384 * 15 - 1]]); // about 120 times the 2,048-byte cap

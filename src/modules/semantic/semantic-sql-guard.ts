@@ -90,8 +90,13 @@ import { SemanticErrors } from './semantic.errors.js';
  *   ACROSS_ROWS_MAX_STATEMENT_BYTES (64 MB) of constants, each its bytes a row times the rows of no view it reads, times
  *   its grouping sets (spendAcrossRows: 40 such string_agg in one SELECT built 1.9 GB, in 40 scalar subqueries 3.8 GB); the views' rows, and their joins with each other, are read at the speed of reading them within the timeout
  *   (string_agg runs about 7-10 million rows a second: 8 bytes a row reach about 340 MB in 5 s), and PostgreSQL's 1 GB
- *   limit of a value ends string_agg with an error (54000). No static rule bounds views joined with each other (a view with
- *   itself too): string_agg(a.memo, '') FROM v a, v b reaches up to that 1 GB (1-1.5 GB a backend at its peak), and
+ *   limit of a value ends string_agg with an error (54000). Views joined with each other (a view with itself too) by no
+ *   equality of their columns (a cross join, ON b.id >= a.id; an array_agg of a view unnested twice) are refused where a
+ *   value is built across their rows or their rows are sorted, grouped or windowed (checkViewsJoined,
+ *   checkViewsJoinedHeld: 2.4 to 7.5 GB of temp in 11 s of 3,000 rows), and so is a correlated subquery building a value
+ *   across a view's rows again for each of many outer rows unless an equality ties it to the outer row
+ *   (checkCorrelatedViewAcross: 1.2 GB in 10 s). Joined by an equality, no static rule bounds them (the rows of each
+ *   key, which the guard cannot know): string_agg(a.memo, '') FROM v a JOIN v b ON b.k = a.k reaches up to that 1 GB (1-1.5 GB a backend at its peak), and
  *   array_agg / jsonb_agg of such a join are limited only by the statement timeout, each element kept (2.4 GB was
  *   measured of 3,000 x 3,000 rows). So is an array built by array_agg over a view's rows and unnested more than once
  *   (SELECT count(*) FROM (SELECT array_agg(id) a FROM semantic.v) s, unnest(s.a) x, unnest(s.a) y: its elements are
@@ -611,6 +616,26 @@ const TRUTH_OPERATORS = new Set(['=', '<>', '!=', '<', '>', '<=', '>=', '~', '~*
   '@>', '<@', '?', '?|', '?&', '&&', '@@', '@?', '@@@', '<<', '>>', '&<', '&>', '-|-', '^@']);
 const AT_MOST_ONE = (...w: number[]) => Math.max(0, ...w);
 
+/** The one column of a subquery's shape, where it has exactly one (read as a value: scalar, ARRAY, IN); else its whole row is. */
+const onlyColumn = (inner: Shape): Col | undefined => (inner.cols?.length === 1 ? inner.cols[0] : undefined);
+
+/**
+ * The constant part of the heaviest element of unnest(ARRAY[...], ...) (`weighElem` of each element), summed over its
+ * arrays: one row of it holds one element of each; undefined for any other call (another function, an array that is
+ * not ARRAY[...]).
+ */
+function unnestElement(name: string | undefined, args: any[], weighElem: (e: unknown) => number): number | undefined {
+  if (name !== 'unnest' || !args.length || !args.every((a) => a?.A_ArrayExpr)) return undefined;
+  return args.reduce((a: number, arr) => a + AT_MOST_ONE(...(arr.A_ArrayExpr.elements ?? []).map(weighElem)), 0);
+}
+
+/** A column reference's name: `c` (no rel) or `rel.c`; undefined for any other (a star, three parts or more). */
+function columnName(fields: readonly any[]): { rel?: string; name: string } | undefined {
+  const parts = fields.map((f) => f?.String?.sval as string | undefined);
+  if (parts.length > 2 || parts.some((p) => p === undefined)) return undefined;
+  return parts.length === 2 ? { rel: parts[0], name: parts[1]! } : { name: parts[0]! };
+}
+
 /** The konst of the widest row of the FROM items in scope (a whole-row reference, a column of no known FROM item). */
 function rowKonst(ctx: Ctx): number {
   return ctx.sources.reduce((a, src) => Math.max(a, src.shape.konst), 0);
@@ -678,7 +703,8 @@ function spendAcrossRows(what: string, konst: number, ctx: Ctx): void {
  * VALUES, set operations) whose rows they are; each row's columns are looked for a view value read twice (amplifies).
  */
 function checkHeldRows(what: string, inner: Shape, selects: Sel[], konst: number, ctx: Ctx): void {
-  const single = inner.cols?.length === 1 ? inner.cols[0] : undefined;
+  const single = onlyColumn(inner);
+  const col = single ?? inner;
   const rows: unknown[][] = [];
   const leaves = (s: Sel | undefined): void => {
     if (!s) return;
@@ -687,10 +713,9 @@ function checkHeldRows(what: string, inner: Shape, selects: Sel[], konst: number
     else rows.push((s.targetList ?? []).map((t: any) => t.ResTarget?.val));
   };
   selects.forEach(leaves);
-  for (const row of rows.length ? rows : [[]]) checkAcrossRows(what, single ? single.konst : inner.konst, single ? inner.value : inner.row, row);
-  const repeats = single ? single.rep : inner.rep;
-  if (repeats > ACROSS_ROWS_MAX_VIEW_REPEATS) throw refuseRepeats(what, repeats);
-  if ((single ? single.across : inner.across) === Across.REPEATED && !inner.one) throw refuseAcrossAgain(what);
+  for (const row of rows.length ? rows : [[]]) checkAcrossRows(what, col.konst, single ? inner.value : inner.row, row);
+  if (col.rep > ACROSS_ROWS_MAX_VIEW_REPEATS) throw refuseRepeats(what, col.rep);
+  if (col.across === Across.REPEATED && !inner.one) throw refuseAcrossAgain(what);
   spendAcrossRows(what, konst, ctx);
 }
 
@@ -711,13 +736,16 @@ export const MADE_ROWS_MAX_CONSTANT_BYTES = 32 * 1024 * 1024;
 function checkMadeRows(targets: unknown[], clauses: unknown[], ctx: Ctx): void {
   if (ctx.gen <= 1) return;
   const weighOf = (node: unknown) => weigh(node, { ...ctx, konst: true, perRow: true, work: 0 }) / BYTE;
-  const same = (a: unknown, b: unknown) => JSON.stringify(a, (k, v) => (k === 'location' ? undefined : v)) === JSON.stringify(b, (k, v) => (k === 'location' ? undefined : v));
+  // (an expression's text without its position in the statement: the same expression written twice is the same text)
+  const text = (node: unknown) => JSON.stringify(node, (k, v) => (k === 'location' ? undefined : v));
   const names = new Set((targets as any[]).map((t: any) => t?.name).filter(Boolean));
   const vals = (targets as any[]).map((t: any) => t?.val);
+  // (each target's text once, not again for every key)
+  const valTexts = new Set(vals.map(text));
   // a key that is a target-list column (its position, its output name, the same expression) is held once
   const isColumn = (node: any) => node?.A_Const?.ival !== undefined
     || (node?.ColumnRef?.fields?.length === 1 && names.has(node.ColumnRef.fields[0]?.String?.sval))
-    || vals.some((v) => same(v, node));
+    || valTexts.has(text(node));
   let bytes = vals.reduce((a: number, v) => a + weighOf(v), 0);
   const keys = (node: unknown): void => {
     if (Array.isArray(node)) return node.forEach(keys);
@@ -848,16 +876,16 @@ function anchorsOf(items: FromItem[], joins: Join[], where: unknown): Anchor[] {
 
 /** The FROM items a column name may read: a qualified one its item's, an unqualified one every item having it (or any name). */
 function itemsNamed(fields: any[], items: readonly FromItem[]): { items: FromItem[]; exact: FromItem[] } | undefined {
-  const parts = fields.map((f) => f?.String?.sval as string | undefined);
-  if (parts.length > 2 || parts.some((p) => p === undefined)) return undefined;
-  const [rel, name] = parts.length === 2 ? parts : [undefined, parts[0]];
+  const column = columnName(fields);
+  if (!column) return undefined;
+  const { rel, name } = column;
   const found: FromItem[] = [];
   const exact: FromItem[] = [];
   for (const item of items) {
     if (rel !== undefined ? item.source.name !== rel : false) continue;
     const index = columnIndex(item.source.shape);
-    if (index.named.has(name!)) exact.push(item);
-    if (index.named.has(name!) || index.any || (rel === undefined && item.source.name === name)) found.push(item);
+    if (index.named.has(name)) exact.push(item);
+    if (index.named.has(name) || index.any || (rel === undefined && item.source.name === name)) found.push(item);
   }
   return { items: found, exact };
 }
@@ -1054,6 +1082,7 @@ function viewRepeats(node: unknown, ctx: Ctx): number {
     const fields: any[] = n.fields ?? [];
     const parts = fields.map((f) => f?.String?.sval as string | undefined);
     const star = !!fields[fields.length - 1]?.A_Star;
+    const column = columnName(fields);
     if (fields.length === 1 && parts[0] !== undefined) {
       // an unqualified name that one of the SELECT's own FROM items has is that item's column (two: PostgreSQL's error, ambiguous)
       const exact = ctx.sources.filter((src) => local.has(src) && columnIndex(src.shape).named.has(parts[0]!));
@@ -1068,15 +1097,14 @@ function viewRepeats(node: unknown, ctx: Ctx): number {
         of(src, src.shape.rep);
         if (star) continue;
       }
-      if (star || parts.length > 2 || parts.some((p) => p === undefined)) {
+      if (star || !column) {
         if (!star) of(src, src.shape.rep);
         found ||= !star;
         continue;
       }
-      const [rel, name] = parts.length === 2 ? parts : [undefined, parts[0]];
-      if (rel !== undefined && src.name !== rel) continue;
+      if (column.rel !== undefined && src.name !== column.rel) continue;
       const index = columnIndex(src.shape);
-      for (const c of [index.named.get(name!), index.any]) {
+      for (const c of [index.named.get(column.name), index.any]) {
         if (!c) continue;
         found = true;
         of(src, c.rep);
@@ -1141,14 +1169,13 @@ function arrayElems(node: any, ctx: Ctx): number {
     if (sub.subLinkType !== 'EXPR_SUBLINK' && sub.subLinkType !== 'ARRAY_SUBLINK') return 1;
     const inner = SUBLINK_SHAPES.get(sub);
     if (!inner) return Infinity;
-    const col = (inner.cols?.length === 1 ? inner.cols[0].elems : inner.elems) ?? Infinity;
+    const col = (onlyColumn(inner) ?? inner).elems ?? Infinity;
     return sub.subLinkType === 'ARRAY_SUBLINK' ? Math.max(1, inner.gen) * col : col;
   }
   if (node.ColumnRef) {
-    const fields: any[] = node.ColumnRef.fields ?? [];
-    const parts = fields.map((f) => f?.String?.sval as string | undefined);
-    if (parts.length > 2 || parts.some((p) => p === undefined)) return Infinity;
-    const [rel, name] = parts.length === 2 ? parts : [undefined, parts[0]];
+    const column = columnName(node.ColumnRef.fields ?? []);
+    if (!column) return Infinity;
+    const { rel, name } = column;
     let elems = -1;
     for (const src of ctx.sources) {
       if (rel !== undefined && src.name !== rel) continue;
@@ -1158,10 +1185,10 @@ function arrayElems(node: any, ctx: Ctx): number {
         continue;
       }
       const index = columnIndex(src.shape);
-      for (const c of [index.named.get(name!), index.any]) if (c) elems = Math.max(elems, c.elems ?? Infinity);
+      for (const c of [index.named.get(name), index.any]) if (c) elems = Math.max(elems, c.elems ?? Infinity);
     }
     // a whole row (`t`): a record, one element
-    if (elems < 0 && rel === undefined && ctx.names.has(name!)) return 1;
+    if (elems < 0 && rel === undefined && ctx.names.has(name)) return 1;
     return elems < 0 ? Infinity : elems;
   }
   if (node.A_Indirection) {
@@ -1604,7 +1631,7 @@ function boundGrowth(select: Sel): void {
  * of temp in 5 s): the constant bytes its values built across rows spend are counted once for each row `ctx` makes of
  * no view (ctx.gen; a view's rows are bounded by reading them), but those of an enclosing query's aggregates.
  */
-function weighSubquery(s: Sel, env: Env, ctx: Ctx): Shape {
+function weighSubquery(s: Sel, env: Env, ctx: Ctx, array = false): Shape {
   const correlated = { yes: false };
   const budget = ctx.env.budget;
   const before = budget.bytes - budget.enclosing;
@@ -1613,7 +1640,114 @@ function weighSubquery(s: Sel, env: Env, ctx: Ctx): Shape {
   if (correlated.yes && spent > 0 && ctx.gen > 1) {
     spendAcrossRows('a correlated subquery (run again for each row of the query that reads it: what it builds across rows, once for each of that query\'s rows made of no view)', spent * (ctx.gen - 1) * BYTE, ctx);
   }
+  if (correlated.yes) checkCorrelatedViewAcross(s, shape, ctx, array);
   return shape;
+}
+
+/**
+ * A correlated subquery whose value is built across rows of a view (string_agg, array_agg, json(b)_agg, ARRAY(SELECT
+ * ...) of a view's values) is built again for each row of the query reading it, and each result is held in that row
+ * (the answer's rows, a sort, a hash): up to the view's rows times the outer rows. A view's rows have no static bound
+ * here (only the statement timeout's reading speed), so neither has that product, which passes any statement budget:
+ * `SELECT (SELECT string_agg(x.memo, ',') FROM v x WHERE x.id >= j.id) FROM v j` made 3 GB of temp in 10 s of 3,000
+ * rows. Refused unless the query reading it makes one row, or the subquery is tied to each outer row by an equality
+ * between its own column and an enclosing query's column (correlatedByEquality: each view row is then aggregated for
+ * the outer rows of its value only, as a join on that column reads it, or once a value of a series). A count, a sum,
+ * a lookup by key (one small value a row) builds nothing across rows and is not concerned.
+ */
+function checkCorrelatedViewAcross(s: Sel, shape: Shape, ctx: Ctx, array: boolean): void {
+  const cols = shape.cols ?? [{ across: shape.across, rep: shape.rep }];
+  // (ARRAY(SELECT ...): its rows' view values, each an element)
+  if (!cols.some((c) => (array || (c.across ?? Across.NONE) !== Across.NONE) && c.rep > 0)) return;
+  const own = ctx.sources.slice(ctx.env.outerSources.length);
+  if (ctx.gen <= 1 && (ctx.sets ?? 1) <= 1 && own.every((src) => src.shape.one) && (!ctx.rows || rowsOne(ctx.rows))) return;
+  if (!readsOuterColumn(s, ctx) || correlatedByEquality(s, ctx)) return;
+  throw refuse('a correlated subquery (reading an enclosing query\'s column) builds a value across rows of a view (string_agg, array_agg, json(b)_agg, ARRAY(SELECT ...)) again for each row of the query that reads it, and each of those rows holds its whole value: up to a view\'s rows times the outer rows, which no bound here limits (a correlation such as x.id >= j.id aggregates most of the view again for every row); tie the subquery to the outer row by an equality of its own column and the outer column (WHERE x.customer_id = c.customer_id), or aggregate the view once in a grouped subquery and join it');
+}
+
+/**
+ * Whether a subquery surely reads an enclosing query's column (Env.correlated also counts a name a view of its own may
+ * have, `memo`, as an enclosing one's): a name qualified by an enclosing FROM item's name that no FROM item of the
+ * subquery has, or an unqualified name that is a known column of an enclosing FROM item (a series' `x`, a CTE's column).
+ */
+function readsOuterColumn(s: Sel, ctx: Ctx): boolean {
+  const inner = new Set<string>();
+  walk(s, (n, type) => {
+    const name = type === 'RangeVar' ? n.alias?.aliasname ?? n.relname : type === 'RangeSubselect' || type === 'RangeFunction' || type === 'JoinExpr' ? n.alias?.aliasname : undefined;
+    if (name) inner.add(name);
+    if (type === 'CommonTableExpr') inner.add(n.ctename);
+  });
+  let found = false;
+  walk(s, (n, type) => {
+    if (found || type !== 'ColumnRef') return;
+    const parts = (n.fields ?? []).map((f: any) => f?.String?.sval as string | undefined);
+    const star = !!n.fields?.[n.fields.length - 1]?.A_Star;
+    const rel = parts.length === 2 || (star && parts.length === 2) ? parts[0] : parts.length === 1 ? parts[0] : undefined;
+    if (rel === undefined || inner.has(rel)) return;
+    if ((parts.length === 2 || star) && ctx.sources.some((src) => src.name === rel)) found = true;
+    else if (parts.length === 1 && ctx.sources.some((src) => src.name === rel || columnIndex(src.shape).named.has(rel))) found = true;
+  });
+  return found;
+}
+
+/**
+ * Whether a subquery's WHERE (or an inner JOIN's ON) has a conjunct `own = outer`: `outer` a column (possibly cast) of an
+ * enclosing query's FROM item whose rows are a view's (each inner row then in the outer rows of its value, as a join's),
+ * or of a series that holds each value once (distinctOf: a date spine's d::date, a day in two rows at most); `own` reads
+ * a column of the subquery's own FROM items and none of an enclosing query's.
+ */
+function correlatedByEquality(s: Sel, ctx: Ctx): boolean {
+  if (s.op && s.op !== 'SETOP_NONE') return false;
+  const ownNames = new Set<string>();
+  const quals: unknown[] = [s.whereClause];
+  const visitFrom = (item: any): void => {
+    if (item?.JoinExpr) {
+      if (item.JoinExpr.jointype === 'JOIN_INNER') quals.push(item.JoinExpr.quals);
+      if (item.JoinExpr.alias?.aliasname) ownNames.add(item.JoinExpr.alias.aliasname);
+      return [item.JoinExpr.larg, item.JoinExpr.rarg].forEach(visitFrom);
+    }
+    const x = item?.RangeVar ?? item?.RangeSubselect ?? item?.RangeFunction;
+    const name = x?.alias?.aliasname ?? item?.RangeVar?.relname;
+    if (name) ownNames.add(name);
+  };
+  (s.fromClause ?? []).forEach(visitFrom);
+  const outerItems: FromItem[] = ctx.sources.map((source) => ({ source, gen: ctx.rows?.items.find((i) => i.source === source)?.gen ?? source.shape.gen }));
+  const strip = (x: any) => {
+    while (x?.TypeCast) x = x.TypeCast.arg;
+    return x;
+  };
+  /** the enclosing query's FROM item a column reference reads, where it is one (qualified by no own name) */
+  const outerColumn = (x: any): boolean => {
+    const fields: any[] | undefined = strip(x)?.ColumnRef?.fields;
+    const parts = (fields ?? []).map((f) => f?.String?.sval as string | undefined);
+    if (!parts.length || parts.length > 2 || parts.some((p) => p === undefined)) return false;
+    if (parts.length === 2 && ownNames.has(parts[0]!)) return false;
+    const named = itemsNamed(fields!, outerItems);
+    // (a qualified name: the nearest FROM item of that name; an unqualified one: the one item that has the column)
+    const item = parts.length === 2 ? named?.items[named.items.length - 1] : named?.exact.length === 1 ? named.exact[0] : undefined;
+    if (!item) return false;
+    if (item.source.shape === VIEW || item.gen <= 1) return true;
+    const d = distinctOf(x, { items: [item], anchors: [], targetGen: 1, cache: new Map(), fullJoins: 0, setReturning: 0 });
+    return d?.rows !== undefined && d.rows <= ACROSS_ROWS_MAX_VIEW_REPEATS;
+  };
+  const readsOwn = (x: unknown): boolean => {
+    let own = false;
+    let outer = false;
+    walk(x, (n, type) => {
+      if (type === 'SubLink') outer = true;
+      if (type !== 'ColumnRef') return;
+      const parts = nameOf(n.fields);
+      if (parts.length === 2 && ownNames.has(parts[0])) own = true;
+      else if (parts.length === 1 && !ctx.sources.some((src) => src.name === parts[0] || columnIndex(src.shape).named.has(parts[0]))) own = true;
+      else outer = true;
+    });
+    return own && !outer;
+  };
+  return quals.flatMap(conjuncts).some((q: any) => {
+    const e = q?.A_Expr;
+    if (!e || e.kind !== 'AEXPR_OP' || nameOf(e.name).join('.') !== '=') return false;
+    return (outerColumn(e.rexpr) && readsOwn(e.lexpr)) || (outerColumn(e.lexpr) && readsOwn(e.rexpr));
+  });
 }
 
 /**
@@ -1648,6 +1782,99 @@ function markCorrelated(fields: any[], ctx: Ctx): void {
   for (let c: Ctx | undefined = ctx; c && at >= 0 && at < c.env.outerSources.length; c = c.env.outerCtx) {
     if (c.env.correlated) c.env.correlated.yes = true;
   }
+}
+
+/** The SELECT whose FROM list a RowsOf is (checkViewsJoined reads its WHERE and joins). */
+const ROWS_SELECT = new WeakMap<RowsOf, Sel>();
+/** The SELECTs whose FROM list joins views' rows by no equality (viewsUnjoined, `direct`): a query sorting their rows holds them too. */
+const UNJOINED_SELECTS = new WeakSet<Sel>();
+
+/**
+ * A value built across rows of a view's values, in a SELECT joining two or more FROM items of views' rows (a view, a
+ * CTE or subquery of one) where some are joined to the others by no equality (a cross join, ON b.id >= a.id): each
+ * view value is appended once for every row of the other view it meets, up to a view's rows times a view's rows, which
+ * no bound here limits (string_agg(b.memo, ',') FROM v a JOIN v b ON b.line_no >= a.line_no GROUP BY a.line_no wrote
+ * 2.4 GB of temp in 11 s of 3,000 rows; a correlated subquery doing so: checkCorrelatedViewAcross). Items joined by an
+ * equality of their columns (WHERE a.k = b.k, ON, USING, NATURAL) are accepted: each value meets the rows of its key.
+ */
+function checkViewsJoined(what: string, ctx: Ctx): void {
+  if (!viewsUnjoined(ctx)) return;
+  throw refuse(`${what} builds a value across rows of a view's values over a join of views (or of CTEs and subqueries of them, or of unnest of an array of a view's rows) some of which are joined to the others by no equality of their columns (a cross join, or ON b.id >= a.id): each view value is appended once for every row of the other view it meets, up to a view's rows times a view's rows, which no bound here limits; join them by an equality (ON a.customer_id = b.customer_id, USING (...)), or aggregate each view in a grouped subquery first`);
+}
+
+/**
+ * The same join of views' rows by no equality, whose rows the SELECT holds: sorted (ORDER BY, GROUP BY, DISTINCT, a
+ * window, an aggregate's ORDER BY or DISTINCT), a view's rows times a view's rows written to temp at the disk's speed
+ * (3,000 rows of 1 KB memos: a self-join ON b.line_no >= a.line_no sorted wrote 2.9 GB in 11 s; an array_agg of them
+ * unnested twice, sorted 6 GB, grouped 7.5 GB). Streamed (no ORDER BY...), its rows are cut by the answer's row cap.
+ */
+function checkViewsJoinedHeld(s: Sel, ctx: Ctx): void {
+  const unjoined = viewsUnjoined(ctx, true);
+  if (unjoined) UNJOINED_SELECTS.add(s);
+  let held = !!(s.sortClause?.length || s.groupClause?.length || s.distinctClause?.length || s.windowClause?.length);
+  walk([s.targetList, s.havingClause], (n, type) => {
+    if (type === 'FuncCall' && (n.over || n.agg_order?.length || n.agg_distinct)) held = true;
+  });
+  if (!held) return;
+  // (such a join read as a derived table, or a CTE of this SELECT's WITH, and sorted here: held all the same)
+  const ctes = new Map<string, Sel>((s.withClause?.ctes ?? []).map((c: any) => [c.CommonTableExpr?.ctename, c.CommonTableExpr?.ctequery?.SelectStmt]));
+  const readsUnjoined = (s.fromClause ?? []).some(function reads(item: any): boolean {
+    if (item?.JoinExpr) return reads(item.JoinExpr.larg) || reads(item.JoinExpr.rarg);
+    const inner = item?.RangeSubselect?.subquery?.SelectStmt ?? (item?.RangeVar && !item.RangeVar.schemaname ? ctes.get(item.RangeVar.relname) : undefined);
+    return !!inner && UNJOINED_SELECTS.has(inner);
+  });
+  if (!unjoined && !readsUnjoined) return;
+  throw refuse('a SELECT sorts, groups or windows the rows of a join of views (or of CTEs and subqueries of them, or of unnest of an array of a view\'s rows) some of which are joined to the others by no equality of their columns (a cross join, or ON b.id >= a.id): up to a view\'s rows times a view\'s rows, held in a sort or hash, which no bound here limits; join them by an equality (ON a.customer_id = b.customer_id, USING (...)), use a window function over one view (sum(...) OVER (ORDER BY ...)) instead of a self-join, or aggregate each view in a grouped subquery first');
+}
+
+/**
+ * Whether a SELECT's FROM list joins two or more items of views' rows some of which no equality of their columns ties to
+ * the others. `direct`: only views and functions (unnest of a view's array) count, not CTEs and subqueries, whose rows
+ * may be few (a self-join of a monthly CTE, ON b.month <= a.month, is a running total of a few rows).
+ */
+function viewsUnjoined(ctx: Ctx, direct = false): boolean {
+  const rows = ctx.rows;
+  const s = rows && ROWS_SELECT.get(rows);
+  if (!rows || !s) return false;
+  const indirect = new Set<string>();
+  walk(s.fromClause, (n, type) => {
+    if (type === 'RangeSubselect' && n.alias?.aliasname) indirect.add(n.alias.aliasname);
+    if (type === 'RangeVar' && !n.schemaname) indirect.add(n.alias?.aliasname ?? n.relname);
+  });
+  const views = rows.items.filter((i) => i.gen <= 1 && !i.source.shape.one && !(direct && i.source.name !== undefined && indirect.has(i.source.name))).map((i) => i.source);
+  if (views.length < 2) return false;
+  const group = new Map<Source, Source>(views.map((v) => [v, v]));
+  const root = (x: Source): Source => (group.get(x) === x ? x : root(group.get(x)!));
+  const unite = (a: Source, b: Source) => group.set(root(a), root(b));
+  const single = (node: unknown): Source | undefined => {
+    const deps = localDeps(node, rows.items);
+    const [only] = deps?.size === 1 ? [...deps] : [];
+    return only && group.has(only) ? only : undefined;
+  };
+  const named = (item: any): Source[] => {
+    if (item?.JoinExpr) return [...named(item.JoinExpr.larg), ...named(item.JoinExpr.rarg)];
+    const x = item?.RangeVar ?? item?.RangeSubselect ?? item?.RangeFunction;
+    const name = x?.alias?.aliasname ?? item?.RangeVar?.relname;
+    return views.filter((v) => name !== undefined && v.name === name);
+  };
+  const quals: unknown[] = [s.whereClause];
+  const visit = (item: any): void => {
+    const j = item?.JoinExpr;
+    if (!j) return;
+    visit(j.larg);
+    visit(j.rarg);
+    quals.push(j.quals);
+    // (USING, NATURAL: equalities of the columns of both sides)
+    if (j.usingClause?.length || j.isNatural) for (const l of named(j.larg)) for (const r of named(j.rarg)) unite(l, r);
+  };
+  (s.fromClause ?? []).forEach(visit);
+  for (const q of quals.flatMap(conjuncts)) {
+    const e = q?.A_Expr;
+    if (!e || e.kind !== 'AEXPR_OP' || nameOf(e.name).join('.') !== '=') continue;
+    const [l, r] = [single(e.lexpr), single(e.rexpr)];
+    if (l && r && l !== r) unite(l, r);
+  }
+  return !views.every((v) => root(v) === root(views[0]));
 }
 
 /** `outermost`: the statement's own SELECT, whose rows the wrapper holds again (WRAPPER_ROW_COPIES). */
@@ -1778,9 +2005,7 @@ function shapeOf(s: Sel, env: Env, outermost = false): Shape {
         const fns: any[] = item.RangeFunction.functions ?? [];
         const perElement = fns.map((f) => {
           const call = f?.List?.items?.[0]?.FuncCall;
-          const args: any[] = call?.args ?? [];
-          if (nameOf(call?.funcname).pop()?.toLowerCase() !== 'unnest' || !args.length || !args.every((a) => a?.A_ArrayExpr)) return undefined;
-          return args.reduce((a: number, arr) => a + AT_MOST_ONE(...(arr.A_ArrayExpr.elements ?? []).map((e: unknown) => konstOf(e, ctx))), 0);
+          return unnestElement(nameOf(call?.funcname).pop()?.toLowerCase(), call?.args ?? [], (e) => konstOf(e, ctx));
         });
         const k = fns.length && perElement.every((x) => x !== undefined) ? perElement.reduce((a: number, x) => a + x!, 0) : konstOf(fns, ctx);
         // (unnest of an array of view values: each of its rows holds one, the same one in as many rows as it repeats)
@@ -1818,8 +2043,11 @@ function shapeOf(s: Sel, env: Env, outermost = false): Shape {
     const targets: any[] = (s.targetList ?? []).map((t: any) => t.ResTarget?.val);
     // PostgreSQL runs set-returning functions in ORDER BY, GROUP BY and DISTINCT ON too (columns of the row, hidden or
     // not): each repeats the rows (ORDER BY generate_series(1, 100000) of a one-row SELECT made 1.9 GB aggregated)
-    const setReturning = countSetReturning([targets, s.sortClause, s.groupClause, s.distinctClause]);
+    const srfs = countSetReturning(targets);
+    const setReturning = srfs + countSetReturning([s.sortClause, s.groupClause, s.distinctClause]);
     ctx.rows = { items, anchors: anchorsOf(items, joins, s.whereClause), targetGen: 1, cache: new Map(), fullJoins, setReturning };
+    ROWS_SELECT.set(ctx.rows, s);
+    checkViewsJoinedHeld(s, ctx);
     // GROUPING SETS, CUBE and ROLLUP group the rows once for each grouping set: a row (and its view values) in each, an
     // aggregate of the target list, HAVING or ORDER BY built once for each (checkAcrossRows' repeats)
     const sets = groupingSets(s.groupClause ?? []);
@@ -1884,7 +2112,6 @@ function shapeOf(s: Sel, env: Env, outermost = false): Shape {
     // the target list's set-returning functions repeat each row of the FROM list (and the view values in it)
     groupedRows(ctx.rows);
     // which output columns repeat view values, and which hold each value once (a date spine's): see viewRepeats
-    const srfs = countSetReturning(targets);
     let i = 0;
     for (const val of cols ? targets : []) {
       const col = cols![i++];
@@ -2041,7 +2268,7 @@ function weighNode(type: string, n: any, ctx: Ctx): number {
       if (ctx.konst) {
         // the subquery was weighed (its shape kept) before its constant part is asked for
         const inner = SUBLINK_SHAPES.get(n) ?? VIEW;
-        const col = inner.cols?.length === 1 ? inner.cols[0].konst : inner.konst;
+        const col = (onlyColumn(inner) ?? inner).konst;
         // (one row's, checkMadeRows: a value built across rows, held to the statement's budget, once for each row of the
         // query that reads it where it is correlated, weighSubquery)
         if (n.subLinkType === 'EXPR_SUBLINK') return col;
@@ -2049,12 +2276,12 @@ function weighNode(type: string, n: any, ctx: Ctx): number {
         if (n.subLinkType === 'ARRAY_SUBLINK') return (2 * col + 3 * BYTE) * inner.gen;
         return 0;
       }
-      const inner = weighSubquery(n.subselect.SelectStmt, { ctes: ctx.env.ctes, outerValue: ctx.value, outerRow: ctx.row, outerNames: ctx.names, outerSources: ctx.sources, outerGen: ctx.gen, outerCtx: ctx, budget: ctx.env.budget }, ctx);
+      const inner = weighSubquery(n.subselect.SelectStmt, { ctes: ctx.env.ctes, outerValue: ctx.value, outerRow: ctx.row, outerNames: ctx.names, outerSources: ctx.sources, outerGen: ctx.gen, outerCtx: ctx, budget: ctx.env.budget }, ctx, n.subLinkType === 'ARRAY_SUBLINK');
       SUBLINK_SHAPES.set(n, inner);
       ctx.depth = Math.max(ctx.depth, inner.depth);
       weigh(n.testexpr, ctx);
       if (n.subLinkType === 'EXPR_SUBLINK') {
-        if (inner.cols?.length === 1 && inner.cols[0].json) JSON_READS.add(n);
+        if (onlyColumn(inner)?.json) JSON_READS.add(n);
         return inner.value;
       }
       // ARRAY(SELECT ...) is built across rows, and printed as text it escapes its elements
@@ -2067,7 +2294,7 @@ function weighNode(type: string, n: any, ctx: Ctx): number {
       // hashed SubPlan: NOT IN of 100,000 rows of a 20 KB literal, 2 GB); op ALL (SELECT ...) materializes it
       if (n.subLinkType === 'ANY_SUBLINK' || n.subLinkType === 'ALL_SUBLINK') {
         const what = n.subLinkType === 'ANY_SUBLINK' ? 'IN / NOT IN / ANY (SELECT ...)' : 'ALL (SELECT ...)';
-        checkHeldRows(what, inner, [n.subselect.SelectStmt], (inner.cols?.length === 1 ? inner.cols[0].konst : inner.konst) * Math.max(1, inner.gen), ctx);
+        checkHeldRows(what, inner, [n.subselect.SelectStmt], (onlyColumn(inner) ?? inner).konst * Math.max(1, inner.gen), ctx);
       }
       return 1;
     }
@@ -2163,14 +2390,15 @@ function weighCall(n: any, ctx: Ctx): number {
         const r = viewRepeats([args, n.agg_filter], outer) * (outer.sets ?? 1);
         if (r > ACROSS_ROWS_MAX_VIEW_REPEATS) throw refuseRepeats(`${name}(...) (an aggregate of an enclosing query: its arguments read only that query's columns, or may: qualify a subquery's own columns, f.memo)`, r, outer.sets);
       }
+      // (after the checks above, whose reasons say more where they refuse too)
+      if (repeats > 0) checkViewsJoined(`${name}(...)`, ctx);
     }
   }
   // (the rows an aggregate reads: its own query's, or an enclosing query's; see aggregateLevels)
   const gen = ctx.perRow && !n.over ? 0 : ACROSS_ROWS.has(name) && ctx.konst && !n.over ? Math.max(ctx.gen, ...aggregateLevels(n, ctx).map((c) => c.gen)) : ctx.gen;
   // (a row of unnest(ARRAY[...]) holds one element: the constant part of its heaviest, checkMadeRows)
-  if (ctx.perRow && name === 'unnest' && args.length && args.every((a: any) => a?.A_ArrayExpr)) {
-    return args.reduce((a: number, arr: any) => a + AT_MOST_ONE(...(arr.A_ArrayExpr.elements ?? []).map((e: unknown) => weigh(e, ctx))), 0);
-  }
+  const element = ctx.perRow ? unnestElement(name, args, (e) => weigh(e, ctx)) : undefined;
+  if (element !== undefined) return element;
   const literal = (i: number, what: string): number => literalLength(args[i]) ?? refuseLiteral(name, what);
   switch (name) {
     case 'replace': case 'regexp_replace': {
@@ -2368,6 +2596,7 @@ function acrossOf(node: unknown, ctx: Ctx): Across {
         const fields: any[] = n.fields ?? [];
         const parts = fields.map((f) => f?.String?.sval as string | undefined);
         const star = !!fields[fields.length - 1]?.A_Star;
+        const column = columnName(fields);
         for (const src of ctx.sources) {
           if (star) {
             if (fields.length === 2 && src.name !== parts[0]) continue;
@@ -2376,14 +2605,13 @@ function acrossOf(node: unknown, ctx: Ctx): Across {
           }
           // a lone name may be a FROM item's whole row
           if (fields.length === 1 && src.name === parts[0]) of(src, src.shape.across);
-          if (parts.length > 2 || parts.some((p) => p === undefined)) {
+          if (!column) {
             of(src, src.shape.across);
             continue;
           }
-          const [rel, name] = parts.length === 2 ? parts : [undefined, parts[0]];
-          if (rel !== undefined && src.name !== rel) continue;
+          if (column.rel !== undefined && src.name !== column.rel) continue;
           const index = columnIndex(src.shape);
-          for (const c of [index.named.get(name!), index.any]) if (c) of(src, c.across);
+          for (const c of [index.named.get(column.name), index.any]) if (c) of(src, c.across);
         }
         return;
       }
@@ -2391,7 +2619,7 @@ function acrossOf(node: unknown, ctx: Ctx): Across {
         if (n.subLinkType === 'ARRAY_SUBLINK') worst = Across.REPEATED;
         else if (n.subLinkType === 'EXPR_SUBLINK') {
           const inner = SUBLINK_SHAPES.get(n);
-          if (!inner || (inner.cols?.length === 1 ? inner.cols[0].across : inner.across)) worst = Across.REPEATED;
+          if (!inner || (onlyColumn(inner) ?? inner).across) worst = Across.REPEATED;
         }
         return;
       }
@@ -2513,16 +2741,16 @@ function renamed(shape: Shape, colnames: any[] | undefined): Shape {
  * item whose columns are not known, one of no known name), JSON if all of them are; undefined if none is found.
  */
 function columnRead(fields: any[], ctx: Ctx): Pick<Col, 'weight' | 'json' | 'konst'> | undefined {
-  const parts = fields.map((f) => f?.String?.sval as string | undefined);
-  if (parts.length > 2 || parts.some((p) => p === undefined)) return undefined;
-  const [rel, name] = parts.length === 2 ? parts : [undefined, parts[0]];
+  const column = columnName(fields);
+  if (!column) return undefined;
+  const { rel, name } = column;
   let weight = -1;
   let json = true;
   let konst = 0;
   for (const src of ctx.sources) {
     if (rel !== undefined && src.name !== rel) continue;
     const index = columnIndex(src.shape);
-    for (const c of [index.named.get(name!), index.any]) {
+    for (const c of [index.named.get(name), index.any]) {
       if (!c) continue;
       weight = Math.max(weight, c.weight);
       json &&= c.json;
