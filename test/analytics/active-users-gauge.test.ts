@@ -276,7 +276,7 @@ describe('analytics: the active users gauge', () => {
     try {
       // another instance's roll-up of that day: under the lock, its snapshot taken before the erasure can commit
       await rollUp.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
-      await rollUp.query('SELECT pg_advisory_xact_lock(hashtext($1))', [ROLL_UP_LOCK]);
+      await rollUp.query('SELECT core.xact_lock(($1))', [ROLL_UP_LOCK]);
       const pid = (await rollUp.query('SELECT pg_backend_pid() AS pid')).rows[0].pid;
       erasing = t.http.delete('/v1/me').set(p.auth).send({ password: PASSWORD }).then((r) => r);
       let done = false;
@@ -284,9 +284,8 @@ describe('analytics: the active users gauge', () => {
       // the erasure waits for the roll-up's lock before it touches their analytics rows
       await until('the erasure waits for the roll-up lock (or is done)', async () => {
         if (done) return true;
-        const { rows } = await t.db.admin.query(`SELECT count(*)::int AS n FROM pg_locks
-          WHERE locktype = 'advisory' AND NOT granted AND pid <> $1 AND objid = (hashtext($2)::bigint & 4294967295)::text::oid
-            AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`, [pid, ROLL_UP_LOCK]);
+        const { rows } = await t.db.admin.query(`SELECT count(*)::int AS n FROM pg_stat_activity
+          WHERE datname = current_database() AND $1::int = ANY(pg_blocking_pids(pid))`, [pid]);
         return rows[0].n === 1;
       });
       // the roll-up's statement, from its snapshot: their user id on that day
@@ -310,7 +309,7 @@ describe('analytics: the active users gauge', () => {
     try {
       // another person's erasure in progress: the roll-up lock held shared, as analyticsRepository.lockRollUps holds it
       await other.query('BEGIN');
-      await other.query('SELECT pg_advisory_xact_lock_shared(hashtext($1))', [ROLL_UP_LOCK]);
+      await other.query('SELECT core.xact_lock_shared(($1))', [ROLL_UP_LOCK]);
       // this one does not wait for it (held exclusively, it waited past the lock timeout: 503)
       const res = await t.http.delete('/v1/me').set(p.auth).send({ password: PASSWORD });
       expect(res.status).toBe(200);

@@ -359,7 +359,7 @@ describe('usage analytics', () => {
     try {
       // another instance's roll-up of that day: under the lock, it counts the one event, and has not committed yet
       await first.query('BEGIN');
-      await first.query('SELECT pg_advisory_xact_lock(hashtext($1))', [ROLL_UP_LOCK]);
+      await first.query('SELECT core.xact_lock(($1))', [ROLL_UP_LOCK]);
       await rollUpStatement((strings: TemplateStringsArray, ...values: unknown[]) =>
         first.query(strings.reduce((text, part, i) => text + `$${i}` + part), values), [new Date(day)]);
       await send();

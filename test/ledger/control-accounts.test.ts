@@ -163,7 +163,7 @@ describe('ledger: a manual journal entry posts to no control account of receivab
       await c.connect();
       clients.push(c);
       await c.query('BEGIN');
-      await c.query(`SELECT pg_advisory_xact_lock(hashtext('finance.posting:' || $1::uuid::text))`, [other.orgId]);
+      await c.query(`SELECT core.xact_lock(('finance.posting:' || $1::uuid::text))`, [other.orgId]);
       await c.query(`UPDATE finance.receivables_settings SET ar_account_id = $2 WHERE org_id = $1`, [other.orgId, arAccountId]);
       return c;
     };

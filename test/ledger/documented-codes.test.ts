@@ -255,12 +255,12 @@ describe('ledger: the documented error codes of its operations, produced', () =>
     const before = await footprint(orgId);
     // the organization's posting lock held: both requests read the entry unreversed, then wait to post
     const holder = await t.db.admin.connect();
-    const waiting = async () => Number((await t.db.admin.query(`SELECT count(*) AS n FROM pg_locks
-      WHERE locktype = 'advisory' AND NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`)).rows[0].n);
+    const waiting = async () => Number((await t.db.admin.query(`SELECT count(*) AS n FROM pg_stat_activity
+      WHERE datname = current_database() AND usename = 'omnizen_api' AND wait_event_type = 'Lock' AND wait_event IN ('transactionid', 'tuple')`)).rows[0].n);
     let answers: { status: number; body: any }[];
     try {
       await holder.query('BEGIN');
-      await holder.query(`SELECT pg_advisory_xact_lock(hashtext('finance.posting:' || $1::uuid::text))`, [orgId]);
+      await holder.query(`SELECT core.xact_lock(('finance.posting:' || $1::uuid::text))`, [orgId]);
       // then() sends each request now (a supertest request is sent once awaited)
       const requests = ['first', 'second'].map((memo) => as(users.accountant).post(orgId, `journal-entries/${original}/reverse`, { memo: `Reversal, ${memo}` }).then((r) => r));
       await until('both reversals wait for the posting lock', async () => (await waiting()) === 2);

@@ -8,7 +8,7 @@ import { ledgerUrl, startBooks } from './ledger-support.js';
  * Two overlapping fiscal years created at the same moment: each overlap check looked for the other before it had
  * committed, so both were created (only the same start date was refused, by the unique key); when their periods
  * shared a start date, the second failed on the periods' unique key instead, an undocumented 409. The check now
- * serializes the organization's calendar on an advisory lock.
+ * serializes the organization's calendar on a named lock (core.xact_lock, a row lock).
  */
 describe('fiscal years created concurrently', () => {
   let t: TestApp;
@@ -63,6 +63,6 @@ describe('fiscal years created concurrently', () => {
     const { rows: audit } = await t.db.admin.query(`SELECT entity_id FROM core.audit_logs WHERE org_id = $1 AND action = 'ledger.fiscal_year_created'`, [orgId]);
     expect(audit).toEqual([{ entity_id: created.id }]);
     // one had waited for the audit log after creating its year, the other for the organization's calendar lock before its check
-    expect(waits).toEqual(['advisory', 'relation']);
+    expect(waits).toEqual(['relation', 'transactionid']);
   });
 });

@@ -412,6 +412,7 @@ describe('correction of documents voided after an FX revaluation posted as one b
     await voidInvoice(inv.id, '2026-02-05');
     await t.db.admin.query(readFileSync(BACKFILL, 'utf8'));
     // held all along by another transaction: the correction's wait ends at its lock_timeout (55P03), whatever the timing
+    // the correction (migration 20270209020100, applied before 20270211003700) takes the advisory locks of its time
     for (const held of [`pg_advisory_xact_lock(hashtext('finance.revaluation:' || $1::text))`, `pg_advisory_xact_lock(hashtext('finance.posting:' || $1::text))`]) {
       const holder = await t.db.admin.connect();
       const c = await t.db.admin.connect();

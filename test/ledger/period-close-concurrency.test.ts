@@ -146,7 +146,7 @@ describe('ledger: postings in flight (a period close waits for them; one idempot
       void changing.then(() => { answered = true; });
       // until the change waits for the posting lock (or, not waiting, has answered already)
       while (!answered) {
-        const { rows } = await t.db.admin.query(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = 'advisory'`);
+        const { rows } = await t.db.admin.query(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event IN ('transactionid', 'tuple')`);
         if (rows.length) break;
       }
       await poster.c.query('COMMIT');
@@ -161,7 +161,7 @@ describe('ledger: postings in flight (a period close waits for them; one idempot
     const id = (await t.http.post(ledgerUrl(orgId, 'accounts')).set(users.owner.auth).send({ code: '5912', name: 'Archived meanwhile', type: 'expense' }).expect(201)).body.id;
     // an archive in flight, as the API runs one: the posting lock exclusively, then the account's update
     const archiver = await tenantTx(users.owner.id);
-    await archiver.c.query(`SELECT pg_advisory_xact_lock(hashtext('finance.posting:' || $1::uuid::text))`, [orgId]);
+    await archiver.c.query(`SELECT core.xact_lock(('finance.posting:' || $1::uuid::text))`, [orgId]);
     await archiver.c.query(`UPDATE finance.accounts SET archived_at = now() WHERE org_id = $1 AND id = $2`, [orgId, id]);
     const poster = await tenantTx(users.accountant.id);
     const posting = poster.c.query(`SELECT finance.post_journal_entries($1::jsonb, NULL, true) AS results`, [JSON.stringify([{ date: '2026-08-11', memo: 'batch',
@@ -184,7 +184,7 @@ describe('ledger: postings in flight (a period close waits for them; one idempot
     const [year] = (await t.http.get(ledgerUrl(other.orgId, 'fiscal-years')).set(other.users.owner.auth).expect(200)).body;
     // the organization id in capitals: the same organization, so the same posting lock
     const closing = t.http.post(ledgerUrl(other.orgId.toUpperCase(), `fiscal-years/${year.id}/close`)).set(other.users.owner.auth).then((r) => r);
-    // the close's backend waits for the posting lock (advisory; the posting holds it shared until it commits)
+    // the close's backend waits for the posting lock (a row lock; the posting holds it shared until it commits)
     await advisoryLockWaiters(t.db.admin);
     await c.query('COMMIT');
     const res = await closing;

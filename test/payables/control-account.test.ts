@@ -215,7 +215,7 @@ describe('payables and receivables: a control account is replaced only while it 
       .send({ customerId: c, invoiceDate: '2026-03-03', lines: [{ description: 'Work', quantity: '1', unitPrice: '40.00', revenueAccountId: a['4100'] }] }).expect(201);
     const changer = await connect(t.db.url);
     await changer.query('BEGIN');
-    await changer.query(`SELECT pg_advisory_xact_lock(hashtext('finance.posting:' || $1::uuid::text))`, [own.orgId]);
+    await changer.query(`SELECT core.xact_lock(('finance.posting:' || $1::uuid::text))`, [own.orgId]);
     await changer.query(`UPDATE finance.receivables_settings SET ar_account_id = $2 WHERE org_id = $1`, [own.orgId, ar2]);
     const issuing = t.http.post(rUrl(own.orgId, `invoices/${draft.body.id}/issue`)).set(own.users.owner.auth).send({}).then((r) => r);
     await advisoryWait();

@@ -30,7 +30,7 @@ describe('payables: the first posting\'s exclusive lock, for that posting only',
     const holder: pg.PoolClient = await t.db.admin.connect();
     try {
       await holder.query('BEGIN');
-      await holder.query(`SELECT pg_advisory_xact_lock_shared(hashtext('finance.posting:' || $1::uuid::text))`, [orgId]);
+      await holder.query(`SELECT core.xact_lock_shared(('finance.posting:' || $1::uuid::text))`, [orgId]);
       const pid = (await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid;
       let res: Response | undefined;
       const started = fire().then((r) => (res = r));

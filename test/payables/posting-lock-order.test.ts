@@ -43,7 +43,7 @@ describe('payables: the posting lock before the documents', () => {
       }
       for (const id of o.payments ?? []) {
         await c.query('BEGIN');
-        const { rows: [r] } = await c.query(`SELECT pg_try_advisory_xact_lock(hashtext('finance.bill_payment:' || $1::uuid::text)) AS free`, [id]);
+        const { rows: [r] } = await c.query(`SELECT core.try_xact_lock(('finance.bill_payment:' || $1::uuid::text)) AS free`, [id]);
         if (!r.free) held.push(`payment ${id}`);
         await c.query('ROLLBACK');
       }
@@ -63,7 +63,7 @@ describe('payables: the posting lock before the documents', () => {
     let probed: T;
     try {
       await holder.query('BEGIN');
-      await holder.query(`SELECT pg_advisory_xact_lock(hashtext('finance.posting:' || $1::uuid::text))`, [orgId]);
+      await holder.query(`SELECT core.xact_lock(('finance.posting:' || $1::uuid::text))`, [orgId]);
       const pid = (await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid;
       for (const [i, f] of fire.entries()) {
         pending.push(f());

@@ -220,6 +220,10 @@ export const PRIVILEGES_ALLOWED: Record<string, Record<string, string>> = {
   'function public.auth_org_role_checked()': { anon: 'EXECUTE', authenticated: 'EXECUTE' },
   'function core.request_claims()': HELPER_CALLERS,
   'function core.is_member(uuid)': { authenticated: 'EXECUTE', omnizen_analyst: 'EXECUTE' },
+  // transaction locks on core.lock_rows (no grants): the request roles and the posting checks, never an analyst (20270211003700)
+  'function core.xact_lock(text)': { authenticated: 'EXECUTE', finance_posting: 'EXECUTE', service_role: 'EXECUTE' },
+  'function core.xact_lock_shared(text)': { authenticated: 'EXECUTE', finance_posting: 'EXECUTE', service_role: 'EXECUTE' },
+  'function core.try_xact_lock(text)': { authenticated: 'EXECUTE', finance_posting: 'EXECUTE', service_role: 'EXECUTE' },
   'function core.shares_org_with(text)': { authenticated: 'EXECUTE' },
   'function core.member_of_service_org(text)': { authenticated: 'EXECUTE' },
   // begin_request sets a request's claims and role: the API's runtime login only

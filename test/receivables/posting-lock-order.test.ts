@@ -22,8 +22,8 @@ describe('receivables: the posting lock before the documents', () => {
   });
   afterAll(() => t.close());
 
-  const postingKey = `hashtext('finance.posting:' || $1::uuid::text)`;
-  const runsKey = `hashtext('finance.revenue_recognition:' || $1::uuid::text)`;
+  const postingKey = `('finance.posting:' || $1::uuid::text)`;
+  const runsKey = `('finance.revenue_recognition:' || $1::uuid::text)`;
 
   /** Backends of this test's database that `holder` blocks. */
   const blockedBy = async (holder: number): Promise<number[]> => (await t.db.admin.query<{ pid: number }>(
@@ -46,12 +46,12 @@ describe('receivables: the posting lock before the documents', () => {
         await c.query('ROLLBACK');
       }
       const advisory: [string, string, string][] = [
-        ...(o.payments ?? []).map((id): [string, string, string] => [`payment ${id}`, `hashtext('finance.payment:' || $1::uuid::text)`, id]),
+        ...(o.payments ?? []).map((id): [string, string, string] => [`payment ${id}`, `('finance.payment:' || $1::uuid::text)`, id]),
         ...(o.runs ? [['recognition runs', runsKey, orgId] as [string, string, string]] : []),
       ];
       for (const [name, key, arg] of advisory) {
         await c.query('BEGIN');
-        const { rows: [r] } = await c.query(`SELECT pg_try_advisory_xact_lock(${key}) AS free`, [arg]);
+        const { rows: [r] } = await c.query(`SELECT core.try_xact_lock(${key}) AS free`, [arg]);
         if (!r.free) held.push(name);
         await c.query('ROLLBACK');
       }
@@ -68,7 +68,7 @@ describe('receivables: the posting lock before the documents', () => {
     let probed: T;
     try {
       await holder.query('BEGIN');
-      await holder.query(`SELECT pg_advisory_xact_lock(${postingKey})`, [orgId]);
+      await holder.query(`SELECT core.xact_lock(${postingKey})`, [orgId]);
       const pid = (await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid;
       pending = fire();
       await until('the request waits for the posting lock', async () => (await blockedBy(pid)).length >= 1);
@@ -159,7 +159,7 @@ describe('receivables: the posting lock before the documents', () => {
     const seen = { behindDrain: false, cycle: false };
     try {
       await q.query('BEGIN');
-      await q.query(`SELECT pg_advisory_xact_lock(${runsKey})`, [orgId]);
+      await q.query(`SELECT core.xact_lock(${runsKey})`, [orgId]);
       const qPid = (await q.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid;
       voided = t.http.post(url(`invoices/${invoice}/void`)).set(users.accountant.auth).send({ date: '2026-03-10' }).then((r) => (voidRes = r));
       await until('the void waits for the runs\' lock', async () => (await blockedBy(qPid)).length === 1);
@@ -169,8 +169,9 @@ describe('receivables: the posting lock before the documents', () => {
       const [cPid] = await blockedBy(vPid);
       await e.query('BEGIN');
       const ePid = (await e.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid;
-      drained = e.query(`SELECT pg_advisory_xact_lock(${postingKey})`, [orgId]);
-      await until('the drain waits for the payment', async () => (await blockers(ePid)).includes(cPid));
+      drained = e.query(`SELECT core.xact_lock(${postingKey})`, [orgId]);
+      // the posting lock is a row lock: its waiter waits on one holder at a time (the payment, or the void holding it too)
+      await until('the drain waits for the payment', async () => (await blockers(ePid)).some((pid) => pid === cPid || pid === vPid));
       await q.query('COMMIT'); // the void goes on to the posting lock
       await until('the void answers, or waits behind the drain', async () => {
         if (voidRes) return true;

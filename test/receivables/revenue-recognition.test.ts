@@ -98,7 +98,7 @@ describe('receivables: revenue recognition', () => {
     await side.connect();
     try {
       await side.query('BEGIN');
-      await side.query(`SELECT pg_advisory_xact_lock(hashtext('finance.posting:' || $1))`, [otherOrg]);
+      await side.query(`SELECT core.xact_lock(('finance.posting:' || $1))`, [otherOrg]);
       const runs = ['2026-12-31', '2026-12-30'].map((date) => t.http.post(rUrl(otherOrg, 'revenue-recognition/runs')).set(other.auth).send({ date }).then((res) => res));
       await advisoryLockWaiters(t.db.admin, 2);
       await side.query('COMMIT');

@@ -153,6 +153,9 @@ describe('the Supabase REST path cannot write outbox jobs, audit rows, personal 
     // caller themselves, or the postings (finance.journal_entries takes their row only from a verified caller)
     const readsWhileVolatile = ['finance.entry_json'];
     const postings = ['finance.post_journal_entries', 'finance.post_journal_entry'];
+    // the named locks (20270211003700): they write only a lock name's row of core.lock_rows, and a REST call's lock ends
+    // with its request's transaction
+    const locks = ['core.try_xact_lock', 'core.xact_lock', 'core.xact_lock_shared'];
     const { rows: unchecked } = await t.db.admin.query(`
       SELECT DISTINCT n.nspname || '.' || p.proname AS fn
       FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
@@ -160,7 +163,7 @@ describe('the Supabase REST path cannot write outbox jobs, audit rows, personal 
         AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'auth', 'storage', 'extensions')
         AND (has_function_privilege('anon', p.oid, 'EXECUTE') OR has_function_privilege('authenticated', p.oid, 'EXECUTE'))
       ORDER BY 1`);
-    expect(unchecked.map((r) => r.fn)).toEqual([...readsWhileVolatile, ...postings].sort());
+    expect(unchecked.map((r) => r.fn)).toEqual([...readsWhileVolatile, ...postings, ...locks].sort());
   });
 
   it('lets an admin\'s or accountant\'s token change no role, organization, period or workspace and post no entry; reads stay open', async () => {

@@ -14,10 +14,24 @@ const COLUMNS_READ_AHEAD: readonly { table: string; column: string; type: string
   { table: 'ai.models', column: 'input_token_overhead', type: 'integer NOT NULL DEFAULT 512', addedBy: '20270211004100_ai_models_input_margins' },
 ];
 
-/** Adds the columns read ahead whose migration sorts after `migratedUntil` (the last migration applied). */
+/**
+ * Functions this release's code calls that a newer migration adds: stand-ins with the same signature for the API calls
+ * of an upgrade test (the lock functions of 20270211003700 on advisory locks: no analyst in these tests).
+ */
+const FUNCTIONS_READ_AHEAD: readonly { signature: string; returns: string; body: string; addedBy: string }[] = [
+  { signature: 'core.xact_lock(text)', returns: 'void', body: 'SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended($1, 0))', addedBy: '20270211003700_lock_rows' },
+  { signature: 'core.xact_lock_shared(text)', returns: 'void', body: 'SELECT pg_catalog.pg_advisory_xact_lock_shared(pg_catalog.hashtextextended($1, 0))', addedBy: '20270211003700_lock_rows' },
+  { signature: 'core.try_xact_lock(text)', returns: 'boolean', body: 'SELECT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtextextended($1, 0))', addedBy: '20270211003700_lock_rows' },
+];
+
+/** Adds the columns (and function stand-ins) read ahead whose migration sorts after `migratedUntil` (the last migration applied). */
 export async function addColumnsReadAhead(admin: pg.Pool, migratedUntil: string): Promise<void> {
   for (const c of COLUMNS_READ_AHEAD.filter((c) => c.addedBy > migratedUntil)) {
     await admin.query(`ALTER TABLE ${c.table} ADD COLUMN IF NOT EXISTS ${c.column} ${c.type}`);
+  }
+  for (const f of FUNCTIONS_READ_AHEAD.filter((f) => f.addedBy > migratedUntil)) {
+    await admin.query(`CREATE FUNCTION ${f.signature} RETURNS ${f.returns} LANGUAGE sql AS $$${f.body}$$`);
+    await admin.query(`GRANT EXECUTE ON FUNCTION ${f.signature} TO authenticated, service_role`);
   }
 }
 
@@ -25,5 +39,8 @@ export async function addColumnsReadAhead(admin: pg.Pool, migratedUntil: string)
 export async function dropColumnsReadAhead(admin: pg.Pool, migratedUntil: string): Promise<void> {
   for (const c of COLUMNS_READ_AHEAD.filter((c) => c.addedBy > migratedUntil)) {
     await admin.query(`ALTER TABLE ${c.table} DROP COLUMN IF EXISTS ${c.column}`);
+  }
+  for (const f of FUNCTIONS_READ_AHEAD.filter((f) => f.addedBy > migratedUntil)) {
+    await admin.query(`DROP FUNCTION IF EXISTS ${f.signature}`);
   }
 }

@@ -99,10 +99,14 @@ export async function openTenantTransaction(apiUrl: string, claims: { sub: strin
   return { c, pid: pid as number };
 }
 
-/** Resolves once `count` backends of the database of `admin` wait for an advisory lock; fails (does not hang) when they never do. */
+/**
+ * Resolves once `count` backends of the database of `admin` wait for an advisory lock or a named lock (core.xact_lock: a
+ * row of core.lock_rows, so a wait for the holder's transaction or for the row); fails (does not hang) when they never do.
+ */
 export async function advisoryLockWaiters(admin: pg.Pool, count = 1): Promise<void> {
-  await until(`${count} backend(s) wait for an advisory lock`, async () => (await admin.query(
-    `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = 'advisory'`)).rows[0].n >= count);
+  await until(`${count} backend(s) wait for an advisory or named lock`, async () => (await admin.query(
+    `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'
+       AND wait_event IN ('advisory', 'transactionid', 'tuple')`)).rows[0].n >= count);
 }
 
 /**

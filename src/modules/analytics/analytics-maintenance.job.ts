@@ -71,14 +71,14 @@ export class AnalyticsMaintenanceJob implements OnApplicationBootstrap {
    * roll-ups, active-user days or event names gets one audit row (analytics.retention_purged, by the system) in the same
    * transaction: how many events, roll-ups and active-user days, which names. A partition holds every organization's events: its drop is the log line's (no organization to file
    * it under), its events counted per organization before it goes. The purge runs in one instance at a time
-   * (an advisory try-lock: another instance's run skips it), holds the partitions' lock from before its first read (a
+   * (a try-lock: another instance's run skips it), holds the partitions' lock from before its first read (a
    * create of another instance waits for it, never the other way round) and drops last, so the ACCESS EXCLUSIVE lock that a
    * partition's DDL takes on core.analytics_events (every analytics insert waits for it) is held only to the commit.
    */
   async maintainPartitions(now = this.clock.now()): Promise<{ created: string[]; dropped: string[]; rollUpsDeleted: number }> {
     // its own short transaction: CREATE TABLE … PARTITION OF locks core.analytics_events against every insert (ACCESS
     // EXCLUSIVE) until the commit, so nothing else runs under that lock. The function serializes concurrent runs
-    // (another instance's) on an advisory lock and makes only the partitions missing once it holds it.
+    // (another instance's) on a named lock (core.xact_lock) and makes only the partitions missing once it holds it.
     const created = await this.privileged.run('analytics.maintenance', (db) =>
       repo.createPartitions(db, monthStart(now, -1), this.config.analytics.partitionsAhead + 1));
     const purged = await this.privileged.run('analytics.maintenance', async (db) => {

@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import { prepare, qb } from '../../platform/database/query-builder.js';
 import type { Db } from '../../platform/database/database.service.js';
+import { locks, lockId } from '../../platform/database/locks.js';
 import { OMNIZEN_APP, plansOfOrganizations } from '../billing/plan-of-org.repository.js';
 
 export interface AnalyticsEventRow {
@@ -34,7 +35,7 @@ const oneEventParams = (r: AnalyticsEventRow) => ({ ...r, properties: JSON.strin
 const byDay = (days: Date[]) => [...new Set(days.map(isoDay))].sort().map((d) => new Date(`${d}T00:00:00Z`));
 
 /**
- * hashtext() of it is the advisory lock key that a roll-up of a day (analyticsRepository.rollUpDay, rollUpDailyUsers)
+ * The name of the lock (platform/database/locks.ts) that a roll-up of a day (analyticsRepository.rollUpDay, rollUpDailyUsers)
  * and a person's erasure (analyticsRepository.lockRollUps, shared) hold until their transaction ends, and the retention
  * purge (holdRollUps) from before it reads anything
  */
@@ -42,8 +43,7 @@ export const ROLL_UP_LOCK = 'core.analytics_daily';
 
 /** ROLL_UP_LOCK taken for the transaction, or false at once when another transaction holds it. */
 async function tryRollUpLock(db: Db): Promise<boolean> {
-  const [row] = await db.$queryRaw<{ locked: boolean }[]>`SELECT pg_try_advisory_xact_lock(hashtext(${ROLL_UP_LOCK}::text)) AS locked`;
-  return row.locked;
+  return locks.tryExclusive(db, ROLL_UP_LOCK);
 }
 
 /**
@@ -145,7 +145,7 @@ export const analyticsRepository = {
    * both pass the cap): how many names the organization holds and which of `names` are among them now.
    */
   async eventNamesLocked(db: Db, orgId: string, names: string[]): Promise<{ held: number; present: Set<string> }> {
-    await db.$executeRaw`SELECT pg_advisory_xact_lock(hashtext('core.analytics_event_names:' || ${orgId}::uuid::text))`;
+    await locks.exclusive(db, `core.analytics_event_names:${lockId(orgId)}`);
     const [row] = await db.$queryRaw<{ held: bigint; present: string[] | null }[]>`
       SELECT count(*) AS held, array_agg(name) FILTER (WHERE name = ANY(${names}::text[])) AS present
       FROM core.analytics_event_names WHERE org_id = ${orgId}::uuid`;
@@ -238,7 +238,7 @@ export const analyticsRepository = {
   async lockRollUps(db: Db): Promise<void> {
     // shared: erasures do not wait for one another (a slow one held every other past the lock timeout: 503), a roll-up
     // (exclusive, tryRollUpLock) skips while any is open
-    await db.$executeRaw`SELECT pg_advisory_xact_lock_shared(hashtext(${ROLL_UP_LOCK}::text))`;
+    await locks.shared(db, ROLL_UP_LOCK);
   },
 
   /**
@@ -249,7 +249,7 @@ export const analyticsRepository = {
    * a deadlock. Erasures that start meanwhile wait at lockRollUps, before they touch either table.
    */
   async holdRollUps(db: Db): Promise<void> {
-    await db.$executeRaw`SELECT pg_advisory_xact_lock(hashtext(${ROLL_UP_LOCK}::text))`;
+    await locks.exclusive(db, ROLL_UP_LOCK);
   },
 
   /**
@@ -309,9 +309,7 @@ export const analyticsRepository = {
    * when another holds it (another instance purging now), without waiting.
    */
   async tryRetentionLock(db: Db): Promise<boolean> {
-    const [row] = await db.$queryRaw<{ locked: boolean }[]>`
-      SELECT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('core.analytics_events.retention')) AS locked`;
-    return row.locked;
+    return locks.tryExclusive(db, 'core.analytics_events.retention');
   },
 
   /**
@@ -321,7 +319,7 @@ export const analyticsRepository = {
    * create that held the lock and waited for that ACCESS SHARE (its DDL takes ACCESS EXCLUSIVE): a deadlock.
    */
   async lockPartitions(db: Db): Promise<void> {
-    await db.$executeRaw`SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('core.analytics_events.partitions'))`;
+    await locks.exclusive(db, 'core.analytics_events.partitions');
   },
 
   async dropPartitions(db: Db, before: Date): Promise<string[]> {

@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import { qb } from '../../platform/database/query-builder.js';
 import type { Db } from '../../platform/database/database.service.js';
+import { locks, lockId } from '../../platform/database/locks.js';
 import type { ApiKeyDto, ApiKeyListStatus } from './api-key.dto.js';
 
 const COLUMNS = [
@@ -30,7 +31,7 @@ export const apiKeyRepository = {
 
   /** Keys not revoked and not expired, counted under a lock that concurrent creations take too (so none passes the cap). */
   async countLiveLocked(db: Db, orgId: string, now: Date): Promise<number> {
-    await db.$executeRaw`SELECT pg_advisory_xact_lock(hashtext('core.api_keys:' || ${orgId}::uuid::text))`;
+    await locks.exclusive(db, `core.api_keys:${lockId(orgId)}`);
     const [row] = await db.run(qb.selectFrom('core.api_keys').select((s) => s.fn.countAll<string>().as('n')).where('org_id', '=', orgId)
       .where('revoked_at', 'is', null).where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)])));
     return Number(row.n);

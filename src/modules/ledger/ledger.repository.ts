@@ -4,6 +4,7 @@ import type { Db } from '../../platform/database/database.service.js';
 import { translateDatabaseError } from '../../platform/errors/database-errors.js';
 import { DOMAIN_EVENT_TOPIC } from '../../platform/events/events.js';
 import { prepare, qb, type DB } from '../../platform/database/query-builder.js';
+import { locks, lockId } from '../../platform/database/locks.js';
 import type {
   AccountDto, CurrencyDto, FiscalPeriodDto, FiscalYearDto, FxRateDto, JournalEntryDto, JournalLineDto, LedgerSettingsDto, TaxCodeDto,
 } from './ledger.dto.js';
@@ -649,7 +650,7 @@ export const ledgerRepository = {
    * lock exclusively (postings hold it shared; a period's status change takes it too, migration 20270101000100).
    */
   async drainPostings(db: Db, orgId: string): Promise<void> {
-    await db.$executeRaw`SELECT pg_advisory_xact_lock(hashtext('finance.posting:' || ${orgId}::uuid::text))`;
+    await locks.exclusive(db, `finance.posting:${lockId(orgId)}`);
   },
 
   /**
@@ -658,7 +659,7 @@ export const ledgerRepository = {
    * drains postings before it checks the old account, sees this flow's posting or makes it read the new account.
    */
   async holdPostings(db: Db, orgId: string): Promise<void> {
-    await db.$executeRaw`SELECT pg_advisory_xact_lock_shared(hashtext('finance.posting:' || ${orgId}::uuid::text))`;
+    await locks.shared(db, `finance.posting:${lockId(orgId)}`);
   },
 
   async lockYear(db: Db, orgId: string, id: string) {

@@ -2,6 +2,7 @@ import { Decimal } from '../../platform/decimal.js';
 import { sql, type Selectable } from 'kysely';
 import type { Db } from '../../platform/database/database.service.js';
 import { exactInstant, qb, type DB } from '../../platform/database/query-builder.js';
+import { locks, lockId } from '../../platform/database/locks.js';
 
 // The only place with payables SQL: typed Kysely queries, raw SQL for the aging report only.
 
@@ -219,7 +220,8 @@ export const payablesRepository = {
 
   /** Serializes the entering of one vendor bill number (case and surrounding blanks ignored) until the transaction ends. */
   async lockBillNumber(db: Db, orgId: string, vendorId: string, billNumber: string) {
-    await db.$executeRaw`SELECT pg_advisory_xact_lock(hashtext('finance.bill_number:' || ${orgId}::uuid::text || ':' || ${vendorId}::uuid::text || ':' || lower(btrim(${billNumber}::text))))`;
+    // lower(btrim(number)) as the number's check compares it: btrim strips spaces only
+    await locks.exclusive(db, `finance.bill_number:${lockId(orgId)}:${lockId(vendorId)}:${billNumber.replace(/^ +| +$/g, '').toLowerCase()}`);
   },
 
   /** A bill of the vendor with this number (as bills_vendor_number_key compares it) that is not voided, other than `exceptId`. */
@@ -332,8 +334,21 @@ export const payablesRepository = {
    * Waits for any other payment request of the organization with this Idempotency-Key to commit or roll back, then holds
    * the key until this one does: the read of the key that follows sees what the other recorded.
    */
-  async lockIdempotencyKey(db: Db, orgId: string, key: string): Promise<void> {
-    await db.$executeRaw`SELECT pg_advisory_xact_lock(hashtext('finance.bill_payment_key:' || ${orgId}::uuid::text || ':' || ${key}::text))`;
+  async lockIdempotencyKey(db: Db, orgId: string, key: string, kind: 'payment' | 'allocation' | 'refund' = 'payment'): Promise<void> {
+    // each kind's keys are apart (its own table): a payment's lock name as it was
+    await locks.exclusive(db, `finance.bill_${kind === 'payment' ? 'payment' : `payment_${kind}`}_key:${lockId(orgId)}:${key}`);
+  },
+
+  /** The allocation made with this Idempotency-Key: its payment, and the hash of its request. */
+  async allocationByKey(db: Db, orgId: string, key: string): Promise<{ id: string; requestHash: string } | undefined> {
+    const [row] = await db.run(qb.selectFrom('finance.bill_allocations').select(['payment_id', 'request_hash']).where('org_id', '=', orgId).where('idempotency_key', '=', key));
+    return row && { id: row.payment_id, requestHash: row.request_hash! };
+  },
+
+  /** The refund recorded with this Idempotency-Key: its payment, and the hash of its request. */
+  async refundByKey(db: Db, orgId: string, key: string): Promise<{ id: string; requestHash: string } | undefined> {
+    const [row] = await db.run(qb.selectFrom('finance.bill_payment_refunds').select(['payment_id', 'request_hash']).where('org_id', '=', orgId).where('idempotency_key', '=', key));
+    return row && { id: row.payment_id, requestHash: row.request_hash! };
   },
 
   /** The payment recorded with this Idempotency-Key, and the hash of its request. */
@@ -343,8 +358,8 @@ export const payablesRepository = {
   },
 
   async lockPayment(db: Db, orgId: string, id: string) {
-    // a payment row is never updated; FOR SHARE would let two allocations of one payment interleave, so its allocations serialize on an advisory lock
-    await db.$executeRaw`SELECT pg_advisory_xact_lock(hashtext('finance.bill_payment:' || ${id}::uuid::text))`;
+    // a payment row is never updated; FOR SHARE would let two allocations of one payment interleave, so its allocations serialize on a named lock
+    await locks.exclusive(db, `finance.bill_payment:${lockId(id)}`);
     const [row] = await db.run(qb.selectFrom('finance.bill_payments').selectAll().where('org_id', '=', orgId).where('id', '=', id));
     return row;
   },
@@ -401,10 +416,11 @@ export const payablesRepository = {
   },
 
   async insertRefund(db: Db, orgId: string, r: { paymentId: string; date: string; amount: Decimal; currency: string; rate: Decimal; paymentBase: Decimal;
-    bankAccountId: string; reference: string | null; journalEntryId: string; createdBy: string }): Promise<string> {
+    bankAccountId: string; reference: string | null; journalEntryId: string; createdBy: string; idempotency?: Idempotency }): Promise<string> {
     const [row] = await db.run(qb.insertInto('finance.bill_payment_refunds').values({
       org_id: orgId, payment_id: r.paymentId, refund_date: r.date, amount: r.amount, currency: r.currency, rate: r.rate, payment_base_amount: r.paymentBase,
       bank_account_id: r.bankAccountId, reference: r.reference, journal_entry_id: r.journalEntryId, created_by: r.createdBy,
+      idempotency_key: r.idempotency?.key ?? null, request_hash: r.idempotency?.requestHash ?? null,
     }).returning('id'));
     return row.id;
   },
@@ -417,11 +433,12 @@ export const payablesRepository = {
 
   async insertAllocation(db: Db, orgId: string, a: {
     paymentId: string; billId: string; date: string; amount: Decimal; billBase: Decimal; paymentBase: Decimal; reversesAllocationId: string | null;
-    journalEntryId: string | null; createdBy: string;
+    journalEntryId: string | null; createdBy: string; idempotency?: Idempotency;
   }): Promise<string> {
     const [row] = await db.run(qb.insertInto('finance.bill_allocations').values({
       org_id: orgId, payment_id: a.paymentId, bill_id: a.billId, allocation_date: a.date, amount: a.amount, bill_base_amount: a.billBase,
       payment_base_amount: a.paymentBase, reverses_allocation_id: a.reversesAllocationId, journal_entry_id: a.journalEntryId, created_by: a.createdBy,
+      idempotency_key: a.idempotency?.key ?? null, request_hash: a.idempotency?.requestHash ?? null,
     }).returning('id'));
     return row.id;
   },

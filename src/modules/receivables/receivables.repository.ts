@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import type { Db } from '../../platform/database/database.service.js';
 import { prepare, qb } from '../../platform/database/query-builder.js';
+import { locks, lockId } from '../../platform/database/locks.js';
 import type { AuditRow } from '../audit/audit.repository.js';
 
 // The only place with receivables SQL. Dates and amounts are read as text: money never passes through a float.
@@ -45,6 +46,8 @@ export interface InvoiceLineRow {
 export interface NewInvoice {
   kind: 'invoice' | 'credit_note'; customerId: string; creditedInvoiceId?: string; series: string; invoiceDate: string; dueDate: string;
   currency: string; subtotal: string; taxTotal: string; total: string; memo: string; createdBy: string | null;
+  /** a credit note's Idempotency-Key (insertInvoice only) */
+  idempotency?: Idempotency;
 }
 export interface PaymentRow {
   id: string; customerId: string; date: string; amount: string; currency: string; rate: string; depositAccountId: string;
@@ -55,6 +58,8 @@ export interface Idempotency {
   key: string;
   requestHash: string;
 }
+/** The writes that take an Idempotency-Key; each kind's keys are apart (its own table, its own lock). */
+export type IdempotentWrite = 'payment' | 'refund' | 'credit_note' | 'allocation';
 export interface AllocationRow {
   id: string; invoiceId: string; paymentId: string | null; creditNoteId: string | null; date: string; amount: string;
   invoiceBase: string; sourceBase: string; reversesAllocationId: string | null; entryId: string | null; reversed: boolean;
@@ -238,7 +243,7 @@ export const receivablesRepository = {
     const [row] = await db.run(qb.insertInto('finance.invoices').values({
       org_id: orgId, kind: i.kind, customer_id: i.customerId, credited_invoice_id: i.creditedInvoiceId ?? null, series: i.series,
       invoice_date: i.invoiceDate, due_date: i.dueDate, currency: i.currency, subtotal: i.subtotal, tax_total: i.taxTotal, total: i.total,
-      memo: i.memo, created_by: i.createdBy,
+      memo: i.memo, created_by: i.createdBy, idempotency_key: i.idempotency?.key ?? null, request_hash: i.idempotency?.requestHash ?? null,
     } as never).returning('id'));
     return row.id;
   },
@@ -285,7 +290,7 @@ export const receivablesRepository = {
    * together run one after the other, and the second reads the first's invoice (a statement after this one sees it).
    */
   async holdCustomerCredit(db: Db, orgId: string, customerId: string): Promise<void> {
-    await db.$executeRaw`SELECT pg_advisory_xact_lock(hashtext('finance.customer_credit:' || ${orgId}::uuid::text || ':' || ${customerId}::uuid::text))`;
+    await locks.exclusive(db, `finance.customer_credit:${lockId(orgId)}:${lockId(customerId)}`);
   },
 
   /**
@@ -397,17 +402,29 @@ export const receivablesRepository = {
   },
 
   /**
-   * Waits for any other request of the organization with this Idempotency-Key (of a payment or of a refund) to commit or
+   * Waits for any other request of the organization with this Idempotency-Key (of one kind of write) to commit or
    * roll back, then holds the key until this one does: the read of the key that follows sees what the other wrote.
    */
-  async lockIdempotencyKey(db: Db, orgId: string, kind: 'payment' | 'refund', key: string): Promise<void> {
-    await db.$executeRaw`SELECT pg_advisory_xact_lock(hashtext(${`finance.customer_${kind}_key:`}::text || ${orgId}::uuid::text || ':' || ${key}::text))`;
+  async lockIdempotencyKey(db: Db, orgId: string, kind: IdempotentWrite, key: string): Promise<void> {
+    await locks.exclusive(db, `finance.customer_${kind}_key:${lockId(orgId)}:${key}`);
   },
 
   /** The payment recorded with this Idempotency-Key, and the hash of its request. */
   async paymentByKey(db: Db, orgId: string, key: string): Promise<{ id: string; requestHash: string } | undefined> {
     const [row] = await db.run(qb.selectFrom('finance.customer_payments').select(['id', 'request_hash']).where('org_id', '=', orgId).where('idempotency_key', '=', key));
     return row && { id: row.id, requestHash: row.request_hash! };
+  },
+
+  /** The credit note created with this Idempotency-Key, and the hash of its request. */
+  async creditNoteByKey(db: Db, orgId: string, key: string): Promise<{ id: string; requestHash: string } | undefined> {
+    const [row] = await db.run(qb.selectFrom('finance.invoices').select(['id', 'request_hash']).where('org_id', '=', orgId).where('idempotency_key', '=', key));
+    return row && { id: row.id, requestHash: row.request_hash! };
+  },
+
+  /** The allocation (the first row of an allocation request, or a reversal) made with this Idempotency-Key: its payment, and the hash of its request. */
+  async allocationByKey(db: Db, orgId: string, key: string): Promise<{ id: string; paymentId: string | null; requestHash: string } | undefined> {
+    const [row] = await db.run(qb.selectFrom('finance.receivable_allocations').select(['id', 'payment_id', 'request_hash']).where('org_id', '=', orgId).where('idempotency_key', '=', key));
+    return row && { id: row.id, paymentId: row.payment_id, requestHash: row.request_hash! };
   },
 
   /** The refund made with this Idempotency-Key: its payment, and the hash of its request. */
@@ -426,8 +443,8 @@ export const receivablesRepository = {
   },
 
   async getPayment(db: Db, orgId: string, id: string, lock = false): Promise<PaymentRow | undefined> {
-    // payments are append-only (no UPDATE grant, so no FOR UPDATE): a transaction-scoped advisory lock serializes allocations of one payment
-    if (lock) await db.$queryRaw`SELECT pg_advisory_xact_lock(hashtext('finance.payment:' || ${id}::uuid::text))`;
+    // payments are append-only (no UPDATE grant, so no FOR UPDATE): a transaction-scoped lock serializes allocations of one payment
+    if (lock) await locks.exclusive(db, `finance.payment:${lockId(id)}`);
     const [row] = await db.run(payments().where('p.org_id', '=', orgId).where('p.id', '=', id));
     return row as PaymentRow | undefined;
   },
@@ -439,11 +456,11 @@ export const receivablesRepository = {
     return (await db.run(query.orderBy('p.payment_date', 'desc').orderBy('p.id', 'desc').limit(q.limit + 1))) as PaymentRow[];
   },
 
-  async insertAllocation(db: Db, orgId: string, a: { invoiceId: string; paymentId?: string | null; creditNoteId?: string | null; date: string; amount: string; invoiceBase: string; sourceBase: string; reversesAllocationId?: string | null; entryId: string | null; createdBy: string | null }): Promise<string> {
+  async insertAllocation(db: Db, orgId: string, a: { invoiceId: string; paymentId?: string | null; creditNoteId?: string | null; date: string; amount: string; invoiceBase: string; sourceBase: string; reversesAllocationId?: string | null; entryId: string | null; createdBy: string | null; idempotency?: Idempotency }): Promise<string> {
     const [row] = await db.run(qb.insertInto('finance.receivable_allocations').values({
       org_id: orgId, invoice_id: a.invoiceId, payment_id: a.paymentId ?? null, credit_note_id: a.creditNoteId ?? null, allocation_date: a.date,
       amount: a.amount, invoice_base: a.invoiceBase, source_base: a.sourceBase, reverses_allocation_id: a.reversesAllocationId ?? null,
-      entry_id: a.entryId, created_by: a.createdBy,
+      entry_id: a.entryId, created_by: a.createdBy, idempotency_key: a.idempotency?.key ?? null, request_hash: a.idempotency?.requestHash ?? null,
     } as never).returning('id'));
     return row.id;
   },

@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import type { Db } from '../../platform/database/database.service.js';
 import { qb } from '../../platform/database/query-builder.js';
+import { locks, lockId } from '../../platform/database/locks.js';
 import { lineCredits } from './receivables.repository.js';
 
 // Revenue recognition's SQL (deferred lines, runs, recognitions). Dates and amounts as text.
@@ -48,7 +49,7 @@ export const revenueRecognitionRepository = {
    * runs before it committed (two days' runs at once would both recognize the same amounts).
    */
   async lockRuns(db: Db, orgId: string): Promise<void> {
-    await db.$queryRaw`SELECT pg_advisory_xact_lock(hashtext('finance.revenue_recognition:' || ${orgId}::uuid::text))`;
+    await locks.exclusive(db, `finance.revenue_recognition:${lockId(orgId)}`);
   },
 
   async getRun(db: Db, orgId: string, date: string): Promise<RunRow | undefined> {

@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import type { Db } from '../../platform/database/sql.js';
 import { qb } from '../../platform/database/query-builder.js';
+import { locks, lockId } from '../../platform/database/locks.js';
 import type { SealedSecret } from '../integrations/secret-box.js';
 
 export interface EndpointRow {
@@ -111,7 +112,7 @@ export const webhookRepository = {
   // ---------------------------------------------------------------- endpoints (tenant)
   /** The organization's endpoints, counted under a lock that concurrent creations take too (so none passes the cap). */
   async countEndpointsLocked(db: Db, orgId: string): Promise<number> {
-    await db.$executeRaw`SELECT pg_advisory_xact_lock(hashtext('core.webhook_endpoints:' || ${orgId}::uuid::text))`;
+    await locks.exclusive(db, `core.webhook_endpoints:${lockId(orgId)}`);
     const [r] = await db.run(qb.selectFrom(ENDPOINTS).select((s) => s.fn.countAll<string>().as('n')).where('org_id', '=', orgId));
     return Number(r.n);
   },

@@ -7,7 +7,7 @@ import pg from 'pg';
  * The project's migration runner (Prisma's migrate engine is not needed). One ordered stream:
  * supabase/compat/*.sql (the Supabase compatibility layer, a no-op on Supabase) then
  * prisma/migrations/<timestamp>_<name>/migration.sql. Each file runs in its own transaction,
- * under an advisory lock, and is recorded with its checksum; an applied file that was edited
+ * under the runner's lock (holdRunLock), and is recorded with its checksum; an applied file that was edited
  * stops the run, unless prisma/migrations/amended.json lists the checksum it was applied with as one
  * the edit amends (a fix to a migration that could not apply somewhere, e.g. on Supabase, whose
  * databases that did apply it reach the same state through a later migration).
@@ -18,7 +18,43 @@ export interface Migration {
   checksum: string;
 }
 
-const LOCK_KEY = 727_001; // pg_advisory_lock key shared by every runner of this project
+/**
+ * The runners' lock: a table of the runner's schema, locked EXCLUSIVE by a second connection in a transaction open for
+ * the whole run. Not an advisory lock: any role may take those (an analyst's login holding the runner's key stalled every
+ * deploy). Nobody else has a privilege on the schema or the table, so no other role can lock it.
+ */
+const RUN_LOCK_DDL = `CREATE SCHEMA IF NOT EXISTS omnizen_migrations;
+CREATE TABLE IF NOT EXISTS omnizen_migrations.run_lock ();`;
+
+/** Holds the runners' lock on a connection of its own until the returned function releases it. */
+async function holdRunLock(databaseUrl: string, log: (line: string) => void): Promise<() => Promise<void>> {
+  const lock = new pg.Client({ connectionString: databaseUrl });
+  lock.on('error', (err) => log(`migration lock connection lost: ${err.message}`));
+  await lock.connect();
+  try {
+    // two first runs create the schema and table at once: the loser's CREATE fails on the catalog's unique index
+    // (23505) or finds it made meanwhile (42P06, 42P07); it tries again and finds them
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await lock.query(RUN_LOCK_DDL);
+        break;
+      } catch (err) {
+        if (attempt >= 3 || !['23505', '42P06', '42P07'].includes((err as { code?: string }).code ?? '')) throw err;
+      }
+    }
+    // the transaction sits idle while the other connection migrates: a server's idle timeout must not end it
+    await lock.query('SET idle_in_transaction_session_timeout = 0');
+    await lock.query('BEGIN');
+    await lock.query('LOCK TABLE omnizen_migrations.run_lock IN EXCLUSIVE MODE');
+  } catch (err) {
+    await lock.end().catch(() => undefined);
+    throw err;
+  }
+  return async () => {
+    await lock.query('ROLLBACK').catch(() => undefined);
+    await lock.end().catch(() => undefined);
+  };
+}
 
 /** Where the runner records what it applied (the Supabase CLI's copies of the migrations record themselves here too). */
 export const BOOKKEEPING_DDL = `CREATE SCHEMA IF NOT EXISTS omnizen_migrations;
@@ -87,10 +123,15 @@ export async function migrate(databaseUrl: string, options: MigrateOptions = {})
   client.on('notice', (n) => {
     if (n.severity === 'WARNING' || /\bat RAISE\b/.test(n.where ?? '')) log(`${running}: ${n.severity ?? 'NOTICE'}: ${n.message}`);
   });
-  await client.connect();
+  const release = await holdRunLock(databaseUrl, log);
+  try {
+    await client.connect();
+  } catch (err) {
+    await release();
+    throw err;
+  }
   const applied: string[] = [];
   try {
-    await client.query('SELECT pg_advisory_lock($1)', [LOCK_KEY]);
     await client.query(BOOKKEEPING_DDL);
     const done = new Map<string, string>(
       (await client.query('SELECT name, checksum FROM omnizen_migrations.applied')).rows.map((r) => [r.name, r.checksum]),
@@ -148,8 +189,8 @@ export async function migrate(databaseUrl: string, options: MigrateOptions = {})
     log(applied.length ? `${applied.length} migration(s) applied` : 'database is up to date');
     return applied;
   } finally {
-    await client.query('SELECT pg_advisory_unlock($1)', [LOCK_KEY]).catch(() => undefined);
     await client.end();
+    await release();
   }
 }
 
