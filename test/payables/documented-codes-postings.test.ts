@@ -354,13 +354,14 @@ describe('payables: every documented posting code of the posting operations', ()
       // USD 100 at 0.9 (EUR 90) and at 1.1 (EUR 110), paid at 1.0
       const [cheap, dear, third] = [await post(await bareBill({ currency: 'USD', rate: '0.9' })), await post(await bareBill({ currency: 'USD', rate: '1.1' })),
         await post(await bareBill({ currency: 'USD', rate: '0.9' }))];
-      const usd = { vendorId: payee, currency: 'USD', rate: '1', paymentDate: '2026-03-20', amount: '100.00', bankAccountId: bank };
+      // rates far from the table's 0.5 (rateOverride: else 422 ledger.rate_out_of_range)
+      const usd = { vendorId: payee, currency: 'USD', rate: '1', rateOverride: true, paymentDate: '2026-03-20', amount: '100.00', bankAccountId: bank };
       await refused(() => t.http.post(url('payments', bare)).set(bareUsers.accountant.auth).send({ ...usd, allocations: [{ billId: third, amount: '100.00' }] }),
         422, 'ledger.fx_accounts_missing', noFx, bare);
       const credit = await payment(usd, bare, bareUsers.accountant);
       await refused(() => t.http.post(url(`payments/${credit.id}/allocations`, bare)).set(bareUsers.accountant.auth).send({ billId: third, amount: '100.00' }),
         422, 'ledger.fx_accounts_missing', noFx, bare);
-      await refused(() => t.http.post(url(`payments/${credit.id}/refunds`, bare)).set(bareUsers.accountant.auth).send({ amount: '50.00', rate: '0.8', date: '2026-03-21' }),
+      await refused(() => t.http.post(url(`payments/${credit.id}/refunds`, bare)).set(bareUsers.accountant.auth).send({ amount: '50.00', rate: '0.8', rateOverride: true, date: '2026-03-21' }),
         422, 'ledger.fx_accounts_missing', noFx, bare);
       // a loss of EUR 10 on one bill and a gain of EUR 10 on the other: the payment posts no result, its allocations do
       const both = await payment({ ...usd, amount: '200.00', allocations: [{ billId: cheap, amount: '100.00' }, { billId: dear, amount: '100.00' }] }, bare, bareUsers.accountant);

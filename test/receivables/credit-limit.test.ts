@@ -121,7 +121,8 @@ describe('receivables: the credit limit at issue', () => {
       lines: [{ description: 'Work', quantity: '1', unitPrice: '10000.00', revenueAccountId: acc['4100'] }] }).expect(201)).body.id as string;
     const before = await written(id);
     // USD 10,000.00 at "0.0001" is EUR 1.00, at the table's 0.90 EUR 9,000.00: above the limit, no override asked for
-    const refused = await issue(id, users.accountant, { rate: '0.0001' }).expect(422);
+    // (rateOverride: a rate that far from the table's is else 422 ledger.rate_out_of_range before the limit is checked)
+    const refused = await issue(id, users.accountant, { rate: '0.0001', rateOverride: true }).expect(422);
     expect(refused.body.error).toMatchObject({ code: 'receivables.credit_limit_exceeded',
       details: { creditLimit: '1000.00', balance: '0.00', resultingBalance: '9000.00', invoiceAmount: '9000.00', currency: 'EUR' } });
     expect(await written(id)).toEqual(before);

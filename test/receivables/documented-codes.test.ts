@@ -170,7 +170,7 @@ describe('receivables: the documented error codes of its operations, produced', 
     const euro = await draft({ invoiceDate: '2026-04-03', lines: [line({ revenueAccountId: usdRevenue })] });
     await refused(orgId, () => a().post(orgId, `invoices/${euro}/issue`), 422, 'ledger.currency_not_allowed', '4199');
     const huge = await draft({ invoiceDate: '2026-04-03', currency: 'USD', lines: [line({ unitPrice: '9999999999999' })] });
-    await refused(orgId, () => a().post(orgId, `invoices/${huge}/issue`, { rate: '999999999999' }), 422, 'ledger.invalid_amount', /./);
+    await refused(orgId, () => a().post(orgId, `invoices/${huge}/issue`, { rate: '999999999999', rateOverride: true }), 422, 'ledger.invalid_amount', /./);
     const done = await issued({ invoiceDate: '2026-04-03' });
     await refused(orgId, () => a().post(orgId, `invoices/${done.id}/issue`), 409, 'receivables.not_draft', `invoice ${done.number} is already issued`);
   });
@@ -211,7 +211,7 @@ describe('receivables: the documented error codes of its operations, produced', 
     await refused(orgId, pay({ date: '2031-01-15' }), 422, 'ledger.no_fiscal_year', 'no fiscal period covers 2031-01-15');
     await refused(orgId, pay({ currency: 'CHF' }), 422, 'ledger.rate_missing', 'no CHF rate on or before 2026-04-21');
     await refused(orgId, pay({ currency: 'USD', rate: '0' }), 422, 'ledger.invalid_rate', /rate/);
-    await refused(orgId, pay({ currency: 'USD', rate: '999999999999', amount: '9999999999999' }), 422, 'ledger.invalid_amount', /./);
+    await refused(orgId, pay({ currency: 'USD', rate: '999999999999', rateOverride: true, amount: '9999999999999' }), 422, 'ledger.invalid_amount', /./);
     await refused(orgId, pay({ depositAccountId: acc['1000'] }), 422, 'receivables.account_not_postable', 'depositAccountId: account 1000 is a group account');
     await refused(orgId, pay({ amount: '0' }), 400, 'receivables.invalid_amount', 'amount must be positive with at most 2 decimals');
     await refused(orgId, pay({ allocations: [{ invoiceId: draftId, amount: '10.00' }] }), 409, 'receivables.invalid_status', 'the invoice is draft; only issued invoices take payments');
@@ -244,13 +244,13 @@ describe('receivables: the documented error codes of its operations, produced', 
     const credit = (await payment({ date: '2026-04-24' })).id;
     const usdCredit = (await payment({ date: '2026-04-24', currency: 'USD', rate: '0.95' })).id;
     const chfCredit = (await payment({ date: '2026-04-24', currency: 'CHF', rate: '1.05' })).id;
-    const hugeCredit = (await payment({ date: '2026-04-24', currency: 'USD', rate: '0.0001', amount: '9999999999999' })).id;
+    const hugeCredit = (await payment({ date: '2026-04-24', currency: 'USD', rate: '0.0001', rateOverride: true, amount: '9999999999999' })).id;
     const refund = (p: string, body: object) => () => a().post(orgId, `payments/${p}/refunds`, { date: '2026-04-25', amount: '10.00', ...body });
     await withClosedPeriod('2026-11-12', () => refused(orgId, refund(credit, { date: '2026-11-12' }), 422, 'ledger.period_closed', '2026-11-01 to 2026-11-30 is closed'));
     await refused(orgId, refund(credit, { date: '2031-01-15' }), 422, 'ledger.no_fiscal_year', 'no fiscal period covers 2031-01-15');
     await refused(orgId, refund(chfCredit, {}), 422, 'ledger.rate_missing', 'no CHF rate on or before 2026-04-25');
     await refused(orgId, refund(usdCredit, { rate: '0' }), 422, 'ledger.invalid_rate', /rate/);
-    await refused(orgId, refund(hugeCredit, { amount: '9999999999999', rate: '999999999999' }), 422, 'ledger.invalid_amount', /./);
+    await refused(orgId, refund(hugeCredit, { amount: '9999999999999', rate: '999999999999', rateOverride: true }), 422, 'ledger.invalid_amount', /./);
     await refused(orgId, refund(credit, { amount: '0' }), 400, 'receivables.invalid_amount', 'amount must be positive with at most 2 decimals');
     await refused(orgId, refund(credit, { accountId: acc['1000'] }), 422, 'receivables.account_not_postable', 'accountId: account 1000 is a group account');
     await withFxAccount('archived', (code) => refused(orgId, refund(usdCredit, { rate: '1.0' }), 422, 'ledger.account_not_postable', `account ${code} is archived`));

@@ -53,10 +53,11 @@ describe('receivables: review follow-ups', () => {
     `SELECT payload->>'type' AS type, (payload->>'version')::int AS version, payload->'payload' AS payload FROM core.outbox WHERE org_id = $1 AND id > $2 ORDER BY id`, [orgId, id])).rows;
   const lastOutboxId = async () => (await t.db.admin.query(`SELECT coalesce(max(id), 0)::text AS id FROM core.outbox WHERE org_id = $1`, [orgId])).rows[0].id as string;
 
+  // the rate 1.0857142857 (chosen for its rounding) is more than 20 % off the table's 0.90: rateOverride
   it('a large USD payment is valued as PostgreSQL values it: no rounding line, the aging equals the AR account', async () => {
     const c = await newCustomer('Big Payer');
     const res = await t.http.post(rUrl(orgId, 'payments')).set(users.accountant.auth)
-      .send({ customerId: c, date: '2026-02-10', amount: '110000000.21', currency: 'USD', rate: '1.0857142857', depositAccountId: acc['1100'], method: 'bank_transfer' }).expect(201);
+      .send({ customerId: c, date: '2026-02-10', amount: '110000000.21', currency: 'USD', rate: '1.0857142857', rateOverride: true, depositAccountId: acc['1100'], method: 'bank_transfer' }).expect(201);
     expect(res.body.unallocated).toBe('110000000.21');
     expect(await entryLines(res.body.entryId)).toEqual([
       { code: '1100', base_debit: '119428571.65', base_credit: '0.00' },
@@ -70,11 +71,11 @@ describe('receivables: review follow-ups', () => {
     const c = await newCustomer('Big Buyer');
     const draft = (await t.http.post(rUrl(orgId, 'invoices')).set(users.owner.auth).send({ customerId: c, invoiceDate: '2026-02-10', currency: 'USD',
       lines: [{ description: 'Plant', quantity: '1', unitPrice: '110000000.21', revenueAccountId: acc['4100'] }] }).expect(201)).body;
-    const inv = (await t.http.post(rUrl(orgId, `invoices/${draft.id}/issue`)).set(users.owner.auth).send({ rate: '1.0857142857' }).expect(200)).body;
+    const inv = (await t.http.post(rUrl(orgId, `invoices/${draft.id}/issue`)).set(users.owner.auth).send({ rate: '1.0857142857', rateOverride: true }).expect(200)).body;
     const before = await agingAndAr('2026-02-10', c);
     expect(before.customer).toBe('119428571.65');
     const pay = await t.http.post(rUrl(orgId, 'payments')).set(users.accountant.auth)
-      .send({ customerId: c, date: '2026-02-10', amount: '110000000.21', currency: 'USD', rate: '1.0857142857', depositAccountId: acc['1100'], method: 'bank_transfer',
+      .send({ customerId: c, date: '2026-02-10', amount: '110000000.21', currency: 'USD', rate: '1.0857142857', rateOverride: true, depositAccountId: acc['1100'], method: 'bank_transfer',
         allocations: [{ invoiceId: inv.id, amount: '110000000.21' }] }).expect(201);
     expect(pay.body.unallocated).toBe('0.00');
     expect((await t.http.get(rUrl(orgId, `invoices/${inv.id}`)).set(users.viewer.auth).expect(200)).body.status).toBe('paid');

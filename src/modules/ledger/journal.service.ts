@@ -1,9 +1,11 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { Decimal } from 'decimal.js';
 import type { TenantTx } from '../../platform/database/database.service.js';
+import { locks, lockId } from '../../platform/database/locks.js';
 import { AppError } from '../../platform/errors/app-error.js';
 import { actorOf } from '../../platform/auth/principal.js';
 import { PlatformErrors } from '../../platform/errors/platform.errors.js';
+import { checkClientRate, type RateOverride } from './client-rate.js';
 import { LedgerErrors, POSTING_ERRORS } from './ledger.errors.js';
 import { Metrics } from '../../platform/observability/metrics.js';
 import { mapDatabaseError, sqlState } from '../../platform/errors/database-errors.js';
@@ -81,6 +83,8 @@ class PayloadContext {
   readonly taxMoved = new WeakSet<PostingPayload>();
   /** the first day of the organization's first fiscal year (null: none), read for an opening-balance entry */
   booksStart?: string | null;
+  /** the client's rates out of range each entry posts at with rateOverride (checkClientRate), for its audit row */
+  readonly rateOverrides = new WeakMap<CreateJournalEntryDto, ({ line: number } & RateOverride)[]>();
 }
 
 /** An entry the service refuses before the posting function sees it; `key`: the refusal comes after the key's replay. */
@@ -318,7 +322,11 @@ export class JournalService {
     }
     const context = new PayloadContext();
     const built = await this.build(tx, dto, context, dto.idempotencyKey ?? headerKey);
-    if (!('error' in built)) return this.post(tx, built);
+    if (!('error' in built)) {
+      const posted = await this.post(tx, built);
+      if (!posted.replayed) await this.auditRateOverrides(tx, context, [[dto, posted.entry.id]]);
+      return posted;
+    }
     const [answer] = await this.replays(tx, [built], context);
     if ('error' in answer) throw answer.error;
     return { entry: await this.get(tx, answer.id), replayed: true };
@@ -367,12 +375,40 @@ export class JournalService {
       throw new AppError(failure.error.status, failure.error.code, `entries[${failure.index}]: ${failure.error.message}`, { index: failure.index });
     }
     // the posted entries' journal_entry.posted events are written by the same statement
-    if (payloads.length) results.push(...await this.postBatch(tx, payloads, indexOf, independent));
+    if (payloads.length) {
+      const posted = await this.postBatch(tx, payloads, indexOf, independent);
+      results.push(...posted);
+      await this.auditRateOverrides(tx, context, posted.flatMap((r) => (r.status === 'posted' && r.id ? [[entries[r.index]!, r.id] as [CreateJournalEntryDto, string]] : [])));
+    }
     // rejected entries of an independent batch do not fail the request: counted here
     for (const r of results) if (r.status === 'rejected' && r.error) this.metrics.postingsRejected.inc({ reason: r.error.code });
     results.sort((a, b) => a.index - b.index);
     const count = (status: string) => results.filter((r) => r.status === status).length;
     return { mode, posted: count('posted'), replayed: count('replayed'), rejected: count('rejected'), results };
+  }
+
+  /**
+   * A client's rate of a line in another currency than the base is checked against the rate table's of the entry date, as a
+   * payment's (checkClientRate); with rateOverride the lines posted at a rate out of range are kept for the audit row.
+   */
+  private async checkClientRates(tx: TenantTx, dto: CreateJournalEntryDto, context: PayloadContext): Promise<void> {
+    if (!dto.lines.some((l) => l.rate !== undefined && l.currency !== undefined)) return;
+    context.settings ??= await this.ledger.settings(tx);
+    const overrides: ({ line: number } & RateOverride)[] = [];
+    for (const [i, l] of dto.lines.entries()) {
+      if (l.rate === undefined || l.currency === undefined || l.currency === context.settings.baseCurrency) continue;
+      const figures = await checkClientRate(tx, { currency: l.currency, date: dto.date, rate: l.rate, override: dto.rateOverride, field: `lines[${i}].rate` });
+      if (figures) overrides.push({ line: i, ...figures });
+    }
+    if (overrides.length) context.rateOverrides.set(dto, overrides);
+  }
+
+  /** The audit rows of the entries posted at a client's rate out of range (rateOverride): one per entry, after its posting's. */
+  private async auditRateOverrides(tx: TenantTx, context: PayloadContext, posted: [CreateJournalEntryDto, string][]): Promise<void> {
+    for (const [dto, entryId] of posted) {
+      const lines = context.rateOverrides.get(dto);
+      if (lines) await this.audit.record(tx, { action: 'ledger.entry_rate_override', entityType: 'journal_entry', entityId: entryId, after: { rateOverride: true, lines } });
+    }
   }
 
   /** One call of finance.post_journal_entries; `indexOf` maps a payload's position to its entry's index in the request. */
@@ -493,6 +529,7 @@ export class JournalService {
     }
     if (!forReplay) await this.requireFullAccountingForForeignCurrency(tx, dto.lines, context);
     if (!forReplay) await this.refuseControlAccounts(tx, lines, from, context);
+    if (!forReplay) await this.checkClientRates(tx, dto, context);
     const payload = { date: dto.date, memo: dto.memo, source: dto.source ?? 'manual', sourceRef: dto.sourceRef, lines };
     // the tax lines in the base currency here already (a batch posts without `post`); for a replay's hash the payload as
     // an entry posted before requestHash was built: its tax lines in the line's currency
@@ -850,7 +887,7 @@ export class JournalService {
     const { gain, loss } = unrealizedFxAccounts(s);
     if (!gain || !loss) throw LedgerErrors.error('ledger.fx_accounts_missing', 'configure fxUnrealizedGainAccountId and fxUnrealizedLossAccountId (or fxGainAccountId and fxLossAccountId) in the ledger settings first');
     // one revaluation at a time per organization: the second sees the first's result
-    await tx.db.$executeRaw`SELECT pg_advisory_xact_lock(hashtext('finance.revaluation:' || ${tx.orgId}::uuid::text))`;
+    await locks.exclusive(tx.db, `finance.revaluation:${lockId(tx.orgId)}`);
     // the open items are read once no posting is in flight, and none starts before the revaluation commits, as the
     // close does: an allocation committing between the read and the insert of the items' changes would have settled
     // what the item carried before, and the change would then be written on what it no longer carries. Whoever reads

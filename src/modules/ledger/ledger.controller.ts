@@ -427,7 +427,7 @@ export class JournalController {
   @ApiOkResponse({ type: JournalEntryDto, description: 'Replay of an idempotency key: the entry posted first' })
   @ApiErrors(400)
   @ApiErrorCodes('ledger.line_side', 'ledger.idempotency_key', 'ledger.idempotency_key_reserved', 'ledger.tax_code_archived', 'billing.feature_not_in_plan', ...POSTING_ERRORS,
-    'ledger.control_account', 'ledger.opening_balance_date', 'ledger.opening_balance_result_account')
+    'ledger.control_account', 'ledger.opening_balance_date', 'ledger.opening_balance_result_account', 'ledger.rate_out_of_range')
   async post(@Tx() tx: TenantTx, @Body() dto: CreateJournalEntryDto, @IdempotencyKey('The same key and request answer the entry posted first (200); another request with it is a 409 ledger.idempotency_conflict. Same as the body\'s idempotencyKey') key: string | undefined, @Res({ passthrough: true }) res: FastifyReply): Promise<JournalEntryDto> {
     const { entry, replayed } = await this.journal.create(tx, dto, key);
     res.status(replayed ? 200 : 201);
@@ -452,7 +452,7 @@ export class JournalController {
   @ApiCreatedResponse({ type: BatchResultDto })
   @ApiErrors(400)
   @ApiErrorCodes('ledger.line_side', 'ledger.idempotency_key_reserved', 'ledger.tax_code_archived', 'billing.feature_not_in_plan', ...POSTING_ERRORS,
-    'ledger.control_account', 'ledger.opening_balance_date', 'ledger.opening_balance_result_account')
+    'ledger.control_account', 'ledger.opening_balance_date', 'ledger.opening_balance_result_account', 'ledger.rate_out_of_range')
   async createBatch(@Tx() tx: TenantTx, @RawBody() body: unknown, @Query() q: BatchQuery): Promise<BatchResultDto> {
     const mode = q.mode ?? 'all_or_nothing';
     const { entries, rejected } = await batchEntries(body, mode === 'independent');

@@ -5,6 +5,7 @@ import {
 import { CalendarDate } from '../../platform/http/calendar-date.js';
 import { Amount, Currency, Percent, Rate } from '../../platform/http/money.js';
 import { NestedList } from '../../platform/http/nested-list.js';
+import { RATE_OVERRIDE_DOC } from './client-rate.js';
 import { PageInfo } from '../../platform/http/openapi.js';
 import { PageQuery } from '../../platform/http/pagination.js';
 
@@ -364,6 +365,9 @@ export class CreateJournalEntryDto {
   @ApiPropertyOptional({ description: 'Same key and payload returns the first entry; same key, other payload is a 409. The Idempotency-Key header works too. '
     + 'Keys starting with reversal:, year-end:, invoice:, bill:, expense_claim: or revenue-recognition: are the API\'s own (400 ledger.idempotency_key_reserved).' })
   @IsOptional() @IsString() @Length(1, 200) idempotencyKey?: string;
+  @ApiPropertyOptional({ description: `For the lines in a currency other than the base that give a rate: ${RATE_OVERRIDE_DOC}; for an entry the audit row is one of its own, `
+    + 'ledger.entry_rate_override, naming each such line (after.lines)', example: false })
+  @IsOptional() @IsBoolean() rateOverride?: boolean;
   @ApiProperty({ description: '2 to 400 lines; base debits must equal base credits. A line with a tax code posts as two (net and tax) when the tax is not zero: '
     + 'at most 499 lines once split (422 ledger.invalid_entry)', type: [JournalLineInputDto] })
   @ArrayMinSize(2, { message: 'lines must have at least 2 lines' }) @ArrayMaxSize(400) @NestedList(() => JournalLineInputDto, 'a journal line')

@@ -20,6 +20,7 @@ export const LedgerErrors = defineErrorCodes({
   'ledger.unknown_currency': { status: 422, description: 'the currency is not known' },
   'ledger.rate_missing': { status: 422, description: 'no FX rate on or before the date' },
   'ledger.invalid_rate': { status: 422, description: 'the rate is not positive, or not 1 for the base currency' },
+  'ledger.rate_out_of_range': { status: 422, description: 'the rate the client sent deviates from the rate table\'s rate of the currency on or before the date by more than the tolerance (20 %): the message names both rates, the table rate\'s date and the tolerance (details: rate, tableRate, tableDate, tolerance). Send rateOverride: true to post at it anyway (recorded in the audit row)' },
   'ledger.invalid_amount': { status: 422, description: 'an amount has more decimals than its currency, both or no sides, is zero, or is too large to store' },
   'ledger.invalid_entry': { status: 422, description: 'the entry is malformed (fewer than 2 or more than 499 lines, no date or not a calendar date, unknown source)' },
   'ledger.unknown_tax_code': { status: 422, description: 'a line\'s taxCodeId names no tax code of this organization' },

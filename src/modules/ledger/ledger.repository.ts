@@ -388,6 +388,15 @@ export const ledgerRepository = {
     return row.rate;
   },
 
+  /** The rate table's latest rate of `currency` on or before `date`, with the day it is effective from; undefined when none. */
+  async tableRateOn(db: Db, orgId: string, currency: string, date: string): Promise<{ rate: string; date: string } | undefined> {
+    const [row] = await db.$queryRaw<{ rate: string; date: string }[]>`
+      SELECT rate::text AS rate, rate_date::text AS date FROM finance.fx_rates
+      WHERE org_id = ${orgId}::uuid AND currency = ${currency} AND rate_date <= ${date}::date
+      ORDER BY rate_date DESC LIMIT 1`;
+    return row;
+  },
+
   /**
    * The reversals dated after `date` of FX revaluations dated on or before it (an autoReverse reversal posted ahead for
    * the next period's first day), latest revaluation first: a revaluation as of `date` without autoReverse would be

@@ -8,6 +8,7 @@ import { decodeKeyset, page } from '../../platform/http/pagination.js';
 import { AuditService } from '../audit/audit.service.js';
 import { JournalService, settledReversalsAudit, type PostingLine } from '../ledger/journal.service.js';
 import { LedgerErrors } from '../ledger/ledger.errors.js';
+import { checkClientRate, paymentHashesOf } from '../ledger/client-rate.js';
 import { LedgerService } from '../ledger/ledger.service.js';
 import { baseOf, baseShare, D, fitsMinorUnits, fixed, rateText } from '../ledger/money.js';
 import { agingBucketNames, parseBucketEdges } from '../ledger/aging.js';
@@ -148,9 +149,12 @@ export class BillPaymentsService {
    * one key run one after the other (repo.lockIdempotencyKey), so concurrent retries record one payment.
    */
   async create(tx: TenantTx, dto: CreateBillPaymentDto, key?: string): Promise<BillPaymentDto> {
-    const idempotency = key ? { key, requestHash: requestHash(dto) } : undefined;
+    // the request as it is meant (its currency resolved), so a payment sent without currency and then with the base
+    // currency is one request (paymentRequestHashes)
+    const hashes = key ? await paymentHashesOf(tx, dto, dto.paymentDate) : undefined;
+    const idempotency = key && hashes ? { key, requestHash: hashes.requestHash } : undefined;
     if (idempotency) {
-      const prior = await this.priorByKey(tx, idempotency);
+      const prior = await this.priorByKey(tx, idempotency, 'payment', hashes!.accepted);
       if (prior) return this.get(tx, prior);
     }
     if (dto.vendorId) {
@@ -178,6 +182,8 @@ export class BillPaymentsService {
     if (new Set(allocations.map((a) => a.billId)).size !== allocations.length) throw PayablesErrors.error('payables.bill_repeated', 'allocations: a bill appears twice');
     // the rate paid at (the bank's) when the client gives one, as for a customer payment; else the rate of the date
     const rate = currency !== base && dto.rate !== undefined ? D(dto.rate) : await this.payables.rateOn(tx, currency, dto.paymentDate);
+    // a client's rate far from the table's would post the payment's realized FX at it
+    const rateOverride = currency !== base ? await checkClientRate(tx, { currency, date: dto.paymentDate, rate: dto.rate, override: dto.rateOverride, field: 'rate' }) : undefined;
     const baseAmount = baseOf(amount, rate, baseMu);
     const party = { vendorId: dto.vendorId ?? null, claimantId: dto.claimantId ?? null };
     const cp = dto.vendorId ? { counterpartyType: 'vendor', counterpartyId: dto.vendorId } : { counterpartyType: 'employee', counterpartyId: dto.claimantId! };
@@ -235,21 +241,23 @@ export class BillPaymentsService {
       documentIds: currency !== base ? planned.map((p) => p.bill.id) : [], party: cp, date: dto.paymentDate, memo: `Bill payment${dto.reference ? ` ${dto.reference}` : ''}` });
     await this.paidEvents(tx, planned, paymentId);
     const payment = await this.get(tx, paymentId);
-    await this.audit.record(tx, { action: 'payables.payment_created', entityType: 'bill_payment', entityId: paymentId, after: { ...payment, ...settledReversalsAudit(fxEntries) } });
+    await this.audit.record(tx, { action: 'payables.payment_created', entityType: 'bill_payment', entityId: paymentId, after: { ...payment, ...settledReversalsAudit(fxEntries), ...(rateOverride ? { rateOverride } : {}) } });
     return payment;
   }
 
   /**
-   * The payment recorded before with this Idempotency-Key and the same request; undefined for a key not used yet. Waits
-   * first for a request with the key in flight, so it reads what that one committed. The key used with another request
-   * is a 409 payables.idempotency_conflict.
+   * The payment (or the allocation's, the refund's payment) recorded before with this Idempotency-Key and the same
+   * request; undefined for a key not used yet. Waits first for a request with the key in flight, so it reads what that
+   * one committed. The key used with another request is a 409 payables.idempotency_conflict.
    */
-  private async priorByKey(tx: TenantTx, idempotency: Idempotency): Promise<string | undefined> {
-    await repo.lockIdempotencyKey(tx.db, tx.orgId, idempotency.key);
-    const prior = await repo.paymentByKey(tx.db, tx.orgId, idempotency.key);
+  private async priorByKey(tx: TenantTx, idempotency: Idempotency, kind: 'payment' | 'allocation' | 'refund' = 'payment', accepted: string[] = [idempotency.requestHash]): Promise<string | undefined> {
+    await repo.lockIdempotencyKey(tx.db, tx.orgId, idempotency.key, kind);
+    const prior = kind === 'payment' ? await repo.paymentByKey(tx.db, tx.orgId, idempotency.key)
+      : kind === 'allocation' ? await repo.allocationByKey(tx.db, tx.orgId, idempotency.key)
+        : await repo.refundByKey(tx.db, tx.orgId, idempotency.key);
     if (!prior) return undefined;
-    if (prior.requestHash !== idempotency.requestHash) {
-      throw PayablesErrors.error('payables.idempotency_conflict', `the Idempotency-Key "${idempotency.key}" was already used for a different payment`);
+    if (prior.requestHash !== idempotency.requestHash && !accepted.includes(prior.requestHash)) {
+      throw PayablesErrors.error('payables.idempotency_conflict', `the Idempotency-Key "${idempotency.key}" was already used for a different ${kind}`);
     }
     return prior.id;
   }
@@ -300,8 +308,16 @@ export class BillPaymentsService {
     if (reversedOn) throw PlatformErrors.error('validation_failed', `date: ${doing} dated ${date} is before ${reversedOn}, the date of the last reversal of an allocation of payment ${paymentId}`);
   }
 
-  /** Allocates what is left of a payment (its credit with the vendor) to an open bill; posts only the FX result, if any. */
-  async allocate(tx: TenantTx, paymentId: string, dto: CreateAllocationDto): Promise<BillPaymentDto> {
+  /**
+   * Allocates what is left of a payment (its credit with the vendor) to an open bill; posts only the FX result, if any.
+   * `key`: as a payment's (create); the request is the payment's id and the body; a replay answers the payment as it is now.
+   */
+  async allocate(tx: TenantTx, paymentId: string, dto: CreateAllocationDto, key?: string): Promise<BillPaymentDto> {
+    const idempotency = key ? { key, requestHash: requestHash({ paymentId, ...dto }) } : undefined;
+    if (idempotency) {
+      const prior = await this.priorByKey(tx, idempotency, 'allocation');
+      if (prior) return this.get(tx, prior);
+    }
     await this.holdPostings(tx);
     const payment = await repo.lockPayment(tx.db, tx.orgId, paymentId);
     if (!payment) throw PayablesErrors.notFound('bill_payment', paymentId);
@@ -323,6 +339,7 @@ export class BillPaymentsService {
     const entryId = await this.postFx(tx, payment, paymentBase.minus(p.billBase), date, `Allocation of payment ${paymentId} to ${p.bill.kind} ${p.bill.id}`, baseMu);
     const id = await repo.insertAllocation(tx.db, tx.orgId, {
       paymentId, billId: p.bill.id, date, amount: p.amount, billBase: p.billBase, paymentBase, reversesAllocationId: null, journalEntryId: entryId, createdBy: this.payables.actor(tx),
+      idempotency,
     });
     const fxEntries = await settlePendingReversals(this.journal, tx, {
       documentIds: payment.currency !== base ? [p.bill.id, paymentId] : [], party: partyOf(payment), date, memo: `Allocation of payment ${paymentId}` });
@@ -336,9 +353,14 @@ export class BillPaymentsService {
    * A vendor pays back credit (what of a payment is neither allocated nor refunded): bank debit at the rate of the
    * refund date, AP credit of the base the refund takes off the payment's credit (at the payment's rate; the last
    * refund takes what is left), the difference to realized FX, in one entry. Serialized with the payment's
-   * allocations (its lock), so the credit never goes below zero.
+   * allocations (its lock), so the credit never goes below zero. `key`: as an allocation's (allocate).
    */
-  async refund(tx: TenantTx, paymentId: string, dto: RefundVendorCreditDto): Promise<BillPaymentDto> {
+  async refund(tx: TenantTx, paymentId: string, dto: RefundVendorCreditDto, key?: string): Promise<BillPaymentDto> {
+    const idempotency = key ? { key, requestHash: requestHash({ paymentId, ...dto }) } : undefined;
+    if (idempotency) {
+      const prior = await this.priorByKey(tx, idempotency, 'refund');
+      if (prior) return this.get(tx, prior);
+    }
     await this.holdPostings(tx);
     const payment = await repo.lockPayment(tx.db, tx.orgId, paymentId);
     if (!payment) throw PayablesErrors.notFound('bill_payment', paymentId);
@@ -358,6 +380,8 @@ export class BillPaymentsService {
       throw PayablesErrors.error('payables.bank_account_not_allowed', `bankAccountId: account ${bank.code} is not an active, postable asset account`);
     }
     const rate = payment.currency !== base && dto.rate !== undefined ? D(dto.rate) : await this.payables.rateOn(tx, payment.currency, date);
+    const rateOverride = payment.currency !== base
+      ? await checkClientRate(tx, { currency: payment.currency, date, rate: dto.rate, override: dto.rateOverride, field: 'rate' }) : undefined;
     const bankBase = baseOf(amount, rate, baseMu);
     const paymentBase = await this.creditShare(tx, payment, usage.base, left, amount, baseMu, date, 'the refund');
     const { apAccountId } = await this.payables.settings(tx);
@@ -376,6 +400,7 @@ export class BillPaymentsService {
     const { entry } = await this.journal.post(tx, { date, memo: `Refund of credit on payment ${paymentId}`, source: 'payment', sourceRef: paymentId, lines });
     const id = await repo.insertRefund(tx.db, tx.orgId, {
       paymentId, date, amount, currency: payment.currency, rate, paymentBase, bankAccountId, reference: dto.reference ?? null, journalEntryId: entry.id, createdBy: this.payables.actor(tx),
+      idempotency,
     });
     const fxEntries = await settlePendingReversals(this.journal, tx, { documentIds: foreign ? [paymentId] : [], party: cp, date, memo: `Refund of credit on payment ${paymentId}` });
     await emitEvent(tx, 'bill_payment.refunded', {
@@ -383,15 +408,22 @@ export class BillPaymentsService {
       currency: payment.currency, amount: fixed(amount, mu), journalEntryId: entry.id,
     });
     const after = await this.get(tx, paymentId);
-    await this.audit.record(tx, { action: 'payables.credit_refunded', entityType: 'bill_payment', entityId: paymentId, after: { ...after.refunds.find((r) => r.id === id), ...settledReversalsAudit(fxEntries) } });
+    await this.audit.record(tx, { action: 'payables.credit_refunded', entityType: 'bill_payment', entityId: paymentId, after: { ...after.refunds.find((r) => r.id === id), ...settledReversalsAudit(fxEntries), ...(rateOverride ? { rateOverride } : {}) } });
     return after;
   }
 
   /**
    * Un-allocates (a bounced payment, a mistake): a new allocation of the opposite amount, never a change of the
    * first; the amount is open on the bill again and a credit on the payment again; an FX result is reversed.
+   * `key`: as an allocation's (its keys and a reversal's are one set); the request is the allocation's id and the body.
    */
-  async reverseAllocation(tx: TenantTx, allocationId: string, dto: ReverseAllocationDto): Promise<BillPaymentDto> {
+  async reverseAllocation(tx: TenantTx, allocationId: string, dto: ReverseAllocationDto, key?: string): Promise<BillPaymentDto> {
+    const idempotency = key ? { key, requestHash: requestHash({ allocationId, ...dto }) } : undefined;
+    if (idempotency) {
+      // before the checks of the allocation: the replay of a reversal answers it, not 409 allocation_reversed
+      const prior = await this.priorByKey(tx, idempotency, 'allocation');
+      if (prior) return this.get(tx, prior);
+    }
     const original = await repo.getAllocation(tx.db, tx.orgId, allocationId);
     if (!original) throw PayablesErrors.notFound('bill_allocation', allocationId);
     await this.holdPostings(tx);
@@ -463,7 +495,7 @@ export class BillPaymentsService {
       const entryId = await this.postFx(tx, payment, diff.neg(), date, memo, baseMu, resultAccount ?? (diff.gt(0) ? s.fxLossAccountId : s.fxGainAccountId));
       const id = await repo.insertAllocation(tx.db, tx.orgId, {
         paymentId: original.payment_id, billId: original.bill_id, date, amount: amount.neg(), billBase, paymentBase,
-        reversesAllocationId: allocationId, journalEntryId: entryId, createdBy: this.payables.actor(tx),
+        reversesAllocationId: allocationId, journalEntryId: entryId, createdBy: this.payables.actor(tx), idempotency,
       });
       return { entryId, id };
     });

@@ -51,7 +51,13 @@ const APPROVAL_POSTING_ERRORS = [...DOCUMENT_POSTING_ERRORS, 'ledger.invalid_amo
   'payables.control_account', 'payables.account_carries_balance'];
 /** What a retry of a bill payment with an Idempotency-Key answers (the key is unique per organization among its bill payments). */
 const PAYMENT_KEY = 'Retry-safe: the same key with the same request answers 201 with the payment recorded first (as it is now) and records nothing; '
-  + 'with another request, 409 payables.idempotency_conflict. 1 to 200 characters';
+  + 'with another request of the same kind, 409 payables.idempotency_conflict (keys are unique per organization within each kind of write). 1 to 200 characters';
+const ALLOCATION_KEY = 'Retry-safe: the same key with the same request (payment and body) answers 201 with the payment (as it is now) and '
+  + 'allocates nothing again; with another allocation or reversal, 409 payables.idempotency_conflict (keys are unique per organization within each kind of write). 1 to 200 characters';
+const REVERSAL_KEY = 'Retry-safe: the same key with the same request (allocation and body) answers 201 with the payment (as it is now) and '
+  + 'reverses nothing again (not 409 payables.allocation_reversed); with another reversal or allocation, 409 payables.idempotency_conflict (keys are unique per organization within each kind of write). 1 to 200 characters';
+const REFUND_KEY = 'Retry-safe: the same key with the same request (payment and body) answers 201 with the payment (as it is now) and '
+  + 'records nothing again; with another request of the same kind, 409 payables.idempotency_conflict (keys are unique per organization within each kind of write). 1 to 200 characters';
 
 @ApiTags('payables')
 @OrgRoute()
@@ -395,7 +401,7 @@ export class PayablesController {
   @ApiErrorCodes('payables.invalid_amount', 'payables.over_allocation', 'payables.bill_repeated', 'payables.not_open', 'payables.wrong_party', 'payables.currency_mismatch', 'payables.bank_account_not_allowed',
     'payables.control_account', 'payables.account_carries_balance', 'payables.account_not_allowed', 'vendor.not_found', 'claimant.not_found', 'bill.not_found', 'account.not_found', 'ledger.fx_accounts_missing',
     // the client's currency at the client's rate (invalid_rate: not positive) or the FX rate of the payment date; a vendor exists before the books are started
-    ...DOCUMENT_POSTING_ERRORS, 'ledger.unknown_currency', 'ledger.rate_missing', 'ledger.invalid_rate', 'ledger.invalid_amount', 'ledger.books_not_started', 'payables.idempotency_conflict',
+    ...DOCUMENT_POSTING_ERRORS, 'ledger.unknown_currency', 'ledger.rate_missing', 'ledger.invalid_rate', 'ledger.rate_out_of_range', 'ledger.invalid_amount', 'ledger.books_not_started', 'payables.idempotency_conflict',
     // dated before the last FX revaluation of a bill it settles, or before a later allocation of a revalued bill
     'payables.before_revaluation', 'payables.before_later_settlement')
   createPayment(@Tx() tx: TenantTx, @Body() dto: CreateBillPaymentDto, @IdempotencyKey(PAYMENT_KEY) key: string | undefined): Promise<BillPaymentDto> {
@@ -413,31 +419,36 @@ export class PayablesController {
   @Post('payments/:paymentId/allocations')
   @RequiresFeature('omnizen', 'full_accounting')
   @RequireRole(...BOOKKEEPER_ROLES)
-  @ApiOperation({ operationId: 'allocateBillPayment', summary: 'Allocate what is left of a payment to an open bill of the same vendor' })
+  @ApiOperation({ operationId: 'allocateBillPayment', summary: 'Allocate what is left of a payment to an open bill of the same vendor',
+    description: 'Retry with the same Idempotency-Key: it is allocated once.' })
   @ApiCreatedResponse({ type: BillPaymentDto })
   @ApiErrors(400)
   // the AP account: the one the payment read (payables.account_not_allowed there, never again: settings are never
   // deleted, nor is the standard account 2100, nor does its code change)
   @ApiErrorCodes('payables.invalid_amount', 'payables.over_allocation', 'payables.not_open', 'payables.wrong_party', 'payables.currency_mismatch',
     // posts only an FX result in base amounts, at a date that has an FX rate (the payment's or a later one)
-    'bill.not_found', 'ledger.fx_accounts_missing', 'payables.before_revaluation', 'payables.before_later_settlement', ...DOCUMENT_POSTING_ERRORS)
-  allocate(@Tx() tx: TenantTx, @IdParam('paymentId', 'bill_payment') id: string, @Body() dto: CreateAllocationDto): Promise<BillPaymentDto> {
-    return this.payments.allocate(tx, id, dto);
+    'bill.not_found', 'ledger.fx_accounts_missing', 'payables.before_revaluation', 'payables.before_later_settlement', ...DOCUMENT_POSTING_ERRORS, 'payables.idempotency_conflict')
+  allocate(@Tx() tx: TenantTx, @IdParam('paymentId', 'bill_payment') id: string, @Body() dto: CreateAllocationDto,
+    @IdempotencyKey(ALLOCATION_KEY) key: string | undefined): Promise<BillPaymentDto> {
+    return this.payments.allocate(tx, id, dto, key);
   }
 
   @Post('payments/:paymentId/refunds')
   @RequiresFeature('omnizen', 'full_accounting')
   @RequireRole(...BOOKKEEPER_ROLES)
-  @ApiOperation({ operationId: 'refundVendorCredit', summary: 'Record credit paid back by a vendor (what is left of a payment): bank debit, AP credit, realized FX at the refund date\'s rate' })
+  @ApiOperation({ operationId: 'refundVendorCredit', summary: 'Record credit paid back by a vendor (what is left of a payment): bank debit, AP credit, realized FX at the refund date\'s rate',
+    description: 'Retry with the same Idempotency-Key: one refund is recorded.' })
   @ApiCreatedResponse({ type: BillPaymentDto })
   @ApiErrors(400)
   // the AP account: the one the payment read (never payables.account_not_allowed, as for an allocation)
   @ApiErrorCodes('payables.invalid_amount', 'payables.exceeds_credit', 'payables.bank_account_not_allowed', 'payables.control_account', 'account.not_found', 'ledger.fx_accounts_missing',
     // at the client's rate (invalid_rate: not positive) or the FX rate of the refund date (none when the payment was at the
     // client's rate only: rate_missing); its base too large to store is invalid_amount
-    ...DOCUMENT_POSTING_ERRORS, 'ledger.rate_missing', 'ledger.invalid_rate', 'ledger.invalid_amount', 'payables.before_revaluation', 'payables.before_later_settlement')
-  refund(@Tx() tx: TenantTx, @IdParam('paymentId', 'bill_payment') id: string, @Body() dto: RefundVendorCreditDto): Promise<BillPaymentDto> {
-    return this.payments.refund(tx, id, dto);
+    ...DOCUMENT_POSTING_ERRORS, 'ledger.rate_missing', 'ledger.invalid_rate', 'ledger.rate_out_of_range', 'ledger.invalid_amount', 'payables.before_revaluation', 'payables.before_later_settlement',
+    'payables.idempotency_conflict')
+  refund(@Tx() tx: TenantTx, @IdParam('paymentId', 'bill_payment') id: string, @Body() dto: RefundVendorCreditDto,
+    @IdempotencyKey(REFUND_KEY) key: string | undefined): Promise<BillPaymentDto> {
+    return this.payments.refund(tx, id, dto, key);
   }
 
   @Post('allocations/:allocationId/reverse')
@@ -447,13 +458,16 @@ export class PayablesController {
     description: 'Emits bill_payment.allocation_reversed. The realized FX result is reversed on the account the original result went to (read from its entry); what FX revaluations (or their reversals) '
       + 'dated since the allocation changed of the share comes back on the unrealized FX accounts they moved, with the bill\'s (and the credit\'s) revaluation rows '
       + '(what the allocation\'s window compensation realized of it is unrealized again; a revaluation\'s reversal posted ahead takes its part back off on its own date). Dated before the last FX revaluation of the bill or the payment\'s credit: 422 payables.before_revaluation; dated before a later allocation (or reversal) '
-      + 'of a revalued bill, or a later use of a revalued payment credit: 422 payables.before_later_settlement.' })
+      + 'of a revalued bill, or a later use of a revalued payment credit: 422 payables.before_later_settlement. '
+      + 'Retry with the same Idempotency-Key: the replay answers the reversal made first (not 409 payables.allocation_reversed).' })
   @ApiCreatedResponse({ type: BillPaymentDto })
   @ApiErrors(400)
   // the AP account: the one the payment read (never payables.account_not_allowed, as for an allocation)
-  @ApiErrorCodes('payables.allocation_reversed', 'ledger.fx_accounts_missing', 'payables.before_revaluation', 'payables.before_later_settlement', ...DOCUMENT_POSTING_ERRORS)
-  reverseAllocation(@Tx() tx: TenantTx, @IdParam('allocationId', 'bill_allocation') id: string, @Body() dto: ReverseAllocationDto): Promise<BillPaymentDto> {
-    return this.payments.reverseAllocation(tx, id, dto);
+  @ApiErrorCodes('payables.allocation_reversed', 'ledger.fx_accounts_missing', 'payables.before_revaluation', 'payables.before_later_settlement', ...DOCUMENT_POSTING_ERRORS,
+    'payables.idempotency_conflict')
+  reverseAllocation(@Tx() tx: TenantTx, @IdParam('allocationId', 'bill_allocation') id: string, @Body() dto: ReverseAllocationDto,
+    @IdempotencyKey(REVERSAL_KEY) key: string | undefined): Promise<BillPaymentDto> {
+    return this.payments.reverseAllocation(tx, id, dto, key);
   }
 
   // ---------------------------------------------------------------- aging

@@ -1,11 +1,13 @@
 import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
 import {
-  ArrayMaxSize, ArrayMinSize, IsEmail, IsIn, IsInt, IsOptional, IsString, IsUUID, Length, Max, Min,
+  ArrayMaxSize, ArrayMinSize, IsBoolean, IsIn, IsInt, IsOptional, IsString, IsUUID, Length, Max, Min,
 } from 'class-validator';
 import { CalendarDate } from '../../platform/http/calendar-date.js';
+import { IsEmailAddress } from '../auth/email-address.validator.js';
 import { PAYMENT_METHODS, Amount, Currency, Quantity, Rate } from '../../platform/http/money.js';
 import { NestedList } from '../../platform/http/nested-list.js';
+import { RATE_OVERRIDE_DOC } from '../ledger/client-rate.js';
 import { PageInfo } from '../../platform/http/openapi.js';
 import { PageQuery } from '../../platform/http/pagination.js';
 
@@ -33,7 +35,7 @@ export class VendorDto {
 export class CreateVendorDto {
   @ApiProperty({ description: 'Name of the vendor (1 to 200 characters, trimmed)', example: 'Office Supplies GmbH' }) @Transform(({ value }) => (typeof value === 'string' ? value.trim() : value)) @IsString() @Length(1, 200) name: string;
   @ApiPropertyOptional({ description: 'Contact person', example: 'Jane Doe' }) @IsOptional() @IsString() @Length(1, 200) contactPerson?: string;
-  @ApiPropertyOptional({ description: 'E-mail address', example: 'billing@supplies.example' }) @IsOptional() @IsEmail() @Length(3, 320) email?: string;
+  @ApiPropertyOptional({ description: 'E-mail address', example: 'billing@supplies.example' }) @IsOptional() @IsEmailAddress() @Length(3, 320) email?: string;
   @ApiPropertyOptional({ description: 'Phone number', example: '+49 30 1234567' }) @IsOptional() @IsString() @Length(1, 50) phone?: string;
   @ApiPropertyOptional({ description: 'Tax (VAT) id', example: 'DE123456789' }) @IsOptional() @IsString() @Length(1, 50) taxId?: string;
   @ApiPropertyOptional({ description: 'Billing address', example: 'Hauptstr. 1, 10115 Berlin' }) @IsOptional() @IsString() @Length(1, 1000) billingAddress?: string;
@@ -47,7 +49,7 @@ export class CreateVendorDto {
 export class UpdateVendorDto {
   @ApiPropertyOptional({ description: 'Name of the vendor (1 to 200 characters, trimmed)', example: 'Office Supplies AG' }) @IsOptional() @Transform(({ value }) => (typeof value === 'string' ? value.trim() : value)) @IsString() @Length(1, 200) name?: string;
   @ApiPropertyOptional({ description: 'Contact person', example: 'John Roe' }) @IsOptional() @IsString() @Length(1, 200) contactPerson?: string;
-  @ApiPropertyOptional({ description: 'E-mail address', example: 'ap@supplies.example' }) @IsOptional() @IsEmail() @Length(3, 320) email?: string;
+  @ApiPropertyOptional({ description: 'E-mail address', example: 'ap@supplies.example' }) @IsOptional() @IsEmailAddress() @Length(3, 320) email?: string;
   @ApiPropertyOptional({ description: 'Phone number', example: '+49 30 7654321' }) @IsOptional() @IsString() @Length(1, 50) phone?: string;
   @ApiPropertyOptional({ description: 'Tax (VAT) id', example: 'DE987654321' }) @IsOptional() @IsString() @Length(1, 50) taxId?: string;
   @ApiPropertyOptional({ description: 'Billing address', example: 'Nebenstr. 2, 10115 Berlin' }) @IsOptional() @IsString() @Length(1, 1000) billingAddress?: string;
@@ -273,6 +275,7 @@ export class CreateBillPaymentDto {
   @IsOptional() @Currency('currency') currency?: string;
   @ApiPropertyOptional({ description: 'Rate paid at, base units per unit of the currency (default: the rate effective on the payment date; ignored for the base currency)', example: '1.0850000000' })
   @IsOptional() @Rate('rate') rate?: string;
+  @ApiPropertyOptional({ description: RATE_OVERRIDE_DOC, example: false }) @IsOptional() @IsBoolean() rateOverride?: boolean;
   @ApiProperty({ description: 'The bank or cash account credited', format: 'uuid', example: '1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d' }) @IsUUID() bankAccountId: string;
   @ApiPropertyOptional({ description: 'How it was paid', enum: PAYMENT_METHODS, default: 'bank_transfer', example: 'bank_transfer' }) @IsOptional() @IsIn(PAYMENT_METHODS) method?: string;
   @ApiPropertyOptional({ description: 'Bank reference', example: 'TRX-2026-0001' }) @IsOptional() @IsString() @Length(1, 200) reference?: string;
@@ -294,6 +297,7 @@ export class RefundVendorCreditDto {
   @ApiPropertyOptional({ description: 'Bank or cash account debited; absent: the payment\'s', format: 'uuid', example: '1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d' }) @IsOptional() @IsUUID() bankAccountId?: string;
   @ApiPropertyOptional({ description: 'Rate received at, base units per unit of the payment currency (default: the rate effective on the date; ignored for the base currency)', example: '1.0850000000' })
   @IsOptional() @Rate('rate') rate?: string;
+  @ApiPropertyOptional({ description: RATE_OVERRIDE_DOC, example: false }) @IsOptional() @IsBoolean() rateOverride?: boolean;
   @ApiPropertyOptional({ description: 'Reference', example: 'REFUND-77' }) @IsOptional() @IsString() @Length(0, 200) reference?: string;
 }
 

@@ -5,6 +5,7 @@ import { AppError } from '../../platform/errors/app-error.js';
 import { PlatformErrors } from '../../platform/errors/platform.errors.js';
 import { domainEventRow, emitEvent } from '../../platform/events/events.js';
 import { addDaysWithin } from '../../platform/http/calendar-date.js';
+import { requestHash } from '../../platform/http/idempotency-key.js';
 import { decodeKeyset, page } from '../../platform/http/pagination.js';
 import { ENTITLEMENT_GATE, type EntitlementGate } from '../../platform/http/tenant.js';
 import { Clock, today } from '../../platform/clock/clock.js';
@@ -21,6 +22,7 @@ import { assertAfterRevaluations, settlePendingReversals } from './revalued-date
 import { revenueRecognitionRepository } from './revenue-recognition.repository.js';
 import { ReceivablesErrors } from './receivables.errors.js';
 import { LedgerErrors } from '../ledger/ledger.errors.js';
+import { checkClientRate } from '../ledger/client-rate.js';
 import { creditedOnlySinceRevalued, effectiveRate, laterSettlementOfRevalued, receivablesRepository as repo, reversalsAfter, revaluedCarrying, type InvoiceLineRow, type InvoiceRow, type NewInvoice } from './receivables.repository.js';
 import type {
   CreateCreditNoteDto, CreateInvoiceDto, InvoiceDto, InvoicePage, InvoiceQuery, IssueInvoiceDto, TaxSummaryDto, VoidInvoiceDto,
@@ -258,6 +260,9 @@ export class InvoicesService {
     }
     const before = this.toDto(row, lines, taxCodes, currencyMu, today(this.clock));
     if (D(row.total).isZero()) return this.issueWithoutPosting(tx, row, rate, baseMu, currencyMu);
+    // a client's rate far from the table's would post the invoice (and every later settlement's realized FX) at it
+    const rateOverride = row.currency !== baseCurrency
+      ? await checkClientRate(tx, { currency: row.currency, date: row.invoiceDate, rate: dto.rate, override: dto.rateOverride, field: 'rate' }) : undefined;
     const creditOverride = credit?.creditLimit != null
       ? await this.checkCreditLimit(tx, row, credit, baseOf(row.total, await this.creditLimitRate(tx, row, rate, row.currency !== baseCurrency && dto.rate !== undefined), baseMu), baseCurrency, baseMu, dto)
       : undefined;
@@ -275,7 +280,7 @@ export class InvoicesService {
     }); // + number
     const audit = await this.audit.row(tx, {
       action: 'receivables.invoice_issued', entityType: 'invoice', entityId: id, before: { status: 'draft' },
-      after: { status, entryId: entry.id, rate, ...(creditOverride ? { creditLimitOverride: creditOverride } : {}) },
+      after: { status, entryId: entry.id, rate, ...(creditOverride ? { creditLimitOverride: creditOverride } : {}), ...(rateOverride ? { rateOverride } : {}) },
     }); // + number
     const numbered = repo.issueWithNextNumber(tx.db, tx.orgId, id, `${row.series}-${row.invoiceDate.slice(0, 4)}`, {
       rate, status, entryId: entry.id, baseSubtotal: baseOf(row.subtotal, rate, baseMu).toFixed(), baseTotal: baseOf(row.total, rate, baseMu).toFixed(),
@@ -449,9 +454,20 @@ export class InvoicesService {
   /**
    * A credit note of some or all lines of an issued invoice, issued at once at the invoice's rate: the reverse
    * posting (revenue and tax debited, AR credited) and an allocation that takes its total off the invoice.
-   * Its total may not exceed what is open on the invoice.
+   * Its total may not exceed what is open on the invoice. `key` (the Idempotency-Key header): the same key with the
+   * same request (the invoice's id and the body) answers the credit note created first and writes nothing (no entry,
+   * event or audit row); with another request it is a 409. Requests with one key run one after the other (its lock).
    */
-  async createCreditNote(tx: TenantTx, invoiceId: string, dto: CreateCreditNoteDto): Promise<InvoiceDto> {
+  async createCreditNote(tx: TenantTx, invoiceId: string, dto: CreateCreditNoteDto, key?: string): Promise<InvoiceDto> {
+    const idempotency = key ? { key, requestHash: requestHash({ invoiceId, ...dto }) } : undefined;
+    if (idempotency) {
+      await repo.lockIdempotencyKey(tx.db, tx.orgId, 'credit_note', idempotency.key);
+      const prior = await repo.creditNoteByKey(tx.db, tx.orgId, idempotency.key);
+      if (prior && prior.requestHash !== idempotency.requestHash) {
+        throw ReceivablesErrors.error('receivables.idempotency_conflict', `the Idempotency-Key "${idempotency.key}" was already used for a different credit note`);
+      }
+      if (prior) return this.get(tx, prior.id);
+    }
     await this.holdPostings(tx); // before the invoice's row and the recognition runs' lock (holdPostings)
     const inv = await this.row(tx, invoiceId, true);
     if (inv.kind !== 'invoice' || !['issued', 'partially_paid'].includes(inv.status)) {
@@ -543,7 +559,7 @@ export class InvoicesService {
     const cnId = await repo.insertInvoice(tx.db, tx.orgId, {
       kind: 'credit_note', customerId: inv.customerId, creditedInvoiceId: invoiceId, series: 'CN', invoiceDate: dto.date, dueDate: dto.date,
       currency: inv.currency, subtotal: fixed(subtotal, currencyMu), taxTotal: fixed(taxTotal, currencyMu), total: fixed(total, currencyMu),
-      memo: dto.memo ?? `Credit note for ${inv.number}`, createdBy: actor(tx),
+      memo: dto.memo ?? `Credit note for ${inv.number}`, createdBy: actor(tx), idempotency,
     });
     await repo.replaceLines(tx.db, tx.orgId, cnId, lines);
     const cn = await this.row(tx, cnId);

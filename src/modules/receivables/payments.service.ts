@@ -11,6 +11,7 @@ import { AuditService } from '../audit/audit.service.js';
 import { JournalService, noSettledReversals, settledReversalsAudit, type PostingLine, type SettledReversals } from '../ledger/journal.service.js';
 import { LedgerService } from '../ledger/ledger.service.js';
 import { LedgerErrors } from '../ledger/ledger.errors.js';
+import { checkClientRate, paymentHashesOf } from '../ledger/client-rate.js';
 import { baseOf, baseShare, D, fitsMinorUnits, fixed, rateText } from '../ledger/money.js';
 import { CustomersService } from './customers.service.js';
 import { actor, InvoicesService, statusFor } from './invoices.service.js';
@@ -203,9 +204,12 @@ export class PaymentsService {
    * Requests with one key run one after the other (repo.lockIdempotencyKey), so concurrent retries record one payment.
    */
   async create(tx: TenantTx, dto: CreatePaymentDto, key?: string): Promise<PaymentDto> {
-    const idempotency = key ? { key, requestHash: requestHash(dto) } : undefined;
+    // the request as it is meant (its currency resolved), so a payment sent without currency and then with the base
+    // currency is one request (paymentRequestHashes)
+    const hashes = key ? await paymentHashesOf(tx, dto, dto.date) : undefined;
+    const idempotency = key && hashes ? { key, requestHash: hashes.requestHash } : undefined;
     if (idempotency) {
-      const prior = await this.priorByKey(tx, 'payment', idempotency);
+      const prior = await this.priorByKey(tx, 'payment', idempotency, hashes!.accepted);
       if (prior) return this.get(tx, prior);
     }
     const customer = await this.customers.forPayment(tx, dto.customerId);
@@ -219,6 +223,7 @@ export class PaymentsService {
     const rate = currency === baseCurrency ? '1' : dto.rate ?? (await effectiveRate(tx.db, currency, dto.date));
     if (!rate) throw LedgerErrors.error('ledger.rate_missing', `no ${currency} rate on or before ${dto.date}`);
     const foreign = currency !== baseCurrency;
+    const rateOverride = foreign ? await checkClientRate(tx, { currency, date: dto.date, rate: dto.rate, override: dto.rateOverride, field: 'rate' }) : undefined;
     const planned = await this.plan(tx, dto.allocations ?? [], { customerId: customer.id, currency, foreign, rate, unallocated: amount, date: dto.date }, baseMu);
     const allocated = planned.reduce((s, p) => s.plus(p.amount), D(0));
     const common = { currency, rate, counterpartyType: 'customer', counterpartyId: customer.id };
@@ -242,23 +247,26 @@ export class PaymentsService {
       paymentId: id, customerId: customer.id, paymentDate: dto.date, currency, amount: fixed(amount, currencyMu), allocated: fixed(allocated, currencyMu), entryId: entry.id,
     });
     const payment = await this.get(tx, id);
-    await this.audit.record(tx, { action: 'receivables.payment_received', entityType: 'payment', entityId: id, after: { ...payment, ...settledReversalsAudit(fxEntries) } });
+    await this.audit.record(tx, { action: 'receivables.payment_received', entityType: 'payment', entityId: id, after: { ...payment, ...settledReversalsAudit(fxEntries), ...(rateOverride ? { rateOverride } : {}) } });
     return payment;
   }
 
   /**
-   * The payment (or the refund's payment) recorded before with this Idempotency-Key and the same request; undefined for a
+   * The payment (or the refund's, the allocation's payment) recorded before with this Idempotency-Key and the same request; undefined for a
    * key not used yet. Waits first for a request with the key in flight, so it reads what that one committed. The key
    * used with another request is a 409 receivables.idempotency_conflict.
    */
-  private async priorByKey(tx: TenantTx, kind: 'payment' | 'refund', idempotency: Idempotency): Promise<string | undefined> {
+  private async priorByKey(tx: TenantTx, kind: 'payment' | 'refund' | 'allocation', idempotency: Idempotency, accepted: string[] = [idempotency.requestHash]): Promise<string | undefined> {
     await repo.lockIdempotencyKey(tx.db, tx.orgId, kind, idempotency.key);
     const prior = kind === 'payment'
       ? await repo.paymentByKey(tx.db, tx.orgId, idempotency.key)
-      : await repo.refundByKey(tx.db, tx.orgId, idempotency.key).then((r) => r && { id: r.paymentId, requestHash: r.requestHash });
+      : kind === 'refund'
+        ? await repo.refundByKey(tx.db, tx.orgId, idempotency.key).then((r) => r && { id: r.paymentId, requestHash: r.requestHash })
+        // an allocation (or its reversal) with a key always is of a payment: a credit note's is written without one
+        : await repo.allocationByKey(tx.db, tx.orgId, idempotency.key).then((r) => r && { id: r.paymentId!, requestHash: r.requestHash });
     if (!prior) return undefined;
-    if (prior.requestHash !== idempotency.requestHash) {
-      throw ReceivablesErrors.error('receivables.idempotency_conflict', `the Idempotency-Key "${idempotency.key}" was already used for a different ${kind === 'payment' ? 'payment' : 'refund'}`);
+    if (prior.requestHash !== idempotency.requestHash && !accepted.includes(prior.requestHash)) {
+      throw ReceivablesErrors.error('receivables.idempotency_conflict', `the Idempotency-Key "${idempotency.key}" was already used for a different ${kind}`);
     }
     return prior.id;
   }
@@ -267,13 +275,14 @@ export class PaymentsService {
    * Writes the allocations; answers each with its id and what is open on its invoice after it, and the entries
    * settlePendingReversals posted for them (for the audit row).
    */
-  private async record(tx: TenantTx, planned: Planned[], p: { paymentId: string; date: string; entryId: string | null; foreign: boolean }): Promise<{ recorded: Recorded[]; fxEntries: SettledReversals }> {
+  private async record(tx: TenantTx, planned: Planned[], p: { paymentId: string; date: string; entryId: string | null; foreign: boolean; idempotency?: Idempotency }): Promise<{ recorded: Recorded[]; fxEntries: SettledReversals }> {
     const openAfter = new Map<string, { invoice: InvoiceRow; open: Decimal }>();
     const recorded: Recorded[] = [];
     for (const x of planned) {
       const id = await repo.insertAllocation(tx.db, tx.orgId, {
         invoiceId: x.invoice.id, paymentId: p.paymentId, date: p.date, amount: x.amount.toFixed(), invoiceBase: x.invoiceBase.toFixed(),
-        sourceBase: x.sourceBase.toFixed(), entryId: p.entryId, createdBy: actor(tx),
+        // an allocation request's key on its first row (the key is unique per organization)
+        sourceBase: x.sourceBase.toFixed(), entryId: p.entryId, createdBy: actor(tx), idempotency: recorded.length ? undefined : p.idempotency,
       });
       const o = openAfter.get(x.invoice.id) ?? { invoice: x.invoice, open: D(x.invoice.total).minus(x.invoice.allocated) };
       openAfter.set(x.invoice.id, { invoice: x.invoice, open: o.open.minus(x.amount) });
@@ -287,9 +296,15 @@ export class PaymentsService {
 
   /**
    * Allocates a payment's unallocated remainder (customer credit). Same currency on both sides; when the
-   * payment's rate differs from an invoice's, an entry moves the base difference to realized FX.
+   * payment's rate differs from an invoice's, an entry moves the base difference to realized FX. `key`: as a payment's
+   * (create); the request is the payment's id and the body; a replay answers the payment as it is now.
    */
-  async allocate(tx: TenantTx, paymentId: string, dto: AllocatePaymentDto): Promise<PaymentDto> {
+  async allocate(tx: TenantTx, paymentId: string, dto: AllocatePaymentDto, key?: string): Promise<PaymentDto> {
+    const idempotency = key ? { key, requestHash: requestHash({ paymentId, ...dto }) } : undefined;
+    if (idempotency) {
+      const prior = await this.priorByKey(tx, 'allocation', idempotency);
+      if (prior) return this.get(tx, prior);
+    }
     await this.invoices.holdPostings(tx); // before the payment's lock and the invoices' (InvoicesService.holdPostings)
     const payment = await repo.getPayment(tx.db, tx.orgId, paymentId, true);
     if (!payment) throw ReceivablesErrors.notFound('payment', paymentId);
@@ -306,7 +321,7 @@ export class PaymentsService {
     const entryId = await this.postFxAdjustment(tx, planned.map((p) => ({ ...p, currency: payment.currency, rate: payment.rate })), settings.arAccountId, baseMu, date, `FX on allocation of payment ${payment.reference ?? payment.id}`);
     // no FX difference, no posting to refuse the date: the allocation still changes what was open as of it
     if (!entryId) await assertOpenPeriod(this.ledger, tx, date);
-    const { recorded, fxEntries } = await this.record(tx, planned, { paymentId, date, entryId, foreign });
+    const { recorded, fxEntries } = await this.record(tx, planned, { paymentId, date, entryId, foreign, idempotency });
     // one event per allocation, each with what it left open on its invoice and of the credit (in request order)
     const mu = await this.ledger.currencyUnits(tx, payment.currency);
     let unallocated = D(payment.amount).minus(payment.allocated);
@@ -414,6 +429,8 @@ export class PaymentsService {
     await this.customers.cashAccount(tx, accountId, 'accountId');
     const rate = payment.currency === baseCurrency ? '1' : dto.rate ?? (await effectiveRate(tx.db, payment.currency, date));
     if (!rate) throw LedgerErrors.error('ledger.rate_missing', `no ${payment.currency} rate on or before ${date}`);
+    const rateOverride = payment.currency !== baseCurrency
+      ? await checkClientRate(tx, { currency: payment.currency, date, rate: dto.rate, override: dto.rateOverride, field: 'rate' }) : undefined;
     await assertAfterRevaluations(this.ledger, this.journal, tx, payment.currency !== baseCurrency ? [paymentId] : [], date, 'the refund');
     await this.assertNoLaterUseOfCredit(tx, paymentId, date, 'the refund');
     const sourceBase = shareOf(left, amount, payment.rate, baseMu, await this.creditCarrying(tx, paymentId, date));
@@ -437,15 +454,22 @@ export class PaymentsService {
       refundId: id, paymentId, customerId: payment.customerId, refundDate: date, currency: payment.currency, amount: fixed(amount, currencyMu), entryId: entry.id,
     });
     const after = await this.get(tx, paymentId);
-    await this.audit.record(tx, { action: 'receivables.credit_refunded', entityType: 'payment', entityId: paymentId, after: { ...after.refunds.find((r) => r.id === id), ...settledReversalsAudit(fxEntries) } });
+    await this.audit.record(tx, { action: 'receivables.credit_refunded', entityType: 'payment', entityId: paymentId, after: { ...after.refunds.find((r) => r.id === id), ...settledReversalsAudit(fxEntries), ...(rateOverride ? { rateOverride } : {}) } });
     return after;
   }
 
   /**
    * Undoes a payment allocation (a bounced payment, a mistake): a new allocation row with the opposite amount
    * that names the one it reverses; the posted rows stay as they were. The realized FX of the original is reversed.
+   * `key`: as an allocation's (its keys and a reversal's are one set); the request is the allocation's id and the body.
    */
-  async reverseAllocation(tx: TenantTx, allocationId: string, dto: ReverseReceivableAllocationDto): Promise<PaymentDto> {
+  async reverseAllocation(tx: TenantTx, allocationId: string, dto: ReverseReceivableAllocationDto, key?: string): Promise<PaymentDto> {
+    const idempotency = key ? { key, requestHash: requestHash({ allocationId, ...dto }) } : undefined;
+    if (idempotency) {
+      // before the checks of the allocation: the replay of a reversal answers it, not 409 already_reversed
+      const prior = await this.priorByKey(tx, 'allocation', idempotency);
+      if (prior) return this.get(tx, prior);
+    }
     const a = await repo.getAllocation(tx.db, tx.orgId, allocationId);
     if (!a) throw ReceivablesErrors.notFound('allocation', allocationId);
     if (!a.paymentId) throw ReceivablesErrors.error('receivables.invalid_status', 'a credit note\'s allocation cannot be undone');
@@ -505,7 +529,7 @@ export class PaymentsService {
       if (!entryId) await assertOpenPeriod(this.ledger, tx, date); // as an allocation's
       const reversalId = await translateDatabaseError(repo.insertAllocation(tx.db, tx.orgId, {
         invoiceId: a.invoiceId, paymentId: a.paymentId, date, amount: amount.neg().toFixed(), invoiceBase: invoiceBase.toFixed(), sourceBase: sourceBase.toFixed(),
-        reversesAllocationId: allocationId, entryId, createdBy: actor(tx),
+        reversesAllocationId: allocationId, entryId, createdBy: actor(tx), idempotency,
       }), { '23505': () => ReceivablesErrors.error('receivables.already_reversed', `allocation ${allocationId} is already reversed`) });
       // reopened before its share's revaluation rows are written (they read nothing of its status)
       await this.invoices.afterSettlement(tx, invoice, open.plus(amount), date);

@@ -33,12 +33,19 @@ const DOCUMENT_ERRORS = ['receivables.unknown_customer', 'receivables.customer_a
 /** Issue: the client's rate ("0": invalid_rate; too large for the total's base: invalid_amount) or the FX rate of the invoice
  * date (none: rate_missing); per-line rounding of a foreign invoice needs the rounding account. The invoice is looked up
  * first (404 invoice.not_found), and a draft exists only once the books are started, so never books_not_started. */
-const ISSUE_POSTING_ERRORS = [...DOCUMENT_POSTING_ERRORS, 'ledger.rate_missing', 'ledger.invalid_rate', 'ledger.invalid_amount', 'ledger.rounding_account_missing'] as const;
-/** What a retry with an Idempotency-Key answers (the key is unique per organization among payments, and among refunds). */
+const ISSUE_POSTING_ERRORS = [...DOCUMENT_POSTING_ERRORS, 'ledger.rate_missing', 'ledger.invalid_rate', 'ledger.rate_out_of_range', 'ledger.invalid_amount', 'ledger.rounding_account_missing'] as const;
+/** What a retry with an Idempotency-Key answers (keys are unique per organization among payments, refunds, credit notes, and allocations with their reversals). */
 const PAYMENT_KEY = 'Retry-safe: the same key with the same request answers 201 with the payment recorded first (as it is now) and records nothing; '
-  + 'with another request, 409 receivables.idempotency_conflict. 1 to 200 characters';
-const REFUND_KEY = 'Retry-safe: the same key with the same request (payment and body) answers 201 with the payment as it is after the refund made first, and refunds '
-  + 'nothing again; with another request, 409 receivables.idempotency_conflict. 1 to 200 characters';
+  + 'with another request of the same kind, 409 receivables.idempotency_conflict (keys are unique per organization within each kind of write). 1 to 200 characters';
+const REFUND_KEY = 'Retry-safe: the same key with the same request (payment and body) answers 201 with the payment (as it is now) and refunds '
+  + 'nothing again; with another request of the same kind, 409 receivables.idempotency_conflict (keys are unique per organization within each kind of write). 1 to 200 characters';
+const CREDIT_NOTE_KEY = 'Retry-safe: the same key with the same request (invoice and body) answers 201 with the credit note created first (as it is now) and credits '
+  + 'nothing again; with another request of the same kind, 409 receivables.idempotency_conflict (keys are unique per organization within each kind of write). 1 to 200 characters';
+/** An allocation's keys and a reversal's are one set (both are allocation rows). */
+const ALLOCATION_KEY = 'Retry-safe: the same key with the same request (payment and body) answers 201 with the payment (as it is now) and '
+  + 'allocates nothing again; with another allocation or reversal, 409 receivables.idempotency_conflict (keys are unique per organization within each kind of write). 1 to 200 characters';
+const REVERSAL_KEY = 'Retry-safe: the same key with the same request (allocation and body) answers 201 with the payment (as it is now) and '
+  + 'reverses nothing again (not 409 receivables.already_reversed); with another reversal or allocation, 409 receivables.idempotency_conflict (keys are unique per organization within each kind of write). 1 to 200 characters';
 /** An allocation's FX entry is at the payment's rate (with the base amounts it moves): no rate of its date is looked up. */
 const ALLOCATION_POSTING_ERRORS = DOCUMENT_POSTING_ERRORS;
 
@@ -230,15 +237,16 @@ export class InvoicesController {
     description: 'Lines that come to 0.00 (discounted 100 %) credit nothing: a credit note of 0.00 is refused (422 receivables.nothing_to_credit). '
       + 'Of an invoice FX revaluations revalued it takes what the invoice carries (at the last revaluation\'s rate, all of it when it credits what is open), as an allocation does: '
       + 'the difference to its own base at the invoice\'s rate is the credited share\'s revaluation, taken back off the unrealized FX account (no cash moved: nothing realized); dated before the last revaluation it is refused (422 receivables.before_revaluation), '
-      + 'as is one dated before a later allocation of a revalued invoice (422 receivables.before_later_settlement).' })
+      + 'as is one dated before a later allocation of a revalued invoice (422 receivables.before_later_settlement). Retry with the same Idempotency-Key: one credit note is created.' })
   @ApiCreatedResponse({ type: InvoiceDto })
   // an issued invoice had the settings, which are never unset; a line still deferred keeps the deferred revenue account
   // in the settings (it carries its balance: receivables.control_account_in_use): never settings_missing nor deferred_account_missing.
   // A revalued invoice's share goes back to the unrealized FX accounts, which its revaluation needed and the settings never unset: never fx_accounts_missing
   @ApiErrorCodes(...DOCUMENT_POSTING_ERRORS, 'ledger.rounding_account_missing', 'receivables.invalid_status', 'receivables.credit_lines', 'receivables.nothing_to_credit',
-    'receivables.before_revaluation', 'receivables.before_later_settlement')
-  creditNote(@Tx() tx: TenantTx, @IdParam('invoiceId', 'invoice') id: string, @Body() dto: CreateCreditNoteDto): Promise<InvoiceDto> {
-    return this.invoices.createCreditNote(tx, id, dto);
+    'receivables.before_revaluation', 'receivables.before_later_settlement', 'receivables.idempotency_conflict')
+  creditNote(@Tx() tx: TenantTx, @IdParam('invoiceId', 'invoice') id: string, @Body() dto: CreateCreditNoteDto,
+    @IdempotencyKey(CREDIT_NOTE_KEY) key: string | undefined): Promise<InvoiceDto> {
+    return this.invoices.createCreditNote(tx, id, dto, key);
   }
 
   @Get(':invoiceId/pdf')
@@ -287,7 +295,7 @@ export class PaymentsController {
   @ApiCreatedResponse({ type: PaymentDto })
   @ApiErrors(402)
   // the client's currency and rate, as an invoice's issue (no rounding: every base amount is given, the deposit's at the payment's rate)
-  @ApiErrorCodes(...DOCUMENT_POSTING_ERRORS, 'ledger.unknown_currency', 'ledger.rate_missing', 'ledger.invalid_rate', 'ledger.invalid_amount',
+  @ApiErrorCodes(...DOCUMENT_POSTING_ERRORS, 'ledger.unknown_currency', 'ledger.rate_missing', 'ledger.invalid_rate', 'ledger.rate_out_of_range', 'ledger.invalid_amount',
     'receivables.unknown_customer', 'receivables.account_not_postable', 'receivables.control_account', 'receivables.invalid_amount',
     'receivables.over_allocation', 'receivables.exceeds_payment', 'receivables.wrong_customer', 'receivables.currency_mismatch', 'receivables.invalid_status',
     'receivables.settings_missing', 'receivables.fx_accounts_missing', 'invoice.not_found', 'receivables.idempotency_conflict', 'receivables.before_revaluation', 'receivables.before_later_settlement')
@@ -308,13 +316,15 @@ export class PaymentsController {
   @RequireRole(...BOOKKEEPER_ROLES)
   @ApiOperation({ operationId: 'createAllocation', summary: 'Allocate a payment\'s unallocated remainder (customer credit) to open invoices',
     description: 'Its date must be in an open fiscal period (ledger.period_closed, ledger.no_fiscal_year), also when no FX entry is posted: it changes what was open as of it. '
-      + 'Emits payment.allocated for each allocation (and invoice.paid for an invoice it pays in full).' })
+      + 'Emits payment.allocated for each allocation (and invoice.paid for an invoice it pays in full). Retry with the same Idempotency-Key: it is allocated once.' })
   @ApiCreatedResponse({ type: PaymentDto })
   // a payment is recorded only with the receivables settings, which are never unset: never settings_missing (nor on its refunds and reversals)
   @ApiErrorCodes(...ALLOCATION_POSTING_ERRORS, 'receivables.invalid_amount', 'receivables.over_allocation', 'receivables.exceeds_payment', 'receivables.wrong_customer',
-    'receivables.currency_mismatch', 'receivables.invalid_status', 'receivables.fx_accounts_missing', 'invoice.not_found', 'receivables.before_revaluation', 'receivables.before_later_settlement')
-  allocate(@Tx() tx: TenantTx, @IdParam('customerPaymentId', 'payment') id: string, @Body() dto: AllocatePaymentDto): Promise<PaymentDto> {
-    return this.payments.allocate(tx, id, dto);
+    'receivables.currency_mismatch', 'receivables.invalid_status', 'receivables.fx_accounts_missing', 'invoice.not_found', 'receivables.before_revaluation', 'receivables.before_later_settlement',
+    'receivables.idempotency_conflict')
+  allocate(@Tx() tx: TenantTx, @IdParam('customerPaymentId', 'payment') id: string, @Body() dto: AllocatePaymentDto,
+    @IdempotencyKey(ALLOCATION_KEY) key: string | undefined): Promise<PaymentDto> {
+    return this.payments.allocate(tx, id, dto, key);
   }
 
   @Post('payments/:customerPaymentId/refunds')
@@ -323,7 +333,7 @@ export class PaymentsController {
   @ApiOperation({ operationId: 'refundCustomerCredit', summary: 'Pay customer credit (a payment\'s unallocated remainder) back: AR debit, bank credit, realized FX at the refund date\'s rate' })
   @ApiCreatedResponse({ type: PaymentDto })
   // the client's rate of the refund date, as a payment's (its currency is the payment's)
-  @ApiErrorCodes(...DOCUMENT_POSTING_ERRORS, 'ledger.rate_missing', 'ledger.invalid_rate', 'ledger.invalid_amount', 'receivables.invalid_amount', 'receivables.exceeds_credit',
+  @ApiErrorCodes(...DOCUMENT_POSTING_ERRORS, 'ledger.rate_missing', 'ledger.invalid_rate', 'ledger.rate_out_of_range', 'ledger.invalid_amount', 'receivables.invalid_amount', 'receivables.exceeds_credit',
     'receivables.account_not_postable', 'receivables.control_account', 'receivables.fx_accounts_missing', 'receivables.idempotency_conflict', 'receivables.before_revaluation', 'receivables.before_later_settlement')
   refund(@Tx() tx: TenantTx, @IdParam('customerPaymentId', 'payment') id: string, @Body() dto: RefundCustomerCreditDto,
     @IdempotencyKey(REFUND_KEY) key: string | undefined): Promise<PaymentDto> {
@@ -337,12 +347,14 @@ export class PaymentsController {
     description: 'Its date must be in an open fiscal period (ledger.period_closed, ledger.no_fiscal_year), also when no FX entry is posted. Emits payment.allocation_reversed. '
       + 'The realized FX result is reversed on the account the original result went to (read from its entry); what FX revaluations (or their reversals) dated since the allocation changed of the share '
       + 'comes back on the unrealized FX accounts they moved, with the invoice\'s revaluation rows (what the allocation\'s window compensation realized of it is unrealized again; a revaluation\'s reversal posted ahead takes its part back off on its own date). Dated before the last FX revaluation of the invoice or the payment\'s credit: 422 receivables.before_revaluation; '
-      + 'dated before a later allocation (or reversal) of a revalued invoice, or a later use of a revalued payment credit: 422 receivables.before_later_settlement.' })
+      + 'dated before a later allocation (or reversal) of a revalued invoice, or a later use of a revalued payment credit: 422 receivables.before_later_settlement. '
+      + 'Retry with the same Idempotency-Key: the replay answers the reversal made first (not 409 receivables.already_reversed).' })
   @ApiCreatedResponse({ type: PaymentDto })
   @ApiErrorCodes(...ALLOCATION_POSTING_ERRORS, 'receivables.already_reversed', 'receivables.invalid_status', 'receivables.fx_accounts_missing', 'receivables.before_revaluation',
-    'receivables.before_later_settlement')
-  reverse(@Tx() tx: TenantTx, @IdParam('receivableAllocationId', 'allocation') id: string, @Body() dto: ReverseReceivableAllocationDto): Promise<PaymentDto> {
-    return this.payments.reverseAllocation(tx, id, dto);
+    'receivables.before_later_settlement', 'receivables.idempotency_conflict')
+  reverse(@Tx() tx: TenantTx, @IdParam('receivableAllocationId', 'allocation') id: string, @Body() dto: ReverseReceivableAllocationDto,
+    @IdempotencyKey(REVERSAL_KEY) key: string | undefined): Promise<PaymentDto> {
+    return this.payments.reverseAllocation(tx, id, dto, key);
   }
 
   @Get('aging')

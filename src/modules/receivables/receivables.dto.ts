@@ -1,11 +1,13 @@
 import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
 import { Transform, Type } from 'class-transformer';
 import {
-  ArrayMaxSize, ArrayMinSize, IsBoolean, IsEmail, IsIn, IsInt, IsOptional, IsString, IsUUID, Length, Matches, Max, Min,
+  ArrayMaxSize, ArrayMinSize, IsBoolean, IsIn, IsInt, IsOptional, IsString, IsUUID, Length, Matches, Max, Min,
 } from 'class-validator';
 import { CalendarDate } from '../../platform/http/calendar-date.js';
+import { IsEmailAddress } from '../auth/email-address.validator.js';
 import { PAYMENT_METHODS, Amount, Currency, Percent, Quantity, Rate } from '../../platform/http/money.js';
 import { NestedList } from '../../platform/http/nested-list.js';
+import { RATE_OVERRIDE_DOC } from '../ledger/client-rate.js';
 import { PageInfo } from '../../platform/http/openapi.js';
 import { PageQuery } from '../../platform/http/pagination.js';
 
@@ -30,7 +32,7 @@ export class SetReceivablesSettingsDto {
 export class CreateCustomerDto {
   @ApiProperty({ description: 'Name of the customer (1 to 200 characters, trimmed)', example: 'Globex GmbH' }) @Transform(({ value }) => (typeof value === 'string' ? value.trim() : value)) @IsString() @Length(1, 200) name: string;
   @ApiPropertyOptional({ description: 'Contact person (personal data)', example: 'Hank Scorpio' }) @IsOptional() @IsString() @Length(0, 200) contactPerson?: string;
-  @ApiPropertyOptional({ description: 'Billing e-mail (personal data)', example: 'billing@globex.example' }) @IsOptional() @IsEmail() @Length(0, 320) email?: string;
+  @ApiPropertyOptional({ description: 'Billing e-mail (personal data)', example: 'billing@globex.example' }) @IsOptional() @IsEmailAddress() @Length(0, 320) email?: string;
   @ApiPropertyOptional({ description: 'Phone (personal data)', example: '+49 30 1234567' }) @IsOptional() @IsString() @Length(0, 50) phone?: string;
   @ApiPropertyOptional({ description: 'Tax id (VAT number)', example: 'DE123456789' }) @IsOptional() @IsString() @Length(0, 50) taxId?: string;
   @ApiPropertyOptional({ description: 'Billing address, lines separated by newlines', example: 'Friedrichstr. 1\n10117 Berlin' }) @IsOptional() @IsString() @Length(0, 1000) billingAddress?: string;
@@ -45,7 +47,7 @@ export class CreateCustomerDto {
 export class UpdateCustomerDto {
   @ApiPropertyOptional({ description: 'Name of the customer (1 to 200 characters, trimmed)', example: 'Globex AG' }) @IsOptional() @Transform(({ value }) => (typeof value === 'string' ? value.trim() : value)) @IsString() @Length(1, 200) name?: string;
   @ApiPropertyOptional({ description: 'Contact person (personal data)', example: 'Hank Scorpio' }) @IsOptional() @IsString() @Length(0, 200) contactPerson?: string;
-  @ApiPropertyOptional({ description: 'Billing e-mail (personal data)', example: 'ap@globex.example' }) @IsOptional() @IsEmail() @Length(0, 320) email?: string;
+  @ApiPropertyOptional({ description: 'Billing e-mail (personal data)', example: 'ap@globex.example' }) @IsOptional() @IsEmailAddress() @Length(0, 320) email?: string;
   @ApiPropertyOptional({ description: 'Phone (personal data)', example: '+49 30 7654321' }) @IsOptional() @IsString() @Length(0, 50) phone?: string;
   @ApiPropertyOptional({ description: 'Tax id (VAT number)', example: 'DE123456789' }) @IsOptional() @IsString() @Length(0, 50) taxId?: string;
   @ApiPropertyOptional({ description: 'Billing address', example: 'Unter den Linden 5\n10117 Berlin' }) @IsOptional() @IsString() @Length(0, 1000) billingAddress?: string;
@@ -187,6 +189,7 @@ export class IssueInvoiceDto {
     example: false,
   })
   @IsOptional() @IsBoolean() overrideCreditLimit?: boolean;
+  @ApiPropertyOptional({ description: RATE_OVERRIDE_DOC, example: false }) @IsOptional() @IsBoolean() rateOverride?: boolean;
 }
 
 @ApiSchema({ description: 'Void an issued invoice: its posting is reversed' })
@@ -222,6 +225,7 @@ export class CreatePaymentDto {
   @ApiProperty({ description: 'Amount received', example: '500.00' }) @Amount('amount') amount: string;
   @ApiPropertyOptional({ description: 'Currency (default: the base currency)', example: 'EUR' }) @IsOptional() @Currency('currency') currency?: string;
   @ApiPropertyOptional({ description: 'Rate received at (default: the rate effective on the date)', example: '1.0850000000' }) @IsOptional() @Rate('rate') rate?: string;
+  @ApiPropertyOptional({ description: RATE_OVERRIDE_DOC, example: false }) @IsOptional() @IsBoolean() rateOverride?: boolean;
   @ApiProperty({ format: 'uuid', description: 'Cash or bank account debited', example: '2e1d0c9b-8a79-4685-9473-a2b1c0d9e8f7' }) @IsUUID() depositAccountId: string;
   @ApiProperty({ enum: PAYMENT_METHODS, description: 'How it was paid', example: 'bank_transfer' }) @IsIn(PAYMENT_METHODS) method: string;
   @ApiPropertyOptional({ description: 'Bank reference', example: 'SEPA 2026-02-01 4711' }) @IsOptional() @IsString() @Length(0, 200) reference?: string;
@@ -243,6 +247,7 @@ export class RefundCustomerCreditDto {
   @ApiPropertyOptional({ format: 'uuid', description: 'Cash or bank account credited (default: the payment\'s deposit account)', example: '2e1d0c9b-8a79-4685-9473-a2b1c0d9e8f7' }) @IsOptional() @IsUUID() accountId?: string;
   @ApiPropertyOptional({ enum: PAYMENT_METHODS, description: 'How it was paid back (default: bank_transfer)', example: 'bank_transfer' }) @IsOptional() @IsIn(PAYMENT_METHODS) method?: string;
   @ApiPropertyOptional({ description: 'Rate of the refund date (default: the rate effective on the date)', example: '1.0850000000' }) @IsOptional() @Rate('rate') rate?: string;
+  @ApiPropertyOptional({ description: RATE_OVERRIDE_DOC, example: false }) @IsOptional() @IsBoolean() rateOverride?: boolean;
   @ApiPropertyOptional({ description: 'Bank reference', example: 'SEPA refund 4712' }) @IsOptional() @IsString() @Length(0, 200) reference?: string;
 }
 
