@@ -11,7 +11,7 @@ import { createTestApp, startApp, type TestApp } from '../support/app.js';
 import { createOrg, onPlan, registerUser, type TestUser } from '../support/factories.js';
 import { startOpenAiDouble, type OpenAiDouble } from '../support/doubles/openai-double.js';
 import { testKeys } from '../integrations/keys.js';
-import { agentsUrl } from './agents-support.js';
+import { agentsUrl, usagelessInput } from './agents-support.js';
 
 /**
  * A run cancelled through the API of another instance than the one executing it (two applications on one database):
@@ -30,7 +30,8 @@ describe('a run cancelled through another instance', () => {
   /** the timers of A's provider calls: the test cuts a call (no wait on the wall clock) */
   const timers: (() => void)[] = [];
   const messages = [{ role: 'user', content: 'What is our cash?' }];
-  const input = countChatInputTokens([{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'What is our cash?' }]);
+  // a cut call (no usage reported) is billed its input at gpt-4o's margin over the count
+  const input = usagelessInput(countChatInputTokens([{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'What is our cash?' }]));
   // gpt-4o: 2.50 USD per million input tokens
   const inputCost = new Decimal(input).times('2.5').div(1_000_000).toFixed(8);
 

@@ -11,7 +11,7 @@ import { ManualClock } from '../support/clock.js';
 import { addMember, createOrg, onPlan, registerUser, type TestUser } from '../support/factories.js';
 import { startOpenAiDouble, type OpenAiDouble } from '../support/doubles/openai-double.js';
 import { testKeys } from '../integrations/keys.js';
-import { agentsUrl } from './agents-support.js';
+import { agentsUrl, usagelessInput } from './agents-support.js';
 
 /**
  * The finishes of a run's execution that last session's internal failure left out. An interactive run failed at once
@@ -36,7 +36,8 @@ describe('the finishes of a run\'s execution', () => {
   /** the timers of the app's provider calls: never fired here (a hung call ends by its cancel) */
   const timers: (() => void)[] = [];
   const messages = [{ role: 'user', content: 'What is our cash?' }];
-  const input = countChatInputTokens([{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'What is our cash?' }]);
+  // a cut call (no usage reported) is billed its input at gpt-4o's margin over the count
+  const input = usagelessInput(countChatInputTokens([{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'What is our cash?' }]));
   // gpt-4o: 2.50 input, 10.00 output per million tokens
   const gpt4oCost = (inputTokens: number, outputTokens: number) => new Decimal(inputTokens).times('2.5').plus(new Decimal(outputTokens).times(10)).div(1_000_000).toFixed(8);
   const internalMessage = 'the run failed unexpectedly (an internal error)';

@@ -12,7 +12,7 @@ import { ManualClock } from '../support/clock.js';
 import { createOrg, onPlan, registerUser, type TestUser } from '../support/factories.js';
 import { startOpenAiDouble, type OpenAiDouble } from '../support/doubles/openai-double.js';
 import { testKeys } from '../integrations/keys.js';
-import { agentsUrl } from './agents-support.js';
+import { agentsUrl, usagelessInput } from './agents-support.js';
 import { startPartialStreamDouble } from './partial-stream-double.js';
 
 /**
@@ -72,8 +72,9 @@ describe('a run whose executing instance is lost', () => {
   };
   const usage = async () => (await a.db.admin.query(
     'SELECT spent_cost::text, reserved_cost::text, spent_tokens::int, reserved_tokens::int FROM ai.budget_usage WHERE budget_id = $1', [budget])).rows[0];
-  const input = countChatInputTokens([{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'What is our cash?' }]);
-  // a call cut by its timer is billed its input: gpt-4o, 2.50 USD per million input tokens
+  const counted = countChatInputTokens([{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'What is our cash?' }]);
+  // a call cut by its timer is billed its input, at gpt-4o's margin over the count (no usage reported): 2.50 USD per million input tokens
+  const input = usagelessInput(counted);
   const cutCost = new Decimal(input).times('2.5').div(1_000_000).toFixed(8);
   const noTokens = { inputTokens: 0, outputTokens: 0, cachedInputTokens: 0, cacheWriteTokens: 0 };
   /** the sweep's audit row of an interactive run it failed with nothing stored */
@@ -275,7 +276,7 @@ describe('a run whose executing instance is lost', () => {
     await onPlan(a, org, 'professional');
     const spender = (await a.http.post(agentsUrl(org)).set(owner.auth)
       .send({ name: 'Retrier', type: 'assistant', instructions: 'Be brief.', modelId: 'gpt-4o', maxOutputTokens: 1000, maxSteps: 2 }).expect(201)).body.id as string;
-    const worst = Math.ceil(input * 1.1) + 16 + 1000;
+    const worst = usagelessInput(counted) + 1000;
     const limited = (await a.http.post(`/v1/orgs/${org}/ai/budgets`).set(owner.auth).send({ agentId: spender, tokenLimit: worst }).expect(201)).body.id as string;
     const limitedUsage = async () => (await a.db.admin.query(
       'SELECT spent_cost::text, reserved_cost::text, spent_tokens::int, reserved_tokens::int FROM ai.budget_usage WHERE budget_id = $1', [limited])).rows[0];

@@ -112,9 +112,20 @@ describe('graceful shutdown with an open agent run stream', () => {
 
     const result = events.split('\n\n').find((e) => e.startsWith('event: result\n'));
     expect(result).toBeDefined();
-    expect(JSON.parse(result!.slice(result!.indexOf('data: ') + 6))).toMatchObject({ status: 'cancelled', stopReason: 'cancelled', errorClass: 'cancelled' });
-    const { rows } = await db.admin.query(`SELECT status, stop_reason, error_class FROM ai.runs WHERE org_id = $1`, [orgId]);
-    expect(rows).toEqual([{ status: 'cancelled', stop_reason: 'cancelled', error_class: 'cancelled' }]);
+    expect(JSON.parse(result!.slice(result!.indexOf('data: ') + 6))).toMatchObject({
+      status: 'cancelled', stopReason: 'cancelled', errorClass: 'cancelled', errorMessage: 'cut as the server shut down',
+    });
+    const { rows } = await db.admin.query(`SELECT id, status, stop_reason, error_class, error_message, started_by FROM ai.runs WHERE org_id = $1`, [orgId]);
+    expect(rows).toEqual([{
+      id: expect.any(String), status: 'cancelled', stop_reason: 'cancelled', error_class: 'cancelled', error_message: 'cut as the server shut down', started_by: expect.any(String),
+    }]);
     expect((await db.admin.query('SELECT count(*)::int AS n FROM ai.budget_reservations')).rows[0].n).toBe(0);
+    // audited as cut by the shutdown (its actor is its starter, whose transaction finished it): not as if they cancelled it
+    const { rows: audits } = await db.admin.query(`SELECT action, actor_id, after->>'reason' AS reason FROM core.audit_logs
+      WHERE org_id = $1 AND entity_type = 'ai_run' AND entity_id = $2 ORDER BY id`, [orgId, rows[0].id]);
+    expect(audits).toEqual([
+      { action: 'ai.run_started', actor_id: rows[0].started_by, reason: null },
+      { action: 'ai.run_cancelled', actor_id: rows[0].started_by, reason: 'server_shutdown' },
+    ]);
   }, 60_000);
 });

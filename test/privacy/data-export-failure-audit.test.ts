@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, jest } from '@jest/globals';
@@ -15,7 +15,9 @@ const sqlError = (code: string, message: string) => Object.assign(new Error(mess
  * An export's failure was not audited (review, LOW): its request and its completion were (data_export.requested,
  * .completed), but an export failed by its job (an error, a timeout, a failure that may pass on the job's last try) or
  * by the request that found its job given up left no entry. Each failure is now audited once, as the system's, in the
- * export's organization, with its reason (as stored on the row), in the transaction that fails it.
+ * export's organization, with the class of its reason (error, timeout, database_unavailable, abandoned), in the
+ * transaction that fails it. The reason's text stays on the export's row: it may name the server's paths, and the
+ * organization's audit-log API serves the audit (review B2: the exports directory's path was shown there).
  */
 describe('data exports: a failure is audited once, with its reason', () => {
   let t: TestApp;
@@ -44,29 +46,29 @@ describe('data exports: a failure is audited once, with its reason', () => {
     org_id: orgId, action: 'data_export.failed', actor_id: null, principal_type: 'system', after: { kind, reason }, has_request: hasRequest,
   });
 
-  it('a job\'s error: audited once with it; the next drain and a new request add none', async () => {
+  it('a job\'s error: audited once as an error (its message on the row); the next drain and a new request add none', async () => {
     const orgId = await createOrg(t, owner, 'Error Ltd');
     const id = await request(orgId);
     jest.spyOn(repo, 'stream').mockRejectedValue(new Error('disk full (simulated)'));
     await t.app.get(OutboxRelay).drain();
     expect(await exportRow(id)).toEqual({ status: 'failed', error: 'disk full (simulated)' });
-    expect(await audits(id)).toEqual([failed(orgId, 'organization', 'disk full (simulated)')]);
+    expect(await audits(id)).toEqual([failed(orgId, 'organization', 'error')]);
 
     jest.restoreAllMocks();
     await t.app.get(OutboxRelay).drain();
     const again = await request(orgId);
     await t.app.get(OutboxRelay).drain();
-    expect(await audits(id)).toEqual([failed(orgId, 'organization', 'disk full (simulated)')]);
+    expect(await audits(id)).toEqual([failed(orgId, 'organization', 'error')]);
     expect((await audits(again)).map((a) => a.action)).toEqual(['data_export.completed']);
   });
 
-  it('a statement timeout: audited with its message', async () => {
+  it('a statement timeout: audited as a timeout, its message on the row', async () => {
     const orgId = await createOrg(t, owner, 'Timeout Ltd');
     const id = await request(orgId);
     jest.spyOn(repo, 'stream').mockRejectedValue(sqlError('57014', 'canceling statement due to statement timeout'));
     await t.app.get(OutboxRelay).drain();
     expect(await exportRow(id)).toEqual({ status: 'failed', error: 'canceling statement due to statement timeout' });
-    expect(await audits(id)).toEqual([failed(orgId, 'organization', 'canceling statement due to statement timeout')]);
+    expect(await audits(id)).toEqual([failed(orgId, 'organization', 'timeout')]);
   });
 
   it('a failure that may pass: not audited while it is retried, audited once on the job\'s last try', async () => {
@@ -82,7 +84,7 @@ describe('data exports: a failure is audited once, with its reason', () => {
     await t.db.admin.query(`UPDATE core.outbox SET available_at = now() - interval '1 second' WHERE topic = $1 AND payload->>'exportId' = $2`, [DATA_EXPORT_JOB, id]);
     await t.app.get(OutboxRelay).drain();
     expect(await exportRow(id)).toEqual({ status: 'failed', error: 'connection failure during the export (simulated)' });
-    expect(await audits(id)).toEqual([failed(orgId, 'organization', 'connection failure during the export (simulated)')]);
+    expect(await audits(id)).toEqual([failed(orgId, 'organization', 'database_unavailable')]);
   });
 
   it('an export whose job was given up: audited when the next request fails it (naming that request), organization\'s and person\'s', async () => {
@@ -95,13 +97,34 @@ describe('data exports: a failure is audited once, with its reason', () => {
     }
     await request(orgId);
     expect(await exportRow(orgExport)).toEqual({ status: 'failed', error: 'its job was given up after its last try' });
-    expect(await audits(orgExport)).toEqual([failed(orgId, 'organization', 'its job was given up after its last try', true)]);
+    expect(await audits(orgExport)).toEqual([failed(orgId, 'organization', 'abandoned', true)]);
 
     await t.http.post('/v1/me/data-export').set(owner.auth).expect(202);
     expect(await exportRow(personal)).toEqual({ status: 'failed', error: 'its job was given up after its last try' });
-    expect(await audits(personal)).toEqual([failed(owner.personalOrgId, 'person', 'its job was given up after its last try', true)]);
+    expect(await audits(personal)).toEqual([failed(owner.personalOrgId, 'person', 'abandoned', true)]);
     // refused as in progress afterwards (the new ones' jobs are pending): nothing more failed, nothing more audited
     expect((await t.http.post(`/v1/orgs/${orgId}/data-export`).set(owner.auth).expect(409)).body.error.code).toBe('privacy.export_in_progress');
     expect(await audits(orgExport)).toHaveLength(1);
+  });
+
+  it('an exports directory that cannot be created: its path on the export\'s row only, not in the audit log the organization reads', async () => {
+    const blocked = await createTestApp({ DATA_EXPORT_DIR: join(dir, 'a-file', 'exports'), REDIS_URL: '' });
+    try {
+      writeFileSync(join(dir, 'a-file'), 'in the way');
+      const admin = await registerUser(blocked, 'nodirowner');
+      const orgId = await createOrg(blocked, admin, 'No Directory Ltd');
+      const id = (await blocked.http.post(`/v1/orgs/${orgId}/data-export`).set(admin.auth).expect(202)).body.id as string;
+      await blocked.app.get(OutboxRelay).drain();
+      const { rows: [row] } = await blocked.db.admin.query(`SELECT status, error FROM core.data_exports WHERE id = $1`, [id]);
+      expect(row.status).toBe('failed');
+      expect(row.error).toContain(join(dir, 'a-file'));
+      expect((await blocked.http.get(`/v1/orgs/${orgId}/data-exports/${id}`).set(admin.auth).expect(200)).body)
+        .toMatchObject({ status: 'failed', error: 'the export failed; ask for a new one' });
+      const served = (await blocked.http.get(`/v1/orgs/${orgId}/audit-logs?action=data_export.failed`).set(admin.auth).expect(200)).body;
+      expect(served.items).toEqual([expect.objectContaining({ action: 'data_export.failed', entityId: id, after: { kind: 'organization', reason: 'error' } })]);
+      expect(JSON.stringify(served)).not.toContain(dir);
+    } finally {
+      await blocked.close();
+    }
   });
 });

@@ -127,6 +127,23 @@ export const agentsRepository = {
     return k?.secret_hash;
   },
 
+  /**
+   * Privileged: who started the run `runId` as its row records it, for its job to check the starter its payload names
+   * (runJob): the person (started_by), the API key (api_key_id), or, both null, the actor of its ai.run_started audit
+   * row when a service started it (`service:<name>`; written in the transaction that created the run). Undefined when
+   * there is no such run.
+   */
+  async runStarter(db: Db, orgId: string, runId: string): Promise<{ startedBy: string | null; apiKeyId: string | null; service: string | null } | undefined> {
+    const [r] = await db.run(qb.selectFrom('ai.runs as r')
+      .select(['r.started_by', 'r.api_key_id'])
+      .select((eb) => eb.selectFrom('core.audit_logs as a').select('a.actor_id')
+        .where('a.org_id', '=', orgId).where('a.entity_type', '=', 'ai_run').where('a.entity_id', '=', runId)
+        .where('a.action', '=', 'ai.run_started').where('a.principal_type', '=', 'service')
+        .orderBy('a.id').limit(1).as('service'))
+      .where('r.org_id', '=', orgId).where('r.id', '=', runId));
+    return r && { startedBy: r.started_by, apiKeyId: r.api_key_id ?? null, service: r.service ?? null };
+  },
+
   // ---------------------------------------------------------------- agents
   async countAgents(db: Db): Promise<number> {
     // RLS keeps it to the request's organization

@@ -81,6 +81,24 @@ function jobStarter(p: Principal): JobStarter {
   }
 }
 
+/** Whether the starter a job's payload names is the one its run records (AgentsRepository.runStarter). */
+function sameStarter(named: JobStarter, recorded: { startedBy: string | null; apiKeyId: string | null; service: string | null }): boolean {
+  switch (named.kind) {
+    case 'user':
+      return recorded.startedBy === named.userId && recorded.apiKeyId === null;
+    case 'apiKey':
+      return recorded.apiKeyId === named.keyId && recorded.startedBy === null;
+    case 'service':
+      return recorded.startedBy === null && recorded.apiKeyId === null && recorded.service === `service:${named.name}`;
+  }
+}
+
+/** A job's payload names another starter than its run records (or none): the run is failed, as RUN_FAILER. */
+class ForgedStarter {
+  readonly message = 'the job does not name the starter its run records';
+  readonly refusal = PlatformErrors.error('auth.unauthorized', 'the job\'s starter is not the run\'s');
+}
+
 /**
  * How long a job's run may wait for its job to take it (its lease from creation: started_at plus this): past it, the
  * sweep fails it (worker_lost). The queue retries a job that fails (its loading step: a provider key that cannot be
@@ -265,6 +283,9 @@ export function runFinishedAudit(run: RunDto, extra: Record<string, unknown> = {
   };
 }
 
+/** The errorMessage of a run cut as the server shut down (cutAtShutdown); its audit's reason is server_shutdown. */
+const SERVER_SHUTDOWN_MESSAGE = 'cut as the server shut down';
+
 /** A cancelled run's errorMessage: who cancelled it (a person, an API key named by its id, a service). */
 export const cancelledBy = (p: Principal): string =>
   p.kind === 'apiKey' ? `cancelled by API key ${p.keyId}` : p.kind === 'service' ? `cancelled by a service (${p.name})` : 'cancelled by a person';
@@ -310,6 +331,8 @@ export class RunsService implements OnModuleInit {
   private readonly logger = new Logger(RunsService.name);
   /** runs executing in this process, for cancellation */
   private readonly active = new Map<string, AbortController>();
+  /** Runs executing here cut as the server shuts down (cutAtShutdown): their finish says so (finish). */
+  private readonly cutAtShutdownRuns = new Set<string>();
   /**
    * runs executing here that a person cancelled (here, or in another process while a call was in flight): their
    * agent.run.failed event is emitted by the execution once the cut call's step is stored (what the budget was charged),
@@ -388,7 +411,10 @@ export class RunsService implements OnModuleInit {
   private async runJob(job: Job): Promise<void> {
     const { runId, agentId } = job.payload as { runId: string; agentId: string };
     const meta = { requestId: `job:${job.id}` };
-    const principal = await this.jobPrincipal(job);
+    const principal = await this.jobPrincipal(job, runId);
+    // the payload names another starter than the run's (rewritten in the outbox or Redis): the run is failed, nothing
+    // runs as the principal it names
+    if (principal instanceof ForgedStarter) return this.failUntakenRun(job, runId, meta, principal.refusal, principal.message);
     // the starter is gone (their account erased, their API key deleted): refused as their request would be
     if (principal instanceof AppError) return this.failUntakenRun(job, runId, meta, principal);
     const loaded = await this.db.tenant(principal, job.orgId, meta, async (tx) => {
@@ -426,19 +452,25 @@ export class RunsService implements OnModuleInit {
   /**
    * Who a job's run executes as: its starter (JobStarter), their e-mail (the claims carry it) or their API key's secret
    * hash (begin_key_request verifies it, and the key's revocation and expiry) read on the privileged path. A job queued
-   * before payloads held ids only names its principal whole. An AppError when the starter is gone.
+   * before payloads held ids only names its principal whole. The starter the payload names must be the one the run
+   * records (runStarter): the payload is kept in the outbox and in Redis, whose writer could otherwise run a viewer's run
+   * as its owner, or as a service. ForgedStarter when it is not (or names none); an AppError when the starter is gone.
    */
-  private async jobPrincipal(job: Job): Promise<Principal | AppError> {
+  private async jobPrincipal(job: Job, runId: string): Promise<Principal | AppError | ForgedStarter> {
     const payload = job.payload as { starter?: JobStarter; principal?: Principal };
-    if (!payload.starter) return payload.principal!;
-    const s = payload.starter;
-    if (s.kind === 'service') return s;
-    if (s.kind === 'user') {
-      const email = await this.privileged.run('agents.run_jobs', (db) => triggersRepository.userEmail(db, s.userId));
-      return email === undefined ? PlatformErrors.notFound('organization', job.orgId) : { ...s, email };
-    }
-    const secretHash = await this.privileged.run('agents.run_jobs', (db) => repo.apiKeySecretHash(db, job.orgId, s.keyId));
-    return secretHash === undefined ? PlatformErrors.error('auth.unauthorized', 'the API key that started the run no longer exists') : { kind: 'apiKey', keyId: s.keyId, secretHash };
+    const named = payload.starter ?? (payload.principal && payload.principal.kind !== 'anonymous' ? jobStarter(payload.principal) : undefined);
+    return this.privileged.run('agents.run_jobs', async (db) => {
+      const recorded = await repo.runStarter(db, job.orgId, runId);
+      if (!named || !recorded || !sameStarter(named, recorded)) return new ForgedStarter();
+      if (!payload.starter) return payload.principal!;
+      if (named.kind === 'service') return named;
+      if (named.kind === 'user') {
+        const email = await triggersRepository.userEmail(db, named.userId);
+        return email === undefined ? PlatformErrors.notFound('organization', job.orgId) : { ...named, email };
+      }
+      const secretHash = await repo.apiKeySecretHash(db, job.orgId, named.keyId);
+      return secretHash === undefined ? PlatformErrors.error('auth.unauthorized', 'the API key that started the run no longer exists') : { kind: 'apiKey', keyId: named.keyId, secretHash };
+    });
   }
 
   /**
@@ -448,8 +480,8 @@ export class RunsService implements OnModuleInit {
    * left alone; in a deleted organization (whose deletion cancelled its runs) nothing is written. The job is done either
    * way, but for a database error (thrown: the queue retries the job).
    */
-  private async failUntakenRun(job: Job, runId: string, meta: RequestMeta, refusal: AppError): Promise<void> {
-    const errorMessage = `the run failed before it started: its starter can no longer run it in this organization (removed from it, their session ended, or their API key revoked): ${refusal.code}: ${refusal.message}`;
+  private async failUntakenRun(job: Job, runId: string, meta: RequestMeta, refusal: AppError, why?: string): Promise<void> {
+    const errorMessage = `the run failed before it started: ${why ?? 'its starter can no longer run it in this organization (removed from it, their session ended, or their API key revoked)'}: ${refusal.code}: ${refusal.message}`;
     const failed = await this.db.tenant(RUN_FAILER, job.orgId, meta, async (tx) => {
       if (!(await repo.takeRun(tx.db, job.orgId, runId, this.lease()))) return undefined;
       const run = await repo.finishRun(tx.db, job.orgId, runId, { status: 'failed', stopReason: 'error', errorClass: 'internal', errorMessage, output: null, finishedAt: this.now() });
@@ -545,6 +577,7 @@ export class RunsService implements OnModuleInit {
       });
     } finally {
       this.active.delete(s.run.id);
+      this.cutAtShutdownRuns.delete(s.run.id);
       // cancelled, its event left to this execution, which ended before a finishing transaction committed (an error): still owed
       if (this.cancelEventOwed.delete(s.run.id)) {
         await ctx.tenant(async (tx) => {
@@ -726,7 +759,9 @@ export class RunsService implements OnModuleInit {
         failures.push(withoutNul(`attempt ${attempt}: ${e.message}`));
         // an answer cut for its size (AnswerTooLarge) is billed at most maxOutputTokens of output, what the call asked for
         const output = () => (e instanceof AnswerTooLarge ? agent.maxOutputTokens : outputTokens(e.received!.content, e.received!.toolCalls));
-        if (e.received) addUsage(billedFailures, e.received.usage ?? { input: counted, cachedInput: 0, cacheWrite: 0, output: output() });
+        // no usage reported (a cut attempt, the shutdown's among them): its input billed at the model's worst case, what the
+        // reservation held, not the o200k_base count its own tokenizer may exceed (claude-sonnet-4: 1.5x + 400)
+        if (e.received) addUsage(billedFailures, e.received.usage ?? { input: worstInput, cachedInput: 0, cacheWrite: 0, output: output() });
       };
       // the reservation covers one attempt's worst case; before a retry it takes what the failed attempts billed since it
       // last reserved (so it holds what is billed so far plus the retry's worst case), or the budget refuses the retry
@@ -831,11 +866,12 @@ export class RunsService implements OnModuleInit {
         this.metrics.aiBudgetRefusals.inc();
         throw Object.assign(refused.error, { run: finished });
       }
-      // ---- one transaction after the call: settled to the tokens reported (counted when not) at the prices in effect, and the step
+      // ---- one transaction after the call: settled to the tokens reported (when not, the input at the model's worst case, as
+      // reserved, and the output counted) at the prices in effect, and the step
       const endedAt = this.now();
       // the answered attempt's tokens, plus those of failed attempts the provider billed
       const usage: TokenUsage = addUsage(
-        result.usage ? { ...result.usage } : { input: counted, cachedInput: 0, cacheWrite: 0, output: outputTokens(result.content ?? '', result.toolCalls) },
+        result.usage ? { ...result.usage } : { input: worstInput, cachedInput: 0, cacheWrite: 0, output: outputTokens(result.content ?? '', result.toolCalls) },
         billedFailures,
       );
       const cost = costOf(usage, prices);
@@ -1051,13 +1087,16 @@ export class RunsService implements OnModuleInit {
     opts: { refusal?: AppError; before?: (tx: TenantTx) => Promise<unknown>; afterBefore?: () => void } = {}): Promise<RunDto> {
     const { refusal } = opts;
     const finishedAt = this.now();
+    // cut as the server shut down (cutAtShutdown): its message and its audit (whose actor is its starter) say so, not
+    // read as if its starter cancelled it
+    const shutdown = f.status === 'cancelled' && this.cutAtShutdownRuns.has(s.run.id);
     const done = await ctx.tenant(async (tx) => {
       await opts.before?.(tx);
-      const run = await repo.finishRun(tx.db, s.orgId, s.run.id, { ...f, finishedAt });
+      const run = await repo.finishRun(tx.db, s.orgId, s.run.id, { ...f, ...(shutdown ? { errorMessage: SERVER_SHUTDOWN_MESSAGE } : {}), finishedAt });
       // the trace is read while the event is written (pipelined); a run finished meanwhile (cancelled) is read as it is
       const trace = repo.steps(tx.db, s.orgId, s.run.id);
       if (run) {
-        const [, steps] = await Promise.all([this.emitFinished(tx, run), trace, this.auditFinished(tx, run)]);
+        const [, steps] = await Promise.all([this.emitFinished(tx, run), trace, this.auditFinished(tx, run, shutdown ? { reason: 'server_shutdown' } : {})]);
         return { ...run, trace: steps };
       }
       const [current, steps] = await Promise.all([repo.getRun(tx.db, s.orgId, s.agent.id, s.run.id), trace]);
@@ -1220,7 +1259,10 @@ export class RunsService implements OnModuleInit {
    * its stream ends with its result. An execution no longer here is left alone.
    */
   cutAtShutdown(runId: string): void {
-    this.active.get(runId)?.abort();
+    const execution = this.active.get(runId);
+    if (!execution) return;
+    this.cutAtShutdownRuns.add(runId);
+    execution.abort();
   }
 
   /**

@@ -17,7 +17,7 @@ import { enqueue, JobRegistry, type Job } from '../../platform/queue/jobs.js';
 import { closeIfPending, pendingPayload, triesOf } from '../../platform/queue/outbox.repository.js';
 import { AuditService } from '../audit/audit.service.js';
 import { AuditSealer, emailSubject, userSubject, WITHHELD } from './audit-sealing.js';
-import { ABANDONED, archiveName, dataExportRepository as repo, type DataExportKind, type DataExportRow, type ExportTable } from './data-export.repository.js';
+import { archiveName, dataExportRepository as repo, type DataExportKind, type DataExportRow, type ExportTable } from './data-export.repository.js';
 import { erasureRepository, locate, organizationsErasedWith } from './erasure.repository.js';
 import { PERSONAL_DATA_CATALOG } from './personal-data.catalog.js';
 import type { DataExportDto } from './privacy.dto.js';
@@ -54,6 +54,16 @@ const transient = (err: unknown) => {
   const { code } = sqlState(err);
   return isTransientSqlState(code) && !isTimeoutSqlState(code);
 };
+
+/**
+ * The class of an export's failure, which its audit names (the organization's audit log serves it): its message, which
+ * may name the server's paths (DATA_EXPORT_DIR) or its SQL, stays on the export's row. error: the job failed;
+ * timeout: a statement timed out; database_unavailable: a failure that may pass (transient) on the job's last try;
+ * abandoned: its job was given up, found by a new request.
+ */
+type FailureReason = 'error' | 'timeout' | 'database_unavailable' | 'abandoned';
+const failureReason = (err: unknown): FailureReason =>
+  isTimeoutSqlState(sqlState(err).code) ? 'timeout' : transient(err) ? 'database_unavailable' : 'error';
 
 /** At most `limit` holders at once; no one waits. */
 class Turns {
@@ -169,17 +179,18 @@ export class DataExportService implements OnModuleInit, OnApplicationShutdown {
    */
   private async failAbandoned(db: Db, kind: DataExportKind, orgId: string, userId: string, meta?: { requestId?: string }): Promise<boolean> {
     const failed = await repo.failAbandoned(db, DATA_EXPORT_JOB, kind, orgId, userId);
-    for (const id of failed) await this.auditFailed(db, { id, orgId, kind }, ABANDONED, meta);
+    for (const id of failed) await this.auditFailed(db, { id, orgId, kind }, 'abandoned', meta);
     return failed.length > 0;
   }
 
   /**
    * An export's failure, in the transaction that failed it (its row was queued or running: each failure is audited once),
-   * as the system's, with the reason stored on the row (a failure seen by the request that found it names the request).
+   * as the system's, with the class of its reason (FailureReason: the message is on the row only) (a failure seen by
+   * the request that found it names the request).
    */
-  private auditFailed(db: Db, e: { id: string; orgId: string; kind: DataExportKind }, reason: string, meta?: { requestId?: string }): Promise<void> {
+  private auditFailed(db: Db, e: { id: string; orgId: string; kind: DataExportKind }, reason: FailureReason, meta?: { requestId?: string }): Promise<void> {
     return this.audit.recordPrivileged(db, e.orgId, 'system', {
-      action: 'data_export.failed', entityType: 'data_export', entityId: e.id, after: { kind: e.kind, reason: reason.slice(0, 1000) },
+      action: 'data_export.failed', entityType: 'data_export', entityId: e.id, after: { kind: e.kind, reason },
     }, meta?.requestId ? { requestId: meta.requestId } : undefined);
   }
 
@@ -328,7 +339,7 @@ export class DataExportService implements OnModuleInit, OnApplicationShutdown {
         // audited with the failure, once: only the run that turned the export failed records it
         recorded = await this.privileged.run('privacy.export', async (db) => {
           if (!(await repo.fail(db, id, reason))) return false;
-          await this.auditFailed(db, row, reason);
+          await this.auditFailed(db, row, failureReason(err));
           return true;
         });
       } finally {

@@ -40,7 +40,7 @@ export const PRIVILEGED_PATHS = {
   /** AI agents: the agent.run.failed events of cancelled runs whose executing instance died before emitting them */
   'agents.cancel_events': 'emit the owed events of cancelled agent runs once their LLM call\'s longest duration has passed',
   /** AI agents: who a job's run executes as (its payload holds ids only: no e-mail, no API key hash in the outbox or Redis) */
-  'agents.run_jobs': 'read the e-mail of the person, or the secret hash of the API key, that started a job\'s agent run',
+  'agents.run_jobs': 'read who started a job\'s agent run as the run records it (checked against the job\'s payload), and the e-mail of that person or the secret hash of that API key',
   /** AI agents: running runs whose executing instance stopped renewing its lease (each is then failed in its own tenant transaction) */
   'agents.lost_runs': 'find the running agent runs whose lease has passed (their executing instance is gone), or that no job took within a day',
   /** /metrics: how many outbox rows wait and for how long, over every organization */
@@ -58,7 +58,7 @@ export const PRIVILEGED_PATHS = {
   /** data exports: a person's own export (every table that locates them), the job writing any export, its download */
   'privacy.export': 'data exports (POST /v1/me/data-export, the export job, the download link): the person\'s rows in every module',
   /** the retention job: purges what has passed its retention, per data class (docs/privacy.md) */
-  'privacy.retention': 'purge finished webhook deliveries, processed jobs, routed-event receipts and finished e-mail deliveries past their retention',
+  'privacy.retention': 'purge finished webhook deliveries, processed jobs, routed-event receipts and finished e-mail deliveries past their retention, and the analytics walks of erasures that did not commit',
   /** the knowledge base's ingestion job: stores a document version's chunks and embeddings */
   'knowledge.ingest': 'chunk, embed and store a knowledge document version (outbox job)',
 } as const;
