@@ -11,7 +11,10 @@
 -- catalog's row, by user_id): where the walk is (a retry resumes there), the organizations it walks, the pseudonym every
 -- event of theirs gets (one per erasure, however many transactions write it: one erased person stays one user in the
 -- distinct counts), since when events count as new to the erasure's transaction, and the ids their events were
--- forwarded to PostHog under (read by a batch before it cleared them: the erasure's PostHog deletion names them).
+-- forwarded to PostHog under (read by a batch before it cleared them: the erasure's PostHog deletion names them), and
+-- the addresses it searches for (the erasure's transaction starts it over when the person has proven another since, has
+-- joined an organization it does not walk, or it began more than an hour before). A row an erasure refused after its walk
+-- leaves is deleted by the retention job after a week (RetentionJob).
 -- Reached on the privileged path privacy.erasure only (service_role); nobody else has a privilege on it.
 CREATE TABLE core.erasure_prepasses (
   user_id text PRIMARY KEY REFERENCES core."User"(id) ON DELETE CASCADE,
@@ -21,6 +24,8 @@ CREATE TABLE core.erasure_prepasses (
   -- the app's clock less how far back an event may be dated: no event received since is dated before (partitions pruned)
   occurred_from timestamptz NOT NULL,
   org_ids uuid[] NOT NULL,
+  -- the person's proven addresses it searches the events for (erasureRepository.provenEmails, when it began)
+  emails text[] NOT NULL DEFAULT '{}',
   -- the walk's position: the last event done, in the order of the primary key (org_id, occurred_at, id)
   cursor_org uuid,
   cursor_at timestamptz,
@@ -40,5 +45,5 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON core.erasure_prepasses TO service_role;
 CREATE SCHEMA IF NOT EXISTS omnizen_migrations;
 CREATE TABLE IF NOT EXISTS omnizen_migrations.applied (
   name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), duration_ms int NOT NULL);
-INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270211004000_erasure_prepasses', '563cdc1d0d2740b5cffdab13757a05dfc2efd85acf13e2666a30518ee5f50147', 0)
+INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270211004000_erasure_prepasses', '5794920521e26e5c6a29d54162a405e0dca80475522bc5c272c9b330373bea8d', 0)
   ON CONFLICT (name) DO NOTHING;

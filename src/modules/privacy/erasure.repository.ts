@@ -244,21 +244,35 @@ export const erasureRepository = {
    * and the erasure's transaction (which deletes it) one after the other, its position never going back. Undefined: none.
    */
   async analyticsWalk(db: Db, userId: string): Promise<AnalyticsWalk | undefined> {
-    const [row] = await db.$queryRaw<WalkRow[]>`
-      SELECT pseudonym, started_at, occurred_from, org_ids::text[] AS org_ids, cursor_org::text AS cursor_org, cursor_at, cursor_id::text AS cursor_id,
-             done, posthog_ids
-      FROM core.erasure_prepasses WHERE user_id = ${userId} FOR UPDATE`;
+    const [row] = await db.$queryRawUnsafe<WalkRow[]>(`SELECT ${WALK_COLUMNS} FROM core.erasure_prepasses WHERE user_id = $1 FOR UPDATE`, userId);
     return row && toWalk(row);
   },
 
   /**
-   * Begins the person's walk of the analytics events of `orgIds` (sorted) with a fresh pseudonym, unless an erasure of
-   * theirs began one before (a retry resumes it: its organizations, pseudonym and start stay). Answers it, locked.
+   * Begins the person's walk of the analytics events of `orgIds` for `emails` with a fresh pseudonym, unless an erasure of
+   * theirs began one before that still covers them (walkCovers: a retry resumes it, its start and pseudonym stay); one
+   * that does not is started over (restartAnalyticsWalk). Answers it, locked.
    */
-  async startAnalyticsWalk(db: Db, userId: string, orgIds: string[], occurredFrom: Date): Promise<AnalyticsWalk> {
-    await db.$executeRaw`INSERT INTO core.erasure_prepasses (user_id, pseudonym, occurred_from, org_ids)
-      VALUES (${userId}, ${`erased-${randomUUID()}`}, ${occurredFrom}, ${[...orgIds].sort()}::uuid[]) ON CONFLICT (user_id) DO NOTHING`;
-    return (await this.analyticsWalk(db, userId))!;
+  async startAnalyticsWalk(db: Db, userId: string, orgIds: string[], emails: string[], occurredFrom: Date): Promise<AnalyticsWalk> {
+    await db.$executeRaw`INSERT INTO core.erasure_prepasses (user_id, pseudonym, occurred_from, org_ids, emails)
+      VALUES (${userId}, ${`erased-${randomUUID()}`}, ${occurredFrom}, ${[...orgIds].sort()}::uuid[], ${[...emails].sort()}::text[])
+      ON CONFLICT (user_id) DO NOTHING`;
+    const walk = (await this.analyticsWalk(db, userId))!;
+    return walkCovers(walk, orgIds, emails) ? walk : this.restartAnalyticsWalk(db, userId, orgIds, emails, occurredFrom);
+  },
+
+  /**
+   * Starts the person's walk over from the first event, now, for `orgIds` and `emails` (begins one if there is none): the
+   * pseudonym stays (one erased person stays one user in the distinct counts) and so do the PostHog ids found so far (the
+   * events they came from are cleared already). Answers it, locked.
+   */
+  async restartAnalyticsWalk(db: Db, userId: string, orgIds: string[], emails: string[], occurredFrom: Date): Promise<AnalyticsWalk> {
+    const [row] = await db.$queryRawUnsafe<WalkRow[]>(
+      `INSERT INTO core.erasure_prepasses (user_id, pseudonym, occurred_from, org_ids, emails) VALUES ($1, $2, $3, $4::uuid[], $5::text[])
+       ON CONFLICT (user_id) DO UPDATE SET started_at = now(), occurred_from = EXCLUDED.occurred_from, org_ids = EXCLUDED.org_ids,
+         emails = EXCLUDED.emails, cursor_org = NULL, cursor_at = NULL, cursor_id = NULL, done = false
+       RETURNING ${WALK_COLUMNS}`, userId, `erased-${randomUUID()}`, occurredFrom, [...orgIds].sort(), [...emails].sort());
+    return toWalk(row);
   },
 
   /**
@@ -309,13 +323,11 @@ export const erasureRepository = {
 
   /** Stores the walk's new position (null: done) and the PostHog ids a batch found. */
   async finishWalk(db: Db, userId: string, walk: AnalyticsWalk, next: AnalyticsWalk['cursor'], named: AppEventIds[]): Promise<AnalyticsWalk> {
-    const [row] = await db.$queryRaw<WalkRow[]>`
-      UPDATE core.erasure_prepasses SET cursor_org = ${next?.org ?? null}::uuid, cursor_at = ${next?.at ?? null}::timestamptz,
-        cursor_id = ${next?.id ?? null}::uuid, done = ${next === null},
-        posthog_ids = (SELECT coalesce(jsonb_agg(DISTINCT e), '[]'::jsonb) FROM jsonb_array_elements(posthog_ids || ${JSON.stringify(named)}::jsonb) e)
-      WHERE user_id = ${userId}
-      RETURNING pseudonym, started_at, occurred_from, org_ids::text[] AS org_ids, cursor_org::text AS cursor_org, cursor_at, cursor_id::text AS cursor_id,
-        done, posthog_ids`;
+    const [row] = await db.$queryRawUnsafe<WalkRow[]>(
+      `UPDATE core.erasure_prepasses SET cursor_org = $2::uuid, cursor_at = $3::timestamptz, cursor_id = $4::uuid, done = $5,
+         posthog_ids = (SELECT coalesce(jsonb_agg(DISTINCT e), '[]'::jsonb) FROM jsonb_array_elements(posthog_ids || $6::jsonb) e)
+       WHERE user_id = $1
+       RETURNING ${WALK_COLUMNS}`, userId, next?.org ?? null, next?.at ?? null, next?.id ?? null, next === null, JSON.stringify(named));
     return row ? toWalk(row) : { ...walk, cursor: next, done: next === null };
   },
 
@@ -461,9 +473,13 @@ export interface AnalyticsWalk {
   startedAt: Date;
   occurredFrom: Date;
   orgIds: string[];
+  /** the proven addresses it searches for (sorted) */
+  emails: string[];
   cursor: { org: string; at: Date | null; id: string | null } | null;
   done: boolean;
   posthogIds: AppEventIds[];
+  /** it began more than WALK_FRESH_MS ago (the database's clock) */
+  stale: boolean;
 }
 
 /**
@@ -475,17 +491,36 @@ export const RECEIVED_MARGIN_MS = 3_600_000;
 const ANALYTICS_EVENTS = 'core.analytics_events';
 const NIL_UUID = '00000000-0000-0000-0000-000000000000';
 
+/**
+ * How long after it began a walk still serves: the erasure's transaction scans every event received since (less
+ * RECEIVED_MARGIN_MS), so one left by an erasure that failed long ago would have it scan months of events (past the
+ * statement timeout, every retry). Older, the walk starts over (restartAnalyticsWalk).
+ */
+export const WALK_FRESH_MS = 3_600_000;
+
 type WalkRow = {
-  pseudonym: string; started_at: Date; occurred_from: Date; org_ids: string[]; cursor_org: string | null; cursor_at: Date | null;
-  cursor_id: string | null; done: boolean; posthog_ids: AppEventIds[];
+  pseudonym: string; started_at: Date; occurred_from: Date; org_ids: string[]; emails: string[]; cursor_org: string | null;
+  cursor_at: Date | null; cursor_id: string | null; done: boolean; posthog_ids: AppEventIds[]; stale: boolean;
 };
+// (constants only: its staleness on the database's clock, started_at's)
+const WALK_COLUMNS = `pseudonym, started_at, occurred_from, org_ids::text[] AS org_ids, emails, cursor_org::text AS cursor_org, cursor_at,
+  cursor_id::text AS cursor_id, done, posthog_ids, started_at < now() - ${WALK_FRESH_MS} * interval '1 millisecond' AS stale`;
 
 function toWalk(r: WalkRow): AnalyticsWalk {
   return {
-    pseudonym: r.pseudonym, startedAt: r.started_at, occurredFrom: r.occurred_from, orgIds: r.org_ids,
+    pseudonym: r.pseudonym, startedAt: r.started_at, occurredFrom: r.occurred_from, orgIds: r.org_ids, emails: r.emails,
     cursor: r.cursor_org === null ? null : { org: r.cursor_org, at: r.cursor_at, id: r.cursor_id },
-    done: r.done, posthogIds: r.posthog_ids,
+    done: r.done, posthogIds: r.posthog_ids, stale: r.stale,
   };
+}
+
+/**
+ * Whether the walk serves an erasure of the person with these organizations and proven addresses: it searches every one
+ * of those addresses in every one of those organizations, and began less than WALK_FRESH_MS ago. An address proven, or an
+ * organization joined, since it began: the events it passed were not searched for them.
+ */
+export function walkCovers(walk: AnalyticsWalk | undefined, orgIds: string[], emails: string[]): walk is AnalyticsWalk {
+  return !!walk && !walk.stale && orgIds.every((o) => walk.orgIds.includes(o)) && emails.every((e) => walk.emails.includes(e));
 }
 
 /** The SET list of the catalog's treatment of `t` (its pseudonyms' parameters appended to `values`). */
@@ -726,5 +761,14 @@ export const retentionRepository = {
       FROM d LEFT JOIN core.organizations o ON o.owner_user_id = d.user_id AND o.account_type = 'personal'
       GROUP BY o.id ORDER BY o.id`);
     return { deliveries, digests };
+  },
+
+  /**
+   * The walks of erasures that never committed (refused after their walk: a sole owner, a credential that no longer
+   * holds; or never retried), begun before the cutoff: their row links the person's user id to the pseudonym their
+   * events now carry and keeps the PostHog ids of events it cleared. A retry begins a fresh walk (a fresh pseudonym).
+   */
+  async purgeErasureWalks(db: Db, cutoff: Date): Promise<number> {
+    return db.$executeRaw`DELETE FROM core.erasure_prepasses WHERE started_at < ${cutoff}`;
   },
 };

@@ -10,7 +10,7 @@ import { SignInFailureAudit } from '../auth/sign-in-failure-audit.js';
 import type { ClientInfo } from '../auth/auth.service.js';
 import { erasedEmail } from '../auth/user.repository.js';
 import type { ErasureDto } from './privacy.dto.js';
-import { erasureRepository, organizationsErasedWith, RECEIVED_MARGIN_MS, type AnalyticsWalk, type LocatedPerson, type MembershipFacts } from './erasure.repository.js';
+import { erasureRepository, organizationsErasedWith, RECEIVED_MARGIN_MS, walkCovers, type AnalyticsWalk, type LocatedPerson, type MembershipFacts } from './erasure.repository.js';
 import { organizationRepository } from '../organizations/organization.repository.js';
 import { emailSubject, userSubject } from './audit-sealing.js';
 import { personalDataKeyRepository } from './personal-data-key.repository.js';
@@ -23,6 +23,9 @@ import { analyticsRepository } from '../analytics/analytics.repository.js';
 import { distinctIdsOfPerson, PostHogForwarder } from '../analytics/posthog.forwarder.js';
 import { OutboxRelay } from '../../platform/queue/outbox-relay.service.js';
 import { MAX_AGE_MS } from '../analytics/analytics.service.js';
+import { sessionRepository } from '../auth/session.repository.js';
+import { AppError } from '../../platform/errors/app-error.js';
+import { RETRYABLE_ERRORS } from '../../platform/errors/database-errors.js';
 
 /** How recent the sign-in (of the access token's session) must be to erase without the password. */
 export const RECENT_SIGN_IN_SECONDS = 300;
@@ -33,6 +36,11 @@ export const RECENT_SIGN_IN_SECONDS = 300;
  */
 export const ANALYTICS_ERASURE_BATCH = 20_000;
 const DAY_MS = 86_400_000;
+/**
+ * Times one erasure starts its walk over when its transaction finds it does not cover the person (an address proven or an
+ * organization joined meanwhile, or too old: walkCovers) before it answers 503: the person retries.
+ */
+export const MAX_WALK_RESTARTS = 2;
 
 /**
  * A person's erasure (right to erasure), on the privileged path privacy.erasure: it crosses every organization the person
@@ -41,7 +49,9 @@ const DAY_MS = 86_400_000;
  * left without an owner) and begins the walk of the analytics events of their organizations (core.erasure_prepasses);
  * the walk, in batches of its own transactions, redacts the events naming them (millions of events: one statement over
  * them all outlasted the statement timeout, every time); then one transaction erases everything else, and the events
- * that arrived since the walk began. A retry after a failure resumes the walk where it stopped.
+ * that arrived since the walk began. A retry after a failure resumes the walk where it stopped. The walk changes their
+ * events before that transaction commits: one that refuses then (another owner left meanwhile, a credential no longer
+ * holds) leaves their events pseudonymized and the walk's row, which the retention job deletes after a week.
  */
 @Injectable()
 export class ErasureService {
@@ -69,24 +79,33 @@ export class ErasureService {
     // a password guess here counts like a login attempt (a stolen access token must not be a password oracle), and is
     // audited as one (SignInFailureAudit), its lockout too
     if (password !== undefined) await this.throttle.reserveLogin(principal.email, client.ip).catch((err) => { throw this.failures.lockedOut(err, principal.email, 'erasure', client); });
-    // whether they may be erased, before the walk changes anything: a refusal leaves their events as they were
-    const walking = await this.privileged.run('privacy.erasure', async (db) => {
+    // whether they may be erased, before the walk changes anything: a refusal here leaves their events as they were (one
+    // by the erasure's transaction, after the walk, does not: their events stay pseudonymized, docs/privacy.md)
+    const checked = await this.privileged.run('privacy.erasure', async (db) => {
       const person = await erasureRepository.lockUser(db, userId);
       if (!person || person.email === erasedEmail(userId)) throw PrivacyErrors.error('privacy.already_erased', 'this person has been erased already');
       await this.reauthenticate(db, principal, person.passwordHash, password, client);
       refuseSoleOwner(await erasureRepository.memberships(db, userId));
       const emails = await erasureRepository.provenEmails(db, userId);
       const orgIds = await erasureRepository.organizationsOf(db, userId, emails);
-      // no event received since the walk began is dated before this (the analytics service refuses older ones), a day of
-      // the app instances' clocks apart allowed
-      await erasureRepository.startAnalyticsWalk(db, userId, orgIds, new Date(this.clock.now() - MAX_AGE_MS - DAY_MS));
-      return { userId, emails, orgIds };
+      // (one left by an attempt before that no longer covers them starts over)
+      await erasureRepository.startAnalyticsWalk(db, userId, orgIds, emails, this.occurredFrom());
+      // (a sign-out racing the request's start, committed by now, does not stop it: only one during the walk does, below)
+      const sessionLive = principal.sessionId ? await sessionRepository.isLive(db, principal.sessionId, userId) : false;
+      return { passwordHash: person.passwordHash, sessionLive };
     });
-    await this.walkAnalytics(walking);
-    const outcome = await this.privileged.run('privacy.erasure', async (db) => {
+    // answers undefined when the walk no longer covers them: it has been started over, to be walked again
+    const erase = () => this.privileged.run('privacy.erasure', async (db) => {
       const person = await erasureRepository.lockUser(db, userId);
       if (!person || person.email === erasedEmail(userId)) throw PrivacyErrors.error('privacy.already_erased', 'this person has been erased already');
-      // (reauthenticated above, in this request) the walk locked: a concurrent retry's batch waits for this erasure
+      // the credential checked above still holds (the walk took a while): the session, live then, ended since (a sign-out,
+      // a password reset committed during the walk) refuses as the access token's check would; a password changed since is
+      // checked again. (Not locked: a sign-out still under way now is ordered after the erasure, as before the walk)
+      if (checked.sessionLive && !(await sessionRepository.isLive(db, principal.sessionId!, userId))) {
+        throw AppError.unauthorized('the session of this access token has ended; log in again');
+      }
+      if (person.passwordHash !== checked.passwordHash) await this.reauthenticate(db, principal, person.passwordHash, password, client);
+      // the walk locked: a concurrent retry's batch waits for this erasure
       const walk = await erasureRepository.analyticsWalk(db, userId);
 
       // their organizations locked before their members are counted: an invitee joining (core.accept_invitation takes the
@@ -98,6 +117,17 @@ export class ErasureService {
       await erasureRepository.lockRowsOf(db, userId, emails);
       const memberships = await erasureRepository.memberships(db, userId);
       refuseSoleOwner(memberships);
+      // before their memberships end, their invitations go and their keys are shredded: the bound of the erasure's run
+      // lookups and of its value scans
+      const orgIds = await erasureRepository.organizationsOf(db, userId, emails);
+      // the walk searched the events it passed for what it knew when it began: an address proven or an organization joined
+      // since, or a walk of long ago (this transaction would scan every event received since it began), and it is started
+      // over (nothing else changed yet)
+      if (!walkCovers(walk, orgIds, emails)) {
+        await erasureRepository.restartAnalyticsWalk(db, userId, orgIds, emails, this.occurredFrom());
+        return undefined;
+      }
+      if (!walk.done) return undefined;
       // the personal organization, and business ones nobody else belongs to, go with the person
       const deleted = organizationsErasedWith(memberships);
       const left = memberships.filter((m) => !deleted.includes(m.orgId)).map((m) => m.orgId);
@@ -106,16 +136,12 @@ export class ErasureService {
       const meta = { requestId: client.requestId };
       // and the database's own audit rows of it (the keys its memberships' end revokes) name the request too
       if (client.requestId) await erasureRepository.publishRequestId(db, client.requestId);
-      // crypto-shredding: the keys that sealed their data in audit snapshots go (the audit rows stay as written)
-      // before their memberships end, their invitations go and their keys are shredded: the bound of the erasure's run lookups
-      const orgIds = await erasureRepository.organizationsOf(db, userId, emails);
-      // the events its walk did: only those received since are scanned again (all of them when it is not done: none began)
+      // the events its walk did: only those received since it began are scanned again
       const located: LocatedPerson = {
-        userId, emails, orgIds, pseudonym: walk?.pseudonym,
-        analyticsWalked: walk?.done
-          ? { orgIds: walk.orgIds, receivedFrom: new Date(walk.startedAt.getTime() - RECEIVED_MARGIN_MS), occurredFrom: walk.occurredFrom }
-          : undefined,
+        userId, emails, orgIds, pseudonym: walk.pseudonym,
+        analyticsWalked: { orgIds: walk.orgIds, receivedFrom: new Date(walk.startedAt.getTime() - RECEIVED_MARGIN_MS), occurredFrom: walk.occurredFrom },
       };
+      // crypto-shredding: the keys that sealed their data in audit snapshots go (the audit rows stay as written)
       const keysShredded = await personalDataKeyRepository.deleteSubjects(db, [userSubject(userId), ...emails.map(emailSubject)]);
       const sessionsRevoked = await erasureRepository.revokeSessions(db, userId);
       const exportsExpired = await this.exports.expireOfPerson(db, userId, deleted);
@@ -156,7 +182,7 @@ export class ErasureService {
       await analyticsRepository.lockRollUps(db);
       // the ids their analytics events naming them went to PostHog under (a visitor's, `mailto:<e-mail>`), before the catalog clears them
       // (those its walk read before it cleared them too)
-      const namedInAnalytics = [...(walk?.posthogIds ?? []), ...(await erasureRepository.analyticsIdsNaming(db, located))];
+      const namedInAnalytics = [...walk.posthogIds, ...(await erasureRepository.analyticsIdsNaming(db, located))];
       // with the organizations that go, their knowledge base and the content of their AI runs (the catalog's `erased-org` rows);
       // the walk's row goes too (core.erasure_prepasses)
       const { counts: rows, deletedJobIds } = await erasureRepository.applyCatalog(db, { ...located, erasedOrgIds: deleted });
@@ -178,6 +204,16 @@ export class ErasureService {
       }
       return { done: { userId, erasedAt, deletedOrganizationIds: deleted, leftOrganizationIds: left, sessionsRevoked }, exportFiles: exportsExpired.files, deletedJobIds };
     });
+    await this.walkAnalytics(userId);
+    let outcome = await erase();
+    for (let restarts = 1; !outcome; restarts++) {
+      // (addresses proven or organizations joined faster than it walks, or a walk longer than WALK_FRESH_MS)
+      if (restarts > MAX_WALK_RESTARTS) {
+        throw AppError.unavailable('database_timeout', 'the erasure could not walk your organizations\' analytics events in time; retry later', RETRYABLE_ERRORS.database_timeout.retryAfterSeconds);
+      }
+      await this.walkAnalytics(userId);
+      outcome = await erase();
+    }
     // the archives go once the erasure has committed (a rolled-back erasure keeps them)
     await this.exports.deleteFiles(outcome.exportFiles);
     // and the deleted jobs' copies in the jobs queue (their payload; best effort, logged: the queue's sweep removes what is left)
@@ -188,19 +224,28 @@ export class ErasureService {
 
   /**
    * The walk of the analytics events of their organizations, batch by batch, each in a transaction of its own, until it is
-   * done (one a retry resumes where the last committed batch left it).
+   * done (one a retry resumes where the last committed batch left it), for the organizations and addresses it stores.
    */
-  private async walkAnalytics(person: LocatedPerson): Promise<void> {
+  private async walkAnalytics(userId: string): Promise<void> {
     for (;;) {
       const walk = await this.privileged.run('privacy.erasure', async (db) => {
-        const current = await erasureRepository.analyticsWalk(db, person.userId);
+        const current = await erasureRepository.analyticsWalk(db, userId);
         if (!current || current.done) return undefined;
-        return (await erasureRepository.eraseAnalyticsBatch(db, { ...person, pseudonym: current.pseudonym }, current, this.analyticsBatch)).walk;
+        const person: LocatedPerson = { userId, emails: current.emails, orgIds: current.orgIds, pseudonym: current.pseudonym };
+        return (await erasureRepository.eraseAnalyticsBatch(db, person, current, this.analyticsBatch)).walk;
       });
       if (!walk) return;
       await this.afterAnalyticsBatch?.(walk);
       if (walk.done) return;
     }
+  }
+
+  /**
+   * The earliest date an event received from now on may have (the analytics service refuses older ones), a day of the
+   * app instances' clocks apart allowed.
+   */
+  private occurredFrom(): Date {
+    return new Date(this.clock.now() - MAX_AGE_MS - DAY_MS);
   }
 
   private async reauthenticate(db: Db, principal: Extract<Principal, { kind: 'user' }>, passwordHash: string | null, password: string | undefined, client: ClientInfo): Promise<void> {

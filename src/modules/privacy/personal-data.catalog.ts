@@ -294,10 +294,11 @@ export const PERSONAL_DATA_CATALOG: PersonalDataTable[] = [
   },
   {
     // their erasure in progress (its walk of the analytics events above, resumable): the ids their events went to PostHog
-    // under (an anonymous id, `mailto:<e-mail>`), read before a batch cleared them. Gone with the erasure's transaction
+    // under (an anonymous id, `mailto:<e-mail>`), read before a batch cleared them, and the addresses it searches for.
+    // Gone with the erasure's transaction; one an erasure refused after its walk left, with the retention job after a week
     table: 'core.erasure_prepasses', person: { kind: 'user', column: 'user_id' }, exported: false,
     describes: 'never exported (an erasure in progress: where its walk of your analytics events is)',
-    columns: { posthog_ids: DELETE, pseudonym: DELETE },
+    columns: { posthog_ids: DELETE, pseudonym: DELETE, emails: DELETE },
   },
   {
     // the events of subscriptions in their name, and those about their personal organization (its personal plans)

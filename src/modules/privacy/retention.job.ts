@@ -14,6 +14,11 @@ export const RETENTION_JOB = 'privacy.retention';
 const DAY_MS = 86_400_000;
 /** Jobs of each of Bull's states (failed, delayed, waiting) the retention run looks at for an outbox row that is gone. */
 export const QUEUE_SWEEP_LIMIT = 1000;
+/**
+ * Days an erasure's walk of analytics events (core.erasure_prepasses) is kept when its erasure never committed (refused
+ * after the walk, or not retried): then the row goes, and its link of the person to their events' pseudonym with it.
+ */
+export const ERASURE_WALK_RETENTION_DAYS = 7;
 
 /**
  * Purges what has passed its retention, per data class (RETENTION_* settings; the table in docs/privacy.md), on
@@ -58,6 +63,9 @@ export class RetentionJob implements OnModuleInit {
       for (const orgId of exports.expiredIn) expired.set(orgId, (expired.get(orgId) ?? 0) + 1);
       purged.dataExportsExpired = [...expired].map(([orgId, count]) => ({ orgId, count }));
       await this.auditPerOrganization(db, purged);
+      // a person's, of no organization: counted in the log only
+      const erasureWalks = await retentionRepository.purgeErasureWalks(db, new Date(now - ERASURE_WALK_RETENTION_DAYS * DAY_MS));
+      if (erasureWalks) this.logger.log({ erasureWalks }, 'retention purge of the walks of erasures that did not commit');
       const total = (rows: PurgedInOrg[]) => rows.reduce((n, r) => n + r.count, 0);
       return {
         webhookDeliveries: total(purged.webhookDeliveries), processedJobs: total(purged.processedJobs), eventReceipts: total(purged.eventReceipts),
