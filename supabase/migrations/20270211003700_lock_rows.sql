@@ -6,7 +6,8 @@
 -- of that organization wait out lock_timeout and answer 503. EXECUTE on pg_catalog's functions cannot be revoked
 -- without a superuser, and a secret key would still show in pg_locks.)
 --
--- core.lock_rows holds one row per lock name (key = hashtextextended(name, 0), 64 bits), created on first use. Nobody
+-- core.lock_rows holds two rows per lock name (keys hashtextextended(name, 0) and (name, 1): the lock and its gate, for
+-- fair queueing, below), created on first use. Nobody
 -- but its owner has a privilege on it; the three SECURITY DEFINER functions below are the only way to it, executable by
 -- the roles that take locks today (the request roles authenticated and service_role, and finance_posting, which runs
 -- the posting checks), never by anon, PUBLIC or omnizen_analyst (an analyst's login is a member of omnizen_analyst only).
@@ -176,5 +177,5 @@ $migration$;
 CREATE SCHEMA IF NOT EXISTS omnizen_migrations;
 CREATE TABLE IF NOT EXISTS omnizen_migrations.applied (
   name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), duration_ms int NOT NULL);
-INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270211003700_lock_rows', 'cbe860b26da74abddce43ab4d89014a835770725942f30323ddd9f0e7b916f87', 0)
+INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270211003700_lock_rows', 'ad379b58c917534d31adee3a08e8cfa45ed64ef534daef7dc0f96f61106e6f92', 0)
   ON CONFLICT (name) DO NOTHING;

@@ -170,7 +170,8 @@ describe('receivables: the posting lock before the documents', () => {
       await e.query('BEGIN');
       const ePid = (await e.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid;
       drained = e.query(`SELECT core.xact_lock(${postingKey})`, [orgId]);
-      // the posting lock is a row lock: its waiter waits on one holder at a time (the payment, or the void holding it too)
+      // the posting lock is a row lock: pg_blocking_pids names the one holder its waiter waits on now (the holders in
+      // the order they locked it: the void first, then the payment), where an advisory lock's waiter named both
       await until('the drain waits for the payment', async () => (await blockers(ePid)).some((pid) => pid === cPid || pid === vPid));
       await q.query('COMMIT'); // the void goes on to the posting lock
       await until('the void answers, or waits behind the drain', async () => {

@@ -4,7 +4,8 @@
 -- of that organization wait out lock_timeout and answer 503. EXECUTE on pg_catalog's functions cannot be revoked
 -- without a superuser, and a secret key would still show in pg_locks.)
 --
--- core.lock_rows holds one row per lock name (key = hashtextextended(name, 0), 64 bits), created on first use. Nobody
+-- core.lock_rows holds two rows per lock name (keys hashtextextended(name, 0) and (name, 1): the lock and its gate, for
+-- fair queueing, below), created on first use. Nobody
 -- but its owner has a privilege on it; the three SECURITY DEFINER functions below are the only way to it, executable by
 -- the roles that take locks today (the request roles authenticated and service_role, and finance_posting, which runs
 -- the posting checks), never by anon, PUBLIC or omnizen_analyst (an analyst's login is a member of omnizen_analyst only).
@@ -32,15 +33,40 @@ ALTER TABLE core.lock_rows ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 CREATE POLICY lock_rows_owner ON core.lock_rows FOR ALL TO CURRENT_USER USING (true) WITH CHECK (true);
 REVOKE ALL ON core.lock_rows FROM PUBLIC, anon, authenticated, service_role, omnizen_analyst, finance_posting;
 
+-- Fairness (review: row locks do not queue as advisory locks do: a FOR SHARE on a share-locked row is granted at once
+-- even while a FOR UPDATE waits, so a steady stream of postings starved a period close or a settings change until
+-- lock_timeout). Each name has two rows: the main row (key = hashtextextended(name, 0)), locked FOR UPDATE / FOR SHARE
+-- as above, and a gate row (hashtextextended(name, 1)). An exclusive taker locks the gate FOR UPDATE first and keeps it
+-- to commit, waiting or holding; a sharer passes the gate: locks it FOR UPDATE in a subtransaction and rolls that back at
+-- once (the private SQLSTATE OZL01, the only one caught: 55P03 and 40P01 go on), which queues it behind a waiting
+-- exclusive taker (row-lock waiters are served in order) and holds the gate for microseconds only.
+-- Re-entrancy: a transaction that holds the name already must not pass the gate again (an exclusive taker holding the
+-- gate waits for its main row: a deadlock). The names held are kept in the transaction-local setting
+-- omnizen.locks_held (',<key>:S,<key>:X,'), set_config(..., true): a rolled-back savepoint reverts it as it releases the
+-- row locks taken within. The setting only skips the gate; the main row is locked every time (at once when held), so a
+-- wrong setting can cost fairness, never exclusion.
 CREATE FUNCTION core.xact_lock(name text) RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
 DECLARE
   k bigint := pg_catalog.hashtextextended(name, 0);
+  g bigint := pg_catalog.hashtextextended(name, 1);
+  held text := coalesce(nullif(pg_catalog.current_setting('omnizen.locks_held', true), ''), ',');
 BEGIN
+  IF pg_catalog.strpos(held, ',' || k || ':X,') = 0 THEN
+    -- the gate, kept to commit: new sharers queue behind this taker from now on
+    PERFORM 1 FROM core.lock_rows WHERE key = g FOR UPDATE;
+    IF NOT FOUND THEN
+      INSERT INTO core.lock_rows (key) VALUES (g) ON CONFLICT DO NOTHING;
+      PERFORM 1 FROM core.lock_rows WHERE key = g FOR UPDATE;
+    END IF;
+  END IF;
   PERFORM 1 FROM core.lock_rows WHERE key = k FOR UPDATE;
   IF NOT FOUND THEN
     INSERT INTO core.lock_rows (key) VALUES (k) ON CONFLICT DO NOTHING;
     PERFORM 1 FROM core.lock_rows WHERE key = k FOR UPDATE;
+  END IF;
+  IF pg_catalog.strpos(held, ',' || k || ':X,') = 0 THEN
+    PERFORM pg_catalog.set_config('omnizen.locks_held', held || k || ':X,', true);
   END IF;
 END
 $$;
@@ -49,34 +75,61 @@ CREATE FUNCTION core.xact_lock_shared(name text) RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS $$
 DECLARE
   k bigint := pg_catalog.hashtextextended(name, 0);
+  g bigint := pg_catalog.hashtextextended(name, 1);
+  held text := coalesce(nullif(pg_catalog.current_setting('omnizen.locks_held', true), ''), ',');
+  holds boolean := pg_catalog.strpos(held, ',' || k || ':S,') > 0 OR pg_catalog.strpos(held, ',' || k || ':X,') > 0;
+  missing boolean := false;
 BEGIN
+  IF NOT holds THEN
+    BEGIN
+      PERFORM 1 FROM core.lock_rows WHERE key = g FOR UPDATE;
+      missing := NOT FOUND;
+      RAISE SQLSTATE 'OZL01'; -- rolls the subtransaction back: the gate is free again
+    EXCEPTION WHEN SQLSTATE 'OZL01' THEN
+      NULL;
+    END;
+    -- a first use: the gate row is created (and held by this insert until commit, once per name)
+    IF missing THEN
+      INSERT INTO core.lock_rows (key) VALUES (g) ON CONFLICT DO NOTHING;
+    END IF;
+  END IF;
   PERFORM 1 FROM core.lock_rows WHERE key = k FOR SHARE;
   IF NOT FOUND THEN
     INSERT INTO core.lock_rows (key) VALUES (k) ON CONFLICT DO NOTHING;
     PERFORM 1 FROM core.lock_rows WHERE key = k FOR SHARE;
   END IF;
+  IF NOT holds THEN
+    PERFORM pg_catalog.set_config('omnizen.locks_held', held || k || ':S,', true);
+  END IF;
 END
 $$;
 
 -- never waits: lock_timeout 1 ms for the insert of a missing row, which waits only for another transaction's insert of it
--- (that transaction holds the lock: false)
+-- (that transaction holds the lock: false). The main row only, not the gate: exclusion is the main row's, and an
+-- exclusive taker waiting at the gate (or holding it) holds or waits for the main row anyway; a try never queues.
 CREATE FUNCTION core.try_xact_lock(name text) RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' SET lock_timeout = '1ms' AS $$
 DECLARE
   k bigint := pg_catalog.hashtextextended(name, 0);
+  held text := coalesce(nullif(pg_catalog.current_setting('omnizen.locks_held', true), ''), ',');
 BEGIN
   PERFORM 1 FROM core.lock_rows WHERE key = k FOR UPDATE SKIP LOCKED;
-  IF FOUND THEN
-    RETURN true;
+  IF NOT FOUND THEN
+    -- skipped (held by another transaction), or missing: a row inserted here is this transaction's alone
+    BEGIN
+      INSERT INTO core.lock_rows (key) VALUES (k) ON CONFLICT DO NOTHING;
+    EXCEPTION WHEN lock_not_available THEN
+      RETURN false;
+    END;
+    PERFORM 1 FROM core.lock_rows WHERE key = k FOR UPDATE SKIP LOCKED;
+    IF NOT FOUND THEN
+      RETURN false;
+    END IF;
   END IF;
-  -- skipped (held by another transaction), or missing: a row inserted here is this transaction's alone
-  BEGIN
-    INSERT INTO core.lock_rows (key) VALUES (k) ON CONFLICT DO NOTHING;
-  EXCEPTION WHEN lock_not_available THEN
-    RETURN false;
-  END;
-  PERFORM 1 FROM core.lock_rows WHERE key = k FOR UPDATE SKIP LOCKED;
-  RETURN FOUND;
+  IF pg_catalog.strpos(held, ',' || k || ':X,') = 0 THEN
+    PERFORM pg_catalog.set_config('omnizen.locks_held', held || k || ':X,', true);
+  END IF;
+  RETURN true;
 END
 $$;
 
