@@ -234,7 +234,7 @@ describe('analyst database login, next to another organization', () => {
     // 20270211003800 explains why each may keep its statistics. A new column an analyst can read needs SET STATISTICS 0.
     const allowed = ['finance.accounts.cash_flow_class', 'finance.accounts.type', 'finance.bills.kind', 'finance.bills.status',
       'finance.currencies.code', 'finance.currencies.name', 'finance.fiscal_periods.status', 'finance.fx_revaluation_items.subledger',
-      'finance.invoices.kind', 'finance.invoices.status'];
+      'finance.invoices.kind', 'finance.invoices.status', 'finance.journal_lines.counterparty_id', 'finance.journal_lines.counterparty_type'];
     const { rows } = await t.db.admin.query(`
       WITH RECURSIVE readable AS (
         SELECT c.oid FROM pg_class c WHERE c.relnamespace::regnamespace::text = ANY (${SCHEMAS})
