@@ -54,6 +54,11 @@ DECLARE
   g bigint := pg_catalog.hashtextextended(name, 1);
   held text := coalesce(nullif(pg_catalog.current_setting('omnizen.locks_held', true), ''), ',');
 BEGIN
+  -- not over Supabase's REST path (core is an exposed schema; PostgREST logs in as its own login and switches into
+  -- authenticated): a signed-in user would add rows and hold a gate of another organization's name for a request
+  IF session_user <> 'omnizen_api' AND pg_catalog.current_setting('role', true) = 'authenticated' THEN
+    RAISE EXCEPTION 'named locks are taken by the API only' USING ERRCODE = 'insufficient_privilege';
+  END IF;
   IF pg_catalog.strpos(held, ',' || k || ':X,') = 0 THEN
     -- the gate, kept to commit: new sharers queue behind this taker from now on
     PERFORM 1 FROM core.lock_rows WHERE key = g FOR UPDATE;
@@ -82,6 +87,11 @@ DECLARE
   holds boolean := pg_catalog.strpos(held, ',' || k || ':S,') > 0 OR pg_catalog.strpos(held, ',' || k || ':X,') > 0;
   missing boolean := false;
 BEGIN
+  -- not over Supabase's REST path (core is an exposed schema; PostgREST logs in as its own login and switches into
+  -- authenticated): a signed-in user would add rows and hold a gate of another organization's name for a request
+  IF session_user <> 'omnizen_api' AND pg_catalog.current_setting('role', true) = 'authenticated' THEN
+    RAISE EXCEPTION 'named locks are taken by the API only' USING ERRCODE = 'insufficient_privilege';
+  END IF;
   IF NOT holds THEN
     BEGIN
       PERFORM 1 FROM core.lock_rows WHERE key = g FOR UPDATE;
@@ -115,6 +125,11 @@ DECLARE
   k bigint := pg_catalog.hashtextextended(name, 0);
   held text := coalesce(nullif(pg_catalog.current_setting('omnizen.locks_held', true), ''), ',');
 BEGIN
+  -- not over Supabase's REST path (core is an exposed schema; PostgREST logs in as its own login and switches into
+  -- authenticated): a signed-in user would add rows and hold a gate of another organization's name for a request
+  IF session_user <> 'omnizen_api' AND pg_catalog.current_setting('role', true) = 'authenticated' THEN
+    RAISE EXCEPTION 'named locks are taken by the API only' USING ERRCODE = 'insufficient_privilege';
+  END IF;
   PERFORM 1 FROM core.lock_rows WHERE key = k FOR UPDATE SKIP LOCKED;
   IF NOT FOUND THEN
     -- skipped (held by another transaction), or missing: a row inserted here is this transaction's alone
@@ -177,5 +192,5 @@ $migration$;
 CREATE SCHEMA IF NOT EXISTS omnizen_migrations;
 CREATE TABLE IF NOT EXISTS omnizen_migrations.applied (
   name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), duration_ms int NOT NULL);
-INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270211003700_lock_rows', 'ad379b58c917534d31adee3a08e8cfa45ed64ef534daef7dc0f96f61106e6f92', 0)
+INSERT INTO omnizen_migrations.applied (name, checksum, duration_ms) VALUES ('20270211003700_lock_rows', 'c33f34eaea8fae381cff1459d665bc11cd0471f2ec4de7633f5952e64cc98dde', 0)
   ON CONFLICT (name) DO NOTHING;

@@ -79,6 +79,16 @@ describe('the Supabase REST path cannot write outbox jobs, audit rows, personal 
     expect(joined).toEqual({ audits: 1, events: 1, role: 'member' });
   });
 
+  it('refuses a signed-in token the named locks (core is exposed): no lock row added, no gate of another organization held', async () => {
+    const [{ n: before }] = (await t.db.admin.query(`SELECT count(*)::int AS n FROM core.lock_rows`)).rows;
+    for (const fn of ['xact_lock', 'xact_lock_shared', 'try_xact_lock']) {
+      await expect(rest('authenticated', viewerToken(), `SELECT core.${fn}($1)`, [`finance.posting:${orgId}`]))
+        .rejects.toMatchObject({ code: '42501', message: 'named locks are taken by the API only' });
+      await expect(rest('authenticated', viewerToken(), `SELECT core.${fn}($1)`, [`spam:${randomUUID()}`])).rejects.toMatchObject({ code: '42501' });
+    }
+    expect((await t.db.admin.query(`SELECT count(*)::int AS n FROM core.lock_rows`)).rows[0].n).toBe(before);
+  });
+
   it('refuses anon and a member\'s token the personal data keys: no key planted, none handed out', async () => {
     const target = `target.${randomBytes(3).toString('hex')}@example.test`;
     const subject = emailSubject(target);
@@ -153,8 +163,7 @@ describe('the Supabase REST path cannot write outbox jobs, audit rows, personal 
     // caller themselves, or the postings (finance.journal_entries takes their row only from a verified caller)
     const readsWhileVolatile = ['finance.entry_json'];
     const postings = ['finance.post_journal_entries', 'finance.post_journal_entry'];
-    // the named locks (20270211003700): they write only a lock name's row of core.lock_rows, and a REST call's lock ends
-    // with its request's transaction
+    // the named locks (20270211003700): they refuse any login but the API's in role authenticated (tested above)
     const locks = ['core.try_xact_lock', 'core.xact_lock', 'core.xact_lock_shared'];
     const { rows: unchecked } = await t.db.admin.query(`
       SELECT DISTINCT n.nspname || '.' || p.proname AS fn

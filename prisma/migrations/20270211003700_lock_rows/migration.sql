@@ -52,6 +52,11 @@ DECLARE
   g bigint := pg_catalog.hashtextextended(name, 1);
   held text := coalesce(nullif(pg_catalog.current_setting('omnizen.locks_held', true), ''), ',');
 BEGIN
+  -- not over Supabase's REST path (core is an exposed schema; PostgREST logs in as its own login and switches into
+  -- authenticated): a signed-in user would add rows and hold a gate of another organization's name for a request
+  IF session_user <> 'omnizen_api' AND pg_catalog.current_setting('role', true) = 'authenticated' THEN
+    RAISE EXCEPTION 'named locks are taken by the API only' USING ERRCODE = 'insufficient_privilege';
+  END IF;
   IF pg_catalog.strpos(held, ',' || k || ':X,') = 0 THEN
     -- the gate, kept to commit: new sharers queue behind this taker from now on
     PERFORM 1 FROM core.lock_rows WHERE key = g FOR UPDATE;
@@ -80,6 +85,11 @@ DECLARE
   holds boolean := pg_catalog.strpos(held, ',' || k || ':S,') > 0 OR pg_catalog.strpos(held, ',' || k || ':X,') > 0;
   missing boolean := false;
 BEGIN
+  -- not over Supabase's REST path (core is an exposed schema; PostgREST logs in as its own login and switches into
+  -- authenticated): a signed-in user would add rows and hold a gate of another organization's name for a request
+  IF session_user <> 'omnizen_api' AND pg_catalog.current_setting('role', true) = 'authenticated' THEN
+    RAISE EXCEPTION 'named locks are taken by the API only' USING ERRCODE = 'insufficient_privilege';
+  END IF;
   IF NOT holds THEN
     BEGIN
       PERFORM 1 FROM core.lock_rows WHERE key = g FOR UPDATE;
@@ -113,6 +123,11 @@ DECLARE
   k bigint := pg_catalog.hashtextextended(name, 0);
   held text := coalesce(nullif(pg_catalog.current_setting('omnizen.locks_held', true), ''), ',');
 BEGIN
+  -- not over Supabase's REST path (core is an exposed schema; PostgREST logs in as its own login and switches into
+  -- authenticated): a signed-in user would add rows and hold a gate of another organization's name for a request
+  IF session_user <> 'omnizen_api' AND pg_catalog.current_setting('role', true) = 'authenticated' THEN
+    RAISE EXCEPTION 'named locks are taken by the API only' USING ERRCODE = 'insufficient_privilege';
+  END IF;
   PERFORM 1 FROM core.lock_rows WHERE key = k FOR UPDATE SKIP LOCKED;
   IF NOT FOUND THEN
     -- skipped (held by another transaction), or missing: a row inserted here is this transaction's alone
