@@ -315,9 +315,8 @@ export const erasureRepository = {
        SELECT (SELECT count(*)::int FROM d) AS changed,
          coalesce((SELECT jsonb_agg(DISTINCT jsonb_build_object('orgId', h.o::text, 'userId', h.u, 'anonymousId', h.n))
            FROM h WHERE (h.u IS NULL AND h.n IS NOT NULL)${naming}), '[]'::jsonb) AS named`, ...values);
-    const next = end
-      ? { org, at: end.occurred_at, id: end.id }
-      : walk.orgIds[walk.orgIds.indexOf(org) + 1] === undefined ? null : { org: walk.orgIds[walk.orgIds.indexOf(org) + 1], at: null, id: null };
+    const following = walk.orgIds[walk.orgIds.indexOf(org) + 1];
+    const next = end ? { org, at: end.occurred_at, id: end.id } : following === undefined ? null : { org: following, at: null, id: null };
     return { walk: await this.finishWalk(db, person.userId, walk, next, r.named), changed: r.changed };
   },
 
